@@ -1,0 +1,89 @@
+"""The detector registry: every detector kind registers here, in one place (pySigma's plugin idea),
+so `lifemon detectors` can list them and policy sections can be checked against them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from detectors.base import Context, Detector, Finding
+from detectors.bulk_query import BulkQueryDetector
+from policy import PolicyError, detector_file, validate_section
+from policy.model import DetectorSection, Policy
+
+REGISTRY: dict[str, type] = {cls.kind: cls for cls in (BulkQueryDetector,)}
+
+# Detectors DESIGN.md §6 plans next; the workload generator already injects their violations.
+PLANNED = ("unauthorized_lookup", "retention_overrun", "offscope_marketing", "sdk_overcollection", "transfer_policy")
+
+__all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A detector kind with its validated policy section: call `new()` for a fresh instance."""
+
+    cls: type
+    section: DetectorSection
+    params: BaseModel
+
+    @property
+    def kind(self) -> str:
+        return self.cls.kind
+
+    @property
+    def stream(self) -> str:
+        return self.cls.stream
+
+    def new(self) -> Detector:
+        return self.cls(self.section, self.params)
+
+
+def load_detectors(policy: Policy, policy_dir: Path | str | None = None, only: list[str] | None = None) -> list[DetectorSpec]:
+    """Validate each enabled detector's `params` against its Params model; errors name file, key and fix."""
+    specs = []
+    for kind, section in policy.detectors.items():
+        path = detector_file(kind, policy_dir)
+        if kind not in REGISTRY:
+            raise PolicyError(path, "", f"no detector of kind '{kind}' is registered",
+                              f"rename the file to one of {sorted(REGISTRY)} or remove it")
+        if not section.enabled or (only and kind not in only):
+            continue
+        cls = REGISTRY[kind]
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        params = validate_section(path, cls.Params, section.params, text, prefix=("params",))
+        _check_refs(path, text, policy, params)
+        specs.append(DetectorSpec(cls, section, params))
+    return specs
+
+
+def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> None:
+    """Role and category ids in a detector's params must exist in the catalog."""
+    roles = policy.organisation.roles
+    for role in getattr(params, "role_thresholds", {}) or {}:
+        if role not in roles:
+            raise PolicyError(path, f"params.role_thresholds.{role}", f"unknown role '{role}'",
+                              f"use a role id from organisation.yaml ({', '.join(sorted(roles)[:6])}, ...)",
+                              _line(text, role))
+    cats = policy.classification.categories
+    for i, step in enumerate(getattr(params, "escalation", []) or []):
+        for c in step.categories:
+            if c not in cats:
+                raise PolicyError(path, f"params.escalation.{i}.categories", f"unknown category '{c}'",
+                                  f"use a category id from classification.yaml: {', '.join(sorted(cats))}")
+
+
+def _line(text: str, needle: str) -> int | None:
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.strip().startswith(f"{needle}:"):
+            return i
+    return None
+
+
+def known_kinds() -> dict[str, str]:
+    """kind -> stream, for `lifemon detectors`."""
+    return {k: c.stream for k, c in REGISTRY.items()}
+
+

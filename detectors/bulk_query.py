@@ -1,0 +1,290 @@
+"""Bulk query: one employee reading many customers' PFI in a short event-time window.
+
+Unapproved queries of PFI are the most-fined violation (seed 001 §一); the SPC/SPP interpretation
+on personal-information crimes, art. 5, makes 50 records of credit/property data or 500 records of
+transaction data a criminal matter (seed 001 §五.1). Access follows role, least privilege and
+graded approval (seed 004, 流程描述(4)④⑤).
+
+Per actor, a sliding window of `window_minutes` scores each *distinct* customer once, by the
+heaviest access to it in the window: class weight (C3 > C2 > C1) x action weight (export / download
+/ print > view). Accesses under a valid approval do not count. When the score reaches the actor's
+role threshold an *episode* opens: one alert, id = hash(actor, window start), that grows while the
+actor keeps reading (revisions, never new alerts) and closes when the watermark passes its end.
+Severity escalates at the legal record thresholds, counted in distinct customers per category.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from detectors.base import Context, Finding
+from policy.model import CLASS_RANK, DetectorSection, JrClass
+from schemas.models import SEVERITY_RANK, AccessEvent, Action, Outcome, Severity
+
+RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    severity: Severity
+    min_records: int = Field(gt=0)
+    categories: list[str] = Field(min_length=1, description="category ids whose distinct records are counted")
+    regulation: str
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    window_minutes: int = Field(gt=0, description="sliding event-time window length")
+    class_weights: dict[JrClass, float]
+    action_weights: dict[Action, float]
+    default_threshold: float = Field(gt=0, description="weighted score that opens an alert for unknown roles")
+    role_thresholds: dict[str, float] = Field(default_factory=dict, description="role id -> weighted score")
+    base_severity: Severity = Severity.medium
+    escalation: list[Escalation] = Field(default_factory=list)
+    sample_size: int = Field(default=10, ge=0)
+    evidence_limit: int = Field(default=50, ge=1)
+
+
+class Episode:
+    """The customers one alert is about, from window start to window end."""
+
+    __slots__ = ("start", "end", "customers", "evidence", "severity", "revision", "first_seen", "last_seen",
+                 "actor_org", "threshold", "score")
+
+    def __init__(self, start: int, end: int, threshold: float):
+        self.start, self.end, self.threshold = start, end, threshold
+        self.customers: dict[str, list] = {}  # cid -> [records, categories (set), class rank]
+        self.evidence: list[str] = []
+        self.severity = Severity.info
+        self.revision = 0
+        self.first_seen = self.last_seen = start
+        self.actor_org: str | None = None
+        self.score = 0.0
+
+    def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
+        known = self.customers.get(cid)
+        if known is None:
+            self.customers[cid] = [n, set(cats), rank]
+        else:
+            known[1].update(cats)
+            known[2] = max(known[2], rank)
+
+    def records(self, categories: Iterable[str] | None = None) -> int:
+        wanted = set(categories) if categories is not None else None
+        return sum(c[0] for c in self.customers.values() if wanted is None or c[1] & wanted)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start, "end": self.end, "threshold": self.threshold, "score": self.score,
+            "customers": {k: [v[0], sorted(v[1]), v[2]] for k, v in self.customers.items()},
+            "evidence": self.evidence, "severity": self.severity.value, "revision": self.revision,
+            "first_seen": self.first_seen, "last_seen": self.last_seen, "actor_org": self.actor_org,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Episode:
+        ep = cls(d["start"], d["end"], d["threshold"])
+        ep.customers = {k: [v[0], set(v[1]), v[2]] for k, v in d["customers"].items()}
+        ep.evidence, ep.severity, ep.revision = d["evidence"], Severity(d["severity"]), d["revision"]
+        ep.first_seen, ep.last_seen, ep.actor_org, ep.score = d["first_seen"], d["last_seen"], d["actor_org"], d["score"]
+        return ep
+
+
+class ActorWindow:
+    """Sliding window of one actor: in-window accesses and, per customer, the weights seen."""
+
+    __slots__ = ("entries", "weights", "score", "episode", "last_ts")
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[int, str, float, int, tuple[str, ...], int]] = deque()
+        self.weights: dict[str, dict[float, int]] = {}  # cid -> {weight: occurrences in window}
+        self.score = 0.0
+        self.episode: Episode | None = None
+        self.last_ts = 0
+
+    def add(self, entry: tuple[int, str, float, int, tuple[str, ...], int]) -> None:
+        _, cid, w, _, _, _ = entry
+        self.entries.append(entry)
+        seen = self.weights.setdefault(cid, {})
+        before = max(seen) if seen else 0.0
+        seen[w] = seen.get(w, 0) + 1
+        self.score += max(before, w) - before
+
+    def evict_until(self, horizon: int) -> None:
+        """Drop accesses at or before `horizon` (event time), keeping the score exact."""
+        while self.entries and self.entries[0][0] <= horizon:
+            _, cid, w, _, _, _ = self.entries.popleft()
+            seen = self.weights[cid]
+            before = max(seen)
+            seen[w] -= 1
+            if not seen[w]:
+                del seen[w]
+            after = max(seen) if seen else 0.0
+            if not seen:
+                del self.weights[cid]
+            self.score += after - before
+
+
+class BulkQueryDetector:
+    kind: ClassVar[str] = "bulk_query"
+    stream: ClassVar[str] = "access"
+    Params: ClassVar[type[BaseModel]] = Params
+
+    def __init__(self, section: DetectorSection, params: Params):
+        self.section, self.p = section, params
+        self.window_ms = params.window_minutes * 60_000
+        self.actors: dict[str, ActorWindow] = {}
+        self._weight = {(c, a): params.class_weights.get(c, 1.0) * params.action_weights.get(a, 1.0)
+                        for c in JrClass for a in Action}
+        self._escalation = sorted(params.escalation, key=lambda e: SEVERITY_RANK[e.severity])
+        self._last_sweep = 0
+
+    # -- events ---------------------------------------------------------------------------------
+    def process(self, events: Sequence[AccessEvent], ctx: Context) -> Iterable[Finding]:
+        touched: dict[str, ActorWindow] = {}
+        for ev in events:
+            if ev.outcome is not Outcome.success:
+                continue  # a denied access returned no data
+            ent = ctx.entitlement(ev.actor_id, ev.ts)
+            if ev.approval_id and ent is not None and any(
+                a.approval_id == ev.approval_id and ev.ts <= a.expires_ts for a in ent.approvals
+            ):
+                continue  # seed 004 流程描述(4)④: graded approval covers this access
+            win = self.actors.get(ev.actor_id)
+            if win is None:
+                win = self.actors[ev.actor_id] = ActorWindow()
+            if win.episode is not None and ev.ts >= win.episode.end:
+                # the actor's own clock passed the episode: close it before a new one can open
+                yield self._close(ev.actor_id, win)
+            self._add(win, ev, ctx, ent)
+            touched[ev.actor_id] = win
+        for actor, win in touched.items():
+            ep = win.episode
+            if ep is not None and self._refresh_severity(ep):
+                yield self._finding(actor, ep, closed=False)
+
+    def _add(self, win: ActorWindow, ev: AccessEvent, ctx: Context, ent: Any) -> None:
+        cls = ctx.catalog.classify(ev.fields)
+        rank = CLASS_RANK[cls]
+        w = self._weight[(cls, ev.action)]
+        cats = tuple(sorted(ctx.catalog.categories(ev.fields)))
+        win.evict_until(ev.ts - self.window_ms)
+        win.last_ts = max(win.last_ts, ev.ts)
+        ids = dict.fromkeys(ev.subject_ids)
+        entries = [(ev.ts, cid, w, 1, cats, rank) for cid in ids]
+        unidentified = ev.row_count - len(ids)
+        if unidentified > 0:  # rows the log counts but does not name: each is a record (条)
+            entries.append((ev.ts, f"#{ev.event_id}", w * unidentified, unidentified, cats, rank))
+        for e in entries:
+            win.add(e)
+        ep = win.episode
+        if ep is None:
+            threshold = self._threshold(ent)
+            if win.score < threshold:
+                return
+            ep = win.episode = Episode(ev.ts - self.window_ms, ev.ts + self.window_ms, threshold)
+            for _, cid, _, n, ecats, erank in win.entries:
+                ep.add(cid, n, ecats, erank)
+            ep.first_seen = win.entries[0][0]
+            ep.actor_org = ev.actor_org or (ent.org_id if ent else None)
+        else:
+            for e in entries:
+                ep.add(e[1], e[3], cats, rank)
+        ep.score = max(ep.score, win.score)
+        self._note(ep, ev)
+
+    def _note(self, ep: Episode, ev: AccessEvent) -> None:
+        ep.last_seen = max(ep.last_seen, ev.ts)
+        if len(ep.evidence) < self.p.evidence_limit:
+            ep.evidence.append(ev.event_id)
+
+    def _threshold(self, ent: Any) -> float:
+        if ent is None:
+            return self.p.default_threshold
+        known = [self.p.role_thresholds[r] for r in ent.roles if r in self.p.role_thresholds]
+        return max(known) if known else self.p.default_threshold  # the role that legitimately reads most
+
+    def _refresh_severity(self, ep: Episode) -> bool:
+        """Set the episode's severity from its counts; True when the alert must be (re)emitted."""
+        sev = self.p.base_severity
+        for step in self._escalation:
+            if ep.records(step.categories) >= step.min_records and SEVERITY_RANK[step.severity] > SEVERITY_RANK[sev]:
+                sev = step.severity
+        if ep.revision == 0 or SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity]:
+            ep.severity = sev
+            return True
+        return False
+
+    # -- time -----------------------------------------------------------------------------------
+    def on_watermark(self, watermark_ms: int, ctx: Context) -> Iterable[Finding]:
+        for actor, win in self.actors.items():
+            if win.episode is not None and watermark_ms >= win.episode.end:
+                yield self._close(actor, win)
+        if watermark_ms - self._last_sweep >= self.window_ms // 4:
+            self._last_sweep = watermark_ms
+            horizon = watermark_ms - self.window_ms
+            for actor in [a for a, w in self.actors.items() if w.episode is None and w.last_ts <= horizon]:
+                del self.actors[actor]
+
+    def _close(self, actor: str, win: ActorWindow) -> Finding:
+        ep = win.episode
+        assert ep is not None
+        win.episode = None
+        self._refresh_severity(ep)
+        return self._finding(actor, ep, closed=True)
+
+    # -- output ---------------------------------------------------------------------------------
+    def _finding(self, actor: str, ep: Episode, closed: bool) -> Finding:
+        ep.revision += 1
+        by_class = {"C3": 0, "C2": 0, "C1": 0}
+        by_category: dict[str, int] = {}
+        for n, cats, rank in ep.customers.values():
+            by_class[RANK_CLASS[rank]] += n
+            for c in cats:
+                by_category[c] = by_category.get(c, 0) + n
+        total = sum(by_class.values())
+        top = next(c for c in ("C3", "C2", "C1") if by_class[c]) if total else "C1"
+        named = [c for c in ep.customers if not c.startswith("#")]
+        legal = [f"{s.min_records}+ {'/'.join(s.categories)} records ({s.regulation})"
+                 for s in self._escalation if ep.records(s.categories) >= s.min_records]
+        summary = (
+            f"{actor} read PFI of {total} distinct customers (C3 {by_class['C3']}, C2 {by_class['C2']}, "
+            f"C1 {by_class['C1']}) without approval in a {self.p.window_minutes}-minute window; weighted score "
+            f"{ep.score:.0f} >= role threshold {ep.threshold:.0f}"
+            + (f"; reached {'; '.join(legal)}" if legal else "")
+        )
+        counts = {f"class_{k}": v for k, v in by_class.items()} | {f"category_{k}": v for k, v in sorted(by_category.items())}
+        counts["weighted_score"] = int(ep.score)
+        counts["threshold"] = int(ep.threshold)
+        return Finding(
+            detector=self.kind, rule_id=self.section.rule_id, key=actor, window_start=ep.start, window_end=ep.end,
+            severity=ep.severity, revision=ep.revision, closed=closed, summary=summary, jr_class=top,
+            actor_id=actor, actor_org=ep.actor_org, subject_count=total, subject_sample=named[: self.p.sample_size],
+            counts=counts, evidence_event_ids=list(ep.evidence), first_seen=ep.first_seen, last_seen=ep.last_seen,
+        )
+
+    # -- checkpoint -----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "last_sweep": self._last_sweep,
+            "actors": {
+                a: {"entries": [list(e) for e in w.entries], "last_ts": w.last_ts,
+                    "episode": w.episode.to_json() if w.episode else None}
+                for a, w in self.actors.items()
+            },
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._last_sweep = state.get("last_sweep", 0)
+        self.actors = {}
+        for actor, d in state.get("actors", {}).items():
+            win = ActorWindow()
+            for ts, cid, w, n, cats, rank in d["entries"]:
+                win.add((ts, cid, w, n, tuple(cats), rank))
+            win.last_ts = d["last_ts"]
+            win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
+            self.actors[actor] = win

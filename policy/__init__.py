@@ -1,0 +1,120 @@
+"""Load and validate the policy catalog: YAML files in a folder, checked by the models in `model.py`.
+
+A bad catalog fails fast with the file, the key (and its line) and the fix, the way pySigma's
+errors point at the rule that broke (STYLE.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from policy.model import Policy
+
+DEFAULT_DIR = Path(__file__).resolve().parent
+SECTION_FILES = ("classification", "organisation", "retention", "sdks")
+
+_FIXES = {
+    "missing": "add the key",
+    "extra_forbidden": "remove the key or fix its spelling",
+    "enum": "use one of the allowed values",
+    "literal_error": "use one of the allowed values",
+    "string_pattern_mismatch": "use one of the allowed values",
+    "greater_than": "use a larger number",
+    "greater_than_equal": "use a larger number",
+    "too_short": "add more entries",
+    "int_parsing": "write a whole number",
+    "int_type": "write a whole number",
+    "float_parsing": "write a number",
+    "bool_parsing": "write true or false",
+    "string_type": "write a text value",
+    "dict_type": "write a mapping (key: value lines)",
+    "list_type": "write a list (- item lines)",
+}
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used, with where and how to fix it."""
+
+    def __init__(self, file: Path | str, key: str, message: str, fix: str, line: int | None = None):
+        self.file, self.key, self.line, self.fix = str(file), key, line, fix
+        where = f"{file}:{line}" if line else str(file)
+        super().__init__(f"{where}: {key or '(top level)'}: {message}. Fix: {fix}.")
+
+
+def _line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
+    """Line (1-based) of the deepest YAML node reachable along `path`."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+            if node is None:
+                return line
+            line = node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def raise_validation(file: Path, exc: ValidationError, text: str, prefix: Sequence[str | int] = ()) -> None:
+    """Turn the first pydantic error into a PolicyError that names file, key, line and fix."""
+    err = exc.errors()[0]
+    loc = [*prefix, *err["loc"]]
+    root = yaml.compose(text) if text else None
+    ctx = err.get("ctx") or {}
+    fix = _FIXES.get(err["type"], "correct the value")
+    if "expected" in ctx:
+        fix += f": {ctx['expected']}"
+    elif "pattern" in ctx:
+        fix += f" (pattern {ctx['pattern']})"
+    elif err["type"] == "value_error":
+        fix = "see the message"
+    raise PolicyError(file, ".".join(map(str, loc)), err["msg"].removeprefix("Value error, "), fix, _line_of(root, loc))
+
+
+def _read_yaml(path: Path) -> tuple[Any, str]:
+    if not path.is_file():
+        raise PolicyError(path, "", "file not found", f"create {path.name} or point --policy at a folder that has it")
+    text = path.read_text(encoding="utf-8")
+    try:
+        return yaml.safe_load(text) or {}, text
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise PolicyError(path, "", f"not valid YAML ({getattr(e, 'problem', e)})", "fix the YAML syntax",
+                          mark.line + 1 if mark else None) from None
+
+
+def validate_section(file: Path, model: type[BaseModel], data: Any, text: str, prefix: Sequence[str] = ()) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise_validation(file, e, text, prefix)
+
+
+def load_policy(directory: Path | str | None = None) -> Policy:
+    """Load `classification/organisation/retention/sdks.yaml` and `detectors/*.yaml` from a folder."""
+    folder = Path(directory) if directory else DEFAULT_DIR
+    model_fields = Policy.model_fields
+    sections: dict[str, Any] = {}
+    for name in SECTION_FILES:
+        path = folder / f"{name}.yaml"
+        data, text = _read_yaml(path)
+        sections[name] = validate_section(path, model_fields[name].annotation, data, text)  # type: ignore[arg-type]
+    from policy.model import DetectorSection
+
+    detectors = {}
+    for path in sorted((folder / "detectors").glob("*.yaml")):
+        data, text = _read_yaml(path)
+        detectors[path.stem] = validate_section(path, DetectorSection, data, text)
+    return Policy(**sections, detectors=detectors)
+
+
+def detector_file(kind: str, directory: Path | str | None = None) -> Path:
+    return (Path(directory) if directory else DEFAULT_DIR) / "detectors" / f"{kind}.yaml"

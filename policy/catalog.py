@@ -1,0 +1,45 @@
+"""Fast lookups derived once from a validated Policy: the class of a set of fields (with the
+combination rule of JR/T 0171 §4.2), categories, roles. Detectors call these per event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+from policy.model import CLASS_RANK, JrClass, Policy
+
+UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
+
+
+class Catalog:
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        fields = policy.classification.fields
+        self.field_class = {fid: f.jr_class for fid, f in fields.items()}
+        self.field_category = {fid: f.category for fid, f in fields.items()}
+        self.auth_helpers = frozenset(fid for fid, f in fields.items() if f.auth_helper)
+        self.combinations = [(frozenset(c.fields), c.jr_class) for c in policy.classification.combinations]
+        self.roles = policy.organisation.roles
+        self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
+
+    def classify(self, field_ids: Iterable[str]) -> JrClass:
+        """Highest class among the fields and the combinations they complete."""
+        return self._classify(frozenset(field_ids))
+
+    def _classify_uncached(self, fids: frozenset[str]) -> JrClass:
+        best = UNKNOWN_FIELD_CLASS
+        for fid in fids:
+            cls = self.field_class.get(fid, UNKNOWN_FIELD_CLASS)
+            if CLASS_RANK[cls] > CLASS_RANK[best]:
+                best = cls
+        for combo, cls in self.combinations:
+            if CLASS_RANK[cls] > CLASS_RANK[best] and combo <= fids:
+                best = cls
+        return best
+
+    def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
+        return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)
+
+    def unknown_fields(self, field_ids: Iterable[str]) -> list[str]:
+        """Fields the catalog does not know: a coverage gap to report, never to drop (DESIGN.md §2)."""
+        return [f for f in field_ids if f not in self.field_class]

@@ -1,0 +1,163 @@
+"""The policy catalog's shape. Policy is data (STYLE.md habit 3): the bank's classes, org levels,
+roles, retention rules, SDK declarations and detector thresholds live in YAML beside this module
+and are validated here when they load. Code holds no bank-specific constant.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JrClass(StrEnum):
+    """JR/T 0171-2020 §4.2 sensitivity classes, highest first."""
+
+    C3 = "C3"
+    C2 = "C2"
+    C1 = "C1"
+
+
+CLASS_RANK = {JrClass.C1: 1, JrClass.C2: 2, JrClass.C3: 3}
+
+
+class FieldClass(Strict):
+    """One data-catalog field: its JR/T 0171 class and its data category."""
+
+    zh: str = Field(description="the field's name in the bank's own words")
+    jr_class: JrClass = Field(alias="class", description="one of C3, C2, C1")
+    category: str = Field(description="a category id listed under `categories`")
+    auth_helper: bool = Field(default=False, description="user authentication helper (OTP, SMS code, ...)")
+
+
+class Category(Strict):
+    zh: str
+    en: str
+
+
+class Combination(Strict):
+    """Fields that together rise to a higher class (JR/T 0171 §4.2: combination raises sensitivity)."""
+
+    fields: list[str] = Field(min_length=2, description="field ids that must all be present")
+    jr_class: JrClass = Field(alias="class")
+    why: str
+
+
+class Classification(Strict):
+    categories: dict[str, Category]
+    fields: dict[str, FieldClass]
+    combinations: list[Combination] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _refs(self) -> Classification:
+        for fid, f in self.fields.items():
+            if f.category not in self.categories:
+                raise ValueError(
+                    f"fields.{fid}.category '{f.category}' is not a known category; "
+                    f"add it under `categories` or use one of {sorted(self.categories)}"
+                )
+        for i, combo in enumerate(self.combinations):
+            unknown = [f for f in combo.fields if f not in self.fields]
+            if unknown:
+                raise ValueError(f"combinations[{i}].fields names unknown field ids {unknown}; declare them under `fields`")
+        return self
+
+
+class OrgLevel(Strict):
+    """Seed 004, mobile-banker rules: which orgs a level sees."""
+
+    zh: str
+    sees: str = Field(pattern="^(all|self_and_descendants|self)$", description="all | self_and_descendants | self")
+    manages_customers: bool = False
+
+
+class Role(Strict):
+    zh: str
+    en: str
+    level: str = Field(description="an org level id from `org_levels`")
+    marketing_sms: str | None = Field(default=None, pattern="^(submit|approve)$")
+
+
+class Organisation(Strict):
+    org_levels: dict[str, OrgLevel]
+    roles: dict[str, Role]
+
+    @model_validator(mode="after")
+    def _refs(self) -> Organisation:
+        for rid, role in self.roles.items():
+            if role.level not in self.org_levels:
+                raise ValueError(
+                    f"roles.{rid}.level '{role.level}' is not an org level; use one of {sorted(self.org_levels)}"
+                )
+        return self
+
+
+class RetentionRule(Strict):
+    categories: list[str]
+    keep_days: int = Field(gt=0)
+    after: str = Field(pattern="^(collect|account_closed|purpose_end)$")
+    source: str
+
+
+class Retention(Strict):
+    deletion_request_sla_days: int = Field(gt=0, description="days to answer a subject's deletion request")
+    rules: dict[str, RetentionRule]
+    forbidden_foreign_c3: list[str] = Field(default_factory=list, description="C3 field ids never to store for other institutions")
+
+
+class SdkField(Strict):
+    zh: str
+    jr_class: JrClass | None = Field(default=None, alias="class", description="set when the field is PFI")
+
+
+class SdkDeclaration(Strict):
+    """One SDK as the privacy policy declares it (seed 004 §一.(一).6)."""
+
+    name_zh: str
+    provider: str
+    contact: str | None = None
+    privacy_url: str | None = None
+    purpose: str
+    fields: list[str] = Field(description="SDK field ids from `sdk_fields` the SDK may collect")
+    permissions: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list, description="hosts the SDK may send data to")
+
+
+class Sdks(Strict):
+    sdk_fields: dict[str, SdkField]
+    sdks: dict[str, SdkDeclaration]
+
+    @model_validator(mode="after")
+    def _refs(self) -> Sdks:
+        for sid, sdk in self.sdks.items():
+            unknown = [f for f in sdk.fields if f not in self.sdk_fields]
+            if unknown:
+                raise ValueError(f"sdks.{sid}.fields names undeclared field ids {unknown}; add them to `sdk_fields`")
+        return self
+
+
+class DetectorSection(Strict):
+    """A detector's policy section: metadata as in panther-analysis rules, params, and example cases."""
+
+    enabled: bool = True
+    rule_id: str
+    rule_version: int = Field(ge=1)
+    title_zh: str
+    title_en: str
+    regulation: list[str] = Field(min_length=1, description="the clauses the rule enforces")
+    runbook: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    tests: list[dict[str, Any]] = Field(default_factory=list, description="example cases: must fire / must not fire")
+
+
+class Policy(Strict):
+    classification: Classification
+    organisation: Organisation
+    retention: Retention
+    sdks: Sdks
+    detectors: dict[str, DetectorSection]

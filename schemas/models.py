@@ -1,0 +1,277 @@
+"""Pydantic models of every lifemon record. Each mirrors `schemas/<name>.avsc` field for field;
+`tests/test_schemas.py` fails when the two drift apart.
+
+Timestamps are event time in UTC milliseconds (DESIGN.md §2). Field ids in `fields` / `categories`
+are the ids of the policy's data catalog (`policy/classification.yaml`), never the values: a record
+says *which* data was touched, not what it was, so no C3 value ever enters the monitor.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    """Base of every stream record: strict about unknown fields so a typo is a DLQ reason, not silence."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    avro_name: ClassVar[str]
+
+
+class Action(StrEnum):
+    view = "view"
+    query = "query"
+    export = "export"
+    download = "download"
+    print = "print"
+    update = "update"
+    delete = "delete"
+
+
+class Outcome(StrEnum):
+    success = "success"
+    denied = "denied"
+
+
+class AccessEvent(Record):
+    """Someone read or exported customers' data (topic `pfi.access`, key actor_id)."""
+
+    avro_name: ClassVar[str] = "AccessEvent"
+    event_id: str = Field(min_length=1)
+    ts: int = Field(ge=0, description="event time, UTC epoch milliseconds")
+    actor_id: str = Field(min_length=1)
+    actor_org: str | None = None
+    system: str
+    action: Action
+    subject_ids: list[str] = Field(default_factory=list, description="customer ids touched")
+    row_count: int = Field(default=0, ge=0, description="rows returned; may exceed len(subject_ids)")
+    fields: list[str] = Field(default_factory=list, description="data-catalog field ids read")
+    purpose: str | None = None
+    approval_id: str | None = None
+    outcome: Outcome = Outcome.success
+    client_ip: str | None = None
+
+
+class RecipientType(StrEnum):
+    internal = "internal"
+    processor = "processor"  # entrusted processing (委托处理)
+    third_party = "third_party"  # sharing / transfer (共享、转让)
+    overseas = "overseas"  # cross-border provision (境外提供)
+    regulator = "regulator"
+    public = "public"  # public disclosure (公开披露)
+
+
+class LegalBasis(StrEnum):
+    consent = "consent"
+    separate_consent = "separate_consent"
+    contract = "contract"
+    legal_obligation = "legal_obligation"
+    none = "none"
+
+
+class TransferEvent(Record):
+    """Data leaving a system or the bank (topic `pfi.transfer`, key recipient_id)."""
+
+    avro_name: ClassVar[str] = "TransferEvent"
+    event_id: str = Field(min_length=1)
+    ts: int = Field(ge=0)
+    transfer_id: str
+    sender_system: str
+    actor_id: str | None = None
+    recipient_id: str
+    recipient_type: RecipientType
+    recipient_country: str | None = None
+    categories: list[str] = Field(default_factory=list, description="data-catalog field ids sent")
+    record_count: int = Field(ge=0)
+    subject_count: int = Field(ge=0)
+    encrypted: bool
+    deidentified: bool
+    public_network: bool
+    contract_id: str | None = None
+    legal_basis: LegalBasis = LegalBasis.none
+    assessment_id: str | None = None
+    purpose: str | None = None
+
+
+class SdkTelemetryEvent(Record):
+    """An app-side observation that a third-party SDK collected fields or used permissions (`pfi.sdk`)."""
+
+    avro_name: ClassVar[str] = "SdkTelemetryEvent"
+    event_id: str = Field(min_length=1)
+    ts: int = Field(ge=0)
+    app_id: str
+    app_version: str
+    device_id: str = Field(description="app-scoped device pseudonym, never IMEI itself")
+    subject_id: str | None = None
+    sdk_id: str
+    fields: list[str] = Field(default_factory=list, description="SDK field ids collected")
+    permissions: list[str] = Field(default_factory=list)
+    dest_host: str | None = None
+    policy_consented: bool = Field(description="user had agreed to the privacy policy at collection time")
+
+
+class Channel(StrEnum):
+    sms = "sms"
+    app_push = "app_push"
+    phone = "phone"
+    email = "email"
+    wechat = "wechat"
+
+
+class MarketingPushEvent(Record):
+    """A marketing push to one subject (`pfi.marketing`, key subject_id)."""
+
+    avro_name: ClassVar[str] = "MarketingPushEvent"
+    event_id: str = Field(min_length=1)
+    ts: int = Field(ge=0)
+    subject_id: str
+    channel: Channel
+    campaign_id: str
+    purpose: str
+    data_used: list[str] = Field(default_factory=list, description="field ids used for targeting")
+    personalized: bool
+    opt_out_offered: bool
+    non_personalized_option: bool
+    submitter_id: str
+    approver_id: str | None = None
+    org_id: str | None = None
+
+
+class LifecycleStage(StrEnum):
+    collect = "collect"
+    store = "store"
+    delete = "delete"
+    anonymize = "anonymize"
+    destroy = "destroy"
+    deletion_requested = "deletion_requested"
+    account_closed = "account_closed"
+
+
+class LifecycleEvent(Record):
+    """A step in a stored record's life (`pfi.lifecycle`, key record_id)."""
+
+    avro_name: ClassVar[str] = "LifecycleEvent"
+    event_id: str = Field(min_length=1)
+    ts: int = Field(ge=0)
+    record_id: str
+    subject_id: str | None = None
+    stage: LifecycleStage
+    system: str
+    categories: list[str] = Field(default_factory=list)
+    purpose: str | None = None
+    own_institution: bool = Field(default=True, description="false: data of another institution (e.g. its card data)")
+    method: str | None = Field(default=None, description="destruction / deletion method")
+    operator_id: str | None = None
+    supervisor_id: str | None = None
+
+
+class EmployeeStatus(StrEnum):
+    active = "active"
+    transferred = "transferred"
+    suspended = "suspended"
+    terminated = "terminated"
+
+
+class Approval(Record):
+    """A graded approval (分级授权审批) granting an employee a scoped, expiring access."""
+
+    avro_name: ClassVar[str] = "Approval"
+    approval_id: str
+    purpose: str
+    max_records: int = Field(ge=0)
+    expires_ts: int = Field(ge=0)
+
+
+class Entitlement(Record):
+    """An employee's org, roles and approvals from `ts` on (`pfi.entitlements`, compacted, key actor_id)."""
+
+    avro_name: ClassVar[str] = "Entitlement"
+    actor_id: str
+    ts: int = Field(ge=0, description="valid from")
+    org_id: str
+    org_path: list[str] = Field(description="org ids from head office down to org_id")
+    roles: list[str] = Field(default_factory=list)
+    status: EmployeeStatus = EmployeeStatus.active
+    approvals: list[Approval] = Field(default_factory=list)
+
+
+class ConsentStatus(StrEnum):
+    granted = "granted"
+    withdrawn = "withdrawn"
+
+
+class Consent(Record):
+    """A subject's consent for one purpose (and channel) from `ts` on (`pfi.consents`, key subject_id)."""
+
+    avro_name: ClassVar[str] = "Consent"
+    subject_id: str
+    ts: int = Field(ge=0)
+    purpose: str
+    channel: Channel | None = None
+    status: ConsentStatus
+    separate: bool = Field(default=False, description="separate consent (单独同意), PIPL art. 29")
+
+
+class Severity(StrEnum):
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    updated = "updated"
+    closed = "closed"
+
+
+class Alert(Record):
+    """lifemon's own alert record; rendered as OCSF for `pfi.alerts` and stored in ClickHouse.
+
+    `alert_id` is hash(detector, rule, key, window start): a replay or restart reproduces it.
+    `revision` grows with each update of the same alert; the newest revision wins everywhere.
+    """
+
+    avro_name: ClassVar[str] = "Alert"
+    alert_id: str
+    revision: int = Field(ge=1)
+    status: AlertStatus
+    detector: str
+    rule_id: str
+    rule_version: int
+    severity: Severity
+    title_zh: str
+    title_en: str
+    summary: str
+    regulation: list[str]
+    jr_class: str
+    actor_id: str | None = None
+    actor_org: str | None = None
+    subject_count: int = Field(ge=0)
+    subjects_sample: list[str] = Field(description="HMAC pseudonyms, never raw customer ids")
+    counts: dict[str, int] = Field(default_factory=dict)
+    evidence_event_ids: list[str]
+    window_start: int
+    window_end: int
+    first_seen: int
+    last_seen: int
+
+
+EVENT_MODELS: dict[str, type[Record]] = {
+    "access": AccessEvent,
+    "transfer": TransferEvent,
+    "sdk": SdkTelemetryEvent,
+    "marketing": MarketingPushEvent,
+    "lifecycle": LifecycleEvent,
+    "entitlements": Entitlement,
+    "consents": Consent,
+}
+REFERENCE_STREAMS = ("entitlements", "consents")
+ALL_MODELS: list[type[Record]] = [*EVENT_MODELS.values(), Alert]
