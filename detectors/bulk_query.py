@@ -26,6 +26,7 @@ from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, AccessEvent, Action, Outcome, Severity
 
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
+GROWTH_UPDATE = 1.25  # an open alert is re-emitted when its record count grew by a quarter: live, not a storm
 
 
 class Escalation(BaseModel):
@@ -53,7 +54,7 @@ class Episode:
     """The customers one alert is about, from window start to window end."""
 
     __slots__ = ("start", "end", "customers", "evidence", "severity", "revision", "first_seen", "last_seen",
-                 "actor_org", "threshold", "score")
+                 "actor_org", "threshold", "score", "emitted_records")
 
     def __init__(self, start: int, end: int, threshold: float):
         self.start, self.end, self.threshold = start, end, threshold
@@ -64,6 +65,7 @@ class Episode:
         self.first_seen = self.last_seen = start
         self.actor_org: str | None = None
         self.score = 0.0
+        self.emitted_records = 0  # records in the last emitted revision
 
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
         known = self.customers.get(cid)
@@ -83,6 +85,7 @@ class Episode:
             "customers": {k: [v[0], sorted(v[1]), v[2]] for k, v in self.customers.items()},
             "evidence": self.evidence, "severity": self.severity.value, "revision": self.revision,
             "first_seen": self.first_seen, "last_seen": self.last_seen, "actor_org": self.actor_org,
+            "emitted_records": self.emitted_records,
         }
 
     @classmethod
@@ -91,6 +94,7 @@ class Episode:
         ep.customers = {k: [v[0], set(v[1]), v[2]] for k, v in d["customers"].items()}
         ep.evidence, ep.severity, ep.revision = d["evidence"], Severity(d["severity"]), d["revision"]
         ep.first_seen, ep.last_seen, ep.actor_org, ep.score = d["first_seen"], d["last_seen"], d["actor_org"], d["score"]
+        ep.emitted_records = d["emitted_records"]
         return ep
 
 
@@ -164,7 +168,7 @@ class BulkQueryDetector:
             touched[ev.actor_id] = win
         for actor, win in touched.items():
             ep = win.episode
-            if ep is not None and self._refresh_severity(ep):
+            if ep is not None and (self._refresh_severity(ep) or ep.records() >= ep.emitted_records * GROWTH_UPDATE):
                 yield self._finding(actor, ep, closed=False)
 
     def _add(self, win: ActorWindow, ev: AccessEvent, ctx: Context, ent: Any) -> None:
@@ -240,6 +244,7 @@ class BulkQueryDetector:
     # -- output ---------------------------------------------------------------------------------
     def _finding(self, actor: str, ep: Episode, closed: bool) -> Finding:
         ep.revision += 1
+        ep.emitted_records = ep.records()
         by_class = {"C3": 0, "C2": 0, "C1": 0}
         by_category: dict[str, int] = {}
         for n, cats, rank in ep.customers.values():

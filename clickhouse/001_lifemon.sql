@@ -1,0 +1,103 @@
+-- lifemon's ClickHouse schema. Applied idempotently at every start (CREATE ... IF NOT EXISTS);
+-- `{db}` is replaced by the configured database. Replacing* engines plus deterministic keys make
+-- every insert replay-safe: a restart that re-inserts a batch rewrites rows instead of adding them.
+-- `non_replicated_deduplication_window` makes insert_deduplication_token work on a single server;
+-- a cluster uses the Replicated* engines, which deduplicate by default.
+
+CREATE DATABASE IF NOT EXISTS {db};
+
+-- SOC alerts: one row per (alert_id, revision); the newest revision wins (FINAL / argMax).
+CREATE TABLE IF NOT EXISTS {db}.alerts
+(
+    alert_id            String,
+    revision            UInt32,
+    status              LowCardinality(String),
+    detector            LowCardinality(String),
+    rule_id             LowCardinality(String),
+    rule_version        UInt16,
+    severity            LowCardinality(String),
+    title_zh            String,
+    title_en            String,
+    summary             String,
+    regulation          Array(String),
+    jr_class            LowCardinality(String),
+    actor_id            String,
+    actor_org           String,
+    subject_count       UInt32,
+    subjects_sample     Array(String),
+    counts              Map(String, Int64),
+    evidence_event_ids  Array(String),
+    window_start        DateTime64(3, 'UTC'),
+    window_end          DateTime64(3, 'UTC'),
+    first_seen          DateTime64(3, 'UTC'),
+    last_seen           DateTime64(3, 'UTC'),
+    ocsf                String CODEC(ZSTD(3)),
+    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(revision)
+ORDER BY alert_id
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- Per-minute event counts by stream / JR class / org / outcome, for the management dashboards.
+-- Keyed by source offset block; `version` (records of the block counted) picks the complete row.
+CREATE TABLE IF NOT EXISTS {db}.event_rollups
+(
+    topic       LowCardinality(String),
+    partition   UInt32,
+    block       UInt64,
+    minute      DateTime('UTC'),
+    stream      LowCardinality(String),
+    jr_class    LowCardinality(String),
+    org         LowCardinality(String),
+    outcome     LowCardinality(String),
+    events      UInt64,
+    version     UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (topic, partition, block, minute, stream, jr_class, org, outcome)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- Pipeline health, one row per checkpoint of each instance.
+CREATE TABLE IF NOT EXISTS {db}.pipeline_stats
+(
+    ts              DateTime64(3, 'UTC'),
+    instance        LowCardinality(String),
+    stream          LowCardinality(String),
+    events          UInt64,
+    dead_letters    UInt64,
+    alerts          UInt64,
+    lag             Int64,
+    events_per_s    Float64
+)
+ENGINE = MergeTree
+ORDER BY (instance, stream, ts)
+TTL toDateTime(ts) + INTERVAL 90 DAY;
+
+-- Dead letters: what was rejected and why (never the record itself, which may hold PFI).
+CREATE TABLE IF NOT EXISTS {db}.dead_letters
+(
+    topic       LowCardinality(String),
+    partition   UInt32,
+    offset      UInt64,
+    kind        LowCardinality(String),
+    field       String,
+    message     String,
+    seen_at     DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (topic, partition, offset)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- Detector and rollup state per source partition, written at each checkpoint before offsets
+-- are committed; a restarted or rebalanced instance resumes from it.
+CREATE TABLE IF NOT EXISTS {db}.detector_state
+(
+    consumer_group  String,
+    topic           String,
+    partition       UInt32,
+    next_offset     Int64,
+    state           String CODEC(ZSTD(3)),
+    written_at      DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(next_offset)
+ORDER BY (consumer_group, topic, partition);

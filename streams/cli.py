@@ -1,0 +1,264 @@
+"""`lifemon`: one command for the monitor, the generator, replays, the demo and policy checks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from policy import PolicyError, load_policy
+from policy.catalog import Catalog
+
+EPILOG = """examples:
+  lifemon demo                         generate a bank's day with violations, run the monitor, score it
+  lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
+  lifemon generate --out data/ -n 100000 --format avro
+  lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
+  lifemon policy check                 validate the policy catalog and run every detector's examples
+  lifemon detectors                    list the detectors and their rules
+
+environment: LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_PASSWORD,
+             LIFEMON_PSEUDONYM_KEY (HMAC key for customer pseudonyms), LIFEMON_KAFKA_SASL_PASSWORD
+"""
+
+
+def _err(msg: str) -> None:
+    print(f"lifemon: {msg}", file=sys.stderr)
+
+
+def _progress(line: str) -> None:
+    print(f"\r{line}", end="", file=sys.stderr, flush=True)
+
+
+def _setup(args: argparse.Namespace) -> tuple[Any, Any, list[Any], Catalog]:
+    from detectors import load_detectors
+    from streams.config import load_config
+
+    config = load_config(args.config, kafka__bootstrap=getattr(args, "bootstrap", None),
+                         clickhouse__dsn=getattr(args, "clickhouse", None), policy_dir=getattr(args, "policy", None))
+    policy = load_policy(config.policy_dir)
+    specs = load_detectors(policy, config.policy_dir)
+    return config, policy, specs, Catalog(policy)
+
+
+def _broker(config: Any, stack: ExitStack) -> str:
+    """The configured broker, or an embedded Tansu started for this command."""
+    if config.kafka.bootstrap:
+        return config.kafka.bootstrap
+    from streams.embedded import EmbeddedBroker
+
+    broker = stack.enter_context(EmbeddedBroker(log_dir=config.data_dir))
+    # an embedded broker starts empty, so state saved against an earlier one must not be resumed
+    config.kafka.group_id = f"{config.kafka.group_id}-{uuid.uuid4().hex[:8]}"
+    _err(f"started embedded Tansu broker at {broker.bootstrap}")
+    return broker.bootstrap
+
+
+def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, quiet: bool = False) -> Any:
+    from streams.clickhouse import connect
+    from streams.pseudonym import Pseudonymizer
+    from streams.runtime import Monitor, ensure_topics
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_topics(bootstrap, config, dict(config.kafka.client))
+    client = connect(config.clickhouse_dsn())
+    return Monitor(config, bootstrap, client, specs, catalog, Pseudonymizer.from_env(),
+                   progress=None if quiet else _progress)
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    config, _, specs, catalog = _setup(args)
+    with ExitStack() as stack:
+        bootstrap = _broker(config, stack)
+        monitor = _monitor(config, bootstrap, specs, catalog, args.quiet)
+        _err(f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly")
+        stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
+        print(file=sys.stderr)
+        _err(stats.line())
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from streams.workload import generate, write_files
+
+    policy = load_policy(args.policy)
+    workload = generate(args.events, seed=args.seed, policy=policy)
+    if args.out:
+        paths = write_files(workload, Path(args.out), args.format)
+        _err(f"wrote {len(workload.records)} records to {len(paths)} files in {args.out} "
+             f"({len(workload.truth)} injected violations in truth.json)")
+        return 0
+    from streams.config import load_config
+    from streams.produce import produce
+    from streams.runtime import ensure_topics
+
+    config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+    if not config.kafka.bootstrap:
+        _err("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
+        return 2
+    ensure_topics(config.kafka.bootstrap, config, dict(config.kafka.client))
+    n = produce(config.kafka.bootstrap, config, workload.records, "avro" if args.format == "avro" else "json",
+                progress=lambda k: _progress(f"produced {k}"))
+    _err(f"\nproduced {n} records to {config.kafka.bootstrap}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.codecs import Decoder, SchemaRegistry
+    from streams.engine import Engine
+    from streams.pseudonym import Pseudonymizer
+    from streams.replay import replay
+    from streams.stats import Stats
+
+    config, _, specs, catalog = _setup(args)
+    engine = Engine(specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000)
+    stats = Stats()
+    alerts, dead = replay(engine, Decoder(SchemaRegistry(config.schema_registry_url), config.max_record_bytes),
+                          [Path(f) for f in args.files], args.batch_size, stats)
+    final = sorted(stats.alerts.values(), key=lambda a: (a.first_seen, a.alert_id))
+    if args.alerts_out:
+        with open(args.alerts_out, "wb") as f:
+            for a in final:
+                f.write(orjson.dumps(a.model_dump(mode="json")) + b"\n")
+    _err(stats.line())
+    for d in dead[:5]:
+        _err(f"dead letter {d.raw.topic}#{d.raw.offset}: {d.kind} {d.field} {d.message}")
+    if args.clickhouse:
+        from streams.clickhouse import apply_ddl, connect
+        from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
+
+        client = connect(args.clickhouse)
+        apply_ddl(client, config.clickhouse.database)
+        sink = ClickHouseTableSink(client, f"{config.clickhouse.database}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+        sink.add(final)
+        sink.flush()
+    print_alerts(final)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    config, policy, specs, catalog = _setup(args)
+    return run_demo(config, policy, specs, catalog, args.events, args.seed)
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from detectors import load_detectors
+    from detectors.examples import run_all
+
+    policy = load_policy(args.policy)
+    specs = load_detectors(policy, args.policy)
+    c = policy.classification
+    print(f"policy OK: {len(c.fields)} classified fields ({Counter(f.jr_class.value for f in c.fields.values())}), "
+          f"{len(policy.organisation.roles)} roles, {len(policy.sdks.sdks)} SDK declarations, "
+          f"{len(specs)} detector(s)")
+    failed = 0
+    for r in run_all(specs, Catalog(policy)):
+        failed += not r.passed
+        print(f"  {'PASS' if r.passed else 'FAIL'}  {r.detector}: {r.name}" + ("" if r.passed else f"  ({r.reason})"))
+    return 1 if failed else 0
+
+
+def cmd_detectors(args: argparse.Namespace) -> int:
+    from detectors import PLANNED, REGISTRY
+
+    policy = load_policy(args.policy)
+    for kind, cls in REGISTRY.items():
+        s = policy.detectors.get(kind)
+        state = "enabled" if s and s.enabled else "disabled"
+        print(f"{kind:<22} stream={cls.stream:<10} {state:<9} {s.rule_id if s else '-':<10} "
+              f"{s.title_zh + ' / ' + s.title_en if s else ''}")
+    for kind in PLANNED:
+        print(f"{kind:<22} (planned: DESIGN.md §6)")
+    return 0
+
+
+def print_alerts(alerts: list[Any], limit: int = 10) -> None:
+    if not alerts:
+        print("no alerts")
+        return
+    by = Counter((a.detector, a.severity.value) for a in alerts)
+    print(f"{len(alerts)} alert(s): " + ", ".join(f"{d}/{s}={n}" for (d, s), n in sorted(by.items())))
+    for a in alerts[:limit]:
+        print(f"  [{a.severity.value:<8}] {a.title_zh} / {a.title_en}  actor={a.actor_id}  subjects={a.subject_count}")
+        print(f"             {a.summary}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lifemon", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Streaming monitor of the personal-financial-information lifecycle "
+                    "(JR/T 0171-2020, PIPL): Kafka in, detectors, alerts and metrics out.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser, kafka: bool = True) -> None:
+        sp.add_argument("--config", help="YAML config file (see docs/configuration.md)")
+        sp.add_argument("--policy", help="policy catalog folder (default: the built-in policy/)")
+        if kafka:
+            sp.add_argument("--bootstrap", help="Kafka bootstrap servers (default: embedded Tansu)")
+            sp.add_argument("--clickhouse", help="ClickHouse DSN, chdb:///path or http://user@host:8123")
+
+    sp = sub.add_parser("run", help="monitor the Kafka topics until stopped")
+    common(sp)
+    sp.add_argument("--until-idle", type=float, metavar="S", help="stop after S seconds without new data")
+    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    sp.add_argument("--quiet", action="store_true", help="no live progress line")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("generate", help="generate a realistic workload with injected violations")
+    sp.add_argument("-n", "--events", type=int, default=100_000, help="about how many events (default 100000)")
+    sp.add_argument("--seed", type=int, default=7)
+    sp.add_argument("--out", help="write files to this folder instead of producing to Kafka")
+    sp.add_argument("--format", choices=["jsonl", "avro"], default="jsonl", help="file format / wire format")
+    sp.add_argument("--config")
+    sp.add_argument("--policy")
+    sp.add_argument("--bootstrap", help="Kafka bootstrap servers to produce to")
+    sp.set_defaults(func=cmd_generate)
+
+    sp = sub.add_parser("replay", help="run the detectors over files (same alerts as the live run)")
+    sp.add_argument("files", nargs="+", help="pfi.<stream>.jsonl / .avro files")
+    sp.add_argument("--batch-size", type=int, default=5000)
+    sp.add_argument("--alerts-out", help="write the final alerts as JSON lines")
+    sp.add_argument("--config")
+    sp.add_argument("--policy")
+    sp.add_argument("--clickhouse", help="also store the alerts in this ClickHouse")
+    sp.set_defaults(func=cmd_replay)
+
+    sp = sub.add_parser("demo", help="the whole pipeline on the embedded default, scored against ground truth")
+    common(sp)
+    sp.add_argument("-n", "--events", type=int, default=50_000)
+    sp.add_argument("--seed", type=int, default=7)
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
+    sp.add_argument("action", choices=["check"])
+    sp.add_argument("--policy")
+    sp.set_defaults(func=cmd_policy)
+
+    sp = sub.add_parser("detectors", help="list detectors")
+    sp.add_argument("--policy")
+    sp.set_defaults(func=cmd_detectors)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PolicyError as e:
+        _err(str(e))
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

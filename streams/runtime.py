@@ -1,0 +1,287 @@
+"""The native runtime on confluent-kafka: batches end to end, checkpoints before commits.
+
+    reference topics ──▶ read to their end first (GlobalKTable), then polled every loop
+    event topics (consumer group) ──▶ decode ──▶ engine ──▶ sinks ──┐
+                                        └──▶ DLQ                    │ every checkpoint_interval_s:
+                                                                    └─ flush sinks, save state, commit
+
+Offsets are committed only after every sink acknowledged and the state snapshot is stored; a
+crash replays from the last checkpoint and deterministic ids make the replay harmless.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from detectors import DetectorSpec
+from policy.catalog import Catalog
+from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
+from streams.clickhouse import apply_ddl
+from streams.codecs import Decoder, RawRecord, SchemaRegistry
+from streams.config import Config
+from streams.engine import Engine
+from streams.sinks import Sink, SinkError
+from streams.sinks.clickhouse import (
+    ALERT_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    ROLLUP_COLUMNS,
+    STATS_COLUMNS,
+    ClickHouseTableSink,
+    alert_row,
+    dead_letter_row,
+    identity_row,
+)
+from streams.sinks.kafka import KafkaTopicSink, encode_alert, encode_dead_letter, producer_config
+from streams.statestore import StateStore
+from streams.stats import Stats
+
+EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
+
+
+def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None = None) -> None:
+    """Create lifemon's topics if missing: events partitioned, reference streams compacted."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = []
+    for stream, topic in config.topics.model_dump().items():
+        if topic in existing:
+            continue
+        compacted = stream in REFERENCE_STREAMS or stream == "alerts"
+        wanted.append(NewTopic(topic, config.kafka.partitions, 1,
+                               config={"cleanup.policy": "compact"} if compacted else {}))
+    for fut in (admin.create_topics(wanted).values() if wanted else ()):
+        try:
+            fut.result()
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def to_raw(msg: Any) -> RawRecord:
+    return RawRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.key(), msg.headers(),
+                     msg.timestamp()[1])
+
+
+class Monitor:
+    def __init__(self, config: Config, bootstrap: str, ch_client: Any, specs: list[DetectorSpec], catalog: Catalog,
+                 pseudonymize: Callable[[str], str], progress: Callable[[str], None] | None = None):
+        self.config, self.bootstrap, self.progress = config, bootstrap, progress
+        db = config.clickhouse.database
+        apply_ddl(ch_client, db)
+        self.engine = Engine(specs, catalog, pseudonymize, allowed_lateness_ms=config.allowed_lateness_s * 1000)
+        self.decoder = Decoder(SchemaRegistry(config.schema_registry_url), config.max_record_bytes)
+        self.stats = Stats()
+        client_extra = dict(config.kafka.client)
+        self.producer = Producer(producer_config(bootstrap, client_extra))
+        t = config.topics
+        self.alert_sinks: list[Sink] = [
+            KafkaTopicSink(self.producer, t.alerts, encode_alert, "alerts→kafka"),
+            ClickHouseTableSink(ch_client, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"),
+        ]
+        self.dead_sinks: list[Sink] = [
+            KafkaTopicSink(self.producer, t.dlq, encode_dead_letter, "dlq→kafka"),
+            ClickHouseTableSink(ch_client, f"{db}.dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "dlq→clickhouse"),
+        ]
+        self.rollup_sink = ClickHouseTableSink(ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups")
+        self.stats_sink = ClickHouseTableSink(ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats")
+        self.state = StateStore(ch_client, db, config.kafka.group_id)
+        self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
+        self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
+        self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS]
+        base = {"bootstrap.servers": bootstrap, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                **client_extra}
+        self.ref_consumer = Consumer({**base, "group.id": f"{config.kafka.group_id}-reference-{uuid.uuid4().hex[:8]}"})
+        self.consumer = Consumer({**base, "group.id": config.kafka.group_id, "session.timeout.ms": 6000,
+                                  "partition.assignment.strategy": "range"})
+        self.stop_event = threading.Event()
+        self._last_checkpoint = time.monotonic()
+
+    # -- reference streams ----------------------------------------------------------------------
+    def load_reference(self, timeout_s: float = 60.0) -> None:
+        """Read entitlements and consents to their current end before any event is processed."""
+        md = self.ref_consumer.list_topics(timeout=10)
+        tps, ends = [], {}
+        for topic in self.ref_topics:
+            for p in md.topics[topic].partitions:
+                tps.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+                lo, hi = self.ref_consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if hi > lo:
+                    ends[(topic, p)] = hi
+        self.ref_consumer.assign(tps)
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            msgs = self.ref_consumer.consume(10_000, 0.5)
+            self._apply_reference(msgs)
+            for m in msgs:
+                if not m.error() and ends.get((m.topic(), m.partition()), 0) <= m.offset() + 1:
+                    ends.pop((m.topic(), m.partition()), None)
+        if ends:
+            raise RuntimeError(f"reference topics not read to their end within {timeout_s}s: {sorted(ends)}")
+
+    def _apply_reference(self, msgs: list[Any]) -> None:
+        by_stream: dict[str, list[RawRecord]] = defaultdict(list)
+        for m in msgs:
+            if m.error() is None:
+                by_stream[self.config.stream_of(m.topic())].append(to_raw(m))
+        for stream, raws in by_stream.items():
+            decoded = self.decoder.decode(stream, raws)
+            self.engine.apply_reference(stream, (r for _, r in decoded.ok))
+            self._dead(stream, decoded.dead)
+
+    # -- partitions -----------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        by_topic: dict[str, list[TopicPartition]] = defaultdict(list)
+        for tp in partitions:
+            by_topic[tp.topic].append(tp)
+        for topic, tps in by_topic.items():
+            stream = self.config.stream_of(topic)
+            saved = self.state.load(topic, [tp.partition for tp in tps])
+            for tp in tps:
+                self.engine.drop(topic, tp.partition)
+                if tp.partition in saved:
+                    next_offset, state = saved[tp.partition]
+                    self.engine.restore(stream, topic, tp.partition, state)
+                    tp.offset = next_offset  # the snapshot, not the group offset, is the truth
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.checkpoint()
+        for tp in partitions:
+            self.engine.drop(tp.topic, tp.partition)
+            self.positions.pop((tp.topic, tp.partition), None)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
+        """Run until stopped (SIGTERM/SIGINT or stop_event), or idle / time limits for batch jobs."""
+        self._install_signals()
+        self.load_reference()
+        self.consumer.subscribe(self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        started = last_data = time.monotonic()
+        last_progress = 0.0
+        try:
+            while not self.stop_event.is_set():
+                self._apply_reference(self.ref_consumer.consume(1000, 0))
+                msgs = self.consumer.consume(self.config.kafka.batch_size, self.config.kafka.poll_timeout_s)
+                if msgs:
+                    last_data = time.monotonic()
+                    self.process_batch(msgs)
+                now = time.monotonic()
+                if now - self._last_checkpoint >= self.config.checkpoint_interval_s:
+                    self.checkpoint()
+                if self.progress and now - last_progress >= 1.0:
+                    last_progress = now
+                    self.progress(self.stats.line())
+                if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
+                    break
+                if max_seconds is not None and now - started >= max_seconds:
+                    break
+            self.checkpoint()
+        finally:
+            self.close()
+        return self.stats
+
+    def process_batch(self, msgs: list[Any]) -> None:
+        groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    print(f"lifemon: consumer error: {err}", file=sys.stderr)
+                continue
+            groups[(m.topic(), m.partition())].append(to_raw(m))
+        alerts = []
+        for (topic, partition), raws in groups.items():
+            stream = self.config.stream_of(topic)
+            decoded = self.decoder.decode(stream, raws)
+            self._dead(stream, decoded.dead)
+            alerts += self.engine.process(stream, topic, partition, decoded.ok)
+            self.stats.on_decoded(stream, len(decoded.ok), [])
+            self.positions[(topic, partition)] = raws[-1].offset + 1
+        alerts += self.engine.advance()
+        self.stats.on_alerts(alerts)
+        for sink in self.alert_sinks:
+            sink.add(alerts)
+
+    def _dead(self, stream: str, dead: list[Any]) -> None:
+        if dead:
+            self.stats.on_decoded(stream, 0, dead)
+            for sink in self.dead_sinks:
+                sink.add(dead)
+
+    def checkpoint(self) -> None:
+        """Flush every sink, store state, then commit. Retries until the sinks acknowledge or stop."""
+        backoff = 0.5
+        while True:
+            try:
+                for sink in [*self.alert_sinks, *self.dead_sinks]:
+                    sink.flush()
+                self.rollup_sink.add(self.engine.rollup_rows())
+                self.rollup_sink.flush()
+                self._write_stats()
+                snapshots = [(t, p, off, self.engine.snapshot(t, p)) for (t, p), off in self.positions.items()]
+                if snapshots:
+                    self.state.save(snapshots)
+                    self.consumer.commit(offsets=[TopicPartition(t, p, off) for (t, p), off in self.positions.items()],
+                                         asynchronous=False)
+                break
+            except (SinkError, KafkaException) as e:
+                print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
+                if self.stop_event.wait(backoff):
+                    raise
+                backoff = min(backoff * 2, 30.0)
+        self._last_checkpoint = time.monotonic()
+
+    def _write_stats(self) -> None:
+        now = datetime.now(UTC)
+        rate = self.stats.rate()
+        self.stats.lag = self._lag()
+        alerts = len(self.stats.alerts)
+        self.stats_sink.add((now, self.config.instance, s, self.stats.events[s], self.stats.dead[s], alerts,
+                             self.stats.lag, rate) for s in sorted(set(self.stats.events) | set(self.stats.dead)))
+        self.stats_sink.flush()
+
+    def _lag(self) -> int:
+        lag = 0
+        for (t, p), off in self.positions.items():
+            try:
+                _, hi = self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=1, cached=True)
+            except KafkaException:
+                continue
+            lag += max(hi - off, 0) if hi >= 0 else 0
+        return lag
+
+    def _caught_up(self) -> bool:
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return False
+        committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(assignment, timeout=5)}
+        for tp in self.consumer.position(assignment):
+            pos = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+            lo, hi = self.consumer.get_watermark_offsets(tp, timeout=5)
+            if max(pos, lo) < hi:
+                return False
+        return True
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop_event.set())
+
+    def close(self) -> None:
+        """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush."""
+        try:
+            self.consumer.close()
+        finally:
+            self.ref_consumer.close()
+            self.producer.flush(30)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class SinkError(RuntimeError):
+    """A sink could not confirm a write; the runtime keeps the batch and does not commit."""
+
+
+class Sink(ABC, Generic[T]):
+    name: str = "sink"
+
+    def __init__(self) -> None:
+        self._buffer: list[T] = []
+
+    def add(self, items: Iterable[T]) -> None:
+        self._buffer.extend(items)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def flush(self) -> int:
+        """Write everything buffered and wait until the destination acknowledged it.
+
+        On failure the items stay buffered (nothing is lost) and the error propagates, so the
+        runtime retries the flush and never commits past unwritten output."""
+        if not self._buffer:
+            return 0
+        items = self._buffer
+        self._buffer = []
+        try:
+            self.write(items)
+        except Exception:
+            self._buffer = items + self._buffer
+            raise
+        return len(items)
+
+    @abstractmethod
+    def write(self, items: list[T]) -> None:
+        """Write one batch; return only once it is durable, raise SinkError otherwise."""

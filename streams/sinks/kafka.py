@@ -1,0 +1,57 @@
+"""Kafka outputs: alerts (OCSF JSON, key = alert id) and dead letters (original bytes + reason headers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaError, Message, Producer
+
+from schemas.models import Alert
+from streams.alerts import to_ocsf
+from streams.codecs import DeadLetter
+from streams.sinks.base import Sink, SinkError
+
+Encoded = tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]
+
+
+class KafkaTopicSink(Sink[Any]):
+    """Produces items to one topic through a shared idempotent producer; `write` returns after
+    every message of the batch was acknowledged by the broker."""
+
+    def __init__(self, producer: Producer, topic: str, encode: Callable[[Any], Encoded], name: str):
+        super().__init__()
+        self.producer, self.topic, self.encode, self.name = producer, topic, encode, name
+
+    def write(self, items: list[Any]) -> None:
+        errors: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(err)
+
+        for item in items:
+            key, value, headers = self.encode(item)
+            while True:
+                try:
+                    self.producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                    break
+                except BufferError:  # local queue full: let deliveries drain, then retry
+                    self.producer.poll(0.1)
+        remaining = self.producer.flush(30)
+        if remaining or errors:
+            raise SinkError(f"{self.name}: {remaining} message(s) undelivered, errors: {errors[:3]}")
+
+
+def encode_alert(alert: Alert) -> Encoded:
+    return alert.alert_id.encode(), orjson.dumps(to_ocsf(alert)), [("lifemon.revision", str(alert.revision).encode())]
+
+
+def encode_dead_letter(dead: DeadLetter) -> Encoded:
+    return dead.raw.key, dead.raw.value, dead.headers()
+
+
+def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20,
+            "compression.type": "lz4", "message.max.bytes": 2_000_000, **extra}

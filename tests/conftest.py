@@ -1,0 +1,73 @@
+"""Shared fixtures: one Tansu broker and one chDB per test session (chDB allows one data path per
+process), and factories that build events from only the fields that matter."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LIFEMON_PSEUDONYM_KEY", "test-key-0123456789abcdef")
+os.environ.setdefault("LIFEMON_TEST_CHDB", str(Path(tempfile.gettempdir()) / f"lifemon-test-chdb-{os.getpid()}"))
+
+from policy import load_policy  # noqa: E402
+from policy.catalog import Catalog  # noqa: E402
+from schemas.models import AccessEvent, Entitlement  # noqa: E402
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture(scope="session")
+def policy() -> Any:
+    return load_policy()
+
+
+@pytest.fixture(scope="session")
+def catalog(policy: Any) -> Catalog:
+    return Catalog(policy)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    from streams.embedded import EmbeddedBroker
+
+    with EmbeddedBroker() as b:
+        yield b.bootstrap
+
+
+@pytest.fixture(scope="session")
+def ch() -> Any:
+    from streams.clickhouse import connect
+
+    return connect(f"chdb://{os.environ['LIFEMON_TEST_CHDB']}")
+
+
+@pytest.fixture
+def names() -> dict[str, str]:
+    """Fresh topic, group and database names, so tests sharing the broker never see each other's data."""
+    tag = uuid.uuid4().hex[:8]
+    return {"tag": tag, "group": f"g-{tag}", "database": f"t_{tag}"}
+
+
+def entitlement(actor: str = "e1", role: str = "lobby_manager", org: str = "S0101", ts: int = 0, **kw: Any) -> Entitlement:
+    path = {"HO": ["HO"], "B01": ["HO", "B01"]}.get(org, ["HO", org[:3], org])
+    return Entitlement(actor_id=actor, ts=ts, org_id=org, org_path=path, roles=[role], **kw)
+
+
+def access(actor: str = "e1", customers: int = 1, start: int = 0, fields: tuple[str, ...] = ("account_balance",),
+           action: str = "query", every_s: float = 10, first_customer: int = 0, n: int | None = None,
+           per_event: int = 1, **kw: Any) -> list[AccessEvent]:
+    """`customers` distinct customers, `per_event` per event, `every_s` apart, from T0 + start ms."""
+    count = n if n is not None else max(customers // per_event, 1)
+    out = []
+    for i in range(count):
+        ids = [f"C{first_customer + (i * per_event + j) % max(customers, 1):07d}" for j in range(per_event)]
+        out.append(AccessEvent(event_id=f"{actor}-{start}-{i}", ts=T0 + start + int(i * every_s * 1000), actor_id=actor,
+                               actor_org="S0101", system="core_banking", action=action, subject_ids=ids,
+                               fields=list(fields), **kw))
+    return out

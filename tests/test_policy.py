@@ -1,0 +1,85 @@
+"""The policy catalog loads, says what it holds, and a bad catalog fails with file, key, line and fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from detectors import load_detectors
+from policy import DEFAULT_DIR, PolicyError, load_policy
+
+
+def test_default_policy_is_derived_from_the_seeds(policy) -> None:
+    fields = policy.classification.fields
+    assert fields["card_cvn"].jr_class == "C3" and fields["mobile_phone"].jr_class == "C2"
+    assert fields["account_open_date"].jr_class == "C1"
+    assert len(policy.sdks.sdks) == 11  # seed 004 lists 11 SDKs
+    assert policy.sdks.sdks["sensors_analytics"].fields.count("mobile_phone") == 1
+    assert policy.organisation.org_levels["sub_branch"].sees == "self"
+    assert policy.retention.deletion_request_sla_days == 15
+    steps = load_detectors(policy)[0].params.escalation
+    assert {(s.min_records, s.severity.value) for s in steps} >= {(50, "high"), (500, "high")}
+
+
+@pytest.fixture
+def policy_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, dst, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return dst
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"test setup: {old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_wrong_class_names_file_key_line_and_fix(policy_copy: Path) -> None:
+    f = policy_copy / "classification.yaml"
+    edit(f, "card_cvn:             {zh: 卡片验证码(CVN/CVN2), class: C3", "card_cvn:             {zh: 卡片验证码(CVN/CVN2), class: C4")
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    err = e.value
+    assert err.file.endswith("classification.yaml")
+    assert err.key == "fields.card_cvn.class"
+    assert err.line == next(i for i, l in enumerate(f.read_text().splitlines(), 1) if l.strip().startswith("card_cvn:"))
+    assert "'C3', 'C2' or 'C1'" in str(err) and "Fix:" in str(err)
+
+
+def test_negative_window_is_rejected_with_its_key(policy, policy_copy: Path) -> None:
+    edit(policy_copy / "detectors" / "bulk_query.yaml", "window_minutes: 60", "window_minutes: -5")
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert e.value.key == "params.window_minutes" and "greater than 0" in str(e.value)
+    assert e.value.line is not None and "larger number" in e.value.fix
+
+
+def test_unknown_role_in_thresholds(policy_copy: Path) -> None:
+    edit(policy_copy / "detectors" / "bulk_query.yaml", "    lobby_manager: 40", "    lobby_manger: 40")
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert e.value.key == "params.role_thresholds.lobby_manger" and "organisation.yaml" in e.value.fix
+
+
+def test_unknown_category_reference(policy_copy: Path) -> None:
+    edit(policy_copy / "classification.yaml", "category: credit}", "category: credits}")
+    with pytest.raises(PolicyError, match=r"category 'credits' is not a known category"):
+        load_policy(policy_copy)
+
+
+def test_typo_key_and_yaml_syntax(policy_copy: Path) -> None:
+    edit(policy_copy / "retention.yaml", "deletion_request_sla_days: 15", "deletion_request_sla_dayz: 15")
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert "deletion_request_sla_dayz" in e.value.key or "deletion_request_sla_days" in e.value.key
+    (policy_copy / "retention.yaml").write_text("rules: [unclosed\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(policy_copy)
+
+
+def test_missing_file(policy_copy: Path) -> None:
+    (policy_copy / "sdks.yaml").unlink()
+    with pytest.raises(PolicyError, match="sdks.yaml: .*file not found"):
+        load_policy(policy_copy)
