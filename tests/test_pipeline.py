@@ -1,0 +1,201 @@
+"""End to end through a real Tansu broker and chDB: produce, run the monitor, read the alerts topic,
+the DLQ topic and ClickHouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from conftest import access, entitlement
+from detectors import load_detectors
+from schemas.models import EVENT_MODELS
+from streams.codecs import BUILTIN_SCHEMA_IDS, SchemaRegistry, encode_avro
+from streams.config import Config, load_config
+from streams.pseudonym import Pseudonymizer
+from streams.runtime import Monitor, ensure_topics
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_config(names: dict[str, str], bootstrap: str, dsn: str, **kw: Any) -> Config:
+    topics = {s: f"pfi.{s}.{names['tag']}" for s in [*EVENT_MODELS, "alerts", "incidents", "dlq"]}
+    return load_config(None, kafka={"bootstrap": bootstrap, "group_id": names["group"], "batch_size": 500,
+                                    "poll_timeout_s": 0.2, "partitions": 3},
+                       topics=topics, clickhouse={"dsn": dsn, "database": names["database"]},
+                       **{"checkpoint_interval_s": 0.5, **kw})
+
+
+def send(bootstrap: str, topic: str, values: list[Any], key: bytes = b"e1") -> None:
+    p = Producer({"bootstrap.servers": bootstrap})
+    for v in values:
+        headers = None
+        if isinstance(v, tuple):
+            v, headers = v
+        p.produce(topic, value=v if isinstance(v, bytes) else v.model_dump_json().encode(), key=key, headers=headers)
+    assert p.flush(10) == 0
+
+
+def read_all(bootstrap: str, topic: str, expect_at_least: int = 1, timeout_s: float = 20) -> list[Any]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "session.timeout.ms": 6000})
+    c.subscribe([topic])
+    out, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out += [m for m in c.consume(500, 0.5) if m.error() is None]
+        if len(out) >= expect_at_least:
+            out += [m for m in c.consume(500, 1.0) if m.error() is None]  # and anything right behind
+            break
+    c.close()
+    return out
+
+
+def latest_alerts(msgs: list[Any]) -> dict[str, dict]:
+    best: dict[str, dict] = {}
+    for m in msgs:
+        o = orjson.loads(m.value())
+        uid = o["finding_info"]["uid"]
+        if uid not in best or o["unmapped"]["revision"] >= best[uid]["unmapped"]["revision"]:
+            best[uid] = o
+    return best
+
+
+def monitor(config: Config, ch: Any, policy: Any, catalog: Any) -> Monitor:
+    ensure_topics(config.kafka.bootstrap, config)
+    return Monitor(config, config.kafka.bootstrap, ch, load_detectors(policy), catalog,
+                   Pseudonymizer.from_env(allow_ephemeral=False))
+
+
+def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) -> None:
+    config = make_config(names, broker, "chdb://unused", max_record_bytes=4000)
+    m = monitor(config, ch, policy, catalog)
+    t = config.topics
+    send(broker, t.entitlements, [entitlement("e1")])
+    events = access("e1", customers=60, every_s=5)
+    registry = SchemaRegistry()
+    wire = encode_avro("access", events[0].model_copy(update={"event_id": "avro-wire", "subject_ids": ["C9000001"]}), registry)
+    header_body = encode_avro("access", events[1].model_copy(update={"event_id": "avro-hdr", "subject_ids": ["C9000002"]}),
+                              registry, wire=False)
+    bad = [
+        b"{not json",
+        orjson.dumps({**events[0].model_dump(mode="json"), "ts": "yesterday"}),
+        b"\x00\x00\x00\x03\xe7" + b"\x02abc",  # Confluent wire format, schema id 999
+        orjson.dumps({**events[0].model_dump(mode="json"), "purpose": "x" * 5000}),
+    ]
+    send(broker, t.access, [*events, wire, (header_body, [("schema.id", str(BUILTIN_SCHEMA_IDS["access"]).encode())]), *bad])
+    stats = m.run(idle_exit_s=1.5, max_seconds=60)
+
+    assert stats.events["access"] == 62 and sum(stats.dead.values()) == 4
+    alerts = latest_alerts(read_all(broker, t.alerts))
+    (ocsf,) = alerts.values()
+    assert ocsf["class_uid"] == 2004 and ocsf["count"] == 62  # 60 JSON + 2 Avro customers
+    assert ocsf["finding_info"]["title"] == "批量查询个人金融信息 / Bulk query of personal financial information"
+    assert ocsf["evidences"][0]["actor"]["user"]["uid"] == "e1" and ocsf["severity"] == "High"
+    assert all(s.startswith("p_") for s in ocsf["unmapped"]["subjects_sample"])
+    assert b"C0000001" not in orjson.dumps(ocsf)  # raw customer ids never leave the process
+
+    db = names["database"]
+    rows = ch.query(f"SELECT alert_id, subject_count, severity FROM {db}.alerts FINAL").result_rows
+    assert rows == [(ocsf["finding_info"]["uid"], 62, "high")]
+    (total,) = ch.query(f"SELECT sum(events) FROM {db}.event_rollups FINAL WHERE stream = 'access'").result_rows[0]
+    assert total == 62
+    kinds = sorted(r[0] for r in ch.query(f"SELECT kind FROM {db}.dead_letters").result_rows)
+    assert kinds == ["invalid", "malformed", "oversized", "unknown_schema"]
+
+    dlq = read_all(broker, t.dlq, expect_at_least=4)
+    headers = [dict(m.headers()) for m in dlq]
+    assert sorted(h["error.kind"].decode() for h in headers) == kinds
+    invalid = next(h for h in headers if h["error.kind"] == b"invalid")
+    assert invalid["error.field"] == b"ts" and invalid["source.topic"].decode() == t.access
+    assert {m.value() for m in dlq} >= set(bad[:3])  # the original bytes, for repair and replay
+
+    c = Consumer({"bootstrap.servers": broker, "group.id": names["group"]})
+    committed = c.committed([TopicPartition(t.access, p) for p in range(3)], timeout=10)
+    assert sum(tp.offset for tp in committed if tp.offset > 0) == 66  # everything, dead letters included
+    c.close()
+
+
+def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -> None:
+    """Running the same input twice under a new group re-inserts the same alerts and rollups;
+    deterministic ids, dedup tokens and Replacing engines keep ClickHouse exact."""
+    config = make_config(names, broker, "chdb://unused")
+    send(broker, config.topics.entitlements, [entitlement("e1")])
+    send(broker, config.topics.access, access("e1", customers=45, every_s=5))
+    monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
+    again = config.model_copy(update={"kafka": config.kafka.model_copy(update={"group_id": names["group"] + "-2"})})
+    monitor(again, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
+    db = names["database"]
+    assert ch.query(f"SELECT count() FROM {db}.alerts FINAL").result_rows == [(1,)]
+    assert ch.query(f"SELECT sum(events) FROM {db}.event_rollups FINAL").result_rows == [(45,)]
+
+
+def _run_cli(config_path: Path, until_idle: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--config", str(config_path), "--quiet",
+                             "--until-idle", str(until_idle)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    got = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+    c.close()
+    return sum(tp.offset for tp in got if tp.offset > 0)
+
+
+def test_kill_9_mid_window_loses_nothing_and_duplicates_nothing(broker, names, tmp_path) -> None:
+    """40 lookups, checkpointed, then kill -9; 20 more after the restart: the window still reaches
+    the threshold of 50 (state restored), and the alert exists once."""
+    config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}")
+    ensure_topics(broker, config)
+    path = tmp_path / "lifemon.yaml"
+    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    t = config.topics
+    send(broker, t.entitlements, [entitlement("e1", role="outreach_marketing")])
+    send(broker, t.access, access("e1", customers=40, every_s=10))
+
+    first = _run_cli(path, until_idle=120)
+    deadline = time.monotonic() + 60
+    while _committed(broker, names["group"], t.access) < 40:
+        assert first.poll() is None, first.stdout.read().decode()
+        assert time.monotonic() < deadline, "the first run never checkpointed"
+        time.sleep(0.3)
+    first.kill()  # SIGKILL: no flush, no commit, no goodbye
+    first.wait()
+    assert latest_alerts(read_all(broker, t.alerts, timeout_s=1)) == {}
+
+    send(broker, t.access, access("e1", customers=20, first_customer=40, start=400_000, every_s=10))
+    second = _run_cli(path, until_idle=2)
+    out, _ = second.communicate(timeout=90)
+    assert second.returncode == 0, out.decode()
+    alerts = latest_alerts(read_all(broker, t.alerts))
+    assert len(alerts) == 1
+    (a,) = alerts.values()
+    assert a["count"] == 60 and a["evidences"][0]["actor"]["user"]["uid"] == "e1"
+    assert _committed(broker, names["group"], t.access) == 60
+
+
+def test_sigterm_finishes_the_batch_flushes_and_commits(broker, names, tmp_path) -> None:
+    config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}", checkpoint_interval_s=3600)
+    ensure_topics(broker, config)
+    path = tmp_path / "lifemon.yaml"
+    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    send(broker, config.topics.entitlements, [entitlement("e1")])
+    send(broker, config.topics.access, access("e1", customers=70, every_s=5))
+    proc = _run_cli(path, until_idle=600)
+    time.sleep(12)  # join the group and process 70 events; nothing is committed before the shutdown checkpoint
+    assert _committed(broker, names["group"], config.topics.access) == 0 and proc.poll() is None
+    proc.terminate()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()
+    assert _committed(broker, names["group"], config.topics.access) == 70
+    assert len(latest_alerts(read_all(broker, config.topics.alerts))) == 1
