@@ -19,6 +19,8 @@ class Stats:
     dead_kinds: Counter = field(default_factory=Counter)  # kind -> dead letters
     alerts: dict[str, Alert] = field(default_factory=dict)  # alert id -> newest revision
     lag: int = 0
+    first_data: float = 0.0  # monotonic time of the first and the latest record, for throughput
+    last_data: float = 0.0
     _window_start: float = field(default_factory=time.monotonic)
     _window_events: int = 0
 
@@ -27,6 +29,8 @@ class Stats:
         self.dead[stream] += len(dead)
         self.dead_kinds.update(d.kind for d in dead)
         self._window_events += ok + len(dead)
+        self.last_data = time.monotonic()
+        self.first_data = self.first_data or self.last_data
 
     def on_alerts(self, alerts: list[Alert]) -> None:
         for a in alerts:

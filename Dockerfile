@@ -1,0 +1,23 @@
+# lifemon: the streaming PFI-lifecycle monitor. Used by docker-compose.yml (`lifemon run`).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LIFEMON_DATA_DIR=/var/lib/lifemon
+
+WORKDIR /app
+COPY . /app
+
+# Installed as root, editable: the DDL (clickhouse/*.sql) and the policy catalog are read from /app.
+RUN pip install --no-cache-dir -e . \
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/lifemon --shell /usr/sbin/nologin lifemon \
+ && mkdir -p /var/lib/lifemon \
+ && chown lifemon:lifemon /var/lib/lifemon
+
+USER lifemon
+WORKDIR /var/lib/lifemon
+VOLUME ["/var/lib/lifemon"]
+
+ENTRYPOINT ["lifemon"]
+CMD ["run"]

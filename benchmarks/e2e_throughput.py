@@ -1,0 +1,99 @@
+"""End-to-end throughput of lifemon with the bulk-query detector, JSON and Avro, against the raw
+librdkafka consume rate measured in the same run on the same topics (the ceiling).
+
+    python benchmarks/e2e_throughput.py [--events 200000] [--bootstrap host:port]
+
+Prints events/s (wall) and events per CPU-second, and the ratio of each to the ceiling. The
+monitor writes to a real chDB and commits offsets, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from detectors import load_detectors  # noqa: E402
+from policy import load_policy  # noqa: E402
+from policy.catalog import Catalog  # noqa: E402
+from streams.clickhouse import connect  # noqa: E402
+from streams.config import load_config  # noqa: E402
+from streams.embedded import EmbeddedBroker  # noqa: E402
+from streams.produce import produce  # noqa: E402
+from streams.pseudonym import Pseudonymizer  # noqa: E402
+from streams.runtime import Monitor, ensure_topics  # noqa: E402
+from streams.workload import generate  # noqa: E402
+
+
+def raw_consume(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
+    """The ceiling: librdkafka fetch + Python touching each value, nothing else. (events/s, per CPU-s)"""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ceiling-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False, "session.timeout.ms": 6000})
+    c.subscribe([topic])
+    n, nbytes, t0, cpu0 = 0, 0, 0.0, 0.0
+    while n < expected:
+        msgs = c.consume(5000, 1.0)
+        if msgs and not t0:
+            t0, cpu0 = time.perf_counter(), time.process_time()
+        for m in msgs:
+            if m.error() is None:
+                nbytes += len(m.value())
+                n += 1
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    c.close()
+    return n / wall, n / cpu
+
+
+def lifemon_run(bootstrap: str, fmt: str, n: int, records: list, ch, specs, catalog) -> tuple:
+    tag = uuid.uuid4().hex[:6]
+    topics = {s: f"bench.{s}.{fmt}.{tag}" for s in ["access", "transfer", "sdk", "marketing", "lifecycle",
+                                                    "entitlements", "consents", "alerts", "incidents", "dlq"]}
+    config = load_config(None, kafka={"bootstrap": bootstrap, "group_id": f"bench-{tag}", "partitions": 3,
+                                      "batch_size": 5000, "poll_timeout_s": 0.2},
+                         topics=topics, clickhouse={"dsn": "chdb://unused", "database": f"bench_{tag}"})
+    ensure_topics(bootstrap, config)
+    produce(bootstrap, config, records, fmt=fmt)
+    ceiling = raw_consume(bootstrap, topics["access"], n)
+    monitor = Monitor(config, bootstrap, ch, specs, catalog, Pseudonymizer(os.urandom(32)))
+    cpu0 = time.process_time()
+    stats = monitor.run(idle_exit_s=2.0, max_seconds=900)
+    cpu = time.process_time() - cpu0
+    wall = stats.last_data - stats.first_data
+    events = stats.events["access"]
+    return events / wall, events / cpu, len(stats.alerts), ceiling
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=200_000, help="access events per format")
+    ap.add_argument("--bootstrap", help="use this broker instead of an embedded Tansu")
+    args = ap.parse_args()
+    policy = load_policy()
+    specs = [s for s in load_detectors(policy) if s.kind == "bulk_query"]
+    catalog = Catalog(policy)
+    workload = generate(int(args.events / 0.7), seed=11, policy=policy)
+    records = [r for r in workload.records if r[0] in ("access", "entitlements")]
+    n = sum(r[0] == "access" for r in records)
+    ch = connect(f"chdb://{tempfile.mkdtemp(prefix='lifemon-bench-')}")
+    with EmbeddedBroker() as broker:
+        bootstrap = args.bootstrap or broker.bootstrap
+        print(f"lifemon end-to-end benchmark: {n} access events per format, bulk_query detector, "
+              f"{os.cpu_count()} cores, broker {bootstrap}")
+        print(f"{'run':<28}{'events/s':>12}{'events/CPU-s':>14}{'ratio (wall)':>14}{'ratio (CPU)':>13}")
+        for fmt in ("json", "avro"):
+            wall, cpu, alerts, (c_wall, c_cpu) = lifemon_run(bootstrap, fmt, n, records, ch, specs, catalog)
+            print(f"{'raw librdkafka consume':<28}{c_wall:>12,.0f}{c_cpu:>14,.0f}{1:>14.2f}{1:>13.2f}   ({fmt} topic)")
+            print(f"{'lifemon ' + fmt:<28}{wall:>12,.0f}{cpu:>14,.0f}{wall / c_wall:>14.3f}{cpu / c_cpu:>13.3f}"
+                  f"   {alerts} alerts")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Alerts as the SOC receives them: valid OCSF 1.3 Detection Findings, deterministic ids,
+pseudonymized subjects."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
+
+from detectors.base import Finding
+from schemas.models import Severity
+from streams.alerts import OCSF_VERSION, build_alert, latest, to_ocsf
+from streams.pseudonym import Pseudonymizer
+
+
+@pytest.fixture(scope="module")
+def detection_finding_schema() -> dict:
+    return OcsfJsonSchemaEmbedded(get_ocsf_schema(version=OCSF_VERSION)).get_class_schema("detection_finding")
+
+
+def finding(**kw) -> Finding:
+    base = dict(detector="bulk_query", rule_id="LM-BQ-001", key="e1", window_start=1000, window_end=2000,
+                severity=Severity.high, revision=1, closed=False, summary="e1 read PFI of 60 customers",
+                jr_class="C2", actor_id="e1", actor_org="S0101", subject_count=60,
+                subject_sample=["C0000001", "C0000002"], counts={"class_C2": 60}, evidence_event_ids=["a", "b"],
+                first_seen=1000, last_seen=1900)
+    return Finding(**{**base, **kw})
+
+
+def test_alert_is_a_valid_ocsf_detection_finding(policy, detection_finding_schema) -> None:
+    alert = build_alert(finding(), policy.detectors["bulk_query"], Pseudonymizer(b"k" * 32))
+    doc = to_ocsf(alert)
+    jsonschema.validate(doc, detection_finding_schema)
+    assert doc["type_uid"] == 200401 and doc["finding_info"]["analytic"]["uid"] == "LM-BQ-001"
+    updated = to_ocsf(alert.model_copy(update={"revision": 2}))
+    jsonschema.validate(updated, detection_finding_schema)
+    assert updated["activity_name"] == "Update" and updated["finding_info"]["uid"] == doc["finding_info"]["uid"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, "severity_id": "high"}, detection_finding_schema)
+
+
+def test_alert_ids_are_deterministic_and_distinguish_windows() -> None:
+    assert finding().alert_id == finding(revision=5, subject_count=99).alert_id
+    assert finding().alert_id != finding(window_start=1001).alert_id
+    assert finding().alert_id != finding(key="e2").alert_id
+
+
+def test_subjects_are_hmac_pseudonyms(policy) -> None:
+    p1, p2 = Pseudonymizer(b"a" * 32), Pseudonymizer(b"b" * 32)
+    a1 = build_alert(finding(), policy.detectors["bulk_query"], p1)
+    a2 = build_alert(finding(), policy.detectors["bulk_query"], p2)
+    assert a1.subjects_sample == [p1("C0000001"), p1("C0000002")] != a2.subjects_sample
+    assert all(s.startswith("p_") and "C000000" not in s for s in a1.subjects_sample)
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        Pseudonymizer(b"short")
+
+
+def test_latest_keeps_the_newest_revision_per_alert(policy) -> None:
+    section = policy.detectors["bulk_query"]
+    p = Pseudonymizer(b"k" * 32)
+    alerts = [build_alert(finding(revision=r, subject_count=50 + r), section, p) for r in (1, 3, 2)]
+    (only,) = latest(alerts)
+    assert only.revision == 3 and only.subject_count == 53

@@ -1,0 +1,641 @@
+"""The production deployment, checked without Docker: docker-compose.yml, the Dockerfile, the
+ClickHouse init script, Grafana provisioning and the dashboard must agree with each other and with
+the code. Every dashboard panel's SQL runs against the real schema on chDB, after the Grafana
+macros are expanded the way the plugin expands them, so a wrong column or table name fails here.
+
+Plugin facts used below (grafana/clickhouse-datasource v4):
+- query `format` is sqlds' numeric FormatQueryOption: 0 = time series, 1 = table (2 logs, 3 traces);
+  `queryType` is 'timeseries' / 'table' (src/data/utils.ts mapQueryTypeToGrafanaFormat,
+  src/types/queryBuilder.ts QueryType); `editorType` 'sql' is the raw SQL editor (src/types/sql.ts).
+- macro expansions (docs/sources/query-editor.md, "Macros"): $__timeFilter(c) ->
+  `c >= toDateTime(from_s) AND c <= toDateTime(to_s)`, $__timeInterval(c) ->
+  `toStartOfInterval(toDateTime(c), INTERVAL n second)`, $__fromTime -> toDateTime(from_s), ...
+- datasource settings (pkg/plugin/settings.go): jsonData host/port/protocol/username/
+  defaultDatabase, secureJsonData password.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import tempfile
+import tomllib
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from streams.clickhouse import PASSWORD_ENV, apply_ddl, connect, ddl_statements
+from streams.config import ENV_OVERRIDES
+from streams.pseudonym import ENV_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+DATASOURCE = ROOT / "dashboards" / "provisioning" / "datasources" / "clickhouse.yaml"
+PROVIDER = ROOT / "dashboards" / "provisioning" / "dashboards" / "lifemon.yaml"
+DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
+INIT_SCRIPT = ROOT / "deploy" / "clickhouse-init" / "01-lifemon-users.sh"
+
+PLUGIN = "grafana-clickhouse-datasource"
+DS_UID = "lifemon-clickhouse"
+FORMAT_TIME_SERIES, FORMAT_TABLE = 0, 1
+SECRET_WORDS = ("PASSWORD", "KEY", "SECRET", "TOKEN")
+REQUIRED_INTERPOLATION = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*):\?[^}]*\}$")
+
+# Seeded rows sit an hour back from now (pipeline_stats has a 90-day TTL, applied on insert, so
+# fixed dates would age out); the dashboard range the SQL runs with, and one holding none of them.
+BASE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+IN_RANGE = (BASE - timedelta(days=1), BASE + timedelta(days=1))
+OUT_OF_RANGE = (BASE - timedelta(days=30), BASE - timedelta(days=2))
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    deps = service.get("depends_on") or {}
+    return {d: {} for d in deps} if isinstance(deps, list) else deps
+
+
+def _volumes(service: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for vol in service.get("volumes") or []:
+        if isinstance(vol, dict):
+            out.append((str(vol.get("source", "")), str(vol["target"])))
+        else:
+            source, _, rest = str(vol).partition(":")
+            out.append((source, rest.split(":")[0]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return _load_yaml(COMPOSE)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def datasource() -> dict[str, Any]:
+    (ds,) = _load_yaml(DATASOURCE)["datasources"]
+    return ds
+
+
+def _panels() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]:
+            for p in [panel, *panel.get("panels", [])]:  # panels folded into a row sit inside it
+                out.append((f"{path.stem}#{p['id']}", p))
+    return out
+
+
+PANELS = _panels()
+QUERY_PANELS = [(pid, p) for pid, p in PANELS if p.get("type") != "row"]
+
+
+# -- docker-compose.yml ---------------------------------------------------------------------------
+
+
+def test_compose_has_the_four_services(services: dict[str, Any]) -> None:
+    assert {"kafka", "clickhouse", "grafana", "lifemon"} <= set(services)
+    assert services["kafka"]["image"] == "apache/kafka:3.9.0"
+    assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:24.8")
+    assert services["grafana"]["image"] == "grafana/grafana:11.3.0"
+    assert services["lifemon"]["build"] in (".", {"context": "."})
+
+
+def test_depends_on_targets_exist_and_have_healthchecks(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for target, spec in _depends_on(service).items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            if (spec or {}).get("condition") == "service_healthy":
+                assert "test" in services[target].get("healthcheck", {}), f"{target} has no healthcheck"
+    assert set(_depends_on(services["lifemon"])) == {"kafka", "clickhouse"}
+    assert all(spec["condition"] == "service_healthy" for spec in _depends_on(services["lifemon"]).values())
+    assert _depends_on(services["grafana"])["clickhouse"]["condition"] == "service_healthy"
+
+
+def test_secrets_are_required_interpolations_never_literals(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for var, value in _environment(service).items():
+            if any(word in var for word in SECRET_WORDS):
+                assert REQUIRED_INTERPOLATION.match(value), (
+                    f"{name}.{var} must be `${{VAR:?message}}` (compose refuses to start without it), got {value!r}"
+                )
+
+
+def test_kafka_is_single_node_kraft_without_auto_create(services: dict[str, Any]) -> None:
+    env = _environment(services["kafka"])
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert "CONTROLLER" in env["KAFKA_LISTENERS"] and env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert ("kafka-data", env["KAFKA_LOG_DIRS"]) in _volumes(services["kafka"])
+
+
+def test_lifemon_env_is_what_the_code_reads(services: dict[str, Any]) -> None:
+    env = _environment(services["lifemon"])
+    known = set(ENV_OVERRIDES) | {ENV_KEY, PASSWORD_ENV}
+    assert set(env) <= known, f"variables the code never reads: {set(env) - known}"
+    assert {"LIFEMON_KAFKA_BOOTSTRAP", "LIFEMON_CLICKHOUSE_DSN", PASSWORD_ENV, ENV_KEY} <= set(env)
+    for secret in (PASSWORD_ENV, ENV_KEY):
+        match = REQUIRED_INTERPOLATION.match(env[secret])
+        assert match and match.group(1) == secret, f"{secret} should pass through as ${{{secret}:?...}}"
+
+    kafka_env = _environment(services["kafka"])
+    assert env["LIFEMON_KAFKA_BOOTSTRAP"] == kafka_env["KAFKA_ADVERTISED_LISTENERS"].split("://", 1)[1]
+
+    dsn = urlsplit(env["LIFEMON_CLICKHOUSE_DSN"])
+    assert (dsn.scheme, dsn.hostname, dsn.port, dsn.username, dsn.password) == (
+        "http",
+        "clickhouse",
+        8123,
+        "lifemon",
+        None,
+    )
+    ch_env = _environment(services["clickhouse"])
+    assert env.get("LIFEMON_CLICKHOUSE_DATABASE", "lifemon") == ch_env["CLICKHOUSE_DB"] == "lifemon"
+    # the init script creates the lifemon account with this same password
+    assert ch_env[PASSWORD_ENV] == env[PASSWORD_ENV]
+
+
+def test_lifemon_runs_the_run_command(services: dict[str, Any]) -> None:
+    cli = (ROOT / "streams" / "cli.py").read_text(encoding="utf-8")
+    assert re.search(r"add_parser\(\s*\"run\"", cli), "`lifemon run` is not a CLI command"
+    command = services["lifemon"]["command"]
+    assert (command if isinstance(command, list) else command.split()) == ["run"]
+    assert services["lifemon"]["restart"] == "unless-stopped"
+
+
+def test_relative_volume_sources_exist(services: dict[str, Any], compose: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for source, target in _volumes(service):
+            if source.startswith((".", "/")):
+                assert (ROOT / source).resolve().exists(), (
+                    f"{name}: volume source {source} -> {target} is missing"
+                )
+            else:
+                assert source in (compose.get("volumes") or {}), (
+                    f"{name}: named volume {source} is not declared"
+                )
+
+
+# -- Dockerfile -------------------------------------------------------------------------------------
+
+
+def _instructions(path: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines]
+
+
+def test_dockerfile_installs_the_package_and_drops_root() -> None:
+    steps = _instructions(DOCKERFILE)
+    kinds = [k for k, _ in steps]
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    assert ("COPY", ". /app") in steps
+    install = next(
+        i for i, (k, v) in enumerate(steps) if k == "RUN" and "pip install --no-cache-dir -e ." in v
+    )
+    user = max(i for i, k in enumerate(kinds) if k == "USER")
+    assert user > install and steps[user][1] not in ("root", "0"), "the image must run as a non-root user"
+    assert json.loads(dict(steps)["ENTRYPOINT"]) == ["lifemon"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert "lifemon" in scripts
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        pattern = pattern.strip("/")
+        if pattern.startswith("**/"):
+            if any(fnmatch.fnmatch(p, pattern[3:]) for p in parts):
+                return True
+        elif any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes):
+            return True
+    return False
+
+
+def test_dockerignore_keeps_what_the_build_and_runtime_read() -> None:
+    patterns = [ln.strip() for ln in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()]
+    patterns = [p for p in patterns if p and not p.startswith("#")]
+    assert not any(p.startswith("!") for p in patterns), "negations are not modelled by this test"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    needed = ["pyproject.toml", str(project["project"].get("readme", "README.md"))]
+    # the packages, and the DDL that streams/clickhouse.py reads from the source tree
+    for top in [*packages, "clickhouse"]:
+        needed += [
+            str(p.relative_to(ROOT))
+            for p in (ROOT / top).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
+    assert any(n.startswith("clickhouse/") and n.endswith(".sql") for n in needed)
+    kept_out = [n for n in needed if _ignored(n, patterns)]
+    assert not kept_out, f".dockerignore excludes files the image needs: {kept_out}"
+    for local in (".git", ".env", ".lifemon", ".venv"):
+        assert _ignored(local, patterns), f"{local} should stay out of the build context"
+
+
+# -- ClickHouse accounts ----------------------------------------------------------------------------
+
+
+def _init_sql() -> list[str]:
+    text = INIT_SCRIPT.read_text(encoding="utf-8")
+    body = re.search(r"<<SQL\n(.*?)\nSQL\n", text, re.S)
+    assert body, "the init script's SQL heredoc was not found"
+    sql = body.group(1).replace("${db}", "lifemon")
+    sql = re.sub(r"\$\{\w+_hash\}", "0" * 64, sql)
+    assert "$" not in sql, "unexpected shell expansion in the init SQL"
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def test_init_script_creates_least_privilege_accounts(
+    services: dict[str, Any], datasource: dict[str, Any]
+) -> None:
+    ch = services["clickhouse"]
+    assert ("./deploy/clickhouse-init", "/docker-entrypoint-initdb.d") in _volumes(ch)
+    env = _environment(ch)
+    assert env["CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT"] == "1" and env["CLICKHOUSE_USER"] != "lifemon"
+    for var in re.findall(r"\$\{(\w+):\?", INIT_SCRIPT.read_text(encoding="utf-8")):
+        assert var in env, f"the init script needs {var}, which the clickhouse service does not get"
+
+    sql = "\n".join(_init_sql())
+    dsn_user = urlsplit(_environment(services["lifemon"])["LIFEMON_CLICKHOUSE_DSN"]).username
+    ro_user = datasource["jsonData"]["username"]
+    assert re.search(rf"CREATE USER IF NOT EXISTS {dsn_user} IDENTIFIED WITH sha256_hash", sql)
+    assert re.search(rf"CREATE USER IF NOT EXISTS {ro_user} IDENTIFIED WITH sha256_hash", sql)
+    assert f"GRANT SELECT ON lifemon.* TO {ro_user};" in sql + ";"
+    assert "readonly = 1" in sql and "CHANGEABLE_IN_READONLY" in sql
+    grants = re.findall(rf"GRANT (.+) ON (\S+) TO {ro_user}\b", sql)
+    assert grants == [("SELECT", "lifemon.*")], f"{ro_user} must only read lifemon.*: {grants}"
+
+
+def test_init_sql_parses(_deploy_chdb: Any) -> None:
+    for statement in _init_sql():
+        _deploy_chdb.query("SELECT formatQuery({q:String})", parameters={"q": statement})
+
+
+# -- Grafana provisioning ---------------------------------------------------------------------------
+
+
+def test_datasource_provisioning(datasource: dict[str, Any], services: dict[str, Any]) -> None:
+    assert datasource["type"] == PLUGIN and datasource["uid"] == DS_UID
+    jd, secure = datasource["jsonData"], datasource["secureJsonData"]
+    assert jd["host"] in services
+    assert (jd["protocol"], int(jd["port"])) in {("native", 9000), ("http", 8123)}
+    assert jd["username"] == "grafana_ro" and jd["defaultDatabase"] == "lifemon"
+    assert set(secure) == {"password"}, "the plugin reads only the password from secureJsonData"
+    env_ref = re.fullmatch(r"\$__env\{(\w+)\}", secure["password"])
+    assert env_ref, "the password must come from the environment"
+    grafana_env = _environment(services["grafana"])
+    assert REQUIRED_INTERPOLATION.match(grafana_env[env_ref.group(1)])
+    assert PLUGIN in grafana_env["GF_INSTALL_PLUGINS"]
+
+
+def test_grafana_mounts_match_provisioning(services: dict[str, Any]) -> None:
+    mounts = dict((target, source) for source, target in _volumes(services["grafana"]))
+    assert (ROOT / mounts["/etc/grafana/provisioning/datasources"]).resolve() == DATASOURCE.parent
+    assert (ROOT / mounts["/etc/grafana/provisioning/dashboards"]).resolve() == PROVIDER.parent
+    (provider,) = _load_yaml(PROVIDER)["providers"]
+    assert provider["type"] == "file"
+    assert (ROOT / mounts[provider["options"]["path"]]).resolve() == ROOT / "dashboards"
+    home = _environment(services["grafana"]).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        assert Path(home).parent == Path(provider["options"]["path"])
+        assert (ROOT / "dashboards" / Path(home).name).is_file()
+
+
+# -- dashboards -------------------------------------------------------------------------------------
+
+
+def test_dashboards_are_valid() -> None:
+    assert [p.name for p in DASHBOARDS] == ["lifemon-overview.json"]
+    uids = set()
+    for path in DASHBOARDS:
+        dash = json.loads(path.read_text(encoding="utf-8"))
+        uids.add(dash["uid"])
+        assert dash["uid"] == path.stem
+        assert re.search(r"[\u4e00-\u9fff]", dash["title"]) and re.search(r"[A-Za-z]", dash["title"])
+        ids = [p["id"] for p in dash["panels"]]
+        assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
+        cells: set[tuple[int, int]] = set()
+        for panel in dash["panels"]:
+            g = panel["gridPos"]
+            assert set(g) == {"x", "y", "w", "h"} and g["w"] > 0 and g["h"] > 0 and g["x"] + g["w"] <= 24, (
+                panel["title"]
+            )
+            mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+            assert not (cells & mine), f"{path.name}: panel {panel['id']} overlaps another"
+            cells |= mine
+    assert len(uids) == len(DASHBOARDS)
+
+
+@pytest.mark.parametrize(("pid", "panel"), QUERY_PANELS, ids=[pid for pid, _ in QUERY_PANELS])
+def test_panel_is_bilingual_and_uses_the_provisioned_datasource(
+    pid: str, panel: dict[str, Any], datasource: dict[str, Any]
+) -> None:
+    expected = {"type": datasource["type"], "uid": datasource["uid"]}
+    title = panel["title"]
+    assert re.search(r"[\u4e00-\u9fff]", title) and re.search(r"[A-Za-z]{3}", title) and " / " in title, title
+    assert panel["datasource"] == expected
+    assert panel["targets"], f"{pid} has no query"
+    for target in panel["targets"]:
+        assert target["datasource"] == expected
+        assert target["editorType"] == "sql" and target["rawSql"].strip()
+        if panel["type"] == "timeseries":
+            assert (target["format"], target["queryType"]) == (FORMAT_TIME_SERIES, "timeseries"), pid
+        else:
+            assert (target["format"], target["queryType"]) == (FORMAT_TABLE, "table"), pid
+
+
+# -- every panel's SQL on chDB ----------------------------------------------------------------------
+
+
+def expand_macros(sql: str, start: datetime, end: datetime, interval_s: int = 60) -> str:
+    """Grafana + plugin macro expansion, as documented in the plugin's query-editor.md."""
+    f, t = int(start.timestamp()), int(end.timestamp())
+    col = r"\(\s*([^()]+?)\s*\)"
+    rules: list[tuple[str, Any]] = [
+        (
+            rf"\$__timeFilter_ms{col}",
+            lambda m: (
+                f"{m[1]} >= fromUnixTimestamp64Milli({f * 1000}) AND {m[1]} <= fromUnixTimestamp64Milli({t * 1000})"
+            ),
+        ),
+        (rf"\$__timeFilter{col}", lambda m: f"{m[1]} >= toDateTime({f}) AND {m[1]} <= toDateTime({t})"),
+        (rf"\$__timeFrom{col}", lambda m: f"{m[1]} >= toDateTime({f})"),
+        (rf"\$__timeTo{col}", lambda m: f"{m[1]} <= toDateTime({t})"),
+        (
+            rf"\$__timeInterval_ms{col}",
+            lambda m: f"toStartOfInterval(toDateTime64({m[1]}, 3), INTERVAL {interval_s * 1000} millisecond)",
+        ),
+        (
+            rf"\$__timeInterval{col}",
+            lambda m: f"toStartOfInterval(toDateTime({m[1]}), INTERVAL {interval_s} second)",
+        ),
+        (r"\$__fromTime_ms\b", lambda m: f"fromUnixTimestamp64Milli({f * 1000})"),
+        (r"\$__toTime_ms\b", lambda m: f"fromUnixTimestamp64Milli({t * 1000})"),
+        (r"\$__fromTime\b", lambda m: f"toDateTime({f})"),
+        (r"\$__toTime\b", lambda m: f"toDateTime({t})"),
+        (r"\$__interval_s\b", lambda m: str(interval_s)),
+    ]
+    for pattern, repl in rules:
+        sql = re.sub(pattern, repl, sql)
+    assert "$" not in sql, f"unexpanded macro or variable left in:\n{sql}"
+    return sql
+
+
+@pytest.fixture(scope="session")
+def _deploy_chdb() -> Any:
+    """The process's chDB (one data path per process): the same path as the other tests use."""
+    path = os.environ.get("LIFEMON_TEST_CHDB") or str(
+        Path(tempfile.gettempdir()) / f"lifemon-test-chdb-{os.getpid()}"
+    )
+    return connect(f"chdb://{path}")
+
+
+def _ts(minute: int, second: int = 0) -> datetime:
+    return BASE + timedelta(minutes=minute, seconds=second)
+
+
+def _insert(client: Any, db: str, table: str, columns: list[str], rows: list[tuple]) -> None:
+    data = [list(col) for col in zip(*rows, strict=True)]
+    client.insert(table, data, database=db, column_names=columns, column_oriented=True)
+
+
+def _alert(
+    alert_id: str, revision: int, status: str, detector: str, severity: str, actor: str, minute: int
+) -> tuple:
+    return (
+        alert_id,
+        revision,
+        status,
+        detector,
+        f"{detector}.r1",
+        1,
+        severity,
+        "批量查询客户信息",
+        "Bulk customer lookup",
+        f"{actor} looked up 120 customers",
+        ["JR/T 0171-2020 7.1.3"],
+        "C3",
+        actor,
+        "S0101",
+        120,
+        ["p:ab12"],
+        {"events": 40},
+        ["ev-1"],
+        _ts(0),
+        _ts(5),
+        _ts(minute),
+        _ts(minute),
+        "{}",
+    )
+
+
+ALERT_COLUMNS = [
+    "alert_id",
+    "revision",
+    "status",
+    "detector",
+    "rule_id",
+    "rule_version",
+    "severity",
+    "title_zh",
+    "title_en",
+    "summary",
+    "regulation",
+    "jr_class",
+    "actor_id",
+    "actor_org",
+    "subject_count",
+    "subjects_sample",
+    "counts",
+    "evidence_event_ids",
+    "window_start",
+    "window_end",
+    "first_seen",
+    "last_seen",
+    "ocsf",
+]
+ROLLUP_COLUMNS = [
+    "topic",
+    "partition",
+    "block",
+    "minute",
+    "stream",
+    "jr_class",
+    "org",
+    "outcome",
+    "events",
+    "version",
+]
+
+
+def _seed(client: Any, db: str) -> None:
+    """A few rows per table. Later inserts supersede earlier ones (separate parts), so a panel
+    that forgets FINAL on a Replacing table counts wrong in the checks below."""
+    _insert(
+        client,
+        db,
+        "event_rollups",
+        ROLLUP_COLUMNS,
+        [
+            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 3, 3),  # partial block, superseded
+        ],
+    )
+    _insert(
+        client,
+        db,
+        "event_rollups",
+        ROLLUP_COLUMNS,
+        [
+            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 5, 5),
+            ("pfi.access", 0, 0, _ts(1), "access", "C2", "S0101", "ok", 7, 7),
+            ("pfi.access", 1, 0, _ts(0), "access", "C3", "S0102", "denied", 4, 4),
+            ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "HO", "ok", 2, 2),
+        ],
+    )
+    _insert(
+        client,
+        db,
+        "alerts",
+        ALERT_COLUMNS,
+        [
+            _alert("a1", 1, "open", "bulk_query", "critical", "e1", 1),
+            _alert("a2", 1, "open", "off_hours", "high", "e2", 2),
+        ],
+    )
+    _insert(
+        client,
+        db,
+        "alerts",
+        ALERT_COLUMNS,
+        [
+            _alert("a1", 2, "closed", "bulk_query", "critical", "e1", 3),
+            _alert("a3", 2, "updated", "bulk_query", "medium", "e1", 4),
+        ],
+    )
+    dl_columns = ["topic", "partition", "offset", "kind", "field", "message", "seen_at"]
+    _insert(
+        client,
+        db,
+        "dead_letters",
+        dl_columns,
+        [
+            ("pfi.access", 0, 10, "schema", "ts", "missing field", _ts(0)),
+            ("pfi.access", 0, 11, "decode", "", "not JSON", _ts(1)),
+        ],
+    )
+    _insert(
+        client,
+        db,
+        "dead_letters",
+        dl_columns,
+        [("pfi.access", 0, 10, "schema", "ts", "missing field (retry)", _ts(0))],
+    )
+    stats_columns = ["ts", "instance", "stream", "events", "dead_letters", "alerts", "lag", "events_per_s"]
+    _insert(
+        client,
+        db,
+        "pipeline_stats",
+        stats_columns,
+        [
+            (_ts(0), "i1", "access", 1000, 1, 0, 50, 900.0),
+            (_ts(0, 30), "i1", "access", 2000, 1, 1, 20, 1100.0),
+            (_ts(0, 30), "i2", "access", 1500, 0, 0, 10, 800.0),
+            (_ts(1), "i1", "transfer", 300, 0, 0, 0, 40.0),
+        ],
+    )
+    _insert(
+        client,
+        db,
+        "detector_state",
+        ["consumer_group", "topic", "partition", "next_offset", "state"],
+        [("lifemon", "pfi.access", 0, 12, "{}")],
+    )
+
+
+@pytest.fixture(scope="module")
+def deploy_db(_deploy_chdb: Any) -> Iterator[str]:
+    """The real DDL in a database of its own, so other tests sharing the chDB never see these rows."""
+    db = f"deploy_{uuid.uuid4().hex[:8]}"
+    apply_ddl(_deploy_chdb, db)
+    _seed(_deploy_chdb, db)
+    yield db
+    _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
+
+
+SCHEMA_TABLES = {
+    m.group(1)
+    for s in ddl_statements("lifemon")
+    if (m := re.match(r"CREATE TABLE IF NOT EXISTS lifemon\.(\w+)", s))
+}
+
+
+def _run(client: Any, sql: str, db: str, span: tuple[datetime, datetime]) -> Any:
+    tables = set(re.findall(r"\blifemon\.(\w+)", sql))
+    assert tables and tables <= SCHEMA_TABLES, f"unknown tables {tables - SCHEMA_TABLES}"
+    return client.query(re.sub(r"\blifemon\.(?=\w)", f"{db}.", expand_macros(sql, *span)))
+
+
+@pytest.mark.parametrize(("pid", "panel"), QUERY_PANELS, ids=[pid for pid, _ in QUERY_PANELS])
+def test_panel_sql_runs_on_the_real_schema(
+    pid: str, panel: dict[str, Any], _deploy_chdb: Any, deploy_db: str
+) -> None:
+    for target in panel["targets"]:
+        result = _run(_deploy_chdb, target["rawSql"], deploy_db, IN_RANGE)
+        assert result.result_rows, f"{pid} ({panel['title']}) returned no rows over seeded tables"
+        if target["format"] == FORMAT_TIME_SERIES:
+            # sqlds turns a long frame into series: time first, ascending, then labels and values
+            assert result.column_names[0] == "time" and "DateTime" in result.column_types[0].name, pid
+            times = [row[0] for row in result.result_rows]
+            assert times == sorted(times), f"{pid}: rows must be ordered by time"
+        if "$__timeFilter" in target["rawSql"]:
+            outside = _run(_deploy_chdb, target["rawSql"], deploy_db, OUT_OF_RANGE)
+            assert not outside.result_rows, f"{pid}: the time filter does not restrict the rows"
+
+
+def _panel_rows(title_part: str, client: Any, db: str) -> list[dict[str, Any]]:
+    ((_, panel),) = [(pid, p) for pid, p in QUERY_PANELS if title_part in p["title"]]
+    result = _run(client, panel["targets"][0]["rawSql"], db, IN_RANGE)
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db: str) -> None:
+    by_class = {r["class"]: r["events"] for r in _panel_rows("Events by JR/T", _deploy_chdb, deploy_db)}
+    assert by_class == {"C3": 9, "C2": 7, "C1": 2}
+    open_alerts = _panel_rows("Open alerts", _deploy_chdb, deploy_db)
+    counts = {r["detector"]: (r["critical"], r["high"], r["medium"]) for r in open_alerts}
+    assert counts == {"off_hours": (0, 1, 0), "bulk_query": (0, 0, 1)}  # a1 is closed in its latest revision
+    dead = {r["kind"]: r["dead_letters"] for r in _panel_rows("Dead letters", _deploy_chdb, deploy_db)}
+    assert dead == {"schema": 1, "decode": 1}
+    latest = _panel_rows("Latest alerts", _deploy_chdb, deploy_db)
+    assert [r["alert_id"] for r in latest] == ["a3", "a1", "a2"]
+    assert {"title_zh", "title_en", "severity", "actor_id", "subject_count", "summary", "last_seen"} <= set(
+        latest[0]
+    )
