@@ -238,6 +238,8 @@ class BulkQueryDetector:
         ep = win.episode
         assert ep is not None
         win.episode = None
+        # what the episode reported must not open the next one: a new alert needs new reading
+        win.evict_until(ep.end - 1)
         self._refresh_severity(ep)
         return self._finding(actor, ep, closed=True)
 

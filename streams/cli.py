@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
@@ -32,8 +33,16 @@ def _err(msg: str) -> None:
     print(f"lifemon: {msg}", file=sys.stderr)
 
 
+_last_log = [0.0]
+
+
 def _progress(line: str) -> None:
-    print(f"\r{line}", end="", file=sys.stderr, flush=True)
+    """A live line on a terminal; one line every 10 s in a log."""
+    if sys.stderr.isatty():
+        print(f"\r{line}\x1b[K", end="", file=sys.stderr, flush=True)
+    elif time.monotonic() - _last_log[0] >= 10:
+        _last_log[0] = time.monotonic()
+        print(line, file=sys.stderr, flush=True)
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, list[Any], Catalog]:

@@ -83,13 +83,14 @@ class Engine:
         self.ctx = Context(catalog=catalog, entitlements=self.entitlements)
         self.instances: dict[tuple[str, int], dict[str, Detector]] = {}
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
-        self.max_ts = 0
+        self.max_ts: dict[tuple[str, int], int] = {}  # per partition: each has its own event-time clock
         self.sections = {s.kind: s.section for s in self.specs}
         self.events_in: Counter = Counter()
 
-    @property
-    def watermark(self) -> int:
-        return self.max_ts - self.lateness
+    def watermark(self, topic: str, partition: int) -> int:
+        """Max event time seen on this partition minus the allowed lateness. Per partition, like a
+        Kafka Streams task's stream time: a faster stream or partition never closes another's windows."""
+        return self.max_ts.get((topic, partition), 0) - self.lateness
 
     # -- input ----------------------------------------------------------------------------------
     def apply_reference(self, stream: str, records: Iterable[Record]) -> None:
@@ -106,7 +107,8 @@ class Engine:
             return []
         events = [m for _, m in decoded]
         self.events_in[stream] += len(events)
-        self.max_ts = max(self.max_ts, max(e.ts for e in events))  # type: ignore[attr-defined]
+        key = (topic, partition)
+        self.max_ts[key] = max(self.max_ts.get(key, 0), max(e.ts for e in events))  # type: ignore[attr-defined]
         self._rollup(stream, topic, partition, decoded)
         findings: list[Finding] = []
         for detector in self._instances(stream, topic, partition).values():
@@ -114,10 +116,10 @@ class Engine:
         return self._alerts(findings)
 
     def advance(self, watermark: int | None = None) -> list[Alert]:
-        """Let every detector act on the watermark (close windows, fire deadlines)."""
-        wm = self.watermark if watermark is None else watermark
+        """Let every detector act on its partition's watermark (close windows, fire deadlines)."""
         findings: list[Finding] = []
-        for detectors in self.instances.values():
+        for (topic, partition), detectors in self.instances.items():
+            wm = self.watermark(topic, partition) if watermark is None else watermark
             for d in detectors.values():
                 findings.extend(d.on_watermark(wm, self.ctx))
         return self._alerts(findings)
@@ -157,13 +159,13 @@ class Engine:
         detectors = self.instances.get((topic, partition), {})
         roll = self.rollups.get((topic, partition))
         return {
-            "max_ts": self.max_ts,
+            "max_ts": self.max_ts.get((topic, partition), 0),
             "detectors": {k: d.snapshot() for k, d in detectors.items()},
             "rollup": roll.to_json() if roll else {},
         }
 
     def restore(self, stream: str, topic: str, partition: int, state: dict[str, Any]) -> None:
-        self.max_ts = max(self.max_ts, state.get("max_ts", 0))
+        self.max_ts[(topic, partition)] = state.get("max_ts", 0)
         for kind, det in self._instances(stream, topic, partition).items():
             if kind in state.get("detectors", {}):
                 det.restore(state["detectors"][kind])
@@ -174,3 +176,4 @@ class Engine:
         """A revoked partition's state leaves with it (after its final checkpoint)."""
         self.instances.pop((topic, partition), None)
         self.rollups.pop((topic, partition), None)
+        self.max_ts.pop((topic, partition), None)

@@ -100,7 +100,7 @@ class Monitor:
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
         self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS]
         base = {"bootstrap.servers": bootstrap, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                **client_extra}
+                "log.connection.close": False, **client_extra}
         self.ref_consumer = Consumer({**base, "group.id": f"{config.kafka.group_id}-reference-{uuid.uuid4().hex[:8]}"})
         self.consumer = Consumer({**base, "group.id": config.kafka.group_id, "session.timeout.ms": 6000,
                                   "partition.assignment.strategy": "range"})

@@ -1,29 +1,35 @@
 """Synthetic PFI workload: a bank, its normal traffic on every stream, and injected violations with
 their ground truth (`Workload.truth`), so detectors can be scored as found, missed or false alarm.
 
-Deterministic for (events, seed, start_ms): one `random.Random(seed)`, no clock, no global state.
+Deterministic for (events, seed, start_ms): one `random.Random(seed)`, no clock, no global state
+(the cyclic GC is only paused while generating, see `_collector_paused`).
 Normal traffic is built to break no rule of DESIGN.md §1; the injected violations are the only
 records that do. Each truth entry names the key its detector alerts on. For event rules ts_start /
 ts_end are the first / last offending event; for absence rules (retention) ts_start is the event
 that starts the clock and ts_end the deadline it overran.
 
-Event ids are numbered per stream in time order after the merge, so an id says nothing about
-whether the event was injected.
+Violations are generated first, so no id may follow generation order: event ids are numbered per
+stream in time order, record and transfer ids are random.
 """
 
 from __future__ import annotations
 
+import gc
+import heapq
 import json
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import fastavro
 import orjson
+from pydantic import TypeAdapter
 
 from policy import load_policy
 from policy.model import Policy
@@ -74,7 +80,7 @@ READS = {
     "data_warehouse": [["customer_segment", "assets"], ["transaction_record", "customer_segment"]],
 }
 SYSTEMS = list(READS)
-SYSTEM_WEIGHTS = [30, 25, 20, 10, 8, 7]
+SYSTEM_CUM_WEIGHTS = list(accumulate([30, 25, 20, 10, 8, 7]))
 PURPOSE = {"core_banking": "customer_service", "mobile_banker": "wealth_advice", "crm": "customer_service",
            "card_system": "card_service", "credit_system": "credit_review", "data_warehouse": "analysis"}
 UPDATES = [["mobile_phone"], ["home_address"], ["occupation"]]  # a sub-branch maintains its own customers
@@ -140,7 +146,22 @@ class Campaign:
 
 def generate(events: int, seed: int = 7, start_ms: int = 1_767_225_600_000, policy: Policy | None = None) -> Workload:
     """A bank and about `events` event-stream records (reference records on top), with injected violations."""
-    return _Generator(events, seed, start_ms, policy or load_policy()).run()
+    policy = policy or load_policy()
+    with _collector_paused():
+        return _Generator(events, seed, start_ms, policy).run()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The workload holds no reference cycles, so the cyclic GC only costs time here (about half of it at
+    100k events); plain reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def write_files(workload: Workload, out_dir: Path, fmt: str = "jsonl") -> list[Path]:
@@ -192,6 +213,7 @@ class _Generator:
         self.campaigns: list[Campaign] = []
         self.approvals: list[tuple[Employee, dict[str, Any]]] = []  # HO holders of a graded approval
         self._books: dict[str, list[str]] = {}
+        self.record_ids: set[str] = set()
 
     def run(self) -> Workload:
         self._build_bank()
@@ -221,6 +243,13 @@ class _Generator:
 
     def _count(self, variants: int) -> int:
         return max(variants, self.per_detector)
+
+    def _record_id(self) -> str:
+        """A new random stored-record id: injected records are made first, and a sequence would tell."""
+        while (rid := f"R{self.rng.getrandbits(48):012x}") in self.record_ids:
+            pass
+        self.record_ids.add(rid)
+        return rid
 
     def _violation(self, detector: str, rule: str, key: str, ts_start: int, ts_end: int, description: str) -> None:
         self.truth.append({"detector": detector, "rule": rule, "key": key, "ts_start": ts_start, "ts_end": ts_end,
@@ -252,11 +281,6 @@ class _Generator:
             self.customer_org[cid] = sb
             book.append(cid)
         return book
-
-    def _level(self, org: str) -> str:
-        if org == "HO":
-            return "head_office"
-        return "sub_branch" if org in self.customers else "branch"
 
     def _entitlement(self, e: Employee, ts: int, org: str, status: EmployeeStatus, roles: list[str],
                      approvals: Sequence[dict[str, Any]] = ()) -> None:
@@ -301,19 +325,21 @@ class _Generator:
 
         n_emp = max(60, self.events // 250)
         per_variant = math.ceil(self._count(4) / 4)
-        approvals = max(2, self.events // 200_000)
+        n_approvals = max(2, self.events // 200_000)
+        # roles the violations and the four-eyes / destruction records need, before random staffing
         required = {
-            "head_office": ["ho_marketing_mgmt"] * (per_variant + approvals) + ["ho_sms_submitter", "ho_sms_approver",
-                                                                                  "ho_sysadmin", "ho_sysadmin"],
+            "head_office": ["ho_marketing_mgmt"] * (per_variant + n_approvals)
+            + ["ho_sms_submitter", "ho_sms_approver", "ho_sysadmin", "ho_sysadmin"],
             "branch": [],
             "sub_branch": ["lobby_manager", "wealth_manager", "sb_president"] * per_variant,
         }
         n_ho = max(10, n_emp // 25, len(required["head_office"]))
         n_br = max(4 * n_branches, n_emp // 12)
+        extra_sb_staff = max(0, n_emp - n_ho - n_br - len(sbs))  # one per sub-branch, the rest by customers
         placement = {
             "head_office": ["HO"] * n_ho,
             "branch": [branches[i % n_branches] for i in range(n_br)],
-            "sub_branch": (sbs + rng.choices(sbs, [len(self.customers[s]) for s in sbs], k=max(0, n_emp - n_ho - n_br - len(sbs)))),
+            "sub_branch": sbs + rng.choices(sbs, [len(self.customers[s]) for s in sbs], k=extra_sb_staff),
         }
         for level, orgs in placement.items():
             weights = ROLE_WEIGHTS[level]
@@ -331,7 +357,7 @@ class _Generator:
         rng.shuffle(self.cast)
 
         # graded approvals (分级授权, seed 004 流程描述(4)④) for a few head-office managers
-        holders = {self._take(["ho_marketing_mgmt"]).id: k for k in range(approvals)}
+        holders = {self._take(["ho_marketing_mgmt"]).id: k for k in range(n_approvals)}
         for e in self.employees:
             grant = []
             if e.id in holders:
@@ -345,7 +371,8 @@ class _Generator:
         new = self.rng.choice([s for s in self.customers if s != e.org])
         self._entitlement(e, ts, e.org, EmployeeStatus.transferred, e.roles)
         self._entitlement(e, ts + MINUTE, new, EmployeeStatus.active, e.roles)
-        e.segments = [(self.start, ts, e.org), (ts + MINUTE, self.end, new)]
+        # work at the new desk starts on the next clock hour, so no hour mixes the two orgs' customers
+        e.segments = [(self.start, ts, e.org), (-(-(ts + MINUTE) // HOUR) * HOUR, self.end, new)]
         return new
 
     def _terminate_staff(self, e: Employee, ts: int) -> None:
@@ -392,12 +419,14 @@ class _Generator:
         teams = {org: pairs for org, d in duty.items()
                  if (pairs := [(s, a) for s in d.get("submit", []) for a in d.get("approve", []) if s != a])}
         n = max(4, round(self.events * SHARES["marketing"]) // 300)
+        eligible_by: dict[tuple[str, Channel], list[str]] = {}
         for k in range(n):
             org = "HO" if k < 2 else rng.choice(sorted(teams))
             channel = (Channel.sms, Channel.app_push)[k] if k < 2 else rng.choice((Channel.sms, Channel.app_push))
             submitter, approver = rng.choice(teams[org])
-            eligible = [c for c in self._book(org) if self.consent.get(c) is channel]
-            if eligible:
+            if (org, channel) not in eligible_by:
+                eligible_by[org, channel] = [c for c in self._book(org) if self.consent.get(c) is channel]
+            if eligible := eligible_by[org, channel]:
                 self.campaigns.append(Campaign(f"CMP-{self.seed}-{k:04d}", org, channel, rng.random() < 0.5,
                                                submitter, approver, self._ts(0.0, 0.95), eligible))
 
@@ -433,18 +462,17 @@ class _Generator:
                 gap = 45 * MINUTE // n
                 for j, cid in enumerate(rng.sample(book, n)):
                     self._access(t + j * gap, e, e.org, "core_banking", Action.query, [cid], ["customer_name", "account_balance"])
-                rule, text = "role_threshold", f"Lobby manager {e.id} ({e.org}) queried {n} customers' balances (C2)"
+                rule, text = "query_burst", f"Lobby manager {e.id} ({e.org}) queried {n} customers' balances (C2)"
             elif variant == 1:
                 e = self._take(["wealth_manager"])
                 n = max(rng.randint(30, 45), need(e, cw["C3"] * aw["export"]))
                 book = self._ensure_book(e.org, n)
-                chosen, ts = rng.sample(book, n), t
-                while chosen:
-                    batch, chosen = chosen[:3], chosen[3:]
-                    self._access(ts, e, e.org, "card_system", Action.export, batch,
+                chosen = rng.sample(book, n)
+                gap = 45 * MINUTE // math.ceil(n / 3)
+                for j in range(0, n, 3):
+                    self._access(t + j // 3 * gap, e, e.org, "card_system", Action.export, chosen[j:j + 3],
                                  ["customer_name", "payment_account_no", "card_expiry"])
-                    ts += rng.randint(MINUTE, 3 * MINUTE)
-                rule, text = "role_threshold", f"Wealth manager {e.id} ({e.org}) exported {n} customers' card data (C3)"
+                rule, text = "c3_export", f"Wealth manager {e.id} ({e.org}) exported {n} customers' card data (C3)"
             elif variant == 2:
                 e = self._take(["ho_marketing_mgmt"])
                 batches = max(rng.randint(6, 9), math.ceil(need(e, cw["C2"] * aw["export"]) / 100))
@@ -452,17 +480,19 @@ class _Generator:
                 for j in range(batches):
                     self._access(t + j * 4 * MINUTE + rng.randrange(MINUTE), e, "HO", "data_warehouse", Action.export,
                                  chosen[j * 100:(j + 1) * 100], ["transaction_record"])
-                rule = "transaction_500"
-                text = f"Head-office marketing manager {e.id} exported {batches * 100} customers' transaction records without an approval"
+                rule = "unapproved_export"
+                text = (f"Head-office marketing manager {e.id} exported {batches * 100} customers' transaction records "
+                        "without an approval")
             else:
                 e = self._take(["sb_president"])
                 rows = max(70, need(e, cw["C2"] * aw["download"]))
                 self._access(t, e, e.org, "credit_system", Action.download, [], ["credit_report"], row_count=rows)
-                rule, text = "unnamed_rows", f"Sub-branch president {e.id} ({e.org}) downloaded a report of {rows} credit reports naming no customers"
+                rule = "unnamed_rows"
+                text = f"Sub-branch president {e.id} ({e.org}) downloaded {rows} customers' credit reports in one report"
             burst = self.out["access"][first:]
             ts0, ts1 = burst[0]["ts"], max(a["ts"] for a in burst)
-            self._violation("bulk_query", rule, e.id, ts0, ts1,
-                            f"{text} in {max(1, (ts1 - ts0) // MINUTE)} min, above the role threshold.")
+            within = f" within {(ts1 - ts0) // MINUTE + 1} min" if ts1 > ts0 else ""
+            self._violation("bulk_query", rule, e.id, ts0, ts1, f"{text}{within}, far above the role's threshold.")
 
     def _inject_unauthorized_lookup(self) -> None:
         """Seed 004 机构设置 / 人员管理(4)(5): a sub-branch sees only itself; a transfer changes and a
@@ -482,7 +512,7 @@ class _Generator:
             elif i % 3 == 1:
                 old = e.org
                 self._terminate_staff(e, t)
-                ts = t + rng.randint(10 * MINUTE, 2 * HOUR)
+                ts = t + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - MINUTE))
                 cid = rng.choice(self.customers[old])
                 self._access(ts, e, old, "mobile_banker", Action.view, [cid], ["customer_name", "assets"])
                 self._violation("unauthorized_lookup", "after_termination", e.id, ts, ts,
@@ -490,7 +520,7 @@ class _Generator:
             else:
                 old = e.org
                 new = self._transfer_staff(e, t)
-                ts = t + MINUTE + rng.randint(10 * MINUTE, 2 * HOUR)
+                ts = t + MINUTE + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - 2 * MINUTE))
                 cid = rng.choice(self.customers[old])
                 self._access(ts, e, new, "core_banking", Action.view, [cid], fields)
                 self._violation("unauthorized_lookup", "after_transfer", e.id, ts, ts,
@@ -527,8 +557,9 @@ class _Generator:
         keep_location = self.policy.retention.rules["location_trace"].keep_days * DAY
         sla = self.policy.retention.deletion_request_sla_days * DAY
         forbidden = self.policy.retention.forbidden_foreign_c3
+        customers = list(self.customer_org)
         for i in range(self._count(3)):
-            rid, cid = f"R{self.seed}-V{i:05d}", rng.choice(list(self.customer_org))
+            rid, cid = self._record_id(), rng.choice(customers)
             if i % 3 == 0:
                 ts = self.start - rng.randint(keep_location // DAY + 5, 90) * DAY - rng.randrange(DAY)
                 self._lifecycle(ts, rid, cid, LifecycleStage.collect, "mobile_banker", ["location_trace"], "nearby_branch_service")
@@ -616,22 +647,26 @@ class _Generator:
                              ["customer_name", "transaction_record"], approval_id=grant["approval_id"])
         staff = [e for e in self.employees if not set(e.roles) <= set(SYSADMINS)]
         counts = Counter(rng.choices(range(len(staff)), [rng.lognormvariate(0, 0.5) for _ in staff], k=self._target("access")))
-        for i, e in enumerate(staff):
-            bucket, seen, exported = -1, [], False
-            for ts, org in self._timeline(e, counts[i]):
-                if ts // HOUR != bucket:
-                    bucket, seen, exported = ts // HOUR, [], False
-                book = self._book(org)
-                system = rng.choices(SYSTEMS, SYSTEM_WEIGHTS)[0]
-                if not exported and rng.random() < EXPORT_RATE:
-                    exported = True
-                    subjects = list(dict.fromkeys(self._pick(seen, book) for _ in range(rng.randint(1, 2))))
-                    self._access(ts, e, org, system, Action.export, subjects, rng.choice(READS[system]))
-                elif self._level(org) == "sub_branch" and rng.random() < 0.04:
-                    self._access(ts, e, org, "core_banking", Action.update, [self._pick(seen, book)], rng.choice(UPDATES))
-                else:
-                    action = Action.view if rng.random() < 0.6 else Action.query
-                    self._access(ts, e, org, system, action, [self._pick(seen, book)], rng.choice(READS[system]))
+        # all staff's accesses in time order (records made in time order are faster to validate and merge)
+        plan = sorted((ts, i, org) for i, e in enumerate(staff) for ts, org in self._timeline(e, counts[i]))
+        hour: list[int] = [-1] * len(staff)
+        seen: list[list[str]] = [[] for _ in staff]  # customers served this clock hour
+        exported = [False] * len(staff)
+        for ts, i, org in plan:
+            e = staff[i]
+            if ts // HOUR != hour[i]:
+                hour[i], seen[i], exported[i] = ts // HOUR, [], False
+            book = self._book(org)
+            system = rng.choices(SYSTEMS, cum_weights=SYSTEM_CUM_WEIGHTS)[0]
+            if not exported[i] and rng.random() < EXPORT_RATE:
+                exported[i] = True
+                subjects = list(dict.fromkeys(self._pick(seen[i], book) for _ in range(rng.randint(1, 2))))
+                self._access(ts, e, org, system, Action.export, subjects, rng.choice(READS[system]))
+            elif org in self.customers and rng.random() < 0.04:  # only the managing sub-branch updates
+                self._access(ts, e, org, "core_banking", Action.update, [self._pick(seen[i], book)], rng.choice(UPDATES))
+            else:
+                action = Action.view if rng.random() < 0.6 else Action.query
+                self._access(ts, e, org, system, action, [self._pick(seen[i], book)], rng.choice(READS[system]))
 
     def _timeline(self, e: Employee, k: int) -> list[tuple[int, str]]:
         """k sorted times inside the employee's employment segments, each with the org of the time."""
@@ -666,24 +701,24 @@ class _Generator:
         rng = self.rng
         decls = self.policy.sdks.sdks
         ids = sorted(decls)
-        weights = [SDK_WEIGHTS.get(s, 2) for s in ids]
-        for _ in range(self._target("sdk")):
-            sid = rng.choices(ids, weights)[0]
-            d = decls[sid]
+        cum_weights = list(accumulate(SDK_WEIGHTS.get(s, 2) for s in ids))
+        for ts in sorted(self._ts() for _ in range(self._target("sdk"))):
+            d = decls[sid := rng.choices(ids, cum_weights=cum_weights)[0]]
             fields = rng.sample(d.fields, rng.randint(1, min(6, len(d.fields))))
             perms = rng.sample(d.permissions, rng.randint(0, len(d.permissions)))
-            self._sdk(self._ts(), sid, fields, perms, rng.choice(d.hosts) if d.hosts else None, True)
+            self._sdk(ts, sid, fields, perms, rng.choice(d.hosts) if d.hosts else None, True)
 
     def _normal_marketing(self) -> None:
         """Pushes within an hour of their campaign, only while the subject's consent stands."""
         rng = self.rng
-        todo = self._target("marketing")
-        while todo:
+        todo, pushes = self._target("marketing"), []
+        while len(pushes) < todo:
             c = rng.choice(self.campaigns)
             subject, ts = rng.choice(c.eligible), c.t0 + rng.randrange(HOUR)
             if ts < self.withdrawn.get(subject, self.end + 1):
-                self._push(c, subject, ts)
-                todo -= 1
+                pushes.append((ts, c.id, subject, c))
+        for ts, _, subject, c in sorted(pushes, key=lambda p: p[:3]):
+            self._push(c, subject, ts)
 
     def _lifecycle(self, ts: int, rid: str, subject: str | None, stage: LifecycleStage, system: str,
                    cats: list[str], purpose: str | None, own: bool = True, method: str | None = None,
@@ -704,10 +739,9 @@ class _Generator:
         sla = self.policy.retention.deletion_request_sla_days * DAY
         customers = list(self.customer_org)
         L = LifecycleStage
-        goal, n = len(self.out["lifecycle"]) + self._target("lifecycle"), 0
+        goal = len(self.out["lifecycle"]) + self._target("lifecycle")
         while len(self.out["lifecycle"]) < goal:
-            rid, cid, t = f"R{self.seed}-{n:07d}", rng.choice(customers), self._ts(0.0, 0.98)
-            n += 1
+            rid, cid, t = self._record_id(), rng.choice(customers), self._ts(0.0, 0.98)
             story = rng.choices(("account", "transaction", "location", "erasure", "expired", "foreign"),
                                 (25, 25, 20, 10, 10, 10))[0]
             if story == "account":
@@ -748,7 +782,7 @@ class _Generator:
                   purpose: str = "entrusted_processing") -> None:
         n = self.rng.randint(10, 5000)
         self.out["transfer"].append({
-            "ts": ts, "transfer_id": f"T{self.seed}-{len(self.out['transfer']):07d}",
+            "ts": ts, "transfer_id": f"T{self.rng.getrandbits(48):012x}",  # random, like record ids
             "sender_system": self.rng.choice(("core_banking", "data_warehouse", "crm", "credit_system")),
             "actor_id": None, "recipient_id": rid, "recipient_type": kind, "recipient_country": country,
             "categories": cats, "record_count": n, "subject_count": self.rng.randint(1, n), "encrypted": encrypted,
@@ -758,8 +792,8 @@ class _Generator:
 
     def _normal_transfer(self) -> None:
         rng = self.rng
-        for _ in range(self._target("transfer")):
-            ts, kind = self._ts(), rng.choices(("processor", "regulator", "internal"), (5, 2, 3))[0]
+        for ts in sorted(self._ts() for _ in range(self._target("transfer"))):
+            kind = rng.choices(("processor", "regulator", "internal"), (5, 2, 3))[0]
             if kind == "processor":
                 rid = rng.choice(sorted(PROCESSORS))
                 self._transfer(ts, rid, RecipientType.processor, PROCESSORS[rid], encrypted=True, deidentified=True,
@@ -776,17 +810,23 @@ class _Generator:
     # -- output ---------------------------------------------------------------------------------
     def _records(self) -> list[tuple[str, str, Record]]:
         out: list[tuple[str, str, Record]] = []
-        for stream in REFERENCE_STREAMS:
-            model, key = EVENT_MODELS[stream], KEY_FIELD[stream]
-            for kw in sorted(self.out[stream], key=lambda r: r["ts"]):
-                out.append((stream, kw[key], model(**kw)))
-        merged = [(s, kw) for s in EVENT_STREAMS for kw in self.out[s]]
-        merged.sort(key=lambda x: x[1]["ts"])
-        numbers = dict.fromkeys(EVENT_STREAMS, 0)
-        for stream, kw in merged:
-            kw["event_id"] = f"{ID_PREFIX[stream]}-{self.seed}-{numbers[stream]}"
-            numbers[stream] += 1
-            out.append((stream, kw[KEY_FIELD[stream]], EVENT_MODELS[stream](**kw)))
+        per_stream = []
+        for stream in (*REFERENCE_STREAMS, *EVENT_STREAMS):
+            rows = sorted(self.out.pop(stream), key=lambda r: r["ts"])  # the dicts go once validated
+            if stream in ID_PREFIX:  # ids in time order: an id tells nothing about injection
+                prefix = f"{ID_PREFIX[stream]}-{self.seed}-"
+                for i, kw in enumerate(rows):
+                    kw["event_id"] = f"{prefix}{i}"
+            # one validation call per stream: ~1.7x faster than a model per call
+            models = TypeAdapter(list[EVENT_MODELS[stream]]).validate_python(rows)
+            key = KEY_FIELD[stream]
+            keyed = [(stream, getattr(m, key), m) for m in models]
+            if stream in REFERENCE_STREAMS:
+                out.extend(keyed)
+            else:
+                per_stream.append(keyed)
+        # stable: equal times keep stream order, as one sorted() over all event streams would
+        out.extend(heapq.merge(*per_stream, key=lambda r: r[2].ts))
         return out
 
     def _numbered_truth(self) -> list[dict]:

@@ -122,3 +122,13 @@ def test_a_report_download_counts_its_unnamed_rows(engine_factory) -> None:
     ev = [ev[0].model_copy(update={"subject_ids": []})]
     (a,) = final(feed(engine, ev) + engine.drain()).values()
     assert a.subject_count == 70 and a.severity.value == "high" and a.subjects_sample == []
+
+
+def test_the_tail_of_a_reported_burst_does_not_open_a_second_alert(engine_factory) -> None:
+    """A 45-minute burst, then quiet reading: the sliding window still holds the burst's tail
+    after the episode ends, yet that tail was reported already."""
+    burst = access(customers=90, every_s=30)  # 45 minutes
+    later = access(customers=3, first_customer=1000, start=4_800_000, every_s=600, n=6)  # just after the episode
+    engine = engine_factory()
+    alerts = final(feed(engine, burst + later, batch_size=1) + engine.drain())
+    assert len(alerts) == 1 and next(iter(alerts.values())).subject_count == 90

@@ -54,4 +54,5 @@ def encode_dead_letter(dead: DeadLetter) -> Encoded:
 
 def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
     return {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20,
-            "compression.type": "lz4", "message.max.bytes": 2_000_000, **extra}
+            "compression.type": "lz4", "message.max.bytes": 2_000_000,
+            "log.connection.close": False, **extra}

@@ -1,0 +1,232 @@
+"""The workload generator: deterministic, valid records, files that round-trip, and ground truth that
+matches what the rules see. The real bulk-query detector fires for exactly the injected actors; for the
+detectors still planned, small rule oracles written from DESIGN.md §1 check that the injected
+violations are the only records breaking their rule."""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from collections import Counter, defaultdict
+from typing import Any
+
+import fastavro
+import pytest
+
+from detectors import load_detectors
+from detectors.base import Context
+from policy import load_policy
+from policy.catalog import Catalog
+from policy.model import JrClass, Policy
+from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
+from streams.workload import KEY_FIELD, Workload, generate, read_truth, write_files
+
+SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
+DETECTOR_STREAM = {"bulk_query": "access", "unauthorized_lookup": "access", "retention_overrun": "lifecycle",
+                   "offscope_marketing": "marketing", "sdk_overcollection": "sdk", "transfer_policy": "transfer"}
+DAY = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy()
+
+
+@pytest.fixture(scope="module")
+def small(policy: Policy) -> Workload:
+    return generate(2000, seed=7, policy=policy)
+
+
+@pytest.fixture(scope="module", params=[2000, 50_000], ids=["2k", "50k"])
+def sized(request: pytest.FixtureRequest, policy: Policy, small: Workload) -> tuple[int, Workload]:
+    """(events, workload): the smallest useful size, and one where violations scale (1 per 10k)."""
+    return request.param, small if request.param == 2000 else generate(request.param, seed=3, policy=policy)
+
+
+@pytest.fixture
+def wl(sized: tuple[int, Workload]) -> Workload:
+    return sized[1]
+
+
+def stream(wl: Workload, name: str) -> list[Any]:
+    return [r for s, _, r in wl.records if s == name]
+
+
+def truth_of(wl: Workload, detector: str) -> set[tuple[str, int]]:
+    return {(v["key"], v["ts_start"]) for v in wl.truth if v["detector"] == detector}
+
+
+class AsOf:
+    """Reference records by key, looked up as of an event's time."""
+
+    def __init__(self, records: list[Any], key: str):
+        self.hist: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+        for r in records:
+            self.hist[getattr(r, key)].append((r.ts, r))
+        for h in self.hist.values():
+            h.sort(key=lambda x: x[0])
+
+    def as_of(self, key: str, ts: int) -> Any:
+        h = self.hist.get(key, [])
+        i = bisect_right([t for t, _ in h], ts)
+        return h[i - 1][1] if i else None
+
+
+# -- shape ------------------------------------------------------------------------------------------
+def test_deterministic(policy: Policy, small: Workload) -> None:
+    again = generate(2000, seed=7, policy=policy)
+    assert again.records == small.records and again.truth == small.truth and again.bank == small.bank
+    other = generate(2000, seed=8, policy=policy)
+    assert other.records != small.records and other.truth != small.truth
+
+
+def test_records_are_valid_models(wl: Workload) -> None:
+    for s, key, rec in wl.records:
+        model = EVENT_MODELS[s]
+        assert type(rec) is model and key == getattr(rec, KEY_FIELD[s])
+        assert model.model_validate(rec.model_dump(mode="json")) == rec
+    ids = [r.event_id for s, _, r in wl.records if s not in REFERENCE_STREAMS]
+    assert len(ids) == len(set(ids))
+
+
+def test_order_and_mix(sized: tuple[int, Workload]) -> None:
+    events, wl = sized
+    kinds = [s for s, _, _ in wl.records]
+    n_ref = sum(s in REFERENCE_STREAMS for s in kinds)
+    assert set(kinds[:n_ref]) == set(REFERENCE_STREAMS)
+    ts = [r.ts for _, _, r in wl.records[n_ref:]]
+    assert ts == sorted(ts)
+    counts = Counter(kinds[n_ref:])
+    assert abs(sum(counts.values()) - events) <= events * 0.01
+    for name, share in SHARES.items():
+        assert abs(counts[name] / events - share) < 0.01, name
+    assert wl.bank["employees"] >= 50 and wl.bank["customers"] >= 200 and wl.bank["branches"] >= 3
+
+
+def test_access_per_actor_time_never_goes_back(wl: Workload) -> None:
+    last: dict[str, int] = {}
+    for ev in stream(wl, "access"):
+        assert ev.ts >= last.get(ev.actor_id, 0)
+        last[ev.actor_id] = ev.ts
+
+
+def test_truth_covers_every_detector(sized: tuple[int, Workload]) -> None:
+    events, wl = sized
+    by = Counter(v["detector"] for v in wl.truth)
+    assert set(by) == set(DETECTOR_STREAM)
+    assert min(by.values()) >= max(2, events // 10_000)
+    assert [v["id"] for v in wl.truth] == [f"V{i:04d}" for i in range(1, len(wl.truth) + 1)]
+    for v in wl.truth:
+        assert v["ts_start"] <= v["ts_end"] and v["rule"] and v["description"]
+        # the offending (or clock-starting) event is in the detector's stream under the truth key
+        assert any(key == v["key"] and r.ts == v["ts_start"] for s, key, r in wl.records
+                   if s == DETECTOR_STREAM[v["detector"]]), v
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "avro"])
+def test_files_round_trip(small: Workload, tmp_path, fmt: str) -> None:
+    wl = small
+    paths = write_files(wl, tmp_path, fmt)
+    assert {p.name for p in paths} == {f"pfi.{s}.{fmt}" for s in EVENT_MODELS} | {"truth.json"}
+    for s, model in EVENT_MODELS.items():
+        expected = stream(wl, s)
+        path = tmp_path / f"pfi.{s}.{fmt}"
+        if fmt == "jsonl":
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        else:
+            with path.open("rb") as fo:
+                rows = list(fastavro.reader(fo))
+        assert len(rows) == len(expected), s
+        assert [model.model_validate(rows[i]) for i in (0, -1)] == [expected[0], expected[-1]]
+    assert read_truth(tmp_path / "truth.json") == wl.truth
+
+
+def test_unknown_format_rejected(small: Workload, tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown format"):
+        write_files(small, tmp_path, "csv")
+
+
+# -- the real bulk-query detector ----------------------------------------------------------------------
+def test_bulk_query_fires_for_exactly_the_injected_actors(policy: Policy, wl: Workload) -> None:
+    ctx = Context(Catalog(policy), AsOf(stream(wl, "entitlements"), "actor_id"))
+    spec = next(s for s in load_detectors(policy) if s.kind == "bulk_query")
+    det = spec.new()
+    findings = list(det.process(stream(wl, "access"), ctx)) + list(det.on_watermark(2**62, ctx))
+    alerted = {f.actor_id for f in findings}
+    assert alerted == {key for key, _ in truth_of(wl, "bulk_query")}
+    for v in wl.truth:
+        if v["detector"] == "bulk_query":
+            assert v["ts_end"] - v["ts_start"] < 60 * 60_000
+
+
+# -- oracles for the planned detectors: violations are the only records that break each rule ---------
+def test_unauthorized_lookup_only_injected(wl: Workload) -> None:
+    ents = AsOf(stream(wl, "entitlements"), "actor_id")
+    manager = wl.bank["customer_org"]
+    found = set()
+    for ev in stream(wl, "access"):
+        ent = ents.as_of(ev.actor_id, ev.ts)
+        # seed 004: HO sees all, a branch its sub-branches, a sub-branch itself; only active staff
+        if ent is None or ent.status != "active" or any(
+                ent.org_id not in wl.bank["orgs"][manager[c]] for c in ev.subject_ids):
+            found.add((ev.actor_id, ev.ts))
+    assert found == truth_of(wl, "unauthorized_lookup")
+
+
+def test_retention_overrun_only_injected(policy: Policy, wl: Workload) -> None:
+    events = stream(wl, "lifecycle")
+    watermark = max(e.ts for e in events)
+    keep = policy.retention.rules["location_trace"].keep_days * DAY
+    sla = policy.retention.deletion_request_sla_days * DAY
+    by_record: dict[str, list[Any]] = defaultdict(list)
+    for e in events:
+        by_record[e.record_id].append(e)
+    found = set()
+    for rid, evs in by_record.items():
+        ended = [e.ts for e in evs if e.stage in ("delete", "anonymize")]
+        for e in evs:
+            deadline = {"collect": e.ts + keep if "location_trace" in e.categories else None,
+                        "deletion_requested": e.ts + sla}.get(e.stage)
+            if deadline is not None and deadline <= watermark and not any(e.ts <= t <= deadline for t in ended):
+                found.add((rid, e.ts))
+            if not e.own_institution and set(e.categories) & set(policy.retention.forbidden_foreign_c3):
+                found.add((rid, e.ts))
+    assert found == truth_of(wl, "retention_overrun")
+
+
+def test_offscope_marketing_only_injected(wl: Workload) -> None:
+    consents = AsOf(stream(wl, "consents"), "subject_id")
+    found = set()
+    for p in stream(wl, "marketing"):
+        c = consents.as_of(p.subject_id, p.ts)
+        consented = c is not None and c.status == "granted" and c.channel == p.channel
+        refusal = p.opt_out_offered and (not p.personalized or p.non_personalized_option)
+        if not consented or not refusal or p.approver_id in (None, p.submitter_id):
+            found.add((p.subject_id, p.ts))
+    assert found == truth_of(wl, "offscope_marketing")
+
+
+def test_sdk_overcollection_only_injected(policy: Policy, wl: Workload) -> None:
+    declared = policy.sdks.sdks
+    found = set()
+    for o in stream(wl, "sdk"):
+        d = declared.get(o.sdk_id)
+        if d is None or not set(o.fields) <= set(d.fields) or not set(o.permissions) <= set(d.permissions) \
+                or (o.dest_host is not None and o.dest_host not in d.hosts) or not o.policy_consented:
+            found.add((o.sdk_id, o.ts))
+    assert found == truth_of(wl, "sdk_overcollection")
+
+
+def test_transfer_policy_only_injected(policy: Policy, wl: Workload) -> None:
+    catalog = Catalog(policy)
+    outside = {"processor", "third_party", "overseas", "public"}
+    found = set()
+    for t in stream(wl, "transfer"):
+        cls = catalog.classify(t.categories)
+        bad = (t.recipient_type in outside and (cls is JrClass.C3 or set(t.categories) & catalog.auth_helpers)
+               or t.public_network and not t.encrypted and cls is not JrClass.C1
+               or t.recipient_type == "overseas" and (t.legal_basis != "separate_consent" or not t.assessment_id)
+               or t.recipient_type == "processor" and not t.deidentified)
+        if bad:
+            found.add((t.recipient_id, t.ts))
+    assert found == truth_of(wl, "transfer_policy")
