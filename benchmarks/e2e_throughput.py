@@ -35,8 +35,15 @@ from streams.workload import generate  # noqa: E402
 
 def raw_consume(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
     """The ceiling: librdkafka fetch + Python touching each value, nothing else. (events/s, per CPU-s)"""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ceiling-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False, "session.timeout.ms": 6000})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"ceiling-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
     c.subscribe([topic])
     n, nbytes, t0, cpu0 = 0, 0, 0.0, 0.0
     while n < expected:
@@ -54,11 +61,33 @@ def raw_consume(bootstrap: str, topic: str, expected: int) -> tuple[float, float
 
 def lifemon_run(bootstrap: str, fmt: str, n: int, records: list, ch, specs, catalog) -> tuple:
     tag = uuid.uuid4().hex[:6]
-    topics = {s: f"bench.{s}.{fmt}.{tag}" for s in ["access", "transfer", "sdk", "marketing", "lifecycle",
-                                                    "entitlements", "consents", "alerts", "incidents", "dlq"]}
-    config = load_config(None, kafka={"bootstrap": bootstrap, "group_id": f"bench-{tag}", "partitions": 3,
-                                      "batch_size": 5000, "poll_timeout_s": 0.2},
-                         topics=topics, clickhouse={"dsn": "chdb://unused", "database": f"bench_{tag}"})
+    topics = {
+        s: f"bench.{s}.{fmt}.{tag}"
+        for s in [
+            "access",
+            "transfer",
+            "sdk",
+            "marketing",
+            "lifecycle",
+            "entitlements",
+            "consents",
+            "alerts",
+            "incidents",
+            "dlq",
+        ]
+    }
+    config = load_config(
+        None,
+        kafka={
+            "bootstrap": bootstrap,
+            "group_id": f"bench-{tag}",
+            "partitions": 3,
+            "batch_size": 5000,
+            "poll_timeout_s": 0.2,
+        },
+        topics=topics,
+        clickhouse={"dsn": "chdb://unused", "database": f"bench_{tag}"},
+    )
     ensure_topics(bootstrap, config)
     produce(bootstrap, config, records, fmt=fmt)
     ceiling = raw_consume(bootstrap, topics["access"], n)
@@ -85,14 +114,20 @@ def main() -> None:
     ch = connect(f"chdb://{tempfile.mkdtemp(prefix='lifemon-bench-')}")
     with EmbeddedBroker() as broker:
         bootstrap = args.bootstrap or broker.bootstrap
-        print(f"lifemon end-to-end benchmark: {n} access events per format, bulk_query detector, "
-              f"{os.cpu_count()} cores, broker {bootstrap}")
+        print(
+            f"lifemon end-to-end benchmark: {n} access events per format, bulk_query detector, "
+            f"{os.cpu_count()} cores, broker {bootstrap}"
+        )
         print(f"{'run':<28}{'events/s':>12}{'events/CPU-s':>14}{'ratio (wall)':>14}{'ratio (CPU)':>13}")
         for fmt in ("json", "avro"):
             wall, cpu, alerts, (c_wall, c_cpu) = lifemon_run(bootstrap, fmt, n, records, ch, specs, catalog)
-            print(f"{'raw librdkafka consume':<28}{c_wall:>12,.0f}{c_cpu:>14,.0f}{1:>14.2f}{1:>13.2f}   ({fmt} topic)")
-            print(f"{'lifemon ' + fmt:<28}{wall:>12,.0f}{cpu:>14,.0f}{wall / c_wall:>14.3f}{cpu / c_cpu:>13.3f}"
-                  f"   {alerts} alerts")
+            print(
+                f"{'raw librdkafka consume':<28}{c_wall:>12,.0f}{c_cpu:>14,.0f}{1:>14.2f}{1:>13.2f}   ({fmt} topic)"
+            )
+            print(
+                f"{'lifemon ' + fmt:<28}{wall:>12,.0f}{cpu:>14,.0f}{wall / c_wall:>14.3f}{cpu / c_cpu:>13.3f}"
+                f"   {alerts} alerts"
+            )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ from policy.model import DetectorSection, Policy
 REGISTRY: dict[str, type] = {cls.kind: cls for cls in (BulkQueryDetector,)}
 
 # Detectors DESIGN.md §6 plans next; the workload generator already injects their violations.
-PLANNED = ("unauthorized_lookup", "retention_overrun", "offscope_marketing", "sdk_overcollection", "transfer_policy")
+PLANNED = (
+    "unauthorized_lookup",
+    "retention_overrun",
+    "offscope_marketing",
+    "sdk_overcollection",
+    "transfer_policy",
+)
 
 __all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]
 
@@ -41,14 +47,20 @@ class DetectorSpec:
         return self.cls(self.section, self.params)
 
 
-def load_detectors(policy: Policy, policy_dir: Path | str | None = None, only: list[str] | None = None) -> list[DetectorSpec]:
+def load_detectors(
+    policy: Policy, policy_dir: Path | str | None = None, only: list[str] | None = None
+) -> list[DetectorSpec]:
     """Validate each enabled detector's `params` against its Params model; errors name file, key and fix."""
     specs = []
     for kind, section in policy.detectors.items():
         path = detector_file(kind, policy_dir)
         if kind not in REGISTRY:
-            raise PolicyError(path, "", f"no detector of kind '{kind}' is registered",
-                              f"rename the file to one of {sorted(REGISTRY)} or remove it")
+            raise PolicyError(
+                path,
+                "",
+                f"no detector of kind '{kind}' is registered",
+                f"rename the file to one of {sorted(REGISTRY)} or remove it",
+            )
         if not section.enabled or (only and kind not in only):
             continue
         cls = REGISTRY[kind]
@@ -64,15 +76,23 @@ def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> Non
     roles = policy.organisation.roles
     for role in getattr(params, "role_thresholds", {}) or {}:
         if role not in roles:
-            raise PolicyError(path, f"params.role_thresholds.{role}", f"unknown role '{role}'",
-                              f"use a role id from organisation.yaml ({', '.join(sorted(roles)[:6])}, ...)",
-                              _line(text, role))
+            raise PolicyError(
+                path,
+                f"params.role_thresholds.{role}",
+                f"unknown role '{role}'",
+                f"use a role id from organisation.yaml ({', '.join(sorted(roles)[:6])}, ...)",
+                _line(text, role),
+            )
     cats = policy.classification.categories
     for i, step in enumerate(getattr(params, "escalation", []) or []):
         for c in step.categories:
             if c not in cats:
-                raise PolicyError(path, f"params.escalation.{i}.categories", f"unknown category '{c}'",
-                                  f"use a category id from classification.yaml: {', '.join(sorted(cats))}")
+                raise PolicyError(
+                    path,
+                    f"params.escalation.{i}.categories",
+                    f"unknown category '{c}'",
+                    f"use a category id from classification.yaml: {', '.join(sorted(cats))}",
+                )
 
 
 def _line(text: str, needle: str) -> int | None:
@@ -85,5 +105,3 @@ def _line(text: str, needle: str) -> int | None:
 def known_kinds() -> dict[str, str]:
     """kind -> stream, for `lifemon detectors`."""
     return {k: c.stream for k, c in REGISTRY.items()}
-
-

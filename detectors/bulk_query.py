@@ -53,8 +53,20 @@ class Params(BaseModel):
 class Episode:
     """The customers one alert is about, from window start to window end."""
 
-    __slots__ = ("start", "end", "customers", "evidence", "severity", "revision", "first_seen", "last_seen",
-                 "actor_org", "threshold", "score", "emitted_records")
+    __slots__ = (
+        "start",
+        "end",
+        "customers",
+        "evidence",
+        "severity",
+        "revision",
+        "first_seen",
+        "last_seen",
+        "actor_org",
+        "threshold",
+        "score",
+        "emitted_records",
+    )
 
     def __init__(self, start: int, end: int, threshold: float):
         self.start, self.end, self.threshold = start, end, threshold
@@ -81,10 +93,17 @@ class Episode:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "start": self.start, "end": self.end, "threshold": self.threshold, "score": self.score,
+            "start": self.start,
+            "end": self.end,
+            "threshold": self.threshold,
+            "score": self.score,
             "customers": {k: [v[0], sorted(v[1]), v[2]] for k, v in self.customers.items()},
-            "evidence": self.evidence, "severity": self.severity.value, "revision": self.revision,
-            "first_seen": self.first_seen, "last_seen": self.last_seen, "actor_org": self.actor_org,
+            "evidence": self.evidence,
+            "severity": self.severity.value,
+            "revision": self.revision,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "actor_org": self.actor_org,
             "emitted_records": self.emitted_records,
         }
 
@@ -93,7 +112,12 @@ class Episode:
         ep = cls(d["start"], d["end"], d["threshold"])
         ep.customers = {k: [v[0], set(v[1]), v[2]] for k, v in d["customers"].items()}
         ep.evidence, ep.severity, ep.revision = d["evidence"], Severity(d["severity"]), d["revision"]
-        ep.first_seen, ep.last_seen, ep.actor_org, ep.score = d["first_seen"], d["last_seen"], d["actor_org"], d["score"]
+        ep.first_seen, ep.last_seen, ep.actor_org, ep.score = (
+            d["first_seen"],
+            d["last_seen"],
+            d["actor_org"],
+            d["score"],
+        )
         ep.emitted_records = d["emitted_records"]
         return ep
 
@@ -142,10 +166,14 @@ class BulkQueryDetector:
         self.section, self.p = section, params
         self.window_ms = params.window_minutes * 60_000
         self.actors: dict[str, ActorWindow] = {}
-        self._weight = {(c, a): params.class_weights.get(c, 1.0) * params.action_weights.get(a, 1.0)
-                        for c in JrClass for a in Action}
+        self._weight = {
+            (c, a): params.class_weights.get(c, 1.0) * params.action_weights.get(a, 1.0)
+            for c in JrClass
+            for a in Action
+        }
         self._escalation = sorted(params.escalation, key=lambda e: SEVERITY_RANK[e.severity])
         self._last_sweep = 0
+        self._lowest_threshold = min([params.default_threshold, *params.role_thresholds.values()])
 
     # -- events ---------------------------------------------------------------------------------
     def process(self, events: Sequence[AccessEvent], ctx: Context) -> Iterable[Finding]:
@@ -153,10 +181,7 @@ class BulkQueryDetector:
         for ev in events:
             if ev.outcome is not Outcome.success:
                 continue  # a denied access returned no data
-            ent = ctx.entitlement(ev.actor_id, ev.ts)
-            if ev.approval_id and ent is not None and any(
-                a.approval_id == ev.approval_id and ev.ts <= a.expires_ts for a in ent.approvals
-            ):
+            if ev.approval_id and self._approved(ev, ctx):
                 continue  # seed 004 流程描述(4)④: graded approval covers this access
             win = self.actors.get(ev.actor_id)
             if win is None:
@@ -164,18 +189,26 @@ class BulkQueryDetector:
             if win.episode is not None and ev.ts >= win.episode.end:
                 # the actor's own clock passed the episode: close it before a new one can open
                 yield self._close(ev.actor_id, win)
-            self._add(win, ev, ctx, ent)
+            self._add(win, ev, ctx)
             touched[ev.actor_id] = win
         for actor, win in touched.items():
             ep = win.episode
-            if ep is not None and (self._refresh_severity(ep) or ep.records() >= ep.emitted_records * GROWTH_UPDATE):
+            if ep is not None and (
+                self._refresh_severity(ep) or ep.records() >= ep.emitted_records * GROWTH_UPDATE
+            ):
                 yield self._finding(actor, ep, closed=False)
 
-    def _add(self, win: ActorWindow, ev: AccessEvent, ctx: Context, ent: Any) -> None:
-        cls = ctx.catalog.classify(ev.fields)
+    @staticmethod
+    def _approved(ev: AccessEvent, ctx: Context) -> bool:
+        ent = ctx.entitlement(ev.actor_id, ev.ts)
+        return ent is not None and any(
+            a.approval_id == ev.approval_id and ev.ts <= a.expires_ts for a in ent.approvals
+        )
+
+    def _add(self, win: ActorWindow, ev: AccessEvent, ctx: Context) -> None:
+        cls, cats = ctx.catalog.profile(ev.fields)
         rank = CLASS_RANK[cls]
         w = self._weight[(cls, ev.action)]
-        cats = tuple(sorted(ctx.catalog.categories(ev.fields)))
         win.evict_until(ev.ts - self.window_ms)
         win.last_ts = max(win.last_ts, ev.ts)
         ids = dict.fromkeys(ev.subject_ids)
@@ -187,6 +220,9 @@ class BulkQueryDetector:
             win.add(e)
         ep = win.episode
         if ep is None:
+            if win.score < self._lowest_threshold:
+                return  # no role could cross yet: skip the entitlement lookup
+            ent = ctx.entitlement(ev.actor_id, ev.ts)
             threshold = self._threshold(ent)
             if win.score < threshold:
                 return
@@ -216,7 +252,10 @@ class BulkQueryDetector:
         """Set the episode's severity from its counts; True when the alert must be (re)emitted."""
         sev = self.p.base_severity
         for step in self._escalation:
-            if ep.records(step.categories) >= step.min_records and SEVERITY_RANK[step.severity] > SEVERITY_RANK[sev]:
+            if (
+                ep.records(step.categories) >= step.min_records
+                and SEVERITY_RANK[step.severity] > SEVERITY_RANK[sev]
+            ):
                 sev = step.severity
         if ep.revision == 0 or SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity]:
             ep.severity = sev
@@ -256,22 +295,41 @@ class BulkQueryDetector:
         total = sum(by_class.values())
         top = next(c for c in ("C3", "C2", "C1") if by_class[c]) if total else "C1"
         named = [c for c in ep.customers if not c.startswith("#")]
-        legal = [f"{s.min_records}+ {'/'.join(s.categories)} records ({s.regulation})"
-                 for s in self._escalation if ep.records(s.categories) >= s.min_records]
+        legal = [
+            f"{s.min_records}+ {'/'.join(s.categories)} records ({s.regulation})"
+            for s in self._escalation
+            if ep.records(s.categories) >= s.min_records
+        ]
         summary = (
             f"{actor} read PFI of {total} distinct customers (C3 {by_class['C3']}, C2 {by_class['C2']}, "
             f"C1 {by_class['C1']}) without approval in a {self.p.window_minutes}-minute window; weighted score "
             f"{ep.score:.0f} >= role threshold {ep.threshold:.0f}"
             + (f"; reached {'; '.join(legal)}" if legal else "")
         )
-        counts = {f"class_{k}": v for k, v in by_class.items()} | {f"category_{k}": v for k, v in sorted(by_category.items())}
+        counts = {f"class_{k}": v for k, v in by_class.items()} | {
+            f"category_{k}": v for k, v in sorted(by_category.items())
+        }
         counts["weighted_score"] = int(ep.score)
         counts["threshold"] = int(ep.threshold)
         return Finding(
-            detector=self.kind, rule_id=self.section.rule_id, key=actor, window_start=ep.start, window_end=ep.end,
-            severity=ep.severity, revision=ep.revision, closed=closed, summary=summary, jr_class=top,
-            actor_id=actor, actor_org=ep.actor_org, subject_count=total, subject_sample=named[: self.p.sample_size],
-            counts=counts, evidence_event_ids=list(ep.evidence), first_seen=ep.first_seen, last_seen=ep.last_seen,
+            detector=self.kind,
+            rule_id=self.section.rule_id,
+            key=actor,
+            window_start=ep.start,
+            window_end=ep.end,
+            severity=ep.severity,
+            revision=ep.revision,
+            closed=closed,
+            summary=summary,
+            jr_class=top,
+            actor_id=actor,
+            actor_org=ep.actor_org,
+            subject_count=total,
+            subject_sample=named[: self.p.sample_size],
+            counts=counts,
+            evidence_event_ids=list(ep.evidence),
+            first_seen=ep.first_seen,
+            last_seen=ep.last_seen,
         )
 
     # -- checkpoint -----------------------------------------------------------------------------
@@ -279,8 +337,11 @@ class BulkQueryDetector:
         return {
             "last_sweep": self._last_sweep,
             "actors": {
-                a: {"entries": [list(e) for e in w.entries], "last_ts": w.last_ts,
-                    "episode": w.episode.to_json() if w.episode else None}
+                a: {
+                    "entries": [list(e) for e in w.entries],
+                    "last_ts": w.last_ts,
+                    "episode": w.episode.to_json() if w.episode else None,
+                }
                 for a, w in self.actors.items()
             },
         }

@@ -47,7 +47,9 @@ def expand_steps(name: str, stream: str, steps: list[dict[str, Any]]) -> list[An
 
 def run_case(spec: DetectorSpec, catalog: Catalog, case: dict[str, Any]) -> CaseResult:
     engine = Engine([spec], catalog, pseudonymize=lambda s: f"p_{s}")
-    engine.apply_reference("entitlements", [Entitlement.model_validate(e) for e in case.get("entitlements", [])])
+    engine.apply_reference(
+        "entitlements", [Entitlement.model_validate(e) for e in case.get("entitlements", [])]
+    )
     engine.apply_reference("consents", [Consent.model_validate(c) for c in case.get("consents", [])])
     events = expand_steps(case["name"], spec.stream, case.get(spec.stream, []))
     raws = [(RawRecord(spec.stream, 0, i, None), ev) for i, ev in enumerate(events)]
@@ -56,7 +58,9 @@ def run_case(spec: DetectorSpec, catalog: Catalog, case: dict[str, Any]) -> Case
     fired = list(final.values())
     want_fire, want_sev = case["fires"], case.get("severity")
     if bool(fired) != want_fire:
-        return CaseResult(spec.kind, case["name"], False, fired, f"expected fires={want_fire}, got {len(fired)} alert(s)")
+        return CaseResult(
+            spec.kind, case["name"], False, fired, f"expected fires={want_fire}, got {len(fired)} alert(s)"
+        )
     if want_sev and any(a.severity.value != want_sev for a in fired):
         got = sorted({a.severity.value for a in fired})
         return CaseResult(spec.kind, case["name"], False, fired, f"expected severity {want_sev}, got {got}")

@@ -76,22 +76,33 @@ def raise_validation(file: Path, exc: ValidationError, text: str, prefix: Sequen
         fix += f" (pattern {ctx['pattern']})"
     elif err["type"] == "value_error":
         fix = "see the message"
-    raise PolicyError(file, ".".join(map(str, loc)), err["msg"].removeprefix("Value error, "), fix, _line_of(root, loc))
+    raise PolicyError(
+        file, ".".join(map(str, loc)), err["msg"].removeprefix("Value error, "), fix, _line_of(root, loc)
+    )
 
 
 def _read_yaml(path: Path) -> tuple[Any, str]:
     if not path.is_file():
-        raise PolicyError(path, "", "file not found", f"create {path.name} or point --policy at a folder that has it")
+        raise PolicyError(
+            path, "", "file not found", f"create {path.name} or point --policy at a folder that has it"
+        )
     text = path.read_text(encoding="utf-8")
     try:
         return yaml.safe_load(text) or {}, text
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise PolicyError(path, "", f"not valid YAML ({getattr(e, 'problem', e)})", "fix the YAML syntax",
-                          mark.line + 1 if mark else None) from None
+        raise PolicyError(
+            path,
+            "",
+            f"not valid YAML ({getattr(e, 'problem', e)})",
+            "fix the YAML syntax",
+            mark.line + 1 if mark else None,
+        ) from None
 
 
-def validate_section(file: Path, model: type[BaseModel], data: Any, text: str, prefix: Sequence[str] = ()) -> Any:
+def validate_section(
+    file: Path, model: type[BaseModel], data: Any, text: str, prefix: Sequence[str] = ()
+) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as e:

@@ -21,6 +21,7 @@ class Catalog:
         self.combinations = [(frozenset(c.fields), c.jr_class) for c in policy.classification.combinations]
         self.roles = policy.organisation.roles
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
+        self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
         """Highest class among the fields and the combinations they complete."""
@@ -36,6 +37,16 @@ class Catalog:
             if CLASS_RANK[cls] > CLASS_RANK[best] and combo <= fids:
                 best = cls
         return best
+
+    def profile(self, field_ids: list[str]) -> tuple[JrClass, tuple[str, ...]]:
+        """(class, sorted categories) of a field list; memoized, since events repeat a few field sets."""
+        key = tuple(field_ids)
+        found = self._profiles.get(key)
+        if found is None:
+            found = (self.classify(key), tuple(sorted(self.categories(key))))
+            if len(self._profiles) < 100_000:
+                self._profiles[key] = found
+        return found
 
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)

@@ -64,7 +64,9 @@ class Classification(Strict):
         for i, combo in enumerate(self.combinations):
             unknown = [f for f in combo.fields if f not in self.fields]
             if unknown:
-                raise ValueError(f"combinations[{i}].fields names unknown field ids {unknown}; declare them under `fields`")
+                raise ValueError(
+                    f"combinations[{i}].fields names unknown field ids {unknown}; declare them under `fields`"
+                )
         return self
 
 
@@ -72,7 +74,9 @@ class OrgLevel(Strict):
     """Seed 004, mobile-banker rules: which orgs a level sees."""
 
     zh: str
-    sees: str = Field(pattern="^(all|self_and_descendants|self)$", description="all | self_and_descendants | self")
+    sees: str = Field(
+        pattern="^(all|self_and_descendants|self)$", description="all | self_and_descendants | self"
+    )
     manages_customers: bool = False
 
 
@@ -107,7 +111,9 @@ class RetentionRule(Strict):
 class Retention(Strict):
     deletion_request_sla_days: int = Field(gt=0, description="days to answer a subject's deletion request")
     rules: dict[str, RetentionRule]
-    forbidden_foreign_c3: list[str] = Field(default_factory=list, description="C3 field ids never to store for other institutions")
+    forbidden_foreign_c3: list[str] = Field(
+        default_factory=list, description="C3 field ids never to store for other institutions"
+    )
 
 
 class SdkField(Strict):
@@ -137,7 +143,9 @@ class Sdks(Strict):
         for sid, sdk in self.sdks.items():
             unknown = [f for f in sdk.fields if f not in self.sdk_fields]
             if unknown:
-                raise ValueError(f"sdks.{sid}.fields names undeclared field ids {unknown}; add them to `sdk_fields`")
+                raise ValueError(
+                    f"sdks.{sid}.fields names undeclared field ids {unknown}; add them to `sdk_fields`"
+                )
         return self
 
 
@@ -152,7 +160,9 @@ class DetectorSection(Strict):
     regulation: list[str] = Field(min_length=1, description="the clauses the rule enforces")
     runbook: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
-    tests: list[dict[str, Any]] = Field(default_factory=list, description="example cases: must fire / must not fire")
+    tests: list[dict[str, Any]] = Field(
+        default_factory=list, description="example cases: must fire / must not fire"
+    )
 
 
 class Policy(Strict):

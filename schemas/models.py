@@ -162,7 +162,9 @@ class LifecycleEvent(Record):
     system: str
     categories: list[str] = Field(default_factory=list)
     purpose: str | None = None
-    own_institution: bool = Field(default=True, description="false: data of another institution (e.g. its card data)")
+    own_institution: bool = Field(
+        default=True, description="false: data of another institution (e.g. its card data)"
+    )
     method: str | None = Field(default=None, description="destruction / deletion method")
     operator_id: str | None = None
     supervisor_id: str | None = None

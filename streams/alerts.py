@@ -13,11 +13,21 @@ from policy.model import DetectorSection
 from schemas.models import Alert, AlertStatus, Severity
 
 OCSF_VERSION = "1.3.0"
-_OCSF_SEVERITY = {Severity.info: 1, Severity.low: 2, Severity.medium: 3, Severity.high: 4, Severity.critical: 5}
+_OCSF_SEVERITY = {
+    Severity.info: 1,
+    Severity.low: 2,
+    Severity.medium: 3,
+    Severity.high: 4,
+    Severity.critical: 5,
+}
 
 
 def build_alert(finding: Finding, section: DetectorSection, pseudonymize: Callable[[str], str]) -> Alert:
-    status = AlertStatus.closed if finding.closed else (AlertStatus.open if finding.revision == 1 else AlertStatus.updated)
+    status = (
+        AlertStatus.closed
+        if finding.closed
+        else (AlertStatus.open if finding.revision == 1 else AlertStatus.updated)
+    )
     return Alert(
         alert_id=finding.alert_id,
         revision=finding.revision,
@@ -81,11 +91,18 @@ def to_ocsf(alert: Alert) -> dict:
             "types": [alert.detector],
             "first_seen_time": alert.first_seen,
             "last_seen_time": alert.last_seen,
-            "analytic": {"uid": alert.rule_id, "name": alert.detector, "type_id": 1, "type": "Rule",
-                         "version": str(alert.rule_version)},
+            "analytic": {
+                "uid": alert.rule_id,
+                "name": alert.detector,
+                "type_id": 1,
+                "type": "Rule",
+                "version": str(alert.rule_version),
+            },
             "related_events": [{"uid": e} for e in alert.evidence_event_ids],
         },
-        "evidences": [{"actor": {"user": {"uid": alert.actor_id, "type_id": 1, "type": "User"}}}] if alert.actor_id else [],
+        "evidences": [{"actor": {"user": {"uid": alert.actor_id, "type_id": 1, "type": "User"}}}]
+        if alert.actor_id
+        else [],
         "metadata": {
             "version": OCSF_VERSION,
             "product": {"name": "lifemon", "vendor_name": "lifemon"},

@@ -49,8 +49,12 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, list[Any], Catalog]:
     from detectors import load_detectors
     from streams.config import load_config
 
-    config = load_config(args.config, kafka__bootstrap=getattr(args, "bootstrap", None),
-                         clickhouse__dsn=getattr(args, "clickhouse", None), policy_dir=getattr(args, "policy", None))
+    config = load_config(
+        args.config,
+        kafka__bootstrap=getattr(args, "bootstrap", None),
+        clickhouse__dsn=getattr(args, "clickhouse", None),
+        policy_dir=getattr(args, "policy", None),
+    )
     policy = load_policy(config.policy_dir)
     specs = load_detectors(policy, config.policy_dir)
     return config, policy, specs, Catalog(policy)
@@ -77,8 +81,15 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     config.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(bootstrap, config, dict(config.kafka.client))
     client = connect(config.clickhouse_dsn())
-    return Monitor(config, bootstrap, client, specs, catalog, Pseudonymizer.from_env(),
-                   progress=None if quiet else _progress)
+    return Monitor(
+        config,
+        bootstrap,
+        client,
+        specs,
+        catalog,
+        Pseudonymizer.from_env(),
+        progress=None if quiet else _progress,
+    )
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -87,7 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         bootstrap = _broker(config, stack)
         monitor = _monitor(config, bootstrap, specs, catalog, args.quiet)
-        _err(f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly")
+        _err(
+            f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly"
+        )
         stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
         print(file=sys.stderr)
         _err(stats.line())
@@ -101,8 +114,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     workload = generate(args.events, seed=args.seed, policy=policy)
     if args.out:
         paths = write_files(workload, Path(args.out), args.format)
-        _err(f"wrote {len(workload.records)} records to {len(paths)} files in {args.out} "
-             f"({len(workload.truth)} injected violations in truth.json)")
+        _err(
+            f"wrote {len(workload.records)} records to {len(paths)} files in {args.out} "
+            f"({len(workload.truth)} injected violations in truth.json)"
+        )
         return 0
     from streams.config import load_config
     from streams.produce import produce
@@ -113,8 +128,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _err("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
         return 2
     ensure_topics(config.kafka.bootstrap, config, dict(config.kafka.client))
-    n = produce(config.kafka.bootstrap, config, workload.records, "avro" if args.format == "avro" else "json",
-                progress=lambda k: _progress(f"produced {k}"))
+    n = produce(
+        config.kafka.bootstrap,
+        config,
+        workload.records,
+        "avro" if args.format == "avro" else "json",
+        progress=lambda k: _progress(f"produced {k}"),
+    )
     _err(f"\nproduced {n} records to {config.kafka.bootstrap}")
     return 0
 
@@ -127,10 +147,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.stats import Stats
 
     config, _, specs, catalog = _setup(args)
-    engine = Engine(specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000)
+    engine = Engine(
+        specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000
+    )
     stats = Stats()
-    alerts, dead = replay(engine, Decoder(SchemaRegistry(config.schema_registry_url), config.max_record_bytes),
-                          [Path(f) for f in args.files], args.batch_size, stats)
+    alerts, dead = replay(
+        engine,
+        Decoder(SchemaRegistry(config.schema_registry_url), config.max_record_bytes),
+        [Path(f) for f in args.files],
+        args.batch_size,
+        stats,
+    )
     final = sorted(stats.alerts.values(), key=lambda a: (a.first_seen, a.alert_id))
     if args.alerts_out:
         with open(args.alerts_out, "wb") as f:
@@ -145,7 +172,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         client = connect(args.clickhouse)
         apply_ddl(client, config.clickhouse.database)
-        sink = ClickHouseTableSink(client, f"{config.clickhouse.database}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+        sink = ClickHouseTableSink(
+            client, f"{config.clickhouse.database}.alerts", ALERT_COLUMNS, alert_row, "alerts"
+        )
         sink.add(final)
         sink.flush()
     print_alerts(final)
@@ -166,13 +195,18 @@ def cmd_policy(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
     specs = load_detectors(policy, args.policy)
     c = policy.classification
-    print(f"policy OK: {len(c.fields)} classified fields ({Counter(f.jr_class.value for f in c.fields.values())}), "
-          f"{len(policy.organisation.roles)} roles, {len(policy.sdks.sdks)} SDK declarations, "
-          f"{len(specs)} detector(s)")
+    print(
+        f"policy OK: {len(c.fields)} classified fields ({Counter(f.jr_class.value for f in c.fields.values())}), "
+        f"{len(policy.organisation.roles)} roles, {len(policy.sdks.sdks)} SDK declarations, "
+        f"{len(specs)} detector(s)"
+    )
     failed = 0
     for r in run_all(specs, Catalog(policy)):
         failed += not r.passed
-        print(f"  {'PASS' if r.passed else 'FAIL'}  {r.detector}: {r.name}" + ("" if r.passed else f"  ({r.reason})"))
+        print(
+            f"  {'PASS' if r.passed else 'FAIL'}  {r.detector}: {r.name}"
+            + ("" if r.passed else f"  ({r.reason})")
+        )
     return 1 if failed else 0
 
 
@@ -183,8 +217,10 @@ def cmd_detectors(args: argparse.Namespace) -> int:
     for kind, cls in REGISTRY.items():
         s = policy.detectors.get(kind)
         state = "enabled" if s and s.enabled else "disabled"
-        print(f"{kind:<22} stream={cls.stream:<10} {state:<9} {s.rule_id if s else '-':<10} "
-              f"{s.title_zh + ' / ' + s.title_en if s else ''}")
+        print(
+            f"{kind:<22} stream={cls.stream:<10} {state:<9} {s.rule_id if s else '-':<10} "
+            f"{s.title_zh + ' / ' + s.title_en if s else ''}"
+        )
     for kind in PLANNED:
         print(f"{kind:<22} (planned: DESIGN.md §6)")
     return 0
@@ -197,15 +233,20 @@ def print_alerts(alerts: list[Any], limit: int = 10) -> None:
     by = Counter((a.detector, a.severity.value) for a in alerts)
     print(f"{len(alerts)} alert(s): " + ", ".join(f"{d}/{s}={n}" for (d, s), n in sorted(by.items())))
     for a in alerts[:limit]:
-        print(f"  [{a.severity.value:<8}] {a.title_zh} / {a.title_en}  actor={a.actor_id}  subjects={a.subject_count}")
+        print(
+            f"  [{a.severity.value:<8}] {a.title_zh} / {a.title_en}  actor={a.actor_id}  subjects={a.subject_count}"
+        )
         print(f"             {a.summary}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="lifemon", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        prog="lifemon",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
         description="Streaming monitor of the personal-financial-information lifecycle "
-                    "(JR/T 0171-2020, PIPL): Kafka in, detectors, alerts and metrics out.")
+        "(JR/T 0171-2020, PIPL): Kafka in, detectors, alerts and metrics out.",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser, kafka: bool = True) -> None:
@@ -223,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("generate", help="generate a realistic workload with injected violations")
-    sp.add_argument("-n", "--events", type=int, default=100_000, help="about how many events (default 100000)")
+    sp.add_argument(
+        "-n", "--events", type=int, default=100_000, help="about how many events (default 100000)"
+    )
     sp.add_argument("--seed", type=int, default=7)
     sp.add_argument("--out", help="write files to this folder instead of producing to Kafka")
     sp.add_argument("--format", choices=["jsonl", "avro"], default="jsonl", help="file format / wire format")
@@ -241,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--clickhouse", help="also store the alerts in this ClickHouse")
     sp.set_defaults(func=cmd_replay)
 
-    sp = sub.add_parser("demo", help="the whole pipeline on the embedded default, scored against ground truth")
+    sp = sub.add_parser(
+        "demo", help="the whole pipeline on the embedded default, scored against ground truth"
+    )
     common(sp)
     sp.add_argument("-n", "--events", type=int, default=50_000)
     sp.add_argument("--seed", type=int, default=7)

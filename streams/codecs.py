@@ -23,9 +23,14 @@ from schemas.models import EVENT_MODELS, Record
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_FILES = {
-    "access": "access_event", "transfer": "transfer_event", "sdk": "sdk_telemetry_event",
-    "marketing": "marketing_push_event", "lifecycle": "lifecycle_event", "entitlements": "entitlement",
-    "consents": "consent", "alerts": "alert",
+    "access": "access_event",
+    "transfer": "transfer_event",
+    "sdk": "sdk_telemetry_event",
+    "marketing": "marketing_push_event",
+    "lifecycle": "lifecycle_event",
+    "entitlements": "entitlement",
+    "consents": "consent",
+    "alerts": "alert",
 }
 # Built-in schema ids for the embedded default, where no schema registry runs. With a registry
 # (`schema_registry_url`), ids that are not here are fetched from it once and cached.
@@ -77,7 +82,9 @@ class SchemaRegistry:
 
     def __init__(self, url: str | None = None):
         self.url = url.rstrip("/") if url else None
-        self._by_id: dict[int, Any] = {i: fastavro.parse_schema(load_schema(s)) for s, i in BUILTIN_SCHEMA_IDS.items()}
+        self._by_id: dict[int, Any] = {
+            i: fastavro.parse_schema(load_schema(s)) for s, i in BUILTIN_SCHEMA_IDS.items()
+        }
         self._readers: dict[str, Any] = {s: self._by_id[i] for s, i in BUILTIN_SCHEMA_IDS.items()}
 
     def reader(self, stream: str) -> Any:
@@ -103,7 +110,9 @@ class SchemaRegistry:
 def _validation_letter(raw: RawRecord, exc: ValidationError) -> DeadLetter:
     err = exc.errors(include_url=False)[0]
     if err["type"] == "json_invalid":
-        return DeadLetter(raw, "malformed", "", f"not valid JSON: {err.get('ctx', {}).get('error', err['msg'])}")
+        return DeadLetter(
+            raw, "malformed", "", f"not valid JSON: {err.get('ctx', {}).get('error', err['msg'])}"
+        )
     loc = ".".join(str(p) for p in err["loc"])
     got = err.get("input")
     got_text = "" if isinstance(got, dict) else f" (got {str(got)[:60]!r})"
@@ -123,9 +132,18 @@ class Decoder:
         for raw in raws:
             v = raw.value
             if not v:
-                out.dead.append(DeadLetter(raw, "empty", "", "record has no value (tombstone or empty message)"))
+                out.dead.append(
+                    DeadLetter(raw, "empty", "", "record has no value (tombstone or empty message)")
+                )
             elif len(v) > self.max_record_bytes:
-                out.dead.append(DeadLetter(raw, "oversized", "", f"{len(v)} bytes exceeds max_record_bytes {self.max_record_bytes}"))
+                out.dead.append(
+                    DeadLetter(
+                        raw,
+                        "oversized",
+                        "",
+                        f"{len(v)} bytes exceeds max_record_bytes {self.max_record_bytes}",
+                    )
+                )
             elif v[0] == 0 or _schema_id_header(raw) is not None:
                 self._decode_avro(stream, model, raw, out)
             else:
@@ -156,7 +174,9 @@ class Decoder:
         try:
             data = fastavro.schemaless_reader(io.BytesIO(body), writer, self.registry.reader(stream))
         except Exception as e:  # fastavro raises several types for truncated or mismatched bodies
-            out.dead.append(DeadLetter(raw, "malformed", "", f"Avro body does not match schema {schema_id}: {e}"))
+            out.dead.append(
+                DeadLetter(raw, "malformed", "", f"Avro body does not match schema {schema_id}: {e}")
+            )
             return
         try:
             out.ok.append((raw, model.model_validate(data)))

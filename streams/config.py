@@ -29,7 +29,9 @@ class Strict(BaseModel):
 
 
 class KafkaConfig(Strict):
-    bootstrap: str | None = Field(default=None, description="host:port list; empty starts the embedded Tansu broker")
+    bootstrap: str | None = Field(
+        default=None, description="host:port list; empty starts the embedded Tansu broker"
+    )
     group_id: str = "lifemon"
     client: dict[str, Any] = Field(default_factory=dict, description="extra librdkafka settings (no secrets)")
     partitions: int = Field(default=3, ge=1, description="partitions for topics lifemon creates")
@@ -51,7 +53,9 @@ class Topics(Strict):
 
 
 class ClickHouseConfig(Strict):
-    dsn: str | None = Field(default=None, description="chdb:///path or http(s)://user@host:8123; empty: chDB in data_dir")
+    dsn: str | None = Field(
+        default=None, description="chdb:///path or http(s)://user@host:8123; empty: chDB in data_dir"
+    )
     database: str = Field(default="lifemon", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -80,8 +84,12 @@ class Config(Strict):
 def _reject_secrets(path: Path, data: dict[str, Any]) -> None:
     for key in (data.get("kafka") or {}).get("client") or {}:
         if any(s in key for s in SECRET_KEYS):
-            raise PolicyError(path, f"kafka.client.{key}", "secrets are not read from files",
-                              "remove it and set LIFEMON_KAFKA_SASL_PASSWORD (or the matching env var) instead")
+            raise PolicyError(
+                path,
+                f"kafka.client.{key}",
+                "secrets are not read from files",
+                "remove it and set LIFEMON_KAFKA_SASL_PASSWORD (or the matching env var) instead",
+            )
 
 
 def load_config(path: Path | str | None = None, **overrides: Any) -> Config:

@@ -31,7 +31,12 @@ def score(alerts: list[Alert], truth: list[dict], detectors: list[str]) -> dict[
 
         found = sum(any(hit(a, t) for a in raised) for t in wanted)
         false = sum(not any(hit(a, t) for t in wanted) for a in raised)
-        result[kind] = {"injected": len(wanted), "found": found, "missed": len(wanted) - found, "false_alarms": false}
+        result[kind] = {
+            "injected": len(wanted),
+            "found": found,
+            "missed": len(wanted) - found,
+            "false_alarms": false,
+        }
     return result
 
 
@@ -48,7 +53,9 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         workload = generate(events, seed=seed, policy=policy)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         (config.data_dir / "truth.json").write_bytes(orjson.dumps(workload.truth, option=orjson.OPT_INDENT_2))
-        n = produce(bootstrap, config, workload.records, progress=lambda k: _progress(f"produced {k:>9} records"))
+        n = produce(
+            bootstrap, config, workload.records, progress=lambda k: _progress(f"produced {k:>9} records")
+        )
         size = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in workload.bank.items() if isinstance(v, int))
         print(f"\rproduced {n} records of a bank with {size}", file=sys.stderr)
         monitor = _monitor(config, bootstrap, specs, catalog)
@@ -60,7 +67,10 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
     print("events processed by stream: " + ", ".join(f"{s} {n}" for s, n in sorted(stats.events.items())))
     print(f"dead letters: {sum(stats.dead.values())}   elapsed: {elapsed:.1f}s")
     sev = Counter((a.detector, a.severity.value) for a in alerts)
-    print("alerts by detector and severity: " + (", ".join(f"{d}/{s} {n}" for (d, s), n in sorted(sev.items())) or "none"))
+    print(
+        "alerts by detector and severity: "
+        + (", ".join(f"{d}/{s} {n}" for (d, s), n in sorted(sev.items())) or "none")
+    )
     print("\ndetection against ground truth:")
     print(f"  {'detector':<22}{'injected':>9}{'found':>7}{'missed':>8}{'false alarms':>14}")
     scored = score(alerts, workload.truth, [s.kind for s in specs])
@@ -77,7 +87,9 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         print(f"  {a.summary}")
         print(f"  regulation: {'; '.join(a.regulation)}")
         print(f"  subjects (HMAC pseudonyms): {', '.join(a.subjects_sample[:3])} ...")
-    print(f"\nClickHouse: {config.clickhouse_dsn()} (database {config.clickhouse.database}); "
-          f"truth: {config.data_dir / 'truth.json'}")
+    print(
+        f"\nClickHouse: {config.clickhouse_dsn()} (database {config.clickhouse.database}); "
+        f"truth: {config.data_dir / 'truth.json'}"
+    )
     missed = sum(s["missed"] + s["false_alarms"] for s in scored.values())
     return 0 if missed == 0 else 1

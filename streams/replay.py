@@ -25,8 +25,10 @@ _STREAM_RE = re.compile(r"(?:^|[._-])(" + "|".join(EVENT_MODELS) + r")(?:[._-]|$
 def stream_of_file(path: Path) -> str:
     m = _STREAM_RE.search(path.name)
     if not m:
-        raise ValueError(f"{path}: cannot tell the stream from the file name; name it like pfi.access.jsonl "
-                         f"(streams: {', '.join(EVENT_MODELS)})")
+        raise ValueError(
+            f"{path}: cannot tell the stream from the file name; name it like pfi.access.jsonl "
+            f"(streams: {', '.join(EVENT_MODELS)})"
+        )
     return m.group(1)
 
 
@@ -44,8 +46,9 @@ def read_raw(path: Path) -> Iterator[RawRecord]:
                 yield RawRecord(path.name, 0, i, line)
 
 
-def replay(engine: Engine, decoder: Decoder, files: list[Path], batch_size: int = 5000,
-           stats: Stats | None = None) -> tuple[list[Alert], list[DeadLetter]]:
+def replay(
+    engine: Engine, decoder: Decoder, files: list[Path], batch_size: int = 5000, stats: Stats | None = None
+) -> tuple[list[Alert], list[DeadLetter]]:
     stats = stats or Stats()
     streams = {p: stream_of_file(p) for p in files}
     ordered = sorted(files, key=lambda p: streams[p] not in REFERENCE_STREAMS)
@@ -86,5 +89,3 @@ def _batches(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord
             batch = []
     if batch:
         yield batch
-
-

@@ -58,9 +58,12 @@ def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None =
         if topic in existing:
             continue
         compacted = stream in REFERENCE_STREAMS or stream == "alerts"
-        wanted.append(NewTopic(topic, config.kafka.partitions, 1,
-                               config={"cleanup.policy": "compact"} if compacted else {}))
-    for fut in (admin.create_topics(wanted).values() if wanted else ()):
+        wanted.append(
+            NewTopic(
+                topic, config.kafka.partitions, 1, config={"cleanup.policy": "compact"} if compacted else {}
+            )
+        )
+    for fut in admin.create_topics(wanted).values() if wanted else ():
         try:
             fut.result()
         except KafkaException as e:
@@ -69,17 +72,28 @@ def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None =
 
 
 def to_raw(msg: Any) -> RawRecord:
-    return RawRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.key(), msg.headers(),
-                     msg.timestamp()[1])
+    return RawRecord(
+        msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.key(), msg.headers(), msg.timestamp()[1]
+    )
 
 
 class Monitor:
-    def __init__(self, config: Config, bootstrap: str, ch_client: Any, specs: list[DetectorSpec], catalog: Catalog,
-                 pseudonymize: Callable[[str], str], progress: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        bootstrap: str,
+        ch_client: Any,
+        specs: list[DetectorSpec],
+        catalog: Catalog,
+        pseudonymize: Callable[[str], str],
+        progress: Callable[[str], None] | None = None,
+    ):
         self.config, self.bootstrap, self.progress = config, bootstrap, progress
         db = config.clickhouse.database
         apply_ddl(ch_client, db)
-        self.engine = Engine(specs, catalog, pseudonymize, allowed_lateness_ms=config.allowed_lateness_s * 1000)
+        self.engine = Engine(
+            specs, catalog, pseudonymize, allowed_lateness_ms=config.allowed_lateness_s * 1000
+        )
         self.decoder = Decoder(SchemaRegistry(config.schema_registry_url), config.max_record_bytes)
         self.stats = Stats()
         client_extra = dict(config.kafka.client)
@@ -91,19 +105,38 @@ class Monitor:
         ]
         self.dead_sinks: list[Sink] = [
             KafkaTopicSink(self.producer, t.dlq, encode_dead_letter, "dlq→kafka"),
-            ClickHouseTableSink(ch_client, f"{db}.dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "dlq→clickhouse"),
+            ClickHouseTableSink(
+                ch_client, f"{db}.dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "dlq→clickhouse"
+            ),
         ]
-        self.rollup_sink = ClickHouseTableSink(ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups")
-        self.stats_sink = ClickHouseTableSink(ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats")
+        self.rollup_sink = ClickHouseTableSink(
+            ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"
+        )
+        self.stats_sink = ClickHouseTableSink(
+            ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"
+        )
         self.state = StateStore(ch_client, db, config.kafka.group_id)
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
         self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS]
-        base = {"bootstrap.servers": bootstrap, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                "log.connection.close": False, **client_extra}
-        self.ref_consumer = Consumer({**base, "group.id": f"{config.kafka.group_id}-reference-{uuid.uuid4().hex[:8]}"})
-        self.consumer = Consumer({**base, "group.id": config.kafka.group_id, "session.timeout.ms": 6000,
-                                  "partition.assignment.strategy": "range"})
+        base = {
+            "bootstrap.servers": bootstrap,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "log.connection.close": False,
+            **client_extra,
+        }
+        self.ref_consumer = Consumer(
+            {**base, "group.id": f"{config.kafka.group_id}-reference-{uuid.uuid4().hex[:8]}"}
+        )
+        self.consumer = Consumer(
+            {
+                **base,
+                "group.id": config.kafka.group_id,
+                "session.timeout.ms": 6000,
+                "partition.assignment.strategy": "range",
+            }
+        )
         self.stop_event = threading.Event()
         self._last_checkpoint = time.monotonic()
 
@@ -229,11 +262,15 @@ class Monitor:
                 self.rollup_sink.add(self.engine.rollup_rows())
                 self.rollup_sink.flush()
                 self._write_stats()
-                snapshots = [(t, p, off, self.engine.snapshot(t, p)) for (t, p), off in self.positions.items()]
+                snapshots = [
+                    (t, p, off, self.engine.snapshot(t, p)) for (t, p), off in self.positions.items()
+                ]
                 if snapshots:
                     self.state.save(snapshots)
-                    self.consumer.commit(offsets=[TopicPartition(t, p, off) for (t, p), off in self.positions.items()],
-                                         asynchronous=False)
+                    self.consumer.commit(
+                        offsets=[TopicPartition(t, p, off) for (t, p), off in self.positions.items()],
+                        asynchronous=False,
+                    )
                 break
             except (SinkError, KafkaException) as e:
                 print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
@@ -247,8 +284,19 @@ class Monitor:
         rate = self.stats.rate()
         self.stats.lag = self._lag()
         alerts = len(self.stats.alerts)
-        self.stats_sink.add((now, self.config.instance, s, self.stats.events[s], self.stats.dead[s], alerts,
-                             self.stats.lag, rate) for s in sorted(set(self.stats.events) | set(self.stats.dead)))
+        self.stats_sink.add(
+            (
+                now,
+                self.config.instance,
+                s,
+                self.stats.events[s],
+                self.stats.dead[s],
+                alerts,
+                self.stats.lag,
+                rate,
+            )
+            for s in sorted(set(self.stats.events) | set(self.stats.dead))
+        )
         self.stats_sink.flush()
 
     def _lag(self) -> int:
@@ -265,7 +313,9 @@ class Monitor:
         assignment = self.consumer.assignment()
         if not assignment:
             return False
-        committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(assignment, timeout=5)}
+        committed = {
+            (tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(assignment, timeout=5)
+        }
         for tp in self.consumer.position(assignment):
             pos = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
             lo, hi = self.consumer.get_watermark_offsets(tp, timeout=5)

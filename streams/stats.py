@@ -51,5 +51,7 @@ class Stats:
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
         by_stream = " ".join(f"{s}={n}" for s, n in sorted(self.events.items()))
-        return (f"{self.total():>9} records ({self.total() / max(elapsed, 1e-9):,.0f}/s)  {by_stream}  "
-                f"dlq={sum(self.dead.values())}  alerts={len(self.alerts)}  lag={self.lag}")
+        return (
+            f"{self.total():>9} records ({self.total() / max(elapsed, 1e-9):,.0f}/s)  {by_stream}  "
+            f"dlq={sum(self.dead.values())}  alerts={len(self.alerts)}  lag={self.lag}"
+        )

@@ -51,38 +51,83 @@ MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 EVENT_STREAMS = ("access", "sdk", "marketing", "lifecycle", "transfer")
 SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
 ID_PREFIX = {"access": "acc", "sdk": "sdk", "marketing": "mkt", "lifecycle": "lcy", "transfer": "trf"}
-KEY_FIELD = {"access": "actor_id", "transfer": "recipient_id", "sdk": "sdk_id", "marketing": "subject_id",
-             "lifecycle": "record_id", "entitlements": "actor_id", "consents": "subject_id"}
+KEY_FIELD = {
+    "access": "actor_id",
+    "transfer": "recipient_id",
+    "sdk": "sdk_id",
+    "marketing": "subject_id",
+    "lifecycle": "record_id",
+    "entitlements": "actor_id",
+    "consents": "subject_id",
+}
 
 # Staff mix per org level (roles of policy/organisation.yaml, seed 004 角色设置); weights are the
 # simulated bank's, not policy.
 ROLE_WEIGHTS = {
-    "head_office": {"ho_dept_head": 2, "ho_product_mgmt": 2, "ho_marketing_mgmt": 3, "ho_sms_submitter": 1,
-                    "ho_sms_approver": 1, "ho_investment_advisor": 2, "ho_sysadmin": 1},
-    "branch": {"br_dept_head": 2, "br_product_mgmt": 2, "br_marketing_mgmt": 3, "br_sms_submitter": 1,
-               "br_sms_approver": 1, "br_investment_advisor": 2, "br_sysadmin": 1},
-    "sub_branch": {"wealth_manager": 30, "lobby_manager": 15, "outreach_marketing": 15, "sb_general_user": 25,
-                   "sb_product_mgmt": 10, "sb_president": 5},
+    "head_office": {
+        "ho_dept_head": 2,
+        "ho_product_mgmt": 2,
+        "ho_marketing_mgmt": 3,
+        "ho_sms_submitter": 1,
+        "ho_sms_approver": 1,
+        "ho_investment_advisor": 2,
+        "ho_sysadmin": 1,
+    },
+    "branch": {
+        "br_dept_head": 2,
+        "br_product_mgmt": 2,
+        "br_marketing_mgmt": 3,
+        "br_sms_submitter": 1,
+        "br_sms_approver": 1,
+        "br_investment_advisor": 2,
+        "br_sysadmin": 1,
+    },
+    "sub_branch": {
+        "wealth_manager": 30,
+        "lobby_manager": 15,
+        "outreach_marketing": 15,
+        "sb_general_user": 25,
+        "sb_product_mgmt": 10,
+        "sb_president": 5,
+    },
 }
 SYSADMINS = ("ho_sysadmin", "br_sysadmin")  # operate systems, never read customers' data
 
 # Normal reads: C1/C2 field sets per system, never a C3 field nor a C3 combination (JR/T 0171 §4.2).
 READS = {
-    "core_banking": [["customer_name", "account_balance"], ["customer_name", "transaction_record"],
-                     ["customer_name", "payment_account_no", "account_open_date"],
-                     ["customer_name", "mobile_phone", "id_document_no"]],
-    "mobile_banker": [["customer_name", "assets", "customer_segment"], ["customer_name", "mobile_phone"],
-                      ["customer_segment", "marketing_tags"]],
-    "crm": [["customer_name", "customer_segment", "marketing_tags"], ["customer_name", "mobile_phone", "home_address"],
-            ["customer_name", "occupation", "income"]],
+    "core_banking": [
+        ["customer_name", "account_balance"],
+        ["customer_name", "transaction_record"],
+        ["customer_name", "payment_account_no", "account_open_date"],
+        ["customer_name", "mobile_phone", "id_document_no"],
+    ],
+    "mobile_banker": [
+        ["customer_name", "assets", "customer_segment"],
+        ["customer_name", "mobile_phone"],
+        ["customer_segment", "marketing_tags"],
+    ],
+    "crm": [
+        ["customer_name", "customer_segment", "marketing_tags"],
+        ["customer_name", "mobile_phone", "home_address"],
+        ["customer_name", "occupation", "income"],
+    ],
     "card_system": [["customer_name", "payment_account_no"], ["payment_account_no", "transaction_record"]],
-    "credit_system": [["customer_name", "loan_details", "repayment_history"], ["customer_name", "credit_report"]],
+    "credit_system": [
+        ["customer_name", "loan_details", "repayment_history"],
+        ["customer_name", "credit_report"],
+    ],
     "data_warehouse": [["customer_segment", "assets"], ["transaction_record", "customer_segment"]],
 }
 SYSTEMS = list(READS)
 SYSTEM_CUM_WEIGHTS = list(accumulate([30, 25, 20, 10, 8, 7]))
-PURPOSE = {"core_banking": "customer_service", "mobile_banker": "wealth_advice", "crm": "customer_service",
-           "card_system": "card_service", "credit_system": "credit_review", "data_warehouse": "analysis"}
+PURPOSE = {
+    "core_banking": "customer_service",
+    "mobile_banker": "wealth_advice",
+    "crm": "customer_service",
+    "card_system": "card_service",
+    "credit_system": "credit_review",
+    "data_warehouse": "analysis",
+}
 UPDATES = [["mobile_phone"], ["home_address"], ["occupation"]]  # a sub-branch maintains its own customers
 
 # Normal staff serve customers one at a time: per clock hour at most 4 distinct customers, at most
@@ -109,8 +154,15 @@ INTERNAL = {
     "int_risk_mgmt": ["loan_details", "repayment_history", "credit_report"],
     "int_crm": ["customer_name", "mobile_phone", "marketing_tags"],
 }
-SDK_WEIGHTS = {"push": 25, "sensors_analytics": 25, "tencent_tmf": 10, "tingyun_apm": 10, "device_fingerprint": 10,
-               "tencent_x5": 8, "amap_location": 5}  # others (face, OCR, certificate) are rare flows: weight 2
+SDK_WEIGHTS = {
+    "push": 25,
+    "sensors_analytics": 25,
+    "tencent_tmf": 10,
+    "tingyun_apm": 10,
+    "device_fingerprint": 10,
+    "tencent_x5": 8,
+    "amap_location": 5,
+}  # others (face, OCR, certificate) are rare flows: weight 2
 APP_ID, APP_VERSIONS = "cn.bank.mobilebanking", ("9.1.0", "9.2.0", "9.2.1")
 UNDECLARED_FIELDS = ("contacts", "card_cvn", "sms_content", "call_log", "id_document_no", "payment_password")
 DESTROY_METHODS = ("overwrite", "crypto_erase", "degauss", "shred")
@@ -118,7 +170,9 @@ DESTROY_METHODS = ("overwrite", "crypto_erase", "degauss", "shred")
 
 @dataclass
 class Workload:
-    records: list[tuple[str, str, Record]]  # (stream, key, record): reference streams first, then events by ts
+    records: list[
+        tuple[str, str, Record]
+    ]  # (stream, key, record): reference streams first, then events by ts
     truth: list[dict]  # injected violations
     bank: dict  # summary counts, plus the org tree and each customer's managing sub-branch
 
@@ -144,7 +198,9 @@ class Campaign:
     eligible: list[str]  # customers in the org's scope with granted consent on this channel
 
 
-def generate(events: int, seed: int = 7, start_ms: int = 1_767_225_600_000, policy: Policy | None = None) -> Workload:
+def generate(
+    events: int, seed: int = 7, start_ms: int = 1_767_225_600_000, policy: Policy | None = None
+) -> Workload:
     """A bank and about `events` event-stream records (reference records on top), with injected violations."""
     policy = policy or load_policy()
     with _collector_paused():
@@ -199,7 +255,9 @@ class _Generator:
         # ~1 simulated day per 100k events; at least 6 h so staff changes and campaigns fit in
         self.span = max(events * DAY // 100_000, 6 * HOUR)
         self.end = start + self.span
-        self.per_detector = events // 10_000  # ~1 violation per 10k events per detector, each variant at least once
+        self.per_detector = (
+            events // 10_000
+        )  # ~1 violation per 10k events per detector, each variant at least once
         self.out: dict[str, list[dict[str, Any]]] = {s: [] for s in EVENT_MODELS}
         self.truth: list[dict] = []
         self.paths: dict[str, list[str]] = {}
@@ -251,9 +309,19 @@ class _Generator:
         self.record_ids.add(rid)
         return rid
 
-    def _violation(self, detector: str, rule: str, key: str, ts_start: int, ts_end: int, description: str) -> None:
-        self.truth.append({"detector": detector, "rule": rule, "key": key, "ts_start": ts_start, "ts_end": ts_end,
-                           "description": description})
+    def _violation(
+        self, detector: str, rule: str, key: str, ts_start: int, ts_end: int, description: str
+    ) -> None:
+        self.truth.append(
+            {
+                "detector": detector,
+                "rule": rule,
+                "key": key,
+                "ts_start": ts_start,
+                "ts_end": ts_end,
+                "description": description,
+            }
+        )
 
     def _take(self, roles: Iterable[str]) -> Employee:
         """An unused single-role employee with one of `roles`: each violation gets its own actor."""
@@ -270,7 +338,9 @@ class _Generator:
             if org in self.customers:
                 self._books[org] = self.customers[org]
             else:
-                self._books[org] = [c for sb, cs in self.customers.items() if org in self.paths[sb] for c in cs]
+                self._books[org] = [
+                    c for sb, cs in self.customers.items() if org in self.paths[sb] for c in cs
+                ]
         return self._books[org]
 
     def _ensure_book(self, sb: str, need: int) -> list[str]:
@@ -282,18 +352,54 @@ class _Generator:
             book.append(cid)
         return book
 
-    def _entitlement(self, e: Employee, ts: int, org: str, status: EmployeeStatus, roles: list[str],
-                     approvals: Sequence[dict[str, Any]] = ()) -> None:
-        self.out["entitlements"].append({"actor_id": e.id, "ts": ts, "org_id": org, "org_path": self.paths[org],
-                                         "roles": roles, "status": status, "approvals": list(approvals)})
+    def _entitlement(
+        self,
+        e: Employee,
+        ts: int,
+        org: str,
+        status: EmployeeStatus,
+        roles: list[str],
+        approvals: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        self.out["entitlements"].append(
+            {
+                "actor_id": e.id,
+                "ts": ts,
+                "org_id": org,
+                "org_path": self.paths[org],
+                "roles": roles,
+                "status": status,
+                "approvals": list(approvals),
+            }
+        )
 
-    def _access(self, ts: int, e: Employee, org: str, system: str, action: Action, subjects: list[str],
-                fields: list[str], row_count: int | None = None, approval_id: str | None = None) -> None:
-        self.out["access"].append({
-            "ts": ts, "actor_id": e.id, "actor_org": org, "system": system, "action": action,
-            "subject_ids": subjects, "row_count": len(subjects) if row_count is None else row_count, "fields": fields,
-            "purpose": PURPOSE.get(system, "report"), "approval_id": approval_id, "client_ip": e.ip,
-        })
+    def _access(
+        self,
+        ts: int,
+        e: Employee,
+        org: str,
+        system: str,
+        action: Action,
+        subjects: list[str],
+        fields: list[str],
+        row_count: int | None = None,
+        approval_id: str | None = None,
+    ) -> None:
+        self.out["access"].append(
+            {
+                "ts": ts,
+                "actor_id": e.id,
+                "actor_org": org,
+                "system": system,
+                "action": action,
+                "subject_ids": subjects,
+                "row_count": len(subjects) if row_count is None else row_count,
+                "fields": fields,
+                "purpose": PURPOSE.get(system, "report"),
+                "approval_id": approval_id,
+                "client_ip": e.ip,
+            }
+        )
 
     # -- the bank -------------------------------------------------------------------------------
     def _build_bank(self) -> None:
@@ -344,7 +450,11 @@ class _Generator:
         for level, orgs in placement.items():
             weights = ROLE_WEIGHTS[level]
             roles = [(r, True) for r in required[level]] + [
-                (r, False) for r in rng.choices(list(weights), list(weights.values()), k=len(orgs) - len(required[level]))]
+                (r, False)
+                for r in rng.choices(
+                    list(weights), list(weights.values()), k=len(orgs) - len(required[level])
+                )
+            ]
             rng.shuffle(roles)
             for org, (role, needed) in zip(orgs, roles, strict=True):
                 n = len(self.employees)
@@ -361,8 +471,14 @@ class _Generator:
         for e in self.employees:
             grant = []
             if e.id in holders:
-                grant = [{"approval_id": f"AP-{self.seed}-{holders[e.id]:03d}", "purpose": "regulatory_report",
-                          "max_records": rng.choice((1000, 2000, 5000)), "expires_ts": self.end + 7 * DAY}]
+                grant = [
+                    {
+                        "approval_id": f"AP-{self.seed}-{holders[e.id]:03d}",
+                        "purpose": "regulatory_report",
+                        "max_records": rng.choice((1000, 2000, 5000)),
+                        "expires_ts": self.end + 7 * DAY,
+                    }
+                ]
                 self.approvals.append((e, grant[0]))
             self._entitlement(e, self.start - DAY, e.org, EmployeeStatus.active, e.roles, grant)
 
@@ -395,13 +511,16 @@ class _Generator:
             if rng.random() < 0.85:
                 channel = rng.choice((Channel.sms, Channel.app_push))
                 self.consent[cid] = channel
-                self._consent(cid, self.start - DAY - rng.randrange(700 * DAY), channel, ConsentStatus.granted)
+                self._consent(
+                    cid, self.start - DAY - rng.randrange(700 * DAY), channel, ConsentStatus.granted
+                )
                 if rng.random() < 0.03:
                     self._withdraw(cid, self._ts())
 
     def _consent(self, cid: str, ts: int, channel: Channel, status: ConsentStatus) -> None:
-        self.out["consents"].append({"subject_id": cid, "ts": ts, "purpose": "marketing", "channel": channel,
-                                     "status": status})
+        self.out["consents"].append(
+            {"subject_id": cid, "ts": ts, "purpose": "marketing", "channel": channel, "status": status}
+        )
 
     def _withdraw(self, cid: str, ts: int) -> None:
         self.withdrawn[cid] = ts
@@ -416,29 +535,62 @@ class _Generator:
             for r in e.roles:
                 if roles[r].marketing_sms:
                     duty.setdefault(e.org, {}).setdefault(roles[r].marketing_sms, []).append(e.id)
-        teams = {org: pairs for org, d in duty.items()
-                 if (pairs := [(s, a) for s in d.get("submit", []) for a in d.get("approve", []) if s != a])}
+        teams = {
+            org: pairs
+            for org, d in duty.items()
+            if (pairs := [(s, a) for s in d.get("submit", []) for a in d.get("approve", []) if s != a])
+        }
         n = max(4, round(self.events * SHARES["marketing"]) // 300)
         eligible_by: dict[tuple[str, Channel], list[str]] = {}
         for k in range(n):
             org = "HO" if k < 2 else rng.choice(sorted(teams))
-            channel = (Channel.sms, Channel.app_push)[k] if k < 2 else rng.choice((Channel.sms, Channel.app_push))
+            channel = (
+                (Channel.sms, Channel.app_push)[k] if k < 2 else rng.choice((Channel.sms, Channel.app_push))
+            )
             submitter, approver = rng.choice(teams[org])
             if (org, channel) not in eligible_by:
                 eligible_by[org, channel] = [c for c in self._book(org) if self.consent.get(c) is channel]
             if eligible := eligible_by[org, channel]:
-                self.campaigns.append(Campaign(f"CMP-{self.seed}-{k:04d}", org, channel, rng.random() < 0.5,
-                                               submitter, approver, self._ts(0.0, 0.95), eligible))
+                self.campaigns.append(
+                    Campaign(
+                        f"CMP-{self.seed}-{k:04d}",
+                        org,
+                        channel,
+                        rng.random() < 0.5,
+                        submitter,
+                        approver,
+                        self._ts(0.0, 0.95),
+                        eligible,
+                    )
+                )
 
-    def _push(self, c: Campaign, subject: str, ts: int, *, personalized: bool | None = None,
-              opt_out: bool = True, approver: str | None = None) -> None:
+    def _push(
+        self,
+        c: Campaign,
+        subject: str,
+        ts: int,
+        *,
+        personalized: bool | None = None,
+        opt_out: bool = True,
+        approver: str | None = None,
+    ) -> None:
         personalized = c.personalized if personalized is None else personalized
-        self.out["marketing"].append({
-            "ts": ts, "subject_id": subject, "channel": c.channel, "campaign_id": c.id, "purpose": "marketing",
-            "data_used": ["customer_segment", "marketing_tags"] if personalized else [], "personalized": personalized,
-            "opt_out_offered": opt_out, "non_personalized_option": personalized and opt_out,
-            "submitter_id": c.submitter, "approver_id": approver or c.approver, "org_id": c.org,
-        })
+        self.out["marketing"].append(
+            {
+                "ts": ts,
+                "subject_id": subject,
+                "channel": c.channel,
+                "campaign_id": c.id,
+                "purpose": "marketing",
+                "data_used": ["customer_segment", "marketing_tags"] if personalized else [],
+                "personalized": personalized,
+                "opt_out_offered": opt_out,
+                "non_personalized_option": personalized and opt_out,
+                "submitter_id": c.submitter,
+                "approver_id": approver or c.approver,
+                "org_id": c.org,
+            }
+        )
 
     # -- injected violations --------------------------------------------------------------------
     def _inject_bulk_query(self) -> None:
@@ -461,8 +613,19 @@ class _Generator:
                 book = self._ensure_book(e.org, n)
                 gap = 45 * MINUTE // n
                 for j, cid in enumerate(rng.sample(book, n)):
-                    self._access(t + j * gap, e, e.org, "core_banking", Action.query, [cid], ["customer_name", "account_balance"])
-                rule, text = "query_burst", f"Lobby manager {e.id} ({e.org}) queried {n} customers' balances (C2)"
+                    self._access(
+                        t + j * gap,
+                        e,
+                        e.org,
+                        "core_banking",
+                        Action.query,
+                        [cid],
+                        ["customer_name", "account_balance"],
+                    )
+                rule, text = (
+                    "query_burst",
+                    f"Lobby manager {e.id} ({e.org}) queried {n} customers' balances (C2)",
+                )
             elif variant == 1:
                 e = self._take(["wealth_manager"])
                 n = max(rng.randint(30, 45), need(e, cw["C3"] * aw["export"]))
@@ -470,29 +633,52 @@ class _Generator:
                 chosen = rng.sample(book, n)
                 gap = 45 * MINUTE // math.ceil(n / 3)
                 for j in range(0, n, 3):
-                    self._access(t + j // 3 * gap, e, e.org, "card_system", Action.export, chosen[j:j + 3],
-                                 ["customer_name", "payment_account_no", "card_expiry"])
-                rule, text = "c3_export", f"Wealth manager {e.id} ({e.org}) exported {n} customers' card data (C3)"
+                    self._access(
+                        t + j // 3 * gap,
+                        e,
+                        e.org,
+                        "card_system",
+                        Action.export,
+                        chosen[j : j + 3],
+                        ["customer_name", "payment_account_no", "card_expiry"],
+                    )
+                rule, text = (
+                    "c3_export",
+                    f"Wealth manager {e.id} ({e.org}) exported {n} customers' card data (C3)",
+                )
             elif variant == 2:
                 e = self._take(["ho_marketing_mgmt"])
                 batches = max(rng.randint(6, 9), math.ceil(need(e, cw["C2"] * aw["export"]) / 100))
                 chosen = rng.sample(list(self.customer_org), batches * 100)
                 for j in range(batches):
-                    self._access(t + j * 4 * MINUTE + rng.randrange(MINUTE), e, "HO", "data_warehouse", Action.export,
-                                 chosen[j * 100:(j + 1) * 100], ["transaction_record"])
+                    self._access(
+                        t + j * 4 * MINUTE + rng.randrange(MINUTE),
+                        e,
+                        "HO",
+                        "data_warehouse",
+                        Action.export,
+                        chosen[j * 100 : (j + 1) * 100],
+                        ["transaction_record"],
+                    )
                 rule = "unapproved_export"
-                text = (f"Head-office marketing manager {e.id} exported {batches * 100} customers' transaction records "
-                        "without an approval")
+                text = (
+                    f"Head-office marketing manager {e.id} exported {batches * 100} customers' transaction records "
+                    "without an approval"
+                )
             else:
                 e = self._take(["sb_president"])
                 rows = max(70, need(e, cw["C2"] * aw["download"]))
-                self._access(t, e, e.org, "credit_system", Action.download, [], ["credit_report"], row_count=rows)
+                self._access(
+                    t, e, e.org, "credit_system", Action.download, [], ["credit_report"], row_count=rows
+                )
                 rule = "unnamed_rows"
                 text = f"Sub-branch president {e.id} ({e.org}) downloaded {rows} customers' credit reports in one report"
             burst = self.out["access"][first:]
             ts0, ts1 = burst[0]["ts"], max(a["ts"] for a in burst)
             within = f" within {(ts1 - ts0) // MINUTE + 1} min" if ts1 > ts0 else ""
-            self._violation("bulk_query", rule, e.id, ts0, ts1, f"{text}{within}, far above the role's threshold.")
+            self._violation(
+                "bulk_query", rule, e.id, ts0, ts1, f"{text}{within}, far above the role's threshold."
+            )
 
     def _inject_unauthorized_lookup(self) -> None:
         """Seed 004 机构设置 / 人员管理(4)(5): a sub-branch sees only itself; a transfer changes and a
@@ -507,24 +693,42 @@ class _Generator:
                 other = rng.choice([s for s in self.customers if s != e.org and self.customers[s]])
                 cid = rng.choice(self.customers[other])
                 self._access(t, e, e.org, "core_banking", Action.view, [cid], fields)
-                self._violation("unauthorized_lookup", "out_of_org_scope", e.id, t, t,
-                                f"{e.id} of sub-branch {e.org} viewed customer {cid} managed by {other}.")
+                self._violation(
+                    "unauthorized_lookup",
+                    "out_of_org_scope",
+                    e.id,
+                    t,
+                    t,
+                    f"{e.id} of sub-branch {e.org} viewed customer {cid} managed by {other}.",
+                )
             elif i % 3 == 1:
                 old = e.org
                 self._terminate_staff(e, t)
                 ts = t + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - MINUTE))
                 cid = rng.choice(self.customers[old])
                 self._access(ts, e, old, "mobile_banker", Action.view, [cid], ["customer_name", "assets"])
-                self._violation("unauthorized_lookup", "after_termination", e.id, ts, ts,
-                                f"{e.id} viewed customer {cid} {(ts - t) // MINUTE} min after termination.")
+                self._violation(
+                    "unauthorized_lookup",
+                    "after_termination",
+                    e.id,
+                    ts,
+                    ts,
+                    f"{e.id} viewed customer {cid} {(ts - t) // MINUTE} min after termination.",
+                )
             else:
                 old = e.org
                 new = self._transfer_staff(e, t)
                 ts = t + MINUTE + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - 2 * MINUTE))
                 cid = rng.choice(self.customers[old])
                 self._access(ts, e, new, "core_banking", Action.view, [cid], fields)
-                self._violation("unauthorized_lookup", "after_transfer", e.id, ts, ts,
-                                f"{e.id}, transferred from {old} to {new}, viewed {old}'s customer {cid} after the transfer.")
+                self._violation(
+                    "unauthorized_lookup",
+                    "after_transfer",
+                    e.id,
+                    ts,
+                    ts,
+                    f"{e.id}, transferred from {old} to {new}, viewed {old}'s customer {cid} after the transfer.",
+                )
 
     def _inject_offscope_marketing(self) -> None:
         """Seeds 000, 004 流程描述(4)②: consent and opt-out for marketing; SMS submitted and approved by two people."""
@@ -539,15 +743,24 @@ class _Generator:
                 self._withdraw(subject, t_w)
                 ts = t_w + rng.randint(HOUR, self.end - t_w - HOUR)
                 self._push(c, subject, ts)
-                rule, text = "after_withdrawal", f"{c.channel.value} push of {c.id} to {subject} {(ts - t_w) // HOUR} h after the consent was withdrawn."
+                rule, text = (
+                    "after_withdrawal",
+                    f"{c.channel.value} push of {c.id} to {subject} {(ts - t_w) // HOUR} h after the consent was withdrawn.",
+                )
             elif i % 3 == 1:
                 ts = c.t0 + rng.randrange(HOUR)
                 self._push(c, subject, ts, personalized=True, opt_out=False)
-                rule, text = "no_opt_out", f"Personalized push of {c.id} to {subject} offered neither opt-out nor a non-personalized option."
+                rule, text = (
+                    "no_opt_out",
+                    f"Personalized push of {c.id} to {subject} offered neither opt-out nor a non-personalized option.",
+                )
             else:
                 ts = c.t0 + rng.randrange(HOUR)
                 self._push(c, subject, ts, approver=c.submitter)
-                rule, text = "four_eyes", f"Marketing SMS {c.id} to {subject} was submitted and approved by the same employee {c.submitter}."
+                rule, text = (
+                    "four_eyes",
+                    f"Marketing SMS {c.id} to {subject} was submitted and approved by the same employee {c.submitter}.",
+                )
             self._violation("offscope_marketing", rule, subject, ts, ts, text)
 
     def _inject_retention_overrun(self) -> None:
@@ -562,22 +775,60 @@ class _Generator:
             rid, cid = self._record_id(), rng.choice(customers)
             if i % 3 == 0:
                 ts = self.start - rng.randint(keep_location // DAY + 5, 90) * DAY - rng.randrange(DAY)
-                self._lifecycle(ts, rid, cid, LifecycleStage.collect, "mobile_banker", ["location_trace"], "nearby_branch_service")
-                self._violation("retention_overrun", "location_trace_30d", rid, ts, ts + keep_location,
-                                f"Location trace {rid} of {cid} collected and still kept after {keep_location // DAY} days.")
+                self._lifecycle(
+                    ts,
+                    rid,
+                    cid,
+                    LifecycleStage.collect,
+                    "mobile_banker",
+                    ["location_trace"],
+                    "nearby_branch_service",
+                )
+                self._violation(
+                    "retention_overrun",
+                    "location_trace_30d",
+                    rid,
+                    ts,
+                    ts + keep_location,
+                    f"Location trace {rid} of {cid} collected and still kept after {keep_location // DAY} days.",
+                )
             elif i % 3 == 1:
                 ts = self.start - rng.randint(sla // DAY + 2, 45) * DAY - rng.randrange(DAY)
-                self._lifecycle(ts - rng.randint(200, 1500) * DAY, rid, cid, LifecycleStage.collect, "crm",
-                                ["customer_name", "mobile_phone", "occupation"], "customer_service")
+                self._lifecycle(
+                    ts - rng.randint(200, 1500) * DAY,
+                    rid,
+                    cid,
+                    LifecycleStage.collect,
+                    "crm",
+                    ["customer_name", "mobile_phone", "occupation"],
+                    "customer_service",
+                )
                 self._lifecycle(ts, rid, cid, LifecycleStage.deletion_requested, "crm", [], "subject_request")
-                self._violation("retention_overrun", "deletion_request_15d", rid, ts, ts + sla,
-                                f"Deletion request for {rid} of {cid} not fulfilled within {sla // DAY} days.")
+                self._violation(
+                    "retention_overrun",
+                    "deletion_request_15d",
+                    rid,
+                    ts,
+                    ts + sla,
+                    f"Deletion request for {rid} of {cid} not fulfilled within {sla // DAY} days.",
+                )
             else:
                 ts = self._ts(0.1, 0.9)
-                cats = [rng.choice(forbidden), *rng.sample(["payment_account_no", "customer_name"], rng.randint(0, 2))]
-                self._lifecycle(ts, rid, None, LifecycleStage.store, "card_system", cats, "acquiring", own=False)
-                self._violation("retention_overrun", "foreign_c3_stored", rid, ts, ts,
-                                f"Record {rid} stores another institution's C3 data ({', '.join(cats)}).")
+                cats = [
+                    rng.choice(forbidden),
+                    *rng.sample(["payment_account_no", "customer_name"], rng.randint(0, 2)),
+                ]
+                self._lifecycle(
+                    ts, rid, None, LifecycleStage.store, "card_system", cats, "acquiring", own=False
+                )
+                self._violation(
+                    "retention_overrun",
+                    "foreign_c3_stored",
+                    rid,
+                    ts,
+                    ts,
+                    f"Record {rid} stores another institution's C3 data ({', '.join(cats)}).",
+                )
 
     def _inject_sdk_overcollection(self) -> None:
         """Seed 004 §一.(一).6: only declared SDKs, only declared fields, only after the user agreed."""
@@ -587,24 +838,50 @@ class _Generator:
             ts = self._ts(0.05, 0.95)
             if i % 3 == 1:
                 sid = "unknown_ad_sdk" if i == 1 else f"unknown_ad_sdk_{i // 3}"
-                self._sdk(ts, sid, ["imei", "oaid", "installed_apps", "location"], ["phone_state", "location"],
-                          "ads.adnet-example.com", True)
-                self._violation("sdk_overcollection", "undeclared_sdk", sid, ts, ts,
-                                f"SDK {sid}, not declared in the privacy policy, collected device ids, app list and location.")
+                self._sdk(
+                    ts,
+                    sid,
+                    ["imei", "oaid", "installed_apps", "location"],
+                    ["phone_state", "location"],
+                    "ads.adnet-example.com",
+                    True,
+                )
+                self._violation(
+                    "sdk_overcollection",
+                    "undeclared_sdk",
+                    sid,
+                    ts,
+                    ts,
+                    f"SDK {sid}, not declared in the privacy policy, collected device ids, app list and location.",
+                )
                 continue
             sid = rng.choice(sorted(sdks.sdks))
             decl = sdks.sdks[sid]
             fields = rng.sample(decl.fields, rng.randint(1, min(4, len(decl.fields))))
             host = rng.choice(decl.hosts) if decl.hosts else None
             if i % 3 == 0:
-                extra = rng.choice([f for f in UNDECLARED_FIELDS if f in sdks.sdk_fields and f not in decl.fields])
+                extra = rng.choice(
+                    [f for f in UNDECLARED_FIELDS if f in sdks.sdk_fields and f not in decl.fields]
+                )
                 self._sdk(ts, sid, [*fields, extra], [], host, True)
-                self._violation("sdk_overcollection", "undeclared_field", sid, ts, ts,
-                                f"SDK {sid} collected '{extra}', which the privacy policy does not declare for it.")
+                self._violation(
+                    "sdk_overcollection",
+                    "undeclared_field",
+                    sid,
+                    ts,
+                    ts,
+                    f"SDK {sid} collected '{extra}', which the privacy policy does not declare for it.",
+                )
             else:
                 self._sdk(ts, sid, fields, [], host, False)
-                self._violation("sdk_overcollection", "before_consent", sid, ts, ts,
-                                f"SDK {sid} collected {', '.join(fields)} before the user agreed to the privacy policy.")
+                self._violation(
+                    "sdk_overcollection",
+                    "before_consent",
+                    sid,
+                    ts,
+                    ts,
+                    f"SDK {sid} collected {', '.join(fields)} before the user agreed to the privacy policy.",
+                )
 
     def _inject_transfer_policy(self) -> None:
         """Seed 002 §四-六: no C3 or auth helper leaves the bank; C2 on public networks is encrypted;
@@ -614,26 +891,77 @@ class _Generator:
             ts, k = self._ts(0.05, 0.95), i // 4
             if i % 4 == 0:
                 rid = f"tp_marketing_partner_{k}"
-                cats = rng.choice((["payment_account_no", "sms_code"], ["customer_name", "payment_account_no", "card_cvn"]))
-                self._transfer(ts, rid, RecipientType.third_party, cats, encrypted=True, deidentified=False,
-                               public=True, basis=LegalBasis.consent, contract=f"CT-TP-{k:03d}", purpose="joint_marketing")
-                rule, text = "c3_or_auth_helper_shared", f"Shared {', '.join(cats)} (C3 / authentication helper) with third party {rid}."
+                cats = rng.choice(
+                    (["payment_account_no", "sms_code"], ["customer_name", "payment_account_no", "card_cvn"])
+                )
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.third_party,
+                    cats,
+                    encrypted=True,
+                    deidentified=False,
+                    public=True,
+                    basis=LegalBasis.consent,
+                    contract=f"CT-TP-{k:03d}",
+                    purpose="joint_marketing",
+                )
+                rule, text = (
+                    "c3_or_auth_helper_shared",
+                    f"Shared {', '.join(cats)} (C3 / authentication helper) with third party {rid}.",
+                )
             elif i % 4 == 1:
                 rid = rng.choice(sorted(PROCESSORS))
-                self._transfer(ts, rid, RecipientType.processor, PROCESSORS[rid], encrypted=False, deidentified=True,
-                               public=True, basis=LegalBasis.contract, contract=f"CT-{rid}")
-                rule, text = "unencrypted_public_network", f"Sent C2 data to {rid} over a public network unencrypted."
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.processor,
+                    PROCESSORS[rid],
+                    encrypted=False,
+                    deidentified=True,
+                    public=True,
+                    basis=LegalBasis.contract,
+                    contract=f"CT-{rid}",
+                )
+                rule, text = (
+                    "unencrypted_public_network",
+                    f"Sent C2 data to {rid} over a public network unencrypted.",
+                )
             elif i % 4 == 2:
                 rid = f"os_group_analytics_sg_{k}"
-                self._transfer(ts, rid, RecipientType.overseas, ["customer_name", "assets", "transaction_record"],
-                               encrypted=True, deidentified=False, public=True, basis=LegalBasis.consent,
-                               country="SG", purpose="group_analytics")
-                rule, text = "cross_border_without_assessment", f"Cross-border transfer to {rid} (SG) on general consent, without separate consent or an assessment."
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.overseas,
+                    ["customer_name", "assets", "transaction_record"],
+                    encrypted=True,
+                    deidentified=False,
+                    public=True,
+                    basis=LegalBasis.consent,
+                    country="SG",
+                    purpose="group_analytics",
+                )
+                rule, text = (
+                    "cross_border_without_assessment",
+                    f"Cross-border transfer to {rid} (SG) on general consent, without separate consent or an assessment.",
+                )
             else:
                 rid = rng.choice(sorted(PROCESSORS))
-                self._transfer(ts, rid, RecipientType.processor, PROCESSORS[rid], encrypted=True, deidentified=False,
-                               public=True, basis=LegalBasis.contract, contract=f"CT-{rid}")
-                rule, text = "processor_not_deidentified", f"Entrusted {rid} with data that was encrypted but not de-identified."
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.processor,
+                    PROCESSORS[rid],
+                    encrypted=True,
+                    deidentified=False,
+                    public=True,
+                    basis=LegalBasis.contract,
+                    contract=f"CT-{rid}",
+                )
+                rule, text = (
+                    "processor_not_deidentified",
+                    f"Entrusted {rid} with data that was encrypted but not de-identified.",
+                )
             self._violation("transfer_policy", rule, rid, ts, ts, text)
 
     # -- normal traffic -------------------------------------------------------------------------
@@ -643,10 +971,22 @@ class _Generator:
         rng = self.rng
         for e, grant in self.approvals:
             for _ in range(rng.randint(1, 3)):  # 3 x 100 rows stay under every grant's max_records
-                self._access(self._ts(), e, "HO", "data_warehouse", Action.export, rng.sample(self._book("HO"), 100),
-                             ["customer_name", "transaction_record"], approval_id=grant["approval_id"])
+                self._access(
+                    self._ts(),
+                    e,
+                    "HO",
+                    "data_warehouse",
+                    Action.export,
+                    rng.sample(self._book("HO"), 100),
+                    ["customer_name", "transaction_record"],
+                    approval_id=grant["approval_id"],
+                )
         staff = [e for e in self.employees if not set(e.roles) <= set(SYSADMINS)]
-        counts = Counter(rng.choices(range(len(staff)), [rng.lognormvariate(0, 0.5) for _ in staff], k=self._target("access")))
+        counts = Counter(
+            rng.choices(
+                range(len(staff)), [rng.lognormvariate(0, 0.5) for _ in staff], k=self._target("access")
+            )
+        )
         # all staff's accesses in time order (records made in time order are faster to validate and merge)
         plan = sorted((ts, i, org) for i, e in enumerate(staff) for ts, org in self._timeline(e, counts[i]))
         hour: list[int] = [-1] * len(staff)
@@ -663,10 +1003,20 @@ class _Generator:
                 subjects = list(dict.fromkeys(self._pick(seen[i], book) for _ in range(rng.randint(1, 2))))
                 self._access(ts, e, org, system, Action.export, subjects, rng.choice(READS[system]))
             elif org in self.customers and rng.random() < 0.04:  # only the managing sub-branch updates
-                self._access(ts, e, org, "core_banking", Action.update, [self._pick(seen[i], book)], rng.choice(UPDATES))
+                self._access(
+                    ts,
+                    e,
+                    org,
+                    "core_banking",
+                    Action.update,
+                    [self._pick(seen[i], book)],
+                    rng.choice(UPDATES),
+                )
             else:
                 action = Action.view if rng.random() < 0.6 else Action.query
-                self._access(ts, e, org, system, action, [self._pick(seen[i], book)], rng.choice(READS[system]))
+                self._access(
+                    ts, e, org, system, action, [self._pick(seen[i], book)], rng.choice(READS[system])
+                )
 
     def _timeline(self, e: Employee, k: int) -> list[tuple[int, str]]:
         """k sorted times inside the employee's employment segments, each with the org of the time."""
@@ -689,13 +1039,24 @@ class _Generator:
             seen.append(cid)
         return cid
 
-    def _sdk(self, ts: int, sid: str, fields: list[str], permissions: list[str], host: str | None, consented: bool) -> None:
+    def _sdk(
+        self, ts: int, sid: str, fields: list[str], permissions: list[str], host: str | None, consented: bool
+    ) -> None:
         device = self.rng.randrange(len(self.customer_org))
-        self.out["sdk"].append({
-            "ts": ts, "app_id": APP_ID, "app_version": self.rng.choice(APP_VERSIONS), "device_id": f"D{device:07d}",
-            "subject_id": f"C{device:07d}" if self.rng.random() < 0.8 else None, "sdk_id": sid, "fields": fields,
-            "permissions": permissions, "dest_host": host, "policy_consented": consented,
-        })
+        self.out["sdk"].append(
+            {
+                "ts": ts,
+                "app_id": APP_ID,
+                "app_version": self.rng.choice(APP_VERSIONS),
+                "device_id": f"D{device:07d}",
+                "subject_id": f"C{device:07d}" if self.rng.random() < 0.8 else None,
+                "sdk_id": sid,
+                "fields": fields,
+                "permissions": permissions,
+                "dest_host": host,
+                "policy_consented": consented,
+            }
+        )
 
     def _normal_sdk(self) -> None:
         rng = self.rng
@@ -720,14 +1081,35 @@ class _Generator:
         for ts, _, subject, c in sorted(pushes, key=lambda p: p[:3]):
             self._push(c, subject, ts)
 
-    def _lifecycle(self, ts: int, rid: str, subject: str | None, stage: LifecycleStage, system: str,
-                   cats: list[str], purpose: str | None, own: bool = True, method: str | None = None,
-                   operator: str | None = None, supervisor: str | None = None) -> None:
-        self.out["lifecycle"].append({
-            "ts": ts, "record_id": rid, "subject_id": subject, "stage": stage, "system": system, "categories": cats,
-            "purpose": purpose, "own_institution": own, "method": method, "operator_id": operator,
-            "supervisor_id": supervisor,
-        })
+    def _lifecycle(
+        self,
+        ts: int,
+        rid: str,
+        subject: str | None,
+        stage: LifecycleStage,
+        system: str,
+        cats: list[str],
+        purpose: str | None,
+        own: bool = True,
+        method: str | None = None,
+        operator: str | None = None,
+        supervisor: str | None = None,
+    ) -> None:
+        self.out["lifecycle"].append(
+            {
+                "ts": ts,
+                "record_id": rid,
+                "subject_id": subject,
+                "stage": stage,
+                "system": system,
+                "categories": cats,
+                "purpose": purpose,
+                "own_institution": own,
+                "method": method,
+                "operator_id": operator,
+                "supervisor_id": supervisor,
+            }
+        )
 
     def _normal_lifecycle(self) -> None:
         """Collect/store, timely deletes and anonymization, deletion requests answered within the SLA, and
@@ -742,53 +1124,134 @@ class _Generator:
         goal = len(self.out["lifecycle"]) + self._target("lifecycle")
         while len(self.out["lifecycle"]) < goal:
             rid, cid, t = self._record_id(), rng.choice(customers), self._ts(0.0, 0.98)
-            story = rng.choices(("account", "transaction", "location", "erasure", "expired", "foreign"),
-                                (25, 25, 20, 10, 10, 10))[0]
+            story = rng.choices(
+                ("account", "transaction", "location", "erasure", "expired", "foreign"),
+                (25, 25, 20, 10, 10, 10),
+            )[0]
             if story == "account":
                 cats = ["customer_name", "id_document_no", "mobile_phone", "payment_account_no", "kyc_photo"]
                 self._lifecycle(t, rid, cid, L.collect, "core_banking", cats, "account_opening")
-                self._lifecycle(t + rng.randint(1_000, MINUTE), rid, cid, L.store, "core_banking", cats, "account_opening")
+                self._lifecycle(
+                    t + rng.randint(1_000, MINUTE), rid, cid, L.store, "core_banking", cats, "account_opening"
+                )
             elif story == "transaction":
-                self._lifecycle(t, rid, cid, L.store, "core_banking", ["payment_account_no", "transaction_record"], "payment")
-            elif story == "location":  # deleted or anonymized well inside the 30 days, and inside the workload
-                self._lifecycle(t, rid, cid, L.collect, "mobile_banker", ["location_trace"], "nearby_branch_service")
+                self._lifecycle(
+                    t,
+                    rid,
+                    cid,
+                    L.store,
+                    "core_banking",
+                    ["payment_account_no", "transaction_record"],
+                    "payment",
+                )
+            elif (
+                story == "location"
+            ):  # deleted or anonymized well inside the 30 days, and inside the workload
+                self._lifecycle(
+                    t, rid, cid, L.collect, "mobile_banker", ["location_trace"], "nearby_branch_service"
+                )
                 done = t + rng.randrange(max(1, min(keep_location, self.end - t)))
-                self._lifecycle(done, rid, cid, rng.choice((L.delete, L.anonymize)), "mobile_banker", ["location_trace"], None)
+                self._lifecycle(
+                    done,
+                    rid,
+                    cid,
+                    rng.choice((L.delete, L.anonymize)),
+                    "mobile_banker",
+                    ["location_trace"],
+                    None,
+                )
             elif story == "erasure":  # seed 004 §五.(四): answered inside the SLA and inside the workload
                 self._lifecycle(t, rid, cid, L.deletion_requested, "crm", [], "subject_request")
                 done = t + rng.randrange(max(1, min(sla, self.end - t)))
-                self._lifecycle(done, rid, cid, L.delete, "crm", [], "subject_request", method="logical_delete")
+                self._lifecycle(
+                    done, rid, cid, L.delete, "crm", [], "subject_request", method="logical_delete"
+                )
                 self._destroy(done, rid, cid, admins)
-            elif story == "expired":  # closed ~5 years ago (AML Law art. 19): deleted just before the deadline
+            elif (
+                story == "expired"
+            ):  # closed ~5 years ago (AML Law art. 19): deleted just before the deadline
                 closed = t - keep_closed + rng.randint(HOUR, 3 * DAY)
                 cats = ["customer_name", "id_document_no", "transaction_record"]
-                self._lifecycle(closed - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "core_banking", cats, "account_opening")
+                self._lifecycle(
+                    closed - rng.randint(365, 3000) * DAY,
+                    rid,
+                    cid,
+                    L.collect,
+                    "core_banking",
+                    cats,
+                    "account_opening",
+                )
                 self._lifecycle(closed, rid, cid, L.account_closed, "core_banking", [], None)
-                self._lifecycle(t, rid, cid, L.delete, "core_banking", cats, "retention_expired", method="logical_delete")
+                self._lifecycle(
+                    t, rid, cid, L.delete, "core_banking", cats, "retention_expired", method="logical_delete"
+                )
                 self._destroy(t, rid, cid, admins)
             else:  # another bank's payee account for an interbank transfer: C2, allowed
-                self._lifecycle(t, rid, None, L.store, "core_banking", ["payment_account_no", "customer_name"],
-                                "interbank_transfer", own=False)
+                self._lifecycle(
+                    t,
+                    rid,
+                    None,
+                    L.store,
+                    "core_banking",
+                    ["payment_account_no", "customer_name"],
+                    "interbank_transfer",
+                    own=False,
+                )
 
     def _destroy(self, after: int, rid: str, cid: str, admins: list[str]) -> None:
         """Destruction states content, method, time, operator and a different supervisor (seed 002 §七)."""
         op, sup = self.rng.sample(admins, 2)
         ts = after + self.rng.randrange(max(1, min(DAY, self.end - after)))
-        self._lifecycle(ts, rid, cid, LifecycleStage.destroy, "core_banking", [], None,
-                        method=self.rng.choice(DESTROY_METHODS), operator=op, supervisor=sup)
+        self._lifecycle(
+            ts,
+            rid,
+            cid,
+            LifecycleStage.destroy,
+            "core_banking",
+            [],
+            None,
+            method=self.rng.choice(DESTROY_METHODS),
+            operator=op,
+            supervisor=sup,
+        )
 
-    def _transfer(self, ts: int, rid: str, kind: RecipientType, cats: list[str], *, encrypted: bool, deidentified: bool,
-                  public: bool, basis: LegalBasis, contract: str | None = None, country: str = "CN",
-                  purpose: str = "entrusted_processing") -> None:
+    def _transfer(
+        self,
+        ts: int,
+        rid: str,
+        kind: RecipientType,
+        cats: list[str],
+        *,
+        encrypted: bool,
+        deidentified: bool,
+        public: bool,
+        basis: LegalBasis,
+        contract: str | None = None,
+        country: str = "CN",
+        purpose: str = "entrusted_processing",
+    ) -> None:
         n = self.rng.randint(10, 5000)
-        self.out["transfer"].append({
-            "ts": ts, "transfer_id": f"T{self.rng.getrandbits(48):012x}",  # random, like record ids
-            "sender_system": self.rng.choice(("core_banking", "data_warehouse", "crm", "credit_system")),
-            "actor_id": None, "recipient_id": rid, "recipient_type": kind, "recipient_country": country,
-            "categories": cats, "record_count": n, "subject_count": self.rng.randint(1, n), "encrypted": encrypted,
-            "deidentified": deidentified, "public_network": public, "contract_id": contract, "legal_basis": basis,
-            "assessment_id": None, "purpose": purpose,
-        })
+        self.out["transfer"].append(
+            {
+                "ts": ts,
+                "transfer_id": f"T{self.rng.getrandbits(48):012x}",  # random, like record ids
+                "sender_system": self.rng.choice(("core_banking", "data_warehouse", "crm", "credit_system")),
+                "actor_id": None,
+                "recipient_id": rid,
+                "recipient_type": kind,
+                "recipient_country": country,
+                "categories": cats,
+                "record_count": n,
+                "subject_count": self.rng.randint(1, n),
+                "encrypted": encrypted,
+                "deidentified": deidentified,
+                "public_network": public,
+                "contract_id": contract,
+                "legal_basis": basis,
+                "assessment_id": None,
+                "purpose": purpose,
+            }
+        )
 
     def _normal_transfer(self) -> None:
         rng = self.rng
@@ -796,16 +1259,43 @@ class _Generator:
             kind = rng.choices(("processor", "regulator", "internal"), (5, 2, 3))[0]
             if kind == "processor":
                 rid = rng.choice(sorted(PROCESSORS))
-                self._transfer(ts, rid, RecipientType.processor, PROCESSORS[rid], encrypted=True, deidentified=True,
-                               public=True, basis=LegalBasis.contract, contract=f"CT-{rid}")
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.processor,
+                    PROCESSORS[rid],
+                    encrypted=True,
+                    deidentified=True,
+                    public=True,
+                    basis=LegalBasis.contract,
+                    contract=f"CT-{rid}",
+                )
             elif kind == "regulator":
                 rid = rng.choice(sorted(REGULATORS))
-                self._transfer(ts, rid, RecipientType.regulator, REGULATORS[rid], encrypted=True, deidentified=False,
-                               public=False, basis=LegalBasis.legal_obligation, purpose="regulatory_report")
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.regulator,
+                    REGULATORS[rid],
+                    encrypted=True,
+                    deidentified=False,
+                    public=False,
+                    basis=LegalBasis.legal_obligation,
+                    purpose="regulatory_report",
+                )
             else:
                 rid = rng.choice(sorted(INTERNAL))
-                self._transfer(ts, rid, RecipientType.internal, INTERNAL[rid], encrypted=rng.random() < 0.5,
-                               deidentified=False, public=False, basis=LegalBasis.none, purpose="analysis")
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.internal,
+                    INTERNAL[rid],
+                    encrypted=rng.random() < 0.5,
+                    deidentified=False,
+                    public=False,
+                    basis=LegalBasis.none,
+                    purpose="analysis",
+                )
 
     # -- output ---------------------------------------------------------------------------------
     def _records(self) -> list[tuple[str, str, Record]]:
@@ -836,7 +1326,9 @@ class _Generator:
     def _summary(self) -> dict:
         return {
             "branches": sum(1 for p in self.paths.values() if len(p) == 2),
-            "second_branches": sum(1 for o, p in self.paths.items() if len(p) == 3 and o not in self.customers),
+            "second_branches": sum(
+                1 for o, p in self.paths.items() if len(p) == 3 and o not in self.customers
+            ),
             "sub_branches": len(self.customers),
             "employees": len(self.employees),
             "customers": len(self.customer_org),

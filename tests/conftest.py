@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("LIFEMON_PSEUDONYM_KEY", "test-key-0123456789abcdef")
-os.environ.setdefault("LIFEMON_TEST_CHDB", str(Path(tempfile.gettempdir()) / f"lifemon-test-chdb-{os.getpid()}"))
+os.environ.setdefault(
+    "LIFEMON_TEST_CHDB", str(Path(tempfile.gettempdir()) / f"lifemon-test-chdb-{os.getpid()}")
+)
 
 from policy import load_policy  # noqa: E402
 from policy.catalog import Catalog  # noqa: E402
@@ -54,20 +56,41 @@ def names() -> dict[str, str]:
     return {"tag": tag, "group": f"g-{tag}", "database": f"t_{tag}"}
 
 
-def entitlement(actor: str = "e1", role: str = "lobby_manager", org: str = "S0101", ts: int = 0, **kw: Any) -> Entitlement:
+def entitlement(
+    actor: str = "e1", role: str = "lobby_manager", org: str = "S0101", ts: int = 0, **kw: Any
+) -> Entitlement:
     path = {"HO": ["HO"], "B01": ["HO", "B01"]}.get(org, ["HO", org[:3], org])
     return Entitlement(actor_id=actor, ts=ts, org_id=org, org_path=path, roles=[role], **kw)
 
 
-def access(actor: str = "e1", customers: int = 1, start: int = 0, fields: tuple[str, ...] = ("account_balance",),
-           action: str = "query", every_s: float = 10, first_customer: int = 0, n: int | None = None,
-           per_event: int = 1, **kw: Any) -> list[AccessEvent]:
+def access(
+    actor: str = "e1",
+    customers: int = 1,
+    start: int = 0,
+    fields: tuple[str, ...] = ("account_balance",),
+    action: str = "query",
+    every_s: float = 10,
+    first_customer: int = 0,
+    n: int | None = None,
+    per_event: int = 1,
+    **kw: Any,
+) -> list[AccessEvent]:
     """`customers` distinct customers, `per_event` per event, `every_s` apart, from T0 + start ms."""
     count = n if n is not None else max(customers // per_event, 1)
     out = []
     for i in range(count):
         ids = [f"C{first_customer + (i * per_event + j) % max(customers, 1):07d}" for j in range(per_event)]
-        out.append(AccessEvent(event_id=f"{actor}-{start}-{i}", ts=T0 + start + int(i * every_s * 1000), actor_id=actor,
-                               actor_org="S0101", system="core_banking", action=action, subject_ids=ids,
-                               fields=list(fields), **kw))
+        out.append(
+            AccessEvent(
+                event_id=f"{actor}-{start}-{i}",
+                ts=T0 + start + int(i * every_s * 1000),
+                actor_id=actor,
+                actor_org="S0101",
+                system="core_banking",
+                action=action,
+                subject_ids=ids,
+                fields=list(fields),
+                **kw,
+            )
+        )
     return out

@@ -19,11 +19,26 @@ def detection_finding_schema() -> dict:
 
 
 def finding(**kw) -> Finding:
-    base = dict(detector="bulk_query", rule_id="LM-BQ-001", key="e1", window_start=1000, window_end=2000,
-                severity=Severity.high, revision=1, closed=False, summary="e1 read PFI of 60 customers",
-                jr_class="C2", actor_id="e1", actor_org="S0101", subject_count=60,
-                subject_sample=["C0000001", "C0000002"], counts={"class_C2": 60}, evidence_event_ids=["a", "b"],
-                first_seen=1000, last_seen=1900)
+    base = dict(
+        detector="bulk_query",
+        rule_id="LM-BQ-001",
+        key="e1",
+        window_start=1000,
+        window_end=2000,
+        severity=Severity.high,
+        revision=1,
+        closed=False,
+        summary="e1 read PFI of 60 customers",
+        jr_class="C2",
+        actor_id="e1",
+        actor_org="S0101",
+        subject_count=60,
+        subject_sample=["C0000001", "C0000002"],
+        counts={"class_C2": 60},
+        evidence_event_ids=["a", "b"],
+        first_seen=1000,
+        last_seen=1900,
+    )
     return Finding(**{**base, **kw})
 
 
@@ -34,7 +49,9 @@ def test_alert_is_a_valid_ocsf_detection_finding(policy, detection_finding_schem
     assert doc["type_uid"] == 200401 and doc["finding_info"]["analytic"]["uid"] == "LM-BQ-001"
     updated = to_ocsf(alert.model_copy(update={"revision": 2}))
     jsonschema.validate(updated, detection_finding_schema)
-    assert updated["activity_name"] == "Update" and updated["finding_info"]["uid"] == doc["finding_info"]["uid"]
+    assert (
+        updated["activity_name"] == "Update" and updated["finding_info"]["uid"] == doc["finding_info"]["uid"]
+    )
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**doc, "severity_id": "high"}, detection_finding_schema)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import T0, access, entitlement
+
 from detectors import load_detectors
 from streams.codecs import RawRecord
 from streams.engine import Engine
@@ -29,7 +29,7 @@ def engine_factory(policy, catalog):
 def feed(engine, events, batch_size=10_000, offset=0):
     alerts = []
     for i in range(0, len(events), batch_size):
-        chunk = events[i:i + batch_size]
+        chunk = events[i : i + batch_size]
         raws = [(RawRecord("pfi.access", 0, offset + i + j, None), ev) for j, ev in enumerate(chunk)]
         alerts += engine.process("access", "pfi.access", 0, raws) + engine.advance()
     return alerts
@@ -63,16 +63,20 @@ def test_repeat_views_of_few_customers_do_not_alert(engine_factory) -> None:
 def test_window_slides_slow_readers_never_alert(engine_factory) -> None:
     """39 customers an hour for 5 hours: 195 in total, but never 40 within one window."""
     engine = engine_factory()
-    events = [e for h in range(5) for e in access(customers=39, first_customer=h * 100, start=h * 3_600_000 + 60_000,
-                                                   every_s=60)]
+    events = [
+        e
+        for h in range(5)
+        for e in access(customers=39, first_customer=h * 100, start=h * 3_600_000 + 60_000, every_s=60)
+    ]
     events.sort(key=lambda e: e.ts)
     assert feed(engine, events) + engine.drain() == []
 
 
 def test_role_threshold_is_as_of_event_time(engine_factory) -> None:
     """Promoted to branch marketing (threshold 200) before the burst: 100 customers is fine."""
-    engine = engine_factory(entitlement(role="lobby_manager", ts=0),
-                            entitlement(role="br_marketing_mgmt", org="B01", ts=T0))
+    engine = engine_factory(
+        entitlement(role="lobby_manager", ts=0), entitlement(role="br_marketing_mgmt", org="B01", ts=T0)
+    )
     assert feed(engine, access(customers=100, every_s=5)) + engine.drain() == []
 
 
@@ -81,7 +85,9 @@ def test_denied_and_approved_accesses_do_not_count(engine_factory, policy) -> No
 
     approval = Approval(approval_id="AP9", purpose="audit", max_records=500, expires_ts=T0 + 86_400_000)
     engine = engine_factory(entitlement(approvals=[approval]))
-    events = access(customers=60, outcome="denied") + access(actor="e1", customers=60, start=1, approval_id="AP9")
+    events = access(customers=60, outcome="denied") + access(
+        actor="e1", customers=60, start=1, approval_id="AP9"
+    )
     assert feed(engine, sorted(events, key=lambda e: e.ts)) + engine.drain() == []
     expired = engine_factory(entitlement(approvals=[approval.model_copy(update={"expires_ts": T0 - 1})]))
     assert len(final(feed(expired, access(customers=60, approval_id="AP9")) + expired.drain())) == 1
@@ -89,16 +95,22 @@ def test_denied_and_approved_accesses_do_not_count(engine_factory, policy) -> No
 
 @pytest.mark.parametrize("batch_size", [1, 13, 10_000])
 def test_batch_boundaries_do_not_change_the_alerts(engine_factory, batch_size) -> None:
-    events = sorted(access("e1", customers=90, every_s=7) + access("e2", customers=30, every_s=3, first_customer=500)
-                    + access("e3", customers=300, per_event=25, every_s=30, action="export",
-                             fields=("transaction_record",)), key=lambda e: e.ts)
+    events = sorted(
+        access("e1", customers=90, every_s=7)
+        + access("e2", customers=30, every_s=3, first_customer=500)
+        + access(
+            "e3", customers=300, per_event=25, every_s=30, action="export", fields=("transaction_record",)
+        ),
+        key=lambda e: e.ts,
+    )
     ents = [entitlement("e1"), entitlement("e2"), entitlement("e3", role="ho_marketing_mgmt", org="HO")]
     ref_engine = engine_factory(*ents)
     reference = final(feed(ref_engine, events, 10_000) + ref_engine.drain())
     engine = engine_factory(*ents)
     got = final(feed(engine, events, batch_size) + engine.drain())
-    assert {k: (a.subject_count, a.severity) for k, a in got.items()} == \
-           {k: (a.subject_count, a.severity) for k, a in reference.items()}
+    assert {k: (a.subject_count, a.severity) for k, a in got.items()} == {
+        k: (a.subject_count, a.severity) for k, a in reference.items()
+    }
     assert {a.actor_id for a in got.values()} == {"e1", "e3"}
 
 
@@ -110,7 +122,9 @@ def test_state_survives_a_restart_40_before_20_after(engine_factory) -> None:
     snapshot = json.loads(json.dumps(first.snapshot("pfi.access", 0)))  # as stored: plain JSON
     second = engine_factory(ent)
     second.restore("access", "pfi.access", 0, snapshot)
-    alerts = final(feed(second, access(customers=20, first_customer=40, start=400_000, every_s=10), offset=40))
+    alerts = final(
+        feed(second, access(customers=20, first_customer=40, start=400_000, every_s=10), offset=40)
+    )
     assert len(alerts) == 1 and next(iter(alerts.values())).subject_count == 60  # opened at 50, then grew
     cold = engine_factory(ent)  # without the snapshot the 20 alone stay silent
     assert feed(cold, access(customers=20, first_customer=40, start=400_000, every_s=10)) == []
@@ -128,7 +142,9 @@ def test_the_tail_of_a_reported_burst_does_not_open_a_second_alert(engine_factor
     """A 45-minute burst, then quiet reading: the sliding window still holds the burst's tail
     after the episode ends, yet that tail was reported already."""
     burst = access(customers=90, every_s=30)  # 45 minutes
-    later = access(customers=3, first_customer=1000, start=4_800_000, every_s=600, n=6)  # just after the episode
+    later = access(
+        customers=3, first_customer=1000, start=4_800_000, every_s=600, n=6
+    )  # just after the episode
     engine = engine_factory()
     alerts = final(feed(engine, burst + later, batch_size=1) + engine.drain())
     assert len(alerts) == 1 and next(iter(alerts.values())).subject_count == 90

@@ -8,8 +8,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-
 from conftest import access
+
 from streams.codecs import Decoder, RawRecord, SchemaRegistry, encode_avro, load_schema
 
 
@@ -20,28 +20,45 @@ def raw(value: bytes | None, headers=None, offset: int = 0) -> RawRecord:
 def test_json_and_avro_decode_to_the_same_event() -> None:
     (ev,) = access(n=1)
     reg = SchemaRegistry()
-    out = Decoder(reg).decode("access", [
-        raw(ev.model_dump_json().encode()),
-        raw(encode_avro("access", ev, reg), offset=1),
-        raw(encode_avro("access", ev, reg, wire=False), headers=[("schema.id", b"1")], offset=2),
-    ])
+    out = Decoder(reg).decode(
+        "access",
+        [
+            raw(ev.model_dump_json().encode()),
+            raw(encode_avro("access", ev, reg), offset=1),
+            raw(encode_avro("access", ev, reg, wire=False), headers=[("schema.id", b"1")], offset=2),
+        ],
+    )
     assert out.dead == [] and [m for _, m in out.ok] == [ev, ev, ev]
     assert [r.offset for r, _ in out.ok] == [0, 1, 2]  # offset order kept across formats
 
 
-@pytest.mark.parametrize(("value", "headers", "kind", "field", "text"), [
-    (None, None, "empty", "", "no value"),
-    (b"[1,2", None, "malformed", "", "not valid JSON"),
-    (b'{"event_id":"x"}', None, "invalid", "ts", "Field required"),
-    (b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"peek"}', None, "invalid", "action", "'peek'"),
-    (b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"view","colour":"red"}', None, "invalid", "colour",
-     "Extra inputs"),
-    (b"\x00\x00\x00", None, "malformed", "", "5 header bytes"),
-    (b"\x00\x00\x00\x00\x01\xff\xff", None, "malformed", "", "does not match schema 1"),
-    (b"\x02abc", [("schema.id", b"x1")], "malformed", "", "not a number"),
-    (b"\x00\x00\x00\x01\x00", None, "unknown_schema", "", "schema id 256"),
-    (b"{" + b" " * 300 + b"}", None, "oversized", "", "exceeds max_record_bytes 300"),
-])
+@pytest.mark.parametrize(
+    ("value", "headers", "kind", "field", "text"),
+    [
+        (None, None, "empty", "", "no value"),
+        (b"[1,2", None, "malformed", "", "not valid JSON"),
+        (b'{"event_id":"x"}', None, "invalid", "ts", "Field required"),
+        (
+            b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"peek"}',
+            None,
+            "invalid",
+            "action",
+            "'peek'",
+        ),
+        (
+            b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"view","colour":"red"}',
+            None,
+            "invalid",
+            "colour",
+            "Extra inputs",
+        ),
+        (b"\x00\x00\x00", None, "malformed", "", "5 header bytes"),
+        (b"\x00\x00\x00\x00\x01\xff\xff", None, "malformed", "", "does not match schema 1"),
+        (b"\x02abc", [("schema.id", b"x1")], "malformed", "", "not a number"),
+        (b"\x00\x00\x00\x01\x00", None, "unknown_schema", "", "schema id 256"),
+        (b"{" + b" " * 300 + b"}", None, "oversized", "", "exceeds max_record_bytes 300"),
+    ],
+)
 def test_each_bad_record_gets_its_reason(value, headers, kind, field, text) -> None:
     out = Decoder(max_record_bytes=300).decode("access", [raw(value, headers)])
     (dead,) = out.dead
@@ -71,7 +88,9 @@ def test_unknown_ids_are_fetched_from_a_schema_registry() -> None:
         reg = SchemaRegistry(f"http://127.0.0.1:{server.server_port}")
         (ev,) = access(n=1)
         body = encode_avro("access", ev, reg, wire=False)
-        out = Decoder(reg).decode("access", [raw(b"\x00\x00\x00\x10\x92" + body), raw(b"\x00\x00\x00\x10\x93" + body)])
+        out = Decoder(reg).decode(
+            "access", [raw(b"\x00\x00\x00\x10\x92" + body), raw(b"\x00\x00\x00\x10\x93" + body)]
+        )
         assert [m for _, m in out.ok] == [ev]
         assert out.dead[0].kind == "unknown_schema" and "4243" in out.dead[0].message
     finally:

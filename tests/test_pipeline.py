@@ -14,8 +14,8 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
-
 from conftest import access, entitlement
+
 from detectors import load_detectors
 from schemas.models import EVENT_MODELS
 from streams.codecs import BUILTIN_SCHEMA_IDS, SchemaRegistry, encode_avro
@@ -29,10 +29,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def make_config(names: dict[str, str], bootstrap: str, dsn: str, **kw: Any) -> Config:
     topics = {s: f"pfi.{s}.{names['tag']}" for s in [*EVENT_MODELS, "alerts", "incidents", "dlq"]}
-    return load_config(None, kafka={"bootstrap": bootstrap, "group_id": names["group"], "batch_size": 500,
-                                    "poll_timeout_s": 0.2, "partitions": 3},
-                       topics=topics, clickhouse={"dsn": dsn, "database": names["database"]},
-                       **{"checkpoint_interval_s": 0.5, **kw})
+    return load_config(
+        None,
+        kafka={
+            "bootstrap": bootstrap,
+            "group_id": names["group"],
+            "batch_size": 500,
+            "poll_timeout_s": 0.2,
+            "partitions": 3,
+        },
+        topics=topics,
+        clickhouse={"dsn": dsn, "database": names["database"]},
+        **{"checkpoint_interval_s": 0.5, **kw},
+    )
 
 
 def send(bootstrap: str, topic: str, values: list[Any], key: bytes = b"e1") -> None:
@@ -41,13 +50,22 @@ def send(bootstrap: str, topic: str, values: list[Any], key: bytes = b"e1") -> N
         headers = None
         if isinstance(v, tuple):
             v, headers = v
-        p.produce(topic, value=v if isinstance(v, bytes) else v.model_dump_json().encode(), key=key, headers=headers)
+        p.produce(
+            topic, value=v if isinstance(v, bytes) else v.model_dump_json().encode(), key=key, headers=headers
+        )
     assert p.flush(10) == 0
 
 
 def read_all(bootstrap: str, topic: str, expect_at_least: int = 1, timeout_s: float = 20) -> list[Any]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}", "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False, "session.timeout.ms": 6000})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
     c.subscribe([topic])
     out, deadline = [], time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -71,8 +89,14 @@ def latest_alerts(msgs: list[Any]) -> dict[str, dict]:
 
 def monitor(config: Config, ch: Any, policy: Any, catalog: Any) -> Monitor:
     ensure_topics(config.kafka.bootstrap, config)
-    return Monitor(config, config.kafka.bootstrap, ch, load_detectors(policy), catalog,
-                   Pseudonymizer.from_env(allow_ephemeral=False))
+    return Monitor(
+        config,
+        config.kafka.bootstrap,
+        ch,
+        load_detectors(policy),
+        catalog,
+        Pseudonymizer.from_env(allow_ephemeral=False),
+    )
 
 
 def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) -> None:
@@ -82,23 +106,37 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) ->
     send(broker, t.entitlements, [entitlement("e1")])
     events = access("e1", customers=60, every_s=5)
     registry = SchemaRegistry()
-    wire = encode_avro("access", events[0].model_copy(update={"event_id": "avro-wire", "subject_ids": ["C9000001"]}), registry)
-    header_body = encode_avro("access", events[1].model_copy(update={"event_id": "avro-hdr", "subject_ids": ["C9000002"]}),
-                              registry, wire=False)
+    wire = encode_avro(
+        "access",
+        events[0].model_copy(update={"event_id": "avro-wire", "subject_ids": ["C9000001"]}),
+        registry,
+    )
+    header_body = encode_avro(
+        "access",
+        events[1].model_copy(update={"event_id": "avro-hdr", "subject_ids": ["C9000002"]}),
+        registry,
+        wire=False,
+    )
     bad = [
         b"{not json",
         orjson.dumps({**events[0].model_dump(mode="json"), "ts": "yesterday"}),
         b"\x00\x00\x00\x03\xe7" + b"\x02abc",  # Confluent wire format, schema id 999
         orjson.dumps({**events[0].model_dump(mode="json"), "purpose": "x" * 5000}),
     ]
-    send(broker, t.access, [*events, wire, (header_body, [("schema.id", str(BUILTIN_SCHEMA_IDS["access"]).encode())]), *bad])
+    send(
+        broker,
+        t.access,
+        [*events, wire, (header_body, [("schema.id", str(BUILTIN_SCHEMA_IDS["access"]).encode())]), *bad],
+    )
     stats = m.run(idle_exit_s=1.5, max_seconds=60)
 
     assert stats.events["access"] == 62 and sum(stats.dead.values()) == 4
     alerts = latest_alerts(read_all(broker, t.alerts))
     (ocsf,) = alerts.values()
     assert ocsf["class_uid"] == 2004 and ocsf["count"] == 62  # 60 JSON + 2 Avro customers
-    assert ocsf["finding_info"]["title"] == "批量查询个人金融信息 / Bulk query of personal financial information"
+    assert (
+        ocsf["finding_info"]["title"] == "批量查询个人金融信息 / Bulk query of personal financial information"
+    )
     assert ocsf["evidences"][0]["actor"]["user"]["uid"] == "e1" and ocsf["severity"] == "High"
     assert all(s.startswith("p_") for s in ocsf["unmapped"]["subjects_sample"])
     assert b"C0000001" not in orjson.dumps(ocsf)  # raw customer ids never leave the process
@@ -106,7 +144,9 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) ->
     db = names["database"]
     rows = ch.query(f"SELECT alert_id, subject_count, severity FROM {db}.alerts FINAL").result_rows
     assert rows == [(ocsf["finding_info"]["uid"], 62, "high")]
-    (total,) = ch.query(f"SELECT sum(events) FROM {db}.event_rollups FINAL WHERE stream = 'access'").result_rows[0]
+    (total,) = ch.query(
+        f"SELECT sum(events) FROM {db}.event_rollups FINAL WHERE stream = 'access'"
+    ).result_rows[0]
     assert total == 62
     kinds = sorted(r[0] for r in ch.query(f"SELECT kind FROM {db}.dead_letters").result_rows)
     assert kinds == ["invalid", "malformed", "oversized", "unknown_schema"]
@@ -131,7 +171,9 @@ def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -
     send(broker, config.topics.entitlements, [entitlement("e1")])
     send(broker, config.topics.access, access("e1", customers=45, every_s=5))
     monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
-    again = config.model_copy(update={"kafka": config.kafka.model_copy(update={"group_id": names["group"] + "-2"})})
+    again = config.model_copy(
+        update={"kafka": config.kafka.model_copy(update={"group_id": names["group"] + "-2"})}
+    )
     monitor(again, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
     db = names["database"]
     assert ch.query(f"SELECT count() FROM {db}.alerts FINAL").result_rows == [(1,)]
@@ -140,9 +182,23 @@ def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -
 
 def _run_cli(config_path: Path, until_idle: float) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--config", str(config_path), "--quiet",
-                             "--until-idle", str(until_idle)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "run",
+            "--config",
+            str(config_path),
+            "--quiet",
+            "--until-idle",
+            str(until_idle),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _committed(bootstrap: str, group: str, topic: str) -> int:
@@ -192,7 +248,9 @@ def test_sigterm_finishes_the_batch_flushes_and_commits(broker, names, tmp_path)
     send(broker, config.topics.entitlements, [entitlement("e1")])
     send(broker, config.topics.access, access("e1", customers=70, every_s=5))
     proc = _run_cli(path, until_idle=600)
-    time.sleep(12)  # join the group and process 70 events; nothing is committed before the shutdown checkpoint
+    time.sleep(
+        12
+    )  # join the group and process 70 events; nothing is committed before the shutdown checkpoint
     assert _committed(broker, names["group"], config.topics.access) == 0 and proc.poll() is None
     proc.terminate()
     out, _ = proc.communicate(timeout=60)

@@ -38,13 +38,19 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_wrong_class_names_file_key_line_and_fix(policy_copy: Path) -> None:
     f = policy_copy / "classification.yaml"
-    edit(f, "card_cvn:             {zh: 卡片验证码(CVN/CVN2), class: C3", "card_cvn:             {zh: 卡片验证码(CVN/CVN2), class: C4")
+    edit(
+        f,
+        "card_cvn:             {zh: 卡片验证码(CVN/CVN2), class: C3",
+        "card_cvn:             {zh: 卡片验证码(CVN/CVN2), class: C4",
+    )
     with pytest.raises(PolicyError) as e:
         load_policy(policy_copy)
     err = e.value
     assert err.file.endswith("classification.yaml")
     assert err.key == "fields.card_cvn.class"
-    assert err.line == next(i for i, l in enumerate(f.read_text().splitlines(), 1) if l.strip().startswith("card_cvn:"))
+    assert err.line == next(
+        i for i, line in enumerate(f.read_text().splitlines(), 1) if line.strip().startswith("card_cvn:")
+    )
     assert "'C3', 'C2' or 'C1'" in str(err) and "Fix:" in str(err)
 
 

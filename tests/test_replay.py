@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_pipeline import latest_alerts, make_config, monitor, read_all
 
 from detectors import load_detectors
 from streams.codecs import Decoder
@@ -14,7 +15,6 @@ from streams.produce import produce
 from streams.pseudonym import Pseudonymizer
 from streams.replay import replay, stream_of_file
 from streams.workload import generate, write_files
-from test_pipeline import latest_alerts, make_config, monitor, read_all
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,15 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
     m = monitor(config, ch, policy, catalog)
     produce(broker, config, workload.records)
     m.run(idle_exit_s=2, max_seconds=120)
-    live = {uid: (o["evidences"][0]["actor"]["user"]["uid"], o["count"], o["severity"].lower(),
-                  tuple(o["unmapped"]["subjects_sample"]))
-            for uid, o in latest_alerts(read_all(broker, config.topics.alerts)).items()}
+    live = {
+        uid: (
+            o["evidences"][0]["actor"]["user"]["uid"],
+            o["count"],
+            o["severity"].lower(),
+            tuple(o["unmapped"]["subjects_sample"]),
+        )
+        for uid, o in latest_alerts(read_all(broker, config.topics.alerts)).items()
+    }
 
     injected = {t["key"] for t in workload.truth if t["detector"] == "bulk_query"}
     assert {v[0] for v in live.values()} == injected  # every injected bulk query, nothing else

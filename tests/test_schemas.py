@@ -58,7 +58,11 @@ def actual(avro: typing.Any, named: dict[str, typing.Any]) -> typing.Any:
 
 
 def schema_for(model: type) -> dict:
-    name = next(n for n in SCHEMA_FILES.values() if json.loads((SCHEMA_DIR / f"{n}.avsc").read_text())["name"] == model.avro_name)
+    name = next(
+        n
+        for n in SCHEMA_FILES.values()
+        if json.loads((SCHEMA_DIR / f"{n}.avsc").read_text())["name"] == model.avro_name
+    )
     return json.loads((SCHEMA_DIR / f"{name}.avsc").read_text())
 
 
@@ -70,13 +74,16 @@ def test_schema_and_model_agree(model: type[BaseModel]) -> None:
     assert list(avro_fields) == list(model.model_fields), f"{model.avro_name}: field names or order differ"
     for name, field in model.model_fields.items():
         f = avro_fields[name]
-        assert actual(f["type"], named) == expected_avro(field.annotation), f"{model.avro_name}.{name}: type differs"
+        assert actual(f["type"], named) == expected_avro(field.annotation), (
+            f"{model.avro_name}.{name}: type differs"
+        )
         if field.is_required():
             assert "default" not in f, f"{model.avro_name}.{name}: required in the model, defaulted in Avro"
         else:
             default = field.get_default(call_default_factory=True)
-            assert f.get("default", "<none>") == (default.value if isinstance(default, enum.Enum) else default), \
-                f"{model.avro_name}.{name}: default differs"
+            assert f.get("default", "<none>") == (
+                default.value if isinstance(default, enum.Enum) else default
+            ), f"{model.avro_name}.{name}: default differs"
 
 
 def test_every_stream_has_a_schema_file() -> None:

@@ -22,8 +22,14 @@ from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
 from streams.workload import KEY_FIELD, Workload, generate, read_truth, write_files
 
 SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
-DETECTOR_STREAM = {"bulk_query": "access", "unauthorized_lookup": "access", "retention_overrun": "lifecycle",
-                   "offscope_marketing": "marketing", "sdk_overcollection": "sdk", "transfer_policy": "transfer"}
+DETECTOR_STREAM = {
+    "bulk_query": "access",
+    "unauthorized_lookup": "access",
+    "retention_overrun": "lifecycle",
+    "offscope_marketing": "marketing",
+    "sdk_overcollection": "sdk",
+    "transfer_policy": "transfer",
+}
 DAY = 86_400_000
 
 
@@ -119,8 +125,11 @@ def test_truth_covers_every_detector(sized: tuple[int, Workload]) -> None:
     for v in wl.truth:
         assert v["ts_start"] <= v["ts_end"] and v["rule"] and v["description"]
         # the offending (or clock-starting) event is in the detector's stream under the truth key
-        assert any(key == v["key"] and r.ts == v["ts_start"] for s, key, r in wl.records
-                   if s == DETECTOR_STREAM[v["detector"]]), v
+        assert any(
+            key == v["key"] and r.ts == v["ts_start"]
+            for s, key, r in wl.records
+            if s == DETECTOR_STREAM[v["detector"]]
+        ), v
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "avro"])
@@ -167,8 +176,11 @@ def test_unauthorized_lookup_only_injected(wl: Workload) -> None:
     for ev in stream(wl, "access"):
         ent = ents.as_of(ev.actor_id, ev.ts)
         # seed 004: HO sees all, a branch its sub-branches, a sub-branch itself; only active staff
-        if ent is None or ent.status != "active" or any(
-                ent.org_id not in wl.bank["orgs"][manager[c]] for c in ev.subject_ids):
+        if (
+            ent is None
+            or ent.status != "active"
+            or any(ent.org_id not in wl.bank["orgs"][manager[c]] for c in ev.subject_ids)
+        ):
             found.add((ev.actor_id, ev.ts))
     assert found == truth_of(wl, "unauthorized_lookup")
 
@@ -185,9 +197,15 @@ def test_retention_overrun_only_injected(policy: Policy, wl: Workload) -> None:
     for rid, evs in by_record.items():
         ended = [e.ts for e in evs if e.stage in ("delete", "anonymize")]
         for e in evs:
-            deadline = {"collect": e.ts + keep if "location_trace" in e.categories else None,
-                        "deletion_requested": e.ts + sla}.get(e.stage)
-            if deadline is not None and deadline <= watermark and not any(e.ts <= t <= deadline for t in ended):
+            deadline = {
+                "collect": e.ts + keep if "location_trace" in e.categories else None,
+                "deletion_requested": e.ts + sla,
+            }.get(e.stage)
+            if (
+                deadline is not None
+                and deadline <= watermark
+                and not any(e.ts <= t <= deadline for t in ended)
+            ):
                 found.add((rid, e.ts))
             if not e.own_institution and set(e.categories) & set(policy.retention.forbidden_foreign_c3):
                 found.add((rid, e.ts))
@@ -211,8 +229,13 @@ def test_sdk_overcollection_only_injected(policy: Policy, wl: Workload) -> None:
     found = set()
     for o in stream(wl, "sdk"):
         d = declared.get(o.sdk_id)
-        if d is None or not set(o.fields) <= set(d.fields) or not set(o.permissions) <= set(d.permissions) \
-                or (o.dest_host is not None and o.dest_host not in d.hosts) or not o.policy_consented:
+        if (
+            d is None
+            or not set(o.fields) <= set(d.fields)
+            or not set(o.permissions) <= set(d.permissions)
+            or (o.dest_host is not None and o.dest_host not in d.hosts)
+            or not o.policy_consented
+        ):
             found.add((o.sdk_id, o.ts))
     assert found == truth_of(wl, "sdk_overcollection")
 
@@ -223,10 +246,17 @@ def test_transfer_policy_only_injected(policy: Policy, wl: Workload) -> None:
     found = set()
     for t in stream(wl, "transfer"):
         cls = catalog.classify(t.categories)
-        bad = (t.recipient_type in outside and (cls is JrClass.C3 or set(t.categories) & catalog.auth_helpers)
-               or t.public_network and not t.encrypted and cls is not JrClass.C1
-               or t.recipient_type == "overseas" and (t.legal_basis != "separate_consent" or not t.assessment_id)
-               or t.recipient_type == "processor" and not t.deidentified)
+        bad = (
+            t.recipient_type in outside
+            and (cls is JrClass.C3 or set(t.categories) & catalog.auth_helpers)
+            or t.public_network
+            and not t.encrypted
+            and cls is not JrClass.C1
+            or t.recipient_type == "overseas"
+            and (t.legal_basis != "separate_consent" or not t.assessment_id)
+            or t.recipient_type == "processor"
+            and not t.deidentified
+        )
         if bad:
             found.add((t.recipient_id, t.ts))
     assert found == truth_of(wl, "transfer_policy")

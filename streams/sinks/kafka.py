@@ -35,7 +35,9 @@ class KafkaTopicSink(Sink[Any]):
             key, value, headers = self.encode(item)
             while True:
                 try:
-                    self.producer.produce(self.topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                    self.producer.produce(
+                        self.topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                    )
                     break
                 except BufferError:  # local queue full: let deliveries drain, then retry
                     self.producer.poll(0.1)
@@ -45,7 +47,11 @@ class KafkaTopicSink(Sink[Any]):
 
 
 def encode_alert(alert: Alert) -> Encoded:
-    return alert.alert_id.encode(), orjson.dumps(to_ocsf(alert)), [("lifemon.revision", str(alert.revision).encode())]
+    return (
+        alert.alert_id.encode(),
+        orjson.dumps(to_ocsf(alert)),
+        [("lifemon.revision", str(alert.revision).encode())],
+    )
 
 
 def encode_dead_letter(dead: DeadLetter) -> Encoded:
@@ -53,6 +59,13 @@ def encode_dead_letter(dead: DeadLetter) -> Encoded:
 
 
 def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20,
-            "compression.type": "lz4", "message.max.bytes": 2_000_000,
-            "log.connection.close": False, **extra}
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 20,
+        "compression.type": "lz4",
+        "message.max.bytes": 2_000_000,
+        "log.connection.close": False,
+        **extra,
+    }
