@@ -35,6 +35,7 @@ import yaml
 from streams.clickhouse import PASSWORD_ENV, apply_ddl, connect, ddl_statements
 from streams.config import ENV_OVERRIDES
 from streams.pseudonym import ENV_KEY
+from streams.sinks.clickhouse import ALERT_COLUMNS, ROLLUP_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -455,45 +456,6 @@ def _alert(
         _ts(minute),
         "{}",
     )
-
-
-ALERT_COLUMNS = [
-    "alert_id",
-    "revision",
-    "status",
-    "detector",
-    "rule_id",
-    "rule_version",
-    "severity",
-    "title_zh",
-    "title_en",
-    "summary",
-    "regulation",
-    "jr_class",
-    "actor_id",
-    "actor_org",
-    "subject_count",
-    "subjects_sample",
-    "counts",
-    "evidence_event_ids",
-    "window_start",
-    "window_end",
-    "first_seen",
-    "last_seen",
-    "ocsf",
-]
-ROLLUP_COLUMNS = [
-    "topic",
-    "partition",
-    "block",
-    "minute",
-    "stream",
-    "jr_class",
-    "org",
-    "outcome",
-    "events",
-    "version",
-]
 
 
 def _seed(client: Any, db: str) -> None:
