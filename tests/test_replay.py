@@ -3,10 +3,13 @@ batch size and whether the files are JSON lines or Avro."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import orjson
 import pytest
-from test_pipeline import latest_alerts, make_config, monitor, read_all
+import yaml
+from test_pipeline import _committed, _run_cli, latest_alerts, make_config, monitor, read_all
 
 from detectors import load_detectors
 from streams.codecs import Decoder
@@ -14,6 +17,7 @@ from streams.engine import Engine
 from streams.produce import produce
 from streams.pseudonym import Pseudonymizer
 from streams.replay import replay, stream_of_file
+from streams.runtime import ensure_topics
 from streams.workload import generate, write_files
 
 
@@ -65,3 +69,43 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
     assert {v[0] for v in live.values()} == injected  # every injected bulk query, nothing else
     for name, final in by_batch.items():
         assert final == live, f"replay ({name}) differs from the live run"
+
+
+@pytest.mark.integration
+def test_kill_9_mid_stream_gives_the_replay_alerts(
+    workload, broker, names, policy, catalog, tmp_path
+) -> None:
+    """Crash the monitor hard in the middle of a bank day, restart it, and the alerts it ends with
+    are exactly the replay's: none missing, none twice, none different."""
+
+    config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}", checkpoint_interval_s=0.2)
+    config.kafka.batch_size = 100  # small batches: many checkpoints to crash between
+    ensure_topics(broker, config)
+    path = tmp_path / "lifemon.yaml"
+    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    produce(broker, config, workload.records)
+    total = sum(1 for s, _, _ in workload.records if s == "access")
+
+    first = _run_cli(path, until_idle=120)
+    deadline = time.monotonic() + 90
+    while _committed(broker, names["group"], config.topics.access) < total // 3:
+        assert first.poll() is None and time.monotonic() < deadline, "the first run never got a third in"
+        time.sleep(0.1)
+    first.kill()
+    first.wait()
+    assert _committed(broker, names["group"], config.topics.access) < total  # it really died mid-stream
+
+    second = _run_cli(path, until_idle=2)
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out.decode()
+    live = {
+        uid: (
+            o["evidences"][0]["actor"]["user"]["uid"],
+            o["count"],
+            o["severity"].lower(),
+            tuple(o["unmapped"]["subjects_sample"]),
+        )
+        for uid, o in latest_alerts(read_all(broker, config.topics.alerts)).items()
+    }
+    events = write_files(workload, tmp_path / "files", "jsonl")
+    assert live == replay_final([p for p in events if p.suffix == ".jsonl"], policy, catalog, 500)
