@@ -180,7 +180,7 @@ def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -
     assert ch.query(f"SELECT sum(events) FROM {db}.event_rollups FINAL").result_rows == [(45,)]
 
 
-def _run_cli(config_path: Path, until_idle: float) -> subprocess.Popen:
+def run_cli(config_path: Path, until_idle: float) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [
@@ -201,7 +201,7 @@ def _run_cli(config_path: Path, until_idle: float) -> subprocess.Popen:
     )
 
 
-def _committed(bootstrap: str, group: str, topic: str) -> int:
+def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     got = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
     c.close()
@@ -219,9 +219,9 @@ def test_kill_9_mid_window_loses_nothing_and_duplicates_nothing(broker, names, t
     send(broker, t.entitlements, [entitlement("e1", role="outreach_marketing")])
     send(broker, t.access, access("e1", customers=40, every_s=10))
 
-    first = _run_cli(path, until_idle=120)
+    first = run_cli(path, until_idle=120)
     deadline = time.monotonic() + 60
-    while _committed(broker, names["group"], t.access) < 40:
+    while committed_offsets(broker, names["group"], t.access) < 40:
         assert first.poll() is None, first.stdout.read().decode()
         assert time.monotonic() < deadline, "the first run never checkpointed"
         time.sleep(0.3)
@@ -230,14 +230,14 @@ def test_kill_9_mid_window_loses_nothing_and_duplicates_nothing(broker, names, t
     assert latest_alerts(read_all(broker, t.alerts, timeout_s=1)) == {}
 
     send(broker, t.access, access("e1", customers=20, first_customer=40, start=400_000, every_s=10))
-    second = _run_cli(path, until_idle=2)
+    second = run_cli(path, until_idle=2)
     out, _ = second.communicate(timeout=90)
     assert second.returncode == 0, out.decode()
     alerts = latest_alerts(read_all(broker, t.alerts))
     assert len(alerts) == 1
     (a,) = alerts.values()
     assert a["count"] == 60 and a["evidences"][0]["actor"]["user"]["uid"] == "e1"
-    assert _committed(broker, names["group"], t.access) == 60
+    assert committed_offsets(broker, names["group"], t.access) == 60
 
 
 def test_sigterm_finishes_the_batch_flushes_and_commits(broker, names, tmp_path) -> None:
@@ -247,13 +247,13 @@ def test_sigterm_finishes_the_batch_flushes_and_commits(broker, names, tmp_path)
     path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
     send(broker, config.topics.entitlements, [entitlement("e1")])
     send(broker, config.topics.access, access("e1", customers=70, every_s=5))
-    proc = _run_cli(path, until_idle=600)
+    proc = run_cli(path, until_idle=600)
     time.sleep(
         12
     )  # join the group and process 70 events; nothing is committed before the shutdown checkpoint
-    assert _committed(broker, names["group"], config.topics.access) == 0 and proc.poll() is None
+    assert committed_offsets(broker, names["group"], config.topics.access) == 0 and proc.poll() is None
     proc.terminate()
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out.decode()
-    assert _committed(broker, names["group"], config.topics.access) == 70
+    assert committed_offsets(broker, names["group"], config.topics.access) == 70
     assert len(latest_alerts(read_all(broker, config.topics.alerts))) == 1

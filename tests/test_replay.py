@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from test_pipeline import _committed, _run_cli, latest_alerts, make_config, monitor, read_all
+from test_pipeline import committed_offsets, run_cli, latest_alerts, make_config, monitor, read_all
 
 from detectors import load_detectors
 from streams.codecs import Decoder
@@ -86,16 +86,18 @@ def test_kill_9_mid_stream_gives_the_replay_alerts(
     produce(broker, config, workload.records)
     total = sum(1 for s, _, _ in workload.records if s == "access")
 
-    first = _run_cli(path, until_idle=120)
+    first = run_cli(path, until_idle=120)
     deadline = time.monotonic() + 90
-    while _committed(broker, names["group"], config.topics.access) < total // 3:
+    while committed_offsets(broker, names["group"], config.topics.access) < total // 3:
         assert first.poll() is None and time.monotonic() < deadline, "the first run never got a third in"
         time.sleep(0.1)
     first.kill()
     first.wait()
-    assert _committed(broker, names["group"], config.topics.access) < total  # it really died mid-stream
+    assert (
+        committed_offsets(broker, names["group"], config.topics.access) < total
+    )  # it really died mid-stream
 
-    second = _run_cli(path, until_idle=2)
+    second = run_cli(path, until_idle=2)
     out, _ = second.communicate(timeout=120)
     assert second.returncode == 0, out.decode()
     live = {
