@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from test_pipeline import committed_offsets, run_cli, latest_alerts, make_config, monitor, read_all
+from test_pipeline import committed_offsets, latest_alerts, make_config, monitor, read_all, run_cli
 
 from detectors import load_detectors
 from streams.codecs import Decoder
