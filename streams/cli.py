@@ -21,6 +21,7 @@ EPILOG = """examples:
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
+  lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon policy check                 validate the policy catalog and run every detector's examples
   lifemon detectors                    list the detectors and their rules
 
@@ -102,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly"
         )
         stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
+        del monitor  # its Kafka clients go before an embedded broker does
         print(file=sys.stderr)
         _err(stats.line())
     return 0
@@ -186,6 +188,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config, policy, specs, catalog = _setup(args)
     return run_demo(config, policy, specs, catalog, args.events, args.seed)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from streams.clickhouse import connect
+    from streams.config import load_config
+    from streams.report import gather, render
+
+    config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    html = render(gather(connect(config.clickhouse_dsn()), config.clickhouse.database))
+    Path(args.out).write_text(html, encoding="utf-8")
+    _err(f"wrote {args.out}")
+    return 0
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -291,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-n", "--events", type=int, default=50_000)
     sp.add_argument("--seed", type=int, default=7)
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("report", help="write an HTML report (charts + alerts) from ClickHouse")
+    sp.add_argument("--out", default="lifemon-report.html")
+    sp.add_argument("--config")
+    sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
+    sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument("action", choices=["check"])

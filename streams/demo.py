@@ -58,8 +58,13 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         )
         size = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in workload.bank.items() if isinstance(v, int))
         print(f"\rproduced {n} records of a bank with {size}", file=sys.stderr)
+        if not config.clickhouse.dsn:  # the embedded demo database holds only the latest demo
+            from streams.clickhouse import connect
+
+            connect(config.clickhouse_dsn()).command(f"DROP DATABASE IF EXISTS {config.clickhouse.database}")
         monitor = _monitor(config, bootstrap, specs, catalog)
         stats = monitor.run(idle_exit_s=3.0)
+        del monitor  # its Kafka clients go before the embedded broker does
         print(file=sys.stderr)
     elapsed = time.monotonic() - t0
     alerts = sorted(stats.alerts.values(), key=lambda a: a.first_seen)
@@ -87,9 +92,15 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         print(f"  {a.summary}")
         print(f"  regulation: {'; '.join(a.regulation)}")
         print(f"  subjects (HMAC pseudonyms): {', '.join(a.subjects_sample[:3])} ...")
-    print(
-        f"\nClickHouse: {config.clickhouse_dsn()} (database {config.clickhouse.database}); "
-        f"truth: {config.data_dir / 'truth.json'}"
+    from streams.clickhouse import connect
+    from streams.report import gather, render
+
+    report = config.data_dir / "report.html"
+    report.write_text(
+        render(gather(connect(config.clickhouse_dsn()), config.clickhouse.database)), encoding="utf-8"
     )
+    print(f"\nreport: {report}")
+    print(f"ClickHouse: {config.clickhouse_dsn()} (database {config.clickhouse.database})")
+    print(f"ground truth: {config.data_dir / 'truth.json'}")
     missed = sum(s["missed"] + s["false_alarms"] for s in scored.values())
     return 0 if missed == 0 else 1

@@ -1,0 +1,155 @@
+"""`lifemon report`: one self-contained HTML page for compliance management, read from ClickHouse.
+
+Charts are inline SVG (no scripts, no network), so the page can be mailed or archived as evidence.
+It shows only what the tables hold: counts, pseudonyms and summaries, never a PFI value.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from html import escape
+from typing import Any
+
+SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
+SEVERITY_COLOURS = {
+    "critical": "#7b1f1f",
+    "high": "#c0392b",
+    "medium": "#e67e22",
+    "low": "#f1c40f",
+    "info": "#95a5a6",
+}
+STREAM_COLOURS = ["#2c7fb8", "#7fcdbb", "#f03b20", "#756bb1", "#fdae6b"]
+CLASS_COLOURS = {"C3": "#c0392b", "C2": "#e67e22", "C1": "#7f8c8d"}
+
+
+def _bars(
+    title: str, rows: list[tuple[str, dict[str, int]]], series: list[str], colours: dict[str, str]
+) -> str:
+    """A stacked bar chart: one bar per row label, one stack segment per series."""
+    width, height, left, bottom = 760, 220, 50, 40
+    peak = max((sum(v.values()) for _, v in rows), default=0) or 1
+    bar_w = (width - left - 10) / max(len(rows), 1)
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
+    for frac in (0.5, 1.0):
+        y = height - bottom - frac * (height - bottom - 10)
+        parts.append(
+            f'<line x1="{left}" x2="{width}" y1="{y:.0f}" y2="{y:.0f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.0f}" class="axis" text-anchor="end">{peak * frac:,.0f}</text>'
+        )
+    for i, (label, values) in enumerate(rows):
+        x, y = left + i * bar_w, height - bottom
+        for s in series:
+            h = values.get(s, 0) / peak * (height - bottom - 10)
+            if h:
+                y -= h
+                parts.append(
+                    f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" height="{h:.1f}" '
+                    f'fill="{colours[s]}"><title>{escape(label)} {escape(s)}: {values[s]:,}</title></rect>'
+                )
+        if len(rows) <= 12 or i % max(len(rows) // 8, 1) == 0:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.0f}" y="{height - bottom + 16}" class="axis" '
+                f'text-anchor="middle">{escape(label)}</text>'
+            )
+    legend = "".join(f'<span><i style="background:{colours[s]}"></i>{escape(s)}</span>' for s in series)
+    return f'<figure><figcaption>{escape(title)}</figcaption>{"".join(parts)}</svg><div class="legend">{legend}</div></figure>'
+
+
+def gather(client: Any, db: str) -> dict[str, Any]:
+    q = client.query
+    by_hour = [
+        (datetime.fromtimestamp(h, UTC), stream, n)
+        for h, stream, n in q(
+            f"SELECT toUnixTimestamp(toStartOfHour(minute)), stream, sum(events) FROM {db}.event_rollups FINAL "
+            "GROUP BY 1, 2 ORDER BY 1"
+        ).result_rows
+    ]
+    by_class = q(
+        f"SELECT stream, jr_class, sum(events) FROM {db}.event_rollups FINAL GROUP BY 1, 2 ORDER BY 1"
+    ).result_rows
+    alerts = q(
+        f"SELECT severity, title_zh, title_en, actor_id, actor_org, subject_count, jr_class, window_start, "
+        f"window_end, summary, status, detector FROM {db}.alerts FINAL "
+        "ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), "
+        "subject_count DESC"
+    ).result_rows
+    dead = q(f"SELECT kind, count() FROM {db}.dead_letters GROUP BY kind ORDER BY 2 DESC").result_rows
+    return {"by_hour": by_hour, "by_class": by_class, "alerts": alerts, "dead": dead}
+
+
+def busiest_hours(
+    by_hour: list[tuple[datetime, str, int]], floor: float = 0.01, max_hours: int = 336
+) -> list:
+    """Hours from the first to the last with at least `floor` of the peak hour's events (at most
+    two weeks, the latest), gaps filled with zeros: a few back-dated lifecycle records must not
+    squeeze the days that matter into one corner of the chart."""
+    hours: dict[datetime, dict[str, int]] = {}
+    for hour, stream, n in by_hour:
+        hours.setdefault(hour, {})[stream] = hours.get(hour, {}).get(stream, 0) + n
+    if not hours:
+        return []
+    peak = max(sum(v.values()) for v in hours.values())
+    busy = sorted(h for h, v in hours.items() if sum(v.values()) >= peak * floor)
+    first = max(busy[0], busy[-1] - timedelta(hours=max_hours - 1))
+    count = int((busy[-1] - first).total_seconds() // 3600) + 1
+    return [
+        ((first + timedelta(hours=i)).strftime("%m-%d %H:00"), hours.get(first + timedelta(hours=i), {}))
+        for i in range(count)
+    ]
+
+
+def render(data: dict[str, Any], generated: datetime | None = None) -> str:
+    hours = busiest_hours(data["by_hour"])
+    volume: dict[str, int] = {}
+    for _, stream, n in data["by_hour"]:
+        volume[stream] = volume.get(stream, 0) + n
+    streams = sorted(volume, key=volume.__getitem__, reverse=True)  # the biggest at the bottom
+    classes: dict[str, dict[str, int]] = {}
+    for stream, cls, n in data["by_class"]:
+        classes.setdefault(stream, {})[cls] = n
+    total = sum(n for _, _, n in data["by_hour"])
+    severities: dict[str, int] = {}
+    for a in data["alerts"]:
+        severities[a[0]] = severities.get(a[0], 0) + 1
+    kpis = [("events monitored / 监测事件", f"{total:,}"), ("alerts / 告警", f"{len(data['alerts']):,}")]
+    kpis += [(f"{s} / {SEVERITY_ZH[s]}", f"{severities[s]:,}") for s in SEVERITY_COLOURS if s in severities]
+    kpis.append(("dead letters / 死信", f"{sum(n for _, n in data['dead']):,}"))
+    rows = "".join(
+        f'<tr><td><b class="sev" style="background:{SEVERITY_COLOURS.get(sev, "#999")}">{escape(sev)}</b></td>'
+        f"<td>{escape(zh)}<br><small>{escape(en)}</small></td><td>{escape(actor)}<br><small>{escape(org)}</small></td>"
+        f"<td class=n>{count:,}</td><td>{escape(cls)}</td><td><small>{_t(ws)} – {_t(we)}</small></td>"
+        f"<td><small>{escape(summary)}</small></td></tr>"
+        for sev, zh, en, actor, org, count, cls, ws, we, summary, _status, _det in data["alerts"]
+    )
+    stream_colours = {s: STREAM_COLOURS[i % len(STREAM_COLOURS)] for i, s in enumerate(streams)}
+    charts = _bars("Events per hour by stream / 各数据流每小时事件数", hours, streams, stream_colours)
+    charts += _bars(
+        "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)",
+        sorted(classes.items()),
+        [c for c in CLASS_COLOURS if any(c in v for v in classes.values())],
+        CLASS_COLOURS,
+    )
+    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>lifemon report / 个人金融信息生命周期监测报告</title><style>
+body{{font-family:"Noto Sans CJK SC","Noto Sans",sans-serif;margin:24px;color:#222;max-width:1100px}}
+h1{{font-size:22px;margin:0}} .sub{{color:#666;margin:4px 0 18px}}
+.kpis{{display:flex;gap:12px;flex-wrap:wrap}} .kpi{{border:1px solid #ddd;border-radius:6px;padding:8px 14px}}
+.kpi b{{display:block;font-size:22px}} .kpi span{{color:#666;font-size:12px}}
+figure{{margin:18px 0}} figcaption{{font-weight:600;margin-bottom:4px}} svg{{width:100%;height:auto}}
+.grid{{stroke:#eee}} .axis{{font-size:10px;fill:#666}} .legend span{{margin-right:12px;font-size:12px}}
+.legend i{{display:inline-block;width:10px;height:10px;margin-right:4px}}
+table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom:1px solid #eee;padding:6px;text-align:left;vertical-align:top}}
+.n{{text-align:right}} .sev{{color:#fff;padding:2px 6px;border-radius:4px;font-size:11px}}
+</style></head><body>
+<h1>lifemon — 个人金融信息生命周期监测报告 / PFI lifecycle report</h1>
+<p class="sub">generated {when} · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
+<div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
+{charts}
+<h2>Alerts / 告警</h2><table><tr><th>severity</th><th>rule / 规则</th><th>actor / 人员</th><th>customers</th>
+<th>class</th><th>window (UTC)</th><th>summary</th></tr>{rows or "<tr><td colspan=7>no alerts</td></tr>"}</table>
+</body></html>"""
+
+
+def _t(value: datetime) -> str:
+    return value.strftime("%m-%d %H:%M")
