@@ -19,9 +19,10 @@ demo: install  ## generate a bank's day with violations, run the monitor on the 
 test: install  ## the whole suite: unit, Tansu + chDB integration, end to end
 	$(BIN)/python -m pytest -q
 
-lint: install
+lint: install  ## ruff (style, imports, bugbear) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy schemas policy detectors streams
 
 bench: install  ## end-to-end throughput against the raw librdkafka consume ceiling
 	$(BIN)/python benchmarks/e2e_throughput.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -13,7 +14,7 @@ from detectors.bulk_query import BulkQueryDetector
 from policy import PolicyError, detector_file, validate_section
 from policy.model import DetectorSection, Policy
 
-REGISTRY: dict[str, type] = {cls.kind: cls for cls in (BulkQueryDetector,)}
+REGISTRY: dict[str, Any] = {cls.kind: cls for cls in (BulkQueryDetector,)}
 
 # Detectors DESIGN.md §6 plans next; the workload generator already injects their violations.
 PLANNED = (
@@ -31,7 +32,7 @@ __all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpe
 class DetectorSpec:
     """A detector kind with its validated policy section: call `new()` for a fresh instance."""
 
-    cls: type
+    cls: Any  # a Detector class
     section: DetectorSection
     params: BaseModel
 

@@ -37,7 +37,7 @@ class Escalation(BaseModel):
     regulation: str
 
 
-class Params(BaseModel):
+class BulkQueryParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     window_minutes: int = Field(gt=0, description="sliding event-time window length")
     class_weights: dict[JrClass, float]
@@ -160,9 +160,9 @@ class ActorWindow:
 class BulkQueryDetector:
     kind: ClassVar[str] = "bulk_query"
     stream: ClassVar[str] = "access"
-    Params: ClassVar[type[BaseModel]] = Params
+    Params: ClassVar[type[BaseModel]] = BulkQueryParams
 
-    def __init__(self, section: DetectorSection, params: Params):
+    def __init__(self, section: DetectorSection, params: BulkQueryParams):
         self.section, self.p = section, params
         self.window_ms = params.window_minutes * 60_000
         self.actors: dict[str, ActorWindow] = {}

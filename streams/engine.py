@@ -104,7 +104,7 @@ class Engine:
 
     # -- input ----------------------------------------------------------------------------------
     def apply_reference(self, stream: str, records: Iterable[Record]) -> None:
-        registry = self.entitlements if stream == "entitlements" else self.consents
+        registry: AsOfRegistry[Any] = self.entitlements if stream == "entitlements" else self.consents
         n = 0
         for r in records:
             registry.put(r)

@@ -63,11 +63,11 @@ def replay(
                 engine.apply_reference(streams[p], (m for _, m in decoded.ok))
                 stats.on_decoded(streams[p], len(decoded.ok), decoded.dead)
                 dead += decoded.dead
-    iters = {p: _batches(r, batch_size) for p, r in readers.items()}
+    iters: dict[Path, Iterator[list[RawRecord]]] = {p: _batches(r, batch_size) for p, r in readers.items()}
     while iters:
         for p in list(iters):
-            batch = next(iters[p], None)
-            if batch is None:
+            batch = next(iters[p], [])
+            if not batch:
                 del iters[p]
                 continue
             decoded = decoder.decode(streams[p], batch)

@@ -157,8 +157,9 @@ class Monitor:
             msgs = self.ref_consumer.consume(10_000, 0.5)
             self._apply_reference(msgs)
             for m in msgs:
-                if not m.error() and ends.get((m.topic(), m.partition()), 0) <= m.offset() + 1:
-                    ends.pop((m.topic(), m.partition()), None)
+                key = (m.topic() or "", m.partition() or 0)
+                if not m.error() and ends.get(key, 0) <= (m.offset() or 0) + 1:
+                    ends.pop(key, None)
         if ends:
             raise RuntimeError(f"reference topics not read to their end within {timeout_s}s: {sorted(ends)}")
 

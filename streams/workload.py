@@ -534,7 +534,7 @@ class _Generator:
         for e in self.employees:
             for r in e.roles:
                 if roles[r].marketing_sms:
-                    duty.setdefault(e.org, {}).setdefault(roles[r].marketing_sms, []).append(e.id)
+                    duty.setdefault(e.org, {}).setdefault(str(roles[r].marketing_sms), []).append(e.id)
         teams = {
             org: pairs
             for org, d in duty.items()
@@ -1072,7 +1072,8 @@ class _Generator:
     def _normal_marketing(self) -> None:
         """Pushes within an hour of their campaign, only while the subject's consent stands."""
         rng = self.rng
-        todo, pushes = self._target("marketing"), []
+        todo = self._target("marketing")
+        pushes: list[tuple] = []
         while len(pushes) < todo:
             c = rng.choice(self.campaigns)
             subject, ts = rng.choice(c.eligible), c.t0 + rng.randrange(HOUR)
@@ -1308,7 +1309,7 @@ class _Generator:
                 for i, kw in enumerate(rows):
                     kw["event_id"] = f"{prefix}{i}"
             # one validation call per stream: ~1.7x faster than a model per call
-            models = TypeAdapter(list[EVENT_MODELS[stream]]).validate_python(rows)
+            models = TypeAdapter(list[EVENT_MODELS[stream]]).validate_python(rows)  # type: ignore[valid-type]
             key = KEY_FIELD[stream]
             keyed = [(stream, getattr(m, key), m) for m in models]
             if stream in REFERENCE_STREAMS:
@@ -1316,7 +1317,7 @@ class _Generator:
             else:
                 per_stream.append(keyed)
         # stable: equal times keep stream order, as one sorted() over all event streams would
-        out.extend(heapq.merge(*per_stream, key=lambda r: r[2].ts))
+        out.extend(heapq.merge(*per_stream, key=lambda r: r[2].ts))  # type: ignore[attr-defined]
         return out
 
     def _numbered_truth(self) -> list[dict]:

@@ -13,7 +13,7 @@ from streams.alerts import to_ocsf
 from streams.codecs import DeadLetter
 from streams.sinks.base import Sink, SinkError
 
-Encoded = tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]
+Encoded = tuple[bytes | None, bytes | None, Any]  # key, value, headers
 
 
 class KafkaTopicSink(Sink[Any]):
