@@ -53,6 +53,14 @@ def load_detectors(
 ) -> list[DetectorSpec]:
     """Validate each enabled detector's `params` against its Params model; errors name file, key and fix."""
     specs = []
+    for kind in REGISTRY:
+        if kind not in policy.detectors:
+            raise PolicyError(
+                detector_file(kind, policy_dir),
+                "",
+                f"the {kind} detector has no policy section",
+                "restore the file (set `enabled: false` in it to switch the detector off)",
+            )
     for kind, section in policy.detectors.items():
         path = detector_file(kind, policy_dir)
         if kind not in REGISTRY:

@@ -46,6 +46,21 @@ class PolicyError(ValueError):
         super().__init__(f"{where}: {key or '(top level)'}: {message}. Fix: {fix}.")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Rejects a key given twice in one mapping: YAML would silently keep only the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice (first on line {seen[key]})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def _line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
     """Line (1-based) of the deepest YAML node reachable along `path`."""
     line = node.start_mark.line + 1 if node is not None else None
@@ -67,18 +82,26 @@ def raise_validation(file: Path, exc: ValidationError, text: str, prefix: Sequen
     """Turn the first pydantic error into a PolicyError that names file, key, line and fix."""
     err = exc.errors()[0]
     loc = [*prefix, *err["loc"]]
-    root = yaml.compose(text) if text else None
-    ctx = err.get("ctx") or {}
+    message = err["msg"].removeprefix("Value error, ")
     fix = _FIXES.get(err["type"], "correct the value")
+    if err["type"] == "value_error":
+        # cross-reference checks say "<dotted key> <problem>; <fix>": point at that key's line
+        head, _, advice = message.partition("; ")
+        first = head.split(" ", 1)[0]
+        if "." in first:
+            loc = [
+                *loc,
+                *(int(p) if p.isdigit() else p for p in first.replace("[", ".").replace("]", "").split(".")),
+            ]
+            head = head.split(" ", 1)[1] if " " in head else head
+        message, fix = head, advice or "see the message"
+    root = yaml.compose(text, Loader=_UniqueKeyLoader) if text else None
+    ctx = err.get("ctx") or {}
     if "expected" in ctx:
         fix += f": {ctx['expected']}"
     elif "pattern" in ctx:
         fix += f" (pattern {ctx['pattern']})"
-    elif err["type"] == "value_error":
-        fix = "see the message"
-    raise PolicyError(
-        file, ".".join(map(str, loc)), err["msg"].removeprefix("Value error, "), fix, _line_of(root, loc)
-    )
+    raise PolicyError(file, ".".join(map(str, loc)), message, fix, _line_of(root, loc))
 
 
 def _read_yaml(path: Path) -> tuple[Any, str]:
@@ -88,7 +111,7 @@ def _read_yaml(path: Path) -> tuple[Any, str]:
         )
     text = path.read_text(encoding="utf-8")
     try:
-        return yaml.safe_load(text) or {}, text
+        return yaml.load(text, Loader=_UniqueKeyLoader) or {}, text  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise PolicyError(

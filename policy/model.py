@@ -59,7 +59,7 @@ class Classification(Strict):
             if f.category not in self.categories:
                 raise ValueError(
                     f"fields.{fid}.category '{f.category}' is not a known category; "
-                    f"add it under `categories` or use one of {sorted(self.categories)}"
+                    f"add it under `categories` or use one of {', '.join(sorted(self.categories))}"
                 )
         for i, combo in enumerate(self.combinations):
             unknown = [f for f in combo.fields if f not in self.fields]
@@ -96,7 +96,7 @@ class Organisation(Strict):
         for rid, role in self.roles.items():
             if role.level not in self.org_levels:
                 raise ValueError(
-                    f"roles.{rid}.level '{role.level}' is not an org level; use one of {sorted(self.org_levels)}"
+                    f"roles.{rid}.level '{role.level}' is not an org level; use one of {', '.join(self.org_levels)}"
                 )
         return self
 

@@ -37,11 +37,11 @@ def _err(msg: str) -> None:
 _last_log = [0.0]
 
 
-def _progress(line: str) -> None:
-    """A live line on a terminal; one line every 10 s in a log."""
+def _progress(line: str, final: bool = False) -> None:
+    """A live line on a terminal (`final` ends it); in a log, one line every 10 s and the final one."""
     if sys.stderr.isatty():
-        print(f"\r{line}\x1b[K", end="", file=sys.stderr, flush=True)
-    elif time.monotonic() - _last_log[0] >= 10:
+        print(f"\r{line}\x1b[K", end="\n" if final else "", file=sys.stderr, flush=True)
+    elif final or time.monotonic() - _last_log[0] >= 10:
         _last_log[0] = time.monotonic()
         print(line, file=sys.stderr, flush=True)
 
@@ -104,8 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
         del monitor  # its Kafka clients go before an embedded broker does
-        print(file=sys.stderr)
-        _err(stats.line())
+        _progress(stats.line(), final=True)
     return 0
 
 
@@ -137,7 +136,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "avro" if args.format == "avro" else "json",
         progress=lambda k: _progress(f"produced {k}"),
     )
-    _err(f"\nproduced {n} records to {config.kafka.bootstrap}")
+    _progress(f"produced {n} records to {config.kafka.bootstrap}", final=True)
     return 0
 
 
@@ -145,10 +144,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.codecs import Decoder, SchemaRegistry
     from streams.engine import Engine
     from streams.pseudonym import Pseudonymizer
-    from streams.replay import replay
+    from streams.replay import replay, replay_files
     from streams.stats import Stats
 
     config, _, specs, catalog = _setup(args)
+    try:
+        files = replay_files([Path(f) for f in args.files])
+    except ValueError as e:
+        _err(str(e))
+        return 2
     engine = Engine(
         specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000
     )
@@ -156,7 +160,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     alerts, dead = replay(
         engine,
         Decoder(SchemaRegistry(config.schema_registry_url), config.max_record_bytes),
-        [Path(f) for f in args.files],
+        files,
         args.batch_size,
         stats,
     )
@@ -209,8 +213,10 @@ def cmd_policy(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
     specs = load_detectors(policy, args.policy)
     c = policy.classification
+    by_class = Counter(f.jr_class.value for f in c.fields.values())
     print(
-        f"policy OK: {len(c.fields)} classified fields ({Counter(f.jr_class.value for f in c.fields.values())}), "
+        f"policy OK: {len(c.fields)} classified fields (C3 {by_class['C3']}, C2 {by_class['C2']}, "
+        f"C1 {by_class['C1']}), "
         f"{len(policy.organisation.roles)} roles, {len(policy.sdks.sdks)} SDK declarations, "
         f"{len(specs)} detector(s)"
     )
@@ -290,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_generate)
 
     sp = sub.add_parser("replay", help="run the detectors over files (same alerts as the live run)")
-    sp.add_argument("files", nargs="+", help="pfi.<stream>.jsonl / .avro files")
+    sp.add_argument("files", nargs="+", help="pfi.<stream>.jsonl / .avro files, or folders of them")
     sp.add_argument("--batch-size", type=int, default=5000)
     sp.add_argument("--alerts-out", help="write the final alerts as JSON lines")
     sp.add_argument("--config")

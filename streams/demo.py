@@ -3,7 +3,6 @@ generator's ground truth, so a new user sees in one screen what lifemon finds an
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -54,10 +53,17 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         config.data_dir.mkdir(parents=True, exist_ok=True)
         (config.data_dir / "truth.json").write_bytes(orjson.dumps(workload.truth, option=orjson.OPT_INDENT_2))
         n = produce(
-            bootstrap, config, workload.records, progress=lambda k: _progress(f"produced {k:>9} records")
+            bootstrap, config, workload.records, progress=lambda k: _progress(f"producing: {k:>9} records")
         )
-        size = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in workload.bank.items() if isinstance(v, int))
-        print(f"\rproduced {n} records of a bank with {size}", file=sys.stderr)
+        size = ", ".join(
+            f"{k.replace('_', ' ')}: {v}" for k, v in workload.bank.items() if isinstance(v, int)
+        )
+        refs = sum(1 for s, _, _ in workload.records if s in ("entitlements", "consents"))
+        _progress(
+            f"produced {n} records ({refs} entitlement/consent reference records, {n - refs} events); "
+            f"bank: {size}",
+            final=True,
+        )
         if not config.clickhouse.dsn:  # the embedded demo database holds only the latest demo
             from streams.clickhouse import connect
 
@@ -65,12 +71,15 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         monitor = _monitor(config, bootstrap, specs, catalog)
         stats = monitor.run(idle_exit_s=3.0)
         del monitor  # its Kafka clients go before the embedded broker does
-        print(file=sys.stderr)
+        _progress(stats.line(), final=True)
     elapsed = time.monotonic() - t0
     alerts = sorted(stats.alerts.values(), key=lambda a: a.first_seen)
-    print("\n== lifemon demo ==")
+    print("== lifemon demo ==")
     print("events processed by stream: " + ", ".join(f"{s} {n}" for s, n in sorted(stats.events.items())))
-    print(f"dead letters: {sum(stats.dead.values())}   elapsed: {elapsed:.1f}s")
+    print(
+        f"dead letters: {sum(stats.dead.values())}   elapsed: {elapsed:.1f}s (broker start, generation, "
+        f"producing and monitoring)"
+    )
     sev = Counter((a.detector, a.severity.value) for a in alerts)
     print(
         "alerts by detector and severity: "
@@ -83,7 +92,7 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         print(f"  {kind:<22}{s['injected']:>9}{s['found']:>7}{s['missed']:>8}{s['false_alarms']:>14}")
     for kind in PLANNED:
         n = sum(t["detector"] == kind for t in workload.truth)
-        print(f"  {kind:<22}{n:>9}   (detector planned, DESIGN.md §6)")
+        print(f"  {kind:<22}{n:>9}   (detector planned: docs/architecture.md#roadmap)")
     if alerts:
         a = max(alerts, key=lambda a: (a.severity != "critical", a.subject_count))
         print("\none alert as the SOC sees it on pfi.alerts (OCSF Detection Finding):")

@@ -32,6 +32,26 @@ def stream_of_file(path: Path) -> str:
     return m.group(1)
 
 
+def replay_files(paths: list[Path]) -> list[Path]:
+    """Files to replay: folders expand to their stream files; the generator's truth.json is skipped."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(
+                f for f in p.iterdir() if f.suffix in (".jsonl", ".avro") and _STREAM_RE.search(f.name)
+            )
+        elif p.name != "truth.json":
+            if not p.is_file():
+                raise ValueError(f"{p}: no such file")
+            stream_of_file(p)
+            out.append(p)
+    if not out:
+        raise ValueError(
+            f"no stream files among {', '.join(map(str, paths))}; expected names like pfi.access.jsonl"
+        )
+    return out
+
+
 def read_raw(path: Path) -> Iterator[RawRecord]:
     """Records of a file as RawRecords: topic = file name, partition 0, offset = record number."""
     if path.suffix == ".avro":
@@ -50,6 +70,7 @@ def replay(
     engine: Engine, decoder: Decoder, files: list[Path], batch_size: int = 5000, stats: Stats | None = None
 ) -> tuple[list[Alert], list[DeadLetter]]:
     stats = stats or Stats()
+    stats.begin()
     streams = {p: stream_of_file(p) for p in files}
     ordered = sorted(files, key=lambda p: streams[p] not in REFERENCE_STREAMS)
     alerts: list[Alert] = []

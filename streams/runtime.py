@@ -138,6 +138,7 @@ class Monitor:
             }
         )
         self.stop_event = threading.Event()
+        self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
 
     # -- reference streams ----------------------------------------------------------------------
@@ -226,6 +227,7 @@ class Monitor:
         return self.stats
 
     def process_batch(self, msgs: list[Any]) -> None:
+        self.stats.begin()
         groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
         for m in msgs:
             err = m.error()
@@ -326,8 +328,9 @@ class Monitor:
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():
+            stop = self.stop_event  # not self: a handler holding the monitor would keep its clients alive
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.stop_event.set())
+                self._previous_handlers[sig] = signal.signal(sig, lambda *_: stop.set())
 
     def close(self) -> None:
         """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush."""
@@ -336,3 +339,5 @@ class Monitor:
         finally:
             self.ref_consumer.close()
             self.producer.flush(30)
+            for sig, handler in self._previous_handlers.items():
+                signal.signal(sig, handler)

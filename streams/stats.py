@@ -24,13 +24,16 @@ class Stats:
     _window_start: float = field(default_factory=time.monotonic)
     _window_events: int = 0
 
+    def begin(self) -> None:
+        """Records started to arrive (after any group join): the busy time counts from here."""
+        self.first_data = self.first_data or time.monotonic()
+
     def on_decoded(self, stream: str, ok: int, dead: list[DeadLetter]) -> None:
         self.events[stream] += ok
         self.dead[stream] += len(dead)
         self.dead_kinds.update(d.kind for d in dead)
         self._window_events += ok + len(dead)
         self.last_data = time.monotonic()
-        self.first_data = self.first_data or self.last_data
 
     def on_alerts(self, alerts: list[Alert]) -> None:
         for a in alerts:
@@ -51,7 +54,9 @@ class Stats:
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
         by_stream = " ".join(f"{s}={n}" for s, n in sorted(self.events.items()))
+        busy = self.last_data - self.first_data
+        rate = f"{self.total() / busy:,.0f}/s while data flowed" if busy > 0 else f"{elapsed:.0f}s in"
         return (
-            f"{self.total():>9} records ({self.total() / max(elapsed, 1e-9):,.0f}/s)  {by_stream}  "
+            f"{self.total():>9} records ({rate})  {by_stream}  "
             f"dlq={sum(self.dead.values())}  alerts={len(self.alerts)}  lag={self.lag}"
         )

@@ -71,8 +71,36 @@ def test_unknown_role_in_thresholds(policy_copy: Path) -> None:
 
 def test_unknown_category_reference(policy_copy: Path) -> None:
     edit(policy_copy / "classification.yaml", "category: credit}", "category: credits}")
-    with pytest.raises(PolicyError, match=r"category 'credits' is not a known category"):
+    with pytest.raises(PolicyError, match=r"'credits' is not a known category") as e:
         load_policy(policy_copy)
+    assert e.value.key == "fields.credit_report.category" and "use one of" in e.value.fix
+
+
+def test_cross_reference_error_points_at_the_bad_line(policy_copy: Path) -> None:
+    f = policy_copy / "organisation.yaml"
+    edit(f, "level: sub_branch}", "level: sub_brnch}")
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if "sub_brnch" in line)
+    assert (e.value.key, e.value.line) == ("roles.sb_president.level", bad_line)
+    assert "head_office, branch, second_branch, sub_branch" in e.value.fix
+
+
+def test_a_key_given_twice_is_an_error(policy_copy: Path) -> None:
+    f = policy_copy / "classification.yaml"
+    f.write_text(
+        f.read_text(encoding="utf-8") + "\nfields:\n  x: {zh: x, class: C1, category: internal}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match=r"key 'fields' appears twice \(first on line \d+\)"):
+        load_policy(policy_copy)
+
+
+def test_a_registered_detector_needs_its_policy_file(policy_copy: Path) -> None:
+    (policy_copy / "detectors" / "bulk_query.yaml").unlink()
+    with pytest.raises(PolicyError, match="bulk_query detector has no policy section") as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert "enabled: false" in e.value.fix
 
 
 def test_typo_key_and_yaml_syntax(policy_copy: Path) -> None:

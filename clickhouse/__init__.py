@@ -1,0 +1,1 @@
+"""ClickHouse DDL (*.sql), shipped as package data so a wheel install can apply it too."""
