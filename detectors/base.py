@@ -27,10 +27,15 @@ class AsOf(Protocol):
 
 @dataclass(frozen=True)
 class Context:
-    """What a detector may read besides its events: policy and reference data, never I/O."""
+    """What a detector may read besides its events: policy and reference data, never I/O.
+
+    `pseudonymize` turns a customer id into its keyed HMAC pseudonym. Detectors keep pseudonyms,
+    never raw ids, in their state: state is snapshotted to ClickHouse and must hold no PFI."""
 
     catalog: Catalog
     entitlements: AsOf
+    consents: AsOf
+    pseudonymize: Callable[[str], str]
 
     def entitlement(self, actor_id: str, ts: int) -> Entitlement | None:
         return self.entitlements.as_of(actor_id, ts)
@@ -39,10 +44,7 @@ class Context:
 @dataclass
 class Finding:
     """A detector's verdict on one key and window. The engine turns it into an Alert.
-
-    Subject ids are raw here (the detector needs them); they are pseudonymized when the alert
-    is built and never leave the process in the clear.
-    """
+    `subject_sample` holds pseudonyms (Context.pseudonymize), never raw customer ids."""
 
     detector: str
     rule_id: str
@@ -93,6 +95,3 @@ class Detector(Protocol):
         ...
 
     def restore(self, state: dict[str, Any]) -> None: ...
-
-
-DetectorFactory = Callable[[], Detector]

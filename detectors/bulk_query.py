@@ -211,7 +211,7 @@ class BulkQueryDetector:
         w = self._weight[(cls, ev.action)]
         win.evict_until(ev.ts - self.window_ms)
         win.last_ts = max(win.last_ts, ev.ts)
-        ids = dict.fromkeys(ev.subject_ids)
+        ids = dict.fromkeys(map(ctx.pseudonymize, ev.subject_ids))
         entries = [(ev.ts, cid, w, 1, cats, rank) for cid in ids]
         unidentified = ev.row_count - len(ids)
         if unidentified > 0:  # rows the log counts but does not name: each is a record (条)

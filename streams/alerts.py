@@ -1,12 +1,11 @@
 """Findings become alerts here: pseudonymized, titled in zh and en, cited, and rendered as OCSF.
 
-This is the one place where detector output meets the outside world, so it is where raw customer
-ids are replaced by keyed pseudonyms (the monitor protects what it watches).
+Customer ids were pseudonymized as they entered the engine, so nothing here can leak one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from detectors.base import Finding
 from policy.model import DetectorSection
@@ -22,7 +21,7 @@ _OCSF_SEVERITY = {
 }
 
 
-def build_alert(finding: Finding, section: DetectorSection, pseudonymize: Callable[[str], str]) -> Alert:
+def build_alert(finding: Finding, section: DetectorSection) -> Alert:
     status = (
         AlertStatus.closed
         if finding.closed
@@ -44,7 +43,7 @@ def build_alert(finding: Finding, section: DetectorSection, pseudonymize: Callab
         actor_id=finding.actor_id,
         actor_org=finding.actor_org,
         subject_count=finding.subject_count,
-        subjects_sample=[pseudonymize(s) for s in finding.subject_sample],
+        subjects_sample=list(finding.subject_sample),
         counts=dict(finding.counts),
         evidence_event_ids=list(finding.evidence_event_ids),
         window_start=finding.window_start,

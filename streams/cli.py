@@ -82,14 +82,10 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     config.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(bootstrap, config, dict(config.kafka.client))
     client = connect(config.clickhouse_dsn())
+    # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap)
     return Monitor(
-        config,
-        bootstrap,
-        client,
-        specs,
-        catalog,
-        Pseudonymizer.from_env(),
-        progress=None if quiet else _progress,
+        config, bootstrap, client, specs, catalog, pseudonymize, progress=None if quiet else _progress
     )
 
 

@@ -85,17 +85,15 @@ class Engine:
     ):
         self.specs = list(specs)
         self.catalog = catalog
-        self.pseudonymize = pseudonymize
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
         self.entitlements: AsOfRegistry[Entitlement] = AsOfRegistry("actor_id")
         self.consents: AsOfRegistry[Consent] = AsOfRegistry("subject_id")
-        self.ctx = Context(catalog=catalog, entitlements=self.entitlements)
+        self.ctx = Context(catalog, self.entitlements, self.consents, pseudonymize)
         self.instances: dict[tuple[str, int], dict[str, Detector]] = {}
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
         self.max_ts: dict[tuple[str, int], int] = {}  # per partition: each has its own event-time clock
         self.sections = {s.kind: s.section for s in self.specs}
-        self.events_in: Counter = Counter()
 
     def watermark(self, topic: str, partition: int) -> int:
         """Max event time seen on this partition minus the allowed lateness. Per partition, like a
@@ -105,11 +103,8 @@ class Engine:
     # -- input ----------------------------------------------------------------------------------
     def apply_reference(self, stream: str, records: Iterable[Record]) -> None:
         registry: AsOfRegistry[Any] = self.entitlements if stream == "entitlements" else self.consents
-        n = 0
         for r in records:
             registry.put(r)
-            n += 1
-        self.events_in[stream] += n
 
     def process(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Record]]
@@ -118,7 +113,6 @@ class Engine:
         if not decoded:
             return []
         events = [m for _, m in decoded]
-        self.events_in[stream] += len(events)
         key = (topic, partition)
         self.max_ts[key] = max(self.max_ts.get(key, 0), max(e.ts for e in events))  # type: ignore[attr-defined]
         self._rollup(stream, topic, partition, decoded)
@@ -148,7 +142,7 @@ class Engine:
         return found
 
     def _alerts(self, findings: list[Finding]) -> list[Alert]:
-        return latest(build_alert(f, self.sections[f.detector], self.pseudonymize) for f in findings)
+        return latest(build_alert(f, self.sections[f.detector]) for f in findings)
 
     def _rollup(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Record]]

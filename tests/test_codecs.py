@@ -43,7 +43,7 @@ def test_json_and_avro_decode_to_the_same_event() -> None:
             None,
             "invalid",
             "action",
-            "'peek'",
+            "Input should be 'view', 'query'",
         ),
         (
             b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"view","colour":"red"}',
@@ -65,6 +65,20 @@ def test_each_bad_record_gets_its_reason(value, headers, kind, field, text) -> N
     assert (dead.kind, dead.field) == (kind, field) and text in dead.message, dead.message
     hdr = dict(dead.headers())
     assert hdr["error.kind"] == kind.encode() and hdr["source.offset"] == b"0"
+
+
+def test_reasons_never_repeat_the_offending_value() -> None:
+    """A DLQ reason goes to headers, ClickHouse and logs: it must not carry a card number or PIN."""
+    bad = [
+        b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"view","card_pin":"123456"}',
+        b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"view","subject_ids":"6222020200001234567"}',
+        b'{"event_id":"x","ts":"card 6222020200001234567","actor_id":"a","system":"s","action":"view"}',
+    ]
+    dead = Decoder().decode("access", [raw(v, offset=i) for i, v in enumerate(bad)]).dead
+    assert [d.field for d in dead] == ["card_pin", "subject_ids", "ts"]
+    for d in dead:
+        assert "123456" not in d.message and "6222" not in d.message
+        assert all(b"123456" not in v and b"6222" not in v for k, v in d.headers())
 
 
 def test_unknown_ids_are_fetched_from_a_schema_registry() -> None:

@@ -5,7 +5,7 @@
 #
 #   lifemon     the monitor: creates the lifemon database and tables (its DDL is applied at every
 #               start, idempotently), inserts, reads. It cannot manage users or touch other databases.
-#   grafana_ro  the dashboards: SELECT on lifemon.* only, readonly = 1. max_execution_time stays
+#   grafana_ro  the dashboards: SELECT on the four dashboard tables only (not detector_state), readonly = 1. max_execution_time stays
 #               changeable because the Grafana plugin's driver sets it on every query (the plugin's
 #               documented requirement for a read-only user, docs/sources/configure.md).
 #
@@ -38,7 +38,10 @@ CREATE SETTINGS PROFILE IF NOT EXISTS grafana_ro_profile
              max_execution_time = 60 MIN 1 MAX 600 CHANGEABLE_IN_READONLY;
 CREATE USER IF NOT EXISTS grafana_ro IDENTIFIED WITH sha256_hash BY '${grafana_hash}'
     SETTINGS PROFILE 'grafana_ro_profile';
-GRANT SELECT ON ${db}.* TO grafana_ro;
+GRANT SELECT ON ${db}.alerts TO grafana_ro;
+GRANT SELECT ON ${db}.event_rollups TO grafana_ro;
+GRANT SELECT ON ${db}.pipeline_stats TO grafana_ro;
+GRANT SELECT ON ${db}.dead_letters TO grafana_ro;
 SQL
-    echo "lifemon: created ClickHouse users lifemon (writer on ${db}.*) and grafana_ro (read-only on ${db}.*)"
+    echo "lifemon: created ClickHouse users lifemon (writer on ${db}.*) and grafana_ro (read-only on the dashboard tables)"
 )
