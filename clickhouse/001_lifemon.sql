@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     jr_class            LowCardinality(String),
     actor_id            String,
     actor_org           String,
-    subject_count       UInt32,
+    subject_count       UInt64,
     subjects_sample     Array(String),
     counts              Map(String, Int64),
     evidence_event_ids  Array(String),

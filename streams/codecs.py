@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import fastavro
 from pydantic import ValidationError
 
-from schemas.models import EVENT_MODELS, Record
+from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, Record
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_FILES = {
@@ -77,15 +78,19 @@ def load_schema(stream: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / f"{SCHEMA_FILES[stream]}.avsc").read_text(encoding="utf-8"))
 
 
+class SchemaRegistryUnavailable(RuntimeError):
+    """The registry could not be asked: an outage, not bad data, so no record is dead-lettered."""
+
+
 class SchemaRegistry:
-    """Schema id -> parsed Avro writer schema: built-in ids, plus an optional Confluent registry."""
+    """Schema id -> parsed Avro writer schema: a Confluent registry when configured, else the
+    built-in ids (a registry's ids are its own, so the two never mix)."""
 
     def __init__(self, url: str | None = None):
         self.url = url.rstrip("/") if url else None
-        self._by_id: dict[int, Any] = {
-            i: fastavro.parse_schema(load_schema(s)) for s, i in BUILTIN_SCHEMA_IDS.items()
-        }
-        self._readers: dict[str, Any] = {s: self._by_id[i] for s, i in BUILTIN_SCHEMA_IDS.items()}
+        self._readers: dict[str, Any] = {s: fastavro.parse_schema(load_schema(s)) for s in BUILTIN_SCHEMA_IDS}
+        builtin = {i: self._readers[s] for s, i in BUILTIN_SCHEMA_IDS.items()}
+        self._by_id: dict[int, Any] = {} if self.url else builtin
 
     def reader(self, stream: str) -> Any:
         return self._readers[stream]
@@ -100,8 +105,14 @@ class SchemaRegistry:
         try:
             with urllib.request.urlopen(f"{self.url}/schemas/ids/{schema_id}", timeout=5) as resp:
                 body = json.load(resp)
-        except OSError:
-            return None
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None  # the registry answered: no such schema
+            raise SchemaRegistryUnavailable(f"schema registry {self.url}: HTTP {e.code}") from e
+        except OSError as e:
+            raise SchemaRegistryUnavailable(f"schema registry {self.url} unreachable: {e}") from e
+        if body.get("schemaType", "AVRO") != "AVRO":
+            return None  # a Protobuf or JSON schema: not an Avro record, reported as unknown
         parsed = fastavro.parse_schema(json.loads(body["schema"]))
         self._by_id[schema_id] = parsed
         return parsed
@@ -131,6 +142,8 @@ class Decoder:
         for raw in raws:
             v = raw.value
             if not v:
+                if v is None and stream in REFERENCE_STREAMS:
+                    continue  # a tombstone on a reference topic deletes a key: nothing to decode
                 out.dead.append(
                     DeadLetter(raw, "empty", "", "record has no value (tombstone or empty message)")
                 )

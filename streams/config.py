@@ -35,6 +35,9 @@ class KafkaConfig(Strict):
     group_id: str = "lifemon"
     client: dict[str, Any] = Field(default_factory=dict, description="extra librdkafka settings (no secrets)")
     partitions: int = Field(default=3, ge=1, description="partitions for topics lifemon creates")
+    replication_factor: int = Field(
+        default=1, ge=1, description="for topics lifemon creates; 3 in production"
+    )
     batch_size: int = Field(default=5000, ge=1)
     poll_timeout_s: float = Field(default=0.5, gt=0)
 

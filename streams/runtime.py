@@ -49,20 +49,25 @@ from streams.stats import Stats
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
 
 
+# Reference streams keep their whole history: an as-of lookup for an old event needs the entitlement
+# that was valid then, which compaction by actor_id would delete (DESIGN.md §2 says "compacted").
+TOPIC_SETTINGS = {
+    "entitlements": {"cleanup.policy": "delete", "retention.ms": "-1"},
+    "consents": {"cleanup.policy": "delete", "retention.ms": "-1"},
+    "alerts": {"cleanup.policy": "compact"},  # the newest revision of each alert id
+}
+
+
 def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None = None) -> None:
-    """Create lifemon's topics if missing: events partitioned, reference streams compacted."""
+    """Create lifemon's topics if missing (existing topics are left as their owners set them)."""
     admin = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = []
-    for stream, topic in config.topics.model_dump().items():
-        if topic in existing:
-            continue
-        compacted = stream in REFERENCE_STREAMS or stream == "alerts"
-        wanted.append(
-            NewTopic(
-                topic, config.kafka.partitions, 1, config={"cleanup.policy": "compact"} if compacted else {}
-            )
-        )
+    k = config.kafka
+    wanted = [
+        NewTopic(topic, k.partitions, k.replication_factor, config=TOPIC_SETTINGS.get(stream, {}))
+        for stream, topic in config.topics.model_dump().items()
+        if topic not in existing
+    ]
     for fut in admin.create_topics(wanted).values() if wanted else ():
         try:
             fut.result()
@@ -138,6 +143,7 @@ class Monitor:
             }
         )
         self.stop_event = threading.Event()
+        self._failed = False  # after an exception nothing half-processed may be checkpointed
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
 
@@ -191,7 +197,16 @@ class Monitor:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.checkpoint()
+        if not self._failed:
+            self.checkpoint()
+        self._drop(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group moved on without us (session timeout): another instance owns these partitions
+        now and resumes from their last snapshot, so drop them without committing anything."""
+        self._drop(partitions)
+
+    def _drop(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.engine.drop(tp.topic, tp.partition)
             self.positions.pop((tp.topic, tp.partition), None)
@@ -201,7 +216,9 @@ class Monitor:
         """Run until stopped (SIGTERM/SIGINT or stop_event), or idle / time limits for batch jobs."""
         self._install_signals()
         self.load_reference()
-        self.consumer.subscribe(self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe(
+            self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
         started = last_data = time.monotonic()
         last_progress = 0.0
         try:
@@ -222,6 +239,9 @@ class Monitor:
                 if max_seconds is not None and now - started >= max_seconds:
                     break
             self.checkpoint()
+        except BaseException:
+            self._failed = True  # resume from the last checkpoint instead: the replay is harmless
+            raise
         finally:
             self.close()
         return self.stats
@@ -256,7 +276,7 @@ class Monitor:
                 sink.add(dead)
 
     def checkpoint(self) -> None:
-        """Flush every sink, store state, then commit. Retries until the sinks acknowledge or stop."""
+        """Flush every sink and store state, retrying until they acknowledge (or stop); then commit."""
         backoff = 0.5
         while True:
             try:
@@ -265,21 +285,25 @@ class Monitor:
                 self.rollup_sink.add(self.engine.rollup_rows())
                 self.rollup_sink.flush()
                 self._write_stats()
-                snapshots = [
-                    (t, p, off, self.engine.snapshot(t, p)) for (t, p), off in self.positions.items()
-                ]
-                if snapshots:
-                    self.state.save(snapshots)
-                    self.consumer.commit(
-                        offsets=[TopicPartition(t, p, off) for (t, p), off in self.positions.items()],
-                        asynchronous=False,
+                offsets = dict(self.positions)
+                if offsets:
+                    self.state.save(
+                        [(t, p, off, self.engine.snapshot(t, p)) for (t, p), off in offsets.items()]
                     )
                 break
-            except (SinkError, KafkaException) as e:
+            except SinkError as e:
                 print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
                 if self.stop_event.wait(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
+        if offsets:
+            try:
+                self.consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+                )
+            except KafkaException as e:
+                # not fatal: the snapshot just saved holds these offsets, and a restart resumes from it
+                print(f"lifemon: offset commit failed ({e}); the state snapshot has them", file=sys.stderr)
         self._last_checkpoint = time.monotonic()
 
     def _write_stats(self) -> None:

@@ -10,7 +10,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from conftest import access
 
-from streams.codecs import Decoder, RawRecord, SchemaRegistry, encode_avro, load_schema
+from streams.codecs import (
+    Decoder,
+    RawRecord,
+    SchemaRegistry,
+    SchemaRegistryUnavailable,
+    encode_avro,
+    load_schema,
+)
 
 
 def raw(value: bytes | None, headers=None, offset: int = 0) -> RawRecord:
@@ -102,10 +109,16 @@ def test_unknown_ids_are_fetched_from_a_schema_registry() -> None:
         reg = SchemaRegistry(f"http://127.0.0.1:{server.server_port}")
         (ev,) = access(n=1)
         body = encode_avro("access", ev, reg, wire=False)
-        out = Decoder(reg).decode(
-            "access", [raw(b"\x00\x00\x00\x10\x92" + body), raw(b"\x00\x00\x00\x10\x93" + body)]
-        )
+        ids = [b"\x00\x00\x00\x10\x92", b"\x00\x00\x00\x10\x93", b"\x00\x00\x00\x00\x01"]
+        out = Decoder(reg).decode("access", [raw(i + body) for i in ids])
         assert [m for _, m in out.ok] == [ev]
-        assert out.dead[0].kind == "unknown_schema" and "4243" in out.dead[0].message
+        # 4243 is not in the registry; built-in id 1 is not consulted when a registry is configured
+        assert [(d.kind, d.message.split()[2]) for d in out.dead] == [
+            ("unknown_schema", "4243"),
+            ("unknown_schema", "1"),
+        ]
     finally:
         server.shutdown()
+        server.server_close()
+    with pytest.raises(SchemaRegistryUnavailable):  # an outage is not bad data: nothing is dead-lettered
+        Decoder(reg).decode("access", [raw(ids[1] + body)])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from schemas.models import Alert
 from streams.alerts import to_ocsf
@@ -41,6 +41,8 @@ class KafkaTopicSink(Sink[Any]):
                     break
                 except BufferError:  # local queue full: let deliveries drain, then retry
                     self.producer.poll(0.1)
+                except KafkaException as e:
+                    raise SinkError(f"{self.name}: {e}") from e
         remaining = self.producer.flush(30)
         if remaining or errors:
             raise SinkError(f"{self.name}: {remaining} message(s) undelivered, errors: {errors[:3]}")
@@ -54,8 +56,18 @@ def encode_alert(alert: Alert) -> Encoded:
     )
 
 
+DLQ_VALUE_LIMIT = 900_000  # under the producer's message.max.bytes, so a dead letter can always be sent
+
+
 def encode_dead_letter(dead: DeadLetter) -> Encoded:
-    return dead.raw.key, dead.raw.value, dead.headers()
+    """The original bytes with the reason in headers. A value too large to forward stays where it
+    is (source.topic/partition/offset in the headers point at it) rather than blocking the DLQ."""
+    value = dead.raw.value
+    headers = dead.headers()
+    if value is not None and len(value) > DLQ_VALUE_LIMIT:
+        headers.append(("error.value_dropped", f"{len(value)} bytes, read it at the source offset".encode()))
+        value = None
+    return dead.raw.key, value, headers
 
 
 def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
