@@ -6,7 +6,9 @@
 
 CREATE DATABASE IF NOT EXISTS {db};
 
--- SOC alerts: one row per (alert_id, revision); the newest revision wins (FINAL / argMax).
+-- SOC alerts: the newest state of each alert id wins (FINAL / argMax). `version` is derived from the
+-- content (last event time, then closed after open), not from `revision`: a re-run after a crash may
+-- batch differently and emit fewer intermediate revisions, and must still replace the old rows.
 CREATE TABLE IF NOT EXISTS {db}.alerts
 (
     alert_id            String,
@@ -32,9 +34,10 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     first_seen          DateTime64(3, 'UTC'),
     last_seen           DateTime64(3, 'UTC'),
     ocsf                String CODEC(ZSTD(3)),
+    version             UInt64,
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree(revision)
+ENGINE = ReplacingMergeTree(version)
 ORDER BY alert_id
 SETTINGS non_replicated_deduplication_window = 1000;
 

@@ -23,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Context, Finding
 from policy.model import CLASS_RANK, DetectorSection, JrClass
-from schemas.models import SEVERITY_RANK, AccessEvent, Action, Outcome, Severity
+from schemas.models import SEVERITY_RANK, AccessEvent, Action, EmployeeStatus, Outcome, Severity
 
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
+MILLI = 1000  # scores and weights in thousandths, as integers
 GROWTH_UPDATE = 1.25  # an open alert is re-emitted when its record count grew by a quarter: live, not a storm
 
 
@@ -68,7 +69,7 @@ class Episode:
         "emitted_records",
     )
 
-    def __init__(self, start: int, end: int, threshold: float):
+    def __init__(self, start: int, end: int, threshold: int):
         self.start, self.end, self.threshold = start, end, threshold
         self.customers: dict[str, list] = {}  # cid -> [records, categories (set), class rank]
         self.evidence: list[str] = []
@@ -76,7 +77,7 @@ class Episode:
         self.revision = 0
         self.first_seen = self.last_seen = start
         self.actor_org: str | None = None
-        self.score = 0.0
+        self.score = 0
         self.emitted_records = 0  # records in the last emitted revision
 
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
@@ -128,17 +129,20 @@ class ActorWindow:
     __slots__ = ("entries", "weights", "score", "episode", "last_ts")
 
     def __init__(self) -> None:
-        self.entries: deque[tuple[int, str, float, int, tuple[str, ...], int]] = deque()
-        self.weights: dict[str, dict[float, int]] = {}  # cid -> {weight: occurrences in window}
-        self.score = 0.0
+        self.entries: deque[tuple[int, str, int, int, tuple[str, ...], int]] = deque()
+        self.weights: dict[str, dict[int, int]] = {}  # cid -> {weight: occurrences in window}
+        self.score = 0  # milli-units: integers add and subtract exactly, so a restore changes nothing
         self.episode: Episode | None = None
         self.last_ts = 0
 
-    def add(self, entry: tuple[int, str, float, int, tuple[str, ...], int]) -> None:
-        _, cid, w, _, _, _ = entry
-        self.entries.append(entry)
+    def add(self, entry: tuple[int, str, int, int, tuple[str, ...], int]) -> None:
+        ts, cid, w, _, _, _ = entry
+        i = len(self.entries)
+        while i and self.entries[i - 1][0] > ts:  # an out-of-order access keeps its place in time
+            i -= 1
+        self.entries.insert(i, entry)
         seen = self.weights.setdefault(cid, {})
-        before = max(seen) if seen else 0.0
+        before = max(seen) if seen else 0
         seen[w] = seen.get(w, 0) + 1
         self.score += max(before, w) - before
 
@@ -151,7 +155,7 @@ class ActorWindow:
             seen[w] -= 1
             if not seen[w]:
                 del seen[w]
-            after = max(seen) if seen else 0.0
+            after = max(seen) if seen else 0
             if not seen:
                 del self.weights[cid]
             self.score += after - before
@@ -167,13 +171,16 @@ class BulkQueryDetector:
         self.window_ms = params.window_minutes * 60_000
         self.actors: dict[str, ActorWindow] = {}
         self._weight = {
-            (c, a): params.class_weights.get(c, 1.0) * params.action_weights.get(a, 1.0)
+            (c, a): round(params.class_weights.get(c, 1.0) * params.action_weights.get(a, 1.0) * MILLI)
             for c in JrClass
             for a in Action
         }
         self._escalation = sorted(params.escalation, key=lambda e: SEVERITY_RANK[e.severity])
         self._last_sweep = 0
-        self._lowest_threshold = min([params.default_threshold, *params.role_thresholds.values()])
+        self._lowest_threshold = round(
+            min([params.default_threshold, *params.role_thresholds.values()]) * MILLI
+        )
+        self.approval_used: dict[str, int] = {}  # approval id -> records read under it
 
     # -- events ---------------------------------------------------------------------------------
     def process(self, events: Sequence[AccessEvent], ctx: Context) -> Iterable[Finding]:
@@ -198,17 +205,27 @@ class BulkQueryDetector:
             ):
                 yield self._finding(actor, ep, closed=False)
 
-    @staticmethod
-    def _approved(ev: AccessEvent, ctx: Context) -> bool:
+    def _approved(self, ev: AccessEvent, ctx: Context) -> bool:
+        """An approval covers an access of an active employee, for its purpose, before it expires
+        and within its record budget (seed 004 流程描述(4)④⑤: graded approval, least privilege)."""
         ent = ctx.entitlement(ev.actor_id, ev.ts)
-        return ent is not None and any(
-            a.approval_id == ev.approval_id and ev.ts <= a.expires_ts for a in ent.approvals
-        )
+        if ent is None or ent.status is not EmployeeStatus.active:
+            return False
+        approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None)
+        if approval is None or ev.ts > approval.expires_ts or (ev.purpose and ev.purpose != approval.purpose):
+            return False
+        used = self.approval_used.get(approval.approval_id, 0) + max(ev.row_count, len(ev.subject_ids))
+        if used > approval.max_records:
+            return False
+        self.approval_used[approval.approval_id] = used
+        return True
 
     def _add(self, win: ActorWindow, ev: AccessEvent, ctx: Context) -> None:
         cls, cats = ctx.catalog.profile(ev.fields)
         rank = CLASS_RANK[cls]
         w = self._weight[(cls, ev.action)]
+        if ev.ts <= win.last_ts - self.window_ms:
+            return  # older than the actor's current window: it can no longer change the score
         win.evict_until(ev.ts - self.window_ms)
         win.last_ts = max(win.last_ts, ev.ts)
         ids = dict.fromkeys(map(ctx.pseudonymize, ev.subject_ids))
@@ -242,11 +259,13 @@ class BulkQueryDetector:
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)
 
-    def _threshold(self, ent: Any) -> float:
-        if ent is None:
-            return self.p.default_threshold
+    def _threshold(self, ent: Any) -> int:
+        """Milli-units. An employee not active (transferred away, suspended, terminated) keeps no role
+        allowance: seed 004 人员管理(4)(5), permissions change at once."""
+        if ent is None or ent.status is not EmployeeStatus.active:
+            return round(self.p.default_threshold * MILLI)
         known = [self.p.role_thresholds[r] for r in ent.roles if r in self.p.role_thresholds]
-        return max(known) if known else self.p.default_threshold  # the role that legitimately reads most
+        return round((max(known) if known else self.p.default_threshold) * MILLI)  # the most reading role
 
     def _refresh_severity(self, ep: Episode) -> bool:
         """Set the episode's severity from its counts; True when the alert must be (re)emitted."""
@@ -302,15 +321,15 @@ class BulkQueryDetector:
         ]
         summary = (
             f"{actor} read PFI of {total} distinct customers (C3 {by_class['C3']}, C2 {by_class['C2']}, "
-            f"C1 {by_class['C1']}) without approval in a {self.p.window_minutes}-minute window; weighted score "
-            f"{ep.score:.0f} >= role threshold {ep.threshold:.0f}"
+            f"C1 {by_class['C1']}) without approval; its {self.p.window_minutes}-minute sliding-window score "
+            f"{ep.score / MILLI:.0f} reached the role threshold {ep.threshold / MILLI:.0f}"
             + (f"; reached {'; '.join(legal)}" if legal else "")
         )
         counts = {f"class_{k}": v for k, v in by_class.items()} | {
             f"category_{k}": v for k, v in sorted(by_category.items())
         }
-        counts["weighted_score"] = int(ep.score)
-        counts["threshold"] = int(ep.threshold)
+        counts["weighted_score"] = ep.score // MILLI
+        counts["threshold"] = ep.threshold // MILLI
         return Finding(
             detector=self.kind,
             rule_id=self.section.rule_id,
@@ -336,6 +355,7 @@ class BulkQueryDetector:
     def snapshot(self) -> dict[str, Any]:
         return {
             "last_sweep": self._last_sweep,
+            "approval_used": self.approval_used,
             "actors": {
                 a: {
                     "entries": [list(e) for e in w.entries],
@@ -348,6 +368,7 @@ class BulkQueryDetector:
 
     def restore(self, state: dict[str, Any]) -> None:
         self._last_sweep = state.get("last_sweep", 0)
+        self.approval_used = dict(state.get("approval_used", {}))
         self.actors = {}
         for actor, d in state.get("actors", {}).items():
             win = ActorWindow()

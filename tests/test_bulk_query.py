@@ -148,3 +148,62 @@ def test_the_tail_of_a_reported_burst_does_not_open_a_second_alert(engine_factor
     engine = engine_factory()
     alerts = final(feed(engine, burst + later, batch_size=1) + engine.drain())
     assert len(alerts) == 1 and next(iter(alerts.values())).subject_count == 90
+
+
+def test_stragglers_from_yesterday_do_not_join_todays_window(engine_factory) -> None:
+    """25 lookups today interleaved with 25 delayed ones from yesterday: neither day reaches 40."""
+    today = access(customers=25, start=86_400_000, every_s=60)
+    yesterday = access(customers=25, first_customer=100, every_s=60)
+    mixed = [e for pair in zip(today, yesterday, strict=True) for e in pair]
+    engine = engine_factory()
+    assert feed(engine, mixed) + engine.drain() == []
+
+
+def test_out_of_order_accesses_keep_the_score_exact(engine_factory) -> None:
+    """Shuffled within a few minutes (inside the lateness), the window evicts by time, not arrival."""
+    import random
+
+    events = access(customers=39, every_s=120)  # 39 customers over 78 minutes: never 40 in an hour
+    rng = random.Random(5)
+    shuffled = sorted(events, key=lambda e: e.ts + rng.randint(0, 180_000))
+    engine = engine_factory()
+    assert feed(engine, shuffled, batch_size=1) == []
+    (win,) = engine.instances[("pfi.access", 0)]["bulk_query"].actors.values()
+    assert [e[0] for e in win.entries] == sorted(e[0] for e in win.entries)
+    assert engine.drain() == []
+
+
+def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
+    from schemas.models import Approval
+
+    approval = Approval(approval_id="AP7", purpose="audit", max_records=30, expires_ts=T0 + 86_400_000)
+    within = engine_factory(entitlement(approvals=[approval]))
+    assert feed(within, access(customers=30, approval_id="AP7", purpose="audit")) + within.drain() == []
+    over_budget = engine_factory(entitlement(approvals=[approval]))
+    assert len(final(feed(over_budget, access(customers=90, approval_id="AP7")) + over_budget.drain())) == 1
+    other_purpose = engine_factory(entitlement(approvals=[approval]))
+    alerts = feed(other_purpose, access(customers=60, approval_id="AP7", purpose="marketing"))
+    assert len(final(alerts + other_purpose.drain())) == 1
+
+
+def test_a_terminated_employee_keeps_no_role_allowance(engine_factory) -> None:
+    """A wealth manager (threshold 80) reading 50 customers is fine; after termination it is not."""
+    assert (
+        feed(active := engine_factory(entitlement(role="wealth_manager")), access(customers=50))
+        + active.drain()
+        == []
+    )
+    gone = engine_factory(entitlement(role="wealth_manager", status="terminated"))
+    assert len(final(feed(gone, access(customers=50)) + gone.drain())) == 1
+
+
+def test_snapshot_round_trip_preserves_the_exact_score(engine_factory) -> None:
+    engine = engine_factory()
+    events = access(customers=35, every_s=97, fields=("payment_account_no", "card_expiry"), action="view")
+    events += access(customers=20, first_customer=7, start=1_000_000, every_s=131, action="export")
+    feed(engine, sorted(events, key=lambda e: e.ts), batch_size=3)
+    before = engine.instances[("pfi.access", 0)]["bulk_query"].actors["e1"]
+    restored = engine_factory()
+    restored.restore("access", "pfi.access", 0, json.loads(json.dumps(engine.snapshot("pfi.access", 0))))
+    after = restored.instances[("pfi.access", 0)]["bulk_query"].actors["e1"]
+    assert (after.score, after.weights) == (before.score, before.weights) and isinstance(after.score, int)

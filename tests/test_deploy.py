@@ -460,6 +460,7 @@ def _alert(
         _ts(minute),
         _ts(minute),
         "{}",
+        revision,
     )
 
 

@@ -57,3 +57,24 @@ def test_busiest_hours_ignore_back_dated_stragglers() -> None:
         "01-01 02:00",
         "01-01 03:00",
     ]  # the gap filled, 2023 dropped
+
+
+def test_a_rerun_with_fewer_revisions_still_replaces_the_old_rows(ch, names, policy) -> None:
+    """After a crash the re-run may batch differently and reach `closed` at revision 2, where the
+    first run had emitted revision 8 `updated`: the closed state must win."""
+    from test_alerts import finding
+
+    from schemas.models import AlertStatus
+    from streams.alerts import build_alert
+
+    db = names["database"]
+    apply_ddl(ch, db)
+    section = policy.detectors["bulk_query"]
+    first_run = build_alert(finding(revision=8, last_seen=1900), section)
+    rerun = build_alert(finding(revision=2, closed=True, last_seen=1900), section)
+    for batch in ([first_run], [rerun]):
+        sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+        sink.add(batch)
+        sink.flush()
+    rows = ch.query(f"SELECT status, revision FROM {db}.alerts FINAL").result_rows
+    assert rows == [(AlertStatus.closed.value, 2)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from schemas.models import Alert
+from schemas.models import Alert, AlertStatus
 from streams.alerts import to_ocsf
 from streams.codecs import DeadLetter
 from streams.sinks.base import Sink, SinkError
@@ -73,6 +73,7 @@ ALERT_COLUMNS = (
     "first_seen",
     "last_seen",
     "ocsf",
+    "version",
 )
 
 
@@ -101,6 +102,7 @@ def alert_row(a: Alert) -> tuple:
         a.first_seen,
         a.last_seen,
         orjson.dumps(to_ocsf(a)).decode(),
+        a.last_seen * 2 + (a.status is AlertStatus.closed),
     )
 
 
