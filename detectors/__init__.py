@@ -109,8 +109,3 @@ def _line(text: str, needle: str) -> int | None:
         if line.strip().startswith(f"{needle}:"):
             return i
     return None
-
-
-def known_kinds() -> dict[str, str]:
-    """kind -> stream, for `lifemon detectors`."""
-    return {k: c.stream for k, c in REGISTRY.items()}

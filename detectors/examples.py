@@ -14,6 +14,7 @@ from typing import Any
 from detectors import DetectorSpec
 from policy.catalog import Catalog
 from schemas.models import EVENT_MODELS, Alert, Consent, Entitlement
+from streams.alerts import latest
 from streams.codecs import RawRecord
 from streams.engine import Engine
 
@@ -54,8 +55,7 @@ def run_case(spec: DetectorSpec, catalog: Catalog, case: dict[str, Any]) -> Case
     events = expand_steps(case["name"], spec.stream, case.get(spec.stream, []))
     raws = [(RawRecord(spec.stream, 0, i, None), ev) for i, ev in enumerate(events)]
     alerts = engine.process(spec.stream, spec.stream, 0, raws) + engine.drain()
-    final = {a.alert_id: a for a in sorted(alerts, key=lambda a: a.revision)}
-    fired = list(final.values())
+    fired = latest(alerts)
     want_fire, want_sev = case["fires"], case.get("severity")
     if bool(fired) != want_fire:
         return CaseResult(

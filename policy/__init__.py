@@ -6,6 +6,7 @@ errors point at the rule that broke (STYLE.md).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,13 @@ def _line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
     return line
 
 
-def raise_validation(file: Path, exc: ValidationError, text: str, prefix: Sequence[str | int] = ()) -> None:
+def raise_validation(
+    file: Path,
+    exc: ValidationError,
+    text: str,
+    prefix: Sequence[str | int] = (),
+    model: type[BaseModel] | None = None,
+) -> None:
     """Turn the first pydantic error into a PolicyError that names file, key, line and fix."""
     err = exc.errors()[0]
     loc = [*prefix, *err["loc"]]
@@ -95,6 +102,8 @@ def raise_validation(file: Path, exc: ValidationError, text: str, prefix: Sequen
             ]
             head = head.split(" ", 1)[1] if " " in head else head
         message, fix = head, advice or "see the message"
+    if err["type"] in ("missing", "extra_forbidden"):
+        fix = _spelling_fix(exc, err, fix, model)
     root = yaml.compose(text, Loader=_UniqueKeyLoader) if text else None
     ctx = err.get("ctx") or {}
     if "expected" in ctx:
@@ -104,7 +113,30 @@ def raise_validation(file: Path, exc: ValidationError, text: str, prefix: Sequen
     raise PolicyError(file, ".".join(map(str, loc)), message, fix, _line_of(root, loc))
 
 
-def _read_yaml(path: Path) -> tuple[Any, str]:
+def _known_keys(model: type[BaseModel] | None, path: Sequence[Any]) -> list[str]:
+    """The keys a (nested) model accepts at `path`, for "did you mean" hints."""
+    for part in path:
+        field = model.model_fields.get(str(part)) if model else None
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return [f.alias or name for name, f in model.model_fields.items()] if model else []
+
+
+def _spelling_fix(exc: ValidationError, err: Any, fix: str, model: type[BaseModel] | None) -> str:
+    """A key that is both missing and present under a near spelling is a typo: say which."""
+    parent = err["loc"][:-1]
+    other = "extra_forbidden" if err["type"] == "missing" else "missing"
+    candidates = [str(e["loc"][-1]) for e in exc.errors() if e["type"] == other and e["loc"][:-1] == parent]
+    if err["type"] == "extra_forbidden":
+        candidates += _known_keys(model, parent)
+    close = difflib.get_close_matches(str(err["loc"][-1]), candidates, n=1)
+    if not close:
+        return fix
+    missing, extra = (err["loc"][-1], close[0]) if err["type"] == "missing" else (close[0], err["loc"][-1])
+    return f"rename `{extra}` to `{missing}`"
+
+
+def read_yaml(path: Path) -> tuple[Any, str]:
     if not path.is_file():
         raise PolicyError(
             path, "", "file not found", f"create {path.name} or point --policy at a folder that has it"
@@ -129,7 +161,7 @@ def validate_section(
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise_validation(file, e, text, prefix)
+        raise_validation(file, e, text, prefix, model)
 
 
 def load_policy(directory: Path | str | None = None) -> Policy:
@@ -139,13 +171,13 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     sections: dict[str, Any] = {}
     for name in SECTION_FILES:
         path = folder / f"{name}.yaml"
-        data, text = _read_yaml(path)
+        data, text = read_yaml(path)
         sections[name] = validate_section(path, model_fields[name].annotation, data, text)  # type: ignore[arg-type]
     from policy.model import DetectorSection
 
     detectors = {}
     for path in sorted((folder / "detectors").glob("*.yaml")):
-        data, text = _read_yaml(path)
+        data, text = read_yaml(path)
         detectors[path.stem] = validate_section(path, DetectorSection, data, text)
     return Policy(**sections, detectors=detectors)
 

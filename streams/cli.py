@@ -187,6 +187,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
     config, policy, specs, catalog = _setup(args)
+    # always the embedded default: synthetic violations must never reach a real broker or database
+    config.kafka.bootstrap = None
+    config.clickhouse.dsn = None
     return run_demo(config, policy, specs, catalog, args.events, args.seed)
 
 
@@ -303,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser(
         "demo", help="the whole pipeline on the embedded default, scored against ground truth"
     )
-    common(sp)
+    common(sp, kafka=False)
     sp.add_argument("-n", "--events", type=int, default=50_000)
     sp.add_argument("--seed", type=int, default=7)
     sp.set_defaults(func=cmd_demo)

@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from policy import PolicyError, validate_section
+from policy import PolicyError, read_yaml, validate_section
 
 SECRET_KEYS = ("password", "secret", "sasl.oauthbearer.client.secret", "ssl.key.password")
 ENV_OVERRIDES = {
@@ -102,8 +101,11 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     if file is not None:
         if not file.is_file():
             raise PolicyError(file, "", "config file not found", "check the --config path")
-        text = file.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) or {}
+        data, text = read_yaml(file)
+        if not isinstance(data, dict):
+            raise PolicyError(
+                file, "", "the config must be a mapping of keys", "start from docs/configuration.md"
+            )
         _reject_secrets(file, data)
     for env, keys in ENV_OVERRIDES.items():
         if os.environ.get(env):

@@ -13,7 +13,7 @@ import orjson
 from detectors import PLANNED
 from policy.catalog import Catalog
 from policy.model import Policy
-from schemas.models import Alert
+from schemas.models import SEVERITY_RANK, Alert
 from streams.alerts import to_ocsf
 
 
@@ -94,7 +94,7 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         n = sum(t["detector"] == kind for t in workload.truth)
         print(f"  {kind:<22}{n:>9}   (detector planned: docs/architecture.md#roadmap)")
     if alerts:
-        a = max(alerts, key=lambda a: (a.severity != "critical", a.subject_count))
+        a = max(alerts, key=lambda a: (SEVERITY_RANK[a.severity], a.subject_count))
         print("\none alert as the SOC sees it on pfi.alerts (OCSF Detection Finding):")
         o = to_ocsf(a)
         print(f"  {o['finding_info']['title']}  severity={o['severity']}  uid={o['finding_info']['uid']}")

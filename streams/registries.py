@@ -8,8 +8,7 @@ time": a transfer or termination that arrives late still applies to the accesses
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections.abc import Iterable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -19,7 +18,6 @@ class AsOfRegistry(Generic[T]):
         self._key_attr = key_attr
         self._times: dict[str, list[int]] = {}
         self._values: dict[str, list[T]] = {}
-        self.size = 0
 
     def put(self, record: T) -> None:
         key, ts = getattr(record, self._key_attr), record.ts  # type: ignore[attr-defined]
@@ -31,11 +29,6 @@ class AsOfRegistry(Generic[T]):
             return
         insort(times, ts)
         values.insert(i, record)
-        self.size += 1
-
-    def put_all(self, records: Iterable[T]) -> None:
-        for r in records:
-            self.put(r)
 
     def as_of(self, key: str, ts: int) -> T | None:
         times = self._times.get(key)
@@ -43,9 +36,3 @@ class AsOfRegistry(Generic[T]):
             return None
         i = bisect_right(times, ts)
         return self._values[key][i - 1] if i else None
-
-    def history(self, key: str) -> list[Any]:
-        return list(self._values.get(key, ()))
-
-    def __len__(self) -> int:
-        return len(self._times)

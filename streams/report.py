@@ -73,7 +73,7 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), "
         "subject_count DESC"
     ).result_rows
-    dead = q(f"SELECT kind, count() FROM {db}.dead_letters GROUP BY kind ORDER BY 2 DESC").result_rows
+    dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
     return {"by_hour": by_hour, "by_class": by_class, "alerts": alerts, "dead": dead}
 
 

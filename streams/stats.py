@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from schemas.models import Alert
+from streams.alerts import latest
 from streams.codecs import DeadLetter
 
 
@@ -36,10 +37,8 @@ class Stats:
         self.last_data = time.monotonic()
 
     def on_alerts(self, alerts: list[Alert]) -> None:
-        for a in alerts:
-            known = self.alerts.get(a.alert_id)
-            if known is None or a.revision >= known.revision:
-                self.alerts[a.alert_id] = a
+        for a in latest([*alerts, *(self.alerts[x.alert_id] for x in alerts if x.alert_id in self.alerts)]):
+            self.alerts[a.alert_id] = a
 
     def rate(self) -> float:
         """Records per second since the last call (the checkpoint interval)."""

@@ -107,7 +107,8 @@ def test_typo_key_and_yaml_syntax(policy_copy: Path) -> None:
     edit(policy_copy / "retention.yaml", "deletion_request_sla_days: 15", "deletion_request_sla_dayz: 15")
     with pytest.raises(PolicyError) as e:
         load_policy(policy_copy)
-    assert "deletion_request_sla_dayz" in e.value.key or "deletion_request_sla_days" in e.value.key
+    assert e.value.key == "deletion_request_sla_days" and e.value.line is not None
+    assert e.value.fix == "rename `deletion_request_sla_dayz` to `deletion_request_sla_days`"
     (policy_copy / "retention.yaml").write_text("rules: [unclosed\n", encoding="utf-8")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy(policy_copy)

@@ -20,10 +20,6 @@ class Sink(ABC, Generic[T]):
     def add(self, items: Iterable[T]) -> None:
         self._buffer.extend(items)
 
-    @property
-    def pending(self) -> int:
-        return len(self._buffer)
-
     def flush(self) -> int:
         """Write everything buffered and wait until the destination acknowledged it.
 

@@ -1,0 +1,46 @@
+"""Runtime config: the file, the key, the line and the fix; secrets only from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from policy import PolicyError
+from streams.config import load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "lifemon.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_a_misspelt_key_gets_its_correct_spelling(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as e:
+        load_config(write(tmp_path, "kafka:\n  bootstrap: k:9092\n  batchsize: 10\n"))
+    assert (e.value.key, e.value.line, e.value.fix) == (
+        "kafka.batchsize",
+        3,
+        "rename `batchsize` to `batch_size`",
+    )
+
+
+def test_secrets_are_refused_in_files_and_taken_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(PolicyError, match="secrets are not read from files") as e:
+        load_config(write(tmp_path, "kafka:\n  client:\n    sasl.password: hunter2\n"))
+    assert "LIFEMON_KAFKA_SASL_PASSWORD" in e.value.fix and "hunter2" not in str(e.value)
+    monkeypatch.setenv("LIFEMON_KAFKA_SASL_PASSWORD", "from-env")
+    monkeypatch.setenv("LIFEMON_KAFKA_BOOTSTRAP", "broker:9093")
+    config = load_config(write(tmp_path, "kafka:\n  bootstrap: ignored:9092\n"))
+    assert config.kafka.bootstrap == "broker:9093" and config.kafka.client["sasl.password"] == "from-env"
+
+
+def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_config(write(tmp_path, "kafka: [unclosed\n"))
+    with pytest.raises(PolicyError, match="must be a mapping"):
+        load_config(write(tmp_path, "- a\n"))
+    with pytest.raises(PolicyError) as e:
+        load_config(write(tmp_path, "checkpoint_interval_s: -1\n"))
+    assert e.value.key == "checkpoint_interval_s" and "greater than 0" in str(e.value)
