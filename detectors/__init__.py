@@ -16,7 +16,7 @@ from policy.model import DetectorSection, Policy
 
 REGISTRY: dict[str, Any] = {cls.kind: cls for cls in (BulkQueryDetector,)}
 
-# Detectors DESIGN.md §6 plans next; the workload generator already injects their violations.
+# Detectors planned next (DESIGN.md §6, docs/architecture.md#roadmap); the workload generator already injects their violations.
 PLANNED = (
     "unauthorized_lookup",
     "retention_overrun",

@@ -241,7 +241,7 @@ def cmd_detectors(args: argparse.Namespace) -> int:
             f"{s.title_zh + ' / ' + s.title_en if s else ''}"
         )
     for kind in PLANNED:
-        print(f"{kind:<22} (planned: DESIGN.md §6)")
+        print(f"{kind:<22} (planned, docs/architecture.md#roadmap)")
     return 0
 
 

@@ -384,6 +384,7 @@ class _Generator:
         fields: list[str],
         row_count: int | None = None,
         approval_id: str | None = None,
+        purpose: str | None = None,
     ) -> None:
         self.out["access"].append(
             {
@@ -395,7 +396,7 @@ class _Generator:
                 "subject_ids": subjects,
                 "row_count": len(subjects) if row_count is None else row_count,
                 "fields": fields,
-                "purpose": PURPOSE.get(system, "report"),
+                "purpose": purpose or PURPOSE.get(system, "report"),
                 "approval_id": approval_id,
                 "client_ip": e.ip,
             }
@@ -980,6 +981,7 @@ class _Generator:
                     rng.sample(self._book("HO"), 100),
                     ["customer_name", "transaction_record"],
                     approval_id=grant["approval_id"],
+                    purpose=grant["purpose"],  # an approval covers its own purpose only
                 )
         staff = [e for e in self.employees if not set(e.roles) <= set(SYSADMINS)]
         counts = Counter(

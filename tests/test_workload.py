@@ -157,7 +157,12 @@ def test_unknown_format_rejected(small: Workload, tmp_path) -> None:
 
 # -- the real bulk-query detector ----------------------------------------------------------------------
 def test_bulk_query_fires_for_exactly_the_injected_actors(policy: Policy, wl: Workload) -> None:
-    ctx = Context(Catalog(policy), AsOf(stream(wl, "entitlements"), "actor_id"))
+    ctx = Context(
+        Catalog(policy),
+        AsOf(stream(wl, "entitlements"), "actor_id"),
+        AsOf(stream(wl, "consents"), "subject_id"),
+        pseudonymize=str,
+    )
     spec = next(s for s in load_detectors(policy) if s.kind == "bulk_query")
     det = spec.new()
     findings = list(det.process(stream(wl, "access"), ctx)) + list(det.on_watermark(2**62, ctx))
