@@ -20,8 +20,11 @@ class Catalog:
         self.auth_helpers = frozenset(fid for fid, f in fields.items() if f.auth_helper)
         self.combinations = [(frozenset(c.fields), c.jr_class) for c in policy.classification.combinations]
         self.roles = policy.organisation.roles
+        # SDK telemetry names SDK field ids (policy/sdks.yaml), some of which are PFI with a class
+        self.sdk_field_class = {fid: f.jr_class for fid, f in policy.sdks.sdk_fields.items()}
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
         self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
+        self._sdk_profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
         """Highest class among the fields and the combinations they complete."""
@@ -51,6 +54,19 @@ class Catalog:
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)
 
-    def unknown_fields(self, field_ids: Iterable[str]) -> list[str]:
-        """Fields the catalog does not know: a coverage gap to report, never to drop (DESIGN.md §2)."""
-        return [f for f in field_ids if f not in self.field_class]
+    def coverage(self, stream: str, field_ids: list[str]) -> tuple[JrClass, tuple[str, ...]]:
+        """(class, field ids the catalog does not know) for a stream's field list. Unknown ids are a
+        coverage gap to report, never to drop (DESIGN.md §2); they count as C1 (JR/T 0171 §4.2 C1 c))."""
+        if stream != "sdk":
+            cls, _ = self.profile(field_ids)
+            return cls, tuple(f for f in field_ids if f not in self.field_class)
+        key = tuple(field_ids)
+        found = self._sdk_profiles.get(key)
+        if found is None:
+            ranks = [CLASS_RANK[c] for f in key if (c := self.sdk_field_class.get(f)) is not None]
+            best = max(ranks, default=CLASS_RANK[UNKNOWN_FIELD_CLASS])
+            cls = next(c for c, r in CLASS_RANK.items() if r == best)
+            found = (cls, tuple(f for f in key if f not in self.sdk_field_class))
+            if len(self._sdk_profiles) < 100_000:
+                self._sdk_profiles[key] = found
+        return found

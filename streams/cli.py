@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 import uuid
@@ -99,7 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly"
         )
         stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
-        del monitor  # its Kafka clients go before an embedded broker does
+        del monitor  # (with the gc below) its Kafka clients go before an embedded broker does
+        gc.collect()  # the monitor and its consumer's callbacks form a cycle
         _progress(stats.line(), final=True)
     return 0
 

@@ -3,6 +3,7 @@ generator's ground truth, so a new user sees in one screen what lifemon finds an
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -70,7 +71,8 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
             connect(config.clickhouse_dsn()).command(f"DROP DATABASE IF EXISTS {config.clickhouse.database}")
         monitor = _monitor(config, bootstrap, specs, catalog)
         stats = monitor.run(idle_exit_s=3.0)
-        del monitor  # its Kafka clients go before the embedded broker does
+        del monitor  # (with the gc below) its Kafka clients go before the embedded broker does
+        gc.collect()  # the monitor and its consumer's callbacks form a cycle
         _progress(stats.line(), final=True)
     elapsed = time.monotonic() - t0
     alerts = sorted(stats.alerts.values(), key=lambda a: a.first_seen)

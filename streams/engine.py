@@ -20,6 +20,7 @@ from streams.codecs import RawRecord
 from streams.registries import AsOfRegistry
 
 END_OF_TIME = 2**62
+COVERAGE_GAP = "coverage_gap"
 
 # stream -> (attribute with catalog field ids, org-like attribute, outcome-like attribute), for rollups
 ROLLUP_DIMENSIONS: dict[str, tuple[str, str, str]] = {
@@ -45,10 +46,10 @@ class PartitionRollup:
         self.progress: Counter = Counter()
         self.dirty: set[int] = set()
 
-    def add(self, offset: int, cell: tuple) -> None:
+    def add(self, offset: int, cell: tuple, counts_progress: bool = True) -> None:
         block = offset // self.block_size
         self.cells[block][cell] += 1
-        self.progress[block] += 1
+        self.progress[block] += counts_progress
         self.dirty.add(block)
 
     def drain(self) -> list[tuple[int, tuple, int, int]]:
@@ -151,12 +152,17 @@ class Engine:
         roll = self.rollups.get((topic, partition))
         if roll is None:
             roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
-        classify = self.catalog.classify
+        coverage = self.catalog.coverage
         for raw, ev in decoded:
             minute = ev.ts // 60_000 * 60  # type: ignore[attr-defined]
             org = getattr(ev, org_attr) or ""
             outcome = str(getattr(ev, outcome_attr) or "")
-            roll.add(raw.offset, (minute, stream, classify(getattr(ev, fields_attr)).value, org, outcome))
+            cls, unknown = coverage(stream, getattr(ev, fields_attr))
+            roll.add(raw.offset, (minute, stream, cls.value, org, outcome))
+            for field in unknown:
+                # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
+                # org = the unknown field id, outcome = the stream it appeared on
+                roll.add(raw.offset, (minute, COVERAGE_GAP, "", field, stream), counts_progress=False)
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
+from streams.engine import COVERAGE_GAP
+
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
 SEVERITY_COLOURS = {
     "critical": "#7b1f1f",
@@ -61,11 +63,16 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         (datetime.fromtimestamp(h, UTC), stream, n)
         for h, stream, n in q(
             f"SELECT toUnixTimestamp(toStartOfHour(minute)), stream, sum(events) FROM {db}.event_rollups FINAL "
-            "GROUP BY 1, 2 ORDER BY 1"
+            f"WHERE stream != '{COVERAGE_GAP}' GROUP BY 1, 2 ORDER BY 1"
         ).result_rows
     ]
     by_class = q(
-        f"SELECT stream, jr_class, sum(events) FROM {db}.event_rollups FINAL GROUP BY 1, 2 ORDER BY 1"
+        f"SELECT stream, jr_class, sum(events) FROM {db}.event_rollups FINAL WHERE stream != '{COVERAGE_GAP}' "
+        "GROUP BY 1, 2 ORDER BY 1"
+    ).result_rows
+    gaps = q(
+        f"SELECT outcome, org, sum(events) FROM {db}.event_rollups FINAL WHERE stream = '{COVERAGE_GAP}' "
+        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20"
     ).result_rows
     alerts = q(
         f"SELECT severity, title_zh, title_en, actor_id, actor_org, subject_count, jr_class, window_start, "
@@ -74,7 +81,7 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "subject_count DESC"
     ).result_rows
     dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
-    return {"by_hour": by_hour, "by_class": by_class, "alerts": alerts, "dead": dead}
+    return {"by_hour": by_hour, "by_class": by_class, "alerts": alerts, "dead": dead, "gaps": gaps}
 
 
 def busiest_hours(
@@ -146,9 +153,25 @@ table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom
 <p class="sub">generated {when} · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 <div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
 {charts}
+{_gaps(data.get("gaps", []))}
 <h2>Alerts / 告警</h2><table><tr><th>severity</th><th>rule / 规则</th><th>actor / 人员</th><th>customers</th>
 <th>class</th><th>window (UTC)</th><th>summary</th></tr>{rows or "<tr><td colspan=7>no alerts</td></tr>"}</table>
 </body></html>"""
+
+
+def _gaps(gaps: list[tuple[str, str, int]]) -> str:
+    """Field ids the data catalog does not know: coverage to fix in policy/, never silently C1."""
+    if not gaps:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(s)}</td><td><code>{escape(f)}</code></td><td class=n>{n:,}</td></tr>"
+        for s, f, n in gaps
+    )
+    return (
+        "<h2>Coverage gaps / 数据目录未覆盖字段</h2><p class=sub>field ids seen in the streams that the policy "
+        "catalog does not classify; add them to policy/classification.yaml or policy/sdks.yaml</p>"
+        f"<table><tr><th>stream</th><th>field id</th><th>events</th></tr>{rows}</table>"
+    )
 
 
 def _t(value: datetime) -> str:
