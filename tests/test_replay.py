@@ -12,6 +12,7 @@ import yaml
 from test_pipeline import committed_offsets, latest_alerts, make_config, monitor, read_all, run_cli
 
 from detectors import load_detectors
+from streams.alerts import latest
 from streams.codecs import Decoder
 from streams.engine import Engine
 from streams.produce import produce
@@ -27,13 +28,42 @@ def workload(policy):
 
 
 def replay_final(paths: list[Path], policy, catalog, batch_size: int) -> dict[str, tuple]:
+    """Final content of each alert (not its revision or status: a live run may not have closed it yet)."""
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer.from_env(allow_ephemeral=False))
     alerts, dead = replay(engine, Decoder(), paths, batch_size)
     assert dead == []
-    final = {}
-    for a in sorted(alerts, key=lambda a: a.revision):
-        final[a.alert_id] = (a.actor_id, a.subject_count, a.severity.value, tuple(a.subjects_sample))
-    return final
+    return {
+        a.alert_id: (
+            a.actor_id,
+            a.subject_count,
+            a.severity.value,
+            tuple(a.subjects_sample),
+            tuple(a.evidence_event_ids),
+            a.window_start,
+            a.first_seen,
+            a.last_seen,
+            a.summary,
+        )
+        for a in latest(alerts)
+    }
+
+
+def live_final(broker: str, topic: str) -> dict[str, tuple]:
+    """The same content, read back from the OCSF alerts on the topic."""
+    return {
+        uid: (
+            o["evidences"][0]["actor"]["user"]["uid"],
+            o["count"],
+            o["severity"].lower(),
+            tuple(o["unmapped"]["subjects_sample"]),
+            tuple(e["uid"] for e in o["finding_info"]["related_events"]),
+            o["start_time"],
+            o["finding_info"]["first_seen_time"],
+            o["finding_info"]["last_seen_time"],
+            o["message"],
+        )
+        for uid, o in latest_alerts(read_all(broker, topic)).items()
+    }
 
 
 def test_file_names_tell_the_stream() -> None:
@@ -55,15 +85,7 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
     m = monitor(config, ch, policy, catalog)
     produce(broker, config, workload.records)
     m.run(idle_exit_s=2, max_seconds=120)
-    live = {
-        uid: (
-            o["evidences"][0]["actor"]["user"]["uid"],
-            o["count"],
-            o["severity"].lower(),
-            tuple(o["unmapped"]["subjects_sample"]),
-        )
-        for uid, o in latest_alerts(read_all(broker, config.topics.alerts)).items()
-    }
+    live = live_final(broker, config.topics.alerts)
 
     injected = {t["key"] for t in workload.truth if t["detector"] == "bulk_query"}
     assert {v[0] for v in live.values()} == injected  # every injected bulk query, nothing else
@@ -101,14 +123,6 @@ def test_kill_9_mid_stream_gives_the_replay_alerts(
     second = run_cli(path, until_idle=2)
     out, _ = second.communicate(timeout=120)
     assert second.returncode == 0, out.decode()
-    live = {
-        uid: (
-            o["evidences"][0]["actor"]["user"]["uid"],
-            o["count"],
-            o["severity"].lower(),
-            tuple(o["unmapped"]["subjects_sample"]),
-        )
-        for uid, o in latest_alerts(read_all(broker, config.topics.alerts)).items()
-    }
+    live = live_final(broker, config.topics.alerts)
     events = write_files(workload, tmp_path / "files", "jsonl")
     assert live == replay_final([p for p in events if p.suffix == ".jsonl"], policy, catalog, 500)
