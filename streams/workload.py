@@ -911,23 +911,6 @@ class _Generator:
                     "c3_or_auth_helper_shared",
                     f"Shared {', '.join(cats)} (C3 / authentication helper) with third party {rid}.",
                 )
-            elif i % 4 == 1:
-                rid = rng.choice(sorted(PROCESSORS))
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.processor,
-                    PROCESSORS[rid],
-                    encrypted=False,
-                    deidentified=True,
-                    public=True,
-                    basis=LegalBasis.contract,
-                    contract=f"CT-{rid}",
-                )
-                rule, text = (
-                    "unencrypted_public_network",
-                    f"Sent C2 data to {rid} over a public network unencrypted.",
-                )
             elif i % 4 == 2:
                 rid = f"os_group_analytics_sg_{k}"
                 self._transfer(
@@ -946,22 +929,30 @@ class _Generator:
                     "cross_border_without_assessment",
                     f"Cross-border transfer to {rid} (SG) on general consent, without separate consent or an assessment.",
                 )
-            else:
+            else:  # an entrusted processor: plain text on a public network, or encrypted but identifiable
                 rid = rng.choice(sorted(PROCESSORS))
+                plain = i % 4 == 1
                 self._transfer(
                     ts,
                     rid,
                     RecipientType.processor,
                     PROCESSORS[rid],
-                    encrypted=True,
-                    deidentified=False,
+                    encrypted=not plain,
+                    deidentified=plain,
                     public=True,
                     basis=LegalBasis.contract,
                     contract=f"CT-{rid}",
                 )
                 rule, text = (
-                    "processor_not_deidentified",
-                    f"Entrusted {rid} with data that was encrypted but not de-identified.",
+                    (
+                        "unencrypted_public_network",
+                        f"Sent C2 data to {rid} over a public network unencrypted.",
+                    )
+                    if plain
+                    else (
+                        "processor_not_deidentified",
+                        f"Entrusted {rid} with data that was encrypted but not de-identified.",
+                    )
                 )
             self._violation("transfer_policy", rule, rid, ts, ts, text)
 
