@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean wheel-check
 
 install: $(VENV)/.installed
 
@@ -29,3 +29,14 @@ bench: install  ## end-to-end throughput against the raw librdkafka consume ceil
 
 clean:
 	rm -rf $(VENV) .lifemon .pytest_cache .ruff_cache
+
+wheel-check: install  ## a plain wheel install (no repo beside it) still carries its policy, schemas and DDL
+	rm -rf build/wheel-check
+	$(BIN)/pip wheel -q --no-deps -w build/wheel-check .
+	$(PYTHON) -m venv build/wheel-check/venv
+	build/wheel-check/venv/bin/pip install -q build/wheel-check/lifemon-*.whl
+	cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/lifemon policy check | grep "1 detector(s)" > /dev/null
+	cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/python -c \
+	  "from streams.clickhouse import ddl_statements; from streams.codecs import load_schema; \
+	   assert len(ddl_statements('x')) >= 6 and load_schema('access')['name'] == 'AccessEvent'"
+	@echo "wheel-check: OK"
