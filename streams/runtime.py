@@ -143,6 +143,7 @@ class Monitor:
             }
         )
         self.stop_event = threading.Event()
+        self._saved: dict[tuple[str, int], int] = {}  # offsets of the last stored snapshot per partition
         self._failed = False  # after an exception nothing half-processed may be checkpointed
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
@@ -187,7 +188,7 @@ class Monitor:
             by_topic[tp.topic].append(tp)
         for topic, tps in by_topic.items():
             stream = self.config.stream_of(topic)
-            saved = self.state.load(topic, [tp.partition for tp in tps])
+            saved = self._load_state(topic, [tp.partition for tp in tps])
             for tp in tps:
                 self.engine.drop(topic, tp.partition)
                 if tp.partition in saved:
@@ -195,6 +196,21 @@ class Monitor:
                     self.engine.restore(stream, topic, tp.partition, state)
                     tp.offset = next_offset  # the snapshot, not the group offset, is the truth
         consumer.assign(partitions)
+
+    def _load_state(self, topic: str, partitions: list[int]) -> dict[int, tuple[int, dict[str, Any]]]:
+        """Snapshots of newly assigned partitions; a ClickHouse outage is waited out, not fatal."""
+        backoff = 0.5
+        while True:
+            try:
+                return self.state.load(topic, partitions)
+            except Exception as e:  # the driver raises many types; all mean "not read"
+                print(
+                    f"lifemon: cannot read state for {topic} yet, retrying in {backoff:.1f}s: {e}",
+                    file=sys.stderr,
+                )
+                if self.stop_event.wait(backoff):
+                    raise
+                backoff = min(backoff * 2, 30.0)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not self._failed:
@@ -210,6 +226,7 @@ class Monitor:
         for tp in partitions:
             self.engine.drop(tp.topic, tp.partition)
             self.positions.pop((tp.topic, tp.partition), None)
+            self._saved.pop((tp.topic, tp.partition), None)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
@@ -285,11 +302,13 @@ class Monitor:
                 self.rollup_sink.add(self.engine.rollup_rows())
                 self.rollup_sink.flush()
                 self._write_stats()
-                offsets = dict(self.positions)
+                # only partitions that moved: an idle partition's stored snapshot is still current
+                offsets = {tp: off for tp, off in self.positions.items() if self._saved.get(tp) != off}
                 if offsets:
                     self.state.save(
                         [(t, p, off, self.engine.snapshot(t, p)) for (t, p), off in offsets.items()]
                     )
+                    self._saved.update(offsets)
                 break
             except SinkError as e:
                 print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
