@@ -26,6 +26,7 @@ from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, AccessEvent, Action, EmployeeStatus, Outcome, Severity
 
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
+END = 2**63  # no episode open
 MILLI = 1000  # scores and weights in thousandths, as integers
 GROWTH_UPDATE = 1.25  # an open alert is re-emitted when its record count grew by a quarter: live, not a storm
 
@@ -181,6 +182,7 @@ class BulkQueryDetector:
             min([params.default_threshold, *params.role_thresholds.values()]) * MILLI
         )
         self.approval_used: dict[str, int] = {}  # approval id -> records read under it
+        self._earliest_end = END  # the soonest end of an open episode
 
     # -- events ---------------------------------------------------------------------------------
     def process(self, events: Sequence[AccessEvent], ctx: Context) -> Iterable[Finding]:
@@ -244,6 +246,7 @@ class BulkQueryDetector:
             if win.score < threshold:
                 return
             ep = win.episode = Episode(ev.ts - self.window_ms, ev.ts + self.window_ms, threshold)
+            self._earliest_end = min(self._earliest_end, ep.end)
             for _, cid, _, n, ecats, erank in win.entries:
                 ep.add(cid, n, ecats, erank)
             ep.first_seen = win.entries[0][0]
@@ -283,9 +286,11 @@ class BulkQueryDetector:
 
     # -- time -----------------------------------------------------------------------------------
     def on_watermark(self, watermark_ms: int, ctx: Context) -> Iterable[Finding]:
-        for actor, win in self.actors.items():
-            if win.episode is not None and watermark_ms >= win.episode.end:
-                yield self._close(actor, win)
+        if watermark_ms >= self._earliest_end:  # scan the actors only when some episode is due
+            for actor, win in self.actors.items():
+                if win.episode is not None and watermark_ms >= win.episode.end:
+                    yield self._close(actor, win)
+            self._earliest_end = min((w.episode.end for w in self.actors.values() if w.episode), default=END)
         if watermark_ms - self._last_sweep >= self.window_ms // 4:
             self._last_sweep = watermark_ms
             horizon = watermark_ms - self.window_ms
@@ -377,3 +382,4 @@ class BulkQueryDetector:
             win.last_ts = d["last_ts"]
             win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
             self.actors[actor] = win
+        self._earliest_end = min((w.episode.end for w in self.actors.values() if w.episode), default=END)
