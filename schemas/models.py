@@ -276,4 +276,14 @@ EVENT_MODELS: dict[str, type[Record]] = {
     "consents": Consent,
 }
 REFERENCE_STREAMS = ("entitlements", "consents")
+# The Kafka key of each stream (DESIGN.md §2): keyed state needs one key's records in one partition.
+STREAM_KEYS = {
+    "access": "actor_id",
+    "transfer": "recipient_id",
+    "sdk": "sdk_id",
+    "marketing": "subject_id",
+    "lifecycle": "record_id",
+    "entitlements": "actor_id",
+    "consents": "subject_id",
+}
 ALL_MODELS: list[type[Record]] = [*EVENT_MODELS.values(), Alert]

@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
-from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
+from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord, SchemaRegistry
 from streams.config import Config
@@ -278,6 +278,7 @@ class Monitor:
             stream = self.config.stream_of(topic)
             decoded = self.decoder.decode(stream, raws)
             self._dead(stream, decoded.dead)
+            self._check_keys(stream, topic, decoded.ok)
             alerts += self.engine.process(stream, topic, partition, decoded.ok)
             self.stats.on_decoded(stream, len(decoded.ok), [])
             self.positions[(topic, partition)] = raws[-1].offset + 1
@@ -285,6 +286,20 @@ class Monitor:
         self.stats.on_alerts(alerts)
         for sink in self.alert_sinks:
             sink.add(alerts)
+
+    def _check_keys(self, stream: str, topic: str, decoded: list[tuple[RawRecord, Any]]) -> None:
+        """Records keyed by something else than their stream's key land in arbitrary partitions, and
+        one actor's window splits across instances: count them and say so once per topic."""
+        attr = STREAM_KEYS[stream]
+        wrong = sum(1 for raw, ev in decoded if raw.key is not None and raw.key != getattr(ev, attr).encode())
+        if wrong:
+            if not self.stats.misrouted[stream]:
+                print(
+                    f"lifemon: records on {topic} are not keyed by {attr}; windows may split across "
+                    "partitions until the producer keys them by it",
+                    file=sys.stderr,
+                )
+            self.stats.misrouted[stream] += wrong
 
     def _dead(self, stream: str, dead: list[Any]) -> None:
         if dead:

@@ -18,6 +18,7 @@ class Stats:
     events: Counter = field(default_factory=Counter)  # stream -> decoded records
     dead: Counter = field(default_factory=Counter)  # stream -> dead letters
     dead_kinds: Counter = field(default_factory=Counter)  # kind -> dead letters
+    misrouted: Counter = field(default_factory=Counter)  # stream -> records not keyed by the stream's key
     alerts: dict[str, Alert] = field(default_factory=dict)  # alert id -> newest revision
     lag: int = 0
     first_data: float = 0.0  # monotonic time of the first and the latest record, for throughput

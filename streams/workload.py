@@ -36,6 +36,7 @@ from policy.model import Policy
 from schemas.models import (
     EVENT_MODELS,
     REFERENCE_STREAMS,
+    STREAM_KEYS,
     Action,
     Channel,
     ConsentStatus,
@@ -51,15 +52,6 @@ MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 EVENT_STREAMS = ("access", "sdk", "marketing", "lifecycle", "transfer")
 SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
 ID_PREFIX = {"access": "acc", "sdk": "sdk", "marketing": "mkt", "lifecycle": "lcy", "transfer": "trf"}
-KEY_FIELD = {
-    "access": "actor_id",
-    "transfer": "recipient_id",
-    "sdk": "sdk_id",
-    "marketing": "subject_id",
-    "lifecycle": "record_id",
-    "entitlements": "actor_id",
-    "consents": "subject_id",
-}
 
 # Staff mix per org level (roles of policy/organisation.yaml, seed 004 角色设置); weights are the
 # simulated bank's, not policy.
@@ -1303,7 +1295,7 @@ class _Generator:
                     kw["event_id"] = f"{prefix}{i}"
             # one validation call per stream: ~1.7x faster than a model per call
             models = TypeAdapter(list[EVENT_MODELS[stream]]).validate_python(rows)  # type: ignore[valid-type]
-            key = KEY_FIELD[stream]
+            key = STREAM_KEYS[stream]
             keyed = [(stream, getattr(m, key), m) for m in models]
             if stream in REFERENCE_STREAMS:
                 out.extend(keyed)

@@ -130,7 +130,7 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) ->
     )
     stats = m.run(idle_exit_s=1.5, max_seconds=60)
 
-    assert stats.events["access"] == 62 and sum(stats.dead.values()) == 4
+    assert stats.events["access"] == 62 and sum(stats.dead.values()) == 4 and stats.misrouted["access"] == 0
     alerts = latest_alerts(read_all(broker, t.alerts))
     (ocsf,) = alerts.values()
     assert ocsf["class_uid"] == 2004 and ocsf["count"] == 62  # 60 JSON + 2 Avro customers
@@ -169,8 +169,15 @@ def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -
     deterministic ids, dedup tokens and Replacing engines keep ClickHouse exact."""
     config = make_config(names, broker, "chdb://unused")
     send(broker, config.topics.entitlements, [entitlement("e1")])
-    send(broker, config.topics.access, access("e1", customers=45, every_s=5))
-    monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
+    send(broker, config.topics.access, access("e1", customers=40, every_s=5))
+    send(
+        broker,
+        config.topics.access,
+        access("e1", customers=5, first_customer=40, start=200_000),
+        key=b"misrouted",
+    )
+    stats = monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
+    assert stats.misrouted["access"] == 5  # keyed by something other than actor_id: counted and warned
     again = config.model_copy(
         update={"kafka": config.kafka.model_copy(update={"group_id": names["group"] + "-2"})}
     )

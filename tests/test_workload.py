@@ -18,8 +18,8 @@ from detectors.base import Context
 from policy import load_policy
 from policy.catalog import Catalog
 from policy.model import JrClass, Policy
-from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
-from streams.workload import KEY_FIELD, Workload, generate, read_truth, write_files
+from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
+from streams.workload import Workload, generate, read_truth, write_files
 
 SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
 DETECTOR_STREAM = {
@@ -89,7 +89,7 @@ def test_deterministic(policy: Policy, small: Workload) -> None:
 def test_records_are_valid_models(wl: Workload) -> None:
     for s, key, rec in wl.records:
         model = EVENT_MODELS[s]
-        assert type(rec) is model and key == getattr(rec, KEY_FIELD[s])
+        assert type(rec) is model and key == getattr(rec, STREAM_KEYS[s])
         assert model.model_validate(rec.model_dump(mode="json")) == rec
     ids = [r.event_id for s, _, r in wl.records if s not in REFERENCE_STREAMS]
     assert len(ids) == len(set(ids))
