@@ -1,0 +1,168 @@
+"""The bank: head office, branches and sub-branches, staff with the roles of seed 004, customers and
+their managing sub-branch, entitlements, consents and campaigns."""
+
+from __future__ import annotations
+
+import math
+
+from schemas.models import (
+    Channel,
+    ConsentStatus,
+    EmployeeStatus,
+)
+from streams.workload.base import DAY, HOUR, MINUTE, ROLE_WEIGHTS, SHARES, Base, Campaign, Employee
+
+
+class Bank(Base):
+    def _build_bank(self) -> None:
+        rng = self.rng
+        n_branches = max(3, self.events // 50_000)
+        self.paths["HO"] = ["HO"]
+        branches = []
+        for b in range(1, n_branches + 1):
+            bid = f"B{b:02d}"
+            branches.append(bid)
+            self.paths[bid] = ["HO", bid]
+            parents = [self.paths[bid]]
+            for k in range(rng.choice((0, 0, 1, 2))):  # optional second-tier branches (二级分行)
+                path = ["HO", bid, f"{bid}{chr(65 + k)}"]
+                self.paths[path[-1]] = path
+                parents.append(path)
+            for s in range(1, rng.randint(4, 12) + 1):
+                sid = f"S{b:02d}{s:02d}"
+                self.paths[sid] = [*rng.choice(parents), sid]
+                self.customers[sid] = []
+        sbs = list(self.customers)
+
+        # customers are managed by one sub-branch each; 1000 at least so a 600+ record export exists
+        sb_weights = [rng.uniform(0.5, 2.0) for _ in sbs]
+        for i, sb in enumerate(rng.choices(sbs, sb_weights, k=max(1000, self.events // 5))):
+            cid = f"C{i:07d}"
+            self.customer_org[cid] = sb
+            self.customers[sb].append(cid)
+
+        n_emp = max(60, self.events // 250)
+        per_variant = math.ceil(self._count(4) / 4)
+        n_approvals = max(2, self.events // 200_000)
+        # roles the violations and the four-eyes / destruction records need, before random staffing
+        required = {
+            "head_office": ["ho_marketing_mgmt"] * (per_variant + n_approvals)
+            + ["ho_sms_submitter", "ho_sms_approver", "ho_sysadmin", "ho_sysadmin"],
+            "branch": [],
+            "sub_branch": ["lobby_manager", "wealth_manager", "sb_president"] * per_variant,
+        }
+        n_ho = max(10, n_emp // 25, len(required["head_office"]))
+        n_br = max(4 * n_branches, n_emp // 12)
+        extra_sb_staff = max(0, n_emp - n_ho - n_br - len(sbs))  # one per sub-branch, the rest by customers
+        placement = {
+            "head_office": ["HO"] * n_ho,
+            "branch": [branches[i % n_branches] for i in range(n_br)],
+            "sub_branch": sbs + rng.choices(sbs, [len(self.customers[s]) for s in sbs], k=extra_sb_staff),
+        }
+        for level, orgs in placement.items():
+            weights = ROLE_WEIGHTS[level]
+            roles = [(r, True) for r in required[level]] + [
+                (r, False)
+                for r in rng.choices(
+                    list(weights), list(weights.values()), k=len(orgs) - len(required[level])
+                )
+            ]
+            rng.shuffle(roles)
+            for org, (role, needed) in zip(orgs, roles, strict=True):
+                n = len(self.employees)
+                e = Employee(f"E{n:06d}", org, [role], f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
+                if not needed and rng.random() < 0.03:  # a few staff hold a second role of their level
+                    e.roles.append(rng.choice([r for r in weights if r != role]))
+                e.segments = [(self.start, self.end, org)]
+                self.employees.append(e)
+        self.cast = [e for e in self.employees if len(e.roles) == 1]
+        rng.shuffle(self.cast)
+
+        # graded approvals (分级授权, seed 004 流程描述(4)④) for a few head-office managers
+        holders = {self._take(["ho_marketing_mgmt"]).id: k for k in range(n_approvals)}
+        for e in self.employees:
+            grant = []
+            if e.id in holders:
+                grant = [
+                    {
+                        "approval_id": f"AP-{self.seed}-{holders[e.id]:03d}",
+                        "purpose": "regulatory_report",
+                        "max_records": rng.choice((1000, 2000, 5000)),
+                        "expires_ts": self.end + 7 * DAY,
+                    }
+                ]
+                self.approvals.append((e, grant[0]))
+            self._entitlement(e, self.start - DAY, e.org, EmployeeStatus.active, e.roles, grant)
+
+    def _transfer_staff(self, e: Employee, ts: int) -> str:
+        """Move a sub-branch employee to another sub-branch at `ts`: permissions change at once (seed 004 人员管理(4))."""
+        new = self.rng.choice([s for s in self.customers if s != e.org])
+        self._entitlement(e, ts, e.org, EmployeeStatus.transferred, e.roles)
+        self._entitlement(e, ts + MINUTE, new, EmployeeStatus.active, e.roles)
+        # work at the new desk starts on the next clock hour, so no hour mixes the two orgs' customers
+        e.segments = [(self.start, ts, e.org), (-(-(ts + MINUTE) // HOUR) * HOUR, self.end, new)]
+        return new
+
+    def _terminate_staff(self, e: Employee, ts: int) -> None:
+        """Termination revokes every permission at once (seed 004 人员管理(5))."""
+        self._entitlement(e, ts, e.org, EmployeeStatus.terminated, [])
+        e.segments = [(self.start, ts, e.org)]
+
+    def _staff_changes(self) -> None:
+        """Ordinary transfers and terminations, followed by no access they would forbid."""
+        sb_roles = ROLE_WEIGHTS["sub_branch"]
+        for _ in range(max(2, len(self.employees) // 100)):
+            self._transfer_staff(self._take(sb_roles), self._ts(0.2, 0.8))
+        for _ in range(max(1, len(self.employees) // 200)):
+            self._terminate_staff(self._take(sb_roles), self._ts(0.2, 0.8))
+
+    def _consents(self) -> None:
+        """Marketing consent (seed 004 流程描述(4)②) for most customers; some withdraw mid-workload."""
+        rng = self.rng
+        for cid in self.customer_org:
+            if rng.random() < 0.85:
+                channel = rng.choice((Channel.sms, Channel.app_push))
+                self.consent[cid] = channel
+                self._consent(
+                    cid, self.start - DAY - rng.randrange(700 * DAY), channel, ConsentStatus.granted
+                )
+                if rng.random() < 0.03:
+                    self._withdraw(cid, self._ts())
+
+    def _plan_campaigns(self) -> None:
+        """Campaigns of HO and branches that have an SMS submitter and a different approver (seed 004 四眼)."""
+        rng = self.rng
+        roles = self.policy.organisation.roles
+        duty: dict[str, dict[str, list[str]]] = {}  # org -> submit|approve -> employees
+        for e in self.employees:
+            for r in e.roles:
+                if roles[r].marketing_sms:
+                    duty.setdefault(e.org, {}).setdefault(str(roles[r].marketing_sms), []).append(e.id)
+        teams = {
+            org: pairs
+            for org, d in duty.items()
+            if (pairs := [(s, a) for s in d.get("submit", []) for a in d.get("approve", []) if s != a])
+        }
+        n = max(4, round(self.events * SHARES["marketing"]) // 300)
+        eligible_by: dict[tuple[str, Channel], list[str]] = {}
+        for k in range(n):
+            org = "HO" if k < 2 else rng.choice(sorted(teams))
+            channel = (
+                (Channel.sms, Channel.app_push)[k] if k < 2 else rng.choice((Channel.sms, Channel.app_push))
+            )
+            submitter, approver = rng.choice(teams[org])
+            if (org, channel) not in eligible_by:
+                eligible_by[org, channel] = [c for c in self._book(org) if self.consent.get(c) is channel]
+            if eligible := eligible_by[org, channel]:
+                self.campaigns.append(
+                    Campaign(
+                        f"CMP-{self.seed}-{k:04d}",
+                        org,
+                        channel,
+                        rng.random() < 0.5,
+                        submitter,
+                        approver,
+                        self._ts(0.0, 0.95),
+                        eligible,
+                    )
+                )

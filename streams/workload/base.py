@@ -1,0 +1,432 @@
+"""Shared state of the workload generator: the bank's constants, and the writers that turn one
+record at a time into the rows each stream gets (ids, timestamps, validation comes later)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any
+
+from policy.model import Policy
+from schemas.models import (
+    EVENT_MODELS,
+    Action,
+    Channel,
+    ConsentStatus,
+    EmployeeStatus,
+    LegalBasis,
+    LifecycleStage,
+    RecipientType,
+)
+
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+EVENT_STREAMS = ("access", "sdk", "marketing", "lifecycle", "transfer")
+SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
+ID_PREFIX = {"access": "acc", "sdk": "sdk", "marketing": "mkt", "lifecycle": "lcy", "transfer": "trf"}
+
+# Staff mix per org level (roles of policy/organisation.yaml, seed 004 角色设置); weights are the
+# simulated bank's, not policy.
+ROLE_WEIGHTS = {
+    "head_office": {
+        "ho_dept_head": 2,
+        "ho_product_mgmt": 2,
+        "ho_marketing_mgmt": 3,
+        "ho_sms_submitter": 1,
+        "ho_sms_approver": 1,
+        "ho_investment_advisor": 2,
+        "ho_sysadmin": 1,
+    },
+    "branch": {
+        "br_dept_head": 2,
+        "br_product_mgmt": 2,
+        "br_marketing_mgmt": 3,
+        "br_sms_submitter": 1,
+        "br_sms_approver": 1,
+        "br_investment_advisor": 2,
+        "br_sysadmin": 1,
+    },
+    "sub_branch": {
+        "wealth_manager": 30,
+        "lobby_manager": 15,
+        "outreach_marketing": 15,
+        "sb_general_user": 25,
+        "sb_product_mgmt": 10,
+        "sb_president": 5,
+    },
+}
+SYSADMINS = ("ho_sysadmin", "br_sysadmin")  # operate systems, never read customers' data
+
+# Normal reads: C1/C2 field sets per system, never a C3 field nor a C3 combination (JR/T 0171 §4.2).
+READS = {
+    "core_banking": [
+        ["customer_name", "account_balance"],
+        ["customer_name", "transaction_record"],
+        ["customer_name", "payment_account_no", "account_open_date"],
+        ["customer_name", "mobile_phone", "id_document_no"],
+    ],
+    "mobile_banker": [
+        ["customer_name", "assets", "customer_segment"],
+        ["customer_name", "mobile_phone"],
+        ["customer_segment", "marketing_tags"],
+    ],
+    "crm": [
+        ["customer_name", "customer_segment", "marketing_tags"],
+        ["customer_name", "mobile_phone", "home_address"],
+        ["customer_name", "occupation", "income"],
+    ],
+    "card_system": [["customer_name", "payment_account_no"], ["payment_account_no", "transaction_record"]],
+    "credit_system": [
+        ["customer_name", "loan_details", "repayment_history"],
+        ["customer_name", "credit_report"],
+    ],
+    "data_warehouse": [["customer_segment", "assets"], ["transaction_record", "customer_segment"]],
+}
+SYSTEMS = list(READS)
+SYSTEM_CUM_WEIGHTS = list(accumulate([30, 25, 20, 10, 8, 7]))
+PURPOSE = {
+    "core_banking": "customer_service",
+    "mobile_banker": "wealth_advice",
+    "crm": "customer_service",
+    "card_system": "card_service",
+    "credit_system": "credit_review",
+    "data_warehouse": "analysis",
+}
+UPDATES = [["mobile_phone"], ["home_address"], ["occupation"]]  # a sub-branch maintains its own customers
+
+# Normal staff serve customers one at a time: per clock hour at most 4 distinct customers, at most
+# one export of 1-2 of them (C2 x export = 3). A sliding 60 minutes spans two clock hours, so a
+# normal actor scores <= 2 * (2*3 + 2*1) = 16, below the lowest bulk_query role threshold
+# (sb_general_user: 20, policy/detectors/bulk_query.yaml).
+HOURLY_CUSTOMERS = 4
+EXPORT_RATE = 0.015
+
+# Transfer recipients of normal traffic (seed 002 §四-六): entrusted processors get de-identified,
+# encrypted data under a contract; regulators get what the law requires; internal systems stay inside.
+PROCESSORS = {
+    "proc_call_center": ["mobile_phone", "customer_segment"],
+    "proc_debt_collection": ["mobile_phone", "loan_details", "repayment_history"],
+    "proc_cloud_analytics": ["transaction_record", "customer_segment", "assets"],
+    "proc_card_personalization": ["payment_account_no", "customer_name"],
+}
+REGULATORS = {
+    "reg_pbc_credit_reference": ["customer_name", "id_document_no", "loan_details", "repayment_history"],
+    "reg_amlmac": ["customer_name", "id_document_no", "payment_account_no", "transaction_record"],
+}
+INTERNAL = {
+    "int_data_warehouse": ["transaction_record", "account_balance", "customer_segment"],
+    "int_risk_mgmt": ["loan_details", "repayment_history", "credit_report"],
+    "int_crm": ["customer_name", "mobile_phone", "marketing_tags"],
+}
+SDK_WEIGHTS = {
+    "push": 25,
+    "sensors_analytics": 25,
+    "tencent_tmf": 10,
+    "tingyun_apm": 10,
+    "device_fingerprint": 10,
+    "tencent_x5": 8,
+    "amap_location": 5,
+}  # others (face, OCR, certificate) are rare flows: weight 2
+APP_ID, APP_VERSIONS = "cn.bank.mobilebanking", ("9.1.0", "9.2.0", "9.2.1")
+UNDECLARED_FIELDS = ("contacts", "card_cvn", "sms_content", "call_log", "id_document_no", "payment_password")
+DESTROY_METHODS = ("overwrite", "crypto_erase", "degauss", "shred")
+
+
+@dataclass
+class Employee:
+    id: str
+    org: str
+    roles: list[str]
+    ip: str
+    segments: list[tuple[int, int, str]] = field(default_factory=list)  # (from, to, org) while employed
+
+
+@dataclass
+class Campaign:
+    id: str
+    org: str
+    channel: Channel
+    personalized: bool
+    submitter: str
+    approver: str
+    t0: int
+    eligible: list[str]  # customers in the org's scope with granted consent on this channel
+
+
+class Base:
+    def __init__(self, events: int, seed: int, start: int, policy: Policy):
+        self.rng = random.Random(seed)
+        self.events, self.seed, self.policy = events, seed, policy
+        self.start = start
+        # ~1 simulated day per 100k events; at least 6 h so staff changes and campaigns fit in
+        self.span = max(events * DAY // 100_000, 6 * HOUR)
+        self.end = start + self.span
+        self.per_detector = (
+            events // 10_000
+        )  # ~1 violation per 10k events per detector, each variant at least once
+        self.out: dict[str, list[dict[str, Any]]] = {s: [] for s in EVENT_MODELS}
+        self.truth: list[dict] = []
+        self.paths: dict[str, list[str]] = {}
+        self.customer_org: dict[str, str] = {}
+        self.customers: dict[str, list[str]] = {}  # sub-branch -> customers it manages
+        self.employees: list[Employee] = []
+        self.cast: list[Employee] = []  # single-role staff, shuffled: violation actors and staff changes
+        self.used: set[str] = set()
+        self.consent: dict[str, Channel] = {}  # subject -> channel of granted marketing consent
+        self.withdrawn: dict[str, int] = {}  # subject -> ts of withdrawal
+        self.campaigns: list[Campaign] = []
+        self.approvals: list[tuple[Employee, dict[str, Any]]] = []  # HO holders of a graded approval
+        self._books: dict[str, list[str]] = {}
+        self.record_ids: set[str] = set()
+
+    def _ts(self, lo: float = 0.0, hi: float = 1.0) -> int:
+        return self.rng.randrange(self.start + int(self.span * lo), self.start + int(self.span * hi))
+
+    def _target(self, stream: str) -> int:
+        """Normal records still to make so the stream reaches its share of `events`."""
+        return max(0, round(self.events * SHARES[stream]) - len(self.out[stream]))
+
+    def _count(self, variants: int) -> int:
+        return max(variants, self.per_detector)
+
+    def _record_id(self) -> str:
+        """A new random stored-record id: injected records are made first, and a sequence would tell."""
+        while (rid := f"R{self.rng.getrandbits(48):012x}") in self.record_ids:
+            pass
+        self.record_ids.add(rid)
+        return rid
+
+    def _violation(
+        self, detector: str, rule: str, key: str, ts_start: int, ts_end: int, description: str
+    ) -> None:
+        self.truth.append(
+            {
+                "detector": detector,
+                "rule": rule,
+                "key": key,
+                "ts_start": ts_start,
+                "ts_end": ts_end,
+                "description": description,
+            }
+        )
+
+    def _take(self, roles: Iterable[str]) -> Employee:
+        """An unused single-role employee with one of `roles`: each violation gets its own actor."""
+        wanted = set(roles)
+        for e in self.cast:
+            if e.id not in self.used and e.roles[0] in wanted:
+                self.used.add(e.id)
+                return e
+        raise RuntimeError(f"no unused employee with a role in {sorted(wanted)}")
+
+    def _book(self, org: str) -> list[str]:
+        """Customers an org sees (seed 004 机构设置): HO all, a branch its sub-branches', a sub-branch its own."""
+        if org not in self._books:
+            if org in self.customers:
+                self._books[org] = self.customers[org]
+            else:
+                self._books[org] = [
+                    c for sb, cs in self.customers.items() if org in self.paths[sb] for c in cs
+                ]
+        return self._books[org]
+
+    def _ensure_book(self, sb: str, need: int) -> list[str]:
+        """Give a sub-branch at least `need` customers, so a bulk burst stays inside the actor's own scope."""
+        book = self.customers[sb]
+        while len(book) < need:
+            cid = f"C{len(self.customer_org):07d}"
+            self.customer_org[cid] = sb
+            book.append(cid)
+        return book
+
+    def _entitlement(
+        self,
+        e: Employee,
+        ts: int,
+        org: str,
+        status: EmployeeStatus,
+        roles: list[str],
+        approvals: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        self.out["entitlements"].append(
+            {
+                "actor_id": e.id,
+                "ts": ts,
+                "org_id": org,
+                "org_path": self.paths[org],
+                "roles": roles,
+                "status": status,
+                "approvals": list(approvals),
+            }
+        )
+
+    def _access(
+        self,
+        ts: int,
+        e: Employee,
+        org: str,
+        system: str,
+        action: Action,
+        subjects: list[str],
+        fields: list[str],
+        row_count: int | None = None,
+        approval_id: str | None = None,
+        purpose: str | None = None,
+    ) -> None:
+        self.out["access"].append(
+            {
+                "ts": ts,
+                "actor_id": e.id,
+                "actor_org": org,
+                "system": system,
+                "action": action,
+                "subject_ids": subjects,
+                "row_count": len(subjects) if row_count is None else row_count,
+                "fields": fields,
+                "purpose": purpose or PURPOSE.get(system, "report"),
+                "approval_id": approval_id,
+                "client_ip": e.ip,
+            }
+        )
+
+    def _consent(self, cid: str, ts: int, channel: Channel, status: ConsentStatus) -> None:
+        self.out["consents"].append(
+            {"subject_id": cid, "ts": ts, "purpose": "marketing", "channel": channel, "status": status}
+        )
+
+    def _withdraw(self, cid: str, ts: int) -> None:
+        self.withdrawn[cid] = ts
+        self._consent(cid, ts, self.consent[cid], ConsentStatus.withdrawn)
+
+    def _push(
+        self,
+        c: Campaign,
+        subject: str,
+        ts: int,
+        *,
+        personalized: bool | None = None,
+        opt_out: bool = True,
+        approver: str | None = None,
+    ) -> None:
+        personalized = c.personalized if personalized is None else personalized
+        self.out["marketing"].append(
+            {
+                "ts": ts,
+                "subject_id": subject,
+                "channel": c.channel,
+                "campaign_id": c.id,
+                "purpose": "marketing",
+                "data_used": ["customer_segment", "marketing_tags"] if personalized else [],
+                "personalized": personalized,
+                "opt_out_offered": opt_out,
+                "non_personalized_option": personalized and opt_out,
+                "submitter_id": c.submitter,
+                "approver_id": approver or c.approver,
+                "org_id": c.org,
+            }
+        )
+
+    def _sdk(
+        self, ts: int, sid: str, fields: list[str], permissions: list[str], host: str | None, consented: bool
+    ) -> None:
+        device = self.rng.randrange(len(self.customer_org))
+        self.out["sdk"].append(
+            {
+                "ts": ts,
+                "app_id": APP_ID,
+                "app_version": self.rng.choice(APP_VERSIONS),
+                "device_id": f"D{device:07d}",
+                "subject_id": f"C{device:07d}" if self.rng.random() < 0.8 else None,
+                "sdk_id": sid,
+                "fields": fields,
+                "permissions": permissions,
+                "dest_host": host,
+                "policy_consented": consented,
+            }
+        )
+
+    def _lifecycle(
+        self,
+        ts: int,
+        rid: str,
+        subject: str | None,
+        stage: LifecycleStage,
+        system: str,
+        cats: list[str],
+        purpose: str | None,
+        own: bool = True,
+        method: str | None = None,
+        operator: str | None = None,
+        supervisor: str | None = None,
+    ) -> None:
+        self.out["lifecycle"].append(
+            {
+                "ts": ts,
+                "record_id": rid,
+                "subject_id": subject,
+                "stage": stage,
+                "system": system,
+                "categories": cats,
+                "purpose": purpose,
+                "own_institution": own,
+                "method": method,
+                "operator_id": operator,
+                "supervisor_id": supervisor,
+            }
+        )
+
+    def _destroy(self, after: int, rid: str, cid: str, admins: list[str]) -> None:
+        """Destruction states content, method, time, operator and a different supervisor (seed 002 §七)."""
+        op, sup = self.rng.sample(admins, 2)
+        ts = after + self.rng.randrange(max(1, min(DAY, self.end - after)))
+        self._lifecycle(
+            ts,
+            rid,
+            cid,
+            LifecycleStage.destroy,
+            "core_banking",
+            [],
+            None,
+            method=self.rng.choice(DESTROY_METHODS),
+            operator=op,
+            supervisor=sup,
+        )
+
+    def _transfer(
+        self,
+        ts: int,
+        rid: str,
+        kind: RecipientType,
+        cats: list[str],
+        *,
+        encrypted: bool,
+        deidentified: bool,
+        public: bool,
+        basis: LegalBasis,
+        contract: str | None = None,
+        country: str = "CN",
+        purpose: str = "entrusted_processing",
+    ) -> None:
+        n = self.rng.randint(10, 5000)
+        self.out["transfer"].append(
+            {
+                "ts": ts,
+                "transfer_id": f"T{self.rng.getrandbits(48):012x}",  # random, like record ids
+                "sender_system": self.rng.choice(("core_banking", "data_warehouse", "crm", "credit_system")),
+                "actor_id": None,
+                "recipient_id": rid,
+                "recipient_type": kind,
+                "recipient_country": country,
+                "categories": cats,
+                "record_count": n,
+                "subject_count": self.rng.randint(1, n),
+                "encrypted": encrypted,
+                "deidentified": deidentified,
+                "public_network": public,
+                "contract_id": contract,
+                "legal_basis": basis,
+                "assessment_id": None,
+                "purpose": purpose,
+            }
+        )

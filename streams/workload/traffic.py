@@ -1,0 +1,263 @@
+"""Normal traffic on every stream, built to break no rule of DESIGN.md §1."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import accumulate
+
+from schemas.models import (
+    Action,
+    LegalBasis,
+    LifecycleStage,
+    RecipientType,
+)
+from streams.workload.base import (
+    DAY,
+    EXPORT_RATE,
+    HOUR,
+    HOURLY_CUSTOMERS,
+    INTERNAL,
+    MINUTE,
+    PROCESSORS,
+    READS,
+    REGULATORS,
+    SDK_WEIGHTS,
+    SYSADMINS,
+    SYSTEM_CUM_WEIGHTS,
+    SYSTEMS,
+    UPDATES,
+    Employee,
+)
+from streams.workload.violations import Violations
+
+
+class Traffic(Violations):
+    def _normal_access(self) -> None:
+        """Staff serve their own scope's customers a few at a time (see HOURLY_CUSTOMERS); HO approval
+        holders run approved exports."""
+        rng = self.rng
+        for e, grant in self.approvals:
+            for _ in range(rng.randint(1, 3)):  # 3 x 100 rows stay under every grant's max_records
+                self._access(
+                    self._ts(),
+                    e,
+                    "HO",
+                    "data_warehouse",
+                    Action.export,
+                    rng.sample(self._book("HO"), 100),
+                    ["customer_name", "transaction_record"],
+                    approval_id=grant["approval_id"],
+                    purpose=grant["purpose"],  # an approval covers its own purpose only
+                )
+        staff = [e for e in self.employees if not set(e.roles) <= set(SYSADMINS)]
+        counts = Counter(
+            rng.choices(
+                range(len(staff)), [rng.lognormvariate(0, 0.5) for _ in staff], k=self._target("access")
+            )
+        )
+        # all staff's accesses in time order (records made in time order are faster to validate and merge)
+        plan = sorted((ts, i, org) for i, e in enumerate(staff) for ts, org in self._timeline(e, counts[i]))
+        hour: list[int] = [-1] * len(staff)
+        seen: list[list[str]] = [[] for _ in staff]  # customers served this clock hour
+        exported = [False] * len(staff)
+        for ts, i, org in plan:
+            e = staff[i]
+            if ts // HOUR != hour[i]:
+                hour[i], seen[i], exported[i] = ts // HOUR, [], False
+            book = self._book(org)
+            system = rng.choices(SYSTEMS, cum_weights=SYSTEM_CUM_WEIGHTS)[0]
+            if not exported[i] and rng.random() < EXPORT_RATE:
+                exported[i] = True
+                subjects = list(dict.fromkeys(self._pick(seen[i], book) for _ in range(rng.randint(1, 2))))
+                self._access(ts, e, org, system, Action.export, subjects, rng.choice(READS[system]))
+            elif org in self.customers and rng.random() < 0.04:  # only the managing sub-branch updates
+                self._access(
+                    ts,
+                    e,
+                    org,
+                    "core_banking",
+                    Action.update,
+                    [self._pick(seen[i], book)],
+                    rng.choice(UPDATES),
+                )
+            else:
+                action = Action.view if rng.random() < 0.6 else Action.query
+                self._access(
+                    ts, e, org, system, action, [self._pick(seen[i], book)], rng.choice(READS[system])
+                )
+
+    def _timeline(self, e: Employee, k: int) -> list[tuple[int, str]]:
+        """k sorted times inside the employee's employment segments, each with the org of the time."""
+        total = sum(t1 - t0 for t0, t1, _ in e.segments)
+        out = []
+        for off in sorted(self.rng.randrange(total) for _ in range(k)):
+            for t0, t1, org in e.segments:
+                if off < t1 - t0:
+                    out.append((t0 + off, org))
+                    break
+                off -= t1 - t0
+        return out
+
+    def _pick(self, seen: list[str], book: list[str]) -> str:
+        """A customer for the next access: mostly one already served this hour, never a 5th new one."""
+        if seen and (len(seen) >= HOURLY_CUSTOMERS or self.rng.random() < 0.6):
+            return self.rng.choice(seen)
+        cid = self.rng.choice(book)
+        if cid not in seen:
+            seen.append(cid)
+        return cid
+
+    def _normal_sdk(self) -> None:
+        rng = self.rng
+        decls = self.policy.sdks.sdks
+        ids = sorted(decls)
+        cum_weights = list(accumulate(SDK_WEIGHTS.get(s, 2) for s in ids))
+        for ts in sorted(self._ts() for _ in range(self._target("sdk"))):
+            d = decls[sid := rng.choices(ids, cum_weights=cum_weights)[0]]
+            fields = rng.sample(d.fields, rng.randint(1, min(6, len(d.fields))))
+            perms = rng.sample(d.permissions, rng.randint(0, len(d.permissions)))
+            self._sdk(ts, sid, fields, perms, rng.choice(d.hosts) if d.hosts else None, True)
+
+    def _normal_marketing(self) -> None:
+        """Pushes within an hour of their campaign, only while the subject's consent stands."""
+        rng = self.rng
+        todo = self._target("marketing")
+        pushes: list[tuple] = []
+        while len(pushes) < todo:
+            c = rng.choice(self.campaigns)
+            subject, ts = rng.choice(c.eligible), c.t0 + rng.randrange(HOUR)
+            if ts < self.withdrawn.get(subject, self.end + 1):
+                pushes.append((ts, c.id, subject, c))
+        for ts, _, subject, c in sorted(pushes, key=lambda p: p[:3]):
+            self._push(c, subject, ts)
+
+    def _normal_lifecycle(self) -> None:
+        """Collect/store, timely deletes and anonymization, deletion requests answered within the SLA, and
+        destruction recorded (see `_destroy`)."""
+        rng = self.rng
+        admins = [e.id for e in self.employees if set(e.roles) & set(SYSADMINS)]
+        keep_location = self.policy.retention.rules["location_trace"].keep_days * DAY
+        keep_closed = self.policy.retention.rules["kyc_after_closure"].keep_days * DAY
+        sla = self.policy.retention.deletion_request_sla_days * DAY
+        customers = list(self.customer_org)
+        L = LifecycleStage
+        goal = len(self.out["lifecycle"]) + self._target("lifecycle")
+        while len(self.out["lifecycle"]) < goal:
+            rid, cid, t = self._record_id(), rng.choice(customers), self._ts(0.0, 0.98)
+            story = rng.choices(
+                ("account", "transaction", "location", "erasure", "expired", "foreign"),
+                (25, 25, 20, 10, 10, 10),
+            )[0]
+            if story == "account":
+                cats = ["customer_name", "id_document_no", "mobile_phone", "payment_account_no", "kyc_photo"]
+                self._lifecycle(t, rid, cid, L.collect, "core_banking", cats, "account_opening")
+                self._lifecycle(
+                    t + rng.randint(1_000, MINUTE), rid, cid, L.store, "core_banking", cats, "account_opening"
+                )
+            elif story == "transaction":
+                self._lifecycle(
+                    t,
+                    rid,
+                    cid,
+                    L.store,
+                    "core_banking",
+                    ["payment_account_no", "transaction_record"],
+                    "payment",
+                )
+            elif (
+                story == "location"
+            ):  # deleted or anonymized well inside the 30 days, and inside the workload
+                self._lifecycle(
+                    t, rid, cid, L.collect, "mobile_banker", ["location_trace"], "nearby_branch_service"
+                )
+                done = t + rng.randrange(max(1, min(keep_location, self.end - t)))
+                self._lifecycle(
+                    done,
+                    rid,
+                    cid,
+                    rng.choice((L.delete, L.anonymize)),
+                    "mobile_banker",
+                    ["location_trace"],
+                    None,
+                )
+            elif story == "erasure":  # seed 004 §五.(四): answered inside the SLA and inside the workload
+                self._lifecycle(t, rid, cid, L.deletion_requested, "crm", [], "subject_request")
+                done = t + rng.randrange(max(1, min(sla, self.end - t)))
+                self._lifecycle(
+                    done, rid, cid, L.delete, "crm", [], "subject_request", method="logical_delete"
+                )
+                self._destroy(done, rid, cid, admins)
+            elif (
+                story == "expired"
+            ):  # closed ~5 years ago (AML Law art. 19): deleted just before the deadline
+                closed = t - keep_closed + rng.randint(HOUR, 3 * DAY)
+                cats = ["customer_name", "id_document_no", "transaction_record"]
+                self._lifecycle(
+                    closed - rng.randint(365, 3000) * DAY,
+                    rid,
+                    cid,
+                    L.collect,
+                    "core_banking",
+                    cats,
+                    "account_opening",
+                )
+                self._lifecycle(closed, rid, cid, L.account_closed, "core_banking", [], None)
+                self._lifecycle(
+                    t, rid, cid, L.delete, "core_banking", cats, "retention_expired", method="logical_delete"
+                )
+                self._destroy(t, rid, cid, admins)
+            else:  # another bank's payee account for an interbank transfer: C2, allowed
+                self._lifecycle(
+                    t,
+                    rid,
+                    None,
+                    L.store,
+                    "core_banking",
+                    ["payment_account_no", "customer_name"],
+                    "interbank_transfer",
+                    own=False,
+                )
+
+    def _normal_transfer(self) -> None:
+        rng = self.rng
+        for ts in sorted(self._ts() for _ in range(self._target("transfer"))):
+            kind = rng.choices(("processor", "regulator", "internal"), (5, 2, 3))[0]
+            if kind == "processor":
+                rid = rng.choice(sorted(PROCESSORS))
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.processor,
+                    PROCESSORS[rid],
+                    encrypted=True,
+                    deidentified=True,
+                    public=True,
+                    basis=LegalBasis.contract,
+                    contract=f"CT-{rid}",
+                )
+            elif kind == "regulator":
+                rid = rng.choice(sorted(REGULATORS))
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.regulator,
+                    REGULATORS[rid],
+                    encrypted=True,
+                    deidentified=False,
+                    public=False,
+                    basis=LegalBasis.legal_obligation,
+                    purpose="regulatory_report",
+                )
+            else:
+                rid = rng.choice(sorted(INTERNAL))
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.internal,
+                    INTERNAL[rid],
+                    encrypted=rng.random() < 0.5,
+                    deidentified=False,
+                    public=False,
+                    basis=LegalBasis.none,
+                    purpose="analysis",
+                )

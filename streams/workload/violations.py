@@ -1,0 +1,380 @@
+"""Injected violations, one method per detector, each recorded in the ground truth with the key its
+detector alerts on."""
+
+from __future__ import annotations
+
+import math
+
+from schemas.models import (
+    Action,
+    Channel,
+    LegalBasis,
+    LifecycleStage,
+    RecipientType,
+)
+from streams.workload.bank import Bank
+from streams.workload.base import DAY, HOUR, MINUTE, PROCESSORS, ROLE_WEIGHTS, UNDECLARED_FIELDS, Employee
+
+
+class Violations(Bank):
+    def _inject_bulk_query(self) -> None:
+        """Seed 001 §一 (unapproved queries) and §五.1 (50 / 500 records): each burst scores at least 1.5x the
+        actor's role threshold in policy/detectors/bulk_query.yaml, inside one 60-minute window."""
+        rng = self.rng
+        p = self.policy.detectors["bulk_query"].params
+        roles_t, cw, aw = p["role_thresholds"], p["class_weights"], p["action_weights"]
+
+        def need(e: Employee, weight: float) -> int:
+            threshold = max((roles_t[r] for r in e.roles if r in roles_t), default=p["default_threshold"])
+            return math.ceil(1.5 * threshold / weight)
+
+        for i in range(self._count(4)):
+            variant, t = i % 4, self._ts(0.1, 0.8)
+            first = len(self.out["access"])
+            if variant == 0:
+                e = self._take(["lobby_manager"])
+                n = max(rng.randint(60, 150), need(e, cw["C2"] * aw["query"]))
+                book = self._ensure_book(e.org, n)
+                gap = 45 * MINUTE // n
+                for j, cid in enumerate(rng.sample(book, n)):
+                    self._access(
+                        t + j * gap,
+                        e,
+                        e.org,
+                        "core_banking",
+                        Action.query,
+                        [cid],
+                        ["customer_name", "account_balance"],
+                    )
+                rule, text = (
+                    "query_burst",
+                    f"Lobby manager {e.id} ({e.org}) queried {n} customers' balances (C2)",
+                )
+            elif variant == 1:
+                e = self._take(["wealth_manager"])
+                n = max(rng.randint(30, 45), need(e, cw["C3"] * aw["export"]))
+                book = self._ensure_book(e.org, n)
+                chosen = rng.sample(book, n)
+                gap = 45 * MINUTE // math.ceil(n / 3)
+                for j in range(0, n, 3):
+                    self._access(
+                        t + j // 3 * gap,
+                        e,
+                        e.org,
+                        "card_system",
+                        Action.export,
+                        chosen[j : j + 3],
+                        ["customer_name", "payment_account_no", "card_expiry"],
+                    )
+                rule, text = (
+                    "c3_export",
+                    f"Wealth manager {e.id} ({e.org}) exported {n} customers' card data (C3)",
+                )
+            elif variant == 2:
+                e = self._take(["ho_marketing_mgmt"])
+                batches = max(rng.randint(6, 9), math.ceil(need(e, cw["C2"] * aw["export"]) / 100))
+                chosen = rng.sample(list(self.customer_org), batches * 100)
+                for j in range(batches):
+                    self._access(
+                        t + j * 4 * MINUTE + rng.randrange(MINUTE),
+                        e,
+                        "HO",
+                        "data_warehouse",
+                        Action.export,
+                        chosen[j * 100 : (j + 1) * 100],
+                        ["transaction_record"],
+                    )
+                rule = "unapproved_export"
+                text = (
+                    f"Head-office marketing manager {e.id} exported {batches * 100} customers' transaction records "
+                    "without an approval"
+                )
+            else:
+                e = self._take(["sb_president"])
+                rows = max(70, need(e, cw["C2"] * aw["download"]))
+                self._access(
+                    t, e, e.org, "credit_system", Action.download, [], ["credit_report"], row_count=rows
+                )
+                rule = "unnamed_rows"
+                text = f"Sub-branch president {e.id} ({e.org}) downloaded {rows} customers' credit reports in one report"
+            burst = self.out["access"][first:]
+            ts0, ts1 = burst[0]["ts"], max(a["ts"] for a in burst)
+            within = f" within {(ts1 - ts0) // MINUTE + 1} min" if ts1 > ts0 else ""
+            self._violation(
+                "bulk_query", rule, e.id, ts0, ts1, f"{text}{within}, far above the role's threshold."
+            )
+
+    def _inject_unauthorized_lookup(self) -> None:
+        """Seed 004 机构设置 / 人员管理(4)(5): a sub-branch sees only itself; a transfer changes and a
+        termination revokes permissions at once."""
+        rng = self.rng
+        sb_roles = ROLE_WEIGHTS["sub_branch"]
+        fields = ["customer_name", "account_balance"]
+        for i in range(self._count(3)):
+            e = self._take(sb_roles)
+            t = self._ts(0.2, 0.7)
+            if i % 3 == 0:
+                other = rng.choice([s for s in self.customers if s != e.org and self.customers[s]])
+                cid = rng.choice(self.customers[other])
+                self._access(t, e, e.org, "core_banking", Action.view, [cid], fields)
+                self._violation(
+                    "unauthorized_lookup",
+                    "out_of_org_scope",
+                    e.id,
+                    t,
+                    t,
+                    f"{e.id} of sub-branch {e.org} viewed customer {cid} managed by {other}.",
+                )
+            elif i % 3 == 1:
+                old = e.org
+                self._terminate_staff(e, t)
+                ts = t + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - MINUTE))
+                cid = rng.choice(self.customers[old])
+                self._access(ts, e, old, "mobile_banker", Action.view, [cid], ["customer_name", "assets"])
+                self._violation(
+                    "unauthorized_lookup",
+                    "after_termination",
+                    e.id,
+                    ts,
+                    ts,
+                    f"{e.id} viewed customer {cid} {(ts - t) // MINUTE} min after termination.",
+                )
+            else:
+                old = e.org
+                new = self._transfer_staff(e, t)
+                ts = t + MINUTE + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - 2 * MINUTE))
+                cid = rng.choice(self.customers[old])
+                self._access(ts, e, new, "core_banking", Action.view, [cid], fields)
+                self._violation(
+                    "unauthorized_lookup",
+                    "after_transfer",
+                    e.id,
+                    ts,
+                    ts,
+                    f"{e.id}, transferred from {old} to {new}, viewed {old}'s customer {cid} after the transfer.",
+                )
+
+    def _inject_offscope_marketing(self) -> None:
+        """Seeds 000, 004 流程描述(4)②: consent and opt-out for marketing; SMS submitted and approved by two people."""
+        rng = self.rng
+        sms = [c for c in self.campaigns if c.channel is Channel.sms]
+        for i in range(self._count(3)):
+            c = rng.choice(sms if i % 3 == 2 else self.campaigns)
+            subject = rng.choice([s for s in c.eligible if s not in self.withdrawn and s not in self.used])
+            self.used.add(subject)
+            if i % 3 == 0:
+                t_w = self._ts(0.2, 0.5)
+                self._withdraw(subject, t_w)
+                ts = t_w + rng.randint(HOUR, self.end - t_w - HOUR)
+                self._push(c, subject, ts)
+                rule, text = (
+                    "after_withdrawal",
+                    f"{c.channel.value} push of {c.id} to {subject} {(ts - t_w) // HOUR} h after the consent was withdrawn.",
+                )
+            elif i % 3 == 1:
+                ts = c.t0 + rng.randrange(HOUR)
+                self._push(c, subject, ts, personalized=True, opt_out=False)
+                rule, text = (
+                    "no_opt_out",
+                    f"Personalized push of {c.id} to {subject} offered neither opt-out nor a non-personalized option.",
+                )
+            else:
+                ts = c.t0 + rng.randrange(HOUR)
+                self._push(c, subject, ts, approver=c.submitter)
+                rule, text = (
+                    "four_eyes",
+                    f"Marketing SMS {c.id} to {subject} was submitted and approved by the same employee {c.submitter}.",
+                )
+            self._violation("offscope_marketing", rule, subject, ts, ts, text)
+
+    def _inject_retention_overrun(self) -> None:
+        """Seeds 002 §五, 004 §五.(四): location kept 30 days at most, deletion requests answered in 15 days;
+        JR/T 0171 §6.1.3 a): another institution's C3 is never stored."""
+        rng = self.rng
+        keep_location = self.policy.retention.rules["location_trace"].keep_days * DAY
+        sla = self.policy.retention.deletion_request_sla_days * DAY
+        forbidden = self.policy.retention.forbidden_foreign_c3
+        customers = list(self.customer_org)
+        for i in range(self._count(3)):
+            rid, cid = self._record_id(), rng.choice(customers)
+            if i % 3 == 0:
+                ts = self.start - rng.randint(keep_location // DAY + 5, 90) * DAY - rng.randrange(DAY)
+                self._lifecycle(
+                    ts,
+                    rid,
+                    cid,
+                    LifecycleStage.collect,
+                    "mobile_banker",
+                    ["location_trace"],
+                    "nearby_branch_service",
+                )
+                self._violation(
+                    "retention_overrun",
+                    "location_trace_30d",
+                    rid,
+                    ts,
+                    ts + keep_location,
+                    f"Location trace {rid} of {cid} collected and still kept after {keep_location // DAY} days.",
+                )
+            elif i % 3 == 1:
+                ts = self.start - rng.randint(sla // DAY + 2, 45) * DAY - rng.randrange(DAY)
+                self._lifecycle(
+                    ts - rng.randint(200, 1500) * DAY,
+                    rid,
+                    cid,
+                    LifecycleStage.collect,
+                    "crm",
+                    ["customer_name", "mobile_phone", "occupation"],
+                    "customer_service",
+                )
+                self._lifecycle(ts, rid, cid, LifecycleStage.deletion_requested, "crm", [], "subject_request")
+                self._violation(
+                    "retention_overrun",
+                    "deletion_request_15d",
+                    rid,
+                    ts,
+                    ts + sla,
+                    f"Deletion request for {rid} of {cid} not fulfilled within {sla // DAY} days.",
+                )
+            else:
+                ts = self._ts(0.1, 0.9)
+                cats = [
+                    rng.choice(forbidden),
+                    *rng.sample(["payment_account_no", "customer_name"], rng.randint(0, 2)),
+                ]
+                self._lifecycle(
+                    ts, rid, None, LifecycleStage.store, "card_system", cats, "acquiring", own=False
+                )
+                self._violation(
+                    "retention_overrun",
+                    "foreign_c3_stored",
+                    rid,
+                    ts,
+                    ts,
+                    f"Record {rid} stores another institution's C3 data ({', '.join(cats)}).",
+                )
+
+    def _inject_sdk_overcollection(self) -> None:
+        """Seed 004 §一.(一).6: only declared SDKs, only declared fields, only after the user agreed."""
+        rng = self.rng
+        sdks = self.policy.sdks
+        for i in range(self._count(3)):
+            ts = self._ts(0.05, 0.95)
+            if i % 3 == 1:
+                sid = "unknown_ad_sdk" if i == 1 else f"unknown_ad_sdk_{i // 3}"
+                self._sdk(
+                    ts,
+                    sid,
+                    ["imei", "oaid", "installed_apps", "location"],
+                    ["phone_state", "location"],
+                    "ads.adnet-example.com",
+                    True,
+                )
+                self._violation(
+                    "sdk_overcollection",
+                    "undeclared_sdk",
+                    sid,
+                    ts,
+                    ts,
+                    f"SDK {sid}, not declared in the privacy policy, collected device ids, app list and location.",
+                )
+                continue
+            sid = rng.choice(sorted(sdks.sdks))
+            decl = sdks.sdks[sid]
+            fields = rng.sample(decl.fields, rng.randint(1, min(4, len(decl.fields))))
+            host = rng.choice(decl.hosts) if decl.hosts else None
+            if i % 3 == 0:
+                extra = rng.choice(
+                    [f for f in UNDECLARED_FIELDS if f in sdks.sdk_fields and f not in decl.fields]
+                )
+                self._sdk(ts, sid, [*fields, extra], [], host, True)
+                self._violation(
+                    "sdk_overcollection",
+                    "undeclared_field",
+                    sid,
+                    ts,
+                    ts,
+                    f"SDK {sid} collected '{extra}', which the privacy policy does not declare for it.",
+                )
+            else:
+                self._sdk(ts, sid, fields, [], host, False)
+                self._violation(
+                    "sdk_overcollection",
+                    "before_consent",
+                    sid,
+                    ts,
+                    ts,
+                    f"SDK {sid} collected {', '.join(fields)} before the user agreed to the privacy policy.",
+                )
+
+    def _inject_transfer_policy(self) -> None:
+        """Seed 002 §四-六: no C3 or auth helper leaves the bank; C2 on public networks is encrypted;
+        cross-border needs separate consent and an assessment; entrusted data is de-identified."""
+        rng = self.rng
+        for i in range(self._count(4)):
+            ts, k = self._ts(0.05, 0.95), i // 4
+            if i % 4 == 0:
+                rid = f"tp_marketing_partner_{k}"
+                cats = rng.choice(
+                    (["payment_account_no", "sms_code"], ["customer_name", "payment_account_no", "card_cvn"])
+                )
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.third_party,
+                    cats,
+                    encrypted=True,
+                    deidentified=False,
+                    public=True,
+                    basis=LegalBasis.consent,
+                    contract=f"CT-TP-{k:03d}",
+                    purpose="joint_marketing",
+                )
+                rule, text = (
+                    "c3_or_auth_helper_shared",
+                    f"Shared {', '.join(cats)} (C3 / authentication helper) with third party {rid}.",
+                )
+            elif i % 4 == 2:
+                rid = f"os_group_analytics_sg_{k}"
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.overseas,
+                    ["customer_name", "assets", "transaction_record"],
+                    encrypted=True,
+                    deidentified=False,
+                    public=True,
+                    basis=LegalBasis.consent,
+                    country="SG",
+                    purpose="group_analytics",
+                )
+                rule, text = (
+                    "cross_border_without_assessment",
+                    f"Cross-border transfer to {rid} (SG) on general consent, without separate consent or an assessment.",
+                )
+            else:  # an entrusted processor: plain text on a public network, or encrypted but identifiable
+                rid = rng.choice(sorted(PROCESSORS))
+                plain = i % 4 == 1
+                self._transfer(
+                    ts,
+                    rid,
+                    RecipientType.processor,
+                    PROCESSORS[rid],
+                    encrypted=not plain,
+                    deidentified=plain,
+                    public=True,
+                    basis=LegalBasis.contract,
+                    contract=f"CT-{rid}",
+                )
+                rule, text = (
+                    (
+                        "unencrypted_public_network",
+                        f"Sent C2 data to {rid} over a public network unencrypted.",
+                    )
+                    if plain
+                    else (
+                        "processor_not_deidentified",
+                        f"Entrusted {rid} with data that was encrypted but not de-identified.",
+                    )
+                )
+            self._violation("transfer_policy", rule, rid, ts, ts, text)
