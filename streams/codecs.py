@@ -156,8 +156,8 @@ class Decoder:
                         f"{len(v)} bytes exceeds max_record_bytes {self.max_record_bytes}",
                     )
                 )
-            elif v[0] == 0 or _schema_id_header(raw) is not None:
-                self._decode_avro(stream, model, raw, out)
+            elif (header_id := _schema_id_header(raw)) is not None or v[0] == 0:
+                self._decode_avro(stream, model, raw, header_id, out)
             else:
                 try:
                     out.ok.append((raw, model.model_validate_json(v)))
@@ -165,10 +165,11 @@ class Decoder:
                     out.dead.append(_validation_letter(raw, e))
         return out
 
-    def _decode_avro(self, stream: str, model: type[Record], raw: RawRecord, out: Decoded) -> None:
+    def _decode_avro(
+        self, stream: str, model: type[Record], raw: RawRecord, header_id: int | None, out: Decoded
+    ) -> None:
         value = raw.value
         assert value is not None
-        header_id = _schema_id_header(raw)
         if header_id is not None:
             schema_id, body = header_id, value
         elif len(value) >= 5:
