@@ -11,6 +11,11 @@ class SinkError(RuntimeError):
     """A sink could not confirm a write; the runtime keeps the batch and does not commit."""
 
 
+class FatalSinkError(SinkError):
+    """The destination is gone or refuses this data for good (a vanished topic, a dropped table):
+    retrying cannot help, so the runtime says so loudly and stops without committing."""
+
+
 class Sink(ABC, Generic[T]):
     name: str = "sink"
 
