@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from detectors.base import Context, Detector, Finding
+from detectors.base import Context, Detector, Finding, Store
 from detectors.bulk_query import BulkQueryDetector
 from policy import PolicyError, detector_file, validate_section
 from policy.model import DetectorSection, Policy
@@ -41,11 +41,11 @@ class DetectorSpec:
         return self.cls.kind
 
     @property
-    def stream(self) -> str:
-        return self.cls.stream
+    def inputs(self) -> dict[str, str]:
+        return self.cls.inputs
 
-    def new(self) -> Detector:
-        return self.cls(self.section, self.params)
+    def new(self, store: Store) -> Detector:
+        return self.cls(self.section, self.params, store)
 
 
 def load_detectors(

@@ -3,12 +3,23 @@
 A detector is a pure function of events, its own keyed state, reference data as of event time and
 policy (STYLE.md). It never touches Kafka, ClickHouse or the clock, so the native runtime, a file
 replay and a test all run the very same code and get the same findings.
+
+What the engine gives a detector (issue "Engine v2"):
+- **inputs**: it declares the streams it reads and the attribute each must be keyed by; the engine
+  runs one instance per partition number (a *task*, as in Kafka Streams), fed the records of that
+  partition of every input, re-keyed through a repartition topic where a topic is keyed otherwise;
+- **a keyed store** that checkpoints only what changed and travels with its partition;
+- **event-time timers**: `ctx.timers.register(key, deadline)`, then `on_timer` once the task's
+  watermark passes the deadline, even on a quiet partition (docs/architecture.md#event-time);
+- **reference data as of event time**: entitlements, consents (by subject, purpose and channel)
+  and customers (managing org and status);
+- **pseudonyms at the door**: customer ids arrive already replaced by keyed HMAC pseudonyms.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -16,35 +27,70 @@ from pydantic import BaseModel
 
 from policy.catalog import Catalog
 from policy.model import DetectorSection
-from schemas.models import Entitlement, Record, Severity
+from schemas.models import Consent, Customer, Entitlement, Severity
 
 
 class AsOf(Protocol):
-    """A reference registry looked up as of an event's time (entitlements, consents)."""
+    """A reference registry looked up as of an event's time."""
 
-    def as_of(self, key: str, ts: int) -> Any: ...
+    def as_of(self, key: Any, ts: int) -> Any: ...
 
 
-@dataclass(frozen=True)
+class Store(Protocol):
+    """A task's keyed state. `get` returns the live object; after changing it in place, `touch`
+    it so the next checkpoint writes it (and only what was touched)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def put(self, key: str, value: Any) -> None: ...
+    def touch(self, key: str) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]: ...
+
+
+class Timers(Protocol):
+    """A task's event-time timers."""
+
+    def register(self, key: str, deadline_ms: int) -> None: ...
+    def cancel(self, key: str, deadline_ms: int) -> None: ...
+
+
+@dataclass
+class References:
+    entitlements: AsOf  # by actor_id
+    consents: AsOf  # by (subject_id, purpose, channel)
+    customers: AsOf  # by customer_id
+
+
+@dataclass
 class Context:
-    """What a detector may read besides its events: policy and reference data, never I/O.
-
-    `pseudonymize` turns a customer id into its keyed HMAC pseudonym. Detectors keep pseudonyms,
-    never raw ids, in their state: state is snapshotted to ClickHouse and must hold no PFI."""
+    """What a detector may read besides its events: policy, reference data as of event time, its
+    task's timers and watermark; never I/O."""
 
     catalog: Catalog
-    entitlements: AsOf
-    consents: AsOf
-    pseudonymize: Callable[[str], str]
+    refs: References
+    timers: Timers
+    watermark: int = 0
 
     def entitlement(self, actor_id: str, ts: int) -> Entitlement | None:
-        return self.entitlements.as_of(actor_id, ts)
+        return self.refs.entitlements.as_of(actor_id, ts)
+
+    def consent(self, subject: str, purpose: str, channel: str | None, ts: int) -> Consent | None:
+        """The subject's consent for this purpose on this channel as of `ts`; a consent given for
+        the purpose without a channel covers every channel unless a channel's own record is newer."""
+        own = self.refs.consents.as_of((subject, purpose, channel), ts) if channel else None
+        general = self.refs.consents.as_of((subject, purpose, None), ts)
+        if own is None or general is None:
+            return own or general
+        return own if own.ts >= general.ts else general
+
+    def customer(self, customer_id: str, ts: int) -> Customer | None:
+        return self.refs.customers.as_of(customer_id, ts)
 
 
 @dataclass
 class Finding:
     """A detector's verdict on one key and window. The engine turns it into an Alert.
-    `subject_sample` holds pseudonyms (Context.pseudonymize), never raw customer ids."""
+    `subject_sample` holds pseudonyms (the engine replaced every customer id at its door)."""
 
     detector: str
     rule_id: str
@@ -73,25 +119,27 @@ class Finding:
 
 
 class Detector(Protocol):
-    """One detector kind. The engine makes one instance per partition of `stream`: keyed state lives
-    with its partition, so a consumer-group rebalance moves state with the data."""
+    """One detector kind. The engine makes one instance per partition number (task): keyed state
+    lives with its partition, so a consumer-group rebalance moves state with the data."""
 
     kind: ClassVar[str]  # its name in policy, alerts and docs
-    stream: ClassVar[str]  # the event stream it reads (a key of schemas.models.EVENT_MODELS)
+    inputs: ClassVar[dict[str, str]]  # stream -> the attribute its records must be keyed by
     Params: ClassVar[type[BaseModel]]  # its `params` policy section (extra="forbid", frozen)
 
-    def __init__(self, section: DetectorSection, params: BaseModel) -> None: ...
+    def __init__(self, section: DetectorSection, params: BaseModel, store: Store) -> None: ...
 
-    def process(self, events: Sequence[Record], ctx: Context) -> Iterable[Finding]:
-        """Events of one partition, in offset order, in; findings out."""
+    def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        """Events of one input partition, in offset order, in; findings out."""
         ...
 
-    def on_watermark(self, watermark_ms: int, ctx: Context) -> Iterable[Finding]:
-        """Close windows and fire deadlines that the event-time watermark has passed."""
+    def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
+        """A timer this task registered: the watermark passed `deadline_ms`."""
         ...
 
-    def snapshot(self) -> dict[str, Any]:
-        """The keyed state as plain JSON-able data, for a checkpoint."""
+    @staticmethod
+    def dump_value(value: Any) -> Any:
+        """A stored value as JSON-able data, for checkpoints."""
         ...
 
-    def restore(self, state: dict[str, Any]) -> None: ...
+    @staticmethod
+    def load_value(data: Any) -> Any: ...

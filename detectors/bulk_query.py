@@ -10,6 +10,9 @@ heaviest access to it in the window: class weight (C3 > C2 > C1) x action weight
 / print > view). Accesses under a valid approval do not count. When the score reaches the actor's
 role threshold an *episode* opens: one alert, id = hash(actor, window start), that grows while the
 actor keeps reading (revisions, never new alerts) and closes when the watermark passes its end.
+Each actor has one event-time timer: at its episode's end, or at the end of its window, when its
+state is forgotten. State is keyed by actor in the task's store; only actors that read since the
+last checkpoint are written at the next one.
 Severity escalates at the legal record thresholds, counted in distinct customers per category.
 """
 
@@ -21,14 +24,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Context, Finding
+from detectors.base import Context, Finding, Store
 from policy.model import CLASS_RANK, DetectorSection, JrClass
-from schemas.models import SEVERITY_RANK, AccessEvent, Action, EmployeeStatus, Outcome, Severity
+from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, Severity
 
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
-END = 2**63  # no episode open
+APPROVAL = "approval:"  # store key prefix of an approval's records used; actors are stored by id
 MILLI = 1000  # scores and weights in thousandths, as integers
-GROWTH_UPDATE = 1.25  # an open alert is re-emitted when its record count grew by a quarter: live, not a storm
 
 
 class Escalation(BaseModel):
@@ -147,6 +149,22 @@ class ActorWindow:
         seen[w] = seen.get(w, 0) + 1
         self.score += max(before, w) - before
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entries": [list(e) for e in self.entries],
+            "last_ts": self.last_ts,
+            "episode": self.episode.to_json() if self.episode else None,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ActorWindow:
+        win = cls()
+        for ts, cid, w, n, cats, rank in d["entries"]:
+            win.add((ts, cid, w, n, tuple(cats), rank))
+        win.last_ts = d["last_ts"]
+        win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
+        return win
+
     def evict_until(self, horizon: int) -> None:
         """Drop accesses at or before `horizon` (event time), keeping the score exact."""
         while self.entries and self.entries[0][0] <= horizon:
@@ -164,50 +182,57 @@ class ActorWindow:
 
 class BulkQueryDetector:
     kind: ClassVar[str] = "bulk_query"
-    stream: ClassVar[str] = "access"
+    inputs: ClassVar[dict[str, str]] = {"access": "actor_id"}
     Params: ClassVar[type[BaseModel]] = BulkQueryParams
 
-    def __init__(self, section: DetectorSection, params: BulkQueryParams):
-        self.section, self.p = section, params
+    def __init__(self, section: DetectorSection, params: BulkQueryParams, store: Store):
+        self.section, self.p, self.store = section, params, store
         self.window_ms = params.window_minutes * 60_000
-        self.actors: dict[str, ActorWindow] = {}
         self._weight = {
             (c, a): round(params.class_weights.get(c, 1.0) * params.action_weights.get(a, 1.0) * MILLI)
             for c in JrClass
             for a in Action
         }
         self._escalation = sorted(params.escalation, key=lambda e: SEVERITY_RANK[e.severity])
-        self._last_sweep = 0
         self._lowest_threshold = round(
             min([params.default_threshold, *params.role_thresholds.values()]) * MILLI
         )
-        self.approval_used: dict[str, int] = {}  # approval id -> records read under it
-        self._earliest_end = END  # the soonest end of an open episode
+
+    @staticmethod
+    def dump_value(value: Any) -> Any:
+        return value.to_json() if isinstance(value, ActorWindow) else value
+
+    @staticmethod
+    def load_value(data: Any) -> Any:
+        return ActorWindow.from_json(data) if isinstance(data, dict) else data
 
     # -- events ---------------------------------------------------------------------------------
-    def process(self, events: Sequence[AccessEvent], ctx: Context) -> Iterable[Finding]:
+    def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         touched: dict[str, ActorWindow] = {}
         for ev in events:
             if ev.outcome is not Outcome.success:
                 continue  # a denied access returned no data
             if ev.approval_id and self._approved(ev, ctx):
                 continue  # seed 004 流程描述(4)④: graded approval covers this access
-            win = self.actors.get(ev.actor_id)
+            win = self.store.get(ev.actor_id)
             if win is None:
-                win = self.actors[ev.actor_id] = ActorWindow()
+                win = ActorWindow()
+                self.store.put(ev.actor_id, win)
+                ctx.timers.register(ev.actor_id, ev.ts + self.window_ms)
             if win.episode is not None and ev.ts >= win.episode.end:
                 # the actor's own clock passed the episode: close it before a new one can open
                 yield self._close(ev.actor_id, win)
             self._add(win, ev, ctx)
             touched[ev.actor_id] = win
         for actor, win in touched.items():
+            self.store.touch(actor)
             ep = win.episode
             if ep is not None and (
-                self._refresh_severity(ep) or ep.records() >= ep.emitted_records * GROWTH_UPDATE
-            ):
+                self._refresh_severity(ep) or ep.records() > ep.emitted_records
+            ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
                 yield self._finding(actor, ep, closed=False)
 
-    def _approved(self, ev: AccessEvent, ctx: Context) -> bool:
+    def _approved(self, ev: Any, ctx: Context) -> bool:
         """An approval covers an access of an active employee, for its purpose, before it expires
         and within its record budget (seed 004 流程描述(4)④⑤: graded approval, least privilege)."""
         ent = ctx.entitlement(ev.actor_id, ev.ts)
@@ -216,13 +241,14 @@ class BulkQueryDetector:
         approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None)
         if approval is None or ev.ts > approval.expires_ts or (ev.purpose and ev.purpose != approval.purpose):
             return False
-        used = self.approval_used.get(approval.approval_id, 0) + max(ev.row_count, len(ev.subject_ids))
+        key = APPROVAL + approval.approval_id
+        used = self.store.get(key, 0) + max(ev.row_count, len(ev.subject_ids))
         if used > approval.max_records:
             return False
-        self.approval_used[approval.approval_id] = used
+        self.store.put(key, used)
         return True
 
-    def _add(self, win: ActorWindow, ev: AccessEvent, ctx: Context) -> None:
+    def _add(self, win: ActorWindow, ev: Any, ctx: Context) -> None:
         cls, cats = ctx.catalog.profile(ev.fields)
         rank = CLASS_RANK[cls]
         w = self._weight[(cls, ev.action)]
@@ -230,7 +256,7 @@ class BulkQueryDetector:
             return  # older than the actor's current window: it can no longer change the score
         win.evict_until(ev.ts - self.window_ms)
         win.last_ts = max(win.last_ts, ev.ts)
-        ids = dict.fromkeys(map(ctx.pseudonymize, ev.subject_ids))
+        ids = dict.fromkeys(ev.subject_ids)
         entries = [(ev.ts, cid, w, 1, cats, rank) for cid in ids]
         unidentified = ev.row_count - len(ids)
         if unidentified > 0:  # rows the log counts but does not name: each is a record (条)
@@ -246,7 +272,6 @@ class BulkQueryDetector:
             if win.score < threshold:
                 return
             ep = win.episode = Episode(ev.ts - self.window_ms, ev.ts + self.window_ms, threshold)
-            self._earliest_end = min(self._earliest_end, ep.end)
             for _, cid, _, n, ecats, erank in win.entries:
                 ep.add(cid, n, ecats, erank)
             ep.first_seen = win.entries[0][0]
@@ -257,7 +282,7 @@ class BulkQueryDetector:
         ep.score = max(ep.score, win.score)
         self._note(ep, ev)
 
-    def _note(self, ep: Episode, ev: AccessEvent) -> None:
+    def _note(self, ep: Episode, ev: Any) -> None:
         ep.last_seen = max(ep.last_seen, ev.ts)
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)
@@ -285,17 +310,19 @@ class BulkQueryDetector:
         return False
 
     # -- time -----------------------------------------------------------------------------------
-    def on_watermark(self, watermark_ms: int, ctx: Context) -> Iterable[Finding]:
-        if watermark_ms >= self._earliest_end:  # scan the actors only when some episode is due
-            for actor, win in self.actors.items():
-                if win.episode is not None and watermark_ms >= win.episode.end:
-                    yield self._close(actor, win)
-            self._earliest_end = min((w.episode.end for w in self.actors.values() if w.episode), default=END)
-        if watermark_ms - self._last_sweep >= self.window_ms // 4:
-            self._last_sweep = watermark_ms
-            horizon = watermark_ms - self.window_ms
-            for actor in [a for a, w in self.actors.items() if w.episode is None and w.last_ts <= horizon]:
-                del self.actors[actor]
+    def on_timer(self, actor: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
+        """Close a due episode; forget an actor whose window emptied; else wait for what is next."""
+        win = self.store.get(actor)
+        if win is None:
+            return
+        if win.episode is not None and ctx.watermark >= win.episode.end:
+            yield self._close(actor, win)
+            self.store.touch(actor)
+        due = win.episode.end if win.episode is not None else win.last_ts + self.window_ms
+        if win.episode is None and due <= ctx.watermark:
+            self.store.delete(actor)
+        else:
+            ctx.timers.register(actor, due)
 
     def _close(self, actor: str, win: ActorWindow) -> Finding:
         ep = win.episode
@@ -355,31 +382,3 @@ class BulkQueryDetector:
             first_seen=ep.first_seen,
             last_seen=ep.last_seen,
         )
-
-    # -- checkpoint -----------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "last_sweep": self._last_sweep,
-            "approval_used": self.approval_used,
-            "actors": {
-                a: {
-                    "entries": [list(e) for e in w.entries],
-                    "last_ts": w.last_ts,
-                    "episode": w.episode.to_json() if w.episode else None,
-                }
-                for a, w in self.actors.items()
-            },
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self._last_sweep = state.get("last_sweep", 0)
-        self.approval_used = dict(state.get("approval_used", {}))
-        self.actors = {}
-        for actor, d in state.get("actors", {}).items():
-            win = ActorWindow()
-            for ts, cid, w, n, cats, rank in d["entries"]:
-                win.add((ts, cid, w, n, tuple(cats), rank))
-            win.last_ts = d["last_ts"]
-            win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
-            self.actors[actor] = win
-        self._earliest_end = min((w.episode.end for w in self.actors.values() if w.episode), default=END)

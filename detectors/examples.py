@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from detectors import DetectorSpec
 from policy.catalog import Catalog
-from schemas.models import EVENT_MODELS, Alert, Consent, Entitlement
+from schemas.models import Alert
+from schemas.structs import STRICT
 from streams.alerts import latest
 from streams.codecs import RawRecord
 from streams.engine import Engine
@@ -31,8 +34,9 @@ class CaseResult:
 
 
 def expand_steps(name: str, stream: str, steps: list[dict[str, Any]]) -> list[Any]:
-    model = EVENT_MODELS[stream]
-    events, ts, serial = [], CASE_START_MS, 0
+    struct = STRICT[stream]
+    events: list[Any] = []
+    ts, serial = CASE_START_MS, 0
     for s, step in enumerate(steps):
         for i in range(step.get("count", 1)):
             ev = dict(step["event"])
@@ -41,20 +45,21 @@ def expand_steps(name: str, stream: str, steps: list[dict[str, Any]]) -> list[An
             ev.setdefault("subject_ids", [f"c{s}-{first + j}" for j in range(n)])
             if not step.get("same_subjects"):
                 serial += n
-            events.append(model.model_validate({"event_id": f"{name}#{s}.{i}", "ts": ts, **ev}))
+            events.append(msgspec.convert({"event_id": f"{name}#{s}.{i}", "ts": ts, **ev}, struct))
             ts += int(step.get("every_s", 1) * 1000)
     return events
 
 
 def run_case(spec: DetectorSpec, catalog: Catalog, case: dict[str, Any]) -> CaseResult:
     engine = Engine([spec], catalog, pseudonymize=lambda s: f"p_{s}")
-    engine.apply_reference(
-        "entitlements", [Entitlement.model_validate(e) for e in case.get("entitlements", [])]
-    )
-    engine.apply_reference("consents", [Consent.model_validate(c) for c in case.get("consents", [])])
-    events = expand_steps(case["name"], spec.stream, case.get(spec.stream, []))
-    raws = [(RawRecord(spec.stream, 0, i, None), ev) for i, ev in enumerate(events)]
-    alerts = engine.process(spec.stream, spec.stream, 0, raws) + engine.drain()
+    for stream in ("entitlements", "consents", "customers"):
+        engine.apply_reference(stream, [msgspec.convert(r, STRICT[stream]) for r in case.get(stream, [])])
+    alerts = []
+    for stream in spec.inputs:
+        events = expand_steps(case["name"], stream, case.get(stream, []))
+        raws = [(RawRecord(stream, 0, i, None), ev) for i, ev in enumerate(events)]
+        alerts += engine.process(stream, stream, 0, raws)
+    alerts += engine.drain()
     fired = latest(alerts)
     want_fire, want_sev = case["fires"], case.get("severity")
     if bool(fired) != want_fire:

@@ -217,6 +217,27 @@ class Consent(Record):
     separate: bool = Field(default=False, description="separate consent (单独同意), PIPL art. 29")
 
 
+class CustomerStatus(StrEnum):
+    active = "active"
+    dormant = "dormant"
+    closed = "closed"  # the account is closed: a retention clock may start (seed 002 §7)
+
+
+class Customer(Record):
+    """A customer's managing org and status from `ts` on (`pfi.customers`, key customer_id).
+
+    Customers are managed only in their sub-branch; other orgs may only query them, and a branch
+    sees itself and its sub-branches (seed 004, 掌上银行家系统机构设置): org-scoped visibility is
+    judged against this stream, as of the access's time."""
+
+    avro_name: ClassVar[str] = "Customer"
+    customer_id: str = Field(min_length=1)
+    ts: int = Field(ge=0, description="valid from")
+    org_id: str = Field(description="the managing sub-branch")
+    org_path: list[str] = Field(description="org ids from head office down to org_id")
+    status: CustomerStatus = CustomerStatus.active
+
+
 class Severity(StrEnum):
     info = "info"
     low = "low"
@@ -274,8 +295,9 @@ EVENT_MODELS: dict[str, type[Record]] = {
     "lifecycle": LifecycleEvent,
     "entitlements": Entitlement,
     "consents": Consent,
+    "customers": Customer,
 }
-REFERENCE_STREAMS = ("entitlements", "consents")
+REFERENCE_STREAMS = ("entitlements", "consents", "customers")
 # The Kafka key of each stream (DESIGN.md §2): keyed state needs one key's records in one partition.
 STREAM_KEYS = {
     "access": "actor_id",
@@ -285,5 +307,16 @@ STREAM_KEYS = {
     "lifecycle": "record_id",
     "entitlements": "actor_id",
     "consents": "subject_id",
+    "customers": "customer_id",
+}
+# Attributes that hold customer ids: the engine replaces them with keyed HMAC pseudonyms before
+# any detector or registry sees the record, so no state, alert or table can hold a raw id.
+SUBJECT_FIELDS: dict[str, tuple[str, ...]] = {
+    "access": ("subject_ids",),
+    "sdk": ("subject_id",),
+    "marketing": ("subject_id",),
+    "lifecycle": ("subject_id",),
+    "consents": ("subject_id",),
+    "customers": ("customer_id",),
 }
 ALL_MODELS: list[type[Record]] = [*EVENT_MODELS.values(), Alert]

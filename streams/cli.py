@@ -139,7 +139,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from streams.codecs import Decoder, SchemaRegistry
+    from streams.codecs import Decoder
     from streams.engine import Engine
     from streams.pseudonym import Pseudonymizer
     from streams.replay import replay, replay_files
@@ -157,7 +157,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     stats = Stats()
     alerts, dead = replay(
         engine,
-        Decoder(SchemaRegistry(config.schema_registry_url), config.max_record_bytes),
+        Decoder.for_config(config),
         files,
         args.batch_size,
         stats,
@@ -239,11 +239,24 @@ def cmd_detectors(args: argparse.Namespace) -> int:
         s = policy.detectors.get(kind)
         state = "enabled" if s and s.enabled else "disabled"
         print(
-            f"{kind:<22} stream={cls.stream:<10} {state:<9} {s.rule_id if s else '-':<10} "
+            f"{kind:<22} reads={','.join(cls.inputs):<10} {state:<9} {s.rule_id if s else '-':<10} "
             f"{s.title_zh + ' / ' + s.title_en if s else ''}"
         )
     for kind in PLANNED:
         print(f"{kind:<22} (planned, docs/architecture.md#roadmap)")
+    return 0
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    """Coverage-gap rows hold a keyed fingerprint of an unknown field id, never the id itself (it
+    may be a value typed into the wrong place): this tells which candidate names they are."""
+    from streams.engine import Engine
+    from streams.pseudonym import Pseudonymizer
+
+    config, _, specs, catalog = _setup(args)
+    engine = Engine(specs, catalog, Pseudonymizer.from_env(allow_ephemeral=False))
+    for name in args.names:
+        print(f"{engine.fingerprint(name)}  {name}")
     return 0
 
 
@@ -323,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["check"])
     sp.add_argument("--policy")
     sp.set_defaults(func=cmd_policy)
+
+    sp = sub.add_parser("fingerprint", help="the coverage-gap fingerprint of candidate field ids")
+    sp.add_argument("names", nargs="+", help="field ids to fingerprint (uses LIFEMON_PSEUDONYM_KEY)")
+    common(sp, kafka=False)
+    sp.set_defaults(func=cmd_fingerprint)
 
     sp = sub.add_parser("detectors", help="list detectors")
     sp.add_argument("--policy")

@@ -49,6 +49,7 @@ class Topics(Strict):
     lifecycle: str = "pfi.lifecycle"
     entitlements: str = "pfi.entitlements"
     consents: str = "pfi.consents"
+    customers: str = "pfi.customers"
     alerts: str = "pfi.alerts"
     incidents: str = "pfi.incidents"
     dlq: str = "pfi.dlq"
@@ -61,6 +62,16 @@ class ClickHouseConfig(Strict):
     database: str = Field(default="lifemon", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class EventTimeConfig(Strict):
+    """How far an event's `ts` may stray from its record's Kafka timestamp before it is
+    dead-lettered (a clock years ahead must not move a watermark and close every window)."""
+
+    max_ahead_s: int = Field(default=300, ge=0)
+    max_behind_s: int = Field(
+        default=30 * 86_400, ge=0, description="late shipping beyond this is a dead letter"
+    )
+
+
 class Config(Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: Topics = Field(default_factory=Topics)
@@ -68,6 +79,7 @@ class Config(Strict):
     data_dir: Path = Path(".lifemon")
     policy_dir: Path | None = None
     allowed_lateness_s: int = Field(default=60, ge=0)
+    event_time: EventTimeConfig = Field(default_factory=EventTimeConfig)
     checkpoint_interval_s: float = Field(default=2.0, gt=0)
     max_record_bytes: int = Field(default=256 * 1024, gt=0)
     schema_registry_url: str | None = None

@@ -1,34 +1,56 @@
 """The detector engine: decoded events in, alerts and rollups out. No I/O, no clock.
 
 The Kafka runtime, `lifemon replay` and the tests drive this same object, which is why a replay
-gives the alerts of the live run. Keyed state lives with its partition: one detector instance per
-(topic, partition) of the stream it reads, snapshotted and restored with that partition.
+gives the alerts of the live run. Work is split into *tasks*, as in Kafka Streams: one detector
+kind on one partition number, fed partition p of each of its inputs (co-partitioned topics, or
+repartition topics where a stream is keyed otherwise). A task owns its keyed store, its timers and
+its event-time clock, and is checkpointed and restored with its partition.
+
+Event time (docs/architecture.md#event-time):
+- a task's stream time is the latest event time it has accepted; its watermark is that minus the
+  allowed lateness, so a stream running ahead in another task never closes this task's windows;
+- a task whose inputs are all caught up (nothing left to read) follows the instance clock, the
+  latest stream time of any task here: its timers fire on a quiet partition;
+- a finite replay ends at the last event time, never at infinity.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from detectors import DetectorSpec
-from detectors.base import Context, Detector, Finding
+from detectors.base import Context, Detector, Finding, References
 from policy.catalog import Catalog
-from schemas.models import Alert, Consent, Entitlement, Record
+from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert
 from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.registries import AsOfRegistry
+from streams.taskstate import MemoryStore, Timers
 
-END_OF_TIME = 2**62
 COVERAGE_GAP = "coverage_gap"
+OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
+DEDUP_IDS_PER_PARTITION = 200_000
 
-# stream -> (attribute with catalog field ids, org-like attribute, outcome-like attribute), for rollups
-ROLLUP_DIMENSIONS: dict[str, tuple[str, str, str]] = {
-    "access": ("fields", "actor_org", "outcome"),
-    "transfer": ("categories", "sender_system", "recipient_type"),
-    "sdk": ("fields", "sdk_id", "app_version"),
-    "marketing": ("data_used", "org_id", "channel"),
-    "lifecycle": ("categories", "system", "stage"),
+
+def _known(value: Any, known: Collection[str], fallback: str = OTHER) -> str:
+    return value if value in known else fallback
+
+
+# stream -> (attribute with catalog field ids, org-like dimension, outcome-like dimension), for
+# rollups. Only known ids and enum values may reach a table (an org id seen in the reference
+# streams, a declared SDK); free text from an event never does.
+ROLLUP_DIMENSIONS: dict[str, tuple[str, Callable[[Any, Engine], str], Callable[[Any], str]]] = {
+    "access": ("fields", lambda e, g: _known(e.actor_org, g.known_orgs), lambda e: e.outcome.value),
+    "transfer": ("categories", lambda e, g: "", lambda e: e.recipient_type.value),
+    "sdk": (
+        "fields",
+        lambda e, g: _known(e.sdk_id, g.known_sdks, "undeclared_sdk"),
+        lambda e: "consented" if e.policy_consented else "before_consent",
+    ),
+    "marketing": ("data_used", lambda e, g: _known(e.org_id, g.known_orgs), lambda e: e.channel.value),
+    "lifecycle": ("categories", lambda e, g: "", lambda e: e.stage.value),
 }
 
 
@@ -75,94 +97,173 @@ class PartitionRollup:
             self.progress[int(b)] = v["progress"]
 
 
+class Task:
+    """One detector kind on one partition number: its instance, store, timers and clock."""
+
+    def __init__(self, spec: DetectorSpec, partition: int, catalog: Catalog, refs: References):
+        self.spec, self.partition = spec, partition
+        self.store = MemoryStore(spec.cls.dump_value, spec.cls.load_value)
+        self.timers = Timers()
+        self.detector: Detector = spec.new(self.store)
+        self.ctx = Context(catalog, refs, self.timers)
+        self.stream_time = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "stream_time": self.stream_time,
+            "store": self.store.dump_all(),
+            "timers": self.timers.to_json(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.stream_time = state["stream_time"]
+        self.store.apply(state["store"])
+        self.timers.load(state["timers"])
+
+
 class Engine:
     def __init__(
         self,
         specs: Sequence[DetectorSpec],
         catalog: Catalog,
-        pseudonymize: Any,
+        pseudonymize: Callable[[str], str],
         allowed_lateness_ms: int = 60_000,
         rollup_block: int = 10_000,
     ):
         self.specs = list(specs)
         self.catalog = catalog
+        self.pseudonymize = pseudonymize
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
-        self.entitlements: AsOfRegistry[Entitlement] = AsOfRegistry("actor_id")
-        self.consents: AsOfRegistry[Consent] = AsOfRegistry("subject_id")
-        self.ctx = Context(catalog, self.entitlements, self.consents, pseudonymize)
-        self.instances: dict[tuple[str, int], dict[str, Detector]] = {}
+        self.refs = References(
+            entitlements=AsOfRegistry("actor_id"),
+            consents=AsOfRegistry("subject_id", "purpose", "channel"),
+            customers=AsOfRegistry("customer_id"),
+        )
+        self.known_orgs: set[str] = set()
+        self.known_sdks: frozenset[str] = frozenset(catalog.policy.sdks.sdks)
+        self.tasks: dict[tuple[int, str], Task] = {}
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
-        self.max_ts: dict[tuple[str, int], int] = {}  # per partition: each has its own event-time clock
+        self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
+        self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
-
-    def watermark(self, topic: str, partition: int) -> int:
-        """Max event time seen on this partition minus the allowed lateness. Per partition, like a
-        Kafka Streams task's stream time: a faster stream or partition never closes another's windows."""
-        return self.max_ts.get((topic, partition), 0) - self.lateness
+        self.readers = {s: [sp for sp in self.specs if s in sp.inputs] for s in STREAM_KEYS}
 
     # -- input ----------------------------------------------------------------------------------
-    def apply_reference(self, stream: str, records: Iterable[Record]) -> None:
-        registry: AsOfRegistry[Any] = self.entitlements if stream == "entitlements" else self.consents
+    def apply_reference(self, stream: str, records: Iterable[Any]) -> None:
+        registry: AsOfRegistry[Any] = getattr(self.refs, stream)
         for r in records:
+            self._pseudonymize(stream, r)
             registry.put(r)
+            if stream != "consents":
+                self.known_orgs.update(r.org_path, (r.org_id,))
 
     def process(
-        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Record]]
+        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
     ) -> list[Alert]:
         """One partition's decoded events, in offset order."""
+        decoded = self._first_deliveries(stream, topic, partition, decoded)
         if not decoded:
             return []
-        events = [m for _, m in decoded]
-        key = (topic, partition)
-        self.max_ts[key] = max(self.max_ts.get(key, 0), max(e.ts for e in events))  # type: ignore[attr-defined]
+        events = [ev for _, ev in decoded]
+        for ev in events:
+            self._pseudonymize(stream, ev)
         self._rollup(stream, topic, partition, decoded)
+        newest = max(ev.ts for ev in events)
         findings: list[Finding] = []
-        for detector in self._instances(stream, topic, partition).values():
-            findings.extend(detector.process(events, self.ctx))
+        for spec in self.readers[stream]:
+            task = self.task(partition, spec)
+            task.stream_time = max(task.stream_time, newest)
+            task.ctx.watermark = task.stream_time - self.lateness
+            findings.extend(task.detector.process(stream, events, task.ctx))
         return self._alerts(findings)
 
-    def advance(self, watermark: int | None = None) -> list[Alert]:
-        """Let every detector act on its partition's watermark (close windows, fire deadlines)."""
+    def _pseudonymize(self, stream: str, record: Any) -> None:
+        """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them."""
+        for attr in SUBJECT_FIELDS.get(stream, ()):
+            value = getattr(record, attr)
+            if isinstance(value, list):
+                setattr(record, attr, [self.pseudonymize(v) for v in value])
+            elif value is not None:
+                setattr(record, attr, self.pseudonymize(value))
+
+    def _first_deliveries(
+        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
+    ) -> Sequence[tuple[RawRecord, Any]]:
+        """Drop upstream duplicates (the same event_id delivered again at another offset): a
+        shipper's retry must not count twice. A duplicate lands in the same partition (same key),
+        so one bounded set of recent ids per partition catches it."""
+        seen = self.seen_ids[(topic, partition)]
+        kept = []
+        for raw, ev in decoded:
+            if ev.event_id in seen:
+                self.duplicates[stream] += 1
+                continue
+            seen[ev.event_id] = None
+            kept.append((raw, ev))
+        while len(seen) > DEDUP_IDS_PER_PARTITION:
+            del seen[next(iter(seen))]  # the oldest first: dicts keep insertion order
+        return kept
+
+    # -- time -----------------------------------------------------------------------------------
+    def advance(self, caught_up: Collection[tuple[str, int]] = (), final: bool = False) -> list[Alert]:
+        """Fire the timers each task's watermark has passed. `caught_up` holds the (stream,
+        partition) inputs with nothing left to read: a task whose inputs all are follows the
+        instance clock. `final` (end of a finite input) advances every task to the last event time."""
+        clock = max((t.stream_time for t in self.tasks.values()), default=0)
         findings: list[Finding] = []
-        for (topic, partition), detectors in self.instances.items():
-            wm = self.watermark(topic, partition) if watermark is None else watermark
-            for d in detectors.values():
-                findings.extend(d.on_watermark(wm, self.ctx))
+        for (p, _), task in self.tasks.items():
+            if final:
+                wm = clock
+            elif all((s, p) in caught_up for s in task.spec.inputs):
+                wm = max(task.stream_time, clock) - self.lateness
+            else:
+                wm = task.stream_time - self.lateness
+            task.ctx.watermark = wm
+            for key, deadline in task.timers.due(wm):
+                findings.extend(task.detector.on_timer(key, deadline, task.ctx))
         return self._alerts(findings)
 
     def drain(self) -> list[Alert]:
-        """End of input (a finite replay): every window closes."""
-        return self.advance(END_OF_TIME)
+        """End of a finite input: every task reaches the last event time seen (never infinity: a
+        record still inside its retention at the end of the input must not fire)."""
+        return self.advance(final=True)
 
-    def _instances(self, stream: str, topic: str, partition: int) -> dict[str, Detector]:
-        key = (topic, partition)
-        found = self.instances.get(key)
+    # -- tasks ----------------------------------------------------------------------------------
+    def task(self, partition: int, spec: DetectorSpec) -> Task:
+        found = self.tasks.get((partition, spec.kind))
         if found is None:
-            found = self.instances[key] = {s.kind: s.new() for s in self.specs if s.stream == stream}
+            found = self.tasks[(partition, spec.kind)] = Task(spec, partition, self.catalog, self.refs)
         return found
 
     def _alerts(self, findings: list[Finding]) -> list[Alert]:
         return latest(build_alert(f, self.sections[f.detector]) for f in findings)
 
     def _rollup(
-        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Record]]
+        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
     ) -> None:
-        fields_attr, org_attr, outcome_attr = ROLLUP_DIMENSIONS[stream]
+        dims = ROLLUP_DIMENSIONS.get(stream)
+        if dims is None:
+            return  # a repartition topic: its records were counted on their source topic
+        fields_attr, org_of, outcome_of = dims
         roll = self.rollups.get((topic, partition))
         if roll is None:
             roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
         coverage = self.catalog.coverage
         for raw, ev in decoded:
-            minute = ev.ts // 60_000 * 60  # type: ignore[attr-defined]
-            org = getattr(ev, org_attr) or ""
-            outcome = str(getattr(ev, outcome_attr) or "")
+            minute = ev.ts // 60_000 * 60
             cls, unknown = coverage(stream, getattr(ev, fields_attr))
-            roll.add(raw.offset, (minute, stream, cls.value, org, outcome))
+            roll.add(raw.offset, (minute, stream, cls.value, org_of(ev, self), outcome_of(ev)))
             for field in unknown:
-                # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
-                # org = the unknown field id, outcome = the stream it appeared on
-                roll.add(raw.offset, (minute, COVERAGE_GAP, "", field, stream), counts_progress=False)
+                # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`, org = a
+                # keyed fingerprint of the unknown id (it may be a value typed into the wrong
+                # place, a card number even), outcome = the stream it appeared on
+                roll.add(raw.offset, (minute, COVERAGE_GAP, "", self.fingerprint(field), stream), False)
+
+    def fingerprint(self, field_id: str) -> str:
+        """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.
+        `lifemon fingerprint NAME` tells an analyst which candidate name it is."""
+        return "gap_" + self.pseudonymize("field:" + field_id)[2:14]
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""
@@ -171,25 +272,27 @@ class Engine:
         ]
 
     # -- checkpoint -----------------------------------------------------------------------------
-    def snapshot(self, topic: str, partition: int) -> dict[str, Any]:
-        detectors = self.instances.get((topic, partition), {})
-        roll = self.rollups.get((topic, partition))
+    def snapshot(self, partition: int) -> dict[str, Any]:
+        """Everything partition number `partition` carries: its tasks and its topics' rollups."""
         return {
-            "max_ts": self.max_ts.get((topic, partition), 0),
-            "detectors": {k: d.snapshot() for k, d in detectors.items()},
-            "rollup": roll.to_json() if roll else {},
+            "tasks": {kind: t.snapshot() for (p, kind), t in self.tasks.items() if p == partition},
+            "rollups": {topic: r.to_json() for (topic, p), r in self.rollups.items() if p == partition},
         }
 
-    def restore(self, stream: str, topic: str, partition: int, state: dict[str, Any]) -> None:
-        self.max_ts[(topic, partition)] = state.get("max_ts", 0)
-        for kind, det in self._instances(stream, topic, partition).items():
-            if kind in state.get("detectors", {}):
-                det.restore(state["detectors"][kind])
-        roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
-        roll.load(state.get("rollup", {}))
+    def restore(self, partition: int, state: dict[str, Any]) -> None:
+        self.drop(partition)
+        for spec in self.specs:
+            if spec.kind in state.get("tasks", {}):
+                self.task(partition, spec).restore(state["tasks"][spec.kind])
+        for topic, roll in state.get("rollups", {}).items():
+            self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
+            self.rollups[(topic, partition)].load(roll)
 
-    def drop(self, topic: str, partition: int) -> None:
+    def drop(self, partition: int) -> None:
         """A revoked partition's state leaves with it (after its final checkpoint)."""
-        self.instances.pop((topic, partition), None)
-        self.rollups.pop((topic, partition), None)
-        self.max_ts.pop((topic, partition), None)
+        for task in [k for k in self.tasks if k[0] == partition]:
+            del self.tasks[task]
+        for source in [k for k in self.rollups if k[1] == partition]:
+            del self.rollups[source]
+        for source in [k for k in self.seen_ids if k[1] == partition]:
+            del self.seen_ids[source]

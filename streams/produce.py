@@ -31,7 +31,10 @@ def produce(
         value = encode_avro(stream, record, registry) if fmt == "avro" else record.model_dump_json().encode()
         while True:
             try:
-                producer.produce(config.topic_of(stream), value=value, key=key.encode())
+                # CreateTime = event time, as a log shipper stamps it: the decoder judges `ts` against it
+                producer.produce(
+                    config.topic_of(stream), value=value, key=key.encode(), timestamp=getattr(record, "ts", 0)
+                )
                 break
             except BufferError:
                 producer.poll(0.1)

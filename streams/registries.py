@@ -1,38 +1,71 @@
-"""As-of registries for reference streams (entitlements, consents), read whole like a GlobalKTable.
+"""As-of registries for reference streams (entitlements, consents, customers), read whole like a
+GlobalKTable and looked up as of an event's time.
 
-Each key keeps its history sorted by valid-from time, so a lookup answers "as of the event's
-time": a transfer or termination that arrives late still applies to the accesses after it
-(seed 004 人员管理(4)(5): permissions change at once on a transfer and end at once on termination).
+A registry is keyed by one or more attributes: consents are per subject, purpose *and* channel, so
+a later grant for another purpose never hides an earlier withdrawal. Each key keeps its history
+sorted by valid-from time, so a transfer or termination that arrives late still applies to the
+accesses after it (seed 004 人员管理(4)(5): permissions change at once on a transfer and end at
+once on termination).
+
+Memory stays bounded: most keys have one version, stored as one (ts, record) pair without a list;
+`prune(horizon)` forgets versions that no accepted event can ask about any more (events older than
+the event-time rule's `max_behind` are dead-lettered), keeping the one in force at the horizon.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
-from typing import Generic, TypeVar
+from bisect import bisect_right
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+Version = tuple[int, Any]
 
 
 class AsOfRegistry(Generic[T]):
-    def __init__(self, key_attr: str) -> None:
-        self._key_attr = key_attr
-        self._times: dict[str, list[int]] = {}
-        self._values: dict[str, list[T]] = {}
+    def __init__(self, *key_attrs: str) -> None:
+        self.key_attrs = key_attrs
+        # key -> (ts, record) for a single version, or a ts-sorted list of them
+        self._versions: dict[Hashable, Version | list[Version]] = {}
+
+    def key_of(self, record: Any) -> Hashable:
+        if len(self.key_attrs) == 1:
+            return getattr(record, self.key_attrs[0])
+        return tuple(getattr(record, a) for a in self.key_attrs)
 
     def put(self, record: T) -> None:
-        key, ts = getattr(record, self._key_attr), record.ts  # type: ignore[attr-defined]
-        times = self._times.setdefault(key, [])
-        values = self._values.setdefault(key, [])
-        i = bisect_right(times, ts)
-        if i and times[i - 1] == ts:
-            values[i - 1] = record  # same key and time: the newer record replaces (compaction semantics)
+        key, ts = self.key_of(record), record.ts  # type: ignore[attr-defined]
+        known = self._versions.get(key)
+        if known is None:
+            self._versions[key] = (ts, record)
             return
-        insort(times, ts)
-        values.insert(i, record)
+        history = known if isinstance(known, list) else [known]
+        i = bisect_right(history, ts, key=lambda v: v[0])
+        if i and history[i - 1][0] == ts:
+            history[i - 1] = (ts, record)  # same key and time: the newer record replaces (compaction)
+        else:
+            history.insert(i, (ts, record))
+        self._versions[key] = history if len(history) > 1 else history[0]
 
-    def as_of(self, key: str, ts: int) -> T | None:
-        times = self._times.get(key)
-        if not times:
+    def as_of(self, key: Hashable, ts: int) -> T | None:
+        known = self._versions.get(key)
+        if known is None:
             return None
-        i = bisect_right(times, ts)
-        return self._values[key][i - 1] if i else None
+        if not isinstance(known, list):
+            return known[1] if known[0] <= ts else None
+        i = bisect_right(known, ts, key=lambda v: v[0])
+        return known[i - 1][1] if i else None
+
+    def prune(self, horizon: int) -> int:
+        """Drop versions superseded before `horizon`; returns how many were dropped."""
+        dropped = 0
+        for key, known in self._versions.items():
+            if isinstance(known, list) and known[1][0] <= horizon:
+                i = bisect_right(known, horizon, key=lambda v: v[0]) - 1  # the version in force at horizon
+                dropped += i
+                rest = known[i:]
+                self._versions[key] = rest if len(rest) > 1 else rest[0]
+        return dropped
+
+    def __len__(self) -> int:
+        return len(self._versions)

@@ -2,7 +2,8 @@
 
 Files are JSON lines or Avro object container files, one stream per file, recognised by name
 (`pfi.access.jsonl`, `access.avro`, ...). Reference files are applied first, as the live runtime
-reads reference topics to their end first; at the end of input every window closes.
+reads reference topics to their end first; at the end of input every task reaches the last event
+time (never beyond it: what is still inside its window or retention then stays open).
 """
 
 from __future__ import annotations
@@ -85,17 +86,19 @@ def replay(
                 stats.on_decoded(streams[p], len(decoded.ok), decoded.dead)
                 dead += decoded.dead
     iters: dict[Path, Iterator[list[RawRecord]]] = {p: _batches(r, batch_size) for p, r in readers.items()}
+    finished: set[tuple[str, int]] = set()  # streams read to their end follow the instance clock
     while iters:
         for p in list(iters):
             batch = next(iters[p], [])
             if not batch:
                 del iters[p]
+                finished.add((streams[p], 0))
                 continue
             decoded = decoder.decode(streams[p], batch)
-            stats.on_decoded(streams[p], len(decoded.ok), decoded.dead)
+            stats.on_decoded(streams[p], len(decoded.ok), decoded.dead, sum(decoded.unknown_fields.values()))
             dead += decoded.dead
             alerts += engine.process(streams[p], p.name, 0, decoded.ok)
-        alerts += engine.advance()
+        alerts += engine.advance(finished)
     alerts += engine.drain()
     stats.on_alerts(alerts)
     return alerts, dead

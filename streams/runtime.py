@@ -1,16 +1,22 @@
 """The native runtime on confluent-kafka: batches end to end, checkpoints before commits.
 
-    reference topics ──▶ read to their end first (GlobalKTable), then polled every loop
+    reference topics ──▶ read to their end first (GlobalKTable), and again before every batch
     event topics (consumer group) ──▶ decode ──▶ engine ──▶ sinks ──┐
                                         └──▶ DLQ                    │ every checkpoint_interval_s:
                                                                     └─ flush sinks, save state, commit
 
 Offsets are committed only after every sink acknowledged and the state snapshot is stored; a
 crash replays from the last checkpoint and deterministic ids make the replay harmless.
+
+Reference data is applied by event time: before a batch of events is judged, every reference
+partition is read up to its end as it stands *after* the batch was fetched, so an entitlement the
+broker acknowledged before the accesses were produced is always in force for them (a temporal
+join that waits for the versioned table, never guesses).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -28,7 +34,7 @@ from detectors import DetectorSpec
 from policy.catalog import Catalog
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.clickhouse import apply_ddl
-from streams.codecs import Decoder, RawRecord, SchemaRegistry
+from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine
 from streams.sinks import Sink, SinkError
@@ -54,6 +60,7 @@ EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
 TOPIC_SETTINGS = {
     "entitlements": {"cleanup.policy": "delete", "retention.ms": "-1"},
     "consents": {"cleanup.policy": "delete", "retention.ms": "-1"},
+    "customers": {"cleanup.policy": "delete", "retention.ms": "-1"},
     "alerts": {"cleanup.policy": "compact"},  # the newest revision of each alert id
 }
 
@@ -74,6 +81,19 @@ def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None =
         except KafkaException as e:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+
+
+CRASH_ENV = (
+    "LIFEMON_TEST_CRASH_AT"  # test-only: os._exit at a named checkpoint step (tests/test_crash_points.py)
+)
+
+
+def crash_point(name: str, processed: int) -> None:
+    """Die like `kill -9` at a named step of the checkpoint when a test asks for it (`step@N`: at
+    that step, once N records were processed); nothing else ever reads this variable."""
+    step, _, after = os.environ.get(CRASH_ENV, "").partition("@")
+    if step == name and processed >= int(after or 0):
+        os._exit(137)
 
 
 def to_raw(msg: Any) -> RawRecord:
@@ -99,7 +119,7 @@ class Monitor:
         self.engine = Engine(
             specs, catalog, pseudonymize, allowed_lateness_ms=config.allowed_lateness_s * 1000
         )
-        self.decoder = Decoder(SchemaRegistry(config.schema_registry_url), config.max_record_bytes)
+        self.decoder = Decoder.for_config(config)
         self.stats = Stats()
         client_extra = dict(config.kafka.client)
         self.producer = Producer(producer_config(bootstrap, client_extra))
@@ -122,6 +142,7 @@ class Monitor:
         )
         self.state = StateStore(ch_client, db, config.kafka.group_id)
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
+        self.ref_positions: dict[tuple[str, int], int] = {}
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
         self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS]
         base = {
@@ -132,7 +153,11 @@ class Monitor:
             **client_extra,
         }
         self.ref_consumer = Consumer(
-            {**base, "group.id": f"{config.kafka.group_id}-reference-{uuid.uuid4().hex[:8]}"}
+            {
+                **base,
+                "group.id": f"{config.kafka.group_id}-reference-{uuid.uuid4().hex[:8]}",
+                "fetch.wait.max.ms": 10,  # its view of the reference topics' end stays fresh
+            }
         )
         self.consumer = Consumer(
             {
@@ -144,37 +169,56 @@ class Monitor:
         )
         self.stop_event = threading.Event()
         self._saved: dict[tuple[str, int], int] = {}  # offsets of the last stored snapshot per partition
+        self._committed: dict[tuple[str, int], int] = {}  # offsets the group has from this instance
+        self._pending_alerts: dict[str, Any] = {}  # alert id -> newest revision since the last checkpoint
         self._failed = False  # after an exception nothing half-processed may be checkpointed
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
 
     # -- reference streams ----------------------------------------------------------------------
     def load_reference(self, timeout_s: float = 60.0) -> None:
-        """Read entitlements and consents to their current end before any event is processed."""
+        """Read entitlements, consents and customers to their end before any event is processed.
+        The end here also asks the broker (ListOffsets, once, at start): Tansu answers it with the
+        base offset of the last batch + 1, so the larger of that and what fetches report counts."""
         md = self.ref_consumer.list_topics(timeout=10)
-        tps, ends = [], {}
-        for topic in self.ref_topics:
-            for p in md.topics[topic].partitions:
-                tps.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-                lo, hi = self.ref_consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                if hi > lo:
-                    ends[(topic, p)] = hi
+        tps = [
+            TopicPartition(topic, p, OFFSET_BEGINNING)
+            for topic in self.ref_topics
+            for p in md.topics[topic].partitions
+        ]
+        self.ref_positions = {(tp.topic, tp.partition): 0 for tp in tps}
+        listed = {
+            (tp.topic, tp.partition): self.ref_consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps
+        }
         self.ref_consumer.assign(tps)
+        self.catch_up_reference(timeout_s, listed)
+
+    def catch_up_reference(
+        self, timeout_s: float = 60.0, listed: dict[tuple[str, int], int] | None = None
+    ) -> None:
+        """Read every reference partition to the end its fetches report. The reference consumer
+        fetches with a 10 ms wait, so its view of the end trails the broker by about that much: an
+        entitlement acknowledged before the accesses that depend on it were even produced is read
+        before they are judged. ListOffsets is not asked per batch: Tansu takes 0.5 s to answer it."""
         deadline = time.monotonic() + timeout_s
-        while ends and time.monotonic() < deadline:
-            msgs = self.ref_consumer.consume(10_000, 0.5)
-            self._apply_reference(msgs)
-            for m in msgs:
-                key = (m.topic() or "", m.partition() or 0)
-                if not m.error() and ends.get(key, 0) <= (m.offset() or 0) + 1:
-                    ends.pop(key, None)
-        if ends:
-            raise RuntimeError(f"reference topics not read to their end within {timeout_s}s: {sorted(ends)}")
+        while True:
+            self._apply_reference(self.ref_consumer.consume(10_000, 0))
+            behind = []
+            for (topic, p), pos in self.ref_positions.items():
+                _, fetched = self.ref_consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
+                if max(fetched, (listed or {}).get((topic, p), 0)) > pos:
+                    behind.append((topic, p))
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"reference topics not read to their end within {timeout_s}s: {behind}")
+            self._apply_reference(self.ref_consumer.consume(10_000, 0.05))
 
     def _apply_reference(self, msgs: list[Any]) -> None:
         by_stream: dict[str, list[RawRecord]] = defaultdict(list)
         for m in msgs:
             if m.error() is None:
+                self.ref_positions[(m.topic(), m.partition())] = m.offset() + 1
                 by_stream[self.config.stream_of(m.topic())].append(to_raw(m))
         for stream, raws in by_stream.items():
             decoded = self.decoder.decode(stream, raws)
@@ -183,29 +227,31 @@ class Monitor:
 
     # -- partitions -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        by_topic: dict[str, list[TopicPartition]] = defaultdict(list)
+        """Each partition number is a task: its state holds the offsets of every topic's partition
+        of that number, and the snapshot, not the group offset, is the truth."""
+        numbers = sorted({tp.partition for tp in partitions})
+        saved = self._load_state(numbers)
+        for p in numbers:
+            self.engine.drop(p)
+            if p in saved:
+                self.engine.restore(p, saved[p]["engine"])
         for tp in partitions:
-            by_topic[tp.topic].append(tp)
-        for topic, tps in by_topic.items():
-            stream = self.config.stream_of(topic)
-            saved = self._load_state(topic, [tp.partition for tp in tps])
-            for tp in tps:
-                self.engine.drop(topic, tp.partition)
-                if tp.partition in saved:
-                    next_offset, state = saved[tp.partition]
-                    self.engine.restore(stream, topic, tp.partition, state)
-                    tp.offset = next_offset  # the snapshot, not the group offset, is the truth
+            offset = saved.get(tp.partition, {}).get("offsets", {}).get(tp.topic)
+            if offset is not None:
+                tp.offset = offset
+                self.positions[(tp.topic, tp.partition)] = self._saved[(tp.topic, tp.partition)] = offset
+            self._committed.pop((tp.topic, tp.partition), None)  # after a rejoin, commit again
         consumer.assign(partitions)
 
-    def _load_state(self, topic: str, partitions: list[int]) -> dict[int, tuple[int, dict[str, Any]]]:
+    def _load_state(self, partitions: list[int]) -> dict[int, dict[str, Any]]:
         """Snapshots of newly assigned partitions; a ClickHouse outage is waited out, not fatal."""
         backoff = 0.5
         while True:
             try:
-                return self.state.load(topic, partitions)
+                return self.state.load(partitions)
             except Exception as e:  # the driver raises many types; all mean "not read"
                 print(
-                    f"lifemon: cannot read state for {topic} yet, retrying in {backoff:.1f}s: {e}",
+                    f"lifemon: cannot read state for partitions {partitions} yet, retrying in {backoff:.1f}s: {e}",
                     file=sys.stderr,
                 )
                 if self.stop_event.wait(backoff):
@@ -224,9 +270,9 @@ class Monitor:
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            self.engine.drop(tp.topic, tp.partition)
-            self.positions.pop((tp.topic, tp.partition), None)
-            self._saved.pop((tp.topic, tp.partition), None)
+            self.engine.drop(tp.partition)
+            for known in (self.positions, self._saved, self._committed):
+                known.pop((tp.topic, tp.partition), None)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
@@ -240,11 +286,13 @@ class Monitor:
         last_progress = 0.0
         try:
             while not self.stop_event.is_set():
-                self._apply_reference(self.ref_consumer.consume(1000, 0))
                 msgs = self.consumer.consume(self.config.kafka.batch_size, self.config.kafka.poll_timeout_s)
                 if msgs:
                     last_data = time.monotonic()
+                    self.catch_up_reference()
                     self.process_batch(msgs)
+                else:  # quiet: timers still fire on the instance clock (engine.advance)
+                    self._emit(self.engine.advance(self._inputs_caught_up()))
                 now = time.monotonic()
                 if now - self._last_checkpoint >= self.config.checkpoint_interval_s:
                     self.checkpoint()
@@ -280,12 +328,37 @@ class Monitor:
             self._dead(stream, decoded.dead)
             self._check_keys(stream, topic, decoded.ok)
             alerts += self.engine.process(stream, topic, partition, decoded.ok)
-            self.stats.on_decoded(stream, len(decoded.ok), [])
+            self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
             self.positions[(topic, partition)] = raws[-1].offset + 1
-        alerts += self.engine.advance()
-        self.stats.on_alerts(alerts)
-        for sink in self.alert_sinks:
-            sink.add(alerts)
+        alerts += self.engine.advance(self._inputs_caught_up())
+        self._emit(alerts)
+
+    def _emit(self, alerts: list[Any]) -> None:
+        """Alerts wait for the checkpoint, newest revision per id: one write per alert and checkpoint."""
+        if alerts:
+            self.stats.on_alerts(alerts)
+            for a in alerts:
+                known = self._pending_alerts.get(a.alert_id)
+                if known is None or a.revision > known.revision:
+                    self._pending_alerts[a.alert_id] = a
+
+    def _end_offset(self, topic: str, partition: int) -> int:
+        """The partition's end as the consumer's fetches reported it (-1 if none yet). Not
+        ListOffsets: Tansu answers that with the base offset of the last batch + 1."""
+        try:
+            _, hi = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        except KafkaException:
+            return -1
+        return hi
+
+    def _inputs_caught_up(self) -> set[tuple[str, int]]:
+        """(stream, partition) of assigned inputs with nothing left to read."""
+        out = set()
+        for tp in self.consumer.assignment():
+            end = self._end_offset(tp.topic, tp.partition)
+            if end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end:
+                out.add((self.config.stream_of(tp.topic), tp.partition))
+        return out
 
     def _check_keys(self, stream: str, topic: str, decoded: list[tuple[RawRecord, Any]]) -> None:
         """Records keyed by something else than their stream's key land in arbitrary partitions, and
@@ -308,37 +381,64 @@ class Monitor:
                 sink.add(dead)
 
     def checkpoint(self) -> None:
-        """Flush every sink and store state, retrying until they acknowledge (or stop); then commit."""
+        """Flush every sink and store state, retrying until they acknowledge (or stop); then commit.
+
+        Each sink is flushed on its own, so one destination that is down never holds back the
+        others; what a sink acknowledged is never written again."""
+        for sink in self.alert_sinks:
+            sink.add(self._pending_alerts.values())
+        self._pending_alerts = {}
         backoff = 0.5
         while True:
-            try:
-                for sink in [*self.alert_sinks, *self.dead_sinks]:
+            failures = []
+            for sink in [*self.alert_sinks, *self.dead_sinks]:
+                try:
                     sink.flush()
+                except SinkError as e:
+                    failures.append(e)
+            try:
+                if failures:
+                    raise failures[0]
                 self.rollup_sink.add(self.engine.rollup_rows())
                 self.rollup_sink.flush()
                 self._write_stats()
-                # only partitions that moved: an idle partition's stored snapshot is still current
-                offsets = {tp: off for tp, off in self.positions.items() if self._saved.get(tp) != off}
-                if offsets:
-                    self.state.save(
-                        [(t, p, off, self.engine.snapshot(t, p)) for (t, p), off in offsets.items()]
-                    )
-                    self._saved.update(offsets)
+                crash_point("after_flush", self.stats.total())
+                # only partition numbers that moved: an idle partition's stored snapshot is current
+                moved = sorted(
+                    {p for tp, off in self.positions.items() if self._saved.get(tp) != off for p in [tp[1]]}
+                )
+                if moved:
+                    self.state.save([(p, self._task_state(p)) for p in moved])
+                    self._saved.update({tp: off for tp, off in self.positions.items() if tp[1] in moved})
+                crash_point("after_state", self.stats.total())
                 break
             except SinkError as e:
                 print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
                 if self.stop_event.wait(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
-        if offsets:
-            try:
-                self.consumer.commit(
-                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
-                )
-            except KafkaException as e:
-                # not fatal: the snapshot just saved holds these offsets, and a restart resumes from it
-                print(f"lifemon: offset commit failed ({e}); the state snapshot has them", file=sys.stderr)
+        self._commit()
+        crash_point("after_commit", self.stats.total())
         self._last_checkpoint = time.monotonic()
+
+    def _task_state(self, partition: int) -> dict[str, Any]:
+        offsets = {t: off for (t, p), off in self.positions.items() if p == partition}
+        return {"offsets": offsets, "engine": self.engine.snapshot(partition)}
+
+    def _commit(self) -> None:
+        """Commit every stored position the group does not have yet, including after a rejoin."""
+        due = {tp: off for tp, off in self._saved.items() if self._committed.get(tp) != off}
+        if not due:
+            return
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in due.items()], asynchronous=False
+            )
+            self._committed.update(due)
+        except KafkaException as e:
+            # not fatal: the snapshot just saved holds these offsets, and a restart resumes from it;
+            # the next checkpoint tries again
+            print(f"lifemon: offset commit failed ({e}); the state snapshot has them", file=sys.stderr)
 
     def _write_stats(self) -> None:
         now = datetime.now(UTC)
@@ -363,26 +463,13 @@ class Monitor:
     def _lag(self) -> int:
         lag = 0
         for (t, p), off in self.positions.items():
-            try:
-                _, hi = self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=1, cached=True)
-            except KafkaException:
-                continue
-            lag += max(hi - off, 0) if hi >= 0 else 0
+            end = self._end_offset(t, p)
+            lag += max(end - off, 0)
         return lag
 
     def _caught_up(self) -> bool:
         assignment = self.consumer.assignment()
-        if not assignment:
-            return False
-        committed = {
-            (tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(assignment, timeout=5)
-        }
-        for tp in self.consumer.position(assignment):
-            pos = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
-            lo, hi = self.consumer.get_watermark_offsets(tp, timeout=5)
-            if max(pos, lo) < hi:
-                return False
-        return True
+        return bool(assignment) and len(self._inputs_caught_up()) == len(assignment)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():

@@ -1,8 +1,8 @@
-"""Detector and rollup state per source partition, kept in ClickHouse beside the outputs.
+"""Detector and rollup state per partition number (task), kept in ClickHouse beside the outputs.
 
 Written at each checkpoint *before* offsets are committed; a restarted or rebalanced instance
-resumes each partition from its snapshot and the offset stored with it, so a window that held 40
-lookups before a crash still holds them after.
+resumes each partition from its snapshot and the offsets stored with it (one per input topic), so
+a window that held 40 lookups before a crash still holds them after.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import orjson
 from streams.sinks.clickhouse import ClickHouseTableSink, identity_row
 
 STATE_COLUMNS = ("consumer_group", "topic", "partition", "next_offset", "state")
+TASK = "*"  # the `topic` of a task's row: a task spans every input topic's partition of its number
 
 
 class StateStore:
@@ -22,18 +23,22 @@ class StateStore:
         self.client, self.table, self.group = client, f"{database}.detector_state", group
         self.sink = ClickHouseTableSink(client, self.table, STATE_COLUMNS, identity_row, "state→clickhouse")
 
-    def save(self, snapshots: Iterable[tuple[str, int, int, dict[str, Any]]]) -> None:
-        """(topic, partition, next_offset, state) rows, written and acknowledged before returning."""
-        self.sink.add((self.group, t, p, off, orjson.dumps(state).decode()) for t, p, off, state in snapshots)
+    def save(self, snapshots: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        """(partition, state) rows, written and acknowledged before returning. `next_offset`, the
+        row's version, is the sum of the task's offsets: it only grows as the task moves on."""
+        self.sink.add(
+            (self.group, TASK, p, sum(state["offsets"].values()), orjson.dumps(state).decode())
+            for p, state in snapshots
+        )
         self.sink.flush()
 
-    def load(self, topic: str, partitions: list[int]) -> dict[int, tuple[int, dict[str, Any]]]:
+    def load(self, partitions: list[int]) -> dict[int, dict[str, Any]]:
         if not partitions:
             return {}
         result = self.client.query(
-            f"SELECT partition, argMax(next_offset, next_offset), argMax(state, next_offset) FROM {self.table} "
+            f"SELECT partition, argMax(state, (next_offset, written_at)) FROM {self.table} "
             "WHERE consumer_group = {g:String} AND topic = {t:String} AND partition IN {ps:Array(UInt32)} "
             "GROUP BY partition",
-            parameters={"g": self.group, "t": topic, "ps": partitions},
+            parameters={"g": self.group, "t": TASK, "ps": partitions},
         )
-        return {p: (off, orjson.loads(state)) for p, off, state in result.result_rows}
+        return {p: orjson.loads(state) for p, state in result.result_rows}

@@ -19,6 +19,7 @@ class Stats:
     dead: Counter = field(default_factory=Counter)  # stream -> dead letters
     dead_kinds: Counter = field(default_factory=Counter)  # kind -> dead letters
     misrouted: Counter = field(default_factory=Counter)  # stream -> records not keyed by the stream's key
+    unknown_fields: Counter = field(default_factory=Counter)  # stream -> records with fields the schema lacks
     alerts: dict[str, Alert] = field(default_factory=dict)  # alert id -> newest revision
     lag: int = 0
     first_data: float = 0.0  # monotonic time of the first and the latest record, for throughput
@@ -30,8 +31,9 @@ class Stats:
         """Records started to arrive (after any group join): the busy time counts from here."""
         self.first_data = self.first_data or time.monotonic()
 
-    def on_decoded(self, stream: str, ok: int, dead: list[DeadLetter]) -> None:
+    def on_decoded(self, stream: str, ok: int, dead: list[DeadLetter], unknown_fields: int = 0) -> None:
         self.events[stream] += ok
+        self.unknown_fields[stream] += unknown_fields
         self.dead[stream] += len(dead)
         self.dead_kinds.update(d.kind for d in dead)
         self._window_events += ok + len(dead)

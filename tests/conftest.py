@@ -20,7 +20,9 @@ os.environ.setdefault(
 
 from policy import load_policy  # noqa: E402
 from policy.catalog import Catalog  # noqa: E402
-from schemas.models import AccessEvent, Entitlement  # noqa: E402
+from schemas.models import AccessEvent, Entitlement, Record  # noqa: E402
+from schemas.structs import from_model  # noqa: E402
+from streams.codecs import RawRecord  # noqa: E402
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -96,3 +98,13 @@ def access(
             )
         )
     return out
+
+
+def refs(stream: str, records: list[Record]) -> list[Any]:
+    """Reference records as the engine receives them from the decoder (structs)."""
+    return [from_model(stream, r) for r in records]
+
+
+def fed(stream: str, records: list[Record], topic: str = "t", offset: int = 0) -> list[tuple[RawRecord, Any]]:
+    """Events as the engine receives them from the decoder: (raw record, struct), offsets from `offset`."""
+    return [(RawRecord(topic, 0, offset + i, None), from_model(stream, r)) for i, r in enumerate(records)]

@@ -64,18 +64,18 @@ def test_alert_ids_are_deterministic_and_distinguish_windows() -> None:
 
 def test_subjects_are_pseudonymized_as_they_enter_the_engine(policy, catalog) -> None:
     """Detector state, findings and alerts only ever hold keyed pseudonyms of customer ids."""
-    from conftest import access, entitlement
+    from conftest import access, entitlement, fed, refs
 
     from detectors import load_detectors
-    from streams.codecs import RawRecord
     from streams.engine import Engine
 
     def run(key: bytes):
         engine = Engine(load_detectors(policy), catalog, Pseudonymizer(key))
-        engine.apply_reference("entitlements", [entitlement("e1")])
-        raws = [(RawRecord("t", 0, i, None), e) for i, e in enumerate(access("e1", customers=60))]
-        (alert,) = latest(engine.process("access", "t", 0, raws) + engine.drain())
-        return alert, engine.snapshot("t", 0)
+        engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1")]))
+        (alert,) = latest(
+            engine.process("access", "t", 0, fed("access", access("e1", customers=60))) + engine.drain()
+        )
+        return alert, engine.snapshot(0)
 
     (a1, state1), (a2, _) = run(b"a" * 32), run(b"b" * 32)
     assert a1.subjects_sample[0] == Pseudonymizer(b"a" * 32)("C0000000") != a2.subjects_sample[0]

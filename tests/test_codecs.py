@@ -7,11 +7,15 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import orjson
 import pytest
 from conftest import access
 
+from schemas.structs import from_model
 from streams.codecs import (
+    BUILTIN_SCHEMA_IDS,
     Decoder,
+    EventTimeRule,
     RawRecord,
     SchemaRegistry,
     SchemaRegistryUnavailable,
@@ -35,7 +39,7 @@ def test_json_and_avro_decode_to_the_same_event() -> None:
             raw(encode_avro("access", ev, reg, wire=False), headers=[("schema.id", b"1")], offset=2),
         ],
     )
-    assert out.dead == [] and [m for _, m in out.ok] == [ev, ev, ev]
+    assert out.dead == [] and [m for _, m in out.ok] == [from_model("access", ev)] * 3
     assert [r.offset for r, _ in out.ok] == [0, 1, 2]  # offset order kept across formats
 
 
@@ -43,21 +47,43 @@ def test_json_and_avro_decode_to_the_same_event() -> None:
     ("value", "headers", "kind", "field", "text"),
     [
         (None, None, "empty", "", "no value"),
-        (b"[1,2", None, "malformed", "", "not valid JSON"),
-        (b'{"event_id":"x"}', None, "invalid", "ts", "Field required"),
+        (b'{"event_id": "x", "ts": 17', None, "malformed", "", "not valid JSON"),
+        (b"[1,2]", None, "invalid", "", "Expected `object`, got `array`"),
+        (b'{"event_id":"x"}', None, "invalid", "ts", "missing required field"),
         (
-            b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"peek"}',
+            b'{"event_id":"x","ts":1767225600000,"actor_id":"a","system":"s","action":"peek"}',
             None,
             "invalid",
             "action",
-            "Input should be 'view', 'query'",
+            "not one of: view, query, export",
         ),
         (
-            b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"view","colour":"red"}',
+            b'{"event_id":"x","ts":"1767225600000","actor_id":"a","system":"s","action":"view"}',
             None,
             "invalid",
-            "colour",
-            "Extra inputs",
+            "ts",
+            "Expected `int`, got `str`",
+        ),
+        (
+            b'{"event_id":"x","ts":1767225600,"actor_id":"a","system":"s","action":"view"}',
+            None,
+            "event_time",
+            "ts",
+            "not epoch milliseconds",
+        ),
+        (
+            b'{"event_id":"x","ts":1000000000000000000000000000000,"actor_id":"a","system":"s","action":"view"}',
+            None,
+            "event_time",
+            "ts",
+            "not epoch milliseconds",
+        ),
+        (
+            b'{"event_id":"x","ts":7258118400000,"actor_id":"a","system":"s","action":"view"}',
+            None,
+            "event_time",
+            "ts",
+            "not epoch milliseconds",
         ),
         (b"\x00\x00\x00", None, "malformed", "", "5 header bytes"),
         (b"\x00\x00\x00\x00\x01\xff\xff", None, "malformed", "", "does not match schema 1"),
@@ -77,12 +103,15 @@ def test_each_bad_record_gets_its_reason(value, headers, kind, field, text) -> N
 def test_reasons_never_repeat_the_offending_value() -> None:
     """A DLQ reason goes to headers, ClickHouse and logs: it must not carry a card number or PIN."""
     bad = [
-        b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"view","card_pin":"123456"}',
-        b'{"event_id":"x","ts":1,"actor_id":"a","system":"s","action":"view","subject_ids":"6222020200001234567"}',
+        b'{"event_id":"x","ts":1767225600000,"actor_id":"a","system":"s","action":"123456"}',
+        b'{"event_id":"x","ts":1767225600000,"actor_id":"a","system":"s","action":"view","subject_ids":"6222020200001234567"}',
         b'{"event_id":"x","ts":"card 6222020200001234567","actor_id":"a","system":"s","action":"view"}',
+        b'{"event_id":"x","ts":1767225600000,"actor_id":"a","system":"s","action":"view","channel":"6222020200001234567"}',
     ]
-    dead = Decoder().decode("access", [raw(v, offset=i) for i, v in enumerate(bad)]).dead
-    assert [d.field for d in dead] == ["card_pin", "subject_ids", "ts"]
+    out = Decoder().decode("access", [raw(v, offset=i) for i, v in enumerate(bad)])
+    dead = out.dead
+    assert [d.field for d in dead] == ["action", "subject_ids", "ts"]
+    assert out.unknown_fields == {"channel": 1}  # an unknown field is accepted, counted, and not kept
     for d in dead:
         assert "123456" not in d.message and "6222" not in d.message
         assert all(b"123456" not in v and b"6222" not in v for k, v in d.headers())
@@ -111,7 +140,7 @@ def test_unknown_ids_are_fetched_from_a_schema_registry() -> None:
         body = encode_avro("access", ev, reg, wire=False)
         ids = [b"\x00\x00\x00\x10\x92", b"\x00\x00\x00\x10\x93", b"\x00\x00\x00\x00\x01"]
         out = Decoder(reg).decode("access", [raw(i + body) for i in ids])
-        assert [m for _, m in out.ok] == [ev]
+        assert [m for _, m in out.ok] == [from_model("access", ev)]
         # 4243 is not in the registry; built-in id 1 is not consulted when a registry is configured
         assert [(d.kind, d.message.split()[2]) for d in out.dead] == [
             ("unknown_schema", "4243"),
@@ -122,3 +151,61 @@ def test_unknown_ids_are_fetched_from_a_schema_registry() -> None:
         server.server_close()
     with pytest.raises(SchemaRegistryUnavailable):  # an outage is not bad data: nothing is dead-lettered
         Decoder(reg).decode("access", [raw(ids[1] + body)])
+
+
+def test_an_unknown_field_is_accepted_and_counted_not_dead_lettered() -> None:
+    """A producer that adds one optional field must not send everything to the DLQ."""
+    (ev,) = access(n=1)
+    newer = orjson.dumps({**orjson.loads(ev.model_dump_json()), "device_risk": 3, "colour": "red"})
+    out = Decoder().decode("access", [raw(newer), raw(ev.model_dump_json().encode(), offset=1)])
+    assert out.dead == [] and [m for _, m in out.ok] == [from_model("access", ev)] * 2
+    assert sum(out.unknown_fields.values()) == 1
+
+
+def test_event_time_is_judged_against_the_kafka_timestamp() -> None:
+    """One access dated ten years ahead must not reach the engine (it would move the watermark and
+    close every window); without Kafka timestamps (a file) the batch median is the reference."""
+    events = access(n=5)
+    far = events[2].model_copy(update={"ts": events[2].ts + 10 * 365 * 86_400_000})
+    stamped = [
+        RawRecord("pfi.access", 0, i, e.model_dump_json().encode(), b"e1", None, events[0].ts)
+        for i, e in enumerate([*events[:2], far, *events[3:]])
+    ]
+    for records in (stamped, [RawRecord(r.topic, 0, r.offset, r.value) for r in stamped]):
+        out = Decoder().decode("access", records)
+        assert [r.offset for r, _ in out.ok] == [0, 1, 3, 4]
+        (dead,) = out.dead
+        assert (dead.kind, dead.field, dead.raw.offset) == (
+            "event_time",
+            "ts",
+            2,
+        ) and "ahead of" in dead.message
+    late = [
+        RawRecord(
+            "pfi.access",
+            0,
+            0,
+            events[0].model_dump_json().encode(),
+            b"e1",
+            None,
+            events[0].ts + 40 * 86_400_000,
+        )
+    ]
+    assert Decoder().decode("access", late).dead == []  # late is not poison, by default
+    (dead,) = Decoder(event_time=EventTimeRule(300_000, 30 * 86_400_000)).decode("access", late).dead
+    assert "behind its record's Kafka timestamp" in dead.message
+
+
+def test_builtin_schema_ids_never_change() -> None:
+    """Records written with a built-in id must keep their meaning when a schema is added."""
+    assert BUILTIN_SCHEMA_IDS == {
+        "access": 1,
+        "transfer": 2,
+        "sdk": 3,
+        "marketing": 4,
+        "lifecycle": 5,
+        "entitlements": 6,
+        "consents": 7,
+        "alerts": 8,
+        "customers": 9,
+    }

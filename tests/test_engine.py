@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from conftest import T0, access
+from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from schemas.models import SdkTelemetryEvent
-from streams.codecs import RawRecord
 from streams.engine import COVERAGE_GAP, Engine
 from streams.pseudonym import Pseudonymizer
+from streams.taskstate import Timers
 
 
 def engine(policy, catalog) -> Engine:
@@ -21,12 +21,83 @@ def rows_of(e: Engine) -> dict[tuple, tuple[int, int]]:
 
 def test_unknown_field_ids_are_coverage_gaps_not_silence(policy, catalog) -> None:
     e = engine(policy, catalog)
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", org="S0101")]))
     events = access(n=3, fields=("account_balance", "frobnicate"))
-    e.process("access", "t", 0, [(RawRecord("t", 0, i, None), ev) for i, ev in enumerate(events)])
+    e.process("access", "t", 0, fed("access", events))
     rows = rows_of(e)
     minute = T0 // 1000
     assert rows[(minute, "access", "C2", "S0101", "success")] == (3, 3)
-    assert rows[(minute, COVERAGE_GAP, "", "frobnicate", "access")] == (3, 3)
+    assert rows[(minute, COVERAGE_GAP, "", e.fingerprint("frobnicate"), "access")] == (3, 3)
+
+
+def test_no_value_from_an_event_reaches_a_table_unless_it_is_a_known_id(policy, catalog) -> None:
+    """A card number typed into `fields`, an org nobody declared: counted, never copied."""
+    e = engine(policy, catalog)
+    card = "6222020200001234567"
+    events = [
+        e.model_copy(update={"actor_org": "Zhang San's desk"})
+        for e in access(n=2, fields=("customer_name", card))
+    ]
+    e.process("access", "t", 0, fed("access", events))
+    rows = e.rollup_rows()
+    assert card not in str(rows) and "Zhang" not in str(rows)
+    cells = {tuple(r[4:8]): r[8] for r in rows}
+    assert cells[("access", "C2", "other", "success")] == 2
+    assert cells[(COVERAGE_GAP, "", e.fingerprint(card), "access")] == 2
+
+
+def test_detectors_and_their_state_see_only_pseudonyms(policy, catalog) -> None:
+    """The engine replaces customer ids at its door: a detector cannot forget to."""
+    e = engine(policy, catalog)
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("e1")]))
+    e.process("access", "t", 0, fed("access", access("e1", customers=45)))
+    state = str(e.snapshot(0))
+    assert "C00000" not in state and Pseudonymizer(b"e" * 32)("C0000001") in state
+
+
+def test_an_upstream_duplicate_is_counted_once(policy, catalog) -> None:
+    """A shipper's retry delivers the same event_id again at another offset."""
+    e = engine(policy, catalog)
+    events = access(n=84, customers=84)
+    e.process("access", "t", 0, fed("access", events + events[:4]))
+    assert sum(r[8] for r in e.rollup_rows() if r[4] == "access") == 84
+    assert e.duplicates["access"] == 4
+
+
+def test_consents_are_looked_up_by_subject_purpose_and_channel(policy, catalog) -> None:
+    """A later grant for another purpose must not hide an earlier withdrawal."""
+    from detectors.base import Context
+    from schemas.models import Consent
+
+    e = engine(policy, catalog)
+    consents = [
+        Consent(subject_id="C1", ts=T0, purpose="marketing", channel="sms", status="granted"),
+        Consent(subject_id="C1", ts=T0 + 10, purpose="marketing", channel="sms", status="withdrawn"),
+        Consent(subject_id="C1", ts=T0 + 20, purpose="credit_assessment", status="granted"),
+        Consent(subject_id="C1", ts=T0 + 30, purpose="marketing", status="granted"),
+        Consent(subject_id="C1", ts=T0 + 40, purpose="marketing", channel="app_push", status="withdrawn"),
+    ]
+    e.apply_reference("consents", refs("consents", consents))
+    ctx = Context(catalog, e.refs, Timers())
+    subject = Pseudonymizer(b"e" * 32)("C1")
+    assert ctx.consent(subject, "marketing", "sms", T0 + 5).status == "granted"
+    assert ctx.consent(subject, "marketing", "sms", T0 + 25).status == "withdrawn"
+    assert ctx.consent(subject, "marketing", "sms", T0 + 35).status == "granted"  # the general grant is newer
+    assert ctx.consent(subject, "marketing", "app_push", T0 + 50).status == "withdrawn"
+    assert ctx.consent(subject, "marketing", "email", T0 + 50).status == "granted"
+    assert ctx.consent(subject, "credit_assessment", "sms", T0 + 15) is None
+
+
+def test_a_timer_fires_on_a_quiet_partition(policy, catalog) -> None:
+    """Partition 1 goes quiet inside an episode; traffic on partition 0 moves the instance clock,
+    and the quiet task's episode closes once its input is caught up."""
+    e = engine(policy, catalog)
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
+    (opened,) = e.process("access", "t", 1, fed("access", access("e1", customers=60, every_s=5)))
+    e.process("access", "t", 0, fed("access", access("e2", customers=3, start=3 * 3_600_000)))
+    assert e.advance() == []  # partition 1 may still have data coming: its own clock holds
+    (closed,) = e.advance(caught_up={("access", 1), ("access", 0)})
+    assert closed.alert_id == opened.alert_id and closed.status.value == "closed"
 
 
 def test_sdk_fields_are_classed_by_the_sdk_catalog(policy, catalog) -> None:
@@ -41,23 +112,23 @@ def test_sdk_fields_are_classed_by_the_sdk_catalog(policy, catalog) -> None:
         fields=["face_image", "device_model"],
         policy_consented=True,
     )
-    e.process("sdk", "s", 0, [(RawRecord("s", 0, 0, None), face)])
+    e.process("sdk", "s", 0, fed("sdk", [face], "s"))
     (cell,) = [k for k in rows_of(e) if k[1] == "sdk"]
     assert cell[2] == "C3"  # face images used for authentication (sdks.yaml)
 
 
 def test_a_block_reprocessed_from_its_snapshot_rewrites_the_same_rows(policy, catalog) -> None:
     events = access(n=150, customers=150, every_s=1)
-    raws = [(RawRecord("t", 0, i, None), ev) for i, ev in enumerate(events)]
+    raws = fed("access", events)
     whole = engine(policy, catalog)
     whole.process("access", "t", 0, raws)
     expected = rows_of(whole)
     first = engine(policy, catalog)
     first.process("access", "t", 0, raws[:120])
     first.rollup_rows()  # a checkpoint drained these...
-    snapshot = first.snapshot("t", 0)
+    snapshot = first.snapshot(0)
     second = engine(policy, catalog)  # ...then a crash and a restart from the snapshot
-    second.restore("access", "t", 0, snapshot)
+    second.restore(0, snapshot)
     second.process("access", "t", 0, raws[120:])
     got = rows_of(second)
     assert {k: v for k, v in got.items() if v[1] == 50} == {k: v for k, v in expected.items() if v[1] == 50}

@@ -14,7 +14,7 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
-from conftest import access, entitlement
+from conftest import T0, access, entitlement
 
 from detectors import load_detectors
 from schemas.models import EVENT_MODELS
@@ -45,14 +45,16 @@ def make_config(names: dict[str, str], bootstrap: str, dsn: str, **kw: Any) -> C
 
 
 def send(bootstrap: str, topic: str, values: list[Any], key: bytes = b"e1") -> None:
+    """Records stamped as a shipper stamps them: Kafka CreateTime = the event's time (raw bytes:
+    the test day's start), since the decoder judges `ts` against it."""
     p = Producer({"bootstrap.servers": bootstrap})
     for v in values:
         headers = None
         if isinstance(v, tuple):
             v, headers = v
-        p.produce(
-            topic, value=v if isinstance(v, bytes) else v.model_dump_json().encode(), key=key, headers=headers
-        )
+        stamp = T0 if isinstance(v, bytes) else v.ts
+        value = v if isinstance(v, bytes) else v.model_dump_json().encode()
+        p.produce(topic, value=value, key=key, headers=headers, timestamp=stamp)
     assert p.flush(10) == 0
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import T0, access, entitlement
+from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from streams.clickhouse import apply_ddl
-from streams.codecs import RawRecord
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 from streams.report import busiest_hours, gather, render
@@ -25,11 +24,9 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
     db = names["database"]
     apply_ddl(ch, db)
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"r" * 32))
-    engine.apply_reference("entitlements", [entitlement("e1")])
+    engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1")]))
     events = access("e1", customers=70, every_s=20) + access("e2", customers=3, start=10_000)
-    alerts = engine.process(
-        "access", "pfi.access", 0, [(RawRecord("pfi.access", 0, i, None), e) for i, e in enumerate(events)]
-    )
+    alerts = engine.process("access", "pfi.access", 0, fed("access", events, "pfi.access"))
     alerts += engine.drain()
     sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
     sink.add(alerts)

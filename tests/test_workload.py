@@ -14,11 +14,13 @@ import fastavro
 import pytest
 
 from detectors import load_detectors
-from detectors.base import Context
 from policy import load_policy
 from policy.catalog import Catalog
 from policy.model import JrClass, Policy
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
+from schemas.structs import from_model
+from streams.codecs import RawRecord
+from streams.engine import Engine
 from streams.workload import Workload, generate, read_truth, write_files
 
 SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
@@ -157,16 +159,15 @@ def test_unknown_format_rejected(small: Workload, tmp_path) -> None:
 
 # -- the real bulk-query detector ----------------------------------------------------------------------
 def test_bulk_query_fires_for_exactly_the_injected_actors(policy: Policy, wl: Workload) -> None:
-    ctx = Context(
-        Catalog(policy),
-        AsOf(stream(wl, "entitlements"), "actor_id"),
-        AsOf(stream(wl, "consents"), "subject_id"),
-        pseudonymize=str,
-    )
     spec = next(s for s in load_detectors(policy) if s.kind == "bulk_query")
-    det = spec.new()
-    findings = list(det.process(stream(wl, "access"), ctx)) + list(det.on_watermark(2**62, ctx))
-    alerted = {f.actor_id for f in findings}
+    engine = Engine([spec], Catalog(policy), pseudonymize=str)
+    engine.apply_reference(
+        "entitlements", [from_model("entitlements", e) for e in stream(wl, "entitlements")]
+    )
+    accesses = [
+        (RawRecord("a", 0, i, None), from_model("access", e)) for i, e in enumerate(stream(wl, "access"))
+    ]
+    alerted = {a.actor_id for a in engine.process("access", "a", 0, accesses) + engine.drain()}
     assert alerted == {key for key, _ in truth_of(wl, "bulk_query")}
     for v in wl.truth:
         if v["detector"] == "bulk_query":

@@ -111,7 +111,21 @@ class _Generator(Traffic):
         self._normal_marketing()
         self._normal_lifecycle()
         self._normal_transfer()
+        self._customer_records()
         return Workload(self._records(), self._numbered_truth(), self._summary())
+
+    def _customer_records(self) -> None:
+        """Each customer's managing sub-branch (seed 004: customers are managed in one sub-branch),
+        from before the workload's day; last, since injections may open customer books."""
+        for cid, sb in self.customer_org.items():
+            self.out["customers"].append(
+                {
+                    "customer_id": cid,
+                    "ts": self.start - 400 * 86_400_000,
+                    "org_id": sb,
+                    "org_path": self.paths[sb],
+                }
+            )
 
     def _records(self) -> list[tuple[str, str, Record]]:
         out: list[tuple[str, str, Record]] = []
