@@ -1,27 +1,165 @@
 """ClickHouse through clickhouse-connect: `chdb://` (embedded, the default) or `http(s)://` (a server).
 
 The DDL in `clickhouse/*.sql` is applied at every start; it is idempotent by construction.
+Failures are sorted here into three kinds (docs/clickhouse-faults.md): the server cannot be reached
+(`ClickHouseUnavailable`, wait), the table or database is gone (stop loudly), and the data is refused
+(reject those rows, keep the rest).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import socket
+import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
+from clickhouse_connect.driver.exceptions import DataError, Error, OperationalError
 
 DDL_DIR = Path(__file__).resolve().parent.parent / "clickhouse"
 PASSWORD_ENV = "LIFEMON_CLICKHOUSE_PASSWORD"
+CONNECT_TIMEOUT_S = 10  # a server that does not take the TCP connection in 10 s is not coming back soon
+RECEIVE_TIMEOUT_S = (
+    30  # lifemon's inserts and queries are small; the driver's default of 300 s looks like a hang
+)
+
+# The driver logs a traceback for every failed request or serialization just before raising it; lifemon
+# reports each failure itself in one line, so these would only bury that line.
+for _noisy in ("clickhouse_connect.driver._backend.http_sync", "clickhouse_connect.driver.transform"):
+    logging.getLogger(_noisy).setLevel(logging.CRITICAL)
+
+# Server error codes (ClickHouse src/Common/ErrorCodes.cpp) that mean "the destination is gone".
+GONE_CODES = frozenset({60, 81})  # UNKNOWN_TABLE, UNKNOWN_DATABASE
+# Codes that mean "these values are refused", whatever the server's state: retrying cannot help.
+DATA_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        469,  # VIOLATED_CONSTRAINT
+        691,  # UNKNOWN_ELEMENT_OF_ENUM
+    }
+)
+_CODE_RE = re.compile(r"\bCode:\s*(\d+)")
+
+FailureKind = Literal["outage", "gone", "data"]
 
 
-def connect(dsn: str) -> Any:
-    """A clickhouse-connect client. The password, if any, comes from the environment only."""
+class ClickHouseUnavailable(RuntimeError):
+    """ClickHouse cannot be reached or refuses the connection; the message is one line, fit for an
+    operator, and never holds a password. The caller may wait and retry."""
+
+
+def redact(dsn: str) -> str:
+    """The DSN as it may be shown: a password in it becomes `***`."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def error_code(e: BaseException) -> int | None:
+    code = getattr(e, "code", None)
+    if isinstance(code, int):
+        return code
+    match = _CODE_RE.search(str(e))
+    return int(match.group(1)) if match else None
+
+
+def classify(e: BaseException) -> FailureKind:
+    """What a failed insert or query means for the rows it carried.
+
+    `data`: the driver could not serialize a value for its column type (it raises before anything is
+    sent) or the server refused a value; `gone`: the table or database does not exist; `outage`: all
+    else, connection errors and timeouts included, which waiting may cure."""
+    if isinstance(e, DataError | ValueError | TypeError | OverflowError | struct.error):
+        return "data"
+    code = error_code(e)
+    if code in GONE_CODES:
+        return "gone"
+    if code in DATA_CODES:
+        return "data"
+    return "outage"
+
+
+def _transport_reason(e: BaseException) -> str | None:
+    """Why a request never got an answer, from the driver's exception chain; None if it did get one."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "host name not found"
+        if isinstance(seen, TimeoutError | socket.timeout) or type(seen).__name__ in (
+            "ReadTimeoutError",
+            "ConnectTimeoutError",
+        ):
+            return "no answer before the timeout"
+        if isinstance(seen, ConnectionError | OSError) and not isinstance(seen, Error):
+            return (seen.strerror or type(seen).__name__).lower() if isinstance(seen, OSError) else str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return "connection failed" if isinstance(e, OperationalError) and error_code(e) is None else None
+
+
+def unavailable(where: str, e: BaseException) -> ClickHouseUnavailable | None:
+    """`e` as a one-line ClickHouseUnavailable if it means the server could not be reached, else None."""
+    reason = _transport_reason(e)
+    if reason is None:
+        return None
+    return ClickHouseUnavailable(
+        f"ClickHouse at {redact(where)} is unreachable ({reason}); "
+        "check clickhouse.dsn or LIFEMON_CLICKHOUSE_DSN"
+    )
+
+
+def connect(
+    dsn: str, connect_timeout_s: int = CONNECT_TIMEOUT_S, receive_timeout_s: int = RECEIVE_TIMEOUT_S
+) -> Any:
+    """A clickhouse-connect client. The password, if any, comes from the environment only.
+
+    A server that cannot be reached, or that takes the connection and never answers, raises
+    ClickHouseUnavailable within the timeouts instead of a driver traceback or a hang."""
     kwargs: dict[str, Any] = {}
-    if not dsn.startswith("chdb://") and os.environ.get(PASSWORD_ENV):
-        kwargs["password"] = os.environ[PASSWORD_ENV]
-    return clickhouse_connect.get_client(dsn=dsn, **kwargs)
+    if not dsn.startswith("chdb://"):
+        if os.environ.get(PASSWORD_ENV):
+            kwargs["password"] = os.environ[PASSWORD_ENV]
+        # the driver takes whole seconds, and 0 would mean "fail at once"
+        kwargs["connect_timeout"] = max(int(connect_timeout_s), 1)
+        kwargs["send_receive_timeout"] = max(int(receive_timeout_s), 1)
+        kwargs["query_retries"] = 0  # lifemon's callers retry with backoff and say so
+    try:
+        return clickhouse_connect.get_client(dsn=dsn, **kwargs)
+    except Exception as e:  # the driver raises many types; sort them into one message
+        failure = unavailable(dsn, e)
+        if failure is not None:
+            raise failure from None  # the reason is in the message; the driver's chain is 100 lines
+        if isinstance(e, Error):
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ClickHouseUnavailable(
+                f"ClickHouse at {redact(dsn)} refused the connection: {first[:300]}; "
+                f"check clickhouse.dsn, LIFEMON_CLICKHOUSE_DSN and {PASSWORD_ENV}"
+            ) from None
+        raise
+
+
+def location(client: Any) -> str:
+    """Where a client points, for messages: the server URL or the chDB path."""
+    url = getattr(client, "url", None)
+    return str(url) if url else f"chdb://{getattr(client, 'path', '?')}"
 
 
 def ddl_statements(database: str) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from streams.clickhouse import location, unavailable
 from streams.sinks.clickhouse import ClickHouseTableSink, identity_row
 
 STATE_COLUMNS = ("consumer_group", "topic", "partition", "next_offset", "state")
@@ -33,12 +34,22 @@ class StateStore:
         self.sink.flush()
 
     def load(self, partitions: list[int]) -> dict[int, dict[str, Any]]:
+        """The newest snapshot of each partition number that has one.
+
+        Raises ClickHouseUnavailable (one line, fit for the runtime's retry message) when the server
+        cannot be reached; other errors propagate as the driver raised them."""
         if not partitions:
             return {}
-        result = self.client.query(
-            f"SELECT partition, argMax(state, (next_offset, written_at)) FROM {self.table} "
-            "WHERE consumer_group = {g:String} AND topic = {t:String} AND partition IN {ps:Array(UInt32)} "
-            "GROUP BY partition",
-            parameters={"g": self.group, "t": TASK, "ps": partitions},
-        )
+        try:
+            result = self.client.query(
+                f"SELECT partition, argMax(state, (next_offset, written_at)) FROM {self.table} "
+                "WHERE consumer_group = {g:String} AND topic = {t:String} AND partition IN {ps:Array(UInt32)} "
+                "GROUP BY partition",
+                parameters={"g": self.group, "t": TASK, "ps": partitions},
+            )
+        except Exception as e:  # the driver raises many types; only "unreachable" is reworded
+            failure = unavailable(location(self.client), e)
+            if failure is None:
+                raise
+            raise failure from None  # the reason is in the message; the driver's chain is 100 lines
         return {p: orjson.loads(state) for p, state in result.result_rows}

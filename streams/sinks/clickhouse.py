@@ -1,21 +1,72 @@
 """ClickHouse outputs: column-oriented batch inserts, each with an insert_deduplication_token
-derived from its content, so a retried or replayed insert is dropped by the server."""
+derived from its content, so a retried or replayed insert is dropped by the server.
+
+A flush counts as written only once it can be read back (`verify`), and rows the server refuses
+for good are split off and handed to `on_reject` instead of blocking the batch forever
+(docs/clickhouse-faults.md)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
+import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from schemas.models import Alert, AlertStatus
 from streams.alerts import to_ocsf
+from streams.clickhouse import classify, location, unavailable
 from streams.codecs import DeadLetter
-from streams.sinks.base import Sink, SinkError
+from streams.sinks.base import FatalSinkError, Sink, SinkError
+
+# key columns of these types can be bound as query parameters exactly as they were inserted
+_BINDABLE = re.compile(r"^(LowCardinality\()?(String|U?Int(8|16|32|64))\)?$")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An item ClickHouse refused for good (a value its column type cannot hold), and why."""
+
+    item: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """How to read a batch back: the bindable leading key columns, and for chDB the table's metadata file."""
+
+    key: list[tuple[int, str, str]]  # (index in the row, column, type)
+    metadata_file: Path | None
+
+
+def _one_line(e: BaseException) -> str:
+    """The first line of an error and of its innermost cause, which names the bad value."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    inner = e.__cause__
+    while inner is not None and inner.__cause__ is not None:
+        inner = inner.__cause__
+    if inner is not None and str(inner).strip():
+        text = f"{text.removesuffix(': error')}: {str(inner).strip().splitlines()[0]}"
+    return text[:400]
+
+
+def _report(name: str, table: str, rejected: list[Rejected]) -> None:
+    print(
+        f"lifemon: {name}: {len(rejected)} row(s) refused by {table} for good and not stored: "
+        f"{rejected[0].reason}",
+        file=sys.stderr,
+    )
 
 
 class ClickHouseTableSink(Sink[Any]):
+    """One ClickHouse table. `write` raises SinkError while the server is unreachable (retry),
+    FatalSinkError when the table, its database or chDB's data directory is gone (stop: retrying
+    writes into nothing), and hands refused rows to `on_reject` (default: one line on stderr)."""
+
     def __init__(
         self,
         client: Any,
@@ -23,6 +74,7 @@ class ClickHouseTableSink(Sink[Any]):
         columns: Sequence[str],
         to_row: Callable[[Any], Sequence[Any]],
         name: str,
+        on_reject: Callable[[list[Rejected]], None] | None = None,
     ):
         super().__init__()
         self.client, self.table, self.columns, self.to_row, self.name = (
@@ -32,21 +84,136 @@ class ClickHouseTableSink(Sink[Any]):
             to_row,
             name,
         )
+        self.on_reject = on_reject or (lambda rejected: _report(name, table, rejected))
+        self._probe: _Probe | None = None
 
     def write(self, items: list[Any]) -> None:
         rows = [self.to_row(i) for i in items]
-        token = hashlib.sha256(orjson.dumps(rows, default=str)).hexdigest()
-        data = [list(col) for col in zip(*rows, strict=True)]
+        rejected = self._insert_or_split(items, rows)
+        if len(rejected) < len(items):
+            self.verify(rows[-1] if not rejected else self._last_accepted(items, rows, rejected))
+        if rejected:
+            self.on_reject(rejected)
+
+    # -- insert ---------------------------------------------------------------------------------
+    def _insert(self, rows: list[Sequence[Any]]) -> None:
         try:
-            self.client.insert(
-                self.table,
-                data,
-                column_names=self.columns,
-                column_oriented=True,
-                settings={"insert_deduplication_token": token},
+            content = orjson.dumps(rows, default=str)
+        except TypeError:  # an int beyond 64 bits: let the driver refuse it, naming the column
+            content = repr(rows).encode()
+        token = hashlib.sha256(content).hexdigest()
+        data = [list(col) for col in zip(*rows, strict=True)]
+        self.client.insert(
+            self.table,
+            data,
+            column_names=self.columns,
+            column_oriented=True,
+            settings={"insert_deduplication_token": token},
+        )
+
+    def _insert_or_split(self, items: list[Any], rows: list[Sequence[Any]]) -> list[Rejected]:
+        """Insert the rows; on refused data, bisect to find the refused ones and insert the rest.
+
+        k bad rows among n cost O(k log n) inserts. The halves are deterministic, so a batch retried
+        after an outage in mid-split re-sends the same sub-batches and their tokens drop repeats."""
+        try:
+            self._insert(rows)
+            return []
+        except Exception as e:  # the driver raises many types; classify sorts them
+            kind = classify(e)
+            if kind == "gone":
+                raise self._gone(_one_line(e)) from e
+            if kind == "outage":
+                raise self._outage("insert into", e) from e
+            if len(rows) == 1:
+                return [Rejected(items[0], f"{self.table} refused the row: {_one_line(e)}")]
+        mid = len(rows) // 2
+        return self._insert_or_split(items[:mid], rows[:mid]) + self._insert_or_split(items[mid:], rows[mid:])
+
+    @staticmethod
+    def _last_accepted(
+        items: list[Any], rows: list[Sequence[Any]], rejected: list[Rejected]
+    ) -> Sequence[Any]:
+        refused = {id(r.item) for r in rejected}
+        return next(
+            row for item, row in zip(reversed(items), reversed(rows), strict=True) if id(item) not in refused
+        )
+
+    # -- verify ---------------------------------------------------------------------------------
+    def verify(self, row: Sequence[Any]) -> None:
+        """Prove the batch whose last row is `row` is stored, before the runtime commits past it.
+
+        One query per flush: the table exists and a row with `row`'s leading key is readable. With
+        chDB also the table's metadata file must still be on disk: an engine whose directory was
+        deleted keeps accepting and even reading rows from memory, but loses them all at restart."""
+        probe = self._probe or self._load_probe()
+        if probe.metadata_file is not None and not probe.metadata_file.exists():
+            raise self._gone(f"chDB's file {probe.metadata_file} has vanished (data directory deleted?)")
+        where = " AND ".join(f"`{col}` = {{k{i}:{typ}}}" for i, (_, col, typ) in enumerate(probe.key))
+        try:
+            found = self.client.query(
+                f"SELECT count() FROM {self.table} WHERE {where or '1'}",
+                parameters={f"k{i}": row[idx] for i, (idx, _, _) in enumerate(probe.key)},
+            ).result_rows[0][0]
+        except Exception as e:  # the driver raises many types; classify sorts them
+            if classify(e) == "gone":
+                raise self._gone(_one_line(e)) from e
+            raise self._outage("read-back from", e) from e
+        if not found:
+            cols = ", ".join(col for _, col, _ in probe.key) or "any row"
+            raise SinkError(
+                f"{self.name}: {self.table} acknowledged the insert but its last row ({cols}) "
+                "cannot be read back; the batch is kept and sent again"
             )
-        except Exception as e:  # the driver raises many types; all mean "not written"
-            raise SinkError(f"{self.name}: insert into {self.table} failed: {e}") from e
+
+    def _load_probe(self) -> _Probe:
+        database, _, table = self.table.rpartition(".")
+        try:
+            found = self.client.query(
+                "SELECT metadata_path, sorting_key FROM system.tables "
+                "WHERE database = if({d:String} = '', currentDatabase(), {d:String}) AND name = {t:String}",
+                parameters={"d": database, "t": table},
+            ).result_rows
+            if not found:
+                raise self._gone("no such table")
+            metadata_path, sorting_key = found[0]
+            types = dict(
+                self.client.query(
+                    "SELECT name, type FROM system.columns "
+                    "WHERE database = if({d:String} = '', currentDatabase(), {d:String}) AND table = {t:String}",
+                    parameters={"d": database, "t": table},
+                ).result_rows
+            )
+        except SinkError:
+            raise
+        except Exception as e:  # the driver raises many types; classify sorts them
+            if classify(e) == "gone":
+                raise self._gone(_one_line(e)) from e
+            raise self._outage("read-back from", e) from e
+        key = []
+        for col in (c.strip().strip("`") for c in sorting_key.split(",") if c.strip()):
+            # the prefix stops at an expression, a column not inserted, or a type not bound exactly
+            if col not in self.columns or not _BINDABLE.match(types.get(col, "")):
+                break
+            key.append((self.columns.index(col), col, types[col].removeprefix("LowCardinality(").rstrip(")")))
+        chdb_path = None if getattr(self.client, "url", None) else getattr(self.client, "path", None)
+        metadata_file = (
+            Path(chdb_path).resolve() / metadata_path if chdb_path and chdb_path != ":memory:" else None
+        )
+        self._probe = _Probe(key, metadata_file)
+        return self._probe
+
+    # -- errors ---------------------------------------------------------------------------------
+    def _gone(self, why: str) -> FatalSinkError:
+        return FatalSinkError(
+            f"{self.name}: {self.table} is gone ({why}); nothing more can be stored there. "
+            "Everything it held is lost: restart lifemon to re-create the schema, then replay the "
+            "source topics to rebuild alerts and state (docs/clickhouse-faults.md)"
+        )
+
+    def _outage(self, action: str, e: BaseException) -> SinkError:
+        failure = unavailable(location(self.client), e)
+        return SinkError(f"{self.name}: {action} {self.table} failed: {failure or _one_line(e)}")
 
 
 ALERT_COLUMNS = (
