@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Generic, TypeVar
@@ -8,7 +9,8 @@ T = TypeVar("T")
 
 
 class SinkError(RuntimeError):
-    """A sink could not confirm a write; the runtime keeps the batch and does not commit."""
+    """A sink could not confirm a write (yet); the runtime keeps the batch, does not commit, and
+    flushes again later."""
 
 
 class FatalSinkError(SinkError):
@@ -25,11 +27,12 @@ class Sink(ABC, Generic[T]):
     def add(self, items: Iterable[T]) -> None:
         self._buffer.extend(items)
 
-    def flush(self) -> int:
+    def flush(self, stop: threading.Event | None = None) -> int:
         """Write everything buffered and wait until the destination acknowledged it.
 
         On failure the items stay buffered (nothing is lost) and the error propagates, so the
-        runtime retries the flush and never commits past unwritten output."""
+        runtime retries the flush and never commits past unwritten output. `stop` lets a sink that
+        waits on acknowledgements give up early on shutdown; one blocking write ignores it."""
         if not self._buffer:
             return 0
         items = self._buffer

@@ -1,8 +1,16 @@
-"""Kafka outputs: alerts (OCSF JSON, key = alert id) and dead letters (original bytes + reason headers)."""
+"""Kafka outputs: alerts (OCSF JSON, key = alert id) and dead letters (original bytes + reason headers).
+
+How a Kafka sink fails, and what the runtime sees (docs/kafka-sink-faults.md has the probe behind it):
+- broker down or slow: `flush` waits at most `flush_timeout_s`, then raises SinkError; messages still
+  in the producer queue stay there (librdkafka retries them itself) and are never produced twice;
+- topic gone (a broker restarted empty, a deleted topic): FatalSinkError, because retrying would spin
+  forever against a destination that no longer exists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -11,41 +19,207 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from schemas.models import Alert
 from streams.alerts import to_ocsf
 from streams.codecs import DeadLetter
-from streams.sinks.base import Sink, SinkError
+from streams.sinks.base import FatalSinkError, Sink, SinkError
 
 Encoded = tuple[bytes | None, bytes | None, Any]  # key, value, headers
 
+# The broker says the topic is not there: retrying cannot create it (lifemon's producer may not).
+TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
+# The broker refuses this data for good: the same bytes will be refused again on every retry.
+REFUSED = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    }
+)
+POLL_SLICE_S = 0.1  # how often a waiting flush looks at its stop event
+
 
 class KafkaTopicSink(Sink[Any]):
-    """Produces items to one topic through a shared idempotent producer; `write` returns after
-    every message of the batch was acknowledged by the broker."""
+    """Produces items to one topic through a producer it may share with other sinks, and tracks
+    each item from `add` to the broker's acknowledgement, so a flush waits only for its own
+    messages and a retry re-produces only what failed.
 
-    def __init__(self, producer: Producer, topic: str, encode: Callable[[Any], Encoded], name: str):
+    Every item is in exactly one place: `_unsent` (added, or its delivery failed) or `_in_flight`
+    (in the producer queue: librdkafka owns it until its delivery report). Delivered items are
+    dropped and never produced again."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        encode: Callable[[Any], Encoded],
+        name: str,
+        *,
+        flush_timeout_s: float = 30.0,
+        metadata_timeout_s: float = 5.0,
+        stop: threading.Event | None = None,
+    ):
         super().__init__()
         self.producer, self.topic, self.encode, self.name = producer, topic, encode, name
+        self.flush_timeout_s, self.metadata_timeout_s, self.stop = flush_timeout_s, metadata_timeout_s, stop
+        self._unsent: dict[int, Any] = {}  # sequence number (add order) -> item
+        self._in_flight: dict[int, Any] = {}
+        self._next_seq = 0
+        self._acked = 0  # delivery reports without error, ever
+        self._last_error: KafkaError | None = None
+        self._fatal: str | None = None  # set by a delivery report; raised by the next flush
+        self._partitions: int | None = None  # the topic's partition count when first seen
+
+    @property
+    def unsent(self) -> int:
+        return len(self._unsent)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def add(self, items: Iterable[Any]) -> None:
+        for item in items:
+            self._unsent[self._next_seq] = item
+            self._next_seq += 1
 
     def write(self, items: list[Any]) -> None:
-        errors: list[KafkaError] = []
+        """One batch, start to acknowledgement (the base class contract)."""
+        self.add(items)
+        self.flush()
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
+    def flush(self, stop: threading.Event | None = None) -> int:
+        """Produce every item not yet produced, then wait until all of this sink's messages are
+        acknowledged; returns how many were acknowledged during this call.
 
-        for item in items:
-            key, value, headers = self.encode(item)
+        Raises SinkError (transient: keep the batch, flush again later) after `flush_timeout_s`
+        (+ `metadata_timeout_s` for the topic check) or as soon as `stop` is set; items in flight
+        stay in the producer queue and are not produced again. Raises FatalSinkError when the
+        topic is gone or the broker refuses the data for good."""
+        stop = stop or self.stop
+        started = time.monotonic()
+        deadline = started + self.flush_timeout_s
+        acked_before = self._acked
+        self._raise_if_fatal()
+        if not self._unsent and not self._in_flight:
+            return 0
+        if self._partitions is None:
+            self._check_topic(min(self.metadata_timeout_s, self.flush_timeout_s))
+        self._produce_unsent(deadline, stop)
+        while self._in_flight and not _stopped(stop):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.producer.poll(min(POLL_SLICE_S, remaining))
+        self._raise_if_fatal()
+        if not self._unsent and not self._in_flight:
+            return self._acked - acked_before
+        if _stopped(stop):
+            raise SinkError(
+                f"{self.name}: flush interrupted by shutdown; {self._pending()}, kept for the next run"
+            )
+        # Unconfirmed after the wait: a broker that is down, slow, or restarted without our topic.
+        # Only the last is worth stopping for, and only metadata tells them apart.
+        self._check_topic(self.metadata_timeout_s)
+        raise SinkError(
+            f"{self.name}: {self._pending()} after {time.monotonic() - started:.1f}s "
+            f"(last error: {self._last_error}); kept for the next flush"
+        )
+
+    def _produce_unsent(self, deadline: float, stop: threading.Event | None) -> None:
+        # In add order, so a failed item is re-produced before anything added after it.
+        for seq in sorted(self._unsent):
+            key, value, headers = self.encode(self._unsent[seq])
             while True:
                 try:
                     self.producer.produce(
-                        self.topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                        self.topic,
+                        value=value,
+                        key=key,
+                        headers=headers,
+                        on_delivery=self._report_for(seq),
                     )
                     break
-                except BufferError:  # local queue full: let deliveries drain, then retry
-                    self.producer.poll(0.1)
+                except BufferError:  # producer queue full: let deliveries drain it
+                    if _stopped(stop) or time.monotonic() >= deadline:
+                        return  # the rest stays unsent; the caller reports it
+                    self.producer.poll(POLL_SLICE_S)
                 except KafkaException as e:
-                    raise SinkError(f"{self.name}: {e}") from e
-        remaining = self.producer.flush(30)
-        if remaining or errors:
-            raise SinkError(f"{self.name}: {remaining} message(s) undelivered, errors: {errors[:3]}")
+                    err = e.args[0]
+                    if err.code() in TOPIC_GONE:
+                        raise FatalSinkError(self._vanished()) from e
+                    if err.code() in REFUSED:  # e.g. larger than message.max.bytes, refused locally
+                        raise FatalSinkError(f"{self.name}: cannot produce to {self.topic}: {err}") from e
+                    raise SinkError(f"{self.name}: {err}") from e
+            self._in_flight[seq] = self._unsent.pop(seq)
+
+    def _report_for(self, seq: int) -> Callable[[KafkaError | None, Message], None]:
+        return lambda err, msg: self._on_delivery(seq, err, msg)
+
+    def _on_delivery(self, seq: int, err: KafkaError | None, _msg: Message) -> None:
+        """Runs inside `producer.poll`, possibly while another sink sharing the producer flushes."""
+        item = self._in_flight.pop(seq, None)
+        if item is None:  # not ours to track (cannot happen while the runtime is single-threaded)
+            return
+        if err is None:
+            self._acked += 1
+            return
+        self._unsent[seq] = item  # re-produced by the next flush, in its original place
+        self._last_error = err
+        if err.code() in TOPIC_GONE:
+            self._fatal = self._vanished()
+        elif err.code() in REFUSED:
+            self._fatal = f"{self.name}: the broker refuses messages for {self.topic} for good: {err}"
+        elif err.fatal():
+            self._fatal = f"{self.name}: the producer failed for good and must be recreated: {err}"
+
+    def _check_topic(self, timeout_s: float) -> None:
+        """FatalSinkError if the topic is missing or was re-created since this sink first saw it.
+
+        A broker that cannot be asked is not an answer: that stays transient (the caller raises)."""
+        try:
+            md = self.producer.list_topics(self.topic, timeout=timeout_s)
+        except KafkaException:
+            return
+        meta = md.topics.get(self.topic)
+        if meta is None:  # no answer about this topic is not an answer that it is gone
+            return
+        if meta.error is not None and meta.error.code() in TOPIC_GONE:
+            if self._partitions is None:
+                raise FatalSinkError(
+                    f"{self.name}: topic {self.topic} does not exist on the broker; lifemon creates its "
+                    "topics at start (ensure_topics), or create it with the partitions you want"
+                )
+            raise FatalSinkError(self._vanished())
+        if meta.error is not None:
+            return
+        count = len(meta.partitions)
+        if self._partitions is not None and count != self._partitions:
+            # Asked only when nothing gets through. A broker that auto-creates topics (Tansu does)
+            # answers a metadata request for a lost topic by creating it blank with its own default
+            # partition count (4 on Tansu), and an idempotent producer never delivers to that broker
+            # again (it keeps bumping the epoch of a producer id the broker forgot).
+            raise FatalSinkError(
+                f"{self.name}: topic {self.topic} now has {count} partition(s), it had {self._partitions}, "
+                "and nothing gets through: it was re-created empty (was the broker restarted empty?); "
+                "lifemon stops rather than retry forever"
+            )
+        self._partitions = count
+
+    def _vanished(self) -> str:
+        return (
+            f"{self.name}: topic {self.topic} no longer exists on the broker (was it restarted empty?); "
+            "lifemon stops rather than retry forever"
+        )
+
+    def _pending(self) -> str:
+        return f"{len(self._in_flight)} message(s) in flight, {len(self._unsent)} failed or unsent"
+
+    def _raise_if_fatal(self) -> None:
+        if self._fatal is not None:
+            raise FatalSinkError(self._fatal)
+
+
+def _stopped(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
 
 
 def encode_alert(alert: Alert) -> Encoded:
@@ -79,5 +253,9 @@ def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
         "compression.type": "lz4",
         "message.max.bytes": 2_000_000,
         "log.connection.close": False,
+        # lifemon creates its topics at start (ensure_topics). A producer that may create them would
+        # let a broker restarted empty (Tansu keeps topics in memory) re-create them blank with its
+        # own default partition count, and the sink could not tell that its topic vanished.
+        "allow.auto.create.topics": False,
         **extra,
     }

@@ -1,0 +1,264 @@
+"""KafkaTopicSink against a real Tansu broker that stalls, dies and comes back empty: a flush waits a
+bounded time, a retry never produces a message twice, and a vanished topic stops lifemon loudly.
+docs/kafka-sink-faults.md has the probe these cases come from."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.embedded import EmbeddedBroker
+from streams.sinks import FatalSinkError, SinkError
+from streams.sinks.kafka import Encoded, KafkaTopicSink, producer_config
+
+pytestmark = pytest.mark.integration
+
+# Short librdkafka timeouts: a dead broker is noticed in about a second, not a minute.
+FAST = {
+    "socket.timeout.ms": 1000,
+    "reconnect.backoff.ms": 50,
+    "reconnect.backoff.max.ms": 200,
+    "topic.metadata.refresh.interval.ms": 1000,
+    "log_level": 3,  # errors only: a stopped broker makes librdkafka chatty
+}
+SLACK_S = 1.5  # scheduling on a shared 2-core machine
+
+
+def as_message(text: str) -> Encoded:
+    return text.encode(), text.encode(), None
+
+
+def create_topic(bootstrap: str, partitions: int = 3) -> str:
+    topic = f"pfi.alerts.{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until its futures resolve
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        future.result(10)
+    return topic
+
+
+def producer(bootstrap: str, message_timeout_ms: int, **extra: Any) -> Producer:
+    return Producer(producer_config(bootstrap, {**FAST, "message.timeout.ms": message_timeout_ms, **extra}))
+
+
+def sink_for(p: Producer, topic: str, flush_timeout_s: float, **kw: Any) -> KafkaTopicSink:
+    return KafkaTopicSink(
+        p, topic, as_message, "alerts→kafka", flush_timeout_s=flush_timeout_s, metadata_timeout_s=1.0, **kw
+    )
+
+
+def queued(p: Producer) -> int:
+    """Messages in the producer queue. len() also counts events waiting for poll() (connection
+    errors pile up while the broker is down), so serve those first."""
+    p.poll(0)
+    return len(p)
+
+
+def items(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}-{i}" for i in range(n)]
+
+
+def messages_on(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> Counter[str]:
+    """Every value on the topic, consumed from the start (Tansu's ListOffsets answers "base offset of
+    the last batch + 1", so watermarks do not count messages). Reads on for a second after reaching
+    `expected`, so a duplicate arriving late is still seen."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"count-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([topic])
+    seen: Counter[str] = Counter()
+    deadline = time.monotonic() + timeout_s
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline and (settle_until is None or time.monotonic() < settle_until):
+            for m in c.consume(100, 0.2):
+                if m.error() is None:
+                    seen[m.value().decode()] += 1
+            if settle_until is None and sum(seen.values()) >= expected:
+                settle_until = time.monotonic() + 1.0
+    finally:
+        c.close()
+    return seen
+
+
+@pytest.fixture
+def tansu() -> Iterator[EmbeddedBroker]:
+    """A broker of this test's own, to stall (SIGSTOP), kill and restart without disturbing others."""
+    b = EmbeddedBroker().start()
+    yield b
+    crash(b)  # Tansu lingers on SIGTERM while clients are connected; its data is memory anyway
+
+
+def crash(b: EmbeddedBroker) -> None:
+    """kill -9: how a broker dies in the probe, and Tansu keeps nothing."""
+    if b._proc is not None:
+        os.kill(b._proc.pid, signal.SIGKILL)
+    b.stop()  # reaps it
+
+
+def stall(b: EmbeddedBroker) -> None:
+    assert b._proc is not None
+    os.kill(b._proc.pid, signal.SIGSTOP)
+
+
+def resume(b: EmbeddedBroker) -> None:
+    assert b._proc is not None
+    os.kill(b._proc.pid, signal.SIGCONT)
+
+
+def test_a_flush_waits_for_its_own_messages_only(broker: str) -> None:
+    """Alerts and dead letters share one producer: a message of another sink stuck in the queue (its
+    topic does not exist) must not hold the alert flush until it times out."""
+    topic = create_topic(broker)
+    p = producer(broker, message_timeout_ms=20_000)
+    p.produce(f"pfi.missing.{uuid.uuid4().hex[:8]}", b"stuck")  # another sink's, undeliverable
+    sink = sink_for(p, topic, flush_timeout_s=5.0)
+    sink.add(items("a", 10))
+
+    t0 = time.monotonic()
+    assert sink.flush() == 10
+    assert time.monotonic() - t0 < 3.0
+    assert queued(p) == 1  # the stuck one is still queued: this sink did not wait for it
+    assert messages_on(broker, topic, 10) == Counter(items("a", 10))
+
+
+def test_a_topic_that_does_not_exist_is_fatal_and_named(broker: str) -> None:
+    missing = f"pfi.alerts.{uuid.uuid4().hex[:8]}"
+    p = producer(broker, message_timeout_ms=20_000)
+    sink = sink_for(p, missing, flush_timeout_s=5.0)
+    sink.add(items("a", 3))
+
+    t0 = time.monotonic()
+    with pytest.raises(FatalSinkError, match=rf"alerts→kafka: topic {missing} does not exist"):
+        sink.flush()
+    assert time.monotonic() - t0 < 3.0
+    assert queued(p) == 0  # nothing produced into a topic that is not there
+    assert (sink.unsent, sink.in_flight) == (3, 0)
+
+
+VANISHED = (
+    "alerts→kafka: topic {topic} no longer exists on the broker (was it restarted empty?); "
+    "lifemon stops rather than retry forever"
+)
+RECREATED = (
+    "alerts→kafka: topic {topic} now has 4 partition(s), it had 3, and nothing gets through: it was "
+    "re-created empty (was the broker restarted empty?); lifemon stops rather than retry forever"
+)
+
+
+@pytest.mark.parametrize(
+    ("auto_create", "expected"),
+    [(False, VANISHED), (True, RECREATED)],
+    ids=["lifemon-producer", "auto-creating-producer"],
+)
+def test_broker_restarted_empty_is_fatal_and_retries_never_grow_the_queue(
+    tansu: EmbeddedBroker, auto_create: bool, expected: str
+) -> None:
+    """The probe's case: Tansu keeps topics in memory, so a restart loses pfi.alerts. While the broker
+    is down every flush fails fast and transiently without re-producing what is queued; once it is
+    back without the topic, the sink says so and stops. lifemon's producer may not create topics, so
+    the topic is missing; a producer that may (Tansu then re-creates it blank, with 4 partitions) is
+    caught by the changed partition count."""
+    topic = create_topic(tansu.bootstrap, partitions=3)
+    p = producer(  # a long message timeout: librdkafka keeps retrying on its own, as in production
+        tansu.bootstrap, message_timeout_ms=120_000, **{"allow.auto.create.topics": auto_create}
+    )
+    sink = sink_for(p, topic, flush_timeout_s=1.0)
+    sink.add(items("before", 5))
+    assert sink.flush() == 5
+
+    crash(tansu)
+    sink.add(items("during", 5))
+    for _ in range(3):  # the runtime's checkpoint retries like this
+        t0 = time.monotonic()
+        with pytest.raises(SinkError) as failed:
+            sink.flush()
+        assert not isinstance(failed.value, FatalSinkError)  # a broker that is down may come back
+        assert time.monotonic() - t0 < 1.0 + 1.0 + SLACK_S  # flush_timeout_s + metadata_timeout_s
+        assert queued(p) <= 5  # the five in flight, never a second copy
+        assert (sink.in_flight, sink.unsent) == (5, 0)
+
+    tansu.start()  # the same port, and empty: what restarting Tansu gives
+    deadline = time.monotonic() + 20
+    while True:
+        assert time.monotonic() < deadline, "the vanished topic was never reported"
+        try:
+            sink.flush()
+        except FatalSinkError as e:
+            assert str(e) == expected.format(topic=topic)
+            break
+        except SinkError:
+            assert queued(p) <= 5  # reconnecting: still the same five
+    assert (queued(p), sink.in_flight) == (5, 5)
+    topics = AdminClient({"bootstrap.servers": tansu.bootstrap}).list_topics(timeout=5).topics
+    assert (topic in topics) is auto_create  # Tansu re-created it only when the producer let it
+
+
+def test_a_retry_after_a_stall_writes_each_item_exactly_once(tansu: EmbeddedBroker) -> None:
+    """The broker stalls with a batch in flight: the flushes during the stall fail, the one after it
+    succeeds, and the topic holds every item once. Re-producing the in-flight batch would add copies."""
+    topic = create_topic(tansu.bootstrap)
+    # requests outlive the stall, so librdkafka itself never resends (that would be its duplicate, not ours)
+    p = producer(tansu.bootstrap, message_timeout_ms=60_000, **{"socket.timeout.ms": 30_000})
+    sink = sink_for(p, topic, flush_timeout_s=1.0)
+    sink.add(items("first", 10))
+    assert sink.flush() == 10
+
+    stall(tansu)
+    sink.add(items("second", 10))
+    for _ in range(2):
+        t0 = time.monotonic()
+        with pytest.raises(SinkError) as failed:
+            sink.flush()
+        assert time.monotonic() - t0 < 1.0 + 1.0 + SLACK_S
+        assert "10 message(s) in flight, 0 failed or unsent" in str(failed.value)
+        assert queued(p) <= 10
+    resume(tansu)
+
+    deadline = time.monotonic() + 20
+    acked = 0
+    while sink.in_flight or sink.unsent:
+        assert time.monotonic() < deadline, f"never delivered: {sink.in_flight} in flight"
+        with contextlib.suppress(SinkError):  # still delivering: the runtime would retry too
+            acked += sink.flush()
+    assert acked == 10
+    on_topic = messages_on(tansu.bootstrap, topic, 20)
+    assert on_topic == Counter(items("first", 10) + items("second", 10))
+
+
+def test_a_stop_event_interrupts_a_waiting_flush(tansu: EmbeddedBroker) -> None:
+    """SIGTERM sets the runtime's stop event: a flush waiting on a stalled broker gives up within a
+    poll slice instead of waiting out its timeout, and keeps its messages for the next run."""
+    topic = create_topic(tansu.bootstrap)
+    p = producer(tansu.bootstrap, message_timeout_ms=60_000, **{"socket.timeout.ms": 30_000})
+    sink = sink_for(p, topic, flush_timeout_s=60.0)
+    sink.add(items("first", 2))
+    assert sink.flush() == 2
+
+    stall(tansu)
+    sink.add(items("second", 4))
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(SinkError) as interrupted:
+        sink.flush(stop=stop)
+    assert 0.5 <= time.monotonic() - t0 < 0.5 + SLACK_S
+    assert not isinstance(interrupted.value, FatalSinkError)
+    assert "flush interrupted by shutdown; 4 message(s) in flight" in str(interrupted.value)
+    assert (sink.in_flight, queued(p)) == (4, 4)
