@@ -115,7 +115,7 @@ def measure(n: int, bootstrap: str, restore_keys: int, cache_size: int) -> dict[
 def table(rows: list[dict[str, Any]]) -> str:
     mib = 1 << 20
     lines = [
-        "| keys | put all | peak RSS | RocksDB disk | checkpoint 1% (store + changelog) | checkpoint all: store | "
+        "| keys | load: put + checkpoints | peak RSS | RocksDB disk | checkpoint 1% (store + changelog) | checkpoint all: store | "
         "all to changelog | restore from changelog | today: one JSON blob |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
