@@ -1,0 +1,313 @@
+"""Keyed state: the RocksDB store and its cache, timers, and the changelog through a real Tansu broker."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.keyed_state import MARKER_KEY, Changelog, KeyedStore, TimerService
+from streams.sinks.kafka import producer_config
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = 1_767_225_600_000
+
+
+def retention(i: int) -> list[Any]:
+    """A retention record as a detector would keep it: subject pseudonym, deadline, class, categories."""
+    return [f"P{i:025d}", T0 + i, "C3", ["identity", "account"]]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[KeyedStore]:
+    s = KeyedStore(tmp_path / "store", cache_size=4)
+    yield s
+    s.destroy()
+
+
+def changelog_topic(broker: str, partitions: int = 2) -> str:
+    topic = f"lifemon.state.{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": broker})
+    config = {"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"}
+    for fut in admin.create_topics([NewTopic(topic, partitions, 1, config=config)]).values():
+        fut.result()
+    return topic
+
+
+def restored(broker: str, topic: str, partition: int, path: Path) -> tuple[KeyedStore, dict[str, int]]:
+    fresh = KeyedStore(path, cache_size=4)
+    offsets = Changelog.restore({"bootstrap.servers": broker}, topic, partition, fresh)
+    return fresh, offsets
+
+
+# -- the store ----------------------------------------------------------------------------------
+def test_get_after_eviction_returns_the_stored_value(store: KeyedStore) -> None:
+    for i in range(10):
+        store.put(f"k{i}", retention(i))
+    store.changes()  # k0..k9 in RocksDB
+    for i in range(10, 20):
+        store.put(f"k{i}", retention(i))  # k10..k15 are evicted while dirty: held encoded until changes()
+    assert [store.get(f"k{i}") for i in range(20)] == [retention(i) for i in range(20)]
+    assert sorted(k for k, _ in store.changes()) == sorted(f"k{i}".encode() for i in range(10, 20))
+
+
+def test_in_place_change_is_checkpointed_and_survives_reopening(tmp_path: Path) -> None:
+    s = KeyedStore(tmp_path / "s", cache_size=4)
+    s.put("C1", retention(1))
+    s.changes()
+    record = s.get("C1")
+    record[3].append("biometric")
+    s.touch("C1")
+    assert s.changes() == [(b"C1", orjson.dumps(record))]
+    s.close()
+    reopened = KeyedStore(tmp_path / "s", cache_size=4)
+    assert reopened.get("C1")[3] == ["identity", "account", "biometric"]
+    reopened.destroy()
+
+
+def test_touch_after_the_object_left_the_cache_is_refused(store: KeyedStore) -> None:
+    store.put("C1", retention(1))
+    for i in range(5):
+        store.get(f"missing{i}")
+        store.put(f"k{i}", i)
+    with pytest.raises(LookupError, match="no longer cached"):
+        store.touch("C1")
+
+
+def test_tombstones_hide_keys_and_reach_the_changelog(store: KeyedStore) -> None:
+    for i in range(3):
+        store.put(f"k{i}", i)
+    store.changes()
+    store.delete("k1")
+    store.put("k9", 9)
+    store.delete("k9")  # never checkpointed: its tombstone is harmless
+    assert store.get("k1", "gone") == "gone"
+    assert list(store.items()) == [("k0", 0), ("k2", 2)]
+    assert sorted(store.changes(), key=lambda c: c[0]) == [(b"k1", None), (b"k9", None)]
+    assert store.get("k1") is None
+    assert store.changes() == []
+
+
+def test_items_are_ordered_and_filtered_by_prefix_and_start(store: KeyedStore) -> None:
+    for k in ["a:3", "b:1", "a:1", "a:2"]:
+        store.put(k, k)
+    store.changes()
+    store.put("a:0", "a:0")  # dirty, in the cache
+    store.put("a:5", "a:5")
+    for i in range(5):
+        store.put(f"z{i}", i)  # pushes a:0 and a:5 out: pending, encoded
+    store.put("a:4", "a:4")
+    store.delete("a:2")
+    assert [k for k, _ in store.items(prefix="a:")] == ["a:0", "a:1", "a:3", "a:4", "a:5"]
+    assert list(store.items(prefix="a:", start="a:3")) == [("a:3", "a:3"), ("a:4", "a:4"), ("a:5", "a:5")]
+    assert list(store.items(prefix="b:", start="a:9")) == [("b:1", "b:1")]
+    assert list(store.items(prefix="c:")) == []
+
+
+def test_a_random_workload_matches_a_plain_dict(store: KeyedStore) -> None:
+    """Gets, puts, in-place changes, deletes and checkpoints in random order against a tiny cache:
+    the store always reads like the dict it replaces."""
+    rng = random.Random(7)
+    model: dict[str, list[int]] = {}
+    for step in range(3000):
+        key = f"k{rng.randrange(40):02d}"
+        op = rng.random()
+        if op < 0.35:
+            model[key] = [step]
+            store.put(key, [step])
+        elif op < 0.6 and key in model:
+            store.get(key).append(step)
+            store.touch(key)
+            model[key].append(step)
+        elif op < 0.7:
+            model.pop(key, None)
+            store.delete(key)
+        elif op < 0.75:
+            store.changes()
+        assert store.get(key) == model.get(key)
+        if step % 100 == 0:
+            assert list(store.items()) == sorted(model.items())
+    store.changes()
+    assert list(store.items()) == sorted(model.items())
+
+
+def test_changes_carry_only_what_changed(store: KeyedStore) -> None:
+    for i in range(100):
+        store.put(f"k{i:03d}", retention(i))
+    assert len(store.changes()) == 100
+    store.get("k005")[1] += 1
+    store.touch("k005")
+    store.put("k050", retention(0))
+    assert store.dirty_count == 2
+    assert sorted(k for k, _ in store.changes()) == [b"k005", b"k050"]
+    assert store.changes() == []
+
+
+# -- timers -------------------------------------------------------------------------------------
+def test_timers_fire_in_deadline_order_once(store: KeyedStore) -> None:
+    timers = TimerService(store)
+    for key, deadline in [("C3", 300), ("C1", 100), ("C2", 200), ("C0", 200), ("C4", 400)]:
+        timers.register(key, T0 + deadline)
+    timers.register("C1", T0 + 100)  # the same timer again: still one
+    timers.cancel("C4", T0 + 400)
+    assert timers.next_deadline() == T0 + 100
+    assert timers.due(T0 + 99) == []
+    assert timers.due(T0 + 250) == [("C1", T0 + 100), ("C0", T0 + 200), ("C2", T0 + 200)]
+    assert timers.next_deadline() == T0 + 300
+    assert timers.due(T0 + 250) == []
+    assert timers.due(T0 + 10_000) == [("C3", T0 + 300)]
+    assert timers.next_deadline() is None
+
+
+def test_cancelling_the_earliest_timer_moves_next_deadline(store: KeyedStore) -> None:
+    timers = TimerService(store)
+    timers.register("C1", T0 + 100)
+    timers.register("C2", T0 + 500)
+    assert timers.next_deadline() == T0 + 100
+    timers.cancel("C1", T0 + 100)
+    assert timers.next_deadline() == T0 + 500
+
+
+# -- changelog through Tansu --------------------------------------------------------------------
+def test_restore_rebuilds_identical_state_and_timers(broker: str, tmp_path: Path) -> None:
+    topic = changelog_topic(broker)
+    log = Changelog(Producer(producer_config(broker, {})), topic)
+    s = KeyedStore(tmp_path / "a", cache_size=4)
+    timers = TimerService(s)
+    for i in range(50):
+        s.put(f"C{i:03d}", retention(i))
+        timers.register(f"C{i:03d}", T0 + 1000 * (50 - i))
+    log.write(0, s.changes(), {"pfi.access:0": 50})
+    s.delete("C007")
+    s.get("C008")[2] = "C2"
+    s.touch("C008")
+    assert timers.due(T0 + 3000) == [("C049", T0 + 1000), ("C048", T0 + 2000), ("C047", T0 + 3000)]
+    log.write(0, s.changes(), {"pfi.access:0": 80, "pfi.entitlement:0": 3})
+
+    r, offsets = restored(broker, topic, 0, tmp_path / "b")
+    assert offsets == {"pfi.access:0": 80, "pfi.entitlement:0": 3}
+    assert list(r.items()) == list(s.items())
+    assert r.get("C007") is None and r.get("C008")[2] == "C2"
+    assert TimerService(r).due(T0 + 5000) == [("C046", T0 + 4000), ("C045", T0 + 5000)]
+    s.destroy()
+    r.destroy()
+
+
+def test_changes_without_a_marker_are_ignored_then_rewritten(broker: str, tmp_path: Path) -> None:
+    topic = changelog_topic(broker)
+    producer = Producer(producer_config(broker, {}))
+    log = Changelog(producer, topic)
+    log.write(0, [(b"C1", b"[1]"), (b"C2", b"[2]")], {"pfi.access:0": 10})
+    # The writer dies after sending its next changes, before their marker.
+    log._send(0, [(b"C1", b"[99]"), (b"C3", b"[3]")])
+
+    r, offsets = restored(broker, topic, 0, tmp_path / "r")
+    assert offsets == {"pfi.access:0": 10}
+    assert list(r.items()) == [("C1", [1]), ("C2", [2])]
+    # The next checkpoint re-sends C1 and C3 as committed, so a compacted log ends with them too.
+    assert sorted(r.changes()) == [(b"C1", b"[1]"), (b"C3", None)]
+    r.destroy()
+
+
+def test_partitions_stay_separate(broker: str, tmp_path: Path) -> None:
+    topic = changelog_topic(broker, partitions=3)
+    log = Changelog(Producer(producer_config(broker, {})), topic)
+    log.write(0, [(b"C1", b'"zero"')], {"pfi.access:0": 1})
+    log.write(1, [(b"C1", b'"one"'), (b"C2", b'"one"')], {"pfi.access:1": 2})
+    zero, off0 = restored(broker, topic, 0, tmp_path / "p0")
+    one, off1 = restored(broker, topic, 1, tmp_path / "p1")
+    empty, off2 = restored(broker, topic, 2, tmp_path / "p2")
+    assert (list(zero.items()), off0) == ([("C1", "zero")], {"pfi.access:0": 1})
+    assert (list(one.items()), off1) == ([("C1", "one"), ("C2", "one")], {"pfi.access:1": 2})
+    assert (list(empty.items()), off2) == ([], {})
+    for s in (zero, one, empty):
+        s.destroy()
+
+
+def test_restore_reads_to_the_real_end_of_a_batched_partition(broker: str, tmp_path: Path) -> None:
+    """Tansu's ListOffsets answers the last batch's base offset + 1 (1 for one batch of 10,000
+    records): a restore that trusted it would stop after the first record."""
+    topic = changelog_topic(broker, partitions=1)
+    batching = Producer({"bootstrap.servers": broker, "linger.ms": 500, "batch.num.messages": 100_000})
+    for i in range(10_000):
+        batching.produce(topic, key=f"C{i:05d}".encode(), value=orjson.dumps(retention(i)), partition=0)
+        if i == 4_999:
+            batching.produce(topic, key=MARKER_KEY, value=b'{"pfi.access:0":5000}', partition=0)
+    batching.produce(topic, key=MARKER_KEY, value=b'{"pfi.access:0":10000}', partition=0)
+    assert batching.flush(10) == 0
+
+    r, offsets = restored(broker, topic, 0, tmp_path / "r")
+    assert offsets == {"pfi.access:0": 10_000}
+    assert sum(1 for _ in r.items()) == 10_000
+    assert r.get("C09999") == retention(9999)
+    r.destroy()
+
+
+# -- scale --------------------------------------------------------------------------------------
+MEASURE = """
+import json, re, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from streams.keyed_state import KeyedStore
+
+def retention(i):
+    return [f"P{{i:025d}}", {t0} + i, "C3", ["identity", "account"]]
+
+def status(field: str) -> int:
+    return int(re.search(field + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) << 10
+
+Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM): imports are not measured
+base = status("VmRSS")
+n, what = {n}, {what!r}
+if what == "dict":
+    held = {{f"C{{i:09d}}": retention(i) for i in range(n)}}
+    print(json.dumps({{"growth": status("VmHWM") - base}}))
+else:
+    # A cache of 2% of the keys: what is measured is that nothing else grows with the key count.
+    store = KeyedStore(Path(tempfile.mkdtemp()) / "s", cache_size=20_000)
+    for i in range(n):
+        store.put(f"C{{i:09d}}", retention(i))
+        if i % 100_000 == 99_999:
+            store.changes()  # the engine checkpoints every few seconds
+    store.changes()
+    for i in range(0, n, 100):
+        store.get(f"C{{i:09d}}")[1] += 1
+        store.touch(f"C{{i:09d}}")
+    changed = store.changes()
+    ok = all(store.get(f"C{{i:09d}}")[1] == retention(i)[1] + (i % 100 == 0) for i in range(0, n, 997))
+    print(json.dumps({{"growth": status("VmHWM") - base, "changed": len(changed), "values_ok": ok,
+                      "keys": sorted(k.decode() for k, _ in changed)[:3]}}))
+    store.destroy()
+"""
+
+
+def measure(n: int, what: str) -> subprocess.Popen[str]:
+    """Its own process, so the peak RSS belongs to this measurement alone."""
+    code = MEASURE.format(root=str(ROOT), t0=T0, n=n, what=what)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def test_a_million_keys_keep_memory_bounded_and_checkpoints_small() -> None:
+    n = 1_000_000
+    as_dict = measure(n // 10, "dict")  # a tenth, scaled: a dict's cost is linear in its keys
+    as_store = measure(n, "store")
+    dict_growth = json.loads(as_dict.communicate(timeout=120)[0])["growth"] * 10
+    result = json.loads(as_store.communicate(timeout=300)[0])
+    ratio = result["growth"] / dict_growth
+    print(
+        f"1M keys: store grew {result['growth'] >> 20} MiB, a dict ~{dict_growth >> 20} MiB, ratio {ratio:.2f}"
+    )
+    assert ratio < 0.35
+    assert result["changed"] == n // 100
+    assert result["keys"] == ["C000000000", "C000000100", "C000000200"]
+    assert result["values_ok"] is True
