@@ -16,6 +16,8 @@ import orjson
 
 from policy import PolicyError, load_policy
 from policy.catalog import Catalog
+from streams.clickhouse import ClickHouseUnavailable
+from streams.sinks import FatalSinkError
 
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
@@ -355,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as e:
         _err(str(e))
         return 2
+    except (ClickHouseUnavailable, FatalSinkError) as e:  # said in one line; the cause is in it
+        _err(str(e))
+        return 3
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `lifemon ... | head`: the reader left, nothing more to say

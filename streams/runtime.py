@@ -37,7 +37,7 @@ from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine
-from streams.sinks import Sink, SinkError
+from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
     DEAD_LETTER_COLUMNS,
@@ -96,6 +96,30 @@ def crash_point(name: str, processed: int) -> None:
         os._exit(137)
 
 
+class SourceGone(FatalSinkError):
+    """An input topic vanished: the broker lost its data, and waiting cannot bring it back."""
+
+    def __init__(self, topic: str):
+        super().__init__(
+            f"input topic {topic} no longer exists on the broker (was it restarted empty?); "
+            "lifemon stops rather than wait for data that is gone"
+        )
+
+
+SHUTDOWN_GRACE_S = 10.0  # after SIGTERM, sinks may still flush this long; then they give up
+
+
+def _watchdog(abort: threading.Event, grace_s: float) -> None:
+    """SIGTERM always ends the process in bounded time: the final checkpoint flushes what it can
+    within the grace period; a destination that is down then stops being waited for, and if even
+    that does not end the process, it exits without committing (the last checkpoint stands)."""
+    time.sleep(grace_s)
+    abort.set()
+    time.sleep(grace_s)
+    print("lifemon: shutdown did not finish in time; exiting, nothing more committed", file=sys.stderr)
+    os._exit(1)
+
+
 def to_raw(msg: Any) -> RawRecord:
     return RawRecord(
         msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.key(), msg.headers(), msg.timestamp()[1]
@@ -121,15 +145,17 @@ class Monitor:
         )
         self.decoder = Decoder.for_config(config)
         self.stats = Stats()
+        self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
+        self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
         client_extra = dict(config.kafka.client)
         self.producer = Producer(producer_config(bootstrap, client_extra))
         t = config.topics
         self.alert_sinks: list[Sink] = [
-            KafkaTopicSink(self.producer, t.alerts, encode_alert, "alerts→kafka"),
+            KafkaTopicSink(self.producer, t.alerts, encode_alert, "alerts→kafka", stop=self.abort_event),
             ClickHouseTableSink(ch_client, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"),
         ]
         self.dead_sinks: list[Sink] = [
-            KafkaTopicSink(self.producer, t.dlq, encode_dead_letter, "dlq→kafka"),
+            KafkaTopicSink(self.producer, t.dlq, encode_dead_letter, "dlq→kafka", stop=self.abort_event),
             ClickHouseTableSink(
                 ch_client, f"{db}.dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "dlq→clickhouse"
             ),
@@ -167,7 +193,6 @@ class Monitor:
                 "partition.assignment.strategy": "range",
             }
         )
-        self.stop_event = threading.Event()
         self._saved: dict[tuple[str, int], int] = {}  # offsets of the last stored snapshot per partition
         self._committed: dict[tuple[str, int], int] = {}  # offsets the group has from this instance
         self._pending_alerts: dict[str, Any] = {}  # alert id -> newest revision since the last checkpoint
@@ -295,6 +320,7 @@ class Monitor:
                     self._emit(self.engine.advance(self._inputs_caught_up()))
                 now = time.monotonic()
                 if now - self._last_checkpoint >= self.config.checkpoint_interval_s:
+                    self._check_sources()
                     self.checkpoint()
                 if self.progress and now - last_progress >= 1.0:
                     last_progress = now
@@ -317,6 +343,8 @@ class Monitor:
         for m in msgs:
             err = m.error()
             if err is not None:
+                if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+                    raise SourceGone(m.topic())
                 if err.code() != KafkaError._PARTITION_EOF:
                     print(f"lifemon: consumer error: {err}", file=sys.stderr)
                 continue
@@ -360,6 +388,17 @@ class Monitor:
                 out.add((self.config.stream_of(tp.topic), tp.partition))
         return out
 
+    def _check_sources(self) -> None:
+        """A broker that restarted empty gives the consumer no error, only an assignment that never
+        comes back: ask for the topic list (one metadata request per checkpoint) and say so."""
+        try:
+            existing = self.consumer.list_topics(timeout=5).topics
+        except KafkaException:
+            return  # unreachable is an outage, not a loss: keep waiting
+        missing = [t for t in self.event_topics if t not in existing]
+        if missing:
+            raise SourceGone(missing[0])
+
     def _check_keys(self, stream: str, topic: str, decoded: list[tuple[RawRecord, Any]]) -> None:
         """Records keyed by something else than their stream's key land in arbitrary partitions, and
         one actor's window splits across instances: count them and say so once per topic."""
@@ -398,7 +437,7 @@ class Monitor:
                     failures.append(e)
             try:
                 if failures:
-                    raise failures[0]
+                    raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
                 self.rollup_sink.add(self.engine.rollup_rows())
                 self.rollup_sink.flush()
                 self._write_stats()
@@ -412,6 +451,9 @@ class Monitor:
                     self._saved.update({tp: off for tp, off in self.positions.items() if tp[1] in moved})
                 crash_point("after_state", self.stats.total())
                 break
+            except FatalSinkError as e:
+                print(f"lifemon: {e}", file=sys.stderr)
+                raise  # nothing is committed: a restart resumes from the last good checkpoint
             except SinkError as e:
                 print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
                 if self.stop_event.wait(backoff):
@@ -473,9 +515,16 @@ class Monitor:
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():
-            stop = self.stop_event  # not self: a handler holding the monitor would keep its clients alive
+            # not self: a handler holding the monitor would keep its clients alive
+            stop, abort, grace = self.stop_event, self.abort_event, SHUTDOWN_GRACE_S
+
+            def on_signal(*_: Any) -> None:
+                if not stop.is_set():
+                    stop.set()
+                    threading.Thread(target=_watchdog, args=(abort, grace), daemon=True).start()
+
             for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous_handlers[sig] = signal.signal(sig, lambda *_: stop.set())
+                self._previous_handlers[sig] = signal.signal(sig, on_signal)
 
     def close(self) -> None:
         """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush."""
@@ -483,6 +532,6 @@ class Monitor:
             self.consumer.close()
         finally:
             self.ref_consumer.close()
-            self.producer.flush(30)
+            self.producer.flush(5)  # the sinks flushed what matters at the last checkpoint
             for sig, handler in self._previous_handlers.items():
                 signal.signal(sig, handler)
