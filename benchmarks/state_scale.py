@@ -42,7 +42,8 @@ def measure(n: int, bootstrap: str, restore_keys: int, cache_size: int) -> dict[
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from streams.keyed_state import Changelog, KeyedStore
+    from streams.changelog import Changelog
+    from streams.keyed_state import KeyedStore
     from streams.sinks.kafka import producer_config
 
     topic = f"lifemon.state.bench.{uuid.uuid4().hex[:6]}"

@@ -90,17 +90,3 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
 ENGINE = ReplacingMergeTree
 ORDER BY (topic, partition, offset)
 SETTINGS non_replicated_deduplication_window = 1000;
-
--- Detector and rollup state per source partition, written at each checkpoint before offsets
--- are committed; a restarted or rebalanced instance resumes from it.
-CREATE TABLE IF NOT EXISTS {db}.detector_state
-(
-    consumer_group  String,
-    topic           String,
-    partition       UInt32,
-    next_offset     Int64,
-    state           String CODEC(ZSTD(3)),
-    written_at      DateTime64(3, 'UTC') DEFAULT now64(3)
-)
-ENGINE = ReplacingMergeTree(next_offset)
-ORDER BY (consumer_group, topic, partition);

@@ -199,10 +199,6 @@ class BulkQueryDetector:
         )
 
     @staticmethod
-    def dump_value(value: Any) -> Any:
-        return value.to_json() if isinstance(value, ActorWindow) else value
-
-    @staticmethod
     def load_value(data: Any) -> Any:
         return ActorWindow.from_json(data) if isinstance(data, dict) else data
 

@@ -16,9 +16,15 @@ Event time (docs/architecture.md#event-time):
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from detectors import DetectorSpec
 from detectors.base import Context, Detector, Finding, References
@@ -26,12 +32,17 @@ from policy.catalog import Catalog
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert
 from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
+from streams.keyed_state import Change, KeyedStore, TimerService
 from streams.registries import AsOfRegistry
-from streams.taskstate import MemoryStore, Timers
 
 COVERAGE_GAP = "coverage_gap"
 OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
 DEDUP_IDS_PER_PARTITION = 200_000
+SEP = "\x1f"  # between a namespace and a key in a partition's store
+ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
+_MISSING = object()
+# Stored values are JSON: plain data, or a detector's object that knows `to_json()`
+_encode = msgspec.json.Encoder(enc_hook=lambda obj: obj.to_json()).encode
 
 
 def _known(value: Any, known: Collection[str], fallback: str = OTHER) -> str:
@@ -97,28 +108,54 @@ class PartitionRollup:
             self.progress[int(b)] = v["progress"]
 
 
+class Namespace:
+    """One detector kind's keys in its partition's store (`kind` + SEP + key). A value comes back
+    as the detector's live object: `load_value` rebuilds it from JSON once while it is cached."""
+
+    def __init__(self, store: KeyedStore, kind: str, load: Callable[[Any], Any]):
+        self.store, self.prefix, self.load = store, kind + SEP, load
+
+    def get(self, key: str, default: Any = None) -> Any:
+        full = self.prefix + key
+        value = self.store.get(full, _MISSING)
+        if value is _MISSING:
+            return default
+        if isinstance(value, dict | list):
+            live = self.load(value)
+            if live is not value:
+                self.store.adopt(full, live)
+            return live
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        self.store.put(self.prefix + key, value)
+
+    def touch(self, key: str) -> None:
+        self.store.touch(self.prefix + key)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(self.prefix + key)
+
+    def items(self, prefix: str = "", start: str | None = None) -> Iterator[tuple[str, Any]]:
+        n = len(self.prefix)
+        low = self.prefix + start if start is not None else None
+        for key, value in self.store.items(self.prefix + prefix, low):
+            yield key[n:], self.load(value) if isinstance(value, dict | list) else value
+
+
 class Task:
-    """One detector kind on one partition number: its instance, store, timers and clock."""
+    """One detector kind on one partition number: its instance, keys, timers and clock."""
 
-    def __init__(self, spec: DetectorSpec, partition: int, catalog: Catalog, refs: References):
-        self.spec, self.partition = spec, partition
-        self.store = MemoryStore(spec.cls.dump_value, spec.cls.load_value)
-        self.timers = Timers()
-        self.detector: Detector = spec.new(self.store)
+    def __init__(self, spec: DetectorSpec, store: KeyedStore, catalog: Catalog, refs: References):
+        self.spec, self.store = spec, store
+        self.keys = Namespace(store, spec.kind, spec.cls.load_value)
+        self.timers = TimerService(self.keys)
+        self.detector: Detector = spec.new(self.keys)
         self.ctx = Context(catalog, refs, self.timers)
-        self.stream_time = 0
+        self.stream_time = store.get(ENGINE + "time" + SEP + spec.kind, 0)
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "stream_time": self.stream_time,
-            "store": self.store.dump_all(),
-            "timers": self.timers.to_json(),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.stream_time = state["stream_time"]
-        self.store.apply(state["store"])
-        self.timers.load(state["timers"])
+    def save_clock(self) -> None:
+        self.store.put(ENGINE + "time" + SEP + self.spec.kind, self.stream_time)
 
 
 class Engine:
@@ -129,7 +166,15 @@ class Engine:
         pseudonymize: Callable[[str], str],
         allowed_lateness_ms: int = 60_000,
         rollup_block: int = 10_000,
+        state_dir: Path | None = None,
     ):
+        """`state_dir` holds each partition's RocksDB store: a cache of its changelog, rebuilt
+        from it after a restart; without one (a replay, a test) a temporary folder is used."""
+        if state_dir is None:
+            state_dir = Path(tempfile.mkdtemp(prefix="lifemon-state-"))
+            weakref.finalize(self, shutil.rmtree, state_dir, True)
+        self.state_dir = Path(state_dir)
+        self.stores: dict[int, KeyedStore] = {}
         self.specs = list(specs)
         self.catalog = catalog
         self.pseudonymize = pseudonymize
@@ -233,7 +278,15 @@ class Engine:
     def task(self, partition: int, spec: DetectorSpec) -> Task:
         found = self.tasks.get((partition, spec.kind))
         if found is None:
-            found = self.tasks[(partition, spec.kind)] = Task(spec, partition, self.catalog, self.refs)
+            found = self.tasks[(partition, spec.kind)] = Task(
+                spec, self.store(partition), self.catalog, self.refs
+            )
+        return found
+
+    def store(self, partition: int) -> KeyedStore:
+        found = self.stores.get(partition)
+        if found is None:
+            found = self.stores[partition] = self._new_store(partition)
         return found
 
     def _alerts(self, findings: list[Finding]) -> list[Alert]:
@@ -272,21 +325,49 @@ class Engine:
         ]
 
     # -- checkpoint -----------------------------------------------------------------------------
-    def snapshot(self, partition: int) -> dict[str, Any]:
-        """Everything partition number `partition` carries: its tasks and its topics' rollups."""
-        return {
-            "tasks": {kind: t.snapshot() for (p, kind), t in self.tasks.items() if p == partition},
-            "rollups": {topic: r.to_json() for (topic, p), r in self.rollups.items() if p == partition},
-        }
+    def changes(self, partition: int) -> list[Change]:
+        """What partition number `partition` changed since the last call: its tasks' keys, timers
+        and clocks, and its topics' rollups, encoded for the changelog (and already in RocksDB)."""
+        store = self.store(partition)
+        for (p, _), task in self.tasks.items():
+            if p == partition:
+                task.save_clock()
+        for (topic, p), roll in self.rollups.items():
+            if p == partition:
+                store.put(ENGINE + "rollup" + SEP + topic, roll.to_json())
+        return store.changes()
 
-    def restore(self, partition: int, state: dict[str, Any]) -> None:
+    def open_partition(self, partition: int) -> KeyedStore:
+        """A fresh, empty store for the partition: the changelog, not the local disk, is the truth."""
         self.drop(partition)
+        self.stores[partition] = store = self._new_store(partition)
+        return store
+
+    def _new_store(self, partition: int) -> KeyedStore:
+        path = self.state_dir / f"p{partition}"
+        shutil.rmtree(path, ignore_errors=True)
+        return KeyedStore(path, encode=_encode)
+
+    def resume(self, partition: int) -> None:
+        """After the partition's store was restored: rebuild its tasks and rollups from it."""
+        store = self.store(partition)
         for spec in self.specs:
-            if spec.kind in state.get("tasks", {}):
-                self.task(partition, spec).restore(state["tasks"][spec.kind])
-        for topic, roll in state.get("rollups", {}).items():
+            self.task(partition, spec)
+        for key, roll in store.items(ENGINE + "rollup" + SEP):
+            topic = key.rsplit(SEP, 1)[1]
             self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
             self.rollups[(topic, partition)].load(roll)
+
+    def close(self) -> None:
+        """Free every store; the folders are caches of the changelog, never needed again."""
+        for partition in list(self.stores):
+            self.drop(partition)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def restore(self, partition: int, changes: list[Change]) -> None:
+        """In-process restore from changes (tests, tools); the runtime replays a changelog instead."""
+        self.open_partition(partition).apply(changes)
+        self.resume(partition)
 
     def drop(self, partition: int) -> None:
         """A revoked partition's state leaves with it (after its final checkpoint)."""
@@ -296,3 +377,6 @@ class Engine:
             del self.rollups[source]
         for source in [k for k in self.seen_ids if k[1] == partition]:
             del self.seen_ids[source]
+        store = self.stores.pop(partition, None)
+        if store is not None:
+            store.destroy()

@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from detectors import DetectorSpec
 from policy.catalog import Catalog
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
+from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
@@ -49,7 +50,6 @@ from streams.sinks.clickhouse import (
     identity_row,
 )
 from streams.sinks.kafka import KafkaTopicSink, encode_alert, encode_dead_letter, producer_config
-from streams.statestore import StateStore
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
@@ -65,14 +65,24 @@ TOPIC_SETTINGS = {
 }
 
 
+def changelog_topic(config: Config) -> str:
+    """Detector state's changelog, one per consumer group, as Kafka Streams names its own."""
+    return f"{config.kafka.group_id}-state-changelog"
+
+
 def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None = None) -> None:
     """Create lifemon's topics if missing (existing topics are left as their owners set them)."""
     admin = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
     existing = set(admin.list_topics(timeout=10).topics)
     k = config.kafka
+    # the changelog partition p carries task p: as many partitions as the inputs, compacted by key
+    settings = {
+        **{topic: TOPIC_SETTINGS.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
+        changelog_topic(config): {"cleanup.policy": "compact"},
+    }
     wanted = [
-        NewTopic(topic, k.partitions, k.replication_factor, config=TOPIC_SETTINGS.get(stream, {}))
-        for stream, topic in config.topics.model_dump().items()
+        NewTopic(topic, k.partitions, k.replication_factor, config=conf)
+        for topic, conf in settings.items()
         if topic not in existing
     ]
     for fut in admin.create_topics(wanted).values() if wanted else ():
@@ -94,6 +104,10 @@ def crash_point(name: str, processed: int) -> None:
     step, _, after = os.environ.get(CRASH_ENV, "").partition("@")
     if step == name and processed >= int(after or 0):
         os._exit(137)
+
+
+class CopartitionError(FatalSinkError):
+    """Topics a task joins are partitioned differently: its state would split across instances."""
 
 
 class SourceGone(FatalSinkError):
@@ -141,7 +155,11 @@ class Monitor:
         db = config.clickhouse.database
         apply_ddl(ch_client, db)
         self.engine = Engine(
-            specs, catalog, pseudonymize, allowed_lateness_ms=config.allowed_lateness_s * 1000
+            specs,
+            catalog,
+            pseudonymize,
+            allowed_lateness_ms=config.allowed_lateness_s * 1000,
+            state_dir=config.data_dir / "state" / config.kafka.group_id / uuid.uuid4().hex[:8],
         )
         self.decoder = Decoder.for_config(config)
         self.stats = Stats()
@@ -166,7 +184,11 @@ class Monitor:
         self.stats_sink = ClickHouseTableSink(
             ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"
         )
-        self.state = StateStore(ch_client, db, config.kafka.group_id)
+        # its own producer: a changelog write waits for its records only (Changelog.write flushes)
+        self.changelog = Changelog(
+            Producer(producer_config(bootstrap, client_extra)), changelog_topic(config)
+        )
+        self._unsent_changes: dict[int, tuple[list[Any], dict[str, int]]] = {}  # written, not yet acked
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
         self.ref_positions: dict[tuple[str, int], int] = {}
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
@@ -178,6 +200,7 @@ class Monitor:
             "log.connection.close": False,
             **client_extra,
         }
+        self.consumer_conf = {"bootstrap.servers": bootstrap, "log.connection.close": False, **client_extra}
         self.ref_consumer = Consumer(
             {
                 **base,
@@ -252,36 +275,22 @@ class Monitor:
 
     # -- partitions -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Each partition number is a task: its state holds the offsets of every topic's partition
-        of that number, and the snapshot, not the group offset, is the truth."""
+        """Each partition number is a task. Its state is rebuilt from its changelog partition, the
+        truth wherever the task ran before, and the inputs resume from the offsets of the
+        changelog's last commit marker, not from the group's."""
         numbers = sorted({tp.partition for tp in partitions})
-        saved = self._load_state(numbers)
+        offsets = {}
         for p in numbers:
-            self.engine.drop(p)
-            if p in saved:
-                self.engine.restore(p, saved[p]["engine"])
+            store = self.engine.open_partition(p)
+            offsets[p] = Changelog.restore(self.consumer_conf, self.changelog.topic, p, store)
+            self.engine.resume(p)
         for tp in partitions:
-            offset = saved.get(tp.partition, {}).get("offsets", {}).get(tp.topic)
+            offset = offsets[tp.partition].get(tp.topic)
             if offset is not None:
                 tp.offset = offset
                 self.positions[(tp.topic, tp.partition)] = self._saved[(tp.topic, tp.partition)] = offset
             self._committed.pop((tp.topic, tp.partition), None)  # after a rejoin, commit again
         consumer.assign(partitions)
-
-    def _load_state(self, partitions: list[int]) -> dict[int, dict[str, Any]]:
-        """Snapshots of newly assigned partitions; a ClickHouse outage is waited out, not fatal."""
-        backoff = 0.5
-        while True:
-            try:
-                return self.state.load(partitions)
-            except Exception as e:  # the driver raises many types; all mean "not read"
-                print(
-                    f"lifemon: cannot read state for partitions {partitions} yet, retrying in {backoff:.1f}s: {e}",
-                    file=sys.stderr,
-                )
-                if self.stop_event.wait(backoff):
-                    raise
-                backoff = min(backoff * 2, 30.0)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not self._failed:
@@ -296,6 +305,7 @@ class Monitor:
     def _drop(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.engine.drop(tp.partition)
+            self._unsent_changes.pop(tp.partition, None)  # its new owner restores the last marker
             for known in (self.positions, self._saved, self._committed):
                 known.pop((tp.topic, tp.partition), None)
 
@@ -303,6 +313,7 @@ class Monitor:
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
         """Run until stopped (SIGTERM/SIGINT or stop_event), or idle / time limits for batch jobs."""
         self._install_signals()
+        self._check_copartitioned()
         self.load_reference()
         self.consumer.subscribe(
             self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -388,6 +399,21 @@ class Monitor:
                 out.add((self.config.stream_of(tp.topic), tp.partition))
         return out
 
+    def _check_copartitioned(self) -> None:
+        """State is kept per partition number, as Kafka Streams keeps it per task: one key's
+        records must land in the same partition number on every input and in the changelog."""
+        topics = self.consumer.list_topics(timeout=10).topics
+        counts = {
+            t: len(topics[t].partitions) for t in [*self.event_topics, self.changelog.topic] if t in topics
+        }
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{t}: {n}" for t, n in counts.items())
+            raise CopartitionError(
+                f"input topics and the state changelog must have the same number of partitions ({listed}); "
+                "create them with kafka.partitions partitions (lifemon creates missing ones so), or "
+                "add partitions so that all match"
+            )
+
     def _check_sources(self) -> None:
         """A broker that restarted empty gives the consumer no error, only an assignment that never
         comes back: ask for the topic list (one metadata request per checkpoint) and say so."""
@@ -442,13 +468,7 @@ class Monitor:
                 self.rollup_sink.flush()
                 self._write_stats()
                 crash_point("after_flush", self.stats.total())
-                # only partition numbers that moved: an idle partition's stored snapshot is current
-                moved = sorted(
-                    {p for tp, off in self.positions.items() if self._saved.get(tp) != off for p in [tp[1]]}
-                )
-                if moved:
-                    self.state.save([(p, self._task_state(p)) for p in moved])
-                    self._saved.update({tp: off for tp, off in self.positions.items() if tp[1] in moved})
+                self._write_changelog()
                 crash_point("after_state", self.stats.total())
                 break
             except FatalSinkError as e:
@@ -463,9 +483,17 @@ class Monitor:
         crash_point("after_commit", self.stats.total())
         self._last_checkpoint = time.monotonic()
 
-    def _task_state(self, partition: int) -> dict[str, Any]:
-        offsets = {t: off for (t, p), off in self.positions.items() if p == partition}
-        return {"offsets": offsets, "engine": self.engine.snapshot(partition)}
+    def _write_changelog(self) -> None:
+        """Partition numbers that moved send what changed, then a marker with their offsets. A
+        write that failed is sent again as it was (its changes are already out of the store)."""
+        moved = {tp[1] for tp, off in self.positions.items() if self._saved.get(tp) != off}
+        for p in sorted(moved - set(self._unsent_changes)):
+            offsets = {t: off for (t, q), off in self.positions.items() if q == p}
+            self._unsent_changes[p] = (self.engine.changes(p), offsets)
+        for p, (changes, offsets) in sorted(self._unsent_changes.items()):
+            self.changelog.write(p, changes, offsets)
+            del self._unsent_changes[p]
+            self._saved.update({(t, p): off for t, off in offsets.items()})
 
     def _commit(self) -> None:
         """Commit every stored position the group does not have yet, including after a rejoin."""
@@ -533,5 +561,6 @@ class Monitor:
         finally:
             self.ref_consumer.close()
             self.producer.flush(5)  # the sinks flushed what matters at the last checkpoint
+            self.engine.close()
             for sig, handler in self._previous_handlers.items():
                 signal.signal(sig, handler)

@@ -75,7 +75,7 @@ def test_subjects_are_pseudonymized_as_they_enter_the_engine(policy, catalog) ->
         (alert,) = latest(
             engine.process("access", "t", 0, fed("access", access("e1", customers=60))) + engine.drain()
         )
-        return alert, engine.snapshot(0)
+        return alert, engine.changes(0)
 
     (a1, state1), (a2, _) = run(b"a" * 32), run(b"b" * 32)
     assert a1.subjects_sample[0] == Pseudonymizer(b"a" * 32)("C0000000") != a2.subjects_sample[0]

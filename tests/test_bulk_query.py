@@ -121,9 +121,9 @@ def test_state_survives_a_restart_40_before_20_after(engine_factory) -> None:
     ent = entitlement(role="outreach_marketing")  # threshold 50
     first = engine_factory(ent)
     assert feed(first, access(customers=40, every_s=10)) == []
-    snapshot = json.loads(json.dumps(first.snapshot(0)))  # as stored: plain JSON
+    changes = first.changes(0)  # as the changelog carries them: encoded bytes
     second = engine_factory(ent)
-    second.restore(0, snapshot)
+    second.restore(0, changes)
     alerts = final(
         feed(second, access(customers=20, first_customer=40, start=400_000, every_s=10), offset=40)
     )
@@ -170,7 +170,7 @@ def test_out_of_order_accesses_keep_the_score_exact(engine_factory) -> None:
     shuffled = sorted(events, key=lambda e: e.ts + rng.randint(0, 180_000))
     engine = engine_factory()
     assert feed(engine, shuffled, batch_size=1) == []
-    win = engine.tasks[(0, "bulk_query")].store.get("e1")
+    win = engine.tasks[(0, "bulk_query")].keys.get("e1")
     assert [e[0] for e in win.entries] == sorted(e[0] for e in win.entries)
     assert engine.drain() == []
 
@@ -204,8 +204,8 @@ def test_snapshot_round_trip_preserves_the_exact_score(engine_factory) -> None:
     events = access(customers=35, every_s=97, fields=("payment_account_no", "card_expiry"), action="view")
     events += access(customers=20, first_customer=7, start=1_000_000, every_s=131, action="export")
     feed(engine, sorted(events, key=lambda e: e.ts), batch_size=3)
-    before = engine.tasks[(0, "bulk_query")].store.get("e1")
+    before = engine.tasks[(0, "bulk_query")].keys.get("e1")
     restored = engine_factory()
-    restored.restore(0, json.loads(json.dumps(engine.snapshot(0))))
-    after = restored.tasks[(0, "bulk_query")].store.get("e1")
+    restored.restore(0, engine.changes(0))
+    after = restored.tasks[(0, "bulk_query")].keys.get("e1")
     assert (after.score, after.weights) == (before.score, before.weights) and isinstance(after.score, int)

@@ -25,7 +25,6 @@ import pytest
 from streams.clickhouse import PASSWORD_ENV, ClickHouseUnavailable, apply_ddl, connect
 from streams.sinks import FatalSinkError, SinkError
 from streams.sinks.clickhouse import DEAD_LETTER_COLUMNS, ClickHouseTableSink, Rejected, identity_row
-from streams.statestore import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,19 +128,6 @@ def test_a_port_that_never_answers_fails_within_the_timeout() -> None:
     assert len(held) == 1
     for s in [*held, silent]:
         s.close()
-
-
-def test_state_load_during_an_outage_raises_one_clear_line(ch: Any, db: str, server: ChdbOverHttp) -> None:
-    StateStore(ch, db, "g1").save([(0, {"offsets": {"t.access": 42}, "window": [1, 2]})])
-    remote = StateStore(connect(server.dsn), db, "g1")
-    assert remote.load([0, 1]) == {0: {"offsets": {"t.access": 42}, "window": [1, 2]}}
-    server.stop()
-    with pytest.raises(ClickHouseUnavailable) as caught:
-        remote.load([0])
-    assert str(caught.value) == (
-        f"ClickHouse at {server.dsn} is unreachable (connection refused); "
-        "check clickhouse.dsn or LIFEMON_CLICKHOUSE_DSN"
-    )
 
 
 def test_an_insert_during_an_outage_stays_transient_and_keeps_the_batch(

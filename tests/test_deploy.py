@@ -291,7 +291,7 @@ def test_init_script_creates_least_privilege_accounts(
     assert re.search(rf"CREATE USER IF NOT EXISTS {ro_user} IDENTIFIED WITH sha256_hash", sql)
     assert "readonly = 1" in sql and "CHANGEABLE_IN_READONLY" in sql
     grants = re.findall(rf"GRANT (.+) ON (\S+) TO {ro_user}\b", sql)
-    # exactly the tables the dashboards read; never detector_state, whatever it holds
+    # exactly the tables the dashboards read, nothing else
     dashboard_tables = {f"lifemon.{t}" for t in ("alerts", "event_rollups", "pipeline_stats", "dead_letters")}
     assert sorted(grants) == sorted(("SELECT", t) for t in dashboard_tables), f"{ro_user} grants: {grants}"
     panel_tables = {
@@ -538,13 +538,6 @@ def _seed(client: Any, db: str) -> None:
             (_ts(0, 30), "i2", "access", 1500, 0, 0, 10, 800.0),
             (_ts(1), "i1", "transfer", 300, 0, 0, 0, 40.0),
         ],
-    )
-    _insert(
-        client,
-        db,
-        "detector_state",
-        ["consumer_group", "topic", "partition", "next_offset", "state"],
-        [("lifemon", "pfi.access", 0, 12, "{}")],
     )
 
 

@@ -8,7 +8,6 @@ from detectors import load_detectors
 from schemas.models import SdkTelemetryEvent
 from streams.engine import COVERAGE_GAP, Engine
 from streams.pseudonym import Pseudonymizer
-from streams.taskstate import Timers
 
 
 def engine(policy, catalog) -> Engine:
@@ -51,7 +50,7 @@ def test_detectors_and_their_state_see_only_pseudonyms(policy, catalog) -> None:
     e = engine(policy, catalog)
     e.apply_reference("entitlements", refs("entitlements", [entitlement("e1")]))
     e.process("access", "t", 0, fed("access", access("e1", customers=45)))
-    state = str(e.snapshot(0))
+    state = str(e.changes(0))
     assert "C00000" not in state and Pseudonymizer(b"e" * 32)("C0000001") in state
 
 
@@ -66,7 +65,6 @@ def test_an_upstream_duplicate_is_counted_once(policy, catalog) -> None:
 
 def test_consents_are_looked_up_by_subject_purpose_and_channel(policy, catalog) -> None:
     """A later grant for another purpose must not hide an earlier withdrawal."""
-    from detectors.base import Context
     from schemas.models import Consent
 
     e = engine(policy, catalog)
@@ -78,7 +76,7 @@ def test_consents_are_looked_up_by_subject_purpose_and_channel(policy, catalog) 
         Consent(subject_id="C1", ts=T0 + 40, purpose="marketing", channel="app_push", status="withdrawn"),
     ]
     e.apply_reference("consents", refs("consents", consents))
-    ctx = Context(catalog, e.refs, Timers())
+    ctx = e.task(0, e.specs[0]).ctx
     subject = Pseudonymizer(b"e" * 32)("C1")
     assert ctx.consent(subject, "marketing", "sms", T0 + 5).status == "granted"
     assert ctx.consent(subject, "marketing", "sms", T0 + 25).status == "withdrawn"
@@ -126,9 +124,9 @@ def test_a_block_reprocessed_from_its_snapshot_rewrites_the_same_rows(policy, ca
     first = engine(policy, catalog)
     first.process("access", "t", 0, raws[:120])
     first.rollup_rows()  # a checkpoint drained these...
-    snapshot = first.snapshot(0)
-    second = engine(policy, catalog)  # ...then a crash and a restart from the snapshot
-    second.restore(0, snapshot)
+    changes = first.changes(0)
+    second = engine(policy, catalog)  # ...then a crash and a restart from the changelog
+    second.restore(0, changes)
     second.process("access", "t", 0, raws[120:])
     got = rows_of(second)
     assert {k: v for k, v in got.items() if v[1] == 50} == {k: v for k, v in expected.items() if v[1] == 50}

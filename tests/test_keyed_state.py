@@ -16,7 +16,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.keyed_state import MARKER_KEY, Changelog, KeyedStore, TimerService
+from streams.changelog import MARKER_KEY, Changelog
+from streams.keyed_state import KeyedStore, TimerService
 from streams.sinks.kafka import producer_config
 
 ROOT = Path(__file__).resolve().parent.parent

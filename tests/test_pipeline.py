@@ -21,7 +21,7 @@ from schemas.models import EVENT_MODELS
 from streams.codecs import BUILTIN_SCHEMA_IDS, SchemaRegistry, encode_avro
 from streams.config import Config, load_config
 from streams.pseudonym import Pseudonymizer
-from streams.runtime import Monitor, ensure_topics
+from streams.runtime import CopartitionError, Monitor, ensure_topics
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +170,7 @@ def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -
     """Running the same input twice under a new group re-inserts the same alerts and rollups;
     deterministic ids, dedup tokens and Replacing engines keep ClickHouse exact."""
     config = make_config(names, broker, "chdb://unused")
+    ensure_topics(broker, config)
     send(broker, config.topics.entitlements, [entitlement("e1")])
     send(broker, config.topics.access, access("e1", customers=40, every_s=5))
     send(
@@ -266,3 +267,16 @@ def test_sigterm_finishes_the_batch_flushes_and_commits(broker, names, tmp_path)
     assert proc.returncode == 0, out.decode()
     assert committed_offsets(broker, names["group"], config.topics.access) == 70
     assert len(latest_alerts(read_all(broker, config.topics.alerts))) == 1
+
+
+def test_inputs_partitioned_differently_are_refused_at_start(broker, ch, names, policy, catalog) -> None:
+    """A topic auto-created with another partition count would split one key's state between
+    instances: lifemon says which topics differ and does not start."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    config = make_config(names, broker, "chdb://unused")
+    admin = AdminClient({"bootstrap.servers": broker})
+    admin.create_topics([NewTopic(config.topics.transfer, 5)])[config.topics.transfer].result()
+    m = monitor(config, ch, policy, catalog)
+    with pytest.raises(CopartitionError, match=rf"{config.topics.transfer}: 5"):
+        m.run(idle_exit_s=1, max_seconds=30)

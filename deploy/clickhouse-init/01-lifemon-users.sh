@@ -5,7 +5,7 @@
 #
 #   lifemon     the monitor: creates the lifemon database and tables (its DDL is applied at every
 #               start, idempotently), inserts, reads. It cannot manage users or touch other databases.
-#   grafana_ro  the dashboards: SELECT on the four dashboard tables only (not detector_state), readonly = 1. max_execution_time stays
+#   grafana_ro  the dashboards: SELECT on the four dashboard tables only, readonly = 1. max_execution_time stays
 #               changeable because the Grafana plugin's driver sets it on every query (the plugin's
 #               documented requirement for a read-only user, docs/sources/configure.md).
 #

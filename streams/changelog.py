@@ -1,0 +1,140 @@
+"""The changelog of a task's keyed state: a Kafka topic partition per task, the truth from which
+any instance that takes the partition over rebuilds it (Kafka Streams, quix-streams, faust).
+docs/state.md has the protocol and the measured figures."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from streams.keyed_state import Change, KeyedStore
+from streams.sinks.base import SinkError
+
+log = logging.getLogger(__name__)
+
+MARKER_KEY = b"\x00offsets"  # a reserved key: compaction keeps the latest marker, as restore needs
+
+
+class RestoreError(RuntimeError):
+    """A changelog partition could not be read to its end; the task must not start without it."""
+
+
+class Changelog:
+    """Writes a task's changes to partition `p` of a changelog topic, then a commit marker (key
+    MARKER_KEY, value the JSON of the task's input offsets {"topic:partition": next_offset}).
+    Restore replays the partition and applies only changes followed by a marker, so a crash
+    between changes and marker leaves no half checkpoint, and the offsets to resume from always
+    match the state (the role a snapshot's next_offset plays in streams/statestore.py)."""
+
+    def __init__(self, producer: Producer, topic: str):
+        self.producer, self.topic = producer, topic
+
+    def write(self, partition: int, changes: list[Change], offsets: dict[str, int]) -> None:
+        """Returns once the broker acknowledged the changes and then the marker; SinkError if not."""
+        # Two round trips on purpose: the marker is sent only after every change is acknowledged,
+        # so no producer setting (retries, in-flight requests) can land a marker before a change.
+        self._send(partition, changes)
+        self._send(partition, [(MARKER_KEY, orjson.dumps(offsets))])
+
+    def _send(self, partition: int, records: list[Change]) -> None:
+        errors: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(err)
+
+        for key, value in records:
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic, value=value, key=key, partition=partition, on_delivery=on_delivery
+                    )
+                    break
+                except BufferError:  # local queue full: let deliveries drain, then retry
+                    self.producer.poll(0.1)
+                except KafkaException as e:
+                    raise SinkError(f"changelog {self.topic}[{partition}]: {e}") from e
+        remaining = self.producer.flush(30)
+        if remaining or errors:
+            raise SinkError(
+                f"changelog {self.topic}[{partition}]: {remaining} record(s) undelivered, errors: {errors[:3]}"
+            )
+
+    @staticmethod
+    def restore(
+        consumer_conf: dict[str, Any], topic: str, partition: int, store: KeyedStore, timeout_s: float = 300
+    ) -> dict[str, int]:
+        """Replays partition `partition` into `store` (empty, or holding an earlier restore of the
+        same partition) and returns the input offsets of the last marker ({} if there is none).
+
+        The end is the high watermark that fetches report (the PARTITION_EOF event), never
+        ListOffsets: Tansu answers that with the last batch's base offset + 1, which for 10,000
+        records produced in one batch is 1.
+        """
+        conf = {
+            "group.id": f"lifemon-restore-{topic}",  # assign() only: never joins or commits
+            "session.timeout.ms": 6000,
+            "fetch.max.bytes": 64 << 20,
+            "max.partition.fetch.bytes": 16 << 20,
+            **consumer_conf,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+        consumer = Consumer(conf)
+        tp = KafkaTopicPartition(topic, partition, OFFSET_BEGINNING)
+        offsets: dict[str, int] = {}
+        uncommitted: list[Change] = []  # changes after the last marker seen so far
+        deadline = time.monotonic() + timeout_s
+        try:
+            consumer.assign([tp])
+            while True:
+                if time.monotonic() > deadline:
+                    raise RestoreError(
+                        f"changelog {topic}[{partition}]: not read to its end within {timeout_s}s"
+                    )
+                for msg in consumer.consume(10_000, 0.5):
+                    err = msg.error()
+                    if err is None:
+                        if msg.key() == MARKER_KEY:
+                            store.apply(uncommitted)
+                            uncommitted = []
+                            offsets = orjson.loads(msg.value())  # type: ignore[arg-type]
+                        else:
+                            uncommitted.append((msg.key(), msg.value()))  # type: ignore[arg-type]
+                    elif err.code() == KafkaError._PARTITION_EOF:
+                        # EOF carries the fetch's high watermark; check it against the cached one
+                        # in case an EOF from an earlier, shorter fetch is still queued.
+                        _, high = consumer.get_watermark_offsets(tp, cached=True)
+                        if (msg.offset() or 0) >= high:
+                            return Changelog._finish(topic, partition, store, offsets, uncommitted)
+                    elif err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION):
+                        raise RestoreError(
+                            f"changelog {topic}[{partition}]: {err.str()}; create the changelog topic "
+                            "with as many partitions as the input before starting tasks"
+                        )
+                    elif err.fatal():
+                        raise RestoreError(f"changelog {topic}[{partition}]: {err.str()}")
+        finally:
+            consumer.close()
+
+    @staticmethod
+    def _finish(
+        topic: str, partition: int, store: KeyedStore, offsets: dict[str, int], uncommitted: list[Change]
+    ) -> dict[str, int]:
+        if uncommitted:
+            # A writer died between its changes and its marker: ignore them, and have the next
+            # checkpoint re-send these keys' committed values so they are again their latest record.
+            log.warning(
+                "changelog %s[%d]: %d change(s) without a commit marker ignored",
+                topic,
+                partition,
+                len(uncommitted),
+            )
+            store.mark_changed({k for k, _ in uncommitted})
+        return offsets
