@@ -70,6 +70,7 @@ class Episode:
         "threshold",
         "score",
         "emitted_records",
+        "emitted_last_seen",
     )
 
     def __init__(self, start: int, end: int, threshold: int):
@@ -82,6 +83,7 @@ class Episode:
         self.actor_org: str | None = None
         self.score = 0
         self.emitted_records = 0  # records in the last emitted revision
+        self.emitted_last_seen = 0  # and its last access: a re-read of known customers is news too
 
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
         known = self.customers.get(cid)
@@ -109,6 +111,7 @@ class Episode:
             "last_seen": self.last_seen,
             "actor_org": self.actor_org,
             "emitted_records": self.emitted_records,
+            "emitted_last_seen": self.emitted_last_seen,
         }
 
     @classmethod
@@ -122,7 +125,7 @@ class Episode:
             d["actor_org"],
             d["score"],
         )
-        ep.emitted_records = d["emitted_records"]
+        ep.emitted_records, ep.emitted_last_seen = d["emitted_records"], d["emitted_last_seen"]
         return ep
 
 
@@ -224,7 +227,9 @@ class BulkQueryDetector:
             self.store.touch(actor)
             ep = win.episode
             if ep is not None and (
-                self._refresh_severity(ep) or ep.records() > ep.emitted_records
+                self._refresh_severity(ep)
+                or ep.records() > ep.emitted_records
+                or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
                 yield self._finding(actor, ep, closed=False)
 
@@ -332,7 +337,7 @@ class BulkQueryDetector:
     # -- output ---------------------------------------------------------------------------------
     def _finding(self, actor: str, ep: Episode, closed: bool) -> Finding:
         ep.revision += 1
-        ep.emitted_records = ep.records()
+        ep.emitted_records, ep.emitted_last_seen = ep.records(), ep.last_seen
         by_class = {"C3": 0, "C2": 0, "C1": 0}
         by_category: dict[str, int] = {}
         for n, cats, rank in ep.customers.values():
