@@ -1,7 +1,10 @@
-"""End-to-end throughput of lifemon with the bulk-query detector, JSON and Avro, against the raw
-librdkafka consume rate measured in the same run on the same topics (the ceiling).
+"""End-to-end throughput of lifemon, JSON and Avro, against the raw librdkafka consume rate
+measured in the same run on the same topics (the ceiling).
 
-    python benchmarks/e2e_throughput.py [--events 200000] [--bootstrap host:port]
+    python benchmarks/e2e_throughput.py [--events 200000] [--mixed] [--bootstrap host:port]
+
+Default: access events only, the bulk-query detector. `--mixed`: the generated bank day of every
+stream (access, transfer, SDK, marketing, lifecycle, with the reference streams), every detector.
 
 Prints events/s (wall) and events per CPU-second, and the ratio of each to the ceiling. The
 monitor writes to a real chDB and commits offsets, exactly as in production.
@@ -24,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from detectors import load_detectors  # noqa: E402
 from policy import load_policy  # noqa: E402
 from policy.catalog import Catalog  # noqa: E402
+from schemas.models import EVENT_MODELS, REFERENCE_STREAMS  # noqa: E402
 from streams.clickhouse import connect  # noqa: E402
 from streams.config import load_config  # noqa: E402
 from streams.embedded import EmbeddedBroker  # noqa: E402
@@ -33,7 +37,7 @@ from streams.runtime import Monitor, ensure_topics  # noqa: E402
 from streams.workload import generate  # noqa: E402
 
 
-def raw_consume(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
+def raw_consume(bootstrap: str, topics: list[str], expected: int) -> tuple[float, float]:
     """The ceiling: librdkafka fetch + Python touching each value, nothing else. (events/s, per CPU-s)"""
     c = Consumer(
         {
@@ -44,7 +48,7 @@ def raw_consume(bootstrap: str, topic: str, expected: int) -> tuple[float, float
             "session.timeout.ms": 6000,
         }
     )
-    c.subscribe([topic])
+    c.subscribe(topics)
     n, nbytes, t0, cpu0 = 0, 0, 0.0, 0.0
     while n < expected:
         msgs = c.consume(5000, 1.0)
@@ -59,23 +63,11 @@ def raw_consume(bootstrap: str, topic: str, expected: int) -> tuple[float, float
     return n / wall, n / cpu
 
 
-def lifemon_run(bootstrap: str, fmt: str, n: int, records: list, ch, specs, catalog) -> tuple:
+def lifemon_run(
+    bootstrap: str, fmt: str, n: int, records: list, streams: list[str], ch, specs, catalog
+) -> tuple:
     tag = uuid.uuid4().hex[:6]
-    topics = {
-        s: f"bench.{s}.{fmt}.{tag}"
-        for s in [
-            "access",
-            "transfer",
-            "sdk",
-            "marketing",
-            "lifecycle",
-            "entitlements",
-            "consents",
-            "alerts",
-            "incidents",
-            "dlq",
-        ]
-    }
+    topics = {s: f"bench.{s}.{fmt}.{tag}" for s in [*EVENT_MODELS, "alerts", "incidents", "dlq"]}
     config = load_config(
         None,
         kafka={
@@ -90,37 +82,46 @@ def lifemon_run(bootstrap: str, fmt: str, n: int, records: list, ch, specs, cata
     )
     ensure_topics(bootstrap, config)
     produce(bootstrap, config, records, fmt=fmt)
-    ceiling = raw_consume(bootstrap, topics["access"], n)
+    ceiling = raw_consume(bootstrap, [topics[s] for s in streams], n)
     monitor = Monitor(config, bootstrap, ch, specs, catalog, Pseudonymizer(os.urandom(32)))
     cpu0 = time.process_time()
     stats = monitor.run(idle_exit_s=2.0, max_seconds=900)
     cpu = time.process_time() - cpu0
     wall = stats.last_data - stats.first_data
-    events = stats.events["access"]
+    events = sum(stats.events[s] for s in streams)
     return events / wall, events / cpu, len(stats.alerts), ceiling
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=200_000, help="access events per format")
+    ap.add_argument("--mixed", action="store_true", help="every stream and every detector")
     ap.add_argument("--bootstrap", help="use this broker instead of an embedded Tansu")
     args = ap.parse_args()
     policy = load_policy()
-    specs = [s for s in load_detectors(policy) if s.kind == "bulk_query"]
+    specs = (
+        load_detectors(policy)
+        if args.mixed
+        else [s for s in load_detectors(policy) if s.kind == "bulk_query"]
+    )
     catalog = Catalog(policy)
-    workload = generate(int(args.events / 0.7), seed=11, policy=policy)
-    records = [r for r in workload.records if r[0] in ("access", "entitlements")]
-    n = sum(r[0] == "access" for r in records)
+    streams = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS] if args.mixed else ["access"]
+    workload = generate(args.events if args.mixed else int(args.events / 0.7), seed=11, policy=policy)
+    records = [r for r in workload.records if r[0] in streams or r[0] in REFERENCE_STREAMS]
+    n = sum(r[0] in streams for r in records)
     ch = connect(f"chdb://{tempfile.mkdtemp(prefix='lifemon-bench-')}")
     with EmbeddedBroker() as broker:
         bootstrap = args.bootstrap or broker.bootstrap
         print(
-            f"lifemon end-to-end benchmark: {n} access events per format, bulk_query detector, "
+            f"lifemon end-to-end benchmark: {n} events of {', '.join(streams)} per format, "
+            f"detectors {', '.join(s.kind for s in specs)}, "
             f"{os.cpu_count()} cores, broker {bootstrap}"
         )
         print(f"{'run':<28}{'events/s':>12}{'events/CPU-s':>14}{'ratio (wall)':>14}{'ratio (CPU)':>13}")
         for fmt in ("json", "avro"):
-            wall, cpu, alerts, (c_wall, c_cpu) = lifemon_run(bootstrap, fmt, n, records, ch, specs, catalog)
+            wall, cpu, alerts, (c_wall, c_cpu) = lifemon_run(
+                bootstrap, fmt, n, records, streams, ch, specs, catalog
+            )
             print(
                 f"{'raw librdkafka consume':<28}{c_wall:>12,.0f}{c_cpu:>14,.0f}{1:>14.2f}{1:>13.2f}   ({fmt} topic)"
             )

@@ -80,6 +80,11 @@ class Config(Strict):
     policy_dir: Path | None = None
     allowed_lateness_s: int = Field(default=60, ge=0)
     event_time: EventTimeConfig = Field(default_factory=EventTimeConfig)
+    reference_history_s: int = Field(
+        default=90 * 86_400,
+        gt=0,
+        description="reference versions superseded this long before the newest event are forgotten",
+    )
     checkpoint_interval_s: float = Field(default=2.0, gt=0)
     max_record_bytes: int = Field(default=256 * 1024, gt=0)
     schema_registry_url: str | None = None

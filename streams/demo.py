@@ -14,7 +14,7 @@ import orjson
 from detectors import PLANNED
 from policy.catalog import Catalog
 from policy.model import Policy
-from schemas.models import SEVERITY_RANK, Alert
+from schemas.models import REFERENCE_STREAMS, SEVERITY_RANK, Alert
 from streams.alerts import to_ocsf
 
 
@@ -59,9 +59,9 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         size = ", ".join(
             f"{k.replace('_', ' ')}: {v}" for k, v in workload.bank.items() if isinstance(v, int)
         )
-        refs = sum(1 for s, _, _ in workload.records if s in ("entitlements", "consents"))
+        refs = sum(1 for s, _, _ in workload.records if s in REFERENCE_STREAMS)
         _progress(
-            f"produced {n} records ({refs} entitlement/consent reference records, {n - refs} events); "
+            f"produced {n} records ({refs} entitlement, consent and customer reference records, {n - refs} events); "
             f"bank: {size}",
             final=True,
         )

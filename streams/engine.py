@@ -269,6 +269,15 @@ class Engine:
                 findings.extend(task.detector.on_timer(key, deadline, task.ctx))
         return self._alerts(findings)
 
+    def prune_references(self, history_ms: int) -> int:
+        """Forget reference versions superseded more than `history_ms` before the instance clock:
+        reference memory follows the keys, not their history. Returns how many were dropped."""
+        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        if not clock:
+            return 0
+        registries = (self.refs.entitlements, self.refs.consents, self.refs.customers)
+        return sum(r.prune(clock - history_ms) for r in registries)  # type: ignore[attr-defined]
+
     def drain(self) -> list[Alert]:
         """End of a finite input: every task reaches the last event time seen (never infinity: a
         record still inside its retention at the end of the input must not fire)."""

@@ -120,6 +120,7 @@ class SourceGone(FatalSinkError):
         )
 
 
+PRUNE_EVERY_S = 600.0  # reference history is pruned this often (a pass over every key)
 SHUTDOWN_GRACE_S = 10.0  # after SIGTERM, sinks may still flush this long; then they give up
 
 
@@ -220,8 +221,11 @@ class Monitor:
         self._committed: dict[tuple[str, int], int] = {}  # offsets the group has from this instance
         self._pending_alerts: dict[str, Any] = {}  # alert id -> newest revision since the last checkpoint
         self._failed = False  # after an exception nothing half-processed may be checkpointed
+        self._retrying = False  # a checkpoint is waiting out a failure (partitions paused)
+        self._held: list[Any] = []  # records fetched while paused, processed after the checkpoint
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
+        self._last_prune = time.monotonic()
 
     # -- reference streams ----------------------------------------------------------------------
     def load_reference(self, timeout_s: float = 60.0) -> None:
@@ -293,7 +297,9 @@ class Monitor:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if not self._failed:
+        # during a checkpoint's retry nothing new can be saved: the next owner replays from the
+        # last marker, which is exactly where this instance's saved state ends
+        if not self._failed and not self._retrying:
             self.checkpoint()
         self._drop(partitions)
 
@@ -303,6 +309,8 @@ class Monitor:
         self._drop(partitions)
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._held = [m for m in self._held if (m.topic(), m.partition()) not in gone]
         for tp in partitions:
             self.engine.drop(tp.partition)
             self._unsent_changes.pop(tp.partition, None)  # its new owner restores the last marker
@@ -322,7 +330,10 @@ class Monitor:
         last_progress = 0.0
         try:
             while not self.stop_event.is_set():
-                msgs = self.consumer.consume(self.config.kafka.batch_size, self.config.kafka.poll_timeout_s)
+                msgs = self._held or self.consumer.consume(
+                    self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
+                )
+                self._held = []
                 if msgs:
                     last_data = time.monotonic()
                     self.catch_up_reference()
@@ -333,6 +344,9 @@ class Monitor:
                 if now - self._last_checkpoint >= self.config.checkpoint_interval_s:
                     self._check_sources()
                     self.checkpoint()
+                if now - self._last_prune >= PRUNE_EVERY_S:
+                    self._last_prune = now
+                    self.engine.prune_references(self.config.reference_history_s * 1000)
                 if self.progress and now - last_progress >= 1.0:
                     last_progress = now
                     self.progress(self.stats.line())
@@ -476,12 +490,32 @@ class Monitor:
                 raise  # nothing is committed: a restart resumes from the last good checkpoint
             except SinkError as e:
                 print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
-                if self.stop_event.wait(backoff):
+                if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
         self._commit()
         crash_point("after_commit", self.stats.total())
         self._last_checkpoint = time.monotonic()
+
+    def _wait_paused(self, seconds: float) -> bool:
+        """Wait out a failed checkpoint while staying in the consumer group: poll with every
+        partition paused (a consumer that stops polling is evicted after max.poll.interval.ms and
+        its partitions move for nothing). Records fetched before the pause are not processed now:
+        each partition is sought back to its next unprocessed offset. True when asked to stop."""
+        assignment = self.consumer.assignment()
+        self.consumer.pause(assignment)
+        self._retrying = True
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if self.stop_event.is_set():
+                    return True
+                # paused: keeps the membership alive
+                self._held += [m for m in self.consumer.consume(1000, min(left, 0.2)) if m.error() is None]
+        finally:
+            self._retrying = False
+            self.consumer.resume(self.consumer.assignment())
+        return self.stop_event.is_set()
 
     def _write_changelog(self) -> None:
         """Partition numbers that moved send what changed, then a marker with their offsets. A

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import pytest
-import yaml
 from conftest import access, entitlement
-from test_pipeline import make_config, read_all, run_cli, send
+from test_pipeline import make_config, read_all, run_cli, send, write_config
 
 from streams.embedded import EmbeddedBroker
 from streams.runtime import SHUTDOWN_GRACE_S, ensure_topics
@@ -21,8 +19,7 @@ pytestmark = pytest.mark.integration
 def start_monitor(names, bootstrap, tmp_path):
     config = make_config(names, bootstrap, f"chdb://{tmp_path / 'chdb'}")
     ensure_topics(bootstrap, config)
-    path = tmp_path / "lifemon.yaml"
-    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    path = write_config(config, tmp_path / "lifemon.yaml")
     send(bootstrap, config.topics.entitlements, [entitlement("e1")])
     send(bootstrap, config.topics.access, access("e1", customers=60, every_s=5))
     proc = run_cli(path, until_idle=600)

@@ -6,14 +6,11 @@ an uninterrupted run: nothing lost, nothing twice."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
-import orjson
 import pytest
-import yaml
-from test_pipeline import ROOT, make_config
+from test_pipeline import ROOT, make_config, run_cli, write_config
 from test_replay import live_final, replay_final
 
 from schemas.models import REFERENCE_STREAMS
@@ -29,20 +26,10 @@ def day(policy):
     return generate(6000, seed=5, policy=policy)
 
 
-def run(config_path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
-    cmd = [
-        sys.executable,
-        "-m",
-        "streams.cli",
-        "run",
-        "--config",
-        str(config_path),
-        "--quiet",
-        "--until-idle",
-        "2",
-    ]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=180)
+def run(config_path, env_extra: dict[str, str]) -> tuple[int, str]:
+    proc = run_cli(config_path, until_idle=2, env_extra=env_extra)
+    out, _ = proc.communicate(timeout=180)
+    return proc.returncode, out.decode()
 
 
 def clickhouse_totals(dsn: str, db: str) -> dict:
@@ -67,14 +54,13 @@ def test_a_crash_at_each_checkpoint_step_loses_and_duplicates_nothing(
     config = make_config(names, broker, dsn, checkpoint_interval_s=0.2)
     config.kafka.batch_size = 200  # many checkpoints: the crash lands mid-day, with windows open
     ensure_topics(broker, config)
-    path = tmp_path / "lifemon.yaml"
-    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    path = write_config(config, tmp_path / "lifemon.yaml")
     produce(broker, config, day.records)
 
-    crashed = run(path, {CRASH_ENV: f"{point}@2000"})
-    assert crashed.returncode == 137, crashed.stdout.decode() + crashed.stderr.decode()
-    resumed = run(path, {})
-    assert resumed.returncode == 0, resumed.stdout.decode() + resumed.stderr.decode()
+    code, out = run(path, {CRASH_ENV: f"{point}@2000"})
+    assert code == 137, out
+    code, out = run(path, {})
+    assert code == 0, out
 
     events = write_files(day, tmp_path / "files", "jsonl")
     expected = replay_final([p for p in events if p.suffix == ".jsonl"], policy, catalog, 500)

@@ -130,3 +130,18 @@ def test_a_block_reprocessed_from_its_snapshot_rewrites_the_same_rows(policy, ca
     second.process("access", "t", 0, raws[120:])
     got = rows_of(second)
     assert {k: v for k, v in got.items() if v[1] == 50} == {k: v for k, v in expected.items() if v[1] == 50}
+
+
+def test_reference_history_is_pruned_to_the_version_in_force(policy, catalog) -> None:
+    """Old versions go; the one in force at the horizon and everything after it stay."""
+    e = engine(policy, catalog)
+    versions = [
+        entitlement("e1", role=r, ts=T0 + i * 1000)
+        for i, r in enumerate(("lobby_manager", "wealth_manager", "sb_president"))
+    ]
+    e.apply_reference("entitlements", refs("entitlements", versions))
+    e.process("access", "t", 0, fed("access", access("e2", start=10_000)))
+    assert e.prune_references(history_ms=8_500) == 1  # the clock is T0 + 10 s: versions before T0 + 1.5 s
+    assert e.refs.entitlements.as_of("e1", T0 + 1_500).roles == ["wealth_manager"]
+    assert e.refs.entitlements.as_of("e1", T0 + 5_000).roles == ["sb_president"]
+    assert e.refs.entitlements.as_of("e1", T0 + 500) is None  # forgotten: older than the history kept

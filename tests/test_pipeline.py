@@ -190,8 +190,16 @@ def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -
     assert ch.query(f"SELECT sum(events) FROM {db}.event_rollups FINAL").result_rows == [(45,)]
 
 
-def run_cli(config_path: Path, until_idle: float) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def write_config(config: Config, path: Path) -> Path:
+    """The config as a YAML file for `lifemon run --config`."""
+    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    return path
+
+
+def run_cli(
+    config_path: Path, until_idle: float, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     return subprocess.Popen(
         [
             sys.executable,
@@ -223,8 +231,7 @@ def test_kill_9_mid_window_loses_nothing_and_duplicates_nothing(broker, names, t
     the threshold of 50 (state restored), and the alert exists once."""
     config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}")
     ensure_topics(broker, config)
-    path = tmp_path / "lifemon.yaml"
-    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    path = write_config(config, tmp_path / "lifemon.yaml")
     t = config.topics
     send(broker, t.entitlements, [entitlement("e1", role="outreach_marketing")])
     send(broker, t.access, access("e1", customers=40, every_s=10))
@@ -253,8 +260,7 @@ def test_kill_9_mid_window_loses_nothing_and_duplicates_nothing(broker, names, t
 def test_sigterm_finishes_the_batch_flushes_and_commits(broker, names, tmp_path) -> None:
     config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}", checkpoint_interval_s=3600)
     ensure_topics(broker, config)
-    path = tmp_path / "lifemon.yaml"
-    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    path = write_config(config, tmp_path / "lifemon.yaml")
     send(broker, config.topics.entitlements, [entitlement("e1")])
     send(broker, config.topics.access, access("e1", customers=70, every_s=5))
     proc = run_cli(path, until_idle=600)
@@ -280,3 +286,45 @@ def test_inputs_partitioned_differently_are_refused_at_start(broker, ch, names, 
     m = monitor(config, ch, policy, catalog)
     with pytest.raises(CopartitionError, match=rf"{config.topics.transfer}: 5"):
         m.run(idle_exit_s=1, max_seconds=30)
+
+
+def test_a_clickhouse_outage_pauses_consumption_without_leaving_the_group(
+    broker, ch, names, policy, catalog
+) -> None:
+    """ClickHouse refuses inserts (TOO_MANY_PARTS, its own back-pressure) for longer than
+    max.poll.interval.ms: the checkpoint retries with partitions paused, the consumer keeps its
+    group membership, nothing is committed meanwhile, and everything lands once it recovers."""
+    import threading
+
+    config = make_config(
+        names,
+        broker,
+        "chdb://unused",
+        kafka__client={"max.poll.interval.ms": 7000, "session.timeout.ms": 6000},
+    )
+    m = monitor(config, ch, policy, catalog)
+    t, db = config.topics, names["database"]
+    send(broker, t.entitlements, [entitlement("e1")])
+    send(broker, t.access, access("e1", customers=5, every_s=5))
+    runner = threading.Thread(target=m.run, kwargs={"idle_exit_s": 3, "max_seconds": 120})
+    runner.start()
+    deadline = time.monotonic() + 30
+    while committed_offsets(broker, names["group"], t.access) < 5:
+        assert time.monotonic() < deadline, "never checkpointed before the outage"
+        time.sleep(0.2)
+    member = m.consumer.memberid()
+    ch.command(
+        f"ALTER TABLE {db}.pipeline_stats MODIFY SETTING parts_to_throw_insert = 1, parts_to_delay_insert = 1"
+    )
+    send(broker, t.access, access("e1", customers=60, first_customer=5, start=100_000, every_s=5))
+    time.sleep(12)  # well past max.poll.interval.ms
+    assert committed_offsets(broker, names["group"], t.access) == 5  # nothing committed during it
+    assert runner.is_alive() and m.consumer.memberid() == member  # never evicted from the group
+    ch.command(
+        f"ALTER TABLE {db}.pipeline_stats MODIFY SETTING parts_to_throw_insert = 3000, parts_to_delay_insert = 1000"
+    )
+    runner.join(timeout=90)
+    assert not runner.is_alive()
+    assert committed_offsets(broker, names["group"], t.access) == 65
+    (alert,) = latest_alerts(read_all(broker, t.alerts)).values()
+    assert alert["count"] == 65

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import pytest
-import yaml
 from confluent_kafka import Producer
 from conftest import T0, access, entitlement
-from test_pipeline import committed_offsets, latest_alerts, make_config, read_all, run_cli, send
+from test_pipeline import committed_offsets, latest_alerts, make_config, read_all, run_cli, send, write_config
 
 from streams.runtime import ensure_topics
 
@@ -21,8 +19,7 @@ pytestmark = pytest.mark.integration
 def test_entitlements_acknowledged_just_before_the_accesses_are_in_force(broker, names, tmp_path) -> None:
     config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}")
     ensure_topics(broker, config)
-    path = tmp_path / "lifemon.yaml"
-    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    path = write_config(config, tmp_path / "lifemon.yaml")
     t = config.topics
     send(broker, t.access, access("warmup", customers=1), key=b"warmup")
     proc = run_cli(path, until_idle=600)

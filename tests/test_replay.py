@@ -6,10 +6,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import orjson
 import pytest
-import yaml
-from test_pipeline import committed_offsets, latest_alerts, make_config, monitor, read_all, run_cli
+from test_pipeline import (
+    committed_offsets,
+    latest_alerts,
+    make_config,
+    monitor,
+    read_all,
+    run_cli,
+    write_config,
+)
 
 from detectors import load_detectors
 from streams.alerts import latest
@@ -103,8 +109,7 @@ def test_kill_9_mid_stream_gives_the_replay_alerts(
     config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}", checkpoint_interval_s=0.2)
     config.kafka.batch_size = 100  # small batches: many checkpoints to crash between
     ensure_topics(broker, config)
-    path = tmp_path / "lifemon.yaml"
-    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    path = write_config(config, tmp_path / "lifemon.yaml")
     # The day arrives in two halves; the crash comes while the first is being worked through or just
     # after, with windows open across the split, and the second half arrives while nobody runs.
     split = len(workload.records) // 2
@@ -126,3 +131,24 @@ def test_kill_9_mid_stream_gives_the_replay_alerts(
     live = live_final(broker, config.topics.alerts)
     events = write_files(workload, tmp_path / "files", "jsonl")
     assert live == replay_final([p for p in events if p.suffix == ".jsonl"], policy, catalog, 500)
+
+
+def test_one_access_dated_ten_years_ahead_does_not_hide_a_burst(policy, catalog, tmp_path) -> None:
+    """Measured on the landed code: this burst gave no alert at all, the poisoned watermark
+    having closed its window. Now the poison is a dead letter and the burst alerts."""
+    from conftest import access, entitlement
+
+    burst = access("e1", customers=60, every_s=5)
+    poison = burst[30].model_copy(update={"event_id": "poison", "ts": burst[30].ts + 10 * 365 * 86_400_000})
+    events = [*burst[:30], poison, *burst[30:]]
+    (tmp_path / "pfi.access.jsonl").write_bytes(
+        b"".join(e.model_dump_json().encode() + b"\n" for e in events)
+    )
+    (tmp_path / "pfi.entitlements.jsonl").write_bytes(entitlement("e1").model_dump_json().encode() + b"\n")
+    engine = Engine(load_detectors(policy), catalog, Pseudonymizer.from_env(allow_ephemeral=False))
+    alerts, dead = replay(
+        engine, Decoder(), [tmp_path / "pfi.entitlements.jsonl", tmp_path / "pfi.access.jsonl"]
+    )
+    assert [(d.kind, d.raw.offset) for d in dead] == [("event_time", 30)]
+    (alert,) = latest(alerts)
+    assert alert.subject_count == 60 and alert.actor_id == "e1"

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import pytest
-import yaml
 from conftest import access, entitlement
-from test_pipeline import committed_offsets, latest_alerts, make_config, read_all, run_cli, send
+from test_pipeline import committed_offsets, latest_alerts, make_config, read_all, run_cli, send, write_config
 from test_replay import live_final, replay_final
 
 from streams.produce import produce
@@ -25,8 +23,7 @@ def instance_config(names, broker, tmp_path, name: str, **kw):
     config = make_config(names, broker, f"chdb://{tmp_path / name / 'chdb'}", **kw)
     config.data_dir = tmp_path / name
     ensure_topics(broker, config)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(orjson.loads(config.model_dump_json(exclude={"instance"}))))
+    path = write_config(config, tmp_path / f"{name}.yaml")
     return config, path
 
 
