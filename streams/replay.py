@@ -17,7 +17,7 @@ import orjson
 
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, Alert
 from streams.codecs import DeadLetter, Decoder, RawRecord
-from streams.engine import Engine
+from streams.engine import Engine, freeze_heap
 from streams.stats import Stats
 
 _STREAM_RE = re.compile(r"(?:^|[._-])(" + "|".join(EVENT_MODELS) + r")(?:[._-]|$)")
@@ -85,6 +85,7 @@ def replay(
                 engine.apply_reference(streams[p], (m for _, m in decoded.ok))
                 stats.on_decoded(streams[p], len(decoded.ok), decoded.dead)
                 dead += decoded.dead
+    freeze_heap()
     iters: dict[Path, Iterator[list[RawRecord]]] = {p: _batches(r, batch_size) for p, r in readers.items()}
     finished: set[tuple[str, int]] = set()  # streams read to their end follow the instance clock
     while iters:

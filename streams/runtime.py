@@ -37,7 +37,7 @@ from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
-from streams.engine import Engine
+from streams.engine import Engine, freeze_heap
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -323,6 +323,7 @@ class Monitor:
         self._install_signals()
         self._check_copartitioned()
         self.load_reference()
+        freeze_heap()
         self.consumer.subscribe(
             self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
