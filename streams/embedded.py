@@ -21,9 +21,13 @@ def free_port() -> int:
 class EmbeddedBroker:
     """`with EmbeddedBroker() as b:` gives `b.bootstrap`; the broker keeps data in memory only."""
 
-    def __init__(self, port: int | None = None, log_dir: Path | None = None):
+    def __init__(
+        self, port: int | None = None, log_dir: Path | None = None, advertised_port: int | None = None
+    ):
+        """`advertised_port`: clients are told to connect there (a proxy in front, for fault tests)."""
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.advertised = f"127.0.0.1:{advertised_port or self.port}"
         self.log_path = (log_dir or Path("/tmp")) / f"tansu-{self.port}.log"
         self._proc: subprocess.Popen | None = None
 
@@ -38,7 +42,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://{self.advertised}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 from conftest import access, entitlement
 from test_pipeline import make_config, read_all, run_cli, send, write_config
@@ -52,4 +53,53 @@ def test_sigterm_ends_the_run_in_bounded_time_while_the_broker_is_down(names, tm
         assert proc.returncode is not None
         assert time.monotonic() - send_time < 3 * SHUTDOWN_GRACE_S + 30
     finally:
+        broker.stop()
+
+
+def test_a_broker_unreachable_for_20_s_loses_nothing_and_the_run_still_ends(names, tmp_path) -> None:
+    """The fault probe's outage: the broker keeps its data but nobody reaches it for 20 s. lifemon
+    survives, `--until-idle` still ends the run, every partition is committed to its end (also
+    those finished before the outage), and no alert revision is written twice."""
+    from collections import Counter
+
+    from tcp_proxy import CuttableProxy
+    from test_pipeline import committed_offsets
+
+    from streams.embedded import free_port
+
+    proxy_port = free_port()
+    broker = EmbeddedBroker(advertised_port=proxy_port).start()
+    proxy = CuttableProxy(proxy_port, broker.port).start()
+    bootstrap = f"127.0.0.1:{proxy_port}"
+    try:
+        config = make_config(names, bootstrap, f"chdb://{tmp_path / 'chdb'}")
+        ensure_topics(bootstrap, config)
+        path = write_config(config, tmp_path / "lifemon.yaml")
+        t = config.topics
+        actors = [f"e{i}" for i in range(6)]  # spread over the partitions
+        for a in actors:
+            send(bootstrap, t.entitlements, [entitlement(a)], key=a.encode())
+            send(bootstrap, t.access, access(a, customers=60, every_s=5), key=a.encode())
+        proc = run_cli(path, until_idle=8)
+        deadline = time.monotonic() + 60
+        while committed_offsets(bootstrap, names["group"], t.access) < 6 * 60:
+            assert proc.poll() is None and time.monotonic() < deadline, "never processed the first half"
+            time.sleep(0.3)
+        proxy.cut()
+        time.sleep(20)
+        proxy.restore()
+        for a in actors[:2]:  # more work after the outage, on some partitions only
+            send(bootstrap, t.access, access(a, customers=60, start=4 * 3_600_000, every_s=5), key=a.encode())
+        out, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 0, out.decode()
+        assert committed_offsets(bootstrap, names["group"], t.access) == 8 * 60
+        msgs = read_all(bootstrap, t.alerts, expect_at_least=8)
+        revisions = Counter(
+            (o["finding_info"]["uid"], o["unmapped"]["revision"])
+            for o in (orjson.loads(m.value()) for m in msgs)
+        )
+        assert len({uid for uid, _ in revisions}) == 8  # each actor's burst, and two more after
+        assert max(revisions.values()) == 1  # no revision written twice
+    finally:
+        proxy.cut()
         broker.stop()

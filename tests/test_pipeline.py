@@ -3,6 +3,7 @@ the DLQ topic and ClickHouse."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -328,3 +329,44 @@ def test_a_clickhouse_outage_pauses_consumption_without_leaving_the_group(
     assert committed_offsets(broker, names["group"], t.access) == 65
     (alert,) = latest_alerts(read_all(broker, t.alerts)).values()
     assert alert["count"] == 65
+
+
+def test_poisoned_timestamps_duplicates_and_new_fields_through_the_real_process(
+    broker, names, tmp_path
+) -> None:
+    """What the fault probe fed the landed code: a ts in 2200 (a DateTime overflow retried forever),
+    10**30 (a crash on every restart), seconds and a numeric string (accepted silently), one access
+    ten years ahead inside a burst (no alert at all), upstream duplicates (counted twice), a new
+    optional field (everything dead-lettered). Two runs in a row: each ends cleanly."""
+    from test_crash_points import clickhouse_totals
+
+    dsn = f"chdb://{tmp_path / 'chdb'}"
+    config = make_config(names, broker, dsn)
+    ensure_topics(broker, config)
+    path = write_config(config, tmp_path / "lifemon.yaml")
+    t = config.topics
+    send(broker, t.entitlements, [entitlement("e1")])
+    burst = access("e1", customers=60, every_s=5)
+    base = burst[0].model_dump(mode="json")
+    poison = [
+        orjson.dumps({**base, "event_id": "y2200", "ts": 7_258_118_400_000}),
+        json.dumps({**base, "event_id": "huge", "ts": 10**30}).encode(),  # orjson refuses to write it
+        orjson.dumps({**base, "event_id": "seconds", "ts": T0 // 1000}),
+        orjson.dumps({**base, "event_id": "string", "ts": str(T0)}),
+        orjson.dumps({**base, "event_id": "ahead", "ts": T0 + 10 * 365 * 86_400_000}),
+    ]
+    newer_producer = orjson.dumps({**base, "event_id": "v2", "device_risk": 3})
+    send(broker, t.access, [*burst[:30], *poison, *burst[30:], *burst[:4], newer_producer])
+    for _ in range(2):
+        proc = run_cli(path, until_idle=2)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out.decode()
+    (alert,) = latest_alerts(read_all(broker, t.alerts)).values()
+    assert alert["count"] == 60
+    dlq = read_all(broker, t.dlq, expect_at_least=5)
+    reasons = sorted(
+        (dict(m.headers())["error.kind"].decode(), dict(m.headers())["error.field"].decode()) for m in dlq
+    )
+    assert reasons == [("event_time", "ts")] * 4 + [("invalid", "ts")]
+    totals = clickhouse_totals(dsn, names["database"])
+    assert totals["rollups"]["access"] == 61  # the burst and the new producer's record; duplicates once
