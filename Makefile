@@ -16,8 +16,8 @@ $(VENV)/.installed: pyproject.toml
 demo: install  ## generate a bank's day with violations, run the monitor on the embedded default, score it
 	$(BIN)/lifemon demo
 
-test: install  ## the whole suite: unit, Tansu + chDB integration, end to end
-	$(BIN)/python -m pytest -q
+test: install  ## the whole suite: unit, Tansu + chDB integration, end to end (2 workers: most tests wait on brokers)
+	$(BIN)/python -m pytest -q -n 2
 
 lint: install  ## ruff (style, imports, bugbear) and mypy
 	$(BIN)/ruff check .

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("LIFEMON_PSEUDONYM_KEY", "test-key-0123456789abcdef")
-os.environ.setdefault(
-    "LIFEMON_TEST_CHDB", str(Path(tempfile.gettempdir()) / f"lifemon-test-chdb-{os.getpid()}")
-)
+# one chDB data path per process (chDB allows no more): per pytest-xdist worker, not inherited
+os.environ["LIFEMON_TEST_CHDB"] = str(Path(tempfile.gettempdir()) / f"lifemon-test-chdb-{os.getpid()}")
 
 from policy import load_policy  # noqa: E402
 from policy.catalog import Catalog  # noqa: E402
