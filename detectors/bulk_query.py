@@ -213,7 +213,7 @@ class BulkQueryDetector:
                 continue  # a denied access returned no data
             if ev.approval_id and self._approved(ev, ctx):
                 continue  # seed 004 流程描述(4)④: graded approval covers this access
-            win = self.store.get(ev.actor_id)
+            win = touched.get(ev.actor_id) or self.store.get(ev.actor_id)  # one lookup per actor and batch
             if win is None:
                 win = ActorWindow()
                 self.store.put(ev.actor_id, win)

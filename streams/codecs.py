@@ -235,8 +235,10 @@ class Decoder:
                         f"{len(v)} bytes exceeds max_record_bytes {self.max_record_bytes}",
                     )
                 )
-            elif (header_id := _schema_id_header(raw)) is not None or v[0] == 0:
+            elif raw.headers and (header_id := _schema_id_header(raw)) is not None:
                 self._decode_avro(stream, raw, header_id, out)
+            elif v[0] == 0:
+                self._decode_avro(stream, raw, None, out)
             else:
                 try:
                     out.ok.append((raw, strict.decode(v)))
@@ -271,15 +273,21 @@ class Decoder:
         n = len(times)
         median, spread = times[n // 2], times[(3 * n) // 4] - times[n // 4]
         kept = []
+        low = 0 if reference else MIN_TS
+        ahead, behind = self.event_time.max_ahead_ms, self.event_time.max_behind_ms
         for raw, ev in out.ok:
-            ts = ev.ts
-            if not (0 if reference else MIN_TS) <= ts < MAX_TS:
+            ts, stamp = ev.ts, raw.timestamp
+            if low <= ts < MAX_TS and (
+                reference or (stamp > 0 and ts - stamp <= ahead and (behind is None or stamp - ts <= behind))
+            ):
+                kept.append((raw, ev))  # the common case, without a call per record
+            elif not low <= ts < MAX_TS:
                 out.dead.append(
                     DeadLetter(
                         raw, "event_time", "ts", "not epoch milliseconds between the years 2000 and 2100"
                     )
                 )
-            elif not reference and (why := self._skew(ts, raw.timestamp, median, spread)):
+            elif why := self._skew(ts, stamp, median, spread):
                 out.dead.append(DeadLetter(raw, "event_time", "ts", why))
             else:
                 kept.append((raw, ev))
