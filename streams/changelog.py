@@ -26,10 +26,9 @@ class RestoreError(RuntimeError):
 
 class Changelog:
     """Writes a task's changes to partition `p` of a changelog topic, then a commit marker (key
-    MARKER_KEY, value the JSON of the task's input offsets {"topic:partition": next_offset}).
-    Restore replays the partition and applies only changes followed by a marker, so a crash
-    between changes and marker leaves no half checkpoint, and the offsets to resume from always
-    match the state (the role a snapshot's next_offset plays in streams/statestore.py)."""
+    MARKER_KEY, value the JSON of the task's input offsets {topic: next_offset}). Restore replays
+    the partition and applies only changes followed by a marker, so a crash between changes and
+    marker leaves no half checkpoint, and the offsets to resume from always match the state."""
 
     def __init__(self, producer: Producer, topic: str):
         self.producer, self.topic = producer, topic
