@@ -13,27 +13,22 @@ from schemas.models import (
     RecipientType,
 )
 from streams.workload.bank import Bank
-from streams.workload.base import DAY, HOUR, MINUTE, PROCESSORS, ROLE_WEIGHTS, UNDECLARED_FIELDS, Employee
+from streams.workload.base import DAY, HOUR, MINUTE, PROCESSORS, ROLE_WEIGHTS, UNDECLARED_FIELDS
 
 
 class Violations(Bank):
     def _inject_bulk_query(self) -> None:
-        """Seed 001 §一 (unapproved queries) and §五.1 (50 / 500 records): each burst scores at least 1.5x the
-        actor's role threshold in policy/detectors/bulk_query.yaml, inside one 60-minute window."""
+        """Seed 001 §一 (unapproved queries) and §五.1 (50 / 500 records): each burst reads more records
+        than the judicial interpretation's threshold for its category, inside one hour. Sized from the
+        law, never from the detector's own settings, so the detector is judged, not mirrored."""
         rng = self.rng
-        p = self.policy.detectors["bulk_query"].params
-        roles_t, cw, aw = p["role_thresholds"], p["class_weights"], p["action_weights"]
-
-        def need(e: Employee, weight: float) -> int:
-            threshold = max((roles_t[r] for r in e.roles if r in roles_t), default=p["default_threshold"])
-            return math.ceil(1.5 * threshold / weight)
 
         for i in range(self._count(4)):
             variant, t = i % 4, self._ts(0.1, 0.8)
             first = len(self.out["access"])
             if variant == 0:
                 e = self._take(["lobby_manager"])
-                n = max(rng.randint(60, 150), need(e, cw["C2"] * aw["query"]))
+                n = rng.randint(60, 150)  # balances: property data, 50 records (art. 5 ¶1 (4))
                 book = self._ensure_book(e.org, n)
                 gap = 45 * MINUTE // n
                 for j, cid in enumerate(rng.sample(book, n)):
@@ -52,7 +47,7 @@ class Violations(Bank):
                 )
             elif variant == 1:
                 e = self._take(["wealth_manager"])
-                n = max(rng.randint(30, 45), need(e, cw["C3"] * aw["export"]))
+                n = rng.randint(30, 45)  # C3 card data, exported in threes: never to leave unapproved
                 book = self._ensure_book(e.org, n)
                 chosen = rng.sample(book, n)
                 gap = 45 * MINUTE // math.ceil(n / 3)
@@ -72,7 +67,7 @@ class Violations(Bank):
                 )
             elif variant == 2:
                 e = self._take(["ho_marketing_mgmt"])
-                batches = max(rng.randint(6, 9), math.ceil(need(e, cw["C2"] * aw["export"]) / 100))
+                batches = rng.randint(6, 9)  # 600-900 transaction records: 500 (art. 5 ¶1 (5))
                 chosen = rng.sample(list(self.customer_org), batches * 100)
                 for j in range(batches):
                     self._access(
@@ -91,7 +86,7 @@ class Violations(Bank):
                 )
             else:
                 e = self._take(["sb_president"])
-                rows = max(70, need(e, cw["C2"] * aw["download"]))
+                rows = 70  # credit reports: 50 records (art. 5 ¶1 (3))
                 self._access(
                     t, e, e.org, "credit_system", Action.download, [], ["credit_report"], row_count=rows
                 )
@@ -101,7 +96,12 @@ class Violations(Bank):
             ts0, ts1 = burst[0]["ts"], max(a["ts"] for a in burst)
             within = f" within {(ts1 - ts0) // MINUTE + 1} min" if ts1 > ts0 else ""
             self._violation(
-                "bulk_query", rule, e.id, ts0, ts1, f"{text}{within}, far above the role's threshold."
+                "bulk_query",
+                rule,
+                e.id,
+                ts0,
+                ts1,
+                f"{text}{within}, past the judicial interpretation's record threshold.",
             )
 
     def _inject_unauthorized_lookup(self) -> None:
