@@ -277,16 +277,16 @@ class Decoder:
         ahead, behind = self.event_time.max_ahead_ms, self.event_time.max_behind_ms
         for raw, ev in out.ok:
             ts, stamp = ev.ts, raw.timestamp
-            if low <= ts < MAX_TS and (
-                reference or (stamp > 0 and ts - stamp <= ahead and (behind is None or stamp - ts <= behind))
-            ):
-                kept.append((raw, ev))  # the common case, without a call per record
-            elif not low <= ts < MAX_TS:
+            if not low <= ts < MAX_TS:
                 out.dead.append(
                     DeadLetter(
                         raw, "event_time", "ts", "not epoch milliseconds between the years 2000 and 2100"
                     )
                 )
+            elif reference or (
+                stamp > 0 and ts - stamp <= ahead and (behind is None or stamp - ts <= behind)
+            ):
+                kept.append((raw, ev))  # the common case, without a call per record
             elif why := self._skew(ts, stamp, median, spread):
                 out.dead.append(DeadLetter(raw, "event_time", "ts", why))
             else:

@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from detectors import DetectorSpec
 from policy.catalog import Catalog
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
+from streams.alerts import latest
 from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
@@ -391,10 +392,7 @@ class Monitor:
         """Alerts wait for the checkpoint, newest revision per id: one write per alert and checkpoint."""
         if alerts:
             self.stats.on_alerts(alerts)
-            for a in alerts:
-                known = self._pending_alerts.get(a.alert_id)
-                if known is None or a.revision > known.revision:
-                    self._pending_alerts[a.alert_id] = a
+            self._pending_alerts = {a.alert_id: a for a in latest([*self._pending_alerts.values(), *alerts])}
 
     def _end_offset(self, topic: str, partition: int) -> int:
         """The partition's end as the consumer's fetches reported it (-1 if none yet). Not
