@@ -193,6 +193,7 @@ class Monitor:
         self._unsent_changes: dict[int, tuple[list[Any], dict[str, int]]] = {}  # written, not yet acked
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
         self.ref_positions: dict[tuple[str, int], int] = {}
+        self.stream_of = {t: s for s, t in config.topics.model_dump().items()}  # asked per record
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
         self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS]
         base = {
@@ -272,10 +273,10 @@ class Monitor:
         for m in msgs:
             if m.error() is None:
                 self.ref_positions[(m.topic(), m.partition())] = m.offset() + 1
-                by_stream[self.config.stream_of(m.topic())].append(to_raw(m))
+                by_stream[self.stream_of[m.topic()]].append(to_raw(m))
         for stream, raws in by_stream.items():
             decoded = self.decoder.decode(stream, raws)
-            self.engine.apply_reference(stream, (r for _, r in decoded.ok))
+            self.engine.apply_reference(stream, [r for _, r in decoded.ok])
             self._dead(stream, decoded.dead)
 
     # -- partitions -----------------------------------------------------------------------------
@@ -378,7 +379,7 @@ class Monitor:
             groups[(m.topic(), m.partition())].append(to_raw(m))
         alerts = []
         for (topic, partition), raws in groups.items():
-            stream = self.config.stream_of(topic)
+            stream = self.stream_of[topic]
             decoded = self.decoder.decode(stream, raws)
             self._dead(stream, decoded.dead)
             self._check_keys(stream, topic, decoded.ok)
@@ -409,7 +410,7 @@ class Monitor:
         for tp in self.consumer.assignment():
             end = self._end_offset(tp.topic, tp.partition)
             if end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end:
-                out.add((self.config.stream_of(tp.topic), tp.partition))
+                out.add((self.stream_of[tp.topic], tp.partition))
         return out
 
     def _check_copartitioned(self) -> None:

@@ -24,12 +24,15 @@ class Stats:
     lag: int = 0
     first_data: float = 0.0  # monotonic time of the first and the latest record, for throughput
     last_data: float = 0.0
+    first_cpu: float = 0.0  # process CPU seconds at the same two points: CPU per record, no start-up
+    last_cpu: float = 0.0
     _window_start: float = field(default_factory=time.monotonic)
     _window_events: int = 0
 
     def begin(self) -> None:
         """Records started to arrive (after any group join): the busy time counts from here."""
-        self.first_data = self.first_data or time.monotonic()
+        if not self.first_data:
+            self.first_data, self.first_cpu = time.monotonic(), time.process_time()
 
     def on_decoded(self, stream: str, ok: int, dead: list[DeadLetter], unknown_fields: int = 0) -> None:
         self.events[stream] += ok
@@ -37,7 +40,7 @@ class Stats:
         self.dead[stream] += len(dead)
         self.dead_kinds.update(d.kind for d in dead)
         self._window_events += ok + len(dead)
-        self.last_data = time.monotonic()
+        self.last_data, self.last_cpu = time.monotonic(), time.process_time()
 
     def on_alerts(self, alerts: list[Alert]) -> None:
         for a in latest([*alerts, *(self.alerts[x.alert_id] for x in alerts if x.alert_id in self.alerts)]):
