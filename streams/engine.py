@@ -71,12 +71,16 @@ ROLLUP_DIMENSIONS: dict[str, tuple[str, Callable[[Any, Engine], str], Callable[[
     "transfer": ("categories", lambda e, g: "", lambda e: e.recipient_type.value),
     "sdk": (
         "fields",
-        lambda e, g: _known(e.sdk_id, g.known_sdks, "undeclared_sdk"),
+        lambda e, g: (
+            g.catalog.sdk.resolve(e.sdk_id) or "undeclared_sdk"
+        ),  # a declared SDK by any of its names
         lambda e: "consented" if e.policy_consented else "before_consent",
     ),
     "marketing": ("data_used", lambda e, g: _known(e.org_id, g.known_orgs), lambda e: e.channel.value),
     "lifecycle": ("categories", lambda e, g: "", lambda e: e.stage.value),
 }
+
+SDK_LABEL = "sdk_label"  # rollup stream of SDK fields by PoliCheck label: org = "<sdk>:<field>"
 
 
 class PartitionRollup:
@@ -191,7 +195,7 @@ class Engine:
         self.state_dir = Path(state_dir)
         self.stores: dict[int, KeyedStore] = {}
         self.specs = list(specs)
-        self.catalog = catalog
+        self.catalog: Catalog = catalog
         self.pseudonymize = pseudonymize
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
@@ -201,7 +205,7 @@ class Engine:
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()
-        self.known_sdks: frozenset[str] = frozenset(catalog.policy.sdks.sdks)
+        self._label_cells: dict[tuple, tuple] = {}
         self.tasks: dict[tuple[int, str], Task] = {}
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
@@ -334,6 +338,9 @@ class Engine:
             cls, unknown = coverage(stream, getattr(ev, fields_attr))
             counted[(block, (ev.ts // 60_000 * 60, stream, cls.value, org_of(ev, self), outcome_of(ev)))] += 1
             progress[block] += 1
+            if stream == "sdk":
+                for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
+                    counted[(block, (ev.ts // 60_000 * 60, *cell))] += 1
             for field in unknown:
                 # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`, org = a
                 # keyed fingerprint of the unknown id (it may be a value typed into the wrong
@@ -342,6 +349,27 @@ class Engine:
                     (block, (ev.ts // 60_000 * 60, COVERAGE_GAP, "", self.fingerprint(field), stream))
                 ] += 1
         roll.add(counted, progress)
+
+    def _sdk_labels(self, reported: str, version: str, host: str | None, fields: tuple[str, ...]) -> tuple:
+        """(stream, class, "<sdk>:<field>", label) cells of one observation: the SDK x field x label
+        matrix against the declarations. Only known ids reach the table: an undeclared SDK is
+        `undeclared_sdk`, an unknown field its fingerprint. Memoized: observations repeat."""
+        key = (reported, version, host, fields)
+        found = self._label_cells.get(key)
+        if found is None:
+            decl = self.catalog.sdk
+            sid, declared = decl.observed(reported, version, host)
+            org = sid if sid and declared is not None else "undeclared_sdk"
+            cells = []
+            for f in sorted(set(fields)):
+                known = decl.fields.get(f)
+                label = decl.label(sid, version, f).value if org != "undeclared_sdk" else "omitted"
+                cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
+                cells.append((SDK_LABEL, cls, f"{org}:{f if known else self.fingerprint(f)}", label))
+            found = tuple(cells)
+            if len(self._label_cells) < 100_000:
+                self._label_cells[key] = found
+        return found
 
     def fingerprint(self, field_id: str) -> str:
         """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.
