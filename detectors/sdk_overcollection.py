@@ -36,6 +36,7 @@ from schemas.models import ConsentStatus, Severity
 HOUR = 3_600_000
 EPISODE = "ep:"
 DEVICE = "dev:"
+UNKNOWN_FIELD = "(unknown field)"
 NEVER = 1 << 62  # "as of the end of time": did the subject consent at all, later?
 
 
@@ -134,6 +135,11 @@ class SdkOvercollectionDetector:
             for rule, fields, note in breaches:
                 key = EPISODE + "|".join((rule, ev.sdk_id, ev.app_version, ",".join(fields)))
                 ep = touched.get(key) or self.store.get(key)
+                if ep is not None and ev.ts >= ep.last_seen + self.quiet_ms:
+                    # quiet long enough by this SDK's own clock: that episode is over, a new one opens
+                    yield self._finding(ep, closed=True)
+                    touched.pop(key, None)
+                    ep = None
                 if ep is None:
                     ep = Episode(rule, ev.sdk_id, ev.app_version, fields, ev.ts)
                     self.store.put(key, ep)
@@ -142,7 +148,7 @@ class SdkOvercollectionDetector:
                 touched[key] = ep
         for key, ep in touched.items():
             self.store.touch(key)
-            if ep.revision == 0 or ep.observations >= 2 * ep.emitted:  # doubling: log-many revisions
+            if ep.observations > ep.emitted:  # at most one revision per episode and batch
                 yield self._finding(ep, closed=False)
 
     def _judge(
@@ -150,7 +156,9 @@ class SdkOvercollectionDetector:
     ) -> tuple[dict[str, Label], list[tuple[str, list[str], str | None]]]:
         """The PoliCheck label of each field, and the (rule, field set, note) breaches of the event."""
         sid, declared = decl.observed(ev.sdk_id, ev.app_version, ev.dest_host)
-        fields = sorted(set(ev.fields))
+        # an id the catalog does not know may be a value typed into the wrong place (a card number):
+        # it is judged, never copied into an alert (the rollups count its keyed fingerprint)
+        fields = sorted({f if f in decl.fields else UNKNOWN_FIELD for f in ev.fields})
         breaches: list[tuple[str, list[str], str | None]] = []
         secret = [f for f in fields if f in decl.c3_or_auth]
         if secret:  # seed 004 流程描述(4)⑪: never to a third party, declared or not
@@ -239,7 +247,7 @@ class SdkOvercollectionDetector:
         ep.emitted = ep.observations
         spec = self.p.rules[Rule(ep.rule)]
         decl = self._decl
-        classes = [c for f in ep.fields if decl and (c := decl.fields[f].jr_class) is not None]
+        classes = [c for f in ep.fields if decl and f in decl.fields and (c := decl.fields[f].jr_class)]
         top = max(classes, key=CLASS_RANK.__getitem__, default=JrClass.C1)
         what = f" {', '.join(ep.fields)}" if ep.fields else ""
         notes = f" ({'; '.join(ep.notes)})" if ep.notes else ""
