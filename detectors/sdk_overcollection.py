@@ -249,11 +249,11 @@ class SdkOvercollectionDetector:
         decl = self._decl
         classes = [c for f in ep.fields if decl and f in decl.fields and (c := decl.fields[f].jr_class)]
         top = max(classes, key=CLASS_RANK.__getitem__, default=JrClass.C1)
-        what = f" {', '.join(ep.fields)}" if ep.fields else ""
+        what = f": {', '.join(ep.fields)}" if ep.fields else ""
         notes = f" ({'; '.join(ep.notes)})" if ep.notes else ""
         labels = ", ".join(f"{k} {v}" for k, v in sorted(ep.labels.items()))
         summary = (
-            f"SDK {ep.sdk} in app version {ep.version}: {spec.title_en.lower()}{what}{notes}; "
+            f"SDK {ep.sdk}, app version {ep.version}. {spec.title_en}{what}{notes}; "
             f"{ep.observations} observations from {len(ep.devices)} devices; field labels: {labels or 'none'}"
         )
         counts = {"observations": ep.observations, "devices": len(ep.devices)}

@@ -185,7 +185,7 @@ def test_an_sdk_outside_the_app_versions_that_declare_it_is_undeclared(policy) -
         )
     )
     (a,) = got.values()
-    assert a.rule_id.endswith(".undeclared_sdk") and "app version 9.1.0" in a.summary
+    assert a.rule_id.endswith(".undeclared_sdk") and "app version 9.1.0." in a.summary
     assert "not shipped" in a.summary
 
 
@@ -255,9 +255,9 @@ def test_one_alert_per_episode_revised_then_a_new_one_after_the_quiet_period(eng
     assert closed.status.value == "closed" and closed.revision > a.revision
     # 9.2.1; contacts + call_log; and contacts again 30 h later (imei is declared: not in the set)
     assert len(more) == 3 and a.alert_id not in more
-    assert sorted(x.summary.split(":")[0] for x in more.values()) == [
-        *["SDK push in app version 9.2.0"] * 2,
-        "SDK push in app version 9.2.1",
+    assert sorted(x.summary.split(". ")[0] for x in more.values()) == [
+        *["SDK push, app version 9.2.0"] * 2,
+        "SDK push, app version 9.2.1",
     ]
 
 
