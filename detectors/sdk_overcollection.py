@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.base import Context, Finding, Store
 from policy.model import CLASS_RANK, DetectorSection, JrClass
@@ -67,6 +67,13 @@ class SdkOvercollectionParams(BaseModel):
     sample_size: int = Field(default=10, ge=0)
     evidence_limit: int = Field(default=50, ge=1)
     distinct_cap: int = Field(default=10_000, ge=1, description="distinct devices / subjects counted exactly")
+
+    @model_validator(mode="after")
+    def _every_rule(self) -> SdkOvercollectionParams:
+        missing = [r.value for r in Rule if r not in self.rules]
+        if missing:
+            raise ValueError(f"rules lacks {missing}; give each its severity, titles and regulation")
+        return self
 
 
 class Episode:

@@ -312,3 +312,18 @@ def test_labels_reach_the_rollups_as_known_ids_only(engine) -> None:
     sdk_orgs = {r[6] for r in engine.rollup_rows() if r[4] == "sdk"}
     assert "1234567" not in json.dumps(engine.rollup_rows())
     assert sdk_orgs <= {"amap_location", "tencent_x5", "undeclared_sdk"}
+
+
+def test_a_policy_section_without_every_rule_names_the_fix(policy, tmp_path) -> None:
+    import shutil
+
+    from detectors import load_detectors
+    from policy import DEFAULT_DIR, PolicyError, load_policy
+
+    shutil.copytree(DEFAULT_DIR, tmp_path / "p", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = tmp_path / "p" / "detectors" / "sdk_overcollection.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("    too_frequent:", "    too_often:"), encoding="utf-8"
+    )
+    with pytest.raises(PolicyError, match="sdk_overcollection.yaml.*params.rules"):
+        load_detectors(load_policy(tmp_path / "p"), tmp_path / "p")
