@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from policy.model import CLASS_RANK, JrClass, Policy
+from policy.sdk_declarations import SdkDeclarations
 
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
@@ -22,6 +23,7 @@ class Catalog:
         self.roles = policy.organisation.roles
         # SDK telemetry names SDK field ids (policy/sdks.yaml), some of which are PFI with a class
         self.sdk_field_class = {fid: f.jr_class for fid, f in policy.sdks.sdk_fields.items()}
+        self.sdk = SdkDeclarations(policy.sdks)  # declarations by SDK and app version, PoliCheck labels
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
         self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
         self._sdk_profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}

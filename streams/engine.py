@@ -75,6 +75,8 @@ ROLLUP_DIMENSIONS: dict[str, tuple[str, str | None, str]] = {
     "lifecycle": ("categories", None, "stage"),
 }
 
+SDK_LABEL = "sdk_label"  # rollup stream of SDK fields by PoliCheck label: org = "<sdk>:<field>"
+
 
 def _outcome_label(value: Any) -> str:
     if isinstance(value, bool):  # the SDK stream's: collected with or before the privacy-policy consent
@@ -194,7 +196,7 @@ class Engine:
         self.state_dir = Path(state_dir)
         self.stores: dict[int, KeyedStore] = {}
         self.specs = list(specs)
-        self.catalog = catalog
+        self.catalog: Catalog = catalog
         self.pseudonymize = pseudonymize
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
@@ -204,7 +206,7 @@ class Engine:
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()
-        self.known_sdks: frozenset[str] = frozenset(catalog.policy.sdks.sdks)
+        self._label_cells: dict[tuple, tuple] = {}
         self.tasks: dict[tuple[int, str], Task] = {}
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
@@ -379,14 +381,39 @@ class Engine:
                     # org = a keyed fingerprint of the unknown id (it may be a value typed into the
                     # wrong place, a card number even), outcome = the stream it appeared on
                     counted[(block, (minute, COVERAGE_GAP, "", self.fingerprint(field), stream))] += 1
+        if stream == "sdk":
+            for block, minute, ev in zip(blocks, minutes, events, strict=True):
+                for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
+                    counted[(block, (minute, *cell))] += 1
         roll.add(counted, progress)
 
     def _org_label(self, attr: str, value: Any) -> str:
         """An org-like dimension reaches a table only as a known id: an org seen in the reference
         streams, an SDK the policy declares; anything else is counted as `other`/`undeclared_sdk`."""
-        if attr == "sdk_id":
-            return value if value in self.known_sdks else "undeclared_sdk"
+        if attr == "sdk_id":  # a declared SDK by any of its names
+            return self.catalog.sdk.resolve(value) or "undeclared_sdk"
         return value if value in self.known_orgs else OTHER
+
+    def _sdk_labels(self, reported: str, version: str, host: str | None, fields: tuple[str, ...]) -> tuple:
+        """(stream, class, "<sdk>:<field>", label) cells of one observation: the SDK x field x label
+        matrix against the declarations. Only known ids reach the table: an undeclared SDK is
+        `undeclared_sdk`, an unknown field its fingerprint. Memoized: observations repeat."""
+        key = (reported, version, host, fields)
+        found = self._label_cells.get(key)
+        if found is None:
+            decl = self.catalog.sdk
+            sid, declared = decl.observed(reported, version, host)
+            org = sid if sid and declared is not None else "undeclared_sdk"
+            cells = []
+            for f in sorted(set(fields)):
+                known = decl.fields.get(f)
+                label = decl.label(sid, version, f).value if org != "undeclared_sdk" else "omitted"
+                cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
+                cells.append((SDK_LABEL, cls, f"{org}:{f if known else self.fingerprint(f)}", label))
+            found = tuple(cells)
+            if len(self._label_cells) < 100_000:
+                self._label_cells[key] = found
+        return found
 
     def fingerprint(self, field_id: str) -> str:
         """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.
