@@ -3,7 +3,7 @@ combination rule of JR/T 0171 §4.2), categories, roles. Detectors call these pe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from policy.model import CLASS_RANK, JrClass, Policy
@@ -43,7 +43,7 @@ class Catalog:
                 best = cls
         return best
 
-    def profile(self, field_ids: list[str]) -> tuple[JrClass, tuple[str, ...]]:
+    def profile(self, field_ids: Sequence[str]) -> tuple[JrClass, tuple[str, ...]]:
         """(class, sorted categories) of a field list; memoized, since events repeat a few field sets."""
         key = tuple(field_ids)
         found = self._profiles.get(key)
@@ -56,7 +56,7 @@ class Catalog:
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)
 
-    def coverage(self, stream: str, field_ids: list[str]) -> tuple[JrClass, tuple[str, ...]]:
+    def coverage(self, stream: str, field_ids: Sequence[str]) -> tuple[JrClass, tuple[str, ...]]:
         """(class, field ids the catalog does not know) for a stream's field list. Unknown ids are a
         coverage gap to report, never to drop (DESIGN.md §2); they count as C1 (JR/T 0171 §4.2 C1 c))."""
         if stream != "sdk":
