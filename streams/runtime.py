@@ -51,6 +51,7 @@ from streams.sinks.clickhouse import (
     identity_row,
 )
 from streams.sinks.kafka import KafkaTopicSink, encode_alert, encode_dead_letter, producer_config
+from streams.sources import RawDecoder
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
@@ -80,6 +81,7 @@ def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None =
     settings = {
         **{topic: TOPIC_SETTINGS.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
         changelog_topic(config): {"cleanup.policy": "compact"},
+        **{topic: {} for topic in config.raw_sources.streams()},
     }
     wanted = [
         NewTopic(topic, k.partitions, k.replication_factor, config=conf)
@@ -163,8 +165,9 @@ class Monitor:
             allowed_lateness_ms=config.allowed_lateness_s * 1000,
             state_dir=config.data_dir / "state" / config.kafka.group_id / uuid.uuid4().hex[:8],
         )
-        self.decoder = Decoder.for_config(config)
         self.stats = Stats()
+        # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers; the rest as is
+        self.decoder = RawDecoder.for_config(Decoder.for_config(config), config, self.stats)
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
         client_extra = dict(config.kafka.client)
@@ -194,7 +197,7 @@ class Monitor:
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
         self.ref_positions: dict[tuple[str, int], int] = {}
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
-        self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS]
+        self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS] + list(config.raw_sources.streams())
         base = {
             "bootstrap.servers": bootstrap,
             "enable.auto.commit": False,
