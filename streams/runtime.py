@@ -407,13 +407,14 @@ class Monitor:
         return hi
 
     def _inputs_caught_up(self) -> set[tuple[str, int]]:
-        """(stream, partition) of assigned inputs with nothing left to read."""
-        out = set()
+        """(stream, partition) of assigned inputs with nothing left to read, on every topic that
+        feeds the stream (a raw-log topic feeds `access` beside pfi.access)."""
+        out, behind = set(), set()
         for tp in self.consumer.assignment():
             end = self._end_offset(tp.topic, tp.partition)
-            if end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end:
-                out.add((self.config.stream_of(tp.topic), tp.partition))
-        return out
+            done = end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end
+            (out if done else behind).add((self.config.stream_of(tp.topic), tp.partition))
+        return out - behind
 
     def _check_copartitioned(self) -> None:
         """State is kept per partition number, as Kafka Streams keeps it per task: one key's
@@ -574,8 +575,8 @@ class Monitor:
         return lag
 
     def _caught_up(self) -> bool:
-        assignment = self.consumer.assignment()
-        return bool(assignment) and len(self._inputs_caught_up()) == len(assignment)
+        inputs = {(self.config.stream_of(tp.topic), tp.partition) for tp in self.consumer.assignment()}
+        return bool(inputs) and self._inputs_caught_up() == inputs
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():

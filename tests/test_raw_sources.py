@@ -144,7 +144,9 @@ def test_shipper_envelopes_filebeat_vector_fluent_bit() -> None:
         assert [summary(ev) for _, ev in out.ok] == PG_EXPECTED
         assert out.ok[0][1].event_id.startswith("pg:db1:")  # the envelope's host keeps sessions apart
     dec, _ = decoder()
-    bad = dec.decode("access", records(TOPICS["pgaudit"], [b'{"message": 3}', b"{not json", b'{"log": null}']))
+    bad = dec.decode(
+        "access", records(TOPICS["pgaudit"], [b'{"message": 3}', b"{not json", b'{"log": null}'])
+    )
     assert [d.kind for d in bad.dead] == ["malformed"] * 3
     assert "`message`" in bad.dead[0].message
 
