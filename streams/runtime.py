@@ -409,7 +409,8 @@ class Monitor:
     def _inputs_caught_up(self) -> set[tuple[str, int]]:
         """(stream, partition) of assigned inputs with nothing left to read, on every topic that
         feeds the stream (a raw-log topic feeds `access` beside pfi.access)."""
-        out, behind = set(), set()
+        out: set[tuple[str, int]] = set()
+        behind: set[tuple[str, int]] = set()
         for tp in self.consumer.assignment():
             end = self._end_offset(tp.topic, tp.partition)
             done = end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end
