@@ -20,6 +20,8 @@ class Stats:
     dead_kinds: Counter = field(default_factory=Counter)  # kind -> dead letters
     misrouted: Counter = field(default_factory=Counter)  # stream -> records not keyed by the stream's key
     unknown_fields: Counter = field(default_factory=Counter)  # stream -> records with fields the schema lacks
+    skipped: Counter = field(default_factory=Counter)  # reason -> raw log lines that are no data access
+    gaps: Counter = field(default_factory=Counter)  # raw-log object the source mapping lacks -> times seen
     alerts: dict[str, Alert] = field(default_factory=dict)  # alert id -> newest revision
     lag: int = 0
     first_data: float = 0.0  # monotonic time of the first and the latest record, for throughput
@@ -61,7 +63,8 @@ class Stats:
         by_stream = " ".join(f"{s}={n}" for s, n in sorted(self.events.items()))
         busy = self.last_data - self.first_data
         rate = f"{self.total() / busy:,.0f}/s while data flowed" if busy > 0 else f"{elapsed:.0f}s in"
+        raw = f"  skipped={sum(self.skipped.values())}  gaps={len(self.gaps)}" if self.skipped else ""
         return (
             f"{self.total():>9} records ({rate})  {by_stream}  "
-            f"dlq={sum(self.dead.values())}  alerts={len(self.alerts)}  lag={self.lag}"
+            f"dlq={sum(self.dead.values())}{raw}  alerts={len(self.alerts)}  lag={self.lag}"
         )
