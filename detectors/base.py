@@ -110,6 +110,10 @@ class Finding:
     evidence_event_ids: Sequence[str] = ()
     first_seen: int = 0
     last_seen: int = 0
+    # a detector with several rules in one alert names the ones breached; empty: the section's own
+    title_zh: str = ""
+    title_en: str = ""
+    regulation: Sequence[str] = ()
 
     @property
     def alert_id(self) -> str:
