@@ -263,7 +263,7 @@ class Violations(Bank):
             base.personalized,
             base.submitter,
             base.approver,
-            self._ts(0.1, 0.9),
+            self._ts(0.1, 0.8),
             inside,
             [branch],
         )
