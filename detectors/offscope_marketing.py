@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.base import Context, Finding, Store
 from policy.model import DetectorSection
@@ -63,10 +63,12 @@ class OffscopeMarketingParams(BaseModel):
     )
     evidence_limit: int = Field(default=50, ge=1)
 
-    def model_post_init(self, _: Any) -> None:
+    @model_validator(mode="after")
+    def _every_rule(self) -> OffscopeMarketingParams:
         missing = [r.value for r in Rule if r not in self.rules]
         if missing:
             raise ValueError(f"rules: add {missing}; every rule needs its severity, titles and regulation")
+        return self
 
 
 class Push(NamedTuple):

@@ -265,3 +265,45 @@ def test_a_pending_push_survives_a_checkpoint_and_restore(policy, catalog, engin
     restored.apply_reference("consents", refs("consents", [consent("C0000077")]))
     alerts = run(restored, consent("C0000077", at=-MIN, status="withdrawn"), [push("C9", at=5 * MIN)])
     assert rules(alerts) == {"after_withdrawal"}
+
+
+# -- policy -------------------------------------------------------------------------------------------
+def _policy_copy(tmp_path: Any) -> Any:
+    import shutil
+    from pathlib import Path
+
+    folder = tmp_path / "policy"
+    shutil.copytree(
+        Path(__file__).resolve().parent.parent / "policy",
+        folder,
+        ignore=shutil.ignore_patterns("*.py", "__pycache__"),
+    )
+    return folder
+
+
+def test_a_rule_left_out_of_the_policy_is_named_with_its_file(tmp_path) -> None:
+    import re
+
+    from policy import PolicyError, load_policy
+
+    folder = _policy_copy(tmp_path)
+    f = folder / "detectors" / "offscope_marketing.yaml"
+    f.write_text(
+        re.sub(r"    four_eyes:\n(      .*\n)+?(?=    audience)", "", f.read_text(encoding="utf-8")),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match=r"offscope_marketing.yaml:\d+: params: rules: add \['four_eyes'\]"):
+        load_detectors(load_policy(folder), folder)
+
+
+def test_a_catalog_field_without_a_collection_purpose_is_a_policy_error(tmp_path) -> None:
+    from policy import PolicyError, load_policy
+
+    folder = _policy_copy(tmp_path)
+    f = folder / "purposes.yaml"
+    f.write_text(
+        f.read_text(encoding="utf-8").replace("  loan_details:         [credit_review]\n", ""),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match=r"purposes.yaml: collected_for: catalog fields \['loan_details'\]"):
+        load_policy(folder)
