@@ -341,9 +341,6 @@ class Monitor:
                     self.catch_up_reference()
                     self.process_batch(msgs)
                 else:  # quiet: timers still fire on the instance clock (engine.advance)
-                    # a timer may judge an event against reference data (a push against its
-                    # consent): what reached the reference topics meanwhile applies first
-                    self.catch_up_reference()
                     self._emit(self.engine.advance(self._inputs_caught_up()))
                 now = time.monotonic()
                 if now - self._last_checkpoint >= self.config.checkpoint_interval_s:

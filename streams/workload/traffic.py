@@ -124,11 +124,13 @@ class Traffic(Violations):
         rng = self.rng
         pushes: list[tuple] = []
         # near misses (seed 004 (三)②): a push minutes before the subject withdraws is in time
-        audience = [(c, set(c.eligible)) for c in self.campaigns]
-        for subject, t_w in sorted(self.withdrawn.items()):
-            c = next((c for c, members in audience if subject in members), None)
-            if c is not None and t_w - 10 * MINUTE > self.start:
-                pushes.append((t_w - rng.randint(1, 10) * MINUTE, c.id, subject, c))
+        for c in rng.sample(self.campaigns, min(len(self.campaigns), self._count(2))):
+            subject = rng.choice(c.eligible)
+            if subject not in self.used and subject not in self.withdrawn:
+                self.used.add(subject)
+                ts = c.t0 + rng.randrange(HOUR)
+                self._withdraw(subject, ts + rng.randint(1, 10) * MINUTE)
+                pushes.append((ts, c.id, subject, c))
         todo = self._target("marketing")
         while len(pushes) < todo:
             c = rng.choice(self.campaigns)

@@ -179,14 +179,11 @@ class Violations(Bank):
             pick = self._subject
             if variant == 0:
                 subject = pick(free, c)
-                t_w = self._ts(0.2, 0.5)
+                t_w = c.t0 - rng.randint(HOUR, 6 * HOUR)
                 self._withdraw(subject, t_w)
-                ts = t_w + rng.randint(HOUR, self.end - t_w - HOUR)  # seed 004 (三)②: stop at once
-                self._push(c, subject, ts)
+                self._push(c, subject, ts)  # seed 004 (三)②: marketing stops at once on withdrawal
                 rule = "after_withdrawal"
-                text = (
-                    f"{c.channel.value} push of {c.id} {(ts - t_w) // HOUR} h after the consent was withdrawn"
-                )
+                text = f"{c.channel.value} push of {c.id} {(ts - t_w) // MINUTE} min after the consent was withdrawn"
             elif variant == 1:
                 subject = pick(free, c)
                 self._push(c, subject, ts, personalized=True, opt_out=False)
