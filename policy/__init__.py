@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from policy.model import Policy
 
 DEFAULT_DIR = Path(__file__).resolve().parent
-SECTION_FILES = ("classification", "organisation", "retention", "sdks")
+SECTION_FILES = ("classification", "organisation", "retention", "sdks", "purposes")
 
 _FIXES = {
     "missing": "add the key",
@@ -165,7 +165,7 @@ def validate_section(
 
 
 def load_policy(directory: Path | str | None = None) -> Policy:
-    """Load `classification/organisation/retention/sdks.yaml` and `detectors/*.yaml` from a folder."""
+    """Load `classification/organisation/retention/sdks/purposes.yaml` and `detectors/*.yaml` from a folder."""
     folder = Path(directory) if directory else DEFAULT_DIR
     model_fields = Policy.model_fields
     sections: dict[str, Any] = {}
@@ -173,6 +173,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         path = folder / f"{name}.yaml"
         data, text = read_yaml(path)
         sections[name] = validate_section(path, model_fields[name].annotation, data, text)  # type: ignore[arg-type]
+    _check_purposes(folder, sections["classification"], sections["purposes"])
     from policy.model import DetectorSection
 
     detectors = {}
@@ -180,6 +181,29 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         data, text = read_yaml(path)
         detectors[path.stem] = validate_section(path, DetectorSection, data, text)
     return Policy(**sections, detectors=detectors)
+
+
+def _check_purposes(folder: Path, classification: Any, purposes: Any) -> None:
+    """Every catalog field says what it was collected for, so an off-purpose use can be seen."""
+    missing = [f for f in classification.fields if f not in purposes.collected_for]
+    unknown = [f for f in purposes.collected_for if f not in classification.fields]
+    path = folder / "purposes.yaml"
+    if missing:
+        raise PolicyError(
+            path,
+            "collected_for",
+            f"catalog fields {missing} have no collection purpose",
+            "add each under `collected_for` with the purpose ids it was collected for",
+        )
+    if unknown:
+        _, text = read_yaml(path)
+        raise PolicyError(
+            path,
+            f"collected_for.{unknown[0]}",
+            f"'{unknown[0]}' is not a field of classification.yaml",
+            "fix its spelling or add the field to classification.yaml",
+            _line_of(yaml.compose(text, Loader=_UniqueKeyLoader), ["collected_for", unknown[0]]),
+        )
 
 
 def detector_file(kind: str, directory: Path | str | None = None) -> Path:

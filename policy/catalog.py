@@ -21,6 +21,9 @@ class Catalog:
         self.auth_helpers = frozenset(fid for fid, f in fields.items() if f.auth_helper)
         self.combinations = [(frozenset(c.fields), c.jr_class) for c in policy.classification.combinations]
         self.roles = policy.organisation.roles
+        # what each field was collected for (policy/purposes.yaml): a use for another purpose needs fresh consent
+        self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}
+        self.purposes = policy.purposes.purposes
         # SDK telemetry names SDK field ids (policy/sdks.yaml), some of which are PFI with a class
         self.sdk_field_class = {fid: f.jr_class for fid, f in policy.sdks.sdk_fields.items()}
         self.sdk = SdkDeclarations(policy.sdks)  # declarations by SDK and app version, PoliCheck labels

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.models import Channel
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -201,6 +203,33 @@ class Sdks(Strict):
         return self
 
 
+class Purpose(Strict):
+    zh: str
+    en: str
+    source: str = Field(description="the seed clause that declares the purpose")
+    channels: list[Channel] | None = Field(
+        default=None, description="contact purposes: the channels the privacy policy names for it"
+    )
+
+
+class Purposes(Strict):
+    """What each catalog field was collected for (seed 004 (三)⑧⑩: use only for that purpose)."""
+
+    purposes: dict[str, Purpose]
+    collected_for: dict[str, list[str]] = Field(description="catalog field id -> purpose ids")
+
+    @model_validator(mode="after")
+    def _refs(self) -> Purposes:
+        for fid, ids in self.collected_for.items():
+            unknown = [p for p in ids if p not in self.purposes]
+            if unknown:
+                raise ValueError(
+                    f"collected_for.{fid} names unknown purposes {unknown}; "
+                    f"use purpose ids from `purposes`: {', '.join(self.purposes)}"
+                )
+        return self
+
+
 class DetectorSection(Strict):
     """A detector's policy section: metadata as in panther-analysis rules, params, and example cases."""
 
@@ -222,4 +251,5 @@ class Policy(Strict):
     organisation: Organisation
     retention: Retention
     sdks: Sdks
+    purposes: Purposes
     detectors: dict[str, DetectorSection]

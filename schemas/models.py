@@ -139,6 +139,11 @@ class MarketingPushEvent(Record):
     submitter_id: str
     approver_id: str | None = None
     org_id: str | None = None
+    approval_id: str | None = Field(default=None, description="the campaign approval the push ran under")
+    approved_audience: list[str] = Field(
+        default_factory=list,
+        description="org ids whose customers the campaign approval covers; empty: the campaign's org_id",
+    )
 
 
 class LifecycleStage(StrEnum):

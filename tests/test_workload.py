@@ -14,6 +14,7 @@ import fastavro
 import pytest
 
 from detectors import load_detectors
+from detectors.offscope_marketing import Rule
 from policy import load_policy
 from policy.catalog import Catalog
 from policy.model import JrClass, Policy
@@ -220,16 +221,25 @@ def test_retention_overrun_only_injected(policy: Policy, wl: Workload) -> None:
     assert found == truth_of(wl, "retention_overrun")
 
 
-def test_offscope_marketing_only_injected(wl: Workload) -> None:
-    consents = AsOf(stream(wl, "consents"), "subject_id")
-    found = set()
-    for p in stream(wl, "marketing"):
-        c = consents.as_of(p.subject_id, p.ts)
-        consented = c is not None and c.status == "granted" and c.channel == p.channel
-        refusal = p.opt_out_offered and (not p.personalized or p.non_personalized_option)
-        if not consented or not refusal or p.approver_id in (None, p.submitter_id):
-            found.add((p.subject_id, p.ts))
-    assert found == truth_of(wl, "offscope_marketing")
+def test_offscope_marketing_fires_for_exactly_the_injected_pushes(policy: Policy, wl: Workload) -> None:
+    """The real detector, every rule injected once at least, near misses in the normal traffic."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "offscope_marketing")
+    engine = Engine([spec], Catalog(policy), pseudonymize=str)
+    for ref in ("consents", "customers"):
+        engine.apply_reference(ref, [from_model(ref, r) for r in stream(wl, ref)])
+    pushes = [
+        (RawRecord("m", 0, i, None), from_model("marketing", e))
+        for i, e in enumerate(stream(wl, "marketing"))
+    ]
+    alerts = engine.process("marketing", "m", 0, pushes) + engine.advance() + engine.drain()
+    alerted = {(a.subjects_sample[0], a.window_start) for a in alerts}
+    assert alerted == truth_of(wl, "offscope_marketing")
+    rules = {v["rule"] for v in wl.truth if v["detector"] == "offscope_marketing"}
+    assert rules == {r.value for r in Rule} - {"channel_refused", "no_refusal_offered"}
+    newest = {a.subjects_sample[0]: a for a in sorted(alerts, key=lambda a: a.revision)}
+    for v in wl.truth:
+        if v["detector"] == "offscope_marketing":  # each injection breaks its own rule and no other
+            assert set(newest[v["key"]].counts) - {"pushes", "opt_out_delay_s"} == {f"rule_{v['rule']}"}
 
 
 def test_sdk_overcollection_finds_every_injected_case_and_nothing_else(policy: Policy, wl: Workload) -> None:

@@ -162,7 +162,9 @@ class Bank(Base):
                         rng.random() < 0.5,
                         submitter,
                         approver,
-                        self._ts(0.0, 0.95),
+                        self._ts(
+                            0.0, 0.8
+                        ),  # its hour of pushes ends inside the day, before the other streams do
                         eligible,
                     )
                 )

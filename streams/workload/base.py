@@ -129,6 +129,18 @@ SDK_WEIGHTS = {
     "amap_location": 5,
 }  # others (face, OCR, certificate) are rare flows: weight 2
 APP_ID, APP_VERSIONS = "cn.bank.mobilebanking", ("9.1.0", "9.2.0", "9.2.1")
+# Seed 004 §一.(二).3: what the privacy policy says marketing may use (identity, transactions, location,
+# derived tags), and loan-application data it does not list; the generator's own reading of the seed.
+MARKETING_DATA = (
+    ["transaction_record", "customer_segment"],
+    ["location_trace", "marketing_tags"],
+    ["occupation"],
+)
+LOAN_APPLICATION_DATA = (
+    ["loan_details", "customer_segment"],
+    ["credit_report"],
+    ["repayment_history", "income"],
+)
 DESTROY_METHODS = ("overwrite", "crypto_erase", "degauss", "shred")
 
 
@@ -151,6 +163,7 @@ class Campaign:
     approver: str
     t0: int
     eligible: list[str]  # customers in the org's scope with granted consent on this channel
+    audience: list[str] = field(default_factory=list)  # orgs its approval covers; empty: its own org
 
 
 class Base:
@@ -307,8 +320,13 @@ class Base:
         personalized: bool | None = None,
         opt_out: bool = True,
         approver: str | None = None,
+        data_used: list[str] | None = None,
+        choice: bool | None = None,
     ) -> None:
+        """`choice`: a non-personalized option besides the opt-out (default: personalized ones offer it)."""
         personalized = c.personalized if personalized is None else personalized
+        if data_used is None:
+            data_used = ["customer_segment", "marketing_tags"] if personalized else []
         self.out["marketing"].append(
             {
                 "ts": ts,
@@ -316,13 +334,14 @@ class Base:
                 "channel": c.channel,
                 "campaign_id": c.id,
                 "purpose": "marketing",
-                "data_used": ["customer_segment", "marketing_tags"] if personalized else [],
+                "data_used": data_used,
                 "personalized": personalized,
                 "opt_out_offered": opt_out,
-                "non_personalized_option": personalized and opt_out,
+                "non_personalized_option": personalized and opt_out if choice is None else choice,
                 "submitter_id": c.submitter,
                 "approver_id": approver or c.approver,
                 "org_id": c.org,
+                "approved_audience": c.audience,
             }
         )
 

@@ -17,6 +17,7 @@ from streams.workload.base import (
     HOUR,
     HOURLY_CUSTOMERS,
     INTERNAL,
+    MARKETING_DATA,
     MINUTE,
     PROCESSORS,
     READS,
@@ -123,15 +124,28 @@ class Traffic(Violations):
     def _normal_marketing(self) -> None:
         """Pushes within an hour of their campaign, only while the subject's consent stands."""
         rng = self.rng
-        todo = self._target("marketing")
         pushes: list[tuple] = []
+        # near misses (seed 004 (三)②): a push minutes before the subject withdraws is in time
+        for c in rng.sample(self.campaigns, min(len(self.campaigns), self._count(2))):
+            subject = rng.choice(c.eligible)
+            if subject not in self.used and subject not in self.withdrawn:
+                self.used.add(subject)
+                ts = c.t0 + rng.randrange(HOUR)
+                self._withdraw(subject, ts + rng.randint(1, 10) * MINUTE)
+                pushes.append((ts, c.id, subject, c))
+        todo = self._target("marketing")
         while len(pushes) < todo:
             c = rng.choice(self.campaigns)
             subject, ts = rng.choice(c.eligible), c.t0 + rng.randrange(HOUR)
             if ts < self.withdrawn.get(subject, self.end + 1):
                 pushes.append((ts, c.id, subject, c))
         for ts, _, subject, c in sorted(pushes, key=lambda p: p[:3]):
-            self._push(c, subject, ts)
+            if c.personalized:
+                # near misses: data the privacy policy names for marketing (seed 004 §一.(二).3), and
+                # often an opt-out alone, which suffices for a personalized push (seed 004 (三)③)
+                self._push(c, subject, ts, data_used=rng.choice(MARKETING_DATA), choice=rng.random() < 0.5)
+            else:
+                self._push(c, subject, ts)
 
     def _normal_lifecycle(self) -> None:
         """Collect/store, timely deletes and anonymization, deletion requests answered within the SLA, and

@@ -13,7 +13,15 @@ from schemas.models import (
     RecipientType,
 )
 from streams.workload.bank import Bank
-from streams.workload.base import DAY, HOUR, MINUTE, PROCESSORS, ROLE_WEIGHTS
+from streams.workload.base import (
+    DAY,
+    HOUR,
+    LOAN_APPLICATION_DATA,
+    MINUTE,
+    PROCESSORS,
+    ROLE_WEIGHTS,
+    Campaign,
+)
 
 
 class Violations(Bank):
@@ -155,37 +163,113 @@ class Violations(Bank):
                 )
 
     def _inject_offscope_marketing(self) -> None:
-        """Seeds 000, 004 流程描述(4)②: consent and opt-out for marketing; SMS submitted and approved by two people."""
+        """Seeds 000, 004 (三)②③⑧⑩ and 角色设置: a push needs the subject's consent on its channel, stops
+        at once on withdrawal, offers a refusal, uses data collected for marketing, is approved by a
+        second person if it is an SMS, and reaches only the audience its campaign was approved for.
+        One variant per rule, each to its own subject and campaign."""
         rng = self.rng
         sms = [c for c in self.campaigns if c.channel is Channel.sms]
-        for i in range(self._count(3)):
-            c = rng.choice(sms if i % 3 == 2 else self.campaigns)
-            subject = rng.choice([s for s in c.eligible if s not in self.withdrawn and s not in self.used])
-            self.used.add(subject)
-            if i % 3 == 0:
-                t_w = self._ts(0.2, 0.5)
+        free = [s for s in self.customer_org if s not in self.withdrawn]
+        rng.shuffle(free)
+        for i in range(self._count(7)):
+            variant = i % 7
+            c = rng.choice(sms if variant == 2 else self.campaigns)
+            ts = c.t0 + rng.randrange(HOUR)
+            pick = self._subject
+            if variant == 0:
+                subject = pick(free, c)
+                t_w = c.t0 - rng.randint(HOUR, 6 * HOUR)
                 self._withdraw(subject, t_w)
-                ts = t_w + rng.randint(HOUR, self.end - t_w - HOUR)
-                self._push(c, subject, ts)
-                rule, text = (
-                    "after_withdrawal",
-                    f"{c.channel.value} push of {c.id} to {subject} {(ts - t_w) // HOUR} h after the consent was withdrawn.",
-                )
-            elif i % 3 == 1:
-                ts = c.t0 + rng.randrange(HOUR)
+                self._push(c, subject, ts)  # seed 004 (三)②: marketing stops at once on withdrawal
+                rule = "after_withdrawal"
+                text = f"{c.channel.value} push of {c.id} {(ts - t_w) // MINUTE} min after the consent was withdrawn"
+            elif variant == 1:
+                subject = pick(free, c)
                 self._push(c, subject, ts, personalized=True, opt_out=False)
                 rule, text = (
-                    "no_opt_out",
-                    f"Personalized push of {c.id} to {subject} offered neither opt-out nor a non-personalized option.",
+                    "personalized_without_choice",
+                    f"Personalized push of {c.id} offered neither opt-out nor a non-personalized option",
                 )
-            else:
-                ts = c.t0 + rng.randrange(HOUR)
+            elif variant == 2:
+                subject = pick(free, c)
                 self._push(c, subject, ts, approver=c.submitter)
                 rule, text = (
                     "four_eyes",
-                    f"Marketing SMS {c.id} to {subject} was submitted and approved by the same employee {c.submitter}.",
+                    f"Marketing SMS {c.id} was submitted and approved by the same employee {c.submitter}",
                 )
-            self._violation("offscope_marketing", rule, subject, ts, ts, text)
+            elif variant == 3:
+                subject = pick(free, c, consent=None)
+                self._push(c, subject, ts)
+                rule, text = (
+                    "no_consent",
+                    f"{c.channel.value} push of {c.id} to a subject who never consented to marketing",
+                )
+            elif variant == 4:
+                other = Channel.app_push if c.channel is Channel.sms else Channel.sms
+                subject = pick(free, c, consent=other)
+                self._push(c, subject, ts)
+                rule, text = (
+                    "channel_not_covered",
+                    f"{c.channel.value} push of {c.id} to a subject who consented on {other.value} only",
+                )
+            elif variant == 5:
+                subject = pick(free, c)
+                data = rng.choice(LOAN_APPLICATION_DATA)
+                self._push(c, subject, ts, personalized=True, data_used=data)
+                rule, text = (
+                    "off_purpose",
+                    f"Push of {c.id} targeted with loan-application data ({', '.join(data)})",
+                )
+            else:
+                subject, c = self._outside_audience(free, c)
+                ts = c.t0 + rng.randrange(HOUR)
+                self._push(c, subject, ts)
+                rule, text = (
+                    "audience_outside_approval",
+                    f"Push of {c.id}, approved for {', '.join(c.audience)} only, to a customer of {self.customer_org[subject]}",
+                )
+            self._violation("offscope_marketing", rule, subject, ts, ts, f"{text} ({subject}).")
+
+    def _subject(self, free: list[str], c: Campaign, consent: Channel | None | str = "campaign") -> str:
+        """An unused customer in the campaign's audience whose marketing consent is on `consent` (the
+        campaign's channel by default, None: no consent at all)."""
+        want = c.channel if consent == "campaign" else consent
+        scope = (
+            set(c.eligible) if want is c.channel else set(self._book(c.audience[0] if c.audience else c.org))
+        )
+        for k, s in enumerate(free):
+            if s in scope and self.consent.get(s) is want and s not in self.used:
+                self.used.add(s)
+                del free[k]
+                return s
+        raise RuntimeError(f"no unused customer for {c.id} with consent on {want}")
+
+    def _outside_audience(self, free: list[str], base: Campaign) -> tuple[str, Campaign]:
+        """A head-office campaign approved for one branch's customers (seed 004 角色设置: list-based
+        campaigns per org), pushed to a consented customer of another branch. Its in-audience pushes
+        are the near misses: made by `_normal_marketing` like every campaign's."""
+        rng = self.rng
+        branches = sorted({p[1] for p in self.paths.values() if len(p) >= 2})
+        branch = rng.choice(branches)
+        inside = [s for s in self._book(branch) if self.consent.get(s) is base.channel]
+        c = Campaign(
+            f"CMP-{self.seed}-A{len(self.campaigns):04d}",
+            "HO",
+            base.channel,
+            base.personalized,
+            base.submitter,
+            base.approver,
+            self._ts(0.1, 0.8),
+            inside,
+            [branch],
+        )
+        self.campaigns.append(c)
+        elsewhere = [
+            s
+            for s, ch in self.consent.items()
+            if ch is c.channel and branch not in self.paths[self.customer_org[s]]
+        ]
+        return self._subject(free, Campaign(c.id, "HO", c.channel, False, "", "", 0, elsewhere)), c
 
     def _inject_retention_overrun(self) -> None:
         """Seeds 002 §五, 004 §五.(四): location kept 30 days at most, deletion requests answered in 15 days;
