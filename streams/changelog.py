@@ -68,8 +68,17 @@ class Changelog:
     def restore(
         consumer_conf: dict[str, Any], topic: str, partition: int, store: KeyedStore, timeout_s: float = 300
     ) -> dict[str, int]:
-        """Replays partition `partition` into `store` (empty, or holding an earlier restore of the
-        same partition) and returns the input offsets of the last marker ({} if there is none).
+        """Replays partition `partition` into `store`; see `restore_many`."""
+        return Changelog.restore_many(consumer_conf, topic, {partition: store}, timeout_s)[partition]
+
+    @staticmethod
+    def restore_many(
+        consumer_conf: dict[str, Any], topic: str, stores: dict[int, KeyedStore], timeout_s: float = 300
+    ) -> dict[int, dict[str, int]]:
+        """Replays each changelog partition into its store (empty, or holding an earlier restore
+        of the same partition) and returns, per partition, the input offsets of its last marker
+        ({} if there is none). One consumer reads them all at once: an instance that is given
+        several partitions restores them in the time of the largest, not of their sum.
 
         The end is the high watermark that fetches report (the PARTITION_EOF event), never
         ListOffsets: Tansu answers that with the last batch's base offset + 1, which for 10,000
@@ -85,47 +94,50 @@ class Changelog:
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
         }
+        offsets: dict[int, dict[str, int]] = {p: {} for p in stores}
+        uncommitted: dict[int, list[Change]] = {p: [] for p in stores}  # changes after the last marker
+        pending = set(stores)
+        if not pending:
+            return offsets
         consumer = Consumer(conf)
-        tp = KafkaTopicPartition(topic, partition, OFFSET_BEGINNING)
-        offsets: dict[str, int] = {}
-        uncommitted: list[Change] = []  # changes after the last marker seen so far
         deadline = time.monotonic() + timeout_s
         try:
-            consumer.assign([tp])
-            while True:
+            consumer.assign([KafkaTopicPartition(topic, p, OFFSET_BEGINNING) for p in stores])
+            while pending:
                 if time.monotonic() > deadline:
                     raise RestoreError(
-                        f"changelog {topic}[{partition}]: not read to its end within {timeout_s}s"
+                        f"changelog {topic}{sorted(pending)}: not read to its end within {timeout_s}s"
                     )
                 for msg in consumer.consume(10_000, 0.5):
-                    err = msg.error()
+                    p, err = msg.partition() or 0, msg.error()
                     if err is None:
                         if msg.key() == MARKER_KEY:
-                            store.apply(uncommitted)
-                            uncommitted = []
-                            offsets = orjson.loads(msg.value())  # type: ignore[arg-type]
+                            stores[p].apply(uncommitted[p])
+                            uncommitted[p] = []
+                            offsets[p] = orjson.loads(msg.value())  # type: ignore[arg-type]
                         else:
-                            uncommitted.append((msg.key(), msg.value()))  # type: ignore[arg-type]
+                            uncommitted[p].append((msg.key(), msg.value()))  # type: ignore[arg-type]
                     elif err.code() == KafkaError._PARTITION_EOF:
                         # EOF carries the fetch's high watermark; check it against the cached one
                         # in case an EOF from an earlier, shorter fetch is still queued.
+                        tp = KafkaTopicPartition(topic, p)
                         _, high = consumer.get_watermark_offsets(tp, cached=True)
-                        if (msg.offset() or 0) >= high:
-                            return Changelog._finish(topic, partition, store, offsets, uncommitted)
+                        if p in pending and (msg.offset() or 0) >= high:
+                            Changelog._finish(topic, p, stores[p], uncommitted[p])
+                            pending.discard(p)
                     elif err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION):
                         raise RestoreError(
-                            f"changelog {topic}[{partition}]: {err.str()}; create the changelog topic "
+                            f"changelog {topic}[{p}]: {err.str()}; create the changelog topic "
                             "with as many partitions as the input before starting tasks"
                         )
                     elif err.fatal():
-                        raise RestoreError(f"changelog {topic}[{partition}]: {err.str()}")
+                        raise RestoreError(f"changelog {topic}[{p}]: {err.str()}")
         finally:
             consumer.close()
+        return offsets
 
     @staticmethod
-    def _finish(
-        topic: str, partition: int, store: KeyedStore, offsets: dict[str, int], uncommitted: list[Change]
-    ) -> dict[str, int]:
+    def _finish(topic: str, partition: int, store: KeyedStore, uncommitted: list[Change]) -> None:
         if uncommitted:
             # A writer died between its changes and its marker: ignore them, and have the next
             # checkpoint re-send these keys' committed values so they are again their latest record.
@@ -136,4 +148,3 @@ class Changelog:
                 len(uncommitted),
             )
             store.mark_changed({k for k, _ in uncommitted})
-        return offsets

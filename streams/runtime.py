@@ -289,10 +289,9 @@ class Monitor:
         truth wherever the task ran before, and the inputs resume from the offsets of the
         changelog's last commit marker, not from the group's."""
         numbers = sorted({tp.partition for tp in partitions})
-        offsets = {}
+        stores = {p: self.engine.open_partition(p) for p in numbers}
+        offsets = Changelog.restore_many(self.consumer_conf, self.changelog.topic, stores)
         for p in numbers:
-            store = self.engine.open_partition(p)
-            offsets[p] = Changelog.restore(self.consumer_conf, self.changelog.topic, p, store)
             self.engine.resume(p)
         for tp in partitions:
             offset = offsets[tp.partition].get(tp.topic)

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from conftest import T0, access, entitlement
 
 from detectors import load_detectors
@@ -220,6 +221,20 @@ def run_cli(
     )
 
 
+def wait_assigned(bootstrap: str, group: str, proc: subprocess.Popen, timeout_s: float = 90) -> None:
+    """Until the group is stable with partitions assigned: a process's start-up time depends on the
+    machine's load, a fixed sleep does not."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert time.monotonic() < deadline, f"group {group} never got its partitions"
+        described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        if described.state == ConsumerGroupState.STABLE:  # Tansu lists no members, only the state
+            return
+        time.sleep(0.2)
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     got = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
@@ -265,9 +280,8 @@ def test_sigterm_finishes_the_batch_flushes_and_commits(broker, names, tmp_path)
     send(broker, config.topics.entitlements, [entitlement("e1")])
     send(broker, config.topics.access, access("e1", customers=70, every_s=5))
     proc = run_cli(path, until_idle=600)
-    time.sleep(
-        12
-    )  # join the group and process 70 events; nothing is committed before the shutdown checkpoint
+    wait_assigned(broker, names["group"], proc)
+    time.sleep(5)  # process the 70 events; nothing is committed before the shutdown checkpoint
     assert committed_offsets(broker, names["group"], config.topics.access) == 0 and proc.poll() is None
     proc.terminate()
     out, _ = proc.communicate(timeout=60)
