@@ -216,8 +216,9 @@ class Decoder:
         )
         return cls(SchemaRegistry(config.schema_registry_url), config.max_record_bytes, rule)
 
-    def decode(self, stream: str, raws: Sequence[RawRecord]) -> Decoded:
-        """Decode one stream's records; each bad record gets its own reason."""
+    def decode(self, stream: str, raws: Sequence[RawRecord], check_time: bool = True) -> Decoded:
+        """Decode one stream's records; each bad record gets its own reason. `check_time=False`
+        for records whose event time was judged at their source (a repartition topic's)."""
         out = Decoded()
         strict = self._strict[stream]
         for raw in raws:
@@ -246,7 +247,7 @@ class Decoder:
                     out.ok.append((raw, strict.decode(v)))
                 except msgspec.DecodeError as e:
                     self._lenient_json(stream, raw, e, out)
-        if out.ok:
+        if out.ok and check_time:
             self._check_time(stream, out)
         return out
 

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from itertools import chain
 from operator import attrgetter
 from pathlib import Path
@@ -82,6 +82,28 @@ def _outcome_label(value: Any) -> str:
     if isinstance(value, bool):  # the SDK stream's: collected with or before the privacy-policy consent
         return "consented" if value else "before_consent"
     return str(value.value)
+
+
+def rekey(key: str, events: Iterable[Any]) -> list[tuple[str, Any]]:
+    """(key value, event) per event, as a repartition topic carries them. A list attribute (an
+    access's customers) fans out: one event per distinct value, its list narrowed to that value,
+    so the task that owns a customer sees only that customer. An event without a value is left
+    out of this input (it has no key to be judged under)."""
+    out: list[tuple[str, Any]] = []
+    for ev in events:
+        value = getattr(ev, key)
+        if isinstance(value, list):
+            if len(value) == 1:
+                out.append((value[0], ev))
+            else:
+                out += [(v, msgspec.structs.replace(ev, **{key: [v]})) for v in dict.fromkeys(value)]
+        elif value is not None:
+            out.append((value, ev))
+    return out
+
+
+def _one(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else value
 
 
 class PartitionRollup:
@@ -212,7 +234,15 @@ class Engine:
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
-        self.readers = {s: [sp for sp in self.specs if s in sp.inputs] for s in STREAM_KEYS}
+        # (stream, key) -> the detectors that read the stream keyed so
+        self.readers: dict[tuple[str, str], list[DetectorSpec]] = defaultdict(list)
+        for spec in self.specs:
+            for s, key in spec.inputs.items():
+                self.readers[(s, key)].append(spec)
+        # inputs keyed otherwise than their topic: the runtime re-keys them through repartition
+        # topics; without one (a replay, a test) `process` re-keys them in place (`rekey_locally`)
+        self.rekeyed = sorted(k for k in self.readers if k[1] != STREAM_KEYS[k[0]])
+        self.rekey_locally = True
 
     # -- input ----------------------------------------------------------------------------------
     def apply_reference(self, stream: str, records: Sequence[Any]) -> None:
@@ -226,16 +256,43 @@ class Engine:
     def process(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
     ) -> list[Alert]:
-        """One partition's decoded events, in offset order."""
+        """One partition's decoded events of a stream's own topic, in offset order."""
+        events = self.ingest(stream, topic, partition, decoded)
+        alerts = self.feed(stream, STREAM_KEYS[stream], partition, events)
+        if self.rekey_locally:
+            for s, key in self.rekeyed:
+                if s == stream:
+                    alerts += self.feed(s, key, partition, [ev for _, ev in rekey(key, events)])
+        return alerts
+
+    def ingest(
+        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
+    ) -> list[Any]:
+        """What every record of a source topic goes through once, whoever reads it: duplicates
+        dropped, customer ids pseudonymized, counted in the rollups. Returns the events."""
         decoded = self._first_deliveries(stream, topic, partition, decoded)
-        if not decoded:
-            return []
         events = [ev for _, ev in decoded]
-        self._pseudonymize(stream, events)
-        self._rollup(stream, topic, partition, decoded)
+        if events:
+            self._pseudonymize(stream, events)
+            self._rollup(stream, topic, partition, decoded)
+        return events
+
+    def process_rekeyed(
+        self, stream: str, key: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
+    ) -> list[Alert]:
+        """Events of a repartition topic (already ingested at their source): to the detectors
+        that read `stream` keyed by `key`. One event fanned out to several keys is one record per
+        key, so a duplicate is the same event id with the same key."""
+        decoded = self._first_deliveries(stream, topic, partition, decoded, key)
+        return self.feed(stream, key, partition, [ev for _, ev in decoded])
+
+    def feed(self, stream: str, key: str, partition: int, events: Sequence[Any]) -> list[Alert]:
+        """Events keyed by `key` to the tasks on `partition` that read them so."""
+        if not events:
+            return []
         newest = max(map(_ts, events))
         findings: list[Finding] = []
-        for spec in self.readers[stream]:
+        for spec in self.readers.get((stream, key), ()):
             task = self.task(partition, spec)
             task.stream_time = max(task.stream_time, newest)
             task.ctx.watermark = task.stream_time - self.lateness
@@ -255,13 +312,22 @@ class Engine:
                 setattr(record, attr, list(map(look, value)) if many else look(value))
 
     def _first_deliveries(
-        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
+        self,
+        stream: str,
+        topic: str,
+        partition: int,
+        decoded: Sequence[tuple[RawRecord, Any]],
+        key: str | None = None,
     ) -> Sequence[tuple[RawRecord, Any]]:
         """Drop upstream duplicates (the same event_id delivered again at another offset): a
         shipper's retry must not count twice. A duplicate lands in the same partition (same key),
-        so one bounded set of recent ids per partition catches it."""
+        so one bounded set of recent ids per partition catches it. On a repartition topic the id
+        is the event's with its key (an event fanned out to several customers is one per key)."""
         seen = self.seen_ids[(topic, partition)]
-        ids = [ev.event_id for _, ev in decoded]
+        if key is None:
+            ids = [ev.event_id for _, ev in decoded]
+        else:
+            ids = [f"{ev.event_id}{SEP}{_one(getattr(ev, key))}" for _, ev in decoded]
         if seen.keys().isdisjoint(ids) and len(set(ids)) == len(ids):
             seen.update(dict.fromkeys(ids))  # the common case: no duplicate, no call per record
             kept = decoded

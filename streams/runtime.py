@@ -27,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -38,7 +39,7 @@ from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
-from streams.engine import Engine, freeze_heap
+from streams.engine import Engine, freeze_heap, rekey
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -72,17 +73,38 @@ def changelog_topic(config: Config) -> str:
     return f"{config.kafka.group_id}-state-changelog"
 
 
+def repartition_topic(config: Config, stream: str, key: str) -> str:
+    """An input re-keyed for the detectors that read it so, named as Kafka Streams names its own."""
+    return f"{config.kafka.group_id}-{stream}-by-{key}-repartition"
+
+
+# Repartition records are read within seconds; a week covers any outage of the instance reading them.
+REPARTITION_SETTINGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)}
+
+
 def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None = None) -> None:
     """Create lifemon's topics if missing (existing topics are left as their owners set them)."""
+    # the changelog partition p carries task p: as many partitions as the inputs, compacted by key
+    create_missing(
+        bootstrap,
+        config,
+        {
+            **{topic: TOPIC_SETTINGS.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
+            changelog_topic(config): {"cleanup.policy": "compact"},
+            **{topic: {} for topic in config.raw_sources.streams()},
+        },
+        extra,
+    )
+
+
+def create_missing(
+    bootstrap: str, config: Config, settings: dict[str, dict[str, str]], extra: dict[str, Any] | None = None
+) -> None:
+    """Create the topics of `settings` ({topic: topic config}) that do not exist yet, with
+    kafka.partitions partitions."""
     admin = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
     existing = set(admin.list_topics(timeout=10).topics)
     k = config.kafka
-    # the changelog partition p carries task p: as many partitions as the inputs, compacted by key
-    settings = {
-        **{topic: TOPIC_SETTINGS.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
-        changelog_topic(config): {"cleanup.policy": "compact"},
-        **{topic: {} for topic in config.raw_sources.streams()},
-    }
     wanted = [
         NewTopic(topic, k.partitions, k.replication_factor, config=conf)
         for topic, conf in settings.items()
@@ -136,6 +158,15 @@ def _watchdog(abort: threading.Event, grace_s: float) -> None:
     time.sleep(grace_s)
     print("lifemon: shutdown did not finish in time; exiting, nothing more committed", file=sys.stderr)
     os._exit(1)
+
+
+_json = msgspec.json.Encoder()
+
+
+def _encode_rekeyed(item: tuple[str, Any]) -> tuple[bytes, bytes, None]:
+    """A re-keyed event: its new key, and its JSON (pseudonyms already in place)."""
+    key, event = item
+    return key.encode(), _json.encode(event), None
 
 
 def to_raw(msg: Any) -> RawRecord:
@@ -200,6 +231,29 @@ class Monitor:
         self.stream_of = {t: s for s, t in config.topics.model_dump().items()} | config.raw_sources.streams()
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
         self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS] + list(config.raw_sources.streams())
+        # re-keying (docs/architecture.md#repartition-topics): every source of a stream sends its
+        # events, keyed as a detector needs them, to that (stream, key)'s repartition topic; a raw-log
+        # topic (keyed by its shipper) sends even the stream's own key there
+        self.engine.rekey_locally = False
+        needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
+        self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
+        self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
+        self.rekeyed_by = {  # source topic -> the keys its events are re-keyed by
+            topic: [
+                key
+                for (s, key) in self.repartition.values()
+                if s == stream and (key != STREAM_KEYS[s] or topic in config.raw_sources.streams())
+            ]
+            for topic, stream in self.stream_of.items()
+            if topic not in self.repartition
+        }
+        self.event_topics += list(self.repartition)
+        self.repartition_sinks = {
+            (s, key): KafkaTopicSink(
+                self.producer, topic, _encode_rekeyed, f"{s} by {key}→{topic}", stop=self.abort_event
+            )
+            for topic, (s, key) in self.repartition.items()
+        }
         base = {
             "bootstrap.servers": bootstrap,
             "enable.auto.commit": False,
@@ -326,6 +380,13 @@ class Monitor:
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
         """Run until stopped (SIGTERM/SIGINT or stop_event), or idle / time limits for batch jobs."""
         self._install_signals()
+        if self.repartition:
+            create_missing(
+                self.bootstrap,
+                self.config,
+                dict.fromkeys(self.repartition, REPARTITION_SETTINGS),
+                dict(self.config.kafka.client),
+            )
         self._check_copartitioned()
         self.load_reference()
         freeze_heap()
@@ -368,6 +429,9 @@ class Monitor:
             self.close()
         return self.stats
 
+    def _raw_fed(self, stream: str) -> bool:
+        return stream in self.config.raw_sources.streams().values()
+
     def process_batch(self, msgs: list[Any]) -> None:
         self.stats.begin()
         groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
@@ -383,14 +447,29 @@ class Monitor:
         alerts = []
         for (topic, partition), raws in groups.items():
             stream = self.stream_of[topic]
-            decoded = self.decoder.decode(stream, raws)
+            rekeyed = self.repartition.get(topic)
+            decoded = self.decoder.decode(stream, raws, check_time=rekeyed is None)
             self._dead(stream, decoded.dead)
-            self._check_keys(stream, topic, decoded.ok)
-            alerts += self.engine.process(stream, topic, partition, decoded.ok)
-            self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
+            if rekeyed is not None:  # counted once, at their source
+                alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
+            else:
+                alerts += self._process_source(stream, topic, partition, decoded.ok)
+                self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
             self.positions[(topic, partition)] = raws[-1].offset + 1
         alerts += self.engine.advance(self._inputs_caught_up())
         self._emit(alerts)
+
+    def _process_source(self, stream: str, topic: str, partition: int, decoded: list[Any]) -> list[Any]:
+        """A source topic's events: to the detectors reading them as the topic is keyed (only a
+        stream's own topic is keyed so), and re-keyed to the repartition topics of other keys."""
+        events = self.engine.ingest(stream, topic, partition, decoded)
+        alerts = []
+        if topic == self.config.topic_of(stream):
+            self._check_keys(stream, topic, decoded)
+            alerts = self.engine.feed(stream, STREAM_KEYS[stream], partition, events)
+        for key in self.rekeyed_by[topic]:
+            self.repartition_sinks[(stream, key)].send(rekey(key, events))
+        return alerts
 
     def _emit(self, alerts: list[Any]) -> None:
         """Alerts wait for the checkpoint, newest revision per id: one write per alert and checkpoint."""
@@ -475,7 +554,7 @@ class Monitor:
         backoff = 0.5
         while True:
             failures = []
-            for sink in [*self.alert_sinks, *self.dead_sinks]:
+            for sink in [*self.repartition_sinks.values(), *self.alert_sinks, *self.dead_sinks]:
                 try:
                     sink.flush()
                 except SinkError as e:

@@ -81,6 +81,15 @@ class KafkaTopicSink(Sink[Any]):
             self._unsent[self._next_seq] = item
             self._next_seq += 1
 
+    def send(self, items: Iterable[Any]) -> None:
+        """Produce now, without waiting for acknowledgements (`flush` waits for them): a stream the
+        next stage reads within the second, not at the next checkpoint. What the producer cannot
+        take at once stays unsent for the flush."""
+        self.add(items)
+        self._raise_if_fatal()
+        self._produce_unsent(time.monotonic(), self.stop)
+        self.producer.poll(0)
+
     def write(self, items: list[Any]) -> None:
         """One batch, start to acknowledgement (the base class contract)."""
         self.add(items)

@@ -69,10 +69,10 @@ class RawDecoder:
     def topics(self) -> list[str]:
         return list(self.parsers)
 
-    def decode(self, stream: str, raws: Sequence[RawRecord]) -> Decoded:
+    def decode(self, stream: str, raws: Sequence[RawRecord], check_time: bool = True) -> Decoded:
         parser = self.parsers.get(raws[0].topic) if raws else None
         if parser is None:
-            return self.inner.decode(stream, raws)
+            return self.inner.decode(stream, raws, check_time)
         out = Decoded()
         items = []
         for raw in raws:

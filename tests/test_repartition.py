@@ -1,0 +1,173 @@
+"""Re-keying through repartition topics: a detector that reads accesses by *customer* (topics are
+keyed by actor) sees every read of one customer in one task, whichever partition each access came
+from, and two instances sharing the group give the alerts of one.
+
+The detector here is the smallest that needs it: a customer whose records were read by three
+different employees. The reads of one customer come from actors on different partitions, so
+without re-keying no task ever sees all three and nothing fires."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from conftest import access, entitlement, fed
+from pydantic import BaseModel
+from test_pipeline import latest_alerts, make_config, read_all, send
+
+from detectors import DetectorSpec
+from detectors.base import Context, Finding, Store
+from policy.model import DetectorSection
+from schemas.models import Severity
+from streams.codecs import RawRecord
+from streams.engine import Engine, rekey
+from streams.pseudonym import Pseudonymizer
+from streams.runtime import Monitor, ensure_topics, repartition_topic
+
+READERS = 3  # distinct employees reading one customer that make an alert
+KEY = b"k" * 32  # one pseudonym key for every instance, as in production
+
+
+class NoParams(BaseModel):
+    pass
+
+
+class SharedCustomer:
+    """A customer read by READERS different employees: keyed by customer, so its reads meet."""
+
+    kind: ClassVar[str] = "shared_customer"
+    inputs: ClassVar[dict[str, str]] = {"access": "subject_ids"}
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init__(self, section: DetectorSection, params: BaseModel, store: Store):
+        self.section, self.store = section, store
+
+    @staticmethod
+    def load_value(data: Any) -> Any:
+        return data
+
+    def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        for ev in events:
+            (customer,) = ev.subject_ids  # re-keyed: one customer per event
+            readers = self.store.get(customer, {})
+            if ev.actor_id in readers or len(readers) >= READERS:
+                continue
+            readers[ev.actor_id] = ev.ts
+            self.store.put(customer, readers)
+            if len(readers) == READERS:
+                yield Finding(
+                    detector=self.kind,
+                    rule_id=self.section.rule_id,
+                    key=customer,
+                    window_start=min(readers.values()),
+                    window_end=max(readers.values()),
+                    severity=Severity.medium,
+                    revision=1,
+                    closed=False,
+                    summary=f"{READERS} employees read one customer",
+                    jr_class="C2",
+                    subject_count=1,
+                    subject_sample=[customer],
+                    counts={"readers": READERS},
+                )
+
+    def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
+        return ()
+
+
+SPEC = DetectorSpec(
+    SharedCustomer,
+    DetectorSection(
+        rule_id="TEST-SC-1", rule_version=1, title_zh="测试", title_en="test", regulation=["test"]
+    ),
+    NoParams(),
+)
+
+
+def reads() -> list[Any]:
+    """Customer Ck is read by actors k, k+1, k+2 (of nine) when k is even, by two when k is odd;
+    actor a8's last access names two customers at once (fanned out to both)."""
+    events = []
+    for k in range(10):
+        for j in range(3 if k % 2 == 0 else 2):
+            actor = f"a{(k + j) % 9}"
+            events += access(actor, first_customer=k, start=(k * 10 + j) * 1000, customers=1)
+    events += access("a8", start=500_000, n=1, customers=2, per_event=2, first_customer=11)
+    for a in ("a0", "a1"):
+        events += access(a, start=600_000 + int(a[1]) * 1000, first_customer=11)
+    return events
+
+
+EXPECTED = {f"C{k:07d}" for k in range(0, 10, 2)} | {"C0000011"}
+
+
+def test_rekey_fans_a_list_out_one_value_each(catalog) -> None:
+    (_, ev), *_ = fed("access", access("a1", customers=3, per_event=3))
+    pairs = rekey("subject_ids", [ev])
+    assert [k for k, _ in pairs] == ev.subject_ids
+    assert [e.subject_ids for _, e in pairs] == [[c] for c in ev.subject_ids]
+    assert ev.subject_ids == [k for k, _ in pairs]  # the original is not changed
+
+
+def test_in_process_the_engine_rekeys_locally(catalog) -> None:
+    engine = Engine([SPEC], catalog, pseudonymize=str)
+    alerts = []
+    for actor_batch in range(9):  # each actor's accesses in a batch of its own, as partitions deliver them
+        events = [e for e in reads() if e.actor_id == f"a{actor_batch}"]
+        alerts += engine.process("access", "t", 0, fed("access", events))
+    assert {a.subjects_sample[0] for a in alerts} == EXPECTED
+
+
+def test_a_repartition_topic_delivers_each_key_once(catalog) -> None:
+    engine = Engine([SPEC], catalog, pseudonymize=str)
+    (_, ev), *_ = fed("access", access("a1", customers=2, per_event=2))
+    pairs = [e for _, e in rekey("subject_ids", [ev])]
+    # the fan-out, delivered twice (a producer retry)
+    records = [(RawRecord("r", 0, i, None), e) for i, e in enumerate(pairs + pairs)]
+    engine.process_rekeyed("access", "subject_ids", "r", 0, records)
+    assert sum(engine.duplicates.values()) == 2
+
+
+def run_instances(broker, names, tmp_path, instances: int, ch, catalog) -> dict[str, Any]:
+    """`instances` monitors in one consumer group (threads), each with its own ClickHouse
+    database; returns the final alerts from the alerts topic."""
+    monitors = []
+    for i in range(instances):
+        config = make_config(
+            {**names, "database": f"{names['database']}_{i}"},
+            broker,
+            "chdb://unused",
+            checkpoint_interval_s=0.3,
+        )
+        config.data_dir = tmp_path / f"i{i}"
+        monitors.append(Monitor(config, broker, ch, [SPEC], catalog, Pseudonymizer(KEY)))
+    threads = []
+    for m in monitors:
+        threads.append(threading.Thread(target=m.run, kwargs={"idle_exit_s": 6, "max_seconds": 120}))
+        threads[-1].start()
+        time.sleep(1.5)  # the second joins while the first is at work: a rebalance moves partitions
+    for t in threads:
+        t.join(timeout=180)
+        assert not t.is_alive()
+    return latest_alerts(read_all(broker, monitors[0].config.topics.alerts, timeout_s=5))
+
+
+def test_two_instances_give_the_alerts_of_one(broker, ch, catalog, names, tmp_path) -> None:
+    results = []
+    for instances in (1, 2):
+        run_names = {**names, "group": f"{names['group']}-{instances}", "tag": f"{names['tag']}{instances}"}
+        config = make_config(run_names, broker, "chdb://unused")
+        ensure_topics(broker, config)
+        send(broker, config.topics.entitlements, [entitlement(f"a{i}") for i in range(9)])
+        for ev in reads():  # keyed by actor, as the access topic is
+            send(broker, config.topics.access, [ev], key=ev.actor_id.encode())
+        results.append(run_instances(broker, run_names, tmp_path / str(instances), instances, ch, catalog))
+        assert repartition_topic(config, "access", "subject_ids").startswith(run_names["group"])
+    one, two = results
+    customers = {o["unmapped"]["subjects_sample"][0] for o in one.values()}
+    pz = Pseudonymizer(KEY)
+    assert customers == {pz(c) for c in EXPECTED}  # every customer read by three, and only those
+    assert set(two) == set(one)
+    assert {u: o["message"] for u, o in two.items()} == {u: o["message"] for u, o in one.items()}
