@@ -58,7 +58,9 @@ def _touches(ids: frozenset[str], fields: list[str], catalog: Catalog) -> bool:
     return any(catalog.field_category.get(f) in ids or catalog.classify((f,)).value in ids for f in fields)
 
 
-def judge(ev: Any, ent: Entitlement | None, catalog: Catalog, store: Store) -> tuple[Approval | None, str | None]:
+def judge(
+    ev: Any, ent: Entitlement | None, catalog: Catalog, store: Store
+) -> tuple[Approval | None, str | None]:
     """(the approval the access names, why it does not cover the access or None when it does).
     A covering approval's budget is spent here, so call once per access."""
     if not ev.approval_id:

@@ -238,7 +238,7 @@ class UnauthorizedLookupDetector:
         """The reasons this access was unauthorized as of its time, each with a note on its specifics."""
         ent = ctx.entitlement(ev.actor_id, ev.ts)
         if ent is None:
-            return [("unknown_actor", "no entitlement record", None)]
+            return [("unknown_actor", "no entitlement record", None)] if _fed(ctx.refs.entitlements) else []
         if ent.status in (EmployeeStatus.terminated, EmployeeStatus.suspended):
             return [("terminated", f"{ent.status.value} since {_iso(ent.ts)}", ent)]
         if ent.status is EmployeeStatus.transferred:
@@ -253,7 +253,9 @@ class UnauthorizedLookupDetector:
             if cls is JrClass.C3:
                 found.append(("c3_without_approval", f"{ev.action.value} on {ev.system}; {refused}", ent))
             elif cls is JrClass.C2 and ev.action in TAKES_OUT:
-                found.append(("c2_takeout_without_approval", f"{ev.action.value} on {ev.system}; {refused}", ent))
+                found.append(
+                    ("c2_takeout_without_approval", f"{ev.action.value} on {ev.system}; {refused}", ent)
+                )
             system_ok, data_ok = catalog.role_grants(ent.roles, ev.action, ev.system, ev.fields)
             if not system_ok:
                 found.append(("system_not_permitted", f"{ev.system} for roles {'/'.join(ent.roles)}", ent))
@@ -263,7 +265,9 @@ class UnauthorizedLookupDetector:
         found += self._scope(ev, ent, covered, ctx)
         return found
 
-    def _scope(self, ev: Access, ent: Entitlement, covered: bool, ctx: Context) -> list[tuple[str, str, Entitlement | None]]:
+    def _scope(
+        self, ev: Access, ent: Entitlement, covered: bool, ctx: Context
+    ) -> list[tuple[str, str, Entitlement | None]]:
         """Seed 004 机构设置 and 客户管理机构: the actor's org must see the customer's managing org; a
         change is made only in the managing sub-branch."""
         found: dict[str, tuple[str, str, Entitlement | None]] = {}
@@ -275,16 +279,41 @@ class UnauthorizedLookupDetector:
                 unknown += 1
             elif ev.action in CHANGES:
                 if cust.org_id != ent.org_id:
-                    found.setdefault("change_outside_managing_org", ("change_outside_managing_org", f"{ent.org_id} changed a customer of {cust.org_id}", ent))
+                    found.setdefault(
+                        "change_outside_managing_org",
+                        (
+                            "change_outside_managing_org",
+                            f"{ent.org_id} changed a customer of {cust.org_id}",
+                            ent,
+                        ),
+                    )
             elif not covered and not self._sees(ent, cust.org_id, cust.org_path, ctx):
                 if previous is False:
                     previous = ctx.entitlement(ev.actor_id, ent.ts - 1)
-                if isinstance(previous, Entitlement) and previous.org_id != ent.org_id and self._sees(previous, cust.org_id, cust.org_path, ctx):
-                    found.setdefault("old_scope_after_transfer", ("old_scope_after_transfer", f"now {ent.org_id}, read a customer of former {previous.org_id}", ent))
+                if (
+                    isinstance(previous, Entitlement)
+                    and previous.org_id != ent.org_id
+                    and self._sees(previous, cust.org_id, cust.org_path, ctx)
+                ):
+                    found.setdefault(
+                        "old_scope_after_transfer",
+                        (
+                            "old_scope_after_transfer",
+                            f"now {ent.org_id}, read a customer of former {previous.org_id}",
+                            ent,
+                        ),
+                    )
                 else:
-                    found.setdefault("out_of_scope", ("out_of_scope", f"{ent.org_id} read a customer managed by {cust.org_id}", ent))
-        if unknown:
-            found["unknown_customer"] = ("unknown_customer", f"{unknown} customer(s) not in pfi.customers", ent)
+                    found.setdefault(
+                        "out_of_scope",
+                        ("out_of_scope", f"{ent.org_id} read a customer managed by {cust.org_id}", ent),
+                    )
+        if unknown and _fed(ctx.refs.customers):
+            found["unknown_customer"] = (
+                "unknown_customer",
+                f"{unknown} customer(s) not in pfi.customers",
+                ent,
+            )
         return list(found.values())
 
     @staticmethod
@@ -300,7 +329,9 @@ class UnauthorizedLookupDetector:
         return ent.org_id in org_path
 
     # -- episodes -------------------------------------------------------------------------------
-    def _record(self, st: ActorState, ev: Access, found: list[tuple[str, str, Entitlement | None]], ctx: Context) -> None:
+    def _record(
+        self, st: ActorState, ev: Access, found: list[tuple[str, str, Entitlement | None]], ctx: Context
+    ) -> None:
         ep = st.episode
         if ep is None:
             ent = next((e for _, _, e in found if e is not None), None) or ctx.entitlement(ev.actor_id, ev.ts)
@@ -386,3 +417,8 @@ class UnauthorizedLookupDetector:
 def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
+
+def _fed(registry: Any) -> bool:
+    """A reference stream the deployment feeds at all: where it feeds none, a missing key is the
+    deployment's choice (bulk-only setups, tests), not a per-record gap."""
+    return len(registry) > 0

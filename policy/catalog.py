@@ -21,7 +21,9 @@ class Catalog:
         self.combinations = [(frozenset(c.fields), c.jr_class) for c in policy.classification.combinations]
         self.roles = policy.organisation.roles
         self.permission_sets = policy.organisation.permissions
-        self.approval_exclusions = {k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()}
+        self.approval_exclusions = {
+            k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
+        }
         self._grants: dict[tuple[str, str, tuple[str, ...]], bool] = {}
         # SDK telemetry names SDK field ids (policy/sdks.yaml), some of which are PFI with a class
         self.sdk_field_class = {fid: f.jr_class for fid, f in policy.sdks.sdk_fields.items()}
@@ -87,7 +89,9 @@ class Catalog:
         raised = self.classify(fids)
         return raised is top or raised.value in ids or fids <= frozenset(named)
 
-    def role_grants(self, roles: Iterable[str], action: str, system: str, field_ids: list[str]) -> tuple[bool, bool]:
+    def role_grants(
+        self, roles: Iterable[str], action: str, system: str, field_ids: list[str]
+    ) -> tuple[bool, bool]:
         """(system allowed, data allowed) for any of the roles (seed 004 角色设置(2): a user may hold
         several). A role the policy gives no permission set is not judged: both True."""
         system_ok = data_ok = False

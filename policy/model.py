@@ -96,7 +96,9 @@ class PermissionSet(Strict):
 
     zh: str
     systems: list[str] = Field(default_factory=list)
-    grants: dict[Action, list[str]] = Field(default_factory=dict, description="action -> class or category ids")
+    grants: dict[Action, list[str]] = Field(
+        default_factory=dict, description="action -> class or category ids"
+    )
 
 
 class Organisation(Strict):

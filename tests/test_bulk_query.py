@@ -189,7 +189,9 @@ def test_out_of_order_accesses_keep_the_score_exact(engine_factory) -> None:
 def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
     from schemas.models import Approval
 
-    approval = Approval(approval_id="AP7", purpose="audit", max_records=30, expires_ts=T0 + 86_400_000, **SCOPE)
+    approval = Approval(
+        approval_id="AP7", purpose="audit", max_records=30, expires_ts=T0 + 86_400_000, **SCOPE
+    )
     within = engine_factory(entitlement(approvals=[approval]))
     assert feed(within, access(customers=30, approval_id="AP7", purpose="audit")) + within.drain() == []
     over_budget = engine_factory(entitlement(approvals=[approval]))
