@@ -272,7 +272,7 @@ class UnauthorizedLookupDetector:
         change is made only in the managing sub-branch."""
         found: dict[str, tuple[str, str, Entitlement | None]] = {}
         unknown = 0
-        previous: Entitlement | None | bool = False  # looked up once, on the first customer out of scope
+        previous: Any = False  # the entitlement before this one, looked up on the first customer out of scope
         for cid in ev.subject_ids:
             cust = ctx.customer(cid, ev.ts)
             if cust is None:
@@ -291,7 +291,7 @@ class UnauthorizedLookupDetector:
                 if previous is False:
                     previous = ctx.entitlement(ev.actor_id, ent.ts - 1)
                 if (
-                    isinstance(previous, Entitlement)
+                    previous
                     and previous.org_id != ent.org_id
                     and self._sees(previous, cust.org_id, cust.org_path, ctx)
                 ):

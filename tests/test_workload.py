@@ -19,8 +19,8 @@ from policy.catalog import Catalog
 from policy.model import JrClass, Policy
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from schemas.structs import from_model
-from streams.codecs import RawRecord
 from streams.alerts import latest
+from streams.codecs import RawRecord
 from streams.demo import score
 from streams.engine import Engine
 from streams.workload import Workload, generate, read_truth, write_files

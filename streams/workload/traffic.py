@@ -13,8 +13,8 @@ from schemas.models import (
     RecipientType,
 )
 from streams.workload.base import (
-    DAY,
     C1_EXPORT,
+    DAY,
     EXPORT_RATE,
     HOUR,
     HOURLY_CUSTOMERS,
