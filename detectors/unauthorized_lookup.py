@@ -85,8 +85,23 @@ class UnauthorizedLookupParams(BaseModel):
 class Episode:
     """One actor's offences from the first until `episode_gap_minutes` after the last."""
 
-    __slots__ = ("start", "end", "reasons", "notes", "customers", "unnamed", "rank", "evidence", "context")
-    __slots__ += ("severity", "revision", "last_seen", "emitted", "org", "accesses")
+    __slots__ = (
+        "start",
+        "end",
+        "reasons",
+        "notes",
+        "customers",
+        "unnamed",
+        "rank",
+        "evidence",
+        "context",
+        "severity",
+        "revision",
+        "last_seen",
+        "emitted",
+        "org",
+        "accesses",
+    )
 
     def __init__(self, start: int, gap_ms: int, context: str, org: str | None):
         self.start, self.end, self.last_seen = start, start + gap_ms, start
@@ -147,8 +162,19 @@ class ActorState:
 class Access:
     """A pending access as the approval rule reads it (the attributes of an AccessEvent)."""
 
-    __slots__ = ("ts", "event_id", "action", "system", "fields", "subject_ids", "row_count", "purpose")
-    __slots__ += ("approval_id", "outcome", "actor_id")
+    __slots__ = (
+        "ts",
+        "event_id",
+        "action",
+        "system",
+        "fields",
+        "subject_ids",
+        "row_count",
+        "purpose",
+        "approval_id",
+        "outcome",
+        "actor_id",
+    )
 
     def __init__(self, actor: str, row: list[Any]):
         self.actor_id = actor
