@@ -42,7 +42,7 @@ def approval(**kw) -> Approval:
 def run(policy, catalog):
     spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
 
-    def go(ents, events, customers=None, late_ents=(), batch_size=10_000):
+    def go(ents, events, customers=None, late_ents=(), batch_size=10_000, late_after=1):
         e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
         e.apply_reference("entitlements", refs("entitlements", list(ents)))
         e.apply_reference("customers", refs("customers", book() if customers is None else customers))
@@ -50,7 +50,9 @@ def run(policy, catalog):
         events = sorted(events, key=lambda ev: ev.ts)
         for i in range(0, len(events), batch_size):
             alerts += e.process("access", "t", 0, fed("access", events[i : i + batch_size], "t", i))
-            if late_ents and i == 0:
+            if (
+                late_ents and i + batch_size == late_after
+            ):  # after that batch was judged as far as it could be
                 e.apply_reference("entitlements", refs("entitlements", list(late_ents)))
             alerts += e.advance()
         out = {}
@@ -141,9 +143,11 @@ def test_a_termination_that_arrives_late_still_decides(run) -> None:
     gone = entitlement("e1", role="wealth_manager", ts=T0 + HOUR, status="terminated")
     before = access("e1", customers=2, start=HOUR - 120_000, every_s=30)  # two minutes before: fine
     after = access("e1", customers=1, first_customer=3, start=HOUR + 30_000)  # 30 s after
+    flush = access("e1", customers=1, start=HOUR + 300_000)  # moves the watermark past it
     # the termination record reaches the monitor after the access it governs, within the lateness
-    (a,) = run([ent], before + after, late_ents=[gone], batch_size=3)
-    assert reasons([a]) == {"terminated"} and a.severity.value == "high" and a.subject_count == 1
+    (a,) = run([ent], before + after + flush, late_ents=[gone], batch_size=1, late_after=3)
+    assert reasons([a]) == {"terminated"} and a.severity.value == "high" and a.counts["accesses"] == 2
+    assert a.window_start == T0 + HOUR + 30_000  # the access read before the termination arrived
     assert "status terminated" in a.summary
 
 
