@@ -50,11 +50,9 @@ def run(policy, catalog):
         events = sorted(events, key=lambda ev: ev.ts)
         for i in range(0, len(events), batch_size):
             alerts += e.process("access", "t", 0, fed("access", events[i : i + batch_size], "t", i))
-            if (
-                late_ents and i + batch_size == late_after
-            ):  # after that batch was judged as far as it could be
-                e.apply_reference("entitlements", refs("entitlements", list(late_ents)))
             alerts += e.advance()
+            if late_ents and i + batch_size == late_after:  # once that batch was judged as far as it could be
+                e.apply_reference("entitlements", refs("entitlements", list(late_ents)))
         out = {}
         for a in sorted(alerts + e.drain(), key=lambda a: a.revision):
             out[a.alert_id] = a
