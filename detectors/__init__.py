@@ -13,16 +13,22 @@ from detectors.base import Context, Detector, Finding, Store
 from detectors.bulk_query import BulkQueryDetector
 from detectors.offscope_marketing import OffscopeMarketingDetector
 from detectors.sdk_overcollection import SdkOvercollectionDetector
+from detectors.unauthorized_lookup import UnauthorizedLookupDetector
 from policy import PolicyError, detector_file, validate_section
 from policy.model import DetectorSection, Policy
 
 REGISTRY: dict[str, Any] = {
-    cls.kind: cls for cls in (BulkQueryDetector, OffscopeMarketingDetector, SdkOvercollectionDetector)
+    cls.kind: cls
+    for cls in (
+        BulkQueryDetector,
+        OffscopeMarketingDetector,
+        SdkOvercollectionDetector,
+        UnauthorizedLookupDetector,
+    )
 }
 
 # Detectors planned next (DESIGN.md §6, docs/architecture.md#roadmap); the workload generator already injects their violations.
 PLANNED = (
-    "unauthorized_lookup",
     "retention_overrun",
     "transfer_policy",
 )

@@ -24,12 +24,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from detectors import approvals
 from detectors.base import Context, Finding, Store
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, Severity
 
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
-APPROVAL = "approval:"  # store key prefix of an approval's records used; actors are stored by id
 MILLI = 1000  # scores and weights in thousandths, as integers
 
 
@@ -271,20 +271,8 @@ class BulkQueryDetector:
                 yield self._finding(actor, ep, closed=False)
 
     def _approved(self, ev: Any, ctx: Context) -> bool:
-        """An approval covers an access of an active employee, for its purpose, before it expires
-        and within its record budget (seed 004 流程描述(4)④⑤: graded approval, least privilege)."""
-        ent = ctx.entitlement(ev.actor_id, ev.ts)
-        if ent is None or ent.status is not EmployeeStatus.active:
-            return False
-        approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None)
-        if approval is None or ev.ts > approval.expires_ts or (ev.purpose and ev.purpose != approval.purpose):
-            return False
-        key = APPROVAL + approval.approval_id
-        used = self.store.get(key, 0) + max(ev.row_count, len(ev.subject_ids))
-        if used > approval.max_records:
-            return False
-        self.store.put(key, used)
-        return True
+        """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""
+        return approvals.covers(ev, ctx, self.store)
 
     def _add(self, win: ActorWindow, ev: Any, ctx: Context) -> None:
         if ev.ts <= win.last_ts - self.window_ms:

@@ -169,10 +169,11 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     folder = Path(directory) if directory else DEFAULT_DIR
     model_fields = Policy.model_fields
     sections: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     for name in SECTION_FILES:
         path = folder / f"{name}.yaml"
-        data, text = read_yaml(path)
-        sections[name] = validate_section(path, model_fields[name].annotation, data, text)  # type: ignore[arg-type]
+        data, texts[name] = read_yaml(path)
+        sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
     _check_purposes(folder, sections["classification"], sections["purposes"])
     from policy.model import DetectorSection
 
@@ -180,7 +181,11 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     for path in sorted((folder / "detectors").glob("*.yaml")):
         data, text = read_yaml(path)
         detectors[path.stem] = validate_section(path, DetectorSection, data, text)
-    return Policy(**sections, detectors=detectors)
+    try:
+        return Policy(**sections, detectors=detectors)
+    except ValidationError as e:  # the one cross-file check: organisation.yaml names catalog ids
+        raise_validation(folder / "organisation.yaml", e, texts["organisation"])
+        raise
 
 
 def _check_purposes(folder: Path, classification: Any, purposes: Any) -> None:

@@ -3,7 +3,7 @@ combination rule of JR/T 0171 §4.2), categories, roles. Detectors call these pe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
 
 from policy.model import CLASS_RANK, JrClass, Policy
@@ -24,6 +24,11 @@ class Catalog:
         # what each field was collected for (policy/purposes.yaml): a use for another purpose needs fresh consent
         self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}
         self.purposes = policy.purposes.purposes
+        self.permission_sets = policy.organisation.permissions
+        self.approval_exclusions = {
+            k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
+        }
+        self._grants: dict[tuple[str, str, tuple[str, ...]], bool] = {}
         # SDK telemetry names SDK field ids (policy/sdks.yaml), some of which are PFI with a class
         self.sdk_field_class = {fid: f.jr_class for fid, f in policy.sdks.sdk_fields.items()}
         self.sdk = SdkDeclarations(policy.sdks)  # declarations by SDK and app version, PoliCheck labels
@@ -75,3 +80,40 @@ class Catalog:
             if len(self._sdk_profiles) < 100_000:
                 self._sdk_profiles[key] = found
         return found
+
+    def granted(self, ids: Collection[str], field_ids: Iterable[str], named: Collection[str] = ()) -> bool:
+        """Every field is named, or its class or category is among `ids`; a set that a combination
+        raises above each of its fields (JR/T 0171 §4.2) needs that class too, unless all are named."""
+        fids = frozenset(field_ids)
+        top = UNKNOWN_FIELD_CLASS
+        for f in fids:
+            cls = self.field_class.get(f, UNKNOWN_FIELD_CLASS)
+            if f not in named and cls.value not in ids and self.field_category.get(f) not in ids:
+                return False
+            top = cls if CLASS_RANK[cls] > CLASS_RANK[top] else top
+        raised = self.classify(fids)
+        return raised is top or raised.value in ids or fids <= frozenset(named)
+
+    def role_grants(
+        self, roles: Iterable[str], action: str, system: str, field_ids: list[str]
+    ) -> tuple[bool, bool]:
+        """(system allowed, data allowed) for any of the roles (seed 004 角色设置(2): a user may hold
+        several). A role the policy gives no permission set is not judged: both True."""
+        system_ok = data_ok = False
+        for r in roles:
+            role = self.roles.get(r)
+            if role is None:
+                continue  # a role the policy does not know grants nothing
+            pid = role.permissions
+            if pid is None:
+                return True, True
+            perms = self.permission_sets[pid]
+            system_ok = system_ok or system in perms.systems
+            key = (pid, action, tuple(field_ids))
+            ok = self._grants.get(key)
+            if ok is None:
+                ok = self.granted(perms.grants.get(action, ()), field_ids)  # type: ignore[call-overload]
+                if len(self._grants) < 100_000:
+                    self._grants[key] = ok
+            data_ok = data_ok or ok
+        return system_ok, data_ok

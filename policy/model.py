@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.models import Channel
+from schemas.models import Action, Channel
 
 
 class Strict(BaseModel):
@@ -87,11 +87,28 @@ class Role(Strict):
     en: str
     level: str = Field(description="an org level id from `org_levels`")
     marketing_sms: str | None = Field(default=None, pattern="^(submit|approve)$")
+    permissions: str | None = Field(default=None, description="a permission set id from `permissions`")
+
+
+class PermissionSet(Strict):
+    """Seed 004 角色设置(1): a role is a set of function permissions. The systems it may use and,
+    per action, the classes (C3, C2, C1) or category ids whose fields it may touch."""
+
+    zh: str
+    systems: list[str] = Field(default_factory=list)
+    grants: dict[Action, list[str]] = Field(
+        default_factory=dict, description="action -> class or category ids"
+    )
 
 
 class Organisation(Strict):
     org_levels: dict[str, OrgLevel]
     roles: dict[str, Role]
+    permissions: dict[str, PermissionSet] = Field(default_factory=dict)
+    approval_exclusions: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="approval purpose -> class or category ids an approval for it never covers",
+    )
 
     @model_validator(mode="after")
     def _refs(self) -> Organisation:
@@ -99,6 +116,11 @@ class Organisation(Strict):
             if role.level not in self.org_levels:
                 raise ValueError(
                     f"roles.{rid}.level '{role.level}' is not an org level; use one of {', '.join(self.org_levels)}"
+                )
+            if role.permissions is not None and role.permissions not in self.permissions:
+                raise ValueError(
+                    f"roles.{rid}.permissions '{role.permissions}' is not a permission set; "
+                    f"use one of {', '.join(self.permissions)}"
                 )
         return self
 
@@ -253,3 +275,22 @@ class Policy(Strict):
     sdks: Sdks
     purposes: Purposes
     detectors: dict[str, DetectorSection]
+
+    @model_validator(mode="after")
+    def _data_refs(self) -> Policy:
+        """Permission grants and approval exclusions (organisation.yaml) name classes or categories."""
+        known = {c.value for c in JrClass} | set(self.classification.categories)
+        org = self.organisation
+        named = [
+            (f"permissions.{pid}.grants.{action}", ids)
+            for pid, p in org.permissions.items()
+            for action, ids in p.grants.items()
+        ] + [(f"approval_exclusions.{k}", ids) for k, ids in org.approval_exclusions.items()]
+        for where, ids in named:
+            unknown = sorted(set(ids) - known)
+            if unknown:
+                raise ValueError(
+                    f"{where} names {unknown}, neither a class nor a category; use C3, C2, C1 or one of "
+                    f"{', '.join(sorted(self.classification.categories))}"
+                )
+        return self

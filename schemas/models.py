@@ -191,6 +191,10 @@ class Approval(Record):
     purpose: str
     max_records: int = Field(ge=0)
     expires_ts: int = Field(ge=0)
+    approver_id: str | None = Field(default=None, description="who approved; never the requester")
+    categories: list[str] = Field(default_factory=list, description="category ids it covers")
+    fields: list[str] = Field(default_factory=list, description="field ids it covers besides its categories")
+    systems: list[str] = Field(default_factory=list, description="systems it covers; none: no system")
 
 
 class Entitlement(Record):

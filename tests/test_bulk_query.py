@@ -25,6 +25,10 @@ def engine_factory(policy, catalog):
     return make
 
 
+# what an approval must name to cover the default access (core_banking, account_balance)
+SCOPE = {"approver_id": "e99", "categories": ["property"], "systems": ["core_banking"]}
+
+
 def feed(engine, events, batch_size=10_000, offset=0):
     alerts = []
     for i in range(0, len(events), batch_size):
@@ -85,14 +89,21 @@ def test_role_threshold_is_as_of_event_time(engine_factory) -> None:
 def test_denied_and_approved_accesses_do_not_count(engine_factory, policy) -> None:
     from schemas.models import Approval
 
-    approval = Approval(approval_id="AP9", purpose="audit", max_records=500, expires_ts=T0 + 86_400_000)
+    approval = Approval(
+        approval_id="AP9",
+        purpose="audit",
+        max_records=500,
+        expires_ts=T0 + 86_400_000,
+        **SCOPE,
+    )
     engine = engine_factory(entitlement(approvals=[approval]))
     events = access(customers=60, outcome="denied") + access(
-        actor="e1", customers=60, start=1, approval_id="AP9"
+        actor="e1", customers=60, start=1, approval_id="AP9", purpose="audit"
     )
     assert feed(engine, sorted(events, key=lambda e: e.ts)) + engine.drain() == []
     expired = engine_factory(entitlement(approvals=[approval.model_copy(update={"expires_ts": T0 - 1})]))
-    assert len(final(feed(expired, access(customers=60, approval_id="AP9")) + expired.drain())) == 1
+    late = access(customers=60, approval_id="AP9", purpose="audit")
+    assert len(final(feed(expired, late) + expired.drain())) == 1
 
 
 @pytest.mark.parametrize("batch_size", [1, 13, 10_000])
@@ -178,11 +189,14 @@ def test_out_of_order_accesses_keep_the_score_exact(engine_factory) -> None:
 def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
     from schemas.models import Approval
 
-    approval = Approval(approval_id="AP7", purpose="audit", max_records=30, expires_ts=T0 + 86_400_000)
+    approval = Approval(
+        approval_id="AP7", purpose="audit", max_records=30, expires_ts=T0 + 86_400_000, **SCOPE
+    )
     within = engine_factory(entitlement(approvals=[approval]))
     assert feed(within, access(customers=30, approval_id="AP7", purpose="audit")) + within.drain() == []
     over_budget = engine_factory(entitlement(approvals=[approval]))
-    assert len(final(feed(over_budget, access(customers=90, approval_id="AP7")) + over_budget.drain())) == 1
+    alerts = feed(over_budget, access(customers=90, approval_id="AP7", purpose="audit"))
+    assert len(final(alerts + over_budget.drain())) == 1
     other_purpose = engine_factory(entitlement(approvals=[approval]))
     alerts = feed(other_purpose, access(customers=60, approval_id="AP7", purpose="marketing"))
     assert len(final(alerts + other_purpose.drain())) == 1

@@ -78,7 +78,7 @@ def test_unknown_category_reference(policy_copy: Path) -> None:
 
 def test_cross_reference_error_points_at_the_bad_line(policy_copy: Path) -> None:
     f = policy_copy / "organisation.yaml"
-    edit(f, "level: sub_branch}", "level: sub_brnch}")
+    edit(f, "level: sub_branch,", "level: sub_brnch,")
     with pytest.raises(PolicyError) as e:
         load_policy(policy_copy)
     bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if "sub_brnch" in line)

@@ -24,7 +24,7 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
     db = names["database"]
     apply_ddl(ch, db)
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"r" * 32))
-    engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1")]))
+    engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
     events = access("e1", customers=70, every_s=20) + access("e2", customers=3, start=10_000)
     alerts = engine.process("access", "pfi.access", 0, fed("access", events, "pfi.access"))
     alerts += engine.drain()

@@ -177,23 +177,23 @@ def test_bulk_query_fires_for_exactly_the_injected_actors(policy: Policy, wl: Wo
             assert v["ts_end"] - v["ts_start"] < 60 * 60_000
 
 
+def test_unauthorized_lookup_finds_every_injected_case_and_nothing_else(policy: Policy, wl: Workload) -> None:
+    """Scored as `lifemon demo` scores it: every injected case found, no alert on normal traffic
+    (which holds approved cross-org queries, single denials and C1 exports: near misses)."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+    engine = Engine([spec], Catalog(policy), pseudonymize=str)
+    for s in REFERENCE_STREAMS:
+        engine.apply_reference(s, [from_model(s, r) for r in stream(wl, s)])
+    accesses = [
+        (RawRecord("a", 0, i, None), from_model("access", e)) for i, e in enumerate(stream(wl, "access"))
+    ]
+    alerts = latest(engine.process("access", "a", 0, accesses) + engine.drain())
+    scored = score(alerts, wl.truth, ["unauthorized_lookup"])["unauthorized_lookup"]
+    assert scored["missed"] == 0 and scored["false_alarms"] == 0, scored
+    assert scored["found"] == len(truth_of(wl, "unauthorized_lookup")) >= 10
+
+
 # -- oracles for the planned detectors: violations are the only records that break each rule ---------
-def test_unauthorized_lookup_only_injected(wl: Workload) -> None:
-    ents = AsOf(stream(wl, "entitlements"), "actor_id")
-    manager = wl.bank["customer_org"]
-    found = set()
-    for ev in stream(wl, "access"):
-        ent = ents.as_of(ev.actor_id, ev.ts)
-        # seed 004: HO sees all, a branch its sub-branches, a sub-branch itself; only active staff
-        if (
-            ent is None
-            or ent.status != "active"
-            or any(ent.org_id not in wl.bank["orgs"][manager[c]] for c in ev.subject_ids)
-        ):
-            found.add((ev.actor_id, ev.ts))
-    assert found == truth_of(wl, "unauthorized_lookup")
-
-
 def test_retention_overrun_only_injected(policy: Policy, wl: Workload) -> None:
     events = stream(wl, "lifecycle")
     watermark = max(e.ts for e in events)

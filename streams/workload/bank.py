@@ -47,7 +47,7 @@ class Bank(Base):
         # roles the violations and the four-eyes / destruction records need, before random staffing
         required = {
             "head_office": ["ho_marketing_mgmt"] * (per_variant + n_approvals)
-            + ["ho_sms_submitter", "ho_sms_approver", "ho_sysadmin", "ho_sysadmin"],
+            + ["ho_sms_submitter", "ho_sms_approver", "ho_sysadmin", "ho_sysadmin", "ho_dept_head"],
             "branch": [],
             "sub_branch": ["lobby_manager", "wealth_manager", "sb_president"] * per_variant,
         }
@@ -80,6 +80,7 @@ class Bank(Base):
 
         # graded approvals (分级授权, seed 004 流程描述(4)④) for a few head-office managers
         holders = {self._take(["ho_marketing_mgmt"]).id: k for k in range(n_approvals)}
+        approver = next(e.id for e in self.employees if "ho_dept_head" in e.roles)  # 部室负责人 approves
         for e in self.employees:
             grant = []
             if e.id in holders:
@@ -89,6 +90,9 @@ class Bank(Base):
                         "purpose": "regulatory_report",
                         "max_records": rng.choice((1000, 2000, 5000)),
                         "expires_ts": self.end + 7 * DAY,
+                        "approver_id": approver,
+                        "categories": ["identity", "transaction"],
+                        "systems": ["data_warehouse"],
                     }
                 ]
                 self.approvals.append((e, grant[0]))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
+from policy.catalog import Catalog
 from policy.model import Policy
 from schemas.models import (
     EVENT_MODELS,
@@ -18,6 +19,7 @@ from schemas.models import (
     EmployeeStatus,
     LegalBasis,
     LifecycleStage,
+    Outcome,
     RecipientType,
 )
 
@@ -94,6 +96,9 @@ PURPOSE = {
     "data_warehouse": "analysis",
 }
 UPDATES = [["mobile_phone"], ["home_address"], ["occupation"]]  # a sub-branch maintains its own customers
+# Normal exports are marketing lists of C1 tags: C2 leaves a system only under an approval (seed 004
+# 流程描述(4)⑤), which the approval holders' exports carry.
+C1_EXPORT = ["customer_segment", "marketing_tags"]
 
 # Normal staff serve customers one at a time: per clock hour at most 4 distinct customers, at most
 # one export of 1-2 of them (C2 x export = 3). A sliding 60 minutes spans two clock hours, so a
@@ -170,6 +175,7 @@ class Base:
     def __init__(self, events: int, seed: int, start: int, policy: Policy):
         self.rng = random.Random(seed)
         self.events, self.seed, self.policy = events, seed, policy
+        self.catalog = Catalog(policy)  # roles' permission sets: normal staff keep to them
         self.start = start
         # ~1 simulated day per 100k events; at least 6 h so staff changes and campaigns fit in
         self.span = max(events * DAY // 100_000, 6 * HOUR)
@@ -285,6 +291,7 @@ class Base:
         row_count: int | None = None,
         approval_id: str | None = None,
         purpose: str | None = None,
+        outcome: Outcome = Outcome.success,
     ) -> None:
         self.out["access"].append(
             {
@@ -298,6 +305,7 @@ class Base:
                 "fields": fields,
                 "purpose": purpose or PURPOSE.get(system, "report"),
                 "approval_id": approval_id,
+                "outcome": outcome,
                 "client_ip": e.ip,
             }
         )

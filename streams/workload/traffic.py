@@ -9,9 +9,11 @@ from schemas.models import (
     Action,
     LegalBasis,
     LifecycleStage,
+    Outcome,
     RecipientType,
 )
 from streams.workload.base import (
+    C1_EXPORT,
     DAY,
     EXPORT_RATE,
     HOUR,
@@ -61,31 +63,43 @@ class Traffic(Violations):
         hour: list[int] = [-1] * len(staff)
         seen: list[list[str]] = [[] for _ in staff]  # customers served this clock hour
         exported = [False] * len(staff)
+        denied = [-1] * len(staff)  # the clock hour of an employee's last denied attempt
         for ts, i, org in plan:
             e = staff[i]
             if ts // HOUR != hour[i]:
                 hour[i], seen[i], exported[i] = ts // HOUR, [], False
             book = self._book(org)
             system = rng.choices(SYSTEMS, cum_weights=SYSTEM_CUM_WEIGHTS)[0]
-            if not exported[i] and rng.random() < EXPORT_RATE:
+            if not self._may(e, Action.view, system, []):
+                system = rng.choice([s for s in SYSTEMS if self._may(e, Action.view, s, [])])
+            update = rng.choice(UPDATES)
+            if (
+                not exported[i]
+                and rng.random() < EXPORT_RATE
+                and self._may(e, Action.export, system, C1_EXPORT)
+            ):
                 exported[i] = True
                 subjects = list(dict.fromkeys(self._pick(seen[i], book) for _ in range(rng.randint(1, 2))))
-                self._access(ts, e, org, system, Action.export, subjects, rng.choice(READS[system]))
-            elif org in self.customers and rng.random() < 0.04:  # only the managing sub-branch updates
-                self._access(
-                    ts,
-                    e,
-                    org,
-                    "core_banking",
-                    Action.update,
-                    [self._pick(seen[i], book)],
-                    rng.choice(UPDATES),
-                )
+                self._access(ts, e, org, system, Action.export, subjects, C1_EXPORT)
+            elif (
+                org in self.customers  # only the managing sub-branch updates
+                and rng.random() < 0.04
+                and self._may(e, Action.update, "core_banking", update)
+            ):
+                self._access(ts, e, org, "core_banking", Action.update, [self._pick(seen[i], book)], update)
             else:
                 action = Action.view if rng.random() < 0.6 else Action.query
-                self._access(
-                    ts, e, org, system, action, [self._pick(seen[i], book)], rng.choice(READS[system])
-                )
+                reads = [f for f in READS[system] if self._may(e, action, system, f)]
+                # now and then a click the system refuses: one an hour at most, never a pattern
+                outcome = Outcome.success
+                if denied[i] != ts // HOUR and rng.random() < 0.01:
+                    denied[i], outcome = ts // HOUR, Outcome.denied
+                subjects = [self._pick(seen[i], book)]
+                self._access(ts, e, org, system, action, subjects, rng.choice(reads), outcome=outcome)
+
+    def _may(self, e: Employee, action: Action, system: str, fields: list[str]) -> bool:
+        """The employee's roles allow this action on these fields in this system (organisation.yaml)."""
+        return all(self.catalog.role_grants(e.roles, action, system, fields))
 
     def _timeline(self, e: Employee, k: int) -> list[tuple[int, str]]:
         """k sorted times inside the employee's employment segments, each with the org of the time."""

@@ -8,8 +8,10 @@ import math
 from schemas.models import (
     Action,
     Channel,
+    EmployeeStatus,
     LegalBasis,
     LifecycleStage,
+    Outcome,
     RecipientType,
 )
 from streams.workload.bank import Bank
@@ -20,7 +22,9 @@ from streams.workload.base import (
     MINUTE,
     PROCESSORS,
     ROLE_WEIGHTS,
+    SYSADMINS,
     Campaign,
+    Employee,
 )
 
 
@@ -111,56 +115,210 @@ class Violations(Bank):
                 ts1,
                 f"{text}{within}, past the judicial interpretation's record threshold.",
             )
+            if variant:  # C3, or C2 exported / downloaded, with no approval: unauthorized as well (seed 004 流程描述(4)⑤)
+                self._violation(
+                    "unauthorized_lookup",
+                    f"{rule}_unapproved",
+                    e.id,
+                    ts0,
+                    ts1,
+                    f"{text} without an approval.",
+                )
 
     def _inject_unauthorized_lookup(self) -> None:
-        """Seed 004 机构设置 / 人员管理(4)(5): a sub-branch sees only itself; a transfer changes and a
-        termination revokes permissions at once."""
+        """Seed 004 机构设置, 客户管理机构, 角色设置, 人员管理(4)(5), 流程描述(4)④⑤ and seed 001 §一: one
+        case per way an access is unauthorized, each by its own employee, plus near misses that keep
+        to the rules (an approved cross-org query). Sized from the rules, never from the detector's settings."""
         rng = self.rng
-        sb_roles = ROLE_WEIGHTS["sub_branch"]
+        sb_roles, managers = (
+            ROLE_WEIGHTS["sub_branch"],
+            ["wealth_manager", "lobby_manager", "outreach_marketing"],
+        )
+        branch_staff = [r for r in ROLE_WEIGHTS["branch"] if r not in SYSADMINS]
         fields = ["customer_name", "account_balance"]
-        for i in range(self._count(3)):
-            e = self._take(sb_roles)
-            t = self._ts(0.2, 0.7)
-            if i % 3 == 0:
-                other = rng.choice([s for s in self.customers if s != e.org and self.customers[s]])
+        for i in range(self._count(10)):
+            variant, t = i % 10, self._ts(0.2, 0.7)
+            e = self._take(
+                {3: branch_staff, 4: ["sb_general_user"]}.get(
+                    variant, managers if variant in (5, 6, 7, 8) else sb_roles
+                )
+            )
+            ts, last = t, t
+            if variant == 0:
+                other = self._other_sb(e.org)
                 cid = rng.choice(self.customers[other])
-                self._access(t, e, e.org, "core_banking", Action.view, [cid], fields)
-                self._violation(
-                    "unauthorized_lookup",
+                self._access(
+                    t, e, e.org, "mobile_banker", Action.view, [cid], ["customer_name", "mobile_phone"]
+                )
+                rule, text = (
                     "out_of_org_scope",
-                    e.id,
-                    t,
-                    t,
                     f"{e.id} of sub-branch {e.org} viewed customer {cid} managed by {other}.",
                 )
-            elif i % 3 == 1:
+            elif variant == 1:
                 old = e.org
                 self._terminate_staff(e, t)
-                ts = t + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - MINUTE))
+                ts = last = t + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - MINUTE))
                 cid = rng.choice(self.customers[old])
                 self._access(ts, e, old, "mobile_banker", Action.view, [cid], ["customer_name", "assets"])
-                self._violation(
-                    "unauthorized_lookup",
+                rule, text = (
                     "after_termination",
-                    e.id,
-                    ts,
-                    ts,
                     f"{e.id} viewed customer {cid} {(ts - t) // MINUTE} min after termination.",
                 )
-            else:
+            elif variant == 2:
                 old = e.org
                 new = self._transfer_staff(e, t)
-                ts = t + MINUTE + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - 2 * MINUTE))
+                ts = last = t + MINUTE + rng.randint(10 * MINUTE, min(2 * HOUR, self.end - t - 2 * MINUTE))
                 cid = rng.choice(self.customers[old])
-                self._access(ts, e, new, "core_banking", Action.view, [cid], fields)
-                self._violation(
-                    "unauthorized_lookup",
-                    "after_transfer",
-                    e.id,
-                    ts,
-                    ts,
-                    f"{e.id}, transferred from {old} to {new}, viewed {old}'s customer {cid} after the transfer.",
+                self._access(
+                    ts, e, new, "mobile_banker", Action.view, [cid], ["customer_name", "mobile_phone"]
                 )
+                rule = "after_transfer"
+                text = f"{e.id}, transferred from {old} to {new}, viewed {old}'s customer {cid} after the transfer."
+            elif variant == 3:  # a branch may query its sub-branches' customers, never change them
+                sb = rng.choice([s for s in self.customers if e.org in self.paths[s] and self.customers[s]])
+                cid = rng.choice(self.customers[sb])
+                self._access(t, e, e.org, "core_banking", Action.update, [cid], ["mobile_phone"])
+                rule, text = (
+                    "change_outside_managing_org",
+                    f"{e.id} of branch {e.org} changed customer {cid} managed by {sb}.",
+                )
+            elif variant == 4:  # all-staff marketing users see contact data, not income
+                cid = rng.choice(self.customers[e.org])
+                self._access(
+                    t, e, e.org, "crm", Action.view, [cid], ["customer_name", "occupation", "income"]
+                )
+                rule, text = "role_not_permitted", f"{e.id} ({e.roles[0]}) viewed customer {cid}'s income."
+            elif variant == 5:
+                cid = rng.choice(self.customers[e.org])
+                self._access(
+                    t,
+                    e,
+                    e.org,
+                    "data_warehouse",
+                    Action.query,
+                    [cid],
+                    ["transaction_record", "customer_segment"],
+                )
+                rule, text = "system_not_permitted", f"{e.id} ({e.roles[0]}) queried the data warehouse."
+            elif variant == 6:
+                cid = rng.choice(self.customers[e.org])
+                self._access(
+                    t, e, e.org, "card_system", Action.view, [cid], ["payment_account_no", "card_cvn"]
+                )
+                rule, text = (
+                    "c3_without_approval",
+                    f"{e.id} viewed customer {cid}'s card security code without an approval.",
+                )
+            elif variant == 7:  # an approval the requester granted themselves is none
+                grant = self._grant(
+                    e, t, "customer_service", e.id, ["identity", "transaction"], ["core_banking"]
+                )
+                ts = last = t + MINUTE
+                cid = rng.choice(self.customers[e.org])
+                self._access(
+                    ts,
+                    e,
+                    e.org,
+                    "core_banking",
+                    Action.export,
+                    [cid],
+                    ["customer_name", "transaction_record"],
+                    approval_id=grant,
+                    purpose="customer_service",
+                )
+                rule, text = (
+                    "self_approved_export",
+                    f"{e.id} exported customer {cid}'s transactions under self-approved {grant}.",
+                )
+            elif (
+                variant == 8
+            ):  # an approval for one purpose does not open another org's customers for another
+                grant = self._grant(
+                    e, t, "complaint_handling", self._approver(e), ["identity", "property"], ["core_banking"]
+                )
+                ts = last = t + MINUTE
+                cid = rng.choice(self.customers[self._other_sb(e.org)])
+                self._access(
+                    ts,
+                    e,
+                    e.org,
+                    "core_banking",
+                    Action.query,
+                    [cid],
+                    fields,
+                    approval_id=grant,
+                    purpose="marketing",
+                )
+                rule, text = (
+                    "approval_beyond_purpose",
+                    f"{e.id} used complaint approval {grant} to query customer {cid} for marketing.",
+                )
+            else:  # probing: a run of refused lookups of other orgs' customers within minutes
+                n = rng.randint(5, 8)
+                other = self._other_sb(e.org)
+                for j in range(n):
+                    last = t + j * rng.randint(20_000, 40_000)
+                    cid = rng.choice(self.customers[other])
+                    self._access(
+                        last, e, e.org, "core_banking", Action.query, [cid], fields, outcome=Outcome.denied
+                    )
+                rule, text = (
+                    "repeated_denials",
+                    f"{e.id} was refused {n} lookups of {other}'s customers in {(last - t) // MINUTE + 1} min.",
+                )
+            self._violation("unauthorized_lookup", rule, e.id, ts, last, text)
+        for _ in range(self._count(2)):  # near misses: approved cross-org queries, for their purpose and data
+            e = self._take(managers)
+            t = self._ts(0.2, 0.7)
+            grant = self._grant(
+                e, t, "complaint_handling", self._approver(e), ["identity", "property"], ["core_banking"]
+            )
+            for j in range(rng.randint(1, 3)):
+                cid = rng.choice(self.customers[self._other_sb(e.org)])
+                self._access(
+                    t + (j + 1) * MINUTE,
+                    e,
+                    e.org,
+                    "core_banking",
+                    Action.query,
+                    [cid],
+                    fields,
+                    approval_id=grant,
+                    purpose="complaint_handling",
+                )
+
+    def _other_sb(self, org: str) -> str:
+        return self.rng.choice([s for s in self.customers if s != org and self.customers[s]])
+
+    def _approver(self, e: Employee) -> str:
+        """The sub-branch president or branch department head who approves (seed 004 用户角色申请流程)."""
+        return next(
+            (
+                x.id
+                for x in self.employees
+                if x.id != e.id
+                and set(x.roles) & {"sb_president", "br_dept_head"}
+                and x.org in self.paths[e.org]
+            ),
+            next(x.id for x in self.employees if "ho_dept_head" in x.roles),
+        )
+
+    def _grant(
+        self, e: Employee, ts: int, purpose: str, approver: str, cats: list[str], systems: list[str]
+    ) -> str:
+        """A new entitlement version for `e` at `ts` holding one graded approval; returns its id."""
+        aid = f"AP-{self.seed}-{e.id}"
+        approval = {
+            "approval_id": aid,
+            "purpose": purpose,
+            "max_records": 20,
+            "expires_ts": ts + DAY,
+            "approver_id": approver,
+            "categories": cats,
+            "systems": systems,
+        }
+        self._entitlement(e, ts, e.org, EmployeeStatus.active, e.roles, [approval])
+        return aid
 
     def _inject_offscope_marketing(self) -> None:
         """Seeds 000, 004 (三)②③⑧⑩ and 角色设置: a push needs the subject's consent on its channel, stops

@@ -1,0 +1,84 @@
+"""Whether a graded approval (分级授权审批) covers an access: one rule for every access detector.
+
+Seed 004 流程描述(4)④⑤ asks for graded approval and least privilege; seed 001 §一 and §五.1
+(《金融消费者权益保护实施办法》第60条(5)) fine PFI used without a strictly applied approval
+procedure. So an approval covers an access only when all of these hold, as of the access's time:
+- the employee is active and the approval, in their entitlement, has not expired;
+- the access states the approval's purpose (an access that states none matches none);
+- its records keep the approval within its budget (`max_records`, counted across accesses);
+- it lists the fields read (by field id, category or class) and the system used: an approval that
+  lists none covers none (least privilege);
+- its purpose's exclusions (organisation.yaml `approval_exclusions`) do not reach the data: a
+  regulatory report never carries C3 authentication data (CVN, PIN, passwords);
+- a named approver who is not the requester (four eyes): a self-granted approval is none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.base import Context, Store
+from policy.catalog import Catalog
+from schemas.models import Approval, EmployeeStatus, Entitlement
+
+USED = "approval:"  # store key prefix: records an approval has covered so far
+
+
+def records(ev: Any) -> int:
+    """Records (条) an access touched: its rows, or its customers when it names more."""
+    return max(ev.row_count, len(ev.subject_ids))
+
+
+def refusal(approval: Approval, ev: Any, ent: Entitlement, catalog: Catalog) -> str | None:
+    """Why `approval` cannot cover `ev` whatever its budget, in words an analyst can act on; None if it can."""
+    if ent.status is not EmployeeStatus.active:
+        return f"the employee is {ent.status.value}"
+    if ev.ts > approval.expires_ts:
+        return "it had expired"
+    if ev.purpose is None:
+        return "the access states no purpose"
+    if ev.purpose != approval.purpose:
+        return f"it is for {approval.purpose}, not {ev.purpose}"
+    if not approval.approver_id or approval.approver_id == ev.actor_id:
+        return "it names no approver other than the requester"
+    if ev.system not in approval.systems:
+        return f"it does not cover system {ev.system}"
+    excluded = catalog.approval_exclusions.get(approval.purpose)
+    if excluded and _touches(excluded, ev.fields, catalog):
+        return f"a {approval.purpose} approval never covers {'/'.join(sorted(excluded))} data"
+    if not catalog.granted(approval.categories, ev.fields, approval.fields):
+        return "it does not cover the fields read"
+    return None
+
+
+def _touches(ids: frozenset[str], fields: list[str], catalog: Catalog) -> bool:
+    """The fields include one of these classes or categories, alone or by combination (JR/T 0171 §4.2)."""
+    if catalog.classify(fields).value in ids:
+        return True
+    return any(catalog.field_category.get(f) in ids or catalog.classify((f,)).value in ids for f in fields)
+
+
+def judge(
+    ev: Any, ent: Entitlement | None, catalog: Catalog, store: Store
+) -> tuple[Approval | None, str | None]:
+    """(the approval the access names, why it does not cover the access or None when it does).
+    A covering approval's budget is spent here, so call once per access."""
+    if not ev.approval_id:
+        return None, "the access names no approval"
+    approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
+    if approval is None or ent is None:
+        return None, f"approval {ev.approval_id} is not in the employee's entitlement"
+    why = refusal(approval, ev, ent, catalog)
+    if why is not None:
+        return approval, why
+    key = USED + approval.approval_id
+    used = store.get(key, 0) + records(ev)
+    if used > approval.max_records:
+        return approval, f"its budget of {approval.max_records} records was spent ({used} needed)"
+    store.put(key, used)
+    return approval, None
+
+
+def covers(ev: Any, ctx: Context, store: Store) -> bool:
+    """True when the approval the access names covers it (and spends its budget)."""
+    return judge(ev, ctx.entitlement(ev.actor_id, ev.ts), ctx.catalog, store)[1] is None

@@ -1,0 +1,239 @@
+"""Unauthorized-lookup behaviour through the Engine: each rule fires on a case that barely breaks it
+and stays silent on the normal work next to it; late transfers decide; one alert per episode."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import T0, access, entitlement, fed, refs
+
+from detectors import load_detectors
+from schemas.models import Approval, Customer
+from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
+
+HOUR = 3_600_000
+ORGS = {"S0101": ["HO", "B01", "S0101"], "S0102": ["HO", "B01", "S0102"], "S0201": ["HO", "B02", "S0201"]}
+
+
+def customer(cid: str, org: str = "S0101", ts: int = 0) -> Customer:
+    return Customer(customer_id=cid, ts=ts, org_id=org, org_path=ORGS[org])
+
+
+def book() -> list[Customer]:
+    """C0000000-C0000009 in S0101, C0000010-19 in S0102, C0000020-29 in S0201."""
+    orgs = ["S0101", "S0102", "S0201"]
+    return [customer(f"C{i:07d}", orgs[i // 10]) for i in range(30)]
+
+
+def approval(**kw) -> Approval:
+    base = {
+        "approval_id": "AP1",
+        "purpose": "complaint_handling",
+        "max_records": 5,
+        "expires_ts": T0 + 86_400_000,
+        "approver_id": "boss",
+        "categories": ["property"],
+        "systems": ["core_banking"],
+    }
+    return Approval(**(base | kw))
+
+
+@pytest.fixture
+def run(policy, catalog):
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+
+    def go(ents, events, customers=None, late_ents=(), batch_size=10_000, late_after=1):
+        e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        e.apply_reference("entitlements", refs("entitlements", list(ents)))
+        e.apply_reference("customers", refs("customers", book() if customers is None else customers))
+        alerts = []
+        events = sorted(events, key=lambda ev: ev.ts)
+        for i in range(0, len(events), batch_size):
+            alerts += e.process("access", "t", 0, fed("access", events[i : i + batch_size], "t", i))
+            alerts += e.advance()
+            if late_ents and i + batch_size == late_after:  # once that batch was judged as far as it could be
+                e.apply_reference("entitlements", refs("entitlements", list(late_ents)))
+        out = {}
+        for a in sorted(alerts + e.drain(), key=lambda a: a.revision):
+            out[a.alert_id] = a
+        return list(out.values())
+
+    return go
+
+
+def reasons(alerts) -> set[str]:
+    return {k.removeprefix("reason_") for a in alerts for k in a.counts if k.startswith("reason_")}
+
+
+def test_own_sub_branch_and_branch_queries_are_silent(run) -> None:
+    own = access("e1", customers=10, every_s=60, purpose="customer_service")
+    branch = access("e2", customers=20, every_s=60, action="query", purpose="marketing")
+    ents = [entitlement("e1"), entitlement("e2", role="br_marketing_mgmt", org="B01")]
+    assert run(ents, own + branch) == []
+
+
+def test_a_customer_of_another_sub_branch_fires(run) -> None:
+    near = access("e1", customers=10, every_s=60)  # all own customers
+    far = access("e1", customers=1, first_customer=10, start=HOUR)  # S0102's customer
+    (a,) = run([entitlement("e1")], near + far)
+    assert reasons([a]) == {"out_of_scope"} and a.severity.value == "medium"
+    assert a.subject_count == 1 and "S0101 read a customer managed by S0102" in a.summary
+    assert "越权" in a.summary and "seed 004" in a.summary and "C0000010" not in a.summary
+    assert a.window_start == T0 + HOUR and a.actor_org == "S0101"
+
+
+def test_a_branch_may_query_but_never_change_a_sub_branch_customer(run) -> None:
+    ents = [entitlement("e2", role="br_marketing_mgmt", org="B01")]
+    assert run(ents, access("e2", customers=3, action="query")) == []
+    (a,) = run(ents, access("e2", customers=1, action="update", fields=("mobile_phone",)))
+    assert "change_outside_managing_org" in reasons([a]) and a.severity.value == "high"
+    own = run([entitlement("e1")], access("e1", customers=1, action="update", fields=("mobile_phone",)))
+    assert own == []  # the managing sub-branch's own lobby manager
+
+
+def test_an_approval_opens_another_org_only_for_its_purpose_data_system_and_budget(run) -> None:
+    ents = [entitlement("e1", approvals=[approval()])]
+    far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    assert run(ents, access("e1", **far)) == []  # 5 records: exactly the budget
+    assert reasons(run(ents, access("e1", **(far | {"customers": 6})))) == {"out_of_scope"}
+    assert reasons(run(ents, access("e1", **(far | {"purpose": "marketing"})))) == {"out_of_scope"}
+    assert reasons(run(ents, access("e1", **(far | {"purpose": None})))) == {"out_of_scope"}
+    assert reasons(run(ents, access("e1", fields=("transaction_record",), **far))) == {"out_of_scope"}
+    self_approved = [entitlement("e1", approvals=[approval(approver_id="e1")])]
+    assert reasons(run(self_approved, access("e1", **far))) == {"out_of_scope"}
+
+
+def test_a_regulatory_report_approval_never_covers_c3(run) -> None:
+    grant = approval(
+        purpose="regulatory_report", categories=["account", "authentication"], systems=["card_system"]
+    )
+    ents = [entitlement("e1", approvals=[grant])]
+    kw = dict(system="card_system", approval_id="AP1", purpose="regulatory_report", action="export")
+    assert run(ents, [e.model_copy(update=kw) for e in access("e1", fields=("payment_account_no",))]) == []
+    c3 = [e.model_copy(update=kw) for e in access("e1", fields=("payment_account_no", "card_cvn"))]
+    (a,) = run(ents, c3)
+    assert "c3_without_approval" in reasons([a]) and a.severity.value == "high" and a.jr_class == "C3"
+    assert "never covers" in a.summary
+
+
+def test_c2_taken_out_needs_an_approval_by_someone_else(run) -> None:
+    ents = [entitlement("e1")]
+    assert run(ents, access("e1", action="view")) == []
+    (a,) = run(ents, access("e1", action="print"))
+    assert reasons([a]) == {"c2_takeout_without_approval"}
+    c1 = access("e1", action="export", fields=("customer_segment", "marketing_tags"))
+    assert run(ents, c1) == []
+
+
+def test_roles_and_systems(run) -> None:
+    general = [entitlement("e3", role="sb_general_user")]
+    crm = dict(system="crm")
+    ok = [e.model_copy(update=crm) for e in access("e3", fields=("customer_name", "mobile_phone"))]
+    assert run(general, ok) == []
+    income = [e.model_copy(update=crm) for e in access("e3", fields=("customer_name", "income"))]
+    assert reasons(run(general, income)) == {"role_not_permitted"}
+    warehouse = [e.model_copy(update={"system": "data_warehouse"}) for e in access("e1")]
+    assert reasons(run([entitlement("e1")], warehouse)) == {"system_not_permitted"}
+
+
+def test_a_termination_that_arrives_late_still_decides(run) -> None:
+    ent = entitlement("e1", role="wealth_manager")
+    gone = entitlement("e1", role="wealth_manager", ts=T0 + HOUR, status="terminated")
+    before = access("e1", customers=2, start=HOUR - 120_000, every_s=30)  # two minutes before: fine
+    after = access("e1", customers=1, first_customer=3, start=HOUR + 30_000)  # 30 s after
+    flush = access("e1", customers=1, start=HOUR + 300_000)  # moves the watermark past it
+    # the termination record reaches the monitor after the access it governs, within the lateness
+    (a,) = run([ent], before + after + flush, late_ents=[gone], batch_size=1, late_after=3)
+    assert reasons([a]) == {"terminated"} and a.severity.value == "high" and a.counts["accesses"] == 2
+    assert a.window_start == T0 + HOUR + 30_000  # the access read before the termination arrived
+    assert "status terminated" in a.summary
+
+
+def test_a_transferred_employee_loses_the_old_scope_at_once(run) -> None:
+    ents = [
+        entitlement("e1"),
+        entitlement("e1", ts=T0 + HOUR, status="transferred"),
+        entitlement("e1", org="S0201", ts=T0 + HOUR + 60_000),
+    ]
+    old_before = access("e1", customers=1, start=HOUR - 60_000)
+    new_desk = access("e1", customers=2, first_customer=20, start=2 * HOUR)
+    assert run(ents, old_before + new_desk) == []
+    (a,) = run(
+        ents, access("e1", customers=1, start=HOUR + 30_000) + access("e1", customers=1, start=2 * HOUR)
+    )
+    assert reasons([a]) == {"transferred", "old_scope_after_transfer"}
+    assert "former S0101" in a.summary
+
+
+def test_repeated_denials_fire_a_single_one_is_counted_only(run) -> None:
+    ents = [entitlement("e1")]
+    assert run(ents, access("e1", n=2, customers=2, first_customer=10, every_s=200, outcome="denied")) == []
+    spaced = access("e1", n=3, customers=3, first_customer=10, every_s=301, outcome="denied")  # 10 min 2 s
+    assert run(ents, spaced) == []
+    (a,) = run(ents, access("e1", n=3, customers=3, first_customer=10, every_s=299, outcome="denied"))
+    assert reasons([a]) == {"repeated_denials"} and a.subject_count == 0
+
+
+def test_unknown_actors_and_customers_are_listed_as_coverage_gaps(run) -> None:
+    (a,) = run([entitlement("e1")], access("ghost", customers=2))
+    assert reasons([a]) == {"unknown_actor"} and a.severity.value == "low"
+    (b,) = run([entitlement("e1")], access("e1", customers=1, first_customer=900))
+    assert reasons([b]) == {"unknown_customer"} and "not in pfi.customers" in b.summary
+
+
+def test_one_alert_per_episode_revised_then_closed(run) -> None:
+    far = [
+        e for h in range(3) for e in access("e1", customers=1, first_customer=10 + h, start=h * 50 * 60_000)
+    ]
+    later = access("e1", customers=1, first_customer=20, start=5 * HOUR)  # after a quiet hour: a new episode
+    alerts = run([entitlement("e1")], far + later, batch_size=1)
+    assert len(alerts) == 2
+    first = min(alerts, key=lambda a: a.window_start)
+    assert first.status.value == "closed" and first.counts["accesses"] == 3 and first.revision == 3
+    again = run([entitlement("e1")], far + later, batch_size=1)
+    assert {a.alert_id for a in again} == {a.alert_id for a in alerts}  # deterministic ids
+
+
+@pytest.mark.integration
+def test_end_to_end_through_tansu_and_chdb(broker, ch, names, policy, catalog) -> None:
+    """A late termination and an out-of-scope read fire; own-org reads and an approved cross-org
+    query stay silent: alerts on the topic and in ClickHouse."""
+    from test_pipeline import latest_alerts, make_config, monitor, read_all, send
+
+    config = make_config(names, broker, "chdb://unused")
+    m = monitor(config, ch, policy, catalog)
+    t = config.topics
+    send(broker, t.customers, book(), key=b"c")
+    ents = [entitlement("e1"), entitlement("e5", approvals=[approval()])]
+    for ent in ents:
+        send(broker, t.entitlements, [ent], key=ent.actor_id.encode())
+    events = {
+        "e1": access("e1", customers=5, every_s=30)
+        + access("e1", customers=1, first_customer=20, start=600_000)
+        + access("e1", customers=1, start=900_000),  # moves the watermark past the read before it
+        "e5": access("e5", customers=2, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+        + access("e5", customers=3, every_s=60, start=60_000),
+        "e6": access("e6", customers=3, every_s=60),
+    }
+    send(broker, t.entitlements, [entitlement("e6", role="wealth_manager")], key=b"e6")
+    gone = entitlement("e6", role="wealth_manager", ts=T0 + 90_000, status="terminated")
+    send(broker, t.access, events["e6"][:1], key=b"e6")
+    send(broker, t.entitlements, [gone], key=b"e6")  # after an access it does not govern
+    for actor, evs in events.items():
+        send(broker, t.access, evs[1:] if actor == "e6" else evs, key=actor.encode())
+    m.run(idle_exit_s=1.5, max_seconds=60)
+
+    alerts = {
+        o["evidences"][0]["actor"]["user"]["uid"]: o
+        for o in latest_alerts(read_all(broker, t.alerts, expect_at_least=2)).values()
+    }
+    assert sorted(alerts) == ["e1", "e6"]
+    assert (
+        alerts["e1"]["finding_info"]["title"]
+        == "越权查询个人金融信息 / Unauthorized lookup of personal financial information"
+    )
+    assert alerts["e1"]["unmapped"]["counts"]["reason_out_of_scope"] == 1
+    assert alerts["e6"]["unmapped"]["counts"]["reason_terminated"] == 1 and alerts["e6"]["severity"] == "High"
+    db = names["database"]
+    rows = ch.query(f"SELECT actor_id, severity FROM {db}.alerts FINAL ORDER BY actor_id").result_rows
+    assert rows == [("e1", "medium"), ("e6", "high")]
