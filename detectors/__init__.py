@@ -11,10 +11,11 @@ from pydantic import BaseModel
 
 from detectors.base import Context, Detector, Finding, Store
 from detectors.bulk_query import BulkQueryDetector
+from detectors.transfer_policy import TransferPolicyDetector
 from policy import PolicyError, detector_file, validate_section
 from policy.model import DetectorSection, Policy
 
-REGISTRY: dict[str, Any] = {cls.kind: cls for cls in (BulkQueryDetector,)}
+REGISTRY: dict[str, Any] = {cls.kind: cls for cls in (BulkQueryDetector, TransferPolicyDetector)}
 
 # Detectors planned next (DESIGN.md §6, docs/architecture.md#roadmap); the workload generator already injects their violations.
 PLANNED = (
@@ -22,7 +23,6 @@ PLANNED = (
     "retention_overrun",
     "offscope_marketing",
     "sdk_overcollection",
-    "transfer_policy",
 )
 
 __all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]

@@ -29,6 +29,10 @@ from policy.catalog import Catalog
 from policy.model import DetectorSection
 from schemas.models import Consent, Customer, Entitlement, Severity
 
+# A finding's counts key set to 1 when the incident path must consider it (issue 14: C3 reaching a
+# third party, unauthorized cross-border transfers); the alert's OCSF labels carry it too.
+LEAKAGE_CANDIDATE = "leakage_candidate"
+
 
 class AsOf(Protocol):
     """A reference registry looked up as of an event's time."""
@@ -110,6 +114,10 @@ class Finding:
     evidence_event_ids: Sequence[str] = ()
     first_seen: int = 0
     last_seen: int = 0
+    # a detector with several rules names each rule's own title and clauses; empty: the section's
+    title_zh: str = ""
+    title_en: str = ""
+    regulation: Sequence[str] = ()
 
     @property
     def alert_id(self) -> str:

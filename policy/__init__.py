@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from policy.model import Policy
 
 DEFAULT_DIR = Path(__file__).resolve().parent
-SECTION_FILES = ("classification", "organisation", "retention", "sdks")
+SECTION_FILES = ("classification", "organisation", "retention", "sdks", "recipients")
 
 _FIXES = {
     "missing": "add the key",
@@ -169,10 +169,12 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     folder = Path(directory) if directory else DEFAULT_DIR
     model_fields = Policy.model_fields
     sections: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     for name in SECTION_FILES:
         path = folder / f"{name}.yaml"
-        data, text = read_yaml(path)
-        sections[name] = validate_section(path, model_fields[name].annotation, data, text)  # type: ignore[arg-type]
+        data, texts[name] = read_yaml(path)
+        sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
+    _check_contract_categories(folder / "recipients.yaml", texts["recipients"], sections)
     from policy.model import DetectorSection
 
     detectors = {}
@@ -180,6 +182,24 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         data, text = read_yaml(path)
         detectors[path.stem] = validate_section(path, DetectorSection, data, text)
     return Policy(**sections, detectors=detectors)
+
+
+def _check_contract_categories(path: Path, text: str, sections: dict[str, Any]) -> None:
+    """A contract covers data categories of the catalog: an unknown id would cover nothing."""
+    known = sections["classification"].categories
+    for rid, recipient in sections["recipients"].recipients.items():
+        for i, contract in enumerate(recipient.contracts):
+            for cat in contract.categories:
+                if cat not in known:
+                    key = ["recipients", rid, "contracts", i, "categories"]
+                    root = yaml.compose(text, Loader=_UniqueKeyLoader)
+                    raise PolicyError(
+                        path,
+                        ".".join(map(str, key)),
+                        f"unknown category '{cat}'",
+                        f"use a category id from classification.yaml: {', '.join(sorted(known))}",
+                        _line_of(root, key),
+                    )
 
 
 def detector_file(kind: str, directory: Path | str | None = None) -> Path:

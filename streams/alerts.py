@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from detectors.base import Finding
+from detectors.base import LEAKAGE_CANDIDATE, Finding
 from policy.model import DetectorSection
 from schemas.models import Alert, AlertStatus, Severity
 
@@ -35,10 +35,10 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         rule_id=finding.rule_id,
         rule_version=section.rule_version,
         severity=finding.severity,
-        title_zh=section.title_zh,
-        title_en=section.title_en,
+        title_zh=finding.title_zh or section.title_zh,
+        title_en=finding.title_en or section.title_en,
         summary=finding.summary,
-        regulation=list(section.regulation),
+        regulation=list(finding.regulation or section.regulation),
         jr_class=finding.jr_class,
         actor_id=finding.actor_id,
         actor_org=finding.actor_org,
@@ -107,7 +107,8 @@ def to_ocsf(alert: Alert) -> dict:
             "product": {"name": "lifemon", "vendor_name": "lifemon"},
             "uid": f"{alert.alert_id}-{alert.revision}",
             "correlation_uid": alert.alert_id,
-            "labels": [f"jr_class:{alert.jr_class}", f"status:{alert.status.value}"],
+            "labels": [f"jr_class:{alert.jr_class}", f"status:{alert.status.value}"]
+            + ([LEAKAGE_CANDIDATE] if alert.counts.get(LEAKAGE_CANDIDATE) else []),
         },
         "unmapped": {
             "title_zh": alert.title_zh,
