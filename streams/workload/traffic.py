@@ -7,20 +7,15 @@ from itertools import accumulate
 
 from schemas.models import (
     Action,
-    LegalBasis,
     LifecycleStage,
-    RecipientType,
 )
 from streams.workload.base import (
     DAY,
     EXPORT_RATE,
     HOUR,
     HOURLY_CUSTOMERS,
-    INTERNAL,
     MINUTE,
-    PROCESSORS,
     READS,
-    REGULATORS,
     SDK_WEIGHTS,
     SYSADMINS,
     SYSTEM_CUM_WEIGHTS,
@@ -216,48 +211,4 @@ class Traffic(Violations):
                     ["payment_account_no", "customer_name"],
                     "interbank_transfer",
                     own=False,
-                )
-
-    def _normal_transfer(self) -> None:
-        rng = self.rng
-        for ts in sorted(self._ts() for _ in range(self._target("transfer"))):
-            kind = rng.choices(("processor", "regulator", "internal"), (5, 2, 3))[0]
-            if kind == "processor":
-                rid = rng.choice(sorted(PROCESSORS))
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.processor,
-                    PROCESSORS[rid],
-                    encrypted=True,
-                    deidentified=True,
-                    public=True,
-                    basis=LegalBasis.contract,
-                    contract=f"CT-{rid}",
-                )
-            elif kind == "regulator":
-                rid = rng.choice(sorted(REGULATORS))
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.regulator,
-                    REGULATORS[rid],
-                    encrypted=True,
-                    deidentified=False,
-                    public=False,
-                    basis=LegalBasis.legal_obligation,
-                    purpose="regulatory_report",
-                )
-            else:
-                rid = rng.choice(sorted(INTERNAL))
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.internal,
-                    INTERNAL[rid],
-                    encrypted=rng.random() < 0.5,
-                    deidentified=False,
-                    public=False,
-                    basis=LegalBasis.none,
-                    purpose="analysis",
                 )
