@@ -156,9 +156,8 @@ class TransferPolicyDetector:
         helpers = sorted(set(ev.categories) & ctx.catalog.auth_helpers)
         flagged: set[str] = set()  # fields c3_shared reported: not reported again as uncovered
         if outside and (cls is JrClass.C3 or helpers):
-            flagged = {f for f in ev.categories if ctx.catalog.field_class.get(f) is JrClass.C3} | set(
-                helpers
-            )
+            flagged = {f for f in ev.categories if ctx.catalog.field_class.get(f) is JrClass.C3}
+            flagged |= set(helpers)
             what = "C3 data" + (f" and authentication helpers ({', '.join(helpers)})" if helpers else "")
             if cls is not JrClass.C3:
                 what = f"authentication helpers ({', '.join(helpers)})"
