@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.models import RecipientType
 
@@ -209,16 +210,17 @@ class Recipients(Strict):
     home_country: str = Field(min_length=2, max_length=2, description="data sent elsewhere is cross-border")
     recipients: dict[str, Recipient]
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{zone}' is not an IANA zone; write e.g. Asia/Shanghai") from None
+        return zone
+
     @model_validator(mode="after")
     def _refs(self) -> Recipients:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"timezone '{self.timezone}' is not an IANA zone; write e.g. Asia/Shanghai"
-            ) from None
         seen: dict[str, str] = {}
         for rid, r in self.recipients.items():
             for i, c in enumerate(r.contracts):

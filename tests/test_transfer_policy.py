@@ -5,12 +5,15 @@ volume is counted per recipient, contract and period, survives a restore and clo
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
+from policy import DEFAULT_DIR, PolicyError, load_policy
 from schemas.models import Consent, TransferEvent
 from streams.alerts import to_ocsf
 from streams.engine import Engine
@@ -318,3 +321,42 @@ def test_alerts_are_the_same_whatever_the_batches(engine) -> None:
         k: (a.rule_id, a.counts) for k, a in parts.items()
     }
     assert sorted(a.rule_id for a in one.values()) == ["LM-TP-003", "LM-TP-007"]
+
+
+# -- recipients.yaml errors name file, key, line and fix ---------------------------------------------
+@pytest.mark.parametrize(
+    ("old", "new", "key", "fix"),
+    [
+        (
+            "categories: [contact, internal]",
+            "categories: [contact, internals]",
+            "recipients.proc_call_center.contracts.0.categories",
+            "category id from classification.yaml",
+        ),
+        (
+            "valid_to: 2027-12-31,\n         categories: [contact, internal]",
+            "valid_to: 2024-12-31,\n         categories: [contact, internal]",
+            "recipients.proc_call_center.contracts.0",
+            "later date in valid_to",
+        ),
+        ("timezone: Asia/Shanghai", "timezone: Asia/Beijing", "timezone", "Asia/Shanghai"),
+        (
+            "id: CT-proc_debt_collection",
+            "id: CT-proc_call_center",
+            "recipients.proc_debt_collection.contracts.0.id",
+            "its own id",
+        ),
+        ("per: day}}", "per: week}}", "recipients.proc_call_center.contracts.0.volume.per", "allowed values"),
+    ],
+)
+def test_recipient_policy_errors_name_file_key_line_and_fix(tmp_path: Path, old, new, key, fix) -> None:
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "recipients.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(PolicyError) as e:
+        load_policy(folder)
+    assert e.value.file.endswith("recipients.yaml") and e.value.key == key, str(e.value)
+    assert fix in e.value.fix and e.value.line is not None, str(e.value)

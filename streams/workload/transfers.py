@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 from policy.contracts import RecipientBook
 from schemas.models import ConsentStatus, LegalBasis, RecipientType
@@ -133,6 +134,24 @@ class Transfers(Traffic):
             }
         )
 
+    def _consented_share(
+        self, ts: int, rid: str, subjects: list[str], records: int | None = None, **kw: Any
+    ) -> None:
+        """A share of named subjects on their separate consent to the flow's purpose (seed 004 三.(一)2)."""
+        fields, purpose = PARTNERS.get(rid) or OVERSEAS[rid]
+        kind = RecipientType.third_party if rid in PARTNERS else RecipientType.overseas
+        self._send(
+            ts,
+            rid,
+            kind,
+            kw.pop("fields", fields),
+            records=len(subjects) if records is None else records,
+            subjects=subjects,
+            basis=LegalBasis.separate_consent,
+            purpose=purpose,
+            **kw,
+        )
+
     def _room(self, rid: str, ts: int, cap: float = NORMAL_CAP) -> int:
         """Records the recipient may still get in ts's agreed period, keeping under `cap` of it."""
         term = self.book.in_force(rid, ts)
@@ -224,37 +243,18 @@ class Transfers(Traffic):
         n = len(subjects) * rng.randint(1, 3)
         if not subjects or n > self._room(rid, ts):
             return False
-        self._send(
-            ts,
-            rid,
-            RecipientType.third_party,
-            fields,
-            records=n,
-            subjects=subjects,
-            basis=LegalBasis.separate_consent,
-            purpose=purpose,
-        )
+        self._consented_share(ts, rid, subjects, records=n)
         return True
 
     def _abroad(self, ts: int) -> bool:
         """Cross-border to the affiliate: separate consent of each subject and a valid assessment."""
         rid = next(iter(OVERSEAS))
-        fields, purpose = OVERSEAS[rid]
+        _, purpose = OVERSEAS[rid]
         subjects = self._consenting(purpose, ts, self.rng.randint(1, 10))
         assessment = self._assessment(rid, ts)
         if not subjects or assessment is None or len(subjects) > self._room(rid, ts):
             return False
-        self._send(
-            ts,
-            rid,
-            RecipientType.overseas,
-            fields,
-            records=len(subjects),
-            subjects=subjects,
-            basis=LegalBasis.separate_consent,
-            purpose=purpose,
-            assessment=assessment,
-        )
+        self._consented_share(ts, rid, subjects, assessment=assessment)
         return True
 
     # -- injected ---------------------------------------------------------------------------------
@@ -281,36 +281,17 @@ class Transfers(Traffic):
         _, purpose = PARTNERS[rid]
         fields = LEAKS[k % len(LEAKS)]
         subjects = self._consenting(purpose, ts, self.rng.randint(1, 5))
-        self._send(
-            ts,
-            rid,
-            RecipientType.third_party,
-            fields,
-            records=len(subjects),
-            subjects=subjects,
-            public=False,
-            basis=LegalBasis.separate_consent,
-            purpose=purpose,
-        )
+        self._consented_share(ts, rid, subjects, fields=fields, public=False)
         return rid, "c3_shared", ts, f"Shared {', '.join(fields)} (C3 / authentication helper) with {rid}."
 
     def _share_without_consent(self, k: int) -> tuple[str, str, int, str]:
         """Seed 002 §六.2(1): every subject's explicit consent; a claimed basis is not one."""
         rid, ts = "tp_insurance_partner", self._ts(0.05, 0.95)
-        fields, purpose = PARTNERS[rid]
+        _, purpose = PARTNERS[rid]
         subjects = self._consenting(purpose, ts, self.rng.randint(0, 8))
         outsider = self.rng.choice([c for c in sorted(self.customer_org) if c not in self.sharers[purpose]])
         subjects.insert(self.rng.randrange(len(subjects) + 1), outsider)
-        self._send(
-            ts,
-            rid,
-            RecipientType.third_party,
-            fields,
-            records=len(subjects),
-            subjects=subjects,
-            basis=LegalBasis.separate_consent,
-            purpose=purpose,
-        )
+        self._consented_share(ts, rid, subjects)
         return (
             rid,
             "sharing_without_consent",
@@ -349,19 +330,10 @@ class Transfers(Traffic):
     def _cross_border(self, k: int) -> tuple[str, str, int, str]:
         """Seed 002 §六.5(2)(3): separate consent of each subject, and an assessment."""
         rid, ts = next(iter(OVERSEAS)), self._ts(0.05, 0.95)
-        fields, purpose = OVERSEAS[rid]
+        _, purpose = OVERSEAS[rid]
         subjects = self._consenting(purpose, ts, self.rng.randint(1, 6))
         if k % 2 == 0:
-            self._send(
-                ts,
-                rid,
-                RecipientType.overseas,
-                fields,
-                records=len(subjects),
-                subjects=subjects,
-                basis=LegalBasis.separate_consent,
-                purpose=purpose,
-            )
+            self._consented_share(ts, rid, subjects)
             return (
                 rid,
                 "cross_border",
@@ -370,17 +342,7 @@ class Transfers(Traffic):
             )
         bundled = self.rng.choice([c for c in sorted(self.customer_org) if c not in self.sharers[purpose]])
         self._share_consent(bundled, self.start - 30 * DAY, purpose, ConsentStatus.granted, separate=False)
-        self._send(
-            ts,
-            rid,
-            RecipientType.overseas,
-            fields,
-            records=len(subjects) + 1,
-            subjects=[*subjects, bundled],
-            basis=LegalBasis.separate_consent,
-            purpose=purpose,
-            assessment=self._assessment(rid, ts),
-        )
+        self._consented_share(ts, rid, [*subjects, bundled], assessment=self._assessment(rid, ts))
         return (
             rid,
             "cross_border",
