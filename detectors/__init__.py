@@ -11,18 +11,20 @@ from pydantic import BaseModel
 
 from detectors.base import Context, Detector, Finding, Store
 from detectors.bulk_query import BulkQueryDetector
+from detectors.sdk_overcollection import SdkOvercollectionDetector
 from detectors.transfer_policy import TransferPolicyDetector
 from policy import PolicyError, detector_file, validate_section
 from policy.model import DetectorSection, Policy
 
-REGISTRY: dict[str, Any] = {cls.kind: cls for cls in (BulkQueryDetector, TransferPolicyDetector)}
+REGISTRY: dict[str, Any] = {
+    cls.kind: cls for cls in (BulkQueryDetector, SdkOvercollectionDetector, TransferPolicyDetector)
+}
 
 # Detectors planned next (DESIGN.md §6, docs/architecture.md#roadmap); the workload generator already injects their violations.
 PLANNED = (
     "unauthorized_lookup",
     "retention_overrun",
     "offscope_marketing",
-    "sdk_overcollection",
 )
 
 __all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]

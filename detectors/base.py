@@ -114,7 +114,7 @@ class Finding:
     evidence_event_ids: Sequence[str] = ()
     first_seen: int = 0
     last_seen: int = 0
-    # a detector with several rules names each rule's own title and clauses; empty: the section's
+    # a detector with several rules names the one that fired; empty: the policy section's
     title_zh: str = ""
     title_en: str = ""
     regulation: Sequence[str] = ()

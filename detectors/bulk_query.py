@@ -130,27 +130,76 @@ class Episode:
 
 
 class ActorWindow:
-    """Sliding window of one actor: in-window accesses and, per customer, the weights seen."""
+    """Sliding window of one actor: its in-window accesses, in event-time order.
 
-    __slots__ = ("entries", "weights", "score", "episode", "last_ts")
+    `total` (every access's weight added up) bounds the score from above, and costs one addition
+    per access. The exact score, each distinct customer counted once at its heaviest access, needs
+    a multiset of weights per customer: it is kept only while the bound reaches the lowest
+    threshold, which most actors' windows never do (`exact()`)."""
+
+    __slots__ = ("entries", "total", "weights", "score", "episode", "last_ts")
 
     def __init__(self) -> None:
         self.entries: deque[tuple[int, str, int, int, tuple[str, ...], int]] = deque()
-        self.weights: dict[str, dict[int, int]] = {}  # cid -> {weight: occurrences in window}
-        self.score = 0  # milli-units: integers add and subtract exactly, so a restore changes nothing
+        self.total = 0
+        self.weights: dict[str, dict[int, int]] | None = None  # cid -> {weight: occurrences}
+        self.score = 0  # milli-units, exact while `weights` is kept; integers, so restore is exact
         self.episode: Episode | None = None
         self.last_ts = 0
 
-    def add(self, entry: tuple[int, str, int, int, tuple[str, ...], int]) -> None:
-        ts, cid, w, _, _, _ = entry
-        i = len(self.entries)
-        while i and self.entries[i - 1][0] > ts:  # an out-of-order access keeps its place in time
-            i -= 1
-        self.entries.insert(i, entry)
-        seen = self.weights.setdefault(cid, {})
-        before = max(seen) if seen else 0
-        seen[w] = seen.get(w, 0) + 1
-        self.score += max(before, w) - before
+    def add(self, entries: list[tuple[int, str, int, int, tuple[str, ...], int]]) -> None:
+        """One access's entries (same time)."""
+        ts = entries[0][0]
+        if not self.entries or self.entries[-1][0] <= ts:
+            self.entries.extend(entries)
+        else:  # an out-of-order access keeps its place in time
+            i = len(self.entries)
+            while i and self.entries[i - 1][0] > ts:
+                i -= 1
+            for e in reversed(entries):
+                self.entries.insert(i, e)
+        for e in entries:
+            self.total += e[2]
+        if self.weights is not None:
+            for e in entries:
+                self._count(e[1], e[2], 1)
+
+    def exact(self) -> int:
+        """The exact score, building the per-customer weights the first time it is asked."""
+        if self.weights is None:
+            self.weights, self.score = {}, 0
+            for e in self.entries:
+                self._count(e[1], e[2], 1)
+        return self.score
+
+    def _count(self, cid: str, w: int, delta: int) -> None:
+        weights = self.weights
+        assert weights is not None
+        seen = weights.get(cid)
+        if seen is None:  # the common cases first: a new customer, and its only access leaving
+            weights[cid] = {w: delta}
+            self.score += w
+            return
+        if delta < 0 and len(seen) == 1 and seen.get(w) == 1:
+            del weights[cid]
+            self.score -= w
+            return
+        before = max(seen)
+        left = seen.get(w, 0) + delta
+        if left:
+            seen[w] = left
+        else:
+            del seen[w]
+        self.score += (max(seen) if seen else 0) - before
+
+    def evict_until(self, horizon: int) -> None:
+        """Drop accesses at or before `horizon` (event time), keeping the score exact."""
+        entries = self.entries
+        while entries and entries[0][0] <= horizon:
+            _, cid, w, _, _, _ = entries.popleft()
+            self.total -= w
+            if self.weights is not None:
+                self._count(cid, w, -1)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -162,25 +211,13 @@ class ActorWindow:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ActorWindow:
         win = cls()
-        for ts, cid, w, n, cats, rank in d["entries"]:
-            win.add((ts, cid, w, n, tuple(cats), rank))
+        win.entries.extend((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in d["entries"])
+        win.total = sum(e[2] for e in win.entries)
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
+        if win.episode is not None:
+            win.exact()
         return win
-
-    def evict_until(self, horizon: int) -> None:
-        """Drop accesses at or before `horizon` (event time), keeping the score exact."""
-        while self.entries and self.entries[0][0] <= horizon:
-            _, cid, w, _, _, _ = self.entries.popleft()
-            seen = self.weights[cid]
-            before = max(seen)
-            seen[w] -= 1
-            if not seen[w]:
-                del seen[w]
-            after = max(seen) if seen else 0
-            if not seen:
-                del self.weights[cid]
-            self.score += after - before
 
 
 class BulkQueryDetector:
@@ -250,23 +287,28 @@ class BulkQueryDetector:
         return True
 
     def _add(self, win: ActorWindow, ev: Any, ctx: Context) -> None:
+        if ev.ts <= win.last_ts - self.window_ms:
+            return  # older than the actor's current window: it can no longer change the score
         cls, cats = ctx.catalog.profile(ev.fields)
         rank = CLASS_RANK[cls]
         w = self._weight[(cls, ev.action)]
-        if ev.ts <= win.last_ts - self.window_ms:
-            return  # older than the actor's current window: it can no longer change the score
-        win.evict_until(ev.ts - self.window_ms)
-        win.last_ts = max(win.last_ts, ev.ts)
+        horizon = ev.ts - self.window_ms
+        if win.entries and win.entries[0][0] <= horizon:
+            win.evict_until(horizon)
+        if ev.ts > win.last_ts:
+            win.last_ts = ev.ts
         ids = dict.fromkeys(ev.subject_ids)
         entries = [(ev.ts, cid, w, 1, cats, rank) for cid in ids]
         unidentified = ev.row_count - len(ids)
         if unidentified > 0:  # rows the log counts but does not name: each is a record (条)
             entries.append((ev.ts, f"#{ev.event_id}", w * unidentified, unidentified, cats, rank))
-        for e in entries:
-            win.add(e)
+        if entries:
+            win.add(entries)
         ep = win.episode
         if ep is None:
-            if win.score < self._lowest_threshold:
+            if win.total < self._lowest_threshold or win.exact() < self._lowest_threshold:
+                if win.weights is not None and win.total < self._lowest_threshold // 2:
+                    win.weights = None  # far below again: back to the running total alone
                 return  # no role could cross yet: skip the entitlement lookup
             ent = ctx.entitlement(ev.actor_id, ev.ts)
             threshold = self._threshold(ent)
@@ -280,7 +322,7 @@ class BulkQueryDetector:
         else:
             for e in entries:
                 ep.add(e[1], e[3], cats, rank)
-        ep.score = max(ep.score, win.score)
+        ep.score = max(ep.score, win.exact())
         self._note(ep, ev)
 
     def _note(self, ep: Episode, ev: Any) -> None:

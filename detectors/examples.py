@@ -42,7 +42,8 @@ def expand_steps(name: str, stream: str, steps: list[dict[str, Any]]) -> list[An
             ev = dict(step["event"])
             n = step.get("subjects", 1)
             first = 0 if step.get("same_subjects") else serial
-            ev.setdefault("subject_ids", [f"c{s}-{first + j}" for j in range(n)])
+            if "subject_ids" in getattr(struct, "__struct_fields__", ()):  # streams that name their customers
+                ev.setdefault("subject_ids", [f"c{s}-{first + j}" for j in range(n)])
             if not step.get("same_subjects"):
                 serial += n
             events.append(msgspec.convert({"event_id": f"{name}#{s}.{i}", "ts": ts, **ev}, struct))

@@ -3,10 +3,11 @@ combination rule of JR/T 0171 §4.2), categories, roles. Detectors call these pe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from policy.model import CLASS_RANK, JrClass, Policy
+from policy.sdk_declarations import SdkDeclarations
 
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
@@ -22,6 +23,7 @@ class Catalog:
         self.roles = policy.organisation.roles
         # SDK telemetry names SDK field ids (policy/sdks.yaml), some of which are PFI with a class
         self.sdk_field_class = {fid: f.jr_class for fid, f in policy.sdks.sdk_fields.items()}
+        self.sdk = SdkDeclarations(policy.sdks)  # declarations by SDK and app version, PoliCheck labels
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
         self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
         self._sdk_profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
@@ -41,7 +43,7 @@ class Catalog:
                 best = cls
         return best
 
-    def profile(self, field_ids: list[str]) -> tuple[JrClass, tuple[str, ...]]:
+    def profile(self, field_ids: Sequence[str]) -> tuple[JrClass, tuple[str, ...]]:
         """(class, sorted categories) of a field list; memoized, since events repeat a few field sets."""
         key = tuple(field_ids)
         found = self._profiles.get(key)
@@ -54,7 +56,7 @@ class Catalog:
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)
 
-    def coverage(self, stream: str, field_ids: list[str]) -> tuple[JrClass, tuple[str, ...]]:
+    def coverage(self, stream: str, field_ids: Sequence[str]) -> tuple[JrClass, tuple[str, ...]]:
         """(class, field ids the catalog does not know) for a stream's field list. Unknown ids are a
         coverage gap to report, never to drop (DESIGN.md §2); they count as C1 (JR/T 0171 §4.2 C1 c))."""
         if stream != "sdk":

@@ -123,6 +123,15 @@ class Retention(Strict):
 class SdkField(Strict):
     zh: str
     jr_class: JrClass | None = Field(default=None, alias="class", description="set when the field is PFI")
+    auth_helper: bool = Field(default=False, description="user authentication helper (SMS code, OTP, ...)")
+
+
+class SdkChange(Strict):
+    """What a later app version changed in an SDK's declaration (the privacy policy shipped with it)."""
+
+    since: str = Field(description="first app version (dotted numbers) the change applies to")
+    add_fields: list[str] = Field(default_factory=list)
+    remove_fields: list[str] = Field(default_factory=list)
 
 
 class SdkDeclaration(Strict):
@@ -136,19 +145,62 @@ class SdkDeclaration(Strict):
     fields: list[str] = Field(description="SDK field ids from `sdk_fields` the SDK may collect")
     permissions: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list, description="hosts the SDK may send data to")
+    countries: list[str] = Field(default=["CN"], description="ISO country codes its hosts may be in")
+    names: list[str] = Field(default_factory=list, description="other names the SDK is reported under")
+    package_prefixes: list[str] = Field(default_factory=list, description="its code's package prefixes")
+    since_app_version: str | None = Field(default=None, description="first app version that ships it")
+    until_app_version: str | None = Field(default=None, description="first app version without it")
+    changes: list[SdkChange] = Field(default_factory=list, description="declaration changes by app version")
+    max_per_device_hour: int | None = Field(
+        default=None, gt=0, description="collections one device may make in an hour; none: unbounded"
+    )
+
+
+class NotCollected(Strict):
+    """A negative statement of the policy: these fields are not given to these SDKs (PoliCheck's
+    `incorrect` flows contradict one)."""
+
+    fields: list[str] = Field(min_length=1)
+    sdks: list[str] | None = Field(default=None, description="SDK ids it speaks of; none: every SDK")
+    source: str = Field(description="the clause that says so")
+
+
+class KnownSdk(Strict):
+    """A third-party SDK the bank can recognize but has not declared (name, package, host)."""
+
+    name: str
+    package_prefixes: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
 
 
 class Sdks(Strict):
     sdk_fields: dict[str, SdkField]
+    broad_terms: dict[str, list[str]] = Field(
+        default_factory=dict, description="a broad declared term -> the specific fields it covers"
+    )
+    not_collected: list[NotCollected] = Field(default_factory=list)
+    known_sdks: dict[str, KnownSdk] = Field(default_factory=dict)
     sdks: dict[str, SdkDeclaration]
 
     @model_validator(mode="after")
     def _refs(self) -> Sdks:
+        def check(where: str, ids: list[str]) -> None:
+            unknown = [f for f in ids if f not in self.sdk_fields]
+            if unknown:
+                raise ValueError(f"{where} names undeclared field ids {unknown}; add them to `sdk_fields`")
+
         for sid, sdk in self.sdks.items():
-            unknown = [f for f in sdk.fields if f not in self.sdk_fields]
+            check(f"sdks.{sid}.fields", sdk.fields)
+            for i, change in enumerate(sdk.changes):
+                check(f"sdks.{sid}.changes[{i}]", change.add_fields + change.remove_fields)
+        for term, covered in self.broad_terms.items():
+            check(f"broad_terms.{term}", [term, *covered])
+        for i, stmt in enumerate(self.not_collected):
+            check(f"not_collected[{i}].fields", stmt.fields)
+            unknown = [s for s in stmt.sdks or () if s not in self.sdks]
             if unknown:
                 raise ValueError(
-                    f"sdks.{sid}.fields names undeclared field ids {unknown}; add them to `sdk_fields`"
+                    f"not_collected[{i}].sdks names unknown SDK ids {unknown}; use ids under `sdks`"
                 )
         return self
 

@@ -117,6 +117,7 @@ class SdkTelemetryEvent(Record):
     permissions: list[str] = Field(default_factory=list)
     dest_host: str | None = None
     policy_consented: bool = Field(description="user had agreed to the privacy policy at collection time")
+    dest_country: str | None = Field(default=None, description="ISO country code of dest_host, if known")
 
 
 class Channel(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +55,48 @@ class Topics(Strict):
     dlq: str = "pfi.dlq"
 
 
+class PgauditSource(Strict):
+    """PostgreSQL's log with pgaudit (docs/sources.md): stderr lines or csvlog records."""
+
+    enabled: bool = False
+    topic: str = "pfi.raw.pgaudit"
+    format: Literal["stderr", "csvlog"] = "stderr"
+    log_line_prefix: str = Field(
+        default="%m [%p] %q%u@%d ", description="the server's log_line_prefix (stderr format)"
+    )
+    log_rows: bool = Field(default=True, description="the server has pgaudit.log_rows on")
+    timezone: str = Field(default="UTC", description="IANA zone for zone abbreviations in log times")
+
+
+class MariadbSource(Strict):
+    """MariaDB / MySQL server_audit lines."""
+
+    enabled: bool = False
+    topic: str = "pfi.raw.mariadb"
+    timezone: str = Field(default="UTC", description="IANA zone of the server's local time")
+
+
+class SftpSource(Strict):
+    """OpenSSH internal-sftp lines through syslog."""
+
+    enabled: bool = False
+    topic: str = "pfi.raw.sftp"
+    timezone: str = Field(default="UTC", description="IANA zone of syslog times without an offset")
+
+
+class RawSources(Strict):
+    """Raw-log topics decoded into access and transfer events (docs/sources.md)."""
+
+    pgaudit: PgauditSource = Field(default_factory=PgauditSource)
+    mariadb: MariadbSource = Field(default_factory=MariadbSource)
+    sftp: SftpSource = Field(default_factory=SftpSource)
+
+    def streams(self) -> dict[str, str]:
+        """Enabled raw topic -> the canonical stream it feeds."""
+        found = {"pgaudit": "access", "mariadb": "access", "sftp": "transfer"}
+        return {getattr(self, n).topic: s for n, s in found.items() if getattr(self, n).enabled}
+
+
 class ClickHouseConfig(Strict):
     dsn: str | None = Field(
         default=None, description="chdb:///path or http(s)://user@host:8123; empty: chDB in data_dir"
@@ -75,6 +117,7 @@ class EventTimeConfig(Strict):
 class Config(Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: Topics = Field(default_factory=Topics)
+    raw_sources: RawSources = Field(default_factory=RawSources)
     clickhouse: ClickHouseConfig = Field(default_factory=ClickHouseConfig)
     data_dir: Path = Path(".lifemon")
     policy_dir: Path | None = None
@@ -97,7 +140,9 @@ class Config(Strict):
         return getattr(self.topics, stream)
 
     def stream_of(self, topic: str) -> str:
-        return next(s for s, t in self.topics.model_dump().items() if t == topic)
+        """The stream a topic carries; a raw-log topic carries the stream its parser produces."""
+        found = next((s for s, t in self.topics.model_dump().items() if t == topic), None)
+        return found or self.raw_sources.streams()[topic]
 
 
 def _reject_secrets(path: Path, data: dict[str, Any]) -> None:

@@ -21,7 +21,9 @@ import shutil
 import tempfile
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,9 @@ DEDUP_IDS_PER_PARTITION = 200_000
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
 _MISSING = object()
+_ts = attrgetter("ts")
+
+
 # Stored values are JSON: plain data, or a detector's object that knows `to_json()`
 _encode = msgspec.json.Encoder(enc_hook=lambda obj: obj.to_json()).encode
 
@@ -59,24 +64,24 @@ def freeze_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _known(value: Any, known: Collection[str], fallback: str = OTHER) -> str:
-    return value if value in known else fallback
-
-
-# stream -> (attribute with catalog field ids, org-like dimension, outcome-like dimension), for
-# rollups. Only known ids and enum values may reach a table (an org id seen in the reference
-# streams, a declared SDK); free text from an event never does.
-ROLLUP_DIMENSIONS: dict[str, tuple[str, Callable[[Any, Engine], str], Callable[[Any], str]]] = {
-    "access": ("fields", lambda e, g: _known(e.actor_org, g.known_orgs), lambda e: e.outcome.value),
-    "transfer": ("categories", lambda e, g: "", lambda e: e.recipient_type.value),
-    "sdk": (
-        "fields",
-        lambda e, g: _known(e.sdk_id, g.known_sdks, "undeclared_sdk"),
-        lambda e: "consented" if e.policy_consented else "before_consent",
-    ),
-    "marketing": ("data_used", lambda e, g: _known(e.org_id, g.known_orgs), lambda e: e.channel.value),
-    "lifecycle": ("categories", lambda e, g: "", lambda e: e.stage.value),
+# stream -> (attribute with catalog field ids, org-like attribute or None, outcome-like attribute),
+# for rollups. Only known ids and enum values may reach a table (an org id seen in the reference
+# streams, a declared SDK); free text from an event never does (`Engine._org_label`).
+ROLLUP_DIMENSIONS: dict[str, tuple[str, str | None, str]] = {
+    "access": ("fields", "actor_org", "outcome"),
+    "transfer": ("categories", None, "recipient_type"),
+    "sdk": ("fields", "sdk_id", "policy_consented"),
+    "marketing": ("data_used", "org_id", "channel"),
+    "lifecycle": ("categories", None, "stage"),
 }
+
+SDK_LABEL = "sdk_label"  # rollup stream of SDK fields by PoliCheck label: org = "<sdk>:<field>"
+
+
+def _outcome_label(value: Any) -> str:
+    if isinstance(value, bool):  # the SDK stream's: collected with or before the privacy-policy consent
+        return "consented" if value else "before_consent"
+    return str(value.value)
 
 
 class PartitionRollup:
@@ -191,7 +196,7 @@ class Engine:
         self.state_dir = Path(state_dir)
         self.stores: dict[int, KeyedStore] = {}
         self.specs = list(specs)
-        self.catalog = catalog
+        self.catalog: Catalog = catalog
         self.pseudonymize = pseudonymize
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
@@ -201,7 +206,7 @@ class Engine:
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()
-        self.known_sdks: frozenset[str] = frozenset(catalog.policy.sdks.sdks)
+        self._label_cells: dict[tuple, tuple] = {}
         self.tasks: dict[tuple[int, str], Task] = {}
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
@@ -210,10 +215,10 @@ class Engine:
         self.readers = {s: [sp for sp in self.specs if s in sp.inputs] for s in STREAM_KEYS}
 
     # -- input ----------------------------------------------------------------------------------
-    def apply_reference(self, stream: str, records: Iterable[Any]) -> None:
+    def apply_reference(self, stream: str, records: Sequence[Any]) -> None:
         registry: AsOfRegistry[Any] = getattr(self.refs, stream)
+        self._pseudonymize(stream, records)
         for r in records:
-            self._pseudonymize(stream, r)
             registry.put(r)
             if stream != "consents":
                 self.known_orgs.update(r.org_path, (r.org_id,))
@@ -226,10 +231,9 @@ class Engine:
         if not decoded:
             return []
         events = [ev for _, ev in decoded]
-        for ev in events:
-            self._pseudonymize(stream, ev)
+        self._pseudonymize(stream, events)
         self._rollup(stream, topic, partition, decoded)
-        newest = max(ev.ts for ev in events)
+        newest = max(map(_ts, events))
         findings: list[Finding] = []
         for spec in self.readers[stream]:
             task = self.task(partition, spec)
@@ -238,14 +242,17 @@ class Engine:
             findings.extend(task.detector.process(stream, events, task.ctx))
         return self._alerts(findings)
 
-    def _pseudonymize(self, stream: str, record: Any) -> None:
-        """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them."""
+    def _pseudonymize(self, stream: str, records: Sequence[Any]) -> None:
+        """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them:
+        each distinct id of the batch is looked up once, then every record's ids are mapped."""
         for attr in SUBJECT_FIELDS.get(stream, ()):
-            value = getattr(record, attr)
-            if isinstance(value, list):
-                setattr(record, attr, list(map(self.pseudonymize, value)))
-            elif value is not None:
-                setattr(record, attr, self.pseudonymize(value))
+            values = list(map(attrgetter(attr), records))
+            many = any(isinstance(v, list) for v in values[:1])
+            distinct = set(chain.from_iterable(values)) if many else set(values)
+            distinct.discard(None)  # type: ignore[arg-type]
+            look = {v: self.pseudonymize(v) for v in distinct}.get
+            for record, value in zip(records, values, strict=True):
+                setattr(record, attr, list(map(look, value)) if many else look(value))
 
     def _first_deliveries(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
@@ -254,15 +261,22 @@ class Engine:
         shipper's retry must not count twice. A duplicate lands in the same partition (same key),
         so one bounded set of recent ids per partition catches it."""
         seen = self.seen_ids[(topic, partition)]
-        kept = []
-        for raw, ev in decoded:
-            if ev.event_id in seen:
-                self.duplicates[stream] += 1
-                continue
-            seen[ev.event_id] = None
-            kept.append((raw, ev))
-        while len(seen) > DEDUP_IDS_PER_PARTITION:
-            del seen[next(iter(seen))]  # the oldest first: dicts keep insertion order
+        ids = [ev.event_id for _, ev in decoded]
+        if seen.keys().isdisjoint(ids) and len(set(ids)) == len(ids):
+            seen.update(dict.fromkeys(ids))  # the common case: no duplicate, no call per record
+            kept = decoded
+        else:
+            kept = []
+            for (raw, ev), event_id in zip(decoded, ids, strict=True):
+                if event_id in seen:
+                    self.duplicates[stream] += 1
+                    continue
+                seen[event_id] = None
+                kept.append((raw, ev))
+        if len(seen) > DEDUP_IDS_PER_PARTITION * 5 // 4:
+            # the newest ids stay (dicts keep insertion order); trimmed in one rebuild, since
+            # deleting a dict's first key one at a time rescans the deleted slots each time
+            self.seen_ids[(topic, partition)] = dict.fromkeys(list(seen)[-DEDUP_IDS_PER_PARTITION:])
         return kept
 
     # -- time -----------------------------------------------------------------------------------
@@ -322,26 +336,84 @@ class Engine:
         dims = ROLLUP_DIMENSIONS.get(stream)
         if dims is None:
             return  # a repartition topic: its records were counted on their source topic
-        fields_attr, org_of, outcome_of = dims
+        fields_attr, org_attr, outcome_attr = dims
         roll = self.rollups.get((topic, partition))
         if roll is None:
             roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
-        coverage, size = self.catalog.coverage, roll.block_size
-        counted: Counter = Counter()  # counted per batch, then merged: a dict update per event, not four
-        progress: Counter = Counter()
-        for raw, ev in decoded:
-            block = raw.offset // size
-            cls, unknown = coverage(stream, getattr(ev, fields_attr))
-            counted[(block, (ev.ts // 60_000 * 60, stream, cls.value, org_of(ev, self), outcome_of(ev)))] += 1
-            progress[block] += 1
-            for field in unknown:
-                # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`, org = a
-                # keyed fingerprint of the unknown id (it may be a value typed into the wrong
-                # place, a card number even), outcome = the stream it appeared on
-                counted[
-                    (block, (ev.ts // 60_000 * 60, COVERAGE_GAP, "", self.fingerprint(field), stream))
-                ] += 1
+        size = roll.block_size
+        events = [ev for _, ev in decoded]
+        # column by column, each distinct value labelled once (a class for a field set, a known id
+        # or `other` for an org, a name for an enum); then one count over the labelled rows
+        blocks = [raw.offset // size for raw, _ in decoded]
+        minutes = [ts // 60_000 * 60 for ts in map(_ts, events)]
+        field_sets = list(map(tuple, map(attrgetter(fields_attr), events)))
+        profiles = {f: self.catalog.coverage(stream, f) for f in set(field_sets)}
+        classes = {f: cls.value for f, (cls, _) in profiles.items()}
+        outcomes = list(map(attrgetter(outcome_attr), events))
+        named = {o: _outcome_label(o) for o in set(outcomes)}
+        if org_attr is None:
+            orgs: list[str] = [""] * len(events)
+        else:
+            org_values = list(map(attrgetter(org_attr), events))
+            known = {o: self._org_label(org_attr, o) for o in set(org_values)}
+            orgs = list(map(known.__getitem__, org_values))
+        rows = Counter(
+            zip(
+                blocks,
+                minutes,
+                map(classes.__getitem__, field_sets),
+                orgs,
+                map(named.__getitem__, outcomes),
+                strict=True,
+            )
+        )
+        counted: Counter = Counter(
+            {
+                (block, (minute, stream, cls, org, out)): n
+                for (block, minute, cls, org, out), n in rows.items()
+            }
+        )
+        progress = Counter(blocks)
+        if any(unknown for _, unknown in profiles.values()):
+            for block, minute, fields in zip(blocks, minutes, field_sets, strict=True):
+                for field in profiles[fields][1]:
+                    # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
+                    # org = a keyed fingerprint of the unknown id (it may be a value typed into the
+                    # wrong place, a card number even), outcome = the stream it appeared on
+                    counted[(block, (minute, COVERAGE_GAP, "", self.fingerprint(field), stream))] += 1
+        if stream == "sdk":
+            for block, minute, ev in zip(blocks, minutes, events, strict=True):
+                for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
+                    counted[(block, (minute, *cell))] += 1
         roll.add(counted, progress)
+
+    def _org_label(self, attr: str, value: Any) -> str:
+        """An org-like dimension reaches a table only as a known id: an org seen in the reference
+        streams, an SDK the policy declares; anything else is counted as `other`/`undeclared_sdk`."""
+        if attr == "sdk_id":  # a declared SDK by any of its names
+            return self.catalog.sdk.resolve(value) or "undeclared_sdk"
+        return value if value in self.known_orgs else OTHER
+
+    def _sdk_labels(self, reported: str, version: str, host: str | None, fields: tuple[str, ...]) -> tuple:
+        """(stream, class, "<sdk>:<field>", label) cells of one observation: the SDK x field x label
+        matrix against the declarations. Only known ids reach the table: an undeclared SDK is
+        `undeclared_sdk`, an unknown field its fingerprint. Memoized: observations repeat."""
+        key = (reported, version, host, fields)
+        found = self._label_cells.get(key)
+        if found is None:
+            decl = self.catalog.sdk
+            sid, declared = decl.observed(reported, version, host)
+            org = sid if sid and declared is not None else "undeclared_sdk"
+            cells = []
+            for f in sorted(set(fields)):
+                known = decl.fields.get(f)
+                label = decl.label(sid, version, f).value if org != "undeclared_sdk" else "omitted"
+                cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
+                cells.append((SDK_LABEL, cls, f"{org}:{f if known else self.fingerprint(f)}", label))
+            found = tuple(cells)
+            if len(self._label_cells) < 100_000:
+                self._label_cells[key] = found
+        return found
 
     def fingerprint(self, field_id: str) -> str:
         """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.

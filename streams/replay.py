@@ -82,7 +82,7 @@ def replay(
         if streams[p] in REFERENCE_STREAMS:
             for batch in _batches(readers.pop(p), batch_size):
                 decoded = decoder.decode(streams[p], batch)
-                engine.apply_reference(streams[p], (m for _, m in decoded.ok))
+                engine.apply_reference(streams[p], [m for _, m in decoded.ok])
                 stats.on_decoded(streams[p], len(decoded.ok), decoded.dead)
                 dead += decoded.dead
     freeze_heap()

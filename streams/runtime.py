@@ -51,6 +51,7 @@ from streams.sinks.clickhouse import (
     identity_row,
 )
 from streams.sinks.kafka import KafkaTopicSink, encode_alert, encode_dead_letter, producer_config
+from streams.sources import RawDecoder
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
@@ -80,6 +81,7 @@ def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None =
     settings = {
         **{topic: TOPIC_SETTINGS.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
         changelog_topic(config): {"cleanup.policy": "compact"},
+        **{topic: {} for topic in config.raw_sources.streams()},
     }
     wanted = [
         NewTopic(topic, k.partitions, k.replication_factor, config=conf)
@@ -163,8 +165,9 @@ class Monitor:
             allowed_lateness_ms=config.allowed_lateness_s * 1000,
             state_dir=config.data_dir / "state" / config.kafka.group_id / uuid.uuid4().hex[:8],
         )
-        self.decoder = Decoder.for_config(config)
         self.stats = Stats()
+        # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers; the rest as is
+        self.decoder = RawDecoder.for_config(Decoder.for_config(config), config, self.stats)
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
         client_extra = dict(config.kafka.client)
@@ -193,8 +196,10 @@ class Monitor:
         self._unsent_changes: dict[int, tuple[list[Any], dict[str, int]]] = {}  # written, not yet acked
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
         self.ref_positions: dict[tuple[str, int], int] = {}
+        # topic -> stream, asked per record
+        self.stream_of = {t: s for s, t in config.topics.model_dump().items()} | config.raw_sources.streams()
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
-        self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS]
+        self.event_topics = [config.topic_of(s) for s in EVENT_STREAMS] + list(config.raw_sources.streams())
         base = {
             "bootstrap.servers": bootstrap,
             "enable.auto.commit": False,
@@ -272,10 +277,10 @@ class Monitor:
         for m in msgs:
             if m.error() is None:
                 self.ref_positions[(m.topic(), m.partition())] = m.offset() + 1
-                by_stream[self.config.stream_of(m.topic())].append(to_raw(m))
+                by_stream[self.stream_of[m.topic()]].append(to_raw(m))
         for stream, raws in by_stream.items():
             decoded = self.decoder.decode(stream, raws)
-            self.engine.apply_reference(stream, (r for _, r in decoded.ok))
+            self.engine.apply_reference(stream, [r for _, r in decoded.ok])
             self._dead(stream, decoded.dead)
 
     # -- partitions -----------------------------------------------------------------------------
@@ -378,7 +383,7 @@ class Monitor:
             groups[(m.topic(), m.partition())].append(to_raw(m))
         alerts = []
         for (topic, partition), raws in groups.items():
-            stream = self.config.stream_of(topic)
+            stream = self.stream_of[topic]
             decoded = self.decoder.decode(stream, raws)
             self._dead(stream, decoded.dead)
             self._check_keys(stream, topic, decoded.ok)
@@ -404,13 +409,15 @@ class Monitor:
         return hi
 
     def _inputs_caught_up(self) -> set[tuple[str, int]]:
-        """(stream, partition) of assigned inputs with nothing left to read."""
-        out = set()
+        """(stream, partition) of assigned inputs with nothing left to read, on every topic that
+        feeds the stream (a raw-log topic feeds `access` beside pfi.access)."""
+        out: set[tuple[str, int]] = set()
+        behind: set[tuple[str, int]] = set()
         for tp in self.consumer.assignment():
             end = self._end_offset(tp.topic, tp.partition)
-            if end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end:
-                out.add((self.config.stream_of(tp.topic), tp.partition))
-        return out
+            done = end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end
+            (out if done else behind).add((self.stream_of[tp.topic], tp.partition))
+        return out - behind
 
     def _check_copartitioned(self) -> None:
         """State is kept per partition number, as Kafka Streams keeps it per task: one key's
@@ -571,8 +578,8 @@ class Monitor:
         return lag
 
     def _caught_up(self) -> bool:
-        assignment = self.consumer.assignment()
-        return bool(assignment) and len(self._inputs_caught_up()) == len(assignment)
+        inputs = {(self.stream_of[tp.topic], tp.partition) for tp in self.consumer.assignment()}
+        return bool(inputs) and self._inputs_caught_up() == inputs
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():

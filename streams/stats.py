@@ -20,16 +20,21 @@ class Stats:
     dead_kinds: Counter = field(default_factory=Counter)  # kind -> dead letters
     misrouted: Counter = field(default_factory=Counter)  # stream -> records not keyed by the stream's key
     unknown_fields: Counter = field(default_factory=Counter)  # stream -> records with fields the schema lacks
+    skipped: Counter = field(default_factory=Counter)  # reason -> raw log lines that are no data access
+    gaps: Counter = field(default_factory=Counter)  # raw-log object the source mapping lacks -> times seen
     alerts: dict[str, Alert] = field(default_factory=dict)  # alert id -> newest revision
     lag: int = 0
     first_data: float = 0.0  # monotonic time of the first and the latest record, for throughput
     last_data: float = 0.0
+    first_cpu: float = 0.0  # process CPU seconds at the same two points: CPU per record, no start-up
+    last_cpu: float = 0.0
     _window_start: float = field(default_factory=time.monotonic)
     _window_events: int = 0
 
     def begin(self) -> None:
         """Records started to arrive (after any group join): the busy time counts from here."""
-        self.first_data = self.first_data or time.monotonic()
+        if not self.first_data:
+            self.first_data, self.first_cpu = time.monotonic(), time.process_time()
 
     def on_decoded(self, stream: str, ok: int, dead: list[DeadLetter], unknown_fields: int = 0) -> None:
         self.events[stream] += ok
@@ -37,7 +42,7 @@ class Stats:
         self.dead[stream] += len(dead)
         self.dead_kinds.update(d.kind for d in dead)
         self._window_events += ok + len(dead)
-        self.last_data = time.monotonic()
+        self.last_data, self.last_cpu = time.monotonic(), time.process_time()
 
     def on_alerts(self, alerts: list[Alert]) -> None:
         for a in latest([*alerts, *(self.alerts[x.alert_id] for x in alerts if x.alert_id in self.alerts)]):
@@ -58,7 +63,8 @@ class Stats:
         by_stream = " ".join(f"{s}={n}" for s, n in sorted(self.events.items()))
         busy = self.last_data - self.first_data
         rate = f"{self.total() / busy:,.0f}/s while data flowed" if busy > 0 else f"{elapsed:.0f}s in"
+        raw = f"  skipped={sum(self.skipped.values())}  gaps={len(self.gaps)}" if self.skipped else ""
         return (
             f"{self.total():>9} records ({rate})  {by_stream}  "
-            f"dlq={sum(self.dead.values())}  alerts={len(self.alerts)}  lag={self.lag}"
+            f"dlq={sum(self.dead.values())}{raw}  alerts={len(self.alerts)}  lag={self.lag}"
         )

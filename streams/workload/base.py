@@ -110,7 +110,6 @@ SDK_WEIGHTS = {
     "amap_location": 5,
 }  # others (face, OCR, certificate) are rare flows: weight 2
 APP_ID, APP_VERSIONS = "cn.bank.mobilebanking", ("9.1.0", "9.2.0", "9.2.1")
-UNDECLARED_FIELDS = ("contacts", "card_cvn", "sms_content", "call_log", "id_document_no", "payment_password")
 DESTROY_METHODS = ("overwrite", "crypto_erase", "degauss", "shred")
 
 
@@ -309,9 +308,17 @@ class Base:
         )
 
     def _sdk(
-        self, ts: int, sid: str, fields: list[str], permissions: list[str], host: str | None, consented: bool
+        self,
+        ts: int,
+        sid: str,
+        fields: list[str],
+        permissions: list[str],
+        host: str | None,
+        consented: bool,
+        device: int | None = None,
+        country: str | None = None,
     ) -> None:
-        device = self.rng.randrange(len(self.customer_org))
+        device = self.rng.randrange(len(self.customer_org)) if device is None else device
         self.out["sdk"].append(
             {
                 "ts": ts,
@@ -324,6 +331,7 @@ class Base:
                 "permissions": permissions,
                 "dest_host": host,
                 "policy_consented": consented,
+                "dest_country": country,
             }
         )
 

@@ -107,9 +107,11 @@ class Traffic(Violations):
         decls = self.policy.sdks.sdks
         ids = sorted(decls)
         cum_weights = list(accumulate(SDK_WEIGHTS.get(s, 2) for s in ids))
+        secret = self._sdk_secret()
+        fields_of = {sid: [f for f in d.fields if f not in secret] for sid, d in decls.items()}
         for ts in sorted(self._ts() for _ in range(self._target("sdk"))):
             d = decls[sid := rng.choices(ids, cum_weights=cum_weights)[0]]
-            fields = rng.sample(d.fields, rng.randint(1, min(6, len(d.fields))))
+            fields = rng.sample(fields_of[sid], rng.randint(1, min(6, len(fields_of[sid]))))
             perms = rng.sample(d.permissions, rng.randint(0, len(d.permissions)))
             self._sdk(ts, sid, fields, perms, rng.choice(d.hosts) if d.hosts else None, True)
 

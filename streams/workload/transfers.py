@@ -261,7 +261,6 @@ class Transfers(Traffic):
     def _inject_transfer_policy(self) -> None:
         """Seed 002 §四(3), §六.1-5, seed 004 流程描述(4)⑩⑪⑬: one variant per rule, in turn."""
         self._sharing_consents()
-        self._near_full_agreement()
         for i in range(self._count(7)):
             variant, k = i % 7, i // 7
             rid, rule, ts, text = [
@@ -274,6 +273,7 @@ class Transfers(Traffic):
                 self._over_agreement,
             ][variant](k)
             self._violation("transfer_policy", rule, rid, ts, ts, text)
+        self._near_full_agreement()  # last: it tops up what the violations already sent
 
     def _leak_c3(self, k: int) -> tuple[str, str, int, str]:
         """Seed 002 §六.2(4): C3 and authentication helpers are never shared, consent or not."""
@@ -416,10 +416,10 @@ class Transfers(Traffic):
         if term is None or term.contract.volume is None:
             return
         agreed = term.contract.volume.max_records
-        _, end = self.book.period(term, self.start)
-        total = agreed - self.rng.randint(0, agreed // 20)
+        start, end = self.book.period(term, self.start)
+        total = agreed - self.rng.randint(0, agreed // 20) - self.sent[(term.contract.id, start)]
         hi = min(end, self.end)
-        for n in self._split(total, 4):
+        for n in self._split(total, 4) if total >= 4 else []:
             ts = self.rng.randrange(self.start, max(self.start + MINUTE, hi))
             self._send(
                 ts,

@@ -11,7 +11,7 @@ from schemas.models import (
     LifecycleStage,
 )
 from streams.workload.bank import Bank
-from streams.workload.base import DAY, HOUR, MINUTE, ROLE_WEIGHTS, UNDECLARED_FIELDS
+from streams.workload.base import DAY, HOUR, MINUTE, ROLE_WEIGHTS
 
 
 class Violations(Bank):
@@ -253,54 +253,113 @@ class Violations(Bank):
                 )
 
     def _inject_sdk_overcollection(self) -> None:
-        """Seed 004 §一.(一).6: only declared SDKs, only declared fields, only after the user agreed."""
+        """Seed 004 §一.(一).6-7 and 流程描述(4)⑪, seed 001 §二(5) §四.4: only declared SDKs, only the
+        fields each declares, only after the user agreed to the privacy policy, never C3 data or
+        authentication helpers, only to declared hosts inside China, no more often than declared.
+        Each case is one observation past the line; the near misses (`_sdk_near_misses`) stay short of it."""
         rng = self.rng
         sdks = self.policy.sdks
-        for i in range(self._count(3)):
-            ts = self._ts(0.05, 0.95)
-            if i % 3 == 1:
-                sid = "unknown_ad_sdk" if i == 1 else f"unknown_ad_sdk_{i // 3}"
-                self._sdk(
-                    ts,
-                    sid,
-                    ["imei", "oaid", "installed_apps", "location"],
-                    ["phone_state", "location"],
-                    "ads.adnet-example.com",
-                    True,
-                )
-                self._violation(
-                    "sdk_overcollection",
-                    "undeclared_sdk",
-                    sid,
-                    ts,
-                    ts,
-                    f"SDK {sid}, not declared in the privacy policy, collected device ids, app list and location.",
-                )
-                continue
-            sid = rng.choice(sorted(sdks.sdks))
-            decl = sdks.sdks[sid]
-            fields = rng.sample(decl.fields, rng.randint(1, min(4, len(decl.fields))))
+        decls = sdks.sdks
+        secret = self._sdk_secret()
+        for i in range(self._count(8)):
+            ts, variant = self._ts(0.05, 0.9), i % 8
+            sid = rng.choice(sorted(decls))
+            decl = decls[sid]
+            fields = rng.sample([f for f in decl.fields if f not in secret], min(3, len(decl.fields)))
             host = rng.choice(decl.hosts) if decl.hosts else None
-            if i % 3 == 0:
+            if variant == 0:
                 extra = rng.choice(
-                    [f for f in UNDECLARED_FIELDS if f in sdks.sdk_fields and f not in decl.fields]
+                    [f for f in ("contacts", "sms_content", "call_log") if f not in decl.fields]
                 )
                 self._sdk(ts, sid, [*fields, extra], [], host, True)
-                self._violation(
-                    "sdk_overcollection",
-                    "undeclared_field",
-                    sid,
-                    ts,
-                    ts,
-                    f"SDK {sid} collected '{extra}', which the privacy policy does not declare for it.",
-                )
-            else:
+                rule, text = "omitted_field", f"SDK {sid} collected '{extra}', which its declaration omits."
+            elif variant == 1:
+                known = rng.choice(sorted(sdks.known_sdks.values(), key=lambda k: k.name))
+                by_host = i % 2 == 1
+                sid = f"sdk_{i}" if by_host else f"{known.package_prefixes[0]}agent{i}"
+                self._sdk(ts, sid, ["imei", "oaid", "installed_apps"], [], f"log.{known.hosts[0]}", True)
+                rule, text = "undeclared_sdk", f"{known.name}, never declared, collected device ids as {sid}."
+            elif variant == 2:
                 self._sdk(ts, sid, fields, [], host, False)
+                rule, text = (
+                    "before_consent",
+                    f"SDK {sid} collected {', '.join(fields)} before the user agreed.",
+                )
+            elif variant == 3:
+                code = rng.choice(sorted(f for f in secret if sdks.sdk_fields[f].auth_helper))
+                self._sdk(ts, sid, [*fields, code], [], host, True)
+                rule, text = "c3_or_auth_helper", f"SDK {sid} received an authentication helper ({code})."
+            elif variant == 4:
+                stmt = rng.choice([s for s in sdks.not_collected if s.sdks])
+                sid = rng.choice(stmt.sdks or [])
+                said = rng.choice(stmt.fields)
+                self._sdk(ts, sid, [decls[sid].fields[0], said], [], None, True)
+                rule, text = (
+                    "incorrect_field",
+                    f"SDK {sid} collected '{said}', which the policy says it does not get.",
+                )
+            elif variant in (5, 6):
+                sid = rng.choice(sorted(s for s, d in decls.items() if d.hosts))
+                fields = [f for f in decls[sid].fields if f not in secret][:2]
+                if variant == 5:
+                    self._sdk(ts, sid, fields, [], f"collect{i}.example-tracker.com", True)
+                    rule, text = "host_not_allowed", f"SDK {sid} sent data to an undeclared host."
+                else:
+                    self._sdk(ts, sid, fields, [], decls[sid].hosts[0], True, country="SG")
+                    rule, text = "country_not_allowed", f"SDK {sid} sent data to an endpoint in SG."
+            else:
+                sid, limit = next(
+                    (s, d.max_per_device_hour) for s, d in sorted(decls.items()) if d.max_per_device_hour
+                )
+                device, gap = self.rng.randrange(len(self.customer_org)), 50 * MINUTE // (limit + 1)
+                for k in range(limit + 1):  # one more than the declared bound within 50 minutes
+                    self._sdk(
+                        ts + k * gap, sid, decls[sid].fields[:1], [], decls[sid].hosts[0], True, device=device
+                    )
+                ts_end = ts + limit * gap
                 self._violation(
                     "sdk_overcollection",
-                    "before_consent",
+                    "too_frequent",
                     sid,
-                    ts,
-                    ts,
-                    f"SDK {sid} collected {', '.join(fields)} before the user agreed to the privacy policy.",
+                    ts_end,
+                    ts_end,
+                    f"SDK {sid} collected from one device {limit + 1} times within an hour (declared: {limit}).",
                 )
+                continue
+            self._violation("sdk_overcollection", rule, sid, ts, ts, text)
+        self._sdk_near_misses()
+
+    def _sdk_secret(self) -> set[str]:
+        """C3 fields and authentication helpers: never for an SDK (seed 004 流程描述(4)⑪)."""
+        return {f for f, d in self.policy.sdks.sdk_fields.items() if d.jr_class == "C3" or d.auth_helper}
+
+    def _sdk_near_misses(self) -> None:
+        """Normal-looking observations close to each rule: fields reached through a declared broad
+        term (PoliCheck `vague`), a declared SDK reported by its package name, a device exactly at its
+        declared rate, a subdomain of a declared host. None breaks a rule."""
+        rng = self.rng
+        decls, covers, secret = self.policy.sdks.sdks, self.policy.sdks.broad_terms, self._sdk_secret()
+        for i in range(self._count(4)):
+            ts = self._ts(0.05, 0.9)
+            broad = [(s, t) for s, d in sorted(decls.items()) for t in d.fields if t in covers]
+            sid, term = rng.choice(broad)
+            host = decls[sid].hosts[0] if decls[sid].hosts else None
+            self._sdk(ts, sid, [term, *covers[term][:3]], [], host, True)
+            sid = rng.choice(sorted(s for s, d in decls.items() if d.package_prefixes and d.hosts))
+            d = decls[sid]
+            plain = [f for f in d.fields if f not in secret][:2]
+            self._sdk(ts, f"{d.package_prefixes[0]}core", plain, [], f"edge{i}.{d.hosts[0]}", True)
+        sid, limit = next(
+            (s, d.max_per_device_hour) for s, d in sorted(decls.items()) if d.max_per_device_hour
+        )
+        device, ts = rng.randrange(len(self.customer_org)), self._ts(0.05, 0.9)
+        for k in range(limit):  # exactly the declared bound within one hour
+            self._sdk(
+                ts + k * (HOUR // limit),
+                sid,
+                decls[sid].fields[:1],
+                [],
+                decls[sid].hosts[0],
+                True,
+                device=device,
+            )

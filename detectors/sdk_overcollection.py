@@ -1,0 +1,290 @@
+"""SDK over-collection: third-party SDKs in the bank's app collecting beyond the privacy policy.
+
+Seed 004 §一.(一).6 declares the app's 11 SDKs, the fields each collects and why; §一.(一).7 says
+anything not declared needs the user's consent first, and the policy binds only once the user
+agrees to it (seed 004 preamble). C3 data and authentication helpers are never entrusted to a third
+party (seed 004 流程描述(4)⑪, seed 001 §三.4(4)); what is collected in China stays in China (seed
+004 §二.(一)1, seed 001 §二(5)); an app collects only what it needs, after consent (seed 001 §四.4).
+
+Each observed field gets its PoliCheck label against the declaration of its SDK for the app
+version (policy/sdk_declarations.py): clear and vague stay silent, omitted and incorrect fire.
+Besides the labels it fires on an SDK the policy does not declare (for that app version), on
+collection before the user agreed to the privacy policy, on C3 data or authentication helpers
+reaching any SDK (critical, declared or not), on a host or country the declaration does not allow,
+and on a device collected from more often than the declaration's `max_per_device_hour`.
+
+One alert per *episode*: (reported SDK, app version, rule, offending field set); it opens at the
+first such observation, grows while they continue (a revision when the observations double, never
+a new alert) and closes once none was seen for `quiet_hours` of event time. Its id is hash(rule,
+SDK, app version, field set, first observation), so a replay reproduces it. State is keyed in the
+task's store: `ep:` episodes, `dev:` a device's recent collection times (rate rule only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from detectors.base import Context, Finding, Store
+from policy.model import CLASS_RANK, DetectorSection, JrClass
+from policy.sdk_declarations import Label, SdkDeclarations, host_in
+from schemas.models import ConsentStatus, Severity
+
+HOUR = 3_600_000
+EPISODE = "ep:"
+DEVICE = "dev:"
+UNKNOWN_FIELD = "(unknown field)"
+NEVER = 1 << 62  # "as of the end of time": did the subject consent at all, later?
+
+
+class Rule(StrEnum):
+    undeclared_sdk = "undeclared_sdk"
+    omitted_field = "omitted_field"
+    incorrect_field = "incorrect_field"
+    c3_or_auth_helper = "c3_or_auth_helper"
+    before_consent = "before_consent"
+    host_not_allowed = "host_not_allowed"
+    country_not_allowed = "country_not_allowed"
+    too_frequent = "too_frequent"
+
+
+class RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    severity: Severity
+    title_zh: str
+    title_en: str
+    regulation: list[str] = Field(min_length=1, description="the clauses, each naming its seed")
+
+
+class SdkOvercollectionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rules: dict[Rule, RuleSpec]
+    quiet_hours: float = Field(gt=0, description="an episode closes after this long without a repeat")
+    consent_purpose: str = Field(description="the consents-stream purpose of agreeing to the privacy policy")
+    sample_size: int = Field(default=10, ge=0)
+    evidence_limit: int = Field(default=50, ge=1)
+    distinct_cap: int = Field(default=10_000, ge=1, description="distinct devices / subjects counted exactly")
+
+    @model_validator(mode="after")
+    def _every_rule(self) -> SdkOvercollectionParams:
+        missing = [r.value for r in Rule if r not in self.rules]
+        if missing:
+            raise ValueError(f"rules lacks {missing}; give each its severity, titles and regulation")
+        return self
+
+
+class Episode:
+    """One alert: observations of one reported SDK and app version breaking one rule with one field set."""
+
+    __slots__ = (
+        "rule",
+        "sdk",
+        "version",
+        "fields",
+        "start",
+        "last_seen",
+        "observations",
+        "labels",
+        "devices",
+        "subjects",
+        "evidence",
+        "notes",
+        "revision",
+        "emitted",
+    )
+
+    def __init__(self, rule: str, sdk: str, version: str, fields: list[str], start: int):
+        self.rule, self.sdk, self.version, self.fields = rule, sdk, version, fields
+        self.start = self.last_seen = start
+        self.observations = 0
+        self.labels: dict[str, int] = {}
+        self.devices: list[str] = []
+        self.subjects: list[str] = []
+        self.evidence: list[str] = []
+        self.notes: list[str] = []  # hosts, countries, a recognized name: what the summary cites
+        self.revision = 0
+        self.emitted = 0  # observations in the last emitted revision
+
+    def to_json(self) -> dict[str, Any]:
+        return {s: getattr(self, s) for s in self.__slots__}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Episode:
+        ep = cls(d["rule"], d["sdk"], d["version"], d["fields"], d["start"])
+        for s in cls.__slots__:
+            setattr(ep, s, d[s])
+        return ep
+
+
+class SdkOvercollectionDetector:
+    kind: ClassVar[str] = "sdk_overcollection"
+    inputs: ClassVar[dict[str, str]] = {"sdk": "sdk_id"}
+    Params: ClassVar[type[BaseModel]] = SdkOvercollectionParams
+
+    def __init__(self, section: DetectorSection, params: SdkOvercollectionParams, store: Store):
+        self.section, self.p, self.store = section, params, store
+        self.quiet_ms = int(params.quiet_hours * HOUR)
+        self._decl: SdkDeclarations | None = None
+
+    @staticmethod
+    def load_value(data: Any) -> Any:
+        return Episode.from_json(data) if isinstance(data, dict) and "rule" in data else data
+
+    # -- events ---------------------------------------------------------------------------------
+    def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        decl = self._decl = self._decl or ctx.catalog.sdk
+        touched: dict[str, Episode] = {}
+        for ev in events:
+            labels, breaches = self._judge(decl, ev, ctx)
+            for rule, fields, note in breaches:
+                key = EPISODE + "|".join((rule, ev.sdk_id, ev.app_version, ",".join(fields)))
+                ep = touched.get(key) or self.store.get(key)
+                if ep is not None and ev.ts >= ep.last_seen + self.quiet_ms:
+                    # quiet long enough by this SDK's own clock: that episode is over, a new one opens
+                    yield self._finding(ep, closed=True)
+                    touched.pop(key, None)
+                    ep = None
+                if ep is None:
+                    ep = Episode(rule, ev.sdk_id, ev.app_version, fields, ev.ts)
+                    self.store.put(key, ep)
+                    ctx.timers.register(key, ev.ts + self.quiet_ms)
+                self._note(ep, ev, labels, note)
+                touched[key] = ep
+        for key, ep in touched.items():
+            self.store.touch(key)
+            if ep.observations > ep.emitted:  # at most one revision per episode and batch
+                yield self._finding(ep, closed=False)
+
+    def _judge(
+        self, decl: SdkDeclarations, ev: Any, ctx: Context
+    ) -> tuple[dict[str, Label], list[tuple[str, list[str], str | None]]]:
+        """The PoliCheck label of each field, and the (rule, field set, note) breaches of the event."""
+        sid, declared = decl.observed(ev.sdk_id, ev.app_version, ev.dest_host)
+        # an id the catalog does not know may be a value typed into the wrong place (a card number):
+        # it is judged, never copied into an alert (the rollups count its keyed fingerprint)
+        fields = sorted({f if f in decl.fields else UNKNOWN_FIELD for f in ev.fields})
+        breaches: list[tuple[str, list[str], str | None]] = []
+        secret = [f for f in fields if f in decl.c3_or_auth]
+        if secret:  # seed 004 流程描述(4)⑪: never to a third party, declared or not
+            breaches.append((Rule.c3_or_auth_helper, secret, None))
+        if sid is None or declared is None:
+            labels = dict.fromkeys(fields, Label.omitted)
+            known = decl.recognize(ev.sdk_id, ev.dest_host)
+            note = f"recognized as {known}" if known else ("not shipped in this app version" if sid else None)
+            breaches.append((Rule.undeclared_sdk, [], note))  # seed 004 §一.(一).6-7
+            return labels, breaches
+        labels = {f: decl.label(sid, ev.app_version, f) for f in fields}
+        for rule, label in ((Rule.omitted_field, Label.omitted), (Rule.incorrect_field, Label.incorrect)):
+            hit = [f for f in fields if labels[f] is label and f not in decl.c3_or_auth]
+            if hit:
+                breaches.append((rule, hit, None))
+        if self._before_consent(ev, ctx):
+            breaches.append((Rule.before_consent, [], None))
+        d = decl.sdks[sid]
+        if ev.dest_host and d.hosts and not host_in(ev.dest_host, d.hosts):
+            breaches.append((Rule.host_not_allowed, [], f"host {ev.dest_host}"))
+        country = ev.dest_country
+        if country and country not in d.countries:
+            breaches.append((Rule.country_not_allowed, [], f"country {country}"))
+        if d.max_per_device_hour and self._too_often(sid, ev, d.max_per_device_hour, ctx):
+            breaches.append((Rule.too_frequent, [], f"more than {d.max_per_device_hour} per device-hour"))
+        return labels, breaches
+
+    def _before_consent(self, ev: Any, ctx: Context) -> bool:
+        """Seed 004 preamble and §一.(一): collection starts only after the user agrees to the policy.
+        The app's own flag, and the consents stream where it knows the subject: no agreement as of
+        the collection, but one later (or a withdrawal in force), is collection before consent."""
+        if not ev.policy_consented:
+            return True
+        if ev.subject_id is None:
+            return False
+        now = ctx.consent(ev.subject_id, self.p.consent_purpose, None, ev.ts)
+        if now is not None:
+            return now.status is ConsentStatus.withdrawn
+        return ctx.consent(ev.subject_id, self.p.consent_purpose, None, NEVER) is not None
+
+    def _too_often(self, sid: str, ev: Any, limit: int, ctx: Context) -> bool:
+        """A device's collections in the sliding hour before this one exceed the declared bound."""
+        key = DEVICE + sid + "|" + ev.device_id
+        recent = [t for t in self.store.get(key, []) if t > ev.ts - HOUR]
+        recent.append(ev.ts)
+        recent = sorted(recent)[-(limit + 1) :]  # the bound plus one is all a verdict needs
+        self.store.put(key, recent)
+        ctx.timers.register(key, recent[-1] + HOUR)
+        return len(recent) > limit
+
+    def _note(self, ep: Episode, ev: Any, labels: dict[str, Label], note: str | None) -> None:
+        ep.observations += 1
+        ep.last_seen = max(ep.last_seen, ev.ts)
+        for label in labels.values():
+            ep.labels[label] = ep.labels.get(label, 0) + 1
+        cap = self.p.distinct_cap
+        if len(ep.devices) < cap and ev.device_id not in ep.devices:
+            ep.devices.append(ev.device_id)
+        if ev.subject_id is not None and len(ep.subjects) < cap and ev.subject_id not in ep.subjects:
+            ep.subjects.append(ev.subject_id)
+        if len(ep.evidence) < self.p.evidence_limit:
+            ep.evidence.append(ev.event_id)
+        if note and note not in ep.notes and len(ep.notes) < 5:
+            ep.notes.append(note)
+
+    # -- time -----------------------------------------------------------------------------------
+    def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
+        """Close an episode quiet for `quiet_hours`; forget a device's rate window once it emptied."""
+        value = self.store.get(key)
+        if value is None:
+            return
+        if key.startswith(DEVICE):
+            if value[-1] + HOUR <= ctx.watermark:
+                self.store.delete(key)
+            return
+        due = value.last_seen + self.quiet_ms
+        if due <= ctx.watermark:
+            self.store.delete(key)
+            yield self._finding(value, closed=True)
+        else:
+            ctx.timers.register(key, due)
+
+    # -- output ---------------------------------------------------------------------------------
+    def _finding(self, ep: Episode, closed: bool) -> Finding:
+        ep.revision += 1
+        ep.emitted = ep.observations
+        spec = self.p.rules[Rule(ep.rule)]
+        decl = self._decl
+        classes = [c for f in ep.fields if decl and f in decl.fields and (c := decl.fields[f].jr_class)]
+        top = max(classes, key=CLASS_RANK.__getitem__, default=JrClass.C1)
+        what = f": {', '.join(ep.fields)}" if ep.fields else ""
+        notes = f" ({'; '.join(ep.notes)})" if ep.notes else ""
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(ep.labels.items()))
+        summary = (
+            f"SDK {ep.sdk}, app version {ep.version}. {spec.title_en}{what}{notes}; "
+            f"{ep.observations} observations from {len(ep.devices)} devices; field labels: {labels or 'none'}"
+        )
+        counts = {"observations": ep.observations, "devices": len(ep.devices)}
+        counts |= {f"label_{k}": v for k, v in sorted(ep.labels.items())}
+        counts |= {f"field_{f}": ep.observations for f in ep.fields}
+        return Finding(
+            detector=self.kind,
+            rule_id=f"{self.section.rule_id}.{ep.rule}",
+            key=f"{ep.sdk}@{ep.version}/{ep.rule}/{','.join(ep.fields)}",
+            window_start=ep.start,
+            window_end=ep.last_seen + self.quiet_ms,
+            severity=spec.severity,
+            revision=ep.revision,
+            closed=closed,
+            summary=summary,
+            jr_class=top.value,
+            actor_id=ep.sdk,
+            subject_count=len(ep.subjects),
+            subject_sample=ep.subjects[: self.p.sample_size],
+            counts=counts,
+            evidence_event_ids=list(ep.evidence),
+            first_seen=ep.start,
+            last_seen=ep.last_seen,
+            title_zh=spec.title_zh,
+            title_en=spec.title_en,
+            regulation=spec.regulation,
+        )

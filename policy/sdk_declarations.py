@@ -1,0 +1,131 @@
+"""The privacy policy's SDK declarations as lookups (policy/sdks.yaml, seed 004 §一.(一).6): which
+declared SDK an observation is, what it declares for an app version, and the PoliCheck label of
+each field it collected (Andow et al., "Actions speak louder than words", USENIX Security 2020):
+
+- `clear`: the SDK declares the field;
+- `vague`: only a broad term it declares covers the field (设备参数及系统信息 -> IMEI, OAID, ...);
+- `incorrect`: a `not_collected` statement of the policy says the field is not given to it;
+- `omitted`: nothing in the policy mentions the field for this SDK.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from policy.model import JrClass, Sdks
+
+
+class Label(StrEnum):
+    clear = "clear"
+    vague = "vague"
+    omitted = "omitted"
+    incorrect = "incorrect"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """ "9.10.1" -> (9, 10, 1); non-numeric parts count as 0, so a build suffix never breaks a lookup."""
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def host_in(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
+    """A host is allowed when it is a listed host or a subdomain of one."""
+    return any(host == h or host.endswith("." + h) for h in allowed)
+
+
+def _closure(broad: dict[str, list[str]]) -> dict[str, frozenset[str]]:
+    """Each broad term -> every field it covers, through nested terms."""
+    out: dict[str, frozenset[str]] = {}
+    for term in broad:
+        seen: set[str] = set()
+        todo = list(broad[term])
+        while todo:
+            f = todo.pop()
+            if f not in seen:
+                seen.add(f)
+                todo.extend(broad.get(f, ()))
+        out[term] = frozenset(seen)
+    return out
+
+
+class SdkDeclarations:
+    def __init__(self, sdks: Sdks):
+        self.sdks = sdks.sdks
+        self.fields = sdks.sdk_fields
+        self.covers = _closure(sdks.broad_terms)
+        self.not_collected = sdks.not_collected
+        self.known = sdks.known_sdks
+        self.c3_or_auth = frozenset(
+            f for f, d in sdks.sdk_fields.items() if d.jr_class is JrClass.C3 or d.auth_helper
+        )
+        self._by_name = {n: sid for sid, d in sdks.sdks.items() for n in (d.name_zh, *d.names)}
+        self._prefixes = sorted(
+            ((p, sid) for sid, d in sdks.sdks.items() for p in d.package_prefixes),
+            key=lambda x: -len(x[0]),
+        )
+        self.resolve = lru_cache(maxsize=4096)(self._resolve)  # type: ignore[method-assign]
+        self.declared = lru_cache(maxsize=4096)(self._declared)  # type: ignore[method-assign]
+        self.label = lru_cache(maxsize=65536)(self._label)  # type: ignore[method-assign]
+
+    def _resolve(self, reported: str) -> str | None:
+        """The declared SDK an observation reports, by id, name or package prefix; None: undeclared."""
+        if reported in self.sdks:
+            return reported
+        if reported in self._by_name:
+            return self._by_name[reported]
+        return next((sid for p, sid in self._prefixes if reported.startswith(p)), None)
+
+    def recognize(self, reported: str, host: str | None) -> str | None:
+        """The name of a known but undeclared SDK matching the id, name, package prefix or host."""
+        for kid, k in self.known.items():
+            if reported in (kid, k.name) or any(reported.startswith(p) for p in k.package_prefixes):
+                return k.name
+            if host and host_in(host, k.hosts):
+                return k.name
+        return None
+
+    def host_owner(self, host: str) -> str | None:
+        """The declared SDK whose allow-list holds `host`: a reported id that is unknown but sends
+        to a declared vendor's endpoint is that SDK under another name."""
+        return next((sid for sid, d in self.sdks.items() if d.hosts and host_in(host, d.hosts)), None)
+
+    def observed(
+        self, reported: str, app_version: str, host: str | None
+    ) -> tuple[str | None, frozenset[str] | None]:
+        """(declared SDK id, its fields for the app version) of an observation; the id is None for
+        an undeclared SDK, the fields None when this app version does not declare it. An unknown id
+        sending to a declared vendor's endpoint is that SDK under another (e.g. obfuscated) name."""
+        sid = self.resolve(reported) or (self.host_owner(host) if host else None)
+        return sid, self.declared(sid, app_version) if sid else None
+
+    def _declared(self, sid: str, app_version: str) -> frozenset[str] | None:
+        """The fields `sid` declares for this app version; None when this version does not ship it."""
+        d = self.sdks[sid]
+        v = version_key(app_version)
+        if d.since_app_version and v < version_key(d.since_app_version):
+            return None
+        if d.until_app_version and v >= version_key(d.until_app_version):
+            return None
+        fields = set(d.fields)
+        for change in sorted(d.changes, key=lambda c: version_key(c.since)):
+            if v >= version_key(change.since):
+                fields.update(change.add_fields)
+                fields.difference_update(change.remove_fields)
+        return frozenset(fields)
+
+    def _label(self, sid: str, app_version: str, field: str) -> Label:
+        declared = self.declared(sid, app_version) or frozenset()
+        if field in declared:
+            return Label.clear
+        for stmt in self.not_collected:
+            if field in stmt.fields and (stmt.sdks is None or sid in stmt.sdks):
+                return Label.incorrect
+        if any(field in self.covers.get(term, ()) for term in declared):
+            return Label.vague
+        return Label.omitted
+
+    def negative_source(self, sid: str, field: str) -> str | None:
+        return next(
+            (s.source for s in self.not_collected if field in s.fields and (s.sdks is None or sid in s.sdks)),
+            None,
+        )

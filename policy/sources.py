@@ -1,0 +1,142 @@
+"""The mapping from raw logs to the canonical events, as policy data (`policy/sources.yaml`).
+
+Database audit logs name database users, tables and columns; SFTP logs name accounts and paths.
+What those mean (which employee, which JR/T 0171 field, which recipient under which contract) is
+the bank's own declaration, validated here like the rest of the policy (STYLE.md habit 3).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from policy import DEFAULT_DIR, read_yaml, validate_section
+from policy.model import Classification, Strict
+from schemas.models import LegalBasis, RecipientType
+
+SOURCES_FILE = "sources.yaml"
+
+
+class TableEntry(Strict):
+    """One table of the data catalog: which columns hold which catalog fields, and the customer key."""
+
+    customer_key: str | None = Field(
+        default=None, description="the column holding the customer id; literals compared to it are subjects"
+    )
+    columns: dict[str, str] = Field(default_factory=dict, description="column -> catalog field id")
+
+
+class Database(Strict):
+    """A database as audit logs name it; `tables` keys are `schema.table` (PostgreSQL) or `table`."""
+
+    system: str = Field(description="the AccessEvent.system of every access to this database")
+    tables: dict[str, TableEntry] = Field(default_factory=dict)
+    ignore_schemas: list[str] = Field(
+        default_factory=list, description="schemas whose reads are the server's own (pg_catalog, mysql)"
+    )
+
+
+class Actors(Strict):
+    """Who a database login is. An unmapped login is still an actor, under its own name: a coverage
+    gap to fix here, never a silent drop."""
+
+    db_users: dict[str, str] = Field(default_factory=dict, description="database user -> employee id")
+    applications: dict[str, str] = Field(
+        default_factory=dict,
+        description="application_name -> actor id; a shared service login is attributed to its application",
+    )
+    service_users: list[str] = Field(
+        default_factory=list,
+        description="logins shared by an application: the application name decides the actor",
+    )
+
+
+class SftpDirectory(Strict):
+    """Files under `pattern` (fnmatch, chroot-relative path as internal-sftp logs it)."""
+
+    pattern: str
+    sends_on: str = Field(
+        default="write",
+        pattern="^(write|read)$",
+        description="write: an upload into the recipient's drop box; read: the recipient fetches it",
+    )
+    fields: list[str] = Field(min_length=1, description="catalog field ids the files carry")
+    bytes_per_record: int = Field(default=0, ge=0, description="0: record count unknown (reported as 0)")
+    deidentified: bool = False
+
+
+class SftpAccount(Strict):
+    """An SFTP login used to hand data to one recipient (seed 002 §四-六: sharing, entrusted processing,
+    cross-border provision)."""
+
+    recipient_id: str
+    recipient_type: RecipientType
+    recipient_country: str | None = None
+    contract_id: str | None = None
+    legal_basis: LegalBasis = LegalBasis.none
+    assessment_id: str | None = None
+    actor: str | None = Field(default=None, description="the employee or service account behind the login")
+    sender_system: str = "sftp"
+    public_network: bool = True
+    directories: list[SftpDirectory] = Field(min_length=1)
+
+
+class SourceMapping(Strict):
+    databases: dict[str, Database] = Field(default_factory=dict)
+    actors: Actors = Field(default_factory=Actors)
+    sftp_accounts: dict[str, SftpAccount] = Field(default_factory=dict)
+
+    def table(self, database: str, name: str) -> tuple[str, TableEntry] | None:
+        """(qualified name, entry) of a table as a log names it: exact, or unqualified when unique."""
+        db = self.databases.get(database)
+        if db is None:
+            return None
+        if name in db.tables:
+            return name, db.tables[name]
+        found = [(q, t) for q, t in db.tables.items() if q.rsplit(".", 1)[-1] == name]
+        return found[0] if len(found) == 1 else None
+
+    def directory(self, account: SftpAccount, path: str) -> SftpDirectory | None:
+        return next((d for d in account.directories if fnmatch.fnmatchcase(path, d.pattern)), None)
+
+    def check_fields(self, classification: Classification) -> None:
+        """Every field id named here must be one the data catalog classifies."""
+        for dbname, db in self.databases.items():
+            for tname, t in db.tables.items():
+                for col, fid in t.columns.items():
+                    if fid not in classification.fields:
+                        raise ValueError(
+                            f"databases.{dbname}.tables.{tname}.columns.{col} names unknown field id "
+                            f"'{fid}'; use a field id from classification.yaml"
+                        )
+        for acc, a in self.sftp_accounts.items():
+            for i, d in enumerate(a.directories):
+                unknown = [f for f in d.fields if f not in classification.fields]
+                if unknown:
+                    raise ValueError(
+                        f"sftp_accounts.{acc}.directories[{i}].fields names unknown field ids {unknown}; "
+                        "use field ids from classification.yaml"
+                    )
+
+
+class _Checked(SourceMapping):
+    classification: Classification
+
+    @model_validator(mode="after")
+    def _refs(self) -> _Checked:
+        self.check_fields(self.classification)
+        return self
+
+
+def load_sources(
+    directory: Path | str | None = None, classification: Classification | None = None
+) -> SourceMapping:
+    """Load `sources.yaml` from a policy folder; field ids are checked against the classification."""
+    path = (Path(directory) if directory else DEFAULT_DIR) / SOURCES_FILE
+    data, text = read_yaml(path)
+    mapping: SourceMapping = validate_section(path, SourceMapping, data, text)
+    if classification is not None:
+        validate_section(path, _Checked, {**(data or {}), "classification": classification}, text)
+    return mapping

@@ -1,0 +1,280 @@
+"""pgaudit lines from PostgreSQL's stderr log (any `log_line_prefix`) or its csvlog.
+
+    <prefix>LOG:  AUDIT: SESSION|OBJECT,stmt_id,substmt_id,class,command,object_type,object_name,
+                         statement,parameter...,rows
+
+The statement is CSV-quoted when it holds commas, quotes or newlines; with `pgaudit.log_parameter`
+each parameter is a field of its own; `pgaudit.log_rows` appends the row count. A join logs one
+line per table with the same statement ids: they merge into one statement. A permission-denied
+error (SQLSTATE 42501; in stderr, the message, with its STATEMENT line) is a denied attempt.
+Only READ and WRITE classes are data access; everything else the server logs is skipped noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime, tzinfo
+
+from streams.codecs import DeadLetter, RawRecord
+from streams.sources.envelope import Line
+from streams.sources.lines import epoch_ms, join_continuations, zone
+from streams.sources.records import DbStatement, Parsed
+
+# log_line_prefix escapes (PostgreSQL docs, "log_line_prefix") -> what they match
+_ESCAPES = {
+    "a": r"(?P<app>.*?)",
+    "u": r"(?P<user>.*?)",
+    "d": r"(?P<db>.*?)",
+    "r": r"(?P<client>[^\s(]*)(?:\(\d+\))?",
+    "h": r"(?P<client>\S*?)",
+    "b": r".*?",
+    "p": r"(?P<pid>\d+)",
+    "P": r"\d*",
+    "t": r"(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?)",
+    "m": r"(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?: [A-Za-z0-9+:-]+)?)",
+    "n": r"(?P<epoch>\d+\.\d+)",
+    "i": r".*?",
+    "e": r"(?P<sqlstate>[0-9A-Z]{5})",
+    "c": r"(?P<session>[0-9a-f]+\.[0-9a-f]+)",
+    "l": r"\d+",
+    "s": r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?",
+    "v": r"\S*?",
+    "x": r"\d+",
+    "Q": r"-?\d+",
+}
+_LEVEL = r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?):  (?P<msg>.*)"
+_DATA_CLASSES = ("READ", "WRITE")
+_NOT_ACCESS = frozenset({"PREPARE", "DEALLOCATE"})
+_DENIED = re.compile(r"permission denied for (?:table|relation|view|schema|sequence) (?P<object>\S+)")
+_CSV_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+# csvlog columns (PostgreSQL 13+): the ones lifemon reads
+_C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION = 0, 1, 2, 3, 4, 5
+_C_SEVERITY, _C_STATE, _C_MESSAGE, _C_QUERY, _C_APP = 11, 12, 13, 19, 22
+
+
+def prefix_pattern(log_line_prefix: str) -> re.Pattern[str]:
+    """A regex for lines written with this `log_line_prefix`. `%q` ends the part that processes
+    without a session (checkpointer, autovacuum) leave out."""
+    out, optional, i, seen = [], False, 0, set()
+    while i < len(log_line_prefix):
+        c = log_line_prefix[i]
+        if c != "%" or i + 1 >= len(log_line_prefix):
+            out.append(re.escape(c))
+            i += 1
+            continue
+        m = re.match(r"-?\d*([a-zA-Z%])", log_line_prefix[i + 1 :])
+        esc = m.group(1) if m else "%"
+        i += 1 + (m.end() if m else 1)
+        if esc == "%":
+            out.append("%")
+        elif esc == "q":
+            out.append("(?:")
+            optional = True
+        else:
+            piece = _ESCAPES.get(esc, r".*?")
+            name = re.search(r"\?P<(\w+)>", piece)
+            if name and name.group(1) in seen:  # %r and %h both name the client: keep the first
+                piece = re.sub(r"\?P<\w+>", "?:", piece)
+            elif name:
+                seen.add(name.group(1))
+            out.append(r"\s*" + piece if m and m.group(0)[:-1] else piece)
+    return re.compile("^" + "".join(out) + (")?" if optional else "") + _LEVEL, re.S)
+
+
+class PgauditParser:
+    def __init__(self, log_line_prefix: str, csvlog: bool, log_rows: bool, timezone: str):
+        self.prefix = prefix_pattern(log_line_prefix)
+        self.csvlog, self.log_rows, self.tz = csvlog, log_rows, zone(timezone)
+
+    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed:
+        if self.csvlog:
+            entries, dead = join_continuations(items, lambda t: bool(_CSV_START.match(t)))
+            rows = [(raw, line, self._csv_row(line.text)) for raw, line in entries]
+        else:
+            entries, dead = join_continuations(items, lambda t: not t.startswith("\t"), strip="\t")
+            rows = [(raw, line, self._stderr_row(line.text)) for raw, line in entries]
+        out = Parsed(dead=dead)
+        merging: dict[tuple[str, str, str], list] = {}  # (session, stmt, substmt) -> [last raw, statement]
+        denials: dict[str, list] = {}  # session -> [raw, denied statement] awaiting its STATEMENT line
+        for raw, line, row in rows:
+            if row is None:
+                out.skipped["pgaudit: not a PostgreSQL log line"] += 1
+                continue
+            session = row["session"] or f"{line.host or '-'}:{row['pid']}"
+            if row["level"] == "STATEMENT":
+                denial = denials.pop(session, None)
+                if denial is None:
+                    out.skipped["pgaudit: STATEMENT of a server message"] += 1
+                else:
+                    denial[0], denial[1].statement = raw, row["msg"]
+                continue
+            result = self._statement(row, line, session)
+            if isinstance(result, str):
+                out.skipped[result] += 1
+            elif isinstance(result, _Bad):
+                out.dead.append(DeadLetter(raw, "unparsed", result.field, result.message))
+            else:
+                key, st = result
+                held = merging.get(key) if key else None
+                if held is not None and held[1].statement == st.statement:
+                    held[0] = raw
+                    held[1].tables += [t for t in st.tables if t not in held[1].tables]
+                    continue
+                entry = [raw, st]
+                if key:
+                    merging[key] = entry
+                elif not st.statement:
+                    denials[session] = entry
+                out.found.append(entry)  # type: ignore[arg-type]
+        # a statement counts at its last line: in the order statements completed
+        out.found = sorted(((raw, st) for raw, st in out.found), key=lambda rs: rs[0].offset)
+        return out
+
+    # -- one entry --------------------------------------------------------------------------------
+    def _stderr_row(self, text: str) -> dict[str, str] | None:
+        m = self.prefix.match(text)
+        if m is None:
+            return None
+        g = m.groupdict()
+        return {
+            "time": g.get("time") or "",
+            "epoch": g.get("epoch") or "",
+            "user": g.get("user") or "",
+            "db": g.get("db") or "",
+            "app": g.get("app") or "",
+            "client": g.get("client") or "",
+            "pid": g.get("pid") or "",
+            "session": g.get("session") or "",
+            "sqlstate": g.get("sqlstate") or "",
+            "level": g["level"],
+            "msg": g["msg"],
+        }
+
+    def _csv_row(self, text: str) -> dict[str, str] | None:
+        try:
+            cols = next(csv.reader(io.StringIO(text)))
+        except (csv.Error, StopIteration):
+            return None
+        if len(cols) < 23:
+            return None
+        return {
+            "time": cols[_C_TIME],
+            "epoch": "",
+            "user": cols[_C_USER],
+            "db": cols[_C_DB],
+            "app": cols[_C_APP],
+            "client": cols[_C_CLIENT].rsplit(":", 1)[0],
+            "pid": cols[_C_PID],
+            "session": cols[_C_SESSION],
+            "sqlstate": cols[_C_STATE],
+            "level": cols[_C_SEVERITY],
+            "msg": cols[_C_MESSAGE],
+            "query": cols[_C_QUERY],
+        }
+
+    def _statement(
+        self, row: dict[str, str], line: Line, session: str
+    ) -> tuple[tuple[str, str, str] | None, DbStatement] | _Bad | str:
+        """(merge key, statement), a dead-letter reason, or the skip reason of a line."""
+        msg, level = row["msg"], row["level"]
+        if level == "ERROR":
+            denied = _DENIED.match(msg)
+            if denied is None and row["sqlstate"] != "42501":
+                return "pgaudit: error other than permission denied"
+            ts = self._ts(row, line)
+            return None, DbStatement(
+                "pgaudit",
+                f"pg:{session}:denied:{ts}",
+                ts,
+                line.host,
+                row["db"],
+                row["user"],
+                row["app"] or None,
+                _ip(row["client"]),
+                "SELECT",
+                [],  # the message names the table unqualified: the catalog finds it in the statement
+                row.get("query", ""),
+                denied=True,
+            )
+        if not msg.startswith("AUDIT: "):
+            return "pgaudit: server message (not AUDIT)"
+        try:
+            fields = next(csv.reader(io.StringIO(msg[7:])))
+        except (csv.Error, StopIteration):
+            return _Bad("message", "AUDIT payload is not valid CSV")
+        if len(fields) < 9 or fields[0] not in ("SESSION", "OBJECT"):
+            return _Bad(
+                "message",
+                f"AUDIT payload has {len(fields)} fields; expected SESSION|OBJECT,stmt_id,substmt_id,class,"
+                "command,object_type,object_name,statement,parameter[,rows]",
+            )
+        _, stmt_id, sub_id, cls, command, _obj_type, obj_name, statement, *rest = fields
+        if cls not in _DATA_CLASSES:
+            return f"pgaudit: {cls} class (not data access)"
+        if command in _NOT_ACCESS:
+            return f"pgaudit: {command} (the EXECUTE that follows is the access)"
+        rows = None
+        if self.log_rows:
+            if not rest or not rest[-1].isdigit():
+                return _Bad(
+                    "rows",
+                    "no row count ends the line: turn pgaudit.log_rows on, or set the source's log_rows: false",
+                )
+            rows = int(rest.pop())
+        params = [p for p in rest if p not in ("<none>", "<not logged>")]
+        ts = self._ts(row, line)
+        return (session, stmt_id, sub_id), DbStatement(
+            "pgaudit",
+            f"pg:{session}:{stmt_id}:{sub_id}:{ts}",
+            ts,
+            line.host,
+            row["db"],
+            row["user"],
+            row["app"] or None,
+            _ip(row["client"]),
+            command,
+            [obj_name] if obj_name else [],
+            statement,
+            params,
+            rows if command != "DECLARE CURSOR" else None,  # pgaudit does not audit FETCH
+        )
+
+    def _ts(self, row: dict[str, str], line: Line) -> int:
+        if row["epoch"]:
+            return int(float(row["epoch"]) * 1000)
+        text = row["time"]
+        if not text:
+            return line.ts_ms or 0
+        stamp, _, tzname = text.partition(" ")[2].partition(" ")
+        day = text.split(" ", 1)[0]
+        dt = datetime.fromisoformat(f"{day} {stamp}")
+        return epoch_ms(dt, _tz_of(tzname, self.tz))
+
+
+class _Bad:
+    __slots__ = ("field", "message")
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+
+
+def _tz_of(name: str, default: tzinfo) -> tzinfo:
+    """`UTC`/`GMT` or a numeric offset (`+08`) say themselves; an abbreviation (`CST`) is ambiguous,
+    so the source's configured `timezone` decides."""
+    if name in ("UTC", "GMT", ""):
+        from datetime import UTC
+
+        return UTC if name else default
+    m = re.fullmatch(r"([+-])(\d\d):?(\d\d)?", name)
+    if m:
+        from datetime import timedelta, timezone
+
+        delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0))
+        return timezone(-delta if m.group(1) == "-" else delta)
+    return default
+
+
+def _ip(client: str) -> str | None:
+    return client if client and client not in ("[local]", "") else None

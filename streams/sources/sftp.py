@@ -1,0 +1,97 @@
+"""OpenSSH internal-sftp (or sftp-server) at INFO level, as syslog carries it:
+
+    [<PRI>]Mmm dd hh:mm:ss [host ]internal-sftp[pid]: session opened for local user U from [IP]
+    ... open "PATH" flags WRITE,CREATE,TRUNCATE mode 0644
+    ... close "PATH" bytes read N written M
+    ... session closed for local user U from [IP]
+
+A `close` line carries the bytes but not the account: the session's `session opened` line, by
+the same host and pid, says whose it is. Sessions are remembered across batches in memory; a close
+whose session opened before a restart of lifemon is a dead letter with that reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from datetime import datetime
+
+from streams.codecs import DeadLetter, RawRecord
+from streams.sources.envelope import Line
+from streams.sources.lines import epoch_ms, year_for, zone
+from streams.sources.records import FileHandover, Parsed
+
+_SYSLOG = re.compile(
+    r"(?:<\d{1,3}>)?(?:(?P<iso>\d{4}-\d\d-\d\dT\S+)|(?P<bsd>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d))\s+"
+    r"(?:(?P<host>[^\s\[]+)\s+)?(?P<prog>[\w./-]+)\[(?P<pid>\d+)\]:\s(?P<msg>.*)",
+    re.S,
+)
+_PROGRAMS = frozenset({"internal-sftp", "sftp-server", "sshd"})
+_OPENED = re.compile(r"session opened for local user (?P<user>\S+) from \[(?P<ip>[^\]]*)\]")
+_CLOSED = re.compile(r"session closed for local user ")
+_CLOSE = re.compile(r'close "(?P<path>(?:[^"\\]|\\.)*)" bytes read (?P<read>\d+) written (?P<written>\d+)')
+MAX_SESSIONS = 100_000  # open sessions remembered; the oldest are forgotten first
+
+
+class SftpParser:
+    def __init__(self, timezone: str):
+        self.tz = zone(timezone)
+        self.sessions: OrderedDict[tuple[str, str, str], tuple[str, str]] = OrderedDict()
+
+    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed:
+        out = Parsed()
+        for raw, line in items:
+            m = _SYSLOG.match(line.text)
+            if m is None or m.group("prog") not in _PROGRAMS:
+                out.skipped["sftp: not an sftp syslog line"] += 1
+                continue
+            host = m.group("host") or line.host or "-"
+            session = (raw.topic, host, m.group("pid"))
+            msg = m.group("msg")
+            if opened := _OPENED.match(msg):
+                self.sessions[session] = (opened.group("user"), opened.group("ip"))
+                while len(self.sessions) > MAX_SESSIONS:
+                    self.sessions.popitem(last=False)
+                out.skipped["sftp: session opened"] += 1
+            elif _CLOSED.match(msg):
+                self.sessions.pop(session, None)
+                out.skipped["sftp: session closed"] += 1
+            elif close := _CLOSE.match(msg):
+                who = self.sessions.get(session)
+                if who is None:
+                    out.dead.append(
+                        DeadLetter(
+                            raw,
+                            "unparsed",
+                            "message",
+                            f"close of a file in sftp session {host}[{m.group('pid')}] whose `session opened` "
+                            "line was not read (shipped before lifemon started, or lost)",
+                        )
+                    )
+                    continue
+                ts = self._ts(m, line, raw)
+                out.found.append(
+                    (
+                        raw,
+                        FileHandover(
+                            f"sftp:{host}:{m.group('pid')}:{ts}:{close.group('path')}:{close.group('written')}",
+                            ts,
+                            None if host == "-" else host,
+                            who[0],
+                            who[1] or None,
+                            close.group("path"),
+                            int(close.group("read")),
+                            int(close.group("written")),
+                        ),
+                    )
+                )
+            else:
+                out.skipped["sftp: other sftp message"] += 1
+        return out
+
+    def _ts(self, m: re.Match[str], line: Line, raw: RawRecord) -> int:
+        if m.group("iso"):
+            return epoch_ms(datetime.fromisoformat(m.group("iso").replace("Z", "+00:00")), self.tz)
+        reference = line.ts_ms or raw.timestamp or int(datetime.now().timestamp() * 1000)
+        bsd = datetime.strptime("2000 " + " ".join(m.group("bsd").split()), "%Y %b %d %H:%M:%S")
+        return epoch_ms(year_for(bsd, reference, self.tz), self.tz)

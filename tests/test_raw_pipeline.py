@@ -1,0 +1,68 @@
+"""Raw-log topics end to end through a real Tansu broker and chDB: the lines the real servers
+wrote, shipped as plain lines and in Filebeat / Vector envelopes, become the one bulk-query alert
+they should, a garbled audit line reaches the DLQ with its reason, noise is counted."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from conftest import entitlement
+from test_pipeline import latest_alerts, make_config, monitor, read_all, send
+from test_raw_sources import PG_PREFIX, entries, physical_lines
+
+pytestmark = pytest.mark.integration
+STAMP = 1_796_143_436_000  # the capture's time: Kafka CreateTime as a shipper stamps it
+
+
+def produce_lines(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap})
+    for v in values:
+        p.produce(topic, value=v, key=b"db1", timestamp=STAMP)
+    assert p.flush(10) == 0
+
+
+def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, catalog) -> None:
+    tag = names["tag"]
+    raw = {
+        "pgaudit": {"enabled": True, "topic": f"pfi.raw.pgaudit.{tag}", "log_line_prefix": PG_PREFIX},
+        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}"},
+        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}"},
+    }
+    config = make_config(names, broker, "chdb://unused", raw_sources=raw)
+    m = monitor(config, ch, policy, catalog)
+    send(
+        broker,
+        config.topics.entitlements,
+        [entitlement("E1001", "lobby_manager"), entitlement("E1002", "br_dept_head", org="B01"),
+         entitlement("E1003", "lobby_manager")],
+    )  # fmt: skip
+    garbled = entries("pgaudit.log")[5][:120]  # an AUDIT line cut short
+    produce_lines(broker, raw["pgaudit"]["topic"], [*entries("pgaudit.log"), garbled])
+    filebeat = [
+        orjson.dumps({"message": x.decode(), "host": {"name": "cards1"}})
+        for x in physical_lines("mariadb_audit.log")
+    ]
+    produce_lines(broker, raw["mariadb"]["topic"], filebeat)
+    vector = [orjson.dumps({"message": x.decode(), "host": "gw1"}) for x in physical_lines("sftp.log")]
+    produce_lines(broker, raw["sftp"]["topic"], vector)
+    stats = m.run(idle_exit_s=1.5, max_seconds=60)
+
+    assert stats.events["access"] == 12 and stats.events["transfer"] == 3
+    assert (
+        stats.skipped["mariadb: CONNECT"] == 6 and stats.skipped["pgaudit: server message (not AUDIT)"] == 5
+    )
+    assert stats.gaps["table corebank.core.branch_targets"] == 1
+    alerts = latest_alerts(read_all(broker, config.topics.alerts))
+    found = [
+        (a["finding_info"]["types"], a["evidences"][0]["actor"]["user"]["uid"], a["severity"])
+        for a in alerts.values()
+    ]
+    assert found == [(["bulk_query"], "E1002", "Critical")]
+    dead = read_all(broker, config.topics.dlq)
+    assert [dict(d.headers())["error.kind"] for d in dead] == [b"unparsed"]
+    assert dict(dead[0].headers())["source.topic"] == raw["pgaudit"]["topic"].encode()
+    db = names["database"]
+    rows = ch.query(f"SELECT detector, actor_id, severity FROM {db}.alerts FINAL").result_rows
+    assert rows == [("bulk_query", "E1002", "critical")]

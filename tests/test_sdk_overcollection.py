@@ -1,0 +1,329 @@
+"""SDK over-collection through the Engine: PoliCheck labels against seed 004's declarations, every
+rule with a case that barely fires and a near miss that must stay silent, episodes (one alert,
+revised, never repeated), replay and batch boundaries, and the label rollups."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import T0, fed, refs
+
+from detectors import load_detectors
+from policy.catalog import Catalog
+from policy.model import Policy
+from policy.sdk_declarations import Label, SdkDeclarations
+from schemas.models import Consent, SdkTelemetryEvent
+from streams.engine import SDK_LABEL, Engine
+from streams.pseudonym import Pseudonymizer
+
+MIN, HOUR = 60_000, 3_600_000
+_serial = iter(range(10**9))
+
+
+def obs(
+    sdk: str = "push",
+    fields: tuple[str, ...] = ("imei",),
+    at: int = 0,
+    version: str = "9.2.0",
+    device: str = "D1",
+    host: str | None = None,
+    consented: bool = True,
+    **kw: Any,
+) -> SdkTelemetryEvent:
+    """One observation `at` ms after T0; each gets a fresh event id."""
+    return SdkTelemetryEvent(
+        event_id=f"o{next(_serial)}",
+        ts=T0 + at,
+        app_id="cn.bank.mobilebanking",
+        app_version=version,
+        device_id=device,
+        sdk_id=sdk,
+        fields=list(fields),
+        dest_host=host,
+        policy_consented=consented,
+        **kw,
+    )
+
+
+def make_engine(policy: Policy, consents: list[Consent] = ()) -> Engine:  # type: ignore[assignment]
+    spec = next(s for s in load_detectors(policy) if s.kind == "sdk_overcollection")
+    e = Engine([spec], Catalog(policy), Pseudonymizer(b"unit-test-key-0123456789"), rollup_block=1000)
+    e.apply_reference("consents", refs("consents", list(consents)))
+    return e
+
+
+def run(engine: Engine, events: list[SdkTelemetryEvent], batch: int = 10_000, offset: int = 0) -> list:
+    alerts = []
+    for i in range(0, len(events), batch):
+        chunk = fed("sdk", events[i : i + batch], "pfi.sdk", offset + i)
+        alerts += engine.process("sdk", "pfi.sdk", 0, chunk) + engine.advance()
+    return alerts + engine.drain()
+
+
+def final(alerts: list) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in sorted(alerts, key=lambda a: a.revision):
+        out[a.alert_id] = a
+    return out
+
+
+def rules(alerts: list) -> set[tuple[str, str]]:
+    return {(a.actor_id, a.rule_id.rsplit(".", 1)[1]) for a in final(alerts).values()}
+
+
+@pytest.fixture
+def engine(policy):
+    return make_engine(policy)
+
+
+# -- labels ------------------------------------------------------------------------------------------
+def test_labels_follow_the_seed_declarations(catalog) -> None:
+    d = catalog.sdk
+    assert d.label("push", "9.2.0", "imei") is Label.clear
+    # seed 004 (10): Amap declares only 设备参数及系统信息、位置信息、网络信息
+    for field in ("imei", "oaid", "android_id", "os_version", "wifi_state", "region_setting"):
+        assert d.label("amap_location", "9.2.0", field) is Label.vague, field
+    assert d.label("amap_location", "9.2.0", "contacts") is Label.omitted
+    assert d.label("amap_location", "9.2.0", "mac_address") is Label.omitted  # not a 设备参数 here
+    # seed 004 §一.(二)4: analytics data is never combined with identity entered in the app
+    assert d.label("sensors_analytics", "9.2.0", "id_document_no") is Label.incorrect
+    assert d.label("tencent_ocr", "9.2.0", "id_document_no") is Label.omitted
+    assert d.label("push", "9.2.0", "sms_code") is Label.incorrect
+    assert d.resolve("com.tencent.smtt.sdk.WebView") == "tencent_x5"
+    assert d.resolve("小米推送SDK") == "push" and d.resolve("com.example.sdk") is None
+    assert d.recognize("com.umeng.analytics", None) == "友盟+统计SDK"
+    assert d.recognize("x", "ulogs.umeng.com") == "友盟+统计SDK"
+
+
+def test_declarations_are_versioned_by_app_version(policy) -> None:
+    raw = policy.sdks.model_dump(by_alias=True)
+    raw["sdks"]["amap_location"]["since_app_version"] = "9.2.0"
+    raw["sdks"]["push"]["changes"] = [
+        {"since": "9.2.1", "add_fields": ["contacts"], "remove_fields": ["imei"]}
+    ]
+    d = SdkDeclarations(type(policy.sdks).model_validate(raw))
+    assert d.declared("amap_location", "9.1.0") is None
+    assert d.declared("amap_location", "9.10.0") is not None  # numeric, not text, order
+    assert d.label("push", "9.2.0", "contacts") is Label.omitted
+    assert d.label("push", "9.2.1", "contacts") is Label.clear
+    assert d.label("push", "9.2.1", "imei") is Label.omitted
+    with pytest.raises(ValueError, match="changes"):
+        raw["sdks"]["push"]["changes"][0]["add_fields"] = ["no_such_field"]
+        type(policy.sdks).model_validate(raw)
+
+
+# -- field labels through the engine -----------------------------------------------------------------
+def test_vague_but_declared_fields_stay_silent(engine) -> None:
+    events = [obs("amap_location", ("imei", "oaid", "android_id", "location"), at=i * MIN) for i in range(30)]
+    events += [
+        obs("push", ("imei", "push_token", "iccid"), host="api-push.vivo.com.cn", at=i * MIN)
+        for i in range(30)
+    ]
+    assert run(engine, events) == []
+
+
+def test_one_omitted_field_fires_with_its_labels_counted(engine) -> None:
+    (a,) = final(run(engine, [obs("amap_location", ("imei", "location", "contacts"))])).values()
+    assert a.rule_id == "LM-SDK-001.omitted_field" and a.severity.value == "medium"
+    assert a.counts["label_vague"] == 1 and a.counts["label_clear"] == 1 and a.counts["label_omitted"] == 1
+    assert a.counts["field_contacts"] == 1 and "label_incorrect" not in a.counts
+    assert a.title_en == "SDK collected a field its declaration omits" and a.title_zh.startswith("第三方SDK")
+    assert any(r.startswith("seed 004") for r in a.regulation)
+
+
+def test_incorrect_field_contradicts_a_negative_statement(engine) -> None:
+    (a,) = final(run(engine, [obs("sensors_analytics", ("event_click", "id_document_no"))])).values()
+    assert a.rule_id.endswith(".incorrect_field") and a.severity.value == "high"
+    assert a.counts["label_incorrect"] == 1 and a.jr_class == "C2"
+    assert "分析软件" in " ".join(a.regulation)
+
+
+def test_an_sms_code_reaching_a_declared_sdk_is_critical_and_reported_once(engine) -> None:
+    (a,) = final(run(engine, [obs("push", ("push_token", "sms_code"))])).values()
+    assert a.rule_id.endswith(".c3_or_auth_helper") and a.severity.value == "critical"
+    assert a.counts["label_incorrect"] == 1  # the label stays on the alert; one alert, not two
+
+
+# -- which SDK -------------------------------------------------------------------------------------
+def test_undeclared_sdks_by_name_package_or_host(engine) -> None:
+    events = [
+        obs("com.umeng.analytics", ("oaid",)),
+        obs("libtrack", ("oaid",), host="alogus.umeng.com"),
+        obs("unknown_ad_sdk", ("imei",), host="ads.adnet-example.com"),
+    ]
+    got = final(run(engine, events))
+    assert rules(list(got.values())) == {
+        ("com.umeng.analytics", "undeclared_sdk"),
+        ("libtrack", "undeclared_sdk"),
+        ("unknown_ad_sdk", "undeclared_sdk"),
+    }
+    summaries = {a.actor_id: a.summary for a in got.values()}
+    assert "recognized as 友盟+统计SDK" in summaries["libtrack"]
+    assert all(a.counts["label_omitted"] == 1 for a in got.values())
+
+
+def test_a_declared_sdk_under_its_package_name_or_an_obfuscated_name_is_that_sdk(engine) -> None:
+    events = [
+        obs("com.networkbench.agent.impl", ("device_model", "cpu_usage"), host="wkrd.tingyun.com"),
+        obs("a.b.c", ("device_model",), host="wkrd.tingyun.com"),  # ProGuard-renamed, declared endpoint
+        obs("基调听云SDK", ("cpu_usage",)),
+    ]
+    assert run(engine, events) == []
+
+
+def test_an_sdk_outside_the_app_versions_that_declare_it_is_undeclared(policy) -> None:
+    raw = policy.sdks.model_dump(by_alias=True)
+    raw["sdks"]["amap_location"]["since_app_version"] = "9.2.0"
+    versioned = policy.model_copy(update={"sdks": type(policy.sdks).model_validate(raw)})
+    e = make_engine(versioned)
+    got = final(
+        run(
+            e,
+            [obs("amap_location", ("location",), version=v, at=i) for i, v in enumerate(["9.2.0", "9.1.0"])],
+        )
+    )
+    (a,) = got.values()
+    assert a.rule_id.endswith(".undeclared_sdk") and "app version 9.1.0." in a.summary
+    assert "not shipped" in a.summary
+
+
+# -- consent, destination, rate ------------------------------------------------------------------------
+def test_collection_before_the_privacy_policy_was_agreed(policy) -> None:
+    agreed = [
+        Consent(subject_id="CUST-1", ts=T0 + 10 * MIN, purpose="privacy_policy", status="granted"),
+        Consent(subject_id="CUST-2", ts=T0, purpose="privacy_policy", status="granted"),
+        Consent(subject_id="CUST-3", ts=T0 - HOUR, purpose="privacy_policy", status="granted"),
+        Consent(subject_id="CUST-3", ts=T0 - MIN, purpose="privacy_policy", status="withdrawn"),
+    ]
+    e = make_engine(policy, agreed)
+    events = [
+        obs("tencent_tmf", ("device_model",), consented=False, device="D0"),  # the app's own flag
+        obs("tencent_tmf", ("device_model",), subject_id="CUST-1", device="D1"),  # agreed 10 min later
+        obs("tencent_tmf", ("device_model",), subject_id="CUST-2", device="D2"),  # agreed that very ms: fine
+        obs("tencent_tmf", ("device_model",), subject_id="CUST-3", device="D3"),  # withdrawn
+        obs("tencent_tmf", ("device_model",), subject_id="CUST-9", device="D9"),  # no record: the flag holds
+    ]
+    (a,) = final(run(e, events)).values()
+    assert a.rule_id.endswith(".before_consent") and a.counts["observations"] == 3
+    assert a.counts["devices"] == 3 and a.subject_count == 2
+    assert all(s.startswith("p_") for s in a.subjects_sample) and "CUST-" not in json.dumps(a.model_dump())
+
+
+def test_hosts_and_countries_outside_the_declaration(engine) -> None:
+    quiet = [
+        obs("amap_location", ("location",), host="apilocate.amap.com", dest_country="CN"),
+        obs("amap_location", ("location",), host="cn.apilocate.amap.com"),  # a subdomain of an allowed host
+        obs("device_fingerprint", ("imei",), host="fp.bank.internal"),  # no endpoint declared: not judged
+    ]
+    assert run(engine, quiet) == []
+    loud = [
+        obs("amap_location", ("location",), host="collect.example-tracker.com", at=1),
+        obs("tencent_face", ("device_model",), host="faceid.tencentcloudapi.com", dest_country="SG", at=2),
+    ]
+    assert rules(run(engine, loud, offset=10)) == {
+        ("amap_location", "host_not_allowed"),
+        ("tencent_face", "country_not_allowed"),
+    }
+
+
+@pytest.mark.parametrize(("count", "fires"), [(60, False), (61, True)])
+def test_collection_rate_is_bounded_per_device_hour(engine, count, fires) -> None:
+    """amap_location declares at most 60 per device-hour: 60 at 59 s apart fit, 61 do not; another
+    device and another hour start their own count."""
+    events = [obs("amap_location", ("location",), at=i * 59_000) for i in range(count)]
+    events += [obs("amap_location", ("location",), device="D2", at=i * 59_000) for i in range(60)]
+    events += [obs("amap_location", ("location",), at=2 * HOUR + i * 59_000) for i in range(60)]
+    events.sort(key=lambda e: e.ts)
+    assert rules(run(engine, events, batch=17)) == ({("amap_location", "too_frequent")} if fires else set())
+
+
+# -- episodes ------------------------------------------------------------------------------------------
+def test_one_alert_per_episode_revised_then_a_new_one_after_the_quiet_period(engine) -> None:
+    first = [obs("push", ("imei", "contacts"), at=i * MIN, device=f"D{i}") for i in range(40)]
+    alerts = run(engine, first, batch=3)
+    got = final(alerts)
+    (a,) = got.values()
+    assert a.counts["observations"] == 40 and a.counts["devices"] == 40
+    assert max(x.revision for x in alerts) == 14  # one revision per batch that added to it, no new alert
+    other = [obs("push", ("imei", "contacts"), version="9.2.1", at=41 * MIN)]  # another app version
+    other += [obs("push", ("contacts", "call_log"), at=42 * MIN)]  # another field set
+    later = [obs("push", ("contacts",), at=30 * HOUR), obs("push", ("imei", "contacts"), at=30 * HOUR)]
+    more = final(run(engine, other + later, offset=100))
+    closed = more.pop(a.alert_id)
+    assert closed.status.value == "closed" and closed.revision > a.revision
+    # 9.2.1; contacts + call_log; and contacts again 30 h later (imei is declared: not in the set)
+    assert len(more) == 3 and a.alert_id not in more
+    assert sorted(x.summary.split(". ")[0] for x in more.values()) == [
+        *["SDK push, app version 9.2.0"] * 2,
+        "SDK push, app version 9.2.1",
+    ]
+
+
+def test_replay_and_batch_boundaries_give_the_same_alerts(policy) -> None:
+    events = (
+        [obs("amap_location", ("location", "contacts"), at=i * 7_000, device=f"D{i % 5}") for i in range(50)]
+        + [obs("com.umeng.analytics", ("oaid",), at=i * 11_000) for i in range(20)]
+        + [obs("amap_location", ("location",), at=i * 50_000) for i in range(80)]
+    )
+    events.sort(key=lambda e: e.ts)
+    reference = final(run(make_engine(policy), events))
+    assert len(reference) == 3
+    for batch in (1, 13):
+        got = final(run(make_engine(policy), events, batch=batch))
+        assert {k: (a.rule_id, a.counts) for k, a in got.items()} == {
+            k: (a.rule_id, a.counts) for k, a in reference.items()
+        }
+    engine = make_engine(policy)
+    once = final(run(engine, events))
+    again = run(engine, events)  # the same records delivered again: the engine drops them
+    assert again == [] and set(once) == set(reference)
+
+
+def test_state_survives_a_restart(policy) -> None:
+    events = [obs("push", ("contacts",), at=i * MIN) for i in range(10)]
+    before = make_engine(policy)
+    (a,) = final(run(before, events[:6])).values()
+    restored = make_engine(policy)
+    restored.restore(0, before.changes(0))
+    (b,) = final(run(restored, events[6:], offset=6)).values()
+    assert b.alert_id == a.alert_id and b.counts["observations"] == 10
+
+
+# -- rollups -------------------------------------------------------------------------------------------
+def test_labels_reach_the_rollups_as_known_ids_only(engine) -> None:
+    events = [
+        obs("amap_location", ("imei", "location", "contacts")),
+        obs("com.umeng.analytics", ("oaid",)),
+        obs("com.tencent.smtt.sdk", ("device_model", "6222020200001234567")),
+    ]
+    run(engine, events)
+    rows = {tuple(r[4:8]): r[8] for r in engine.rollup_rows() if r[4] == SDK_LABEL}
+    card = engine.fingerprint("6222020200001234567")
+    assert rows == {
+        (SDK_LABEL, "C1", "amap_location:imei", "vague"): 1,
+        (SDK_LABEL, "C1", "amap_location:location", "clear"): 1,
+        (SDK_LABEL, "C1", "amap_location:contacts", "omitted"): 1,
+        (SDK_LABEL, "C1", "undeclared_sdk:oaid", "omitted"): 1,
+        (SDK_LABEL, "C1", "tencent_x5:device_model", "clear"): 1,
+        (SDK_LABEL, "C1", f"tencent_x5:{card}", "omitted"): 1,
+    }
+    sdk_orgs = {r[6] for r in engine.rollup_rows() if r[4] == "sdk"}
+    assert "1234567" not in json.dumps(engine.rollup_rows())
+    assert sdk_orgs <= {"amap_location", "tencent_x5", "undeclared_sdk"}
+
+
+def test_a_policy_section_without_every_rule_names_the_fix(policy, tmp_path) -> None:
+    import shutil
+
+    from detectors import load_detectors
+    from policy import DEFAULT_DIR, PolicyError, load_policy
+
+    shutil.copytree(DEFAULT_DIR, tmp_path / "p", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = tmp_path / "p" / "detectors" / "sdk_overcollection.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("    too_frequent:", "    too_often:"), encoding="utf-8"
+    )
+    with pytest.raises(PolicyError, match="sdk_overcollection.yaml.*params.rules"):
+        load_detectors(load_policy(tmp_path / "p"), tmp_path / "p")
