@@ -13,6 +13,7 @@ from detectors.base import Context, Detector, Finding, Store
 from detectors.bulk_query import BulkQueryDetector
 from detectors.offscope_marketing import OffscopeMarketingDetector
 from detectors.sdk_overcollection import SdkOvercollectionDetector
+from detectors.transfer_policy import TransferPolicyDetector
 from detectors.unauthorized_lookup import UnauthorizedLookupDetector
 from policy import PolicyError, detector_file, validate_section
 from policy.model import DetectorSection, Policy
@@ -23,15 +24,13 @@ REGISTRY: dict[str, Any] = {
         BulkQueryDetector,
         OffscopeMarketingDetector,
         SdkOvercollectionDetector,
+        TransferPolicyDetector,
         UnauthorizedLookupDetector,
     )
 }
 
 # Detectors planned next (DESIGN.md §6, docs/architecture.md#roadmap); the workload generator already injects their violations.
-PLANNED = (
-    "retention_overrun",
-    "transfer_policy",
-)
+PLANNED = ("retention_overrun",)
 
 __all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]
 

@@ -29,6 +29,10 @@ from policy.catalog import Catalog
 from policy.model import DetectorSection
 from schemas.models import Consent, Customer, Entitlement, Severity
 
+# A finding's counts key set to 1 when the incident path must consider it (issue 14: C3 reaching a
+# third party, unauthorized cross-border transfers); the alert's OCSF labels carry it too.
+LEAKAGE_CANDIDATE = "leakage_candidate"
+
 
 class AsOf(Protocol):
     """A reference registry looked up as of an event's time."""

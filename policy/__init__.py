@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from policy.model import Policy
 
 DEFAULT_DIR = Path(__file__).resolve().parent
-SECTION_FILES = ("classification", "organisation", "retention", "sdks", "purposes")
+SECTION_FILES = ("classification", "organisation", "retention", "sdks", "purposes", "recipients")
 
 _FIXES = {
     "missing": "add the key",
@@ -175,6 +175,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         data, texts[name] = read_yaml(path)
         sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
     _check_purposes(folder, sections["classification"], sections["purposes"])
+    _check_contract_categories(folder / "recipients.yaml", texts["recipients"], sections)
     from policy.model import DetectorSection
 
     detectors = {}
@@ -209,6 +210,24 @@ def _check_purposes(folder: Path, classification: Any, purposes: Any) -> None:
             "fix its spelling or add the field to classification.yaml",
             _line_of(yaml.compose(text, Loader=_UniqueKeyLoader), ["collected_for", unknown[0]]),
         )
+
+
+def _check_contract_categories(path: Path, text: str, sections: dict[str, Any]) -> None:
+    """A contract covers data categories of the catalog: an unknown id would cover nothing."""
+    known = sections["classification"].categories
+    for rid, recipient in sections["recipients"].recipients.items():
+        for i, contract in enumerate(recipient.contracts):
+            for cat in contract.categories:
+                if cat not in known:
+                    key = ["recipients", rid, "contracts", i, "categories"]
+                    root = yaml.compose(text, Loader=_UniqueKeyLoader)
+                    raise PolicyError(
+                        path,
+                        ".".join(map(str, key)),
+                        f"unknown category '{cat}'",
+                        f"use a category id from classification.yaml: {', '.join(sorted(known))}",
+                        _line_of(root, key),
+                    )
 
 
 def detector_file(kind: str, directory: Path | str | None = None) -> Path:

@@ -5,12 +5,14 @@ and are validated here when they load. Code holds no bank-specific constant.
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.models import Action, Channel
+from schemas.models import Action, Channel, RecipientType
 
 
 class Strict(BaseModel):
@@ -252,6 +254,86 @@ class Purposes(Strict):
         return self
 
 
+class VolumePeriod(StrEnum):
+    day = "day"
+    month = "month"
+    year = "year"
+    term = "term"  # the contract's whole validity
+
+
+class AgreedVolume(Strict):
+    """How much a contract lets the bank send the recipient (seed 002 §六.2(2): scale is recorded
+    and the recipient's obligations are set by contract)."""
+
+    max_records: int = Field(gt=0, description="records the recipient may receive per period")
+    per: VolumePeriod = Field(description="day | month | year | term (calendar periods, the bank's timezone)")
+
+
+class Contract(Strict):
+    """A contract with a recipient: what it covers and while it is in force."""
+
+    id: str = Field(min_length=1)
+    valid_from: date
+    valid_to: date = Field(description="last day in force (inclusive)")
+    categories: list[str] = Field(
+        min_length=1, description="data category ids it covers (classification.yaml)"
+    )
+    volume: AgreedVolume | None = None
+
+    @model_validator(mode="after")
+    def _dates(self) -> Contract:
+        if self.valid_to < self.valid_from:
+            raise ValueError(f"valid_to {self.valid_to} is before valid_from; put the later date in valid_to")
+        return self
+
+
+class Assessment(Strict):
+    """An impact or outbound-security assessment (seed 004 基本规定(3); seed 002 §六.5(3))."""
+
+    id: str = Field(min_length=1)
+    valid_from: date
+    valid_to: date
+
+
+class Recipient(Strict):
+    """An approved recipient of PFI: a processor, third party or overseas body, with its contracts."""
+
+    name_zh: str
+    name_en: str
+    type: RecipientType
+    country: str = Field(min_length=2, max_length=2, description="ISO 3166 alpha-2 country code")
+    contracts: list[Contract] = Field(default_factory=list)
+    assessments: list[Assessment] = Field(default_factory=list)
+
+
+class Recipients(Strict):
+    timezone: str = Field(description="IANA zone of the bank's calendar: contract days and volume periods")
+    home_country: str = Field(min_length=2, max_length=2, description="data sent elsewhere is cross-border")
+    recipients: dict[str, Recipient]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{zone}' is not an IANA zone; write e.g. Asia/Shanghai") from None
+        return zone
+
+    @model_validator(mode="after")
+    def _refs(self) -> Recipients:
+        seen: dict[str, str] = {}
+        for rid, r in self.recipients.items():
+            for i, c in enumerate(r.contracts):
+                if c.id in seen:
+                    raise ValueError(
+                        f"recipients.{rid}.contracts.{i}.id '{c.id}' is also a contract of {seen[c.id]}; "
+                        "give each contract its own id"
+                    )
+                seen[c.id] = rid
+        return self
+
+
 class DetectorSection(Strict):
     """A detector's policy section: metadata as in panther-analysis rules, params, and example cases."""
 
@@ -274,6 +356,7 @@ class Policy(Strict):
     retention: Retention
     sdks: Sdks
     purposes: Purposes
+    recipients: Recipients
     detectors: dict[str, DetectorSection]
 
     @model_validator(mode="after")

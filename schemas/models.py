@@ -87,6 +87,12 @@ class TransferEvent(Record):
     categories: list[str] = Field(default_factory=list, description="data-catalog field ids sent")
     record_count: int = Field(ge=0)
     subject_count: int = Field(ge=0)
+    subject_ids: list[str] = Field(
+        default_factory=list, description="customer ids the transfer concerns, when it names them"
+    )
+    subject_list_id: str | None = Field(
+        default=None, description="reference to the list of subjects sent, when they are not named here"
+    )
     encrypted: bool
     deidentified: bool
     public_network: bool
@@ -323,6 +329,7 @@ STREAM_KEYS = {
 # any detector or registry sees the record, so no state, alert or table can hold a raw id.
 SUBJECT_FIELDS: dict[str, tuple[str, ...]] = {
     "access": ("subject_ids",),
+    "transfer": ("subject_ids",),
     "sdk": ("subject_id",),
     "marketing": ("subject_id",),
     "lifecycle": ("subject_id",),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from detectors.base import Finding
+from detectors.base import LEAKAGE_CANDIDATE, Finding
 from policy.model import DetectorSection
 from schemas.models import Alert, AlertStatus, Severity
 
@@ -107,7 +107,8 @@ def to_ocsf(alert: Alert) -> dict:
             "product": {"name": "lifemon", "vendor_name": "lifemon"},
             "uid": f"{alert.alert_id}-{alert.revision}",
             "correlation_uid": alert.alert_id,
-            "labels": [f"jr_class:{alert.jr_class}", f"status:{alert.status.value}"],
+            "labels": [f"jr_class:{alert.jr_class}", f"status:{alert.status.value}"]
+            + ([LEAKAGE_CANDIDATE] if alert.counts.get(LEAKAGE_CANDIDATE) else []),
         },
         "unmapped": {
             "title_zh": alert.title_zh,

@@ -55,14 +55,22 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
     )
     assert stats.gaps["table corebank.core.branch_targets"] == 1
     alerts = latest_alerts(read_all(broker, config.topics.alerts))
-    found = [
-        (a["finding_info"]["types"], a["evidences"][0]["actor"]["user"]["uid"], a["severity"])
+    found = sorted(
+        (a["finding_info"]["analytic"]["uid"], a["evidences"][0]["actor"]["user"]["uid"], a["severity"])
         for a in alerts.values()
+    )
+    # the SFTP uploads (issue 15): identifiable data to a processor, a third party with neither
+    # consent nor contract, an overseas partner with no assessment
+    assert found == [
+        ("LM-BQ-001", "E1002", "Critical"),
+        ("LM-TP-002", "sunrise-insurance", "High"),
+        ("LM-TP-003", "acme-collections", "High"),
+        ("LM-TP-005", "hk-fx-partner", "Critical"),
+        ("LM-TP-006", "sunrise-insurance", "High"),
     ]
-    assert found == [(["bulk_query"], "E1002", "Critical")]
     dead = read_all(broker, config.topics.dlq)
     assert [dict(d.headers())["error.kind"] for d in dead] == [b"unparsed"]
     assert dict(dead[0].headers())["source.topic"] == raw["pgaudit"]["topic"].encode()
     db = names["database"]
-    rows = ch.query(f"SELECT detector, actor_id, severity FROM {db}.alerts FINAL").result_rows
-    assert rows == [("bulk_query", "E1002", "critical")]
+    rows = ch.query(f"SELECT rule_id, actor_id, severity FROM {db}.alerts FINAL ORDER BY rule_id").result_rows
+    assert rows == [(r, actor, sev.lower()) for r, actor, sev in found]

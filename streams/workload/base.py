@@ -17,10 +17,8 @@ from schemas.models import (
     Channel,
     ConsentStatus,
     EmployeeStatus,
-    LegalBasis,
     LifecycleStage,
     Outcome,
-    RecipientType,
 )
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -107,23 +105,6 @@ C1_EXPORT = ["customer_segment", "marketing_tags"]
 HOURLY_CUSTOMERS = 4
 EXPORT_RATE = 0.015
 
-# Transfer recipients of normal traffic (seed 002 §四-六): entrusted processors get de-identified,
-# encrypted data under a contract; regulators get what the law requires; internal systems stay inside.
-PROCESSORS = {
-    "proc_call_center": ["mobile_phone", "customer_segment"],
-    "proc_debt_collection": ["mobile_phone", "loan_details", "repayment_history"],
-    "proc_cloud_analytics": ["transaction_record", "customer_segment", "assets"],
-    "proc_card_personalization": ["payment_account_no", "customer_name"],
-}
-REGULATORS = {
-    "reg_pbc_credit_reference": ["customer_name", "id_document_no", "loan_details", "repayment_history"],
-    "reg_amlmac": ["customer_name", "id_document_no", "payment_account_no", "transaction_record"],
-}
-INTERNAL = {
-    "int_data_warehouse": ["transaction_record", "account_balance", "customer_segment"],
-    "int_risk_mgmt": ["loan_details", "repayment_history", "credit_report"],
-    "int_crm": ["customer_name", "mobile_phone", "marketing_tags"],
-}
 SDK_WEIGHTS = {
     "push": 25,
     "sensors_analytics": 25,
@@ -426,42 +407,4 @@ class Base:
             method=self.rng.choice(DESTROY_METHODS),
             operator=op,
             supervisor=sup,
-        )
-
-    def _transfer(
-        self,
-        ts: int,
-        rid: str,
-        kind: RecipientType,
-        cats: list[str],
-        *,
-        encrypted: bool,
-        deidentified: bool,
-        public: bool,
-        basis: LegalBasis,
-        contract: str | None = None,
-        country: str = "CN",
-        purpose: str = "entrusted_processing",
-    ) -> None:
-        n = self.rng.randint(10, 5000)
-        self.out["transfer"].append(
-            {
-                "ts": ts,
-                "transfer_id": f"T{self.rng.getrandbits(48):012x}",  # random, like record ids
-                "sender_system": self.rng.choice(("core_banking", "data_warehouse", "crm", "credit_system")),
-                "actor_id": None,
-                "recipient_id": rid,
-                "recipient_type": kind,
-                "recipient_country": country,
-                "categories": cats,
-                "record_count": n,
-                "subject_count": self.rng.randint(1, n),
-                "encrypted": encrypted,
-                "deidentified": deidentified,
-                "public_network": public,
-                "contract_id": contract,
-                "legal_basis": basis,
-                "assessment_id": None,
-                "purpose": purpose,
-            }
         )

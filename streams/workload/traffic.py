@@ -7,10 +7,8 @@ from itertools import accumulate
 
 from schemas.models import (
     Action,
-    LegalBasis,
     LifecycleStage,
     Outcome,
-    RecipientType,
 )
 from streams.workload.base import (
     C1_EXPORT,
@@ -18,12 +16,9 @@ from streams.workload.base import (
     EXPORT_RATE,
     HOUR,
     HOURLY_CUSTOMERS,
-    INTERNAL,
     MARKETING_DATA,
     MINUTE,
-    PROCESSORS,
     READS,
-    REGULATORS,
     SDK_WEIGHTS,
     SYSADMINS,
     SYSTEM_CUM_WEIGHTS,
@@ -246,48 +241,4 @@ class Traffic(Violations):
                     ["payment_account_no", "customer_name"],
                     "interbank_transfer",
                     own=False,
-                )
-
-    def _normal_transfer(self) -> None:
-        rng = self.rng
-        for ts in sorted(self._ts() for _ in range(self._target("transfer"))):
-            kind = rng.choices(("processor", "regulator", "internal"), (5, 2, 3))[0]
-            if kind == "processor":
-                rid = rng.choice(sorted(PROCESSORS))
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.processor,
-                    PROCESSORS[rid],
-                    encrypted=True,
-                    deidentified=True,
-                    public=True,
-                    basis=LegalBasis.contract,
-                    contract=f"CT-{rid}",
-                )
-            elif kind == "regulator":
-                rid = rng.choice(sorted(REGULATORS))
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.regulator,
-                    REGULATORS[rid],
-                    encrypted=True,
-                    deidentified=False,
-                    public=False,
-                    basis=LegalBasis.legal_obligation,
-                    purpose="regulatory_report",
-                )
-            else:
-                rid = rng.choice(sorted(INTERNAL))
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.internal,
-                    INTERNAL[rid],
-                    encrypted=rng.random() < 0.5,
-                    deidentified=False,
-                    public=False,
-                    basis=LegalBasis.none,
-                    purpose="analysis",
                 )

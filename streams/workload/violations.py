@@ -9,10 +9,8 @@ from schemas.models import (
     Action,
     Channel,
     EmployeeStatus,
-    LegalBasis,
     LifecycleStage,
     Outcome,
-    RecipientType,
 )
 from streams.workload.bank import Bank
 from streams.workload.base import (
@@ -20,7 +18,6 @@ from streams.workload.base import (
     HOUR,
     LOAN_APPLICATION_DATA,
     MINUTE,
-    PROCESSORS,
     ROLE_WEIGHTS,
     SYSADMINS,
     Campaign,
@@ -607,75 +604,3 @@ class Violations(Bank):
                 True,
                 device=device,
             )
-
-    def _inject_transfer_policy(self) -> None:
-        """Seed 002 §四-六: no C3 or auth helper leaves the bank; C2 on public networks is encrypted;
-        cross-border needs separate consent and an assessment; entrusted data is de-identified."""
-        rng = self.rng
-        for i in range(self._count(4)):
-            ts, k = self._ts(0.05, 0.95), i // 4
-            if i % 4 == 0:
-                rid = f"tp_marketing_partner_{k}"
-                cats = rng.choice(
-                    (["payment_account_no", "sms_code"], ["customer_name", "payment_account_no", "card_cvn"])
-                )
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.third_party,
-                    cats,
-                    encrypted=True,
-                    deidentified=False,
-                    public=True,
-                    basis=LegalBasis.consent,
-                    contract=f"CT-TP-{k:03d}",
-                    purpose="joint_marketing",
-                )
-                rule, text = (
-                    "c3_or_auth_helper_shared",
-                    f"Shared {', '.join(cats)} (C3 / authentication helper) with third party {rid}.",
-                )
-            elif i % 4 == 2:
-                rid = f"os_group_analytics_sg_{k}"
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.overseas,
-                    ["customer_name", "assets", "transaction_record"],
-                    encrypted=True,
-                    deidentified=False,
-                    public=True,
-                    basis=LegalBasis.consent,
-                    country="SG",
-                    purpose="group_analytics",
-                )
-                rule, text = (
-                    "cross_border_without_assessment",
-                    f"Cross-border transfer to {rid} (SG) on general consent, without separate consent or an assessment.",
-                )
-            else:  # an entrusted processor: plain text on a public network, or encrypted but identifiable
-                rid = rng.choice(sorted(PROCESSORS))
-                plain = i % 4 == 1
-                self._transfer(
-                    ts,
-                    rid,
-                    RecipientType.processor,
-                    PROCESSORS[rid],
-                    encrypted=not plain,
-                    deidentified=plain,
-                    public=True,
-                    basis=LegalBasis.contract,
-                    contract=f"CT-{rid}",
-                )
-                rule, text = (
-                    (
-                        "unencrypted_public_network",
-                        f"Sent C2 data to {rid} over a public network unencrypted.",
-                    )
-                    if plain
-                    else (
-                        "processor_not_deidentified",
-                        f"Entrusted {rid} with data that was encrypted but not de-identified.",
-                    )
-                )
-            self._violation("transfer_policy", rule, rid, ts, ts, text)

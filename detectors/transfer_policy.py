@@ -1,0 +1,377 @@
+"""Transfer policy: personal financial information leaving the bank only as seed 002 §四-六 and
+seed 004 流程描述(4) allow. Each transfer on `pfi.transfer` (keyed by recipient) is judged on its own
+against seven rules; the agreed volume is the one rule with state:
+
+- `c3_shared`: C3 data or an authentication helper shared, transferred, entrusted or disclosed to
+  anyone outside the bank (seed 002 §六.1, §六.2(4), §六.3(5), §六.4(2)): critical, a leakage candidate.
+- `sharing_without_consent`: shared or disclosed without each named subject's explicit, separate
+  consent for the transfer's purpose as of the transfer's time (seed 002 §六.2(1), seed 004
+  三.(一)2 and 流程描述(4)⑥⑩). A claimed legal basis is not a record; subjects the event does not
+  name cannot be checked and count as without consent. De-identified data is exempt (§六.2(1)).
+- `entrusted_not_deidentified`: a processor entrusted with data that is not de-identified;
+  encryption alone does not count (seed 002 §六.4(3), seed 004 流程描述(4)⑪).
+- `unencrypted_public_network`: C2 or C3 data over a public network without encryption (seed 002 §四(3)).
+- `cross_border`: data leaving the home country without every subject's separate consent or
+  without an outbound security assessment declared for the recipient and valid at the time
+  (seed 002 §六.5(2)(3), seed 004 流程描述(4)⑬): a leakage candidate.
+- `recipient_not_approved`: a recipient not in `policy/recipients.yaml`, with no contract in force,
+  or whose contract does not cover the categories sent (seed 002 §六.2(2), §六.4(5)).
+- `volume_exceeded`: more records than the contract agrees per period, summed per recipient,
+  contract and period in the task's store; one alert per period, revised while it grows, closed
+  by an event-time timer at the period's end (seed 002 §六.2(2): the scale is agreed and recorded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
+from policy.contracts import ContractTerm, RecipientBook
+from policy.model import CLASS_RANK, DetectorSection, JrClass
+from schemas.models import ConsentStatus, RecipientType, Severity
+
+VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
+DAY_MS = 86_400_000
+
+
+class Rule(BaseModel):
+    """One rule's metadata: its own id, severity, title and the clauses it enforces."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rule_id: str
+    severity: Severity
+    title_zh: str
+    title_en: str
+    regulation: list[str] = Field(min_length=1)
+    leakage_candidate: bool = False
+
+
+class Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    c3_shared: Rule
+    sharing_without_consent: Rule
+    entrusted_not_deidentified: Rule
+    unencrypted_public_network: Rule
+    cross_border: Rule
+    recipient_not_approved: Rule
+    volume_exceeded: Rule
+
+
+class TransferPolicyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    outside_types: list[RecipientType] = Field(description="recipient types outside the bank")
+    consent_types: list[RecipientType] = Field(description="types that need each subject's consent")
+    entrusted_types: list[RecipientType] = Field(description="types that process on the bank's behalf")
+    approval_types: list[RecipientType] = Field(description="types that must be approved recipients")
+    separate_consent: bool = Field(description="consent must be separate (单独同意), not bundled")
+    late_days: int = Field(
+        default=7, gt=0, description="days a closed volume period still absorbs late transfers"
+    )
+    sample_size: int = Field(default=10, ge=0)
+    evidence_limit: int = Field(default=50, ge=1)
+    rules: Rules
+
+
+class VolumePeriod:
+    """Records sent to one recipient under one contract in one agreed period."""
+
+    __slots__ = (
+        "start",
+        "end",
+        "limit",
+        "records",
+        "transfers",
+        "rank",
+        "evidence",
+        "first_seen",
+        "last_seen",
+        "revision",
+        "emitted",
+        "closed",
+    )
+
+    def __init__(self, start: int, end: int, limit: int):
+        self.start, self.end, self.limit = start, end, limit
+        self.records = self.transfers = self.rank = self.revision = self.emitted = 0
+        self.evidence: list[str] = []
+        self.first_seen = self.last_seen = 0
+        self.closed = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {s: getattr(self, s) for s in self.__slots__}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> VolumePeriod:
+        p = cls(d["start"], d["end"], d["limit"])
+        for s in cls.__slots__:
+            setattr(p, s, d[s])
+        return p
+
+
+class TransferPolicyDetector:
+    kind: ClassVar[str] = "transfer_policy"
+    inputs: ClassVar[dict[str, str]] = {"transfer": "recipient_id"}
+    Params: ClassVar[type[BaseModel]] = TransferPolicyParams
+
+    def __init__(self, section: DetectorSection, params: TransferPolicyParams, store: Store):
+        self.section, self.p, self.store = section, params, store
+        self._book: RecipientBook | None = None
+        self._known_fields: dict[str, str] = {}
+
+    @staticmethod
+    def load_value(data: Any) -> Any:
+        return VolumePeriod.from_json(data) if isinstance(data, dict) else data
+
+    def book(self, ctx: Context) -> RecipientBook:
+        if self._book is None:
+            self._book = RecipientBook(ctx.catalog.policy.recipients)
+            self._known_fields = ctx.catalog.field_category
+        return self._book
+
+    # -- events ---------------------------------------------------------------------------------
+    def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        book = self.book(ctx)
+        grown: dict[str, VolumePeriod] = {}
+        for ev in events:
+            cls, _ = ctx.catalog.profile(ev.categories)
+            term = book.in_force(ev.recipient_id, ev.ts, ev.contract_id)
+            yield from self._judge(ev, cls, term, book, ctx)
+            if term is not None and term.contract.volume is not None:
+                key, period = self._count(ev, cls, term, book, ctx)
+                if period is not None:
+                    grown[key] = period
+        for key, period in grown.items():
+            self.store.touch(key)
+            if period.records > period.limit and period.records > period.emitted:
+                yield self._volume_finding(key, period)  # at most one revision per period and batch
+
+    def _judge(
+        self, ev: Any, cls: JrClass, term: ContractTerm | None, book: RecipientBook, ctx: Context
+    ) -> Iterator[Finding]:
+        r, kind = self.p.rules, ev.recipient_type
+        outside = kind in self.p.outside_types
+        helpers = sorted(set(ev.categories) & ctx.catalog.auth_helpers)
+        flagged: set[str] = set()  # fields c3_shared reported: not reported again as uncovered
+        if outside and (cls is JrClass.C3 or helpers):
+            flagged = {f for f in ev.categories if ctx.catalog.field_class.get(f) is JrClass.C3}
+            flagged |= set(helpers)
+            what = "C3 data" + (f" and authentication helpers ({', '.join(helpers)})" if helpers else "")
+            if cls is not JrClass.C3:
+                what = f"authentication helpers ({', '.join(helpers)})"
+            yield self._finding(ev, r.c3_shared, cls, f"sent {what} to {kind.value} {ev.recipient_id}")
+        country = ev.recipient_country or self._country(ev.recipient_id, book)
+        cross_border = kind is RecipientType.overseas or (
+            country is not None and country != book.home_country
+        )
+        if kind in self.p.consent_types and not ev.deidentified and not cross_border:
+            missing, unnamed = self._without_consent(ev, ctx)
+            if missing or unnamed:
+                yield self._finding(
+                    ev,
+                    r.sharing_without_consent,
+                    cls,
+                    f"shared with {kind.value} {ev.recipient_id} although {missing} named "
+                    f"subject(s) hold no separate consent and {unnamed} are not named "
+                    f"(claimed basis: {ev.legal_basis.value})",
+                    {"subjects_without_consent": missing, "subjects_unnamed": unnamed},
+                )
+        if kind in self.p.entrusted_types and not ev.deidentified:
+            how = "encrypted but identifiable" if ev.encrypted else "identifiable"
+            yield self._finding(
+                ev,
+                r.entrusted_not_deidentified,
+                cls,
+                f"entrusted {ev.recipient_id} with {how} data (encryption alone is not de-identification)",
+            )
+        if ev.public_network and not ev.encrypted and cls is not JrClass.C1:
+            yield self._finding(
+                ev,
+                r.unencrypted_public_network,
+                cls,
+                f"sent {cls.value} data to {ev.recipient_id} over a public network unencrypted",
+            )
+        if cross_border:
+            yield from self._cross_border(ev, cls, country, book, ctx)
+        if kind in self.p.approval_types:
+            problem = self._approval_problem(ev, term, book, ctx, flagged)
+            if problem:
+                yield self._finding(
+                    ev, r.recipient_not_approved, cls, f"sent data to {ev.recipient_id}: {problem}"
+                )
+
+    def _country(self, recipient_id: str, book: RecipientBook) -> str | None:
+        known = book.recipients.get(recipient_id)
+        return known.country if known else None
+
+    def _without_consent(self, ev: Any, ctx: Context) -> tuple[int, int]:
+        """(named subjects without a granted, separate consent for the purpose as of the transfer,
+        subjects counted but not named): seed 002 §六.2(1), each subject checked on the consents stream."""
+        named = dict.fromkeys(ev.subject_ids)
+        missing = 0
+        for subject in named:
+            consent = ctx.consent(subject, ev.purpose or "", None, ev.ts) if ev.purpose else None
+            if (
+                consent is None
+                or consent.status is not ConsentStatus.granted
+                or (self.p.separate_consent and not consent.separate)
+            ):
+                missing += 1
+        return missing, max(ev.subject_count - len(named), 0)
+
+    def _cross_border(
+        self, ev: Any, cls: JrClass, country: str | None, book: RecipientBook, ctx: Context
+    ) -> Iterator[Finding]:
+        """Seed 002 §六.5(2)(3), seed 004 流程描述(4)⑬: separate consent of every subject and an
+        outbound security assessment, declared for the recipient and valid at the time."""
+        missing, unnamed = self._without_consent(ev, ctx)
+        assessed = book.assessed(ev.recipient_id, ev.assessment_id, ev.ts)
+        if not (missing or unnamed or not assessed):
+            return
+        gaps = []
+        if missing or unnamed:
+            gaps.append(f"{missing + unnamed} subject(s) without separate consent")
+        if not assessed:
+            gaps.append(
+                f"assessment '{ev.assessment_id}' is not one declared for it and valid"
+                if ev.assessment_id
+                else "no outbound security assessment"
+            )
+        yield self._finding(
+            ev,
+            self.p.rules.cross_border,
+            cls,
+            f"sent data across the border to {ev.recipient_id} ({country or 'unknown country'}): {'; '.join(gaps)}",
+            {"subjects_without_consent": missing, "subjects_unnamed": unnamed, "assessed": int(assessed)},
+        )
+
+    def _approval_problem(
+        self, ev: Any, term: ContractTerm | None, book: RecipientBook, ctx: Context, flagged: set[str]
+    ) -> str:
+        """Seed 002 §六.2(2), §六.4(5): a listed recipient, a contract in force, covering what is sent."""
+        if ev.recipient_id not in book.recipients:
+            return "not an approved recipient (policy/recipients.yaml)"
+        if term is None:
+            if ev.contract_id and book.contract_of.get(ev.contract_id) not in (None, ev.recipient_id):
+                return f"contract {ev.contract_id} belongs to another recipient"
+            named = f"contract {ev.contract_id}" if ev.contract_id else "no contract"
+            return f"{named} in force at the time (expired, not yet valid or unknown)"
+        sent = ctx.catalog.categories(f for f in ev.categories if f not in flagged)
+        uncovered = sorted(sent - term.categories)
+        # an id the catalog does not know may be a value typed into the wrong place: counted, never shown
+        unknown = sum(f not in ctx.catalog.field_category for f in ev.categories)
+        if unknown:
+            uncovered.append(f"{unknown} field id(s) the catalog does not know")
+        if uncovered:
+            return f"contract {term.contract.id} does not cover {', '.join(uncovered)}"
+        return ""
+
+    # -- agreed volume --------------------------------------------------------------------------
+    def _count(
+        self, ev: Any, cls: JrClass, term: ContractTerm, book: RecipientBook, ctx: Context
+    ) -> tuple[str, VolumePeriod | None]:
+        start, end = book.period(term, ev.ts)
+        key = f"{VOLUME}{ev.recipient_id}/{term.contract.id}/{start}"
+        period = self.store.get(key)
+        if period is None:
+            if end + self.p.late_days * DAY_MS <= ctx.watermark:
+                return key, None  # a period closed and forgotten long ago: too late to count
+            period = VolumePeriod(start, end, term.contract.volume.max_records)  # type: ignore[union-attr]
+            period.first_seen = ev.ts
+            self.store.put(key, period)
+            ctx.timers.register(key, end)
+        elif period.closed:
+            return key, None  # its alert is closed: a straggler cannot reopen it
+        period.records += ev.record_count
+        period.transfers += 1
+        period.rank = max(period.rank, CLASS_RANK[cls])
+        period.first_seen, period.last_seen = min(period.first_seen, ev.ts), max(period.last_seen, ev.ts)
+        if len(period.evidence) < self.p.evidence_limit:
+            period.evidence.append(ev.event_id)
+        return key, period
+
+    def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
+        """At the period's end: close its alert if it fired; forget it `late_days` later."""
+        period = self.store.get(key)
+        if period is None:
+            return
+        if period.closed:
+            self.store.delete(key)
+            return
+        period.closed = True
+        self.store.touch(key)
+        ctx.timers.register(key, period.end + self.p.late_days * DAY_MS)
+        if period.revision:
+            yield self._volume_finding(key, period, closed=True)
+
+    def _volume_finding(self, key: str, period: VolumePeriod, closed: bool = False) -> Finding:
+        rule = self.p.rules.volume_exceeded
+        recipient, contract, _ = key[len(VOLUME) :].rsplit("/", 2)
+        period.revision += 1
+        period.emitted = period.records
+        cls = next(c for c, r in CLASS_RANK.items() if r == max(period.rank, 1))
+        return Finding(
+            detector=self.kind,
+            rule_id=rule.rule_id,
+            key=key,
+            window_start=period.start,
+            window_end=period.end,
+            severity=rule.severity,
+            revision=period.revision,
+            closed=closed,
+            summary=(
+                f"{recipient} received {period.records} records in {period.transfers} transfers under "
+                f"{contract}, over the {period.limit} agreed for the period"
+            ),
+            jr_class=cls.value,
+            actor_id=recipient,
+            counts={"records": period.records, "agreed_records": period.limit, "transfers": period.transfers},
+            evidence_event_ids=list(period.evidence),
+            first_seen=period.first_seen,
+            last_seen=period.last_seen,
+            title_zh=rule.title_zh,
+            title_en=rule.title_en,
+            regulation=rule.regulation,
+        )
+
+    # -- output ---------------------------------------------------------------------------------
+    def _fields(self, ev: Any) -> str:
+        """Catalog field ids sent; unknown ids are counted, never shown (one may be a value)."""
+        known = [f for f in ev.categories if f in self._known_fields]
+        unknown = len(ev.categories) - len(known)
+        return ", ".join(known + ([f"{unknown} unknown"] if unknown else [])) or "none"
+
+    def _finding(
+        self, ev: Any, rule: Rule, cls: JrClass, what: str, extra: dict[str, int] | None = None
+    ) -> Finding:
+        by = f" by {ev.actor_id}" if ev.actor_id else ""
+        counts = {"records": ev.record_count, "subjects": ev.subject_count, **(extra or {})}
+        if rule.leakage_candidate:
+            counts[LEAKAGE_CANDIDATE] = 1
+        return Finding(
+            detector=self.kind,
+            rule_id=rule.rule_id,
+            key=f"{ev.recipient_id}/{ev.transfer_id}",
+            window_start=ev.ts,
+            window_end=ev.ts,
+            severity=rule.severity,
+            revision=1,
+            closed=False,
+            summary=(
+                f"Transfer {ev.transfer_id} from {ev.sender_system}{by} {what}; {ev.record_count} records of "
+                f"{ev.subject_count} subjects, fields {self._fields(ev)}"
+            ),
+            jr_class=cls.value,
+            actor_id=ev.recipient_id,
+            subject_count=ev.subject_count,
+            subject_sample=list(dict.fromkeys(ev.subject_ids))[: self.p.sample_size],
+            counts=counts,
+            evidence_event_ids=[ev.event_id],
+            first_seen=ev.ts,
+            last_seen=ev.ts,
+            title_zh=rule.title_zh,
+            title_en=rule.title_en,
+            regulation=rule.regulation,
+        )

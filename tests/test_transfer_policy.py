@@ -1,0 +1,362 @@
+"""Transfer-policy detector through the Engine: each rule fires on a transfer that barely breaks it
+and stays silent on one that comes close; consent is per subject as of the transfer; the agreed
+volume is counted per recipient, contract and period, survives a restore and closes on time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import T0, fed, refs
+
+from detectors import load_detectors
+from policy import DEFAULT_DIR, PolicyError, load_policy
+from schemas.models import Consent, TransferEvent
+from streams.alerts import to_ocsf
+from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
+
+HOUR = 3_600_000
+CST_MIDNIGHT = T0 + 16 * HOUR  # 2026-01-02 00:00 in the bank's calendar (Asia/Shanghai)
+
+
+def transfer(**kw: Any) -> TransferEvent:
+    """A clean share to the partner insurer: its fields, its contract, one consenting subject."""
+    n = kw.pop("n", 0)
+    base: dict[str, Any] = {
+        "event_id": f"tr-{n}-{kw.get('ts', T0)}",
+        "ts": T0,
+        "transfer_id": f"T{n}",
+        "sender_system": "crm",
+        "recipient_id": "tp_insurance_partner",
+        "recipient_type": "third_party",
+        "recipient_country": "CN",
+        "categories": ["customer_name", "mobile_phone"],
+        "record_count": 1,
+        "subject_count": 1,
+        "subject_ids": ["C0000001"],
+        "encrypted": True,
+        "deidentified": False,
+        "public_network": True,
+        "contract_id": "CT-tp_insurance_partner",
+        "legal_basis": "separate_consent",
+        "purpose": "insurance_referral",
+    }
+    base.update(kw)
+    if "subject_ids" in kw and "subject_count" not in kw:
+        base["subject_count"] = len(kw["subject_ids"])
+    return TransferEvent(**base)
+
+
+def consent(
+    subject: str = "C0000001", ts: int = 0, purpose: str = "insurance_referral", **kw: Any
+) -> Consent:
+    return Consent(
+        subject_id=subject,
+        ts=ts,
+        purpose=purpose,
+        status=kw.pop("status", "granted"),
+        separate=kw.pop("separate", True),
+        **kw,
+    )
+
+
+@pytest.fixture
+def spec(policy):
+    return next(s for s in load_detectors(policy) if s.kind == "transfer_policy")
+
+
+@pytest.fixture
+def engine(spec, catalog):
+    def make(*consents: Consent) -> Engine:
+        e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        e.apply_reference("consents", refs("consents", list(consents or [consent()])))
+        return e
+
+    return make
+
+
+def run(engine: Engine, *events: TransferEvent, offset: int = 0) -> dict[str, Any]:
+    """Latest revision per alert id."""
+    alerts = engine.process(
+        "transfer", "pfi.transfer", 0, fed("transfer", list(events), "pfi.transfer", offset)
+    )
+    alerts += engine.advance()
+    out: dict[str, Any] = {}
+    for a in sorted(alerts, key=lambda a: a.revision):
+        out[a.alert_id] = a
+    return out
+
+
+def rules(alerts: dict[str, Any]) -> list[str]:
+    return sorted(a.rule_id for a in alerts.values())
+
+
+# -- C3 and authentication helpers -------------------------------------------------------------------
+def test_an_auth_helper_to_a_processor_is_critical_and_a_leakage_candidate(engine) -> None:
+    ev = transfer(
+        recipient_id="proc_call_center",
+        recipient_type="processor",
+        contract_id="CT-proc_call_center",
+        categories=["mobile_phone", "sms_code"],
+        deidentified=True,
+        subject_ids=[],
+        subject_count=50,
+        record_count=50,
+    )
+    (a,) = run(engine(), ev).values()
+    assert (a.rule_id, a.severity.value, a.counts["leakage_candidate"]) == ("LM-TP-001", "critical", 1)
+    assert a.title_en == "C3 or authentication-helper data sent to a third party"
+    assert any("seed 002 §六.2(4)" in r for r in a.regulation) and a.actor_id == "proc_call_center"
+    assert "leakage_candidate" in to_ocsf(a)["metadata"]["labels"]
+    assert "sms_code" in a.summary  # the field id, never a value
+
+
+def test_c3_kept_inside_the_bank_is_not_a_transfer_violation(engine) -> None:
+    ev = transfer(
+        recipient_id="int_data_warehouse",
+        recipient_type="internal",
+        contract_id=None,
+        categories=["payment_account_no", "card_expiry"],
+        public_network=False,
+        subject_ids=[],
+        subject_count=10,
+        record_count=10,
+        legal_basis="none",
+    )
+    assert run(engine(), ev) == {}
+
+
+# -- consent, per subject, as of the transfer ------------------------------------------------------
+def test_consent_is_checked_per_subject_as_of_the_transfer(engine) -> None:
+    e = engine(
+        consent("C1", ts=0),
+        consent("C2", ts=T0 + 1),  # granted a millisecond after the share
+        consent("C3", ts=0),
+        consent("C3", ts=T0 + 1, status="withdrawn"),  # withdrawn after it: the share was fine
+        consent("C4", ts=0, separate=False),  # bundled into the terms: not separate
+        consent("C5", ts=0, purpose="marketing"),  # another purpose
+    )
+    ids = ["C1", "C2", "C3", "C4", "C5"]
+    (a,) = run(e, transfer(subject_ids=ids, record_count=5)).values()
+    assert a.rule_id == "LM-TP-002" and a.counts["subjects_without_consent"] == 3
+    assert a.subject_count == 5 and a.subjects_sample[0].startswith("p_")
+    assert "C1" not in json.dumps(a.model_dump())  # only pseudonyms leave the engine
+    assert run(engine(consent("C1"), consent("C3")), transfer(subject_ids=["C1", "C3"], n=2)) == {}
+
+
+def test_a_withdrawal_before_the_share_fires(engine) -> None:
+    e = engine(consent("C1", ts=0), consent("C1", ts=T0 - 1, status="withdrawn"))
+    assert rules(run(e, transfer(subject_ids=["C1"]))) == ["LM-TP-002"]
+
+
+def test_unnamed_subjects_cannot_be_shown_to_consent_unless_de_identified(engine) -> None:
+    listed = transfer(subject_ids=[], subject_count=100, record_count=100, subject_list_id="SL-1")
+    (a,) = run(engine(), listed).values()
+    assert a.counts["subjects_unnamed"] == 100 and "claimed basis: separate_consent" in a.summary
+    assert run(engine(), listed.model_copy(update={"deidentified": True})) == {}  # seed 002 §六.2(1)
+
+
+# -- entrusted processing and the network ------------------------------------------------------------
+def processor(**kw: Any) -> TransferEvent:
+    base = dict(
+        recipient_id="proc_call_center",
+        recipient_type="processor",
+        contract_id="CT-proc_call_center",
+        categories=["mobile_phone", "customer_segment"],
+        subject_ids=[],
+        subject_count=100,
+        record_count=100,
+        legal_basis="contract",
+        purpose="entrusted_processing",
+    )
+    return transfer(**{**base, **kw})
+
+
+def test_encryption_is_not_de_identification(engine) -> None:
+    (a,) = run(engine(), processor(deidentified=False, encrypted=True)).values()
+    assert a.rule_id == "LM-TP-003" and "encrypted but identifiable" in a.summary
+    assert run(engine(), processor(deidentified=True, encrypted=True)) == {}
+
+
+def test_c2_over_a_public_network_must_be_encrypted(engine) -> None:
+    assert rules(run(engine(), processor(deidentified=True, encrypted=False))) == ["LM-TP-004"]
+    c1 = processor(deidentified=True, encrypted=False, categories=["customer_segment"])
+    assert run(engine(), c1) == {}
+    private = processor(deidentified=True, encrypted=False, public_network=False)
+    assert run(engine(), private) == {}
+
+
+# -- cross-border ------------------------------------------------------------------------------------
+def abroad(**kw: Any) -> TransferEvent:
+    base = dict(
+        recipient_id="os_parent_group_hk",
+        recipient_type="overseas",
+        recipient_country="HK",
+        contract_id="CT-os_parent_group_hk",
+        categories=["customer_name", "transaction_record"],
+        purpose="group_risk_management",
+        assessment_id="OSA-2025-003",
+    )
+    return transfer(**{**base, **kw})
+
+
+def test_cross_border_needs_separate_consent_and_a_valid_declared_assessment(engine) -> None:
+    ok = consent(purpose="group_risk_management")
+    assert run(engine(ok), abroad()) == {}
+    (a,) = run(engine(ok), abroad(assessment_id=None)).values()
+    assert (a.rule_id, a.severity.value, a.counts["leakage_candidate"]) == ("LM-TP-005", "critical", 1)
+    assert "no outbound security assessment" in a.summary
+    assert rules(run(engine(ok), abroad(assessment_id="OSA-FAKE"))) == ["LM-TP-005"]
+    expired = abroad(ts=T0 + 600 * 24 * HOUR)  # the assessment ran out on 2027-05-14; the contract too
+    assert "LM-TP-005" in rules(run(engine(ok), expired))
+    bundled = consent(purpose="group_risk_management", separate=False)
+    (b,) = run(engine(bundled), abroad()).values()
+    assert b.rule_id == "LM-TP-005" and "without separate consent" in b.summary
+
+
+def test_a_domestic_type_sent_to_another_country_is_cross_border(engine) -> None:
+    found = run(engine(), transfer(recipient_country="SG"))
+    assert "LM-TP-005" in rules(found) and "LM-TP-002" not in rules(found)  # consent judged once
+
+
+# -- approved recipients and contracts -------------------------------------------------------------
+def test_recipient_must_be_listed_with_a_contract_in_force_covering_the_data(engine) -> None:
+    def why(ev: TransferEvent) -> list[str]:
+        return [a.summary for a in run(engine(), ev.model_copy(update={"deidentified": True})).values()]
+
+    assert why(transfer()) == []
+    assert "not an approved recipient" in why(transfer(recipient_id="tp_unknown", contract_id=None))[0]
+    # the insurer's contract starts 2025-07-01 in Shanghai: 2025-06-30T16:00Z
+    starts = 1_751_299_200_000
+    assert "in force" in why(transfer(ts=starts - 1))[0] and why(transfer(ts=starts)) == []
+    assert "does not cover property" in why(transfer(categories=["customer_name", "account_balance"]))[0]
+    assert "belongs to another recipient" in why(transfer(contract_id="CT-proc_call_center"))[0]
+    assert (
+        "2 field id(s) the catalog does not know" in why(transfer(categories=["mobile_phone", "x1", "x2"]))[0]
+    )
+
+
+def test_the_legacy_partners_contract_ended_the_day_before(engine) -> None:
+    ev = transfer(recipient_id="tp_legacy_partner", contract_id="CT-tp_legacy_partner", deidentified=True)
+    (a,) = run(engine(), ev).values()
+    assert a.rule_id == "LM-TP-006" and "expired" in a.summary
+    assert run(engine(), ev.model_copy(update={"ts": T0 - 9 * HOUR})) == {}  # 2025-12-31 23:00 in Shanghai
+
+
+# -- agreed volume ------------------------------------------------------------------------------------
+def fund(ts: int, records: int, n: int) -> TransferEvent:
+    return transfer(
+        recipient_id="tp_fund_distributor",
+        contract_id="CT-tp_fund_distributor",
+        ts=ts,
+        n=n,
+        categories=["customer_name", "assets"],
+        record_count=records,
+        subject_ids=[],
+        subject_count=records,
+        deidentified=True,
+        purpose="fund_distribution",
+    )
+
+
+def test_volume_is_agreed_per_day_of_the_banks_calendar(engine) -> None:
+    e = engine()
+    # 5 000 a day agreed: 4 999 before Shanghai midnight and 4 999 after are two good days
+    assert run(e, fund(CST_MIDNIGHT - HOUR, 4999, 1), fund(CST_MIDNIGHT + HOUR, 4999, 2)) == {}
+    assert run(e, fund(CST_MIDNIGHT + 2 * HOUR, 1, 3), offset=2) == {}  # exactly 5 000 on day 2
+    (a,) = run(e, fund(CST_MIDNIGHT + 3 * HOUR, 1, 4), offset=3).values()
+    assert (a.counts["records"], a.window_start) == (5001, CST_MIDNIGHT)
+
+
+def test_one_record_over_the_agreement_opens_one_alert_that_grows_then_closes(engine) -> None:
+    e = engine()
+    assert run(e, fund(T0, 5000, 1)) == {}
+    (a,) = run(e, fund(T0 + HOUR, 1, 2), offset=1).values()
+    assert (a.rule_id, a.counts["records"], a.counts["agreed_records"], a.status.value) == (
+        "LM-TP-007",
+        5001,
+        5000,
+        "open",
+    )
+    assert (a.window_start, a.window_end) == (CST_MIDNIGHT - 24 * HOUR, CST_MIDNIGHT)
+    (b,) = run(e, fund(T0 + 2 * HOUR, 10, 3), offset=2).values()
+    assert (b.alert_id, b.revision, b.counts["records"]) == (a.alert_id, 2, 5011)
+    # a transfer the next day moves the watermark past midnight: the period's alert closes
+    later = run(e, fund(CST_MIDNIGHT + 2 * HOUR, 10, 4), offset=3)
+    assert [(x.alert_id, x.status.value, x.counts["records"]) for x in later.values()] == [
+        (a.alert_id, "closed", 5011)
+    ]
+    store = e.tasks[(0, "transfer_policy")].keys
+    key = next(k for k, _ in store.items("volume:") if k.endswith(str(a.window_start)))
+    assert store.get(key).closed  # kept for stragglers, which cannot reopen it
+    assert run(e, fund(T0 + 3 * HOUR, 10, 9), offset=9) == {} and store.get(key).records == 5011
+    run(e, fund(CST_MIDNIGHT + 8 * 24 * HOUR, 10, 5), offset=4)
+    assert store.get(key) is None  # forgotten late_days after the period
+
+
+def test_the_volume_count_survives_a_restore(engine) -> None:
+    first = engine()
+    assert run(first, fund(T0, 4000, 1)) == {}
+    second = engine()
+    second.restore(0, first.changes(0))
+    (a,) = run(second, fund(T0 + HOUR, 1001, 2), offset=1).values()
+    assert a.counts["records"] == 5001
+    assert run(engine(), fund(T0 + HOUR, 1001, 2)) == {}  # without the snapshot: 1 001 alone
+
+
+def test_alerts_are_the_same_whatever_the_batches(engine) -> None:
+    events = [fund(T0 + i * 60_000, 700, i) for i in range(10)] + [processor(n=99, ts=T0 + 30_000)]
+    events.sort(key=lambda e: e.ts)
+    whole = engine()
+    one = run(whole, *events)
+    split = engine()
+    parts: dict[str, Any] = {}
+    for i, ev in enumerate(events):
+        parts.update(run(split, ev, offset=i))
+    assert {k: (a.rule_id, a.counts) for k, a in one.items()} == {
+        k: (a.rule_id, a.counts) for k, a in parts.items()
+    }
+    assert sorted(a.rule_id for a in one.values()) == ["LM-TP-003", "LM-TP-007"]
+
+
+# -- recipients.yaml errors name file, key, line and fix ---------------------------------------------
+@pytest.mark.parametrize(
+    ("old", "new", "key", "fix"),
+    [
+        (
+            "categories: [contact, internal]",
+            "categories: [contact, internals]",
+            "recipients.proc_call_center.contracts.0.categories",
+            "category id from classification.yaml",
+        ),
+        (
+            "valid_to: 2027-12-31,\n         categories: [contact, internal]",
+            "valid_to: 2024-12-31,\n         categories: [contact, internal]",
+            "recipients.proc_call_center.contracts.0",
+            "later date in valid_to",
+        ),
+        ("timezone: Asia/Shanghai", "timezone: Asia/Beijing", "timezone", "Asia/Shanghai"),
+        (
+            "id: CT-proc_debt_collection",
+            "id: CT-proc_call_center",
+            "recipients.proc_debt_collection.contracts.0.id",
+            "its own id",
+        ),
+        ("per: day}}", "per: week}}", "recipients.proc_call_center.contracts.0.volume.per", "allowed values"),
+    ],
+)
+def test_recipient_policy_errors_name_file_key_line_and_fix(tmp_path: Path, old, new, key, fix) -> None:
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "recipients.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(PolicyError) as e:
+        load_policy(folder)
+    assert e.value.file.endswith("recipients.yaml") and e.value.key == key, str(e.value)
+    assert fix in e.value.fix and e.value.line is not None, str(e.value)
