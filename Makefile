@@ -35,7 +35,8 @@ wheel-check: install  ## a plain wheel install (no repo beside it) still carries
 	$(BIN)/pip wheel -q --no-deps -w build/wheel-check .
 	$(PYTHON) -m venv build/wheel-check/venv
 	build/wheel-check/venv/bin/pip install -q build/wheel-check/lifemon-*.whl
-	cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/lifemon policy check | grep "1 detector(s)" > /dev/null
+	n=$$($(BIN)/python -c 'from detectors import REGISTRY; print(len(REGISTRY))'); \
+	  cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/lifemon policy check | grep "$$n detector(s)" > /dev/null
 	cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/python -c \
 	  "from streams.clickhouse import ddl_statements; from streams.codecs import load_schema; \
 	   assert len(ddl_statements('x')) >= 5 and load_schema('access')['name'] == 'AccessEvent'"

@@ -1,36 +1,49 @@
-"""Bulk query: one employee reading many customers' PFI in a short event-time window.
+"""Bulk query: one employee reading many customers' PFI, by a role's window or by the law's count.
 
 Unapproved queries of PFI are the most-fined violation (seed 001 §一); the SPC/SPP interpretation
 on personal-information crimes, art. 5, makes 50 records of credit/property data or 500 records of
 transaction data a criminal matter (seed 001 §五.1). Access follows role, least privilege and
 graded approval (seed 004, 流程描述(4)④⑤).
 
-Per actor, a sliding window of `window_minutes` scores each *distinct* customer once, by the
-heaviest access to it in the window: class weight (C3 > C2 > C1) x action weight (export / download
-/ print > view). Accesses under a valid approval do not count. When the score reaches the actor's
-role threshold an *episode* opens: one alert, id = hash(actor, window start), that grows while the
-actor keeps reading (revisions, never new alerts) and closes when the watermark passes its end.
-Each actor has one event-time timer: at its episode's end, or at the end of its window, when its
-state is forgotten. State is keyed by actor in the task's store; only actors that read since the
-last checkpoint are written at the next one.
-Severity escalates at the legal record thresholds, counted in distinct customers per category.
+Two ways in, one episode per spree:
+- **Role window.** Per actor, a sliding window of `window_minutes` scores each *distinct* customer
+  once, by the heaviest access to it: class weight (C3 > C2 > C1) x action weight (export /
+  download / print > view). When the score reaches the actor's role threshold an episode opens.
+- **The law's count.** Art. 5 counts records (条) cumulatively, whatever the role: per actor and
+  tier (the escalation steps' category sets), over `legal_horizon_hours` (detectors/legal_tally.py).
+  Reaching a tier opens an episode by itself, spanning the records counted; 12 customers an hour
+  never reach a role threshold, but the fifth hour passes 50.
+Accesses under an approval that covers them (detectors/approvals.py) do not count. An episode is
+one alert, id = hash(actor, episode start): it grows while the actor keeps reading (revisions,
+never new alerts) and closes when a whole window passes without reading, so a spree is never split.
+Rows a log counts without naming customers are records: "N records of M customers". Severity
+escalates at the legal thresholds; an export of C3 data is at least high.
+Each actor has one event-time timer: at its episode's end, or when its window and its day's count
+can no longer matter, and its state is forgotten.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import approvals
 from detectors.base import Context, Finding, Store
+from detectors.legal_tally import LegalTally
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, Severity
 
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
+EXPORTS = frozenset({Action.export, Action.download, Action.print})
 MILLI = 1000  # scores and weights in thousandths, as integers
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class Escalation(BaseModel):
@@ -50,6 +63,9 @@ class BulkQueryParams(BaseModel):
     role_thresholds: dict[str, float] = Field(default_factory=dict, description="role id -> weighted score")
     base_severity: Severity = Severity.medium
     escalation: list[Escalation] = Field(default_factory=list)
+    legal_horizon_hours: int = Field(
+        default=24, gt=0, description="how far back the legal record thresholds are counted, cumulatively"
+    )
     sample_size: int = Field(default=10, ge=0)
     evidence_limit: int = Field(default=50, ge=1)
 
@@ -71,6 +87,8 @@ class Episode:
         "score",
         "emitted_records",
         "emitted_last_seen",
+        "legal",
+        "c3_export",
     )
 
     def __init__(self, start: int, end: int, threshold: int):
@@ -84,6 +102,10 @@ class Episode:
         self.score = 0
         self.emitted_records = 0  # records in the last emitted revision
         self.emitted_last_seen = 0  # and its last access: a re-read of known customers is news too
+        self.legal: dict[
+            str, list[int]
+        ] = {}  # tier -> [records, customers, first ts, last ts] over the horizon
+        self.c3_export = False  # C3 exported, downloaded or printed: at least high, whatever the count
 
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
         known = self.customers.get(cid)
@@ -112,6 +134,8 @@ class Episode:
             "actor_org": self.actor_org,
             "emitted_records": self.emitted_records,
             "emitted_last_seen": self.emitted_last_seen,
+            "legal": self.legal,
+            "c3_export": self.c3_export,
         }
 
     @classmethod
@@ -126,6 +150,7 @@ class Episode:
             d["score"],
         )
         ep.emitted_records, ep.emitted_last_seen = d["emitted_records"], d["emitted_last_seen"]
+        ep.legal, ep.c3_export = d.get("legal", {}), d.get("c3_export", False)
         return ep
 
 
@@ -137,7 +162,7 @@ class ActorWindow:
     a multiset of weights per customer: it is kept only while the bound reaches the lowest
     threshold, which most actors' windows never do (`exact()`)."""
 
-    __slots__ = ("entries", "total", "weights", "score", "episode", "last_ts")
+    __slots__ = ("entries", "total", "weights", "score", "episode", "last_ts", "tally", "legal_since")
 
     def __init__(self) -> None:
         self.entries: deque[tuple[int, str, int, int, tuple[str, ...], int]] = deque()
@@ -146,6 +171,8 @@ class ActorWindow:
         self.score = 0  # milli-units, exact while `weights` is kept; integers, so restore is exact
         self.episode: Episode | None = None
         self.last_ts = 0
+        self.tally: LegalTally | None = None  # the day's records per legal tier (detectors/legal_tally.py)
+        self.legal_since = 0  # what a closed episode reported does not count toward the next one
 
     def add(self, entries: list[tuple[int, str, int, int, tuple[str, ...], int]]) -> None:
         """One access's entries (same time)."""
@@ -206,6 +233,8 @@ class ActorWindow:
             "entries": [list(e) for e in self.entries],
             "last_ts": self.last_ts,
             "episode": self.episode.to_json() if self.episode else None,
+            "tally": self.tally.to_json() if self.tally else None,
+            "legal_since": self.legal_since,
         }
 
     @classmethod
@@ -215,6 +244,8 @@ class ActorWindow:
         win.total = sum(e[2] for e in win.entries)
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
+        win.tally = LegalTally.from_json(d["tally"]) if d.get("tally") else None
+        win.legal_since = d.get("legal_since", 0)
         if win.episode is not None:
             win.exact()
         return win
@@ -237,6 +268,13 @@ class BulkQueryDetector:
         self._lowest_threshold = round(
             min([params.default_threshold, *params.role_thresholds.values()]) * MILLI
         )
+        # the legal tiers: each distinct category set of the escalation steps, its lowest threshold
+        self._tiers = list(dict.fromkeys(frozenset(e.categories) for e in self._escalation))
+        self._tier_floor = [
+            min(e.min_records for e in self._escalation if frozenset(e.categories) == t) for t in self._tiers
+        ]
+        self._masks: dict[tuple[str, ...], int] = {}
+        self.horizon_ms = params.legal_horizon_hours * 3_600_000
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -262,6 +300,8 @@ class BulkQueryDetector:
             touched[ev.actor_id] = win
         for actor, win in touched.items():
             self.store.touch(actor)
+            if win.episode is not None:  # the day's figures as they stand after the batch
+                win.episode.legal.update(self._legal_reached(win))
             ep = win.episode
             if ep is not None and (
                 self._refresh_severity(ep)
@@ -292,7 +332,15 @@ class BulkQueryDetector:
             entries.append((ev.ts, f"#{ev.event_id}", w * unidentified, unidentified, cats, rank))
         if entries:
             win.add(entries)
+            self._tally(win, entries, ev.ts)
         ep = win.episode
+        if ep is not None:
+            ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
+        elif reached := self._legal_reached(win):
+            ep = self._open_legal(ev.actor_id, win, reached, ctx)
+            ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
+            self._note(ep, ev)
+            return
         if ep is None:
             if win.total < self._lowest_threshold or win.exact() < self._lowest_threshold:
                 if win.weights is not None and win.total < self._lowest_threshold // 2:
@@ -311,7 +359,61 @@ class BulkQueryDetector:
             for e in entries:
                 ep.add(e[1], e[3], cats, rank)
         ep.score = max(ep.score, win.exact())
+        ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
         self._note(ep, ev)
+
+    # -- the legal count -------------------------------------------------------------------------
+    def _mask(self, cats: tuple[str, ...]) -> int:
+        """The tiers a category set falls in, as bits."""
+        found = self._masks.get(cats)
+        if found is None:
+            found = self._masks[cats] = sum(1 << i for i, t in enumerate(self._tiers) if t.intersection(cats))
+        return found
+
+    def _tally(
+        self, win: ActorWindow, entries: list[tuple[int, str, int, int, tuple[str, ...], int]], ts: int
+    ) -> None:
+        mask = self._mask(entries[0][4])
+        if not mask:
+            return
+        if win.tally is None or len(win.tally.totals) != len(
+            self._tiers
+        ):  # new, or the policy's tiers changed
+            old, win.tally = win.tally, LegalTally(len(self._tiers))
+            for e in old.entries if old else ():
+                win.tally.add(e, self._mask(e[3]))
+        for t, cid, _, n, cats, rank in entries:
+            win.tally.add((t, cid, n, cats, rank), mask)
+        win.tally.evict_until(ts - self.horizon_ms, self._mask)
+
+    def _legal_reached(self, win: ActorWindow) -> dict[str, list[int]]:
+        """Tier -> [records, customers, first ts, last ts] of the tiers whose count over the horizon
+        reached a legal threshold (records a closed episode reported excluded)."""
+        if win.tally is None:
+            return {}
+        since = max(win.last_ts - self.horizon_ms, win.legal_since)
+        reached = {}
+        for i, floor in enumerate(self._tier_floor):
+            figures = win.tally.reached(i, floor, since, self._mask)
+            if figures is not None:
+                reached[str(i)] = list(figures)
+        return reached
+
+    def _open_legal(
+        self, actor: str, win: ActorWindow, reached: dict[str, list[int]], ctx: Context
+    ) -> Episode:
+        """Art. 5 counts records, not windows: a tier reached opens the episode by itself, whatever
+        the role, spanning the records counted."""
+        assert win.tally is not None
+        first = min(r[2] for r in reached.values())
+        ent = ctx.entitlement(actor, win.last_ts)
+        ep = win.episode = Episode(first, win.last_ts + self.window_ms, self._threshold(ent))
+        for ts, cid, n, cats, rank in win.tally.entries:
+            if ts >= first:
+                ep.add(cid, n, cats, rank)
+        ep.first_seen, ep.legal, ep.score = first, reached, win.exact()
+        ep.actor_org = ent.org_id if ent else None
+        return ep
 
     def _note(self, ep: Episode, ev: Any) -> None:
         ep.last_seen = max(ep.last_seen, ev.ts)
@@ -327,11 +429,15 @@ class BulkQueryDetector:
         return round((max(known) if known else self.p.default_threshold) * MILLI)  # the most reading role
 
     def _refresh_severity(self, ep: Episode) -> bool:
-        """Set the episode's severity from its counts; True when the alert must be (re)emitted."""
+        """Set the episode's severity from its counts (the episode's own, or the day's legal count,
+        whichever is larger); True when the alert must be (re)emitted. An export of C3 data is
+        at least high."""
         sev = self.p.base_severity
+        if ep.c3_export and SEVERITY_RANK[Severity.high] > SEVERITY_RANK[sev]:
+            sev = Severity.high
         for step in self._escalation:
             if (
-                ep.records(step.categories) >= step.min_records
+                self._records(ep, step) >= step.min_records
                 and SEVERITY_RANK[step.severity] > SEVERITY_RANK[sev]
             ):
                 sev = step.severity
@@ -339,6 +445,10 @@ class BulkQueryDetector:
             ep.severity = sev
             return True
         return False
+
+    def _records(self, ep: Episode, step: Escalation) -> int:
+        tier = str(self._tiers.index(frozenset(step.categories)))
+        return max(ep.records(step.categories), ep.legal.get(tier, [0])[0])
 
     # -- time -----------------------------------------------------------------------------------
     def on_timer(self, actor: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
@@ -349,7 +459,10 @@ class BulkQueryDetector:
         if win.episode is not None and ctx.watermark >= win.episode.end:
             yield self._close(actor, win)
             self.store.touch(actor)
-        due = win.episode.end if win.episode is not None else win.last_ts + self.window_ms
+        # an actor is forgotten once neither its window nor its day's legal count can matter
+        due = (
+            win.episode.end if win.episode is not None else win.last_ts + max(self.window_ms, self.horizon_ms)
+        )
         if win.episode is None and due <= ctx.watermark:
             self.store.delete(actor)
         else:
@@ -361,6 +474,7 @@ class BulkQueryDetector:
         win.episode = None
         # what the episode reported must not open the next one: a new alert needs new reading
         win.evict_until(ep.end - 1)
+        win.legal_since = max(win.legal_since, ep.last_seen)
         self._refresh_severity(ep)
         return self._finding(actor, ep, closed=True)
 
@@ -377,20 +491,36 @@ class BulkQueryDetector:
         total = sum(by_class.values())
         top = next(c for c in ("C3", "C2", "C1") if by_class[c]) if total else "C1"
         named = [c for c in ep.customers if not c.startswith("#")]
-        legal = [
-            f"{s.min_records}+ {'/'.join(s.categories)} records ({s.regulation})"
-            for s in self._escalation
-            if ep.records(s.categories) >= s.min_records
-        ]
-        summary = (
-            f"{actor} read PFI of {total} distinct customers (C3 {by_class['C3']}, C2 {by_class['C2']}, "
-            f"C1 {by_class['C1']}) without approval; its {self.p.window_minutes}-minute sliding-window score "
-            f"{ep.score / MILLI:.0f} reached the role threshold {ep.threshold / MILLI:.0f}"
-            + (f"; reached {'; '.join(legal)}" if legal else "")
+        read = (
+            f"{total} records of {len(named)} customers"
+            if named
+            else f"{total} records, customers not identified"
         )
+        parts = [
+            f"{actor} read {read} (C3 {by_class['C3']}, C2 {by_class['C2']}, C1 {by_class['C1']}) without approval"
+        ]
+        if ep.score >= ep.threshold:
+            parts.append(
+                f"its {self.p.window_minutes}-minute sliding-window score {ep.score / MILLI:.0f} reached the "
+                f"role threshold {ep.threshold / MILLI:.0f}"
+            )
+        for step in self._escalation:
+            n = self._records(ep, step)
+            if n >= step.min_records:
+                tier = ep.legal.get(str(self._tiers.index(frozenset(step.categories))))
+                span = (
+                    f", {_iso(tier[2])} to {_iso(tier[3])}, counted over {self.p.legal_horizon_hours} h"
+                    if tier and tier[0] == n
+                    else ""
+                )
+                parts.append(
+                    f"{n} {'/'.join(step.categories)} records reached {step.min_records} ({step.regulation}){span}"
+                )
+        summary = "; ".join(parts)
         counts = {f"class_{k}": v for k, v in by_class.items()} | {
             f"category_{k}": v for k, v in sorted(by_category.items())
         }
+        counts["records"], counts["customers"] = total, len(named)
         counts["weighted_score"] = ep.score // MILLI
         counts["threshold"] = ep.threshold // MILLI
         return Finding(

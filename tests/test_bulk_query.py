@@ -67,23 +67,82 @@ def test_repeat_views_of_few_customers_do_not_alert(engine_factory) -> None:
 
 
 def test_window_slides_slow_readers_never_alert(engine_factory) -> None:
-    """39 customers an hour for 5 hours: 195 in total, but never 40 within one window."""
+    """39 customers' phone numbers an hour for 5 hours: 195 in total, never 40 within one window,
+    and under the 500 records the law counts for contact data over the day."""
     engine = engine_factory()
     events = [
         e
         for h in range(5)
-        for e in access(customers=39, first_customer=h * 100, start=h * 3_600_000 + 60_000, every_s=60)
+        for e in access(
+            customers=39,
+            first_customer=h * 100,
+            start=h * 3_600_000 + 60_000,
+            every_s=60,
+            fields=("mobile_phone",),
+        )
     ]
     events.sort(key=lambda e: e.ts)
     assert feed(engine, events) + engine.drain() == []
 
 
+def slow_property_reads(per_hour: int, hours: int) -> list:
+    """`per_hour` customers' balances each hour, under every role threshold in any 60 minutes."""
+    return [
+        e
+        for h in range(hours)
+        for e in access(
+            customers=per_hour, first_customer=h * 100, start=h * 3_600_000, every_s=3600 / per_hour
+        )
+    ]
+
+
+def test_low_and_slow_reading_reaches_the_legal_count_by_itself(engine_factory) -> None:
+    """Art. 5 counts records over the day, whatever the role: 12 customers' property data an hour
+    never comes near a role threshold, yet the 5th hour passes 50 records, and that alone alerts."""
+    engine = engine_factory()
+    (a,) = final(feed(engine, slow_property_reads(12, 5), batch_size=5) + engine.drain()).values()
+    assert a.severity.value == "high" and a.counts["records"] == 60 and a.counts["customers"] == 60
+    assert "reached 50 (解释第五条第一款(三)(四): 50条)" in a.summary and "counted over 24 h" in a.summary
+    assert "role threshold" not in a.summary  # the role window never opened it
+    assert a.first_seen == T0 and a.window_start == T0  # the span it covers starts at the first record
+
+
+def test_just_under_the_legal_count_stays_silent(engine_factory) -> None:
+    engine = engine_factory()
+    events = slow_property_reads(12, 4) + access(customers=1, first_customer=900, start=4 * 3_600_000)
+    assert feed(engine, events, batch_size=5) + engine.drain() == []  # 49 records in the day
+
+
+def test_one_spree_is_one_alert_however_long(engine_factory) -> None:
+    """Five hours of steady reading above the role threshold: one alert id, never split."""
+    engine = engine_factory()
+    alerts = final(feed(engine, access(customers=300, every_s=60), batch_size=25) + engine.drain())
+    assert len(alerts) == 1 and next(iter(alerts.values())).counts["customers"] == 300
+
+
+def test_rows_are_records_not_customers(engine_factory) -> None:
+    """One customer's 70 credit rows: 70 records (the law counts 条) of one customer."""
+    engine = engine_factory()
+    ev = access(n=1, fields=("credit_report",), row_count=70)
+    (a,) = final(feed(engine, ev) + engine.drain()).values()
+    assert a.counts["records"] == 70 and a.counts["customers"] == 1
+    assert "70 records of 1 customers" in a.summary
+
+
+def test_a_c3_export_is_at_least_high(engine_factory) -> None:
+    engine = engine_factory(entitlement(role="sb_president"))
+    ev = access(customers=30, action="export", fields=("card_cvn",), every_s=1)
+    (a,) = final(feed(engine, ev) + engine.drain()).values()
+    assert a.severity.value == "high" and a.counts["records"] == 30
+
+
 def test_role_threshold_is_as_of_event_time(engine_factory) -> None:
-    """Promoted to branch marketing (threshold 200) before the burst: 100 customers is fine."""
+    """Promoted to branch marketing (threshold 200) before the burst: 100 customers' phone numbers
+    is fine (and under the 500 records the law counts for contact data)."""
     engine = engine_factory(
         entitlement(role="lobby_manager", ts=0), entitlement(role="br_marketing_mgmt", org="B01", ts=T0)
     )
-    assert feed(engine, access(customers=100, every_s=5)) + engine.drain() == []
+    assert feed(engine, access(customers=100, every_s=5, fields=("mobile_phone",))) + engine.drain() == []
 
 
 def test_denied_and_approved_accesses_do_not_count(engine_factory, policy) -> None:
@@ -160,7 +219,8 @@ def test_the_tail_of_a_reported_burst_does_not_open_a_second_alert(engine_factor
     )  # just after the episode
     engine = engine_factory()
     alerts = final(feed(engine, burst + later, batch_size=1) + engine.drain())
-    assert len(alerts) == 1 and next(iter(alerts.values())).subject_count == 90
+    # the quiet reading came within the window, so it continues the spree: one alert, grown by 3
+    assert len(alerts) == 1 and next(iter(alerts.values())).subject_count == 93
 
 
 def test_stragglers_from_yesterday_do_not_join_todays_window(engine_factory) -> None:
@@ -203,14 +263,12 @@ def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
 
 
 def test_a_terminated_employee_keeps_no_role_allowance(engine_factory) -> None:
-    """A wealth manager (threshold 80) reading 50 customers is fine; after termination it is not."""
-    assert (
-        feed(active := engine_factory(entitlement(role="wealth_manager")), access(customers=50))
-        + active.drain()
-        == []
-    )
+    """A wealth manager (threshold 80) reading 50 customers' phone numbers is fine; after
+    termination it is not."""
+    reads = access(customers=50, fields=("mobile_phone",))
+    assert feed(active := engine_factory(entitlement(role="wealth_manager")), reads) + active.drain() == []
     gone = engine_factory(entitlement(role="wealth_manager", status="terminated"))
-    assert len(final(feed(gone, access(customers=50)) + gone.drain())) == 1
+    assert len(final(feed(gone, reads) + gone.drain())) == 1
 
 
 def test_snapshot_round_trip_preserves_the_exact_score(engine_factory) -> None:
