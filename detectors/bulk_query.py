@@ -35,10 +35,11 @@ from detectors import approvals
 from detectors.base import Context, Finding, Store
 from detectors.legal_tally import LegalTally
 from policy.model import CLASS_RANK, DetectorSection, JrClass
-from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, Severity
+from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, RecipientType, Severity
 
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
 EXPORTS = frozenset({Action.export, Action.download, Action.print})
+NOT_TAKEN_OUT = frozenset({RecipientType.internal, RecipientType.regulator})
 MILLI = 1000  # scores and weights in thousandths, as integers
 
 
@@ -253,7 +254,8 @@ class ActorWindow:
 
 class BulkQueryDetector:
     kind: ClassVar[str] = "bulk_query"
-    inputs: ClassVar[dict[str, str]] = {"access": "actor_id"}
+    # transfers are keyed by recipient: the runtime re-keys them by the employee who sent them
+    inputs: ClassVar[dict[str, str]] = {"access": "actor_id", "transfer": "actor_id"}
     Params: ClassVar[type[BaseModel]] = BulkQueryParams
 
     def __init__(self, section: DetectorSection, params: BulkQueryParams, store: Store):
@@ -284,9 +286,12 @@ class BulkQueryDetector:
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         touched: dict[str, ActorWindow] = {}
         for ev in events:
-            if ev.outcome is not Outcome.success:
+            if stream == "transfer":
+                if not self._counts_as_taken(ev, ctx):
+                    continue
+            elif ev.outcome is not Outcome.success:
                 continue  # a denied access returned no data
-            if ev.approval_id and self._approved(ev, ctx):
+            elif ev.approval_id and self._approved(ev, ctx):
                 continue  # seed 004 流程描述(4)④: graded approval covers this access
             win = touched.get(ev.actor_id) or self.store.get(ev.actor_id)  # one lookup per actor and batch
             if win is None:
@@ -296,7 +301,10 @@ class BulkQueryDetector:
             if win.episode is not None and ev.ts >= win.episode.end:
                 # the actor's own clock passed the episode: close it before a new one can open
                 yield self._close(ev.actor_id, win)
-            self._add(win, ev, ctx)
+            if stream == "transfer":
+                self._add_transfer(win, ev, ctx)
+            else:
+                self._add(win, ev, ctx)
             touched[ev.actor_id] = win
         for actor, win in touched.items():
             self.store.touch(actor)
@@ -309,6 +317,39 @@ class BulkQueryDetector:
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
                 yield self._finding(actor, ep, closed=False)
+
+    @staticmethod
+    def _counts_as_taken(tr: Any, ctx: Context) -> bool:
+        """A transfer an employee sent out of the bank with identifiable C2 or C3 data: its records
+        count toward the law's tiers like records read (seed 002 §五-六: sharing and transfer; the
+        interpretation counts information provided as well as obtained). Internal moves, reports to
+        a regulator and de-identified data do not."""
+        if tr.actor_id is None or tr.deidentified or tr.recipient_type in NOT_TAKEN_OUT:
+            return False
+        return ctx.catalog.profile(tr.categories)[0] is not JrClass.C1
+
+    def _add_transfer(self, win: ActorWindow, tr: Any, ctx: Context) -> None:
+        """The law's count only: a transfer has no place in the role window of reads."""
+        cls, cats = ctx.catalog.profile(tr.categories)
+        rank = CLASS_RANK[cls]
+        ids = dict.fromkeys(tr.subject_ids)
+        entries = [(tr.ts, cid, 0, 1, cats, rank) for cid in ids]
+        if tr.record_count > len(ids):  # records sent without naming their customers
+            entries.append((tr.ts, f"#{tr.transfer_id}", 0, tr.record_count - len(ids), cats, rank))
+        if not entries:
+            return
+        win.last_ts = max(win.last_ts, tr.ts)
+        self._tally(win, entries, tr.ts)
+        ep = win.episode
+        if ep is None and (reached := self._legal_reached(win)):
+            ep = self._open_legal(tr.actor_id, win, reached, ctx)
+        elif ep is not None:
+            ep.end = max(ep.end, tr.ts + self.window_ms)
+            for e in entries:
+                ep.add(e[1], e[3], cats, rank)
+        if ep is not None:
+            ep.c3_export |= cls is JrClass.C3
+            self._note(ep, tr)
 
     def _approved(self, ev: Any, ctx: Context) -> bool:
         """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""

@@ -281,3 +281,42 @@ def test_snapshot_round_trip_preserves_the_exact_score(engine_factory) -> None:
     restored.restore(0, engine.changes(0))
     after = restored.tasks[(0, "bulk_query")].keys.get("e1")
     assert (after.score, after.weights) == (before.score, before.weights) and isinstance(after.score, int)
+
+
+def transfer(n: int, records: int, **kw):
+    from schemas.models import TransferEvent
+
+    base = {
+        "transfer_id": f"T{n}",
+        "sender_system": "data_warehouse",
+        "actor_id": "e1",
+        "recipient_id": "acme-collections",
+        "recipient_type": "third_party",
+        "categories": ["credit_report"],
+        "record_count": records,
+        "subject_count": records,
+        "encrypted": True,
+        "deidentified": False,
+        "public_network": False,
+    }
+    return TransferEvent(event_id=f"tr{n}", ts=T0 + n * 600_000, **(base | kw))
+
+
+def test_records_an_employee_sends_out_count_toward_the_law(engine_factory) -> None:
+    """Three files of 20 credit records sent to a third party by one employee: 60 records past the
+    50 of art. 5, though the employee read nothing. The transfer topic is keyed by recipient; the
+    detector reads it by the employee who sent it."""
+    engine = engine_factory()
+    sent = [transfer(i, 20) for i in range(3)]
+    alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
+    (a,) = final(alerts + engine.drain()).values()
+    assert a.actor_id == "e1" and a.counts["records"] == 60 and a.severity.value == "high"
+    assert list(a.evidence_event_ids) == ["tr2"]  # the transfer that crossed the line
+
+
+def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_factory) -> None:
+    engine = engine_factory()
+    sent = [transfer(0, 60, deidentified=True), transfer(1, 60, recipient_type="internal")]
+    sent += [transfer(2, 60, recipient_type="regulator"), transfer(3, 49)]
+    alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
+    assert alerts + engine.drain() == []

@@ -60,9 +60,11 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
         for a in alerts.values()
     )
     # the SFTP uploads (issue 15): identifiable data to a processor, a third party with neither
-    # consent nor contract, an overseas partner with no assessment
+    # consent nor contract, an overseas partner with no assessment; and the batch account that sent
+    # them passed the law's record count with what it sent (bulk_query reads transfers by sender)
     assert found == [
         ("LM-BQ-001", "E1002", "Critical"),
+        ("LM-BQ-001", "svc-batch-export", "High"),
         ("LM-TP-002", "sunrise-insurance", "High"),
         ("LM-TP-003", "acme-collections", "High"),
         ("LM-TP-005", "hk-fx-partner", "Critical"),
@@ -72,5 +74,5 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
     assert [dict(d.headers())["error.kind"] for d in dead] == [b"unparsed"]
     assert dict(dead[0].headers())["source.topic"] == raw["pgaudit"]["topic"].encode()
     db = names["database"]
-    rows = ch.query(f"SELECT rule_id, actor_id, severity FROM {db}.alerts FINAL ORDER BY rule_id").result_rows
+    rows = ch.query(f"SELECT rule_id, actor_id, severity FROM {db}.alerts FINAL ORDER BY rule_id, actor_id").result_rows
     assert rows == [(r, actor, sev.lower()) for r, actor, sev in found]
