@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
-from streams.engine import COVERAGE_GAP
+from streams.engine import COVERAGE_GAP, SDK_LABEL
 
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
 SEVERITY_COLOURS = {
@@ -63,11 +63,12 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         (datetime.fromtimestamp(h, UTC), stream, n)
         for h, stream, n in q(
             f"SELECT toUnixTimestamp(toStartOfHour(minute)), stream, sum(events) FROM {db}.event_rollups FINAL "
-            f"WHERE stream != '{COVERAGE_GAP}' GROUP BY 1, 2 ORDER BY 1"
+            f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}') GROUP BY 1, 2 ORDER BY 1"
         ).result_rows
     ]
     by_class = q(
-        f"SELECT stream, jr_class, sum(events) FROM {db}.event_rollups FINAL WHERE stream != '{COVERAGE_GAP}' "
+        f"SELECT stream, jr_class, sum(events) FROM {db}.event_rollups FINAL "
+        f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}') "
         "GROUP BY 1, 2 ORDER BY 1"
     ).result_rows
     gaps = q(

@@ -339,7 +339,7 @@ def test_grafana_mounts_match_provisioning(services: dict[str, Any]) -> None:
 
 
 def test_dashboards_are_valid() -> None:
-    assert [p.name for p in DASHBOARDS] == ["lifemon-overview.json"]
+    assert [p.name for p in DASHBOARDS] == ["lifemon-consent-sdk.json", "lifemon-overview.json"]
     uids = set()
     for path in DASHBOARDS:
         dash = json.loads(path.read_text(encoding="utf-8"))
@@ -486,6 +486,9 @@ def _seed(client: Any, db: str) -> None:
             ("pfi.access", 0, 0, _ts(1), "access", "C2", "S0101", "ok", 7, 7),
             ("pfi.access", 1, 0, _ts(0), "access", "C3", "S0102", "denied", 4, 4),
             ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "HO", "ok", 2, 2),
+            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:imei", "vague", 3, 3),
+            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:contacts", "omitted", 1, 3),
+            ("pfi.marketing", 0, 0, _ts(0), "marketing", "C1", "S0101", "sms", 8, 8),
         ],
     )
     _insert(
@@ -506,6 +509,9 @@ def _seed(client: Any, db: str) -> None:
         [
             _alert("a1", 2, "closed", "bulk_query", "critical", "e1", 3),
             _alert("a3", 2, "updated", "bulk_query", "medium", "e1", 4),
+            _alert("m1", 1, "open", "offscope_marketing", "high", "e3", 5)[:16]
+            + ({"rule_after_withdrawal": 1, "pushes": 2, "opt_out_delay_s": 600},)
+            + _alert("m1", 1, "open", "offscope_marketing", "high", "e3", 5)[17:],
         ],
     )
     dl_columns = ["topic", "partition", "offset", "kind", "field", "message", "seen_at"]
@@ -587,16 +593,30 @@ def _panel_rows(title_part: str, client: Any, db: str) -> list[dict[str, Any]]:
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
+def test_consent_and_sdk_panels_count_what_management_asks(_deploy_chdb: Any, deploy_db: str) -> None:
+    matrix = {(r["sdk"], r["field"]): r for r in _panel_rows("SDK × field", _deploy_chdb, deploy_db)}
+    assert matrix[("amap_location", "contacts")]["omitted"] == 1  # the latest version of its block
+    assert matrix[("amap_location", "imei")]["vague"] == 3
+    assert list(matrix)[0] == ("amap_location", "contacts")  # findings first
+    (coverage,) = _panel_rows("Consent coverage", _deploy_chdb, deploy_db)
+    assert coverage["consent_coverage"] == 0.75  # 2 of 8 pushes in an off-scope alert
+    (latency,) = _panel_rows("Opt-out latency", _deploy_chdb, deploy_db)
+    assert latency["median_s"] == 600 and latency["max_s"] == 600
+    (by_rule,) = _panel_rows("by rule", _deploy_chdb, deploy_db)
+    assert by_rule == {"rule": "after_withdrawal", "customers": 1}
+
+
 def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db: str) -> None:
     by_class = {r["class"]: r["events"] for r in _panel_rows("Events by JR/T", _deploy_chdb, deploy_db)}
-    assert by_class == {"C3": 9, "C2": 7, "C1": 2}
+    assert by_class == {"C3": 9, "C2": 7, "C1": 10}  # SDK label cells are not events
     open_alerts = _panel_rows("Open alerts", _deploy_chdb, deploy_db)
     counts = {r["detector"]: (r["critical"], r["high"], r["medium"]) for r in open_alerts}
-    assert counts == {"off_hours": (0, 1, 0), "bulk_query": (0, 0, 1)}  # a1 is closed in its latest revision
+    # a1 is closed in its latest revision
+    assert counts == {"off_hours": (0, 1, 0), "bulk_query": (0, 0, 1), "offscope_marketing": (0, 1, 0)}
     dead = {r["kind"]: r["dead_letters"] for r in _panel_rows("Dead letters", _deploy_chdb, deploy_db)}
     assert dead == {"schema": 1, "decode": 1}
     latest = _panel_rows("Latest alerts", _deploy_chdb, deploy_db)
-    assert [r["alert_id"] for r in latest] == ["a3", "a1", "a2"]
+    assert [r["alert_id"] for r in latest] == ["m1", "a3", "a1", "a2"]
     assert {"title_zh", "title_en", "severity", "actor_id", "subject_count", "summary", "last_seen"} <= set(
         latest[0]
     )

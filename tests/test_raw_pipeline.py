@@ -74,5 +74,7 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
     assert [dict(d.headers())["error.kind"] for d in dead] == [b"unparsed"]
     assert dict(dead[0].headers())["source.topic"] == raw["pgaudit"]["topic"].encode()
     db = names["database"]
-    rows = ch.query(f"SELECT rule_id, actor_id, severity FROM {db}.alerts FINAL ORDER BY rule_id, actor_id").result_rows
+    rows = ch.query(
+        f"SELECT rule_id, actor_id, severity FROM {db}.alerts FINAL ORDER BY rule_id, actor_id"
+    ).result_rows
     assert rows == [(r, actor, sev.lower()) for r, actor, sev in found]
