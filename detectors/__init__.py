@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from detectors.base import Context, Detector, Finding, Store
 from detectors.bulk_query import BulkQueryDetector
 from detectors.offscope_marketing import OffscopeMarketingDetector
+from detectors.retention_overrun import RetentionOverrunDetector
 from detectors.sdk_overcollection import SdkOvercollectionDetector
 from detectors.unauthorized_lookup import UnauthorizedLookupDetector
 from policy import PolicyError, detector_file, validate_section
@@ -22,16 +23,14 @@ REGISTRY: dict[str, Any] = {
     for cls in (
         BulkQueryDetector,
         OffscopeMarketingDetector,
+        RetentionOverrunDetector,
         SdkOvercollectionDetector,
         UnauthorizedLookupDetector,
     )
 }
 
 # Detectors planned next (DESIGN.md §6, docs/architecture.md#roadmap); the workload generator already injects their violations.
-PLANNED = (
-    "retention_overrun",
-    "transfer_policy",
-)
+PLANNED = ("transfer_policy",)
 
 __all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]
 

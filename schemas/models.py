@@ -47,6 +47,9 @@ class AccessEvent(Record):
     system: str
     action: Action
     subject_ids: list[str] = Field(default_factory=list, description="customer ids touched")
+    record_ids: list[str] = Field(
+        default_factory=list, description="stored record ids read, when the source names them"
+    )
     row_count: int = Field(default=0, ge=0, description="rows returned; may exceed len(subject_ids)")
     fields: list[str] = Field(default_factory=list, description="data-catalog field ids read")
     purpose: str | None = None
@@ -87,6 +90,15 @@ class TransferEvent(Record):
     categories: list[str] = Field(default_factory=list, description="data-catalog field ids sent")
     record_count: int = Field(ge=0)
     subject_count: int = Field(ge=0)
+    subject_ids: list[str] = Field(
+        default_factory=list, description="customer ids the transfer concerns, when it names them"
+    )
+    subject_list_id: str | None = Field(
+        default=None, description="reference to the list of subjects sent, when they are not named here"
+    )
+    record_ids: list[str] = Field(
+        default_factory=list, description="stored record ids sent, when the source names them"
+    )
     encrypted: bool
     deidentified: bool
     public_network: bool
@@ -154,6 +166,7 @@ class LifecycleStage(StrEnum):
     destroy = "destroy"
     deletion_requested = "deletion_requested"
     account_closed = "account_closed"
+    relationship_ended = "relationship_ended"  # the customer's last product closed (AML Law art. 19)
 
 
 class LifecycleEvent(Record):
@@ -323,6 +336,7 @@ STREAM_KEYS = {
 # any detector or registry sees the record, so no state, alert or table can hold a raw id.
 SUBJECT_FIELDS: dict[str, tuple[str, ...]] = {
     "access": ("subject_ids",),
+    "transfer": ("subject_ids",),
     "sdk": ("subject_id",),
     "marketing": ("subject_id",),
     "lifecycle": ("subject_id",),
