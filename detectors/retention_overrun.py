@@ -354,8 +354,8 @@ class RetentionOverrunDetector:
         spec = self.p.rules[rule]
         return Finding(
             detector=self.kind,
-            rule_id=self.section.rule_id,
-            key=f"{rule.value}:{key}",
+            rule_id=f"{self.section.rule_id}.{rule.value}",
+            key=key,
             window_start=start,
             window_end=end,
             severity=spec.severity,
