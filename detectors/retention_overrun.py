@@ -15,8 +15,8 @@ customer's records and every use of them meet in one task. It fires:
   anonymized or destroyed by then;
 - `deletion_request_overdue`: a deletion request not executed within the policy's SLA;
 - `used_after_deadline` / `used_after_deletion`: an access or transfer names (`record_ids`) a record
-  past its deadline or already deleted; judged once the watermark passes the use, so a lifecycle
-  event that arrives late still counts, as a Flink temporal join waits for its versioned table;
+  past its deadline or already deleted; judged on the record's last few uses whenever a use or a
+  lifecycle event arrives, so inputs interleaved differently (live, replay) end with one alert;
 - `destruction_record_incomplete`: a destroy event without content (categories), method, operator
   or supervisor, or with the operator as their own supervisor;
 - `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords.
@@ -141,9 +141,15 @@ class RetentionOverrunDetector:
                 (customer,) = ev.subject_ids  # re-keyed: one customer per event
                 held = self._held(customer)
                 who = ev.actor_id if stream == "access" else ev.recipient_id
-                held.uses.append([ev.ts, ev.event_id, stream, who, list(ev.record_ids)])
+                for rid in dict.fromkeys(ev.record_ids):
+                    uses = held.uses.setdefault(rid, [])
+                    if all(u[1] != ev.event_id for u in uses):
+                        uses.append([ev.ts, ev.event_id, stream, who])
+                        uses.sort()
+                        del uses[: -self.p.evidence_limit]  # the latest few: state stays small
+                    yield from self._judge_uses(customer, held, rid, ctx.catalog)
                 self.store.touch(customer)
-                ctx.timers.register(customer, ev.ts)
+                ctx.timers.register(customer, ev.ts + self.forget_ms)  # then its uses are forgotten
 
     def _held(self, customer: str) -> Customer:
         held = self.store.get(customer)
@@ -175,9 +181,12 @@ class RetentionOverrunDetector:
         elif stage == "relationship_ended":
             held.ended = max(held.ended, ev.ts)
         self.store.touch(customer)
-        for r in held.records.values() if stage in CLOCKS else (rec,) if rec is not None else ():
-            for _, _, deadline in self.deadlines(held, r, catalog):
+        touched = held.records if stage in CLOCKS else [ev.record_id] if rec is not None else []
+        for rid in touched:
+            for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
                 ctx.timers.register(customer, deadline)
+            if rid in held.uses:  # uses seen before this event: judged again with what it changed
+                yield from self._judge_uses(customer, held, rid, catalog)
 
     def _collected(self, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
@@ -204,6 +213,7 @@ class RetentionOverrunDetector:
                 JrClass.C3.value,
                 f"record {ev.record_id} on {ev.system} stores another institution's {', '.join(held)}",
                 [ev.event_id],
+                actor=ev.system,
             )
 
     def _destruction_record(self, ev: Any, customer: str) -> Iterator[Finding]:
@@ -231,7 +241,7 @@ class RetentionOverrunDetector:
                 "C1",
                 f"destruction of record {ev.record_id} on {ev.system} lacks {', '.join(missing)}",
                 [ev.event_id],
-                actor=ev.operator_id,
+                actor=ev.operator_id or ev.system,
             )
 
     # -- timers -----------------------------------------------------------------------------------
@@ -241,16 +251,14 @@ class RetentionOverrunDetector:
             return
         wm, catalog = ctx.watermark, ctx.catalog
         sla = self._retention(catalog)[1]
-        due = [u for u in held.uses if u[0] <= wm]
-        if due:
-            held.uses = [u for u in held.uses if u[0] > wm]
-            for use in due:
-                yield from self._judge_use(key, held, use, catalog)
         for rid, rec in list(held.records.items()):
             yield from self._expired(key, held, rid, rec, wm, catalog)
             yield from self._request_overdue(key, rid, rec, wm, sla)
-            if rec.gone and rec.gone + self.forget_ms <= wm and not held.uses:
+            if rec.gone and rec.gone + self.forget_ms <= wm:
                 del held.records[rid]  # long gone: forgotten, state stays bounded
+        for rid, uses in list(held.uses.items()):
+            if uses[-1][0] + self.forget_ms <= wm:
+                del held.uses[rid]
         if held.records or held.uses:
             self.store.touch(key)
         else:
@@ -276,6 +284,7 @@ class RetentionOverrunDetector:
                     f"{d.keep_ms // DAY_MS}-day retention ({d.name}: from {d.after} {_day(start)}, "
                     f"due {_day(deadline)}; {d.source})",
                     [],
+                    actor=rec.system,
                 )
 
     def _request_overdue(self, customer: str, rid: str, rec: Record, wm: int, sla: int) -> Iterator[Finding]:
@@ -299,42 +308,42 @@ class RetentionOverrunDetector:
             f"deletion of record {rid} on {rec.system}, requested {_day(rec.requested)}, "
             f"not executed within {sla // DAY_MS} days",
             [],
+            actor=rec.system,
         )
 
-    def _judge_use(
-        self, customer: str, held: Customer, use: list[Any], catalog: Catalog
-    ) -> Iterator[Finding]:
-        ts, event_id, stream, who, rids = use
-        verb = "read by" if stream == "access" else "sent to"
-        for rid in rids:
-            rec = held.records.get(rid)
-            if rec is None:
-                continue  # not a record this customer's lifecycle shows
-            if rec.gone and rec.gone < ts:
-                rule, since, what = Rule.used_after_deletion, rec.gone, f"deleted {_day(rec.gone)}"
-            else:
-                past = [dl for _, _, dl in self.deadlines(held, rec, catalog) if dl < ts]
-                if not past:
-                    continue
-                rule, since, what = (
-                    Rule.used_after_deadline,
-                    min(past),
-                    f"past its deadline {_day(min(past))}",
-                )
-            revision = rec.fired[rule] = rec.fired.get(rule, 0) + 1
+    def _judge_uses(self, customer: str, held: Customer, rid: str, catalog: Catalog) -> Iterator[Finding]:
+        """Seed 002 §五, §六.6(1): a record is neither used past its deadline nor after its deletion.
+        Judged on the set of the record's known uses, whichever came first, the use or the lifecycle
+        event: a replay and a live run that interleave the inputs differently end with one alert."""
+        rec = held.records.get(rid)
+        if rec is None:
+            return  # not (yet) a record this customer's lifecycle shows
+        uses = held.uses[rid]
+        after_gone = [u for u in uses if rec.gone and u[0] > rec.gone]
+        past = [dl for _, _, dl in self.deadlines(held, rec, catalog)]
+        due = min(past) if past else None
+        after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
+        for rule, since, offending, what in (
+            (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {_day(rec.gone)}"),
+            (Rule.used_after_deadline, due, after_due, f"past its deadline {_day(due or 0)}"),
+        ):
+            if not offending or len(offending) <= rec.fired.get(rule, 0):
+                continue
+            n = rec.fired[rule] = len(offending)
+            ts, event_id, stream, who = offending[-1]
+            verb = "read by" if stream == "access" else "sent to"
             yield self._finding(
                 rule,
                 rid,
                 customer,
-                since,
+                since or 0,
                 ts,
                 rec.jr_class,
-                f"record {rid} on {rec.system}, {what}, {verb} {who} ({stream} {event_id}); "
-                f"{revision} use(s) so far",
-                [event_id],
-                actor=who if stream == "access" else None,
-                revision=revision,
-                counts={"uses": revision},
+                f"record {rid} on {rec.system}, {what}, {verb} {who} ({stream} {event_id}); {n} use(s) so far",
+                [u[1] for u in offending],
+                actor=who,
+                revision=n,
+                counts={"uses": n},
             )
 
     def _finding(
@@ -347,7 +356,7 @@ class RetentionOverrunDetector:
         jr_class: str,
         summary: str,
         evidence: list[str],
-        actor: str | None = None,
+        actor: str,
         revision: int = 1,
         counts: dict[str, int] | None = None,
     ) -> Finding:
@@ -363,7 +372,7 @@ class RetentionOverrunDetector:
             closed=False,
             summary=summary,
             jr_class=jr_class,
-            actor_id=actor,
+            actor_id=actor,  # who used or destroyed it; else the system that keeps it
             subject_count=1,
             subject_sample=[customer],
             counts=counts or {},

@@ -2,8 +2,8 @@
 records fit a task's RocksDB store and its LRU cache holds the customers at work (docs/state.md).
 
 One store key per customer (its pseudonym): the records tracked for it, the customer-wide clocks
-(account closure, end of the business relationship) and the uses of its records waiting for the
-watermark. A record is a short JSON list, never its values: ids, times, class and category ids.
+(account closure, end of the business relationship) and the recent uses of its records (the
+last few per record, so a lifecycle event that arrives after a use still judges it). A record is a short JSON list, never its values: ids, times, class and category ids.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Record:
 
 
 class Customer:
-    """One customer's tracked records, its retention clocks and its uses awaiting judgment."""
+    """One customer's tracked records, its retention clocks and the recent uses of its records."""
 
     __slots__ = ("records", "closed", "ended", "uses")
 
@@ -60,8 +60,8 @@ class Customer:
         self.records: dict[str, Record] = {}
         self.closed = 0  # latest account closure; 0: none seen
         self.ended = 0  # latest end of the business relationship; 0: none seen
-        # [ts, event_id, stream, actor or recipient, record ids], judged once the watermark passes ts
-        self.uses: list[list[Any]] = []
+        # record id -> its latest uses [ts, event_id, stream, actor or recipient], by time
+        self.uses: dict[str, list[list[Any]]] = {}
 
     def to_json(self) -> dict[str, Any]:
         return {

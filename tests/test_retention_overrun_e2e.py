@@ -45,6 +45,6 @@ def test_retention_alerts_through_repartition_topics(broker, ch, names, policy, 
     db = names["database"]
     rows = ch.query(f"SELECT rule_id, severity, actor_id FROM {db}.alerts FINAL ORDER BY rule_id").result_rows
     assert rows == [
-        ("LM-RO-001.retention_expired", "medium", ""),
+        ("LM-RO-001.retention_expired", "medium", "mobile_banker"),
         ("LM-RO-001.used_after_deletion", "high", "e7"),
     ]

@@ -144,10 +144,10 @@ class Lifecycle(Base):
                 self._lifecycle(t, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
                 done = t + rng.randrange(max(1, min(keep_location, self.end - t)))
                 self._lifecycle(done, rid, cid, rng.choice((L.delete, L.anonymize)), "mobile_banker", LOCATION, None)  # fmt: skip
-            elif story == "near":  # collected a month ago: deleted a day before its deadline
-                collected = t - keep_location - rng.randint(0, 5) * DAY
+            elif story == "near":  # collected 29 days ago: deleted a day before its deadline
+                collected = t - keep_location + DAY
                 self._lifecycle(collected, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
-                self._lifecycle(collected + keep_location - DAY, rid, cid, L.delete, "mobile_banker", LOCATION, None)  # fmt: skip
+                self._lifecycle(t, rid, cid, L.delete, "mobile_banker", LOCATION, None)
             elif story == "erasure":  # seed 004 §五.(四): executed by day 14 at the latest
                 asked = t - rng.randint(0, sla - DAY)  # a day inside the SLA at the latest
                 self._lifecycle(asked, rid, cid, L.deletion_requested, "crm", [], None)
