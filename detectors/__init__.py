@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from detectors.base import Context, Detector, Finding, Store
 from detectors.bulk_query import BulkQueryDetector
 from detectors.offscope_marketing import OffscopeMarketingDetector
+from detectors.retention_overrun import RetentionOverrunDetector
 from detectors.sdk_overcollection import SdkOvercollectionDetector
 from detectors.transfer_policy import TransferPolicyDetector
 from detectors.unauthorized_lookup import UnauthorizedLookupDetector
@@ -23,6 +24,7 @@ REGISTRY: dict[str, Any] = {
     for cls in (
         BulkQueryDetector,
         OffscopeMarketingDetector,
+        RetentionOverrunDetector,
         SdkOvercollectionDetector,
         TransferPolicyDetector,
         UnauthorizedLookupDetector,
@@ -30,7 +32,7 @@ REGISTRY: dict[str, Any] = {
 }
 
 # Detectors planned next (DESIGN.md §6, docs/architecture.md#roadmap); the workload generator already injects their violations.
-PLANNED = ("retention_overrun",)
+PLANNED: tuple[str, ...] = ()
 
 __all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]
 

@@ -176,6 +176,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
     _check_purposes(folder, sections["classification"], sections["purposes"])
     _check_contract_categories(folder / "recipients.yaml", texts["recipients"], sections)
+    _check_retention(folder, sections["retention"], sections["classification"], sections["purposes"])
     from policy.model import DetectorSection
 
     detectors = {}
@@ -228,6 +229,26 @@ def _check_contract_categories(path: Path, text: str, sections: dict[str, Any]) 
                         f"use a category id from classification.yaml: {', '.join(sorted(known))}",
                         _line_of(root, key),
                     )
+
+
+def _check_retention(folder: Path, retention: Any, classification: Any, purposes: Any) -> None:
+    """Retention rules name the catalog's category and purpose ids (a typo would leave data unruled)."""
+    path = folder / "retention.yaml"
+    for rid, rule in retention.rules.items():
+        for where, ids, known in (
+            ("categories", rule.categories, classification.categories),
+            ("purposes", rule.purposes, purposes.purposes),
+        ):
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                _, text = read_yaml(path)
+                raise PolicyError(
+                    path,
+                    f"rules.{rid}.{where}",
+                    f"'{unknown[0]}' is not a known {where[:-1]} id",
+                    f"use one of {', '.join(known)}",
+                    _line_of(yaml.compose(text, Loader=_UniqueKeyLoader), ["rules", rid, where]),
+                )
 
 
 def detector_file(kind: str, directory: Path | str | None = None) -> Path:

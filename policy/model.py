@@ -127,10 +127,21 @@ class Organisation(Strict):
         return self
 
 
+class RetentionClock(StrEnum):
+    """The lifecycle stages (schemas.models.LifecycleStage) a retention period may count from."""
+
+    collect = "collect"
+    account_closed = "account_closed"
+    relationship_ended = "relationship_ended"
+
+
 class RetentionRule(Strict):
-    categories: list[str]
+    categories: list[str] = Field(min_length=1, description="category ids from classification.yaml")
+    purposes: list[str] = Field(
+        default_factory=list, description="purpose ids from purposes.yaml it covers; none: every purpose"
+    )
     keep_days: int = Field(gt=0)
-    after: str = Field(pattern="^(collect|account_closed|purpose_end)$")
+    after: RetentionClock = Field(description="the lifecycle stage the period counts from")
     source: str
 
 

@@ -47,6 +47,9 @@ class AccessEvent(Record):
     system: str
     action: Action
     subject_ids: list[str] = Field(default_factory=list, description="customer ids touched")
+    record_ids: list[str] = Field(
+        default_factory=list, description="stored record ids read, when the source names them"
+    )
     row_count: int = Field(default=0, ge=0, description="rows returned; may exceed len(subject_ids)")
     fields: list[str] = Field(default_factory=list, description="data-catalog field ids read")
     purpose: str | None = None
@@ -92,6 +95,9 @@ class TransferEvent(Record):
     )
     subject_list_id: str | None = Field(
         default=None, description="reference to the list of subjects sent, when they are not named here"
+    )
+    record_ids: list[str] = Field(
+        default_factory=list, description="stored record ids sent, when the source names them"
     )
     encrypted: bool
     deidentified: bool
@@ -160,6 +166,7 @@ class LifecycleStage(StrEnum):
     destroy = "destroy"
     deletion_requested = "deletion_requested"
     account_closed = "account_closed"
+    relationship_ended = "relationship_ended"  # the customer's last product closed (AML Law art. 19)
 
 
 class LifecycleEvent(Record):

@@ -24,14 +24,15 @@ def score(
 ) -> dict[str, dict[str, int]]:
     """Per detector: injected violations found / missed, and alerts matching none (false alarms).
     An alert matches a violation of its detector on the same key (its actor, or a customer whose
-    pseudonym it names) whose time overlaps its window."""
+    pseudonym it names: the violation's `subject` where its key is a record) whose time overlaps
+    its window."""
     result = {}
     for kind in detectors:
         wanted = [t for t in truth if t["detector"] == kind]
         raised = [a for a in alerts if a.detector == kind]
 
         def hit(a: Alert, t: dict) -> bool:
-            keyed = a.actor_id == t["key"] or pseudonymize(t["key"]) in a.subjects_sample
+            keyed = a.actor_id == t["key"] or pseudonymize(t.get("subject", t["key"])) in a.subjects_sample
             return keyed and a.window_start <= t["ts_end"] and t["ts_start"] <= a.window_end
 
         found = sum(any(hit(a, t) for a in raised) for t in wanted)

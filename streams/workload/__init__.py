@@ -31,6 +31,7 @@ from policy.model import Policy
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS, Record
 from streams.codecs import load_schema
 from streams.workload.base import EVENT_STREAMS, ID_PREFIX
+from streams.workload.lifecycle import Lifecycle
 from streams.workload.transfers import Transfers
 
 __all__ = ["Workload", "generate", "write_files", "read_truth"]
@@ -94,7 +95,7 @@ def read_truth(path: Path) -> list[dict]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-class _Generator(Transfers):
+class _Generator(Lifecycle, Transfers):
     def run(self) -> Workload:
         self._build_bank()
         self._inject_bulk_query()  # first: it needs particular roles from the cast

@@ -197,8 +197,16 @@ class Base:
         return rid
 
     def _violation(
-        self, detector: str, rule: str, key: str, ts_start: int, ts_end: int, description: str
+        self,
+        detector: str,
+        rule: str,
+        key: str,
+        ts_start: int,
+        ts_end: int,
+        description: str,
+        subject: str | None = None,
     ) -> None:
+        """`subject`: the customer an alert names when its key (a record id) is not the alert's."""
         self.truth.append(
             {
                 "detector": detector,
@@ -208,6 +216,7 @@ class Base:
                 "ts_end": ts_end,
                 "description": description,
             }
+            | ({"subject": subject} if subject else {})
         )
 
     def _take(self, roles: Iterable[str]) -> Employee:
@@ -273,6 +282,7 @@ class Base:
         approval_id: str | None = None,
         purpose: str | None = None,
         outcome: Outcome = Outcome.success,
+        record_ids: Sequence[str] = (),
     ) -> None:
         self.out["access"].append(
             {
@@ -288,6 +298,7 @@ class Base:
                 "approval_id": approval_id,
                 "outcome": outcome,
                 "client_ip": e.ip,
+                "record_ids": list(record_ids),
             }
         )
 
@@ -392,7 +403,7 @@ class Base:
             }
         )
 
-    def _destroy(self, after: int, rid: str, cid: str, admins: list[str]) -> None:
+    def _destroy(self, after: int, rid: str, cid: str, admins: list[str], content: list[str]) -> None:
         """Destruction states content, method, time, operator and a different supervisor (seed 002 §七)."""
         op, sup = self.rng.sample(admins, 2)
         ts = after + self.rng.randrange(max(1, min(DAY, self.end - after)))
@@ -402,7 +413,7 @@ class Base:
             cid,
             LifecycleStage.destroy,
             "core_banking",
-            [],
+            content,
             None,
             method=self.rng.choice(DESTROY_METHODS),
             operator=op,

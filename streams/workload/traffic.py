@@ -7,12 +7,10 @@ from itertools import accumulate
 
 from schemas.models import (
     Action,
-    LifecycleStage,
     Outcome,
 )
 from streams.workload.base import (
     C1_EXPORT,
-    DAY,
     EXPORT_RATE,
     HOUR,
     HOURLY_CUSTOMERS,
@@ -155,90 +153,3 @@ class Traffic(Violations):
                 self._push(c, subject, ts, data_used=rng.choice(MARKETING_DATA), choice=rng.random() < 0.5)
             else:
                 self._push(c, subject, ts)
-
-    def _normal_lifecycle(self) -> None:
-        """Collect/store, timely deletes and anonymization, deletion requests answered within the SLA, and
-        destruction recorded (see `_destroy`)."""
-        rng = self.rng
-        admins = [e.id for e in self.employees if set(e.roles) & set(SYSADMINS)]
-        keep_location = self.policy.retention.rules["location_trace"].keep_days * DAY
-        keep_closed = self.policy.retention.rules["kyc_after_closure"].keep_days * DAY
-        sla = self.policy.retention.deletion_request_sla_days * DAY
-        customers = list(self.customer_org)
-        L = LifecycleStage
-        goal = len(self.out["lifecycle"]) + self._target("lifecycle")
-        while len(self.out["lifecycle"]) < goal:
-            rid, cid, t = self._record_id(), rng.choice(customers), self._ts(0.0, 0.98)
-            story = rng.choices(
-                ("account", "transaction", "location", "erasure", "expired", "foreign"),
-                (25, 25, 20, 10, 10, 10),
-            )[0]
-            if story == "account":
-                cats = ["customer_name", "id_document_no", "mobile_phone", "payment_account_no", "kyc_photo"]
-                self._lifecycle(t, rid, cid, L.collect, "core_banking", cats, "account_opening")
-                self._lifecycle(
-                    t + rng.randint(1_000, MINUTE), rid, cid, L.store, "core_banking", cats, "account_opening"
-                )
-            elif story == "transaction":
-                self._lifecycle(
-                    t,
-                    rid,
-                    cid,
-                    L.store,
-                    "core_banking",
-                    ["payment_account_no", "transaction_record"],
-                    "payment",
-                )
-            elif (
-                story == "location"
-            ):  # deleted or anonymized well inside the 30 days, and inside the workload
-                self._lifecycle(
-                    t, rid, cid, L.collect, "mobile_banker", ["location_trace"], "nearby_branch_service"
-                )
-                done = t + rng.randrange(max(1, min(keep_location, self.end - t)))
-                self._lifecycle(
-                    done,
-                    rid,
-                    cid,
-                    rng.choice((L.delete, L.anonymize)),
-                    "mobile_banker",
-                    ["location_trace"],
-                    None,
-                )
-            elif story == "erasure":  # seed 004 §五.(四): answered inside the SLA and inside the workload
-                self._lifecycle(t, rid, cid, L.deletion_requested, "crm", [], "subject_request")
-                done = t + rng.randrange(max(1, min(sla, self.end - t)))
-                self._lifecycle(
-                    done, rid, cid, L.delete, "crm", [], "subject_request", method="logical_delete"
-                )
-                self._destroy(done, rid, cid, admins)
-            elif (
-                story == "expired"
-            ):  # closed ~5 years ago (AML Law art. 19): deleted just before the deadline
-                closed = t - keep_closed + rng.randint(HOUR, 3 * DAY)
-                cats = ["customer_name", "id_document_no", "transaction_record"]
-                self._lifecycle(
-                    closed - rng.randint(365, 3000) * DAY,
-                    rid,
-                    cid,
-                    L.collect,
-                    "core_banking",
-                    cats,
-                    "account_opening",
-                )
-                self._lifecycle(closed, rid, cid, L.account_closed, "core_banking", [], None)
-                self._lifecycle(
-                    t, rid, cid, L.delete, "core_banking", cats, "retention_expired", method="logical_delete"
-                )
-                self._destroy(t, rid, cid, admins)
-            else:  # another bank's payee account for an interbank transfer: C2, allowed
-                self._lifecycle(
-                    t,
-                    rid,
-                    None,
-                    L.store,
-                    "core_banking",
-                    ["payment_account_no", "customer_name"],
-                    "interbank_transfer",
-                    own=False,
-                )

@@ -9,7 +9,6 @@ from schemas.models import (
     Action,
     Channel,
     EmployeeStatus,
-    LifecycleStage,
     Outcome,
 )
 from streams.workload.bank import Bank
@@ -425,73 +424,6 @@ class Violations(Bank):
             if ch is c.channel and branch not in self.paths[self.customer_org[s]]
         ]
         return self._subject(free, Campaign(c.id, "HO", c.channel, False, "", "", 0, elsewhere)), c
-
-    def _inject_retention_overrun(self) -> None:
-        """Seeds 002 §五, 004 §五.(四): location kept 30 days at most, deletion requests answered in 15 days;
-        JR/T 0171 §6.1.3 a): another institution's C3 is never stored."""
-        rng = self.rng
-        keep_location = self.policy.retention.rules["location_trace"].keep_days * DAY
-        sla = self.policy.retention.deletion_request_sla_days * DAY
-        forbidden = self.policy.retention.forbidden_foreign_c3
-        customers = list(self.customer_org)
-        for i in range(self._count(3)):
-            rid, cid = self._record_id(), rng.choice(customers)
-            if i % 3 == 0:
-                ts = self.start - rng.randint(keep_location // DAY + 5, 90) * DAY - rng.randrange(DAY)
-                self._lifecycle(
-                    ts,
-                    rid,
-                    cid,
-                    LifecycleStage.collect,
-                    "mobile_banker",
-                    ["location_trace"],
-                    "nearby_branch_service",
-                )
-                self._violation(
-                    "retention_overrun",
-                    "location_trace_30d",
-                    rid,
-                    ts,
-                    ts + keep_location,
-                    f"Location trace {rid} of {cid} collected and still kept after {keep_location // DAY} days.",
-                )
-            elif i % 3 == 1:
-                ts = self.start - rng.randint(sla // DAY + 2, 45) * DAY - rng.randrange(DAY)
-                self._lifecycle(
-                    ts - rng.randint(200, 1500) * DAY,
-                    rid,
-                    cid,
-                    LifecycleStage.collect,
-                    "crm",
-                    ["customer_name", "mobile_phone", "occupation"],
-                    "customer_service",
-                )
-                self._lifecycle(ts, rid, cid, LifecycleStage.deletion_requested, "crm", [], "subject_request")
-                self._violation(
-                    "retention_overrun",
-                    "deletion_request_15d",
-                    rid,
-                    ts,
-                    ts + sla,
-                    f"Deletion request for {rid} of {cid} not fulfilled within {sla // DAY} days.",
-                )
-            else:
-                ts = self._ts(0.1, 0.9)
-                cats = [
-                    rng.choice(forbidden),
-                    *rng.sample(["payment_account_no", "customer_name"], rng.randint(0, 2)),
-                ]
-                self._lifecycle(
-                    ts, rid, None, LifecycleStage.store, "card_system", cats, "acquiring", own=False
-                )
-                self._violation(
-                    "retention_overrun",
-                    "foreign_c3_stored",
-                    rid,
-                    ts,
-                    ts,
-                    f"Record {rid} stores another institution's C3 data ({', '.join(cats)}).",
-                )
 
     def _inject_sdk_overcollection(self) -> None:
         """Seed 004 §一.(一).6-7 and 流程描述(4)⑪, seed 001 §二(5) §四.4: only declared SDKs, only the

@@ -1,0 +1,389 @@
+"""Retention overrun: stored PFI kept, used or destroyed against the retention rules.
+
+Every record collected (or stored) on `pfi.lifecycle` is tracked with its subject, categories,
+class, purpose and system, against the retention rules of policy/retention.yaml for its categories
+and purpose. A rule's clock starts at collection, account closure or the end of the business
+relationship. Sources: seed 002 §五 (keep only the shortest time the purpose needs, then delete or
+anonymize; another institution's C3 never kept), §六.6 and §七 (deletion; a destruction record
+states content, method, time, operator and supervisor), seed 004 §二.(一).2, 流程描述(3)① and
+§五.(四) (deletion requests answered within 15 days), seed 001 §三.3(3) (JR/T 0171 §6.1.3 a)).
+
+The detector is keyed by customer: lifecycle events by `subject_id`, accesses and transfers by
+their `subject_ids`, re-keyed by the engine (a repartition topic, or locally in a replay), so a
+customer's records and every use of them meet in one task. It fires:
+- `retention_expired`: an event-time timer at a rule's deadline finds the record not deleted,
+  anonymized or destroyed by then;
+- `deletion_request_overdue`: a deletion request not executed within the policy's SLA;
+- `used_after_deadline` / `used_after_deletion`: an access or transfer names (`record_ids`) a record
+  past its deadline or already deleted; judged on the record's last few uses whenever a use or a
+  lifecycle event arrives, so inputs interleaved differently (live, replay) end with one alert;
+- `destruction_record_incomplete`: a destroy event without content (categories), method, operator
+  or supervisor, or with the operator as their own supervisor;
+- `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords.
+
+Timers are (customer, deadline): one per distinct deadline of a customer, in RocksDB, so 10 M
+records cost disk, not memory. A timer recomputes deadlines from the state when it fires, so a
+later account closure or an early deletion simply makes an old timer find nothing. A finite replay
+ends at its last event time: a record still inside its retention then does not fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from detectors.base import Context, Finding, Store
+from detectors.offscope_marketing import RuleSpec
+from detectors.retention_records import GONE_STAGES, Customer, Record
+from policy.catalog import Catalog
+from policy.model import CLASS_RANK, DetectorSection, JrClass
+
+DAY_MS = 86_400_000
+COLLECTED = frozenset({"collect", "store"})
+CLOCKS = frozenset({"account_closed", "relationship_ended"})
+
+
+class Rule(StrEnum):
+    retention_expired = "retention_expired"
+    deletion_request_overdue = "deletion_request_overdue"
+    used_after_deadline = "used_after_deadline"
+    used_after_deletion = "used_after_deletion"
+    destruction_record_incomplete = "destruction_record_incomplete"
+    foreign_c3_stored = "foreign_c3_stored"
+
+
+class RetentionOverrunParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rules: dict[Rule, RuleSpec] = Field(description="every rule of the detector, each with its own clauses")
+    forget_deleted_days: int = Field(
+        gt=0, description="how long a deleted record is remembered, so a later use of it is seen"
+    )
+    evidence_limit: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _every_rule(self) -> RetentionOverrunParams:
+        missing = [r.value for r in Rule if r not in self.rules]
+        if missing:
+            raise ValueError(f"rules: add {missing}; every rule needs its severity, titles and regulation")
+        return self
+
+
+class Deadline:
+    """A retention rule of policy/retention.yaml, ready to apply."""
+
+    __slots__ = ("name", "categories", "purposes", "keep_ms", "after", "source")
+
+    def __init__(self, name: str, rule: Any):
+        self.name, self.after, self.source = name, rule.after.value, rule.source
+        self.categories, self.purposes = frozenset(rule.categories), frozenset(rule.purposes)
+        self.keep_ms = rule.keep_days * DAY_MS
+
+    def covers(self, categories: Sequence[str], purpose: str | None) -> bool:
+        return not self.categories.isdisjoint(categories) and (not self.purposes or purpose in self.purposes)
+
+
+class RetentionOverrunDetector:
+    kind: ClassVar[str] = "retention_overrun"
+    inputs: ClassVar[dict[str, str]] = {
+        "lifecycle": "subject_id",
+        "access": "subject_ids",
+        "transfer": "subject_ids",
+    }
+    Params: ClassVar[type[BaseModel]] = RetentionOverrunParams
+
+    def __init__(self, section: DetectorSection, params: RetentionOverrunParams, store: Store):
+        self.section, self.p, self.store = section, params, store
+        self.forget_ms = params.forget_deleted_days * DAY_MS
+        self._policy: tuple[list[Deadline], int, frozenset[str]] | None = None
+        self._covering: dict[tuple[tuple[str, ...], str | None], list[Deadline]] = {}
+
+    @staticmethod
+    def load_value(data: Any) -> Any:
+        return Customer.from_json(data) if isinstance(data, dict) else data
+
+    # -- policy ---------------------------------------------------------------------------------
+    def _retention(self, catalog: Catalog) -> tuple[list[Deadline], int, frozenset[str]]:
+        """(rules, deletion-request SLA in ms, forbidden foreign C3 fields), read once from policy."""
+        if self._policy is None:
+            r = catalog.policy.retention
+            rules = [Deadline(name, rule) for name, rule in r.rules.items()]
+            self._policy = rules, r.deletion_request_sla_days * DAY_MS, frozenset(r.forbidden_foreign_c3)
+        return self._policy
+
+    def _rules_for(self, rec: Record, catalog: Catalog) -> list[Deadline]:
+        key = (tuple(rec.categories), rec.purpose)
+        found = self._covering.get(key)
+        if found is None:
+            found = [d for d in self._retention(catalog)[0] if d.covers(rec.categories, rec.purpose)]
+            if len(self._covering) < 10_000:
+                self._covering[key] = found
+        return found
+
+    def deadlines(self, held: Customer, rec: Record, catalog: Catalog) -> Iterator[tuple[Deadline, int, int]]:
+        """(rule, clock start, deadline) of every rule that covers the record and has started."""
+        for d in self._rules_for(rec, catalog):
+            start = held.clock(d.after, rec)
+            if start is not None:
+                yield d, start, start + d.keep_ms
+
+    # -- events -----------------------------------------------------------------------------------
+    def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        if stream == "lifecycle":
+            for ev in events:
+                yield from self._lifecycle(ev, ctx)
+            return
+        for ev in events:
+            if ev.record_ids:  # a use names the records it read or sent; the others cannot be tied
+                (customer,) = ev.subject_ids  # re-keyed: one customer per event
+                held = self._held(customer)
+                who = ev.actor_id if stream == "access" else ev.recipient_id
+                for rid in dict.fromkeys(ev.record_ids):
+                    uses = held.uses.setdefault(rid, [])
+                    if all(u[1] != ev.event_id for u in uses):
+                        uses.append([ev.ts, ev.event_id, stream, who])
+                        uses.sort()
+                        del uses[: -self.p.evidence_limit]  # the latest few: state stays small
+                    yield from self._judge_uses(customer, held, rid, ctx.catalog)
+                self.store.touch(customer)
+                ctx.timers.register(customer, ev.ts + self.forget_ms)  # then its uses are forgotten
+
+    def _held(self, customer: str) -> Customer:
+        held = self.store.get(customer)
+        if held is None:
+            held = Customer()
+            self.store.put(customer, held)
+        return held
+
+    def _lifecycle(self, ev: Any, ctx: Context) -> Iterator[Finding]:
+        customer, stage, catalog = ev.subject_id, ev.stage.value, ctx.catalog
+        if stage == "destroy":
+            yield from self._destruction_record(ev, customer)
+        held = self._held(customer)
+        rec = held.records.get(ev.record_id)
+        if rec is None and stage not in CLOCKS:
+            rec = held.records[ev.record_id] = Record(ev.ts, ev.system, purpose=ev.purpose)
+        if stage in COLLECTED and rec is not None:
+            self._collected(rec, ev, catalog)
+            if not ev.own_institution:
+                yield from self._foreign_c3(rec, ev, customer, catalog)
+        elif stage in GONE_STAGES and rec is not None:
+            rec.gone = min(rec.gone or ev.ts, ev.ts)
+            ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
+        elif stage == "deletion_requested" and rec is not None:
+            rec.requested = min(rec.requested or ev.ts, ev.ts)
+            ctx.timers.register(customer, rec.requested + self._retention(catalog)[1])
+        elif stage == "account_closed":
+            held.closed = max(held.closed, ev.ts)
+        elif stage == "relationship_ended":
+            held.ended = max(held.ended, ev.ts)
+        self.store.touch(customer)
+        touched = held.records if stage in CLOCKS else [ev.record_id] if rec is not None else []
+        for rid in touched:
+            for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
+                ctx.timers.register(customer, deadline)
+            if rid in held.uses:  # uses seen before this event: judged again with what it changed
+                yield from self._judge_uses(customer, held, rid, catalog)
+
+    def _collected(self, rec: Record, ev: Any, catalog: Catalog) -> None:
+        """A collect or store: the record's clock starts at its first one; its content is their union."""
+        rec.first = min(rec.first, ev.ts)
+        rec.purpose = rec.purpose or ev.purpose
+        cls, cats = catalog.profile(ev.categories)
+        if CLASS_RANK[cls] > CLASS_RANK[JrClass(rec.jr_class)]:
+            rec.jr_class = cls.value
+        if not set(cats) <= set(rec.categories):
+            rec.categories = sorted(set(rec.categories) | set(cats))
+
+    def _foreign_c3(self, rec: Record, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
+        """JR/T 0171 §6.1.3 a) (seed 001 §三.3(3), seed 002 §五(1)): another institution's card
+        track data, expiry, CVN, PIN or payment password is never kept."""
+        held = sorted(set(ev.categories) & self._retention(catalog)[2])
+        if held and Rule.foreign_c3_stored not in rec.fired:
+            rec.fired[Rule.foreign_c3_stored] = 1
+            yield self._finding(
+                Rule.foreign_c3_stored,
+                ev.record_id,
+                customer,
+                ev.ts,
+                ev.ts,
+                JrClass.C3.value,
+                f"record {ev.record_id} on {ev.system} stores another institution's {', '.join(held)}",
+                [ev.event_id],
+                actor=ev.system,
+            )
+
+    def _destruction_record(self, ev: Any, customer: str) -> Iterator[Finding]:
+        """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a
+        supervisor who is the operator supervises nothing (§七(2))."""
+        missing = [
+            name
+            for name, value in (
+                ("content", ev.categories),
+                ("method", ev.method),
+                ("operator", ev.operator_id),
+                ("supervisor", ev.supervisor_id),
+            )
+            if not value
+        ]
+        if ev.operator_id and ev.operator_id == ev.supervisor_id:
+            missing.append("a supervisor other than the operator")
+        if missing:
+            yield self._finding(
+                Rule.destruction_record_incomplete,
+                ev.event_id,
+                customer,
+                ev.ts,
+                ev.ts,
+                "C1",
+                f"destruction of record {ev.record_id} on {ev.system} lacks {', '.join(missing)}",
+                [ev.event_id],
+                actor=ev.operator_id or ev.system,
+            )
+
+    # -- timers -----------------------------------------------------------------------------------
+    def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
+        held = self.store.get(key)
+        if held is None:
+            return
+        wm, catalog = ctx.watermark, ctx.catalog
+        sla = self._retention(catalog)[1]
+        for rid, rec in list(held.records.items()):
+            yield from self._expired(key, held, rid, rec, wm, catalog)
+            yield from self._request_overdue(key, rid, rec, wm, sla)
+            if rec.gone and rec.gone + self.forget_ms <= wm:
+                del held.records[rid]  # long gone: forgotten, state stays bounded
+        for rid, uses in list(held.uses.items()):
+            if uses[-1][0] + self.forget_ms <= wm:
+                del held.uses[rid]
+        if held.records or held.uses:
+            self.store.touch(key)
+        else:
+            self.store.delete(key)
+
+    def _expired(
+        self, customer: str, held: Customer, rid: str, rec: Record, wm: int, catalog: Catalog
+    ) -> Iterator[Finding]:
+        """Seed 002 §五, seed 004 流程描述(3)①: past a rule's deadline, not deleted, anonymized or
+        destroyed by then (a deletion after the deadline is still an overrun)."""
+        for d, start, deadline in self.deadlines(held, rec, catalog):
+            tag = f"{Rule.retention_expired}:{d.name}"
+            if deadline <= wm and not rec.gone_by(deadline) and tag not in rec.fired:
+                rec.fired[tag] = 1
+                yield self._finding(
+                    Rule.retention_expired,
+                    f"{rid}:{d.name}",
+                    customer,
+                    start,
+                    deadline,
+                    rec.jr_class,
+                    f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
+                    f"{d.keep_ms // DAY_MS}-day retention ({d.name}: from {d.after} {_day(start)}, "
+                    f"due {_day(deadline)}; {d.source})",
+                    [],
+                    actor=rec.system,
+                )
+
+    def _request_overdue(self, customer: str, rid: str, rec: Record, wm: int, sla: int) -> Iterator[Finding]:
+        """Seed 004 §五.(四): a deletion request is executed within the SLA (15 days)."""
+        overdue = rec.requested + sla
+        if (
+            not rec.requested
+            or overdue > wm
+            or rec.gone_by(overdue)
+            or Rule.deletion_request_overdue in rec.fired
+        ):
+            return
+        rec.fired[Rule.deletion_request_overdue] = 1
+        yield self._finding(
+            Rule.deletion_request_overdue,
+            rid,
+            customer,
+            rec.requested,
+            overdue,
+            rec.jr_class,
+            f"deletion of record {rid} on {rec.system}, requested {_day(rec.requested)}, "
+            f"not executed within {sla // DAY_MS} days",
+            [],
+            actor=rec.system,
+        )
+
+    def _judge_uses(self, customer: str, held: Customer, rid: str, catalog: Catalog) -> Iterator[Finding]:
+        """Seed 002 §五, §六.6(1): a record is neither used past its deadline nor after its deletion.
+        Judged on the set of the record's known uses, whichever came first, the use or the lifecycle
+        event: a replay and a live run that interleave the inputs differently end with one alert."""
+        rec = held.records.get(rid)
+        if rec is None:
+            return  # not (yet) a record this customer's lifecycle shows
+        uses = held.uses[rid]
+        after_gone = [u for u in uses if rec.gone and u[0] > rec.gone]
+        past = [dl for _, _, dl in self.deadlines(held, rec, catalog)]
+        due = min(past) if past else None
+        after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
+        for rule, since, offending, what in (
+            (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {_day(rec.gone)}"),
+            (Rule.used_after_deadline, due, after_due, f"past its deadline {_day(due or 0)}"),
+        ):
+            if not offending or len(offending) <= rec.fired.get(rule, 0):
+                continue
+            n = rec.fired[rule] = len(offending)
+            ts, event_id, stream, who = offending[-1]
+            verb = "read by" if stream == "access" else "sent to"
+            yield self._finding(
+                rule,
+                rid,
+                customer,
+                since or 0,
+                ts,
+                rec.jr_class,
+                f"record {rid} on {rec.system}, {what}, {verb} {who} ({stream} {event_id}); {n} use(s) so far",
+                [u[1] for u in offending],
+                actor=who,
+                revision=n,
+                counts={"uses": n},
+            )
+
+    def _finding(
+        self,
+        rule: Rule,
+        key: str,
+        customer: str,
+        start: int,
+        end: int,
+        jr_class: str,
+        summary: str,
+        evidence: list[str],
+        actor: str,
+        revision: int = 1,
+        counts: dict[str, int] | None = None,
+    ) -> Finding:
+        spec = self.p.rules[rule]
+        return Finding(
+            detector=self.kind,
+            rule_id=f"{self.section.rule_id}.{rule.value}",
+            key=key,
+            window_start=start,
+            window_end=end,
+            severity=spec.severity,
+            revision=revision,
+            closed=False,
+            summary=summary,
+            jr_class=jr_class,
+            actor_id=actor,  # who used or destroyed it; else the system that keeps it
+            subject_count=1,
+            subject_sample=[customer],
+            counts=counts or {},
+            evidence_event_ids=evidence[: self.p.evidence_limit],
+            first_seen=start,
+            last_seen=end,
+            title_zh=spec.title_zh,
+            title_en=spec.title_en,
+            regulation=spec.regulation,
+        )
+
+
+def _day(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d")

@@ -1,0 +1,86 @@
+"""What the retention_overrun detector keeps of one customer's stored records: small, so 10 M
+records fit a task's RocksDB store and its LRU cache holds the customers at work (docs/state.md).
+
+One store key per customer (its pseudonym): the records tracked for it, the customer-wide clocks
+(account closure, end of the business relationship) and the recent uses of its records (the
+last few per record, so a lifecycle event that arrives after a use still judges it). A record is a short JSON list, never its values: ids, times, class and category ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GONE_STAGES = frozenset({"delete", "anonymize", "destroy"})
+
+
+class Record:
+    """One tracked record: when it was first collected or stored, where, what it holds, for what
+    purpose; when it left (deleted, anonymized or destroyed), when its deletion was requested;
+    and the alerts already raised on it (tag -> revision)."""
+
+    __slots__ = ("first", "system", "jr_class", "categories", "purpose", "gone", "requested", "fired")
+
+    def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
+        self.first, self.system, self.jr_class, self.purpose = first, system, jr_class, purpose
+        self.categories: list[str] = []  # category ids (classification.yaml), sorted
+        self.gone = 0  # earliest delete / anonymize / destroy time; 0: still held
+        self.requested = 0  # earliest deletion request time; 0: none
+        self.fired: dict[str, int] = {}
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.first,
+            self.system,
+            self.jr_class,
+            self.categories,
+            self.purpose,
+            self.gone,
+            self.requested,
+            self.fired,
+        ]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> Record:
+        rec = cls.__new__(cls)
+        (rec.first, rec.system, rec.jr_class, rec.categories, rec.purpose) = row[:5]
+        (rec.gone, rec.requested, rec.fired) = row[5:]
+        return rec
+
+    def gone_by(self, ts: int) -> bool:
+        """Deleted, anonymized or destroyed at or before `ts`."""
+        return 0 < self.gone <= ts
+
+
+class Customer:
+    """One customer's tracked records, its retention clocks and the recent uses of its records."""
+
+    __slots__ = ("records", "closed", "ended", "uses")
+
+    def __init__(self) -> None:
+        self.records: dict[str, Record] = {}
+        self.closed = 0  # latest account closure; 0: none seen
+        self.ended = 0  # latest end of the business relationship; 0: none seen
+        # record id -> its latest uses [ts, event_id, stream, actor or recipient], by time
+        self.uses: dict[str, list[list[Any]]] = {}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "r": {rid: rec.to_json() for rid, rec in self.records.items()},
+            "c": self.closed,
+            "e": self.ended,
+            "u": self.uses,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Customer:
+        held = cls()
+        held.records = {rid: Record.from_json(row) for rid, row in d["r"].items()}
+        held.closed, held.ended, held.uses = d["c"], d["e"], d["u"]
+        return held
+
+    def clock(self, after: str, rec: Record) -> int | None:
+        """When a rule counting from `after` started for `rec` (never before the record existed)."""
+        if after == "collect":
+            return rec.first
+        stage = self.closed if after == "account_closed" else self.ended
+        return max(stage, rec.first) if stage else None

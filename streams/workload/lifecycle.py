@@ -1,0 +1,171 @@
+"""The lifecycle of stored records (`pfi.lifecycle`): normal collection, storage, timely deletion and
+destruction, and the retention violations with their near misses.
+
+Sizes come from the seeds and the bank's retention catalog (policy/retention.yaml: the periods and
+the 15-day deletion SLA of seed 004 §五.(四)), never from the detector's params. Each violation
+crosses its line by a day or more; each near miss stays a day (or an hour) inside it.
+"""
+
+from __future__ import annotations
+
+from schemas.models import Action, LifecycleStage
+from streams.workload.base import DAY, HOUR, MINUTE, SYSADMINS, Base, Employee
+
+L = LifecycleStage
+DETECTOR = "retention_overrun"
+ACCOUNT = ["customer_name", "id_document_no", "mobile_phone", "payment_account_no", "kyc_photo"]
+KYC = ["customer_name", "id_document_no", "kyc_photo"]
+LOCATION = ["location_trace"]
+READ = ("crm", ["customer_name", "mobile_phone"])  # what a use of a stored contact record reads
+VARIANTS = 7
+
+
+class Lifecycle(Base):
+    def _keep(self, rule: str) -> int:
+        return self.policy.retention.rules[rule].keep_days * DAY
+
+    def _inject_retention_overrun(self) -> None:
+        """Seed 002 §五-§七, seed 004 §五.(四) and 流程描述(3)①, JR/T 0171 §6.1.3 a)."""
+        rng = self.rng
+        keep_location, keep_account = self._keep("location_trace"), self._keep("account_after_closure")
+        sla = self.policy.retention.deletion_request_sla_days * DAY
+        customers = list(self.customer_org)
+        for i in range(self._count(VARIANTS)):
+            rid, cid, variant = self._record_id(), rng.choice(customers), i % VARIANTS
+            if variant == 0:  # a location trace kept a day or more past its 30 days
+                ts = self.start - keep_location - rng.randint(1, 60) * DAY - rng.randrange(DAY)
+                self._lifecycle(ts, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
+                self._truth(
+                    "retention_expired", rid, cid, ts, ts + keep_location, "location trace kept past 30 days"
+                )
+            elif variant == 1:  # account data kept past 5 years after the account's closure
+                closed = self.start - keep_account - rng.randint(1, 90) * DAY
+                cats = ["payment_account_no", "account_open_date"]
+                self._lifecycle(closed - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "core_banking", cats, "account_service")  # fmt: skip
+                self._lifecycle(closed, rid, cid, L.account_closed, "core_banking", [], None)
+                self._truth(
+                    "retention_expired",
+                    rid,
+                    cid,
+                    closed,
+                    closed + keep_account,
+                    "account data kept past closure + 5 y",
+                )
+            elif variant == 2:  # a deletion request still open a day or more after 15 days
+                ts = self.start - sla - rng.randint(1, 30) * DAY - rng.randrange(DAY)
+                self._lifecycle(ts - rng.randint(200, 1500) * DAY, rid, cid, L.collect, "crm", READ[1], "customer_service")  # fmt: skip
+                self._lifecycle(ts, rid, cid, L.deletion_requested, "crm", [], None)
+                self._truth(
+                    "deletion_request_overdue", rid, cid, ts, ts + sla, "deletion request open past 15 days"
+                )
+            elif variant == 3:  # another institution's card data kept (the cardholder is not our customer)
+                ts, holder = self._ts(0.1, 0.9), f"X{rng.getrandbits(32):08x}"
+                cats = [rng.choice(self.policy.retention.forbidden_foreign_c3), "payment_account_no"]
+                self._lifecycle(ts, rid, holder, L.store, "card_system", cats, "payment", own=False)
+                self._truth(
+                    "foreign_c3_stored", rid, holder, ts, ts, f"another institution's {cats[0]} stored"
+                )
+            elif variant == 4:  # a destruction record without an independent supervisor
+                ts = self._ts(0.1, 0.9)
+                self._lifecycle(ts - DAY, rid, cid, L.delete, "crm", READ[1], None, method="logical_delete")
+                op = rng.choice(self._admins())
+                sup = rng.choice((op, None))
+                self._lifecycle(ts, rid, cid, L.destroy, "crm", READ[1], None, method="shred", operator=op, supervisor=sup)  # fmt: skip
+                self._truth(
+                    "destruction_record_incomplete", rid, cid, ts, ts, "destruction record unsupervised"
+                )
+            elif variant == 5:  # a record kept past 5 years after the relationship ended, and read
+                e, cid = self._reader()
+                keep = self._keep("kyc_after_relationship")
+                ended = self.start - keep - rng.randint(1, 60) * DAY
+                self._lifecycle(ended - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "crm", READ[1], "customer_service")  # fmt: skip
+                self._lifecycle(ended, rid, cid, L.relationship_ended, "crm", [], None)
+                used = self._ts(0.1, 0.9)
+                self._access(used, e, e.org, READ[0], Action.view, [cid], READ[1], record_ids=[rid])
+                self._truth(
+                    "used_after_deadline",
+                    rid,
+                    cid,
+                    ended,
+                    used,
+                    "record read 5 y after the relationship ended",
+                )
+            else:  # a deleted record read again by its customer's own sub-branch
+                gone = self._ts(0.1, 0.5)
+                e, cid = self._reader()
+                self._lifecycle(gone - rng.randint(30, 300) * DAY, rid, cid, L.collect, "crm", READ[1], "customer_service")  # fmt: skip
+                self._lifecycle(gone, rid, cid, L.delete, "crm", READ[1], None, method="logical_delete")
+                used = gone + rng.randint(HOUR, 3 * HOUR)
+                self._access(used, e, e.org, READ[0], Action.view, [cid], READ[1], record_ids=[rid])
+                self._truth("used_after_deletion", rid, cid, gone, used, "deleted record read")
+
+    def _truth(self, rule: str, rid: str, subject: str, start: int, end: int, what: str) -> None:
+        self._violation(DETECTOR, rule, rid, start, end, f"Record {rid}: {what}.", subject=subject)
+
+    def _admins(self) -> list[str]:
+        return [e.id for e in self.employees if set(e.roles) & set(SYSADMINS)]
+
+    def _reader(self) -> tuple[Employee, str]:
+        """A sub-branch employee in post all along (no violation's actor, no staff change) who may
+        read contact data in the CRM, and one of its customers."""
+        whole = [(self.start, self.end)]
+        staff = [
+            e
+            for e in self.employees
+            if e.org in self.customers and e.id not in self.used and [s[:2] for s in e.segments] == whole
+        ]
+        while True:
+            e = self.rng.choice(staff)
+            if all(self.catalog.role_grants(e.roles, Action.view, READ[0], READ[1])):
+                return e, self.rng.choice(self.customers[e.org])
+
+    def _normal_lifecycle(self) -> None:
+        """Collect/store, deletes and anonymizations inside their period (a day before the deadline at
+        the closest), deletion requests executed by day 14, complete destruction records, reads of
+        a record an hour before its deletion, another bank's C2 payee data."""
+        rng = self.rng
+        admins = self._admins()
+        keep_location, keep_kyc = self._keep("location_trace"), self._keep("kyc_after_relationship")
+        sla = self.policy.retention.deletion_request_sla_days * DAY
+        customers = list(self.customer_org)
+        goal = len(self.out["lifecycle"]) + self._target("lifecycle")
+        while len(self.out["lifecycle"]) < goal:
+            rid, cid, t = self._record_id(), rng.choice(customers), self._ts(0.0, 0.98)
+            story = rng.choices(
+                ("account", "transaction", "location", "near", "erasure", "expired", "foreign", "read"),
+                (20, 25, 15, 5, 10, 10, 10, 5),
+            )[0]
+            if story == "account":
+                self._lifecycle(t, rid, cid, L.collect, "core_banking", ACCOUNT, "account_service")
+                self._lifecycle(t + rng.randint(1_000, MINUTE), rid, cid, L.store, "core_banking", ACCOUNT, "account_service")  # fmt: skip
+            elif story == "transaction":
+                self._lifecycle(t, rid, cid, L.store, "core_banking", ["payment_account_no", "transaction_record"], "payment")  # fmt: skip
+            elif story == "location":  # deleted or anonymized inside the 30 days, inside the workload
+                self._lifecycle(t, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
+                done = t + rng.randrange(max(1, min(keep_location, self.end - t)))
+                self._lifecycle(done, rid, cid, rng.choice((L.delete, L.anonymize)), "mobile_banker", LOCATION, None)  # fmt: skip
+            elif story == "near":  # collected 29 days ago: deleted a day before its deadline
+                collected = t - keep_location + DAY
+                self._lifecycle(collected, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
+                self._lifecycle(t, rid, cid, L.delete, "mobile_banker", LOCATION, None)
+            elif story == "erasure":  # seed 004 §五.(四): executed by day 14 at the latest
+                asked = t - rng.randint(0, sla - DAY)  # a day inside the SLA at the latest
+                self._lifecycle(asked, rid, cid, L.deletion_requested, "crm", [], None)
+                done = max(t, asked + 1)
+                self._lifecycle(done, rid, cid, L.delete, "crm", READ[1], None, method="logical_delete")
+                self._destroy(done, rid, cid, admins, READ[1])
+            elif story == "expired":  # a former customer, gone ~5 years: deleted a day before the deadline
+                cid, ended = f"F{rng.getrandbits(32):08x}", t - keep_kyc + DAY
+                self._lifecycle(ended - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "core_banking", KYC, "kyc_aml")  # fmt: skip
+                self._lifecycle(ended, rid, cid, L.relationship_ended, "core_banking", [], None)
+                self._lifecycle(t, rid, cid, L.delete, "core_banking", KYC, None, method="logical_delete")
+                self._destroy(t, rid, cid, admins, KYC)
+            elif story == "foreign":  # another bank's payee account for an interbank transfer: C2, allowed
+                payee = f"X{rng.getrandbits(32):08x}"
+                self._lifecycle(t, rid, payee, L.store, "core_banking", ["payment_account_no", "customer_name"], "payment", own=False)  # fmt: skip
+            else:  # a record read by its customer's sub-branch an hour before it is deleted
+                e, cid = self._reader()
+                t = max(t, self.start + HOUR)
+                self._lifecycle(t - rng.randint(30, 300) * DAY, rid, cid, L.collect, "crm", READ[1], "customer_service")  # fmt: skip
+                self._access(t - HOUR, e, e.org, READ[0], Action.view, [cid], READ[1], record_ids=[rid])
+                self._lifecycle(t, rid, cid, L.delete, "crm", READ[1], None, method="logical_delete")

@@ -1,0 +1,298 @@
+"""Retention-overrun behaviour through the Engine: each rule fires on a case that barely breaks it
+and stays silent on the work next to it (deleted a day before the deadline, a request executed on
+day 14, a read an hour before the deletion); clocks start at collection, account closure or the end
+of the relationship; the end of a finite input never fires a deadline still ahead; batches,
+restores and late lifecycle events give the same alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import T0, fed
+
+from detectors import load_detectors
+from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
+from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
+
+DAY = 86_400_000
+KEY = b"unit-test-key-0123456789"
+pz = Pseudonymizer(KEY)
+
+
+def lc(stage: str, rid: str = "R1", subject: str | None = "C1", day: float = 0, **kw: Any) -> LifecycleEvent:
+    """A lifecycle event `day` days after T0 (negative: before)."""
+    ts = T0 + int(day * DAY)
+    return LifecycleEvent(
+        event_id=f"{stage}-{rid}-{ts}", ts=ts, record_id=rid, subject_id=subject, stage=stage,
+        system=kw.pop("system", "crm"), **kw,
+    )  # fmt: skip
+
+
+def collect(rid: str = "R1", subject: str = "C1", day: float = 0, cats: tuple[str, ...] = ("mobile_phone",), purpose: str = "customer_service", **kw: Any) -> LifecycleEvent:  # fmt: skip
+    return lc("collect", rid, subject, day, categories=list(cats), purpose=purpose, **kw)
+
+
+def read(rid: str = "R1", subject: str = "C1", day: float = 0, actor: str = "e1") -> AccessEvent:
+    ts = T0 + int(day * DAY)
+    return AccessEvent(
+        event_id=f"read-{rid}-{ts}", ts=ts, actor_id=actor, system="crm", action="view",
+        subject_ids=[subject, "C9"], record_ids=[rid], fields=["mobile_phone"],
+    )  # fmt: skip
+
+
+def sent(rid: str = "R1", subject: str = "C1", day: float = 0) -> TransferEvent:
+    ts = T0 + int(day * DAY)
+    return TransferEvent(
+        event_id=f"sent-{rid}-{ts}", ts=ts, transfer_id="T1", sender_system="crm", recipient_id="proc_call_center",
+        recipient_type="processor", categories=["mobile_phone"], record_count=1, subject_count=1,
+        subject_ids=[subject], record_ids=[rid], encrypted=True, deidentified=True, public_network=True,
+    )  # fmt: skip
+
+
+def tick(day: float) -> LifecycleEvent:
+    """Another customer's record, to move event time on to `day`."""
+    return collect(f"tick{day}", "C-other", day, purpose="account_service")
+
+
+@pytest.fixture
+def spec(policy):
+    return next(s for s in load_detectors(policy) if s.kind == "retention_overrun")
+
+
+@pytest.fixture
+def run(spec, catalog):
+    """Feed events (lifecycle, access, transfer) in time order, `batch` at a time per stream, then
+    drain; returns the final alerts by rule."""
+
+    def go(events: list[Any], batch: int = 10_000, engine: Engine | None = None) -> dict[str, list]:
+        e = engine or Engine([spec], catalog, pseudonymize=pz)
+        alerts = []
+        events = sorted(events, key=lambda ev: ev.ts)
+        for i in range(0, len(events), batch):
+            chunk = events[i : i + batch]
+            for stream, cls in (
+                ("lifecycle", LifecycleEvent),
+                ("access", AccessEvent),
+                ("transfer", TransferEvent),
+            ):
+                part = [ev for ev in chunk if isinstance(ev, cls)]
+                alerts += e.process(stream, stream, 0, fed(stream, part, stream, i))
+            alerts += e.advance()
+        latest: dict[str, Any] = {}
+        for a in sorted(alerts + e.drain(), key=lambda a: a.revision):
+            latest[a.alert_id] = a
+        by_rule: dict[str, list] = {}
+        for a in latest.values():
+            by_rule.setdefault(a.summary and _rule(a), []).append(a)
+        return by_rule
+
+    return go
+
+
+def _rule(alert: Any) -> str:
+    return next(r for r in RULES if alert.title_en == RULE_TITLES[r])
+
+
+RULES = (
+    "retention_expired",
+    "deletion_request_overdue",
+    "used_after_deadline",
+    "used_after_deletion",
+    "destruction_record_incomplete",
+    "foreign_c3_stored",
+)
+RULE_TITLES: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _titles(spec) -> None:
+    RULE_TITLES.update({r: spec.params.rules[r].title_en for r in RULES})
+
+
+LOCATION = {"cats": ("location_trace",), "purpose": "branch_service", "system": "mobile_banker"}
+
+
+# -- retention deadlines ------------------------------------------------------------------------------
+def test_location_kept_a_day_past_its_30_days_fires_once(run) -> None:
+    got = run([collect(subject="CUST42", day=-31, **LOCATION), tick(0)])
+    (a,) = got["retention_expired"]
+    assert a.window_end - a.window_start == 30 * DAY and a.window_end == T0 - DAY
+    assert a.subjects_sample == [pz("CUST42")] and "CUST42" not in a.summary
+    assert a.jr_class == "C2" and "location" in a.summary and a.regulation[0].startswith("seed 002")
+    assert a.title_zh and a.title_en
+
+
+def test_location_deleted_a_day_before_its_deadline_is_silent(run) -> None:
+    assert run([collect(day=-31, **LOCATION), lc("delete", day=-2, method="purge"), tick(0)]) == {}
+
+
+def test_a_deletion_a_day_after_the_deadline_is_still_an_overrun(run) -> None:
+    got = run([collect(day=-40, **LOCATION), lc("anonymize", day=-9), tick(0)])
+    assert [a.window_end for a in got["retention_expired"]] == [T0 - 10 * DAY]
+
+
+def test_a_record_inside_its_retention_at_the_end_of_the_input_does_not_fire(run, spec, catalog) -> None:
+    engine = Engine([spec], catalog, pseudonymize=pz)
+    assert run([collect(day=-29.9, **LOCATION), tick(0)], engine=engine) == {}
+    # the live run goes on: once event time passes the deadline, it fires
+    got = run([tick(0.2)], engine=engine)
+    assert [a.window_end for a in got["retention_expired"]] == [T0 + int(0.1 * DAY)]
+
+
+def test_account_data_counts_from_the_account_closure(run) -> None:
+    keep = 1826
+    opened = collect(day=-3000, cats=("payment_account_no",), purpose="account_service")
+    assert run([opened, lc("account_closed", day=-keep + 1), tick(0)]) == {}  # a day left
+    got = run([opened, lc("account_closed", day=-keep - 1), tick(0)])
+    (a,) = got["retention_expired"]
+    assert a.window_start == T0 - (keep + 1) * DAY and "account_closed" in a.summary
+
+
+def test_identity_counts_from_the_end_of_the_relationship_not_the_closure(run) -> None:
+    kyc = collect(day=-4000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml")
+    closed = lc("account_closed", rid="A9", day=-1900)  # an account closed long ago; the relationship went on
+    assert run([kyc, closed, lc("relationship_ended", rid="A9", day=-1000), tick(0)]) == {}
+    got = run([kyc, closed, lc("relationship_ended", rid="A9", day=-1830), tick(0)])
+    assert len(got["retention_expired"]) == 1
+
+
+def test_a_rule_with_purposes_covers_only_them(run) -> None:
+    tags = {"cats": ("marketing_tags",), "system": "crm"}
+    got = run([collect(day=-366, purpose="marketing", **tags), collect("R2", day=-900, purpose="account_service", **tags), tick(0)])  # fmt: skip
+    assert [a.summary.split()[1] for a in got["retention_expired"]] == ["R1"]
+
+
+# -- deletion requests --------------------------------------------------------------------------------
+def test_deletion_request_overdue_after_15_days(run) -> None:
+    got = run([collect(day=-100), lc("deletion_requested", day=-15.5), tick(0)])
+    (a,) = got["deletion_request_overdue"]
+    assert a.severity.value == "high" and a.window_end - a.window_start == 15 * DAY
+
+
+def test_deletion_request_executed_on_day_14_is_silent(run) -> None:
+    assert run([lc("deletion_requested", day=-20), lc("delete", day=-6), tick(0)]) == {}
+
+
+def test_deletion_request_executed_on_day_16_fires(run) -> None:
+    got = run([lc("deletion_requested", day=-20), lc("delete", day=-4), tick(0)])
+    assert len(got["deletion_request_overdue"]) == 1
+
+
+# -- uses after the deadline or the deletion (accesses and transfers re-keyed by customer) ---------------
+def test_a_read_after_deletion_fires_and_further_reads_revise_it(run) -> None:
+    got = run([collect(day=-3), lc("delete", day=-2), read(day=-1), read(day=-0.5, actor="e2"), tick(0)])
+    (a,) = got["used_after_deletion"]
+    assert a.revision == 2 and a.counts == {"uses": 2} and a.actor_id == "e2"
+    assert a.subjects_sample == [pz("C1")]  # the access named C9 too: only C1's record was deleted
+
+
+def test_a_read_an_hour_before_the_deletion_is_silent(run) -> None:
+    assert run([collect(day=-3), read(day=-1 - 1 / 24), lc("delete", day=-1), tick(0)]) == {}
+
+
+def test_a_transfer_after_deletion_fires(run) -> None:
+    got = run([collect(day=-3), lc("delete", day=-2), sent(day=-1), tick(0)])
+    (a,) = got["used_after_deletion"]
+    assert "proc_call_center" in a.summary and a.actor_id == "proc_call_center"
+
+
+def test_a_read_after_the_deadline_fires_and_one_before_it_does_not(run) -> None:
+    got = run([collect(day=-40, **LOCATION), read(day=-11), read(day=-5), tick(0)])
+    (a,) = got["used_after_deadline"]
+    assert a.window_start == T0 - 10 * DAY and a.revision == 1
+    assert len(got["retention_expired"]) == 1
+
+
+def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, catalog) -> None:
+    """Inputs interleave differently live and in a replay: the read is judged again when the
+    deletion that precedes it in event time arrives, even after the read's input was drained."""
+    engine = Engine([spec], catalog, pseudonymize=pz)
+    assert run([collect(day=-3), read(day=-1)], engine=engine) == {}
+    got = run([lc("delete", day=-1.5), tick(0)], engine=engine)
+    (a,) = got["used_after_deletion"]
+    assert a.window_start == T0 - int(1.5 * DAY) and a.window_end == T0 - DAY
+    in_order = run([collect(day=-3), lc("delete", day=-1.5), read(day=-1), tick(0)])
+    assert [(x.alert_id, x.summary) for x in in_order["used_after_deletion"]] == [(a.alert_id, a.summary)]
+
+
+# -- destruction records and foreign C3 -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kw, fires",
+    [
+        (
+            {"categories": ["customer_name"], "method": "shred", "operator_id": "e1", "supervisor_id": "e2"},
+            False,
+        ),
+        (
+            {"categories": ["customer_name"], "method": "shred", "operator_id": "e1", "supervisor_id": "e1"},
+            True,
+        ),
+        ({"categories": ["customer_name"], "method": "shred", "operator_id": "e1"}, True),
+        ({"categories": ["customer_name"], "operator_id": "e1", "supervisor_id": "e2"}, True),
+        ({"method": "shred", "operator_id": "e1", "supervisor_id": "e2"}, True),
+    ],
+    ids=["complete", "self-supervised", "no-supervisor", "no-method", "no-content"],
+)
+def test_destruction_record(run, kw: dict, fires: bool) -> None:
+    got = run([lc("destroy", **kw)])
+    assert bool(got.get("destruction_record_incomplete")) is fires and set(got) <= {
+        "destruction_record_incomplete"
+    }
+
+
+def test_foreign_c3_stored_fires_once_and_foreign_c2_is_allowed(run) -> None:
+    cvn = collect("R1", "X1", 0, ("payment_account_no", "card_cvn"), "payment", own_institution=False)
+    again = lc("store", "R1", "X1", 0.1, categories=["card_cvn"], own_institution=False)
+    payee = collect("R2", "X2", 0, ("payment_account_no", "customer_name"), "payment", own_institution=False)
+    own_cvn = collect("R3", "C3", 0, ("card_cvn",), "payment")  # the bank's own card: a C3 rule, not this one
+    got = run([cvn, again, payee, own_cvn])
+    (a,) = got["foreign_c3_stored"]
+    assert a.severity.value == "critical" and a.jr_class == "C3" and "card_cvn" in a.summary
+
+
+# -- determinism and state --------------------------------------------------------------------------------
+def story() -> list[Any]:
+    return [
+        collect("R1", "C1", -40, **LOCATION),
+        collect("R2", "C2", -100),
+        lc("deletion_requested", "R2", "C2", -20),
+        collect("R3", "C3", -5),
+        lc("delete", "R3", "C3", -4),
+        read("R3", "C3", -2),
+        lc("destroy", "R3", "C3", -3.9, categories=["mobile_phone"], method="shred", operator_id="e1"),
+        collect("R4", "C4", -29, **LOCATION),
+        tick(0),
+    ]
+
+
+def test_batches_give_the_same_alerts(run) -> None:
+    whole = run(story())
+    one_by_one = run(story(), batch=1)
+    ids = lambda got: sorted((r, a.alert_id, a.revision) for r, alerts in got.items() for a in alerts)  # noqa: E731
+    assert ids(whole) == ids(one_by_one)
+    assert set(whole) == {"retention_expired", "deletion_request_overdue", "used_after_deletion", "destruction_record_incomplete"}  # fmt: skip
+
+
+def test_a_restored_task_goes_on_as_if_never_stopped(run, spec, catalog) -> None:
+    events = sorted(story(), key=lambda ev: ev.ts)
+    first = Engine([spec], catalog, pseudonymize=pz)
+    run(events[:5], engine=first)
+    restored = Engine([spec], catalog, pseudonymize=pz)
+    restored.restore(0, first.changes(0))
+    fresh = Engine([spec], catalog, pseudonymize=pz)
+    run(events[:5], engine=fresh)
+    assert run(events[5:], engine=restored).keys() == run(events[5:], engine=fresh).keys()
+
+
+def test_a_deleted_record_is_forgotten_after_forget_deleted_days(spec, catalog) -> None:
+    e = Engine([spec], catalog, pseudonymize=pz)
+    e.process("lifecycle", "l", 0, fed("lifecycle", [collect(day=-500), lc("delete", day=-440)], "l"))
+    e.process("lifecycle", "l", 0, fed("lifecycle", [tick(-49)], "l", 2))
+    e.advance()
+    store = e.tasks[(0, spec.kind)].keys
+    assert "R1" in store.get(pz("C1")).records
+    e.process("lifecycle", "l", 0, fed("lifecycle", [tick(0)], "l", 3))
+    e.advance()
+    assert store.get(pz("C1")) is None  # 400 days after its deletion: nothing of it is kept

@@ -1,0 +1,50 @@
+"""Retention overrun end to end: lifecycle events (keyed by record) and accesses (keyed by actor)
+through a real Tansu broker, re-keyed by customer through repartition topics, alerts on the alerts
+topic and in chDB. The overdue record's only event is 40 days old: its deadline fires because the
+other inputs move the instance clock on, not because its own partition saw anything new."""
+
+from __future__ import annotations
+
+import pytest
+from test_pipeline import latest_alerts, make_config, monitor, read_all, send
+from test_retention_overrun import LOCATION, collect, lc, read, tick
+
+from streams.pseudonym import Pseudonymizer
+from streams.runtime import repartition_topic
+
+pytestmark = pytest.mark.integration
+
+
+def test_retention_alerts_through_repartition_topics(broker, ch, names, policy, catalog) -> None:
+    config = make_config(names, broker, "chdb://unused")
+    lifecycle = [
+        collect("R1", "C1", -40, **LOCATION),  # never deleted: due 10 days ago
+        collect("R2", "C2", -3),
+        lc("delete", "R2", "C2", -2),  # then read again, below
+        collect("R3", "C3", -29, **LOCATION),  # inside its 30 days when the input ends
+        lc("deletion_requested", "R4", "C4", -14),
+        lc("delete", "R4", "C4", -1),  # executed on day 13
+        tick(0),
+    ]
+    m = monitor(config, ch, policy, catalog)
+    for ev in lifecycle:
+        send(broker, config.topics.lifecycle, [ev], key=ev.record_id.encode())
+    send(broker, config.topics.access, [read("R2", "C2", -1, actor="e7")], key=b"e7")
+    m.run(idle_exit_s=1.5, max_seconds=90)
+
+    alerts = latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=2))
+    pz = Pseudonymizer.from_env(allow_ephemeral=False)
+    got = sorted(
+        (o["finding_info"]["analytic"]["uid"], o["unmapped"]["subjects_sample"][0]) for o in alerts.values()
+    )
+    assert got == [
+        ("LM-RO-001.retention_expired", pz("C1")),
+        ("LM-RO-001.used_after_deletion", pz("C2")),
+    ]
+    assert repartition_topic(config, "lifecycle", "subject_id").startswith(names["group"])
+    db = names["database"]
+    rows = ch.query(f"SELECT rule_id, severity, actor_id FROM {db}.alerts FINAL ORDER BY rule_id").result_rows
+    assert rows == [
+        ("LM-RO-001.retention_expired", "medium", "mobile_banker"),
+        ("LM-RO-001.used_after_deletion", "high", "e7"),
+    ]
