@@ -80,7 +80,9 @@ def test_a_broker_unreachable_for_20_s_loses_nothing_and_the_run_still_ends(name
         for a in actors:
             send(bootstrap, t.entitlements, [entitlement(a)], key=a.encode())
             send(bootstrap, t.access, access(a, customers=60, every_s=5), key=a.encode())
-        proc = run_cli(path, until_idle=8)
+        # idle longer than librdkafka's longest reconnect backoff (10 s): after the outage the run
+        # must see the new records, not end before its client is back
+        proc = run_cli(path, until_idle=15)
         deadline = time.monotonic() + 60
         while committed_offsets(bootstrap, names["group"], t.access) < 6 * 60:
             assert proc.poll() is None and time.monotonic() < deadline, "never processed the first half"
