@@ -69,7 +69,7 @@ def freeze_heap() -> None:
 # streams, a declared SDK); free text from an event never does (`Engine._org_label`).
 ROLLUP_DIMENSIONS: dict[str, tuple[str, str | None, str]] = {
     "access": ("fields", "actor_org", "outcome"),
-    "transfer": ("categories", None, "recipient_type"),
+    "transfer": ("categories", "recipient_id", "recipient_type"),
     "sdk": ("fields", "sdk_id", "policy_consented"),
     "marketing": ("data_used", "org_id", "channel"),
     "lifecycle": ("categories", None, "stage"),
@@ -455,9 +455,12 @@ class Engine:
 
     def _org_label(self, attr: str, value: Any) -> str:
         """An org-like dimension reaches a table only as a known id: an org seen in the reference
-        streams, an SDK the policy declares; anything else is counted as `other`/`undeclared_sdk`."""
+        streams, an SDK or a recipient the policy declares; anything else is counted as `other`,
+        `undeclared_sdk` or `undeclared_recipient`."""
         if attr == "sdk_id":  # a declared SDK by any of its names
             return self.catalog.sdk.resolve(value) or "undeclared_sdk"
+        if attr == "recipient_id":
+            return value if value in self.catalog.policy.recipients.recipients else "undeclared_recipient"
         return value if value in self.known_orgs else OTHER
 
     def _sdk_labels(self, reported: str, version: str, host: str | None, fields: tuple[str, ...]) -> tuple:

@@ -339,7 +339,11 @@ def test_grafana_mounts_match_provisioning(services: dict[str, Any]) -> None:
 
 
 def test_dashboards_are_valid() -> None:
-    assert [p.name for p in DASHBOARDS] == ["lifemon-consent-sdk.json", "lifemon-overview.json"]
+    assert [p.name for p in DASHBOARDS] == [
+        "lifemon-consent-sdk.json",
+        "lifemon-lifecycle.json",
+        "lifemon-overview.json",
+    ]
     uids = set()
     for path in DASHBOARDS:
         dash = json.loads(path.read_text(encoding="utf-8"))
@@ -485,7 +489,7 @@ def _seed(client: Any, db: str) -> None:
             ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 5, 5),
             ("pfi.access", 0, 0, _ts(1), "access", "C2", "S0101", "ok", 7, 7),
             ("pfi.access", 1, 0, _ts(0), "access", "C3", "S0102", "denied", 4, 4),
-            ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "HO", "ok", 2, 2),
+            ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "acme-collections", "processor", 2, 2),
             ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:imei", "vague", 3, 3),
             ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:contacts", "omitted", 1, 3),
             ("pfi.marketing", 0, 0, _ts(0), "marketing", "C1", "S0101", "sms", 8, 8),
@@ -602,6 +606,8 @@ def test_consent_and_sdk_panels_count_what_management_asks(_deploy_chdb: Any, de
     assert coverage["consent_coverage"] == 0.75  # 2 of 8 pushes in an off-scope alert
     (latency,) = _panel_rows("Opt-out latency", _deploy_chdb, deploy_db)
     assert latency["median_s"] == 600 and latency["max_s"] == 600
+    (sent,) = _panel_rows("Transfers by recipient", _deploy_chdb, deploy_db)
+    assert sent == {"recipient": "acme-collections", "C3": 0, "C2": 0, "C1": 2}
     (by_rule,) = _panel_rows("by rule", _deploy_chdb, deploy_db)
     assert by_rule == {"rule": "after_withdrawal", "customers": 1}
 

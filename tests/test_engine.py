@@ -45,6 +45,36 @@ def test_no_value_from_an_event_reaches_a_table_unless_it_is_a_known_id(policy, 
     assert cells[(COVERAGE_GAP, "", e.fingerprint(card), "access")] == 2
 
 
+def test_transfers_are_counted_by_declared_recipient_only(policy, catalog) -> None:
+    """A recipient from recipients.yaml reaches the table by its id; a name typed by a sender does not."""
+    from schemas.models import TransferEvent
+
+    e = engine(policy, catalog)
+    declared = next(iter(policy.recipients.recipients))
+
+    def sent(i: int, recipient: str) -> TransferEvent:
+        return TransferEvent(
+            event_id=f"t{i}",
+            ts=T0,
+            transfer_id=f"T{i}",
+            sender_system="data_warehouse",
+            recipient_id=recipient,
+            recipient_type="third_party",
+            categories=["credit_report"],
+            record_count=1,
+            subject_count=1,
+            encrypted=True,
+            deidentified=False,
+            public_network=False,
+        )
+
+    e.process("transfer", "t", 0, fed("transfer", [sent(0, declared), sent(1, "Li Si's USB stick")], "t"))
+    cells = {tuple(r[4:8]): r[8] for r in e.rollup_rows()}
+    assert cells[("transfer", "C2", declared, "third_party")] == 1
+    assert cells[("transfer", "C2", "undeclared_recipient", "third_party")] == 1
+    assert "Li Si" not in str(cells)
+
+
 def test_detectors_and_their_state_see_only_pseudonyms(policy, catalog) -> None:
     """The engine replaces customer ids at its door: a detector cannot forget to."""
     e = engine(policy, catalog)
