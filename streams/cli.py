@@ -22,6 +22,7 @@ from streams.sinks import FatalSinkError
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
+  lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
   lifemon report --out report.html     an HTML report with charts and alerts, for management
@@ -105,6 +106,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         del monitor  # (with the gc below) its Kafka clients go before an embedded broker does
         gc.collect()  # the monitor and its consumer's callbacks form a cycle
         _progress(stats.line(), final=True)
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """Deliver incidents from pfi.incidents to the configured receivers (docs/incidents.md)."""
+    from streams.config import load_config
+    from streams.notify import Notifier
+
+    config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+    if not config.kafka.bootstrap:
+        _err("notify reads pfi.incidents from a running broker: set kafka.bootstrap or --bootstrap")
+        return 2
+    if not config.notify.receivers:
+        _err("no receivers: add notify.receivers to the config (docs/configuration.md)")
+        return 2
+    try:
+        notifier = Notifier(config, config.kafka.bootstrap)
+    except ValueError as e:  # a receiver's secret is missing from the environment
+        _err(str(e))
+        return 2
+    names = ", ".join(f"{r.name} ({r.kind})" for r in config.notify.receivers)
+    _err(f"delivering {config.topics.incidents} to {names} (group {config.notify.group_id}); Ctrl-C stops")
+    delivered = notifier.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
+    _err("delivered: " + (", ".join(f"{k} {v}" for k, v in sorted(delivered.items())) or "nothing"))
     return 0
 
 
@@ -298,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
     sp.add_argument("--quiet", action="store_true", help="no live progress line")
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("notify", help="deliver incidents to Alertmanager, webhooks and PagerDuty")
+    sp.add_argument("--config", help="YAML config file with notify.receivers (see docs/configuration.md)")
+    sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    sp.add_argument("--until-idle", type=float, metavar="S", help="stop after S seconds without an incident")
+    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    sp.set_defaults(func=cmd_notify)
 
     sp = sub.add_parser("generate", help="generate a realistic workload with injected violations")
     sp.add_argument(
