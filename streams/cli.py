@@ -194,7 +194,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with open(args.alerts_out, "wb") as f:
             for a in final:
                 f.write(orjson.dumps(a.model_dump(mode="json")) + b"\n")
-    _err(stats.line())
+    incidents = sorted(engine.take_incidents(), key=lambda i: (i.first_seen, i.incident_id))
+    if args.incidents_out:  # the newest revision of each, as pfi.incidents would hold them
+        with open(args.incidents_out, "wb") as f:
+            for i in incidents:
+                f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
+    _err(stats.line() + f", {len(incidents)} incident(s)")
     for d in dead[:5]:
         _err(f"dead letter {d.raw.topic}#{d.raw.offset}: {d.kind} {d.field} {d.message}")
     if args.clickhouse:
@@ -347,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+", help="pfi.<stream>.jsonl / .avro files, or folders of them")
     sp.add_argument("--batch-size", type=int, default=5000)
     sp.add_argument("--alerts-out", help="write the final alerts as JSON lines")
+    sp.add_argument("--incidents-out", help="write the final leakage incidents as JSON lines")
     sp.add_argument("--config")
     sp.add_argument("--policy")
     sp.add_argument("--clickhouse", help="also store the alerts in this ClickHouse")
