@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test lint bench clean wheel-check
+.PHONY: install test-deps demo test lint bench clean wheel-check
 
 install: $(VENV)/.installed
 
@@ -13,10 +13,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# Debian programs the suite runs as real processes (tests/receivers.py: Alertmanager). Installed when
+# missing and apt-get can (root); otherwise their tests are skipped with the reason.
+DEBIAN_TEST_PACKAGES = prometheus-alertmanager
+
+test-deps:  ## install the Debian programs the real-process tests run, when missing
+	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; }; \
+	else echo "not installed:$$missing (needs root and apt-get); their tests will be skipped"; fi
+
 demo: install  ## generate a bank's day with violations, run the monitor on the embedded default, score it
 	$(BIN)/lifemon demo
 
-test: install  ## the whole suite: unit, Tansu + chDB integration, end to end (2 workers: most tests wait on brokers)
+test: install test-deps  ## the whole suite: unit, Tansu + chDB integration, end to end (2 workers: most tests wait on brokers)
 	$(BIN)/python -m pytest -q -n 2
 
 lint: install  ## ruff (style, imports, bugbear) and mypy

@@ -118,6 +118,11 @@ class Finding:
     title_zh: str = ""
     title_en: str = ""
     regulation: Sequence[str] = ()
+    # every pseudonym the finding concerns (`subject_sample` is its head) and the catalog field ids
+    # involved: the incident stage counts affected subjects by class and category from them
+    # (streams/incidents.py); they stay in the engine, an alert carries only the sample
+    subjects: Sequence[str] = ()
+    fields: Sequence[str] = ()
 
     @property
     def alert_id(self) -> str:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import approvals
-from detectors.base import Context, Finding, Store
+from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from detectors.legal_tally import LegalTally
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, RecipientType, Severity
@@ -545,9 +545,11 @@ class BulkQueryDetector:
                 f"its {self.p.window_minutes}-minute sliding-window score {ep.score / MILLI:.0f} reached the "
                 f"role threshold {ep.threshold / MILLI:.0f}"
             )
+        legal = False
         for step in self._escalation:
             n = self._records(ep, step)
             if n >= step.min_records:
+                legal = True
                 tier = ep.legal.get(str(self._tiers.index(frozenset(step.categories))))
                 span = (
                     f", {_iso(tier[2])} to {_iso(tier[3])}, counted over {self.p.legal_horizon_hours} h"
@@ -564,6 +566,8 @@ class BulkQueryDetector:
         counts["records"], counts["customers"] = total, len(named)
         counts["weighted_score"] = ep.score // MILLI
         counts["threshold"] = ep.threshold // MILLI
+        if legal:  # past an art. 5 threshold: the incident path considers it (issue 14)
+            counts[LEAKAGE_CANDIDATE] = 1
         return Finding(
             detector=self.kind,
             rule_id=self.section.rule_id,
@@ -579,6 +583,7 @@ class BulkQueryDetector:
             actor_org=ep.actor_org,
             subject_count=total,
             subject_sample=named[: self.p.sample_size],
+            subjects=named,
             counts=counts,
             evidence_event_ids=list(ep.evidence),
             first_seen=ep.first_seen,

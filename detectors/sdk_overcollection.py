@@ -280,6 +280,8 @@ class SdkOvercollectionDetector:
             actor_id=ep.sdk,
             subject_count=len(ep.subjects),
             subject_sample=ep.subjects[: self.p.sample_size],
+            subjects=list(ep.subjects),
+            fields=list(ep.fields),
             counts=counts,
             evidence_event_ids=list(ep.evidence),
             first_seen=ep.start,

@@ -367,6 +367,8 @@ class TransferPolicyDetector:
             actor_id=ev.recipient_id,
             subject_count=ev.subject_count,
             subject_sample=list(dict.fromkeys(ev.subject_ids))[: self.p.sample_size],
+            subjects=list(dict.fromkeys(ev.subject_ids)),
+            fields=[f for f in ev.categories if f in self._known_fields],
             counts=counts,
             evidence_event_ids=[ev.event_id],
             first_seen=ev.ts,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from policy.model import Policy
 
 DEFAULT_DIR = Path(__file__).resolve().parent
-SECTION_FILES = ("classification", "organisation", "retention", "sdks", "purposes", "recipients")
+SECTION_FILES = ("classification", "organisation", "retention", "sdks", "purposes", "recipients", "incidents")
 
 _FIXES = {
     "missing": "add the key",

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from policy.incidents import IncidentPolicy
 from schemas.models import Action, Channel, RecipientType
 
 
@@ -368,6 +369,7 @@ class Policy(Strict):
     sdks: Sdks
     purposes: Purposes
     recipients: Recipients
+    incidents: IncidentPolicy
     detectors: dict[str, DetectorSection]
 
     @model_validator(mode="after")

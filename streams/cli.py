@@ -22,6 +22,7 @@ from streams.sinks import FatalSinkError
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
+  lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
   lifemon report --out report.html     an HTML report with charts and alerts, for management
@@ -108,6 +109,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    """Deliver incidents from pfi.incidents to the configured receivers (docs/incidents.md)."""
+    from streams.config import load_config
+    from streams.notify import Notifier
+
+    config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+    if not config.kafka.bootstrap:
+        _err("notify reads pfi.incidents from a running broker: set kafka.bootstrap or --bootstrap")
+        return 2
+    if not config.notify.receivers:
+        _err("no receivers: add notify.receivers to the config (docs/configuration.md)")
+        return 2
+    try:
+        notifier = Notifier(config, config.kafka.bootstrap)
+    except ValueError as e:  # a receiver's secret is missing from the environment
+        _err(str(e))
+        return 2
+    names = ", ".join(f"{r.name} ({r.kind})" for r in config.notify.receivers)
+    _err(f"delivering {config.topics.incidents} to {names} (group {config.notify.group_id}); Ctrl-C stops")
+    delivered = notifier.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
+    _err("delivered: " + (", ".join(f"{k} {v}" for k, v in sorted(delivered.items())) or "nothing"))
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from streams.workload import generate, write_files
 
@@ -169,7 +194,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with open(args.alerts_out, "wb") as f:
             for a in final:
                 f.write(orjson.dumps(a.model_dump(mode="json")) + b"\n")
-    _err(stats.line())
+    incidents = sorted(engine.take_incidents(), key=lambda i: (i.first_seen, i.incident_id))
+    if args.incidents_out:  # the newest revision of each, as pfi.incidents would hold them
+        with open(args.incidents_out, "wb") as f:
+            for i in incidents:
+                f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
+    _err(stats.line() + f", {len(incidents)} incident(s)")
     for d in dead[:5]:
         _err(f"dead letter {d.raw.topic}#{d.raw.offset}: {d.kind} {d.field} {d.message}")
     if args.clickhouse:
@@ -299,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no live progress line")
     sp.set_defaults(func=cmd_run)
 
+    sp = sub.add_parser("notify", help="deliver incidents to Alertmanager, webhooks and PagerDuty")
+    sp.add_argument("--config", help="YAML config file with notify.receivers (see docs/configuration.md)")
+    sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    sp.add_argument("--until-idle", type=float, metavar="S", help="stop after S seconds without an incident")
+    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    sp.set_defaults(func=cmd_notify)
+
     sp = sub.add_parser("generate", help="generate a realistic workload with injected violations")
     sp.add_argument(
         "-n", "--events", type=int, default=100_000, help="about how many events (default 100000)"
@@ -315,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+", help="pfi.<stream>.jsonl / .avro files, or folders of them")
     sp.add_argument("--batch-size", type=int, default=5000)
     sp.add_argument("--alerts-out", help="write the final alerts as JSON lines")
+    sp.add_argument("--incidents-out", help="write the final leakage incidents as JSON lines")
     sp.add_argument("--config")
     sp.add_argument("--policy")
     sp.add_argument("--clickhouse", help="also store the alerts in this ClickHouse")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policy import PolicyError, read_yaml, validate_section
 
@@ -114,6 +115,40 @@ class EventTimeConfig(Strict):
     )
 
 
+class Receiver(Strict):
+    """Where `lifemon notify` delivers incidents (docs/incidents.md#receivers)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["alertmanager", "webhook", "pagerduty"]
+    url: str = Field(
+        description="alertmanager: its base URL (http://host:9093); webhook: the URL to POST to; "
+        "pagerduty: the Events API v2 enqueue URL"
+    )
+    routing_key_env: str | None = Field(
+        default=None, description="pagerduty: the environment variable holding the integration key"
+    )
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"'{url}' is not an http(s) URL")
+        if parts.password or parts.username:
+            raise ValueError("a receiver URL may not hold credentials; put secrets in the environment")
+        return url
+
+
+class NotifyConfig(Strict):
+    group_id: str = Field(
+        default="lifemon-notify", description="the notifier's consumer group on topics.incidents"
+    )
+    receivers: list[Receiver] = Field(default_factory=list)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
+
+
 class Config(Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: Topics = Field(default_factory=Topics)
@@ -123,6 +158,7 @@ class Config(Strict):
     policy_dir: Path | None = None
     allowed_lateness_s: int = Field(default=60, ge=0)
     event_time: EventTimeConfig = Field(default_factory=EventTimeConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     reference_history_s: int = Field(
         default=90 * 86_400,
         gt=0,

@@ -32,9 +32,11 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import Context, Detector, Finding, References
 from policy.catalog import Catalog
+from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert
 from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
+from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
 from streams.registries import AsOfRegistry
 
@@ -43,6 +45,7 @@ OTHER = "other"  # a dimension value that is not a known id never reaches a tabl
 DEDUP_IDS_PER_PARTITION = 200_000
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
+INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 _MISSING = object()
 _ts = attrgetter("ts")
 
@@ -230,6 +233,10 @@ class Engine:
         self.known_orgs: set[str] = set()
         self._label_cells: dict[tuple, tuple] = {}
         self.tasks: dict[tuple[int, str], Task] = {}
+        # the stage after the detectors: leakage-class alerts grouped into incidents, per partition
+        # number like the detectors whose alerts it reads (streams/incidents.py)
+        self.incident_stages: dict[int, IncidentStage] = {}
+        self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
@@ -297,7 +304,7 @@ class Engine:
             task.stream_time = max(task.stream_time, newest)
             task.ctx.watermark = task.stream_time - self.lateness
             findings.extend(task.detector.process(stream, events, task.ctx))
-        return self._alerts(findings)
+        return self._alerts(findings, partition)
 
     def _pseudonymize(self, stream: str, records: Sequence[Any]) -> None:
         """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them:
@@ -351,7 +358,8 @@ class Engine:
         partition) inputs with nothing left to read: a task whose inputs all are follows the
         instance clock. `final` (end of a finite input) advances every task to the last event time."""
         clock = max((t.stream_time for t in self.tasks.values()), default=0)
-        findings: list[Finding] = []
+        findings: dict[int, list[Finding]] = defaultdict(list)
+        watermarks: dict[int, int] = {}
         for (p, _), task in self.tasks.items():
             if final:
                 wm = clock
@@ -360,9 +368,17 @@ class Engine:
             else:
                 wm = task.stream_time - self.lateness
             task.ctx.watermark = wm
+            watermarks[p] = max(watermarks.get(p, wm), wm)
             for key, deadline in task.timers.due(wm):
-                findings.extend(task.detector.on_timer(key, deadline, task.ctx))
-        return self._alerts(findings)
+                findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
+        alerts = [a for p, found in findings.items() for a in self._alerts(found, p)]
+        # an incident closes on the partition's most advanced detector clock: its alerts come from
+        # one detector, whose own timers have closed them by then (settle_minutes after the window)
+        for p, wm in watermarks.items():
+            stage = self.incident_stage(p)
+            for key, deadline in stage.timers.due(wm):
+                self._incident_revisions(stage.on_timer(key, deadline))
+        return alerts
 
     def prune_references(self, history_ms: int) -> int:
         """Forget reference versions superseded more than `history_ms` before the instance clock:
@@ -393,8 +409,36 @@ class Engine:
             found = self.stores[partition] = self._new_store(partition)
         return found
 
-    def _alerts(self, findings: list[Finding]) -> list[Alert]:
-        return latest(build_alert(f, self.sections[f.detector]) for f in findings)
+    def _alerts(self, findings: list[Finding], partition: int) -> list[Alert]:
+        built = [build_alert(f, self.sections[f.detector]) for f in findings]
+        alerts = latest(built)
+        if findings:
+            newest = {a.alert_id: a for a in alerts}
+            pairs = [(f, a) for f, a in zip(findings, built, strict=True) if newest[a.alert_id] is a]
+            self._incident_revisions(self.incident_stage(partition).observe(pairs))
+        return alerts
+
+    # -- incidents ------------------------------------------------------------------------------
+    def incident_stage(self, partition: int) -> IncidentStage:
+        found = self.incident_stages.get(partition)
+        if found is None:
+            keys = Namespace(self.store(partition), INCIDENTS, lambda value: value)
+            found = self.incident_stages[partition] = IncidentStage(
+                self.catalog.policy.incidents, self.catalog, keys, TimerService(keys)
+            )
+        return found
+
+    def _incident_revisions(self, incidents: Iterable[Incident]) -> None:
+        for inc in incidents:
+            known = self.incidents.get(inc.incident_id)
+            if known is None or inc.revision >= known.revision:
+                self.incidents[inc.incident_id] = inc
+
+    def take_incidents(self) -> list[Incident]:
+        """Incident revisions since the last call, newest per id: the runtime writes them to
+        `pfi.incidents` at its checkpoint, before it commits."""
+        out, self.incidents = list(self.incidents.values()), {}
+        return out
 
     def _rollup(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
@@ -544,6 +588,7 @@ class Engine:
         """A revoked partition's state leaves with it (after its final checkpoint)."""
         for task in [k for k in self.tasks if k[0] == partition]:
             del self.tasks[task]
+        self.incident_stages.pop(partition, None)
         for source in [k for k in self.rollups if k[1] == partition]:
             del self.rollups[source]
         for source in [k for k in self.seen_ids if k[1] == partition]:

@@ -51,7 +51,13 @@ from streams.sinks.clickhouse import (
     dead_letter_row,
     identity_row,
 )
-from streams.sinks.kafka import KafkaTopicSink, encode_alert, encode_dead_letter, producer_config
+from streams.sinks.kafka import (
+    KafkaTopicSink,
+    encode_alert,
+    encode_dead_letter,
+    encode_incident,
+    producer_config,
+)
 from streams.sources import RawDecoder
 from streams.stats import Stats
 
@@ -65,6 +71,7 @@ TOPIC_SETTINGS = {
     "consents": {"cleanup.policy": "delete", "retention.ms": "-1"},
     "customers": {"cleanup.policy": "delete", "retention.ms": "-1"},
     "alerts": {"cleanup.policy": "compact"},  # the newest revision of each alert id
+    "incidents": {"cleanup.policy": "compact"},  # the newest revision of each incident id
 }
 
 
@@ -208,6 +215,11 @@ class Monitor:
             KafkaTopicSink(self.producer, t.alerts, encode_alert, "alerts→kafka", stop=self.abort_event),
             ClickHouseTableSink(ch_client, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"),
         ]
+        # incidents are durable on their topic before the offsets that produced them are committed;
+        # `lifemon notify` delivers them from there (docs/incidents.md)
+        self.incident_sink = KafkaTopicSink(
+            self.producer, t.incidents, encode_incident, "incidents→kafka", stop=self.abort_event
+        )
         self.dead_sinks: list[Sink] = [
             KafkaTopicSink(self.producer, t.dlq, encode_dead_letter, "dlq→kafka", stop=self.abort_event),
             ClickHouseTableSink(
@@ -551,10 +563,17 @@ class Monitor:
         for sink in self.alert_sinks:
             sink.add(self._pending_alerts.values())
         self._pending_alerts = {}
+        self.incident_sink.add(self.engine.take_incidents())
         backoff = 0.5
         while True:
             failures = []
-            for sink in [*self.repartition_sinks.values(), *self.alert_sinks, *self.dead_sinks]:
+            sinks = [
+                *self.repartition_sinks.values(),
+                *self.alert_sinks,
+                self.incident_sink,
+                *self.dead_sinks,
+            ]
+            for sink in sinks:
                 try:
                     sink.flush()
                 except SinkError as e:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from test_pipeline import (
     committed_offsets,
@@ -33,11 +34,29 @@ def workload(policy):
     return generate(6000, seed=3, policy=policy)
 
 
-def replay_final(paths: list[Path], policy, catalog, batch_size: int) -> dict[str, tuple]:
+INCIDENTS: dict[int | str, dict[str, tuple]] = {}  # batch size -> the replay's incidents
+
+
+def incident_content(o: dict) -> tuple:
+    """What an incident says (not its revision or status: a live run may not have closed it yet)."""
+    return (
+        o["key"],
+        tuple(o["leakage_classes"]),
+        o["subjects"]["distinct"],
+        o["subjects"]["by_category"],
+        o["records"],
+        tuple(a["alert_id"] for a in o["alerts"]),
+    )
+
+
+def replay_final(paths: list[Path], policy, catalog, batch_size: int | str) -> dict[str, tuple]:
     """Final content of each alert (not its revision or status: a live run may not have closed it yet)."""
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer.from_env(allow_ephemeral=False))
-    alerts, dead = replay(engine, Decoder(), paths, batch_size)
+    alerts, dead = replay(engine, Decoder(), paths, int(batch_size) if batch_size != "avro" else 1000)
     assert dead == []
+    INCIDENTS[batch_size] = {
+        i.incident_id: incident_content(i.model_dump(mode="json")) for i in engine.take_incidents()
+    }
     return {
         a.alert_id: (
             a.actor_id,
@@ -87,7 +106,7 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
     avro = write_files(workload, tmp_path / "avro", "avro")
     events = [p for p in jsonl if p.suffix == ".jsonl"]
     by_batch = {n: replay_final(events, policy, catalog, n) for n in (1, 97, 5000)}
-    by_batch["avro"] = replay_final([p for p in avro if p.suffix == ".avro"], policy, catalog, 1000)
+    by_batch["avro"] = replay_final([p for p in avro if p.suffix == ".avro"], policy, catalog, "avro")
 
     config = make_config(names, broker, "chdb://unused")
     m = monitor(config, ch, policy, catalog)
@@ -100,6 +119,15 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
     assert bulk == injected  # every injected bulk query, nothing else
     for name, final in by_batch.items():
         assert final == live, f"replay ({name}) differs from the live run"
+    newest: dict[str, dict] = {}
+    for msg in read_all(broker, config.topics.incidents):
+        o = orjson.loads(msg.value())
+        if o["revision"] >= newest.get(o["incident_id"], {"revision": 0})["revision"]:
+            newest[o["incident_id"]] = o
+    live_incidents = {uid: incident_content(o) for uid, o in newest.items()}
+    assert live_incidents, "the workload's leakage violations open incidents"
+    for name, found in INCIDENTS.items():
+        assert found == live_incidents, f"replay ({name}) incidents differ from the live run"
 
 
 @pytest.mark.integration

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from schemas.incident import Incident
 from schemas.models import Alert
 from streams.alerts import to_ocsf
 from streams.codecs import DeadLetter
@@ -236,6 +237,15 @@ def encode_alert(alert: Alert) -> Encoded:
         alert.alert_id.encode(),
         orjson.dumps(to_ocsf(alert)),
         [("lifemon.revision", str(alert.revision).encode())],
+    )
+
+
+def encode_incident(incident: Incident) -> Encoded:
+    """Keyed by incident id (the topic is compacted to the newest revision of each)."""
+    return (
+        incident.incident_id.encode(),
+        orjson.dumps(incident.model_dump(mode="json")),
+        [("lifemon.revision", str(incident.revision).encode())],
     )
 
 

@@ -1,0 +1,103 @@
+"""The incident record on `pfi.incidents` (JSON, key = incident_id): leakage-class alerts of one
+actor, recipient or SDK in one window, with the PIPL art. 57 notice drafted from their evidence
+and the reports that are due. Subjects appear only as keyed HMAC pseudonyms (docs/incidents.md).
+
+`incident_id` is hash(group, key, window start): a replay or restart reproduces it. `revision` is
+the sum of its alerts' revisions (+1 once closed), so the same evidence always gives the same
+revision, whatever the batch boundaries; the newest revision wins everywhere.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.models import Severity
+
+
+class IncidentStatus(StrEnum):
+    open = "open"
+    updated = "updated"
+    closed = "closed"
+
+
+class Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MemberAlert(Part):
+    alert_id: str
+    revision: int
+    detector: str
+    rule_id: str
+    severity: Severity
+    jr_class: str
+    leakage_class: str
+    summary: str
+
+
+class Subjects(Part):
+    """Distinct affected subjects (pseudonyms). A subject counts under its alert's class and under
+    every category that alert concerns."""
+
+    distinct: int = Field(description="distinct pseudonyms named by the incident's alerts")
+    reported: int = Field(description="subjects the alerts report, named or not, repeats included")
+    by_class: dict[str, int]
+    by_category: dict[str, int]
+    pseudonyms: list[str] = Field(description="sorted; at most the policy's subject_list_limit")
+    truncated: bool
+
+
+class Category(Part):
+    id: str
+    zh: str
+    en: str
+    jr_class: str
+    subjects: int
+
+
+class Text(Part):
+    zh: str
+    en: str
+
+
+class Notice(Part):
+    """What PIPL art. 57 ¶1 requires the notice to state, drafted from the evidence."""
+
+    categories: list[Category]
+    cause: Text
+    harm: list[Text]
+    measures: list[Text]
+    individuals: list[Text]
+    contact: Text
+
+
+class DueReport(Part):
+    to: Text
+    due: int = Field(description="UTC epoch ms: first alert's event time + within_hours")
+    within_hours: float
+    regulation: str
+
+
+class Incident(Part):
+    incident_id: str
+    revision: int = Field(ge=1)
+    status: IncidentStatus
+    group: str = Field(description="what `key` names: actor, recipient or sdk")
+    key: str
+    window_start: int
+    window_end: int
+    first_seen: int
+    last_seen: int
+    severity: Severity
+    leakage_classes: list[str]
+    title_zh: str
+    title_en: str
+    regulation: list[str]
+    subjects: Subjects
+    records: int
+    notice: Notice
+    deadlines: list[DueReport]
+    alerts: list[MemberAlert]
+    evidence_event_ids: list[str]

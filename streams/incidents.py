@@ -1,0 +1,273 @@
+"""Leakage incidents: the engine's stage after the detectors (issue 14, docs/incidents.md).
+
+Leakage-class alerts (policy/incidents.yaml `classes`: bulk exports past the art. 5 thresholds,
+C3 to a third party or an SDK, unauthorized cross-border transfers) of one actor, recipient or SDK
+whose first event falls in one `window_hours` window are one incident. The stage runs beside the
+detectors of each partition number: a detector's alerts about one actor / recipient / SDK all come
+from the partition that key hashes to, so the incident's state (a keyed store entry per incident,
+checkpointed with the partition) sees every one of them, live or in a replay.
+
+What makes replay equal live:
+- the window is fixed by the alert's first event time (epoch-aligned), never by arrival order;
+- the incident id is hash(group, key, window start);
+- the incident is a function of its alerts' newest revisions, and its revision is the sum of
+  theirs (+1 once closed): however batches fall, the same alerts give the same record;
+- it closes on an event-time timer `settle_minutes` after its window, and is forgotten
+  `keep_days` after that.
+
+Pseudonyms only: customer ids were replaced at the engine's door; summaries hold no C3 value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from detectors.base import LEAKAGE_CANDIDATE, Finding, Store
+from policy.catalog import Catalog
+from policy.incidents import IncidentPolicy, LeakageClass
+from schemas.incident import (
+    Category,
+    DueReport,
+    Incident,
+    IncidentStatus,
+    MemberAlert,
+    Notice,
+    Subjects,
+    Text,
+)
+from schemas.models import SEVERITY_RANK, Alert, Severity
+from streams.keyed_state import TimerService
+
+HOUR_MS = 3_600_000
+MEMBER = "a:"  # store key prefix: alert id -> the incident key it joined
+INCIDENT = "i:"  # store key prefix: the incident's state
+EVIDENCE_LIMIT = 200
+CLASS_ORDER = ("C3", "C2", "C1")
+
+
+def incident_id(group: str, key: str, window_start: int) -> str:
+    raw = f"incident\x1f{group}\x1f{key}\x1f{window_start}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+class IncidentStage:
+    """One partition number's incidents: fed (finding, alert) pairs, returns incident revisions."""
+
+    def __init__(self, policy: IncidentPolicy, catalog: Catalog, store: Store, timers: TimerService):
+        self.p, self.catalog, self.store, self.timers = policy, catalog, store, timers
+        self.window_ms = policy.window_hours * HOUR_MS
+
+    # -- input ----------------------------------------------------------------------------------
+    def leakage_class(self, alert: Alert) -> str | None:
+        """The first leakage class whose match the alert meets (policy order), or None."""
+        for cid, cls in self.p.classes.items():
+            for m in cls.match:
+                if (
+                    m.detector == alert.detector
+                    and (not m.rule_ids or alert.rule_id in m.rule_ids)
+                    and (not m.leakage_candidate or alert.counts.get(LEAKAGE_CANDIDATE) == 1)
+                    and SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[m.min_severity]
+                    and _class_rank(alert.jr_class) >= _class_rank(m.min_class)
+                ):
+                    return cid
+        return None
+
+    def observe(self, pairs: Iterable[tuple[Finding, Alert]]) -> list[Incident]:
+        """Alerts (newest revision per id) in; the incidents they changed out."""
+        changed: dict[str, dict[str, Any]] = {}
+        for finding, alert in pairs:
+            cid = self.leakage_class(alert)
+            if cid is None or not alert.actor_id:
+                continue
+            ikey = self.store.get(MEMBER + alert.alert_id)
+            if ikey is None:
+                group = self.p.group_by[alert.detector]
+                start = alert.first_seen // self.window_ms * self.window_ms
+                ikey = f"{group}/{alert.actor_id}/{start}"
+                self.store.put(MEMBER + alert.alert_id, ikey)
+            state = self.store.get(INCIDENT + ikey)
+            if state is None:
+                group, rest = ikey.split("/", 1)
+                key, start_s = rest.rsplit("/", 1)
+                start = int(start_s)
+                state = {"group": group, "key": key, "start": start, "closed": False, "members": {}}
+                self.store.put(INCIDENT + ikey, state)
+                self.timers.register(ikey, start + self.window_ms + self.p.settle_minutes * 60_000)
+            known = state["members"].get(alert.alert_id)
+            if known is not None and known["revision"] >= alert.revision:
+                continue  # a revision already counted (a replay of the same output)
+            state["members"][alert.alert_id] = self._member(finding, alert, cid)
+            self.store.touch(INCIDENT + ikey)
+            changed[ikey] = state
+        return [self._incident(state) for state in changed.values()]
+
+    def on_timer(self, ikey: str, deadline_ms: int) -> list[Incident]:
+        """The window has settled: close the incident; `keep_days` later, forget it."""
+        state = self.store.get(INCIDENT + ikey)
+        if state is None:
+            return []
+        if state["closed"]:
+            for alert_id in state["members"]:
+                self.store.delete(MEMBER + alert_id)
+            self.store.delete(INCIDENT + ikey)
+            return []
+        state["closed"] = True
+        self.store.touch(INCIDENT + ikey)
+        self.timers.register(ikey, deadline_ms + self.p.keep_days * 24 * HOUR_MS)
+        return [self._incident(state)]
+
+    def _member(self, finding: Finding, alert: Alert, cid: str) -> dict[str, Any]:
+        categories = {k[len("category_") :] for k in alert.counts if k.startswith("category_")}
+        fields = list(finding.fields) + [k[len("field_") :] for k in alert.counts if k.startswith("field_")]
+        return {
+            "revision": alert.revision,
+            "class": cid,
+            "detector": alert.detector,
+            "rule_id": alert.rule_id,
+            "severity": alert.severity.value,
+            "jr_class": alert.jr_class,
+            "summary": alert.summary,
+            "categories": sorted(categories | {self._category(f) for f in fields}),
+            "subjects": sorted(set(finding.subjects or alert.subjects_sample)),
+            "reported": alert.subject_count,
+            "records": alert.counts.get("records", alert.subject_count),
+            "evidence": list(alert.evidence_event_ids),
+            "first_seen": alert.first_seen,
+            "last_seen": alert.last_seen,
+        }
+
+    def _category(self, field_id: str) -> str:
+        """A catalog field's category; an SDK field the catalog does not list stands for itself."""
+        return self.catalog.field_category.get(field_id) or field_id
+
+    # -- output ---------------------------------------------------------------------------------
+    def _incident(self, state: dict[str, Any]) -> Incident:
+        members = [state["members"][a] | {"alert_id": a} for a in sorted(state["members"])]
+        classes = sorted({m["class"] for m in members}, key=list(self.p.classes).index)
+        policies = [self.p.classes[c] for c in classes]
+        severity = max((Severity(m["severity"]) for m in members), key=SEVERITY_RANK.__getitem__)
+        first = min(m["first_seen"] for m in members)
+        named: set[str] = set()
+        by_class: dict[str, set[str]] = {}
+        by_category: dict[str, set[str]] = {}
+        for m in members:
+            named.update(m["subjects"])
+            by_class.setdefault(m["jr_class"], set()).update(m["subjects"])
+            for c in m["categories"]:
+                by_category.setdefault(c, set()).update(m["subjects"])
+        listed = sorted(named)
+        revision = sum(m["revision"] for m in members) + (1 if state["closed"] else 0)
+        status = (
+            IncidentStatus.closed
+            if state["closed"]
+            else IncidentStatus.open
+            if revision == 1
+            else IncidentStatus.updated
+        )
+        evidence = list(dict.fromkeys(e for m in members for e in m["evidence"]))[:EVIDENCE_LIMIT]
+        return Incident(
+            incident_id=incident_id(state["group"], state["key"], state["start"]),
+            revision=revision,
+            status=status,
+            group=state["group"],
+            key=state["key"],
+            window_start=state["start"],
+            window_end=state["start"] + self.window_ms,
+            first_seen=first,
+            last_seen=max(m["last_seen"] for m in members),
+            severity=severity,
+            leakage_classes=classes,
+            title_zh="; ".join(c.title.zh for c in policies),
+            title_en="; ".join(c.title.en for c in policies),
+            regulation=list(dict.fromkeys(r for c in policies for r in c.regulation)),
+            subjects=Subjects(
+                distinct=len(named),
+                reported=sum(m["reported"] for m in members),
+                by_class={c: len(by_class[c]) for c in CLASS_ORDER if c in by_class},
+                by_category={c: len(s) for c, s in sorted(by_category.items())},
+                pseudonyms=listed[: self.p.subject_list_limit],
+                truncated=len(listed) > self.p.subject_list_limit,
+            ),
+            records=sum(m["records"] for m in members),
+            notice=self._notice(state, members, policies, by_category),
+            deadlines=self._deadlines(classes, severity, first),
+            alerts=[
+                MemberAlert(
+                    alert_id=m["alert_id"],
+                    revision=m["revision"],
+                    detector=m["detector"],
+                    rule_id=m["rule_id"],
+                    severity=Severity(m["severity"]),
+                    jr_class=m["jr_class"],
+                    leakage_class=m["class"],
+                    summary=m["summary"],
+                )
+                for m in members
+            ],
+            evidence_event_ids=evidence,
+        )
+
+    def _notice(
+        self,
+        state: dict[str, Any],
+        members: Sequence[dict[str, Any]],
+        policies: Sequence[LeakageClass],
+        by_category: dict[str, set[str]],
+    ) -> Notice:
+        """PIPL art. 57 ¶1: categories, cause and possible harm; measures and what individuals can
+        do; a contact. The categories and the cause come from the alerts, the rest from policy."""
+        what = "; ".join(m["summary"] for m in members[:3])
+        if len(members) > 3:
+            what += f"; and {len(members) - 3} more alert(s)"
+        cause = Text(
+            zh="\n".join(c.cause.zh.format(what=what) for c in policies),
+            en="\n".join(c.cause.en.format(what=what) for c in policies),
+        )
+        return Notice(
+            categories=[self._category_entry(c, len(s)) for c, s in sorted(by_category.items())],
+            cause=cause,
+            harm=[Text(zh=c.harm.zh, en=c.harm.en) for c in policies],
+            measures=_unique(t for c in policies for t in c.measures),
+            individuals=_unique(t for c in policies for t in c.individuals),
+            contact=Text(zh=self.p.contact.zh, en=self.p.contact.en),
+        )
+
+    def _category_entry(self, cid: str, subjects: int) -> Category:
+        cats = self.catalog.policy.classification.categories
+        if cid in cats:
+            classes = [
+                f.jr_class.value
+                for f in self.catalog.policy.classification.fields.values()
+                if f.category == cid
+            ]
+            top = next((c for c in CLASS_ORDER if c in classes), "C1")
+            return Category(id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=top, subjects=subjects)
+        sdk_field = self.catalog.policy.sdks.sdk_fields.get(cid)
+        cls = sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1"
+        return Category(
+            id=cid, zh=sdk_field.zh if sdk_field else cid, en=cid, jr_class=cls, subjects=subjects
+        )
+
+    def _deadlines(self, classes: Sequence[str], severity: Severity, first_seen: int) -> list[DueReport]:
+        return [
+            DueReport(
+                to=Text(zh=d.to.zh, en=d.to.en),
+                due=first_seen + int(d.within_hours * HOUR_MS),
+                within_hours=d.within_hours,
+                regulation=d.regulation,
+            )
+            for d in self.p.deadlines
+            if (not d.classes or set(d.classes) & set(classes))
+            and SEVERITY_RANK[severity] >= SEVERITY_RANK[d.min_severity]
+        ]
+
+
+def _class_rank(jr_class: str) -> int:
+    return 3 - CLASS_ORDER.index(jr_class) if jr_class in CLASS_ORDER else 0
+
+
+def _unique(texts: Iterable[Any]) -> list[Text]:
+    seen = dict.fromkeys((t.zh, t.en) for t in texts)
+    return [Text(zh=zh, en=en) for zh, en in seen]

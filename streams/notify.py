@@ -1,0 +1,150 @@
+"""`lifemon notify`: delivers incidents from `pfi.incidents` to the configured receivers.
+
+Its own consumer group reads the topic in offset order; an incident's offset is committed only
+after every receiver answered 2xx. A receiver that is down is retried with exponential backoff
+(only the receivers that failed are asked again), while the consumer stays in its group with its
+partitions paused, so nothing behind the incident is skipped and nothing is lost: delivery resumes
+where it stopped, after a restart too. Each receiver deduplicates by the incident id (docs/incidents.md).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from streams.config import Config
+from streams.receivers import DeliveryError, HttpReceiver
+
+POLL_SLICE_S = 0.2
+
+
+class Notifier:
+    def __init__(self, config: Config, bootstrap: str, receivers: list[HttpReceiver] | None = None):
+        self.config = config
+        self.receivers = (
+            receivers if receivers is not None else [HttpReceiver(r) for r in config.notify.receivers]
+        )
+        self.stop_event = threading.Event()
+        self.delivered: Counter = Counter()  # receiver -> incidents it took
+        self.failures: Counter = Counter()  # receiver -> failed attempts
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": config.notify.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+                "log.connection.close": False,
+                **config.kafka.client,
+            }
+        )
+        self._next: dict[tuple[str, int], int] = {}  # partition -> next offset to deliver
+        self._held: list[Any] = []  # returned by a poll while paused: delivered next, in order
+
+    def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Counter:
+        """Deliver until stopped (SIGTERM/SIGINT), or after `idle_exit_s` without a new incident."""
+        self._install_signals()
+        self.consumer.subscribe(
+            [self.config.topics.incidents], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        started = time.monotonic()
+        self._assigned_at: float | None = None  # idle time counts once the group gave us partitions
+        last = 0.0
+        try:
+            while not self.stop_event.is_set():
+                msg = self._held.pop(0) if self._held else self.consumer.poll(0.5)
+                now = time.monotonic()
+                err = msg.error() if msg is not None else None
+                if msg is None or err is not None:
+                    if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                        _log(f"consumer error: {err}")
+                    last = max(last, self._assigned_at or now)
+                    if idle_exit_s is not None and self._assigned_at and now - last >= idle_exit_s:
+                        break
+                    if max_seconds is not None and now - started >= max_seconds:
+                        break
+                    continue
+                last = now
+                tp: tuple[str, int] = (msg.topic(), msg.partition())  # type: ignore[assignment]
+                if msg.offset() < self._next.get(tp, -1):  # type: ignore[operator]
+                    continue  # already delivered (a redelivery after a rebalance)
+                if self._deliver(msg):
+                    self._commit(msg)
+        finally:
+            self.consumer.close()
+        return self.delivered
+
+    def _on_assign(self, _consumer: Any, _partitions: list[TopicPartition]) -> None:
+        self._assigned_at = time.monotonic()
+
+    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Held records of partitions that moved are the new owner's to deliver."""
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._held = [m for m in self._held if (m.topic(), m.partition()) not in gone]
+
+    def _deliver(self, msg: Any) -> bool:
+        """Every receiver takes the incident (True), or the notifier was asked to stop (False)."""
+        try:
+            incident = orjson.loads(msg.value())
+            incident["incident_id"], incident["revision"]  # noqa: B018 - the fields every receiver keys on
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            _log(f"{msg.topic()}[{msg.partition()}]@{msg.offset()} is not an incident record; skipped")
+            return True
+        pending = list(self.receivers)
+        backoff = self.config.notify.backoff_initial_s
+        while pending:
+            failed = []
+            for receiver in pending:
+                try:
+                    receiver.send(incident)
+                    self.delivered[receiver.name] += 1
+                except DeliveryError as e:
+                    self.failures[receiver.name] += 1
+                    failed.append(receiver)
+                    _log(
+                        f"incident {incident['incident_id']} rev {incident['revision']}: {e}; retry in {backoff:.1f}s"
+                    )
+            pending = failed
+            if pending and self._wait_paused(backoff):
+                return False
+            backoff = min(backoff * 2, self.config.notify.backoff_max_s)
+        return True
+
+    def _wait_paused(self, seconds: float) -> bool:
+        """Stay in the group while a receiver is down: poll with every partition paused. True when
+        asked to stop."""
+        assignment = self.consumer.assignment()
+        self.consumer.pause(assignment)
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if self.stop_event.is_set():
+                    return True
+                msg = self.consumer.poll(min(left, POLL_SLICE_S))  # paused: keeps the membership alive
+                if msg is not None and msg.error() is None:
+                    self._held.append(msg)  # fetched before the pause took hold: the consumer is past it
+        finally:
+            self.consumer.resume(self.consumer.assignment())
+        return self.stop_event.is_set()
+
+    def _commit(self, msg: Any) -> None:
+        tp = (msg.topic(), msg.partition())
+        self._next[tp] = msg.offset() + 1
+        self.consumer.commit(offsets=[TopicPartition(*tp, msg.offset() + 1)], asynchronous=False)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            stop = self.stop_event
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+
+
+def _log(message: str) -> None:
+    print(f"lifemon notify: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,152 @@
+"""Incident receivers: the payload each one expects, and one HTTP POST that says whether it took it.
+
+- Prometheus Alertmanager, `POST /api/v2/alerts`: one alert whose labels never change between
+  revisions (alertname, incident_id, group, key), so Alertmanager sees one alert, updated; the
+  severity and the notice ride in annotations.
+- PagerDuty Events API v2: a `trigger` with `dedup_key` = incident id, so revisions update one
+  PagerDuty incident; the integration key comes from the environment, never from a file.
+- A generic JSON webhook: the incident record itself, with `dedup_key` (incident id) and
+  `Idempotency-Key: <incident id>:<revision>`, so a receiver can drop a redelivery.
+
+Only a 2xx counts as delivered (docs/incidents.md#delivery).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from streams.config import Receiver
+
+ALERTNAME = "PFILeakageIncident"
+# PagerDuty knows four severities (Events API v2 `payload.severity`)
+PAGERDUTY_SEVERITY = {
+    "critical": "critical",
+    "high": "error",
+    "medium": "warning",
+    "low": "info",
+    "info": "info",
+}
+
+
+class DeliveryError(RuntimeError):
+    """The receiver did not take the incident (down, slow, or not 2xx): retry later."""
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _summary(inc: dict[str, Any]) -> str:
+    subjects = inc["subjects"]
+    return (
+        f"[{inc['severity']}] {inc['title_en']}: {inc['group']} {inc['key']}, "
+        f"{subjects['distinct']} subjects ({', '.join(f'{k} {v}' for k, v in subjects['by_class'].items())})"
+    )
+
+
+def alertmanager_payload(inc: dict[str, Any]) -> list[dict[str, Any]]:
+    notice = inc["notice"]
+    due = "; ".join(f"{d['to']['en']} by {_iso(d['due'])}" for d in inc["deadlines"])
+    return [
+        {
+            "labels": {
+                "alertname": ALERTNAME,
+                "incident_id": inc["incident_id"],
+                "group": inc["group"],
+                "key": inc["key"],
+            },
+            "annotations": {
+                "summary": _summary(inc),
+                "severity": inc["severity"],
+                "revision": str(inc["revision"]),
+                "status": inc["status"],
+                "title_zh": inc["title_zh"],
+                "leakage_classes": ",".join(inc["leakage_classes"]),
+                "categories": ", ".join(
+                    f"{c['en']} ({c['jr_class']}) {c['subjects']}" for c in notice["categories"]
+                ),
+                "cause": notice["cause"]["en"],
+                "contact": notice["contact"]["en"],
+                "deadlines": due,
+            },
+            "startsAt": _iso(inc["first_seen"]),
+            "generatorURL": f"lifemon:incident/{inc['incident_id']}",
+        }
+    ]
+
+
+def pagerduty_payload(inc: dict[str, Any], routing_key: str) -> dict[str, Any]:
+    return {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": inc["incident_id"],
+        "payload": {
+            "summary": _summary(inc)[:1024],
+            "source": "lifemon",
+            "severity": PAGERDUTY_SEVERITY[inc["severity"]],
+            "timestamp": _iso(inc["first_seen"]),
+            "component": inc["group"],
+            "group": inc["key"],
+            "class": ",".join(inc["leakage_classes"]),
+            "custom_details": {
+                "revision": inc["revision"],
+                "subjects": {k: inc["subjects"][k] for k in ("distinct", "by_class", "by_category")},
+                "notice": inc["notice"],
+                "deadlines": inc["deadlines"],
+                "alerts": [a["alert_id"] for a in inc["alerts"]],
+            },
+        },
+    }
+
+
+def webhook_payload(inc: dict[str, Any]) -> dict[str, Any]:
+    return {"dedup_key": inc["incident_id"], "revision": inc["revision"], "incident": inc}
+
+
+class HttpReceiver:
+    def __init__(self, spec: Receiver):
+        self.spec = spec
+        self.name = spec.name
+        self._routing_key: str | None = None
+        if spec.kind == "pagerduty":
+            env = spec.routing_key_env or "LIFEMON_PAGERDUTY_ROUTING_KEY"
+            self._routing_key = os.environ.get(env)
+            if not self._routing_key:
+                raise ValueError(f"receiver {spec.name}: set {env} to the PagerDuty integration key")
+
+    def request(self, inc: dict[str, Any]) -> tuple[str, Any]:
+        """(url, JSON body) for this receiver."""
+        if self.spec.kind == "alertmanager":
+            return self.spec.url.rstrip("/") + "/api/v2/alerts", alertmanager_payload(inc)
+        if self.spec.kind == "pagerduty":
+            assert self._routing_key is not None
+            return self.spec.url, pagerduty_payload(inc, self._routing_key)
+        return self.spec.url, webhook_payload(inc)
+
+    def send(self, inc: dict[str, Any]) -> None:
+        url, body = self.request(inc)
+        req = urllib.request.Request(
+            url,
+            data=orjson.dumps(body),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"{inc['incident_id']}:{inc['revision']}",
+                "User-Agent": "lifemon-notify",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.spec.timeout_s) as resp:  # noqa: S310 - http(s) only (config)
+                status = resp.status
+        except urllib.error.HTTPError as e:
+            raise DeliveryError(f"{self.name}: HTTP {e.code} from {url}") from e
+        except (urllib.error.URLError, OSError) as e:
+            raise DeliveryError(f"{self.name}: {url} unreachable: {e}") from e
+        if not 200 <= status < 300:
+            raise DeliveryError(f"{self.name}: HTTP {status} from {url}")

@@ -1,0 +1,118 @@
+"""Real receivers for the notifier tests: a local HTTP server that records what it accepts (and can
+refuse on purpose for a while), and Debian's Prometheus Alertmanager on a loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+MISSING = "Debian's prometheus-alertmanager is not installed (apt-get install -y prometheus-alertmanager; .ci/run does)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """POSTs to any path: answers 503 while `failing` (or for the first `fail_first` requests),
+    2xx otherwise; `accepted` holds (path, JSON body, headers) of what it took, in order."""
+
+    def __init__(self, fail_first: int = 0):
+        self.fail_first = fail_first
+        self.failing = False
+        self.refused = 0
+        self.accepted: list[tuple[str, Any, dict[str, str]]] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with outer.lock:
+                    if outer.failing or outer.refused < outer.fail_first:
+                        outer.refused += 1
+                        code = 503
+                    else:
+                        outer.accepted.append((self.path, orjson.loads(body), dict(self.headers)))
+                        code = 202
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self, path: str) -> list[Any]:
+        with self.lock:
+            return [b for p, b, _ in self.accepted if p == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
+    """Alertmanager on a loopback port, routing every alert at once to `webhook_url`; yields its URL."""
+    assert ALERTMANAGER, MISSING
+    port = free_port()
+    config = folder / "alertmanager.yml"
+    config.write_text(
+        "route:\n"
+        "  receiver: hook\n"
+        "  group_by: [incident_id]\n"
+        "  group_wait: 100ms\n"
+        "  group_interval: 1s\n"
+        "  repeat_interval: 1h\n"
+        "receivers:\n"
+        "  - name: hook\n"
+        "    webhook_configs:\n"
+        f"      - url: {webhook_url}\n"
+        "        send_resolved: false\n"
+    )
+    proc = subprocess.Popen(
+        [
+            ALERTMANAGER,
+            f"--config.file={config}",
+            f"--storage.path={folder / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",  # one instance, no gossip port
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "alertmanager did not become ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,213 @@
+"""Leakage incidents through the Engine (streams/incidents.py, docs/incidents.md): which alerts open
+one, what it holds (distinct subjects by class and category, the PIPL art. 57 notice, the deadlines),
+how alerts group by actor / recipient / SDK and window, and that batches, restores and replays
+give the same incidents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from conftest import T0, access, entitlement, fed, refs
+
+from detectors import load_detectors
+from schemas.incident import Incident
+from schemas.models import Consent, TransferEvent
+from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
+
+HOUR = 3_600_000
+KEY = b"unit-test-key-0123456789"
+
+
+@pytest.fixture
+def engine(policy, catalog):
+    def make() -> Engine:
+        e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+        e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", "lobby_manager")]))
+        e.apply_reference(
+            "consents",
+            refs(
+                "consents",
+                [
+                    Consent(subject_id=f"C{i:07d}", ts=0, purpose=p, status="granted", separate=True)
+                    for i in range(20)
+                    for p in ("insurance_referral", "group_risk_management")
+                ],
+            ),
+        )
+        return e
+
+    return make
+
+
+def transfer(n: int, ts: int = T0, subjects: range = range(1), **kw: Any) -> TransferEvent:
+    ids = [f"C{i:07d}" for i in subjects]
+    base: dict[str, Any] = {
+        "event_id": f"tr-{n}",
+        "ts": ts,
+        "transfer_id": f"T{n}",
+        "sender_system": "crm",
+        "recipient_id": "tp_insurance_partner",
+        "recipient_type": "third_party",
+        "recipient_country": "CN",
+        "categories": ["customer_name", "mobile_phone"],
+        "record_count": len(ids),
+        "subject_count": len(ids),
+        "subject_ids": ids,
+        "encrypted": True,
+        "deidentified": False,
+        "public_network": False,
+        "contract_id": "CT-tp_insurance_partner",
+        "legal_basis": "separate_consent",
+        "purpose": "insurance_referral",
+    }
+    return TransferEvent(**(base | kw))
+
+
+def cvn(n: int, ts: int = T0, subjects: range = range(1)) -> TransferEvent:
+    """Card verification codes sent to the partner insurer: C3 leaving the bank."""
+    return transfer(n, ts, subjects, categories=["customer_name", "card_cvn"])
+
+
+def abroad(n: int, ts: int = T0, subjects: range = range(1), **kw: Any) -> TransferEvent:
+    """To the Hong Kong FX partner, which has no outbound security assessment on file."""
+    return transfer(
+        n,
+        ts,
+        subjects,
+        recipient_id="hk-fx-partner",
+        recipient_type="overseas",
+        recipient_country="HK",
+        contract_id="CT-2026-031",
+        categories=["customer_name", "payment_account_no"],
+        purpose="group_risk_management",
+        **kw,
+    )
+
+
+def run(
+    e: Engine, stream: str, events: list[Any], batch: int = 10_000, final: bool = True
+) -> dict[str, Incident]:
+    """Events in batches of `batch`; the newest revision of each incident."""
+    for i in range(0, len(events), batch):
+        e.process(stream, f"pfi.{stream}", 0, fed(stream, events[i : i + batch], f"pfi.{stream}", i))
+        e.advance()
+    if final:
+        e.drain()
+    return {i.incident_id: i for i in e.take_incidents()}
+
+
+def one(found: dict[str, Incident]) -> Incident:
+    assert len(found) == 1, [i.title_en for i in found.values()]
+    return next(iter(found.values()))
+
+
+# -- which alerts are leakage ----------------------------------------------------------------------
+def test_a_bulk_query_past_the_art5_threshold_opens_an_incident_with_its_notice(engine) -> None:
+    # 50 customers' balances (property): art. 5 ¶1 (4) counts 50 records of property data
+    e = engine()
+    inc = one(
+        run(e, "access", access("e1", customers=50, fields=("customer_name", "account_balance"), every_s=30))
+    )
+    assert (inc.group, inc.key, inc.leakage_classes) == ("actor", "e1", ["bulk_export"])
+    assert inc.subjects.distinct == 50 and inc.subjects.by_class == {"C2": 50}
+    assert inc.subjects.by_category == {"identity": 50, "property": 50}
+    assert [c.id for c in inc.notice.categories] == ["identity", "property"]
+    assert inc.notice.categories[1].zh == "财产信息" and inc.notice.categories[1].jr_class == "C2"
+    assert "e1 read 50 records of 50 customers" in inc.notice.cause.en
+    assert inc.notice.contact.zh.startswith("客服电话 95526")
+    assert inc.notice.harm and inc.notice.measures and inc.notice.individuals
+    regulator = inc.deadlines[0]
+    assert regulator.to.en.startswith("the regulator") and regulator.due == inc.first_seen + 24 * HOUR
+    assert len(inc.deadlines) == 2  # the external assessment is due for critical incidents only
+    # pseudonyms only: no customer id reaches the record
+    assert b"C00000" not in orjson.dumps(inc.model_dump()) and len(inc.subjects.pseudonyms) == 50
+
+
+def test_a_bulk_query_just_under_the_art5_threshold_alerts_but_opens_no_incident(engine) -> None:
+    e = engine()
+    events = access("e1", customers=49, fields=("customer_name", "account_balance"), every_s=30)
+    alerts = e.process("access", "pfi.access", 0, fed("access", events, "pfi.access"))
+    alerts += e.drain()
+    assert alerts and all(a.counts.get("leakage_candidate") is None for a in alerts)  # over the role's 40
+    assert e.take_incidents() == []
+
+
+def test_c3_to_a_third_party_and_cross_border_open_incidents_a_consented_share_does_not(engine) -> None:
+    e = engine()
+    found = run(
+        e, "transfer", [transfer(1, subjects=range(3)), cvn(2, subjects=range(2)), abroad(3, T0 + HOUR)]
+    )
+    by_key = {i.key: i for i in found.values()}
+    assert set(by_key) == {"tp_insurance_partner", "hk-fx-partner"}
+    c3 = by_key["tp_insurance_partner"]
+    assert (c3.group, c3.leakage_classes, c3.severity.value) == (
+        "recipient",
+        ["c3_to_third_party"],
+        "critical",
+    )
+    assert c3.subjects.by_class == {"C3": 2} and c3.subjects.by_category == {
+        "authentication": 2,
+        "identity": 2,
+    }
+    assert [a.rule_id for a in c3.alerts] == ["LM-TP-001"]
+    assert len(c3.deadlines) == 3  # critical: the external assessment too
+    assert by_key["hk-fx-partner"].leakage_classes == ["cross_border"]
+
+
+# -- grouping and windows --------------------------------------------------------------------------
+def test_one_recipients_leaks_in_one_day_are_one_incident_with_subjects_counted_once(engine) -> None:
+    e = engine()
+    events = [
+        cvn(1, T0, range(0, 5)),
+        cvn(2, T0 + 2 * HOUR, range(3, 8)),
+        cvn(3, T0 + 30 * HOUR, range(0, 2)),
+    ]
+    found = run(e, "transfer", events)
+    first, second = sorted(found.values(), key=lambda i: i.window_start)
+    assert len(first.alerts) == 2 and first.subjects.distinct == 8 and first.subjects.reported == 10
+    assert first.records == 10 and first.window_end == second.window_start
+    assert len(second.alerts) == 1 and second.subjects.distinct == 2
+    assert first.incident_id != second.incident_id
+
+
+def test_an_incident_closes_after_its_window_settles_and_is_revised_not_duplicated(engine) -> None:
+    e = engine()
+    opened = one(run(e, "transfer", [cvn(1, T0)], final=False))
+    assert (opened.status.value, opened.revision) == ("open", 1)
+    grown = one(run(e, "transfer", [cvn(2, T0 + HOUR, range(1, 2))], final=False))
+    assert (grown.incident_id, grown.status.value, grown.revision) == (opened.incident_id, "updated", 2)
+    # the watermark passes the window's end + settle_minutes (a transfer the next day moves it)
+    later = run(e, "transfer", [transfer(9, T0 + 26 * HOUR)], final=False)
+    closed = later[opened.incident_id]
+    assert (closed.status.value, closed.revision, closed.subjects.distinct) == ("closed", 3, 2)
+
+
+# -- replay equals live ----------------------------------------------------------------------------
+def traffic() -> list[TransferEvent]:
+    return [
+        cvn(i, T0 + i * 7 * 60_000, range(i % 4, i % 4 + 3)) if i % 3 else abroad(i, T0 + i * 7 * 60_000)
+        for i in range(40)
+    ] + [transfer(99, T0 + 26 * HOUR)]  # a clean share the next day: the window settles, incidents close
+
+
+def test_the_same_events_give_the_same_incidents_whatever_the_batches(engine) -> None:
+    whole = run(engine(), "transfer", traffic())
+    one_by_one = run(engine(), "transfer", traffic(), batch=1)
+    sevens = run(engine(), "transfer", traffic(), batch=7)
+    assert len(whole) == 2
+    assert whole == one_by_one == sevens
+    assert {i.status.value for i in whole.values()} == {"closed"}
+
+
+def test_an_incident_survives_a_restore_and_keeps_its_id_and_revisions(engine) -> None:
+    events = traffic()
+    e = engine()
+    run(e, "transfer", events[:20], final=False)
+    changes = e.changes(0)
+    restored = engine()
+    restored.restore(0, changes)
+    after = run(restored, "transfer", events[20:])
+    assert after == run(engine(), "transfer", events)

@@ -1,0 +1,215 @@
+"""Incidents from the live pipeline to real receivers: the monitor writes them to pfi.incidents
+(Tansu + chDB), `lifemon notify` delivers them to Debian's Prometheus Alertmanager, which hands
+them to a webhook in the test; and a receiver that refuses for a while (503) loses nothing and gets
+no duplicate, across a notifier restart too. Offsets are committed only after a 2xx."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from conftest import fed
+from receivers import ALERTMANAGER, MISSING, Receiver, alertmanager
+from test_incidents import HOUR, KEY, cvn, traffic, transfer
+from test_pipeline import ROOT, committed_offsets, make_config, monitor, read_all, send, write_config
+
+from detectors import load_detectors
+from schemas.models import Consent
+from streams.config import Config
+from streams.engine import Engine
+from streams.notify import Notifier
+from streams.pseudonym import Pseudonymizer
+from streams.runtime import ensure_topics
+from streams.sinks.kafka import encode_incident
+
+pytestmark = pytest.mark.integration
+
+
+def incidents_topic_records(config: Config, n: int) -> list[dict]:
+    return [orjson.loads(m.value()) for m in read_all(config.kafka.bootstrap, config.topics.incidents, n)]
+
+
+def wait_for(check: Any, timeout_s: float = 20, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return found
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)
+def test_an_incident_reaches_alertmanager_and_its_webhook(
+    broker, ch, names, policy, catalog, tmp_path
+) -> None:
+    hook = Receiver()
+    with alertmanager(hook.url + "/am", tmp_path) as am_url:
+        config = make_config(
+            names,
+            broker,
+            "chdb://unused",
+            notify={
+                "group_id": f"notify-{names['tag']}",
+                "receivers": [{"name": "am", "kind": "alertmanager", "url": am_url}],
+            },
+        )
+        m = monitor(config, ch, policy, catalog)
+        send(
+            broker,
+            config.topics.consents,
+            [
+                Consent(
+                    subject_id="C0000000", ts=0, purpose="insurance_referral", status="granted", separate=True
+                )
+            ],
+            key=b"C0000000",
+        )
+        send(broker, config.topics.transfer, [cvn(1, subjects=range(3))], key=b"tp_insurance_partner")
+        m.run(idle_exit_s=2, max_seconds=60)
+        (incident,) = incidents_topic_records(config, 1)
+        assert (incident["key"], incident["leakage_classes"]) == (
+            "tp_insurance_partner",
+            ["c3_to_third_party"],
+        )
+        assert incident["subjects"]["by_class"] == {"C3": 3} and b"C000000" not in orjson.dumps(incident)
+
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streams.cli",
+                "notify",
+                "--config",
+                str(write_config(config, tmp_path / "c.yaml")),
+                "--until-idle",
+                "3",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        out = proc.communicate(timeout=60)[0].decode()
+        assert proc.returncode == 0, out
+        assert "delivered: am 1" in out
+        (notification,) = wait_for(lambda: hook.bodies("/am"), what="alertmanager's webhook")
+        (alert,) = notification["alerts"]
+        assert alert["status"] == "firing"
+        assert alert["labels"] == {
+            "alertname": "PFILeakageIncident",
+            "incident_id": incident["incident_id"],
+            "group": "recipient",
+            "key": "tp_insurance_partner",
+        }
+        assert alert["annotations"]["severity"] == "critical"
+        assert (
+            "95526" in alert["annotations"]["contact"]
+            and "authentication data (C3) 3" in alert["annotations"]["categories"]
+        )
+        assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 1
+    hook.close()
+
+
+def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[str, int]]:
+    """Every revision of a day's incidents (the engine's output, batch by batch) on pfi.incidents."""
+    e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+    revisions = []
+    events = traffic() + [
+        cvn(200, 0 + traffic()[0].ts + 30 * HOUR),
+        transfer(201, traffic()[0].ts + 60 * HOUR),
+    ]
+    p = Producer({"bootstrap.servers": config.kafka.bootstrap})
+    for i in range(0, len(events), 5):
+        e.process("transfer", "t", 0, fed("transfer", events[i : i + 5], "t", i))
+        e.advance()
+        for inc in e.take_incidents():
+            key, value, headers = encode_incident(inc)
+            p.produce(config.topics.incidents, value=value, key=key, headers=headers)
+            revisions.append((inc.incident_id, inc.revision))
+    assert p.flush(10) == 0
+    return revisions
+
+
+def in_order(revisions: list[tuple[str, int]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for incident, revision in revisions:
+        out.setdefault(incident, []).append(revision)
+    return out
+
+
+def test_a_receiver_down_for_a_while_loses_nothing_and_gets_no_duplicate(
+    broker, names, policy, catalog, tmp_path
+) -> None:
+    hook = Receiver()
+    hook.failing = True
+    config = make_config(
+        names,
+        broker,
+        "chdb://unused",
+        notify={
+            "group_id": f"notify-{names['tag']}",
+            "backoff_initial_s": 0.05,
+            "backoff_max_s": 0.2,
+            "receivers": [
+                {"name": "hook", "kind": "webhook", "url": hook.url + "/hook"},
+                {
+                    "name": "pd",
+                    "kind": "pagerduty",
+                    "url": hook.url + "/pd",
+                    "routing_key_env": "TEST_PD_KEY",
+                },
+            ],
+        },
+    )
+    os.environ["TEST_PD_KEY"] = "R0UTINGKEY"
+    ensure_topics(broker, config)
+    sent = produce_incidents(config, policy, catalog)
+    assert len(sent) >= 6 and len({i for i, _ in sent}) == 3
+    topic, group = config.topics.incidents, config.notify.group_id
+
+    # down: the notifier retries, commits nothing, and is stopped while the receiver is still down
+    first = Notifier(config, broker)
+    runner = threading.Thread(target=first.run, kwargs={"max_seconds": 30})
+    runner.start()
+    wait_for(lambda: hook.refused >= 5, 60, what="retries against the failing receiver")
+    first.stop_event.set()
+    runner.join(20)
+    assert hook.accepted == [] and committed_offsets(broker, group, topic) == 0
+
+    # back up after a few more refusals: a new notifier resumes from the committed offset
+    hook.failing, hook.fail_first, hook.refused = False, 3, 0
+    second = Notifier(config, broker)
+    delivered = second.run(idle_exit_s=3, max_seconds=60)
+    assert delivered == {"hook": len(sent), "pd": len(sent)}
+    got = [(b["dedup_key"], b["revision"]) for b in hook.bodies("/hook")]
+    assert in_order(got) == in_order(sent)  # every revision, once, in order (per incident: per partition)
+    pd = hook.bodies("/pd")
+    assert in_order([(b["dedup_key"], b["payload"]["custom_details"]["revision"]) for b in pd]) == in_order(
+        sent
+    )
+    assert pd[0]["routing_key"] == "R0UTINGKEY" and pd[0]["event_action"] == "trigger"
+    assert pd[0]["payload"]["severity"] == "critical" and pd[0]["payload"]["source"] == "lifemon"
+    assert committed_offsets(broker, group, topic) == len(sent)
+    headers = [h for p, _, h in hook.accepted if p == "/hook"]
+    assert [h["Idempotency-Key"] for h in headers] == [f"{i}:{r}" for i, r in got]
+    hook.close()
+
+
+def test_a_receiver_url_with_a_password_is_refused(tmp_path: Path) -> None:
+    from policy import PolicyError
+    from streams.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "notify:\n  receivers:\n    - {name: am, kind: alertmanager, url: 'http://lifemon:hunter2@am:9093'}\n"
+    )
+    with pytest.raises(PolicyError, match="notify.receivers.0.url") as e:
+        load_config(path)
+    assert "hunter2" not in str(e.value)
