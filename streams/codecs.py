@@ -67,6 +67,7 @@ SCHEMA_ID_HEADERS = ("schema.id", "value.schema.id", "lifemon.schema.id")
 
 MIN_TS = 946_684_800_000  # 2000-01-01: below it a `ts` is seconds, not milliseconds
 MAX_TS = 4_102_444_800_000  # 2100-01-01: above it, microseconds or garbage (and a DateTime overflow)
+TOO_DEEP = "JSON nested too deeply to be an event"
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 _QUOTED = re.compile(r"'[^']*'")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
@@ -247,6 +248,8 @@ class Decoder:
                     out.ok.append((raw, strict.decode(v)))
                 except msgspec.DecodeError as e:
                     self._lenient_json(stream, raw, e, out)
+                except RecursionError:  # msgspec's own depth limit on objects nested thousands deep
+                    out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))
         if out.ok and check_time:
             self._check_time(stream, out)
         return out
@@ -265,6 +268,9 @@ class Decoder:
             lenient = self._lenient[stream].decode(raw.value)  # type: ignore[arg-type]
         except msgspec.DecodeError as e:
             out.dead.append(DeadLetter(raw, "invalid", *_reason(stream, e)))
+            return
+        except RecursionError:  # an unknown field whose value nests thousands deep
+            out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))
             return
         # the same Struct type as every other record of the stream (the rare path pays the copy)
         out.ok.append((raw, STRICT[stream](**msgspec.structs.asdict(lenient))))
