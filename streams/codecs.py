@@ -272,8 +272,9 @@ class Decoder:
         except RecursionError:  # an unknown field whose value nests thousands deep
             out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))
             return
-        # the same Struct type as every other record of the stream (the rare path pays the copy)
-        out.ok.append((raw, STRICT[stream](**msgspec.structs.asdict(lenient))))
+        # the same Struct types as every other record of the stream, nested ones (an entitlement's
+        # approvals) included: the rare path pays the copy
+        out.ok.append((raw, msgspec.convert(msgspec.to_builtins(lenient), STRICT[stream])))
         out.unknown_fields[unknown.group(1)] += 1
 
     def _check_time(self, stream: str, out: Decoded) -> None:
