@@ -66,7 +66,8 @@ def read_raw(path: Path) -> Iterator[RawRecord]:
                 for i, rec in enumerate(fastavro.reader(f)):
                     # Decimal, UUID, bytes of a foreign schema as text: the decoder judges them
                     yield RawRecord(path.name, 0, i, orjson.dumps(rec, default=str))
-            except Exception as e:  # fastavro raises many types for a corrupt file (MemoryError on a bogus length)
+            # fastavro raises many types for a corrupt file (MemoryError on a bogus length)
+            except Exception as e:
                 raise ReplayFileError(
                     f"{path}: not a readable Avro object container file at record {i} "
                     f"({type(e).__name__}); replace it with an intact copy"
