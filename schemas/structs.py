@@ -59,7 +59,7 @@ def struct_of(model: type[BaseModel], made: dict[type, type] | None = None, forb
             for cls, (key, attr) in _BOUNDS.items()
             if isinstance(m, cls)
         }
-        if tp is int:
+        if tp is int and name != "ts":  # `ts` is judged at the event-time door, with a better reason
             meta = {"ge": LONG_MIN, "le": LONG_MAX, **meta}
         if meta:
             tp = Annotated[tp, msgspec.Meta(**meta)]

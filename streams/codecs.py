@@ -180,7 +180,8 @@ def _reason(stream: str, exc: Exception) -> tuple[str, str]:
     if msg.startswith("Invalid enum value"):
         allowed = _enum_values(stream, path)
         return path, f"not one of: {', '.join(allowed)}" if allowed else "not an allowed value"
-    return path, _QUOTED.sub("a value", msg)
+    # a key is input too (a card number can be one): "unknown field `6222...`" names no key
+    return path, _UNKNOWN_FIELD.sub("an unknown field", _QUOTED.sub("a value", msg))
 
 
 def _enum_values(stream: str, path: str) -> list[str]:

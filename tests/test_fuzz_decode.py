@@ -69,6 +69,11 @@ def test_regressions_found_by_fuzzing() -> None:
         ("invalid", "row_count"),
         ("invalid", "row_count"),
     ]
+    nested_key = json.dumps(
+        {**VALID["entitlements"], "approvals": [{**VALID["entitlements"]["approvals"][0], SENTINEL: 1}]}
+    ).encode()
+    (dead,) = DECODER.decode("entitlements", raws("pfi.entitlements", [(nested_key, None)])).dead
+    assert SENTINEL not in dead.message  # an unknown key in a nested object was echoed
     avro = encode_avro("access", {**base, "event_id": SENTINEL, "row_count": 2**63 - 1}, REGISTRY)
     (ok,) = DECODER.decode("access", raws("pfi.access", [(avro, None)])).ok
     assert ok[1].row_count == 2**63 - 1  # the bound itself is a long, and passes
