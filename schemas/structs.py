@@ -27,6 +27,11 @@ _BOUNDS = {
 }
 
 
+# Every int is an Avro long (and a ClickHouse Int64/UInt64): a JSON number beyond it would decode
+# here and then fail every sink that writes it, so it is a dead letter at the door instead.
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+
+
 def _convert(tp: Any, made: dict[type, type]) -> Any:
     """The annotation with every nested pydantic model replaced by its Struct."""
     if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -54,6 +59,8 @@ def struct_of(model: type[BaseModel], made: dict[type, type] | None = None, forb
             for cls, (key, attr) in _BOUNDS.items()
             if isinstance(m, cls)
         }
+        if tp is int and name != "ts":  # `ts` is judged at the event-time door, with a better reason
+            meta = {"ge": LONG_MIN, "le": LONG_MAX, **meta}
         if meta:
             tp = Annotated[tp, msgspec.Meta(**meta)]
         if f.default_factory is not None:

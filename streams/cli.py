@@ -169,7 +169,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.codecs import Decoder
     from streams.engine import Engine
     from streams.pseudonym import Pseudonymizer
-    from streams.replay import replay, replay_files
+    from streams.replay import ReplayFileError, replay, replay_files
     from streams.stats import Stats
 
     config, _, specs, catalog = _setup(args)
@@ -182,13 +182,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000
     )
     stats = Stats()
-    alerts, dead = replay(
-        engine,
-        Decoder.for_config(config),
-        files,
-        args.batch_size,
-        stats,
-    )
+    try:
+        alerts, dead = replay(engine, Decoder.for_config(config), files, args.batch_size, stats)
+    except ReplayFileError as e:
+        _err(str(e))
+        return 2
     final = sorted(stats.alerts.values(), key=lambda a: (a.first_seen, a.alert_id))
     if args.alerts_out:
         with open(args.alerts_out, "wb") as f:

@@ -67,6 +67,7 @@ SCHEMA_ID_HEADERS = ("schema.id", "value.schema.id", "lifemon.schema.id")
 
 MIN_TS = 946_684_800_000  # 2000-01-01: below it a `ts` is seconds, not milliseconds
 MAX_TS = 4_102_444_800_000  # 2100-01-01: above it, microseconds or garbage (and a DateTime overflow)
+TOO_DEEP = "JSON nested too deeply to be an event"
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 _QUOTED = re.compile(r"'[^']*'")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
@@ -179,7 +180,8 @@ def _reason(stream: str, exc: Exception) -> tuple[str, str]:
     if msg.startswith("Invalid enum value"):
         allowed = _enum_values(stream, path)
         return path, f"not one of: {', '.join(allowed)}" if allowed else "not an allowed value"
-    return path, _QUOTED.sub("a value", msg)
+    # a key is input too (a card number can be one): "unknown field `6222...`" names no key
+    return path, _UNKNOWN_FIELD.sub("an unknown field", _QUOTED.sub("a value", msg))
 
 
 def _enum_values(stream: str, path: str) -> list[str]:
@@ -247,6 +249,8 @@ class Decoder:
                     out.ok.append((raw, strict.decode(v)))
                 except msgspec.DecodeError as e:
                     self._lenient_json(stream, raw, e, out)
+                except RecursionError:  # msgspec's own depth limit on objects nested thousands deep
+                    out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))
         if out.ok and check_time:
             self._check_time(stream, out)
         return out
@@ -266,8 +270,12 @@ class Decoder:
         except msgspec.DecodeError as e:
             out.dead.append(DeadLetter(raw, "invalid", *_reason(stream, e)))
             return
-        # the same Struct type as every other record of the stream (the rare path pays the copy)
-        out.ok.append((raw, STRICT[stream](**msgspec.structs.asdict(lenient))))
+        except RecursionError:  # an unknown field whose value nests thousands deep
+            out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))
+            return
+        # the same Struct types as every other record of the stream, nested ones (an entitlement's
+        # approvals) included: the rare path pays the copy
+        out.ok.append((raw, msgspec.convert(msgspec.to_builtins(lenient), STRICT[stream])))
         out.unknown_fields[unknown.group(1)] += 1
 
     def _check_time(self, stream: str, out: Decoded) -> None:

@@ -4,6 +4,7 @@ the environment; a config file that holds one is rejected with the variable to u
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -182,14 +183,25 @@ class Config(Strict):
 
 
 def _reject_secrets(path: Path, data: dict[str, Any]) -> None:
-    for key in (data.get("kafka") or {}).get("client") or {}:
-        if any(s in key for s in SECRET_KEYS):
+    kafka = data.get("kafka")
+    client = kafka.get("client") if isinstance(kafka, dict) else None
+    for key in client if isinstance(client, dict) else ():  # other shapes: validation says what is wrong
+        if any(s in str(key) for s in SECRET_KEYS):
             raise PolicyError(
                 path,
                 f"kafka.client.{key}",
                 "secrets are not read from files",
                 "remove it and set LIFEMON_KAFKA_SASL_PASSWORD (or the matching env var) instead",
             )
+
+
+def _put(data: dict[str, Any], keys: Sequence[str], value: Any) -> None:
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            return  # `kafka: 5` in the file: validation names that key, an override cannot fix it
+    node[keys[-1]] = value
 
 
 def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
@@ -207,18 +219,10 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         _reject_secrets(file, data)
     for env, keys in ENV_OVERRIDES.items():
         if os.environ.get(env):
-            node = data
-            for k in keys[:-1]:
-                node = node.setdefault(k, {})
-            node[keys[-1]] = os.environ[env]
+            _put(data, keys, os.environ[env])
     for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = data
-        *parents, last = dotted.split("__")
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[last] = value
+        if value is not None:
+            _put(data, dotted.split("__"), value)
     config = validate_section(file or Path("<environment>"), Config, data, text)
     if os.environ.get("LIFEMON_KAFKA_SASL_PASSWORD"):
         config.kafka.client["sasl.password"] = os.environ["LIFEMON_KAFKA_SASL_PASSWORD"]

@@ -23,6 +23,10 @@ from streams.stats import Stats
 _STREAM_RE = re.compile(r"(?:^|[._-])(" + "|".join(EVENT_MODELS) + r")(?:[._-]|$)")
 
 
+class ReplayFileError(ValueError):
+    """A replay file that cannot be read on (a corrupt or truncated Avro container)."""
+
+
 def stream_of_file(path: Path) -> str:
     m = _STREAM_RE.search(path.name)
     if not m:
@@ -56,9 +60,18 @@ def replay_files(paths: list[Path]) -> list[Path]:
 def read_raw(path: Path) -> Iterator[RawRecord]:
     """Records of a file as RawRecords: topic = file name, partition 0, offset = record number."""
     if path.suffix == ".avro":
+        i = 0
         with path.open("rb") as f:
-            for i, rec in enumerate(fastavro.reader(f)):
-                yield RawRecord(path.name, 0, i, orjson.dumps(rec))
+            try:
+                for i, rec in enumerate(fastavro.reader(f)):
+                    # Decimal, UUID, bytes of a foreign schema as text: the decoder judges them
+                    yield RawRecord(path.name, 0, i, orjson.dumps(rec, default=str))
+            # fastavro raises many types for a corrupt file (MemoryError on a bogus length)
+            except Exception as e:
+                raise ReplayFileError(
+                    f"{path}: not a readable Avro object container file at record {i} "
+                    f"({type(e).__name__}); replace it with an intact copy"
+                ) from None
         return
     with path.open("rb") as f:
         for i, line in enumerate(f):

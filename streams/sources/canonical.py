@@ -140,6 +140,6 @@ def _subjects(entry: TableEntry, st: DbStatement) -> list[str]:
             literal, param = value
             if literal:
                 out.append(literal.replace("''", "'"))
-            elif param and int(param) <= len(st.parameters):
+            elif param and len(param) <= 6 and int(param) <= len(st.parameters):  # not $9999...9
                 out.append(st.parameters[int(param) - 1])
     return out

@@ -42,6 +42,33 @@ def join_continuations(
     return entries, dead
 
 
+class Unreadable(ValueError):
+    """A time or number in an entry that cannot be read (month 13, Feb 29 of a common year, a
+    count of 5000 digits): the entry is a dead letter naming the field, never echoing its value."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+MAX_COUNT = 2**63 - 1  # a count lifemon stores (Avro long, ClickHouse Int64)
+
+
+def count(text: str, field: str) -> int:
+    """A row or byte count: ASCII digits (str.isdigit also accepts `²`) up to MAX_COUNT."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_COUNT:
+        raise Unreadable(field, f"{field} is not a whole number up to 2**63-1")
+    return int(text)
+
+
+def readable_time(field: str, parse: Callable[[], int]) -> int:
+    """`parse()`'s epoch milliseconds, or Unreadable when the text is no real date and time."""
+    try:
+        return parse()
+    except (ValueError, OverflowError, OSError):  # month 13, Feb 29 of 2025, year 10**20
+        raise Unreadable(field, f"{field} is not a valid date and time") from None
+
+
 def zone(name: str) -> tzinfo:
     return UTC if name.upper() in ("UTC", "GMT", "Z") else ZoneInfo(name)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import epoch_ms, zone
+from streams.sources.lines import Unreadable, epoch_ms, readable_time, zone
 from streams.sources.records import DbStatement, Parsed
 
 DENIED_CODES = frozenset({1142, 1044})
@@ -66,20 +66,27 @@ class MariadbAuditParser:
                 out.skipped[f"mariadb: {op} (not data access)"] += 1
                 continue
             statement, _, code = g["rest"].rpartition(",")
-            if not code.isdigit() or not (statement.startswith("'") and statement.endswith("'")):
+            if not (code.isascii() and code.isdigit() and len(code) < 10) or not (
+                statement.startswith("'") and statement.endswith("'")
+            ):
                 out.dead.append(
                     DeadLetter(
                         raw, "unparsed", "object", "QUERY line without a quoted statement and return code"
                     )
                 )
                 continue
-            out.found.append(
-                (raw, self._statement(g, line, _unquote(statement), int(code), tables.pop(key, [])))
-            )
+            try:
+                st = self._statement(g, line, _unquote(statement), int(code), tables.pop(key, []))
+            except Unreadable as e:
+                out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
+                continue
+            out.found.append((raw, st))
         return out
 
     def _statement(self, g: dict[str, str], line: Line, text: str, code: int, seen: list[str]) -> DbStatement:
-        ts = epoch_ms(datetime.strptime(g["ts"], "%Y%m%d %H:%M:%S"), self.tz)
+        ts = readable_time(
+            "timestamp", lambda: epoch_ms(datetime.strptime(g["ts"], "%Y%m%d %H:%M:%S"), self.tz)
+        )
         return DbStatement(
             "mariadb",
             f"my:{g['server']}:{g['conn']}:{g['query']}:{g['ts']}",

@@ -19,7 +19,7 @@ from datetime import datetime, tzinfo
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import epoch_ms, join_continuations, zone
+from streams.sources.lines import Unreadable, count, epoch_ms, join_continuations, readable_time, zone
 from streams.sources.records import DbStatement, Parsed
 
 # log_line_prefix escapes (PostgreSQL docs, "log_line_prefix") -> what they match
@@ -48,6 +48,10 @@ _LEVEL = r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|FATAL|PANIC|WARNING
 _DATA_CLASSES = ("READ", "WRITE")
 _NOT_ACCESS = frozenset({"PREPARE", "DEALLOCATE"})
 _DENIED = re.compile(r"permission denied for (?:table|relation|view|schema|sequence) (?P<object>\S+)")
+# The prefix's lazy `.*?` fields backtrack quadratically over a line with no level in it (a 32 KB
+# line took 7 s): the prefix and level must fit in the line's first MAX_PREFIX characters, as a real
+# prefix does (names are at most 63 bytes, a host name 255).
+MAX_PREFIX = 1024
 _CSV_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 # csvlog columns (PostgreSQL 13+): the ones lifemon reads
 _C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION = 0, 1, 2, 3, 4, 5
@@ -110,7 +114,10 @@ class PgauditParser:
                 else:
                     denial[0], denial[1].statement = raw, row["msg"]
                 continue
-            result = self._statement(row, line, session)
+            try:
+                result = self._statement(row, line, session)
+            except Unreadable as e:
+                result = _Bad(e.field, e.message)
             if isinstance(result, str):
                 out.skipped[result] += 1
             elif isinstance(result, _Bad):
@@ -134,10 +141,11 @@ class PgauditParser:
 
     # -- one entry --------------------------------------------------------------------------------
     def _stderr_row(self, text: str) -> dict[str, str] | None:
-        m = self.prefix.match(text)
+        m = self.prefix.match(text[:MAX_PREFIX])
         if m is None:
             return None
         g = m.groupdict()
+        g["msg"] = text[m.start("msg") :]
         return {
             "time": g.get("time") or "",
             "epoch": g.get("epoch") or "",
@@ -222,7 +230,7 @@ class PgauditParser:
                     "rows",
                     "no row count ends the line: turn pgaudit.log_rows on, or set the source's log_rows: false",
                 )
-            rows = int(rest.pop())
+            rows = count(rest.pop(), "rows")
         params = [p for p in rest if p not in ("<none>", "<not logged>")]
         ts = self._ts(row, line)
         return (session, stmt_id, sub_id), DbStatement(
@@ -242,6 +250,9 @@ class PgauditParser:
         )
 
     def _ts(self, row: dict[str, str], line: Line) -> int:
+        return readable_time("time", lambda: self._read_ts(row, line))
+
+    def _read_ts(self, row: dict[str, str], line: Line) -> int:
         if row["epoch"]:
             return int(float(row["epoch"]) * 1000)
         text = row["time"]

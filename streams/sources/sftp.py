@@ -18,7 +18,7 @@ from datetime import datetime
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import epoch_ms, year_for, zone
+from streams.sources.lines import Unreadable, count, epoch_ms, readable_time, year_for, zone
 from streams.sources.records import FileHandover, Parsed
 
 _SYSLOG = re.compile(
@@ -69,7 +69,15 @@ class SftpParser:
                         )
                     )
                     continue
-                ts = self._ts(m, line, raw)
+                try:
+                    ts = readable_time("time", lambda: self._ts(m, line, raw))  # noqa: B023 - called here
+                    read, written = (
+                        count(close.group("read"), "bytes read"),
+                        count(close.group("written"), "bytes written"),
+                    )
+                except Unreadable as e:
+                    out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
+                    continue
                 out.found.append(
                     (
                         raw,
@@ -80,8 +88,8 @@ class SftpParser:
                             who[0],
                             who[1] or None,
                             close.group("path"),
-                            int(close.group("read")),
-                            int(close.group("written")),
+                            read,
+                            written,
                         ),
                     )
                 )
