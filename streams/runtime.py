@@ -474,10 +474,12 @@ class Monitor:
     def _process_source(self, stream: str, topic: str, partition: int, decoded: list[Any]) -> list[Any]:
         """A source topic's events: to the detectors reading them as the topic is keyed (only a
         stream's own topic is keyed so), and re-keyed to the repartition topics of other keys."""
+        own_topic = topic == self.config.topic_of(stream)
+        if own_topic:
+            self._check_keys(stream, topic, decoded)  # before the pseudonyms replace the ids it compares
         events = self.engine.ingest(stream, topic, partition, decoded)
         alerts = []
-        if topic == self.config.topic_of(stream):
-            self._check_keys(stream, topic, decoded)
+        if own_topic:
             alerts = self.engine.feed(stream, STREAM_KEYS[stream], partition, events)
         for key in self.rekeyed_by[topic]:
             self.repartition_sinks[(stream, key)].send(rekey(key, events))
