@@ -129,6 +129,23 @@ def test_rows_are_records_not_customers(engine_factory) -> None:
     assert "70 records of 1 customers" in a.summary
 
 
+def test_a_statement_is_one_customer_and_its_rows_count_once(engine_factory) -> None:
+    """Tellers look up statements: 35 customers' 12 transaction rows each within the hour is 35
+    customers to the role window (lobby manager: 40) and 420 records to the law (500), so silent;
+    one customer's 70 credit rows read three times is still 70 records, not 208."""
+    engine = engine_factory()
+    statements = access(
+        customers=35, every_s=60, fields=("customer_name", "transaction_record"), row_count=12
+    )
+    assert feed(engine, statements) + engine.drain() == []
+    again = engine_factory()
+    reread = access(n=3, every_s=600, fields=("credit_report",), row_count=70)
+    (a,) = final(feed(again, reread) + again.drain()).values()
+    assert (
+        a.counts["records"] == 70 and a.counts["customers"] == 1 and "70 records of 1 customers" in a.summary
+    )
+
+
 def test_a_c3_export_is_at_least_high(engine_factory) -> None:
     engine = engine_factory(entitlement(role="sb_president"))
     ev = access(customers=30, action="export", fields=("card_cvn",), every_s=1)
