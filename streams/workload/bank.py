@@ -176,6 +176,11 @@ class Bank(Base):
         }
         n = max(4, round(self.events * SHARES["marketing"]) // 300)
         eligible_by: dict[tuple[str, Channel], list[str]] = {}
+        # campaigns follow each other within 45 minutes: a file batch of pushes never holds one
+        # campaign's hour and another's far ahead of it (the event-time check's batch median)
+        starts = sorted(self._ts(0.0, 0.8) for _ in range(n))
+        for i in range(1, n):
+            starts[i] = min(starts[i], starts[i - 1] + 45 * MINUTE)
         for k in range(n):
             org = "HO" if k < 2 else rng.choice(sorted(teams))
             channel = (
@@ -193,9 +198,7 @@ class Bank(Base):
                         rng.random() < 0.5,
                         submitter,
                         approver,
-                        self._ts(
-                            0.0, 0.8
-                        ),  # its hour of pushes ends inside the day, before the other streams do
+                        starts[k],
                         eligible,
                     )
                 )

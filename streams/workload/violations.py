@@ -544,7 +544,7 @@ class Violations(Bank):
             base.personalized,
             base.submitter,
             base.approver,
-            self._ts(0.1, 0.8),
+            min(base.t0 + rng.randrange(45 * MINUTE), self.start + self.span * 4 // 5),  # beside another
             inside,
             [branch],
         )
