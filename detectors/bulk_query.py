@@ -475,6 +475,8 @@ class BulkQueryDetector:
     def _close(self, actor: str, win: ActorWindow) -> Finding:
         ep = win.episode
         assert ep is not None
+        # the day's figures as they stand at its last access, wherever a batch happened to end
+        ep.legal.update(self._legal_reached(win))
         win.episode = None
         # what the episode reported must not open the next one: a new alert needs new reading
         win.evict_until(ep.end - 1)

@@ -203,6 +203,20 @@ def test_batch_boundaries_do_not_change_the_alerts(engine_factory, batch_size) -
     assert {a.actor_id for a in got.values()} == {"e1", "e3"}
 
 
+def test_the_closing_span_does_not_depend_on_batches(engine_factory) -> None:
+    """A legal-tier spree, a re-read of a counted customer (no new record, a later span end), then
+    a read after the episode's quiet window: one batch or one event per batch, the same alert."""
+    events = slow_property_reads(12, 5)
+    events += access(customers=1, start=5 * 3_600_000 + 600_000)  # C0000000 again, 10 min later
+    events += access(customers=1, first_customer=900, start=7 * 3_600_000)
+    closed = {}
+    for size in (1, len(events)):
+        engine = engine_factory()
+        (a,) = final(feed(engine, events, batch_size=size)).values()
+        closed[size] = (a.summary, a.counts["records"], a.last_seen)
+    assert closed[1] == closed[len(events)] and "to 2026-01-01T05:10Z" in closed[1][0]
+
+
 def test_state_survives_a_restart_40_before_20_after(engine_factory) -> None:
     """DESIGN/issue: a window with 40 lookups before a crash and 20 after still alerts at 50."""
     ent = entitlement(role="outreach_marketing")  # threshold 50
