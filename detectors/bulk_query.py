@@ -112,7 +112,8 @@ class Episode:
         known = self.customers.get(cid)
         if known is None:
             self.customers[cid] = [n, set(cats), rank]
-        else:
+        else:  # a customer's records once: the most rows one access returned for it
+            known[0] = max(known[0], n)
             known[1].update(cats)
             known[2] = max(known[2], rank)
 
@@ -367,10 +368,13 @@ class BulkQueryDetector:
         if ev.ts > win.last_ts:
             win.last_ts = ev.ts
         ids = dict.fromkeys(ev.subject_ids)
-        entries = [(ev.ts, cid, w, 1, cats, rank) for cid in ids]
-        unidentified = ev.row_count - len(ids)
-        if unidentified > 0:  # rows the log counts but does not name: each is a record (条)
-            entries.append((ev.ts, f"#{ev.event_id}", w * unidentified, unidentified, cats, rank))
+        if ids:  # a named customer scores once however many rows it returned; its rows are its records
+            per, extra = divmod(max(ev.row_count, len(ids)), len(ids))
+            entries = [(ev.ts, cid, w, per + (k < extra), cats, rank) for k, cid in enumerate(ids)]
+        elif ev.row_count > 0:  # rows the log counts but does not name: each is a record (条)
+            entries = [(ev.ts, f"#{ev.event_id}", w * ev.row_count, ev.row_count, cats, rank)]
+        else:
+            entries = []
         if entries:
             win.add(entries)
             self._tally(win, entries, ev.ts)
@@ -512,6 +516,8 @@ class BulkQueryDetector:
     def _close(self, actor: str, win: ActorWindow) -> Finding:
         ep = win.episode
         assert ep is not None
+        # the day's figures as they stand at its last access, wherever a batch happened to end
+        ep.legal.update(self._legal_reached(win))
         win.episode = None
         # what the episode reported must not open the next one: a new alert needs new reading
         win.evict_until(ep.end - 1)

@@ -129,6 +129,23 @@ def test_rows_are_records_not_customers(engine_factory) -> None:
     assert "70 records of 1 customers" in a.summary
 
 
+def test_a_statement_is_one_customer_and_its_rows_count_once(engine_factory) -> None:
+    """Tellers look up statements: 35 customers' 12 transaction rows each within the hour is 35
+    customers to the role window (lobby manager: 40) and 420 records to the law (500), so silent;
+    one customer's 70 credit rows read three times is still 70 records, not 208."""
+    engine = engine_factory()
+    statements = access(
+        customers=35, every_s=60, fields=("customer_name", "transaction_record"), row_count=12
+    )
+    assert feed(engine, statements) + engine.drain() == []
+    again = engine_factory()
+    reread = access(n=3, every_s=600, fields=("credit_report",), row_count=70)
+    (a,) = final(feed(again, reread) + again.drain()).values()
+    assert (
+        a.counts["records"] == 70 and a.counts["customers"] == 1 and "70 records of 1 customers" in a.summary
+    )
+
+
 def test_a_c3_export_is_at_least_high(engine_factory) -> None:
     engine = engine_factory(entitlement(role="sb_president"))
     ev = access(customers=30, action="export", fields=("card_cvn",), every_s=1)
@@ -184,6 +201,20 @@ def test_batch_boundaries_do_not_change_the_alerts(engine_factory, batch_size) -
         k: (a.subject_count, a.severity) for k, a in reference.items()
     }
     assert {a.actor_id for a in got.values()} == {"e1", "e3"}
+
+
+def test_the_closing_span_does_not_depend_on_batches(engine_factory) -> None:
+    """A legal-tier spree, a re-read of a counted customer (no new record, a later span end), then
+    a read after the episode's quiet window: one batch or one event per batch, the same alert."""
+    events = slow_property_reads(12, 5)
+    events += access(customers=1, start=5 * 3_600_000 + 600_000)  # C0000000 again, 10 min later
+    events += access(customers=1, first_customer=900, start=7 * 3_600_000)
+    closed = {}
+    for size in (1, len(events)):
+        engine = engine_factory()
+        (a,) = final(feed(engine, events, batch_size=size)).values()
+        closed[size] = (a.summary, a.counts["records"], a.last_seen)
+    assert closed[1] == closed[len(events)] and "to 2026-01-01T05:10Z" in closed[1][0]
 
 
 def test_state_survives_a_restart_40_before_20_after(engine_factory) -> None:

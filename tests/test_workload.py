@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_right
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -170,11 +171,15 @@ def test_bulk_query_fires_for_exactly_the_injected_actors(policy: Policy, wl: Wo
     accesses = [
         (RawRecord("a", 0, i, None), from_model("access", e)) for i, e in enumerate(stream(wl, "access"))
     ]
-    alerted = {a.actor_id for a in engine.process("access", "a", 0, accesses) + engine.drain()}
-    assert alerted == {key for key, _ in truth_of(wl, "bulk_query")}
+    alerts = latest(engine.process("access", "a", 0, accesses) + engine.drain())
+    assert {a.actor_id for a in alerts} == {key for key, _ in truth_of(wl, "bulk_query")}
+    scored = score(alerts, wl.truth, ["bulk_query"])["bulk_query"]
+    assert scored["missed"] == 0 and scored["false_alarms"] == 0, scored
     for v in wl.truth:
-        if v["detector"] == "bulk_query":
+        if v["detector"] == "bulk_query" and v["rule"] != "low_and_slow":
             assert v["ts_end"] - v["ts_start"] < 60 * 60_000
+    slow = [v for v in wl.truth if v["rule"] == "low_and_slow"]
+    assert slow and all(v["ts_end"] - v["ts_start"] > 4 * 3_600_000 for v in slow)  # a day's reading
 
 
 def test_unauthorized_lookup_finds_every_injected_case_and_nothing_else(policy: Policy, wl: Workload) -> None:
@@ -270,3 +275,97 @@ def test_transfer_policy_fires_for_exactly_the_injected_transfers(policy: Policy
             and v["ts_start"] <= a.window_end
             for v in truth
         ), a.summary
+
+
+# -- normal traffic a SOC would recognize, and near misses from the law ------------------------------
+LAW = 50  # art. 5 ¶1 (3)(4) of the judicial interpretation (seed 001 §五.1)
+SENSITIVE = {"credit", "property", "location", "communication_content"}
+
+
+def test_the_generator_reads_no_detector_settings(policy: Policy, small: Workload) -> None:
+    """Violations are sized from the law and the policy catalog: a policy without any detector
+    section generates the very same bank, traffic and truth."""
+    bare = policy.model_copy(update={"detectors": {}})
+    again = generate(2000, seed=7, policy=bare)
+    assert again.records == small.records and again.truth == small.truth
+    import streams.workload as pkg
+
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for read in (
+            ".detectors",
+            "load_detectors",
+            "from detectors",
+            "import detectors",
+            "policy/detectors",
+        ):
+            assert read not in text, (path, read)
+
+
+def test_normal_access_looks_like_a_bank(sized: tuple[int, Workload], policy: Policy) -> None:
+    """Working hours with a lunch dip, several IPs per employee, a few denials, multi-row
+    statement lookups, and hotline agents and batch jobs reading many customers under approvals
+    that cover them, within budget."""
+    events, wl = sized
+    accesses = stream(wl, "access")
+    injected = {v["key"] for v in wl.truth}
+    by_hour = Counter((a.ts // 3_600_000 + 8) % 24 for a in accesses)  # Beijing time
+    assert by_hour[10] > 2 * by_hour[12] and by_hour[10] > 3 * by_hour[8]
+    ips = defaultdict(set)
+    for a in accesses:
+        ips[a.actor_id].add(a.client_ip)
+    assert sum(len(v) > 1 for v in ips.values()) > len(ips) // 2
+    denied = [a for a in accesses if a.outcome == "denied" and a.actor_id not in injected]
+    assert len(denied) >= 3
+    statements = [a for a in accesses if len(a.subject_ids) == 1 and a.row_count > 1]
+    assert len(statements) > len(accesses) // 50
+    # approvals: every named one covers its accesses' purpose and system, within its budget
+    ents = AsOf(stream(wl, "entitlements"), "actor_id")
+    used: Counter[str] = Counter()
+    heavy = Counter()
+    catalog = Catalog(policy)
+    for a in accesses:
+        if a.approval_id and a.actor_id not in injected:
+            ent = ents.as_of(a.actor_id, a.ts)
+            ap = next(x for x in ent.approvals if x.approval_id == a.approval_id)
+            assert a.purpose == ap.purpose and a.system in ap.systems and ap.approver_id != a.actor_id
+            assert catalog.granted(ap.categories, a.fields, ap.fields), (a.fields, ap)
+            used[a.approval_id] += max(a.row_count, len(a.subject_ids))
+            heavy[a.actor_id] += len(a.subject_ids)
+    budgets = {
+        x.approval_id: x.max_records
+        for e in stream(wl, "entitlements")
+        for x in e.approvals
+        if x.approval_id in used
+    }
+    assert all(used[k] <= budgets[k] for k in used)
+    assert any(used[k] == budgets[k] for k in used)  # a near miss: an approval spent exactly
+    assert sum(n > LAW for n in heavy.values()) >= 3  # hotline agents and batch accounts read many
+    assert any(a.startswith("SVC-") for a in heavy)
+
+
+def test_law_count_near_misses_and_cases_start_at_the_threshold(wl: Workload, policy: Policy) -> None:
+    """Low and slow: a day's reading of property or credit data from the law's 50 records up is a
+    case, 49 is a near miss; every unapproved reader stays under the law within any day."""
+    catalog = Catalog(policy)
+    sensitive: dict[str, dict[str, int]] = defaultdict(dict)  # actor -> customer -> last read
+    most: Counter[str] = Counter()
+    for a in stream(wl, "access"):
+        if a.outcome != "success" or a.approval_id or not catalog.categories(a.fields) & SENSITIVE:
+            continue
+        seen = sensitive[a.actor_id]
+        for cid in a.subject_ids:
+            seen[cid] = a.ts
+        for cid in [c for c, t in seen.items() if t <= a.ts - DAY]:
+            del seen[cid]
+        most[a.actor_id] = max(most[a.actor_id], len(seen) + max(0, a.row_count - len(a.subject_ids)))
+    slow = {v["key"] for v in wl.truth if v["rule"] == "low_and_slow"}
+    bursts = {v["key"] for v in wl.truth if v["detector"] == "bulk_query"}
+    assert slow and all(LAW <= most[k] <= LAW + 25 for k in slow)
+    assert LAW - 1 in {n for k, n in most.items() if k not in bursts}  # the near miss
+    assert max(n for k, n in most.items() if k not in bursts) == LAW - 1
+
+
+def test_approval_misuse_is_injected(wl: Workload) -> None:
+    rules = {v["rule"] for v in wl.truth if v["detector"] == "unauthorized_lookup"}
+    assert {"approval_beyond_budget", "approval_beyond_scope", "approval_beyond_purpose"} <= rules

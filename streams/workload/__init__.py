@@ -99,6 +99,7 @@ class _Generator(Lifecycle, Transfers):
     def run(self) -> Workload:
         self._build_bank()
         self._inject_bulk_query()  # first: it needs particular roles from the cast
+        self._inject_slow_reading()
         self._staff_changes()
         self._inject_unauthorized_lookup()
         self._consents()

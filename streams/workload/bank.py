@@ -71,6 +71,7 @@ class Bank(Base):
             for org, (role, needed) in zip(orgs, roles, strict=True):
                 n = len(self.employees)
                 e = Employee(f"E{n:06d}", org, [role], f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
+                e.ips = self._other_ips(n)
                 if not needed and rng.random() < 0.03:  # a few staff hold a second role of their level
                     e.roles.append(rng.choice([r for r in weights if r != role]))
                 e.segments = [(self.start, self.end, org)]
@@ -97,6 +98,32 @@ class Bank(Base):
                 ]
                 self.approvals.append((e, grant[0]))
             self._entitlement(e, self.start - DAY, e.org, EmployeeStatus.active, e.roles, grant)
+        self._hotline_and_batch_staff()
+
+    def _other_ips(self, n: int) -> list[str]:
+        """Besides the desk PC: the VPN pool from home, and for some the mobile-banker tablet."""
+        ips = [f"10.250.{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}"]
+        if self.rng.random() < 0.5:
+            ips.append(f"10.{128 + (n >> 16 & 127)}.{n >> 8 & 255}.{n & 255}")
+        return ips
+
+    def _hotline_and_batch_staff(self) -> None:
+        """Head-office hotline agents (the 95526 service line of seed 004's privacy policy) and the
+        service accounts of nightly batch jobs: they read many customers, each under a graded
+        approval (seed 004 流程描述(4)④) whose entitlement `_approved_traffic` writes once its budget
+        is known. Hotline agents hold the head-office role that may view customers' C2 data."""
+        for _ in range(max(2, len(self.employees) // 100)):
+            n = len(self.employees)
+            e = Employee(
+                f"E{n:06d}", "HO", ["ho_product_mgmt"], f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+            )
+            e.ips, e.segments = self._other_ips(n), [(self.start, self.end, "HO")]
+            self.employees.append(e)
+            self.agents.append(e)
+        for k in range(2):
+            e = Employee(f"SVC-BATCH-{k:02d}", "HO", [], f"10.200.0.{k + 1}")
+            e.segments = [(self.start, self.end, "HO")]
+            self.services.append(e)
 
     def _transfer_staff(self, e: Employee, ts: int) -> str:
         """Move a sub-branch employee to another sub-branch at `ts`: permissions change at once (seed 004 人员管理(4))."""
@@ -149,6 +176,11 @@ class Bank(Base):
         }
         n = max(4, round(self.events * SHARES["marketing"]) // 300)
         eligible_by: dict[tuple[str, Channel], list[str]] = {}
+        # campaigns follow each other within 45 minutes: a file batch of pushes never holds one
+        # campaign's hour and another's far ahead of it (the event-time check's batch median)
+        starts = sorted(self._ts(0.0, 0.8) for _ in range(n))
+        for i in range(1, n):
+            starts[i] = min(starts[i], starts[i - 1] + 45 * MINUTE)
         for k in range(n):
             org = "HO" if k < 2 else rng.choice(sorted(teams))
             channel = (
@@ -166,9 +198,7 @@ class Bank(Base):
                         rng.random() < 0.5,
                         submitter,
                         approver,
-                        self._ts(
-                            0.0, 0.8
-                        ),  # its hour of pushes ends inside the day, before the other streams do
+                        starts[k],
                         eligible,
                     )
                 )

@@ -98,11 +98,21 @@ UPDATES = [["mobile_phone"], ["home_address"], ["occupation"]]  # a sub-branch m
 # 流程描述(4)⑤), which the approval holders' exports carry.
 C1_EXPORT = ["customer_segment", "marketing_tags"]
 
-# Normal staff serve customers one at a time: per clock hour at most 4 distinct customers, at most
-# one export of 1-2 of them (C2 x export = 3). A sliding 60 minutes spans two clock hours, so a
-# normal actor scores <= 2 * (2*3 + 2*1) = 16, below the lowest bulk_query role threshold
-# (sb_general_user: 20, policy/detectors/bulk_query.yaml).
+# The judicial interpretation on personal-information crimes, art. 5 (seed 001 §五.1): 50 records
+# (条) of credit, property, location or communication content make a case, counted cumulatively.
+# The generator sizes its low-and-slow reading from the law, never from a detector's settings.
+LAW_SENSITIVE_RECORDS = 50
+# Beijing working time (UTC+8): share of a weekday's peak hour per local hour; weekends are quiet.
+WORKDAY = (0.01,) * 7 + (0.05, 0.3, 1.0, 1.0, 0.9, 0.25, 0.5, 1.0, 1.0, 0.9, 0.5, 0.15, 0.06) + (0.02,) * 4
+WEEKEND = 0.12
+LOCAL_OFFSET_H = 8
+
+# Normal staff serve customers one at a time, a quarter of an hour each at the least: at most 4 new
+# customers per clock hour, now and then one export of 1-2 of them, and a desk's day is at most
+# CASELOAD customers (a rolling day). A statement lookup returns a screen of STATEMENT_ROWS rows.
 HOURLY_CUSTOMERS = 4
+CASELOAD = 40
+STATEMENT_ROWS = (3, 12)
 EXPORT_RATE = 0.015
 
 SDK_WEIGHTS = {
@@ -135,8 +145,9 @@ class Employee:
     id: str
     org: str
     roles: list[str]
-    ip: str
+    ip: str  # the desk PC
     segments: list[tuple[int, int, str]] = field(default_factory=list)  # (from, to, org) while employed
+    ips: list[str] = field(default_factory=list)  # other addresses: VPN, the mobile-banker tablet
 
 
 @dataclass
@@ -176,11 +187,26 @@ class Base:
         self.withdrawn: dict[str, int] = {}  # subject -> ts of withdrawal
         self.campaigns: list[Campaign] = []
         self.approvals: list[tuple[Employee, dict[str, Any]]] = []  # HO holders of a graded approval
+        self.agents: list[Employee] = []  # hotline agents, under approvals (bank.py)
+        self.services: list[Employee] = []  # batch service accounts, under approvals
+        self.quiet: set[str] = set()  # employees whose whole day is an injected case or a near miss
         self._books: dict[str, list[str]] = {}
         self.record_ids: set[str] = set()
 
     def _ts(self, lo: float = 0.0, hi: float = 1.0) -> int:
         return self.rng.randrange(self.start + int(self.span * lo), self.start + int(self.span * hi))
+
+    def _hour_weight(self, ts: int) -> float:
+        """How busy the bank is in the clock hour of `ts` (Beijing time, weekdays, lunch)."""
+        local_h = ts // HOUR + LOCAL_OFFSET_H
+        busy = WORKDAY[local_h % 24]
+        return busy * WEEKEND if (local_h // 24 + 3) % 7 >= 5 else busy  # 1970-01-01 was a Thursday
+
+    def _work_day(self, ts: int) -> int:
+        """9:00 Beijing time on the day of `ts` (or the next day's when past it)."""
+        local = ts + LOCAL_OFFSET_H * HOUR
+        nine = local // DAY * DAY + 9 * HOUR
+        return (nine if nine >= local else nine + DAY) - LOCAL_OFFSET_H * HOUR
 
     def _target(self, stream: str) -> int:
         """Normal records still to make so the stream reaches its share of `events`."""
@@ -297,7 +323,7 @@ class Base:
                 "purpose": purpose or PURPOSE.get(system, "report"),
                 "approval_id": approval_id,
                 "outcome": outcome,
-                "client_ip": e.ip,
+                "client_ip": e.ip if not e.ips or self.rng.random() < 0.75 else self.rng.choice(e.ips),
                 "record_ids": list(record_ids),
             }
         )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from itertools import accumulate
 
 from schemas.models import (
     Action,
+    EmployeeStatus,
     Outcome,
 )
 from streams.workload.base import (
     C1_EXPORT,
+    CASELOAD,
+    DAY,
     EXPORT_RATE,
     HOUR,
     HOURLY_CUSTOMERS,
@@ -18,6 +21,7 @@ from streams.workload.base import (
     MINUTE,
     READS,
     SDK_WEIGHTS,
+    STATEMENT_ROWS,
     SYSADMINS,
     SYSTEM_CUM_WEIGHTS,
     SYSTEMS,
@@ -26,12 +30,132 @@ from streams.workload.base import (
 )
 from streams.workload.violations import Violations
 
+# what a hotline agent looks up after identifying the caller (seed 004's 95526 service line)
+HOTLINE_READS = (
+    ["customer_name", "account_balance"],
+    ["customer_name", "transaction_record"],
+    ["customer_name", "home_address"],
+)
+
 
 class Traffic(Violations):
     def _normal_access(self) -> None:
-        """Staff serve their own scope's customers a few at a time (see HOURLY_CUSTOMERS); HO approval
-        holders run approved exports."""
+        """Staff serve their own scope's customers a few at a time, in working hours (see
+        HOURLY_CUSTOMERS, CASELOAD); hotline agents, batch jobs and HO approval holders read many
+        customers under their approvals (`_approved_traffic`)."""
         rng = self.rng
+        self._approved_traffic()
+        apart = self.quiet | {e.id for e in self.agents}
+        staff = [e for e in self.employees if not set(e.roles) <= set(SYSADMINS) and e.id not in apart]
+        counts = Counter(
+            rng.choices(
+                range(len(staff)), [rng.lognormvariate(0, 0.5) for _ in staff], k=self._target("access")
+            )
+        )
+        # all staff's accesses in time order (records made in time order are faster to validate and merge)
+        plan = sorted((ts, i, org) for i, e in enumerate(staff) for ts, org in self._timeline(e, counts[i]))
+        hour: list[int] = [-1] * len(staff)
+        seen: list[list[str]] = [[] for _ in staff]  # customers served this clock hour
+        day: list[OrderedDict[str, int]] = [OrderedDict() for _ in staff]  # customer -> last read, a day back
+        exported = [False] * len(staff)
+        denied = [-1] * len(staff)  # the clock hour of an employee's last denied attempt
+        for ts, i, org in plan:
+            e = staff[i]
+            if ts // HOUR != hour[i]:
+                hour[i], seen[i], exported[i] = ts // HOUR, [], False
+            system = rng.choices(SYSTEMS, cum_weights=SYSTEM_CUM_WEIGHTS)[0]
+            if not self._may(e, Action.view, system, []):
+                system = rng.choice([s for s in SYSTEMS if self._may(e, Action.view, s, [])])
+            update = rng.choice(UPDATES)
+            if (
+                not exported[i]
+                and rng.random() < EXPORT_RATE
+                and self._may(e, Action.export, system, C1_EXPORT)
+            ):
+                exported[i] = True
+                subjects = list(
+                    dict.fromkeys(self._pick(seen[i], day[i], ts, org) for _ in range(rng.randint(1, 2)))
+                )
+                self._access(ts, e, org, system, Action.export, subjects, C1_EXPORT)
+            elif (
+                org in self.customers  # only the managing sub-branch updates
+                and rng.random() < 0.04
+                and self._may(e, Action.update, "core_banking", update)
+            ):
+                cid = self._pick(seen[i], day[i], ts, org)
+                self._access(ts, e, org, "core_banking", Action.update, [cid], update)
+            else:
+                action = Action.view if rng.random() < 0.6 else Action.query
+                fields = rng.choice([f for f in READS[system] if self._may(e, action, system, f)])
+                # now and then a click the system refuses: one an hour at most, never a pattern
+                outcome = Outcome.success
+                if denied[i] != ts // HOUR and rng.random() < 0.01:
+                    denied[i], outcome = ts // HOUR, Outcome.denied
+                rows = rng.randint(*STATEMENT_ROWS) if "transaction_record" in fields else None
+                subjects = [self._pick(seen[i], day[i], ts, org)]
+                self._access(ts, e, org, system, action, subjects, fields, row_count=rows, outcome=outcome)
+
+    def _approved_traffic(self) -> None:
+        """Reading that is only normal under a graded approval (seed 004 流程描述(4)④): hotline agents
+        take calls all working day, each call a customer of any org; batch service accounts export
+        the regulatory report's transactions at night; HO approval holders run approved exports.
+        Each approval covers its purpose, data and systems, and its budget is what the work needs
+        (rounded up; the batch's exactly, a near miss at the budget)."""
+        rng = self.rng
+        approver = next(e.id for e in self.employees if "ho_dept_head" in e.roles)
+        customers = list(self.customer_org)
+        expires = self.end + 7 * DAY
+        calls = self._target("access") // 40  # ~3 accesses a call: about a tenth of all accesses
+        for k, e in enumerate(self.agents):
+            aid, used = f"AP-{self.seed}-HOTLINE-{k:03d}", 0
+            for ts, _ in self._timeline(e, calls // len(self.agents)):
+                cid = rng.choice(customers)
+                steps = [["customer_name", "mobile_phone", "id_document_no"], *rng.sample(HOTLINE_READS, 2)]
+                for j, fields in enumerate(steps[: rng.randint(1, 3)]):
+                    rows = rng.randint(*STATEMENT_ROWS) if "transaction_record" in fields else None
+                    self._access(
+                        ts + j * rng.randint(20_000, 90_000),
+                        e,
+                        "HO",
+                        "core_banking",
+                        Action.query,
+                        [cid],
+                        fields,
+                        row_count=rows,
+                        approval_id=aid,
+                        purpose="customer_service",
+                    )
+                    used += rows or 1
+            budget = -(-used // 500) * 500
+            grant = self._approval(aid, "customer_service", budget, expires, approver)
+            grant |= {
+                "categories": ["identity", "contact", "property", "transaction"],
+                "systems": ["core_banking"],
+            }
+            self._entitlement(e, self.start - DAY, "HO", EmployeeStatus.active, e.roles, [grant])
+        nights = range(self._work_day(self.start) - 7 * HOUR, self.end - HOUR, DAY)  # 02:00 Beijing time
+        for k, e in enumerate(self.services):
+            aid, used = f"AP-{self.seed}-BATCH-{k:02d}", 0
+            for night in [n for n in nights if n >= self.start] or [self._ts(0.1, 0.3)]:
+                for j in range(rng.randint(2, 5)):
+                    chunk = rng.sample(customers, min(500, len(customers)))
+                    ts = night + k * 20 * MINUTE + j * rng.randint(MINUTE, 3 * MINUTE)
+                    fields = ["customer_name", "transaction_record"]
+                    self._access(
+                        ts,
+                        e,
+                        "HO",
+                        "data_warehouse",
+                        Action.export,
+                        chunk,
+                        fields,
+                        approval_id=aid,
+                        purpose="regulatory_report",
+                    )
+                    used += len(chunk)
+            grant = self._approval(aid, "regulatory_report", used, expires, approver)
+            grant |= {"categories": ["identity", "transaction"], "systems": ["data_warehouse"]}
+            self._entitlement(e, self.start - DAY, "HO", EmployeeStatus.active, e.roles, [grant])
         for e, grant in self.approvals:
             for _ in range(rng.randint(1, 3)):  # 3 x 100 rows stay under every grant's max_records
                 self._access(
@@ -45,75 +169,52 @@ class Traffic(Violations):
                     approval_id=grant["approval_id"],
                     purpose=grant["purpose"],  # an approval covers its own purpose only
                 )
-        staff = [e for e in self.employees if not set(e.roles) <= set(SYSADMINS)]
-        counts = Counter(
-            rng.choices(
-                range(len(staff)), [rng.lognormvariate(0, 0.5) for _ in staff], k=self._target("access")
-            )
-        )
-        # all staff's accesses in time order (records made in time order are faster to validate and merge)
-        plan = sorted((ts, i, org) for i, e in enumerate(staff) for ts, org in self._timeline(e, counts[i]))
-        hour: list[int] = [-1] * len(staff)
-        seen: list[list[str]] = [[] for _ in staff]  # customers served this clock hour
-        exported = [False] * len(staff)
-        denied = [-1] * len(staff)  # the clock hour of an employee's last denied attempt
-        for ts, i, org in plan:
-            e = staff[i]
-            if ts // HOUR != hour[i]:
-                hour[i], seen[i], exported[i] = ts // HOUR, [], False
-            book = self._book(org)
-            system = rng.choices(SYSTEMS, cum_weights=SYSTEM_CUM_WEIGHTS)[0]
-            if not self._may(e, Action.view, system, []):
-                system = rng.choice([s for s in SYSTEMS if self._may(e, Action.view, s, [])])
-            update = rng.choice(UPDATES)
-            if (
-                not exported[i]
-                and rng.random() < EXPORT_RATE
-                and self._may(e, Action.export, system, C1_EXPORT)
-            ):
-                exported[i] = True
-                subjects = list(dict.fromkeys(self._pick(seen[i], book) for _ in range(rng.randint(1, 2))))
-                self._access(ts, e, org, system, Action.export, subjects, C1_EXPORT)
-            elif (
-                org in self.customers  # only the managing sub-branch updates
-                and rng.random() < 0.04
-                and self._may(e, Action.update, "core_banking", update)
-            ):
-                self._access(ts, e, org, "core_banking", Action.update, [self._pick(seen[i], book)], update)
-            else:
-                action = Action.view if rng.random() < 0.6 else Action.query
-                reads = [f for f in READS[system] if self._may(e, action, system, f)]
-                # now and then a click the system refuses: one an hour at most, never a pattern
-                outcome = Outcome.success
-                if denied[i] != ts // HOUR and rng.random() < 0.01:
-                    denied[i], outcome = ts // HOUR, Outcome.denied
-                subjects = [self._pick(seen[i], book)]
-                self._access(ts, e, org, system, action, subjects, rng.choice(reads), outcome=outcome)
 
     def _may(self, e: Employee, action: Action, system: str, fields: list[str]) -> bool:
         """The employee's roles allow this action on these fields in this system (organisation.yaml)."""
         return all(self.catalog.role_grants(e.roles, action, system, fields))
 
     def _timeline(self, e: Employee, k: int) -> list[tuple[int, str]]:
-        """k sorted times inside the employee's employment segments, each with the org of the time."""
-        total = sum(t1 - t0 for t0, t1, _ in e.segments)
-        out = []
-        for off in sorted(self.rng.randrange(total) for _ in range(k)):
-            for t0, t1, org in e.segments:
-                if off < t1 - t0:
-                    out.append((t0 + off, org))
-                    break
-                off -= t1 - t0
-        return out
+        """k sorted times inside the employee's employment segments, each with the org of the time,
+        as busy as the bank's clock hour (`_hour_weight`: working hours, lunch, weekends)."""
+        slots = []  # (from, to, org): the segments cut at clock hours
+        for t0, t1, org in e.segments:
+            while t0 < t1:
+                cut = min(t1, (t0 // HOUR + 1) * HOUR)
+                slots.append((t0, cut, org))
+                t0 = cut
+        if not slots:
+            return []
+        cum = list(accumulate(self._hour_weight(a) * (b - a) for a, b, _ in slots))
+        picked = self.rng.choices(slots, cum_weights=cum, k=k)
+        return sorted((a + self.rng.randrange(b - a), org) for a, b, org in picked)
 
-    def _pick(self, seen: list[str], book: list[str]) -> str:
-        """A customer for the next access: mostly one already served this hour, never a 5th new one."""
+    def _pick(self, seen: list[str], day: OrderedDict[str, int], ts: int, org: str) -> str:
+        """A customer for the next access: mostly one already served this hour, never a 5th new one
+        in the hour nor a new one past the day's caseload (then a customer served earlier today)."""
+        while day and next(iter(day.values())) <= ts - DAY:
+            day.popitem(last=False)
         if seen and (len(seen) >= HOURLY_CUSTOMERS or self.rng.random() < 0.6):
-            return self.rng.choice(seen)
-        cid = self.rng.choice(book)
+            cid = self.rng.choice(seen)
+        elif len(day) >= CASELOAD:  # of today's customers, one the desk still sees (after a transfer)
+            mine = [c for c in day if org in self.paths[self.customer_org[c]]]
+            cid = self.rng.choice(mine or self._book(org))
+        else:
+            cid = self.rng.choice(self._book(org))
         if cid not in seen:
             seen.append(cid)
+        day[cid] = ts
+        day.move_to_end(cid)
         return cid
+
+    def _approval(self, aid: str, purpose: str, budget: int, expires: int, approver: str) -> dict:
+        return {
+            "approval_id": aid,
+            "purpose": purpose,
+            "max_records": budget,
+            "expires_ts": expires,
+            "approver_id": approver,
+        }
 
     def _normal_sdk(self) -> None:
         rng = self.rng

@@ -15,6 +15,7 @@ from streams.workload.bank import Bank
 from streams.workload.base import (
     DAY,
     HOUR,
+    LAW_SENSITIVE_RECORDS,
     LOAN_APPLICATION_DATA,
     MINUTE,
     ROLE_WEIGHTS,
@@ -121,6 +122,47 @@ class Violations(Bank):
                     f"{text} without an approval.",
                 )
 
+    def _inject_slow_reading(self) -> None:
+        """Seed 001 §五.1: art. 5 counts records over a day, not per hour. A lobby or wealth manager
+        reads a few of their own customers' balances, assets or credit reports an hour all day
+        (property and credit add up in one tier), each an access the role allows: from the law's
+        50 records up is a case, and 49 is a near miss that must stay silent. Their whole day is
+        this reading, so the count is exactly what was drawn."""
+        rng = self.rng
+        reads = (
+            ("core_banking", ["customer_name", "account_balance"]),
+            ("mobile_banker", ["customer_name", "assets"]),
+            ("credit_system", ["customer_name", "credit_report"]),
+        )
+        cases = [True] * self._count(1) + [False] * self._count(1)
+        for case in cases:
+            e = self._take(["lobby_manager", "wealth_manager"])
+            self.quiet.add(e.id)
+            n = (
+                rng.randint(LAW_SENSITIVE_RECORDS, LAW_SENSITIVE_RECORDS + 25)
+                if case
+                else LAW_SENSITIVE_RECORDS - 1
+            )
+            t0 = self._work_day(self._ts(0.0, 0.3))
+            if t0 + 10 * HOUR > self.end:  # a short workload: its first hours
+                t0 = self.start + self.span // 20
+            gap = min(rng.randint(5, 12) * MINUTE, (self.end - t0) * 9 // 10 // n)  # a few an hour
+            times = [t0 + j * gap + rng.randrange(gap // 2) for j in range(n)]
+            for ts, cid in zip(times, rng.sample(self._ensure_book(e.org, n), n), strict=True):
+                system, fields = rng.choice(reads)
+                self._access(ts, e, e.org, system, Action.view, [cid], fields)
+            if case:
+                self._violation(
+                    "bulk_query",
+                    "low_and_slow",
+                    e.id,
+                    times[0],
+                    times[-1],
+                    f"{e.roles[0].replace('_', ' ').capitalize()} {e.id} ({e.org}) read {n} customers' property "
+                    f"or credit data in {(times[-1] - times[0]) // HOUR + 1} h, a few an hour: past the judicial "
+                    f"interpretation's {LAW_SENSITIVE_RECORDS} records over a day.",
+                )
+
     def _inject_unauthorized_lookup(self) -> None:
         """Seed 004 机构设置, 客户管理机构, 角色设置, 人员管理(4)(5), 流程描述(4)④⑤ and seed 001 §一: one
         case per way an access is unauthorized, each by its own employee, plus near misses that keep
@@ -132,11 +174,11 @@ class Violations(Bank):
         )
         branch_staff = [r for r in ROLE_WEIGHTS["branch"] if r not in SYSADMINS]
         fields = ["customer_name", "account_balance"]
-        for i in range(self._count(10)):
-            variant, t = i % 10, self._ts(0.2, 0.7)
+        for i in range(self._count(12)):
+            variant, t = i % 12, self._ts(0.2, 0.7)
             e = self._take(
                 {3: branch_staff, 4: ["sb_general_user"]}.get(
-                    variant, managers if variant in (5, 6, 7, 8) else sb_roles
+                    variant, managers if variant in (5, 6, 7, 8, 10, 11) else sb_roles
                 )
             )
             ts, last = t, t
@@ -249,6 +291,61 @@ class Violations(Bank):
                     "approval_beyond_purpose",
                     f"{e.id} used complaint approval {grant} to query customer {cid} for marketing.",
                 )
+            elif variant == 10:  # an approval's budget is spent: the next cross-org query is unapproved
+                budget = rng.randint(3, 10)
+                grant = self._grant(
+                    e,
+                    t,
+                    "complaint_handling",
+                    self._approver(e),
+                    ["identity", "property"],
+                    ["core_banking"],
+                    max_records=budget,
+                )
+                over = rng.randint(1, 3)
+                times = [t + (j + 1) * rng.randint(MINUTE, 3 * MINUTE) for j in range(budget + over)]
+                times.sort()
+                for ts in times:
+                    cid = rng.choice(self.customers[self._other_sb(e.org)])
+                    self._access(
+                        ts,
+                        e,
+                        e.org,
+                        "core_banking",
+                        Action.query,
+                        [cid],
+                        fields,
+                        approval_id=grant,
+                        purpose="complaint_handling",
+                    )
+                ts, last = times[budget], times[-1]
+                rule = "approval_beyond_budget"
+                text = f"{e.id} queried {budget + over} other orgs' customers under {grant}, approved for {budget} records."
+            elif variant == 11:  # an approval covers its own data and systems only
+                grant = self._grant(
+                    e, t, "complaint_handling", self._approver(e), ["identity", "property"], ["core_banking"]
+                )
+                ts = last = t + MINUTE
+                cid = rng.choice(self.customers[self._other_sb(e.org)])
+                system, read = rng.choice(
+                    (
+                        ("credit_system", ["customer_name", "credit_report"]),
+                        ("core_banking", ["customer_name", "transaction_record"]),
+                    )
+                )
+                self._access(
+                    ts,
+                    e,
+                    e.org,
+                    system,
+                    Action.query,
+                    [cid],
+                    read,
+                    approval_id=grant,
+                    purpose="complaint_handling",
+                )
+                rule = "approval_beyond_scope"
+                text = f"{e.id} read {read[-1]} of customer {cid} on {system} under {grant}, approved for identity and property data on core_banking."
             else:  # probing: a run of refused lookups of other orgs' customers within minutes
                 n = rng.randint(5, 8)
                 other = self._other_sb(e.org)
@@ -283,6 +380,32 @@ class Violations(Bank):
                     purpose="complaint_handling",
                 )
 
+        for _ in range(self._count(1)):  # near miss: an approval used up to exactly its budget
+            e = self._take(managers)
+            t, budget = self._ts(0.2, 0.7), rng.randint(3, 10)
+            grant = self._grant(
+                e,
+                t,
+                "complaint_handling",
+                self._approver(e),
+                ["identity", "property"],
+                ["core_banking"],
+                max_records=budget,
+            )
+            for j in range(budget):
+                cid = rng.choice(self.customers[self._other_sb(e.org)])
+                self._access(
+                    t + (j + 1) * MINUTE,
+                    e,
+                    e.org,
+                    "core_banking",
+                    Action.query,
+                    [cid],
+                    fields,
+                    approval_id=grant,
+                    purpose="complaint_handling",
+                )
+
     def _other_sb(self, org: str) -> str:
         return self.rng.choice([s for s in self.customers if s != org and self.customers[s]])
 
@@ -300,14 +423,21 @@ class Violations(Bank):
         )
 
     def _grant(
-        self, e: Employee, ts: int, purpose: str, approver: str, cats: list[str], systems: list[str]
+        self,
+        e: Employee,
+        ts: int,
+        purpose: str,
+        approver: str,
+        cats: list[str],
+        systems: list[str],
+        max_records: int = 20,
     ) -> str:
         """A new entitlement version for `e` at `ts` holding one graded approval; returns its id."""
         aid = f"AP-{self.seed}-{e.id}"
         approval = {
             "approval_id": aid,
             "purpose": purpose,
-            "max_records": 20,
+            "max_records": max_records,
             "expires_ts": ts + DAY,
             "approver_id": approver,
             "categories": cats,
@@ -413,7 +543,7 @@ class Violations(Bank):
             base.personalized,
             base.submitter,
             base.approver,
-            self._ts(0.1, 0.8),
+            min(base.t0 + rng.randrange(45 * MINUTE), self.start + self.span * 4 // 5),  # beside another
             inside,
             [branch],
         )
