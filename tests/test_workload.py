@@ -230,7 +230,7 @@ def test_offscope_marketing_fires_for_exactly_the_injected_pushes(policy: Policy
     alerted = {(a.subjects_sample[0], a.window_start) for a in alerts}
     assert alerted == truth_of(wl, "offscope_marketing")
     rules = {v["rule"] for v in wl.truth if v["detector"] == "offscope_marketing"}
-    assert rules == {r.value for r in Rule} - {"channel_refused", "no_refusal_offered"}
+    assert rules == {r.value for r in Rule}  # every rule injected
     newest = {a.subjects_sample[0]: a for a in sorted(alerts, key=lambda a: a.revision)}
     for v in wl.truth:
         if v["detector"] == "offscope_marketing":  # each injection breaks its own rule and no other

@@ -8,6 +8,7 @@ import math
 from schemas.models import (
     Action,
     Channel,
+    ConsentStatus,
     EmployeeStatus,
     Outcome,
 )
@@ -455,8 +456,8 @@ class Violations(Bank):
         sms = [c for c in self.campaigns if c.channel is Channel.sms]
         free = [s for s in self.customer_org if s not in self.withdrawn]
         rng.shuffle(free)
-        for i in range(self._count(7)):
-            variant = i % 7
+        for i in range(self._count(9)):
+            variant = i % 9
             c = rng.choice(sms if variant == 2 else self.campaigns)
             ts = c.t0 + rng.randrange(HOUR)
             pick = self._subject
@@ -503,6 +504,24 @@ class Violations(Bank):
                 rule, text = (
                     "off_purpose",
                     f"Push of {c.id} targeted with loan-application data ({', '.join(data)})",
+                )
+            elif variant == 7:
+                subject = pick(free, c)
+                self._push(c, subject, ts, personalized=False, opt_out=False)
+                rule, text = (
+                    "no_refusal_offered",
+                    f"{c.channel.value} push of {c.id} offered no way to refuse further marketing",
+                )
+            elif variant == 8:  # refused this channel, still consents on another: a refusal all the same
+                subject = pick(free, c)
+                other = Channel.app_push if c.channel is Channel.sms else Channel.sms
+                t_w = c.t0 - rng.randint(HOUR, 6 * HOUR)
+                self._consent(subject, t_w - DAY, other, ConsentStatus.granted)
+                self._withdraw(subject, t_w)
+                self._push(c, subject, ts)
+                rule = "channel_refused"
+                text = (
+                    f"{c.channel.value} push of {c.id} on a channel refused {(ts - t_w) // MINUTE} min before"
                 )
             else:
                 subject, c = self._outside_audience(free, c)
