@@ -31,10 +31,7 @@ REGISTRY: dict[str, Any] = {
     )
 }
 
-# Detectors planned next (DESIGN.md §6, docs/architecture.md#roadmap); the workload generator already injects their violations.
-PLANNED: tuple[str, ...] = ()
-
-__all__ = ["REGISTRY", "PLANNED", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]
+__all__ = ["REGISTRY", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]
 
 
 @dataclass(frozen=True)

@@ -262,18 +262,18 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_detectors(args: argparse.Namespace) -> int:
-    from detectors import PLANNED, REGISTRY
+    from detectors import REGISTRY
 
     policy = load_policy(args.policy)
+    rows = []
     for kind, cls in REGISTRY.items():
         s = policy.detectors.get(kind)
-        state = "enabled" if s and s.enabled else "disabled"
-        print(
-            f"{kind:<22} reads={','.join(cls.inputs):<10} {state:<9} {s.rule_id if s else '-':<10} "
-            f"{s.title_zh + ' / ' + s.title_en if s else ''}"
-        )
-    for kind in PLANNED:
-        print(f"{kind:<22} (planned, docs/architecture.md#roadmap)")
+        reads = ", ".join(f"{stream} by {key}" for stream, key in cls.inputs.items())
+        rows.append((kind, "enabled" if s and s.enabled else "disabled", s.rule_id if s else "-", reads))
+        rows.append(("", "", "", f"{s.title_zh} / {s.title_en}" if s else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(f"{v:<{w}}" for v, w in zip(row, [*widths, 0], strict=True)).rstrip())
     return 0
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 
-from detectors import PLANNED
 from policy.catalog import Catalog
 from policy.model import Policy
 from schemas.models import REFERENCE_STREAMS, SEVERITY_RANK, Alert
@@ -99,9 +98,6 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
     scored = score(alerts, workload.truth, [s.kind for s in specs], pseudonymize)
     for kind, s in scored.items():
         print(f"  {kind:<22}{s['injected']:>9}{s['found']:>7}{s['missed']:>8}{s['false_alarms']:>14}")
-    for kind in PLANNED:
-        n = sum(t["detector"] == kind for t in workload.truth)
-        print(f"  {kind:<22}{n:>9}   (planned, docs/architecture.md#roadmap)")
     if alerts:
         a = max(alerts, key=lambda a: (SEVERITY_RANK[a.severity], a.subject_count))
         print("\none alert as the SOC sees it on pfi.alerts (OCSF Detection Finding):")
