@@ -123,6 +123,8 @@ class SdkOvercollectionDetector:
     kind: ClassVar[str] = "sdk_overcollection"
     inputs: ClassVar[dict[str, str]] = {"sdk": "sdk_id"}
     Params: ClassVar[type[BaseModel]] = SdkOvercollectionParams
+    # it reports PFI leaving the bank or exposed to a third party: an OCSF Data Security Finding
+    data_exposure: ClassVar[bool] = True
 
     def __init__(self, section: DetectorSection, params: SdkOvercollectionParams, store: Store):
         self.section, self.p, self.store = section, params, store

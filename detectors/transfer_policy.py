@@ -115,6 +115,8 @@ class TransferPolicyDetector:
     kind: ClassVar[str] = "transfer_policy"
     inputs: ClassVar[dict[str, str]] = {"transfer": "recipient_id"}
     Params: ClassVar[type[BaseModel]] = TransferPolicyParams
+    # it reports PFI leaving the bank or exposed to a third party: an OCSF Data Security Finding
+    data_exposure: ClassVar[bool] = True
 
     def __init__(self, section: DetectorSection, params: TransferPolicyParams, store: Store):
         self.section, self.p, self.store = section, params, store

@@ -6,7 +6,9 @@ Customer ids were pseudonymized as they entered the engine, so nothing here can 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from detectors import REGISTRY
 from detectors.base import LEAKAGE_CANDIDATE, Finding
 from policy.model import DetectorSection
 from schemas.models import Alert, AlertStatus, Severity
@@ -63,25 +65,53 @@ def latest(alerts: Iterable[Alert]) -> list[Alert]:
     return list(best.values())
 
 
+# lifemon's status -> OCSF activity and finding status. OCSF 1.3 has no "Closed" status: a finding
+# lifemon closed (its window is over; no analyst reviewed it) is neither Resolved nor Suppressed, so it
+# goes out as Other with the source's own word, as the schema's sibling convention asks.
+_ACTIVITY = {
+    AlertStatus.open: (1, "Create", 1, "New"),
+    AlertStatus.updated: (2, "Update", 2, "In Progress"),
+    AlertStatus.closed: (3, "Close", 99, "Closed"),
+}
+# A JR/T 0171 class is the bank's own confidentiality scale, not OCSF's: Other, named in `confidentiality`.
+_PFI_CATEGORY = {"category_id": 3, "category": "Financial"}
+
+
+def _classification(alert: Alert) -> dict:
+    """Where OCSF puts a data classification: personal financial information at its JR/T 0171 class."""
+    return _PFI_CATEGORY | {"confidentiality_id": 99, "confidentiality": f"JR/T 0171-2020 {alert.jr_class}"}
+
+
+def is_data_exposure(detector: str) -> bool:
+    """Detectors that report PFI leaving the bank or exposed to a third party (the DLP kind of finding)."""
+    return bool(getattr(REGISTRY.get(detector), "data_exposure", False))
+
+
 def to_ocsf(alert: Alert) -> dict:
-    """OCSF 1.3 Detection Finding (class 2004). lifemon-specific fields go under `unmapped`."""
-    activity_id = 1 if alert.revision == 1 else 2  # Create, then Update: the same finding uid throughout
-    return {
-        "class_uid": 2004,
-        "class_name": "Detection Finding",
+    """OCSF 1.3: a Data Security Finding (2006) for data exposure, a Detection Finding (2004) otherwise.
+
+    `count` is OCSF's "number of times events of the same logical group occurred" in start..end; the
+    detectors report subjects, not events, so it is left out and the subject count goes in `unmapped`.
+    lifemon-specific fields go under `unmapped`."""
+    activity_id, activity, status_id, status = _ACTIVITY[alert.status]
+    exposure = is_data_exposure(alert.detector)
+    class_uid, class_name = (2006, "Data Security Finding") if exposure else (2004, "Detection Finding")
+    doc: dict[str, Any] = {
+        "class_uid": class_uid,
+        "class_name": class_name,
         "category_uid": 2,
         "category_name": "Findings",
         "activity_id": activity_id,
-        "activity_name": "Create" if activity_id == 1 else "Update",
-        "type_uid": 2004 * 100 + activity_id,
+        "activity_name": activity,
+        "type_uid": class_uid * 100 + activity_id,
+        "type_name": f"{class_name}: {activity}",
         "severity_id": _OCSF_SEVERITY[alert.severity],
         "severity": alert.severity.value.capitalize(),
-        "status_id": 1,
-        "status": "New",
+        "status_id": status_id,
+        "status": status,
         "time": alert.last_seen,
         "start_time": alert.window_start,
         "end_time": alert.window_end,
-        "count": alert.subject_count,
         "message": alert.summary,
         "finding_info": {
             "uid": alert.alert_id,
@@ -99,9 +129,6 @@ def to_ocsf(alert: Alert) -> dict:
             },
             "related_events": [{"uid": e} for e in alert.evidence_event_ids],
         },
-        "evidences": [{"actor": {"user": {"uid": alert.actor_id, "type_id": 1, "type": "User"}}}]
-        if alert.actor_id
-        else [],
         "metadata": {
             "version": OCSF_VERSION,
             "product": {"name": "lifemon", "vendor_name": "lifemon"},
@@ -118,7 +145,26 @@ def to_ocsf(alert: Alert) -> dict:
             "regulation": alert.regulation,
             "jr_class": alert.jr_class,
             "actor_org": alert.actor_org,
+            "subject_count": alert.subject_count,
             "subjects_sample": alert.subjects_sample,
             "counts": alert.counts,
         },
     }
+    actor = {"user": {"uid": alert.actor_id, "type_id": 1, "type": "User"}} if alert.actor_id else None
+    if exposure:
+        if actor:  # a Data Security Finding names its actor through the host profile
+            doc["actor"] = actor
+            doc["metadata"]["profiles"] = ["host"]
+        doc["data_security"] = _classification(alert) | {
+            "data_lifecycle_state_id": 2,
+            "data_lifecycle_state": "Data in-Transit",
+            "detection_pattern": alert.rule_id,
+        }
+    else:
+        doc["evidences"] = [{"actor": actor}] if actor else []
+        # a Detection Finding carries a classification through the data_classification profile
+        doc["resources"] = [
+            {"name": "Personal financial information", "data_classification": _classification(alert)}
+        ]
+        doc["metadata"]["profiles"] = ["data_classification"]
+    return doc

@@ -100,8 +100,8 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         print(f"  {kind:<22}{s['injected']:>9}{s['found']:>7}{s['missed']:>8}{s['false_alarms']:>14}")
     if alerts:
         a = max(alerts, key=lambda a: (SEVERITY_RANK[a.severity], a.subject_count))
-        print("\none alert as the SOC sees it on pfi.alerts (OCSF Detection Finding):")
         o = to_ocsf(a)
+        print(f"\none alert as the SOC sees it on pfi.alerts (OCSF {o['class_name']}):")
         print(f"  {o['finding_info']['title']}  severity={o['severity']}  uid={o['finding_info']['uid']}")
         print(f"  {a.summary}")
         print(f"  regulation: {'; '.join(a.regulation)}")

@@ -8,14 +8,16 @@ import pytest
 from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
 from detectors.base import Finding
-from schemas.models import Severity
+from schemas.models import AlertStatus, Severity
 from streams.alerts import OCSF_VERSION, build_alert, latest, to_ocsf
 from streams.pseudonym import Pseudonymizer
 
 
 @pytest.fixture(scope="module")
 def detection_finding_schema() -> dict:
-    return OcsfJsonSchemaEmbedded(get_ocsf_schema(version=OCSF_VERSION)).get_class_schema("detection_finding")
+    return OcsfJsonSchemaEmbedded(get_ocsf_schema(version=OCSF_VERSION)).get_class_schema(
+        "detection_finding", ["data_classification"]
+    )
 
 
 def finding(**kw) -> Finding:
@@ -47,7 +49,7 @@ def test_alert_is_a_valid_ocsf_detection_finding(policy, detection_finding_schem
     doc = to_ocsf(alert)
     jsonschema.validate(doc, detection_finding_schema)
     assert doc["type_uid"] == 200401 and doc["finding_info"]["analytic"]["uid"] == "LM-BQ-001"
-    updated = to_ocsf(alert.model_copy(update={"revision": 2}))
+    updated = to_ocsf(alert.model_copy(update={"revision": 2, "status": AlertStatus.updated}))
     jsonschema.validate(updated, detection_finding_schema)
     assert (
         updated["activity_name"] == "Update" and updated["finding_info"]["uid"] == doc["finding_info"]["uid"]

@@ -91,6 +91,11 @@ def latest_alerts(msgs: list[Any]) -> dict[str, dict]:
     return best
 
 
+def actor_uid(o: dict) -> str:
+    """The alert's actor: a Data Security Finding names it on top, a Detection Finding in evidences."""
+    return (o.get("actor") or o["evidences"][0]["actor"])["user"]["uid"]
+
+
 def monitor(config: Config, ch: Any, policy: Any, catalog: Any) -> Monitor:
     ensure_topics(config.kafka.bootstrap, config)
     return Monitor(
@@ -137,7 +142,7 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) ->
     assert stats.events["access"] == 62 and sum(stats.dead.values()) == 4 and stats.misrouted["access"] == 0
     alerts = latest_alerts(read_all(broker, t.alerts))
     (ocsf,) = alerts.values()
-    assert ocsf["class_uid"] == 2004 and ocsf["count"] == 62  # 60 JSON + 2 Avro customers
+    assert ocsf["class_uid"] == 2004 and ocsf["unmapped"]["subject_count"] == 62  # 60 JSON + 2 Avro customers
     assert (
         ocsf["finding_info"]["title"] == "批量查询个人金融信息 / Bulk query of personal financial information"
     )
@@ -274,7 +279,7 @@ def test_kill_9_mid_window_loses_nothing_and_duplicates_nothing(broker, names, t
     alerts = latest_alerts(read_all(broker, t.alerts))
     assert len(alerts) == 1
     (a,) = alerts.values()
-    assert a["count"] == 60 and a["evidences"][0]["actor"]["user"]["uid"] == "e1"
+    assert a["unmapped"]["subject_count"] == 60 and a["evidences"][0]["actor"]["user"]["uid"] == "e1"
     assert committed_offsets(broker, names["group"], t.access) == 60
 
 
@@ -347,7 +352,7 @@ def test_a_clickhouse_outage_pauses_consumption_without_leaving_the_group(
     assert not runner.is_alive()
     assert committed_offsets(broker, names["group"], t.access) == 65
     (alert,) = latest_alerts(read_all(broker, t.alerts)).values()
-    assert alert["count"] == 65
+    assert alert["unmapped"]["subject_count"] == 65
 
 
 def test_poisoned_timestamps_duplicates_and_new_fields_through_the_real_process(
@@ -381,7 +386,7 @@ def test_poisoned_timestamps_duplicates_and_new_fields_through_the_real_process(
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out.decode()
     (alert,) = latest_alerts(read_all(broker, t.alerts)).values()
-    assert alert["count"] == 60
+    assert alert["unmapped"]["subject_count"] == 60
     dlq = read_all(broker, t.dlq, expect_at_least=5)
     reasons = sorted(
         (dict(m.headers())["error.kind"].decode(), dict(m.headers())["error.field"].decode()) for m in dlq

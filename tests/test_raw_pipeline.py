@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 from conftest import entitlement
-from test_pipeline import latest_alerts, make_config, monitor, read_all, send
+from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_all, send
 from test_raw_sources import PG_PREFIX, entries, physical_lines
 
 pytestmark = pytest.mark.integration
@@ -56,8 +56,7 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
     assert stats.gaps["table corebank.core.branch_targets"] == 1
     alerts = latest_alerts(read_all(broker, config.topics.alerts))
     found = sorted(
-        (a["finding_info"]["analytic"]["uid"], a["evidences"][0]["actor"]["user"]["uid"], a["severity"])
-        for a in alerts.values()
+        (a["finding_info"]["analytic"]["uid"], actor_uid(a), a["severity"]) for a in alerts.values()
     )
     # the SFTP uploads (issue 15): identifiable data to a processor, a third party with neither
     # consent nor contract, an overseas partner with no assessment; and the batch account that sent

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 from test_pipeline import (
+    actor_uid,
     committed_offsets,
     latest_alerts,
     make_config,
@@ -79,8 +80,8 @@ def live_final(broker: str, topic: str) -> dict[str, tuple]:
     """The same content, read back from the OCSF alerts on the topic."""
     return {
         uid: (
-            o["evidences"][0]["actor"]["user"]["uid"],
-            o["count"],
+            actor_uid(o),
+            o["unmapped"]["subject_count"],
             o["severity"].lower(),
             tuple(o["unmapped"]["subjects_sample"]),
             tuple(e["uid"] for e in o["finding_info"]["related_events"]),

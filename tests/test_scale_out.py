@@ -63,7 +63,7 @@ def test_a_survivor_takes_over_the_killed_instances_windows(broker, names, tmp_p
     send(broker, t.access, access("e1", customers=20, first_customer=40, start=400_000, every_s=10))
     try:
         alerts = latest_alerts(read_all(broker, t.alerts, expect_at_least=1, timeout_s=60))
-        assert [o["count"] for o in alerts.values()] == [60]
+        assert [o["unmapped"]["subject_count"] for o in alerts.values()] == [60]
     finally:
         b.terminate()
         b.communicate(timeout=60)

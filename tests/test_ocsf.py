@@ -1,0 +1,103 @@
+"""OCSF meaning, not just shape: every alert kind (each registered detector, open, updated, closed)
+validates against the OCSF schema shipped by `ocsf-json-schema` (offline), and its class, activity,
+status and names are the ones the schema defines for what lifemon means."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
+
+from detectors import REGISTRY
+from detectors.base import Finding
+from schemas.models import AlertStatus, Severity
+from streams.alerts import OCSF_VERSION, build_alert, to_ocsf
+
+EXPOSURE = {"transfer_policy", "sdk_overcollection"}  # PFI leaving the bank or reaching a third party
+CLASSES = {2004: "detection_finding", 2006: "data_security_finding"}
+
+
+@pytest.fixture(scope="module")
+def ocsf() -> dict:
+    return get_ocsf_schema(version=OCSF_VERSION)
+
+
+@pytest.fixture(scope="module")
+def validate(ocsf):
+    """Validate a document against its class with the profiles its metadata declares."""
+    embedded, cache = OcsfJsonSchemaEmbedded(ocsf), {}
+
+    def check(doc: dict) -> None:
+        key = (doc["class_uid"], tuple(doc["metadata"].get("profiles", ())))
+        if key not in cache:
+            schema = embedded.get_class_schema(CLASSES[key[0]], list(key[1]))
+            cache[key] = jsonschema.Draft202012Validator(schema)
+        cache[key].validate(doc)
+
+    return check
+
+
+def alert(policy, detector: str, status: AlertStatus, jr_class: str = "C3"):
+    finding = Finding(
+        detector=detector,
+        rule_id=f"LM-{detector}",
+        key="k1",
+        window_start=1000,
+        window_end=2000,
+        severity=Severity.critical,
+        revision=1 if status is AlertStatus.open else 3,
+        closed=status is AlertStatus.closed,
+        summary="s",
+        jr_class=jr_class,
+        actor_id="e1",
+        subject_count=61,
+        subject_sample=["p1"],
+        counts={"records": 61},
+        evidence_event_ids=["a"],
+        first_seen=1000,
+        last_seen=1900,
+    )
+    a = build_alert(finding, policy.detectors[detector])
+    assert a.status is status
+    return a
+
+
+def caption(ocsf: dict, class_uid: int, attr: str, value: int) -> str:
+    return ocsf["classes"][CLASSES[class_uid]]["attributes"][attr]["enum"][str(value)]["caption"]
+
+
+@pytest.mark.parametrize("status", list(AlertStatus))
+@pytest.mark.parametrize("detector", sorted(REGISTRY))
+def test_every_alert_kind_is_valid_ocsf_with_its_meaning(policy, ocsf, validate, detector, status) -> None:
+    doc = to_ocsf(alert(policy, detector, status))
+    class_uid = 2006 if detector in EXPOSURE else 2004
+    assert doc["class_uid"] == class_uid
+    validate(doc)
+    assert doc["class_name"] == ocsf["classes"][CLASSES[class_uid]]["caption"]
+    activity_id = {AlertStatus.open: 1, AlertStatus.updated: 2, AlertStatus.closed: 3}[status]
+    assert doc["activity_id"] == activity_id and doc["type_uid"] == class_uid * 100 + activity_id
+    assert doc["activity_name"] == caption(ocsf, class_uid, "activity_id", activity_id)
+    # New / In Progress are schema captions; OCSF has no "Closed", so Other carries lifemon's word
+    expected = {AlertStatus.open: (1, "New"), AlertStatus.updated: (2, "In Progress")}
+    status_id, status_name = expected.get(status, (99, "Closed"))
+    assert (doc["status_id"], doc["status"]) == (status_id, status_name)
+    if status_id != 99:
+        assert status_name == caption(ocsf, class_uid, "status_id", status_id)
+    # count is OCSF's number of events in the group, not subjects: the subject count stays in unmapped
+    assert "count" not in doc and doc["unmapped"]["subject_count"] == 61
+
+
+def test_jr_class_goes_where_ocsf_puts_a_data_classification(policy, validate) -> None:
+    leak = to_ocsf(alert(policy, "transfer_policy", AlertStatus.open, jr_class="C3"))
+    ds = leak["data_security"]
+    assert (ds["confidentiality_id"], ds["confidentiality"]) == (99, "JR/T 0171-2020 C3")
+    assert ds["category_id"] == 3 and ds["data_lifecycle_state_id"] == 2 and "resources" not in leak
+    read = to_ocsf(alert(policy, "bulk_query", AlertStatus.open, jr_class="C2"))
+    (resource,) = read["resources"]
+    assert resource["data_classification"]["confidentiality"] == "JR/T 0171-2020 C2"
+    assert "data_security" not in read
+    # the schema would catch a classification outside OCSF's enum
+    with pytest.raises(jsonschema.ValidationError):
+        validate({**leak, "data_security": {**ds, "confidentiality_id": 7}})
+    with pytest.raises(jsonschema.ValidationError):  # nor a classification without its profile
+        validate({**read, "metadata": {**read["metadata"], "profiles": []}})
