@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import orjson
 
 from policy import PolicyError, load_policy
 from policy.catalog import Catalog
+from schemas.models import Severity
 from streams.clickhouse import ClickHouseUnavailable
 from streams.sinks import FatalSinkError
 
@@ -26,6 +28,7 @@ EPILOG = """examples:
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
   lifemon report --out report.html     an HTML report with charts and alerts, for management
+  lifemon alerts --severity high --since 2026-12-01   the SOC's list, filtered (detector, actor, status)
   lifemon policy check                 validate the policy catalog and run every detector's examples
   lifemon detectors                    list the detectors and their rules
 
@@ -237,6 +240,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from streams.alert_query import query_alerts, render
+    from streams.clickhouse import connect
+    from streams.config import load_config
+
+    config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    rows = query_alerts(
+        connect(config.clickhouse_dsn()),
+        config.clickhouse.database,
+        detector=args.detector,
+        min_severity=Severity(args.severity) if args.severity else None,
+        actor=args.actor,
+        status=args.status,
+        since=_when(args.since),
+        until=_when(args.until),
+        limit=args.limit,
+    )
+    print(render(rows))
+    return 0
+
+
+def _when(text: str | None) -> datetime | None:
+    """An ISO date or time (UTC when no zone is given), or None."""
+    if not text:
+        return None
+    found = datetime.fromisoformat(text)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     from detectors import load_detectors
     from detectors.examples import run_all
@@ -369,6 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config")
     sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("alerts", help="list alerts from ClickHouse, filtered (newest revision of each)")
+    sp.add_argument("--detector", help="only this detector (see `lifemon detectors`)")
+    sp.add_argument("--severity", choices=[s.value for s in Severity], help="at least this severity")
+    sp.add_argument("--actor", help="only this employee id (or recipient, SDK)")
+    sp.add_argument("--status", choices=["open", "updated", "closed"])
+    sp.add_argument("--since", help="last seen at or after, ISO date or time (UTC)")
+    sp.add_argument("--until", help="last seen before, ISO date or time (UTC)")
+    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--config")
+    sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
+    sp.set_defaults(func=cmd_alerts)
 
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument("action", choices=["check"])

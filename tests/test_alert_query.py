@@ -1,0 +1,85 @@
+"""`lifemon alerts`: the SOC's filtered list, read from ClickHouse (chDB) as the monitor wrote it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from conftest import T0
+
+from schemas.models import Alert, AlertStatus, Severity
+from streams.alert_query import query_alerts, render
+from streams.cli import main
+from streams.clickhouse import apply_ddl
+from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
+
+
+def alert(uid: str, detector: str, severity: str, actor: str, minute: int, revision: int = 1, **kw) -> Alert:
+    ts = T0 + minute * 60_000
+    return Alert(
+        alert_id=uid,
+        revision=revision,
+        status=kw.pop("status", AlertStatus.open),
+        detector=detector,
+        rule_id="R",
+        rule_version=1,
+        severity=Severity(severity),
+        title_zh="标题",
+        title_en="title",
+        summary=f"{actor} did something",
+        regulation=["seed"],
+        jr_class="C2",
+        actor_id=actor,
+        actor_org="S0101",
+        subject_count=3,
+        subjects_sample=["p_1"],
+        counts={},
+        evidence_event_ids=["e"],
+        window_start=ts,
+        window_end=ts,
+        first_seen=ts,
+        last_seen=ts,
+        **kw,
+    )
+
+
+@pytest.fixture
+def db(ch):
+    name = f"aq_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, name)
+    sink = ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+    sink.write(
+        [
+            alert("a1", "bulk_query", "high", "e1", 1),
+            alert("a2", "unauthorized_lookup", "medium", "e2", 2),
+            alert("a3", "bulk_query", "critical", "e3", 3),
+            alert("a4", "transfer_policy", "low", "acme", 4),
+        ]
+    )
+    sink.write([alert("a1", "bulk_query", "high", "e1", 5, revision=2, status=AlertStatus.closed)])
+    return name
+
+
+def test_filters_combine_and_the_newest_revision_counts(ch, db) -> None:
+    ids = lambda **kw: [r["alert_id"] for r in query_alerts(ch, db, **kw)]  # noqa: E731
+    assert ids() == ["a1", "a4", "a3", "a2"]  # newest first, a1 by its closing revision
+    assert ids(detector="bulk_query") == ["a1", "a3"]
+    assert ids(min_severity=Severity.high) == ["a1", "a3"]
+    assert ids(actor="e2") == ["a2"] and ids(status="closed") == ["a1"]
+    minute = lambda m: datetime.fromtimestamp((T0 + m * 60_000) / 1000, UTC)  # noqa: E731
+    assert ids(since=minute(2), until=minute(4)) == ["a3", "a2"]
+    assert ids(actor="e1' OR '1'='1") == []  # a bound parameter, not SQL
+    assert ids(limit=1) == ["a1"]
+
+
+def test_the_cli_prints_one_line_and_the_summary_per_alert(ch, db, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {db}}}\n")
+    assert (
+        main(["alerts", "--config", str(config), "--detector", "bulk_query", "--severity", "critical"]) == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "critical" in out[0] and "e3" in out[0] and out[1].strip() == "e3 did something"
+    assert render([]) == "no alerts match"
