@@ -35,27 +35,21 @@ def query_alerts(
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Alerts as dicts of COLUMNS plus `summary`, newest first."""
-    where: list[str] = []
-    params: dict[str, Any] = {}
-    if detector:
-        where.append("detector = {detector:String}")
-        params["detector"] = detector
-    if min_severity is not None:
-        names = [s.value for s in Severity if SEVERITY_RANK[s] >= SEVERITY_RANK[min_severity]]
-        where.append("severity IN {severities:Array(String)}")
-        params["severities"] = names
-    if actor:
-        where.append("actor_id = {actor:String}")
-        params["actor"] = actor
-    if status:
-        where.append("status = {status:String}")
-        params["status"] = status
-    if since:
-        where.append("last_seen >= {since:DateTime64(3, 'UTC')}")
-        params["since"] = since
-    if until:
-        where.append("last_seen < {until:DateTime64(3, 'UTC')}")
-        params["until"] = until
+    severities = (
+        [s.value for s in Severity if SEVERITY_RANK[s] >= SEVERITY_RANK[min_severity]]
+        if min_severity
+        else None
+    )
+    filters = [  # (condition, parameter name, value): a filter applies when its value is given
+        ("detector = {detector:String}", "detector", detector),
+        ("severity IN {severities:Array(String)}", "severities", severities),
+        ("actor_id = {actor:String}", "actor", actor),
+        ("status = {status:String}", "status", status),
+        ("last_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
+        ("last_seen < {until:DateTime64(3, 'UTC')}", "until", until),
+    ]
+    where = [condition for condition, _, value in filters if value]
+    params: dict[str, Any] = {name: value for _, name, value in filters if value}
     sql = (
         f"SELECT {', '.join(COLUMNS)}, summary FROM {database}.alerts FINAL"
         + (f" WHERE {' AND '.join(where)}" if where else "")
