@@ -24,6 +24,7 @@ from streams.sinks import FatalSinkError
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
+  lifemon run --runtime faust          the same monitor as a Faust app (docs/runtimes.md)
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
@@ -62,6 +63,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, list[Any], Catalog]:
         kafka__bootstrap=getattr(args, "bootstrap", None),
         clickhouse__dsn=getattr(args, "clickhouse", None),
         policy_dir=getattr(args, "policy", None),
+        runtime=getattr(args, "runtime", None),
     )
     policy = load_policy(config.policy_dir)
     specs = load_detectors(policy, config.policy_dir)
@@ -86,12 +88,17 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     from streams.pseudonym import Pseudonymizer
     from streams.runtime import Monitor, ensure_topics
 
+    runtime = Monitor
+    if config.runtime == "faust":  # imported only when chosen: faust takes a second to import
+        from streams.faust_runtime import FaustMonitor
+
+        runtime = FaustMonitor
     config.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(bootstrap, config, dict(config.kafka.client))
     client = connect(config.clickhouse_dsn())
     # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap)
-    return Monitor(
+    return runtime(
         config, bootstrap, client, specs, catalog, pseudonymize, progress=None if quiet else _progress
     )
 
@@ -103,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         bootstrap = _broker(config, stack)
         monitor = _monitor(config, bootstrap, specs, catalog, args.quiet)
         _err(
-            f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly"
+            f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}, "
+            f"{config.runtime} runtime); Ctrl-C stops cleanly"
         )
         stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
         del monitor  # (with the gc below) its Kafka clients go before an embedded broker does
@@ -357,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--until-idle", type=float, metavar="S", help="stop after S seconds without new data")
     sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
     sp.add_argument("--quiet", action="store_true", help="no live progress line")
+    sp.add_argument(
+        "--runtime",
+        choices=["native", "faust"],
+        help="the consumer loop: confluent-kafka (default) or a Faust app (docs/runtimes.md)",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("notify", help="deliver incidents to Alertmanager, webhooks and PagerDuty")

@@ -298,6 +298,7 @@ class Monitor:
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
         self._last_prune = time.monotonic()
+        self._last_progress = 0.0
 
     # -- reference streams ----------------------------------------------------------------------
     def load_reference(self, timeout_s: float = 60.0) -> None:
@@ -351,62 +352,61 @@ class Monitor:
 
     # -- partitions -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The inputs resume from the offsets of the changelog's last commit marker, not from the
+        group's."""
+        resume = self.restore([(tp.topic, tp.partition) for tp in partitions])
+        for tp in partitions:
+            if (tp.topic, tp.partition) in resume:
+                tp.offset = resume[(tp.topic, tp.partition)]
+        consumer.assign(partitions)
+
+    def restore(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Each partition number is a task. Its state is rebuilt from its changelog partition, the
-        truth wherever the task ran before, and the inputs resume from the offsets of the
-        changelog's last commit marker, not from the group's."""
-        numbers = sorted({tp.partition for tp in partitions})
+        truth wherever the task ran before. Returns the offsets of the changelog's last commit
+        marker, where the inputs resume ({} for a partition never checkpointed)."""
+        numbers = sorted({p for _, p in partitions})
         stores = {p: self.engine.open_partition(p) for p in numbers}
         offsets = Changelog.restore_many(self.consumer_conf, self.changelog.topic, stores)
         for p in numbers:
             self.engine.resume(p)
-        for tp in partitions:
-            offset = offsets[tp.partition].get(tp.topic)
+        resume: dict[tuple[str, int], int] = {}
+        for topic, p in partitions:
+            offset = offsets[p].get(topic)
             if offset is not None:
-                tp.offset = offset
-                self.positions[(tp.topic, tp.partition)] = self._saved[(tp.topic, tp.partition)] = offset
-            self._committed.pop((tp.topic, tp.partition), None)  # after a rejoin, commit again
-        consumer.assign(partitions)
+                resume[(topic, p)] = self.positions[(topic, p)] = self._saved[(topic, p)] = offset
+            self._committed.pop((topic, p), None)  # after a rejoin, commit again
+        return resume
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # during a checkpoint's retry nothing new can be saved: the next owner replays from the
         # last marker, which is exactly where this instance's saved state ends
         if not self._failed and not self._retrying:
             self.checkpoint()
-        self._drop(partitions)
+        self._drop([(tp.topic, tp.partition) for tp in partitions])
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): another instance owns these partitions
         now and resumes from their last snapshot, so drop them without committing anything."""
-        self._drop(partitions)
+        self._drop([(tp.topic, tp.partition) for tp in partitions])
 
-    def _drop(self, partitions: list[TopicPartition]) -> None:
-        gone = {(tp.topic, tp.partition) for tp in partitions}
+    def _drop(self, partitions: list[tuple[str, int]]) -> None:
+        gone = set(partitions)
         self._held = [m for m in self._held if (m.topic(), m.partition()) not in gone]
-        for tp in partitions:
-            self.engine.drop(tp.partition)
-            self._unsent_changes.pop(tp.partition, None)  # its new owner restores the last marker
+        for topic, p in partitions:
+            self.engine.drop(p)
+            self._unsent_changes.pop(p, None)  # its new owner restores the last marker
             for known in (self.positions, self._saved, self._committed):
-                known.pop((tp.topic, tp.partition), None)
+                known.pop((topic, p), None)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
         """Run until stopped (SIGTERM/SIGINT or stop_event), or idle / time limits for batch jobs."""
         self._install_signals()
-        if self.repartition:
-            create_missing(
-                self.bootstrap,
-                self.config,
-                dict.fromkeys(self.repartition, REPARTITION_SETTINGS),
-                dict(self.config.kafka.client),
-            )
-        self._check_copartitioned()
-        self.load_reference()
-        freeze_heap()
+        self.prepare()
         self.consumer.subscribe(
             self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
         started = last_data = time.monotonic()
-        last_progress = 0.0
         try:
             while not self.stop_event.is_set():
                 msgs = self._held or self.consumer.consume(
@@ -420,18 +420,11 @@ class Monitor:
                 else:  # quiet: timers still fire on the instance clock (engine.advance)
                     self._emit(self.engine.advance(self._inputs_caught_up()))
                 now = time.monotonic()
-                if now - self._last_checkpoint >= self.config.checkpoint_interval_s:
+                if self.checkpoint_due(now):
                     self._check_sources()
                     self.checkpoint()
-                if now - self._last_prune >= PRUNE_EVERY_S:
-                    self._last_prune = now
-                    self.engine.prune_references(self.config.reference_history_s * 1000)
-                if self.progress and now - last_progress >= 1.0:
-                    last_progress = now
-                    self.progress(self.stats.line())
-                if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
-                    break
-                if max_seconds is not None and now - started >= max_seconds:
+                self.upkeep(now)
+                if self.finished(now, started, last_data, idle_exit_s, max_seconds):
                     break
             self.checkpoint()
         except BaseException:
@@ -441,12 +434,49 @@ class Monitor:
             self.close()
         return self.stats
 
+    def prepare(self) -> None:
+        """Before consuming: repartition topics exist, inputs are co-partitioned, references loaded."""
+        if self.repartition:
+            create_missing(
+                self.bootstrap,
+                self.config,
+                dict.fromkeys(self.repartition, REPARTITION_SETTINGS),
+                dict(self.config.kafka.client),
+            )
+        self._check_copartitioned()
+        self.load_reference()
+        freeze_heap()
+
+    def checkpoint_due(self, now: float) -> bool:
+        return now - self._last_checkpoint >= self.config.checkpoint_interval_s
+
+    def upkeep(self, now: float) -> None:
+        """Between batches: prune old reference versions now and then, show progress every second."""
+        if now - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = now
+            self.engine.prune_references(self.config.reference_history_s * 1000)
+        if self.progress and now - self._last_progress >= 1.0:
+            self._last_progress = now
+            self.progress(self.stats.line())
+
+    def finished(
+        self,
+        now: float,
+        started: float,
+        last_data: float,
+        idle_exit_s: float | None,
+        max_seconds: float | None,
+    ) -> bool:
+        """A batch job's end: idle that long with every input caught up, or out of time."""
+        if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
+            return True
+        return max_seconds is not None and now - started >= max_seconds
+
     def _raw_fed(self, stream: str) -> bool:
         return stream in self.config.raw_sources.streams().values()
 
     def process_batch(self, msgs: list[Any]) -> None:
-        self.stats.begin()
-        groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
+        records = []
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -455,7 +485,16 @@ class Monitor:
                 if err.code() != KafkaError._PARTITION_EOF:
                     print(f"lifemon: consumer error: {err}", file=sys.stderr)
                 continue
-            groups[(m.topic(), m.partition())].append(to_raw(m))
+            records.append(to_raw(m))
+        self.process_records(records)
+
+    def process_records(self, records: list[RawRecord]) -> None:
+        """A batch as consumed (any partitions, offset order within each): decoded per partition,
+        judged, its alerts held for the checkpoint; the processed positions move past it."""
+        self.stats.begin()
+        groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
+        for r in records:
+            groups[(r.topic, r.partition)].append(r)
         alerts = []
         for (topic, partition), raws in groups.items():
             stream = self.stream_of[topic]
@@ -505,11 +544,15 @@ class Monitor:
         feeds the stream (a raw-log topic feeds `access` beside pfi.access)."""
         out: set[tuple[str, int]] = set()
         behind: set[tuple[str, int]] = set()
-        for tp in self.consumer.assignment():
-            end = self._end_offset(tp.topic, tp.partition)
-            done = end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end
-            (out if done else behind).add((self.stream_of[tp.topic], tp.partition))
+        for topic, p in self._assignment():
+            end = self._end_offset(topic, p)
+            done = end >= 0 and self.positions.get((topic, p), 0) >= end
+            (out if done else behind).add((self.stream_of[topic], p))
         return out - behind
+
+    def _assignment(self) -> list[tuple[str, int]]:
+        """The input partitions this instance owns now."""
+        return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
 
     def _check_copartitioned(self) -> None:
         """State is kept per partition number, as Kafka Streams keeps it per task: one key's
@@ -558,7 +601,14 @@ class Monitor:
                 sink.add(dead)
 
     def checkpoint(self) -> None:
-        """Flush every sink and store state, retrying until they acknowledge (or stop); then commit.
+        """Flush every sink and store state (`save`); then commit."""
+        self.save()
+        self._commit()
+        crash_point("after_commit", self.stats.total())
+        self._last_checkpoint = time.monotonic()
+
+    def save(self) -> None:
+        """Flush every sink and store state, retrying until they acknowledge (or stop).
 
         Each sink is flushed on its own, so one destination that is down never holds back the
         others; what a sink acknowledged is never written again."""
@@ -598,9 +648,6 @@ class Monitor:
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
-        self._commit()
-        crash_point("after_commit", self.stats.total())
-        self._last_checkpoint = time.monotonic()
 
     def _wait_paused(self, seconds: float) -> bool:
         """Wait out a failed checkpoint while staying in the consumer group: poll with every
@@ -636,7 +683,7 @@ class Monitor:
 
     def _commit(self) -> None:
         """Commit every stored position the group does not have yet, including after a rejoin."""
-        due = {tp: off for tp, off in self._saved.items() if self._committed.get(tp) != off}
+        due = self.uncommitted()
         if not due:
             return
         try:
@@ -648,6 +695,10 @@ class Monitor:
             # not fatal: the snapshot just saved holds these offsets, and a restart resumes from it;
             # the next checkpoint tries again
             print(f"lifemon: offset commit failed ({e}); the state snapshot has them", file=sys.stderr)
+
+    def uncommitted(self) -> dict[tuple[str, int], int]:
+        """Offsets of the last stored snapshot that the group does not have from this instance."""
+        return {tp: off for tp, off in self._saved.items() if self._committed.get(tp) != off}
 
     def _write_stats(self) -> None:
         now = datetime.now(UTC)
@@ -677,7 +728,7 @@ class Monitor:
         return lag
 
     def _caught_up(self) -> bool:
-        inputs = {(self.stream_of[tp.topic], tp.partition) for tp in self.consumer.assignment()}
+        inputs = {(self.stream_of[topic], p) for topic, p in self._assignment()}
         return bool(inputs) and self._inputs_caught_up() == inputs
 
     def _install_signals(self) -> None:
