@@ -96,7 +96,7 @@ class FaustMonitor(Monitor):
         self._closing = False  # the final checkpoint began: batches still in faust's buffers wait
         self._error: Exception | None = None  # raised by the agent, re-raised by the loop
         self._batches = 0
-        self._last_data = time.monotonic()
+        self._last_data = 0.0  # monotonic time of the latest batch (the loop's start before one)
 
     def build_app(self) -> faust.App:
         """The Faust app: one agent over every input topic, raw bytes in, batches of records out."""
@@ -147,7 +147,7 @@ class FaustMonitor(Monitor):
     async def _serve(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
         self.app = app = self.build_app()
         await app.start()
-        started = time.monotonic()
+        started = self._last_data = time.monotonic()
         try:
             seen = self._batches
             while not self.stop_event.is_set():

@@ -161,25 +161,43 @@ def test_a_faust_run_killed_after_the_flush_loses_and_duplicates_nothing(
     assert {s: n for s, n in totals["rollups"].items() if s in produced} == produced
 
 
+def records_of(output: bytes) -> int:
+    """The record count of a `lifemon run`'s final progress line."""
+    line = [x for x in output.decode().splitlines() if " records (" in x][-1]
+    return int(line.split()[0])
+
+
 @pytest.mark.integration
 def test_two_faust_instances_give_the_alerts_of_one(day, broker, names, policy, catalog, tmp_path) -> None:
-    """A second faust worker joins the group mid-day: faust's assignor moves partitions, the
-    revoke handler checkpoints them, the new owner restores them from the changelog."""
+    """A second faust worker joins mid-day: faust's assignor moves partitions, the revoke handler
+    checkpoints them, the new owner restores them from the changelog. The two together process
+    every record once and end with the replay's alerts."""
     paths = []
     for name in ("a", "b"):
         config = make_config(names, broker, f"chdb://{tmp_path / name / 'chdb'}", checkpoint_interval_s=0.3)
         config.runtime, config.data_dir, config.kafka.batch_size = "faust", tmp_path / name, 100
         ensure_topics(broker, config)
         paths.append(write_config(config, tmp_path / f"{name}.yaml"))
-    produce(broker, config, day.records)
-    a = run_cli(paths[0], until_idle=6)
-    wait_assigned(broker, names["group"], a)
-    b = run_cli(paths[1], until_idle=6)
+    half = len(day.records) // 2
+    produce(broker, config, day.records[:half])
+    a = run_cli(paths[0], until_idle=10)
+    deadline = time.monotonic() + 90
+    while committed_offsets(broker, names["group"], config.topics.access) == 0:
+        assert a.poll() is None and time.monotonic() < deadline, "the first worker never checkpointed"
+        time.sleep(0.2)
+    b = run_cli(paths[1], until_idle=10)
+    assert b.stdout and b"monitoring" in b.stdout.readline()
+    time.sleep(4)  # the second worker joins the group: a rebalance
+    produce(broker, config, day.records[half:])
+    outputs = []
     for proc in (a, b):
         out, _ = proc.communicate(timeout=180)
         assert proc.returncode == 0, out.decode()
-    events = write_files(day, tmp_path / "files", "jsonl")
-    expected = replay_final([p for p in events if p.suffix == ".jsonl"], policy, catalog, 500)
+        outputs.append(records_of(out))
+    events = sum(1 for s, _, _ in day.records if s not in REFERENCE_STREAMS)
+    assert all(outputs) and sum(outputs) == events  # both worked, no record twice
+    files = write_files(day, tmp_path / "files", "jsonl")
+    expected = replay_final([p for p in files if p.suffix == ".jsonl"], policy, catalog, 500)
     assert expected and live_final(broker, config.topics.alerts) == expected
 
 
