@@ -103,23 +103,24 @@ def lifemon_run(
     return (*measure(Monitor, config, streams, ch, specs, catalog), ceiling)
 
 
+def workload(events: int, mixed: bool) -> tuple[list, Catalog, list[str], list, int]:
+    """(detectors, catalog, event streams, records to produce, events among them): access events
+    and bulk_query, or (`mixed`) the bank day of every stream and every detector."""
+    policy = load_policy()
+    specs = [s for s in load_detectors(policy) if mixed or s.kind == "bulk_query"]
+    streams = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS] if mixed else ["access"]
+    day = generate(events if mixed else int(events / 0.7), seed=11, policy=policy)
+    records = [r for r in day.records if r[0] in streams or r[0] in REFERENCE_STREAMS]
+    return specs, Catalog(policy), streams, records, sum(r[0] in streams for r in records)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=200_000, help="access events per format")
     ap.add_argument("--mixed", action="store_true", help="every stream and every detector")
     ap.add_argument("--bootstrap", help="use this broker instead of an embedded Tansu")
     args = ap.parse_args()
-    policy = load_policy()
-    specs = (
-        load_detectors(policy)
-        if args.mixed
-        else [s for s in load_detectors(policy) if s.kind == "bulk_query"]
-    )
-    catalog = Catalog(policy)
-    streams = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS] if args.mixed else ["access"]
-    workload = generate(args.events if args.mixed else int(args.events / 0.7), seed=11, policy=policy)
-    records = [r for r in workload.records if r[0] in streams or r[0] in REFERENCE_STREAMS]
-    n = sum(r[0] in streams for r in records)
+    specs, catalog, streams, records, n = workload(args.events, args.mixed)
     ch = connect(f"chdb://{tempfile.mkdtemp(prefix='lifemon-bench-')}")
     with EmbeddedBroker() as broker:
         bootstrap = args.bootstrap or broker.bootstrap

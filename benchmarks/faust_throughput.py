@@ -30,18 +30,13 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_throughput import bench_config, measure, raw_consume  # noqa: E402
+from e2e_throughput import bench_config, measure, raw_consume, workload  # noqa: E402
 
-from detectors import load_detectors  # noqa: E402
-from policy import load_policy  # noqa: E402
-from policy.catalog import Catalog  # noqa: E402
-from schemas.models import EVENT_MODELS, REFERENCE_STREAMS  # noqa: E402
 from streams.clickhouse import connect  # noqa: E402
 from streams.embedded import EmbeddedBroker  # noqa: E402
 from streams.faust_runtime import SESSION_TIMEOUT_S, FaustMonitor  # noqa: E402
 from streams.produce import produce  # noqa: E402
 from streams.runtime import Monitor, ensure_topics  # noqa: E402
-from streams.workload import generate  # noqa: E402
 
 
 async def raw_aiokafka(bootstrap: str, topics: list[str], expected: int) -> tuple[float, float]:
@@ -104,13 +99,7 @@ def main() -> None:
     ap.add_argument("--mixed", action="store_true", help="every stream and every detector")
     ap.add_argument("--bootstrap", help="use this broker instead of an embedded Tansu")
     args = ap.parse_args()
-    policy = load_policy()
-    specs = [s for s in load_detectors(policy) if args.mixed or s.kind == "bulk_query"]
-    catalog = Catalog(policy)
-    streams = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS] if args.mixed else ["access"]
-    workload = generate(args.events if args.mixed else int(args.events / 0.7), seed=11, policy=policy)
-    records = [r for r in workload.records if r[0] in streams or r[0] in REFERENCE_STREAMS]
-    n = sum(r[0] in streams for r in records)
+    specs, catalog, streams, records, n = workload(args.events, args.mixed)
     ch = connect(f"chdb://{tempfile.mkdtemp(prefix='lifemon-bench-')}")
     with EmbeddedBroker() as broker:
         bootstrap = args.bootstrap or broker.bootstrap

@@ -33,7 +33,6 @@ from faust.types import TP
 
 from streams.codecs import RawRecord
 from streams.runtime import Monitor, crash_point
-from streams.stats import Stats
 
 # Tansu (and Kafka's group.initial.rebalance.delay) holds a first JoinGroup for about half the
 # session timeout: faust's 60 s default meant a 30 s start. 6 s is the native runtime's setting.
@@ -131,18 +130,8 @@ class FaustMonitor(Monitor):
         return app
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
-        """Run until stopped (SIGTERM/SIGINT or stop_event), or idle / time limits for batch jobs."""
-        self._install_signals()
-        try:
-            self.prepare()
-            asyncio.run(self._serve(idle_exit_s, max_seconds))
-        except BaseException:
-            self._failed = True  # resume from the last checkpoint instead: the replay is harmless
-            raise
-        finally:
-            self.close()
-        return self.stats
+    def consume(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
+        asyncio.run(self._serve(idle_exit_s, max_seconds))
 
     async def _serve(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
         self.app = app = self.build_app()

@@ -403,36 +403,40 @@ class Monitor:
         """Run until stopped (SIGTERM/SIGINT or stop_event), or idle / time limits for batch jobs."""
         self._install_signals()
         self.prepare()
-        self.consumer.subscribe(
-            self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-        )
-        started = last_data = time.monotonic()
         try:
-            while not self.stop_event.is_set():
-                msgs = self._held or self.consumer.consume(
-                    self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
-                )
-                self._held = []
-                if msgs:
-                    last_data = time.monotonic()
-                    self.catch_up_reference()
-                    self.process_batch(msgs)
-                else:  # quiet: timers still fire on the instance clock (engine.advance)
-                    self._emit(self.engine.advance(self._inputs_caught_up()))
-                now = time.monotonic()
-                if self.checkpoint_due(now):
-                    self._check_sources()
-                    self.checkpoint()
-                self.upkeep(now)
-                if self.finished(now, started, last_data, idle_exit_s, max_seconds):
-                    break
-            self.checkpoint()
+            self.consume(idle_exit_s, max_seconds)
         except BaseException:
             self._failed = True  # resume from the last checkpoint instead: the replay is harmless
             raise
         finally:
             self.close()
         return self.stats
+
+    def consume(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
+        """The consumer loop, then the final checkpoint (the faust runtime has its own)."""
+        self.consumer.subscribe(
+            self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        started = last_data = time.monotonic()
+        while not self.stop_event.is_set():
+            msgs = self._held or self.consumer.consume(
+                self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
+            )
+            self._held = []
+            if msgs:
+                last_data = time.monotonic()
+                self.catch_up_reference()
+                self.process_batch(msgs)
+            else:  # quiet: timers still fire on the instance clock (engine.advance)
+                self._emit(self.engine.advance(self._inputs_caught_up()))
+            now = time.monotonic()
+            if self.checkpoint_due(now):
+                self._check_sources()
+                self.checkpoint()
+            self.upkeep(now)
+            if self.finished(now, started, last_data, idle_exit_s, max_seconds):
+                break
+        self.checkpoint()
 
     def prepare(self) -> None:
         """Before consuming: repartition topics exist, inputs are co-partitioned, references loaded."""

@@ -10,7 +10,7 @@ import time
 import faust
 import pytest
 from conftest import access, entitlement
-from test_crash_points import clickhouse_totals, run
+from test_crash_points import crash_then_restart
 from test_pipeline import (
     committed_offsets,
     latest_alerts,
@@ -31,7 +31,7 @@ from streams.config import Config
 from streams.faust_runtime import FaustMonitor, faust_credentials
 from streams.produce import produce
 from streams.pseudonym import Pseudonymizer
-from streams.runtime import CRASH_ENV, ensure_topics
+from streams.runtime import ensure_topics
 from streams.workload import generate, write_files
 
 BAD = [b"{not json", b"\x00\x00\x00\x03\xe7\x02abc"]  # malformed JSON; Confluent wire, unknown schema 999
@@ -143,22 +143,7 @@ def test_a_faust_run_killed_after_the_flush_loses_and_duplicates_nothing(
     ensure_topics(broker, config)
     path = write_config(config, tmp_path / "lifemon.yaml")
     produce(broker, config, day.records)
-
-    code, out = run(path, {CRASH_ENV: "after_flush@1500"})
-    assert code == 137, out
-    code, out = run(path, {})
-    assert code == 0, out
-
-    events = write_files(day, tmp_path / "files", "jsonl")
-    expected = replay_final([p for p in events if p.suffix == ".jsonl"], policy, catalog, 500)
-    assert expected and live_final(broker, config.topics.alerts) == expected
-    totals = clickhouse_totals(dsn, names["database"])
-    assert sorted(a for a, _ in totals["alerts"]) == sorted(expected)
-    produced: dict[str, int] = {}
-    for stream, _, _ in day.records:
-        if stream not in REFERENCE_STREAMS:
-            produced[stream] = produced.get(stream, 0) + 1
-    assert {s: n for s, n in totals["rollups"].items() if s in produced} == produced
+    crash_then_restart(path, "after_flush@1500", config, day, broker, policy, catalog, tmp_path)
 
 
 def records_of(output: bytes) -> int:
