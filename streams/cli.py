@@ -87,7 +87,7 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     from streams.runtime import Monitor, ensure_topics
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(bootstrap, config, dict(config.kafka.client))
+    ensure_topics(bootstrap, config, config.kafka_settings())
     client = connect(config.clickhouse_dsn())
     # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap)
@@ -156,7 +156,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not config.kafka.bootstrap:
         _err("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
         return 2
-    ensure_topics(config.kafka.bootstrap, config, dict(config.kafka.client))
+    ensure_topics(config.kafka.bootstrap, config, config.kafka_settings())
     n = produce(
         config.kafka.bootstrap,
         config,

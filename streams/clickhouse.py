@@ -9,7 +9,6 @@ Failures are sorted here into three kinds (docs/clickhouse-faults.md): the serve
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import struct
@@ -20,8 +19,10 @@ from urllib.parse import urlsplit, urlunsplit
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import DataError, Error, OperationalError
 
+from streams.credentials import Secrets, env_name
+
 DDL_DIR = Path(__file__).resolve().parent.parent / "clickhouse"
-PASSWORD_ENV = "LIFEMON_CLICKHOUSE_PASSWORD"
+PASSWORD_ENV = env_name("clickhouse_password")
 CONNECT_TIMEOUT_S = 10  # a server that does not take the TCP connection in 10 s is not coming back soon
 RECEIVE_TIMEOUT_S = (
     30  # lifemon's inserts and queries are small; the driver's default of 300 s looks like a hang
@@ -135,8 +136,9 @@ def connect(
     ClickHouseUnavailable within the timeouts instead of a driver traceback or a hang."""
     kwargs: dict[str, Any] = {}
     if not dsn.startswith("chdb://"):
-        if os.environ.get(PASSWORD_ENV):
-            kwargs["password"] = os.environ[PASSWORD_ENV]
+        password = Secrets().clickhouse_password
+        if password is not None:
+            kwargs["password"] = password.get_secret_value()
         # the driver takes whole seconds, and 0 would mean "fail at once"
         kwargs["connect_timeout"] = max(int(connect_timeout_s), 1)
         kwargs["send_receive_timeout"] = max(int(receive_timeout_s), 1)

@@ -208,7 +208,7 @@ class Monitor:
         self.decoder = RawDecoder.for_config(Decoder.for_config(config), config, self.stats)
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
-        client_extra = dict(config.kafka.client)
+        client_extra = config.kafka_settings()
         self.producer = Producer(producer_config(bootstrap, client_extra))
         t = config.topics
         self.alert_sinks: list[Sink] = [
@@ -397,7 +397,7 @@ class Monitor:
                 self.bootstrap,
                 self.config,
                 dict.fromkeys(self.repartition, REPARTITION_SETTINGS),
-                dict(self.config.kafka.client),
+                self.config.kafka_settings(),
             )
         self._check_copartitioned()
         self.load_reference()
