@@ -135,7 +135,8 @@ class SchemaRegistry:
 
     def __init__(self, url: str | None = None, user_info: SecretStr | None = None):
         self.url = url.rstrip("/") if url else None
-        self._user_info = user_info  # basic auth, from LIFEMON_SCHEMA_REGISTRY_USER_INFO        self._readers: dict[str, Any] = {s: fastavro.parse_schema(load_schema(s)) for s in BUILTIN_SCHEMA_IDS}
+        self._user_info = user_info  # basic auth, from LIFEMON_SCHEMA_REGISTRY_USER_INFO
+        self._readers: dict[str, Any] = {s: fastavro.parse_schema(load_schema(s)) for s in BUILTIN_SCHEMA_IDS}
         builtin = {i: self._readers[s] for s, i in BUILTIN_SCHEMA_IDS.items()}
         self._by_id: dict[int, Any] = {} if self.url else builtin
         self._client: Any = None
