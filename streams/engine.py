@@ -584,11 +584,10 @@ class Engine:
         if current is None:  # a plain function (tests, tools): no key, no version
             return
         saved = store.get(PSEUDONYM_VERSION_KEY)
-        if saved is None:
-            saved = 1 if next(iter(store.items()), None) is not None else None
-        if saved is None:
-            store.put(PSEUDONYM_VERSION_KEY, current)  # a new partition: its state starts under this key
-        elif saved != current:
+        if saved is None:  # recorded from now on; a new partition's state starts under this key
+            saved = 1 if next(iter(store.items()), None) is not None else current
+            store.put(PSEUDONYM_VERSION_KEY, saved)
+        if saved != current:
             self.drop(partition)
             raise PseudonymKeyMismatch(partition, saved, current)
 
