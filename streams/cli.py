@@ -88,7 +88,7 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     from streams.runtime import Monitor, ensure_topics
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(bootstrap, config, config.kafka_settings())
+    ensure_topics(bootstrap, config, config.kafka_settings(), catalog.policy.storage)
     client = connect(config.clickhouse_dsn())
     # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap)
