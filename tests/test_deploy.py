@@ -264,7 +264,7 @@ def test_dockerignore_keeps_what_the_build_and_runtime_read() -> None:
 # -- ClickHouse accounts ----------------------------------------------------------------------------
 
 
-def _init_sql() -> list[str]:
+def init_sql() -> list[str]:
     text = INIT_SCRIPT.read_text(encoding="utf-8")
     body = re.search(r"<<SQL\n(.*?)\nSQL\n", text, re.S)
     assert body, "the init script's SQL heredoc was not found"
@@ -284,7 +284,7 @@ def test_init_script_creates_least_privilege_accounts(
     for var in re.findall(r"\$\{(\w+):\?", INIT_SCRIPT.read_text(encoding="utf-8")):
         assert var in env, f"the init script needs {var}, which the clickhouse service does not get"
 
-    sql = "\n".join(_init_sql())
+    sql = "\n".join(init_sql())
     dsn_user = urlsplit(_environment(services["lifemon"])["LIFEMON_CLICKHOUSE_DSN"]).username
     ro_user = datasource["jsonData"]["username"]
     assert re.search(rf"CREATE USER IF NOT EXISTS {dsn_user} IDENTIFIED WITH sha256_hash", sql)
@@ -301,7 +301,7 @@ def test_init_script_creates_least_privilege_accounts(
 
 
 def test_init_sql_parses(_deploy_chdb: Any) -> None:
-    for statement in _init_sql():
+    for statement in init_sql():
         _deploy_chdb.query("SELECT formatQuery({q:String})", parameters={"q": statement})
 
 
