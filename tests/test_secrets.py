@@ -3,17 +3,23 @@ message, or the output of a process whose connection fails (docs/security.md#sec
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from test_pipeline import ROOT, make_config, write_config
 
 from policy import PolicyError
 from streams.cli import main
+from streams.codecs import SchemaRegistry, SchemaRegistryUnavailable
 from streams.config import load_config
 from streams.credentials import Secrets
 
@@ -137,3 +143,35 @@ def test_a_failing_connection_logs_no_secret(
     assert f"127.0.0.1:{port} is unreachable (connection refused)" in out
     assert "sasl.username" in out  # librdkafka did print its settings ...
     assert not leaked(out), leaked(out)  # ... and no secret among them
+
+
+def test_the_registry_password_goes_only_into_the_basic_auth_header() -> None:
+    """A real HTTP server stands in for the registry: it sees the credentials in the header, and
+    the error of a registry that fails names the URL and the status, never them."""
+    seen: list[str | None] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            seen.append(self.headers.get("Authorization"))
+            status = 404 if self.path.endswith("/123") else 500
+            body = json.dumps({"error_code": 40403 if status == 404 else 50001, "message": "no"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        registry = SchemaRegistry(url, SecretStr(f"lifemon:{REGISTRY}"))
+        assert registry.writer(123) is None  # the registry answered: no such schema
+        assert seen[0] == "Basic " + base64.b64encode(f"lifemon:{REGISTRY}".encode()).decode()
+        with pytest.raises(SchemaRegistryUnavailable) as e:
+            registry.writer(124)
+        assert url in str(e.value) and not leaked(str(e.value)) and not leaked(repr(registry.__dict__))
+    finally:
+        server.shutdown()
