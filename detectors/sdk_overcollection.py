@@ -186,7 +186,8 @@ class SdkOvercollectionDetector:
         if self._before_consent(ev, ctx):
             breaches.append((Rule.before_consent, [], None))
         d = decl.sdks[sid]
-        if ev.dest_host and d.hosts and not host_in(ev.dest_host, d.hosts):
+        allowed = decl.allowed_hosts[sid]
+        if ev.dest_host and allowed and not host_in(ev.dest_host, allowed):
             breaches.append((Rule.host_not_allowed, [], f"host {ev.dest_host}"))
         country = ev.dest_country
         if country and country not in d.countries:

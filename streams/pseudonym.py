@@ -27,6 +27,11 @@ class Pseudonymizer:
                 self._cache[subject_id] = p
         return p
 
+    def digest(self, text: str) -> str:
+        """A keyed fingerprint of a captured value (docs/har.md): equal values match, the value
+        cannot be read back. Never cached, so no value lingers in memory."""
+        return "fp_" + hmac.new(self._key, b"value:" + text.encode(), hashlib.sha256).hexdigest()[:20]
+
     @classmethod
     def from_env(cls, allow_ephemeral: bool = True) -> Pseudonymizer:
         raw = os.environ.get(ENV_KEY)
