@@ -27,6 +27,7 @@ EPILOG = """examples:
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
+  lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --severity high --since 2026-12-01   the SOC's list, filtered (detector, actor, status)
   lifemon policy check                 validate the policy catalog and run every detector's examples
@@ -423,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("names", nargs="+", help="field ids to fingerprint (uses LIFEMON_PSEUDONYM_KEY)")
     common(sp, kafka=False)
     sp.set_defaults(func=cmd_fingerprint)
+
+    from streams.ship import add_ship_parser
+
+    add_ship_parser(sub)
 
     sp = sub.add_parser("detectors", help="list detectors")
     sp.add_argument("--policy")

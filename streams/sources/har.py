@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -132,6 +133,22 @@ class HarConverter:
         self.recognizer = Recognizer(traffic, decl.fields, fingerprint)
         self.fingerprint = fingerprint
 
+    @classmethod
+    def for_config(cls, config: Config, signatures: Path | None, ephemeral_key: bool = False) -> HarConverter:
+        """The converter for the configured policy, fingerprints keyed by LIFEMON_PSEUDONYM_KEY (a
+        one-off key only where nothing outlives the run: the embedded broker)."""
+        from policy import load_policy
+        from policy.traffic import load_traffic
+        from streams.pseudonym import Pseudonymizer
+
+        sdks = load_policy(config.policy_dir).sdks
+        return cls(
+            SdkDeclarations(sdks),
+            load_traffic(config.policy_dir, sdks),
+            Pseudonymizer.from_env(allow_ephemeral=ephemeral_key).digest,
+            load_signatures(signatures) if signatures else None,
+        )
+
     def convert(self, entries: list[Any], ctx: CaptureContext) -> HarCapture:
         out = HarCapture()
         requests = []
@@ -198,18 +215,8 @@ class HarParser:
 
     @classmethod
     def for_config(cls, config: Config) -> HarParser:
-        from policy import load_policy
-        from policy.traffic import load_traffic
-        from streams.pseudonym import Pseudonymizer
-
         har = config.raw_sources.har
-        sdks = load_policy(config.policy_dir).sdks
-        converter = HarConverter(
-            SdkDeclarations(sdks),
-            load_traffic(config.policy_dir, sdks),
-            Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap).digest,
-            load_signatures(har.signatures) if har.signatures else None,
-        )
+        converter = HarConverter.for_config(config, har.signatures, ephemeral_key=not config.kafka.bootstrap)
         return cls(converter, har.app_id, har.app_version, har.consented_before_capture)
 
     @staticmethod
