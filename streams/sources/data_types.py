@@ -114,6 +114,19 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
     return None
 
 
+_LONG_NUMBER = re.compile(r"\d{6,}")
+
+
+def redact_path(path: str) -> str:
+    """The URL path as events keep it: a segment holding a recognized value becomes its form
+    (`/device/{imei}/register`), one with a long number `{id}` (an account or customer number)."""
+    out = []
+    for segment in path.split("/"):
+        found = recognize(segment)
+        out.append(f"{{{found[0].value}}}" if found else "{id}" if _LONG_NUMBER.search(segment) else segment)
+    return "/".join(out)
+
+
 def _shape(value: Any) -> ValueType:
     if isinstance(value, bool):
         return ValueType.boolean
@@ -259,4 +272,4 @@ def _decode_nested(text: str) -> Any | None:
     return None
 
 
-__all__ = ["CapturedRequest", "Recognizer", "Sighting", "recognize"]
+__all__ = ["CapturedRequest", "Recognizer", "Sighting", "recognize", "redact_path"]

@@ -32,7 +32,7 @@ from policy.traffic import Traffic
 from schemas.structs import STRICT
 from streams.codecs import DeadLetter, RawRecord
 from streams.config import Config
-from streams.sources.data_types import CapturedRequest, Recognizer
+from streams.sources.data_types import CapturedRequest, Recognizer, redact_path
 from streams.sources.envelope import EnvelopeError, Line
 from streams.sources.records import Parsed
 from streams.sources.sdk_attribution import Attributor, Tracker, load_signatures
@@ -180,7 +180,7 @@ class HarConverter:
                     policy_consented=out.consent_ts is not None and req.ts_ms >= out.consent_ts,
                     dest_country=self.attributor.country(req.host),
                     method=req.method,
-                    dest_path=req.path[:256],
+                    dest_path=redact_path(req.path)[:256],
                     attribution=owner.how,
                     sightings=[
                         Sighting(

@@ -86,6 +86,17 @@ def _endpoint(text: str) -> tuple[str, str]:
     return host.lower(), "/" + path.strip("/") + "/" if path.strip("/") else "/"
 
 
+def _signed(network: re.Pattern[str], host: str) -> bool:
+    """A network signature names whole labels of the host: `xmpush\\.xiaomi\\.com` matches
+    api.xmpush.xiaomi.com, never the look-alike evil-xmpush.xiaomi.com.example."""
+    dots = [i for i, c in enumerate(host) if c == "."]
+    for pos in (0, *dots, *(i + 1 for i in dots)):
+        m = network.match(host, pos)
+        if m and (m.end() == len(host) or host[m.end()] == "." or m.group().endswith(".")):
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Owner:
     sdk_id: str
@@ -134,7 +145,7 @@ class Attributor:
         if known is not None:
             return Owner(known, Attribution.known)
         for t in self.trackers:
-            if t.network is not None and t.network.search(host):
+            if t.network is not None and _signed(t.network, host):
                 return Owner(self.tracker_sdk.get(t.id) or t.name, Attribution.signature)
         return Owner(host, Attribution.unknown)
 
