@@ -17,6 +17,7 @@ class Pseudonymizer:
         if len(key) < 16:
             raise ValueError(f"{ENV_KEY} must be at least 16 bytes; generate one with `openssl rand -hex 32`")
         self._key = key
+        self._values = hmac.new(key, b"value:", hashlib.sha256)
         self._cache: dict[str, str] = {}
 
     def __call__(self, subject_id: str) -> str:
@@ -30,7 +31,9 @@ class Pseudonymizer:
     def digest(self, text: str) -> str:
         """A keyed fingerprint of a captured value (docs/har.md): equal values match, the value
         cannot be read back. Never cached, so no value lingers in memory."""
-        return "fp_" + hmac.new(self._key, b"value:" + text.encode(), hashlib.sha256).hexdigest()[:20]
+        h = self._values.copy()  # the keyed state is set up once: a copy costs a fifth of hmac.new
+        h.update(text.encode())
+        return "fp_" + h.hexdigest()[:20]
 
     @classmethod
     def from_env(cls, allow_ephemeral: bool = True) -> Pseudonymizer:

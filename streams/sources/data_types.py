@@ -35,6 +35,7 @@ _PLACEHOLDERS = frozenset(
     {"", "null", "none", "nil", "undefined", "unknown", "-1", "[]", "{}", "02:00:00:00:00:00"}
 )
 _ZERO = re.compile(r"[0:.\-]+")
+_HEX_LETTERS = frozenset("abcdefABCDEF")
 _DIGITS = re.compile(r"\d+")
 _SEPARATORS = str.maketrans("", "", " -")
 _MOBILE = re.compile(r"(?:\+?86)?(1[3-9]\d{9})")
@@ -84,7 +85,9 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
     """(form, canonical text) of a value that has one of the recognized forms; None otherwise.
     The canonical text is what the fingerprint hashes: one IMEI written two ways is one value."""
     t = text.strip()
-    if len(t) > 64 or not t:
+    # every form is 11 to ~40 characters and starts with a digit, +, - or (a MAC) a hex letter:
+    # most values (names, versions, flags) stop here, before any pattern or checksum runs
+    if not 11 <= len(t) <= 64 or (t[0].isalpha() and t[0] not in _HEX_LETTERS):
         return None
     compact = t.translate(_SEPARATORS)
     if compact.isascii() and compact.isdigit():
@@ -158,6 +161,33 @@ class Recognizer:
         self.carries = {fid: frozenset(e.values) for fid, e in traffic.fields.items()}
         self.value_field = dict(traffic.value_types)
         self.fingerprint = fingerprint
+        self._keys: dict[str, str | None] = {}
+        self._headers: dict[str, str | None] = {}
+
+    def field_of(self, key: str) -> str | None:
+        """The field a key names; memoized, since a capture repeats a few hundred key names."""
+        if key in self._keys:
+            return self._keys[key]
+        fid = self.by_key.get(key_form(key))
+        if len(self._keys) < 100_000:
+            self._keys[key] = fid
+        return fid
+
+    def _header_key(self, name: str) -> str | None:
+        """The key a header stands for (`X-IMEI` -> imei); None for the headers every client sends."""
+        if name not in self._headers:
+            form = key_form(name)
+            k = (
+                None
+                if form in _PLAIN_HEADERS
+                else form[1:]
+                if form[:1] == "x" and form[1:] in self.by_key
+                else form
+            )
+            if len(self._headers) < 10_000:
+                self._headers[name] = k
+            return k
+        return self._headers[name]
 
     def sightings(self, req: CapturedRequest) -> list[Sighting]:
         """Every field the request carries, once per (field, place, value)."""
@@ -169,11 +199,9 @@ class Recognizer:
         for name, value in req.cookies:
             walk.value(FoundIn.cookie, name, value, 0)
         for name, value in req.headers:
-            k = key_form(name)
-            if k not in _PLAIN_HEADERS:
-                walk.value(
-                    FoundIn.header, k[1:] if k.startswith("x") and k[1:] in self.by_key else k, value, 0
-                )
+            k = self._header_key(name)
+            if k is not None:
+                walk.value(FoundIn.header, k, value, 0)
         if req.form is not None:
             for name, value in req.form:
                 walk.value(FoundIn.form, name, value, 0)
@@ -199,6 +227,9 @@ class _Walk:
             self.value(FoundIn.json if "json" in mime else FoundIn.text, None, text, 0)
 
     def value(self, where: FoundIn, key: str | None, value: Any, depth: int) -> None:
+        """A key names a field (unless its value is a stand-in); a value of a recognized form under
+        a key that does not already carry that form is its own field (a phone number sent as a
+        user id is a phone number); an SMS code inside a text is one too."""
         self.nodes += 1
         if self.nodes > MAX_NODES or depth > MAX_DEPTH:
             return
@@ -206,43 +237,33 @@ class _Walk:
             nested = _decode_nested(value)
             if nested is not None:
                 value, where = nested, FoundIn.json
-        fid = self.r.by_key.get(key_form(key)) if key else None
-        if fid is not None and not _placeholder(value):
-            self._sight(fid, where, value)
-        if isinstance(value, dict):
-            for k, v in value.items():
-                self.value(where, str(k), v, depth + 1)
-        elif isinstance(value, list):
-            for v in value:
-                self.value(where, None if fid else key, v, depth + 1)
-        elif not isinstance(value, bool | float) and value is not None:
-            self._by_value(where, fid, str(value))
-
-    def _by_value(self, where: FoundIn, key_field: str | None, text: str) -> None:
-        """A recognized form under a key that does not already carry it is its own field (a phone
-        number sent as a user id is a phone number); an SMS code inside a text is one too."""
-        found = recognize(text)
-        if found is None and len(text) > 8 and (m := _SMS.search(text)):
+        fid = self.r.field_of(key) if key else None
+        if isinstance(value, dict | list):
+            if fid is not None and value:
+                self._add(
+                    fid, where, _shape(value), orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+                )
+            for k, v in (
+                value.items() if isinstance(value, dict) else ((None if fid else key, v) for v in value)
+            ):
+                self.value(where, k if k is None else str(k), v, depth + 1)
+            return
+        if _placeholder(value):
+            return
+        text = value if isinstance(value, str) else str(value)
+        found = None if isinstance(value, bool | float) else recognize(text)
+        if found is None and isinstance(value, str) and len(text) > 8 and (m := _SMS.search(text)):
             found = (ValueType.sms_code, m.group(1))
-        if found is None:
-            return
-        vt, canonical = found
-        if key_field is not None and vt in self.r.carries.get(key_field, ()):
-            return
-        fid = self.r.value_field.get(vt)
+        carried = self.r.carries.get(fid, frozenset()) if fid else frozenset()
         if fid is not None:
-            self._add(fid, where, vt, canonical)
-
-    def _sight(self, fid: str, where: FoundIn, value: Any) -> None:
-        if isinstance(value, list | dict):
-            vt, canonical = _shape(value), orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-        else:
-            text = str(value)
-            found = recognize(text)
-            if found is None and ValueType.sms_code in self.r.carries.get(fid, ()) and _CODE.fullmatch(text):
+            if found is None and ValueType.sms_code in carried and _CODE.fullmatch(text):
                 found = (ValueType.sms_code, text)
             vt, canonical = found or (_shape(value), text)
-        self._add(fid, where, vt, canonical)
+            self._add(fid, where, vt, canonical)
+        if found is not None and found[0] not in carried:
+            other = self.r.value_field.get(found[0])
+            if other is not None:
+                self._add(other, where, *found)
 
     def _add(self, fid: str, where: FoundIn, vt: ValueType, canonical: str) -> None:
         fp = self.r.fingerprint(f"{vt.value}:{canonical}")
