@@ -79,7 +79,10 @@ def synthetic_capture(n: int, seed: int = 5) -> dict[str, Any]:
             "method": "GET" if shape == "query" else "POST",
             "url": url,
             "httpVersion": "HTTP/1.1",
-            "headers": [{"name": "User-Agent", "value": "BankApp/9.2.0"}, {"name": "X-Trace", "value": f"t{i}"}],
+            "headers": [
+                {"name": "User-Agent", "value": "BankApp/9.2.0"},
+                {"name": "X-Trace", "value": f"t{i}"},
+            ],
             "cookies": [],
             "queryString": [],
             "headersSize": -1,

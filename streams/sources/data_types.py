@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from stdnum import imei, luhn
+from stdnum import luhn
 from stdnum.cn import ric
 
 from policy.model import SdkField
@@ -94,9 +94,11 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
         if _ZERO.fullmatch(compact):
             return None
         n = len(compact)
-        if n == 15 and imei.is_valid(compact):  # 14 digits have no check digit to test: no guess
+        # stdnum's IMEI check is its Luhn checksum over the 15 digits checked here (imei.validate);
+        # calling the checksum alone halves the cost. 14 digits have no check digit: no guess
+        if n == 15 and luhn.checksum(compact) == 0:
             return ValueType.imei, compact
-        if _CARD.fullmatch(compact) and luhn.is_valid(compact):
+        if _CARD.fullmatch(compact) and luhn.checksum(compact) == 0:
             return ValueType.bank_card, compact
         m = _MOBILE.fullmatch(compact)
         if m:
