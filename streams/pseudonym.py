@@ -31,7 +31,7 @@ class Pseudonymizer:
     def digest(self, text: str) -> str:
         """A keyed fingerprint of a captured value (docs/har.md): equal values match, the value
         cannot be read back. Never cached, so no value lingers in memory."""
-        h = self._values.copy()  # the keyed state is set up once: a copy costs a fifth of hmac.new
+        h = self._values.copy()  # the keyed state is set up once: a copy costs ~25 % less than hmac.new
         h.update(text.encode())
         return "fp_" + h.hexdigest()[:20]
 
