@@ -40,7 +40,7 @@ from policy.traffic import load_traffic  # noqa: E402
 from streams.codecs import RawRecord  # noqa: E402
 from streams.engine import GC_THRESHOLDS, Engine  # noqa: E402
 from streams.pseudonym import Pseudonymizer  # noqa: E402
-from streams.sources.har import CaptureContext, HarConverter, har_entries  # noqa: E402
+from streams.sources.har import CaptureContext, HarConverter, ship_capture  # noqa: E402
 
 BATCH = 5000
 T0 = 1_767_225_600_000
@@ -123,9 +123,7 @@ def main() -> None:
             json.load(f)
 
     def lifemon() -> None:
-        capture = converter.convert(
-            har_entries(orjson.loads(path.read_bytes())), CaptureContext("app", "9.2.0", "D1", 0)
-        )
+        capture = ship_capture(path.read_bytes(), converter, CaptureContext("app", "9.2.0", "D1", 0))
         engine = Engine([spec], catalog, Pseudonymizer(key))
         alerts = []
         events = capture.events

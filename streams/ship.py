@@ -1,8 +1,9 @@
 """`lifemon ship`: send captured files to Kafka.
 
 `--format har`: HAR 1.2 captures (mitmproxy, Charles, browser devtools) become SDK telemetry, JSON
-on the SDK topic keyed by SDK (docs/har.md). Each record's Kafka time is its request's time, as a
-log shipper stamps it: the monitor judges event time against it.
+on the SDK topic keyed by SDK, each record stamped with its request's time (docs/har.md). The
+conversion is `streams.sources.har.ship_capture` / `record_of`; this module only reads the files,
+produces and reports.
 """
 
 from __future__ import annotations
@@ -10,31 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import orjson
-
 from streams.config import load_config
-from streams.sources.har import CaptureContext, HarCapture, HarConverter, HarError, har_entries
-
-
-def har_captures(
-    paths: list[Path], converter: HarConverter, ctx_of: Any
-) -> Iterator[tuple[Path, HarCapture]]:
-    """Each file's capture; `ctx_of(path)` gives its CaptureContext. A file that is no HAR raises
-    HarError naming it."""
-    for path in paths:
-        try:
-            entries = har_entries(orjson.loads(path.read_bytes()))
-        except orjson.JSONDecodeError as e:
-            raise HarError(f"{path}: not JSON ({e.args[0]})") from None
-        except HarError as e:
-            raise HarError(f"{path}: {e}") from None
-        yield path, converter.convert(entries, ctx_of(path))
+from streams.sources.har import CaptureContext, HarConverter, HarError, record_of, ship_capture
 
 
 def consent_time(text: str) -> int:
@@ -45,6 +27,10 @@ def consent_time(text: str) -> int:
     return round((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
+def _say(message: str) -> None:
+    print(f"lifemon: {message}", file=sys.stderr)
+
+
 def cmd_ship(args: argparse.Namespace) -> int:
     from confluent_kafka import Producer
 
@@ -52,39 +38,35 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, kafka__bootstrap=args.bootstrap, policy_dir=args.policy)
     if not config.kafka.bootstrap:
-        print(
-            "lifemon: ship needs a broker: --bootstrap HOST:PORT or kafka.bootstrap in --config",
-            file=sys.stderr,
-        )
+        _say("ship needs a broker: --bootstrap HOST:PORT or kafka.bootstrap in --config")
         return 2
     topic = args.topic or config.topics.sdk
     converter = HarConverter.for_config(config, Path(args.signatures) if args.signatures else None)
-
-    def ctx_of(path: Path) -> CaptureContext:
-        return CaptureContext(args.app, args.app_version, args.device or path.stem, args.consented_at)
-
     producer = Producer(producer_config(config.kafka.bootstrap, {"linger.ms": 50}))
     sent, skipped = 0, Counter[str]()
     try:
-        for path, capture in har_captures([Path(f) for f in args.files], converter, ctx_of):
-            skipped.update(capture.skipped)
+        for path in map(Path, args.files):
+            ctx = CaptureContext(args.app, args.app_version, args.device or path.stem, args.consented_at)
+            try:
+                capture = ship_capture(path.read_bytes(), converter, ctx)
+            except (OSError, HarError) as e:
+                _say(f"{path}: {e.strerror if isinstance(e, OSError) else e}")
+                return 2
             if capture.consent_ts is None:
-                print(
-                    f"lifemon: {path}: no privacy-policy agreement in the capture: every SDK request is "
-                    "judged as collection before consent (pass --consented-at start if the user agreed earlier)",
-                    file=sys.stderr,
+                _say(
+                    f"{path}: no privacy-policy agreement in the capture: every SDK request is judged as "
+                    "collection before consent (pass --consented-at start if the user agreed earlier)"
                 )
+            skipped.update(capture.skipped)
             for ev in capture.events:
-                producer.produce(topic, msgspec.json.encode(ev), ev.sdk_id.encode(), timestamp=ev.ts)
+                key, value, ts = record_of(ev)
+                producer.produce(topic, value, key, timestamp=ts)
                 producer.poll(0)
                 sent += 1
-    except HarError as e:
-        print(f"lifemon: {e}", file=sys.stderr)
-        return 2
     finally:
         left = producer.flush(60)
     if left:
-        print(f"lifemon: {left} record(s) not delivered to {topic} within 60 s", file=sys.stderr)
+        _say(f"{left} record(s) not delivered to {topic} within 60 s")
         return 3
     extra = "".join(f", {n} {why}" for why, n in sorted(skipped.items()))
     print(f"shipped {sent} SDK request(s) to {topic}{extra}", file=sys.stderr)

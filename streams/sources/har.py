@@ -8,8 +8,8 @@ judges consent: requests before the app's privacy-policy agreement call (traffic
 `consent_endpoints`) are collection before consent. The bank's own (first-party) requests are no
 SDK's and are skipped, counted.
 
-`HarCapture.events` is what `lifemon ship --format har` sends; `HarParser` is the raw-topic source
-(`raw_sources.har`): one HAR document, or one entry, per record.
+`ship_capture` and `record_of` are what `lifemon ship --format har` sends; `HarParser` is the
+raw-topic source (`raw_sources.har`): one HAR document, or one entry, per record.
 """
 
 from __future__ import annotations
@@ -203,6 +203,22 @@ class HarConverter:
         return "har-" + self.fingerprint(text)[3:]
 
 
+def ship_capture(data: bytes, converter: HarConverter, ctx: CaptureContext) -> HarCapture:
+    """A HAR file's bytes as a capture: what `lifemon ship --format har` sends, each event as a
+    record keyed by its SDK (`record_of`). HarError says why a file is no HAR."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise HarError(f"not JSON ({e.args[0]})") from None
+    return converter.convert(har_entries(doc), ctx)
+
+
+def record_of(event: Any) -> tuple[bytes, bytes, int]:
+    """(key, value, Kafka timestamp) of an SDK event: keyed as the SDK topic is, stamped with the
+    request's time as a log shipper stamps a line."""
+    return event.sdk_id.encode(), msgspec.json.encode(event), event.ts
+
+
 class HarParser:
     """The raw-topic source: each record one HAR document (a capture, its own timeline) or one
     entry, as plain JSON or in a shipper's envelope (`message`). The app and version come from the
@@ -248,4 +264,13 @@ class HarParser:
         return out
 
 
-__all__ = ["CaptureContext", "HarCapture", "HarConverter", "HarError", "HarParser", "har_entries"]
+__all__ = [
+    "CaptureContext",
+    "HarCapture",
+    "HarConverter",
+    "HarError",
+    "HarParser",
+    "har_entries",
+    "record_of",
+    "ship_capture",
+]
