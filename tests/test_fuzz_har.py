@@ -7,19 +7,26 @@ appears in an event or a dead letter: only its keyed fingerprint does."""
 from __future__ import annotations
 
 import base64
+import copy
 import gzip
 import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
+import yaml
 from conftest import T0
 from fuzzing import FUZZ, PER_STREAM, SENTINEL, assert_no_leak, assert_round_trips, garbage
 from hypothesis import given
 from hypothesis import strategies as st
+from test_fuzz_files import FILES, mutated_yaml
 from test_har import entry, har
 from test_raw_sources import records
 
+from policy import DEFAULT_DIR, PolicyError, load_policy
+from policy.traffic import load_traffic
 from streams.codecs import Decoder
 from streams.config import load_config
 from streams.sources import RawDecoder
@@ -28,6 +35,8 @@ TOPIC = "pfi.raw.har"
 DECODER = RawDecoder.for_config(
     Decoder(), load_config(None, raw_sources={"har": {"enabled": True, "app_version": "9.2.0"}})
 )
+SDKS = load_policy().sdks
+TRAFFIC = yaml.safe_load((DEFAULT_DIR / "traffic.yaml").read_text(encoding="utf-8"))
 URLS = [
     "https://datasink.sensorsdata.cn/sa?project=bank",
     "http://api.xmpush.xiaomi.com/v1/reg",
@@ -99,3 +108,16 @@ def test_hostile_bodies_are_judged_in_bounded_time() -> None:
     assert time.process_time() - started < 3
     assert len(decoded.ok) == 3 and not decoded.dead
     assert_value_never_kept(decoded)
+
+
+@FILES
+@given(st.data())
+def test_a_mutated_traffic_policy_fails_with_file_key_and_fix(data: st.DataObject) -> None:
+    """policy/traffic.yaml with a node dropped, retyped or garbled: a PolicyError naming the file and
+    the fix, never another exception."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "traffic.yaml").write_bytes(data.draw(mutated_yaml(copy.deepcopy(TRAFFIC))))
+        try:
+            load_traffic(folder, SDKS)
+        except PolicyError as e:
+            assert e.file.endswith("traffic.yaml") and e.fix and "Fix: " in str(e), str(e)
