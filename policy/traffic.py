@@ -55,6 +55,11 @@ class ConsentEndpoint(Strict):
     def _valid_host(cls, host: str) -> str:
         return _host(host)
 
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, method: str) -> str:
+        return method.upper()
+
 
 class VocabularyEntry(Strict):
     keys: list[str] = Field(default_factory=list, description="key names besides the field's zh name")
