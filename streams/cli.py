@@ -28,6 +28,7 @@ EPILOG = """examples:
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
+  lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --severity high --since 2026-12-01   the SOC's list, filtered (detector, actor, status)
   lifemon policy check                 validate the policy catalog and run every detector's examples
@@ -439,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("pseudonym", help="a customer id's pseudonym under each key of the ring")
     sp.add_argument("subjects", nargs="+", help="customer ids (uses LIFEMON_PSEUDONYM_KEY, _V2, ...)")
     sp.set_defaults(func=cmd_pseudonym)
+    from streams.ship import add_ship_parser
+
+    add_ship_parser(sub)
 
     sp = sub.add_parser("detectors", help="list detectors")
     sp.add_argument("--policy")

@@ -89,16 +89,32 @@ class SftpSource(Strict):
     timezone: str = Field(default="UTC", description="IANA zone of syslog times without an offset")
 
 
+class HarSource(Strict):
+    """HAR captures of an app's traffic, one document or entry per record (docs/har.md)."""
+
+    enabled: bool = False
+    topic: str = "pfi.raw.har"
+    app_id: str = Field(default="app", description="the app the captures are of")
+    app_version: str = Field(default="0", description="its version (the SDK declarations may depend on it)")
+    consented_before_capture: bool = Field(
+        default=False,
+        description="the user had agreed to the privacy policy before any capture began; otherwise "
+        "requests before the capture's own agreement call are collection before consent",
+    )
+    signatures: Path | None = Field(default=None, description="an Exodus Privacy tracker signature file")
+
+
 class RawSources(Strict):
-    """Raw-log topics decoded into access and transfer events (docs/sources.md)."""
+    """Raw-log topics decoded into access, transfer and SDK events (docs/sources.md, docs/har.md)."""
 
     pgaudit: PgauditSource = Field(default_factory=PgauditSource)
     mariadb: MariadbSource = Field(default_factory=MariadbSource)
     sftp: SftpSource = Field(default_factory=SftpSource)
+    har: HarSource = Field(default_factory=HarSource)
 
     def streams(self) -> dict[str, str]:
         """Enabled raw topic -> the canonical stream it feeds."""
-        found = {"pgaudit": "access", "mariadb": "access", "sftp": "transfer"}
+        found = {"pgaudit": "access", "mariadb": "access", "sftp": "transfer", "har": "sdk"}
         return {getattr(self, n).topic: s for n, s in found.items() if getattr(self, n).enabled}
 
 
