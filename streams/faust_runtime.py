@@ -31,6 +31,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from policy import PolicyError
 from streams.codecs import RawRecord
 from streams.runtime import Monitor, crash_point
 
@@ -49,7 +50,11 @@ def faust_credentials(client: dict[str, Any]) -> faust.SASLCredentials | faust.S
     if protocol in ("SSL", "SASL_SSL"):
         context = ssl.create_default_context(cafile=client.get("ssl.ca.location"))
         if client.get("ssl.certificate.location"):
-            context.load_cert_chain(client["ssl.certificate.location"], client.get("ssl.key.location"))
+            context.load_cert_chain(
+                client["ssl.certificate.location"],
+                client.get("ssl.key.location"),
+                client.get("ssl.key.password"),
+            )
     if protocol == "SSL":
         return faust.SSLCredentials(context)
     mechanism = str(client.get("sasl.mechanism", client.get("sasl.mechanisms", "PLAIN"))).upper()
@@ -58,10 +63,12 @@ def faust_credentials(client: dict[str, Any]) -> faust.SASLCredentials | faust.S
         "SCRAM-SHA-256",
         "SCRAM-SHA-512",
     ):
-        raise ValueError(
-            f"kafka.client: security.protocol {protocol} with sasl.mechanism {mechanism} is not "
-            "supported by the faust runtime (PLAIN or SCRAM over SASL_PLAINTEXT/SASL_SSL, or SSL); "
-            "use runtime: native"
+        raise PolicyError(
+            "<config>",
+            "kafka.client",
+            f"security.protocol {protocol} with sasl.mechanism {mechanism} is not supported by the "
+            "faust runtime",
+            "use PLAIN or SCRAM-SHA-256/512 over SASL_PLAINTEXT or SASL_SSL, or SSL; or runtime: native",
         )
     return faust.SASLCredentials(
         username=client.get("sasl.username"),
@@ -90,6 +97,7 @@ class FaustMonitor(Monitor):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.credentials = faust_credentials(self.config.kafka_settings())  # refused settings: at once
         self.app: faust.App | None = None
         self._owned: set[tuple[str, int]] = set()  # input partitions assigned and restored
         self._closing = False  # the final checkpoint began: batches still in faust's buffers wait
@@ -103,7 +111,7 @@ class FaustMonitor(Monitor):
         app = faust.App(
             k.group_id,  # faust's consumer group is its app id
             broker=[f"kafka://{server.strip()}" for server in self.bootstrap.split(",")],
-            broker_credentials=faust_credentials(k.client),
+            broker_credentials=self.credentials,
             datadir=str(self.config.data_dir / "faust"),
             web_enabled=False,
             topic_disable_leader=True,  # no timers run "on leader" here; no extra topic on the broker

@@ -25,6 +25,7 @@ from test_pipeline import (
 from test_replay import live_final, replay_final
 
 from detectors import load_detectors
+from policy import PolicyError
 from schemas.models import REFERENCE_STREAMS
 from streams.cli import _setup, build_parser
 from streams.config import Config
@@ -207,5 +208,7 @@ def test_librdkafka_security_settings_become_faust_credentials() -> None:
     )
     assert isinstance(scram, faust.SASLCredentials)
     assert (scram.username, scram.password, scram.mechanism.value) == ("lifemon", "pw", "SCRAM-SHA-512")
-    with pytest.raises(ValueError, match="sasl.mechanism GSSAPI is not supported by the faust runtime"):
+    with pytest.raises(
+        PolicyError, match="kafka.client: .* sasl.mechanism GSSAPI is not supported by the faust"
+    ):
         faust_credentials({"security.protocol": "SASL_SSL", "sasl.mechanism": "GSSAPI"})
