@@ -101,7 +101,7 @@ class FaustMonitor(Monitor):
         self.app: faust.App | None = None
         self._owned: set[tuple[str, int]] = set()  # input partitions assigned and restored
         self._closing = False  # the final checkpoint began: batches still in faust's buffers wait
-        self._error: Exception | None = None  # raised by the agent, re-raised by the loop
+        self._error: Exception | None = None  # raised in the agent or a handler, re-raised by the loop
         self._batches = 0
         self._last_data = 0.0  # monotonic time of the latest batch (the loop's start before one)
 
@@ -126,9 +126,8 @@ class FaustMonitor(Monitor):
             async for events in stream.take_events(k.batch_size, within=k.poll_timeout_s):
                 try:
                     self._take(events)
-                except Exception as e:  # the loop stops and raises it; faust would restart the agent
-                    self._error = e
-                    self.stop_event.set()
+                except Exception as e:
+                    self._fail(e)
                     return
 
         app.agent(inputs, name="lifemon-judge")(judge)
@@ -149,6 +148,8 @@ class FaustMonitor(Monitor):
             seen = self._batches
             while not self.stop_event.is_set():
                 await asyncio.sleep(self.config.kafka.poll_timeout_s)  # the agent works meanwhile
+                if self._error is not None:
+                    raise self._error
                 if app.should_stop:
                     raise RuntimeError("the faust app stopped on its own (its log above says why)")
                 now = time.monotonic()
@@ -168,6 +169,12 @@ class FaustMonitor(Monitor):
         finally:
             self._closing = True
             await app.stop()
+
+    def _fail(self, error: Exception) -> None:
+        """An error in the agent or a rebalance handler stops the loop, which raises it: faust
+        would restart the agent or crash the app with a log line, and the CLI could not say it."""
+        self._error = error
+        self.stop_event.set()
 
     def _take(self, events: Sequence[Any]) -> None:
         """A batch from `take_events`: records of partitions this instance owns, from the restored
@@ -214,7 +221,11 @@ class FaustMonitor(Monitor):
     async def _on_assigned(self, sender: Any, assigned: set[TP], **_: Any) -> None:
         """Faust hands over the whole new assignment (after revoking the whole old one)."""
         mine = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in self.stream_of)
-        self.restore([tp for tp in mine if tp not in self._owned])
+        try:
+            self.restore([tp for tp in mine if tp not in self._owned])
+        except Exception as e:  # a changelog that cannot be read: no partition may start without it
+            self._fail(e)
+            return
         self._owned.update(mine)
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
@@ -222,7 +233,10 @@ class FaustMonitor(Monitor):
         if not gone:
             return
         if not (self._failed or self._closing or self._error):
-            await self.checkpoint_async()
+            try:
+                await self.checkpoint_async()
+            except Exception as e:  # nothing committed: the next owner resumes from the last marker
+                self._fail(e)
         self._drop(gone)
         self._owned.difference_update(gone)
 

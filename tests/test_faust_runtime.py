@@ -33,6 +33,7 @@ from streams.faust_runtime import FaustMonitor, faust_credentials
 from streams.produce import produce
 from streams.pseudonym import Pseudonymizer
 from streams.runtime import ensure_topics
+from streams.sinks import FatalSinkError
 from streams.workload import generate, write_files
 
 BAD = [b"{not json", b"\x00\x00\x00\x03\xe7\x02abc"]  # malformed JSON; Confluent wire, unknown schema 999
@@ -186,6 +187,26 @@ def test_two_faust_instances_give_the_alerts_of_one(day, broker, names, policy, 
     files = write_files(day, tmp_path / "files", "jsonl")
     expected = replay_final([p for p in files if p.suffix == ".jsonl"], policy, catalog, 500)
     assert expected and live_final(broker, config.topics.alerts) == expected
+
+
+@pytest.mark.integration
+def test_a_fatal_sink_error_on_faust_stops_the_run_and_commits_nothing(
+    broker, ch, names, policy, catalog
+) -> None:
+    """A destination that is gone (its ClickHouse database dropped) fails the first checkpoint:
+    the run raises that error, as the native runtime does, rather than faust logging it and
+    carrying on, and no offset is committed."""
+    config = make_config(names, broker, "chdb://unused")
+    ensure_topics(broker, config)
+    send(broker, config.topics.entitlements, [entitlement("e1")])
+    send(broker, config.topics.access, access("e1", customers=70, every_s=5))
+    m = FaustMonitor(
+        config, broker, ch, load_detectors(policy), catalog, Pseudonymizer.from_env(allow_ephemeral=False)
+    )
+    ch.command(f"DROP DATABASE {config.clickhouse.database}")
+    with pytest.raises(FatalSinkError, match=rf"{config.clickhouse.database}\.\w+ is gone"):
+        m.run(idle_exit_s=1, max_seconds=60)
+    assert committed_offsets(broker, names["group"], config.topics.access) == 0
 
 
 def test_the_runtime_is_chosen_by_flag_or_config() -> None:
