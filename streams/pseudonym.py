@@ -75,12 +75,15 @@ class Pseudonymizer:
         self._ring = ring
         self._key, self._prefix = ring[self.version], prefix(self.version)
         self._values = hmac.new(self._key, b"value:", hashlib.sha256)
+        self._ids = hmac.new(self._key, digestmod=hashlib.sha256)  # keyed once; copied per new id
         self._cache: dict[str, str] = {}
 
     def __call__(self, subject_id: str) -> str:
         p = self._cache.get(subject_id)
         if p is None:
-            p = self._prefix + hmac.new(self._key, subject_id.encode(), hashlib.sha256).hexdigest()[:24]
+            h = self._ids.copy()
+            h.update(subject_id.encode())
+            p = self._prefix + h.hexdigest()[:24]
             if len(self._cache) < 1_000_000:
                 self._cache[subject_id] = p
         return p
