@@ -38,6 +38,7 @@ from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
+from streams.lifecycle_ledger import DeletionLedger
 from streams.registries import AsOfRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -238,6 +239,7 @@ class Engine:
         self.incident_stages: dict[int, IncidentStage] = {}
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
+        self.deletions = DeletionLedger(catalog.policy.retention)  # rows for the lifecycle dashboard
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
@@ -282,6 +284,8 @@ class Engine:
         if events:
             self._pseudonymize(stream, events)
             self._rollup(stream, topic, partition, decoded)
+            if stream == "lifecycle":
+                self.deletions.add(events)
         return events
 
     def process_rekeyed(

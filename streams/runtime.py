@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
+from policy.contracts import RecipientBook
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
@@ -40,6 +41,7 @@ from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, contract_rows
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -228,6 +230,16 @@ class Monitor:
         ]
         self.rollup_sink = ClickHouseTableSink(
             ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"
+        )
+        # the lifecycle dashboard's tables: deletion requests as they come, the policy's contracts at start
+        self.deletion_sink = ClickHouseTableSink(
+            ch_client, f"{db}.deletion_events", DELETION_COLUMNS, identity_row, "deletions"
+        )
+        self.contract_sink = ClickHouseTableSink(
+            ch_client, f"{db}.recipient_contracts", CONTRACT_COLUMNS, identity_row, "contracts"
+        )
+        self.contract_sink.add(
+            contract_rows(RecipientBook(catalog.policy.recipients), int(time.time() * 1000))
         )
         self.stats_sink = ClickHouseTableSink(
             ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"
@@ -584,7 +596,9 @@ class Monitor:
                 if failures:
                     raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
                 self.rollup_sink.add(self.engine.rollup_rows())
-                self.rollup_sink.flush()
+                self.deletion_sink.add(self.engine.deletions.drain())
+                for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
+                    table.flush()
                 self._write_stats()
                 crash_point("after_flush", self.stats.total())
                 self._write_changelog()
