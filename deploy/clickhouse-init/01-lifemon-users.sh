@@ -5,7 +5,7 @@
 #
 #   lifemon     the monitor: creates the lifemon database and tables (its DDL is applied at every
 #               start, idempotently), inserts, reads. It cannot manage users or touch other databases.
-#   grafana_ro  the dashboards: SELECT on the four dashboard tables only, readonly = 1. max_execution_time stays
+#   grafana_ro  the dashboards: SELECT on the six dashboard tables only, readonly = 1. max_execution_time stays
 #               changeable because the Grafana plugin's driver sets it on every query (the plugin's
 #               documented requirement for a read-only user, docs/sources/configure.md).
 #
@@ -42,6 +42,8 @@ GRANT SELECT ON ${db}.alerts TO grafana_ro;
 GRANT SELECT ON ${db}.event_rollups TO grafana_ro;
 GRANT SELECT ON ${db}.pipeline_stats TO grafana_ro;
 GRANT SELECT ON ${db}.dead_letters TO grafana_ro;
+GRANT SELECT ON ${db}.deletion_events TO grafana_ro;
+GRANT SELECT ON ${db}.recipient_contracts TO grafana_ro;
 SQL
     echo "lifemon: created ClickHouse users lifemon (writer on ${db}.*) and grafana_ro (read-only on the dashboard tables)"
 )
