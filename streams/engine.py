@@ -239,7 +239,9 @@ class Engine:
         self.incident_stages: dict[int, IncidentStage] = {}
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
-        self.deletions = DeletionLedger(catalog.policy.retention)  # rows for the lifecycle dashboard
+        # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
+        # (a replay has no table to fill, and would hold every deletion of months of history)
+        self.deletions: DeletionLedger | None = None
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
@@ -284,7 +286,7 @@ class Engine:
         if events:
             self._pseudonymize(stream, events)
             self._rollup(stream, topic, partition, decoded)
-            if stream == "lifecycle":
+            if stream == "lifecycle" and self.deletions is not None:
                 self.deletions.add(events)
         return events
 

@@ -41,7 +41,7 @@ from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
-from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, contract_rows
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -259,6 +259,7 @@ class Monitor:
         # events, keyed as a detector needs them, to that (stream, key)'s repartition topic; a raw-log
         # topic (keyed by its shipper) sends even the stream's own key there
         self.engine.rekey_locally = False
+        self.deletions = self.engine.deletions = DeletionLedger(catalog.policy.retention)
         needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
         self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
@@ -596,7 +597,7 @@ class Monitor:
                 if failures:
                     raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
                 self.rollup_sink.add(self.engine.rollup_rows())
-                self.deletion_sink.add(self.engine.deletions.drain())
+                self.deletion_sink.add(self.deletions.drain())
                 for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
                     table.flush()
                 self._write_stats()

@@ -7,6 +7,7 @@ must leave every panel as it was: nothing counted twice."""
 
 from __future__ import annotations
 
+import gc
 import math
 import uuid
 from bisect import bisect_right
@@ -95,6 +96,8 @@ def dashboard(day, span, broker, ch, policy, catalog) -> Iterator[tuple[dict, di
     replay.run(idle_exit_s=2, max_seconds=120)
     yield first, read_panels(ch, names["database"], span), names["database"]
     ch.command(f"DROP DATABASE IF EXISTS {names['database']}")
+    del live, replay
+    gc.collect()  # the monitors' Kafka clients go now, not after the session's broker
 
 
 def test_retention_backlog_is_the_records_the_generator_kept_past_their_deadline(
