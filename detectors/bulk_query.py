@@ -79,6 +79,7 @@ class Episode:
         "end",
         "customers",
         "evidence",
+        "events",
         "severity",
         "revision",
         "first_seen",
@@ -96,6 +97,7 @@ class Episode:
         self.start, self.end, self.threshold = start, end, threshold
         self.customers: dict[str, list] = {}  # cid -> [records, categories (set), class rank]
         self.evidence: list[str] = []
+        self.events = 0  # accesses and transfers aggregated (the alert's OCSF count)
         self.severity = Severity.info
         self.revision = 0
         self.first_seen = self.last_seen = start
@@ -129,6 +131,7 @@ class Episode:
             "score": self.score,
             "customers": {k: [v[0], sorted(v[1]), v[2]] for k, v in self.customers.items()},
             "evidence": self.evidence,
+            "events": self.events,
             "severity": self.severity.value,
             "revision": self.revision,
             "first_seen": self.first_seen,
@@ -145,6 +148,7 @@ class Episode:
         ep = cls(d["start"], d["end"], d["threshold"])
         ep.customers = {k: [v[0], set(v[1]), v[2]] for k, v in d["customers"].items()}
         ep.evidence, ep.severity, ep.revision = d["evidence"], Severity(d["severity"]), d["revision"]
+        ep.events = d.get("events", len(ep.evidence))  # older snapshots kept only the evidence
         ep.first_seen, ep.last_seen, ep.actor_org, ep.score = (
             d["first_seen"],
             d["last_seen"],
@@ -164,10 +168,21 @@ class ActorWindow:
     a multiset of weights per customer: it is kept only while the bound reaches the lowest
     threshold, which most actors' windows never do (`exact()`)."""
 
-    __slots__ = ("entries", "total", "weights", "score", "episode", "last_ts", "tally", "legal_since")
+    __slots__ = (
+        "entries",
+        "accesses",
+        "total",
+        "weights",
+        "score",
+        "episode",
+        "last_ts",
+        "tally",
+        "legal_since",
+    )
 
     def __init__(self) -> None:
         self.entries: deque[tuple[int, str, int, int, tuple[str, ...], int]] = deque()
+        self.accesses: deque[tuple[int, str]] = deque()  # (ts, event id) of the accesses `entries` hold
         self.total = 0
         self.weights: dict[str, dict[int, int]] | None = None  # cid -> {weight: occurrences}
         self.score = 0  # milli-units, exact while `weights` is kept; integers, so restore is exact
@@ -176,17 +191,22 @@ class ActorWindow:
         self.tally: LegalTally | None = None  # the day's records per legal tier (detectors/legal_tally.py)
         self.legal_since = 0  # what a closed episode reported does not count toward the next one
 
-    def add(self, entries: list[tuple[int, str, int, int, tuple[str, ...], int]]) -> None:
+    def add(self, event_id: str, entries: list[tuple[int, str, int, int, tuple[str, ...], int]]) -> None:
         """One access's entries (same time)."""
         ts = entries[0][0]
         if not self.entries or self.entries[-1][0] <= ts:
             self.entries.extend(entries)
+            self.accesses.append((ts, event_id))
         else:  # an out-of-order access keeps its place in time
             i = len(self.entries)
             while i and self.entries[i - 1][0] > ts:
                 i -= 1
             for e in reversed(entries):
                 self.entries.insert(i, e)
+            i = len(self.accesses)
+            while i and self.accesses[i - 1][0] > ts:
+                i -= 1
+            self.accesses.insert(i, (ts, event_id))
         for e in entries:
             self.total += e[2]
         if self.weights is not None:
@@ -229,10 +249,13 @@ class ActorWindow:
             self.total -= w
             if self.weights is not None:
                 self._count(cid, w, -1)
+        while self.accesses and self.accesses[0][0] <= horizon:
+            self.accesses.popleft()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "entries": [list(e) for e in self.entries],
+            "accesses": [list(a) for a in self.accesses],
             "last_ts": self.last_ts,
             "episode": self.episode.to_json() if self.episode else None,
             "tally": self.tally.to_json() if self.tally else None,
@@ -243,6 +266,7 @@ class ActorWindow:
     def from_json(cls, d: dict[str, Any]) -> ActorWindow:
         win = cls()
         win.entries.extend((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in d["entries"])
+        win.accesses.extend((ts, eid) for ts, eid in d.get("accesses", ()))  # none in older snapshots
         win.total = sum(e[2] for e in win.entries)
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
@@ -340,10 +364,10 @@ class BulkQueryDetector:
         if not entries:
             return
         win.last_ts = max(win.last_ts, tr.ts)
-        self._tally(win, entries, tr.ts)
+        self._tally(win, entries, tr)
         ep = win.episode
         if ep is None and (reached := self._legal_reached(win)):
-            ep = self._open_legal(tr.actor_id, win, reached, ctx)
+            ep = self._open_legal(tr, win, reached, ctx)
         elif ep is not None:
             ep.end = max(ep.end, tr.ts + self.window_ms)
             for e in entries:
@@ -376,13 +400,13 @@ class BulkQueryDetector:
         else:
             entries = []
         if entries:
-            win.add(entries)
-            self._tally(win, entries, ev.ts)
+            win.add(ev.event_id, entries)
+            self._tally(win, entries, ev)
         ep = win.episode
         if ep is not None:
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
         elif reached := self._legal_reached(win):
-            ep = self._open_legal(ev.actor_id, win, reached, ctx)
+            ep = self._open_legal(ev, win, reached, ctx)
             ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
             self._note(ep, ev)
             return
@@ -400,6 +424,7 @@ class BulkQueryDetector:
                 ep.add(cid, n, ecats, erank)
             ep.first_seen = win.entries[0][0]
             ep.actor_org = ev.actor_org or (ent.org_id if ent else None)
+            self._absorb(ep, [eid for _, eid in win.accesses], ev)
         else:
             for e in entries:
                 ep.add(e[1], e[3], cats, rank)
@@ -416,7 +441,7 @@ class BulkQueryDetector:
         return found
 
     def _tally(
-        self, win: ActorWindow, entries: list[tuple[int, str, int, int, tuple[str, ...], int]], ts: int
+        self, win: ActorWindow, entries: list[tuple[int, str, int, int, tuple[str, ...], int]], ev: Any
     ) -> None:
         mask = self._mask(entries[0][4])
         if not mask:
@@ -427,9 +452,11 @@ class BulkQueryDetector:
             old, win.tally = win.tally, LegalTally(len(self._tiers))
             for e in old.entries if old else ():
                 win.tally.add(e, self._mask(e[3]))
+            win.tally.events.extend(old.events if old else ())
         for t, cid, _, n, cats, rank in entries:
             win.tally.add((t, cid, n, cats, rank), mask)
-        win.tally.evict_until(ts - self.horizon_ms, self._mask)
+        win.tally.events.append((ev.ts, ev.event_id))
+        win.tally.evict_until(ev.ts - self.horizon_ms, self._mask)
 
     def _legal_reached(self, win: ActorWindow) -> dict[str, list[int]]:
         """Tier -> [records, customers, first ts, last ts] of the tiers whose count over the horizon
@@ -444,24 +471,31 @@ class BulkQueryDetector:
                 reached[str(i)] = list(figures)
         return reached
 
-    def _open_legal(
-        self, actor: str, win: ActorWindow, reached: dict[str, list[int]], ctx: Context
-    ) -> Episode:
+    def _open_legal(self, ev: Any, win: ActorWindow, reached: dict[str, list[int]], ctx: Context) -> Episode:
         """Art. 5 counts records, not windows: a tier reached opens the episode by itself, whatever
         the role, spanning the records counted."""
         assert win.tally is not None
         first = min(r[2] for r in reached.values())
-        ent = ctx.entitlement(actor, win.last_ts)
+        ent = ctx.entitlement(ev.actor_id, win.last_ts)
         ep = win.episode = Episode(first, win.last_ts + self.window_ms, self._threshold(ent))
         for ts, cid, n, cats, rank in win.tally.entries:
             if ts >= first:
                 ep.add(cid, n, cats, rank)
         ep.first_seen, ep.legal, ep.score = first, reached, win.exact()
         ep.actor_org = ent.org_id if ent else None
+        self._absorb(ep, win.tally.events_since(first), ev)
         return ep
+
+    def _absorb(self, ep: Episode, event_ids: list[str], opening: Any) -> None:
+        """A new episode aggregates the accesses (and transfers) whose records it counts, not only
+        those after it opened: they are its evidence and its event count. The opening event itself
+        is noted next, with every later one."""
+        earlier = [eid for eid in event_ids if eid != opening.event_id]
+        ep.events, ep.evidence = len(earlier), earlier[: self.p.evidence_limit]
 
     def _note(self, ep: Episode, ev: Any) -> None:
         ep.last_seen = max(ep.last_seen, ev.ts)
+        ep.events += 1
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)
 
@@ -592,6 +626,7 @@ class BulkQueryDetector:
             subjects=named,
             counts=counts,
             evidence_event_ids=list(ep.evidence),
+            event_count=ep.events,
             first_seen=ep.first_seen,
             last_seen=ep.last_seen,
         )

@@ -22,10 +22,11 @@ Entry = tuple[
 
 
 class LegalTally:
-    __slots__ = ("entries", "totals", "added", "known")
+    __slots__ = ("entries", "events", "totals", "added", "known")
 
     def __init__(self, tiers: int) -> None:
         self.entries: deque[Entry] = deque()
+        self.events: deque[tuple[int, str]] = deque()  # (ts, event id) of each access or transfer tallied
         self.totals = [0] * tiers  # per tier: records of every entry in it, repeats included
         # not stored: records added since, and the last exact count with `added` at the time; the
         # exact count cannot have grown by more than what was added since (it only shrinks else)
@@ -58,6 +59,12 @@ class LegalTally:
             for i in range(len(self.totals)):
                 if mask >> i & 1:
                     self.totals[i] -= entry[2]
+        while self.events and self.events[0][0] <= horizon:
+            self.events.popleft()
+
+    def events_since(self, since: int) -> list[str]:
+        """Ids of the events tallied at or after `since`: what an episode opened on the count aggregates."""
+        return [eid for ts, eid in self.events if ts >= since]
 
     def count(self, tier: int, since: int, mask_of: Any) -> tuple[int, int, int, int]:
         """(records, named customers, first ts, last ts) of a tier after `since`: each customer's
@@ -73,11 +80,16 @@ class LegalTally:
         return sum(most.values()), sum(1 for c in most if not c.startswith("#")), first, last
 
     def to_json(self) -> dict[str, Any]:
-        return {"entries": [list(e) for e in self.entries], "totals": self.totals}
+        return {
+            "entries": [list(e) for e in self.entries],
+            "events": [list(e) for e in self.events],
+            "totals": self.totals,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LegalTally:
         tally = cls(len(data["totals"]))
         tally.entries.extend((ts, cid, n, tuple(cats), rank) for ts, cid, n, cats, rank in data["entries"])
+        tally.events.extend((ts, eid) for ts, eid in data.get("events", ()))  # none in older snapshots
         tally.totals = list(data["totals"])
         return tally
