@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
-import sys
 
 ENV_KEY = "LIFEMON_PSEUDONYM_KEY"
 
@@ -34,8 +34,7 @@ class Pseudonymizer:
             return cls(raw.encode())
         if not allow_ephemeral:
             raise SystemExit(f"{ENV_KEY} is not set: set it to a secret of 32+ random characters")
-        print(
-            f"lifemon: {ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart",
-            file=sys.stderr,
+        logging.getLogger(__name__).warning(
+            f"{ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart"
         )
         return cls(secrets.token_bytes(32))
