@@ -13,9 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Debian programs the suite runs as real processes (tests/receivers.py: Alertmanager). Installed when
+# Debian programs the suite runs as real processes (tests/receivers.py: Alertmanager; tests/test_metrics.py:
+# Prometheus; tests/browser.py: headless Chromium, with a Chinese font for the report). Installed when
 # missing and apt-get can (root); otherwise their tests are skipped with the reason.
-DEBIAN_TEST_PACKAGES = prometheus-alertmanager
+DEBIAN_TEST_PACKAGES = prometheus-alertmanager prometheus chromium fonts-noto-cjk
 
 test-deps:  ## install the Debian programs the real-process tests run, when missing
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
