@@ -54,28 +54,25 @@ def _iso(record: logging.LogRecord) -> str:
     )
 
 
+def _document(record: logging.LogRecord) -> dict[str, Any]:
+    """A record as the fields of its line: time, level, logger, message, then its `extra`."""
+    return {
+        "ts": _iso(record),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": _text(record),
+        **fields(record),
+    }
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        pairs = {
-            "ts": _iso(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": _text(record),
-            **fields(record),
-        }
-        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in pairs.items())
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _document(record).items())
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        doc = {
-            "ts": _iso(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": _text(record),
-            **fields(record),
-        }
-        return orjson.dumps(doc, default=str).decode()
+        return orjson.dumps(_document(record), default=str).decode()
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -83,6 +80,19 @@ class ConsoleFormatter(logging.Formatter):
         extra = fields(record)
         tail = f"  ({' '.join(f'{k}={_logfmt_value(v)}' for k, v in extra.items())})" if extra else ""
         return f"lifemon: {_text(record)}{tail}"
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to sys.stderr as it is at each record, never to a stream bound when logging was set
+    up and closed since (a command run inside a test whose captured stderr is gone)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
 
 
 FORMATTERS: dict[str, type[logging.Formatter]] = {
@@ -99,7 +109,7 @@ def setup(level: str = "info", format: Format = "auto") -> None:
     it replaces its handler (the config file may change what the environment set)."""
     global _handler
     chosen = format if format != "auto" else ("console" if sys.stderr.isatty() else "logfmt")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(FORMATTERS[chosen]())
     root = logging.getLogger()
     if _handler is not None:

@@ -3,8 +3,10 @@ configured format (streams/logs.py). tests/test_metrics.py reads a running lifem
 
 from __future__ import annotations
 
+import io
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterator
 
 import orjson
@@ -73,3 +75,13 @@ def test_log_settings_come_from_the_config_or_the_environment(monkeypatch, tmp_p
     path.write_text("log: {level: loud}\n")
     with pytest.raises(Exception, match="log.level"):
         load_config(path)
+
+
+def test_the_handler_writes_where_stderr_is_now(stderr, monkeypatch) -> None:
+    """Set up once, then sys.stderr replaced (a test's capture ends, a command runs in-process):
+    records go to the stream of the moment, never to a closed one."""
+    logs.setup("info", "console")
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)
+    emit()
+    assert later.getvalue().startswith('lifemon: checkpoint failed: "ch" down')

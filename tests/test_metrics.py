@@ -6,7 +6,6 @@ structured."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -19,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from conftest import access, entitlement
-from receivers import free_port
+from receivers import free_port, ready_daemon
 from test_pipeline import make_config, run_cli, send, write_config
 
 from streams.metrics import OpsServer
@@ -65,23 +64,16 @@ def prometheus(target: str, folder: Path) -> Iterator[str]:
         "  - job_name: lifemon\n"
         f"    static_configs: [{{targets: ['{target}']}}]\n"
     )
-    proc = subprocess.Popen(
+    with ready_daemon(
         [
             PROMETHEUS,
             f"--config.file={config}",
             f"--storage.tsdb.path={folder / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: get(url + "/-/ready")[0] == 200, "prometheus ready", 30)
+        f"http://127.0.0.1:{port}",
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def query(prom: str, expr: str) -> dict[str, float]:
@@ -141,7 +133,10 @@ def test_prometheus_scrapes_a_running_lifemon(broker, names, tmp_path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out.decode()
-    lines = [orjson.loads(line) for line in out.decode().splitlines()]  # every line is a JSON object
+    text = out.decode()
+    plain = [line for line in text.splitlines() if not line.startswith("{")]
+    assert not plain, text  # every line is a JSON object
+    lines = [orjson.loads(line) for line in text.splitlines()]
     assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
     (serving,) = [line for line in lines if line["msg"].startswith("serving /metrics")]
     assert serving["port"] == port and serving["level"] == "info"

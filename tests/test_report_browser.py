@@ -17,20 +17,10 @@ from typing import Any
 import pytest
 import yaml
 from browser import CHROMIUM, MISSING, chromium
-from conftest import access, entitlement, fed, refs
+from conftest import access
+from test_report import store_day
 
-from detectors import load_detectors
 from streams.cli import main
-from streams.clickhouse import apply_ddl
-from streams.engine import Engine
-from streams.pseudonym import Pseudonymizer
-from streams.sinks.clickhouse import (
-    ALERT_COLUMNS,
-    ROLLUP_COLUMNS,
-    ClickHouseTableSink,
-    alert_row,
-    identity_row,
-)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
 
@@ -59,17 +49,13 @@ def png_pixels(png: bytes) -> tuple[int, int, bytes]:
 
 def write_report(ch: Any, db: str, policy: Any, catalog: Any, tmp_path: Path) -> Path:
     """Alerts and rollups of a small day in ClickHouse, then `lifemon report` on them."""
-    apply_ddl(ch, db)
-    engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"r" * 32))
-    engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
-    events = access("e1", customers=70, every_s=20) + access("e2", customers=45, start=7_200_000, every_s=20)
-    alerts = engine.process("access", "pfi.access", 0, fed("access", events, "pfi.access")) + engine.drain()
-    sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
-    sink.add(alerts)
-    sink.flush()
-    rollups = ClickHouseTableSink(ch, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups")
-    rollups.add(engine.rollup_rows())
-    rollups.flush()
+    store_day(
+        ch,
+        db,
+        policy,
+        catalog,
+        access("e1", customers=70, every_s=20) + access("e2", customers=45, start=7_200_000, every_s=20),
+    )
     config = tmp_path / "lifemon.yaml"
     config.write_text(yaml.safe_dump({"clickhouse": {"database": db}}))
     out = tmp_path / "report.html"
@@ -79,7 +65,7 @@ def write_report(ch: Any, db: str, policy: Any, catalog: Any, tmp_path: Path) ->
         dsn = f"chdb://{os.environ['LIFEMON_TEST_CHDB']}"
         assert main(["report", "--config", str(config), "--clickhouse", dsn, "--out", str(out)]) == 0
     finally:
-        root.handlers[:], _ = saved
+        root.handlers[:] = saved[0]
         root.setLevel(saved[1])
     return out
 
