@@ -236,6 +236,9 @@ class Engine:
         # the stage after the detectors: leakage-class alerts grouped into incidents, per partition
         # number like the detectors whose alerts it reads (streams/incidents.py)
         self.incident_stages: dict[int, IncidentStage] = {}
+        self.incident_groups: dict[str, list[str]] = defaultdict(list)  # group -> detectors feeding it
+        for kind, group in catalog.policy.incidents.group_by.items():
+            self.incident_groups[group].append(kind)
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
@@ -359,25 +362,26 @@ class Engine:
         instance clock. `final` (end of a finite input) advances every task to the last event time."""
         clock = max((t.stream_time for t in self.tasks.values()), default=0)
         findings: dict[int, list[Finding]] = defaultdict(list)
-        watermarks: dict[int, int] = {}
-        for (p, _), task in self.tasks.items():
+        watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
+        for (p, kind), task in self.tasks.items():
             if final:
                 wm = clock
             elif all((s, p) in caught_up for s in task.spec.inputs):
                 wm = max(task.stream_time, clock) - self.lateness
             else:
                 wm = task.stream_time - self.lateness
-            task.ctx.watermark = wm
-            watermarks[p] = max(watermarks.get(p, wm), wm)
+            task.ctx.watermark = watermarks[p][kind] = wm
             for key, deadline in task.timers.due(wm):
                 findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
         alerts = [a for p, found in findings.items() for a in self._alerts(found, p)]
-        # an incident closes on the partition's most advanced detector clock: its alerts come from
-        # one detector, whose own timers have closed them by then (settle_minutes after the window)
-        for p, wm in watermarks.items():
+        # an incident closes on the clock of the detectors whose alerts it groups, the slowest of
+        # them on the partition: their own timers have closed those alerts by then
+        for p, marks in watermarks.items():
             stage = self.incident_stage(p)
-            for key, deadline in stage.timers.due(wm):
-                self._incident_revisions(stage.on_timer(key, deadline))
+            for group, timers in stage.timers.items():
+                clocks = [marks[k] for k in self.incident_groups.get(group, ()) if k in marks]
+                for key, deadline in timers.due(min(clocks)) if clocks else ():
+                    self._incident_revisions(stage.on_timer(key, deadline))
         return alerts
 
     def prune_references(self, history_ms: int) -> int:
@@ -424,7 +428,7 @@ class Engine:
         if found is None:
             keys = Namespace(self.store(partition), INCIDENTS, lambda value: value)
             found = self.incident_stages[partition] = IncidentStage(
-                self.catalog.policy.incidents, self.catalog, keys, TimerService(keys)
+                self.catalog.policy.incidents, self.catalog, keys
             )
         return found
 
