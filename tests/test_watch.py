@@ -118,6 +118,9 @@ def test_watch_shows_new_alerts_live_filtered_and_stops_on_ctrl_c(
     ensure_topics(broker, config)
     old_alerts(broker, t.alerts, policy)
     send(broker, t.entitlements, [entitlement(a) for a in ("e2", "e3")])
+    live = monitor(config, ch, policy, catalog)  # joins its group while the watches start
+    running = threading.Thread(target=live.run, kwargs={"max_seconds": 120}, daemon=True)
+    running.start()
 
     everything = Watch(path)
     serious = Watch(path, "--detector", "bulk_query", "--severity", "high", tty=True)
@@ -129,9 +132,12 @@ def test_watch_shows_new_alerts_live_filtered_and_stops_on_ctrl_c(
     # e3 reads 60 (the law's 50 for property data: high)
     send(broker, t.access, access("e2", customers=45, every_s=5), key=b"e2")
     send(broker, t.access, access("e3", customers=60, every_s=5), key=b"e3")
-    monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
+    for w in (everything, history):
+        w.wait_for(w.out, " e2 ")
     for w in (everything, serious, history):
         w.wait_for(w.out, " e3 ")
+    live.stop_event.set()
+    running.join(60)
     for w in (everything, serious, history):
         w.stop()
 
