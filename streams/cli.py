@@ -288,7 +288,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return 2
     try:
         shown = watch(
-            {"bootstrap.servers": config.kafka.bootstrap, "logger": logs.KAFKA, **config.kafka.client},
+            {"bootstrap.servers": config.kafka.bootstrap, "logger": logs.KAFKA, **config.kafka_settings()},
             config.topics.alerts,
             lambda text: print(text, flush=True),
             from_beginning=args.from_beginning,
