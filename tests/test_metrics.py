@@ -17,10 +17,12 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from conftest import access, entitlement
 from receivers import free_port, ready_daemon
 from test_pipeline import make_config, run_cli, send, write_config
 
+from streams.config import load_config
 from streams.metrics import OpsServer
 from streams.runtime import ensure_topics
 from streams.stats import Stats
@@ -157,3 +159,12 @@ def test_healthz_fails_when_the_loop_stalls_and_readyz_until_partitions_are_assi
         status, body = get(url + "/healthz")
         assert status == 503 and body.startswith("stalled: the main loop has not moved for 31s")
         assert get(url + "/nothing")[0] == 404
+
+
+def test_the_compose_healthcheck_asks_the_port_lifemon_serves() -> None:
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "deploy" / "lifemon.yaml")
+    assert (config.metrics.port, config.metrics.host, config.log.format) == (9464, "0.0.0.0", "json")
+    service = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]["lifemon"]
+    assert f"http://127.0.0.1:{config.metrics.port}/healthz" in " ".join(service["healthcheck"]["test"])
+    assert "ports" not in service  # scraped on the compose network, never published
