@@ -16,9 +16,9 @@ join that waits for the versioned table, never guesses).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -43,6 +43,7 @@ from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
+from streams.logs import KAFKA
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -65,6 +66,7 @@ from streams.sources import RawDecoder
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
+log = logging.getLogger(__name__)
 
 
 # Reference streams keep their whole history: an as-of lookup for an old event needs the entitlement
@@ -179,7 +181,8 @@ def _watchdog(abort: threading.Event, grace_s: float) -> None:
     time.sleep(grace_s)
     abort.set()
     time.sleep(grace_s)
-    print("lifemon: shutdown did not finish in time; exiting, nothing more committed", file=sys.stderr)
+    log.error("shutdown did not finish in time; exiting, nothing more committed", extra={"grace_s": grace_s})
+    logging.shutdown()
     os._exit(1)
 
 
@@ -298,9 +301,15 @@ class Monitor:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "log.connection.close": False,
+            "logger": KAFKA,
             **client_extra,
         }
-        self.consumer_conf = {"bootstrap.servers": bootstrap, "log.connection.close": False, **client_extra}
+        self.consumer_conf = {
+            "bootstrap.servers": bootstrap,
+            "log.connection.close": False,
+            "logger": KAFKA,
+            **client_extra,
+        }
         self.ref_consumer = Consumer(
             {
                 **base,
@@ -325,6 +334,7 @@ class Monitor:
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
         self._last_prune = time.monotonic()
+        self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
 
     # -- reference streams ----------------------------------------------------------------------
     def load_reference(self, timeout_s: float = 60.0) -> None:
@@ -353,6 +363,7 @@ class Monitor:
         before they are judged. ListOffsets is not asked per batch: Tansu takes 0.5 s to answer it."""
         deadline = time.monotonic() + timeout_s
         while True:
+            self.stats.tick()
             self._apply_reference(self.ref_consumer.consume(10_000, 0))
             behind = []
             for (topic, p), pos in self.ref_positions.items():
@@ -374,6 +385,8 @@ class Monitor:
         for stream, raws in by_stream.items():
             decoded = self.decoder.decode(stream, raws)
             self.engine.apply_reference(stream, [r for _, r in decoded.ok])
+            self.stats.on_consumed(stream, len(raws))
+            self.stats.on_reference(stream, len(decoded.ok))
             self._dead(stream, decoded.dead)
 
     # -- partitions -----------------------------------------------------------------------------
@@ -393,10 +406,12 @@ class Monitor:
                 self.positions[(tp.topic, tp.partition)] = self._saved[(tp.topic, tp.partition)] = offset
             self._committed.pop((tp.topic, tp.partition), None)  # after a rejoin, commit again
         consumer.assign(partitions)
+        self.stats.on_assigned(len(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # during a checkpoint's retry nothing new can be saved: the next owner replays from the
         # last marker, which is exactly where this instance's saved state ends
+        self.stats.on_revoked()
         if not self._failed and not self._retrying:
             self.checkpoint()
         self._drop(partitions)
@@ -404,6 +419,7 @@ class Monitor:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): another instance owns these partitions
         now and resumes from their last snapshot, so drop them without committing anything."""
+        self.stats.on_revoked()
         self._drop(partitions)
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
@@ -412,7 +428,7 @@ class Monitor:
         for tp in partitions:
             self.engine.drop(tp.partition)
             self._unsent_changes.pop(tp.partition, None)  # its new owner restores the last marker
-            for known in (self.positions, self._saved, self._committed):
+            for known in (self.positions, self._saved, self._committed, self._stamps):
                 known.pop((tp.topic, tp.partition), None)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -436,6 +452,7 @@ class Monitor:
         last_progress = 0.0
         try:
             while not self.stop_event.is_set():
+                self.stats.tick()
                 msgs = self._held or self.consumer.consume(
                     self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
                 )
@@ -453,9 +470,11 @@ class Monitor:
                 if now - self._last_prune >= PRUNE_EVERY_S:
                     self._last_prune = now
                     self.engine.prune_references(self.config.reference_history_s * 1000)
-                if self.progress and now - last_progress >= 1.0:
+                if now - last_progress >= 1.0:
                     last_progress = now
-                    self.progress(self.stats.line())
+                    self._measure_lag()
+                    if self.progress:
+                        self.progress(self.stats.line())
                 if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
                     break
                 if max_seconds is not None and now - started >= max_seconds:
@@ -473,6 +492,7 @@ class Monitor:
 
     def process_batch(self, msgs: list[Any]) -> None:
         self.stats.begin()
+        began = time.perf_counter()
         groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
         for m in msgs:
             err = m.error()
@@ -480,7 +500,7 @@ class Monitor:
                 if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
                     raise SourceGone(m.topic())
                 if err.code() != KafkaError._PARTITION_EOF:
-                    print(f"lifemon: consumer error: {err}", file=sys.stderr)
+                    log.warning("consumer error", extra={"error": str(err), "topic": m.topic()})
                 continue
             groups[(m.topic(), m.partition())].append(to_raw(m))
         alerts = []
@@ -492,11 +512,14 @@ class Monitor:
             if rekeyed is not None:  # counted once, at their source
                 alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
             else:
+                self.stats.on_consumed(stream, len(raws))
                 alerts += self._process_source(stream, topic, partition, decoded.ok)
                 self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
             self.positions[(topic, partition)] = raws[-1].offset + 1
+            self._stamps[(topic, partition)] = raws[-1].timestamp
         alerts += self.engine.advance(self._inputs_caught_up())
         self._emit(alerts)
+        self.stats.batches.observe(time.perf_counter() - began)
 
     def _process_source(self, stream: str, topic: str, partition: int, decoded: list[Any]) -> list[Any]:
         """A source topic's events: to the detectors reading them as the topic is keyed (only a
@@ -571,10 +594,10 @@ class Monitor:
         wrong = sum(1 for raw, ev in decoded if raw.key is not None and raw.key != getattr(ev, attr).encode())
         if wrong:
             if not self.stats.misrouted[stream]:
-                print(
-                    f"lifemon: records on {topic} are not keyed by {attr}; windows may split across "
+                log.warning(
+                    f"records on {topic} are not keyed by {attr}; windows may split across "
                     "partitions until the producer keys them by it",
-                    file=sys.stderr,
+                    extra={"topic": topic, "records": wrong},
                 )
             self.stats.misrouted[stream] += wrong
 
@@ -589,6 +612,7 @@ class Monitor:
 
         Each sink is flushed on its own, so one destination that is down never holds back the
         others; what a sink acknowledged is never written again."""
+        began = time.perf_counter()
         for sink in self.alert_sinks:
             sink.add(self._pending_alerts.values())
         self._pending_alerts = {}
@@ -620,16 +644,19 @@ class Monitor:
                 crash_point("after_state", self.stats.total())
                 break
             except FatalSinkError as e:
-                print(f"lifemon: {e}", file=sys.stderr)
+                log.error(str(e))
                 raise  # nothing is committed: a restart resumes from the last good checkpoint
             except SinkError as e:
-                print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
+                log.warning(
+                    f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
+                )
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
         self._commit()
         crash_point("after_commit", self.stats.total())
         self._last_checkpoint = time.monotonic()
+        self.stats.checkpoints.observe(self._last_checkpoint - began)
 
     def _wait_paused(self, seconds: float) -> bool:
         """Wait out a failed checkpoint while staying in the consumer group: poll with every
@@ -642,6 +669,7 @@ class Monitor:
         deadline = time.monotonic() + seconds
         try:
             while (left := deadline - time.monotonic()) > 0:
+                self.stats.tick()  # waiting out a destination is no hang
                 if self.stop_event.is_set():
                     return True
                 # paused: keeps the membership alive
@@ -676,34 +704,26 @@ class Monitor:
         except KafkaException as e:
             # not fatal: the snapshot just saved holds these offsets, and a restart resumes from it;
             # the next checkpoint tries again
-            print(f"lifemon: offset commit failed ({e}); the state snapshot has them", file=sys.stderr)
+            log.warning(f"offset commit failed ({e}); the state snapshot has them", extra={"error": str(e)})
 
     def _write_stats(self) -> None:
-        now = datetime.now(UTC)
-        rate = self.stats.rate()
-        self.stats.lag = self._lag()
-        alerts = len(self.stats.alerts)
-        self.stats_sink.add(
-            (
-                now,
-                self.config.instance,
-                s,
-                self.stats.events[s],
-                self.stats.dead[s],
-                alerts,
-                self.stats.lag,
-                rate,
-            )
-            for s in sorted(set(self.stats.events) | set(self.stats.dead))
-        )
+        self._measure_lag()
+        self.stats_sink.add(self.stats.pipeline_rows(datetime.now(UTC), self.config.instance))
         self.stats_sink.flush()
 
-    def _lag(self) -> int:
-        lag = 0
-        for (t, p), off in self.positions.items():
-            end = self._end_offset(t, p)
-            lag += max(end - off, 0)
-        return lag
+    def _measure_lag(self) -> None:
+        """Per assigned partition: messages behind its end (as the last fetch reported it), and while
+        any are, how old the last record processed from it is (its Kafka timestamp to now): the
+        time the consumer trails the producers by. Nothing is asked of the broker."""
+        now_ms = time.time() * 1000
+        lags = {}
+        for tp in self.consumer.assignment():
+            at = (tp.topic, tp.partition)
+            behind = max(self._end_offset(*at) - self.positions.get(at, 0), 0)
+            stamp = self._stamps.get(at)
+            age = max(now_ms - stamp, 0.0) / 1000 if behind and stamp and stamp > 0 else 0.0
+            lags[(self.stream_of[tp.topic], tp.topic, tp.partition)] = (behind, age)
+        self.stats.on_lag(lags)
 
     def _caught_up(self) -> bool:
         inputs = {(self.stream_of[tp.topic], tp.partition) for tp in self.consumer.assignment()}
@@ -724,6 +744,7 @@ class Monitor:
 
     def close(self) -> None:
         """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush."""
+        self.stats.on_revoked()
         try:
             self.consumer.close()
         finally:
