@@ -95,6 +95,7 @@ def test_the_report_renders_in_chromium_without_console_errors(ch, names, policy
             "lifemon — 个人金融信息生命周期监测报告 / PFI lifecycle report",
             "Events per hour by stream / 各数据流每小时事件数",
             "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)",
+            "Lifecycle / 生命周期",
             "Alerts / 告警",
         ]
         rows = page.evaluate("[...document.querySelectorAll('table tr')].slice(1).map(r => r.innerText)")
