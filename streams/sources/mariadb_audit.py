@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
@@ -35,7 +36,9 @@ class MariadbAuditParser:
     def __init__(self, timezone: str):
         self.tz = zone(timezone)
 
-    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed:
+    def parse(
+        self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
+    ) -> Parsed:
         out = Parsed()
         tables: dict[tuple[str, str, str], list[str]] = {}  # (server, conn, query) -> db.table seen
         for raw, line in items:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from datetime import datetime
+from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
@@ -38,7 +39,9 @@ class SftpParser:
         self.tz = zone(timezone)
         self.sessions: OrderedDict[tuple[str, str, str], tuple[str, str]] = OrderedDict()
 
-    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed:
+    def parse(
+        self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
+    ) -> Parsed:
         out = Parsed()
         for raw, line in items:
             m = _SYSLOG.match(line.text)
