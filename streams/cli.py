@@ -31,6 +31,7 @@ EPILOG = """examples:
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --severity high --since 2026-12-01   the SOC's list, filtered (detector, actor, status)
+  lifemon catalog gaps                 tables, logins, SFTP accounts and fields seen that the policy lacks
   lifemon policy check                 validate the policy catalog and run every detector's examples
   lifemon detectors                    list the detectors and their rules
 
@@ -302,6 +303,24 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """`catalog gaps`: what was seen and the policy does not know (streams/catalog_gaps.py)."""
+    import os
+    from functools import partial
+
+    from streams.catalog_gaps import fold_tables, query_gaps, render
+    from streams.clickhouse import connect
+    from streams.config import load_config
+    from streams.pseudonym import ENV_KEY, Pseudonymizer, fingerprint
+
+    config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    rows = query_gaps(connect(config.clickhouse_dsn()), config.clickhouse.database, args.kind, args.limit)
+    # field-id fingerprints need the key that made them; without it they are listed as they are
+    key = os.environ.get(ENV_KEY)
+    print(render(fold_tables(rows, partial(fingerprint, Pseudonymizer(key.encode())) if key else None)))
+    return 0
+
+
 def _when(text: str | None) -> datetime | None:
     """An ISO date or time (UTC when no zone is given), or None."""
     if not text:
@@ -353,13 +372,11 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     """Coverage-gap rows hold a keyed fingerprint of an unknown field id, never the id itself (it
     may be a value typed into the wrong place): this tells which candidate names they are."""
-    from streams.engine import Engine
-    from streams.pseudonym import Pseudonymizer
+    from streams.pseudonym import Pseudonymizer, fingerprint
 
-    config, _, specs, catalog = _setup(args)
-    engine = Engine(specs, catalog, Pseudonymizer.from_env(allow_ephemeral=False))
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
     for name in args.names:
-        print(f"{engine.fingerprint(name)}  {name}")
+        print(f"{fingerprint(pseudonymize, name)}  {name}")
     return 0
 
 
@@ -493,6 +510,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
     sp.set_defaults(func=cmd_alerts)
 
+    from streams.catalog_gaps import WHERE_TO_ADD
+
+    sp = sub.add_parser(
+        "catalog",
+        help="coverage gaps: fields, tables, logins and SFTP accounts seen that the policy lacks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="List what the streams and raw logs named that the policy does not know, read\n"
+        "from ClickHouse (the coverage_gaps view): one line per kind, object and stream, with\n"
+        "how often and when it was seen. Unknown field ids are shown as keyed fingerprints.",
+        epilog="kinds, and where to add them:\n"
+        + "\n".join(f"  {k:<20} {w}" for k, w in WHERE_TO_ADD.items()),
+    )
+    sp.add_argument("action", choices=["gaps"], help="gaps: list the coverage gaps")
+    sp.add_argument("--kind", choices=list(WHERE_TO_ADD), help="only this kind of gap")
+    sp.add_argument("--limit", type=int, default=200, help="at most this many lines (default 200)")
+    sp.add_argument("--config", help="YAML config file (see docs/configuration.md)")
+    sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
+    sp.set_defaults(func=cmd_catalog)
+
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument("action", choices=["check"])
     sp.add_argument("--policy")
@@ -500,7 +536,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("fingerprint", help="the coverage-gap fingerprint of candidate field ids")
     sp.add_argument("names", nargs="+", help="field ids to fingerprint (uses LIFEMON_PSEUDONYM_KEY)")
-    common(sp, kafka=False)
     sp.set_defaults(func=cmd_fingerprint)
 
     sp = sub.add_parser("detectors", help="list detectors")

@@ -8,6 +8,7 @@ import hmac
 import os
 import secrets
 import sys
+from collections.abc import Callable
 
 ENV_KEY = "LIFEMON_PSEUDONYM_KEY"
 
@@ -39,3 +40,9 @@ class Pseudonymizer:
             file=sys.stderr,
         )
         return cls(secrets.token_bytes(32))
+
+
+def fingerprint(pseudonymize: Callable[[str], str], field_id: str) -> str:
+    """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable. The
+    coverage-gap rollups hold it instead of the id, which may be a value typed into the wrong place."""
+    return "gap_" + pseudonymize("field:" + field_id)[2:14]

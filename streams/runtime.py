@@ -467,6 +467,8 @@ class Monitor:
             rekeyed = self.repartition.get(topic)
             decoded = self.decoder.decode(stream, raws, check_time=rekeyed is None)
             self._dead(stream, decoded.dead)
+            if decoded.gaps:  # a raw log named what the source mapping lacks
+                self.engine.count_gaps(stream, topic, partition, decoded.gaps)
             if rekeyed is not None:  # counted once, at their source
                 alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
             else:
@@ -493,6 +495,8 @@ class Monitor:
             stream = self.stream_of[tp.topic]
             decoded = self.decoder.flush(stream, tp.topic, tp.partition)
             self._dead(stream, decoded.dead)
+            if decoded.gaps:
+                self.engine.count_gaps(stream, tp.topic, tp.partition, decoded.gaps)
             if decoded.ok:
                 found = True
                 alerts += self._process_source(stream, tp.topic, tp.partition, decoded.ok)

@@ -56,6 +56,7 @@ def decode_all(dec: Any, stream: str, recs: list[RawRecord]) -> Decoded:
         rest = dec.flush(stream, recs[0].topic, recs[0].partition)
         out.ok += rest.ok
         out.dead += rest.dead
+        out.gaps += rest.gaps
     return out
 
 
@@ -106,7 +107,7 @@ def test_pgaudit_stderr_lines_as_the_server_wrote_them() -> None:
     assert stats.skipped["pgaudit: PREPARE (the EXECUTE that follows is the access)"] == 1
     assert stats.gaps == {
         "table corebank.core.branch_targets": 1,
-        "cursor rows unknown corebank.core.accounts": 1,
+        "cursor_rows_unknown corebank.core.accounts": 1,
     }
     # a statement is attributed to its last line, so offsets stay in order for the engine
     offsets = [raw.offset for raw, _ in out.ok]

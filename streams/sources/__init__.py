@@ -126,12 +126,15 @@ class RawDecoder:
     def _finish(self, stream: str, parsed: Parsed, out: Decoded) -> Decoded:
         out.dead += parsed.dead
         self.skipped.update(parsed.skipped)
+        gaps = self.canonical.found
         for raw, found in parsed.found:
             event = (
                 self.canonical.access(found)
                 if isinstance(found, DbStatement)
                 else self.canonical.transfer(found)
             )
+            out.gaps += [(raw.offset, found.ts_ms, kind, name) for kind, name in gaps]
+            gaps.clear()
             if event is None:
                 self.skipped[f"{type(found).__name__}: nothing the mapping monitors"] += 1
             else:
