@@ -1,13 +1,23 @@
-"""pgaudit statements whose lines fall in two consumer batches (a join logs one line per table, a
-denial its ERROR and then its STATEMENT line): counted once, whatever the split, and across a
-checkpoint and restart in between (the held statement is in the partition's store)."""
+"""Statements whose lines fall in two consumer batches: a pgaudit join (one line per table), a
+denial (its ERROR, then its STATEMENT line), a server_audit query (its tables, then its QUERY line).
+Counted once, whatever the split, and across a checkpoint and restart in between (what waits for
+the next batch is in the partition's store)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from conftest import entitlement, refs
-from test_raw_sources import PG_EXPECTED, TOPICS, decoder, entries, raw_config, summary
+from test_raw_sources import (
+    PG_EXPECTED,
+    TOPICS,
+    decoder,
+    entries,
+    physical_lines,
+    raw_config,
+    records,
+    summary,
+)
 
 from detectors import load_detectors
 from streams.codecs import Decoder, RawRecord
@@ -32,6 +42,18 @@ def test_every_split_of_the_log_into_two_batches_gives_the_same_accesses() -> No
         rest = dec.flush("access", TOPIC, 0)  # the partition read to its end
         got = [summary(ev) for _, ev in first.ok + second.ok + rest.ok]
         assert got == PG_EXPECTED, f"split after entry {k}"
+
+
+def test_every_split_of_the_server_audit_log_gives_the_same_accesses() -> None:
+    """server_audit logs a query's tables before its QUERY line: the tables wait for it."""
+    lines, topic = physical_lines("mariadb_audit.log"), TOPICS["mariadb"]
+    whole = [summary(ev) for _, ev in decoder()[0].decode("access", records(topic, lines)).ok]
+    assert len(whole) == 5
+    for k in range(1, len(lines)):
+        dec, _ = decoder()
+        first = dec.decode("access", [RawRecord(topic, 0, i, v) for i, v in enumerate(lines[:k])])
+        second = dec.decode("access", [RawRecord(topic, 0, k + i, v) for i, v in enumerate(lines[k:])])
+        assert [summary(ev) for _, ev in first.ok + second.ok] == whole, f"split after line {k}"
 
 
 def test_a_statement_is_held_only_until_its_session_or_its_server_moves_on() -> None:

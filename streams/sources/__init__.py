@@ -33,8 +33,9 @@ class Parser(Protocol):
         self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
     ) -> Parsed:
         """What a batch of one partition's lines completes. `carry` holds what the parser keeps
-        for the partition's next batch (a statement whose last line may be there); `final`: no
-        more lines are coming for now, so nothing may be kept waiting."""
+        for the partition's next batch (JSON, or objects with `to_json()`): a statement whose last
+        line may be there, table lines before their query's line. `final`: no more lines are
+        coming for now, so no statement may be kept waiting for one."""
         ...
 
 
