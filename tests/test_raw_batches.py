@@ -11,7 +11,6 @@ from conftest import entitlement, refs
 from test_raw_sources import (
     PG_EXPECTED,
     TOPICS,
-    decoder,
     entries,
     physical_lines,
     raw_config,
@@ -20,13 +19,25 @@ from test_raw_sources import (
 )
 
 from detectors import load_detectors
+from policy import load_policy
+from policy.sources import load_sources
 from streams.codecs import Decoder, RawRecord
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
-from streams.sources import RawDecoder
+from streams.sources import RawDecoder, parsers_for
 from streams.sources.pgaudit import HOLD_MS
+from streams.stats import Stats
 
 TOPIC = TOPICS["pgaudit"]
+CONFIG = raw_config()
+MAPPING = load_sources(None, load_policy().classification)
+
+
+def fresh(state: Any = None) -> RawDecoder:
+    """A new raw decoder (as after a restart), without reading the policy again."""
+    return RawDecoder(Decoder(), parsers_for(CONFIG), MAPPING, Stats(), state)
+
+
 LINES = entries("pgaudit.log")  # 16 entries; the last two are the analyst's join of 600 rows
 
 
@@ -36,7 +47,7 @@ def batch(values: list[bytes], first_offset: int) -> list[RawRecord]:
 
 def test_every_split_of_the_log_into_two_batches_gives_the_same_accesses() -> None:
     for k in range(1, len(LINES)):
-        dec, _ = decoder()
+        dec = fresh()
         first = dec.decode("access", batch(LINES[:k], 0))
         second = dec.decode("access", batch(LINES[k:], k))
         rest = dec.flush("access", TOPIC, 0)  # the partition read to its end
@@ -47,17 +58,40 @@ def test_every_split_of_the_log_into_two_batches_gives_the_same_accesses() -> No
 def test_every_split_of_the_server_audit_log_gives_the_same_accesses() -> None:
     """server_audit logs a query's tables before its QUERY line: the tables wait for it."""
     lines, topic = physical_lines("mariadb_audit.log"), TOPICS["mariadb"]
-    whole = [summary(ev) for _, ev in decoder()[0].decode("access", records(topic, lines)).ok]
+    whole = [summary(ev) for _, ev in fresh().decode("access", records(topic, lines)).ok]
     assert len(whole) == 5
     for k in range(1, len(lines)):
-        dec, _ = decoder()
+        dec = fresh()
         first = dec.decode("access", [RawRecord(topic, 0, i, v) for i, v in enumerate(lines[:k])])
         second = dec.decode("access", [RawRecord(topic, 0, k + i, v) for i, v in enumerate(lines[k:])])
         assert [summary(ev) for _, ev in first.ok + second.ok] == whole, f"split after line {k}"
 
 
+def test_sftp_sessions_outlive_a_checkpoint_and_restart(catalog) -> None:
+    """internal-sftp names the account on `session opened` only: a close after a restart of the
+    monitor still knows whose session it is (the open sessions are in the partition's store)."""
+    lines, topic, stamp = physical_lines("sftp.log"), TOPICS["sftp"], 1_796_143_500_000
+    whole = [summary(ev) for _, ev in fresh().decode("transfer", records(topic, lines, stamp)).ok]
+    assert len(whole) == 3
+    # restarts right after each `session opened` and each `close`: between a session's lines
+    for k in [i + 1 for i, line in enumerate(lines) if b"session opened" in line or b'close "' in line]:
+        engine = Engine([], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        dec = fresh(engine.store)
+        first = dec.decode("transfer", records(topic, lines[:k], stamp))
+        checkpoint = engine.changes(0)
+        engine.close()
+        engine = Engine([], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        engine.restore(0, checkpoint)
+        dec = fresh(engine.store)
+        rest = [RawRecord(topic, 0, k + i, v, timestamp=stamp) for i, v in enumerate(lines[k:])]
+        second = dec.decode("transfer", rest)
+        assert second.dead == [], f"restart after line {k}"
+        assert [summary(ev) for _, ev in first.ok + second.ok] == whole, f"restart after line {k}"
+        engine.close()
+
+
 def test_a_statement_is_held_only_until_its_session_or_its_server_moves_on() -> None:
-    dec, _ = decoder()
+    dec = fresh()
     first = dec.decode("access", batch(LINES[:7], 0))  # ends inside the teller's session
     # the teller's join (entries 6 and 7) is still open: its second table may come next
     assert [summary(ev)[3:] for _, ev in first.ok] == [(["C000042"], 1, ["customer_name", "mobile_phone"])]
@@ -80,7 +114,7 @@ def test_a_join_split_across_a_checkpoint_and_restart_is_counted_once(policy, ca
             "entitlements",
             refs("entitlements", [entitlement("E1001"), entitlement("E1002", "br_dept_head", org="B01")]),
         )
-        return engine, RawDecoder.for_config(Decoder(), raw_config(), state=engine.store)
+        return engine, fresh(engine.store)
 
     engine, dec = engine_and_decoder()
     out = dec.decode("access", batch(LINES[:15], 0))
