@@ -33,60 +33,13 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streams.config import Config
+from streams.log_entries import Chunk, csv_records, lines, tab_continued
 from streams.sinks.kafka import producer_config
-from streams.tail import READ_BYTES, Follower, Mark, Positions, Reading, _find_rotated, identity
+from streams.tail import READ_BYTES, Follower, Mark, Positions, Reading, find_rotated, identity
 
-Record = tuple[bytes | None, bytes]  # (key, or None for the shipper's key; value)
-Chunk = tuple[int, list[Record]]  # (bytes of the buffer it ends at, the records it makes)
 Split = Callable[[bytes, bool], list[Chunk]]
 HEADER = "lifemon.ship"
 MAX_RECORD_BYTES = 1_000_000  # below the producer's message.max.bytes (streams/sinks/kafka.py)
-
-
-def lines(buf: bytes, final: bool) -> list[Chunk]:
-    """One record per line (server_audit escapes newlines in statements; syslog lines are one line)."""
-    out: list[Chunk] = []
-    pos = 0
-    for line in buf.split(b"\n")[:-1]:  # after the last newline: a line still being written
-        pos += len(line) + 1
-        out.append((pos, [(None, line)] if line.strip() else []))
-    return out
-
-
-def tab_continued(buf: bytes, final: bool) -> list[Chunk]:
-    """PostgreSQL's stderr log: a message's later lines start with a tab. An entry is complete when
-    the next one starts, or when no more bytes follow."""
-    out: list[Chunk] = []
-    pos, start = 0, -1
-    for line in buf.split(b"\n")[:-1]:
-        if start < 0 or not line.startswith(b"\t"):
-            if start >= 0:
-                out.append((pos, [(None, buf[start : pos - 1])]))
-            start = pos if line.strip() else -1
-            if start < 0:
-                out.append((pos + len(line) + 1, []))
-        pos += len(line) + 1
-    if start >= 0 and final:
-        out.append((pos, [(None, buf[start : pos - 1])]))
-    return out
-
-
-def csv_records(buf: bytes, final: bool) -> list[Chunk]:
-    """PostgreSQL's csvlog: a record ends at the line end where its double quotes balance (a
-    statement's newlines are inside quotes)."""
-    out: list[Chunk] = []
-    pos, start, quotes = 0, -1, 0
-    for line in buf.split(b"\n")[:-1]:
-        if start < 0:
-            start, quotes = pos, 0
-        quotes += line.count(b'"')
-        pos += len(line) + 1
-        if quotes % 2 == 0:
-            out.append((pos, [(None, buf[start : pos - 1])] if buf[start : pos - 1].strip() else []))
-            start = -1
-    if start >= 0 and final:  # quotes that never balance: shipped as they are, the parser says why
-        out.append((pos, [(None, buf[start : pos - 1])]))
-    return out
 
 
 @dataclass(frozen=True)
@@ -94,6 +47,9 @@ class Format:
     help: str
     split: Split
     topic: Callable[[Config], str]  # where its records go unless --topic says otherwise
+    # the most bytes one chunk may span: a longer run with no complete chunk is cut there (a
+    # "line" of 4 MB without a newline); a format whose chunk is a whole file raises it
+    max_chunk_bytes: int = READ_BYTES
 
 
 FORMATS: dict[str, Format] = {
@@ -114,9 +70,9 @@ FORMATS: dict[str, Format] = {
 
 @dataclass(slots=True)
 class Outgoing:
-    reading: Reading
     key: bytes
     value: bytes
+    partition: int
     position: bytes  # the `lifemon.ship` header: shipper, file, offset and skip after this record
 
 
@@ -154,11 +110,15 @@ class Shipper:
         self.stop = threading.Event()
         self.shipped = 0  # records acknowledged in this run
         self.skipped_large = 0
+        self.partitions = 0  # of the topic, once started
+        # file -> partition -> the position after the last of this shipper's records found there at
+        # the start beyond the saved marks (sent before a crash): reading skips up to it
+        self.landed: dict[str, dict[int, tuple[int, int]]] = {}
         self._acked: dict[int, int] = {}  # partition -> highest acknowledged offset in this batch
         self._failed: KafkaError | None = None
 
     # -- start: lock, positions, what the topic already holds ----------------------------------
-    def _start(self) -> tuple[Positions, list[Follower], int]:
+    def _start(self) -> tuple[Positions, list[Follower]]:
         from streams.runtime import create_missing
 
         self.positions_path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,10 +129,10 @@ class Shipper:
             raise ShipError(f"{self.positions_path} is in use by another lifemon ship") from None
         create_missing(self.bootstrap, self.config, {self.topic: {}}, self.client)
         self.producer = Producer(producer_config(self.bootstrap, self.client))
-        partitions = self._partition_count()
+        self.partitions = self._partition_count()
         pos = Positions.load(self.positions_path)
         if pos is None:  # before the first record: where a restart must look for ours
-            pos = Positions(self.positions_path, _new_id(), self.topic, self._ends(partitions))
+            pos = Positions(self.positions_path, _new_id(), self.topic, self._ends(self.partitions))
             pos.save()
         elif pos.topic != self.topic:
             raise ShipError(
@@ -182,7 +142,7 @@ class Shipper:
         self.shipper_id = pos.shipper
         self._catch_up(pos)
         followers = [Follower(f, pos.marks, self.warn) for f in self.files]
-        return pos, followers, partitions
+        return pos, followers
 
     def _partition_count(self) -> int:
         md = self.producer.list_topics(self.topic, timeout=10)
@@ -214,7 +174,10 @@ class Shipper:
             c.close()
 
     def _catch_up(self, pos: Positions, timeout_s: float = 60.0) -> None:
-        """Records of this shipper on the topic after the last save move the marks forward."""
+        """Read the topic from where the position file says records of this shipper may not be
+        covered yet: what arrived is remembered by file and partition (`landed`), so reading resumes
+        at the saved marks and skips exactly those records. (A file's records may go to several
+        partitions when a format keys them; each partition holds a prefix of what was sent to it.)"""
         c = self._consumer()
         c.assign([TopicPartition(self.topic, p, off) for p, off in pos.scan_from.items()])
         me = pos.shipper.encode() + b" "
@@ -226,35 +189,29 @@ class Shipper:
                 for m in c.consume(1000, 0.5):
                     err = m.error()
                     if err is not None:
-                        p, end = m.partition(), m.offset()
-                        if err.code() == KafkaError._PARTITION_EOF and p is not None and end is not None:
-                            pending.discard(p)
-                            pos.scan_from[p] = end
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(m.partition())
                         continue
                     header = dict(m.headers() or ()).get(HEADER)
                     if isinstance(header, bytes) and header.startswith(me):
                         found += 1
                         _, ident, offset, skip = header.decode().split(" ")
-                        self._advance(pos, ident, int(offset), int(skip))
+                        parts, p = self.landed.setdefault(ident, {}), m.partition() or 0
+                        parts[p] = max(parts.get(p, (0, 0)), (int(offset), int(skip)))
         finally:
             c.close()
+        for ident in self.landed:
+            if ident not in pos.marks:  # first shipped after the last save: which path's file is it?
+                pos.marks[ident] = Mark(self._path_of(ident))
         if found:
             self.warn(
-                f"{found} record(s) on {self.topic} were sent after the last saved position: not sent again"
+                f"{found} record(s) on {self.topic} arrived after the last saved position: not sent again"
             )
-        pos.save()
-
-    def _advance(self, pos: Positions, ident: str, offset: int, skip: int) -> None:
-        mark = pos.marks.get(ident)
-        if mark is None:  # a file first shipped after the last save: which path's is it?
-            mark = pos.marks[ident] = Mark(self._path_of(ident))
-        if mark.after(offset, skip):
-            mark.offset, mark.skip = offset, skip
 
     def _path_of(self, ident: str) -> str:
         for f in self.files:
             try:
-                if identity(Path(f).stat()) == ident or _find_rotated(Path(f), ident):
+                if identity(Path(f).stat()) == ident or find_rotated(Path(f), ident):
                     return f
             except FileNotFoundError:
                 continue
@@ -263,13 +220,13 @@ class Shipper:
     # -- the loop -------------------------------------------------------------------------------
     def run(self, progress: Callable[[str, bool], None] | None = None) -> int:
         """Ship until the files are read (or, following, until stopped). Returns records shipped."""
-        pos, followers, partitions = self._start()
+        pos, followers = self._start()
         started = last_progress = time.monotonic()
         try:
             while not self.stop.is_set():
                 out, retired = self._take(followers)
                 if out or retired:
-                    self._send(out, partitions)
+                    self._send(out)
                     self._save(pos, followers)
                 elif not self.follow:
                     break
@@ -325,9 +282,9 @@ class Shipper:
 
     def _read(self, r: Reading, out: list[Outgoing]) -> None:
         while len(out) < self.batch:
-            grew = r.fill()
+            grew = r.fill(self.fmt.max_chunk_bytes)
             chunks = self.fmt.split(r.buf, self._quiet(r))
-            if not chunks and len(r.buf) >= READ_BYTES:  # one entry larger than a read: cut it
+            if not chunks and len(r.buf) >= self.fmt.max_chunk_bytes:  # a runaway entry: cut it
                 chunks = self.fmt.split(r.buf, True) or [(len(r.buf), [(None, r.buf)])]
             if not chunks:
                 return
@@ -339,6 +296,10 @@ class Shipper:
                         return
                     key, value = records[i]
                     after = (r.offset + end, 0) if i == len(records) - 1 else (r.offset + done, i + 1)
+                    key = key or self.key
+                    partition = zlib.crc32(key) % self.partitions  # one key, one partition, in order
+                    if self.landed.get(r.ident, {}).get(partition, (-1, 0)) >= after:
+                        continue  # on the topic already: sent before a crash, after the last save
                     if len(value) > MAX_RECORD_BYTES:
                         self.skipped_large += 1
                         self.warn(
@@ -346,23 +307,22 @@ class Shipper:
                         )
                         continue
                     header = f"{self.shipper_id} {r.ident} {after[0]} {after[1]}".encode()
-                    out.append(Outgoing(r, key or self.key, value, header))
+                    out.append(Outgoing(key, value, partition, header))
                 done, r.skip = end, 0
             r.consumed(done, 0)
             if not grew:
                 return
 
-    def _send(self, out: list[Outgoing], partitions: int) -> None:
+    def _send(self, out: list[Outgoing]) -> None:
         self._acked, self._failed = {}, None
         for o in out:
-            partition = zlib.crc32(o.key) % partitions  # one key, one partition: a file's records in order
             while True:
                 try:
                     self.producer.produce(
                         self.topic,
                         o.value,
                         o.key,
-                        partition=partition,
+                        partition=o.partition,
                         headers=[(HEADER, o.position)],
                         on_delivery=self._delivered,
                     )
@@ -397,10 +357,18 @@ class Shipper:
         from streams.runtime import crash_point
 
         crash_point("ship_acked", self.shipped)
-        for p, offset in self._acked.items():
-            pos.scan_from[p] = offset + 1
         # the files being read, nothing else: a retired (rotated, finished) file's mark goes
         pos.marks = {r.ident: r.mark() for fol in followers for r in fol.readings}
+        # records found on the topic at the start and not yet read past must stay findable
+        self.landed = {
+            ident: parts
+            for ident, parts in self.landed.items()
+            if ident in pos.marks and max(parts.values()) > (pos.marks[ident].offset, pos.marks[ident].skip)
+        }
+        ahead = {p for parts in self.landed.values() for p in parts}
+        for p, offset in self._acked.items():
+            if p not in ahead:
+                pos.scan_from[p] = offset + 1
         pos.save()
 
 

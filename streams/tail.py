@@ -115,11 +115,12 @@ class Reading:
         self.grew_at = time.monotonic()
         f.seek(self.offset)
 
-    def fill(self) -> bool:
-        """Read what the file gained; True when it gained something."""
-        if len(self.buf) >= READ_BYTES:
+    def fill(self, limit: int = READ_BYTES) -> bool:
+        """Read what the file gained, keeping at most `limit` unshipped bytes (and reading at most
+        READ_BYTES at a time); True when it gained something."""
+        if len(self.buf) >= limit:
             return False
-        data = self.f.read(READ_BYTES - len(self.buf))
+        data = self.f.read(min(READ_BYTES, limit - len(self.buf)))
         self.at_eof = not data
         if data:
             self.buf += data
@@ -198,7 +199,7 @@ class Follower:
         for ident, mark in list(marks.items()):
             if mark.path != path or (current and ident == current.ident):
                 continue
-            found = _find_rotated(Path(path), ident)
+            found = find_rotated(Path(path), ident)
             if found is None:
                 warn(
                     f"{path}: the file shipped up to byte {mark.offset} was rotated away and is gone; "
@@ -240,7 +241,7 @@ class Follower:
         self.readings.remove(reading)
 
 
-def _find_rotated(path: Path, ident: str) -> Path | None:
+def find_rotated(path: Path, ident: str) -> Path | None:
     """A file with this identity beside `path` (`pg.log.1`, `pg.log-20261201`, any name)."""
     try:
         entries = list(os.scandir(path.parent))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from test_raw_sources import FIXTURES, entries
 
-from streams.ship import FORMATS, csv_records, lines, tab_continued
+from streams.log_entries import csv_records, lines, tab_continued
+from streams.ship import FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,3 +205,62 @@ def test_a_death_between_acknowledgement_and_save_sends_nothing_twice(broker, na
     assert p.wait(60) == 0
     assert b"300 record(s) on" in (p.stderr.read() if p.stderr else b"")  # found there, not sent again
     assert values(broker, topic) == numbered(0, 2000)
+
+
+@pytest.mark.integration
+def test_keyed_records_across_partitions_resume_exactly_once(broker, names, tmp_path, monkeypatch) -> None:
+    """A format that keys its records (as HAR -> SDK telemetry will, by SDK) spreads a file over
+    partitions. A death after the acknowledgement and before the save, then records of a batch that
+    only partly arrived (one partition's did, another's did not): each line ends up on the topic once."""
+    from confluent_kafka import Producer
+
+    from streams.config import load_config
+    from streams.ship import Format, Shipper
+
+    def by_last_digit(buf: bytes, final: bool) -> list:
+        return [(end, [(value[-1:], value) for _, value in records]) for end, records in lines(buf, final)]
+
+    keyed = Format("test: a key per record", by_last_digit, lambda c: "unused")
+    topic, positions, log = f"raw.{names['tag']}", tmp_path / "pos.json", tmp_path / "keyed.log"
+    write(log, numbered(0, 60), "wb")
+    config = load_config(None, kafka={"bootstrap": broker, "partitions": 3})
+
+    def shipper() -> Shipper:
+        return Shipper(config, broker, keyed, [str(log)], topic, positions, batch=20, warn=lambda m: None)
+
+    real_save = Shipper._save
+    saves: list[int] = []
+
+    def dies_at_second_save(self: Shipper, *args: Any) -> None:
+        saves.append(1)
+        if len(saves) == 2:
+            raise RuntimeError("killed after the acknowledgement, before the save")
+        real_save(self, *args)
+
+    monkeypatch.setattr(Shipper, "_save", dies_at_second_save)
+    with pytest.raises(RuntimeError):
+        shipper().run()
+    monkeypatch.setattr(Shipper, "_save", real_save)
+    assert sorted(values(broker, topic)) == sorted(numbered(0, 40))  # saved up to line 20, acknowledged to 40
+    # a batch that arrived in one partition only: lines 40-49 ending in 7 (say), as the dead shipper sent them
+    shipper_id = orjson.loads(positions.read_bytes())["shipper"]
+    st = log.stat()
+    offsets, pos = [], 0
+    for line in numbered(0, 60):
+        pos += len(line) + 1
+        offsets.append(pos)
+    p = Producer({"bootstrap.servers": broker, "enable.idempotence": True})
+    arrived = [i for i in range(40, 50) if numbered(i, i + 1)[0].endswith(b"7")]
+    for i in arrived:
+        header = f"{shipper_id} {st.st_dev}:{st.st_ino} {offsets[i]} 0".encode()
+        p.produce(
+            topic,
+            numbered(i, i + 1)[0],
+            b"7",
+            partition=zlib.crc32(b"7") % 3,
+            headers=[("lifemon.ship", header)],
+        )
+    assert p.flush(10) == 0
+    assert shipper().run() == 60 - 40 - len(arrived)
+    assert sorted(values(broker, topic)) == sorted(numbered(0, 60))  # each line once
+    assert len({m.partition() for m in topic_records(broker, topic)}) == 3
