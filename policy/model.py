@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from policy.incidents import IncidentPolicy
+from policy.storage import Storage
 from schemas.models import Action, Channel, RecipientType
 
 
@@ -370,6 +371,7 @@ class Policy(Strict):
     purposes: Purposes
     recipients: Recipients
     incidents: IncidentPolicy
+    storage: Storage
     detectors: dict[str, DetectorSection]
 
     @model_validator(mode="after")

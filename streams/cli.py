@@ -19,6 +19,7 @@ from policy import PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Severity
 from streams.clickhouse import ClickHouseUnavailable
+from streams.pseudonym import PseudonymKeyMismatch
 from streams.sinks import FatalSinkError
 
 EPILOG = """examples:
@@ -90,7 +91,7 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     from streams.runtime import Monitor, ensure_topics
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(bootstrap, config, dict(config.kafka.client))
+    ensure_topics(bootstrap, config, config.kafka_settings(), catalog.policy.storage)
     client = connect(config.clickhouse_dsn())
     # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap)
@@ -198,7 +199,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not config.kafka.bootstrap:
         _err("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
         return 2
-    ensure_topics(config.kafka.bootstrap, config, dict(config.kafka.client))
+    ensure_topics(config.kafka.bootstrap, config, config.kafka_settings())
     n = produce(
         config.kafka.bootstrap,
         config,
@@ -305,19 +306,19 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 def cmd_catalog(args: argparse.Namespace) -> int:
     """`catalog gaps`: what was seen and the policy does not know (streams/catalog_gaps.py)."""
-    import os
     from functools import partial
 
     from streams.catalog_gaps import fold_tables, query_gaps, render
     from streams.clickhouse import connect
     from streams.config import load_config
-    from streams.pseudonym import ENV_KEY, Pseudonymizer, fingerprint
+    from streams.credentials import Secrets
+    from streams.pseudonym import Pseudonymizer, fingerprint
 
     config = load_config(args.config, clickhouse__dsn=args.clickhouse)
     rows = query_gaps(connect(config.clickhouse_dsn()), config.clickhouse.database, args.kind, args.limit)
     # field-id fingerprints need the key that made them; without it they are listed as they are
-    key = os.environ.get(ENV_KEY)
-    print(render(fold_tables(rows, partial(fingerprint, Pseudonymizer(key.encode())) if key else None)))
+    keyed = Secrets().key_ring() and partial(fingerprint, Pseudonymizer.from_env(allow_ephemeral=False))
+    print(render(fold_tables(rows, keyed or None)))
     return 0
 
 
@@ -377,6 +378,17 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
     for name in args.names:
         print(f"{fingerprint(pseudonymize, name)}  {name}")
+    return 0
+
+
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    """A customer's pseudonym under every key of the ring: finds their alerts from before a key
+    rotation too (a subject's access request), as long as the old key is kept."""
+    from streams.pseudonym import Pseudonymizer
+
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+    for subject in args.subjects:
+        print("  ".join(f"v{v} {p}" for v, p in pseudonymize.every_version(subject).items()) + f"  {subject}")
     return 0
 
 
@@ -538,6 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("names", nargs="+", help="field ids to fingerprint (uses LIFEMON_PSEUDONYM_KEY)")
     sp.set_defaults(func=cmd_fingerprint)
 
+    sp = sub.add_parser("pseudonym", help="a customer id's pseudonym under each key of the ring")
+    sp.add_argument("subjects", nargs="+", help="customer ids (uses LIFEMON_PSEUDONYM_KEY, _V2, ...)")
+    sp.set_defaults(func=cmd_pseudonym)
+
     sp = sub.add_parser("detectors", help="list detectors")
     sp.add_argument("--policy")
     sp.set_defaults(func=cmd_detectors)
@@ -551,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as e:
         _err(str(e))
         return 2
-    except (ClickHouseUnavailable, FatalSinkError) as e:  # said in one line; the cause is in it
+    except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch) as e:  # one line says it all
         _err(str(e))
         return 3
     except KeyboardInterrupt:

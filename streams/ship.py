@@ -106,7 +106,7 @@ class Shipper:
             warn,
         )
         self.key = (key or socket.gethostname()).encode()
-        self.client = dict(config.kafka.client)
+        self.client = config.kafka_settings()  # kafka.client and the Kafka secrets from the environment
         self.stop = threading.Event()
         self.shipped = 0  # records acknowledged in this run
         self.skipped_large = 0
