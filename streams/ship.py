@@ -1,5 +1,5 @@
 """`lifemon ship`: log files to a Kafka topic, for sites without Filebeat, Fluent Bit or Vector,
-and for the demo. One record per log entry (a multi-line statement is one record), in batches;
+and for tests with real servers. One record per log entry (a multi-line statement is one record), in batches;
 with `--follow` it keeps reading appends and follows rotation and truncation (streams/tail.py).
 
 Exactly once across restarts, without transactions:
@@ -9,8 +9,10 @@ Exactly once across restarts, without transactions:
 - the position file is written (atomically) only after the broker acknowledged the batch, together
   with the topic offset from which a later start must look for records it does not cover yet;
 - a start first reads the topic from there: records of this shipper that arrived after the last
-  save (a kill between the acknowledgement and the save, or mid-batch) move the marks forward.
-  Records of one file go to one partition in order, so what arrived is a prefix of what was sent.
+  save (a kill between the acknowledgement and the save, or mid-batch) are noted by file and
+  partition, and skipped as the files are read on from their saved marks. Each partition holds a
+  prefix of what was sent to it (idempotent producer, in order), so the skip is exact even when a
+  format keys a file's records over several partitions.
 
 A format is one entry of FORMATS: how a file's bytes become records (`split`), and the topic they
 go to by default. `split(buf, final)` gets the unread bytes and returns the complete chunks in
