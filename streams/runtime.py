@@ -223,8 +223,11 @@ class Monitor:
             state_dir=config.data_dir / "state" / config.kafka.group_id / uuid.uuid4().hex[:8],
         )
         self.stats = Stats()
-        # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers; the rest as is
-        self.decoder = RawDecoder.for_config(Decoder.for_config(config), config, self.stats)
+        # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers, which keep what
+        # waits for a partition's next batch in its checkpointed store; the rest decode as they are
+        self.decoder = RawDecoder.for_config(
+            Decoder.for_config(config), config, self.stats, self.engine.store
+        )
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
         client_extra = config.kafka_settings()
@@ -462,6 +465,8 @@ class Monitor:
                     self.catch_up_reference()
                     self.process_batch(msgs)
                 else:  # quiet: timers still fire on the instance clock (engine.advance)
+                    if self._flush_raw():  # its events went on to repartition topics: more to come
+                        last_data = time.monotonic()
                     self._emit(self.engine.advance(self._inputs_caught_up()))
                 now = time.monotonic()
                 if now - self._last_checkpoint >= self.config.checkpoint_interval_s:
@@ -509,6 +514,8 @@ class Monitor:
             rekeyed = self.repartition.get(topic)
             decoded = self.decoder.decode(stream, raws, check_time=rekeyed is None)
             self._dead(stream, decoded.dead)
+            if decoded.gaps:  # a raw log named what the source mapping lacks
+                self.engine.count_gaps(stream, topic, partition, decoded.gaps)
             if rekeyed is not None:  # counted once, at their source
                 alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
             else:
@@ -520,6 +527,32 @@ class Monitor:
         alerts += self.engine.advance(self._inputs_caught_up())
         self._emit(alerts)
         self.stats.batches.observe(time.perf_counter() - began)
+
+    def _flush_raw(self) -> bool:
+        """Raw-log partitions read to their end: statements their parser kept for a line that did
+        not come (a session's last statement) are complete now (docs/sources.md). True when that
+        gave events."""
+        if not isinstance(self.decoder, RawDecoder):
+            return False
+        alerts = []
+        found = False
+        for tp in self.consumer.assignment():
+            if tp.topic not in self.decoder.parsers:
+                continue
+            end = self._end_offset(tp.topic, tp.partition)
+            if end < 0 or self.positions.get((tp.topic, tp.partition), 0) < end:
+                continue
+            stream = self.stream_of[tp.topic]
+            decoded = self.decoder.flush(stream, tp.topic, tp.partition)
+            self._dead(stream, decoded.dead)
+            if decoded.gaps:
+                self.engine.count_gaps(stream, tp.topic, tp.partition, decoded.gaps)
+            if decoded.ok:
+                found = True
+                alerts += self._process_source(stream, tp.topic, tp.partition, decoded.ok)
+                self.stats.on_decoded(stream, len(decoded.ok), [])
+        self._emit(alerts)
+        return found
 
     def _process_source(self, stream: str, topic: str, partition: int, decoded: list[Any]) -> list[Any]:
         """A source topic's events: to the detectors reading them as the topic is keyed (only a
