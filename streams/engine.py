@@ -38,7 +38,8 @@ from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
-from streams.pseudonym import PseudonymKeyMismatch
+from streams.lifecycle_ledger import DeletionLedger
+from streams.pseudonym import PseudonymKeyMismatch, fingerprint
 from streams.registries import AsOfRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -243,6 +244,9 @@ class Engine:
             self.incident_groups[group].append(kind)
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
+        # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
+        # (a replay has no table to fill, and would hold every deletion of months of history)
+        self.deletions: DeletionLedger | None = None
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
@@ -287,6 +291,8 @@ class Engine:
         if events:
             self._pseudonymize(stream, events)
             self._rollup(stream, topic, partition, decoded)
+            if stream == "lifecycle" and self.deletions is not None:
+                self.deletions.add(events)
         return events
 
     def process_rekeyed(
@@ -447,6 +453,25 @@ class Engine:
         out, self.incidents = list(self.incidents.values()), {}
         return out
 
+    def count_gaps(
+        self, stream: str, topic: str, partition: int, gaps: Sequence[tuple[int, int, str, str]]
+    ) -> None:
+        """Objects a raw log names that the source mapping lacks, (offset, event time, kind, name):
+        counted in the same replay-safe rollups as unknown field ids, stream `coverage_gap`, with the
+        kind as class and the name as org (the `coverage_gaps` view reads them). Names come from
+        the source mapping's vocabulary (tables, logins, accounts), not from a record's values."""
+        roll = self._partition_rollup(topic, partition)
+        counted: Counter = Counter()
+        for offset, ts, kind, name in gaps:
+            counted[(offset // roll.block_size, (ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream))] += 1
+        roll.add(counted, Counter(block for block, _ in counted.elements()))
+
+    def _partition_rollup(self, topic: str, partition: int) -> PartitionRollup:
+        roll = self.rollups.get((topic, partition))
+        if roll is None:
+            roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
+        return roll
+
     def _rollup(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
     ) -> None:
@@ -454,9 +479,7 @@ class Engine:
         if dims is None:
             return  # a repartition topic: its records were counted on their source topic
         fields_attr, org_attr, outcome_attr = dims
-        roll = self.rollups.get((topic, partition))
-        if roll is None:
-            roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
+        roll = self._partition_rollup(topic, partition)
         size = roll.block_size
         events = [ev for _, ev in decoded]
         # column by column, each distinct value labelled once (a class for a field set, a known id
@@ -536,9 +559,9 @@ class Engine:
         return found
 
     def fingerprint(self, field_id: str) -> str:
-        """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.
-        `lifemon fingerprint NAME` tells an analyst which candidate name it is."""
-        return "gap_" + self.pseudonymize("field:" + field_id).partition("_")[2][:12]
+        """streams.pseudonym.fingerprint with this engine's key; `lifemon fingerprint NAME` tells an
+        analyst which candidate name it is."""
+        return fingerprint(self.pseudonymize, field_id)
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""

@@ -22,8 +22,8 @@ batch). Offsets are committed only after every sink acknowledged and the state i
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +33,11 @@ from faust.types import TP
 
 from policy import PolicyError
 from streams.codecs import RawRecord
-from streams.runtime import Monitor, crash_point
+from streams.runtime import Monitor
+
+log = logging.getLogger(__name__)
+# faust, mode and aiokafka narrate each service's start and each rebalance step at INFO
+LIBRARY_LOGGERS = ("faust", "mode", "aiokafka")
 
 # Tansu (and Kafka's group.initial.rebalance.delay) holds a first JoinGroup for about half the
 # session timeout: faust's 60 s default meant a 30 s start. 6 s is the native runtime's setting.
@@ -108,6 +112,9 @@ class FaustMonitor(Monitor):
     def build_app(self) -> faust.App:
         """The Faust app: one agent over every input topic, raw bytes in, batches of records out."""
         k = self.config.kafka
+        verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+        for name in LIBRARY_LOGGERS:  # their warnings and errors still come out, in lifemon's format
+            logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
         app = faust.App(
             k.group_id,  # faust's consumer group is its app id
             broker=[f"kafka://{server.strip()}" for server in self.bootstrap.split(",")],
@@ -147,6 +154,7 @@ class FaustMonitor(Monitor):
         try:
             seen = self._batches
             while not self.stop_event.is_set():
+                self.stats.tick()
                 await asyncio.sleep(self.config.kafka.poll_timeout_s)  # the agent works meanwhile
                 if self._error is not None:
                     raise self._error
@@ -154,6 +162,8 @@ class FaustMonitor(Monitor):
                     raise RuntimeError("the faust app stopped on its own (its log above says why)")
                 now = time.monotonic()
                 if seen == self._batches:  # quiet: timers still fire on the instance clock
+                    if self._flush_raw():  # its events went on to repartition topics: more to come
+                        self._last_data = now
                     self._emit(self.engine.advance(self._inputs_caught_up()))
                 seen = self._batches
                 if self.checkpoint_due(now):
@@ -196,10 +206,10 @@ class FaustMonitor(Monitor):
 
     async def checkpoint_async(self) -> None:
         """`Monitor.checkpoint` with faust's asynchronous commit: flush and store, then commit."""
+        began = time.perf_counter()
         self.save()
         await self._commit_saved()
-        crash_point("after_commit", self.stats.total())
-        self._last_checkpoint = time.monotonic()
+        self.checkpointed(began)
 
     async def _commit_saved(self) -> None:
         assert self.app is not None
@@ -212,10 +222,7 @@ class FaustMonitor(Monitor):
         if await self.app.consumer._commit(offsets):  # type: ignore[attr-defined]
             self._committed.update(due)
         else:  # not fatal: the snapshot just saved holds these offsets; the next checkpoint retries
-            print(
-                "lifemon: offset commit not accepted (a rebalance?); the state snapshot has them",
-                file=sys.stderr,
-            )
+            log.warning("offset commit not accepted (a rebalance?); the state snapshot has them")
 
     # -- partitions -----------------------------------------------------------------------------
     async def _on_assigned(self, sender: Any, assigned: set[TP], **_: Any) -> None:
@@ -232,6 +239,7 @@ class FaustMonitor(Monitor):
         gone = sorted((tp.topic, tp.partition) for tp in revoked if (tp.topic, tp.partition) in self._owned)
         if not gone:
             return
+        self.stats.on_revoked()
         if not (self._failed or self._closing or self._error):
             try:
                 await self.checkpoint_async()

@@ -16,9 +16,9 @@ join that waits for the versioned table, never guesses).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
+from policy.contracts import RecipientBook
 from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
@@ -41,6 +42,8 @@ from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
+from streams.logs import KAFKA
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -63,6 +66,7 @@ from streams.sources import RawDecoder
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
+log = logging.getLogger(__name__)
 
 
 # Reference streams keep their whole history: an as-of lookup for an old event needs the entitlement
@@ -177,7 +181,8 @@ def _watchdog(abort: threading.Event, grace_s: float) -> None:
     time.sleep(grace_s)
     abort.set()
     time.sleep(grace_s)
-    print("lifemon: shutdown did not finish in time; exiting, nothing more committed", file=sys.stderr)
+    log.error("shutdown did not finish in time; exiting, nothing more committed", extra={"grace_s": grace_s})
+    logging.shutdown()
     os._exit(1)
 
 
@@ -218,8 +223,11 @@ class Monitor:
             state_dir=config.data_dir / "state" / config.kafka.group_id / uuid.uuid4().hex[:8],
         )
         self.stats = Stats()
-        # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers; the rest as is
-        self.decoder = RawDecoder.for_config(Decoder.for_config(config), config, self.stats)
+        # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers, which keep what
+        # waits for a partition's next batch in its checkpointed store; the rest decode as they are
+        self.decoder = RawDecoder.for_config(
+            Decoder.for_config(config), config, self.stats, self.engine.store
+        )
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
         client_extra = config.kafka_settings()
@@ -243,6 +251,16 @@ class Monitor:
         self.rollup_sink = ClickHouseTableSink(
             ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"
         )
+        # the lifecycle dashboard's tables: deletion requests as they come, the policy's contracts at start
+        self.deletion_sink = ClickHouseTableSink(
+            ch_client, f"{db}.deletion_events", DELETION_COLUMNS, identity_row, "deletions"
+        )
+        self.contract_sink = ClickHouseTableSink(
+            ch_client, f"{db}.recipient_contracts", CONTRACT_COLUMNS, identity_row, "contracts"
+        )
+        self.contract_sink.add(
+            contract_rows(RecipientBook(catalog.policy.recipients), int(time.time() * 1000))
+        )
         self.stats_sink = ClickHouseTableSink(
             ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"
         )
@@ -261,6 +279,7 @@ class Monitor:
         # events, keyed as a detector needs them, to that (stream, key)'s repartition topic; a raw-log
         # topic (keyed by its shipper) sends even the stream's own key there
         self.engine.rekey_locally = False
+        self.deletions = self.engine.deletions = DeletionLedger(catalog.policy.retention)
         needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
         self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
@@ -285,9 +304,15 @@ class Monitor:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "log.connection.close": False,
+            "logger": KAFKA,
             **client_extra,
         }
-        self.consumer_conf = {"bootstrap.servers": bootstrap, "log.connection.close": False, **client_extra}
+        self.consumer_conf = {
+            "bootstrap.servers": bootstrap,
+            "log.connection.close": False,
+            "logger": KAFKA,
+            **client_extra,
+        }
         self.ref_consumer = Consumer(
             {
                 **base,
@@ -313,6 +338,7 @@ class Monitor:
         self._last_checkpoint = time.monotonic()
         self._last_prune = time.monotonic()
         self._last_progress = 0.0
+        self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
 
     # -- reference streams ----------------------------------------------------------------------
     def load_reference(self, timeout_s: float = 60.0) -> None:
@@ -341,6 +367,7 @@ class Monitor:
         before they are judged. ListOffsets is not asked per batch: Tansu takes 0.5 s to answer it."""
         deadline = time.monotonic() + timeout_s
         while True:
+            self.stats.tick()
             self._apply_reference(self.ref_consumer.consume(10_000, 0))
             behind = []
             for (topic, p), pos in self.ref_positions.items():
@@ -362,6 +389,8 @@ class Monitor:
         for stream, raws in by_stream.items():
             decoded = self.decoder.decode(stream, raws)
             self.engine.apply_reference(stream, [r for _, r in decoded.ok])
+            self.stats.on_consumed(stream, len(raws))
+            self.stats.on_reference(stream, len(decoded.ok))
             self._dead(stream, decoded.dead)
 
     # -- partitions -----------------------------------------------------------------------------
@@ -389,11 +418,13 @@ class Monitor:
             if offset is not None:
                 resume[(topic, p)] = self.positions[(topic, p)] = self._saved[(topic, p)] = offset
             self._committed.pop((topic, p), None)  # after a rejoin, commit again
+        self.stats.on_assigned(len(partitions))
         return resume
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # during a checkpoint's retry nothing new can be saved: the next owner replays from the
         # last marker, which is exactly where this instance's saved state ends
+        self.stats.on_revoked()
         if not self._failed and not self._retrying:
             self.checkpoint()
         self._drop([(tp.topic, tp.partition) for tp in partitions])
@@ -401,6 +432,7 @@ class Monitor:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): another instance owns these partitions
         now and resumes from their last snapshot, so drop them without committing anything."""
+        self.stats.on_revoked()
         self._drop([(tp.topic, tp.partition) for tp in partitions])
 
     def _drop(self, partitions: list[tuple[str, int]]) -> None:
@@ -409,7 +441,7 @@ class Monitor:
         for topic, p in partitions:
             self.engine.drop(p)
             self._unsent_changes.pop(p, None)  # its new owner restores the last marker
-            for known in (self.positions, self._saved, self._committed):
+            for known in (self.positions, self._saved, self._committed, self._stamps):
                 known.pop((topic, p), None)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -426,32 +458,6 @@ class Monitor:
             self.close()
         return self.stats
 
-    def consume(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
-        """The consumer loop, then the final checkpoint (the faust runtime has its own)."""
-        self.consumer.subscribe(
-            self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-        )
-        started = last_data = time.monotonic()
-        while not self.stop_event.is_set():
-            msgs = self._held or self.consumer.consume(
-                self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
-            )
-            self._held = []
-            if msgs:
-                last_data = time.monotonic()
-                self.catch_up_reference()
-                self.process_batch(msgs)
-            else:  # quiet: timers still fire on the instance clock (engine.advance)
-                self._emit(self.engine.advance(self._inputs_caught_up()))
-            now = time.monotonic()
-            if self.checkpoint_due(now):
-                self._check_sources()
-                self.checkpoint()
-            self.upkeep(now)
-            if self.finished(now, started, last_data, idle_exit_s, max_seconds):
-                break
-        self.checkpoint()
-
     def prepare(self) -> None:
         """Before consuming: repartition topics exist, inputs are co-partitioned, references loaded."""
         if self.repartition:
@@ -465,17 +471,48 @@ class Monitor:
         self.load_reference()
         freeze_heap()
 
+    def consume(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
+        """The consumer loop, then the final checkpoint (the faust runtime has its own)."""
+        self.consumer.subscribe(
+            self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        started = last_data = time.monotonic()
+        while not self.stop_event.is_set():
+            self.stats.tick()
+            msgs = self._held or self.consumer.consume(
+                self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
+            )
+            self._held = []
+            if msgs:
+                last_data = time.monotonic()
+                self.catch_up_reference()
+                self.process_batch(msgs)
+            else:  # quiet: timers still fire on the instance clock (engine.advance)
+                if self._flush_raw():  # its events went on to repartition topics: more to come
+                    last_data = time.monotonic()
+                self._emit(self.engine.advance(self._inputs_caught_up()))
+            now = time.monotonic()
+            if self.checkpoint_due(now):
+                self._check_sources()
+                self.checkpoint()
+            self.upkeep(now)
+            if self.finished(now, started, last_data, idle_exit_s, max_seconds):
+                break
+        self.checkpoint()
+
     def checkpoint_due(self, now: float) -> bool:
         return now - self._last_checkpoint >= self.config.checkpoint_interval_s
 
     def upkeep(self, now: float) -> None:
-        """Between batches: prune old reference versions now and then, show progress every second."""
+        """Between batches: prune old reference versions now and then; lag and progress every second."""
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._last_prune = now
             self.engine.prune_references(self.config.reference_history_s * 1000)
-        if self.progress and now - self._last_progress >= 1.0:
+        if now - self._last_progress >= 1.0:
             self._last_progress = now
-            self.progress(self.stats.line())
+            self._measure_lag()
+            if self.progress:
+                self.progress(self.stats.line())
 
     def finished(
         self,
@@ -501,7 +538,7 @@ class Monitor:
                 if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
                     raise SourceGone(m.topic())
                 if err.code() != KafkaError._PARTITION_EOF:
-                    print(f"lifemon: consumer error: {err}", file=sys.stderr)
+                    log.warning("consumer error", extra={"error": str(err), "topic": m.topic()})
                 continue
             records.append(to_raw(m))
         self.process_records(records)
@@ -510,6 +547,7 @@ class Monitor:
         """A batch as consumed (any partitions, offset order within each): decoded per partition,
         judged, its alerts held for the checkpoint; the processed positions move past it."""
         self.stats.begin()
+        began = time.perf_counter()
         groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
         for r in records:
             groups[(r.topic, r.partition)].append(r)
@@ -519,14 +557,45 @@ class Monitor:
             rekeyed = self.repartition.get(topic)
             decoded = self.decoder.decode(stream, raws, check_time=rekeyed is None)
             self._dead(stream, decoded.dead)
+            if decoded.gaps:  # a raw log named what the source mapping lacks
+                self.engine.count_gaps(stream, topic, partition, decoded.gaps)
             if rekeyed is not None:  # counted once, at their source
                 alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
             else:
+                self.stats.on_consumed(stream, len(raws))
                 alerts += self._process_source(stream, topic, partition, decoded.ok)
                 self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
             self.positions[(topic, partition)] = raws[-1].offset + 1
+            self._stamps[(topic, partition)] = raws[-1].timestamp
         alerts += self.engine.advance(self._inputs_caught_up())
         self._emit(alerts)
+        self.stats.batches.observe(time.perf_counter() - began)
+
+    def _flush_raw(self) -> bool:
+        """Raw-log partitions read to their end: statements their parser kept for a line that did
+        not come (a session's last statement) are complete now (docs/sources.md). True when that
+        gave events."""
+        if not isinstance(self.decoder, RawDecoder):
+            return False
+        alerts = []
+        found = False
+        for topic, p in self._assignment():
+            if topic not in self.decoder.parsers:
+                continue
+            end = self._end_offset(topic, p)
+            if end < 0 or self.positions.get((topic, p), 0) < end:
+                continue
+            stream = self.stream_of[topic]
+            decoded = self.decoder.flush(stream, topic, p)
+            self._dead(stream, decoded.dead)
+            if decoded.gaps:
+                self.engine.count_gaps(stream, topic, p, decoded.gaps)
+            if decoded.ok:
+                found = True
+                alerts += self._process_source(stream, topic, p, decoded.ok)
+                self.stats.on_decoded(stream, len(decoded.ok), [])
+        self._emit(alerts)
+        return found
 
     def _process_source(self, stream: str, topic: str, partition: int, decoded: list[Any]) -> list[Any]:
         """A source topic's events: to the detectors reading them as the topic is keyed (only a
@@ -605,10 +674,10 @@ class Monitor:
         wrong = sum(1 for raw, ev in decoded if raw.key is not None and raw.key != getattr(ev, attr).encode())
         if wrong:
             if not self.stats.misrouted[stream]:
-                print(
-                    f"lifemon: records on {topic} are not keyed by {attr}; windows may split across "
+                log.warning(
+                    f"records on {topic} are not keyed by {attr}; windows may split across "
                     "partitions until the producer keys them by it",
-                    file=sys.stderr,
+                    extra={"topic": topic, "records": wrong},
                 )
             self.stats.misrouted[stream] += wrong
 
@@ -620,10 +689,16 @@ class Monitor:
 
     def checkpoint(self) -> None:
         """Flush every sink and store state (`save`); then commit."""
+        began = time.perf_counter()
         self.save()
         self._commit()
+        self.checkpointed(began)
+
+    def checkpointed(self, began: float) -> None:
+        """After the commit: the crash test's last point, and the checkpoint's time observed."""
         crash_point("after_commit", self.stats.total())
         self._last_checkpoint = time.monotonic()
+        self.stats.checkpoints.observe(self._last_checkpoint - began)
 
     def save(self) -> None:
         """Flush every sink and store state, retrying until they acknowledge (or stop).
@@ -652,17 +727,21 @@ class Monitor:
                 if failures:
                     raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
                 self.rollup_sink.add(self.engine.rollup_rows())
-                self.rollup_sink.flush()
+                self.deletion_sink.add(self.deletions.drain())
+                for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
+                    table.flush()
                 self._write_stats()
                 crash_point("after_flush", self.stats.total())
                 self._write_changelog()
                 crash_point("after_state", self.stats.total())
                 break
             except FatalSinkError as e:
-                print(f"lifemon: {e}", file=sys.stderr)
+                log.error(str(e))
                 raise  # nothing is committed: a restart resumes from the last good checkpoint
             except SinkError as e:
-                print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
+                log.warning(
+                    f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
+                )
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
@@ -678,6 +757,7 @@ class Monitor:
         deadline = time.monotonic() + seconds
         try:
             while (left := deadline - time.monotonic()) > 0:
+                self.stats.tick()  # waiting out a destination is no hang
                 if self.stop_event.is_set():
                     return True
                 # paused: keeps the membership alive
@@ -712,38 +792,29 @@ class Monitor:
         except KafkaException as e:
             # not fatal: the snapshot just saved holds these offsets, and a restart resumes from it;
             # the next checkpoint tries again
-            print(f"lifemon: offset commit failed ({e}); the state snapshot has them", file=sys.stderr)
+            log.warning(f"offset commit failed ({e}); the state snapshot has them", extra={"error": str(e)})
 
     def uncommitted(self) -> dict[tuple[str, int], int]:
         """Offsets of the last stored snapshot that the group does not have from this instance."""
         return {tp: off for tp, off in self._saved.items() if self._committed.get(tp) != off}
 
     def _write_stats(self) -> None:
-        now = datetime.now(UTC)
-        rate = self.stats.rate()
-        self.stats.lag = self._lag()
-        alerts = len(self.stats.alerts)
-        self.stats_sink.add(
-            (
-                now,
-                self.config.instance,
-                s,
-                self.stats.events[s],
-                self.stats.dead[s],
-                alerts,
-                self.stats.lag,
-                rate,
-            )
-            for s in sorted(set(self.stats.events) | set(self.stats.dead))
-        )
+        self._measure_lag()
+        self.stats_sink.add(self.stats.pipeline_rows(datetime.now(UTC), self.config.instance))
         self.stats_sink.flush()
 
-    def _lag(self) -> int:
-        lag = 0
-        for (t, p), off in self.positions.items():
-            end = self._end_offset(t, p)
-            lag += max(end - off, 0)
-        return lag
+    def _measure_lag(self) -> None:
+        """Per assigned partition: messages behind its end (as the last fetch reported it), and while
+        any are, how old the last record processed from it is (its Kafka timestamp to now): the
+        time the consumer trails the producers by. Nothing is asked of the broker."""
+        now_ms = time.time() * 1000
+        lags = {}
+        for at in self._assignment():
+            behind = max(self._end_offset(*at) - self.positions.get(at, 0), 0)
+            stamp = self._stamps.get(at)
+            age = max(now_ms - stamp, 0.0) / 1000 if behind and stamp and stamp > 0 else 0.0
+            lags[(self.stream_of[at[0]], *at)] = (behind, age)
+        self.stats.on_lag(lags)
 
     def _caught_up(self) -> bool:
         inputs = {(self.stream_of[topic], p) for topic, p in self._assignment()}
@@ -764,6 +835,7 @@ class Monitor:
 
     def close(self) -> None:
         """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush."""
+        self.stats.on_revoked()
         try:
             self.consumer.close()
         finally:

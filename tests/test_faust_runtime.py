@@ -5,6 +5,7 @@ interval that leaves nothing committed until the shutdown checkpoint."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import faust
@@ -150,8 +151,7 @@ def test_a_faust_run_killed_after_the_flush_loses_and_duplicates_nothing(
 
 def records_of(output: bytes) -> int:
     """The record count of a `lifemon run`'s final progress line."""
-    line = [x for x in output.decode().splitlines() if " records (" in x][-1]
-    return int(line.split()[0])
+    return int(re.findall(r"(\d+) records \(", output.decode())[-1])
 
 
 @pytest.mark.integration
