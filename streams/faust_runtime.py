@@ -105,6 +105,9 @@ class FaustMonitor(Monitor):
         self.app: faust.App | None = None
         self._owned: set[tuple[str, int]] = set()  # input partitions assigned and restored
         self._closing = False  # the final checkpoint began: batches still in faust's buffers wait
+        # from a revoke to the next assignment: a batch taken meanwhile is set aside, not processed
+        # (faust seeks every assigned partition back to its committed offset when the rebalance ends)
+        self._rebalancing = False
         self._error: Exception | None = None  # raised in the agent or a handler, re-raised by the loop
         self._batches = 0
         self._last_data = 0.0  # monotonic time of the latest batch (the loop's start before one)
@@ -190,7 +193,7 @@ class FaustMonitor(Monitor):
         """A batch from `take_events`: records of partitions this instance owns, from the restored
         position on (a batch buffered before a rebalance may hold others), processed as the native
         runtime processes a consumed batch."""
-        if self._closing:
+        if self._closing or self._rebalancing:
             return
         records = []
         for event in events:
@@ -234,8 +237,12 @@ class FaustMonitor(Monitor):
             self._fail(e)
             return
         self._owned.update(mine)
+        self._rebalancing = False
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
+        """Checkpoint, then drop. No batch may be processed from here on: its records would move
+        past the marker this checkpoint writes, and the next owner would process them again."""
+        self._rebalancing = True
         gone = sorted((tp.topic, tp.partition) for tp in revoked if (tp.topic, tp.partition) in self._owned)
         if not gone:
             return

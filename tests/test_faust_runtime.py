@@ -5,6 +5,7 @@ interval that leaves nothing committed until the shutdown checkpoint."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -28,6 +29,7 @@ from test_replay import live_final, replay_final
 from detectors import load_detectors
 from policy import PolicyError
 from schemas.models import REFERENCE_STREAMS
+from streams import logs
 from streams.cli import _setup, build_parser
 from streams.config import Config
 from streams.faust_runtime import FaustMonitor, faust_credentials
@@ -209,7 +211,11 @@ def test_a_fatal_sink_error_on_faust_stops_the_run_and_commits_nothing(
     assert committed_offsets(broker, names["group"], config.topics.access) == 0
 
 
-def test_the_runtime_is_chosen_by_flag_or_config() -> None:
+def test_the_runtime_is_chosen_by_flag_or_config(monkeypatch) -> None:
+    root = logging.getLogger()  # `_setup` sets up lifemon's logging: undone after the test
+    monkeypatch.setattr(root, "handlers", root.handlers[:])
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(logs, "_handler", logs._handler)
     args = build_parser().parse_args(["run", "--runtime", "faust"])
     config, *_ = _setup(args)
     assert config.runtime == "faust"
