@@ -666,6 +666,7 @@ class Monitor:
                 raise  # nothing is committed: a restart resumes from the last good checkpoint
             except SinkError as e:
                 print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
+                self._check_sources()  # a broker back empty leaves nothing worth retrying for
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
@@ -767,9 +768,16 @@ class Monitor:
                 self._previous_handlers[sig] = signal.signal(sig, on_signal)
 
     def close(self) -> None:
-        """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush."""
+        """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush.
+        After a failure nothing is left to commit, and leaving a group that a broker back empty is
+        rebuilding can block for good: that wait is bounded, the session timeout does the rest."""
         try:
-            self.consumer.close()
+            if self._failed:
+                leaving = threading.Thread(target=self.consumer.close, daemon=True)
+                leaving.start()
+                leaving.join(SHUTDOWN_GRACE_S)
+            else:
+                self.consumer.close()
         finally:
             self.ref_consumer.close()
             self.producer.flush(5)  # the sinks flushed what matters at the last checkpoint
