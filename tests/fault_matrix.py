@@ -15,7 +15,6 @@ Lost and duplicate, per kind of record:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from fault_injection import Running
+from fault_table import RESULTS_DIR
 from test_pipeline import ROOT, actor_uid, make_config, write_config
 from test_replay import incident_content
 
@@ -36,7 +36,6 @@ from streams.produce import produce
 from streams.runtime import ensure_topics
 from streams.workload import Workload, generate
 
-RESULTS_DIR = Path(os.environ.get("LIFEMON_FAULT_RESULTS", ROOT / "build" / "faults"))
 DAY_EVENTS, DAY_SEED = 3000, 5  # ~5,600 records with references; 52 alerts, 7 incidents
 
 

@@ -85,7 +85,7 @@ def survived(case: str, injected: str, untouched: Outcome, got: Outcome, started
 
 # -- the broker ------------------------------------------------------------------------------------
 def test_a_broker_cut_off_mid_run_loses_nothing(untouched, names, policy, tmp_path: Path) -> None:
-    """The broker keeps its data but nobody reaches it for 8 s (clients reach it through a TCP proxy
+    """The broker keeps its data but nobody reaches it for 7 s (clients reach it through a TCP proxy
     it advertises, and the proxy is cut): longer than the session timeout, so lifemon is back in a
     rebuilt group with its partitions restored from the changelog. It waits, never exits."""
     started = time.monotonic()
@@ -96,10 +96,10 @@ def test_a_broker_cut_off_mid_run_loses_nothing(untouched, names, policy, tmp_pa
     bootstrap, dsn = f"127.0.0.1:{proxy_port}", f"chdb://{tmp_path / 'chdb'}"
     try:
         config = fault_config(names, bootstrap, dsn)
-        run = Running.run(prepare(config, tmp_path / "lifemon.yaml", first), until_idle=10)
+        run = Running.run(prepare(config, tmp_path / "lifemon.yaml", first), until_idle=9)
         wait_committed(bootstrap, names["group"], config.topics.access, run)
         proxy.cut()
-        time.sleep(8)
+        time.sleep(7)
         assert run.alive(), run.output
         proxy.restore()
         produce(bootstrap, config, second)
@@ -108,7 +108,7 @@ def test_a_broker_cut_off_mid_run_loses_nothing(untouched, names, policy, tmp_pa
     finally:
         proxy.cut()
         broker.stop()
-    survived("broker_cut_off", "broker unreachable for 8 s mid-run (TCP proxy cut)", untouched, got, started)
+    survived("broker_cut_off", "broker unreachable for 7 s mid-run (TCP proxy cut)", untouched, got, started)
 
 
 @pytest.mark.slow
@@ -181,31 +181,41 @@ def test_a_broker_back_empty_with_its_topics_recreated_stops_loudly(names, polic
 def test_clickhouse_unwritable_pauses_then_catches_up(
     untouched, broker, names, policy, tmp_path: Path
 ) -> None:
-    """chDB's directory turns read-only for longer than max.poll.interval.ms: the checkpoint
+    """chDB's directory turns read-only for longer than max.poll.interval.ms (10 s): the checkpoint
     retries with partitions paused, nothing is committed meanwhile, the instance keeps its place in
-    the group (assigned once), and everything lands once it is writable again."""
+    the group (no new assignment), and everything lands once it is writable again."""
     started = time.monotonic()
     first, second = halves(bank_day(policy))
     chdb_dir = tmp_path / "chdb"
     chdb_dir.mkdir()
     config = fault_config(
-        names, broker, f"chdb://{chdb_dir}", client={"max.poll.interval.ms": 7000, "session.timeout.ms": 6000}
+        names,
+        broker,
+        f"chdb://{chdb_dir}",
+        client={"max.poll.interval.ms": 10_000, "session.timeout.ms": 6000},
     )
     t = config.topics
-    run = Running.run(prepare(config, tmp_path / "lifemon.yaml", first), until_idle=10)
+    run = Running.run(prepare(config, tmp_path / "lifemon.yaml", first), until_idle=4)
     wait_committed(broker, names["group"], t.access, run)
     with read_only(chdb_dir):
         produce(broker, config, second)
         run.wait_for("checkpoint failed, retrying")
+        assigned = run.count(ASSIGNED)
         held = committed_offsets(broker, names["group"], t.access)
-        time.sleep(9)
+        time.sleep(11)
         assert committed_offsets(broker, names["group"], t.access) == held
         assert run.alive(), run.output
     run.finish()
-    assert run.count(ASSIGNED) == 1, run.output  # never evicted, never rejoined
+    assert run.count(ASSIGNED) == assigned, run.output  # never evicted, never rejoined
     assert "Read-only file system" in run.output
     got = outcome(broker, config, [f"chdb://{chdb_dir}"])
-    survived("clickhouse_unwritable", "chDB directory read-only for 10 s mid-run", untouched, got, started)
+    survived(
+        "clickhouse_unwritable",
+        "chDB directory read-only for 12 s mid-run (max.poll.interval.ms 10 s)",
+        untouched,
+        got,
+        started,
+    )
 
 
 # -- rebalance --------------------------------------------------------------------------------------
@@ -225,9 +235,9 @@ def test_an_instance_killed_9_hands_its_partitions_over(
         paths.append(prepare(config, tmp_path / f"{name}.yaml", []))
         dsns.append(dsn)
     produce(broker, config, first)
-    a = Running.run(paths[0], until_idle=20)
+    a = Running.run(paths[0], until_idle=12)
     wait_committed(broker, names["group"], config.topics.access, a)
-    b = Running.run(paths[1], until_idle=20)
+    b = Running.run(paths[1], until_idle=10)
     b.wait_for(ASSIGNED)
     a.wait_for(f"{ASSIGNED} [")  # and a runs the rest
     produce(broker, config, second)
@@ -307,7 +317,7 @@ def test_a_full_data_directory_is_said_and_survived(untouched, broker, names, po
         config = fault_config(names, broker, None)
         config.data_dir = data
         t = config.topics
-        run = Running.run(prepare(config, tmp_path / "lifemon.yaml", first), until_idle=10)
+        run = Running.run(prepare(config, tmp_path / "lifemon.yaml", first), until_idle=4)
         wait_committed(broker, names["group"], t.access, run)
         filler = fill(data)
         produce(broker, config, second)
