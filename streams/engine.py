@@ -38,6 +38,7 @@ from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
+from streams.pseudonym import PseudonymKeyMismatch
 from streams.registries import AsOfRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -45,6 +46,7 @@ OTHER = "other"  # a dimension value that is not a known id never reaches a tabl
 DEDUP_IDS_PER_PARTITION = 200_000
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
+PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 _MISSING = object()
 _ts = attrgetter("ts")
@@ -236,6 +238,9 @@ class Engine:
         # the stage after the detectors: leakage-class alerts grouped into incidents, per partition
         # number like the detectors whose alerts it reads (streams/incidents.py)
         self.incident_stages: dict[int, IncidentStage] = {}
+        self.incident_groups: dict[str, list[str]] = defaultdict(list)  # group -> detectors feeding it
+        for kind, group in catalog.policy.incidents.group_by.items():
+            self.incident_groups[group].append(kind)
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
@@ -367,25 +372,26 @@ class Engine:
         event time."""
         clock = self.clock() if clock is None else min(clock, self.clock())
         findings: dict[int, list[Finding]] = defaultdict(list)
-        watermarks: dict[int, int] = {}
-        for (p, _), task in self.tasks.items():
+        watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
+        for (p, kind), task in self.tasks.items():
             if final:
                 wm = clock
             elif all((s, p) in caught_up for s in task.spec.inputs):
                 wm = max(task.stream_time, clock) - self.lateness
             else:
                 wm = task.stream_time - self.lateness
-            task.ctx.watermark = wm
-            watermarks[p] = max(watermarks.get(p, wm), wm)
+            task.ctx.watermark = watermarks[p][kind] = wm
             for key, deadline in task.timers.due(wm):
                 findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
         alerts = [a for p, found in findings.items() for a in self._alerts(found, p)]
-        # an incident closes on the partition's most advanced detector clock: its alerts come from
-        # one detector, whose own timers have closed them by then (settle_minutes after the window)
-        for p, wm in watermarks.items():
+        # an incident closes on the clock of the detectors whose alerts it groups, the slowest of
+        # them on the partition: their own timers have closed those alerts by then
+        for p, marks in watermarks.items():
             stage = self.incident_stage(p)
-            for key, deadline in stage.timers.due(wm):
-                self._incident_revisions(stage.on_timer(key, deadline))
+            for group, timers in stage.timers.items():
+                clocks = [marks[k] for k in self.incident_groups.get(group, ()) if k in marks]
+                for key, deadline in timers.due(min(clocks)) if clocks else ():
+                    self._incident_revisions(stage.on_timer(key, deadline))
         return alerts
 
     def prune_references(self, history_ms: int) -> int:
@@ -415,6 +421,7 @@ class Engine:
         found = self.stores.get(partition)
         if found is None:
             found = self.stores[partition] = self._new_store(partition)
+            self._check_pseudonym_version(partition, found)  # empty: records the key version
         return found
 
     def _alerts(self, findings: list[Finding], partition: int) -> list[Alert]:
@@ -432,7 +439,7 @@ class Engine:
         if found is None:
             keys = Namespace(self.store(partition), INCIDENTS, lambda value: value)
             found = self.incident_stages[partition] = IncidentStage(
-                self.catalog.policy.incidents, self.catalog, keys, TimerService(keys)
+                self.catalog.policy.incidents, self.catalog, keys
             )
         return found
 
@@ -539,7 +546,7 @@ class Engine:
     def fingerprint(self, field_id: str) -> str:
         """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.
         `lifemon fingerprint NAME` tells an analyst which candidate name it is."""
-        return "gap_" + self.pseudonymize("field:" + field_id)[2:14]
+        return "gap_" + self.pseudonymize("field:" + field_id).partition("_")[2][:12]
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""
@@ -574,12 +581,27 @@ class Engine:
     def resume(self, partition: int) -> None:
         """After the partition's store was restored: rebuild its tasks and rollups from it."""
         store = self.store(partition)
+        self._check_pseudonym_version(partition, store)
         for spec in self.specs:
             self.task(partition, spec)
         for key, roll in store.items(ENGINE + "rollup" + SEP):
             topic = key.rsplit(SEP, 1)[1]
             self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
             self.rollups[(topic, partition)].load(roll)
+
+    def _check_pseudonym_version(self, partition: int, store: KeyedStore) -> None:
+        """State keyed by pseudonyms continues only under the key version that made them
+        (streams/pseudonym.py); state saved before versions were recorded was made by version 1."""
+        current = getattr(self.pseudonymize, "version", None)
+        if current is None:  # a plain function (tests, tools): no key, no version
+            return
+        saved = store.get(PSEUDONYM_VERSION_KEY)
+        if saved is None:  # recorded from now on; a new partition's state starts under this key
+            saved = 1 if next(iter(store.items()), None) is not None else current
+            store.put(PSEUDONYM_VERSION_KEY, saved)
+        if saved != current:
+            self.drop(partition)
+            raise PseudonymKeyMismatch(partition, saved, current)
 
     def close(self) -> None:
         """Free every store; the folders are caches of the changelog, never needed again."""

@@ -162,6 +162,19 @@ def test_role_threshold_is_as_of_event_time(engine_factory) -> None:
     assert feed(engine, access(customers=100, every_s=5, fields=("mobile_phone",))) + engine.drain() == []
 
 
+def test_a_demotion_inside_one_batch_lowers_the_threshold_for_the_reads_after_it(engine_factory) -> None:
+    """A batch whose reads cannot open an alert is appended without per-access checks; the bound
+    is judged against the employee's role threshold. Here the role changes inside the batch, from
+    head office department head (400) to general user (20): 30 customers' phone numbers after the
+    change alert, though 30 is far under the threshold the batch began with."""
+    engine = engine_factory(
+        entitlement(role="ho_dept_head", org="HO", ts=0), entitlement(role="sb_general_user", ts=T0 + 60_000)
+    )
+    reads = access(customers=30, every_s=5, fields=("mobile_phone",), start=120_000)
+    alerts = final(feed(engine, access(n=1, start=0, fields=("mobile_phone",), first_customer=99) + reads))
+    assert [a.subject_count for a in alerts.values()] == [31]
+
+
 def test_denied_and_approved_accesses_do_not_count(engine_factory, policy) -> None:
     from schemas.models import Approval
 

@@ -135,9 +135,8 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
             newest[o["incident_id"]] = o
     live_incidents = {uid: incident_content(o) for uid, o in newest.items()}
     assert live_incidents, "the workload's leakage violations open incidents"
-    # Known bug (closing note, 2026-12-01): which transfer alerts an incident holds can depend on
-    # the batches (seen in CI: replay with batch 1 against the others, and live against replay); until
-    # the incident stage is fixed, only that the live run opens incidents is asserted here.
+    for name, incidents in INCIDENTS.items():
+        assert incidents == live_incidents, f"replay ({name}) incidents differ from the live run's"
 
 
 @pytest.mark.integration
