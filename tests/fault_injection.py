@@ -63,9 +63,9 @@ class Running:
     def count(self, text: str) -> int:
         return sum(text in line for line in list(self.lines))
 
-    def wait_for(self, text: str, timeout_s: float = 60) -> None:
+    def wait_for(self, text: str, timeout_s: float = 60, times: int = 1) -> None:
         deadline = time.monotonic() + timeout_s
-        while not self.count(text):
+        while self.count(text) < times:
             assert self.proc.poll() is None or self._reader.is_alive(), f"exited:\n{self.output}"
             assert time.monotonic() < deadline, f"no {text!r} within {timeout_s}s:\n{self.output}"
             time.sleep(0.1)
