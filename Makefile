@@ -13,9 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Debian programs the suite runs as real processes (tests/receivers.py: Alertmanager). Installed when
+# Debian programs the suite runs as real processes (tests/receivers.py: Alertmanager; tests/test_metrics.py:
+# Prometheus; tests/browser.py: headless Chromium, with a Chinese font for the report). Installed when
 # missing and apt-get can (root); otherwise their tests are skipped with the reason.
-DEBIAN_TEST_PACKAGES = prometheus-alertmanager
+DEBIAN_TEST_PACKAGES = prometheus-alertmanager prometheus chromium fonts-noto-cjk
 
 # mitmproxy, the capture tool the HAR tests run (tests/test_har_capture_e2e.py), in a venv of its own:
 # its pins are not lifemon's. When it cannot be installed, those tests are skipped with the reason.

@@ -16,9 +16,9 @@ join that waits for the versioned table, never guesses).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
+from policy.contracts import RecipientBook
 from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
@@ -43,6 +44,8 @@ from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
 from streams.idleness import LaggedClock
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
+from streams.logs import KAFKA
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -65,6 +68,7 @@ from streams.sources import RawDecoder
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
+log = logging.getLogger(__name__)
 
 
 # Reference streams keep their whole history: an as-of lookup for an old event needs the entitlement
@@ -214,7 +218,8 @@ def _watchdog(abort: threading.Event, grace_s: float) -> None:
     time.sleep(grace_s)
     abort.set()
     time.sleep(grace_s)
-    print("lifemon: shutdown did not finish in time; exiting, nothing more committed", file=sys.stderr)
+    log.error("shutdown did not finish in time; exiting, nothing more committed", extra={"grace_s": grace_s})
+    logging.shutdown()
     os._exit(1)
 
 
@@ -280,6 +285,16 @@ class Monitor:
         self.rollup_sink = ClickHouseTableSink(
             ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"
         )
+        # the lifecycle dashboard's tables: deletion requests as they come, the policy's contracts at start
+        self.deletion_sink = ClickHouseTableSink(
+            ch_client, f"{db}.deletion_events", DELETION_COLUMNS, identity_row, "deletions"
+        )
+        self.contract_sink = ClickHouseTableSink(
+            ch_client, f"{db}.recipient_contracts", CONTRACT_COLUMNS, identity_row, "contracts"
+        )
+        self.contract_sink.add(
+            contract_rows(RecipientBook(catalog.policy.recipients), int(time.time() * 1000))
+        )
         self.stats_sink = ClickHouseTableSink(
             ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"
         )
@@ -298,6 +313,7 @@ class Monitor:
         # events, keyed as a detector needs them, to that (stream, key)'s repartition topic; a raw-log
         # topic (keyed by its shipper) sends even the stream's own key there
         self.engine.rekey_locally = False
+        self.deletions = self.engine.deletions = DeletionLedger(catalog.policy.retention)
         needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
         self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
@@ -322,9 +338,15 @@ class Monitor:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "log.connection.close": False,
+            "logger": KAFKA,
             **client_extra,
         }
-        self.consumer_conf = {"bootstrap.servers": bootstrap, "log.connection.close": False, **client_extra}
+        self.consumer_conf = {
+            "bootstrap.servers": bootstrap,
+            "log.connection.close": False,
+            "logger": KAFKA,
+            **client_extra,
+        }
         self.ref_consumer = Consumer(
             {
                 **base,
@@ -354,6 +376,7 @@ class Monitor:
         self._last_checkpoint = time.monotonic()
         self._last_prune = time.monotonic()
         self._idle_clock = LaggedClock()  # what quiet partitions follow (streams/idleness.py)
+        self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
 
     # -- reference streams ----------------------------------------------------------------------
     def load_reference(self, timeout_s: float = 60.0) -> None:
@@ -382,6 +405,7 @@ class Monitor:
         before they are judged. ListOffsets is not asked per batch: Tansu takes 0.5 s to answer it."""
         deadline = time.monotonic() + timeout_s
         while True:
+            self.stats.tick()
             self._apply_reference(self.ref_consumer.consume(10_000, 0))
             behind = []
             for (topic, p), pos in self.ref_positions.items():
@@ -403,6 +427,8 @@ class Monitor:
         for stream, raws in by_stream.items():
             decoded = self.decoder.decode(stream, raws)
             self.engine.apply_reference(stream, [r for _, r in decoded.ok])
+            self.stats.on_consumed(stream, len(raws))
+            self.stats.on_reference(stream, len(decoded.ok))
             self._dead(stream, decoded.dead)
 
     # -- partitions -----------------------------------------------------------------------------
@@ -429,11 +455,13 @@ class Monitor:
                 self.positions[(tp.topic, tp.partition)] = self._saved[(tp.topic, tp.partition)] = offset
             self._committed.pop((tp.topic, tp.partition), None)  # after a rejoin, commit again
         consumer.assign(partitions)
-        print(f"lifemon: this instance now runs partitions {numbers}", file=sys.stderr)
+        self.stats.on_assigned(len(partitions))
+        log.info(f"this instance now runs partitions {numbers}")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # during a checkpoint's retry nothing new can be saved: the next owner replays from the
         # last marker, which is exactly where this instance's saved state ends
+        self.stats.on_revoked()
         if not self._failed and not self._retrying:
             self.checkpoint()
         self._drop(partitions)
@@ -441,6 +469,7 @@ class Monitor:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): another instance owns these partitions
         now and resumes from their last snapshot, so drop them without committing anything."""
+        self.stats.on_revoked()
         self._drop(partitions)
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
@@ -449,7 +478,7 @@ class Monitor:
         for tp in partitions:
             self.engine.drop(tp.partition)
             self._unsent_changes.pop(tp.partition, None)  # its new owner restores the last marker
-            for known in (self.positions, self._saved, self._committed):
+            for known in (self.positions, self._saved, self._committed, self._stamps):
                 known.pop((tp.topic, tp.partition), None)
             self._restored.discard((tp.topic, tp.partition))
 
@@ -474,6 +503,7 @@ class Monitor:
         last_progress = 0.0
         try:
             while not self.stop_event.is_set():
+                self.stats.tick()
                 msgs = self._held or self.consumer.consume(
                     self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
                 )
@@ -491,9 +521,11 @@ class Monitor:
                 if now - self._last_prune >= PRUNE_EVERY_S:
                     self._last_prune = now
                     self.engine.prune_references(self.config.reference_history_s * 1000)
-                if self.progress and now - last_progress >= 1.0:
+                if now - last_progress >= 1.0:
                     last_progress = now
-                    self.progress(self.stats.line())
+                    self._measure_lag()
+                    if self.progress:
+                        self.progress(self.stats.line())
                 if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
                     # the input has ended: nothing is on its way, quiet partitions need not lag
                     self._emit(self.engine.advance(self._inputs_caught_up()))
@@ -513,6 +545,7 @@ class Monitor:
 
     def process_batch(self, msgs: list[Any]) -> None:
         self.stats.begin()
+        began = time.perf_counter()
         groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
         for m in msgs:
             err = m.error()
@@ -520,7 +553,7 @@ class Monitor:
                 if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
                     raise SourceGone(m.topic())
                 if err.code() != KafkaError._PARTITION_EOF:
-                    print(f"lifemon: consumer error: {err}", file=sys.stderr)
+                    log.warning("consumer error", extra={"error": str(err), "topic": m.topic()})
                 continue
             groups[(m.topic(), m.partition())].append(to_raw(m))
         alerts = []
@@ -532,6 +565,7 @@ class Monitor:
             if rekeyed is not None:  # counted once, at their source
                 alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
             else:
+                self.stats.on_consumed(stream, len(raws))
                 alerts += self._process_source(stream, topic, partition, decoded.ok)
                 self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
             if raws[0].offset < self._saved.get((topic, partition), 0):  # never, unless the broker reset it
@@ -539,9 +573,11 @@ class Monitor:
                     topic, partition, f"offset {raws[0].offset} came again", self._saved[(topic, partition)]
                 )
             self.positions[(topic, partition)] = raws[-1].offset + 1
+            self._stamps[(topic, partition)] = raws[-1].timestamp
             self._restored.discard((topic, partition))
         alerts += self._advance()
         self._emit(alerts)
+        self.stats.batches.observe(time.perf_counter() - began)
 
     def _process_source(self, stream: str, topic: str, partition: int, decoded: list[Any]) -> list[Any]:
         """A source topic's events: to the detectors reading them as the topic is keyed (only a
@@ -629,10 +665,10 @@ class Monitor:
         wrong = sum(1 for raw, ev in decoded if raw.key is not None and raw.key != getattr(ev, attr).encode())
         if wrong:
             if not self.stats.misrouted[stream]:
-                print(
-                    f"lifemon: records on {topic} are not keyed by {attr}; windows may split across "
+                log.warning(
+                    f"records on {topic} are not keyed by {attr}; windows may split across "
                     "partitions until the producer keys them by it",
-                    file=sys.stderr,
+                    extra={"topic": topic, "records": wrong},
                 )
             self.stats.misrouted[stream] += wrong
 
@@ -647,6 +683,7 @@ class Monitor:
 
         Each sink is flushed on its own, so one destination that is down never holds back the
         others; what a sink acknowledged is never written again."""
+        began = time.perf_counter()
         for sink in self.alert_sinks:
             sink.add(self._pending_alerts.values())
         self._pending_alerts = {}
@@ -669,17 +706,21 @@ class Monitor:
                 if failures:
                     raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
                 self.rollup_sink.add(self.engine.rollup_rows())
-                self.rollup_sink.flush()
+                self.deletion_sink.add(self.deletions.drain())
+                for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
+                    table.flush()
                 self._write_stats()
                 crash_point("after_flush", self.stats.total())
                 self._write_changelog()
                 crash_point("after_state", self.stats.total())
                 break
             except FatalSinkError as e:
-                print(f"lifemon: {e}", file=sys.stderr)
+                log.error(str(e))
                 raise  # nothing is committed: a restart resumes from the last good checkpoint
             except SinkError as e:
-                print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
+                log.warning(
+                    f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
+                )
                 self._check_sources()  # a broker back empty leaves nothing worth retrying for
                 if self._wait_paused(backoff):
                     raise
@@ -687,6 +728,7 @@ class Monitor:
         self._commit()
         crash_point("after_commit", self.stats.total())
         self._last_checkpoint = time.monotonic()
+        self.stats.checkpoints.observe(self._last_checkpoint - began)
 
     def _wait_paused(self, seconds: float) -> bool:
         """Wait out a failed checkpoint while staying in the consumer group: poll with every
@@ -699,6 +741,7 @@ class Monitor:
         deadline = time.monotonic() + seconds
         try:
             while (left := deadline - time.monotonic()) > 0:
+                self.stats.tick()  # waiting out a destination is no hang
                 if self.stop_event.is_set():
                     return True
                 # paused: keeps the membership alive
@@ -735,34 +778,26 @@ class Monitor:
         except KafkaException as e:
             # not fatal: the snapshot just saved holds these offsets, and a restart resumes from it;
             # the next checkpoint tries again
-            print(f"lifemon: offset commit failed ({e}); the state snapshot has them", file=sys.stderr)
+            log.warning(f"offset commit failed ({e}); the state snapshot has them", extra={"error": str(e)})
 
     def _write_stats(self) -> None:
-        now = datetime.now(UTC)
-        rate = self.stats.rate()
-        self.stats.lag = self._lag()
-        alerts = len(self.stats.alerts)
-        self.stats_sink.add(
-            (
-                now,
-                self.config.instance,
-                s,
-                self.stats.events[s],
-                self.stats.dead[s],
-                alerts,
-                self.stats.lag,
-                rate,
-            )
-            for s in sorted(set(self.stats.events) | set(self.stats.dead))
-        )
+        self._measure_lag()
+        self.stats_sink.add(self.stats.pipeline_rows(datetime.now(UTC), self.config.instance))
         self.stats_sink.flush()
 
-    def _lag(self) -> int:
-        lag = 0
-        for (t, p), off in self.positions.items():
-            end = self._end_offset(t, p)
-            lag += max(end - off, 0)
-        return lag
+    def _measure_lag(self) -> None:
+        """Per assigned partition: messages behind its end (as the last fetch reported it), and while
+        any are, how old the last record processed from it is (its Kafka timestamp to now): the
+        time the consumer trails the producers by. Nothing is asked of the broker."""
+        now_ms = time.time() * 1000
+        lags = {}
+        for tp in self.consumer.assignment():
+            at = (tp.topic, tp.partition)
+            behind = max(self._end_offset(*at) - self.positions.get(at, 0), 0)
+            stamp = self._stamps.get(at)
+            age = max(now_ms - stamp, 0.0) / 1000 if behind and stamp and stamp > 0 else 0.0
+            lags[(self.stream_of[tp.topic], tp.topic, tp.partition)] = (behind, age)
+        self.stats.on_lag(lags)
 
     def _caught_up(self) -> bool:
         inputs = {(self.stream_of[tp.topic], tp.partition) for tp in self.consumer.assignment()}
@@ -785,6 +820,7 @@ class Monitor:
         """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush.
         After a failure nothing is left to commit, and leaving a group that a broker back empty is
         rebuilding can block for good: that wait is bounded, the session timeout does the rest."""
+        self.stats.on_revoked()
         try:
             if self._failed:
                 leaving = threading.Thread(target=self.consumer.close, daemon=True)

@@ -89,7 +89,7 @@ def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
         f"      - url: {webhook_url}\n"
         "        send_resolved: false\n"
     )
-    proc = subprocess.Popen(
+    with ready_daemon(
         [
             ALERTMANAGER,
             f"--config.file={config}",
@@ -97,12 +97,17 @@ def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",  # one instance, no gossip port
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+        f"http://127.0.0.1:{port}",
+    ) as url:
+        yield url
+
+
+@contextmanager
+def ready_daemon(cmd: list[str], url: str, timeout_s: float = 30) -> Iterator[str]:
+    """A Prometheus-family daemon until the `with` ends, once its `/-/ready` answers 200; yields `url`."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout_s
         while True:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             try:
@@ -111,7 +116,7 @@ def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
                         break
             except OSError:
                 pass
-            assert time.monotonic() < deadline, "alertmanager did not become ready"
+            assert time.monotonic() < deadline, f"{cmd[0]} did not become ready"
             time.sleep(0.1)
         yield url
     finally:
