@@ -24,8 +24,10 @@ customer the reference streams do not know is a coverage gap: listed in the aler
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -139,8 +141,7 @@ class ActorState:
     __slots__ = ("pending", "denials", "episode")
 
     def __init__(self) -> None:
-        # [ts, event_id, action, system, fields, subject_ids, row_count, purpose, approval_id, outcome]
-        self.pending: list[list[Any]] = []
+        self.pending: list[tuple[Any, ...]] = []  # `ROW`s in time order (arrival order on ties)
         self.denials: list[list[Any]] = []  # [ts, event_id], in time order
         self.episode: Episode | None = None
 
@@ -154,13 +155,33 @@ class ActorState:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ActorState:
         st = cls()
-        st.pending, st.denials = d["pending"], d["denials"]
+        st.pending = [(*p[:2], Action(p[2]), *p[3:9], Outcome(p[9])) for p in d["pending"]]
+        st.denials = d["denials"]
         st.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         return st
 
 
+# A pending access: what the rules read of an AccessEvent, taken in one C call. Its lists are the
+# event's own: the engine never changes an event once it is past the door.
+ROW = attrgetter(
+    "ts",
+    "event_id",
+    "action",
+    "system",
+    "fields",
+    "subject_ids",
+    "row_count",
+    "purpose",
+    "approval_id",
+    "outcome",
+)
+_TS = itemgetter(0)
+_ACTOR = attrgetter("actor_id")
+Found = list[tuple[str, str, Entitlement | None]]  # (reason, what its offence was about, entitlement)
+
+
 class Access:
-    """A pending access as the approval rule reads it (the attributes of an AccessEvent)."""
+    """A pending access as the approval rule and the episode read it (the attributes of an AccessEvent)."""
 
     __slots__ = (
         "ts",
@@ -176,11 +197,32 @@ class Access:
         "actor_id",
     )
 
-    def __init__(self, actor: str, row: list[Any]):
+    def __init__(self, actor: str, row: tuple[Any, ...]):
         self.actor_id = actor
-        (self.ts, self.event_id, action, self.system, self.fields, self.subject_ids) = row[:6]
-        (self.row_count, self.purpose, self.approval_id, outcome) = row[6:]
-        self.action, self.outcome = Action(action), Outcome(outcome)
+        (self.ts, self.event_id, self.action, self.system, self.fields, self.subject_ids) = row[:6]
+        (self.row_count, self.purpose, self.approval_id, self.outcome) = row[6:]
+
+
+class View:
+    """What the rules read of one entitlement version, worked out once per timer: its roles as a
+    key and the visibility of its org level."""
+
+    __slots__ = ("ent", "roles", "sees")
+
+    def __init__(self, ent: Entitlement, ctx: Context):
+        self.ent, self.roles = ent, tuple(ent.roles)
+        levels, roles = ctx.catalog.policy.organisation.org_levels, ctx.catalog.roles
+        self.sees = next(
+            (levels[roles[r].level].sees for r in ent.roles if r in roles), "self_and_descendants"
+        )
+
+    def sees_customer(self, org_id: str, org_path: list[str]) -> bool:
+        """Seed 004 机构设置(1)-(4), through organisation.yaml `org_levels` of the actor's roles."""
+        if self.sees == "all":
+            return True
+        if self.sees == "self":
+            return org_id == self.ent.org_id
+        return self.ent.org_id in org_path
 
 
 class UnauthorizedLookupDetector:
@@ -192,6 +234,9 @@ class UnauthorizedLookupDetector:
         self.section, self.p, self.store = section, params, store
         self.gap_ms = params.episode_gap_minutes * 60_000
         self.denied_ms = params.denied_window_minutes * 60_000
+        # (roles, action, system, fields) -> the role, system and approval reasons of an access that
+        # names no approval: a pure function of policy, and events repeat a few of these
+        self._unapproved: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -199,22 +244,24 @@ class UnauthorizedLookupDetector:
 
     # -- events: wait for the watermark ---------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
-        touched: dict[str, ActorState] = {}
-        for ev in events:
-            st = touched.get(ev.actor_id) or self.store.get(ev.actor_id)
+        by_actor: dict[str, list[tuple[Any, ...]]] = {}
+        for actor, row in zip(map(_ACTOR, events), map(ROW, events), strict=True):
+            rows = by_actor.get(actor)
+            if rows is None:
+                by_actor[actor] = [row]
+            else:
+                rows.append(row)
+        for actor, rows in by_actor.items():
+            st = self.store.get(actor)
             if st is None:
                 st = ActorState()
-                self.store.put(ev.actor_id, st)
-            if not st.pending or ev.ts < st.pending[0][0]:
-                ctx.timers.register(ev.actor_id, ev.ts)  # judged once the watermark passes it
-            row = [ev.ts, ev.event_id, ev.action.value, ev.system, list(ev.fields), list(ev.subject_ids)]
-            row += [ev.row_count, ev.purpose, ev.approval_id, ev.outcome.value]
-            if st.pending and ev.ts < st.pending[-1][0]:
-                st.pending.insert(next(i for i, p in enumerate(st.pending) if p[0] > ev.ts), row)
-            else:
-                st.pending.append(row)
-            touched[ev.actor_id] = st
-        for actor in touched:
+                self.store.put(actor, st)
+            first = min(map(_TS, rows))
+            pending = st.pending
+            if not pending or first < pending[0][0]:
+                ctx.timers.register(actor, first)  # judged once the watermark passes it
+            pending += rows
+            pending.sort(key=_TS)  # stable: arrival order on ties; linear when already in order
             self.store.touch(actor)
         return ()
 
@@ -224,16 +271,15 @@ class UnauthorizedLookupDetector:
         if st is None:
             return
         wm = ctx.watermark
-        ready = [p for p in st.pending if p[0] <= wm]
-        st.pending = st.pending[len(ready) :]
-        for row in ready:
-            ev = Access(actor, row)
-            found = self._denial(st, ev) if ev.outcome is Outcome.denied else self._judge(ev, ctx)
-            if not found:
-                continue
-            if st.episode is not None and ev.ts > st.episode.end:
-                yield self._close(actor, st)
-            self._record(st, ev, found, ctx)
+        ready = bisect_right(st.pending, wm, key=_TS)
+        if ready:
+            judged = self._verdicts(actor, st, st.pending[:ready], ctx)
+            del st.pending[:ready]
+            for row, found in judged:
+                ev = Access(actor, row)
+                if st.episode is not None and ev.ts > st.episode.end:
+                    yield self._close(actor, st)
+                self._record(st, ev, found, ctx)
         ep = st.episode
         if ep is not None and ep.end <= wm:
             yield self._close(actor, st)
@@ -252,88 +298,157 @@ class UnauthorizedLookupDetector:
             self.store.delete(actor)
 
     # -- the rules ------------------------------------------------------------------------------
-    def _denial(self, st: ActorState, ev: Access) -> list[tuple[str, str, Entitlement | None]]:
+    def _verdicts(
+        self, actor: str, st: ActorState, rows: list[tuple[Any, ...]], ctx: Context
+    ) -> list[tuple[tuple[Any, ...], Found]]:
+        """(row, reasons) of the offending ones among an actor's ready accesses, in time order.
+
+        The entitlement is looked up once per actor where it can be: the version in force at the
+        first and at the last access is in force at every one between (versions are time-ordered).
+        The common access then costs a customer lookup and a dict lookup: one customer the actor's
+        org sees, read by an active employee without an approval, whose role, system and data
+        verdict (a pure function of policy) was worked out before."""
+        entitlements = ctx.refs.entitlements
+        ent = entitlements.as_of(actor, rows[0][0])
+        shared = len(rows) == 1 or entitlements.as_of(actor, rows[-1][0]) is ent
+        view = View(ent, ctx) if shared and ent is not None and ent.status is EmployeeStatus.active else None
+        views = {id(ent): view} if view is not None else {}
+        customer = ctx.refs.customers.as_of
+        out = []
+        for row in rows:
+            ts, _, action, system, fields, subject_ids, _, _, approval_id, outcome = row
+            if (
+                view is not None
+                and not approval_id
+                and outcome is not Outcome.denied
+                and len(subject_ids) == 1
+                and action not in CHANGES
+            ):
+                rules = self._unapproved.get((view.roles, action, system, tuple(fields)))
+                cust = customer(subject_ids[0], ts)
+                if rules is not None and cust is not None and view.sees_customer(cust.org_id, cust.org_path):
+                    if rules:
+                        out.append((row, [(r, n, ent) for r, n in rules]))
+                    continue
+            found = self._judge(actor, st, row, ent if shared else entitlements.as_of(actor, ts), views, ctx)
+            if found:
+                out.append((row, found))
+        return out
+
+    def _denial(self, st: ActorState, row: tuple[Any, ...]) -> Found:
         """Repeated denials are probing (seed 004 流程描述(4)⑤: monitor abnormal operations)."""
-        st.denials = [d for d in st.denials if d[0] > ev.ts - self.denied_ms] + [[ev.ts, ev.event_id]]
+        ts = row[0]
+        st.denials = [d for d in st.denials if d[0] > ts - self.denied_ms] + [[ts, row[1]]]
         if len(st.denials) < self.p.denied_attempts:
             return []
         note = f"{len(st.denials)} denied in {self.p.denied_window_minutes} min"
         return [("repeated_denials", note, None)]
 
-    def _judge(self, ev: Access, ctx: Context) -> list[tuple[str, str, Entitlement | None]]:
-        """The reasons this access was unauthorized as of its time, each with a note on its specifics."""
-        ent = ctx.entitlement(ev.actor_id, ev.ts)
-        if ent is None:
-            return [("unknown_actor", "no entitlement record", None)] if _fed(ctx.refs.entitlements) else []
-        if ent.status in (EmployeeStatus.terminated, EmployeeStatus.suspended):
-            return [("terminated", f"{ent.status.value} since {_iso(ent.ts)}", ent)]
+    @staticmethod
+    def _inactive(ent: Entitlement) -> Found:
+        """Seed 004 人员管理(4)(5): a termination or suspension ends access, a transfer the old post's."""
         if ent.status is EmployeeStatus.transferred:
             return [("transferred", f"transferred out of {ent.org_id} since {_iso(ent.ts)}", ent)]
+        return [("terminated", f"{ent.status.value} since {_iso(ent.ts)}", ent)]
+
+    def _judge(
+        self,
+        actor: str,
+        st: ActorState,
+        row: tuple[Any, ...],
+        ent: Entitlement | None,
+        views: dict[int, View],
+        ctx: Context,
+    ) -> Found:
+        """The reasons one access was unauthorized as of its time, each with a note on its specifics."""
+        ts, _, action, system, fields, subject_ids, _, _, approval_id, outcome = row
+        if outcome is Outcome.denied:
+            return self._denial(st, row)
+        if ent is None:
+            return [("unknown_actor", "no entitlement record", None)] if _fed(ctx.refs.entitlements) else []
+        if ent.status is not EmployeeStatus.active:
+            return self._inactive(ent)
+        view = views.get(id(ent))  # the entitlement objects live in the registry during the call
+        if view is None:
+            view = views[id(ent)] = View(ent, ctx)
+        if approval_id:
+            approval, why = approvals.judge(Access(actor, row), ent, ctx.catalog, self.store)
+            covered = why is None
+            if covered:
+                found: Found = []
+            else:
+                refused = f"approval {approval.approval_id}: {why}" if approval else "no approval"
+                found = [(r, n, ent) for r, n in self._rules(ent, action, system, fields, refused, ctx)]
+        else:
+            covered = False
+            key = (view.roles, action, system, tuple(fields))
+            rules = self._unapproved.get(key)
+            if rules is None:
+                rules = self._rules(ent, action, system, fields, "no approval", ctx)
+                if len(self._unapproved) < 100_000:
+                    self._unapproved[key] = rules
+            found = [(r, n, ent) for r, n in rules]
+        return found + self._scope(actor, ts, action, subject_ids, view, covered, ctx)
+
+    @staticmethod
+    def _rules(
+        ent: Entitlement, action: Action, system: str, fields: list[str], refused: str, ctx: Context
+    ) -> list[tuple[str, str]]:
+        """What the data, the roles and the systems say of an access no approval covers."""
         catalog = ctx.catalog
-        approval, why = approvals.judge(ev, ent, catalog, self.store)
-        covered = why is None
-        found: list[tuple[str, str, Entitlement | None]] = []
-        if not covered:
-            cls = catalog.classify(ev.fields)
-            refused = f"approval {approval.approval_id}: {why}" if approval else "no approval"
-            if cls is JrClass.C3:
-                found.append(("c3_without_approval", f"{ev.action.value} on {ev.system}; {refused}", ent))
-            elif cls is JrClass.C2 and ev.action in TAKES_OUT:
-                found.append(
-                    ("c2_takeout_without_approval", f"{ev.action.value} on {ev.system}; {refused}", ent)
-                )
-            system_ok, data_ok = catalog.role_grants(ent.roles, ev.action, ev.system, ev.fields)
-            if not system_ok:
-                found.append(("system_not_permitted", f"{ev.system} for roles {'/'.join(ent.roles)}", ent))
-            if not data_ok and cls is not JrClass.C3:
-                note = f"{ev.action.value} of {'/'.join(sorted(catalog.categories(ev.fields)))} for roles {'/'.join(ent.roles)}"
-                found.append(("role_not_permitted", note, ent))
-        found += self._scope(ev, ent, covered, ctx)
+        cls = catalog.classify(fields)
+        found = []
+        if cls is JrClass.C3:
+            found.append(("c3_without_approval", f"{action.value} on {system}; {refused}"))
+        elif cls is JrClass.C2 and action in TAKES_OUT:
+            found.append(("c2_takeout_without_approval", f"{action.value} on {system}; {refused}"))
+        system_ok, data_ok = catalog.role_grants(ent.roles, action, system, fields)
+        if not system_ok:
+            found.append(("system_not_permitted", f"{system} for roles {'/'.join(ent.roles)}"))
+        if not data_ok and cls is not JrClass.C3:
+            cats = "/".join(sorted(catalog.categories(fields)))
+            found.append(("role_not_permitted", f"{action.value} of {cats} for roles {'/'.join(ent.roles)}"))
         return found
 
     def _scope(
-        self, ev: Access, ent: Entitlement, covered: bool, ctx: Context
-    ) -> list[tuple[str, str, Entitlement | None]]:
-        """Seed 004 机构设置 and 客户管理机构: the actor's org must see the customer's managing org; a
-        change is made only in the managing sub-branch."""
+        self,
+        actor: str,
+        ts: int,
+        action: Action,
+        subject_ids: list[str],
+        view: View,
+        covered: bool,
+        ctx: Context,
+    ) -> Found:
+        """Each customer's managing org as of the access: a change outside it, a read outside the
+        org's sight (the former org's, after a transfer), or a customer the stream does not know."""
+        ent = view.ent
         found: dict[str, tuple[str, str, Entitlement | None]] = {}
         unknown = 0
         previous: Any = False  # the entitlement before this one, looked up on the first customer out of scope
-        for cid in ev.subject_ids:
-            cust = ctx.customer(cid, ev.ts)
+        for cid in subject_ids:
+            cust = ctx.customer(cid, ts)
             if cust is None:
                 unknown += 1
-            elif ev.action in CHANGES:
+            elif action in CHANGES:
                 if cust.org_id != ent.org_id:
+                    note = f"{ent.org_id} changed a customer of {cust.org_id}"
                     found.setdefault(
-                        "change_outside_managing_org",
-                        (
-                            "change_outside_managing_org",
-                            f"{ent.org_id} changed a customer of {cust.org_id}",
-                            ent,
-                        ),
+                        "change_outside_managing_org", ("change_outside_managing_org", note, ent)
                     )
-            elif not covered and not self._sees(ent, cust.org_id, cust.org_path, ctx):
+            elif not covered and not view.sees_customer(cust.org_id, cust.org_path):
                 if previous is False:
-                    previous = ctx.entitlement(ev.actor_id, ent.ts - 1)
+                    previous = ctx.entitlement(actor, ent.ts - 1)
                 if (
                     previous
                     and previous.org_id != ent.org_id
-                    and self._sees(previous, cust.org_id, cust.org_path, ctx)
+                    and View(previous, ctx).sees_customer(cust.org_id, cust.org_path)
                 ):
-                    found.setdefault(
-                        "old_scope_after_transfer",
-                        (
-                            "old_scope_after_transfer",
-                            f"now {ent.org_id}, read a customer of former {previous.org_id}",
-                            ent,
-                        ),
-                    )
+                    note = f"now {ent.org_id}, read a customer of former {previous.org_id}"
+                    found.setdefault("old_scope_after_transfer", ("old_scope_after_transfer", note, ent))
                 else:
-                    found.setdefault(
-                        "out_of_scope",
-                        ("out_of_scope", f"{ent.org_id} read a customer managed by {cust.org_id}", ent),
-                    )
+                    note = f"{ent.org_id} read a customer managed by {cust.org_id}"
+                    found.setdefault("out_of_scope", ("out_of_scope", note, ent))
         if unknown and _fed(ctx.refs.customers):
             found["unknown_customer"] = (
                 "unknown_customer",
@@ -341,18 +456,6 @@ class UnauthorizedLookupDetector:
                 ent,
             )
         return list(found.values())
-
-    @staticmethod
-    def _sees(ent: Entitlement, org_id: str, org_path: list[str], ctx: Context) -> bool:
-        """Seed 004 机构设置(1)-(4), through organisation.yaml `org_levels` of the actor's roles."""
-        levels = ctx.catalog.policy.organisation.org_levels
-        roles = ctx.catalog.roles
-        sees = next((levels[roles[r].level].sees for r in ent.roles if r in roles), "self_and_descendants")
-        if sees == "all":
-            return True
-        if sees == "self":
-            return org_id == ent.org_id
-        return ent.org_id in org_path
 
     # -- episodes -------------------------------------------------------------------------------
     def _record(
