@@ -187,10 +187,10 @@ class Block:
 # An access's attributes as columns, each taken in one C call; action and outcome as strings, since
 # an Enum member hashes and is looked up on its class in Python (0.3-0.5 µs each)
 _TS, _ACTOR, _SUBJECTS = attrgetter("ts"), attrgetter("actor_id"), attrgetter("subject_ids")
-_ACTION, _OUTCOME = attrgetter("action._value_"), attrgetter("outcome._value_")
-_SYSTEM, _FIELDS, _APPROVAL = attrgetter("system"), attrgetter("fields"), attrgetter("approval_id")
+_FIELDS, _APPROVAL = attrgetter("fields"), attrgetter("approval_id")
+_KIND = attrgetter("action._value_", "system", "outcome._value_", "approval_id")
 _ROLES, _ORG = attrgetter("roles"), attrgetter("org")
-_FIRST, _APPROVED = itemgetter(0), itemgetter(5)
+_FIRST = itemgetter(0)
 CHANGES = frozenset({Action.update.value, Action.delete.value})
 TAKES_OUT = frozenset({Action.export.value, Action.print.value, Action.download.value})
 DENIED = Outcome.denied.value
@@ -210,7 +210,7 @@ class View:
 
     def __init__(self, ent: Entitlement | None, ctx: Context):
         self.ent = ent
-        self.roles = tuple(ent.roles) if ent is not None and ent.status is ACTIVE else None
+        self.roles = "\x1f".join(ent.roles) if ent is not None and ent.status is ACTIVE else None
         self.org = ent.org_id if ent is not None else None
         levels, roles = ctx.catalog.policy.organisation.org_levels, ctx.catalog.roles
         sees = next((levels[roles[r].level].sees for r in ent.roles if r in roles), None) if ent else None
@@ -219,6 +219,12 @@ class View:
     def sees(self, org_id: str, org_path: list[str]) -> bool:
         """Head office sees every customer, a branch its own and its sub-branches', a sub-branch its own."""
         return self.mode == ALL or (org_id == self.org if self.mode == OWN else self.org in org_path)
+
+
+def _kind(ev: Any, view: View) -> tuple[Any, ...]:
+    """The memo key of an access (`_screen` builds it column-wise): its actor's roles, its action,
+    system, outcome and approval, its fields, how many customers it names."""
+    return (view.roles, _KIND(ev), tuple(ev.fields), len(ev.subject_ids))
 
 
 class UnauthorizedLookupDetector:
@@ -230,9 +236,9 @@ class UnauthorizedLookupDetector:
         self.section, self.p, self.store = section, params, store
         self.gap_ms = params.episode_gap_minutes * 60_000
         self.denied_ms = params.denied_window_minutes * 60_000
-        # (roles, action, system, fields, outcome, names an approval, customers) -> how far the org
-        # must see the access's one customer for it to be authorized, 0 if only the full rules can
-        # tell (`_learn`): a pure function of policy, and accesses repeat a few of these
+        # (roles, (action, system, outcome, approval), fields, customers) -> how far the org must see
+        # the access's one customer for it to be authorized, 0 if only the full rules can tell
+        # (`_learn`): a pure function of policy, and accesses repeat a few of these
         self._clean: dict[tuple[Any, ...], int] = {}
         # (roles, action, system, fields) -> the data, role and system reasons when no approval covers it
         self._unapproved: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
@@ -323,27 +329,23 @@ class UnauthorizedLookupDetector:
         distinct = dict(zip(map(id, ents), ents, strict=True))  # alive in the registry meanwhile
         views_by_id = {i: View(ent, ctx) for i, ent in distinct.items()}
         views = list(map(views_by_id.__getitem__, map(id, ents)))
-        subjects = list(map(_SUBJECTS, events))
-        keys = list(
-            zip(
-                map(_ROLES, views),
-                map(_ACTION, events),
-                map(_SYSTEM, events),
-                map(tuple, map(_FIELDS, events)),
-                map(_OUTCOME, events),
-                map(bool, map(_APPROVAL, events)),
-                map(len, subjects),
-                strict=True,
-            )
-        )
         # per access: how far the org must see its one customer (negative: and an approval must
-        # cover it), or 0: to the full rules
-        sight: list[Any] = list(map(self._clean.get, keys))
-        for i in [i for i, m in enumerate(sight) if m is None]:
-            sight[i] = self._learn(keys[i], views[i], ctx)
+        # cover it), or 0: to the full rules. The keys are never held in a list: tens of thousands
+        # of live tuples wake the garbage collector
+        kinds = zip(
+            map(_ROLES, views),
+            map(_KIND, events),
+            map(tuple, map(_FIELDS, events)),
+            map(len, map(_SUBJECTS, events)),
+            strict=True,
+        )
+        sight: list[Any] = list(map(self._clean.get, kinds))
+        if None in sight:
+            for i in [i for i, m in enumerate(sight) if m is None]:
+                sight[i] = self._learn(_kind(events[i], views[i]), views[i], ctx)
         screened = list(compress(range(n), sight))
         customers = ctx.refs.customers.as_of_many(
-            list(map(_FIRST, compress(subjects, sight))), list(compress(times, sight))
+            list(map(_FIRST, map(_SUBJECTS, compress(events, sight)))), list(compress(times, sight))
         )
         unfed = not _fed(ctx.refs.customers)  # a stream the deployment does not feed decides nothing
         seen = [
@@ -353,7 +355,7 @@ class UnauthorizedLookupDetector:
             )
         ]
         passed = set(compress(screened, seen))
-        passed -= self._spend(events, ents, times, keys, passed, ctx)
+        passed -= self._spend(events, ents, times, passed, ctx)
         suspects = sorted(set(range(n)).difference(passed))
         suspects.sort(key=times.__getitem__)  # stable: arrival order on ties
         return [(events[i], ents[i]) for i in suspects]
@@ -363,14 +365,13 @@ class UnauthorizedLookupDetector:
         events: list[Any],
         ents: list[Entitlement | None],
         times: list[int],
-        keys: list[tuple[Any, ...]],
         passed: set[int],
         ctx: Context,
     ) -> set[int]:
         """The accesses naming an approval that it does not cover, of those `passed` so far (the
         others spend its budget). Budgets are spent in time order: once an approval's access goes
         to the full rules, so do its later ones, which then spend it in the same order."""
-        named = list(compress(range(len(events)), map(_APPROVED, keys)))
+        named = list(compress(range(len(events)), map(_APPROVAL, events)))
         named.sort(key=times.__getitem__)
         to_rules: set[str] = set()
         refused = set()
@@ -389,13 +390,13 @@ class UnauthorizedLookupDetector:
         """How far the org must see the one customer of an access of this kind for it to be
         authorized (a change: its own customer only), negative when that is up to the approval it
         names (which covers any org's reads); 0 if only the full rules can tell."""
-        roles, action, system, fields, outcome, approved, customers = key
+        roles, (action, system, outcome, approval_id), fields, customers = key
         found = self._clean.get(key)
         if found is not None:
             return found
         sight = 0
         if view.ent is not None and roles is not None and outcome != DENIED and customers == 1:
-            if approved:
+            if approval_id:
                 sight = -(OWN if action in CHANGES else ALL)
             elif not self._rules(view.ent, action, system, list(fields), "no approval", ctx):
                 sight = OWN if action in CHANGES else view.mode
