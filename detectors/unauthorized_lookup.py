@@ -242,6 +242,7 @@ class UnauthorizedLookupDetector:
         self._clean: dict[tuple[Any, ...], int] = {}
         # (roles, action, system, fields) -> the data, role and system reasons when no approval covers it
         self._unapproved: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+        self._views: dict[int, View] = {}  # id(entitlement version) -> its View (`_view`)
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -325,10 +326,7 @@ class UnauthorizedLookupDetector:
         system; or one customer it knows, under an approval that covers the access and has the
         budget for it. Everything else meets the full rules (`_judge`)."""
         n, actors, times = len(events), list(map(_ACTOR, events)), list(map(_TS, events))
-        ents = ctx.refs.entitlements.as_of_many(actors, times)
-        distinct = dict(zip(map(id, ents), ents, strict=True))  # alive in the registry meanwhile
-        views_by_id = {i: View(ent, ctx) for i, ent in distinct.items()}
-        views = list(map(views_by_id.__getitem__, map(id, ents)))
+        ents, views = self._entitlements(actors, times, ctx)
         # per access: how far the org must see its one customer (negative: and an approval must
         # cover it), or 0: to the full rules. The keys are never held in a list: tens of thousands
         # of live tuples wake the garbage collector
@@ -359,6 +357,39 @@ class UnauthorizedLookupDetector:
         suspects = sorted(set(range(n)).difference(passed))
         suspects.sort(key=times.__getitem__)  # stable: arrival order on ties
         return [(events[i], ents[i]) for i in suspects]
+
+    def _entitlements(
+        self, actors: list[str], times: list[int], ctx: Context
+    ) -> tuple[list[Entitlement | None], list[View]]:
+        """Each access's entitlement as of its time, and its `View`. Looked up per actor: the
+        version in force at the batch's first and last time is in force at every time between
+        (versions are time-ordered); only an actor whose entitlement changed in the meantime is
+        looked up per access."""
+        registry, first, last = ctx.refs.entitlements, min(times), max(times)
+        ent_of: dict[str, Any] = {}
+        changed = set()
+        for actor in set(actors):
+            ent = ent_of[actor] = registry.as_of(actor, last)
+            if registry.as_of(actor, first) is not ent:
+                changed.add(actor)
+        view_of = {actor: self._view(ent, ctx) for actor, ent in ent_of.items()}
+        ents, views = list(map(ent_of.__getitem__, actors)), list(map(view_of.__getitem__, actors))
+        if changed:
+            rows = list(compress(range(len(actors)), map(changed.__contains__, actors)))
+            found = registry.as_of_many([actors[i] for i in rows], [times[i] for i in rows])
+            for i, ent in zip(rows, found, strict=True):
+                ents[i], views[i] = ent, self._view(ent, ctx)
+        return ents, views
+
+    def _view(self, ent: Entitlement | None, ctx: Context) -> View:
+        """The entitlement version's View, kept while the version is in use. The cache holds the
+        version itself, so its id cannot be another object's meanwhile."""
+        view = self._views.get(id(ent))
+        if view is None or view.ent is not ent:
+            if len(self._views) >= 100_000:
+                self._views.clear()
+            view = self._views[id(ent)] = View(ent, ctx)
+        return view
 
     def _spend(
         self,
