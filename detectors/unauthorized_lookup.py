@@ -221,6 +221,21 @@ class View:
         return self.mode == ALL or (org_id == self.org if self.mode == OWN else self.org in org_path)
 
 
+class Spending:
+    """Approval budgets spent while screening a batch, over the store's: read through, kept here."""
+
+    __slots__ = ("store", "spent")
+
+    def __init__(self, store: Store, spent: dict[str, int]):
+        self.store, self.spent = store, spent
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.spent[key] if key in self.spent else self.store.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        self.spent[key] = value
+
+
 def _kind(ev: Any, view: View) -> tuple[Any, ...]:
     """The memo key of an access (`_screen` builds it column-wise): its actor's roles, its action,
     system, outcome and approval, its fields, how many customers it names."""
@@ -406,15 +421,20 @@ class UnauthorizedLookupDetector:
         named.sort(key=times.__getitem__)
         to_rules: set[str] = set()
         refused = set()
+        budgets: dict[str, int] = {}  # spent here, written to the store once
+        ledger = Spending(self.store, budgets)
+        asked: dict[tuple[Any, ...], str | None] = {}
         for i in named:
             ev = events[i]
             if (
                 ev.approval_id in to_rules
                 or i not in passed
-                or approvals.judge(ev, ents[i], ctx.catalog, self.store)[1] is not None
+                or approvals.judge(ev, ents[i], ctx.catalog, ledger, asked)[1] is not None
             ):
                 to_rules.add(ev.approval_id)
                 refused.add(i)
+        for key, used in budgets.items():
+            self.store.put(key, used)
         return refused
 
     def _learn(self, key: tuple[Any, ...], view: View, ctx: Context) -> int:
