@@ -13,13 +13,24 @@ Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金�
 A covering approval also allows a cross-org query and data or systems beyond the role; never a change
 outside the managing sub-branch, nor access after a transfer or termination.
 
-Each access waits until the watermark passes its time, so a transfer, termination or customer
-record that arrives late (within the allowed lateness) still decides it, as a Flink temporal join
-waits for its versioned table. Per actor: accesses pending judgment, recent denials (repeated
-denials are a finding; a single one is only counted in the engine's rollups), and the open
-*episode*: one alert whose id is hash(actor, first offending access), growing by revisions while the
-actor keeps offending, closed once `episode_gap_minutes` pass without a new offence. An actor or
-customer the reference streams do not know is a coverage gap: listed in the alert, never passed.
+Each access waits until the watermark passes its time, so a transfer, termination, customer move
+or approval that arrives late (within the allowed lateness) still decides it, as a Flink temporal
+join waits for its versioned table. No verdict is final earlier: any entitlement version of the
+actor, or customer version, dated between the version in force and the access can still arrive
+and turn a clean access into an offence or an offence into a clean one. So the waiting is made
+cheap instead:
+- a batch waits as one *block* of the store, written once and deleted once judged (an inbox key
+  lists the blocks), and one timer for the task wakes the judgment;
+- the accesses the watermark has passed are *screened* column by column (`_screen`): the
+  entitlements and customers looked up for the whole batch, the policy verdict memoized per kind
+  of access. What passes is authorized for certain. The rest (repeated-denial candidates, several
+  customers, refused approvals, anything out of sight) meets the full rules, per actor, in time
+  order.
+Per actor, only for an actor with something to remember: recent denials (repeated denials are a
+finding; a single one is only counted in the engine's rollups), and the open *episode*: one alert
+whose id is hash(actor, first offending access), growing by revisions while the actor keeps
+offending, closed once `episode_gap_minutes` pass without a new offence. An actor or customer the
+reference streams do not know is a coverage gap: listed in the alert, never passed.
 """
 
 from __future__ import annotations
