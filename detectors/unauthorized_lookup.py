@@ -35,10 +35,11 @@ reference streams do not know is a coverage gap: listed in the alert, never pass
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import compress
-from operator import attrgetter, itemgetter
+from operator import attrgetter, itemgetter, not_
 from typing import Any, ClassVar
 
 import msgspec
@@ -352,7 +353,7 @@ class UnauthorizedLookupDetector:
         system; or one customer it knows, under an approval that covers the access and has the
         budget for it. Everything else meets the full rules (`_judge`)."""
         n, actors, times = len(events), list(map(_ACTOR, events)), list(map(_TS, events))
-        ents, views = self._entitlements(actors, times, ctx)
+        views = self._entitlements(actors, times, ctx)
         # per access: how far the org must see its one customer (negative: and an approval must
         # cover it), or 0: to the full rules. The keys are never held in a list: tens of thousands
         # of live tuples wake the garbage collector
@@ -378,34 +379,35 @@ class UnauthorizedLookupDetector:
                 customers, map(abs, compress(sight, sight)), map(_ORG, compress(views, sight)), strict=True
             )
         ]
-        passed = set(compress(screened, seen))
-        passed -= self._spend(events, ents, times, passed, ctx)
-        suspects = sorted(set(range(n)).difference(passed))
+        suspects = [
+            *compress(range(n), map(not_, sight)),
+            *compress(screened, map(not_, seen)),
+            *self._spend(events, views, times, screened, seen, ctx),
+        ]
+        suspects.sort()
         suspects.sort(key=times.__getitem__)  # stable: arrival order on ties
-        return [(events[i], ents[i]) for i in suspects]
+        return [(events[i], views[i].ent) for i in suspects]
 
-    def _entitlements(
-        self, actors: list[str], times: list[int], ctx: Context
-    ) -> tuple[list[Entitlement | None], list[View]]:
-        """Each access's entitlement as of its time, and its `View`. Looked up per actor: the
+    def _entitlements(self, actors: list[str], times: list[int], ctx: Context) -> list[View]:
+        """The `View` of each access's entitlement as of its time. Looked up per actor: the
         version in force at the batch's first and last time is in force at every time between
         (versions are time-ordered); only an actor whose entitlement changed in the meantime is
         looked up per access."""
         registry, first, last = ctx.refs.entitlements, min(times), max(times)
-        ent_of: dict[str, Any] = {}
+        view_of: dict[str, View] = {}
         changed = set()
         for actor in set(actors):
-            ent = ent_of[actor] = registry.as_of(actor, last)
+            ent = registry.as_of(actor, last)
+            view_of[actor] = self._view(ent, ctx)
             if registry.as_of(actor, first) is not ent:
                 changed.add(actor)
-        view_of = {actor: self._view(ent, ctx) for actor, ent in ent_of.items()}
-        ents, views = list(map(ent_of.__getitem__, actors)), list(map(view_of.__getitem__, actors))
+        views = list(map(view_of.__getitem__, actors))
         if changed:
             rows = list(compress(range(len(actors)), map(changed.__contains__, actors)))
             found = registry.as_of_many([actors[i] for i in rows], [times[i] for i in rows])
             for i, ent in zip(rows, found, strict=True):
-                ents[i], views[i] = ent, self._view(ent, ctx)
-        return ents, views
+                views[i] = self._view(ent, ctx)
+        return views
 
     def _view(self, ent: Entitlement | None, ctx: Context) -> View:
         """The entitlement version's View, kept while the version is in use. The cache holds the
@@ -420,30 +422,33 @@ class UnauthorizedLookupDetector:
     def _spend(
         self,
         events: list[Any],
-        ents: list[Entitlement | None],
+        views: list[View],
         times: list[int],
-        passed: set[int],
+        screened: list[int],
+        seen: list[bool],
         ctx: Context,
-    ) -> set[int]:
-        """The accesses naming an approval that it does not cover, of those `passed` so far (the
-        others spend its budget). Budgets are spent in time order: once an approval's access goes
-        to the full rules, so do its later ones, which then spend it in the same order."""
+    ) -> list[int]:
+        """The accesses naming an approval that it does not cover, of those that passed so far
+        (`seen` of the `screened`); the others spend its budget. Budgets are spent in time order:
+        once an approval's access goes to the full rules, so do its later ones, which then spend
+        it in the same order."""
         named = list(compress(range(len(events)), map(_APPROVAL, events)))
         named.sort(key=times.__getitem__)
         to_rules: set[str] = set()
-        refused = set()
+        refused = []
         budgets: dict[str, int] = {}  # spent here, written to the store once
         ledger = Spending(self.store, budgets)
         asked: dict[tuple[Any, ...], str | None] = {}
         for i in named:
-            ev = events[i]
-            if (
+            ev, j = events[i], bisect_left(screened, i)
+            if j == len(screened) or screened[j] != i or not seen[j]:
+                to_rules.add(ev.approval_id)  # a suspect already
+            elif (
                 ev.approval_id in to_rules
-                or i not in passed
-                or approvals.judge(ev, ents[i], ctx.catalog, ledger, asked)[1] is not None
+                or approvals.judge(ev, views[i].ent, ctx.catalog, ledger, asked)[1] is not None
             ):
                 to_rules.add(ev.approval_id)
-                refused.add(i)
+                refused.append(i)
         for key, used in budgets.items():
             self.store.put(key, used)
         return refused
