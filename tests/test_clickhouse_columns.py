@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from test_alerts import finding
 
-from detectors.base import Finding
-from schemas.models import Severity
 from streams.alerts import build_alert
 from streams.clickhouse import apply_ddl, ddl_statements
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
@@ -41,21 +40,8 @@ def test_an_alerts_table_from_before_event_count_gains_it_in_place(ch: Any, db: 
     assert columns(ch, db, "alerts") == [*ALERT_COLUMNS, "inserted_at"]  # in its place, after the evidence
     apply_ddl(ch, db)  # and again: nothing left to add
 
-    finding = Finding(
-        detector="bulk_query",
-        rule_id="LM-BQ-001",
-        key="e1",
-        window_start=1000,
-        window_end=2000,
-        severity=Severity.high,
-        revision=1,
-        closed=False,
-        summary="s",
-        jr_class="C2",
-        evidence_event_ids=["a"],
-        event_count=61,
-    )
+    alert = build_alert(finding(event_count=61), policy.detectors["bulk_query"])
     sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
-    sink.add([build_alert(finding, policy.detectors["bulk_query"])])
+    sink.add([alert])
     assert sink.flush() == 1
     assert ch.query(f"SELECT event_count FROM {db}.alerts").result_rows == [(61,)]
