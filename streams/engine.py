@@ -38,6 +38,7 @@ from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
+from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import PseudonymKeyMismatch
 from streams.registries import AsOfRegistry
 
@@ -243,6 +244,9 @@ class Engine:
             self.incident_groups[group].append(kind)
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
+        # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
+        # (a replay has no table to fill, and would hold every deletion of months of history)
+        self.deletions: DeletionLedger | None = None
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
@@ -287,6 +291,8 @@ class Engine:
         if events:
             self._pseudonymize(stream, events)
             self._rollup(stream, topic, partition, decoded)
+            if stream == "lifecycle" and self.deletions is not None:
+                self.deletions.add(events)
         return events
 
     def process_rekeyed(

@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
+from policy.contracts import RecipientBook
 from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
@@ -41,6 +42,7 @@ from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
 from streams.logs import KAFKA
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
@@ -246,6 +248,16 @@ class Monitor:
         self.rollup_sink = ClickHouseTableSink(
             ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"
         )
+        # the lifecycle dashboard's tables: deletion requests as they come, the policy's contracts at start
+        self.deletion_sink = ClickHouseTableSink(
+            ch_client, f"{db}.deletion_events", DELETION_COLUMNS, identity_row, "deletions"
+        )
+        self.contract_sink = ClickHouseTableSink(
+            ch_client, f"{db}.recipient_contracts", CONTRACT_COLUMNS, identity_row, "contracts"
+        )
+        self.contract_sink.add(
+            contract_rows(RecipientBook(catalog.policy.recipients), int(time.time() * 1000))
+        )
         self.stats_sink = ClickHouseTableSink(
             ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"
         )
@@ -264,6 +276,7 @@ class Monitor:
         # events, keyed as a detector needs them, to that (stream, key)'s repartition topic; a raw-log
         # topic (keyed by its shipper) sends even the stream's own key there
         self.engine.rekey_locally = False
+        self.deletions = self.engine.deletions = DeletionLedger(catalog.policy.retention)
         needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
         self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
@@ -622,7 +635,9 @@ class Monitor:
                 if failures:
                     raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
                 self.rollup_sink.add(self.engine.rollup_rows())
-                self.rollup_sink.flush()
+                self.deletion_sink.add(self.deletions.drain())
+                for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
+                    table.flush()
                 self._write_stats()
                 crash_point("after_flush", self.stats.total())
                 self._write_changelog()
