@@ -95,9 +95,11 @@ def test_the_report_renders_in_chromium_without_console_errors(ch, names, policy
             "lifemon — 个人金融信息生命周期监测报告 / PFI lifecycle report",
             "Events per hour by stream / 各数据流每小时事件数",
             "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)",
+            "Lifecycle / 生命周期",
             "Alerts / 告警",
         ]
-        rows = page.evaluate("[...document.querySelectorAll('table tr')].slice(1).map(r => r.innerText)")
+        alerts = "[...document.querySelectorAll('tr')].filter(r => r.querySelector('.sev'))"
+        rows = page.evaluate(f"{alerts}.map(r => r.innerText)")  # the rows with a severity badge
         assert len(rows) == 2 and all("批量查询个人金融信息" in r for r in rows)
         assert page.evaluate("document.querySelectorAll('svg rect').length") >= 3  # bars drawn
         # laid out, not collapsed: the charts take the page's width
