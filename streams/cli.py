@@ -29,12 +29,15 @@ EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
+  lifemon ship --format pgaudit /var/log/postgresql/postgresql.log --follow
+                                       ship a server's log to its raw topic, resuming where it stopped
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
   lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --severity high --since 2026-12-01   the SOC's list, filtered (detector, actor, status)
   lifemon watch --severity high        new alerts live in the terminal, as pfi.alerts receives them
+  lifemon catalog gaps                 tables, logins, SFTP accounts and fields seen that the policy lacks
   lifemon policy check                 validate the policy catalog and run every detector's examples
   lifemon detectors                    list the detectors and their rules
 
@@ -153,6 +156,53 @@ def cmd_notify(args: argparse.Namespace) -> int:
         "delivered: " + (", ".join(f"{k} {v}" for k, v in sorted(delivered.items())) or "nothing"),
         extra={"delivered": dict(delivered)},
     )
+    return 0
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    """Log files to a raw topic, exactly once across restarts (streams/ship.py); HAR captures to
+    the SDK topic as telemetry (streams/ship_har.py)."""
+    import hashlib
+    import signal
+
+    if args.format == "har":
+        from streams.ship_har import ship_har
+
+        return ship_har(args)
+
+    from streams.config import load_config
+    from streams.ship import FORMATS, ShipError, Shipper
+
+    config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+    if not config.kafka.bootstrap:
+        log.error(
+            "ship needs a broker: --bootstrap, LIFEMON_KAFKA_BOOTSTRAP or kafka.bootstrap in the config"
+        )
+        return 2
+    fmt = FORMATS[args.format]
+    topic = args.topic or fmt.topic(config)
+    files = sorted(str(Path(f).absolute()) for f in args.files)
+    positions = (
+        Path(args.positions)
+        if args.positions
+        else (
+            config.data_dir
+            / "ship"
+            / f"{topic}-{hashlib.sha1(chr(0).join(files).encode()).hexdigest()[:10]}.json"
+        )
+    )
+    shipper = Shipper(
+        config, config.kafka.bootstrap, fmt, files, topic, positions, args.key, args.follow, args.batch,
+        warn=log.warning,
+    )  # fmt: skip
+    for sig in (signal.SIGTERM, signal.SIGINT):  # finish the batch in flight, save, stop
+        signal.signal(sig, lambda *_: shipper.stop.set())
+    log.info(f"shipping {len(files)} file(s) as {args.format} to {topic}; positions in {positions}")
+    try:
+        shipper.run(progress=lambda line, final: _progress(line, final))
+    except (ShipError, ValueError) as e:
+        log.error(str(e))
+        return 1
     return 0
 
 
@@ -303,6 +353,24 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """`catalog gaps`: what was seen and the policy does not know (streams/catalog_gaps.py)."""
+    from functools import partial
+
+    from streams.catalog_gaps import fold_tables, query_gaps, render
+    from streams.clickhouse import connect
+    from streams.config import load_config
+    from streams.credentials import Secrets
+    from streams.pseudonym import Pseudonymizer, fingerprint
+
+    config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    rows = query_gaps(connect(config.clickhouse_dsn()), config.clickhouse.database, args.kind, args.limit)
+    # field-id fingerprints need the key that made them; without it they are listed as they are
+    keyed = Secrets().key_ring() and partial(fingerprint, Pseudonymizer.from_env(allow_ephemeral=False))
+    print(render(fold_tables(rows, keyed or None)))
+    return 0
+
+
 def _when(text: str | None) -> datetime | None:
     """An ISO date or time (UTC when no zone is given), or None."""
     if not text:
@@ -354,13 +422,11 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     """Coverage-gap rows hold a keyed fingerprint of an unknown field id, never the id itself (it
     may be a value typed into the wrong place): this tells which candidate names they are."""
-    from streams.engine import Engine
-    from streams.pseudonym import Pseudonymizer
+    from streams.pseudonym import Pseudonymizer, fingerprint
 
-    config, _, specs, catalog = _setup(args)
-    engine = Engine(specs, catalog, Pseudonymizer.from_env(allow_ephemeral=False))
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
     for name in args.names:
-        print(f"{engine.fingerprint(name)}  {name}")
+        print(f"{fingerprint(pseudonymize, name)}  {name}")
     return 0
 
 
@@ -419,6 +485,48 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
     sp.set_defaults(func=cmd_notify)
 
+    from streams.ship import FORMATS
+    from streams.ship_har import add_har_arguments
+
+    sp = sub.add_parser(
+        "ship",
+        help="ship log files to a raw topic (a built-in Filebeat), resuming where it stopped",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read log files and produce one record per log entry (a multi-line statement is one\n"
+        "record) to a Kafka topic, in batches. A restart resumes from the position file: nothing\n"
+        "lost, nothing sent twice (a position is saved only once the broker acknowledged it, and\n"
+        "records that arrived after the last save are found on the topic). With --follow,\n"
+        "appends, rotation (the path names a new file) and truncation are followed.",
+        epilog="formats:\n"
+        + "\n".join(f"  {name:<13}{f.help}" for name, f in FORMATS.items())
+        + f"\n  {'har':<13}HAR 1.2 captures (mitmproxy, Charles, devtools) as SDK telemetry (docs/har.md)",
+    )
+    sp.add_argument(
+        "files", nargs="+", metavar="FILE", help="log files (a path keeps being followed across rotation)"
+    )
+    sp.add_argument(
+        "--format", required=True, choices=[*FORMATS, "har"], help="how the files are written (below)"
+    )
+    sp.add_argument(
+        "--topic", help="topic to produce to (default: the format's raw_sources topic in the config)"
+    )
+    sp.add_argument(
+        "--follow", action="store_true", help="keep reading appends and rotated files until stopped"
+    )
+    sp.add_argument(
+        "--positions", metavar="PATH", help="position file (default: data_dir/ship/<topic>-<files hash>.json)"
+    )
+    sp.add_argument(
+        "--key", help="record key: the server's name (default: this host's name); one key, one partition"
+    )
+    sp.add_argument(
+        "--batch", type=int, default=5000, metavar="N", help="records per acknowledged batch (default 5000)"
+    )
+    add_har_arguments(sp)
+    sp.add_argument("--config")
+    sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    sp.set_defaults(func=cmd_ship)
+
     sp = sub.add_parser("generate", help="generate a realistic workload with injected violations")
     sp.add_argument(
         "-n", "--events", type=int, default=100_000, help="about how many events (default 100000)"
@@ -474,6 +582,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config")
     sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
     sp.set_defaults(func=cmd_watch)
+    from streams.catalog_gaps import WHERE_TO_ADD
+
+    sp = sub.add_parser(
+        "catalog",
+        help="coverage gaps: fields, tables, logins and SFTP accounts seen that the policy lacks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="List what the streams and raw logs named that the policy does not know, read\n"
+        "from ClickHouse (the coverage_gaps view): one line per kind, object and stream, with\n"
+        "how often and when it was seen. Unknown field ids are shown as keyed fingerprints.",
+        epilog="kinds, and where to add them:\n"
+        + "\n".join(f"  {k:<20} {w}" for k, w in WHERE_TO_ADD.items()),
+    )
+    sp.add_argument("action", choices=["gaps"], help="gaps: list the coverage gaps")
+    sp.add_argument("--kind", choices=list(WHERE_TO_ADD), help="only this kind of gap")
+    sp.add_argument("--limit", type=int, default=200, help="at most this many lines (default 200)")
+    sp.add_argument("--config", help="YAML config file (see docs/configuration.md)")
+    sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
+    sp.set_defaults(func=cmd_catalog)
 
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument("action", choices=["check"])
@@ -482,15 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("fingerprint", help="the coverage-gap fingerprint of candidate field ids")
     sp.add_argument("names", nargs="+", help="field ids to fingerprint (uses LIFEMON_PSEUDONYM_KEY)")
-    common(sp, kafka=False)
     sp.set_defaults(func=cmd_fingerprint)
 
     sp = sub.add_parser("pseudonym", help="a customer id's pseudonym under each key of the ring")
     sp.add_argument("subjects", nargs="+", help="customer ids (uses LIFEMON_PSEUDONYM_KEY, _V2, ...)")
     sp.set_defaults(func=cmd_pseudonym)
-    from streams.ship import add_ship_parser
-
-    add_ship_parser(sub)
 
     sp = sub.add_parser("detectors", help="list detectors")
     sp.add_argument("--policy")
