@@ -38,6 +38,7 @@ class AsOf(Protocol):
     """A reference registry looked up as of an event's time."""
 
     def as_of(self, key: Any, ts: int) -> Any: ...
+    def as_of_many(self, keys: Sequence[Any], times: Sequence[int]) -> list[Any]: ...
 
 
 class Store(Protocol):

@@ -364,11 +364,19 @@ class Engine:
         return kept
 
     # -- time -----------------------------------------------------------------------------------
-    def advance(self, caught_up: Collection[tuple[str, int]] = (), final: bool = False) -> list[Alert]:
+    def clock(self) -> int:
+        """The instance clock: the latest stream time of any task here."""
+        return max((t.stream_time for t in self.tasks.values()), default=0)
+
+    def advance(
+        self, caught_up: Collection[tuple[str, int]] = (), final: bool = False, clock: int | None = None
+    ) -> list[Alert]:
         """Fire the timers each task's watermark has passed. `caught_up` holds the (stream,
         partition) inputs with nothing left to read: a task whose inputs all are follows the
-        instance clock. `final` (end of a finite input) advances every task to the last event time."""
-        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        instance clock, or `clock` if that is earlier (the live runtime passes the clock as it
+        stood a few seconds ago). `final` (end of a finite input) advances every task to the last
+        event time."""
+        clock = self.clock() if clock is None else min(clock, self.clock())
         findings: dict[int, list[Finding]] = defaultdict(list)
         watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
         for (p, kind), task in self.tasks.items():
@@ -395,7 +403,7 @@ class Engine:
     def prune_references(self, history_ms: int) -> int:
         """Forget reference versions superseded more than `history_ms` before the instance clock:
         reference memory follows the keys, not their history. Returns how many were dropped."""
-        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        clock = self.clock()
         if not clock:
             return 0
         registries = (self.refs.entitlements, self.refs.consents, self.refs.customers)

@@ -167,7 +167,7 @@ class FaustMonitor(Monitor):
                 if seen == self._batches:  # quiet: timers still fire on the instance clock
                     if self._flush_raw():  # its events went on to repartition topics: more to come
                         self._last_data = now
-                    self._emit(self.engine.advance(self._inputs_caught_up()))
+                    self._emit(self._advance())
                 seen = self._batches
                 if self.checkpoint_due(now):
                     self._check_sources()

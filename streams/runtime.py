@@ -23,7 +23,8 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,7 @@ from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
+from streams.idleness import LaggedClock
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
 from streams.logs import KAFKA
 from streams.sinks import FatalSinkError, Sink, SinkError
@@ -168,6 +170,41 @@ class SourceGone(FatalSinkError):
             f"input topic {topic} no longer exists on the broker (was it restarted empty?); "
             "lifemon stops rather than wait for data that is gone"
         )
+
+
+class SourceReset(FatalSinkError):
+    """An input partition lost records this instance already read: the broker came back empty and
+    someone re-created the topic (another instance's start does). Waiting would wait forever for
+    offsets that no longer come; starting over would pass the loss off as a fresh start."""
+
+    def __init__(self, topic: str, partition: int, found: str, known: int):
+        super().__init__(
+            f"input topic {topic} partition {partition}: {found}, but lifemon already read it up to "
+            f"offset {known} (was the broker restarted empty and the topic re-created?); lifemon stops "
+            "rather than wait for records that are gone or start over as if nothing had been"
+        )
+
+
+class StateDiskFull(FatalSinkError):
+    """The disk under the local state stores is full. They are caches of the changelog, so the way
+    out is space and a restart, which rebuilds them; the last checkpoint stands meanwhile."""
+
+    def __init__(self, where: Any, error: Exception):
+        super().__init__(
+            f"the disk holding lifemon's local state ({where}) is full ({error}); free space there or "
+            "give data_dir more, then start lifemon again: it resumes from its last checkpoint"
+        )
+
+
+@contextmanager
+def _state_disk(where: Any) -> Iterator[None]:
+    """RocksDB reports a full disk as a bare Exception: name the folder and the way out."""
+    try:
+        yield
+    except Exception as e:
+        if "No space left on device" in str(e):
+            raise StateDiskFull(where, e) from None
+        raise
 
 
 PRUNE_EVERY_S = 600.0  # reference history is pruned this often (a pass over every key)
@@ -329,6 +366,10 @@ class Monitor:
             }
         )
         self._saved: dict[tuple[str, int], int] = {}  # offsets of the last stored snapshot per partition
+        # the highest offsets this process ever stored, kept across rebalances: a partition's
+        # snapshot can move on (another instance), never back, unless the broker lost it
+        self._checkpointed: dict[tuple[str, int], int] = {}
+        self._restored: set[tuple[str, int]] = set()  # positions from a snapshot, no record read since
         self._committed: dict[tuple[str, int], int] = {}  # offsets the group has from this instance
         self._pending_alerts: dict[str, Any] = {}  # alert id -> newest revision since the last checkpoint
         self._failed = False  # after an exception nothing half-processed may be checkpointed
@@ -338,6 +379,7 @@ class Monitor:
         self._last_checkpoint = time.monotonic()
         self._last_prune = time.monotonic()
         self._last_progress = 0.0
+        self._idle_clock = LaggedClock()  # what quiet partitions follow (streams/idleness.py)
         self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
 
     # -- reference streams ----------------------------------------------------------------------
@@ -408,17 +450,23 @@ class Monitor:
         truth wherever the task ran before. Returns the offsets of the changelog's last commit
         marker, where the inputs resume ({} for a partition never checkpointed)."""
         numbers = sorted({p for _, p in partitions})
-        stores = {p: self.engine.open_partition(p) for p in numbers}
+        with _state_disk(self.engine.state_dir):
+            stores = {p: self.engine.open_partition(p) for p in numbers}
         offsets = Changelog.restore_many(self.consumer_conf, self.changelog.topic, stores)
         for p in numbers:
             self.engine.resume(p)
         resume: dict[tuple[str, int], int] = {}
         for topic, p in partitions:
             offset = offsets[p].get(topic)
+            known = self._checkpointed.get((topic, p), 0)
+            if (offset or 0) < known:
+                raise SourceReset(topic, p, f"its state snapshot resumes at offset {offset or 0}", known)
+            self._restored.add((topic, p))
             if offset is not None:
                 resume[(topic, p)] = self.positions[(topic, p)] = self._saved[(topic, p)] = offset
             self._committed.pop((topic, p), None)  # after a rejoin, commit again
         self.stats.on_assigned(len(partitions))
+        log.info(f"this instance now runs partitions {numbers}")
         return resume
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -443,6 +491,7 @@ class Monitor:
             self._unsent_changes.pop(p, None)  # its new owner restores the last marker
             for known in (self.positions, self._saved, self._committed, self._stamps):
                 known.pop((topic, p), None)
+            self._restored.discard((topic, p))
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
@@ -490,7 +539,7 @@ class Monitor:
             else:  # quiet: timers still fire on the instance clock (engine.advance)
                 if self._flush_raw():  # its events went on to repartition topics: more to come
                     last_data = time.monotonic()
-                self._emit(self.engine.advance(self._inputs_caught_up()))
+                self._emit(self._advance())
             now = time.monotonic()
             if self.checkpoint_due(now):
                 self._check_sources()
@@ -522,8 +571,11 @@ class Monitor:
         idle_exit_s: float | None,
         max_seconds: float | None,
     ) -> bool:
-        """A batch job's end: idle that long with every input caught up, or out of time."""
+        """A batch job's end: idle that long with every input caught up, or out of time. At an idle
+        end the input has ended: nothing is on its way, so quiet partitions need not lag (their
+        timers fire on the instance clock now)."""
         if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
+            self._emit(self.engine.advance(self._inputs_caught_up()))
             return True
         return max_seconds is not None and now - started >= max_seconds
 
@@ -565,9 +617,14 @@ class Monitor:
                 self.stats.on_consumed(stream, len(raws))
                 alerts += self._process_source(stream, topic, partition, decoded.ok)
                 self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
+            if raws[0].offset < self._saved.get((topic, partition), 0):  # never, unless the broker reset it
+                raise SourceReset(
+                    topic, partition, f"offset {raws[0].offset} came again", self._saved[(topic, partition)]
+                )
             self.positions[(topic, partition)] = raws[-1].offset + 1
             self._stamps[(topic, partition)] = raws[-1].timestamp
-        alerts += self.engine.advance(self._inputs_caught_up())
+            self._restored.discard((topic, partition))
+        alerts += self._advance()
         self._emit(alerts)
         self.stats.batches.observe(time.perf_counter() - began)
 
@@ -617,6 +674,12 @@ class Monitor:
             self.stats.on_alerts(alerts)
             self._pending_alerts = {a.alert_id: a for a in latest([*self._pending_alerts.values(), *alerts])}
 
+    def _advance(self) -> list[Any]:
+        """Fire what the watermarks passed; caught-up tasks follow the instance clock as it stood
+        IDLE_AFTER_S ago, so another partition's backlog, fetched first, never overtakes them."""
+        clock = self._idle_clock.observe(self.engine.clock(), time.monotonic())
+        return self.engine.advance(self._inputs_caught_up(), clock=clock)
+
     def _end_offset(self, topic: str, partition: int) -> int:
         """The partition's end as the consumer's fetches reported it (-1 if none yet). Not
         ListOffsets: Tansu answers that with the base offset of the last batch + 1."""
@@ -658,7 +721,8 @@ class Monitor:
 
     def _check_sources(self) -> None:
         """A broker that restarted empty gives the consumer no error, only an assignment that never
-        comes back: ask for the topic list (one metadata request per checkpoint) and say so."""
+        comes back, or (topics re-created) partitions that end before what was read: ask for the
+        topic list (one metadata request per checkpoint), compare the ends, and say so."""
         try:
             existing = self.consumer.list_topics(timeout=5).topics
         except KafkaException:
@@ -666,6 +730,12 @@ class Monitor:
         missing = [t for t in self.event_topics if t not in existing]
         if missing:
             raise SourceGone(missing[0])
+        # a topic re-created empty ends before what was read (the end fetches report: a position
+        # just restored from a snapshot is judged once a record of it was read, against a fresh end)
+        for (topic, partition), position in self.positions.items():
+            end = self._end_offset(topic, partition)
+            if 0 <= end < position and (topic, partition) not in self._restored:
+                raise SourceReset(topic, partition, f"it ends at offset {end}", position)
 
     def _check_keys(self, stream: str, topic: str, decoded: list[tuple[RawRecord, Any]]) -> None:
         """Records keyed by something else than their stream's key land in arbitrary partitions, and
@@ -742,6 +812,7 @@ class Monitor:
                 log.warning(
                     f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
                 )
+                self._check_sources()  # a broker back empty leaves nothing worth retrying for
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
@@ -773,11 +844,13 @@ class Monitor:
         moved = {tp[1] for tp, off in self.positions.items() if self._saved.get(tp) != off}
         for p in sorted(moved - set(self._unsent_changes)):
             offsets = {t: off for (t, q), off in self.positions.items() if q == p}
-            self._unsent_changes[p] = (self.engine.changes(p), offsets)
+            with _state_disk(self.engine.state_dir):
+                self._unsent_changes[p] = (self.engine.changes(p), offsets)
         for p, (changes, offsets) in sorted(self._unsent_changes.items()):
             self.changelog.write(p, changes, offsets)
             del self._unsent_changes[p]
             self._saved.update({(t, p): off for t, off in offsets.items()})
+            self._checkpointed.update({(t, p): off for t, off in offsets.items()})
 
     def _commit(self) -> None:
         """Commit every stored position the group does not have yet, including after a rejoin."""
@@ -834,10 +907,17 @@ class Monitor:
                 self._previous_handlers[sig] = signal.signal(sig, on_signal)
 
     def close(self) -> None:
-        """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush."""
+        """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush.
+        After a failure nothing is left to commit, and leaving a group that a broker back empty is
+        rebuilding can block for good: that wait is bounded, the session timeout does the rest."""
         self.stats.on_revoked()
         try:
-            self.consumer.close()
+            if self._failed:
+                leaving = threading.Thread(target=self.consumer.close, daemon=True)
+                leaving.start()
+                leaving.join(SHUTDOWN_GRACE_S)
+            else:
+                self.consumer.close()
         finally:
             self.ref_consumer.close()
             self.producer.flush(5)  # the sinks flushed what matters at the last checkpoint

@@ -31,7 +31,8 @@ class Receiver:
     """POSTs to any path: answers 503 while `failing` (or for the first `fail_first` requests),
     2xx otherwise; `accepted` holds (path, JSON body, headers) of what it took, in order."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, port: int = 0):
+        """`port`: a fixed one, for a receiver that comes back where it was (0: any free port)."""
         self.fail_first = fail_first
         self.failing = False
         self.refused = 0
@@ -56,7 +57,7 @@ class Receiver:
             def log_message(self, *_: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -25,7 +25,6 @@ def stderr(capsys) -> Iterator[Callable[[], str]]:
     yield lambda: capsys.readouterr().err
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
-    logs._handler = None
 
 
 def emit(level: int = logging.WARNING) -> None:
