@@ -29,7 +29,6 @@ from test_replay import live_final, replay_final
 from detectors import load_detectors
 from policy import PolicyError
 from schemas.models import REFERENCE_STREAMS
-from streams import logs
 from streams.cli import _setup, build_parser
 from streams.config import Config
 from streams.faust_runtime import FaustMonitor, faust_credentials
@@ -215,7 +214,6 @@ def test_the_runtime_is_chosen_by_flag_or_config(monkeypatch) -> None:
     root = logging.getLogger()  # `_setup` sets up lifemon's logging: undone after the test
     monkeypatch.setattr(root, "handlers", root.handlers[:])
     monkeypatch.setattr(root, "level", root.level)
-    monkeypatch.setattr(logs, "_handler", logs._handler)
     args = build_parser().parse_args(["run", "--runtime", "faust"])
     config, *_ = _setup(args)
     assert config.runtime == "faust"
