@@ -17,7 +17,15 @@ $(VENV)/.installed: pyproject.toml
 # missing and apt-get can (root); otherwise their tests are skipped with the reason.
 DEBIAN_TEST_PACKAGES = prometheus-alertmanager
 
-test-deps:  ## install the Debian programs the real-process tests run, when missing
+# mitmproxy, the capture tool the HAR tests run (tests/test_har_capture_e2e.py), in a venv of its own:
+# its pins are not lifemon's. When it cannot be installed, those tests are skipped with the reason.
+MITMPROXY = mitmproxy==11.0.2
+MITM_VENV = .lifemon/tools/mitmproxy
+
+test-deps:  ## install the Debian programs and the capture tool the real-process tests run, when missing
+	@test -x $(MITM_VENV)/bin/mitmdump || { $(PYTHON) -m venv $(MITM_VENV) && \
+	  $(MITM_VENV)/bin/pip install -q '$(MITMPROXY)'; } || \
+	  { rm -rf $(MITM_VENV); echo "not installed: $(MITMPROXY); the HAR capture tests will be skipped"; }
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \

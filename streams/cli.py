@@ -19,6 +19,7 @@ from policy import PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Severity
 from streams.clickhouse import ClickHouseUnavailable
+from streams.pseudonym import PseudonymKeyMismatch
 from streams.sinks import FatalSinkError
 
 EPILOG = """examples:
@@ -27,6 +28,7 @@ EPILOG = """examples:
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
+  lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --severity high --since 2026-12-01   the SOC's list, filtered (detector, actor, status)
   lifemon policy check                 validate the policy catalog and run every detector's examples
@@ -87,7 +89,7 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     from streams.runtime import Monitor, ensure_topics
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(bootstrap, config, dict(config.kafka.client))
+    ensure_topics(bootstrap, config, config.kafka_settings(), catalog.policy.storage)
     client = connect(config.clickhouse_dsn())
     # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap)
@@ -156,7 +158,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not config.kafka.bootstrap:
         _err("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
         return 2
-    ensure_topics(config.kafka.bootstrap, config, dict(config.kafka.client))
+    ensure_topics(config.kafka.bootstrap, config, config.kafka_settings())
     n = produce(
         config.kafka.bootstrap,
         config,
@@ -322,6 +324,17 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    """A customer's pseudonym under every key of the ring: finds their alerts from before a key
+    rotation too (a subject's access request), as long as the old key is kept."""
+    from streams.pseudonym import Pseudonymizer
+
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+    for subject in args.subjects:
+        print("  ".join(f"v{v} {p}" for v, p in pseudonymize.every_version(subject).items()) + f"  {subject}")
+    return 0
+
+
 def print_alerts(alerts: list[Any], limit: int = 10) -> None:
     if not alerts:
         print("no alerts")
@@ -424,6 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, kafka=False)
     sp.set_defaults(func=cmd_fingerprint)
 
+    sp = sub.add_parser("pseudonym", help="a customer id's pseudonym under each key of the ring")
+    sp.add_argument("subjects", nargs="+", help="customer ids (uses LIFEMON_PSEUDONYM_KEY, _V2, ...)")
+    sp.set_defaults(func=cmd_pseudonym)
+    from streams.ship import add_ship_parser
+
+    add_ship_parser(sub)
+
     sp = sub.add_parser("detectors", help="list detectors")
     sp.add_argument("--policy")
     sp.set_defaults(func=cmd_detectors)
@@ -437,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as e:
         _err(str(e))
         return 2
-    except (ClickHouseUnavailable, FatalSinkError) as e:  # said in one line; the cause is in it
+    except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch) as e:  # one line says it all
         _err(str(e))
         return 3
     except KeyboardInterrupt:

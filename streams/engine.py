@@ -39,6 +39,7 @@ from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
 from streams.lifecycle_ledger import DeletionLedger
+from streams.pseudonym import PseudonymKeyMismatch
 from streams.registries import AsOfRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -46,6 +47,7 @@ OTHER = "other"  # a dimension value that is not a known id never reaches a tabl
 DEDUP_IDS_PER_PARTITION = 200_000
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
+PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 _MISSING = object()
 _ts = attrgetter("ts")
@@ -417,6 +419,7 @@ class Engine:
         found = self.stores.get(partition)
         if found is None:
             found = self.stores[partition] = self._new_store(partition)
+            self._check_pseudonym_version(partition, found)  # empty: records the key version
         return found
 
     def _alerts(self, findings: list[Finding], partition: int) -> list[Alert]:
@@ -541,7 +544,7 @@ class Engine:
     def fingerprint(self, field_id: str) -> str:
         """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.
         `lifemon fingerprint NAME` tells an analyst which candidate name it is."""
-        return "gap_" + self.pseudonymize("field:" + field_id)[2:14]
+        return "gap_" + self.pseudonymize("field:" + field_id).partition("_")[2][:12]
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""
@@ -576,12 +579,27 @@ class Engine:
     def resume(self, partition: int) -> None:
         """After the partition's store was restored: rebuild its tasks and rollups from it."""
         store = self.store(partition)
+        self._check_pseudonym_version(partition, store)
         for spec in self.specs:
             self.task(partition, spec)
         for key, roll in store.items(ENGINE + "rollup" + SEP):
             topic = key.rsplit(SEP, 1)[1]
             self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
             self.rollups[(topic, partition)].load(roll)
+
+    def _check_pseudonym_version(self, partition: int, store: KeyedStore) -> None:
+        """State keyed by pseudonyms continues only under the key version that made them
+        (streams/pseudonym.py); state saved before versions were recorded was made by version 1."""
+        current = getattr(self.pseudonymize, "version", None)
+        if current is None:  # a plain function (tests, tools): no key, no version
+            return
+        saved = store.get(PSEUDONYM_VERSION_KEY)
+        if saved is None:  # recorded from now on; a new partition's state starts under this key
+            saved = 1 if next(iter(store.items()), None) is not None else current
+            store.put(PSEUDONYM_VERSION_KEY, saved)
+        if saved != current:
+            self.drop(partition)
+            raise PseudonymKeyMismatch(partition, saved, current)
 
     def close(self) -> None:
         """Free every store; the folders are caches of the changelog, never needed again."""

@@ -42,7 +42,7 @@ class Notifier:
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": 6000,
                 "log.connection.close": False,
-                **config.kafka.client,
+                **config.kafka_settings(),
             }
         )
         self._next: dict[tuple[str, int], int] = {}  # partition -> next offset to deliver

@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from detectors import DetectorSpec
 from policy.catalog import Catalog
 from policy.contracts import RecipientBook
+from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
@@ -72,9 +73,19 @@ TOPIC_SETTINGS = {
     "entitlements": {"cleanup.policy": "delete", "retention.ms": "-1"},
     "consents": {"cleanup.policy": "delete", "retention.ms": "-1"},
     "customers": {"cleanup.policy": "delete", "retention.ms": "-1"},
-    "alerts": {"cleanup.policy": "compact"},  # the newest revision of each alert id
-    "incidents": {"cleanup.policy": "compact"},  # the newest revision of each incident id
 }
+
+
+def retention_settings(storage: Storage) -> dict[str, dict[str, str]]:
+    """Topics that hold pseudonyms or rejected records' original bytes keep them no longer than
+    policy/storage.yaml says (docs/security.md#how-long-lifemon-keeps-personal-information)."""
+    keep = str(storage.pseudonym_ttl_days * DAY_MS)
+    return {
+        # the newest revision of each alert / incident id, for as long as its pseudonyms may be kept
+        "alerts": {"cleanup.policy": "compact,delete", "retention.ms": keep},
+        "incidents": {"cleanup.policy": "compact,delete", "retention.ms": keep},
+        "dlq": {"cleanup.policy": "delete", "retention.ms": str(storage.dead_letter_retention_days * DAY_MS)},
+    }
 
 
 def changelog_topic(config: Config) -> str:
@@ -91,14 +102,17 @@ def repartition_topic(config: Config, stream: str, key: str) -> str:
 REPARTITION_SETTINGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)}
 
 
-def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None = None) -> None:
+def ensure_topics(
+    bootstrap: str, config: Config, extra: dict[str, Any] | None = None, storage: Storage | None = None
+) -> None:
     """Create lifemon's topics if missing (existing topics are left as their owners set them)."""
+    settings = TOPIC_SETTINGS | retention_settings(storage or load_storage())
     # the changelog partition p carries task p: as many partitions as the inputs, compacted by key
     create_missing(
         bootstrap,
         config,
         {
-            **{topic: TOPIC_SETTINGS.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
+            **{topic: settings.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
             changelog_topic(config): {"cleanup.policy": "compact"},
             **{topic: {} for topic in config.raw_sources.streams()},
         },
@@ -197,7 +211,7 @@ class Monitor:
     ):
         self.config, self.bootstrap, self.progress = config, bootstrap, progress
         db = config.clickhouse.database
-        apply_ddl(ch_client, db)
+        apply_ddl(ch_client, db, catalog.policy.storage)
         self.engine = Engine(
             specs,
             catalog,
@@ -210,7 +224,7 @@ class Monitor:
         self.decoder = RawDecoder.for_config(Decoder.for_config(config), config, self.stats)
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
-        client_extra = dict(config.kafka.client)
+        client_extra = config.kafka_settings()
         self.producer = Producer(producer_config(bootstrap, client_extra))
         t = config.topics
         self.alert_sinks: list[Sink] = [
@@ -410,7 +424,7 @@ class Monitor:
                 self.bootstrap,
                 self.config,
                 dict.fromkeys(self.repartition, REPARTITION_SETTINGS),
-                dict(self.config.kafka.client),
+                self.config.kafka_settings(),
             )
         self._check_copartitioned()
         self.load_reference()

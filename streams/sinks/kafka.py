@@ -195,8 +195,9 @@ class KafkaTopicSink(Sink[Any]):
         if meta.error is not None and meta.error.code() in TOPIC_GONE:
             if self._partitions is None:
                 raise FatalSinkError(
-                    f"{self.name}: topic {self.topic} does not exist on the broker; lifemon creates its "
-                    "topics at start (ensure_topics), or create it with the partitions you want"
+                    f"{self.name}: topic {self.topic} does not exist on the broker (was it restarted "
+                    "empty?); lifemon creates its topics at start (ensure_topics), or create it with "
+                    "the partitions you want"
                 )
             raise FatalSinkError(self._vanished())
         if meta.error is not None:
