@@ -411,6 +411,7 @@ class RetentionOverrunDetector:
             subject_sample=[customer],
             counts=counts or {},
             evidence_event_ids=evidence[: self.p.evidence_limit],
+            event_count=len(evidence),  # the uses or the one lifecycle event; none for a deadline missed
             first_seen=start,
             last_seen=end,
             title_zh=spec.title_zh,

@@ -299,6 +299,7 @@ class SdkOvercollectionDetector:
             fields=list(ep.fields),
             counts=counts,
             evidence_event_ids=list(ep.evidence),
+            event_count=ep.observations,
             first_seen=ep.start,
             last_seen=ep.last_seen,
             title_zh=spec.title_zh,

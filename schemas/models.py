@@ -358,6 +358,7 @@ class Alert(Record):
     subjects_sample: list[str] = Field(description="HMAC pseudonyms, never raw customer ids")
     counts: dict[str, int] = Field(default_factory=dict)
     evidence_event_ids: list[str]
+    event_count: int = Field(default=0, ge=0, description="events aggregated (OCSF count); 0: an absence")
     window_start: int
     window_end: int
     first_seen: int

@@ -110,6 +110,8 @@ class Decoded:
     ok: list[tuple[RawRecord, Any]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     unknown_fields: Counter = field(default_factory=Counter)  # field name -> records that carried it
+    # raw logs: objects the source mapping lacks, (offset, event time, kind, name) (streams/sources)
+    gaps: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

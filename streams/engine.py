@@ -39,7 +39,7 @@ from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
 from streams.lifecycle_ledger import DeletionLedger
-from streams.pseudonym import PseudonymKeyMismatch
+from streams.pseudonym import PseudonymKeyMismatch, fingerprint
 from streams.registries import AsOfRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -364,11 +364,19 @@ class Engine:
         return kept
 
     # -- time -----------------------------------------------------------------------------------
-    def advance(self, caught_up: Collection[tuple[str, int]] = (), final: bool = False) -> list[Alert]:
+    def clock(self) -> int:
+        """The instance clock: the latest stream time of any task here."""
+        return max((t.stream_time for t in self.tasks.values()), default=0)
+
+    def advance(
+        self, caught_up: Collection[tuple[str, int]] = (), final: bool = False, clock: int | None = None
+    ) -> list[Alert]:
         """Fire the timers each task's watermark has passed. `caught_up` holds the (stream,
         partition) inputs with nothing left to read: a task whose inputs all are follows the
-        instance clock. `final` (end of a finite input) advances every task to the last event time."""
-        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        instance clock, or `clock` if that is earlier (the live runtime passes the clock as it
+        stood a few seconds ago). `final` (end of a finite input) advances every task to the last
+        event time."""
+        clock = self.clock() if clock is None else min(clock, self.clock())
         findings: dict[int, list[Finding]] = defaultdict(list)
         watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
         for (p, kind), task in self.tasks.items():
@@ -395,7 +403,7 @@ class Engine:
     def prune_references(self, history_ms: int) -> int:
         """Forget reference versions superseded more than `history_ms` before the instance clock:
         reference memory follows the keys, not their history. Returns how many were dropped."""
-        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        clock = self.clock()
         if not clock:
             return 0
         registries = (self.refs.entitlements, self.refs.consents, self.refs.customers)
@@ -453,6 +461,25 @@ class Engine:
         out, self.incidents = list(self.incidents.values()), {}
         return out
 
+    def count_gaps(
+        self, stream: str, topic: str, partition: int, gaps: Sequence[tuple[int, int, str, str]]
+    ) -> None:
+        """Objects a raw log names that the source mapping lacks, (offset, event time, kind, name):
+        counted in the same replay-safe rollups as unknown field ids, stream `coverage_gap`, with the
+        kind as class and the name as org (the `coverage_gaps` view reads them). Names come from
+        the source mapping's vocabulary (tables, logins, accounts), not from a record's values."""
+        roll = self._partition_rollup(topic, partition)
+        counted: Counter = Counter()
+        for offset, ts, kind, name in gaps:
+            counted[(offset // roll.block_size, (ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream))] += 1
+        roll.add(counted, Counter(block for block, _ in counted.elements()))
+
+    def _partition_rollup(self, topic: str, partition: int) -> PartitionRollup:
+        roll = self.rollups.get((topic, partition))
+        if roll is None:
+            roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
+        return roll
+
     def _rollup(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
     ) -> None:
@@ -460,9 +487,7 @@ class Engine:
         if dims is None:
             return  # a repartition topic: its records were counted on their source topic
         fields_attr, org_attr, outcome_attr = dims
-        roll = self.rollups.get((topic, partition))
-        if roll is None:
-            roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
+        roll = self._partition_rollup(topic, partition)
         size = roll.block_size
         events = [ev for _, ev in decoded]
         # column by column, each distinct value labelled once (a class for a field set, a known id
@@ -542,9 +567,9 @@ class Engine:
         return found
 
     def fingerprint(self, field_id: str) -> str:
-        """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.
-        `lifemon fingerprint NAME` tells an analyst which candidate name it is."""
-        return "gap_" + self.pseudonymize("field:" + field_id).partition("_")[2][:12]
+        """streams.pseudonym.fingerprint with this engine's key; `lifemon fingerprint NAME` tells an
+        analyst which candidate name it is."""
+        return fingerprint(self.pseudonymize, field_id)
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""

@@ -72,8 +72,7 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "GROUP BY 1, 2 ORDER BY 1"
     ).result_rows
     gaps = q(
-        f"SELECT outcome, org, sum(events) FROM {db}.event_rollups FINAL WHERE stream = '{COVERAGE_GAP}' "
-        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20"
+        f"SELECT kind, object, stream, sum(seen) FROM {db}.coverage_gaps GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 20"
     ).result_rows
     alerts = q(
         f"SELECT severity, title_zh, title_en, actor_id, actor_org, subject_count, jr_class, window_start, "
@@ -226,18 +225,20 @@ def _lifecycle(fig: dict[str, Any] | None) -> str:
     )
 
 
-def _gaps(gaps: list[tuple[str, str, int]]) -> str:
-    """Field ids the data catalog does not know: coverage to fix in policy/, never silently C1."""
+def _gaps(gaps: list[tuple[str, str, str, int]]) -> str:
+    """What the streams and logs named that the policy does not know: coverage to fix in policy/,
+    never silently C1 (`lifemon catalog gaps` lists them all, with where each goes)."""
     if not gaps:
         return ""
     rows = "".join(
-        f"<tr><td>{escape(s)}</td><td><code>{escape(f)}</code></td><td class=n>{n:,}</td></tr>"
-        for s, f, n in gaps
+        f"<tr><td>{escape(k)}</td><td><code>{escape(o)}</code></td><td>{escape(s)}</td><td class=n>{n:,}</td></tr>"
+        for k, o, s, n in gaps
     )
     return (
-        "<h2>Coverage gaps / 数据目录未覆盖字段</h2><p class=sub>field ids seen in the streams that the policy "
-        "catalog does not classify; add them to policy/classification.yaml or policy/sdks.yaml</p>"
-        f"<table><tr><th>stream</th><th>field id</th><th>events</th></tr>{rows}</table>"
+        "<h2>Coverage gaps / 数据目录未覆盖对象</h2><p class=sub>field ids (as keyed fingerprints), tables, "
+        "logins and SFTP accounts seen that the policy does not know; add them to policy/classification.yaml "
+        "or policy/sources.yaml (<code>lifemon catalog gaps</code> says where)</p>"
+        f"<table><tr><th>kind</th><th>object</th><th>stream</th><th>seen</th></tr>{rows}</table>"
     )
 
 

@@ -57,6 +57,7 @@ def test_sigterm_ends_the_run_in_bounded_time_while_the_broker_is_down(names, tm
         broker.stop()
 
 
+@pytest.mark.slow  # the fault matrix's broker_cut_off case runs a shorter outage in `make test`
 def test_a_broker_unreachable_for_20_s_loses_nothing_and_the_run_still_ends(names, tmp_path) -> None:
     """The fault probe's outage: the broker keeps its data but nobody reaches it for 20 s. lifemon
     survives, `--until-idle` still ends the run, every partition is committed to its end (also

@@ -551,6 +551,7 @@ def _alert(
         ["p:ab12"],
         {"events": 40},
         ["ev-1"],
+        40,  # event_count
         _ts(0),
         _ts(5),
         _ts(minute),

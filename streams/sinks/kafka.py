@@ -20,6 +20,7 @@ from schemas.incident import Incident
 from schemas.models import Alert
 from streams.alerts import to_ocsf
 from streams.codecs import DeadLetter
+from streams.logs import KAFKA
 from streams.sinks.base import FatalSinkError, Sink, SinkError
 
 Encoded = tuple[bytes | None, bytes | None, Any]  # key, value, headers
@@ -277,5 +278,6 @@ def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
         # let a broker restarted empty (Tansu keeps topics in memory) re-create them blank with its
         # own default partition count, and the sink could not tell that its topic vanished.
         "allow.auto.create.topics": False,
+        "logger": KAFKA,
         **extra,
     }

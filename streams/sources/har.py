@@ -247,7 +247,10 @@ class HarParser:
             return Line(text)
         return Line(value.decode())
 
-    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed:
+    def parse(
+        self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
+    ) -> Parsed:
+        """Each record is a whole capture or entry: nothing waits in `carry` for the next batch."""
         out = Parsed()
         for raw, line in items:
             try:
