@@ -124,6 +124,7 @@ def main() -> None:
     probe = engine.tasks[(0, spec.kind)].keys.get(f"C{(n - 1) // 2:09d}")
     assert probe is not None and f"R{n - 1:09d}" in probe.records, "the restored store lost a record"
     log_path.unlink()
+    log_path.parent.rmdir()
     print(
         f"restore of {logged:,} entries into a fresh store: {restore:.1f} s, {restore_cpu:.1f} s CPU "
         f"({logged / restore:,.0f} entries/s)"

@@ -18,6 +18,7 @@ from typing import Any, cast
 import msgspec
 import orjson
 from rocksdict import (
+    BlockBasedIndexType,
     BlockBasedOptions,
     Cache,
     DBCompressionType,
@@ -71,6 +72,15 @@ def _rocksdb_options(memory: RocksMemory, write_buffer_bytes: int) -> Options:
     table.set_block_cache(memory.cache)
     table.set_bloom_filter(10, False)  # a get() of a new key (the common case) skips the disk
     table.set_cache_index_and_filter_blocks(True)  # index + filters count against the budget too
+    # Partitioned: a large SST file's filter and index are many small blocks under a pinned top level,
+    # not one block of megabytes. With one block, once the store passed ~1 M keys the memtables
+    # charged to the same cache kept evicting it, and every get() of a new key read it back:
+    # 0.05 ms became 1-4 ms, a batch of 100,000 new records 2 s CPU became 9-30 s (docs/state.md).
+    table.set_partition_filters(True)
+    table.set_index_type(BlockBasedIndexType.two_level_index_search())
+    table.set_pin_top_level_index_and_filter(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    table.set_metadata_block_size(4096)
     opts.set_block_based_table_factory(table)
     return opts
 

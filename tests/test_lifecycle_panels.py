@@ -68,7 +68,7 @@ def read_panels(ch: Any, db: str, span: tuple[datetime, datetime]) -> dict[str, 
 
 @pytest.fixture(scope="module")
 def day(policy: Any) -> Workload:
-    return generate(6000, seed=3, policy=policy)
+    return generate(4000, seed=3, policy=policy)
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +88,12 @@ def dashboard(day, span, broker, ch, policy, catalog) -> Iterator[tuple[dict, di
     config = make_config(names, broker, "chdb://unused")
     live = monitor(config, ch, policy, catalog)
     produce(broker, config, [*day.records, *legacy_transfers(day)])
-    live.run(idle_exit_s=2, max_seconds=120)
+    live.run(idle_exit_s=1.5, max_seconds=120)
     first = read_panels(ch, names["database"], span)
     replay = monitor(
         make_config({**names, "group": f"{names['group']}-replay"}, broker, "x"), ch, policy, catalog
     )
-    replay.run(idle_exit_s=2, max_seconds=120)
+    replay.run(idle_exit_s=1.5, max_seconds=120)
     yield first, read_panels(ch, names["database"], span), names["database"]
     ch.command(f"DROP DATABASE IF EXISTS {names['database']}")
     del live, replay
