@@ -64,8 +64,8 @@ def main() -> None:
 
     def engine(kinds: list[str]) -> Any:
         e = Engine([specs[k] for k in kinds], catalog, pseudonymize)
-        for ref, records in references.items():
-            e.apply_reference(ref, records)
+        for ref, records in references.items():  # copies: the engine pseudonymizes them in place
+            e.apply_reference(ref, [r.__copy__() for r in records])
         fresh = [[(r, ev.__copy__()) for r, ev in ok] for ok in decoded]  # pseudonyms replace ids in place
 
         def run() -> None:

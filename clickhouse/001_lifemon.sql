@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     subjects_sample     Array(String) TTL toDateTime(last_seen) + INTERVAL {pseudonym_ttl_days} DAY,
     counts              Map(String, Int64),
     evidence_event_ids  Array(String),
+    event_count         UInt64 DEFAULT 0,
     window_start        DateTime64(3, 'UTC'),
     window_end          DateTime64(3, 'UTC'),
     first_seen          DateTime64(3, 'UTC'),
@@ -93,3 +94,6 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
 ENGINE = ReplacingMergeTree
 ORDER BY (topic, partition, offset)
 SETTINGS non_replicated_deduplication_window = 1000;
+
+-- Columns added after a table's first release: a database created before them gains them here.
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS event_count UInt64 DEFAULT 0 AFTER evidence_event_ids;

@@ -15,7 +15,7 @@ procedure. So an approval covers an access only when all of these hold, as of th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from detectors.base import Context, Store
 from policy.catalog import Catalog
@@ -31,10 +31,21 @@ def records(ev: Any) -> int:
 
 def refusal(approval: Approval, ev: Any, ent: Entitlement, catalog: Catalog) -> str | None:
     """Why `approval` cannot cover `ev` whatever its budget, in words an analyst can act on; None if it can."""
+    return _standing(approval, ev, ent) or _asked(approval, ev, catalog)
+
+
+def _standing(approval: Approval, ev: Any, ent: Entitlement) -> str | None:
+    """Why `approval` no longer stands at the access's time: the employee or the approval."""
     if ent.status is not EmployeeStatus.active:
         return f"the employee is {ent.status.value}"
     if ev.ts > approval.expires_ts:
         return "it had expired"
+    return None
+
+
+def _asked(approval: Approval, ev: Any, catalog: Catalog) -> str | None:
+    """Why `approval` does not cover what the access asks of it (purpose, requester, system, data);
+    None if it does. Not the time: the same for every access of one kind."""
     if ev.purpose is None:
         return "the access states no purpose"
     if ev.purpose != approval.purpose:
@@ -58,17 +69,35 @@ def _touches(ids: frozenset[str], fields: list[str], catalog: Catalog) -> bool:
     return any(catalog.field_category.get(f) in ids or catalog.classify((f,)).value in ids for f in fields)
 
 
+class Ledger(Protocol):
+    """Where budgets are kept: the task's store, or a batch's write-back copy of it."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def put(self, key: str, value: Any) -> None: ...
+
+
 def judge(
-    ev: Any, ent: Entitlement | None, catalog: Catalog, store: Store
+    ev: Any,
+    ent: Entitlement | None,
+    catalog: Catalog,
+    store: Ledger,
+    asked: dict[tuple[Any, ...], str | None] | None = None,
 ) -> tuple[Approval | None, str | None]:
     """(the approval the access names, why it does not cover the access or None when it does).
-    A covering approval's budget is spent here, so call once per access."""
+    A covering approval's budget is spent here, so call once per access. `asked` memoizes what
+    the access asks of the approval for a caller that judges a batch, keyed by the approval
+    object's id: valid only while the caller holds the entitlements."""
     if not ev.approval_id:
         return None, "the access names no approval"
     approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
     if approval is None or ent is None:
         return None, f"approval {ev.approval_id} is not in the employee's entitlement"
-    why = refusal(approval, ev, ent, catalog)
+    why = _standing(approval, ev, ent)
+    if why is None and asked is None:
+        why = _asked(approval, ev, catalog)
+    elif why is None and asked is not None:
+        kind = (id(approval), ev.actor_id, ev.purpose, ev.system, tuple(ev.fields))
+        why = asked[kind] if kind in asked else asked.setdefault(kind, _asked(approval, ev, catalog))
     if why is not None:
         return approval, why
     key = USED + approval.approval_id

@@ -43,6 +43,7 @@ EXPORTS = frozenset({Action.export, Action.download, Action.print})
 NOT_TAKEN_OUT = frozenset({RecipientType.internal, RecipientType.regulator})
 MILLI = 1000  # scores and weights in thousandths, as integers
 WindowEntry = Entry  # ts, customer, weight, records, categories, class rank
+WindowEvent = tuple[int, str, bool, bool]  # ts, event id, a read (not a transfer), in a legal tier
 Read = tuple[list[WindowEntry], JrClass, int]  # an access's window entries, its class, its records
 
 
@@ -82,6 +83,7 @@ class Episode:
         "end",
         "customers",
         "evidence",
+        "events",
         "severity",
         "revision",
         "first_seen",
@@ -99,6 +101,7 @@ class Episode:
         self.start, self.end, self.threshold = start, end, threshold
         self.customers: dict[str, list] = {}  # cid -> [records, categories (set), class rank]
         self.evidence: list[str] = []
+        self.events = 0  # accesses and transfers aggregated (the alert's OCSF count)
         self.severity = Severity.info
         self.revision = 0
         self.first_seen = self.last_seen = start
@@ -132,6 +135,7 @@ class Episode:
             "score": self.score,
             "customers": {k: [v[0], sorted(v[1]), v[2]] for k, v in self.customers.items()},
             "evidence": self.evidence,
+            "events": self.events,
             "severity": self.severity.value,
             "revision": self.revision,
             "first_seen": self.first_seen,
@@ -148,6 +152,7 @@ class Episode:
         ep = cls(d["start"], d["end"], d["threshold"])
         ep.customers = {k: [v[0], set(v[1]), v[2]] for k, v in d["customers"].items()}
         ep.evidence, ep.severity, ep.revision = d["evidence"], Severity(d["severity"]), d["revision"]
+        ep.events = d.get("events", len(ep.evidence))  # older snapshots kept only the evidence
         ep.first_seen, ep.last_seen, ep.actor_org, ep.score = (
             d["first_seen"],
             d["last_seen"],
@@ -167,12 +172,25 @@ class ActorWindow:
     one addition per access. The exact score, each distinct customer counted once at its heaviest
     access, needs a multiset of weights per customer: it is kept only while the bound reaches the
     lowest threshold, which most actors' windows never do (`exact()`). `tally` counts the records
-    of every entry per legal tier (detectors/legal_tally.py)."""
+    of every entry per legal tier (detectors/legal_tally.py). `events` names the accesses and
+    transfers the entries came from, in the same order: what an episode opened on them aggregates."""
 
-    __slots__ = ("entries", "role", "total", "weights", "score", "episode", "last_ts", "tally", "legal_since")
+    __slots__ = (
+        "entries",
+        "events",
+        "role",
+        "total",
+        "weights",
+        "score",
+        "episode",
+        "last_ts",
+        "tally",
+        "legal_since",
+    )
 
     def __init__(self, tally: LegalTally) -> None:
         self.entries: deque[WindowEntry] = deque()
+        self.events: deque[WindowEvent] = deque()
         self.role = 0  # index of the role window's first entry
         self.total = 0
         self.weights: dict[str, dict[int, int]] | None = None  # cid -> {weight: occurrences}
@@ -182,9 +200,17 @@ class ActorWindow:
         self.tally = tally
         self.legal_since = 0  # what a closed episode reported does not count toward the next one
 
-    def add(self, entries: list[WindowEntry], tiers: tuple[int, ...]) -> None:
-        """One access's entries (same time, same categories: the same tiers)."""
+    def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
+        """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
         ts = entries[0][0]
+        event = (ts, event_id, read, bool(tiers))
+        if not self.events or self.events[-1][0] <= ts:
+            self.events.append(event)
+        else:  # out of order, like its entries below
+            k = len(self.events)
+            while k and self.events[k - 1][0] > ts:
+                k -= 1
+            self.events.insert(k, event)
         i = len(self.entries)
         if not i or self.entries[-1][0] <= ts:
             self.entries.extend(entries)
@@ -265,10 +291,13 @@ class ActorWindow:
                 self.total -= w
                 if self.weights is not None:
                     self._count(cid, w, -1)
+        while self.events and self.events[0][0] <= horizon:
+            self.events.popleft()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "entries": [list(e) for e in self.entries],
+            "events": [list(e) for e in self.events],
             "role": self.role,
             "last_ts": self.last_ts,
             "episode": self.episode.to_json() if self.episode else None,
@@ -282,6 +311,7 @@ class ActorWindow:
         tally.totals = list(d["totals"])
         win = cls(tally)
         win.entries.extend((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in d["entries"])
+        win.events.extend(tuple(e) for e in d.get("events", ()))  # none in older snapshots
         win.role = d["role"]
         win.total = sum(e[2] for e in win.in_role())
         win.last_ts = d["last_ts"]
@@ -390,10 +420,10 @@ class BulkQueryDetector:
         win.last_ts = max(win.last_ts, tr.ts)
         if not entries or not self._tiers_of(cats):
             return
-        self._keep(win, entries, tr.ts)
+        self._keep(win, entries, tr, read=False)
         ep = win.episode
         if ep is None and (reached := self._legal_reached(win)):
-            ep = self._open_legal(tr.actor_id, win, reached, ctx)
+            ep = self._open_legal(tr, win, reached, ctx)
         elif ep is not None:
             ep.end = max(ep.end, tr.ts + self.window_ms)
             for e in entries:
@@ -466,7 +496,7 @@ class BulkQueryDetector:
                 continue
             win.last_ts = max(win.last_ts, ev.ts)
             if entries:
-                win.add(entries, self._tiers_of(entries[0][4]))
+                win.add(entries, self._tiers_of(entries[0][4]), ev.event_id, read=True)
         # every entry added is younger than the window before it (checked above), so evicting
         # once, by the newest read, leaves what evicting after each read would
         win.evict_role(win.last_ts - self.window_ms)
@@ -480,12 +510,12 @@ class BulkQueryDetector:
         if ev.ts > win.last_ts:
             win.last_ts = ev.ts
         if entries:
-            self._keep(win, entries, ev.ts)
+            self._keep(win, entries, ev, read=True)
         ep = win.episode
         if ep is not None:
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
         elif reached := self._legal_reached(win):
-            ep = self._open_legal(ev.actor_id, win, reached, ctx)
+            ep = self._open_legal(ev, win, reached, ctx)
             ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
             self._note(ep, ev)
             return
@@ -504,6 +534,7 @@ class BulkQueryDetector:
                 ep.add(cid, n, ecats, erank)
             ep.first_seen = reads[0][0]
             ep.actor_org = ev.actor_org or (ent.org_id if ent else None)
+            self._absorb(ep, [e[1] for e in win.events if e[2] and e[0] >= ep.first_seen], ev)
         else:
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
@@ -521,12 +552,13 @@ class BulkQueryDetector:
             )
         return found
 
-    def _keep(self, win: ActorWindow, entries: list[WindowEntry], ts: int) -> None:
-        """Add an access's entries to the window and the law's count; forget what the horizon left."""
+    def _keep(self, win: ActorWindow, entries: list[WindowEntry], ev: Any, read: bool) -> None:
+        """Add an access's (or transfer's) entries to the window and the law's count; forget what
+        the horizon left."""
         if len(win.tally.totals) != len(self._tiers):  # the policy's tiers changed since it was stored
             win.tally = LegalTally.of(len(self._tiers), win.entries, self._tiers_of)
-        win.add(entries, self._tiers_of(entries[0][4]))
-        win.evict_legal(ts - self.horizon_ms, self._tiers_of)
+        win.add(entries, self._tiers_of(entries[0][4]), ev.event_id, read)
+        win.evict_legal(ev.ts - self.horizon_ms, self._tiers_of)
 
     def _legal_reached(self, win: ActorWindow) -> dict[str, list[int]]:
         """Tier -> [records, customers, first ts, last ts] of the tiers whose count over the horizon
@@ -541,23 +573,30 @@ class BulkQueryDetector:
                 reached[str(i)] = list(figures)
         return reached
 
-    def _open_legal(
-        self, actor: str, win: ActorWindow, reached: dict[str, list[int]], ctx: Context
-    ) -> Episode:
+    def _open_legal(self, ev: Any, win: ActorWindow, reached: dict[str, list[int]], ctx: Context) -> Episode:
         """Art. 5 counts records, not windows: a tier reached opens the episode by itself, whatever
         the role, spanning the records counted."""
         first = min(r[2] for r in reached.values())
-        ent = ctx.entitlement(actor, win.last_ts)
+        ent = ctx.entitlement(ev.actor_id, win.last_ts)
         ep = win.episode = Episode(first, win.last_ts + self.window_ms, self._threshold(ent))
         for ts, cid, _, n, cats, rank in win.entries:
             if ts >= first and self._tiers_of(cats):
                 ep.add(cid, n, cats, rank)
         ep.first_seen, ep.legal, ep.score = first, reached, win.exact()
         ep.actor_org = ent.org_id if ent else None
+        self._absorb(ep, [e[1] for e in win.events if e[3] and e[0] >= first], ev)
         return ep
+
+    def _absorb(self, ep: Episode, event_ids: list[str], opening: Any) -> None:
+        """A new episode aggregates the accesses (and transfers) whose records it counts, not only
+        those after it opened: they are its evidence and its event count. The opening event itself
+        is noted next, with every later one."""
+        earlier = [eid for eid in event_ids if eid != opening.event_id]
+        ep.events, ep.evidence = len(earlier), earlier[: self.p.evidence_limit]
 
     def _note(self, ep: Episode, ev: Any) -> None:
         ep.last_seen = max(ep.last_seen, ev.ts)
+        ep.events += 1
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)
 
@@ -688,6 +727,7 @@ class BulkQueryDetector:
             subjects=named,
             counts=counts,
             evidence_event_ids=list(ep.evidence),
+            event_count=ep.events,
             first_seen=ep.first_seen,
             last_seen=ep.last_seen,
         )

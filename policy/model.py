@@ -180,6 +180,11 @@ class SdkDeclaration(Strict):
     fields: list[str] = Field(description="SDK field ids from `sdk_fields` the SDK may collect")
     permissions: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list, description="hosts the SDK may send data to")
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="host/path prefixes of its receivers on hosts it shares (a private deployment "
+        "behind the bank's gateway): traffic there is this SDK's, the rest of the host is not",
+    )
     countries: list[str] = Field(default=["CN"], description="ISO country codes its hosts may be in")
     names: list[str] = Field(default_factory=list, description="other names the SDK is reported under")
     package_prefixes: list[str] = Field(default_factory=list, description="its code's package prefixes")

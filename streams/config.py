@@ -25,6 +25,10 @@ ENV_OVERRIDES = {
     "LIFEMON_DATA_DIR": ("data_dir",),
     "LIFEMON_POLICY_DIR": ("policy_dir",),
     "LIFEMON_SCHEMA_REGISTRY_URL": ("schema_registry_url",),
+    "LIFEMON_METRICS_PORT": ("metrics", "port"),
+    "LIFEMON_METRICS_HOST": ("metrics", "host"),
+    "LIFEMON_LOG_LEVEL": ("log", "level"),
+    "LIFEMON_LOG_FORMAT": ("log", "format"),
 }
 
 
@@ -89,16 +93,32 @@ class SftpSource(Strict):
     timezone: str = Field(default="UTC", description="IANA zone of syslog times without an offset")
 
 
+class HarSource(Strict):
+    """HAR captures of an app's traffic, one document or entry per record (docs/har.md)."""
+
+    enabled: bool = False
+    topic: str = "pfi.raw.har"
+    app_id: str = Field(default="app", description="the app the captures are of")
+    app_version: str = Field(default="0", description="its version (the SDK declarations may depend on it)")
+    consented_before_capture: bool = Field(
+        default=False,
+        description="the user had agreed to the privacy policy before any capture began; otherwise "
+        "requests before the capture's own agreement call are collection before consent",
+    )
+    signatures: Path | None = Field(default=None, description="an Exodus Privacy tracker signature file")
+
+
 class RawSources(Strict):
-    """Raw-log topics decoded into access and transfer events (docs/sources.md)."""
+    """Raw-log topics decoded into access, transfer and SDK events (docs/sources.md, docs/har.md)."""
 
     pgaudit: PgauditSource = Field(default_factory=PgauditSource)
     mariadb: MariadbSource = Field(default_factory=MariadbSource)
     sftp: SftpSource = Field(default_factory=SftpSource)
+    har: HarSource = Field(default_factory=HarSource)
 
     def streams(self) -> dict[str, str]:
         """Enabled raw topic -> the canonical stream it feeds."""
-        found = {"pgaudit": "access", "mariadb": "access", "sftp": "transfer"}
+        found = {"pgaudit": "access", "mariadb": "access", "sftp": "transfer", "har": "sdk"}
         return {getattr(self, n).topic: s for n, s in found.items() if getattr(self, n).enabled}
 
 
@@ -153,6 +173,27 @@ class NotifyConfig(Strict):
     backoff_max_s: float = Field(default=60.0, gt=0)
 
 
+class MetricsConfig(Strict):
+    """`lifemon run`'s HTTP endpoints for operators: /metrics, /healthz, /readyz (docs/operations.md)."""
+
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="empty: no endpoint; 0: any free port (logged)"
+    )
+    host: str = Field(default="127.0.0.1", description="0.0.0.0 in a container Prometheus scrapes")
+    stall_after_s: float = Field(
+        default=120.0, gt=0, description="/healthz fails once the main loop has not moved this long"
+    )
+
+
+class LogConfig(Strict):
+    """Structured logs on stderr (docs/operations.md#logging)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "logfmt", "json", "console"] = Field(
+        default="auto", description="auto: console on a terminal, logfmt elsewhere"
+    )
+
+
 class Config(Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: Topics = Field(default_factory=Topics)
@@ -163,6 +204,8 @@ class Config(Strict):
     allowed_lateness_s: int = Field(default=60, ge=0)
     event_time: EventTimeConfig = Field(default_factory=EventTimeConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     reference_history_s: int = Field(
         default=90 * 86_400,
         gt=0,

@@ -38,6 +38,7 @@ from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
+from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import PseudonymKeyMismatch, fingerprint
 from streams.registries import AsOfRegistry
 
@@ -243,6 +244,9 @@ class Engine:
             self.incident_groups[group].append(kind)
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
+        # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
+        # (a replay has no table to fill, and would hold every deletion of months of history)
+        self.deletions: DeletionLedger | None = None
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
@@ -287,6 +291,8 @@ class Engine:
         if events:
             self._pseudonymize(stream, events)
             self._rollup(stream, topic, partition, decoded)
+            if stream == "lifecycle" and self.deletions is not None:
+                self.deletions.add(events)
         return events
 
     def process_rekeyed(
@@ -358,11 +364,19 @@ class Engine:
         return kept
 
     # -- time -----------------------------------------------------------------------------------
-    def advance(self, caught_up: Collection[tuple[str, int]] = (), final: bool = False) -> list[Alert]:
+    def clock(self) -> int:
+        """The instance clock: the latest stream time of any task here."""
+        return max((t.stream_time for t in self.tasks.values()), default=0)
+
+    def advance(
+        self, caught_up: Collection[tuple[str, int]] = (), final: bool = False, clock: int | None = None
+    ) -> list[Alert]:
         """Fire the timers each task's watermark has passed. `caught_up` holds the (stream,
         partition) inputs with nothing left to read: a task whose inputs all are follows the
-        instance clock. `final` (end of a finite input) advances every task to the last event time."""
-        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        instance clock, or `clock` if that is earlier (the live runtime passes the clock as it
+        stood a few seconds ago). `final` (end of a finite input) advances every task to the last
+        event time."""
+        clock = self.clock() if clock is None else min(clock, self.clock())
         findings: dict[int, list[Finding]] = defaultdict(list)
         watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
         for (p, kind), task in self.tasks.items():
@@ -389,7 +403,7 @@ class Engine:
     def prune_references(self, history_ms: int) -> int:
         """Forget reference versions superseded more than `history_ms` before the instance clock:
         reference memory follows the keys, not their history. Returns how many were dropped."""
-        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        clock = self.clock()
         if not clock:
             return 0
         registries = (self.refs.entitlements, self.refs.consents, self.refs.customers)

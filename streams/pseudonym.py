@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
-import sys
 from collections.abc import Callable, Mapping
 
 from streams.credentials import Secrets, env_name
@@ -74,12 +74,16 @@ class Pseudonymizer:
             )
         self._ring = ring
         self._key, self._prefix = ring[self.version], prefix(self.version)
+        self._values = hmac.new(self._key, b"value:", hashlib.sha256)
+        self._ids = hmac.new(self._key, digestmod=hashlib.sha256)  # keyed once; copied per new id
         self._cache: dict[str, str] = {}
 
     def __call__(self, subject_id: str) -> str:
         p = self._cache.get(subject_id)
         if p is None:
-            p = self._prefix + hmac.new(self._key, subject_id.encode(), hashlib.sha256).hexdigest()[:24]
+            h = self._ids.copy()
+            h.update(subject_id.encode())
+            p = self._prefix + h.hexdigest()[:24]
             if len(self._cache) < 1_000_000:
                 self._cache[subject_id] = p
         return p
@@ -92,6 +96,13 @@ class Pseudonymizer:
             for v, k in sorted(self._ring.items())
         }
 
+    def digest(self, text: str) -> str:
+        """A keyed fingerprint of a captured value (docs/har.md): equal values match, the value
+        cannot be read back. Never cached, so no value lingers in memory."""
+        h = self._values.copy()  # the keyed state is set up once: a copy costs ~25 % less than hmac.new
+        h.update(text.encode())
+        return "fp_" + h.hexdigest()[:20]
+
     @classmethod
     def from_env(cls, allow_ephemeral: bool = True) -> Pseudonymizer:
         found = Secrets()
@@ -100,9 +111,8 @@ class Pseudonymizer:
             return cls(ring, found.pseudonym_key_version)
         if not allow_ephemeral:
             raise SystemExit(f"{ENV_KEY} is not set: set it to a secret of 32+ random characters")
-        print(
-            f"lifemon: {ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart",
-            file=sys.stderr,
+        logging.getLogger(__name__).warning(
+            f"{ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart"
         )
         return cls(secrets.token_bytes(32))
 

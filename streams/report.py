@@ -81,7 +81,53 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "subject_count DESC"
     ).result_rows
     dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
-    return {"by_hour": by_hour, "by_class": by_class, "alerts": alerts, "dead": dead, "gaps": gaps}
+    return {
+        "by_hour": by_hour,
+        "by_class": by_class,
+        "alerts": alerts,
+        "dead": dead,
+        "gaps": gaps,
+        "lifecycle": lifecycle(client, db),
+    }
+
+
+def lifecycle(client: Any, db: str) -> dict[str, Any] | None:
+    """The lifecycle dashboard's figures in one line each, as of the last event seen (a demo or a
+    replayed day is judged at its own end, not by the wall clock): the retention backlog, deletion
+    requests open and open past their deadline, contracts ended or ending within 90 days."""
+    q = client.query
+    as_of = q(
+        f"SELECT if(count() = 0, 0, toUnixTimestamp(max(minute) + 60) * 1000) FROM {db}.event_rollups FINAL "
+        f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}')"
+    ).result_rows[0][0]
+    if not as_of:
+        return None  # no event yet: nothing to judge against
+    backlog, oldest = q(
+        f"SELECT count(), intDiv({as_of} - toUnixTimestamp64Milli(min(window_end)), 86400000) "
+        f"FROM {db}.alerts FINAL WHERE detector = 'retention_overrun' "
+        "AND endsWith(rule_id, '.retention_expired') AND status != 'closed'"
+    ).result_rows[0]
+    requests, overdue = q(
+        f"SELECT countIf(done = 0 OR done > {as_of}), countIf(due <= {as_of} AND (done = 0 OR done > {as_of})) "
+        "FROM (SELECT minIf(toUnixTimestamp64Milli(due), stage = 'deletion_requested') AS due, "
+        "minIf(toUnixTimestamp64Milli(ts), stage != 'deletion_requested') AS done "
+        f"FROM {db}.deletion_events GROUP BY record_id HAVING countIf(stage = 'deletion_requested') > 0)"
+    ).result_rows[0]
+    ended, ending = q(
+        f"SELECT countIf(ends <= {as_of}), countIf(ends > {as_of} AND ends <= {as_of} + 90 * 86400000) "
+        "FROM (SELECT max(toUnixTimestamp64Milli(valid_until)) AS ends "
+        f"FROM {db}.recipient_contracts FINAL WHERE policy_loaded = "
+        f"(SELECT max(policy_loaded) FROM {db}.recipient_contracts) GROUP BY recipient_id)"
+    ).result_rows[0]
+    return {
+        "as_of": datetime.fromtimestamp(as_of / 1000, UTC),
+        "backlog": backlog,
+        "oldest_days": oldest if backlog else 0,
+        "requests": requests,
+        "overdue": overdue,
+        "ended": ended,
+        "ending": ending,
+    }
 
 
 def busiest_hours(
@@ -153,10 +199,30 @@ table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom
 <p class="sub">generated {when} · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 <div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
 {charts}
+{_lifecycle(data.get("lifecycle"))}
 {_gaps(data.get("gaps", []))}
 <h2>Alerts / 告警</h2><table><tr><th>severity</th><th>rule / 规则</th><th>actor / 人员</th><th>customers</th>
 <th>class</th><th>window (UTC)</th><th>summary</th></tr>{rows or "<tr><td colspan=7>no alerts</td></tr>"}</table>
 </body></html>"""
+
+
+def _lifecycle(fig: dict[str, Any] | None) -> str:
+    """Three lines of dashboards/lifemon-lifecycle.json: what is kept, asked and contracted past its time."""
+    if not fig:
+        return ""
+    rows = [
+        ("retention backlog / 超期留存积压", fig["backlog"], f"oldest {fig['oldest_days']:,} days overdue"),
+        ("deletion requests open / 未执行的删除请求", fig["requests"], f"{fig['overdue']:,} past 15 days"),
+        ("contracts ended / 已到期的接收方合同", fig["ended"], f"{fig['ending']:,} more end within 90 days"),
+    ]
+    body = "".join(
+        f"<tr><td>{escape(name)}</td><td class=n>{n:,}</td><td>{escape(note)}</td></tr>"
+        for name, n, note in rows
+    )
+    return (
+        f"<h2>Lifecycle / 生命周期</h2><p class=sub>as of the last event seen, {_t(fig['as_of'])} UTC</p>"
+        f"<table>{body}</table>"
+    )
 
 
 def _gaps(gaps: list[tuple[str, str, str, int]]) -> str:

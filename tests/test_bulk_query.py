@@ -58,6 +58,8 @@ def test_one_alert_per_episode_updated_not_repeated(engine_factory) -> None:
     assert a.counts["category_property"] == 120 and a.counts["class_C2"] == 120
     assert a.subjects_sample[0].startswith("p_") and "C0000000" not in json.dumps(a.model_dump())
     assert len(a.evidence_event_ids) == 50  # capped by evidence_limit
+    # ... but its event count is every access it aggregates, those before the threshold included
+    assert a.event_count == 120 and a.evidence_event_ids[0] == "e1-0-0"
     assert max(x.revision for x in alerts) == a.revision >= 2  # opened, escalated, closed
 
 
@@ -355,7 +357,8 @@ def test_records_an_employee_sends_out_count_toward_the_law(engine_factory) -> N
     alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
     (a,) = final(alerts + engine.drain()).values()
     assert a.actor_id == "e1" and a.counts["records"] == 60 and a.severity.value == "high"
-    assert list(a.evidence_event_ids) == ["tr2"]  # the transfer that crossed the line
+    # the alert aggregates the three transfers whose records it counts, not only the one that crossed
+    assert list(a.evidence_event_ids) == ["tr0", "tr1", "tr2"] and a.event_count == 3
 
 
 def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_factory) -> None:

@@ -35,6 +35,7 @@ import yaml
 from streams.clickhouse import PASSWORD_ENV, apply_ddl, connect, ddl_statements
 from streams.config import ENV_OVERRIDES
 from streams.credentials import Secrets, env_name
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS
 from streams.pseudonym import ENV_KEY
 from streams.sinks.clickhouse import ALERT_COLUMNS, ROLLUP_COLUMNS
 
@@ -58,6 +59,7 @@ REQUIRED_INTERPOLATION = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*):\?[^}]*\}$")
 BASE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 IN_RANGE = (BASE - timedelta(days=1), BASE + timedelta(days=1))
 OUT_OF_RANGE = (BASE - timedelta(days=30), BASE - timedelta(days=2))
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def _load_yaml(path: Path) -> Any:
@@ -295,7 +297,17 @@ def test_init_script_creates_least_privilege_accounts(
     assert "readonly = 1" in sql and "CHANGEABLE_IN_READONLY" in sql
     grants = re.findall(rf"GRANT (.+) ON (\S+) TO {ro_user}\b", sql)
     # exactly the tables the dashboards read, nothing else
-    dashboard_tables = {f"lifemon.{t}" for t in ("alerts", "event_rollups", "pipeline_stats", "dead_letters")}
+    dashboard_tables = {
+        f"lifemon.{t}"
+        for t in (
+            "alerts",
+            "event_rollups",
+            "pipeline_stats",
+            "dead_letters",
+            "deletion_events",
+            "recipient_contracts",
+        )
+    }
     assert sorted(grants) == sorted(("SELECT", t) for t in dashboard_tables), f"{ro_user} grants: {grants}"
     panel_tables = {
         t for d in DASHBOARDS for t in re.findall(r"lifemon\.(\w+)", d.read_text(encoding="utf-8"))
@@ -539,6 +551,7 @@ def _alert(
         ["p:ab12"],
         {"events": 40},
         ["ev-1"],
+        40,  # event_count
         _ts(0),
         _ts(5),
         _ts(minute),
@@ -546,6 +559,16 @@ def _alert(
         "{}",
         revision,
     )
+
+
+def _overrun(alert_id: str, revision: int, status: str, deadline: datetime) -> tuple:
+    """A retention_expired alert on a crm record, its window ending at the record's deadline."""
+    row = list(_alert(alert_id, revision, status, "retention_overrun", "medium", "crm", 0))
+    row[ALERT_COLUMNS.index("rule_id")] = "LM-RO-001.retention_expired"
+    row[ALERT_COLUMNS.index("window_start")] = deadline - timedelta(days=30)
+    for col in ("window_end", "first_seen", "last_seen"):
+        row[ALERT_COLUMNS.index(col)] = deadline
+    return tuple(row)
 
 
 def _seed(client: Any, db: str) -> None:
@@ -597,6 +620,40 @@ def _seed(client: Any, db: str) -> None:
             + ({"rule_after_withdrawal": 1, "pushes": 2, "opt_out_delay_s": 600},)
             + _alert("m1", 1, "open", "offscope_marketing", "high", "e3", 5)[17:],
         ],
+    )
+    day = timedelta(days=1)
+    _insert(  # an overrun still open (the backlog), and one its record's late deletion closed
+        client,
+        db,
+        "alerts",
+        ALERT_COLUMNS,
+        [_overrun("r1", 1, "open", BASE - 40 * day), _overrun("r2", 2, "closed", BASE - 60 * day)],
+    )
+    _insert(
+        client,
+        db,
+        "deletion_events",
+        DELETION_COLUMNS,
+        [  # a request executed after 2.5 days, one open for 20 days, and a deletion nobody requested
+            ("R1", "e1", "deletion_requested", BASE - 3 * day, BASE + 12 * day, "crm"),
+            ("R1", "e2", "delete", BASE - day / 2, EPOCH, "crm"),
+            ("R2", "e3", "deletion_requested", BASE - 20 * day, BASE - 5 * day, "crm"),
+            ("R3", "e4", "delete", BASE, EPOCH, "crm"),
+        ],
+    )
+    contract = ("p1", "CT-1", "processor", "CN", "外包", "outsourcer", ["contact"], BASE.date())
+    old_policy = [
+        (*contract, BASE - 400 * day, BASE + 10 * day, 0, "", 1),
+        ("p0", "CT-0", "processor", "CN", "旧", "old", ["contact"], BASE.date(), BASE, BASE + day, 0, "", 1),
+    ]
+    _insert(client, db, "recipient_contracts", CONTRACT_COLUMNS, old_policy)
+    # the newest start renewed p1's contract and dropped p0: only its rows count
+    _insert(
+        client,
+        db,
+        "recipient_contracts",
+        CONTRACT_COLUMNS,
+        [(*contract, BASE - 400 * day, BASE + 40 * day, 0, "", 2)],
     )
     dl_columns = ["topic", "partition", "offset", "kind", "field", "message", "seen_at"]
     _insert(
@@ -698,7 +755,12 @@ def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db
     open_alerts = _panel_rows("Open alerts", _deploy_chdb, deploy_db)
     counts = {r["detector"]: (r["critical"], r["high"], r["medium"]) for r in open_alerts}
     # a1 is closed in its latest revision
-    assert counts == {"off_hours": (0, 1, 0), "bulk_query": (0, 0, 1), "offscope_marketing": (0, 1, 0)}
+    assert counts == {
+        "off_hours": (0, 1, 0),
+        "bulk_query": (0, 0, 1),
+        "offscope_marketing": (0, 1, 0),
+        "retention_overrun": (0, 0, 1),  # r2 was closed by its record's deletion
+    }
     dead = {r["kind"]: r["dead_letters"] for r in _panel_rows("Dead letters", _deploy_chdb, deploy_db)}
     assert dead == {"schema": 1, "decode": 1}
     latest = _panel_rows("Latest alerts", _deploy_chdb, deploy_db)
@@ -706,3 +768,21 @@ def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db
     assert {"title_zh", "title_en", "severity", "actor_id", "subject_count", "summary", "last_seen"} <= set(
         latest[0]
     )
+
+
+def test_lifecycle_panels_read_the_newest_state(_deploy_chdb: Any, deploy_db: str) -> None:
+    """The range ends a day after BASE. tests/test_lifecycle_panels.py checks the same panels against a
+    generated bank day through the whole pipeline."""
+    (backlog,) = _panel_rows("Retention backlog", _deploy_chdb, deploy_db)
+    assert backlog == {"system_class": "crm · C3", "< 30 d": 0, "30-90 d": 1, "90 d-1 y": 0, ">= 1 y": 0}
+    (deletions,) = _panel_rows("Deletion requests", _deploy_chdb, deploy_db)
+    assert deletions == {
+        "open_requests": 1,
+        "open_past_15_days": 1,
+        "executed": 1,
+        "executed_late": 0,
+        "median_days_to_execute": 2.5,
+        "max_days_to_execute": 2.5,
+    }
+    (contract,) = _panel_rows("contracts", _deploy_chdb, deploy_db)  # p0 left the newest policy
+    assert (contract["recipient"], contract["days_left"], contract["horizon"]) == ("p1", 39, "30-90 d")

@@ -10,7 +10,7 @@
 #               cannot erase or rewrite the alerts, the audit trail (tests/test_clickhouse_grants.py
 #               runs these grants on chDB and tries each way). A TTL changed in policy/storage.yaml is
 #               applied by an administrator; lifemon logs the ALTER to run.
-#   grafana_ro  the dashboards: SELECT on the four dashboard tables only, readonly = 1. max_execution_time stays
+#   grafana_ro  the dashboards: SELECT on the six dashboard tables only, readonly = 1. max_execution_time stays
 #               changeable because the Grafana plugin's driver sets it on every query (the plugin's
 #               documented requirement for a read-only user, docs/sources/configure.md).
 #
@@ -47,6 +47,8 @@ GRANT SELECT ON ${db}.alerts TO grafana_ro;
 GRANT SELECT ON ${db}.event_rollups TO grafana_ro;
 GRANT SELECT ON ${db}.pipeline_stats TO grafana_ro;
 GRANT SELECT ON ${db}.dead_letters TO grafana_ro;
+GRANT SELECT ON ${db}.deletion_events TO grafana_ro;
+GRANT SELECT ON ${db}.recipient_contracts TO grafana_ro;
 SQL
     echo "lifemon: created ClickHouse users lifemon (writer on ${db}.*) and grafana_ro (read-only on the dashboard tables)"
 )

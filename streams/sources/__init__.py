@@ -1,5 +1,6 @@
 """Raw-log sources: database audit and SFTP log lines, as shippers put them on Kafka, decoded in the
-same batch pipeline into the canonical AccessEvent / TransferEvent (docs/sources.md).
+same batch pipeline into the canonical AccessEvent / TransferEvent (docs/sources.md); HAR captures
+into SdkTelemetryEvents (docs/har.md).
 
 `RawDecoder` wraps the canonical `Decoder` and has its interface: records of a raw topic are
 unwrapped (plain line or shipper JSON envelope), parsed by the topic's parser, mapped through
@@ -21,9 +22,10 @@ from streams.codecs import DeadLetter, Decoded, Decoder, RawRecord
 from streams.config import Config
 from streams.sources.canonical import Canonical
 from streams.sources.envelope import EnvelopeError, Line, unwrap
+from streams.sources.har import HarParser
 from streams.sources.mariadb_audit import MariadbAuditParser
 from streams.sources.pgaudit import PgauditParser
-from streams.sources.records import DbStatement, Parsed
+from streams.sources.records import DbStatement, FileHandover, Parsed
 from streams.sources.sftp import SftpParser
 from streams.stats import Stats
 
@@ -53,6 +55,8 @@ def parsers_for(config: Config) -> dict[str, Parser]:
         found[rs.mariadb.topic] = MariadbAuditParser(rs.mariadb.timezone)
     if rs.sftp.enabled:
         found[rs.sftp.topic] = SftpParser(rs.sftp.timezone)
+    if rs.har.enabled:
+        found[rs.har.topic] = HarParser.for_config(config)
     return found
 
 
@@ -99,6 +103,7 @@ class RawDecoder:
             return self.inner.decode(stream, raws, check_time)
         out = Decoded()
         items = []
+        read = getattr(parser, "unwrap", unwrap)  # a HAR record is JSON itself, not a log line in an envelope
         for raw in raws:
             if not raw.value:
                 out.dead.append(
@@ -106,7 +111,7 @@ class RawDecoder:
                 )
                 continue
             try:
-                items.append((raw, unwrap(raw.value)))
+                items.append((raw, read(raw.value)))
             except EnvelopeError as e:
                 out.dead.append(DeadLetter(raw, "malformed", "", str(e)))
         carry = self._carry(raws[0].topic, raws[0].partition)
@@ -129,11 +134,12 @@ class RawDecoder:
         self.skipped.update(parsed.skipped)
         gaps = self.canonical.found
         for raw, found in parsed.found:
-            event = (
-                self.canonical.access(found)
-                if isinstance(found, DbStatement)
-                else self.canonical.transfer(found)
-            )
+            if isinstance(found, DbStatement):
+                event = self.canonical.access(found)
+            elif isinstance(found, FileHandover):
+                event = self.canonical.transfer(found)
+            else:  # a HAR parser finds the SDK events themselves
+                event = found
             out.gaps += [(raw.offset, found.ts_ms, kind, name) for kind, name in gaps]
             gaps.clear()
             if event is None:
