@@ -1,4 +1,5 @@
--- lifemon's ClickHouse schema. Applied idempotently at every start (CREATE ... IF NOT EXISTS);
+-- lifemon's ClickHouse schema. Applied idempotently at every start (CREATE ... IF NOT EXISTS; a
+-- column added to a table here later is added to a table made before it: one column per line);
 -- `{db}` is replaced by the configured database. Replacing* engines plus deterministic keys make
 -- every insert replay-safe: a restart that re-inserts a batch rewrites rows instead of adding them.
 -- `non_replicated_deduplication_window` makes insert_deduplication_token work on a single server;
@@ -94,6 +95,3 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
 ENGINE = ReplacingMergeTree
 ORDER BY (topic, partition, offset)
 SETTINGS non_replicated_deduplication_window = 1000;
-
--- Columns added after a table's first release: a database created before them gains them here.
-ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS event_count UInt64 DEFAULT 0 AFTER evidence_event_ids;

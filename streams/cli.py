@@ -21,7 +21,7 @@ from policy import PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Severity
 from streams import logs
-from streams.clickhouse import ClickHouseUnavailable
+from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
 from streams.pseudonym import PseudonymKeyMismatch
 from streams.sinks import FatalSinkError
 
@@ -628,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as e:
         log.error(str(e))
         return 2
-    except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch) as e:  # one line says it all
+    except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SchemaOutdated) as e:  # one line
         log.error(str(e))
         return 3
     except KeyboardInterrupt:

@@ -64,6 +64,14 @@ _CODE_RE = re.compile(r"\bCode:\s*(\d+)")
 FailureKind = Literal["outage", "gone", "data"]
 
 
+_COLUMN = re.compile(r"^    (\w+)\s+(\S.*?),?$", re.M)  # a column line of a CREATE TABLE in clickhouse/*.sql
+
+
+class SchemaOutdated(RuntimeError):
+    """A table lacks a column this lifemon writes, and lifemon's account may not add it: one line
+    with the statement an administrator runs."""
+
+
 class ClickHouseUnavailable(RuntimeError):
     """ClickHouse cannot be reached or refuses the connection; the message is one line, fit for an
     operator, and never holds a password. The caller may wait and retry."""
@@ -201,8 +209,38 @@ def apply_ddl(client: Any, database: str, storage: Storage | None = None) -> Non
     storage = storage or load_storage()
     for statement in ddl_statements(database, storage):
         client.command(statement)
+        created = re.match(rf"CREATE TABLE IF NOT EXISTS {re.escape(database)}\.(\w+)", statement)
+        if created:
+            _add_missing_columns(client, database, created[1], _COLUMN.findall(statement))
     for table, columns in pseudonym_columns().items():
         _apply_pseudonym_ttl(client, database, table, columns, storage.pseudonym_ttl_days)
+
+
+def _add_missing_columns(client: Any, database: str, table: str, columns: list[tuple[str, str]]) -> None:
+    """A table made by an earlier release gains the columns added to its CREATE since, in their
+    place (CREATE ... IF NOT EXISTS leaves an existing table as it is)."""
+    have = {
+        name
+        for (name,) in client.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+            parameters={"db": database, "t": table},
+        ).result_rows
+    }
+    previous = None
+    for name, definition in columns:
+        if name not in have:
+            place = f"AFTER {previous}" if previous else "FIRST"
+            alter = f"ALTER TABLE {database}.{table} ADD COLUMN IF NOT EXISTS {name} {definition} {place}"
+            try:
+                client.command(alter)
+            except Error as e:
+                if error_code(e) != ACCESS_DENIED:
+                    raise
+                raise SchemaOutdated(
+                    f"{database}.{table} lacks the column {name} this lifemon writes, and lifemon's ClickHouse "
+                    f"account may not add it (deploy/clickhouse-init); an administrator runs: {alter}"
+                ) from None
+        previous = name
 
 
 def _apply_pseudonym_ttl(client: Any, database: str, table: str, columns: dict[str, str], days: int) -> None:

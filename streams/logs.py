@@ -100,20 +100,17 @@ FORMATTERS: dict[str, type[logging.Formatter]] = {
     "json": JsonFormatter,
     "console": ConsoleFormatter,
 }
-_handler: logging.Handler | None = None
 
 
 def setup(level: str = "info", format: Format = "auto") -> None:
     """One handler on the root logger, writing to stderr: lifemon's loggers, librdkafka's (through
     the clients' `logger` setting) and the libraries' all come out in one format. Called again,
     it replaces its handler (the config file may change what the environment set)."""
-    global _handler
     chosen = format if format != "auto" else ("console" if sys.stderr.isatty() else "logfmt")
     handler = StderrHandler()
     handler.setFormatter(FORMATTERS[chosen]())
     root = logging.getLogger()
-    if _handler is not None:
-        root.removeHandler(_handler)
+    for old in [h for h in root.handlers if isinstance(h, StderrHandler)]:
+        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    _handler = handler

@@ -22,10 +22,10 @@ def stderr(capsys) -> Iterator[Callable[[], str]]:
     logger as it was afterwards."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    root.handlers[:] = []  # a handler an earlier test in this worker set up (a CLI run in process)
     yield lambda: capsys.readouterr().err
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
-    logs._handler = None
 
 
 def emit(level: int = logging.WARNING) -> None:

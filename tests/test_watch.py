@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 from conftest import T0, access, entitlement
+from test_alerts import finding
 from test_pipeline import ROOT, make_config, monitor, send, write_config
 
-from detectors.base import Finding
 from schemas.models import Severity
 from streams.alert_query import SEVERITY_STYLE
 from streams.alerts import build_alert
@@ -83,24 +83,15 @@ def old_alerts(bootstrap: str, topic: str, policy: Any) -> None:
     watch began; sent in one batch, whose end a broker may report short (Tansu reports its base + 1)."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 100})
     for revision in (1, 2, 3):
-        finding = Finding(
-            detector="bulk_query",
-            rule_id="LM-BQ-001",
-            key="e1",
-            window_start=T0,
-            window_end=T0 + 3_600_000,
+        found = finding(
             severity=Severity.critical,
             revision=revision,
-            closed=False,
             summary=f"e1 read {600 * revision} records of {600 * revision} customers",
-            jr_class="C2",
-            actor_id="e1",
             subject_count=600 * revision,
             event_count=600 * revision,
-            first_seen=T0,
             last_seen=T0 + 600_000 * revision,
         )
-        key, value, headers = encode_alert(build_alert(finding, policy.detectors["bulk_query"]))
+        key, value, headers = encode_alert(build_alert(found, policy.detectors["bulk_query"]))
         producer.produce(topic, value=value, key=key, headers=headers)
     assert producer.flush(10) == 0
 
