@@ -791,11 +791,18 @@ class Monitor:
             for sink in sinks:
                 try:
                     sink.flush()
+                except FatalSinkError as e:
+                    log.error(str(e))
+                    raise  # flushing the other sinks first would only delay saying so
                 except SinkError as e:
+                    if not failures:
+                        # a broker back empty leaves nothing worth retrying for: asked after the
+                        # first failure, not after every Kafka sink waited out its flush timeout
+                        self._check_sources()
                     failures.append(e)
             try:
                 if failures:
-                    raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
+                    raise failures[0]
                 self.rollup_sink.add(self.engine.rollup_rows())
                 self.deletion_sink.add(self.deletions.drain())
                 for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
@@ -812,7 +819,7 @@ class Monitor:
                 log.warning(
                     f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
                 )
-                self._check_sources()  # a broker back empty leaves nothing worth retrying for
+                self._check_sources()  # again: the ends it compares may have come in since
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
