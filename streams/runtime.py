@@ -442,7 +442,7 @@ class Monitor:
         numbers = sorted({tp.partition for tp in partitions})
         with _state_disk(self.engine.state_dir):
             stores = {p: self.engine.open_partition(p) for p in numbers}
-        offsets = Changelog.restore_many(self.consumer_conf, self.changelog.topic, stores)
+        offsets = self.changelog.recover(self.consumer_conf, stores)
         for p in numbers:
             self.engine.resume(p)
         for tp in partitions:
@@ -481,6 +481,7 @@ class Monitor:
         for tp in partitions:
             self.engine.drop(tp.partition)
             self._unsent_changes.pop(tp.partition, None)  # its new owner restores the last marker
+            self.changelog.forget(tp.partition)
             for known in (self.positions, self._saved, self._committed, self._stamps):
                 known.pop((tp.topic, tp.partition), None)
             self._restored.discard((tp.topic, tp.partition))
