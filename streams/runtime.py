@@ -782,7 +782,7 @@ class Monitor:
         self.incident_sink.add(self.engine.take_incidents())
         backoff = 0.5
         while True:
-            failures = []
+            failures: list[SinkError] = []
             sinks = [
                 *self.repartition_sinks.values(),
                 *self.alert_sinks,
