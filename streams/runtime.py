@@ -452,7 +452,7 @@ class Monitor:
         numbers = sorted({p for _, p in partitions})
         with _state_disk(self.engine.state_dir):
             stores = {p: self.engine.open_partition(p) for p in numbers}
-        offsets = Changelog.restore_many(self.consumer_conf, self.changelog.topic, stores)
+        offsets = self.changelog.recover(self.consumer_conf, stores)
         for p in numbers:
             self.engine.resume(p)
         resume: dict[tuple[str, int], int] = {}
@@ -489,6 +489,7 @@ class Monitor:
         for topic, p in partitions:
             self.engine.drop(p)
             self._unsent_changes.pop(p, None)  # its new owner restores the last marker
+            self.changelog.forget(p)
             for known in (self.positions, self._saved, self._committed, self._stamps):
                 known.pop((topic, p), None)
             self._restored.discard((topic, p))
