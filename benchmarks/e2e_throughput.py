@@ -114,12 +114,17 @@ def workload(events: int, mixed: bool) -> tuple[list, Catalog, list[str], list, 
     return specs, Catalog(policy), streams, records, sum(r[0] in streams for r in records)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=200_000, help="access events per format")
+def arguments(doc: str | None, events: int, events_help: str) -> argparse.Namespace:
+    """The options of the end-to-end benchmarks (this one and faust_throughput.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=events, help=events_help)
     ap.add_argument("--mixed", action="store_true", help="every stream and every detector")
     ap.add_argument("--bootstrap", help="use this broker instead of an embedded Tansu")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__, 200_000, "access events per format")
     specs, catalog, streams, records, n = workload(args.events, args.mixed)
     ch = connect(f"chdb://{tempfile.mkdtemp(prefix='lifemon-bench-')}")
     with EmbeddedBroker() as broker:

@@ -15,7 +15,6 @@ of each to the librdkafka ceiling.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -30,7 +29,7 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_throughput import bench_config, measure, raw_consume, workload  # noqa: E402
+from e2e_throughput import arguments, bench_config, measure, raw_consume, workload  # noqa: E402
 
 from streams.clickhouse import connect  # noqa: E402
 from streams.embedded import EmbeddedBroker  # noqa: E402
@@ -94,11 +93,7 @@ async def raw_faust(bootstrap: str, topics: list[str], expected: int, batch: int
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=50_000, help="access events (or every stream's, --mixed)")
-    ap.add_argument("--mixed", action="store_true", help="every stream and every detector")
-    ap.add_argument("--bootstrap", help="use this broker instead of an embedded Tansu")
-    args = ap.parse_args()
+    args = arguments(__doc__, 50_000, "access events (or every stream's, --mixed)")
     specs, catalog, streams, records, n = workload(args.events, args.mixed)
     ch = connect(f"chdb://{tempfile.mkdtemp(prefix='lifemon-bench-')}")
     with EmbeddedBroker() as broker:
