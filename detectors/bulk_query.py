@@ -295,9 +295,9 @@ class ActorWindow:
             self.events.popleft()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "entries": [list(e) for e in self.entries],
-            "events": [list(e) for e in self.events],
+        return {  # entries as tuples: JSON arrays all the same, without a list copy of each per checkpoint
+            "entries": list(self.entries),
+            "events": list(self.events),
             "role": self.role,
             "last_ts": self.last_ts,
             "episode": self.episode.to_json() if self.episode else None,

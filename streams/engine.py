@@ -20,9 +20,9 @@ import gc
 import shutil
 import tempfile
 import weakref
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from itertools import chain
+from itertools import chain, groupby, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -122,21 +122,28 @@ class PartitionRollup:
 
     def __init__(self, block_size: int):
         self.block_size = block_size
-        self.cells: dict[int, Counter] = defaultdict(Counter)
+        self.cells: dict[int, dict[tuple, int]] = defaultdict(dict)
         self.progress: Counter = Counter()
         self.dirty: set[int] = set()
 
-    def add(self, counted: Counter, progress: Counter) -> None:
-        """A batch's counts: {(block, cell): n} and {block: records counted}."""
-        for (block, cell), n in counted.items():
-            self.cells[block][cell] += n
-        self.progress.update(progress)
-        self.dirty.update(progress)
+    def add(self, block: int, counted: dict[tuple, int], records: int) -> None:
+        """A batch's counts in one block, {cell: n} (taken over), and the records they came from."""
+        cells = self.cells[block]
+        # only the cells seen before add up; the rest are copied in one C call (a replay of history
+        # brings about one new cell per event: a Python loop over them cost more than counting)
+        for cell in counted.keys() & cells.keys():
+            counted[cell] += cells[cell]
+        cells.update(counted)
+        self.progress[block] += records
+        self.dirty.add(block)
 
-    def drain(self) -> list[tuple[int, tuple, int, int]]:
-        """Rows (block, cell, count, version) of blocks changed since the last drain; forget finished blocks."""
+    def drain(self, topic: str, partition: int) -> list[tuple]:
+        """Rows (topic, partition, block, *cell, count, version) of blocks changed since the last
+        drain, built once (one tuple per row); forget finished blocks."""
         rows = [
-            (b, cell, n, self.progress[b]) for b in sorted(self.dirty) for cell, n in self.cells[b].items()
+            (topic, partition, b, *cell, n, self.progress[b])
+            for b in sorted(self.dirty)
+            for cell, n in self.cells[b].items()
         ]
         newest = max(self.cells, default=0)
         for b in [b for b in self.cells if b < newest]:
@@ -152,7 +159,7 @@ class PartitionRollup:
 
     def load(self, d: dict[str, Any]) -> None:
         for b, v in d.items():
-            self.cells[int(b)] = Counter({tuple(c[:-1]): c[-1] for c in v["cells"]})
+            self.cells[int(b)] = {tuple(c[:-1]): c[-1] for c in v["cells"]}
             self.progress[int(b)] = v["progress"]
 
 
@@ -325,9 +332,10 @@ class Engine:
             many = any(isinstance(v, list) for v in values[:1])
             distinct = set(chain.from_iterable(values)) if many else set(values)
             distinct.discard(None)  # type: ignore[arg-type]
-            look = {v: self.pseudonymize(v) for v in distinct}.get
-            for record, value in zip(records, values, strict=True):
-                setattr(record, attr, list(map(look, value)) if many else look(value))
+            look = dict(zip(distinct, map(self.pseudonymize, distinct), strict=True)).get
+            mapped = [list(map(look, v)) for v in values] if many else list(map(look, values))
+            # set in one C loop over the batch: a Python loop here cost more than the lookups
+            deque(map(setattr, records, repeat(attr), mapped), maxlen=0)
 
     def _first_deliveries(
         self,
@@ -469,10 +477,11 @@ class Engine:
         kind as class and the name as org (the `coverage_gaps` view reads them). Names come from
         the source mapping's vocabulary (tables, logins, accounts), not from a record's values."""
         roll = self._partition_rollup(topic, partition)
-        counted: Counter = Counter()
+        by_block: dict[int, Counter] = defaultdict(Counter)
         for offset, ts, kind, name in gaps:
-            counted[(offset // roll.block_size, (ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream))] += 1
-        roll.add(counted, Counter(block for block, _ in counted.elements()))
+            by_block[offset // roll.block_size][(ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream)] += 1
+        for block, counted in by_block.items():
+            roll.add(block, counted, counted.total())
 
     def _partition_rollup(self, topic: str, partition: int) -> PartitionRollup:
         roll = self.rollups.get((topic, partition))
@@ -496,44 +505,43 @@ class Engine:
         minutes = [ts // 60_000 * 60 for ts in map(_ts, events)]
         field_sets = list(map(tuple, map(attrgetter(fields_attr), events)))
         profiles = {f: self.catalog.coverage(stream, f) for f in set(field_sets)}
-        classes = {f: cls.value for f, (cls, _) in profiles.items()}
-        outcomes = list(map(attrgetter(outcome_attr), events))
-        named = {o: _outcome_label(o) for o in set(outcomes)}
+        classes = list(map({f: cls.value for f, (cls, _) in profiles.items()}.__getitem__, field_sets))
+        outcome_values = list(map(attrgetter(outcome_attr), events))
+        outcomes = list(map({o: _outcome_label(o) for o in set(outcome_values)}.__getitem__, outcome_values))
         if org_attr is None:
             orgs: list[str] = [""] * len(events)
         else:
             org_values = list(map(attrgetter(org_attr), events))
             known = {o: self._org_label(org_attr, o) for o in set(org_values)}
             orgs = list(map(known.__getitem__, org_values))
-        rows = Counter(
-            zip(
-                blocks,
-                minutes,
-                map(classes.__getitem__, field_sets),
-                orgs,
-                map(named.__getitem__, outcomes),
-                strict=True,
+        gaps = any(unknown for _, unknown in profiles.values())
+        start = 0
+        for block, run in groupby(blocks):  # offsets ascend: one run per block the batch touches
+            end = start + len(list(run))
+            span = slice(start, end)
+            counted = Counter(
+                zip(
+                    minutes[span],
+                    repeat(stream, end - start),
+                    classes[span],
+                    orgs[span],
+                    outcomes[span],
+                    strict=True,
+                )
             )
-        )
-        counted: Counter = Counter(
-            {
-                (block, (minute, stream, cls, org, out)): n
-                for (block, minute, cls, org, out), n in rows.items()
-            }
-        )
-        progress = Counter(blocks)
-        if any(unknown for _, unknown in profiles.values()):
-            for block, minute, fields in zip(blocks, minutes, field_sets, strict=True):
-                for field in profiles[fields][1]:
-                    # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
-                    # org = a keyed fingerprint of the unknown id (it may be a value typed into the
-                    # wrong place, a card number even), outcome = the stream it appeared on
-                    counted[(block, (minute, COVERAGE_GAP, "", self.fingerprint(field), stream))] += 1
-        if stream == "sdk":
-            for block, minute, ev in zip(blocks, minutes, events, strict=True):
-                for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
-                    counted[(block, (minute, *cell))] += 1
-        roll.add(counted, progress)
+            if gaps:
+                for minute, fields in zip(minutes[span], field_sets[span], strict=True):
+                    for field in profiles[fields][1]:
+                        # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
+                        # org = a keyed fingerprint of the unknown id (it may be a value typed into the
+                        # wrong place, a card number even), outcome = the stream it appeared on
+                        counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream)] += 1
+            if stream == "sdk":
+                for minute, ev in zip(minutes[span], events[span], strict=True):
+                    for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
+                        counted[(minute, *cell)] += 1
+            roll.add(block, counted, end - start)
+            start = end
 
     def _org_label(self, attr: str, value: Any) -> str:
         """An org-like dimension reaches a table only as a known id: an org seen in the reference
@@ -573,9 +581,7 @@ class Engine:
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""
-        return [
-            (t, p, b, *cell, n, v) for (t, p), roll in self.rollups.items() for b, cell, n, v in roll.drain()
-        ]
+        return [row for (t, p), roll in self.rollups.items() for row in roll.drain(t, p)]
 
     # -- checkpoint -----------------------------------------------------------------------------
     def changes(self, partition: int) -> list[Change]:

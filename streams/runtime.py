@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import attrgetter, itemgetter, ne
 from typing import Any
 
 import msgspec
@@ -39,7 +40,7 @@ from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
-from streams.clickhouse import apply_ddl
+from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
@@ -498,6 +499,7 @@ class Monitor:
             )
         self._check_copartitioned()
         self.load_reference()
+        preload_driver()
         freeze_heap()
         self.consumer.subscribe(
             self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -560,7 +562,8 @@ class Monitor:
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error", extra={"error": str(err), "topic": m.topic()})
                 continue
-            groups[(m.topic(), m.partition())].append(to_raw(m))
+            raw = to_raw(m)
+            groups[(raw.topic, raw.partition)].append(raw)  # a Struct's fields: no method calls again
         alerts = []
         for (topic, partition), raws in groups.items():
             stream = self.stream_of[topic]
@@ -695,7 +698,11 @@ class Monitor:
         """Records keyed by something else than their stream's key land in arbitrary partitions, and
         one actor's window splits across instances: count them and say so once per topic."""
         attr = STREAM_KEYS[stream]
-        wrong = sum(1 for raw, ev in decoded if raw.key is not None and raw.key != getattr(ev, attr).encode())
+        # compared in C over the batch (no Python step per record); a record without a key
+        # compares unequal, and is not counted
+        keys = list(map(attrgetter("key"), map(itemgetter(0), decoded)))
+        values = map(str.encode, map(attrgetter(attr), map(itemgetter(1), decoded)))
+        wrong = sum(map(ne, keys, values)) - keys.count(None)
         if wrong:
             if not self.stats.misrouted[stream]:
                 log.warning(
