@@ -27,7 +27,6 @@ import typing
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +232,7 @@ class Decoder:
         for records whose event time was judged at their source (a repartition topic's)."""
         out = Decoded()
         strict = self._strict[stream]
-        out.ok = self._decode_plain_json(strict, raws)
-        for raw in raws if not out.ok else ():  # the record-by-record path names each bad record
+        for raw in raws:
             v = raw.value
             if not v:
                 if v is None and stream in REFERENCE_STREAMS:
@@ -265,26 +263,6 @@ class Decoder:
         if out.ok and check_time:
             self._check_time(stream, out)
         return out
-
-    def _decode_plain_json(
-        self, strict: msgspec.json.Decoder, raws: Sequence[RawRecord]
-    ) -> list[tuple[RawRecord, Any]]:
-        """The common batch, decoded with no Python step per record: every record a JSON object
-        within the size limit, without a schema-id header, and valid. Empty if any is not: the
-        caller then decodes record by record (the good ones twice, which only a bad batch pays)."""
-        values = list(map(attrgetter("value"), raws))
-        if (
-            not values
-            or not all(values)  # an empty value or a tombstone
-            or max(map(len, values)) > self.max_record_bytes
-            or any(map(attrgetter("headers"), raws))
-            or 0 in bytes(map(itemgetter(0), values))  # Avro's magic byte
-        ):
-            return []
-        try:
-            return list(zip(raws, map(strict.decode, values), strict=True))
-        except (msgspec.DecodeError, RecursionError):
-            return []
 
     def _lenient_json(self, stream: str, raw: RawRecord, exc: Exception, out: Decoded) -> None:
         unknown = _UNKNOWN_FIELD.search(str(exc))
