@@ -22,8 +22,8 @@ import tempfile
 import weakref
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from itertools import chain, groupby, repeat
-from operator import attrgetter, floordiv, itemgetter, mul
+from itertools import chain, compress, groupby, repeat
+from operator import attrgetter, eq, floordiv, itemgetter, mul, not_
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,11 @@ def rekey(key: str, events: Iterable[Any]) -> list[tuple[str, Any]]:
         elif value is not None:
             out.append((value, ev))
     return out
+
+
+def exhaust(calls: Iterable[Any]) -> None:
+    """Run a lazy map of calls to the end, in C, keeping none of the results."""
+    deque(calls, maxlen=0)
 
 
 def _one(value: Any) -> Any:
@@ -333,9 +338,17 @@ class Engine:
             distinct = set(chain.from_iterable(values)) if many else set(values)
             distinct.discard(None)  # type: ignore[arg-type]
             look = dict(zip(distinct, map(self.pseudonymize, distinct), strict=True)).get
-            mapped = [list(map(look, v)) for v in values] if many else list(map(look, values))
-            # set in one C loop over the batch: a Python loop here cost more than the lookups
-            deque(map(setattr, records, repeat(attr), mapped), maxlen=0)
+            # replaced by C calls over the batch (a Python step per record cost more than the
+            # lookups): a lone id in place in its list, as most accesses name one customer; the
+            # rare longer lists one by one; a plain attribute by setattr
+            if many:
+                lone = list(map(eq, map(len, values), repeat(1)))
+                ones = list(compress(values, lone))
+                exhaust(map(list.__setitem__, ones, repeat(0), map(look, map(itemgetter(0), ones))))
+                for ids in compress(values, map(not_, lone)):
+                    ids[:] = map(look, ids)
+            else:
+                exhaust(map(setattr, records, repeat(attr), map(look, values)))
 
     def _first_deliveries(
         self,
