@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install test-deps demo test test-all faults lint bench clean wheel-check
+.PHONY: install test-deps demo test test-all faults lint bench bench-faust clean wheel-check
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,9 @@ lint: install  ## ruff (style, imports, bugbear) and mypy
 
 bench: install  ## end-to-end throughput against the raw librdkafka consume ceiling
 	$(BIN)/python benchmarks/e2e_throughput.py
+
+bench-faust: install  ## the faust-streaming runtime beside the native one and the raw consume rates
+	$(BIN)/python benchmarks/faust_throughput.py
 
 clean:
 	rm -rf $(VENV) .lifemon .pytest_cache .ruff_cache

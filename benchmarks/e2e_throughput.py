@@ -29,7 +29,7 @@ from policy import load_policy  # noqa: E402
 from policy.catalog import Catalog  # noqa: E402
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS  # noqa: E402
 from streams.clickhouse import connect  # noqa: E402
-from streams.config import load_config  # noqa: E402
+from streams.config import Config, load_config  # noqa: E402
 from streams.embedded import EmbeddedBroker  # noqa: E402
 from streams.produce import produce  # noqa: E402
 from streams.pseudonym import Pseudonymizer  # noqa: E402
@@ -63,32 +63,55 @@ def raw_consume(bootstrap: str, topics: list[str], expected: int) -> tuple[float
     return n / wall, n / cpu
 
 
-def lifemon_run(
-    bootstrap: str, fmt: str, n: int, records: list, streams: list[str], ch, specs, catalog
-) -> tuple:
-    tag = uuid.uuid4().hex[:6]
+def bench_config(bootstrap: str, fmt: str, tag: str | None = None) -> Config:
+    """Topics of one format, a fresh group and database; `tag` shares the topics between runs."""
+    tag = tag or uuid.uuid4().hex[:6]
     topics = {s: f"bench.{s}.{fmt}.{tag}" for s in [*EVENT_MODELS, "alerts", "incidents", "dlq"]}
-    config = load_config(
+    run = uuid.uuid4().hex[:6]
+    return load_config(
         None,
         kafka={
             "bootstrap": bootstrap,
-            "group_id": f"bench-{tag}",
+            "group_id": f"bench-{run}",
             "partitions": 3,
             "batch_size": 5000,
             "poll_timeout_s": 0.2,
         },
         topics=topics,
-        clickhouse={"dsn": "chdb://unused", "database": f"bench_{tag}"},
+        clickhouse={"dsn": "chdb://unused", "database": f"bench_{run}"},
     )
-    ensure_topics(bootstrap, config)
-    produce(bootstrap, config, records, fmt=fmt)
-    ceiling = raw_consume(bootstrap, [topics[s] for s in streams], n)
-    monitor = Monitor(config, bootstrap, ch, specs, catalog, Pseudonymizer(os.urandom(32)))
+
+
+def measure(runtime: type[Monitor], config: Config, streams: list[str], ch, specs, catalog) -> tuple:
+    """(events/s, events per CPU-second, alerts) of one monitor over the topics to their end."""
+    ensure_topics(config.kafka.bootstrap, config)  # its group's changelog
+    monitor = runtime(config, config.kafka.bootstrap, ch, specs, catalog, Pseudonymizer(os.urandom(32)))
     stats = monitor.run(idle_exit_s=2.0, max_seconds=900)
     # from the first record to the last: the group join, reference load and start-up not counted
     wall, cpu = stats.last_data - stats.first_data, stats.last_cpu - stats.first_cpu
     events = sum(stats.events[s] for s in streams)
-    return events / wall, events / cpu, len(stats.alerts), ceiling
+    return events / wall, events / cpu, len(stats.alerts)
+
+
+def lifemon_run(
+    bootstrap: str, fmt: str, n: int, records: list, streams: list[str], ch, specs, catalog
+) -> tuple:
+    config = bench_config(bootstrap, fmt)
+    ensure_topics(bootstrap, config)
+    produce(bootstrap, config, records, fmt=fmt)
+    ceiling = raw_consume(bootstrap, [config.topic_of(s) for s in streams], n)
+    return (*measure(Monitor, config, streams, ch, specs, catalog), ceiling)
+
+
+def workload(events: int, mixed: bool) -> tuple[list, Catalog, list[str], list, int]:
+    """(detectors, catalog, event streams, records to produce, events among them): access events
+    and bulk_query, or (`mixed`) the bank day of every stream and every detector."""
+    policy = load_policy()
+    specs = [s for s in load_detectors(policy) if mixed or s.kind == "bulk_query"]
+    streams = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS] if mixed else ["access"]
+    day = generate(events if mixed else int(events / 0.7), seed=11, policy=policy)
+    records = [r for r in day.records if r[0] in streams or r[0] in REFERENCE_STREAMS]
+    return specs, Catalog(policy), streams, records, sum(r[0] in streams for r in records)
 
 
 def main() -> None:
@@ -97,17 +120,7 @@ def main() -> None:
     ap.add_argument("--mixed", action="store_true", help="every stream and every detector")
     ap.add_argument("--bootstrap", help="use this broker instead of an embedded Tansu")
     args = ap.parse_args()
-    policy = load_policy()
-    specs = (
-        load_detectors(policy)
-        if args.mixed
-        else [s for s in load_detectors(policy) if s.kind == "bulk_query"]
-    )
-    catalog = Catalog(policy)
-    streams = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS] if args.mixed else ["access"]
-    workload = generate(args.events if args.mixed else int(args.events / 0.7), seed=11, policy=policy)
-    records = [r for r in workload.records if r[0] in streams or r[0] in REFERENCE_STREAMS]
-    n = sum(r[0] in streams for r in records)
+    specs, catalog, streams, records, n = workload(args.events, args.mixed)
     ch = connect(f"chdb://{tempfile.mkdtemp(prefix='lifemon-bench-')}")
     with EmbeddedBroker() as broker:
         bootstrap = args.bootstrap or broker.bootstrap

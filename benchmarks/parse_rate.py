@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def _csv_session(line: bytes, i: int) -> bytes:  # csvlog: the pid column and th
     return re.sub(rb",([0-9a-f]{8})\.([0-9a-f]+),", lambda m: b",%s.%x," % (m.group(1), i), line, count=1)
 
 
+PG_TIME = rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})"
+
+
 def _pg_time(dt: datetime) -> str:
     return f"{dt:%Y-%m-%d %H:%M:%S}.{dt.microsecond // 1000:03d}"
 
@@ -70,51 +74,78 @@ def _syslog_time(dt: datetime) -> str:
     return f"{dt:%b} {dt.day:>2} {dt:%H:%M:%S}"
 
 
-# format -> (fixture, raw_sources entry and settings, stream, renumbering of copy i,
-#            (the line's time, how to read it, how to write it))
+@dataclass(frozen=True)
+class Source:
+    fixture: str
+    source: str  # its raw_sources entry
+    settings: dict
+    stream: str
+    renumber: Callable[[bytes, int], bytes]  # copy i of a record: its own sessions, connections, pids
+    time: bytes  # a regex whose group 1 is the record's time
+    read: str  # strptime format of that time
+    write: Callable[[datetime], str]
+    logins: bytes | None = None  # a regex whose group 2 is a database login: spread over EMPLOYEES
+
+
 SOURCES = {
-    "pgaudit": ("pgaudit.log", "pgaudit", {"log_line_prefix": PG_PREFIX}, "access", _renumber(rb"(\[)(\d+)", 100_000),
-                (rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})", "%Y-%m-%d %H:%M:%S.%f", _pg_time)),
-    "pgaudit-csv": ("pgaudit.csv", "pgaudit", {"format": "csvlog"}, "access", _csv_session,
-                    (rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})", "%Y-%m-%d %H:%M:%S.%f", _pg_time)),
-    "mariadb": ("mariadb_audit.log", "mariadb", {}, "access", _renumber(rb"^(\d{8} [\d:]+,[^,]*,[^,]*,[^,]*,)(\d+)", 1000),
-                (rb"^(\d{8} \d\d:\d\d:\d\d)", "%Y%m%d %H:%M:%S", lambda dt: f"{dt:%Y%m%d %H:%M:%S}")),
-    "sftp": ("sftp.log", "sftp", {}, "transfer", _renumber(rb"(internal-sftp\[)(\d+)", 100_000),
-             (rb"^<\d+>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)", "%Y %b %d %H:%M:%S", _syslog_time)),
+    "pgaudit": Source("pgaudit.log", "pgaudit", {"log_line_prefix": PG_PREFIX}, "access",
+                      _renumber(rb"(\[)(\d+)", 100_000), PG_TIME, "%Y-%m-%d %H:%M:%S.%f", _pg_time,
+                      rb"(\] )(teller_wang|analyst_zhao)(?=@)"),
+    "pgaudit-csv": Source("pgaudit.csv", "pgaudit", {"format": "csvlog"}, "access", _csv_session, PG_TIME,
+                          "%Y-%m-%d %H:%M:%S.%f", _pg_time, rb'^([^,]*,")(teller_wang|analyst_zhao)(?=")'),
+    "mariadb": Source("mariadb_audit.log", "mariadb", {}, "access",
+                      _renumber(rb"^(\d{8} [\d:]+,[^,]*,[^,]*,[^,]*,)(\d+)", 1000), rb"^(\d{8} \d\d:\d\d:\d\d)",
+                      "%Y%m%d %H:%M:%S", lambda dt: f"{dt:%Y%m%d %H:%M:%S}", rb"^(\d{8} [\d:]+,[^,]*,)(csr_liu)(?=,)"),
+    "sftp": Source("sftp.log", "sftp", {}, "transfer", _renumber(rb"(internal-sftp\[)(\d+)", 100_000),
+                   rb"^<\d+>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)", "%Y %b %d %H:%M:%S", _syslog_time),
 }  # fmt: skip
-STEP_MS = 200  # each copy this much later than the one before: time moves on, sessions end
+# A bank day, not one employee doing the work of a branch: each copy a minute after the one before,
+# its logins one of EMPLOYEES per login of the fixture (unmapped logins are their own actor ids,
+# entitled as the fixture's employees are), so no actor's window holds more than a day's share.
+STEP_MS = 60_000
+EMPLOYEES = 200
+ROLES = {"teller_wang": ("lobby_manager", "S0101"), "analyst_zhao": ("br_dept_head", "B01"),
+         "csr_liu": ("lobby_manager", "S0101")}  # fmt: skip
 
 
 def lines_of(fmt: str, n: int) -> list[bytes]:
     """n records: the fixture's, copy after copy, renumbered and moved on in time so that the last
     copy ends a minute ago (a line from the future would be an event-time dead letter)."""
-    fixture, _, _, _, renumber, (time_rx, read, write) = SOURCES[fmt]
-    data = (FIXTURES / fixture).read_bytes()
+    src = SOURCES[fmt]
+    data = (FIXTURES / src.fixture).read_bytes()
     one = [value for _, records in FORMATS[fmt].split(data, True) for _, value in records]
     copies = n // len(one) + 1
-    rx = re.compile(time_rx)
-    year = f"{datetime.now(UTC).year} " if "%Y %b" in read else ""
-    first = min(datetime.strptime(year + m.group(1).decode(), read) for line in one if (m := rx.search(line)))
+    rx, logins = re.compile(src.time), re.compile(src.logins) if src.logins else None
+    year = f"{datetime.now(UTC).year} " if "%Y %b" in src.read else ""
+    first = min(
+        datetime.strptime(year + m.group(1).decode(), src.read) for line in one if (m := rx.search(line))
+    )
     start = (
         datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1, milliseconds=copies * STEP_MS) - first
     )
 
     def moved(line: bytes, i: int) -> bytes:
         shift = start + timedelta(milliseconds=i * STEP_MS)
-        return rx.sub(
+        line = rx.sub(
             lambda m: m.group(0).replace(
-                m.group(1), write(datetime.strptime(year + m.group(1).decode(), read) + shift).encode()
+                m.group(1),
+                src.write(datetime.strptime(year + m.group(1).decode(), src.read) + shift).encode(),
             ),
             line,
             count=1,
         )
+        if logins is None:
+            return line
+        return logins.sub(lambda m: m.group(1) + m.group(2) + b"_%d" % (i % EMPLOYEES), line, count=1)
 
-    return [moved(renumber(line, i), i) for i in range(copies) for line in one][:n]
+    return [moved(src.renumber(line, i), i) for i in range(copies) for line in one][:n]
 
 
 def source_config(fmt: str, topic: str, **kw: object) -> Config:
-    _, source, settings, _, _, _ = SOURCES[fmt]
-    return load_config(None, raw_sources={source: {"enabled": True, "topic": topic, **settings}}, **kw)
+    src = SOURCES[fmt]
+    return load_config(
+        None, raw_sources={src.source: {"enabled": True, "topic": topic, **src.settings}}, **kw
+    )
 
 
 def parse_rate(fmt: str, lines: list[bytes]) -> tuple[float, int]:
@@ -122,7 +153,7 @@ def parse_rate(fmt: str, lines: list[bytes]) -> tuple[float, int]:
     topic = f"bench.raw.{fmt}"
     dec = RawDecoder.for_config(Decoder(), source_config(fmt, topic))
     assert isinstance(dec, RawDecoder)
-    stream = SOURCES[fmt][3]
+    stream = SOURCES[fmt].stream
     stamp = int(time.time() * 1000)
     batches = [
         [RawRecord(topic, 0, off + i, v, None, None, stamp) for i, v in enumerate(lines[off : off + BATCH])]
@@ -147,7 +178,8 @@ def end_to_end(fmt: str, lines: list[bytes], bootstrap: str, ch: object, policy:
         clickhouse={"dsn": "chdb://unused", "database": f"bench_{tag}"},
     )  # fmt: skip
     ensure_topics(bootstrap, config)
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4",
+                  "queue.buffering.max.messages": 2_000_000})  # fmt: skip
     for who, role, org in (("E1001", "lobby_manager", "S0101"), ("E1002", "br_dept_head", "B01"),
                            ("E1003", "lobby_manager", "S0101")):  # fmt: skip
         ent = Entitlement(
@@ -160,7 +192,8 @@ def end_to_end(fmt: str, lines: list[bytes], bootstrap: str, ch: object, policy:
         p.produce(config.topics.entitlements, ent.model_dump_json().encode(), who.encode())
     for line in lines:
         p.produce(topic, line, b"server1")  # one server: its sessions in one partition, as ship keys them
-    p.flush(60)
+    while p.flush(10):  # every record on the topic before the ceiling counts them
+        pass
     ceiling = raw_consume(bootstrap, [topic], len(lines))
     specs = load_detectors(policy)
     monitor = Monitor(config, bootstrap, ch, specs, Catalog(policy), Pseudonymizer(os.urandom(32)))

@@ -12,8 +12,18 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
+from streams.changelog_parts import (
+    PART_BYTES,
+    PART_PREFIX,
+    DamagedChangelog,
+    Reassembly,
+    Record,
+    is_head,
+    split,
+)
 from streams.keyed_state import Change, KeyedStore
-from streams.sinks.base import SinkError
+from streams.sinks.base import FatalSinkError, SinkError
+from streams.sinks.kafka import REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -28,41 +38,103 @@ class Changelog:
     """Writes a task's changes to partition `p` of a changelog topic, then a commit marker (key
     MARKER_KEY, value the JSON of the task's input offsets {topic: next_offset}). Restore replays
     the partition and applies only changes followed by a marker, so a crash between changes and
-    marker leaves no half checkpoint, and the offsets to resume from always match the state."""
+    marker leaves no half checkpoint, and the offsets to resume from always match the state.
 
-    def __init__(self, producer: Producer, topic: str):
+    A value over `part_bytes` travels as parts and a head record (streams/changelog_parts.py).
+    A record the broker refuses for good (too large, not authorized, invalid) raises
+    FatalSinkError: retrying the same bytes would stall the checkpoint for ever."""
+
+    def __init__(
+        self, producer: Producer, topic: str, part_bytes: int = PART_BYTES, flush_timeout_s: float = 30.0
+    ):
         self.producer, self.topic = producer, topic
+        self.part_bytes, self.flush_timeout_s = part_bytes, flush_timeout_s
+        # per partition: key -> the part keys its last committed head names, so that the write
+        # that shrinks, deletes or replaces the value tombstones them
+        self.heads: dict[int, dict[bytes, list[bytes]]] = {}
 
     def write(self, partition: int, changes: list[Change], offsets: dict[str, int]) -> None:
-        """Returns once the broker acknowledged the changes and then the marker; SinkError if not."""
+        """Returns once the broker acknowledged the changes and then the marker; SinkError if not
+        (FatalSinkError if it never will). A retry with the same changes sends the same records."""
+        heads = self.heads.setdefault(partition, {})
+        records, named = split(changes, heads, self.part_bytes)
         # Two round trips on purpose: the marker is sent only after every change is acknowledged,
         # so no producer setting (retries, in-flight requests) can land a marker before a change.
-        self._send(partition, changes)
-        self._send(partition, [(MARKER_KEY, orjson.dumps(offsets))])
+        self._send(partition, records)
+        self._send(partition, [(MARKER_KEY, orjson.dumps(offsets), None)])
+        for key, parts in named.items():
+            if parts:
+                heads[key] = parts
+            else:
+                heads.pop(key, None)
 
-    def _send(self, partition: int, records: list[Change]) -> None:
-        errors: list[KafkaError] = []
+    def recover(
+        self, consumer_conf: dict[str, Any], stores: dict[int, KeyedStore], timeout_s: float = 300
+    ) -> dict[int, dict[str, int]]:
+        """`restore_many` by the partitions' new writer: it also learns which parts the restored
+        heads name, so that its writes tombstone them once they are replaced."""
+        heads: dict[int, dict[bytes, list[bytes]]] = {}
+        offsets = self.restore_many(consumer_conf, self.topic, stores, timeout_s, heads)
+        self.heads.update(heads)
+        return offsets
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+    def forget(self, partition: int) -> None:
+        """The partition moved to another writer, which learns its heads when it restores it."""
+        self.heads.pop(partition, None)
+
+    def _send(self, partition: int, records: list[Record]) -> None:
+        errors: list[tuple[KafkaError, int, int]] = []  # error, key bytes, value bytes
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
-                errors.append(err)
+                errors.append((err, len(msg.key() or b""), len(msg.value() or b"")))
 
-        for key, value in records:
+        for key, value, headers in records:
             while True:
                 try:
                     self.producer.produce(
-                        self.topic, value=value, key=key, partition=partition, on_delivery=on_delivery
+                        self.topic,
+                        value=value,
+                        key=key,
+                        headers=headers,
+                        partition=partition,
+                        on_delivery=on_delivery,
                     )
                     break
                 except BufferError:  # local queue full: let deliveries drain, then retry
                     self.producer.poll(0.1)
                 except KafkaException as e:
+                    err = e.args[0]
+                    if err.code() in REFUSED:  # refused by the producer itself: e.g. message.max.bytes
+                        raise self._refused(partition, err, len(key), len(value or b"")) from e
                     raise SinkError(f"changelog {self.topic}[{partition}]: {e}") from e
-        remaining = self.producer.flush(30)
+        remaining = self.producer.flush(self.flush_timeout_s)
+        refused = next((e for e in errors if e[0].code() in REFUSED), None)
+        if refused is not None:
+            raise self._refused(partition, *refused)
         if remaining or errors:
             raise SinkError(
-                f"changelog {self.topic}[{partition}]: {remaining} record(s) undelivered, errors: {errors[:3]}"
+                f"changelog {self.topic}[{partition}]: {remaining} record(s) undelivered, "
+                f"errors: {[e for e, _, _ in errors[:3]]}"
             )
+
+    def _refused(self, partition: int, err: KafkaError, key_bytes: int, value_bytes: int) -> FatalSinkError:
+        """The same bytes would be refused on every retry: say what and how to fix it, and stop."""
+        if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            fix = f"grant lifemon's principal Write on topic {self.topic} (deploy/kafka/acls.txt)"
+        elif err.code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE):
+            fix = (
+                f"state values over {self.part_bytes} B travel in parts of that size, so let the "
+                f"topic's max.message.bytes, the broker's message.max.bytes and the producer's "
+                f"message.max.bytes (kafka.client) take at least {self.part_bytes + key_bytes + 1024} B"
+            )
+        else:
+            fix = f"check topic {self.topic}'s configuration (cleanup.policy=compact needs keyed records)"
+        return FatalSinkError(
+            f"changelog {self.topic}[{partition}]: the broker refuses a record for good ({err.name()}: "
+            f"{err.str()}; key {key_bytes} B, value {value_bytes} B); lifemon stops rather than retry "
+            f"the checkpoint for ever: {fix}"
+        )
 
     @staticmethod
     def restore(
@@ -73,12 +145,17 @@ class Changelog:
 
     @staticmethod
     def restore_many(
-        consumer_conf: dict[str, Any], topic: str, stores: dict[int, KeyedStore], timeout_s: float = 300
+        consumer_conf: dict[str, Any],
+        topic: str,
+        stores: dict[int, KeyedStore],
+        timeout_s: float = 300,
+        heads: dict[int, dict[bytes, list[bytes]]] | None = None,
     ) -> dict[int, dict[str, int]]:
         """Replays each changelog partition into its store (empty, or holding an earlier restore
         of the same partition) and returns, per partition, the input offsets of its last marker
         ({} if there is none). One consumer reads them all at once: an instance that is given
-        several partitions restores them in the time of the largest, not of their sum.
+        several partitions restores them in the time of the largest, not of their sum. `heads`,
+        if given, receives per partition the part keys each restored large value's head names.
 
         The end is the high watermark that fetches report (the PARTITION_EOF event), never
         ListOffsets: Tansu answers that with the last batch's base offset + 1, which for 10,000
@@ -95,7 +172,9 @@ class Changelog:
             "auto.offset.reset": "earliest",
         }
         offsets: dict[int, dict[str, int]] = {p: {} for p in stores}
-        uncommitted: dict[int, list[Change]] = {p: [] for p in stores}  # changes after the last marker
+        # records after the last marker: key, value, whether it is the head of a value in parts
+        uncommitted: dict[int, list[tuple[bytes, bytes | None, bool]]] = {p: [] for p in stores}
+        parts = {p: Reassembly(topic, p) for p in stores}
         pending = set(stores)
         if not pending:
             return offsets
@@ -111,19 +190,21 @@ class Changelog:
                 for msg in consumer.consume(10_000, 0.5):
                     p, err = msg.partition() or 0, msg.error()
                     if err is None:
-                        if msg.key() == MARKER_KEY:
-                            stores[p].apply(uncommitted[p])
+                        key, value = msg.key() or b"", msg.value()
+                        if key == MARKER_KEY:
+                            stores[p].apply(Changelog._committed(parts[p], uncommitted[p]))
                             uncommitted[p] = []
-                            offsets[p] = orjson.loads(msg.value())  # type: ignore[arg-type]
+                            offsets[p] = orjson.loads(value)  # type: ignore[arg-type]
                         else:
-                            uncommitted[p].append((msg.key(), msg.value()))  # type: ignore[arg-type]
+                            parts[p].note(key, value)
+                            uncommitted[p].append((key, value, is_head(msg.headers())))
                     elif err.code() == KafkaError._PARTITION_EOF:
                         # EOF carries the fetch's high watermark; check it against the cached one
                         # in case an EOF from an earlier, shorter fetch is still queued.
                         tp = KafkaTopicPartition(topic, p)
                         _, high = consumer.get_watermark_offsets(tp, cached=True)
                         if p in pending and (msg.offset() or 0) >= high:
-                            Changelog._finish(topic, p, stores[p], uncommitted[p])
+                            Changelog._finish(topic, p, stores[p], uncommitted[p], parts[p])
                             pending.discard(p)
                     elif err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION):
                         raise RestoreError(
@@ -134,10 +215,26 @@ class Changelog:
                         raise RestoreError(f"changelog {topic}[{p}]: {err.str()}")
         finally:
             consumer.close()
+        if heads is not None:
+            heads.update({p: r.heads for p, r in parts.items()})
         return offsets
 
     @staticmethod
-    def _finish(topic: str, partition: int, store: KeyedStore, uncommitted: list[Change]) -> None:
+    def _committed(parts: Reassembly, records: list[tuple[bytes, bytes | None, bool]]) -> list[Change]:
+        try:
+            return parts.committed(records)
+        except DamagedChangelog as e:
+            raise RestoreError(str(e)) from e
+
+    @staticmethod
+    def _finish(
+        topic: str,
+        partition: int,
+        store: KeyedStore,
+        uncommitted: list[tuple[bytes, bytes | None, bool]],
+        parts: Reassembly,
+    ) -> None:
+        keys = {k for k, _, _ in uncommitted if not k.startswith(PART_PREFIX)}
         if uncommitted:
             # A writer died between its changes and its marker: ignore them, and have the next
             # checkpoint re-send these keys' committed values so they are again their latest record.
@@ -147,4 +244,6 @@ class Changelog:
                 partition,
                 len(uncommitted),
             )
-            store.mark_changed({k for k, _ in uncommitted})
+        # Parts no committed head names (that writer's, or replaced ones a writer did not know
+        # of): the next checkpoint tombstones them, so a compacted topic drops them.
+        store.mark_changed(keys | parts.stale())

@@ -28,6 +28,7 @@ from streams.sinks import FatalSinkError
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
+  lifemon run --runtime faust          the same monitor as a Faust app (docs/runtimes.md)
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
   lifemon ship --format pgaudit /var/log/postgresql/postgresql.log --follow
                                        ship a server's log to its raw topic, resuming where it stopped
@@ -75,6 +76,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, list[Any], Catalog]:
         kafka__bootstrap=getattr(args, "bootstrap", None),
         clickhouse__dsn=getattr(args, "clickhouse", None),
         policy_dir=getattr(args, "policy", None),
+        runtime=getattr(args, "runtime", None),
     )
     policy = load_policy(config.policy_dir)
     specs = load_detectors(policy, config.policy_dir)
@@ -99,12 +101,17 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     from streams.pseudonym import Pseudonymizer
     from streams.runtime import Monitor, ensure_topics
 
+    runtime = Monitor
+    if config.runtime == "faust":  # imported only when chosen: faust takes a second to import
+        from streams.faust_runtime import FaustMonitor
+
+        runtime = FaustMonitor
     config.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(bootstrap, config, config.kafka_settings(), catalog.policy.storage)
     client = connect(config.clickhouse_dsn())
     # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap)
-    return Monitor(
+    return runtime(
         config, bootstrap, client, specs, catalog, pseudonymize, progress=None if quiet else _progress
     )
 
@@ -121,7 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             m = config.metrics
             stack.enter_context(OpsServer(monitor.stats, m.host, m.port, m.stall_after_s))
         log.info(
-            f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly",
+            f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}, "
+            f"{config.runtime} runtime); Ctrl-C stops cleanly",
             extra={"group": config.kafka.group_id},
         )
         stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
@@ -476,6 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--until-idle", type=float, metavar="S", help="stop after S seconds without new data")
     sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
     sp.add_argument("--quiet", action="store_true", help="no live progress line")
+    sp.add_argument(
+        "--runtime",
+        choices=["native", "faust"],
+        help="the consumer loop: confluent-kafka (default) or a Faust app (docs/runtimes.md)",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("notify", help="deliver incidents to Alertmanager, webhooks and PagerDuty")

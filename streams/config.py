@@ -195,6 +195,9 @@ class LogConfig(Strict):
 
 
 class Config(Strict):
+    runtime: Literal["native", "faust"] = Field(
+        default="native", description="consumer loop: confluent-kafka, or a Faust app (docs/runtimes.md)"
+    )
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: Topics = Field(default_factory=Topics)
     raw_sources: RawSources = Field(default_factory=RawSources)

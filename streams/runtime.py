@@ -406,6 +406,7 @@ class Monitor:
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
         self._last_prune = time.monotonic()
+        self._last_progress = 0.0
         self._idle_clock = LaggedClock()  # what quiet partitions follow (streams/idleness.py)
         self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
 
@@ -464,30 +465,37 @@ class Monitor:
 
     # -- partitions -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The inputs resume from the offsets of the changelog's last commit marker, not from the
+        group's."""
+        resume = self.restore([(tp.topic, tp.partition) for tp in partitions])
+        for tp in partitions:
+            if (tp.topic, tp.partition) in resume:
+                tp.offset = resume[(tp.topic, tp.partition)]
+        consumer.assign(partitions)
+
+    def restore(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Each partition number is a task. Its state is rebuilt from its changelog partition, the
-        truth wherever the task ran before, and the inputs resume from the offsets of the
-        changelog's last commit marker, not from the group's."""
-        numbers = sorted({tp.partition for tp in partitions})
+        truth wherever the task ran before. Returns the offsets of the changelog's last commit
+        marker, where the inputs resume ({} for a partition never checkpointed)."""
+        numbers = sorted({p for _, p in partitions})
         with _state_disk(self.engine.state_dir):
             stores = {p: self.engine.open_partition(p) for p in numbers}
-        offsets = Changelog.restore_many(self.consumer_conf, self.changelog.topic, stores)
+        offsets = self.changelog.recover(self.consumer_conf, stores)
         for p in numbers:
             self.engine.resume(p)
-        for tp in partitions:
-            offset = offsets[tp.partition].get(tp.topic)
-            known = self._checkpointed.get((tp.topic, tp.partition), 0)
+        resume: dict[tuple[str, int], int] = {}
+        for topic, p in partitions:
+            offset = offsets[p].get(topic)
+            known = self._checkpointed.get((topic, p), 0)
             if (offset or 0) < known:
-                raise SourceReset(
-                    tp.topic, tp.partition, f"its state snapshot resumes at offset {offset or 0}", known
-                )
-            self._restored.add((tp.topic, tp.partition))
+                raise SourceReset(topic, p, f"its state snapshot resumes at offset {offset or 0}", known)
+            self._restored.add((topic, p))
             if offset is not None:
-                tp.offset = offset
-                self.positions[(tp.topic, tp.partition)] = self._saved[(tp.topic, tp.partition)] = offset
-            self._committed.pop((tp.topic, tp.partition), None)  # after a rejoin, commit again
-        consumer.assign(partitions)
+                resume[(topic, p)] = self.positions[(topic, p)] = self._saved[(topic, p)] = offset
+            self._committed.pop((topic, p), None)  # after a rejoin, commit again
         self.stats.on_assigned(len(partitions))
         log.info(f"this instance now runs partitions {numbers}")
+        return resume
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # during a checkpoint's retry nothing new can be saved: the next owner replays from the
@@ -495,28 +503,41 @@ class Monitor:
         self.stats.on_revoked()
         if not self._failed and not self._retrying:
             self.checkpoint()
-        self._drop(partitions)
+        self._drop([(tp.topic, tp.partition) for tp in partitions])
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): another instance owns these partitions
         now and resumes from their last snapshot, so drop them without committing anything."""
         self.stats.on_revoked()
-        self._drop(partitions)
+        self._drop([(tp.topic, tp.partition) for tp in partitions])
 
-    def _drop(self, partitions: list[TopicPartition]) -> None:
-        gone = {(tp.topic, tp.partition) for tp in partitions}
+    def _drop(self, partitions: list[tuple[str, int]]) -> None:
+        gone = set(partitions)
         self._held = [m for m in self._held if (m.topic(), m.partition()) not in gone]
-        for tp in partitions:
-            self.engine.drop(tp.partition)
-            self._unsent_changes.pop(tp.partition, None)  # its new owner restores the last marker
+        for topic, p in partitions:
+            self.engine.drop(p)
+            self._unsent_changes.pop(p, None)  # its new owner restores the last marker
+            self.changelog.forget(p)
             for known in (self.positions, self._saved, self._committed, self._stamps):
-                known.pop((tp.topic, tp.partition), None)
-            self._restored.discard((tp.topic, tp.partition))
+                known.pop((topic, p), None)
+            self._restored.discard((topic, p))
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
         """Run until stopped (SIGTERM/SIGINT or stop_event), or idle / time limits for batch jobs."""
         self._install_signals()
+        self.prepare()
+        try:
+            self.consume(idle_exit_s, max_seconds)
+        except BaseException:
+            self._failed = True  # resume from the last checkpoint instead: the replay is harmless
+            raise
+        finally:
+            self.close()
+        return self.stats
+
+    def prepare(self) -> None:
+        """Before consuming: repartition topics exist, inputs are co-partitioned, references loaded."""
         if self.repartition:
             create_missing(
                 self.bootstrap,
@@ -528,66 +549,85 @@ class Monitor:
         self.load_reference()
         preload_driver()
         freeze_heap()
+
+    def consume(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
+        """The consumer loop, then the final checkpoint (the faust runtime has its own)."""
         self.consumer.subscribe(
             self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
         started = last_data = time.monotonic()
-        last_progress = 0.0
-        try:
-            while not self.stop_event.is_set():
-                self.stats.tick()
-                msgs = self._held or self.consumer.consume(
-                    self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
-                )
-                self._held = []
-                if msgs:
+        while not self.stop_event.is_set():
+            self.stats.tick()
+            msgs = self._held or self.consumer.consume(
+                self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
+            )
+            self._held = []
+            if msgs:
+                last_data = time.monotonic()
+                self.catch_up_reference()
+                self.process_batch(msgs)
+            else:  # quiet: timers still fire on the instance clock (engine.advance)
+                if self._flush_raw():  # its events went on to repartition topics: more to come
                     last_data = time.monotonic()
-                    self.catch_up_reference()
-                    self.process_batch(msgs)
-                else:  # quiet: timers still fire on the instance clock (engine.advance)
-                    if self._flush_raw():  # its events went on to repartition topics: more to come
-                        last_data = time.monotonic()
-                    self._emit(self._advance())
-                now = time.monotonic()
-                if now - self._last_checkpoint >= self.config.checkpoint_interval_s:
-                    self._check_sources()
-                    self.checkpoint()
-                if now - self._last_prune >= PRUNE_EVERY_S:
-                    self._last_prune = now
-                    self.engine.prune_references(self.config.reference_history_s * 1000)
-                if now - last_progress >= 1.0:
-                    last_progress = now
-                    self._measure_lag()
-                    if self.progress:
-                        self.progress(self.stats.line())
-                if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
-                    # the input has ended: nothing is on its way, quiet partitions need not lag
-                    self._emit(self.engine.advance(self._inputs_caught_up()))
-                    break
-                if max_seconds is not None and now - started >= max_seconds:
-                    break
-            self.checkpoint()
-        except BaseException:
-            self._failed = True  # resume from the last checkpoint instead: the replay is harmless
-            raise
-        finally:
-            self.close()
-        return self.stats
+                self._emit(self._advance())
+            now = time.monotonic()
+            if self.checkpoint_due(now):
+                self._check_sources()
+                self.checkpoint()
+            self.upkeep(now)
+            if self.finished(now, started, last_data, idle_exit_s, max_seconds):
+                break
+        self.checkpoint()
+
+    def checkpoint_due(self, now: float) -> bool:
+        return now - self._last_checkpoint >= self.config.checkpoint_interval_s
+
+    def upkeep(self, now: float) -> None:
+        """Between batches: prune old reference versions now and then; lag and progress every second."""
+        if now - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = now
+            self.engine.prune_references(self.config.reference_history_s * 1000)
+        if now - self._last_progress >= 1.0:
+            self._last_progress = now
+            self._measure_lag()
+            if self.progress:
+                self.progress(self.stats.line())
+
+    def finished(
+        self,
+        now: float,
+        started: float,
+        last_data: float,
+        idle_exit_s: float | None,
+        max_seconds: float | None,
+    ) -> bool:
+        """A batch job's end: idle that long with every input caught up, or out of time. At an idle
+        end the input has ended: nothing is on its way, so quiet partitions need not lag (their
+        timers fire on the instance clock now)."""
+        if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
+            self._emit(self.engine.advance(self._inputs_caught_up()))
+            return True
+        return max_seconds is not None and now - started >= max_seconds
 
     def _raw_fed(self, stream: str) -> bool:
         return stream in self.config.raw_sources.streams().values()
 
     def process_batch(self, msgs: list[Any]) -> None:
-        self.stats.begin()
-        began = time.perf_counter()
         errors = list(map(Message.error, msgs))
         if errors.count(None) != len(msgs):
             msgs = [
                 m for m, err in zip(msgs, errors, strict=True) if err is None or self._consumer_error(m, err)
             ]
+        self.process_records(to_raws(msgs))
+
+    def process_records(self, records: list[RawRecord]) -> None:
+        """A batch as consumed (any partitions, offset order within each): decoded per partition,
+        judged, its alerts held for the checkpoint; the processed positions move past it."""
+        self.stats.begin()
+        began = time.perf_counter()
         groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
         # a fetch returns each partition's records in runs: one dict step per run, not per record
-        for at, run in groupby(to_raws(msgs), key=attrgetter("topic", "partition")):
+        for at, run in groupby(records, key=attrgetter("topic", "partition")):
             groups[at].extend(run)
         alerts = []
         for (topic, partition), raws in groups.items():
@@ -632,20 +672,20 @@ class Monitor:
             return False
         alerts = []
         found = False
-        for tp in self.consumer.assignment():
-            if tp.topic not in self.decoder.parsers:
+        for topic, p in self._assignment():
+            if topic not in self.decoder.parsers:
                 continue
-            end = self._end_offset(tp.topic, tp.partition)
-            if end < 0 or self.positions.get((tp.topic, tp.partition), 0) < end:
+            end = self._end_offset(topic, p)
+            if end < 0 or self.positions.get((topic, p), 0) < end:
                 continue
-            stream = self.stream_of[tp.topic]
-            decoded = self.decoder.flush(stream, tp.topic, tp.partition)
+            stream = self.stream_of[topic]
+            decoded = self.decoder.flush(stream, topic, p)
             self._dead(stream, decoded.dead)
             if decoded.gaps:
-                self.engine.count_gaps(stream, tp.topic, tp.partition, decoded.gaps)
+                self.engine.count_gaps(stream, topic, p, decoded.gaps)
             if decoded.ok:
                 found = True
-                alerts += self._process_source(stream, tp.topic, tp.partition, decoded.ok)
+                alerts += self._process_source(stream, topic, p, decoded.ok)
                 self.stats.on_decoded(stream, len(decoded.ok), [])
         self._emit(alerts)
         return found
@@ -690,11 +730,15 @@ class Monitor:
         feeds the stream (a raw-log topic feeds `access` beside pfi.access)."""
         out: set[tuple[str, int]] = set()
         behind: set[tuple[str, int]] = set()
-        for tp in self.consumer.assignment():
-            end = self._end_offset(tp.topic, tp.partition)
-            done = end >= 0 and self.positions.get((tp.topic, tp.partition), 0) >= end
-            (out if done else behind).add((self.stream_of[tp.topic], tp.partition))
+        for topic, p in self._assignment():
+            end = self._end_offset(topic, p)
+            done = end >= 0 and self.positions.get((topic, p), 0) >= end
+            (out if done else behind).add((self.stream_of[topic], p))
         return out - behind
+
+    def _assignment(self) -> list[tuple[str, int]]:
+        """The input partitions this instance owns now."""
+        return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
 
     def _check_copartitioned(self) -> None:
         """State is kept per partition number, as Kafka Streams keeps it per task: one key's
@@ -754,18 +798,30 @@ class Monitor:
                 sink.add(dead)
 
     def checkpoint(self) -> None:
-        """Flush every sink and store state, retrying until they acknowledge (or stop); then commit.
+        """Flush every sink and store state (`save`); then commit."""
+        began = time.perf_counter()
+        self.save()
+        self._commit()
+        self.checkpointed(began)
+
+    def checkpointed(self, began: float) -> None:
+        """After the commit: the crash test's last point, and the checkpoint's time observed."""
+        crash_point("after_commit", self.stats.total())
+        self._last_checkpoint = time.monotonic()
+        self.stats.checkpoints.observe(self._last_checkpoint - began)
+
+    def save(self) -> None:
+        """Flush every sink and store state, retrying until they acknowledge (or stop).
 
         Each sink is flushed on its own, so one destination that is down never holds back the
         others; what a sink acknowledged is never written again."""
-        began = time.perf_counter()
         for sink in self.alert_sinks:
             sink.add(self._pending_alerts.values())
         self._pending_alerts = {}
         self.incident_sink.add(self.engine.take_incidents())
         backoff = 0.5
         while True:
-            failures = []
+            failures: list[SinkError] = []
             sinks = [
                 *self.repartition_sinks.values(),
                 *self.alert_sinks,
@@ -775,11 +831,18 @@ class Monitor:
             for sink in sinks:
                 try:
                     sink.flush()
+                except FatalSinkError as e:
+                    log.error(str(e))
+                    raise  # flushing the other sinks first would only delay saying so
                 except SinkError as e:
+                    if not failures:
+                        # a broker back empty leaves nothing worth retrying for: asked after the
+                        # first failure, not after every Kafka sink waited out its flush timeout
+                        self._check_sources()
                     failures.append(e)
             try:
                 if failures:
-                    raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
+                    raise failures[0]
                 self.rollup_sink.add(self.engine.rollup_rows())
                 self.deletion_sink.add(self.deletions.drain())
                 for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
@@ -796,14 +859,10 @@ class Monitor:
                 log.warning(
                     f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
                 )
-                self._check_sources()  # a broker back empty leaves nothing worth retrying for
+                self._check_sources()  # again: the ends it compares may have come in since
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
-        self._commit()
-        crash_point("after_commit", self.stats.total())
-        self._last_checkpoint = time.monotonic()
-        self.stats.checkpoints.observe(self._last_checkpoint - began)
 
     def _wait_paused(self, seconds: float) -> bool:
         """Wait out a failed checkpoint while staying in the consumer group: poll with every
@@ -842,7 +901,7 @@ class Monitor:
 
     def _commit(self) -> None:
         """Commit every stored position the group does not have yet, including after a rejoin."""
-        due = {tp: off for tp, off in self._saved.items() if self._committed.get(tp) != off}
+        due = self.uncommitted()
         if not due:
             return
         try:
@@ -855,6 +914,10 @@ class Monitor:
             # the next checkpoint tries again
             log.warning(f"offset commit failed ({e}); the state snapshot has them", extra={"error": str(e)})
 
+    def uncommitted(self) -> dict[tuple[str, int], int]:
+        """Offsets of the last stored snapshot that the group does not have from this instance."""
+        return {tp: off for tp, off in self._saved.items() if self._committed.get(tp) != off}
+
     def _write_stats(self) -> None:
         self._measure_lag()
         self.stats_sink.add(self.stats.pipeline_rows(datetime.now(UTC), self.config.instance))
@@ -866,16 +929,15 @@ class Monitor:
         time the consumer trails the producers by. Nothing is asked of the broker."""
         now_ms = time.time() * 1000
         lags = {}
-        for tp in self.consumer.assignment():
-            at = (tp.topic, tp.partition)
+        for at in self._assignment():
             behind = max(self._end_offset(*at) - self.positions.get(at, 0), 0)
             stamp = self._stamps.get(at)
             age = max(now_ms - stamp, 0.0) / 1000 if behind and stamp and stamp > 0 else 0.0
-            lags[(self.stream_of[tp.topic], tp.topic, tp.partition)] = (behind, age)
+            lags[(self.stream_of[at[0]], *at)] = (behind, age)
         self.stats.on_lag(lags)
 
     def _caught_up(self) -> bool:
-        inputs = {(self.stream_of[tp.topic], tp.partition) for tp in self.consumer.assignment()}
+        inputs = {(self.stream_of[topic], p) for topic, p in self._assignment()}
         return bool(inputs) and self._inputs_caught_up() == inputs
 
     def _install_signals(self) -> None:

@@ -56,8 +56,13 @@ def test_a_crash_at_each_checkpoint_step_loses_and_duplicates_nothing(
     ensure_topics(broker, config)
     path = write_config(config, tmp_path / "lifemon.yaml")
     produce(broker, config, day.records)
+    crash_then_restart(path, f"{point}@2000", config, day, broker, policy, catalog, tmp_path)
 
-    code, out = run(path, {CRASH_ENV: f"{point}@2000"})
+
+def crash_then_restart(path, crash_at: str, config, day, broker, policy, catalog, tmp_path) -> None:
+    """`lifemon run` dies at `crash_at` (step@records), runs again to the end, and leaves the
+    replay's alerts on the topic, each once in ClickHouse, and every record counted once."""
+    code, out = run(path, {CRASH_ENV: crash_at})
     assert code == 137, out
     code, out = run(path, {})
     assert code == 0, out
@@ -65,9 +70,9 @@ def test_a_crash_at_each_checkpoint_step_loses_and_duplicates_nothing(
     events = write_files(day, tmp_path / "files", "jsonl")
     expected = replay_final([p for p in events if p.suffix == ".jsonl"], policy, catalog, 500)
     assert expected and live_final(broker, config.topics.alerts) == expected
-    totals = clickhouse_totals(dsn, names["database"])
+    totals = clickhouse_totals(config.clickhouse.dsn, config.clickhouse.database)
     assert sorted(a for a, _ in totals["alerts"]) == sorted(expected)  # each alert once
-    produced = {}
+    produced: dict[str, int] = {}
     for stream, _, _ in day.records:
         if stream not in REFERENCE_STREAMS:
             produced[stream] = produced.get(stream, 0) + 1

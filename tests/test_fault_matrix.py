@@ -164,8 +164,8 @@ def test_a_broker_back_empty_with_its_topics_recreated_stops_loudly(names, polic
             create_missing(broker.bootstrap, config, dict.fromkeys(reads, {}))
         finally:
             os.kill(run.proc.pid, signal.SIGCONT)
-        # each Kafka sink waits out its flush timeout against a producer the empty broker forgot
-        # (docs/faults.md): the detection takes minutes, but it comes
+        # a sink's flush first waits out its timeout against a producer the empty broker forgot
+        # (docs/faults.md): the detection takes a minute or more, but it comes
         assert run.wait(400) == 3, run.output
     finally:
         broker.stop()

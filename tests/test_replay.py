@@ -140,9 +140,8 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
     assert live_incidents, "the workload's leakage violations open incidents"
     for name, incidents in replayed.items():
         assert incidents == replayed[1], f"replay ({name}) incidents differ from the replay in batches of 1"
-    # the live run opens the same incidents, for the same keys and classes (which alerts they hold:
-    # a known, intermittent difference, see the closing note of 2026-12-01)
-    assert {i: c[:2] for i, c in live_incidents.items()} == {i: c[:2] for i, c in replayed[1].items()}
+    # the live run opens the same incidents, holding the same alerts
+    assert live_incidents == replayed[1]
 
 
 @pytest.mark.integration
