@@ -14,9 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Debian programs the suite runs as real processes (tests/receivers.py: Alertmanager; tests/test_metrics.py:
-# Prometheus; tests/browser.py: headless Chromium, with a Chinese font for the report). Installed when
-# missing and apt-get can (root); otherwise their tests are skipped with the reason.
-DEBIAN_TEST_PACKAGES = prometheus-alertmanager prometheus chromium fonts-noto-cjk
+# Prometheus; tests/browser.py: headless Chromium, with a Chinese font for the report; tests/realservers.py:
+# PostgreSQL with pgaudit, MariaDB with server_audit and sshd's internal-sftp, whose own logs the raw-log
+# sources are tested on). Installed when missing and apt-get can (root); otherwise, or if an install
+# fails, their tests are skipped with the reason.
+DEBIAN_TEST_PACKAGES = prometheus-alertmanager prometheus chromium fonts-noto-cjk \
+	postgresql-15 postgresql-15-pgaudit mariadb-server openssh-server openssh-client
 
 # mitmproxy, the capture tool the HAR tests run (tests/test_har_capture_e2e.py), in a venv of its own:
 # its pins are not lifemon's. When it cannot be installed, those tests are skipped with the reason.
@@ -30,7 +33,9 @@ test-deps:  ## install the Debian programs and the capture tool the real-process
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; }; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; } || \
+	  echo "apt-get could not install all of:$$missing; the tests of what is missing will be skipped"; \
 	else echo "not installed:$$missing (needs root and apt-get); their tests will be skipped"; fi
 
 demo: install  ## generate a bank's day with violations, run the monitor on the embedded default, score it

@@ -968,6 +968,9 @@ class Monitor:
         finally:
             self.ref_consumer.close()
             self.producer.flush(5)  # the sinks flushed what matters at the last checkpoint
+            # serves its queued log lines too: librdkafka prints the ones still queued when the
+            # client is destroyed straight to stderr ("Purging 1 unserved events"), outside our format
+            self.changelog.producer.flush(5)
             self.engine.close()
             for sig, handler in self._previous_handlers.items():
                 signal.signal(sig, handler)

@@ -1,11 +1,10 @@
-"""Slow: run the real PostgreSQL + pgaudit, MariaDB + server_audit and sshd now, put the files they
-wrote on Tansu with `lifemon ship`, run the monitor, and assert the exact alerts on the alerts topic
-and in ClickHouse (a new server version changing its format shows here first). Runs with
-LIFEMON_REAL_SERVERS=1 on a machine that has the servers (as root)."""
+"""Run the real PostgreSQL + pgaudit, MariaDB + server_audit and sshd now, put the files they wrote
+on Tansu with `lifemon ship`, run the monitor, and assert the exact alerts on the alerts topic and in
+ClickHouse (a new server version changing its format shows here first). `make test` installs the
+servers (as root, `make test-deps`); where they cannot run, the skip says why."""
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -15,9 +14,7 @@ from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_a
 from test_raw_sources import PG_EXPECTED, PG_PREFIX, TOPICS, decode_all, decoder, records, summary
 from test_ship import ship, values
 
-why = realservers.available() or (
-    None if os.environ.get("LIFEMON_REAL_SERVERS") else "set LIFEMON_REAL_SERVERS=1"
-)
+why = realservers.available()
 pytestmark = [pytest.mark.skipif(why is not None, reason=why or ""), pytest.mark.integration]
 
 EXPECTED_ALERTS = [  # (rule, actor, severity): the same traffic as the committed fixtures
