@@ -11,6 +11,7 @@ the row's cost over the decode's, measured in the same run: machines are noisy, 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import os
 import sys
@@ -66,7 +67,7 @@ def main() -> None:
         e = Engine([specs[k] for k in kinds], catalog, pseudonymize)
         for ref, records in references.items():  # copies: the engine pseudonymizes them in place
             e.apply_reference(ref, [r.__copy__() for r in records])
-        fresh = [[(r, ev.__copy__()) for r, ev in ok] for ok in decoded]  # pseudonyms replace ids in place
+        fresh = copy.deepcopy(decoded)  # pseudonyms replace ids in place, inside the id lists too
 
         def run() -> None:
             for ok in fresh:

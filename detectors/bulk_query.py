@@ -44,7 +44,8 @@ NOT_TAKEN_OUT = frozenset({RecipientType.internal, RecipientType.regulator})
 MILLI = 1000  # scores and weights in thousandths, as integers
 WindowEntry = Entry  # ts, customer, weight, records, categories, class rank
 WindowEvent = tuple[int, str, bool, bool]  # ts, event id, a read (not a transfer), in a legal tier
-Read = tuple[list[WindowEntry], JrClass, int]  # an access's window entries, its class, its records
+# an access's window entries, its class, its records, the legal tiers its categories fall in
+Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...]]
 
 
 def _iso(ms: int) -> str:
@@ -295,9 +296,9 @@ class ActorWindow:
             self.events.popleft()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "entries": [list(e) for e in self.entries],
-            "events": [list(e) for e in self.events],
+        return {  # entries as tuples: JSON arrays all the same, without a list copy of each per checkpoint
+            "entries": list(self.entries),
+            "events": list(self.events),
             "role": self.role,
             "last_ts": self.last_ts,
             "episode": self.episode.to_json() if self.episode else None,
@@ -346,7 +347,9 @@ class BulkQueryDetector:
             min(e.min_records for e in self._escalation if frozenset(e.categories) == t) for t in self._tiers
         ]
         self._tier_sets: dict[tuple[str, ...], tuple[int, ...]] = {}
-        self._profiles: dict[tuple[tuple[str, ...], Action], tuple[JrClass, tuple[str, ...], int, int]] = {}
+        self._profiles: dict[
+            tuple[tuple[str, ...], Action], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]
+        ] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
 
     @staticmethod
@@ -443,22 +446,28 @@ class BulkQueryDetector:
         profile = self._profiles.get(key)
         if profile is None:
             cls, cats = ctx.catalog.profile(ev.fields)
-            profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, ev.action)])
+            profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, ev.action)], self._tiers_of(cats))
             if len(self._profiles) < 100_000:  # events repeat a few field sets; junk must not grow it
                 self._profiles[key] = profile
-        cls, cats, rank, w = profile
+        cls, cats, rank, w, tiers = profile
         ids = ev.subject_ids
         if len(ids) == 1:  # the common case
             n = max(ev.row_count, 1)
-            return [(ev.ts, ids[0], w, n, cats, rank)], cls, n
+            return [(ev.ts, ids[0], w, n, cats, rank)], cls, n, tiers
         if ids:  # a named customer scores once however many rows it returned; its rows are its records
             ids = list(dict.fromkeys(ids))
             n = max(ev.row_count, len(ids))
             per, extra = divmod(n, len(ids))
-            return [(ev.ts, cid, w, per + (k < extra), cats, rank) for k, cid in enumerate(ids)], cls, n
+            return (
+                [(ev.ts, cid, w, per + (k < extra), cats, rank) for k, cid in enumerate(ids)],
+                cls,
+                n,
+                tiers,
+            )
         if ev.row_count > 0:  # rows the log counts but does not name: each is a record (条)
-            return [(ev.ts, f"#{ev.event_id}", w * ev.row_count, ev.row_count, cats, rank)], cls, ev.row_count
-        return [], cls, 0
+            n = ev.row_count
+            return [(ev.ts, f"#{ev.event_id}", w * n, n, cats, rank)], cls, n, tiers
+        return [], cls, 0, tiers
 
     def _quiet(self, actor: str, win: ActorWindow, evs: list[Any], reads: list[Read], ctx: Context) -> bool:
         """True when the batch's reads cannot open an episode whatever their order: the window's
@@ -467,9 +476,9 @@ class BulkQueryDetector:
         with all the records added stays below the tier's lowest legal threshold. Most actors,
         most batches."""
         score = win.score if win.weights is not None else win.total  # exact if kept, else a bound
-        if score + sum(e[2] for entries, _, _ in reads for e in entries) >= self._lowest_threshold:
+        if score + sum(e[2] for read in reads for e in read[0]) >= self._lowest_threshold:
             heaviest: dict[str, int] = {}  # repeated reads of a customer score once
-            for entries, _, _ in reads:
+            for entries, *_ in reads:
                 for e in entries:
                     if e[2] > heaviest.get(e[1], 0):
                         heaviest[e[1]] = e[2]
@@ -478,9 +487,9 @@ class BulkQueryDetector:
             if score + sum(heaviest.values()) >= threshold:
                 return False
         added = [0] * len(self._tiers)
-        for entries, _, n in reads:
+        for entries, _, n, tiers in reads:
             if entries:
-                for i in self._tiers_of(entries[0][4]):
+                for i in tiers:
                     added[i] += n
         if len(win.tally.totals) != len(added):
             return False  # the policy's tiers changed since the state was stored
@@ -491,12 +500,12 @@ class BulkQueryDetector:
 
     def _add_quietly(self, win: ActorWindow, evs: list[Any], reads: list[Read]) -> None:
         """`_add` for reads that `_quiet` cleared: the same window and tally, without the checks."""
-        for ev, (entries, _, _) in zip(evs, reads, strict=True):
+        for ev, (entries, _, _, tiers) in zip(evs, reads, strict=True):
             if ev.ts <= win.last_ts - self.window_ms:
                 continue
             win.last_ts = max(win.last_ts, ev.ts)
             if entries:
-                win.add(entries, self._tiers_of(entries[0][4]), ev.event_id, read=True)
+                win.add(entries, tiers, ev.event_id, read=True)
         # every entry added is younger than the window before it (checked above), so evicting
         # once, by the newest read, leaves what evicting after each read would
         win.evict_role(win.last_ts - self.window_ms)
@@ -505,7 +514,7 @@ class BulkQueryDetector:
     def _add(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
         if ev.ts <= win.last_ts - self.window_ms:
             return  # older than the actor's current window: it can no longer change the score
-        entries, cls, _ = read
+        entries, cls, _, _ = read
         win.evict_role(ev.ts - self.window_ms)
         if ev.ts > win.last_ts:
             win.last_ts = ev.ts

@@ -172,6 +172,16 @@ def connect(
         raise
 
 
+def preload_driver() -> None:
+    """Import now what the driver imports lazily at its first insert: it probes for pandas (to take
+    DataFrames, which lifemon never passes), ~0.6 s of CPU that would otherwise stall the first
+    checkpoint in the middle of the stream, and whose objects the heap freeze (`freeze_heap`) would
+    then miss, so the collector would scan them again and again (docs/benchmarks.md)."""
+    from clickhouse_connect.driver import options
+
+    _ = options.pd  # the module's lazy attribute: resolving it imports pandas if installed
+
+
 def location(client: Any) -> str:
     """Where a client points, for messages: the server URL or the chDB path."""
     url = getattr(client, "url", None)

@@ -20,10 +20,10 @@ import gc
 import shutil
 import tempfile
 import weakref
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from itertools import chain
-from operator import attrgetter
+from itertools import chain, compress, groupby, repeat
+from operator import attrgetter, eq, floordiv, itemgetter, mul, not_
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,11 @@ def rekey(key: str, events: Iterable[Any]) -> list[tuple[str, Any]]:
     return out
 
 
+def exhaust(calls: Iterable[Any]) -> None:
+    """Run a lazy map of calls to the end, in C, keeping none of the results."""
+    deque(calls, maxlen=0)
+
+
 def _one(value: Any) -> Any:
     return value[0] if isinstance(value, list) and value else value
 
@@ -122,21 +127,28 @@ class PartitionRollup:
 
     def __init__(self, block_size: int):
         self.block_size = block_size
-        self.cells: dict[int, Counter] = defaultdict(Counter)
+        self.cells: dict[int, dict[tuple, int]] = defaultdict(dict)
         self.progress: Counter = Counter()
         self.dirty: set[int] = set()
 
-    def add(self, counted: Counter, progress: Counter) -> None:
-        """A batch's counts: {(block, cell): n} and {block: records counted}."""
-        for (block, cell), n in counted.items():
-            self.cells[block][cell] += n
-        self.progress.update(progress)
-        self.dirty.update(progress)
+    def add(self, block: int, counted: dict[tuple, int], records: int) -> None:
+        """A batch's counts in one block, {cell: n} (taken over), and the records they came from."""
+        cells = self.cells[block]
+        # only the cells seen before add up; the rest are copied in one C call (a replay of history
+        # brings about one new cell per event: a Python loop over them cost more than counting)
+        for cell in counted.keys() & cells.keys():
+            counted[cell] += cells[cell]
+        cells.update(counted)
+        self.progress[block] += records
+        self.dirty.add(block)
 
-    def drain(self) -> list[tuple[int, tuple, int, int]]:
-        """Rows (block, cell, count, version) of blocks changed since the last drain; forget finished blocks."""
+    def drain(self, topic: str, partition: int) -> list[tuple]:
+        """Rows (topic, partition, block, *cell, count, version) of blocks changed since the last
+        drain, built once (one tuple per row); forget finished blocks."""
         rows = [
-            (b, cell, n, self.progress[b]) for b in sorted(self.dirty) for cell, n in self.cells[b].items()
+            (topic, partition, b, *cell, n, self.progress[b])
+            for b in sorted(self.dirty)
+            for cell, n in self.cells[b].items()
         ]
         newest = max(self.cells, default=0)
         for b in [b for b in self.cells if b < newest]:
@@ -152,7 +164,7 @@ class PartitionRollup:
 
     def load(self, d: dict[str, Any]) -> None:
         for b, v in d.items():
-            self.cells[int(b)] = Counter({tuple(c[:-1]): c[-1] for c in v["cells"]})
+            self.cells[int(b)] = {tuple(c[:-1]): c[-1] for c in v["cells"]}
             self.progress[int(b)] = v["progress"]
 
 
@@ -287,10 +299,10 @@ class Engine:
         """What every record of a source topic goes through once, whoever reads it: duplicates
         dropped, customer ids pseudonymized, counted in the rollups. Returns the events."""
         decoded = self._first_deliveries(stream, topic, partition, decoded)
-        events = [ev for _, ev in decoded]
+        events = list(map(itemgetter(1), decoded))
         if events:
             self._pseudonymize(stream, events)
-            self._rollup(stream, topic, partition, decoded)
+            self._rollup(stream, topic, partition, decoded, events)
             if stream == "lifecycle" and self.deletions is not None:
                 self.deletions.add(events)
         return events
@@ -325,9 +337,18 @@ class Engine:
             many = any(isinstance(v, list) for v in values[:1])
             distinct = set(chain.from_iterable(values)) if many else set(values)
             distinct.discard(None)  # type: ignore[arg-type]
-            look = {v: self.pseudonymize(v) for v in distinct}.get
-            for record, value in zip(records, values, strict=True):
-                setattr(record, attr, list(map(look, value)) if many else look(value))
+            look = dict(zip(distinct, map(self.pseudonymize, distinct), strict=True)).get
+            # replaced by C calls over the batch (a Python step per record cost more than the
+            # lookups): a lone id in place in its list, as most accesses name one customer; the
+            # rare longer lists one by one; a plain attribute by setattr
+            if many:
+                lone = list(map(eq, map(len, values), repeat(1)))
+                ones = list(compress(values, lone))
+                exhaust(map(list.__setitem__, ones, repeat(0), map(look, map(itemgetter(0), ones))))
+                for ids in compress(values, map(not_, lone)):
+                    ids[:] = map(look, ids)
+            else:
+                exhaust(map(setattr, records, repeat(attr), map(look, values)))
 
     def _first_deliveries(
         self,
@@ -343,11 +364,12 @@ class Engine:
         is the event's with its key (an event fanned out to several customers is one per key)."""
         seen = self.seen_ids[(topic, partition)]
         if key is None:
-            ids = [ev.event_id for _, ev in decoded]
+            ids = list(map(attrgetter("event_id"), map(itemgetter(1), decoded)))
         else:
             ids = [f"{ev.event_id}{SEP}{_one(getattr(ev, key))}" for _, ev in decoded]
-        if seen.keys().isdisjoint(ids) and len(set(ids)) == len(ids):
-            seen.update(dict.fromkeys(ids))  # the common case: no duplicate, no call per record
+        fresh = dict.fromkeys(ids)
+        if len(fresh) == len(ids) and seen.keys().isdisjoint(fresh):
+            seen.update(fresh)  # the common case: no duplicate, no call per record
             kept = decoded
         else:
             kept = []
@@ -469,10 +491,11 @@ class Engine:
         kind as class and the name as org (the `coverage_gaps` view reads them). Names come from
         the source mapping's vocabulary (tables, logins, accounts), not from a record's values."""
         roll = self._partition_rollup(topic, partition)
-        counted: Counter = Counter()
+        by_block: dict[int, Counter] = defaultdict(Counter)
         for offset, ts, kind, name in gaps:
-            counted[(offset // roll.block_size, (ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream))] += 1
-        roll.add(counted, Counter(block for block, _ in counted.elements()))
+            by_block[offset // roll.block_size][(ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream)] += 1
+        for block, counted in by_block.items():
+            roll.add(block, counted, counted.total())
 
     def _partition_rollup(self, topic: str, partition: int) -> PartitionRollup:
         roll = self.rollups.get((topic, partition))
@@ -481,59 +504,63 @@ class Engine:
         return roll
 
     def _rollup(
-        self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
+        self,
+        stream: str,
+        topic: str,
+        partition: int,
+        decoded: Sequence[tuple[RawRecord, Any]],
+        events: list[Any],
     ) -> None:
         dims = ROLLUP_DIMENSIONS.get(stream)
         if dims is None:
             return  # a repartition topic: its records were counted on their source topic
         fields_attr, org_attr, outcome_attr = dims
         roll = self._partition_rollup(topic, partition)
-        size = roll.block_size
-        events = [ev for _, ev in decoded]
         # column by column, each distinct value labelled once (a class for a field set, a known id
-        # or `other` for an org, a name for an enum); then one count over the labelled rows
-        blocks = [raw.offset // size for raw, _ in decoded]
-        minutes = [ts // 60_000 * 60 for ts in map(_ts, events)]
+        # or `other` for an org, a name for an enum); then one count over the labelled rows. The
+        # columns are built by C calls over the batch (map), not a Python step per record.
+        offsets = map(attrgetter("offset"), map(itemgetter(0), decoded))
+        blocks = list(map(floordiv, offsets, repeat(roll.block_size)))
+        minutes = list(map(mul, map(floordiv, map(_ts, events), repeat(60_000)), repeat(60)))  # minute, in s
         field_sets = list(map(tuple, map(attrgetter(fields_attr), events)))
         profiles = {f: self.catalog.coverage(stream, f) for f in set(field_sets)}
-        classes = {f: cls.value for f, (cls, _) in profiles.items()}
-        outcomes = list(map(attrgetter(outcome_attr), events))
-        named = {o: _outcome_label(o) for o in set(outcomes)}
+        classes = list(map({f: cls.value for f, (cls, _) in profiles.items()}.__getitem__, field_sets))
+        outcome_values = list(map(attrgetter(outcome_attr), events))
+        outcomes = list(map({o: _outcome_label(o) for o in set(outcome_values)}.__getitem__, outcome_values))
         if org_attr is None:
             orgs: list[str] = [""] * len(events)
         else:
             org_values = list(map(attrgetter(org_attr), events))
             known = {o: self._org_label(org_attr, o) for o in set(org_values)}
             orgs = list(map(known.__getitem__, org_values))
-        rows = Counter(
-            zip(
-                blocks,
-                minutes,
-                map(classes.__getitem__, field_sets),
-                orgs,
-                map(named.__getitem__, outcomes),
-                strict=True,
+        gaps = any(unknown for _, unknown in profiles.values())
+        start = 0
+        for block, run in groupby(blocks):  # offsets ascend: one run per block the batch touches
+            end = start + len(list(run))
+            span = slice(start, end)
+            counted = Counter(
+                zip(
+                    minutes[span],
+                    repeat(stream, end - start),
+                    classes[span],
+                    orgs[span],
+                    outcomes[span],
+                    strict=True,
+                )
             )
-        )
-        counted: Counter = Counter(
-            {
-                (block, (minute, stream, cls, org, out)): n
-                for (block, minute, cls, org, out), n in rows.items()
-            }
-        )
-        progress = Counter(blocks)
-        if any(unknown for _, unknown in profiles.values()):
-            for block, minute, fields in zip(blocks, minutes, field_sets, strict=True):
-                for field in profiles[fields][1]:
-                    # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
-                    # org = a keyed fingerprint of the unknown id (it may be a value typed into the
-                    # wrong place, a card number even), outcome = the stream it appeared on
-                    counted[(block, (minute, COVERAGE_GAP, "", self.fingerprint(field), stream))] += 1
-        if stream == "sdk":
-            for block, minute, ev in zip(blocks, minutes, events, strict=True):
-                for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
-                    counted[(block, (minute, *cell))] += 1
-        roll.add(counted, progress)
+            if gaps:
+                for minute, fields in zip(minutes[span], field_sets[span], strict=True):
+                    for field in profiles[fields][1]:
+                        # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
+                        # org = a keyed fingerprint of the unknown id (it may be a value typed into the
+                        # wrong place, a card number even), outcome = the stream it appeared on
+                        counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream)] += 1
+            if stream == "sdk":
+                for minute, ev in zip(minutes[span], events[span], strict=True):
+                    for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
+                        counted[(minute, *cell)] += 1
+            roll.add(block, counted, end - start)
+            start = end
 
     def _org_label(self, attr: str, value: Any) -> str:
         """An org-like dimension reaches a table only as a known id: an org seen in the reference
@@ -573,9 +600,7 @@ class Engine:
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""
-        return [
-            (t, p, b, *cell, n, v) for (t, p), roll in self.rollups.items() for b, cell, n, v in roll.drain()
-        ]
+        return [row for (t, p), roll in self.rollups.items() for row in roll.drain(t, p)]
 
     # -- checkpoint -----------------------------------------------------------------------------
     def changes(self, partition: int) -> list[Change]:

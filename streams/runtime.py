@@ -26,10 +26,20 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter, itemgetter, ne
 from typing import Any
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
@@ -39,7 +49,7 @@ from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
-from streams.clickhouse import apply_ddl
+from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
@@ -235,6 +245,24 @@ def _encode_rekeyed(item: tuple[str, Any]) -> tuple[bytes, bytes, None]:
 def to_raw(msg: Any) -> RawRecord:
     return RawRecord(
         msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.key(), msg.headers(), msg.timestamp()[1]
+    )
+
+
+def to_raws(msgs: list[Message]) -> list[RawRecord]:
+    """`to_raw` of a batch, built column by column: every step is a C call over the batch, where a
+    Python call per record cost as much as decoding it (docs/benchmarks.md)."""
+    m = Message
+    return list(
+        map(
+            RawRecord,
+            map(m.topic, msgs),
+            map(m.partition, msgs),
+            map(m.offset, msgs),
+            map(m.value, msgs),
+            map(m.key, msgs),
+            map(m.headers, msgs),
+            map(itemgetter(1), map(m.timestamp, msgs)),
+        )
     )
 
 
@@ -519,6 +547,7 @@ class Monitor:
             )
         self._check_copartitioned()
         self.load_reference()
+        preload_driver()
         freeze_heap()
 
     def consume(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
@@ -584,17 +613,12 @@ class Monitor:
         return stream in self.config.raw_sources.streams().values()
 
     def process_batch(self, msgs: list[Any]) -> None:
-        records = []
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
-                    raise SourceGone(m.topic())
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error", extra={"error": str(err), "topic": m.topic()})
-                continue
-            records.append(to_raw(m))
-        self.process_records(records)
+        errors = list(map(Message.error, msgs))
+        if errors.count(None) != len(msgs):
+            msgs = [
+                m for m, err in zip(msgs, errors, strict=True) if err is None or self._consumer_error(m, err)
+            ]
+        self.process_records(to_raws(msgs))
 
     def process_records(self, records: list[RawRecord]) -> None:
         """A batch as consumed (any partitions, offset order within each): decoded per partition,
@@ -602,8 +626,9 @@ class Monitor:
         self.stats.begin()
         began = time.perf_counter()
         groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
-        for r in records:
-            groups[(r.topic, r.partition)].append(r)
+        # a fetch returns each partition's records in runs: one dict step per run, not per record
+        for at, run in groupby(records, key=attrgetter("topic", "partition")):
+            groups[at].extend(run)
         alerts = []
         for (topic, partition), raws in groups.items():
             stream = self.stream_of[topic]
@@ -628,6 +653,16 @@ class Monitor:
         alerts += self._advance()
         self._emit(alerts)
         self.stats.batches.observe(time.perf_counter() - began)
+
+    @staticmethod
+    def _consumer_error(m: Any, err: KafkaError) -> bool:
+        """A consumer error in a batch: a vanished topic stops the run; the rest are logged (the end
+        of a partition silently). False: the message carries no record."""
+        if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+            raise SourceGone(m.topic())
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error", extra={"error": str(err), "topic": m.topic()})
+        return False
 
     def _flush_raw(self) -> bool:
         """Raw-log partitions read to their end: statements their parser kept for a line that did
@@ -742,7 +777,11 @@ class Monitor:
         """Records keyed by something else than their stream's key land in arbitrary partitions, and
         one actor's window splits across instances: count them and say so once per topic."""
         attr = STREAM_KEYS[stream]
-        wrong = sum(1 for raw, ev in decoded if raw.key is not None and raw.key != getattr(ev, attr).encode())
+        # compared in C over the batch (no Python step per record); a record without a key
+        # compares unequal, and is not counted
+        keys = list(map(attrgetter("key"), map(itemgetter(0), decoded)))
+        values = map(str.encode, map(attrgetter(attr), map(itemgetter(1), decoded)))
+        wrong = sum(map(ne, keys, values)) - keys.count(None)
         if wrong:
             if not self.stats.misrouted[stream]:
                 log.warning(

@@ -176,3 +176,20 @@ def test_reference_history_is_pruned_to_the_version_in_force(policy, catalog) ->
     assert e.refs.entitlements.as_of("e1", T0 + 1_500).roles == ["wealth_manager"]
     assert e.refs.entitlements.as_of("e1", T0 + 5_000).roles == ["sb_president"]
     assert e.refs.entitlements.as_of("e1", T0 + 500) is None  # forgotten: older than the history kept
+
+
+def test_a_batch_is_counted_as_its_records_one_by_one(policy, catalog) -> None:
+    """Rollups count a batch per block it touches, and pseudonyms are put in place over the batch:
+    neither may depend on how the records were batched (a lone id, several ids, no id)."""
+    lone = access("e1", customers=130, every_s=7)
+    several = access("e2", customers=60, per_event=3, every_s=7)
+    unnamed = access("e3", n=10, customers=0, row_count=5, every_s=7)
+    records = sorted([*lone, *several, *unnamed], key=lambda ev: ev.ts)
+    whole, one_by_one = engine(policy, catalog), engine(policy, catalog)
+    whole.process("access", "t", 0, fed("access", records))
+    for i, r in enumerate(records):
+        one_by_one.process("access", "t", 0, fed("access", [r], offset=i))
+    rows = rows_of(whole)
+    assert rows == rows_of(one_by_one) and len({k[0] for k in rows}) > 1  # the batch spans blocks
+    state, pz = str(whole.changes(0)), Pseudonymizer(b"e" * 32)  # every id replaced, each by its own
+    assert "C00000" not in state and all(pz(c) in state for r in records for c in r.subject_ids)
