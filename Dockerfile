@@ -1,5 +1,5 @@
 # lifemon: the streaming PFI-lifecycle monitor. Used by docker-compose.yml (`lifemon run`).
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install test-deps demo test lint bench clean wheel-check
+.PHONY: install test-deps demo test test-all faults lint bench clean wheel-check
 
 install: $(VENV)/.installed
 
@@ -13,11 +13,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Debian programs the suite runs as real processes (tests/receivers.py: Alertmanager). Installed when
+# Debian programs the suite runs as real processes (tests/receivers.py: Alertmanager; tests/test_metrics.py:
+# Prometheus; tests/browser.py: headless Chromium, with a Chinese font for the report). Installed when
 # missing and apt-get can (root); otherwise their tests are skipped with the reason.
-DEBIAN_TEST_PACKAGES = prometheus-alertmanager
+DEBIAN_TEST_PACKAGES = prometheus-alertmanager prometheus chromium fonts-noto-cjk
 
-test-deps:  ## install the Debian programs the real-process tests run, when missing
+# mitmproxy, the capture tool the HAR tests run (tests/test_har_capture_e2e.py), in a venv of its own:
+# its pins are not lifemon's. When it cannot be installed, those tests are skipped with the reason.
+MITMPROXY = mitmproxy==11.0.2
+MITM_VENV = .lifemon/tools/mitmproxy
+
+test-deps:  ## install the Debian programs and the capture tool the real-process tests run, when missing
+	@test -x $(MITM_VENV)/bin/mitmdump || { $(PYTHON) -m venv $(MITM_VENV) && \
+	  $(MITM_VENV)/bin/pip install -q '$(MITMPROXY)'; } || \
+	  { rm -rf $(MITM_VENV); echo "not installed: $(MITMPROXY); the HAR capture tests will be skipped"; }
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
@@ -27,8 +36,16 @@ test-deps:  ## install the Debian programs the real-process tests run, when miss
 demo: install  ## generate a bank's day with violations, run the monitor on the embedded default, score it
 	$(BIN)/lifemon demo
 
-test: install test-deps  ## the whole suite: unit, Tansu + chDB integration, end to end (2 workers: most tests wait on brokers)
+test: install test-deps  ## the suite: unit, Tansu + chDB integration, end to end, one fault case of each kind (2 workers: most tests wait on brokers)
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+
+test-all: install test-deps  ## the suite and the slow fault cases (docs/faults.md)
 	$(BIN)/python -m pytest -q -n 2
+
+faults: install test-deps  ## the fault matrix alone, then its table of lost and duplicate records
+	rm -rf build/faults
+	$(BIN)/python -m pytest -q -n 2 tests/test_fault_matrix.py tests/test_broker_faults.py
+	$(BIN)/python tests/fault_table.py
 
 lint: install  ## ruff (style, imports, bugbear) and mypy
 	$(BIN)/ruff check .

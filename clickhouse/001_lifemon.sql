@@ -1,4 +1,5 @@
--- lifemon's ClickHouse schema. Applied idempotently at every start (CREATE ... IF NOT EXISTS);
+-- lifemon's ClickHouse schema. Applied idempotently at every start (CREATE ... IF NOT EXISTS; a
+-- column added to a table here later is added to a table made before it: one column per line);
 -- `{db}` is replaced by the configured database. Replacing* engines plus deterministic keys make
 -- every insert replay-safe: a restart that re-inserts a batch rewrites rows instead of adding them.
 -- `non_replicated_deduplication_window` makes insert_deduplication_token work on a single server;
@@ -9,6 +10,9 @@ CREATE DATABASE IF NOT EXISTS {db};
 -- SOC alerts: the newest state of each alert id wins (FINAL / argMax). `version` is derived from the
 -- content (last event time, then closed after open), not from `revision`: a re-run after a crash may
 -- batch differently and emit fewer intermediate revisions, and must still replace the old rows.
+-- A TTL of `{pseudonym_ttl_days}` marks each column that holds pseudonyms (PIPL art. 73: personal
+-- information still): it is emptied policy/storage.yaml's pseudonym_ttl_days after last_seen, and
+-- the rest of the row stays as the audit trail (streams/clickhouse.py applies a changed TTL at start).
 CREATE TABLE IF NOT EXISTS {db}.alerts
 (
     alert_id            String,
@@ -20,20 +24,21 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     severity            LowCardinality(String),
     title_zh            String,
     title_en            String,
-    summary             String,
+    summary             String TTL toDateTime(last_seen) + INTERVAL {pseudonym_ttl_days} DAY,
     regulation          Array(String),
     jr_class            LowCardinality(String),
     actor_id            String,
     actor_org           String,
     subject_count       UInt64,
-    subjects_sample     Array(String),
+    subjects_sample     Array(String) TTL toDateTime(last_seen) + INTERVAL {pseudonym_ttl_days} DAY,
     counts              Map(String, Int64),
     evidence_event_ids  Array(String),
+    event_count         UInt64 DEFAULT 0,
     window_start        DateTime64(3, 'UTC'),
     window_end          DateTime64(3, 'UTC'),
     first_seen          DateTime64(3, 'UTC'),
     last_seen           DateTime64(3, 'UTC'),
-    ocsf                String CODEC(ZSTD(3)),
+    ocsf                String CODEC(ZSTD(3)) TTL toDateTime(last_seen) + INTERVAL {pseudonym_ttl_days} DAY,
     version             UInt64,
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )

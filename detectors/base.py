@@ -113,6 +113,9 @@ class Finding:
     subject_sample: Sequence[str] = ()
     counts: dict[str, int] = field(default_factory=dict)
     evidence_event_ids: Sequence[str] = ()
+    # the events this finding aggregates (OCSF `count`), however many `evidence_event_ids` keeps;
+    # 0 for a finding raised by an absence (a deadline passed with nothing done)
+    event_count: int = 0
     first_seen: int = 0
     last_seen: int = 0
     # a detector with several rules names the one that fired; empty: the policy section's

@@ -27,13 +27,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import approvals
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
-from detectors.legal_tally import LegalTally
+from detectors.legal_tally import Entry, LegalTally, TiersOf
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, RecipientType, Severity
 
@@ -41,6 +42,9 @@ RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
 EXPORTS = frozenset({Action.export, Action.download, Action.print})
 NOT_TAKEN_OUT = frozenset({RecipientType.internal, RecipientType.regulator})
 MILLI = 1000  # scores and weights in thousandths, as integers
+WindowEntry = Entry  # ts, customer, weight, records, categories, class rank
+WindowEvent = tuple[int, str, bool, bool]  # ts, event id, a read (not a transfer), in a legal tier
+Read = tuple[list[WindowEntry], JrClass, int]  # an access's window entries, its class, its records
 
 
 def _iso(ms: int) -> str:
@@ -79,6 +83,7 @@ class Episode:
         "end",
         "customers",
         "evidence",
+        "events",
         "severity",
         "revision",
         "first_seen",
@@ -96,6 +101,7 @@ class Episode:
         self.start, self.end, self.threshold = start, end, threshold
         self.customers: dict[str, list] = {}  # cid -> [records, categories (set), class rank]
         self.evidence: list[str] = []
+        self.events = 0  # accesses and transfers aggregated (the alert's OCSF count)
         self.severity = Severity.info
         self.revision = 0
         self.first_seen = self.last_seen = start
@@ -129,6 +135,7 @@ class Episode:
             "score": self.score,
             "customers": {k: [v[0], sorted(v[1]), v[2]] for k, v in self.customers.items()},
             "evidence": self.evidence,
+            "events": self.events,
             "severity": self.severity.value,
             "revision": self.revision,
             "first_seen": self.first_seen,
@@ -145,6 +152,7 @@ class Episode:
         ep = cls(d["start"], d["end"], d["threshold"])
         ep.customers = {k: [v[0], set(v[1]), v[2]] for k, v in d["customers"].items()}
         ep.evidence, ep.severity, ep.revision = d["evidence"], Severity(d["severity"]), d["revision"]
+        ep.events = d.get("events", len(ep.evidence))  # older snapshots kept only the evidence
         ep.first_seen, ep.last_seen, ep.actor_org, ep.score = (
             d["first_seen"],
             d["last_seen"],
@@ -157,47 +165,85 @@ class Episode:
 
 
 class ActorWindow:
-    """Sliding window of one actor: its in-window accesses, in event-time order.
+    """One actor's accesses over the law's horizon, in event-time order, and its role window: the
+    entries from `role` on, those of the last `window_minutes`. One deque serves both counts.
 
-    `total` (every access's weight added up) bounds the score from above, and costs one addition
-    per access. The exact score, each distinct customer counted once at its heaviest access, needs
-    a multiset of weights per customer: it is kept only while the bound reaches the lowest
-    threshold, which most actors' windows never do (`exact()`)."""
+    `total` (every role-window access's weight added up) bounds the score from above, and costs
+    one addition per access. The exact score, each distinct customer counted once at its heaviest
+    access, needs a multiset of weights per customer: it is kept only while the bound reaches the
+    lowest threshold, which most actors' windows never do (`exact()`). `tally` counts the records
+    of every entry per legal tier (detectors/legal_tally.py). `events` names the accesses and
+    transfers the entries came from, in the same order: what an episode opened on them aggregates."""
 
-    __slots__ = ("entries", "total", "weights", "score", "episode", "last_ts", "tally", "legal_since")
+    __slots__ = (
+        "entries",
+        "events",
+        "role",
+        "total",
+        "weights",
+        "score",
+        "episode",
+        "last_ts",
+        "tally",
+        "legal_since",
+    )
 
-    def __init__(self) -> None:
-        self.entries: deque[tuple[int, str, int, int, tuple[str, ...], int]] = deque()
+    def __init__(self, tally: LegalTally) -> None:
+        self.entries: deque[WindowEntry] = deque()
+        self.events: deque[WindowEvent] = deque()
+        self.role = 0  # index of the role window's first entry
         self.total = 0
         self.weights: dict[str, dict[int, int]] | None = None  # cid -> {weight: occurrences}
         self.score = 0  # milli-units, exact while `weights` is kept; integers, so restore is exact
         self.episode: Episode | None = None
         self.last_ts = 0
-        self.tally: LegalTally | None = None  # the day's records per legal tier (detectors/legal_tally.py)
+        self.tally = tally
         self.legal_since = 0  # what a closed episode reported does not count toward the next one
 
-    def add(self, entries: list[tuple[int, str, int, int, tuple[str, ...], int]]) -> None:
-        """One access's entries (same time)."""
+    def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
+        """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
         ts = entries[0][0]
-        if not self.entries or self.entries[-1][0] <= ts:
+        event = (ts, event_id, read, bool(tiers))
+        if not self.events or self.events[-1][0] <= ts:
+            self.events.append(event)
+        else:  # out of order, like its entries below
+            k = len(self.events)
+            while k and self.events[k - 1][0] > ts:
+                k -= 1
+            self.events.insert(k, event)
+        i = len(self.entries)
+        if not i or self.entries[-1][0] <= ts:
             self.entries.extend(entries)
+            if len(entries) == 1:  # the common case, in one go
+                e = entries[0]
+                self.tally.add(e[3], tiers)
+                self.total += e[2]
+                if self.weights is not None:
+                    self._count(e[1], e[2], 1)
+                return
         else:  # an out-of-order access keeps its place in time
-            i = len(self.entries)
             while i and self.entries[i - 1][0] > ts:
                 i -= 1
             for e in reversed(entries):
                 self.entries.insert(i, e)
+        self.tally.add(sum(e[3] for e in entries), tiers)
+        if i < self.role:  # older than the role window (a late transfer): the law's count only
+            self.role += len(entries)
+            return
         for e in entries:
             self.total += e[2]
         if self.weights is not None:
             for e in entries:
                 self._count(e[1], e[2], 1)
 
+    def in_role(self) -> Iterable[WindowEntry]:
+        return islice(self.entries, self.role, None)
+
     def exact(self) -> int:
         """The exact score, building the per-customer weights the first time it is asked."""
         if self.weights is None:
             self.weights, self.score = {}, 0
-            for e in self.entries:
+            for e in self.in_role():
                 self._count(e[1], e[2], 1)
         return self.score
 
@@ -221,33 +267,56 @@ class ActorWindow:
             del seen[w]
         self.score += (max(seen) if seen else 0) - before
 
-    def evict_until(self, horizon: int) -> None:
-        """Drop accesses at or before `horizon` (event time), keeping the score exact."""
+    def evict_role(self, horizon: int) -> None:
+        """Accesses at or before `horizon` leave the role window (the law's count keeps them)."""
         entries = self.entries
-        while entries and entries[0][0] <= horizon:
-            _, cid, w, _, _, _ = entries.popleft()
+        while self.role < len(entries) and entries[self.role][0] <= horizon:
+            _, cid, w, _, _, _ = entries[self.role]
             self.total -= w
             if self.weights is not None:
                 self._count(cid, w, -1)
+            self.role += 1
+
+    def evict_legal(self, horizon: int, tiers_of: TiersOf) -> None:
+        """Forget accesses at or before the law's `horizon`. Entries arrive nearly in time order;
+        one that came late waits behind newer ones and leaves a little later, and the count never
+        counts it."""
+        entries = self.entries
+        while entries and entries[0][0] <= horizon:
+            _, cid, w, n, cats, _ = entries.popleft()
+            self.tally.remove(n, tiers_of(cats))
+            if self.role:
+                self.role -= 1
+            else:  # still in the role window
+                self.total -= w
+                if self.weights is not None:
+                    self._count(cid, w, -1)
+        while self.events and self.events[0][0] <= horizon:
+            self.events.popleft()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "entries": [list(e) for e in self.entries],
+            "events": [list(e) for e in self.events],
+            "role": self.role,
             "last_ts": self.last_ts,
             "episode": self.episode.to_json() if self.episode else None,
-            "tally": self.tally.to_json() if self.tally else None,
+            "totals": self.tally.totals,
             "legal_since": self.legal_since,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ActorWindow:
-        win = cls()
+        tally = LegalTally(len(d["totals"]))
+        tally.totals = list(d["totals"])
+        win = cls(tally)
         win.entries.extend((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in d["entries"])
-        win.total = sum(e[2] for e in win.entries)
+        win.events.extend(tuple(e) for e in d.get("events", ()))  # none in older snapshots
+        win.role = d["role"]
+        win.total = sum(e[2] for e in win.in_role())
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
-        win.tally = LegalTally.from_json(d["tally"]) if d.get("tally") else None
-        win.legal_since = d.get("legal_since", 0)
+        win.legal_since = d["legal_since"]
         if win.episode is not None:
             win.exact()
         return win
@@ -276,7 +345,8 @@ class BulkQueryDetector:
         self._tier_floor = [
             min(e.min_records for e in self._escalation if frozenset(e.categories) == t) for t in self._tiers
         ]
-        self._masks: dict[tuple[str, ...], int] = {}
+        self._tier_sets: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self._profiles: dict[tuple[tuple[str, ...], Action], tuple[JrClass, tuple[str, ...], int, int]] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
 
     @staticmethod
@@ -285,8 +355,8 @@ class BulkQueryDetector:
 
     # -- events ---------------------------------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
-        touched: dict[str, ActorWindow] = {}
-        for ev in events:
+        by_actor: dict[str, list[Any]] = {}
+        for ev in events:  # in offset order: an approval's record budget is spent in that order
             if stream == "transfer":
                 if not self._counts_as_taken(ev, ctx):
                     continue
@@ -294,20 +364,25 @@ class BulkQueryDetector:
                 continue  # a denied access returned no data
             elif ev.approval_id and self._approved(ev, ctx):
                 continue  # seed 004 流程描述(4)④: graded approval covers this access
-            win = touched.get(ev.actor_id) or self.store.get(ev.actor_id)  # one lookup per actor and batch
+            by_actor.setdefault(ev.actor_id, []).append(ev)
+        for actor, evs in by_actor.items():
+            win = self.store.get(actor)
             if win is None:
-                win = ActorWindow()
-                self.store.put(ev.actor_id, win)
-                ctx.timers.register(ev.actor_id, ev.ts + self.window_ms)
-            if win.episode is not None and ev.ts >= win.episode.end:
-                # the actor's own clock passed the episode: close it before a new one can open
-                yield self._close(ev.actor_id, win)
+                win = ActorWindow(LegalTally(len(self._tiers)))
+                self.store.put(actor, win)
+                ctx.timers.register(actor, evs[0].ts + self.window_ms)
             if stream == "transfer":
-                self._add_transfer(win, ev, ctx)
+                for ev in evs:
+                    yield from self._close_passed(actor, win, ev.ts)
+                    self._add_transfer(win, ev, ctx)
             else:
-                self._add(win, ev, ctx)
-            touched[ev.actor_id] = win
-        for actor, win in touched.items():
+                reads = [self._entries(ev, ctx) for ev in evs]
+                if win.episode is None and self._quiet(actor, win, evs, reads, ctx):
+                    self._add_quietly(win, evs, reads)
+                else:
+                    for ev, read in zip(evs, reads, strict=True):
+                        yield from self._close_passed(actor, win, ev.ts)
+                        self._add(win, ev, read, ctx)
             self.store.touch(actor)
             if win.episode is not None:  # the day's figures as they stand after the batch
                 win.episode.legal.update(self._legal_reached(win))
@@ -318,6 +393,11 @@ class BulkQueryDetector:
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
                 yield self._finding(actor, ep, closed=False)
+
+    def _close_passed(self, actor: str, win: ActorWindow, ts: int) -> Iterable[Finding]:
+        """The actor's own clock passed its episode: close it before a new one can open."""
+        if win.episode is not None and ts >= win.episode.end:
+            yield self._close(actor, win)
 
     @staticmethod
     def _counts_as_taken(tr: Any, ctx: Context) -> bool:
@@ -337,13 +417,13 @@ class BulkQueryDetector:
         entries = [(tr.ts, cid, 0, 1, cats, rank) for cid in ids]
         if tr.record_count > len(ids):  # records sent without naming their customers
             entries.append((tr.ts, f"#{tr.transfer_id}", 0, tr.record_count - len(ids), cats, rank))
-        if not entries:
-            return
         win.last_ts = max(win.last_ts, tr.ts)
-        self._tally(win, entries, tr.ts)
+        if not entries or not self._tiers_of(cats):
+            return
+        self._keep(win, entries, tr, read=False)
         ep = win.episode
         if ep is None and (reached := self._legal_reached(win)):
-            ep = self._open_legal(tr.actor_id, win, reached, ctx)
+            ep = self._open_legal(tr, win, reached, ctx)
         elif ep is not None:
             ep.end = max(ep.end, tr.ts + self.window_ms)
             for e in entries:
@@ -356,33 +436,86 @@ class BulkQueryDetector:
         """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""
         return approvals.covers(ev, ctx, self.store)
 
-    def _add(self, win: ActorWindow, ev: Any, ctx: Context) -> None:
+    def _entries(self, ev: Any, ctx: Context) -> Read:
+        """An access's window entries (one per customer, or one for rows not naming any) and what
+        the bounds need of it."""
+        key = (tuple(ev.fields), ev.action)
+        profile = self._profiles.get(key)
+        if profile is None:
+            cls, cats = ctx.catalog.profile(ev.fields)
+            profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, ev.action)])
+            if len(self._profiles) < 100_000:  # events repeat a few field sets; junk must not grow it
+                self._profiles[key] = profile
+        cls, cats, rank, w = profile
+        ids = ev.subject_ids
+        if len(ids) == 1:  # the common case
+            n = max(ev.row_count, 1)
+            return [(ev.ts, ids[0], w, n, cats, rank)], cls, n
+        if ids:  # a named customer scores once however many rows it returned; its rows are its records
+            ids = list(dict.fromkeys(ids))
+            n = max(ev.row_count, len(ids))
+            per, extra = divmod(n, len(ids))
+            return [(ev.ts, cid, w, per + (k < extra), cats, rank) for k, cid in enumerate(ids)], cls, n
+        if ev.row_count > 0:  # rows the log counts but does not name: each is a record (条)
+            return [(ev.ts, f"#{ev.event_id}", w * ev.row_count, ev.row_count, cats, rank)], cls, ev.row_count
+        return [], cls, 0
+
+    def _quiet(self, actor: str, win: ActorWindow, evs: list[Any], reads: list[Read], ctx: Context) -> bool:
+        """True when the batch's reads cannot open an episode whatever their order: the window's
+        score with every new customer added at its heaviest read stays below the actor's role
+        threshold (the lowest of any role if it changes during the batch), and each tier's count
+        with all the records added stays below the tier's lowest legal threshold. Most actors,
+        most batches."""
+        score = win.score if win.weights is not None else win.total  # exact if kept, else a bound
+        if score + sum(e[2] for entries, _, _ in reads for e in entries) >= self._lowest_threshold:
+            heaviest: dict[str, int] = {}  # repeated reads of a customer score once
+            for entries, _, _ in reads:
+                for e in entries:
+                    if e[2] > heaviest.get(e[1], 0):
+                        heaviest[e[1]] = e[2]
+            first, last = ctx.entitlement(actor, evs[0].ts), ctx.entitlement(actor, evs[-1].ts)
+            threshold = self._threshold(first) if first is last else self._lowest_threshold
+            if score + sum(heaviest.values()) >= threshold:
+                return False
+        added = [0] * len(self._tiers)
+        for entries, _, n in reads:
+            if entries:
+                for i in self._tiers_of(entries[0][4]):
+                    added[i] += n
+        if len(win.tally.totals) != len(added):
+            return False  # the policy's tiers changed since the state was stored
+        return all(
+            win.tally.bound(i) + a < floor
+            for i, (a, floor) in enumerate(zip(added, self._tier_floor, strict=True))
+        )
+
+    def _add_quietly(self, win: ActorWindow, evs: list[Any], reads: list[Read]) -> None:
+        """`_add` for reads that `_quiet` cleared: the same window and tally, without the checks."""
+        for ev, (entries, _, _) in zip(evs, reads, strict=True):
+            if ev.ts <= win.last_ts - self.window_ms:
+                continue
+            win.last_ts = max(win.last_ts, ev.ts)
+            if entries:
+                win.add(entries, self._tiers_of(entries[0][4]), ev.event_id, read=True)
+        # every entry added is younger than the window before it (checked above), so evicting
+        # once, by the newest read, leaves what evicting after each read would
+        win.evict_role(win.last_ts - self.window_ms)
+        win.evict_legal(win.last_ts - self.horizon_ms, self._tiers_of)
+
+    def _add(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
         if ev.ts <= win.last_ts - self.window_ms:
             return  # older than the actor's current window: it can no longer change the score
-        cls, cats = ctx.catalog.profile(ev.fields)
-        rank = CLASS_RANK[cls]
-        w = self._weight[(cls, ev.action)]
-        horizon = ev.ts - self.window_ms
-        if win.entries and win.entries[0][0] <= horizon:
-            win.evict_until(horizon)
+        entries, cls, _ = read
+        win.evict_role(ev.ts - self.window_ms)
         if ev.ts > win.last_ts:
             win.last_ts = ev.ts
-        ids = dict.fromkeys(ev.subject_ids)
-        if ids:  # a named customer scores once however many rows it returned; its rows are its records
-            per, extra = divmod(max(ev.row_count, len(ids)), len(ids))
-            entries = [(ev.ts, cid, w, per + (k < extra), cats, rank) for k, cid in enumerate(ids)]
-        elif ev.row_count > 0:  # rows the log counts but does not name: each is a record (条)
-            entries = [(ev.ts, f"#{ev.event_id}", w * ev.row_count, ev.row_count, cats, rank)]
-        else:
-            entries = []
         if entries:
-            win.add(entries)
-            self._tally(win, entries, ev.ts)
+            self._keep(win, entries, ev, read=True)
         ep = win.episode
         if ep is not None:
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
         elif reached := self._legal_reached(win):
-            ep = self._open_legal(ev.actor_id, win, reached, ctx)
+            ep = self._open_legal(ev, win, reached, ctx)
             ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
             self._note(ep, ev)
             return
@@ -396,72 +529,74 @@ class BulkQueryDetector:
             if win.score < threshold:
                 return
             ep = win.episode = Episode(ev.ts - self.window_ms, ev.ts + self.window_ms, threshold)
-            for _, cid, _, n, ecats, erank in win.entries:
+            reads = [e for e in win.in_role() if e[2]]  # not the transfers in it: they weigh nothing
+            for _, cid, _, n, ecats, erank in reads:
                 ep.add(cid, n, ecats, erank)
-            ep.first_seen = win.entries[0][0]
+            ep.first_seen = reads[0][0]
             ep.actor_org = ev.actor_org or (ent.org_id if ent else None)
+            self._absorb(ep, [e[1] for e in win.events if e[2] and e[0] >= ep.first_seen], ev)
         else:
             for e in entries:
-                ep.add(e[1], e[3], cats, rank)
+                ep.add(e[1], e[3], e[4], e[5])
         ep.score = max(ep.score, win.exact())
         ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
         self._note(ep, ev)
 
     # -- the legal count -------------------------------------------------------------------------
-    def _mask(self, cats: tuple[str, ...]) -> int:
-        """The tiers a category set falls in, as bits."""
-        found = self._masks.get(cats)
+    def _tiers_of(self, cats: tuple[str, ...]) -> tuple[int, ...]:
+        """The tiers a category set falls in."""
+        found = self._tier_sets.get(cats)
         if found is None:
-            found = self._masks[cats] = sum(1 << i for i, t in enumerate(self._tiers) if t.intersection(cats))
+            found = self._tier_sets[cats] = tuple(
+                i for i, t in enumerate(self._tiers) if t.intersection(cats)
+            )
         return found
 
-    def _tally(
-        self, win: ActorWindow, entries: list[tuple[int, str, int, int, tuple[str, ...], int]], ts: int
-    ) -> None:
-        mask = self._mask(entries[0][4])
-        if not mask:
-            return
-        if win.tally is None or len(win.tally.totals) != len(
-            self._tiers
-        ):  # new, or the policy's tiers changed
-            old, win.tally = win.tally, LegalTally(len(self._tiers))
-            for e in old.entries if old else ():
-                win.tally.add(e, self._mask(e[3]))
-        for t, cid, _, n, cats, rank in entries:
-            win.tally.add((t, cid, n, cats, rank), mask)
-        win.tally.evict_until(ts - self.horizon_ms, self._mask)
+    def _keep(self, win: ActorWindow, entries: list[WindowEntry], ev: Any, read: bool) -> None:
+        """Add an access's (or transfer's) entries to the window and the law's count; forget what
+        the horizon left."""
+        if len(win.tally.totals) != len(self._tiers):  # the policy's tiers changed since it was stored
+            win.tally = LegalTally.of(len(self._tiers), win.entries, self._tiers_of)
+        win.add(entries, self._tiers_of(entries[0][4]), ev.event_id, read)
+        win.evict_legal(ev.ts - self.horizon_ms, self._tiers_of)
 
     def _legal_reached(self, win: ActorWindow) -> dict[str, list[int]]:
         """Tier -> [records, customers, first ts, last ts] of the tiers whose count over the horizon
         reached a legal threshold (records a closed episode reported excluded)."""
-        if win.tally is None:
+        if len(win.tally.totals) != len(self._tiers):
             return {}
         since = max(win.last_ts - self.horizon_ms, win.legal_since)
         reached = {}
         for i, floor in enumerate(self._tier_floor):
-            figures = win.tally.reached(i, floor, since, self._mask)
+            figures = win.tally.reached(i, floor, win.entries, since, self._tiers_of)
             if figures is not None:
                 reached[str(i)] = list(figures)
         return reached
 
-    def _open_legal(
-        self, actor: str, win: ActorWindow, reached: dict[str, list[int]], ctx: Context
-    ) -> Episode:
+    def _open_legal(self, ev: Any, win: ActorWindow, reached: dict[str, list[int]], ctx: Context) -> Episode:
         """Art. 5 counts records, not windows: a tier reached opens the episode by itself, whatever
         the role, spanning the records counted."""
-        assert win.tally is not None
         first = min(r[2] for r in reached.values())
-        ent = ctx.entitlement(actor, win.last_ts)
+        ent = ctx.entitlement(ev.actor_id, win.last_ts)
         ep = win.episode = Episode(first, win.last_ts + self.window_ms, self._threshold(ent))
-        for ts, cid, n, cats, rank in win.tally.entries:
-            if ts >= first:
+        for ts, cid, _, n, cats, rank in win.entries:
+            if ts >= first and self._tiers_of(cats):
                 ep.add(cid, n, cats, rank)
         ep.first_seen, ep.legal, ep.score = first, reached, win.exact()
         ep.actor_org = ent.org_id if ent else None
+        self._absorb(ep, [e[1] for e in win.events if e[3] and e[0] >= first], ev)
         return ep
+
+    def _absorb(self, ep: Episode, event_ids: list[str], opening: Any) -> None:
+        """A new episode aggregates the accesses (and transfers) whose records it counts, not only
+        those after it opened: they are its evidence and its event count. The opening event itself
+        is noted next, with every later one."""
+        earlier = [eid for eid in event_ids if eid != opening.event_id]
+        ep.events, ep.evidence = len(earlier), earlier[: self.p.evidence_limit]
 
     def _note(self, ep: Episode, ev: Any) -> None:
         ep.last_seen = max(ep.last_seen, ev.ts)
+        ep.events += 1
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)
 
@@ -520,7 +655,7 @@ class BulkQueryDetector:
         ep.legal.update(self._legal_reached(win))
         win.episode = None
         # what the episode reported must not open the next one: a new alert needs new reading
-        win.evict_until(ep.end - 1)
+        win.evict_role(ep.end - 1)
         win.legal_since = max(win.legal_since, ep.last_seen)
         self._refresh_severity(ep)
         return self._finding(actor, ep, closed=True)
@@ -592,6 +727,7 @@ class BulkQueryDetector:
             subjects=named,
             counts=counts,
             evidence_event_ids=list(ep.evidence),
+            event_count=ep.events,
             first_seen=ep.first_seen,
             last_seen=ep.last_seen,
         )

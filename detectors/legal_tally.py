@@ -6,78 +6,76 @@ communication content, 500 of transaction, identity and the like, 5 000 of the r
 many for 情节特别严重. Categories in one tier add up. Each customer's records count once however
 often they are read; rows a log counts without naming a customer (`row_count`) are records too.
 
-Every access is kept for the horizon with the tiers its categories fall in; a running sum per
-tier bounds the exact figure from above, so the exact count (each customer once) is only taken
-when the bound reaches a tier's lowest threshold.
+The accesses themselves are the actor's window entries, kept for the horizon (bulk_query's
+ActorWindow): this tally only counts over them. A running sum per tier bounds the exact figure
+from above, so the exact count (each customer once) is only taken when the bound reaches a tier's
+lowest threshold.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any
+from collections.abc import Callable, Iterable
 
-Entry = tuple[
-    int, str, int, tuple[str, ...], int
-]  # ts, customer (or #event), records, categories, class rank
+# ts, customer (or #event), weight, records, categories, class rank
+Entry = tuple[int, str, int, int, tuple[str, ...], int]
+TiersOf = Callable[[tuple[str, ...]], tuple[int, ...]]
 
 
 class LegalTally:
-    __slots__ = ("entries", "totals", "added", "known")
+    __slots__ = ("totals", "added", "known")
 
     def __init__(self, tiers: int) -> None:
-        self.entries: deque[Entry] = deque()
         self.totals = [0] * tiers  # per tier: records of every entry in it, repeats included
-        # not stored: records added since, and the last exact count with `added` at the time; the
-        # exact count cannot have grown by more than what was added since (it only shrinks else)
+        # records added since, and the last exact count with `added` at the time; the exact count
+        # cannot have grown by more than what was added since (it only shrinks else)
         self.added = [0] * tiers
         self.known: list[tuple[int, int] | None] = [None] * tiers
 
-    def add(self, entry: Entry, mask: int) -> None:
-        self.entries.append(entry)
-        for i in range(len(self.totals)):
-            if mask >> i & 1:
-                self.totals[i] += entry[2]
-                self.added[i] += entry[2]
+    @classmethod
+    def of(cls, tiers: int, entries: Iterable[Entry], tiers_of: TiersOf) -> LegalTally:
+        tally = cls(tiers)
+        for e in entries:
+            tally.add(e[3], tiers_of(e[4]))
+        return tally
 
-    def reached(self, tier: int, floor: int, since: int, mask_of: Any) -> tuple[int, int, int, int] | None:
+    def add(self, records: int, tiers: tuple[int, ...]) -> None:
+        for i in tiers:
+            self.totals[i] += records
+            self.added[i] += records
+
+    def remove(self, records: int, tiers: tuple[int, ...]) -> None:
+        for i in tiers:
+            self.totals[i] -= records
+
+    def bound(self, tier: int) -> int:
+        """The tier's count cannot exceed this: its running sum, or its last exact count plus
+        what was added since."""
+        known = self.known[tier]
+        if known is None:
+            return self.totals[tier]
+        return min(self.totals[tier], known[0] + self.added[tier] - known[1])
+
+    def reached(
+        self, tier: int, floor: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf
+    ) -> tuple[int, int, int, int] | None:
         """The tier's figures (see `count`) if its exact count reached `floor`, else None; counted
         exactly only when the bounds allow it."""
-        known = self.known[tier]
-        if self.totals[tier] < floor or (known and known[0] + self.added[tier] - known[1] < floor):
+        if self.bound(tier) < floor:
             return None
-        figures = self.count(tier, since, mask_of)
+        figures = count(tier, entries, since, tiers_of)
         self.known[tier] = (figures[0], self.added[tier])
         return figures if figures[0] >= floor else None
 
-    def evict_until(self, horizon: int, mask_of: Any) -> None:
-        """Forget entries at or before `horizon`. Entries arrive nearly in time order; one that came
-        late waits behind newer ones and leaves a little later, and `count` never counts it."""
-        while self.entries and self.entries[0][0] <= horizon:
-            entry = self.entries.popleft()
-            mask = mask_of(entry[3])
-            for i in range(len(self.totals)):
-                if mask >> i & 1:
-                    self.totals[i] -= entry[2]
 
-    def count(self, tier: int, since: int, mask_of: Any) -> tuple[int, int, int, int]:
-        """(records, named customers, first ts, last ts) of a tier after `since`: each customer's
-        records once, at the most rows any one access returned for it."""
-        most: dict[str, int] = {}
-        first, last = 0, 0
-        for ts, cid, n, cats, _ in self.entries:
-            if ts > since and mask_of(cats) >> tier & 1:
-                if n > most.get(cid, 0):
-                    most[cid] = n
-                first = ts if not first else min(first, ts)
-                last = max(last, ts)
-        return sum(most.values()), sum(1 for c in most if not c.startswith("#")), first, last
-
-    def to_json(self) -> dict[str, Any]:
-        return {"entries": [list(e) for e in self.entries], "totals": self.totals}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LegalTally:
-        tally = cls(len(data["totals"]))
-        tally.entries.extend((ts, cid, n, tuple(cats), rank) for ts, cid, n, cats, rank in data["entries"])
-        tally.totals = list(data["totals"])
-        return tally
+def count(tier: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf) -> tuple[int, int, int, int]:
+    """(records, named customers, first ts, last ts) of a tier after `since`: each customer's
+    records once, at the most rows any one access returned for it."""
+    most: dict[str, int] = {}
+    first, last = 0, 0
+    for ts, cid, _, n, cats, _ in entries:
+        if ts > since and tier in tiers_of(cats):
+            if n > most.get(cid, 0):
+                most[cid] = n
+            first = ts if not first else min(first, ts)
+            last = max(last, ts)
+    return sum(most.values()), sum(1 for c in most if not c.startswith("#")), first, last

@@ -334,6 +334,7 @@ class OffscopeMarketingDetector:
             subject_sample=[subject],
             counts=counts,
             evidence_event_ids=list(ep.evidence),
+            event_count=ep.pushes,
             first_seen=ep.start,
             last_seen=ep.last,
             title_zh="、".join(s.title_zh for s in specs),

@@ -14,6 +14,9 @@ customer's records and every use of them meet in one task. It fires:
 - `retention_expired`: an event-time timer at a rule's deadline finds the record not deleted,
   anonymized or destroyed by then;
 - `deletion_request_overdue`: a deletion request not executed within the policy's SLA;
+  both are closed (a revision with status closed, the late deletion in its summary) once the
+  record is deleted, anonymized or destroyed after all, so the open ones are the backlog management
+  sees (dashboards/lifemon-lifecycle.json);
 - `used_after_deadline` / `used_after_deletion`: an access or transfer names (`record_ids`) a record
   past its deadline or already deleted; judged on the record's last few uses whenever a use or a
   lifecycle event arrives, so inputs interleaved differently (live, replay) end with one alert;
@@ -171,8 +174,10 @@ class RetentionOverrunDetector:
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
         elif stage in GONE_STAGES and rec is not None:
-            rec.gone = min(rec.gone or ev.ts, ev.ts)
+            before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
             ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
+            if rec.gone != before:
+                yield from self._closed(customer, held, ev.record_id, rec, catalog)
         elif stage == "deletion_requested" and rec is not None:
             rec.requested = min(rec.requested or ev.ts, ev.ts)
             ctx.timers.register(customer, rec.requested + self._retention(catalog)[1])
@@ -268,24 +273,12 @@ class RetentionOverrunDetector:
         self, customer: str, held: Customer, rid: str, rec: Record, wm: int, catalog: Catalog
     ) -> Iterator[Finding]:
         """Seed 002 §五, seed 004 流程描述(3)①: past a rule's deadline, not deleted, anonymized or
-        destroyed by then (a deletion after the deadline is still an overrun)."""
+        destroyed by then (a deletion after the deadline is still an overrun, closed at once)."""
         for d, start, deadline in self.deadlines(held, rec, catalog):
             tag = f"{Rule.retention_expired}:{d.name}"
             if deadline <= wm and not rec.gone_by(deadline) and tag not in rec.fired:
                 rec.fired[tag] = 1
-                yield self._finding(
-                    Rule.retention_expired,
-                    f"{rid}:{d.name}",
-                    customer,
-                    start,
-                    deadline,
-                    rec.jr_class,
-                    f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
-                    f"{d.keep_ms // DAY_MS}-day retention ({d.name}: from {d.after} {_day(start)}, "
-                    f"due {_day(deadline)}; {d.source})",
-                    [],
-                    actor=rec.system,
-                )
+                yield self._overrun(customer, rid, rec, d, start, deadline)
 
     def _request_overdue(self, customer: str, rid: str, rec: Record, wm: int, sla: int) -> Iterator[Finding]:
         """Seed 004 §五.(四): a deletion request is executed within the SLA (15 days)."""
@@ -298,7 +291,45 @@ class RetentionOverrunDetector:
         ):
             return
         rec.fired[Rule.deletion_request_overdue] = 1
-        yield self._finding(
+        yield self._request(customer, rid, rec, sla)
+
+    def _closed(
+        self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
+    ) -> Iterator[Finding]:
+        """The record went (deleted, anonymized, destroyed) after an overrun or an overdue request
+        fired: the alert's next revision closes it, so only the records still kept stay open. Its
+        content follows from the state alone, whether the timer or the deletion came first."""
+        for d, start, deadline in self.deadlines(held, rec, catalog):
+            tag = f"{Rule.retention_expired}:{d.name}"
+            if tag in rec.fired:
+                rec.fired[tag] += 1
+                yield self._overrun(customer, rid, rec, d, start, deadline)
+        if Rule.deletion_request_overdue in rec.fired:
+            rec.fired[Rule.deletion_request_overdue] += 1
+            yield self._request(customer, rid, rec, self._retention(catalog)[1])
+
+    def _overrun(
+        self, customer: str, rid: str, rec: Record, d: Deadline, start: int, deadline: int
+    ) -> Finding:
+        return self._finding(
+            Rule.retention_expired,
+            f"{rid}:{d.name}",
+            customer,
+            start,
+            deadline,
+            rec.jr_class,
+            f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
+            f"{d.keep_ms // DAY_MS}-day retention ({d.name}: from {d.after} {_day(start)}, "
+            f"due {_day(deadline)}; {d.source}){_late(rec, deadline)}",
+            [],
+            actor=rec.system,
+            revision=rec.fired[f"{Rule.retention_expired}:{d.name}"],
+            closed=rec.gone > 0,
+        )
+
+    def _request(self, customer: str, rid: str, rec: Record, sla: int) -> Finding:
+        overdue = rec.requested + sla
+        return self._finding(
             Rule.deletion_request_overdue,
             rid,
             customer,
@@ -306,9 +337,11 @@ class RetentionOverrunDetector:
             overdue,
             rec.jr_class,
             f"deletion of record {rid} on {rec.system}, requested {_day(rec.requested)}, "
-            f"not executed within {sla // DAY_MS} days",
+            f"not executed within {sla // DAY_MS} days{_late(rec, overdue)}",
             [],
             actor=rec.system,
+            revision=rec.fired[Rule.deletion_request_overdue],
+            closed=rec.gone > 0,
         )
 
     def _judge_uses(self, customer: str, held: Customer, rid: str, catalog: Catalog) -> Iterator[Finding]:
@@ -359,6 +392,7 @@ class RetentionOverrunDetector:
         actor: str,
         revision: int = 1,
         counts: dict[str, int] | None = None,
+        closed: bool = False,
     ) -> Finding:
         spec = self.p.rules[rule]
         return Finding(
@@ -369,7 +403,7 @@ class RetentionOverrunDetector:
             window_end=end,
             severity=spec.severity,
             revision=revision,
-            closed=False,
+            closed=closed,
             summary=summary,
             jr_class=jr_class,
             actor_id=actor,  # who used or destroyed it; else the system that keeps it
@@ -377,6 +411,7 @@ class RetentionOverrunDetector:
             subject_sample=[customer],
             counts=counts or {},
             evidence_event_ids=evidence[: self.p.evidence_limit],
+            event_count=len(evidence),  # the uses or the one lifecycle event; none for a deadline missed
             first_seen=start,
             last_seen=end,
             title_zh=spec.title_zh,
@@ -387,3 +422,8 @@ class RetentionOverrunDetector:
 
 def _day(ts: int) -> str:
     return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def _late(rec: Record, due: int) -> str:
+    """How a closed alert ended: when the record was finally deleted, anonymized or destroyed."""
+    return f"; removed {_day(rec.gone)}, {max(rec.gone - due, 0) // DAY_MS} day(s) late" if rec.gone else ""

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from detectors.base import Context, Finding, Store
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from policy.sdk_declarations import Label, SdkDeclarations, host_in
-from schemas.models import ConsentStatus, Severity
+from schemas.models import Attribution, ConsentStatus, Severity
 
 HOUR = 3_600_000
 EPISODE = "ep:"
@@ -119,6 +119,14 @@ class Episode:
         return ep
 
 
+def _how_told(ev: Any) -> str | None:
+    """How capture traffic (docs/har.md) was told to be an SDK nobody declared, and where it went."""
+    how = {Attribution.unknown: "unknown third party", Attribution.signature: "named by a tracker signature"}
+    said = how.get(ev.attribution)
+    where = " ".join(x for x in (ev.dest_host, ev.dest_country) if x)
+    return f"{said} at {where}" if said and where else said
+
+
 class SdkOvercollectionDetector:
     kind: ClassVar[str] = "sdk_overcollection"
     inputs: ClassVar[dict[str, str]] = {"sdk": "sdk_id"}
@@ -175,7 +183,11 @@ class SdkOvercollectionDetector:
         if sid is None or declared is None:
             labels = dict.fromkeys(fields, Label.omitted)
             known = decl.recognize(ev.sdk_id, ev.dest_host)
-            note = f"recognized as {known}" if known else ("not shipped in this app version" if sid else None)
+            note = (
+                f"recognized as {known}"
+                if known
+                else ("not shipped in this app version" if sid else _how_told(ev))
+            )
             breaches.append((Rule.undeclared_sdk, [], note))  # seed 004 §一.(一).6-7
             return labels, breaches
         labels = {f: decl.label(sid, ev.app_version, f) for f in fields}
@@ -186,7 +198,8 @@ class SdkOvercollectionDetector:
         if self._before_consent(ev, ctx):
             breaches.append((Rule.before_consent, [], None))
         d = decl.sdks[sid]
-        if ev.dest_host and d.hosts and not host_in(ev.dest_host, d.hosts):
+        allowed = decl.allowed_hosts[sid]
+        if ev.dest_host and allowed and not host_in(ev.dest_host, allowed):
             breaches.append((Rule.host_not_allowed, [], f"host {ev.dest_host}"))
         country = ev.dest_country
         if country and country not in d.countries:
@@ -286,6 +299,7 @@ class SdkOvercollectionDetector:
             fields=list(ep.fields),
             counts=counts,
             evidence_event_ids=list(ep.evidence),
+            event_count=ep.observations,
             first_seen=ep.start,
             last_seen=ep.last_seen,
             title_zh=spec.title_zh,

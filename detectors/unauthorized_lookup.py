@@ -677,6 +677,7 @@ class UnauthorizedLookupDetector:
             subject_sample=sorted(ep.customers)[: self.p.sample_size],
             counts=counts,
             evidence_event_ids=list(ep.evidence),
+            event_count=ep.accesses,
             first_seen=ep.start,
             last_seen=ep.last_seen,
         )

@@ -17,7 +17,16 @@ from pydantic import BaseModel, ValidationError
 from policy.model import Policy
 
 DEFAULT_DIR = Path(__file__).resolve().parent
-SECTION_FILES = ("classification", "organisation", "retention", "sdks", "purposes", "recipients", "incidents")
+SECTION_FILES = (
+    "classification",
+    "organisation",
+    "retention",
+    "sdks",
+    "purposes",
+    "recipients",
+    "incidents",
+    "storage",
+)
 
 _FIXES = {
     "missing": "add the key",

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from policy.incidents import IncidentPolicy
+from policy.storage import Storage
 from schemas.models import Action, Channel, RecipientType
 
 
@@ -179,6 +180,11 @@ class SdkDeclaration(Strict):
     fields: list[str] = Field(description="SDK field ids from `sdk_fields` the SDK may collect")
     permissions: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list, description="hosts the SDK may send data to")
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="host/path prefixes of its receivers on hosts it shares (a private deployment "
+        "behind the bank's gateway): traffic there is this SDK's, the rest of the host is not",
+    )
     countries: list[str] = Field(default=["CN"], description="ISO country codes its hosts may be in")
     names: list[str] = Field(default_factory=list, description="other names the SDK is reported under")
     package_prefixes: list[str] = Field(default_factory=list, description="its code's package prefixes")
@@ -370,6 +376,7 @@ class Policy(Strict):
     purposes: Purposes
     recipients: Recipients
     incidents: IncidentPolicy
+    storage: Storage
     detectors: dict[str, DetectorSection]
 
     @model_validator(mode="after")

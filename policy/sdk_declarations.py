@@ -63,6 +63,10 @@ class SdkDeclarations:
             ((p, sid) for sid, d in sdks.sdks.items() for p in d.package_prefixes),
             key=lambda x: -len(x[0]),
         )
+        # a declared SDK's receivers: its hosts and the hosts of its endpoints (docs/har.md)
+        self.allowed_hosts = {
+            sid: (*d.hosts, *(e.split("/", 1)[0] for e in d.endpoints)) for sid, d in sdks.sdks.items()
+        }
         self.resolve = lru_cache(maxsize=4096)(self._resolve)  # type: ignore[method-assign]
         self.declared = lru_cache(maxsize=4096)(self._declared)  # type: ignore[method-assign]
         self.label = lru_cache(maxsize=65536)(self._label)  # type: ignore[method-assign]

@@ -108,6 +108,55 @@ class TransferEvent(Record):
     purpose: str | None = None
 
 
+class FoundIn(StrEnum):
+    """Where in a captured request a field was found."""
+
+    path = "path"
+    query = "query"
+    form = "form"
+    json = "json"
+    text = "text"  # a plain-text body or a text value inside one (an SMS)
+    header = "header"
+    cookie = "cookie"
+
+
+class ValueType(StrEnum):
+    """What a captured value is: a recognized form (checksums and patterns), else its shape."""
+
+    imei = "imei"
+    cn_ric = "cn_ric"  # 居民身份证号码
+    bank_card = "bank_card"
+    cn_mobile = "cn_mobile"
+    mac = "mac"
+    coordinates = "coordinates"
+    sms_code = "sms_code"
+    text = "text"
+    number = "number"
+    boolean = "boolean"
+    list = "list"
+    object = "object"
+
+
+class FieldSighting(Record):
+    """One field seen in a captured request: where, what form, and a keyed fingerprint of the value
+    (HMAC, LIFEMON_PSEUDONYM_KEY): the same IMEI sent twice is countable, the value is never kept."""
+
+    avro_name: ClassVar[str] = "FieldSighting"
+    field: str = Field(description="SDK field id")
+    found_in: FoundIn
+    value_type: ValueType
+    fingerprint: str
+
+
+class Attribution(StrEnum):
+    """How a captured request was told to belong to an SDK (docs/har.md)."""
+
+    declared = "declared"  # a declared SDK's host or endpoint (sdks.yaml)
+    known = "known"  # an SDK the bank recognizes but never declared (sdks.yaml known_sdks)
+    signature = "signature"  # a tracker signature file (Exodus Privacy format)
+    unknown = "unknown"  # a third-party host nothing names
+
+
 class SdkTelemetryEvent(Record):
     """An app-side observation that a third-party SDK collected fields or used permissions (`pfi.sdk`)."""
 
@@ -124,6 +173,11 @@ class SdkTelemetryEvent(Record):
     dest_host: str | None = None
     policy_consented: bool = Field(description="user had agreed to the privacy policy at collection time")
     dest_country: str | None = Field(default=None, description="ISO country code of dest_host, if known")
+    # set when the observation comes from a traffic capture (HAR): the request, never its values
+    method: str | None = None
+    dest_path: str | None = None
+    attribution: Attribution | None = Field(default=None, description="none: the app reported the SDK")
+    sightings: list[FieldSighting] = Field(default_factory=list)
 
 
 class Channel(StrEnum):
@@ -304,6 +358,7 @@ class Alert(Record):
     subjects_sample: list[str] = Field(description="HMAC pseudonyms, never raw customer ids")
     counts: dict[str, int] = Field(default_factory=dict)
     evidence_event_ids: list[str]
+    event_count: int = Field(default=0, ge=0, description="events aggregated (OCSF count); 0: an absence")
     window_start: int
     window_end: int
     first_seen: int

@@ -60,15 +60,30 @@ def query_alerts(
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
-def render(rows: list[dict[str, Any]]) -> str:
-    """One line per alert, then its summary indented: what an analyst scans in a terminal."""
+# ANSI styles for a terminal: the severity an analyst's eye must catch first stands out most
+SEVERITY_STYLE = {
+    "critical": "\x1b[1;97;41m",  # bold white on red
+    "high": "\x1b[1;31m",  # bold red
+    "medium": "\x1b[33m",  # yellow
+    "low": "\x1b[36m",  # cyan
+    "info": "\x1b[2m",  # dim
+}
+
+
+def render_alert(r: dict[str, Any], color: bool = False) -> str:
+    """One alert as two lines: what an analyst scans in a terminal, then its summary indented.
+    `color`: the severity in its ANSI style (only for a terminal)."""
+    severity = f"{r['severity']:<8}"
+    if color:
+        severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
+    return (
+        f"{r['last_seen']:%Y-%m-%d %H:%M}  {severity} {r['status']:<7} {r['detector']:<20} "
+        f"{r['actor_id']:<16} {r['subject_count']:>6}  {r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
+        f"\n    {r['summary']}"
+    )
+
+
+def render(rows: list[dict[str, Any]], color: bool = False) -> str:
     if not rows:
         return "no alerts match"
-    lines = []
-    for r in rows:
-        lines.append(
-            f"{r['last_seen']:%Y-%m-%d %H:%M}  {r['severity']:<8} {r['status']:<7} {r['detector']:<20} "
-            f"{r['actor_id']:<16} {r['subject_count']:>6}  {r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
-        )
-        lines.append(f"    {r['summary']}")
-    return "\n".join(lines)
+    return "\n".join(render_alert(r, color) for r in rows)

@@ -48,6 +48,7 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         subjects_sample=list(finding.subject_sample),
         counts=dict(finding.counts),
         evidence_event_ids=list(finding.evidence_event_ids),
+        event_count=finding.event_count,
         window_start=finding.window_start,
         window_end=finding.window_end,
         first_seen=finding.first_seen,
@@ -90,9 +91,11 @@ def is_data_exposure(detector: str) -> bool:
 def to_ocsf(alert: Alert) -> dict:
     """OCSF 1.3: a Data Security Finding (2006) for data exposure, a Detection Finding (2004) otherwise.
 
-    `count` is OCSF's "number of times events of the same logical group occurred" in start..end; the
-    detectors report subjects, not events, so it is left out and the subject count goes in `unmapped`.
-    lifemon-specific fields go under `unmapped`."""
+    `count` is OCSF's "number of times that events in the same logical group occurred" in
+    start..end: the events the finding aggregates (accesses, transfers, observations, pushes), which
+    `finding_info.related_events` lists the first of. A finding raised by an absence (a deadline
+    passed) aggregates none and has no `count`. Subjects are no events: their count stays in
+    `unmapped`, with the other lifemon-specific fields."""
     activity_id, activity, status_id, status = _ACTIVITY[alert.status]
     exposure = is_data_exposure(alert.detector)
     class_uid, class_name = (2006, "Data Security Finding") if exposure else (2004, "Detection Finding")
@@ -113,6 +116,7 @@ def to_ocsf(alert: Alert) -> dict:
         "start_time": alert.window_start,
         "end_time": alert.window_end,
         "message": alert.summary,
+        **({"count": alert.event_count} if alert.event_count else {}),
         "finding_info": {
             "uid": alert.alert_id,
             "title": f"{alert.title_zh} / {alert.title_en}",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
+import os
 import sys
 import time
 import uuid
@@ -18,29 +20,32 @@ import orjson
 from policy import PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Severity
-from streams.clickhouse import ClickHouseUnavailable
+from streams import logs
+from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
+from streams.pseudonym import PseudonymKeyMismatch
 from streams.sinks import FatalSinkError
 
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
+  lifemon ship --format pgaudit /var/log/postgresql/postgresql.log --follow
+                                       ship a server's log to its raw topic, resuming where it stopped
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
+  lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --severity high --since 2026-12-01   the SOC's list, filtered (detector, actor, status)
+  lifemon watch --severity high        new alerts live in the terminal, as pfi.alerts receives them
+  lifemon catalog gaps                 tables, logins, SFTP accounts and fields seen that the policy lacks
   lifemon policy check                 validate the policy catalog and run every detector's examples
   lifemon detectors                    list the detectors and their rules
 
 environment: LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_PASSWORD,
-             LIFEMON_PSEUDONYM_KEY (HMAC key for customer pseudonyms), LIFEMON_KAFKA_SASL_PASSWORD
+             LIFEMON_PSEUDONYM_KEY (HMAC key for customer pseudonyms), LIFEMON_KAFKA_SASL_PASSWORD,
+             LIFEMON_METRICS_PORT, LIFEMON_LOG_LEVEL, LIFEMON_LOG_FORMAT (logfmt, json, console)
 """
-
-
-def _err(msg: str) -> None:
-    print(f"lifemon: {msg}", file=sys.stderr)
-
-
+log = logging.getLogger(__name__)
 _last_log = [0.0]
 
 
@@ -50,14 +55,22 @@ def _progress(line: str, final: bool = False) -> None:
         print(f"\r{line}\x1b[K", end="\n" if final else "", file=sys.stderr, flush=True)
     elif final or time.monotonic() - _last_log[0] >= 10:
         _last_log[0] = time.monotonic()
-        print(line, file=sys.stderr, flush=True)
+        log.info(line.strip())
+
+
+def _config(path: str | None, **overrides: Any) -> Any:
+    """The config, and the logging it asks for (the environment's applies until it is read)."""
+    from streams.config import load_config
+
+    config = load_config(path, **overrides)
+    logs.setup(config.log.level, config.log.format)
+    return config
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, list[Any], Catalog]:
     from detectors import load_detectors
-    from streams.config import load_config
 
-    config = load_config(
+    config = _config(
         args.config,
         kafka__bootstrap=getattr(args, "bootstrap", None),
         clickhouse__dsn=getattr(args, "clickhouse", None),
@@ -77,7 +90,7 @@ def _broker(config: Any, stack: ExitStack) -> str:
     broker = stack.enter_context(EmbeddedBroker(log_dir=config.data_dir))
     # an embedded broker starts empty, so state saved against an earlier one must not be resumed
     config.kafka.group_id = f"{config.kafka.group_id}-{uuid.uuid4().hex[:8]}"
-    _err(f"started embedded Tansu broker at {broker.bootstrap}")
+    log.info(f"started embedded Tansu broker at {broker.bootstrap}", extra={"bootstrap": broker.bootstrap})
     return broker.bootstrap
 
 
@@ -87,7 +100,7 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     from streams.runtime import Monitor, ensure_topics
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(bootstrap, config, dict(config.kafka.client))
+    ensure_topics(bootstrap, config, config.kafka_settings(), catalog.policy.storage)
     client = connect(config.clickhouse_dsn())
     # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=not config.kafka.bootstrap)
@@ -102,8 +115,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         bootstrap = _broker(config, stack)
         monitor = _monitor(config, bootstrap, specs, catalog, args.quiet)
-        _err(
-            f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly"
+        if config.metrics.port is not None:
+            from streams.metrics import OpsServer
+
+            m = config.metrics
+            stack.enter_context(OpsServer(monitor.stats, m.host, m.port, m.stall_after_s))
+        log.info(
+            f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}); Ctrl-C stops cleanly",
+            extra={"group": config.kafka.group_id},
         )
         stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
         del monitor  # (with the gc below) its Kafka clients go before an embedded broker does
@@ -114,25 +133,76 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_notify(args: argparse.Namespace) -> int:
     """Deliver incidents from pfi.incidents to the configured receivers (docs/incidents.md)."""
-    from streams.config import load_config
     from streams.notify import Notifier
 
-    config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+    config = _config(args.config, kafka__bootstrap=args.bootstrap)
     if not config.kafka.bootstrap:
-        _err("notify reads pfi.incidents from a running broker: set kafka.bootstrap or --bootstrap")
+        log.error("notify reads pfi.incidents from a running broker: set kafka.bootstrap or --bootstrap")
         return 2
     if not config.notify.receivers:
-        _err("no receivers: add notify.receivers to the config (docs/configuration.md)")
+        log.error("no receivers: add notify.receivers to the config (docs/configuration.md)")
         return 2
     try:
         notifier = Notifier(config, config.kafka.bootstrap)
     except ValueError as e:  # a receiver's secret is missing from the environment
-        _err(str(e))
+        log.error(str(e))
         return 2
     names = ", ".join(f"{r.name} ({r.kind})" for r in config.notify.receivers)
-    _err(f"delivering {config.topics.incidents} to {names} (group {config.notify.group_id}); Ctrl-C stops")
+    log.info(
+        f"delivering {config.topics.incidents} to {names} (group {config.notify.group_id}); Ctrl-C stops"
+    )
     delivered = notifier.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
-    _err("delivered: " + (", ".join(f"{k} {v}" for k, v in sorted(delivered.items())) or "nothing"))
+    log.info(
+        "delivered: " + (", ".join(f"{k} {v}" for k, v in sorted(delivered.items())) or "nothing"),
+        extra={"delivered": dict(delivered)},
+    )
+    return 0
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    """Log files to a raw topic, exactly once across restarts (streams/ship.py); HAR captures to
+    the SDK topic as telemetry (streams/ship_har.py)."""
+    import hashlib
+    import signal
+
+    if args.format == "har":
+        from streams.ship_har import ship_har
+
+        return ship_har(args)
+
+    from streams.config import load_config
+    from streams.ship import FORMATS, ShipError, Shipper
+
+    config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+    if not config.kafka.bootstrap:
+        log.error(
+            "ship needs a broker: --bootstrap, LIFEMON_KAFKA_BOOTSTRAP or kafka.bootstrap in the config"
+        )
+        return 2
+    fmt = FORMATS[args.format]
+    topic = args.topic or fmt.topic(config)
+    files = sorted(str(Path(f).absolute()) for f in args.files)
+    positions = (
+        Path(args.positions)
+        if args.positions
+        else (
+            config.data_dir
+            / "ship"
+            / f"{topic}-{hashlib.sha1(chr(0).join(files).encode()).hexdigest()[:10]}.json"
+        )
+    )
+    shipper = Shipper(
+        config, config.kafka.bootstrap, fmt, files, topic, positions, args.key, args.follow, args.batch,
+        warn=log.warning,
+    )  # fmt: skip
+    for sig in (signal.SIGTERM, signal.SIGINT):  # finish the batch in flight, save, stop
+        signal.signal(sig, lambda *_: shipper.stop.set())
+    log.info(f"shipping {len(files)} file(s) as {args.format} to {topic}; positions in {positions}")
+    try:
+        shipper.run(progress=lambda line, final: _progress(line, final))
+    except (ShipError, ValueError) as e:
+        log.error(str(e))
+        return 1
     return 0
 
 
@@ -143,20 +213,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     workload = generate(args.events, seed=args.seed, policy=policy)
     if args.out:
         paths = write_files(workload, Path(args.out), args.format)
-        _err(
+        log.info(
             f"wrote {len(workload.records)} records to {len(paths)} files in {args.out} "
             f"({len(workload.truth)} injected violations in truth.json)"
         )
         return 0
-    from streams.config import load_config
     from streams.produce import produce
     from streams.runtime import ensure_topics
 
-    config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+    config = _config(args.config, kafka__bootstrap=args.bootstrap)
     if not config.kafka.bootstrap:
-        _err("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
+        log.error("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
         return 2
-    ensure_topics(config.kafka.bootstrap, config, dict(config.kafka.client))
+    ensure_topics(config.kafka.bootstrap, config, config.kafka_settings())
     n = produce(
         config.kafka.bootstrap,
         config,
@@ -179,7 +248,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         files = replay_files([Path(f) for f in args.files])
     except ValueError as e:
-        _err(str(e))
+        log.error(str(e))
         return 2
     engine = Engine(
         specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000
@@ -188,7 +257,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         alerts, dead = replay(engine, Decoder.for_config(config), files, args.batch_size, stats)
     except ReplayFileError as e:
-        _err(str(e))
+        log.error(str(e))
         return 2
     final = sorted(stats.alerts.values(), key=lambda a: (a.first_seen, a.alert_id))
     if args.alerts_out:
@@ -200,9 +269,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with open(args.incidents_out, "wb") as f:
             for i in incidents:
                 f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
-    _err(stats.line() + f", {len(incidents)} incident(s)")
+    log.info(stats.line().strip() + f", {len(incidents)} incident(s)")
     for d in dead[:5]:
-        _err(f"dead letter {d.raw.topic}#{d.raw.offset}: {d.kind} {d.field} {d.message}")
+        log.warning(f"dead letter {d.raw.topic}#{d.raw.offset}: {d.kind} {d.field} {d.message}")
     if args.clickhouse:
         from streams.clickhouse import apply_ddl, connect
         from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
@@ -230,22 +299,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from streams.clickhouse import connect
-    from streams.config import load_config
     from streams.report import gather, render
 
-    config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    config = _config(args.config, clickhouse__dsn=args.clickhouse)
     html = render(gather(connect(config.clickhouse_dsn()), config.clickhouse.database))
     Path(args.out).write_text(html, encoding="utf-8")
-    _err(f"wrote {args.out}")
+    log.info(f"wrote {args.out}")
     return 0
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     from streams.alert_query import query_alerts, render
     from streams.clickhouse import connect
-    from streams.config import load_config
 
-    config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    config = _config(args.config, clickhouse__dsn=args.clickhouse)
     rows = query_alerts(
         connect(config.clickhouse_dsn()),
         config.clickhouse.database,
@@ -257,7 +324,50 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         until=_when(args.until),
         limit=args.limit,
     )
-    print(render(rows))
+    print(render(rows, color=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """New alerts live, from pfi.alerts (streams/watch.py)."""
+    from streams.watch import TopicMissing, watch
+
+    config = _config(args.config, kafka__bootstrap=args.bootstrap)
+    if not config.kafka.bootstrap:
+        log.error("watch reads pfi.alerts from a running broker: set kafka.bootstrap or --bootstrap")
+        return 2
+    try:
+        shown = watch(
+            {"bootstrap.servers": config.kafka.bootstrap, "logger": logs.KAFKA, **config.kafka_settings()},
+            config.topics.alerts,
+            lambda text: print(text, flush=True),
+            from_beginning=args.from_beginning,
+            detector=args.detector,
+            min_severity=Severity(args.severity) if args.severity else None,
+            color=sys.stdout.isatty(),
+        )
+    except TopicMissing as e:
+        log.error(str(e))
+        return 2
+    log.info(f"stopped; {shown} alert revision(s) shown", extra={"shown": shown})
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """`catalog gaps`: what was seen and the policy does not know (streams/catalog_gaps.py)."""
+    from functools import partial
+
+    from streams.catalog_gaps import fold_tables, query_gaps, render
+    from streams.clickhouse import connect
+    from streams.config import load_config
+    from streams.credentials import Secrets
+    from streams.pseudonym import Pseudonymizer, fingerprint
+
+    config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    rows = query_gaps(connect(config.clickhouse_dsn()), config.clickhouse.database, args.kind, args.limit)
+    # field-id fingerprints need the key that made them; without it they are listed as they are
+    keyed = Secrets().key_ring() and partial(fingerprint, Pseudonymizer.from_env(allow_ephemeral=False))
+    print(render(fold_tables(rows, keyed or None)))
     return 0
 
 
@@ -312,13 +422,22 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     """Coverage-gap rows hold a keyed fingerprint of an unknown field id, never the id itself (it
     may be a value typed into the wrong place): this tells which candidate names they are."""
-    from streams.engine import Engine
+    from streams.pseudonym import Pseudonymizer, fingerprint
+
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+    for name in args.names:
+        print(f"{fingerprint(pseudonymize, name)}  {name}")
+    return 0
+
+
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    """A customer's pseudonym under every key of the ring: finds their alerts from before a key
+    rotation too (a subject's access request), as long as the old key is kept."""
     from streams.pseudonym import Pseudonymizer
 
-    config, _, specs, catalog = _setup(args)
-    engine = Engine(specs, catalog, Pseudonymizer.from_env(allow_ephemeral=False))
-    for name in args.names:
-        print(f"{engine.fingerprint(name)}  {name}")
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+    for subject in args.subjects:
+        print("  ".join(f"v{v} {p}" for v, p in pseudonymize.every_version(subject).items()) + f"  {subject}")
     return 0
 
 
@@ -365,6 +484,48 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--until-idle", type=float, metavar="S", help="stop after S seconds without an incident")
     sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
     sp.set_defaults(func=cmd_notify)
+
+    from streams.ship import FORMATS
+    from streams.ship_har import add_har_arguments
+
+    sp = sub.add_parser(
+        "ship",
+        help="ship log files to a raw topic (a built-in Filebeat), resuming where it stopped",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read log files and produce one record per log entry (a multi-line statement is one\n"
+        "record) to a Kafka topic, in batches. A restart resumes from the position file: nothing\n"
+        "lost, nothing sent twice (a position is saved only once the broker acknowledged it, and\n"
+        "records that arrived after the last save are found on the topic). With --follow,\n"
+        "appends, rotation (the path names a new file) and truncation are followed.",
+        epilog="formats:\n"
+        + "\n".join(f"  {name:<13}{f.help}" for name, f in FORMATS.items())
+        + f"\n  {'har':<13}HAR 1.2 captures (mitmproxy, Charles, devtools) as SDK telemetry (docs/har.md)",
+    )
+    sp.add_argument(
+        "files", nargs="+", metavar="FILE", help="log files (a path keeps being followed across rotation)"
+    )
+    sp.add_argument(
+        "--format", required=True, choices=[*FORMATS, "har"], help="how the files are written (below)"
+    )
+    sp.add_argument(
+        "--topic", help="topic to produce to (default: the format's raw_sources topic in the config)"
+    )
+    sp.add_argument(
+        "--follow", action="store_true", help="keep reading appends and rotated files until stopped"
+    )
+    sp.add_argument(
+        "--positions", metavar="PATH", help="position file (default: data_dir/ship/<topic>-<files hash>.json)"
+    )
+    sp.add_argument(
+        "--key", help="record key: the server's name (default: this host's name); one key, one partition"
+    )
+    sp.add_argument(
+        "--batch", type=int, default=5000, metavar="N", help="records per acknowledged batch (default 5000)"
+    )
+    add_har_arguments(sp)
+    sp.add_argument("--config")
+    sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    sp.set_defaults(func=cmd_ship)
 
     sp = sub.add_parser("generate", help="generate a realistic workload with injected violations")
     sp.add_argument(
@@ -414,6 +575,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
     sp.set_defaults(func=cmd_alerts)
 
+    sp = sub.add_parser("watch", help="show new alerts live as pfi.alerts receives them (Ctrl-C stops)")
+    sp.add_argument("--detector", help="only this detector (see `lifemon detectors`)")
+    sp.add_argument("--severity", choices=[s.value for s in Severity], help="at least this severity")
+    sp.add_argument("--from-beginning", action="store_true", help="first every alert the topic holds")
+    sp.add_argument("--config")
+    sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    sp.set_defaults(func=cmd_watch)
+    from streams.catalog_gaps import WHERE_TO_ADD
+
+    sp = sub.add_parser(
+        "catalog",
+        help="coverage gaps: fields, tables, logins and SFTP accounts seen that the policy lacks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="List what the streams and raw logs named that the policy does not know, read\n"
+        "from ClickHouse (the coverage_gaps view): one line per kind, object and stream, with\n"
+        "how often and when it was seen. Unknown field ids are shown as keyed fingerprints.",
+        epilog="kinds, and where to add them:\n"
+        + "\n".join(f"  {k:<20} {w}" for k, w in WHERE_TO_ADD.items()),
+    )
+    sp.add_argument("action", choices=["gaps"], help="gaps: list the coverage gaps")
+    sp.add_argument("--kind", choices=list(WHERE_TO_ADD), help="only this kind of gap")
+    sp.add_argument("--limit", type=int, default=200, help="at most this many lines (default 200)")
+    sp.add_argument("--config", help="YAML config file (see docs/configuration.md)")
+    sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
+    sp.set_defaults(func=cmd_catalog)
+
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument("action", choices=["check"])
     sp.add_argument("--policy")
@@ -421,8 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("fingerprint", help="the coverage-gap fingerprint of candidate field ids")
     sp.add_argument("names", nargs="+", help="field ids to fingerprint (uses LIFEMON_PSEUDONYM_KEY)")
-    common(sp, kafka=False)
     sp.set_defaults(func=cmd_fingerprint)
+
+    sp = sub.add_parser("pseudonym", help="a customer id's pseudonym under each key of the ring")
+    sp.add_argument("subjects", nargs="+", help="customer ids (uses LIFEMON_PSEUDONYM_KEY, _V2, ...)")
+    sp.set_defaults(func=cmd_pseudonym)
 
     sp = sub.add_parser("detectors", help="list detectors")
     sp.add_argument("--policy")
@@ -432,19 +622,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _early_logging()
     try:
         return args.func(args)
     except PolicyError as e:
-        _err(str(e))
+        log.error(str(e))
         return 2
-    except (ClickHouseUnavailable, FatalSinkError) as e:  # said in one line; the cause is in it
-        _err(str(e))
+    except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SchemaOutdated) as e:  # one line
+        log.error(str(e))
         return 3
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `lifemon ... | head`: the reader left, nothing more to say
         sys.stderr.close()
         return 0
+
+
+def _early_logging() -> None:
+    """Logging as the environment asks, until a command reads its config (a value the environment
+    spells wrong falls back to the default here; the config's validation names it)."""
+    level = os.environ.get("LIFEMON_LOG_LEVEL", "info").lower()
+    form = os.environ.get("LIFEMON_LOG_FORMAT", "auto").lower()
+    logs.setup(
+        level if level in logs.LEVELS else "info",
+        form if form in logs.FORMATTERS else "auto",  # type: ignore[arg-type]
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Failures are sorted here into three kinds (docs/clickhouse-faults.md): the serve
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import struct
@@ -20,8 +19,13 @@ from urllib.parse import urlsplit, urlunsplit
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import DataError, Error, OperationalError
 
+from policy.storage import Storage, load_storage
+from streams.credentials import Secrets, env_name
+
+log = logging.getLogger(__name__)
+
 DDL_DIR = Path(__file__).resolve().parent.parent / "clickhouse"
-PASSWORD_ENV = "LIFEMON_CLICKHOUSE_PASSWORD"
+PASSWORD_ENV = env_name("clickhouse_password")
 CONNECT_TIMEOUT_S = 10  # a server that does not take the TCP connection in 10 s is not coming back soon
 RECEIVE_TIMEOUT_S = (
     30  # lifemon's inserts and queries are small; the driver's default of 300 s looks like a hang
@@ -34,6 +38,9 @@ for _noisy in ("clickhouse_connect.driver._backend.http_sync", "clickhouse_conne
 
 # Server error codes (ClickHouse src/Common/ErrorCodes.cpp) that mean "the destination is gone".
 GONE_CODES = frozenset({60, 81})  # UNKNOWN_TABLE, UNKNOWN_DATABASE
+ACCESS_DENIED = 497
+# a column that holds pseudonyms: its TTL counts policy/storage.yaml's days from a time column
+_PSEUDONYM_TTL = re.compile(r"(\w+)\s[^,\n]*?TTL toDateTime\((\w+)\) \+ INTERVAL \{pseudonym_ttl_days\} DAY")
 # Codes that mean "these values are refused", whatever the server's state: retrying cannot help.
 DATA_CODES = frozenset(
     {
@@ -55,6 +62,14 @@ DATA_CODES = frozenset(
 _CODE_RE = re.compile(r"\bCode:\s*(\d+)")
 
 FailureKind = Literal["outage", "gone", "data"]
+
+
+_COLUMN = re.compile(r"^    (\w+)\s+(\S.*?),?$", re.M)  # a column line of a CREATE TABLE in clickhouse/*.sql
+
+
+class SchemaOutdated(RuntimeError):
+    """A table lacks a column this lifemon writes, and lifemon's account may not add it: one line
+    with the statement an administrator runs."""
 
 
 class ClickHouseUnavailable(RuntimeError):
@@ -135,8 +150,9 @@ def connect(
     ClickHouseUnavailable within the timeouts instead of a driver traceback or a hang."""
     kwargs: dict[str, Any] = {}
     if not dsn.startswith("chdb://"):
-        if os.environ.get(PASSWORD_ENV):
-            kwargs["password"] = os.environ[PASSWORD_ENV]
+        password = Secrets().clickhouse_password
+        if password is not None:
+            kwargs["password"] = password.get_secret_value()
         # the driver takes whole seconds, and 0 would mean "fail at once"
         kwargs["connect_timeout"] = max(int(connect_timeout_s), 1)
         kwargs["send_receive_timeout"] = max(int(receive_timeout_s), 1)
@@ -162,14 +178,94 @@ def location(client: Any) -> str:
     return str(url) if url else f"chdb://{getattr(client, 'path', '?')}"
 
 
-def ddl_statements(database: str) -> list[str]:
+def _statements() -> list[str]:
+    """The DDL's statements, comments stripped, `{db}` and `{pseudonym_ttl_days}` still in them."""
     statements = []
     for path in sorted(DDL_DIR.glob("*.sql")):
         text = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
-        statements += [s.strip().replace("{db}", database) for s in text.split(";") if s.strip()]
+        statements += [s.strip() for s in text.split(";") if s.strip()]
     return statements
 
 
-def apply_ddl(client: Any, database: str) -> None:
-    for statement in ddl_statements(database):
+def ddl_statements(database: str, storage: Storage | None = None) -> list[str]:
+    days = str((storage or load_storage()).pseudonym_ttl_days)
+    return [s.replace("{db}", database).replace("{pseudonym_ttl_days}", days) for s in _statements()]
+
+
+def pseudonym_columns() -> dict[str, dict[str, str]]:
+    """table -> {column that holds pseudonyms: the time column its TTL counts from}, as the DDL
+    marks them (a TTL of `{pseudonym_ttl_days}`)."""
+    found: dict[str, dict[str, str]] = {}
+    for statement in _statements():
+        table = re.match(r"CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)", statement)
+        for column, clock in _PSEUDONYM_TTL.findall(statement):
+            found.setdefault(table[1] if table else "?", {})[column] = clock
+    return found
+
+
+def apply_ddl(client: Any, database: str, storage: Storage | None = None) -> None:
+    """Create what is missing, then give the pseudonym columns policy/storage.yaml's TTL if a
+    table was made under another one (an ALTER only when they differ)."""
+    storage = storage or load_storage()
+    for statement in ddl_statements(database, storage):
         client.command(statement)
+        created = re.match(rf"CREATE TABLE IF NOT EXISTS {re.escape(database)}\.(\w+)", statement)
+        if created:
+            _add_missing_columns(client, database, created[1], _COLUMN.findall(statement))
+    for table, columns in pseudonym_columns().items():
+        _apply_pseudonym_ttl(client, database, table, columns, storage.pseudonym_ttl_days)
+
+
+def _add_missing_columns(client: Any, database: str, table: str, columns: list[tuple[str, str]]) -> None:
+    """A table made by an earlier release gains the columns added to its CREATE since, in their
+    place (CREATE ... IF NOT EXISTS leaves an existing table as it is)."""
+    have = {
+        name
+        for (name,) in client.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+            parameters={"db": database, "t": table},
+        ).result_rows
+    }
+    previous = None
+    for name, definition in columns:
+        if name not in have:
+            place = f"AFTER {previous}" if previous else "FIRST"
+            alter = f"ALTER TABLE {database}.{table} ADD COLUMN IF NOT EXISTS {name} {definition} {place}"
+            try:
+                client.command(alter)
+            except Error as e:
+                if error_code(e) != ACCESS_DENIED:
+                    raise
+                raise SchemaOutdated(
+                    f"{database}.{table} lacks the column {name} this lifemon writes, and lifemon's ClickHouse "
+                    f"account may not add it (deploy/clickhouse-init); an administrator runs: {alter}"
+                ) from None
+        previous = name
+
+
+def _apply_pseudonym_ttl(client: Any, database: str, table: str, columns: dict[str, str], days: int) -> None:
+    ((created,),) = client.query(
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": database, "t": table},
+    ).result_rows
+    for column, clock in columns.items():
+        now = re.search(rf"`{column}` [^`]*?TTL toDateTime\({clock}\) \+ toIntervalDay\((\d+)\)", created)
+        if now and int(now[1]) == days:
+            continue
+        alter = f"ALTER TABLE {database}.{table} MODIFY COLUMN {column} TTL toDateTime({clock}) + INTERVAL {days} DAY"
+        try:
+            client.command(alter)
+        except Error as e:
+            if error_code(e) != ACCESS_DENIED:
+                raise
+            # lifemon's account may not alter tables (deploy/clickhouse-init): the operator does it
+            log.warning(
+                "%s.%s.%s keeps pseudonyms %s days, policy/storage.yaml says %d, and lifemon's "
+                "ClickHouse account may not change a table; an administrator runs: %s",
+                database,
+                table,
+                column,
+                now[1] if now else "forever",
+                days,
+                alter,
+            )

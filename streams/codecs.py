@@ -32,6 +32,7 @@ from typing import Any
 
 import fastavro
 import msgspec
+from pydantic import SecretStr
 
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
 from schemas.structs import LENIENT, STRICT
@@ -109,6 +110,8 @@ class Decoded:
     ok: list[tuple[RawRecord, Any]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     unknown_fields: Counter = field(default_factory=Counter)  # field name -> records that carried it
+    # raw logs: objects the source mapping lacks, (offset, event time, kind, name) (streams/sources)
+    gaps: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,9 @@ class SchemaRegistry:
     confluent_kafka.schema_registry), else the built-in ids (a registry's ids are its own, so the
     two never mix)."""
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, user_info: SecretStr | None = None):
         self.url = url.rstrip("/") if url else None
+        self._user_info = user_info  # basic auth, from LIFEMON_SCHEMA_REGISTRY_USER_INFO
         self._readers: dict[str, Any] = {s: fastavro.parse_schema(load_schema(s)) for s in BUILTIN_SCHEMA_IDS}
         builtin = {i: self._readers[s] for s, i in BUILTIN_SCHEMA_IDS.items()}
         self._by_id: dict[int, Any] = {} if self.url else builtin
@@ -153,7 +157,8 @@ class SchemaRegistry:
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         if self._client is None:
-            self._client = SchemaRegistryClient({"url": self.url, "max.retries": 1, "timeout": 5})
+            auth = {"basic.auth.user.info": self._user_info.get_secret_value()} if self._user_info else {}
+            self._client = SchemaRegistryClient({"url": self.url, "max.retries": 1, "timeout": 5, **auth})
         try:
             found = self._client.get_schema(schema_id)
         except SchemaRegistryError as e:
@@ -216,7 +221,11 @@ class Decoder:
         rule = EventTimeRule(
             et.max_ahead_s * 1000, et.max_behind_s * 1000 if et.max_behind_s is not None else None
         )
-        return cls(SchemaRegistry(config.schema_registry_url), config.max_record_bytes, rule)
+        return cls(
+            SchemaRegistry(config.schema_registry_url, config.secrets.schema_registry_user_info),
+            config.max_record_bytes,
+            rule,
+        )
 
     def decode(self, stream: str, raws: Sequence[RawRecord], check_time: bool = True) -> Decoded:
         """Decode one stream's records; each bad record gets its own reason. `check_time=False`

@@ -1,5 +1,6 @@
 """Runtime configuration: an optional YAML file, then environment overrides. Secrets come only from
-the environment; a config file that holds one is rejected with the variable to use instead."""
+the environment (streams/credentials.py); a config file that holds one, as a client setting or as a
+password inside a DSN or URL, is rejected with the variable to use instead."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from policy import PolicyError, read_yaml, validate_section
+from policy import _line_of as line_of  # the line of a key, for errors that name it
+from streams.credentials import KAFKA_SECRET_WORDS, Secrets, env_name, kafka_setting_fix, url_password
 
-SECRET_KEYS = ("password", "secret", "sasl.oauthbearer.client.secret", "ssl.key.password")
 ENV_OVERRIDES = {
     "LIFEMON_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
     "LIFEMON_KAFKA_GROUP": ("kafka", "group_id"),
@@ -22,6 +25,10 @@ ENV_OVERRIDES = {
     "LIFEMON_DATA_DIR": ("data_dir",),
     "LIFEMON_POLICY_DIR": ("policy_dir",),
     "LIFEMON_SCHEMA_REGISTRY_URL": ("schema_registry_url",),
+    "LIFEMON_METRICS_PORT": ("metrics", "port"),
+    "LIFEMON_METRICS_HOST": ("metrics", "host"),
+    "LIFEMON_LOG_LEVEL": ("log", "level"),
+    "LIFEMON_LOG_FORMAT": ("log", "format"),
 }
 
 
@@ -86,16 +93,32 @@ class SftpSource(Strict):
     timezone: str = Field(default="UTC", description="IANA zone of syslog times without an offset")
 
 
+class HarSource(Strict):
+    """HAR captures of an app's traffic, one document or entry per record (docs/har.md)."""
+
+    enabled: bool = False
+    topic: str = "pfi.raw.har"
+    app_id: str = Field(default="app", description="the app the captures are of")
+    app_version: str = Field(default="0", description="its version (the SDK declarations may depend on it)")
+    consented_before_capture: bool = Field(
+        default=False,
+        description="the user had agreed to the privacy policy before any capture began; otherwise "
+        "requests before the capture's own agreement call are collection before consent",
+    )
+    signatures: Path | None = Field(default=None, description="an Exodus Privacy tracker signature file")
+
+
 class RawSources(Strict):
-    """Raw-log topics decoded into access and transfer events (docs/sources.md)."""
+    """Raw-log topics decoded into access, transfer and SDK events (docs/sources.md, docs/har.md)."""
 
     pgaudit: PgauditSource = Field(default_factory=PgauditSource)
     mariadb: MariadbSource = Field(default_factory=MariadbSource)
     sftp: SftpSource = Field(default_factory=SftpSource)
+    har: HarSource = Field(default_factory=HarSource)
 
     def streams(self) -> dict[str, str]:
         """Enabled raw topic -> the canonical stream it feeds."""
-        found = {"pgaudit": "access", "mariadb": "access", "sftp": "transfer"}
+        found = {"pgaudit": "access", "mariadb": "access", "sftp": "transfer", "har": "sdk"}
         return {getattr(self, n).topic: s for n, s in found.items() if getattr(self, n).enabled}
 
 
@@ -150,6 +173,27 @@ class NotifyConfig(Strict):
     backoff_max_s: float = Field(default=60.0, gt=0)
 
 
+class MetricsConfig(Strict):
+    """`lifemon run`'s HTTP endpoints for operators: /metrics, /healthz, /readyz (docs/operations.md)."""
+
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="empty: no endpoint; 0: any free port (logged)"
+    )
+    host: str = Field(default="127.0.0.1", description="0.0.0.0 in a container Prometheus scrapes")
+    stall_after_s: float = Field(
+        default=120.0, gt=0, description="/healthz fails once the main loop has not moved this long"
+    )
+
+
+class LogConfig(Strict):
+    """Structured logs on stderr (docs/operations.md#logging)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "logfmt", "json", "console"] = Field(
+        default="auto", description="auto: console on a terminal, logfmt elsewhere"
+    )
+
+
 class Config(Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: Topics = Field(default_factory=Topics)
@@ -160,6 +204,8 @@ class Config(Strict):
     allowed_lateness_s: int = Field(default=60, ge=0)
     event_time: EventTimeConfig = Field(default_factory=EventTimeConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     reference_history_s: int = Field(
         default=90 * 86_400,
         gt=0,
@@ -169,6 +215,16 @@ class Config(Strict):
     max_record_bytes: int = Field(default=256 * 1024, gt=0)
     schema_registry_url: str | None = None
     instance: str = Field(default_factory=lambda: os.environ.get("HOSTNAME", "lifemon"))
+    # read from the environment when the config is made; private, so no dump or validation sees it
+    _secrets: Secrets = PrivateAttr(default_factory=Secrets)
+
+    @property
+    def secrets(self) -> Secrets:
+        return self._secrets
+
+    def kafka_settings(self) -> dict[str, Any]:
+        """kafka.client plus the Kafka secrets from the environment: what librdkafka connects with."""
+        return {**self.kafka.client, **self._secrets.kafka_settings()}
 
     def clickhouse_dsn(self) -> str:
         return self.clickhouse.dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
@@ -182,17 +238,48 @@ class Config(Strict):
         return found or self.raw_sources.streams()[topic]
 
 
-def _reject_secrets(path: Path, data: dict[str, Any]) -> None:
+# Config keys holding a URL whose password is a secret -> the variable that carries it instead.
+URL_SECRETS = {
+    ("clickhouse", "dsn"): ("clickhouse_password", "keep the user (https://lifemon@host:8443)"),
+    ("schema_registry_url",): ("schema_registry_user_info", "remove the user too"),
+}
+
+
+def _reject_url_password(
+    where: Path, key: str, keys: tuple[str, ...], url: Any, line: int | None = None
+) -> None:
+    if keys in URL_SECRETS and isinstance(url, str) and url_password(url) is not None:
+        field, advice = URL_SECRETS[keys]
+        raise PolicyError(
+            where,
+            key,
+            "a password inside a URL is a secret, and secrets are read only from the environment",
+            f"remove the password from the URL ({advice}) and set {env_name(field)}",
+            line,
+        )
+
+
+def _reject_secrets(path: Path, data: dict[str, Any], text: str) -> None:
+    """A secret in the file stops the start, named by file and key with the variable to set
+    instead; the value itself is never shown."""
     kafka = data.get("kafka")
     client = kafka.get("client") if isinstance(kafka, dict) else None
     for key in client if isinstance(client, dict) else ():  # other shapes: validation says what is wrong
-        if any(s in str(key) for s in SECRET_KEYS):
+        if any(s in str(key) for s in KAFKA_SECRET_WORDS):
             raise PolicyError(
                 path,
                 f"kafka.client.{key}",
                 "secrets are not read from files",
-                "remove it and set LIFEMON_KAFKA_SASL_PASSWORD (or the matching env var) instead",
+                kafka_setting_fix(str(key)),
+                line_of(yaml.compose(text, Loader=yaml.SafeLoader), ("kafka", "client", str(key))),
             )
+    for keys in URL_SECRETS:
+        node: Any = data
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, str):
+            line = line_of(yaml.compose(text, Loader=yaml.SafeLoader), keys)
+            _reject_url_password(path, ".".join(keys), keys, node, line)
 
 
 def _put(data: dict[str, Any], keys: Sequence[str], value: Any) -> None:
@@ -216,14 +303,14 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
             raise PolicyError(
                 file, "", "the config must be a mapping of keys", "start from docs/configuration.md"
             )
-        _reject_secrets(file, data)
+        _reject_secrets(file, data, text)
     for env, keys in ENV_OVERRIDES.items():
         if os.environ.get(env):
+            _reject_url_password(Path("<environment>"), env, keys, os.environ[env])
             _put(data, keys, os.environ[env])
     for dotted, value in overrides.items():
         if value is not None:
-            _put(data, dotted.split("__"), value)
-    config = validate_section(file or Path("<environment>"), Config, data, text)
-    if os.environ.get("LIFEMON_KAFKA_SASL_PASSWORD"):
-        config.kafka.client["sasl.password"] = os.environ["LIFEMON_KAFKA_SASL_PASSWORD"]
-    return config
+            keys = tuple(dotted.split("__"))
+            _reject_url_password(Path("<command line>"), ".".join(keys), keys, value)
+            _put(data, keys, value)
+    return validate_section(file or Path("<environment>"), Config, data, text)

@@ -88,6 +88,11 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         f"dead letters: {sum(stats.dead.values())}   elapsed: {elapsed:.1f}s (broker start, generation, "
         f"producing and monitoring)"
     )
+    from streams.catalog_gaps import summary
+    from streams.clickhouse import connect
+
+    client = connect(config.clickhouse_dsn())
+    print(f"{summary(client, config.clickhouse.database)}   (lifemon catalog gaps lists them)")
     sev = Counter((a.detector, a.severity.value) for a in alerts)
     print(
         "alerts by detector and severity: "
@@ -106,13 +111,10 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         print(f"  {a.summary}")
         print(f"  regulation: {'; '.join(a.regulation)}")
         print(f"  subjects (HMAC pseudonyms): {', '.join(a.subjects_sample[:3])} ...")
-    from streams.clickhouse import connect
     from streams.report import gather, render
 
     report = config.data_dir / "report.html"
-    report.write_text(
-        render(gather(connect(config.clickhouse_dsn()), config.clickhouse.database)), encoding="utf-8"
-    )
+    report.write_text(render(gather(client, config.clickhouse.database)), encoding="utf-8")
     print(f"\nreport: {report}")
     print(f"ClickHouse: {config.clickhouse_dsn()} (database {config.clickhouse.database})")
     print(f"ground truth: {config.data_dir / 'truth.json'}")

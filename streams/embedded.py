@@ -4,6 +4,7 @@ port, started when no broker is configured and stopped on exit."""
 from __future__ import annotations
 
 import atexit
+import os
 import socket
 import subprocess
 import time
@@ -19,13 +20,21 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    """`with EmbeddedBroker() as b:` gives `b.bootstrap`; the broker keeps data in memory only."""
+    """`with EmbeddedBroker() as b:` gives `b.bootstrap`; by default the broker keeps data in memory only."""
 
     def __init__(
-        self, port: int | None = None, log_dir: Path | None = None, advertised_port: int | None = None
+        self,
+        port: int | None = None,
+        log_dir: Path | None = None,
+        advertised_port: int | None = None,
+        storage: str = "memory://tansu/",
+        env: dict[str, str] | None = None,
     ):
-        """`advertised_port`: clients are told to connect there (a proxy in front, for fault tests)."""
+        """`advertised_port`: clients are told to connect there (a proxy in front, for fault tests).
+        `storage`: Tansu's storage engine; `s3://bucket/` (with AWS_* settings in `env`) keeps
+        topics and offsets across a restart, which the in-memory default does not."""
         self.port = port or free_port()
+        self.storage, self.env = storage, env
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.advertised = f"127.0.0.1:{advertised_port or self.port}"
         self.log_path = (log_dir or Path("/tmp")) / f"tansu-{self.port}.log"
@@ -43,7 +52,10 @@ class EmbeddedBroker:
                 url,
                 "--advertised-listener-url",
                 f"tcp://{self.advertised}",
+                "--storage-engine",
+                self.storage,
             ],
+            env={**os.environ, **(self.env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

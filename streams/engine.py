@@ -38,6 +38,8 @@ from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService
+from streams.lifecycle_ledger import DeletionLedger
+from streams.pseudonym import PseudonymKeyMismatch, fingerprint
 from streams.registries import AsOfRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -45,6 +47,7 @@ OTHER = "other"  # a dimension value that is not a known id never reaches a tabl
 DEDUP_IDS_PER_PARTITION = 200_000
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
+PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 _MISSING = object()
 _ts = attrgetter("ts")
@@ -236,8 +239,14 @@ class Engine:
         # the stage after the detectors: leakage-class alerts grouped into incidents, per partition
         # number like the detectors whose alerts it reads (streams/incidents.py)
         self.incident_stages: dict[int, IncidentStage] = {}
+        self.incident_groups: dict[str, list[str]] = defaultdict(list)  # group -> detectors feeding it
+        for kind, group in catalog.policy.incidents.group_by.items():
+            self.incident_groups[group].append(kind)
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
+        # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
+        # (a replay has no table to fill, and would hold every deletion of months of history)
+        self.deletions: DeletionLedger | None = None
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
@@ -282,6 +291,8 @@ class Engine:
         if events:
             self._pseudonymize(stream, events)
             self._rollup(stream, topic, partition, decoded)
+            if stream == "lifecycle" and self.deletions is not None:
+                self.deletions.add(events)
         return events
 
     def process_rekeyed(
@@ -353,37 +364,46 @@ class Engine:
         return kept
 
     # -- time -----------------------------------------------------------------------------------
-    def advance(self, caught_up: Collection[tuple[str, int]] = (), final: bool = False) -> list[Alert]:
+    def clock(self) -> int:
+        """The instance clock: the latest stream time of any task here."""
+        return max((t.stream_time for t in self.tasks.values()), default=0)
+
+    def advance(
+        self, caught_up: Collection[tuple[str, int]] = (), final: bool = False, clock: int | None = None
+    ) -> list[Alert]:
         """Fire the timers each task's watermark has passed. `caught_up` holds the (stream,
         partition) inputs with nothing left to read: a task whose inputs all are follows the
-        instance clock. `final` (end of a finite input) advances every task to the last event time."""
-        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        instance clock, or `clock` if that is earlier (the live runtime passes the clock as it
+        stood a few seconds ago). `final` (end of a finite input) advances every task to the last
+        event time."""
+        clock = self.clock() if clock is None else min(clock, self.clock())
         findings: dict[int, list[Finding]] = defaultdict(list)
-        watermarks: dict[int, int] = {}
-        for (p, _), task in self.tasks.items():
+        watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
+        for (p, kind), task in self.tasks.items():
             if final:
                 wm = clock
             elif all((s, p) in caught_up for s in task.spec.inputs):
                 wm = max(task.stream_time, clock) - self.lateness
             else:
                 wm = task.stream_time - self.lateness
-            task.ctx.watermark = wm
-            watermarks[p] = max(watermarks.get(p, wm), wm)
+            task.ctx.watermark = watermarks[p][kind] = wm
             for key, deadline in task.timers.due(wm):
                 findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
         alerts = [a for p, found in findings.items() for a in self._alerts(found, p)]
-        # an incident closes on the partition's most advanced detector clock: its alerts come from
-        # one detector, whose own timers have closed them by then (settle_minutes after the window)
-        for p, wm in watermarks.items():
+        # an incident closes on the clock of the detectors whose alerts it groups, the slowest of
+        # them on the partition: their own timers have closed those alerts by then
+        for p, marks in watermarks.items():
             stage = self.incident_stage(p)
-            for key, deadline in stage.timers.due(wm):
-                self._incident_revisions(stage.on_timer(key, deadline))
+            for group, timers in stage.timers.items():
+                clocks = [marks[k] for k in self.incident_groups.get(group, ()) if k in marks]
+                for key, deadline in timers.due(min(clocks)) if clocks else ():
+                    self._incident_revisions(stage.on_timer(key, deadline))
         return alerts
 
     def prune_references(self, history_ms: int) -> int:
         """Forget reference versions superseded more than `history_ms` before the instance clock:
         reference memory follows the keys, not their history. Returns how many were dropped."""
-        clock = max((t.stream_time for t in self.tasks.values()), default=0)
+        clock = self.clock()
         if not clock:
             return 0
         registries = (self.refs.entitlements, self.refs.consents, self.refs.customers)
@@ -407,6 +427,7 @@ class Engine:
         found = self.stores.get(partition)
         if found is None:
             found = self.stores[partition] = self._new_store(partition)
+            self._check_pseudonym_version(partition, found)  # empty: records the key version
         return found
 
     def _alerts(self, findings: list[Finding], partition: int) -> list[Alert]:
@@ -424,7 +445,7 @@ class Engine:
         if found is None:
             keys = Namespace(self.store(partition), INCIDENTS, lambda value: value)
             found = self.incident_stages[partition] = IncidentStage(
-                self.catalog.policy.incidents, self.catalog, keys, TimerService(keys)
+                self.catalog.policy.incidents, self.catalog, keys
             )
         return found
 
@@ -440,6 +461,25 @@ class Engine:
         out, self.incidents = list(self.incidents.values()), {}
         return out
 
+    def count_gaps(
+        self, stream: str, topic: str, partition: int, gaps: Sequence[tuple[int, int, str, str]]
+    ) -> None:
+        """Objects a raw log names that the source mapping lacks, (offset, event time, kind, name):
+        counted in the same replay-safe rollups as unknown field ids, stream `coverage_gap`, with the
+        kind as class and the name as org (the `coverage_gaps` view reads them). Names come from
+        the source mapping's vocabulary (tables, logins, accounts), not from a record's values."""
+        roll = self._partition_rollup(topic, partition)
+        counted: Counter = Counter()
+        for offset, ts, kind, name in gaps:
+            counted[(offset // roll.block_size, (ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream))] += 1
+        roll.add(counted, Counter(block for block, _ in counted.elements()))
+
+    def _partition_rollup(self, topic: str, partition: int) -> PartitionRollup:
+        roll = self.rollups.get((topic, partition))
+        if roll is None:
+            roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
+        return roll
+
     def _rollup(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
     ) -> None:
@@ -447,9 +487,7 @@ class Engine:
         if dims is None:
             return  # a repartition topic: its records were counted on their source topic
         fields_attr, org_attr, outcome_attr = dims
-        roll = self.rollups.get((topic, partition))
-        if roll is None:
-            roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
+        roll = self._partition_rollup(topic, partition)
         size = roll.block_size
         events = [ev for _, ev in decoded]
         # column by column, each distinct value labelled once (a class for a field set, a known id
@@ -529,9 +567,9 @@ class Engine:
         return found
 
     def fingerprint(self, field_id: str) -> str:
-        """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable.
-        `lifemon fingerprint NAME` tells an analyst which candidate name it is."""
-        return "gap_" + self.pseudonymize("field:" + field_id)[2:14]
+        """streams.pseudonym.fingerprint with this engine's key; `lifemon fingerprint NAME` tells an
+        analyst which candidate name it is."""
+        return fingerprint(self.pseudonymize, field_id)
 
     def rollup_rows(self) -> list[tuple]:
         """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""
@@ -566,12 +604,27 @@ class Engine:
     def resume(self, partition: int) -> None:
         """After the partition's store was restored: rebuild its tasks and rollups from it."""
         store = self.store(partition)
+        self._check_pseudonym_version(partition, store)
         for spec in self.specs:
             self.task(partition, spec)
         for key, roll in store.items(ENGINE + "rollup" + SEP):
             topic = key.rsplit(SEP, 1)[1]
             self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
             self.rollups[(topic, partition)].load(roll)
+
+    def _check_pseudonym_version(self, partition: int, store: KeyedStore) -> None:
+        """State keyed by pseudonyms continues only under the key version that made them
+        (streams/pseudonym.py); state saved before versions were recorded was made by version 1."""
+        current = getattr(self.pseudonymize, "version", None)
+        if current is None:  # a plain function (tests, tools): no key, no version
+            return
+        saved = store.get(PSEUDONYM_VERSION_KEY)
+        if saved is None:  # recorded from now on; a new partition's state starts under this key
+            saved = 1 if next(iter(store.items()), None) is not None else current
+            store.put(PSEUDONYM_VERSION_KEY, saved)
+        if saved != current:
+            self.drop(partition)
+            raise PseudonymKeyMismatch(partition, saved, current)
 
     def close(self) -> None:
         """Free every store; the folders are caches of the changelog, never needed again."""

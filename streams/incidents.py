@@ -8,12 +8,15 @@ from the partition that key hashes to, so the incident's state (a keyed store en
 checkpointed with the partition) sees every one of them, live or in a replay.
 
 What makes replay equal live:
-- the window is fixed by the alert's first event time (epoch-aligned), never by arrival order;
+- the window is fixed by the alert's own window start (epoch-aligned), part of the alert's id, so
+  every revision of an alert joins the same incident whatever order revisions come in;
 - the incident id is hash(group, key, window start);
 - the incident is a function of its alerts' newest revisions, and its revision is the sum of
   theirs (+1 once closed): however batches fall, the same alerts give the same record;
 - it closes on an event-time timer `settle_minutes` after its window, and is forgotten
-  `keep_days` after that.
+  `keep_days` after that, on the clock of the detectors that feed its group (the slowest of them
+  on the partition): a faster stream on the same partition, a month of lifecycle history, must
+  not close and forget an incident while its own detector is still reading that day.
 
 Pseudonyms only: customer ids were replaced at the engine's door; summaries hold no C3 value.
 """
@@ -41,7 +44,6 @@ from schemas.models import SEVERITY_RANK, Alert, Severity
 from streams.keyed_state import TimerService
 
 HOUR_MS = 3_600_000
-MEMBER = "a:"  # store key prefix: alert id -> the incident key it joined
 INCIDENT = "i:"  # store key prefix: the incident's state
 EVIDENCE_LIMIT = 200
 CLASS_ORDER = ("C3", "C2", "C1")
@@ -55,8 +57,10 @@ def incident_id(group: str, key: str, window_start: int) -> str:
 class IncidentStage:
     """One partition number's incidents: fed (finding, alert) pairs, returns incident revisions."""
 
-    def __init__(self, policy: IncidentPolicy, catalog: Catalog, store: Store, timers: TimerService):
-        self.p, self.catalog, self.store, self.timers = policy, catalog, store, timers
+    def __init__(self, policy: IncidentPolicy, catalog: Catalog, store: Store):
+        self.p, self.catalog, self.store = policy, catalog, store
+        # one timer service per group: each closes on its own detectors' clock (`Engine.advance`)
+        self.timers = {g: TimerService(store, prefix=f"t{g}:") for g in sorted(set(policy.group_by.values()))}
         self.window_ms = policy.window_hours * HOUR_MS
 
     # -- input ----------------------------------------------------------------------------------
@@ -81,20 +85,20 @@ class IncidentStage:
             cid = self.leakage_class(alert)
             if cid is None or not alert.actor_id:
                 continue
-            ikey = self.store.get(MEMBER + alert.alert_id)
-            if ikey is None:
-                group = self.p.group_by[alert.detector]
-                start = alert.first_seen // self.window_ms * self.window_ms
-                ikey = f"{group}/{alert.actor_id}/{start}"
-                self.store.put(MEMBER + alert.alert_id, ikey)
+            group = self.p.group_by[alert.detector]
+            start = alert.window_start // self.window_ms * self.window_ms
+            ikey = f"{group}/{alert.actor_id}/{start}"
             state = self.store.get(INCIDENT + ikey)
             if state is None:
-                group, rest = ikey.split("/", 1)
-                key, start_s = rest.rsplit("/", 1)
-                start = int(start_s)
-                state = {"group": group, "key": key, "start": start, "closed": False, "members": {}}
+                state = {
+                    "group": group,
+                    "key": alert.actor_id,
+                    "start": start,
+                    "closed": False,
+                    "members": {},
+                }
                 self.store.put(INCIDENT + ikey, state)
-                self.timers.register(ikey, start + self.window_ms + self.p.settle_minutes * 60_000)
+                self.timers[group].register(ikey, start + self.window_ms + self.p.settle_minutes * 60_000)
             known = state["members"].get(alert.alert_id)
             if known is not None and known["revision"] >= alert.revision:
                 continue  # a revision already counted (a replay of the same output)
@@ -109,13 +113,11 @@ class IncidentStage:
         if state is None:
             return []
         if state["closed"]:
-            for alert_id in state["members"]:
-                self.store.delete(MEMBER + alert_id)
             self.store.delete(INCIDENT + ikey)
             return []
         state["closed"] = True
         self.store.touch(INCIDENT + ikey)
-        self.timers.register(ikey, deadline_ms + self.p.keep_days * 24 * HOUR_MS)
+        self.timers[state["group"]].register(ikey, deadline_ms + self.p.keep_days * 24 * HOUR_MS)
         return [self._incident(state)]
 
     def _member(self, finding: Finding, alert: Alert, cid: str) -> dict[str, Any]:

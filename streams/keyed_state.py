@@ -278,10 +278,9 @@ class TimerService:
     punctuations fire on stream time the same way). A timer is (key, deadline): registering it
     twice is one timer. Timers are state, so they reach the changelog and survive a restore."""
 
-    PREFIX = "t:"
-
-    def __init__(self, store: Any):
+    def __init__(self, store: Any, prefix: str = "t:"):
         self.store = store  # a KeyedStore, or a view of one (streams.engine.Namespace)
+        self.prefix = prefix  # one store can hold several services, each under its own prefix
         # The earliest deadline, kept so that `due` costs nothing until a timer is due;
         # `_known` is False when it must be looked up again (after a restore or a cancel).
         self._next: int | None = None
@@ -290,7 +289,7 @@ class TimerService:
     def _key(self, key: str, deadline_ms: int) -> str:
         if deadline_ms < 0:
             raise ValueError(f"timer {key!r}: deadline {deadline_ms} is negative; use epoch milliseconds")
-        return f"{self.PREFIX}{deadline_ms:016x}:{key}"
+        return f"{self.prefix}{deadline_ms:016x}:{key}"
 
     def register(self, key: str, deadline_ms: int) -> None:
         self.store.put(self._key(key, deadline_ms), 1)
@@ -304,8 +303,9 @@ class TimerService:
 
     def next_deadline(self) -> int | None:
         if not self._known:
-            first = next(self.store.items(prefix=self.PREFIX), None)
-            self._next, self._known = (None if first is None else int(first[0][2:18], 16)), True
+            first = next(self.store.items(prefix=self.prefix), None)
+            at = len(self.prefix)
+            self._next, self._known = (None if first is None else int(first[0][at : at + 16], 16)), True
         return self._next
 
     def due(self, watermark_ms: int) -> list[tuple[str, int]]:
@@ -316,12 +316,13 @@ class TimerService:
             return []
         fired: list[tuple[str, int]] = []
         self._next = None
-        for tkey, _ in self.store.items(prefix=self.PREFIX):
-            deadline = int(tkey[2:18], 16)
+        at = len(self.prefix)
+        for tkey, _ in self.store.items(prefix=self.prefix):
+            deadline = int(tkey[at : at + 16], 16)
             if deadline > watermark_ms:
                 self._next = deadline
                 break
-            fired.append((tkey[19:], deadline))
+            fired.append((tkey[at + 17 :], deadline))
         for key, deadline in fired:
             self.store.delete(self._key(key, deadline))
         return fired

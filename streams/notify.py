@@ -9,8 +9,8 @@ where it stopped, after a restart too. Each receiver deduplicates by the inciden
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,6 +21,8 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.config import Config
 from streams.receivers import DeliveryError, HttpReceiver
+
+log = logging.getLogger(__name__)
 
 POLL_SLICE_S = 0.2
 
@@ -42,7 +44,7 @@ class Notifier:
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": 6000,
                 "log.connection.close": False,
-                **config.kafka.client,
+                **config.kafka_settings(),
             }
         )
         self._next: dict[tuple[str, int], int] = {}  # partition -> next offset to deliver
@@ -64,7 +66,7 @@ class Notifier:
                 err = msg.error() if msg is not None else None
                 if msg is None or err is not None:
                     if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                        _log(f"consumer error: {err}")
+                        log.warning("consumer error", extra={"error": str(err)})
                     last = max(last, self._assigned_at or now)
                     if idle_exit_s is not None and self._assigned_at and now - last >= idle_exit_s:
                         break
@@ -95,7 +97,10 @@ class Notifier:
             incident = orjson.loads(msg.value())
             incident["incident_id"], incident["revision"]  # noqa: B018 - the fields every receiver keys on
         except (orjson.JSONDecodeError, TypeError, KeyError):
-            _log(f"{msg.topic()}[{msg.partition()}]@{msg.offset()} is not an incident record; skipped")
+            log.warning(
+                f"{msg.topic()}[{msg.partition()}]@{msg.offset()} is not an incident record; skipped",
+                extra={"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()},
+            )
             return True
         pending = list(self.receivers)
         backoff = self.config.notify.backoff_initial_s
@@ -108,8 +113,9 @@ class Notifier:
                 except DeliveryError as e:
                     self.failures[receiver.name] += 1
                     failed.append(receiver)
-                    _log(
-                        f"incident {incident['incident_id']} rev {incident['revision']}: {e}; retry in {backoff:.1f}s"
+                    log.warning(
+                        f"incident {incident['incident_id']} rev {incident['revision']}: {e}; retry in {backoff:.1f}s",
+                        extra={"receiver": receiver.name, "retry_in_s": backoff},
                     )
             pending = failed
             if pending and self._wait_paused(backoff):
@@ -144,7 +150,3 @@ class Notifier:
             stop = self.stop_event
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
-
-
-def _log(message: str) -> None:
-    print(f"lifemon notify: {message}", file=sys.stderr, flush=True)

@@ -1,41 +1,123 @@
 """Keyed HMAC pseudonyms for customer ids in alerts and metrics: stable for one key, so SOC can
-correlate alerts, and useless without the key, which lives only in the environment."""
+correlate alerts, and useless without the key, which lives only in the environment.
+
+Each pseudonym names the version of the key that made it (`p_` for version 1, the key of
+LIFEMON_PSEUDONYM_KEY; `p2_`, `p3_`, ... for LIFEMON_PSEUDONYM_KEY_V2, _V3, ...), so the key can be
+rotated and a pseudonym read later says which key it belongs to. New pseudonyms use the ring's
+highest version, or LIFEMON_PSEUDONYM_KEY_VERSION. Detector state keyed by pseudonyms of one version
+cannot be continued under another: the engine refuses to (streams/engine.py, `PseudonymKeyMismatch`),
+and docs/security.md#rotating-the-pseudonym-key gives the procedure.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+import logging
+import re
 import secrets
-import sys
+from collections.abc import Callable, Mapping
 
-ENV_KEY = "LIFEMON_PSEUDONYM_KEY"
+from streams.credentials import Secrets, env_name
+
+ENV_KEY = env_name("pseudonym_key")
+VERSION_ENV = env_name("pseudonym_key_version")
+PSEUDONYM = re.compile(r"\bp([0-9]*)_[0-9a-f]{24}\b")
+MIN_KEY_BYTES = 16
+
+
+def key_env(version: int) -> str:
+    """The variable that holds key `version`."""
+    return ENV_KEY if version == 1 else f"{ENV_KEY}_V{version}"
+
+
+def prefix(version: int) -> str:
+    return "p_" if version == 1 else f"p{version}_"
+
+
+def version_of(pseudonym: str) -> int | None:
+    """The key version a pseudonym was made with; None if it is not a pseudonym."""
+    found = PSEUDONYM.fullmatch(pseudonym)
+    return (int(found[1]) if found[1] else 1) if found else None
+
+
+class PseudonymKeyMismatch(RuntimeError):
+    """Saved detector state holds pseudonyms of one key version, new events would get another:
+    every subject's state would split in two (a withdrawn consent forgotten, a retention deadline
+    never met). Said in one line with the two ways out."""
+
+    def __init__(self, partition: int, saved: int, current: int):
+        super().__init__(
+            f"the saved state of partition {partition} holds pseudonyms of key version {saved}, but new "
+            f"pseudonyms would use version {current}; set {VERSION_ENV}={saved} to continue this state, "
+            "or rotate with a new consumer group (docs/security.md#rotating-the-pseudonym-key)"
+        )
+        self.partition, self.saved, self.current = partition, saved, current
 
 
 class Pseudonymizer:
-    def __init__(self, key: bytes):
-        if len(key) < 16:
-            raise ValueError(f"{ENV_KEY} must be at least 16 bytes; generate one with `openssl rand -hex 32`")
-        self._key = key
+    def __init__(self, key: bytes | Mapping[int, bytes], version: int | None = None):
+        """`key`: one key (version 1) or a ring {version: key}; `version`: the one new pseudonyms
+        use (default: the highest)."""
+        ring = {1: key} if isinstance(key, bytes) else dict(key)
+        if not ring:
+            raise ValueError(f"no pseudonym key: set {ENV_KEY} (`openssl rand -hex 32`)")
+        for v, k in ring.items():
+            if len(k) < MIN_KEY_BYTES:
+                raise ValueError(
+                    f"{key_env(v)} must be at least {MIN_KEY_BYTES} bytes; generate one with `openssl rand -hex 32`"
+                )
+        self.version = version if version is not None else max(ring)
+        if self.version not in ring:
+            raise ValueError(
+                f"{VERSION_ENV}={self.version} names a key that is not set: set {key_env(self.version)}"
+            )
+        self._ring = ring
+        self._key, self._prefix = ring[self.version], prefix(self.version)
+        self._values = hmac.new(self._key, b"value:", hashlib.sha256)
+        self._ids = hmac.new(self._key, digestmod=hashlib.sha256)  # keyed once; copied per new id
         self._cache: dict[str, str] = {}
 
     def __call__(self, subject_id: str) -> str:
         p = self._cache.get(subject_id)
         if p is None:
-            p = "p_" + hmac.new(self._key, subject_id.encode(), hashlib.sha256).hexdigest()[:24]
+            h = self._ids.copy()
+            h.update(subject_id.encode())
+            p = self._prefix + h.hexdigest()[:24]
             if len(self._cache) < 1_000_000:
                 self._cache[subject_id] = p
         return p
 
+    def every_version(self, subject_id: str) -> dict[int, str]:
+        """The subject's pseudonym under each key of the ring: finds its alerts from before a
+        rotation (a subject's access request, PIPL art. 45) while the old key is kept."""
+        return {
+            v: prefix(v) + hmac.new(k, subject_id.encode(), hashlib.sha256).hexdigest()[:24]
+            for v, k in sorted(self._ring.items())
+        }
+
+    def digest(self, text: str) -> str:
+        """A keyed fingerprint of a captured value (docs/har.md): equal values match, the value
+        cannot be read back. Never cached, so no value lingers in memory."""
+        h = self._values.copy()  # the keyed state is set up once: a copy costs ~25 % less than hmac.new
+        h.update(text.encode())
+        return "fp_" + h.hexdigest()[:20]
+
     @classmethod
     def from_env(cls, allow_ephemeral: bool = True) -> Pseudonymizer:
-        raw = os.environ.get(ENV_KEY)
-        if raw:
-            return cls(raw.encode())
+        found = Secrets()
+        ring = found.key_ring()
+        if ring:
+            return cls(ring, found.pseudonym_key_version)
         if not allow_ephemeral:
             raise SystemExit(f"{ENV_KEY} is not set: set it to a secret of 32+ random characters")
-        print(
-            f"lifemon: {ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart",
-            file=sys.stderr,
+        logging.getLogger(__name__).warning(
+            f"{ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart"
         )
         return cls(secrets.token_bytes(32))
+
+
+def fingerprint(pseudonymize: Callable[[str], str], field_id: str) -> str:
+    """`gap_` + 12 hex of the keyed HMAC of an unknown field id: countable, not readable. The
+    coverage-gap rollups hold it instead of the id, which may be a value typed into the wrong place."""
+    return "gap_" + pseudonymize("field:" + field_id).partition("_")[2][:12]

@@ -72,8 +72,7 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "GROUP BY 1, 2 ORDER BY 1"
     ).result_rows
     gaps = q(
-        f"SELECT outcome, org, sum(events) FROM {db}.event_rollups FINAL WHERE stream = '{COVERAGE_GAP}' "
-        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20"
+        f"SELECT kind, object, stream, sum(seen) FROM {db}.coverage_gaps GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 20"
     ).result_rows
     alerts = q(
         f"SELECT severity, title_zh, title_en, actor_id, actor_org, subject_count, jr_class, window_start, "
@@ -82,7 +81,53 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "subject_count DESC"
     ).result_rows
     dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
-    return {"by_hour": by_hour, "by_class": by_class, "alerts": alerts, "dead": dead, "gaps": gaps}
+    return {
+        "by_hour": by_hour,
+        "by_class": by_class,
+        "alerts": alerts,
+        "dead": dead,
+        "gaps": gaps,
+        "lifecycle": lifecycle(client, db),
+    }
+
+
+def lifecycle(client: Any, db: str) -> dict[str, Any] | None:
+    """The lifecycle dashboard's figures in one line each, as of the last event seen (a demo or a
+    replayed day is judged at its own end, not by the wall clock): the retention backlog, deletion
+    requests open and open past their deadline, contracts ended or ending within 90 days."""
+    q = client.query
+    as_of = q(
+        f"SELECT if(count() = 0, 0, toUnixTimestamp(max(minute) + 60) * 1000) FROM {db}.event_rollups FINAL "
+        f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}')"
+    ).result_rows[0][0]
+    if not as_of:
+        return None  # no event yet: nothing to judge against
+    backlog, oldest = q(
+        f"SELECT count(), intDiv({as_of} - toUnixTimestamp64Milli(min(window_end)), 86400000) "
+        f"FROM {db}.alerts FINAL WHERE detector = 'retention_overrun' "
+        "AND endsWith(rule_id, '.retention_expired') AND status != 'closed'"
+    ).result_rows[0]
+    requests, overdue = q(
+        f"SELECT countIf(done = 0 OR done > {as_of}), countIf(due <= {as_of} AND (done = 0 OR done > {as_of})) "
+        "FROM (SELECT minIf(toUnixTimestamp64Milli(due), stage = 'deletion_requested') AS due, "
+        "minIf(toUnixTimestamp64Milli(ts), stage != 'deletion_requested') AS done "
+        f"FROM {db}.deletion_events GROUP BY record_id HAVING countIf(stage = 'deletion_requested') > 0)"
+    ).result_rows[0]
+    ended, ending = q(
+        f"SELECT countIf(ends <= {as_of}), countIf(ends > {as_of} AND ends <= {as_of} + 90 * 86400000) "
+        "FROM (SELECT max(toUnixTimestamp64Milli(valid_until)) AS ends "
+        f"FROM {db}.recipient_contracts FINAL WHERE policy_loaded = "
+        f"(SELECT max(policy_loaded) FROM {db}.recipient_contracts) GROUP BY recipient_id)"
+    ).result_rows[0]
+    return {
+        "as_of": datetime.fromtimestamp(as_of / 1000, UTC),
+        "backlog": backlog,
+        "oldest_days": oldest if backlog else 0,
+        "requests": requests,
+        "overdue": overdue,
+        "ended": ended,
+        "ending": ending,
+    }
 
 
 def busiest_hours(
@@ -154,24 +199,46 @@ table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom
 <p class="sub">generated {when} · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 <div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
 {charts}
+{_lifecycle(data.get("lifecycle"))}
 {_gaps(data.get("gaps", []))}
 <h2>Alerts / 告警</h2><table><tr><th>severity</th><th>rule / 规则</th><th>actor / 人员</th><th>customers</th>
 <th>class</th><th>window (UTC)</th><th>summary</th></tr>{rows or "<tr><td colspan=7>no alerts</td></tr>"}</table>
 </body></html>"""
 
 
-def _gaps(gaps: list[tuple[str, str, int]]) -> str:
-    """Field ids the data catalog does not know: coverage to fix in policy/, never silently C1."""
+def _lifecycle(fig: dict[str, Any] | None) -> str:
+    """Three lines of dashboards/lifemon-lifecycle.json: what is kept, asked and contracted past its time."""
+    if not fig:
+        return ""
+    rows = [
+        ("retention backlog / 超期留存积压", fig["backlog"], f"oldest {fig['oldest_days']:,} days overdue"),
+        ("deletion requests open / 未执行的删除请求", fig["requests"], f"{fig['overdue']:,} past 15 days"),
+        ("contracts ended / 已到期的接收方合同", fig["ended"], f"{fig['ending']:,} more end within 90 days"),
+    ]
+    body = "".join(
+        f"<tr><td>{escape(name)}</td><td class=n>{n:,}</td><td>{escape(note)}</td></tr>"
+        for name, n, note in rows
+    )
+    return (
+        f"<h2>Lifecycle / 生命周期</h2><p class=sub>as of the last event seen, {_t(fig['as_of'])} UTC</p>"
+        f"<table>{body}</table>"
+    )
+
+
+def _gaps(gaps: list[tuple[str, str, str, int]]) -> str:
+    """What the streams and logs named that the policy does not know: coverage to fix in policy/,
+    never silently C1 (`lifemon catalog gaps` lists them all, with where each goes)."""
     if not gaps:
         return ""
     rows = "".join(
-        f"<tr><td>{escape(s)}</td><td><code>{escape(f)}</code></td><td class=n>{n:,}</td></tr>"
-        for s, f, n in gaps
+        f"<tr><td>{escape(k)}</td><td><code>{escape(o)}</code></td><td>{escape(s)}</td><td class=n>{n:,}</td></tr>"
+        for k, o, s, n in gaps
     )
     return (
-        "<h2>Coverage gaps / 数据目录未覆盖字段</h2><p class=sub>field ids seen in the streams that the policy "
-        "catalog does not classify; add them to policy/classification.yaml or policy/sdks.yaml</p>"
-        f"<table><tr><th>stream</th><th>field id</th><th>events</th></tr>{rows}</table>"
+        "<h2>Coverage gaps / 数据目录未覆盖对象</h2><p class=sub>field ids (as keyed fingerprints), tables, "
+        "logins and SFTP accounts seen that the policy does not know; add them to policy/classification.yaml "
+        "or policy/sources.yaml (<code>lifemon catalog gaps</code> says where)</p>"
+        f"<table><tr><th>kind</th><th>object</th><th>stream</th><th>seen</th></tr>{rows}</table>"
     )
 
 

@@ -16,14 +16,15 @@ join that waits for the versioned table, never guesses).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
+from policy.contracts import RecipientBook
+from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
@@ -40,6 +43,9 @@ from streams.clickhouse import apply_ddl
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap, rekey
+from streams.idleness import LaggedClock
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
+from streams.logs import KAFKA
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -62,6 +68,7 @@ from streams.sources import RawDecoder
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
+log = logging.getLogger(__name__)
 
 
 # Reference streams keep their whole history: an as-of lookup for an old event needs the entitlement
@@ -70,9 +77,19 @@ TOPIC_SETTINGS = {
     "entitlements": {"cleanup.policy": "delete", "retention.ms": "-1"},
     "consents": {"cleanup.policy": "delete", "retention.ms": "-1"},
     "customers": {"cleanup.policy": "delete", "retention.ms": "-1"},
-    "alerts": {"cleanup.policy": "compact"},  # the newest revision of each alert id
-    "incidents": {"cleanup.policy": "compact"},  # the newest revision of each incident id
 }
+
+
+def retention_settings(storage: Storage) -> dict[str, dict[str, str]]:
+    """Topics that hold pseudonyms or rejected records' original bytes keep them no longer than
+    policy/storage.yaml says (docs/security.md#how-long-lifemon-keeps-personal-information)."""
+    keep = str(storage.pseudonym_ttl_days * DAY_MS)
+    return {
+        # the newest revision of each alert / incident id, for as long as its pseudonyms may be kept
+        "alerts": {"cleanup.policy": "compact,delete", "retention.ms": keep},
+        "incidents": {"cleanup.policy": "compact,delete", "retention.ms": keep},
+        "dlq": {"cleanup.policy": "delete", "retention.ms": str(storage.dead_letter_retention_days * DAY_MS)},
+    }
 
 
 def changelog_topic(config: Config) -> str:
@@ -89,14 +106,17 @@ def repartition_topic(config: Config, stream: str, key: str) -> str:
 REPARTITION_SETTINGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)}
 
 
-def ensure_topics(bootstrap: str, config: Config, extra: dict[str, Any] | None = None) -> None:
+def ensure_topics(
+    bootstrap: str, config: Config, extra: dict[str, Any] | None = None, storage: Storage | None = None
+) -> None:
     """Create lifemon's topics if missing (existing topics are left as their owners set them)."""
+    settings = TOPIC_SETTINGS | retention_settings(storage or load_storage())
     # the changelog partition p carries task p: as many partitions as the inputs, compacted by key
     create_missing(
         bootstrap,
         config,
         {
-            **{topic: TOPIC_SETTINGS.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
+            **{topic: settings.get(stream, {}) for stream, topic in config.topics.model_dump().items()},
             changelog_topic(config): {"cleanup.policy": "compact"},
             **{topic: {} for topic in config.raw_sources.streams()},
         },
@@ -152,6 +172,41 @@ class SourceGone(FatalSinkError):
         )
 
 
+class SourceReset(FatalSinkError):
+    """An input partition lost records this instance already read: the broker came back empty and
+    someone re-created the topic (another instance's start does). Waiting would wait forever for
+    offsets that no longer come; starting over would pass the loss off as a fresh start."""
+
+    def __init__(self, topic: str, partition: int, found: str, known: int):
+        super().__init__(
+            f"input topic {topic} partition {partition}: {found}, but lifemon already read it up to "
+            f"offset {known} (was the broker restarted empty and the topic re-created?); lifemon stops "
+            "rather than wait for records that are gone or start over as if nothing had been"
+        )
+
+
+class StateDiskFull(FatalSinkError):
+    """The disk under the local state stores is full. They are caches of the changelog, so the way
+    out is space and a restart, which rebuilds them; the last checkpoint stands meanwhile."""
+
+    def __init__(self, where: Any, error: Exception):
+        super().__init__(
+            f"the disk holding lifemon's local state ({where}) is full ({error}); free space there or "
+            "give data_dir more, then start lifemon again: it resumes from its last checkpoint"
+        )
+
+
+@contextmanager
+def _state_disk(where: Any) -> Iterator[None]:
+    """RocksDB reports a full disk as a bare Exception: name the folder and the way out."""
+    try:
+        yield
+    except Exception as e:
+        if "No space left on device" in str(e):
+            raise StateDiskFull(where, e) from None
+        raise
+
+
 PRUNE_EVERY_S = 600.0  # reference history is pruned this often (a pass over every key)
 SHUTDOWN_GRACE_S = 10.0  # after SIGTERM, sinks may still flush this long; then they give up
 
@@ -163,7 +218,8 @@ def _watchdog(abort: threading.Event, grace_s: float) -> None:
     time.sleep(grace_s)
     abort.set()
     time.sleep(grace_s)
-    print("lifemon: shutdown did not finish in time; exiting, nothing more committed", file=sys.stderr)
+    log.error("shutdown did not finish in time; exiting, nothing more committed", extra={"grace_s": grace_s})
+    logging.shutdown()
     os._exit(1)
 
 
@@ -195,7 +251,7 @@ class Monitor:
     ):
         self.config, self.bootstrap, self.progress = config, bootstrap, progress
         db = config.clickhouse.database
-        apply_ddl(ch_client, db)
+        apply_ddl(ch_client, db, catalog.policy.storage)
         self.engine = Engine(
             specs,
             catalog,
@@ -204,11 +260,14 @@ class Monitor:
             state_dir=config.data_dir / "state" / config.kafka.group_id / uuid.uuid4().hex[:8],
         )
         self.stats = Stats()
-        # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers; the rest as is
-        self.decoder = RawDecoder.for_config(Decoder.for_config(config), config, self.stats)
+        # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers, which keep what
+        # waits for a partition's next batch in its checkpointed store; the rest decode as they are
+        self.decoder = RawDecoder.for_config(
+            Decoder.for_config(config), config, self.stats, self.engine.store
+        )
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
-        client_extra = dict(config.kafka.client)
+        client_extra = config.kafka_settings()
         self.producer = Producer(producer_config(bootstrap, client_extra))
         t = config.topics
         self.alert_sinks: list[Sink] = [
@@ -229,6 +288,16 @@ class Monitor:
         self.rollup_sink = ClickHouseTableSink(
             ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"
         )
+        # the lifecycle dashboard's tables: deletion requests as they come, the policy's contracts at start
+        self.deletion_sink = ClickHouseTableSink(
+            ch_client, f"{db}.deletion_events", DELETION_COLUMNS, identity_row, "deletions"
+        )
+        self.contract_sink = ClickHouseTableSink(
+            ch_client, f"{db}.recipient_contracts", CONTRACT_COLUMNS, identity_row, "contracts"
+        )
+        self.contract_sink.add(
+            contract_rows(RecipientBook(catalog.policy.recipients), int(time.time() * 1000))
+        )
         self.stats_sink = ClickHouseTableSink(
             ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"
         )
@@ -247,6 +316,7 @@ class Monitor:
         # events, keyed as a detector needs them, to that (stream, key)'s repartition topic; a raw-log
         # topic (keyed by its shipper) sends even the stream's own key there
         self.engine.rekey_locally = False
+        self.deletions = self.engine.deletions = DeletionLedger(catalog.policy.retention)
         needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
         self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
@@ -271,9 +341,15 @@ class Monitor:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "log.connection.close": False,
+            "logger": KAFKA,
             **client_extra,
         }
-        self.consumer_conf = {"bootstrap.servers": bootstrap, "log.connection.close": False, **client_extra}
+        self.consumer_conf = {
+            "bootstrap.servers": bootstrap,
+            "log.connection.close": False,
+            "logger": KAFKA,
+            **client_extra,
+        }
         self.ref_consumer = Consumer(
             {
                 **base,
@@ -290,6 +366,10 @@ class Monitor:
             }
         )
         self._saved: dict[tuple[str, int], int] = {}  # offsets of the last stored snapshot per partition
+        # the highest offsets this process ever stored, kept across rebalances: a partition's
+        # snapshot can move on (another instance), never back, unless the broker lost it
+        self._checkpointed: dict[tuple[str, int], int] = {}
+        self._restored: set[tuple[str, int]] = set()  # positions from a snapshot, no record read since
         self._committed: dict[tuple[str, int], int] = {}  # offsets the group has from this instance
         self._pending_alerts: dict[str, Any] = {}  # alert id -> newest revision since the last checkpoint
         self._failed = False  # after an exception nothing half-processed may be checkpointed
@@ -298,6 +378,8 @@ class Monitor:
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
         self._last_prune = time.monotonic()
+        self._idle_clock = LaggedClock()  # what quiet partitions follow (streams/idleness.py)
+        self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
 
     # -- reference streams ----------------------------------------------------------------------
     def load_reference(self, timeout_s: float = 60.0) -> None:
@@ -326,6 +408,7 @@ class Monitor:
         before they are judged. ListOffsets is not asked per batch: Tansu takes 0.5 s to answer it."""
         deadline = time.monotonic() + timeout_s
         while True:
+            self.stats.tick()
             self._apply_reference(self.ref_consumer.consume(10_000, 0))
             behind = []
             for (topic, p), pos in self.ref_positions.items():
@@ -347,6 +430,8 @@ class Monitor:
         for stream, raws in by_stream.items():
             decoded = self.decoder.decode(stream, raws)
             self.engine.apply_reference(stream, [r for _, r in decoded.ok])
+            self.stats.on_consumed(stream, len(raws))
+            self.stats.on_reference(stream, len(decoded.ok))
             self._dead(stream, decoded.dead)
 
     # -- partitions -----------------------------------------------------------------------------
@@ -355,21 +440,31 @@ class Monitor:
         truth wherever the task ran before, and the inputs resume from the offsets of the
         changelog's last commit marker, not from the group's."""
         numbers = sorted({tp.partition for tp in partitions})
-        stores = {p: self.engine.open_partition(p) for p in numbers}
+        with _state_disk(self.engine.state_dir):
+            stores = {p: self.engine.open_partition(p) for p in numbers}
         offsets = Changelog.restore_many(self.consumer_conf, self.changelog.topic, stores)
         for p in numbers:
             self.engine.resume(p)
         for tp in partitions:
             offset = offsets[tp.partition].get(tp.topic)
+            known = self._checkpointed.get((tp.topic, tp.partition), 0)
+            if (offset or 0) < known:
+                raise SourceReset(
+                    tp.topic, tp.partition, f"its state snapshot resumes at offset {offset or 0}", known
+                )
+            self._restored.add((tp.topic, tp.partition))
             if offset is not None:
                 tp.offset = offset
                 self.positions[(tp.topic, tp.partition)] = self._saved[(tp.topic, tp.partition)] = offset
             self._committed.pop((tp.topic, tp.partition), None)  # after a rejoin, commit again
         consumer.assign(partitions)
+        self.stats.on_assigned(len(partitions))
+        log.info(f"this instance now runs partitions {numbers}")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # during a checkpoint's retry nothing new can be saved: the next owner replays from the
         # last marker, which is exactly where this instance's saved state ends
+        self.stats.on_revoked()
         if not self._failed and not self._retrying:
             self.checkpoint()
         self._drop(partitions)
@@ -377,6 +472,7 @@ class Monitor:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): another instance owns these partitions
         now and resumes from their last snapshot, so drop them without committing anything."""
+        self.stats.on_revoked()
         self._drop(partitions)
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
@@ -385,8 +481,9 @@ class Monitor:
         for tp in partitions:
             self.engine.drop(tp.partition)
             self._unsent_changes.pop(tp.partition, None)  # its new owner restores the last marker
-            for known in (self.positions, self._saved, self._committed):
+            for known in (self.positions, self._saved, self._committed, self._stamps):
                 known.pop((tp.topic, tp.partition), None)
+            self._restored.discard((tp.topic, tp.partition))
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
@@ -397,7 +494,7 @@ class Monitor:
                 self.bootstrap,
                 self.config,
                 dict.fromkeys(self.repartition, REPARTITION_SETTINGS),
-                dict(self.config.kafka.client),
+                self.config.kafka_settings(),
             )
         self._check_copartitioned()
         self.load_reference()
@@ -409,6 +506,7 @@ class Monitor:
         last_progress = 0.0
         try:
             while not self.stop_event.is_set():
+                self.stats.tick()
                 msgs = self._held or self.consumer.consume(
                     self.config.kafka.batch_size, self.config.kafka.poll_timeout_s
                 )
@@ -418,7 +516,9 @@ class Monitor:
                     self.catch_up_reference()
                     self.process_batch(msgs)
                 else:  # quiet: timers still fire on the instance clock (engine.advance)
-                    self._emit(self.engine.advance(self._inputs_caught_up()))
+                    if self._flush_raw():  # its events went on to repartition topics: more to come
+                        last_data = time.monotonic()
+                    self._emit(self._advance())
                 now = time.monotonic()
                 if now - self._last_checkpoint >= self.config.checkpoint_interval_s:
                     self._check_sources()
@@ -426,10 +526,14 @@ class Monitor:
                 if now - self._last_prune >= PRUNE_EVERY_S:
                     self._last_prune = now
                     self.engine.prune_references(self.config.reference_history_s * 1000)
-                if self.progress and now - last_progress >= 1.0:
+                if now - last_progress >= 1.0:
                     last_progress = now
-                    self.progress(self.stats.line())
+                    self._measure_lag()
+                    if self.progress:
+                        self.progress(self.stats.line())
                 if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
+                    # the input has ended: nothing is on its way, quiet partitions need not lag
+                    self._emit(self.engine.advance(self._inputs_caught_up()))
                     break
                 if max_seconds is not None and now - started >= max_seconds:
                     break
@@ -446,6 +550,7 @@ class Monitor:
 
     def process_batch(self, msgs: list[Any]) -> None:
         self.stats.begin()
+        began = time.perf_counter()
         groups: dict[tuple[str, int], list[RawRecord]] = defaultdict(list)
         for m in msgs:
             err = m.error()
@@ -453,7 +558,7 @@ class Monitor:
                 if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
                     raise SourceGone(m.topic())
                 if err.code() != KafkaError._PARTITION_EOF:
-                    print(f"lifemon: consumer error: {err}", file=sys.stderr)
+                    log.warning("consumer error", extra={"error": str(err), "topic": m.topic()})
                 continue
             groups[(m.topic(), m.partition())].append(to_raw(m))
         alerts = []
@@ -462,14 +567,50 @@ class Monitor:
             rekeyed = self.repartition.get(topic)
             decoded = self.decoder.decode(stream, raws, check_time=rekeyed is None)
             self._dead(stream, decoded.dead)
+            if decoded.gaps:  # a raw log named what the source mapping lacks
+                self.engine.count_gaps(stream, topic, partition, decoded.gaps)
             if rekeyed is not None:  # counted once, at their source
                 alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
             else:
+                self.stats.on_consumed(stream, len(raws))
                 alerts += self._process_source(stream, topic, partition, decoded.ok)
                 self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
+            if raws[0].offset < self._saved.get((topic, partition), 0):  # never, unless the broker reset it
+                raise SourceReset(
+                    topic, partition, f"offset {raws[0].offset} came again", self._saved[(topic, partition)]
+                )
             self.positions[(topic, partition)] = raws[-1].offset + 1
-        alerts += self.engine.advance(self._inputs_caught_up())
+            self._stamps[(topic, partition)] = raws[-1].timestamp
+            self._restored.discard((topic, partition))
+        alerts += self._advance()
         self._emit(alerts)
+        self.stats.batches.observe(time.perf_counter() - began)
+
+    def _flush_raw(self) -> bool:
+        """Raw-log partitions read to their end: statements their parser kept for a line that did
+        not come (a session's last statement) are complete now (docs/sources.md). True when that
+        gave events."""
+        if not isinstance(self.decoder, RawDecoder):
+            return False
+        alerts = []
+        found = False
+        for tp in self.consumer.assignment():
+            if tp.topic not in self.decoder.parsers:
+                continue
+            end = self._end_offset(tp.topic, tp.partition)
+            if end < 0 or self.positions.get((tp.topic, tp.partition), 0) < end:
+                continue
+            stream = self.stream_of[tp.topic]
+            decoded = self.decoder.flush(stream, tp.topic, tp.partition)
+            self._dead(stream, decoded.dead)
+            if decoded.gaps:
+                self.engine.count_gaps(stream, tp.topic, tp.partition, decoded.gaps)
+            if decoded.ok:
+                found = True
+                alerts += self._process_source(stream, tp.topic, tp.partition, decoded.ok)
+                self.stats.on_decoded(stream, len(decoded.ok), [])
+        self._emit(alerts)
+        return found
 
     def _process_source(self, stream: str, topic: str, partition: int, decoded: list[Any]) -> list[Any]:
         """A source topic's events: to the detectors reading them as the topic is keyed (only a
@@ -490,6 +631,12 @@ class Monitor:
         if alerts:
             self.stats.on_alerts(alerts)
             self._pending_alerts = {a.alert_id: a for a in latest([*self._pending_alerts.values(), *alerts])}
+
+    def _advance(self) -> list[Any]:
+        """Fire what the watermarks passed; caught-up tasks follow the instance clock as it stood
+        IDLE_AFTER_S ago, so another partition's backlog, fetched first, never overtakes them."""
+        clock = self._idle_clock.observe(self.engine.clock(), time.monotonic())
+        return self.engine.advance(self._inputs_caught_up(), clock=clock)
 
     def _end_offset(self, topic: str, partition: int) -> int:
         """The partition's end as the consumer's fetches reported it (-1 if none yet). Not
@@ -528,7 +675,8 @@ class Monitor:
 
     def _check_sources(self) -> None:
         """A broker that restarted empty gives the consumer no error, only an assignment that never
-        comes back: ask for the topic list (one metadata request per checkpoint) and say so."""
+        comes back, or (topics re-created) partitions that end before what was read: ask for the
+        topic list (one metadata request per checkpoint), compare the ends, and say so."""
         try:
             existing = self.consumer.list_topics(timeout=5).topics
         except KafkaException:
@@ -536,6 +684,12 @@ class Monitor:
         missing = [t for t in self.event_topics if t not in existing]
         if missing:
             raise SourceGone(missing[0])
+        # a topic re-created empty ends before what was read (the end fetches report: a position
+        # just restored from a snapshot is judged once a record of it was read, against a fresh end)
+        for (topic, partition), position in self.positions.items():
+            end = self._end_offset(topic, partition)
+            if 0 <= end < position and (topic, partition) not in self._restored:
+                raise SourceReset(topic, partition, f"it ends at offset {end}", position)
 
     def _check_keys(self, stream: str, topic: str, decoded: list[tuple[RawRecord, Any]]) -> None:
         """Records keyed by something else than their stream's key land in arbitrary partitions, and
@@ -544,10 +698,10 @@ class Monitor:
         wrong = sum(1 for raw, ev in decoded if raw.key is not None and raw.key != getattr(ev, attr).encode())
         if wrong:
             if not self.stats.misrouted[stream]:
-                print(
-                    f"lifemon: records on {topic} are not keyed by {attr}; windows may split across "
+                log.warning(
+                    f"records on {topic} are not keyed by {attr}; windows may split across "
                     "partitions until the producer keys them by it",
-                    file=sys.stderr,
+                    extra={"topic": topic, "records": wrong},
                 )
             self.stats.misrouted[stream] += wrong
 
@@ -562,6 +716,7 @@ class Monitor:
 
         Each sink is flushed on its own, so one destination that is down never holds back the
         others; what a sink acknowledged is never written again."""
+        began = time.perf_counter()
         for sink in self.alert_sinks:
             sink.add(self._pending_alerts.values())
         self._pending_alerts = {}
@@ -584,23 +739,29 @@ class Monitor:
                 if failures:
                     raise next((f for f in failures if isinstance(f, FatalSinkError)), failures[0])
                 self.rollup_sink.add(self.engine.rollup_rows())
-                self.rollup_sink.flush()
+                self.deletion_sink.add(self.deletions.drain())
+                for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
+                    table.flush()
                 self._write_stats()
                 crash_point("after_flush", self.stats.total())
                 self._write_changelog()
                 crash_point("after_state", self.stats.total())
                 break
             except FatalSinkError as e:
-                print(f"lifemon: {e}", file=sys.stderr)
+                log.error(str(e))
                 raise  # nothing is committed: a restart resumes from the last good checkpoint
             except SinkError as e:
-                print(f"lifemon: checkpoint failed, retrying in {backoff:.1f}s: {e}", file=sys.stderr)
+                log.warning(
+                    f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
+                )
+                self._check_sources()  # a broker back empty leaves nothing worth retrying for
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
         self._commit()
         crash_point("after_commit", self.stats.total())
         self._last_checkpoint = time.monotonic()
+        self.stats.checkpoints.observe(self._last_checkpoint - began)
 
     def _wait_paused(self, seconds: float) -> bool:
         """Wait out a failed checkpoint while staying in the consumer group: poll with every
@@ -613,6 +774,7 @@ class Monitor:
         deadline = time.monotonic() + seconds
         try:
             while (left := deadline - time.monotonic()) > 0:
+                self.stats.tick()  # waiting out a destination is no hang
                 if self.stop_event.is_set():
                     return True
                 # paused: keeps the membership alive
@@ -628,11 +790,13 @@ class Monitor:
         moved = {tp[1] for tp, off in self.positions.items() if self._saved.get(tp) != off}
         for p in sorted(moved - set(self._unsent_changes)):
             offsets = {t: off for (t, q), off in self.positions.items() if q == p}
-            self._unsent_changes[p] = (self.engine.changes(p), offsets)
+            with _state_disk(self.engine.state_dir):
+                self._unsent_changes[p] = (self.engine.changes(p), offsets)
         for p, (changes, offsets) in sorted(self._unsent_changes.items()):
             self.changelog.write(p, changes, offsets)
             del self._unsent_changes[p]
             self._saved.update({(t, p): off for t, off in offsets.items()})
+            self._checkpointed.update({(t, p): off for t, off in offsets.items()})
 
     def _commit(self) -> None:
         """Commit every stored position the group does not have yet, including after a rejoin."""
@@ -647,34 +811,26 @@ class Monitor:
         except KafkaException as e:
             # not fatal: the snapshot just saved holds these offsets, and a restart resumes from it;
             # the next checkpoint tries again
-            print(f"lifemon: offset commit failed ({e}); the state snapshot has them", file=sys.stderr)
+            log.warning(f"offset commit failed ({e}); the state snapshot has them", extra={"error": str(e)})
 
     def _write_stats(self) -> None:
-        now = datetime.now(UTC)
-        rate = self.stats.rate()
-        self.stats.lag = self._lag()
-        alerts = len(self.stats.alerts)
-        self.stats_sink.add(
-            (
-                now,
-                self.config.instance,
-                s,
-                self.stats.events[s],
-                self.stats.dead[s],
-                alerts,
-                self.stats.lag,
-                rate,
-            )
-            for s in sorted(set(self.stats.events) | set(self.stats.dead))
-        )
+        self._measure_lag()
+        self.stats_sink.add(self.stats.pipeline_rows(datetime.now(UTC), self.config.instance))
         self.stats_sink.flush()
 
-    def _lag(self) -> int:
-        lag = 0
-        for (t, p), off in self.positions.items():
-            end = self._end_offset(t, p)
-            lag += max(end - off, 0)
-        return lag
+    def _measure_lag(self) -> None:
+        """Per assigned partition: messages behind its end (as the last fetch reported it), and while
+        any are, how old the last record processed from it is (its Kafka timestamp to now): the
+        time the consumer trails the producers by. Nothing is asked of the broker."""
+        now_ms = time.time() * 1000
+        lags = {}
+        for tp in self.consumer.assignment():
+            at = (tp.topic, tp.partition)
+            behind = max(self._end_offset(*at) - self.positions.get(at, 0), 0)
+            stamp = self._stamps.get(at)
+            age = max(now_ms - stamp, 0.0) / 1000 if behind and stamp and stamp > 0 else 0.0
+            lags[(self.stream_of[tp.topic], tp.topic, tp.partition)] = (behind, age)
+        self.stats.on_lag(lags)
 
     def _caught_up(self) -> bool:
         inputs = {(self.stream_of[tp.topic], tp.partition) for tp in self.consumer.assignment()}
@@ -694,9 +850,17 @@ class Monitor:
                 self._previous_handlers[sig] = signal.signal(sig, on_signal)
 
     def close(self) -> None:
-        """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush."""
+        """Finish: the consumer leaves the group (its revoke callback checkpoints), producers flush.
+        After a failure nothing is left to commit, and leaving a group that a broker back empty is
+        rebuilding can block for good: that wait is bounded, the session timeout does the rest."""
+        self.stats.on_revoked()
         try:
-            self.consumer.close()
+            if self._failed:
+                leaving = threading.Thread(target=self.consumer.close, daemon=True)
+                leaving.start()
+                leaving.join(SHUTDOWN_GRACE_S)
+            else:
+                self.consumer.close()
         finally:
             self.ref_consumer.close()
             self.producer.flush(5)  # the sinks flushed what matters at the last checkpoint

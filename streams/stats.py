@@ -1,59 +1,151 @@
 """One stats object, called by the runtime at fixed points (faust's sensor idea). It feeds the
-progress line, the ClickHouse pipeline_stats table and the demo summary."""
+progress line, the ClickHouse pipeline_stats table, `/metrics` (streams/metrics.py), `/healthz`,
+`/readyz` and the demo summary."""
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from schemas.models import Alert
 from streams.alerts import latest
 from streams.codecs import DeadLetter
 
+# seconds; a batch of a few thousand events takes milliseconds, a checkpoint waits on its sinks
+DURATION_BOUNDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class Durations:
+    """A histogram of durations in seconds, as Prometheus keeps one: a count per bucket (`le`, upper
+    bound included), their sum and count."""
+
+    bounds: tuple[float, ...] = DURATION_BOUNDS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BOUNDS) + 1))  # last: +Inf
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(le, observations at or below it) for every bucket, +Inf last."""
+        out, running = [], 0
+        for bound, n in zip([*map(str, self.bounds), "+Inf"], self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
+
+Lag = tuple[int, float]  # messages behind the partition's end, and how old the last one processed is (s)
+
 
 @dataclass
 class Stats:
     started: float = field(default_factory=time.monotonic)
-    events: Counter = field(default_factory=Counter)  # stream -> decoded records
+    consumed: Counter = field(default_factory=Counter)  # stream -> records read from its topics
+    events: Counter = field(default_factory=Counter)  # stream -> decoded records given to the detectors
+    references: Counter = field(default_factory=Counter)  # reference stream -> records applied
     dead: Counter = field(default_factory=Counter)  # stream -> dead letters
-    dead_kinds: Counter = field(default_factory=Counter)  # kind -> dead letters
+    dead_kinds: Counter = field(default_factory=Counter)  # (stream, kind) -> dead letters
     misrouted: Counter = field(default_factory=Counter)  # stream -> records not keyed by the stream's key
     unknown_fields: Counter = field(default_factory=Counter)  # stream -> records with fields the schema lacks
     skipped: Counter = field(default_factory=Counter)  # reason -> raw log lines that are no data access
     gaps: Counter = field(default_factory=Counter)  # raw-log object the source mapping lacks -> times seen
     alerts: dict[str, Alert] = field(default_factory=dict)  # alert id -> newest revision
-    lag: int = 0
+    opened: Counter = field(default_factory=Counter)  # (detector, severity) -> alerts first seen here
+    revisions: Counter = field(default_factory=Counter)  # (detector, status) -> alert revisions emitted
+    lags: dict[tuple[str, str, int], Lag] = field(default_factory=dict)  # (stream, topic, partition) -> lag
+    batches: Durations = field(default_factory=Durations)
+    checkpoints: Durations = field(default_factory=Durations)
+    assigned: int | None = None  # partitions of the last assignment; None: not assigned (or revoked)
+    last_tick: float = field(default_factory=time.monotonic)  # the loop's last sign of life
     first_data: float = 0.0  # monotonic time of the first and the latest record, for throughput
     last_data: float = 0.0
     first_cpu: float = 0.0  # process CPU seconds at the same two points: CPU per record, no start-up
     last_cpu: float = 0.0
-    _window_start: float = field(default_factory=time.monotonic)
-    _window_events: int = 0
+    window_start: float = field(default_factory=time.monotonic)
+    _window: Counter = field(default_factory=Counter)  # stream -> records since window_start
 
+    # -- the runtime's calls ------------------------------------------------------------------------
     def begin(self) -> None:
         """Records started to arrive (after any group join): the busy time counts from here."""
         if not self.first_data:
             self.first_data, self.first_cpu = time.monotonic(), time.process_time()
 
+    def on_consumed(self, stream: str, n: int) -> None:
+        self.consumed[stream] += n
+
     def on_decoded(self, stream: str, ok: int, dead: list[DeadLetter], unknown_fields: int = 0) -> None:
         self.events[stream] += ok
         self.unknown_fields[stream] += unknown_fields
-        self.dead[stream] += len(dead)
-        self.dead_kinds.update(d.kind for d in dead)
-        self._window_events += ok + len(dead)
+        self.on_dead(stream, dead)
+        self._window[stream] += ok + len(dead)
         self.last_data, self.last_cpu = time.monotonic(), time.process_time()
 
+    def on_dead(self, stream: str, dead: list[DeadLetter]) -> None:
+        self.dead[stream] += len(dead)
+        self.dead_kinds.update((stream, d.kind) for d in dead)
+
+    def on_reference(self, stream: str, applied: int) -> None:
+        self.references[stream] += applied
+
     def on_alerts(self, alerts: list[Alert]) -> None:
+        for a in alerts:
+            self.revisions[(a.detector, a.status.value)] += 1
         for a in latest([*alerts, *(self.alerts[x.alert_id] for x in alerts if x.alert_id in self.alerts)]):
+            if a.alert_id not in self.alerts:
+                self.opened[(a.detector, a.severity.value)] += 1
             self.alerts[a.alert_id] = a
 
-    def rate(self) -> float:
-        """Records per second since the last call (the checkpoint interval)."""
-        now = time.monotonic()
-        r = self._window_events / max(now - self._window_start, 1e-9)
-        self._window_start, self._window_events = now, 0
-        return r
+    def on_lag(self, lags: dict[tuple[str, str, int], Lag]) -> None:
+        self.lags = lags
+
+    def on_assigned(self, partitions: int) -> None:
+        """Partitions assigned and their state restored: the instance is doing its share."""
+        self.assigned = partitions
+
+    def on_revoked(self) -> None:
+        self.assigned = None
+
+    def tick(self) -> None:
+        self.last_tick = time.monotonic()
+
+    # -- readings -----------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Reference data read, partitions assigned (an instance the group gave none is ready too:
+        it holds its place) and their state restored."""
+        return self.assigned is not None
+
+    @property
+    def lag(self) -> int:
+        return sum(n for n, _ in self.lags.values())
+
+    def rates(self, now: float | None = None) -> dict[str, float]:
+        """Records per second on each stream since the last call (the checkpoint interval)."""
+        now = time.monotonic() if now is None else now
+        span = max(now - self.window_start, 1e-9)
+        out = {s: n / span for s, n in self._window.items()}
+        self.window_start, self._window = now, Counter()
+        return out
+
+    def pipeline_rows(self, ts: datetime, instance: str, now: float | None = None) -> list[tuple]:
+        """This checkpoint's pipeline_stats rows: one per stream, each with that stream's own figures
+        (records, dead letters, rate, lag), so the panels may add streams and instances up. `alerts`
+        is the instance's count: the same on each of its rows."""
+        rates = self.rates(now)
+        lag: Counter = Counter()
+        for (stream, _, _), (n, _) in self.lags.items():
+            lag[stream] += n
+        streams = sorted(set(self.events) | set(self.dead) | set(lag) | set(rates))
+        return [
+            (ts, instance, s, self.events[s], self.dead[s], len(self.alerts), lag[s], rates.get(s, 0.0))
+            for s in streams
+        ]
 
     def total(self) -> int:
         return sum(self.events.values()) + sum(self.dead.values())

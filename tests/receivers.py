@@ -31,7 +31,8 @@ class Receiver:
     """POSTs to any path: answers 503 while `failing` (or for the first `fail_first` requests),
     2xx otherwise; `accepted` holds (path, JSON body, headers) of what it took, in order."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, port: int = 0):
+        """`port`: a fixed one, for a receiver that comes back where it was (0: any free port)."""
         self.fail_first = fail_first
         self.failing = False
         self.refused = 0
@@ -56,7 +57,7 @@ class Receiver:
             def log_message(self, *_: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -88,7 +89,7 @@ def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
         f"      - url: {webhook_url}\n"
         "        send_resolved: false\n"
     )
-    proc = subprocess.Popen(
+    with ready_daemon(
         [
             ALERTMANAGER,
             f"--config.file={config}",
@@ -96,12 +97,17 @@ def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",  # one instance, no gossip port
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+        f"http://127.0.0.1:{port}",
+    ) as url:
+        yield url
+
+
+@contextmanager
+def ready_daemon(cmd: list[str], url: str, timeout_s: float = 30) -> Iterator[str]:
+    """A Prometheus-family daemon until the `with` ends, once its `/-/ready` answers 200; yields `url`."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout_s
         while True:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             try:
@@ -110,7 +116,7 @@ def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
                         break
             except OSError:
                 pass
-            assert time.monotonic() < deadline, "alertmanager did not become ready"
+            assert time.monotonic() < deadline, f"{cmd[0]} did not become ready"
             time.sleep(0.1)
         yield url
     finally:

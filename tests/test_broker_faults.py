@@ -36,7 +36,8 @@ def test_a_broker_restarted_empty_stops_the_run_loudly(names, tmp_path) -> None:
         broker = EmbeddedBroker(port=broker.port).start()  # same address, no topics
         out, _ = proc.communicate(timeout=90)
         assert proc.returncode == 3, out.decode()
-        assert "no longer exists on the broker (was it restarted empty?)" in out.decode()
+        # whichever notices first, the input check or a sink's flush, says what happened
+        assert "on the broker (was it restarted empty?)" in out.decode()
     finally:
         broker.stop()
 
@@ -56,6 +57,7 @@ def test_sigterm_ends_the_run_in_bounded_time_while_the_broker_is_down(names, tm
         broker.stop()
 
 
+@pytest.mark.slow  # the fault matrix's broker_cut_off case runs a shorter outage in `make test`
 def test_a_broker_unreachable_for_20_s_loses_nothing_and_the_run_still_ends(names, tmp_path) -> None:
     """The fault probe's outage: the broker keeps its data but nobody reaches it for 20 s. lifemon
     survives, `--until-idle` still ends the run, every partition is committed to its end (also

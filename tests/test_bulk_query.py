@@ -58,6 +58,8 @@ def test_one_alert_per_episode_updated_not_repeated(engine_factory) -> None:
     assert a.counts["category_property"] == 120 and a.counts["class_C2"] == 120
     assert a.subjects_sample[0].startswith("p_") and "C0000000" not in json.dumps(a.model_dump())
     assert len(a.evidence_event_ids) == 50  # capped by evidence_limit
+    # ... but its event count is every access it aggregates, those before the threshold included
+    assert a.event_count == 120 and a.evidence_event_ids[0] == "e1-0-0"
     assert max(x.revision for x in alerts) == a.revision >= 2  # opened, escalated, closed
 
 
@@ -160,6 +162,19 @@ def test_role_threshold_is_as_of_event_time(engine_factory) -> None:
         entitlement(role="lobby_manager", ts=0), entitlement(role="br_marketing_mgmt", org="B01", ts=T0)
     )
     assert feed(engine, access(customers=100, every_s=5, fields=("mobile_phone",))) + engine.drain() == []
+
+
+def test_a_demotion_inside_one_batch_lowers_the_threshold_for_the_reads_after_it(engine_factory) -> None:
+    """A batch whose reads cannot open an alert is appended without per-access checks; the bound
+    is judged against the employee's role threshold. Here the role changes inside the batch, from
+    head office department head (400) to general user (20): 30 customers' phone numbers after the
+    change alert, though 30 is far under the threshold the batch began with."""
+    engine = engine_factory(
+        entitlement(role="ho_dept_head", org="HO", ts=0), entitlement(role="sb_general_user", ts=T0 + 60_000)
+    )
+    reads = access(customers=30, every_s=5, fields=("mobile_phone",), start=120_000)
+    alerts = final(feed(engine, access(n=1, start=0, fields=("mobile_phone",), first_customer=99) + reads))
+    assert [a.subject_count for a in alerts.values()] == [31]
 
 
 def test_denied_and_approved_accesses_do_not_count(engine_factory, policy) -> None:
@@ -342,7 +357,8 @@ def test_records_an_employee_sends_out_count_toward_the_law(engine_factory) -> N
     alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
     (a,) = final(alerts + engine.drain()).values()
     assert a.actor_id == "e1" and a.counts["records"] == 60 and a.severity.value == "high"
-    assert list(a.evidence_event_ids) == ["tr2"]  # the transfer that crossed the line
+    # the alert aggregates the three transfers whose records it counts, not only the one that crossed
+    assert list(a.evidence_event_ids) == ["tr0", "tr1", "tr2"] and a.event_count == 3
 
 
 def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_factory) -> None:

@@ -252,14 +252,16 @@ def test_refused_rows_are_split_off_and_the_rest_is_written(ch: Any, db: str) ->
 
 
 def test_refused_rows_without_a_handler_are_reported_in_one_line(
-    ch: Any, db: str, capsys: pytest.CaptureFixture[str]
+    ch: Any, db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink = dead_letter_sink(ch, db)
     sink.add([dead_letter(1), dead_letter(2, partition=2**40)])
     assert sink.flush() == 2
-    assert capsys.readouterr().err == (
-        f"lifemon: dlq→clickhouse: 1 row(s) refused by {db}.dead_letters for good and not stored: "
+    (record,) = [r for r in caplog.records if r.name == "streams.sinks.clickhouse"]
+    assert record.levelname == "ERROR" and record.rows == 1
+    assert record.getMessage() == (
+        f"dlq→clickhouse: 1 row(s) refused by {db}.dead_letters for good and not stored: "
         f"{db}.dead_letters refused the row: Unable to create native array for column `partition`: "
-        "'I' format requires 0 <= number <= 4294967295\n"
+        "'I' format requires 0 <= number <= 4294967295"
     )
     assert ch.query(f"SELECT offset FROM {db}.dead_letters").result_rows == [(1,)]

@@ -33,7 +33,7 @@ def test_secrets_are_refused_in_files_and_taken_from_the_environment(tmp_path: P
     monkeypatch.setenv("LIFEMON_KAFKA_SASL_PASSWORD", "from-env")
     monkeypatch.setenv("LIFEMON_KAFKA_BOOTSTRAP", "broker:9093")
     config = load_config(write(tmp_path, "kafka:\n  bootstrap: ignored:9092\n"))
-    assert config.kafka.bootstrap == "broker:9093" and config.kafka.client["sasl.password"] == "from-env"
+    assert config.kafka.bootstrap == "broker:9093" and config.kafka_settings()["sasl.password"] == "from-env"
 
 
 def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:

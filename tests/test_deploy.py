@@ -34,6 +34,8 @@ import yaml
 
 from streams.clickhouse import PASSWORD_ENV, apply_ddl, connect, ddl_statements
 from streams.config import ENV_OVERRIDES
+from streams.credentials import Secrets, env_name
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS
 from streams.pseudonym import ENV_KEY
 from streams.sinks.clickhouse import ALERT_COLUMNS, ROLLUP_COLUMNS
 
@@ -57,6 +59,7 @@ REQUIRED_INTERPOLATION = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*):\?[^}]*\}$")
 BASE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 IN_RANGE = (BASE - timedelta(days=1), BASE + timedelta(days=1))
 OUT_OF_RANGE = (BASE - timedelta(days=30), BASE - timedelta(days=2))
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def _load_yaml(path: Path) -> Any:
@@ -147,26 +150,27 @@ def test_secrets_are_required_interpolations_never_literals(services: dict[str, 
 
 
 def test_kafka_is_single_node_kraft_without_auto_create(services: dict[str, Any]) -> None:
+    """(Its SASL listener and ACLs: tests/test_kafka_acls.py.)"""
     env = _environment(services["kafka"])
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert "SASL_PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
     assert "CONTROLLER" in env["KAFKA_LISTENERS"] and env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@127.0.0.1:9093"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert ("kafka-data", env["KAFKA_LOG_DIRS"]) in _volumes(services["kafka"])
 
 
 def test_lifemon_env_is_what_the_code_reads(services: dict[str, Any]) -> None:
     env = _environment(services["lifemon"])
-    known = set(ENV_OVERRIDES) | {ENV_KEY, PASSWORD_ENV}
+    known = set(ENV_OVERRIDES) | {env_name(f) for f in Secrets.model_fields}
     assert set(env) <= known, f"variables the code never reads: {set(env) - known}"
     assert {"LIFEMON_KAFKA_BOOTSTRAP", "LIFEMON_CLICKHOUSE_DSN", PASSWORD_ENV, ENV_KEY} <= set(env)
-    for secret in (PASSWORD_ENV, ENV_KEY):
+    for secret in (PASSWORD_ENV, ENV_KEY, "LIFEMON_KAFKA_SASL_PASSWORD"):
         match = REQUIRED_INTERPOLATION.match(env[secret])
         assert match and match.group(1) == secret, f"{secret} should pass through as ${{{secret}:?...}}"
 
     kafka_env = _environment(services["kafka"])
-    assert env["LIFEMON_KAFKA_BOOTSTRAP"] == kafka_env["KAFKA_ADVERTISED_LISTENERS"].split("://", 1)[1]
+    assert f"SASL_PLAINTEXT://{env['LIFEMON_KAFKA_BOOTSTRAP']}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
 
     dsn = urlsplit(env["LIFEMON_CLICKHOUSE_DSN"])
     assert (dsn.scheme, dsn.hostname, dsn.port, dsn.username, dsn.password) == (
@@ -186,7 +190,8 @@ def test_lifemon_runs_the_run_command(services: dict[str, Any]) -> None:
     cli = (ROOT / "streams" / "cli.py").read_text(encoding="utf-8")
     assert re.search(r"add_parser\(\s*\"run\"", cli), "`lifemon run` is not a CLI command"
     command = services["lifemon"]["command"]
-    assert (command if isinstance(command, list) else command.split()) == ["run"]
+    assert command == ["run", "--config", "/etc/lifemon/lifemon.yaml"]
+    assert ("./deploy/lifemon.yaml", "/etc/lifemon/lifemon.yaml") in _volumes(services["lifemon"])
     assert services["lifemon"]["restart"] == "unless-stopped"
 
 
@@ -215,7 +220,7 @@ def _instructions(path: Path) -> list[tuple[str, str]]:
 def test_dockerfile_installs_the_package_and_drops_root() -> None:
     steps = _instructions(DOCKERFILE)
     kinds = [k for k, _ in steps]
-    assert steps[0] == ("FROM", "python:3.11-slim")
+    assert steps[0] == ("FROM", "python:3.11.11-slim-bookworm")  # pinned (test_images_are_pinned)
     assert ("COPY", ". /app") in steps
     install = next(
         i for i, (k, v) in enumerate(steps) if k == "RUN" and "pip install --no-cache-dir -e ." in v
@@ -264,7 +269,7 @@ def test_dockerignore_keeps_what_the_build_and_runtime_read() -> None:
 # -- ClickHouse accounts ----------------------------------------------------------------------------
 
 
-def _init_sql() -> list[str]:
+def init_sql() -> list[str]:
     text = INIT_SCRIPT.read_text(encoding="utf-8")
     body = re.search(r"<<SQL\n(.*?)\nSQL\n", text, re.S)
     assert body, "the init script's SQL heredoc was not found"
@@ -284,7 +289,7 @@ def test_init_script_creates_least_privilege_accounts(
     for var in re.findall(r"\$\{(\w+):\?", INIT_SCRIPT.read_text(encoding="utf-8")):
         assert var in env, f"the init script needs {var}, which the clickhouse service does not get"
 
-    sql = "\n".join(_init_sql())
+    sql = "\n".join(init_sql())
     dsn_user = urlsplit(_environment(services["lifemon"])["LIFEMON_CLICKHOUSE_DSN"]).username
     ro_user = datasource["jsonData"]["username"]
     assert re.search(rf"CREATE USER IF NOT EXISTS {dsn_user} IDENTIFIED WITH sha256_hash", sql)
@@ -292,7 +297,17 @@ def test_init_script_creates_least_privilege_accounts(
     assert "readonly = 1" in sql and "CHANGEABLE_IN_READONLY" in sql
     grants = re.findall(rf"GRANT (.+) ON (\S+) TO {ro_user}\b", sql)
     # exactly the tables the dashboards read, nothing else
-    dashboard_tables = {f"lifemon.{t}" for t in ("alerts", "event_rollups", "pipeline_stats", "dead_letters")}
+    dashboard_tables = {
+        f"lifemon.{t}"
+        for t in (
+            "alerts",
+            "event_rollups",
+            "pipeline_stats",
+            "dead_letters",
+            "deletion_events",
+            "recipient_contracts",
+        )
+    }
     assert sorted(grants) == sorted(("SELECT", t) for t in dashboard_tables), f"{ro_user} grants: {grants}"
     panel_tables = {
         t for d in DASHBOARDS for t in re.findall(r"lifemon\.(\w+)", d.read_text(encoding="utf-8"))
@@ -301,8 +316,85 @@ def test_init_script_creates_least_privilege_accounts(
 
 
 def test_init_sql_parses(_deploy_chdb: Any) -> None:
-    for statement in _init_sql():
+    for statement in init_sql():
         _deploy_chdb.query("SELECT formatQuery({q:String})", parameters={"q": statement})
+
+
+# -- exposure, pinned images, the Grafana plugin ---------------------------------------------------
+
+PINNED_IMAGE = re.compile(r"^[\w./-]+(:\d+\.\d+\.\d+[\w.-]*)?(@sha256:[0-9a-f]{64})?$")
+PLUGINS_LOCK = ROOT / "deploy" / "grafana" / "plugins.lock"
+OFFLINE = ROOT / "deploy" / "grafana" / "offline.yml"
+
+
+def _published(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host address, container port) of each published port; "" for every interface."""
+    out = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            out.append((str(port.get("host_ip", "")), str(port["target"])))
+        else:
+            parts = str(port).split(":")
+            out.append((parts[0] if len(parts) == 3 else "", parts[-1]))
+    return out
+
+
+def test_nothing_is_published_on_every_interface_without_tls(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        tls = _environment(service).get("GF_SERVER_PROTOCOL") in ("https", "h2")
+        for host, port in _published(service):
+            assert tls or host in ("127.0.0.1", "::1"), (
+                f"{name} publishes {port} on {host or 'every interface'} without TLS"
+            )
+    assert _published(services["grafana"]) == [("127.0.0.1", "3000")]
+
+
+def test_images_are_pinned(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        if "build" in service:
+            continue  # built from the Dockerfile, whose base is pinned (below)
+        image = service["image"]
+        assert PINNED_IMAGE.match(image) and (":" in image or "@" in image), f"{name}: {image} is not pinned"
+    base = dict(_instructions(DOCKERFILE))["FROM"]
+    assert PINNED_IMAGE.match(base) and re.search(r":\d+\.\d+\.\d+", base), f"Dockerfile FROM {base}"
+
+
+def test_the_grafana_plugin_is_pinned_online_and_offline(services: dict[str, Any]) -> None:
+    from deploy_grafana import pinned
+
+    lock = pinned(PLUGINS_LOCK)
+    assert set(lock) == {PLUGIN} and re.fullmatch(r"\d+\.\d+\.\d+", lock[PLUGIN])
+    assert _environment(services["grafana"])["GF_INSTALL_PLUGINS"] == f"{PLUGIN} {lock[PLUGIN]}"
+    offline = _load_yaml(OFFLINE)["services"]["grafana"]
+    assert offline["environment"]["GF_INSTALL_PLUGINS"] == ""  # nothing downloaded
+    assert (f"./deploy/grafana/plugins/{PLUGIN}", f"/var/lib/grafana/plugins/{PLUGIN}") in _volumes(offline)
+
+
+def _plugin_zip(path: Path, plugin: str, version: str) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{plugin}/plugin.json", json.dumps({"id": plugin, "info": {"version": version}}))
+        exe = zipfile.ZipInfo(f"{plugin}/gpx_clickhouse_linux_amd64")
+        exe.external_attr = 0o755 << 16
+        z.writestr(exe, b"\x7fELF")
+        z.writestr(f"{plugin}/../../escape.txt", b"never written outside the plugin's folder")
+    return path
+
+
+def test_vendor_plugin_unpacks_only_the_pinned_version(tmp_path: Path) -> None:
+    from deploy_grafana import pinned, vendor
+
+    version = pinned(PLUGINS_LOCK)[PLUGIN]
+    target = vendor(_plugin_zip(tmp_path / "ok.zip", PLUGIN, version), tmp_path / "plugins")
+    assert target == tmp_path / "plugins" / PLUGIN
+    assert json.loads((target / "plugin.json").read_text())["info"]["version"] == version
+    assert os.access(target / "gpx_clickhouse_linux_amd64", os.X_OK)  # Grafana runs the backend
+    assert not list(tmp_path.rglob("escape.txt"))
+    with pytest.raises(SystemExit, match=f"pins {version}"):
+        vendor(_plugin_zip(tmp_path / "old.zip", PLUGIN, "4.0.0"), tmp_path / "plugins")
+    with pytest.raises(SystemExit, match="not pinned"):
+        vendor(_plugin_zip(tmp_path / "other.zip", "someone-else-datasource", version), tmp_path / "plugins")
 
 
 # -- Grafana provisioning ---------------------------------------------------------------------------
@@ -459,6 +551,7 @@ def _alert(
         ["p:ab12"],
         {"events": 40},
         ["ev-1"],
+        40,  # event_count
         _ts(0),
         _ts(5),
         _ts(minute),
@@ -466,6 +559,16 @@ def _alert(
         "{}",
         revision,
     )
+
+
+def _overrun(alert_id: str, revision: int, status: str, deadline: datetime) -> tuple:
+    """A retention_expired alert on a crm record, its window ending at the record's deadline."""
+    row = list(_alert(alert_id, revision, status, "retention_overrun", "medium", "crm", 0))
+    row[ALERT_COLUMNS.index("rule_id")] = "LM-RO-001.retention_expired"
+    row[ALERT_COLUMNS.index("window_start")] = deadline - timedelta(days=30)
+    for col in ("window_end", "first_seen", "last_seen"):
+        row[ALERT_COLUMNS.index(col)] = deadline
+    return tuple(row)
 
 
 def _seed(client: Any, db: str) -> None:
@@ -517,6 +620,40 @@ def _seed(client: Any, db: str) -> None:
             + ({"rule_after_withdrawal": 1, "pushes": 2, "opt_out_delay_s": 600},)
             + _alert("m1", 1, "open", "offscope_marketing", "high", "e3", 5)[17:],
         ],
+    )
+    day = timedelta(days=1)
+    _insert(  # an overrun still open (the backlog), and one its record's late deletion closed
+        client,
+        db,
+        "alerts",
+        ALERT_COLUMNS,
+        [_overrun("r1", 1, "open", BASE - 40 * day), _overrun("r2", 2, "closed", BASE - 60 * day)],
+    )
+    _insert(
+        client,
+        db,
+        "deletion_events",
+        DELETION_COLUMNS,
+        [  # a request executed after 2.5 days, one open for 20 days, and a deletion nobody requested
+            ("R1", "e1", "deletion_requested", BASE - 3 * day, BASE + 12 * day, "crm"),
+            ("R1", "e2", "delete", BASE - day / 2, EPOCH, "crm"),
+            ("R2", "e3", "deletion_requested", BASE - 20 * day, BASE - 5 * day, "crm"),
+            ("R3", "e4", "delete", BASE, EPOCH, "crm"),
+        ],
+    )
+    contract = ("p1", "CT-1", "processor", "CN", "外包", "outsourcer", ["contact"], BASE.date())
+    old_policy = [
+        (*contract, BASE - 400 * day, BASE + 10 * day, 0, "", 1),
+        ("p0", "CT-0", "processor", "CN", "旧", "old", ["contact"], BASE.date(), BASE, BASE + day, 0, "", 1),
+    ]
+    _insert(client, db, "recipient_contracts", CONTRACT_COLUMNS, old_policy)
+    # the newest start renewed p1's contract and dropped p0: only its rows count
+    _insert(
+        client,
+        db,
+        "recipient_contracts",
+        CONTRACT_COLUMNS,
+        [(*contract, BASE - 400 * day, BASE + 40 * day, 0, "", 2)],
     )
     dl_columns = ["topic", "partition", "offset", "kind", "field", "message", "seen_at"]
     _insert(
@@ -618,7 +755,12 @@ def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db
     open_alerts = _panel_rows("Open alerts", _deploy_chdb, deploy_db)
     counts = {r["detector"]: (r["critical"], r["high"], r["medium"]) for r in open_alerts}
     # a1 is closed in its latest revision
-    assert counts == {"off_hours": (0, 1, 0), "bulk_query": (0, 0, 1), "offscope_marketing": (0, 1, 0)}
+    assert counts == {
+        "off_hours": (0, 1, 0),
+        "bulk_query": (0, 0, 1),
+        "offscope_marketing": (0, 1, 0),
+        "retention_overrun": (0, 0, 1),  # r2 was closed by its record's deletion
+    }
     dead = {r["kind"]: r["dead_letters"] for r in _panel_rows("Dead letters", _deploy_chdb, deploy_db)}
     assert dead == {"schema": 1, "decode": 1}
     latest = _panel_rows("Latest alerts", _deploy_chdb, deploy_db)
@@ -626,3 +768,21 @@ def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db
     assert {"title_zh", "title_en", "severity", "actor_id", "subject_count", "summary", "last_seen"} <= set(
         latest[0]
     )
+
+
+def test_lifecycle_panels_read_the_newest_state(_deploy_chdb: Any, deploy_db: str) -> None:
+    """The range ends a day after BASE. tests/test_lifecycle_panels.py checks the same panels against a
+    generated bank day through the whole pipeline."""
+    (backlog,) = _panel_rows("Retention backlog", _deploy_chdb, deploy_db)
+    assert backlog == {"system_class": "crm · C3", "< 30 d": 0, "30-90 d": 1, "90 d-1 y": 0, ">= 1 y": 0}
+    (deletions,) = _panel_rows("Deletion requests", _deploy_chdb, deploy_db)
+    assert deletions == {
+        "open_requests": 1,
+        "open_past_15_days": 1,
+        "executed": 1,
+        "executed_late": 0,
+        "median_days_to_execute": 2.5,
+        "max_days_to_execute": 2.5,
+    }
+    (contract,) = _panel_rows("contracts", _deploy_chdb, deploy_db)  # p0 left the newest policy
+    assert (contract["recipient"], contract["days_left"], contract["horizon"]) == ("p1", 39, "30-90 d")

@@ -14,7 +14,7 @@ from conftest import T0
 from fuzzing import FUZZ, PER_STREAM, SENTINEL, assert_no_leak, assert_round_trips, garbage
 from hypothesis import given
 from hypothesis import strategies as st
-from test_raw_sources import TOPICS, decoder, entries, physical_lines, records
+from test_raw_sources import TOPICS, decode_all, decoder, entries, physical_lines, records
 
 SOURCES = {  # name -> (topic, stream, fixture lines, decoder options)
     "pgaudit": (TOPICS["pgaudit"], "access", entries("pgaudit.log"), {}),
@@ -69,7 +69,7 @@ def test_raw_log_records_never_crash_or_leak(source: str) -> None:
         st.sampled_from([T0, 0, 10**15]),
     )
     def check(values: list[bytes], stamp: int) -> None:
-        decoded = dec.decode(stream, records(topic, values, stamp))
+        decoded = decode_all(dec, stream, records(topic, values, stamp))
         assert len(decoded.ok) + len(decoded.dead) <= len(values)
         assert_no_leak(decoded)
         assert_round_trips(stream, decoded)
@@ -81,7 +81,7 @@ def test_raw_log_records_never_crash_or_leak(source: str) -> None:
 @given(st.binary(max_size=2000), st.sampled_from(list(SOURCES)))
 def test_random_bytes_never_raise(value: bytes, source: str) -> None:
     topic, stream, _, _ = SOURCES[source]
-    assert_no_leak(DECODERS[source].decode(stream, records(topic, [value], T0)))
+    assert_no_leak(decode_all(DECODERS[source], stream, records(topic, [value], T0)))
 
 
 @pytest.mark.parametrize("source", list(SOURCES))
@@ -92,7 +92,7 @@ def test_a_long_line_is_judged_in_linear_time(source: str) -> None:
     head = lines[0].decode()[:40]
     long_lines = [f"{head}{'a@b ' * 62_000}".encode(), f"{head}{'a@b LOG: ' * 27_000}".encode()]
     started = time.process_time()
-    DECODERS[source].decode(stream, records(topic, long_lines, T0))
+    decode_all(DECODERS[source], stream, records(topic, long_lines, T0))
     assert time.process_time() - started < 2
 
 
@@ -138,7 +138,7 @@ def test_regressions_found_by_fuzzing_are_dead_letters(case: str) -> None:
     topic, stream, _, _ = SOURCES[source]
     opened = b"Jan  1 00:00:00 h internal-sftp[1]: session opened for local user u from [1.2.3.4]"
     values = [opened, line.encode()] if source == "sftp" else [line.encode()]
-    decoded = DECODERS[source].decode(stream, records(topic, values, T0))
+    decoded = decode_all(DECODERS[source], stream, records(topic, values, T0))
     assert decoded.ok == [] and [d.kind for d in decoded.dead] == ["unparsed"]
     assert_no_leak(decoded)
 
@@ -147,5 +147,7 @@ def test_a_statement_naming_parameter_9999_digits_long_is_read() -> None:
     """`customer_id = $999...9` (5000 digits) raised in the mapping; now it names no subject."""
     topic, stream, lines, _ = SOURCES["pgaudit"]
     good = next(line for line in lines if b"$1" in line and b"READ,SELECT" in line)
-    decoded = DECODERS["pgaudit"].decode(stream, records(topic, [good.replace(b"$1", b"$" + b"9" * 5000)], 0))
+    decoded = decode_all(
+        DECODERS["pgaudit"], stream, records(topic, [good.replace(b"$1", b"$" + b"9" * 5000)], 0)
+    )
     assert decoded.dead == [] and len(decoded.ok) == 1

@@ -185,6 +185,23 @@ def test_an_incident_closes_after_its_window_settles_and_is_revised_not_duplicat
     assert (closed.status.value, closed.revision, closed.subjects.distinct) == ("closed", 3, 2)
 
 
+def test_another_detectors_clock_running_ahead_does_not_close_or_forget_an_open_incident(engine) -> None:
+    """In CI a replay in batches of 1 and the live run gave one recipient's incident other members
+    than a replay in large batches: the incident stage closed (and forgot) incidents on its
+    partition's most advanced clock, so a stream running ahead (here an employee's access dated
+    ten days on, on the same partition) closed the day's incident while transfers of that day
+    were still coming. An incident follows the clock of the detectors that feed it."""
+    e = engine()
+    first = one(run(e, "transfer", [cvn(1, T0)], final=False))
+    for _ in range(2):  # one advance closes, the next forgets: both must wait for transfer_policy
+        e.process("access", "pfi.access", 0, fed("access", access(start=10 * 24 * HOUR), "pfi.access"))
+        e.advance()
+    assert e.take_incidents() == []
+    late = run(e, "transfer", [cvn(2, T0 + HOUR, range(1, 2))], final=True)[first.incident_id]
+    assert [a.alert_id for a in late.alerts] == sorted(a.alert_id for a in late.alerts)
+    assert (len(late.alerts), late.subjects.distinct, late.status.value) == (2, 2, "closed")
+
+
 # -- replay equals live ----------------------------------------------------------------------------
 def traffic() -> list[TransferEvent]:
     return [

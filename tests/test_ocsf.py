@@ -8,8 +8,9 @@ import jsonschema
 import pytest
 from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
-from detectors import REGISTRY
+from detectors import REGISTRY, load_detectors
 from detectors.base import Finding
+from detectors.examples import run_all
 from schemas.models import AlertStatus, Severity
 from streams.alerts import OCSF_VERSION, build_alert, to_ocsf
 
@@ -37,7 +38,7 @@ def validate(ocsf):
     return check
 
 
-def alert(policy, detector: str, status: AlertStatus, jr_class: str = "C3"):
+def alert(policy, detector: str, status: AlertStatus, jr_class: str = "C3", events: int = 7):
     finding = Finding(
         detector=detector,
         rule_id=f"LM-{detector}",
@@ -54,6 +55,7 @@ def alert(policy, detector: str, status: AlertStatus, jr_class: str = "C3"):
         subject_sample=["p1"],
         counts={"records": 61},
         evidence_event_ids=["a"],
+        event_count=events,
         first_seen=1000,
         last_seen=1900,
     )
@@ -84,7 +86,26 @@ def test_every_alert_kind_is_valid_ocsf_with_its_meaning(policy, ocsf, validate,
     if status_id != 99:
         assert status_name == caption(ocsf, class_uid, "status_id", status_id)
     # count is OCSF's number of events in the group, not subjects: the subject count stays in unmapped
-    assert "count" not in doc and doc["unmapped"]["subject_count"] == 61
+    assert doc["count"] == 7 and doc["unmapped"]["subject_count"] == 61
+
+
+def test_a_finding_raised_by_an_absence_has_no_count(policy, validate) -> None:
+    """A retention deadline that passed aggregates no event: OCSF's count would claim occurrences."""
+    doc = to_ocsf(alert(policy, "retention_overrun", AlertStatus.open, events=0))
+    validate(doc)
+    assert "count" not in doc
+
+
+def test_every_detector_counts_the_events_it_aggregates(policy, catalog) -> None:
+    """Over every detector's example cases: an alert's count covers its evidence (which keeps only
+    the first few) and is zero exactly when nothing but an absence raised it."""
+    seen = set()
+    for result in run_all(load_detectors(policy), catalog):
+        for a in result.alerts:
+            seen.add(a.detector)
+            assert a.event_count >= len(a.evidence_event_ids), (result.name, a.event_count)
+            assert (a.event_count == 0) == (not a.evidence_event_ids), result.name
+    assert seen == set(REGISTRY)
 
 
 def test_jr_class_goes_where_ocsf_puts_a_data_classification(policy, validate) -> None:

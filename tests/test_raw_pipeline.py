@@ -8,7 +8,7 @@ import orjson
 import pytest
 from conftest import entitlement
 from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_all, send
-from test_raw_sources import PG_PREFIX, entries, physical_lines
+from test_raw_sources import FIXTURES, PG_PREFIX, entries, physical_lines
 
 pytestmark = pytest.mark.integration
 STAMP = 1_796_143_436_000  # the capture's time: Kafka CreateTime as a shipper stamps it
@@ -77,3 +77,64 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
         f"SELECT rule_id, actor_id, severity FROM {db}.alerts FINAL ORDER BY rule_id, actor_id"
     ).result_rows
     assert rows == [(r, actor, sev.lower()) for r, actor, sev in found]
+
+
+def test_files_shipped_by_lifemon_ship_to_alerts_with_small_batches(
+    broker, ch, names, policy, catalog, tmp_path
+) -> None:
+    """The servers' files as `lifemon ship` puts them on the topics (one record per log entry), read
+    in consumer batches of 4 records, so statements straddle batches (the analyst's join among them):
+    the same alerts as above, each counted once; the coverage gaps in ClickHouse."""
+    from test_ship import ship
+
+    tag = names["tag"]
+    raw = {
+        "pgaudit": {"enabled": True, "topic": f"pfi.raw.pgaudit.{tag}", "log_line_prefix": PG_PREFIX},
+        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}"},
+        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}"},
+    }
+    config = make_config(names, broker, "chdb://unused", raw_sources=raw)
+    config.kafka.batch_size = 4
+    m = monitor(config, ch, policy, catalog)
+    send(
+        broker,
+        config.topics.entitlements,
+        [entitlement("E1001", "lobby_manager"), entitlement("E1002", "br_dept_head", org="B01"),
+         entitlement("E1003", "lobby_manager")],
+    )  # fmt: skip
+    shippers = [
+        ship(broker, [FIXTURES / name], raw[fmt]["topic"], tmp_path / f"{fmt}.json", ship_format)
+        for fmt, name, ship_format in (
+            ("pgaudit", "pgaudit.log", "pgaudit"),
+            ("mariadb", "mariadb_audit.log", "mariadb"),
+            ("sftp", "sftp.log", "sftp"),
+        )
+    ]
+    assert [p.wait(60) for p in shippers] == [0, 0, 0]
+    stats = m.run(idle_exit_s=1.5, max_seconds=60)
+
+    assert stats.events["access"] == 12 and stats.events["transfer"] == 3 and stats.dead["access"] == 0
+    alerts = latest_alerts(read_all(broker, config.topics.alerts))
+    found = sorted(
+        (a["finding_info"]["analytic"]["uid"], actor_uid(a), a["severity"]) for a in alerts.values()
+    )
+    assert found == [
+        ("LM-BQ-001", "E1002", "Critical"),
+        ("LM-BQ-001", "svc-batch-export", "High"),
+        ("LM-TP-002", "sunrise-insurance", "High"),
+        ("LM-TP-003", "acme-collections", "High"),
+        ("LM-TP-005", "hk-fx-partner", "Critical"),
+        ("LM-TP-006", "sunrise-insurance", "High"),
+    ]
+    db = names["database"]
+    (counts,) = ch.query(f"SELECT counts FROM {db}.alerts FINAL WHERE actor_id = 'E1002'").result_rows[
+        0
+    ]  # the 600-row join once, not once per batch it straddled
+    assert counts["category_property"] == 600
+    gaps = ch.query(
+        f"SELECT kind, object, sum(seen) FROM {db}.coverage_gaps WHERE kind != 'field' GROUP BY 1, 2 ORDER BY 1"
+    ).result_rows
+    assert gaps == [
+        ("cursor_rows_unknown", "corebank.core.accounts", 1),
+        ("table", "corebank.core.branch_targets", 1),
+    ]

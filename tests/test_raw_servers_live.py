@@ -1,45 +1,92 @@
-"""Slow: run the real PostgreSQL + pgaudit, MariaDB + server_audit and sshd now, and check that
-today's lines parse as the committed fixtures do (a new server version changing its format shows
-here first). Runs with LIFEMON_REAL_SERVERS=1 on a machine that has the servers (as root)."""
+"""Slow: run the real PostgreSQL + pgaudit, MariaDB + server_audit and sshd now, put the files they
+wrote on Tansu with `lifemon ship`, run the monitor, and assert the exact alerts on the alerts topic
+and in ClickHouse (a new server version changing its format shows here first). Runs with
+LIFEMON_REAL_SERVERS=1 on a machine that has the servers (as root)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import realservers
-from test_raw_sources import PG_EXPECTED, TOPICS, decoder, records, summary
+from conftest import entitlement
+from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_all, send
+from test_raw_sources import PG_EXPECTED, PG_PREFIX, TOPICS, decode_all, decoder, records, summary
+from test_ship import ship, values
 
 why = realservers.available() or (
     None if os.environ.get("LIFEMON_REAL_SERVERS") else "set LIFEMON_REAL_SERVERS=1"
 )
-pytestmark = pytest.mark.skipif(why is not None, reason=why or "")
+pytestmark = [pytest.mark.skipif(why is not None, reason=why or ""), pytest.mark.integration]
+
+EXPECTED_ALERTS = [  # (rule, actor, severity): the same traffic as the committed fixtures
+    ("LM-BQ-001", "E1002", "Critical"),  # the analyst's 600 balances (pgaudit's row count)
+    ("LM-BQ-001", "svc-batch-export", "High"),  # what the batch account sent over SFTP
+    ("LM-TP-002", "sunrise-insurance", "High"),  # a third party with neither consent nor contract
+    ("LM-TP-003", "acme-collections", "High"),  # identifiable data to a processor
+    ("LM-TP-005", "hk-fx-partner", "Critical"),  # overseas with no assessment
+    ("LM-TP-006", "sunrise-insurance", "High"),
+]
 
 
-def test_live_servers_write_what_the_parsers_read() -> None:
+def test_live_servers_shipped_to_tansu_give_the_exact_alerts(
+    broker, ch, names, policy, catalog, tmp_path
+) -> None:
     with realservers.postgres() as logs:
-        stderr = (logs / "postgresql").read_bytes().splitlines()
-        csvlog = (logs / "postgresql.csv").read_bytes().splitlines()
+        shutil.copy(logs / "postgresql", tmp_path / "postgresql.log")
+        shutil.copy(logs / "postgresql.csv", tmp_path / "postgresql.csv")
     with realservers.mariadb() as audit:
-        mariadb = audit.read_bytes().splitlines()
-    with realservers.sftp() as lines:
-        sftp = [line.encode() for line in lines]
-    for values, opts in ((stderr, {}), (csvlog, {"format": "csvlog"})):
-        dec, _ = decoder(**opts)
-        out = dec.decode("access", records(TOPICS["pgaudit"], values))
-        assert out.dead == [] and [summary(ev) for _, ev in out.ok] == PG_EXPECTED
-    dec, _ = decoder()
-    accesses = dec.decode("access", records(TOPICS["mariadb"], mariadb))
-    assert [ev.outcome.value for _, ev in accesses.ok] == [
-        "success",
-        "success",
-        "denied",
-        "success",
-        "success",
+        shutil.copy(audit, tmp_path / "server_audit.log")
+    with realservers.sftp() as lines:  # as rsyslog writes what internal-sftp sent to /dev/log
+        (tmp_path / "auth.log").write_text("".join(f"{line}\n" for line in lines))
+
+    tag = names["tag"]
+    raw = {
+        "pgaudit": {"enabled": True, "topic": f"pfi.raw.pgaudit.{tag}", "log_line_prefix": PG_PREFIX},
+        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}"},
+        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}"},
+    }
+    config = make_config(names, broker, "chdb://unused", raw_sources=raw)
+    m = monitor(config, ch, policy, catalog)
+    send(
+        broker,
+        config.topics.entitlements,
+        [entitlement("E1001", "lobby_manager"), entitlement("E1002", "br_dept_head", org="B01"),
+         entitlement("E1003", "lobby_manager")],
+    )  # fmt: skip
+    csv_topic = f"pfi.raw.pgaudit-csv.{tag}"
+    shippers = [
+        ship(broker, [tmp_path / file], topic, tmp_path / f"{fmt}.pos", fmt)
+        for fmt, file, topic in (
+            ("pgaudit", "postgresql.log", raw["pgaudit"]["topic"]),
+            ("pgaudit-csv", "postgresql.csv", csv_topic),
+            ("mariadb", "server_audit.log", raw["mariadb"]["topic"]),
+            ("sftp", "auth.log", raw["sftp"]["topic"]),
+        )
     ]
-    transfers = dec.decode("transfer", records(TOPICS["sftp"], sftp))
-    assert [ev.recipient_id for _, ev in transfers.ok] == [
-        "acme-collections",
-        "sunrise-insurance",
-        "hk-fx-partner",
+    assert [p.wait(60) for p in shippers] == [0, 0, 0, 0]
+    stats = m.run(idle_exit_s=1.5, max_seconds=90)
+
+    assert stats.events["access"] == 12 and stats.events["transfer"] == 3
+    assert sum(stats.dead.values()) == 0
+    alerts = latest_alerts(read_all(broker, config.topics.alerts))
+    found = sorted(
+        (a["finding_info"]["analytic"]["uid"], actor_uid(a), a["severity"]) for a in alerts.values()
+    )
+    assert found == EXPECTED_ALERTS
+    db = names["database"]
+    rows = ch.query(f"SELECT rule_id, actor_id, severity FROM {db}.alerts FINAL ORDER BY rule_id, actor_id")
+    assert rows.result_rows == [(r, actor, sev.lower()) for r, actor, sev in EXPECTED_ALERTS]
+    gaps = ch.query(
+        f"SELECT kind, object FROM {db}.coverage_gaps WHERE kind != 'field' GROUP BY 1, 2 ORDER BY 1"
+    ).result_rows
+    assert gaps == [
+        ("cursor_rows_unknown", "corebank.core.accounts"),
+        ("table", "corebank.core.branch_targets"),
     ]
+
+    # the csvlog, as `lifemon ship --format pgaudit-csv` put it on its topic, gives the same accesses
+    dec, _ = decoder(format="csvlog")
+    shipped = decode_all(dec, "access", records(TOPICS["pgaudit"], values(broker, csv_topic)))
+    assert shipped.dead == [] and [summary(ev) for _, ev in shipped.ok] == PG_EXPECTED

@@ -36,9 +36,6 @@ def workload(policy):
     return generate(6000, seed=3, policy=policy)
 
 
-INCIDENTS: dict[int | str, dict[str, tuple]] = {}  # batch size -> the replay's incidents
-
-
 def incident_content(o: dict) -> tuple:
     """What an incident says (not its revision or status: a live run may not have closed it yet)."""
     return (
@@ -51,14 +48,18 @@ def incident_content(o: dict) -> tuple:
     )
 
 
-def replay_final(paths: list[Path], policy, catalog, batch_size: int | str) -> dict[str, tuple]:
-    """Final content of each alert (not its revision or status: a live run may not have closed it yet)."""
+def replay_final(
+    paths: list[Path], policy, catalog, batch_size: int | str, incidents: dict | None = None
+) -> dict[str, tuple]:
+    """Final content of each alert (not its revision or status: a live run may not have closed it
+    yet); the replay's incidents into `incidents` if given."""
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer.from_env(allow_ephemeral=False))
     alerts, dead = replay(engine, Decoder(), paths, int(batch_size) if batch_size != "avro" else 1000)
     assert dead == []
-    INCIDENTS[batch_size] = {
-        i.incident_id: incident_content(i.model_dump(mode="json")) for i in engine.take_incidents()
-    }
+    if incidents is not None:
+        incidents[batch_size] = {
+            i.incident_id: incident_content(i.model_dump(mode="json")) for i in engine.take_incidents()
+        }
     return {
         a.alert_id: (
             a.actor_id,
@@ -107,8 +108,10 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
     jsonl = write_files(workload, tmp_path / "jsonl", "jsonl")
     avro = write_files(workload, tmp_path / "avro", "avro")
     events = [p for p in jsonl if p.suffix == ".jsonl"]
-    by_batch = {n: replay_final(events, policy, catalog, n) for n in (1, 97, 5000)}
-    by_batch["avro"] = replay_final([p for p in avro if p.suffix == ".avro"], policy, catalog, "avro")
+    replayed: dict[int | str, dict[str, tuple]] = {}  # batch size -> the replay's incidents
+    by_batch = {n: replay_final(events, policy, catalog, n, replayed) for n in (1, 97, 5000)}
+    avro_events = [p for p in avro if p.suffix == ".avro"]
+    by_batch["avro"] = replay_final(avro_events, policy, catalog, "avro", replayed)
 
     config = make_config(names, broker, "chdb://unused")
     m = monitor(config, ch, policy, catalog)
@@ -135,9 +138,11 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
             newest[o["incident_id"]] = o
     live_incidents = {uid: incident_content(o) for uid, o in newest.items()}
     assert live_incidents, "the workload's leakage violations open incidents"
-    # Known bug (closing note, 2026-12-01): which transfer alerts an incident holds can depend on
-    # the batches (seen in CI: replay with batch 1 against the others, and live against replay); until
-    # the incident stage is fixed, only that the live run opens incidents is asserted here.
+    for name, incidents in replayed.items():
+        assert incidents == replayed[1], f"replay ({name}) incidents differ from the replay in batches of 1"
+    # the live run opens the same incidents, for the same keys and classes (which alerts they hold:
+    # a known, intermittent difference, see the closing note of 2026-12-01)
+    assert {i: c[:2] for i, c in live_incidents.items()} == {i: c[:2] for i, c in replayed[1].items()}
 
 
 @pytest.mark.integration

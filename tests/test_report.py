@@ -20,12 +20,11 @@ from streams.sinks.clickhouse import (
 )
 
 
-def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
-    db = names["database"]
+def store_day(ch, db: str, policy, catalog, events: list) -> None:
+    """The alerts and rollups of e1's and e2's accesses in ClickHouse, as the runtime stores them."""
     apply_ddl(ch, db)
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"r" * 32))
     engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
-    events = access("e1", customers=70, every_s=20) + access("e2", customers=3, start=10_000)
     alerts = engine.process("access", "pfi.access", 0, fed("access", events, "pfi.access"))
     alerts += engine.drain()
     sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
@@ -34,6 +33,17 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
     rollups = ClickHouseTableSink(ch, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups")
     rollups.add(engine.rollup_rows())
     rollups.flush()
+
+
+def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
+    db = names["database"]
+    store_day(
+        ch,
+        db,
+        policy,
+        catalog,
+        access("e1", customers=70, every_s=20) + access("e2", customers=3, start=10_000),
+    )
 
     html = render(gather(ch, db))
     assert "个人金融信息生命周期监测报告" in html and "批量查询个人金融信息" in html

@@ -133,6 +133,20 @@ def test_a_deletion_a_day_after_the_deadline_is_still_an_overrun(run) -> None:
     assert [a.window_end for a in got["retention_expired"]] == [T0 - 10 * DAY]
 
 
+def test_an_overrun_stays_open_until_the_record_goes_then_closes(run) -> None:
+    """The open overruns are the backlog on the lifecycle dashboard: a late deletion closes its alert,
+    with the same final content whether the deletion or the deadline's timer was processed first."""
+    (kept,) = run([collect(day=-40, **LOCATION), tick(0)])["retention_expired"]
+    assert kept.status.value == "open" and "removed" not in kept.summary
+    events = [collect(day=-40, **LOCATION), tick(-9.5), lc("anonymize", day=-9), tick(0)]
+    finals = [run(events, batch=b)["retention_expired"] for b in (1, 10)]
+    assert [a.revision for (a,) in finals] == [2, 1]  # timer first, then the deletion; or both at once
+    for (a,) in finals:
+        assert a.status.value == "closed" and a.alert_id == kept.alert_id
+        assert (a.window_end, a.last_seen) == (T0 - 10 * DAY, T0 - 10 * DAY)
+        assert a.summary.endswith("; removed 2025-12-23, 1 day(s) late")
+
+
 def test_a_record_inside_its_retention_at_the_end_of_the_input_does_not_fire(run, spec, catalog) -> None:
     engine = Engine([spec], catalog, pseudonymize=pz)
     assert run([collect(day=-29.9, **LOCATION), tick(0)], engine=engine) == {}
@@ -177,7 +191,10 @@ def test_deletion_request_executed_on_day_14_is_silent(run) -> None:
 
 def test_deletion_request_executed_on_day_16_fires(run) -> None:
     got = run([lc("deletion_requested", day=-20), lc("delete", day=-4), tick(0)])
-    assert len(got["deletion_request_overdue"]) == 1
+    (a,) = got["deletion_request_overdue"]
+    assert a.status.value == "closed" and a.summary.endswith("removed 2025-12-28, 1 day(s) late")
+    (still,) = run([lc("deletion_requested", day=-20), tick(0)])["deletion_request_overdue"]
+    assert still.status.value == "open" and still.alert_id == a.alert_id
 
 
 # -- uses after the deadline or the deletion (accesses and transfers re-keyed by customer) ---------------

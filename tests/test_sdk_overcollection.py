@@ -215,7 +215,9 @@ def test_hosts_and_countries_outside_the_declaration(engine) -> None:
     quiet = [
         obs("amap_location", ("location",), host="apilocate.amap.com", dest_country="CN"),
         obs("amap_location", ("location",), host="cn.apilocate.amap.com"),  # a subdomain of an allowed host
-        obs("device_fingerprint", ("imei",), host="fp.bank.internal"),  # no endpoint declared: not judged
+        obs(
+            "cloud_certificate", ("device_model",), host="cert.bank.internal"
+        ),  # no host declared: not judged
     ]
     assert run(engine, quiet) == []
     loud = [

@@ -211,8 +211,9 @@ def test_retention_overrun_finds_every_injected_case_and_nothing_else(policy: Po
     alerts = latest(alerts + engine.drain())
     scored = score(alerts, wl.truth, ["retention_overrun"])["retention_overrun"]
     assert scored["missed"] == 0 and scored["false_alarms"] == 0, scored
-    rules = {v["rule"] for v in wl.truth if v["detector"] == "retention_overrun"}
-    assert scored["found"] == len(truth_of(wl, "retention_overrun")) and len(rules) == 6
+    injected = [v for v in wl.truth if v["detector"] == "retention_overrun"]
+    # one record may carry two violations (read after its deadline, and kept past it)
+    assert scored["found"] == len(injected) and len({v["rule"] for v in injected}) == 6
 
 
 def test_offscope_marketing_fires_for_exactly_the_injected_pushes(policy: Policy, wl: Workload) -> None:

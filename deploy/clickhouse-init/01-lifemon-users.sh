@@ -4,8 +4,13 @@
 # CLICKHOUSE_USER. It creates the two accounts of docker-compose.yml, each with least privilege:
 #
 #   lifemon     the monitor: creates the lifemon database and tables (its DDL is applied at every
-#               start, idempotently), inserts, reads. It cannot manage users or touch other databases.
-#   grafana_ro  the dashboards: SELECT on the four dashboard tables only, readonly = 1. max_execution_time stays
+#               start, idempotently), inserts, reads. Nothing else: no ALTER (so no ALTER ... DELETE
+#               or UPDATE, no TTL or column change), DELETE, TRUNCATE, DROP, RENAME, OPTIMIZE, no file
+#               or URL functions, no user management, no other database: a stolen lifemon password
+#               cannot erase or rewrite the alerts, the audit trail (tests/test_clickhouse_grants.py
+#               runs these grants on chDB and tries each way). A TTL changed in policy/storage.yaml is
+#               applied by an administrator; lifemon logs the ALTER to run.
+#   grafana_ro  the dashboards: SELECT on the six dashboard tables only, readonly = 1. max_execution_time stays
 #               changeable because the Grafana plugin's driver sets it on every query (the plugin's
 #               documented requirement for a read-only user, docs/sources/configure.md).
 #
@@ -31,7 +36,7 @@
 CREATE DATABASE IF NOT EXISTS ${db};
 
 CREATE USER IF NOT EXISTS lifemon IDENTIFIED WITH sha256_hash BY '${lifemon_hash}';
-GRANT CREATE DATABASE, CREATE TABLE, ALTER, OPTIMIZE, INSERT, SELECT ON ${db}.* TO lifemon;
+GRANT CREATE DATABASE, CREATE TABLE, INSERT, SELECT ON ${db}.* TO lifemon;
 
 CREATE SETTINGS PROFILE IF NOT EXISTS grafana_ro_profile
     SETTINGS readonly = 1,
@@ -42,6 +47,8 @@ GRANT SELECT ON ${db}.alerts TO grafana_ro;
 GRANT SELECT ON ${db}.event_rollups TO grafana_ro;
 GRANT SELECT ON ${db}.pipeline_stats TO grafana_ro;
 GRANT SELECT ON ${db}.dead_letters TO grafana_ro;
+GRANT SELECT ON ${db}.deletion_events TO grafana_ro;
+GRANT SELECT ON ${db}.recipient_contracts TO grafana_ro;
 SQL
     echo "lifemon: created ClickHouse users lifemon (writer on ${db}.*) and grafana_ro (read-only on the dashboard tables)"
 )

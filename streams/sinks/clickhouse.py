@@ -8,8 +8,8 @@ for good are split off and handed to `on_reject` instead of blocking the batch f
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,8 @@ from streams.alerts import to_ocsf
 from streams.clickhouse import classify, location, unavailable
 from streams.codecs import DeadLetter
 from streams.sinks.base import FatalSinkError, Sink, SinkError
+
+log = logging.getLogger(__name__)
 
 # key columns of these types can be bound as query parameters exactly as they were inserted
 _BINDABLE = re.compile(r"^(LowCardinality\()?(String|U?Int(8|16|32|64))\)?$")
@@ -55,17 +57,16 @@ def _one_line(e: BaseException) -> str:
 
 
 def _report(name: str, table: str, rejected: list[Rejected]) -> None:
-    print(
-        f"lifemon: {name}: {len(rejected)} row(s) refused by {table} for good and not stored: "
-        f"{rejected[0].reason}",
-        file=sys.stderr,
+    log.error(
+        f"{name}: {len(rejected)} row(s) refused by {table} for good and not stored: {rejected[0].reason}",
+        extra={"sink": name, "table": table, "rows": len(rejected)},
     )
 
 
 class ClickHouseTableSink(Sink[Any]):
     """One ClickHouse table. `write` raises SinkError while the server is unreachable (retry),
     FatalSinkError when the table, its database or chDB's data directory is gone (stop: retrying
-    writes into nothing), and hands refused rows to `on_reject` (default: one line on stderr)."""
+    writes into nothing), and hands refused rows to `on_reject` (default: one error log line)."""
 
     def __init__(
         self,
@@ -235,6 +236,7 @@ ALERT_COLUMNS = (
     "subjects_sample",
     "counts",
     "evidence_event_ids",
+    "event_count",
     "window_start",
     "window_end",
     "first_seen",
@@ -264,6 +266,7 @@ def alert_row(a: Alert) -> tuple:
         a.subjects_sample,
         a.counts,
         a.evidence_event_ids,
+        a.event_count,
         a.window_start,
         a.window_end,
         a.first_seen,

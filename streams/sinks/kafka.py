@@ -20,6 +20,7 @@ from schemas.incident import Incident
 from schemas.models import Alert
 from streams.alerts import to_ocsf
 from streams.codecs import DeadLetter
+from streams.logs import KAFKA
 from streams.sinks.base import FatalSinkError, Sink, SinkError
 
 Encoded = tuple[bytes | None, bytes | None, Any]  # key, value, headers
@@ -195,8 +196,9 @@ class KafkaTopicSink(Sink[Any]):
         if meta.error is not None and meta.error.code() in TOPIC_GONE:
             if self._partitions is None:
                 raise FatalSinkError(
-                    f"{self.name}: topic {self.topic} does not exist on the broker; lifemon creates its "
-                    "topics at start (ensure_topics), or create it with the partitions you want"
+                    f"{self.name}: topic {self.topic} does not exist on the broker (was it restarted "
+                    "empty?); lifemon creates its topics at start (ensure_topics), or create it with "
+                    "the partitions you want"
                 )
             raise FatalSinkError(self._vanished())
         if meta.error is not None:
@@ -276,5 +278,6 @@ def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
         # let a broker restarted empty (Tansu keeps topics in memory) re-create them blank with its
         # own default partition count, and the sink could not tell that its topic vanished.
         "allow.auto.create.topics": False,
+        "logger": KAFKA,
         **extra,
     }

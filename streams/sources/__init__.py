@@ -1,5 +1,6 @@
 """Raw-log sources: database audit and SFTP log lines, as shippers put them on Kafka, decoded in the
-same batch pipeline into the canonical AccessEvent / TransferEvent (docs/sources.md).
+same batch pipeline into the canonical AccessEvent / TransferEvent (docs/sources.md); HAR captures
+into SdkTelemetryEvents (docs/har.md).
 
 `RawDecoder` wraps the canonical `Decoder` and has its interface: records of a raw topic are
 unwrapped (plain line or shipper JSON envelope), parsed by the topic's parser, mapped through
@@ -12,7 +13,7 @@ with its reason; objects the mapping does not know are counted in `gaps`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from policy import load_policy
@@ -21,15 +22,26 @@ from streams.codecs import DeadLetter, Decoded, Decoder, RawRecord
 from streams.config import Config
 from streams.sources.canonical import Canonical
 from streams.sources.envelope import EnvelopeError, Line, unwrap
+from streams.sources.har import HarParser
 from streams.sources.mariadb_audit import MariadbAuditParser
 from streams.sources.pgaudit import PgauditParser
-from streams.sources.records import DbStatement, Parsed
+from streams.sources.records import DbStatement, FileHandover, Parsed
 from streams.sources.sftp import SftpParser
 from streams.stats import Stats
 
 
 class Parser(Protocol):
-    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed: ...
+    def parse(
+        self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
+    ) -> Parsed:
+        """What a batch of one partition's lines completes. `carry` holds what the parser keeps
+        for the partition's next batch (JSON, or objects with `to_json()`): a statement whose last
+        line may be there, table lines before their query's line. `final`: no more lines are
+        coming for now, so no statement may be kept waiting for one."""
+        ...
+
+
+CARRY = "~raw\x1f"  # + topic: a raw topic's carry in its partition's store (one key, beside the detectors')
 
 
 def parsers_for(config: Config) -> dict[str, Parser]:
@@ -43,27 +55,43 @@ def parsers_for(config: Config) -> dict[str, Parser]:
         found[rs.mariadb.topic] = MariadbAuditParser(rs.mariadb.timezone)
     if rs.sftp.enabled:
         found[rs.sftp.topic] = SftpParser(rs.sftp.timezone)
+    if rs.har.enabled:
+        found[rs.har.topic] = HarParser.for_config(config)
     return found
 
 
 class RawDecoder:
     def __init__(
-        self, inner: Decoder, parsers: dict[str, Parser], mapping: SourceMapping, stats: Stats | None = None
+        self,
+        inner: Decoder,
+        parsers: dict[str, Parser],
+        mapping: SourceMapping,
+        stats: Stats | None = None,
+        state: Callable[[int], Any] | None = None,
     ):
-        self.inner, self.parsers = inner, parsers
+        """`state(partition)`: the partition's checkpointed store (the engine's), where a parser's
+        carry waits for the next batch; without one (tests, tools) it waits in memory."""
+        self.inner, self.parsers, self.state = inner, parsers, state
         stats = stats or Stats()
         self.skipped: Counter = stats.skipped  # reason -> lines that are no data access
         self.canonical = Canonical(mapping, stats.gaps)
+        self._carried: dict[tuple[str, int], dict[str, Any]] = {}
 
     @classmethod
-    def for_config(cls, inner: Decoder, config: Config, stats: Stats | None = None) -> RawDecoder | Decoder:
+    def for_config(
+        cls,
+        inner: Decoder,
+        config: Config,
+        stats: Stats | None = None,
+        state: Callable[[int], Any] | None = None,
+    ) -> RawDecoder | Decoder:
         """The canonical decoder itself when no raw source is enabled."""
         parsers = parsers_for(config)
         if not parsers:
             return inner
         policy_dir = config.policy_dir
         mapping = load_sources(policy_dir, load_policy(policy_dir).classification)
-        return cls(inner, parsers, mapping, stats)
+        return cls(inner, parsers, mapping, stats, state)
 
     @property
     def topics(self) -> list[str]:
@@ -75,6 +103,7 @@ class RawDecoder:
             return self.inner.decode(stream, raws, check_time)
         out = Decoded()
         items = []
+        read = getattr(parser, "unwrap", unwrap)  # a HAR record is JSON itself, not a log line in an envelope
         for raw in raws:
             if not raw.value:
                 out.dead.append(
@@ -82,18 +111,37 @@ class RawDecoder:
                 )
                 continue
             try:
-                items.append((raw, unwrap(raw.value)))
+                items.append((raw, read(raw.value)))
             except EnvelopeError as e:
                 out.dead.append(DeadLetter(raw, "malformed", "", str(e)))
-        parsed = parser.parse(items)
+        carry = self._carry(raws[0].topic, raws[0].partition)
+        parsed = parser.parse(items, carry)
+        self._keep(raws[0].topic, raws[0].partition, carry)
+        return self._finish(stream, parsed, out)
+
+    def flush(self, stream: str, topic: str, partition: int) -> Decoded:
+        """The partition is read to its end: what its parser kept waiting for a line that has not
+        come (the last statement of each session) is complete now."""
+        carry = self._carry(topic, partition)
+        if not carry:
+            return Decoded()
+        parsed = self.parsers[topic].parse([], carry, final=True)
+        self._keep(topic, partition, carry)
+        return self._finish(stream, parsed, Decoded())
+
+    def _finish(self, stream: str, parsed: Parsed, out: Decoded) -> Decoded:
         out.dead += parsed.dead
         self.skipped.update(parsed.skipped)
+        gaps = self.canonical.found
         for raw, found in parsed.found:
-            event = (
-                self.canonical.access(found)
-                if isinstance(found, DbStatement)
-                else self.canonical.transfer(found)
-            )
+            if isinstance(found, DbStatement):
+                event = self.canonical.access(found)
+            elif isinstance(found, FileHandover):
+                event = self.canonical.transfer(found)
+            else:  # a HAR parser finds the SDK events themselves
+                event = found
+            out.gaps += [(raw.offset, found.ts_ms, kind, name) for kind, name in gaps]
+            gaps.clear()
             if event is None:
                 self.skipped[f"{type(found).__name__}: nothing the mapping monitors"] += 1
             else:
@@ -101,6 +149,22 @@ class RawDecoder:
         if out.ok:
             self.inner._check_time(stream, out)  # the same event-time door as every stream
         return out
+
+    def _carry(self, topic: str, partition: int) -> dict[str, Any]:
+        if self.state is None:
+            return self._carried.setdefault((topic, partition), {})
+        return self.state(partition).get(CARRY + topic) or {}
+
+    def _keep(self, topic: str, partition: int, carry: dict[str, Any]) -> None:
+        """The carry goes into the partition's store, so the next checkpoint saves it with the
+        offsets past its lines: a restart resumes with it (checkpoint-safe)."""
+        if self.state is None:
+            return
+        store = self.state(partition)
+        if carry:
+            store.put(CARRY + topic, carry)
+        elif store.get(CARRY + topic) is not None:
+            store.delete(CARRY + topic)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -15,6 +15,14 @@ from schemas.models import Action, Outcome
 from schemas.structs import STRICT
 from streams.sources.records import DbStatement, FileHandover
 
+# What the logs may name that policy/sources.yaml lacks, and where it goes there (`lifemon catalog gaps`)
+GAP_KINDS = {
+    "table": "policy/sources.yaml databases.<database>.tables",
+    "db_user": "policy/sources.yaml actors.db_users (or applications / service_users)",
+    "sftp_account": "policy/sources.yaml sftp_accounts",
+    "sftp_path": "policy/sources.yaml sftp_accounts.<account>.directories",
+    "cursor_rows_unknown": "a visibility finding: pgaudit does not audit FETCH, the rows read are unknown",
+}
 _WORD = re.compile(r'"?([A-Za-z_][\w$]*)"?(?:\s*\.\s*"?([A-Za-z_][\w$]*)"?)?')
 _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export,
             "INSERT": Action.update, "UPDATE": Action.update, "MERGE": Action.update,
@@ -25,6 +33,13 @@ class Canonical:
     def __init__(self, mapping: SourceMapping, gaps: Counter | None = None):
         self.m = mapping
         self.gaps: Counter = Counter() if gaps is None else gaps  # "table corebank.core.x" -> times seen
+        self.found: list[tuple[str, str]] = []  # (kind, object) of each gap, until the caller takes them
+
+    def _gap(self, kind: str, name: str) -> None:
+        """An object the mapping lacks (GAP_KINDS), reported by name: a table, login, account or
+        directory is the catalog's vocabulary, never a value from a record."""
+        self.gaps[f"{kind} {name}"] += 1
+        self.found.append((kind, name))
 
     def access(self, st: DbStatement) -> Any | None:
         """The AccessEvent of a statement, or None when it touched only the server's own schemas."""
@@ -41,7 +56,7 @@ class Canonical:
         for name in tables:
             found = self.m.table(st.database, name)
             if found is None:
-                self.gaps[f"table {st.database}.{name}"] += 1
+                self._gap("table", f"{st.database}.{name}")
                 fields.append(f"db:{st.database}.{name}")
                 continue
             _, entry = found
@@ -50,7 +65,7 @@ class Canonical:
         rows = st.rows
         if rows is None:
             if st.command == "DECLARE CURSOR":  # pgaudit does not audit FETCH: a visibility gap, shown
-                self.gaps[f"cursor rows unknown {st.database}.{'+'.join(tables)}"] += 1
+                self._gap("cursor_rows_unknown", f"{st.database}.{'+'.join(tables)}")
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
         return STRICT["access"](
             event_id=st.event_id,
@@ -68,11 +83,11 @@ class Canonical:
     def transfer(self, f: FileHandover) -> Any | None:
         account = self.m.sftp_accounts.get(f.account)
         if account is None:
-            self.gaps[f"sftp account {f.account}"] += 1
+            self._gap("sftp_account", f.account)
             return None
         d = self.m.directory(account, f.path)
         if d is None:
-            self.gaps[f"sftp path {f.account}:{f.path.rsplit('/', 1)[0]}/"] += 1
+            self._gap("sftp_path", f"{f.account}:{f.path.rsplit('/', 1)[0]}/")
             return None
         sent = f.bytes_written if d.sends_on == "write" else f.bytes_read
         if sent <= 0:
@@ -106,7 +121,7 @@ class Canonical:
             return a.db_users[st.user]
         if st.application in a.applications:
             return a.applications[st.application]
-        self.gaps[f"db user {st.user}"] += 1
+        self._gap("db_user", st.user)
         return st.user or "unknown"
 
     def _tables_in(self, st: DbStatement) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
@@ -35,9 +36,14 @@ class MariadbAuditParser:
     def __init__(self, timezone: str):
         self.tz = zone(timezone)
 
-    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed:
+    def parse(
+        self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
+    ) -> Parsed:
+        """`carry`: "server:connection" -> [query id, db.table...], the table lines of a query whose
+        QUERY line has not come yet (the next batch, or a long query's end). One query runs at a
+        time on a connection: a table line of another query replaces it, a disconnect drops it.
+        Nothing waits to be emitted, so `final` changes nothing."""
         out = Parsed()
-        tables: dict[tuple[str, str, str], list[str]] = {}  # (server, conn, query) -> db.table seen
         for raw, line in items:
             m = _LINE.match(line.text)
             if m is None:
@@ -55,11 +61,15 @@ class MariadbAuditParser:
                     out.skipped["mariadb: not a server_audit line"] += 1
                 continue
             g = m.groupdict()
-            op, key = g["op"], (g["server"], g["conn"], g["query"])
+            op, conn = g["op"], f"{g['server']}:{g['conn']}"
             if op in _TABLE_OPS:
-                tables.setdefault(key, []).append(f"{g['db']}.{g['rest'].rstrip(',')}")
+                held = carry.get(conn)
+                if held is None or held[0] != g["query"]:
+                    held = carry[conn] = [g["query"]]
+                held.append(f"{g['db']}.{g['rest'].rstrip(',')}")
                 continue
             if op in _SESSION_OPS:
+                carry.pop(conn, None)
                 out.skipped[f"mariadb: {op}"] += 1
                 continue
             if op != "QUERY":
@@ -76,7 +86,9 @@ class MariadbAuditParser:
                 )
                 continue
             try:
-                st = self._statement(g, line, _unquote(statement), int(code), tables.pop(key, []))
+                held = carry.get(conn)
+                seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
+                st = self._statement(g, line, _unquote(statement), int(code), seen)
             except Unreadable as e:
                 out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
                 continue

@@ -15,7 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import asdict
 from datetime import datetime, tzinfo
+from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
@@ -52,6 +54,9 @@ _DENIED = re.compile(r"permission denied for (?:table|relation|view|schema|seque
 # line took 7 s): the prefix and level must fit in the line's first MAX_PREFIX characters, as a real
 # prefix does (names are at most 63 bytes, a host name 255).
 MAX_PREFIX = 1024
+# A statement's lines are written within moments of each other: a line of the same server this much
+# newer means no more are coming for a statement still open (its session may never log again).
+HOLD_MS = 1000
 _CSV_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 # csvlog columns (PostgreSQL 13+): the ones lifemon reads
 _C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION = 0, 1, 2, 3, 4, 5
@@ -92,7 +97,14 @@ class PgauditParser:
         self.prefix = prefix_pattern(log_line_prefix)
         self.csvlog, self.log_rows, self.tz = csvlog, log_rows, zone(timezone)
 
-    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed:
+    def parse(
+        self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
+    ) -> Parsed:
+        """The statements these lines complete. A session's latest statement is carried to the next
+        batch (`carry`: session -> Open, kept in the partition's checkpointed store) while more of
+        its lines may come: a join's next table line, a denial's STATEMENT line. It is complete
+        when the session logs another statement, when a line of its server is HOLD_MS newer, or
+        when `final` says nothing more is coming for now (the partition is read to its end)."""
         if self.csvlog:
             entries, dead = join_continuations(items, lambda t: bool(_CSV_START.match(t)))
             rows = [(raw, line, self._csv_row(line.text)) for raw, line in entries]
@@ -100,19 +112,22 @@ class PgauditParser:
             entries, dead = join_continuations(items, lambda t: not t.startswith("\t"), strip="\t")
             rows = [(raw, line, self._stderr_row(line.text)) for raw, line in entries]
         out = Parsed(dead=dead)
-        merging: dict[tuple[str, str, str], list] = {}  # (session, stmt, substmt) -> [last raw, statement]
-        denials: dict[str, list] = {}  # session -> [raw, denied statement] awaiting its STATEMENT line
+        newest: dict[str, int] = {}  # server -> its newest statement time in this batch
         for raw, line, row in rows:
             if row is None:
                 out.skipped["pgaudit: not a PostgreSQL log line"] += 1
                 continue
             session = row["session"] or f"{line.host or '-'}:{row['pid']}"
+            held = Open.held(carry, session)
             if row["level"] == "STATEMENT":
-                denial = denials.pop(session, None)
-                if denial is None:
+                if held is None or not held.awaits_statement:
                     out.skipped["pgaudit: STATEMENT of a server message"] += 1
                 else:
-                    denial[0], denial[1].statement = raw, row["msg"]
+                    denied = held.parts[""][1]
+                    denied.statement = row["msg"]
+                    held.parts[""] = (raw, denied)
+                    out.found += held.statements()  # a denial is whole with its statement
+                    del carry[session]
                 continue
             try:
                 result = self._statement(row, line, session)
@@ -124,19 +139,20 @@ class PgauditParser:
                 out.dead.append(DeadLetter(raw, "unparsed", result.field, result.message))
             else:
                 key, st = result
-                held = merging.get(key) if key else None
-                if held is not None and held[1].statement == st.statement:
-                    held[0] = raw
-                    held[1].tables += [t for t in st.tables if t not in held[1].tables]
+                newest[st.host or "-"] = max(newest.get(st.host or "-", 0), st.ts_ms)
+                if held is not None and key is not None and held.stmt == key[0]:
+                    held.add(raw, key[1], st)  # another table of the statement, or a sub-statement
                     continue
-                entry = [raw, st]
-                if key:
-                    merging[key] = entry
-                elif not st.statement:
-                    denials[session] = entry
-                out.found.append(entry)  # type: ignore[arg-type]
+                if held is not None:
+                    out.found += held.statements()  # the session moved on
+                carry[session] = Open(key[0] if key else None, {key[1] if key else "": (raw, st)})
+        for session in list(carry):
+            held = Open.load(carry[session])
+            if final or newest.get(held.host, 0) - held.ts_ms > HOLD_MS:
+                out.found += held.statements()
+                del carry[session]
         # a statement counts at its last line: in the order statements completed
-        out.found = sorted(((raw, st) for raw, st in out.found), key=lambda rs: rs[0].offset)
+        out.found.sort(key=lambda rs: rs[0].offset)
         return out
 
     # -- one entry --------------------------------------------------------------------------------
@@ -184,7 +200,7 @@ class PgauditParser:
 
     def _statement(
         self, row: dict[str, str], line: Line, session: str
-    ) -> tuple[tuple[str, str, str] | None, DbStatement] | _Bad | str:
+    ) -> tuple[tuple[str, str] | None, DbStatement] | _Bad | str:
         """(merge key, statement), a dead-letter reason, or the skip reason of a line."""
         msg, level = row["msg"], row["level"]
         if level == "ERROR":
@@ -233,7 +249,7 @@ class PgauditParser:
             rows = count(rest.pop(), "rows")
         params = [p for p in rest if p not in ("<none>", "<not logged>")]
         ts = self._ts(row, line)
-        return (session, stmt_id, sub_id), DbStatement(
+        return (stmt_id, sub_id), DbStatement(
             "pgaudit",
             f"pg:{session}:{stmt_id}:{sub_id}:{ts}",
             ts,
@@ -262,6 +278,70 @@ class PgauditParser:
         day = text.split(" ", 1)[0]
         dt = datetime.fromisoformat(f"{day} {stamp}")
         return epoch_ms(dt, _tz_of(tzname, self.tz))
+
+
+class Open:
+    """A session's statement that may get more lines: its parts by sub-statement id (a join's
+    tables merge into one part), each with its latest record. A denial is one part, `""`."""
+
+    __slots__ = ("stmt", "parts")
+
+    def __init__(self, stmt: str | None, parts: dict[str, tuple[RawRecord, DbStatement]]):
+        self.stmt, self.parts = stmt, parts
+
+    @classmethod
+    def held(cls, carry: dict[str, Any], session: str) -> Open | None:
+        """The session's open statement in the carry, as a live object (kept there as one)."""
+        value = carry.get(session)
+        if value is None:
+            return None
+        carry[session] = found = cls.load(value)
+        return found
+
+    @classmethod
+    def load(cls, value: Any) -> Open:
+        """The live object, or rebuilt from the JSON a restored checkpoint holds."""
+        if isinstance(value, Open):
+            return value
+        return cls(
+            value["stmt"],
+            {
+                sub: (RawRecord(raw[0], raw[1], raw[2], None, timestamp=raw[3]), DbStatement(**st))
+                for sub, raw, st in value["parts"]
+            },
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stmt": self.stmt,
+            "parts": [
+                [sub, [raw.topic, raw.partition, raw.offset, raw.timestamp], asdict(st)]
+                for sub, (raw, st) in self.parts.items()
+            ],
+        }
+
+    @property
+    def awaits_statement(self) -> bool:
+        return self.stmt is None and not self.parts[""][1].statement
+
+    @property
+    def ts_ms(self) -> int:
+        return min(st.ts_ms for _, st in self.parts.values())
+
+    @property
+    def host(self) -> str:
+        return next(iter(self.parts.values()))[1].host or "-"
+
+    def add(self, raw: RawRecord, sub: str, st: DbStatement) -> None:
+        held = self.parts.get(sub)
+        if held is None or held[1].statement != st.statement:
+            self.parts[sub] = (raw, st)
+            return
+        held[1].tables += [t for t in st.tables if t not in held[1].tables]
+        self.parts[sub] = (raw, held[1])
+
+    def statements(self) -> list[tuple[RawRecord, DbStatement]]:
+        return list(self.parts.values())
 
 
 class _Bad:

@@ -6,15 +6,16 @@
     ... session closed for local user U from [IP]
 
 A `close` line carries the bytes but not the account: the session's `session opened` line, by
-the same host and pid, says whose it is. Sessions are remembered across batches in memory; a close
-whose session opened before a restart of lifemon is a dead letter with that reason.
+the same host and pid, says whose it is. Open sessions are kept in the partition's carry (its
+checkpointed store), so they outlive batches and restarts; a close whose `session opened` line
+was never read (shipped before the topic's retention, or lost) is a dead letter with that reason.
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from datetime import datetime
+from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
@@ -30,15 +31,17 @@ _PROGRAMS = frozenset({"internal-sftp", "sftp-server", "sshd"})
 _OPENED = re.compile(r"session opened for local user (?P<user>\S+) from \[(?P<ip>[^\]]*)\]")
 _CLOSED = re.compile(r"session closed for local user ")
 _CLOSE = re.compile(r'close "(?P<path>(?:[^"\\]|\\.)*)" bytes read (?P<read>\d+) written (?P<written>\d+)')
-MAX_SESSIONS = 100_000  # open sessions remembered; the oldest are forgotten first
+MAX_SESSIONS = 100_000  # open sessions remembered per partition; the oldest are forgotten first
 
 
 class SftpParser:
     def __init__(self, timezone: str):
         self.tz = zone(timezone)
-        self.sessions: OrderedDict[tuple[str, str, str], tuple[str, str]] = OrderedDict()
 
-    def parse(self, items: list[tuple[RawRecord, Line]]) -> Parsed:
+    def parse(
+        self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
+    ) -> Parsed:
+        """`carry`: "host:pid" -> [user, client ip] of each open session (insertion order: oldest first)."""
         out = Parsed()
         for raw, line in items:
             m = _SYSLOG.match(line.text)
@@ -46,18 +49,19 @@ class SftpParser:
                 out.skipped["sftp: not an sftp syslog line"] += 1
                 continue
             host = m.group("host") or line.host or "-"
-            session = (raw.topic, host, m.group("pid"))
+            session = f"{host}:{m.group('pid')}"
             msg = m.group("msg")
             if opened := _OPENED.match(msg):
-                self.sessions[session] = (opened.group("user"), opened.group("ip"))
-                while len(self.sessions) > MAX_SESSIONS:
-                    self.sessions.popitem(last=False)
+                carry.pop(session, None)  # a reused pid: the newest session is last
+                carry[session] = [opened.group("user"), opened.group("ip")]
+                while len(carry) > MAX_SESSIONS:
+                    del carry[next(iter(carry))]
                 out.skipped["sftp: session opened"] += 1
             elif _CLOSED.match(msg):
-                self.sessions.pop(session, None)
+                carry.pop(session, None)
                 out.skipped["sftp: session closed"] += 1
             elif close := _CLOSE.match(msg):
-                who = self.sessions.get(session)
+                who = carry.get(session)
                 if who is None:
                     out.dead.append(
                         DeadLetter(

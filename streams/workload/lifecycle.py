@@ -90,6 +90,8 @@ class Lifecycle(Base):
                     used,
                     "record read 5 y after the relationship ended",
                 )
+                # and, never deleted, it is kept past that deadline too: part of the retention backlog
+                self._truth("retention_expired", rid, cid, ended, ended + keep, "KYC data kept past 5 y")
             else:  # a deleted record read again by its customer's own sub-branch
                 gone = self._ts(0.1, 0.5)
                 e, cid = self._reader()

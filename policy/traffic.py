@@ -1,0 +1,142 @@
+"""What captured app traffic means, as policy data (`policy/traffic.yaml`, docs/har.md): the bank's
+own hosts, the call that records the privacy-policy agreement, where hosts are, and the field
+vocabulary (SDK field ids of sdks.yaml by key name and by value form) that turns a HAR capture into
+SDK telemetry. Validated here like sources.yaml (STYLE.md habit 3)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from policy import DEFAULT_DIR, read_yaml, validate_section
+from policy.model import Sdks, Strict
+from schemas.models import ValueType
+
+TRAFFIC_FILE = "traffic.yaml"
+RECOGNIZED = frozenset(
+    {
+        ValueType.imei,
+        ValueType.cn_ric,
+        ValueType.bank_card,
+        ValueType.cn_mobile,
+        ValueType.mac,
+        ValueType.coordinates,
+        ValueType.sms_code,
+    }
+)
+
+
+def key_form(name: str) -> str:
+    """A key as the vocabulary compares it: case-folded, letters and digits only (CJK included), so
+    `$os_version`, `osVersion`, `X-OS-Version` minus its `x` prefix and `os-version` are one key."""
+    return "".join(c for c in name.casefold() if c.isalnum())
+
+
+def _host(value: str) -> str:
+    host = value.strip().lower().rstrip(".")
+    if not host or "/" in host or not re.fullmatch(r"[a-z0-9.-]+", host):
+        raise ValueError(
+            f"'{value}' is not a host name; write it like api.example.com, without scheme or path"
+        )
+    return host
+
+
+class ConsentEndpoint(Strict):
+    """A first-party call that records the user's agreement to the privacy policy."""
+
+    method: str = "POST"
+    host: str
+    path: str = Field(pattern=r"^/", description="the URL path, exactly (no query)")
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, host: str) -> str:
+        return _host(host)
+
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, method: str) -> str:
+        return method.upper()
+
+
+class VocabularyEntry(Strict):
+    keys: list[str] = Field(default_factory=list, description="key names besides the field's zh name")
+    values: list[ValueType] = Field(
+        default_factory=list, description="value types the field carries itself (not reported separately)"
+    )
+
+
+class Traffic(Strict):
+    first_party_hosts: list[str] = Field(default_factory=list)
+    consent_endpoints: list[ConsentEndpoint] = Field(default_factory=list)
+    host_countries: dict[str, str] = Field(
+        default_factory=dict, description="host or parent domain -> ISO code"
+    )
+    value_types: dict[ValueType, str] = Field(
+        default_factory=dict, description="recognized value type -> the SDK field id it is"
+    )
+    fields: dict[str, VocabularyEntry] = Field(default_factory=dict)
+
+    @field_validator("first_party_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        return [_host(h) for h in hosts]
+
+    @field_validator("host_countries")
+    @classmethod
+    def _countries(cls, table: dict[str, str]) -> dict[str, str]:
+        for host, code in table.items():
+            if not re.fullmatch(r"[A-Z]{2}", code):
+                raise ValueError(f"host_countries.{host} '{code}' is no ISO 3166 code; write e.g. CN, SG, US")
+        return {_host(h): c for h, c in table.items()}
+
+    @model_validator(mode="after")
+    def _recognizable(self) -> Traffic:
+        for vt in self.value_types:
+            if vt not in RECOGNIZED:
+                raise ValueError(
+                    f"value_types.{vt.value} is a shape, not a recognized form; use one of "
+                    f"{', '.join(sorted(RECOGNIZED))}"
+                )
+        return self
+
+    def check(self, sdks: Sdks) -> None:
+        """Every field id is an SDK field of sdks.yaml, and no key names two fields."""
+        for vt, fid in self.value_types.items():
+            if fid not in sdks.sdk_fields:
+                raise ValueError(
+                    f"value_types.{vt.value} names unknown field id '{fid}'; use an id of sdks.yaml sdk_fields"
+                )
+        owner: dict[str, str] = {key_form(f.zh): fid for fid, f in sdks.sdk_fields.items()}
+        for fid, entry in self.fields.items():
+            if fid not in sdks.sdk_fields:
+                raise ValueError(
+                    f"fields.{fid} is not an SDK field id; add it to sdks.yaml sdk_fields or fix its spelling"
+                )
+            for key in entry.keys:
+                form = key_form(key)
+                if owner.get(form, fid) != fid:
+                    raise ValueError(
+                        f"fields.{fid}.keys '{key}' already names {owner[form]}; a key may name one field only"
+                    )
+                owner[form] = fid
+
+
+class _Checked(Traffic):
+    sdks: Sdks
+
+    @model_validator(mode="after")
+    def _refs(self) -> _Checked:
+        self.check(self.sdks)
+        return self
+
+
+def load_traffic(directory: Path | str | None, sdks: Sdks) -> Traffic:
+    """Load `traffic.yaml` from a policy folder; its field ids are checked against sdks.yaml."""
+    path = (Path(directory) if directory else DEFAULT_DIR) / TRAFFIC_FILE
+    data, text = read_yaml(path)
+    traffic: Traffic = validate_section(path, Traffic, data, text)
+    validate_section(path, _Checked, {**(data or {}), "sdks": sdks}, text)
+    return traffic

@@ -1,0 +1,186 @@
+"""`/metrics`, `/healthz` and `/readyz` for operators (docs/operations.md).
+
+The runtime feeds one Stats object (streams/stats.py); this module only reads it, when Prometheus
+scrapes: a custom collector turns its counters into metric families, so the hot path never touches
+prometheus-client. Names follow Prometheus conventions: the `lifemon_` prefix, base units
+(seconds), `_total` on counters, labels for what varies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+
+from streams.stats import Durations, Stats
+
+log = logging.getLogger(__name__)
+
+
+def _counter(name: str, doc: str, labels: list[str], values: dict[Any, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, value in values.items():
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
+    return family
+
+
+def _histogram(name: str, doc: str, durations: Durations) -> HistogramMetricFamily:
+    counts = list(durations.counts)  # one copy: the runtime's thread keeps observing
+    snapshot = Durations(durations.bounds, counts, durations.total)
+    family = HistogramMetricFamily(name, doc, labels=[])
+    family.add_metric([], snapshot.cumulative(), sum_value=snapshot.total)
+    return family
+
+
+class StatsCollector:
+    """Reads the runtime's Stats at each scrape (copies of its dicts: the runtime keeps writing)."""
+
+    def __init__(self, stats: Stats):
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats
+        yield _counter(
+            "lifemon_records_consumed",
+            "Records read from Kafka per stream (its own and raw-log topics, reference topics; "
+            "repartition copies not again), dead letters included",
+            ["stream"],
+            dict(s.consumed),
+        )
+        yield _counter(
+            "lifemon_events_processed",
+            "Records decoded and given to the detectors (events) or applied (reference data), per stream",
+            ["stream"],
+            dict(s.events) | dict(s.references),
+        )
+        yield _counter(
+            "lifemon_dead_letters",
+            "Records sent to the dead-letter topic, per stream and reason",
+            ["stream", "kind"],
+            dict(s.dead_kinds),
+        )
+        yield _counter(
+            "lifemon_alerts",
+            "Alerts this instance raised, by detector and severity when first raised",
+            ["detector", "severity"],
+            dict(s.opened),
+        )
+        yield _counter(
+            "lifemon_alert_revisions",
+            "Alert revisions emitted (open, updated, closed), by detector",
+            ["detector", "status"],
+            dict(s.revisions),
+        )
+        yield _counter(
+            "lifemon_misrouted_records",
+            "Records not keyed by their stream's key (the producer must key them so)",
+            ["stream"],
+            dict(s.misrouted),
+        )
+        lags = s.lags  # replaced whole by the runtime, never changed in place
+        messages = GaugeMetricFamily(
+            "lifemon_consumer_lag_messages",
+            "Records behind the end of each assigned partition",
+            labels=["stream", "topic", "partition"],
+        )
+        seconds = GaugeMetricFamily(
+            "lifemon_consumer_lag_seconds",
+            "While a partition has records behind: the age of the last record processed from it "
+            "(its Kafka timestamp to now); 0 when caught up",
+            labels=["stream", "topic", "partition"],
+        )
+        for (stream, topic, partition), (n, age) in sorted(lags.items()):
+            messages.add_metric([stream, topic, str(partition)], n)
+            seconds.add_metric([stream, topic, str(partition)], age)
+        yield messages
+        yield seconds
+        yield _histogram(
+            "lifemon_batch_duration_seconds",
+            "Time to decode a consumed batch, run the detectors on it and queue its outputs",
+            s.batches,
+        )
+        yield _histogram(
+            "lifemon_checkpoint_duration_seconds",
+            "Time to flush every sink, store the state changelog and commit offsets (retries included)",
+            s.checkpoints,
+        )
+        yield GaugeMetricFamily(
+            "lifemon_assigned_partitions",
+            "Input partitions assigned to this instance",
+            value=s.assigned or 0,
+        )
+        yield GaugeMetricFamily(
+            "lifemon_ready",
+            "1 once reference data is read and partitions assigned and restored",
+            value=s.ready,
+        )
+
+
+class OpsServer:
+    """The operator's HTTP endpoints on a thread of their own, for as long as the `with` lasts.
+
+    - `/metrics`: Prometheus text (or OpenMetrics, if the scraper asks for it);
+    - `/healthz`: 200 while the main loop moves (consuming, checkpointing, or waiting out a
+      destination that is down), 503 once it has not for `stall_after_s`: restart me;
+    - `/readyz`: 200 once reference data is read and the group's partitions are assigned with
+      their state restored, 503 before that and during a rebalance: send me no traffic yet."""
+
+    def __init__(self, stats: Stats, host: str, port: int, stall_after_s: float):
+        self.registry = CollectorRegistry()
+        self.registry.register(StatsCollector(stats))
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, resident memory, open fds
+        registry = self.registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    encode, content_type = choose_encoder(self.headers.get("Accept", ""))
+                    self._send(200, encode(registry), content_type)
+                elif path == "/healthz":
+                    quiet = time.monotonic() - stats.last_tick
+                    if quiet <= stall_after_s:
+                        self._send(200, b"ok\n")
+                    else:
+                        self._send(503, f"stalled: the main loop has not moved for {quiet:.0f}s\n".encode())
+                elif path == "/readyz":
+                    if stats.ready:
+                        self._send(200, f"ready: {stats.assigned} partition(s) assigned\n".encode())
+                    else:
+                        self._send(503, b"not ready: reading reference data or waiting for partitions\n")
+                else:
+                    self._send(404, b"/metrics, /healthz or /readyz\n")
+
+            def _send(self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:  # a scrape every few seconds is no news
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.host, self.port = host, self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="lifemon-ops", daemon=True)
+
+    def __enter__(self) -> OpsServer:
+        self._thread.start()
+        log.info(
+            f"serving /metrics, /healthz and /readyz on http://{self.host}:{self.port}",
+            extra={"host": self.host, "port": self.port},
+        )
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,298 @@
+"""The data types in a captured request, as SDK field ids of the policy's vocabulary
+(`policy/traffic.yaml`, sdks.yaml `sdk_fields`): by key name (English and seed 004's Chinese names)
+and by value form, with checksums from python-stdnum where a number has one (IMEI: Luhn; resident
+ID: ISO 7064 mod 11-2 and a real birth date; bank card: Luhn and a scheme prefix), patterns for
+the rest. A value is never kept: each sighting holds its field, where it was, its form and a keyed
+fingerprint (docs/har.md)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from stdnum import luhn
+from stdnum.cn import ric
+
+from policy.model import SdkField
+from policy.traffic import Traffic, key_form
+from schemas.models import FoundIn, ValueType
+
+MAX_DEPTH = 8  # nesting of JSON (and JSON inside strings) walked per request
+MAX_NODES = 4000  # values looked at per request: a huge body is sampled, never a reason to stall
+MAX_INFLATED = 1 << 20  # a gzip-in-base64 payload is read up to 1 MiB (no zip bomb)
+MAX_SIGHTINGS = 64
+
+# values an SDK sends when it was not allowed to read the real one (Android's fixed MAC since 6.0,
+# a zeroed advertising id): the field was not collected
+_PLACEHOLDERS = frozenset(
+    {"", "null", "none", "nil", "undefined", "unknown", "-1", "[]", "{}", "02:00:00:00:00:00"}
+)
+_ZERO = re.compile(r"[0:.\-]+")
+_HEX_LETTERS = frozenset("abcdefABCDEF")
+_DIGITS = re.compile(r"\d+")
+_SEPARATORS = str.maketrans("", "", " -")
+_MOBILE = re.compile(r"(?:\+?86)?(1[3-9]\d{9})")
+_MAC = re.compile(r"[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}", re.IGNORECASE)
+_COORDS = re.compile(r"\s*(-?\d{1,3}\.\d{4,})\s*,\s*(-?\d{1,3}\.\d{4,})\s*")
+_CODE = re.compile(r"\d{4,8}")
+_SMS = re.compile(r"(?:验证码|校验码|动态码|verification code)\D{0,12}?(\d{4,8})(?!\d)", re.IGNORECASE)
+# UnionPay numbers have 16 to 19 digits; Visa, Mastercard and JCB 16
+_CARD = re.compile(r"62\d{14,17}|4\d{15}|(?:5[1-5]|2[2-7]|35)\d{14}")
+# headers every client sends: their names say nothing about the user
+_PLAIN_HEADERS = frozenset(
+    key_form(h)
+    for h in (
+        "host", "user-agent", "accept", "accept-encoding", "accept-language", "connection", "cookie",
+        "content-type", "content-length", "content-encoding", "cache-control", "pragma", "origin",
+        "referer", "te", "upgrade", "authorization", "if-none-match", "if-modified-since", "range",
+        "transfer-encoding", "expect", "priority", "dnt",
+    )
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class CapturedRequest:
+    """One request of a capture, as much of it as data recognition needs."""
+
+    ts_ms: int
+    method: str
+    host: str
+    path: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    cookies: list[tuple[str, str]] = field(default_factory=list)
+    form: list[tuple[str, str]] | None = None  # form or multipart fields, when the capture parsed them
+    body: str | None = None
+    mime: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    field: str
+    found_in: FoundIn
+    value_type: ValueType
+    fingerprint: str
+
+
+def recognize(text: str) -> tuple[ValueType, str] | None:
+    """(form, canonical text) of a value that has one of the recognized forms; None otherwise.
+    The canonical text is what the fingerprint hashes: one IMEI written two ways is one value."""
+    t = text.strip()
+    # every form is 11 to ~40 characters and starts with a digit, +, - or (a MAC) a hex letter:
+    # most values (names, versions, flags) stop here, before any pattern or checksum runs
+    if not 11 <= len(t) <= 64 or (t[0].isalpha() and t[0] not in _HEX_LETTERS):
+        return None
+    compact = t.translate(_SEPARATORS)
+    if compact.isascii() and compact.isdigit():
+        if _ZERO.fullmatch(compact):
+            return None
+        n = len(compact)
+        # stdnum's IMEI check is its Luhn checksum over the 15 digits checked here (imei.validate);
+        # calling the checksum alone halves the cost. 14 digits have no check digit: no guess
+        if n == 15 and luhn.checksum(compact) == 0:
+            return ValueType.imei, compact
+        if _CARD.fullmatch(compact) and luhn.checksum(compact) == 0:
+            return ValueType.bank_card, compact
+        m = _MOBILE.fullmatch(compact)
+        if m:
+            return ValueType.cn_mobile, m.group(1)
+        return None
+    if len(compact) == 18 and compact[:17].isdigit() and ric.is_valid(compact):
+        return ValueType.cn_ric, compact.upper()
+    if compact.startswith("+86") and (m := _MOBILE.fullmatch(compact)):
+        return ValueType.cn_mobile, m.group(1)
+    if _MAC.fullmatch(t):
+        mac = t.lower().replace("-", ":")
+        return None if _ZERO.fullmatch(mac) or mac in _PLACEHOLDERS else (ValueType.mac, mac)
+    m = _COORDS.fullmatch(t)
+    if m:
+        a, b = float(m.group(1)), float(m.group(2))
+        if (abs(a) <= 90 and abs(b) <= 180) or (abs(a) <= 180 and abs(b) <= 90):
+            return ValueType.coordinates, f"{m.group(1)},{m.group(2)}"
+    return None
+
+
+_LONG_NUMBER = re.compile(r"\d{6,}")
+
+
+def redact_path(path: str) -> str:
+    """The URL path as events keep it: a segment holding a recognized value becomes its form
+    (`/device/{imei}/register`), one with a long number `{id}` (an account or customer number)."""
+    out = []
+    for segment in path.split("/"):
+        found = recognize(segment)
+        out.append(f"{{{found[0].value}}}" if found else "{id}" if _LONG_NUMBER.search(segment) else segment)
+    return "/".join(out)
+
+
+def _shape(value: Any) -> ValueType:
+    if isinstance(value, bool):
+        return ValueType.boolean
+    if isinstance(value, int | float):
+        return ValueType.number
+    if isinstance(value, list):
+        return ValueType.list
+    if isinstance(value, dict):
+        return ValueType.object
+    return ValueType.text
+
+
+def _placeholder(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, list | dict):
+        return not value
+    if isinstance(value, bool | int | float):
+        return False
+    s = value.strip().lower()
+    return s in _PLACEHOLDERS or bool(_ZERO.fullmatch(s))
+
+
+class Recognizer:
+    def __init__(self, traffic: Traffic, sdk_fields: dict[str, SdkField], fingerprint: Callable[[str], str]):
+        # each field's zh name is a key; traffic.yaml adds the names SDKs use
+        self.by_key = {key_form(f.zh): fid for fid, f in sdk_fields.items()}
+        self.by_key |= {key_form(k): fid for fid, e in traffic.fields.items() for k in e.keys}
+        self.carries = {fid: frozenset(e.values) for fid, e in traffic.fields.items()}
+        self.value_field = dict(traffic.value_types)
+        self.fingerprint = fingerprint
+        self._keys: dict[str, str | None] = {}
+        self._headers: dict[str, str | None] = {}
+
+    def field_of(self, key: str) -> str | None:
+        """The field a key names; memoized, since a capture repeats a few hundred key names."""
+        if key in self._keys:
+            return self._keys[key]
+        fid = self.by_key.get(key_form(key))
+        if len(self._keys) < 100_000:
+            self._keys[key] = fid
+        return fid
+
+    def _header_key(self, name: str) -> str | None:
+        """The key a header stands for (`X-IMEI` -> imei); None for the headers every client sends."""
+        if name not in self._headers:
+            form = key_form(name)
+            k = (
+                None
+                if form in _PLAIN_HEADERS
+                else form[1:]
+                if form[:1] == "x" and form[1:] in self.by_key
+                else form
+            )
+            if len(self._headers) < 10_000:
+                self._headers[name] = k
+            return k
+        return self._headers[name]
+
+    def sightings(self, req: CapturedRequest) -> list[Sighting]:
+        """Every field the request carries, once per (field, place, value)."""
+        walk = _Walk(self)
+        for segment in req.path.split("/"):
+            walk.value(FoundIn.path, None, segment, 0)
+        for name, value in req.query:
+            walk.value(FoundIn.query, name, value, 0)
+        for name, value in req.cookies:
+            walk.value(FoundIn.cookie, name, value, 0)
+        for name, value in req.headers:
+            k = self._header_key(name)
+            if k is not None:
+                walk.value(FoundIn.header, k, value, 0)
+        if req.form is not None:
+            for name, value in req.form:
+                walk.value(FoundIn.form, name, value, 0)
+        elif req.body:
+            walk.body(req.body, req.mime)
+        return list(walk.found.values())[:MAX_SIGHTINGS]
+
+
+class _Walk:
+    """One request's values, walked once: nested JSON, JSON or gzip+base64 inside strings."""
+
+    def __init__(self, r: Recognizer):
+        self.r = r
+        self.found: dict[tuple[str, FoundIn, str], Sighting] = {}
+        self.nodes = 0
+
+    def body(self, text: str, mime: str) -> None:
+        mime = mime.split(";", 1)[0].strip().lower()
+        if mime == "application/x-www-form-urlencoded":
+            for name, value in parse_qsl(text, keep_blank_values=True):
+                self.value(FoundIn.form, name, value, 0)
+        else:
+            self.value(FoundIn.json if "json" in mime else FoundIn.text, None, text, 0)
+
+    def value(self, where: FoundIn, key: str | None, value: Any, depth: int) -> None:
+        """A key names a field (unless its value is a stand-in); a value of a recognized form under
+        a key that does not already carry that form is its own field (a phone number sent as a
+        user id is a phone number); an SMS code inside a text is one too."""
+        self.nodes += 1
+        if self.nodes > MAX_NODES or depth > MAX_DEPTH:
+            return
+        if isinstance(value, str):
+            nested = _decode_nested(value)
+            if nested is not None:
+                value, where = nested, FoundIn.json
+        fid = self.r.field_of(key) if key else None
+        if isinstance(value, dict | list):
+            if fid is not None and value:
+                self._add(
+                    fid, where, _shape(value), orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+                )
+            for k, v in (
+                value.items() if isinstance(value, dict) else ((None if fid else key, v) for v in value)
+            ):
+                self.value(where, k if k is None else str(k), v, depth + 1)
+            return
+        if _placeholder(value):
+            return
+        text = value if isinstance(value, str) else str(value)
+        found = None if isinstance(value, bool | float) else recognize(text)
+        if found is None and isinstance(value, str) and len(text) > 8 and (m := _SMS.search(text)):
+            found = (ValueType.sms_code, m.group(1))
+        carried = self.r.carries.get(fid, frozenset()) if fid else frozenset()
+        if fid is not None:
+            if found is None and ValueType.sms_code in carried and _CODE.fullmatch(text):
+                found = (ValueType.sms_code, text)
+            vt, canonical = found or (_shape(value), text)
+            self._add(fid, where, vt, canonical)
+        if found is not None and found[0] not in carried:
+            other = self.r.value_field.get(found[0])
+            if other is not None:
+                self._add(other, where, *found)
+
+    def _add(self, fid: str, where: FoundIn, vt: ValueType, canonical: str) -> None:
+        fp = self.r.fingerprint(f"{vt.value}:{canonical}")
+        self.found.setdefault((fid, where, fp), Sighting(fid, where, vt, fp))
+
+
+def _decode_nested(text: str) -> Any | None:
+    """JSON in a string (`data={"imei": ...}`), or gzip+base64 of it, the way analytics SDKs post
+    their batches (`data_list=H4sI...`); None when the string is a plain value."""
+    t = text.strip()
+    if t[:1] in ("{", "[") and t[-1:] in ("}", "]"):
+        try:
+            return orjson.loads(t)
+        except orjson.JSONDecodeError:
+            return None
+    if t.startswith("H4sI") and len(t) >= 20:  # base64 of a gzip header
+        try:
+            raw = base64.b64decode(t + "=" * (-len(t) % 4), validate=False)
+            inflated = zlib.decompressobj(wbits=31).decompress(raw, MAX_INFLATED)
+            return (
+                orjson.loads(inflated)
+                if inflated[:1] in (b"{", b"[")
+                else inflated.decode("utf-8", "replace")
+            )
+        except (binascii.Error, zlib.error, orjson.JSONDecodeError, ValueError):
+            return None
+    return None
+
+
+__all__ = ["CapturedRequest", "Recognizer", "Sighting", "recognize", "redact_path"]

@@ -1,0 +1,279 @@
+"""HAR 1.2 captures (mitmproxy `hardump`, Charles, browser devtools) as SDK telemetry (docs/har.md).
+
+Each captured request becomes one SdkTelemetryEvent on the SDK stream: the app, time, SDK
+(`sdk_attribution`), host, path, method and the fields found in its query, form, JSON body,
+headers and cookies (`data_types`), each as a sighting with where it was, its form and a keyed
+fingerprint: the values themselves are never kept, nor the query string. The capture's timeline
+judges consent: requests before the app's privacy-policy agreement call (traffic.yaml
+`consent_endpoints`) are collection before consent. The bank's own (first-party) requests are no
+SDK's and are skipped, counted.
+
+`ship_capture` and `record_of` are what `lifemon ship --format har` sends; `HarParser` is the
+raw-topic source (`raw_sources.har`): one HAR document, or one entry, per record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import msgspec
+import orjson
+
+from policy.sdk_declarations import SdkDeclarations
+from policy.traffic import Traffic
+from schemas.structs import STRICT
+from streams.codecs import DeadLetter, RawRecord
+from streams.config import Config
+from streams.sources.data_types import CapturedRequest, Recognizer, redact_path
+from streams.sources.envelope import EnvelopeError, Line
+from streams.sources.records import Parsed
+from streams.sources.sdk_attribution import Attributor, Tracker, load_signatures
+
+SdkEvent = STRICT["sdk"]
+Sighting = typing.get_args(next(f.type for f in msgspec.structs.fields(SdkEvent) if f.name == "sightings"))[0]
+
+
+class HarError(ValueError):
+    """A document or entry that is no HAR lifemon can read; the message says what is missing."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureContext:
+    """What a HAR file does not say: whose app, which version, which device."""
+
+    app_id: str
+    app_version: str
+    device_id: str
+    consented_at: int | None = None  # the agreement's time when known outside the capture; 0: before it
+
+
+@dataclass
+class HarCapture:
+    events: list[Any] = field(default_factory=list)  # SDK stream structs, in timeline order
+    skipped: Counter = field(default_factory=Counter)  # reason -> requests
+    consent_ts: int | None = None
+
+
+def har_entries(doc: Any) -> list[dict[str, Any]]:
+    """The entries of a HAR document (`{"log": {"entries": [...]}}`) or a single entry."""
+    if isinstance(doc, dict) and isinstance(doc.get("log"), dict):
+        entries = doc["log"].get("entries")
+        if not isinstance(entries, list):
+            raise HarError("`log.entries` is missing or not a list")
+        return entries
+    if isinstance(doc, dict) and "request" in doc:
+        return [doc]
+    raise HarError('neither a HAR document ({"log": {"entries": ...}}) nor a HAR entry ({"request": ...})')
+
+
+def captured_request(entry: Any) -> CapturedRequest:
+    """The parts of a HAR entry that recognition needs; HarError names what is missing."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
+        raise HarError("entry without a `request` object")
+    req = entry["request"]
+    url = req.get("url")
+    if not isinstance(url, str) or not url:
+        raise HarError("request without a `url`")
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise HarError("request URL without a host")
+    started = entry.get("startedDateTime")
+    if not isinstance(started, str):
+        raise HarError("entry without `startedDateTime`")
+    try:
+        ts = round(datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp() * 1000)
+    except (ValueError, OverflowError):
+        raise HarError("`startedDateTime` is not an ISO 8601 time") from None
+    post = req.get("postData") if isinstance(req.get("postData"), dict) else {}
+    params = _pairs(post.get("params"))
+    return CapturedRequest(
+        ts_ms=ts,
+        method=str(req.get("method") or "GET").upper(),
+        host=parts.hostname.lower(),
+        path=unquote(parts.path) or "/",
+        query=_pairs(req.get("queryString")) or parse_qsl(parts.query, keep_blank_values=True),
+        headers=_pairs(req.get("headers")),
+        cookies=_pairs(req.get("cookies")),
+        form=params or None,  # mitmproxy writes `params: []` for a JSON body: the text holds it
+        body=post.get("text") if isinstance(post.get("text"), str) else None,
+        mime=str(post.get("mimeType") or ""),
+    )
+
+
+def _pairs(items: Any) -> list[tuple[str, str]]:
+    """HAR name/value lists (query, headers, cookies, params); a file part has no value to read."""
+    if not isinstance(items, list):
+        return []
+    return [
+        (str(i["name"]), i["value"] if isinstance(i.get("value"), str) else "")
+        for i in items
+        if isinstance(i, dict) and "name" in i
+    ]
+
+
+class HarConverter:
+    """Captured requests -> SDK telemetry, against the policy and an optional tracker signature file."""
+
+    def __init__(
+        self,
+        decl: SdkDeclarations,
+        traffic: Traffic,
+        fingerprint: Callable[[str], str],
+        trackers: list[Tracker] | None = None,
+    ):
+        self.attributor = Attributor(decl, traffic, trackers)
+        self.recognizer = Recognizer(traffic, decl.fields, fingerprint)
+        self.fingerprint = fingerprint
+
+    @classmethod
+    def for_config(cls, config: Config, signatures: Path | None, ephemeral_key: bool = False) -> HarConverter:
+        """The converter for the configured policy, fingerprints keyed by LIFEMON_PSEUDONYM_KEY (a
+        one-off key only where nothing outlives the run: the embedded broker)."""
+        from policy import load_policy
+        from policy.traffic import load_traffic
+        from streams.pseudonym import Pseudonymizer
+
+        sdks = load_policy(config.policy_dir).sdks
+        return cls(
+            SdkDeclarations(sdks),
+            load_traffic(config.policy_dir, sdks),
+            Pseudonymizer.from_env(allow_ephemeral=ephemeral_key).digest,
+            load_signatures(signatures) if signatures else None,
+        )
+
+    def convert(self, entries: list[Any], ctx: CaptureContext) -> HarCapture:
+        out = HarCapture()
+        requests = []
+        for entry in entries:
+            try:
+                requests.append(captured_request(entry))
+            except HarError as e:
+                out.skipped[f"unreadable entry: {e}"] += 1
+        requests.sort(key=lambda r: r.ts_ms)  # the capture's timeline, whatever order it was written in
+        out.consent_ts = ctx.consented_at
+        for req in requests:
+            if out.consent_ts is None and self.attributor.is_consent(req.method, req.host, req.path):
+                out.consent_ts = req.ts_ms
+            owner = self.attributor.owner(req.host, req.path)
+            if owner is None:
+                out.skipped["first-party request"] += 1
+                continue
+            sightings = self.recognizer.sightings(req)
+            out.events.append(
+                SdkEvent(
+                    event_id=self._event_id(req, ctx),
+                    ts=req.ts_ms,
+                    app_id=ctx.app_id,
+                    app_version=ctx.app_version,
+                    device_id=ctx.device_id,
+                    sdk_id=owner.sdk_id,
+                    fields=sorted({s.field for s in sightings}),
+                    dest_host=req.host,
+                    policy_consented=out.consent_ts is not None and req.ts_ms >= out.consent_ts,
+                    dest_country=self.attributor.country(req.host),
+                    method=req.method,
+                    dest_path=redact_path(req.path)[:256],
+                    attribution=owner.how,
+                    sightings=[
+                        Sighting(
+                            field=s.field,
+                            found_in=s.found_in,
+                            value_type=s.value_type,
+                            fingerprint=s.fingerprint,
+                        )
+                        for s in sightings
+                    ],
+                )
+            )
+        return out
+
+    def _event_id(self, req: CapturedRequest, ctx: CaptureContext) -> str:
+        """Deterministic (a re-shipped capture is the same events) and keyed: the request's text
+        may hold an IMEI, so even its hash is only ever a keyed one."""
+        body = hashlib.sha256((req.body or "").encode()).hexdigest()
+        text = f"event|{ctx.device_id}|{req.ts_ms}|{req.method}|{req.host}|{req.path}|{req.query}|{req.form}|{body}"
+        return "har-" + self.fingerprint(text)[3:]
+
+
+def ship_capture(data: bytes, converter: HarConverter, ctx: CaptureContext) -> HarCapture:
+    """A HAR file's bytes as a capture: what `lifemon ship --format har` sends, each event as a
+    record keyed by its SDK (`record_of`). HarError says why a file is no HAR."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise HarError(f"not JSON ({e.args[0]})") from None
+    return converter.convert(har_entries(doc), ctx)
+
+
+def record_of(event: Any) -> tuple[bytes, bytes, int]:
+    """(key, value, Kafka timestamp) of an SDK event: keyed as the SDK topic is, stamped with the
+    request's time as a log shipper stamps a line."""
+    return event.sdk_id.encode(), msgspec.json.encode(event), event.ts
+
+
+class HarParser:
+    """The raw-topic source: each record one HAR document (a capture, its own timeline) or one
+    entry, as plain JSON or in a shipper's envelope (`message`). The app and version come from the
+    source's config, the device from the record key."""
+
+    def __init__(self, converter: HarConverter, app_id: str, app_version: str, consented_before: bool):
+        self.converter = converter
+        self.app_id, self.app_version = app_id, app_version
+        self.consented_at = 0 if consented_before else None
+
+    @classmethod
+    def for_config(cls, config: Config) -> HarParser:
+        har = config.raw_sources.har
+        converter = HarConverter.for_config(config, har.signatures, ephemeral_key=not config.kafka.bootstrap)
+        return cls(converter, har.app_id, har.app_version, har.consented_before_capture)
+
+    @staticmethod
+    def unwrap(value: bytes) -> Line:
+        """The HAR JSON itself, or the `message` text of a Filebeat / Vector / Fluent Bit envelope."""
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError as e:
+            raise EnvelopeError(f"HAR: not JSON ({e.args[0]})") from None
+        text = doc.get("message", doc.get("log")) if isinstance(doc, dict) else None
+        if isinstance(text, str):
+            return Line(text)
+        return Line(value.decode())
+
+    def parse(
+        self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
+    ) -> Parsed:
+        """Each record is a whole capture or entry: nothing waits in `carry` for the next batch."""
+        out = Parsed()
+        for raw, line in items:
+            try:
+                entries = har_entries(orjson.loads(line.text))
+            except (orjson.JSONDecodeError, HarError) as e:
+                reason = e.args[0] if isinstance(e, HarError) else f"not JSON ({e.args[0]})"
+                out.dead.append(DeadLetter(raw, "unparsed", "value", f"HAR: {reason}"))
+                continue
+            device = raw.key.decode("utf-8", "replace") if raw.key else "capture"
+            ctx = CaptureContext(self.app_id, self.app_version, device, self.consented_at)
+            capture = self.converter.convert(entries, ctx)
+            out.skipped.update({f"har: {k}": v for k, v in capture.skipped.items()})
+            out.found += [(raw, ev) for ev in capture.events]
+        return out
+
+
+__all__ = [
+    "CaptureContext",
+    "HarCapture",
+    "HarConverter",
+    "HarError",
+    "HarParser",
+    "har_entries",
+    "record_of",
+    "ship_capture",
+]

@@ -1,0 +1,131 @@
+"""The ClickHouse accounts of deploy/clickhouse-init, tried on chDB with ClickHouse's own access
+control (tests/chdb_account.py): lifemon's writer starts, writes and reads alerts, and every way to
+delete or rewrite the alert audit trail is refused; Grafana's account only reads its four tables."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chdb_account import users_xml
+from test_deploy import INIT_SCRIPT, init_sql
+
+HELPER = Path(__file__).resolve().parent / "chdb_account.py"
+ACCESS_DENIED = 497
+
+# Every statement that would delete, rewrite or hide alerts, or reach beyond lifemon's tables.
+TAMPERING = [
+    "ALTER TABLE lifemon.alerts DELETE WHERE 1",
+    "DELETE FROM lifemon.alerts WHERE 1",
+    "ALTER TABLE lifemon.alerts UPDATE summary = '' WHERE 1",
+    "ALTER TABLE lifemon.alerts MODIFY COLUMN summary TTL toDateTime(last_seen) + INTERVAL 1 DAY",
+    "ALTER TABLE lifemon.alerts MODIFY TTL toDateTime(last_seen) + INTERVAL 1 DAY",
+    "ALTER TABLE lifemon.alerts DROP COLUMN summary",
+    "ALTER TABLE lifemon.alerts CLEAR COLUMN subjects_sample",
+    "ALTER TABLE lifemon.alerts DROP PARTITION tuple()",
+    "ALTER TABLE lifemon.alerts DETACH PARTITION tuple()",
+    "TRUNCATE TABLE lifemon.alerts",
+    "DROP TABLE lifemon.alerts",
+    "DETACH TABLE lifemon.alerts",
+    "DROP DATABASE lifemon",
+    "RENAME TABLE lifemon.alerts TO lifemon.alerts_gone",
+    "EXCHANGE TABLES lifemon.alerts AND lifemon.dead_letters",
+    "CREATE OR REPLACE TABLE lifemon.alerts (x UInt8) ENGINE = MergeTree ORDER BY x",
+    "OPTIMIZE TABLE lifemon.alerts FINAL DEDUPLICATE",
+    "CREATE USER intruder",
+    "SELECT count() FROM file('/etc/passwd', 'LineAsString')",
+    "INSERT INTO FUNCTION file('/tmp/lifemon-alerts-copy.csv', 'CSV') SELECT * FROM lifemon.alerts",
+]
+
+
+def grants_of(user: str) -> list[str]:
+    """The init script's GRANT statements for `user`, as `GRANT ... ON ...` (users.xml's form)."""
+    found = []
+    for statement in init_sql():
+        m = re.fullmatch(r"GRANT (.+) ON (\S+) TO (\w+)(.*)", statement, re.S)
+        if m and m[3] == user:
+            found.append(f"GRANT {m[1]} ON {m[2]}{m[4]}")
+    assert found, f"the init script grants {user} nothing"
+    return found
+
+
+def as_account(tmp: Path, config: Path, steps: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    (tmp / "steps.json").write_text(json.dumps(steps), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(HELPER), str(tmp / "data"), str(config), str(tmp / "steps.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == len(steps), done.stderr[-2000:]
+    return results, done.stderr
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A chDB data folder with lifemon's schema and one alert, made by an administrator."""
+    tmp = tmp_path_factory.mktemp("grants")
+    admin = users_xml(tmp / "admin.xml", [], admin=True)
+    results, _ = as_account(tmp, admin, [{"apply_ddl": 365}, {"write_alert": "a1"}])
+    assert all(r["ok"] for r in results), results
+    return tmp
+
+
+LIFEMON_START = [
+    {"apply_ddl": 365},  # every start applies the DDL
+    {"write_alert": "a2"},
+    {"sql": "SELECT alert_id FROM lifemon.alerts FINAL ORDER BY alert_id"},
+    {"apply_ddl": 30},  # policy changed the TTL: lifemon may not ALTER, and says what to run
+]
+
+
+@pytest.fixture(scope="module")
+def as_lifemon(deployed: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """(its start's results, the tampering attempts' results, its log), in one chDB process."""
+    config = users_xml(deployed / "lifemon.xml", grants_of("lifemon"))
+    steps = LIFEMON_START + [{"sql": sql} for sql in TAMPERING]
+    steps.append({"sql": "SELECT count() FROM lifemon.alerts FINAL"})
+    results, log = as_account(deployed, config, steps)
+    n = len(LIFEMON_START)
+    return results[:n], results[n:], log
+
+
+def test_lifemon_starts_writes_and_reads_with_its_grants(as_lifemon: Any) -> None:
+    start, _, log = as_lifemon
+    assert [r["ok"] for r in start] == [True, True, True, True], start
+    assert start[2]["rows"] == [["a1"], ["a2"]]
+    assert "an administrator runs: ALTER TABLE lifemon.alerts MODIFY COLUMN summary TTL" in log
+
+
+def test_lifemon_cannot_erase_or_rewrite_the_alert_audit_trail(as_lifemon: Any) -> None:
+    _, tampering, _ = as_lifemon
+    allowed = [
+        (sql, r) for sql, r in zip(TAMPERING, tampering, strict=False) if r.get("code") != ACCESS_DENIED
+    ]
+    assert not allowed, f"lifemon's account may: {allowed}"
+    assert tampering[-1]["ok"] and int(tampering[-1]["rows"][0][0]) == 2  # the alerts are all there
+
+
+def test_grafana_reads_its_tables_and_nothing_else(deployed: Path) -> None:
+    config = users_xml(deployed / "grafana.xml", grants_of("grafana_ro"), readonly=True)
+    assert "readonly = 1" in INIT_SCRIPT.read_text(encoding="utf-8")
+    results, _ = as_account(
+        deployed,
+        config,
+        [
+            {"sql": "SELECT count() FROM lifemon.alerts"},
+            {"sql": "SELECT count() FROM lifemon.event_rollups"},
+            {"write_alert": "a3"},
+            {"sql": "CREATE TABLE lifemon.x (a UInt8) ENGINE = Memory"},
+            {"sql": "ALTER TABLE lifemon.alerts DELETE WHERE 1"},
+        ],
+    )
+    assert [r["ok"] for r in results] == [True, True, False, False, False], results
+    assert results[4]["code"] == ACCESS_DENIED

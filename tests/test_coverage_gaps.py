@@ -1,0 +1,123 @@
+"""Coverage gaps: what the real servers' logs named that policy/sources.yaml lacks (a table, a login,
+an SFTP account, a directory, a cursor whose rows pgaudit cannot count) is counted by kind and name
+in the replay-safe rollups, beside unknown field ids; the `coverage_gaps` view in chDB and
+`lifemon catalog gaps` list them; a replay of the same records does not count them twice."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_raw_sources import FIXTURES, TOPICS, decode_all, entries, physical_lines, raw_config, records
+
+from policy.sources import load_sources
+from streams.catalog_gaps import fold_tables, query_gaps, render
+from streams.cli import main
+from streams.clickhouse import apply_ddl
+from streams.codecs import Decoder
+from streams.engine import COVERAGE_GAP, Engine
+from streams.pseudonym import Pseudonymizer, fingerprint
+from streams.report import gather
+from streams.report import render as render_report
+from streams.sinks.clickhouse import ROLLUP_COLUMNS, ClickHouseTableSink, identity_row
+from streams.sources import RawDecoder, parsers_for
+from streams.stats import Stats
+
+KEY = b"unit-test-key-0123456789"
+SFTP_STAMP = 1_796_143_500_000  # syslog lines carry no year: the shipper's time gives it
+
+
+def mapping_lacking(tmp_path: Path, policy: Any) -> Any:
+    """The bank's mapping without csr_liu's login, the hk_fx account, and with partner_ins's drop box
+    moved elsewhere: the servers' lines then name three more things it does not know."""
+    text = (FIXTURES.parents[2] / "policy" / "sources.yaml").read_text()
+    text = text.replace("    csr_liu: E1003\n", "")
+    text = text.replace(
+        '{pattern: "/upload/*", fields: [customer_name, mobile_phone, income]',
+        '{pattern: "/outbox/*", fields: [customer_name, mobile_phone, income]',
+    )
+    start = text.index("  hk_fx:")
+    (tmp_path / "sources.yaml").write_text(text[:start])
+    return load_sources(tmp_path, policy.classification)
+
+
+def run_logs(policy: Any, catalog: Any, mapping: Any) -> Engine:
+    """The fixture logs through the raw decoder and the engine's rollups, as the runtime runs them."""
+    engine = Engine([], catalog, Pseudonymizer(KEY))
+    dec = RawDecoder(Decoder(), parsers_for(raw_config()), mapping, Stats(), state=engine.store)
+    for topic, lines, stamp in (
+        (TOPICS["pgaudit"], entries("pgaudit.log"), 0),
+        (TOPICS["mariadb"], physical_lines("mariadb_audit.log"), 0),
+        (TOPICS["sftp"], physical_lines("sftp.log"), SFTP_STAMP),
+    ):
+        stream = "transfer" if topic == TOPICS["sftp"] else "access"
+        out = decode_all(dec, stream, records(topic, lines, stamp))
+        engine.process(stream, topic, 0, out.ok)
+        engine.count_gaps(stream, topic, 0, out.gaps)
+    return engine
+
+
+EXPECTED = [  # (kind, object, stream, seen)
+    ("cursor_rows_unknown", "corebank.core.accounts", "access", 1),
+    ("db_user", "csr_liu", "access", 5),
+    ("sftp_account", "hk_fx", "transfer", 1),
+    ("sftp_path", "partner_ins:/upload/", "transfer", 1),
+    ("table", "corebank.core.branch_targets", "access", 1),
+]
+
+
+def test_objects_the_logs_name_and_the_mapping_lacks_are_counted_by_kind_and_name(
+    policy, catalog, tmp_path
+) -> None:
+    engine = run_logs(policy, catalog, mapping_lacking(tmp_path, policy))
+    # (topic, partition, block, minute, stream, class = kind, org = object, outcome = stream, n, version)
+    rows = [r for r in engine.rollup_rows() if r[4] == COVERAGE_GAP]
+    assert sorted((r[5], r[6], r[7], r[8]) for r in rows if r[5]) == EXPECTED
+    fields = {r[6] for r in rows if not r[5]}  # kind "": an unknown field id
+    # the unknown table is also the field id of the access it made: only its fingerprint is stored
+    assert fields == {engine.fingerprint("db:corebank.core.branch_targets")}
+
+
+@pytest.mark.integration
+def test_the_coverage_gaps_view_and_catalog_gaps_list_them_once_after_a_replay(
+    policy, catalog, tmp_path, ch, names, capsys, monkeypatch
+) -> None:
+    db = names["database"]
+    apply_ddl(ch, db)
+    apply_ddl(ch, db)  # idempotent
+    sink = ClickHouseTableSink(ch, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups")
+    mapping = mapping_lacking(tmp_path, policy)
+    for _ in range(2):  # a crash before the commit: the same records processed again from the checkpoint
+        sink.write(run_logs(policy, catalog, mapping).rollup_rows())
+    rows = query_gaps(ch, db)
+    by_kind = sorted((r["kind"], r["object"], r["stream"], r["seen"]) for r in rows if r["kind"] != "field")
+    assert by_kind == EXPECTED
+    assert [r["kind"] for r in fold_tables(rows, lambda f: fingerprint(Pseudonymizer(KEY), f))].count(
+        "field"
+    ) == 0
+
+    monkeypatch.setenv("LIFEMON_CLICKHOUSE_DATABASE", db)
+    monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", KEY.decode())
+    dsn = f"chdb://{os.environ['LIFEMON_TEST_CHDB']}"  # the session's chDB (one data path per process)
+    assert main(["catalog", "gaps", "--kind", "table", "--clickhouse", dsn]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == [
+        "KIND",
+        "OBJECT",
+        "STREAM",
+        "SEEN",
+        "FIRST",
+        "SEEN",
+        "(UTC)",
+        "LAST",
+        "SEEN",
+        "(UTC)",
+    ]
+    assert out[1].split()[:4] == ["table", "corebank.core.branch_targets", "access", "1"]
+    assert out[0].index("SEEN") + len("SEEN") == out[1].index(" 1 ") + 2  # counts align right
+    assert "policy/sources.yaml databases.<database>.tables" in out[-1]
+    assert render([]).startswith("no coverage gaps")
+    report = render_report(gather(ch, db))  # the management report lists them too
+    assert "corebank.core.branch_targets" in report and "partner_ins:/upload/" in report

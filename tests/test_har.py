@@ -1,0 +1,466 @@
+"""HAR captures as SDK telemetry, without a broker: reading HAR 1.2, SDK attribution in its order,
+data types by key and by value (with the near misses that must not count), the capture's consent
+timeline, values never kept, policy and signature-file errors that teach, and the converted
+events judged by the real sdk_overcollection detector through the Engine."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+import pytest
+from test_sdk_overcollection import make_engine, rules, run
+
+from policy import PolicyError
+from policy.catalog import Catalog
+from policy.traffic import load_traffic
+from schemas.models import Attribution, FoundIn, SdkTelemetryEvent, ValueType
+from streams.pseudonym import Pseudonymizer
+from streams.sources.har import CaptureContext, HarConverter, HarError, captured_request, har_entries
+from streams.sources.sdk_attribution import Attributor, load_signatures
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "har"
+SIGNATURES = FIXTURES / "exodus_trackers.json"
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+IMEI, IMEI_BAD = "490154203237518", "490154203237517"  # the second fails the Luhn check digit
+RIC, RIC_BAD = "11010519491231002X", "110105194912310021"  # the second has a wrong ISO 7064 check
+CARD, CARD_BAD = "6222021234567894", "6222021234567890"
+PHONE = "13812345678"
+KEY = b"har-unit-test-key-0123456789"
+
+
+def entry(url: str, method: str = "GET", at: int = 0, **kw: Any) -> dict[str, Any]:
+    """A HAR 1.2 entry `at` ms after T0; json= / form= / text= bodies, headers= / cookies= pairs."""
+    started = datetime.fromtimestamp((T0 + at) / 1000, UTC).isoformat()
+    req: dict[str, Any] = {
+        "method": method,
+        "url": url,
+        "httpVersion": "HTTP/1.1",
+        "headers": [{"name": n, "value": v} for n, v in kw.get("headers", ())],
+        "cookies": [{"name": n, "value": v} for n, v in kw.get("cookies", ())],
+        "queryString": [],
+        "headersSize": -1,
+        "bodySize": -1,
+    }
+    if "json" in kw:
+        req["postData"] = {"mimeType": "application/json", "text": json.dumps(kw["json"], ensure_ascii=False)}
+    if "form" in kw:
+        pairs = list(kw["form"].items())
+        req["postData"] = {
+            "mimeType": "application/x-www-form-urlencoded",
+            "text": urlencode(pairs),
+            "params": [{"name": n, "value": v} for n, v in pairs],
+        }
+    if "text" in kw:
+        req["postData"] = {"mimeType": "text/plain", "text": kw["text"]}
+    return {"startedDateTime": started, "time": 1, "request": req, "response": {}, "cache": {}, "timings": {}}
+
+
+def har(*entries: dict[str, Any]) -> dict[str, Any]:
+    return {"log": {"version": "1.2", "creator": {"name": "test", "version": "1"}, "entries": list(entries)}}
+
+
+@pytest.fixture(scope="module")
+def converter(policy) -> HarConverter:
+    return HarConverter(
+        Catalog(policy).sdk,
+        load_traffic(None, policy.sdks),
+        Pseudonymizer(KEY).digest,
+        load_signatures(SIGNATURES),
+    )
+
+
+def convert(converter: HarConverter, *entries: dict[str, Any], consented_at: int | None = 0) -> list[Any]:
+    ctx = CaptureContext("cn.bank.mobilebanking", "9.2.0", "D1", consented_at)
+    return converter.convert(har_entries(har(*entries)), ctx).events
+
+
+def fields_of(converter: HarConverter, e: dict[str, Any]) -> dict[str, set[tuple[FoundIn, ValueType]]]:
+    (ev,) = convert(converter, e)
+    out: dict[str, set[tuple[FoundIn, ValueType]]] = {}
+    for s in ev.sightings:
+        out.setdefault(s.field, set()).add((s.found_in, s.value_type))
+    assert sorted(out) == ev.fields
+    return out
+
+
+# -- reading HAR ---------------------------------------------------------------------------------
+def test_documents_entries_and_what_is_no_har() -> None:
+    one = entry("https://tmf.qq.com/a")
+    assert har_entries(har(one, one)) == [one, one] and har_entries(one) == [one]
+    for bad, why in (
+        ({"log": {"entries": None}}, "log.entries"),
+        ([1, 2], "neither a HAR document"),
+        ({"log": {}}, "log.entries"),
+    ):
+        with pytest.raises(HarError, match=why):
+            har_entries(bad)
+    for broken, why in (
+        ({"request": {"url": "https://x.cn/"}}, "startedDateTime"),
+        ({**one, "startedDateTime": "yesterday"}, "ISO 8601"),
+        ({**one, "request": {"method": "GET"}}, "url"),
+        ({**one, "request": {"url": "/relative/only"}}, "host"),
+    ):
+        with pytest.raises(HarError, match=why):
+            captured_request(broken)
+
+
+def test_query_from_the_url_when_the_capture_has_no_query_list() -> None:
+    req = captured_request(entry(f"http://API.xmpush.xiaomi.com/v1/reg?imei={IMEI}&oaid=x"))
+    assert req.host == "api.xmpush.xiaomi.com" and req.path == "/v1/reg"
+    assert req.query == [("imei", IMEI), ("oaid", "x")] and req.ts_ms == T0
+
+
+def test_unreadable_entries_and_first_party_requests_are_counted_not_sent(converter) -> None:
+    ctx = CaptureContext("app", "9.2.0", "D1", 0)
+    capture = converter.convert(
+        [
+            entry("https://mbank.bjbank.example/api/login", json={"smsCode": "382916"}),
+            entry("https://bjbank.example/"),
+            {"request": {"url": "https://x.cn/"}},
+            entry("https://tmf.qq.com/report", json={"model": "Pixel 8"}),
+        ],
+        ctx,
+    )
+    assert [e.sdk_id for e in capture.events] == ["tencent_tmf"]
+    assert capture.skipped == {
+        "first-party request": 2,
+        "unreadable entry: entry without `startedDateTime`": 1,
+    }
+
+
+# -- attribution -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("host", "path", "owner"),
+    [
+        ("api.xmpush.xiaomi.com", "/", ("push", Attribution.declared)),
+        ("cn.apilocate.amap.com", "/", ("amap_location", Attribution.declared)),  # a subdomain
+        ("mbank.bjbank.example", "/bsfit/collect", ("device_fingerprint", Attribution.declared)),  # endpoint
+        ("mbank.bjbank.example", "/bsfit", ("device_fingerprint", Attribution.declared)),
+        ("mbank.bjbank.example", "/bsfitness/x", None),  # a path prefix is whole segments
+        ("mbank.bjbank.example", "/api/privacy/agree", None),  # first party
+        ("static.bjbank.example", "/bsfit/collect", None),  # the endpoint is on one host only
+        ("alog.umeng.com", "/", ("umeng", Attribution.known)),  # sdks.yaml known_sdks before signatures
+        ("api.xmpush.global.xiaomi.com", "/", ("push", Attribution.signature)),  # code signature -> push
+        ("t.appsflyer.com", "/", ("AppsFlyer", Attribution.signature)),
+        ("collect.adtrack.example", "/", ("collect.adtrack.example", Attribution.unknown)),
+        ("evil-xmpush.xiaomi.com.example", "/", ("evil-xmpush.xiaomi.com.example", Attribution.unknown)),
+    ],
+)
+def test_attribution_order(converter, host: str, path: str, owner: tuple | None) -> None:
+    found = converter.attributor.owner(host, path)
+    assert (found and (found.sdk_id, found.how)) == owner
+
+
+def test_no_signature_file_leaves_unknown_third_parties(policy) -> None:
+    plain = Attributor(Catalog(policy).sdk, load_traffic(None, policy.sdks))
+    assert plain.owner("t.appsflyer.com", "/").how is Attribution.unknown  # type: ignore[union-attr]
+    assert plain.owner("api.xmpush.global.xiaomi.com", "/").sdk_id == "api.xmpush.global.xiaomi.com"  # type: ignore[union-attr]
+
+
+def test_host_countries_by_most_specific_domain(converter) -> None:
+    a = converter.attributor
+    assert a.country("api.xmpush.global.xiaomi.com") == "SG" and a.country("t.appsflyer.com") == "US"
+    assert a.country("api.xmpush.xiaomi.com") is None  # not known: never guessed
+
+
+@pytest.mark.parametrize(
+    ("doc", "where", "why"),
+    [
+        (
+            '{"trackers": {"7": {"name": "X", "network_signature": "a(b"}}}',
+            "trackers.7.network_signature",
+            "regex",
+        ),
+        ('{"trackers": {"7": {"network_signature": "a"}}}', "trackers.7", "name"),
+        ('{"trackers": []}', "trackers", "Exodus format"),
+        ("not json", "", "not JSON"),
+    ],
+)
+def test_signature_file_errors_name_the_tracker_and_the_fix(tmp_path, doc: str, where: str, why: str) -> None:
+    path = tmp_path / "trackers.json"
+    path.write_text(doc)
+    with pytest.raises(PolicyError, match=why) as e:
+        load_signatures(path)
+    assert e.value.key == where and e.value.file == str(path) and "Fix:" in str(e.value)
+
+
+# -- data types by key -------------------------------------------------------------------------------
+def test_keys_in_english_chinese_and_any_spelling(converter) -> None:
+    found = fields_of(
+        converter,
+        entry(
+            "https://datasink.sensorsdata.cn/sa?Android_ID=a1b2c3&OAID=x-1",
+            "POST",
+            json={
+                "properties": {
+                    "$os_version": "14",
+                    "$model": "Pixel 8",
+                    "手机号": PHONE,
+                    "经纬度": "116.39,39.91",
+                },
+                "GPS位置": {"lat": 39.9, "lng": 116.3},
+                "应用列表": ["com.a", "com.b"],
+            },
+            headers=[("X-IMEI", IMEI), ("User-Agent", "model/9")],
+            cookies=[("idfa", "6D92078A-8246-4BA4-AE5B-76104861E7DC")],
+        ),
+    )
+    assert found == {
+        "android_id": {(FoundIn.query, ValueType.text)},
+        "oaid": {(FoundIn.query, ValueType.text)},
+        "os_version": {(FoundIn.json, ValueType.text)},
+        "device_model": {(FoundIn.json, ValueType.text)},
+        "mobile_phone": {(FoundIn.json, ValueType.cn_mobile)},
+        "location": {
+            (FoundIn.json, ValueType.text),
+            (FoundIn.json, ValueType.object),
+            (FoundIn.json, ValueType.number),
+        },
+        "installed_apps": {(FoundIn.json, ValueType.list)},
+        "imei": {(FoundIn.header, ValueType.imei)},
+        "idfa": {(FoundIn.cookie, ValueType.text)},
+    }  # the User-Agent header is every client's: its name says nothing
+
+
+def test_placeholders_are_not_collection(converter) -> None:
+    """What an SDK sends when it may not read the real value is no collection of it."""
+    (ev,) = convert(
+        converter,
+        entry(
+            "https://datasink.sensorsdata.cn/sa",
+            "POST",
+            form={
+                "imei": "",
+                "mac": "02:00:00:00:00:00",
+                "idfa": "00000000-0000-0000-0000-000000000000",
+                "oaid": "null",
+            },
+        ),
+    )
+    assert ev.fields == [] and ev.sightings == []
+
+
+# -- data types by value -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "field", "vt"),
+    [
+        (IMEI, "imei", ValueType.imei),
+        ("49 015420 323751 8", "imei", ValueType.imei),
+        (RIC, "id_document_no", ValueType.cn_ric),
+        (RIC.lower(), "id_document_no", ValueType.cn_ric),
+        (CARD, "payment_account_no", ValueType.bank_card),
+        ("4111 1111 1111 1111", "payment_account_no", ValueType.bank_card),
+        (PHONE, "mobile_phone", ValueType.cn_mobile),
+        ("+86 138-1234-5678", "mobile_phone", ValueType.cn_mobile),
+        ("AC:DE:48:00:11:22", "mac_address", ValueType.mac),
+        ("116.397128,39.916527", "location", ValueType.coordinates),
+        ("【某银行】您的验证码为 382916，5分钟内有效", "sms_code", ValueType.sms_code),
+    ],
+)
+def test_values_recognized_under_keys_that_say_nothing(
+    converter, value: str, field: str, vt: ValueType
+) -> None:
+    assert fields_of(converter, entry("https://tmf.qq.com/r", "POST", form={"k1": value})) == {
+        field: {(FoundIn.form, vt)}
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        IMEI_BAD,  # 15 digits failing the IMEI check digit
+        IMEI[:14],  # 14 digits have no check digit to test
+        "000000000000000",  # zeros pass Luhn: a stand-in, not an IMEI
+        RIC_BAD,
+        "11010519491331002X",  # month 13
+        CARD_BAD,
+        "9222021234567890",  # Luhn-valid length, no card scheme's prefix
+        "1381234567",  # 10 digits
+        "12812345678",  # 12x is no mobile prefix
+        "1733080000000",  # a millisecond timestamp
+        "AC:DE:48:00:11",
+        "216.397128,99.916527",  # out of range both ways
+        "116.39,39.91",  # too few decimals to be a position
+        "error code 382916",  # no 验证码 / verification code before it
+        "v9.2.0",
+    ],
+)
+def test_near_misses_are_not_recognized(converter, value: str) -> None:
+    (ev,) = convert(converter, entry("https://tmf.qq.com/r", "POST", form={"k1": value}))
+    assert ev.fields == []
+
+
+def test_a_field_carrying_its_own_form_is_not_reported_twice(converter) -> None:
+    """A MAC under `bssid` is the access point's; a phone number under `uid` is a phone number too."""
+    found = fields_of(
+        converter,
+        entry(
+            "https://tmf.qq.com/r",
+            "POST",
+            json={"bssid": "AC:DE:48:00:11:22", "uid": PHONE, "smsCode": "382916"},
+        ),
+    )
+    assert found == {
+        "wifi_info": {(FoundIn.json, ValueType.mac)},
+        "user_id": {(FoundIn.json, ValueType.cn_mobile)},
+        "mobile_phone": {(FoundIn.json, ValueType.cn_mobile)},
+        "sms_code": {(FoundIn.json, ValueType.sms_code)},
+    }
+
+
+def test_json_and_gzip_base64_inside_values(converter) -> None:
+    """Analytics SDKs post batches as `data_list=<base64(gzip(json))>`; JSON rides inside forms."""
+    batch = base64.b64encode(gzip.compress(json.dumps([{"properties": {"imei": IMEI}}]).encode())).decode()
+    found = fields_of(
+        converter,
+        entry(
+            "https://datasink.sensorsdata.cn/sa",
+            "POST",
+            form={"data_list": batch, "ext": json.dumps({"k": PHONE})},
+        ),
+    )
+    assert found == {
+        "imei": {(FoundIn.json, ValueType.imei)},
+        "mobile_phone": {(FoundIn.json, ValueType.cn_mobile)},
+    }
+
+
+def test_values_in_the_url_path(converter) -> None:
+    assert fields_of(converter, entry(f"https://tmf.qq.com/v1/device/{IMEI}/register")) == {
+        "imei": {(FoundIn.path, ValueType.imei)}
+    }
+
+
+def test_values_are_never_kept_only_keyed_fingerprints(converter, policy) -> None:
+    secret = [IMEI, RIC, CARD, PHONE, "382916"]
+    (ev,) = convert(
+        converter,
+        entry(
+            f"https://tmf.qq.com/v1/{IMEI}?phone={PHONE}",
+            "POST",
+            json={"idNo": RIC, "card": CARD, "smsCode": "382916"},
+        ),
+    )
+    wire = msgspec.json.encode(ev).decode()
+    assert not [s for s in secret if s in wire]
+    assert ev.dest_path == "/v1/{imei}"  # a value in the path is redacted to its form
+    spaced = convert(converter, entry("https://tmf.qq.com/r", "POST", form={"k": "49 015420 323751 8"}))[0]
+    plain = convert(converter, entry("https://tmf.qq.com/r", "POST", form={"k": IMEI}))[0]
+    assert spaced.sightings[0].fingerprint == plain.sightings[0].fingerprint  # one IMEI, two spellings
+    other = HarConverter(
+        Catalog(policy).sdk, load_traffic(None, policy.sdks), Pseudonymizer(b"another-key-0123456789").digest
+    )
+    moved = convert(other, entry("https://tmf.qq.com/r", "POST", form={"k": IMEI}))[0]
+    assert moved.sightings[0].fingerprint != plain.sightings[0].fingerprint  # keyed: no key, no match
+
+
+# -- consent timeline --------------------------------------------------------------------------------
+def test_consent_by_the_capture_timeline(converter) -> None:
+    agree = entry("https://mbank.bjbank.example/api/privacy/agree", "POST", at=5_000)
+    events = convert(
+        converter,
+        entry("https://tmf.qq.com/late", at=9_000),  # written out of order: the timeline sorts it
+        entry("https://tmf.qq.com/early", at=1_000),
+        agree,
+        entry("https://tmf.qq.com/same-ms", at=5_000),
+        consented_at=None,
+    )
+    assert [(e.dest_path, e.policy_consented) for e in events] == [
+        ("/early", False),
+        ("/same-ms", True),
+        ("/late", True),
+    ]
+    nothing = convert(converter, entry("https://tmf.qq.com/x", at=1_000), consented_at=None)
+    assert nothing[0].policy_consented is False  # no agreement in the capture: before consent
+    told = convert(converter, entry("https://tmf.qq.com/x", at=1_000), consented_at=0)
+    assert told[0].policy_consented is True  # `--consented-at start`
+    get = convert(
+        converter,
+        entry("https://mbank.bjbank.example/api/privacy/agree", at=0),
+        entry("https://tmf.qq.com/x", at=1),
+        consented_at=None,
+    )
+    assert get[0].policy_consented is False  # only the declared method records the agreement
+
+
+# -- the policy file ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("edit", "key", "why"),
+    [
+        (lambda d: d["fields"]["oaid"]["keys"].append("imei1"), "fields.oaid.keys", "already names imei"),
+        (lambda d: d["fields"].update({"no_such": {"keys": ["x"]}}), "fields.no_such", "not an SDK field id"),
+        (lambda d: d["host_countries"].update({"x.cn": "China"}), "host_countries", "ISO 3166"),
+        (lambda d: d["value_types"].update({"text": "imei"}), "value_types", "not a recognized form"),
+        (
+            lambda d: d.update({"first_party_hosts": ["https://bank.cn/"]}),
+            "first_party_hosts",
+            "not a host name",
+        ),
+    ],
+)
+def test_traffic_policy_errors_name_file_key_and_fix(tmp_path, policy, edit, key: str, why: str) -> None:
+    import yaml
+
+    from policy import DEFAULT_DIR
+
+    data = yaml.safe_load((DEFAULT_DIR / "traffic.yaml").read_text(encoding="utf-8"))
+    edit(data)
+    (tmp_path / "traffic.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PolicyError, match=why) as e:
+        load_traffic(tmp_path, policy.sdks)
+    assert e.value.key.startswith(key) and "traffic.yaml" in e.value.file and "Fix:" in str(e.value)
+
+
+# -- judged by the real detector ------------------------------------------------------------------------
+def test_capture_events_through_the_engine(converter, policy) -> None:
+    events = convert(
+        converter,
+        entry("https://tmf.qq.com/r", "POST", at=1_000, json={"model": "Pixel 8", "k": IMEI_BAD}),  # silent
+        entry(
+            "https://apilocate.amap.com/r", "POST", at=1_500, form={"imei": IMEI, "lat": "39.9"}
+        ),  # vague: silent
+        entry(
+            "https://tmf.qq.com/r", "POST", at=2_000, json={"model": "Pixel 8", "k": IMEI}
+        ),  # IMEI by value
+        entry("https://datasink.sensorsdata.cn/sa", "POST", at=3_000, json={"idNo": RIC}),
+        entry("https://api.xmpush.xiaomi.com/r", "POST", at=4_000, form={"smsCode": "382916"}),
+        entry("https://api.xmpush.global.xiaomi.com/r", "POST", at=5_000, form={"regId": "r1"}),
+        entry("https://collect.adtrack.example/r", at=6_000),
+        consented_at=0,
+    )
+    found = rules(
+        run(make_engine(policy), [SdkTelemetryEvent.model_validate(msgspec.to_builtins(e)) for e in events])
+    )
+    assert found == {
+        ("tencent_tmf", "omitted_field"),
+        ("sensors_analytics", "incorrect_field"),
+        ("push", "c3_or_auth_helper"),
+        ("push", "host_not_allowed"),
+        ("push", "country_not_allowed"),
+        ("collect.adtrack.example", "undeclared_sdk"),
+    }
+
+
+# -- lifemon ship, what it says before any record leaves -------------------------------------------------
+def test_ship_names_a_file_that_is_no_har_and_warns_without_consent(tmp_path, capsys) -> None:
+    from streams.cli import main
+
+    bad = tmp_path / "notes.har"
+    bad.write_text('{"log": {"entries": 3}}')
+    assert main(["ship", "--format", "har", str(bad), "--bootstrap", "127.0.0.1:9"]) == 2
+    assert f"{bad}: `log.entries` is missing or not a list" in capsys.readouterr().err
+    only_bank = tmp_path / "bank.har"
+    only_bank.write_text(json.dumps(har(entry("https://mbank.bjbank.example/api/home"))))
+    assert main(["ship", "--format", "har", str(only_bank), "--bootstrap", "127.0.0.1:9"]) == 0
+    err = capsys.readouterr().err
+    assert "no privacy-policy agreement in the capture" in err and "shipped 0 SDK request(s)" in err
+    assert "1 first-party request" in err
+    with pytest.raises(SystemExit):
+        main(["ship", "--format", "har", str(only_bank), "--consented-at", "after lunch"])

@@ -1,0 +1,200 @@
+"""The lifecycle dashboard over a real run: a generated bank day through a Tansu broker, the Monitor
+and chDB, then each panel's own SQL (dashboards/lifemon-lifecycle.json, Grafana's macros expanded as
+the plugin expands them) read back and compared with what the generator made: the records it kept
+past their deadline, the deletion requests it answered or left open, the contracts of the policy and
+the transfers it sent. Then a replay (a new consumer group, no state, the same topics and database)
+must leave every panel as it was: nothing counted twice."""
+
+from __future__ import annotations
+
+import gc
+import math
+import uuid
+from bisect import bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from test_deploy import QUERY_PANELS, expand_macros
+from test_pipeline import make_config, monitor
+
+from policy.contracts import RecipientBook
+from schemas.models import REFERENCE_STREAMS, LifecycleStage, RecipientType, TransferEvent
+from streams.produce import produce
+from streams.report import gather, lifecycle, render
+from streams.workload import Workload, generate
+
+pytestmark = pytest.mark.integration
+DAY = 86_400_000
+PANELS = ("Retention backlog", "Deletion requests", "contracts by expiry")
+EXECUTED = {LifecycleStage.delete, LifecycleStage.anonymize, LifecycleStage.destroy}
+AGE_LIMITS, AGE_BUCKETS = (30, 90, 365), ("< 30 d", "30-90 d", "90 d-1 y", ">= 1 y")  # days overdue
+
+
+def events(day: Workload, stream: str) -> list[Any]:
+    return [r for s, _, r in day.records if s == stream]
+
+
+def legacy_transfers(day: Workload) -> list[tuple[str, str, TransferEvent]]:
+    """Two de-identified shares to the former co-branding partner, whose contract ended the day before
+    the workload's day (recipients.yaml: valid_to 2025-12-31): sent after its expiry."""
+    start = min(r.ts for r in events(day, "transfer"))
+    return [
+        (
+            "transfer",
+            "tp_legacy_partner",
+            TransferEvent(
+                event_id=f"legacy-{i}", ts=start + i * 3_600_000, transfer_id=f"TL{i}", sender_system="crm",
+                recipient_id="tp_legacy_partner", recipient_type=RecipientType.third_party,
+                categories=["customer_name"], record_count=20, subject_count=20, encrypted=True,
+                deidentified=True, public_network=True,
+            ),
+        )
+        for i in (1, 2)
+    ]  # fmt: skip
+
+
+def read_panels(ch: Any, db: str, span: tuple[datetime, datetime]) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for part in PANELS:
+        ((_, panel),) = [(pid, p) for pid, p in QUERY_PANELS if part in p["title"]]
+        sql = expand_macros(panel["targets"][0]["rawSql"], *span).replace("lifemon.", f"{db}.")
+        result = ch.query(sql)
+        out[part] = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    return out
+
+
+@pytest.fixture(scope="module")
+def day(policy: Any) -> Workload:
+    return generate(6000, seed=3, policy=policy)
+
+
+@pytest.fixture(scope="module")
+def span(day: Workload) -> tuple[datetime, datetime]:
+    """The dashboard's range: the workload's day, to the second after its last event."""
+    stamps = [r.ts for s, _, r in day.records if s not in REFERENCE_STREAMS]
+    start = datetime.fromtimestamp(min(r.ts for r in events(day, "access")) // 1000, UTC)
+    return start, datetime.fromtimestamp(math.ceil(max(stamps) / 1000), UTC)
+
+
+@pytest.fixture(scope="module")
+def dashboard(day, span, broker, ch, policy, catalog) -> Iterator[tuple[dict, dict, str]]:
+    """The panels after the live run and after a replay of the same topics into the same database,
+    and that database."""
+    tag = uuid.uuid4().hex[:8]
+    names = {"tag": tag, "group": f"g-{tag}", "database": f"t_{tag}"}
+    config = make_config(names, broker, "chdb://unused")
+    live = monitor(config, ch, policy, catalog)
+    produce(broker, config, [*day.records, *legacy_transfers(day)])
+    live.run(idle_exit_s=2, max_seconds=120)
+    first = read_panels(ch, names["database"], span)
+    replay = monitor(
+        make_config({**names, "group": f"{names['group']}-replay"}, broker, "x"), ch, policy, catalog
+    )
+    replay.run(idle_exit_s=2, max_seconds=120)
+    yield first, read_panels(ch, names["database"], span), names["database"]
+    ch.command(f"DROP DATABASE IF EXISTS {names['database']}")
+    del live, replay
+    gc.collect()  # the monitors' Kafka clients go now, not after the session's broker
+
+
+def test_retention_backlog_is_the_records_the_generator_kept_past_their_deadline(
+    day, span, dashboard, catalog
+) -> None:
+    systems = {r.record_id: r for r in events(day, "lifecycle") if r.stage is LifecycleStage.collect}
+    as_of = int(span[1].timestamp() * 1000)
+    expected: dict[str, Counter] = defaultdict(Counter)
+    kept = [t for t in day.truth if t["rule"] == "retention_expired"]
+    for t in kept:  # key: the record; ts_end: its deadline
+        rec = systems[t["key"]]
+        overdue = (as_of - t["ts_end"]) // DAY
+        bucket = AGE_BUCKETS[bisect_right(AGE_LIMITS, overdue)]
+        expected[f"{rec.system} · {catalog.profile(rec.categories)[0].value}"][bucket] += 1
+    got = {
+        r["system_class"]: Counter({k: r[k] for k in AGE_BUCKETS if r[k]})
+        for r in dashboard[0]["Retention backlog"]
+    }
+    assert got == expected and sum(c.total() for c in got.values()) == len(kept) >= 3
+
+
+def test_deletion_requests_against_their_15_day_deadline(day, span, dashboard, policy) -> None:
+    requested: dict[str, int] = {}
+    done: dict[str, int] = {}
+    for r in events(day, "lifecycle"):
+        if r.stage is LifecycleStage.deletion_requested:
+            requested[r.record_id] = min(requested.get(r.record_id, r.ts), r.ts)
+        elif r.stage in EXECUTED:
+            done[r.record_id] = min(done.get(r.record_id, r.ts), r.ts)
+    start, as_of = (int(t.timestamp() * 1000) for t in span)
+    sla = policy.retention.deletion_request_sla_days * DAY
+    still_open = [rid for rid, ts in requested.items() if ts <= as_of and done.get(rid, as_of + 1) > as_of]
+    executed = sorted(
+        (done[rid] - ts) / DAY for rid, ts in requested.items() if start <= done.get(rid, 0) <= as_of
+    )
+    overdue = [t for t in day.truth if t["rule"] == "deletion_request_overdue"]
+    (got,) = dashboard[0]["Deletion requests"]
+    assert got == {
+        "open_requests": len(still_open),
+        "open_past_15_days": len(overdue),  # every injected overdue request, no other
+        "executed": len(executed),
+        "executed_late": 0,  # the generator executes on day 14 at the latest
+        "median_days_to_execute": round(executed[len(executed) // 2], 1),
+        "max_days_to_execute": round(executed[-1], 1),
+    }
+    assert len(still_open) == len(overdue) >= 1 and len(executed) >= 10 and executed[-1] < sla / DAY
+
+
+def test_contracts_by_expiry_with_the_transfers_sent_after_it(day, span, dashboard, policy) -> None:
+    book = RecipientBook(policy.recipients)
+    start, as_of = (int(t.timestamp() * 1000) for t in span)
+    sent = Counter(
+        r.recipient_id
+        for _, _, r in [*[(0, 0, e) for e in events(day, "transfer")], *legacy_transfers(day)]
+        if start <= r.ts <= as_of
+    )
+    rows = {r["recipient"]: r for r in dashboard[0]["contracts by expiry"]}
+    assert set(rows) == set(book.recipients)
+    for rid, terms in book.terms.items():
+        last = max(terms, key=lambda t: t.end_ms)
+        row = rows[rid]
+        assert (row["contract"], row["valid_to"], row["transfers"]) == (
+            last.contract.id,
+            last.contract.valid_to,
+            sent[rid],
+        )
+        assert (row["horizon"] == "expired") is (last.end_ms <= as_of)
+        assert row["days_left"] == (last.end_ms - as_of) // DAY
+    legacy = rows["tp_legacy_partner"]
+    assert (legacy["horizon"], legacy["transfers_after_expiry"]) == ("expired", 2)
+    assert sum(r["transfers_after_expiry"] for r in rows.values()) == 2
+    assert (
+        rows["tp_insurance_partner"]["horizon"] == ">= 180 d"
+    )  # valid to 2026-06-30: 180 days and some hours
+
+
+def test_a_replay_counts_nothing_twice(dashboard) -> None:
+    live, replayed, _ = dashboard
+    assert replayed == live and all(live.values())
+
+
+def test_the_report_says_what_the_panels_show(day, dashboard, ch) -> None:
+    panels, _, db = dashboard
+    fig = lifecycle(ch, db)
+    last = max(r.ts for s, _, r in day.records if s not in REFERENCE_STREAMS)
+    (deletions,) = panels["Deletion requests"]
+    contracts = Counter(r["horizon"] for r in panels["contracts by expiry"])
+    assert fig == {
+        "as_of": datetime.fromtimestamp((last // 60_000 + 1) * 60, UTC),  # the minute after the last event's
+        "backlog": sum(sum(r[k] for k in AGE_BUCKETS) for r in panels["Retention backlog"]),
+        "oldest_days": fig["oldest_days"],
+        "requests": deletions["open_requests"],
+        "overdue": deletions["open_past_15_days"],
+        "ended": contracts["expired"],
+        "ending": contracts["< 30 d"] + contracts["30-90 d"],
+    }
+    deadlines = [t["ts_end"] for t in day.truth if t["rule"] == "retention_expired"]
+    assert fig["oldest_days"] == (int(fig["as_of"].timestamp() * 1000) - min(deadlines)) // DAY
+    html = render(gather(ch, db))
+    assert f"<td>retention backlog / 超期留存积压</td><td class=n>{fig['backlog']}</td>" in html

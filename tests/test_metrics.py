@@ -1,0 +1,175 @@
+"""Operators' surfaces of `lifemon run`, checked by real processes: Debian's Prometheus scrapes a
+running lifemon (Tansu + chDB) and its HTTP API must show the series with the values the run
+produced; /healthz and /readyz answer as a load balancer or kubelet reads them; every log line is
+structured."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from conftest import access, entitlement
+from receivers import free_port, ready_daemon
+from test_pipeline import make_config, run_cli, send, write_config
+
+from streams.config import load_config
+from streams.metrics import OpsServer
+from streams.runtime import ensure_topics
+from streams.stats import Stats
+
+PROMETHEUS = shutil.which("prometheus")
+MISSING = "Debian's prometheus is not installed (apt-get install -y prometheus; `make test-deps` does)"
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout_s: float = 60, proc: Any = None) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is not None:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        try:
+            found = check()
+        except OSError:
+            found = None
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} never came"
+        time.sleep(0.3)
+
+
+@contextmanager
+def prometheus(target: str, folder: Path) -> Iterator[str]:
+    """Prometheus on a loopback port scraping `target` (host:port) every second; yields its URL."""
+    assert PROMETHEUS, MISSING
+    port = free_port()
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n"
+        "  - job_name: lifemon\n"
+        f"    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    with ready_daemon(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        f"http://127.0.0.1:{port}",
+    ) as url:
+        yield url
+
+
+def query(prom: str, expr: str) -> dict[str, float]:
+    """An instant query: {'label=value,...': value} of each series."""
+    status, body = get(f"{prom}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+    assert status == 200, body
+    out = {}
+    for r in orjson.loads(body)["data"]["result"]:
+        labels = ",".join(
+            f"{k}={v}" for k, v in sorted(r["metric"].items()) if k not in ("__name__", "job", "instance")
+        )
+        out[labels] = float(r["value"][1])
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(PROMETHEUS is None, reason=MISSING)
+def test_prometheus_scrapes_a_running_lifemon(broker, names, tmp_path) -> None:
+    port = free_port()
+    config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}", metrics={"port": port})
+    ensure_topics(broker, config)
+    t = config.topics
+    send(broker, t.entitlements, [entitlement("e1")])
+    send(broker, t.access, [*access("e1", customers=60, every_s=5), b"{not json"])
+    proc = run_cli(write_config(config, tmp_path / "lifemon.yaml"), 600, {"LIFEMON_LOG_FORMAT": "json"})
+    ops = f"http://127.0.0.1:{port}"
+    try:
+        with prometheus(f"127.0.0.1:{port}", tmp_path) as prom:
+            wait_for(lambda: get(ops + "/readyz")[0] == 200, "/readyz 200", proc=proc)
+            assert get(ops + "/healthz") == (200, "ok\n")
+            processed = 'lifemon_events_processed_total{stream="access"}'
+            wait_for(
+                lambda: query(prom, processed) == {"stream=access": 60}, "60 access events in Prometheus"
+            )
+            wait_for(lambda: query(prom, "lifemon_checkpoint_duration_seconds_count > 0"), "a checkpoint")
+            assert query(prom, 'up{job="lifemon"}') == {"": 1}
+            assert query(prom, 'lifemon_records_consumed_total{stream="access"}') == {"stream=access": 61}
+            assert query(prom, "lifemon_events_processed_total")["stream=entitlements"] == 1
+            assert query(prom, "sum by (stream) (lifemon_dead_letters_total)") == {"stream=access": 1}
+            assert query(prom, "lifemon_alerts_total") == {"detector=bulk_query,severity=high": 1}
+            assert query(prom, 'lifemon_alert_revisions_total{status="open"}') == {
+                "detector=bulk_query,status=open": 1
+            }
+            # caught up: a series per assigned partition, all at zero, in messages and in seconds
+            # (a scrape can still hold the lag of a batch before the last one: wait for it to settle)
+            lag_query = f'lifemon_consumer_lag_messages{{topic="{t.access}"}}'
+            wait_for(lambda: set(query(prom, lag_query).values()) == {0.0}, "no lag in messages")
+            wait_for(
+                lambda: set(query(prom, "lifemon_consumer_lag_seconds").values()) == {0.0},
+                "no lag in seconds",
+            )
+            lag = query(prom, lag_query)
+            assert sorted(lag) == [f"partition={p},stream=access,topic={t.access}" for p in range(3)]
+            batches = query(prom, "lifemon_batch_duration_seconds_count")[""]
+            assert batches >= 1
+            assert query(prom, 'lifemon_batch_duration_seconds_bucket{le="+Inf"}') == {"le=+Inf": batches}
+            assert 0 < query(prom, "lifemon_batch_duration_seconds_sum")[""] < 10 * batches
+            assert query(prom, "lifemon_ready") == {"": 1}
+            assert query(prom, "lifemon_assigned_partitions")[""] >= 3
+            assert query(prom, "process_resident_memory_bytes")[""] > 10_000_000
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()
+    text = out.decode()
+    plain = [line for line in text.splitlines() if not line.startswith("{")]
+    assert not plain, text  # every line is a JSON object
+    lines = [orjson.loads(line) for line in text.splitlines()]
+    assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    (serving,) = [line for line in lines if line["msg"].startswith("serving /metrics")]
+    assert serving["port"] == port and serving["level"] == "info"
+
+
+def test_healthz_fails_when_the_loop_stalls_and_readyz_until_partitions_are_assigned() -> None:
+    stats = Stats()
+    with OpsServer(stats, "127.0.0.1", 0, stall_after_s=30) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        assert get(url + "/healthz") == (200, "ok\n")
+        status, body = get(url + "/readyz")
+        assert status == 503 and body.startswith("not ready")
+        stats.on_assigned(6)
+        assert get(url + "/readyz") == (200, "ready: 6 partition(s) assigned\n")
+        stats.on_revoked()  # a rebalance: no traffic until the new assignment is restored
+        assert get(url + "/readyz")[0] == 503
+        stats.last_tick -= 31
+        status, body = get(url + "/healthz")
+        assert status == 503 and body.startswith("stalled: the main loop has not moved for 31s")
+        assert get(url + "/nothing")[0] == 404
+
+
+def test_the_compose_healthcheck_asks_the_port_lifemon_serves() -> None:
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "deploy" / "lifemon.yaml")
+    assert (config.metrics.port, config.metrics.host, config.log.format) == (9464, "0.0.0.0", "json")
+    service = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]["lifemon"]
+    assert f"http://127.0.0.1:{config.metrics.port}/healthz" in " ".join(service["healthcheck"]["test"])
+    assert "ports" not in service  # scraped on the compose network, never published

@@ -1,0 +1,137 @@
+"""lifemon keeps the personal information of its own outputs only as long as policy/storage.yaml
+says: the ClickHouse columns that hold pseudonyms expire (the alert row stays as the audit trail),
+and the topics holding pseudonyms or rejected records' original bytes have a retention
+(docs/security.md#how-long-lifemon-keeps-personal-information)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+from test_pipeline import make_config
+
+from detectors import load_detectors
+from policy.storage import DAY_MS, Storage
+from streams.clickhouse import apply_ddl, pseudonym_columns
+from streams.codecs import Decoder
+from streams.engine import Engine
+from streams.pseudonym import PSEUDONYM, Pseudonymizer
+from streams.replay import replay, replay_files
+from streams.runtime import ensure_topics
+from streams.sinks.clickhouse import ALERT_COLUMNS, ROLLUP_COLUMNS, alert_row
+from streams.workload import generate, write_files
+
+SHORT = Storage(pseudonym_ttl_days=30, dead_letter_retention_days=3)
+LONG = Storage(pseudonym_ttl_days=3650, dead_letter_retention_days=3)
+
+
+@pytest.fixture
+def db(ch: Any) -> Iterator[str]:
+    name = f"ttl_{uuid.uuid4().hex[:8]}"
+    yield name
+    ch.command(f"DROP DATABASE IF EXISTS {name}")
+
+
+def ttl_days(ch: Any, db: str) -> dict[str, str]:
+    """column -> its TTL as ClickHouse shows it."""
+    ((created,),) = ch.query(
+        f"SELECT create_table_query FROM system.tables WHERE database = '{db}' AND name = 'alerts'"
+    ).result_rows
+    return {
+        c: created.split(f"`{c}` ", 1)[1].split(",", 1)[0].split(" TTL ")[1]
+        for c in pseudonym_columns()["alerts"]
+    }
+
+
+def test_every_column_a_real_day_fills_with_pseudonyms_expires(
+    ch: Any, db: str, policy, catalog, tmp_path: Path
+) -> None:
+    """A generated bank day with every detector's violations, through the engine and the sinks'
+    row functions into the real schema: the columns where pseudonyms turn up are exactly those the
+    DDL gives the pseudonym TTL."""
+    files = write_files(generate(3000, seed=5, policy=policy), tmp_path)
+    engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"retention-test-key-0123456789"))
+    alerts, _ = replay(engine, Decoder(), replay_files(files))
+    assert {a.detector for a in alerts} >= {"bulk_query", "offscope_marketing", "retention_overrun"}
+    apply_ddl(ch, db, LONG)  # the generated day may lie further back than SHORT: kept till the scan
+    ch.insert("alerts", [alert_row(a) for a in alerts], database=db, column_names=list(ALERT_COLUMNS))
+    ch.insert("event_rollups", engine.rollup_rows(), database=db, column_names=list(ROLLUP_COLUMNS))
+    holding = set()
+    for table, column, kind in ch.query(
+        f"SELECT table, name, type FROM system.columns WHERE database = '{db}'"
+    ).result_rows:
+        if "String" in kind:
+            (n,) = ch.query(
+                f"SELECT countIf(match(toString({column}), {{p:String}})) FROM {db}.{table}",
+                parameters={"p": PSEUDONYM.pattern},
+            ).result_rows[0]
+            if n:
+                holding.add((table, column))
+    declared = {("alerts", c) for c in pseudonym_columns()["alerts"]}
+    assert holding == declared
+    assert set(pseudonym_columns()) == {"alerts"}
+    assert set(ttl_days(ch, db).values()) == {"toDateTime(last_seen) + toIntervalDay(3650)"}
+
+
+def test_expired_pseudonyms_are_emptied_and_the_audit_row_stays(ch: Any, db: str) -> None:
+    apply_ddl(ch, db, SHORT)
+    now = datetime.now(UTC)
+
+    def row(alert_id: str, last_seen: datetime) -> list[Any]:
+        return [alert_id, 1, "open", "offscope_marketing", "LM-OM-001", 1, "high", "营销", "Marketing",
+                "1 push(es) of campaign c1 to subject p_0123456789abcdef01234567", ["seed 004"], "C2",
+                "E1", "S0101", 1, ["p_0123456789abcdef01234567"], {"pushes": 1}, ["ev-1"], 1,
+                last_seen, last_seen, last_seen, last_seen, '{"subjects_sample": ["p_0123456789abcdef01234567"]}', 1]  # fmt: skip
+
+    ch.insert(
+        "alerts",
+        [row("old", now - timedelta(days=31)), row("recent", now - timedelta(days=29))],
+        database=db,
+        column_names=list(ALERT_COLUMNS),
+    )
+    ch.command(f"OPTIMIZE TABLE {db}.alerts FINAL")  # TTLs act when parts merge; this merges now
+    rows = {
+        r[0]: r[1:]
+        for r in ch.query(
+            f"SELECT alert_id, summary, subjects_sample, ocsf, detector, severity, actor_id, counts, subject_count "
+            f"FROM {db}.alerts FINAL"
+        ).result_rows
+    }
+    assert rows["old"] == ("", [], "", "offscope_marketing", "high", "E1", {"pushes": 1}, 1)
+    assert rows["recent"][1] == ["p_0123456789abcdef01234567"]
+
+
+def test_a_changed_ttl_is_applied_at_start_and_only_then(ch: Any, db: str) -> None:
+    apply_ddl(ch, db, SHORT)
+    apply_ddl(ch, db, Storage(pseudonym_ttl_days=90, dead_letter_retention_days=3))
+    assert set(ttl_days(ch, db).values()) == {"toDateTime(last_seen) + toIntervalDay(90)"}
+
+    def mutations() -> int:
+        return ch.query(f"SELECT count() FROM system.mutations WHERE database = '{db}'").result_rows[0][0]
+
+    before = mutations()
+    apply_ddl(ch, db, Storage(pseudonym_ttl_days=90, dead_letter_retention_days=3))
+    assert mutations() == before  # a start under the same policy alters nothing
+
+
+def test_topics_with_pseudonyms_or_original_bytes_have_a_retention(
+    broker: str, names: dict[str, str]
+) -> None:
+    config = make_config(names, broker, "chdb://unused")
+    ensure_topics(broker, config, storage=SHORT)
+    admin = AdminClient({"bootstrap.servers": broker})
+    t = config.topics
+    wanted = {
+        t.dlq: ("delete", 3 * DAY_MS),
+        t.alerts: ("compact,delete", 30 * DAY_MS),
+        t.incidents: ("compact,delete", 30 * DAY_MS),
+    }
+    for topic, (policy, retention) in wanted.items():
+        (future,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+        found = future.result(timeout=10)
+        assert (found["cleanup.policy"].value, int(found["retention.ms"].value)) == (policy, retention), topic
