@@ -27,8 +27,8 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from fault_injection import Running
 from fault_table import RESULTS_DIR
-from test_pipeline import ROOT, actor_uid, make_config, write_config
-from test_replay import incident_content
+from test_pipeline import ROOT, make_config, write_config
+from test_replay import alert_content, incident_content
 
 from schemas.models import REFERENCE_STREAMS
 from streams.config import Config
@@ -135,21 +135,6 @@ class Outcome:
 
 def as_json(content: Any) -> str:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def alert_content(o: dict) -> tuple:
-    """What an alert says (not its revision or status)."""
-    return (
-        actor_uid(o),
-        o["unmapped"]["subject_count"],
-        o["severity"].lower(),
-        tuple(o["unmapped"]["subjects_sample"]),
-        tuple(e["uid"] for e in o["finding_info"]["related_events"]),
-        o["start_time"],
-        o["finding_info"]["first_seen_time"],
-        o["finding_info"]["last_seen_time"],
-        o["message"],
-    )
 
 
 def newest(msgs: list[Any], uid: Any, revision: Any) -> dict[str, dict]:

@@ -77,23 +77,25 @@ def replay_final(
     }
 
 
+def alert_content(o: dict) -> tuple:
+    """The content `replay_final` gives, read from an OCSF alert on the topic."""
+    return (
+        actor_uid(o),
+        o["unmapped"]["subject_count"],
+        o["severity"].lower(),
+        tuple(o["unmapped"]["subjects_sample"]),
+        tuple(e["uid"] for e in o["finding_info"]["related_events"]),
+        o["start_time"],
+        o["finding_info"]["first_seen_time"],
+        o["finding_info"]["last_seen_time"],
+        o["message"],
+        o["finding_info"]["types"][0],
+    )
+
+
 def live_final(broker: str, topic: str) -> dict[str, tuple]:
-    """The same content, read back from the OCSF alerts on the topic."""
-    return {
-        uid: (
-            actor_uid(o),
-            o["unmapped"]["subject_count"],
-            o["severity"].lower(),
-            tuple(o["unmapped"]["subjects_sample"]),
-            tuple(e["uid"] for e in o["finding_info"]["related_events"]),
-            o["start_time"],
-            o["finding_info"]["first_seen_time"],
-            o["finding_info"]["last_seen_time"],
-            o["message"],
-            o["finding_info"]["types"][0],
-        )
-        for uid, o in latest_alerts(read_all(broker, topic)).items()
-    }
+    """The same content of each alert on the topic, newest revision."""
+    return {uid: alert_content(o) for uid, o in latest_alerts(read_all(broker, topic)).items()}
 
 
 def test_file_names_tell_the_stream() -> None:
