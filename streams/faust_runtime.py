@@ -103,7 +103,6 @@ class FaustMonitor(Monitor):
         super().__init__(*args, **kwargs)
         self.credentials = faust_credentials(self.config.kafka_settings())  # refused settings: at once
         self.app: faust.App | None = None
-        self._owned: set[tuple[str, int]] = set()  # input partitions assigned and restored
         self._closing = False  # the final checkpoint began: batches still in faust's buffers wait
         # from a revoke to the next assignment: a batch taken meanwhile is set aside, not processed
         # (faust seeks every assigned partition back to its committed offset when the rebalance ends)
@@ -236,7 +235,6 @@ class FaustMonitor(Monitor):
         except Exception as e:  # a changelog that cannot be read: no partition may start without it
             self._fail(e)
             return
-        self._owned.update(mine)
         self._rebalancing = False
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
@@ -253,10 +251,6 @@ class FaustMonitor(Monitor):
             except Exception as e:  # nothing committed: the next owner resumes from the last marker
                 self._fail(e)
         self._drop(gone)
-        self._owned.difference_update(gone)
-
-    def _assignment(self) -> list[tuple[str, int]]:
-        return sorted(self._owned)
 
     def _end_offset(self, topic: str, partition: int) -> int:
         """The high watermark of faust's latest fetch of the partition (-1 before one)."""

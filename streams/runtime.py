@@ -398,6 +398,9 @@ class Monitor:
         # snapshot can move on (another instance), never back, unless the broker lost it
         self._checkpointed: dict[tuple[str, int], int] = {}
         self._restored: set[tuple[str, int]] = set()  # positions from a snapshot, no record read since
+        # input partitions restored and not yet dropped; kept here, not asked of the consumer, which
+        # refuses once close() has begun destroying it (its revoke callback still checkpoints)
+        self._owned: set[tuple[str, int]] = set()
         self._committed: dict[tuple[str, int], int] = {}  # offsets the group has from this instance
         self._pending_alerts: dict[str, Any] = {}  # alert id -> newest revision since the last checkpoint
         self._failed = False  # after an exception nothing half-processed may be checkpointed
@@ -490,6 +493,7 @@ class Monitor:
             if (offset or 0) < known:
                 raise SourceReset(topic, p, f"its state snapshot resumes at offset {offset or 0}", known)
             self._restored.add((topic, p))
+            self._owned.add((topic, p))
             if offset is not None:
                 resume[(topic, p)] = self.positions[(topic, p)] = self._saved[(topic, p)] = offset
             self._committed.pop((topic, p), None)  # after a rejoin, commit again
@@ -521,6 +525,7 @@ class Monitor:
             for known in (self.positions, self._saved, self._committed, self._stamps):
                 known.pop((topic, p), None)
             self._restored.discard((topic, p))
+            self._owned.discard((topic, p))
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
@@ -738,7 +743,7 @@ class Monitor:
 
     def _assignment(self) -> list[tuple[str, int]]:
         """The input partitions this instance owns now."""
-        return [(tp.topic, tp.partition) for tp in self.consumer.assignment()]
+        return sorted(self._owned)
 
     def _check_copartitioned(self) -> None:
         """State is kept per partition number, as Kafka Streams keeps it per task: one key's
