@@ -18,6 +18,7 @@ window. Records without a Kafka timestamp (file replay) are judged against their
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import io
 import json
@@ -36,6 +37,7 @@ from pydantic import SecretStr
 
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
 from schemas.structs import LENIENT, STRICT
+from streams.avro_decode import Reader, Unsupported, compile_reader
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_FILES = {
@@ -142,9 +144,22 @@ class SchemaRegistry:
         builtin = {i: self._readers[s] for s, i in BUILTIN_SCHEMA_IDS.items()}
         self._by_id: dict[int, Any] = {} if self.url else builtin
         self._client: Any = None
+        self._compiled: dict[tuple[str, int], Reader | None] = {}
 
     def reader(self, stream: str) -> Any:
         return self._readers[stream]
+
+    def compiled(self, stream: str, schema_id: int, writer: Any) -> Reader | None:
+        """A compiled reader (streams/avro_decode.py) for bodies `writer` wrote, when it reads them
+        exactly as fastavro would: the writer is the stream's own schema, so nothing is resolved."""
+        key = (stream, schema_id)
+        if key not in self._compiled:
+            found = None
+            if writer == self._readers[stream]:
+                with contextlib.suppress(Unsupported):  # else fastavro reads it
+                    found = compile_reader(fastavro.parse_schema(load_schema(stream), expand=True))
+            self._compiled[key] = found
+        return self._compiled[key]
 
     def writer(self, schema_id: int) -> Any | None:
         schema = self._by_id.get(schema_id)
@@ -354,13 +369,19 @@ class Decoder:
         if writer is None:
             out.dead.append(DeadLetter(raw, "unknown_schema", "", f"schema id {schema_id} is not registered"))
             return
-        try:
-            data = fastavro.schemaless_reader(io.BytesIO(body), writer, self.registry.reader(stream))
-        except Exception as e:  # fastavro raises several types for truncated or mismatched bodies
-            out.dead.append(
-                DeadLetter(raw, "malformed", "", f"Avro body does not match schema {schema_id}: {e}")
-            )
-            return
+        data: Any = None
+        compiled = self.registry.compiled(stream, schema_id, writer)
+        if compiled is not None:
+            with contextlib.suppress(Exception):  # fastavro reads it again below, naming what is wrong
+                data = compiled(body)
+        if data is None:
+            try:
+                data = fastavro.schemaless_reader(io.BytesIO(body), writer, self.registry.reader(stream))
+            except Exception as e:  # fastavro raises several types for truncated or mismatched bodies
+                out.dead.append(
+                    DeadLetter(raw, "malformed", "", f"Avro body does not match schema {schema_id}: {e}")
+                )
+                return
         try:
             out.ok.append((raw, msgspec.convert(data, STRICT[stream])))
         except msgspec.ValidationError as e:
