@@ -47,6 +47,7 @@ OTHER = "other"  # a dimension value that is not a known id never reaches a tabl
 DEDUP_IDS_PER_PARTITION = 200_000
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
+ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <minute>] (PartitionRollup.save)
 PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 _MISSING = object()
@@ -122,14 +123,19 @@ class PartitionRollup:
 
     A block's row is a pure function of the records in it, and its version is how many of them
     have been counted: re-processing after a crash rewrites the same rows instead of adding to
-    them (ClickHouse keeps the highest version), so the dashboards never double-count.
+    them (ClickHouse keeps the highest version), so the dashboards never double-count. A drain
+    sends only the cells that changed since the last one: a cell's newest row is the one with its
+    count as it stands, and a live block that takes hours to fill is not sent whole every checkpoint.
+    The state is kept the same way: one key per block minute, written when that minute changed.
     """
 
     def __init__(self, block_size: int):
         self.block_size = block_size
         self.cells: dict[int, dict[tuple, int]] = defaultdict(dict)
         self.progress: Counter = Counter()
-        self.dirty: set[int] = set()
+        self.dirty: dict[int, dict[tuple, int]] = {}  # block -> cells changed since the last drain
+        self.unsaved: dict[int, set[int]] = {}  # block -> minutes changed since the last save
+        self.saved: dict[int, set[int]] = {}  # block -> minutes that have a key in the store
 
     def add(self, block: int, counted: dict[tuple, int], records: int) -> None:
         """A batch's counts in one block, {cell: n} (taken over), and the records they came from."""
@@ -140,15 +146,16 @@ class PartitionRollup:
             counted[cell] += cells[cell]
         cells.update(counted)
         self.progress[block] += records
-        self.dirty.add(block)
+        self.dirty.setdefault(block, {}).update(counted)  # its keys: the values are not read
+        self.unsaved.setdefault(block, set()).update(map(itemgetter(0), counted))
 
     def drain(self, topic: str, partition: int) -> list[tuple]:
-        """Rows (topic, partition, block, *cell, count, version) of blocks changed since the last
-        drain, built once (one tuple per row); forget finished blocks."""
+        """Rows (topic, partition, block, *cell, count, version) of the cells changed since the
+        last drain, built once (one tuple per row); forget finished blocks."""
         rows = [
-            (topic, partition, b, *cell, n, self.progress[b])
+            (topic, partition, b, *cell, self.cells[b][cell], self.progress[b])
             for b in sorted(self.dirty)
-            for cell, n in self.cells[b].items()
+            for cell in self.dirty[b]
         ]
         newest = max(self.cells, default=0)
         for b in [b for b in self.cells if b < newest]:
@@ -156,16 +163,46 @@ class PartitionRollup:
         self.dirty.clear()
         return rows
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            str(b): {"progress": self.progress[b], "cells": [[*c, n] for c, n in cells.items()]}
-            for b, cells in self.cells.items()
-        }
+    def save(self, store: KeyedStore, prefix: str) -> None:
+        """Into the partition's store under `prefix`: each block's progress, and the cells of each
+        minute changed since the last save (key `<block> SEP <minute>`); a forgotten block's keys
+        are deleted."""
+        for block in [b for b in self.saved if b not in self.cells]:
+            store.delete(f"{prefix}{block}")
+            for minute in self.saved.pop(block):
+                store.delete(f"{prefix}{block}{SEP}{minute}")
+        for block, minutes in self.unsaved.items():
+            if block not in self.cells:
+                continue  # a finished block, forgotten: deleted above or never saved
+            store.put(f"{prefix}{block}", self.progress[block])
+            by_minute: dict[int, list[list[Any]]] = {m: [] for m in minutes}
+            for cell, n in self.cells[block].items():
+                found = by_minute.get(cell[0])
+                if found is not None:
+                    found.append([*cell, n])
+            for minute, cells in by_minute.items():
+                store.put(f"{prefix}{block}{SEP}{minute}", cells)
+            self.saved.setdefault(block, set()).update(minutes)
+        self.unsaved.clear()
 
-    def load(self, d: dict[str, Any]) -> None:
-        for b, v in d.items():
-            self.cells[int(b)] = {tuple(c[:-1]): c[-1] for c in v["cells"]}
+    def load_whole(self, blocks: dict[str, Any]) -> None:
+        """The single value per topic that lifemon saved before per-minute keys; every minute of it
+        is saved in its own key at the next checkpoint."""
+        for b, v in blocks.items():
+            cells = {tuple(c[:-1]): c[-1] for c in v["cells"]}
+            self.cells[int(b)].update(cells)
             self.progress[int(b)] = v["progress"]
+            self.unsaved.setdefault(int(b), set()).update(c[0] for c in cells)
+
+    def load(self, key: str, value: Any) -> None:
+        """One stored key (the part after the prefix) and its value, as `save` wrote them."""
+        block, _, minute = key.partition(SEP)
+        if minute:
+            self.cells[int(block)].update({tuple(c[:-1]): c[-1] for c in value})
+            self.saved.setdefault(int(block), set()).add(int(minute))
+        else:
+            self.progress[int(block)] = value
+            self.saved.setdefault(int(block), set())
 
 
 class Namespace:
@@ -612,7 +649,7 @@ class Engine:
                 task.save_clock()
         for (topic, p), roll in self.rollups.items():
             if p == partition:
-                store.put(ENGINE + "rollup" + SEP + topic, roll.to_json())
+                roll.save(store, ROLLUP + topic + SEP)
         return store.changes()
 
     def open_partition(self, partition: int) -> KeyedStore:
@@ -632,10 +669,13 @@ class Engine:
         self._check_pseudonym_version(partition, store)
         for spec in self.specs:
             self.task(partition, spec)
-        for key, roll in store.items(ENGINE + "rollup" + SEP):
-            topic = key.rsplit(SEP, 1)[1]
-            self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
-            self.rollups[(topic, partition)].load(roll)
+        for key, value in list(store.items(ROLLUP)):
+            topic, _, rest = key.removeprefix(ROLLUP).partition(SEP)
+            if rest:
+                self._partition_rollup(topic, partition).load(rest, value)
+            else:  # one value per topic, as lifemon kept it before: rewritten per minute from now on
+                self._partition_rollup(topic, partition).load_whole(value)
+                store.delete(key)
 
     def _check_pseudonym_version(self, partition: int, store: KeyedStore) -> None:
         """State keyed by pseudonyms continues only under the key version that made them

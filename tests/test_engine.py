@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from schemas.models import SdkTelemetryEvent
-from streams.engine import COVERAGE_GAP, Engine
+from streams.engine import COVERAGE_GAP, ROLLUP, SEP, Engine
 from streams.pseudonym import Pseudonymizer
 
 
@@ -146,21 +147,46 @@ def test_sdk_fields_are_classed_by_the_sdk_catalog(policy, catalog) -> None:
     assert cell[2] == "C3"  # face images used for authentication (sdks.yaml)
 
 
+def final(*drains: list[tuple]) -> dict[tuple, int]:
+    """What `event_rollups FINAL` shows after these drains were inserted: per key, the count of the
+    row with the highest version (ReplacingMergeTree(version))."""
+    newest: dict[tuple, tuple[int, int]] = {}
+    for row in (r for rows in drains for r in rows):
+        key, count, version = row[:8], row[8], row[9]
+        if key not in newest or version > newest[key][1]:
+            newest[key] = (count, version)
+    return {k: v[0] for k, v in newest.items()}
+
+
 def test_a_block_reprocessed_from_its_snapshot_rewrites_the_same_rows(policy, catalog) -> None:
     events = access(n=150, customers=150, every_s=1)
     raws = fed("access", events)
     whole = engine(policy, catalog)
     whole.process("access", "t", 0, raws)
-    expected = rows_of(whole)
+    expected = final(whole.rollup_rows())
     first = engine(policy, catalog)
     first.process("access", "t", 0, raws[:120])
-    first.rollup_rows()  # a checkpoint drained these...
+    sent = first.rollup_rows()  # a checkpoint inserted these...
     changes = first.changes(0)
     second = engine(policy, catalog)  # ...then a crash and a restart from the changelog
     second.restore(0, changes)
     second.process("access", "t", 0, raws[120:])
-    got = rows_of(second)
-    assert {k: v for k, v in got.items() if v[1] == 50} == {k: v for k, v in expected.items() if v[1] == 50}
+    assert final(sent, second.rollup_rows()) == expected
+
+
+def test_a_checkpoint_sends_the_cells_that_changed_not_the_whole_block(policy, catalog) -> None:
+    """A live block fills for hours: each drain carries only what the records since the last one
+    changed, and the table's newest rows still give every count."""
+    e = engine(policy, catalog)
+    raws = fed("access", access(n=90, customers=90, every_s=60))  # one record a minute, one block
+    drains = []
+    for i in range(0, 90, 10):
+        e.process("access", "t", 0, raws[i : i + 10])
+        drains.append(e.rollup_rows())
+    assert [len(d) for d in drains] == [10] * 9  # a new minute per record: ten new cells each time
+    assert sorted(final(*drains).values()) == [1] * 90
+    e.process("access", "t", 0, raws[:10])  # already seen: nothing new to send
+    assert e.rollup_rows() == []
 
 
 def test_reference_history_is_pruned_to_the_version_in_force(policy, catalog) -> None:
@@ -193,3 +219,46 @@ def test_a_batch_is_counted_as_its_records_one_by_one(policy, catalog) -> None:
     assert rows == rows_of(one_by_one) and len({k[0] for k in rows}) > 1  # the batch spans blocks
     state, pz = str(whole.changes(0)), Pseudonymizer(b"e" * 32)  # every id replaced, each by its own
     assert "C00000" not in state and all(pz(c) in state for r in records for c in r.subject_ids)
+
+
+def test_a_checkpoint_saves_the_minutes_that_changed_not_the_whole_block(policy, catalog) -> None:
+    """The rollup state follows what changed: a record in a new minute of a live block saves that
+    minute and the block's progress, not every minute the block holds."""
+    e = engine(policy, catalog)
+    raws = fed("access", access(n=61, customers=61, every_s=60))  # one record a minute, one block
+    e.process("access", "t", 0, raws[:60])
+    e.rollup_rows()
+    first = {k for k, _ in e.changes(0) if k.startswith(ROLLUP.encode())}
+    assert len(first) == 61  # sixty minutes and the block's progress
+    e.process("access", "t", 0, raws[60:])
+    e.rollup_rows()
+    minute = (T0 + 60 * 60_000) // 60_000 * 60
+    saved = {k for k, _ in e.changes(0) if k.startswith(ROLLUP.encode())}
+    assert saved == {f"{ROLLUP}t{SEP}0".encode(), f"{ROLLUP}t{SEP}0{SEP}{minute}".encode()}
+
+
+def test_rollups_saved_whole_by_an_earlier_lifemon_are_restored_and_saved_per_minute(policy, catalog) -> None:
+    """State from before per-minute keys (one value per topic) restores, and is rewritten in them."""
+    raws = fed("access", access(n=30, customers=30, every_s=60))
+    whole = engine(policy, catalog)
+    whole.process("access", "t", 0, raws)
+    expected = final(whole.rollup_rows())
+    earlier = engine(policy, catalog)
+    earlier.process("access", "t", 0, raws[:20])
+    roll = earlier.rollups[("t", 0)]
+    old = {
+        str(b): {"progress": roll.progress[b], "cells": [[*c, n] for c, n in cells.items()]}
+        for b, cells in roll.cells.items()
+    }
+    sent = earlier.rollup_rows()
+    changes = [(k, v) for k, v in earlier.changes(0) if not k.startswith(ROLLUP.encode())]
+    changes.append((f"{ROLLUP}t".encode(), msgspec.json.encode(old)))
+    later = engine(policy, catalog)
+    later.restore(0, changes)
+    later.process("access", "t", 0, raws[20:])
+    assert final(sent, later.rollup_rows()) == expected
+    saved = dict(later.changes(0))
+    assert saved[f"{ROLLUP}t".encode()] is None  # the old value is deleted...
+    restarted = engine(policy, catalog)  # ...and what replaced it restores alone
+    restarted.restore(0, [(k, v) for k, v in saved.items()])
+    assert restarted.rollups[("t", 0)].cells == later.rollups[("t", 0)].cells
