@@ -42,6 +42,7 @@ RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
 EXPORTS = frozenset({Action.export, Action.download, Action.print})
 NOT_TAKEN_OUT = frozenset({RecipientType.internal, RecipientType.regulator})
 MILLI = 1000  # scores and weights in thousandths, as integers
+WINDOW = "w:"  # store key prefix of an actor's window (BulkQueryDetector._window)
 WindowEntry = Entry  # ts, customer, weight, records, categories, class rank
 WindowEvent = tuple[int, str, bool, bool]  # ts, event id, a read (not a transfer), in a legal tier
 # an access's window entries, its class, its records, the legal tiers its categories fall in
@@ -369,10 +370,10 @@ class BulkQueryDetector:
                 continue  # seed 004 流程描述(4)④: graded approval covers this access
             by_actor.setdefault(ev.actor_id, []).append(ev)
         for actor, evs in by_actor.items():
-            win = self.store.get(actor)
+            win = self._window(actor)
             if win is None:
                 win = ActorWindow(LegalTally(len(self._tiers)))
-                self.store.put(actor, win)
+                self.store.put(WINDOW + actor, win)
                 ctx.timers.register(actor, evs[0].ts + self.window_ms)
             if stream == "transfer":
                 for ev in evs:
@@ -386,7 +387,7 @@ class BulkQueryDetector:
                     for ev, read in zip(evs, reads, strict=True):
                         yield from self._close_passed(actor, win, ev.ts)
                         self._add(win, ev, read, ctx)
-            self.store.touch(actor)
+            self.store.touch(WINDOW + actor)
             if win.episode is not None:  # the day's figures as they stand after the batch
                 win.episode.legal.update(self._legal_reached(win))
             ep = win.episode
@@ -396,6 +397,19 @@ class BulkQueryDetector:
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
                 yield self._finding(actor, ep, closed=False)
+
+    def _window(self, actor: str) -> ActorWindow | None:
+        """The actor's window. Stored under `WINDOW + actor`: an employee id is whatever a log
+        says, and one spelled like a timer or an approval's key must not read that value. A window
+        an earlier lifemon kept under the bare id moves to its key when first read."""
+        win = self.store.get(WINDOW + actor)
+        if win is None and not actor.startswith(WINDOW):  # "w:e1" must not take e1's window
+            win = self.store.get(actor)
+            if not isinstance(win, ActorWindow):
+                return None
+            self.store.put(WINDOW + actor, win)
+            self.store.delete(actor)
+        return win
 
     def _close_passed(self, actor: str, win: ActorWindow, ts: int) -> Iterable[Finding]:
         """The actor's own clock passed its episode: close it before a new one can open."""
@@ -642,18 +656,18 @@ class BulkQueryDetector:
     # -- time -----------------------------------------------------------------------------------
     def on_timer(self, actor: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
         """Close a due episode; forget an actor whose window emptied; else wait for what is next."""
-        win = self.store.get(actor)
+        win = self._window(actor)
         if win is None:
             return
         if win.episode is not None and ctx.watermark >= win.episode.end:
             yield self._close(actor, win)
-            self.store.touch(actor)
+            self.store.touch(WINDOW + actor)
         # an actor is forgotten once neither its window nor its day's legal count can matter
         due = (
             win.episode.end if win.episode is not None else win.last_ts + max(self.window_ms, self.horizon_ms)
         )
         if win.episode is None and due <= ctx.watermark:
-            self.store.delete(actor)
+            self.store.delete(WINDOW + actor)
         else:
             ctx.timers.register(actor, due)
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
+from detectors.bulk_query import WINDOW
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -287,7 +288,7 @@ def test_out_of_order_accesses_keep_the_score_exact(engine_factory) -> None:
     shuffled = sorted(events, key=lambda e: e.ts + rng.randint(0, 180_000))
     engine = engine_factory()
     assert feed(engine, shuffled, batch_size=1) == []
-    win = engine.tasks[(0, "bulk_query")].keys.get("e1")
+    win = engine.tasks[(0, "bulk_query")].keys.get(WINDOW + "e1")
     assert [e[0] for e in win.entries] == sorted(e[0] for e in win.entries)
     assert engine.drain() == []
 
@@ -322,11 +323,56 @@ def test_snapshot_round_trip_preserves_the_exact_score(engine_factory) -> None:
     events = access(customers=35, every_s=97, fields=("payment_account_no", "card_expiry"), action="view")
     events += access(customers=20, first_customer=7, start=1_000_000, every_s=131, action="export")
     feed(engine, sorted(events, key=lambda e: e.ts), batch_size=3)
-    before = engine.tasks[(0, "bulk_query")].keys.get("e1")
+    before = engine.tasks[(0, "bulk_query")].keys.get(WINDOW + "e1")
     restored = engine_factory()
     restored.restore(0, engine.changes(0))
-    after = restored.tasks[(0, "bulk_query")].keys.get("e1")
+    after = restored.tasks[(0, "bulk_query")].keys.get(WINDOW + "e1")
     assert (after.score, after.weights) == (before.score, before.weights) and isinstance(after.score, int)
+
+
+@pytest.mark.parametrize("spelled_like", ["a timer", "an approval's budget", "a prefixed window"])
+def test_an_employee_id_spelled_like_a_state_key_is_just_another_employee(
+    engine_factory, spelled_like
+) -> None:
+    """Ids come from logs: one spelled like a key the detector keeps for itself reads nothing of
+    it (it crashed the monitor on every restart) and takes nothing from anyone else."""
+    from schemas.models import Approval
+
+    approval = Approval(
+        approval_id="AP7", purpose="audit", max_records=30, expires_ts=T0 + 86_400_000, **SCOPE
+    )
+    engine = engine_factory(entitlement(approvals=[approval]))
+    reads = access(customers=5, approval_id="AP7", purpose="audit") + access(
+        customers=3, first_customer=9, start=1000
+    )
+    feed(engine, reads)
+    keys = engine.tasks[(0, "bulk_query")].keys
+    existing = [k for k, _ in keys.items() if not k.startswith(WINDOW)] + [WINDOW + "e1"]
+    crafted = {
+        "a timer": next(k for k in existing if k.startswith("t:")),
+        "an approval's budget": next(k for k in existing if k.startswith("approval:")),
+        "a prefixed window": WINDOW + "e1",
+    }[spelled_like]
+    before = keys.get(WINDOW + "e1").entries.copy()
+    alerts = feed(engine, access(crafted, customers=60, start=60_000), offset=100) + engine.drain()
+    assert [a.actor_id for a in final(alerts).values()] == [crafted]  # judged as itself
+    assert keys.get(WINDOW + "e1").entries == before  # e1's window is e1's
+
+
+def test_a_window_kept_under_the_bare_employee_id_moves_to_its_key(engine_factory) -> None:
+    """State from a lifemon that kept windows under the bare id is read, and moved, on first use."""
+    engine = engine_factory()
+    feed(engine, access(customers=30))
+    changes = [
+        (k.replace(f"bulk_query\x1f{WINDOW}".encode(), b"bulk_query\x1f"), v) for k, v in engine.changes(0)
+    ]
+    assert any(k == b"bulk_query\x1fe1" for k, _ in changes)
+    earlier = engine_factory()
+    earlier.restore(0, changes)
+    alerts = feed(earlier, access(customers=30, first_customer=31, start=60_000), offset=100)
+    assert len(final(alerts + earlier.drain())) == 1  # 30 + 30 customers within the hour: 60 read
+    keys = earlier.tasks[(0, "bulk_query")].keys
+    assert keys.get("e1") is None and keys.get(WINDOW + "e1") is not None
 
 
 def transfer(n: int, records: int, **kw):
