@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors import approvals
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from detectors.legal_tally import Entry, LegalTally, TiersOf
+from detectors.window_chunks import Chunks, chunk_key
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, RecipientType, Severity
 
@@ -188,6 +189,8 @@ class ActorWindow:
         "last_ts",
         "tally",
         "legal_since",
+        "chunks",
+        "pending",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -201,6 +204,8 @@ class ActorWindow:
         self.last_ts = 0
         self.tally = tally
         self.legal_since = 0  # what a closed episode reported does not count toward the next one
+        self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
+        self.pending = False  # loaded without its sealed items yet (`fill`)
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -213,6 +218,7 @@ class ActorWindow:
             while k and self.events[k - 1][0] > ts:
                 k -= 1
             self.events.insert(k, event)
+            self.chunks.inserted(1, k)
         i = len(self.entries)
         if not i or self.entries[-1][0] <= ts:
             self.entries.extend(entries)
@@ -226,6 +232,7 @@ class ActorWindow:
         else:  # an out-of-order access keeps its place in time
             while i and self.entries[i - 1][0] > ts:
                 i -= 1
+            self.chunks.inserted(0, i)
             for e in reversed(entries):
                 self.entries.insert(i, e)
         self.tally.add(sum(e[3] for e in entries), tiers)
@@ -283,7 +290,7 @@ class ActorWindow:
         """Forget accesses at or before the law's `horizon`. Entries arrive nearly in time order;
         one that came late waits behind newer ones and leaves a little later, and the count never
         counts it."""
-        entries = self.entries
+        entries, before = self.entries, len(self.entries)
         while entries and entries[0][0] <= horizon:
             _, cid, w, n, cats, _ = entries.popleft()
             self.tally.remove(n, tiers_of(cats))
@@ -293,13 +300,19 @@ class ActorWindow:
                 self.total -= w
                 if self.weights is not None:
                     self._count(cid, w, -1)
-        while self.events and self.events[0][0] <= horizon:
-            self.events.popleft()
+        events, had = self.events, len(self.events)
+        while events and events[0][0] <= horizon:
+            events.popleft()
+        if before > len(entries) or had > len(events):
+            self.chunks.popped(0, before - len(entries))
+            self.chunks.popped(1, had - len(events))
 
     def to_json(self) -> dict[str, Any]:
+        entries, events = self.chunks.tails((self.entries, self.events))
         return {  # entries as tuples: JSON arrays all the same, without a list copy of each per checkpoint
-            "entries": list(self.entries),
-            "events": list(self.events),
+            "entries": entries,
+            "events": events,
+            "chunks": self.chunks.to_json(),
             "role": self.role,
             "last_ts": self.last_ts,
             "episode": self.episode.to_json() if self.episode else None,
@@ -312,16 +325,35 @@ class ActorWindow:
         tally = LegalTally(len(d["totals"]))
         tally.totals = list(d["totals"])
         win = cls(tally)
-        win.entries.extend((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in d["entries"])
-        win.events.extend(tuple(e) for e in d.get("events", ()))  # none in older snapshots
+        win.entries.extend(_entries(d["entries"]))
+        win.events.extend(map(tuple, d.get("events", ())))  # none in older snapshots
+        win.chunks = Chunks.from_json(d.get("chunks"))
         win.role = d["role"]
-        win.total = sum(e[2] for e in win.in_role())
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         win.legal_since = d["legal_since"]
-        if win.episode is not None:
-            win.exact()
+        win.pending = bool(win.chunks.sealed)
+        if not win.pending:
+            win._derive()
         return win
+
+    def fill(self, parts: list[Any]) -> None:
+        """The sealed chunks' values ([entries, events] each, oldest first) of a window just loaded."""
+        entries = list(_entries(e for part in parts for e in part[0]))
+        events = [tuple(e) for part in parts for e in part[1]]
+        self.chunks.fill((self.entries, self.events), (entries, events))
+        self.pending = False
+        self._derive()
+
+    def _derive(self) -> None:
+        """What is not stored: the role window's running total, and its exact score in an episode."""
+        self.total = sum(e[2] for e in self.in_role())
+        if self.episode is not None:
+            self.exact()
+
+
+def _entries(stored: Iterable[Any]) -> Iterable[WindowEntry]:
+    return ((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in stored)
 
 
 class BulkQueryDetector:
@@ -387,7 +419,7 @@ class BulkQueryDetector:
                     for ev, read in zip(evs, reads, strict=True):
                         yield from self._close_passed(actor, win, ev.ts)
                         self._add(win, ev, read, ctx)
-            self.store.touch(WINDOW + actor)
+            self._save(actor, win)
             if win.episode is not None:  # the day's figures as they stand after the batch
                 win.episode.legal.update(self._legal_reached(win))
             ep = win.episode
@@ -409,7 +441,26 @@ class BulkQueryDetector:
                 return None
             self.store.put(WINDOW + actor, win)
             self.store.delete(actor)
+        if win is not None and win.pending:
+            parts = [self.store.get(chunk_key(actor, seq)) for seq, *_ in win.chunks.sealed]
+            if any(p is None for p in parts):
+                raise RuntimeError(f"bulk_query: state of {actor!r} names a chunk its store does not hold")
+            win.fill(parts)
         return win
+
+    def _save(self, actor: str, win: ActorWindow) -> None:
+        """The window changed: seal what filled a chunk, delete the chunks it no longer needs."""
+        self.store.touch(WINDOW + actor)
+        puts, deletes = win.chunks.seal((win.entries, win.events))
+        for seq, value in puts:
+            self.store.put(chunk_key(actor, seq), value)
+        for seq in deletes:
+            self.store.delete(chunk_key(actor, seq))
+
+    def _forget(self, actor: str, win: ActorWindow) -> None:
+        self.store.delete(WINDOW + actor)
+        for seq in win.chunks.all_keys():
+            self.store.delete(chunk_key(actor, seq))
 
     def _close_passed(self, actor: str, win: ActorWindow, ts: int) -> Iterable[Finding]:
         """The actor's own clock passed its episode: close it before a new one can open."""
@@ -661,13 +712,13 @@ class BulkQueryDetector:
             return
         if win.episode is not None and ctx.watermark >= win.episode.end:
             yield self._close(actor, win)
-            self.store.touch(WINDOW + actor)
+            self._save(actor, win)
         # an actor is forgotten once neither its window nor its day's legal count can matter
         due = (
             win.episode.end if win.episode is not None else win.last_ts + max(self.window_ms, self.horizon_ms)
         )
         if win.episode is None and due <= ctx.watermark:
-            self.store.delete(WINDOW + actor)
+            self._forget(actor, win)
         else:
             ctx.timers.register(actor, due)
 

@@ -288,7 +288,7 @@ def test_out_of_order_accesses_keep_the_score_exact(engine_factory) -> None:
     shuffled = sorted(events, key=lambda e: e.ts + rng.randint(0, 180_000))
     engine = engine_factory()
     assert feed(engine, shuffled, batch_size=1) == []
-    win = engine.tasks[(0, "bulk_query")].keys.get(WINDOW + "e1")
+    win = window_of(engine)
     assert [e[0] for e in win.entries] == sorted(e[0] for e in win.entries)
     assert engine.drain() == []
 
@@ -323,10 +323,10 @@ def test_snapshot_round_trip_preserves_the_exact_score(engine_factory) -> None:
     events = access(customers=35, every_s=97, fields=("payment_account_no", "card_expiry"), action="view")
     events += access(customers=20, first_customer=7, start=1_000_000, every_s=131, action="export")
     feed(engine, sorted(events, key=lambda e: e.ts), batch_size=3)
-    before = engine.tasks[(0, "bulk_query")].keys.get(WINDOW + "e1")
+    before = window_of(engine)
     restored = engine_factory()
     restored.restore(0, engine.changes(0))
-    after = restored.tasks[(0, "bulk_query")].keys.get(WINDOW + "e1")
+    after = window_of(restored)
     assert (after.score, after.weights) == (before.score, before.weights) and isinstance(after.score, int)
 
 
@@ -413,3 +413,59 @@ def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_fact
     sent += [transfer(2, 60, recipient_type="regulator"), transfer(3, 49)]
     alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
     assert alerts + engine.drain() == []
+
+
+def window_of(engine, actor="e1"):
+    """The actor's window as the detector reads it: with its sealed chunks in place."""
+    return engine.tasks[(0, "bulk_query")].detector._window(actor)
+
+
+def contents(win) -> tuple:
+    return (list(win.entries), list(win.events), win.role, win.total, win.exact(), win.tally.totals)
+
+
+def test_a_busy_window_restores_whole_from_its_sealed_chunks(engine_factory) -> None:
+    """A day of reads, some late, the oldest leaving the law's horizon: restored from the changelog
+    at every checkpoint (all changes so far, as a compacted topic keeps them), the window is the
+    same, and so are the alerts."""
+    import random
+
+    rng = random.Random(7)
+    reads = access(customers=900, every_s=100, fields=("mobile_phone",))  # 25 h, under every threshold
+    reads = sorted(reads, key=lambda e: e.ts + rng.choice([0] * 5 + [1_800_000]))  # some half an hour late
+    engine, changelog = engine_factory(), []
+    for i in range(0, len(reads), 50):
+        feed(engine, reads[i : i + 50], offset=i)
+        changelog += engine.changes(0)
+        restored = engine_factory()
+        restored.restore(0, changelog)
+        assert contents(window_of(restored)) == contents(window_of(engine)), f"after {i + 50} reads"
+    assert window_of(engine).chunks.sealed, "the window never sealed a chunk"
+    assert window_of(engine).entries[0][0] > reads[0].ts, "nothing left the law's horizon"
+
+
+def test_a_checkpoint_of_a_busy_window_writes_what_changed(engine_factory) -> None:
+    """After 400 reads in the day (under every threshold), one more read checkpoints a few kB,
+    not the day: the day itself is about 50 kB."""
+    engine = engine_factory()
+    assert feed(engine, access(customers=400, every_s=180, fields=("mobile_phone",))) == []
+    engine.changes(0)
+    feed(
+        engine,
+        access(customers=1, first_customer=5000, start=72_000_000, fields=("mobile_phone",)),
+        offset=5000,
+    )
+    written = sum(len(v or b"") for k, v in engine.changes(0) if k.startswith(b"bulk_query"))
+    assert len(window_of(engine).entries) == 401 and window_of(engine).episode is None
+    assert written < 16_000, written
+
+
+def test_a_forgotten_window_leaves_no_chunk_behind(engine_factory) -> None:
+    engine = engine_factory()
+    feed(engine, access(customers=300, every_s=60, fields=("mobile_phone",)))
+    keys = engine.tasks[(0, "bulk_query")].keys
+    assert any(k.startswith("c:") for k, _ in keys.items())
+    feed(engine, access("e2", start=3 * 86_400_000), offset=1000)  # days later: e1's window is due
+    engine.advance(final=True)
+    assert window_of(engine) is None
+    assert not [k for k, _ in keys.items() if k.startswith("c:")]
