@@ -176,7 +176,9 @@ class ActorWindow:
     access, needs a multiset of weights per customer: it is kept only while the bound reaches the
     lowest threshold, which most actors' windows never do (`exact()`). `tally` counts the records
     of every entry per legal tier (detectors/legal_tally.py). `events` names the accesses and
-    transfers the entries came from, in the same order: what an episode opened on them aggregates."""
+    transfers the entries came from, in the same order: what an episode opened on them aggregates.
+    Stored, the window's value holds the newest items of both deques; the older ones are sealed in
+    chunks under keys of their own (detectors/window_chunks.py), so a checkpoint writes what changed."""
 
     __slots__ = (
         "entries",
