@@ -193,6 +193,7 @@ class ActorWindow:
         "legal_since",
         "chunks",
         "pending",
+        "legacy",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -208,6 +209,7 @@ class ActorWindow:
         self.legal_since = 0  # what a closed episode reported does not count toward the next one
         self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
         self.pending = False  # loaded without its sealed items yet (`fill`)
+        self.legacy = False  # stored by a lifemon that kept windows under the bare employee id
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -335,6 +337,7 @@ class ActorWindow:
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         win.legal_since = d["legal_since"]
         win.pending = bool(win.chunks.sealed)
+        win.legacy = "chunks" not in d
         if not win.pending:
             win._derive()
         return win
@@ -407,7 +410,6 @@ class BulkQueryDetector:
             win = self._window(actor)
             if win is None:
                 win = ActorWindow(LegalTally(len(self._tiers)))
-                self.store.put(WINDOW + actor, win)
                 ctx.timers.register(actor, evs[0].ts + self.window_ms)
             if stream == "transfer":
                 for ev in evs:
@@ -421,43 +423,58 @@ class BulkQueryDetector:
                     for ev, read in zip(evs, reads, strict=True):
                         yield from self._close_passed(actor, win, ev.ts)
                         self._add(win, ev, read, ctx)
-            self._save(actor, win)
             if win.episode is not None:  # the day's figures as they stand after the batch
                 win.episode.legal.update(self._legal_reached(win))
             ep = win.episode
+            finding = None
             if ep is not None and (
                 self._refresh_severity(ep)
                 or ep.records() > ep.emitted_records
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
-                yield self._finding(actor, ep, closed=False)
+                finding = self._finding(actor, ep, closed=False)
+            self._save(actor, win)  # after the last change: the revision `_finding` counted is state
+            if finding is not None:
+                yield finding
 
     def _window(self, actor: str) -> ActorWindow | None:
-        """The actor's window. Stored under `WINDOW + actor`: an employee id is whatever a log
-        says, and one spelled like a timer or an approval's key must not read that value. A window
-        an earlier lifemon kept under the bare id moves to its key when first read."""
+        """The actor's window, its sealed chunks in place. Stored under `WINDOW + actor`: an
+        employee id is whatever a log says, and one spelled like a timer's or an approval's key
+        must not read that value. An earlier lifemon kept windows under the bare id (`legacy`: no
+        chunks in them): such a window moves to its key when first read, and one found under
+        `WINDOW + actor` belongs to the employee whose id that is."""
         win = self.store.get(WINDOW + actor)
-        if win is None and not actor.startswith(WINDOW):  # "w:e1" must not take e1's window
-            win = self.store.get(actor)
-            if not isinstance(win, ActorWindow):
+        if isinstance(win, ActorWindow) and win.legacy:  # employee "w:<actor>", from before
+            self._move(WINDOW + actor, WINDOW + WINDOW + actor, win)
+            win = None
+        if win is None:
+            old = self.store.get(actor)
+            if not (isinstance(old, ActorWindow) and old.legacy):
                 return None
-            self.store.put(WINDOW + actor, win)
-            self.store.delete(actor)
-        if win is not None and win.pending:
+            self._move(actor, WINDOW + actor, old)
+            win = old
+        if win.pending:
             parts = [self.store.get(chunk_key(actor, seq)) for seq, *_ in win.chunks.sealed]
             if any(p is None for p in parts):
                 raise RuntimeError(f"bulk_query: state of {actor!r} names a chunk its store does not hold")
             win.fill(parts)
+            self.store.put(WINDOW + actor, win)  # reading its chunks may have pushed it out of the cache
         return win
 
+    def _move(self, old_key: str, new_key: str, win: ActorWindow) -> None:
+        win.legacy = False
+        self.store.put(new_key, win)
+        self.store.delete(old_key)
+
     def _save(self, actor: str, win: ActorWindow) -> None:
-        """The window changed: seal what filled a chunk, delete the chunks it no longer needs."""
-        self.store.touch(WINDOW + actor)
+        """The window changed: seal what filled a chunk, delete the chunks it no longer needs, and
+        touch it last (writing chunks may push older keys out of the cache, never the newest)."""
         puts, deletes = win.chunks.seal((win.entries, win.events))
         for seq, value in puts:
             self.store.put(chunk_key(actor, seq), value)
         for seq in deletes:
             self.store.delete(chunk_key(actor, seq))
+        self.store.put(WINDOW + actor, win)
 
     def _forget(self, actor: str, win: ActorWindow) -> None:
         self.store.delete(WINDOW + actor)

@@ -33,6 +33,8 @@ def _varint(b: bytes, p: int, c: int) -> tuple[int, int]:
         p += 1
         n |= (c & 0x7F) << shift
         if c < 0x80:
+            if shift == 63 and c > 1:  # past 64 bits, where fastavro drops the excess: it decides
+                raise ValueError("varint beyond 64 bits")
             return (n >> 1) ^ -(n & 1), p
         shift += 7
         if shift > 63:

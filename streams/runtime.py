@@ -874,8 +874,7 @@ class Monitor:
         partition paused (a consumer that stops polling is evicted after max.poll.interval.ms and
         its partitions move for nothing). Records fetched before the pause are not processed now:
         each partition is sought back to its next unprocessed offset. True when asked to stop."""
-        assignment = self.consumer.assignment()
-        self.consumer.pause(assignment)
+        self.consumer.pause(self._owned_partitions())
         self._retrying = True
         deadline = time.monotonic() + seconds
         try:
@@ -887,8 +886,12 @@ class Monitor:
                 self._held += [m for m in self.consumer.consume(1000, min(left, 0.2)) if m.error() is None]
         finally:
             self._retrying = False
-            self.consumer.resume(self.consumer.assignment())
+            self.consumer.resume(self._owned_partitions())  # a rebalance may have come meanwhile
         return self.stop_event.is_set()
+
+    def _owned_partitions(self) -> list[TopicPartition]:
+        """`_assignment()` as the consumer takes it (not asked of a consumer close() is destroying)."""
+        return [TopicPartition(t, p) for t, p in self._assignment()]
 
     def _write_changelog(self) -> None:
         """Partition numbers that moved send what changed, then a marker with their offsets. A

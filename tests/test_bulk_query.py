@@ -360,19 +360,28 @@ def test_an_employee_id_spelled_like_a_state_key_is_just_another_employee(
 
 
 def test_a_window_kept_under_the_bare_employee_id_moves_to_its_key(engine_factory) -> None:
-    """State from a lifemon that kept windows under the bare id is read, and moved, on first use."""
-    engine = engine_factory()
-    feed(engine, access(customers=30))
-    changes = [
-        (k.replace(f"bulk_query\x1f{WINDOW}".encode(), b"bulk_query\x1f"), v) for k, v in engine.changes(0)
-    ]
-    assert any(k == b"bulk_query\x1fe1" for k, _ in changes)
-    earlier = engine_factory()
+    """State from a lifemon that kept windows under the bare id (and without chunks) is read, and
+    moved, on first use; employee `w:e1`'s old window, whose key is e1's new one, stays its own."""
+    engine = engine_factory(entitlement(), entitlement("w:e1"))
+    feed(engine, access(customers=30) + access("w:e1", customers=5))
+    changes = []
+    for k, v in engine.changes(0):
+        if k.startswith(f"bulk_query\x1f{WINDOW}".encode()):  # as an earlier lifemon stored it
+            old = json.loads(v)
+            del old["chunks"]
+            k, v = (
+                k.replace(f"bulk_query\x1f{WINDOW}".encode(), b"bulk_query\x1f", 1),
+                json.dumps(old).encode(),
+            )
+        changes.append((k, v))
+    assert {b"bulk_query\x1fe1", b"bulk_query\x1fw:e1"} <= {k for k, _ in changes}
+    earlier = engine_factory(entitlement(), entitlement("w:e1"))
     earlier.restore(0, changes)
+    assert len(window_of(earlier).entries) == 30 and len(window_of(earlier, "w:e1").entries) == 5
     alerts = feed(earlier, access(customers=30, first_customer=31, start=60_000), offset=100)
     assert len(final(alerts + earlier.drain())) == 1  # 30 + 30 customers within the hour: 60 read
     keys = earlier.tasks[(0, "bulk_query")].keys
-    assert keys.get("e1") is None and keys.get(WINDOW + "e1") is not None
+    assert keys.get("e1") is None and len(window_of(earlier, "w:e1").entries) == 5
 
 
 def transfer(n: int, records: int, **kw):
@@ -469,3 +478,34 @@ def test_a_forgotten_window_leaves_no_chunk_behind(engine_factory) -> None:
     engine.advance(final=True)
     assert window_of(engine) is None
     assert not [k for k, _ in keys.items() if k.startswith("c:")]
+
+
+def test_a_window_with_more_chunks_than_the_store_caches(engine_factory, monkeypatch) -> None:
+    """Reading a restored window's chunks, or writing new ones, can push the window itself out of
+    the store's cache (8 keys here; 100 000 chunks of one employee's day in production): nothing
+    changed is lost, and nothing crashes (it raised LookupError at every restart)."""
+    import shutil
+
+    from streams import engine as engine_module
+    from streams.keyed_state import KeyedStore
+
+    def small_cache(self, partition):
+        path = self.state_dir / f"p{partition}"
+        shutil.rmtree(path, ignore_errors=True)
+        return KeyedStore(path, encode=engine_module._encode, cache_size=8)
+
+    monkeypatch.setattr(Engine, "_new_store", small_cache)
+    day = access(customers=400, every_s=180, fields=("mobile_phone",))  # 13 chunks, no alert
+    spree = access(customers=80, first_customer=1000, start=72_000_000, every_s=5)  # an episode
+    whole = engine_factory()  # the same batches, without the restart
+    alerts = feed(whole, day + spree[:30], batch_size=20)
+    alerts += feed(whole, spree[30:], batch_size=20, offset=len(day) + 30) + whole.drain()
+    expected = final(alerts)
+    assert len(expected) == 1
+    first = engine_factory()
+    alerts = feed(first, day + spree[:30], batch_size=20)
+    restored = engine_factory()
+    restored.restore(0, first.changes(0))
+    alerts += feed(restored, spree[30:], batch_size=20, offset=len(day) + 30) + restored.drain()
+    assert final(alerts) == expected
+    assert len(window_of(restored).entries) == len(day) + len(spree)
