@@ -468,7 +468,7 @@ class BulkQueryDetector:
 
     def _save(self, actor: str, win: ActorWindow) -> None:
         """The window changed: seal what filled a chunk, delete the chunks it no longer needs, and
-        touch it last (writing chunks may push older keys out of the cache, never the newest)."""
+        put it last (writing chunks may push older keys out of the cache, never the newest)."""
         puts, deletes = win.chunks.seal((win.entries, win.events))
         for seq, value in puts:
             self.store.put(chunk_key(actor, seq), value)

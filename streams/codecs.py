@@ -145,6 +145,7 @@ class SchemaRegistry:
         self._by_id: dict[int, Any] = {} if self.url else builtin
         self._client: Any = None
         self._compiled: dict[tuple[str, int], Reader | None] = {}
+        self._by_stream: dict[str, Reader | None] = {}
 
     def reader(self, stream: str) -> Any:
         return self._readers[stream]
@@ -154,12 +155,18 @@ class SchemaRegistry:
         exactly as fastavro would: the writer is the stream's own schema, so nothing is resolved."""
         key = (stream, schema_id)
         if key not in self._compiled:
-            found = None
-            if writer == self._readers[stream]:
-                with contextlib.suppress(Unsupported):  # else fastavro reads it
-                    found = compile_reader(fastavro.parse_schema(load_schema(stream), expand=True))
-            self._compiled[key] = found
+            self._compiled[key] = self._stream_reader(stream) if writer == self._readers[stream] else None
         return self._compiled[key]
+
+    def _stream_reader(self, stream: str) -> Reader | None:
+        """The stream's own schema compiled, once for every schema id that names it."""
+        if stream not in self._by_stream:
+            self._by_stream[stream] = None  # fastavro reads what the compiler cannot write code for
+            with contextlib.suppress(Unsupported):
+                self._by_stream[stream] = compile_reader(
+                    fastavro.parse_schema(load_schema(stream), expand=True)
+                )
+        return self._by_stream[stream]
 
     def writer(self, schema_id: int) -> Any | None:
         schema = self._by_id.get(schema_id)

@@ -189,7 +189,7 @@ class PartitionRollup:
         """The single value per topic that lifemon saved before per-minute keys; every minute of it
         is saved in its own key at the next checkpoint."""
         for b, v in blocks.items():
-            cells = {tuple(c[:-1]): c[-1] for c in v["cells"]}
+            cells = _cells(v["cells"])
             self.cells[int(b)].update(cells)
             self.progress[int(b)] = v["progress"]
             self.unsaved.setdefault(int(b), set()).update(c[0] for c in cells)
@@ -198,11 +198,16 @@ class PartitionRollup:
         """One stored key (the part after the prefix) and its value, as `save` wrote them."""
         block, _, minute = key.partition(SEP)
         if minute:
-            self.cells[int(block)].update({tuple(c[:-1]): c[-1] for c in value})
+            self.cells[int(block)].update(_cells(value))
             self.saved.setdefault(int(block), set()).add(int(minute))
         else:
             self.progress[int(block)] = value
             self.saved.setdefault(int(block), set())
+
+
+def _cells(stored: list[list[Any]]) -> dict[tuple, int]:
+    """{cell: count} from the stored rows `[*cell, count]` (PartitionRollup.save writes them)."""
+    return {tuple(c[:-1]): c[-1] for c in stored}
 
 
 class Namespace:
