@@ -8,7 +8,10 @@ its event-time clock, and is checkpointed and restored with its partition.
 
 Event time (docs/architecture.md#event-time):
 - a task's stream time is the latest event time it has accepted; its watermark is that minus the
-  allowed lateness, so a stream running ahead in another task never closes this task's windows;
+  allowed lateness, or the latest time of its slowest input still being read if that is earlier:
+  a fast input (today's accesses) never fires a timer that a slow one (a deletion in the
+  lifecycle backlog) would have stopped, and a stream running ahead in another task never closes
+  this task's windows;
 - a task whose inputs are all caught up (nothing left to read) follows the instance clock, the
   latest stream time of any task here: its timers fire on a quiet partition;
 - a finite replay ends at the last event time, never at infinity.
@@ -254,10 +257,29 @@ class Task:
         self.timers = TimerService(self.keys)
         self.detector: Detector = spec.new(self.keys)
         self.ctx = Context(catalog, refs, self.timers)
-        self.stream_time = store.get(ENGINE + "time" + SEP + spec.kind, 0)
+        self.stream_time = store.get(self._clock_key(), 0)
+        # per input: the latest event time accepted from it (the aligned watermark's inputs)
+        self.input_times: dict[str, int] = {s: store.get(self._clock_key(s), 0) for s in spec.inputs}
+
+    def _clock_key(self, stream: str | None = None) -> str:
+        key = ENGINE + "time" + SEP + self.spec.kind
+        return key if stream is None else key + SEP + stream
+
+    def accept(self, stream: str, newest: int) -> None:
+        self.stream_time = max(self.stream_time, newest)
+        self.input_times[stream] = max(self.input_times[stream], newest)
+
+    def aligned(self, behind: Collection[str]) -> int:
+        """The earliest event time among the inputs known to have more to read (`behind`), else
+        the stream time: a timer fires only once every input that can still deliver an older
+        event has passed it, as Flink's watermark is the minimum of its inputs'."""
+        times = [t for s, t in self.input_times.items() if s in behind]
+        return min(times) if times else self.stream_time
 
     def save_clock(self) -> None:
-        self.store.put(ENGINE + "time" + SEP + self.spec.kind, self.stream_time)
+        self.store.put(self._clock_key(), self.stream_time)
+        for stream, t in self.input_times.items():
+            self.store.put(self._clock_key(stream), t)
 
 
 class Engine:
@@ -290,6 +312,8 @@ class Engine:
         self.known_orgs: set[str] = set()
         self._label_cells: dict[tuple, tuple] = {}
         self.tasks: dict[tuple[int, str], Task] = {}
+        # partition -> its inputs with more to read, as the last `advance` was told
+        self._behind: dict[int, set[str]] = {}
         # the stage after the detectors: leakage-class alerts grouped into incidents, per partition
         # number like the detectors whose alerts it reads (streams/incidents.py)
         self.incident_stages: dict[int, IncidentStage] = {}
@@ -366,8 +390,8 @@ class Engine:
         findings: list[Finding] = []
         for spec in self.readers.get((stream, key), ()):
             task = self.task(partition, spec)
-            task.stream_time = max(task.stream_time, newest)
-            task.ctx.watermark = task.stream_time - self.lateness
+            task.accept(stream, newest)
+            task.ctx.watermark = task.aligned(self._behind.get(partition, ())) - self.lateness
             findings.extend(task.detector.process(stream, events, task.ctx))
         return self._alerts(findings, partition)
 
@@ -433,14 +457,22 @@ class Engine:
         return max((t.stream_time for t in self.tasks.values()), default=0)
 
     def advance(
-        self, caught_up: Collection[tuple[str, int]] = (), final: bool = False, clock: int | None = None
+        self,
+        caught_up: Collection[tuple[str, int]] = (),
+        final: bool = False,
+        clock: int | None = None,
+        behind: Collection[tuple[str, int]] = (),
     ) -> list[Alert]:
         """Fire the timers each task's watermark has passed. `caught_up` holds the (stream,
         partition) inputs with nothing left to read: a task whose inputs all are follows the
         instance clock, or `clock` if that is earlier (the live runtime passes the clock as it
-        stood a few seconds ago). `final` (end of a finite input) advances every task to the last
-        event time."""
+        stood a few seconds ago). `behind` holds those known to have more: a task's watermark
+        waits for the earliest of them (`Task.aligned`). `final` (end of a finite input) advances
+        every task to the last event time."""
         clock = self.clock() if clock is None else min(clock, self.clock())
+        self._behind = defaultdict(set)
+        for s, p in behind:
+            self._behind[p].add(s)
         findings: dict[int, list[Finding]] = defaultdict(list)
         watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
         for (p, kind), task in self.tasks.items():
@@ -449,7 +481,7 @@ class Engine:
             elif all((s, p) in caught_up for s in task.spec.inputs):
                 wm = max(task.stream_time, clock) - self.lateness
             else:
-                wm = task.stream_time - self.lateness
+                wm = task.aligned(self._behind.get(p, ())) - self.lateness
             task.ctx.watermark = watermarks[p][kind] = wm
             for key, deadline in task.timers.due(wm):
                 findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))

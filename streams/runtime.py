@@ -610,7 +610,7 @@ class Monitor:
         end the input has ended: nothing is on its way, so quiet partitions need not lag (their
         timers fire on the instance clock now)."""
         if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
-            self._emit(self.engine.advance(self._inputs_caught_up()))
+            self._emit(self.engine.advance(self._input_progress()[0]))
             return True
         return max_seconds is not None and now - started >= max_seconds
 
@@ -719,7 +719,8 @@ class Monitor:
         """Fire what the watermarks passed; caught-up tasks follow the instance clock as it stood
         IDLE_AFTER_S ago, so another partition's backlog, fetched first, never overtakes them."""
         clock = self._idle_clock.observe(self.engine.clock(), time.monotonic())
-        return self.engine.advance(self._inputs_caught_up(), clock=clock)
+        caught_up, behind = self._input_progress()
+        return self.engine.advance(caught_up, clock=clock, behind=behind)
 
     def _end_offset(self, topic: str, partition: int) -> int:
         """The partition's end as the consumer's fetches reported it (-1 if none yet). Not
@@ -730,16 +731,17 @@ class Monitor:
             return -1
         return hi
 
-    def _inputs_caught_up(self) -> set[tuple[str, int]]:
-        """(stream, partition) of assigned inputs with nothing left to read, on every topic that
-        feeds the stream (a raw-log topic feeds `access` beside pfi.access)."""
+    def _input_progress(self) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
+        """(caught up, behind): the (stream, partition) of assigned inputs with nothing left to
+        read on every topic that feeds the stream (a raw-log topic feeds `access` beside
+        pfi.access), and the others. One whose end no fetch has reported yet is behind."""
         out: set[tuple[str, int]] = set()
         behind: set[tuple[str, int]] = set()
         for topic, p in self._assignment():
             end = self._end_offset(topic, p)
             done = end >= 0 and self.positions.get((topic, p), 0) >= end
             (out if done else behind).add((self.stream_of[topic], p))
-        return out - behind
+        return out - behind, behind
 
     def _assignment(self) -> list[tuple[str, int]]:
         """The input partitions this instance owns now."""
@@ -946,7 +948,7 @@ class Monitor:
 
     def _caught_up(self) -> bool:
         inputs = {(self.stream_of[topic], p) for topic, p in self._assignment()}
-        return bool(inputs) and self._inputs_caught_up() == inputs
+        return bool(inputs) and self._input_progress()[0] == inputs
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():

@@ -13,8 +13,10 @@ from conftest import T0, fed
 
 from detectors import load_detectors
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
+from streams.codecs import Decoder
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
+from streams.replay import replay
 
 DAY = 86_400_000
 KEY = b"unit-test-key-0123456789"
@@ -232,6 +234,39 @@ def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, cata
     assert a.window_start == T0 - int(1.5 * DAY) and a.window_end == T0 - DAY
     in_order = run([collect(day=-3), lc("delete", day=-1.5), read(day=-1), tick(0)])
     assert [(x.alert_id, x.summary) for x in in_order["used_after_deletion"]] == [(a.alert_id, a.summary)]
+
+
+def test_a_deadline_waits_for_the_slowest_input_still_being_read(spec, catalog) -> None:
+    """Catching up on a backlog, the re-keyed accesses run a month ahead of the lifecycle topic:
+    the location trace's deadline passes on their clock before the deletion dated the day before
+    it is read. The timer waits for the lifecycle input while it is behind, so the deletion counts;
+    told nothing is behind, the engine fires on the fastest input's clock, as it did before."""
+
+    def catch_up(behind: set[tuple[str, int]]) -> list[Any]:
+        e = Engine([spec], catalog, pseudonymize=pz)
+        alerts = e.process("lifecycle", "l", 0, fed("lifecycle", [collect(day=-31, **LOCATION)], "l"))
+        alerts += e.process("access", "a", 0, fed("access", [read("R-other", day=0)], "a"))
+        alerts += e.advance(behind=behind)
+        deleted = lc("delete", day=-2, method="purge", system="mobile_banker")
+        alerts += e.process("lifecycle", "l", 0, fed("lifecycle", [deleted], "l", 1))
+        return alerts + e.advance(caught_up={("lifecycle", 0), ("access", 0), ("transfer", 0)}) + e.drain()
+
+    assert catch_up(behind={("lifecycle", 0)}) == []
+    (false_alarm, closed) = catch_up(behind=set())
+    assert false_alarm.status == "open" and closed.status == "closed"
+
+
+def test_a_replay_whose_access_file_runs_ahead_keeps_the_deletion(spec, catalog, tmp_path) -> None:
+    """The replay merges files batch by batch: its first batch of accesses is a month past the
+    lifecycle file's. Files still being read hold the deadline back, as in the live run."""
+    lifecycle = [collect(day=-31, **LOCATION), lc("delete", day=-2, method="purge", system="mobile_banker")]
+    (tmp_path / "pfi.lifecycle.jsonl").write_bytes(
+        b"\n".join(ev.model_dump_json().encode() for ev in lifecycle)
+    )
+    (tmp_path / "pfi.access.jsonl").write_bytes(read("R-other", day=0).model_dump_json().encode())
+    files = sorted(tmp_path.iterdir())
+    alerts, dead = replay(Engine([spec], catalog, pseudonymize=pz), Decoder(), files, batch_size=1)
+    assert (alerts, dead) == ([], [])
 
 
 # -- destruction records and foreign C3 -----------------------------------------------------------------
