@@ -105,22 +105,37 @@ class Changelog:
                     self.producer.poll(0.1)
                 except KafkaException as e:
                     err = e.args[0]
-                    if err.code() in REFUSED:  # refused by the producer itself: e.g. message.max.bytes
+                    if err.code() in REFUSED or err.fatal():  # refused by the producer itself
                         raise self._refused(partition, err, len(key), len(value or b"")) from e
                     raise SinkError(f"changelog {self.topic}[{partition}]: {e}") from e
-        remaining = self.producer.flush(self.flush_timeout_s)
-        refused = next((e for e in errors if e[0].code() in REFUSED), None)
+        failure = self._failure(partition, self.producer.flush(self.flush_timeout_s), errors)
+        if failure is not None:
+            raise failure
+
+    def _failure(
+        self, partition: int, remaining: int, errors: list[tuple[KafkaError, int, int]]
+    ) -> SinkError | None:
+        """What a flush that left `remaining` records and reported `errors` means: nothing wrong,
+        a retry (a broker away), or a stop (FatalSinkError: no retry can succeed)."""
+        refused = next((e for e in errors if e[0].code() in REFUSED or e[0].fatal()), None)
         if refused is not None:
-            raise self._refused(partition, *refused)
+            return self._refused(partition, *refused)
         if remaining or errors:
-            raise SinkError(
+            return SinkError(
                 f"changelog {self.topic}[{partition}]: {remaining} record(s) undelivered, "
                 f"errors: {[e for e, _, _ in errors[:3]]}"
             )
+        return None
 
     def _refused(self, partition: int, err: KafkaError, key_bytes: int, value_bytes: int) -> FatalSinkError:
-        """The same bytes would be refused on every retry: say what and how to fix it, and stop."""
-        if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        """The same bytes would be refused on every retry, or the producer failed for good (a fatal
+        error: an idempotent producer's sequence broken, say): say what and how to fix it, and stop."""
+        if err.fatal():
+            fix = (
+                "the producer cannot be used again; restart lifemon, which creates a new one and "
+                "resumes from the last checkpoint (nothing after it was committed)"
+            )
+        elif err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
             fix = f"grant lifemon's principal Write on topic {self.topic} (deploy/kafka/acls.txt)"
         elif err.code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE):
             fix = (
