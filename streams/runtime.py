@@ -734,11 +734,16 @@ class Monitor:
     def _input_progress(self) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
         """(caught up, behind): the (stream, partition) of assigned inputs with nothing left to
         read on every topic that feeds the stream (a raw-log topic feeds `access` beside
-        pfi.access), and the others. One whose end no fetch has reported yet is behind."""
+        pfi.access), and the others. One whose end no fetch has reported yet is behind, and so
+        is a repartition topic with records this instance re-keyed into it and has not read back
+        (a fetch reports them only later), or still sending (every partition: any may get them)."""
         out: set[tuple[str, int]] = set()
         behind: set[tuple[str, int]] = set()
         for topic, p in self._assignment():
             end = self._end_offset(topic, p)
+            sink = self.repartition_sinks.get(self.repartition[topic]) if topic in self.repartition else None
+            if sink is not None:
+                end = -1 if sink.in_flight or sink.unsent else max(end, sink.ends.get(p, 0))
             done = end >= 0 and self.positions.get((topic, p), 0) >= end
             (out if done else behind).add((self.stream_of[topic], p))
         return out - behind, behind

@@ -69,6 +69,9 @@ class KafkaTopicSink(Sink[Any]):
         self._last_error: KafkaError | None = None
         self._fatal: str | None = None  # set by a delivery report; raised by the next flush
         self._partitions: int | None = None  # the topic's partition count when first seen
+        # partition -> end offset of what it acknowledged: an end the topic has at least, before
+        # any consumer's fetch reports it (how far a repartition topic's reader must read)
+        self.ends: dict[int, int] = {}
 
     @property
     def unsent(self) -> int:
@@ -165,13 +168,16 @@ class KafkaTopicSink(Sink[Any]):
     def _report_for(self, seq: int) -> Callable[[KafkaError | None, Message], None]:
         return lambda err, msg: self._on_delivery(seq, err, msg)
 
-    def _on_delivery(self, seq: int, err: KafkaError | None, _msg: Message) -> None:
+    def _on_delivery(self, seq: int, err: KafkaError | None, msg: Message) -> None:
         """Runs inside `producer.poll`, possibly while another sink sharing the producer flushes."""
         item = self._in_flight.pop(seq, None)
         if item is None:  # not ours to track (cannot happen while the runtime is single-threaded)
             return
         if err is None:
             self._acked += 1
+            partition, offset = msg.partition(), msg.offset()
+            if partition is not None and offset is not None and offset >= self.ends.get(partition, 0):
+                self.ends[partition] = offset + 1
             return
         self._unsent[seq] = item  # re-produced by the next flush, in its original place
         self._last_error = err
