@@ -219,6 +219,7 @@ def _state_disk(where: Any) -> Iterator[None]:
 
 PRUNE_EVERY_S = 600.0  # reference history is pruned this often (a pass over every key)
 SHUTDOWN_GRACE_S = 10.0  # after SIGTERM, sinks may still flush this long; then they give up
+REKEYED_ACK_WAIT_S = 0.5  # a batch's re-keyed records acknowledged before its timers; longer: still sending
 
 
 def _watchdog(abort: threading.Event, grace_s: float) -> None:
@@ -719,6 +720,10 @@ class Monitor:
         """Fire what the watermarks passed; caught-up tasks follow the instance clock as it stood
         IDLE_AFTER_S ago, so another partition's backlog, fetched first, never overtakes them."""
         clock = self._idle_clock.observe(self.engine.clock(), time.monotonic())
+        if any(sink.in_flight for sink in self.repartition_sinks.values()):
+            # what this batch re-keyed, acknowledged: where it went is then known (`_input_progress`),
+            # rather than every partition waiting on it
+            self.producer.flush(REKEYED_ACK_WAIT_S)
         caught_up, behind = self._input_progress()
         return self.engine.advance(caught_up, clock=clock, behind=behind)
 
