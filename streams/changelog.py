@@ -23,7 +23,7 @@ from streams.changelog_parts import (
 )
 from streams.keyed_state import Change, KeyedStore
 from streams.sinks.base import FatalSinkError, SinkError
-from streams.sinks.kafka import REFUSED
+from streams.sinks.kafka import REFUSED, failed_for_good
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,14 @@ class Changelog:
                     self.producer.poll(0.1)
                 except KafkaException as e:
                     err = e.args[0]
-                    if err.code() in REFUSED or err.fatal():  # refused by the producer itself
+                    if err.code() in REFUSED or failed_for_good(err):  # refused by the producer itself
                         raise self._refused(partition, err, len(key), len(value or b"")) from e
                     raise SinkError(f"changelog {self.topic}[{partition}]: {e}") from e
-        failure = self._failure(partition, self.producer.flush(self.flush_timeout_s), errors)
+        try:
+            remaining = self.producer.flush(self.flush_timeout_s)
+        except KafkaException as e:  # a fatal error, raised by the flush that serves it
+            raise self._refused(partition, e.args[0], 0, 0) from e
+        failure = self._failure(partition, remaining, errors)
         if failure is not None:
             raise failure
 
@@ -117,7 +121,7 @@ class Changelog:
     ) -> SinkError | None:
         """What a flush that left `remaining` records and reported `errors` means: nothing wrong,
         a retry (a broker away), or a stop (FatalSinkError: no retry can succeed)."""
-        refused = next((e for e in errors if e[0].code() in REFUSED or e[0].fatal()), None)
+        refused = next((e for e in errors if e[0].code() in REFUSED or failed_for_good(e[0])), None)
         if refused is not None:
             return self._refused(partition, *refused)
         if remaining or errors:
@@ -130,7 +134,7 @@ class Changelog:
     def _refused(self, partition: int, err: KafkaError, key_bytes: int, value_bytes: int) -> FatalSinkError:
         """The same bytes would be refused on every retry, or the producer failed for good (a fatal
         error: an idempotent producer's sequence broken, say): say what and how to fix it, and stop."""
-        if err.fatal():
+        if failed_for_good(err):
             fix = (
                 "the producer cannot be used again; restart lifemon, which creates a new one and "
                 "resumes from the last checkpoint (nothing after it was committed)"

@@ -272,8 +272,11 @@ class Task:
     def aligned(self, behind: Collection[str]) -> int:
         """The earliest event time among the inputs known to have more to read (`behind`), else
         the stream time: a timer fires only once every input that can still deliver an older
-        event has passed it, as Flink's watermark is the minimum of its inputs'."""
-        times = [t for s, t in self.input_times.items() if s in behind]
+        event has passed it, as Flink's watermark is the minimum of its inputs'. An input that
+        never delivered to this task holds nothing back, as Kafka Streams picks among the inputs
+        with records: a re-keyed stream whose source lags may never reach this partition (and
+        state from before these clocks were kept has none)."""
+        times = [t for s, t in self.input_times.items() if s in behind and t]
         return min(times) if times else self.stream_time
 
     def save_clock(self) -> None:

@@ -112,8 +112,10 @@ def replay(
             stats.on_decoded(streams[p], len(decoded.ok), decoded.dead, sum(decoded.unknown_fields.values()))
             dead += decoded.dead
             alerts += engine.process(streams[p], p.name, 0, decoded.ok)
-        # a stream whose file still has records holds back the timers of the tasks it feeds
-        alerts += engine.advance(finished, behind={(streams[p], 0) for p in iters})
+        # a stream with a file still being read holds back the timers of the tasks it feeds, even
+        # when another of its files has ended
+        behind = {(streams[p], 0) for p in iters}
+        alerts += engine.advance(finished - behind, behind=behind)
     alerts += engine.drain()
     stats.on_alerts(alerts)
     return alerts, dead

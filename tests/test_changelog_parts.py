@@ -214,15 +214,16 @@ def test_a_broker_that_is_down_stays_retriable() -> None:
 
 
 def test_a_fatal_producer_error_stops_the_write_instead_of_retrying_forever(broker: str, writer) -> None:
-    """librdkafka marks some errors fatal (an idempotent producer whose sequence broke): the
-    producer never delivers again, so a retried checkpoint would loop for ever. The write stops and
-    says to restart. The error is librdkafka's own type, built as its delivery report hands it over."""
+    """After a fatal error (an idempotent producer whose sequence broke) the producer never
+    delivers again, so a retried checkpoint would loop for ever. librdkafka fails the queued
+    messages with _PURGE_QUEUE and later ones with _FATAL, and confluent-kafka does not set
+    `fatal()` on those: the codes stop the write, which says to restart. The errors are built as
+    the delivery report hands them over (no fatal flag)."""
     topic, log = writer
-    fatal = KafkaError(KafkaError._FATAL, "OUT_OF_ORDER_SEQUENCE_NUMBER: broker lost a sequence", fatal=True)
-    failure = log._failure(0, 0, [(fatal, 3, 100)])
-    assert isinstance(failure, FatalSinkError)
-    assert f"changelog {topic}[0]" in str(failure) and "restart lifemon" in str(failure)
-    transient = KafkaError(KafkaError._TRANSPORT, "broker down")
-    retry = log._failure(0, 1, [(transient, 3, 100)])
+    for code in (KafkaError._PURGE_QUEUE, KafkaError._FATAL):
+        failure = log._failure(0, 0, [(KafkaError(code, "fatal error: out of order sequence"), 3, 100)])
+        assert isinstance(failure, FatalSinkError)
+        assert f"changelog {topic}[0]" in str(failure) and "restart lifemon" in str(failure)
+    retry = log._failure(0, 1, [(KafkaError(KafkaError._TRANSPORT, "broker down"), 3, 100)])
     assert type(retry) is SinkError
     assert log._failure(0, 0, []) is None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.embedded import EmbeddedBroker
@@ -266,3 +266,16 @@ def test_a_stop_event_interrupts_a_waiting_flush(tansu: EmbeddedBroker) -> None:
     assert not isinstance(interrupted.value, FatalSinkError)
     assert "flush interrupted by shutdown; 4 message(s) in flight" in str(interrupted.value)
     assert (sink.in_flight, queued(p)) == (4, 4)
+
+
+def test_a_fatal_producer_error_in_a_delivery_report_stops_the_sink(broker: str) -> None:
+    """librdkafka fails the queued messages of a producer that hit a fatal error with _PURGE_QUEUE,
+    and confluent-kafka hands the report over without the fatal flag: the sink stops (the producer
+    must be recreated) instead of re-producing into it for ever. The report is the one a real
+    delivery would give: the sink's own item, in flight through a real producer."""
+    sink = sink_for(producer(broker, 5000), create_topic(broker), flush_timeout_s=5)
+    sink.send(["a1"])
+    (seq,) = sink._in_flight  # the report below answers this message
+    sink._on_delivery(seq, KafkaError(KafkaError._PURGE_QUEUE, "Purged in queue"), None)
+    with pytest.raises(FatalSinkError, match="failed for good"):
+        sink.flush()

@@ -256,17 +256,44 @@ def test_a_deadline_waits_for_the_slowest_input_still_being_read(spec, catalog) 
     assert false_alarm.status == "open" and closed.status == "closed"
 
 
-def test_a_replay_whose_access_file_runs_ahead_keeps_the_deletion(spec, catalog, tmp_path) -> None:
+def _lines(path: Any, events: list[Any]) -> None:
+    path.write_bytes(b"\n".join(ev.model_dump_json().encode() for ev in events))
+
+
+@pytest.mark.parametrize("day_files", [False, True], ids=["one-lifecycle-file", "two-lifecycle-files"])
+def test_a_replay_whose_access_file_runs_ahead_keeps_the_deletion(spec, catalog, tmp_path, day_files) -> None:
     """The replay merges files batch by batch: its first batch of accesses is a month past the
-    lifecycle file's. Files still being read hold the deadline back, as in the live run."""
-    lifecycle = [collect(day=-31, **LOCATION), lc("delete", day=-2, method="purge", system="mobile_banker")]
-    (tmp_path / "pfi.lifecycle.jsonl").write_bytes(
-        b"\n".join(ev.model_dump_json().encode() for ev in lifecycle)
-    )
-    (tmp_path / "pfi.access.jsonl").write_bytes(read("R-other", day=0).model_dump_json().encode())
+    lifecycle file's. Files still being read hold the deadline back, as in the live run, also when
+    the stream's other file (a folder of day files) has ended and every other stream has too."""
+    collected = collect(day=-31, **LOCATION)
+    rest = [
+        collect("R7", "C7", -30),
+        collect("R8", "C8", -29),
+        lc("delete", day=-2, method="purge", system="mobile_banker"),
+    ]
+    if day_files:
+        _lines(tmp_path / "a.lifecycle.jsonl", [collected])
+        _lines(tmp_path / "b.lifecycle.jsonl", rest)
+    else:
+        _lines(tmp_path / "pfi.lifecycle.jsonl", [collected, *rest])
+    _lines(tmp_path / "pfi.access.jsonl", [read("R-other", day=0)])
+    _lines(tmp_path / "pfi.transfer.jsonl", [sent("R-x", "C-x", day=-30)])
     files = sorted(tmp_path.iterdir())
     alerts, dead = replay(Engine([spec], catalog, pseudonymize=pz), Decoder(), files, batch_size=1)
     assert (alerts, dead) == ([], [])
+
+
+def test_an_input_that_never_reached_the_task_holds_nothing_back(spec, catalog) -> None:
+    """pfi.transfer lags, but its records are re-keyed by customer and none of them reaches this
+    partition: the transfer input, never heard from here, must not pin the watermark, or the
+    location trace would never be found overdue while the source lags (found by a review)."""
+    e = Engine([spec], catalog, pseudonymize=pz)
+    e.process("lifecycle", "l", 0, fed("lifecycle", [collect(day=-40, **LOCATION)], "l"))
+    alerts = []
+    for day in range(-39, 1):
+        alerts += e.process("access", "a", 0, fed("access", [read("R-other", day=day)], "a", day + 40))
+        alerts += e.advance(behind={("transfer", 0)})
+    assert [(a.title_en, a.status) for a in alerts] == [(RULE_TITLES["retention_expired"], "open")]
 
 
 # -- destruction records and foreign C3 -----------------------------------------------------------------

@@ -39,6 +39,14 @@ REFUSED = frozenset(
 POLL_SLICE_S = 0.1  # how often a waiting flush looks at its stop event
 
 
+def failed_for_good(err: KafkaError) -> bool:
+    """The producer hit a fatal error (an idempotent producer's sequence broken, say) and never
+    delivers again. confluent-kafka sets `fatal()` only on the error `poll`/`flush` raise; delivery
+    reports and later `produce` calls carry the codes librdkafka fails the queued and new messages
+    with instead."""
+    return err.fatal() or err.code() in (KafkaError._FATAL, KafkaError._PURGE_QUEUE)
+
+
 class KafkaTopicSink(Sink[Any]):
     """Produces items to one topic through a producer it may share with other sinks, and tracks
     each item from `add` to the broker's acknowledgement, so a flush waits only for its own
@@ -160,7 +168,7 @@ class KafkaTopicSink(Sink[Any]):
                     err = e.args[0]
                     if err.code() in TOPIC_GONE:
                         raise FatalSinkError(self._vanished()) from e
-                    if err.code() in REFUSED:  # e.g. larger than message.max.bytes, refused locally
+                    if err.code() in REFUSED or failed_for_good(err):  # e.g. over message.max.bytes
                         raise FatalSinkError(f"{self.name}: cannot produce to {self.topic}: {err}") from e
                     raise SinkError(f"{self.name}: {err}") from e
             self._in_flight[seq] = self._unsent.pop(seq)
@@ -185,7 +193,7 @@ class KafkaTopicSink(Sink[Any]):
             self._fatal = self._vanished()
         elif err.code() in REFUSED:
             self._fatal = f"{self.name}: the broker refuses messages for {self.topic} for good: {err}"
-        elif err.fatal():
+        elif failed_for_good(err):
             self._fatal = f"{self.name}: the producer failed for good and must be recreated: {err}"
 
     def _check_topic(self, timeout_s: float) -> None:
