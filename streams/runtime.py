@@ -736,6 +736,16 @@ class Monitor:
             return -1
         return hi
 
+    def _read_to(self) -> dict[tuple[str, int], int]:
+        """Per owned partition, the offset the consumer reads next, past the transaction markers a
+        transactional producer (Kafka Connect, Debezium with exactly-once) writes after its records:
+        processed to its last record, such a partition's end is still one or more offsets ahead."""
+        try:
+            found = self.consumer.position([TopicPartition(t, p) for t, p in self._assignment()])
+        except KafkaException:
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+
     def _input_progress(self) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
         """(caught up, behind): the (stream, partition) of assigned inputs with nothing left to
         read on every topic that feeds the stream (a raw-log topic feeds `access` beside
@@ -744,12 +754,14 @@ class Monitor:
         (a fetch reports them only later), or still sending (every partition: any may get them)."""
         out: set[tuple[str, int]] = set()
         behind: set[tuple[str, int]] = set()
+        read_to = self._read_to()
         for topic, p in self._assignment():
             end = self._end_offset(topic, p)
             sink = self.repartition_sinks.get(self.repartition[topic]) if topic in self.repartition else None
             if sink is not None:
                 end = -1 if sink.in_flight or sink.unsent else max(end, sink.ends.get(p, 0))
-            done = end >= 0 and self.positions.get((topic, p), 0) >= end
+            position = max(self.positions.get((topic, p), 0), read_to.get((topic, p), 0))
+            done = end >= 0 and position >= end
             (out if done else behind).add((self.stream_of[topic], p))
         return out - behind, behind
 

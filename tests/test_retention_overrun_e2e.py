@@ -120,3 +120,30 @@ def test_a_quiet_partitions_deadline_fires_while_accesses_keep_coming(
     assert stats.events["access"] > 50
     fired = [a for a in stats.alerts.values() if a.detector == "retention_overrun"]
     assert [(a.rule_id, a.subjects_sample) for a in fired] == [("LM-RO-001.retention_expired", [pz("C1")])]
+
+
+def test_a_transactional_source_is_read_to_its_end(broker, ch, names, policy, catalog) -> None:
+    """Kafka Connect or Debezium with exactly-once write a transaction marker after their records,
+    so the partition's end stays an offset past the last record even when all of it was read. Read
+    to its end all the same: the quiet partition's overdue record fires at the idle end (with the
+    last record's offset alone the lifecycle input stayed behind, the run never idled out, and the
+    deadline never fired)."""
+    config = make_config(names, broker, "chdb://unused")
+    pz = Pseudonymizer.from_env(allow_ephemeral=False)
+
+    def partition(customer: str) -> int:  # librdkafka's default partitioner: CRC32 of the key
+        return zlib.crc32(pz(customer).encode()) % config.kafka.partitions
+
+    other = next(c for c in (f"C{i}" for i in range(100, 200)) if partition(c) != partition("C1"))
+    m = monitor(config, ch, policy, catalog)
+    producer = Producer({"bootstrap.servers": broker, "transactional.id": f"connect-{names['tag']}"})
+    producer.init_transactions(10)
+    producer.begin_transaction()
+    for ev in (collect("R1", "C1", -40, **LOCATION), collect("R2", other, 0)):
+        producer.produce(
+            config.topics.lifecycle, ev.model_dump_json().encode(), ev.record_id.encode(), timestamp=ev.ts
+        )
+    producer.commit_transaction(10)
+    stats = m.run(idle_exit_s=1.5, max_seconds=25)
+    fired = [a for a in stats.alerts.values() if a.detector == "retention_overrun"]
+    assert [(a.rule_id, a.subjects_sample) for a in fired] == [("LM-RO-001.retention_expired", [pz("C1")])]
