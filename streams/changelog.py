@@ -23,7 +23,7 @@ from streams.changelog_parts import (
 )
 from streams.keyed_state import Change, KeyedStore
 from streams.sinks.base import FatalSinkError, SinkError
-from streams.sinks.kafka import REFUSED, failed_for_good
+from streams.sinks.kafka import failed_for_good, no_retry_helps
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Changelog:
                     self.producer.poll(0.1)
                 except KafkaException as e:
                     err = e.args[0]
-                    if err.code() in REFUSED or failed_for_good(err):  # refused by the producer itself
+                    if no_retry_helps(err):  # refused by the producer itself, or it failed for good
                         raise self._refused(partition, err, len(key), len(value or b"")) from e
                     raise SinkError(f"changelog {self.topic}[{partition}]: {e}") from e
         try:
@@ -121,7 +121,7 @@ class Changelog:
     ) -> SinkError | None:
         """What a flush that left `remaining` records and reported `errors` means: nothing wrong,
         a retry (a broker away), or a stop (FatalSinkError: no retry can succeed)."""
-        refused = next((e for e in errors if e[0].code() in REFUSED or failed_for_good(e[0])), None)
+        refused = next((e for e in errors if no_retry_helps(e[0])), None)
         if refused is not None:
             return self._refused(partition, *refused)
         if remaining or errors:

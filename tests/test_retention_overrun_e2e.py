@@ -22,6 +22,14 @@ from streams.runtime import repartition_topic
 pytestmark = pytest.mark.integration
 
 
+def customers_beside(customer: str, partitions: int) -> list[str]:
+    """Customers whose re-keyed records land in another partition than `customer`'s: the
+    repartition key is the pseudonym, placed by librdkafka's default partitioner (CRC32 of the key)."""
+    pz = Pseudonymizer.from_env(allow_ephemeral=False)
+    of = lambda c: zlib.crc32(pz(c).encode()) % partitions  # noqa: E731
+    return [c for c in (f"C{i}" for i in range(100, 200)) if of(c) != of(customer)]
+
+
 def test_retention_alerts_through_repartition_topics(broker, ch, names, policy, catalog) -> None:
     config = make_config(names, broker, "chdb://unused")
     lifecycle = [
@@ -88,11 +96,7 @@ def test_a_quiet_partitions_deadline_fires_while_accesses_keep_coming(
     lag (5 s), not only once the traffic ends: its tasks know where the re-keyed records went."""
     config = make_config(names, broker, "chdb://unused")
     pz = Pseudonymizer.from_env(allow_ephemeral=False)
-
-    def partition(customer: str) -> int:  # librdkafka's default partitioner: CRC32 of the key
-        return zlib.crc32(pz(customer).encode()) % config.kafka.partitions
-
-    others = [c for c in (f"C{i}" for i in range(100, 200)) if partition(c) != partition("C1")]
+    others = customers_beside("C1", config.kafka.partitions)
     m = monitor(config, ch, policy, catalog)
     send(broker, config.topics.lifecycle, [collect("R1", "C1", -40, **LOCATION)], key=b"R1")
     stop = threading.Event()
@@ -130,11 +134,7 @@ def test_a_transactional_source_is_read_to_its_end(broker, ch, names, policy, ca
     deadline never fired)."""
     config = make_config(names, broker, "chdb://unused")
     pz = Pseudonymizer.from_env(allow_ephemeral=False)
-
-    def partition(customer: str) -> int:  # librdkafka's default partitioner: CRC32 of the key
-        return zlib.crc32(pz(customer).encode()) % config.kafka.partitions
-
-    other = next(c for c in (f"C{i}" for i in range(100, 200)) if partition(c) != partition("C1"))
+    other = customers_beside("C1", config.kafka.partitions)[0]
     m = monitor(config, ch, policy, catalog)
     producer = Producer({"bootstrap.servers": broker, "transactional.id": f"connect-{names['tag']}"})
     producer.init_transactions(10)

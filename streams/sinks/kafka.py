@@ -47,6 +47,11 @@ def failed_for_good(err: KafkaError) -> bool:
     return err.fatal() or err.code() in (KafkaError._FATAL, KafkaError._PURGE_QUEUE)
 
 
+def no_retry_helps(err: KafkaError) -> bool:
+    """The broker refuses this data for good, or the producer failed for good."""
+    return err.code() in REFUSED or failed_for_good(err)
+
+
 class KafkaTopicSink(Sink[Any]):
     """Produces items to one topic through a producer it may share with other sinks, and tracks
     each item from `add` to the broker's acknowledgement, so a flush waits only for its own
@@ -168,7 +173,7 @@ class KafkaTopicSink(Sink[Any]):
                     err = e.args[0]
                     if err.code() in TOPIC_GONE:
                         raise FatalSinkError(self._vanished()) from e
-                    if err.code() in REFUSED or failed_for_good(err):  # e.g. over message.max.bytes
+                    if no_retry_helps(err):  # e.g. over message.max.bytes, refused locally
                         raise FatalSinkError(f"{self.name}: cannot produce to {self.topic}: {err}") from e
                     raise SinkError(f"{self.name}: {err}") from e
             self._in_flight[seq] = self._unsent.pop(seq)
