@@ -54,19 +54,31 @@ class Changelog:
         self.heads: dict[int, dict[bytes, list[bytes]]] = {}
 
     def write(self, partition: int, changes: list[Change], offsets: dict[str, int]) -> None:
-        """Returns once the broker acknowledged the changes and then the marker; SinkError if not
-        (FatalSinkError if it never will). A retry with the same changes sends the same records."""
-        heads = self.heads.setdefault(partition, {})
-        records, named = split(changes, heads, self.part_bytes)
-        # Two round trips on purpose: the marker is sent only after every change is acknowledged,
-        # so no producer setting (retries, in-flight requests) can land a marker before a change.
-        self._send(partition, records)
-        self._send(partition, [(MARKER_KEY, orjson.dumps(offsets), None)])
-        for key, parts in named.items():
-            if parts:
-                heads[key] = parts
-            else:
-                heads.pop(key, None)
+        """`write_many` for one partition."""
+        self.write_many({partition: (changes, offsets)})
+
+    def write_many(self, writes: dict[int, tuple[list[Change], dict[str, int]]]) -> None:
+        """Per partition p, `writes[p]` = (changes, offsets): returns once the broker acknowledged
+        every partition's changes and then every marker; SinkError if not (FatalSinkError if it
+        never will), and then no marker was sent unless all changes were acknowledged. A retry with
+        the same writes sends the same records.
+
+        Two round trips on purpose: the markers are sent only after every change is acknowledged,
+        so no producer setting (retries, in-flight requests) can land a marker before a change.
+        Two for all partitions, not two per partition: each flush costs a wait and its CPU."""
+        records: dict[int, list[Record]] = {}
+        named: dict[int, dict[bytes, list[bytes]]] = {}
+        for p, (changes, _) in writes.items():
+            records[p], named[p] = split(changes, self.heads.setdefault(p, {}), self.part_bytes)
+        self._send(records)
+        self._send({p: [(MARKER_KEY, orjson.dumps(offsets), None)] for p, (_, offsets) in writes.items()})
+        for p, keys in named.items():
+            heads = self.heads[p]
+            for key, parts in keys.items():
+                if parts:
+                    heads[key] = parts
+                else:
+                    heads.pop(key, None)
 
     def recover(
         self, consumer_conf: dict[str, Any], stores: dict[int, KeyedStore], timeout_s: float = 300
@@ -82,52 +94,57 @@ class Changelog:
         """The partition moved to another writer, which learns its heads when it restores it."""
         self.heads.pop(partition, None)
 
-    def _send(self, partition: int, records: list[Record]) -> None:
-        errors: list[tuple[KafkaError, int, int]] = []  # error, key bytes, value bytes
+    def _send(self, records: dict[int, list[Record]]) -> None:
+        """Produce each partition's records and wait for them all to be acknowledged."""
+        errors: list[tuple[int, KafkaError, int, int]] = []  # partition, error, key bytes, value bytes
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
-                errors.append((err, len(msg.key() or b""), len(msg.value() or b"")))
+                errors.append((msg.partition() or 0, err, len(msg.key() or b""), len(msg.value() or b"")))
 
-        for key, value, headers in records:
-            while True:
-                try:
-                    self.producer.produce(
-                        self.topic,
-                        value=value,
-                        key=key,
-                        headers=headers,
-                        partition=partition,
-                        on_delivery=on_delivery,
-                    )
-                    break
-                except BufferError:  # local queue full: let deliveries drain, then retry
-                    self.producer.poll(0.1)
-                except KafkaException as e:
-                    err = e.args[0]
-                    if no_retry_helps(err):  # refused by the producer itself, or it failed for good
-                        raise self._refused(partition, err, len(key), len(value or b"")) from e
-                    raise SinkError(f"changelog {self.topic}[{partition}]: {e}") from e
+        produce, poll = self.producer.produce, self.producer.poll
+        for partition, batch in records.items():
+            for key, value, headers in batch:
+                while True:
+                    try:
+                        produce(
+                            self.topic,
+                            value=value,
+                            key=key,
+                            headers=headers,
+                            partition=partition,
+                            on_delivery=on_delivery,
+                        )
+                        break
+                    except BufferError:  # local queue full: let deliveries drain, then retry
+                        poll(0.1)
+                    except KafkaException as e:
+                        err = e.args[0]
+                        if no_retry_helps(err):  # refused by the producer itself, or it failed for good
+                            raise self._refused(partition, err, len(key), len(value or b"")) from e
+                        raise SinkError(f"changelog {self.topic}[{partition}]: {e}") from e
         try:
             remaining = self.producer.flush(self.flush_timeout_s)
         except KafkaException as e:  # a fatal error, raised by the flush that serves it
-            raise self._refused(partition, e.args[0], 0, 0) from e
-        failure = self._failure(partition, remaining, errors)
+            raise self._refused(min(records, default=0), e.args[0], 0, 0) from e
+        failure = self._failure(sorted(records), remaining, errors)
         if failure is not None:
             raise failure
 
     def _failure(
-        self, partition: int, remaining: int, errors: list[tuple[KafkaError, int, int]]
+        self, partitions: list[int], remaining: int, errors: list[tuple[int, KafkaError, int, int]]
     ) -> SinkError | None:
-        """What a flush that left `remaining` records and reported `errors` means: nothing wrong,
-        a retry (a broker away), or a stop (FatalSinkError: no retry can succeed)."""
-        refused = next((e for e in errors if no_retry_helps(e[0])), None)
+        """What a flush of `partitions`' records that left `remaining` of them and reported
+        `errors` means: nothing wrong, a retry (a broker away), or a stop (FatalSinkError: no retry
+        can succeed)."""
+        refused = next((e for e in errors if no_retry_helps(e[1])), None)
         if refused is not None:
-            return self._refused(partition, *refused)
+            return self._refused(*refused)
         if remaining or errors:
+            where = f"[{partitions[0]}]" if len(partitions) == 1 else str(partitions)
             return SinkError(
-                f"changelog {self.topic}[{partition}]: {remaining} record(s) undelivered, "
-                f"errors: {[e for e, _, _ in errors[:3]]}"
+                f"changelog {self.topic}{where}: {remaining} record(s) undelivered, "
+                f"errors: {[e for _, e, _, _ in errors[:3]]}"
             )
         return None
 

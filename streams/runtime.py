@@ -918,18 +918,21 @@ class Monitor:
         return [TopicPartition(t, p) for t, p in self._assignment()]
 
     def _write_changelog(self) -> None:
-        """Partition numbers that moved send what changed, then a marker with their offsets. A
-        write that failed is sent again as it was (its changes are already out of the store)."""
+        """Partition numbers that moved send what changed, then a marker with their offsets, all
+        in one write (two round trips). A write that failed is sent again as it was (its changes
+        are already out of the store)."""
         moved = {tp[1] for tp, off in self.positions.items() if self._saved.get(tp) != off}
         for p in sorted(moved - set(self._unsent_changes)):
             offsets = {t: off for (t, q), off in self.positions.items() if q == p}
             with _state_disk(self.engine.state_dir):
                 self._unsent_changes[p] = (self.engine.changes(p), offsets)
-        for p, (changes, offsets) in sorted(self._unsent_changes.items()):
-            self.changelog.write(p, changes, offsets)
-            del self._unsent_changes[p]
+        if not self._unsent_changes:
+            return
+        self.changelog.write_many(dict(sorted(self._unsent_changes.items())))
+        for p, (_, offsets) in self._unsent_changes.items():
             self._saved.update({(t, p): off for t, off in offsets.items()})
             self._checkpointed.update({(t, p): off for t, off in offsets.items()})
+        self._unsent_changes = {}
 
     def _commit(self) -> None:
         """Commit every stored position the group does not have yet, including after a rejoin."""

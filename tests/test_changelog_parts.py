@@ -160,7 +160,7 @@ def test_a_crash_between_parts_and_marker_keeps_the_previous_value(
     records, _ = split([(b"k", orjson.dumps(episode(BIG // 3, tag="n")))], log.heads[0])
     # the writer dies before its marker: after 2 of the new value's 4 parts, or after all of its
     # records (new parts, head, tombstones of the old parts)
-    log._send(0, records[:2] if sent == "some parts" else records)
+    log._send({0: records[:2] if sent == "some parts" else records})
 
     if sent == "some parts":
         # the new value's parts have keys of their own: compaction cannot replace the committed
@@ -221,9 +221,48 @@ def test_a_fatal_producer_error_stops_the_write_instead_of_retrying_forever(brok
     the delivery report hands them over (no fatal flag)."""
     topic, log = writer
     for code in (KafkaError._PURGE_QUEUE, KafkaError._FATAL):
-        failure = log._failure(0, 0, [(KafkaError(code, "fatal error: out of order sequence"), 3, 100)])
+        failure = log._failure([0], 0, [(0, KafkaError(code, "fatal error: out of order sequence"), 3, 100)])
         assert isinstance(failure, FatalSinkError)
         assert f"changelog {topic}[0]" in str(failure) and "restart lifemon" in str(failure)
-    retry = log._failure(0, 1, [(KafkaError(KafkaError._TRANSPORT, "broker down"), 3, 100)])
+    retry = log._failure([0], 1, [(0, KafkaError(KafkaError._TRANSPORT, "broker down"), 3, 100)])
     assert type(retry) is SinkError
-    assert log._failure(0, 0, []) is None
+    assert log._failure([0], 0, []) is None
+
+
+def test_one_write_for_several_partitions_restores_each_with_its_own_offsets(
+    broker: str, tmp_path: Path
+) -> None:
+    topic = changelog_topic(broker, partitions=3)
+    log = Changelog(Producer(producer_config(broker, {})), topic)
+    log.write_many(
+        {
+            0: ([(b"a", b"1")], {"pfi.access:0": 5}),
+            2: ([(b"b", b"2"), (b"c", b"3")], {"pfi.access:2": 9}),
+        }
+    )
+    assert [k for k, _, _ in log_records(broker, topic, 2)] == [b"b", b"c", MARKER_KEY]
+    assert log_records(broker, topic, 1) == []
+    for p, items, offsets in (
+        (0, [("a", 1)], {"pfi.access:0": 5}),
+        (2, [("b", 2), ("c", 3)], {"pfi.access:2": 9}),
+    ):
+        r, found = restored(broker, topic, p, tmp_path / f"r{p}")
+        assert (list(r.items()), found) == (items, offsets)
+        r.destroy()
+
+
+def test_no_marker_is_sent_unless_every_partitions_changes_were_acknowledged(broker: str) -> None:
+    """The markers of one write go out only once all of its changes are acknowledged: a change of
+    partition 1 that is refused leaves partition 0's changes, which were delivered, uncommitted."""
+    topic = changelog_topic(broker, partitions=2)
+    log = Changelog(Producer(producer_config(broker, {})), topic, part_bytes=10 << 20)
+    with pytest.raises(FatalSinkError, match=rf"changelog {topic}\[1\]"):
+        log.write_many(
+            {
+                0: ([(b"a", b"1")], {"pfi.access:0": 5}),
+                1: ([(KEY, orjson.dumps(episode(BIG)))], {"pfi.access:1": 9}),  # over message.max.bytes
+            }
+        )
+    log.producer.flush(10)
+    assert [k for k, _, _ in log_records(broker, topic, 0)] in ([], [b"a"])
+    assert log_records(broker, topic, 1) == []

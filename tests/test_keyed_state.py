@@ -210,7 +210,7 @@ def test_changes_without_a_marker_are_ignored_then_rewritten(broker: str, tmp_pa
     log = Changelog(producer, topic)
     log.write(0, [(b"C1", b"[1]"), (b"C2", b"[2]")], {"pfi.access:0": 10})
     # The writer dies after sending its next changes, before their marker.
-    log._send(0, [(b"C1", b"[99]", None), (b"C3", b"[3]", None)])
+    log._send({0: [(b"C1", b"[99]", None), (b"C3", b"[3]", None)]})
 
     r, offsets = restored(broker, topic, 0, tmp_path / "r")
     assert offsets == {"pfi.access:0": 10}

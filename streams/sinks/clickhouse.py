@@ -39,8 +39,11 @@ class Rejected:
 
 @dataclass(frozen=True)
 class _Probe:
-    """How to read a batch back: the bindable leading key columns, and for chDB the table's metadata file."""
+    """What the sink learns of its table once: the type of each column it inserts (so an insert
+    need not ask the server with DESCRIBE first), and how to read a batch back: the bindable
+    leading key columns, and for chDB the table's metadata file."""
 
+    column_types: list[str] | None  # None: a column the table lacks; the driver then asks and says so
     key: list[tuple[int, str, str]]  # (index in the row, column, type)
     metadata_file: Path | None
 
@@ -108,6 +111,9 @@ class ClickHouseTableSink(Sink[Any]):
             self.table,
             data,
             column_names=self.columns,
+            # known types spare the query the driver sends before each insert (DESCRIBE TABLE),
+            # one chDB round of ~1.5 ms CPU per table per checkpoint (docs/benchmarks.md)
+            column_type_names=(self._probe or self._load_probe("insert into")).column_types,
             column_oriented=True,
             settings={"insert_deduplication_token": token},
         )
@@ -147,7 +153,7 @@ class ClickHouseTableSink(Sink[Any]):
         One query per flush: the table exists and a row with `row`'s leading key is readable. With
         chDB also the table's metadata file must still be on disk: an engine whose directory was
         deleted keeps accepting and even reading rows from memory, but loses them all at restart."""
-        probe = self._probe or self._load_probe()
+        probe = self._probe or self._load_probe("read-back from")
         if probe.metadata_file is not None and not probe.metadata_file.exists():
             raise self._gone(f"chDB's file {probe.metadata_file} has vanished (data directory deleted?)")
         where = " AND ".join(f"`{col}` = {{k{i}:{typ}}}" for i, (_, col, typ) in enumerate(probe.key))
@@ -167,7 +173,9 @@ class ClickHouseTableSink(Sink[Any]):
                 "cannot be read back; the batch is kept and sent again"
             )
 
-    def _load_probe(self) -> _Probe:
+    def _load_probe(self, action: str) -> _Probe:
+        """The table's column types and read-back key, asked once; `action` names the step that
+        needed them in the message of an outage."""
         database, _, table = self.table.rpartition(".")
         try:
             found = self.client.query(
@@ -190,7 +198,7 @@ class ClickHouseTableSink(Sink[Any]):
         except Exception as e:  # the driver raises many types; classify sorts them
             if classify(e) == "gone":
                 raise self._gone(_one_line(e)) from e
-            raise self._outage("read-back from", e) from e
+            raise self._outage(action, e) from e
         key = []
         for col in (c.strip().strip("`") for c in sorting_key.split(",") if c.strip()):
             # the prefix stops at an expression, a column not inserted, or a type not bound exactly
@@ -201,7 +209,8 @@ class ClickHouseTableSink(Sink[Any]):
         metadata_file = (
             Path(chdb_path).resolve() / metadata_path if chdb_path and chdb_path != ":memory:" else None
         )
-        self._probe = _Probe(key, metadata_file)
+        column_types = [types[c] for c in self.columns] if set(self.columns) <= types.keys() else None
+        self._probe = _Probe(column_types, key, metadata_file)
         return self._probe
 
     # -- errors ---------------------------------------------------------------------------------
