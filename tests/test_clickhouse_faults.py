@@ -201,6 +201,18 @@ def test_a_dropped_database_is_fatal_not_retried_forever(ch: Any, db: str) -> No
     assert sink._buffer == [dead_letter(2)]
 
 
+def test_a_database_dropped_before_the_first_flush_is_fatal_too(ch: Any, db: str) -> None:
+    # the sink learns its table's column types at its first flush: a table already gone then is
+    # no outage to wait out
+    sink = dead_letter_sink(ch, db)
+    connect(f"chdb://{os.environ['LIFEMON_TEST_CHDB']}").command(f"DROP DATABASE {db}")
+    sink.add([dead_letter(1)])
+    with pytest.raises(FatalSinkError) as caught:
+        sink.flush()
+    assert str(caught.value).startswith(f"dlq→clickhouse: {db}.dead_letters is gone (")
+    assert sink._buffer == [dead_letter(1)]
+
+
 def test_an_insert_acknowledged_but_not_stored_is_not_counted(ch: Any, db: str) -> None:
     # a Null-engine table takes every insert and keeps nothing: the acknowledgement alone proves nothing
     ch.command(f"CREATE TABLE {db}.void AS {db}.dead_letters ENGINE = Null")

@@ -94,14 +94,17 @@ class ClickHouseTableSink(Sink[Any]):
     def write(self, items: list[Any]) -> None:
         # rows built upstream (rollups: about one per event in a replay) are not copied one by one
         rows = items if self.to_row is identity_row else [self.to_row(i) for i in items]
-        rejected = self._insert_or_split(items, rows)
+        # asked before the insert, whose errors are sorted as one insert's: a table gone already
+        # is FatalSinkError from here, not an outage to wait out
+        types = (self._probe or self._load_probe("insert into")).column_types
+        rejected = self._insert_or_split(items, rows, types)
         if len(rejected) < len(items):
             self.verify(rows[-1] if not rejected else self._last_accepted(items, rows, rejected))
         if rejected:
             self.on_reject(rejected)
 
     # -- insert ---------------------------------------------------------------------------------
-    def _insert(self, rows: list[Sequence[Any]]) -> None:
+    def _insert(self, rows: list[Sequence[Any]], types: list[str] | None) -> None:
         try:
             content = orjson.dumps(rows, default=str)
         except TypeError:  # an int beyond 64 bits: let the driver refuse it, naming the column
@@ -113,19 +116,21 @@ class ClickHouseTableSink(Sink[Any]):
             data,
             column_names=self.columns,
             # known types spare the query the driver sends before each insert (DESCRIBE TABLE),
-            # one chDB round of ~1.5 ms CPU per table per checkpoint (docs/benchmarks.md)
-            column_type_names=(self._probe or self._load_probe("insert into")).column_types,
+            # one chDB statement of ~1.5 ms CPU per table per checkpoint (docs/benchmarks.md)
+            column_type_names=types,
             column_oriented=True,
             settings={"insert_deduplication_token": token},
         )
 
-    def _insert_or_split(self, items: list[Any], rows: list[Sequence[Any]]) -> list[Rejected]:
+    def _insert_or_split(
+        self, items: list[Any], rows: list[Sequence[Any]], types: list[str] | None
+    ) -> list[Rejected]:
         """Insert the rows; on refused data, bisect to find the refused ones and insert the rest.
 
         k bad rows among n cost O(k log n) inserts. The halves are deterministic, so a batch retried
         after an outage in mid-split re-sends the same sub-batches and their tokens drop repeats."""
         try:
-            self._insert(rows)
+            self._insert(rows, types)
             return []
         except Exception as e:  # the driver raises many types; classify sorts them
             kind = classify(e)
@@ -136,7 +141,9 @@ class ClickHouseTableSink(Sink[Any]):
             if len(rows) == 1:
                 return [Rejected(items[0], f"{self.table} refused the row: {_one_line(e)}")]
         mid = len(rows) // 2
-        return self._insert_or_split(items[:mid], rows[:mid]) + self._insert_or_split(items[mid:], rows[mid:])
+        return self._insert_or_split(items[:mid], rows[:mid], types) + self._insert_or_split(
+            items[mid:], rows[mid:], types
+        )
 
     @staticmethod
     def _last_accepted(
