@@ -28,7 +28,7 @@ import typing
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter, sub
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -254,90 +254,40 @@ class Decoder:
         """Decode one stream's records; each bad record gets its own reason. `check_time=False`
         for records whose event time was judged at their source (a repartition topic's)."""
         out = Decoded()
-        values = list(map(_value, raws))
-        if not values:
-            return out
-        if not all(values) or max(map(len, values)) > self.max_record_bytes or self._any_schema_header(raws):
-            for raw in raws:
-                self._decode_one(stream, raw, out)
-        elif values[0][0] == 0:  # Avro in wire format (one Avro record in a JSON batch is found below)
-            self._decode_avro_batch(stream, raws, values, out)
-        else:
-            self._decode_json_batch(stream, raws, values, out)
+        strict = self._strict[stream]
+        if raws and raws[0].value and raws[0].value[0] == 0 and self._decode_avro_batch(stream, raws, out):
+            raws = ()  # every record read at once
+        for raw in raws:
+            v = raw.value
+            if not v:
+                if v is None and stream in REFERENCE_STREAMS:
+                    continue  # a tombstone on a reference topic deletes a key: nothing to decode
+                out.dead.append(
+                    DeadLetter(raw, "empty", "", "record has no value (tombstone or empty message)")
+                )
+            elif len(v) > self.max_record_bytes:
+                out.dead.append(
+                    DeadLetter(
+                        raw,
+                        "oversized",
+                        "",
+                        f"{len(v)} bytes exceeds max_record_bytes {self.max_record_bytes}",
+                    )
+                )
+            elif raw.headers and (header_id := _schema_id_header(raw)) is not None:
+                self._decode_avro(stream, raw, header_id, out)
+            elif v[0] == 0:
+                self._decode_avro(stream, raw, None, out)
+            else:
+                try:
+                    out.ok.append((raw, strict.decode(v)))
+                except msgspec.DecodeError as e:
+                    self._lenient_json(stream, raw, e, out)
+                except RecursionError:  # msgspec's own depth limit on objects nested thousands deep
+                    out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))
         if out.ok and check_time:
             self._check_time(stream, out)
         return out
-
-    def _any_schema_header(self, raws: Sequence[RawRecord]) -> bool:
-        if not any(map(_headers, raws)):
-            return False  # the common case: one C pass, no call per record
-        return any(_schema_id_header(raw) is not None for raw in raws)
-
-    def _decode_json_batch(
-        self, stream: str, raws: Sequence[RawRecord], values: list[bytes], out: Decoded
-    ) -> None:
-        """Decoded by one C loop (map) over the batch, not a Python step per record. A record that
-        fails stops the loop: it is decoded alone, with its own reason, and the loop resumes after
-        it, so records stay in offset order."""
-        decode, n, i = self._strict[stream].decode, len(values), 0
-        rest = iter(values)
-        while i < n:
-            events: list[Any] = []
-            # `+=` keeps what was decoded before a record raised, and `rest` is then past that record
-            with contextlib.suppress(msgspec.DecodeError, RecursionError):
-                events += map(decode, rest)
-            out.ok += zip(raws[i : i + len(events)], events, strict=True)
-            i += len(events)
-            if i < n:
-                self._decode_one(stream, raws[i], out)
-                i += 1
-
-    def _decode_avro_batch(
-        self, stream: str, raws: Sequence[RawRecord], values: list[bytes], out: Decoded
-    ) -> None:
-        """Avro in wire format, every record with the same schema id, read by the compiled reader
-        and validated by C loops over the batch; otherwise, or if any record fails, record by record."""
-        heads = set(map(itemgetter(slice(0, 5)), values))
-        reader = None
-        if len(heads) == 1 and len(head := heads.pop()) == 5:
-            schema_id = struct.unpack(">I", head[1:])[0]
-            writer = self.registry.writer(schema_id)
-            if writer is not None:
-                reader = self.registry.compiled(stream, schema_id, writer)
-        if reader is not None:
-            with contextlib.suppress(Exception):  # any failure: each record alone, with its reason
-                data = list(map(reader, map(itemgetter(slice(5, None)), values)))
-                out.ok += zip(raws, msgspec.convert(data, list[STRICT[stream]]), strict=True)  # type: ignore[valid-type]
-                return
-        for raw in raws:
-            self._decode_one(stream, raw, out)
-
-    def _decode_one(self, stream: str, raw: RawRecord, out: Decoded) -> None:
-        v = raw.value
-        if not v:
-            if v is None and stream in REFERENCE_STREAMS:
-                return  # a tombstone on a reference topic deletes a key: nothing to decode
-            out.dead.append(DeadLetter(raw, "empty", "", "record has no value (tombstone or empty message)"))
-        elif len(v) > self.max_record_bytes:
-            out.dead.append(
-                DeadLetter(
-                    raw,
-                    "oversized",
-                    "",
-                    f"{len(v)} bytes exceeds max_record_bytes {self.max_record_bytes}",
-                )
-            )
-        elif raw.headers and (header_id := _schema_id_header(raw)) is not None:
-            self._decode_avro(stream, raw, header_id, out)
-        elif v[0] == 0:
-            self._decode_avro(stream, raw, None, out)
-        else:
-            try:
-                out.ok.append((raw, self._strict[stream].decode(v)))
-            except msgspec.DecodeError as e:
-                self._lenient_json(stream, raw, e, out)
-            except RecursionError:  # msgspec's own depth limit on objects nested thousands deep
-                out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))
 
     def _lenient_json(self, stream: str, raw: RawRecord, exc: Exception, out: Decoded) -> None:
         unknown = _UNKNOWN_FIELD.search(str(exc))
@@ -368,18 +318,6 @@ class Decoder:
         ahead, behind = self.event_time.max_ahead_ms, self.event_time.max_behind_ms
         if behind is None:
             behind = MAX_TS
-        # the common case passes here, in C loops over the batch's columns, without a step per record
-        times = list(map(_ts, map(_event, out.ok)))
-        if low <= min(times) and max(times) < MAX_TS:
-            if reference:
-                return
-            stamps = list(map(_timestamp, map(_raw, out.ok)))
-            if (
-                min(stamps) > 0
-                and max(map(sub, times, stamps)) <= ahead
-                and max(map(sub, stamps, times)) <= behind
-            ):
-                return
         doubtful = [
             pair
             for pair in out.ok
@@ -390,10 +328,10 @@ class Decoder:
                     or ((stamp := pair[0].timestamp) > 0 and ts - stamp <= ahead and stamp - ts <= behind)
                 )
             )
-        ]
+        ]  # the common case passes here, without a call per record
         if not doubtful:
             return
-        times.sort()
+        times = sorted(ev.ts for _, ev in out.ok)
         n = len(times)
         median, spread = times[n // 2], times[(3 * n) // 4] - times[n // 4]
         rejected = set()
@@ -423,6 +361,30 @@ class Decoder:
         if behind is not None and ref - ts > behind:
             return f"{(ref - ts) // 1000} s behind {what}, beyond the allowed {behind // 1000} s (event_time.max_behind_s)"
         return None
+
+    def _decode_avro_batch(self, stream: str, raws: Sequence[RawRecord], out: Decoded) -> bool:
+        """A batch of Avro in wire format, every record under one schema id the compiled reader
+        takes, read and validated by C loops over the batch (a Python step per record cost a
+        third of the decode). False, with nothing decoded, if the batch is not such or any record
+        fails: then each is decoded alone, with its own reason."""
+        values = list(map(_value, raws))
+        if not all(values) or max(map(len, values)) > self.max_record_bytes or any(map(_headers, raws)):
+            return False  # an empty record, an oversized one, or one whose schema id may be a header
+        heads = set(map(itemgetter(slice(0, 5)), values))
+        if len(heads) != 1 or len(head := heads.pop()) != 5:
+            return False
+        schema_id = struct.unpack(">I", head[1:])[0]
+        writer = self.registry.writer(schema_id)
+        reader = self.registry.compiled(stream, schema_id, writer) if writer is not None else None
+        if reader is None:
+            return False
+        try:
+            data = list(map(reader, map(itemgetter(slice(5, None)), values)))
+            events = msgspec.convert(data, list[STRICT[stream]])  # type: ignore[valid-type]
+        except Exception:  # a body the reader cannot take, a value out of bounds: record by record
+            return False
+        out.ok += zip(raws, events, strict=True)
+        return True
 
     def _decode_avro(self, stream: str, raw: RawRecord, header_id: int | None, out: Decoded) -> None:
         value = raw.value
@@ -462,9 +424,6 @@ class Decoder:
 
 _value = attrgetter("value")
 _headers = attrgetter("headers")
-_timestamp = attrgetter("timestamp")
-_ts = attrgetter("ts")
-_raw, _event = itemgetter(0), itemgetter(1)
 
 
 def _schema_id_header(raw: RawRecord) -> int | None:

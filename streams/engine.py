@@ -444,13 +444,12 @@ class Engine:
 
     def _pseudonymize(self, stream: str, records: Sequence[Any]) -> None:
         """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them:
-        each distinct id of the batch is looked up once, then every record's ids are mapped."""
+        the batch's ids are looked up by C calls (the pseudonymizer's cache, checked in one pass),
+        each new id computed once, then every record's ids are mapped."""
         for attr in SUBJECT_FIELDS.get(stream, ()):
             values = list(map(attrgetter(attr), records))
             many = any(isinstance(v, list) for v in values[:1])
-            distinct = set(chain.from_iterable(values)) if many else set(values)
-            distinct.discard(None)  # type: ignore[arg-type]
-            look = self._pseudonyms(distinct).get
+            look = self._pseudonyms(list(chain.from_iterable(values)) if many else values)
             # replaced by C calls over the batch (a Python step per record cost more than the
             # lookups): a lone id in place in its list, as most accesses name one customer; the
             # rare longer lists one by one; a plain attribute by setattr
@@ -463,12 +462,15 @@ class Engine:
             else:
                 exhaust(map(setattr, records, repeat(attr), map(look, values)))
 
-    def _pseudonyms(self, distinct: set[str]) -> dict[str, str]:
-        batch = getattr(self.pseudonymize, "many", None)  # a plain function (tests, tools) has none
-        if batch is not None:
-            found: dict[str, str] = batch(distinct)
+    def _pseudonyms(self, ids: list[Any]) -> Callable[[Any], Any]:
+        """The pseudonym of each of `ids` (None stays None), as a function to map them with."""
+        lookup = getattr(self.pseudonymize, "lookup", None)  # a plain function (tests, tools) has none
+        if lookup is not None and None not in ids:
+            found: Callable[[Any], Any] = lookup(ids)
             return found
-        return dict(zip(distinct, map(self.pseudonymize, distinct), strict=True))
+        distinct = set(ids)
+        distinct.discard(None)  # type: ignore[arg-type]
+        return dict(zip(distinct, map(self.pseudonymize, distinct), strict=True)).get
 
     def _first_deliveries(
         self,
