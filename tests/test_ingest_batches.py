@@ -1,6 +1,7 @@
-"""The per-record path before the detectors works a batch at a time (one C loop per column): a
-batch must give exactly what its records give one by one, bad records included, each with its
-own dead-letter reason, and the rollups' label caches must follow the reference data."""
+"""The per-record path before the detectors works a batch at a time where that pays (an Avro
+batch read at once, pseudonyms and rollup labels looked up by C loops): a batch must give exactly
+what its records give one by one, bad records included, each with its own dead-letter reason, and
+the rollups' label caches must follow the reference data."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ BAD = {
 
 
 def test_a_json_batch_with_bad_records_among_good_ones_decodes_as_they_do_one_by_one() -> None:
-    """The batch's C loop stops at a bad record, which is judged alone, and resumes after it:
-    every good record comes through in offset order, every bad one has its own reason."""
+    """Every good record comes through in offset order, every bad one (an Avro one among them)
+    with its own reason."""
     values = [good(0), good(1)]
     for i, bad in enumerate(BAD.values()):
         values += [bad, good(10 + i), good(20 + i)]
