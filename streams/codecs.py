@@ -28,6 +28,7 @@ import typing
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,8 @@ class Decoder:
         for records whose event time was judged at their source (a repartition topic's)."""
         out = Decoded()
         strict = self._strict[stream]
+        if raws and raws[0].value and raws[0].value[0] == 0 and self._decode_avro_batch(stream, raws, out):
+            raws = ()  # every record read at once
         for raw in raws:
             v = raw.value
             if not v:
@@ -359,6 +362,30 @@ class Decoder:
             return f"{(ref - ts) // 1000} s behind {what}, beyond the allowed {behind // 1000} s (event_time.max_behind_s)"
         return None
 
+    def _decode_avro_batch(self, stream: str, raws: Sequence[RawRecord], out: Decoded) -> bool:
+        """A batch of Avro in wire format, every record under one schema id the compiled reader
+        takes, read and validated by C loops over the batch (a Python step per record cost a
+        third of the decode). False, with nothing decoded, if the batch is not such or any record
+        fails: then each is decoded alone, with its own reason."""
+        values = list(map(_value, raws))
+        if not all(values) or max(map(len, values)) > self.max_record_bytes or any(map(_headers, raws)):
+            return False  # an empty record, an oversized one, or one whose schema id may be a header
+        heads = set(map(itemgetter(slice(0, 5)), values))
+        if len(heads) != 1 or len(head := heads.pop()) != 5:
+            return False
+        schema_id = struct.unpack(">I", head[1:])[0]
+        writer = self.registry.writer(schema_id)
+        reader = self.registry.compiled(stream, schema_id, writer) if writer is not None else None
+        if reader is None:
+            return False
+        try:
+            data = list(map(reader, map(itemgetter(slice(5, None)), values)))
+            events = msgspec.convert(data, list[STRICT[stream]])  # type: ignore[valid-type]
+        except Exception:  # a body the reader cannot take, a value out of bounds: record by record
+            return False
+        out.ok += zip(raws, events, strict=True)
+        return True
+
     def _decode_avro(self, stream: str, raw: RawRecord, header_id: int | None, out: Decoded) -> None:
         value = raw.value
         assert value is not None
@@ -393,6 +420,10 @@ class Decoder:
             out.ok.append((raw, msgspec.convert(data, STRICT[stream])))
         except msgspec.ValidationError as e:
             out.dead.append(DeadLetter(raw, "invalid", *_reason(stream, e)))
+
+
+_value = attrgetter("value")
+_headers = attrgetter("headers")
 
 
 def _schema_id_header(raw: RawRecord) -> int | None:

@@ -117,6 +117,10 @@ def exhaust(calls: Iterable[Any]) -> None:
     deque(calls, maxlen=0)
 
 
+def _unlabelled(value: Any) -> str:
+    return ""  # a stream without an org-like attribute (lifecycle)
+
+
 def _one(value: Any) -> Any:
     return value[0] if isinstance(value, list) and value else value
 
@@ -206,6 +210,42 @@ class PartitionRollup:
         else:
             self.progress[int(block)] = value
             self.saved.setdefault(int(block), set())
+
+
+class Labels(dict[Any, Any]):
+    """value -> its label, computed the first time the value is seen: a batch's column is mapped
+    by C lookups, and Python runs only for a new value. Cleared when full."""
+
+    def __init__(self, label: Callable[[Any], Any], limit: int = 100_000):
+        super().__init__()
+        self.label, self.limit = label, limit
+
+    def __missing__(self, value: Any) -> Any:
+        if len(self) >= self.limit:
+            self.clear()
+        found = self[value] = self.label(value)
+        return found
+
+
+class RollupLabels:
+    """One stream's rollup labels: field set -> class (and its field ids the catalog does not
+    know, in `gaps`), org-like value -> known id or `other`, outcome-like value -> its name."""
+
+    def __init__(
+        self, coverage: Callable[[tuple[str, ...]], tuple[Any, tuple[str, ...]]], org: Callable[[Any], str]
+    ):
+        self.gaps: dict[tuple[str, ...], tuple[str, ...]] = {}  # field set -> unknown ids, if any
+        self.classes = Labels(lambda fields: self._class(coverage, fields))
+        self.orgs = Labels(org)
+        self.outcomes = Labels(_outcome_label)
+
+    def _class(
+        self, coverage: Callable[[tuple[str, ...]], tuple[Any, tuple[str, ...]]], fields: tuple[str, ...]
+    ) -> str:
+        cls, unknown = coverage(fields)
+        if unknown and len(self.gaps) < 100_000:
+            self.gaps[fields] = unknown
+        return str(cls.value)
 
 
 def _cells(stored: list[list[Any]]) -> dict[tuple, int]:
@@ -314,6 +354,7 @@ class Engine:
         )
         self.known_orgs: set[str] = set()
         self._label_cells: dict[tuple, tuple] = {}
+        self._rollup_labels: dict[str, RollupLabels] = {}  # stream -> its rollups' label caches
         self.tasks: dict[tuple[int, str], Task] = {}
         # partition -> its inputs with more to read, as the last `advance` was told
         self._behind: dict[int, set[str]] = {}
@@ -349,6 +390,9 @@ class Engine:
             registry.put(r)
             if stream != "consents":
                 self.known_orgs.update(r.org_path, (r.org_id,))
+        if stream != "consents":
+            for labels in self._rollup_labels.values():
+                labels.orgs.clear()  # an org labelled `other` may be known now
 
     def process(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
@@ -400,13 +444,12 @@ class Engine:
 
     def _pseudonymize(self, stream: str, records: Sequence[Any]) -> None:
         """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them:
-        each distinct id of the batch is looked up once, then every record's ids are mapped."""
+        the batch's ids are looked up by C calls (the pseudonymizer's cache, checked in one pass),
+        each new id computed once, then every record's ids are mapped."""
         for attr in SUBJECT_FIELDS.get(stream, ()):
             values = list(map(attrgetter(attr), records))
             many = any(isinstance(v, list) for v in values[:1])
-            distinct = set(chain.from_iterable(values)) if many else set(values)
-            distinct.discard(None)  # type: ignore[arg-type]
-            look = dict(zip(distinct, map(self.pseudonymize, distinct), strict=True)).get
+            look = self._pseudonyms(list(chain.from_iterable(values)) if many else values)
             # replaced by C calls over the batch (a Python step per record cost more than the
             # lookups): a lone id in place in its list, as most accesses name one customer; the
             # rare longer lists one by one; a plain attribute by setattr
@@ -418,6 +461,16 @@ class Engine:
                     ids[:] = map(look, ids)
             else:
                 exhaust(map(setattr, records, repeat(attr), map(look, values)))
+
+    def _pseudonyms(self, ids: list[Any]) -> Callable[[Any], Any]:
+        """The pseudonym of each of `ids` (None stays None), as a function to map them with."""
+        lookup = getattr(self.pseudonymize, "lookup", None)  # a plain function (tests, tools) has none
+        if lookup is not None and None not in ids:
+            found: Callable[[Any], Any] = lookup(ids)
+            return found
+        distinct = set(ids)
+        distinct.discard(None)  # type: ignore[arg-type]
+        return dict(zip(distinct, map(self.pseudonymize, distinct), strict=True)).get
 
     def _first_deliveries(
         self,
@@ -593,41 +646,35 @@ class Engine:
             return  # a repartition topic: its records were counted on their source topic
         fields_attr, org_attr, outcome_attr = dims
         roll = self._partition_rollup(topic, partition)
-        # column by column, each distinct value labelled once (a class for a field set, a known id
-        # or `other` for an org, a name for an enum); then one count over the labelled rows. The
-        # columns are built by C calls over the batch (map), not a Python step per record.
-        offsets = map(attrgetter("offset"), map(itemgetter(0), decoded))
-        blocks = list(map(floordiv, offsets, repeat(roll.block_size)))
+        # column by column, each value labelled by a dict lookup in C (a class for a field set, a
+        # known id or `other` for an org, a name for an enum; Python only for a value never seen),
+        # then one count over the labelled rows: no Python step per record
+        labels = self._labels(stream, org_attr)
         minutes = list(map(mul, map(floordiv, map(_ts, events), repeat(60_000)), repeat(60)))  # minute, in s
         field_sets = list(map(tuple, map(attrgetter(fields_attr), events)))
-        profiles = {f: self.catalog.coverage(stream, f) for f in set(field_sets)}
-        classes = list(map({f: cls.value for f, (cls, _) in profiles.items()}.__getitem__, field_sets))
-        outcome_values = list(map(attrgetter(outcome_attr), events))
-        outcomes = list(map({o: _outcome_label(o) for o in set(outcome_values)}.__getitem__, outcome_values))
+        classes = list(map(labels.classes.__getitem__, field_sets))
+        outcomes = list(map(labels.outcomes.__getitem__, map(attrgetter(outcome_attr), events)))
         if org_attr is None:
-            orgs: list[str] = [""] * len(events)
+            orgs = [""] * len(events)
         else:
-            org_values = list(map(attrgetter(org_attr), events))
-            known = {o: self._org_label(org_attr, o) for o in set(org_values)}
-            orgs = list(map(known.__getitem__, org_values))
-        gaps = any(unknown for _, unknown in profiles.values())
-        start = 0
-        for block, run in groupby(blocks):  # offsets ascend: one run per block the batch touches
-            end = start + len(list(run))
+            orgs = list(map(labels.orgs.__getitem__, map(attrgetter(org_attr), events)))
+        gaps = bool(labels.gaps) and not labels.gaps.keys().isdisjoint(field_sets)
+        for block, start, end in self._block_spans(roll.block_size, decoded):
+            whole = end - start == len(events)
             span = slice(start, end)
             counted = Counter(
                 zip(
-                    minutes[span],
+                    minutes if whole else minutes[span],
                     repeat(stream, end - start),
-                    classes[span],
-                    orgs[span],
-                    outcomes[span],
+                    classes if whole else classes[span],
+                    orgs if whole else orgs[span],
+                    outcomes if whole else outcomes[span],
                     strict=True,
                 )
             )
             if gaps:
                 for minute, fields in zip(minutes[span], field_sets[span], strict=True):
-                    for field in profiles[fields][1]:
+                    for field in labels.gaps.get(fields, ()):
                         # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
                         # org = a keyed fingerprint of the unknown id (it may be a value typed into the
                         # wrong place, a card number even), outcome = the stream it appeared on
@@ -637,7 +684,30 @@ class Engine:
                     for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
                         counted[(minute, *cell)] += 1
             roll.add(block, counted, end - start)
+
+    @staticmethod
+    def _block_spans(block_size: int, decoded: Sequence[tuple[RawRecord, Any]]) -> list[tuple[int, int, int]]:
+        """(block, start, end) of each offset block the batch touches, in order; a batch mostly
+        lies in one block, told by its first and last offsets alone."""
+        first, last = decoded[0][0].offset // block_size, decoded[-1][0].offset // block_size
+        if first == last:
+            return [(first, 0, len(decoded))]
+        blocks = map(floordiv, map(attrgetter("offset"), map(itemgetter(0), decoded)), repeat(block_size))
+        spans, start = [], 0
+        for block, run in groupby(blocks):  # offsets ascend: one run per block
+            end = start + sum(1 for _ in run)
+            spans.append((block, start, end))
             start = end
+        return spans
+
+    def _labels(self, stream: str, org_attr: str | None) -> RollupLabels:
+        found = self._rollup_labels.get(stream)
+        if found is None:
+            found = self._rollup_labels[stream] = RollupLabels(
+                lambda fields: self.catalog.coverage(stream, fields),
+                (lambda value: self._org_label(org_attr, value)) if org_attr else _unlabelled,
+            )
+        return found
 
     def _org_label(self, attr: str, value: Any) -> str:
         """An org-like dimension reaches a table only as a known id: an org seen in the reference
