@@ -228,24 +228,20 @@ class Labels(dict[Any, Any]):
 
 
 class RollupLabels:
-    """One stream's rollup labels: field set -> class (and its field ids the catalog does not
-    know, in `gaps`), org-like value -> known id or `other`, outcome-like value -> its name."""
+    """One stream's rollup labels: field set -> (class, the field ids the catalog does not know),
+    org-like value -> known id or `other`, outcome-like value -> its name. A field set's unknown
+    ids live in the same cache as its class: counted as long as the class is."""
 
     def __init__(
         self, coverage: Callable[[tuple[str, ...]], tuple[Any, tuple[str, ...]]], org: Callable[[Any], str]
     ):
-        self.gaps: dict[tuple[str, ...], tuple[str, ...]] = {}  # field set -> unknown ids, if any
-        self.classes = Labels(lambda fields: self._class(coverage, fields))
+        self.coverage = Labels(lambda fields: _coverage_label(*coverage(fields)))
         self.orgs = Labels(org)
         self.outcomes = Labels(_outcome_label)
 
-    def _class(
-        self, coverage: Callable[[tuple[str, ...]], tuple[Any, tuple[str, ...]]], fields: tuple[str, ...]
-    ) -> str:
-        cls, unknown = coverage(fields)
-        if unknown and len(self.gaps) < 100_000:
-            self.gaps[fields] = unknown
-        return str(cls.value)
+
+def _coverage_label(cls: Any, unknown: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    return str(cls.value), unknown
 
 
 def _cells(stored: list[list[Any]]) -> dict[tuple, int]:
@@ -652,13 +648,15 @@ class Engine:
         labels = self._labels(stream, org_attr)
         minutes = list(map(mul, map(floordiv, map(_ts, events), repeat(60_000)), repeat(60)))  # minute, in s
         field_sets = list(map(tuple, map(attrgetter(fields_attr), events)))
-        classes = list(map(labels.classes.__getitem__, field_sets))
+        coverage = list(map(labels.coverage.__getitem__, field_sets))
+        classes = list(map(itemgetter(0), coverage))
+        unknowns = list(map(itemgetter(1), coverage))
         outcomes = list(map(labels.outcomes.__getitem__, map(attrgetter(outcome_attr), events)))
         if org_attr is None:
             orgs = [""] * len(events)
         else:
             orgs = list(map(labels.orgs.__getitem__, map(attrgetter(org_attr), events)))
-        gaps = bool(labels.gaps) and not labels.gaps.keys().isdisjoint(field_sets)
+        gaps = any(unknowns)
         for block, start, end in self._block_spans(roll.block_size, decoded):
             whole = end - start == len(events)
             span = slice(start, end)
@@ -673,8 +671,8 @@ class Engine:
                 )
             )
             if gaps:
-                for minute, fields in zip(minutes[span], field_sets[span], strict=True):
-                    for field in labels.gaps.get(fields, ()):
+                for minute, unknown in zip(minutes[span], unknowns[span], strict=True):
+                    for field in unknown:
                         # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
                         # org = a keyed fingerprint of the unknown id (it may be a value typed into the
                         # wrong place, a card number even), outcome = the stream it appeared on

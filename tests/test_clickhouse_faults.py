@@ -213,6 +213,29 @@ def test_a_database_dropped_before_the_first_flush_is_fatal_too(ch: Any, db: str
     assert sink._buffer == [dead_letter(1)]
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ALTER TABLE {t} MODIFY COLUMN n UInt32",  # widened: 70 000 no longer fits the learnt UInt8
+        "DROP TABLE {t} SYNC; CREATE TABLE {t} (k UInt32, v String, n UInt32) ENGINE = MergeTree ORDER BY k",
+    ],
+    ids=["widened", "re-created"],
+)
+def test_a_table_changed_while_running_still_takes_the_rows_it_accepts(ch: Any, db: str, change: str) -> None:
+    # the sink learns its table's column types once (no DESCRIBE before each insert); rows the old
+    # types cannot encode are not refused for good while the table itself takes them
+    table = f"{db}.t"
+    ch.command(f"CREATE TABLE {table} (k UInt32, v String, n UInt8) ENGINE = MergeTree ORDER BY k")
+    refused: list[Rejected] = []
+    sink = ClickHouseTableSink(ch, table, ["k", "v", "n"], identity_row, "t", on_reject=refused.extend)
+    sink.write([(1, "a", 1)])
+    for statement in change.format(t=table).split("; "):
+        ch.command(statement)
+    sink.write([(2, "b", 70_000), (3, "c", 5)])
+    assert refused == []
+    assert ch.query(f"SELECT k, n FROM {table} WHERE k > 1 ORDER BY k").result_rows == [(2, 70_000), (3, 5)]
+
+
 def test_an_insert_acknowledged_but_not_stored_is_not_counted(ch: Any, db: str) -> None:
     # a Null-engine table takes every insert and keeps nothing: the acknowledgement alone proves nothing
     ch.command(f"CREATE TABLE {db}.void AS {db}.dead_letters ENGINE = Null")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import access, fed
 from test_raw_sources import FIXTURES, TOPICS, decode_all, entries, physical_lines, raw_config, records
 
 from policy.sources import load_sources
@@ -121,3 +122,22 @@ def test_the_coverage_gaps_view_and_catalog_gaps_list_them_once_after_a_replay(
     assert render([]).startswith("no coverage gaps")
     report = render_report(gather(ch, db))  # the management report lists them too
     assert "corebank.core.branch_targets" in report and "partner_ins:/upload/" in report
+
+
+def test_a_gap_is_counted_however_many_field_sets_with_unknown_ids_came_before(policy, catalog) -> None:
+    """A long-running instance fed junk field ids (each a new field set) still reports the next
+    unknown id: the label cache that fills up forgets classes and unknown ids together."""
+    engine = Engine([], catalog, Pseudonymizer(b"e" * 32))
+    (template,) = access("e1", n=1)
+
+    def gaps_after(batches: list[list[str]], offset: int) -> int:
+        events = [
+            template.model_copy(update={"event_id": f"x{offset + i}", "fields": fields})
+            for i, fields in enumerate(batches)
+        ]
+        engine.process("access", "t", 0, fed("access", events, offset=offset))
+        return sum(r[8] for r in engine.rollup_rows() if r[4] == COVERAGE_GAP)
+
+    junk = [["account_balance", f"junk{i}"] for i in range(100_000)]  # the label cache's size
+    assert sum(gaps_after(junk[k : k + 10_000], k) for k in range(0, len(junk), 10_000)) == 100_000
+    assert gaps_after([["account_balance", "card_no_typed_as_field"]], len(junk)) == 1

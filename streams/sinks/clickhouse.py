@@ -98,10 +98,25 @@ class ClickHouseTableSink(Sink[Any]):
         # is FatalSinkError from here, not an outage to wait out
         types = (self._probe or self._load_probe("insert into")).column_types
         rejected = self._insert_or_split(items, rows, types)
+        if rejected and types is not None:
+            rejected = self._retyped(items, rows, types, rejected)
         if len(rejected) < len(items):
             self.verify(rows[-1] if not rejected else self._last_accepted(items, rows, rejected))
         if rejected:
             self.on_reject(rejected)
+
+    def _retyped(
+        self, items: list[Any], rows: list[Sequence[Any]], types: list[str], rejected: list[Rejected]
+    ) -> list[Rejected]:
+        """Refused rows once more if the table was altered or re-created since its types were
+        learnt: what the old types could not encode may fit the table's own. They were never
+        inserted, so their tokens are new and nothing is written twice."""
+        fresh = self._load_probe("insert into").column_types
+        if fresh == types:
+            return rejected
+        refused = {id(r.item) for r in rejected}
+        again = [(i, row) for i, row in zip(items, rows, strict=True) if id(i) in refused]
+        return self._insert_or_split([i for i, _ in again], [row for _, row in again], fresh)
 
     # -- insert ---------------------------------------------------------------------------------
     def _insert(self, rows: list[Sequence[Any]], types: list[str] | None) -> None:
