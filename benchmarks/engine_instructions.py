@@ -108,6 +108,7 @@ def instructions(args: argparse.Namespace, path: Path, process: bool) -> int:
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},  # string hashes, set and dict orders: as in every run
         )
     found = re.search(r"Collected : (\d+)", out.stderr)
     if found is None:
