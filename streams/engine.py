@@ -658,15 +658,14 @@ class Engine:
             orgs = list(map(labels.orgs.__getitem__, map(attrgetter(org_attr), events)))
         gaps = any(unknowns)
         for block, start, end in self._block_spans(roll.block_size, decoded):
-            whole = end - start == len(events)
             span = slice(start, end)
             counted = Counter(
                 zip(
-                    minutes if whole else minutes[span],
+                    minutes[span],
                     repeat(stream, end - start),
-                    classes if whole else classes[span],
-                    orgs if whole else orgs[span],
-                    outcomes if whole else outcomes[span],
+                    classes[span],
+                    orgs[span],
+                    outcomes[span],
                     strict=True,
                 )
             )
