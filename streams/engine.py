@@ -759,6 +759,16 @@ class Engine:
                 roll.save(store, ROLLUP + topic + SEP)
         return store.changes()
 
+    def changed(self, partition: int) -> bool:
+        """Whether the partition's state changed since the last `changes(partition)`, read records
+        or not: a timer the instance clock fired on a quiet partition, a raw log's held statements
+        flushed, keys a restore found changed after the last marker. Such a change must reach the
+        changelog like any other, or a restore brings back what was before it."""
+        store = self.stores.get(partition)
+        if store is not None and store.dirty_count:
+            return True
+        return any(roll.unsaved for (_, p), roll in self.rollups.items() if p == partition)
+
     def open_partition(self, partition: int) -> KeyedStore:
         """A fresh, empty store for the partition: the changelog, not the local disk, is the truth."""
         self.drop(partition)

@@ -918,10 +918,13 @@ class Monitor:
         return [TopicPartition(t, p) for t, p in self._assignment()]
 
     def _write_changelog(self) -> None:
-        """Partition numbers that moved send what changed, then a marker with their offsets, all
-        in one write (two round trips). A write that failed is sent again as it was (its changes
+        """Partition numbers that moved, or whose state changed without a record (a timer fired on
+        the instance clock), send what changed, then a marker with their offsets, all in one write
+        (two round trips). A write that failed is sent again as it was (its changes
         are already out of the store)."""
         moved = {tp[1] for tp, off in self.positions.items() if self._saved.get(tp) != off}
+        # a quiet partition read nothing, but its timers may have fired on the instance clock
+        moved |= {p for _, p in self.positions if p not in moved and self.engine.changed(p)}
         for p in sorted(moved - set(self._unsent_changes)):
             offsets = {t: off for (t, q), off in self.positions.items() if q == p}
             with _state_disk(self.engine.state_dir):
