@@ -56,6 +56,7 @@ from streams.engine import Engine, freeze_heap, rekey
 from streams.idleness import LaggedClock
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
 from streams.logs import KAFKA
+from streams.pseudonym import Pseudonymizer
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -275,7 +276,7 @@ class Monitor:
         ch_client: Any,
         specs: list[DetectorSpec],
         catalog: Catalog,
-        pseudonymize: Callable[[str], str],
+        pseudonymize: Pseudonymizer,
         progress: Callable[[str], None] | None = None,
     ):
         self.config, self.bootstrap, self.progress = config, bootstrap, progress
@@ -292,7 +293,7 @@ class Monitor:
         # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers, which keep what
         # waits for a partition's next batch in its checkpointed store; the rest decode as they are
         self.decoder = RawDecoder.for_config(
-            Decoder.for_config(config), config, self.stats, self.engine.store
+            Decoder.for_config(config), config, self.stats, self.engine.store, pseudonymize.sealer()
         )
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
