@@ -611,7 +611,14 @@ class Monitor:
         """A batch job's end: idle that long with every input caught up, or out of time. At an idle
         end the input has ended: nothing is on its way, so quiet partitions need not lag (their
         timers fire on the instance clock now)."""
-        if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
+        # records fetched while a checkpoint waited (`_held`) moved the consumer's position but are
+        # not processed yet: an end judged by that position would fire timers before them
+        if (
+            idle_exit_s is not None
+            and not self._held
+            and now - last_data >= idle_exit_s
+            and self._caught_up()
+        ):
             self._emit(self.engine.advance(self._input_progress()[0]))
             return True
         return max_seconds is not None and now - started >= max_seconds
@@ -897,8 +904,8 @@ class Monitor:
     def _wait_paused(self, seconds: float) -> bool:
         """Wait out a failed checkpoint while staying in the consumer group: poll with every
         partition paused (a consumer that stops polling is evicted after max.poll.interval.ms and
-        its partitions move for nothing). Records fetched before the pause are not processed now:
-        each partition is sought back to its next unprocessed offset. True when asked to stop."""
+        its partitions move for nothing). Records a fetch still returns meanwhile are held, and
+        processed first once the checkpoint is through. True when asked to stop."""
         self.consumer.pause(self._owned_partitions())
         self._retrying = True
         deadline = time.monotonic() + seconds
