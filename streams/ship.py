@@ -289,6 +289,8 @@ class Shipper:
             if not chunks and len(r.buf) >= self.fmt.max_chunk_bytes:  # a runaway entry: cut it
                 chunks = self.fmt.split(r.buf, True) or [(len(r.buf), [(None, r.buf)])]
             if not chunks:
+                if grew:  # read on: the end of the file decides whether a last entry is complete
+                    continue
                 return
             done = 0
             for end, records in chunks:
