@@ -304,3 +304,14 @@ def test_bulk_query_fires_on_pgaudit_row_count_and_teller_stays_silent(policy, c
     } == {
         ("E1002", "critical", 600, 600)  # 600 balances: ten times art. 5's 50 property records
     }
+
+
+def test_run_names_a_raw_topic_on_the_broker_whose_source_is_off() -> None:
+    """`lifemon ship` created pfi.raw.pgaudit and filled it; `lifemon run` with the source off
+    says, at its start, that it does not read it (streams/runtime.py Monitor.prepare)."""
+    from streams.sources import unread_raw_topics
+
+    off = load_config(None)
+    [warning] = unread_raw_topics(off, {"pfi.access", "pfi.raw.pgaudit"})
+    assert "raw_sources.pgaudit.enabled: true" in warning and "pfi.raw.pgaudit" in warning
+    assert unread_raw_topics(raw_config(), {"pfi.raw.pgaudit", "pfi.raw.sftp", "pfi.raw.mariadb"}) == []

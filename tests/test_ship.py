@@ -349,3 +349,38 @@ def test_follow_still_waits_for_a_quiet_file_before_a_last_entry_is_complete(bro
         shipper.stop.set()
         t.join(30)
     assert values(broker, topic) == [pg[5], pg[7], pg[8]]
+
+
+# -- a raw source left off in the config ---------------------------------------------------------
+@pytest.mark.integration
+def test_ship_warns_once_when_the_config_leaves_the_raw_source_off(broker, names, tmp_path) -> None:
+    topic, log = f"raw.{names['tag']}", tmp_path / "postgresql.log"
+    log.write_bytes(entries("pgaudit.log")[5] + b"\n")
+    p = ship(broker, [log], topic, tmp_path / "pos.json", "pgaudit")
+    assert p.wait(60) == 0
+    err = p.stderr.read().decode() if p.stderr else ""
+    assert err.count("raw_sources.pgaudit.enabled is false") == 1, err
+    assert "the defaults (no --config)" in err and "raw_sources.pgaudit.enabled: true" in err
+    on = tmp_path / "lifemon.yaml"
+    on.write_text(f"raw_sources:\n  pgaudit:\n    enabled: true\n    topic: {topic}\n")
+    p = ship(broker, [log], topic, tmp_path / "pos2.json", "pgaudit", "--config", str(on))
+    assert p.wait(60) == 0
+    err = p.stderr.read().decode() if p.stderr else ""
+    assert "raw_sources" not in err, err
+
+
+def test_what_keeps_run_from_reading_the_shipped_records_is_named() -> None:
+    from streams.config import load_config
+    from streams.ship import unmonitored
+
+    off = load_config(None)
+    [warning] = unmonitored(off, "the defaults (no --config)", "sftp", "pfi.raw.sftp")
+    assert warning.startswith("raw_sources.sftp.enabled is false in the defaults (no --config)")
+    on = load_config(None, raw_sources={"pgaudit": {"enabled": True}, "mariadb": {"enabled": True}})
+    assert unmonitored(on, "c.yaml", "pgaudit", "pfi.raw.pgaudit") == []
+    assert unmonitored(on, "c.yaml", "mariadb", "elsewhere") == [
+        "raw_sources.mariadb.topic is pfi.raw.mariadb in c.yaml: `lifemon run` with this config reads "
+        "that topic, not elsewhere; set `raw_sources.mariadb.topic: elsewhere`, or ship without --topic"
+    ]
+    [wrong] = unmonitored(on, "c.yaml", "pgaudit-csv", "pfi.raw.pgaudit")
+    assert "raw_sources.pgaudit.format: csvlog" in wrong
