@@ -75,7 +75,7 @@ from streams.sinks.kafka import (
     encode_incident,
     producer_config,
 )
-from streams.sources import RawDecoder
+from streams.sources import RawDecoder, unread_raw_topics
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
@@ -553,6 +553,9 @@ class Monitor:
                 self.config.kafka_settings(),
             )
         self._check_copartitioned()
+        # a raw topic a shipper fills while its source is off: said once, at the start
+        for warning in unread_raw_topics(self.config, self.consumer.list_topics(timeout=10).topics):
+            log.warning(warning)
         self.load_reference()
         preload_driver()
         freeze_heap()

@@ -63,6 +63,17 @@ def parsers_for(config: Config) -> dict[str, Parser]:
     return found
 
 
+def unread_raw_topics(config: Config, existing: set[str] | dict[str, Any]) -> list[str]:
+    """Warnings for raw topics on the broker whose source this config leaves off: `lifemon run`
+    does not read them, so what a shipper (`lifemon ship`, Filebeat) put there is not monitored."""
+    return [
+        f"topic {source.topic} is on the broker, but raw_sources.{name}.enabled is false in this "
+        f"config: its records are not read; set `raw_sources.{name}.enabled: true` to monitor them"
+        for name in ("pgaudit", "mariadb", "sftp", "har")
+        if not (source := getattr(config.raw_sources, name)).enabled and source.topic in existing
+    ]
+
+
 class RawDecoder:
     def __init__(
         self,
@@ -187,4 +198,4 @@ class RawDecoder:
         return getattr(self.inner, name)
 
 
-__all__ = ["RawDecoder", "parsers_for"]
+__all__ = ["RawDecoder", "parsers_for", "unread_raw_topics"]
