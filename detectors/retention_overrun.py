@@ -33,9 +33,10 @@ ends at its last event time: a record still inside its retention then does not f
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -102,6 +103,7 @@ class RetentionOverrunDetector:
         self.section, self.p, self.store = section, params, store
         self.forget_ms = params.forget_deleted_days * DAY_MS
         self._policy: tuple[list[Deadline], int, frozenset[str]] | None = None
+        self._tz = ZoneInfo("UTC")  # the bank's calendar, once the policy is read
         self._covering: dict[tuple[tuple[str, ...], str | None], list[Deadline]] = {}
 
     @staticmethod
@@ -110,12 +112,22 @@ class RetentionOverrunDetector:
 
     # -- policy ---------------------------------------------------------------------------------
     def _retention(self, catalog: Catalog) -> tuple[list[Deadline], int, frozenset[str]]:
-        """(rules, deletion-request SLA in ms, forbidden foreign C3 fields), read once from policy."""
+        """(rules, deletion-request SLA in days, forbidden foreign C3 fields), read once from policy;
+        days are the bank's calendar days (the timezone of policy/recipients.yaml)."""
         if self._policy is None:
             r = catalog.policy.retention
             rules = [Deadline(name, rule) for name, rule in r.rules.items()]
-            self._policy = rules, r.deletion_request_sla_days * DAY_MS, frozenset(r.forbidden_foreign_c3)
+            self._tz = ZoneInfo(catalog.policy.recipients.timezone)
+            self._policy = rules, r.deletion_request_sla_days, frozenset(r.forbidden_foreign_c3)
         return self._policy
+
+    def request_due(self, requested: int, catalog: Catalog) -> int:
+        """Seed 004 §五.(四) "15日内答复", counted as the law counts a period of days (Civil Code
+        art. 201: from the day after the request; art. 203: to 24:00 of the last day), in the
+        bank's calendar: requested 1 Jan at any hour, due by the end of 16 Jan."""
+        days = self._retention(catalog)[1]
+        last = datetime.fromtimestamp(requested / 1000, self._tz).date() + timedelta(days=days + 1)
+        return int(datetime.combine(last, time(), self._tz).timestamp() * 1000)
 
     def _rules_for(self, rec: Record, catalog: Catalog) -> list[Deadline]:
         key = (tuple(rec.categories), rec.purpose)
@@ -180,7 +192,7 @@ class RetentionOverrunDetector:
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
         elif stage == "deletion_requested" and rec is not None:
             rec.requested = min(rec.requested or ev.ts, ev.ts)
-            ctx.timers.register(customer, rec.requested + self._retention(catalog)[1])
+            ctx.timers.register(customer, self.request_due(rec.requested, catalog))
         elif stage == "account_closed":
             held.closed = max(held.closed, ev.ts)
         elif stage == "relationship_ended":
@@ -255,10 +267,9 @@ class RetentionOverrunDetector:
         if held is None:
             return
         wm, catalog = ctx.watermark, ctx.catalog
-        sla = self._retention(catalog)[1]
         for rid, rec in list(held.records.items()):
             yield from self._expired(key, held, rid, rec, wm, catalog)
-            yield from self._request_overdue(key, rid, rec, wm, sla)
+            yield from self._request_overdue(key, rid, rec, wm, catalog)
             if rec.gone and rec.gone + self.forget_ms <= wm:
                 del held.records[rid]  # long gone: forgotten, state stays bounded
         for rid, uses in list(held.uses.items()):
@@ -280,18 +291,17 @@ class RetentionOverrunDetector:
                 rec.fired[tag] = 1
                 yield self._overrun(customer, rid, rec, d, start, deadline)
 
-    def _request_overdue(self, customer: str, rid: str, rec: Record, wm: int, sla: int) -> Iterator[Finding]:
+    def _request_overdue(
+        self, customer: str, rid: str, rec: Record, wm: int, catalog: Catalog
+    ) -> Iterator[Finding]:
         """Seed 004 §五.(四): a deletion request is executed within the SLA (15 days)."""
-        overdue = rec.requested + sla
-        if (
-            not rec.requested
-            or overdue > wm
-            or rec.gone_by(overdue)
-            or Rule.deletion_request_overdue in rec.fired
-        ):
+        if not rec.requested:
+            return
+        overdue = self.request_due(rec.requested, catalog)
+        if overdue > wm or rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
             return
         rec.fired[Rule.deletion_request_overdue] = 1
-        yield self._request(customer, rid, rec, sla)
+        yield self._request(customer, rid, rec, catalog)
 
     def _closed(
         self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
@@ -306,7 +316,7 @@ class RetentionOverrunDetector:
                 yield self._overrun(customer, rid, rec, d, start, deadline)
         if Rule.deletion_request_overdue in rec.fired:
             rec.fired[Rule.deletion_request_overdue] += 1
-            yield self._request(customer, rid, rec, self._retention(catalog)[1])
+            yield self._request(customer, rid, rec, catalog)
 
     def _overrun(
         self, customer: str, rid: str, rec: Record, d: Deadline, start: int, deadline: int
@@ -319,16 +329,16 @@ class RetentionOverrunDetector:
             deadline,
             rec.jr_class,
             f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
-            f"{d.keep_ms // DAY_MS}-day retention ({d.name}: from {d.after} {_day(start)}, "
-            f"due {_day(deadline)}; {d.source}){_late(rec, deadline)}",
+            f"{d.keep_ms // DAY_MS}-day retention ({d.name}: from {d.after} {self._day(start)}, "
+            f"due {self._day(deadline)}; {d.source}){self._late(rec, deadline)}",
             [],
             actor=rec.system,
             revision=rec.fired[f"{Rule.retention_expired}:{d.name}"],
             closed=rec.gone > 0,
         )
 
-    def _request(self, customer: str, rid: str, rec: Record, sla: int) -> Finding:
-        overdue = rec.requested + sla
+    def _request(self, customer: str, rid: str, rec: Record, catalog: Catalog) -> Finding:
+        overdue = self.request_due(rec.requested, catalog)
         return self._finding(
             Rule.deletion_request_overdue,
             rid,
@@ -336,8 +346,8 @@ class RetentionOverrunDetector:
             rec.requested,
             overdue,
             rec.jr_class,
-            f"deletion of record {rid} on {rec.system}, requested {_day(rec.requested)}, "
-            f"not executed within {sla // DAY_MS} days{_late(rec, overdue)}",
+            f"deletion of record {rid} on {rec.system}, requested {self._day(rec.requested)}, "
+            f"not executed within {self._retention(catalog)[1]} days{self._late(rec, overdue)}",
             [],
             actor=rec.system,
             revision=rec.fired[Rule.deletion_request_overdue],
@@ -357,8 +367,8 @@ class RetentionOverrunDetector:
         due = min(past) if past else None
         after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
         for rule, since, offending, what in (
-            (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {_day(rec.gone)}"),
-            (Rule.used_after_deadline, due, after_due, f"past its deadline {_day(due or 0)}"),
+            (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {self._day(rec.gone)}"),
+            (Rule.used_after_deadline, due, after_due, f"past its deadline {self._day(due or 0)}"),
         ):
             if not offending or len(offending) <= rec.fired.get(rule, 0):
                 continue
@@ -378,6 +388,23 @@ class RetentionOverrunDetector:
                 revision=n,
                 counts={"uses": n},
             )
+
+    def _day(self, ts: int) -> str:
+        """The bank's calendar day of `ts`: what a compliance officer in Beijing dates it."""
+        return datetime.fromtimestamp(ts / 1000, self._tz).strftime("%Y-%m-%d")
+
+    def _late(self, rec: Record, due: int) -> str:
+        """How a closed alert ended: when the record was deleted, anonymized or destroyed, and how
+        many calendar days after its last day (or hours, on the day after; or in time, when the
+        deletion reached the monitor only after the deadline had passed)."""
+        if not rec.gone:
+            return ""
+        if rec.gone <= due:
+            return f"; removed {self._day(rec.gone)}, in time (the deletion was reported after the deadline)"
+        last = datetime.fromtimestamp((due - 1) / 1000, self._tz).date()
+        days = (datetime.fromtimestamp(rec.gone / 1000, self._tz).date() - last).days
+        late = f"{days} day(s)" if days else f"{-(-(rec.gone - due) // 3_600_000)} h"
+        return f"; removed {self._day(rec.gone)}, {late} late"
 
     def _finding(
         self,
@@ -418,12 +445,3 @@ class RetentionOverrunDetector:
             title_en=spec.title_en,
             regulation=spec.regulation,
         )
-
-
-def _day(ts: int) -> str:
-    return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d")
-
-
-def _late(rec: Record, due: int) -> str:
-    """How a closed alert ended: when the record was finally deleted, anonymized or destroyed."""
-    return f"; removed {_day(rec.gone)}, {max(rec.gone - due, 0) // DAY_MS} day(s) late" if rec.gone else ""

@@ -85,6 +85,7 @@ class Episode:
         "version",
         "fields",
         "start",
+        "first",
         "last_seen",
         "observations",
         "labels",
@@ -98,7 +99,7 @@ class Episode:
 
     def __init__(self, rule: str, sdk: str, version: str, fields: list[str], start: int):
         self.rule, self.sdk, self.version, self.fields = rule, sdk, version, fields
-        self.start = self.last_seen = start
+        self.start = self.first = self.last_seen = start
         self.observations = 0
         self.labels: dict[str, int] = {}
         self.devices: list[str] = []
@@ -115,7 +116,8 @@ class Episode:
     def from_json(cls, d: dict[str, Any]) -> Episode:
         ep = cls(d["rule"], d["sdk"], d["version"], d["fields"], d["start"])
         for s in cls.__slots__:
-            setattr(ep, s, d[s])
+            if s in d:  # `first` came later: an older episode's is its start
+                setattr(ep, s, d[s])
         return ep
 
 
@@ -234,6 +236,7 @@ class SdkOvercollectionDetector:
     def _note(self, ep: Episode, ev: Any, labels: dict[str, Label], note: str | None) -> None:
         ep.observations += 1
         ep.last_seen = max(ep.last_seen, ev.ts)
+        ep.first = min(ep.first, ev.ts)  # a device's buffered upload may be older than the start
         for label in labels.values():
             ep.labels[label] = ep.labels.get(label, 0) + 1
         cap = self.p.distinct_cap
@@ -300,7 +303,7 @@ class SdkOvercollectionDetector:
             counts=counts,
             evidence_event_ids=list(ep.evidence),
             event_count=ep.observations,
-            first_seen=ep.start,
+            first_seen=ep.first,
             last_seen=ep.last_seen,
             title_zh=spec.title_zh,
             title_en=spec.title_en,

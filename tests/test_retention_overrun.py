@@ -184,7 +184,8 @@ def test_a_rule_with_purposes_covers_only_them(run) -> None:
 def test_deletion_request_overdue_after_15_days(run) -> None:
     got = run([collect(day=-100), lc("deletion_requested", day=-15.5), tick(0)])
     (a,) = got["deletion_request_overdue"]
-    assert a.severity.value == "high" and a.window_end - a.window_start == 15 * DAY
+    # requested 16 Dec 20:00 in Beijing: due by the end of its 15th day, 31 Dec (Civil Code art. 201, 203)
+    assert a.severity.value == "high" and a.window_end == T0 - DAY // 3
 
 
 def test_deletion_request_executed_on_day_14_is_silent(run) -> None:
