@@ -33,7 +33,7 @@ ends at its last event time: a record still inside its retention then does not f
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -121,14 +121,6 @@ class RetentionOverrunDetector:
             self._policy = rules, r.deletion_request_sla_days, frozenset(r.forbidden_foreign_c3)
         return self._policy
 
-    def request_due(self, requested: int, catalog: Catalog) -> int:
-        """Seed 004 §五.(四) "15日内答复", counted as the law counts a period of days (Civil Code
-        art. 201: from the day after the request; art. 203: to 24:00 of the last day), in the
-        bank's calendar: requested 1 Jan at any hour, due by the end of 16 Jan."""
-        days = self._retention(catalog)[1]
-        last = datetime.fromtimestamp(requested / 1000, self._tz).date() + timedelta(days=days + 1)
-        return int(datetime.combine(last, time(), self._tz).timestamp() * 1000)
-
     def _rules_for(self, rec: Record, catalog: Catalog) -> list[Deadline]:
         key = (tuple(rec.categories), rec.purpose)
         found = self._covering.get(key)
@@ -192,7 +184,7 @@ class RetentionOverrunDetector:
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
         elif stage == "deletion_requested" and rec is not None:
             rec.requested = min(rec.requested or ev.ts, ev.ts)
-            ctx.timers.register(customer, self.request_due(rec.requested, catalog))
+            ctx.timers.register(customer, catalog.policy.deletion_due(rec.requested))
         elif stage == "account_closed":
             held.closed = max(held.closed, ev.ts)
         elif stage == "relationship_ended":
@@ -297,7 +289,7 @@ class RetentionOverrunDetector:
         """Seed 004 §五.(四): a deletion request is executed within the SLA (15 days)."""
         if not rec.requested:
             return
-        overdue = self.request_due(rec.requested, catalog)
+        overdue = catalog.policy.deletion_due(rec.requested)
         if overdue > wm or rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
             return
         rec.fired[Rule.deletion_request_overdue] = 1
@@ -338,7 +330,7 @@ class RetentionOverrunDetector:
         )
 
     def _request(self, customer: str, rid: str, rec: Record, catalog: Catalog) -> Finding:
-        overdue = self.request_due(rec.requested, catalog)
+        overdue = catalog.policy.deletion_due(rec.requested)
         return self._finding(
             Rule.deletion_request_overdue,
             rid,

@@ -5,7 +5,7 @@ and are validated here when they load. Code holds no bank-specific constant.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -378,6 +378,16 @@ class Policy(Strict):
     incidents: IncidentPolicy
     storage: Storage
     detectors: dict[str, DetectorSection]
+
+    def deletion_due(self, requested_ms: int) -> int:
+        """When a deletion request is due (seed 004 §五.(四) "15日内"), counted as the law counts a
+        period of days (Civil Code art. 201: from the day after the request; art. 203: to 24:00 of
+        the last day), in the bank's calendar: requested 1 Jan at any hour, due by the end of 16 Jan.
+        The detector's deadline and the lifecycle dashboard's `due` are this one figure."""
+        tz = ZoneInfo(self.recipients.timezone)
+        day = datetime.fromtimestamp(requested_ms / 1000, tz).date()
+        last = day + timedelta(days=self.retention.deletion_request_sla_days + 1)
+        return int(datetime.combine(last, time(), tz).timestamp() * 1000)
 
     @model_validator(mode="after")
     def _data_refs(self) -> Policy:

@@ -12,10 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from policy.contracts import RecipientBook
-from policy.model import Retention
+from policy.model import Policy
 from schemas.models import LifecycleStage
 
-DAY_MS = 86_400_000
 # seed 004 §五.(四): a request, then its execution (the retention_overrun detector's "gone" stages)
 REQUESTED = LifecycleStage.deletion_requested
 EXECUTED = frozenset({LifecycleStage.delete, LifecycleStage.anonymize, LifecycleStage.destroy})
@@ -40,17 +39,17 @@ CONTRACT_COLUMNS = (
 
 class DeletionLedger:
     """Deletion requests and executions seen since the last `drain`, as `deletion_events` rows; a
-    request is due `deletion_request_sla_days` after it (policy/retention.yaml, seed 004 §五.(四))."""
+    request is due when the retention_overrun detector says (`Policy.deletion_due`)."""
 
-    def __init__(self, retention: Retention):
-        self.sla_ms = retention.deletion_request_sla_days * DAY_MS
+    def __init__(self, policy: Policy):
+        self.due = policy.deletion_due
         self.rows: list[tuple] = []
 
     def add(self, events: Iterable[Any]) -> None:
         for ev in events:
             if ev.stage is REQUESTED:
                 self.rows.append(
-                    (ev.record_id, ev.event_id, ev.stage.value, ev.ts, ev.ts + self.sla_ms, ev.system)
+                    (ev.record_id, ev.event_id, ev.stage.value, ev.ts, self.due(ev.ts), ev.system)
                 )
             elif ev.stage in EXECUTED:
                 self.rows.append((ev.record_id, ev.event_id, ev.stage.value, ev.ts, 0, ev.system))

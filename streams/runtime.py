@@ -346,7 +346,7 @@ class Monitor:
         # events, keyed as a detector needs them, to that (stream, key)'s repartition topic; a raw-log
         # topic (keyed by its shipper) sends even the stream's own key there
         self.engine.rekey_locally = False
-        self.deletions = self.engine.deletions = DeletionLedger(catalog.policy.retention)
+        self.deletions = self.engine.deletions = DeletionLedger(catalog.policy)
         needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
         self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}

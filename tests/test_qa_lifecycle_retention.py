@@ -22,6 +22,7 @@ from conftest import T0, fed
 from detectors import load_detectors
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
 from streams.engine import Engine
+from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import Pseudonymizer
 
 HOUR, DAY = 3_600_000, 86_400_000
@@ -127,6 +128,20 @@ def test_a_request_never_executed_fires_once_day_15_has_ended(spec, catalog) -> 
     (a,) = run(spec, catalog, [*events, tick(cst(16, 0.1))])
     assert rule(a) == "deletion_request_overdue" and a.status.value == "open"
     no_raw_ids([a])
+
+
+def test_the_dashboard_dates_a_request_due_when_the_detector_fires(spec, catalog, policy) -> None:
+    """The lifecycle dashboard's `due` (deletion_events) is the detector's deadline: a request the
+    panel still shows within its 15 days raises no alert, and the one past it has one."""
+    request = lc("deletion_requested", cst(0, 10))
+    ledger = DeletionLedger(policy)
+    ledger.add([request])
+    ((*_, due, _),) = ledger.drain()
+    assert due == cst(16)  # the end of 16 Jan, Beijing
+    events = [collect(cst(-30, 9)), request]
+    assert run(spec, catalog, [*events, tick(due - 1)]) == []
+    (a,) = run(spec, catalog, [*events, tick(due)])
+    assert rule(a) == "deletion_request_overdue" and a.window_end == due
 
 
 def test_a_quiet_partition_still_fires_the_deadline(spec, catalog) -> None:
