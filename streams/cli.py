@@ -179,7 +179,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         return ship_har(args)
 
     from streams.config import load_config
-    from streams.ship import FORMATS, ShipError, Shipper
+    from streams.ship import FORMATS, ShipError, Shipper, unmonitored
 
     config = load_config(args.config, kafka__bootstrap=args.bootstrap)
     if not config.kafka.bootstrap:
@@ -205,6 +205,9 @@ def cmd_ship(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for sig in (signal.SIGTERM, signal.SIGINT):  # finish the batch in flight, save, stop
         signal.signal(sig, lambda *_: shipper.stop.set())
+    where = args.config or "the defaults (no --config)"
+    for warning in unmonitored(config, where, args.format, topic):
+        log.warning(warning)
     log.info(f"shipping {len(files)} file(s) as {args.format} to {topic}; positions in {positions}")
     try:
         shipper.run(progress=lambda line, final: _progress(line, final))

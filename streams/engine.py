@@ -40,7 +40,7 @@ from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert
 from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
-from streams.keyed_state import Change, KeyedStore, TimerService
+from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import PseudonymKeyMismatch, fingerprint
 from streams.registries import AsOfRegistry
@@ -55,10 +55,6 @@ PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of t
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 _MISSING = object()
 _ts = attrgetter("ts")
-
-
-# Stored values are JSON: plain data, or a detector's object that knows `to_json()`
-_encode = msgspec.json.Encoder(enc_hook=lambda obj: obj.to_json()).encode
 
 
 GC_THRESHOLDS = (50_000, 50, 100)  # measured: decode 6.9 -> 3.1 µs/event, engine 24 -> 19 µs/event
@@ -759,6 +755,16 @@ class Engine:
                 roll.save(store, ROLLUP + topic + SEP)
         return store.changes()
 
+    def changed(self, partition: int) -> bool:
+        """Whether the partition's state changed since the last `changes(partition)`, read records
+        or not: a timer the instance clock fired on a quiet partition, a raw log's held statements
+        flushed, keys a restore found changed after the last marker. Such a change must reach the
+        changelog like any other, or a restore brings back what was before it."""
+        store = self.stores.get(partition)
+        if store is not None and store.dirty_count:
+            return True
+        return any(roll.unsaved for (_, p), roll in self.rollups.items() if p == partition)
+
     def open_partition(self, partition: int) -> KeyedStore:
         """A fresh, empty store for the partition: the changelog, not the local disk, is the truth."""
         self.drop(partition)
@@ -768,7 +774,7 @@ class Engine:
     def _new_store(self, partition: int) -> KeyedStore:
         path = self.state_dir / f"p{partition}"
         shutil.rmtree(path, ignore_errors=True)
-        return KeyedStore(path, encode=_encode)
+        return KeyedStore(path, encode=state_encode)
 
     def resume(self, partition: int) -> None:
         """After the partition's store was restored: rebuild its tasks and rollups from it."""

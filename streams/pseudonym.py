@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable, Collection, Mapping
 
 from streams.credentials import Secrets, env_name
+from streams.sealed import Sealer
 
 ENV_KEY = env_name("pseudonym_key")
 VERSION_ENV = env_name("pseudonym_key_version")
@@ -87,6 +88,10 @@ class Pseudonymizer:
             if len(self._cache) < 1_000_000:
                 self._cache[subject_id] = p
         return p
+
+    def sealer(self) -> Sealer:
+        """Seals state that may not be kept readable, under keys derived from this ring's."""
+        return Sealer(self._ring, self.version)
 
     def lookup(self, subject_ids: Collection[str]) -> Callable[[str], str]:
         """A function giving each of `subject_ids` its pseudonym, to map a batch with: the cache's

@@ -56,6 +56,7 @@ from streams.engine import Engine, freeze_heap, rekey
 from streams.idleness import LaggedClock
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
 from streams.logs import KAFKA
+from streams.pseudonym import Pseudonymizer
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
@@ -74,7 +75,7 @@ from streams.sinks.kafka import (
     encode_incident,
     producer_config,
 )
-from streams.sources import RawDecoder
+from streams.sources import RawDecoder, unread_raw_topics
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
@@ -275,7 +276,7 @@ class Monitor:
         ch_client: Any,
         specs: list[DetectorSpec],
         catalog: Catalog,
-        pseudonymize: Callable[[str], str],
+        pseudonymize: Pseudonymizer,
         progress: Callable[[str], None] | None = None,
     ):
         self.config, self.bootstrap, self.progress = config, bootstrap, progress
@@ -292,7 +293,7 @@ class Monitor:
         # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers, which keep what
         # waits for a partition's next batch in its checkpointed store; the rest decode as they are
         self.decoder = RawDecoder.for_config(
-            Decoder.for_config(config), config, self.stats, self.engine.store
+            Decoder.for_config(config), config, self.stats, self.engine.store, pseudonymize.sealer()
         )
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)
@@ -552,6 +553,9 @@ class Monitor:
                 self.config.kafka_settings(),
             )
         self._check_copartitioned()
+        # a raw topic a shipper fills while its source is off: said once, at the start
+        for warning in unread_raw_topics(self.config, self.consumer.list_topics(timeout=10).topics):
+            log.warning(warning)
         self.load_reference()
         preload_driver()
         freeze_heap()
@@ -610,7 +614,14 @@ class Monitor:
         """A batch job's end: idle that long with every input caught up, or out of time. At an idle
         end the input has ended: nothing is on its way, so quiet partitions need not lag (their
         timers fire on the instance clock now)."""
-        if idle_exit_s is not None and now - last_data >= idle_exit_s and self._caught_up():
+        # records fetched while a checkpoint waited (`_held`) moved the consumer's position but are
+        # not processed yet: an end judged by that position would fire timers before them
+        if (
+            idle_exit_s is not None
+            and not self._held
+            and now - last_data >= idle_exit_s
+            and self._caught_up()
+        ):
             self._emit(self.engine.advance(self._input_progress()[0]))
             return True
         return max_seconds is not None and now - started >= max_seconds
@@ -896,8 +907,8 @@ class Monitor:
     def _wait_paused(self, seconds: float) -> bool:
         """Wait out a failed checkpoint while staying in the consumer group: poll with every
         partition paused (a consumer that stops polling is evicted after max.poll.interval.ms and
-        its partitions move for nothing). Records fetched before the pause are not processed now:
-        each partition is sought back to its next unprocessed offset. True when asked to stop."""
+        its partitions move for nothing). Records a fetch still returns meanwhile are held, and
+        processed first once the checkpoint is through. True when asked to stop."""
         self.consumer.pause(self._owned_partitions())
         self._retrying = True
         deadline = time.monotonic() + seconds
@@ -918,10 +929,13 @@ class Monitor:
         return [TopicPartition(t, p) for t, p in self._assignment()]
 
     def _write_changelog(self) -> None:
-        """Partition numbers that moved send what changed, then a marker with their offsets, all
-        in one write (two round trips). A write that failed is sent again as it was (its changes
+        """Partition numbers that moved, or whose state changed without a record (a timer fired on
+        the instance clock), send what changed, then a marker with their offsets, all in one write
+        (two round trips). A write that failed is sent again as it was (its changes
         are already out of the store)."""
         moved = {tp[1] for tp, off in self.positions.items() if self._saved.get(tp) != off}
+        # a quiet partition read nothing, but its timers may have fired on the instance clock
+        moved |= {p for _, p in self.positions if p not in moved and self.engine.changed(p)}
         for p in sorted(moved - set(self._unsent_changes)):
             offsets = {t: off for (t, q), off in self.positions.items() if q == p}
             with _state_disk(self.engine.state_dir):

@@ -49,6 +49,7 @@ class Format:
     help: str
     split: Split
     topic: Callable[[Config], str]  # where its records go unless --topic says otherwise
+    source: str = ""  # the `raw_sources` entry whose parser reads its records in `lifemon run`
     # the most bytes one chunk may span: a longer run with no complete chunk is cut there (a
     # "line" of 4 MB without a newline); a format whose chunk is a whole file raises it
     max_chunk_bytes: int = READ_BYTES
@@ -59,15 +60,56 @@ FORMATS: dict[str, Format] = {
         "PostgreSQL stderr log with pgaudit lines (a message and its tab-led lines)",
         tab_continued,
         lambda c: c.raw_sources.pgaudit.topic,
+        "pgaudit",
     ),
     "pgaudit-csv": Format(
-        "PostgreSQL csvlog with pgaudit lines", csv_records, lambda c: c.raw_sources.pgaudit.topic
+        "PostgreSQL csvlog with pgaudit lines",
+        csv_records,
+        lambda c: c.raw_sources.pgaudit.topic,
+        "pgaudit",
     ),
-    "mariadb": Format("MariaDB / MySQL server_audit log", lines, lambda c: c.raw_sources.mariadb.topic),
+    "mariadb": Format(
+        "MariaDB / MySQL server_audit log", lines, lambda c: c.raw_sources.mariadb.topic, "mariadb"
+    ),
     "sftp": Format(
-        "OpenSSH internal-sftp lines as syslog wrote them", lines, lambda c: c.raw_sources.sftp.topic
+        "OpenSSH internal-sftp lines as syslog wrote them",
+        lines,
+        lambda c: c.raw_sources.sftp.topic,
+        "sftp",
     ),
 }
+_FILE_FORMAT = {"pgaudit": "stderr", "pgaudit-csv": "csvlog"}  # raw_sources.pgaudit.format of each
+
+
+def unmonitored(config: Config, where: str, name: str, topic: str) -> list[str]:
+    """What keeps `lifemon run`, reading this config, from monitoring records shipped as format
+    `name` to `topic`: each a warning naming the key and the fix (`where`: the config file, or
+    how the defaults came). A source is off by default, and an off source's topic is not read."""
+    fmt = FORMATS[name]
+    if not fmt.source:
+        return []
+    key = f"raw_sources.{fmt.source}"
+    source = getattr(config.raw_sources, fmt.source)
+    out = []
+    if not source.enabled:
+        out.append(
+            f"{key}.enabled is false in {where}: `lifemon run` with this config does not read "
+            f"{topic}, and nothing shipped there is monitored (its status stays at 0 records, dlq=0). "
+            f"Set `{key}.enabled: true` in the config that `lifemon run` reads (docs/configuration.md), "
+            "and give ship the same --config"
+        )
+    elif source.topic != topic:
+        out.append(
+            f"{key}.topic is {source.topic} in {where}: `lifemon run` with this config reads that "
+            f"topic, not {topic}; set `{key}.topic: {topic}`, or ship without --topic"
+        )
+    want = _FILE_FORMAT.get(name)
+    if want is not None and config.raw_sources.pgaudit.format != want:
+        out.append(
+            f"{key}.format is {config.raw_sources.pgaudit.format} in {where}, and these are "
+            f"{want} files: `lifemon run` would skip their lines; set `{key}.format: {want}`"
+        )
+    return out
 
 
 @dataclass(slots=True)
@@ -289,6 +331,8 @@ class Shipper:
             if not chunks and len(r.buf) >= self.fmt.max_chunk_bytes:  # a runaway entry: cut it
                 chunks = self.fmt.split(r.buf, True) or [(len(r.buf), [(None, r.buf)])]
             if not chunks:
+                if grew:  # read on: the end of the file decides whether a last entry is complete
+                    continue
                 return
             done = 0
             for end, records in chunks:

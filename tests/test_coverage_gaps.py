@@ -47,7 +47,8 @@ def mapping_lacking(tmp_path: Path, policy: Any) -> Any:
 def run_logs(policy: Any, catalog: Any, mapping: Any) -> Engine:
     """The fixture logs through the raw decoder and the engine's rollups, as the runtime runs them."""
     engine = Engine([], catalog, Pseudonymizer(KEY))
-    dec = RawDecoder(Decoder(), parsers_for(raw_config()), mapping, Stats(), state=engine.store)
+    sealer = Pseudonymizer(KEY).sealer()
+    dec = RawDecoder(Decoder(), parsers_for(raw_config()), mapping, Stats(), engine.store, sealer)
     for topic, lines, stamp in (
         (TOPICS["pgaudit"], entries("pgaudit.log"), 0),
         (TOPICS["mariadb"], physical_lines("mariadb_audit.log"), 0),

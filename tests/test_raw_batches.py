@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from conftest import entitlement, refs
 from test_raw_sources import (
     PG_EXPECTED,
@@ -24,6 +25,7 @@ from policy.sources import load_sources
 from streams.codecs import Decoder, RawRecord
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
+from streams.sealed import SealError
 from streams.sources import RawDecoder, parsers_for
 from streams.sources.pgaudit import HOLD_MS
 from streams.stats import Stats
@@ -33,9 +35,14 @@ CONFIG = raw_config()
 MAPPING = load_sources(None, load_policy().classification)
 
 
-def fresh(state: Any = None) -> RawDecoder:
-    """A new raw decoder (as after a restart), without reading the policy again."""
-    return RawDecoder(Decoder(), parsers_for(CONFIG), MAPPING, Stats(), state)
+KEY = b"unit-test-key-0123456789"
+
+
+def fresh(state: Any = None, key: bytes = KEY) -> RawDecoder:
+    """A new raw decoder (as after a restart), without reading the policy again; with a store, its
+    carry is sealed under `key` (the runtime's pseudonym key)."""
+    sealer = Pseudonymizer(key).sealer() if state is not None else None
+    return RawDecoder(Decoder(), parsers_for(CONFIG), MAPPING, Stats(), state, sealer)
 
 
 LINES = entries("pgaudit.log")  # 16 entries; the last two are the analyst's join of 600 rows
@@ -75,12 +82,12 @@ def test_sftp_sessions_outlive_a_checkpoint_and_restart(catalog) -> None:
     assert len(whole) == 3
     # restarts right after each `session opened` and each `close`: between a session's lines
     for k in [i + 1 for i, line in enumerate(lines) if b"session opened" in line or b'close "' in line]:
-        engine = Engine([], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        engine = Engine([], catalog, pseudonymize=Pseudonymizer(KEY))
         dec = fresh(engine.store)
         first = dec.decode("transfer", records(topic, lines[:k], stamp))
         checkpoint = engine.changes(0)
         engine.close()
-        engine = Engine([], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        engine = Engine([], catalog, pseudonymize=Pseudonymizer(KEY))
         engine.restore(0, checkpoint)
         dec = fresh(engine.store)
         rest = [RawRecord(topic, 0, k + i, v, timestamp=stamp) for i, v in enumerate(lines[k:])]
@@ -109,7 +116,7 @@ def test_a_join_split_across_a_checkpoint_and_restart_is_counted_once(policy, ca
     spec = next(s for s in load_detectors(policy) if s.kind == "bulk_query")
 
     def engine_and_decoder() -> tuple[Engine, Any]:
-        engine = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        engine = Engine([spec], catalog, pseudonymize=Pseudonymizer(KEY))
         engine.apply_reference(
             "entitlements",
             refs("entitlements", [entitlement("E1001"), entitlement("E1002", "br_dept_head", org="B01")]),
@@ -135,3 +142,33 @@ def test_a_join_split_across_a_checkpoint_and_restart_is_counted_once(policy, ca
     assert [summary(ev) for _, ev in out.ok] == PG_EXPECTED[5:]
     raw, access = out.ok[-1]
     assert (raw.offset, access.event_id) == (15, "pg:-:15505:1:1:1796143436163")
+
+
+def test_a_held_statement_reaches_the_changelog_without_a_raw_customer_id(catalog) -> None:
+    """The session's last statement waits in the partition's carry for the next line, and the carry
+    is state: the checkpoint sends it to the changelog topic. No raw customer id (nor a C3 value
+    typed into a WHERE clause) may reach a topic (docs/security.md: the changelog holds pseudonyms);
+    the statement's text names customer C000042."""
+    k = next(i for i in range(1, len(LINES) + 1) if b"C000042" in b"".join(LINES[:i]))
+    engine = Engine([], catalog, pseudonymize=Pseudonymizer(KEY))
+    fresh(engine.store).decode("access", batch(LINES[:k], 0))
+    changes = engine.changes(0)
+    assert any(key.startswith(b"~raw") for key, _ in changes)  # the statement waits in the carry
+    assert b"C000042" not in b"".join(v or b"" for _, v in changes)
+    engine.close()
+
+
+def test_a_carry_sealed_under_another_key_is_refused_by_name(catalog) -> None:
+    """A restart with another pseudonym key of the same version cannot open the held statements:
+    said, not read as garbage (nor silently dropped)."""
+    k = next(i for i in range(1, len(LINES) + 1) if b"C000042" in b"".join(LINES[:i]))
+    engine = Engine([], catalog, pseudonymize=Pseudonymizer(KEY))
+    fresh(engine.store).decode("access", batch(LINES[:k], 0))
+    checkpoint = engine.changes(0)
+    engine.close()
+    other = b"another-key-9876543210"
+    engine = Engine([], catalog, pseudonymize=Pseudonymizer(other))
+    engine.restore(0, checkpoint)
+    with pytest.raises(SealError, match="does not open with its pseudonym key"):
+        fresh(engine.store, other).decode("access", batch(LINES[k:], k))
+    engine.close()

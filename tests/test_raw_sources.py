@@ -174,6 +174,28 @@ def test_unparseable_audit_lines_go_to_the_dlq_with_the_reason() -> None:
     assert stats.skipped["pgaudit: not a PostgreSQL log line"] == 1
 
 
+def test_a_log_line_prefix_that_does_not_fit_the_servers_is_a_dead_letter_not_a_wrong_name() -> None:
+    """The server writes `%m [%p] %q%u@%d app=%a `. Configured as Debian's `%m [%p] %q%u@%d `, the
+    lazy `%d` took in ` app=teller-desk` (table `corebank app=teller-desk.core.accounts`, a gap);
+    configured with a field the server does not write, no line fit and every access was skipped
+    as noise. Both are dead letters naming log_line_prefix now; other server lines stay skipped."""
+    lines = entries("pgaudit.log")
+    accesses = len(PG_EXPECTED)
+    for prefix in ("%m [%p] %q%u@%d ", "%m [%p] %q%u@%d app=%a client=%h "):
+        dec, stats = decoder(log_line_prefix=prefix)
+        out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
+        assert out.ok == [] and out.gaps == [], prefix
+        assert len(out.dead) >= accesses and {(d.kind, d.field) for d in out.dead} == {
+            ("unparsed", "log_line_prefix")
+        }
+        assert "SHOW log_line_prefix" in out.dead[0].message and repr(prefix) in out.dead[0].message
+        assert stats.skipped["pgaudit: server message (not AUDIT)"] == 5  # no session: `%q` ends them
+    # a denial's STATEMENT line: no access of its own
+    assert stats.skipped["pgaudit: server line that does not fit log_line_prefix"] == 1
+    dec, stats = decoder()  # the server's own prefix: nothing dead
+    assert decode_all(dec, "access", records(TOPICS["pgaudit"], lines)).dead == []
+
+
 @pytest.mark.parametrize(
     ("prefix", "line", "want"),
     [
@@ -282,3 +304,14 @@ def test_bulk_query_fires_on_pgaudit_row_count_and_teller_stays_silent(policy, c
     } == {
         ("E1002", "critical", 600, 600)  # 600 balances: ten times art. 5's 50 property records
     }
+
+
+def test_run_names_a_raw_topic_on_the_broker_whose_source_is_off() -> None:
+    """`lifemon ship` created pfi.raw.pgaudit and filled it; `lifemon run` with the source off
+    says, at its start, that it does not read it (streams/runtime.py Monitor.prepare)."""
+    from streams.sources import unread_raw_topics
+
+    off = load_config(None)
+    [warning] = unread_raw_topics(off, {"pfi.access", "pfi.raw.pgaudit"})
+    assert "raw_sources.pgaudit.enabled: true" in warning and "pfi.raw.pgaudit" in warning
+    assert unread_raw_topics(raw_config(), {"pfi.raw.pgaudit", "pfi.raw.sftp", "pfi.raw.mariadb"}) == []

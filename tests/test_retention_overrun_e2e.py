@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import zlib
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -17,7 +18,7 @@ from test_retention_overrun import LOCATION, collect, lc, read, tick
 
 from schemas.models import AccessEvent
 from streams.pseudonym import Pseudonymizer
-from streams.runtime import repartition_topic
+from streams.runtime import ensure_topics, repartition_topic
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +148,31 @@ def test_a_transactional_source_is_read_to_its_end(broker, ch, names, policy, ca
     stats = m.run(idle_exit_s=1.5, max_seconds=25)
     fired = [a for a in stats.alerts.values() if a.detector == "retention_overrun"]
     assert [(a.rule_id, a.subjects_sample) for a in fired] == [("LM-RO-001.retention_expired", [pz("C1")])]
+
+
+def test_a_deadline_fired_on_a_quiet_partition_stays_fired_after_a_restart(
+    broker, ch, names, policy, catalog
+) -> None:
+    """The overdue record's partition reads nothing in the run where its deadline fires: the other
+    partitions move the clock on. What the firing changed (the timer gone, the episode closed) is
+    state all the same and must reach the changelog, or the next run restores the timer from before
+    and fires the same deadline again without any new input (the restored state is not the state
+    the partition left with)."""
+    config = make_config(names, broker, "chdb://unused")
+    n = config.kafka.partitions
+    pz = Pseudonymizer.from_env(allow_ephemeral=False)
+    quiet = zlib.crc32(pz("C1").encode()) % n  # where the overdue record's retention task runs
+    other = next(c for c in customers_beside("C1", n))
+    rid = next(r for r in (f"R{i}" for i in range(2, 100)) if zlib.crc32(r.encode()) % n != quiet)
+
+    def run() -> list[Any]:
+        stats = monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=30)
+        return [a for a in stats.alerts.values() if a.detector == "retention_overrun"]
+
+    ensure_topics(broker, config)
+    send(broker, config.topics.lifecycle, [collect("R1", "C1", -40, **LOCATION)], key=b"R1")
+    assert run() == []  # its own clock stands 40 days back: not due yet
+    send(broker, config.topics.lifecycle, [collect(rid, other, 0)], key=rid.encode())  # the clock moves on
+    fired = run()
+    assert [(a.rule_id, a.subjects_sample) for a in fired] == [("LM-RO-001.retention_expired", [pz("C1")])]
+    assert run() == []  # nothing new was read: nothing fires again

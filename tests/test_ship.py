@@ -264,3 +264,123 @@ def test_keyed_records_across_partitions_resume_exactly_once(broker, names, tmp_
     assert shipper().run() == 60 - 40 - len(arrived)
     assert sorted(values(broker, topic)) == sorted(numbered(0, 60))  # each line once
     assert len({m.partition() for m in topic_records(broker, topic)}) == 3
+
+
+# -- the end of a file not followed completes its last entry -------------------------------------
+FIXTURE_OF = {
+    "pgaudit": "pgaudit.log",
+    "pgaudit-csv": "pgaudit.csv",
+    "mariadb": "mariadb_audit.log",
+    "sftp": "sftp.log",
+}
+
+
+def ship_once(
+    broker: str, fmt: str, log: Path, topic: str, positions: Path, **kw: Any
+) -> tuple[int, list[str]]:
+    """One in-process `lifemon ship` (follow off unless asked): records shipped, warnings."""
+    from streams.config import load_config
+    from streams.ship import Shipper
+
+    warned: list[str] = []
+    config = load_config(None, kafka={"bootstrap": broker})
+    shipper = Shipper(
+        config, broker, FORMATS[fmt], [str(log)], topic, positions, key="db1", warn=warned.append, **kw
+    )
+    return shipper.run(), warned
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fmt", list(FIXTURE_OF))
+def test_a_file_of_one_entry_ships_it_without_follow(broker, names, tmp_path, fmt: str) -> None:
+    """The file's only entry (for pgaudit a statement with tab-led lines) is complete at the end of
+    the file: shipped by the first run, not left as "an unfinished entry" run after run."""
+    topic, positions, log = f"raw.{names['tag']}", tmp_path / "pos.json", tmp_path / "one.log"
+    entry = max(entries(FIXTURE_OF[fmt]), key=lambda e: (b"\n" in e, b"AUDIT" in e or b"QUERY" in e))
+    log.write_bytes(entry + b"\n")
+    shipped, warned = ship_once(broker, fmt, log, topic, positions)
+    assert (shipped, warned) == (1, [])
+    assert ship_once(broker, fmt, log, topic, positions) == (0, [])
+    assert values(broker, topic) == [entry]
+
+
+@pytest.mark.integration
+def test_an_entry_appended_between_two_runs_ships_exactly_once(broker, names, tmp_path) -> None:
+    topic, positions, log = f"raw.{names['tag']}", tmp_path / "pos.json", tmp_path / "postgresql.log"
+    pg = entries("pgaudit.log")
+    log.write_bytes(b"".join(e + b"\n" for e in pg[5:7]))
+    assert ship_once(broker, "pgaudit", log, topic, positions) == (2, [])
+    write(log, [pg[7]])  # one statement with tab-led lines, written while ship was not running
+    assert ship_once(broker, "pgaudit", log, topic, positions) == (1, [])
+    assert ship_once(broker, "pgaudit", log, topic, positions) == (0, [])
+    assert values(broker, topic) == pg[5:8]
+    assert orjson.loads(positions.read_bytes())["marks"].popitem()[1]["offset"] == log.stat().st_size
+
+
+@pytest.mark.integration
+def test_follow_still_waits_for_a_quiet_file_before_a_last_entry_is_complete(broker, names, tmp_path) -> None:
+    """Followed, the file's end is no proof: a last entry is complete once the file stayed quiet
+    for `settle_s`, so tab-led lines written a moment after their first line stay in its record."""
+    import threading
+
+    from streams.config import load_config
+    from streams.ship import Shipper
+
+    topic, positions, log = f"raw.{names['tag']}", tmp_path / "pos.json", tmp_path / "postgresql.log"
+    pg = entries("pgaudit.log")
+    log.write_bytes(pg[5] + b"\n")
+    config = load_config(None, kafka={"bootstrap": broker})
+    shipper = Shipper(
+        config, broker, FORMATS["pgaudit"], [str(log)], topic, positions, key="db1", follow=True,
+        settle_s=1.5, warn=lambda m: None,
+    )  # fmt: skip
+    t = threading.Thread(target=shipper.run, daemon=True)
+    t.start()
+    try:
+        assert wait_for(broker, topic, 1) == [pg[5]]
+        first, *rest = pg[7].split(b"\n")  # a statement whose later lines come a moment after its first
+        write(log, [first])
+        time.sleep(0.3)
+        write(log, [b"\n".join(rest)])
+        assert wait_for(broker, topic, 2) == [pg[5], pg[7]]
+        write(log, [pg[8]])
+        assert wait_for(broker, topic, 3) == [pg[5], pg[7], pg[8]]
+    finally:
+        shipper.stop.set()
+        t.join(30)
+    assert values(broker, topic) == [pg[5], pg[7], pg[8]]
+
+
+# -- a raw source left off in the config ---------------------------------------------------------
+@pytest.mark.integration
+def test_ship_warns_once_when_the_config_leaves_the_raw_source_off(broker, names, tmp_path) -> None:
+    topic, log = f"raw.{names['tag']}", tmp_path / "postgresql.log"
+    log.write_bytes(entries("pgaudit.log")[5] + b"\n")
+    p = ship(broker, [log], topic, tmp_path / "pos.json", "pgaudit")
+    assert p.wait(60) == 0
+    err = p.stderr.read().decode() if p.stderr else ""
+    assert err.count("raw_sources.pgaudit.enabled is false") == 1, err
+    assert "the defaults (no --config)" in err and "raw_sources.pgaudit.enabled: true" in err
+    on = tmp_path / "lifemon.yaml"
+    on.write_text(f"raw_sources:\n  pgaudit:\n    enabled: true\n    topic: {topic}\n")
+    p = ship(broker, [log], topic, tmp_path / "pos2.json", "pgaudit", "--config", str(on))
+    assert p.wait(60) == 0
+    err = p.stderr.read().decode() if p.stderr else ""
+    assert "raw_sources" not in err, err
+
+
+def test_what_keeps_run_from_reading_the_shipped_records_is_named() -> None:
+    from streams.config import load_config
+    from streams.ship import unmonitored
+
+    off = load_config(None)
+    [warning] = unmonitored(off, "the defaults (no --config)", "sftp", "pfi.raw.sftp")
+    assert warning.startswith("raw_sources.sftp.enabled is false in the defaults (no --config)")
+    on = load_config(None, raw_sources={"pgaudit": {"enabled": True}, "mariadb": {"enabled": True}})
+    assert unmonitored(on, "c.yaml", "pgaudit", "pfi.raw.pgaudit") == []
+    assert unmonitored(on, "c.yaml", "mariadb", "elsewhere") == [
+        "raw_sources.mariadb.topic is pfi.raw.mariadb in c.yaml: `lifemon run` with this config reads "
+        "that topic, not elsewhere; set `raw_sources.mariadb.topic: elsewhere`, or ship without --topic"
+    ]
+    [wrong] = unmonitored(on, "c.yaml", "pgaudit-csv", "pfi.raw.pgaudit")
+    assert "raw_sources.pgaudit.format: csvlog" in wrong

@@ -16,10 +16,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import orjson
+
 from policy import load_policy
 from policy.sources import SourceMapping, load_sources
 from streams.codecs import DeadLetter, Decoded, Decoder, RawRecord
 from streams.config import Config
+from streams.sealed import SEALED, Sealed, Sealer
 from streams.sources.canonical import Canonical
 from streams.sources.envelope import EnvelopeError, Line, unwrap
 from streams.sources.har import HarParser
@@ -60,6 +63,17 @@ def parsers_for(config: Config) -> dict[str, Parser]:
     return found
 
 
+def unread_raw_topics(config: Config, existing: set[str] | dict[str, Any]) -> list[str]:
+    """Warnings for raw topics on the broker whose source this config leaves off: `lifemon run`
+    does not read them, so what a shipper (`lifemon ship`, Filebeat) put there is not monitored."""
+    return [
+        f"topic {source.topic} is on the broker, but raw_sources.{name}.enabled is false in this "
+        f"config: its records are not read; set `raw_sources.{name}.enabled: true` to monitor them"
+        for name in ("pgaudit", "mariadb", "sftp", "har")
+        if not (source := getattr(config.raw_sources, name)).enabled and source.topic in existing
+    ]
+
+
 class RawDecoder:
     def __init__(
         self,
@@ -68,10 +82,14 @@ class RawDecoder:
         mapping: SourceMapping,
         stats: Stats | None = None,
         state: Callable[[int], Any] | None = None,
+        sealer: Sealer | None = None,
     ):
         """`state(partition)`: the partition's checkpointed store (the engine's), where a parser's
-        carry waits for the next batch; without one (tests, tools) it waits in memory."""
-        self.inner, self.parsers, self.state = inner, parsers, state
+        carry waits for the next batch, sealed by `sealer` (it holds statements as the database
+        logged them); without a store (tests, tools) it waits in memory."""
+        if state is not None and sealer is None:
+            raise ValueError("a raw decoder that keeps its carry in a store needs a sealer for it")
+        self.inner, self.parsers, self.state, self.sealer = inner, parsers, state, sealer
         stats = stats or Stats()
         self.skipped: Counter = stats.skipped  # reason -> lines that are no data access
         self.canonical = Canonical(mapping, stats.gaps)
@@ -84,6 +102,7 @@ class RawDecoder:
         config: Config,
         stats: Stats | None = None,
         state: Callable[[int], Any] | None = None,
+        sealer: Sealer | None = None,
     ) -> RawDecoder | Decoder:
         """The canonical decoder itself when no raw source is enabled."""
         parsers = parsers_for(config)
@@ -91,7 +110,7 @@ class RawDecoder:
             return inner
         policy_dir = config.policy_dir
         mapping = load_sources(policy_dir, load_policy(policy_dir).classification)
-        return cls(inner, parsers, mapping, stats, state)
+        return cls(inner, parsers, mapping, stats, state, sealer)
 
     @property
     def topics(self) -> list[str]:
@@ -153,7 +172,15 @@ class RawDecoder:
     def _carry(self, topic: str, partition: int) -> dict[str, Any]:
         if self.state is None:
             return self._carried.setdefault((topic, partition), {})
-        return self.state(partition).get(CARRY + topic) or {}
+        held = self.state(partition).get(CARRY + topic)
+        if isinstance(held, Sealed):
+            return held.value
+        if held and isinstance(
+            held.get(SEALED), str
+        ):  # restored from a checkpoint (a session's value is a dict)
+            assert self.sealer is not None
+            return orjson.loads(self.sealer.open(held[SEALED]))
+        return held or {}  # nothing held, or held in the clear by a lifemon before sealing
 
     def _keep(self, topic: str, partition: int, carry: dict[str, Any]) -> None:
         """The carry goes into the partition's store, so the next checkpoint saves it with the
@@ -162,7 +189,8 @@ class RawDecoder:
             return
         store = self.state(partition)
         if carry:
-            store.put(CARRY + topic, carry)
+            assert self.sealer is not None
+            store.put(CARRY + topic, Sealed(carry, self.sealer))
         elif store.get(CARRY + topic) is not None:
             store.delete(CARRY + topic)
 
@@ -170,4 +198,4 @@ class RawDecoder:
         return getattr(self.inner, name)
 
 
-__all__ = ["RawDecoder", "parsers_for"]
+__all__ = ["RawDecoder", "parsers_for", "unread_raw_topics"]

@@ -50,6 +50,13 @@ _LEVEL = r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|FATAL|PANIC|WARNING
 _DATA_CLASSES = ("READ", "WRITE")
 _NOT_ACCESS = frozenset({"PREPARE", "DEALLOCATE"})
 _DENIED = re.compile(r"permission denied for (?:table|relation|view|schema|sequence) (?P<object>\S+)")
+# what a line that does not fit the configured prefix is: lost data access (an AUDIT line, a
+# denial), another server line, or no PostgreSQL line at all
+_ACCESS_LINE = re.compile(
+    r"(?:LOG:  AUDIT: |ERROR:  permission denied for (?:table|relation|view|schema|sequence) )"
+)
+_ANY_LEVEL = re.compile(_LEVEL.split("(?P<msg>")[0])
+_PREFIX_FIX = "set raw_sources.pgaudit.log_line_prefix to the server's own (psql: SHOW log_line_prefix)"
 # The prefix's lazy `.*?` fields backtrack quadratically over a line with no level in it (a 32 KB
 # line took 7 s): the prefix and level must fit in the line's first MAX_PREFIX characters, as a real
 # prefix does (names are at most 63 bytes, a host name 255).
@@ -94,7 +101,7 @@ def prefix_pattern(log_line_prefix: str) -> re.Pattern[str]:
 
 class PgauditParser:
     def __init__(self, log_line_prefix: str, csvlog: bool, log_rows: bool, timezone: str):
-        self.prefix = prefix_pattern(log_line_prefix)
+        self.prefix, self.log_line_prefix = prefix_pattern(log_line_prefix), log_line_prefix
         self.csvlog, self.log_rows, self.tz = csvlog, log_rows, zone(timezone)
 
     def parse(
@@ -115,7 +122,20 @@ class PgauditParser:
         newest: dict[str, int] = {}  # server -> its newest statement time in this batch
         for raw, line, row in rows:
             if row is None:
-                out.skipped["pgaudit: not a PostgreSQL log line"] += 1
+                if not self.csvlog and _ACCESS_LINE.search(line.text[:MAX_PREFIX]):
+                    out.dead.append(
+                        DeadLetter(
+                            raw,
+                            "unparsed",
+                            "log_line_prefix",
+                            "a pgaudit line that does not fit the configured log_line_prefix "
+                            f"{self.log_line_prefix!r}: {_PREFIX_FIX}",
+                        )
+                    )
+                elif not self.csvlog and _ANY_LEVEL.search(line.text[:MAX_PREFIX]):
+                    out.skipped["pgaudit: server line that does not fit log_line_prefix"] += 1
+                else:
+                    out.skipped["pgaudit: not a PostgreSQL log line"] += 1
                 continue
             session = row["session"] or f"{line.host or '-'}:{row['pid']}"
             held = Open.held(carry, session)
@@ -133,6 +153,13 @@ class PgauditParser:
                 result = self._statement(row, line, session)
             except Unreadable as e:
                 result = _Bad(e.field, e.message)
+            if isinstance(result, tuple) and not self.csvlog and _blank_in_name(row):
+                result = _Bad(
+                    "log_line_prefix",
+                    "a user or database name read with the configured log_line_prefix "
+                    f"{self.log_line_prefix!r} holds a space: the server's prefix likely has more "
+                    f"after it (app=%a, say) than the configured one; {_PREFIX_FIX}",
+                )
             if isinstance(result, str):
                 out.skipped[result] += 1
             elif isinstance(result, _Bad):
@@ -365,6 +392,13 @@ def _tz_of(name: str, default: tzinfo) -> tzinfo:
         delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0))
         return timezone(-delta if m.group(1) == "-" else delta)
     return default
+
+
+def _blank_in_name(row: dict[str, str]) -> bool:
+    """A user or database name with a space in it: a prefix's lazy `%u`/`%d` took in what the
+    configured prefix lacks (`corebank app=teller-desk` for `%d` before the server's ` app=%a`).
+    PostgreSQL allows a quoted name with a space; banks' logins and databases have none."""
+    return " " in row["db"] or " " in row["user"] or "\t" in row["db"] or "\t" in row["user"]
 
 
 def _ip(client: str) -> str | None:
