@@ -16,6 +16,7 @@ COLUMNS = (
     "detector",
     "actor_id",
     "subject_count",
+    "counts",
     "title_zh",
     "title_en",
     "alert_id",
@@ -70,15 +71,38 @@ SEVERITY_STYLE = {
 }
 
 
+def records_and_customers(subject_count: int, counts: dict[str, int]) -> tuple[int | None, int | None]:
+    """What an alert counted, as (records, customers); None where its detector did not count it.
+
+    `subject_count` is not the same measure for every detector: bulk_query puts its records there
+    (and records and customers in its counts), transfer_policy's volume alert leaves it 0 (its
+    counts hold the records sent to the recipient, no customers), unauthorized_lookup,
+    offscope_marketing, retention_overrun and sdk_overcollection count customers in it. So:
+    records only from `counts["records"]`; customers from `counts["customers"]` or
+    `counts["subjects"]` where the detector put them there, else `subject_count`; 0 customers
+    means none was identified, shown as unknown, never as zero."""
+    records = counts.get("records")
+    customers = counts.get("customers", counts.get("subjects", subject_count))
+    return records, customers or None
+
+
+def _count(n: int | None, unit: str, width: int) -> str:
+    return f"{'—' if n is None else f'{n:,}':>{width}} {unit}"
+
+
 def render_alert(r: dict[str, Any], color: bool = False) -> str:
     """One alert as two lines: what an analyst scans in a terminal, then its summary indented.
-    `color`: the severity in its ANSI style (only for a terminal)."""
+    The time is the alert's last event time, in UTC; records and customers are labelled, "—"
+    where the detector does not count them. `color`: the severity in its ANSI style (only for a
+    terminal)."""
     severity = f"{r['severity']:<8}"
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
+    records, customers = records_and_customers(r["subject_count"], r.get("counts") or {})
     return (
-        f"{r['last_seen']:%Y-%m-%d %H:%M}  {severity} {r['status']:<7} {r['detector']:<20} "
-        f"{r['actor_id']:<16} {r['subject_count']:>6}  {r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
+        f"{r['last_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r['detector']:<20} "
+        f"{r['actor_id']:<16} {_count(records, 'records', 6)} {_count(customers, 'customers', 6)}  "
+        f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
         f"\n    {r['summary']}"
     )
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
+from streams.alert_query import records_and_customers
 from streams.engine import COVERAGE_GAP, SDK_LABEL
 
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
@@ -75,10 +76,10 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         f"SELECT kind, object, stream, sum(seen) FROM {db}.coverage_gaps GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 20"
     ).result_rows
     alerts = q(
-        f"SELECT severity, title_zh, title_en, actor_id, actor_org, subject_count, jr_class, window_start, "
-        f"window_end, summary, status, detector FROM {db}.alerts FINAL "
+        f"SELECT severity, title_zh, title_en, actor_id, actor_org, subject_count, counts, jr_class, "
+        f"window_start, window_end, summary, status, detector FROM {db}.alerts FINAL "
         "ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), "
-        "subject_count DESC"
+        "greatest(counts['records'], subject_count) DESC, alert_id"
     ).result_rows
     dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
     return {
@@ -167,12 +168,13 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
     kpis = [("events monitored / 监测事件", f"{total:,}"), ("alerts / 告警", f"{len(data['alerts']):,}")]
     kpis += [(f"{s} / {SEVERITY_ZH[s]}", f"{severities[s]:,}") for s in SEVERITY_COLOURS if s in severities]
     kpis.append(("dead letters / 死信", f"{sum(n for _, n in data['dead']):,}"))
+    alerts = data["alerts"]
     rows = "".join(
         f'<tr><td><b class="sev" style="background:{SEVERITY_COLOURS.get(sev, "#999")}">{escape(sev)}</b></td>'
         f"<td>{escape(zh)}<br><small>{escape(en)}</small></td><td>{escape(actor)}<br><small>{escape(org)}</small></td>"
-        f"<td class=n>{count:,}</td><td>{escape(cls)}</td><td><small>{_t(ws)} – {_t(we)}</small></td>"
-        f"<td><small>{escape(summary)}</small></td></tr>"
-        for sev, zh, en, actor, org, count, cls, ws, we, summary, _status, _det in data["alerts"]
+        f"{_counted(*records_and_customers(subject_count, counts))}<td>{escape(cls)}</td>"
+        f"<td><small>{_t(ws)} – {_t(we)}</small></td><td><small>{escape(summary)}</small></td></tr>"
+        for sev, zh, en, actor, org, subject_count, counts, cls, ws, we, summary, _status, _det in alerts
     )
     stream_colours = {s: STREAM_COLOURS[i % len(STREAM_COLOURS)] for i, s in enumerate(streams)}
     charts = _bars("Events per hour by stream / 各数据流每小时事件数", hours, streams, stream_colours)
@@ -201,8 +203,10 @@ table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom
 {charts}
 {_lifecycle(data.get("lifecycle"))}
 {_gaps(data.get("gaps", []))}
-<h2>Alerts / 告警</h2><table><tr><th>severity</th><th>rule / 规则</th><th>actor / 人员</th><th>customers</th>
-<th>class</th><th>window (UTC)</th><th>summary</th></tr>{rows or "<tr><td colspan=7>no alerts</td></tr>"}</table>
+<h2>Alerts / 告警</h2><p class=sub>records and customers as each detector counted them, — where it counts
+no such thing or identified no customer; times in UTC</p><table><tr><th>severity</th>
+<th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>
+<th>window (UTC)</th><th>summary</th></tr>{rows or "<tr><td colspan=8>no alerts</td></tr>"}</table>
 </body></html>"""
 
 
@@ -240,6 +244,11 @@ def _gaps(gaps: list[tuple[str, str, str, int]]) -> str:
         "or policy/sources.yaml (<code>lifemon catalog gaps</code> says where)</p>"
         f"<table><tr><th>kind</th><th>object</th><th>stream</th><th>seen</th></tr>{rows}</table>"
     )
+
+
+def _counted(records: int | None, customers: int | None) -> str:
+    """The records and customers cells of an alert's row: a count, or — where none was made."""
+    return "".join(f"<td class=n>{'—' if n is None else f'{n:,}'}</td>" for n in (records, customers))
 
 
 def _t(value: datetime) -> str:

@@ -46,6 +46,7 @@ def alert_row(doc: dict[str, Any]) -> dict[str, Any]:
         "detector": info["analytic"]["name"],
         "actor_id": actor["user"]["uid"] if actor else "",
         "subject_count": unmapped["subject_count"],
+        "counts": unmapped.get("counts") or {},
         "title_zh": unmapped["title_zh"],
         "title_en": unmapped["title_en"],
         "alert_id": info["uid"],

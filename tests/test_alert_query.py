@@ -9,7 +9,7 @@ import pytest
 from conftest import T0
 
 from schemas.models import Alert, AlertStatus, Severity
-from streams.alert_query import query_alerts, render
+from streams.alert_query import query_alerts, render, render_alert
 from streams.cli import main
 from streams.clickhouse import apply_ddl
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
@@ -83,3 +83,24 @@ def test_the_cli_prints_one_line_and_the_summary_per_alert(ch, db, capsys, monke
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and "critical" in out[0] and "e3" in out[0] and out[1].strip() == "e3 did something"
     assert render([]) == "no alerts match"
+
+
+def test_records_and_customers_are_labelled_and_times_say_utc(ch, policy, catalog) -> None:
+    """`lifemon alerts` once printed `subject_count` in an unlabelled column: bulk_query's records
+    read as customers, 0 for a volume alert of 5 001 records, times without a zone. `lifemon watch`
+    renders the same alert from its OCSF document the same way."""
+    from test_report import counted_alerts
+
+    from streams.alerts import to_ocsf
+    from streams.watch import alert_row as watched
+
+    name = f"aq_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, name)
+    alerts = counted_alerts(policy, catalog)
+    ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts").write(alerts)
+    listed = {r["detector"]: render_alert(r).splitlines()[0] for r in query_alerts(ch, name)}
+    assert "    210 records     70 customers  " in listed["bulk_query"]
+    assert "  5,001 records      — customers  " in listed["transfer_policy"]
+    assert all(line.startswith("2026-01-01 ") and line[16:20] == " UTC" for line in listed.values())
+    live = {a.detector: render_alert(watched(to_ocsf(a))).splitlines()[0] for a in alerts}
+    assert live == listed

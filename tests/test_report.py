@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from conftest import T0, access, entitlement, fed, refs
 
@@ -50,6 +52,60 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
     assert ">73<" in html.replace(",", "")  # events monitored
     assert "C00000" not in html  # no raw customer id anywhere, only pseudonyms
     assert html.count('class="sev"') == 1 and "<svg" in html
+
+
+def counted_alerts(policy, catalog) -> list[Any]:
+    """Alerts of two real detectors whose counts are not customers alone: bulk_query reads
+    70 customers, 3 rows each, "210 records of 70 customers" (it keeps the records in
+    `subject_count`); transfer_policy's volume alert counts the 5 001 records a fund distributor
+    got against 5 000 agreed, and no customer (`subject_count` 0)."""
+    from test_transfer_policy import HOUR, consent, fund, run
+
+    bulk = Engine(load_detectors(policy), catalog, Pseudonymizer(b"r" * 32))
+    bulk.apply_reference("entitlements", refs("entitlements", [entitlement("e1")]))
+    alerts = bulk.process("access", "pfi.access", 0, fed("access", access("e1", customers=70, row_count=3)))
+    alerts += bulk.drain()
+    spec = next(s for s in load_detectors(policy) if s.kind == "transfer_policy")
+    transfers = Engine([spec], catalog, Pseudonymizer(b"r" * 32))
+    transfers.apply_reference("consents", refs("consents", [consent()]))
+    alerts += run(transfers, fund(T0, 5000, 1), fund(T0 + HOUR, 1, 2)).values()
+    return alerts
+
+
+def test_alert_columns_are_records_and_customers_as_each_detector_counts_them(
+    ch, names, policy, catalog
+) -> None:
+    """The report once headed `subject_count` "customers": 210 "customers" for an employee whose
+    own summary said 210 records of 70 customers, and 0 for 5 001 records sent to a recipient."""
+    db = names["database"]
+    apply_ddl(ch, db)
+    alerts = counted_alerts(policy, catalog)
+    assert sorted(a.detector for a in alerts) == ["bulk_query", "transfer_policy"]
+    assert "210 records of 70 customers" in next(a.summary for a in alerts if a.detector == "bulk_query")
+    sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+    sink.add(alerts)
+    sink.flush()
+
+    html = render(gather(ch, db))
+    header = re.search(r"<h2>Alerts / 告警</h2>.*?</tr>", html, re.S)
+    assert header is not None
+    assert [re.sub(r"<.*?>", "", h) for h in re.findall(r"<th.*?</th>", header[0])] == [
+        "severity",
+        "rule / 规则",
+        "actor / 人员",
+        "records / 记录",
+        "customers / 客户",
+        "class",
+        "window (UTC)",
+        "summary",
+    ]
+
+    def counted(actor: str) -> list[str]:
+        row = next(r for r in re.findall(r"<tr>.*?</tr>", html, re.S) if f"<td>{actor}<br>" in r)
+        return re.findall(r"<td class=n>(.*?)</td>", row)
+
+    assert counted("e1") == ["210", "70"]  # records, customers
+    assert counted("tp_fund_distributor") == ["5,001", "—"]  # records; customers not counted
 
 
 def test_busiest_hours_ignore_back_dated_stragglers() -> None:
