@@ -486,13 +486,12 @@ def test_a_window_with_more_chunks_than_the_store_caches(engine_factory, monkeyp
     changed is lost, and nothing crashes (it raised LookupError at every restart)."""
     import shutil
 
-    from streams import engine as engine_module
-    from streams.keyed_state import KeyedStore
+    from streams.keyed_state import KeyedStore, state_encode
 
     def small_cache(self, partition):
         path = self.state_dir / f"p{partition}"
         shutil.rmtree(path, ignore_errors=True)
-        return KeyedStore(path, encode=engine_module._encode, cache_size=8)
+        return KeyedStore(path, encode=state_encode, cache_size=8)
 
     monkeypatch.setattr(Engine, "_new_store", small_cache)
     day = access(customers=400, every_s=180, fields=("mobile_phone",))  # 13 chunks, no alert
