@@ -585,20 +585,24 @@ class BulkQueryDetector:
     def _add_quietly(self, win: ActorWindow, evs: list[Any], reads: list[Read]) -> None:
         """`_add` for reads that `_quiet` cleared: the same window and tally, without the checks."""
         for ev, (entries, _, _, tiers) in zip(evs, reads, strict=True):
-            if ev.ts <= win.last_ts - self.window_ms:
+            if ev.ts <= win.last_ts - self.horizon_ms:
                 continue
             win.last_ts = max(win.last_ts, ev.ts)
             if entries:
                 win.add(entries, tiers, ev.event_id, read=True)
-        # every entry added is younger than the window before it (checked above), so evicting
-        # once, by the newest read, leaves what evicting after each read would
+        # evicting once, by the newest read, leaves what evicting after each read would: a read
+        # older than the role window (a late log) left it at once, and counts for the law only
         win.evict_role(win.last_ts - self.window_ms)
         win.evict_legal(win.last_ts - self.horizon_ms, self._tiers_of)
 
     def _add(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
-        if ev.ts <= win.last_ts - self.window_ms:
-            return  # older than the actor's current window: it can no longer change the score
         entries, cls, _, _ = read
+        if ev.ts <= win.last_ts - self.window_ms:
+            # older than the actor's current window (a log that arrives late): it can no longer
+            # change the score, but art. 5 counts the day's records whichever log came first
+            if entries and ev.ts > win.last_ts - self.horizon_ms:
+                self._add_late(win, ev, entries, cls, ctx)
+            return
         win.evict_role(ev.ts - self.window_ms)
         if ev.ts > win.last_ts:
             win.last_ts = ev.ts
@@ -634,6 +638,22 @@ class BulkQueryDetector:
         ep.score = max(ep.score, win.exact())
         ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
         self._note(ep, ev)
+
+    def _add_late(
+        self, win: ActorWindow, ev: Any, entries: list[WindowEntry], cls: JrClass, ctx: Context
+    ) -> None:
+        """A read older than the role window: the law's count only, like a transfer's records."""
+        self._keep(win, entries, ev, read=True)
+        win.evict_role(win.last_ts - self.window_ms)  # it may have landed at the window's edge
+        ep = win.episode
+        if ep is None and (reached := self._legal_reached(win)):
+            ep = self._open_legal(ev, win, reached, ctx)
+        elif ep is not None and ev.ts > win.legal_since:
+            for e in entries:
+                ep.add(e[1], e[3], e[4], e[5])
+        if ep is not None:
+            ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
+            self._note(ep, ev)
 
     # -- the legal count -------------------------------------------------------------------------
     def _tiers_of(self, cats: tuple[str, ...]) -> tuple[int, ...]:

@@ -526,6 +526,8 @@ class UnauthorizedLookupDetector:
         approval, why = approvals.judge(ev, ent, ctx.catalog, self.store)
         covered = why is None
         found: Found = []
+        # why the approval the access names does not cover it: the analyst's first question
+        refused = f"approval {approval.approval_id}: {why}" if approval else why if ev.approval_id else None
         if not covered:
             if approval is None and not ev.approval_id:
                 key = (tuple(ent.roles), action, ev.system, tuple(ev.fields))
@@ -535,10 +537,9 @@ class UnauthorizedLookupDetector:
                     if len(self._unapproved) < 100_000:
                         self._unapproved[key] = rules
             else:
-                refused = f"approval {approval.approval_id}: {why}" if approval else "no approval"
-                rules = self._rules(ent, action, ev.system, ev.fields, refused, ctx)
+                rules = self._rules(ent, action, ev.system, ev.fields, refused or "no approval", ctx)
             found = [(reason, note, ent) for reason, note in rules]
-        return found + self._scope(ev, ent, covered, ctx)
+        return found + self._scope(ev, ent, covered, ctx, refused)
 
     @staticmethod
     def _rules(
@@ -560,9 +561,13 @@ class UnauthorizedLookupDetector:
             found.append(("role_not_permitted", f"{action} of {cats} for roles {'/'.join(ent.roles)}"))
         return found
 
-    def _scope(self, ev: Any, ent: Entitlement, covered: bool, ctx: Context) -> Found:
+    def _scope(
+        self, ev: Any, ent: Entitlement, covered: bool, ctx: Context, refused: str | None = None
+    ) -> Found:
         """Seed 004 机构设置 and 客户管理机构: the actor's org must see the customer's managing org; a
-        change is made only in the managing sub-branch."""
+        change is made only in the managing sub-branch. `refused`: why the approval the access
+        names does not open the customer to it."""
+        why = f"; {refused}" if refused else ""
         found: dict[str, tuple[str, str, Entitlement | None]] = {}
         unknown, action = 0, ev.action.value
         view: View | None = None
@@ -585,10 +590,10 @@ class UnauthorizedLookupDetector:
                     and previous.org_id != ent.org_id
                     and View(previous, ctx).sees(cust.org_id, cust.org_path)
                 ):
-                    note = f"now {ent.org_id}, read a customer of former {previous.org_id}"
+                    note = f"now {ent.org_id}, read a customer of former {previous.org_id}{why}"
                     found.setdefault("old_scope_after_transfer", ("old_scope_after_transfer", note, ent))
                 else:
-                    note = f"{ent.org_id} read a customer managed by {cust.org_id}"
+                    note = f"{ent.org_id} read a customer managed by {cust.org_id}{why}"
                     found.setdefault("out_of_scope", ("out_of_scope", note, ent))
         if unknown and _fed(ctx.refs.customers):
             found["unknown_customer"] = (
@@ -654,9 +659,14 @@ class UnauthorizedLookupDetector:
         subjects = len(ep.customers) + ep.unnamed
         en = "; ".join(f"{spec[r].en} x{ep.reasons[r]} ({ep.notes[r]}) [{spec[r].source}]" for r in reasons)
         zh = "；".join(f"{spec[r].zh} {ep.reasons[r]}次" for r in reasons)
+        # rows a log counted without naming their customers are records, not known customers
+        touched, touched_zh = f"{len(ep.customers)} customers", f"{len(ep.customers)}名客户"
+        if ep.unnamed:
+            touched += f" and {ep.unnamed} rows naming no customer"
+            touched_zh += f"及{ep.unnamed}条未具名记录"
         summary = (
-            f"{actor}: {ep.accesses} unauthorized accesses touching {subjects} customers: {en}. "
-            f"{ep.context}. | {actor}：{ep.accesses}次越权访问，涉及{subjects}名客户的个人金融信息：{zh}。"
+            f"{actor}: {ep.accesses} unauthorized accesses touching {touched}: {en}. "
+            f"{ep.context}. | {actor}：{ep.accesses}次越权访问，涉及{touched_zh}的个人金融信息：{zh}。"
         )
         counts = {f"reason_{r}": ep.reasons[r] for r in reasons}
         counts |= {"accesses": ep.accesses, "customers_unnamed": ep.unnamed}

@@ -1,0 +1,553 @@
+"""Acceptance cases for the two access detectors, bulk_query and unauthorized_lookup, written from
+the seeds and the bank's policy numbers, not from the detectors' code: normal work that comes near
+each rule stays silent, and violations that barely cross raise exactly the alerts a compliance
+officer would expect (detector, actor, severity, counts, a summary an analyst can act on).
+
+Both detectors run in one engine, as in production, so a case also shows what it does *not* raise.
+Sources quoted in each case: seed 001 §五.1 (SPC/SPP interpretation art. 5: 50 records of credit /
+property data, 500 of transaction data), seed 004 掌上银行家系统机构设置 (head office sees all, a
+branch itself and its sub-branches, a sub-branch itself), 客户管理机构 (customers are managed in one
+sub-branch, others only query them), 人员管理(4)(5) (a transfer or termination changes access at
+once), 流程描述(4)④⑤ (least privilege, graded approval)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import T0, fed, refs
+
+from detectors import load_detectors
+from schemas.models import AccessEvent, Approval, Customer
+from streams.alerts import latest
+from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
+
+MINUTE, HOUR = 60_000, 3_600_000
+BJ = 8 * HOUR  # Beijing time is UTC+8: 09:00 Beijing on 2026-01-01 is T0 + 1 h
+OPEN = T0 + HOUR  # 09:00 Beijing
+ORGS = {
+    "HO": ["HO"],
+    "B01": ["HO", "B01"],
+    "S0101": ["HO", "B01", "S0101"],
+    "S0102": ["HO", "B01", "S0102"],
+    "S0201": ["HO", "B02", "S0201"],
+    "B0103": ["HO", "B01", "B0103"],  # a second-level branch (二级分行) under B01
+    "S010301": ["HO", "B01", "B0103", "S010301"],
+}
+
+
+def customer(cid: str, org: str, ts: int = 0) -> Customer:
+    return Customer(customer_id=cid, ts=ts, org_id=org, org_path=ORGS[org])
+
+
+def book(n: int = 400) -> list[Customer]:
+    """n customers in each of S0101 (A…), S0102 (B…), S0201 (F…: the far branch)."""
+    return [
+        customer(f"{p}{i:04d}", org)
+        for p, org in (("A", "S0101"), ("B", "S0102"), ("F", "S0201"))
+        for i in range(n)
+    ]
+
+
+def _ent(actor: str, role: str | None, org: str, ts: int = 0, **kw: Any):
+    from schemas.models import Entitlement
+
+    return Entitlement(
+        actor_id=actor, ts=ts, org_id=org, org_path=ORGS[org], roles=[role] if role else [], **kw
+    )
+
+
+def grant(**kw: Any) -> Approval:
+    base = {
+        "approval_id": "AP1",
+        "purpose": "complaint_handling",
+        "max_records": 5,
+        "expires_ts": T0 + 7 * 24 * HOUR,
+        "approver_id": "boss",
+        "categories": ["identity", "property"],
+        "systems": ["core_banking"],
+    }
+    return Approval(**(base | kw))
+
+
+_seq = iter(range(10**9))
+
+
+def read(actor: str, ts: int, subjects: list[str], fields=("customer_name", "account_balance"), **kw: Any):
+    """One access as the core-banking audit log writes it: who, when, which customers, which fields."""
+    kw.setdefault("system", "core_banking")
+    kw.setdefault("action", "query")
+    kw.setdefault("purpose", "customer_service")
+    return AccessEvent(
+        event_id=f"{actor}-{next(_seq)}",
+        ts=ts,
+        actor_id=actor,
+        subject_ids=list(subjects),
+        fields=list(fields),
+        **kw,
+    )
+
+
+def spread(actor: str, subjects: list[str], start: int, end: int, **kw: Any) -> list[AccessEvent]:
+    """One read per customer, evenly from `start` to `end`."""
+    step = (end - start) // max(len(subjects), 1)
+    return [read(actor, start + i * step, [s], **kw) for i, s in enumerate(subjects)]
+
+
+@pytest.fixture
+def run(policy, catalog):
+    """Both access detectors in one engine; the newest revision of each alert."""
+    specs = [s for s in load_detectors(policy) if s.kind in ("bulk_query", "unauthorized_lookup")]
+
+    def go(ents, events, customers=None, batch_size=10_000, arrival=None):
+        e = Engine(specs, catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        e.apply_reference("entitlements", refs("entitlements", list(ents)))
+        e.apply_reference("customers", refs("customers", book() if customers is None else customers))
+        events = list(events) if arrival == "as given" else sorted(events, key=lambda ev: ev.ts)
+        alerts = []
+        for i in range(0, len(events), batch_size):
+            alerts += e.process("access", "t", 0, fed("access", events[i : i + batch_size], "t", i))
+            alerts += e.advance()
+        return latest(alerts + e.drain())
+
+    return go
+
+
+def one(alerts, detector: str):
+    found = [a for a in alerts if a.detector == detector]
+    assert len(found) == 1, [(a.detector, a.summary) for a in alerts]
+    return found[0]
+
+
+def kinds(alerts) -> list[str]:
+    return sorted(a.detector for a in alerts)
+
+
+def reasons(a) -> set[str]:
+    return {k.removeprefix("reason_") for k in a.counts if k.startswith("reason_")}
+
+
+def ids(prefix: str, n: int, first: int = 0) -> list[str]:
+    return [f"{prefix}{i:04d}" for i in range(first, first + n)]
+
+
+# -- normal work near the rules: silent -------------------------------------------------------------
+def test_a_lobby_manager_serves_45_own_customers_on_a_busy_day(run) -> None:
+    """Seed 004 支行: a sub-branch sees its own customers. 45 customers' names and balances over a
+    working day: under 40 in any hour and under art. 5's 50 property records in the day."""
+    day = spread("t1", ids("A", 45), OPEN, OPEN + 8 * HOUR)
+    assert run([_ent("t1", "lobby_manager", "S0101")], day) == []
+
+
+def test_a_hotline_agent_under_approval_reads_300_customers_of_every_org(run) -> None:
+    """The 95526 hotline at head office (seed 004 总行: sees all) identifies callers of any branch
+    and reads their balances under a customer-service approval that covers them."""
+    ap = grant(approval_id="HL1", purpose="customer_service", max_records=500)
+    agent = _ent("h1", "ho_product_mgmt", "HO", approvals=[ap])
+    callers = [c for trio in zip(ids("A", 100), ids("B", 100), ids("F", 100), strict=True) for c in trio]
+    calls = spread("h1", callers, OPEN, OPEN + 9 * HOUR, approval_id="HL1")
+    assert run([agent], calls) == []
+
+
+def test_a_nightly_batch_spends_its_approval_exactly(run) -> None:
+    """A service account exports the regulatory report at 02:00 Beijing under an approval of
+    exactly the records it needs: 4 x 500 customers' transactions."""
+    ap = grant(
+        approval_id="RR1",
+        purpose="regulatory_report",
+        max_records=1200,
+        categories=["identity", "transaction"],
+        systems=["data_warehouse"],
+    )
+    svc = _ent("SVC-BATCH-00", None, "HO", approvals=[ap])
+    night = T0 - 6 * HOUR  # 02:00 Beijing
+    book_ = ids("A", 400) + ids("B", 400) + ids("F", 400)
+    chunks = [
+        read(
+            "SVC-BATCH-00",
+            night + k * 2 * MINUTE,
+            book_[k * 400 : (k + 1) * 400],
+            fields=("customer_name", "transaction_record"),
+            system="data_warehouse",
+            action="export",
+            purpose="regulatory_report",
+            approval_id="RR1",
+        )
+        for k in range(3)
+    ]
+    assert run([svc], chunks) == []
+
+
+def test_a_head_office_analyst_exports_100_credit_reports_under_a_100_record_approval(run) -> None:
+    ap = grant(
+        approval_id="RK1",
+        purpose="risk_review",
+        max_records=100,
+        categories=["identity", "credit"],
+        systems=["data_warehouse"],
+    )
+    analyst = _ent("a1", "ho_marketing_mgmt", "HO", approvals=[ap])
+    export = [
+        read(
+            "a1",
+            OPEN + 5 * MINUTE,
+            ids("F", 100),
+            fields=("customer_name", "credit_report"),
+            system="data_warehouse",
+            action="export",
+            purpose="risk_review",
+            approval_id="RK1",
+        )
+    ]
+    assert run([analyst], export) == []
+
+
+def test_a_transferred_teller_serves_both_desks_within_their_scope(run) -> None:
+    """Seed 004 人员管理(4): the transfer changes the scope at once. 20 S0101 customers in the
+    morning, transferred at 13:00, 20 S0201 customers in the afternoon: all in scope, 40 records."""
+    noon = OPEN + 4 * HOUR
+    ents = [
+        _ent("t2", "lobby_manager", "S0101"),
+        _ent("t2", "lobby_manager", "S0101", ts=noon, status="transferred"),
+        _ent("t2", "lobby_manager", "S0201", ts=noon + MINUTE),
+    ]
+    morning = spread("t2", ids("A", 20), OPEN, noon - MINUTE)
+    afternoon = spread("t2", ids("F", 20), noon + HOUR, noon + 4 * HOUR)
+    assert run(ents, morning + afternoon) == []
+
+
+def test_a_customer_moves_branch_and_each_branch_serves_it_in_its_time(run) -> None:
+    """Seed 004 客户管理机构: the managing sub-branch changes at noon; S0101 served the customer in
+    the morning, S0102 in the afternoon."""
+    noon = OPEN + 3 * HOUR
+    customers = [*book(), customer("A0007", "S0102", ts=noon)]
+    ents = [_ent("t1", "lobby_manager", "S0101"), _ent("t3", "lobby_manager", "S0102")]
+    events = [read("t1", noon - HOUR, ["A0007"]), read("t3", noon + HOUR, ["A0007"])]
+    assert run(ents, events, customers) == []
+
+
+def test_a_teller_s_reads_arrive_out_of_order(run) -> None:
+    import random
+
+    day = spread("t1", ids("A", 39), OPEN, OPEN + 50 * MINUTE)
+    rng = random.Random(7)
+    shuffled = sorted(day, key=lambda e: e.ts + rng.randint(0, 50_000))
+    assert run([_ent("t1", "lobby_manager", "S0101")], shuffled, arrival="as given", batch_size=5) == []
+
+
+def test_49_property_records_across_midnight_stay_silent(run) -> None:
+    """Art. 5 counts 50: 25 balances before midnight (Beijing) and 24 after, one employee."""
+    midnight = T0 + 16 * HOUR  # 2026-01-02 00:00 Beijing
+    night = spread("w1", ids("A", 25), midnight - 3 * HOUR, midnight - MINUTE, system="mobile_banker")
+    morning = spread(
+        "w1", ids("A", 24, 100), midnight + 8 * HOUR, midnight + 10 * HOUR, system="mobile_banker"
+    )
+    assert run([_ent("w1", "wealth_manager", "S0101")], night + morning) == []
+
+
+# -- violations that barely cross -------------------------------------------------------------------
+def test_the_50th_credit_record_in_24_hours_spread_thin(run) -> None:
+    """A wealth manager pulls two of their own customers' credit reports an hour, round the clock:
+    never near the role window, but the 50th record within 24 h reaches art. 5 ¶1 (3)(4)."""
+    reports = spread(
+        "w2",
+        ids("A", 50),
+        OPEN,
+        OPEN + 24 * HOUR - HOUR,
+        fields=("customer_name", "credit_report"),
+        system="credit_system",
+    )
+    alerts = run([_ent("w2", "wealth_manager", "S0101")], reports)
+    a = one(alerts, "bulk_query")
+    assert kinds(alerts) == ["bulk_query"]  # own customers, a role that may read credit: no lookup breach
+    assert a.actor_id == "w2" and a.actor_org == "S0101" and a.severity.value == "high"
+    assert a.counts["records"] == 50 and a.counts["customers"] == 50
+    assert "50 credit/property/location/communication_content records reached 50" in a.summary
+    assert "counted over 24 h" in a.summary
+    assert (a.title_zh, a.title_en) == (
+        "批量查询个人金融信息",
+        "Bulk query of personal financial information",
+    )
+    assert run([_ent("w2", "wealth_manager", "S0101")], reports[:-1]) == []  # the 49th: silent
+
+
+def test_an_approval_for_100_records_used_for_101(run) -> None:
+    """Seed 004 流程描述(4)⑤: export needs an approval; one that covers 100 records does not cover
+    the 101st. One at a time: the 101st export is the one unauthorized access."""
+    ap = grant(
+        approval_id="RK1",
+        purpose="risk_review",
+        max_records=100,
+        categories=["identity", "credit"],
+        systems=["data_warehouse"],
+    )
+    analyst = _ent("a1", "ho_marketing_mgmt", "HO", approvals=[ap])
+    exports = [
+        read(
+            "a1",
+            OPEN + i * 20_000,
+            [c],
+            fields=("customer_name", "credit_report"),
+            system="data_warehouse",
+            action="export",
+            purpose="risk_review",
+            approval_id="RK1",
+        )
+        for i, c in enumerate(ids("F", 101))
+    ]
+    alerts = run([analyst], exports)
+    a = one(alerts, "unauthorized_lookup")
+    assert kinds(alerts) == ["unauthorized_lookup"]
+    assert reasons(a) == {"c2_takeout_without_approval"} and a.severity.value == "medium"
+    assert a.counts["accesses"] == 1 and a.subject_count == 1 and a.actor_id == "a1"
+    assert "budget of 100 records was spent" in a.summary and "approval RK1" in a.summary
+
+
+def test_one_lookup_of_another_branch_s_customer(run) -> None:
+    day = spread("t1", ids("A", 20), OPEN, OPEN + 4 * HOUR)
+    far = [read("t1", OPEN + 2 * HOUR + 30_000, ["F0003"])]
+    alerts = run([_ent("t1", "lobby_manager", "S0101")], day + far)
+    a = one(alerts, "unauthorized_lookup")
+    assert kinds(alerts) == ["unauthorized_lookup"]
+    assert reasons(a) == {"out_of_scope"} and a.severity.value == "medium" and a.subject_count == 1
+    assert "S0101 read a customer managed by S0201" in a.summary and "越权" in a.summary
+    assert a.first_seen == OPEN + 2 * HOUR + 30_000
+
+
+@pytest.mark.parametrize("after_ms", [0, 1_000])
+def test_a_view_right_after_the_entitlement_was_revoked(run, after_ms) -> None:
+    gone = OPEN + 3 * HOUR
+    ents = [_ent("w3", "wealth_manager", "S0101"), _ent("w3", None, "S0101", ts=gone, status="terminated")]
+    events = [read("w3", gone - 1_000, ["A0001"]), read("w3", gone + after_ms, ["A0002"])]
+    alerts = run(ents, events)
+    a = one(alerts, "unauthorized_lookup")
+    assert kinds(alerts) == ["unauthorized_lookup"]
+    assert reasons(a) == {"terminated"} and a.severity.value == "high" and a.counts["accesses"] == 1
+    assert "terminated since" in a.summary
+
+
+def test_a_suspended_employee_reads_an_own_customer(run) -> None:
+    off = OPEN + HOUR
+    ents = [
+        _ent("w4", "wealth_manager", "S0101"),
+        _ent("w4", "wealth_manager", "S0101", ts=off, status="suspended"),
+    ]
+    alerts = run(ents, [read("w4", off + 10 * MINUTE, ["A0001"])])
+    a = one(alerts, "unauthorized_lookup")
+    assert a.severity.value == "high" and "suspended since" in a.summary and "停权" in a.summary
+
+
+def test_reads_just_after_the_approval_expired(run) -> None:
+    """A complaint-handling approval opens another branch's customer until it expires."""
+    end = OPEN + 2 * HOUR
+    ents = [_ent("w5", "wealth_manager", "S0101", approvals=[grant(expires_ts=end)])]
+    kw = dict(approval_id="AP1", purpose="complaint_handling")
+    assert run(ents, [read("w5", end, ["F0001"], **kw)]) == []  # at the expiry: still valid
+    alerts = run(ents, [read("w5", end + 1_000, ["F0001"], **kw)])
+    a = one(alerts, "unauthorized_lookup")
+    assert kinds(alerts) == ["unauthorized_lookup"]
+    assert reasons(a) == {"out_of_scope"} and "had expired" in a.summary
+
+
+def test_an_account_number_with_its_sms_code_is_c3(run) -> None:
+    """JR/T 0171 §4.2 C2 c): an authentication helper with the account completes authentication."""
+    alerts = run(
+        [_ent("w6", "wealth_manager", "S0101")],
+        [read("w6", OPEN, ["A0001"], fields=("payment_account_no", "sms_code"))],
+    )
+    a = one(alerts, "unauthorized_lookup")
+    assert reasons(a) == {"c3_without_approval"} and a.severity.value == "high" and a.jr_class == "C3"
+
+
+def test_a_report_of_50_unnamed_credit_rows(run) -> None:
+    """A report download names no customers, yet its 50 rows are 50 records (条) under art. 5."""
+    ents = [_ent("p1", "sb_president", "S0101")]
+    report = [
+        read(
+            "p1", OPEN, [], fields=("credit_report",), system="report_portal", action="download", row_count=50
+        )
+    ]
+    alerts = run(ents, report)
+    b = one(alerts, "bulk_query")
+    assert b.severity.value == "high" and b.counts["records"] == 50 and b.counts["customers"] == 0
+    assert "customers not identified" in b.summary
+    u = one(alerts, "unauthorized_lookup")  # a C2 download without an approval (流程描述(4)④⑤)
+    assert reasons(u) == {"c2_takeout_without_approval"} and u.severity.value == "medium"
+    # the log named no customer: the analyst is told rows, not "50 customers"
+    assert (
+        "touching 0 customers and 50 rows naming no customer" in u.summary and "50条未具名记录" in u.summary
+    )
+    # 49 rows stay under art. 5, yet a download weighs 3 (the bank's policy): 147 passes the sub-branch
+    # president's role threshold of 120, a medium bulk query
+    smaller = run(ents, [r.model_copy(update={"row_count": 49}) for r in report])
+    b = one(smaller, "bulk_query")
+    assert (
+        b.severity.value == "medium" and "role threshold 120" in b.summary and "reached 50" not in b.summary
+    )
+
+
+def test_a_transferred_teller_reads_a_former_customer(run) -> None:
+    noon = OPEN + 4 * HOUR
+    ents = [
+        _ent("t2", "lobby_manager", "S0101"),
+        _ent("t2", "lobby_manager", "S0101", ts=noon, status="transferred"),
+        _ent("t2", "lobby_manager", "S0201", ts=noon + MINUTE),
+    ]
+    alerts = run(ents, [read("t2", noon + HOUR, ["A0005"])])
+    a = one(alerts, "unauthorized_lookup")
+    assert reasons(a) == {"old_scope_after_transfer"} and a.severity.value == "high"
+    assert "former S0101" in a.summary and a.actor_org == "S0201"
+
+
+def test_a_customer_read_by_the_branch_it_just_left(run) -> None:
+    noon = OPEN + 3 * HOUR
+    customers = [*book(), customer("A0007", "S0102", ts=noon)]
+    alerts = run([_ent("t1", "lobby_manager", "S0101")], [read("t1", noon + MINUTE, ["A0007"])], customers)
+    a = one(alerts, "unauthorized_lookup")
+    assert reasons(a) == {"out_of_scope"} and "managed by S0102" in a.summary
+
+
+def test_a_hotline_agent_past_the_approval_s_budget(run) -> None:
+    """100 approved calls, then 50 more callers' balances on the same day: those 50 property
+    records are unapproved reading and reach art. 5's 50."""
+    ap = grant(approval_id="HL1", purpose="customer_service", max_records=100)
+    agent = _ent("h1", "ho_product_mgmt", "HO", approvals=[ap])
+    calls = spread("h1", ids("F", 150), OPEN, OPEN + 9 * HOUR, approval_id="HL1")
+    alerts = run([agent], calls)
+    a = one(alerts, "bulk_query")
+    assert a.counts["records"] == 50 and a.severity.value == "high" and a.actor_org == "HO"
+
+
+@pytest.mark.parametrize("batch_size", [1, 10, 1000])
+def test_late_audit_rows_still_count_toward_the_day(run, batch_size) -> None:
+    """Accesses out of order: the credit system's log arrives in real time, core banking's an hour
+    and a half late. 30 credit reports and 25 balances, all the same day, are 55 records of art. 5's
+    50-record tier, whichever log came first."""
+    ents = [_ent("w7", "wealth_manager", "S0101")]
+    credit = spread(
+        "w7",
+        ids("A", 30),
+        OPEN + 2 * HOUR,
+        OPEN + 2 * HOUR + 30 * MINUTE,
+        fields=("customer_name", "credit_report"),
+        system="credit_system",
+    )
+    balances = spread("w7", ids("A", 25, 200), OPEN, OPEN + 30 * MINUTE)
+    in_time = run(ents, credit + balances)
+    late = run(ents, credit + balances, arrival="as given", batch_size=batch_size)
+    assert kinds(in_time) == ["bulk_query"] and one(in_time, "bulk_query").counts["records"] == 55
+    assert kinds(late) == ["bulk_query"] and one(late, "bulk_query").counts["records"] == 55
+
+
+def test_one_export_of_101_records_under_a_100_record_approval(run) -> None:
+    """The approver signed for 100 records; an export of 101 is not the export approved, so all
+    its 101 credit records are unapproved: a take-out without approval, and art. 5's 50 passed."""
+    ap = grant(
+        approval_id="RK1",
+        purpose="risk_review",
+        max_records=100,
+        categories=["identity", "credit"],
+        systems=["data_warehouse"],
+    )
+    kw = dict(
+        fields=("customer_name", "credit_report"),
+        system="data_warehouse",
+        action="export",
+        purpose="risk_review",
+        approval_id="RK1",
+    )
+    alerts = run(
+        [_ent("a1", "ho_marketing_mgmt", "HO", approvals=[ap])], [read("a1", OPEN, ids("F", 101), **kw)]
+    )
+    u = one(alerts, "unauthorized_lookup")
+    assert reasons(u) == {"c2_takeout_without_approval"} and "(101 needed)" in u.summary
+    b = one(alerts, "bulk_query")
+    assert b.severity.value == "high" and b.counts["records"] == 101
+
+
+def test_a_batch_job_past_its_approval(run) -> None:
+    """A service account holds no role: a fourth chunk its approval did not budget for is a
+    take-out of 400 customers' transactions by an account no role allows."""
+    ap = grant(
+        approval_id="RR1",
+        purpose="regulatory_report",
+        max_records=1200,
+        categories=["identity", "transaction"],
+        systems=["data_warehouse"],
+    )
+    book_ = ids("A", 400) + ids("B", 400) + ids("F", 400) + ids("A", 100, 400)
+    chunks = [
+        read(
+            "SVC-BATCH-00",
+            T0 - 6 * HOUR + k * 2 * MINUTE,
+            book_[k * 400 : (k + 1) * 400],
+            fields=("customer_name", "transaction_record"),
+            system="data_warehouse",
+            action="export",
+            purpose="regulatory_report",
+            approval_id="RR1",
+        )
+        for k in range(4)
+    ]
+    customers = [*book(), *[customer(c, "S0101") for c in ids("A", 100, 400)]]
+    alerts = run([_ent("SVC-BATCH-00", None, "HO", approvals=[ap])], chunks, customers)
+    u = one(alerts, "unauthorized_lookup")
+    assert reasons(u) == {"c2_takeout_without_approval", "system_not_permitted", "role_not_permitted"}
+    assert u.counts["accesses"] == 1 and u.subject_count == 100
+    b = one(alerts, "bulk_query")  # 100 customers exported: weight 300 against the default 30
+    assert b.counts["records"] == 100 and b.severity.value == "medium"
+
+
+def test_a_search_that_returns_one_customer_of_another_branch(run) -> None:
+    """A name search on core banking returns three customers, one of them another branch's."""
+    alerts = run([_ent("t1", "lobby_manager", "S0101")], [read("t1", OPEN, ["A0001", "A0002", "F0009"])])
+    a = one(alerts, "unauthorized_lookup")
+    assert reasons(a) == {"out_of_scope"} and a.subject_count == 3
+
+
+def test_reads_while_between_posts(run) -> None:
+    """Seed 004 人员管理(4): between the transfer and the new post, no access at all."""
+    noon = OPEN + 4 * HOUR
+    ents = [
+        _ent("t2", "lobby_manager", "S0101"),
+        _ent("t2", "lobby_manager", "S0101", ts=noon, status="transferred"),
+        _ent("t2", "lobby_manager", "S0201", ts=noon + HOUR),
+    ]
+    alerts = run(ents, [read("t2", noon + 5 * MINUTE, ["A0001"])])
+    a = one(alerts, "unauthorized_lookup")
+    assert reasons(a) == {"transferred"} and a.severity.value == "high" and "调岗" in a.summary
+
+
+def test_a_second_level_branch_sees_its_own_sub_branches_only(run) -> None:
+    """Seed 004 机构设置(3): a second-level branch sees itself and the orgs below it, not its
+    parent branch's other sub-branches."""
+    customers = [*book(), customer("K0001", "S010301")]
+    ents = [_ent("m1", "br_marketing_mgmt", "B0103")]
+    assert run(ents, [read("m1", OPEN, ["K0001"], purpose="marketing")], customers) == []
+    alerts = run(ents, [read("m1", OPEN, ["A0001"], purpose="marketing")], customers)
+    assert reasons(one(alerts, "unauthorized_lookup")) == {"out_of_scope"}
+
+
+def test_a_head_office_department_head_reads_any_branch_s_customer(run) -> None:
+    """Seed 004 机构设置(1): head office sees all."""
+    events = [
+        read("d1", OPEN + i * MINUTE, [c], purpose="supervision")
+        for i, c in enumerate(["A0001", "B0001", "F0001"])
+    ]
+    assert run([_ent("d1", "ho_dept_head", "HO")], events) == []
+
+
+def test_a_read_right_after_the_approval_was_revoked(run) -> None:
+    """The approval is withdrawn at 11:00 (a new entitlement version without it): the cross-org
+    read a second later is out of scope, and the alert says why the approval did not count."""
+    revoked = OPEN + 2 * HOUR
+    ents = [
+        _ent("w5", "wealth_manager", "S0101", approvals=[grant()]),
+        _ent("w5", "wealth_manager", "S0101", ts=revoked),
+    ]
+    kw = dict(approval_id="AP1", purpose="complaint_handling")
+    assert run(ents, [read("w5", revoked - 1_000, ["F0001"], **kw)]) == []
+    alerts = run(ents, [read("w5", revoked + 1_000, ["F0001"], **kw)])
+    a = one(alerts, "unauthorized_lookup")
+    assert reasons(a) == {"out_of_scope"} and "approval AP1 is not in the employee's entitlement" in a.summary
