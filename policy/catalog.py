@@ -98,8 +98,10 @@ class Catalog:
         self, roles: Iterable[str], action: str, system: str, field_ids: list[str]
     ) -> tuple[bool, bool]:
         """(system allowed, data allowed) for any of the roles (seed 004 角色设置(2): a user may hold
-        several). A role the policy gives no permission set is not judged: both True."""
-        system_ok = data_ok = False
+        several). Each role's permission set is a whole: the data must be granted by a role that
+        also opens the system, not the system by one role and the data by another. A role the
+        policy gives no permission set is not judged: both True."""
+        granted: list[tuple[bool, bool]] = []  # per role: (system, data)
         for r in roles:
             role = self.roles.get(r)
             if role is None:
@@ -108,12 +110,14 @@ class Catalog:
             if pid is None:
                 return True, True
             perms = self.permission_sets[pid]
-            system_ok = system_ok or system in perms.systems
             key = (pid, action, tuple(field_ids))
             ok = self._grants.get(key)
             if ok is None:
                 ok = self.granted(perms.grants.get(action, ()), field_ids)  # type: ignore[call-overload]
                 if len(self._grants) < 100_000:
                     self._grants[key] = ok
-            data_ok = data_ok or ok
+            granted.append((system in perms.systems, ok))
+        system_ok = any(s for s, _ in granted)
+        # with no role opening the system, the data is judged on its own (one reason, not two)
+        data_ok = any(d for s, d in granted if s or not system_ok)
         return system_ok, data_ok

@@ -136,6 +136,26 @@ def test_roles_and_systems(run) -> None:
     assert reasons(run([entitlement("e1")], warehouse)) == {"system_not_permitted"}
 
 
+def test_two_roles_do_not_add_up_to_a_permission_neither_has(run) -> None:
+    """Seed 004 角色设置(2): a user may hold several roles, each with its permission set. A sub-branch
+    product manager may use the data warehouse, a wealth manager may update a customer's phone;
+    holding both does not let the warehouse be used to update phones. Each role alone keeps what
+    it has."""
+    both = entitlement("e5", role="wealth_manager").model_copy(
+        update={"roles": ["wealth_manager", "sb_product_mgmt"]}
+    )
+    update = [
+        e.model_copy(update={"system": "data_warehouse"})
+        for e in access("e5", fields=("mobile_phone",), action="update")
+    ]
+    assert reasons(run([both], update)) == {"role_not_permitted"}
+    crm = [
+        e.model_copy(update={"system": "crm"})
+        for e in access("e5", fields=("mobile_phone",), action="update")
+    ]
+    assert run([both], crm) == []
+
+
 def test_a_termination_that_arrives_late_still_decides(run) -> None:
     ent = entitlement("e1", role="wealth_manager")
     gone = entitlement("e1", role="wealth_manager", ts=T0 + HOUR, status="terminated")
