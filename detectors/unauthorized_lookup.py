@@ -58,6 +58,7 @@ RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
 # reasons an access is unauthorized, in the order an alert lists them
 REASONS = (
     "terminated",
+    "suspended",
     "transferred",
     "old_scope_after_transfer",
     "change_outside_managing_org",
@@ -206,7 +207,7 @@ _FIRST = itemgetter(0)
 CHANGES = frozenset({Action.update.value, Action.delete.value})
 TAKES_OUT = frozenset({Action.export.value, Action.print.value, Action.download.value})
 DENIED = Outcome.denied.value
-ACTIVE, TRANSFERRED = EmployeeStatus.active, EmployeeStatus.transferred
+ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
 OWN, BELOW, ALL = 1, 2, 3  # how far an org sees: its own customers, its sub-branches' too, every one
 SEES = {"self": OWN, "self_and_descendants": BELOW, "all": ALL}  # organisation.yaml `org_levels.*.sees`
 Found = list[tuple[str, str, Entitlement | None]]  # (reason, what its offence was about, entitlement)
@@ -521,7 +522,9 @@ class UnauthorizedLookupDetector:
         if ent.status is not ACTIVE:
             if ent.status is TRANSFERRED:
                 return [("transferred", f"transferred out of {ent.org_id} since {_iso(ent.ts)}", ent)]
-            return [("terminated", f"{ent.status.value} since {_iso(ent.ts)}", ent)]
+            if ent.status is SUSPENDED:
+                return [("suspended", f"suspended since {_iso(ent.ts)}", ent)]
+            return [("terminated", f"terminated since {_iso(ent.ts)}", ent)]
         action = ev.action.value
         approval, why = approvals.judge(ev, ent, ctx.catalog, self.store)
         covered = why is None

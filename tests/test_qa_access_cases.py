@@ -336,6 +336,7 @@ def test_a_suspended_employee_reads_an_own_customer(run) -> None:
     alerts = run(ents, [read("w4", off + 10 * MINUTE, ["A0001"])])
     a = one(alerts, "unauthorized_lookup")
     assert a.severity.value == "high" and "suspended since" in a.summary and "停权" in a.summary
+    assert reasons(a) == {"suspended"}  # its own reason: a dashboard counting terminations does not count it
 
 
 def test_reads_just_after_the_approval_expired(run) -> None:
