@@ -1,17 +1,21 @@
 """Findings become alerts here: pseudonymized, titled in zh and en, cited, and rendered as OCSF.
 
-Customer ids were pseudonymized as they entered the engine, so nothing here can leak one.
+Customer ids were pseudonymized as they entered the engine. What a producer names its own way
+still reaches an alert verbatim: event ids (its evidence) and record ids (in summaries). A producer
+that builds them from a card, resident ID or mobile number would put that number in every alert,
+so the last step masks any such number by its form (`{bank_card}`), found by checksum, not guess.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from detectors import REGISTRY
 from detectors.base import LEAKAGE_CANDIDATE, Finding
 from policy.model import DetectorSection
-from schemas.models import Alert, AlertStatus, Severity
+from schemas.models import Alert, AlertStatus, Severity, ValueType
 
 OCSF_VERSION = "1.3.0"
 _OCSF_SEVERITY = {
@@ -21,6 +25,39 @@ _OCSF_SEVERITY = {
     Severity.high: 4,
     Severity.critical: 5,
 }
+
+
+# a run of 11-24 digits (spaces and dashes between, an X last for a resident ID): the candidates
+_NUMBER = re.compile(r"(?<!\d)\+?\d[\d -]{9,22}[\dXx](?![\dXx])")
+_PERSONAL = frozenset({ValueType.bank_card, ValueType.cn_ric, ValueType.cn_mobile})
+_SEPARATED = re.compile(r"([ -])")
+
+
+def _form(text: str) -> str | None:
+    # imported here: streams.sources (through its stats) needs this module first
+    from streams.sources.data_types import recognize
+
+    found = recognize(text)
+    return f"{{{found[0].value}}}" if found is not None and found[0] in _PERSONAL else None
+
+
+def _mask(m: re.Match[str]) -> str:
+    """The run masked where a span of its digit groups has a personal form: the whole run, or
+    the longest span from the left (`<card>-1`, an id's suffix after a dash)."""
+    parts = _SEPARATED.split(m.group())  # digit groups at even places, separators between
+    groups = len(parts) // 2 + 1
+    for i in range(groups):
+        for j in range(groups, i, -1):
+            found = _form("".join(parts[2 * i : 2 * j - 1]))
+            if found is not None:
+                rest = "".join(parts[2 * j - 1 :])
+                return "".join(parts[: 2 * i]) + found + _NUMBER.sub(_mask, rest)
+    return m.group()
+
+
+def mask_personal(text: str) -> str:
+    """`text` with every card, resident ID and mobile number in it replaced by its form."""
+    return _NUMBER.sub(_mask, text)
 
 
 def build_alert(finding: Finding, section: DetectorSection) -> Alert:
@@ -39,15 +76,15 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         severity=finding.severity,
         title_zh=finding.title_zh or section.title_zh,
         title_en=finding.title_en or section.title_en,
-        summary=finding.summary,
+        summary=mask_personal(finding.summary),
         regulation=list(finding.regulation or section.regulation),
         jr_class=finding.jr_class,
-        actor_id=finding.actor_id,
+        actor_id=mask_personal(finding.actor_id) if finding.actor_id else finding.actor_id,
         actor_org=finding.actor_org,
         subject_count=finding.subject_count,
         subjects_sample=list(finding.subject_sample),
         counts=dict(finding.counts),
-        evidence_event_ids=list(finding.evidence_event_ids),
+        evidence_event_ids=list(map(mask_personal, finding.evidence_event_ids)),
         event_count=finding.event_count,
         window_start=finding.window_start,
         window_end=finding.window_end,

@@ -91,3 +91,34 @@ def test_latest_keeps_the_newest_revision_per_alert(policy) -> None:
     alerts = [build_alert(finding(revision=r, subject_count=50 + r), section) for r in (1, 3, 2)]
     (only,) = latest(alerts)
     assert only.revision == 3 and only.subject_count == 53
+
+
+CARD, RIC, MOBILE = "6222020200001234562", "440304199001010038", "13912345678"  # valid check digits
+
+
+def test_a_producers_ids_built_from_personal_numbers_are_masked_in_the_alert(policy) -> None:
+    """Event and record ids are the producer's: one that builds them from a card, resident ID or
+    mobile number must not put that number in the alert (summary, evidence, OCSF). Numbers without
+    such a form (times, counts, dates, ordinary ids) stay as they are."""
+    alert = build_alert(
+        finding(
+            summary=f"record ACCT-{CARD} on core (account) kept past its 1826-day retention, due 2031-01-01; "
+            f"holder {RIC[:6]} {RIC[6:]}, phone +86 139-1234-5678, 1767225600000 ms, 60 records",
+            evidence_event_ids=[f"open-{CARD}-1", f"kyc:{RIC}", f"sms-{MOBILE}", "ev-20260101-000123"],
+            actor_id=f"teller-{MOBILE}",
+        ),
+        policy.detectors["bulk_query"],
+    )
+    doc = alert.model_dump_json() + str(to_ocsf(alert))
+    for number in (CARD, RIC, MOBILE, RIC[6:], "139-1234-5678"):
+        assert number not in doc
+    assert alert.summary.startswith("record ACCT-{bank_card} on core") and "{cn_ric}" in alert.summary
+    assert "phone {cn_mobile}" in alert.summary and "1767225600000 ms, 60 records" in alert.summary
+    assert "due 2031-01-01" in alert.summary
+    assert alert.evidence_event_ids == [
+        "open-{bank_card}-1",
+        "kyc:{cn_ric}",
+        "sms-{cn_mobile}",
+        "ev-20260101-000123",
+    ]
+    assert alert.actor_id == "teller-{cn_mobile}"

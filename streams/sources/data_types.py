@@ -103,6 +103,8 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
         m = _MOBILE.fullmatch(compact)
         if m:
             return ValueType.cn_mobile, m.group(1)
+        if n == 18 and ric.is_valid(compact):  # most resident IDs end in a digit, not X
+            return ValueType.cn_ric, compact
         return None
     if len(compact) == 18 and compact[:17].isdigit() and ric.is_valid(compact):
         return ValueType.cn_ric, compact.upper()
