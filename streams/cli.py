@@ -22,6 +22,7 @@ from policy.catalog import Catalog
 from schemas.models import Severity
 from streams import logs
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
+from streams.kafka_reach import KafkaUnavailable
 from streams.pseudonym import PseudonymKeyMismatch
 from streams.sinks import FatalSinkError
 
@@ -45,6 +46,9 @@ EPILOG = """examples:
 environment: LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_PASSWORD,
              LIFEMON_PSEUDONYM_KEY (HMAC key for customer pseudonyms), LIFEMON_KAFKA_SASL_PASSWORD,
              LIFEMON_METRICS_PORT, LIFEMON_LOG_LEVEL, LIFEMON_LOG_FORMAT (logfmt, json, console)
+
+exit status: 0 done; 1 failed; 2 a usage, config or policy error; 3 ClickHouse unreachable or in
+             use, or a sink failed; 4 Kafka unreachable; 130 Ctrl-C
 """
 log = logging.getLogger(__name__)
 _last_log = [0.0]
@@ -94,6 +98,14 @@ def _broker(config: Any, stack: ExitStack) -> str:
     config.kafka.group_id = f"{config.kafka.group_id}-{uuid.uuid4().hex[:8]}"
     log.info(f"started embedded Tansu broker at {broker.bootstrap}", extra={"bootstrap": broker.bootstrap})
     return broker.bootstrap
+
+
+def _reach(config: Any) -> None:
+    """Whether the configured broker answers, before a command that reads or writes it starts:
+    KafkaUnavailable in one line if not (streams/kafka_reach.py)."""
+    from streams.kafka_reach import reach
+
+    reach(config.kafka.bootstrap, config.kafka_settings())
 
 
 def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, quiet: bool = False) -> Any:
@@ -150,6 +162,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     if not config.notify.receivers:
         log.error("no receivers: add notify.receivers to the config (docs/configuration.md)")
         return 2
+    _reach(config)
     try:
         notifier = Notifier(config, config.kafka.bootstrap)
     except ValueError as e:  # a receiver's secret is missing from the environment
@@ -173,12 +186,15 @@ def cmd_ship(args: argparse.Namespace) -> int:
     import hashlib
     import signal
 
+    from streams.config import load_config
+
     if args.format == "har":
         from streams.ship_har import ship_har
 
+        config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+        if config.kafka.bootstrap:  # ship_har says it when there is none
+            _reach(config)
         return ship_har(args)
-
-    from streams.config import load_config
     from streams.ship import FORMATS, ShipError, Shipper
 
     config = load_config(args.config, kafka__bootstrap=args.bootstrap)
@@ -344,6 +360,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if not config.kafka.bootstrap:
         log.error("watch reads pfi.alerts from a running broker: set kafka.bootstrap or --bootstrap")
         return 2
+    _reach(config)
     try:
         shown = watch(
             {"bootstrap.servers": config.kafka.bootstrap, "logger": logs.KAFKA, **config.kafka_settings()},
@@ -644,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SchemaOutdated) as e:  # one line
         log.error(str(e))
         return 3
+    except KafkaUnavailable as e:  # one line, instead of librdkafka's every 50 ms and a traceback
+        log.error(str(e))
+        return 4
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `lifemon ... | head`: the reader left, nothing more to say
