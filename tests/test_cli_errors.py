@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.clickhouse import chdb_in_use
 from streams.kafka_reach import KafkaUnavailable, reach
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,3 +92,38 @@ def test_an_unknown_host_name_is_named_as_such(caplog: pytest.LogCaptureFixture)
 def test_a_broker_that_answers_gives_its_topics(broker: str) -> None:
     admin, metadata = reach(broker)
     assert metadata.brokers and admin is not None
+
+
+# -- 2. the embedded database held by another lifemon ---------------------------------------------
+@pytest.mark.integration
+def test_a_read_next_to_a_running_monitor_says_another_lifemon_holds_the_database(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIFEMON_LOG_FORMAT": "logfmt"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "run", "--quiet", "--seconds", "120"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    chdb = tmp_path / ".lifemon" / "chdb"
+    try:
+        deadline = time.monotonic() + 60
+        while not chdb_in_use(chdb) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert run.poll() is None, run.stderr.read() if run.stderr else ""
+        for command in (["alerts"], ["report", "--out", str(tmp_path / "r.html")]):
+            done = lifemon(*command, cwd=tmp_path)
+            assert done.returncode == 3, done.stderr
+            assert "Traceback" not in done.stderr and "Cannot lock file" not in done.stderr, done.stderr
+            [line] = done.stderr.splitlines()
+            assert (
+                f"the embedded ClickHouse at {chdb.resolve()} is in use by another lifemon process (pid {run.pid}, "
+                in line
+            )
+            assert "a ClickHouse server (clickhouse.dsn or LIFEMON_CLICKHOUSE_DSN)" in line
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(60)
+    done = lifemon("alerts", cwd=tmp_path)  # once it stopped, the database is there to read
+    assert done.returncode == 0 and done.stdout.strip() == "no alerts match", done.stderr
