@@ -497,18 +497,31 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_detectors(args: argparse.Namespace) -> int:
+    """Each registered detector and its rule from the policy: id and version, title, the streams it
+    reads (and by which key), the regulation it enforces, its examples, and the file that holds it."""
     from detectors import REGISTRY
+    from policy import detector_file
 
     policy = load_policy(args.policy)
-    rows = []
+    enabled = sum(1 for kind in REGISTRY if kind in policy.detectors and policy.detectors[kind].enabled)
+    print(
+        f"{len(REGISTRY)} detectors, {enabled} enabled; rules from {detector_file('*', args.policy).parent}"
+    )
     for kind, cls in REGISTRY.items():
         s = policy.detectors.get(kind)
         reads = ", ".join(f"{stream} by {key}" for stream, key in cls.inputs.items())
-        rows.append((kind, "enabled" if s and s.enabled else "disabled", s.rule_id if s else "-", reads))
-        rows.append(("", "", "", f"{s.title_zh} / {s.title_en}" if s else ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(f"{v:<{w}}" for v, w in zip(row, [*widths, 0], strict=True)).rstrip())
+        print()
+        if s is None:
+            print(f"{kind}  no rule in the policy")
+            print(f"    reads      {reads}")
+            continue
+        print(f"{kind}  {'enabled' if s.enabled else 'disabled'}  {s.rule_id} v{s.rule_version}")
+        print(f"    title      {s.title_zh} / {s.title_en}")
+        print(f"    reads      {reads}")
+        for i, clause in enumerate(s.regulation):
+            print(f"    {'basis' if i == 0 else '':<10} {clause}")
+        print(f"    examples   {len(s.tests)} (lifemon policy check runs them)")
+        print(f"    rule file  {detector_file(kind, args.policy)} (params, runbook)")
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from detectors import REGISTRY
+from policy import load_policy
 from streams.cli import build_parser, main, when
 from streams.clickhouse import chdb_in_use
 from streams.kafka_reach import KafkaUnavailable, reach
@@ -224,3 +225,20 @@ def test_every_option_says_what_it_does_and_its_default() -> None:
             if not text or (optional and "default" not in text):
                 missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}: {text!r}")
     assert missing == []
+
+
+def test_detectors_lists_each_rule_with_what_it_reads_and_its_basis(
+    capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    assert main(["detectors"]) == 0
+    out = capsys.readouterr().out
+    policy = load_policy()
+    assert out.startswith(f"{len(REGISTRY)} detectors, ")
+    for kind, cls in REGISTRY.items():
+        rule = policy.detectors[kind]
+        assert f"{kind}  enabled  {rule.rule_id} v{rule.rule_version}\n" in out
+        assert f"    title      {rule.title_zh} / {rule.title_en}\n" in out
+        assert "    reads      " + ", ".join(f"{s} by {k}" for s, k in cls.inputs.items()) + "\n" in out
+        for clause in rule.regulation:
+            assert clause in out
+        assert f"detectors/{kind}.yaml (params, runbook)" in out
