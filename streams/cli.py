@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from policy.catalog import Catalog
 from schemas.models import Severity
 from streams import logs
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
+from streams.kafka_reach import KafkaUnavailable
 from streams.pseudonym import PseudonymKeyMismatch
 from streams.sinks import FatalSinkError
 
@@ -45,6 +46,9 @@ EPILOG = """examples:
 environment: LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_PASSWORD,
              LIFEMON_PSEUDONYM_KEY (HMAC key for customer pseudonyms), LIFEMON_KAFKA_SASL_PASSWORD,
              LIFEMON_METRICS_PORT, LIFEMON_LOG_LEVEL, LIFEMON_LOG_FORMAT (logfmt, json, console)
+
+exit status: 0 done; 1 failed; 2 a usage, config or policy error; 3 ClickHouse unreachable, in use
+             or without a lifemon database, or a sink failed; 4 Kafka unreachable; 130 Ctrl-C
 """
 log = logging.getLogger(__name__)
 _last_log = [0.0]
@@ -94,6 +98,39 @@ def _broker(config: Any, stack: ExitStack) -> str:
     config.kafka.group_id = f"{config.kafka.group_id}-{uuid.uuid4().hex[:8]}"
     log.info(f"started embedded Tansu broker at {broker.bootstrap}", extra={"bootstrap": broker.bootstrap})
     return broker.bootstrap
+
+
+def _reach(config: Any) -> None:
+    """Whether the configured broker answers, before a command that reads or writes it starts:
+    KafkaUnavailable in one line if not (streams/kafka_reach.py)."""
+    from streams.kafka_reach import reach
+
+    reach(config.kafka.bootstrap, config.kafka_settings())
+
+
+class NoDatabase(ClickHouseUnavailable):
+    """A read command found no lifemon database where the config points."""
+
+
+def _read_client(config: Any) -> Any:
+    """A ClickHouse client for a command that only reads lifemon's tables. It never creates
+    anything: an embedded database that is not there yet, or a server without lifemon's database,
+    is said in one line (NoDatabase) instead of an UNKNOWN_DATABASE traceback."""
+    from streams.clickhouse import connect, location
+
+    dsn = config.clickhouse_dsn()
+    first = "run `lifemon run` (or `lifemon demo`) first, or point --clickhouse, clickhouse.dsn or LIFEMON_CLICKHOUSE_DSN at one"
+    if dsn.startswith("chdb://") and not Path(dsn.removeprefix("chdb://")).is_dir():
+        raise NoDatabase(f"no lifemon database at {dsn.removeprefix('chdb://')}: {first}")
+    client = connect(dsn)
+    database = config.clickhouse.database
+    tables = client.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'alerts'",
+        parameters={"db": database},
+    ).result_rows[0][0]
+    if not tables:
+        raise NoDatabase(f"no lifemon database {database} in ClickHouse at {location(client)}: {first}")
+    return client
 
 
 def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, quiet: bool = False) -> Any:
@@ -150,6 +187,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     if not config.notify.receivers:
         log.error("no receivers: add notify.receivers to the config (docs/configuration.md)")
         return 2
+    _reach(config)
     try:
         notifier = Notifier(config, config.kafka.bootstrap)
     except ValueError as e:  # a receiver's secret is missing from the environment
@@ -173,12 +211,15 @@ def cmd_ship(args: argparse.Namespace) -> int:
     import hashlib
     import signal
 
+    from streams.config import load_config
+
     if args.format == "har":
         from streams.ship_har import ship_har
 
+        config = load_config(args.config, kafka__bootstrap=args.bootstrap)
+        if config.kafka.bootstrap:  # ship_har says it when there is none
+            _reach(config)
         return ship_har(args)
-
-    from streams.config import load_config
     from streams.ship import FORMATS, ShipError, Shipper, unmonitored
 
     config = load_config(args.config, kafka__bootstrap=args.bootstrap)
@@ -309,11 +350,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from streams.clickhouse import connect
     from streams.report import gather, render
 
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
-    html = render(gather(connect(config.clickhouse_dsn()), config.clickhouse.database))
+    html = render(gather(_read_client(config), config.clickhouse.database))
     Path(args.out).write_text(html, encoding="utf-8")
     log.info(f"wrote {args.out}")
     return 0
@@ -321,18 +361,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     from streams.alert_query import query_alerts, render
-    from streams.clickhouse import connect
 
+    if args.since and args.until and args.until <= args.since:
+        log.error(
+            f"--until ({args.until:%Y-%m-%d %H:%M} UTC) is not after --since ({args.since:%Y-%m-%d %H:%M} UTC)"
+        )
+        return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
     rows = query_alerts(
-        connect(config.clickhouse_dsn()),
+        _read_client(config),
         config.clickhouse.database,
         detector=args.detector,
         min_severity=Severity(args.severity) if args.severity else None,
         actor=args.actor,
         status=args.status,
-        since=_when(args.since),
-        until=_when(args.until),
+        since=args.since,
+        until=args.until,
         limit=args.limit,
     )
     print(render(rows, color=sys.stdout.isatty()))
@@ -347,6 +391,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if not config.kafka.bootstrap:
         log.error("watch reads pfi.alerts from a running broker: set kafka.bootstrap or --bootstrap")
         return 2
+    _reach(config)
     try:
         shown = watch(
             {"bootstrap.servers": config.kafka.bootstrap, "logger": logs.KAFKA, **config.kafka_settings()},
@@ -369,25 +414,65 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     from functools import partial
 
     from streams.catalog_gaps import fold_tables, query_gaps, render
-    from streams.clickhouse import connect
     from streams.config import load_config
     from streams.credentials import Secrets
     from streams.pseudonym import Pseudonymizer, fingerprint
 
     config = load_config(args.config, clickhouse__dsn=args.clickhouse)
-    rows = query_gaps(connect(config.clickhouse_dsn()), config.clickhouse.database, args.kind, args.limit)
+    rows = query_gaps(_read_client(config), config.clickhouse.database, args.kind, args.limit)
     # field-id fingerprints need the key that made them; without it they are listed as they are
     keyed = Secrets().key_ring() and partial(fingerprint, Pseudonymizer.from_env(allow_ephemeral=False))
     print(render(fold_tables(rows, keyed or None)))
     return 0
 
 
-def _when(text: str | None) -> datetime | None:
-    """An ISO date or time (UTC when no zone is given), or None."""
-    if not text:
-        return None
-    found = datetime.fromisoformat(text)
+WHEN_HELP = (
+    "an ISO date or time (2026-12-01, 2026-12-01T08:30, with +08:00 or Z; UTC when no zone is "
+    "given), today or yesterday (midnight UTC), now, or an age: 30m, 24h, 7d, 2w"
+)
+_AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def when(text: str, now: datetime | None = None) -> datetime:
+    """`--since` / `--until`: a point in time, as WHEN_HELP says (argparse's type)."""
+    now = now or datetime.now(UTC)
+    word = text.strip().lower()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    named = {"now": now, "today": midnight, "yesterday": midnight - timedelta(days=1)}
+    if word in named:
+        return named[word]
+    if len(word) > 1 and word[-1] in _AGE_UNITS and word[:-1].isdigit():
+        return now - timedelta(**{_AGE_UNITS[word[-1]]: int(word[:-1])})
+    try:
+        found = datetime.fromisoformat(text.strip())
+    except ValueError as e:
+        why = "" if "isoformat" in str(e) else f" ({e})"
+        raise argparse.ArgumentTypeError(f"'{text}' is not a time{why}: give {WHEN_HELP}") from None
     return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def positive(text: str) -> int:
+    """A count of at least 1 (argparse's type)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: give a number of 1 or more")
+    return n
+
+
+def detector_kind(text: str) -> str:
+    """A registered detector's name (argparse's type): a typo is named, with the known ones."""
+    import difflib
+
+    from detectors import REGISTRY
+
+    if text in REGISTRY:
+        return text
+    close = difflib.get_close_matches(text, REGISTRY, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise argparse.ArgumentTypeError(f"unknown detector '{text}'; {hint}known: {', '.join(REGISTRY)}")
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -415,18 +500,31 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_detectors(args: argparse.Namespace) -> int:
+    """Each registered detector and its rule from the policy: id and version, title, the streams it
+    reads (and by which key), the regulation it enforces, its examples, and the file that holds it."""
     from detectors import REGISTRY
+    from policy import detector_file
 
     policy = load_policy(args.policy)
-    rows = []
+    enabled = sum(1 for kind in REGISTRY if kind in policy.detectors and policy.detectors[kind].enabled)
+    print(
+        f"{len(REGISTRY)} detectors, {enabled} enabled; rules from {detector_file('*', args.policy).parent}"
+    )
     for kind, cls in REGISTRY.items():
         s = policy.detectors.get(kind)
         reads = ", ".join(f"{stream} by {key}" for stream, key in cls.inputs.items())
-        rows.append((kind, "enabled" if s and s.enabled else "disabled", s.rule_id if s else "-", reads))
-        rows.append(("", "", "", f"{s.title_zh} / {s.title_en}" if s else ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(f"{v:<{w}}" for v, w in zip(row, [*widths, 0], strict=True)).rstrip())
+        print()
+        if s is None:
+            print(f"{kind}  no rule in the policy")
+            print(f"    reads      {reads}")
+            continue
+        print(f"{kind}  {'enabled' if s.enabled else 'disabled'}  {s.rule_id} v{s.rule_version}")
+        print(f"    title      {s.title_zh} / {s.title_en}")
+        print(f"    reads      {reads}")
+        for i, clause in enumerate(s.regulation):
+            print(f"    {'basis' if i == 0 else '':<10} {clause}")
+        print(f"    examples   {len(s.tests)} (lifemon policy check runs them)")
+        print(f"    rule file  {detector_file(kind, args.policy)} (params, runbook)")
     return 0
 
 
@@ -465,6 +563,19 @@ def print_alerts(alerts: list[Any], limit: int = 10) -> None:
         print(f"             {a.summary}")
 
 
+CONFIG_HELP = (
+    "YAML config file (default: none: built-in defaults and LIFEMON_* variables; docs/configuration.md)"
+)
+POLICY_HELP = "policy catalog folder (default: policy_dir in the config or LIFEMON_POLICY_DIR, else the built-in policy/)"
+BOOTSTRAP_HELP = (
+    "Kafka bootstrap servers, host:port[,host:port] (default: kafka.bootstrap or LIFEMON_KAFKA_BOOTSTRAP)"
+)
+CLICKHOUSE_READ_HELP = (
+    "ClickHouse DSN to read, chdb:///path or http://user@host:8123 (default: clickhouse.dsn or "
+    "LIFEMON_CLICKHOUSE_DSN; without either, the embedded chDB in data_dir)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lifemon",
@@ -476,17 +587,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser, kafka: bool = True) -> None:
-        sp.add_argument("--config", help="YAML config file (see docs/configuration.md)")
-        sp.add_argument("--policy", help="policy catalog folder (default: the built-in policy/)")
+        sp.add_argument("--config", help=CONFIG_HELP)
+        sp.add_argument("--policy", help=POLICY_HELP)
         if kafka:
-            sp.add_argument("--bootstrap", help="Kafka bootstrap servers (default: embedded Tansu)")
-            sp.add_argument("--clickhouse", help="ClickHouse DSN, chdb:///path or http://user@host:8123")
+            sp.add_argument(
+                "--bootstrap",
+                help="Kafka bootstrap servers, host:port[,host:port] (default: kafka.bootstrap or "
+                "LIFEMON_KAFKA_BOOTSTRAP; without either, an embedded Tansu)",
+            )
+            sp.add_argument(
+                "--clickhouse",
+                help="ClickHouse DSN, chdb:///path or http://user@host:8123 (default: clickhouse.dsn or "
+                "LIFEMON_CLICKHOUSE_DSN; without either, chDB in data_dir)",
+            )
 
     sp = sub.add_parser("run", help="monitor the Kafka topics until stopped")
     common(sp)
-    sp.add_argument("--until-idle", type=float, metavar="S", help="stop after S seconds without new data")
-    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
-    sp.add_argument("--quiet", action="store_true", help="no live progress line")
+    sp.add_argument(
+        "--until-idle", type=float, metavar="S", help="stop after S seconds without new data (default: never)"
+    )
+    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (default: never)")
+    sp.add_argument("--quiet", action="store_true", help="no live progress line (default: shown)")
     sp.add_argument(
         "--runtime",
         choices=["native", "faust"],
@@ -495,10 +616,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("notify", help="deliver incidents to Alertmanager, webhooks and PagerDuty")
-    sp.add_argument("--config", help="YAML config file with notify.receivers (see docs/configuration.md)")
-    sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
-    sp.add_argument("--until-idle", type=float, metavar="S", help="stop after S seconds without an incident")
-    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    sp.add_argument(
+        "--config",
+        help="YAML config file with notify.receivers (default: none, and notify needs receivers; docs/configuration.md)",
+    )
+    sp.add_argument("--bootstrap", help=BOOTSTRAP_HELP)
+    sp.add_argument(
+        "--until-idle",
+        type=float,
+        metavar="S",
+        help="stop after S seconds without an incident (default: never)",
+    )
+    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (default: never)")
     sp.set_defaults(func=cmd_notify)
 
     from streams.ship import FORMATS
@@ -527,7 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--topic", help="topic to produce to (default: the format's raw_sources topic in the config)"
     )
     sp.add_argument(
-        "--follow", action="store_true", help="keep reading appends and rotated files until stopped"
+        "--follow",
+        action="store_true",
+        help="keep reading appends and rotated files until stopped (default: stop at the end of the files)",
     )
     sp.add_argument(
         "--positions", metavar="PATH", help="position file (default: data_dir/ship/<topic>-<files hash>.json)"
@@ -539,64 +670,127 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", type=int, default=5000, metavar="N", help="records per acknowledged batch (default 5000)"
     )
     add_har_arguments(sp)
-    sp.add_argument("--config")
-    sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--bootstrap", help=BOOTSTRAP_HELP)
     sp.set_defaults(func=cmd_ship)
 
     sp = sub.add_parser("generate", help="generate a realistic workload with injected violations")
     sp.add_argument(
         "-n", "--events", type=int, default=100_000, help="about how many events (default 100000)"
     )
-    sp.add_argument("--seed", type=int, default=7)
-    sp.add_argument("--out", help="write files to this folder instead of producing to Kafka")
-    sp.add_argument("--format", choices=["jsonl", "avro"], default="jsonl", help="file format / wire format")
-    sp.add_argument("--config")
-    sp.add_argument("--policy")
-    sp.add_argument("--bootstrap", help="Kafka bootstrap servers to produce to")
+    sp.add_argument(
+        "--seed", type=int, default=7, help="random seed: the same seed, the same workload (default 7)"
+    )
+    sp.add_argument(
+        "--out", help="write files to this folder instead of producing to Kafka (default: produce to Kafka)"
+    )
+    sp.add_argument(
+        "--format",
+        choices=["jsonl", "avro"],
+        default="jsonl",
+        help="file format, or wire format on Kafka (default jsonl)",
+    )
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument(
+        "--policy",
+        help="policy catalog whose roles, fields and SDKs the workload uses (default: the built-in policy/)",
+    )
+    sp.add_argument(
+        "--bootstrap",
+        help="Kafka bootstrap servers to produce to, without --out "
+        "(default: kafka.bootstrap or LIFEMON_KAFKA_BOOTSTRAP)",
+    )
     sp.set_defaults(func=cmd_generate)
 
     sp = sub.add_parser("replay", help="run the detectors over files (same alerts as the live run)")
     sp.add_argument("files", nargs="+", help="pfi.<stream>.jsonl / .avro files, or folders of them")
-    sp.add_argument("--batch-size", type=int, default=5000)
-    sp.add_argument("--alerts-out", help="write the final alerts as JSON lines")
-    sp.add_argument("--incidents-out", help="write the final leakage incidents as JSON lines")
-    sp.add_argument("--config")
-    sp.add_argument("--policy")
-    sp.add_argument("--clickhouse", help="also store the alerts in this ClickHouse")
+    sp.add_argument(
+        "--batch-size",
+        type=positive,
+        default=5000,
+        metavar="N",
+        help="records handed to the engine at a time, as the live run's batches (default 5000)",
+    )
+    sp.add_argument(
+        "--alerts-out", metavar="PATH", help="write the final alerts as JSON lines (default: none)"
+    )
+    sp.add_argument(
+        "--incidents-out",
+        metavar="PATH",
+        help="write the final leakage incidents as JSON lines (default: none)",
+    )
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--policy", help=POLICY_HELP)
+    sp.add_argument(
+        "--clickhouse", metavar="DSN", help="also store the alerts in this ClickHouse (default: not stored)"
+    )
     sp.set_defaults(func=cmd_replay)
 
     sp = sub.add_parser(
         "demo", help="the whole pipeline on the embedded default, scored against ground truth"
     )
     common(sp, kafka=False)
-    sp.add_argument("-n", "--events", type=int, default=50_000)
-    sp.add_argument("--seed", type=int, default=7)
+    sp.add_argument(
+        "-n",
+        "--events",
+        type=positive,
+        default=50_000,
+        help="about how many events to generate (default 50000)",
+    )
+    sp.add_argument(
+        "--seed", type=int, default=7, help="random seed: the same seed, the same day and score (default 7)"
+    )
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("report", help="write an HTML report (charts + alerts) from ClickHouse")
-    sp.add_argument("--out", default="lifemon-report.html")
-    sp.add_argument("--config")
-    sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
+    sp.add_argument(
+        "--out",
+        default="lifemon-report.html",
+        metavar="PATH",
+        help="the HTML file to write (default: lifemon-report.html in the current folder)",
+    )
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("alerts", help="list alerts from ClickHouse, filtered (newest revision of each)")
-    sp.add_argument("--detector", help="only this detector (see `lifemon detectors`)")
-    sp.add_argument("--severity", choices=[s.value for s in Severity], help="at least this severity")
-    sp.add_argument("--actor", help="only this employee id (or recipient, SDK)")
-    sp.add_argument("--status", choices=["open", "updated", "closed"])
-    sp.add_argument("--since", help="last seen at or after, ISO date or time (UTC)")
-    sp.add_argument("--until", help="last seen before, ISO date or time (UTC)")
-    sp.add_argument("--limit", type=int, default=50)
-    sp.add_argument("--config")
-    sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
+    sp.add_argument(
+        "--detector", type=detector_kind, help="only this detector (default: all; see `lifemon detectors`)"
+    )
+    sp.add_argument(
+        "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
+    )
+    sp.add_argument("--actor", help="only this employee id (or recipient, SDK) (default: all)")
+    sp.add_argument(
+        "--status",
+        choices=["open", "updated", "closed"],
+        help="only alerts whose newest revision has this status (default: all)",
+    )
+    sp.add_argument(
+        "--since", type=when, metavar="WHEN", help="last seen at or after WHEN (default: any time)"
+    )
+    sp.add_argument("--until", type=when, metavar="WHEN", help="last seen before WHEN (default: any time)")
+    sp.add_argument(
+        "--limit", type=positive, default=50, metavar="N", help="at most N alerts, newest first (default 50)"
+    )
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
     sp.set_defaults(func=cmd_alerts)
 
     sp = sub.add_parser("watch", help="show new alerts live as pfi.alerts receives them (Ctrl-C stops)")
-    sp.add_argument("--detector", help="only this detector (see `lifemon detectors`)")
-    sp.add_argument("--severity", choices=[s.value for s in Severity], help="at least this severity")
-    sp.add_argument("--from-beginning", action="store_true", help="first every alert the topic holds")
-    sp.add_argument("--config")
-    sp.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    sp.add_argument(
+        "--detector", type=detector_kind, help="only this detector (default: all; see `lifemon detectors`)"
+    )
+    sp.add_argument(
+        "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
+    )
+    sp.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="first every alert the topic holds, then new ones (default: new ones only)",
+    )
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--bootstrap", help=BOOTSTRAP_HELP)
     sp.set_defaults(func=cmd_watch)
     from streams.catalog_gaps import WHERE_TO_ADD
 
@@ -611,15 +805,15 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n".join(f"  {k:<20} {w}" for k, w in WHERE_TO_ADD.items()),
     )
     sp.add_argument("action", choices=["gaps"], help="gaps: list the coverage gaps")
-    sp.add_argument("--kind", choices=list(WHERE_TO_ADD), help="only this kind of gap")
-    sp.add_argument("--limit", type=int, default=200, help="at most this many lines (default 200)")
-    sp.add_argument("--config", help="YAML config file (see docs/configuration.md)")
-    sp.add_argument("--clickhouse", help="ClickHouse DSN (default: the embedded chDB in data_dir)")
+    sp.add_argument("--kind", choices=list(WHERE_TO_ADD), help="only this kind of gap (default: all)")
+    sp.add_argument("--limit", type=positive, default=200, help="at most this many lines (default 200)")
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
     sp.set_defaults(func=cmd_catalog)
 
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
-    sp.add_argument("action", choices=["check"])
-    sp.add_argument("--policy")
+    sp.add_argument("action", choices=["check"], help="check: validate it and run every detector's examples")
+    sp.add_argument("--policy", help="policy catalog folder (default: the built-in policy/)")
     sp.set_defaults(func=cmd_policy)
 
     sp = sub.add_parser("fingerprint", help="the coverage-gap fingerprint of candidate field ids")
@@ -630,8 +824,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("subjects", nargs="+", help="customer ids (uses LIFEMON_PSEUDONYM_KEY, _V2, ...)")
     sp.set_defaults(func=cmd_pseudonym)
 
-    sp = sub.add_parser("detectors", help="list detectors")
-    sp.add_argument("--policy")
+    sp = sub.add_parser(
+        "detectors",
+        help="list the detectors and their rules: rule id, title, streams read, regulation basis",
+    )
+    sp.add_argument("--policy", help="policy catalog folder (default: the built-in policy/)")
     sp.set_defaults(func=cmd_detectors)
     return p
 
@@ -647,6 +844,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SchemaOutdated) as e:  # one line
         log.error(str(e))
         return 3
+    except KafkaUnavailable as e:  # one line, instead of librdkafka's every 50 ms and a traceback
+        log.error(str(e))
+        return 4
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `lifemon ... | head`: the reader left, nothing more to say

@@ -8,7 +8,9 @@ Failures are sorted here into three kinds (docs/clickhouse-faults.md): the serve
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
 import socket
 import struct
@@ -149,7 +151,11 @@ def connect(
     A server that cannot be reached, or that takes the connection and never answers, raises
     ClickHouseUnavailable within the timeouts instead of a driver traceback or a hang."""
     kwargs: dict[str, Any] = {}
-    if not dsn.startswith("chdb://"):
+    if dsn.startswith("chdb://"):
+        held = chdb_in_use(Path(dsn.removeprefix("chdb://")))
+        if held:  # before chDB tries and prints "Cannot lock file" on stderr
+            raise ClickHouseUnavailable(held)
+    else:
         password = Secrets().clickhouse_password
         if password is not None:
             kwargs["password"] = password.get_secret_value()
@@ -163,6 +169,11 @@ def connect(
         failure = unavailable(dsn, e)
         if failure is not None:
             raise failure from None  # the reason is in the message; the driver's chain is 100 lines
+        held = (
+            chdb_in_use(Path(dsn.removeprefix("chdb://")), probe=True) if dsn.startswith("chdb://") else None
+        )
+        if held:
+            raise ClickHouseUnavailable(held) from None
         if isinstance(e, Error):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ClickHouseUnavailable(
@@ -170,6 +181,53 @@ def connect(
                 f"check clickhouse.dsn, LIFEMON_CLICKHOUSE_DSN and {PASSWORD_ENV}"
             ) from None
         raise
+
+
+def chdb_in_use(path: Path, probe: bool = False) -> str | None:
+    """If another process has the embedded database at `path` open (chDB, like a ClickHouse server,
+    holds an exclusive lock on its `status` file), a one-line message saying so, else None.
+
+    Read from /proc/locks, which takes no lock itself; `probe`: where that is not available, try
+    the lock (only after chDB failed to open the path, so no start of another process can lose it)."""
+    status = path / "status"
+    try:
+        inode = status.stat().st_ino
+    except OSError:
+        return None
+    holder: int | None = None
+    try:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF
+            mine = len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode)
+            if mine and int(fields[4]) != os.getpid():
+                holder = int(fields[4])
+    except (OSError, ValueError):
+        if not probe:
+            return None
+        try:
+            with open(status, "rb") as f:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = 0
+        except OSError:
+            return None
+    if holder is None:
+        return None
+    try:  # the server writes its PID and start time there
+        info = dict(
+            line.split(": ", 1) for line in status.read_text(errors="replace").splitlines() if ": " in line
+        )
+    except OSError:
+        info = {}
+    who = f"pid {info.get('PID', holder or '?')}" + (
+        f", started {info['Started at']}" if "Started at" in info else ""
+    )
+    return (
+        f"the embedded ClickHouse at {path} is in use by another lifemon process ({who}): chDB lets "
+        "one process open it at a time, so stop that one first; to read while `lifemon run` runs, "
+        "give lifemon a ClickHouse server (clickhouse.dsn or LIFEMON_CLICKHOUSE_DSN), which any "
+        "number of processes can use at once"
+    )
 
 
 def preload_driver() -> None:

@@ -40,7 +40,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
@@ -139,9 +139,12 @@ def create_missing(
     bootstrap: str, config: Config, settings: dict[str, dict[str, str]], extra: dict[str, Any] | None = None
 ) -> None:
     """Create the topics of `settings` ({topic: topic config}) that do not exist yet, with
-    kafka.partitions partitions."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
-    existing = set(admin.list_topics(timeout=10).topics)
+    kafka.partitions partitions. A broker that does not answer raises KafkaUnavailable, one line
+    (streams/kafka_reach.py), instead of librdkafka's log every 50 ms and a traceback."""
+    from streams.kafka_reach import reach
+
+    admin, metadata = reach(bootstrap, extra)
+    existing = set(metadata.topics)
     k = config.kafka
     wanted = [
         NewTopic(topic, k.partitions, k.replication_factor, config=conf)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime
 
@@ -76,12 +77,17 @@ def test_filters_combine_and_the_newest_revision_counts(ch, db) -> None:
 def test_the_cli_prints_one_line_and_the_summary_per_alert(ch, db, capsys, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
     config = tmp_path / "lifemon.yaml"
-    config.write_text(f"clickhouse: {{database: {db}}}\n")
+    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
     assert (
         main(["alerts", "--config", str(config), "--detector", "bulk_query", "--severity", "critical"]) == 0
     )
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and "critical" in out[0] and "e3" in out[0] and out[1].strip() == "e3 did something"
+    # --since / --until take dates and ages; the alerts are from 2026-01-01, minutes 1 to 5
+    assert main(["alerts", "--config", str(config), "--since", "2026-01-01", "--until", "2026-01-02"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 8
+    assert main(["alerts", "--config", str(config), "--since", "7d"]) == 0
+    assert capsys.readouterr().out.strip() == "no alerts match"
     assert render([]) == "no alerts match"
 
 

@@ -449,16 +449,16 @@ def test_capture_events_through_the_engine(converter, policy) -> None:
 
 
 # -- lifemon ship, what it says before any record leaves -------------------------------------------------
-def test_ship_names_a_file_that_is_no_har_and_warns_without_consent(tmp_path, capsys) -> None:
+def test_ship_names_a_file_that_is_no_har_and_warns_without_consent(tmp_path, capsys, broker) -> None:
     from streams.cli import main
 
     bad = tmp_path / "notes.har"
     bad.write_text('{"log": {"entries": 3}}')
-    assert main(["ship", "--format", "har", str(bad), "--bootstrap", "127.0.0.1:9"]) == 2
+    assert main(["ship", "--format", "har", str(bad), "--bootstrap", broker]) == 2
     assert f"{bad}: `log.entries` is missing or not a list" in capsys.readouterr().err
     only_bank = tmp_path / "bank.har"
     only_bank.write_text(json.dumps(har(entry("https://mbank.bjbank.example/api/home"))))
-    assert main(["ship", "--format", "har", str(only_bank), "--bootstrap", "127.0.0.1:9"]) == 0
+    assert main(["ship", "--format", "har", str(only_bank), "--bootstrap", broker]) == 0
     err = capsys.readouterr().err
     assert "no privacy-policy agreement in the capture" in err and "shipped 0 SDK request(s)" in err
     assert "1 first-party request" in err

@@ -129,7 +129,8 @@ def test_a_failing_connection_logs_no_secret(
     config = make_config(names, broker, f"http://lifemon@127.0.0.1:{port}")
     config.kafka.client.update({"debug": "conf,security", "sasl.username": "lifemon"})
     path = write_config(config, tmp_path / "lifemon.yaml")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # librdkafka's lines come through lifemon's logging, at their level: debug shows them
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIFEMON_LOG_LEVEL": "debug"}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "run", "--config", str(path), "--quiet", "--seconds", "5"],
         cwd=ROOT,

@@ -1,0 +1,244 @@
+"""What `lifemon` says when the user got something wrong: a Kafka address nothing answers on, an
+embedded database another lifemon holds, a read before any run, a malformed option. Each is one
+line naming the fix and a distinct exit status, never librdkafka's log every 50 ms or a traceback.
+Behaviour about processes is tested with real `lifemon` processes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectors import REGISTRY
+from policy import load_policy
+from streams.cli import build_parser, main, when
+from streams.clickhouse import chdb_in_use
+from streams.kafka_reach import KafkaUnavailable, reach
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def closed_port() -> int:
+    """A loopback port that was just bound and closed: a connection to it is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lifemon(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIFEMON_LOG_FORMAT": "logfmt"}
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """`main` sets up its logging on the root logger; the test process keeps its own."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+# -- 1. a Kafka address nothing answers on ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "command",
+    [["run", "--quiet", "--seconds", "30"], ["generate", "-n", "100"], ["watch"]],
+    ids=["run", "generate", "watch"],
+)
+def test_an_unreachable_broker_is_one_line_naming_where_it_is_set(tmp_path: Path, command: list[str]) -> None:
+    port = closed_port()
+    done = lifemon(*command, "--bootstrap", f"127.0.0.1:{port}", cwd=tmp_path)
+    err = done.stderr
+    assert done.returncode == 4, err
+    assert "Traceback" not in err and "%3|" not in err, err  # no traceback, no raw librdkafka lines
+    lines = err.splitlines()
+    assert len(lines) < 5, err  # it was 215 lines
+    [line] = [ln for ln in lines if "unreachable" in ln]
+    assert f"Kafka at 127.0.0.1:{port} is unreachable: connection refused (" in line
+    assert (
+        "connection attempt(s) in 10 s); check kafka.bootstrap, --bootstrap or LIFEMON_KAFKA_BOOTSTRAP"
+        in line
+    )
+
+
+def test_an_unknown_host_name_is_named_as_such(caplog: pytest.LogCaptureFixture) -> None:
+    started = time.monotonic()
+    with caplog.at_level(logging.DEBUG, logger="librdkafka"), pytest.raises(KafkaUnavailable) as caught:
+        reach("no-such-broker.invalid:9092", timeout_s=2)
+    assert time.monotonic() - started < 6
+    assert str(caught.value).startswith(
+        "Kafka at no-such-broker.invalid:9092 is unreachable: host name not found"
+    )
+    # librdkafka's lines: each kind once, at debug, however often it repeated
+    lines = [r for r in caplog.records if r.name == "librdkafka"]
+    assert lines and all(r.levelno == logging.DEBUG for r in lines)
+    assert len({r.getMessage() for r in lines}) == len(lines)
+
+
+@pytest.mark.integration
+def test_a_broker_that_answers_gives_its_topics(broker: str) -> None:
+    admin, metadata = reach(broker)
+    assert metadata.brokers and admin is not None
+
+
+# -- 2. the embedded database held by another lifemon ---------------------------------------------
+@pytest.mark.integration
+def test_a_read_next_to_a_running_monitor_says_another_lifemon_holds_the_database(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIFEMON_LOG_FORMAT": "logfmt"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "run", "--quiet", "--seconds", "120"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    chdb = tmp_path / ".lifemon" / "chdb"
+    try:
+        deadline = time.monotonic() + 60
+        while not chdb_in_use(chdb) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert run.poll() is None, run.stderr.read() if run.stderr else ""
+        for command in (["alerts"], ["report", "--out", str(tmp_path / "r.html")]):
+            done = lifemon(*command, cwd=tmp_path)
+            assert done.returncode == 3, done.stderr
+            assert "Traceback" not in done.stderr and "Cannot lock file" not in done.stderr, done.stderr
+            [line] = done.stderr.splitlines()
+            assert (
+                f"the embedded ClickHouse at {chdb.resolve()} is in use by another lifemon process (pid {run.pid}, "
+                in line
+            )
+            assert "a ClickHouse server (clickhouse.dsn or LIFEMON_CLICKHOUSE_DSN)" in line
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(60)
+    done = lifemon("alerts", cwd=tmp_path)  # once it stopped, the database is there to read
+    assert done.returncode == 0 and done.stdout.strip() == "no alerts match", done.stderr
+
+
+# -- 3. read commands before any run, and their options ----------------------------------------------
+@pytest.mark.parametrize("command", [["alerts"], ["catalog", "gaps"], ["report"]], ids=lambda c: c[0])
+def test_a_read_before_any_run_says_so_and_creates_nothing(tmp_path: Path, command: list[str]) -> None:
+    done = lifemon(*command, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert (
+        f"no lifemon database at {tmp_path.resolve()}/.lifemon/chdb: run `lifemon run` (or `lifemon demo`) first"
+        in line
+    )
+    assert list(tmp_path.iterdir()) == []  # no .lifemon/ made by a read
+
+
+@pytest.mark.integration
+def test_a_clickhouse_without_lifemons_database_says_so(
+    ch: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)  # the session's chDB (one per process)
+    monkeypatch.setenv("LIFEMON_CLICKHOUSE_DATABASE", f"never_{uuid.uuid4().hex[:8]}")
+    dsn = f"chdb://{os.environ['LIFEMON_TEST_CHDB']}"
+    assert main(["alerts", "--clickhouse", dsn]) == 3
+    err = capsys.readouterr().err
+    assert "no lifemon database never_" in err and "run `lifemon run` (or `lifemon demo`) first" in err
+
+
+def parse_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(list(argv))
+    assert caught.value.code == 2
+    return capsys.readouterr().err.splitlines()[-1]
+
+
+def test_malformed_alert_options_are_usage_errors_that_say_what_fits(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = parse_error(capsys, "alerts", "--since", "yesterdy")
+    assert "argument --since: 'yesterdy' is not a time: give an ISO date or time" in err
+    assert "today or yesterday" in err and "30m, 24h, 7d, 2w" in err
+    err = parse_error(capsys, "alerts", "--until", "2026-13-01")
+    assert "argument --until: '2026-13-01' is not a time (month must be in 1..12)" in err
+    for bad in ("-1", "0"):
+        assert f"argument --limit: {bad}: give a number of 1 or more" in parse_error(
+            capsys, "alerts", "--limit", bad
+        )
+    assert "'ten' is not a whole number" in parse_error(capsys, "alerts", "--limit", "ten")
+    for command in ("alerts", "watch"):
+        err = parse_error(capsys, command, "--detector", "bulk_qery")
+        assert f"unknown detector 'bulk_qery'; did you mean bulk_query? known: {', '.join(REGISTRY)}" in err
+
+
+def test_until_before_since_is_refused(capsys: pytest.CaptureFixture[str], root_logging: None) -> None:
+    assert main(["alerts", "--since", "today", "--until", "yesterday"]) == 2
+    assert "is not after --since" in capsys.readouterr().err
+
+
+def test_times_take_iso_names_and_ages() -> None:
+    now = datetime(2026, 12, 2, 15, 30, tzinfo=UTC)
+    assert when("today", now) == datetime(2026, 12, 2, tzinfo=UTC)
+    assert when("Yesterday", now) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert when("now", now) == now
+    assert when("7d", now) == now - timedelta(days=7)
+    assert when("24h", now) == now - timedelta(hours=24)
+    assert when("30m", now) == now - timedelta(minutes=30)
+    assert when("2w", now) == now - timedelta(weeks=2)
+    assert when("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)  # UTC when no zone is given
+    assert when("2026-12-01T08:00+08:00") == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    parsed = build_parser().parse_args(["alerts", "--since", "7d", "--limit", "5"])
+    assert isinstance(parsed.since, datetime) and parsed.limit == 5
+
+
+# -- 4. help text and `lifemon detectors` ----------------------------------------------------------------
+def test_every_option_says_what_it_does_and_its_default() -> None:
+    from streams.ship_har import add_har_arguments
+
+    har = argparse.ArgumentParser()
+    add_har_arguments(har)
+    har_only = {a.dest for a in har._actions}  # streams/ship_har.py's own options
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, sp in subparsers.choices.items():
+        for action in sp._actions:
+            if isinstance(action, argparse._HelpAction) or action.dest in har_only:
+                continue
+            text = action.help or ""
+            optional = bool(action.option_strings) and not action.required
+            if not text or (optional and "default" not in text):
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}: {text!r}")
+    assert missing == []
+
+
+def test_detectors_lists_each_rule_with_what_it_reads_and_its_basis(
+    capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    assert main(["detectors"]) == 0
+    out = capsys.readouterr().out
+    policy = load_policy()
+    assert out.startswith(f"{len(REGISTRY)} detectors, ")
+    for kind, cls in REGISTRY.items():
+        rule = policy.detectors[kind]
+        assert f"{kind}  enabled  {rule.rule_id} v{rule.rule_version}\n" in out
+        assert f"    title      {rule.title_zh} / {rule.title_en}\n" in out
+        assert "    reads      " + ", ".join(f"{s} by {k}" for s, k in cls.inputs.items()) + "\n" in out
+        for clause in rule.regulation:
+            assert clause in out
+        assert f"detectors/{kind}.yaml (params, runbook)" in out
