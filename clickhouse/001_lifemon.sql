@@ -48,9 +48,17 @@ SETTINGS non_replicated_deduplication_window = 1000;
 
 -- Per-minute event counts by stream / JR class / org / outcome, for the management dashboards.
 -- Keyed by source offset block; `version` (records of the block counted) picks the complete row.
+-- `topic_id` is the Kafka topic id (KIP-516) of the topic incarnation the block was read from: a
+-- topic deleted and re-created (or a broker rebuilt) starts again at offset 0, and its blocks must
+-- add to the old ones' rows, not replace them. A re-read of the same incarnation (restart, replay,
+-- a second consumer group) has the same id and still rewrites its rows. Rows written before the
+-- column have '' (as do brokers that give no topic id). It is last in the key: ClickHouse lets an
+-- existing table's key grow only by a column added in the same ALTER, at its end, with no DEFAULT
+-- clause (streams/clickhouse.py `_add_missing_columns`).
 CREATE TABLE IF NOT EXISTS {db}.event_rollups
 (
     topic       LowCardinality(String),
+    topic_id    LowCardinality(String),
     partition   UInt32,
     block       UInt64,
     minute      DateTime('UTC'),
@@ -62,7 +70,7 @@ CREATE TABLE IF NOT EXISTS {db}.event_rollups
     version     UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY (topic, partition, block, minute, stream, jr_class, org, outcome)
+ORDER BY (topic, partition, block, minute, stream, jr_class, org, outcome, topic_id)
 SETTINGS non_replicated_deduplication_window = 1000;
 
 -- Pipeline health, one row per checkpoint of each instance.

@@ -67,6 +67,7 @@ FailureKind = Literal["outage", "gone", "data"]
 
 
 _COLUMN = re.compile(r"^    (\w+)\s+(\S.*?),?$", re.M)  # a column line of a CREATE TABLE in clickhouse/*.sql
+_ORDER_BY = re.compile(r"^ORDER BY (\(.*?\)|\w+)$", re.M)  # its sorting key
 
 
 class SchemaOutdated(RuntimeError):
@@ -279,14 +280,21 @@ def apply_ddl(client: Any, database: str, storage: Storage | None = None) -> Non
         client.command(statement)
         created = re.match(rf"CREATE TABLE IF NOT EXISTS {re.escape(database)}\.(\w+)", statement)
         if created:
-            _add_missing_columns(client, database, created[1], _COLUMN.findall(statement))
+            key = _ORDER_BY.search(statement)
+            _add_missing_columns(
+                client, database, created[1], _COLUMN.findall(statement), key[1] if key else None
+            )
     for table, columns in pseudonym_columns().items():
         _apply_pseudonym_ttl(client, database, table, columns, storage.pseudonym_ttl_days)
 
 
-def _add_missing_columns(client: Any, database: str, table: str, columns: list[tuple[str, str]]) -> None:
+def _add_missing_columns(
+    client: Any, database: str, table: str, columns: list[tuple[str, str]], order_by: str | None = None
+) -> None:
     """A table made by an earlier release gains the columns added to its CREATE since, in their
-    place (CREATE ... IF NOT EXISTS leaves an existing table as it is)."""
+    place (CREATE ... IF NOT EXISTS leaves an existing table as it is). A column the CREATE's
+    sorting key names joins the key in the same ALTER: ClickHouse lets a key grow only so, by
+    columns at its end without a DEFAULT clause (event_rollups' topic_id)."""
     have = {
         name
         for (name,) in client.query(
@@ -299,6 +307,8 @@ def _add_missing_columns(client: Any, database: str, table: str, columns: list[t
         if name not in have:
             place = f"AFTER {previous}" if previous else "FIRST"
             alter = f"ALTER TABLE {database}.{table} ADD COLUMN IF NOT EXISTS {name} {definition} {place}"
+            if order_by and re.search(rf"\b{name}\b", order_by):
+                alter += f", MODIFY ORDER BY {order_by}"
             try:
                 client.command(alter)
             except Error as e:

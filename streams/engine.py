@@ -51,6 +51,7 @@ DEDUP_IDS_PER_PARTITION = 200_000
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
 ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <minute>] (PartitionRollup.save)
+NO_TOPIC_ID = ""  # a topic whose incarnation is not known: rows from before topic ids, a replay, a test
 PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 _MISSING = object()
@@ -130,19 +131,29 @@ class PartitionRollup:
     sends only the cells that changed since the last one: a cell's newest row is the one with its
     count as it stands, and a live block that takes hours to fill is not sent whole every checkpoint.
     The state is kept the same way: one key per block minute, written when that minute changed.
+
+    Offsets identify records only within one incarnation of a topic: a topic deleted and re-created
+    (or a broker rebuilt) starts again at 0. Each block carries the topic id (KIP-516) of the
+    incarnation it counts, in its rows and its state, so a new incarnation's blocks add rows beside
+    the old ones' instead of replacing them, and a restored block keeps the id it was counted under.
     """
 
-    def __init__(self, block_size: int):
+    def __init__(self, block_size: int, topic_id: str = NO_TOPIC_ID):
         self.block_size = block_size
+        self.topic_id = topic_id  # the incarnation that new blocks count
         self.cells: dict[int, dict[tuple, int]] = defaultdict(dict)
         self.progress: Counter = Counter()
+        self.ids: dict[int, str] = {}  # block -> the topic id of its rows
         self.dirty: dict[int, dict[tuple, int]] = {}  # block -> cells changed since the last drain
         self.unsaved: dict[int, set[int]] = {}  # block -> minutes changed since the last save
         self.saved: dict[int, set[int]] = {}  # block -> minutes that have a key in the store
+        self.stale: dict[int, set[int]] = {}  # the same, of blocks of another incarnation (`incarnation`)
 
     def add(self, block: int, counted: dict[tuple, int], records: int) -> None:
         """A batch's counts in one block, {cell: n} (taken over), and the records they came from."""
         cells = self.cells[block]
+        if block not in self.ids:
+            self.ids[block] = self.topic_id
         # only the cells seen before add up; the rest are copied in one C call (a replay of history
         # brings about one new cell per event: a Python loop over them cost more than counting)
         for cell in counted.keys() & cells.keys():
@@ -153,23 +164,45 @@ class PartitionRollup:
         self.unsaved.setdefault(block, set()).update(map(itemgetter(0), counted))
 
     def drain(self, topic: str, partition: int) -> list[tuple]:
-        """Rows (topic, partition, block, *cell, count, version) of the cells changed since the
-        last drain, built once (one tuple per row); forget finished blocks."""
+        """Rows (topic, partition, block, *cell, count, version, topic_id) of the cells changed
+        since the last drain, built once (one tuple per row); forget finished blocks."""
         rows = [
-            (topic, partition, b, *cell, self.cells[b][cell], self.progress[b])
+            (topic, partition, b, *cell, self.cells[b][cell], self.progress[b], self.ids[b])
             for b in sorted(self.dirty)
             for cell in self.dirty[b]
         ]
         newest = max(self.cells, default=0)
         for b in [b for b in self.cells if b < newest]:
             del self.cells[b], self.progress[b]
+            self.ids.pop(b, None)
         self.dirty.clear()
         return rows
+
+    def incarnation(self, topic_id: str) -> None:
+        """The topic's incarnation as the broker names it now, after a restore: new blocks count
+        under it, and restored blocks of another incarnation (the topic was re-created since) are
+        forgotten: their rows are in the table already, and their offsets now name other records.
+        Their keys are deleted at the next save, even if the new topic has reached the same block
+        by then. A block restored without an id (saved before topic ids) keeps counting under none,
+        as the rows it already wrote; so does any block while the broker gives no id."""
+        self.topic_id = topic_id
+        if topic_id == NO_TOPIC_ID:
+            return
+        for block in [b for b, found in self.ids.items() if found not in (topic_id, NO_TOPIC_ID)]:
+            del self.cells[block], self.progress[block], self.ids[block]
+            self.dirty.pop(block, None)
+            self.unsaved.pop(block, None)
+            self.stale[block] = self.saved.pop(block, set())
 
     def save(self, store: KeyedStore, prefix: str) -> None:
         """Into the partition's store under `prefix`: each block's progress, and the cells of each
         minute changed since the last save (key `<block> SEP <minute>`); a forgotten block's keys
-        are deleted."""
+        are deleted, and so are those of another incarnation's blocks (`incarnation`)."""
+        for block, minutes in self.stale.items():
+            store.delete(f"{prefix}{block}")
+            for minute in minutes:
+                store.delete(f"{prefix}{block}{SEP}{minute}")
+        self.stale.clear()
         for block in [b for b in self.saved if b not in self.cells]:
             store.delete(f"{prefix}{block}")
             for minute in self.saved.pop(block):
@@ -177,7 +210,10 @@ class PartitionRollup:
         for block, minutes in self.unsaved.items():
             if block not in self.cells:
                 continue  # a finished block, forgotten: deleted above or never saved
-            store.put(f"{prefix}{block}", self.progress[block])
+            topic_id = self.ids[block]  # with its progress, as [progress, topic id] when it has one
+            store.put(
+                f"{prefix}{block}", [self.progress[block], topic_id] if topic_id else self.progress[block]
+            )
             by_minute: dict[int, list[list[Any]]] = {m: [] for m in minutes}
             for cell, n in self.cells[block].items():
                 found = by_minute.get(cell[0])
@@ -190,11 +226,12 @@ class PartitionRollup:
 
     def load_whole(self, blocks: dict[str, Any]) -> None:
         """The single value per topic that lifemon saved before per-minute keys; every minute of it
-        is saved in its own key at the next checkpoint."""
+        is saved in its own key at the next checkpoint. It had no topic ids."""
         for b, v in blocks.items():
             cells = _cells(v["cells"])
             self.cells[int(b)].update(cells)
             self.progress[int(b)] = v["progress"]
+            self.ids[int(b)] = NO_TOPIC_ID
             self.unsaved.setdefault(int(b), set()).update(c[0] for c in cells)
 
     def load(self, key: str, value: Any) -> None:
@@ -203,8 +240,9 @@ class PartitionRollup:
         if minute:
             self.cells[int(block)].update(_cells(value))
             self.saved.setdefault(int(block), set()).add(int(minute))
-        else:
-            self.progress[int(block)] = value
+        else:  # [progress, topic id], or the progress alone (no id, or saved before ids)
+            progress, found = value if isinstance(value, list) else (value, NO_TOPIC_ID)
+            self.progress[int(block)], self.ids[int(block)] = progress, found
             self.saved.setdefault(int(block), set())
 
 
@@ -358,6 +396,9 @@ class Engine:
             self.incident_groups[group].append(kind)
         self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
+        # topic -> its Kafka topic id (KIP-516), set by the runtime before a restore (`resume`);
+        # a topic without one (a replay, a test, a broker without ids) counts under NO_TOPIC_ID
+        self.topic_ids: dict[str, str] = {}
         # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
         # (a replay has no table to fill, and would hold every deletion of months of history)
         self.deletions: DeletionLedger | None = None
@@ -622,7 +663,9 @@ class Engine:
     def _partition_rollup(self, topic: str, partition: int) -> PartitionRollup:
         roll = self.rollups.get((topic, partition))
         if roll is None:
-            roll = self.rollups[(topic, partition)] = PartitionRollup(self.rollup_block)
+            roll = self.rollups[(topic, partition)] = PartitionRollup(
+                self.rollup_block, self.topic_ids.get(topic, NO_TOPIC_ID)
+            )
         return roll
 
     def _rollup(
@@ -739,7 +782,8 @@ class Engine:
         return fingerprint(self.pseudonymize, field_id)
 
     def rollup_rows(self) -> list[tuple]:
-        """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version)."""
+        """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version,
+        topic_id): ROLLUP_COLUMNS of streams/sinks/clickhouse.py."""
         return [row for (t, p), roll in self.rollups.items() for row in roll.drain(t, p)]
 
     # -- checkpoint -----------------------------------------------------------------------------
@@ -789,6 +833,9 @@ class Engine:
             else:  # one value per topic, as lifemon kept it before: rewritten per minute from now on
                 self._partition_rollup(topic, partition).load_whole(value)
                 store.delete(key)
+        for (topic, p), roll in self.rollups.items():
+            if p == partition:  # restored blocks of an earlier incarnation of the topic are forgotten
+                roll.incarnation(self.topic_ids.get(topic, NO_TOPIC_ID))
 
     def _check_pseudonym_version(self, partition: int, store: KeyedStore) -> None:
         """State keyed by pseudonyms continues only under the key version that made them

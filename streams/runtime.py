@@ -38,6 +38,7 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import NewTopic
@@ -197,6 +198,30 @@ class SourceReset(FatalSinkError):
             f"offset {known} (was the broker restarted empty and the topic re-created?); lifemon stops "
             "rather than wait for records that are gone or start over as if nothing had been"
         )
+
+
+class TopicIdUnavailable(FatalSinkError):
+    """The broker would not describe an input topic, so its incarnation (topic id) is unknown: its
+    rollups could not tell its records from those of an earlier topic of the same name."""
+
+    def __init__(self, topic: str, error: Any):
+        super().__init__(
+            f"input topic {topic}: the broker would not describe it ({error}); lifemon needs its topic id "
+            "to keep the rollups of a re-created topic apart from the old one's (it needs Describe on the "
+            "topic, which Read gives); lifemon stops, and resumes from its last checkpoint when started again"
+        )
+
+
+TOPIC_ID_TRIES = 3  # a describe that timed out is asked again; then lifemon stops (TopicIdUnavailable)
+
+
+def topic_id_of(description: Any) -> str:
+    """A TopicDescription's topic id as Kafka prints it (base64), '' for a broker that gives none
+    (a Kafka before 2.8 answers with the all-zero id)."""
+    found = description.topic_id
+    if found is None or (found.get_most_significant_bits() == 0 and found.get_least_significant_bits() == 0):
+        return ""
+    return str(found)
 
 
 class StateDiskFull(FatalSinkError):
@@ -417,6 +442,7 @@ class Monitor:
         self._last_progress = 0.0
         self._idle_clock = LaggedClock()  # what quiet partitions follow (streams/idleness.py)
         self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
+        self._without_id: set[str] = set()  # topics the broker gives no id, said once each
 
     # -- reference streams ----------------------------------------------------------------------
     def load_reference(self, timeout_s: float = 60.0) -> None:
@@ -486,6 +512,8 @@ class Monitor:
         truth wherever the task ran before. Returns the offsets of the changelog's last commit
         marker, where the inputs resume ({} for a partition never checkpointed)."""
         numbers = sorted({p for _, p in partitions})
+        # the incarnation of each source topic, before its rollups are restored (Engine.resume)
+        self.engine.topic_ids.update(self.topic_ids({t for t, _ in partitions if t not in self.repartition}))
         with _state_disk(self.engine.state_dir):
             stores = {p: self.engine.open_partition(p) for p in numbers}
         offsets = self.changelog.recover(self.consumer_conf, stores)
@@ -505,6 +533,37 @@ class Monitor:
         self.stats.on_assigned(len(partitions))
         log.info(f"this instance now runs partitions {numbers}")
         return resume
+
+    def topic_ids(self, topics: set[str]) -> dict[str, str]:
+        """Each topic's Kafka topic id (KIP-516), which names its incarnation: the rollups key
+        their offset blocks by it, since a topic deleted and re-created starts again at offset 0
+        (docs/architecture.md#rollups). One DescribeTopics request per assignment; a broker
+        without topic ids gives '' (said once per topic)."""
+        if not topics:
+            return {}
+        # its own client, let go after: one idle for hours would only log its reconnections
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "log.connection.close": False}
+        admin = AdminClient({**conf, **self.config.kafka_settings()})
+        found: dict[str, str] = {}
+        for attempt in range(TOPIC_ID_TRIES):
+            asked = admin.describe_topics(TopicCollection(sorted(topics - set(found))), request_timeout=10)
+            for topic, future in asked.items():
+                try:
+                    found[topic] = topic_id_of(future.result())
+                except KafkaException as e:
+                    if attempt == TOPIC_ID_TRIES - 1:
+                        raise TopicIdUnavailable(topic, e.args[0]) from None
+            if len(found) == len(topics):
+                break
+        for topic in sorted(t for t, tid in found.items() if not tid and t not in self._without_id):
+            self._without_id.add(topic)
+            log.warning(
+                f"the broker gives {topic} no topic id (a Kafka before 2.8?): if the topic is deleted and "
+                "re-created, its new blocks replace the old topic's rows in event_rollups instead of adding "
+                "to them",
+                extra={"topic": topic},
+            )
+        return found
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # during a checkpoint's retry nothing new can be saved: the next owner replays from the

@@ -12,7 +12,13 @@ from test_alerts import finding
 
 from streams.alerts import build_alert
 from streams.clickhouse import apply_ddl, ddl_statements
-from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
+from streams.sinks.clickhouse import (
+    ALERT_COLUMNS,
+    ROLLUP_COLUMNS,
+    ClickHouseTableSink,
+    alert_row,
+    identity_row,
+)
 
 
 @pytest.fixture
@@ -45,3 +51,34 @@ def test_an_alerts_table_from_before_event_count_gains_it_in_place(ch: Any, db: 
     sink.add([alert])
     assert sink.flush() == 1
     assert ch.query(f"SELECT event_count FROM {db}.alerts").result_rows == [(61,)]
+
+
+def test_an_event_rollups_table_from_before_topic_ids_gains_the_column_in_its_key(ch: Any, db: str) -> None:
+    """The rollups' key tells topic incarnations apart by `topic_id` (a topic re-created starts again
+    at offset 0). An old table gains the column in the same ALTER as its place at the end of the key:
+    otherwise the new incarnation's rows would still replace the old ones'. Its rows stay readable,
+    under topic_id ''."""
+    (create,) = [
+        s for s in ddl_statements(db) if s.startswith(f"CREATE TABLE IF NOT EXISTS {db}.event_rollups")
+    ]
+    old = "\n".join(line for line in create.splitlines() if not line.startswith("    topic_id"))
+    old = old.replace(", topic_id)", ")")
+    ch.command(f"CREATE DATABASE {db}")
+    ch.command(old)
+    assert "topic_id" not in columns(ch, db, "event_rollups")
+    cell = ["pfi.access", 0, 0, 1_767_225_600, "access", "C2", "S0101", "success"]
+    ch.insert("event_rollups", [[*cell, 40, 40]], database=db, column_names=list(ROLLUP_COLUMNS[:-1]))
+
+    apply_ddl(ch, db)
+    ((key,),) = ch.query(
+        "SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = 'event_rollups'",
+        parameters={"db": db},
+    ).result_rows
+    assert key.endswith(", outcome, topic_id") and columns(ch, db, "event_rollups")[1] == "topic_id"
+    apply_ddl(ch, db)  # and again: nothing left to add
+
+    sink = ClickHouseTableSink(ch, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups")
+    sink.add([(*cell, 30, 30, "AaI2zN0ccLGv9RoNyBFD9Q")])  # block 0 of the topic re-created
+    assert sink.flush() == 1
+    rows = ch.query(f"SELECT topic_id, events FROM {db}.event_rollups FINAL ORDER BY topic_id").result_rows
+    assert rows == [("", 40), ("AaI2zN0ccLGv9RoNyBFD9Q", 30)]

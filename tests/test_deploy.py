@@ -573,14 +573,28 @@ def _overrun(alert_id: str, revision: int, status: str, deadline: datetime) -> t
 
 def _seed(client: Any, db: str) -> None:
     """A few rows per table. Later inserts supersede earlier ones (separate parts), so a panel
-    that forgets FINAL on a Replacing table counts wrong in the checks below."""
+    that forgets FINAL on a Replacing table counts wrong in the checks below. pfi.access was
+    deleted and re-created once (topic ids A, then B): the second incarnation's block 0 adds to
+    the first's, and a row written before topic ids (topic_id '') stays readable."""
     _insert(
         client,
         db,
         "event_rollups",
         ROLLUP_COLUMNS,
         [
-            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 3, 3),  # partial block, superseded
+            (
+                "pfi.access",
+                0,
+                0,
+                _ts(0),
+                "access",
+                "C3",
+                "S0101",
+                "ok",
+                3,
+                3,
+                "A",
+            ),  # partial block, superseded
         ],
     )
     _insert(
@@ -589,13 +603,14 @@ def _seed(client: Any, db: str) -> None:
         "event_rollups",
         ROLLUP_COLUMNS,
         [
-            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 5, 5),
-            ("pfi.access", 0, 0, _ts(1), "access", "C2", "S0101", "ok", 7, 7),
-            ("pfi.access", 1, 0, _ts(0), "access", "C3", "S0102", "denied", 4, 4),
-            ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "acme-collections", "processor", 2, 2),
-            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:imei", "vague", 3, 3),
-            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:contacts", "omitted", 1, 3),
-            ("pfi.marketing", 0, 0, _ts(0), "marketing", "C1", "S0101", "sms", 8, 8),
+            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 5, 5, "A"),
+            ("pfi.access", 0, 0, _ts(1), "access", "C2", "S0101", "ok", 7, 7, "A"),
+            ("pfi.access", 1, 0, _ts(0), "access", "C3", "S0102", "denied", 4, 4, "A"),
+            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 2, 2, "B"),  # the re-created topic
+            ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "acme-collections", "processor", 2, 2, ""),
+            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:imei", "vague", 3, 3, "S"),
+            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:contacts", "omitted", 1, 3, "S"),
+            ("pfi.marketing", 0, 0, _ts(0), "marketing", "C1", "S0101", "sms", 8, 8, "M"),
         ],
     )
     _insert(
@@ -751,7 +766,8 @@ def test_consent_and_sdk_panels_count_what_management_asks(_deploy_chdb: Any, de
 
 def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db: str) -> None:
     by_class = {r["class"]: r["events"] for r in _panel_rows("Events by JR/T", _deploy_chdb, deploy_db)}
-    assert by_class == {"C3": 9, "C2": 7, "C1": 10}  # SDK label cells are not events
+    # SDK label cells are not events; C3 adds the re-created pfi.access's 2 to the first one's 5 + 4
+    assert by_class == {"C3": 11, "C2": 7, "C1": 10}
     open_alerts = _panel_rows("Open alerts", _deploy_chdb, deploy_db)
     counts = {r["detector"]: (r["critical"], r["high"], r["medium"]) for r in open_alerts}
     # a1 is closed in its latest revision

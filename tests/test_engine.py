@@ -7,7 +7,7 @@ from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from schemas.models import SdkTelemetryEvent
-from streams.engine import COVERAGE_GAP, ROLLUP, SEP, Engine
+from streams.engine import COVERAGE_GAP, ROLLUP, SEP, Engine, PartitionRollup
 from streams.pseudonym import Pseudonymizer
 
 
@@ -148,11 +148,11 @@ def test_sdk_fields_are_classed_by_the_sdk_catalog(policy, catalog) -> None:
 
 
 def final(*drains: list[tuple]) -> dict[tuple, int]:
-    """What `event_rollups FINAL` shows after these drains were inserted: per key, the count of the
-    row with the highest version (ReplacingMergeTree(version))."""
+    """What `event_rollups FINAL` shows after these drains were inserted: per key (the cell, then
+    the topic id), the count of the row with the highest version (ReplacingMergeTree(version))."""
     newest: dict[tuple, tuple[int, int]] = {}
     for row in (r for rows in drains for r in rows):
-        key, count, version = row[:8], row[8], row[9]
+        key, count, version = (*row[:8], row[10]), row[8], row[9]
         if key not in newest or version > newest[key][1]:
             newest[key] = (count, version)
     return {k: v[0] for k, v in newest.items()}
@@ -262,3 +262,86 @@ def test_rollups_saved_whole_by_an_earlier_lifemon_are_restored_and_saved_per_mi
     restarted = engine(policy, catalog)  # ...and what replaced it restores alone
     restarted.restore(0, [(k, v) for k, v in saved.items()])
     assert restarted.rollups[("t", 0)].cells == later.rollups[("t", 0)].cells
+
+
+def by_cell(counts: dict[tuple, int]) -> dict[tuple, int]:
+    """`final`'s counts summed over topic ids: what a dashboard's `sum(events)` shows per cell."""
+    out: dict[tuple, int] = {}
+    for key, n in counts.items():
+        out[key[:8]] = out.get(key[:8], 0) + n
+    return out
+
+
+def test_rows_carry_the_topic_id_and_a_restore_keeps_it(policy, catalog) -> None:
+    """A block's rows name the incarnation of the topic it was read from; its state keeps the id,
+    so rows written after a restart replace the ones written before it."""
+    raws = fed("access", access(n=150, customers=150, every_s=1))
+    whole = engine(policy, catalog)
+    whole.topic_ids["t"] = "A"
+    whole.process("access", "t", 0, raws)
+    expected = final(whole.rollup_rows())
+    assert {k[-1] for k in expected} == {"A"}
+    first = engine(policy, catalog)
+    first.topic_ids["t"] = "A"
+    first.process("access", "t", 0, raws[:120])
+    sent, changes = first.rollup_rows(), first.changes(0)
+    second = engine(policy, catalog)
+    second.topic_ids["t"] = "A"
+    second.restore(0, changes)
+    assert second.rollups[("t", 0)].ids == {1: "A"}  # the open block, with its topic's id
+    second.process("access", "t", 0, raws[120:])
+    assert final(sent, second.rollup_rows()) == expected
+
+
+def test_a_re_created_topic_counts_beside_the_old_one_and_forgets_its_blocks(policy, catalog) -> None:
+    """State restored from the changelog of a topic since deleted and re-created (a new topic id):
+    the old incarnation's open block is forgotten, state keys and all, and the new topic's blocks,
+    which start again at offset 0, write rows of their own next to the old ones."""
+    raws = fed("access", access(n=150, customers=150, every_s=1))
+    old = engine(policy, catalog)
+    old.topic_ids["t"] = "A"
+    old.process("access", "t", 0, raws)
+    sent, changes = old.rollup_rows(), old.changes(0)
+    new = engine(policy, catalog)
+    new.topic_ids["t"] = "B"
+    new.restore(0, changes)
+    assert not new.rollups[("t", 0)].cells  # block 1 of topic A: its offsets name other records now
+    later = fed("access", access(n=150, customers=150, every_s=1, start=3_600_000))
+    new.process("access", "t", 0, later)  # the same offsets, of the new topic, an hour on
+    counts = final(sent, new.rollup_rows())
+    assert {k[-1] for k in counts} == {"A", "B"}
+    assert sum(counts.values()) == 2 * sum(final(sent).values()) == 300
+    saved = new.changes(0)
+    assert msgspec.json.decode(dict(saved)[f"{ROLLUP}t{SEP}1".encode()]) == [50, "B"]
+    restarted = engine(policy, catalog)  # the changelog: topic A's keys, then these changes
+    restarted.topic_ids["t"] = "B"
+    restarted.restore(0, [*changes, *saved])
+    assert restarted.rollups[("t", 0)].cells == new.rollups[("t", 0)].cells  # topic A's minutes are gone
+
+
+def test_rollups_saved_before_topic_ids_keep_counting_their_block_without_one(policy, catalog) -> None:
+    """An upgrade: the open block was saved without a topic id, and its rows are in the table with
+    topic_id ''. It goes on under '' (rows under the topic's id would add to those rows); the
+    blocks after it count under the topic's id."""
+    raws = fed("access", access(n=150, customers=150, every_s=1))
+    whole = engine(policy, catalog)
+    whole.process("access", "t", 0, raws)
+    expected = final(whole.rollup_rows())
+    earlier = engine(policy, catalog)  # no topic ids: state as an earlier lifemon saved it
+    earlier.process("access", "t", 0, raws[:50])
+    sent, changes = earlier.rollup_rows(), earlier.changes(0)
+    assert msgspec.json.decode(dict(changes)[f"{ROLLUP}t{SEP}0".encode()]) == 50  # the progress alone
+    later = engine(policy, catalog)
+    later.topic_ids["t"] = "A"
+    later.restore(0, changes)
+    later.process("access", "t", 0, raws[50:])
+    counts = final(sent, later.rollup_rows())
+    assert by_cell(counts) == by_cell(expected)
+    assert {k[2]: k[-1] for k in counts} == {0: "", 1: "A"}
+
+
+def test_a_broker_without_topic_ids_keeps_the_ids_a_block_was_restored_with(policy, catalog) -> None:
+    roll = PartitionRollup(100, "A")
+    roll.add(0, {(60, "access", "C2", "S0101", "success"): 3}, 3)
+    roll.incarnation("")  # no id now: not a sign of another topic
+    assert roll.drain("t", 0) == [("t", 0, 0, 60, "access", "C2", "S0101", "success", 3, 3, "A")]
