@@ -41,7 +41,7 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
