@@ -11,6 +11,8 @@ import time
 
 import faust
 import pytest
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
 from conftest import access, entitlement
 from test_crash_points import crash_then_restart
 from test_pipeline import (
@@ -177,7 +179,7 @@ def test_two_faust_instances_give_the_alerts_of_one(day, broker, names, policy, 
         time.sleep(0.2)
     b = run_cli(paths[1], until_idle=10)
     assert b.stdout and b"monitoring" in b.stdout.readline()
-    time.sleep(4)  # the second worker joins the group: a rebalance
+    rebalanced(broker, names["group"])  # the second worker joined: the rest is shared
     produce(broker, config, events[half:])
     outputs = []
     for proc in (a, b):
@@ -188,6 +190,20 @@ def test_two_faust_instances_give_the_alerts_of_one(day, broker, names, policy, 
     files = write_files(day, tmp_path / "files", "jsonl")
     expected = replay_final([p for p in files if p.suffix == ".jsonl"], policy, catalog, 500)
     assert expected and live_final(broker, config.topics.alerts) == expected
+
+
+def rebalanced(bootstrap: str, group: str, timeout_s: float = 90) -> None:
+    """Until the group has left its stable state for a rebalance and come back to it: a fixed
+    sleep was too short on a loaded machine, and the first worker then read everything."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline, moved = time.monotonic() + timeout_s, False
+    while True:
+        assert time.monotonic() < deadline, f"group {group} never rebalanced for the second worker"
+        state = admin.describe_consumer_groups([group])[group].result(timeout=10).state
+        moved = moved or state != ConsumerGroupState.STABLE
+        if moved and state == ConsumerGroupState.STABLE:
+            return
+        time.sleep(0.05)
 
 
 @pytest.mark.integration
