@@ -37,7 +37,7 @@ EPILOG = """examples:
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
   lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
-  lifemon alerts --severity high --since 2026-12-01   the SOC's list, filtered (detector, actor, status)
+  lifemon alerts --severity high --since 24h   the SOC's list, filtered (detector, actor, status)
   lifemon watch --severity high        new alerts live in the terminal, as pfi.alerts receives them
   lifemon catalog gaps                 tables, logins, SFTP accounts and fields seen that the policy lacks
   lifemon policy check                 validate the policy catalog and run every detector's examples
