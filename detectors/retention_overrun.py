@@ -24,10 +24,15 @@ customer's records and every use of them meet in one task. It fires:
   or supervisor, or with the operator as their own supervisor;
 - `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords.
 
+Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
+(`Policy.period_end`, Civil Code art. 201/203): a retention rule's `keep_days` from its clock's start
+as a deletion request's 15 days (`Policy.deletion_due`).
+
 Timers are (customer, deadline): one per distinct deadline of a customer, in RocksDB, so 10 M
 records cost disk, not memory. A timer recomputes deadlines from the state when it fires, so a
-later account closure or an early deletion simply makes an old timer find nothing. A finite replay
-ends at its last event time: a record still inside its retention then does not fire.
+later account closure or an early deletion simply makes an old timer find nothing; a deadline
+still ahead gets its timer again (one restored from an older version may be due earlier). A finite
+replay ends at its last event time: a record still inside its retention then does not fire.
 """
 
 from __future__ import annotations
@@ -77,14 +82,15 @@ class RetentionOverrunParams(BaseModel):
 
 
 class Deadline:
-    """A retention rule of policy/retention.yaml, ready to apply."""
+    """A retention rule of policy/retention.yaml, ready to apply: `keep_days` calendar days from its
+    clock's start, counted as `Policy.period_end` counts them."""
 
-    __slots__ = ("name", "categories", "purposes", "keep_ms", "after", "source")
+    __slots__ = ("name", "categories", "purposes", "keep_days", "after", "source")
 
     def __init__(self, name: str, rule: Any):
         self.name, self.after, self.source = name, rule.after.value, rule.source
         self.categories, self.purposes = frozenset(rule.categories), frozenset(rule.purposes)
-        self.keep_ms = rule.keep_days * DAY_MS
+        self.keep_days = rule.keep_days
 
     def covers(self, categories: Sequence[str], purpose: str | None) -> bool:
         return not self.categories.isdisjoint(categories) and (not self.purposes or purpose in self.purposes)
@@ -131,11 +137,12 @@ class RetentionOverrunDetector:
         return found
 
     def deadlines(self, held: Customer, rec: Record, catalog: Catalog) -> Iterator[tuple[Deadline, int, int]]:
-        """(rule, clock start, deadline) of every rule that covers the record and has started."""
+        """(rule, clock start, deadline) of every rule that covers the record and has started: the
+        end of its last day in the bank's calendar (`Policy.period_end`, as for a deletion request)."""
         for d in self._rules_for(rec, catalog):
             start = held.clock(d.after, rec)
             if start is not None:
-                yield d, start, start + d.keep_ms
+                yield d, start, catalog.policy.period_end(start, d.keep_days)
 
     # -- events -----------------------------------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
@@ -258,10 +265,10 @@ class RetentionOverrunDetector:
         held = self.store.get(key)
         if held is None:
             return
-        wm, catalog = ctx.watermark, ctx.catalog
+        wm = ctx.watermark
         for rid, rec in list(held.records.items()):
-            yield from self._expired(key, held, rid, rec, wm, catalog)
-            yield from self._request_overdue(key, rid, rec, wm, catalog)
+            yield from self._expired(key, held, rid, rec, ctx)
+            yield from self._request_overdue(key, rid, rec, ctx)
             if rec.gone and rec.gone + self.forget_ms <= wm:
                 del held.records[rid]  # long gone: forgotten, state stays bounded
         for rid, uses in list(held.uses.items()):
@@ -273,24 +280,34 @@ class RetentionOverrunDetector:
             self.store.delete(key)
 
     def _expired(
-        self, customer: str, held: Customer, rid: str, rec: Record, wm: int, catalog: Catalog
+        self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context
     ) -> Iterator[Finding]:
         """Seed 002 §五, seed 004 流程描述(3)①: past a rule's deadline, not deleted, anonymized or
-        destroyed by then (a deletion after the deadline is still an overrun, closed at once)."""
-        for d, start, deadline in self.deadlines(held, rec, catalog):
+        destroyed by then (a deletion after the deadline is still an overrun, closed at once).
+        A deadline still ahead gets its timer again: one restored from an older version's state
+        may be due earlier than the deadline counted now (periods were once keep_days x 24 h)."""
+        wm = ctx.watermark
+        for d, start, deadline in self.deadlines(held, rec, ctx.catalog):
             tag = f"{Rule.retention_expired}:{d.name}"
-            if deadline <= wm and not rec.gone_by(deadline) and tag not in rec.fired:
+            if tag in rec.fired or rec.gone_by(deadline):
+                continue
+            if deadline <= wm:
                 rec.fired[tag] = 1
                 yield self._overrun(customer, rid, rec, d, start, deadline)
+            elif not rec.gone:
+                ctx.timers.register(customer, deadline)  # already there, unless restored from old state
 
-    def _request_overdue(
-        self, customer: str, rid: str, rec: Record, wm: int, catalog: Catalog
-    ) -> Iterator[Finding]:
+    def _request_overdue(self, customer: str, rid: str, rec: Record, ctx: Context) -> Iterator[Finding]:
         """Seed 004 §五.(四): a deletion request is executed within the SLA (15 days)."""
         if not rec.requested:
             return
+        catalog = ctx.catalog
         overdue = catalog.policy.deletion_due(rec.requested)
-        if overdue > wm or rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
+        if rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
+            return
+        if overdue > ctx.watermark:
+            if not rec.gone:
+                ctx.timers.register(customer, overdue)  # as for a retention deadline
             return
         rec.fired[Rule.deletion_request_overdue] = 1
         yield self._request(customer, rid, rec, catalog)
@@ -321,8 +338,8 @@ class RetentionOverrunDetector:
             deadline,
             rec.jr_class,
             f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
-            f"{d.keep_ms // DAY_MS}-day retention ({d.name}: from {d.after} {self._day(start)}, "
-            f"due {self._day(deadline)}; {d.source}){self._late(rec, deadline)}",
+            f"{d.keep_days}-day retention ({d.name}: from {d.after} {self._day(start)}, "
+            f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}",
             [],
             actor=rec.system,
             revision=rec.fired[f"{Rule.retention_expired}:{d.name}"],
@@ -360,7 +377,7 @@ class RetentionOverrunDetector:
         after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
         for rule, since, offending, what in (
             (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {self._day(rec.gone)}"),
-            (Rule.used_after_deadline, due, after_due, f"past its deadline {self._day(due or 0)}"),
+            (Rule.used_after_deadline, due, after_due, f"past its deadline {self._last_day(due or 1)}"),
         ):
             if not offending or len(offending) <= rec.fired.get(rule, 0):
                 continue
@@ -385,18 +402,23 @@ class RetentionOverrunDetector:
         """The bank's calendar day of `ts`: what a compliance officer in Beijing dates it."""
         return datetime.fromtimestamp(ts / 1000, self._tz).strftime("%Y-%m-%d")
 
+    def _last_day(self, deadline: int) -> str:
+        """The last day of a period that ends at `deadline` (24:00 of that day, `Policy.period_end`):
+        the day a record is due by, not the next day's 00:00."""
+        return self._day(deadline - 1)
+
     def _late(self, rec: Record, due: int) -> str:
         """How a closed alert ended: when the record was deleted, anonymized or destroyed, and how
-        many calendar days after its last day (or hours, on the day after; or in time, when the
-        deletion reached the monitor only after the deadline had passed)."""
+        many calendar days after its last day (a deadline is 24:00 of that day, so any hour of the
+        next is 1 day late), or in time, when the deletion reached the monitor only after the
+        deadline had passed."""
         if not rec.gone:
             return ""
         if rec.gone <= due:
             return f"; removed {self._day(rec.gone)}, in time (the deletion was reported after the deadline)"
         last = datetime.fromtimestamp((due - 1) / 1000, self._tz).date()
         days = (datetime.fromtimestamp(rec.gone / 1000, self._tz).date() - last).days
-        late = f"{days} day(s)" if days else f"{-(-(rec.gone - due) // 3_600_000)} h"
-        return f"; removed {self._day(rec.gone)}, {late} late"
+        return f"; removed {self._day(rec.gone)}, {days} day(s) late"
 
     def _finding(
         self,

@@ -5,8 +5,9 @@ and are validated here when they load. Code holds no bank-specific constant.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -368,6 +369,13 @@ class DetectorSection(Strict):
     )
 
 
+@lru_cache(maxsize=65_536)
+def _midnight_ms(zone: str, ordinal: int) -> int:
+    """00:00 of a calendar day in `zone`, epoch ms: cached, a local time's UTC instant costs
+    microseconds and the detector asks for a deadline on every lifecycle event and timer."""
+    return int(datetime.combine(date.fromordinal(ordinal), time(), ZoneInfo(zone)).timestamp() * 1000)
+
+
 class Policy(Strict):
     classification: Classification
     organisation: Organisation
@@ -379,15 +387,21 @@ class Policy(Strict):
     storage: Storage
     detectors: dict[str, DetectorSection]
 
+    def period_end(self, start_ms: int, days: int) -> int:
+        """The end of a period of `days` days that an event at `start_ms` starts, counted as the law
+        counts a period of days (Civil Code art. 201: from the day after the event; art. 203: to
+        24:00 of the last day) in the bank's calendar (recipients.yaml `timezone`): 15 days from
+        1 Jan at any hour end with 16 Jan, 30 days from 1 Jan with 31 Jan. Every deadline in days
+        is this one figure: a deletion request's (`deletion_due`), a retention period's
+        (retention.yaml `keep_days`), for the detector, the dashboard and the generator alike."""
+        zone = self.recipients.timezone
+        day = datetime.fromtimestamp(start_ms / 1000, ZoneInfo(zone)).date()  # ZoneInfo caches by name
+        return _midnight_ms(zone, day.toordinal() + days + 1)
+
     def deletion_due(self, requested_ms: int) -> int:
-        """When a deletion request is due (seed 004 §五.(四) "15日内"), counted as the law counts a
-        period of days (Civil Code art. 201: from the day after the request; art. 203: to 24:00 of
-        the last day), in the bank's calendar: requested 1 Jan at any hour, due by the end of 16 Jan.
-        The detector's deadline and the lifecycle dashboard's `due` are this one figure."""
-        tz = ZoneInfo(self.recipients.timezone)
-        day = datetime.fromtimestamp(requested_ms / 1000, tz).date()
-        last = day + timedelta(days=self.retention.deletion_request_sla_days + 1)
-        return int(datetime.combine(last, time(), tz).timestamp() * 1000)
+        """When a deletion request is due (seed 004 §五.(四) "15日内"): requested 1 Jan at any hour,
+        due by the end of 16 Jan. The detector's deadline and the lifecycle dashboard's `due`."""
+        return self.period_end(requested_ms, self.retention.deletion_request_sla_days)
 
     @model_validator(mode="after")
     def _data_refs(self) -> Policy:

@@ -101,12 +101,26 @@ def dashboard(day, span, broker, ch, policy, catalog) -> Iterator[tuple[dict, di
 
 
 def test_retention_backlog_is_the_records_the_generator_kept_past_their_deadline(
-    day, span, dashboard, catalog
+    day, span, dashboard, catalog, policy, ch
 ) -> None:
+    """Aged from each record's deadline: the end (24:00, Beijing) of the last calendar day of its
+    period (`Policy.period_end`, as a deletion request's 15 days), the same instant for the
+    generator's truth and the detector's alerts, so no record moves bucket by a few hours."""
     systems = {r.record_id: r for r in events(day, "lifecycle") if r.stage is LifecycleStage.collect}
     as_of = int(span[1].timestamp() * 1000)
     expected: dict[str, Counter] = defaultdict(Counter)
     kept = [t for t in day.truth if t["rule"] == "retention_expired"]
+    periods = {r.keep_days for r in policy.retention.rules.values()}
+    for t in kept:
+        assert any(t["ts_end"] == policy.period_end(t["ts_start"], days) for days in periods), t
+    # every overrun alert (open or closed) is a kept record's, with the generator's deadline (by
+    # system and clock start: the summary, holding the record id, is emptied by the pseudonym TTL)
+    alerted = ch.query(
+        "SELECT actor_id, toUnixTimestamp64Milli(window_start), toUnixTimestamp64Milli(window_end) "
+        f"FROM {dashboard[2]}.alerts FINAL "
+        "WHERE detector = 'retention_overrun' AND endsWith(rule_id, '.retention_expired')"
+    ).result_rows
+    assert sorted(alerted) == sorted((systems[t["key"]].system, t["ts_start"], t["ts_end"]) for t in kept)
     for t in kept:  # key: the record; ts_end: its deadline
         rec = systems[t["key"]]
         overdue = (as_of - t["ts_end"]) // DAY

@@ -163,13 +163,6 @@ def test_a_quiet_partition_still_fires_the_deadline(spec, catalog) -> None:
 LOCATION = {"categories": ["location_trace"], "purpose": "branch_service", "system": "mobile_banker"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported, not fixed: retention periods are counted as 24 h multiples from the collection, "
-    "not in calendar days as the deletion SLA now is; aligning them moves every retention_expired "
-    "window_end, which the generator's truth (streams/workload/lifecycle.py) and the lifecycle "
-    "panels' tests compute as collect + keep_days * 24 h",
-)
 def test_a_nearby_branch_trace_deleted_on_its_30th_day_is_in_time(spec, catalog) -> None:
     """Collected 1 Jan 10:00, purged 31 Jan 15:00 (Beijing): day 30 of its 30 days."""
     events = [collect(cst(0, 10), "LOC-1", **LOCATION), lc("delete", cst(30, 15), "LOC-1", method="purge", system="mobile_banker")]  # fmt: skip

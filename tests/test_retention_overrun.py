@@ -18,7 +18,8 @@ from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 from streams.replay import replay
 
-DAY = 86_400_000
+HOUR, DAY = 3_600_000, 86_400_000
+CST = 8 * HOUR  # T0 is 08:00 in Beijing: a day's 24:00 there is T0 + n x DAY - CST
 KEY = b"unit-test-key-0123456789"
 pz = Pseudonymizer(KEY)
 
@@ -118,9 +119,12 @@ LOCATION = {"cats": ("location_trace",), "purpose": "branch_service", "system": 
 
 # -- retention deadlines ------------------------------------------------------------------------------
 def test_location_kept_a_day_past_its_30_days_fires_once(run) -> None:
-    got = run([collect(subject="CUST42", day=-31, **LOCATION), tick(0)])
+    """Collected 30 Nov 08:00 (Beijing): its 30 days are 1-30 Dec (Civil Code art. 201, 203, the
+    bank's calendar, as a deletion request's 15), so it is due by 24:00 on 30 Dec."""
+    got = run([collect(subject="CUST42", day=-32, **LOCATION), tick(0)])
     (a,) = got["retention_expired"]
-    assert a.window_end - a.window_start == 30 * DAY and a.window_end == T0 - DAY
+    assert a.window_start == T0 - 32 * DAY and a.window_end == T0 - DAY - CST
+    assert "30-day retention" in a.summary and "from collect 2025-11-30, due 2025-12-30" in a.summary
     assert a.subjects_sample == [pz("CUST42")] and "CUST42" not in a.summary
     assert a.jr_class == "C2" and "location" in a.summary and a.regulation[0].startswith("seed 002")
     assert a.title_zh and a.title_en
@@ -131,8 +135,9 @@ def test_location_deleted_a_day_before_its_deadline_is_silent(run) -> None:
 
 
 def test_a_deletion_a_day_after_the_deadline_is_still_an_overrun(run) -> None:
+    """Collected 22 Nov: due by 24:00 on 22 Dec; anonymized 23 Dec 08:00."""
     got = run([collect(day=-40, **LOCATION), lc("anonymize", day=-9), tick(0)])
-    assert [a.window_end for a in got["retention_expired"]] == [T0 - 10 * DAY]
+    assert [a.window_end for a in got["retention_expired"]] == [T0 - 9 * DAY - CST]
 
 
 def test_an_overrun_stays_open_until_the_record_goes_then_closes(run) -> None:
@@ -140,21 +145,24 @@ def test_an_overrun_stays_open_until_the_record_goes_then_closes(run) -> None:
     with the same final content whether the deletion or the deadline's timer was processed first."""
     (kept,) = run([collect(day=-40, **LOCATION), tick(0)])["retention_expired"]
     assert kept.status.value == "open" and "removed" not in kept.summary
-    events = [collect(day=-40, **LOCATION), tick(-9.5), lc("anonymize", day=-9), tick(0)]
+    # due by 24:00 on 22 Dec (Beijing); event time passes it at 02:00, the record goes at 08:00
+    events = [collect(day=-40, **LOCATION), tick(-9.25), lc("anonymize", day=-9), tick(0)]
     finals = [run(events, batch=b)["retention_expired"] for b in (1, 10)]
     assert [a.revision for (a,) in finals] == [2, 1]  # timer first, then the deletion; or both at once
     for (a,) in finals:
         assert a.status.value == "closed" and a.alert_id == kept.alert_id
-        assert (a.window_end, a.last_seen) == (T0 - 10 * DAY, T0 - 10 * DAY)
+        assert (a.window_end, a.last_seen) == (T0 - 9 * DAY - CST, T0 - 9 * DAY - CST)
         assert a.summary.endswith("; removed 2025-12-23, 1 day(s) late")
 
 
 def test_a_record_inside_its_retention_at_the_end_of_the_input_does_not_fire(run, spec, catalog) -> None:
+    """Collected 2 Dec 10:24 (Beijing): due by 24:00 on 1 Jan, not at 10:24 (30 x 24 h)."""
     engine = Engine([spec], catalog, pseudonymize=pz)
     assert run([collect(day=-29.9, **LOCATION), tick(0)], engine=engine) == {}
-    # the live run goes on: once event time passes the deadline, it fires
-    got = run([tick(0.2)], engine=engine)
-    assert [a.window_end for a in got["retention_expired"]] == [T0 + int(0.1 * DAY)]
+    # the live run goes on: on its last day, still silent; once event time passes it, it fires
+    assert run([tick(0.2)], engine=engine) == {}
+    got = run([tick(0.7)], engine=engine)
+    assert [a.window_end for a in got["retention_expired"]] == [T0 + DAY - CST]
 
 
 def test_account_data_counts_from_the_account_closure(run) -> None:
@@ -221,7 +229,8 @@ def test_a_transfer_after_deletion_fires(run) -> None:
 def test_a_read_after_the_deadline_fires_and_one_before_it_does_not(run) -> None:
     got = run([collect(day=-40, **LOCATION), read(day=-11), read(day=-5), tick(0)])
     (a,) = got["used_after_deadline"]
-    assert a.window_start == T0 - 10 * DAY and a.revision == 1
+    assert a.window_start == T0 - 9 * DAY - CST and a.revision == 1  # 24:00 on 22 Dec, Beijing
+    assert "past its deadline 2025-12-22," in a.summary  # its last day
     assert len(got["retention_expired"]) == 1
 
 
@@ -364,6 +373,24 @@ def test_a_restored_task_goes_on_as_if_never_stopped(run, spec, catalog) -> None
     fresh = Engine([spec], catalog, pseudonymize=pz)
     run(events[:5], engine=fresh)
     assert run(events[5:], engine=restored).keys() == run(events[5:], engine=fresh).keys()
+
+
+def test_a_timer_restored_from_an_older_version_still_reaches_the_deadline(run, spec, catalog) -> None:
+    """State written by a version that counted a period as keep_days x 24 h: the record's times load
+    as they were (deadlines are recomputed from them, never stored), but its timer is the number
+    that version stored, collect + 30 x 24 h, hours before the deadline counted now. It fires,
+    finds nothing due yet and sets the timer again at the deadline, which then fires."""
+    collected = collect(day=-29.9, **LOCATION)  # 2 Dec 10:24 (Beijing): due by 24:00 on 1 Jan
+    old = Engine([spec], catalog, pseudonymize=pz)
+    assert run([collected], engine=old) == {}
+    timers = old.tasks[(0, "retention_overrun")].timers
+    timers.cancel(pz("C1"), T0 + DAY - CST)
+    timers.register(pz("C1"), collected.ts + 30 * DAY)  # what the older version registered
+    restored = Engine([spec], catalog, pseudonymize=pz)
+    restored.restore(0, old.changes(0))
+    assert run([tick(0.2)], engine=restored) == {}  # the old timer's time has passed: on its last day
+    got = run([tick(0.7)], engine=restored)
+    assert [a.window_end for a in got["retention_expired"]] == [T0 + DAY - CST]
 
 
 def test_a_deleted_record_is_forgotten_after_forget_deleted_days(spec, catalog) -> None:

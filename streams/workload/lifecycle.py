@@ -2,8 +2,10 @@
 destruction, and the retention violations with their near misses.
 
 Sizes come from the seeds and the bank's retention catalog (policy/retention.yaml: the periods and
-the 15-day deletion SLA of seed 004 §五.(四)), never from the detector's params. Each violation
-crosses its line by a day or more; each near miss stays a day (or an hour) inside it.
+the 15-day deletion SLA of seed 004 §五.(四)), never from the detector's params. Every line is a
+period of calendar days in the bank's calendar, ending at 24:00 of its last day (`Policy.period_end`,
+Civil Code art. 201/203): each violation crosses it by a day or more; each near miss stays a day
+(or an hour) inside it.
 """
 
 from __future__ import annotations
@@ -21,25 +23,36 @@ VARIANTS = 7
 
 
 class Lifecycle(Base):
-    def _keep(self, rule: str) -> int:
-        return self.policy.retention.rules[rule].keep_days * DAY
+    def _days(self, rule: str) -> int:
+        return self.policy.retention.rules[rule].keep_days
+
+    def _due(self, start: int, days: int) -> int:
+        """The end of the last of `days` calendar days counted from the day after `start`."""
+        return self.policy.period_end(start, days)
 
     def _inject_retention_overrun(self) -> None:
         """Seed 002 §五-§七, seed 004 §五.(四) and 流程描述(3)①, JR/T 0171 §6.1.3 a)."""
         rng = self.rng
-        keep_location, keep_account = self._keep("location_trace"), self._keep("account_after_closure")
-        sla = self.policy.retention.deletion_request_sla_days * DAY
+        # a period of n days from t ends by t + (n + 1) x 24 h: an event that far and k days more
+        # before the workload starts is k days or more past its line there
+        location, account = self._days("location_trace"), self._days("account_after_closure")
+        sla = self.policy.retention.deletion_request_sla_days
         customers = list(self.customer_org)
         for i in range(self._count(VARIANTS)):
             rid, cid, variant = self._record_id(), rng.choice(customers), i % VARIANTS
             if variant == 0:  # a location trace kept a day or more past its 30 days
-                ts = self.start - keep_location - rng.randint(1, 60) * DAY - rng.randrange(DAY)
+                ts = self.start - (location + 1 + rng.randint(1, 60)) * DAY - rng.randrange(DAY)
                 self._lifecycle(ts, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
                 self._truth(
-                    "retention_expired", rid, cid, ts, ts + keep_location, "location trace kept past 30 days"
+                    "retention_expired",
+                    rid,
+                    cid,
+                    ts,
+                    self._due(ts, location),
+                    "location trace kept past 30 days",
                 )
             elif variant == 1:  # account data kept past 5 years after the account's closure
-                closed = self.start - keep_account - rng.randint(1, 90) * DAY
+                closed = self.start - (account + 1 + rng.randint(1, 90)) * DAY
                 cats = ["payment_account_no", "account_open_date"]
                 self._lifecycle(closed - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "core_banking", cats, "account_service")  # fmt: skip
                 self._lifecycle(closed, rid, cid, L.account_closed, "core_banking", [], None)
@@ -48,15 +61,20 @@ class Lifecycle(Base):
                     rid,
                     cid,
                     closed,
-                    closed + keep_account,
+                    self._due(closed, account),
                     "account data kept past closure + 5 y",
                 )
             elif variant == 2:  # a deletion request still open a day or more after 15 days
-                ts = self.start - sla - rng.randint(1, 30) * DAY - rng.randrange(DAY)
+                ts = self.start - (sla + 1 + rng.randint(1, 30)) * DAY - rng.randrange(DAY)
                 self._lifecycle(ts - rng.randint(200, 1500) * DAY, rid, cid, L.collect, "crm", READ[1], "customer_service")  # fmt: skip
                 self._lifecycle(ts, rid, cid, L.deletion_requested, "crm", [], None)
                 self._truth(
-                    "deletion_request_overdue", rid, cid, ts, ts + sla, "deletion request open past 15 days"
+                    "deletion_request_overdue",
+                    rid,
+                    cid,
+                    ts,
+                    self.policy.deletion_due(ts),
+                    "deletion request open past 15 days",
                 )
             elif variant == 3:  # another institution's card data kept (the cardholder is not our customer)
                 ts, holder = self._ts(0.1, 0.9), f"X{rng.getrandbits(32):08x}"
@@ -76,8 +94,8 @@ class Lifecycle(Base):
                 )
             elif variant == 5:  # a record kept past 5 years after the relationship ended, and read
                 e, cid = self._reader()
-                keep = self._keep("kyc_after_relationship")
-                ended = self.start - keep - rng.randint(1, 60) * DAY
+                keep = self._days("kyc_after_relationship")
+                ended = self.start - (keep + 1 + rng.randint(1, 60)) * DAY
                 self._lifecycle(ended - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "crm", READ[1], "customer_service")  # fmt: skip
                 self._lifecycle(ended, rid, cid, L.relationship_ended, "crm", [], None)
                 used = self._ts(0.1, 0.9)
@@ -91,7 +109,9 @@ class Lifecycle(Base):
                     "record read 5 y after the relationship ended",
                 )
                 # and, never deleted, it is kept past that deadline too: part of the retention backlog
-                self._truth("retention_expired", rid, cid, ended, ended + keep, "KYC data kept past 5 y")
+                self._truth(
+                    "retention_expired", rid, cid, ended, self._due(ended, keep), "KYC data kept past 5 y"
+                )
             else:  # a deleted record read again by its customer's own sub-branch
                 gone = self._ts(0.1, 0.5)
                 e, cid = self._reader()
@@ -122,12 +142,14 @@ class Lifecycle(Base):
                 return e, self.rng.choice(self.customers[e.org])
 
     def _normal_lifecycle(self) -> None:
-        """Collect/store, deletes and anonymizations inside their period (a day before the deadline at
-        the closest), deletion requests executed by day 14, complete destruction records, reads of
-        a record an hour before its deletion, another bank's C2 payee data."""
+        """Collect/store, deletes and anonymizations inside their period (a location trace deleted on
+        the last of its 30 days, an hour before that day ends at the latest; other records a day
+        before the deadline at the closest), deletion requests executed by day 14, complete
+        destruction records, reads of a record an hour before its deletion, another bank's C2 payee
+        data."""
         rng = self.rng
         admins = self._admins()
-        keep_location, keep_kyc = self._keep("location_trace"), self._keep("kyc_after_relationship")
+        location, keep_kyc = self._days("location_trace"), self._days("kyc_after_relationship") * DAY
         sla = self.policy.retention.deletion_request_sla_days * DAY
         customers = list(self.customer_org)
         goal = len(self.out["lifecycle"]) + self._target("lifecycle")
@@ -144,10 +166,11 @@ class Lifecycle(Base):
                 self._lifecycle(t, rid, cid, L.store, "core_banking", ["payment_account_no", "transaction_record"], "payment")  # fmt: skip
             elif story == "location":  # deleted or anonymized inside the 30 days, inside the workload
                 self._lifecycle(t, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
-                done = t + rng.randrange(max(1, min(keep_location, self.end - t)))
+                done = t + rng.randrange(max(1, min(self._due(t, location), self.end) - t))
                 self._lifecycle(done, rid, cid, rng.choice((L.delete, L.anonymize)), "mobile_banker", LOCATION, None)  # fmt: skip
-            elif story == "near":  # collected 29 days ago: deleted a day before its deadline
-                collected = t - keep_location + DAY
+            elif story == "near":  # deleted on the last of its 30 days, later in the day than collected
+                collected = t - location * DAY - HOUR  # 30 x 24 h would call it an hour late
+                t = min(t, self._due(collected, location) - HOUR)  # an hour before that day ends
                 self._lifecycle(collected, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
                 self._lifecycle(t, rid, cid, L.delete, "mobile_banker", LOCATION, None)
             elif story == "erasure":  # seed 004 §五.(四): executed by day 14 at the latest
