@@ -40,8 +40,9 @@ def ship_har(args: argparse.Namespace) -> int:
         return 2
     topic = args.topic or config.topics.sdk
     converter = HarConverter.for_config(config, Path(args.signatures) if args.signatures else None)
-    producer = Producer(producer_config(config.kafka.bootstrap, {"linger.ms": 50}))
-    sent, skipped = 0, Counter[str]()
+    # the config's client settings (TLS, SASL, the password from the environment), as every producer
+    producer = Producer(producer_config(config.kafka.bootstrap, {**config.kafka_settings(), "linger.ms": 50}))
+    sent, skipped, failed = 0, Counter[str](), list[Any]()
     try:
         for path in map(Path, args.files):
             ctx = CaptureContext(args.app, args.app_version, args.device or path.stem, args.consented_at)
@@ -58,13 +59,16 @@ def ship_har(args: argparse.Namespace) -> int:
             skipped.update(capture.skipped)
             for ev in capture.events:
                 key, value, ts = record_of(ev)
-                producer.produce(topic, value, key, timestamp=ts)
+                producer.produce(
+                    topic, value, key, timestamp=ts, on_delivery=lambda err, _: err and failed.append(err)
+                )
                 producer.poll(0)
                 sent += 1
     finally:
         left = producer.flush(60)
-    if left:
-        _say(f"{left} record(s) not delivered to {topic} within 60 s")
+    if left or failed:
+        why = f"{failed[0]}" if failed else "no acknowledgement within 60 s"
+        _say(f"{left + len(failed)} of {sent} record(s) not delivered to {topic}: {why}")
         return 3
     extra = "".join(f", {n} {why}" for why, n in sorted(skipped.items()))
     print(f"shipped {sent} SDK request(s) to {topic}{extra}", file=sys.stderr)

@@ -464,3 +464,24 @@ def test_ship_names_a_file_that_is_no_har_and_warns_without_consent(tmp_path, ca
     assert "1 first-party request" in err
     with pytest.raises(SystemExit):
         main(["ship", "--format", "har", str(only_bank), "--consented-at", "after lunch"])
+
+
+def test_ship_connects_with_the_configs_client_settings_and_says_what_was_not_delivered(
+    tmp_path, capsys, broker
+) -> None:
+    """The HAR shipper's producer takes kafka.client (TLS, SASL) like every other: here TLS against
+    a plaintext broker, so nothing is delivered, and it says so with exit 3 (it said "shipped")."""
+    from streams.cli import build_parser
+    from streams.ship_har import ship_har
+
+    capture = tmp_path / "app.har"
+    capture.write_text(
+        json.dumps(har(entry("https://collect.adtrack.example/v1/track?imei=490154203237518")))
+    )
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(
+        f"kafka:\n  bootstrap: {broker}\n  client:\n    security.protocol: SSL\n    message.timeout.ms: 2000\n"
+    )
+    args = build_parser().parse_args(["ship", "--format", "har", str(capture), "--config", str(config)])
+    assert ship_har(args) == 3
+    assert "1 of 1 record(s) not delivered to pfi.sdk" in capsys.readouterr().err
