@@ -43,6 +43,11 @@ def ship_har(args: argparse.Namespace) -> int:
     # the config's client settings (TLS, SASL, the password from the environment), as every producer
     producer = Producer(producer_config(config.kafka.bootstrap, {**config.kafka_settings(), "linger.ms": 50}))
     sent, skipped, failed = 0, Counter[str](), list[Any]()
+
+    def delivered(err: Any, _: Any) -> None:
+        if err is not None:
+            failed.append(err)
+
     try:
         for path in map(Path, args.files):
             ctx = CaptureContext(args.app, args.app_version, args.device or path.stem, args.consented_at)
@@ -59,9 +64,7 @@ def ship_har(args: argparse.Namespace) -> int:
             skipped.update(capture.skipped)
             for ev in capture.events:
                 key, value, ts = record_of(ev)
-                producer.produce(
-                    topic, value, key, timestamp=ts, on_delivery=lambda err, _: err and failed.append(err)
-                )
+                producer.produce(topic, value, key, timestamp=ts, on_delivery=delivered)
                 producer.poll(0)
                 sent += 1
     finally:
