@@ -178,21 +178,24 @@ class PartitionRollup:
         self.dirty.clear()
         return rows
 
-    def incarnation(self, topic_id: str) -> None:
+    def incarnation(self, topic_id: str) -> set[str]:
         """The topic's incarnation as the broker names it now, after a restore: new blocks count
         under it, and restored blocks of another incarnation (the topic was re-created since) are
         forgotten: their rows are in the table already, and their offsets now name other records.
         Their keys are deleted at the next save, even if the new topic has reached the same block
         by then. A block restored without an id (saved before topic ids) keeps counting under none,
-        as the rows it already wrote; so does any block while the broker gives no id."""
+        as the rows it already wrote; so does any block while the broker gives no id. Returns the
+        other incarnations' ids found."""
         self.topic_id = topic_id
         if topic_id == NO_TOPIC_ID:
-            return
-        for block in [b for b, found in self.ids.items() if found not in (topic_id, NO_TOPIC_ID)]:
+            return set()
+        others = {found for found in self.ids.values() if found not in (topic_id, NO_TOPIC_ID)}
+        for block in [b for b, found in self.ids.items() if found in others]:
             del self.cells[block], self.progress[block], self.ids[block]
             self.dirty.pop(block, None)
             self.unsaved.pop(block, None)
             self.stale[block] = self.saved.pop(block, set())
+        return others
 
     def save(self, store: KeyedStore, prefix: str) -> None:
         """Into the partition's store under `prefix`: each block's progress, and the cells of each
@@ -399,6 +402,8 @@ class Engine:
         # topic -> its Kafka topic id (KIP-516), set by the runtime before a restore (`resume`);
         # a topic without one (a replay, a test, a broker without ids) counts under NO_TOPIC_ID
         self.topic_ids: dict[str, str] = {}
+        # (topic, partition) -> the ids of earlier incarnations its restored state was counted under
+        self.reincarnated: dict[tuple[str, int], set[str]] = {}
         # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
         # (a replay has no table to fill, and would hold every deletion of months of history)
         self.deletions: DeletionLedger | None = None
@@ -834,8 +839,9 @@ class Engine:
                 self._partition_rollup(topic, partition).load_whole(value)
                 store.delete(key)
         for (topic, p), roll in self.rollups.items():
-            if p == partition:  # restored blocks of an earlier incarnation of the topic are forgotten
-                roll.incarnation(self.topic_ids.get(topic, NO_TOPIC_ID))
+            # restored blocks of an earlier incarnation of the topic are forgotten
+            if p == partition and (earlier := roll.incarnation(self.topic_ids.get(topic, NO_TOPIC_ID))):
+                self.reincarnated[(topic, p)] = earlier
 
     def _check_pseudonym_version(self, partition: int, store: KeyedStore) -> None:
         """State keyed by pseudonyms continues only under the key version that made them

@@ -200,6 +200,21 @@ class SourceReset(FatalSinkError):
         )
 
 
+class SourceRecreated(FatalSinkError):
+    """An input topic was deleted and re-created since this group's checkpoint: the offset the
+    checkpoint resumes at names the old topic's records, and reading the new one from there would
+    skip its first records without a word."""
+
+    def __init__(self, topic: str, partition: int, offset: int, old: set[str], new: str):
+        super().__init__(
+            f"input topic {topic} partition {partition} was deleted and re-created since the last "
+            f"checkpoint (topic id {', '.join(sorted(old))} then, {new} now): its offset {offset} names "
+            "the old topic's records, and resuming there would skip the new topic's first records; "
+            "lifemon stops. To read the new topic from its start, run with a new kafka.group_id "
+            "(the rollups of both topics add up; the alerts of the old one stay)"
+        )
+
+
 class TopicIdUnavailable(FatalSinkError):
     """The broker would not describe an input topic, so its incarnation (topic id) is unknown: its
     rollups could not tell its records from those of an earlier topic of the same name."""
@@ -525,6 +540,8 @@ class Monitor:
             known = self._checkpointed.get((topic, p), 0)
             if (offset or 0) < known:
                 raise SourceReset(topic, p, f"its state snapshot resumes at offset {offset or 0}", known)
+            if offset and (earlier := self.engine.reincarnated.get((topic, p))):
+                raise SourceRecreated(topic, p, offset, earlier, self.engine.topic_ids[topic])
             self._restored.add((topic, p))
             self._owned.add((topic, p))
             if offset is not None:

@@ -70,3 +70,24 @@ def test_a_re_created_topic_adds_to_the_old_topics_rollups(broker, ch, names, po
     third = with_group(config, names["group"] + "-3")
     monitor(third, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
     assert access_totals(ch, db) == (80, 2)
+
+
+def test_the_same_group_stops_on_a_re_created_topic_rather_than_skip_its_first_records(
+    broker, ch, names, policy, catalog
+) -> None:
+    """The group's checkpoint resumes at offset 40 of the old topic. The new topic holds 60 records:
+    resuming there would skip its first 40 without a word. lifemon stops and says how to read it."""
+    from streams.runtime import SourceRecreated
+
+    config = make_config(names, broker, "chdb://unused")
+    topic = config.topics.access
+    first = monitor(config, ch, policy, catalog)  # creates the topics, 3 partitions each
+    send(broker, config.topics.entitlements, [entitlement("e1")])
+    send(broker, topic, access("e1", customers=40, every_s=5))
+    first.run(idle_exit_s=1.5, max_seconds=60)
+    recreate(broker, topic, config.kafka.partitions)
+    send(broker, topic, access("e1", customers=60, every_s=5, start=1))
+    with pytest.raises(
+        SourceRecreated, match=rf"{topic} partition \d was deleted and re-created .* new kafka.group_id"
+    ):
+        monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
