@@ -24,6 +24,7 @@ from streams import logs
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
 from streams.kafka_reach import KafkaUnavailable
 from streams.pseudonym import PseudonymKeyMismatch
+from streams.sealed import SealError
 from streams.sinks import FatalSinkError
 
 EPILOG = """examples:
@@ -841,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as e:
         log.error(str(e))
         return 2
-    except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SchemaOutdated) as e:  # one line
+    except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SealError, SchemaOutdated) as e:
         log.error(str(e))
         return 3
     except KafkaUnavailable as e:  # one line, instead of librdkafka's every 50 ms and a traceback
