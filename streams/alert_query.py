@@ -76,13 +76,17 @@ def records_and_customers(subject_count: int, counts: dict[str, int]) -> tuple[i
 
     `subject_count` is not the same measure for every detector: bulk_query puts its records there
     (and records and customers in its counts), transfer_policy's volume alert leaves it 0 (its
-    counts hold the records sent to the recipient, no customers), unauthorized_lookup,
-    offscope_marketing, retention_overrun and sdk_overcollection count customers in it. So:
-    records only from `counts["records"]`; customers from `counts["customers"]` or
-    `counts["subjects"]` where the detector put them there, else `subject_count`; 0 customers
-    means none was identified, shown as unknown, never as zero."""
+    counts hold the records sent to the recipient, no customers), offscope_marketing,
+    retention_overrun and sdk_overcollection count customers in it, and unauthorized_lookup
+    counts customers and the rows a log counted without naming any (`counts["customers_unnamed"]`,
+    which are no customers). So: records only from `counts["records"]`; customers from
+    `counts["customers"]` or `counts["subjects"]` where the detector put them there, else
+    `subject_count` less any unnamed rows; 0 customers means none was identified, shown as
+    unknown, never as zero."""
     records = counts.get("records")
-    customers = counts.get("customers", counts.get("subjects", subject_count))
+    customers = counts.get(
+        "customers", counts.get("subjects", subject_count - counts.get("customers_unnamed", 0))
+    )
     return records, customers or None
 
 

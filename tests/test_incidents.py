@@ -228,3 +228,27 @@ def test_an_incident_survives_a_restore_and_keeps_its_id_and_revisions(engine) -
     restored.restore(0, changes)
     after = run(restored, "transfer", events[20:])
     assert after == run(engine(), "transfer", events)
+
+
+def test_two_employees_whose_ids_mask_alike_keep_their_own_incidents(engine) -> None:
+    """Alerts mask a mobile number in an actor id (`teller-{cn_mobile}`), so two employees whose
+    ids hold different numbers show the same masked actor. Their leaks are still two incidents,
+    each with its own id and subjects: one must not absorb, or overwrite, the other's."""
+    a, b = "teller-13912345678", "teller-13812345678"
+    e = engine()
+    e.apply_reference(
+        "entitlements",
+        refs("entitlements", [entitlement(a, "lobby_manager"), entitlement(b, "lobby_manager")]),
+    )
+    fields = ("customer_name", "account_balance")
+    events = sorted(
+        access(a, customers=50, fields=fields, every_s=30)
+        + access(b, customers=50, fields=fields, every_s=30, first_customer=100),
+        key=lambda ev: ev.ts,
+    )
+    found = run(e, "access", events)
+    assert len(found) == 2, [(i.key, i.subjects.distinct) for i in found.values()]
+    assert sorted(i.subjects.distinct for i in found.values()) == [50, 50]
+    assert all(i.key == "teller-{cn_mobile}" for i in found.values())
+    text = b"".join(orjson.dumps(i.model_dump()) for i in found.values())
+    assert b"13912345678" not in text and b"13812345678" not in text

@@ -552,3 +552,26 @@ def test_a_read_right_after_the_approval_was_revoked(run) -> None:
     alerts = run(ents, [read("w5", revoked + 1_000, ["F0001"], **kw)])
     a = one(alerts, "unauthorized_lookup")
     assert reasons(a) == {"out_of_scope"} and "approval AP1 is not in the employee's entitlement" in a.summary
+
+
+def test_unnamed_rows_are_not_listed_as_customers(run) -> None:
+    """`lifemon alerts`, `watch` and the report show an alert's customers in their own column. An
+    unauthorized_lookup alert's `subject_count` adds the rows a log counted without naming customers
+    to the customers it named, so the column must leave those rows out, as its summary does."""
+    from streams.alert_query import records_and_customers, render_alert
+    from streams.alerts import to_ocsf
+    from streams.watch import alert_row
+
+    ents = [_ent("p1", "sb_president", "S0101")]
+    unnamed = read(
+        "p1", OPEN, [], fields=("credit_report",), system="report_portal", action="download", row_count=50
+    )
+    u = one(run(ents, [unnamed]), "unauthorized_lookup")
+    assert "touching 0 customers and 50 rows naming no customer" in u.summary
+    assert records_and_customers(u.subject_count, u.counts)[1] is None  # none named: unknown, not 50
+    assert "     — customers" in render_alert(alert_row(to_ocsf(u)))
+    # three customers of the far branch named, with the 50 rows: 3 customers
+    far = read("p1", OPEN + HOUR, ["F0001", "F0002", "F0003"])
+    u = one(run(ents, [unnamed, far]), "unauthorized_lookup")
+    assert "touching 3 customers and 50 rows naming no customer" in u.summary, u.summary
+    assert records_and_customers(u.subject_count, u.counts)[1] == 3
