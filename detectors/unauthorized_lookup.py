@@ -73,6 +73,14 @@ REASONS = (
 )
 
 
+SUSPENDED_REASON = {  # as policy/detectors/unauthorized_lookup.yaml ships it
+    "severity": "high",
+    "en": "access while the employee's account is suspended",
+    "zh": "停权期间仍访问",
+    "source": "seed 004 人员管理(5)",
+}
+
+
 class Reason(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     severity: Severity
@@ -89,6 +97,16 @@ class UnauthorizedLookupParams(BaseModel):
     reasons: dict[str, Reason]
     sample_size: int = Field(default=10, ge=0)
     evidence_limit: int = Field(default=50, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _suspended_apart(cls, data: Any) -> Any:
+        """A bank's policy written before `suspended` had a reason of its own (it was counted under
+        `terminated`) still loads: the reason is added as lifemon ships it."""
+        reasons = data.get("reasons") if isinstance(data, dict) else None
+        if isinstance(reasons, dict) and "terminated" in reasons and "suspended" not in reasons:
+            data = {**data, "reasons": {**reasons, "suspended": SUSPENDED_REASON}}
+        return data
 
     @model_validator(mode="after")
     def _every_reason(self) -> UnauthorizedLookupParams:

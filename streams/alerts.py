@@ -4,6 +4,7 @@ Customer ids were pseudonymized as they entered the engine. What a producer name
 still reaches an alert verbatim: event ids (its evidence) and record ids (in summaries). A producer
 that builds them from a card, resident ID or mobile number would put that number in every alert,
 so the last step masks any such number by its form (`{bank_card}`), found by checksum, not guess.
+An actor id is the bank's own employee id, which the SOC groups and searches by: never masked.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         summary=mask_personal(finding.summary),
         regulation=list(finding.regulation or section.regulation),
         jr_class=finding.jr_class,
-        actor_id=mask_personal(finding.actor_id) if finding.actor_id else finding.actor_id,
+        actor_id=finding.actor_id,
         actor_org=finding.actor_org,
         subject_count=finding.subject_count,
         subjects_sample=list(finding.subject_sample),

@@ -192,14 +192,17 @@ def chdb_in_use(path: Path, probe: bool = False) -> str | None:
     the lock (only after chDB failed to open the path, so no start of another process can lose it)."""
     status = path / "status"
     try:
-        inode = status.stat().st_ino
+        st = status.stat()
     except OSError:
         return None
+    # /proc/locks names a file as major:minor:inode, the device numbers in hex (an inode alone can
+    # be another file's on another filesystem)
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     holder: int | None = None
     try:
         for line in Path("/proc/locks").read_text().splitlines():
             fields = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF
-            mine = len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode)
+            mine = len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == where
             if mine and int(fields[4]) != os.getpid():
                 holder = int(fields[4])
     except (OSError, ValueError):
