@@ -95,6 +95,50 @@ def spread(actor: str, subjects: list[str], start: int, end: int, **kw: Any) -> 
     return [read(actor, start + i * step, [s], **kw) for i, s in enumerate(subjects)]
 
 
+def risk_analyst() -> Any:
+    """A head-office analyst holding approval RK1: 100 identity/credit records for a risk review,
+    from the data warehouse."""
+    ap = grant(
+        approval_id="RK1",
+        purpose="risk_review",
+        max_records=100,
+        categories=["identity", "credit"],
+        systems=["data_warehouse"],
+    )
+    return _ent("a1", "ho_marketing_mgmt", "HO", approvals=[ap])
+
+
+def credit_export(ts: int, subjects: list[str]) -> AccessEvent:
+    """The analyst's export of credit reports under RK1."""
+    return read(
+        "a1",
+        ts,
+        subjects,
+        fields=("customer_name", "credit_report"),
+        system="data_warehouse",
+        action="export",
+        purpose="risk_review",
+        approval_id="RK1",
+    )
+
+
+def batch_exports(start: int, book_: list[str], chunks: int) -> list[AccessEvent]:
+    """The nightly batch account's regulatory-report exports under RR1, 400 customers each."""
+    return [
+        read(
+            "SVC-BATCH-00",
+            start + k * 2 * MINUTE,
+            book_[k * 400 : (k + 1) * 400],
+            fields=("customer_name", "transaction_record"),
+            system="data_warehouse",
+            action="export",
+            purpose="regulatory_report",
+            approval_id="RR1",
+        )
+        for k in range(chunks)
+    ]
+
+
 @pytest.fixture
 def run(policy, catalog):
     """Both access detectors in one engine; the newest revision of each alert."""
@@ -163,44 +207,12 @@ def test_a_nightly_batch_spends_its_approval_exactly(run) -> None:
     svc = _ent("SVC-BATCH-00", None, "HO", approvals=[ap])
     night = T0 - 6 * HOUR  # 02:00 Beijing
     book_ = ids("A", 400) + ids("B", 400) + ids("F", 400)
-    chunks = [
-        read(
-            "SVC-BATCH-00",
-            night + k * 2 * MINUTE,
-            book_[k * 400 : (k + 1) * 400],
-            fields=("customer_name", "transaction_record"),
-            system="data_warehouse",
-            action="export",
-            purpose="regulatory_report",
-            approval_id="RR1",
-        )
-        for k in range(3)
-    ]
+    chunks = batch_exports(night, book_, 3)
     assert run([svc], chunks) == []
 
 
 def test_a_head_office_analyst_exports_100_credit_reports_under_a_100_record_approval(run) -> None:
-    ap = grant(
-        approval_id="RK1",
-        purpose="risk_review",
-        max_records=100,
-        categories=["identity", "credit"],
-        systems=["data_warehouse"],
-    )
-    analyst = _ent("a1", "ho_marketing_mgmt", "HO", approvals=[ap])
-    export = [
-        read(
-            "a1",
-            OPEN + 5 * MINUTE,
-            ids("F", 100),
-            fields=("customer_name", "credit_report"),
-            system="data_warehouse",
-            action="export",
-            purpose="risk_review",
-            approval_id="RK1",
-        )
-    ]
-    assert run([analyst], export) == []
+    assert run([risk_analyst()], [credit_export(OPEN + 5 * MINUTE, ids("F", 100))]) == []
 
 
 def test_a_transferred_teller_serves_both_desks_within_their_scope(run) -> None:
@@ -275,28 +287,8 @@ def test_the_50th_credit_record_in_24_hours_spread_thin(run) -> None:
 def test_an_approval_for_100_records_used_for_101(run) -> None:
     """Seed 004 流程描述(4)⑤: export needs an approval; one that covers 100 records does not cover
     the 101st. One at a time: the 101st export is the one unauthorized access."""
-    ap = grant(
-        approval_id="RK1",
-        purpose="risk_review",
-        max_records=100,
-        categories=["identity", "credit"],
-        systems=["data_warehouse"],
-    )
-    analyst = _ent("a1", "ho_marketing_mgmt", "HO", approvals=[ap])
-    exports = [
-        read(
-            "a1",
-            OPEN + i * 20_000,
-            [c],
-            fields=("customer_name", "credit_report"),
-            system="data_warehouse",
-            action="export",
-            purpose="risk_review",
-            approval_id="RK1",
-        )
-        for i, c in enumerate(ids("F", 101))
-    ]
-    alerts = run([analyst], exports)
+    exports = [credit_export(OPEN + i * 20_000, [c]) for i, c in enumerate(ids("F", 101))]
+    alerts = run([risk_analyst()], exports)
     a = one(alerts, "unauthorized_lookup")
     assert kinds(alerts) == ["unauthorized_lookup"]
     assert reasons(a) == {"c2_takeout_without_approval"} and a.severity.value == "medium"
@@ -444,23 +436,7 @@ def test_late_audit_rows_still_count_toward_the_day(run, batch_size) -> None:
 def test_one_export_of_101_records_under_a_100_record_approval(run) -> None:
     """The approver signed for 100 records; an export of 101 is not the export approved, so all
     its 101 credit records are unapproved: a take-out without approval, and art. 5's 50 passed."""
-    ap = grant(
-        approval_id="RK1",
-        purpose="risk_review",
-        max_records=100,
-        categories=["identity", "credit"],
-        systems=["data_warehouse"],
-    )
-    kw = dict(
-        fields=("customer_name", "credit_report"),
-        system="data_warehouse",
-        action="export",
-        purpose="risk_review",
-        approval_id="RK1",
-    )
-    alerts = run(
-        [_ent("a1", "ho_marketing_mgmt", "HO", approvals=[ap])], [read("a1", OPEN, ids("F", 101), **kw)]
-    )
+    alerts = run([risk_analyst()], [credit_export(OPEN, ids("F", 101))])
     u = one(alerts, "unauthorized_lookup")
     assert reasons(u) == {"c2_takeout_without_approval"} and "(101 needed)" in u.summary
     b = one(alerts, "bulk_query")
@@ -478,19 +454,7 @@ def test_a_batch_job_past_its_approval(run) -> None:
         systems=["data_warehouse"],
     )
     book_ = ids("A", 400) + ids("B", 400) + ids("F", 400) + ids("A", 100, 400)
-    chunks = [
-        read(
-            "SVC-BATCH-00",
-            T0 - 6 * HOUR + k * 2 * MINUTE,
-            book_[k * 400 : (k + 1) * 400],
-            fields=("customer_name", "transaction_record"),
-            system="data_warehouse",
-            action="export",
-            purpose="regulatory_report",
-            approval_id="RR1",
-        )
-        for k in range(4)
-    ]
+    chunks = batch_exports(T0 - 6 * HOUR, book_, 4)
     customers = [*book(), *[customer(c, "S0101") for c in ids("A", 100, 400)]]
     alerts = run([_ent("SVC-BATCH-00", None, "HO", approvals=[ap])], chunks, customers)
     u = one(alerts, "unauthorized_lookup")

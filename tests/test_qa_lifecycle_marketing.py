@@ -98,22 +98,13 @@ def test_an_sms_a_millisecond_before_the_withdrawal_is_in_time(policy, catalog) 
 def test_withdrawn_everywhere_then_regranted_on_the_app_only(policy, catalog) -> None:
     """The customer closed all marketing, then turned app pushes back on: the app push is fine,
     the SMS the next day still ignores the opt-out."""
-    e = engine(
-        policy,
-        catalog,
+    history = (
         consent(-30 * 24 * HOUR, None),
         consent(-3 * 24 * HOUR, None, "withdrawn"),
         consent(-24 * HOUR, "app_push"),
     )
-    assert run(e, [push(0, "app_push")]) == []
-    e = engine(
-        policy,
-        catalog,
-        consent(-30 * 24 * HOUR, None),
-        consent(-3 * 24 * HOUR, None, "withdrawn"),
-        consent(-24 * HOUR, "app_push"),
-    )
-    (a,) = run(e, [push(0, "sms")])
+    assert run(engine(policy, catalog, *history), [push(0, "app_push")]) == []
+    (a,) = run(engine(policy, catalog, *history), [push(0, "sms")])
     assert rules(a) == {"after_withdrawal"} and a.severity.value == "high"
     assert a.counts["opt_out_delay_s"] == 3 * 24 * 3600
     clean([a])

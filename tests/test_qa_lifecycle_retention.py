@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 from conftest import T0, fed
+from test_retention_overrun import final_alerts
 
 from detectors import load_detectors
-from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
+from schemas.models import AccessEvent, LifecycleEvent
 from streams.engine import Engine
 from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import Pseudonymizer
@@ -68,23 +69,7 @@ def spec(policy: Any) -> Any:
 
 def run(spec: Any, catalog: Any, events: list[Any], batch: int = 10_000) -> list[Any]:
     """Feed in time order `batch` at a time, drain; the latest revision of each alert."""
-    e = Engine([spec], catalog, pseudonymize=pz)
-    alerts: list[Any] = []
-    events = sorted(events, key=lambda ev: ev.ts)
-    for i in range(0, len(events), batch):
-        chunk = events[i : i + batch]
-        for stream, cls in (
-            ("lifecycle", LifecycleEvent),
-            ("access", AccessEvent),
-            ("transfer", TransferEvent),
-        ):
-            part = [ev for ev in chunk if isinstance(ev, cls)]
-            alerts += e.process(stream, stream, 0, fed(stream, part, stream, i))
-        alerts += e.advance()
-    latest: dict[str, Any] = {}
-    for a in sorted(alerts + e.drain(), key=lambda a: a.revision):
-        latest[a.alert_id] = a
-    return list(latest.values())
+    return final_alerts(Engine([spec], catalog, pseudonymize=pz), events, batch)
 
 
 def rule(a: Any) -> str:

@@ -59,6 +59,27 @@ def tick(day: float) -> LifecycleEvent:
     return collect(f"tick{day}", "C-other", day, purpose="account_service")
 
 
+def final_alerts(e: Engine, events: list[Any], batch: int) -> list[Any]:
+    """Lifecycle, access and transfer events fed in time order, `batch` at a time, the clock advanced
+    after each; drained: the latest revision of each alert."""
+    alerts = []
+    events = sorted(events, key=lambda ev: ev.ts)
+    for i in range(0, len(events), batch):
+        chunk = events[i : i + batch]
+        for stream, cls in (
+            ("lifecycle", LifecycleEvent),
+            ("access", AccessEvent),
+            ("transfer", TransferEvent),
+        ):
+            part = [ev for ev in chunk if isinstance(ev, cls)]
+            alerts += e.process(stream, stream, 0, fed(stream, part, stream, i))
+        alerts += e.advance()
+    latest: dict[str, Any] = {}
+    for a in sorted(alerts + e.drain(), key=lambda a: a.revision):
+        latest[a.alert_id] = a
+    return list(latest.values())
+
+
 @pytest.fixture
 def spec(policy):
     return next(s for s in load_detectors(policy) if s.kind == "retention_overrun")
@@ -70,24 +91,8 @@ def run(spec, catalog):
     drain; returns the final alerts by rule."""
 
     def go(events: list[Any], batch: int = 10_000, engine: Engine | None = None) -> dict[str, list]:
-        e = engine or Engine([spec], catalog, pseudonymize=pz)
-        alerts = []
-        events = sorted(events, key=lambda ev: ev.ts)
-        for i in range(0, len(events), batch):
-            chunk = events[i : i + batch]
-            for stream, cls in (
-                ("lifecycle", LifecycleEvent),
-                ("access", AccessEvent),
-                ("transfer", TransferEvent),
-            ):
-                part = [ev for ev in chunk if isinstance(ev, cls)]
-                alerts += e.process(stream, stream, 0, fed(stream, part, stream, i))
-            alerts += e.advance()
-        latest: dict[str, Any] = {}
-        for a in sorted(alerts + e.drain(), key=lambda a: a.revision):
-            latest[a.alert_id] = a
         by_rule: dict[str, list] = {}
-        for a in latest.values():
+        for a in final_alerts(engine or Engine([spec], catalog, pseudonymize=pz), events, batch):
             by_rule.setdefault(a.summary and _rule(a), []).append(a)
         return by_rule
 
