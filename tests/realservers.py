@@ -131,10 +131,13 @@ def postgres() -> Iterator[Path]:
                 timeout=60,
                 env={**os.environ, "PGAPPNAME": app},
             )
-        time.sleep(0.5)  # the logging collector writes asynchronously
+        # the logging collector writes asynchronously: a fixed wait lost the last statement on a
+        # loaded machine; a stopped server has written everything (pg_ctl waits for the shutdown)
+        _run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], user="postgres")
         yield logs
     finally:
-        _run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], user="postgres")
+        if (data / "postmaster.pid").exists():
+            _run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], user="postgres")
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -194,14 +197,29 @@ def mariadb() -> Iterator[Path]:
                            capture_output=True, timeout=60)  # fmt: skip
         subprocess.run(["mariadb", "-h127.0.0.1", f"-P{port}", "-ucsr_liu", "-ppw", "cards"],
                        input=b"SELECT * FROM cardholders;", capture_output=True, timeout=60)  # fmt: skip
+        server.terminate()  # a stopped server has flushed and closed its audit file
+        server.wait(30)
         yield audit
     finally:
-        server.terminate()
-        server.wait(30)
+        if server.poll() is None:
+            server.terminate()
+            server.wait(30)
         shutil.rmtree(base, ignore_errors=True)
 
 
 # -- OpenSSH internal-sftp ---------------------------------------------------------------------------
+def _settled(lines: list[str], quiet_s: float = 0.5, limit_s: float = 20.0) -> None:
+    """Until no syslog line has come for `quiet_s`: a session's last lines come after its client
+    exits, later on a loaded machine than a fixed wait allowed."""
+    deadline, seen, since = time.monotonic() + limit_s, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if len(lines) != seen:
+            seen, since = len(lines), time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.05)
+
+
 class SyslogSocket:
     """A /dev/log inside a chroot: internal-sftp logs there with syslog(3), one datagram a line
     (sshd's -e does not carry its lines)."""
@@ -267,7 +285,7 @@ def sftp() -> Iterator[list[str]]:
                 script += f"get export_{account}.csv {base / 'back.csv'}\n"
             _run(["sftp", "-q", "-i", str(base / "client_key"), "-P", str(port), "-o", "StrictHostKeyChecking=no",
                   "-o", "UserKnownHostsFile=/dev/null", "-b", "-", f"{account}@127.0.0.1"], input=script)  # fmt: skip
-        time.sleep(0.5)
+        _settled(lines)
         yield lines
     finally:
         pid = base / "sshd.pid"
