@@ -631,9 +631,10 @@ class Monitor:
                 dict.fromkeys(self.repartition, REPARTITION_SETTINGS),
                 self.config.kafka_settings(),
             )
-        self._check_copartitioned()
+        topics = self.consumer.list_topics(timeout=10).topics
+        self._check_copartitioned(topics)
         # a raw topic a shipper fills while its source is off: said once, at the start
-        for warning in unread_raw_topics(self.config, self.consumer.list_topics(timeout=10).topics):
+        for warning in unread_raw_topics(self.config, topics):
             log.warning(warning)
         self.load_reference()
         preload_driver()
@@ -859,10 +860,10 @@ class Monitor:
         """The input partitions this instance owns now."""
         return sorted(self._owned)
 
-    def _check_copartitioned(self) -> None:
+    def _check_copartitioned(self, topics: dict[str, Any]) -> None:
         """State is kept per partition number, as Kafka Streams keeps it per task: one key's
-        records must land in the same partition number on every input and in the changelog."""
-        topics = self.consumer.list_topics(timeout=10).topics
+        records must land in the same partition number on every input and in the changelog
+        (`topics`: the broker's, by name)."""
         counts = {
             t: len(topics[t].partitions) for t in [*self.event_topics, self.changelog.topic] if t in topics
         }

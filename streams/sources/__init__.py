@@ -69,7 +69,7 @@ def unread_raw_topics(config: Config, existing: set[str] | dict[str, Any]) -> li
     return [
         f"topic {source.topic} is on the broker, but raw_sources.{name}.enabled is false in this "
         f"config: its records are not read; set `raw_sources.{name}.enabled: true` to monitor them"
-        for name in ("pgaudit", "mariadb", "sftp", "har")
+        for name in type(config.raw_sources).model_fields
         if not (source := getattr(config.raw_sources, name)).enabled and source.topic in existing
     ]
 
