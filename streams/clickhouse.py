@@ -152,8 +152,9 @@ def connect(
     A server that cannot be reached, or that takes the connection and never answers, raises
     ClickHouseUnavailable within the timeouts instead of a driver traceback or a hang."""
     kwargs: dict[str, Any] = {}
-    if dsn.startswith("chdb://"):
-        held = chdb_in_use(Path(dsn.removeprefix("chdb://")))
+    embedded = Path(dsn.removeprefix("chdb://")) if dsn.startswith("chdb://") else None
+    if embedded is not None:
+        held = chdb_in_use(embedded)
         if held:  # before chDB tries and prints "Cannot lock file" on stderr
             raise ClickHouseUnavailable(held)
     else:
@@ -170,9 +171,7 @@ def connect(
         failure = unavailable(dsn, e)
         if failure is not None:
             raise failure from None  # the reason is in the message; the driver's chain is 100 lines
-        held = (
-            chdb_in_use(Path(dsn.removeprefix("chdb://")), probe=True) if dsn.startswith("chdb://") else None
-        )
+        held = chdb_in_use(embedded, probe=True) if embedded is not None else None
         if held:
             raise ClickHouseUnavailable(held) from None
         if isinstance(e, Error):
