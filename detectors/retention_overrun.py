@@ -38,7 +38,7 @@ replay ends at its last event time: a record still inside its retention then doe
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -398,9 +398,12 @@ class RetentionOverrunDetector:
                 counts={"uses": n},
             )
 
-    def _day(self, ts: int) -> str:
+    def _date(self, ts: int) -> date:
         """The bank's calendar day of `ts`: what a compliance officer in Beijing dates it."""
-        return datetime.fromtimestamp(ts / 1000, self._tz).strftime("%Y-%m-%d")
+        return datetime.fromtimestamp(ts / 1000, self._tz).date()
+
+    def _day(self, ts: int) -> str:
+        return self._date(ts).isoformat()
 
     def _last_day(self, deadline: int) -> str:
         """The last day of a period that ends at `deadline` (24:00 of that day, `Policy.period_end`):
@@ -416,8 +419,7 @@ class RetentionOverrunDetector:
             return ""
         if rec.gone <= due:
             return f"; removed {self._day(rec.gone)}, in time (the deletion was reported after the deadline)"
-        last = datetime.fromtimestamp((due - 1) / 1000, self._tz).date()
-        days = (datetime.fromtimestamp(rec.gone / 1000, self._tz).date() - last).days
+        days = (self._date(rec.gone) - self._date(due - 1)).days
         return f"; removed {self._day(rec.gone)}, {days} day(s) late"
 
     def _finding(
