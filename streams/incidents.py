@@ -11,7 +11,7 @@ What makes replay equal live:
 - the window is fixed by the alert's own window start (epoch-aligned), part of the alert's id, so
   every revision of an alert joins the same incident whatever order revisions come in;
 - the incident id is hash(group, key, window start), the key as the detector named it (the
-  incident shows it masked, as its alerts do: streams/alerts.py);
+  incident shows it with card, ID and mobile numbers masked: streams/alerts.py `mask_personal`);
 - the incident is a function of its alerts' newest revisions, and its revision is the sum of
   theirs (+1 once closed): however batches fall, the same alerts give the same record;
 - it closes on an event-time timer `settle_minutes` after its window, and is forgotten
@@ -89,11 +89,9 @@ class IncidentStage:
                 continue
             group = self.p.group_by[alert.detector]
             start = alert.window_start // self.window_ms * self.window_ms
-            # grouped by the actor the detector named: the alert's actor has its card, ID or mobile
-            # numbers masked (streams/alerts.py), and two employees whose ids hold different numbers
-            # would share one incident, and one id
-            actor = finding.actor_id or alert.actor_id
-            ikey = f"{group}/{actor}/{start}"
+            # grouped by the actor as named, not by the incident's masked key: two employees whose
+            # ids hold different mobile numbers would share one incident, and one id
+            ikey = f"{group}/{alert.actor_id}/{start}"
             state = self.store.get(INCIDENT + ikey)
             if state is None:
                 state = {
@@ -102,7 +100,6 @@ class IncidentStage:
                     "start": start,
                     "closed": False,
                     "members": {},
-                    "id": incident_id(group, actor, start),
                 }
                 self.store.put(INCIDENT + ikey, state)
                 self.timers[group].register(ikey, start + self.window_ms + self.p.settle_minutes * 60_000)
@@ -177,12 +174,11 @@ class IncidentStage:
         )
         evidence = list(dict.fromkeys(e for m in members for e in m["evidence"]))[:EVIDENCE_LIMIT]
         return Incident(
-            # a state from before "id" was kept: its key is the actor as the detector named it
-            incident_id=state.get("id") or incident_id(state["group"], state["key"], state["start"]),
+            incident_id=incident_id(state["group"], state["key"], state["start"]),
             revision=revision,
             status=status,
             group=state["group"],
-            key=mask_personal(state["key"]),  # masked already, unless kept from before masking
+            key=mask_personal(state["key"]),
             window_start=state["start"],
             window_end=state["start"] + self.window_ms,
             first_seen=first,
