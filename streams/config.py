@@ -215,6 +215,11 @@ class Config(Strict):
         description="reference versions superseded this long before the newest event are forgotten",
     )
     checkpoint_interval_s: float = Field(default=2.0, gt=0)
+    checkpoint_dirty_keys: int = Field(
+        default=100_000,
+        gt=0,
+        description="state keys changed since the last checkpoint that bring the next one forward",
+    )
     max_record_bytes: int = Field(default=256 * 1024, gt=0)
     schema_registry_url: str | None = None
     instance: str = Field(default_factory=lambda: os.environ.get("HOSTNAME", "lifemon"))

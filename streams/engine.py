@@ -804,6 +804,10 @@ class Engine:
                 roll.save(store, ROLLUP + topic + SEP)
         return store.changes()
 
+    def dirty_count(self) -> int:
+        """State keys changed since the last checkpoint, over every partition's store."""
+        return sum(store.dirty_count for store in self.stores.values())
+
     def changed(self, partition: int) -> bool:
         """Whether the partition's state changed since the last `changes(partition)`, read records
         or not: a timer the instance clock fired on a quiet partition, a raw log's held statements

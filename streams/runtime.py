@@ -670,7 +670,13 @@ class Monitor:
         self.checkpoint()
 
     def checkpoint_due(self, now: float) -> bool:
-        return now - self._last_checkpoint >= self.config.checkpoint_interval_s
+        """Every `checkpoint_interval_s`, or sooner when that many state keys changed: what a
+        checkpoint has not written yet is held in memory (docs/state.md), and a burst (a backlog
+        of new customers' records, a replay) must not grow it with the interval's length."""
+        return (
+            now - self._last_checkpoint >= self.config.checkpoint_interval_s
+            or self.engine.dirty_count() >= self.config.checkpoint_dirty_keys
+        )
 
     def upkeep(self, now: float) -> None:
         """Between batches: prune old reference versions now and then; lag and progress every second."""

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,27 @@ def test_sigterm_finishes_the_batch_flushes_and_commits(broker, names, tmp_path)
     assert proc.returncode == 0, out.decode()
     assert committed_offsets(broker, names["group"], config.topics.access) == 70
     assert len(latest_alerts(read_all(broker, config.topics.alerts))) == 1
+
+
+def test_a_burst_of_changed_state_is_checkpointed_before_the_interval(
+    broker, ch, names, policy, catalog
+) -> None:
+    """Uncheckpointed state is held in memory: many changed keys bring the checkpoint forward."""
+    config = make_config(names, broker, "chdb://unused", checkpoint_interval_s=3600, checkpoint_dirty_keys=20)
+    m = monitor(config, ch, policy, catalog)
+    for i in range(40):  # a window and a timer per employee: 80 keys and more
+        send(broker, config.topics.access, access(f"e{i}", start=i), key=f"e{i}".encode())
+    runner = threading.Thread(target=m.run, kwargs={"max_seconds": 60})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while committed_offsets(broker, names["group"], config.topics.access) < 40:
+            assert time.monotonic() < deadline, "nothing committed: the hour-long interval alone decided"
+            time.sleep(0.3)
+    finally:
+        m.stop_event.set()
+        runner.join(30)
+    assert m.engine.dirty_count() == 0
 
 
 def test_inputs_partitioned_differently_are_refused_at_start(broker, ch, names, policy, catalog) -> None:
