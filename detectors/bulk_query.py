@@ -651,9 +651,10 @@ class BulkQueryDetector:
         elif ep is not None and ev.ts > win.legal_since:
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
-        if ep is not None:
-            ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
-            self._note(ep, ev)
+        else:  # no episode, or one that does not count it: a closed episode reported that time
+            return
+        ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
+        self._note(ep, ev)
 
     # -- the legal count -------------------------------------------------------------------------
     def _tiers_of(self, cats: tuple[str, ...]) -> tuple[int, ...]:
@@ -695,6 +696,7 @@ class BulkQueryDetector:
         for ts, cid, _, n, cats, rank in win.entries:
             if ts >= first and self._tiers_of(cats):
                 ep.add(cid, n, cats, rank)
+                ep.last_seen = max(ep.last_seen, ts)  # a late log may open it: newer records came first
         ep.first_seen, ep.legal, ep.score = first, reached, win.exact()
         ep.actor_org = ent.org_id if ent else None
         self._absorb(ep, [e[1] for e in win.events if e[3] and e[0] >= first], ev)
@@ -708,6 +710,7 @@ class BulkQueryDetector:
         ep.events, ep.evidence = len(earlier), earlier[: self.p.evidence_limit]
 
     def _note(self, ep: Episode, ev: Any) -> None:
+        ep.first_seen = min(ep.first_seen, ev.ts)  # a late log's records join the episode they belong to
         ep.last_seen = max(ep.last_seen, ev.ts)
         ep.events += 1
         if len(ep.evidence) < self.p.evidence_limit:

@@ -431,6 +431,48 @@ def test_late_audit_rows_still_count_toward_the_day(run, batch_size) -> None:
     late = run(ents, credit + balances, arrival="as given", batch_size=batch_size)
     assert kinds(in_time) == ["bulk_query"] and one(in_time, "bulk_query").counts["records"] == 55
     assert kinds(late) == ["bulk_query"] and one(late, "bulk_query").counts["records"] == 55
+    # the same span, whichever log came first: the credit reads came before the balances opened it
+    spans = [(a.first_seen, a.last_seen) for a in (one(in_time, "bulk_query"), one(late, "bulk_query"))]
+    assert spans[0] == spans[1] == (OPEN, credit[-1].ts)
+
+
+def test_a_late_read_an_earlier_alert_already_covered_stays_out_of_the_next_one(run) -> None:
+    """Two sprees of 55 credit reports, three hours apart: two alerts. A read from the first spree's
+    time, logged after the second began, belongs to the first (which reported that time), not the second."""
+    ents = [_ent("w7", "wealth_manager", "S0101")]
+    kw = {"fields": ("customer_name", "credit_report"), "system": "credit_system"}
+    first = spread("w7", ids("A", 55), OPEN, OPEN + 30 * MINUTE, **kw)
+    second = spread("w7", ids("A", 55, 100), OPEN + 4 * HOUR, OPEN + 4 * HOUR + 30 * MINUTE, **kw)
+    stray = read("w7", OPEN + 10 * MINUTE, ["A0999"], **kw)
+    alerts = [
+        a for a in run(ents, [*first, *second, stray], arrival="as given") if a.detector == "bulk_query"
+    ]
+    latest = sorted(
+        {a.alert_id: a for a in sorted(alerts, key=lambda a: a.revision)}.values(), key=lambda a: a.first_seen
+    )
+    assert [(a.first_seen, a.event_count, a.counts["records"]) for a in latest] == [
+        (OPEN, 55, 55),
+        (OPEN + 4 * HOUR, 55, 55),
+    ]
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_a_late_log_of_earlier_reads_moves_the_alert_s_first_seen_back(run, batch_size) -> None:
+    """55 credit reports reach art. 5's 50 on their own; core banking's log of 5 balances read an
+    hour earlier arrives after them. The alert counts 60 records, and says they began an hour earlier."""
+    ents = [_ent("w7", "wealth_manager", "S0101")]
+    credit = spread(
+        "w7",
+        ids("A", 55),
+        OPEN + 2 * HOUR,
+        OPEN + 2 * HOUR + 30 * MINUTE,
+        fields=("customer_name", "credit_report"),
+        system="credit_system",
+    )
+    balances = spread("w7", ids("A", 5, 200), OPEN + HOUR, OPEN + HOUR + 5 * MINUTE)
+    a = one(run(ents, credit + balances, arrival="as given", batch_size=batch_size), "bulk_query")
+    assert a.counts["records"] == 60 and a.first_seen == OPEN + HOUR and a.last_seen == credit[-1].ts
+    assert a.event_count == 60
 
 
 def test_one_export_of_101_records_under_a_100_record_approval(run) -> None:
