@@ -22,6 +22,7 @@ task's store: `ep:` episodes, `dev:` a device's recent collection times (rate ru
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -224,14 +225,21 @@ class SdkOvercollectionDetector:
         return ctx.consent(ev.subject_id, self.p.consent_purpose, None, NEVER) is not None
 
     def _too_often(self, sid: str, ev: Any, limit: int, ctx: Context) -> bool:
-        """A device's collections in the sliding hour before this one exceed the declared bound."""
+        """A sliding hour holding this collection holds more of the device's collections than the
+        declared bound. A device's buffered upload arrives late: its hours are those around its own
+        time, not the hour before the newest collection seen (later ones are not in its hour)."""
         key = DEVICE + sid + "|" + ev.device_id
-        recent = [t for t in self.store.get(key, []) if t > ev.ts - HOUR]
-        recent.append(ev.ts)
-        recent = sorted(recent)[-(limit + 1) :]  # the bound plus one is all a verdict needs
+        times = sorted([*self.store.get(key, []), ev.ts])
+        over = any(
+            bisect_right(times, end) - bisect_right(times, end - HOUR) > limit
+            for end in times
+            if ev.ts <= end < ev.ts + HOUR
+        )
+        # the bound plus one in the newest hour is all a verdict needs
+        recent = [t for t in times if t > times[-1] - HOUR][-(limit + 1) :]
         self.store.put(key, recent)
         ctx.timers.register(key, recent[-1] + HOUR)
-        return len(recent) > limit
+        return over
 
     def _note(self, ep: Episode, ev: Any, labels: dict[str, Label], note: str | None) -> None:
         ep.observations += 1
