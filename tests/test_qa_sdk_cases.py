@@ -121,6 +121,28 @@ def test_a_late_reading_that_completes_a_burst_is_still_caught(policy) -> None:
     assert rules(run(policy, burst, late)) == {"too_frequent": "medium"}
 
 
+def test_an_undeclared_tracker_sending_to_the_united_states_is_cross_border_critical(policy) -> None:
+    """Seed 004 §二.(一)1 binds everything collected in China, declared SDK or not; seed 001 §二(5)."""
+    ev = obs(
+        "com.acme.insight",
+        ["oaid", "installed_apps"],
+        dest_host="collect.acme-insight.com",
+        dest_country="US",
+    )
+    got = run(policy, [ev])
+    assert rules(got) == {"undeclared_sdk": "high", "country_not_allowed": "critical"}
+    border = next(a for a in got if a.rule_id.endswith("country_not_allowed"))
+    assert "US" in border.summary and "com.acme.insight" in border.summary
+
+
+def test_an_undeclared_sdk_collecting_before_the_user_agreed_is_also_before_consent(policy) -> None:
+    """Seed 004 序言 and §一.(一).7: nothing is collected before the user agrees, least of all by an SDK
+    the policy never named."""
+    got = run(policy, [obs("com.umeng.analytics", ["oaid"], consented=False)])
+    assert rules(got) == {"undeclared_sdk": "high", "before_consent": "high"}
+    assert "友盟+统计SDK" in next(a for a in got if a.rule_id.endswith("undeclared_sdk")).summary
+
+
 def test_a_declared_sdk_sending_to_hong_kong_is_abroad(policy) -> None:
     """Seed 004: 本政策适用中华人民共和国法律(不包括香港...): Hong Kong is outside for the policy."""
     got = run(policy, [obs("tencent_x5", ["device_model"], dest_host="log.tbs.qq.com", dest_country="HK")])
