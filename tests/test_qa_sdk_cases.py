@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
@@ -74,6 +75,21 @@ def agreed(at: int, status: str = "granted") -> Consent:
 
 
 # -- normal work near the lines: silent --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        ("性能监控SDK", TINGYUN),
+        ("推送SDK", PUSH),
+        ("华为推送SDK", PUSH),
+        ("神策SDK", ["event_click", "mobile_phone"]),
+    ],
+)
+def test_an_sdk_reported_under_the_name_the_privacy_policy_gives_it_is_that_sdk(policy, name, fields) -> None:
+    """Seed 004 §一.(一).6 (2) "我行掌上银行家使用了推送SDK", (7) "我行掌上银行家使用了性能监控SDK": the app
+    reports each SDK by the policy's own name; collecting the declared fields is not an undeclared SDK."""
+    assert run(policy, [obs(name, fields)]) == []
+
+
 def test_declared_fields_under_pre_release_and_build_version_strings_are_silent(policy) -> None:
     events = [obs("push", PUSH, version=v) for v in ("9.4.1-rc2", "9.4.1+build.4711", "10", "v9.5")]
     events += [obs("tencent_x5", ["device_model", "cpu_info", "installed_apps"], version="9.4.1.20260101")]
