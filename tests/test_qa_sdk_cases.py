@@ -115,6 +115,15 @@ def test_the_analytics_sdk_receiving_the_phone_and_account_number_it_declares_is
     assert run(policy, [obs("sensors_analytics", fields, dest_host="datasink.sensorsdata.cn")]) == []
 
 
+def test_a_declared_host_written_in_capitals_is_the_declared_host(policy) -> None:
+    """Host names are case-insensitive (RFC 3986 §3.2.2); the app reports what the SDK's URL says."""
+    events = [
+        obs("amap_location", ["location"], dest_host="ApiLocate.AMap.com"),
+        obs("tencent_tmf", ["device_model"], dest_host="TMF.QQ.COM"),
+    ]
+    assert run(policy, events) == []
+
+
 def test_a_buffered_reading_from_yesterday_does_not_make_todays_hour_a_burst(policy) -> None:
     """A phone offline overnight uploads one Amap reading from yesterday after today's 60 readings
     in one hour (the bank's bound for Amap: 60 per device-hour). No hour holds 61."""
