@@ -245,7 +245,8 @@ class OffscopeMarketingDetector:
                 out[Rule.personalized_without_choice] = None  # seed 004 (三)③, seed 000 (5)
             else:
                 out[Rule.no_refusal_offered] = None  # seed 004 (三)②: every marketing message
-        if p.channel == Channel.sms and (p.approver_id is None or p.approver_id == p.submitter_id):
+        approver = (p.approver_id or "").strip()  # a blank approver field is no approver
+        if p.channel == Channel.sms and (not approver or approver == p.submitter_id.strip()):
             out[Rule.four_eyes] = None
         if self._outside_audience(subject, p, ctx):
             out[Rule.audience_outside_approval] = None

@@ -10,8 +10,9 @@ Each observed field gets its PoliCheck label against the declaration of its SDK 
 version (policy/sdk_declarations.py): clear and vague stay silent, omitted and incorrect fire.
 Besides the labels it fires on an SDK the policy does not declare (for that app version), on
 collection before the user agreed to the privacy policy, on C3 data or authentication helpers
-reaching any SDK (critical, declared or not), on a host or country the declaration does not allow,
-and on a device collected from more often than the declaration's `max_per_device_hour`.
+reaching any SDK (critical, declared or not), on a host or country the declaration does not allow
+(an undeclared SDK: a country other than the bank's home country), and on a device collected from
+more often than the declaration's `max_per_device_hour`.
 
 One alert per *episode*: (reported SDK, app version, rule, offending field set); it opens at the
 first such observation, grows while they continue (a revision when the observations double, never
@@ -22,6 +23,7 @@ task's store: `ep:` episodes, `dev:` a device's recent collection times (rate ru
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -191,6 +193,13 @@ class SdkOvercollectionDetector:
                 else ("not shipped in this app version" if sid else _how_told(ev))
             )
             breaches.append((Rule.undeclared_sdk, [], note))  # seed 004 §一.(一).6-7
+            # consent first and China's border bind every SDK, declared or not (seed 004 序言,
+            # §二.(一)1): one the policy never named is held to its home country
+            if self._before_consent(ev, ctx):
+                breaches.append((Rule.before_consent, [], None))
+            home = decl.sdks[sid].countries if sid else [ctx.catalog.policy.recipients.home_country]
+            if ev.dest_country and ev.dest_country not in home:
+                breaches.append((Rule.country_not_allowed, [], f"country {ev.dest_country}"))
             return labels, breaches
         labels = {f: decl.label(sid, ev.app_version, f) for f in fields}
         for rule, label in ((Rule.omitted_field, Label.omitted), (Rule.incorrect_field, Label.incorrect)):
@@ -224,14 +233,21 @@ class SdkOvercollectionDetector:
         return ctx.consent(ev.subject_id, self.p.consent_purpose, None, NEVER) is not None
 
     def _too_often(self, sid: str, ev: Any, limit: int, ctx: Context) -> bool:
-        """A device's collections in the sliding hour before this one exceed the declared bound."""
+        """A sliding hour holding this collection holds more of the device's collections than the
+        declared bound. A device's buffered upload arrives late: its hours are those around its own
+        time, not the hour before the newest collection seen (later ones are not in its hour)."""
         key = DEVICE + sid + "|" + ev.device_id
-        recent = [t for t in self.store.get(key, []) if t > ev.ts - HOUR]
-        recent.append(ev.ts)
-        recent = sorted(recent)[-(limit + 1) :]  # the bound plus one is all a verdict needs
+        times = sorted([*self.store.get(key, []), ev.ts])
+        over = any(
+            bisect_right(times, end) - bisect_right(times, end - HOUR) > limit
+            for end in times
+            if ev.ts <= end < ev.ts + HOUR
+        )
+        # the bound plus one in the newest hour is all a verdict needs
+        recent = [t for t in times if t > times[-1] - HOUR][-(limit + 1) :]
         self.store.put(key, recent)
         ctx.timers.register(key, recent[-1] + HOUR)
-        return len(recent) > limit
+        return over
 
     def _note(self, ep: Episode, ev: Any, labels: dict[str, Label], note: str | None) -> None:
         ep.observations += 1

@@ -29,8 +29,10 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 def host_in(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
-    """A host is allowed when it is a listed host or a subdomain of one."""
-    return any(host == h or host.endswith("." + h) for h in allowed)
+    """A host is allowed when it is a listed host or a subdomain of one. Host names are
+    case-insensitive and may end in the root's dot (RFC 3986 §3.2.2): an app may report either."""
+    host = host.lower().rstrip(".")
+    return any(host == h or host.endswith("." + h) for h in (a.lower() for a in allowed))
 
 
 def _closure(broad: dict[str, list[str]]) -> dict[str, frozenset[str]]:

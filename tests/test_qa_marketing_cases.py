@@ -1,0 +1,197 @@
+"""Acceptance cases for offscope_marketing that its own tests never saw, written from the seeds, not
+from the detector's constants: seed 004 个人金融信息保护管理办法 流程描述(4)② (marketing use needs the
+customer's own choice, stored; "客户明确表示拒绝接受营销的, 应当立即停止利用"; every marketing message
+offers a way to refuse more), ③ (automated personalized pushes offer a non-personalized option or an
+easy refusal), ⑧⑩ (data used only for the purpose it was collected for, unless the customer agrees
+before the use), §一.(二).3 (the privacy policy: identity, transaction, device ids, location and
+service logs may target marketing by phone, SMS, the app, WeChat and app push), 掌上银行家角色设置
+(短信管理 submits a marketing SMS, 短信审核 approves it; head office and branches run list campaigns for
+their own customers); seed 000 (5) (inform before targeted push, offer a way to close it).
+
+The real Engine and policy, pushes as the campaign system logs them, consents and customers as
+their topics carry them. Normal work near each line stays silent; each violation raises exactly
+the rules a compliance officer would name, at the severity the policy gives, with both titles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import T0, fed, refs
+
+from detectors import load_detectors
+from schemas.models import Consent, Customer, MarketingPushEvent
+from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
+
+SEC, MIN, HOUR, DAY = 1000, 60_000, 3_600_000, 86_400_000
+CUSTOMER = "CIF0027182818"
+OTHER = "CIF0099999999"  # another customer whose pushes move event time on
+ORGS = {"S0101": ["HO", "B01", "S0101"], "S0102": ["HO", "B01", "S0102"], "S0201": ["HO", "B02", "S0201"]}
+_serial = iter(range(10**9))
+
+
+def consent(at: int, channel: str | None = None, status: str = "granted", separate: bool = False) -> Consent:
+    return Consent(
+        subject_id=CUSTOMER,
+        ts=T0 + at,
+        purpose="marketing",
+        channel=channel,
+        status=status,
+        separate=separate,
+    )
+
+
+def customer(org: str, at: int = -365 * DAY) -> Customer:
+    return Customer(customer_id=CUSTOMER, ts=T0 + at, org_id=org, org_path=ORGS[org])
+
+
+def push(at: int, channel: str = "app_push", **kw: Any) -> MarketingPushEvent:
+    """A fund-product push from a head-office list campaign, with an unsubscribe link, approved."""
+    fields: dict[str, Any] = {
+        "campaign_id": "CMP-2026-FUND-003", "purpose": "marketing", "personalized": True,
+        "data_used": ["customer_segment", "transaction_record"], "opt_out_offered": True,
+        "non_personalized_option": False, "submitter_id": "E51001", "approver_id": "E51002", "org_id": "HO",
+    }  # fmt: skip
+    return MarketingPushEvent(
+        event_id=f"MSG-{next(_serial)}", ts=T0 + at, subject_id=kw.pop("subject", CUSTOMER), channel=channel,
+        **{**fields, **kw},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def run(policy, catalog):
+    """The pushes through the real engine, then another customer's push two days later moves event
+    time past every verdict and episode; the newest revision of each alert."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "offscope_marketing")
+
+    def go(
+        pushes: list[MarketingPushEvent], consents: list[Consent], customers: list[Customer] = ()
+    ) -> list[Any]:  # type: ignore[assignment]
+        e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"qa-marketing-cases-0123456789"))
+        other = Consent(subject_id=OTHER, ts=0, purpose="marketing", status="granted")
+        e.apply_reference("consents", refs("consents", [*consents, other]))
+        e.apply_reference("customers", refs("customers", list(customers)))
+        last = max(p.ts for p in pushes) - T0
+        events = [*sorted(pushes, key=lambda p: p.ts), push(last + 2 * DAY, subject=OTHER)]
+        alerts = e.process("marketing", "pfi.marketing", 0, fed("marketing", events, "pfi.marketing"))
+        alerts += e.advance() + e.drain()
+        out: dict[str, Any] = {}
+        for a in sorted(alerts, key=lambda a: a.revision):
+            out[a.alert_id] = a
+        for a in out.values():
+            assert CUSTOMER not in a.model_dump_json(), a.summary
+            assert a.title_zh and a.title_en and a.regulation, a.summary
+        return list(out.values())
+
+    return go
+
+
+def rules(a: Any) -> dict[str, int]:
+    return {k.removeprefix("rule_"): v for k, v in a.counts.items() if k.startswith("rule_")}
+
+
+GRANTED = consent(-90 * DAY)  # agreed to marketing when the account was opened
+
+
+# -- normal work near the lines: silent --------------------------------------------------------------
+def test_a_push_the_afternoon_the_customer_ticked_the_marketing_box_is_silent(run) -> None:
+    """The customer agreed at 10:00 in the app; the campaign's first push goes at 15:00 that day."""
+    assert run([push(5 * HOUR)], [consent(0, "app_push")]) == []
+
+
+def test_a_push_in_the_millisecond_of_the_consent_is_silent(run) -> None:
+    assert run([push(0)], [consent(0)]) == []
+
+
+def test_a_push_a_minute_before_the_customer_opts_out_is_silent(run) -> None:
+    """Seed 004 (三)③: a withdrawal does not undo what was done before it."""
+    assert run([push(-MIN, "wechat")], [GRANTED, consent(0, status="withdrawn")]) == []
+
+
+def test_targeting_with_exactly_the_data_the_privacy_policy_names_is_silent(run) -> None:
+    """Seed 004 §一.(二).3: 身份信息、交易信息 ... 地理位置、服务日志 may be used to send marketing."""
+    data = ["customer_name", "gender", "transaction_record", "location_trace", "marketing_tags"]
+    assert run([push(0, data_used=data)], [GRANTED]) == []
+
+
+def test_loan_data_with_the_customers_separate_consent_for_marketing_is_silent(run) -> None:
+    """Seed 004 (三)⑧: use beyond the original scope needs the customer's explicit consent before the
+    use; the customer gave a separate consent the day before the loan-product push."""
+    assert run([push(0, data_used=["loan_details"])], [GRANTED, consent(-DAY, separate=True)]) == []
+
+
+def test_an_app_push_needs_no_sms_reviewer(run) -> None:
+    """The four-eyes roles of seed 004 角色设置 are for marketing SMS (短信管理 / 短信审核)."""
+    assert run([push(0, "app_push", approver_id=None)], [GRANTED]) == []
+
+
+def test_a_branch_campaign_to_a_customer_who_moved_in_after_the_push_is_silent(run) -> None:
+    """The customer was B01's at the push; moved to B02 an hour later."""
+    customers = [customer("S0101"), customer("S0201", at=HOUR)]
+    assert run([push(0, org_id="B01")], [GRANTED], customers) == []
+
+
+# -- violations -------------------------------------------------------------------------------------
+def test_a_push_the_morning_before_the_customer_agreed_has_no_consent(run) -> None:
+    (a,) = run([push(-2 * HOUR)], [consent(0, "app_push")])
+    assert rules(a) == {"no_consent": 1} and a.severity.value == "high"
+
+
+def test_a_wechat_push_a_minute_after_closing_marketing_in_the_app_is_high(run) -> None:
+    """Seed 004 §一.(二).3 '我的-消息提醒' 关闭'信息推送', (三)② 应当立即停止利用."""
+    (a,) = run([push(MIN, "wechat")], [GRANTED, consent(0, status="withdrawn")])
+    assert rules(a) == {"after_withdrawal": 1} and a.severity.value == "high"
+    assert a.counts["opt_out_delay_s"] == 60 and "1 min after the opt-out" in a.summary
+    assert any("立即停止" in r for r in a.regulation)
+
+
+def test_a_campaign_that_kept_pushing_for_three_hours_is_one_alert_per_campaign(run) -> None:
+    """Hourly pushes of the fund campaign after the opt-out, and a deposit campaign in between."""
+    pushes = [push(h * HOUR) for h in (1, 2, 3)] + [push(90 * MIN, campaign_id="CMP-2026-DEP-011")]
+    got = run(pushes, [GRANTED, consent(0, status="withdrawn")])
+    by_campaign = {a.summary.split("campaign ")[1].split(" ")[0]: a for a in got}
+    fund, deposit = by_campaign["CMP-2026-FUND-003"], by_campaign["CMP-2026-DEP-011"]
+    assert fund.counts["pushes"] == 3 and fund.counts["opt_out_delay_s"] == 3 * 3600
+    assert "3 h 0 min after the opt-out" in fund.summary and fund.first_seen == T0 + HOUR
+    assert deposit.counts["pushes"] == 1 and deposit.counts["opt_out_delay_s"] == 90 * 60
+
+
+def test_a_wealth_push_targeted_with_assets_and_income_is_off_purpose(run) -> None:
+    """Property data is not in the privacy policy's marketing list (seed 004 §一.(二).3, (三)⑩)."""
+    (a,) = run([push(0, data_used=["customer_segment", "assets", "income"])], [GRANTED])
+    assert rules(a) == {"off_purpose": 1} and a.severity.value == "high"
+    assert "assets, income" in a.summary and a.jr_class == "C2"
+
+
+def test_a_wechat_push_to_a_customer_who_agreed_to_app_pushes_only(run) -> None:
+    (a,) = run([push(0, "wechat")], [consent(-DAY, "app_push")])
+    assert rules(a) == {"channel_not_covered": 1} and a.severity.value == "medium"
+
+
+def test_a_marketing_call_without_a_way_to_refuse_more(run) -> None:
+    """Seed 004 (三)②: 向客户发送金融营销信息的, 应当向其提供拒绝继续接收金融营销信息的方式."""
+    (a,) = run([push(0, "phone", personalized=False, opt_out_offered=False)], [GRANTED])
+    assert rules(a) == {"no_refusal_offered": 1} and a.severity.value == "medium"
+
+
+def test_a_marketing_sms_whose_approver_field_is_blank_is_not_approved(run) -> None:
+    """The campaign system leaves the approver blank on an SMS nobody reviewed: no 短信审核."""
+    (a,) = run([push(0, "sms", approver_id="")], [GRANTED])
+    assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
+
+
+def test_a_branch_campaign_to_a_customer_who_moved_away_before_the_push(run) -> None:
+    customers = [customer("S0101"), customer("S0201", at=-HOUR)]
+    (a,) = run([push(0, org_id="B01")], [GRANTED], customers)
+    assert rules(a) == {"audience_outside_approval": 1} and a.severity.value == "medium"
+
+
+def test_a_self_approved_sms_on_the_refused_channel_is_high_and_names_both_rules(run) -> None:
+    """The customer turned SMS marketing off (app pushes still on); the submitter approved their own SMS."""
+    (a,) = run([push(10 * MIN, "sms", approver_id="E51001")], [GRANTED, consent(0, "sms", "withdrawn")])
+    assert rules(a) == {"channel_refused": 1, "four_eyes": 1} and a.severity.value == "high"
+    assert a.title_zh == "通过客户已拒绝的渠道推送、营销短信未经他人审核"
+    assert "refused" in a.title_en and "second person" in a.title_en
+    assert a.counts["opt_out_delay_s"] == 600

@@ -1,0 +1,245 @@
+"""Acceptance cases for transfer_policy that its own tests never saw, written from seed 002 §四(3) and
+§六.1-5 (entrusted processing, sharing and transfer, public disclosure, cross-border provision), seed
+004 三.(一) (the privacy policy: separate consent to share) and 流程描述(4)⑪⑬ (the bank's own rules),
+and from what the bank declared in policy/recipients.yaml (its recipients, the categories each
+contract covers, their dates in the bank's calendar, agreed volumes, outbound assessments): not from
+the detector's constants.
+
+2026-01-01T00:00Z (T0) is 08:00 in Beijing. Normal flows near each line stay silent; each violation
+raises exactly the rules a compliance officer would name, with the severity and both titles the
+policy gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import T0, fed, refs
+
+from detectors import load_detectors
+from schemas.models import Consent, TransferEvent
+from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
+
+HOUR, DAY = 3_600_000, 86_400_000
+CST = 8 * HOUR
+SUBJECTS = ["CIF0016180339", "CIF0016180340"]
+_serial = iter(range(10**9))
+
+
+def cst(day: int, hour: float = 10) -> int:
+    """Epoch ms of 2026-01-(1 + day) at `hour` o'clock in Beijing (negative days are 2025)."""
+    return T0 - CST + day * DAY + int(hour * HOUR)
+
+
+def transfer(recipient: str, kind: str, categories: list[str], ts: int = cst(5), **kw: Any) -> TransferEvent:
+    """One flow as the sending system logs it: named subjects, encrypted, over the internet."""
+    n = next(_serial)
+    base: dict[str, Any] = {
+        "event_id": f"xfer-{n}", "ts": ts, "transfer_id": f"TRF-{n:05d}", "sender_system": "crm",
+        "actor_id": "E62001", "recipient_id": recipient, "recipient_type": kind, "categories": categories,
+        "record_count": len(SUBJECTS), "subject_count": len(SUBJECTS), "subject_ids": SUBJECTS,
+        "encrypted": True, "deidentified": False, "public_network": True, "legal_basis": "separate_consent",
+    }  # fmt: skip
+    return TransferEvent(**{**base, **kw})
+
+
+def deidentified(recipient: str, kind: str, categories: list[str], records: int, ts: int = cst(5), **kw: Any):
+    """A de-identified batch: the subjects are counted, not named."""
+    return transfer(
+        recipient, kind, categories, ts, deidentified=True, subject_ids=[], subject_list_id="LIST-1",
+        record_count=records, subject_count=records, legal_basis="contract", **kw,
+    )  # fmt: skip
+
+
+def consents(purpose: str, separate: bool = True, at: int = cst(-30)) -> list[Consent]:
+    return [
+        Consent(subject_id=s, ts=at, purpose=purpose, status="granted", separate=separate) for s in SUBJECTS
+    ]
+
+
+@pytest.fixture
+def run(policy, catalog):
+    """The transfers through the real engine (one batch), then the input ends; newest revisions."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "transfer_policy")
+    by_id = {r.rule_id: name for name, r in spec.params.rules}
+
+    def go(events: list[TransferEvent], given: list[Consent] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+        e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"qa-transfer-cases-0123456789"))
+        e.apply_reference("consents", refs("consents", list(given)))
+        events = sorted(events, key=lambda ev: ev.ts)
+        alerts = e.process("transfer", "pfi.transfer", 0, fed("transfer", events, "pfi.transfer"))
+        alerts += e.advance() + e.drain()
+        out: dict[str, Any] = {}
+        for a in sorted(alerts, key=lambda a: a.revision):
+            out[a.alert_id] = a
+        for a in out.values():
+            assert not any(s in a.model_dump_json() for s in SUBJECTS), a.summary
+            assert a.title_zh and a.title_en and a.regulation, a.rule_id
+        got = {by_id[a.rule_id]: a for a in out.values()}
+        assert len(got) == len(out), [a.summary for a in out.values()]
+        return got
+
+    return go
+
+
+def severities(got: dict[str, Any]) -> dict[str, str]:
+    return {rule: a.severity.value for rule, a in got.items()}
+
+
+# -- normal flows near the lines: silent -------------------------------------------------------------
+def test_the_fund_distributor_gets_exactly_the_categories_its_contract_lists(run) -> None:
+    """CT-tp_fund_distributor covers identity, account and property; every subject consented separately."""
+    ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "payment_account_no", "assets"],
+                  purpose="fund_distribution")  # fmt: skip
+    assert run([ev], consents("fund_distribution")) == {}
+
+
+def test_de_identified_data_shared_without_consent_is_exempt(run) -> None:
+    """Seed 002 §六.2(1): 共享、转让经去标识化处理的个人金融信息, 且确保数据接收方无法重新识别的除外."""
+    ev = deidentified("tp_insurance_partner", "third_party", ["customer_name", "mobile_phone"], 1500,
+                      purpose="insurance_referral")  # fmt: skip
+    assert run([ev]) == {}
+
+
+def test_the_hong_kong_affiliate_with_separate_consent_and_its_assessment(run) -> None:
+    """Seed 004 流程描述(4)⑬: separate consent, standard contract, security assessment: all on file."""
+    ev = transfer("os_parent_group_hk", "overseas", ["customer_name", "payment_account_no", "transaction_record"],
+                  recipient_country="HK", assessment_id="OSA-2025-003", purpose="group_aml_review")  # fmt: skip
+    assert run([ev], consents("group_aml_review")) == {}
+
+
+def test_the_regulatory_report_over_the_private_line_is_silent(run) -> None:
+    ev = transfer("pboc_reporting", "regulator", ["customer_name", "id_document_no", "transaction_record"],
+                  subject_ids=[], subject_count=40_000, record_count=90_000, public_network=False,
+                  encrypted=False, legal_basis="legal_obligation", purpose="regulatory_report")  # fmt: skip
+    assert run([ev]) == {}
+
+
+def test_the_debt_collector_on_the_first_morning_of_its_contract(run) -> None:
+    """CT-proc_debt_collection is valid from 2025-03-01: 00:30 that day in Beijing is in force."""
+    first_morning = cst(-306, 0.5)  # 2025-03-01 00:30 Beijing
+    ev = deidentified(
+        "proc_debt_collection", "processor", ["mobile_phone", "loan_details"], 800, first_morning
+    )
+    assert run([ev]) == {}
+
+
+def test_the_cloud_analyst_fills_its_month_exactly_and_starts_february_fresh(run) -> None:
+    """CT-proc_cloud_analytics: 20,000,000 records a month. All of January's, then one record at
+    00:01 on 1 February in Beijing (still 31 January in UTC)."""
+    jan = [deidentified("proc_cloud_analytics", "processor", ["transaction_record"], 5_000_000, cst(d))
+           for d in (0, 10, 20, 30)]  # fmt: skip
+    feb = deidentified("proc_cloud_analytics", "processor", ["transaction_record"], 1, cst(31, 1 / 60))
+    assert run([*jan, feb]) == {}
+
+
+# -- violations -------------------------------------------------------------------------------------
+def test_transaction_data_the_fund_distributors_contract_does_not_list(run) -> None:
+    ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "assets", "transaction_record"],
+                  purpose="fund_distribution")  # fmt: skip
+    got = run([ev], consents("fund_distribution"))
+    assert severities(got) == {"recipient_not_approved": "high"}
+    assert "does not cover transaction" in got["recipient_not_approved"].summary
+
+
+def test_encrypted_but_identifiable_shares_need_consent(run) -> None:
+    """Seed 002 §六.2(1): the exemption is de-identification, and not by encryption alone."""
+    ev = transfer("tp_insurance_partner", "third_party", ["customer_name", "mobile_phone"],
+                  subject_ids=[], subject_list_id="LIST-9", purpose="insurance_referral")  # fmt: skip
+    got = run([ev])
+    assert severities(got) == {"sharing_without_consent": "high"}
+    assert got["sharing_without_consent"].counts["subjects_unnamed"] == 2
+
+
+def test_a_bundled_consent_does_not_take_data_to_hong_kong(run) -> None:
+    """Seed 004 流程描述(4)⑬: 取得个人单独同意; a tick in the general terms is not separate."""
+    ev = transfer("os_parent_group_hk", "overseas", ["customer_name", "transaction_record"],
+                  assessment_id="OSA-2025-003", purpose="group_aml_review")  # fmt: skip
+    got = run([ev], consents("group_aml_review", separate=False))
+    assert severities(got) == {"cross_border": "critical"}
+    a = got["cross_border"]
+    assert (
+        a.counts["subjects_without_consent"] == 2
+        and a.counts["leakage_candidate"] == 1
+        and "(HK)" in a.summary
+    )
+
+
+def test_the_fx_partner_cannot_borrow_the_affiliates_assessment(run) -> None:
+    """recipients.yaml: hk-fx-partner has a standard contract but no outbound assessment on file."""
+    ev = transfer("hk-fx-partner", "overseas", ["customer_name", "payment_account_no"],
+                  assessment_id="OSA-2025-003", purpose="fx_settlement")  # fmt: skip
+    got = run([ev], consents("fx_settlement"))
+    assert severities(got) == {"cross_border": "critical"}
+    assert (
+        "OSA-2025-003" in got["cross_border"].summary
+        and "not one declared for it" in got["cross_border"].summary
+    )
+
+
+def test_de_identified_data_to_hong_kong_still_needs_the_border_basis(run) -> None:
+    """Seed 004 定义(1): PFI excludes only anonymized data; de-identified data leaving China needs
+    each subject's separate consent (seed 002 §六.5(2))."""
+    ev = deidentified("os_parent_group_hk", "overseas", ["transaction_record"], 300,
+                      assessment_id="OSA-2025-003", purpose="group_aml_review")  # fmt: skip
+    assert severities(run([ev])) == {"cross_border": "critical"}
+
+
+def test_the_banks_own_hong_kong_branch_is_abroad(run) -> None:
+    """Seed 002 §六.5: 境外机构(含总公司、母公司或分公司、子公司...): an internal system in Hong Kong."""
+    ev = transfer("hk_branch_core", "internal", ["customer_name", "transaction_record"], recipient_country="HK",
+                  purpose="group_aml_review")  # fmt: skip
+    got = run([ev], consents("group_aml_review"))
+    assert severities(got) == {"cross_border": "critical"}
+    assert "no outbound security assessment" in got["cross_border"].summary
+
+
+def test_an_unlisted_singapore_partner_is_abroad_and_not_approved(run) -> None:
+    ev = transfer("sg_wealth_partner", "third_party", ["customer_name", "assets"], recipient_country="SG",
+                  purpose="fund_distribution")  # fmt: skip
+    got = run([ev], consents("fund_distribution"))
+    assert severities(got) == {"cross_border": "critical", "recipient_not_approved": "high"}
+
+
+def test_account_number_with_card_expiry_is_c3_whatever_the_consent(run) -> None:
+    """Seed 002 §六.2(4); classification.yaml: the pair authorises a transaction, so it is C3."""
+    ev = transfer("tp_fund_distributor", "third_party", ["payment_account_no", "card_expiry"],
+                  purpose="fund_distribution")  # fmt: skip
+    got = run([ev], consents("fund_distribution"))
+    assert severities(got) == {"c3_shared": "critical"}
+    assert got["c3_shared"].counts["leakage_candidate"] == 1 and got["c3_shared"].jr_class == "C3"
+
+
+def test_names_to_the_call_centre_whose_contract_covers_contact_data_only(run) -> None:
+    ev = deidentified("proc_call_center", "processor", ["customer_name", "mobile_phone"], 500)
+    got = run([ev])
+    assert severities(got) == {"recipient_not_approved": "high"}
+    assert "does not cover identity" in got["recipient_not_approved"].summary
+
+
+def test_the_debt_collector_the_evening_before_its_contract(run) -> None:
+    ev = deidentified(
+        "proc_debt_collection", "processor", ["mobile_phone", "loan_details"], 800, cst(-307, 23.5)
+    )
+    got = run([ev])
+    assert severities(got) == {"recipient_not_approved": "high"}
+    assert "in force" in got["recipient_not_approved"].summary
+
+
+def test_one_record_over_the_cloud_analysts_january(run) -> None:
+    """The last minute of January in Beijing: 20,000,001 records that month."""
+    jan = [deidentified("proc_cloud_analytics", "processor", ["transaction_record"], 5_000_000, cst(d))
+           for d in (0, 10, 20, 30)]  # fmt: skip
+    last = deidentified("proc_cloud_analytics", "processor", ["transaction_record"], 1, cst(30, 23 + 59 / 60))
+    got = run([*jan, last])
+    assert severities(got) == {"volume_exceeded": "medium"}
+    assert got["volume_exceeded"].counts["records"] == 20_000_001
+
+
+def test_names_in_the_clear_to_a_processor_over_the_internet(run) -> None:
+    """Seed 002 §四(3): C2 over a public network is encrypted; de-identification is not encryption."""
+    ev = deidentified("proc_call_center", "processor", ["mobile_phone"], 500, encrypted=False)
+    got = run([ev])
+    assert severities(got) == {"unencrypted_public_network": "high"}
