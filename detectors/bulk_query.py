@@ -494,6 +494,8 @@ class BulkQueryDetector:
         a regulator and de-identified data do not."""
         if tr.actor_id is None or tr.deidentified or tr.recipient_type in NOT_TAKEN_OUT:
             return False
+        if ctx.catalog.policy.recipients.clears(tr.recipient_id, tr.purpose):
+            return False  # clearing through the card scheme: the bank's business, not information provided
         return ctx.catalog.profile(tr.categories)[0] is not JrClass.C1
 
     def _add_transfer(self, win: ActorWindow, tr: Any, ctx: Context) -> None:

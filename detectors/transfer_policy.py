@@ -19,6 +19,13 @@ against seven rules; the agreed volume is the one rule with state:
 - `volume_exceeded`: more records than the contract agrees per period, summed per recipient,
   contract and period in the task's store; one alert per period, revised while it grows, closed
   by an event-time timer at the period's end (seed 002 §六.2(2): the scale is agreed and recorded).
+
+Clearing and settlement (转接清算、登记结算) follow the national rules for them, not the sharing rules
+(seed 002 §六.2(5); seed 004 流程描述(4)①: necessary financial business). A transfer to a recipient
+that `recipients.yaml` declares a clearing institution, for a purpose it clears (`clearing_purposes`),
+is not judged by `c3_shared` or `sharing_without_consent`: a card payment's authorisation carries
+the track data and PIN block to the card scheme every day. Encryption, approval, the border and the
+volume still apply, and a producer cannot claim the exemption: the policy declares it.
 """
 
 from __future__ import annotations
@@ -154,7 +161,10 @@ class TransferPolicyDetector:
         self, ev: Any, cls: JrClass, term: ContractTerm | None, book: RecipientBook, ctx: Context
     ) -> Iterator[Finding]:
         r, kind = self.p.rules, ev.recipient_type
-        outside = kind in self.p.outside_types
+        # clearing through a declared clearing house follows the national clearing rules, not the
+        # sharing rules (seed 002 §六.2(5)); the policy declares it, never the event
+        clearing = ctx.catalog.policy.recipients.clears(ev.recipient_id, ev.purpose)
+        outside = kind in self.p.outside_types and not clearing
         helpers = sorted(set(ev.categories) & ctx.catalog.auth_helpers)
         flagged: set[str] = set()  # fields c3_shared reported: not reported again as uncovered
         if outside and (cls is JrClass.C3 or helpers):
@@ -168,7 +178,7 @@ class TransferPolicyDetector:
         cross_border = kind is RecipientType.overseas or (
             country is not None and country != book.home_country
         )
-        if kind in self.p.consent_types and not ev.deidentified and not cross_border:
+        if kind in self.p.consent_types and not ev.deidentified and not cross_border and not clearing:
             missing, unnamed = self._without_consent(ev, ctx)
             if missing or unnamed:
                 yield self._finding(

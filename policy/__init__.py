@@ -236,21 +236,28 @@ def _check_purposes(folder: Path, classification: Any, purposes: Any) -> None:
 
 
 def _check_contract_categories(path: Path, text: str, sections: dict[str, Any]) -> None:
-    """A contract covers data categories of the catalog: an unknown id would cover nothing."""
-    known = sections["classification"].categories
+    """A contract covers data categories of the catalog, and a clearing house clears purposes of
+    purposes.yaml: an unknown id would cover nothing."""
+    categories = ("category", "classification.yaml", sections["classification"].categories)
+    purposes = ("purpose", "purposes.yaml", sections["purposes"].purposes)
     for rid, recipient in sections["recipients"].recipients.items():
-        for i, contract in enumerate(recipient.contracts):
-            for cat in contract.categories:
-                if cat not in known:
-                    key = ["recipients", rid, "contracts", i, "categories"]
-                    root = yaml.compose(text, Loader=_UniqueKeyLoader)
-                    raise PolicyError(
-                        path,
-                        ".".join(map(str, key)),
-                        f"unknown category '{cat}'",
-                        f"use a category id from classification.yaml: {', '.join(sorted(known))}",
-                        _line_of(root, key),
-                    )
+        named: list[tuple[list[str | int], str, tuple[str, str, dict[str, Any]]]] = [
+            (["contracts", i, "categories"], cat, categories)
+            for i, contract in enumerate(recipient.contracts)
+            for cat in contract.categories
+        ]
+        named += [(["clearing_purposes"], purpose, purposes) for purpose in recipient.clearing_purposes]
+        for where, value, (what, source, known) in named:
+            if value not in known:
+                key = ["recipients", rid, *where]
+                root = yaml.compose(text, Loader=_UniqueKeyLoader)
+                raise PolicyError(
+                    path,
+                    ".".join(map(str, key)),
+                    f"unknown {what} '{value}'",
+                    f"use a {what} id from {source}: {', '.join(sorted(known))}",
+                    _line_of(root, key),
+                )
 
 
 def _check_retention(folder: Path, retention: Any, classification: Any, purposes: Any) -> None:

@@ -323,6 +323,12 @@ class Recipient(Strict):
     country: str = Field(min_length=2, max_length=2, description="ISO 3166 alpha-2 country code")
     contracts: list[Contract] = Field(default_factory=list)
     assessments: list[Assessment] = Field(default_factory=list)
+    clearing_purposes: list[str] = Field(
+        default_factory=list,
+        description="purposes (purposes.yaml) for which it is a clearing or settlement institution "
+        "(转接清算、登记结算, seed 002 §六.2(5)): such transfers follow the national rules for "
+        "clearing, not the consent and C3 sharing rules",
+    )
 
 
 class Recipients(Strict):
@@ -351,6 +357,12 @@ class Recipients(Strict):
                     )
                 seen[c.id] = rid
         return self
+
+    def clears(self, recipient_id: str | None, purpose: str | None) -> bool:
+        """A transfer to a declared clearing or settlement institution for one of the purposes it
+        clears (seed 002 §六.2(5), seed 004 (4)①: 转接清算 is necessary financial business)."""
+        known = self.recipients.get(recipient_id) if recipient_id else None
+        return known is not None and purpose is not None and purpose in known.clearing_purposes
 
 
 class DetectorSection(Strict):

@@ -420,6 +420,12 @@ def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_fact
     engine = engine_factory()
     sent = [transfer(0, 60, deidentified=True), transfer(1, 60, recipient_type="internal")]
     sent += [transfer(2, 60, recipient_type="regulator"), transfer(3, 49)]
+    # card payments cleared through the card scheme (seed 002 §六.2(5)): the bank's business
+    sent += [
+        transfer(
+            4, 600, recipient_id="clr_unionpay", categories=["transaction_instruction"], purpose="payment"
+        )
+    ]
     alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
     assert alerts + engine.drain() == []
 

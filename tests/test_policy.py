@@ -118,3 +118,21 @@ def test_missing_file(policy_copy: Path) -> None:
     (policy_copy / "sdks.yaml").unlink()
     with pytest.raises(PolicyError, match="sdks.yaml: .*file not found"):
         load_policy(policy_copy)
+
+
+def test_a_clearing_purpose_must_be_a_declared_purpose(policy_copy: Path) -> None:
+    f = policy_copy / "recipients.yaml"
+    edit(
+        f,
+        "clearing_purposes: [payment]\n    contracts:\n      - {id: CT-clr_unionpay",
+        "clearing_purposes: [payments]\n    contracts:\n      - {id: CT-clr_unionpay",
+    )
+    with pytest.raises(PolicyError, match=r"unknown purpose 'payments'") as e:
+        load_policy(policy_copy)
+    bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if "[payments]" in line)
+    assert (e.value.file, e.value.key, e.value.line) == (
+        str(f),
+        "recipients.clr_unionpay.clearing_purposes",
+        bad_line,
+    )
+    assert "purposes.yaml" in e.value.fix and "payment," in e.value.fix

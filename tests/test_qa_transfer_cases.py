@@ -243,3 +243,32 @@ def test_names_in_the_clear_to_a_processor_over_the_internet(run) -> None:
     ev = deidentified("proc_call_center", "processor", ["mobile_phone"], 500, encrypted=False)
     got = run([ev])
     assert severities(got) == {"unencrypted_public_network": "high"}
+
+
+# -- clearing and settlement (转接清算, seed 002 §六.2(5), seed 004 流程描述(4)①) ------------------------
+CARD_AUTH = ["payment_account_no", "card_track_data", "card_pin", "transaction_instruction"]
+
+
+def test_a_card_authorisation_to_the_card_scheme_is_clearing_not_sharing(run) -> None:
+    """Every card payment carries the track data and the PIN block to UnionPay: no consent is asked
+    of the cardholder for it, and it is not the C3 sharing that §六.2(4) forbids."""
+    ev = transfer("clr_unionpay", "third_party", CARD_AUTH, purpose="payment", legal_basis="contract")
+    assert run([ev]) == {}
+
+
+def test_the_card_scheme_for_another_purpose_is_judged_as_sharing(run) -> None:
+    """The exemption is for clearing: the same recipient sent C3 data for marketing is a share."""
+    ev = transfer("clr_unionpay", "third_party", CARD_AUTH, purpose="marketing", legal_basis="contract")
+    assert severities(run([ev])) == {"c3_shared": "critical", "sharing_without_consent": "high"}
+
+
+def test_clearing_data_unencrypted_on_the_internet_still_fires(run) -> None:
+    ev = transfer("clr_netsunion", "third_party", ["payment_account_no", "transaction_instruction"],
+                  purpose="payment", encrypted=False)  # fmt: skip
+    assert set(run([ev])) == {"unencrypted_public_network"}
+
+
+def test_a_recipient_not_declared_a_clearing_house_cannot_claim_the_purpose(run) -> None:
+    """The policy declares who clears, not the event: a partner sent card data 'for payment' is a share."""
+    ev = transfer("tp_fund_distributor", "third_party", CARD_AUTH, purpose="payment", legal_basis="contract")
+    assert {"c3_shared", "sharing_without_consent"} <= set(run([ev]))
