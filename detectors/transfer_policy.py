@@ -160,7 +160,11 @@ class TransferPolicyDetector:
     def _judge(
         self, ev: Any, cls: JrClass, term: ContractTerm | None, book: RecipientBook, ctx: Context
     ) -> Iterator[Finding]:
-        r, kind = self.p.rules, ev.recipient_type
+        r = self.p.rules
+        # what a declared recipient is, and where, is the bank's record (recipients.yaml), not what
+        # a sending system's log calls it: a mislabel must not lift a rule. Either word for abroad counts.
+        declared = book.recipients.get(ev.recipient_id)
+        kind = declared.type if declared else ev.recipient_type
         # clearing through a declared clearing house follows the national clearing rules, not the
         # sharing rules (seed 002 §六.2(5)); the policy declares it, never the event
         clearing = ctx.catalog.policy.recipients.clears(ev.recipient_id, ev.purpose)
@@ -174,8 +178,9 @@ class TransferPolicyDetector:
             if cls is not JrClass.C3:
                 what = f"authentication helpers ({', '.join(helpers)})"
             yield self._finding(ev, r.c3_shared, cls, f"sent {what} to {kind.value} {ev.recipient_id}")
-        country = ev.recipient_country or self._country(ev.recipient_id, book)
-        cross_border = kind is RecipientType.overseas or (
+        countries = [c for c in (ev.recipient_country, declared.country if declared else None) if c]
+        country = next((c for c in countries if c != book.home_country), countries[0] if countries else None)
+        cross_border = RecipientType.overseas in (kind, ev.recipient_type) or (
             country is not None and country != book.home_country
         )
         if kind in self.p.consent_types and not ev.deidentified and not cross_border and not clearing:
@@ -213,10 +218,6 @@ class TransferPolicyDetector:
                 yield self._finding(
                     ev, r.recipient_not_approved, cls, f"sent data to {ev.recipient_id}: {problem}"
                 )
-
-    def _country(self, recipient_id: str, book: RecipientBook) -> str | None:
-        known = book.recipients.get(recipient_id)
-        return known.country if known else None
 
     def _without_consent(self, ev: Any, ctx: Context) -> tuple[int, int]:
         """(named subjects without a granted, separate consent for the purpose as of the transfer,

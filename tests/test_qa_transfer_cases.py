@@ -272,3 +272,20 @@ def test_a_recipient_not_declared_a_clearing_house_cannot_claim_the_purpose(run)
     """The policy declares who clears, not the event: a partner sent card data 'for payment' is a share."""
     ev = transfer("tp_fund_distributor", "third_party", CARD_AUTH, purpose="payment", legal_basis="contract")
     assert {"c3_shared", "sharing_without_consent"} <= set(run([ev]))
+
+
+# -- what a recipient is, the bank's record says (seed 002 §六.2(2)) ------------------------------------
+def test_an_overseas_partner_labelled_domestic_by_the_sending_system_is_still_cross_border(run) -> None:
+    """hk-fx-partner is declared overseas in Hong Kong, with no assessment on file; the sending
+    system's log calls it a domestic third party. The bank's record decides."""
+    ev = transfer("hk-fx-partner", "third_party", ["customer_name", "payment_account_no"],
+                  recipient_country="CN", purpose="fx_settlement")  # fmt: skip
+    got = run([ev], consents("fx_settlement"))
+    assert set(got) == {"cross_border"} and "(HK)" in got["cross_border"].summary
+
+
+def test_a_processor_logged_as_a_regulator_is_still_entrusted(run) -> None:
+    """The call centre is a declared processor: a log that calls it a regulator does not lift the
+    de-identification rule."""
+    ev = transfer("proc_call_center", "regulator", ["mobile_phone"], purpose="customer_service")
+    assert set(run([ev])) == {"entrusted_not_deidentified"}
