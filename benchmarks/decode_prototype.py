@@ -12,7 +12,8 @@ Rows:
   ceiling        bare loop touching each value; orjson.loads per line
   decode         pydantic model_validate_json per line (the old path); msgspec strict Struct decoder
                  per line; streams.codecs.Decoder on batches (adds event-time checks, dead letters);
-                 polars read_ndjson / pyarrow read_json of each joined batch (columnar)
+                 polars read_ndjson / pyarrow read_json of each joined batch (columnar), and
+                 pyarrow on one thread (what parsing alone costs a core)
   aggregate only the batch computation below on batches decoded beforehand, both ways
   one batch      the same stateless bulk_query batch computed both ways: per actor, distinct
                  customers each weighted by their heaviest access in the batch (JR/T class x action),
@@ -288,7 +289,7 @@ def main() -> None:
             engine.process("access", TOPIC, 0, ok)
             engine.advance()
 
-    arrow_decode = arrow_batch = None
+    arrow_decode = arrow_decode_one_thread = arrow_batch = None
     if paj is not None:
 
         def arrow_type(name: str) -> Any:
@@ -301,8 +302,9 @@ def main() -> None:
             unexpected_field_behavior="ignore",
         )
 
-        def arrow_read(chunk: list[bytes]) -> Any:
-            return paj.read_json(io.BytesIO(b"\n".join(chunk)), parse_options=options)
+        def arrow_read(chunk: list[bytes], one_thread: bool = False) -> Any:
+            read = paj.ReadOptions(use_threads=not one_thread)
+            return paj.read_json(io.BytesIO(b"\n".join(chunk)), read_options=read, parse_options=options)
 
         def arrow_frame(chunk: list[bytes]) -> pl.DataFrame:
             """Arrow's JSON reader, then polars on the same buffers (enums cast, and so checked)."""
@@ -319,6 +321,11 @@ def main() -> None:
             for b in batches:
                 arrow_read(b)
 
+        def arrow_decode_one_thread() -> None:
+            """What a core's worth of JSON parsing costs: the floor under any per-core figure."""
+            for b in batches:
+                arrow_read(b, one_thread=True)
+
         def arrow_batch() -> None:
             for b in batches:
                 columnar.scores(arrow_frame(b))
@@ -331,6 +338,7 @@ def main() -> None:
         ("decode: codecs.Decoder.decode (batches)", codecs_decoder, None),
         ("decode: polars read_ndjson (batches)", polars_decode, None),
         ("decode: pyarrow read_json (batches)", arrow_decode, None),
+        ("decode: pyarrow read_json, one thread", arrow_decode_one_thread, None),
         ("aggregate only: structs loop (pre-decoded)", structs_aggregate, None),
         ("aggregate only: polars (pre-decoded frames)", polars_aggregate, None),
         ("one batch: Decoder + structs loop", structs_batch, None),
