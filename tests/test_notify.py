@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,11 @@ from test_pipeline import ROOT, committed_offsets, make_config, monitor, read_al
 from detectors import load_detectors
 from schemas.models import Consent
 from streams.config import Config
+from streams.config import Receiver as ReceiverSpec
 from streams.engine import Engine
 from streams.notify import Notifier
 from streams.pseudonym import Pseudonymizer
+from streams.receivers import HttpReceiver
 from streams.runtime import ensure_topics
 from streams.sinks.kafka import encode_incident
 
@@ -114,6 +118,34 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
             and "authentication data (C3) 3" in alert["annotations"]["categories"]
         )
         assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 1
+    hook.close()
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)
+def test_alertmanager_keeps_an_incident_firing_until_its_reports_are_due(policy, catalog, tmp_path) -> None:
+    """lifemon posts each revision once: an alert without an end would be resolved by Alertmanager
+    after its resolve_timeout (5 minutes by default; 1 s here), telling the response team that a
+    leak is over while its regulator report is still due."""
+    e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+    e.process("transfer", "t", 0, fed("transfer", [cvn(1, subjects=range(2))], "t", 0))
+    e.advance()
+    (incident,) = [orjson.loads(encode_incident(i)[1]) for i in e.take_incidents()]
+    hook = Receiver()
+    with alertmanager(hook.url + "/am", tmp_path, resolve_timeout="1s", send_resolved=True) as am_url:
+        am = HttpReceiver(ReceiverSpec(name="am", kind="alertmanager", url=am_url))
+        sent_ms = int(time.time() * 1000)
+        am.send(incident)
+        wait_for(lambda: hook.bodies("/am"), what="the firing notification")
+        time.sleep(3)  # past resolve_timeout
+        with urllib.request.urlopen(am_url + "/api/v2/alerts", timeout=5) as r:
+            held = [
+                a for a in orjson.loads(r.read()) if a["labels"]["incident_id"] == incident["incident_id"]
+            ]
+        assert [a["status"]["state"] for a in held] == ["active"]
+        ends = datetime.fromisoformat(held[0]["endsAt"].replace("Z", "+00:00")).timestamp() * 1000
+        # the last report's due time, or a day after delivery for one found after its deadlines
+        assert ends >= max([d["due"] for d in incident["deadlines"]] + [sent_ms + 24 * HOUR]) - 1000
+        assert [a["status"] for n in hook.bodies("/am") for a in n["alerts"]] == ["firing"]
     hook.close()
 
 
