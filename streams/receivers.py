@@ -46,7 +46,7 @@ class DeliveryError(RuntimeError):
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _summary(inc: dict[str, Any]) -> str:
@@ -64,6 +64,8 @@ def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list
     ends = max([d["due"] for d in inc["deadlines"]] + [now_ms + FIRING_AT_LEAST_MS])
     notice = inc["notice"]
     due = "; ".join(f"{d['to']['en']} by {_iso(d['due'])}" for d in inc["deadlines"])
+    # the regulation's own terms (监管部门, 鉴别信息, ...) for the notice and the report to the regulator
+    due_zh = "; ".join(f"{d['to']['zh']}: {_iso(d['due'])} 前" for d in inc["deadlines"])
     return [
         {
             "labels": {
@@ -82,9 +84,15 @@ def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list
                 "categories": ", ".join(
                     f"{c['en']} ({c['jr_class']}) {c['subjects']}" for c in notice["categories"]
                 ),
+                "categories_zh": ", ".join(
+                    f"{c['zh']} ({c['jr_class']}) {c['subjects']}" for c in notice["categories"]
+                ),
                 "cause": notice["cause"]["en"],
+                "cause_zh": notice["cause"]["zh"],
                 "contact": notice["contact"]["en"],
+                "contact_zh": notice["contact"]["zh"],
                 "deadlines": due,
+                "deadlines_zh": due_zh,
             },
             "startsAt": _iso(inc["first_seen"]),
             "endsAt": _iso(ends),

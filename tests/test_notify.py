@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from streams.config import Receiver as ReceiverSpec
 from streams.engine import Engine
 from streams.notify import Notifier
 from streams.pseudonym import Pseudonymizer
-from streams.receivers import HttpReceiver
+from streams.receivers import HttpReceiver, alertmanager_payload
 from streams.runtime import ensure_topics
 from streams.sinks.kafka import encode_incident
 
@@ -147,6 +147,25 @@ def test_alertmanager_keeps_an_incident_firing_until_its_reports_are_due(policy,
         assert ends >= max([d["due"] for d in incident["deadlines"]] + [sent_ms + 24 * HOUR]) - 1000
         assert [a["status"] for n in hook.bodies("/am") for a in n["alerts"]] == ["firing"]
     hook.close()
+
+
+def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, catalog) -> None:
+    """The notice and the report to the regulator are written in Chinese: the categories (鉴别信息),
+    the cause and who is due what (监管部门) reach Alertmanager in both languages."""
+    e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+    e.process("transfer", "t", 0, fed("transfer", [cvn(1, subjects=range(2))], "t", 0))
+    e.advance()
+    (incident,) = [orjson.loads(encode_incident(i)[1]) for i in e.take_incidents()]
+    (alert,) = alertmanager_payload(incident, now_ms=0)
+    notes = alert["annotations"]
+    assert "鉴别信息 (C3) 2" in notes["categories_zh"] and "authentication data (C3) 2" in notes["categories"]
+    assert notes["cause_zh"].startswith("鉴别信息被发送至行外接收方") and notes["contact_zh"].startswith(
+        "客服电话"
+    )
+    regulator = incident["deadlines"][0]
+    due = datetime.fromtimestamp(regulator["due"] / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    assert f"监管部门 (人民银行分支机构): {due} 前" in notes["deadlines_zh"]
+    assert f"the regulator (PBOC branch) by {due}" in notes["deadlines"]
 
 
 def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[str, int]]:
