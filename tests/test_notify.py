@@ -253,6 +253,55 @@ def test_a_receiver_down_for_a_while_loses_nothing_and_gets_no_duplicate(
     hook.close()
 
 
+def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undelivered(
+    broker, names, policy, catalog, tmp_path
+) -> None:
+    """`--seconds` once bound only the wait for new incidents: with a receiver down the backoff
+    went on until a signal, and the run then ended 0 with "delivered: nothing"."""
+    hook = Receiver()
+    hook.failing = True
+    config = make_config(
+        names,
+        broker,
+        "chdb://unused",
+        notify={
+            "group_id": f"notify-{names['tag']}",
+            "backoff_initial_s": 0.5,
+            "backoff_max_s": 60,
+            "receivers": [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
+        },
+    )
+    ensure_topics(broker, config)
+    produce_incidents(config, policy, catalog)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "notify",
+            "--config",
+            str(write_config(config, tmp_path / "c.yaml")),
+            "--seconds",
+            "4",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=60,
+        text=True,
+    )
+    took = time.monotonic() - started
+    assert hook.refused >= 2 and hook.accepted == []
+    assert proc.returncode == 3, proc.stderr
+    assert (
+        "not delivered to hook (still failing)" in proc.stderr and "run lifemon notify again" in proc.stderr
+    )
+    assert took < 20, f"--seconds 4 took {took:.0f} s"
+    assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 0
+    hook.close()
+
+
 def test_a_receiver_url_with_a_password_is_refused(tmp_path: Path) -> None:
     from policy import PolicyError
     from streams.config import load_config
