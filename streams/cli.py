@@ -203,6 +203,14 @@ def cmd_notify(args: argparse.Namespace) -> int:
         "delivered: " + (", ".join(f"{k} {v}" for k, v in sorted(delivered.items())) or "nothing"),
         extra={"delivered": dict(delivered)},
     )
+    if notifier.undelivered:  # stopped while a receiver still refused it: nothing was committed
+        incident, revision, receivers = notifier.undelivered
+        log.error(
+            f"incident {incident} rev {revision} not delivered to {', '.join(receivers)} (still failing): "
+            "fix the receiver and run lifemon notify again, which resumes from this incident",
+            extra={"incident_id": incident, "revision": revision, "receivers": receivers},
+        )
+        return 3
     return 0
 
 

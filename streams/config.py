@@ -134,8 +134,11 @@ class EventTimeConfig(Strict):
     dead-lettered (a clock years ahead must not move a watermark and close every window)."""
 
     max_ahead_s: int = Field(default=300, ge=0)
-    max_behind_s: int = Field(
-        default=30 * 86_400, ge=0, description="late shipping beyond this is a dead letter"
+    max_behind_s: int | None = Field(
+        default=None,
+        ge=0,
+        description="late shipping beyond this is a dead letter; unset: late is not poison (a "
+        "2012 collection record shipped today is history retention_overrun needs)",
     )
 
 

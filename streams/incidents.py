@@ -42,6 +42,7 @@ from schemas.incident import (
     Text,
 )
 from schemas.models import SEVERITY_RANK, Alert, Severity
+from streams.alert_query import records_and_customers
 from streams.alerts import mask_personal
 from streams.keyed_state import TimerService
 
@@ -137,7 +138,8 @@ class IncidentStage:
             "summary": alert.summary,
             "categories": sorted(categories | {self._category(f) for f in fields}),
             "subjects": sorted(set(finding.subjects or alert.subjects_sample)),
-            "reported": alert.subject_count,
+            # subject_count is bulk_query's records: the customers as `lifemon alerts` counts them
+            "reported": records_and_customers(alert.subject_count, alert.counts)[1] or 0,
             "records": alert.counts.get("records", alert.subject_count),
             "evidence": list(alert.evidence_event_ids),
             "first_seen": alert.first_seen,

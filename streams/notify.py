@@ -36,6 +36,9 @@ class Notifier:
         self.stop_event = threading.Event()
         self.delivered: Counter = Counter()  # receiver -> incidents it took
         self.failures: Counter = Counter()  # receiver -> failed attempts
+        # the incident revision a stop left undelivered, and the receivers that had not taken it
+        self.undelivered: tuple[str, int, list[str]] | None = None
+        self._deadline: float | None = None  # `max_seconds`: ends a receiver's backoff too
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -57,6 +60,7 @@ class Notifier:
             [self.config.topics.incidents], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         started = time.monotonic()
+        self._deadline = None if max_seconds is None else started + max_seconds
         self._assigned_at: float | None = None  # idle time counts once the group gave us partitions
         last = 0.0
         try:
@@ -119,26 +123,30 @@ class Notifier:
                     )
             pending = failed
             if pending and self._wait_paused(backoff):
+                self.undelivered = (incident["incident_id"], incident["revision"], [r.name for r in pending])
                 return False
             backoff = min(backoff * 2, self.config.notify.backoff_max_s)
         return True
 
+    def _stopping(self) -> bool:
+        return self.stop_event.is_set() or (self._deadline is not None and time.monotonic() >= self._deadline)
+
     def _wait_paused(self, seconds: float) -> bool:
         """Stay in the group while a receiver is down: poll with every partition paused. True when
-        asked to stop."""
+        asked to stop, or `max_seconds` is up."""
         assignment = self.consumer.assignment()
         self.consumer.pause(assignment)
         deadline = time.monotonic() + seconds
         try:
             while (left := deadline - time.monotonic()) > 0:
-                if self.stop_event.is_set():
+                if self._stopping():
                     return True
                 msg = self.consumer.poll(min(left, POLL_SLICE_S))  # paused: keeps the membership alive
                 if msg is not None and msg.error() is None:
                     self._held.append(msg)  # fetched before the pause took hold: the consumer is past it
         finally:
             self.consumer.resume(self.consumer.assignment())
-        return self.stop_event.is_set()
+        return self._stopping()
 
     def _commit(self, msg: Any) -> None:
         tp = (msg.topic(), msg.partition())

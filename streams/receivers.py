@@ -2,7 +2,10 @@
 
 - Prometheus Alertmanager, `POST /api/v2/alerts`: one alert whose labels never change between
   revisions (alertname, incident_id, group, key), so Alertmanager sees one alert, updated; the
-  severity and the notice ride in annotations.
+  severity and the notice ride in annotations. lifemon posts each revision once, so the alert
+  carries its own `endsAt` (`FIRING_AT_LEAST_MS`): without one, Alertmanager resolves it after
+  its `resolve_timeout` (5 minutes by default) and tells the team a leak is over that nobody
+  has dealt with.
 - PagerDuty Events API v2: a `trigger` with `dedup_key` = incident id, so revisions update one
   PagerDuty incident; the integration key comes from the environment, never from a file.
 - A generic JSON webhook: the incident record itself, with `dedup_key` (incident id) and
@@ -14,6 +17,7 @@ Only a 2xx counts as delivered (docs/incidents.md#delivery).
 from __future__ import annotations
 
 import os
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -24,6 +28,9 @@ import orjson
 from streams.config import Receiver
 
 ALERTNAME = "PFILeakageIncident"
+# An incident fires in Alertmanager until its last report is due, and at least this long after it
+# was delivered: one delivered after its deadlines (found late, or replayed) is overdue, not over.
+FIRING_AT_LEAST_MS = 24 * 3_600_000
 # PagerDuty knows four severities (Events API v2 `payload.severity`)
 PAGERDUTY_SEVERITY = {
     "critical": "critical",
@@ -39,7 +46,7 @@ class DeliveryError(RuntimeError):
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _summary(inc: dict[str, Any]) -> str:
@@ -50,9 +57,15 @@ def _summary(inc: dict[str, Any]) -> str:
     )
 
 
-def alertmanager_payload(inc: dict[str, Any]) -> list[dict[str, Any]]:
+def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list[dict[str, Any]]:
+    """The incident as one Alertmanager alert, firing until its last report is due (at least
+    `FIRING_AT_LEAST_MS` after `now_ms`, the delivery time)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    ends = max([d["due"] for d in inc["deadlines"]] + [now_ms + FIRING_AT_LEAST_MS])
     notice = inc["notice"]
     due = "; ".join(f"{d['to']['en']} by {_iso(d['due'])}" for d in inc["deadlines"])
+    # the regulation's own terms (监管部门, 鉴别信息, ...) for the notice and the report to the regulator
+    due_zh = "; ".join(f"{d['to']['zh']}: {_iso(d['due'])} 前" for d in inc["deadlines"])
     return [
         {
             "labels": {
@@ -71,11 +84,18 @@ def alertmanager_payload(inc: dict[str, Any]) -> list[dict[str, Any]]:
                 "categories": ", ".join(
                     f"{c['en']} ({c['jr_class']}) {c['subjects']}" for c in notice["categories"]
                 ),
+                "categories_zh": ", ".join(
+                    f"{c['zh']} ({c['jr_class']}) {c['subjects']}" for c in notice["categories"]
+                ),
                 "cause": notice["cause"]["en"],
+                "cause_zh": notice["cause"]["zh"],
                 "contact": notice["contact"]["en"],
+                "contact_zh": notice["contact"]["zh"],
                 "deadlines": due,
+                "deadlines_zh": due_zh,
             },
             "startsAt": _iso(inc["first_seen"]),
+            "endsAt": _iso(ends),
             "generatorURL": f"lifemon:incident/{inc['incident_id']}",
         }
     ]

@@ -77,7 +77,7 @@ def gather(client: Any, db: str) -> dict[str, Any]:
     ).result_rows
     alerts = q(
         f"SELECT severity, title_zh, title_en, actor_id, actor_org, subject_count, counts, jr_class, "
-        f"window_start, window_end, summary, status, detector FROM {db}.alerts FINAL "
+        f"first_seen, last_seen, summary, status, detector FROM {db}.alerts FINAL "
         "ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), "
         "greatest(counts['records'], subject_count) DESC, alert_id"
     ).result_rows
@@ -173,8 +173,8 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
         f'<tr><td><b class="sev" style="background:{SEVERITY_COLOURS.get(sev, "#999")}">{escape(sev)}</b></td>'
         f"<td>{escape(zh)}<br><small>{escape(en)}</small></td><td>{escape(actor)}<br><small>{escape(org)}</small></td>"
         f"{_counted(*records_and_customers(subject_count, counts))}<td>{escape(cls)}</td>"
-        f"<td><small>{_t(ws)} – {_t(we)}</small></td><td><small>{escape(summary)}</small></td></tr>"
-        for sev, zh, en, actor, org, subject_count, counts, cls, ws, we, summary, _status, _det in alerts
+        f"<td><small>{_t(first)} – {_t(last)}</small></td><td><small>{escape(summary)}</small></td></tr>"
+        for sev, zh, en, actor, org, subject_count, counts, cls, first, last, summary, _status, _det in alerts
     )
     stream_colours = {s: STREAM_COLOURS[i % len(STREAM_COLOURS)] for i, s in enumerate(streams)}
     charts = _bars("Events per hour by stream / 各数据流每小时事件数", hours, streams, stream_colours)
@@ -206,7 +206,7 @@ table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom
 <h2>Alerts / 告警</h2><p class=sub>records and customers as each detector counted them, — where it counts
 no such thing or identified no customer; times in UTC</p><table><tr><th>severity</th>
 <th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>
-<th>window (UTC)</th><th>summary</th></tr>{rows or "<tr><td colspan=8>no alerts</td></tr>"}</table>
+<th>first – last event (UTC) / 首末事件时间</th><th>summary</th></tr>{rows or "<tr><td colspan=8>no alerts</td></tr>"}</table>
 </body></html>"""
 
 

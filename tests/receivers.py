@@ -71,12 +71,16 @@ class Receiver:
 
 
 @contextmanager
-def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
-    """Alertmanager on a loopback port, routing every alert at once to `webhook_url`; yields its URL."""
+def alertmanager(
+    webhook_url: str, folder: Path, resolve_timeout: str = "5m", send_resolved: bool = False
+) -> Iterator[str]:
+    """Alertmanager on a loopback port, routing every alert at once to `webhook_url`; yields its URL.
+    `resolve_timeout`: when it resolves an alert that came without an end (its default, 5m)."""
     assert ALERTMANAGER, MISSING
     port = free_port()
     config = folder / "alertmanager.yml"
     config.write_text(
+        f"global:\n  resolve_timeout: {resolve_timeout}\n"
         "route:\n"
         "  receiver: hook\n"
         "  group_by: [incident_id]\n"
@@ -87,7 +91,7 @@ def alertmanager(webhook_url: str, folder: Path) -> Iterator[str]:
         "  - name: hook\n"
         "    webhook_configs:\n"
         f"      - url: {webhook_url}\n"
-        "        send_resolved: false\n"
+        f"        send_resolved: {str(send_resolved).lower()}\n"
     )
     with ready_daemon(
         [

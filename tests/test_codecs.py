@@ -196,6 +196,37 @@ def test_event_time_is_judged_against_the_kafka_timestamp() -> None:
     assert "behind its record's Kafka timestamp" in dead.message
 
 
+def test_the_configured_default_keeps_history_a_backfill_or_a_replay_brings() -> None:
+    """docs/configuration.md and docs/architecture.md: late is not poison unless max_behind_s is set.
+    The config's default once dead-lettered records 30 days behind their clock: a 2012 KYC
+    collection shipped today, or replayed from a file among 2026 records, never reached
+    retention_overrun (a replay of the generator's own day lost 5 of its 8 retention violations)."""
+    from streams.config import Config
+
+    collected = {
+        "event_id": "lcy-1",
+        "ts": 1_351_210_321_924,  # 2012-10-26
+        "record_id": "R1",
+        "subject_id": "C0000001",
+        "stage": "collect",
+        "system": "core_banking",
+        "categories": ["customer_name", "id_document_no"],
+        "purpose": "kyc_aml",
+        "own_institution": True,
+    }
+    now = 1_767_225_600_000  # 2026-01-01
+    value = orjson.dumps(collected)
+    today = [RawRecord("pfi.lifecycle", 0, 0, value, b"C0000001", None, now)]
+    in_a_file = [RawRecord("pfi.lifecycle", 0, 0, value)] + [
+        RawRecord("pfi.lifecycle", 0, i, orjson.dumps(collected | {"event_id": f"lcy-{i}", "ts": now + i}))
+        for i in range(1, 5)
+    ]
+    decoder = Decoder.for_config(Config())
+    for records in (today, in_a_file):
+        out = decoder.decode("lifecycle", records)
+        assert out.dead == [] and len(out.ok) == len(records)
+
+
 def test_builtin_schema_ids_never_change() -> None:
     """Records written with a built-in id must keep their meaning when a schema is added."""
     assert BUILTIN_SCHEMA_IDS == {

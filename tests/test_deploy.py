@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from streams.alert_query import records_and_customers
 from streams.clickhouse import PASSWORD_ENV, apply_ddl, connect, ddl_statements
 from streams.config import ENV_OVERRIDES
 from streams.credentials import Secrets, env_name
@@ -781,9 +782,54 @@ def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db
     assert dead == {"schema": 1, "decode": 1}
     latest = _panel_rows("Latest alerts", _deploy_chdb, deploy_db)
     assert [r["alert_id"] for r in latest] == ["m1", "a3", "a1", "a2"]
-    assert {"title_zh", "title_en", "severity", "actor_id", "subject_count", "summary", "last_seen"} <= set(
-        latest[0]
-    )
+    assert {
+        "title_zh",
+        "title_en",
+        "severity",
+        "actor_id",
+        "records",
+        "customers",
+        "summary",
+        "last_seen",
+    } <= set(latest[0])
+
+
+def test_alert_panels_count_records_and_customers_as_lifemon_alerts_does(_deploy_chdb: Any) -> None:
+    """subject_count is not one measure: bulk_query puts its records there, a volume alert 0, an
+    unauthorized lookup its customers and unnamed rows. The panels show records and customers as
+    `lifemon alerts` and the report do (streams/alert_query.py records_and_customers)."""
+    db = f"deploy_{uuid.uuid4().hex[:8]}"
+    apply_ddl(_deploy_chdb, db)
+    try:
+        rows = []
+        for alert_id, detector, actor, subject_count, counts in [
+            ("b1", "bulk_query", "e1", 1004, {"records": 1004, "customers": 830}),
+            ("v1", "transfer_policy", "tp1", 0, {"records": 5138, "transfers": 3}),
+            ("u1", "unauthorized_lookup", "e2", 50, {"customers_unnamed": 50}),
+            ("u2", "unauthorized_lookup", "e3", 3, {}),
+        ]:
+            row = list(_alert(alert_id, 1, "open", detector, "high", actor, 1))
+            row[ALERT_COLUMNS.index("subject_count")] = subject_count
+            row[ALERT_COLUMNS.index("counts")] = counts
+            rows.append(tuple(row))
+        _insert(_deploy_chdb, db, "alerts", ALERT_COLUMNS, rows)
+        expected = {
+            r[ALERT_COLUMNS.index("alert_id")]: records_and_customers(
+                r[ALERT_COLUMNS.index("subject_count")], r[ALERT_COLUMNS.index("counts")]
+            )
+            for r in rows
+        }
+        assert expected == {"b1": (1004, 830), "v1": (5138, None), "u1": (None, None), "u2": (None, 3)}
+        latest = {
+            r["alert_id"]: (r["records"], r["customers"])
+            for r in _panel_rows("Latest alerts", _deploy_chdb, db)
+        }
+        assert latest == expected
+        actors = {r["actor_id"]: r for r in _panel_rows("Top actors", _deploy_chdb, db)}
+        assert (actors["e1"]["max_records"], actors["e1"]["max_customers"]) == (1004, 830)
+        assert (actors["tp1"]["max_records"], actors["tp1"]["max_customers"]) == (5138, None)
+    finally:
+        _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
 
 
 def test_lifecycle_panels_read_the_newest_state(_deploy_chdb: Any, deploy_db: str) -> None:

@@ -126,6 +126,16 @@ def test_a_bulk_query_past_the_art5_threshold_opens_an_incident_with_its_notice(
     assert b"C00000" not in orjson.dumps(inc.model_dump()) and len(inc.subjects.pseudonyms) == 50
 
 
+def test_a_bulk_querys_incident_reports_customers_not_records(engine) -> None:
+    """bulk_query's alerts put their records in subject_count (counts hold records and customers):
+    the incident's reported subjects are the customers, as `lifemon alerts` shows them."""
+    e = engine()
+    events = access("e1", customers=30, fields=("customer_name", "account_balance"), every_s=30, row_count=2)
+    inc = one(run(e, "access", events))
+    assert "e1 read 60 records of 30 customers" in inc.notice.cause.en
+    assert (inc.records, inc.subjects.distinct, inc.subjects.reported) == (60, 30, 30)
+
+
 def test_a_bulk_query_just_under_the_art5_threshold_alerts_but_opens_no_incident(engine) -> None:
     e = engine()
     events = access("e1", customers=49, fields=("customer_name", "account_balance"), every_s=30)

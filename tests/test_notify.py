@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,11 @@ from test_pipeline import ROOT, committed_offsets, make_config, monitor, read_al
 from detectors import load_detectors
 from schemas.models import Consent
 from streams.config import Config
+from streams.config import Receiver as ReceiverSpec
 from streams.engine import Engine
 from streams.notify import Notifier
 from streams.pseudonym import Pseudonymizer
+from streams.receivers import HttpReceiver, alertmanager_payload
 from streams.runtime import ensure_topics
 from streams.sinks.kafka import encode_incident
 
@@ -117,6 +121,53 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
     hook.close()
 
 
+@pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)
+def test_alertmanager_keeps_an_incident_firing_until_its_reports_are_due(policy, catalog, tmp_path) -> None:
+    """lifemon posts each revision once: an alert without an end would be resolved by Alertmanager
+    after its resolve_timeout (5 minutes by default; 1 s here), telling the response team that a
+    leak is over while its regulator report is still due."""
+    e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+    e.process("transfer", "t", 0, fed("transfer", [cvn(1, subjects=range(2))], "t", 0))
+    e.advance()
+    (incident,) = [orjson.loads(encode_incident(i)[1]) for i in e.take_incidents()]
+    hook = Receiver()
+    with alertmanager(hook.url + "/am", tmp_path, resolve_timeout="1s", send_resolved=True) as am_url:
+        am = HttpReceiver(ReceiverSpec(name="am", kind="alertmanager", url=am_url))
+        sent_ms = int(time.time() * 1000)
+        am.send(incident)
+        wait_for(lambda: hook.bodies("/am"), what="the firing notification")
+        time.sleep(3)  # past resolve_timeout
+        with urllib.request.urlopen(am_url + "/api/v2/alerts", timeout=5) as r:
+            held = [
+                a for a in orjson.loads(r.read()) if a["labels"]["incident_id"] == incident["incident_id"]
+            ]
+        assert [a["status"]["state"] for a in held] == ["active"]
+        ends = datetime.fromisoformat(held[0]["endsAt"].replace("Z", "+00:00")).timestamp() * 1000
+        # the last report's due time, or a day after delivery for one found after its deadlines
+        assert ends >= max([d["due"] for d in incident["deadlines"]] + [sent_ms + 24 * HOUR]) - 1000
+        assert [a["status"] for n in hook.bodies("/am") for a in n["alerts"]] == ["firing"]
+    hook.close()
+
+
+def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, catalog) -> None:
+    """The notice and the report to the regulator are written in Chinese: the categories (鉴别信息),
+    the cause and who is due what (监管部门) reach Alertmanager in both languages."""
+    e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+    e.process("transfer", "t", 0, fed("transfer", [cvn(1, subjects=range(2))], "t", 0))
+    e.advance()
+    (incident,) = [orjson.loads(encode_incident(i)[1]) for i in e.take_incidents()]
+    (alert,) = alertmanager_payload(incident, now_ms=0)
+    notes = alert["annotations"]
+    assert "鉴别信息 (C3) 2" in notes["categories_zh"] and "authentication data (C3) 2" in notes["categories"]
+    assert notes["cause_zh"].startswith("鉴别信息被发送至行外接收方") and notes["contact_zh"].startswith(
+        "客服电话"
+    )
+    regulator = incident["deadlines"][0]
+    due = datetime.fromtimestamp(regulator["due"] / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    assert f"监管部门 (人民银行分支机构): {due} 前" in notes["deadlines_zh"]
+    assert f"the regulator (PBOC branch) by {due}" in notes["deadlines"]
+
+
 def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[str, int]]:
     """Every revision of a day's incidents (the engine's output, batch by batch) on pfi.incidents."""
     e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
@@ -199,6 +250,55 @@ def test_a_receiver_down_for_a_while_loses_nothing_and_gets_no_duplicate(
     assert committed_offsets(broker, group, topic) == len(sent)
     headers = [h for p, _, h in hook.accepted if p == "/hook"]
     assert [h["Idempotency-Key"] for h in headers] == [f"{i}:{r}" for i, r in got]
+    hook.close()
+
+
+def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undelivered(
+    broker, names, policy, catalog, tmp_path
+) -> None:
+    """`--seconds` once bound only the wait for new incidents: with a receiver down the backoff
+    went on until a signal, and the run then ended 0 with "delivered: nothing"."""
+    hook = Receiver()
+    hook.failing = True
+    config = make_config(
+        names,
+        broker,
+        "chdb://unused",
+        notify={
+            "group_id": f"notify-{names['tag']}",
+            "backoff_initial_s": 0.5,
+            "backoff_max_s": 60,
+            "receivers": [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
+        },
+    )
+    ensure_topics(broker, config)
+    produce_incidents(config, policy, catalog)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "notify",
+            "--config",
+            str(write_config(config, tmp_path / "c.yaml")),
+            "--seconds",
+            "4",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=60,
+        text=True,
+    )
+    took = time.monotonic() - started
+    assert hook.refused >= 2 and hook.accepted == []
+    assert proc.returncode == 3, proc.stderr
+    assert (
+        "not delivered to hook (still failing)" in proc.stderr and "run lifemon notify again" in proc.stderr
+    )
+    assert took < 20, f"--seconds 4 took {took:.0f} s"
+    assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 0
     hook.close()
 
 

@@ -124,3 +124,14 @@ def test_commands_in_the_readme_parse() -> None:
     assert len(commands) >= 6
     for argv in commands:
         parser.parse_args(argv)
+
+
+def test_the_chdb_in_use_message_is_the_one_lifemon_prints() -> None:
+    """The README once quoted chDB's own 'Cannot lock file' error, which lifemon replaced."""
+    quoted = re.search(r"status 3 and `([^`]*)`", README)
+    assert quoted is not None
+    message = " ".join(quoted[1].split())
+    source = " ".join((ROOT / "streams" / "clickhouse.py").read_text(encoding="utf-8").split())
+    # the message with its path and pid left out, as the code writes it around them
+    for part in re.split(r"…/\.lifemon/chdb|\(pid …\)", message):
+        assert part.strip(" (") in source, part

@@ -96,7 +96,7 @@ def test_alert_columns_are_records_and_customers_as_each_detector_counts_them(
         "records / 记录",
         "customers / 客户",
         "class",
-        "window (UTC)",
+        "first – last event (UTC) / 首末事件时间",
         "summary",
     ]
 
@@ -141,3 +141,25 @@ def test_a_rerun_with_fewer_revisions_still_replaces_the_old_rows(ch, names, pol
         sink.flush()
     rows = ch.query(f"SELECT status, revision FROM {db}.alerts FINAL").result_rows
     assert rows == [(AlertStatus.closed.value, 2)]
+
+
+def test_an_alerts_time_is_when_its_events_happened_not_its_detector_window(
+    ch, names, policy, catalog
+) -> None:
+    """The report once showed the alert's window: a bulk query's ends an hour after its last
+    access (12:45 for reads that stopped at 11:45), an SDK finding's a day after one observation."""
+    db = names["database"]
+    apply_ddl(ch, db)
+    alerts = counted_alerts(policy, catalog)
+    bulk = next(a for a in alerts if a.detector == "bulk_query")
+    assert bulk.window_end > bulk.last_seen
+    sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+    sink.add(alerts)
+    sink.flush()
+    html = render(gather(ch, db))
+    row = next(r for r in re.findall(r"<tr>.*?</tr>", html, re.S) if "<td>e1<br>" in r)
+
+    def t(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
+
+    assert f"<small>{t(bulk.first_seen)} – {t(bulk.last_seen)}</small>" in row
