@@ -36,11 +36,7 @@ def query_alerts(
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Alerts as dicts of COLUMNS plus `summary`, newest first."""
-    severities = (
-        [s.value for s in Severity if SEVERITY_RANK[s] >= SEVERITY_RANK[min_severity]]
-        if min_severity
-        else None
-    )
+    severities = at_least(min_severity)
     filters = [  # (condition, parameter name, value): a filter applies when its value is given
         ("detector = {detector:String}", "detector", detector),
         ("severity IN {severities:Array(String)}", "severities", severities),
@@ -49,16 +45,38 @@ def query_alerts(
         ("last_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("last_seen < {until:DateTime64(3, 'UTC')}", "until", until),
     ]
+    return select_latest(
+        client, f"{database}.alerts", [*COLUMNS, "summary"], filters, "last_seen DESC, alert_id", limit
+    )
+
+
+def select_latest(
+    client: Any,
+    table: str,
+    columns: list[str],
+    filters: list[tuple[str, str, Any]],
+    order_by: str,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Rows of `table` FINAL (the newest revision of each id) as dicts of `columns`. `filters`:
+    (condition, parameter name, value), applied where a value is given, bound, never spliced."""
     where = [condition for condition, _, value in filters if value]
     params: dict[str, Any] = {name: value for _, name, value in filters if value}
     sql = (
-        f"SELECT {', '.join(COLUMNS)}, summary FROM {database}.alerts FINAL"
+        f"SELECT {', '.join(columns)} FROM {table} FINAL"
         + (f" WHERE {' AND '.join(where)}" if where else "")
-        + " ORDER BY last_seen DESC, alert_id LIMIT {limit:UInt32}"
+        + f" ORDER BY {order_by} LIMIT {{limit:UInt32}}"
     )
     params["limit"] = limit
     result = client.query(sql, parameters=params)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def at_least(severity: Severity | None) -> list[str] | None:
+    """The severities at or above `severity` (None: no filter)."""
+    if severity is None:
+        return None
+    return [s.value for s in Severity if SEVERITY_RANK[s] >= SEVERITY_RANK[severity]]
 
 
 # ANSI styles for a terminal: the severity an analyst's eye must catch first stands out most

@@ -368,13 +368,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_alerts(args: argparse.Namespace) -> int:
-    from streams.alert_query import query_alerts, render
-
+def _time_range_wrong(args: argparse.Namespace) -> bool:
     if args.since and args.until and args.until <= args.since:
         log.error(
             f"--until ({args.until:%Y-%m-%d %H:%M} UTC) is not after --since ({args.since:%Y-%m-%d %H:%M} UTC)"
         )
+        return True
+    return False
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from streams.alert_query import query_alerts, render
+
+    if _time_range_wrong(args):
         return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
     rows = query_alerts(
@@ -383,6 +389,25 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         detector=args.detector,
         min_severity=Severity(args.severity) if args.severity else None,
         actor=args.actor,
+        status=args.status,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+    )
+    print(render(rows, color=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    from streams.incident_query import query_incidents, render
+
+    if _time_range_wrong(args):
+        return 2
+    config = _config(args.config, clickhouse__dsn=args.clickhouse)
+    rows = query_incidents(
+        _read_client(config),
+        config.clickhouse.database,
+        min_severity=Severity(args.severity) if args.severity else None,
         status=args.status,
         since=args.since,
         until=args.until,
@@ -785,6 +810,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
     sp.set_defaults(func=cmd_alerts)
+
+    sp = sub.add_parser(
+        "incidents",
+        help="list leakage incidents from ClickHouse, the earliest report due first (docs/incidents.md)",
+    )
+    sp.add_argument(
+        "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
+    )
+    sp.add_argument(
+        "--status",
+        choices=["open", "updated", "closed"],
+        help="only incidents whose newest revision has this status (default: all)",
+    )
+    sp.add_argument(
+        "--since", type=when, metavar="WHEN", help="first seen at or after WHEN (default: any time)"
+    )
+    sp.add_argument("--until", type=when, metavar="WHEN", help="first seen before WHEN (default: any time)")
+    sp.add_argument(
+        "--limit", type=positive, default=50, metavar="N", help="at most N incidents (default 50)"
+    )
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
+    sp.set_defaults(func=cmd_incidents)
 
     sp = sub.add_parser("watch", help="show new alerts live as pfi.alerts receives them (Ctrl-C stops)")
     sp.add_argument(

@@ -62,12 +62,14 @@ from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
     DEAD_LETTER_COLUMNS,
+    INCIDENT_COLUMNS,
     ROLLUP_COLUMNS,
     STATS_COLUMNS,
     ClickHouseTableSink,
     alert_row,
     dead_letter_row,
     identity_row,
+    incident_row,
 )
 from streams.sinks.kafka import (
     KafkaTopicSink,
@@ -348,10 +350,16 @@ class Monitor:
             ClickHouseTableSink(ch_client, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"),
         ]
         # incidents are durable on their topic before the offsets that produced them are committed;
-        # `lifemon notify` delivers them from there (docs/incidents.md)
-        self.incident_sink = KafkaTopicSink(
-            self.producer, t.incidents, encode_incident, "incidents→kafka", stop=self.abort_event
-        )
+        # `lifemon notify` delivers them from there, `lifemon incidents` lists them from ClickHouse
+        # (docs/incidents.md)
+        self.incident_sinks: list[Sink] = [
+            KafkaTopicSink(
+                self.producer, t.incidents, encode_incident, "incidents→kafka", stop=self.abort_event
+            ),
+            ClickHouseTableSink(
+                ch_client, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents→clickhouse"
+            ),
+        ]
         self.dead_sinks: list[Sink] = [
             KafkaTopicSink(self.producer, t.dlq, encode_dead_letter, "dlq→kafka", stop=self.abort_event),
             ClickHouseTableSink(
@@ -944,14 +952,16 @@ class Monitor:
         for sink in self.alert_sinks:
             sink.add(self._pending_alerts.values())
         self._pending_alerts = {}
-        self.incident_sink.add(self.engine.take_incidents())
+        incidents = self.engine.take_incidents()
+        for sink in self.incident_sinks:
+            sink.add(incidents)
         backoff = 0.5
         while True:
             failures: list[SinkError] = []
             sinks = [
                 *self.repartition_sinks.values(),
                 *self.alert_sinks,
-                self.incident_sink,
+                *self.incident_sinks,
                 *self.dead_sinks,
             ]
             for sink in sinks:

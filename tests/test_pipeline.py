@@ -158,6 +158,11 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) ->
         f"SELECT sum(events) FROM {db}.event_rollups FINAL WHERE stream = 'access'"
     ).result_rows[0]
     assert total == 62
+    # 62 property records past art. 5's 50: a leakage incident, in ClickHouse for `lifemon incidents`
+    (incident,) = ch.query(
+        f"SELECT key, severity, subjects_distinct, records, alert_ids FROM {db}.incidents FINAL"
+    ).result_rows
+    assert incident == ("e1", "high", 62, 62, [ocsf["finding_info"]["uid"]])
     kinds = sorted(r[0] for r in ch.query(f"SELECT kind FROM {db}.dead_letters").result_rows)
     assert kinds == ["invalid", "malformed", "oversized", "unknown_schema"]
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from schemas.incident import Incident
 from schemas.models import Alert, AlertStatus
 from streams.alerts import to_ocsf
 from streams.clickhouse import classify, location, unavailable
@@ -305,6 +306,49 @@ def alert_row(a: Alert) -> tuple:
         a.last_seen,
         orjson.dumps(to_ocsf(a)).decode(),
         a.last_seen * 2 + (a.status is AlertStatus.closed),
+    )
+
+
+INCIDENT_COLUMNS = (
+    "incident_id",
+    "revision",
+    "status",
+    "key_kind",
+    "key",
+    "severity",
+    "leakage_classes",
+    "title_zh",
+    "title_en",
+    "subjects_distinct",
+    "records",
+    "first_seen",
+    "last_seen",
+    "first_due",
+    "alert_ids",
+    "incident",
+    "version",
+)
+
+
+def incident_row(i: Incident) -> tuple:
+    return (
+        i.incident_id,
+        i.revision,
+        i.status.value,
+        i.group,
+        i.key,
+        i.severity.value,
+        i.leakage_classes,
+        i.title_zh,
+        i.title_en,
+        i.subjects.distinct,
+        i.records,
+        i.first_seen,
+        i.last_seen,
+        min((d.due for d in i.deadlines), default=i.first_seen),
+        [a.alert_id for a in i.alerts],
+        orjson.dumps(i.model_dump(mode="json")).decode(),
+        i.revision,
     )
 
 

@@ -1,0 +1,72 @@
+"""`lifemon incidents`: the incident-response team's list of leakage incidents from ClickHouse
+(clickhouse/003_incidents.sql), newest revision of each: what leaked, from whom, how many
+customers, and when the first report is due (docs/incidents.md). Filters as `lifemon alerts`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.models import Severity
+from streams.alert_query import SEVERITY_STYLE, at_least, select_latest
+
+COLUMNS = [
+    "first_seen",
+    "severity",
+    "status",
+    "key_kind",
+    "key",
+    "subjects_distinct",
+    "records",
+    "leakage_classes",
+    "title_zh",
+    "title_en",
+    "first_due",
+    "alert_ids",
+    "revision",
+    "incident_id",
+]
+
+
+def query_incidents(
+    client: Any,
+    database: str,
+    *,
+    min_severity: Severity | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Incidents as dicts of COLUMNS, the earliest report due first: the order they must be handled in."""
+    filters = [
+        ("severity IN {severities:Array(String)}", "severities", at_least(min_severity)),
+        ("status = {status:String}", "status", status),
+        ("first_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
+        ("first_seen < {until:DateTime64(3, 'UTC')}", "until", until),
+    ]
+    return select_latest(client, f"{database}.incidents", COLUMNS, filters, "first_due, incident_id", limit)
+
+
+def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:
+    """Two lines: what the team must see first (severity, who, how many customers, the first
+    deadline and whether it has passed), then the leakage classes and the member alerts."""
+    severity = f"{r['severity']:<8}"
+    if color:
+        severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
+    due = r["first_due"]
+    passed = " (passed / 已过)" if due.replace(tzinfo=UTC) <= now else ""
+    return (
+        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r['key_kind']} {r['key']}  "
+        f"{r['subjects_distinct']:,} customers / 客户, {r['records']:,} records / 记录  "
+        f"first report due {due:%Y-%m-%d %H:%M} UTC{passed}  [{r['incident_id'][:12]} rev {r['revision']}]"
+        f"\n    {r['title_zh']} / {r['title_en']}; {len(r['alert_ids'])} alert(s): "
+        + ", ".join(a[:12] for a in r["alert_ids"])
+    )
+
+
+def render(rows: list[dict[str, Any]], now: datetime | None = None, color: bool = False) -> str:
+    if not rows:
+        return "no incidents match"
+    now = now or datetime.now(UTC)
+    return "\n".join(render_incident(r, now, color) for r in rows)
