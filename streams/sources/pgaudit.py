@@ -368,7 +368,21 @@ class Open:
         self.parts[sub] = (raw, held[1])
 
     def statements(self) -> list[tuple[RawRecord, DbStatement]]:
-        return list(self.parts.values())
+        """The statement's accesses. `COPY (query) TO` logs the query's tables and rows as
+        sub-statements with the COPY's text, then the COPY itself with neither: one export of
+        those rows, not a query of them and an export of nothing."""
+        parts = list(self.parts.values())
+        copies = {st.statement: raw for raw, st in parts if st.command == "COPY" and not st.tables}
+        if not any(st.statement in copies and st.tables for _, st in parts):
+            return parts
+        found = []
+        for raw, st in parts:
+            if st.statement in copies and st.tables:
+                st.command = "COPY"
+                found.append((copies[st.statement], st))  # counted at the COPY's line, the last
+            elif st.statement not in copies:
+                found.append((raw, st))
+        return found
 
 
 class _Bad:

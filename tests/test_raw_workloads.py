@@ -1,0 +1,35 @@
+"""Bank workloads on the real servers, as lifemon reads them: lines written by PostgreSQL 15.18 +
+pgaudit (`log_line_prefix` '%m [%p] %q%u@%d app=%a ', log_rows and log_parameter on) and MariaDB
+10.11 server_audit (tests/realservers.py) for COPY exports, subqueries, joins, quoted and Chinese
+identifiers and denied columns, copied verbatim; then the same traffic on the live servers where
+they run (skipped with the reason where they cannot)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from test_raw_sources import TOPICS, decode_all, decoder, records
+
+PG = "2026-12-02 15:57:43.{ms} UTC [7350] analyst_zhao@corebank app=bi-report LOG:  AUDIT: SESSION,"
+
+
+def pg_events(*lines: str, **pgaudit: Any) -> list[Any]:
+    dec, _ = decoder(**pgaudit)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], [line.encode() for line in lines]))
+    assert out.dead == []
+    return [ev for _, ev in out.ok]
+
+
+def test_copy_of_a_query_is_one_export_of_the_querys_rows() -> None:
+    """pgaudit logs `COPY (SELECT ...) TO STDOUT` as the SELECT (its table, 700 rows) and then the
+    COPY (no table, 0 rows), both with the COPY's text. They were a query of 700 rows and an export
+    of none: the bulk export was not an export to bulk_query (action weights, C3 export)."""
+    copy = (
+        '"COPY (SELECT customer_id, customer_name, id_document_no FROM core.customers) TO STDOUT WITH CSV;"'
+    )
+    [ev] = pg_events(
+        PG.format(ms=875) + f"2,1,READ,SELECT,TABLE,core.customers,{copy},<none>,700",
+        PG.format(ms=876) + f"2,2,READ,COPY,,,{copy},<none>,0",
+    )
+    assert (ev.action.value, ev.row_count, ev.fields) == ("export", 700, ["customer_name", "id_document_no"])
+    assert ev.event_id.endswith(":2:1:1796227063875")
