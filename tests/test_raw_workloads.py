@@ -33,3 +33,29 @@ def test_copy_of_a_query_is_one_export_of_the_querys_rows() -> None:
     )
     assert (ev.action.value, ev.row_count, ev.fields) == ("export", 700, ["customer_name", "id_document_no"])
     assert ev.event_id.endswith(":2:1:1796227063875")
+
+
+def test_copy_of_a_whole_table_reads_every_column_and_its_rows_are_a_visibility_gap() -> None:
+    """`COPY core.customers TO STDOUT` (psql's `\\copy` too) is logged with no table and 0 rows:
+    it was an export of no field and no row, nothing for any detector. It reads every column; its
+    rows are unknown (counted once, as a cursor's) and shown as the gap `copy_rows_unknown`.
+    `COPY ... FROM STDIN` (class WRITE) writes the table: an update, not an export."""
+    dec, stats = decoder()
+    lines = [
+        PG.format(ms=874) + "1,1,READ,COPY,,,COPY core.customers TO STDOUT;,<none>,0",
+        PG.format(ms=882) + "4,1,READ,COPY,,,COPY  core.accounts TO STDOUT ,<none>,0",
+        PG.format(ms=883)
+        + '5,1,READ,COPY,,,"COPY core.customers (customer_id, mobile_phone) TO STDOUT;",<none>,0',
+        PG.format(ms=884) + "6,1,WRITE,COPY,,,COPY core.customers FROM STDIN;,<none>,0",
+    ]
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], [line.encode() for line in lines]))
+    assert [(ev.action.value, ev.row_count, ev.fields) for _, ev in out.ok] == [
+        ("export", 1, ["customer_name", "id_document_no", "mobile_phone"]),
+        ("export", 1, ["payment_account_no", "account_balance"]),
+        ("export", 1, ["mobile_phone"]),  # a column list reads those columns
+        ("update", 1, ["customer_name", "id_document_no", "mobile_phone"]),
+    ]
+    assert stats.gaps == {
+        "copy_rows_unknown corebank.core.customers": 3,
+        "copy_rows_unknown corebank.core.accounts": 1,
+    }

@@ -274,6 +274,11 @@ class PgauditParser:
                     "no row count ends the line: turn pgaudit.log_rows on, or set the source's log_rows: false",
                 )
             rows = count(rest.pop(), "rows")
+        if (
+            command == "COPY" and not obj_name
+        ):  # COPY <table> TO|FROM: pgaudit logs 0 rows, it never counts them
+            rows = None
+            command = "COPY FROM" if cls == "WRITE" else command
         params = [p for p in rest if p not in ("<none>", "<not logged>")]
         ts = self._ts(row, line)
         return (stmt_id, sub_id), DbStatement(
