@@ -59,3 +59,40 @@ def test_copy_of_a_whole_table_reads_every_column_and_its_rows_are_a_visibility_
         "copy_rows_unknown corebank.core.customers": 3,
         "copy_rows_unknown corebank.core.accounts": 1,
     }
+
+
+TELLER = "2026-12-02 15:57:43.{ms} UTC [7348] teller_wang@corebank app=teller-desk LOG:  AUDIT: SESSION,"
+
+
+def test_a_literal_of_a_subquery_join_or_expression_is_no_customer() -> None:
+    """The customer key compared with a subquery, another column or an expression names no
+    customer; the literal after it belongs to another column. They became the accesses'
+    subjects: a balance threshold, a mobile phone number, an array, a prefix and a parameter. So
+    10 customers read through a subquery were one customer to bulk_query's window (a named
+    customer scores once; unnamed rows score each)."""
+    sub = "SELECT customer_name FROM core.customers WHERE customer_id IN (SELECT customer_id FROM core.accounts WHERE balance > '6900');"
+    join = (
+        '"SELECT c.customer_name, a.balance FROM core.customers c JOIN core.accounts a '
+        "ON a.customer_id = c.customer_id WHERE c.mobile_phone = '13800000012';\""
+    )
+    events = pg_events(
+        TELLER.format(ms=789) + f"3,1,READ,SELECT,TABLE,core.customers,{sub},<none>,10",
+        TELLER.format(ms=790) + f"3,1,READ,SELECT,TABLE,core.accounts,{sub},<none>,10",
+        TELLER.format(ms=791) + f"4,1,READ,SELECT,TABLE,core.customers,{join},<none>,1",
+        TELLER.format(ms=791) + f"4,1,READ,SELECT,TABLE,core.accounts,{join},<none>,1",
+        TELLER.format(ms=802)
+        + "12,1,READ,SELECT,TABLE,core.customers,\"SELECT customer_id FROM core.customers WHERE customer_id = ANY('{C000019,C000020}');\",<none>,2",
+        TELLER.format(ms=803)
+        + "13,1,READ,SELECT,TABLE,core.customers,\"SELECT customer_name, mobile_phone FROM core.customers WHERE customer_id = 'C0000' || $1;\",42,1",
+    )
+    assert [(ev.subject_ids, ev.row_count) for ev in events] == [([], 10), ([], 1), ([], 2), ([], 1)]
+    # what names customers still does: a literal, a list, a bound parameter, a list cut short
+    named = pg_events(
+        TELLER.format(ms=804)
+        + "14,1,READ,SELECT,TABLE,core.customers,SELECT 1 FROM core.customers WHERE customer_id = 'C1'::text;,<none>,1",
+        TELLER.format(ms=805)
+        + "15,1,READ,SELECT,TABLE,core.customers,\"SELECT 1 FROM core.customers c WHERE c.customer_id IN ('C2', $1) AND x = 'y';\",C3,2",
+        TELLER.format(ms=806)
+        + "16,1,READ,SELECT,TABLE,core.customers,\"SELECT 1 FROM core.customers WHERE customer_id IN ('C4','C5','C\",<none>,2",
+    )
+    assert [ev.subject_ids for ev in named] == [["C1"], ["C2", "C3"], ["C4", "C5"]]

@@ -146,16 +146,24 @@ def _fields_read(entry: TableEntry, statement: str) -> list[str]:
     return list(dict.fromkeys(f for col, f in entry.columns.items() if col.lower() in words))
 
 
+_VALUE = r"'(?:[^']|'')*'(?!')|\$\d+"  # a whole literal or a bound parameter
+
+
 def _subjects(entry: TableEntry, st: DbStatement) -> list[str]:
-    """Customer ids the statement compares its customer-key column with (literals or bound parameters)."""
+    """Customer ids the statement compares its customer-key column with: `= value` (not the start
+    of an expression: `'C0000' || $1`) or `IN (values)`, each a literal or a bound parameter. A
+    subquery, another column or an expression names no customer: its literals are other columns'.
+    A list cut short (server_audit_query_log_limit truncates statements) names the customers it holds."""
     if not entry.customer_key:
         return []
     key = re.escape(entry.customer_key)
     out: list[str] = []
     for m in re.finditer(
-        rf"\b{key}\"?\s*(=|IN\s*\()\s*([^)]*?)(?:\)|\s+AND\b|\s+OR\b|;|$)", st.statement, re.I | re.M
+        rf"\b{key}\"?\s*(?:=\s*({_VALUE})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{_VALUE})(?:\s*,\s*(?:{_VALUE}))*)\s*(?:\)|,\s*'[^']*$))",
+        st.statement,
+        re.I,
     ):
-        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)", m.group(2)):
+        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)", m.group(1) or m.group(2)):
             literal, param = value
             if literal:
                 out.append(literal.replace("''", "'"))
