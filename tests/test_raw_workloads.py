@@ -96,3 +96,17 @@ def test_a_literal_of_a_subquery_join_or_expression_is_no_customer() -> None:
         + "16,1,READ,SELECT,TABLE,core.customers,\"SELECT 1 FROM core.customers WHERE customer_id IN ('C4','C5','C\",<none>,2",
     )
     assert [ev.subject_ids for ev in named] == [["C1"], ["C2", "C3"], ["C4", "C5"]]
+
+
+def test_a_column_denied_by_mariadb_is_a_denied_access() -> None:
+    """csr_liu may read credit_limits.customer_id only; reading credit_limit fails with 1143
+    (SELECT command denied for column): it was a successful read of loan details."""
+    lines = [
+        "20261202 15:58:58,vm,csr_liu,localhost,4,21,READ,cards,credit_limits,",
+        "20261202 15:58:58,vm,csr_liu,localhost,4,21,READ,mysql,table_stats,",
+        "20261202 15:58:58,vm,csr_liu,localhost,4,21,QUERY,cards,'SELECT credit_limit FROM credit_limits WHERE customer_id=\\'K000002\\'',1143",
+    ]
+    dec, _ = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], [line.encode() for line in lines]))
+    [(_, ev)] = out.ok
+    assert (ev.outcome.value, ev.row_count, ev.fields) == ("denied", 0, ["loan_details"])
