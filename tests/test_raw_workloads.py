@@ -6,9 +6,15 @@ they run (skipped with the reason where they cannot)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from test_raw_sources import TOPICS, decode_all, decoder, records
+from test_raw_sources import FIXTURES, TOPICS, decode_all, decoder, raw_config, records
+
+from policy.sources import load_sources
+from streams.codecs import Decoder
+from streams.sources import RawDecoder, parsers_for
+from streams.stats import Stats
 
 PG = "2026-12-02 15:57:43.{ms} UTC [7350] analyst_zhao@corebank app=bi-report LOG:  AUDIT: SESSION,"
 
@@ -110,3 +116,34 @@ def test_a_column_denied_by_mariadb_is_a_denied_access() -> None:
     out = decode_all(dec, "access", records(TOPICS["mariadb"], [line.encode() for line in lines]))
     [(_, ev)] = out.ok
     assert (ev.outcome.value, ev.row_count, ev.fields) == ("denied", 0, ["loan_details"])
+
+
+def test_quoted_and_chinese_table_and_column_names_find_their_mapping(tmp_path: Path, policy: Any) -> None:
+    """pgaudit writes a relation whose name is not all lower-case ASCII quoted (`core."客户备注"`,
+    `core."Accounts_Hist"`), as quote_identifier() does; the mapping names the table as the
+    catalog has it. They never matched (each a coverage gap and a C1 `db:` field), and a column
+    named in Chinese was never read."""
+    text = (FIXTURES.parents[2] / "policy" / "sources.yaml").read_text()
+    text = text.replace(
+        "      core.credit_reports:",
+        "      core.客户备注: {customer_key: customer_id, columns: {备注: customer_name}}\n"
+        "      core.Accounts_Hist: {customer_key: Customer_Id, columns: {balance: account_balance}}\n"
+        "      core.credit_reports:",
+    )
+    (tmp_path / "sources.yaml").write_text(text)
+    stats = Stats()
+    dec = RawDecoder(
+        Decoder(), parsers_for(raw_config()), load_sources(tmp_path, policy.classification), stats
+    )
+    lines = [
+        TELLER.format(ms=797)
+        + '7,1,READ,SELECT,TABLE,"core.""Accounts_Hist""","SELECT ""Customer_Id"", balance FROM core.""Accounts_Hist"" WHERE ""Customer_Id"" = \'C000015\';",<none>,0',
+        TELLER.format(ms=797)
+        + '8,1,READ,SELECT,TABLE,"core.""客户备注""","SELECT ""备注"" FROM core.""客户备注"" WHERE customer_id = \'C000016\';",<none>,1',
+    ]
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], [line.encode() for line in lines]))
+    assert [(ev.subject_ids, ev.fields) for _, ev in out.ok] == [
+        (["C000015"], ["account_balance"]),
+        (["C000016"], ["customer_name"]),
+    ]
+    assert stats.gaps == {}

@@ -24,7 +24,7 @@ GAP_KINDS = {
     "cursor_rows_unknown": "a visibility finding: pgaudit does not audit FETCH, the rows read are unknown",
     "copy_rows_unknown": "a visibility finding: pgaudit logs 0 rows for COPY of a whole table, the rows are unknown",
 }
-_WORD = re.compile(r'"?([A-Za-z_][\w$]*)"?(?:\s*\.\s*"?([A-Za-z_][\w$]*)"?)?')
+_WORD = re.compile(r'"?([^\W\d][\w$]*)"?(?:\s*\.\s*"?([^\W\d][\w$]*)"?)?')  # any script's letters
 _WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no column list: every column
 _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export, "COPY FROM": Action.update,
             "INSERT": Action.update, "UPDATE": Action.update, "MERGE": Action.update,

@@ -291,7 +291,7 @@ class PgauditParser:
             row["app"] or None,
             _ip(row["client"]),
             command,
-            [obj_name] if obj_name else [],
+            [_unquoted(obj_name)] if obj_name else [],
             statement,
             params,
             rows if command != "DECLARE CURSOR" else None,  # pgaudit does not audit FETCH
@@ -418,6 +418,14 @@ def _blank_in_name(row: dict[str, str]) -> bool:
     configured prefix lacks (`corebank app=teller-desk` for `%d` before the server's ` app=%a`).
     PostgreSQL allows a quoted name with a space; banks' logins and databases have none."""
     return " " in row["db"] or " " in row["user"] or "\t" in row["db"] or "\t" in row["user"]
+
+
+def _unquoted(name: str) -> str:
+    """A relation's name as its catalog has it: pgaudit quotes a part that is not all lower-case
+    ASCII (`core."Accounts_Hist"`, `core."客户备注"`), doubling a quote inside."""
+    return ".".join(
+        q.replace('""', '"') if q else p for q, p in re.findall(r'"((?:[^"]|"")*)"|([^."]+)', name)
+    )
 
 
 def _ip(client: str) -> str | None:
