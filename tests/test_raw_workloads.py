@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+import realservers
 from test_raw_sources import FIXTURES, TOPICS, decode_all, decoder, raw_config, records
 
 from policy.sources import load_sources
@@ -147,3 +149,29 @@ def test_quoted_and_chinese_table_and_column_names_find_their_mapping(tmp_path: 
         (["C000016"], ["customer_name"]),
     ]
     assert stats.gaps == {}
+
+
+EXPORTS = """
+COPY core.customers TO STDOUT;
+COPY (SELECT customer_id, customer_name, id_document_no FROM core.customers) TO STDOUT WITH CSV;
+SELECT customer_name FROM core.customers WHERE customer_id IN (SELECT customer_id FROM core.accounts WHERE balance > '6900');
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(realservers.available() is not None, reason=realservers.available() or "")
+def test_live_postgres_exports_as_lifemon_reads_them() -> None:
+    """The same statements on PostgreSQL + pgaudit now, stderr log and csvlog."""
+    with realservers.postgres([("analyst_zhao", "bi-report", EXPORTS)]) as logs:
+        stderr, csvlog = (logs / "postgresql").read_text(), (logs / "postgresql.csv").read_text()
+    for text, opts in ((stderr, {}), (csvlog, {"format": "csvlog"})):
+        dec, stats = decoder(**opts)
+        lines = [line.encode() for line in text.splitlines()]
+        out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
+        assert out.dead == []
+        assert [(ev.action.value, ev.row_count, ev.subject_ids, ev.fields) for _, ev in out.ok] == [
+            ("export", 1, [], ["customer_name", "id_document_no", "mobile_phone"]),
+            ("export", 700, [], ["customer_name", "id_document_no"]),
+            ("query", 10, [], ["customer_name", "account_balance"]),
+        ], opts
+        assert stats.gaps == {"copy_rows_unknown corebank.core.customers": 1}
