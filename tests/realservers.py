@@ -93,8 +93,9 @@ SELECT c.customer_id, a.balance FROM core.customers c JOIN core.accounts a USING
 
 
 @contextmanager
-def postgres() -> Iterator[Path]:
-    """A running pgaudit-enabled cluster; yields its log folder (postgresql.log, postgresql.csv)."""
+def postgres(traffic: list[tuple[str, str, str]] | None = None) -> Iterator[Path]:
+    """A running pgaudit-enabled cluster; yields its log folder (postgresql.log, postgresql.csv).
+    `traffic`: (login, application, psql input) sessions, by default the teller's and the analyst's."""
     base = Path(tempfile.mkdtemp(prefix="lifemon-pg-"))
     shutil.chown(base, "postgres")
     data, logs, port = base / "data", base / "log", _free_port()
@@ -119,10 +120,10 @@ def postgres() -> Iterator[Path]:
             input=PG_SETUP,
             env=env,
         )
-        for user, app, sql in (
+        for user, app, sql in traffic or [
             ("teller_wang", "teller-desk", PG_TELLER),
             ("analyst_zhao", "bi-report", PG_ANALYST),
-        ):
+        ]:
             subprocess.run(
                 ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-q", "corebank"],
                 input=sql,

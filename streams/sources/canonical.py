@@ -22,9 +22,11 @@ GAP_KINDS = {
     "sftp_account": "policy/sources.yaml sftp_accounts",
     "sftp_path": "policy/sources.yaml sftp_accounts.<account>.directories",
     "cursor_rows_unknown": "a visibility finding: pgaudit does not audit FETCH, the rows read are unknown",
+    "copy_rows_unknown": "a visibility finding: pgaudit logs 0 rows for COPY of a whole table, the rows are unknown",
 }
-_WORD = re.compile(r'"?([A-Za-z_][\w$]*)"?(?:\s*\.\s*"?([A-Za-z_][\w$]*)"?)?')
-_ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export,
+_WORD = re.compile(r'"?([^\W\d][\w$]*)"?(?:\s*\.\s*"?([^\W\d][\w$]*)"?)?')  # any script's letters
+_WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no column list: every column
+_ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export, "COPY FROM": Action.update,
             "INSERT": Action.update, "UPDATE": Action.update, "MERGE": Action.update,
             "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
 
@@ -66,6 +68,8 @@ class Canonical:
         if rows is None:
             if st.command == "DECLARE CURSOR":  # pgaudit does not audit FETCH: a visibility gap, shown
                 self._gap("cursor_rows_unknown", f"{st.database}.{'+'.join(tables)}")
+            elif st.command.startswith("COPY"):  # nor the rows of COPY <table> TO|FROM
+                self._gap("copy_rows_unknown", f"{st.database}.{'+'.join(tables)}")
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
         return STRICT["access"](
             event_id=st.event_id,
@@ -136,22 +140,30 @@ class Canonical:
 def _fields_read(entry: TableEntry, statement: str) -> list[str]:
     """The catalogued columns a statement names, or all of them for `*` (a rough but honest reading:
     SQL is not parsed, so a column named anywhere in the text counts as read)."""
-    if "*" in statement:
+    if "*" in statement or _WHOLE_TABLE_COPY.match(statement):
         return list(dict.fromkeys(entry.columns.values()))
     words = {w.lower() for pair in _WORD.findall(statement) for w in pair if w}
     return list(dict.fromkeys(f for col, f in entry.columns.items() if col.lower() in words))
 
 
+_VALUE = r"'(?:[^']|'')*'(?!')|\$\d+"  # a whole literal or a bound parameter
+
+
 def _subjects(entry: TableEntry, st: DbStatement) -> list[str]:
-    """Customer ids the statement compares its customer-key column with (literals or bound parameters)."""
+    """Customer ids the statement compares its customer-key column with: `= value` (not the start
+    of an expression: `'C0000' || $1`) or `IN (values)`, each a literal or a bound parameter. A
+    subquery, another column or an expression names no customer: its literals are other columns'.
+    A list cut short (server_audit_query_log_limit truncates statements) names the customers it holds."""
     if not entry.customer_key:
         return []
     key = re.escape(entry.customer_key)
     out: list[str] = []
     for m in re.finditer(
-        rf"\b{key}\"?\s*(=|IN\s*\()\s*([^)]*?)(?:\)|\s+AND\b|\s+OR\b|;|$)", st.statement, re.I | re.M
+        rf"\b{key}\"?\s*(?:=\s*({_VALUE})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{_VALUE})(?:\s*,\s*(?:{_VALUE}))*)\s*(?:\)|,\s*'[^']*$))",
+        st.statement,
+        re.I,
     ):
-        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)", m.group(2)):
+        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)", m.group(1) or m.group(2)):
             literal, param = value
             if literal:
                 out.append(literal.replace("''", "'"))

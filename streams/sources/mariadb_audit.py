@@ -5,9 +5,9 @@
 With the TABLE event on, each table a query touches is a READ/WRITE line before the QUERY line of
 the same (connection, query id): the QUERY line closes the statement and carries its return code.
 The object of a QUERY line is the statement, single-quoted with backslash escapes (commas and
-newlines inside). server_audit has no row count. Return codes 1142 (command denied on a table)
-and 1044 (access denied to a database) are denied attempts; a query without table lines names
-its tables only in its text, where the catalog finds them.
+newlines inside). server_audit has no row count. Return codes 1142 (command denied on a table),
+1143 (on a column) and 1044 (access denied to a database) are denied attempts; a query without
+table lines names its tables only in its text, where the catalog finds them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from streams.sources.envelope import Line
 from streams.sources.lines import Unreadable, epoch_ms, readable_time, zone
 from streams.sources.records import DbStatement, Parsed
 
-DENIED_CODES = frozenset({1142, 1044})
+DENIED_CODES = frozenset({1142, 1143, 1044})  # table, column, database
 _LINE = re.compile(
     r"(?P<ts>\d{8} \d\d:\d\d:\d\d),(?P<server>[^,]*),(?P<user>[^,]*),(?P<host>[^,]*),(?P<conn>\d+),"
     r"(?P<query>\d+),(?P<op>[A-Z_]+),(?P<db>[^,]*),(?P<rest>.*)",

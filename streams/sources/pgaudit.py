@@ -274,6 +274,11 @@ class PgauditParser:
                     "no row count ends the line: turn pgaudit.log_rows on, or set the source's log_rows: false",
                 )
             rows = count(rest.pop(), "rows")
+        if (
+            command == "COPY" and not obj_name
+        ):  # COPY <table> TO|FROM: pgaudit logs 0 rows, it never counts them
+            rows = None
+            command = "COPY FROM" if cls == "WRITE" else command
         params = [p for p in rest if p not in ("<none>", "<not logged>")]
         ts = self._ts(row, line)
         return (stmt_id, sub_id), DbStatement(
@@ -286,7 +291,7 @@ class PgauditParser:
             row["app"] or None,
             _ip(row["client"]),
             command,
-            [obj_name] if obj_name else [],
+            [_unquoted(obj_name)] if obj_name else [],
             statement,
             params,
             rows if command != "DECLARE CURSOR" else None,  # pgaudit does not audit FETCH
@@ -368,7 +373,21 @@ class Open:
         self.parts[sub] = (raw, held[1])
 
     def statements(self) -> list[tuple[RawRecord, DbStatement]]:
-        return list(self.parts.values())
+        """The statement's accesses. `COPY (query) TO` logs the query's tables and rows as
+        sub-statements with the COPY's text, then the COPY itself with neither: one export of
+        those rows, not a query of them and an export of nothing."""
+        parts = list(self.parts.values())
+        copies = {st.statement: raw for raw, st in parts if st.command == "COPY" and not st.tables}
+        if not any(st.statement in copies and st.tables for _, st in parts):
+            return parts
+        found = []
+        for raw, st in parts:
+            if st.statement in copies and st.tables:
+                st.command = "COPY"
+                found.append((copies[st.statement], st))  # counted at the COPY's line, the last
+            elif st.statement not in copies:
+                found.append((raw, st))
+        return found
 
 
 class _Bad:
@@ -399,6 +418,14 @@ def _blank_in_name(row: dict[str, str]) -> bool:
     configured prefix lacks (`corebank app=teller-desk` for `%d` before the server's ` app=%a`).
     PostgreSQL allows a quoted name with a space; banks' logins and databases have none."""
     return " " in row["db"] or " " in row["user"] or "\t" in row["db"] or "\t" in row["user"]
+
+
+def _unquoted(name: str) -> str:
+    """A relation's name as its catalog has it: pgaudit quotes a part that is not all lower-case
+    ASCII (`core."Accounts_Hist"`, `core."客户备注"`), doubling a quote inside."""
+    return ".".join(
+        q.replace('""', '"') if q else p for q, p in re.findall(r'"((?:[^"]|"")*)"|([^."]+)', name)
+    )
 
 
 def _ip(client: str) -> str | None:
