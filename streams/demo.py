@@ -111,6 +111,10 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         print(f"  {a.summary}")
         print(f"  regulation: {'; '.join(a.regulation)}")
         print(f"  subjects (HMAC pseudonyms): {', '.join(a.subjects_sample[:3])} ...")
+    (incidents,) = client.query(
+        f"SELECT count() FROM {config.clickhouse.database}.incidents FINAL"
+    ).result_rows[0]
+    print(f"\nleakage incidents for the response team: {incidents}   (lifemon incidents lists them)")
     from streams.report import gather, render
 
     report = config.data_dir / "report.html"

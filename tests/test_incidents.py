@@ -5,6 +5,8 @@ give the same incidents."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from typing import Any
 
 import orjson
@@ -14,8 +16,11 @@ from conftest import T0, access, entitlement, fed, refs
 from detectors import load_detectors
 from schemas.incident import Incident
 from schemas.models import Consent, TransferEvent
+from streams.cli import main
+from streams.clickhouse import apply_ddl
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
+from streams.sinks.clickhouse import INCIDENT_COLUMNS, ClickHouseTableSink, incident_row
 
 HOUR = 3_600_000
 KEY = b"unit-test-key-0123456789"
@@ -262,3 +267,34 @@ def test_two_employees_whose_ids_mask_alike_keep_their_own_incidents(engine) -> 
     assert all(i.key == "teller-{cn_mobile}" for i in found.values())
     text = b"".join(orjson.dumps(i.model_dump()) for i in found.values())
     assert b"13912345678" not in text and b"13812345678" not in text
+
+
+# -- what the incident-response team reads: `lifemon incidents` ---------------------------------------
+def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
+    engine, ch, capsys, monkeypatch, tmp_path
+) -> None:
+    """Two leaks written by the runtime's sink (the newest revision of each), listed by the CLI
+    with their customers, records and first deadline, the earliest due first, filtered by severity."""
+    e = engine()
+    found = run(
+        e, "access", access("e1", customers=50, fields=("customer_name", "account_balance"), every_s=30)
+    )
+    found |= run(e, "transfer", [transfer(1, T0 + 2 * HOUR, categories=["customer_name", "card_cvn"])])
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    sink = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
+    sink.write(list(found.values()))
+    sink.write([i.model_copy(update={"revision": i.revision - 1}) for i in found.values()])  # an older one
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
+
+    assert main(["incidents", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    heads = lines[0::2]
+    assert len(lines) == 4 and "actor e1" in heads[0] and "recipient tp_insurance_partner" in heads[1]
+    assert "50 customers / 客户, 50 records / 记录" in heads[0] and "(passed / 已过)" in heads[0]
+    assert all(f"rev {i.revision}]" in "".join(heads) for i in found.values())
+    assert main(["incidents", "--config", str(config), "--severity", "critical"]) == 0
+    (head, _) = capsys.readouterr().out.splitlines()
+    assert "critical" in head and "tp_insurance_partner" in head

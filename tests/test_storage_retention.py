@@ -23,7 +23,7 @@ from streams.engine import Engine
 from streams.pseudonym import PSEUDONYM, Pseudonymizer
 from streams.replay import replay, replay_files
 from streams.runtime import ensure_topics
-from streams.sinks.clickhouse import ALERT_COLUMNS, ROLLUP_COLUMNS, alert_row
+from streams.sinks.clickhouse import ALERT_COLUMNS, INCIDENT_COLUMNS, ROLLUP_COLUMNS, alert_row, incident_row
 from streams.workload import generate, write_files
 
 SHORT = Storage(pseudonym_ttl_days=30, dead_letter_retention_days=3)
@@ -61,6 +61,11 @@ def test_every_column_a_real_day_fills_with_pseudonyms_expires(
     apply_ddl(ch, db, LONG)  # the generated day may lie further back than SHORT: kept till the scan
     ch.insert("alerts", [alert_row(a) for a in alerts], database=db, column_names=list(ALERT_COLUMNS))
     ch.insert("event_rollups", engine.rollup_rows(), database=db, column_names=list(ROLLUP_COLUMNS))
+    incidents = engine.take_incidents()
+    assert incidents  # the day's leaks: their records list the customers' pseudonyms
+    ch.insert(
+        "incidents", list(map(incident_row, incidents)), database=db, column_names=list(INCIDENT_COLUMNS)
+    )
     holding = set()
     for table, column, kind in ch.query(
         f"SELECT table, name, type FROM system.columns WHERE database = '{db}'"
@@ -72,9 +77,9 @@ def test_every_column_a_real_day_fills_with_pseudonyms_expires(
             ).result_rows[0]
             if n:
                 holding.add((table, column))
-    declared = {("alerts", c) for c in pseudonym_columns()["alerts"]}
+    declared = {(table, c) for table, columns in pseudonym_columns().items() for c in columns}
     assert holding == declared
-    assert set(pseudonym_columns()) == {"alerts"}
+    assert set(pseudonym_columns()) == {"alerts", "incidents"}
     assert set(ttl_days(ch, db).values()) == {"toDateTime(last_seen) + toIntervalDay(3650)"}
 
 
