@@ -338,7 +338,12 @@ class Monitor:
         # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers, which keep what
         # waits for a partition's next batch in its checkpointed store; the rest decode as they are
         self.decoder = RawDecoder.for_config(
-            Decoder.for_config(config), config, self.stats, self.engine.store, pseudonymize.sealer()
+            Decoder.for_config(config),
+            config,
+            self.stats,
+            self.engine.store,
+            pseudonymize.sealer(),
+            pseudonymize.digest,
         )
         self.stop_event = threading.Event()  # stop consuming; checkpoint what can be
         self.abort_event = threading.Event()  # stop waiting for destinations (SHUTDOWN_GRACE_S after stop)

@@ -83,16 +83,18 @@ class RawDecoder:
         stats: Stats | None = None,
         state: Callable[[int], Any] | None = None,
         sealer: Sealer | None = None,
+        fingerprint: Callable[[str], str] | None = None,
     ):
         """`state(partition)`: the partition's checkpointed store (the engine's), where a parser's
         carry waits for the next batch, sealed by `sealer` (it holds statements as the database
-        logged them); without a store (tests, tools) it waits in memory."""
+        logged them); without a store (tests, tools) it waits in memory. `fingerprint`: keyed, for
+        names a log holds that may be built from a customer's id (streams/sources/canonical.py)."""
         if state is not None and sealer is None:
             raise ValueError("a raw decoder that keeps its carry in a store needs a sealer for it")
         self.inner, self.parsers, self.state, self.sealer = inner, parsers, state, sealer
         stats = stats or Stats()
         self.skipped: Counter = stats.skipped  # reason -> lines that are no data access
-        self.canonical = Canonical(mapping, stats.gaps)
+        self.canonical = Canonical(mapping, stats.gaps, fingerprint)
         self._carried: dict[tuple[str, int], dict[str, Any]] = {}
 
     @classmethod
@@ -103,6 +105,7 @@ class RawDecoder:
         stats: Stats | None = None,
         state: Callable[[int], Any] | None = None,
         sealer: Sealer | None = None,
+        fingerprint: Callable[[str], str] | None = None,
     ) -> RawDecoder | Decoder:
         """The canonical decoder itself when no raw source is enabled."""
         parsers = parsers_for(config)
@@ -110,7 +113,7 @@ class RawDecoder:
             return inner
         policy_dir = config.policy_dir
         mapping = load_sources(policy_dir, load_policy(policy_dir).classification)
-        return cls(inner, parsers, mapping, stats, state, sealer)
+        return cls(inner, parsers, mapping, stats, state, sealer, fingerprint)
 
     @property
     def topics(self) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from policy.sources import SourceMapping, TableEntry
@@ -32,10 +33,18 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
 
 
 class Canonical:
-    def __init__(self, mapping: SourceMapping, gaps: Counter | None = None):
+    def __init__(
+        self,
+        mapping: SourceMapping,
+        gaps: Counter | None = None,
+        fingerprint: Callable[[str], str] | None = None,
+    ):
+        """`fingerprint`: a keyed fingerprint for what a log names that a bank may build from a
+        customer's id (a transferred file's name); without one (tests, tools) it stays as logged."""
         self.m = mapping
         self.gaps: Counter = Counter() if gaps is None else gaps  # "table corebank.core.x" -> times seen
         self.found: list[tuple[str, str]] = []  # (kind, object) of each gap, until the caller takes them
+        self.fingerprint = fingerprint
 
     def _gap(self, kind: str, name: str) -> None:
         """An object the mapping lacks (GAP_KINDS), reported by name: a table, login, account or
@@ -97,10 +106,13 @@ class Canonical:
         if sent <= 0:
             return None  # the other direction: data coming in, not leaving
         records = -(-sent // d.bytes_per_record) if d.bytes_per_record else 0
+        # the ids reach alerts (evidence, summary): a file named for its customer ("C000042_stmt.pdf")
+        # is shown by its declared directory and a keyed fingerprint of its name
+        shown = self._file(f.path)
         return STRICT["transfer"](
-            event_id=f.event_id,
+            event_id=f.event_id.replace(f.path, shown, 1),
             ts=f.ts_ms,
-            transfer_id=f"{f.account}:{f.path}:{f.ts_ms}",
+            transfer_id=f"{f.account}:{shown}:{f.ts_ms}",
             sender_system=account.sender_system,
             actor_id=account.actor,
             recipient_id=account.recipient_id,
@@ -116,6 +128,12 @@ class Canonical:
             legal_basis=account.legal_basis,
             assessment_id=account.assessment_id,
         )
+
+    def _file(self, path: str) -> str:
+        if self.fingerprint is None:
+            return path
+        folder, _, name = path.rpartition("/")
+        return f"{folder}/{self.fingerprint(name)}"
 
     def _actor(self, st: DbStatement) -> str:
         a = self.m.actors
