@@ -298,3 +298,26 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert main(["incidents", "--config", str(config), "--severity", "critical"]) == 0
     (head, _) = capsys.readouterr().out.splitlines()
     assert "critical" in head and "tp_insurance_partner" in head
+
+
+def test_an_sdk_sending_abroad_and_a_recipient_without_a_contract_in_force_open_incidents(engine) -> None:
+    """PIPL art. 38: an SDK in the app that sends what it collects to servers abroad provides it
+    abroad; seed 004 流程描述(4)④: data sent to a partner whose contract has ended is provided
+    against the rules. Both are leaks the response team must report."""
+    from schemas.models import SdkTelemetryEvent
+
+    e = engine()
+    sdk = SdkTelemetryEvent(
+        event_id="sdk-1", ts=T0, app_id="cn.bank.mobilebanking", app_version="9.4.1", device_id="dev-01",
+        sdk_id="tencent_x5", fields=["device_model"], dest_host="log.tbs.qq.com", dest_country="HK",
+        policy_consented=True, subject_id="C0000001",
+    )  # fmt: skip
+    found = run(e, "sdk", [sdk])
+    ended = transfer(2, T0 + HOUR, subjects=range(3), recipient_id="tp_legacy_partner", contract_id=None)
+    found |= run(e, "transfer", [ended])
+    by_key = {i.key: i for i in found.values()}
+    assert by_key["tencent_x5"].leakage_classes == ["cross_border"]
+    assert by_key["tencent_x5"].alerts[0].rule_id == "LM-SDK-001.country_not_allowed"
+    legacy = by_key["tp_legacy_partner"]
+    assert legacy.leakage_classes == ["unapproved_recipient"] and legacy.subjects.distinct == 3
+    assert legacy.title_zh.startswith("个人金融信息违规提供") and "contract" in legacy.notice.cause.en
