@@ -82,10 +82,17 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "greatest(counts['records'], subject_count) DESC, alert_id"
     ).result_rows
     dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
+    # a database a lifemon before the incidents table wrote has none yet (the next run creates it)
+    has_incidents = q(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'incidents'",
+        parameters={"db": db},
+    ).result_rows[0][0]
+    incidents = q(f"SELECT count() FROM {db}.incidents FINAL").result_rows[0][0] if has_incidents else 0
     return {
         "by_hour": by_hour,
         "by_class": by_class,
         "alerts": alerts,
+        "incidents": incidents,
         "dead": dead,
         "gaps": gaps,
         "lifecycle": lifecycle(client, db),
@@ -167,6 +174,7 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
         severities[a[0]] = severities.get(a[0], 0) + 1
     kpis = [("events monitored / 监测事件", f"{total:,}"), ("alerts / 告警", f"{len(data['alerts']):,}")]
     kpis += [(f"{s} / {SEVERITY_ZH[s]}", f"{severities[s]:,}") for s in SEVERITY_COLOURS if s in severities]
+    kpis.append(("leakage incidents / 泄露事件 (lifemon incidents)", f"{data.get('incidents', 0):,}"))
     kpis.append(("dead letters / 死信", f"{sum(n for _, n in data['dead']):,}"))
     alerts = data["alerts"]
     rows = "".join(

@@ -15,10 +15,12 @@ from streams.pseudonym import Pseudonymizer
 from streams.report import busiest_hours, gather, render
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
+    INCIDENT_COLUMNS,
     ROLLUP_COLUMNS,
     ClickHouseTableSink,
     alert_row,
     identity_row,
+    incident_row,
 )
 
 
@@ -35,6 +37,9 @@ def store_day(ch, db: str, policy, catalog, events: list) -> None:
     rollups = ClickHouseTableSink(ch, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups")
     rollups.add(engine.rollup_rows())
     rollups.flush()
+    incidents = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
+    incidents.add(engine.take_incidents())
+    incidents.flush()
 
 
 def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
@@ -52,6 +57,8 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
     assert ">73<" in html.replace(",", "")  # events monitored
     assert "C00000" not in html  # no raw customer id anywhere, only pseudonyms
     assert html.count('class="sev"') == 1 and "<svg" in html
+    # e1's 70 balances passed art. 5's 50: one leakage incident for management too
+    assert "<b>1</b><span>leakage incidents / 泄露事件" in html
 
 
 def counted_alerts(policy, catalog) -> list[Any]:
