@@ -112,7 +112,7 @@ def _count(n: int | None, unit: str, width: int) -> str:
     return f"{'—' if n is None else f'{n:,}':>{width}} {unit}"
 
 
-def render_alert(r: dict[str, Any], color: bool = False) -> str:
+def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) -> str:
     """One alert as two lines: what an analyst scans in a terminal, then its summary indented.
     The time is the alert's last event time, in UTC; records and customers are labelled, "—"
     where the detector does not count them. `color`: the severity in its ANSI style (only for a
@@ -123,7 +123,7 @@ def render_alert(r: dict[str, Any], color: bool = False) -> str:
     records, customers = records_and_customers(r["subject_count"], r.get("counts") or {})
     return (
         f"{r['last_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r['detector']:<20} "
-        f"{r['actor_id']:<16} {_count(records, 'records', 6)} {_count(customers, 'customers', 6)}  "
+        f"{r['actor_id']:<{actor_width}} {_count(records, 'records', 6)} {_count(customers, 'customers', 6)}  "
         f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
         f"\n    {r['summary']}"
     )
@@ -132,4 +132,5 @@ def render_alert(r: dict[str, Any], color: bool = False) -> str:
 def render(rows: list[dict[str, Any]], color: bool = False) -> str:
     if not rows:
         return "no alerts match"
-    return "\n".join(render_alert(r, color) for r in rows)
+    width = max(16, *(len(r["actor_id"]) for r in rows))  # a recipient's id is longer than an employee's
+    return "\n".join(render_alert(r, color, width) for r in rows)

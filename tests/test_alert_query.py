@@ -110,3 +110,14 @@ def test_records_and_customers_are_labelled_and_times_say_utc(ch, policy, catalo
     assert all(line.startswith("2026-01-01 ") and line[16:20] == " UTC" for line in listed.values())
     live = {a.detector: render_alert(watched(to_ocsf(a))).splitlines()[0] for a in alerts}
     assert live == listed
+
+
+def test_columns_stay_aligned_when_a_recipients_id_is_longer_than_an_employees() -> None:
+    rows = [
+        {"last_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "high", "status": "open", "alert_id": "a" * 32,
+         "detector": "transfer_policy", "actor_id": actor, "subject_count": 3, "counts": {"records": 3},
+         "title_zh": "标题", "title_en": "title", "summary": "s"}
+        for actor in ("e1", "proc_card_personalization")
+    ]  # fmt: skip
+    first, second = (line for line in render(rows).splitlines() if "UTC" in line)
+    assert first.index("3 records") == second.index("3 records")
