@@ -126,6 +126,12 @@ class Notifier:
                 self.undelivered = (incident["incident_id"], incident["revision"], [r.name for r in pending])
                 return False
             backoff = min(backoff * 2, self.config.notify.backoff_max_s)
+        # one line per incident revision delivered: the response team's record of when it was told
+        log.info(
+            f"incident {incident['incident_id']} rev {incident['revision']} ({incident.get('severity', '?')}) "
+            f"delivered to {', '.join(r.name for r in self.receivers)}",
+            extra={"incident_id": incident["incident_id"], "revision": incident["revision"]},
+        )
         return True
 
     def _stopping(self) -> bool:

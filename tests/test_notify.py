@@ -5,6 +5,7 @@ no duplicate, across a notifier restart too. Offsets are committed only after a 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -196,7 +197,7 @@ def in_order(revisions: list[tuple[str, int]]) -> dict[str, list[int]]:
 
 
 def test_a_receiver_down_for_a_while_loses_nothing_and_gets_no_duplicate(
-    broker, names, policy, catalog, tmp_path
+    broker, names, policy, catalog, tmp_path, caplog
 ) -> None:
     hook = Receiver()
     hook.failing = True
@@ -237,8 +238,12 @@ def test_a_receiver_down_for_a_while_loses_nothing_and_gets_no_duplicate(
     # back up after a few more refusals: a new notifier resumes from the committed offset
     hook.failing, hook.fail_first, hook.refused = False, 3, 0
     second = Notifier(config, broker)
-    delivered = second.run(idle_exit_s=3, max_seconds=60)
+    with caplog.at_level(logging.INFO, logger="streams.notify"):
+        delivered = second.run(idle_exit_s=3, max_seconds=60)
     assert delivered == {"hook": len(sent), "pd": len(sent)}
+    # the response team's record of when each revision was told: one line each, after every receiver took it
+    told = [r.getMessage() for r in caplog.records if "delivered to hook, pd" in r.getMessage()]
+    assert in_order([(w[1], int(w[3])) for w in map(str.split, told)]) == in_order(sent)
     got = [(b["dedup_key"], b["revision"]) for b in hook.bodies("/hook")]
     assert in_order(got) == in_order(sent)  # every revision, once, in order (per incident: per partition)
     pd = hook.bodies("/pd")
