@@ -368,53 +368,57 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time_range_wrong(args: argparse.Namespace) -> bool:
+def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: str) -> None:
+    """The filters `lifemon alerts` and `lifemon incidents` share."""
+    sp.add_argument(
+        "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
+    )
+    sp.add_argument(
+        "--status",
+        choices=["open", "updated", "closed"],
+        help=f"only {what} whose newest revision has this status (default: all)",
+    )
+    sp.add_argument("--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN (default: any time)")
+    sp.add_argument("--until", type=when, metavar="WHEN", help=f"{seen} before WHEN (default: any time)")
+    sp.add_argument(
+        "--limit", type=positive, default=50, metavar="N", help=f"at most N {what}, {order} (default 50)"
+    )
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
+
+
+def _list(args: argparse.Namespace, query: Any, render: Any, **only: Any) -> int:
+    """`lifemon alerts` and `lifemon incidents`: what their filters select, as a terminal shows it."""
     if args.since and args.until and args.until <= args.since:
         log.error(
             f"--until ({args.until:%Y-%m-%d %H:%M} UTC) is not after --since ({args.since:%Y-%m-%d %H:%M} UTC)"
         )
-        return True
-    return False
+        return 2
+    config = _config(args.config, clickhouse__dsn=args.clickhouse)
+    rows = query(
+        _read_client(config),
+        config.clickhouse.database,
+        min_severity=Severity(args.severity) if args.severity else None,
+        status=args.status,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+        **only,
+    )
+    print(render(rows, color=sys.stdout.isatty()))
+    return 0
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     from streams.alert_query import query_alerts, render
 
-    if _time_range_wrong(args):
-        return 2
-    config = _config(args.config, clickhouse__dsn=args.clickhouse)
-    rows = query_alerts(
-        _read_client(config),
-        config.clickhouse.database,
-        detector=args.detector,
-        min_severity=Severity(args.severity) if args.severity else None,
-        actor=args.actor,
-        status=args.status,
-        since=args.since,
-        until=args.until,
-        limit=args.limit,
-    )
-    print(render(rows, color=sys.stdout.isatty()))
-    return 0
+    return _list(args, query_alerts, render, detector=args.detector, actor=args.actor)
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     from streams.incident_query import query_incidents, render
 
-    if _time_range_wrong(args):
-        return 2
-    config = _config(args.config, clickhouse__dsn=args.clickhouse)
-    rows = query_incidents(
-        _read_client(config),
-        config.clickhouse.database,
-        min_severity=Severity(args.severity) if args.severity else None,
-        status=args.status,
-        since=args.since,
-        until=args.until,
-        limit=args.limit,
-    )
-    print(render(rows, color=sys.stdout.isatty()))
-    return 0
+    return _list(args, query_incidents, render)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -791,47 +795,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--detector", type=detector_kind, help="only this detector (default: all; see `lifemon detectors`)"
     )
-    sp.add_argument(
-        "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
-    )
     sp.add_argument("--actor", help="only this employee id (or recipient, SDK) (default: all)")
-    sp.add_argument(
-        "--status",
-        choices=["open", "updated", "closed"],
-        help="only alerts whose newest revision has this status (default: all)",
-    )
-    sp.add_argument(
-        "--since", type=when, metavar="WHEN", help="last seen at or after WHEN (default: any time)"
-    )
-    sp.add_argument("--until", type=when, metavar="WHEN", help="last seen before WHEN (default: any time)")
-    sp.add_argument(
-        "--limit", type=positive, default=50, metavar="N", help="at most N alerts, newest first (default 50)"
-    )
-    sp.add_argument("--config", help=CONFIG_HELP)
-    sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
+    _listing_options(sp, "alerts", "last seen", "newest first")
     sp.set_defaults(func=cmd_alerts)
 
     sp = sub.add_parser(
         "incidents",
         help="list leakage incidents from ClickHouse, the earliest report due first (docs/incidents.md)",
     )
-    sp.add_argument(
-        "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
-    )
-    sp.add_argument(
-        "--status",
-        choices=["open", "updated", "closed"],
-        help="only incidents whose newest revision has this status (default: all)",
-    )
-    sp.add_argument(
-        "--since", type=when, metavar="WHEN", help="first seen at or after WHEN (default: any time)"
-    )
-    sp.add_argument("--until", type=when, metavar="WHEN", help="first seen before WHEN (default: any time)")
-    sp.add_argument(
-        "--limit", type=positive, default=50, metavar="N", help="at most N incidents (default 50)"
-    )
-    sp.add_argument("--config", help=CONFIG_HELP)
-    sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
+    _listing_options(sp, "incidents", "first seen", "the earliest report due first")
     sp.set_defaults(func=cmd_incidents)
 
     sp = sub.add_parser("watch", help="show new alerts live as pfi.alerts receives them (Ctrl-C stops)")

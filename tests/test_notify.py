@@ -86,16 +86,7 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
         assert incident["subjects"]["by_class"] == {"C3": 3} and b"C000000" not in orjson.dumps(incident)
 
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streams.cli",
-                "notify",
-                "--config",
-                str(write_config(config, tmp_path / "c.yaml")),
-                "--until-idle",
-                "3",
-            ],
+            notify_command(config, tmp_path, "--until-idle", "3"),
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.PIPE,
@@ -189,6 +180,19 @@ def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[s
     return revisions
 
 
+def notify_command(config: Config, tmp_path: Path, *options: str) -> list[str]:
+    """`lifemon notify` with the config written out, as a cron job or a service runs it."""
+    return [
+        sys.executable,
+        "-m",
+        "streams.cli",
+        "notify",
+        "--config",
+        str(write_config(config, tmp_path / "c.yaml")),
+        *options,
+    ]
+
+
 def in_order(revisions: list[tuple[str, int]]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for incident, revision in revisions:
@@ -280,16 +284,7 @@ def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undeliv
     produce_incidents(config, policy, catalog)
     started = time.monotonic()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streams.cli",
-            "notify",
-            "--config",
-            str(write_config(config, tmp_path / "c.yaml")),
-            "--seconds",
-            "4",
-        ],
+        notify_command(config, tmp_path, "--seconds", "4"),
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
