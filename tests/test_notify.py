@@ -56,15 +56,7 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
 ) -> None:
     hook = Receiver()
     with alertmanager(hook.url + "/am", tmp_path) as am_url:
-        config = make_config(
-            names,
-            broker,
-            "chdb://unused",
-            notify={
-                "group_id": f"notify-{names['tag']}",
-                "receivers": [{"name": "am", "kind": "alertmanager", "url": am_url}],
-            },
-        )
+        config = notify_config(names, broker, [{"name": "am", "kind": "alertmanager", "url": am_url}])
         m = monitor(config, ch, policy, catalog)
         send(
             broker,
@@ -180,6 +172,16 @@ def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[s
     return revisions
 
 
+def notify_config(names: dict[str, str], broker: str, receivers: list[dict], **notify: Any) -> Config:
+    """A test's config whose `notify` section delivers to `receivers` (its own consumer group)."""
+    return make_config(
+        names,
+        broker,
+        "chdb://unused",
+        notify={"group_id": f"notify-{names['tag']}", "receivers": receivers, **notify},
+    )
+
+
 def notify_command(config: Config, tmp_path: Path, *options: str) -> list[str]:
     """`lifemon notify` with the config written out, as a cron job or a service runs it."""
     return [
@@ -205,24 +207,15 @@ def test_a_receiver_down_for_a_while_loses_nothing_and_gets_no_duplicate(
 ) -> None:
     hook = Receiver()
     hook.failing = True
-    config = make_config(
+    config = notify_config(
         names,
         broker,
-        "chdb://unused",
-        notify={
-            "group_id": f"notify-{names['tag']}",
-            "backoff_initial_s": 0.05,
-            "backoff_max_s": 0.2,
-            "receivers": [
-                {"name": "hook", "kind": "webhook", "url": hook.url + "/hook"},
-                {
-                    "name": "pd",
-                    "kind": "pagerduty",
-                    "url": hook.url + "/pd",
-                    "routing_key_env": "TEST_PD_KEY",
-                },
-            ],
-        },
+        [
+            {"name": "hook", "kind": "webhook", "url": hook.url + "/hook"},
+            {"name": "pd", "kind": "pagerduty", "url": hook.url + "/pd", "routing_key_env": "TEST_PD_KEY"},
+        ],
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
     )
     os.environ["TEST_PD_KEY"] = "R0UTINGKEY"
     ensure_topics(broker, config)
@@ -269,16 +262,12 @@ def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undeliv
     went on until a signal, and the run then ended 0 with "delivered: nothing"."""
     hook = Receiver()
     hook.failing = True
-    config = make_config(
+    config = notify_config(
         names,
         broker,
-        "chdb://unused",
-        notify={
-            "group_id": f"notify-{names['tag']}",
-            "backoff_initial_s": 0.5,
-            "backoff_max_s": 60,
-            "receivers": [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
-        },
+        [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
+        backoff_initial_s=0.5,
+        backoff_max_s=60,
     )
     ensure_topics(broker, config)
     produce_incidents(config, policy, catalog)
