@@ -19,7 +19,7 @@ What the engine gives a detector (issue "Engine v2"):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -127,6 +127,11 @@ class Finding:
     # (streams/incidents.py); they stay in the engine, an alert carries only the sample
     subjects: Sequence[str] = ()
     fields: Sequence[str] = ()
+    # where the subjects differ in what was read of them (bulk_query: one customer's balance, another's
+    # account number too): category -> its subjects, class -> its subjects. Empty: every subject
+    # concerns every category of the finding, and its class (a transfer sends the same of each)
+    subjects_by_category: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    subjects_by_class: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @property
     def alert_id(self) -> str:

@@ -791,6 +791,14 @@ class BulkQueryDetector:
         total = sum(by_class.values())
         top = next(c for c in ("C3", "C2", "C1") if by_class[c]) if total else "C1"
         named = [c for c in ep.customers if not c.startswith("#")]
+        # the incident's notice says which data of whom: one customer's balance, another's account too
+        subjects_by_category: dict[str, list[str]] = {}
+        subjects_by_class: dict[str, list[str]] = {}
+        for cid in named:
+            _, cats, rank = ep.customers[cid]
+            subjects_by_class.setdefault(RANK_CLASS[rank], []).append(cid)
+            for c in cats:
+                subjects_by_category.setdefault(c, []).append(cid)
         read = (
             f"{total} records of {len(named)} customers"
             if named
@@ -843,6 +851,8 @@ class BulkQueryDetector:
             subject_count=total,
             subject_sample=named[: self.p.sample_size],
             subjects=named,
+            subjects_by_category=subjects_by_category,
+            subjects_by_class=subjects_by_class,
             counts=counts,
             evidence_event_ids=list(ep.evidence),
             event_count=ep.events,

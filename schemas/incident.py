@@ -38,8 +38,8 @@ class MemberAlert(Part):
 
 
 class Subjects(Part):
-    """Distinct affected subjects (pseudonyms). A subject counts under its alert's class and under
-    every category that alert concerns."""
+    """Distinct affected subjects (pseudonyms), by class and category: under those of what was read
+    of it where its alert knows (bulk_query), else under its alert's class and every category."""
 
     distinct: int = Field(description="distinct pseudonyms named by the incident's alerts")
     reported: int = Field(description="subjects the alerts report, named or not, repeats included")

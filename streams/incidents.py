@@ -138,6 +138,9 @@ class IncidentStage:
             "summary": alert.summary,
             "categories": sorted(categories | {self._category(f) for f in fields}),
             "subjects": sorted(set(finding.subjects or alert.subjects_sample)),
+            # what was read of whom, where the finding knows it per subject (None: all of it of each)
+            "by_category": {c: sorted(s) for c, s in finding.subjects_by_category.items()} or None,
+            "by_class": {c: sorted(s) for c, s in finding.subjects_by_class.items()} or None,
             # subject_count is bulk_query's records: the customers as `lifemon alerts` counts them
             "reported": records_and_customers(alert.subject_count, alert.counts)[1] or 0,
             "records": alert.counts.get("records", alert.subject_count),
@@ -162,9 +165,13 @@ class IncidentStage:
         by_category: dict[str, set[str]] = {}
         for m in members:
             named.update(m["subjects"])
-            by_class.setdefault(m["jr_class"], set()).update(m["subjects"])
-            for c in m["categories"]:
-                by_category.setdefault(c, set()).update(m["subjects"])
+            # members stored before per-subject figures count every subject under all of them
+            for cls, subjects in (m.get("by_class") or {m["jr_class"]: m["subjects"]}).items():
+                by_class.setdefault(cls, set()).update(subjects)
+            for c, subjects in (
+                m.get("by_category") or dict.fromkeys(m["categories"], m["subjects"])
+            ).items():
+                by_category.setdefault(c, set()).update(subjects)
         listed = sorted(named)
         revision = sum(m["revision"] for m in members) + (1 if state["closed"] else 0)
         status = (

@@ -321,3 +321,15 @@ def test_an_sdk_sending_abroad_and_a_recipient_without_a_contract_in_force_open_
     legacy = by_key["tp_legacy_partner"]
     assert legacy.leakage_classes == ["unapproved_recipient"] and legacy.subjects.distinct == 3
     assert legacy.title_zh.startswith("个人金融信息违规提供") and "contract" in legacy.notice.cause.en
+
+
+def test_the_notice_counts_each_category_for_the_customers_it_was_read_of(engine) -> None:
+    """50 customers' balances, then 5 of them again with their payment account: the notice to
+    the regulator says account data of 5 customers, not of all 50 the incident concerns."""
+    e = engine()
+    balances = access("e1", customers=50, fields=("customer_name", "account_balance"), every_s=30)
+    accounts = access("e1", customers=5, fields=("payment_account_no",), every_s=30, start=30 * 60_000)
+    inc = one(run(e, "access", balances + accounts))
+    assert inc.subjects.distinct == 50
+    assert inc.subjects.by_category == {"account": 5, "identity": 50, "property": 50}
+    assert {c.id: c.subjects for c in inc.notice.categories}["account"] == 5
