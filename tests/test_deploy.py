@@ -38,7 +38,7 @@ from streams.config import ENV_OVERRIDES
 from streams.credentials import Secrets, env_name
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS
 from streams.pseudonym import ENV_KEY
-from streams.sinks.clickhouse import ALERT_COLUMNS, ROLLUP_COLUMNS
+from streams.sinks.clickhouse import ALERT_COLUMNS, INCIDENT_COLUMNS, ROLLUP_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -307,6 +307,7 @@ def test_init_script_creates_least_privilege_accounts(
             "dead_letters",
             "deletion_events",
             "recipient_contracts",
+            "incidents",
         )
     }
     assert sorted(grants) == sorted(("SELECT", t) for t in dashboard_tables), f"{ro_user} grants: {grants}"
@@ -572,6 +573,12 @@ def _overrun(alert_id: str, revision: int, status: str, deadline: datetime) -> t
     return tuple(row)
 
 
+def _incident(incident_id: str, revision: int, customers: int, first: datetime, due: datetime) -> tuple:
+    return (incident_id, revision, "open" if revision == 1 else "updated", "actor", "E1", "high",
+            ["bulk_export"], "批量导出", "Bulk export", customers, customers, first, first, due,
+            ["a1"], "{}", revision)  # fmt: skip
+
+
 def _seed(client: Any, db: str) -> None:
     """A few rows per table. Later inserts supersede earlier ones (separate parts), so a panel
     that forgets FINAL on a Replacing table counts wrong in the checks below. pfi.access was
@@ -689,6 +696,12 @@ def _seed(client: Any, db: str) -> None:
         dl_columns,
         [("pfi.access", 0, 10, "schema", "ts", "missing field (retry)", _ts(0))],
     )
+    # found late, its first report already due; the second revision supersedes the first
+    for revision, customers in ((1, 50), (2, 63)):
+        late = _incident("i-late", revision, customers, _ts(0), _ts(-30))
+        _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [late])
+    ahead = _incident("i-ahead", 1, 5, _ts(1), _ts(1) + timedelta(days=1))
+    _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [ahead])
     stats_columns = ["ts", "instance", "stream", "events", "dead_letters", "alerts", "lag", "events_per_s"]
     _insert(
         client,
@@ -763,6 +776,17 @@ def test_consent_and_sdk_panels_count_what_management_asks(_deploy_chdb: Any, de
     assert sent == {"recipient": "acme-collections", "C3": 0, "C2": 0, "C1": 2}
     (by_rule,) = _panel_rows("by rule", _deploy_chdb, deploy_db)
     assert by_rule == {"rule": "after_withdrawal", "customers": 1}
+
+
+def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
+    _deploy_chdb: Any, deploy_db: str
+) -> None:
+    rows = _panel_rows("Leakage incidents", _deploy_chdb, deploy_db)
+    assert [(r["incident_id"], r["revision"], r["customers"]) for r in rows] == [
+        ("i-late", 2, 63),
+        ("i-ahead", 1, 5),
+    ]
+    assert [r["due"] for r in rows] == ["已过 / passed", ""]
 
 
 def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db: str) -> None:
