@@ -66,6 +66,9 @@ def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list
     due = "; ".join(f"{d['to']['en']} by {_iso(d['due'])}" for d in inc["deadlines"])
     # the regulation's own terms (监管部门, 鉴别信息, ...) for the notice and the report to the regulator
     due_zh = "; ".join(f"{d['to']['zh']}: {_iso(d['due'])} 前" for d in inc["deadlines"])
+    # an incident found after a deadline (a late log, a backfill) says so when it is delivered: the
+    # deadlines count from its first event, and only the delivery knows the time
+    passed = [d for d in inc["deadlines"] if d["due"] <= now_ms]
     return [
         {
             "labels": {
@@ -93,6 +96,8 @@ def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list
                 "contact_zh": notice["contact"]["zh"],
                 "deadlines": due,
                 "deadlines_zh": due_zh,
+                "deadlines_passed": "; ".join(d["to"]["en"] for d in passed) or "none",
+                "deadlines_passed_zh": "; ".join(d["to"]["zh"] for d in passed) or "无",
             },
             "startsAt": _iso(inc["first_seen"]),
             "endsAt": _iso(ends),

@@ -150,6 +150,13 @@ def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, ca
     due = datetime.fromtimestamp(regulator["due"] / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     assert f"监管部门 (人民银行分支机构): {due} 前" in notes["deadlines_zh"]
     assert f"the regulator (PBOC branch) by {due}" in notes["deadlines"]
+    assert (
+        notes["deadlines_passed"] == "none" and notes["deadlines_passed_zh"] == "无"
+    )  # delivered at epoch 0
+    # delivered a week after its first event: every deadline has passed, and the annotation says whose
+    (late,) = alertmanager_payload(incident, now_ms=incident["first_seen"] + 7 * 24 * HOUR + 1)
+    assert late["annotations"]["deadlines_passed_zh"].startswith("监管部门")
+    assert late["annotations"]["deadlines_passed"].count(";") == len(incident["deadlines"]) - 1
 
 
 def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[str, int]]:
