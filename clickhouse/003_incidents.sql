@@ -1,7 +1,10 @@
 -- Leakage incidents (streams/incidents.py, docs/incidents.md): the newest revision of each, for the
 -- incident-response team's `lifemon incidents`, the report and the dashboards, beside the incidents
 -- topic that `lifemon notify` delivers from. Written by the checkpoint with the alerts, before the
--- offsets that produced them are committed; a replay rewrites the same rows (version = revision).
+-- offsets that produced them are committed; a replay rewrites the same rows. `version` is derived
+-- from the content (last event time, then closed after open), not from `revision` (the sum of its
+-- alerts' revisions): a replay after a crash batches differently, revises its alerts fewer times,
+-- and must still replace the rows the crashed run wrote (equal versions: the last insert wins).
 -- `incident` is the whole record as JSON (its notice, the pseudonyms of the subjects it lists).
 CREATE TABLE IF NOT EXISTS {db}.incidents
 (

@@ -491,10 +491,15 @@ class BulkQueryDetector:
         """A transfer an employee sent out of the bank with identifiable C2 or C3 data: its records
         count toward the law's tiers like records read (seed 002 §五-六: sharing and transfer; the
         interpretation counts information provided as well as obtained). Internal moves, reports to
-        a regulator and de-identified data do not."""
-        if tr.actor_id is None or tr.deidentified or tr.recipient_type in NOT_TAKEN_OUT:
+        a regulator and de-identified data do not. What a declared recipient is, recipients.yaml
+        says (as transfer_policy judges it): a log calling a processor a regulator lifts no count."""
+        if tr.actor_id is None or tr.deidentified:
             return False
-        if ctx.catalog.policy.recipients.clears(tr.recipient_id, tr.purpose):
+        recipients = ctx.catalog.policy.recipients
+        declared = recipients.recipients.get(tr.recipient_id) if tr.recipient_id else None
+        if (declared.type if declared else tr.recipient_type) in NOT_TAKEN_OUT:
+            return False
+        if recipients.clears(tr.recipient_id, tr.purpose):
             return False  # clearing through the card scheme: the bank's business, not information provided
         return ctx.catalog.profile(tr.categories)[0] is not JrClass.C1
 

@@ -113,10 +113,11 @@ class NoDatabase(ClickHouseUnavailable):
     """A read command found no lifemon database where the config points."""
 
 
-def _read_client(config: Any) -> Any:
+def _read_client(config: Any, table: str = "alerts") -> Any:
     """A ClickHouse client for a command that only reads lifemon's tables. It never creates
     anything: an embedded database that is not there yet, or a server without lifemon's database,
-    is said in one line (NoDatabase) instead of an UNKNOWN_DATABASE traceback."""
+    is said in one line (NoDatabase) instead of an UNKNOWN_DATABASE traceback; so is a `table`
+    added after the lifemon that wrote the database (the next `lifemon run` creates it)."""
     from streams.clickhouse import connect, location
 
     dsn = config.clickhouse_dsn()
@@ -125,12 +126,20 @@ def _read_client(config: Any) -> Any:
         raise NoDatabase(f"no lifemon database at {dsn.removeprefix('chdb://')}: {first}")
     client = connect(dsn)
     database = config.clickhouse.database
-    tables = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'alerts'",
-        parameters={"db": database},
-    ).result_rows[0][0]
-    if not tables:
+    tables = {
+        name
+        for (name,) in client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String} AND name IN ('alerts', {table:String})",
+            parameters={"db": database, "table": table},
+        ).result_rows
+    }
+    if "alerts" not in tables:
         raise NoDatabase(f"no lifemon database {database} in ClickHouse at {location(client)}: {first}")
+    if table not in tables:
+        raise NoDatabase(
+            f"no {table} table in lifemon database {database} at {location(client)}: a lifemon from "
+            f"before it wrote the database; the next `lifemon run` creates it"
+        )
     return client
 
 
@@ -387,7 +396,7 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
 
 
-def _list(args: argparse.Namespace, query: Any, render: Any, **only: Any) -> int:
+def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only: Any) -> int:
     """`lifemon alerts` and `lifemon incidents`: what their filters select, as a terminal shows it."""
     if args.since and args.until and args.until <= args.since:
         log.error(
@@ -396,7 +405,7 @@ def _list(args: argparse.Namespace, query: Any, render: Any, **only: Any) -> int
         return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
     rows = query(
-        _read_client(config),
+        _read_client(config, table),
         config.clickhouse.database,
         min_severity=Severity(args.severity) if args.severity else None,
         status=args.status,
@@ -412,13 +421,13 @@ def _list(args: argparse.Namespace, query: Any, render: Any, **only: Any) -> int
 def cmd_alerts(args: argparse.Namespace) -> int:
     from streams.alert_query import query_alerts, render
 
-    return _list(args, query_alerts, render, detector=args.detector, actor=args.actor)
+    return _list(args, "alerts", query_alerts, render, detector=args.detector, actor=args.actor)
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     from streams.incident_query import query_incidents, render
 
-    return _list(args, query_incidents, render)
+    return _list(args, "incidents", query_incidents, render)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -418,8 +418,12 @@ def test_records_an_employee_sends_out_count_toward_the_law(engine_factory) -> N
 
 def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_factory) -> None:
     engine = engine_factory()
-    sent = [transfer(0, 60, deidentified=True), transfer(1, 60, recipient_type="internal")]
-    sent += [transfer(2, 60, recipient_type="regulator"), transfer(3, 49)]
+    # the regulator and the internal system are not in recipients.yaml: their log's type is all there is
+    sent = [
+        transfer(0, 60, deidentified=True),
+        transfer(1, 60, recipient_id="dwh", recipient_type="internal"),
+    ]
+    sent += [transfer(2, 60, recipient_id="pboc", recipient_type="regulator"), transfer(3, 49)]
     # card payments cleared through the card scheme (seed 002 §六.2(5)): the bank's business
     sent += [
         transfer(
@@ -428,6 +432,20 @@ def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_fact
     ]
     alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
     assert alerts + engine.drain() == []
+
+
+@pytest.mark.parametrize("logged_as", ["regulator", "internal"])
+def test_a_declared_processor_logged_as_a_regulator_or_internal_still_counts(
+    engine_factory, logged_as
+) -> None:
+    """acme-collections is a processor in recipients.yaml: what the bank recorded decides what a
+    recipient is (as transfer_policy judges it), not the sending system's log. 60 credit records
+    sent to it by one employee are past art. 5's 50 whatever the log calls it."""
+    engine = engine_factory()
+    sent = [transfer(i, 20, recipient_type=logged_as) for i in range(3)]
+    alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
+    (a,) = final(alerts + engine.drain()).values()
+    assert a.actor_id == "e1" and a.counts["records"] == 60
 
 
 def window_of(engine, actor="e1"):

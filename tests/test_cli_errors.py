@@ -24,7 +24,7 @@ import pytest
 from detectors import REGISTRY
 from policy import load_policy
 from streams.cli import build_parser, main, when
-from streams.clickhouse import chdb_in_use
+from streams.clickhouse import apply_ddl, chdb_in_use
 from streams.kafka_reach import KafkaUnavailable, reach
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,6 +160,22 @@ def test_a_clickhouse_without_lifemons_database_says_so(
     assert main(["alerts", "--clickhouse", dsn]) == 3
     err = capsys.readouterr().err
     assert "no lifemon database never_" in err and "run `lifemon run` (or `lifemon demo`) first" in err
+
+
+@pytest.mark.integration
+def test_lifemon_incidents_on_a_database_from_before_the_incidents_table_says_so(
+    ch: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """A database a lifemon before clickhouse/003_incidents.sql wrote has alerts and no incidents
+    table (until the next `lifemon run` creates it): one line, not an UNKNOWN_TABLE traceback."""
+    db = f"old_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    ch.command(f"DROP TABLE {db}.incidents")
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    monkeypatch.setenv("LIFEMON_CLICKHOUSE_DATABASE", db)
+    assert main(["incidents", "--clickhouse", f"chdb://{os.environ['LIFEMON_TEST_CHDB']}"]) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"no incidents table in lifemon database {db}" in line and "`lifemon run`" in line
 
 
 def parse_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

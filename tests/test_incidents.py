@@ -284,7 +284,11 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     apply_ddl(ch, db)
     sink = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
     sink.write(list(found.values()))
-    sink.write([i.model_copy(update={"revision": i.revision - 1}) for i in found.values()])  # an older one
+    older = [
+        i.model_copy(update={"revision": i.revision - 1, "last_seen": i.last_seen - 1})
+        for i in found.values()
+    ]
+    sink.write(older)  # an older revision, written late (a rebalanced instance's last checkpoint)
     monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
     config = tmp_path / "lifemon.yaml"
     config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
@@ -298,6 +302,28 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert main(["incidents", "--config", str(config), "--severity", "critical"]) == 0
     (head, _) = capsys.readouterr().out.splitlines()
     assert "critical" in head and "tp_insurance_partner" in head
+
+
+def test_a_replay_in_other_batches_replaces_the_incident_row_a_crash_left(engine, ch) -> None:
+    """A checkpoint writes the incidents table before the changelog and the offsets: a crash
+    between them replays the same reads, in other batches. bulk_query revises an alert at most
+    once per batch, so the live run (a batch per read) wrote revision 41 and the replay (one
+    batch) writes revision 3 once the incident closed. Versioned by revision, the table
+    kept the crashed run's row: the incident stayed 'updated' for good, never 'closed'. Versioned by
+    content (last event, then closed), as the alerts are, the replay's rows replace it."""
+    reads = access("e1", customers=80, fields=("customer_name", "account_balance"), every_s=30)
+    next_day = access("e2", start=26 * HOUR)  # the watermark passes the window: the incident closes
+    live = one(run(engine(), "access", reads, batch=1, final=False))
+    replay = run(engine(), "access", reads + next_day, final=False)[live.incident_id]
+    assert (live.status.value, replay.status.value) == ("updated", "closed")
+    assert replay.revision < live.revision  # what the batches change; the content is the same
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    sink = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
+    sink.write([live])  # the checkpoint the crash interrupted
+    sink.write([replay])
+    rows = ch.query(f"SELECT status, revision FROM {db}.incidents FINAL").result_rows
+    assert rows == [("closed", replay.revision)]
 
 
 def test_an_sdk_sending_abroad_and_a_recipient_without_a_contract_in_force_open_incidents(engine) -> None:
