@@ -9,13 +9,15 @@
 - PagerDuty Events API v2: a `trigger` with `dedup_key` = incident id, so revisions update one
   PagerDuty incident; the integration key comes from the environment, never from a file.
 - A generic JSON webhook: the incident record itself, with `dedup_key` (incident id) and
-  `Idempotency-Key: <incident id>:<revision>`, so a receiver can drop a redelivery.
+  `Idempotency-Key: <incident id>:<revision>:<digest>`, so a receiver can drop a redelivery
+  (`idempotency_key`).
 
 Only a 2xx counts as delivered (docs/incidents.md#delivery).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import urllib.error
@@ -55,6 +57,14 @@ def _summary(inc: dict[str, Any]) -> str:
         f"[{inc['severity']}] {inc['title_en']}: {inc['group']} {inc['key']}, "
         f"{subjects['distinct']} subjects ({', '.join(f'{k} {v}' for k, v in subjects['by_class'].items())})"
     )
+
+
+def idempotency_key(inc: dict[str, Any]) -> str:
+    """`<incident id>:<revision>:<digest of the record>`: a redelivery of the same record carries the
+    same key, and a replay after a crash that revised the incident otherwise (a revision's number
+    follows how the input was batched) carries a new one, so a receiver never drops news as a repeat."""
+    digest = hashlib.sha256(orjson.dumps(inc, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    return f"{inc['incident_id']}:{inc['revision']}:{digest}"
 
 
 def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list[dict[str, Any]]:
@@ -162,7 +172,7 @@ class HttpReceiver:
             method="POST",
             headers={
                 "Content-Type": "application/json",
-                "Idempotency-Key": f"{inc['incident_id']}:{inc['revision']}",
+                "Idempotency-Key": idempotency_key(inc),
                 "User-Agent": "lifemon-notify",
             },
         )
