@@ -134,6 +134,8 @@ EXPECTED = {  # (actor, rule) -> (severity, fields, labels)
     ("push", "country_not_allowed"): ("Critical", [], {"label_clear": 1}),
     ("collect.adtrack.example", "undeclared_sdk"): ("High", [], {"label_omitted": 1}),
     ("AppsFlyer", "undeclared_sdk"): ("High", [], {"label_omitted": 1}),
+    # an SDK the policy never named is held to the bank's home country: AppsFlyer sends to the US
+    ("AppsFlyer", "country_not_allowed"): ("Critical", [], {"label_omitted": 1}),
 }
 
 
@@ -164,9 +166,16 @@ def test_mitmproxy_capture_shipped_and_judged(capture, broker, ch, names, policy
 
     alerts = latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=len(EXPECTED)))
     assert findings(alerts) == EXPECTED
-    summaries = {actor_uid(o): o["finding_info"]["desc"] for o in alerts.values()}
-    assert "unknown third party at collect.adtrack.example" in summaries["collect.adtrack.example"]
-    assert "named by a tracker signature at t.appsflyer.com US" in summaries["AppsFlyer"]
+    summaries = {
+        (actor_uid(o), o["finding_info"]["analytic"]["uid"].rsplit(".", 1)[1]): o["finding_info"]["desc"]
+        for o in alerts.values()
+    }
+    undeclared = "undeclared_sdk"
+    assert (
+        "unknown third party at collect.adtrack.example" in summaries[("collect.adtrack.example", undeclared)]
+    )
+    assert "named by a tracker signature at t.appsflyer.com US" in summaries[("AppsFlyer", undeclared)]
+    assert "sent personal information abroad (country US)" in summaries[("AppsFlyer", "country_not_allowed")]
     wire = json.dumps(list(alerts.values()), ensure_ascii=False)
     assert not [v for v in (IMEI, RIC, CARD, PHONE, "382916") if v in wire]  # no value reaches an alert
 
