@@ -73,6 +73,12 @@ class StatsCollector:
             dict(s.opened),
         )
         yield _counter(
+            "lifemon_incidents",
+            "Leakage incidents this instance raised, by leakage class and severity when first raised",
+            ["class", "severity"],
+            dict(s.incidents),
+        )
+        yield _counter(
             "lifemon_alert_revisions",
             "Alert revisions emitted (open, updated, closed), by detector",
             ["detector", "status"],

@@ -958,6 +958,7 @@ class Monitor:
             sink.add(self._pending_alerts.values())
         self._pending_alerts = {}
         incidents = self.engine.take_incidents()
+        self.stats.on_incidents(incidents)
         for sink in self.incident_sinks:
             sink.add(incidents)
         backoff = 0.5

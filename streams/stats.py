@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from schemas.incident import Incident
 from schemas.models import Alert
 from streams.alerts import latest
 from streams.codecs import DeadLetter
@@ -57,6 +58,10 @@ class Stats:
     gaps: Counter = field(default_factory=Counter)  # raw-log object the source mapping lacks -> times seen
     alerts: dict[str, Alert] = field(default_factory=dict)  # alert id -> newest revision
     opened: Counter = field(default_factory=Counter)  # (detector, severity) -> alerts first seen here
+    incidents: Counter = field(
+        default_factory=Counter
+    )  # (leakage classes, severity) -> incidents first seen here
+    _incident_ids: set[str] = field(default_factory=set)
     revisions: Counter = field(default_factory=Counter)  # (detector, status) -> alert revisions emitted
     lags: dict[tuple[str, str, int], Lag] = field(default_factory=dict)  # (stream, topic, partition) -> lag
     batches: Durations = field(default_factory=Durations)
@@ -100,6 +105,13 @@ class Stats:
             if a.alert_id not in self.alerts:
                 self.opened[(a.detector, a.severity.value)] += 1
             self.alerts[a.alert_id] = a
+
+    def on_incidents(self, incidents: list[Incident]) -> None:
+        """Incident revisions a checkpoint writes: each incident counted once, as first raised here."""
+        for i in incidents:
+            if i.incident_id not in self._incident_ids:
+                self._incident_ids.add(i.incident_id)
+                self.incidents[("+".join(i.leakage_classes), i.severity.value)] += 1
 
     def on_lag(self, lags: dict[tuple[str, str, int], Lag]) -> None:
         self.lags = lags
