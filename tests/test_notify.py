@@ -284,7 +284,7 @@ def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undeliv
     produce_incidents(config, policy, catalog)
     started = time.monotonic()
     proc = subprocess.run(
-        notify_command(config, tmp_path, "--seconds", "4"),
+        notify_command(config, tmp_path, "--seconds", "12"),  # its group join included
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -297,7 +297,7 @@ def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undeliv
     assert (
         "not delivered to hook (still failing)" in proc.stderr and "run lifemon notify again" in proc.stderr
     )
-    assert took < 20, f"--seconds 4 took {took:.0f} s"
+    assert took < 35, f"--seconds 12 took {took:.0f} s"  # without the bound: the 60 s timeout
     assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 0
     hook.close()
 
