@@ -496,8 +496,7 @@ class BulkQueryDetector:
         if tr.actor_id is None or tr.deidentified:
             return False
         recipients = ctx.catalog.policy.recipients
-        declared = recipients.recipients.get(tr.recipient_id) if tr.recipient_id else None
-        if (declared.type if declared else tr.recipient_type) in NOT_TAKEN_OUT:
+        if recipients.kind_of(tr.recipient_id, tr.recipient_type) in NOT_TAKEN_OUT:
             return False
         if recipients.clears(tr.recipient_id, tr.purpose):
             return False  # clearing through the card scheme: the bank's business, not information provided

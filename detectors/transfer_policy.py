@@ -163,11 +163,12 @@ class TransferPolicyDetector:
         r = self.p.rules
         # what a declared recipient is, and where, is the bank's record (recipients.yaml), not what
         # a sending system's log calls it: a mislabel must not lift a rule. Either word for abroad counts.
-        declared = book.recipients.get(ev.recipient_id)
-        kind = declared.type if declared else ev.recipient_type
+        recipients = ctx.catalog.policy.recipients
+        declared = recipients.recipients.get(ev.recipient_id)
+        kind = recipients.kind_of(ev.recipient_id, ev.recipient_type)
         # clearing through a declared clearing house follows the national clearing rules, not the
         # sharing rules (seed 002 §六.2(5)); the policy declares it, never the event
-        clearing = ctx.catalog.policy.recipients.clears(ev.recipient_id, ev.purpose)
+        clearing = recipients.clears(ev.recipient_id, ev.purpose)
         outside = kind in self.p.outside_types and not clearing
         helpers = sorted(set(ev.categories) & ctx.catalog.auth_helpers)
         flagged: set[str] = set()  # fields c3_shared reported: not reported again as uncovered

@@ -358,6 +358,12 @@ class Recipients(Strict):
                 seen[c.id] = rid
         return self
 
+    def kind_of(self, recipient_id: str | None, logged: RecipientType) -> RecipientType:
+        """What a recipient is: the type recipients.yaml declares for it, else the one its log
+        gives. A sending system's label must not lift a rule the bank's record applies."""
+        known = self.recipients.get(recipient_id) if recipient_id else None
+        return known.type if known else logged
+
     def clears(self, recipient_id: str | None, purpose: str | None) -> bool:
         """A transfer to a declared clearing or settlement institution for one of the purposes it
         clears (seed 002 §六.2(5), seed 004 (4)①: 转接清算 is necessary financial business)."""
