@@ -118,7 +118,7 @@ def _read_client(config: Any, table: str = "alerts") -> Any:
     anything: an embedded database that is not there yet, or a server without lifemon's database,
     is said in one line (NoDatabase) instead of an UNKNOWN_DATABASE traceback; so is a `table`
     added after the lifemon that wrote the database (the next `lifemon run` creates it)."""
-    from streams.clickhouse import connect, location
+    from streams.clickhouse import connect, location, tables_present
 
     dsn = config.clickhouse_dsn()
     first = "run `lifemon run` (or `lifemon demo`) first, or point --clickhouse, clickhouse.dsn or LIFEMON_CLICKHOUSE_DSN at one"
@@ -126,13 +126,7 @@ def _read_client(config: Any, table: str = "alerts") -> Any:
         raise NoDatabase(f"no lifemon database at {dsn.removeprefix('chdb://')}: {first}")
     client = connect(dsn)
     database = config.clickhouse.database
-    tables = {
-        name
-        for (name,) in client.query(
-            "SELECT name FROM system.tables WHERE database = {db:String} AND name IN ('alerts', {table:String})",
-            parameters={"db": database, "table": table},
-        ).result_rows
-    }
+    tables = tables_present(client, database, ["alerts", table])
     if "alerts" not in tables:
         raise NoDatabase(f"no lifemon database {database} in ClickHouse at {location(client)}: {first}")
     if table not in tables:

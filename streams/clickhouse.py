@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -241,6 +242,18 @@ def preload_driver() -> None:
     from clickhouse_connect.driver import options
 
     _ = options.pd  # the module's lazy attribute: resolving it imports pandas if installed
+
+
+def tables_present(client: Any, database: str, names: Sequence[str]) -> set[str]:
+    """Which of `names` exist in `database`: a database an earlier lifemon wrote lacks the tables
+    added since, until the next `lifemon run` creates them."""
+    return {
+        name
+        for (name,) in client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String} AND name IN {names:Array(String)}",
+            parameters={"db": database, "names": list(names)},
+        ).result_rows
+    }
 
 
 def location(client: Any) -> str:

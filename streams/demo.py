@@ -111,14 +111,14 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
         print(f"  {a.summary}")
         print(f"  regulation: {'; '.join(a.regulation)}")
         print(f"  subjects (HMAC pseudonyms): {', '.join(a.subjects_sample[:3])} ...")
-    (incidents,) = client.query(
-        f"SELECT count() FROM {config.clickhouse.database}.incidents FINAL"
-    ).result_rows[0]
-    print(f"\nleakage incidents for the response team: {incidents}   (lifemon incidents lists them)")
     from streams.report import gather, render
 
+    stored = gather(client, config.clickhouse.database)
+    print(
+        f"\nleakage incidents for the response team: {stored['incidents']}   (lifemon incidents lists them)"
+    )
     report = config.data_dir / "report.html"
-    report.write_text(render(gather(client, config.clickhouse.database)), encoding="utf-8")
+    report.write_text(render(stored), encoding="utf-8")
     print(f"\nreport: {report}")
     print(f"ClickHouse: {config.clickhouse_dsn()} (database {config.clickhouse.database})")
     print(f"ground truth: {config.data_dir / 'truth.json'}")

@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 
 from streams.alert_query import records_and_customers
+from streams.clickhouse import tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
 
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
@@ -83,10 +84,7 @@ def gather(client: Any, db: str) -> dict[str, Any]:
     ).result_rows
     dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
     # a database a lifemon before the incidents table wrote has none yet (the next run creates it)
-    has_incidents = q(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'incidents'",
-        parameters={"db": db},
-    ).result_rows[0][0]
+    has_incidents = tables_present(client, db, ["incidents"])
     incidents = q(f"SELECT count() FROM {db}.incidents FINAL").result_rows[0][0] if has_incidents else 0
     return {
         "by_hour": by_hour,
