@@ -10,6 +10,7 @@ from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from detectors.bulk_query import WINDOW
+from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -40,9 +41,7 @@ def feed(engine, events, batch_size=10_000, offset=0):
 
 
 def final(alerts):
-    out = {}
-    for a in sorted(alerts, key=lambda a: a.revision):
-        out[a.alert_id] = a
+    out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
     return out
 
 

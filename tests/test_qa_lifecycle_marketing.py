@@ -14,6 +14,7 @@ from conftest import T0, fed, refs
 
 from detectors import load_detectors
 from schemas.models import Consent, MarketingPushEvent
+from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -61,9 +62,7 @@ def run(e: Engine, pushes: list[MarketingPushEvent], *late: Consent) -> list[Any
     e.apply_reference("consents", refs("consents", [consent(-HOUR, None, subject="CIF-OTHER")]))
     alerts += e.process("marketing", "m", 0, fed("marketing", [mover], offset=len(pushes)))
     alerts += e.advance() + e.drain()
-    out: dict[str, Any] = {}
-    for a in sorted(alerts, key=lambda a: a.revision):
-        out[a.alert_id] = a
+    out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
     return list(out.values())
 
 

@@ -17,6 +17,7 @@ from conftest import T0, fed, refs
 from detectors import load_detectors
 from policy.catalog import Catalog
 from schemas.models import Consent, SdkTelemetryEvent
+from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -47,9 +48,7 @@ def run(policy: Any, events: list[SdkTelemetryEvent], consents: list[Consent] = 
     e = Engine([spec], Catalog(policy), Pseudonymizer(b"qa-sdk-key-0123456789abcd"), rollup_block=1000)
     e.apply_reference("consents", refs("consents", list(consents)))
     alerts = e.process("sdk", "pfi.sdk", 0, fed("sdk", events, "pfi.sdk")) + e.advance() + e.drain()
-    out: dict[str, Any] = {}
-    for a in sorted(alerts, key=lambda a: a.revision):
-        out[a.alert_id] = a
+    out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
     return list(out.values())
 
 

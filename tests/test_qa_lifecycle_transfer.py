@@ -16,6 +16,7 @@ from conftest import T0, fed, refs
 
 from detectors import load_detectors
 from schemas.models import Consent, TransferEvent
+from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -52,9 +53,7 @@ def run(policy: Any, catalog: Any, events: list[TransferEvent], given: list[Cons
     e.apply_reference("consents", refs("consents", given))
     alerts = e.process("transfer", "pfi.transfer", 0, fed("transfer", events, "pfi.transfer")) + e.advance()
     alerts += e.drain()
-    out: dict[str, Any] = {}
-    for a in sorted(alerts, key=lambda a: a.revision):
-        out[a.alert_id] = a
+    out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
     for a in out.values():
         blob = a.model_dump_json()
         assert not any(s in blob for s in SUBJECTS), a.summary

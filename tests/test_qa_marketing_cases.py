@@ -22,6 +22,7 @@ from conftest import T0, fed, refs
 
 from detectors import load_detectors
 from schemas.models import Consent, Customer, MarketingPushEvent
+from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -77,9 +78,7 @@ def run(policy, catalog):
         events = [*sorted(pushes, key=lambda p: p.ts), push(last + 2 * DAY, subject=OTHER)]
         alerts = e.process("marketing", "pfi.marketing", 0, fed("marketing", events, "pfi.marketing"))
         alerts += e.advance() + e.drain()
-        out: dict[str, Any] = {}
-        for a in sorted(alerts, key=lambda a: a.revision):
-            out[a.alert_id] = a
+        out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
         for a in out.values():
             assert CUSTOMER not in a.model_dump_json(), a.summary
             assert a.title_zh and a.title_en and a.regulation, a.summary

@@ -20,6 +20,7 @@ from conftest import T0, fed, refs
 from detectors import load_detectors
 from policy.catalog import Catalog
 from schemas.models import Consent, SdkTelemetryEvent
+from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -56,9 +57,7 @@ def run(policy: Any, *batches: list[SdkTelemetryEvent], consents: list[Consent] 
         alerts += e.process("sdk", "pfi.sdk", 0, fed("sdk", batch, "pfi.sdk", offset)) + e.advance()
         offset += len(batch)
     alerts += e.drain()
-    out: dict[str, Any] = {}
-    for a in sorted(alerts, key=lambda a: a.revision):
-        out[a.alert_id] = a
+    out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
     for a in out.values():
         assert CUSTOMER not in a.model_dump_json(), a.summary
         assert a.title_zh and a.title_en and a.regulation, a.rule_id

@@ -19,6 +19,7 @@ from conftest import T0, fed, refs
 
 from detectors import load_detectors
 from schemas.models import Consent, TransferEvent
+from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -71,9 +72,7 @@ def run(policy, catalog):
         events = sorted(events, key=lambda ev: ev.ts)
         alerts = e.process("transfer", "pfi.transfer", 0, fed("transfer", events, "pfi.transfer"))
         alerts += e.advance() + e.drain()
-        out: dict[str, Any] = {}
-        for a in sorted(alerts, key=lambda a: a.revision):
-            out[a.alert_id] = a
+        out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
         for a in out.values():
             assert not any(s in a.model_dump_json() for s in SUBJECTS), a.summary
             assert a.title_zh and a.title_en and a.regulation, a.rule_id

@@ -15,6 +15,7 @@ from policy.catalog import Catalog
 from policy.model import Policy
 from policy.sdk_declarations import Label, SdkDeclarations
 from schemas.models import Consent, SdkTelemetryEvent
+from streams.alerts import latest
 from streams.engine import SDK_LABEL, Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -63,9 +64,7 @@ def run(engine: Engine, events: list[SdkTelemetryEvent], batch: int = 10_000, of
 
 
 def final(alerts: list) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for a in sorted(alerts, key=lambda a: a.revision):
-        out[a.alert_id] = a
+    out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
     return out
 
 

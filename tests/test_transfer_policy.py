@@ -15,7 +15,7 @@ from conftest import T0, fed, refs
 from detectors import load_detectors
 from policy import DEFAULT_DIR, PolicyError, load_policy
 from schemas.models import Consent, TransferEvent
-from streams.alerts import to_ocsf
+from streams.alerts import latest, to_ocsf
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -85,9 +85,7 @@ def run(engine: Engine, *events: TransferEvent, offset: int = 0) -> dict[str, An
         "transfer", "pfi.transfer", 0, fed("transfer", list(events), "pfi.transfer", offset)
     )
     alerts += engine.advance()
-    out: dict[str, Any] = {}
-    for a in sorted(alerts, key=lambda a: a.revision):
-        out[a.alert_id] = a
+    out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
     return out
 
 
