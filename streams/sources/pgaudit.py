@@ -274,9 +274,8 @@ class PgauditParser:
                     "no row count ends the line: turn pgaudit.log_rows on, or set the source's log_rows: false",
                 )
             rows = count(rest.pop(), "rows")
-        if (
-            command == "COPY" and not obj_name
-        ):  # COPY <table> TO|FROM: pgaudit logs 0 rows, it never counts them
+        # COPY <table> TO|FROM names no object and logs 0 rows: pgaudit never counts them
+        if command == "COPY" and not obj_name:
             rows = None
             command = "COPY FROM" if cls == "WRITE" else command
         params = [p for p in rest if p not in ("<none>", "<not logged>")]
