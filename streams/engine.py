@@ -50,6 +50,8 @@ OTHER = "other"  # a dimension value that is not a known id never reaches a tabl
 DEDUP_IDS_PER_PARTITION = 200_000
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
+CHANNELS = "channels"  # a task input's marks from each source partition (Task.mark)
+SOURCE_TIME = ENGINE + "source" + SEP  # then <topic>: the latest event time read from it (Engine._held_by)
 ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <minute>] (PartitionRollup.save)
 NO_TOPIC_ID = ""  # a topic whose incarnation is not known: rows from before topic ids, a replay, a test
 PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
@@ -333,6 +335,13 @@ class Task:
         self.stream_time = store.get(self._clock_key(), 0)
         # per input: the latest event time accepted from it (the aligned watermark's inputs)
         self.input_times: dict[str, int] = {s: store.get(self._clock_key(s), 0) for s in spec.inputs}
+        # per re-keyed input: (source topic, partition) -> how far that source partition had read
+        # when it last marked this partition of the repartition topic (Engine.mark)
+        self.expected: dict[str, frozenset[tuple[str, int]]] = {}  # re-keyed input -> its source partitions
+        self.channels: dict[str, dict[tuple[str, int], int]] = {
+            s: {(t, p): time for t, p, time in store.get(self._clock_key(s) + SEP + CHANNELS, ())}
+            for s in spec.inputs
+        }
 
     def _clock_key(self, stream: str | None = None) -> str:
         key = ENGINE + "time" + SEP + self.spec.kind
@@ -349,13 +358,39 @@ class Task:
         never delivered to this task holds nothing back, as Kafka Streams picks among the inputs
         with records: a re-keyed stream whose source lags may never reach this partition (and
         state from before these clocks were kept has none)."""
-        times = [t for s, t in self.input_times.items() if s in behind and t]
+        times = [t for s in self.input_times if s in behind and (t := self._input_time(s)) is not None]
         return min(times) if times else self.stream_time
+
+    def _input_time(self, stream: str) -> int | None:
+        """How far an input has come (None: it holds nothing back). A direct input: the latest
+        event time accepted from it, if it delivered any. A re-keyed input: the earliest of its
+        source partitions' marks once each has marked this partition, whether or not any of its
+        records came here; until then 0 (nothing fires) if records came, else nothing. A
+        repartition topic mixes its source's partitions, each at its own pace (one read to its end
+        while another is still mid-day), so its records' latest time says nothing of what is yet
+        to come from the slower one; the marks do, as Flink's watermark after a shuffle is the
+        least of its channels'."""
+        delivered = self.input_times[stream]
+        expected = self.expected.get(stream)
+        if not expected:
+            return delivered or None
+        marks = self.channels[stream]
+        if expected <= marks.keys():
+            return min(marks.values())
+        return 0 if delivered else None
+
+    def mark(self, stream: str, source: tuple[str, int], time: int) -> None:
+        marks = self.channels[stream]
+        if time > marks.get(source, 0):
+            marks[source] = time
 
     def save_clock(self) -> None:
         self.store.put(self._clock_key(), self.stream_time)
         for stream, t in self.input_times.items():
             self.store.put(self._clock_key(stream), t)
+            if self.channels[stream]:
+                marks = [[topic, p, time] for (topic, p), time in sorted(self.channels[stream].items())]
+                self.store.put(self._clock_key(stream) + SEP + CHANNELS, marks)
 
 
 class Engine:
@@ -391,6 +426,13 @@ class Engine:
         self.tasks: dict[tuple[int, str], Task] = {}
         # partition -> its inputs with more to read, as the last `advance` was told
         self._behind: dict[int, set[str]] = {}
+        # re-keyed inputs (stream, key) -> the source partitions (topic, partition) that feed their
+        # repartition topic (set by the runtime), the latest event time read from each source
+        # partition, and what the last `advance` found those still being read hold each input at
+        self.repartition_sources: dict[tuple[str, str], frozenset[tuple[str, int]]] = {}
+        self.source_times: dict[tuple[str, int], int] = {}
+        self._saved_source_times: dict[tuple[str, int], int] = {}
+        self._held: dict[tuple[str, str], int] = {}
         # the stage after the detectors: leakage-class alerts grouped into incidents, per partition
         # number like the detectors whose alerts it reads (streams/incidents.py)
         self.incident_stages: dict[int, IncidentStage] = {}
@@ -452,6 +494,9 @@ class Engine:
         decoded = self._first_deliveries(stream, topic, partition, decoded)
         events = list(map(itemgetter(1), decoded))
         if events:
+            newest = max(map(_ts, events))
+            if newest > self.source_times.get((topic, partition), 0):
+                self.source_times[(topic, partition)] = newest
             self._pseudonymize(stream, events)
             self._rollup(stream, topic, partition, decoded, events)
             if stream == "lifecycle" and self.deletions is not None:
@@ -467,6 +512,15 @@ class Engine:
         decoded = self._first_deliveries(stream, topic, partition, decoded, key)
         return self.feed(stream, key, partition, [ev for _, ev in decoded])
 
+    def mark(self, stream: str, key: str, partition: int, marks: Iterable[tuple[str, int, int]]) -> None:
+        """Marks read from a repartition topic's partition: (source topic, source partition,
+        latest event time read from it when it re-keyed what precedes the mark), to the tasks
+        that read `stream` keyed by `key` there (`Task._input_time`)."""
+        specs = self.readers.get((stream, key), ())
+        for topic, source, time in marks:
+            for spec in specs:
+                self.task(partition, spec).mark(stream, (topic, source), time)
+
     def feed(self, stream: str, key: str, partition: int, events: Sequence[Any]) -> list[Alert]:
         """Events keyed by `key` to the tasks on `partition` that read them so."""
         if not events:
@@ -476,7 +530,9 @@ class Engine:
         for spec in self.readers.get((stream, key), ()):
             task = self.task(partition, spec)
             task.accept(stream, newest)
-            task.ctx.watermark = task.aligned(self._behind.get(partition, ())) - self.lateness
+            task.ctx.watermark = (
+                self._held_at(task, task.aligned(self._behind.get(partition, ()))) - self.lateness
+            )
             findings.extend(task.detector.process(stream, events, task.ctx))
         return self._alerts(findings, partition)
 
@@ -556,26 +612,30 @@ class Engine:
         final: bool = False,
         clock: int | None = None,
         behind: Collection[tuple[str, int]] = (),
+        sources_behind: Collection[tuple[str, int]] = (),
     ) -> list[Alert]:
         """Fire the timers each task's watermark has passed. `caught_up` holds the (stream,
         partition) inputs with nothing left to read: a task whose inputs all are follows the
         instance clock, or `clock` if that is earlier (the live runtime passes the clock as it
         stood a few seconds ago). `behind` holds those known to have more: a task's watermark
-        waits for the earliest of them (`Task.aligned`). `final` (end of a finite input) advances
-        every task to the last event time."""
+        waits for the earliest of them (`Task.aligned`). `sources_behind` holds the (topic,
+        partition) of source topics with more to read: a re-keyed input waits for the earliest
+        event time read from those that feed it (`_held_at`). `final` (end of a finite input)
+        advances every task to the last event time."""
         clock = self.clock() if clock is None else min(clock, self.clock())
         self._behind = defaultdict(set)
         for s, p in behind:
             self._behind[p].add(s)
+        self._held = self._held_by(sources_behind)
         findings: dict[int, list[Finding]] = defaultdict(list)
         watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
         for (p, kind), task in self.tasks.items():
             if final:
                 wm = clock
             elif all((s, p) in caught_up for s in task.spec.inputs):
-                wm = max(task.stream_time, clock) - self.lateness
+                wm = self._held_at(task, max(task.stream_time, clock)) - self.lateness
             else:
-                wm = task.aligned(self._behind.get(p, ())) - self.lateness
+                wm = self._held_at(task, task.aligned(self._behind.get(p, ()))) - self.lateness
             task.ctx.watermark = watermarks[p][kind] = wm
             for key, deadline in task.timers.due(wm):
                 findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
@@ -589,6 +649,28 @@ class Engine:
                 for key, deadline in timers.due(min(clocks)) if clocks else ():
                     self._incident_revisions(stage.on_timer(key, deadline))
         return alerts
+
+    def _held_by(self, sources_behind: Collection[tuple[str, int]]) -> dict[tuple[str, str], int]:
+        """Per re-keyed input, the earliest event time read so far from the source partitions that
+        feed it and still have records to read. Any partition of the source may re-key a record
+        into any task, so a task reading the input is no further on than that, as Flink's watermark
+        after a shuffle is the minimum over every upstream partition. A source partition not read
+        from yet holds nothing back, as an input that never delivered does not (`Task.aligned`)."""
+        held: dict[tuple[str, str], int] = {}
+        for topic, p in sources_behind:
+            t = self.source_times.get((topic, p))
+            if not t:
+                continue
+            for rekeyed, sources in self.repartition_sources.items():
+                if (topic, p) in sources and t < held.get(rekeyed, t + 1):
+                    held[rekeyed] = t
+        return held
+
+    def _held_at(self, task: Task, time: int) -> int:
+        """`time`, or earlier where a re-keyed input of the task is held by its sources (`_held_by`)."""
+        if not self._held:
+            return time
+        return min([time, *(self._held[k] for k in task.spec.inputs.items() if k in self._held)])
 
     def prune_references(self, history_ms: int) -> int:
         """Forget reference versions superseded more than `history_ms` before the instance clock:
@@ -611,6 +693,11 @@ class Engine:
             found = self.tasks[(partition, spec.kind)] = Task(
                 spec, self.store(partition), self.catalog, self.refs
             )
+            found.expected = {
+                s: self.repartition_sources[(s, key)]
+                for s, key in spec.inputs.items()
+                if (s, key) in self.repartition_sources
+            }
         return found
 
     def store(self, partition: int) -> KeyedStore:
@@ -802,6 +889,10 @@ class Engine:
         for (topic, p), roll in self.rollups.items():
             if p == partition:
                 roll.save(store, ROLLUP + topic + SEP)
+        for (topic, p), t in self.source_times.items():
+            if p == partition and self._saved_source_times.get((topic, p)) != t:
+                store.put(SOURCE_TIME + topic, t)
+                self._saved_source_times[(topic, p)] = t
         return store.changes()
 
     def dirty_count(self) -> int:
@@ -835,6 +926,9 @@ class Engine:
         self._check_pseudonym_version(partition, store)
         for spec in self.specs:
             self.task(partition, spec)
+        for key, t in store.items(SOURCE_TIME):
+            self.source_times[(key.removeprefix(SOURCE_TIME), partition)] = t
+            self._saved_source_times[(key.removeprefix(SOURCE_TIME), partition)] = t
         for key, value in list(store.items(ROLLUP)):
             topic, _, rest = key.removeprefix(ROLLUP).partition(SEP)
             if rest:
@@ -881,6 +975,9 @@ class Engine:
             del self.rollups[source]
         for source in [k for k in self.seen_ids if k[1] == partition]:
             del self.seen_ids[source]
+        for source in [k for k in self.source_times if k[1] == partition]:
+            del self.source_times[source]
+            self._saved_source_times.pop(source, None)
         store = self.stores.pop(partition, None)
         if store is not None:
             store.destroy()

@@ -72,6 +72,7 @@ from streams.sinks.clickhouse import (
     incident_row,
 )
 from streams.sinks.kafka import (
+    Encoded,
     KafkaTopicSink,
     encode_alert,
     encode_dead_letter,
@@ -283,10 +284,33 @@ def _watchdog(abort: threading.Event, grace_s: float) -> None:
 _json = msgspec.json.Encoder()
 
 
-def _encode_rekeyed(item: tuple[str, Any]) -> tuple[bytes, bytes, None]:
-    """A re-keyed event: its new key, and its JSON (pseudonyms already in place)."""
+# A repartition topic's marks carry this header; lifemon writes those topics, so no event has one.
+MARK_HEADER = "lifemon.mark"
+
+
+def _encode_rekeyed(item: tuple[str | None, Any]) -> Encoded:
+    """A re-keyed event: its new key, and its JSON (pseudonyms already in place). Or a mark
+    (key None): [source topic, source partition, time] to one partition (`Monitor._mark`)."""
     key, event = item
+    if key is None:
+        *mark, partition = event
+        return None, _json.encode(mark), [(MARK_HEADER, b"")], partition
     return key.encode(), _json.encode(event), None
+
+
+def _is_mark(raw: RawRecord) -> bool:
+    return bool(raw.headers) and any(name == MARK_HEADER for name, _ in raw.headers or ())
+
+
+def _split_marks(raws: list[RawRecord]) -> tuple[list[RawRecord], list[tuple[str, int, int]]]:
+    """A repartition topic's records: (the events, the marks among them)."""
+    if not any(map(attrgetter("headers"), raws)):
+        return raws, []
+    marks = [r for r in raws if _is_mark(r)]
+    return [r for r in raws if not _is_mark(r)], [_mark(r.value or b"") for r in marks]
+
+
+_mark = msgspec.json.Decoder(tuple[str, int, int]).decode
 
 
 def to_raw(msg: Any) -> RawRecord:
@@ -416,6 +440,8 @@ class Monitor:
             if topic not in self.repartition
         }
         self.event_topics += list(self.repartition)
+        self.partition_count = config.kafka.partitions  # the inputs' own, once prepare has seen them
+        self._marked: dict[tuple[str, int], tuple[int, float]] = {}  # source -> last mark, when sent
         self.repartition_sinks = {
             (s, key): KafkaTopicSink(
                 self.producer, topic, _encode_rekeyed, f"{s} by {key}→{topic}", stop=self.abort_event
@@ -749,12 +775,14 @@ class Monitor:
         for (topic, partition), raws in groups.items():
             stream = self.stream_of[topic]
             rekeyed = self.repartition.get(topic)
-            decoded = self.decoder.decode(stream, raws, check_time=rekeyed is None)
+            records, marks = _split_marks(raws) if rekeyed is not None else (raws, [])
+            decoded = self.decoder.decode(stream, records, check_time=rekeyed is None)
             self._dead(stream, decoded.dead)
             if decoded.gaps:  # a raw log named what the source mapping lacks
                 self.engine.count_gaps(stream, topic, partition, decoded.gaps)
             if rekeyed is not None:  # counted once, at their source
                 alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
+                self.engine.mark(stream, rekeyed[1], partition, marks)
             else:
                 self.stats.on_consumed(stream, len(raws))
                 alerts += self._process_source(stream, topic, partition, decoded.ok)
@@ -818,7 +846,33 @@ class Monitor:
             alerts = self.engine.feed(stream, STREAM_KEYS[stream], partition, events)
         for key in self.rekeyed_by[topic]:
             self.repartition_sinks[(stream, key)].send(rekey(key, events))
+            if events:
+                self._mark(self.repartition_sinks[(stream, key)], topic, partition)
         return alerts
+
+    def _mark(self, sink: KafkaTopicSink, topic: str, partition: int) -> None:
+        """After a source partition's events, a mark to every partition of the repartition topic:
+        how far that source partition has read, in event time. Behind its records in each
+        partition, it tells the tasks there that nothing older is to come from that source
+        (`Task._input_time`), whatever the other source partitions delivered meanwhile."""
+        at = self.engine.source_times.get((topic, partition), 0)
+        sink.send([(None, (topic, partition, at, p)) for p in range(self.partition_count)])
+        self._marked[(topic, partition)] = (at, time.monotonic())
+
+    def _mark_idle(self, clock: int, sources_behind: set[tuple[str, int]]) -> None:
+        """A source partition with nothing left to read marks the repartition topics it feeds with
+        the instance clock as it stood IDLE_AFTER_S ago, as a quiet task follows it: without its
+        marks a task there could not tell an idle source from a slow one, and would wait for it.
+        At most once a second each, and only when the clock moved."""
+        now = time.monotonic()
+        for topic, p in self._assignment():
+            if not self.rekeyed_by.get(topic) or (topic, p) in sources_behind:
+                continue
+            last, sent = self._marked.get((topic, p), (0, 0.0))
+            if clock > last and now - sent >= 1.0:
+                self.engine.source_times[(topic, p)] = max(self.engine.source_times.get((topic, p), 0), clock)
+                for key in self.rekeyed_by[topic]:
+                    self._mark(self.repartition_sinks[(self.stream_of[topic], key)], topic, p)
 
     def _emit(self, alerts: list[Any]) -> None:
         """Alerts wait for the checkpoint, newest revision per id: one write per alert and checkpoint."""
@@ -834,8 +888,10 @@ class Monitor:
             # what this batch re-keyed, acknowledged: where it went is then known (`_input_progress`),
             # rather than every partition waiting on it
             self.producer.flush(REKEYED_ACK_WAIT_S)
-        caught_up, behind = self._input_progress()
-        return self.engine.advance(caught_up, clock=clock, behind=behind)
+        caught_up, behind, sources_behind = self._input_progress()
+        if clock:
+            self._mark_idle(clock, sources_behind)
+        return self.engine.advance(caught_up, clock=clock, behind=behind, sources_behind=sources_behind)
 
     def _end_offset(self, topic: str, partition: int) -> int:
         """The partition's end as the consumer's fetches reported it (-1 if none yet). Not
@@ -856,14 +912,17 @@ class Monitor:
             return {}
         return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
-    def _input_progress(self) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
-        """(caught up, behind): the (stream, partition) of assigned inputs with nothing left to
-        read on every topic that feeds the stream (a raw-log topic feeds `access` beside
-        pfi.access), and the others. One whose end no fetch has reported yet is behind, and so
-        is a repartition topic with records this instance re-keyed into it and has not read back
-        (a fetch reports them only later), or still sending (every partition: any may get them)."""
+    def _input_progress(self) -> tuple[set[tuple[str, int]], set[tuple[str, int]], set[tuple[str, int]]]:
+        """(caught up, behind, sources behind): the (stream, partition) of assigned inputs with
+        nothing left to read on every topic that feeds the stream (a raw-log topic feeds `access`
+        beside pfi.access), and the others. One whose end no fetch has reported yet is behind, and
+        so is a repartition topic with records this instance re-keyed into it and has not read back
+        (a fetch reports them only later), or still sending (every partition: any may get them).
+        Sources behind: the (topic, partition) of the source topics behind, each of whose records
+        may yet be re-keyed into any partition (Engine._held_by)."""
         out: set[tuple[str, int]] = set()
         behind: set[tuple[str, int]] = set()
+        sources_behind: set[tuple[str, int]] = set()
         read_to = self._read_to()
         for topic, p in self._assignment():
             end = self._end_offset(topic, p)
@@ -873,7 +932,9 @@ class Monitor:
             position = max(self.positions.get((topic, p), 0), read_to.get((topic, p), 0))
             done = end >= 0 and position >= end
             (out if done else behind).add((self.stream_of[topic], p))
-        return out - behind, behind
+            if not done and sink is None:
+                sources_behind.add((topic, p))
+        return out - behind, behind, sources_behind
 
     def _assignment(self) -> list[tuple[str, int]]:
         """The input partitions this instance owns now."""
@@ -893,6 +954,19 @@ class Monitor:
                 "create them with kafka.partitions partitions (lifemon creates missing ones so), or "
                 "add partitions so that all match"
             )
+        self.partition_count = max(counts.values(), default=self.config.kafka.partitions)
+        self.engine.repartition_sources = {
+            rekeyed: frozenset(
+                (topic, p) for topic in self._sources_of(rekeyed) for p in range(self.partition_count)
+            )
+            for rekeyed in self.repartition.values()
+        }
+
+    def _sources_of(self, rekeyed: tuple[str, str]) -> list[str]:
+        """The source topics that send events to the repartition topic of (stream, key)."""
+        return [
+            t for t, keys in self.rekeyed_by.items() if rekeyed[1] in keys and self.stream_of[t] == rekeyed[0]
+        ]
 
     def _check_sources(self) -> None:
         """A broker that restarted empty gives the consumer no error, only an assignment that never

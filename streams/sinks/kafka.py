@@ -23,7 +23,9 @@ from streams.codecs import DeadLetter
 from streams.logs import KAFKA
 from streams.sinks.base import FatalSinkError, Sink, SinkError
 
-Encoded = tuple[bytes | None, bytes | None, Any]  # key, value, headers
+# key, value, headers, and the partition where it must go rather than where its key hashes to
+Encoded = tuple[bytes | None, bytes | None, Any] | tuple[bytes | None, bytes | None, Any, int]
+ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner chooses by key
 
 # The broker says the topic is not there: retrying cannot create it (lifemon's producer may not).
 TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
@@ -154,14 +156,16 @@ class KafkaTopicSink(Sink[Any]):
     def _produce_unsent(self, deadline: float, stop: threading.Event | None) -> None:
         # In add order, so a failed item is re-produced before anything added after it.
         for seq in sorted(self._unsent):
-            key, value, headers = self.encode(self._unsent[seq])
+            encoded = self.encode(self._unsent[seq])
+            partition = encoded[3] if len(encoded) > 3 else ANY_PARTITION
             while True:
                 try:
                     self.producer.produce(
                         self.topic,
-                        value=value,
-                        key=key,
-                        headers=headers,
+                        value=encoded[1],
+                        key=encoded[0],
+                        headers=encoded[2],
+                        partition=partition,
                         on_delivery=self._report_for(seq),
                     )
                     break
