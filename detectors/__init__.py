@@ -50,6 +50,11 @@ class DetectorSpec:
     def inputs(self) -> dict[str, str]:
         return self.cls.inputs
 
+    @property
+    def needs(self) -> dict[str, str]:
+        """stream -> the attribute a record must carry (non-empty) for the detector to read it; optional."""
+        return getattr(self.cls, "needs", {})
+
     def new(self, store: Store) -> Detector:
         return self.cls(self.section, self.params, store)
 

@@ -142,7 +142,11 @@ class Finding:
 
 class Detector(Protocol):
     """One detector kind. The engine makes one instance per partition number (task): keyed state
-    lives with its partition, so a consumer-group rebalance moves state with the data."""
+    lives with its partition, so a consumer-group rebalance moves state with the data.
+
+    Optional: `needs: ClassVar[dict[str, str]]`, stream -> an attribute a record must carry
+    (non-empty) for the detector to read it. A re-keyed input then leaves the others out of its
+    repartition topic, unless another reader of that input needs them (`Engine.needs`)."""
 
     kind: ClassVar[str]  # its name in policy, alerts and docs
     inputs: ClassVar[dict[str, str]]  # stream -> the attribute its records must be keyed by

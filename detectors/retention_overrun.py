@@ -103,6 +103,8 @@ class RetentionOverrunDetector:
         "access": "subject_ids",
         "transfer": "subject_ids",
     }
+    # a use is tied to a stored record only by the records it names: the others never reach the detector
+    needs: ClassVar[dict[str, str]] = {"access": "record_ids", "transfer": "record_ids"}
     Params: ClassVar[type[BaseModel]] = RetentionOverrunParams
 
     def __init__(self, section: DetectorSection, params: RetentionOverrunParams, store: Store):

@@ -93,11 +93,14 @@ def _outcome_label(value: Any) -> str:
     return str(value.value)
 
 
-def rekey(key: str, events: Iterable[Any]) -> list[tuple[str, Any]]:
+def rekey(key: str, events: Iterable[Any], needs: Sequence[str] = ()) -> list[tuple[str, Any]]:
     """(key value, event) per event, as a repartition topic carries them. A list attribute (an
     access's customers) fans out: one event per distinct value, its list narrowed to that value,
     so the task that owns a customer sees only that customer. An event without a value is left
-    out of this input (it has no key to be judged under)."""
+    out of this input (it has no key to be judged under), and so is one that carries none of the
+    attributes in `needs` (no reader of the input reads it: `Engine.needs`)."""
+    if needs:
+        events = [ev for ev in events if any(getattr(ev, attr) for attr in needs)]
     out: list[tuple[str, Any]] = []
     for ev in events:
         value = getattr(ev, key)
@@ -460,7 +463,21 @@ class Engine:
         # inputs keyed otherwise than their topic: the runtime re-keys them through repartition
         # topics; without one (a replay, a test) `process` re-keys them in place (`rekey_locally`)
         self.rekeyed = sorted(k for k in self.readers if k[1] != STREAM_KEYS[k[0]])
+        # a re-keyed input carries only what its readers read: filtered before the repartition
+        # topic, as a query planner pushes a filter below a shuffle (retention reads only the
+        # accesses that name records, a few in a thousand: the rest would cross Kafka twice for nothing)
+        self.needs = {at: self._needs(at) for at in self.rekeyed}
         self.rekey_locally = True
+
+    def _needs(self, at: tuple[str, str]) -> tuple[str, ...]:
+        """The attributes of which a record of re-keyed input `at` must carry one for some reader to
+        read it; none: every record (a reader declares no `needs` for it)."""
+        wanted = [spec.needs.get(at[0]) for spec in self.readers[at]]
+        return () if None in wanted else tuple(sorted(set(wanted)))  # type: ignore[arg-type]
+
+    def rekeyed_events(self, stream: str, key: str, events: Sequence[Any]) -> list[tuple[str, Any]]:
+        """`rekey` for input (stream, key), leaving out what none of its readers reads."""
+        return rekey(key, events, self.needs.get((stream, key), ()))
 
     # -- input ----------------------------------------------------------------------------------
     def apply_reference(self, stream: str, records: Sequence[Any]) -> None:
@@ -483,7 +500,9 @@ class Engine:
         if self.rekey_locally:
             for s, key in self.rekeyed:
                 if s == stream:
-                    alerts += self.feed(s, key, partition, [ev for _, ev in rekey(key, events)])
+                    alerts += self.feed(
+                        s, key, partition, [ev for _, ev in self.rekeyed_events(s, key, events)]
+                    )
         return alerts
 
     def ingest(

@@ -53,7 +53,7 @@ from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import Decoder, RawRecord
 from streams.config import Config
-from streams.engine import Engine, freeze_heap, rekey
+from streams.engine import Engine, freeze_heap
 from streams.idleness import LaggedClock
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
 from streams.logs import KAFKA
@@ -845,7 +845,7 @@ class Monitor:
         if own_topic:
             alerts = self.engine.feed(stream, STREAM_KEYS[stream], partition, events)
         for key in self.rekeyed_by[topic]:
-            self.repartition_sinks[(stream, key)].send(rekey(key, events))
+            self.repartition_sinks[(stream, key)].send(self.engine.rekeyed_events(stream, key, events))
             if events:
                 self._mark(self.repartition_sinks[(stream, key)], topic, partition)
         return alerts

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+import orjson
 from conftest import access, entitlement, fed
 from pydantic import BaseModel
 from test_pipeline import latest_alerts, make_config, read_all, send
@@ -171,3 +172,57 @@ def test_two_instances_give_the_alerts_of_one(broker, ch, catalog, names, tmp_pa
     assert customers == {pz(c) for c in EXPECTED}  # every customer read by three, and only those
     assert set(two) == set(one)
     assert {u: o["message"] for u, o in two.items()} == {u: o["message"] for u, o in one.items()}
+
+
+class RecordReader(SharedCustomer):
+    """The same detector, reading only the accesses that name stored records (as retention does)."""
+
+    kind: ClassVar[str] = "record_reader"
+    needs: ClassVar[dict[str, str]] = {"access": "record_ids"}
+
+
+def spec_of(cls: type) -> DetectorSpec:
+    return DetectorSpec(cls, SPEC.section, NoParams())
+
+
+def named_records(events: list[Any]) -> list[Any]:
+    """Every third access names the stored record it read."""
+    return [e.model_copy(update={"record_ids": [f"R{i}"]}) if i % 3 == 0 else e for i, e in enumerate(events)]
+
+
+def test_a_re_keyed_input_carries_only_what_some_reader_reads(catalog) -> None:
+    alone = Engine([spec_of(RecordReader)], catalog, pseudonymize=str)
+    assert alone.needs == {("access", "subject_ids"): ("record_ids",)}
+    both = Engine([spec_of(RecordReader), SPEC], catalog, pseudonymize=str)
+    assert both.needs == {("access", "subject_ids"): ()}  # the other reader reads every access
+    events = [ev for _, ev in fed("access", named_records(reads()))]
+    assert [e for _, e in alone.rekeyed_events("access", "subject_ids", events)] == [
+        e for e in events if e.record_ids
+    ]
+    assert len(both.rekeyed_events("access", "subject_ids", events)) == len(rekey("subject_ids", events))
+
+
+def test_accesses_no_reader_needs_stay_out_of_the_repartition_topic(
+    broker, ch, catalog, names, tmp_path
+) -> None:
+    config = make_config(names, broker, "chdb://unused")
+    ensure_topics(broker, config)
+    events = named_records(reads())
+    for ev in events:
+        send(broker, config.topics.access, [ev], key=ev.actor_id.encode())
+    config.data_dir = tmp_path
+    Monitor(config, broker, ch, [spec_of(RecordReader)], catalog, Pseudonymizer(KEY)).run(
+        idle_exit_s=3, max_seconds=60
+    )
+    topic = repartition_topic(config, "access", "subject_ids")
+    messages = read_all(broker, topic, timeout_s=5)
+    carried = [orjson.loads(m.value()) for m in messages if not m.headers()]
+    marks = [orjson.loads(m.value()) for m in messages if m.headers() == [("lifemon.mark", b"")]]
+    # the left-out accesses still move the marks: every partition hears how far the source read
+    assert {p for m in messages if m.headers() for p in [m.partition()]} == set(
+        range(config.kafka.partitions)
+    )
+    assert max(t for _, _, t in marks) == max(ev.ts for ev in events)
+    wanted = [ev for ev in events if ev.record_ids]
+    assert sorted(c["event_id"] for c in carried) == sorted(ev.event_id for ev in wanted)
+    assert all(c["record_ids"] for c in carried)
