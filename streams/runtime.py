@@ -775,8 +775,8 @@ class Monitor:
         for (topic, partition), raws in groups.items():
             stream = self.stream_of[topic]
             rekeyed = self.repartition.get(topic)
-            records, marks = _split_marks(raws) if rekeyed is not None else (raws, [])
-            decoded = self.decoder.decode(stream, records, check_time=rekeyed is None)
+            events, marks = _split_marks(raws) if rekeyed is not None else (raws, [])
+            decoded = self.decoder.decode(stream, events, check_time=rekeyed is None)
             self._dead(stream, decoded.dead)
             if decoded.gaps:  # a raw log named what the source mapping lacks
                 self.engine.count_gaps(stream, topic, partition, decoded.gaps)
