@@ -307,10 +307,11 @@ def _split_marks(raws: list[RawRecord]) -> tuple[list[RawRecord], list[tuple[str
     if not any(map(attrgetter("headers"), raws)):
         return raws, []
     marks = [r for r in raws if _is_mark(r)]
-    return [r for r in raws if not _is_mark(r)], [_mark(r.value or b"") for r in marks]
+    return [r for r in raws if not _is_mark(r)], [_decode_mark(r.value or b"") for r in marks]
 
 
-_mark = msgspec.json.Decoder(tuple[str, int, int]).decode
+_decode_mark = msgspec.json.Decoder(tuple[str, int, int]).decode
+MARK_EVERY_S = 0.5  # per source partition: a later mark only makes a task wait longer, never wrong
 
 
 def to_raw(msg: Any) -> RawRecord:
@@ -846,33 +847,36 @@ class Monitor:
             alerts = self.engine.feed(stream, STREAM_KEYS[stream], partition, events)
         for key in self.rekeyed_by[topic]:
             self.repartition_sinks[(stream, key)].send(self.engine.rekeyed_events(stream, key, events))
-            if events:
-                self._mark(self.repartition_sinks[(stream, key)], topic, partition)
+        if events and self.rekeyed_by[topic]:
+            self._mark(topic, partition)
         return alerts
 
-    def _mark(self, sink: KafkaTopicSink, topic: str, partition: int) -> None:
-        """After a source partition's events, a mark to every partition of the repartition topic:
-        how far that source partition has read, in event time. Behind its records in each
+    def _mark(self, topic: str, partition: int) -> None:
+        """After a source partition's events, a mark to every partition of each repartition topic
+        it feeds: how far that source partition has read, in event time. Behind its records in each
         partition, it tells the tasks there that nothing older is to come from that source
-        (`Task._input_time`), whatever the other source partitions delivered meanwhile."""
+        (`Task._input_time`), whatever the other source partitions delivered meanwhile. At most
+        every MARK_EVERY_S per source partition: marks cost partitions x partitions messages, and a
+        task that reads an older mark only waits a little longer."""
         at = self.engine.source_times.get((topic, partition), 0)
-        sink.send([(None, (topic, partition, at, p)) for p in range(self.partition_count)])
-        self._marked[(topic, partition)] = (at, time.monotonic())
+        last, sent = self._marked.get((topic, partition), (0, 0.0))
+        now = time.monotonic()
+        if at <= last or now - sent < MARK_EVERY_S:
+            return
+        for key in self.rekeyed_by[topic]:
+            sink = self.repartition_sinks[(self.stream_of[topic], key)]
+            sink.send([(None, (topic, partition, at, p)) for p in range(self.partition_count)])
+        self._marked[(topic, partition)] = (at, now)
 
     def _mark_idle(self, clock: int, sources_behind: set[tuple[str, int]]) -> None:
         """A source partition with nothing left to read marks the repartition topics it feeds with
         the instance clock as it stood IDLE_AFTER_S ago, as a quiet task follows it: without its
-        marks a task there could not tell an idle source from a slow one, and would wait for it.
-        At most once a second each, and only when the clock moved."""
-        now = time.monotonic()
+        marks a task there could not tell an idle source from a slow one, and would wait for it."""
         for topic, p in self._assignment():
-            if not self.rekeyed_by.get(topic) or (topic, p) in sources_behind:
-                continue
-            last, sent = self._marked.get((topic, p), (0, 0.0))
-            if clock > last and now - sent >= 1.0:
-                self.engine.source_times[(topic, p)] = max(self.engine.source_times.get((topic, p), 0), clock)
-                for key in self.rekeyed_by[topic]:
-                    self._mark(self.repartition_sinks[(self.stream_of[topic], key)], topic, p)
+            if self.rekeyed_by.get(topic) and (topic, p) not in sources_behind:
+                if clock > self.engine.source_times.get((topic, p), 0):
+                    self.engine.source_times[(topic, p)] = clock
+                self._mark(topic, p)
 
     def _emit(self, alerts: list[Any]) -> None:
         """Alerts wait for the checkpoint, newest revision per id: one write per alert and checkpoint."""
