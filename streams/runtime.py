@@ -51,7 +51,7 @@ from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl, preload_driver
-from streams.codecs import Decoder, RawRecord
+from streams.codecs import DeadLetter, Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap
 from streams.idleness import LaggedClock
@@ -298,16 +298,25 @@ def _encode_rekeyed(item: tuple[str | None, Any]) -> Encoded:
     return key.encode(), _json.encode(event), None
 
 
-def _is_mark(raw: RawRecord) -> bool:
-    return bool(raw.headers) and any(name == MARK_HEADER for name, _ in raw.headers or ())
-
-
-def _split_marks(raws: list[RawRecord]) -> tuple[list[RawRecord], list[tuple[str, int, int]]]:
-    """A repartition topic's records: (the events, the marks among them)."""
+def _split_marks(
+    raws: list[RawRecord],
+) -> tuple[list[RawRecord], list[tuple[str, int, int]], list[DeadLetter]]:
+    """A repartition topic's records: (the events, the marks among them, the records that carry
+    the mark header but no mark: dead letters, never a reason to stop)."""
     if not any(map(attrgetter("headers"), raws)):
-        return raws, []
-    marks = [r for r in raws if _is_mark(r)]
-    return [r for r in raws if not _is_mark(r)], [_mark(r.value or b"") for r in marks]
+        return raws, [], []
+    events: list[RawRecord] = []
+    marks: list[tuple[str, int, int]] = []
+    dead: list[DeadLetter] = []
+    for r in raws:
+        if not r.headers or not any(name == MARK_HEADER for name, _ in r.headers):
+            events.append(r)
+            continue
+        try:
+            marks.append(_mark(r.value or b""))
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            dead.append(DeadLetter(r, "malformed", "", f"not a mark [topic, partition, time]: {e}"))
+    return events, marks, dead
 
 
 _mark = msgspec.json.Decoder(tuple[str, int, int]).decode
@@ -775,9 +784,9 @@ class Monitor:
         for (topic, partition), raws in groups.items():
             stream = self.stream_of[topic]
             rekeyed = self.repartition.get(topic)
-            records, marks = _split_marks(raws) if rekeyed is not None else (raws, [])
+            records, marks, bad_marks = _split_marks(raws) if rekeyed is not None else (raws, [], [])
             decoded = self.decoder.decode(stream, records, check_time=rekeyed is None)
-            self._dead(stream, decoded.dead)
+            self._dead(stream, [*decoded.dead, *bad_marks])
             if decoded.gaps:  # a raw log named what the source mapping lacks
                 self.engine.count_gaps(stream, topic, partition, decoded.gaps)
             if rekeyed is not None:  # counted once, at their source
@@ -891,7 +900,10 @@ class Monitor:
         caught_up, behind, sources_behind = self._input_progress()
         if clock:
             self._mark_idle(clock, sources_behind)
-        return self.engine.advance(caught_up, clock=clock, behind=behind, sources_behind=sources_behind)
+        owned = [(t, p) for t, p in self._assignment() if t not in self.repartition]
+        return self.engine.advance(
+            caught_up, clock=clock, behind=behind, sources_behind=sources_behind, sources_owned=owned
+        )
 
     def _end_offset(self, topic: str, partition: int) -> int:
         """The partition's end as the consumer's fetches reported it (-1 if none yet). Not
