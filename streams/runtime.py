@@ -26,8 +26,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import groupby
-from operator import attrgetter, itemgetter, ne
+from itertools import compress, groupby
+from operator import attrgetter, itemgetter, ne, not_
 from typing import Any
 
 import msgspec
@@ -303,15 +303,19 @@ def _split_marks(
 ) -> tuple[list[RawRecord], list[tuple[str, int, int]], list[DeadLetter]]:
     """A repartition topic's records: (the events, the marks among them, the records that carry
     the mark header but no mark: dead letters, never a reason to stop)."""
-    if not any(map(attrgetter("headers"), raws)):
+    headers = list(map(attrgetter("headers"), raws))
+    if not any(headers):
         return raws, [], []
-    events: list[RawRecord] = []
+    # lifemon writes events without headers: they are picked out in C, the marks one by one
+    headed = list(compress(raws, headers))
+    if all(any(name == MARK_HEADER for name, _ in r.headers or ()) for r in headed):
+        events = list(compress(raws, map(not_, headers)))
+    else:  # a record with other headers: an event, kept in its place among the events
+        events = [r for r in raws if not any(name == MARK_HEADER for name, _ in r.headers or ())]
+        headed = [r for r in headed if any(name == MARK_HEADER for name, _ in r.headers or ())]
     marks: list[tuple[str, int, int]] = []
     dead: list[DeadLetter] = []
-    for r in raws:
-        if not r.headers or not any(name == MARK_HEADER for name, _ in r.headers):
-            events.append(r)
-            continue
+    for r in headed:
         try:
             marks.append(_mark(r.value or b""))
         except (msgspec.DecodeError, msgspec.ValidationError) as e:

@@ -248,3 +248,22 @@ def test_a_malformed_mark_does_not_stop_the_monitor(broker, ch, catalog, names, 
     }
     dead = read_all(broker, config.topics.dlq, expect_at_least=3, timeout_s=10)
     assert sum(dict(m.headers()).get("source.topic") == topic.encode() for m in dead) == 3
+
+
+def test_marks_are_told_from_events_whatever_their_headers() -> None:
+    from streams.runtime import _split_marks
+
+    mark = [("lifemon.mark", b"")]
+    raws = [
+        RawRecord("r", 0, 0, b"{}"),
+        RawRecord("r", 0, 1, b'["t", 1, 5]', headers=mark),
+        RawRecord("r", 0, 2, b"{}", headers=[("traceparent", b"x")]),  # someone else's header: an event
+        RawRecord("r", 0, 3, b"[1]", headers=mark),  # no mark: a dead letter
+        RawRecord("r", 0, 4, b"{}"),
+    ]
+    events, marks, dead = _split_marks(raws)
+    assert [r.offset for r in events] == [0, 2, 4]
+    assert marks == [("t", 1, 5)]
+    assert [d.raw.offset for d in dead] == [3]
+    events, marks, dead = _split_marks([raws[0], raws[1], raws[4]])
+    assert ([r.offset for r in events], marks, dead) == ([0, 4], [("t", 1, 5)], [])
