@@ -379,8 +379,23 @@ class Task:
             return delivered or None
         marks = self.channels[stream]
         if expected <= marks.keys():
-            return min(marks.values())
+            # the expected sources only: a saved mark of a source no longer feeding the topic
+            # (a raw-log topic taken out of the configuration) never moves again
+            return min(marks[s] for s in expected)
         return 0 if delivered else None
+
+    def foreign_marks(self, owned: Collection[tuple[str, int]]) -> int | None:
+        """The earliest mark among the source partitions of its re-keyed inputs that another
+        instance reads (not in `owned`), once each of them has marked; None: no such hold. What
+        this instance reads it knows better (`Engine._held_by`); another's only by its marks."""
+        held = None
+        for stream, expected in self.expected.items():
+            foreign = expected.difference(owned)
+            marks = self.channels[stream]
+            if foreign and foreign <= marks.keys():
+                t = min(marks[s] for s in foreign)
+                held = t if held is None else min(held, t)
+        return held
 
     def mark(self, stream: str, source: tuple[str, int], time: int) -> None:
         marks = self.channels[stream]
@@ -436,6 +451,7 @@ class Engine:
         self.source_times: dict[tuple[str, int], int] = {}
         self._saved_source_times: dict[tuple[str, int], int] = {}
         self._held: dict[tuple[str, str], int] = {}
+        self._owned_sources: frozenset[tuple[str, int]] | None = None  # as the last `advance` was told
         # the stage after the detectors: leakage-class alerts grouped into incidents, per partition
         # number like the detectors whose alerts it reads (streams/incidents.py)
         self.incident_stages: dict[int, IncidentStage] = {}
@@ -632,6 +648,7 @@ class Engine:
         clock: int | None = None,
         behind: Collection[tuple[str, int]] = (),
         sources_behind: Collection[tuple[str, int]] = (),
+        sources_owned: Collection[tuple[str, int]] | None = None,
     ) -> list[Alert]:
         """Fire the timers each task's watermark has passed. `caught_up` holds the (stream,
         partition) inputs with nothing left to read: a task whose inputs all are follows the
@@ -640,8 +657,12 @@ class Engine:
         waits for the earliest of them (`Task.aligned`). `sources_behind` holds the (topic,
         partition) of source topics with more to read: a re-keyed input waits for the earliest
         event time read from those that feed it (`_held_at`). `final` (end of a finite input)
-        advances every task to the last event time."""
+        advances every task to the last event time. `sources_owned` (the live runtime's source
+        partitions): a re-keyed input fed by source partitions another instance reads waits for
+        their marks, caught up or not (`Task.foreign_marks`); without it (an idle exit, a replay,
+        a test) no other instance is waited for."""
         clock = self.clock() if clock is None else min(clock, self.clock())
+        self._owned_sources = None if sources_owned is None else frozenset(sources_owned)
         self._behind = defaultdict(set)
         for s, p in behind:
             self._behind[p].add(s)
@@ -687,6 +708,10 @@ class Engine:
 
     def _held_at(self, task: Task, time: int) -> int:
         """`time`, or earlier where a re-keyed input of the task is held by its sources (`_held_by`)."""
+        if self._owned_sources is not None and task.expected:
+            foreign = task.foreign_marks(self._owned_sources)
+            if foreign is not None and foreign < time:
+                time = foreign
         if not self._held:
             return time
         return min([time, *(self._held[k] for k in task.spec.inputs.items() if k in self._held)])

@@ -26,8 +26,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import groupby
-from operator import attrgetter, itemgetter, ne
+from itertools import compress, groupby
+from operator import attrgetter, itemgetter, ne, not_
 from typing import Any
 
 import msgspec
@@ -51,7 +51,7 @@ from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl, preload_driver
-from streams.codecs import Decoder, RawRecord
+from streams.codecs import DeadLetter, Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap
 from streams.idleness import LaggedClock
@@ -299,15 +299,32 @@ def _encode_rekeyed(item: tuple[str | None, Any]) -> Encoded:
 
 
 def _is_mark(raw: RawRecord) -> bool:
-    return bool(raw.headers) and any(name == MARK_HEADER for name, _ in raw.headers or ())
+    return any(name == MARK_HEADER for name, _ in raw.headers or ())
 
 
-def _split_marks(raws: list[RawRecord]) -> tuple[list[RawRecord], list[tuple[str, int, int]]]:
-    """A repartition topic's records: (the events, the marks among them)."""
-    if not any(map(attrgetter("headers"), raws)):
-        return raws, []
-    marks = [r for r in raws if _is_mark(r)]
-    return [r for r in raws if not _is_mark(r)], [_decode_mark(r.value or b"") for r in marks]
+def _split_marks(
+    raws: list[RawRecord],
+) -> tuple[list[RawRecord], list[tuple[str, int, int]], list[DeadLetter]]:
+    """A repartition topic's records: (the events, the marks among them, the records that carry
+    the mark header but no mark: dead letters, never a reason to stop)."""
+    headers = list(map(attrgetter("headers"), raws))
+    if not any(headers):
+        return raws, [], []
+    # lifemon writes events without headers: they are picked out in C, the marks one by one
+    headed = list(compress(raws, headers))
+    if all(map(_is_mark, headed)):
+        events = list(compress(raws, map(not_, headers)))
+    else:  # a record with other headers: an event, kept in its place among the events
+        events = [r for r in raws if not _is_mark(r)]
+        headed = list(filter(_is_mark, headed))
+    marks: list[tuple[str, int, int]] = []
+    dead: list[DeadLetter] = []
+    for r in headed:
+        try:
+            marks.append(_decode_mark(r.value or b""))
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            dead.append(DeadLetter(r, "malformed", "", f"not a mark [topic, partition, time]: {e}"))
+    return events, marks, dead
 
 
 _decode_mark = msgspec.json.Decoder(tuple[str, int, int]).decode
@@ -776,9 +793,9 @@ class Monitor:
         for (topic, partition), raws in groups.items():
             stream = self.stream_of[topic]
             rekeyed = self.repartition.get(topic)
-            events, marks = _split_marks(raws) if rekeyed is not None else (raws, [])
+            events, marks, bad_marks = _split_marks(raws) if rekeyed is not None else (raws, [], [])
             decoded = self.decoder.decode(stream, events, check_time=rekeyed is None)
-            self._dead(stream, decoded.dead)
+            self._dead(stream, [*decoded.dead, *bad_marks])
             if decoded.gaps:  # a raw log named what the source mapping lacks
                 self.engine.count_gaps(stream, topic, partition, decoded.gaps)
             if rekeyed is not None:  # counted once, at their source
@@ -895,7 +912,10 @@ class Monitor:
         caught_up, behind, sources_behind = self._input_progress()
         if clock:
             self._mark_idle(clock, sources_behind)
-        return self.engine.advance(caught_up, clock=clock, behind=behind, sources_behind=sources_behind)
+        owned = [(t, p) for t, p in self._assignment() if t not in self.repartition]
+        return self.engine.advance(
+            caught_up, clock=clock, behind=behind, sources_behind=sources_behind, sources_owned=owned
+        )
 
     def _end_offset(self, topic: str, partition: int) -> int:
         """The partition's end as the consumer's fetches reported it (-1 if none yet). Not

@@ -25,7 +25,7 @@ from schemas.models import Severity
 from streams.codecs import RawRecord
 from streams.engine import Engine, rekey
 from streams.pseudonym import Pseudonymizer
-from streams.runtime import Monitor, ensure_topics, repartition_topic
+from streams.runtime import REPARTITION_SETTINGS, Monitor, create_missing, ensure_topics, repartition_topic
 
 READERS = 3  # distinct employees reading one customer that make an alert
 KEY = b"k" * 32  # one pseudonym key for every instance, as in production
@@ -227,3 +227,44 @@ def test_accesses_no_reader_needs_stay_out_of_the_repartition_topic(
     wanted = [ev for ev in events if ev.record_ids]
     assert sorted(c["event_id"] for c in carried) == sorted(ev.event_id for ev in wanted)
     assert all(c["record_ids"] for c in carried)
+
+
+def test_a_malformed_mark_does_not_stop_the_monitor(broker, ch, catalog, names, tmp_path) -> None:
+    """A record on a repartition topic with the mark header but not a mark's value (an older
+    writer, a tool, a corrupted copy) is data like any other: the process must not die on it."""
+    config = make_config(names, broker, "chdb://unused")
+    ensure_topics(broker, config)
+    topic = repartition_topic(config, "access", "subject_ids")
+    create_missing(broker, config, {topic: REPARTITION_SETTINGS})
+    for value in (b"not json", b'["only a topic"]', b""):
+        send(broker, topic, [(value, [("lifemon.mark", b"")])])
+    events = reads()
+    for ev in events:
+        send(broker, config.topics.access, [ev], key=ev.actor_id.encode())
+    config.data_dir = tmp_path
+    Monitor(config, broker, ch, [SPEC], catalog, Pseudonymizer(KEY)).run(idle_exit_s=3, max_seconds=60)
+    alerts = latest_alerts(read_all(broker, config.topics.alerts, timeout_s=5))
+    assert {o["unmapped"]["subjects_sample"][0] for o in alerts.values()} == {
+        Pseudonymizer(KEY)(c) for c in EXPECTED
+    }
+    dead = read_all(broker, config.topics.dlq, expect_at_least=3, timeout_s=10)
+    assert sum(dict(m.headers()).get("source.topic") == topic.encode() for m in dead) == 3
+
+
+def test_marks_are_told_from_events_whatever_their_headers() -> None:
+    from streams.runtime import _split_marks
+
+    mark = [("lifemon.mark", b"")]
+    raws = [
+        RawRecord("r", 0, 0, b"{}"),
+        RawRecord("r", 0, 1, b'["t", 1, 5]', headers=mark),
+        RawRecord("r", 0, 2, b"{}", headers=[("traceparent", b"x")]),  # someone else's header: an event
+        RawRecord("r", 0, 3, b"[1]", headers=mark),  # no mark: a dead letter
+        RawRecord("r", 0, 4, b"{}"),
+    ]
+    events, marks, dead = _split_marks(raws)
+    assert [r.offset for r in events] == [0, 2, 4]
+    assert marks == [("t", 1, 5)]
+    assert [d.raw.offset for d in dead] == [3]
+    events, marks, dead = _split_marks([raws[0], raws[1], raws[4]])
+    assert ([r.offset for r in events], marks, dead) == ([0, 4], [("t", 1, 5)], [])

@@ -355,6 +355,61 @@ def test_a_deadline_waits_for_the_slowest_source_partitions_mark(spec, catalog) 
     assert catch_up(marked=False) == []  # partition 1 not heard from: it may send anything yet
 
 
+def test_a_deadline_waits_for_another_instances_source_partition(spec, catalog) -> None:
+    """Two instances in one group: lifecycle partition 1 is the other instance's, still mid-backlog
+    (its last mark: day -31). This instance has read all it owns and read back its repartition
+    partition, so every input of the task is caught up and it follows this instance's clock (the
+    end of the day). The other instance's mark says partition 1 may still send anything after
+    day -31, as the deletion it sends next: the deadline must wait for it, as the marks promise
+    ("they hold between instances too", docs/architecture.md)."""
+    sources = frozenset({("l", 0), ("l", 1)})
+
+    def catch_up(owned: set[tuple[str, int]] | None) -> list[Any]:
+        e = Engine([spec], catalog, pseudonymize=pz)
+        other = Engine([spec], catalog, pseudonymize=pz)  # the other instance, owner of partition 1
+        for engine in (e, other):
+            engine.rekey_locally = False
+            engine.repartition_sources = {("lifecycle", "subject_id"): sources}
+        trace = other.ingest("lifecycle", "l", 1, fed("lifecycle", [collect(day=-31, **LOCATION)], "l"))
+        alerts = e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", trace))
+        e.mark("lifecycle", "subject_id", 0, [("l", 1, T0 - 31 * DAY)])
+        late_day = e.ingest("lifecycle", "l", 0, fed("lifecycle", [collect("R7", "C7", -0.001)], "l"))
+        alerts += e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", late_day))
+        e.mark("lifecycle", "subject_id", 0, [("l", 0, T0)])
+        everything = {(s, 0) for s in ("lifecycle", "access", "transfer")}
+        kw: dict[str, Any] = {} if owned is None else {"sources_owned": owned}
+        alerts += e.advance(everything, clock=T0, **kw)
+        deleted = other.ingest(
+            "lifecycle",
+            "l",
+            1,
+            fed("lifecycle", [lc("delete", day=-2, method="purge", system="mobile_banker")], "l", 2),
+        )
+        alerts += e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", deleted))
+        e.mark("lifecycle", "subject_id", 0, [("l", 1, T0 - 2 * DAY)])
+        return alerts + e.advance(everything, clock=T0, **kw) + e.drain()
+
+    assert catch_up(owned={("l", 0)}) == []
+    (false_alarm, closed) = catch_up(owned=None)  # an idle exit, a replay: no other instance
+    assert false_alarm.status == "open" and closed.status == "closed"
+
+
+def test_a_mark_from_a_source_no_longer_read_holds_nothing_back(spec, catalog) -> None:
+    """The marks a task saved name the source partitions that fed it then. A source taken out of
+    the configuration since (a raw-log topic no longer read, a topic renamed) never marks again:
+    its last mark must not hold the input back for good, or a busy task never fires again."""
+    e = Engine([spec], catalog, pseudonymize=pz)
+    e.rekey_locally = False
+    e.repartition_sources = {("lifecycle", "subject_id"): frozenset({("l", 0), ("l", 1)})}
+    trace = e.ingest("lifecycle", "l", 1, fed("lifecycle", [collect(day=-40, **LOCATION)], "l"))
+    alerts = e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", trace))
+    # a mark saved before the configuration changed: a source that no longer feeds the topic
+    e.mark("lifecycle", "subject_id", 0, [("gone-raw-topic", 0, T0 - 39 * DAY)])
+    e.mark("lifecycle", "subject_id", 0, [("l", 0, T0), ("l", 1, T0)])
+    alerts += e.advance(behind={("lifecycle", 0)})  # the repartition partition still busy
+    assert [(a.title_en, a.status) for a in alerts] == [(RULE_TITLES["retention_expired"], "open")]
+
+
 def _lines(path: Any, events: list[Any]) -> None:
     path.write_bytes(b"\n".join(ev.model_dump_json().encode() for ev in events))
 
