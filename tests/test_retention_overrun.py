@@ -275,6 +275,31 @@ def rekeyed(key: str, events: list[Any]) -> list[tuple[Any, Any]]:
     return [(None, ev) for _, ev in rekey(key, events)]  # as read back from a repartition topic
 
 
+LIFECYCLE_SOURCES = {("lifecycle", "subject_id"): frozenset({("l", 0), ("l", 1)})}
+
+
+def rekeying(spec: Any, catalog: Any, sources: dict = LIFECYCLE_SOURCES) -> Engine:
+    """An engine as the runtime drives it: re-keyed records reach the task a test sends them to."""
+    e = Engine([spec], catalog, pseudonymize=pz)
+    e.rekey_locally = False
+    e.repartition_sources = sources
+    return e
+
+
+def read_back(
+    e: Engine, events: list[Any], partition: int = 1, offset: int = 0, source: Engine | None = None
+) -> list[Any]:
+    """Lifecycle events read from lifecycle partition `partition` (by `source`, another instance,
+    or `e` itself), re-keyed by customer and read back by task 0 of `e`."""
+    ingested = (source or e).ingest("lifecycle", "l", partition, fed("lifecycle", events, "l", offset))
+    return e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", ingested))
+
+
+def deletion() -> Any:
+    """The location trace's deletion, dated before its deadline."""
+    return lc("delete", day=-2, method="purge", system="mobile_banker")
+
+
 def test_a_deadline_waits_for_a_source_partition_still_being_read(spec, catalog) -> None:
     """The deletion is in another partition of the lifecycle topic than the task it is re-keyed
     to, still unread (a backfill, or a filter that left the task's own inputs quiet). Everything
@@ -285,30 +310,15 @@ def test_a_deadline_waits_for_a_source_partition_still_being_read(spec, catalog)
     false alerts)."""
 
     def catch_up(sources_behind: set[tuple[str, int]]) -> list[Any]:
-        e = Engine([spec], catalog, pseudonymize=pz)
-        e.rekey_locally = False  # the runtime re-keys: records of partition 1 reach task 0
-        e.repartition_sources = {
-            ("lifecycle", "subject_id"): frozenset({("l", 0), ("l", 1)}),
-            ("access", "subject_ids"): frozenset({("a", 0), ("a", 1)}),
-        }
-        everything = {(s, p) for s in ("lifecycle", "access", "transfer") for p in (0, 1)}
-        lifecycle = e.ingest(
-            "lifecycle",
-            "l",
-            1,
-            fed("lifecycle", [collect(day=-31, **LOCATION), collect("R7", "C7", -20)], "l"),
+        e = rekeying(
+            spec, catalog, LIFECYCLE_SOURCES | {("access", "subject_ids"): frozenset({("a", 0), ("a", 1)})}
         )
-        alerts = e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", lifecycle))
+        everything = {(s, p) for s in ("lifecycle", "access", "transfer") for p in (0, 1)}
+        alerts = read_back(e, [collect(day=-31, **LOCATION), collect("R7", "C7", -20)])
         accesses = e.ingest("access", "a", 0, fed("access", [read("R-other", day=0)], "a"))
         alerts += e.process_rekeyed("access", "subject_ids", "r.a", 0, rekeyed("subject_ids", accesses))
         alerts += e.advance(everything, sources_behind=sources_behind)
-        deleted = e.ingest(
-            "lifecycle",
-            "l",
-            1,
-            fed("lifecycle", [lc("delete", day=-2, method="purge", system="mobile_banker")], "l", 2),
-        )
-        alerts += e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", deleted))
+        alerts += read_back(e, [deletion()], offset=2)
         return alerts + e.advance(everything) + e.drain()
 
     assert catch_up(sources_behind={("l", 1)}) == []
@@ -324,30 +334,19 @@ def test_a_deadline_waits_for_the_slowest_source_partitions_mark(spec, catalog) 
     before) does, so the location trace's deadline waits for the deletion. This was the mixed
     benchmark's 7-16 false `retention_expired` alerts a run, each closed when its deletion came,
     their number set by where the pseudonym key sent each customer."""
-    sources = frozenset({("l", 0), ("l", 1)})
 
     def catch_up(marked: bool) -> list[Any]:
-        e = Engine([spec], catalog, pseudonymize=pz)
-        e.rekey_locally = False
-        e.repartition_sources = {("lifecycle", "subject_id"): sources}
-        late_day = e.ingest("lifecycle", "l", 0, fed("lifecycle", [collect("R7", "C7", -0.001)], "l"))
-        trace = e.ingest("lifecycle", "l", 1, fed("lifecycle", [collect(day=-31, **LOCATION)], "l"))
-        alerts = e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", trace))
+        e = rekeying(spec, catalog)
+        alerts = read_back(e, [collect(day=-31, **LOCATION)])
         if marked:
             e.mark("lifecycle", "subject_id", 0, [("l", 1, T0 - 31 * DAY)])
-        alerts += e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", late_day))
+        alerts += read_back(e, [collect("R7", "C7", -0.001)], partition=0)
         e.mark("lifecycle", "subject_id", 0, [("l", 0, T0)])
         accesses = e.ingest("access", "a", 0, fed("access", [read("R-other", day=0)], "a"))
         alerts += e.process_rekeyed("access", "subject_ids", "r.a", 0, rekeyed("subject_ids", accesses))
         quiet = {("access", 0), ("transfer", 0)}
         alerts += e.advance(quiet, behind={("lifecycle", 0)})  # the deletion still in the topic
-        deleted = e.ingest(
-            "lifecycle",
-            "l",
-            1,
-            fed("lifecycle", [lc("delete", day=-2, method="purge", system="mobile_banker")], "l", 2),
-        )
-        alerts += e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", deleted))
+        alerts += read_back(e, [deletion()], offset=2)
         e.mark("lifecycle", "subject_id", 0, [("l", 1, T0 - 2 * DAY)])
         return alerts + e.advance(quiet | {("lifecycle", 0)}) + e.drain()
 
@@ -362,30 +361,18 @@ def test_a_deadline_waits_for_another_instances_source_partition(spec, catalog) 
     end of the day). The other instance's mark says partition 1 may still send anything after
     day -31, as the deletion it sends next: the deadline must wait for it, as the marks promise
     ("they hold between instances too", docs/architecture.md)."""
-    sources = frozenset({("l", 0), ("l", 1)})
 
     def catch_up(owned: set[tuple[str, int]] | None) -> list[Any]:
-        e = Engine([spec], catalog, pseudonymize=pz)
-        other = Engine([spec], catalog, pseudonymize=pz)  # the other instance, owner of partition 1
-        for engine in (e, other):
-            engine.rekey_locally = False
-            engine.repartition_sources = {("lifecycle", "subject_id"): sources}
-        trace = other.ingest("lifecycle", "l", 1, fed("lifecycle", [collect(day=-31, **LOCATION)], "l"))
-        alerts = e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", trace))
+        e = rekeying(spec, catalog)
+        other = rekeying(spec, catalog)  # the other instance, owner of partition 1
+        alerts = read_back(e, [collect(day=-31, **LOCATION)], source=other)
         e.mark("lifecycle", "subject_id", 0, [("l", 1, T0 - 31 * DAY)])
-        late_day = e.ingest("lifecycle", "l", 0, fed("lifecycle", [collect("R7", "C7", -0.001)], "l"))
-        alerts += e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", late_day))
+        alerts += read_back(e, [collect("R7", "C7", -0.001)], partition=0)
         e.mark("lifecycle", "subject_id", 0, [("l", 0, T0)])
         everything = {(s, 0) for s in ("lifecycle", "access", "transfer")}
         kw: dict[str, Any] = {} if owned is None else {"sources_owned": owned}
         alerts += e.advance(everything, clock=T0, **kw)
-        deleted = other.ingest(
-            "lifecycle",
-            "l",
-            1,
-            fed("lifecycle", [lc("delete", day=-2, method="purge", system="mobile_banker")], "l", 2),
-        )
-        alerts += e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", deleted))
+        alerts += read_back(e, [deletion()], offset=2, source=other)
         e.mark("lifecycle", "subject_id", 0, [("l", 1, T0 - 2 * DAY)])
         return alerts + e.advance(everything, clock=T0, **kw) + e.drain()
 
@@ -398,11 +385,8 @@ def test_a_mark_from_a_source_no_longer_read_holds_nothing_back(spec, catalog) -
     """The marks a task saved name the source partitions that fed it then. A source taken out of
     the configuration since (a raw-log topic no longer read, a topic renamed) never marks again:
     its last mark must not hold the input back for good, or a busy task never fires again."""
-    e = Engine([spec], catalog, pseudonymize=pz)
-    e.rekey_locally = False
-    e.repartition_sources = {("lifecycle", "subject_id"): frozenset({("l", 0), ("l", 1)})}
-    trace = e.ingest("lifecycle", "l", 1, fed("lifecycle", [collect(day=-40, **LOCATION)], "l"))
-    alerts = e.process_rekeyed("lifecycle", "subject_id", "r.l", 0, rekeyed("subject_id", trace))
+    e = rekeying(spec, catalog)
+    alerts = read_back(e, [collect(day=-40, **LOCATION)])
     # a mark saved before the configuration changed: a source that no longer feeds the topic
     e.mark("lifecycle", "subject_id", 0, [("gone-raw-topic", 0, T0 - 39 * DAY)])
     e.mark("lifecycle", "subject_id", 0, [("l", 0, T0), ("l", 1, T0)])
