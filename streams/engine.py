@@ -377,25 +377,28 @@ class Task:
         expected = self.expected.get(stream)
         if not expected:
             return delivered or None
-        marks = self.channels[stream]
-        if expected <= marks.keys():
-            # the expected sources only: a saved mark of a source no longer feeding the topic
-            # (a raw-log topic taken out of the configuration) never moves again
-            return min(marks[s] for s in expected)
+        least = self._least_mark(stream, expected)
+        if least is not None:
+            return least
         return 0 if delivered else None
+
+    def _least_mark(self, stream: str, sources: frozenset[tuple[str, int]]) -> int | None:
+        """The earliest mark of `sources` on a re-keyed input, once each of them has marked (None
+        before). Those only: a saved mark of a source no longer feeding the topic (a raw-log topic
+        taken out of the configuration) never moves again."""
+        marks = self.channels[stream]
+        return min(marks[s] for s in sources) if sources <= marks.keys() else None
 
     def foreign_marks(self, owned: Collection[tuple[str, int]]) -> int | None:
         """The earliest mark among the source partitions of its re-keyed inputs that another
         instance reads (not in `owned`), once each of them has marked; None: no such hold. What
         this instance reads it knows better (`Engine._held_by`); another's only by its marks."""
-        held = None
-        for stream, expected in self.expected.items():
-            foreign = expected.difference(owned)
-            marks = self.channels[stream]
-            if foreign and foreign <= marks.keys():
-                t = min(marks[s] for s in foreign)
-                held = t if held is None else min(held, t)
-        return held
+        holds = [
+            self._least_mark(stream, foreign)
+            for stream, expected in self.expected.items()
+            if (foreign := expected.difference(owned))
+        ]
+        return min((t for t in holds if t is not None), default=None)
 
     def mark(self, stream: str, source: tuple[str, int], time: int) -> None:
         marks = self.channels[stream]

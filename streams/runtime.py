@@ -689,7 +689,7 @@ class Monitor:
                 self.config.kafka_settings(),
             )
         topics = self.consumer.list_topics(timeout=10).topics
-        self._check_copartitioned(topics)
+        self._count_sources(self._check_copartitioned(topics))
         # a raw topic a shipper fills while its source is off: said once, at the start
         for warning in unread_raw_topics(self.config, topics):
             log.warning(warning)
@@ -964,10 +964,10 @@ class Monitor:
         """The input partitions this instance owns now."""
         return sorted(self._owned)
 
-    def _check_copartitioned(self, topics: dict[str, Any]) -> None:
+    def _check_copartitioned(self, topics: dict[str, Any]) -> int:
         """State is kept per partition number, as Kafka Streams keeps it per task: one key's
         records must land in the same partition number on every input and in the changelog
-        (`topics`: the broker's, by name)."""
+        (`topics`: the broker's, by name). Returns that number."""
         counts = {
             t: len(topics[t].partitions) for t in [*self.event_topics, self.changelog.topic] if t in topics
         }
@@ -978,7 +978,11 @@ class Monitor:
                 "create them with kafka.partitions partitions (lifemon creates missing ones so), or "
                 "add partitions so that all match"
             )
-        self.partition_count = max(counts.values(), default=self.config.kafka.partitions)
+        return max(counts.values(), default=self.config.kafka.partitions)
+
+    def _count_sources(self, partitions: int) -> None:
+        """The inputs' partition count, and so the source partitions of each repartition topic."""
+        self.partition_count = partitions
         self.engine.repartition_sources = {
             rekeyed: frozenset(
                 (topic, p) for topic in self._sources_of(rekeyed) for p in range(self.partition_count)
