@@ -10,7 +10,12 @@ WORKDIR /app
 COPY . /app
 
 # Installed as root, editable: the DDL (clickhouse/*.sql) and the policy catalog are read from /app.
-RUN pip install --no-cache-dir -e . \
+# The engine's door is C (streams/_door.c): the compiler is installed for the build, then removed.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir -e . \
+ && apt-get purge -y --auto-remove gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/* /app/build \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/lifemon --shell /usr/sbin/nologin lifemon \
  && mkdir -p /var/lib/lifemon \
  && chown lifemon:lifemon /var/lib/lifemon

@@ -23,10 +23,10 @@ import gc
 import shutil
 import tempfile
 import weakref
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from itertools import chain, compress, groupby, repeat
-from operator import attrgetter, eq, floordiv, itemgetter, mul, not_
+from itertools import groupby, repeat
+from operator import attrgetter, floordiv, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from detectors.base import Context, Detector, Finding, References
 from policy.catalog import Catalog
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert
+from streams import _door
 from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
@@ -112,11 +113,6 @@ def rekey(key: str, events: Iterable[Any], needs: Sequence[str] = ()) -> list[tu
         elif value is not None:
             out.append((value, ev))
     return out
-
-
-def exhaust(calls: Iterable[Any]) -> None:
-    """Run a lazy map of calls to the end, in C, keeping none of the results."""
-    deque(calls, maxlen=0)
 
 
 def _unlabelled(value: Any) -> str:
@@ -575,34 +571,13 @@ class Engine:
         return self._alerts(findings, partition)
 
     def _pseudonymize(self, stream: str, records: Sequence[Any]) -> None:
-        """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them:
-        the batch's ids are looked up by C calls (the pseudonymizer's cache, checked in one pass),
-        each new id computed once, then every record's ids are mapped."""
+        """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them,
+        looked up in the pseudonymizer's cache by one C loop over the batch (streams/_door.c);
+        only an id not cached yet calls the pseudonymizer."""
+        cache = getattr(self.pseudonymize, "cache", None)  # a plain function (tests, tools) has none
+        records = records if isinstance(records, list) else list(records)
         for attr in SUBJECT_FIELDS.get(stream, ()):
-            values = list(map(attrgetter(attr), records))
-            many = any(isinstance(v, list) for v in values[:1])
-            look = self._pseudonyms(list(chain.from_iterable(values)) if many else values)
-            # replaced by C calls over the batch (a Python step per record cost more than the
-            # lookups): a lone id in place in its list, as most accesses name one customer; the
-            # rare longer lists one by one; a plain attribute by setattr
-            if many:
-                lone = list(map(eq, map(len, values), repeat(1)))
-                ones = list(compress(values, lone))
-                exhaust(map(list.__setitem__, ones, repeat(0), map(look, map(itemgetter(0), ones))))
-                for ids in compress(values, map(not_, lone)):
-                    ids[:] = map(look, ids)
-            else:
-                exhaust(map(setattr, records, repeat(attr), map(look, values)))
-
-    def _pseudonyms(self, ids: list[Any]) -> Callable[[Any], Any]:
-        """The pseudonym of each of `ids` (None stays None), as a function to map them with."""
-        lookup = getattr(self.pseudonymize, "lookup", None)  # a plain function (tests, tools) has none
-        if lookup is not None and None not in ids:
-            found: Callable[[Any], Any] = lookup(ids)
-            return found
-        distinct = set(ids)
-        distinct.discard(None)  # type: ignore[arg-type]
-        return dict(zip(distinct, map(self.pseudonymize, distinct), strict=True)).get
+            _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
 
     def _first_deliveries(
         self,
@@ -820,42 +795,34 @@ class Engine:
             return  # a repartition topic: its records were counted on their source topic
         fields_attr, org_attr, outcome_attr = dims
         roll = self._partition_rollup(topic, partition)
-        # column by column, each value labelled by a dict lookup in C (a class for a field set, a
-        # known id or `other` for an org, a name for an enum; Python only for a value never seen),
-        # then one count over the labelled rows: no Python step per record
         labels = self._labels(stream, org_attr)
-        minutes = list(map(mul, map(floordiv, map(_ts, events), repeat(60_000)), repeat(60)))  # minute, in s
-        field_sets = list(map(tuple, map(attrgetter(fields_attr), events)))
-        coverage = list(map(labels.coverage.__getitem__, field_sets))
-        classes = list(map(itemgetter(0), coverage))
-        unknowns = list(map(itemgetter(1), coverage))
-        outcomes = list(map(labels.outcomes.__getitem__, map(attrgetter(outcome_attr), events)))
-        if org_attr is None:
-            orgs = [""] * len(events)
-        else:
-            orgs = list(map(labels.orgs.__getitem__, map(attrgetter(org_attr), events)))
-        gaps = any(unknowns)
+        events = events if isinstance(events, list) else list(events)
         for block, start, end in self._block_spans(roll.block_size, decoded):
-            span = slice(start, end)
-            counted = Counter(
-                zip(
-                    minutes[span],
-                    repeat(stream, end - start),
-                    classes[span],
-                    orgs[span],
-                    outcomes[span],
-                    strict=True,
-                )
+            span = events[start:end]
+            counted: Counter = Counter()
+            # one C loop labels and counts the span (streams/_door.c): a class for a field set, a
+            # known id or `other` for an org, a name for an enum, each a dict lookup; Python runs
+            # only for a value never seen (the Labels' __missing__)
+            gaps = _door.count_rollup(
+                span,
+                stream,
+                fields_attr,
+                org_attr,
+                outcome_attr,
+                labels.coverage,
+                labels.orgs,
+                labels.outcomes,
+                counted,
             )
-            if gaps:
-                for minute, unknown in zip(minutes[span], unknowns[span], strict=True):
-                    for field in unknown:
-                        # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
-                        # org = a keyed fingerprint of the unknown id (it may be a value typed into the
-                        # wrong place, a card number even), outcome = the stream it appeared on
-                        counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream)] += 1
+            for minute, unknown in gaps:
+                for field in unknown:
+                    # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
+                    # org = a keyed fingerprint of the unknown id (it may be a value typed into the
+                    # wrong place, a card number even), outcome = the stream it appeared on
+                    counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream)] += 1
             if stream == "sdk":
-                for minute, ev in zip(minutes[span], events[span], strict=True):
+                for ev in span:
+                    minute = ev.ts // 60_000 * 60
                     for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
                         counted[(minute, *cell)] += 1
             roll.add(block, counted, end - start)

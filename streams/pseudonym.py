@@ -16,7 +16,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 
 from streams.credentials import Secrets, env_name
 from streams.sealed import Sealer
@@ -77,32 +77,23 @@ class Pseudonymizer:
         self._key, self._prefix = ring[self.version], prefix(self.version)
         self._values = hmac.new(self._key, b"value:", hashlib.sha256)
         self._ids = hmac.new(self._key, digestmod=hashlib.sha256)  # keyed once; copied per new id
-        self._cache: dict[str, str] = {}
+        # id -> pseudonym, up to a million: the engine looks a batch's ids up here in C
+        # (streams/_door.c) and calls this object only for an id not in it
+        self.cache: dict[str, str] = {}
 
     def __call__(self, subject_id: str) -> str:
-        p = self._cache.get(subject_id)
+        p = self.cache.get(subject_id)
         if p is None:
             h = self._ids.copy()
             h.update(subject_id.encode())
             p = self._prefix + h.hexdigest()[:24]
-            if len(self._cache) < 1_000_000:
-                self._cache[subject_id] = p
+            if len(self.cache) < 1_000_000:
+                self.cache[subject_id] = p
         return p
 
     def sealer(self) -> Sealer:
         """Seals state that may not be kept readable, under keys derived from this ring's."""
         return Sealer(self._ring, self.version)
-
-    def lookup(self, subject_ids: Collection[str]) -> Callable[[str], str]:
-        """A function giving each of `subject_ids` its pseudonym, to map a batch with: the cache's
-        own lookup when all are cached (one C pass tells; a batch's customers are mostly known
-        ones), so no Python call runs per id."""
-        cache = self._cache
-        if all(map(cache.__contains__, subject_ids)):
-            return cache.__getitem__
-        distinct = set(subject_ids)
-        found = {s: self(s) for s in distinct}  # the new ones are cached while there is room
-        return cache.__getitem__ if distinct <= cache.keys() else found.__getitem__
 
     def every_version(self, subject_id: str) -> dict[int, str]:
         """The subject's pseudonym under each key of the ring: finds its alerts from before a

@@ -20,6 +20,7 @@ import fnmatch
 import json
 import os
 import re
+import sysconfig
 import tempfile
 import tomllib
 import uuid
@@ -233,6 +234,25 @@ def test_dockerfile_installs_the_package_and_drops_root() -> None:
     assert "lifemon" in scripts
 
 
+def test_dockerfile_builds_the_c_extensions_it_declares() -> None:
+    """pyproject declares C extensions (the engine's door): the image has no compiler, so the
+    install step must install one first, and the build context must carry the sources, never a
+    library built for the host's Python."""
+    modules = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "ext-modules"
+    ]
+    install = next(v for k, v in _instructions(DOCKERFILE) if k == "RUN" and "pip install" in v)
+    compiler = re.search(r"apt-get install [^&]*\bgcc\b", install)
+    assert compiler and compiler.start() < install.index("pip install"), "gcc must be installed before pip"
+    patterns = [ln.strip() for ln in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()]
+    patterns = [p for p in patterns if p and not p.startswith("#")]
+    for module in modules:
+        for source in module["sources"]:
+            assert (ROOT / source).is_file() and not _ignored(source, patterns), source
+        built = module["name"].replace(".", "/") + sysconfig.get_config_var("EXT_SUFFIX")
+        assert _ignored(built, patterns), f"{built}: a host build must not reach the image"
+
+
 def _ignored(rel: str, patterns: list[str]) -> bool:
     parts = rel.split("/")
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -258,7 +278,7 @@ def test_dockerignore_keeps_what_the_build_and_runtime_read() -> None:
         needed += [
             str(p.relative_to(ROOT))
             for p in (ROOT / top).rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".so"  # .so: built here
         ]
     assert any(n.startswith("clickhouse/") and n.endswith(".sql") for n in needed)
     kept_out = [n for n in needed if _ignored(n, patterns)]

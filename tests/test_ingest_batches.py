@@ -6,6 +6,7 @@ the rollups' label caches must follow the reference data."""
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 from conftest import T0, access, entitlement, fed, refs
@@ -13,6 +14,7 @@ from fuzzing import FUZZ, VALID, avro_bodies, mutated, to_json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams import _door
 from streams.codecs import Decoded, Decoder, RawRecord, encode_avro
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -169,13 +171,18 @@ def test_rollups_count_each_record_under_its_labels(policy, catalog) -> None:
 
 
 def test_a_batch_of_ids_gets_the_pseudonym_of_each_id(policy, catalog) -> None:
-    """Known ids through the cache's own lookup, new ones computed (and cached) once, a missing id
-    left missing: whatever the mix, each id gets its own pseudonym."""
+    """Known ids from the cache, new ones computed (and cached) once, a missing id left missing, a
+    list changed in place and a plain attribute set (streams/_door.c): whatever the mix, each id
+    gets its own pseudonym."""
     pz, alone = Pseudonymizer(b"p" * 32), Pseudonymizer(b"p" * 32)
-    assert pz.lookup(["C1", "C1"])("C1") == alone("C1")  # new
-    look = pz.lookup(["C1", "C2", "C3", "C2"])  # known and new
-    assert [look(c) for c in ("C1", "C2", "C3")] == [alone("C1"), alone("C2"), alone("C3")]
-    assert Pseudonymizer(b"q" * 32).lookup(["C1"])("C1") != alone("C1")
+    pz("C1")  # known
+    records = [SimpleNamespace(ids=["C1", "C2", None, "C2"], one="C3"), SimpleNamespace(ids=[], one=None)]
+    ids = records[0].ids
+    _door.pseudonymize(records, "ids", pz.cache, pz)
+    _door.pseudonymize(records, "one", pz.cache, pz)
+    assert records[0].ids is ids and ids == [alone("C1"), alone("C2"), None, alone("C2")]
+    assert records[0].one == alone("C3") and records[1].one is None and records[1].ids == []
+    assert set(pz.cache) == {"C1", "C2", "C3"} and Pseudonymizer(b"q" * 32)("C1") != alone("C1")
     e = Engine([], catalog, pz)
     events = [*access("e1", customers=4), *access("e2", customers=6, per_event=3, first_customer=2)]
     batch = fed("access", events)

@@ -1,0 +1,19 @@
+"""Types of the C module streams/_door.c."""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+def pseudonymize(
+    records: list[Any], attr: str, cache: dict[str, str], compute: Callable[[str], str]
+) -> None: ...
+def count_rollup(
+    events: list[Any],
+    stream: str,
+    fields_attr: str,
+    org_attr: str | None,
+    outcome_attr: str,
+    coverage: Mapping[tuple[str, ...], tuple[str, tuple[str, ...]]],
+    orgs: Mapping[Any, str],
+    outcomes: Mapping[Any, str],
+    counted: dict[tuple[Any, ...], int],
+) -> list[tuple[int, tuple[str, ...]]]: ...
