@@ -17,3 +17,6 @@ def count_rollup(
     outcomes: Mapping[Any, str],
     counted: dict[tuple[Any, ...], int],
 ) -> list[tuple[int, tuple[str, ...]]]: ...
+def first_deliveries(
+    decoded: list[tuple[Any, Any]], seen: dict[str, None], ids: list[str] | None = None
+) -> tuple[list[tuple[Any, Any]], int]: ...

@@ -592,22 +592,10 @@ class Engine:
         so one bounded set of recent ids per partition catches it. On a repartition topic the id
         is the event's with its key (an event fanned out to several customers is one per key)."""
         seen = self.seen_ids[(topic, partition)]
-        if key is None:
-            ids = list(map(attrgetter("event_id"), map(itemgetter(1), decoded)))
-        else:
-            ids = [f"{ev.event_id}{SEP}{_one(getattr(ev, key))}" for _, ev in decoded]
-        fresh = dict.fromkeys(ids)
-        if len(fresh) == len(ids) and seen.keys().isdisjoint(fresh):
-            seen.update(fresh)  # the common case: no duplicate, no call per record
-            kept = decoded
-        else:
-            kept = []
-            for (raw, ev), event_id in zip(decoded, ids, strict=True):
-                if event_id in seen:
-                    self.duplicates[stream] += 1
-                    continue
-                seen[event_id] = None
-                kept.append((raw, ev))
+        ids = None if key is None else [f"{ev.event_id}{SEP}{_one(getattr(ev, key))}" for _, ev in decoded]
+        kept, dropped = _door.first_deliveries(list(decoded), seen, ids)  # one C loop (streams/_door.c)
+        if dropped:
+            self.duplicates[stream] += dropped
         if len(seen) > DEDUP_IDS_PER_PARTITION * 5 // 4:
             # the newest ids stay (dicts keep insertion order); trimmed in one rebuild, since
             # deleting a dict's first key one at a time rescans the deleted slots each time
