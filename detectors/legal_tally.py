@@ -15,7 +15,6 @@ lowest threshold.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from operator import add
 
 # ts, customer (or #event), weight, records, categories, class rank
 Entry = tuple[int, str, int, int, tuple[str, ...], int]
@@ -43,11 +42,6 @@ class LegalTally:
         for i in tiers:
             self.totals[i] += records
             self.added[i] += records
-
-    def add_each(self, records: list[int]) -> None:
-        """`records[i]` more records in tier i."""
-        self.totals = list(map(add, self.totals, records))
-        self.added = list(map(add, self.added, records))
 
     def remove(self, records: int, tiers: tuple[int, ...]) -> None:
         for i in tiers:

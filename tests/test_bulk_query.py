@@ -292,24 +292,6 @@ def test_out_of_order_accesses_keep_the_score_exact(engine_factory) -> None:
     assert engine.drain() == []
 
 
-def test_a_quiet_batch_in_time_order_enters_the_window_as_its_reads_do_one_by_one(engine_factory) -> None:
-    """A live stream's quiet batch goes into the window in one go (ActorWindow.extend), a shuffled
-    one read by read: the entries, events, legal tally and running total must be the same. Single
-    customers, several at once, rows without names and a read that returned nothing."""
-    events = access(customers=12, every_s=30, fields=("account_balance", "id_number"))
-    events += access(customers=9, per_event=3, first_customer=40, start=400_000, every_s=20)
-    unnamed = access(n=2, start=500_000, row_count=7) + access(n=1, start=600_000, row_count=0)
-    events += [ev.model_copy(update={"subject_ids": []}) for ev in unnamed]
-    in_order, shuffled = engine_factory(), engine_factory()
-    feed(in_order, events[:12])  # one customer each: built column by column
-    feed(in_order, events[12:])
-    feed(shuffled, events[:12][::-1])
-    feed(shuffled, events[12:][::-1])
-    once, each = window_of(in_order), window_of(shuffled)
-    assert contents(once) == contents(each) and once.tally.added == each.tally.added
-    assert len(once.entries) == 12 + 9 + 2 and once.last_ts == each.last_ts == events[-1].ts
-
-
 def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
     from schemas.models import Approval
 
