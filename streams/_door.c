@@ -106,19 +106,92 @@ count_cell(PyObject *counted, PyObject *cell)
     return rc;
 }
 
+/* The key of `ev` for the extra cells' labels: its `attrs` values, a list as a tuple. */
+static PyObject *
+extra_key(PyObject *ev, PyObject *attrs)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(attrs);
+    PyObject *key = PyTuple_New(n);
+    if (key == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *value = PyObject_GetAttr(ev, PyTuple_GET_ITEM(attrs, k));
+        if (value != NULL && PyList_Check(value))
+            Py_SETREF(value, PyList_AsTuple(value));
+        if (value == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(key, k, value);
+    }
+    return key;
+}
+
+/* Each cell of labels[key of ev] counted under (minute, *cell). */
+static int
+count_extra(PyObject *counted, PyObject *ev, PyObject *minute, PyObject *attrs, PyObject *labels)
+{
+    PyObject *key = extra_key(ev, attrs);
+    if (key == NULL)
+        return -1;
+    PyObject *cells = PyObject_GetItem(labels, key);
+    Py_DECREF(key);
+    if (cells == NULL)
+        return -1;
+    if (!PyTuple_Check(cells)) {
+        Py_DECREF(cells);
+        PyErr_SetString(PyExc_TypeError, "count_rollup: extra labels must be tuples of cells");
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t c = 0; rc == 0 && c < PyTuple_GET_SIZE(cells); c++) {
+        PyObject *cell = PyTuple_GET_ITEM(cells, c);
+        if (!PyTuple_Check(cell)) {
+            PyErr_SetString(PyExc_TypeError, "count_rollup: a cell must be a tuple");
+            rc = -1;
+            break;
+        }
+        Py_ssize_t width = PyTuple_GET_SIZE(cell);
+        PyObject *full = PyTuple_New(width + 1);
+        if (full == NULL) {
+            rc = -1;
+            break;
+        }
+        PyTuple_SET_ITEM(full, 0, Py_NewRef(minute));
+        for (Py_ssize_t k = 0; k < width; k++)
+            PyTuple_SET_ITEM(full, k + 1, Py_NewRef(PyTuple_GET_ITEM(cell, k)));
+        rc = count_cell(counted, full);
+        Py_DECREF(full);
+    }
+    Py_DECREF(cells);
+    return rc;
+}
+
 PyDoc_STRVAR(count_rollup_doc,
-"count_rollup(events, stream, fields_attr, org_attr, outcome_attr, coverage, orgs, outcomes, counted)\n--\n\n"
+"count_rollup(events, stream, fields_attr, org_attr, outcome_attr, coverage, orgs, outcomes, counted,\n"
+"             extra=None)\n--\n\n"
 "Count each event in `counted` under its cell (minute in s, stream, class, org, outcome):\n"
 "the minute of `ts`; the class from `coverage[tuple(fields)]`, a (class, unknown field ids) pair;\n"
 "`orgs[org]` ('' when org_attr is None); `outcomes[outcome]`. Returns [(minute, unknown ids)]\n"
-"of the events whose fields the catalog does not all know, in order.");
+"of the events whose fields the catalog does not all know, in order. `extra`, (attrs, labels):\n"
+"each event also counts every cell of `labels[key]` under (minute, *cell), key its attrs' values\n"
+"(a list as a tuple).");
 
 static PyObject *
 door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "count_rollup takes 9 arguments");
+    if (nargs != 9 && nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "count_rollup takes 9 or 10 arguments");
         return NULL;
+    }
+    PyObject *extra = nargs == 10 ? args[9] : Py_None, *extra_attrs = NULL, *extra_labels = NULL;
+    if (extra != Py_None) {
+        if (!PyTuple_Check(extra) || PyTuple_GET_SIZE(extra) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(extra, 0))) {
+            PyErr_SetString(PyExc_TypeError, "count_rollup: extra must be (attrs tuple, labels)");
+            return NULL;
+        }
+        extra_attrs = PyTuple_GET_ITEM(extra, 0);
+        extra_labels = PyTuple_GET_ITEM(extra, 1);
     }
     PyObject *events = args[0], *stream = args[1], *fields_attr = args[2], *org_attr = args[3];
     PyObject *outcome_attr = args[4], *coverage = args[5], *orgs = args[6], *outcomes = args[7];
@@ -165,6 +238,8 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto next;
         cell = PyTuple_Pack(5, minute, stream, PyTuple_GET_ITEM(cover, 0), org, outcome);
         if (cell == NULL || count_cell(counted, cell) < 0)
+            goto next;
+        if (extra_attrs != NULL && count_extra(counted, ev, minute, extra_attrs, extra_labels) < 0)
             goto next;
         PyObject *unknown = PyTuple_GET_ITEM(cover, 1);
         int has_unknown = PyObject_IsTrue(unknown);

@@ -438,7 +438,8 @@ class Engine:
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()
-        self._label_cells: dict[tuple, tuple] = {}
+        # the SDK stream's extra rollup cells, by the observation's (sdk, version, host, fields)
+        self._sdk_cells = (("sdk_id", "app_version", "dest_host", "fields"), Labels(self._sdk_labels))
         self._rollup_labels: dict[str, RollupLabels] = {}  # stream -> its rollups' label caches
         self.tasks: dict[tuple[int, str], Task] = {}
         # partition -> its inputs with more to read, as the last `advance` was told
@@ -801,6 +802,7 @@ class Engine:
                 labels.orgs,
                 labels.outcomes,
                 counted,
+                self._sdk_cells if stream == "sdk" else None,
             )
             for minute, unknown in gaps:
                 for field in unknown:
@@ -808,11 +810,6 @@ class Engine:
                     # org = a keyed fingerprint of the unknown id (it may be a value typed into the
                     # wrong place, a card number even), outcome = the stream it appeared on
                     counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream)] += 1
-            if stream == "sdk":
-                for ev in span:
-                    minute = ev.ts // 60_000 * 60
-                    for cell in self._sdk_labels(ev.sdk_id, ev.app_version, ev.dest_host, tuple(ev.fields)):
-                        counted[(minute, *cell)] += 1
             roll.add(block, counted, end - start)
 
     @staticmethod
@@ -849,26 +846,22 @@ class Engine:
             return value if value in self.catalog.policy.recipients.recipients else "undeclared_recipient"
         return value if value in self.known_orgs else OTHER
 
-    def _sdk_labels(self, reported: str, version: str, host: str | None, fields: tuple[str, ...]) -> tuple:
-        """(stream, class, "<sdk>:<field>", label) cells of one observation: the SDK x field x label
-        matrix against the declarations. Only known ids reach the table: an undeclared SDK is
-        `undeclared_sdk`, an unknown field its fingerprint. Memoized: observations repeat."""
-        key = (reported, version, host, fields)
-        found = self._label_cells.get(key)
-        if found is None:
-            decl = self.catalog.sdk
-            sid, declared = decl.observed(reported, version, host)
-            org = sid if sid and declared is not None else "undeclared_sdk"
-            cells = []
-            for f in sorted(set(fields)):
-                known = decl.fields.get(f)
-                label = decl.label(sid, version, f).value if org != "undeclared_sdk" else "omitted"
-                cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
-                cells.append((SDK_LABEL, cls, f"{org}:{f if known else self.fingerprint(f)}", label))
-            found = tuple(cells)
-            if len(self._label_cells) < 100_000:
-                self._label_cells[key] = found
-        return found
+    def _sdk_labels(self, observation: tuple[str, str, str | None, tuple[str, ...]]) -> tuple:
+        """(stream, class, "<sdk>:<field>", label) cells of one observation (sdk, version, host,
+        fields): the SDK x field x label matrix against the declarations. Only known ids reach the
+        table: an undeclared SDK is `undeclared_sdk`, an unknown field its fingerprint. Memoized
+        (`_sdk_cells`): observations repeat."""
+        reported, version, host, fields = observation
+        decl = self.catalog.sdk
+        sid, declared = decl.observed(reported, version, host)
+        org = sid if sid and declared is not None else "undeclared_sdk"
+        cells = []
+        for f in sorted(set(fields)):
+            known = decl.fields.get(f)
+            label = decl.label(sid, version, f).value if org != "undeclared_sdk" else "omitted"
+            cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
+            cells.append((SDK_LABEL, cls, f"{org}:{f if known else self.fingerprint(f)}", label))
+        return tuple(cells)
 
     def fingerprint(self, field_id: str) -> str:
         """streams.pseudonym.fingerprint with this engine's key; `lifemon fingerprint NAME` tells an
