@@ -5,8 +5,8 @@
  * str, bytes, int, float, bool, None). Anything it does not read exactly as fastavro would (a
  * truncated body, a bad union or enum index, a varint past 64 bits, invalid UTF-8, a block count
  * larger than the body) raises, and the caller asks fastavro, whose error the dead letter carries.
- * The Python reader it replaced, code generated per schema, cost 6.5 µs per access event; this
- * costs well under one (docs/benchmarks.md, tenth stop).
+ * Measured per access event, read alone: fastavro 11.5-12.5 µs, the Python code this replaced
+ * (generated per schema) 6.9-7.1, this 1.6 (docs/benchmarks.md, tenth stop).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -1,4 +1,4 @@
-"""Avro bodies read in C (streams/_avro.c) by a program compiled once from the schema, about ten
+"""Avro bodies read in C (streams/_avro.c) by a program compiled once from the schema, about seven
 times faster than fastavro's generic reader on our events (docs/benchmarks.md, tenth stop).
 
 fastavro walks the schema for every record: a dict lookup and a type dispatch per field. Here the
