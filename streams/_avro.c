@@ -68,6 +68,20 @@ read_span(Body *body, const char **start, Py_ssize_t *len)
 
 static PyObject *read_value(PyObject *program, Body *body);
 
+/* The item of `choices` (an enum's symbols, a union's branches) an index names; borrowed. */
+static PyObject *
+read_choice(Body *body, PyObject *choices, const char *what)
+{
+    int64_t n;
+    if (read_long(body, &n) < 0)
+        return NULL;
+    if (n < 0 || n >= PyTuple_GET_SIZE(choices)) {
+        PyErr_Format(PyExc_ValueError, "%s index", what);
+        return NULL;
+    }
+    return PyTuple_GET_ITEM(choices, (Py_ssize_t)n);
+}
+
 static int
 check_program(PyObject *program)
 {
@@ -167,35 +181,21 @@ read_value(PyObject *program, Body *body)
         return read_span(body, &s, &len) < 0 ? NULL : PyUnicode_DecodeUTF8(s, len, NULL);
     case BYTES:
         return read_span(body, &s, &len) < 0 ? NULL : PyBytes_FromStringAndSize(s, len);
-    case ENUM: {
-        PyObject *symbols = width == 2 ? PyTuple_GET_ITEM(program, 1) : NULL;
-        if (symbols == NULL || !PyTuple_Check(symbols))
+    case ENUM:
+    case UNION: {
+        PyObject *choices = width == 2 ? PyTuple_GET_ITEM(program, 1) : NULL;
+        if (choices == NULL || !PyTuple_Check(choices))
             break;
-        if (read_long(body, &n) < 0)
+        PyObject *chosen = read_choice(body, choices, kind == ENUM ? "enum" : "union");
+        if (chosen == NULL)
             return NULL;
-        if (n < 0 || n >= PyTuple_GET_SIZE(symbols)) {
-            PyErr_SetString(PyExc_ValueError, "enum index");
-            return NULL;
-        }
-        return Py_NewRef(PyTuple_GET_ITEM(symbols, (Py_ssize_t)n));
+        return kind == ENUM ? Py_NewRef(chosen) : read_value(chosen, body);
     }
     case ARRAY:
     case MAP:
         if (width != 2)
             break;
         return read_blocks(PyTuple_GET_ITEM(program, 1), body, kind == MAP);
-    case UNION: {
-        PyObject *branches = width == 2 ? PyTuple_GET_ITEM(program, 1) : NULL;
-        if (branches == NULL || !PyTuple_Check(branches))
-            break;
-        if (read_long(body, &n) < 0)
-            return NULL;
-        if (n < 0 || n >= PyTuple_GET_SIZE(branches)) {
-            PyErr_SetString(PyExc_ValueError, "union index");
-            return NULL;
-        }
-        return read_value(PyTuple_GET_ITEM(branches, (Py_ssize_t)n), body);
-    }
     case RECORD: {
         PyObject *names = width == 3 ? PyTuple_GET_ITEM(program, 1) : NULL;
         PyObject *fields = width == 3 ? PyTuple_GET_ITEM(program, 2) : NULL;
