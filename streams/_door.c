@@ -42,17 +42,23 @@ door_pseudonymize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
-        PyObject *record = PyList_GET_ITEM(records, i);
+        /* held, not borrowed: compute (Python) may change `records` before the record is set */
+        PyObject *record = Py_NewRef(PyList_GET_ITEM(records, i));
         PyObject *value = PyObject_GetAttr(record, attr);
-        if (value == NULL)
+        if (value == NULL) {
+            Py_DECREF(record);
             return NULL;
+        }
         int failed = 0;
         if (PyList_Check(value)) {
             for (Py_ssize_t j = 0; j < PyList_GET_SIZE(value); j++) {
                 PyObject *id = PyList_GET_ITEM(value, j);
                 if (id == Py_None)
                     continue;
+                /* held too: the cache's __eq__ or compute may take it out of the list */
+                Py_INCREF(id);
                 PyObject *pseudonym = pseudonym_of(cache, compute, id);
+                Py_DECREF(id);
                 if (pseudonym == NULL || PyList_SetItem(value, j, pseudonym) < 0) {
                     failed = 1;
                     break;
@@ -65,6 +71,7 @@ door_pseudonymize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_XDECREF(pseudonym);
         }
         Py_DECREF(value);
+        Py_DECREF(record);
         if (failed)
             return NULL;
     }
@@ -88,17 +95,30 @@ label_of(PyObject *record, PyObject *attr, PyObject *labels, PyObject *none)
     return label;
 }
 
-/* counted[cell] += 1, a new int each time the count passes the small-int cache */
+/* counted[cell] += 1, a new int each time the count passes the small-int cache. A count that is
+ * not an int, or that would pass a C long (n + 1 would overflow: undefined, in practice a negative
+ * count), takes Python's own +, as `counted[cell] += 1` would. */
 static int
 count_cell(PyObject *counted, PyObject *cell)
 {
     PyObject *before = PyDict_GetItemWithError(counted, cell);
     if (before == NULL && PyErr_Occurred())
         return -1;
-    long n = before == NULL ? 0 : PyLong_AsLong(before);
-    if (n == -1 && PyErr_Occurred())
-        return -1;
-    PyObject *after = PyLong_FromLong(n + 1);
+    long n = 0;
+    int overflow = 0;
+    if (before != NULL && PyLong_CheckExact(before))
+        n = PyLong_AsLongAndOverflow(before, &overflow); /* an exact int: no __index__, no error */
+    PyObject *after;
+    if (before == NULL || (PyLong_CheckExact(before) && !overflow && n < LONG_MAX))
+        after = PyLong_FromLong(n + 1);
+    else {
+        /* held: its __add__ may be Python, and may change `counted` */
+        PyObject *one = PyLong_FromLong(1);
+        Py_INCREF(before);
+        after = one == NULL ? NULL : PyNumber_Add(before, one);
+        Py_DECREF(before);
+        Py_XDECREF(one);
+    }
     if (after == NULL)
         return -1;
     int rc = PyDict_SetItem(counted, cell, after);
@@ -205,7 +225,8 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (gaps == NULL || empty == NULL || ts_name == NULL)
         goto error;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
-        PyObject *ev = PyList_GET_ITEM(events, i);
+        /* held, not borrowed: a label's __missing__ (Python) may change `events` while ev is used */
+        PyObject *ev = Py_NewRef(PyList_GET_ITEM(events, i));
         PyObject *ts = NULL, *minute = NULL, *fields = NULL, *key = NULL, *cover = NULL;
         PyObject *org = NULL, *outcome = NULL, *cell = NULL;
         int ok = 0;
@@ -219,8 +240,10 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (ms % 60000 < 0)
             q -= 1; /* floor, as Python's // */
         minute = PyLong_FromLongLong(q * 60);
+        if (minute == NULL)
+            goto next;
         fields = PyObject_GetAttr(ev, fields_attr);
-        if (minute == NULL || fields == NULL)
+        if (fields == NULL)
             goto next;
         key = PySequence_Tuple(fields);
         if (key == NULL)
@@ -255,6 +278,7 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         ok = 1;
     next:
+        Py_DECREF(ev);
         Py_XDECREF(ts);
         Py_XDECREF(minute);
         Py_XDECREF(fields);
@@ -297,18 +321,29 @@ door_first_deliveries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (kept == NULL || name == NULL)
         goto error;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(decoded); i++) {
-        PyObject *pair = PyList_GET_ITEM(decoded, i);
+        /* the sizes checked on entry may not hold: an event_id property or an id's __hash__ or
+         * __eq__ (Python) may change either list, and ids[i] past its end is a wild read */
+        if (ids != Py_None && PyList_GET_SIZE(ids) != PyList_GET_SIZE(decoded)) {
+            PyErr_SetString(PyExc_RuntimeError, "first_deliveries: decoded or ids changed size during the loop");
+            goto error;
+        }
+        /* held, not borrowed: the same callbacks may take it out of `decoded` before it is kept */
+        PyObject *pair = Py_NewRef(PyList_GET_ITEM(decoded, i));
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            Py_DECREF(pair);
             PyErr_SetString(PyExc_TypeError, "first_deliveries: decoded must hold (raw, event) pairs");
             goto error;
         }
         PyObject *id = ids == Py_None ? PyObject_GetAttr(PyTuple_GET_ITEM(pair, 1), name)
                                       : Py_NewRef(PyList_GET_ITEM(ids, i));
-        if (id == NULL)
+        if (id == NULL) {
+            Py_DECREF(pair);
             goto error;
+        }
         int known = PyDict_Contains(seen, id);
         int failed = known < 0 || (!known && (PyDict_SetItem(seen, id, Py_None) < 0 || PyList_Append(kept, pair) < 0));
         Py_DECREF(id);
+        Py_DECREF(pair);
         if (failed)
             goto error;
         duplicates += known;
