@@ -440,6 +440,7 @@ class Engine:
         self.known_orgs: set[str] = set()
         # the SDK stream's extra rollup cells, by the observation's (sdk, version, host, fields)
         self._sdk_cells = (("sdk_id", "app_version", "dest_host", "fields"), Labels(self._sdk_labels))
+        self._sdk_field = Labels(self._sdk_field_cell)
         self._rollup_labels: dict[str, RollupLabels] = {}  # stream -> its rollups' label caches
         self.tasks: dict[tuple[int, str], Task] = {}
         # partition -> its inputs with more to read, as the last `advance` was told
@@ -848,20 +849,24 @@ class Engine:
 
     def _sdk_labels(self, observation: tuple[str, str, str | None, tuple[str, ...]]) -> tuple:
         """(stream, class, "<sdk>:<field>", label) cells of one observation (sdk, version, host,
-        fields): the SDK x field x label matrix against the declarations. Only known ids reach the
-        table: an undeclared SDK is `undeclared_sdk`, an unknown field its fingerprint. Memoized
-        (`_sdk_cells`): observations repeat."""
+        fields), one per distinct field: the SDK x field x label matrix against the declarations.
+        Memoized by observation (`_sdk_cells`), and each cell by its SDK and field (`_sdk_field`):
+        an app's field sets vary (measured: 9 713 sets in 12 000 observations of 62 SDK builds and
+        90 fields), the cells they are made of do not."""
         reported, version, host, fields = observation
+        return tuple(self._sdk_field[(reported, version, host, f)] for f in sorted(set(fields)))
+
+    def _sdk_field_cell(self, key: tuple[str, str, str | None, str]) -> tuple[str, str, str, str]:
+        """One field's cell as an SDK build reports it. Only known ids reach the table: an
+        undeclared SDK is `undeclared_sdk`, an unknown field its fingerprint."""
+        reported, version, host, field = key
         decl = self.catalog.sdk
         sid, declared = decl.observed(reported, version, host)
         org = sid if sid and declared is not None else "undeclared_sdk"
-        cells = []
-        for f in sorted(set(fields)):
-            known = decl.fields.get(f)
-            label = decl.label(sid, version, f).value if org != "undeclared_sdk" else "omitted"
-            cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
-            cells.append((SDK_LABEL, cls, f"{org}:{f if known else self.fingerprint(f)}", label))
-        return tuple(cells)
+        known = decl.fields.get(field)
+        label = decl.label(sid, version, field).value if org != "undeclared_sdk" else "omitted"
+        cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
+        return (SDK_LABEL, cls, f"{org}:{field if known else self.fingerprint(field)}", label)
 
     def fingerprint(self, field_id: str) -> str:
         """streams.pseudonym.fingerprint with this engine's key; `lifemon fingerprint NAME` tells an
