@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml streams/_door.c streams/_avro.c
+$(VENV)/.installed: pyproject.toml $(wildcard streams/*.c)  # the C extensions pyproject declares
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -786,7 +786,6 @@ class Engine:
         fields_attr, org_attr, outcome_attr = dims
         roll = self._partition_rollup(topic, partition)
         labels = self._labels(stream, org_attr)
-        events = events if isinstance(events, list) else list(events)
         for block, start, end in self._block_spans(roll.block_size, decoded):
             span = events[start:end]
             counted: Counter = Counter()
