@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(wildcard streams/*.c)  # the C extensions pyproject declares
+$(VENV)/.installed: pyproject.toml $(wildcard streams/*.c detectors/*.c)  # the C extensions pyproject declares
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -74,6 +74,6 @@ wheel-check: install  ## a plain wheel install (no repo beside it) still carries
 	n=$$($(BIN)/python -c 'from detectors import REGISTRY; print(len(REGISTRY))'); \
 	  cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/lifemon policy check | grep "$$n detector(s)" > /dev/null
 	cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/python -c \
-	  "from streams import _avro, _door; from streams.clickhouse import ddl_statements; from streams.codecs import load_schema; \
+	  "from streams import _avro, _door; from detectors import _window; from streams.clickhouse import ddl_statements; from streams.codecs import load_schema; \
 	   assert len(ddl_statements('x')) >= 5 and load_schema('access')['name'] == 'AccessEvent'"
 	@echo "wheel-check: OK"

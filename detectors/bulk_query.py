@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors import approvals
+from detectors import _window, approvals
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
@@ -416,13 +416,10 @@ class BulkQueryDetector:
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add_transfer(win, ev, ctx)
             else:
-                reads = [self._entries(ev, ctx) for ev in evs]
-                if win.episode is None and self._quiet(actor, win, evs, reads, ctx):
-                    self._add_quietly(win, evs, reads)
-                else:
-                    for ev, read in zip(evs, reads, strict=True):
-                        yield from self._close_passed(actor, win, ev.ts)
-                        self._add(win, ev, read, ctx)
+                reads = self._add_if_quiet(actor, win, evs, ctx)
+                for ev, read in zip(evs, reads or (), strict=reads is not None):
+                    yield from self._close_passed(actor, win, ev.ts)
+                    self._add(win, ev, read, ctx)
             if win.episode is not None:  # the day's figures as they stand after the batch
                 win.episode.legal.update(self._legal_reached(win))
             ep = win.episode
@@ -559,28 +556,61 @@ class BulkQueryDetector:
             return [(ev.ts, f"#{ev.event_id}", w * n, n, cats, rank)], cls, n, tiers
         return [], cls, 0, tiers
 
-    def _quiet(self, actor: str, win: ActorWindow, evs: list[Any], reads: list[Read], ctx: Context) -> bool:
-        """True when the batch's reads cannot open an episode whatever their order: the window's
-        score with every new customer added at its heaviest read stays below the actor's role
-        threshold (the lowest of any role if it changes during the batch), and each tier's count
-        with all the records added stays below the tier's lowest legal threshold. Most actors,
-        most batches."""
-        score = win.score if win.weights is not None else win.total  # exact if kept, else a bound
-        if score + sum(e[2] for read in reads for e in read[0]) >= self._lowest_threshold:
-            heaviest: dict[str, int] = {}  # repeated reads of a customer score once
-            for entries, *_ in reads:
-                for e in entries:
-                    if e[2] > heaviest.get(e[1], 0):
-                        heaviest[e[1]] = e[2]
-            first, last = ctx.entitlement(actor, evs[0].ts), ctx.entitlement(actor, evs[-1].ts)
-            threshold = self._threshold(first) if first is last else self._lowest_threshold
-            if score + sum(heaviest.values()) >= threshold:
-                return False
-        added = [0] * len(self._tiers)
+    def _add_if_quiet(self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context) -> list[Read] | None:
+        """Add a batch of reads that cannot open an episode (most batches): None. Else return
+        their reads, for `_add` one by one. The common case, accesses that each name
+        one customer, is C (detectors/_window.c): the same entries, sums and window."""
+        fast = _window.reads(evs, self._profiles, len(self._tiers)) if win.episode is None else None
+        if fast is not None:
+            entries, tiers, weight, fresh, added = fast
+            if self._quiet(actor, win, evs, weight, fresh, added, ctx):
+                if not _window.add_quietly(
+                    win, evs, entries, tiers, self.window_ms, self.horizon_ms, self._tier_sets, self._tiers_of
+                ):  # the window keeps its exact score, or a read came out of time order
+                    self._add_quietly(win, evs, [[e] for e in entries], tiers)
+                return None
+        reads = [self._entries(ev, ctx) for ev in evs]
+        if fast is None and win.episode is None and self._quiet(actor, win, evs, *self._sums(reads), ctx):
+            self._add_quietly(win, evs, [r[0] for r in reads], [r[3] for r in reads])
+            return None
+        return reads
+
+    def _sums(self, reads: list[Read]) -> tuple[int, int, list[int]]:
+        """What `_quiet` judges of a batch's reads: the sum of their weights, the sum of each
+        customer's heaviest weight (repeated reads of a customer score once), the records per tier."""
+        weight, added = 0, [0] * len(self._tiers)
+        heaviest: dict[str, int] = {}
         for entries, _, n, tiers in reads:
+            for e in entries:
+                weight += e[2]
+                if e[2] > heaviest.get(e[1], 0):
+                    heaviest[e[1]] = e[2]
             if entries:
                 for i in tiers:
                     added[i] += n
+        return weight, sum(heaviest.values()), added
+
+    def _quiet(
+        self,
+        actor: str,
+        win: ActorWindow,
+        evs: list[Any],
+        weight: int,
+        fresh: int,
+        added: list[int],
+        ctx: Context,
+    ) -> bool:
+        """True when the batch's reads (`_sums`) cannot open an episode whatever their order: the
+        window's score with every new customer added at its heaviest read stays below the actor's
+        role threshold (the lowest of any role if it changes during the batch), and each tier's
+        count with all the records added stays below the tier's lowest legal threshold. Most
+        actors, most batches."""
+        score = win.score if win.weights is not None else win.total  # exact if kept, else a bound
+        if score + weight >= self._lowest_threshold:
+            first, last = ctx.entitlement(actor, evs[0].ts), ctx.entitlement(actor, evs[-1].ts)
+            threshold = self._threshold(first) if first is last else self._lowest_threshold
+            if score + fresh >= threshold:
+                return False
         if len(win.tally.totals) != len(added):
             return False  # the policy's tiers changed since the state was stored
         return all(
@@ -588,14 +618,16 @@ class BulkQueryDetector:
             for i, (a, floor) in enumerate(zip(added, self._tier_floor, strict=True))
         )
 
-    def _add_quietly(self, win: ActorWindow, evs: list[Any], reads: list[Read]) -> None:
+    def _add_quietly(
+        self, win: ActorWindow, evs: list[Any], entries: list[list[WindowEntry]], tiers: list[tuple[int, ...]]
+    ) -> None:
         """`_add` for reads that `_quiet` cleared: the same window and tally, without the checks."""
-        for ev, (entries, _, _, tiers) in zip(evs, reads, strict=True):
+        for ev, its, tier in zip(evs, entries, tiers, strict=True):
             if ev.ts <= win.last_ts - self.horizon_ms:
                 continue
             win.last_ts = max(win.last_ts, ev.ts)
-            if entries:
-                win.add(entries, tiers, ev.event_id, read=True)
+            if its:
+                win.add(its, tier, ev.event_id, read=True)
         # evicting once, by the newest read, leaves what evicting after each read would: a read
         # older than the role window (a late log) left it at once, and counts for the law only
         win.evict_role(win.last_ts - self.window_ms)

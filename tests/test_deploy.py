@@ -253,6 +253,24 @@ def test_dockerfile_builds_the_c_extensions_it_declares() -> None:
         assert _ignored(built, patterns), f"{built}: a host build must not reach the image"
 
 
+def test_make_install_rebuilds_when_any_c_source_changes() -> None:
+    """`make install` builds the C extensions once and only again when its prerequisites change:
+    every source pyproject declares must be among them, or an edited kernel runs stale."""
+    modules = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "ext-modules"
+    ]
+    rule = next(
+        ln
+        for ln in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+        if ln.startswith("$(VENV)/.installed:")
+    )
+    prerequisites = rule.split(":", 1)[1].split("#")[0]
+    globs = [g for w in re.findall(r"\$\(wildcard ([^)]*)\)", prerequisites) for g in w.split()]
+    for module in modules:
+        for source in module["sources"]:
+            assert any(fnmatch.fnmatch(source, g) for g in globs) or source in prerequisites.split(), source
+
+
 def _ignored(rel: str, patterns: list[str]) -> bool:
     parts = rel.split("/")
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
