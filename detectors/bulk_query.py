@@ -609,14 +609,20 @@ class BulkQueryDetector:
         if score + weight >= self._lowest_threshold:
             first, last = ctx.entitlement(actor, evs[0].ts), ctx.entitlement(actor, evs[-1].ts)
             threshold = self._threshold(first) if first is last else self._lowest_threshold
-            if score + fresh >= threshold:
+            # the running bound counts a customer read twice twice: the exact score, when it is not enough
+            if score + fresh >= threshold and win.exact() + fresh >= threshold:
                 return False
         if len(win.tally.totals) != len(added):
             return False  # the policy's tiers changed since the state was stored
-        return all(
-            win.tally.bound(i) + a < floor
-            for i, (a, floor) in enumerate(zip(added, self._tier_floor, strict=True))
-        )
+        tally, since = win.tally, self._legal_since(win)
+        for i, (a, floor) in enumerate(zip(added, self._tier_floor, strict=True)):
+            # likewise a tier's running bound, then its exact count: once a batch, not once a read
+            if (
+                tally.bound(i) + a >= floor
+                and tally.recount(i, win.entries, since, self._tiers_of)[0] + a >= floor
+            ):
+                return False
+        return True
 
     def _add_quietly(
         self, win: ActorWindow, evs: list[Any], entries: list[list[WindowEntry]], tiers: list[tuple[int, ...]]
@@ -632,6 +638,13 @@ class BulkQueryDetector:
         # older than the role window (a late log) left it at once, and counts for the law only
         win.evict_role(win.last_ts - self.window_ms)
         win.evict_legal(win.last_ts - self.horizon_ms, self._tiers_of)
+        self._drop_exact(win)
+
+    def _drop_exact(self, win: ActorWindow) -> None:
+        """Far below the lowest threshold again: back to the running total alone (and to the C
+        quiet path, which keeps no exact score)."""
+        if win.weights is not None and win.total < self._lowest_threshold // 2:
+            win.weights = None
 
     def _add(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
         entries, cls, _, _ = read
@@ -656,8 +669,7 @@ class BulkQueryDetector:
             return
         if ep is None:
             if win.total < self._lowest_threshold or win.exact() < self._lowest_threshold:
-                if win.weights is not None and win.total < self._lowest_threshold // 2:
-                    win.weights = None  # far below again: back to the running total alone
+                self._drop_exact(win)
                 return  # no role could cross yet: skip the entitlement lookup
             ent = ctx.entitlement(ev.actor_id, ev.ts)
             threshold = self._threshold(ent)
@@ -717,13 +729,18 @@ class BulkQueryDetector:
         reached a legal threshold (records a closed episode reported excluded)."""
         if len(win.tally.totals) != len(self._tiers):
             return {}
-        since = max(win.last_ts - self.horizon_ms, win.legal_since)
+        since = self._legal_since(win)
         reached = {}
         for i, floor in enumerate(self._tier_floor):
             figures = win.tally.reached(i, floor, win.entries, since, self._tiers_of)
             if figures is not None:
                 reached[str(i)] = list(figures)
         return reached
+
+    def _legal_since(self, win: ActorWindow) -> int:
+        """The law's count is of records after this: the horizon's start, or what a closed
+        episode reported."""
+        return max(win.last_ts - self.horizon_ms, win.legal_since)
 
     def _open_legal(self, ev: Any, win: ActorWindow, reached: dict[str, list[int]], ctx: Context) -> Episode:
         """Art. 5 counts records, not windows: a tier reached opens the episode by itself, whatever

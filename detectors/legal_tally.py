@@ -62,9 +62,16 @@ class LegalTally:
         exactly only when the bounds allow it."""
         if self.bound(tier) < floor:
             return None
+        figures = self.recount(tier, entries, since, tiers_of)
+        return figures if figures[0] >= floor else None
+
+    def recount(
+        self, tier: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf
+    ) -> tuple[int, int, int, int]:
+        """The tier's figures (see `count`), its exact count the bound's new base."""
         figures = count(tier, entries, since, tiers_of)
         self.known[tier] = (figures[0], self.added[tier])
-        return figures if figures[0] >= floor else None
+        return figures
 
 
 def count(tier: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf) -> tuple[int, int, int, int]:
