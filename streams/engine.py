@@ -61,14 +61,19 @@ _MISSING = object()
 _ts = attrgetter("ts")
 
 
-GC_THRESHOLDS = (50_000, 50, 100)  # measured: decode 6.9 -> 3.1 µs/event, engine 24 -> 19 µs/event
+# measured: 700 -> 50 000: decode 6.9 -> 3.1 µs/event, engine 24 -> 19; 50 000 -> 500 000: 15
+# young collections per 200 000 accesses -> none, 44 881 -> 62 124 events/CPU-s, the same peak RSS
+GC_THRESHOLDS = (500_000, 50, 100)
 
 
 def freeze_heap() -> None:
     """Call once the long-lived data is loaded (policy, reference registries): the collector stops
-    re-scanning it, and runs a young collection every 50 000 allocations instead of 700. A batch
-    allocates tens of thousands of structs and lists that live until it is judged; with the
-    defaults, collections cost as much as the decode itself (docs/benchmarks.md)."""
+    re-scanning it, and runs a young collection every 500 000 allocations instead of 700. A batch
+    allocates tens of thousands of structs and lists that live until it is judged, and frees them
+    then; a collection that falls inside a batch resets the count, so their frees no longer offset
+    their allocations and the next one comes sooner. At 500 000 a batch's allocations and frees
+    cancel out, and collections are rare (docs/benchmarks.md, eleventh stop). What they would find,
+    cyclic garbage, the pipeline hardly makes."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
