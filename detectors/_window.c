@@ -14,10 +14,25 @@
 #define LIMIT (1LL << 40) /* weights and records below it: a window's sums cannot pass int64 */
 #define MAX_TIERS 64
 #define MAX_READS (1 << 20) /* per call: 2**20 reads of 2**40 cannot pass a sum's 2**62 headroom */
+/* looks at the window per add_quietly: each look after the first follows a tiers_of call for a
+ * category set tier_sets lacked (a window restored after a restart has many: one look each, a look
+ * costing the batch and what it evicts); a tiers_of that fills no tier_sets is then left to Python */
+#define MAX_LOOKS 64
+
+/* A sum the checks above do not bound (a tiers tuple naming one tier many times, a window's
+ * figures near their limit, evictions of a long window) is added with a check: past int64 the
+ * call is not the common case (None / False), never undefined behaviour. */
+static inline int
+add_to(long long *x, long long d)
+{
+    return !__builtin_add_overflow(*x, d, x);
+}
+
+static PyObject *deque_type; /* collections.deque: append and popleft on it run no Python */
 
 static PyObject *s_fields, *s_action, *s_subject_ids, *s_row_count, *s_ts, *s_event_id, *s_entries,
     *s_events, *s_role, *s_total, *s_weights, *s_last_ts, *s_tally, *s_totals, *s_added, *s_chunks,
-    *s_append, *s_popleft;
+    *s_append, *s_popleft, *s_maxlen;
 
 /* An exact int in [low, high) into *out; 0 when it is anything else (no error set). */
 static int
@@ -100,17 +115,22 @@ profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers)
     Py_XDECREF(action);
     if (key == NULL)
         return NULL;
-    profile = PyDict_GetItemWithError(profiles, key);
+    /* held before the key goes: its last reference may be an action whose __del__ (Python) changes
+     * `profiles`, and the profile with it */
+    profile = Py_XNewRef(PyDict_GetItemWithError(profiles, key));
     Py_DECREF(key);
     if (profile == NULL)
         return NULL;
-    /* (class, categories, rank, weight, tiers) */
+    /* (class, categories, rank, weight, tiers); the rank is only copied into the entry (CLASS_RANK
+     * is 1..3: judging it in [0, 3) sent every C3 read to Python) */
     long long x;
     if (!PyTuple_CheckExact(profile) || PyTuple_GET_SIZE(profile) != 5 ||
-        !PyTuple_CheckExact(PyTuple_GET_ITEM(profile, 1)) || !int_in(PyTuple_GET_ITEM(profile, 2), 0, 3, &x) ||
-        !int_in(PyTuple_GET_ITEM(profile, 3), 0, LIMIT, &x) || !tiers_ok(PyTuple_GET_ITEM(profile, 4), ntiers))
+        !PyTuple_CheckExact(PyTuple_GET_ITEM(profile, 1)) || !int_in(PyTuple_GET_ITEM(profile, 3), 0, LIMIT, &x) ||
+        !tiers_ok(PyTuple_GET_ITEM(profile, 4), ntiers)) {
+        Py_DECREF(profile);
         return NULL;
-    return Py_NewRef(profile);
+    }
+    return profile;
 }
 
 /* The window entry of an access naming one customer: (ts, customer, weight, records, categories,
@@ -122,9 +142,10 @@ entry_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, PyObject **tiers)
     PyObject *profile = profile_of(ev, profiles, ntiers);
     if (profile == NULL)
         return NULL;
+    /* one after the other: a getter is no call to make with an error pending */
     PyObject *ids = PyObject_GetAttr(ev, s_subject_ids);
-    PyObject *ts = PyObject_GetAttr(ev, s_ts);
-    PyObject *rows = PyObject_GetAttr(ev, s_row_count);
+    PyObject *ts = ids == NULL ? NULL : PyObject_GetAttr(ev, s_ts);
+    PyObject *rows = ts == NULL ? NULL : PyObject_GetAttr(ev, s_row_count);
     PyObject *entry = NULL;
     long long t, n;
     if (ids != NULL && ts != NULL && rows != NULL && PyList_CheckExact(ids) && PyList_GET_SIZE(ids) == 1 &&
@@ -186,21 +207,26 @@ window_reads(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int failed = PyList_Append(entries, entry) < 0 || PyList_Append(tiers, its) < 0;
         long long w = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 2)); /* checked < 2**40 */
         long long n = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 3));
-        weight += w;
-        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(its); k++)
-            added[PyLong_AsSsize_t(PyTuple_GET_ITEM(its, k))] += n;
-        /* repeated reads of a customer score once, at the heaviest */
+        int fits = add_to(&weight, w);
+        /* a tier named k times counts k times, as in Python: checked, the tuple's length is not bounded */
+        for (Py_ssize_t k = 0; fits && k < PyTuple_GET_SIZE(its); k++)
+            fits = add_to(&added[PyLong_AsSsize_t(PyTuple_GET_ITEM(its, k))], n);
+        /* repeated reads of a customer score once, at the heaviest (cid a str: no Python in the dict) */
         PyObject *cid = PyTuple_GET_ITEM(entry, 1);
         PyObject *before = failed ? NULL : PyDict_GetItemWithError(heaviest, cid);
         long long seen = before == NULL ? 0 : PyLong_AsLongLong(before);
         if (!failed && !PyErr_Occurred() && w > seen) {
-            fresh += w - seen;
+            fits = fits && add_to(&fresh, w - seen);
             failed = PyDict_SetItem(heaviest, cid, PyTuple_GET_ITEM(entry, 2)) < 0;
         }
         Py_DECREF(entry);
         Py_DECREF(its);
         if (failed || PyErr_Occurred())
             goto done;
+        if (!fits) { /* past int64: Python's ints do it */
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
     }
     PyObject *per_tier = PyList_New(ntiers);
     if (per_tier == NULL)
@@ -222,7 +248,7 @@ done:
 }
 
 /* An item's event time (item[0], an entry's or an event's) into *ts: 1, or 0 when it is not
- * an in-range int (no error set), -1 with an error. */
+ * an in-range int. */
 static int
 item_ts(PyObject *item, long long *ts)
 {
@@ -232,7 +258,7 @@ item_ts(PyObject *item, long long *ts)
 }
 
 /* An entry's (ts, customer, weight, records, categories, rank) figures: 1, or 0 when it is not
- * one with figures in range (no error set). */
+ * one with figures in range. */
 static int
 entry_figures(PyObject *e, long long *ts, long long *weight, long long *records)
 {
@@ -240,13 +266,10 @@ entry_figures(PyObject *e, long long *ts, long long *weight, long long *records)
            int_in(PyTuple_GET_ITEM(e, 3), -LIMIT, LIMIT, records);
 }
 
-/* The last item's time of a deque, or LLONG_MIN when empty: 1 / 0 / -1 as item_ts. */
+/* The time of the last of a deque's n items, or LLONG_MIN when empty: 1 / 0 / -1 as item_ts. */
 static int
-tail_ts(PyObject *dq, long long *ts)
+tail_ts(PyObject *dq, Py_ssize_t n, long long *ts)
 {
-    Py_ssize_t n = PyObject_Size(dq);
-    if (n < 0)
-        return -1;
     if (n == 0) {
         *ts = LLONG_MIN;
         return 1;
@@ -259,14 +282,14 @@ tail_ts(PyObject *dq, long long *ts)
     return ok;
 }
 
-/* An int attribute of `obj` into *out, within [0, 2**62): 1, 0 (anything else), -1 (error). */
+/* An int attribute of `obj` into *out, within [low, 2**62): 1, 0 (anything else), -1 (error). */
 static int
-int_attr(PyObject *obj, PyObject *name, long long *out)
+int_attr(PyObject *obj, PyObject *name, long long low, long long *out)
 {
     PyObject *v = PyObject_GetAttr(obj, name);
     if (v == NULL)
         return -1;
-    int ok = int_in(v, -(1LL << 62), 1LL << 62, out);
+    int ok = int_in(v, low, 1LL << 62, out);
     Py_DECREF(v);
     return ok;
 }
@@ -303,6 +326,22 @@ store_counts(PyObject *list, Py_ssize_t n, const long long *counts)
     return 0;
 }
 
+/* A deque as ActorWindow keeps it: a collections.deque without maxlen, whose len, [i], append
+ * and popleft run no Python (a subclass's may, and a maxlen one drops items by itself): 1, 0
+ * (anything else), -1 (error). */
+static int
+plain_deque(PyObject *dq)
+{
+    if (!Py_IS_TYPE(dq, (PyTypeObject *)deque_type))
+        return 0;
+    PyObject *maxlen = PyObject_GetAttr(dq, s_maxlen);
+    if (maxlen == NULL)
+        return -1;
+    int plain = maxlen == Py_None;
+    Py_DECREF(maxlen);
+    return plain;
+}
+
 /* The window being added to: its deques, bound methods and figures, held for one call. */
 typedef struct {
     PyObject *win, *entries, *events, *tally, *totals, *added, *append_entry, *append_event, *popleft_entry,
@@ -313,19 +352,19 @@ typedef struct {
 static void
 window_release(Window *w)
 {
-    Py_XDECREF(w->entries);
-    Py_XDECREF(w->events);
-    Py_XDECREF(w->tally);
-    Py_XDECREF(w->totals);
-    Py_XDECREF(w->added);
-    Py_XDECREF(w->append_entry);
-    Py_XDECREF(w->append_event);
-    Py_XDECREF(w->popleft_entry);
-    Py_XDECREF(w->popleft_event);
+    Py_CLEAR(w->entries);
+    Py_CLEAR(w->events);
+    Py_CLEAR(w->tally);
+    Py_CLEAR(w->totals);
+    Py_CLEAR(w->added);
+    Py_CLEAR(w->append_entry);
+    Py_CLEAR(w->append_event);
+    Py_CLEAR(w->popleft_entry);
+    Py_CLEAR(w->popleft_event);
 }
 
-/* Load the window: 1, 0 when it is not the common case (no exact score kept, figures in range),
- * -1 with an error. */
+/* Load the window: 1, 0 when it is not the common case (no exact score kept, plain deques,
+ * figures in range), -1 with an error. */
 static int
 window_load(Window *w, PyObject *win)
 {
@@ -337,8 +376,13 @@ window_load(Window *w, PyObject *win)
     Py_DECREF(weights);
     if (kept)
         return 0;
+    int ok;
     if ((w->entries = PyObject_GetAttr(win, s_entries)) == NULL ||
-        (w->events = PyObject_GetAttr(win, s_events)) == NULL || (w->tally = PyObject_GetAttr(win, s_tally)) == NULL ||
+        (w->events = PyObject_GetAttr(win, s_events)) == NULL)
+        return -1;
+    if ((ok = plain_deque(w->entries)) != 1 || (ok = plain_deque(w->events)) != 1)
+        return ok;
+    if ((w->tally = PyObject_GetAttr(win, s_tally)) == NULL ||
         (w->totals = PyObject_GetAttr(w->tally, s_totals)) == NULL ||
         (w->added = PyObject_GetAttr(w->tally, s_added)) == NULL ||
         (w->append_entry = PyObject_GetAttr(w->entries, s_append)) == NULL ||
@@ -351,9 +395,9 @@ window_load(Window *w, PyObject *win)
     w->ntiers = PyList_GET_SIZE(w->totals);
     if (!load_counts(w->totals, w->ntiers, w->sums) || !load_counts(w->added, w->ntiers, w->adds))
         return 0;
-    int ok;
-    if ((ok = int_attr(win, s_role, &w->role)) != 1 || (ok = int_attr(win, s_total, &w->total)) != 1 ||
-        (ok = int_attr(win, s_last_ts, &w->last_ts)) != 1)
+    /* role an index (Python would read a negative one from the deque's end) */
+    if ((ok = int_attr(win, s_role, 0, &w->role)) != 1 || (ok = int_attr(win, s_total, -(1LL << 62), &w->total)) != 1 ||
+        (ok = int_attr(win, s_last_ts, -(1LL << 62), &w->last_ts)) != 1)
         return ok;
     return 1;
 }
@@ -368,122 +412,162 @@ window_store(Window *w)
     return 0;
 }
 
-/* Entries at or before `horizon` leave the role window (ActorWindow.evict_role). */
-static int
-evict_role(Window *w, long long horizon)
-{
-    for (;;) {
-        Py_ssize_t n = PyObject_Size(w->entries);
-        if (n < 0)
-            return -1;
-        if (w->role >= n)
-            return 0;
-        PyObject *e = PySequence_GetItem(w->entries, (Py_ssize_t)w->role);
-        if (e == NULL)
-            return -1;
-        long long ts, weight, records;
-        int ok = entry_figures(e, &ts, &weight, &records);
-        Py_DECREF(e);
-        if (!ok) {
-            PyErr_SetString(PyExc_TypeError, "add_quietly: a window entry is not (ts, customer, weight, ...)");
-            return -1;
-        }
-        if (ts > horizon)
-            return 0;
-        w->total -= weight;
-        w->role += 1;
-    }
-}
+/* What a call does, worked out before anything changes: the reads that join the window (their
+ * entries and events), and how many items of each deque the horizon then evicts. */
+typedef struct {
+    PyObject *entries, *events; /* lists */
+    Py_ssize_t popped[2];
+} Plan;
 
-/* The front item of a deque if it is at or before `horizon`, popped (a new reference); NULL
- * without an error when there is none. */
+/* Item i of a deque of n items followed by the list `more`: a new reference, NULL with an error. */
 static PyObject *
-pop_due(PyObject *dq, PyObject *popleft, long long horizon)
+nth(PyObject *dq, Py_ssize_t n, PyObject *more, Py_ssize_t i)
 {
-    Py_ssize_t n = PyObject_Size(dq);
-    if (n <= 0)
-        return NULL;
-    PyObject *first = PySequence_GetItem(dq, 0);
-    if (first == NULL)
-        return NULL;
-    long long ts;
-    int ok = item_ts(first, &ts);
-    Py_DECREF(first);
-    if (!ok) {
-        PyErr_SetString(PyExc_TypeError, "add_quietly: a window item does not start with its time");
-        return NULL;
-    }
-    return ts <= horizon ? PyObject_CallNoArgs(popleft) : NULL;
+    return i < n ? PySequence_GetItem(dq, i) : Py_NewRef(PyList_GET_ITEM(more, i - n));
 }
 
-/* Forget what the law's `horizon` left (ActorWindow.evict_legal); the count of entries and
- * events popped in popped[0], popped[1]. */
+/* BulkQueryDetector._add_quietly, ActorWindow.add, evict_role and evict_legal on the figures of
+ * *w alone, with the plan in *p: 1, 0 when the call is not the common case (a read out of time
+ * order, an item or a figure out of range), -1 with an error, 2 after calling tiers_of for an
+ * evicted entry's categories missing from tier_sets: that Python may have changed the window,
+ * which must then be read again (the next look finds them, BulkQueryDetector._tiers_of fills
+ * tier_sets). The window itself is not changed. */
 static int
-evict_legal(Window *w, long long horizon, PyObject *tier_sets, PyObject *tiers_of, long long popped[2])
+plan_add(Window *w, PyObject *entries, PyObject *tiers, PyObject *events, long long window_ms, long long horizon_ms,
+         PyObject *tier_sets, PyObject *tiers_of, Plan *p)
 {
-    PyObject *e;
-    while ((e = pop_due(w->entries, w->popleft_entry, horizon)) != NULL) {
-        long long ts, n, weight;
-        if (!entry_figures(e, &ts, &weight, &n)) {
-            Py_DECREF(e);
-            PyErr_SetString(PyExc_TypeError, "add_quietly: a window entry is not (ts, customer, weight, records, ...)");
-            return -1;
-        }
-        PyObject *cats = PyTuple_GET_ITEM(e, 4);
-        PyObject *tiers = PyDict_GetItemWithError(tier_sets, cats);
-        if (tiers != NULL)
-            Py_INCREF(tiers);
-        else if (!PyErr_Occurred())
-            tiers = PyObject_CallOneArg(tiers_of, cats); /* fills tier_sets; reads no window */
-        Py_DECREF(e);
-        if (tiers == NULL)
-            return -1;
-        int ok = tiers_ok(tiers, w->ntiers);
-        for (Py_ssize_t k = 0; ok && k < PyTuple_GET_SIZE(tiers); k++)
-            w->sums[PyLong_AsSsize_t(PyTuple_GET_ITEM(tiers, k))] -= n;
-        Py_DECREF(tiers);
-        if (!ok) {
-            PyErr_SetString(PyExc_ValueError, "add_quietly: tiers_of gave tiers the tally does not have");
-            return -1;
-        }
-        if (w->role)
-            w->role -= 1;
-        else
-            w->total -= weight;
-        popped[0]++;
-    }
-    if (PyErr_Occurred())
+    Py_ssize_t n_e = PyObject_Size(w->entries), n_v = PyObject_Size(w->events);
+    if (n_e < 0 || n_v < 0)
         return -1;
-    while ((e = pop_due(w->events, w->popleft_event, horizon)) != NULL) {
-        Py_DECREF(e);
-        popped[1]++;
-    }
-    return PyErr_Occurred() ? -1 : 0;
-}
-
-/* Whether reads `entries` (one per access, in order) go in at the window's end: each at or after
- * the last item of both deques, once those older than the law's horizon are skipped. */
-static int
-in_order(Window *w, PyObject *entries, long long horizon_ms)
-{
-    long long tail_e, tail_v, last = w->last_ts;
+    long long tail_e, tail_v, ts, weight, n;
     int ok;
-    if ((ok = tail_ts(w->entries, &tail_e)) != 1 || (ok = tail_ts(w->events, &tail_v)) != 1)
+    if ((ok = tail_ts(w->entries, n_e, &tail_e)) != 1 || (ok = tail_ts(w->events, n_v, &tail_v)) != 1)
         return ok;
+    /* the reads join at the window's end: each at or after the last item of both deques, once
+     * those the law's horizon already passed are skipped (else ActorWindow.add inserts: Python) */
     long long tail = tail_e > tail_v ? tail_e : tail_v;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
-        long long ts;
-        if (!item_ts(PyList_GET_ITEM(entries, i), &ts))
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(entries); i++) {
+        PyObject *e = PyTuple_GET_ITEM(entries, i), *its = PyTuple_GET_ITEM(tiers, i);
+        if (!entry_figures(e, &ts, &weight, &n) || !tiers_ok(its, w->ntiers))
             return 0;
-        if (ts <= last - horizon_ms)
+        if (ts <= w->last_ts - horizon_ms)
             continue;
         if (ts < tail)
             return 0;
         tail = ts;
-        if (ts > last)
-            last = ts;
+        if (ts > w->last_ts)
+            w->last_ts = ts;
+        if (!add_to(&w->total, weight))
+            return 0;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(its); k++) {
+            Py_ssize_t t = PyLong_AsSsize_t(PyTuple_GET_ITEM(its, k));
+            if (!add_to(&w->sums[t], n) || !add_to(&w->adds[t], n))
+                return 0;
+        }
+        if (PyList_Append(p->entries, e) < 0 || PyList_Append(p->events, PyTuple_GET_ITEM(events, i)) < 0)
+            return -1;
+    }
+    /* evicting once, by the newest read, leaves what evicting after each read would */
+    Py_ssize_t len = n_e + PyList_GET_SIZE(p->entries);
+    long long horizon = w->last_ts - window_ms;
+    while (w->role < len) { /* evict_role */
+        PyObject *e = nth(w->entries, n_e, p->entries, (Py_ssize_t)w->role);
+        if (e == NULL)
+            return -1;
+        /* the figures of an entry that stays are not judged: only its time is read */
+        ok = item_ts(e, &ts) && (ts > horizon || entry_figures(e, &ts, &weight, &n));
+        Py_DECREF(e);
+        if (!ok)
+            return 0;
+        if (ts > horizon)
+            break;
+        if (!add_to(&w->total, -weight))
+            return 0;
+        w->role += 1;
+    }
+    horizon = w->last_ts - horizon_ms;
+    for (p->popped[0] = 0; p->popped[0] < len; p->popped[0]++) { /* evict_legal */
+        PyObject *e = nth(w->entries, n_e, p->entries, p->popped[0]);
+        if (e == NULL)
+            return -1;
+        ok = item_ts(e, &ts) && (ts > horizon || entry_figures(e, &ts, &weight, &n));
+        if (!ok || ts > horizon) {
+            Py_DECREF(e);
+            if (!ok)
+                return 0;
+            break;
+        }
+        PyObject *its = Py_XNewRef(PyDict_GetItemWithError(tier_sets, PyTuple_GET_ITEM(e, 4)));
+        if (its == NULL) {
+            PyObject *found = PyErr_Occurred() ? NULL : PyObject_CallOneArg(tiers_of, PyTuple_GET_ITEM(e, 4));
+            Py_DECREF(e); /* held until here: the call may take the entry out of the window */
+            ok = found == NULL ? -1 : 2;
+            Py_XDECREF(found);
+            return ok;
+        }
+        Py_DECREF(e);
+        ok = tiers_ok(its, w->ntiers);
+        for (Py_ssize_t k = 0; ok && k < PyTuple_GET_SIZE(its); k++)
+            ok = add_to(&w->sums[PyLong_AsSsize_t(PyTuple_GET_ITEM(its, k))], -n);
+        Py_DECREF(its);
+        if (!ok)
+            return 0;
+        if (w->role)
+            w->role -= 1;
+        else if (!add_to(&w->total, -weight))
+            return 0;
+    }
+    Py_ssize_t len_v = n_v + PyList_GET_SIZE(p->events);
+    for (p->popped[1] = 0; p->popped[1] < len_v; p->popped[1]++) {
+        PyObject *v = nth(w->events, n_v, p->events, p->popped[1]);
+        if (v == NULL)
+            return -1;
+        ok = item_ts(v, &ts);
+        Py_DECREF(v);
+        if (!ok)
+            return 0;
+        if (ts > horizon)
+            break;
     }
     return 1;
+}
+
+/* Carry the plan out. Nothing here runs Python but Chunks.popped, last: the deques are plain,
+ * the attributes ActorWindow's slots, and what the horizon evicts is let go only at the end
+ * (a __del__ of something an item held must find the window whole). */
+static int
+plan_apply(Window *w, Plan *p)
+{
+    PyObject *gone = PyList_New(0);
+    int rc = gone == NULL ? -1 : 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(p->entries); i++) {
+        PyObject *r = PyObject_CallOneArg(w->append_event, PyList_GET_ITEM(p->events, i));
+        PyObject *s = r == NULL ? NULL : PyObject_CallOneArg(w->append_entry, PyList_GET_ITEM(p->entries, i));
+        rc = s == NULL ? -1 : 0;
+        Py_XDECREF(r);
+        Py_XDECREF(s);
+    }
+    for (int which = 0; which < 2; which++) {
+        PyObject *popleft = which ? w->popleft_event : w->popleft_entry;
+        for (Py_ssize_t j = 0; rc == 0 && j < p->popped[which]; j++) {
+            PyObject *item = PyObject_CallNoArgs(popleft);
+            rc = item == NULL || PyList_Append(gone, item) < 0 ? -1 : 0;
+            Py_XDECREF(item);
+        }
+    }
+    if (rc == 0)
+        rc = window_store(w);
+    if (rc == 0 && (p->popped[0] || p->popped[1])) {
+        PyObject *chunks = PyObject_GetAttr(w->win, s_chunks);
+        PyObject *r = chunks == NULL ? NULL : PyObject_CallMethod(chunks, "popped", "in", 0, p->popped[0]);
+        Py_XDECREF(r);
+        r = r == NULL ? NULL : PyObject_CallMethod(chunks, "popped", "in", 1, p->popped[1]);
+        Py_XDECREF(chunks);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(gone);
+    return rc;
 }
 
 PyDoc_STRVAR(add_quietly_doc,
@@ -491,7 +575,8 @@ PyDoc_STRVAR(add_quietly_doc,
 "BulkQueryDetector._add_quietly for the entries and tiers `reads` gave: each read joins the\n"
 "window (one entry and one event each) unless the law's horizon already passed it, then the role\n"
 "window and the horizon evict. `tier_sets` caches tiers_of(categories). False, with nothing\n"
-"changed, when the window keeps its exact score or a read is out of time order.");
+"changed, when the window keeps its exact score, a read is out of time order, or an item or a\n"
+"figure is not the common case.");
 
 static PyObject *
 window_add_quietly(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -503,91 +588,74 @@ window_add_quietly(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "tier_sets: dict, tiers_of)");
         return NULL;
     }
-    PyObject *evs = args[1], *entries = args[2], *tiers = args[3], *tier_sets = args[6], *tiers_of = args[7];
+    PyObject *tier_sets = args[6], *tiers_of = args[7];
     long long window_ms, horizon_ms;
     if (!int_in(args[4], 0, 1LL << 50, &window_ms) || !int_in(args[5], 0, 1LL << 50, &horizon_ms) ||
-        PyList_GET_SIZE(evs) != PyList_GET_SIZE(entries) || PyList_GET_SIZE(tiers) != PyList_GET_SIZE(entries)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "add_quietly: window_ms, horizon_ms or the list sizes are wrong");
+        PyList_GET_SIZE(args[1]) != PyList_GET_SIZE(args[2]) || PyList_GET_SIZE(args[3]) != PyList_GET_SIZE(args[2])) {
+        PyErr_SetString(PyExc_ValueError, "add_quietly: window_ms, horizon_ms or the list sizes are wrong");
         return NULL;
     }
+    if (PyList_GET_SIZE(args[2]) > MAX_READS)
+        Py_RETURN_FALSE;
+    /* the batch as it is now: an event_id property (Python) may change the lists */
+    PyObject *evs = PyList_AsTuple(args[1]), *entries = PyList_AsTuple(args[2]), *tiers = PyList_AsTuple(args[3]);
+    PyObject *events = NULL, *result = NULL;
     Window w = {0};
-    PyObject *result = NULL;
-    int ok = window_load(&w, args[0]);
-    if (ok == 1)
-        ok = in_order(&w, entries, horizon_ms);
-    if (ok == 1 && PyList_GET_SIZE(entries) > MAX_READS)
-        ok = 0;
-    for (Py_ssize_t i = 0; ok == 1 && i < PyList_GET_SIZE(entries); i++) {
+    Plan p = {0};
+    if (evs == NULL || entries == NULL || tiers == NULL || (events = PyTuple_New(PyTuple_GET_SIZE(evs))) == NULL)
+        goto done;
+    /* each read's event, made before the window is read: what Python runs here must not run
+     * between reading the window and changing it. A read whose event_id cannot be read is not
+     * the common case: Python raises, if the read is one it keeps. */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(evs); i++) {
+        PyObject *e = PyTuple_GET_ITEM(entries, i), *its = PyTuple_GET_ITEM(tiers, i);
         long long ts, weight, n;
-        if (!entry_figures(PyList_GET_ITEM(entries, i), &ts, &weight, &n) ||
-            !tiers_ok(PyList_GET_ITEM(tiers, i), w.ntiers))
-            ok = 0;
+        if (!entry_figures(e, &ts, &weight, &n) || !PyTuple_CheckExact(its)) {
+            result = Py_NewRef(Py_False);
+            goto done;
+        }
+        PyObject *event_id = PyObject_GetAttr(PyTuple_GET_ITEM(evs, i), s_event_id); /* evs holds it */
+        if (event_id == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_Exception)) {
+                PyErr_Clear();
+                result = Py_NewRef(Py_False);
+            }
+            goto done;
+        }
+        PyObject *event = untracked(PyTuple_Pack(4, PyTuple_GET_ITEM(e, 0), event_id, Py_True,
+                                                 PyTuple_GET_SIZE(its) ? Py_True : Py_False));
+        Py_DECREF(event_id);
+        if (event == NULL)
+            goto done;
+        PyTuple_SET_ITEM(events, i, event);
+    }
+    /* a look that called tiers_of looks again; a tiers_of that fills no tier_sets leaves it to Python */
+    int ok = 2;
+    for (int looks = 0; ok == 2; looks++) {
+        window_release(&w);
+        Py_CLEAR(p.entries);
+        Py_CLEAR(p.events);
+        ok = looks == MAX_LOOKS ? 0 : window_load(&w, args[0]);
+        if (ok == 1 && ((p.entries = PyList_New(0)) == NULL || (p.events = PyList_New(0)) == NULL))
+            ok = -1;
+        if (ok == 1)
+            ok = plan_add(&w, entries, tiers, events, window_ms, horizon_ms, tier_sets, tiers_of, &p);
     }
     if (ok != 1) {
         if (ok == 0)
             result = Py_NewRef(Py_False);
         goto done;
     }
-    /* from here on the window changes: nothing below calls Python but tiers_of (see evict_legal) */
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
-        if (PyList_GET_SIZE(entries) != PyList_GET_SIZE(evs) || PyList_GET_SIZE(tiers) != PyList_GET_SIZE(evs)) {
-            PyErr_SetString(PyExc_RuntimeError, "add_quietly: a list changed size during the loop");
-            goto done;
-        }
-        PyObject *e = Py_NewRef(PyList_GET_ITEM(entries, i)), *its = Py_NewRef(PyList_GET_ITEM(tiers, i));
-        long long ts, weight, n;
-        /* checked above, and again: an event_id property (Python) may have replaced either */
-        int failed = !entry_figures(e, &ts, &weight, &n) || !tiers_ok(its, w.ntiers);
-        if (failed)
-            PyErr_SetString(PyExc_RuntimeError, "add_quietly: an entry or its tiers changed during the loop");
-        else if (ts > w.last_ts - horizon_ms) {
-            if (ts > w.last_ts)
-                w.last_ts = ts;
-            PyObject *event_id = PyObject_GetAttr(PyList_GET_ITEM(evs, i), s_event_id);
-            PyObject *event = event_id == NULL ? NULL
-                                               : untracked(PyTuple_Pack(4, PyTuple_GET_ITEM(e, 0), event_id, Py_True,
-                                                                        PyTuple_GET_SIZE(its) ? Py_True : Py_False));
-            failed = event == NULL;
-            if (!failed) {
-                PyObject *r = PyObject_CallOneArg(w.append_event, event);
-                PyObject *s = r == NULL ? NULL : PyObject_CallOneArg(w.append_entry, e);
-                failed = s == NULL;
-                Py_XDECREF(r);
-                Py_XDECREF(s);
-            }
-            Py_XDECREF(event_id);
-            Py_XDECREF(event);
-            for (Py_ssize_t k = 0; !failed && k < PyTuple_GET_SIZE(its); k++) {
-                Py_ssize_t t = PyLong_AsSsize_t(PyTuple_GET_ITEM(its, k));
-                w.sums[t] += n;
-                w.adds[t] += n;
-            }
-            w.total += weight;
-        }
-        Py_DECREF(e);
-        Py_DECREF(its);
-        if (failed)
-            goto done;
-    }
-    /* evicting once, by the newest read, leaves what evicting after each read would */
-    long long popped[2] = {0, 0};
-    if (evict_role(&w, w.last_ts - window_ms) < 0 ||
-        evict_legal(&w, w.last_ts - horizon_ms, tier_sets, tiers_of, popped) < 0 || window_store(&w) < 0)
-        goto done;
-    if (popped[0] || popped[1]) {
-        PyObject *chunks = PyObject_GetAttr(w.win, s_chunks);
-        PyObject *r = chunks == NULL ? NULL : PyObject_CallMethod(chunks, "popped", "iL", 0, popped[0]);
-        Py_XDECREF(r);
-        r = r == NULL ? NULL : PyObject_CallMethod(chunks, "popped", "iL", 1, popped[1]);
-        Py_XDECREF(chunks);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
-    result = Py_NewRef(Py_True);
+    if (plan_apply(&w, &p) == 0)
+        result = Py_NewRef(Py_True);
 done:
     window_release(&w);
+    Py_XDECREF(p.entries);
+    Py_XDECREF(p.events);
+    Py_XDECREF(evs);
+    Py_XDECREF(entries);
+    Py_XDECREF(tiers);
+    Py_XDECREF(events);
     return result;
 }
 
@@ -616,9 +684,21 @@ PyInit__window(void)
         {&s_total, "total"},       {&s_weights, "weights"}, {&s_last_ts, "last_ts"},
         {&s_tally, "tally"},       {&s_totals, "totals"},   {&s_added, "added"},
         {&s_chunks, "chunks"},     {&s_append, "append"},   {&s_popleft, "popleft"},
+        {&s_maxlen, "maxlen"},
     };
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if ((*names[k].slot = PyUnicode_InternFromString(names[k].name)) == NULL)
             return NULL;
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL)
+        return NULL;
+    deque_type = PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque_type == NULL)
+        return NULL;
+    if (!PyType_Check(deque_type)) {
+        PyErr_SetString(PyExc_TypeError, "collections.deque is not a type");
+        return NULL;
+    }
     return PyModule_Create(&window_module);
 }
