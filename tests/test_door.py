@@ -8,10 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-import os
-import subprocess
 import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,20 +16,13 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from native import PROPERTY, ROOT, blocks_grown, no_crash
 
 from streams import _door
 from streams.engine import Labels
 
-ROOT = Path(__file__).resolve().parents[1]
-# no shrinking: a red run stays seconds long (the named tests below pin each case found)
-PROPERTY = settings(
-    max_examples=150,
-    deadline=None,
-    database=None,
-    phases=(Phase.explicit, Phase.generate),
-)
 I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
@@ -377,19 +367,7 @@ def test_extra_cells_keyed_by_the_attrs_a_list_as_a_tuple() -> None:
 
 
 # -- callbacks that change what the loop walks: in a child, whose freed memory is poisoned -----------
-def isolated(code: str) -> subprocess.CompletedProcess:
-    """`code` run in a fresh interpreter with the debug allocator (freed memory overwritten, so a
-    borrowed reference used after its object died crashes instead of reading stale bytes)."""
-    prelude = f"import gc, sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom streams import _door\n"
-    env = {**os.environ, "PYTHONMALLOC": "debug", "PYTHONFAULTHANDLER": "1"}
-    return subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        cwd=ROOT,
-    )
+PRELUDE = "from streams import _door\n"
 
 
 MUTATING: dict[str, tuple[str, str]] = {
@@ -489,22 +467,10 @@ MUTATING: dict[str, tuple[str, str]] = {
 
 @pytest.mark.parametrize("case", MUTATING)
 def test_a_callback_changing_the_lists_is_no_crash(case: str) -> None:
-    code, expected = MUTATING[case]
-    done = isolated(code)
-    assert (done.returncode, done.stdout.strip()) == (0, expected), done.stderr[-2000:]
+    no_crash(PRELUDE, *MUTATING[case])
 
 
 # -- no leak of objects or references over many calls -------------------------------------------------
-def blocks_grown(step: Any, n: int) -> int:
-    """Allocated blocks after n more calls of `step` (fresh objects each) than before them."""
-    for _ in range(200):
-        step()
-    gc.collect()
-    before = sys.getallocatedblocks()
-    for _ in range(n):
-        step()
-    gc.collect()
-    return sys.getallocatedblocks() - before
 
 
 def test_a_long_run_keeps_its_memory_and_references() -> None:

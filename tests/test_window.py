@@ -9,10 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-import os
-import subprocess
 import sys
-import textwrap
 import weakref
 from collections import deque
 from pathlib import Path
@@ -20,8 +17,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from native import PROPERTY, ROOT, blocks_grown, no_crash
 
 from detectors import _window, bulk_query, load_detectors
 from detectors.bulk_query import ActorWindow
@@ -35,14 +33,6 @@ from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 from streams.workload import generate
 
-ROOT = Path(__file__).resolve().parents[1]
-# no shrinking: a red run stays seconds long (the named tests below pin each case found)
-PROPERTY = settings(
-    max_examples=150,
-    deadline=None,
-    database=None,
-    phases=(Phase.explicit, Phase.generate),
-)
 POLICY = load_policy()
 CATALOG = Catalog(POLICY)
 SPEC = next(s for s in load_detectors(POLICY) if s.kind == "bulk_query")
@@ -746,23 +736,10 @@ def test_untracked_tuples_hold_nothing_that_can_cycle() -> None:
 
 
 # -- callbacks that change what the loops walk: in a child, whose freed memory is poisoned -----------
-def isolated(code: str) -> subprocess.CompletedProcess:
-    """`code` run in a fresh interpreter with the debug allocator (freed memory overwritten, so a
-    borrowed reference used after its object died crashes instead of reading stale bytes)."""
-    prelude = (
-        f"import gc, sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-        "from collections import deque\nfrom detectors import _window\n"
-        "from detectors.bulk_query import ActorWindow\nfrom detectors.legal_tally import LegalTally\n"
-    )
-    env = {**os.environ, "PYTHONMALLOC": "debug", "PYTHONFAULTHANDLER": "1"}
-    return subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        cwd=ROOT,
-    )
+PRELUDE = (
+    "from collections import deque\nfrom detectors import _window\n"
+    "from detectors.bulk_query import ActorWindow\nfrom detectors.legal_tally import LegalTally\n"
+)
 
 
 MUTATING: dict[str, tuple[str, str]] = {
@@ -854,22 +831,10 @@ MUTATING: dict[str, tuple[str, str]] = {
 
 @pytest.mark.parametrize("case", MUTATING)
 def test_a_callback_changing_what_is_walked_is_no_crash(case: str) -> None:
-    code, expected = MUTATING[case]
-    done = isolated(code)
-    assert (done.returncode, done.stdout.strip()) == (0, expected), done.stderr[-2000:]
+    no_crash(PRELUDE, *MUTATING[case])
 
 
 # -- no leak of objects or references over many calls -------------------------------------------------
-def blocks_grown(step: Any, n: int) -> int:
-    """Allocated blocks after n more calls of `step` (fresh objects each) than before them."""
-    for _ in range(200):
-        step()
-    gc.collect()
-    before = sys.getallocatedblocks()
-    for _ in range(n):
-        step()
-    gc.collect()
-    return sys.getallocatedblocks() - before
 
 
 def test_a_long_run_keeps_its_memory_and_references() -> None:
