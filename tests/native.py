@@ -47,11 +47,11 @@ def no_crash(prelude: str, code: str, expected: str) -> None:
     assert (done.returncode, done.stdout.strip()) == (0, expected), done.stderr[-2000:]
 
 
-def blocks_grown(step: Callable[[], Any], n: int) -> int:
+def blocks_grown(step: Callable[[], Any], n: int, warmup: int = 200) -> int:
     """Allocated blocks after n more calls of `step` (fresh objects each) than before them."""
-    for _ in range(200):
+    for _ in range(warmup):
         step()
-    gc.collect()
+    gc.collect()  # a full one also empties the free lists: the blocks then are live objects
     before = sys.getallocatedblocks()
     for _ in range(n):
         step()

@@ -525,14 +525,7 @@ def test_the_error_paths_leak_nothing() -> None:
                 with contextlib.suppress(expected):
                     call()
 
-            for _ in range(20):
-                step()
-            gc.collect()  # a full one also empties the free lists: the blocks then are live objects
-            before = sys.getallocatedblocks()
-            for _ in range(1_000):
-                step()
-            gc.collect()
-            grown[case] = sys.getallocatedblocks() - before
+            grown[case] = blocks_grown(step, 1_000, warmup=20)
     finally:
         gc.unfreeze()
     assert {case: n for case, n in grown.items() if n > 100} == {}

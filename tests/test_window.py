@@ -888,14 +888,7 @@ def test_the_error_paths_leak_nothing() -> None:
                 with contextlib.suppress(catch):
                     call()
 
-            for _ in range(20):
-                step()
-            gc.collect()
-            before = sys.getallocatedblocks()
-            for _ in range(500):
-                step()
-            gc.collect()
-            grown[case] = sys.getallocatedblocks() - before
+            grown[case] = blocks_grown(step, 500, warmup=20)
     finally:
         gc.unfreeze()
     assert {case: n for case, n in grown.items() if n > 100} == {}
