@@ -4,6 +4,7 @@ callbacks that change what a C loop walks, and a leak measure."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import subprocess
@@ -57,3 +58,24 @@ def blocks_grown(step: Callable[[], Any], n: int, warmup: int = 200) -> int:
         step()
     gc.collect()
     return sys.getallocatedblocks() - before
+
+
+def leaks(odd: dict[str, tuple[Callable[[], Any], Any]], n: int) -> dict[str, int]:
+    """Of each odd call (the exception it is expected to raise, if any, caught), the blocks n
+    more calls leave behind, where over 100. What is alive before is frozen: a full collection
+    between the calls is then quick."""
+    grown = {}
+    gc.collect()
+    gc.freeze()
+    try:
+        for case, (call, expected) in odd.items():
+            catch = expected if isinstance(expected, type) else ()
+
+            def step(call: Callable[[], Any] = call, catch: Any = catch) -> None:
+                with contextlib.suppress(catch):
+                    call()
+
+            grown[case] = blocks_grown(step, n, warmup=20)
+    finally:
+        gc.unfreeze()
+    return {case: k for case, k in grown.items() if k > 100}

@@ -5,7 +5,6 @@ Python mid-loop), and leaks neither objects nor references over many calls."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gc
 import sys
@@ -18,7 +17,7 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from native import PROPERTY, ROOT, blocks_grown, no_crash
+from native import PROPERTY, ROOT, blocks_grown, leaks, no_crash
 
 from streams import _door
 from streams.engine import Labels
@@ -515,17 +514,4 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
 
 def test_the_error_paths_leak_nothing() -> None:
     """Each odd input of ODD, a thousand times over fresh copies: no path out leaves an object behind."""
-    grown = {}
-    gc.collect()
-    gc.freeze()  # what is alive now is left alone: a full collection then is quick
-    try:
-        for case, (call, expected) in ODD.items():
-
-            def step(call: Any = call, expected: type[BaseException] = expected) -> None:
-                with contextlib.suppress(expected):
-                    call()
-
-            grown[case] = blocks_grown(step, 1_000, warmup=20)
-    finally:
-        gc.unfreeze()
-    assert {case: n for case, n in grown.items() if n > 100} == {}
+    assert leaks(ODD, 1_000) == {}

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from native import PROPERTY, ROOT, blocks_grown, no_crash
+from native import PROPERTY, ROOT, blocks_grown, leaks, no_crash
 
 from detectors import _window, bulk_query, load_detectors
 from detectors.bulk_query import ActorWindow
@@ -451,6 +451,14 @@ def _aq(win: Any = None, evs: Any = None, entries: Any = None, tiers: Any = None
     return Call(_window.add_quietly, *args.values())
 
 
+LATE_READ = (T0 + 25 * HOUR, "C9", 1, 1, (), 2)  # the plain window's reads are 25 h old by then
+
+
+def _evicting(tiers_of: Any) -> Any:
+    """add_quietly of a read that evicts the plain window's reads, no tiers cached: `tiers_of` is asked."""
+    return _aq(entries=[LATE_READ], tiers=[()], tier_sets={}, tiers_of=tiers_of)
+
+
 def _rd(evs: Any, profiles: Any = None, ntiers: Any = 3) -> Any:
     profiles = {(("a",), "view"): ("C2", ("property",), 2, 1000, (0,))} if profiles is None else profiles
     return Call(_window.reads, evs, profiles, ntiers)
@@ -592,28 +600,28 @@ ODD: dict[str, tuple[Any, Any]] = {
     "aq-tier-bool": (_aq(tiers=[(False,)]), False),
     # add_quietly: the horizon's evictions (the plain window's reads are 25 h old by then)
     "aq-tiers-of-raises": (
-        _aq(entries=[(T0 + 25 * HOUR, "C9", 1, 1, (), 2)], tiers=[()], tier_sets={}, tiers_of=_raise),
+        _evicting(_raise),
         Boom,
     ),
     "aq-tiers-of-stops": (
-        _aq(entries=[(T0 + 25 * HOUR, "C9", 1, 1, (), 2)], tiers=[()], tier_sets={}, tiers_of=_stop),
+        _evicting(_stop),
         Stop,
     ),
     "aq-tiers-of-past": (
-        _aq(entries=[(T0 + 25 * HOUR, "C9", 1, 1, (), 2)], tiers=[()], tier_sets={}, tiers_of=lambda c: (3,)),
+        _evicting(lambda c: (3,)),
         False,
     ),
     "aq-tiers-of-list": (
-        _aq(entries=[(T0 + 25 * HOUR, "C9", 1, 1, (), 2)], tiers=[()], tier_sets={}, tiers_of=lambda c: [0]),
+        _evicting(lambda c: [0]),
         False,
     ),
     "aq-tiers-of-none": (
-        _aq(entries=[(T0 + 25 * HOUR, "C9", 1, 1, (), 2)], tiers=[()], tier_sets={}, tiers_of=None),
+        _evicting(None),
         TypeError,
     ),
     # one that does not fill tier_sets: the second look leaves it to Python
     "aq-tiers-of-forgets": (
-        _aq(entries=[(T0 + 25 * HOUR, "C9", 1, 1, (), 2)], tiers=[()], tier_sets={}, tiers_of=lambda c: (0,)),
+        _evicting(lambda c: (0,)),
         False,
     ),
     "aq-tier-sets-unhashable": (
@@ -624,7 +632,7 @@ ODD: dict[str, tuple[Any, Any]] = {
     "aq-event-id-raises": (_aq(evs=[type("E", (), {"event_id": property(_raise)})()]), False),
     "aq-event-id-stops": (_aq(evs=[type("E", (), {"event_id": property(_stop)})()]), Stop),
     "aq-chunks-raise": (
-        _aq(entries=[(T0 + 25 * HOUR, "C9", 1, 1, (), 2)], tiers=[()], win=plain(chunks=Chunky())),
+        _aq(entries=[LATE_READ], tiers=[()], win=plain(chunks=Chunky())),
         Boom,
     ),
 }
@@ -686,7 +694,7 @@ def test_after_tiers_of_the_window_is_read_again() -> None:
         win.total += 7
         return det._tiers_of(cats)
 
-    read = [(T0 + 25 * HOUR, "C9", 1, 1, (), 2)]
+    read = [LATE_READ]
     assert _window.add_quietly(
         win,
         [SimpleNamespace(event_id="x")],
@@ -874,21 +882,5 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
 
 def test_the_error_paths_leak_nothing() -> None:
     """Each odd input of ODD, five hundred times over fresh copies: no path out leaves an object."""
-    grown = {}
     slow = ("rd-too-many",)  # its big list makes the blocks move on their own
-    gc.collect()
-    gc.freeze()
-    try:
-        for case, (call, expected) in ODD.items():
-            if case in slow:
-                continue
-            catch = expected if isinstance(expected, type) else ()
-
-            def step(call: Any = call, catch: Any = catch) -> None:
-                with contextlib.suppress(catch):
-                    call()
-
-            grown[case] = blocks_grown(step, 500, warmup=20)
-    finally:
-        gc.unfreeze()
-    assert {case: n for case, n in grown.items() if n > 100} == {}
+    assert leaks({case: odd for case, odd in ODD.items() if case not in slow}, 500) == {}
