@@ -1,16 +1,19 @@
 /* Avro bodies read in C, by a program that streams/avro_decode.py compiles once per schema.
  *
- * The program is nested tuples, one per Avro type: (kind, ...), the kinds below. `read` walks it
- * over one body and returns what fastavro's schemaless_reader returns for it (dicts, lists,
- * str, bytes, int, float, bool, None). Anything it does not read exactly as fastavro would (a
- * truncated body, a bad union or enum index, a varint past 64 bits, invalid UTF-8, a block count
- * larger than the body) raises, and the caller asks fastavro, whose error the dead letter carries.
- * Measured per access event, read alone: fastavro 11.5-12.5 µs, the Python code this replaced
- * (generated per schema) 6.9-7.1, this 1.6 (docs/benchmarks.md, tenth stop).
+ * The program is nested tuples, one per Avro type: (kind, ...), the kinds below. `transcode` walks
+ * it over a batch of bodies and writes their values as one msgpack array, which msgspec decodes
+ * into the stream's Structs in one call: no dict, str or list per value between the bytes and the
+ * event (the dict reader this replaced built them, and msgspec.convert then read them again).
+ * Decoded without a type, the msgpack gives what fastavro's schemaless_reader returns (dicts,
+ * lists, str, bytes, int, float, bool, None). Anything it does not read exactly as fastavro would
+ * (a truncated body, a bad union or enum index, a varint past 64 bits, a block count larger than
+ * the body; invalid UTF-8, which msgspec refuses) raises, and the caller asks fastavro, whose error
+ * the dead letter carries. Measured per access event: docs/benchmarks.md, tenth and twelfth stops.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 enum kind { NUL, BOOLEAN, LONG, FLOAT, DOUBLE, STRING, BYTES, ENUM, ARRAY, MAP, UNION, RECORD, FIXED };
 
@@ -66,8 +69,6 @@ read_span(Body *body, const char **start, Py_ssize_t *len)
     return 0;
 }
 
-static PyObject *read_value(PyObject *program, Body *body);
-
 /* The item of `choices` (an enum's symbols, a union's branches) an index names; borrowed. */
 static PyObject *
 read_choice(Body *body, PyObject *choices, const char *what)
@@ -92,59 +93,132 @@ check_program(PyObject *program)
     return 0;
 }
 
-/* An array's or a map's blocks: a count (negative: followed by its size in bytes) until 0. */
-static PyObject *
-read_blocks(PyObject *item, Body *body, int is_map)
+/* The msgpack being written: grown as needed, handed to Python as bytes at the end. */
+typedef struct {
+    char *b;
+    Py_ssize_t len, cap;
+} Out;
+
+static int
+reserve(Out *out, Py_ssize_t n)
 {
-    PyObject *out = is_map ? PyDict_New() : PyList_New(0);
-    if (out == NULL)
-        return NULL;
+    if (out->len + n <= out->cap)
+        return 0;
+    Py_ssize_t cap = out->cap ? out->cap : 4096;
+    while (cap < out->len + n) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *b = PyMem_Realloc(out->b, (size_t)cap);
+    if (b == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->b = b;
+    out->cap = cap;
+    return 0;
+}
+
+static void
+put_be(char *at, uint64_t v, int size)
+{
+    for (int i = size - 1; i >= 0; i--, v >>= 8)
+        at[i] = (char)(v & 0xFF);
+}
+
+/* One msgpack tag byte followed by `size` big-endian bytes of `v`. */
+static int
+put_tagged(Out *out, unsigned char tag, uint64_t v, int size)
+{
+    if (reserve(out, 1 + size) < 0)
+        return -1;
+    out->b[out->len] = (char)tag;
+    put_be(out->b + out->len + 1, v, size);
+    out->len += 1 + size;
+    return 0;
+}
+
+/* A str (0xdb) or bin (0xc6) of 32-bit length: msgspec checks a str's UTF-8 as PyUnicode_DecodeUTF8 does. */
+static int
+put_span(Out *out, unsigned char tag, const char *s, Py_ssize_t len)
+{
+    if ((uint64_t)len > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "value longer than msgpack holds");
+        return -1;
+    }
+    if (put_tagged(out, tag, (uint64_t)len, 4) < 0 || reserve(out, len) < 0)
+        return -1;
+    memcpy(out->b + out->len, s, (size_t)len);
+    out->len += len;
+    return 0;
+}
+
+static int
+put_name(Out *out, PyObject *name)
+{
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(name, &len);
+    return s == NULL ? -1 : put_span(out, 0xdb, s, len);
+}
+
+static int transcode_value(PyObject *program, Body *body, Out *out);
+
+/* An array's or a map's blocks (a count, negative: followed by its size in bytes, until 0), as one
+ * msgpack array or map of 32-bit length: the length is written once every block is read. */
+static int
+transcode_blocks(PyObject *item, Body *body, Out *out, int is_map)
+{
+    Py_ssize_t header = out->len;
+    if (put_tagged(out, is_map ? 0xdf : 0xdd, 0, 4) < 0)
+        return -1;
+    uint64_t total = 0;
     for (;;) {
         int64_t n, size;
         if (read_long(body, &n) < 0)
-            goto error;
+            return -1;
         if (n == 0)
-            return out;
+            break;
         if (n < 0) {
             if (n == INT64_MIN) {
                 PyErr_SetString(PyExc_ValueError, "block count out of range");
-                goto error;
+                return -1;
             }
             n = -n;
             if (read_long(body, &size) < 0)
-                goto error;
+                return -1;
         }
         /* a count the body cannot hold (its items could take no bytes: nulls): fastavro decides */
         if (n > body->end - body->p) {
             PyErr_SetString(PyExc_ValueError, "block count beyond the body");
-            goto error;
+            return -1;
         }
         for (int64_t i = 0; i < n; i++) {
-            PyObject *key = NULL;
-            if (is_map) {
-                const char *s;
-                Py_ssize_t len;
-                if (read_span(body, &s, &len) < 0 || (key = PyUnicode_DecodeUTF8(s, len, NULL)) == NULL)
-                    goto error;
-            }
-            PyObject *value = read_value(item, body);
-            int rc = value == NULL ? -1 : is_map ? PyDict_SetItem(out, key, value) : PyList_Append(out, value);
-            Py_XDECREF(key);
-            Py_XDECREF(value);
-            if (rc < 0)
-                goto error;
+            const char *s;
+            Py_ssize_t len;
+            if (is_map && (read_span(body, &s, &len) < 0 || put_span(out, 0xdb, s, len) < 0))
+                return -1;
+            if (transcode_value(item, body, out) < 0)
+                return -1;
+        }
+        total += (uint64_t)n;
+        if (total > UINT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "more items than msgpack holds");
+            return -1;
         }
     }
-error:
-    Py_DECREF(out);
-    return NULL;
+    put_be(out->b + header + 1, total, 4);
+    return 0;
 }
 
-static PyObject *
-read_value(PyObject *program, Body *body)
+/* One value of `program` read from the body and written as msgpack. */
+static int
+transcode_value(PyObject *program, Body *body, Out *out)
 {
     if (check_program(program) < 0)
-        return NULL;
+        return -1;
     long kind = PyLong_AsLong(PyTuple_GET_ITEM(program, 0));
     Py_ssize_t width = PyTuple_GET_SIZE(program);
     int64_t n;
@@ -152,35 +226,33 @@ read_value(PyObject *program, Body *body)
     Py_ssize_t len;
     switch (kind) {
     case NUL:
-        Py_RETURN_NONE;
+        return put_tagged(out, 0xc0, 0, 0);
     case BOOLEAN: {
         if (body->p >= body->end)
-            return truncated(), NULL;
+            return truncated();
         unsigned char c = body->b[body->p++];
         if (c > 1) {
             PyErr_SetString(PyExc_ValueError, "boolean byte");
-            return NULL;
+            return -1;
         }
-        return PyBool_FromLong(c);
+        return put_tagged(out, c ? 0xc3 : 0xc2, 0, 0);
     }
     case LONG:
-        return read_long(body, &n) < 0 ? NULL : PyLong_FromLongLong(n);
+        return read_long(body, &n) < 0 ? -1 : put_tagged(out, 0xd3, (uint64_t)n, 8);
     case FLOAT:
-    case DOUBLE: {
-        Py_ssize_t size = kind == FLOAT ? 4 : 8;
+    case DOUBLE: { /* Avro's little-endian IEEE bits, as msgpack's big-endian float32 / float64 */
+        int size = kind == FLOAT ? 4 : 8;
         if (size > body->end - body->p)
-            return truncated(), NULL;
-        const char *at = (const char *)body->b + body->p;
+            return truncated();
+        uint64_t bits = 0;
+        for (int i = size - 1; i >= 0; i--)
+            bits = (bits << 8) | body->b[body->p + i];
         body->p += size;
-        double d = kind == FLOAT ? PyFloat_Unpack4(at, 1) : PyFloat_Unpack8(at, 1);
-        if (d == -1.0 && PyErr_Occurred())
-            return NULL;
-        return PyFloat_FromDouble(d);
+        return put_tagged(out, kind == FLOAT ? 0xca : 0xcb, bits, size);
     }
     case STRING:
-        return read_span(body, &s, &len) < 0 ? NULL : PyUnicode_DecodeUTF8(s, len, NULL);
     case BYTES:
-        return read_span(body, &s, &len) < 0 ? NULL : PyBytes_FromStringAndSize(s, len);
+        return read_span(body, &s, &len) < 0 ? -1 : put_span(out, kind == STRING ? 0xdb : 0xc6, s, len);
     case ENUM:
     case UNION: {
         PyObject *choices = width == 2 ? PyTuple_GET_ITEM(program, 1) : NULL;
@@ -188,75 +260,104 @@ read_value(PyObject *program, Body *body)
             break;
         PyObject *chosen = read_choice(body, choices, kind == ENUM ? "enum" : "union");
         if (chosen == NULL)
-            return NULL;
-        return kind == ENUM ? Py_NewRef(chosen) : read_value(chosen, body);
+            return -1;
+        if (kind == UNION)
+            return transcode_value(chosen, body, out);
+        if (!PyUnicode_Check(chosen))
+            break;
+        return put_name(out, chosen);
     }
     case ARRAY:
     case MAP:
         if (width != 2)
             break;
-        return read_blocks(PyTuple_GET_ITEM(program, 1), body, kind == MAP);
+        return transcode_blocks(PyTuple_GET_ITEM(program, 1), body, out, kind == MAP);
     case RECORD: {
         PyObject *names = width == 3 ? PyTuple_GET_ITEM(program, 1) : NULL;
         PyObject *fields = width == 3 ? PyTuple_GET_ITEM(program, 2) : NULL;
         if (names == NULL || !PyTuple_Check(names) || !PyTuple_Check(fields)
             || PyTuple_GET_SIZE(names) != PyTuple_GET_SIZE(fields))
             break;
-        PyObject *out = PyDict_New();
-        if (out == NULL)
-            return NULL;
+        if (put_tagged(out, 0xdf, (uint64_t)PyTuple_GET_SIZE(fields), 4) < 0)
+            return -1;
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
-            PyObject *value = read_value(PyTuple_GET_ITEM(fields, i), body);
-            if (value == NULL || PyDict_SetItem(out, PyTuple_GET_ITEM(names, i), value) < 0) {
-                Py_XDECREF(value);
-                Py_DECREF(out);
-                return NULL;
+            PyObject *name = PyTuple_GET_ITEM(names, i);
+            if (!PyUnicode_Check(name)) {
+                PyErr_SetString(PyExc_TypeError, "a record's field names must be str");
+                return -1;
             }
-            Py_DECREF(value);
+            if (put_name(out, name) < 0 || transcode_value(PyTuple_GET_ITEM(fields, i), body, out) < 0)
+                return -1;
         }
-        return out;
+        return 0;
     }
     case FIXED: {
         Py_ssize_t size = width == 2 ? PyLong_AsSsize_t(PyTuple_GET_ITEM(program, 1)) : -1;
         if (size < 0) {
             if (!PyErr_Occurred())
                 break;
-            return NULL;
+            return -1;
         }
         if (size > body->end - body->p)
-            return truncated(), NULL;
-        PyObject *out = PyBytes_FromStringAndSize((const char *)body->b + body->p, size);
+            return truncated();
         body->p += size;
-        return out;
+        return put_span(out, 0xc6, (const char *)body->b + body->p - size, size);
     }
     }
     if (!PyErr_Occurred())
         PyErr_Format(PyExc_TypeError, "an Avro program node of kind %ld is malformed", kind);
+    return -1;
+}
+
+PyDoc_STRVAR(transcode_doc,
+"transcode(program, bodies, skip)\n--\n\n"
+"The Avro `bodies` (each read from byte `skip` on) under `program` (streams/avro_decode.py compiles\n"
+"it from a schema) as one msgpack array of their values: msgspec decodes it, into Structs when\n"
+"given their type, without a Python object per value in between.");
+
+static PyObject *
+avro_transcode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "transcode(program, bodies, skip) takes a program, a list and an int");
+        return NULL;
+    }
+    PyObject *program = args[0], *bodies = args[1];
+    Py_ssize_t skip = PyLong_AsSsize_t(args[2]);
+    if (skip < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "skip must not be negative");
+        return NULL;
+    }
+    Out out = {NULL, 0, 0};
+    if (put_tagged(&out, 0xdd, (uint64_t)PyList_GET_SIZE(bodies), 4) < 0)
+        goto error;
+    /* the list is not changed meanwhile: nothing here calls back into Python */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(bodies); i++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(bodies, i), &view, PyBUF_SIMPLE) < 0)
+            goto error;
+        int rc = -1;
+        if (view.len < skip)
+            truncated();
+        else {
+            Body body = {view.buf, skip, view.len};
+            rc = transcode_value(program, &body, &out);
+        }
+        PyBuffer_Release(&view);
+        if (rc < 0)
+            goto error;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(out.b, out.len);
+    PyMem_Free(out.b);
+    return result;
+error:
+    PyMem_Free(out.b);
     return NULL;
 }
 
-PyDoc_STRVAR(read_doc,
-"read(program, body)\n--\n\n"
-"The value Avro `body` holds under `program` (streams/avro_decode.py compiles it from a schema).");
-
-static PyObject *
-avro_read(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "read(program, body) takes 2 arguments");
-        return NULL;
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    Body body = {view.buf, 0, view.len};
-    PyObject *out = read_value(args[0], &body);
-    PyBuffer_Release(&view);
-    return out;
-}
-
 static PyMethodDef avro_methods[] = {
-    {"read", (PyCFunction)(void (*)(void))avro_read, METH_FASTCALL, read_doc},
+    {"transcode", (PyCFunction)(void (*)(void))avro_transcode, METH_FASTCALL, transcode_doc},
     {NULL, NULL, 0, NULL},
 };
 

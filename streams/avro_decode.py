@@ -1,23 +1,25 @@
-"""Avro bodies read in C (streams/_avro.c) by a program compiled once from the schema, about seven
-times faster than fastavro's generic reader on our events (docs/benchmarks.md, tenth stop).
+"""Avro bodies read in C (streams/_avro.c) by a program compiled once from the schema, several
+times faster than fastavro's generic reader on our events (docs/benchmarks.md, tenth and twelfth
+stops).
 
 fastavro walks the schema for every record: a dict lookup and a type dispatch per field. Here the
 walk happens once: `compile_reader` turns the schema into a program of nested tuples, one per Avro
-type, and returns `read(body) -> dict`, the dict fastavro would return. It is used only where it
-gives exactly fastavro's answer: a record written with the reader's own schema (no resolution to
-do) whose types it knows. Anything it cannot read raises, and the caller then asks fastavro,
-whose error message the dead letter carries.
+type. The C walks it over the bodies and writes msgpack, which msgspec decodes: a batch straight
+into the stream's Structs (`Reader.many`), one body into the dict fastavro would return (`Reader`
+called). It is used only where it gives exactly fastavro's answer: a record written with the
+reader's own schema (no resolution to do) whose types it knows. Anything it cannot read raises,
+and the caller then asks fastavro, whose error message the dead letter carries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import Any
+
+import msgspec
 
 from streams import _avro
 
-Reader = Callable[[bytes], dict[str, Any]]
+_UNTYPED = msgspec.msgpack.Decoder()  # dicts, lists, str, bytes, int, float, bool, None: fastavro's types
 
 # the program's kinds, as streams/_avro.c numbers them
 NUL, BOOLEAN, LONG, FLOAT, DOUBLE, STRING, BYTES, ENUM, ARRAY, MAP, UNION, RECORD, FIXED = range(13)
@@ -74,8 +76,25 @@ def _primitive(kind: str) -> tuple[int]:
     return (PRIMITIVES[kind],)
 
 
+class Reader:
+    """One schema compiled (`compile_reader`)."""
+
+    __slots__ = ("program",)
+
+    def __init__(self, program: tuple[Any, ...]):
+        self.program = program
+
+    def __call__(self, body: bytes) -> Any:
+        """The value `body` holds: what fastavro's schemaless_reader returns for it."""
+        return _UNTYPED.decode(_avro.transcode(self.program, [body], 0))[0]
+
+    def many(self, bodies: list[bytes], skip: int, into: msgspec.msgpack.Decoder) -> list[Any]:
+        """The bodies (each from byte `skip` on: past a wire-format header) decoded by `into`, a
+        decoder of a list of the Structs they hold, in one call; raises if any one is not such."""
+        return into.decode(_avro.transcode(self.program, bodies, skip))  # type: ignore[no-any-return]
+
+
 def compile_reader(schema: Any) -> Reader:
-    """`read(body)` for a fastavro-parsed schema (a record, or any Avro type) with its named types
+    """The `Reader` of a fastavro-parsed schema (a record, or any Avro type) with its named types
     expanded (fastavro.parse_schema(..., expand=True)); raises Unsupported for what it cannot read."""
-    read: Reader = partial(_avro.read, _program(schema, frozenset()))
-    return read
+    return Reader(_program(schema, frozenset()))

@@ -236,6 +236,11 @@ class Decoder:
         self._lenient: dict[str, msgspec.json.Decoder] = {
             s: msgspec.json.Decoder(t) for s, t in LENIENT.items()
         }
+        # a batch of Avro, transcoded to msgpack in C, into a list of Structs by one call
+        self._batches: dict[str, msgspec.msgpack.Decoder] = {
+            s: msgspec.msgpack.Decoder(list[t])  # type: ignore[valid-type]
+            for s, t in STRICT.items()
+        }
 
     @classmethod
     def for_config(cls, config: Any) -> Decoder:
@@ -379,8 +384,7 @@ class Decoder:
         if reader is None:
             return False
         try:
-            data = list(map(reader, map(itemgetter(slice(5, None)), values)))
-            events = msgspec.convert(data, list[STRICT[stream]])  # type: ignore[valid-type]
+            events = reader.many(values, 5, self._batches[stream])
         except Exception:  # a body the reader cannot take, a value out of bounds: record by record
             return False
         out.ok += zip(raws, events, strict=True)
@@ -406,6 +410,9 @@ class Decoder:
         data: Any = None
         compiled = self.registry.compiled(stream, schema_id, writer)
         if compiled is not None:
+            with contextlib.suppress(Exception):  # straight into its Struct, as a batch is read
+                out.ok.append((raw, compiled.many([body], 0, self._batches[stream])[0]))
+                return
             with contextlib.suppress(Exception):  # fastavro reads it again below, naming what is wrong
                 data = compiled(body)
         if data is None:

@@ -1,4 +1,5 @@
-"""The compiled Avro reader (streams/avro_decode.py) answers as fastavro does, or not at all."""
+"""The compiled Avro reader (streams/avro_decode.py) answers as fastavro does, or not at all: read
+alone into fastavro's dict, or a batch straight into the stream's Structs."""
 
 from __future__ import annotations
 
@@ -7,21 +8,26 @@ import struct
 from typing import Any
 
 import fastavro
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policy import load_policy
 from schemas.models import EVENT_MODELS
+from schemas.structs import STRICT
+from streams import _avro
 from streams.avro_decode import Unsupported, compile_reader
 from streams.codecs import BUILTIN_SCHEMA_IDS, Decoder, RawRecord, SchemaRegistry, encode_avro, load_schema
 from streams.workload import generate
+from tests.native import leaks
 
 REGISTRY = SchemaRegistry()
 DAY = generate(3000, seed=5, policy=load_policy())
 STREAMS = sorted(s for s in BUILTIN_SCHEMA_IDS if s in EVENT_MODELS)  # every input; alerts are output
 BODIES = {s: [encode_avro(s, r[2], REGISTRY, wire=False) for r in DAY.records if r[0] == s] for s in STREAMS}
 READERS = {s: compile_reader(fastavro.parse_schema(load_schema(s), expand=True)) for s in STREAMS}
+BATCHES = {s: msgspec.msgpack.Decoder(list[STRICT[s]]) for s in STREAMS}  # as codecs.Decoder reads a batch
 
 
 def fastavro_read(schema: Any, body: bytes) -> Any:
@@ -34,6 +40,14 @@ def test_every_generated_record_reads_as_fastavro_reads_it(stream: str) -> None:
     schema = REGISTRY.reader(stream)
     for body in BODIES[stream]:
         assert READERS[stream](body) == fastavro_read(schema, body)
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_a_batch_reads_into_the_structs_fastavro_and_convert_give(stream: str) -> None:
+    """Straight into Structs, past each wire header: the events fastavro's dicts convert to."""
+    schema, wire = REGISTRY.reader(stream), [b"\0head" + b for b in BODIES[stream]]
+    expected = msgspec.convert([fastavro_read(schema, b) for b in BODIES[stream]], list[STRICT[stream]])
+    assert READERS[stream].many(wire, 5, BATCHES[stream]) == expected
 
 
 RICH = {
@@ -142,7 +156,18 @@ def test_a_damaged_body_is_read_as_fastavro_reads_it_or_left_to_it(
         ours = read(bytes(body))
     except Exception:
         return  # the decoder asks fastavro then
-    assert ours == fastavro_read(schema, bytes(body))
+    theirs = fastavro_read(schema, bytes(body))
+    assert ours == theirs
+    if stream != "rich":  # a batch of it: the events their dict converts to, or refused (then one by one)
+        try:
+            expected = msgspec.convert([theirs], list[STRICT[stream]])
+        except msgspec.ValidationError:
+            expected = None
+        try:
+            batch = read.many([bytes(body)], 0, BATCHES[stream])
+        except Exception:
+            return
+        assert batch == expected
 
 
 def zigzag(n: int) -> bytes:
@@ -218,3 +243,32 @@ def test_a_damaged_record_is_dead_lettered_with_fastavros_reason() -> None:
     (dead,) = decoded.dead
     assert dead.raw.offset == 0 and dead.kind == "malformed"
     assert dead.message.startswith("Avro body does not match schema 1: ")
+
+
+ODD_TRANSCODES: dict[str, tuple[Any, Any]] = {
+    "bodies not a list": (lambda: _avro.transcode((1,), (b"",), 0), TypeError),
+    "a body not bytes": (lambda: _avro.transcode((1,), ["x"], 0), TypeError),
+    "skip negative": (lambda: _avro.transcode((1,), [b"\x02"], -1), ValueError),
+    "skip past the body": (lambda: _avro.transcode((1,), [b"\x02"], 2), EOFError),
+    "a node not a tuple": (lambda: _avro.transcode([1], [b"\x02"], 0), TypeError),
+    "an unknown kind": (lambda: _avro.transcode((99,), [b"\x02"], 0), TypeError),
+    "a record of mismatched names": (lambda: _avro.transcode((11, ("a",), ()), [b"\x02"], 0), TypeError),
+    "a field name not str": (lambda: _avro.transcode((11, (1,), ((2,),)), [b"\x02"], 0), TypeError),
+    "an enum symbol not str": (lambda: _avro.transcode((7, (1,)), [b"\x00"], 0), TypeError),
+    "a map cut inside": (lambda: _avro.transcode((9, (5,)), [b"\x02\x02a"], 0), EOFError),
+    "a good batch": (lambda: _avro.transcode((10, ((0,), (5,))), [b"\x00", b"\x02\x02a"], 0), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_TRANSCODES))
+def test_a_malformed_program_or_batch_raises_and_a_good_one_reads(case: str) -> None:
+    call, expected = ODD_TRANSCODES[case]
+    if expected is None:
+        assert msgspec.msgpack.decode(call()) == [None, "a"]
+    else:
+        with pytest.raises(expected):
+            call()
+
+
+def test_transcoding_leaks_nothing_on_any_path() -> None:
+    assert leaks(ODD_TRANSCODES, 2000) == {}
