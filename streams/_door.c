@@ -126,64 +126,80 @@ count_cell(PyObject *counted, PyObject *cell)
     return rc;
 }
 
-/* The key of `ev` for the extra cells' labels: its `attrs` values, a list as a tuple. */
-static PyObject *
-extra_key(PyObject *ev, PyObject *attrs)
-{
-    Py_ssize_t n = PyTuple_GET_SIZE(attrs);
-    PyObject *key = PyTuple_New(n);
-    if (key == NULL)
-        return NULL;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *value = PyObject_GetAttr(ev, PyTuple_GET_ITEM(attrs, k));
-        if (value != NULL && PyList_Check(value))
-            Py_SETREF(value, PyList_AsTuple(value));
-        if (value == NULL) {
-            Py_DECREF(key);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(key, k, value);
-    }
-    return key;
-}
-
-/* Each cell of labels[key of ev] counted under (minute, *cell). */
+/* One cell per distinct item of the event's last `attrs` value (a list or a tuple), in its order:
+ * labels[(the other attrs' values..., item)], counted under (minute, *cell). */
 static int
 count_extra(PyObject *counted, PyObject *ev, PyObject *minute, PyObject *attrs, PyObject *labels)
 {
-    PyObject *key = extra_key(ev, attrs);
-    if (key == NULL)
-        return -1;
-    PyObject *cells = PyObject_GetItem(labels, key);
-    Py_DECREF(key);
-    if (cells == NULL)
-        return -1;
-    if (!PyTuple_Check(cells)) {
-        Py_DECREF(cells);
-        PyErr_SetString(PyExc_TypeError, "count_rollup: extra labels must be tuples of cells");
+    Py_ssize_t n = PyTuple_GET_SIZE(attrs);
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "count_rollup: extra attrs must name the items' attribute");
         return -1;
     }
-    int rc = 0;
-    for (Py_ssize_t c = 0; rc == 0 && c < PyTuple_GET_SIZE(cells); c++) {
-        PyObject *cell = PyTuple_GET_ITEM(cells, c);
+    PyObject *key = PyTuple_New(n), *items = NULL, *done = NULL;
+    if (key == NULL)
+        return -1;
+    int rc = -1;
+    for (Py_ssize_t k = 0; k < n - 1; k++) {
+        PyObject *value = PyObject_GetAttr(ev, PyTuple_GET_ITEM(attrs, k));
+        if (value == NULL)
+            goto out;
+        PyTuple_SET_ITEM(key, k, value);
+    }
+    items = PyObject_GetAttr(ev, PyTuple_GET_ITEM(attrs, n - 1));
+    if (items == NULL)
+        goto out;
+    if (!PyList_Check(items) && !PyTuple_Check(items)) {
+        PyErr_SetString(PyExc_TypeError, "count_rollup: the extra cells' items must be a list or a tuple");
+        goto out;
+    }
+    /* a tuple of them, held: a label's __missing__ (Python) may change the list meanwhile */
+    Py_SETREF(items, PySequence_Tuple(items));
+    if (items == NULL || (done = PySet_New(NULL)) == NULL)
+        goto out;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        int seen = PySet_Contains(done, item);
+        if (seen < 0 || (!seen && PySet_Add(done, item) < 0))
+            goto out;
+        if (seen)
+            continue;
+        /* the key is fresh each time: the labels may keep the one they were given */
+        PyObject *item_key = PyTuple_New(n);
+        if (item_key == NULL)
+            goto out;
+        for (Py_ssize_t k = 0; k < n - 1; k++)
+            PyTuple_SET_ITEM(item_key, k, Py_NewRef(PyTuple_GET_ITEM(key, k)));
+        PyTuple_SET_ITEM(item_key, n - 1, Py_NewRef(item));
+        PyObject *cell = PyObject_GetItem(labels, item_key);
+        Py_DECREF(item_key);
+        if (cell == NULL)
+            goto out;
         if (!PyTuple_Check(cell)) {
+            Py_DECREF(cell);
             PyErr_SetString(PyExc_TypeError, "count_rollup: a cell must be a tuple");
-            rc = -1;
-            break;
+            goto out;
         }
         Py_ssize_t width = PyTuple_GET_SIZE(cell);
         PyObject *full = PyTuple_New(width + 1);
         if (full == NULL) {
-            rc = -1;
-            break;
+            Py_DECREF(cell);
+            goto out;
         }
         PyTuple_SET_ITEM(full, 0, Py_NewRef(minute));
         for (Py_ssize_t k = 0; k < width; k++)
             PyTuple_SET_ITEM(full, k + 1, Py_NewRef(PyTuple_GET_ITEM(cell, k)));
-        rc = count_cell(counted, full);
+        Py_DECREF(cell);
+        int counted_rc = count_cell(counted, full);
         Py_DECREF(full);
+        if (counted_rc < 0)
+            goto out;
     }
-    Py_DECREF(cells);
+    rc = 0;
+out:
+    Py_DECREF(key);
+    Py_XDECREF(items);
+    Py_XDECREF(done);
     return rc;
 }
 
@@ -194,8 +210,8 @@ PyDoc_STRVAR(count_rollup_doc,
 "the minute of `ts`; the class from `coverage[tuple(fields)]`, a (class, unknown field ids) pair;\n"
 "`orgs[org]` ('' when org_attr is None); `outcomes[outcome]`. Returns [(minute, unknown ids)]\n"
 "of the events whose fields the catalog does not all know, in order. `extra`, (attrs, labels):\n"
-"each event also counts every cell of `labels[key]` under (minute, *cell), key its attrs' values\n"
-"(a list as a tuple).");
+"each event also counts, for each distinct item of its last attr's value (a list or a tuple), the\n"
+"cell `labels[(its other attrs' values..., item)]` under (minute, *cell).");
 
 static PyObject *
 door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)

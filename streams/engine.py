@@ -443,9 +443,8 @@ class Engine:
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()
-        # the SDK stream's extra rollup cells, by the observation's (sdk, version, host, fields)
-        self._sdk_cells = (("sdk_id", "app_version", "dest_host", "fields"), Labels(self._sdk_labels))
-        self._sdk_field = Labels(self._sdk_field_cell)
+        # the SDK stream's extra rollup cells: one per distinct field, by (sdk, version, host, field)
+        self._sdk_cells = (("sdk_id", "app_version", "dest_host", "fields"), Labels(self._sdk_field_cell))
         self._rollup_labels: dict[str, RollupLabels] = {}  # stream -> its rollups' label caches
         self.tasks: dict[tuple[int, str], Task] = {}
         # partition -> its inputs with more to read, as the last `advance` was told
@@ -851,18 +850,13 @@ class Engine:
             return value if value in self.catalog.policy.recipients.recipients else "undeclared_recipient"
         return value if value in self.known_orgs else OTHER
 
-    def _sdk_labels(self, observation: tuple[str, str, str | None, tuple[str, ...]]) -> tuple:
-        """(stream, class, "<sdk>:<field>", label) cells of one observation (sdk, version, host,
-        fields), one per distinct field: the SDK x field x label matrix against the declarations.
-        Memoized by observation (`_sdk_cells`), and each cell by its SDK and field (`_sdk_field`):
-        an app's field sets vary (measured: 9 713 sets in 12 000 observations of 62 SDK builds and
-        90 fields), the cells they are made of do not."""
-        reported, version, host, fields = observation
-        return tuple(self._sdk_field[(reported, version, host, f)] for f in sorted(set(fields)))
-
     def _sdk_field_cell(self, key: tuple[str, str, str | None, str]) -> tuple[str, str, str, str]:
-        """One field's cell as an SDK build reports it. Only known ids reach the table: an
-        undeclared SDK is `undeclared_sdk`, an unknown field its fingerprint."""
+        """(stream, class, "<sdk>:<field>", label): one field's cell as an SDK build (sdk, version,
+        host) reports it, the SDK x field x label matrix against the declarations. The C counts
+        one per distinct field of an observation, each looked up by its build and field
+        (`_sdk_cells`): an app's field sets vary (18 497 sets in 24 000 observations of the
+        generated day, 75 builds), the cells they are made of do not. Only known ids reach the
+        table: an undeclared SDK is `undeclared_sdk`, an unknown field its fingerprint."""
         reported, version, host, field = key
         decl = self.catalog.sdk
         sid, declared = decl.observed(reported, version, host)

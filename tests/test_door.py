@@ -56,9 +56,9 @@ def ref_count_rollup(
         counted[cell] = counted[cell] + 1 if cell in counted else 1
         if extra is not None:
             attrs, labels = extra
-            values = (getattr(ev, a) for a in attrs)
-            for c in labels[tuple(tuple(v) if isinstance(v, list) else v for v in values)]:
-                full = (minute, *c)
+            *head, items = (getattr(ev, a) for a in attrs)
+            for item in dict.fromkeys(items):  # each distinct item once, in its order
+                full = (minute, *labels[(*head, item)])
                 counted[full] = counted[full] + 1 if full in counted else 1
         if unknown:
             gaps.append((minute, unknown))
@@ -119,7 +119,7 @@ def labels_of(limit: int) -> tuple[Labels, Labels, Labels, Labels]:
     )
     orgs = Labels(lambda org: org if org in ("o1", "o2") else "other", limit)
     outcomes = Labels(lambda outcome: f"out-{outcome}", limit)
-    extra = Labels(lambda key: tuple((key[0], h) for h in key[1][:2]), limit)
+    extra = Labels(lambda key: (key[1], key[0]), limit)
     return coverage, orgs, outcomes, extra
 
 
@@ -323,14 +323,17 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "cr-no-org-attr": (_rollup([_ev(org=_MISSING)]), AttributeError),
     "cr-cell-unhashable": (_rollup(orgs={"o": ["o"]}), TypeError),
     "cr-unknown-bool-raises": (_rollup(coverage={("a",): ("c", Unbool())}), Boom),
+    "cr-extra-no-attrs": (_rollup(extra=((), {})), TypeError),
     "cr-extra-no-attr": (_rollup(extra=(("nope",), {})), AttributeError),
+    "cr-extra-no-head-attr": (_rollup(extra=(("nope", "fields"), {})), AttributeError),
     "cr-extra-attr-int": (_rollup(extra=((1,), {})), TypeError),
-    "cr-extra-missing": (_rollup(extra=(("sdk",), {})), KeyError),
-    "cr-extra-not-tuple": (_rollup(extra=(("sdk",), {("s",): [("x",)]})), TypeError),
-    "cr-extra-cell-not-tuple": (_rollup(extra=(("sdk",), {("s",): (("x",), "y")})), TypeError),
-    "cr-extra-cell-unhashable": (_rollup(extra=(("sdk",), {("s",): ((["x"],),)})), TypeError),
-    "cr-extra-key-unhashable": (_rollup([_ev(hosts=[["h"]])], extra=(("hosts",), {})), TypeError),
-    "cr-extra-raises": (_rollup(extra=(("sdk",), Labels(_raise))), Boom),
+    "cr-extra-items-str": (_rollup(extra=(("sdk",), {})), TypeError),
+    "cr-extra-missing": (_rollup(extra=(("sdk", "fields"), {})), KeyError),
+    "cr-extra-not-tuple": (_rollup(extra=(("sdk", "fields"), {("s", "a"): ["x"]})), TypeError),
+    "cr-extra-cell-unhashable": (_rollup(extra=(("sdk", "fields"), {("s", "a"): (["x"],)})), TypeError),
+    "cr-extra-item-unhashable": (_rollup([_ev(hosts=[["h"]])], extra=(("hosts",), {})), TypeError),
+    "cr-extra-head-unhashable": (_rollup([_ev(hosts=[["h"]])], extra=(("hosts", "fields"), {})), TypeError),
+    "cr-extra-raises": (_rollup(extra=(("sdk", "fields"), Labels(_raise))), Boom),
     # first_deliveries
     "fd-no-args": (lambda: _door.first_deliveries(), TypeError),
     "fd-one-arg": (_fd([]), TypeError),
@@ -354,14 +357,14 @@ def test_odd_input_raises_a_clear_exception(case: str) -> None:
         call()
 
 
-def test_extra_cells_keyed_by_the_attrs_a_list_as_a_tuple() -> None:
+def test_extra_cells_one_per_distinct_item_keyed_with_the_other_attrs() -> None:
     counted: dict = {}
-    extra = Labels(lambda key: tuple((h, key[0]) for h in key[1]))
-    for hosts in ([], ["h", "i"]):
+    extra = Labels(lambda key: (key[1], key[0]))
+    for hosts in ([], ["h", "i", "h"]):
         events = [Ev(0, ["a"], "o", "ok", "s1", hosts)]
         args = ("s", "fields", "org", "outcome", {("a",): ("c", ())}, {"o": "o"}, {"ok": "ok"}, counted)
         assert _door.count_rollup(events, *args, (("sdk", "hosts"), extra)) == []
-    assert extra == {("s1", ()): (), ("s1", ("h", "i")): (("h", "s1"), ("i", "s1"))}
+    assert extra == {("s1", "h"): ("h", "s1"), ("s1", "i"): ("i", "s1")}
     assert counted == {(0, "s", "c", "o", "ok"): 2, (0, "h", "s1"): 1, (0, "i", "s1"): 1}
 
 
@@ -420,6 +423,25 @@ MUTATING: dict[str, tuple[str, str]] = {
         print(counted)
         """,
         "[]\n{(60, 's', 'c', 'O', 'X'): 1}",
+    ),
+    # an extra label's __missing__ empties the items list being walked, and the batch
+    "count_rollup-extra-items": (
+        """
+        class Ev:
+            def __init__(self):
+                self.ts, self.fields, self.org, self.out = 60_000, ["f"], "o", "x"
+                self.sdk, self.hosts = "s", ["".join(["h", str(i)]) for i in range(3)]
+        events = [Ev()]
+        class Cells(dict):
+            def __missing__(self, k):
+                events[0].hosts.clear() if events else None; events.clear(); gc.collect()
+                return (k[1],)
+        counted = {}
+        extra = (("sdk", "hosts"), Cells())
+        print(_door.count_rollup(events, "s", "fields", "org", "out", {("f",): ("c", ())}, {"o": "O"}, {"x": "X"}, counted, extra))
+        print(sorted(counted.items()))
+        """,
+        "[]\n[((60, 'h0'), 1), ((60, 'h1'), 1), ((60, 'h2'), 1), ((60, 's', 'c', 'O', 'X'), 1)]",
     ),
     # an event_id property empties the batch before its pair is kept
     "first_deliveries-pair": (
@@ -480,7 +502,7 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
     cover, org_value, outcome_value = (cls, unknown), own("org"), own("outcome")
     coverage, orgs, outcomes = {("a", "b"): cover}, {org_value: org}, {outcome_value: outcome}
     extra_cell = (own("x"), own("y"))
-    extra = (("sdk", "hosts"), {("s", ("h",)): (extra_cell,)})
+    extra = (("sdk", "hosts"), {("s", "h"): extra_cell})
     pseudonym = own("p-C1")
     cache = {"C1": pseudonym}
     shared = [stream, cover, org, outcome, unknown, extra_cell, pseudonym, cache, coverage, org_value]
