@@ -329,6 +329,10 @@ avro_transcode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_ValueError, "skip must not be negative");
         return NULL;
     }
+    if ((uint64_t)PyList_GET_SIZE(bodies) > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "more bodies than a msgpack array holds");
+        return NULL;
+    }
     Out out = {NULL, 0, 0};
     if (put_tagged(&out, 0xdd, (uint64_t)PyList_GET_SIZE(bodies), 4) < 0)
         goto error;
