@@ -7,7 +7,7 @@ import pytest
 from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
-from schemas.models import Approval, Customer
+from schemas.models import Action, Approval, Customer
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -108,7 +108,7 @@ def test_a_regulatory_report_approval_never_covers_c3(run) -> None:
         purpose="regulatory_report", categories=["account", "authentication"], systems=["card_system"]
     )
     ents = [entitlement("e1", approvals=[grant])]
-    kw = dict(system="card_system", approval_id="AP1", purpose="regulatory_report", action="export")
+    kw = dict(system="card_system", approval_id="AP1", purpose="regulatory_report", action=Action.export)
     assert run(ents, [e.model_copy(update=kw) for e in access("e1", fields=("payment_account_no",))]) == []
     c3 = [e.model_copy(update=kw) for e in access("e1", fields=("payment_account_no", "card_cvn"))]
     (a,) = run(ents, c3)
