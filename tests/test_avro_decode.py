@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from native import leaks
 
 from policy import load_policy
 from schemas.models import EVENT_MODELS
@@ -20,7 +21,6 @@ from streams import _avro
 from streams.avro_decode import Unsupported, compile_reader
 from streams.codecs import BUILTIN_SCHEMA_IDS, Decoder, RawRecord, SchemaRegistry, encode_avro, load_schema
 from streams.workload import generate
-from tests.native import leaks
 
 REGISTRY = SchemaRegistry()
 DAY = generate(3000, seed=5, policy=load_policy())
