@@ -19,7 +19,9 @@ class Catalog:
         self.field_class = {fid: f.jr_class for fid, f in fields.items()}
         self.field_category = {fid: f.category for fid, f in fields.items()}
         self.auth_helpers = frozenset(fid for fid, f in fields.items() if f.auth_helper)
-        self.combinations = [(frozenset(c.fields), c.jr_class) for c in policy.classification.combinations]
+        self.combinations = [
+            (ids, c.jr_class) for c in policy.classification.combinations for ids in c.sets()
+        ]
         self.roles = policy.organisation.roles
         # what each field was collected for (policy/purposes.yaml): a use for another purpose needs fresh consent
         self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}

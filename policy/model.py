@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
+from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -50,9 +51,22 @@ class Category(Strict):
 class Combination(Strict):
     """Fields that together rise to a higher class (JR/T 0171 §4.2: combination raises sensitivity)."""
 
-    fields: list[str] = Field(min_length=2, description="field ids that must all be present")
+    fields: list[str | list[str]] = Field(
+        min_length=2,
+        description="field ids that must all be present; a list in an id's place is any one of its ids",
+    )
     jr_class: JrClass = Field(alias="class")
     why: str
+
+    def ids(self) -> list[str]:
+        return [f for one in self.fields for f in ([one] if isinstance(one, str) else one)]
+
+    def sets(self) -> list[frozenset[str]]:
+        """Every set of field ids that completes the combination: one id of each place."""
+        return [
+            frozenset(pick)
+            for pick in product(*([one] if isinstance(one, str) else one for one in self.fields))
+        ]
 
 
 class Classification(Strict):
@@ -69,7 +83,7 @@ class Classification(Strict):
                     f"add it under `categories` or use one of {', '.join(sorted(self.categories))}"
                 )
         for i, combo in enumerate(self.combinations):
-            unknown = [f for f in combo.fields if f not in self.fields]
+            unknown = [f for f in combo.ids() if f not in self.fields]
             if unknown:
                 raise ValueError(
                     f"combinations[{i}].fields names unknown field ids {unknown}; declare them under `fields`"

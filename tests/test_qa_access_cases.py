@@ -18,6 +18,8 @@ import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
+from policy.catalog import Catalog
+from policy.model import JrClass
 from schemas.models import AccessEvent, Approval, Customer
 from streams.alerts import latest
 from streams.engine import Engine
@@ -343,14 +345,27 @@ def test_reads_just_after_the_approval_expired(run) -> None:
     assert reasons(a) == {"out_of_scope"} and "had expired" in a.summary
 
 
-def test_an_account_number_with_its_sms_code_is_c3(run) -> None:
-    """JR/T 0171 §4.2 C2 c): an authentication helper with the account completes authentication."""
+@pytest.mark.parametrize(
+    "account", ["payment_account_no", "login_username", "securities_account", "insurance_account"]
+)
+@pytest.mark.parametrize("helper", ["sms_code", "otp_code", "security_answer", "dynamic_voiceprint"])
+def test_an_account_with_an_authentication_helper_is_c3(run, account, helper) -> None:
+    """JR/T 0171 §4.2 C2 c) (seed 001 §二.2, seed 004 分类 C2③): any helper the seeds name
+    (动态口令、短信验证码、密码提示问题答案、动态声纹密码) with an account (账号) completes authentication."""
     alerts = run(
         [_ent("w6", "wealth_manager", "S0101")],
-        [read("w6", OPEN, ["A0001"], fields=("payment_account_no", "sms_code"))],
+        [read("w6", OPEN, ["A0001"], fields=(account, helper))],
     )
     a = one(alerts, "unauthorized_lookup")
     assert reasons(a) == {"c3_without_approval"} and a.severity.value == "high" and a.jr_class == "C3"
+
+
+def test_an_authentication_helper_alone_stays_c2(policy) -> None:
+    """Without an account beside it a helper cannot complete authentication: C2, as is the account."""
+    catalog = Catalog(policy)
+    assert catalog.classify(["security_answer"]) is JrClass.C2
+    assert catalog.classify(["login_username", "customer_name"]) is JrClass.C2
+    assert catalog.classify(["login_username", "customer_name", "security_answer"]) is JrClass.C3
 
 
 def test_a_report_of_50_unnamed_credit_rows(run) -> None:
