@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.base import Context, Finding, Store
-from policy.model import CLASS_RANK, DetectorSection, JrClass
+from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
 from policy.sdk_declarations import Label, SdkDeclarations, host_in
 from schemas.models import Attribution, ConsentStatus, Severity
 
@@ -198,8 +198,9 @@ class SdkOvercollectionDetector:
             if self._before_consent(ev, ctx):
                 breaches.append((Rule.before_consent, [], None))
             home = decl.sdks[sid].countries if sid else [ctx.catalog.policy.recipients.home_country]
-            if ev.dest_country and ev.dest_country not in home:
-                breaches.append((Rule.country_not_allowed, [], f"country {ev.dest_country}"))
+            country = iso_country(ev.dest_country)
+            if country and country not in home:
+                breaches.append((Rule.country_not_allowed, [], f"country {country}"))
             return labels, breaches
         labels = {f: decl.label(sid, ev.app_version, f) for f in fields}
         for rule, label in ((Rule.omitted_field, Label.omitted), (Rule.incorrect_field, Label.incorrect)):
@@ -212,7 +213,7 @@ class SdkOvercollectionDetector:
         allowed = decl.allowed_hosts[sid]
         if ev.dest_host and allowed and not host_in(ev.dest_host, allowed):
             breaches.append((Rule.host_not_allowed, [], f"host {ev.dest_host}"))
-        country = ev.dest_country
+        country = iso_country(ev.dest_country)
         if country and country not in d.countries:
             breaches.append((Rule.country_not_allowed, [], f"country {country}"))
         if d.max_per_device_hour and self._too_often(sid, ev, d.max_per_device_hour, ctx):

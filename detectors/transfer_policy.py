@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from policy.contracts import ContractTerm, RecipientBook
-from policy.model import CLASS_RANK, DetectorSection, JrClass
+from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
 from schemas.models import ConsentStatus, RecipientType, Severity
 
 VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
@@ -179,7 +179,9 @@ class TransferPolicyDetector:
             if cls is not JrClass.C3:
                 what = f"authentication helpers ({', '.join(helpers)})"
             yield self._finding(ev, r.c3_shared, cls, f"sent {what} to {kind.value} {ev.recipient_id}")
-        countries = [c for c in (ev.recipient_country, declared.country if declared else None) if c]
+        countries = [
+            c for c in (iso_country(ev.recipient_country), declared.country if declared else None) if c
+        ]
         country = next((c for c in countries if c != book.home_country), countries[0] if countries else None)
         cross_border = RecipientType.overseas in (kind, ev.recipient_type) or (
             country is not None and country != book.home_country

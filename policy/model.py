@@ -9,10 +9,10 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
 from itertools import product
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from policy.incidents import IncidentPolicy
 from policy.storage import Storage
@@ -21,6 +21,22 @@ from schemas.models import Action, Channel, RecipientType
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def iso_country(code: str | None) -> str | None:
+    """An ISO 3166 alpha-2 code as compared: logs and people write `cn`, ` CN` or `Cn` for CN, and a
+    case mismatch must never turn a domestic transfer into a cross-border incident."""
+    return code.strip().upper() if code else None
+
+
+def _country(code: str) -> str:
+    found = iso_country(code)
+    if found is None or len(found) != 2 or not found.isascii() or not found.isalpha():
+        raise ValueError(f"'{code}' is no ISO 3166 alpha-2 country code; write e.g. CN, HK, SG, US")
+    return found
+
+
+CountryCode = Annotated[str, AfterValidator(_country)]
 
 
 class JrClass(StrEnum):
@@ -200,7 +216,7 @@ class SdkDeclaration(Strict):
         description="host/path prefixes of its receivers on hosts it shares (a private deployment "
         "behind the bank's gateway): traffic there is this SDK's, the rest of the host is not",
     )
-    countries: list[str] = Field(default=["CN"], description="ISO country codes its hosts may be in")
+    countries: list[CountryCode] = Field(default=["CN"], description="ISO country codes its hosts may be in")
     names: list[str] = Field(default_factory=list, description="other names the SDK is reported under")
     package_prefixes: list[str] = Field(default_factory=list, description="its code's package prefixes")
     since_app_version: str | None = Field(default=None, description="first app version that ships it")
@@ -334,7 +350,7 @@ class Recipient(Strict):
     name_zh: str
     name_en: str
     type: RecipientType
-    country: str = Field(min_length=2, max_length=2, description="ISO 3166 alpha-2 country code")
+    country: CountryCode = Field(description="ISO 3166 alpha-2 country code")
     contracts: list[Contract] = Field(default_factory=list)
     assessments: list[Assessment] = Field(default_factory=list)
     clearing_purposes: list[str] = Field(
@@ -347,7 +363,7 @@ class Recipient(Strict):
 
 class Recipients(Strict):
     timezone: str = Field(description="IANA zone of the bank's calendar: contract days and volume periods")
-    home_country: str = Field(min_length=2, max_length=2, description="data sent elsewhere is cross-border")
+    home_country: CountryCode = Field(description="data sent elsewhere is cross-border")
     recipients: dict[str, Recipient]
 
     @field_validator("timezone")

@@ -86,6 +86,16 @@ def test_cross_reference_error_points_at_the_bad_line(policy_copy: Path) -> None
     assert "head_office, branch, second_branch, sub_branch" in e.value.fix
 
 
+def test_a_country_in_lower_case_reads_as_its_code_and_a_name_is_refused(policy_copy: Path) -> None:
+    f = policy_copy / "recipients.yaml"
+    edit(f, "home_country: CN", "home_country: cn")
+    assert load_policy(policy_copy).recipients.home_country == "CN"
+    edit(f, "home_country: cn", "home_country: China")
+    with pytest.raises(PolicyError, match="no ISO 3166 alpha-2 country code") as e:
+        load_policy(policy_copy)
+    assert e.value.key == "home_country"
+
+
 def test_a_key_given_twice_is_an_error(policy_copy: Path) -> None:
     f = policy_copy / "classification.yaml"
     f.write_text(

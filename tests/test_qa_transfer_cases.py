@@ -95,6 +95,23 @@ def test_the_fund_distributor_gets_exactly_the_categories_its_contract_lists(run
     assert run([ev], consents("fund_distribution")) == {}
 
 
+@pytest.mark.parametrize("country", ["CN", "cn", "Cn", " CN "])
+def test_a_domestic_partner_logged_with_its_country_in_any_case_stays_domestic(run, country) -> None:
+    """A sending system that writes `cn` for the declared domestic partner: the same compliant flow,
+    never a cross-border incident with a one-day report deadline."""
+    ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "payment_account_no", "assets"],
+                  purpose="fund_distribution", recipient_country=country)  # fmt: skip
+    assert run([ev], consents("fund_distribution")) == {}
+
+
+@pytest.mark.parametrize("country", ["hk", "Hk", "HK"])
+def test_a_foreign_country_in_any_case_is_cross_border(run, country) -> None:
+    ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "payment_account_no", "assets"],
+                  purpose="fund_distribution", recipient_country=country)  # fmt: skip
+    got = run([ev], consents("fund_distribution"))
+    assert set(got) == {"cross_border"} and "(HK)" in got["cross_border"].summary
+
+
 def test_de_identified_data_shared_without_consent_is_exempt(run) -> None:
     """Seed 002 §六.2(1): 共享、转让经去标识化处理的个人金融信息, 且确保数据接收方无法重新识别的除外."""
     ev = deidentified("tp_insurance_partner", "third_party", ["customer_name", "mobile_phone"], 1500,
