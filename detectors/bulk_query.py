@@ -901,7 +901,7 @@ class BulkQueryDetector:
             jr_class=top,
             actor_id=actor,
             actor_org=ep.actor_org,
-            subject_count=total,
+            subject_count=len(named),  # customers, as every detector counts them; the records are in counts
             subject_sample=named[: self.p.sample_size],
             subjects=named,
             subjects_by_category=subjects_by_category,

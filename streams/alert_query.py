@@ -92,12 +92,11 @@ SEVERITY_STYLE = {
 def records_and_customers(subject_count: int, counts: dict[str, int]) -> tuple[int | None, int | None]:
     """What an alert counted, as (records, customers); None where its detector did not count it.
 
-    `subject_count` is not the same measure for every detector: bulk_query puts its records there
-    (and records and customers in its counts), transfer_policy's volume alert leaves it 0 (its
-    counts hold the records sent to the recipient, no customers), offscope_marketing,
-    retention_overrun and sdk_overcollection count customers in it, and unauthorized_lookup
-    counts customers and the rows a log counted without naming any (`counts["customers_unnamed"]`,
-    which are no customers). So: records only from `counts["records"]`; customers from
+    `subject_count` counts customers, but not alike everywhere: transfer_policy's volume alert
+    leaves it 0 (its counts hold the records sent to the recipient, no customers), and
+    unauthorized_lookup counts the rows a log counted without naming any customer in it too
+    (`counts["customers_unnamed"]`, which are no customers). Alerts stored before bulk_query
+    counted its customers there hold its records in it, and its records and customers in `counts`. So: records only from `counts["records"]`; customers from
     `counts["customers"]` or `counts["subjects"]` where the detector put them there, else
     `subject_count` less any unnamed rows; 0 customers means none was identified, shown as
     unknown, never as zero."""

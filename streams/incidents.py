@@ -141,7 +141,7 @@ class IncidentStage:
             # what was read of whom, where the finding knows it per subject (None: all of it of each)
             "by_category": {c: sorted(s) for c, s in finding.subjects_by_category.items()} or None,
             "by_class": {c: sorted(s) for c, s in finding.subjects_by_class.items()} or None,
-            # subject_count is bulk_query's records: the customers as `lifemon alerts` counts them
+            # the customers as `lifemon alerts` counts them (unnamed rows are no customers)
             "reported": records_and_customers(alert.subject_count, alert.counts)[1] or 0,
             "records": alert.counts.get("records", alert.subject_count),
             "evidence": list(alert.evidence_event_ids),

@@ -857,7 +857,7 @@ def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db
 
 
 def test_alert_panels_count_records_and_customers_as_lifemon_alerts_does(_deploy_chdb: Any) -> None:
-    """subject_count is not one measure: bulk_query puts its records there, a volume alert 0, an
+    """subject_count is not one measure: bulk_query's older alerts hold records there, a volume alert 0, an
     unauthorized lookup its customers and unnamed rows. The panels show records and customers as
     `lifemon alerts` and the report do (streams/alert_query.py records_and_customers)."""
     db = f"deploy_{uuid.uuid4().hex[:8]}"
