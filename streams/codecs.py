@@ -123,6 +123,9 @@ class EventTimeRule:
 
     max_ahead_ms: int = 300_000
     max_behind_ms: int | None = None  # late is not poison: history (a 2012 collection) is legitimate
+    # a file's records are judged against their batch's median, which a sparse case file (a deletion
+    # request, then one record three weeks on) puts far behind its last record
+    file_max_ahead_ms: int = 31 * 86_400_000
 
 
 def load_schema(stream: str) -> dict[str, Any]:
@@ -247,7 +250,9 @@ class Decoder:
         """The decoder a streams.config.Config asks for (registry, record size, event-time rule)."""
         et = config.event_time
         rule = EventTimeRule(
-            et.max_ahead_s * 1000, et.max_behind_s * 1000 if et.max_behind_s is not None else None
+            et.max_ahead_s * 1000,
+            et.max_behind_s * 1000 if et.max_behind_s is not None else None,
+            et.file_max_ahead_s * 1000,
         )
         return cls(
             SchemaRegistry(config.schema_registry_url, config.secrets.schema_registry_user_info),
@@ -354,12 +359,14 @@ class Decoder:
     def _skew(self, ts: int, kafka_ts: int, median: int, spread: int) -> str | None:
         """Why `ts` strays too far from its clock, or None. The clock is the record's Kafka
         timestamp; without one (a file) it is the batch's median, and a file batch may span a day
-        or years of history, so the allowance ahead grows with the batch's interquartile spread."""
+        or years of history, so the allowance ahead grows with the batch's interquartile spread,
+        and is never less than `file_max_ahead_ms`."""
         rule = self.event_time
         if kafka_ts > 0:
             ref, ahead, what = kafka_ts, rule.max_ahead_ms, "its record's Kafka timestamp"
         else:
-            ref, ahead, what = median, max(rule.max_ahead_ms, 4 * spread), "the median of its batch"
+            ref, what = median, "the median of its batch"
+            ahead = max(rule.max_ahead_ms, rule.file_max_ahead_ms, 4 * spread)
         behind = rule.max_behind_ms
         if ts - ref > ahead:
             return f"{(ts - ref) // 1000} s ahead of {what}, beyond the allowed {ahead // 1000} s (event_time.max_ahead_s)"

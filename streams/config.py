@@ -134,6 +134,13 @@ class EventTimeConfig(Strict):
     dead-lettered (a clock years ahead must not move a watermark and close every window)."""
 
     max_ahead_s: int = Field(default=300, ge=0)
+    file_max_ahead_s: int = Field(
+        default=31 * 86_400,
+        ge=0,
+        description="for a record without a Kafka timestamp (a file), the least allowance ahead of its "
+        "batch's median: a case file that jumps weeks ahead to show a missed 15-day deletion deadline "
+        "must not lose that record, while a clock years ahead is still refused",
+    )
     max_behind_s: int | None = Field(
         default=None,
         ge=0,

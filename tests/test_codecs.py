@@ -196,6 +196,24 @@ def test_event_time_is_judged_against_the_kafka_timestamp() -> None:
     assert "behind its record's Kafka timestamp" in dead.message
 
 
+def test_a_sparse_file_keeps_a_record_weeks_ahead() -> None:
+    """A case file of five accesses on one morning and one 19 days on (a deletion request's 15
+    days passed): the batch median is the morning and the spread nil, yet the last record is kept;
+    one dated 40 days on is still refused, and with a Kafka timestamp the tight rule holds."""
+    events = access(n=6)
+    day = 86_400_000
+    for ahead, kept in ((19 * day, True), (40 * day, False)):
+        last = events[5].model_copy(update={"ts": events[0].ts + ahead})
+        records = [
+            RawRecord("pfi.access", 0, i, e.model_dump_json().encode())
+            for i, e in enumerate([*events[:5], last])
+        ]
+        out = Decoder().decode("access", records)
+        assert (len(out.ok), len(out.dead)) == ((6, 0) if kept else (5, 1))
+        stamped = [RawRecord(r.topic, 0, r.offset, r.value, None, None, events[0].ts) for r in records]
+        assert len(Decoder().decode("access", stamped).dead) == 1
+
+
 def test_the_configured_default_keeps_history_a_backfill_or_a_replay_brings() -> None:
     """docs/configuration.md and docs/architecture.md: late is not poison unless max_behind_s is set.
     The config's default once dead-lettered records 30 days behind their clock: a 2012 KYC
