@@ -110,8 +110,10 @@ def test_a_push_a_minute_before_the_customer_opts_out_is_silent(run) -> None:
 
 
 def test_targeting_with_exactly_the_data_the_privacy_policy_names_is_silent(run) -> None:
-    """Seed 004 §一.(二).3: 身份信息、交易信息 ... 地理位置、服务日志 may be used to send marketing."""
-    data = ["customer_name", "gender", "transaction_record", "location_trace", "marketing_tags"]
+    """Seed 004 §一.(二).3: 身份信息、交易信息 ... 地理位置、服务日志 may be used to send marketing;
+    定义(2): 身份信息 includes 身份证件号码 and 家庭地址."""
+    data = ["customer_name", "gender", "home_address", "id_document_no", "transaction_record",
+            "location_trace", "marketing_tags"]  # fmt: skip
     assert run([push(0, data_used=data)], [GRANTED]) == []
 
 

@@ -106,6 +106,10 @@ def test_amap_reading_the_timezone_through_its_declared_system_information_is_si
 def test_the_ocr_sdk_receiving_the_card_and_id_images_it_exists_to_read_is_silent(policy) -> None:
     """Seed 004 (9): 为了向您提供卡号及身份证件识别服务 ... 用于实现身份认证、银行卡识别功能."""
     assert run(policy, [obs("tencent_ocr", ["bank_card_image", "id_document_image"])]) == []
+    # and the numbers it reads off them: the service it is declared for
+    assert (
+        run(policy, [obs("tencent_ocr", ["bank_card_image", "payment_account_no", "id_document_no"])]) == []
+    )
 
 
 def test_the_analytics_sdk_receiving_the_phone_and_account_number_it_declares_is_silent(policy) -> None:

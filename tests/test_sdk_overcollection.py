@@ -88,7 +88,8 @@ def test_labels_follow_the_seed_declarations(catalog) -> None:
     assert d.label("amap_location", "9.2.0", "mac_address") is Label.omitted  # not a 设备参数 here
     # seed 004 §一.(二)4: analytics data is never combined with identity entered in the app
     assert d.label("sensors_analytics", "9.2.0", "id_document_no") is Label.incorrect
-    assert d.label("tencent_ocr", "9.2.0", "id_document_no") is Label.omitted
+    assert d.label("tencent_ocr", "9.2.0", "id_document_no") is Label.clear  # (9) 卡号及身份证件识别
+    assert d.label("tencent_ocr", "9.2.0", "mobile_phone") is Label.omitted
     assert d.label("push", "9.2.0", "sms_code") is Label.incorrect
     assert d.resolve("com.tencent.smtt.sdk.WebView") == "tencent_x5"
     assert d.resolve("小米推送SDK") == "push" and d.resolve("com.example.sdk") is None
