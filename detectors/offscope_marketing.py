@@ -5,7 +5,7 @@ Marketing use needs the subject's choice and stored authorization, and stops at 
 refuse (seed 004 (三)②); automated personalized pushes offer a non-personalized option or an easy
 refusal (seed 004 (三)③, seed 000 (5)); data is used only for the purpose it was collected for
 (seed 004 (三)⑧⑩); a marketing SMS is submitted by one role and approved by another (seed 004
-掌上银行家角色设置: 短信管理 submits, 短信审核 approves). Seed 001 §五.1 (金融消保办法第60条) fines
+掌上银行家角色设置: 短信管理 submits, 短信审核 approves: the approver must hold that role). Seed 001 §五.1 (金融消保办法第60条) fines
 each of these. Every rule, its severity, titles and clauses are in policy/detectors/offscope_marketing.yaml.
 
 A push is judged against the subject's consent *as of its own time*, but only once the task's
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.base import Context, Finding, Store
 from policy.model import DetectorSection
-from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, Severity
+from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, Severity
 
 HOUR = 3_600_000
 
@@ -251,12 +251,27 @@ class OffscopeMarketingDetector:
                 out[Rule.personalized_without_choice] = None  # seed 004 (三)③, seed 000 (5)
             else:
                 out[Rule.no_refusal_offered] = None  # seed 004 (三)②: every marketing message
-        approver = (p.approver_id or "").strip()  # a blank approver field is no approver
-        if p.channel == Channel.sms and (not approver or approver == p.submitter_id.strip()):
+        if p.channel == Channel.sms and not self._approved_by_another_reviewer(p, ctx):
             out[Rule.four_eyes] = None
         if self._outside_audience(subject, p, ctx):
             out[Rule.audience_outside_approval] = None
         return out
+
+    @staticmethod
+    def _approved_by_another_reviewer(p: Push, ctx: Context) -> bool:
+        """Someone other than the submitter approved the SMS, holding an SMS-approver role (短信审核,
+        seed 004 角色设置) and active at the push's time. An approver the entitlements stream does
+        not know cannot be judged by role: the second person is then enough."""
+        approver = (p.approver_id or "").strip()  # a blank approver field is no approver
+        if not approver or approver == p.submitter_id.strip():
+            return False
+        ent = ctx.entitlement(approver, p.ts)
+        if ent is None:
+            return True
+        roles = ctx.catalog.roles
+        return ent.status is EmployeeStatus.active and any(
+            r in roles and roles[r].marketing_sms == "approve" for r in ent.roles
+        )
 
     def _granted_elsewhere(self, subject: str, p: Push, ctx: Context) -> bool:
         """The subject consents to the purpose on another channel (or on every channel) at the time."""

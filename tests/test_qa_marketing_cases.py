@@ -21,7 +21,7 @@ import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
-from schemas.models import Consent, Customer, MarketingPushEvent
+from schemas.models import Consent, Customer, Entitlement, MarketingPushEvent
 from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -68,9 +68,13 @@ def run(policy, catalog):
     spec = next(s for s in load_detectors(policy) if s.kind == "offscope_marketing")
 
     def go(
-        pushes: list[MarketingPushEvent], consents: list[Consent], customers: list[Customer] = ()
-    ) -> list[Any]:  # type: ignore[assignment]
+        pushes: list[MarketingPushEvent],
+        consents: list[Consent],
+        customers: list[Customer] = (),  # type: ignore[assignment]
+        entitlements: list[Entitlement] = (),  # type: ignore[assignment]
+    ) -> list[Any]:
         e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"qa-marketing-cases-0123456789"))
+        e.apply_reference("entitlements", refs("entitlements", list(entitlements)))
         other = Consent(subject_id=OTHER, ts=0, purpose="marketing", status="granted")
         e.apply_reference("consents", refs("consents", [*consents, other]))
         e.apply_reference("customers", refs("customers", list(customers)))
@@ -180,6 +184,33 @@ def test_a_marketing_call_without_a_way_to_refuse_more(run) -> None:
 def test_a_marketing_sms_whose_approver_field_is_blank_is_not_approved(run) -> None:
     """The campaign system leaves the approver blank on an SMS nobody reviewed: no 短信审核."""
     (a,) = run([push(0, "sms", approver_id="")], [GRANTED])
+    assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
+
+
+def staff(actor: str, role: str, at: int = -365 * DAY, status: str = "active") -> Entitlement:
+    return Entitlement(actor_id=actor, ts=T0 + at, org_id="HO", org_path=["HO"], roles=[role], status=status)
+
+
+def test_a_marketing_sms_approved_by_the_head_office_sms_reviewer_is_silent(run) -> None:
+    """Seed 004 角色设置 ④⑤: 总行短信管理 submits, 总行短信审核 approves."""
+    ents = [staff("E51001", "ho_sms_submitter"), staff("E51002", "ho_sms_approver")]
+    assert run([push(0, "sms")], [GRANTED], entitlements=ents) == []
+
+
+@pytest.mark.parametrize(
+    "approver",
+    [
+        [staff("E51002", "wealth_manager")],
+        [staff("E51002", "ho_sms_submitter")],
+        [
+            staff("E51002", "ho_sms_approver"),
+            staff("E51002", "ho_sms_approver", at=-DAY, status="terminated"),
+        ],
+    ],  # fmt: skip
+    ids=["a wealth manager", "another submitter", "a reviewer who left the day before"],
+)
+def test_a_marketing_sms_approved_by_someone_without_the_reviewer_role_is_not_approved(run, approver) -> None:
+    (a,) = run([push(0, "sms")], [GRANTED], entitlements=[staff("E51001", "ho_sms_submitter"), *approver])
     assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
 
 
