@@ -348,6 +348,46 @@ def test_amtool_accepts_the_alertmanager_config_and_routes_incidents(services: d
     assert routed.returncode == 0, routed.stdout + routed.stderr
 
 
+# what each analyst command reads, and the variables of its service that point it there
+NEEDS = {
+    "alerts": {"LIFEMON_CLICKHOUSE_DSN", PASSWORD_ENV},
+    "incidents": {"LIFEMON_CLICKHOUSE_DSN", PASSWORD_ENV},
+    "report": {"LIFEMON_CLICKHOUSE_DSN", PASSWORD_ENV},
+    "watch": {"LIFEMON_KAFKA_BOOTSTRAP", "LIFEMON_KAFKA_SASL_PASSWORD"},
+}
+
+
+def test_the_analyst_commands_in_operations_md_run_in_the_compose_services(services: dict[str, Any]) -> None:
+    """Kafka and ClickHouse are not published, so docs/operations.md tells analysts to run the
+    commands in the monitor's container: each must name a service, a mounted config, options the
+    CLI has, and a service whose environment reaches what the command reads."""
+    import shlex
+
+    from streams.cli import build_parser
+
+    text = OPERATIONS.read_text(encoding="utf-8")
+    section = text.split("## Analysts on the compose deployment", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("docker compose ")]
+    ran = set()
+    workdir = [v for k, v in _instructions(DOCKERFILE) if k == "WORKDIR"][-1]
+    for line in lines:
+        words = shlex.split(line)
+        if words[2] == "cp":  # copying a file a command wrote in the working directory
+            service, _, path = words[3].partition(":")
+            assert service in services and Path(path).parent == Path(workdir), line
+            assert ("report", Path(path).name) in ran, f"{line}: no command above writes {path}"
+            continue
+        assert words[2] == "exec" and words[4] == "lifemon", line
+        service, argv = words[3], words[5:]
+        assert service in services, f"{line}: no service {service}"
+        args = build_parser().parse_args(argv)  # exits on an option the CLI does not have
+        assert args.config and _mounted_config(services[service], args.config).is_file(), line
+        missing = NEEDS[argv[0]] - set(_environment(services[service]))
+        assert not missing, f"{line}: {service} has no {missing}"
+        ran.add((argv[0], getattr(args, "out", "") or ""))
+    assert {"alerts", "watch"} <= {command for command, _ in ran}
+
+
 def test_relative_volume_sources_exist(services: dict[str, Any], compose: dict[str, Any]) -> None:
     for name, service in services.items():
         for source, target in _volumes(service):
