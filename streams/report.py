@@ -6,6 +6,7 @@ It shows only what the tables hold: counts, pseudonyms and summaries, never a PF
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
@@ -51,11 +52,21 @@ def _bars(
                     f'fill="{colours[s]}"><title>{escape(label)} {escape(s)}: {values[s]:,}</title></rect>'
                 )
         if len(rows) <= 12 or i % max(len(rows) // 8, 1) == 0:
+            # "2026-01-01 13:00" on two lines (date under the hour), so a full date fits under a bar
+            lines = label.split(" ", 1) if re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", label) else [label]
+            spans = "".join(
+                f'<tspan x="{x + bar_w / 2:.0f}" dy="{12 if n else 0}">{escape(t)}</tspan>'
+                for n, t in enumerate(reversed(lines))
+            )
             parts.append(
                 f'<text x="{x + bar_w / 2:.0f}" y="{height - bottom + 16}" class="axis" '
-                f'text-anchor="middle">{escape(label)}</text>'
+                f'text-anchor="middle">{spans}</text>'
             )
-    legend = "".join(f'<span><i style="background:{colours[s]}"></i>{escape(s)}</span>' for s in series)
+    # each series' total in the legend: a segment too thin to see is still counted here
+    totals = {s: sum(v.get(s, 0) for _, v in rows) for s in series}
+    legend = "".join(
+        f'<span><i style="background:{colours[s]}"></i>{escape(s)} {totals[s]:,}</span>' for s in series
+    )
     return f'<figure><figcaption>{escape(title)}</figcaption>{"".join(parts)}</svg><div class="legend">{legend}</div></figure>'
 
 
@@ -83,6 +94,12 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "greatest(counts['records'], subject_count) DESC, alert_id"
     ).result_rows
     dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
+    # the minutes of the first and the last event the page counts: the period its figures cover
+    first, last, events = q(
+        f"SELECT toUnixTimestamp(min(minute)), toUnixTimestamp(max(minute)), sum(events) "
+        f"FROM {db}.event_rollups FINAL WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}')"
+    ).result_rows[0]
+    window = (datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC)) if events else None
     # a database a lifemon before the incidents table wrote has none yet (the next run creates it)
     has_incidents = tables_present(client, db, ["incidents"])
     incidents = q(f"SELECT count() FROM {db}.incidents FINAL").result_rows[0][0] if has_incidents else 0
@@ -92,6 +109,7 @@ def gather(client: Any, db: str) -> dict[str, Any]:
         "alerts": alerts,
         "incidents": incidents,
         "dead": dead,
+        "window": window,
         "gaps": gaps,
         "lifecycle": lifecycle(client, db),
     }
@@ -152,7 +170,7 @@ def busiest_hours(
     first = max(busy[0], busy[-1] - timedelta(hours=max_hours - 1))
     count = int((busy[-1] - first).total_seconds() // 3600) + 1
     return [
-        ((first + timedelta(hours=i)).strftime("%m-%d %H:00"), hours.get(first + timedelta(hours=i), {}))
+        ((first + timedelta(hours=i)).strftime("%Y-%m-%d %H:00"), hours.get(first + timedelta(hours=i), {}))
         for i in range(count)
     ]
 
@@ -172,6 +190,9 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
         severities[a[0]] = severities.get(a[0], 0) + 1
     kpis = [("events monitored / 监测事件", f"{total:,}"), ("alerts / 告警", f"{len(data['alerts']):,}")]
     kpis += [(f"{s} / {SEVERITY_ZH[s]}", f"{severities[s]:,}") for s in SEVERITY_COLOURS if s in severities]
+    c3 = sum(n for _, cls, n in data["by_class"] if cls == "C3")
+    # authentication data (JR/T 0171 C3) is a few events among tens of thousands: counted on its own
+    kpis.insert(1, ("C3 events / C3 类事件", f"{c3:,}"))
     kpis.append(("leakage incidents / 泄露事件 (lifemon incidents)", f"{data.get('incidents', 0):,}"))
     kpis.append(("dead letters / 死信", f"{sum(n for _, n in data['dead']):,}"))
     alerts = data["alerts"]
@@ -179,18 +200,26 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
         f'<tr><td><b class="sev" style="background:{SEVERITY_COLOURS.get(sev, "#999")}">{escape(sev)}</b></td>'
         f"<td>{escape(zh)}<br><small>{escape(en)}</small></td><td>{escape(actor)}<br><small>{escape(org)}</small></td>"
         f"{_counted(*records_and_customers(subject_count, counts))}<td>{escape(cls)}</td>"
-        f"<td><small>{_t(first)} – {_t(last)}</small></td><td><small>{escape(summary)}</small></td></tr>"
+        f"<td><small>{_span(first, last)}</small></td><td><small>{escape(summary)}</small></td></tr>"
         for sev, zh, en, actor, org, subject_count, counts, cls, first, last, summary, _status, _det in alerts
     )
     stream_colours = {s: STREAM_COLOURS[i % len(STREAM_COLOURS)] for i, s in enumerate(streams)}
     charts = _bars("Events per hour by stream / 各数据流每小时事件数", hours, streams, stream_colours)
-    charts += _bars(
-        "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)",
-        sorted(classes.items()),
-        [c for c in CLASS_COLOURS if any(c in v for v in classes.values())],
-        CLASS_COLOURS,
+    present = [c for c in CLASS_COLOURS if any(c in v for v in classes.values())]
+    class_chart = _bars(
+        "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)", sorted(classes.items()), present, CLASS_COLOURS
     )
+    charts += f'<div class="beside">{class_chart}{_class_counts(classes)}</div>'
     when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    window = data.get("window")
+    covered = (
+        f"{window[0]:%Y-%m-%d %H:%M} – {window[1]:%Y-%m-%d %H:%M} UTC"
+        if window
+        else "no events yet / 尚无事件"
+    )
+    if window and hours and hours[0][0] > f"{window[0]:%Y-%m-%d %H:00}":
+        # back-dated lifecycle history starts the window years early; the hourly chart skips it
+        covered += f" · hourly chart / 每小时图: {hours[0][0]} – {hours[-1][0]} UTC"
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <title>lifemon report / 个人金融信息生命周期监测报告</title><style>
 body{{font-family:"Noto Sans CJK SC","Noto Sans",sans-serif;margin:24px;color:#222;max-width:1100px}}
@@ -202,8 +231,11 @@ figure{{margin:18px 0}} figcaption{{font-weight:600;margin-bottom:4px}} svg{{wid
 .legend i{{display:inline-block;width:10px;height:10px;margin-right:4px}}
 table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom:1px solid #eee;padding:6px;text-align:left;vertical-align:top}}
 .n{{text-align:right}} .sev{{color:#fff;padding:2px 6px;border-radius:4px;font-size:11px}}
+.window{{margin:8px 0 0;font-size:15px}} .beside{{display:flex;gap:18px;align-items:center}}
+.beside figure{{flex:1 1 auto}} .beside table{{width:auto;flex:none}} .c3{{color:#c0392b;font-weight:700}}
 </style></head><body>
 <h1>lifemon — 个人金融信息生命周期监测报告 / PFI lifecycle report</h1>
+<p class="window">data window / 数据时间范围: <b>{covered}</b> <small>(first and last event, to the minute / 首末事件时间)</small></p>
 <p class="sub">generated {when} · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 <div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
 {charts}
@@ -214,6 +246,26 @@ no such thing or identified no customer; times in UTC</p><table><tr><th>severity
 <th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>
 <th>first – last event (UTC) / 首末事件时间</th><th>summary</th></tr>{rows or "<tr><td colspan=8>no alerts</td></tr>"}</table>
 </body></html>"""
+
+
+def _class_counts(classes: dict[str, dict[str, int]]) -> str:
+    """The class chart's figures beside it: on a linear axis 14 C3 events under 30 000 C2 draw no
+    bar, and a reader must never take that for no C3 at all."""
+    columns = list(CLASS_COLOURS)  # every class, a zero said as 0 rather than left out
+    total = {c: sum(v.get(c, 0) for v in classes.values()) for c in columns}
+
+    def cells(values: dict[str, int]) -> str:
+        return "".join(
+            f'<td class="n{" c3" if c == "C3" and values.get(c) else ""}">{values.get(c, 0):,}</td>'
+            for c in columns
+        )
+
+    body = "".join(f"<tr><td>{escape(stream)}</td>{cells(v)}</tr>" for stream, v in sorted(classes.items()))
+    head = "".join(f"<th class=n>{c}</th>" for c in columns)
+    return (
+        f'<table class="classes"><tr><th>stream / 数据流</th>{head}</tr>{body}'
+        f"<tr><th>total / 合计</th>{cells(total)}</tr></table>"
+    )
 
 
 def _lifecycle(fig: dict[str, Any] | None) -> str:
@@ -257,5 +309,10 @@ def _counted(records: int | None, customers: int | None) -> str:
     return "".join(f"<td class=n>{'—' if n is None else f'{n:,}'}</td>" for n in (records, customers))
 
 
+def _span(first: datetime, last: datetime) -> str:
+    """First – last event; the date once when both fall on the same day."""
+    return f"{_t(first)} – {last:%H:%M}" if first.date() == last.date() else f"{_t(first)} – {_t(last)}"
+
+
 def _t(value: datetime) -> str:
-    return value.strftime("%m-%d %H:%M")
+    return value.strftime("%Y-%m-%d %H:%M")

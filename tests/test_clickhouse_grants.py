@@ -1,6 +1,7 @@
 """The ClickHouse accounts of deploy/clickhouse-init, tried on chDB with ClickHouse's own access
 control (tests/chdb_account.py): lifemon's writer starts, writes and reads alerts, and every way to
-delete or rewrite the alert audit trail is refused; Grafana's account only reads its four tables."""
+delete or rewrite the alert audit trail is refused; Grafana's account runs every dashboard panel
+and may do nothing else."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 from chdb_account import users_xml
-from test_deploy import INIT_SCRIPT, init_sql
+from test_deploy import IN_RANGE, INIT_SCRIPT, QUERY_PANELS, expand_macros, init_sql
 
 HELPER = Path(__file__).resolve().parent / "chdb_account.py"
 ACCESS_DENIED = 497
@@ -129,3 +130,16 @@ def test_grafana_reads_its_tables_and_nothing_else(deployed: Path) -> None:
     )
     assert [r["ok"] for r in results] == [True, True, False, False, False], results
     assert results[4]["code"] == ACCESS_DENIED
+
+
+def test_grafana_runs_every_dashboard_panel_with_its_grants(deployed: Path) -> None:
+    """What tests/test_deploy.py derives from the panels' SQL, ClickHouse's own access control
+    confirms: a panel reading a table (or a view over one) the account lacks is refused here."""
+    config = users_xml(deployed / "grafana-panels.xml", grants_of("grafana_ro"), readonly=True)
+    queries = [(pid, t["rawSql"]) for pid, panel in QUERY_PANELS for t in panel["targets"]]
+    steps = [{"sql": expand_macros(sql, *IN_RANGE)} for _, sql in queries]
+    steps.append({"sql": "SELECT count() FROM lifemon.coverage_gaps"})  # no panel reads it
+    results, _ = as_account(deployed, config, steps)
+    refused = [(pid, r) for (pid, _), r in zip(queries, results, strict=False) if not r["ok"]]
+    assert not refused, refused
+    assert results[-1]["code"] == ACCESS_DENIED

@@ -20,6 +20,8 @@ import fnmatch
 import json
 import os
 import re
+import shutil
+import subprocess
 import sysconfig
 import tempfile
 import tomllib
@@ -39,6 +41,7 @@ from streams.config import ENV_OVERRIDES
 from streams.credentials import Secrets, env_name
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS
 from streams.pseudonym import ENV_KEY
+from streams.receivers import ALERTNAME
 from streams.sinks.clickhouse import ALERT_COLUMNS, INCIDENT_COLUMNS, ROLLUP_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +52,10 @@ DATASOURCE = ROOT / "dashboards" / "provisioning" / "datasources" / "clickhouse.
 PROVIDER = ROOT / "dashboards" / "provisioning" / "dashboards" / "lifemon.yaml"
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 INIT_SCRIPT = ROOT / "deploy" / "clickhouse-init" / "01-lifemon-users.sh"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+PROMETHEUS_RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
+ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+OPERATIONS = ROOT / "docs" / "operations.md"
 
 PLUGIN = "grafana-clickhouse-datasource"
 DS_UID = "lifemon-clickhouse"
@@ -123,11 +130,21 @@ QUERY_PANELS = [(pid, p) for pid, p in PANELS if p.get("type") != "row"]
 # -- docker-compose.yml ---------------------------------------------------------------------------
 
 
-def test_compose_has_the_four_services(services: dict[str, Any]) -> None:
-    assert {"kafka", "clickhouse", "grafana", "lifemon"} <= set(services)
+def test_compose_has_its_services(services: dict[str, Any]) -> None:
+    assert set(services) == {
+        "kafka",
+        "clickhouse",
+        "grafana",
+        "lifemon",
+        "notify",
+        "alertmanager",
+        "prometheus",
+    }
     assert services["kafka"]["image"] == "apache/kafka:3.9.0"
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:24.8")
     assert services["grafana"]["image"] == "grafana/grafana:11.3.0"
+    assert services["alertmanager"]["image"].startswith("prom/alertmanager:v0.")
+    assert services["prometheus"]["image"].startswith("prom/prometheus:v2.")  # the config is 2.x's
     assert services["lifemon"]["build"] in (".", {"context": "."})
 
 
@@ -195,6 +212,180 @@ def test_lifemon_runs_the_run_command(services: dict[str, Any]) -> None:
     assert command == ["run", "--config", "/etc/lifemon/lifemon.yaml"]
     assert ("./deploy/lifemon.yaml", "/etc/lifemon/lifemon.yaml") in _volumes(services["lifemon"])
     assert services["lifemon"]["restart"] == "unless-stopped"
+
+
+def _cli_commands() -> set[str]:
+    cli = (ROOT / "streams" / "cli.py").read_text(encoding="utf-8")
+    return set(re.findall(r"add_parser\(\s*\"([\w-]+)\"", cli))
+
+
+def _mounted_config(service: dict[str, Any], path: str) -> Path:
+    """The repository file a service sees at `path`."""
+    mounts = {target: source for source, target in _volumes(service)}
+    assert path in mounts, f"{path} is not mounted into the service"
+    return (ROOT / mounts[path]).resolve()
+
+
+def test_the_notifier_delivers_the_monitors_incidents(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a `lifemon notify` service the monitor writes incidents to pfi.incidents and nobody
+    is ever told (docs/incidents.md#delivery)."""
+    from streams.config import load_config
+
+    notify, lifemon = services["notify"], services["lifemon"]
+    assert "notify" in _cli_commands()
+    # the monitor's image (built, never pulled) and the monitor's config file
+    assert (notify["build"], notify["image"]) == (lifemon["build"], lifemon["image"])
+    command = notify["command"]
+    assert command[0] == "notify" and command == ["notify", "--config", "/etc/lifemon/lifemon.yaml"]
+    assert _mounted_config(notify, command[2]) == _mounted_config(lifemon, command[2])
+    assert notify["restart"] == "unless-stopped"
+
+    env, monitor_env = _environment(notify), _environment(lifemon)
+    known = set(ENV_OVERRIDES) | {env_name(f) for f in Secrets.model_fields}
+    assert set(env) <= known, f"variables the code never reads: {set(env) - known}"
+    # the same broker, as the same principal (its ACLs: tests/test_kafka_acls.py)
+    for var in ("LIFEMON_KAFKA_BOOTSTRAP", "LIFEMON_KAFKA_SASL_PASSWORD"):
+        assert env[var] == monitor_env[var], var
+
+    deps = _depends_on(notify)
+    assert deps["kafka"]["condition"] == "service_healthy"
+    assert "lifemon" in deps  # the monitor creates pfi.incidents
+
+    for var in list(os.environ):
+        if var.startswith("LIFEMON_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("LIFEMON_KAFKA_BOOTSTRAP", env["LIFEMON_KAFKA_BOOTSTRAP"])
+    config = load_config(_mounted_config(notify, command[2]))
+    assert config.kafka.bootstrap == "kafka:9092" and config.notify.receivers, "notify needs receivers"
+    for receiver in config.notify.receivers:
+        url = urlsplit(receiver.url)
+        if url.hostname in services:  # a receiver in this deployment: started first, on its port
+            assert deps[url.hostname]["condition"] == "service_healthy", receiver.name
+            check = " ".join(services[url.hostname]["healthcheck"]["test"])
+            assert f":{url.port}/" in check, f"{receiver.name}: {url.hostname} does not listen on {url.port}"
+    assert any(
+        r.kind == "alertmanager" and urlsplit(r.url).hostname == "alertmanager"
+        for r in config.notify.receivers
+    )
+
+
+def _flag(command: list[str], name: str) -> str:
+    (value,) = [c.split("=", 1)[1] for c in command if c.startswith(f"--{name}=")]
+    return value
+
+
+def test_prometheus_scrapes_lifemon_and_alerts_through_alertmanager(services: dict[str, Any]) -> None:
+    """docs/operations.md promises a Prometheus that scrapes lifemon on the compose network."""
+    prometheus = services["prometheus"]
+    config_path = _flag(prometheus["command"], "config.file")
+    config_file = _mounted_config(prometheus, str(Path(config_path).parent)) / Path(config_path).name
+    assert config_file == PROMETHEUS_CONFIG
+    config = _load_yaml(PROMETHEUS_CONFIG)
+    monitor = _load_yaml(_mounted_config(services["lifemon"], "/etc/lifemon/lifemon.yaml"))
+    (job,) = config["scrape_configs"]
+    (static,) = job["static_configs"]
+    # the monitor's /metrics: its service name and metrics.port, on every interface of its container
+    assert static["targets"] == [f"lifemon:{monitor['metrics']['port']}"]
+    assert monitor["metrics"]["host"] == "0.0.0.0" and not _published(services["lifemon"])
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert ("prometheus-data", _flag(prometheus["command"], "storage.tsdb.path")) in _volumes(prometheus)
+    (am,) = config["alerting"]["alertmanagers"]
+    for target in am["static_configs"][0]["targets"]:
+        host, port = target.split(":")
+        assert host in services and f":{port}/" in " ".join(services[host]["healthcheck"]["test"])
+    for rules in config["rule_files"]:
+        assert (PROMETHEUS_CONFIG.parent / rules).is_file(), rules
+
+
+def test_operations_alert_rules_are_the_ones_prometheus_evaluates() -> None:
+    documented = re.search(
+        r"Rules worth having[^\n]*:\n\n```yaml\n(.*?)```", OPERATIONS.read_text(encoding="utf-8"), re.S
+    )
+    assert documented
+    shipped = {
+        r["alert"]: (r["expr"], r.get("for"))
+        for g in _load_yaml(PROMETHEUS_RULES)["groups"]
+        for r in g["rules"]
+    }
+    for rule in yaml.safe_load(documented[1]):
+        assert shipped[rule["alert"]] == (rule["expr"], rule.get("for")), rule["alert"]
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="no promtool (apt-get install -y prometheus)")
+def test_promtool_accepts_the_prometheus_config_and_rules() -> None:
+    done = subprocess.run(
+        ["promtool", "check", "config", PROMETHEUS_CONFIG.name],
+        cwd=PROMETHEUS_CONFIG.parent,  # rule_files are relative to the config, as in the container
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 1 rule files found" in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(
+    not shutil.which("amtool"), reason="no amtool (apt-get install -y prometheus-alertmanager)"
+)
+def test_amtool_accepts_the_alertmanager_config_and_routes_incidents(services: dict[str, Any]) -> None:
+    am = services["alertmanager"]
+    config_path = _flag(am["command"], "config.file")
+    assert _mounted_config(am, config_path) == ALERTMANAGER_CONFIG
+    done = subprocess.run(
+        ["amtool", "check-config", str(ALERTMANAGER_CONFIG)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # `lifemon notify`'s alerts take the incident-response route, one notification per incident
+    routed = subprocess.run(
+        ["amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", "--verify.receivers=incident-response",
+         f"alertname={ALERTNAME}", "incident_id=i1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert routed.returncode == 0, routed.stdout + routed.stderr
+
+
+# what each analyst command reads, and the variables of its service that point it there
+NEEDS = {
+    "alerts": {"LIFEMON_CLICKHOUSE_DSN", PASSWORD_ENV},
+    "incidents": {"LIFEMON_CLICKHOUSE_DSN", PASSWORD_ENV},
+    "report": {"LIFEMON_CLICKHOUSE_DSN", PASSWORD_ENV},
+    "watch": {"LIFEMON_KAFKA_BOOTSTRAP", "LIFEMON_KAFKA_SASL_PASSWORD"},
+}
+
+
+def test_the_analyst_commands_in_operations_md_run_in_the_compose_services(services: dict[str, Any]) -> None:
+    """Kafka and ClickHouse are not published, so docs/operations.md tells analysts to run the
+    commands in the monitor's container: each must name a service, a mounted config, options the
+    CLI has, and a service whose environment reaches what the command reads."""
+    import shlex
+
+    from streams.cli import build_parser
+
+    text = OPERATIONS.read_text(encoding="utf-8")
+    section = text.split("## Analysts on the compose deployment", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("docker compose ")]
+    ran = set()
+    workdir = [v for k, v in _instructions(DOCKERFILE) if k == "WORKDIR"][-1]
+    for line in lines:
+        words = shlex.split(line)
+        if words[2] == "cp":  # copying a file a command wrote in the working directory
+            service, _, path = words[3].partition(":")
+            assert service in services and Path(path).parent == Path(workdir), line
+            assert ("report", Path(path).name) in ran, f"{line}: no command above writes {path}"
+            continue
+        assert words[2] == "exec" and words[4] == "lifemon", line
+        service, argv = words[3], words[5:]
+        assert service in services, f"{line}: no service {service}"
+        args = build_parser().parse_args(argv)  # exits on an option the CLI does not have
+        assert args.config and _mounted_config(services[service], args.config).is_file(), line
+        missing = NEEDS[argv[0]] - set(_environment(services[service]))
+        assert not missing, f"{line}: {service} has no {missing}"
+        ran.add((argv[0], getattr(args, "out", "") or ""))
+    assert {"alerts", "watch"} <= {command for command, _ in ran}
 
 
 def test_relative_volume_sources_exist(services: dict[str, Any], compose: dict[str, Any]) -> None:
@@ -336,23 +527,60 @@ def test_init_script_creates_least_privilege_accounts(
     assert "readonly = 1" in sql and "CHANGEABLE_IN_READONLY" in sql
     grants = re.findall(rf"GRANT (.+) ON (\S+) TO {ro_user}\b", sql)
     # exactly the tables the dashboards read, nothing else
-    dashboard_tables = {
-        f"lifemon.{t}"
-        for t in (
-            "alerts",
-            "event_rollups",
-            "pipeline_stats",
-            "dead_letters",
-            "deletion_events",
-            "recipient_contracts",
-            "incidents",
+    assert sorted(grants) == sorted(("SELECT", f"lifemon.{t}") for t in panel_tables()), (
+        f"{ro_user} grants: {grants}"
+    )
+
+
+# a table a query reads: after FROM or JOIN (not ARRAY JOIN), not a function or a subquery
+READS = re.compile(r"\b(?:FROM|(?<!ARRAY\s)JOIN)\s+([\w.]+)(?![\w.]|\s*\()", re.I)
+
+
+def panel_tables() -> set[str]:
+    """The tables every dashboard panel's SQL reads, from the SQL itself: what Grafana's read-only
+    account needs, and all it may have."""
+    tables = set()
+    for pid, panel in QUERY_PANELS:
+        for target in panel["targets"]:
+            sql = target["rawSql"]
+            named = set(re.findall(r"\b(\w+)\s+AS\s*\(", sql, re.I))  # WITH x AS (...): not a table
+            for name in READS.findall(sql):
+                database, _, table = name.rpartition(".")
+                if not database and table in named:
+                    continue
+                # the datasource's defaultDatabase would find it unqualified, but the panel tests
+                # run each panel in a database of their own by rewriting `lifemon.`
+                assert database == "lifemon", f"{pid}: qualify {name} as lifemon.{table}"
+                tables.add(table)
+    return tables
+
+
+def test_panel_tables_are_read_from_the_sql() -> None:
+    assert panel_tables() >= {"alerts", "event_rollups", "incidents"}
+    assert READS.findall("SELECT k FROM lifemon.alerts ARRAY JOIN mapKeys(counts) AS k") == ["lifemon.alerts"]
+    assert READS.findall("SELECT 1 FROM (SELECT 1 FROM lifemon.x) JOIN lifemon.y USING a") == [
+        "lifemon.x",
+        "lifemon.y",
+    ]
+
+
+def test_what_the_docs_say_grafana_may_read_is_what_it_is_granted(datasource: dict[str, Any]) -> None:
+    """The datasource once said `SELECT on lifemon.*` and the init script "six dashboard tables"
+    while it granted seven: each place that describes the account says what the grants are."""
+    ro_user = datasource["jsonData"]["username"]
+    security = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    listed = re.search(rf"- `{ro_user}`: `SELECT` on the dashboard tables \(([^)]*)\)", security)
+    assert listed, f"docs/security.md no longer lists {ro_user}'s tables"
+    assert set(re.findall(r"`(\w+)`", listed[1])) == panel_tables()
+    for path in (INIT_SCRIPT, DATASOURCE):
+        said = " ".join(
+            ln.lstrip("# ") for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("#")
         )
-    }
-    assert sorted(grants) == sorted(("SELECT", t) for t in dashboard_tables), f"{ro_user} grants: {grants}"
-    panel_tables = {
-        t for d in DASHBOARDS for t in re.findall(r"lifemon\.(\w+)", d.read_text(encoding="utf-8"))
-    }
-    assert {f"lifemon.{t}" for t in panel_tables} <= dashboard_tables, "a panel reads a table Grafana may not"
+        (claim,) = re.findall(rf"{ro_user}\W[^.]*", said)
+        assert "lifemon.*" not in claim, f"{path.name}: {claim}"
+        assert not re.search(
+            r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|\d+) (?:dashboard )?tables", claim
+        ), f"{path.name} counts the tables; say which: {claim}"
 
 
 def test_init_sql_parses(_deploy_chdb: Any) -> None:
@@ -362,7 +590,7 @@ def test_init_sql_parses(_deploy_chdb: Any) -> None:
 
 # -- exposure, pinned images, the Grafana plugin ---------------------------------------------------
 
-PINNED_IMAGE = re.compile(r"^[\w./-]+(:\d+\.\d+\.\d+[\w.-]*)?(@sha256:[0-9a-f]{64})?$")
+PINNED_IMAGE = re.compile(r"^[\w./-]+(:v?\d+\.\d+\.\d+[\w.-]*)?(@sha256:[0-9a-f]{64})?$")
 PLUGINS_LOCK = ROOT / "deploy" / "grafana" / "plugins.lock"
 OFFLINE = ROOT / "deploy" / "grafana" / "offline.yml"
 

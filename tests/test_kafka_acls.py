@@ -136,10 +136,13 @@ def test_the_broker_authenticates_and_authorizes(services: dict) -> None:
     assert "ScramLoginModule required" in jaas and "password" not in jaas
 
 
-def test_lifemon_connects_as_its_principal_with_a_password_from_the_environment(services: dict) -> None:
-    kafka, lifemon = _environment(services["kafka"]), _environment(services["lifemon"])
-    mount = dict((t, s) for s, t in _volumes(services["lifemon"]))
-    command = services["lifemon"]["command"]
+@pytest.mark.parametrize("service", ["lifemon", "notify"])
+def test_lifemon_connects_as_its_principal_with_a_password_from_the_environment(
+    services: dict, service: str
+) -> None:
+    kafka, lifemon = _environment(services["kafka"]), _environment(services[service])
+    mount = dict((t, s) for s, t in _volumes(services[service]))
+    command = services[service]["command"]
     config_path = command[command.index("--config") + 1]
     config = load_config(ROOT / mount[config_path])  # refused if it held a secret
     client = config.kafka.client
@@ -153,6 +156,9 @@ def test_lifemon_connects_as_its_principal_with_a_password_from_the_environment(
     password = REQUIRED_INTERPOLATION.match(lifemon["LIFEMON_KAFKA_SASL_PASSWORD"])
     assert password and password.group(1) == "LIFEMON_KAFKA_SASL_PASSWORD"
     assert kafka["SCRAM_PASSWORD_LIFEMON"] == lifemon["LIFEMON_KAFKA_SASL_PASSWORD"]
+    if service == "notify":  # `lifemon notify` reads incidents in its own group
+        assert "lifemon" in who_may("Read", "topic", config.topics.incidents)
+        assert "lifemon" in who_may("Read", "group", config.notify.group_id)
 
 
 def test_every_principal_gets_a_required_password_and_the_acls_are_applied_before_health(

@@ -122,10 +122,10 @@ def test_busiest_hours_ignore_back_dated_stragglers() -> None:
     ]
     labels = [label for label, _ in busiest_hours(rows)]
     assert labels == [
-        "01-01 00:00",
-        "01-01 01:00",
-        "01-01 02:00",
-        "01-01 03:00",
+        "2026-01-01 00:00",
+        "2026-01-01 01:00",
+        "2026-01-01 02:00",
+        "2026-01-01 03:00",
     ]  # the gap filled, 2023 dropped
 
 
@@ -166,7 +166,45 @@ def test_an_alerts_time_is_when_its_events_happened_not_its_detector_window(
     html = render(gather(ch, db))
     row = next(r for r in re.findall(r"<tr>.*?</tr>", html, re.S) if "<td>e1<br>" in r)
 
-    def t(ms: int) -> str:
-        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
+    def t(ms: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime(fmt)
 
-    assert f"<small>{t(bulk.first_seen)} – {t(bulk.last_seen)}</small>" in row
+    assert f"<small>{t(bulk.first_seen)} – {t(bulk.last_seen, '%H:%M')}</small>" in row  # one day, one date
+
+
+def test_the_report_states_its_data_window_and_never_hides_c3(ch, names, policy, catalog) -> None:
+    """The page said when it was generated, not what period it covers, and its dates had no year;
+    on the linear class chart 14 C3 events under tens of thousands of C2 drew nothing while the
+    legend listed C3, so a reader could take it for no C3 at all."""
+    db = names["database"]
+    store_day(
+        ch,
+        db,
+        policy,
+        catalog,
+        access("e1", customers=3000, every_s=1, n=3000)  # C2 balances
+        + access("e2", customers=3, start=7_200_000, fields=("card_cvn",), n=3),  # C3
+    )
+    data = gather(ch, db)
+    html = render(data)
+    start = datetime.fromtimestamp(T0 / 1000, UTC)
+    last = start + timedelta(hours=2)  # e2's accesses, its last minute
+    assert f"<b>{start:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} UTC</b>" in html
+    hourly = html.split("</figure>", 1)[0]
+    assert f"{start:%Y-%m-%d}" in re.findall(
+        r"<tspan[^>]*>([^<]*)</tspan>", hourly
+    )  # axis dates have the year
+    c3 = sum(n for _, cls, n in data["by_class"] if cls == "C3")
+    assert c3 == 3 and sum(n for _, cls, n in data["by_class"] if cls == "C2") >= 1000 * c3
+    assert "<b>3</b><span>C3 events / C3 类事件" in html
+    assert re.search(r"<i [^>]*></i>C3 3</span>", html)  # in the legend, with its count
+    counts = re.search(r'<table class="classes">.*?</table>', html, re.S)
+    assert counts and re.search(r"<tr><td>access</td><td class=\"n c3\">3</td>", counts[0]), counts
+    assert re.search(r"<tr><th>total / 合计</th><td class=\"n c3\">3</td>", counts[0])
+
+
+def test_a_report_without_events_says_so_instead_of_a_window(ch, names) -> None:
+    db = names["database"]
+    apply_ddl(ch, db)
+    html = render(gather(ch, db))
+    assert "no events yet / 尚无事件" in html and '<td class="n">0</td>' in html

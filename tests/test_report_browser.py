@@ -103,6 +103,21 @@ def test_the_report_renders_in_chromium_without_console_errors(ch, names, policy
         )
         assert len(rows) == 2 and all("批量查询个人金融信息" in r for r in rows)
         assert page.evaluate("document.querySelectorAll('svg rect').length") >= 3  # bars drawn
+        # the period covered, with the year, where the page starts
+        window = page.evaluate("document.querySelector('.window').innerText")
+        assert (
+            window.startswith("data window / 数据时间范围: 2026-01-01 00:00 – 2026-01-01 02:")
+            and "UTC" in window
+        )
+        # the class figures are laid out beside the chart, every class with its count, on screen
+        counts = page.evaluate(
+            "[...document.querySelectorAll('table.classes tr')].map(r => r.innerText.split('\\t'))"
+        )
+        assert counts[0] == ["stream / 数据流", "C3", "C2", "C1"] and counts[-1][0] == "total / 合计"
+        box = page.evaluate(
+            "(() => { const r = document.querySelector('table.classes').getBoundingClientRect(); return [r.width, r.height] })()"
+        )
+        assert box[0] > 100 and box[1] > 40
         # laid out, not collapsed: the charts take the page's width
         assert page.evaluate("document.querySelector('svg').getBoundingClientRect().width") > 600
         width, height, pixels = png_pixels(page.screenshot())

@@ -10,9 +10,11 @@
 #               cannot erase or rewrite the alerts, the audit trail (tests/test_clickhouse_grants.py
 #               runs these grants on chDB and tries each way). A TTL changed in policy/storage.yaml is
 #               applied by an administrator; lifemon logs the ALTER to run.
-#   grafana_ro  the dashboards: SELECT on the six dashboard tables only, readonly = 1. max_execution_time stays
-#               changeable because the Grafana plugin's driver sets it on every query (the plugin's
-#               documented requirement for a read-only user, docs/sources/configure.md).
+#   grafana_ro  the dashboards: SELECT on exactly the tables their panels read (docs/security.md
+#               lists them; tests/test_deploy.py derives them from the panels' SQL and compares),
+#               readonly = 1. max_execution_time stays changeable because the Grafana plugin's driver
+#               sets it on every query (the plugin's documented requirement for a read-only user,
+#               docs/sources/configure.md).
 #
 # Passwords come from the container environment and reach ClickHouse only as SHA-256 hashes, so
 # no plaintext secret appears in a statement, the query log or a process list.
