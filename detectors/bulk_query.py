@@ -871,13 +871,15 @@ class BulkQueryDetector:
             if n >= step.min_records:
                 legal = True
                 tier = ep.legal.get(str(self._tiers.index(frozenset(step.categories))))
-                span = (
-                    f", {_iso(tier[2])} to {_iso(tier[3])}, counted over {self.p.legal_horizon_hours} h"
+                # the day's cumulative count may hold reads from before the episode, and exceed its
+                # records: say which count it is, or a reader sees more records than were read
+                where = (
+                    f"counted over {self.p.legal_horizon_hours} h ({_iso(tier[2])} to {_iso(tier[3])})"
                     if tier and tier[0] == n
-                    else ""
+                    else "in this episode"
                 )
                 parts.append(
-                    f"{n} {'/'.join(step.categories)} records reached {step.min_records} ({step.regulation}){span}"
+                    f"{n} {'/'.join(step.categories)} records {where} reached {step.min_records} ({step.regulation})"
                 )
         summary = "; ".join(parts)
         counts = {f"class_{k}": v for k, v in by_class.items()} | {

@@ -277,8 +277,8 @@ def test_the_50th_credit_record_in_24_hours_spread_thin(run) -> None:
     assert kinds(alerts) == ["bulk_query"]  # own customers, a role that may read credit: no lookup breach
     assert a.actor_id == "w2" and a.actor_org == "S0101" and a.severity.value == "high"
     assert a.counts["records"] == 50 and a.counts["customers"] == 50
-    assert "50 credit/property/location/communication_content records reached 50" in a.summary
-    assert "counted over 24 h" in a.summary
+    assert "50 credit/property/location/communication_content records counted over 24 h (" in a.summary
+    assert "reached 50 (解释第五条第一款(三)(四): 50条)" in a.summary
     assert (a.title_zh, a.title_en) == (
         "批量查询个人金融信息",
         "Bulk query of personal financial information",
@@ -380,6 +380,7 @@ def test_a_report_of_50_unnamed_credit_rows(run) -> None:
     b = one(alerts, "bulk_query")
     assert b.severity.value == "high" and b.counts["records"] == 50 and b.counts["customers"] == 0
     assert "customers not identified" in b.summary
+    assert "records counted over 24 h (2026-01-01T01:00Z to 2026-01-01T01:00Z) reached 50" in b.summary
     u = one(alerts, "unauthorized_lookup")  # a C2 download without an approval (流程描述(4)④⑤)
     assert reasons(u) == {"c2_takeout_without_approval"} and u.severity.value == "medium"
     # the log named no customer: the analyst is told rows, not "50 customers"
