@@ -7,6 +7,7 @@ errors point at the rule that broke (STYLE.md).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -192,9 +193,11 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     model_fields = Policy.model_fields
     sections: dict[str, Any] = {}
     texts: dict[str, str] = {}
+    cite = _citations(folder / "references.yaml")
     for name in SECTION_FILES:
         path = folder / f"{name}.yaml"
         data, texts[name] = read_yaml(path)
+        data = cite(data)
         sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
     _check_purposes(folder, sections["classification"], sections["purposes"])
     _check_contract_categories(folder / "recipients.yaml", texts["recipients"], sections)
@@ -204,12 +207,44 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     detectors = {}
     for path in sorted((folder / "detectors").glob("*.yaml")):
         data, text = read_yaml(path)
-        detectors[path.stem] = validate_section(path, DetectorSection, data, text)
+        detectors[path.stem] = validate_section(path, DetectorSection, cite(data), text)
     try:
         return Policy(**sections, detectors=detectors)
     except ValidationError as e:  # the one cross-file check: organisation.yaml names catalog ids
         raise_validation(folder / "organisation.yaml", e, texts["organisation"])
         raise
+
+
+_SEED = re.compile(r"seed \d{3}")
+
+
+def _citations(path: Path) -> Any:
+    """A function that puts each document's citation (references.yaml) for its "seed NNN" in every
+    string of a loaded YAML tree. A policy folder without the file keeps the short form."""
+    if not path.is_file():
+        return lambda data: data
+    documents, _ = read_yaml(path)
+    if not isinstance(documents, dict) or not all(
+        isinstance(k, str) and _SEED.fullmatch(k) and isinstance(v, str) and v.strip()
+        for k, v in documents.items()
+    ):
+        raise PolicyError(
+            path,
+            "",
+            "not a map of `seed NNN: citation`",
+            "write one line per document, e.g. `seed 004: 《…》`",
+        )
+
+    def cite(data: Any) -> Any:
+        if isinstance(data, str):
+            return _SEED.sub(lambda m: documents.get(m.group(), m.group()), data)
+        if isinstance(data, list):
+            return [cite(v) for v in data]
+        if isinstance(data, dict):
+            return {k: cite(v) for k, v in data.items()}
+        return data
+
+    return cite
 
 
 def _check_purposes(folder: Path, classification: Any, purposes: Any) -> None:

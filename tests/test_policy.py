@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -146,3 +147,18 @@ def test_a_clearing_purpose_must_be_a_declared_purpose(policy_copy: Path) -> Non
         bad_line,
     )
     assert "purposes.yaml" in e.value.fix and "payment," in e.value.fix
+
+
+def test_alerts_and_notices_name_the_documents_not_seed_numbers(policy, policy_copy: Path) -> None:
+    """references.yaml: "seed 004" in a regulation becomes the document an analyst can look up."""
+    texts = json.dumps(policy.model_dump(mode="json"), ensure_ascii=False)
+    assert "seed 0" not in texts
+    assert "汉盛《商业银行互联网贷款视角中个人风险数据在全生命周期中的合规分析》 §六.2(4)" in texts
+    (policy_copy / "references.yaml").unlink()  # a bank's own folder without it keeps the short form
+    assert "seed 002 §六.2(4)" in json.dumps(
+        load_policy(policy_copy).model_dump(mode="json"), ensure_ascii=False
+    )
+    (policy_copy / "references.yaml").write_text("seed 4: x\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match="seed NNN: citation") as e:
+        load_policy(policy_copy)
+    assert e.value.file.endswith("references.yaml")

@@ -131,7 +131,7 @@ def test_location_kept_a_day_past_its_30_days_fires_once(run) -> None:
     assert a.window_start == T0 - 32 * DAY and a.window_end == T0 - DAY - CST
     assert "30-day retention" in a.summary and "from collect 2025-11-30, due 2025-12-30" in a.summary
     assert a.subjects_sample == [pz("CUST42")] and "CUST42" not in a.summary
-    assert a.jr_class == "C2" and "location" in a.summary and a.regulation[0].startswith("seed 002")
+    assert a.jr_class == "C2" and "location" in a.summary and a.regulation[0].startswith("汉盛《")
     assert a.title_zh and a.title_en
 
 

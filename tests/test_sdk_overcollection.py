@@ -130,7 +130,7 @@ def test_one_omitted_field_fires_with_its_labels_counted(engine) -> None:
     assert a.counts["label_vague"] == 1 and a.counts["label_clear"] == 1 and a.counts["label_omitted"] == 1
     assert a.counts["field_contacts"] == 1 and "label_incorrect" not in a.counts
     assert a.title_en == "SDK collected a field its declaration omits" and a.title_zh.startswith("第三方SDK")
-    assert any(r.startswith("seed 004") for r in a.regulation)
+    assert any(r.startswith("本行《掌上银行家隐私政策》") for r in a.regulation)
 
 
 def test_incorrect_field_contradicts_a_negative_statement(engine) -> None:

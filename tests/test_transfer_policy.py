@@ -108,7 +108,13 @@ def test_an_auth_helper_to_a_processor_is_critical_and_a_leakage_candidate(engin
     (a,) = run(engine(), ev).values()
     assert (a.rule_id, a.severity.value, a.counts["leakage_candidate"]) == ("LM-TP-001", "critical", 1)
     assert a.title_en == "C3 or authentication-helper data sent to a third party"
-    assert any("seed 002 §六.2(4)" in r for r in a.regulation) and a.actor_id == "proc_call_center"
+    assert (
+        any(
+            "汉盛《商业银行互联网贷款视角中个人风险数据在全生命周期中的合规分析》 §六.2(4)" in r
+            for r in a.regulation
+        )
+        and a.actor_id == "proc_call_center"
+    )
     assert "leakage_candidate" in to_ocsf(a)["metadata"]["labels"]
     assert "sms_code" in a.summary  # the field id, never a value
 

@@ -47,4 +47,4 @@ def test_transfers_through_tansu_and_chdb(broker, ch, names, policy, catalog) ->
         ("LM-TP-007", "medium", "tp_fund_distributor"),
     ]
     regulation = ch.query(f"SELECT regulation FROM {db}.alerts FINAL WHERE rule_id = 'LM-TP-001'").result_rows
-    assert any("seed 002 §六.2(4)" in r for r in regulation[0][0])
+    assert any("合规分析》 §六.2(4)" in r for r in regulation[0][0])
