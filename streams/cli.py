@@ -17,11 +17,12 @@ from typing import Any
 
 import orjson
 
-from policy import PolicyError, load_policy
+from policy import DEFAULT_DIR, PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Severity
 from streams import logs
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
+from streams.config import POLICY_HELP
 from streams.kafka_reach import KafkaUnavailable
 from streams.pseudonym import PseudonymKeyMismatch
 from streams.sealed import SealError
@@ -273,8 +274,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from streams.workload import generate, write_files
 
-    policy = load_policy(args.policy)
-    workload = generate(args.events, seed=args.seed, policy=policy)
+    config = _config(args.config, kafka__bootstrap=args.bootstrap, policy_dir=args.policy)
+    workload = generate(args.events, seed=args.seed, policy=load_policy(config.policy_dir))
     if args.out:
         paths = write_files(workload, Path(args.out), args.format)
         log.info(
@@ -285,7 +286,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from streams.produce import produce
     from streams.runtime import ensure_topics
 
-    config = _config(args.config, kafka__bootstrap=args.bootstrap)
     if not config.kafka.bootstrap:
         log.error("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
         return 2
@@ -517,21 +517,19 @@ def detector_kind(text: str) -> str:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from detectors import load_detectors
     from detectors.examples import run_all
 
-    policy = load_policy(args.policy)
-    specs = load_detectors(policy, args.policy)
+    config, policy, specs, catalog = _setup(args)
     c = policy.classification
     by_class = Counter(f.jr_class.value for f in c.fields.values())
     print(
-        f"policy OK: {len(c.fields)} classified fields (C3 {by_class['C3']}, C2 {by_class['C2']}, "
+        f"policy OK ({(config.policy_dir or DEFAULT_DIR).resolve()}): {len(c.fields)} classified fields (C3 {by_class['C3']}, C2 {by_class['C2']}, "
         f"C1 {by_class['C1']}), "
         f"{len(policy.organisation.roles)} roles, {len(policy.sdks.sdks)} SDK declarations, "
         f"{len(specs)} detector(s)"
     )
     failed = 0
-    for r in run_all(specs, Catalog(policy)):
+    for r in run_all(specs, catalog):
         failed += not r.passed
         print(
             f"  {'PASS' if r.passed else 'FAIL'}  {r.detector}: {r.name}"
@@ -546,10 +544,11 @@ def cmd_detectors(args: argparse.Namespace) -> int:
     from detectors import REGISTRY
     from policy import detector_file
 
-    policy = load_policy(args.policy)
+    config, policy, _, _ = _setup(args)
     enabled = sum(1 for kind in REGISTRY if kind in policy.detectors and policy.detectors[kind].enabled)
     print(
-        f"{len(REGISTRY)} detectors, {enabled} enabled; rules from {detector_file('*', args.policy).parent}"
+        f"{len(REGISTRY)} detectors, {enabled} enabled; rules from "
+        f"{detector_file('*', config.policy_dir).parent.resolve()}"
     )
     for kind, cls in REGISTRY.items():
         s = policy.detectors.get(kind)
@@ -565,7 +564,7 @@ def cmd_detectors(args: argparse.Namespace) -> int:
         for i, clause in enumerate(s.regulation):
             print(f"    {'basis' if i == 0 else '':<10} {clause}")
         print(f"    examples   {len(s.tests)} (lifemon policy check runs them)")
-        print(f"    rule file  {detector_file(kind, args.policy)} (params, runbook)")
+        print(f"    rule file  {detector_file(kind, config.policy_dir)} (params, runbook)")
     return 0
 
 
@@ -607,7 +606,6 @@ def print_alerts(alerts: list[Any], limit: int = 10) -> None:
 CONFIG_HELP = (
     "YAML config file (default: none: built-in defaults and LIFEMON_* variables; docs/configuration.md)"
 )
-POLICY_HELP = "policy catalog folder (default: policy_dir in the config or LIFEMON_POLICY_DIR, else the built-in policy/)"
 BOOTSTRAP_HELP = (
     "Kafka bootstrap servers, host:port[,host:port] (default: kafka.bootstrap or LIFEMON_KAFKA_BOOTSTRAP)"
 )
@@ -734,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument(
         "--policy",
-        help="policy catalog whose roles, fields and SDKs the workload uses (default: the built-in policy/)",
+        help=POLICY_HELP,
     )
     sp.add_argument(
         "--bootstrap",
@@ -845,7 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument("action", choices=["check"], help="check: validate it and run every detector's examples")
-    sp.add_argument("--policy", help="policy catalog folder (default: the built-in policy/)")
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_policy)
 
     sp = sub.add_parser("fingerprint", help="the coverage-gap fingerprint of candidate field ids")
@@ -860,7 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
         "detectors",
         help="list the detectors and their rules: rule id, title, streams read, regulation basis",
     )
-    sp.add_argument("--policy", help="policy catalog folder (default: the built-in policy/)")
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_detectors)
     return p
 

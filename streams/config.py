@@ -30,6 +30,11 @@ ENV_OVERRIDES = {
     "LIFEMON_LOG_LEVEL": ("log", "level"),
     "LIFEMON_LOG_FORMAT": ("log", "format"),
 }
+# every command that reads the policy takes its folder from the same places, in this order
+POLICY_HELP = (
+    "policy catalog folder (default: LIFEMON_POLICY_DIR, else policy_dir in the --config file, "
+    "else the built-in policy/)"
+)
 
 
 class Strict(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from detectors import REGISTRY
-from policy import load_policy
+from policy import DEFAULT_DIR, load_policy
 from streams.cli import build_parser, main, when
 from streams.clickhouse import apply_ddl, chdb_in_use
 from streams.kafka_reach import KafkaUnavailable, reach
@@ -258,3 +259,53 @@ def test_detectors_lists_each_rule_with_what_it_reads_and_its_basis(
         for clause in rule.regulation:
             assert clause in out
         assert f"detectors/{kind}.yaml (params, runbook)" in out
+
+
+# -- 5. where the policy comes from ----------------------------------------------------------------------
+def policy_copy(folder: Path, broken: bool) -> Path:
+    """The built-in policy's YAML in `folder`; `broken`: one recipient of a type that does not exist."""
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    if broken:
+        recipients = folder / "recipients.yaml"
+        recipients.write_text(recipients.read_text().replace("type: processor", "type: procesor", 1))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["policy", "check"], ["detectors"], ["generate", "-n", "100", "--out", "gen"]],
+    ids=lambda c: c[0],
+)
+@pytest.mark.parametrize("source", ["environment", "config"])
+def test_every_command_that_reads_the_policy_reads_the_configured_folder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+    command: list[str],
+    source: str,
+) -> None:
+    """A broken policy in LIFEMON_POLICY_DIR or the config's policy_dir was said to be OK: the
+    check read the built-in folder, while `lifemon run` and `replay` refused the same one."""
+    monkeypatch.chdir(tmp_path)
+    broken = policy_copy(tmp_path / "pol", broken=True)
+    if source == "environment":
+        monkeypatch.setenv("LIFEMON_POLICY_DIR", str(broken))
+        argv = command
+    else:
+        (tmp_path / "c.yaml").write_text(f"policy_dir: {broken}\n")
+        argv = [*command, "--config", "c.yaml"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}/recipients.yaml:16: recipients.proc_call_center.type: Input should be" in err
+
+
+def test_policy_check_names_the_folder_it_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    assert main(["policy", "check"]) == 0
+    assert capsys.readouterr().out.startswith(f"policy OK ({DEFAULT_DIR}): ")
+    good = policy_copy(tmp_path / "pol", broken=False)
+    monkeypatch.setenv("LIFEMON_POLICY_DIR", str(good))
+    assert main(["policy", "check"]) == 0
+    assert capsys.readouterr().out.startswith(f"policy OK ({good}): ")
