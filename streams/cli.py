@@ -24,7 +24,7 @@ from streams import logs
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
 from streams.config import POLICY_HELP
 from streams.kafka_reach import KafkaUnavailable
-from streams.pseudonym import PseudonymKeyMismatch
+from streams.pseudonym import PseudonymKeyError, PseudonymKeyMismatch
 from streams.sealed import SealError
 from streams.sinks import FatalSinkError
 
@@ -870,7 +870,7 @@ def main(argv: list[str] | None = None) -> int:
     _early_logging()
     try:
         return args.func(args)
-    except PolicyError as e:
+    except (PolicyError, PseudonymKeyError) as e:
         log.error(str(e))
         return 2
     except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SealError, SchemaOutdated) as e:

@@ -309,3 +309,69 @@ def test_policy_check_names_the_folder_it_checked(
     monkeypatch.setenv("LIFEMON_POLICY_DIR", str(good))
     assert main(["policy", "check"]) == 0
     assert capsys.readouterr().out.startswith(f"policy OK ({good}): ")
+
+
+# -- 6. secrets the environment lacks --------------------------------------------------------------------
+SASL = (
+    "kafka:\n  bootstrap: 127.0.0.1:1\n  client:\n    security.protocol: SASL_SSL\n"
+    "    sasl.mechanism: SCRAM-SHA-512\n    sasl.username: lifemon\n"
+)
+
+
+@pytest.mark.parametrize("command", [["run", "--quiet", "--seconds", "5"], ["watch"]], ids=lambda c: c[0])
+def test_a_sasl_login_without_its_password_names_the_variable(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+    command: list[str],
+) -> None:
+    """It ended in librdkafka's KafkaException ("sasl.username and sasl.password must be set")."""
+    monkeypatch.delenv("LIFEMON_KAFKA_SASL_PASSWORD", raising=False)
+    (tmp_path / "sasl.yaml").write_text(SASL)
+    assert main([*command, "--config", str(tmp_path / "sasl.yaml")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert (
+        f"{tmp_path}/sasl.yaml:4: kafka.client.security.protocol: SASL_SSL with sasl.mechanism SCRAM-SHA-512 "
+        "logs in with a user name and password, and no password is set. Fix: set LIFEMON_KAFKA_SASL_PASSWORD"
+    ) in line
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        (None, "LIFEMON_PSEUDONYM_KEY is not set: set it to the key the monitor's pseudonyms are made with"),
+        (
+            "short",
+            "LIFEMON_PSEUDONYM_KEY must be at least 16 bytes (it has 5); generate one with `openssl rand",
+        ),
+    ],
+    ids=["unset", "short"],
+)
+@pytest.mark.parametrize("command", [["pseudonym", "C1"], ["fingerprint", "card_no"]], ids=lambda c: c[0])
+def test_an_unusable_pseudonym_key_is_a_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+    command: list[str],
+    key: str | None,
+    said: str,
+) -> None:
+    """A short key ended in a ValueError traceback, an unset one in a bare line with exit status 1."""
+    if key is None:
+        monkeypatch.delenv("LIFEMON_PSEUDONYM_KEY")
+    else:
+        monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", key)
+    assert main(command) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert said in line
+    assert key is None or key not in line  # the value itself is never shown
+
+
+def test_a_short_pseudonym_key_stops_a_replay_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", "short")
+    (tmp_path / "pfi.access.jsonl").write_text("")
+    assert main(["replay", str(tmp_path / "pfi.access.jsonl")]) == 2
+    assert "LIFEMON_PSEUDONYM_KEY must be at least 16 bytes" in capsys.readouterr().err
