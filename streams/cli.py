@@ -376,10 +376,15 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
     sp.add_argument(
         "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
     )
+    from streams.alert_query import STATUSES
+
     sp.add_argument(
         "--status",
-        choices=["open", "updated", "closed"],
-        help=f"only {what} whose newest revision has this status (default: all)",
+        choices=list(STATUSES),
+        help=f"only {what} whose newest revision has this status: open (its first revision), updated "
+        "(a later revision of an episode still live, e.g. one that grew), closed (the detector's "
+        "episode ended: its window passed; not that anyone reviewed it), or active (open or "
+        "updated, as Grafana's Open alerts panel counts) (default: all)",
     )
     sp.add_argument("--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN (default: any time)")
     sp.add_argument("--until", type=when, metavar="WHEN", help=f"{seen} before WHEN (default: any time)")
@@ -398,7 +403,7 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
         )
         return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
-    rows = query(
+    listing = query(
         _read_client(config, table),
         config.clickhouse.database,
         min_severity=Severity(args.severity) if args.severity else None,
@@ -408,7 +413,9 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
         limit=args.limit,
         **only,
     )
-    print(render(rows, color=sys.stdout.isatty()))
+    print(render(listing.rows, color=sys.stdout.isatty()))
+    if listing.total > len(listing.rows):
+        print(f"{len(listing.rows)} of {listing.total} {table} shown; --limit {listing.total} shows them all")
     return 0
 
 
