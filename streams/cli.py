@@ -33,35 +33,46 @@ EPILOG = """examples:
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
   lifemon run --runtime faust          the same monitor as a Faust app (docs/runtimes.md)
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
-  lifemon ship --format pgaudit /var/log/postgresql/postgresql.log --follow
+  lifemon ship --config c.yaml --format pgaudit /var/log/postgresql/postgresql.log --follow
                                        ship a server's log to its raw topic, resuming where it stopped
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
   lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
-  lifemon alerts --severity high --since 24h   the SOC's list, filtered (detector, actor, status)
-  lifemon watch --severity high        new alerts live in the terminal, as pfi.alerts receives them
+  lifemon alerts --status active --severity high --since 24h
+                                       the SOC's list, filtered (detector, actor, status, time)
+  lifemon incidents --status active    leakage incidents, the earliest report due first
+  lifemon watch --bootstrap k:9092 --severity high
+                                       new alerts live in the terminal, as pfi.alerts receives them
   lifemon catalog gaps                 tables, logins, SFTP accounts and fields seen that the policy lacks
   lifemon policy check                 validate the policy catalog and run every detector's examples
   lifemon detectors                    list the detectors and their rules
 
-environment: LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_PASSWORD,
-             LIFEMON_PSEUDONYM_KEY (HMAC key for customer pseudonyms), LIFEMON_KAFKA_SASL_PASSWORD,
-             LIFEMON_METRICS_PORT, LIFEMON_LOG_LEVEL, LIFEMON_LOG_FORMAT (logfmt, json, console)
+environment (docs/configuration.md), over the --config file's keys:
+  LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_KAFKA_GROUP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_DATABASE,
+  LIFEMON_DATA_DIR, LIFEMON_POLICY_DIR, LIFEMON_SCHEMA_REGISTRY_URL, LIFEMON_METRICS_PORT,
+  LIFEMON_METRICS_HOST, LIFEMON_LOG_LEVEL, LIFEMON_LOG_FORMAT (logfmt, json, console)
+secrets, only from the environment (docs/security.md):
+  LIFEMON_PSEUDONYM_KEY (HMAC key of customer pseudonyms, 16+ bytes: `openssl rand -hex 32`),
+  LIFEMON_PSEUDONYM_KEY_V2, _V3, ... (the rotation's key ring), LIFEMON_PSEUDONYM_KEY_VERSION,
+  LIFEMON_KAFKA_SASL_PASSWORD, LIFEMON_KAFKA_SSL_KEY_PASSWORD, LIFEMON_KAFKA_OAUTHBEARER_CLIENT_SECRET,
+  LIFEMON_CLICKHOUSE_PASSWORD, LIFEMON_SCHEMA_REGISTRY_USER_INFO, LIFEMON_PAGERDUTY_ROUTING_KEY (notify)
 
-exit status: 0 done; 1 failed; 2 a usage, config or policy error; 3 ClickHouse unreachable, in use
-             or without a lifemon database, or a sink failed; 4 Kafka unreachable; 130 Ctrl-C
+exit status: 0 done; 1 failed; 2 a usage, config, policy or secret error; 3 ClickHouse unreachable,
+             in use or without a lifemon database, or a sink failed; 4 Kafka unreachable; 5 replay
+             dead-lettered records (without --allow-dead-letters); 130 Ctrl-C
 """
 log = logging.getLogger(__name__)
-_last_log = [0.0]
+_last_log = {"at": 0.0, "line": ""}
 
 
 def _progress(line: str, final: bool = False) -> None:
-    """A live line on a terminal (`final` ends it); in a log, one line every 10 s and the final one."""
+    """A live line on a terminal (`final` ends it); in a log, one line every 10 s and the final one,
+    unless the periodic line just logged it: a run that ends idle would log its figures twice."""
     if sys.stderr.isatty():
         print(f"\r{line}\x1b[K", end="\n" if final else "", file=sys.stderr, flush=True)
-    elif final or time.monotonic() - _last_log[0] >= 10:
-        _last_log[0] = time.monotonic()
+    elif line != _last_log["line"] if final else time.monotonic() - _last_log["at"] >= 10:
+        _last_log.update(at=time.monotonic(), line=line)
         log.info(line.strip())
 
 

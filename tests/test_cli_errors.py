@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -24,7 +26,8 @@ import pytest
 
 from detectors import REGISTRY
 from policy import DEFAULT_DIR, load_policy
-from streams.cli import build_parser, main, when
+from streams import cli
+from streams.cli import EPILOG, build_parser, main, when
 from streams.clickhouse import apply_ddl, chdb_in_use
 from streams.kafka_reach import KafkaUnavailable, reach
 
@@ -242,6 +245,46 @@ def test_every_option_says_what_it_does_and_its_default() -> None:
             if not text or (optional and "default" not in text):
                 missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}: {text!r}")
     assert missing == []
+
+
+def test_help_names_every_lifemon_variable_the_code_reads() -> None:
+    """It listed eight of the twenty-odd: the secrets of TLS and OAuth, the key ring, the overrides."""
+    from streams.config import ENV_OVERRIDES
+    from streams.credentials import Secrets, env_name
+
+    read = set(ENV_OVERRIDES) | {env_name(f) for f in Secrets.model_fields if f != "pseudonym_keys"}
+    for source in (ROOT / "streams").rglob("*.py"):
+        read |= set(re.findall(r"LIFEMON_[A-Z0-9_]*[A-Z0-9]", source.read_text()))
+    read -= {"LIFEMON_TEST_CRASH_AT", "LIFEMON_PSEUDONYM_KEY_V"}  # a test hook; the ring's prefix (_V2, ...)
+    shown = set(re.findall(r"LIFEMON_[A-Z0-9_]*[A-Z0-9]", build_parser().format_help()))
+    assert read - shown == set()
+
+
+def test_the_help_examples_parse_and_those_that_need_a_broker_name_one() -> None:
+    """`lifemon watch --severity high`, the help's example, stopped at once: watch needs a broker."""
+    parser = build_parser()
+    examples = [
+        shlex.split(line.split("   ")[0])[1:] for line in EPILOG.splitlines() if line.startswith("  lifemon ")
+    ]
+    assert len(examples) >= 10
+    for argv in examples:
+        args = parser.parse_args(argv)
+        if argv[0] in ("watch", "notify", "ship"):  # they refuse to start on the embedded default
+            assert args.bootstrap or args.config, argv
+
+
+def test_a_progress_line_in_a_log_is_not_repeated_as_the_final_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo logged its final figures twice: the periodic line had just logged them, idle."""
+    monkeypatch.setattr(cli, "_last_log", {"at": 0.0, "line": ""})
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with caplog.at_level(logging.INFO, logger="streams.cli"):
+        cli._progress("100 records  alerts=2")
+        cli._progress("100 records  alerts=2", final=True)
+        cli._progress("120 records  alerts=3")  # within 10 s of the last: not logged
+        cli._progress("120 records  alerts=3", final=True)
+    assert [r.message for r in caplog.records] == ["100 records  alerts=2", "120 records  alerts=3"]
 
 
 def test_detectors_lists_each_rule_with_what_it_reads_and_its_basis(
