@@ -345,8 +345,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
             for i in incidents:
                 f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
     log.info(stats.line().strip() + f", {len(incidents)} incident(s)")
-    for d in dead[:5]:
-        log.warning(f"dead letter {d.raw.topic}#{d.raw.offset}: {d.kind} {d.field} {d.message}")
     if args.clickhouse:
         from streams.clickhouse import apply_ddl, connect
         from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
@@ -359,7 +357,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sink.add(final)
         sink.flush()
     print_alerts(final)
-    return 0
+    if not dead:
+        return 0
+    _say_dead_letters(dead, {p.name: p for p in files}, args.dead_letters, args.allow_dead_letters)
+    return 0 if args.allow_dead_letters else DEAD_LETTERS
+
+
+DEAD_LETTERS = 5  # replay's exit status when records were dead-lettered: a test case silently lost
+
+
+def _say_dead_letters(dead: list[Any], paths: dict[str, Path], out: str | None, allowed: bool) -> None:
+    """How many records a replay refused, by kind, the first few reasons and where all of them are
+    (the live run sends them to pfi.dlq; a replay has only this summary and `--dead-letters`)."""
+    from streams.replay import dead_letter_line
+
+    lines = [dead_letter_line(d, paths[d.raw.topic]) for d in dead]
+    if out:
+        with open(out, "wb") as f:
+            f.writelines(orjson.dumps(line) + b"\n" for line in lines)
+    kinds = Counter(d.kind for d in dead)
+    say = log.warning if allowed else log.error
+    say(
+        f"{len(dead)} record(s) dead-lettered, not replayed: "
+        + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kn: (-kn[1], kn[0])))
+        + (f"; all of them in {out}" if out else "; --dead-letters FILE writes all of them")
+    )
+    for line in lines[:5]:
+        at = f"line {line['line']}" if "line" in line else f"record {line['record']}"
+        what = " ".join(filter(None, (str(line["kind"]), str(line["field"]))))
+        say(f"  {line['file']} {at}: {what}: {line['reason']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -775,6 +801,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--incidents-out",
         metavar="PATH",
         help="write the final leakage incidents as JSON lines (default: none)",
+    )
+    sp.add_argument(
+        "--dead-letters",
+        metavar="PATH",
+        help="write each record refused (dead-lettered) as a JSON line: file, line (or Avro record), "
+        "kind, field and reason (default: only a summary and the first 5 on stderr)",
+    )
+    sp.add_argument(
+        "--allow-dead-letters",
+        action="store_true",
+        help=f"exit 0 when records were dead-lettered (default: exit status {DEAD_LETTERS})",
     )
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--policy", help=POLICY_HELP)

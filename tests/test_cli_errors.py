@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from detectors import REGISTRY
@@ -418,3 +419,40 @@ def test_a_short_pseudonym_key_stops_a_replay_too(
     (tmp_path / "pfi.access.jsonl").write_text("")
     assert main(["replay", str(tmp_path / "pfi.access.jsonl")]) == 2
     assert "LIFEMON_PSEUDONYM_KEY must be at least 16 bytes" in capsys.readouterr().err
+
+
+# -- 7. records a replay refused -----------------------------------------------------------------------
+def test_a_replay_that_dead_letters_records_says_which_and_exits_5(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """A record judged too far ahead of its batch was dropped with one warning and exit 0: a user
+    replaying test cases lost an event without noticing."""
+    from conftest import T0
+
+    lines = [
+        orjson.dumps({"event_id": f"a{i}", "ts": T0 + i, "actor_id": "E1", "actor_org": "S0101",
+                      "system": "crm", "action": "view", "subject_ids": ["C1"], "fields": ["customer_name"]})
+        for i in range(6)
+    ]  # fmt: skip
+    lines[2] = lines[2].replace(str(T0 + 2).encode(), str(T0 + 86_400_000 * 1000).encode())  # years ahead
+    lines[4] = b"{not json"
+    events = tmp_path / "pfi.access.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["replay", str(events)]) == 5
+    err = capsys.readouterr().err
+    assert "2 record(s) dead-lettered, not replayed: event_time 1, malformed 1" in err
+    assert "--dead-letters FILE writes all of them" in err
+    assert (
+        f"  {events} line 3: event_time ts: " in err
+        and f"  {events} line 5: malformed: not valid JSON" in err
+    )
+
+    out = tmp_path / "dead.jsonl"
+    assert main(["replay", str(events), "--dead-letters", str(out), "--allow-dead-letters"]) == 0
+    assert f"all of them in {out}" in capsys.readouterr().err
+    written = sorted((orjson.loads(line) for line in out.read_bytes().splitlines()), key=lambda d: d["line"])
+    assert [(d["file"], d["line"], d["kind"], d["field"]) for d in written] == [
+        (str(events), 3, "event_time", "ts"),
+        (str(events), 5, "malformed", ""),
+    ]
+    assert "ahead of the median of its batch" in written[0]["reason"]
