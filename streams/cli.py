@@ -63,7 +63,7 @@ exit status: 0 done; 1 failed; 2 a usage, config, policy or secret error; 3 Clic
              dead-lettered records (without --allow-dead-letters); 130 Ctrl-C
 """
 log = logging.getLogger(__name__)
-_last_log = {"at": 0.0, "line": ""}
+_last_log: dict[str, Any] = {"at": 0.0, "line": ""}
 
 
 def _progress(line: str, final: bool = False) -> None:
