@@ -5,7 +5,7 @@ parameters, never spliced into SQL."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.models import SEVERITY_RANK, Severity
 
@@ -22,6 +22,18 @@ COLUMNS = (
     "alert_id",
 )
 
+# `--status` words -> the statuses of a newest revision they select. An episode is open at its
+# first revision and updated at each later one while it lives; closed says its window ended, not
+# that anyone reviewed it. `active` is what Grafana's "Open alerts" panel counts: status != 'closed'.
+STATUSES = {"active": ["open", "updated"], "open": ["open"], "updated": ["updated"], "closed": ["closed"]}
+
+
+class Listing(NamedTuple):
+    """The rows a listing shows and how many match its filters (more than shown when cut by --limit)."""
+
+    rows: list[dict[str, Any]]
+    total: int
+
 
 def query_alerts(
     client: Any,
@@ -34,14 +46,14 @@ def query_alerts(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 50,
-) -> list[dict[str, Any]]:
-    """Alerts as dicts of COLUMNS plus `summary`, newest first."""
+) -> Listing:
+    """Alerts as dicts of COLUMNS plus `summary`, newest first; `status` a key of STATUSES."""
     severities = at_least(min_severity)
     filters = [  # (condition, parameter name, value): a filter applies when its value is given
         ("detector = {detector:String}", "detector", detector),
         ("severity IN {severities:Array(String)}", "severities", severities),
         ("actor_id = {actor:String}", "actor", actor),
-        ("status = {status:String}", "status", status),
+        ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
         ("last_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("last_seen < {until:DateTime64(3, 'UTC')}", "until", until),
     ]
@@ -57,19 +69,24 @@ def select_latest(
     filters: list[tuple[str, str, Any]],
     order_by: str,
     limit: int,
-) -> list[dict[str, Any]]:
-    """Rows of `table` FINAL (the newest revision of each id) as dicts of `columns`. `filters`:
-    (condition, parameter name, value), applied where a value is given, bound, never spliced."""
+) -> Listing:
+    """Up to `limit` rows of `table` FINAL (the newest revision of each id) as dicts of `columns`,
+    and how many match. `filters`: (condition, parameter name, value), applied where a value is
+    given, bound, never spliced. One row past the limit says whether it cut; only then are the
+    matches counted, in a second query."""
     where = [condition for condition, _, value in filters if value]
     params: dict[str, Any] = {name: value for _, name, value in filters if value}
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {table} FINAL"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + f" ORDER BY {order_by} LIMIT {{limit:UInt32}}"
+    matching = f"FROM {table} FINAL" + (f" WHERE {' AND '.join(where)}" if where else "")
+    result = client.query(
+        f"SELECT {', '.join(columns)} {matching} ORDER BY {order_by} LIMIT {{limit:UInt32}}",
+        parameters={**params, "limit": limit + 1},
     )
-    params["limit"] = limit
-    result = client.query(sql, parameters=params)
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    rows = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    if len(rows) <= limit:
+        return Listing(rows, len(rows))
+    return Listing(
+        rows[:limit], client.query(f"SELECT count() {matching}", parameters=params).result_rows[0][0]
+    )
 
 
 def at_least(severity: Severity | None) -> list[str] | None:

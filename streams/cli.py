@@ -17,13 +17,14 @@ from typing import Any
 
 import orjson
 
-from policy import PolicyError, load_policy
+from policy import DEFAULT_DIR, PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Severity
 from streams import logs
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
+from streams.config import POLICY_HELP
 from streams.kafka_reach import KafkaUnavailable
-from streams.pseudonym import PseudonymKeyMismatch
+from streams.pseudonym import PseudonymKeyError, PseudonymKeyMismatch
 from streams.sealed import SealError
 from streams.sinks import FatalSinkError
 
@@ -32,35 +33,46 @@ EPILOG = """examples:
   lifemon run                          monitor Kafka (embedded Tansu + chDB when nothing is configured)
   lifemon run --runtime faust          the same monitor as a Faust app (docs/runtimes.md)
   lifemon notify --config c.yaml       deliver leakage incidents to Alertmanager / webhooks / PagerDuty
-  lifemon ship --format pgaudit /var/log/postgresql/postgresql.log --follow
+  lifemon ship --config c.yaml --format pgaudit /var/log/postgresql/postgresql.log --follow
                                        ship a server's log to its raw topic, resuming where it stopped
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
   lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
-  lifemon alerts --severity high --since 24h   the SOC's list, filtered (detector, actor, status)
-  lifemon watch --severity high        new alerts live in the terminal, as pfi.alerts receives them
+  lifemon alerts --status active --severity high --since 24h
+                                       the SOC's list, filtered (detector, actor, status, time)
+  lifemon incidents --status active    leakage incidents, the earliest report due first
+  lifemon watch --bootstrap k:9092 --severity high
+                                       new alerts live in the terminal, as pfi.alerts receives them
   lifemon catalog gaps                 tables, logins, SFTP accounts and fields seen that the policy lacks
   lifemon policy check                 validate the policy catalog and run every detector's examples
   lifemon detectors                    list the detectors and their rules
 
-environment: LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_PASSWORD,
-             LIFEMON_PSEUDONYM_KEY (HMAC key for customer pseudonyms), LIFEMON_KAFKA_SASL_PASSWORD,
-             LIFEMON_METRICS_PORT, LIFEMON_LOG_LEVEL, LIFEMON_LOG_FORMAT (logfmt, json, console)
+environment (docs/configuration.md), over the --config file's keys:
+  LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_KAFKA_GROUP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_DATABASE,
+  LIFEMON_DATA_DIR, LIFEMON_POLICY_DIR, LIFEMON_SCHEMA_REGISTRY_URL, LIFEMON_METRICS_PORT,
+  LIFEMON_METRICS_HOST, LIFEMON_LOG_LEVEL, LIFEMON_LOG_FORMAT (logfmt, json, console)
+secrets, only from the environment (docs/security.md):
+  LIFEMON_PSEUDONYM_KEY (HMAC key of customer pseudonyms, 16+ bytes: `openssl rand -hex 32`),
+  LIFEMON_PSEUDONYM_KEY_V2, _V3, ... (the rotation's key ring), LIFEMON_PSEUDONYM_KEY_VERSION,
+  LIFEMON_KAFKA_SASL_PASSWORD, LIFEMON_KAFKA_SSL_KEY_PASSWORD, LIFEMON_KAFKA_OAUTHBEARER_CLIENT_SECRET,
+  LIFEMON_CLICKHOUSE_PASSWORD, LIFEMON_SCHEMA_REGISTRY_USER_INFO, LIFEMON_PAGERDUTY_ROUTING_KEY (notify)
 
-exit status: 0 done; 1 failed; 2 a usage, config or policy error; 3 ClickHouse unreachable, in use
-             or without a lifemon database, or a sink failed; 4 Kafka unreachable; 130 Ctrl-C
+exit status: 0 done; 1 failed; 2 a usage, config, policy or secret error; 3 ClickHouse unreachable,
+             in use or without a lifemon database, or a sink failed; 4 Kafka unreachable; 5 replay
+             dead-lettered records (without --allow-dead-letters); 130 Ctrl-C
 """
 log = logging.getLogger(__name__)
-_last_log = [0.0]
+_last_log: dict[str, Any] = {"at": 0.0, "line": ""}
 
 
 def _progress(line: str, final: bool = False) -> None:
-    """A live line on a terminal (`final` ends it); in a log, one line every 10 s and the final one."""
+    """A live line on a terminal (`final` ends it); in a log, one line every 10 s and the final one,
+    unless the periodic line just logged it: a run that ends idle would log its figures twice."""
     if sys.stderr.isatty():
         print(f"\r{line}\x1b[K", end="\n" if final else "", file=sys.stderr, flush=True)
-    elif final or time.monotonic() - _last_log[0] >= 10:
-        _last_log[0] = time.monotonic()
+    elif line != _last_log["line"] if final else time.monotonic() - _last_log["at"] >= 10:
+        _last_log.update(at=time.monotonic(), line=line)
         log.info(line.strip())
 
 
@@ -273,8 +285,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from streams.workload import generate, write_files
 
-    policy = load_policy(args.policy)
-    workload = generate(args.events, seed=args.seed, policy=policy)
+    config = _config(args.config, kafka__bootstrap=args.bootstrap, policy_dir=args.policy)
+    workload = generate(args.events, seed=args.seed, policy=load_policy(config.policy_dir))
     if args.out:
         paths = write_files(workload, Path(args.out), args.format)
         log.info(
@@ -285,7 +297,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from streams.produce import produce
     from streams.runtime import ensure_topics
 
-    config = _config(args.config, kafka__bootstrap=args.bootstrap)
     if not config.kafka.bootstrap:
         log.error("generate needs --out DIR or a broker (--bootstrap / LIFEMON_KAFKA_BOOTSTRAP)")
         return 2
@@ -334,8 +345,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
             for i in incidents:
                 f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
     log.info(stats.line().strip() + f", {len(incidents)} incident(s)")
-    for d in dead[:5]:
-        log.warning(f"dead letter {d.raw.topic}#{d.raw.offset}: {d.kind} {d.field} {d.message}")
     if args.clickhouse:
         from streams.clickhouse import apply_ddl, connect
         from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
@@ -348,7 +357,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sink.add(final)
         sink.flush()
     print_alerts(final)
-    return 0
+    if not dead:
+        return 0
+    _say_dead_letters(dead, {p.name: p for p in files}, args.dead_letters, args.allow_dead_letters)
+    return 0 if args.allow_dead_letters else DEAD_LETTERS
+
+
+DEAD_LETTERS = 5  # replay's exit status when records were dead-lettered: a test case silently lost
+
+
+def _say_dead_letters(dead: list[Any], paths: dict[str, Path], out: str | None, allowed: bool) -> None:
+    """How many records a replay refused, by kind, the first few reasons and where all of them are
+    (the live run sends them to pfi.dlq; a replay has only this summary and `--dead-letters`)."""
+    from streams.replay import dead_letter_line
+
+    lines = [dead_letter_line(d, paths[d.raw.topic]) for d in dead]
+    if out:
+        with open(out, "wb") as f:
+            f.writelines(orjson.dumps(line) + b"\n" for line in lines)
+    kinds = Counter(d.kind for d in dead)
+    say = log.warning if allowed else log.error
+    say(
+        f"{len(dead)} record(s) dead-lettered, not replayed: "
+        + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kn: (-kn[1], kn[0])))
+        + (f"; all of them in {out}" if out else "; --dead-letters FILE writes all of them")
+    )
+    for line in lines[:5]:
+        at = f"line {line['line']}" if "line" in line else f"record {line['record']}"
+        what = " ".join(filter(None, (str(line["kind"]), str(line["field"]))))
+        say(f"  {line['file']} {at}: {what}: {line['reason']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -376,10 +413,15 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
     sp.add_argument(
         "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
     )
+    from streams.alert_query import STATUSES
+
     sp.add_argument(
         "--status",
-        choices=["open", "updated", "closed"],
-        help=f"only {what} whose newest revision has this status (default: all)",
+        choices=list(STATUSES),
+        help=f"only {what} whose newest revision has this status: open (its first revision), updated "
+        "(a later revision of an episode still live, e.g. one that grew), closed (the detector's "
+        "episode ended: its window passed; not that anyone reviewed it), or active (open or "
+        "updated, as Grafana's Open alerts panel counts) (default: all)",
     )
     sp.add_argument("--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN (default: any time)")
     sp.add_argument("--until", type=when, metavar="WHEN", help=f"{seen} before WHEN (default: any time)")
@@ -398,7 +440,7 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
         )
         return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
-    rows = query(
+    listing = query(
         _read_client(config, table),
         config.clickhouse.database,
         min_severity=Severity(args.severity) if args.severity else None,
@@ -408,7 +450,9 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
         limit=args.limit,
         **only,
     )
-    print(render(rows, color=sys.stdout.isatty()))
+    print(render(listing.rows, color=sys.stdout.isatty()))
+    if listing.total > len(listing.rows):
+        print(f"{len(listing.rows)} of {listing.total} {table} shown; --limit {listing.total} shows them all")
     return 0
 
 
@@ -517,21 +561,19 @@ def detector_kind(text: str) -> str:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from detectors import load_detectors
     from detectors.examples import run_all
 
-    policy = load_policy(args.policy)
-    specs = load_detectors(policy, args.policy)
+    config, policy, specs, catalog = _setup(args)
     c = policy.classification
     by_class = Counter(f.jr_class.value for f in c.fields.values())
     print(
-        f"policy OK: {len(c.fields)} classified fields (C3 {by_class['C3']}, C2 {by_class['C2']}, "
+        f"policy OK ({(config.policy_dir or DEFAULT_DIR).resolve()}): {len(c.fields)} classified fields (C3 {by_class['C3']}, C2 {by_class['C2']}, "
         f"C1 {by_class['C1']}), "
         f"{len(policy.organisation.roles)} roles, {len(policy.sdks.sdks)} SDK declarations, "
         f"{len(specs)} detector(s)"
     )
     failed = 0
-    for r in run_all(specs, Catalog(policy)):
+    for r in run_all(specs, catalog):
         failed += not r.passed
         print(
             f"  {'PASS' if r.passed else 'FAIL'}  {r.detector}: {r.name}"
@@ -546,10 +588,11 @@ def cmd_detectors(args: argparse.Namespace) -> int:
     from detectors import REGISTRY
     from policy import detector_file
 
-    policy = load_policy(args.policy)
+    config, policy, _, _ = _setup(args)
     enabled = sum(1 for kind in REGISTRY if kind in policy.detectors and policy.detectors[kind].enabled)
     print(
-        f"{len(REGISTRY)} detectors, {enabled} enabled; rules from {detector_file('*', args.policy).parent}"
+        f"{len(REGISTRY)} detectors, {enabled} enabled; rules from "
+        f"{detector_file('*', config.policy_dir).parent.resolve()}"
     )
     for kind, cls in REGISTRY.items():
         s = policy.detectors.get(kind)
@@ -565,7 +608,7 @@ def cmd_detectors(args: argparse.Namespace) -> int:
         for i, clause in enumerate(s.regulation):
             print(f"    {'basis' if i == 0 else '':<10} {clause}")
         print(f"    examples   {len(s.tests)} (lifemon policy check runs them)")
-        print(f"    rule file  {detector_file(kind, args.policy)} (params, runbook)")
+        print(f"    rule file  {detector_file(kind, config.policy_dir)} (params, runbook)")
     return 0
 
 
@@ -607,7 +650,6 @@ def print_alerts(alerts: list[Any], limit: int = 10) -> None:
 CONFIG_HELP = (
     "YAML config file (default: none: built-in defaults and LIFEMON_* variables; docs/configuration.md)"
 )
-POLICY_HELP = "policy catalog folder (default: policy_dir in the config or LIFEMON_POLICY_DIR, else the built-in policy/)"
 BOOTSTRAP_HELP = (
     "Kafka bootstrap servers, host:port[,host:port] (default: kafka.bootstrap or LIFEMON_KAFKA_BOOTSTRAP)"
 )
@@ -734,7 +776,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument(
         "--policy",
-        help="policy catalog whose roles, fields and SDKs the workload uses (default: the built-in policy/)",
+        help=POLICY_HELP,
     )
     sp.add_argument(
         "--bootstrap",
@@ -759,6 +801,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--incidents-out",
         metavar="PATH",
         help="write the final leakage incidents as JSON lines (default: none)",
+    )
+    sp.add_argument(
+        "--dead-letters",
+        metavar="PATH",
+        help="write each record refused (dead-lettered) as a JSON line: file, line (or Avro record), "
+        "kind, field and reason (default: only a summary and the first 5 on stderr)",
+    )
+    sp.add_argument(
+        "--allow-dead-letters",
+        action="store_true",
+        help=f"exit 0 when records were dead-lettered (default: exit status {DEAD_LETTERS})",
     )
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--policy", help=POLICY_HELP)
@@ -845,7 +898,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument("action", choices=["check"], help="check: validate it and run every detector's examples")
-    sp.add_argument("--policy", help="policy catalog folder (default: the built-in policy/)")
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_policy)
 
     sp = sub.add_parser("fingerprint", help="the coverage-gap fingerprint of candidate field ids")
@@ -860,7 +914,8 @@ def build_parser() -> argparse.ArgumentParser:
         "detectors",
         help="list the detectors and their rules: rule id, title, streams read, regulation basis",
     )
-    sp.add_argument("--policy", help="policy catalog folder (default: the built-in policy/)")
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_detectors)
     return p
 
@@ -870,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     _early_logging()
     try:
         return args.func(args)
-    except PolicyError as e:
+    except (PolicyError, PseudonymKeyError) as e:
         log.error(str(e))
         return 2
     except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SealError, SchemaOutdated) as e:

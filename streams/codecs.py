@@ -363,13 +363,13 @@ class Decoder:
         and is never less than `file_max_ahead_ms`."""
         rule = self.event_time
         if kafka_ts > 0:
-            ref, ahead, what = kafka_ts, rule.max_ahead_ms, "its record's Kafka timestamp"
+            ref, ahead, what, key = kafka_ts, rule.max_ahead_ms, "its record's Kafka timestamp", "max_ahead_s"
         else:
-            ref, what = median, "the median of its batch"
+            ref, what, key = median, "the median of its batch", "file_max_ahead_s"
             ahead = max(rule.max_ahead_ms, rule.file_max_ahead_ms, 4 * spread)
         behind = rule.max_behind_ms
         if ts - ref > ahead:
-            return f"{(ts - ref) // 1000} s ahead of {what}, beyond the allowed {ahead // 1000} s (event_time.max_ahead_s)"
+            return f"{(ts - ref) // 1000} s ahead of {what}, beyond the allowed {ahead // 1000} s (event_time.{key})"
         if behind is not None and ref - ts > behind:
             return f"{(ref - ts) // 1000} s behind {what}, beyond the allowed {behind // 1000} s (event_time.max_behind_s)"
         return None

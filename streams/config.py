@@ -30,6 +30,13 @@ ENV_OVERRIDES = {
     "LIFEMON_LOG_LEVEL": ("log", "level"),
     "LIFEMON_LOG_FORMAT": ("log", "format"),
 }
+# librdkafka's SASL mechanisms that log in with a user name and password (its default, GSSAPI, is Kerberos)
+PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# every command that reads the policy takes its folder from the same places, in this order
+POLICY_HELP = (
+    "policy catalog folder (default: LIFEMON_POLICY_DIR, else policy_dir in the --config file, "
+    "else the built-in policy/)"
+)
 
 
 class Strict(BaseModel):
@@ -235,6 +242,7 @@ class Config(Strict):
     instance: str = Field(default_factory=lambda: os.environ.get("HOSTNAME", "lifemon"))
     # read from the environment when the config is made; private, so no dump or validation sees it
     _secrets: Secrets = PrivateAttr(default_factory=Secrets)
+    _file: Path | None = PrivateAttr(default=None)  # the --config file, for errors found after loading
 
     @property
     def secrets(self) -> Secrets:
@@ -242,7 +250,38 @@ class Config(Strict):
 
     def kafka_settings(self) -> dict[str, Any]:
         """kafka.client plus the Kafka secrets from the environment: what librdkafka connects with."""
-        return {**self.kafka.client, **self._secrets.kafka_settings()}
+        settings = {**self.kafka.client, **self._secrets.kafka_settings()}
+        self._check_sasl_login(settings)
+        return settings
+
+    def _check_sasl_login(self, settings: dict[str, Any]) -> None:
+        """A SASL login short of its user name or password, said with what to set. librdkafka
+        refuses it only when a client is made, in an exception; checked here, not when the config
+        loads, because commands that never reach Kafka (alerts, report) need no Kafka password."""
+        protocol = str(settings.get("security.protocol", "")).upper()
+        mechanism = str(settings.get("sasl.mechanism", settings.get("sasl.mechanisms", "GSSAPI"))).upper()
+        if not protocol.startswith("SASL_") or mechanism not in PASSWORD_MECHANISMS:
+            return
+        where = self._file or Path("<environment>")
+        fixes = {
+            "user name": f"set kafka.client.sasl.username in {where}",
+            "password": f"set {env_name('kafka_sasl_password')} (secrets come only from the environment)",
+        }
+        missing = [
+            what
+            for what, setting in (("user name", "sasl.username"), ("password", "sasl.password"))
+            if not settings.get(setting)
+        ]
+        if missing:
+            key = ("kafka", "client", "security.protocol")
+            raise PolicyError(
+                where,
+                ".".join(key),
+                f"{protocol} with sasl.mechanism {mechanism} logs in with a user name and password, "
+                f"and no {' or '.join(missing)} is set",
+                " and ".join(fixes[what] for what in missing),
+                line_of(yaml.compose(where.read_text(), Loader=yaml.SafeLoader), key) if self._file else None,
+            )
 
     def clickhouse_dsn(self) -> str:
         return self.clickhouse.dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
@@ -331,4 +370,6 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
             keys = tuple(dotted.split("__"))
             _reject_url_password(Path("<command line>"), ".".join(keys), keys, value)
             _put(data, keys, value)
-    return validate_section(file or Path("<environment>"), Config, data, text)
+    config = validate_section(file or Path("<environment>"), Config, data, text)
+    config._file = file
+    return config

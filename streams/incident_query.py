@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.models import Severity
-from streams.alert_query import SEVERITY_STYLE, at_least, select_latest
+from streams.alert_query import SEVERITY_STYLE, STATUSES, Listing, at_least, select_latest
 
 COLUMNS = [
     "first_seen",
@@ -17,6 +17,8 @@ COLUMNS = [
     "key_kind",
     "key",
     "subjects_distinct",
+    # a transfer log may report how many customers it sent without naming them (subjects.reported)
+    "JSONExtractUInt(incident, 'subjects', 'reported') AS subjects_reported",
     "records",
     "leakage_classes",
     "title_zh",
@@ -37,15 +39,26 @@ def query_incidents(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 50,
-) -> list[dict[str, Any]]:
-    """Incidents as dicts of COLUMNS, the earliest report due first: the order they must be handled in."""
+) -> Listing:
+    """Incidents as dicts of COLUMNS, the earliest report due first: the order they must be handled
+    in; `status` a key of STATUSES."""
     filters = [
         ("severity IN {severities:Array(String)}", "severities", at_least(min_severity)),
-        ("status = {status:String}", "status", status),
+        ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
         ("first_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("first_seen < {until:DateTime64(3, 'UTC')}", "until", until),
     ]
     return select_latest(client, f"{database}.incidents", COLUMNS, filters, "first_due, incident_id", limit)
+
+
+def customers(distinct: int, reported: int) -> str:
+    """How many customers an incident concerns. Customers reported but none named are said so: a
+    bare 0 read as nobody to notify. The dashboards' incident panel says the same in SQL."""
+    if distinct:
+        return f"{distinct:,} customers / 客户"
+    if reported:
+        return f"{reported:,} customers reported, none named / 报告{reported:,}名客户,未具名"
+    return "customers not named / 客户未具名"
 
 
 def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:
@@ -58,7 +71,7 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
     passed = " (passed / 已过)" if due.replace(tzinfo=UTC) <= now else ""
     return (
         f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r['key_kind']} {r['key']}  "
-        f"{r['subjects_distinct']:,} customers / 客户, {r['records']:,} records / 记录  "
+        f"{customers(r['subjects_distinct'], r['subjects_reported'])}, {r['records']:,} records / 记录  "
         f"first report due {due:%Y-%m-%d %H:%M} UTC{passed}  [{r['incident_id'][:12]} rev {r['revision']}]"
         f"\n    {r['title_zh']} / {r['title_en']}; {len(r['alert_ids'])} alert(s): "
         + ", ".join(a[:12] for a in r["alert_ids"])

@@ -24,7 +24,9 @@ from streams.sealed import Sealer
 ENV_KEY = env_name("pseudonym_key")
 VERSION_ENV = env_name("pseudonym_key_version")
 PSEUDONYM = re.compile(r"\bp([0-9]*)_[0-9a-f]{24}\b")
+# 128 bits, the strength HMAC-SHA256 pseudonyms need (docs/security.md#the-pseudonym-key)
 MIN_KEY_BYTES = 16
+GENERATE = "generate one with `openssl rand -hex 32`"
 
 
 def key_env(version: int) -> str:
@@ -40,6 +42,11 @@ def version_of(pseudonym: str) -> int | None:
     """The key version a pseudonym was made with; None if it is not a pseudonym."""
     found = PSEUDONYM.fullmatch(pseudonym)
     return (int(found[1]) if found[1] else 1) if found else None
+
+
+class PseudonymKeyError(ValueError):
+    """The key ring in the environment cannot be used: a key unset, too short, or a version
+    pinned that no key has. Said in one line naming the variable to set, as a config error."""
 
 
 class PseudonymKeyMismatch(RuntimeError):
@@ -62,15 +69,15 @@ class Pseudonymizer:
         use (default: the highest)."""
         ring = {1: key} if isinstance(key, bytes) else dict(key)
         if not ring:
-            raise ValueError(f"no pseudonym key: set {ENV_KEY} (`openssl rand -hex 32`)")
+            raise PseudonymKeyError(f"no pseudonym key: set {ENV_KEY}; {GENERATE}")
         for v, k in ring.items():
             if len(k) < MIN_KEY_BYTES:
-                raise ValueError(
-                    f"{key_env(v)} must be at least {MIN_KEY_BYTES} bytes; generate one with `openssl rand -hex 32`"
+                raise PseudonymKeyError(
+                    f"{key_env(v)} must be at least {MIN_KEY_BYTES} bytes (it has {len(k)}); {GENERATE}"
                 )
         self.version = version if version is not None else max(ring)
         if self.version not in ring:
-            raise ValueError(
+            raise PseudonymKeyError(
                 f"{VERSION_ENV}={self.version} names a key that is not set: set {key_env(self.version)}"
             )
         self._ring = ring
@@ -117,7 +124,10 @@ class Pseudonymizer:
         if ring:
             return cls(ring, found.pseudonym_key_version)
         if not allow_ephemeral:
-            raise SystemExit(f"{ENV_KEY} is not set: set it to a secret of 32+ random characters")
+            raise PseudonymKeyError(
+                f"{ENV_KEY} is not set: set it to the key the monitor's pseudonyms are made with "
+                f"(a new deployment: {GENERATE})"
+            )
         logging.getLogger(__name__).warning(
             f"{ENV_KEY} is not set; using a one-off key, so pseudonyms will differ after a restart"
         )

@@ -121,6 +121,13 @@ def replay(
     return alerts, dead
 
 
+def dead_letter_line(d: DeadLetter, path: Path) -> dict[str, object]:
+    """A dead letter as `--dead-letters` writes it: where the record is and why it was refused. The
+    record itself is left out: it may hold a customer's data, and its file and line find it."""
+    where = {"record": d.raw.offset} if path.suffix == ".avro" else {"line": d.raw.offset + 1}
+    return {"file": str(path), **where, "kind": d.kind, "field": d.field, "reason": d.message}
+
+
 def _batches(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
     batch: list[RawRecord] = []
     for r in records:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streams.config import load_config
+from streams.config import POLICY_HELP, load_config
 from streams.sources.har import CaptureContext, HarConverter, HarError, record_of, ship_capture
 
 
@@ -91,4 +91,4 @@ def add_har_arguments(sp: Any) -> None:
         help="when the user agreed to the privacy policy, if not in the capture: `start` or an ISO time",
     )
     har.add_argument("--signatures", help="tracker signature file in the Exodus Privacy format (JSON)")
-    har.add_argument("--policy", dest="har_policy", help="policy folder (default: the built-in policy/)")
+    har.add_argument("--policy", dest="har_policy", help=POLICY_HELP)

@@ -58,20 +58,30 @@ def db(ch):
             alert("a4", "transfer_policy", "low", "acme", 4),
         ]
     )
-    sink.write([alert("a1", "bulk_query", "high", "e1", 5, revision=2, status=AlertStatus.closed)])
+    sink.write(
+        [
+            alert("a1", "bulk_query", "high", "e1", 5, revision=2, status=AlertStatus.closed),
+            alert("a3", "bulk_query", "critical", "e3", 3, revision=2, status=AlertStatus.updated),
+        ]
+    )
     return name
 
 
 def test_filters_combine_and_the_newest_revision_counts(ch, db) -> None:
-    ids = lambda **kw: [r["alert_id"] for r in query_alerts(ch, db, **kw)]  # noqa: E731
+    ids = lambda **kw: [r["alert_id"] for r in query_alerts(ch, db, **kw).rows]  # noqa: E731
     assert ids() == ["a1", "a4", "a3", "a2"]  # newest first, a1 by its closing revision
     assert ids(detector="bulk_query") == ["a1", "a3"]
     assert ids(min_severity=Severity.high) == ["a1", "a3"]
     assert ids(actor="e2") == ["a2"] and ids(status="closed") == ["a1"]
+    # an episode that grew is updated, and still as live as an open one: Grafana's status != 'closed'
+    assert ids(status="open") == ["a4", "a2"] and ids(status="updated") == ["a3"]
+    assert ids(status="active") == ["a4", "a3", "a2"]
     minute = lambda m: datetime.fromtimestamp((T0 + m * 60_000) / 1000, UTC)  # noqa: E731
     assert ids(since=minute(2), until=minute(4)) == ["a3", "a2"]
     assert ids(actor="e1' OR '1'='1") == []  # a bound parameter, not SQL
     assert ids(limit=1) == ["a1"]
+    assert query_alerts(ch, db, limit=3).total == 4 and query_alerts(ch, db, limit=4).total == 4
+    assert query_alerts(ch, db, status="active", limit=2).total == 3
 
 
 def test_the_cli_prints_one_line_and_the_summary_per_alert(ch, db, capsys, monkeypatch, tmp_path) -> None:
@@ -85,6 +95,12 @@ def test_the_cli_prints_one_line_and_the_summary_per_alert(ch, db, capsys, monke
     assert len(out) == 2 and "critical" in out[0] and "e3" in out[0] and out[1].strip() == "e3 did something"
     # --since / --until take dates and ages; the alerts are from 2026-01-01, minutes 1 to 5
     assert main(["alerts", "--config", str(config), "--since", "2026-01-01", "--until", "2026-01-02"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 8
+    # a list cut by --limit says so, and how many there are
+    assert main(["alerts", "--config", str(config), "--limit", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 7 and out[-1] == "3 of 4 alerts shown; --limit 4 shows them all"
+    assert main(["alerts", "--config", str(config), "--limit", "4"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 8
     assert main(["alerts", "--config", str(config), "--since", "7d"]) == 0
     assert capsys.readouterr().out.strip() == "no alerts match"
@@ -104,7 +120,7 @@ def test_records_and_customers_are_labelled_and_times_say_utc(ch, policy, catalo
     apply_ddl(ch, name)
     alerts = counted_alerts(policy, catalog)
     ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts").write(alerts)
-    listed = {r["detector"]: render_alert(r).splitlines()[0] for r in query_alerts(ch, name)}
+    listed = {r["detector"]: render_alert(r).splitlines()[0] for r in query_alerts(ch, name).rows}
     assert "    210 records     70 customers  " in listed["bulk_query"]
     assert "  5,001 records      — customers  " in listed["transfer_policy"]
     assert all(line.startswith("2026-01-01 ") and line[16:20] == " UTC" for line in listed.values())

@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,11 +22,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from detectors import REGISTRY
-from policy import load_policy
-from streams.cli import build_parser, main, when
+from policy import DEFAULT_DIR, load_policy
+from streams import cli
+from streams.cli import EPILOG, build_parser, main, when
 from streams.clickhouse import apply_ddl, chdb_in_use
 from streams.kafka_reach import KafkaUnavailable, reach
 
@@ -243,6 +248,46 @@ def test_every_option_says_what_it_does_and_its_default() -> None:
     assert missing == []
 
 
+def test_help_names_every_lifemon_variable_the_code_reads() -> None:
+    """It listed eight of the twenty-odd: the secrets of TLS and OAuth, the key ring, the overrides."""
+    from streams.config import ENV_OVERRIDES
+    from streams.credentials import Secrets, env_name
+
+    read = set(ENV_OVERRIDES) | {env_name(f) for f in Secrets.model_fields if f != "pseudonym_keys"}
+    for source in (ROOT / "streams").rglob("*.py"):
+        read |= set(re.findall(r"LIFEMON_[A-Z0-9_]*[A-Z0-9]", source.read_text()))
+    read -= {"LIFEMON_TEST_CRASH_AT", "LIFEMON_PSEUDONYM_KEY_V"}  # a test hook; the ring's prefix (_V2, ...)
+    shown = set(re.findall(r"LIFEMON_[A-Z0-9_]*[A-Z0-9]", build_parser().format_help()))
+    assert read - shown == set()
+
+
+def test_the_help_examples_parse_and_those_that_need_a_broker_name_one() -> None:
+    """`lifemon watch --severity high`, the help's example, stopped at once: watch needs a broker."""
+    parser = build_parser()
+    examples = [
+        shlex.split(line.split("   ")[0])[1:] for line in EPILOG.splitlines() if line.startswith("  lifemon ")
+    ]
+    assert len(examples) >= 10
+    for argv in examples:
+        args = parser.parse_args(argv)
+        if argv[0] in ("watch", "notify", "ship"):  # they refuse to start on the embedded default
+            assert args.bootstrap or args.config, argv
+
+
+def test_a_progress_line_in_a_log_is_not_repeated_as_the_final_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo logged its final figures twice: the periodic line had just logged them, idle."""
+    monkeypatch.setattr(cli, "_last_log", {"at": 0.0, "line": ""})
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with caplog.at_level(logging.INFO, logger="streams.cli"):
+        cli._progress("100 records  alerts=2")
+        cli._progress("100 records  alerts=2", final=True)
+        cli._progress("120 records  alerts=3")  # within 10 s of the last: not logged
+        cli._progress("120 records  alerts=3", final=True)
+    assert [r.message for r in caplog.records] == ["100 records  alerts=2", "120 records  alerts=3"]
+
+
 def test_detectors_lists_each_rule_with_what_it_reads_and_its_basis(
     capsys: pytest.CaptureFixture[str], root_logging: None
 ) -> None:
@@ -258,3 +303,156 @@ def test_detectors_lists_each_rule_with_what_it_reads_and_its_basis(
         for clause in rule.regulation:
             assert clause in out
         assert f"detectors/{kind}.yaml (params, runbook)" in out
+
+
+# -- 5. where the policy comes from ----------------------------------------------------------------------
+def policy_copy(folder: Path, broken: bool) -> Path:
+    """The built-in policy's YAML in `folder`; `broken`: one recipient of a type that does not exist."""
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    if broken:
+        recipients = folder / "recipients.yaml"
+        recipients.write_text(recipients.read_text().replace("type: processor", "type: procesor", 1))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["policy", "check"], ["detectors"], ["generate", "-n", "100", "--out", "gen"]],
+    ids=lambda c: c[0],
+)
+@pytest.mark.parametrize("source", ["environment", "config"])
+def test_every_command_that_reads_the_policy_reads_the_configured_folder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+    command: list[str],
+    source: str,
+) -> None:
+    """A broken policy in LIFEMON_POLICY_DIR or the config's policy_dir was said to be OK: the
+    check read the built-in folder, while `lifemon run` and `replay` refused the same one."""
+    monkeypatch.chdir(tmp_path)
+    broken = policy_copy(tmp_path / "pol", broken=True)
+    if source == "environment":
+        monkeypatch.setenv("LIFEMON_POLICY_DIR", str(broken))
+        argv = command
+    else:
+        (tmp_path / "c.yaml").write_text(f"policy_dir: {broken}\n")
+        argv = [*command, "--config", "c.yaml"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}/recipients.yaml:16: recipients.proc_call_center.type: Input should be" in err
+
+
+def test_policy_check_names_the_folder_it_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    assert main(["policy", "check"]) == 0
+    assert capsys.readouterr().out.startswith(f"policy OK ({DEFAULT_DIR}): ")
+    good = policy_copy(tmp_path / "pol", broken=False)
+    monkeypatch.setenv("LIFEMON_POLICY_DIR", str(good))
+    assert main(["policy", "check"]) == 0
+    assert capsys.readouterr().out.startswith(f"policy OK ({good}): ")
+
+
+# -- 6. secrets the environment lacks --------------------------------------------------------------------
+SASL = (
+    "kafka:\n  bootstrap: 127.0.0.1:1\n  client:\n    security.protocol: SASL_SSL\n"
+    "    sasl.mechanism: SCRAM-SHA-512\n    sasl.username: lifemon\n"
+)
+
+
+@pytest.mark.parametrize("command", [["run", "--quiet", "--seconds", "5"], ["watch"]], ids=lambda c: c[0])
+def test_a_sasl_login_without_its_password_names_the_variable(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+    command: list[str],
+) -> None:
+    """It ended in librdkafka's KafkaException ("sasl.username and sasl.password must be set")."""
+    monkeypatch.delenv("LIFEMON_KAFKA_SASL_PASSWORD", raising=False)
+    (tmp_path / "sasl.yaml").write_text(SASL)
+    assert main([*command, "--config", str(tmp_path / "sasl.yaml")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert (
+        f"{tmp_path}/sasl.yaml:4: kafka.client.security.protocol: SASL_SSL with sasl.mechanism SCRAM-SHA-512 "
+        "logs in with a user name and password, and no password is set. Fix: set LIFEMON_KAFKA_SASL_PASSWORD"
+    ) in line
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        (None, "LIFEMON_PSEUDONYM_KEY is not set: set it to the key the monitor's pseudonyms are made with"),
+        (
+            "short",
+            "LIFEMON_PSEUDONYM_KEY must be at least 16 bytes (it has 5); generate one with `openssl rand",
+        ),
+    ],
+    ids=["unset", "short"],
+)
+@pytest.mark.parametrize("command", [["pseudonym", "C1"], ["fingerprint", "card_no"]], ids=lambda c: c[0])
+def test_an_unusable_pseudonym_key_is_a_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+    command: list[str],
+    key: str | None,
+    said: str,
+) -> None:
+    """A short key ended in a ValueError traceback, an unset one in a bare line with exit status 1."""
+    if key is None:
+        monkeypatch.delenv("LIFEMON_PSEUDONYM_KEY")
+    else:
+        monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", key)
+    assert main(command) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert said in line
+    assert key is None or key not in line  # the value itself is never shown
+
+
+def test_a_short_pseudonym_key_stops_a_replay_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", "short")
+    (tmp_path / "pfi.access.jsonl").write_text("")
+    assert main(["replay", str(tmp_path / "pfi.access.jsonl")]) == 2
+    assert "LIFEMON_PSEUDONYM_KEY must be at least 16 bytes" in capsys.readouterr().err
+
+
+# -- 7. records a replay refused -----------------------------------------------------------------------
+def test_a_replay_that_dead_letters_records_says_which_and_exits_5(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """A record judged too far ahead of its batch was dropped with one warning and exit 0: a user
+    replaying test cases lost an event without noticing."""
+    from conftest import T0
+
+    lines = [
+        orjson.dumps({"event_id": f"a{i}", "ts": T0 + i, "actor_id": "E1", "actor_org": "S0101",
+                      "system": "crm", "action": "view", "subject_ids": ["C1"], "fields": ["customer_name"]})
+        for i in range(6)
+    ]  # fmt: skip
+    lines[2] = lines[2].replace(str(T0 + 2).encode(), str(T0 + 86_400_000 * 1000).encode())  # years ahead
+    lines[4] = b"{not json"
+    events = tmp_path / "pfi.access.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["replay", str(events)]) == 5
+    err = capsys.readouterr().err
+    assert "2 record(s) dead-lettered, not replayed: event_time 1, malformed 1" in err
+    assert "--dead-letters FILE writes all of them" in err
+    assert (
+        f"  {events} line 3: event_time ts: " in err
+        and f"  {events} line 5: malformed: not valid JSON" in err
+    )
+
+    out = tmp_path / "dead.jsonl"
+    assert main(["replay", str(events), "--dead-letters", str(out), "--allow-dead-letters"]) == 0
+    assert f"all of them in {out}" in capsys.readouterr().err
+    written = sorted((orjson.loads(line) for line in out.read_bytes().splitlines()), key=lambda d: d["line"])
+    assert [(d["file"], d["line"], d["kind"], d["field"]) for d in written] == [
+        (str(events), 3, "event_time", "ts"),
+        (str(events), 5, "malformed", ""),
+    ]
+    assert "ahead of the median of its batch" in written[0]["reason"]

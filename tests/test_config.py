@@ -36,6 +36,33 @@ def test_secrets_are_refused_in_files_and_taken_from_the_environment(tmp_path: P
     assert config.kafka.bootstrap == "broker:9093" and config.kafka_settings()["sasl.password"] == "from-env"
 
 
+def test_a_sasl_login_needs_its_user_name_and_password_only_to_connect(tmp_path: Path, monkeypatch) -> None:
+    """Loading the config never asks for the password (`lifemon alerts` never connects to Kafka);
+    the settings a Kafka client is made with do, with what to set."""
+    monkeypatch.delenv("LIFEMON_KAFKA_SASL_PASSWORD", raising=False)
+    path = write(
+        tmp_path, "kafka:\n  client:\n    security.protocol: sasl_plaintext\n    sasl.mechanism: PLAIN\n"
+    )
+    config = load_config(path)
+    with pytest.raises(PolicyError) as e:
+        config.kafka_settings()
+    assert (e.value.file, e.value.key, e.value.line) == (str(path), "kafka.client.security.protocol", 3)
+    assert (
+        "SASL_PLAINTEXT with sasl.mechanism PLAIN logs in with a user name and password, and no user name or password is set"
+        in str(e.value)
+    )
+    assert e.value.fix == (
+        f"set kafka.client.sasl.username in {path} and set LIFEMON_KAFKA_SASL_PASSWORD "
+        "(secrets come only from the environment)"
+    )
+    config.kafka.client["sasl.mechanism"] = "GSSAPI"  # Kerberos: no user name or password to ask for
+    assert config.kafka_settings()["sasl.mechanism"] == "GSSAPI"
+    monkeypatch.setenv("LIFEMON_KAFKA_SASL_PASSWORD", "from-env")
+    config = load_config(path)
+    config.kafka.client["sasl.username"] = "lifemon"
+    assert config.kafka_settings()["sasl.password"] == "from-env"
+
+
 def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_config(write(tmp_path, "kafka: [unclosed\n"))

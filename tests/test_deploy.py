@@ -39,6 +39,7 @@ from streams.alert_query import records_and_customers
 from streams.clickhouse import PASSWORD_ENV, apply_ddl, connect, ddl_statements
 from streams.config import ENV_OVERRIDES
 from streams.credentials import Secrets, env_name
+from streams.incident_query import customers as customers_text
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS
 from streams.pseudonym import ENV_KEY
 from streams.receivers import ALERTNAME
@@ -839,10 +840,21 @@ def _overrun(alert_id: str, revision: int, status: str, deadline: datetime) -> t
     return tuple(row)
 
 
-def _incident(incident_id: str, revision: int, customers: int, first: datetime, due: datetime) -> tuple:
+def _incident(
+    incident_id: str,
+    revision: int,
+    customers: int,
+    first: datetime,
+    due: datetime,
+    reported: int | None = None,
+) -> tuple:
+    """`reported`: the customers its alerts reported, named or not (default: the named ones)."""
+    incident = json.dumps(
+        {"subjects": {"distinct": customers, "reported": customers if reported is None else reported}}
+    )
     return (incident_id, revision, "open" if revision == 1 else "updated", "actor", "E1", "high",
             ["bulk_export"], "批量导出", "Bulk export", customers, customers, first, first, due,
-            ["a1"], "{}", revision)  # fmt: skip
+            ["a1"], incident, revision)  # fmt: skip
 
 
 def _seed(client: Any, db: str) -> None:
@@ -967,7 +979,9 @@ def _seed(client: Any, db: str) -> None:
         late = _incident("i-late", revision, customers, _ts(0), _ts(-30))
         _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [late])
     ahead = _incident("i-ahead", 1, 5, _ts(1), _ts(1) + timedelta(days=1))
-    _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [ahead])
+    # a transfer log that reported 142 customers and named none
+    unnamed = _incident("i-unnamed", 1, 0, _ts(1), _ts(1) + timedelta(days=2), reported=142)
+    _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [ahead, unnamed])
     stats_columns = ["ts", "instance", "stream", "events", "dead_letters", "alerts", "lag", "events_per_s"]
     _insert(
         client,
@@ -1049,10 +1063,16 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
 ) -> None:
     rows = _panel_rows("Leakage incidents", _deploy_chdb, deploy_db)
     assert [(r["incident_id"], r["revision"], r["customers"]) for r in rows] == [
-        ("i-late", 2, 63),
-        ("i-ahead", 1, 5),
+        ("i-late", 2, "63"),
+        ("i-ahead", 1, "5"),
+        (
+            "i-unnamed",
+            1,
+            customers_text(0, 142),
+        ),  # the words of `lifemon incidents`, not 0 (nobody to notify)
     ]
-    assert [r["due"] for r in rows] == ["已过 / passed", ""]
+    assert rows[2]["customers"] == "142 customers reported, none named / 报告142名客户,未具名"
+    assert [r["due"] for r in rows] == ["已过 / passed", "", ""]
 
 
 def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -302,6 +303,24 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert main(["incidents", "--config", str(config), "--severity", "critical"]) == 0
     (head, _) = capsys.readouterr().out.splitlines()
     assert "critical" in head and "tp_insurance_partner" in head
+    assert main(["incidents", "--config", str(config), "--limit", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == ["1 of 2 incidents shown; --limit 2 shows them all"]
+
+
+def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() -> None:
+    """A transfer log reported 142 customers and named none: `0 customers` read as nobody to notify."""
+    from streams.incident_query import render_incident
+
+    row = {
+        "first_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "high", "status": "open",
+        "key_kind": "recipient", "key": "tp_x", "subjects_distinct": 0, "subjects_reported": 142,
+        "records": 142, "title_zh": "泄露", "title_en": "leak", "first_due": datetime(2026, 1, 2),
+        "alert_ids": ["a1"], "revision": 1, "incident_id": "i" * 32,
+    }  # fmt: skip
+    head = render_incident(row, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]
+    assert "142 customers reported, none named / 报告142名客户,未具名, 142 records / 记录" in head
+    head = render_incident({**row, "subjects_reported": 0}, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]
+    assert "customers not named / 客户未具名, 142 records" in head
 
 
 def test_a_replay_in_other_batches_replaces_the_incident_row_a_crash_left(engine, ch) -> None:

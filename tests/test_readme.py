@@ -4,6 +4,7 @@ section names every secret docker-compose.yml requires, and its links lead to fi
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from collections import Counter
@@ -124,6 +125,16 @@ def test_commands_in_the_readme_parse() -> None:
     assert len(commands) >= 6
     for argv in commands:
         parser.parse_args(argv)
+
+
+def test_the_command_list_names_every_command() -> None:
+    """`incidents` was missing from it."""
+    from streams.cli import build_parser
+
+    listed = re.search(r"## Commands\n\n```\n(.*?)```", README, re.S)[1]
+    words = {w for w in re.split(r"[\s|]+", listed)}
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subparsers.choices) - words == set()
 
 
 def test_the_chdb_in_use_message_is_the_one_lifemon_prints() -> None:
