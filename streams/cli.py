@@ -315,6 +315,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from streams.codecs import Decoder
     from streams.engine import Engine
+    from streams.lifecycle_ledger import DeletionLedger
     from streams.pseudonym import Pseudonymizer
     from streams.replay import ReplayFileError, replay, replay_files
     from streams.stats import Stats
@@ -328,6 +329,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     engine = Engine(
         specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000
     )
+    engine.deletions = DeletionLedger(catalog.policy)  # the lifecycle panels' deletion requests
     stats = Stats()
     try:
         alerts, dead = replay(engine, Decoder.for_config(config), files, args.batch_size, stats)
@@ -346,21 +348,45 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
     log.info(stats.line().strip() + f", {len(incidents)} incident(s)")
     if args.clickhouse:
-        from streams.clickhouse import apply_ddl, connect
-        from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
-
-        client = connect(args.clickhouse)
-        apply_ddl(client, config.clickhouse.database)
-        sink = ClickHouseTableSink(
-            client, f"{config.clickhouse.database}.alerts", ALERT_COLUMNS, alert_row, "alerts"
-        )
-        sink.add(final)
-        sink.flush()
+        _store_replay(args.clickhouse, config.clickhouse.database, engine, final, incidents, dead)
     print_alerts(final)
     if not dead:
         return 0
     _say_dead_letters(dead, {p.name: p for p in files}, args.dead_letters, args.allow_dead_letters)
     return 0 if args.allow_dead_letters else DEAD_LETTERS
+
+
+def _store_replay(
+    dsn: str, db: str, engine: Any, alerts: list[Any], incidents: list[Any], dead: list[Any]
+) -> None:
+    """What a live run would have left in ClickHouse: alerts, incidents, dead letters, the event and
+    coverage-gap rollups, deletion requests and the policy's contracts, so `lifemon report`,
+    `incidents` and `catalog gaps` read the replay."""
+    from policy.contracts import RecipientBook
+    from streams.clickhouse import apply_ddl, connect
+    from streams.lifecycle_ledger import contract_rows
+    from streams.sinks.tables import Tables
+
+    client = connect(dsn)
+    apply_ddl(client, db)
+    tables = Tables.of(client, db)
+    tables.alerts.add(alerts)
+    tables.incidents.add(incidents)
+    tables.dead_letters.add(dead)
+    tables.rollups.add(engine.rollup_rows())
+    tables.deletions.add(engine.deletions.drain())
+    tables.contracts.add(
+        contract_rows(RecipientBook(engine.catalog.policy.recipients), int(time.time() * 1000))
+    )
+    for sink in (
+        tables.alerts,
+        tables.incidents,
+        tables.dead_letters,
+        tables.rollups,
+        tables.deletions,
+        tables.contracts,
+    ):
+        sink.flush()
 
 
 DEAD_LETTERS = 5  # replay's exit status when records were dead-lettered: a test case silently lost
@@ -816,7 +842,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--policy", help=POLICY_HELP)
     sp.add_argument(
-        "--clickhouse", metavar="DSN", help="also store the alerts in this ClickHouse (default: not stored)"
+        "--clickhouse",
+        metavar="DSN",
+        help="also store what a live run would (alerts, incidents, dead letters, event and coverage-gap "
+        "rollups, deletion requests, contracts) in this ClickHouse, for `lifemon report`, `incidents` "
+        "and `catalog gaps` (default: not stored)",
     )
     sp.set_defaults(func=cmd_replay)
 

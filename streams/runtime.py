@@ -55,22 +55,10 @@ from streams.codecs import DeadLetter, Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap
 from streams.idleness import LaggedClock
-from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, DeletionLedger, contract_rows
+from streams.lifecycle_ledger import DeletionLedger, contract_rows
 from streams.logs import KAFKA
 from streams.pseudonym import Pseudonymizer
 from streams.sinks import FatalSinkError, Sink, SinkError
-from streams.sinks.clickhouse import (
-    ALERT_COLUMNS,
-    DEAD_LETTER_COLUMNS,
-    INCIDENT_COLUMNS,
-    ROLLUP_COLUMNS,
-    STATS_COLUMNS,
-    ClickHouseTableSink,
-    alert_row,
-    dead_letter_row,
-    identity_row,
-    incident_row,
-)
 from streams.sinks.kafka import (
     Encoded,
     KafkaTopicSink,
@@ -79,6 +67,7 @@ from streams.sinks.kafka import (
     encode_incident,
     producer_config,
 )
+from streams.sinks.tables import Tables
 from streams.sources import RawDecoder, unread_raw_topics
 from streams.stats import Stats
 
@@ -392,9 +381,10 @@ class Monitor:
         client_extra = config.kafka_settings()
         self.producer = Producer(producer_config(bootstrap, client_extra))
         t = config.topics
+        tables = Tables.of(ch_client, db)
         self.alert_sinks: list[Sink] = [
             KafkaTopicSink(self.producer, t.alerts, encode_alert, "alerts→kafka", stop=self.abort_event),
-            ClickHouseTableSink(ch_client, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"),
+            tables.alerts,
         ]
         # incidents are durable on their topic before the offsets that produced them are committed;
         # `lifemon notify` delivers them from there, `lifemon incidents` lists them from ClickHouse
@@ -403,32 +393,21 @@ class Monitor:
             KafkaTopicSink(
                 self.producer, t.incidents, encode_incident, "incidents→kafka", stop=self.abort_event
             ),
-            ClickHouseTableSink(
-                ch_client, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents→clickhouse"
-            ),
+            tables.incidents,
         ]
         self.dead_sinks: list[Sink] = [
             KafkaTopicSink(self.producer, t.dlq, encode_dead_letter, "dlq→kafka", stop=self.abort_event),
-            ClickHouseTableSink(
-                ch_client, f"{db}.dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "dlq→clickhouse"
-            ),
+            tables.dead_letters,
         ]
-        self.rollup_sink = ClickHouseTableSink(
-            ch_client, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"
-        )
-        # the lifecycle dashboard's tables: deletion requests as they come, the policy's contracts at start
-        self.deletion_sink = ClickHouseTableSink(
-            ch_client, f"{db}.deletion_events", DELETION_COLUMNS, identity_row, "deletions"
-        )
-        self.contract_sink = ClickHouseTableSink(
-            ch_client, f"{db}.recipient_contracts", CONTRACT_COLUMNS, identity_row, "contracts"
+        self.rollup_sink, self.deletion_sink, self.contract_sink = (
+            tables.rollups,
+            tables.deletions,
+            tables.contracts,
         )
         self.contract_sink.add(
             contract_rows(RecipientBook(catalog.policy.recipients), int(time.time() * 1000))
         )
-        self.stats_sink = ClickHouseTableSink(
-            ch_client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"
-        )
+        self.stats_sink = tables.stats
         # its own producer: a changelog write waits for its records only (Changelog.write flushes)
         self.changelog = Changelog(
             Producer(producer_config(bootstrap, client_extra)), changelog_topic(config)

@@ -199,3 +199,41 @@ def test_one_access_dated_ten_years_ahead_does_not_hide_a_burst(policy, catalog,
     assert [(d.kind, d.raw.offset) for d in dead] == [("event_time", 30)]
     (alert,) = latest(alerts)
     assert alert.subject_count == 60 and alert.actor_id == "e1"
+
+
+def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
+    workload, tmp_path: Path, ch, names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`replay --clickhouse` stored its alerts only: the report then showed no events, `lifemon
+    incidents` none, `catalog gaps` no gap and the lifecycle panels no deletion request, though the
+    replay had them all."""
+    from streams.cli import main
+    from streams.report import gather
+
+    files = [p for p in write_files(workload, tmp_path / "jsonl", "jsonl") if p.suffix == ".jsonl"]
+    access = next(p for p in files if p.name == "pfi.access.jsonl")
+    first, rest = access.read_bytes().split(b"\n", 1)
+    odd = orjson.loads(first) | {"fields": ["customer_name", "loyalty_points"]}  # unknown to the catalog
+    access.write_bytes(orjson.dumps(odd) + b"\n" + rest)
+    db = names["database"]
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse:\n  database: {db}\n")
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)  # the session's chDB
+    alerts_out = tmp_path / "alerts.jsonl"
+    args = ["replay", *map(str, files), "--config", str(config), "--clickhouse", "chdb://session"]
+    assert main([*args, "--alerts-out", str(alerts_out)]) == 0
+
+    data = gather(ch, db)
+    events = sum(n for _, _, n in data["by_class"])
+    assert events == sum(
+        1 for s, _, _ in workload.records if s not in ("entitlements", "consents", "customers")
+    )
+    assert len(data["alerts"]) == len(alerts_out.read_bytes().splitlines()) > 0
+    assert data["incidents"] > 0
+    assert any(kind == "field" for kind, *_ in data["gaps"])
+    deletions = ch.query(
+        f"SELECT countIf(stage = 'deletion_requested') FROM {db}.deletion_events"
+    ).result_rows[0][0]
+    assert deletions == sum(
+        1 for s, _, r in workload.records if s == "lifecycle" and r.stage == "deletion_requested"
+    )
