@@ -134,7 +134,7 @@ def test_a_join_split_across_a_checkpoint_and_restart_is_counted_once(policy, ca
     assert dec.decode("access", batch(LINES[15:], 15)).ok == []  # still open: its session may go on
     out = dec.flush("access", TOPIC, 0)
     alerts += engine.process("access", TOPIC, 0, out.ok) + engine.drain()
-    assert {(a.actor_id, a.subject_count, a.counts.get("category_property")) for a in alerts} == {
+    assert {(a.actor_id, a.counts["records"], a.counts.get("category_property")) for a in alerts} == {
         ("E1002", 600, 600)
     }
     # the teller's last statement and the analyst's join came back from the checkpoint; the join is

@@ -122,6 +122,40 @@ def test_pgaudit_csvlog_gives_the_same_accesses() -> None:
     assert {ev.client_ip for _, ev in out.ok} == {"127.0.0.1"}  # csvlog always has connection_from
 
 
+def _denials(csv: bool, line_numbers: bool) -> list[bytes]:
+    """A script's three denied SELECTs, logged in one millisecond by one backend."""
+    out = []
+    for n in range(3):
+        stmt = f"SELECT * FROM core.credit_reports WHERE customer_id = 'C00005{n}';"
+        if csv:
+            head = f'2026-12-01 16:43:56.109 UTC,"teller_wang","corebank",15503,"127.0.0.1:42686",6b0ef94c.3c8f,{7 + n},"SELECT",2026-12-01 16:43:56 UTC,3/6,0'
+            out.append(
+                f'{head},ERROR,42501,"permission denied for table credit_reports",,,,,,"{stmt}",,,"teller-desk","client backend",,0'
+            )
+        else:
+            head = f"2026-12-01 16:43:56.109 UTC [15503] {f'{2 * n + 7} ' if line_numbers else ''}teller_wang@corebank app=teller-desk"
+            out += [
+                f"{head} ERROR:  permission denied for table credit_reports",
+                f"{head} STATEMENT:  {stmt}",
+            ]
+    return [line.encode() for line in out]
+
+
+@pytest.mark.parametrize(
+    ("config", "csv", "line_numbers"),
+    [({}, False, False), ({"log_line_prefix": "%m [%p] %l %q%u@%d app=%a "}, False, True), ({"format": "csvlog"}, True, True)],
+    ids=["stderr", "stderr with %l", "csvlog"],
+)  # fmt: skip
+def test_denials_in_one_millisecond_are_three_events(config: dict, csv: bool, line_numbers: bool) -> None:
+    """pgaudit gives a denial no statement id: three denials of one backend in one millisecond had
+    one event id, the door kept one, and a script probing for access stayed under the rule's three."""
+    dec, _ = decoder(**config)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], _denials(csv, line_numbers)))
+    assert out.dead == []
+    assert [ev.subject_ids for _, ev in out.ok] == [["C000050"], ["C000051"], ["C000052"]]
+    assert len({ev.event_id for _, ev in out.ok}) == 3
+
+
 def test_one_record_per_physical_line_joins_continuations_within_the_batch() -> None:
     for name, opts in (("pgaudit.log", {}), ("pgaudit.csv", {"format": "csvlog"})):
         dec, _ = decoder(**opts)
@@ -300,9 +334,17 @@ def test_bulk_query_fires_on_pgaudit_row_count_and_teller_stays_silent(policy, c
     out = decode_all(dec, "access", records(TOPICS["pgaudit"], entries("pgaudit.log")))
     alerts = engine.process("access", TOPICS["pgaudit"], 0, out.ok) + engine.drain()
     assert {
-        (a.actor_id, a.severity.value, a.subject_count, a.counts.get("category_property")) for a in alerts
+        (
+            a.actor_id,
+            a.severity.value,
+            a.subject_count,
+            a.counts["records"],
+            a.counts.get("category_property"),
+        )
+        for a in alerts
     } == {
-        ("E1002", "critical", 600, 600)  # 600 balances: ten times art. 5's 50 property records
+        # 600 balances, no customer named: ten times art. 5's 50 property records
+        ("E1002", "critical", 0, 600, 600)
     }
 
 

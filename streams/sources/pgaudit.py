@@ -40,7 +40,7 @@ _ESCAPES = {
     "i": r".*?",
     "e": r"(?P<sqlstate>[0-9A-Z]{5})",
     "c": r"(?P<session>[0-9a-f]+\.[0-9a-f]+)",
-    "l": r"\d+",
+    "l": r"(?P<line_no>\d+)",
     "s": r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?",
     "v": r"\S*?",
     "x": r"\d+",
@@ -66,7 +66,7 @@ MAX_PREFIX = 1024
 HOLD_MS = 1000
 _CSV_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 # csvlog columns (PostgreSQL 13+): the ones lifemon reads
-_C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION = 0, 1, 2, 3, 4, 5
+_C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION, _C_LINE = 0, 1, 2, 3, 4, 5, 6
 _C_SEVERITY, _C_STATE, _C_MESSAGE, _C_QUERY, _C_APP = 11, 12, 13, 19, 22
 
 
@@ -150,7 +150,7 @@ class PgauditParser:
                     del carry[session]
                 continue
             try:
-                result = self._statement(row, line, session)
+                result = self._statement(row, line, session, raw.offset)
             except Unreadable as e:
                 result = _Bad(e.field, e.message)
             if isinstance(result, tuple) and not self.csvlog and _blank_in_name(row):
@@ -198,6 +198,7 @@ class PgauditParser:
             "client": g.get("client") or "",
             "pid": g.get("pid") or "",
             "session": g.get("session") or "",
+            "line_no": g.get("line_no") or "",
             "sqlstate": g.get("sqlstate") or "",
             "level": g["level"],
             "msg": g["msg"],
@@ -219,6 +220,7 @@ class PgauditParser:
             "client": cols[_C_CLIENT].rsplit(":", 1)[0],
             "pid": cols[_C_PID],
             "session": cols[_C_SESSION],
+            "line_no": cols[_C_LINE],
             "sqlstate": cols[_C_STATE],
             "level": cols[_C_SEVERITY],
             "msg": cols[_C_MESSAGE],
@@ -226,7 +228,7 @@ class PgauditParser:
         }
 
     def _statement(
-        self, row: dict[str, str], line: Line, session: str
+        self, row: dict[str, str], line: Line, session: str, offset: int
     ) -> tuple[tuple[str, str] | None, DbStatement] | _Bad | str:
         """(merge key, statement), a dead-letter reason, or the skip reason of a line."""
         msg, level = row["msg"], row["level"]
@@ -235,9 +237,12 @@ class PgauditParser:
             if denied is None and row["sqlstate"] != "42501":
                 return "pgaudit: error other than permission denied"
             ts = self._ts(row, line)
+            # a denial has no pgaudit statement id, and a script's denials share a millisecond: the
+            # session's line number (%l, csvlog's session_line_num) tells them apart, else the offset
+            seq = row["line_no"] or f"@{offset}"
             return None, DbStatement(
                 "pgaudit",
-                f"pg:{session}:denied:{ts}",
+                f"pg:{session}:denied:{ts}:{seq}",
                 ts,
                 line.host,
                 row["db"],
