@@ -488,15 +488,19 @@ class BulkQueryDetector:
         """A transfer an employee sent out of the bank with identifiable C2 or C3 data: its records
         count toward the law's tiers like records read (seed 002 §五-六: sharing and transfer; the
         interpretation counts information provided as well as obtained). Internal moves, reports to
-        a regulator and de-identified data do not. What a declared recipient is, recipients.yaml
+        a regulator, de-identified data and what a contract in force covers (lawful provision, whose
+        consent transfer_policy judges) do not. What a declared recipient is, recipients.yaml
         says (as transfer_policy judges it): a log calling a processor a regulator lifts no count."""
-        if tr.actor_id is None or tr.deidentified:
-            return False
+        if tr.actor_id is None or (tr.deidentified and not tr.subject_ids):
+            return False  # a batch naming its subjects is not de-identified, whatever its flag
         recipients = ctx.catalog.policy.recipients
         if recipients.kind_of(tr.recipient_id, tr.recipient_type) in NOT_TAKEN_OUT:
             return False
         if recipients.clears(tr.recipient_id, tr.purpose):
             return False  # clearing through the card scheme: the bank's business, not information provided
+        term = ctx.catalog.recipient_book.in_force(tr.recipient_id, tr.ts, tr.contract_id)
+        if term is not None and ctx.catalog.categories(tr.categories) <= term.categories:
+            return False  # sharing the bank contracted for: transfer_policy judges its consent and volume
         return ctx.catalog.profile(tr.categories)[0] is not JrClass.C1
 
     def _add_transfer(self, win: ActorWindow, tr: Any, ctx: Context) -> None:

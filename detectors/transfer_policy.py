@@ -127,7 +127,6 @@ class TransferPolicyDetector:
 
     def __init__(self, section: DetectorSection, params: TransferPolicyParams, store: Store):
         self.section, self.p, self.store = section, params, store
-        self._book: RecipientBook | None = None
         self._known_fields: dict[str, str] = {}
 
     @staticmethod
@@ -135,10 +134,8 @@ class TransferPolicyDetector:
         return VolumePeriod.from_json(data) if isinstance(data, dict) else data
 
     def book(self, ctx: Context) -> RecipientBook:
-        if self._book is None:
-            self._book = RecipientBook(ctx.catalog.policy.recipients)
-            self._known_fields = ctx.catalog.field_category
-        return self._book
+        self._known_fields = ctx.catalog.field_category
+        return ctx.catalog.recipient_book
 
     # -- events ---------------------------------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
@@ -186,7 +183,15 @@ class TransferPolicyDetector:
         cross_border = RecipientType.overseas in (kind, ev.recipient_type) or (
             country is not None and country != book.home_country
         )
-        if kind in self.p.consent_types and not ev.deidentified and not cross_border and not clearing:
+        # a sender's flag is a claim: a batch that names its subjects is not de-identified (seed 002
+        # §六.2(1): 去标识化处理, 且确保数据接收方无法重新识别)
+        deidentified = ev.deidentified and not ev.subject_ids
+        claim = (
+            f" (flagged de-identified, yet it names {len(ev.subject_ids)} subject(s))"
+            if ev.deidentified and ev.subject_ids
+            else ""
+        )
+        if kind in self.p.consent_types and not deidentified and not cross_border and not clearing:
             missing, unnamed = self._without_consent(ev, ctx)
             if missing or unnamed:
                 yield self._finding(
@@ -195,16 +200,16 @@ class TransferPolicyDetector:
                     cls,
                     f"shared with {kind.value} {ev.recipient_id} although {missing} named "
                     f"subject(s) hold no separate consent and {unnamed} are not named "
-                    f"(claimed basis: {ev.legal_basis.value})",
+                    f"(claimed basis: {ev.legal_basis.value}){claim}",
                     {"subjects_without_consent": missing, "subjects_unnamed": unnamed},
                 )
-        if kind in self.p.entrusted_types and not ev.deidentified:
+        if kind in self.p.entrusted_types and not deidentified:
             how = "encrypted but identifiable" if ev.encrypted else "identifiable"
             yield self._finding(
                 ev,
                 r.entrusted_not_deidentified,
                 cls,
-                f"entrusted {ev.recipient_id} with {how} data (encryption alone is not de-identification)",
+                f"entrusted {ev.recipient_id} with {how} data (encryption alone is not de-identification){claim}",
             )
         if ev.public_network and not ev.encrypted and cls is not JrClass.C1:
             yield self._finding(

@@ -4,8 +4,9 @@ combination rule of JR/T 0171 §4.2), categories, roles. Detectors call these pe
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
+from policy.contracts import RecipientBook
 from policy.model import CLASS_RANK, JrClass, Policy
 from policy.sdk_declarations import SdkDeclarations
 
@@ -62,6 +63,11 @@ class Catalog:
             if len(self._profiles) < 100_000:
                 self._profiles[key] = found
         return found
+
+    @cached_property
+    def recipient_book(self) -> RecipientBook:
+        """The declared recipients' contracts, as of time (policy/contracts.py)."""
+        return RecipientBook(self.policy.recipients)
 
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)

@@ -437,6 +437,30 @@ def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_fact
     assert alerts + engine.drain() == []
 
 
+def test_sharing_a_contract_in_force_covers_is_no_unlawful_provision(engine_factory) -> None:
+    """Art. 5 counts information unlawfully provided (非法提供, seed 001 §五.1): 60 customers'
+    assets sent to the fund distributor under its contract (identity, account, property) are the
+    sharing the bank agreed to, whose consent transfer_policy judges. Credit reports, which the
+    contract does not cover, and a file flagged de-identified that names its customers, count."""
+
+    def fund(i: int, **kw):  # 20 customers each
+        named = {"recipient_id": "tp_fund_distributor", "subject_ids": [f"C{i}{j:02d}" for j in range(20)]}
+        return transfer(i, 20, **(named | kw))
+
+    agreed = [fund(i, categories=["customer_name", "assets"]) for i in range(3)]
+    engine = engine_factory()
+    assert engine.process("transfer", "pfi.transfer", 0, fed("transfer", agreed, "pfi.transfer")) == []
+    assert engine.drain() == []
+    for beyond in (
+        [fund(i, categories=["customer_name", "credit_report"]) for i in range(3)],
+        [fund(i, recipient_id="tp_unlisted", deidentified=True) for i in range(3)],
+    ):  # fmt: skip
+        engine = engine_factory()
+        alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", beyond, "pfi.transfer"))
+        (a,) = final(alerts + engine.drain()).values()
+        assert a.counts["records"] == 60 and a.severity.value == "high"
+
+
 @pytest.mark.parametrize("logged_as", ["regulator", "internal"])
 def test_a_declared_processor_logged_as_a_regulator_or_internal_still_counts(
     engine_factory, logged_as

@@ -173,6 +173,30 @@ def test_c3_to_a_third_party_and_cross_border_open_incidents_a_consented_share_d
     assert by_key["hk-fx-partner"].leakage_classes == ["cross_border"]
 
 
+def test_a_share_after_the_customers_withdrew_their_consent_opens_an_incident(engine) -> None:
+    """Seed 001 §五.1 (第六十条(6)): 非法向他人提供消费者金融信息; seed 004 应急管理(4) reports it. A
+    high sharing_without_consent alert opened none: the response team never heard of it."""
+    e = engine()
+    withdrawn = [
+        Consent(
+            subject_id=f"C{i:07d}",
+            ts=T0 - HOUR,
+            purpose="insurance_referral",
+            status="withdrawn",
+            separate=True,
+        )
+        for i in range(2)
+    ]
+    e.apply_reference("consents", refs("consents", withdrawn))
+    inc = one(run(e, "transfer", [transfer(1, subjects=range(3))]))
+    assert (inc.key, inc.leakage_classes, inc.subjects.distinct) == (
+        "tp_insurance_partner",
+        ["unconsented_sharing"],
+        3,
+    )
+    assert [a.rule_id for a in inc.alerts] == ["LM-TP-002"]
+
+
 # -- grouping and windows --------------------------------------------------------------------------
 def test_one_recipients_leaks_in_one_day_are_one_incident_with_subjects_counted_once(engine) -> None:
     e = engine()

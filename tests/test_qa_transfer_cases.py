@@ -112,6 +112,19 @@ def test_a_foreign_country_in_any_case_is_cross_border(run, country) -> None:
     assert set(got) == {"cross_border"} and "(HK)" in got["cross_border"].summary
 
 
+def test_a_batch_flagged_de_identified_that_names_its_customers_is_not(run) -> None:
+    """Seed 002 §六.2(1): 去标识化处理, 且确保数据接收方无法重新识别. A sending system's flag is a
+    claim; names and subject ids in the batch refute it, and the consent rules apply."""
+    ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "id_document_no", "assets"],
+                  deidentified=True, legal_basis="contract", purpose="fund_distribution")  # fmt: skip
+    got = run([ev])
+    assert set(got) == {"sharing_without_consent"}
+    assert "flagged de-identified, yet it names 2 subject(s)" in got["sharing_without_consent"].summary
+    processor = transfer("proc_call_center", "processor", ["mobile_phone"], deidentified=True,
+                         purpose="customer_service")  # fmt: skip
+    assert set(run([processor])) == {"entrusted_not_deidentified"}
+
+
 def test_de_identified_data_shared_without_consent_is_exempt(run) -> None:
     """Seed 002 §六.2(1): 共享、转让经去标识化处理的个人金融信息, 且确保数据接收方无法重新识别的除外."""
     ev = deidentified("tp_insurance_partner", "third_party", ["customer_name", "mobile_phone"], 1500,
