@@ -73,11 +73,11 @@ REASONS = (
 )
 
 
-SUSPENDED_REASON = {  # as policy/detectors/unauthorized_lookup.yaml ships it
+SUSPENDED_REASON = {  # as policy/detectors/unauthorized_lookup.yaml ships it, its citation expanded
     "severity": "high",
     "en": "access while the employee's account is suspended",
     "zh": "停权期间仍访问",
-    "source": "seed 004 人员管理(5)",
+    "source": "本行《掌上银行家隐私政策》及个人金融信息保护管理规定 人员管理(5)",
 }
 
 
@@ -638,7 +638,9 @@ class UnauthorizedLookupDetector:
             ep.notes.setdefault(reason, note)
         if ev.outcome is Outcome.success:
             ep.customers.update(ev.subject_ids)
-            ep.unnamed += max(0, ev.row_count - len(ev.subject_ids))
+            # a named customer's statement of 12 rows is 12 rows of that customer (as bulk_query
+            # counts them), not 11 rows naming no one: only a log naming nobody leaves rows unnamed
+            ep.unnamed += 0 if ev.subject_ids else ev.row_count
             ep.rank = max(ep.rank, CLASS_RANK[ctx.catalog.classify(ev.fields)])
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)

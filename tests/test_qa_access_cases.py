@@ -597,3 +597,7 @@ def test_unnamed_rows_are_not_listed_as_customers(run) -> None:
     u = one(run(ents, [unnamed, far]), "unauthorized_lookup")
     assert "touching 3 customers and 50 rows naming no customer" in u.summary, u.summary
     assert records_and_customers(u.subject_count, u.counts)[1] == 3
+    # one far customer's statement of 12 rows: 12 rows of that customer, none unnamed
+    statement = read("p1", OPEN, ["F0001"], fields=("transaction_record",), row_count=12)
+    u = one(run(ents, [statement]), "unauthorized_lookup")
+    assert "touching 1 customers" in u.summary and "naming no customer" not in u.summary, u.summary

@@ -78,7 +78,7 @@ def test_a_customer_of_another_sub_branch_fires(run) -> None:
     (a,) = run([entitlement("e1")], near + far)
     assert reasons([a]) == {"out_of_scope"} and a.severity.value == "medium"
     assert a.subject_count == 1 and "S0101 read a customer managed by S0102" in a.summary
-    assert "越权" in a.summary and "seed 004" in a.summary and "C0000010" not in a.summary
+    assert "越权" in a.summary and "本行《掌上银行家隐私政策》" in a.summary and "C0000010" not in a.summary
     assert a.window_start == T0 + HOUR and a.actor_org == "S0101"
 
 
