@@ -278,7 +278,7 @@ def test_the_50th_credit_record_in_24_hours_spread_thin(run) -> None:
     assert a.actor_id == "w2" and a.actor_org == "S0101" and a.severity.value == "high"
     assert a.counts["records"] == 50 and a.counts["customers"] == 50
     assert "50 credit/property/location/communication_content records counted over 24 h (" in a.summary
-    assert "reached 50 (解释第五条第一款(三)(四): 50条)" in a.summary
+    assert "reached 50 (解释第五条第一款(三): 行踪轨迹、通信内容、征信信息、财产信息50条)" in a.summary
     assert (a.title_zh, a.title_en) == (
         "批量查询个人金融信息",
         "Bulk query of personal financial information",
@@ -366,6 +366,24 @@ def test_an_authentication_helper_alone_stays_c2(policy) -> None:
     assert catalog.classify(["security_answer"]) is JrClass.C2
     assert catalog.classify(["login_username", "customer_name"]) is JrClass.C2
     assert catalog.classify(["login_username", "customer_name", "security_answer"]) is JrClass.C3
+
+
+@pytest.mark.parametrize(
+    ("fields", "severity", "tier"),
+    [
+        (("customer_name", "mobile_phone"), "medium", None),
+        (("customer_name", "payment_account_no"), "high", "解释第五条第一款(四)"),
+    ],  # fmt: skip
+    ids=["names and phone numbers", "account numbers"],
+)
+def test_600_rows_reach_the_tier_art_5_puts_their_data_in(run, fields, severity, tier) -> None:
+    """Art. 5 ¶1: 500 records for data that may endanger a person's property (四: transactions,
+    accounts), 5 000 for any other (五): a phone number is no call record (通信记录). A list of 600
+    names and phone numbers passes the role threshold only; 600 account numbers reach (四)."""
+    report = read("p1", OPEN, [], fields=fields, system="report_portal", action="download", row_count=600)
+    b = one(run([_ent("p1", "sb_president", "S0101")], [report]), "bulk_query")
+    assert b.severity.value == severity and ("leakage_candidate" in b.counts) == (tier is not None)
+    assert tier is None or tier in b.summary
 
 
 def test_a_report_of_50_unnamed_credit_rows(run) -> None:
