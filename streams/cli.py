@@ -713,7 +713,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="monitor the Kafka topics until stopped")
     common(sp)
     sp.add_argument(
-        "--until-idle", type=float, metavar="S", help="stop after S seconds without new data (default: never)"
+        "--until-idle",
+        type=float,
+        metavar="S",
+        help="stop after S seconds without new data (default: never). A live run judges what waits for "
+        "the watermark (unauthorized_lookup, offscope_marketing) once later events, on any partition, "
+        "move event time past it by allowed_lateness_s; a run stopped before keeps it in its checkpoint "
+        "for the next run (`lifemon replay` of the same records ends at their last event time and "
+        "judges it at once)",
     )
     sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (default: never)")
     sp.add_argument("--quiet", action="store_true", help="no live progress line (default: shown)")
