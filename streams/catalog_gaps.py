@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,16 @@ def fold_tables(rows: list[dict[str, Any]], fingerprint: Callable[[str], str] | 
     return [r for r in rows if not (r["kind"] == "field" and r["object"] in tables)]
 
 
+def _width(text: str) -> int:
+    """Terminal columns: a Chinese table name's characters take two each."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = " " * (width - _width(text))
+    return fill + text if right else text + fill
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     """An aligned table, then where each kind listed goes in the policy."""
     if not rows:
@@ -56,11 +67,11 @@ def render(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]  # fmt: skip
     header = ("KIND", "OBJECT", "STREAM", "SEEN", "FIRST SEEN (UTC)", "LAST SEEN (UTC)")
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+    widths = [max(_width(c[i]) for c in [header, *cells]) for i in range(len(header))]
     right = {3}  # counts align right
     lines = [
         "  ".join(
-            v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))
+            _pad(v, w, right=i in right) for i, (v, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in [header, *cells]
     ]

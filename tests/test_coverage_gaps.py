@@ -6,6 +6,7 @@ in the replay-safe rollups, beside unknown field ids; the `coverage_gaps` view i
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,21 @@ def test_a_gap_is_counted_however_many_field_sets_with_unknown_ids_came_before(p
     junk = [["account_balance", f"junk{i}"] for i in range(100_000)]  # the label cache's size
     assert sum(gaps_after(junk[k : k + 10_000], k) for k in range(0, len(junk), 10_000)) == 100_000
     assert gaps_after([["account_balance", "card_no_typed_as_field"]], len(junk)) == 1
+
+
+def test_a_chinese_table_name_keeps_the_columns_aligned() -> None:
+    """A table named `core."客户备注"` took two terminal columns a character and pushed its row's
+    columns out of line."""
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = [
+        {"kind": "table", "object": name, "stream": "access", "seen": 1, "first_seen": at, "last_seen": at}
+        for name in ("corebank.core.客户备注", "corebank.core.branch_targets")
+    ]
+    first, second = render(rows).splitlines()[1:3]
+
+    def column(line: str, text: str) -> int:  # terminal columns before `text`
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line[: line.index(text)])
+
+    assert column(first, "access") == column(second, "access")
