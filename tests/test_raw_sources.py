@@ -300,25 +300,6 @@ def test_sftp_uploads_become_transfers() -> None:
     assert len(late.dead) == 1 and "session opened" in late.dead[0].message
 
 
-def test_a_file_through_an_undeclared_sftp_account_is_an_unapproved_share(policy, catalog) -> None:
-    """policy/sources.yaml knows no `vendor_x`: the upload was only a coverage gap, though data crossed
-    the bank's exchange server for someone no contract binds (seed 002 §六.2(2))."""
-    lines = [
-        b"Dec  1 16:44:00 gw1 internal-sftp[77]: session opened for local user vendor_x from [203.0.113.9]",
-        b'Dec  1 16:44:02 gw1 internal-sftp[77]: close "/upload/C000042_customers.csv" bytes read 0 written 10884',
-        b'Dec  1 16:44:03 gw1 internal-sftp[77]: close "/upload/empty.csv" bytes read 0 written 0',
-    ]
-    dec, stats = decoder()
-    out = decode_all(dec, "transfer", records(TOPICS["sftp"], lines, stamp=1_796_143_500_000))
-    assert stats.gaps == {"sftp_account vendor_x": 2}
-    (ev,) = [ev for _, ev in out.ok]
-    assert (ev.recipient_id, ev.recipient_type.value, ev.categories) == ("sftp:vendor_x", "third_party", [])
-    spec = next(s for s in load_detectors(policy) if s.kind == "transfer_policy")
-    engine = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
-    alerts = engine.process("transfer", TOPICS["sftp"], 0, out.ok) + engine.drain()
-    assert {a.rule_id for a in alerts} == {"LM-TP-006"} and "not an approved recipient" in alerts[0].summary
-
-
 def test_syslog_year_comes_from_the_record_time() -> None:
     dec, _ = decoder()
     opened = b"Dec 31 23:59:58 gw1 internal-sftp[5]: session opened for local user hk_fx from [10.0.0.9]"

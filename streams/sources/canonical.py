@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from policy.sources import SourceMapping, TableEntry
-from schemas.models import Action, LegalBasis, Outcome, RecipientType
+from schemas.models import Action, Outcome
 from schemas.structs import STRICT
 from streams.sources.records import DbStatement, FileHandover
 
@@ -97,7 +97,7 @@ class Canonical:
         account = self.m.sftp_accounts.get(f.account)
         if account is None:
             self._gap("sftp_account", f.account)
-            return self._unknown_account(f)
+            return None
         d = self.m.directory(account, f.path)
         if d is None:
             self._gap("sftp_path", f"{f.account}:{f.path.rsplit('/', 1)[0]}/")
@@ -127,30 +127,6 @@ class Canonical:
             contract_id=account.contract_id,
             legal_basis=account.legal_basis,
             assessment_id=account.assessment_id,
-        )
-
-    def _unknown_account(self, f: FileHandover) -> Any | None:
-        """A file moved through an account the bank never declared: to whom, what and how much are
-        unknown, but data crossed the bank's exchange server for someone no contract binds. It
-        reaches transfer_policy as a share with a recipient no one approved (`sftp:<account>`),
-        which is an alert, not only the gap that names the account."""
-        if f.bytes_read + f.bytes_written <= 0:
-            return None
-        shown = self._file(f.path)
-        return STRICT["transfer"](
-            event_id=f.event_id.replace(f.path, shown, 1),
-            ts=f.ts_ms,
-            transfer_id=f"{f.account}:{shown}:{f.ts_ms}",
-            sender_system="sftp",
-            recipient_id=f"sftp:{f.account}",
-            recipient_type=RecipientType.third_party,
-            categories=[],
-            record_count=0,
-            subject_count=0,
-            encrypted=True,
-            deidentified=False,
-            public_network=False,
-            legal_basis=LegalBasis.none,
         )
 
     def _file(self, path: str) -> str:
