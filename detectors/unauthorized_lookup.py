@@ -638,9 +638,9 @@ class UnauthorizedLookupDetector:
             ep.notes.setdefault(reason, note)
         if ev.outcome is Outcome.success:
             ep.customers.update(ev.subject_ids)
-            # a named customer's statement of 12 rows is 12 rows of that customer (as bulk_query
-            # counts them), not 11 rows naming no one: only a log naming nobody leaves rows unnamed
-            ep.unnamed += 0 if ev.subject_ids else ev.row_count
+            # rows past the customers named stay counted: they may be those customers' (a 12-row
+            # statement) or anyone's (`OR 1=1`); the log cannot tell, so the summary says neither
+            ep.unnamed += max(0, ev.row_count - len(ev.subject_ids))
             ep.rank = max(ep.rank, CLASS_RANK[ctx.catalog.classify(ev.fields)])
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)
@@ -684,7 +684,10 @@ class UnauthorizedLookupDetector:
         zh = "；".join(f"{spec[r].zh} {ep.reasons[r]}次" for r in reasons)
         # rows a log counted without naming their customers are records, not known customers
         touched, touched_zh = f"{len(ep.customers)} customers", f"{len(ep.customers)}名客户"
-        if ep.unnamed:
+        if ep.unnamed and ep.customers:  # a statement's rows, or a broader query's: the log cannot say
+            touched += f" and {ep.unnamed} more rows than customers named"
+            touched_zh += f"及另外{ep.unnamed}条记录"
+        elif ep.unnamed:
             touched += f" and {ep.unnamed} rows naming no customer"
             touched_zh += f"及{ep.unnamed}条未具名记录"
         summary = (

@@ -215,7 +215,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         raise
 
 
-_SEED = re.compile(r"seed \d{3}")
+_SEED = re.compile(r"\bseed \d{3}\b")
 
 
 def _citations(path: Path) -> Any:

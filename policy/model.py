@@ -74,6 +74,21 @@ class Combination(Strict):
     jr_class: JrClass = Field(alias="class")
     why: str
 
+    @field_validator("fields")
+    @classmethod
+    def _places(cls, places: list[str | list[str]]) -> list[str | list[str]]:
+        """Each place names at least one id, and no id stands in two places (one field would then
+        complete the combination alone)."""
+        seen: set[str] = set()
+        for i, one in enumerate(places):
+            ids = [one] if isinstance(one, str) else one
+            if not ids:
+                raise ValueError(f"place {i} lists no field id; name one or more alternatives")
+            if seen & set(ids):
+                raise ValueError(f"{sorted(seen & set(ids))} stands in two places; each field fills one")
+            seen |= set(ids)
+        return places
+
     def ids(self) -> list[str]:
         return [f for one in self.fields for f in ([one] if isinstance(one, str) else one)]
 

@@ -162,3 +162,24 @@ def test_alerts_and_notices_name_the_documents_not_seed_numbers(policy, policy_c
     with pytest.raises(PolicyError, match="seed NNN: citation") as e:
         load_policy(policy_copy)
     assert e.value.file.endswith("references.yaml")
+
+
+@pytest.mark.parametrize(
+    ("places", "said"),
+    [
+        ("[[], [sms_code]]", "lists no field id"),
+        ("[[sms_code, otp_code], [otp_code]]", "stands in two places"),
+    ],
+)
+def test_a_combination_place_is_non_empty_and_fields_fill_one_place(
+    policy_copy: Path, places: str, said: str
+) -> None:
+    """An empty place turned the combination off; an id in two places made one field alone C3."""
+    edit(
+        policy_copy / "classification.yaml",
+        "  - fields: [payment_account_no, card_expiry]",
+        f"  - fields: {places}",
+    )
+    with pytest.raises(PolicyError, match=said) as e:
+        load_policy(policy_copy)
+    assert e.value.key.startswith("combinations.")

@@ -150,10 +150,18 @@ def test_denials_in_one_millisecond_are_three_events(config: dict, csv: bool, li
     """pgaudit gives a denial no statement id: three denials of one backend in one millisecond had
     one event id, the door kept one, and a script probing for access stayed under the rule's three."""
     dec, _ = decoder(**config)
-    out = decode_all(dec, "access", records(TOPICS["pgaudit"], _denials(csv, line_numbers)))
+    lines = _denials(csv, line_numbers)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
     assert out.dead == []
     assert [ev.subject_ids for _, ev in out.ok] == [["C000050"], ["C000051"], ["C000052"]]
     assert len({ev.event_id for _, ev in out.ok}) == 3
+    # the first denial shipped again, at other offsets: the same event, which the door drops
+    again = decode_all(
+        decoder(**config)[0],
+        "access",
+        [RawRecord(TOPICS["pgaudit"], 0, 100 + i, v) for i, v in enumerate(lines[: 1 if csv else 2])],
+    )
+    assert [ev.event_id for _, ev in again.ok] == [out.ok[0][1].event_id]
 
 
 def test_one_record_per_physical_line_joins_continuations_within_the_batch() -> None:

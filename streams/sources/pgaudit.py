@@ -13,6 +13,7 @@ Only READ and WRITE classes are data access; everything else the server logs is 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from dataclasses import asdict
@@ -145,12 +146,16 @@ class PgauditParser:
                 else:
                     denied = held.parts[""][1]
                     denied.statement = row["msg"]
+                    if not row["line_no"]:
+                        denied.event_id += (
+                            ":" + hashlib.blake2b(row["msg"].encode(), digest_size=6).hexdigest()
+                        )
                     held.parts[""] = (raw, denied)
                     out.found += held.statements()  # a denial is whole with its statement
                     del carry[session]
                 continue
             try:
-                result = self._statement(row, line, session, raw.offset)
+                result = self._statement(row, line, session)
             except Unreadable as e:
                 result = _Bad(e.field, e.message)
             if isinstance(result, tuple) and not self.csvlog and _blank_in_name(row):
@@ -228,7 +233,7 @@ class PgauditParser:
         }
 
     def _statement(
-        self, row: dict[str, str], line: Line, session: str, offset: int
+        self, row: dict[str, str], line: Line, session: str
     ) -> tuple[tuple[str, str] | None, DbStatement] | _Bad | str:
         """(merge key, statement), a dead-letter reason, or the skip reason of a line."""
         msg, level = row["msg"], row["level"]
@@ -238,11 +243,13 @@ class PgauditParser:
                 return "pgaudit: error other than permission denied"
             ts = self._ts(row, line)
             # a denial has no pgaudit statement id, and a script's denials share a millisecond: the
-            # session's line number (%l, csvlog's session_line_num) tells them apart, else the offset
-            seq = row["line_no"] or f"@{offset}"
+            # session's line number (%l, csvlog's session_line_num) tells them apart; without it, its
+            # STATEMENT line's text does, once it comes (`_denied_statement`). Never the record's
+            # offset: a line a shipper sends twice must stay one event.
+            seq = f":{row['line_no']}" if row["line_no"] else ""
             return None, DbStatement(
                 "pgaudit",
-                f"pg:{session}:denied:{ts}:{seq}",
+                f"pg:{session}:denied:{ts}{seq}",
                 ts,
                 line.host,
                 row["db"],
