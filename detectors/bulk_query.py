@@ -499,8 +499,13 @@ class BulkQueryDetector:
         if recipients.clears(tr.recipient_id, tr.purpose):
             return False  # clearing through the card scheme: the bank's business, not information provided
         term = ctx.catalog.recipient_book.in_force(tr.recipient_id, tr.ts, tr.contract_id)
-        if term is not None and ctx.catalog.categories(tr.categories) <= term.categories:
-            return False  # sharing the bank contracted for: transfer_policy judges its consent and volume
+        volume = term.contract.volume if term is not None else None
+        if (
+            term is not None
+            and ctx.catalog.categories(tr.categories) <= term.categories
+            and (volume is None or tr.record_count <= volume.max_records)
+        ):  # sharing the bank contracted for: transfer_policy judges its consent and the period's volume
+            return False
         return ctx.catalog.profile(tr.categories)[0] is not JrClass.C1
 
     def _add_transfer(self, win: ActorWindow, tr: Any, ctx: Context) -> None:
