@@ -362,22 +362,17 @@ def _store_replay(
     """What a live run would have left in ClickHouse: alerts, incidents, dead letters, the event and
     coverage-gap rollups, deletion requests and the policy's contracts, so `lifemon report`,
     `incidents` and `catalog gaps` read the replay."""
-    from policy.contracts import RecipientBook
     from streams.clickhouse import apply_ddl, connect
-    from streams.lifecycle_ledger import contract_rows
     from streams.sinks.tables import Tables
 
     client = connect(dsn)
     apply_ddl(client, db)
-    tables = Tables.of(client, db)
+    tables = Tables.of(client, db, engine.catalog.recipient_book)
     tables.alerts.add(alerts)
     tables.incidents.add(incidents)
     tables.dead_letters.add(dead)
     tables.rollups.add(engine.rollup_rows())
     tables.deletions.add(engine.deletions.drain())
-    tables.contracts.add(
-        contract_rows(RecipientBook(engine.catalog.policy.recipients), int(time.time() * 1000))
-    )
     for sink in (
         tables.alerts,
         tables.incidents,

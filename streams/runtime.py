@@ -45,7 +45,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors import DetectorSpec
 from policy.catalog import Catalog
-from policy.contracts import RecipientBook
 from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
@@ -55,7 +54,7 @@ from streams.codecs import DeadLetter, Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap
 from streams.idleness import LaggedClock
-from streams.lifecycle_ledger import DeletionLedger, contract_rows
+from streams.lifecycle_ledger import DeletionLedger
 from streams.logs import KAFKA
 from streams.pseudonym import Pseudonymizer
 from streams.sinks import FatalSinkError, Sink, SinkError
@@ -381,7 +380,7 @@ class Monitor:
         client_extra = config.kafka_settings()
         self.producer = Producer(producer_config(bootstrap, client_extra))
         t = config.topics
-        tables = Tables.of(ch_client, db)
+        tables = Tables.of(ch_client, db, catalog.recipient_book)
         self.alert_sinks: list[Sink] = [
             KafkaTopicSink(self.producer, t.alerts, encode_alert, "alerts→kafka", stop=self.abort_event),
             tables.alerts,
@@ -403,9 +402,6 @@ class Monitor:
             tables.rollups,
             tables.deletions,
             tables.contracts,
-        )
-        self.contract_sink.add(
-            contract_rows(RecipientBook(catalog.policy.recipients), int(time.time() * 1000))
         )
         self.stats_sink = tables.stats
         # its own producer: a changelog write waits for its records only (Changelog.write flushes)

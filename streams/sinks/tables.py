@@ -4,10 +4,12 @@ incidents` and `lifemon catalog gaps` read a replay as they read a live run."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS
+from policy.contracts import RecipientBook
+from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, contract_rows
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
     DEAD_LETTER_COLUMNS,
@@ -34,11 +36,13 @@ class Tables:
     stats: ClickHouseTableSink
 
     @classmethod
-    def of(cls, client: Any, db: str) -> Tables:
+    def of(cls, client: Any, db: str, book: RecipientBook) -> Tables:
+        """The sinks, the policy's contracts (`book`) already added as they stand at start."""
+
         def table(name: str, columns: tuple[str, ...], row: Any, label: str) -> ClickHouseTableSink:
             return ClickHouseTableSink(client, f"{db}.{name}", columns, row, label)
 
-        return cls(
+        tables = cls(
             table("alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"),
             table("incidents", INCIDENT_COLUMNS, incident_row, "incidents→clickhouse"),
             table("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "dlq→clickhouse"),
@@ -47,3 +51,5 @@ class Tables:
             table("recipient_contracts", CONTRACT_COLUMNS, identity_row, "contracts"),
             table("pipeline_stats", STATS_COLUMNS, identity_row, "stats"),
         )
+        tables.contracts.add(contract_rows(book, int(time.time() * 1000)))
+        return tables
