@@ -80,8 +80,7 @@ class Combination(Strict):
         """Each place names at least one id, and no id stands in two places (one field would then
         complete the combination alone)."""
         seen: set[str] = set()
-        for i, one in enumerate(places):
-            ids = [one] if isinstance(one, str) else one
+        for i, ids in enumerate(_alternatives(places)):
             if not ids:
                 raise ValueError(f"place {i} lists no field id; name one or more alternatives")
             if seen & set(ids):
@@ -90,14 +89,16 @@ class Combination(Strict):
         return places
 
     def ids(self) -> list[str]:
-        return [f for one in self.fields for f in ([one] if isinstance(one, str) else one)]
+        return [f for ids in _alternatives(self.fields) for f in ids]
 
     def sets(self) -> list[frozenset[str]]:
         """Every set of field ids that completes the combination: one id of each place."""
-        return [
-            frozenset(pick)
-            for pick in product(*([one] if isinstance(one, str) else one for one in self.fields))
-        ]
+        return [frozenset(pick) for pick in product(*_alternatives(self.fields))]
+
+
+def _alternatives(places: list[str | list[str]]) -> list[list[str]]:
+    """A combination's places as lists of the ids that may fill each."""
+    return [[one] if isinstance(one, str) else one for one in places]
 
 
 class Classification(Strict):

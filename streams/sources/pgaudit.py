@@ -243,9 +243,9 @@ class PgauditParser:
                 return "pgaudit: error other than permission denied"
             ts = self._ts(row, line)
             # a denial has no pgaudit statement id, and a script's denials share a millisecond: the
-            # session's line number (%l, csvlog's session_line_num) tells them apart; without it, its
-            # STATEMENT line's text does, once it comes (`_denied_statement`). Never the record's
-            # offset: a line a shipper sends twice must stay one event.
+            # session's line number (%l, csvlog's session_line_num) tells them apart; without it, a
+            # digest of its STATEMENT line does, added when that line comes (`parse`). Never the
+            # record's offset: a line a shipper sends twice must stay one event.
             seq = f":{row['line_no']}" if row["line_no"] else ""
             return None, DbStatement(
                 "pgaudit",
