@@ -22,7 +22,15 @@ customer's records and every use of them meet in one task. It fires:
   lifecycle event arrives, so inputs interleaved differently (live, replay) end with one alert;
 - `destruction_record_incomplete`: a destroy event without content (categories), method, operator
   or supervisor, or with the operator as their own supervisor;
-- `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords.
+- `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords;
+- `removed_before_minimum`: a record the law requires kept (retention.yaml `minimums`, AML Law art.
+  19) deleted, anonymized or destroyed before the last day of its minimum, or before its clock even
+  started; a deletion request on such a record is answered by keeping it withheld (PIPL art. 47 ¶2),
+  so it is not `deletion_request_overdue` while the minimum runs;
+- `collected_after_relationship_ended`: a record collected after the customer's business
+  relationship ended (seed 004 流程描述(1)⑫), unless a collection for a `relationship_purposes`
+  purpose (an account opening) began a relationship again before it. Judged when the collection
+  or the end arrives, whichever is later.
 
 Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
 (`Policy.period_end`, Civil Code art. 201/203): a retention rule's `keep_days` from its clock's start
@@ -40,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -52,6 +60,7 @@ from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 
 DAY_MS = 86_400_000
+FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet
 COLLECTED = frozenset({"collect", "store"})
 CLOCKS = frozenset({"account_closed", "relationship_ended"})
 
@@ -63,6 +72,8 @@ class Rule(StrEnum):
     used_after_deletion = "used_after_deletion"
     destruction_record_incomplete = "destruction_record_incomplete"
     foreign_c3_stored = "foreign_c3_stored"
+    removed_before_minimum = "removed_before_minimum"
+    collected_after_relationship_ended = "collected_after_relationship_ended"
 
 
 class RetentionOverrunParams(BaseModel):
@@ -96,6 +107,16 @@ class Deadline:
         return not self.categories.isdisjoint(categories) and (not self.purposes or purpose in self.purposes)
 
 
+class RetentionPolicy(NamedTuple):
+    """policy/retention.yaml, ready to apply."""
+
+    rules: list[Deadline]
+    sla_days: int
+    forbidden_foreign_c3: frozenset[str]
+    minimums: list[Deadline]
+    relationship_purposes: frozenset[str]
+
+
 class RetentionOverrunDetector:
     kind: ClassVar[str] = "retention_overrun"
     inputs: ClassVar[dict[str, str]] = {
@@ -110,30 +131,40 @@ class RetentionOverrunDetector:
     def __init__(self, section: DetectorSection, params: RetentionOverrunParams, store: Store):
         self.section, self.p, self.store = section, params, store
         self.forget_ms = params.forget_deleted_days * DAY_MS
-        self._policy: tuple[list[Deadline], int, frozenset[str]] | None = None
+        self._policy: RetentionPolicy | None = None
         self._tz = ZoneInfo("UTC")  # the bank's calendar, once the policy is read
-        self._covering: dict[tuple[tuple[str, ...], str | None], list[Deadline]] = {}
+        self._covering: dict[tuple[tuple[str, ...], str | None], tuple[list[Deadline], list[Deadline]]] = {}
 
     @staticmethod
     def load_value(data: Any) -> Any:
         return Customer.from_json(data) if isinstance(data, dict) else data
 
     # -- policy ---------------------------------------------------------------------------------
-    def _retention(self, catalog: Catalog) -> tuple[list[Deadline], int, frozenset[str]]:
-        """(rules, deletion-request SLA in days, forbidden foreign C3 fields), read once from policy;
-        days are the bank's calendar days (the timezone of policy/recipients.yaml)."""
+    def _retention(self, catalog: Catalog) -> RetentionPolicy:
+        """Read once from policy; days are the bank's calendar days (the timezone of
+        policy/recipients.yaml)."""
         if self._policy is None:
             r = catalog.policy.retention
-            rules = [Deadline(name, rule) for name, rule in r.rules.items()]
             self._tz = ZoneInfo(catalog.policy.recipients.timezone)
-            self._policy = rules, r.deletion_request_sla_days, frozenset(r.forbidden_foreign_c3)
+            self._policy = RetentionPolicy(
+                [Deadline(name, rule) for name, rule in r.rules.items()],
+                r.deletion_request_sla_days,
+                frozenset(r.forbidden_foreign_c3),
+                [Deadline(name, rule) for name, rule in r.minimums.items()],
+                frozenset(r.relationship_purposes),
+            )
         return self._policy
 
-    def _rules_for(self, rec: Record, catalog: Catalog) -> list[Deadline]:
+    def _covering_of(self, rec: Record, catalog: Catalog) -> tuple[list[Deadline], list[Deadline]]:
+        """(retention rules, statutory minimums) that cover the record."""
         key = (tuple(rec.categories), rec.purpose)
         found = self._covering.get(key)
         if found is None:
-            found = [d for d in self._retention(catalog)[0] if d.covers(rec.categories, rec.purpose)]
+            r, cats, purpose = self._retention(catalog), rec.categories, rec.purpose
+            found = (
+                [d for d in r.rules if d.covers(cats, purpose)],
+                [m for m in r.minimums if m.covers(cats, purpose)],
+            )
             if len(self._covering) < 10_000:
                 self._covering[key] = found
         return found
@@ -141,10 +172,24 @@ class RetentionOverrunDetector:
     def deadlines(self, held: Customer, rec: Record, catalog: Catalog) -> Iterator[tuple[Deadline, int, int]]:
         """(rule, clock start, deadline) of every rule that covers the record and has started: the
         end of its last day in the bank's calendar (`Policy.period_end`, as for a deletion request)."""
-        for d in self._rules_for(rec, catalog):
+        for d in self._covering_of(rec, catalog)[0]:
             start = held.clock(d.after, rec)
             if start is not None:
                 yield d, start, catalog.policy.period_end(start, d.keep_days)
+
+    def minimums(
+        self, held: Customer, rec: Record, catalog: Catalog
+    ) -> Iterator[tuple[Deadline, int | None, int]]:
+        """(minimum, clock start or None, when removing the record becomes lawful) of every statutory
+        minimum covering it: the start of its period's last day (a record deleted on the day its
+        five years end was kept five years), or never while its clock has not started."""
+        for m in self._covering_of(rec, catalog)[1]:
+            start = held.clock(m.after, rec)
+            yield (
+                m,
+                start,
+                FOREVER if start is None else catalog.policy.period_end(start, m.keep_days) - DAY_MS,
+            )
 
     # -- events -----------------------------------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
@@ -183,14 +228,16 @@ class RetentionOverrunDetector:
         if rec is None and stage not in CLOCKS:
             rec = held.records[ev.record_id] = Record(ev.ts, ev.system, purpose=ev.purpose)
         if stage in COLLECTED and rec is not None:
-            self._collected(rec, ev, catalog)
+            self._collected(held, rec, ev, catalog)
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
+            yield from self._after_end(customer, held, ev.record_id, rec, [ev.event_id])
         elif stage in GONE_STAGES and rec is not None:
             before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
             ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
             if rec.gone != before:
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
+                yield from self._premature(customer, held, ev.record_id, rec, catalog, [ev.event_id])
         elif stage == "deletion_requested" and rec is not None:
             rec.requested = min(rec.requested or ev.ts, ev.ts)
             ctx.timers.register(customer, catalog.policy.deletion_due(rec.requested))
@@ -201,15 +248,23 @@ class RetentionOverrunDetector:
         self.store.touch(customer)
         touched = held.records if stage in CLOCKS else [ev.record_id] if rec is not None else []
         for rid in touched:
+            if stage in CLOCKS:  # what the record's collection or removal was, judged again by the new clock
+                yield from self._after_end(customer, held, rid, held.records[rid], [])
+                if held.records[rid].gone:
+                    yield from self._premature(customer, held, rid, held.records[rid], catalog, [])
             for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
                 ctx.timers.register(customer, deadline)
             if rid in held.uses:  # uses seen before this event: judged again with what it changed
                 yield from self._judge_uses(customer, held, rid, catalog)
 
-    def _collected(self, rec: Record, ev: Any, catalog: Catalog) -> None:
+    def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
         rec.first = min(rec.first, ev.ts)
         rec.purpose = rec.purpose or ev.purpose
+        if ev.stage.value == "collect":
+            rec.last = max(rec.last, ev.ts)
+            if ev.purpose in self._retention(catalog).relationship_purposes:
+                held.resumed = max(held.resumed, ev.ts)
         cls, cats = catalog.profile(ev.categories)
         if CLASS_RANK[cls] > CLASS_RANK[JrClass(rec.jr_class)]:
             rec.jr_class = cls.value
@@ -219,7 +274,7 @@ class RetentionOverrunDetector:
     def _foreign_c3(self, rec: Record, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """JR/T 0171 §6.1.3 a) (seed 001 §三.3(3), seed 002 §五(1)): another institution's card
         track data, expiry, CVN, PIN or payment password is never kept."""
-        held = sorted(set(ev.categories) & self._retention(catalog)[2])
+        held = sorted(set(ev.categories) & self._retention(catalog).forbidden_foreign_c3)
         if held and Rule.foreign_c3_stored not in rec.fired:
             rec.fired[Rule.foreign_c3_stored] = 1
             yield self._finding(
@@ -270,7 +325,7 @@ class RetentionOverrunDetector:
         wm = ctx.watermark
         for rid, rec in list(held.records.items()):
             yield from self._expired(key, held, rid, rec, ctx)
-            yield from self._request_overdue(key, rid, rec, ctx)
+            yield from self._request_overdue(key, held, rid, rec, ctx)
             if rec.gone and rec.gone + self.forget_ms <= wm:
                 del held.records[rid]  # long gone: forgotten, state stays bounded
         for rid, uses in list(held.uses.items()):
@@ -299,7 +354,9 @@ class RetentionOverrunDetector:
             elif not rec.gone:
                 ctx.timers.register(customer, deadline)  # already there, unless restored from old state
 
-    def _request_overdue(self, customer: str, rid: str, rec: Record, ctx: Context) -> Iterator[Finding]:
+    def _request_overdue(
+        self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context
+    ) -> Iterator[Finding]:
         """Seed 004 §五.(四): a deletion request is executed within the SLA (15 days)."""
         if not rec.requested:
             return
@@ -307,6 +364,8 @@ class RetentionOverrunDetector:
         overdue = catalog.policy.deletion_due(rec.requested)
         if rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
             return
+        if any(lawful > overdue for _, _, lawful in self.minimums(held, rec, catalog)):
+            return  # PIPL art. 47 ¶2: the law's minimum keeps it stored, withheld from use, not deleted
         if overdue > ctx.watermark:
             if not rec.gone:
                 ctx.timers.register(customer, overdue)  # as for a retention deadline
@@ -358,11 +417,66 @@ class RetentionOverrunDetector:
             overdue,
             rec.jr_class,
             f"deletion of record {rid} on {rec.system}, requested {self._day(rec.requested)}, "
-            f"not executed within {self._retention(catalog)[1]} days{self._late(rec, overdue)}",
+            f"not executed within {self._retention(catalog).sla_days} days{self._late(rec, overdue)}",
             [],
             actor=rec.system,
             revision=rec.fired[Rule.deletion_request_overdue],
             closed=rec.gone > 0,
+        )
+
+    def _premature(
+        self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog, evidence: list[str]
+    ) -> Iterator[Finding]:
+        """AML Law art. 19 (retention.yaml `minimums`): removed before the last day of the period
+        the law requires it kept, or before that period's clock started. A deletion request does
+        not shorten it (PIPL art. 47 ¶2)."""
+        for m, start, lawful in self.minimums(held, rec, catalog):
+            tag = f"{Rule.removed_before_minimum}:{m.name}"
+            if tag in rec.fired or rec.gone >= lawful:
+                continue
+            rec.fired[tag] = 1
+            if start is None:
+                when = f"while its {m.keep_days}-day minimum had not started (no {m.after} yet)"
+            else:
+                when = f"before its {m.keep_days}-day minimum ended (from {m.after} {self._day(start)}, kept until {self._day(lawful)} at least)"
+            asked = (
+                f"; deletion requested {self._day(rec.requested)}, which the law's minimum outranks "
+                "(PIPL art. 47 ¶2: keep it stored, stop every other use)"
+                if rec.requested
+                else ""
+            )
+            yield self._finding(
+                Rule.removed_before_minimum,
+                f"{rid}:{m.name}",
+                customer,
+                rec.first,  # not the clock's start: a clock reported later must not change the id
+                rec.gone,
+                rec.jr_class,
+                f"record {rid} on {rec.system} ({', '.join(rec.categories)}) removed {self._day(rec.gone)} "
+                f"{when}; {m.source}{asked}",
+                evidence,
+                actor=rec.system,
+            )
+
+    def _after_end(
+        self, customer: str, held: Customer, rid: str, rec: Record, evidence: list[str]
+    ) -> Iterator[Finding]:
+        """Seed 004 流程描述(1)⑫: once the bank stops serving a customer, it stops collecting."""
+        if Rule.collected_after_relationship_ended in rec.fired or not held.collected_after_end(rec):
+            return
+        rec.fired[Rule.collected_after_relationship_ended] = 1
+        yield self._finding(
+            Rule.collected_after_relationship_ended,
+            rid,
+            customer,
+            held.ended,
+            rec.last,
+            rec.jr_class,
+            f"record {rid} ({', '.join(rec.categories)}) collected on {rec.system} {self._day(rec.last)} "
+            f"for {rec.purpose or 'an unstated purpose'}, after the business relationship ended "
+            f"{self._day(held.ended)}",
+            evidence,
+            actor=rec.system,
         )
 
     def _judge_uses(self, customer: str, held: Customer, rid: str, catalog: Catalog) -> Iterator[Finding]:

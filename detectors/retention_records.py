@@ -18,10 +18,11 @@ class Record:
     purpose; when it left (deleted, anonymized or destroyed), when its deletion was requested;
     and the alerts already raised on it (tag -> revision)."""
 
-    __slots__ = ("first", "system", "jr_class", "categories", "purpose", "gone", "requested", "fired")
+    __slots__ = ("first", "system", "jr_class", "categories", "purpose", "gone", "requested", "fired", "last")
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
         self.first, self.system, self.jr_class, self.purpose = first, system, jr_class, purpose
+        self.last = 0  # latest collection (a store is not one); 0: only stored
         self.categories: list[str] = []  # category ids (classification.yaml), sorted
         self.gone = 0  # earliest delete / anonymize / destroy time; 0: still held
         self.requested = 0  # earliest deletion request time; 0: none
@@ -37,13 +38,15 @@ class Record:
             self.gone,
             self.requested,
             self.fired,
+            self.last,
         ]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Record:
         rec = cls.__new__(cls)
         (rec.first, rec.system, rec.jr_class, rec.categories, rec.purpose) = row[:5]
-        (rec.gone, rec.requested, rec.fired) = row[5:]
+        (rec.gone, rec.requested, rec.fired) = row[5:8]
+        rec.last = row[8] if len(row) > 8 else 0  # stored before lifemon tracked collections after an end
         return rec
 
     def gone_by(self, ts: int) -> bool:
@@ -54,12 +57,15 @@ class Record:
 class Customer:
     """One customer's tracked records, its retention clocks and the recent uses of its records."""
 
-    __slots__ = ("records", "closed", "ended", "uses")
+    __slots__ = ("records", "closed", "ended", "uses", "resumed")
 
     def __init__(self) -> None:
         self.records: dict[str, Record] = {}
         self.closed = 0  # latest account closure; 0: none seen
         self.ended = 0  # latest end of the business relationship; 0: none seen
+        self.resumed = (
+            0  # latest collection that starts a relationship (retention.yaml relationship_purposes)
+        )
         # record id -> its latest uses [ts, event_id, stream, actor or recipient], by time
         self.uses: dict[str, list[list[Any]]] = {}
 
@@ -69,6 +75,7 @@ class Customer:
             "c": self.closed,
             "e": self.ended,
             "u": self.uses,
+            "s": self.resumed,
         }
 
     @classmethod
@@ -76,6 +83,7 @@ class Customer:
         held = cls()
         held.records = {rid: Record.from_json(row) for rid, row in d["r"].items()}
         held.closed, held.ended, held.uses = d["c"], d["e"], d["u"]
+        held.resumed = d.get("s", 0)
         return held
 
     def clock(self, after: str, rec: Record) -> int | None:
@@ -84,3 +92,8 @@ class Customer:
             return rec.first
         stage = self.closed if after == "account_closed" else self.ended
         return max(stage, rec.first) if stage else None
+
+    def collected_after_end(self, rec: Record) -> bool:
+        """Collected after the business relationship ended, and not for a relationship begun again
+        since (a returning customer's account opening, then what follows it)."""
+        return 0 < self.ended < rec.last and not self.ended < self.resumed <= rec.last

@@ -296,23 +296,30 @@ def _check_contract_categories(path: Path, text: str, sections: dict[str, Any]) 
 
 
 def _check_retention(folder: Path, retention: Any, classification: Any, purposes: Any) -> None:
-    """Retention rules name the catalog's category and purpose ids (a typo would leave data unruled)."""
+    """Retention rules and minimums name the catalog's category and purpose ids (a typo would
+    leave data unruled)."""
     path = folder / "retention.yaml"
-    for rid, rule in retention.rules.items():
+    named = [
+        (f"{section}.{rid}.{where}", ids, known)
+        for section, rules in (("rules", retention.rules), ("minimums", retention.minimums))
+        for rid, rule in rules.items()
         for where, ids, known in (
             ("categories", rule.categories, classification.categories),
             ("purposes", rule.purposes, purposes.purposes),
-        ):
-            unknown = [i for i in ids if i not in known]
-            if unknown:
-                _, text = read_yaml(path)
-                raise PolicyError(
-                    path,
-                    f"rules.{rid}.{where}",
-                    f"'{unknown[0]}' is not a known {where[:-1]} id",
-                    f"use one of {', '.join(known)}",
-                    _line_of(yaml.compose(text, Loader=_UniqueKeyLoader), ["rules", rid, where]),
-                )
+        )
+    ] + [("relationship_purposes", retention.relationship_purposes, purposes.purposes)]
+    for key, ids, known in named:
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            _, text = read_yaml(path)
+            what = key.rsplit(".", 1)[-1].removeprefix("relationship_")
+            raise PolicyError(
+                path,
+                key,
+                f"'{unknown[0]}' is not a known {what[:-1]} id",
+                f"use one of {', '.join(known)}",
+                _line_of(yaml.compose(text, Loader=_UniqueKeyLoader), key.split(".")),
+            )
 
 
 def detector_file(kind: str, directory: Path | str | None = None) -> Path:

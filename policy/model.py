@@ -197,6 +197,14 @@ class RetentionRule(Strict):
 class Retention(Strict):
     deletion_request_sla_days: int = Field(gt=0, description="days to answer a subject's deletion request")
     rules: dict[str, RetentionRule]
+    minimums: dict[str, RetentionRule] = Field(
+        default_factory=dict,
+        description="periods the law requires a record kept (AML Law art. 19): removed sooner is premature",
+    )
+    relationship_purposes: list[str] = Field(
+        default_factory=list,
+        description="purpose ids whose collection starts a business relationship (again): a returning customer",
+    )
     forbidden_foreign_c3: list[str] = Field(
         default_factory=list, description="C3 field ids never to store for other institutions"
     )

@@ -110,6 +110,8 @@ RULES = (
     "used_after_deletion",
     "destruction_record_incomplete",
     "foreign_c3_stored",
+    "removed_before_minimum",
+    "collected_after_relationship_ended",
 )
 RULE_TITLES: dict[str, str] = {}
 
@@ -211,6 +213,130 @@ def test_deletion_request_executed_on_day_16_fires(run) -> None:
     assert a.status.value == "closed" and a.summary.endswith("removed 2025-12-28, 1 day(s) late")
     (still,) = run([lc("deletion_requested", day=-20), tick(0)])["deletion_request_overdue"]
     assert still.status.value == "open" and still.alert_id == a.alert_id
+
+
+# -- what the law requires kept (AML Law art. 19): removed too early ---------------------------------------
+TRANSACTION = {"cats": ("transaction_record",), "purpose": "payment", "system": "core_banking"}
+
+
+def test_a_transaction_record_deleted_a_month_after_it_was_stored_fires(run) -> None:
+    got = run([collect(day=-30, **TRANSACTION), lc("delete", day=-1, method="purge")])
+    (a,) = got["removed_before_minimum"]
+    assert a.severity.value == "high" and a.subjects_sample == [pz("C1")]
+    assert (a.window_start, a.window_end) == (T0 - 30 * DAY, T0 - DAY)
+    assert (
+        "removed 2025-12-31 before its 1826-day minimum ended" in a.summary and "AML Law art. 19" in a.summary
+    )
+    assert a.regulation[0].startswith("《反洗钱法》第十九条")
+
+
+def test_the_minimum_is_kept_by_a_deletion_on_its_last_day(run) -> None:
+    """Stored 2 Jan 2021 08:00 (Beijing): its 1826 days end at 24:00 on 2 Jan 2026. Deleted that day
+    it was kept five years; the day before, it was not."""
+    stored = collect(day=-1825, **TRANSACTION)
+    assert run([stored, lc("delete", day=1, method="purge")]) == {}
+    (a,) = run([stored, lc("delete", day=0.5, method="purge")])["removed_before_minimum"]
+    assert "kept until 2026-01-02 at least" in a.summary
+
+
+def test_kyc_data_removed_while_the_relationship_goes_on_fires_and_after_its_minimum_does_not(run) -> None:
+    kyc = collect(day=-3000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml", system="core_banking")
+    (a,) = run([kyc, lc("delete", day=-1)])["removed_before_minimum"]
+    assert "while its 1826-day minimum had not started (no relationship_ended yet)" in a.summary
+    # ended 1 000 days ago: its five years run until 2028
+    ended = lc("relationship_ended", rid="A9", day=-1000)
+    assert len(run([kyc, ended, lc("delete", day=-1)])["removed_before_minimum"]) == 1
+    # ended 1 900 days ago: kept past its five years (an overrun, closed now), not removed too early
+    long_ago = lc("relationship_ended", rid="A9", day=-1900)
+    assert set(run([kyc, long_ago, lc("delete", day=-1)])) == {"retention_expired"}
+    # taken at account opening, not for the AML duty: the bank's to delete
+    opening = collect(day=-3000, cats=("customer_name", "mobile_phone"), purpose="account_service")
+    assert run([opening, lc("deletion_requested", day=-30), lc("delete", day=-20)]) == {}
+
+
+def test_an_end_reported_after_the_removal_gives_the_same_alert(spec, catalog) -> None:
+    """The removal and the end of the relationship, re-keyed from two partitions, in either order:
+    one alert, with one id (it counts from the record's collection, which both orders know)."""
+    kyc, gone = collect(day=-4000, cats=("id_document_no",), purpose="kyc_aml"), lc("delete", day=-1)
+    ended = lc("relationship_ended", rid="A9", day=-1000)
+    ids = []
+    for order in ([kyc, ended, gone], [kyc, gone, ended]):
+        e = Engine([spec], catalog, pseudonymize=pz)
+        alerts = [
+            a
+            for i, ev in enumerate(order)
+            for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i))
+        ]
+        (a,) = alerts
+        ids.append(a.alert_id)
+    assert ids[0] == ids[1]
+
+
+def test_a_crm_copy_deleted_on_request_is_not_kept_by_the_aml_minimum(run) -> None:
+    """Only the records kept for the AML duty (their purposes) are: a name in the CRM is not."""
+    crm = collect(day=-100, cats=("customer_name", "mobile_phone"))
+    assert run([crm, lc("deletion_requested", day=-20), lc("delete", day=-10), tick(0)]) == {}
+
+
+def test_a_deletion_request_does_not_shorten_the_minimum(run) -> None:
+    """PIPL art. 47 ¶2: a request on a record the law requires kept is answered by keeping it
+    stored and withheld, so it is not overdue; deleting it anyway is premature, and says why."""
+    stored = collect(day=-100, **TRANSACTION)
+    assert run([stored, lc("deletion_requested", day=-40), tick(0)]) == {}
+    got = run([stored, lc("deletion_requested", day=-40), lc("delete", day=-30), tick(0)])
+    assert set(got) == {"removed_before_minimum"}
+    assert (
+        "deletion requested 2025-11-22, which the law's minimum outranks (PIPL art. 47"
+        in got["removed_before_minimum"][0].summary
+    )
+
+
+# -- collection after the business relationship ended (seed 004 流程描述(1)⑫) -----------------------------
+def test_a_location_collected_after_the_relationship_ended_fires_in_either_order(spec, catalog) -> None:
+    ended, later = lc("relationship_ended", rid="A9", day=-10), collect("R2", day=-5, **LOCATION)
+    ids = []
+    for order in ([ended, later], [later, ended]):  # re-keyed from two source partitions: either comes first
+        e = Engine([spec], catalog, pseudonymize=pz)
+        alerts = [
+            a
+            for ev in order
+            for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0))
+        ]
+        (a,) = alerts + e.drain()
+        assert a.title_en == spec.params.rules["collected_after_relationship_ended"].title_en
+        assert (
+            a.severity.value == "medium" and "after the business relationship ended 2025-12-22" in a.summary
+        )
+        ids.append(a.alert_id)
+    assert ids[0] == ids[1]
+
+
+def test_collection_before_the_end_and_a_returning_customers_are_silent(run) -> None:
+    before = collect("R2", day=-20, **LOCATION)
+    assert "collected_after_relationship_ended" not in run(
+        [before, lc("relationship_ended", rid="A9", day=-10)]
+    )
+    back = collect("R3", day=-8, cats=("customer_name", "id_document_no"), purpose="account_service")
+    again = collect("R4", day=-5, **LOCATION)
+    assert run([lc("relationship_ended", rid="A9", day=-10), back, again]) == {}
+    # collected between the end and the return: it fires; what follows the return does not
+    between = collect("R5", day=-9, **LOCATION)
+    got = run([lc("relationship_ended", rid="A9", day=-10), between, back, again])
+    assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R5"]
+
+
+def test_state_stored_before_these_rules_still_loads() -> None:
+    from detectors.retention_records import Customer
+
+    held = Customer.from_json(
+        {"r": {"R1": [1, "crm", "C2", ["contact"], "customer_service", 0, 0, {}]}, "c": 0, "e": 5, "u": {}}
+    )
+    assert (
+        held.records["R1"].last == 0
+        and held.resumed == 0
+        and not held.collected_after_end(held.records["R1"])
+    )
+    assert Customer.from_json(held.to_json()).to_json() == held.to_json()
 
 
 # -- uses after the deadline or the deletion (accesses and transfers re-keyed by customer) ---------------

@@ -200,8 +200,9 @@ def test_unauthorized_lookup_finds_every_injected_case_and_nothing_else(policy: 
 # -- the other detectors: injected violations found, near misses silent ---------------------------------
 def test_retention_overrun_finds_every_injected_case_and_nothing_else(policy: Policy, wl: Workload) -> None:
     """The real detector, lifecycle and accesses re-keyed by customer, scored as `lifemon demo`
-    scores it: normal traffic holds the near misses (deleted a day before the deadline, requests
-    executed inside 15 days, reads an hour before a deletion, another bank's C2 payee data)."""
+    scores it: normal traffic holds the near misses (deleted a day before the deadline, a former
+    customer's KYC record deleted on the last day of its five years, requests executed inside 15
+    days, reads an hour before a deletion, another bank's C2 payee data)."""
     spec = next(s for s in load_detectors(policy) if s.kind == "retention_overrun")
     engine = Engine([spec], Catalog(policy), pseudonymize=str)
     alerts = []
@@ -213,7 +214,7 @@ def test_retention_overrun_finds_every_injected_case_and_nothing_else(policy: Po
     assert scored["missed"] == 0 and scored["false_alarms"] == 0, scored
     injected = [v for v in wl.truth if v["detector"] == "retention_overrun"]
     # one record may carry two violations (read after its deadline, and kept past it)
-    assert scored["found"] == len(injected) and len({v["rule"] for v in injected}) == 6
+    assert scored["found"] == len(injected) and len({v["rule"] for v in injected}) == 8
 
 
 def test_offscope_marketing_fires_for_exactly_the_injected_pushes(policy: Policy, wl: Workload) -> None:

@@ -183,6 +183,7 @@ class Base:
         self.employees: list[Employee] = []
         self.cast: list[Employee] = []  # single-role staff, shuffled: violation actors and staff changes
         self.used: set[str] = set()
+        self.former: set[str] = set()  # customers whose relationship ended: nothing is collected of them
         self.consent: dict[str, Channel] = {}  # subject -> channel of granted marketing consent
         self.withdrawn: dict[str, int] = {}  # subject -> ts of withdrawal
         self.campaigns: list[Campaign] = []

@@ -19,7 +19,7 @@ ACCOUNT = ["customer_name", "id_document_no", "mobile_phone", "payment_account_n
 KYC = ["customer_name", "id_document_no", "kyc_photo"]
 LOCATION = ["location_trace"]
 READ = ("crm", ["customer_name", "mobile_phone"])  # what a use of a stored contact record reads
-VARIANTS = 7
+VARIANTS = 9
 
 
 class Lifecycle(Base):
@@ -31,7 +31,8 @@ class Lifecycle(Base):
         return self.policy.period_end(start, days)
 
     def _inject_retention_overrun(self) -> None:
-        """Seed 002 §五-§七, seed 004 §五.(四) and 流程描述(3)①, JR/T 0171 §6.1.3 a)."""
+        """Seed 002 §五-§七, seed 004 §五.(四) and 流程描述(1)⑫, (3)①, JR/T 0171 §6.1.3 a), AML Law
+        art. 19."""
         rng = self.rng
         # a period of n days from t ends by t + (n + 1) x 24 h: an event that far and k days more
         # before the workload starts is k days or more past its line there
@@ -98,6 +99,7 @@ class Lifecycle(Base):
                 ended = self.start - (keep + 1 + rng.randint(1, 60)) * DAY
                 self._lifecycle(ended - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "crm", READ[1], "customer_service")  # fmt: skip
                 self._lifecycle(ended, rid, cid, L.relationship_ended, "crm", [], None)
+                self.former.add(cid)
                 used = self._ts(0.1, 0.9)
                 self._access(used, e, e.org, READ[0], Action.view, [cid], READ[1], record_ids=[rid])
                 self._truth(
@@ -111,6 +113,33 @@ class Lifecycle(Base):
                 # and, never deleted, it is kept past that deadline too: part of the retention backlog
                 self._truth(
                     "retention_expired", rid, cid, ended, self._due(ended, keep), "KYC data kept past 5 y"
+                )
+            elif variant == 6:  # a transaction record deleted the day before its 5-year minimum's last day
+                gone, minimum = (
+                    self._ts(0.1, 0.9),
+                    self.policy.retention.minimums["aml_transactions"].keep_days,
+                )
+                stored = gone - (minimum - 1) * DAY - rng.randrange(HOUR, 12 * HOUR)
+                cats = ["payment_account_no", "transaction_record"]
+                self._lifecycle(stored, rid, cid, L.store, "core_banking", cats, "payment")
+                self._lifecycle(gone, rid, cid, L.delete, "core_banking", cats, None, method="logical_delete")
+                self._truth(
+                    "removed_before_minimum", rid, cid, stored, gone, "AML transaction record deleted early"
+                )
+            elif variant == 7:  # a former customer's location collected days after the relationship ended
+                cid = f"F{rng.getrandbits(32):08x}"
+                collected = self._ts(0.1, 0.9)
+                ended = collected - rng.randint(1, 30) * DAY
+                self._lifecycle(ended - rng.randint(365, 3000) * DAY, self._record_id(), cid, L.collect, "core_banking", KYC, "kyc_aml")  # fmt: skip
+                self._lifecycle(ended, rid, cid, L.relationship_ended, "core_banking", [], None)
+                self._lifecycle(collected, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
+                self._truth(
+                    "collected_after_relationship_ended",
+                    rid,
+                    cid,
+                    ended,
+                    collected,
+                    "collected after the end",
                 )
             else:  # a deleted record read again by its customer's own sub-branch
                 gone = self._ts(0.1, 0.5)
@@ -143,15 +172,16 @@ class Lifecycle(Base):
 
     def _normal_lifecycle(self) -> None:
         """Collect/store, deletes and anonymizations inside their period (a location trace deleted on
-        the last of its 30 days, an hour before that day ends at the latest; other records a day
-        before the deadline at the closest), deletion requests executed by day 14, complete
+        the last of its 30 days, an hour before that day ends at the latest; a former customer's KYC
+        record on the last day of its five years, the bank's period and the AML minimum alike; other
+        records a day before the deadline at the closest), deletion requests executed by day 14, complete
         destruction records, reads of a record an hour before its deletion, another bank's C2 payee
         data."""
         rng = self.rng
         admins = self._admins()
         location, keep_kyc = self._days("location_trace"), self._days("kyc_after_relationship") * DAY
         sla = self.policy.retention.deletion_request_sla_days * DAY
-        customers = list(self.customer_org)
+        customers = [c for c in self.customer_org if c not in self.former]
         goal = len(self.out["lifecycle"]) + self._target("lifecycle")
         while len(self.out["lifecycle"]) < goal:
             rid, cid, t = self._record_id(), rng.choice(customers), self._ts(0.0, 0.98)
@@ -179,8 +209,10 @@ class Lifecycle(Base):
                 done = max(t, asked + 1)
                 self._lifecycle(done, rid, cid, L.delete, "crm", READ[1], None, method="logical_delete")
                 self._destroy(done, rid, cid, admins, READ[1])
-            elif story == "expired":  # a former customer, gone ~5 years: deleted a day before the deadline
-                cid, ended = f"F{rng.getrandbits(32):08x}", t - keep_kyc + DAY
+            elif story == "expired":  # a former customer, gone 5 years: deleted on the last day of them,
+                # neither kept too long nor destroyed before the AML minimum (the same period here)
+                cid, ended = f"F{rng.getrandbits(32):08x}", t - keep_kyc
+                t = min(t, self._due(ended, keep_kyc // DAY) - HOUR)
                 self._lifecycle(ended - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "core_banking", KYC, "kyc_aml")  # fmt: skip
                 self._lifecycle(ended, rid, cid, L.relationship_ended, "core_banking", [], None)
                 self._lifecycle(t, rid, cid, L.delete, "core_banking", KYC, None, method="logical_delete")
