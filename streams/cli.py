@@ -317,7 +317,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.engine import Engine
     from streams.lifecycle_ledger import DeletionLedger
     from streams.pseudonym import Pseudonymizer
-    from streams.replay import ReplayFileError, replay, replay_files
+    from streams.replay import ReplayFileError, replay, replay_files, topics_of
     from streams.stats import Stats
 
     config, _, specs, catalog = _setup(args)
@@ -352,7 +352,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print_alerts(final)
     if not dead:
         return 0
-    _say_dead_letters(dead, {p.name: p for p in files}, args.dead_letters, args.allow_dead_letters)
+    topics = topics_of(files)
+    _say_dead_letters(dead, {topics[p]: p for p in files}, args.dead_letters, args.allow_dead_letters)
     return 0 if args.allow_dead_letters else DEAD_LETTERS
 
 

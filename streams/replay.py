@@ -9,6 +9,7 @@ time (never beyond it: what is still inside its window or retention then stays o
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,15 +58,25 @@ def replay_files(paths: list[Path]) -> list[Path]:
     return out
 
 
-def read_raw(path: Path) -> Iterator[RawRecord]:
-    """Records of a file as RawRecords: topic = file name, partition 0, offset = record number."""
+def topics_of(files: list[Path]) -> dict[Path, str]:
+    """Each file's topic: its name, or its path where two folders hold files of one name (each file
+    is one partition's log: two sharing a topic would share their offsets, and their dead letters
+    would be reported against one of them)."""
+    names = Counter(p.name for p in files)
+    return {p: p.name if names[p.name] == 1 else str(p) for p in files}
+
+
+def read_raw(path: Path, topic: str | None = None) -> Iterator[RawRecord]:
+    """Records of a file as RawRecords: topic = `topic` (the file name unless told), partition 0,
+    offset = record number."""
+    topic = topic or path.name
     if path.suffix == ".avro":
         i = 0
         with path.open("rb") as f:
             try:
                 for i, rec in enumerate(fastavro.reader(f)):
                     # Decimal, UUID, bytes of a foreign schema as text: the decoder judges them
-                    yield RawRecord(path.name, 0, i, orjson.dumps(rec, default=str))
+                    yield RawRecord(topic, 0, i, orjson.dumps(rec, default=str))
             # fastavro raises many types for a corrupt file (MemoryError on a bogus length)
             except Exception as e:
                 raise ReplayFileError(
@@ -77,7 +88,7 @@ def read_raw(path: Path) -> Iterator[RawRecord]:
         for i, line in enumerate(f):
             line = line.rstrip(b"\r\n")
             if line:
-                yield RawRecord(path.name, 0, i, line)
+                yield RawRecord(topic, 0, i, line)
 
 
 def replay(
@@ -90,7 +101,8 @@ def replay(
     alerts: list[Alert] = []
     dead: list[DeadLetter] = []
     # Event files are merged by record number, batch by batch, the way a consumer interleaves partitions.
-    readers = {p: read_raw(p) for p in ordered}
+    topics = topics_of(ordered)
+    readers = {p: read_raw(p, topics[p]) for p in ordered}
     for p in ordered:
         if streams[p] in REFERENCE_STREAMS:
             for batch in _batches(readers.pop(p), batch_size):
@@ -111,7 +123,7 @@ def replay(
             decoded = decoder.decode(streams[p], batch)
             stats.on_decoded(streams[p], len(decoded.ok), decoded.dead, sum(decoded.unknown_fields.values()))
             dead += decoded.dead
-            alerts += engine.process(streams[p], p.name, 0, decoded.ok)
+            alerts += engine.process(streams[p], topics[p], 0, decoded.ok)
         # a stream with a file still being read holds back the timers of the tasks it feeds, even
         # when another of its files has ended
         behind = {(streams[p], 0) for p in iters}

@@ -456,3 +456,28 @@ def test_a_replay_that_dead_letters_records_says_which_and_exits_5(
         (str(events), 5, "malformed", ""),
     ]
     assert "ahead of the median of its batch" in written[0]["reason"]
+
+
+def test_a_replay_of_two_files_of_one_name_reports_each_files_dead_letters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """Two days in two folders, each a pfi.access.jsonl: a refused record is reported against the
+    file that holds it (both were reported against the second), and neither file's records are
+    taken for the other's (each is its own log)."""
+    from conftest import T0
+
+    def access(i: int) -> bytes:
+        return orjson.dumps({"event_id": f"a{i}", "ts": T0 + i, "actor_id": "E1", "actor_org": "S0101",
+                             "system": "crm", "action": "view", "subject_ids": ["C1"], "fields": ["customer_name"]})  # fmt: skip
+
+    first, second = tmp_path / "day1" / "pfi.access.jsonl", tmp_path / "day2" / "pfi.access.jsonl"
+    for path, bad in ((first, 1), (second, 3)):
+        path.parent.mkdir()
+        lines = [access(i + 10 * bad) for i in range(4)]
+        lines[bad] = b"{not json"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "dead.jsonl"
+    assert main(["replay", str(first.parent), str(second.parent), "--dead-letters", str(out)]) == 5
+    written = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted((d["file"], d["line"]) for d in written) == [(str(first), 2), (str(second), 4)]
+    assert "access=6 " in capsys.readouterr().err  # three of each file: neither taken for the other
