@@ -4,9 +4,9 @@ approval does not cover.
 Marketing use needs the subject's choice and stored authorization, and stops at once when they
 refuse (seed 004 (三)②); automated personalized pushes offer a non-personalized option or an easy
 refusal (seed 004 (三)③, seed 000 (5)); data is used only for the purpose it was collected for
-(seed 004 (三)⑧⑩); a marketing SMS is submitted by one role and approved by another (seed 004
-掌上银行家角色设置: 短信管理 submits, 短信审核 approves: the approver must hold that role). Seed 001 §五.1 (金融消保办法第60条) fines
-each of these. Every rule, its severity, titles and clauses are in policy/detectors/offscope_marketing.yaml.
+(seed 004 (三)⑧⑩); a marketing SMS is submitted by one role and approved by another, each of the
+campaign's level (seed 004 掌上银行家角色设置: 总行/分行短信管理 submits, 总行/分行短信审核 approves
+全行级/分行级 SMS). Seed 001 §五.1 (金融消保办法第60条) fines each of these. Every rule, its severity, titles and clauses are in policy/detectors/offscope_marketing.yaml.
 
 A push is judged against the subject's consent *as of its own time*, but only once the task's
 watermark has passed that time: a withdrawal dated before the push that reaches the consents
@@ -163,6 +163,36 @@ class SubjectState:
         return st
 
 
+def _campaign_path(p: Push, ctx: Context) -> list[str] | None:
+    """The org path of the campaign's org, as its submitter's entitlement gives it when the submitter
+    sits there (the stream carries no org tree of its own); None if not known."""
+    ent = ctx.entitlement(p.submitter_id.strip(), p.ts) if p.org_id else None
+    return list(ent.org_path) if ent is not None and ent.org_id == p.org_id else None
+
+
+def _holds_sms_duty(who: str, duty: str, p: Push, path: list[str] | None, ctx: Context) -> bool:
+    """`who` is active at the push and holds a role with this SMS duty whose org level sees the
+    campaign's org (organisation.yaml `org_levels`: head office all; a branch itself and below)."""
+    ent = ctx.entitlement(who, p.ts)
+    if ent is None:
+        return True
+    if ent.status is not EmployeeStatus.active:
+        return False
+    roles, levels = ctx.catalog.roles, ctx.catalog.policy.organisation.org_levels
+    for r in ent.roles:
+        role = roles.get(r)
+        if role is None or role.marketing_sms != duty:
+            continue
+        sees = levels[role.level].sees
+        if p.org_id is None or sees == "all" or p.org_id == ent.org_id:
+            return True
+        if sees == "self_and_descendants" and (
+            ent.org_id in path if path is not None else p.org_id not in ent.org_path
+        ):
+            return True  # its own branch's campaign; without the campaign's path, anything but a level above
+    return False
+
+
 class OffscopeMarketingDetector:
     kind: ClassVar[str] = "offscope_marketing"
     inputs: ClassVar[dict[str, str]] = {"marketing": "subject_id"}
@@ -251,26 +281,24 @@ class OffscopeMarketingDetector:
                 out[Rule.personalized_without_choice] = None  # seed 004 (三)③, seed 000 (5)
             else:
                 out[Rule.no_refusal_offered] = None  # seed 004 (三)②: every marketing message
-        if p.channel == Channel.sms and not self._approved_by_another_reviewer(p, ctx):
+        if p.channel == Channel.sms and not self._sms_duties_kept(p, ctx):
             out[Rule.four_eyes] = None
         if self._outside_audience(subject, p, ctx):
             out[Rule.audience_outside_approval] = None
         return out
 
     @staticmethod
-    def _approved_by_another_reviewer(p: Push, ctx: Context) -> bool:
-        """Someone other than the submitter approved the SMS, holding an SMS-approver role (短信审核,
-        seed 004 角色设置) and active at the push's time. An approver the entitlements stream does
-        not know cannot be judged by role: the second person is then enough."""
-        approver = (p.approver_id or "").strip()  # a blank approver field is no approver
-        if not approver or approver == p.submitter_id.strip():
+    def _sms_duties_kept(p: Push, ctx: Context) -> bool:
+        """短信管理 submits and 短信审核 approves (seed 004 角色设置), two people, each in the role of
+        the campaign's level: head office's for a bank-wide SMS, a branch's for its own. Someone the
+        entitlements stream does not know cannot be judged by role: two people are then enough."""
+        submitter, approver = p.submitter_id.strip(), (p.approver_id or "").strip()  # blank: no one
+        if not approver or approver == submitter:
             return False
-        ent = ctx.entitlement(approver, p.ts)
-        if ent is None:
-            return True
-        roles = ctx.catalog.roles
-        return ent.status is EmployeeStatus.active and any(
-            r in roles and roles[r].marketing_sms == "approve" for r in ent.roles
+        path = _campaign_path(p, ctx)
+        return all(
+            _holds_sms_duty(who, duty, p, path, ctx)
+            for who, duty in ((submitter, "submit"), (approver, "approve"))
         )
 
     def _granted_elsewhere(self, subject: str, p: Push, ctx: Context) -> bool:

@@ -70,5 +70,5 @@ def test_late_withdrawal_within_the_lateness_through_tansu_and_chdb(
     ).result_rows
     assert rows == [
         ("Marketing push after the subject opted out", "high", 600),
-        ("Marketing SMS not approved by a second person in the SMS-approver role", "medium", 0),
+        ("Marketing SMS not submitted and approved by two people in the SMS roles of its level", "medium", 0),
     ]

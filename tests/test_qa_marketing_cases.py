@@ -187,8 +187,11 @@ def test_a_marketing_sms_whose_approver_field_is_blank_is_not_approved(run) -> N
     assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
 
 
-def staff(actor: str, role: str, at: int = -365 * DAY, status: str = "active") -> Entitlement:
-    return Entitlement(actor_id=actor, ts=T0 + at, org_id="HO", org_path=["HO"], roles=[role], status=status)
+def staff(
+    actor: str, role: str, at: int = -365 * DAY, status: str = "active", org: str = "HO"
+) -> Entitlement:
+    path = ["HO"] if org == "HO" else ["HO", org]
+    return Entitlement(actor_id=actor, ts=T0 + at, org_id=org, org_path=path, roles=[role], status=status)
 
 
 def test_a_marketing_sms_approved_by_the_head_office_sms_reviewer_is_silent(run) -> None:
@@ -214,6 +217,52 @@ def test_a_marketing_sms_approved_by_someone_without_the_reviewer_role_is_not_ap
     assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
 
 
+@pytest.mark.parametrize(
+    ("campaign_org", "team"),
+    [
+        (
+            "B01",
+            [staff("E51001", "br_sms_submitter", org="B01"), staff("E51002", "br_sms_approver", org="B01")],
+        ),
+        ("B01", [staff("E51001", "br_sms_submitter", org="B01"), staff("E51002", "ho_sms_approver")]),
+    ],  # fmt: skip
+    ids=["a branch's own SMS by its own team", "a branch's SMS approved by head office"],
+)
+def test_an_sms_submitted_and_approved_at_its_level_is_silent(run, campaign_org, team) -> None:
+    """Seed 004 分行角色④⑤: 分行短信管理 submits, 分行短信审核 approves 分行级营销短信."""
+    assert run([push(0, "sms", org_id=campaign_org)], [GRANTED], entitlements=team) == []
+
+
+@pytest.mark.parametrize(
+    ("campaign_org", "team"),
+    [
+        ("HO", [staff("E51001", "ho_sms_submitter"), staff("E51002", "br_sms_approver", org="B01")]),
+        (
+            "B01",
+            [staff("E51001", "br_sms_submitter", org="B01"), staff("E51002", "br_sms_approver", org="B02")],
+        ),
+        (
+            "B01",
+            [staff("E51001", "wealth_manager", org="B01"), staff("E51002", "br_sms_approver", org="B01")],
+        ),
+        ("HO", [staff("E51001", "br_sms_submitter", org="B01"), staff("E51002", "ho_sms_approver")]),
+    ],  # fmt: skip
+    ids=[
+        "a bank-wide SMS approved by a branch reviewer",
+        "a branch's SMS approved by another branch's reviewer",
+        "a branch's SMS submitted by a wealth manager",
+        "a bank-wide SMS submitted by a branch",
+    ],
+)
+def test_an_sms_whose_submitter_or_approver_is_not_of_its_level_is_not_approved(
+    run, campaign_org, team
+) -> None:
+    """Seed 004 总行角色④⑤: 总行短信审核 approves 全行级 SMS; 分行④⑤ a branch's own: each duty in its role
+    and level."""
+    (a,) = run([push(0, "sms", org_id=campaign_org)], [GRANTED], entitlements=team)
+    assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
+
+
 def test_a_branch_campaign_to_a_customer_who_moved_away_before_the_push(run) -> None:
     customers = [customer("S0101"), customer("S0201", at=-HOUR)]
     (a,) = run([push(0, org_id="B01")], [GRANTED], customers)
@@ -224,6 +273,6 @@ def test_a_self_approved_sms_on_the_refused_channel_is_high_and_names_both_rules
     """The customer turned SMS marketing off (app pushes still on); the submitter approved their own SMS."""
     (a,) = run([push(10 * MIN, "sms", approver_id="E51001")], [GRANTED, consent(0, "sms", "withdrawn")])
     assert rules(a) == {"channel_refused": 1, "four_eyes": 1} and a.severity.value == "high"
-    assert a.title_zh == "通过客户已拒绝的渠道推送、营销短信未经他人审核"
-    assert "refused" in a.title_en and "second person" in a.title_en
+    assert a.title_zh == "通过客户已拒绝的渠道推送、营销短信未按层级经短信管理提交、他人短信审核"
+    assert "refused" in a.title_en and "two people" in a.title_en
     assert a.counts["opt_out_delay_s"] == 600
