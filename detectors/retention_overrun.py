@@ -18,7 +18,7 @@ customer's records and every use of them meet in one task. It fires:
   record is deleted, anonymized or destroyed after all, so the open ones are the backlog management
   sees (dashboards/lifemon-lifecycle.json);
 - `used_after_deadline` / `used_after_deletion`: an access or transfer names (`record_ids`) a record
-  past its deadline or already deleted; judged on the record's last few uses whenever a use or a
+  past its deadline (a retention period's, or a deletion request's 15 days) or already deleted; judged on the record's last few uses whenever a use or a
   lifecycle event arrives, so inputs interleaved differently (live, replay) end with one alert;
 - `destruction_record_incomplete`: a destroy event without content (categories), method, operator
   or supervisor, or with the operator as their own supervisor;
@@ -364,8 +364,8 @@ class RetentionOverrunDetector:
         overdue = catalog.policy.deletion_due(rec.requested)
         if rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
             return
-        if any(lawful > overdue for _, _, lawful in self.minimums(held, rec, catalog)):
-            return  # PIPL art. 47 ¶2: the law's minimum keeps it stored, withheld from use, not deleted
+        if self._kept_by_law(held, rec, catalog, overdue):
+            return
         if overdue > ctx.watermark:
             if not rec.gone:
                 ctx.timers.register(customer, overdue)  # as for a retention deadline
@@ -423,6 +423,11 @@ class RetentionOverrunDetector:
             revision=rec.fired[Rule.deletion_request_overdue],
             closed=rec.gone > 0,
         )
+
+    def _kept_by_law(self, held: Customer, rec: Record, catalog: Catalog, when: int) -> bool:
+        """A statutory minimum still runs at `when`: a deletion request is then answered by keeping
+        the record stored and withheld from use, not by deleting it (PIPL art. 47 ¶2)."""
+        return any(lawful > when for _, _, lawful in self.minimums(held, rec, catalog))
 
     def _premature(
         self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog, evidence: list[str]
@@ -489,6 +494,10 @@ class RetentionOverrunDetector:
         uses = held.uses[rid]
         after_gone = [u for u in uses if rec.gone and u[0] > rec.gone]
         past = [dl for _, _, dl in self.deadlines(held, rec, catalog)]
+        if rec.requested:  # a deletion request's 15 days are a deadline too (seed 004 §五.(四))
+            requested = catalog.policy.deletion_due(rec.requested)
+            if not self._kept_by_law(held, rec, catalog, requested):
+                past.append(requested)
         due = min(past) if past else None
         after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
         for rule, since, offending, what in (

@@ -365,6 +365,19 @@ def test_a_read_after_the_deadline_fires_and_one_before_it_does_not(run) -> None
     assert len(got["retention_expired"]) == 1
 
 
+def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run) -> None:
+    """Seed 004 §五.(四), seed 002 §六.6(1): requested 1 Dec (Beijing), due by 24:00 on 16 Dec. A
+    read on day 9 is fine; a read on day 19 of a record that should be gone names its reader, beside
+    the overdue request. A transaction record the law requires kept is withheld, not deleted: its
+    request sets no deadline for its uses."""
+    asked = lc("deletion_requested", day=-31)
+    got = run([collect(day=-100), asked, read(day=-22, actor="e7"), read(day=-12, actor="e9"), tick(0)])
+    (a,) = got["used_after_deadline"]
+    assert "past its deadline 2025-12-16," in a.summary and "read by e9" in a.summary and a.revision == 1
+    assert set(got) == {"used_after_deadline", "deletion_request_overdue"}
+    assert run([collect(day=-100, **TRANSACTION), asked, read(day=-12), tick(0)]) == {}
+
+
 def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, catalog) -> None:
     """Inputs interleave differently live and in a replay: the read is judged again when the
     deletion that precedes it in event time arrives, even after the read's input was drained."""
