@@ -134,6 +134,19 @@ def test_c3_kept_inside_the_bank_is_not_a_transfer_violation(engine) -> None:
     assert run(engine(), ev) == {}
 
 
+def test_a_card_security_code_in_a_regulatory_report_is_c3_leaving_the_bank(engine) -> None:
+    """Seed 002 §六.2(4): C3 is never shared; no regulatory report carries it (organisation.yaml
+    approval_exclusions). The report's own data, under its legal obligation, stays silent."""
+    report = {
+        "recipient_id": "reg_amlmac", "recipient_type": "regulator", "contract_id": None,
+        "public_network": False, "legal_basis": "legal_obligation", "purpose": "regulatory_report",
+    }  # fmt: skip
+    assert run(engine(), transfer(categories=["customer_name", "transaction_record"], **report)) == {}
+    (a,) = run(engine(), transfer(categories=["customer_name", "card_cvn"], **report)).values()
+    assert (a.rule_id, a.severity.value) == ("LM-TP-001", "critical")
+    assert "sent C3 data to regulator reg_amlmac" in a.summary
+
+
 # -- consent, per subject, as of the transfer ------------------------------------------------------
 def test_consent_is_checked_per_subject_as_of_the_transfer(engine) -> None:
     e = engine(
