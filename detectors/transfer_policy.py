@@ -1,6 +1,6 @@
 """Transfer policy: personal financial information leaving the bank only as seed 002 §四-六 and
 seed 004 流程描述(4) allow. Each transfer on `pfi.transfer` (keyed by recipient) is judged on its own
-against seven rules; the agreed volume is the one rule with state:
+against eight rules; the agreed volume is the one rule with state:
 
 - `c3_shared`: C3 data or an authentication helper shared, transferred, entrusted or disclosed to
   anyone outside the bank (seed 002 §六.1, §六.2(4), §六.3(5), §六.4(2)): critical, a leakage candidate.
@@ -16,6 +16,9 @@ against seven rules; the agreed volume is the one rule with state:
   (seed 002 §六.5(2)(3), seed 004 流程描述(4)⑬): a leakage candidate.
 - `recipient_not_approved`: a recipient not in `policy/recipients.yaml`, with no contract in force,
   or whose contract does not cover the categories sent (seed 002 §六.2(2), §六.4(5)).
+- `disclosed_without_assessment`: a public disclosure that names no personal information
+  protection impact assessment (or one not declared for the recipient and valid, where it declares
+  them): seed 004 基本规定(3)③ assesses every disclosure before it is made (PIPL art. 55).
 - `volume_exceeded`: more records than the contract agrees per period, summed per recipient,
   contract and period in the task's store; one alert per period, revised while it grows, closed
   by an event-time timer at the period's end (seed 002 §六.2(2): the scale is agreed and recorded).
@@ -65,6 +68,7 @@ class Rules(BaseModel):
     cross_border: Rule
     recipient_not_approved: Rule
     volume_exceeded: Rule
+    disclosed_without_assessment: Rule
 
 
 class TransferPolicyParams(BaseModel):
@@ -73,6 +77,9 @@ class TransferPolicyParams(BaseModel):
     consent_types: list[RecipientType] = Field(description="types that need each subject's consent")
     entrusted_types: list[RecipientType] = Field(description="types that process on the bank's behalf")
     approval_types: list[RecipientType] = Field(description="types that must be approved recipients")
+    assessment_types: list[RecipientType] = Field(
+        default_factory=list, description="types each transfer to which names its own impact assessment"
+    )
     separate_consent: bool = Field(description="consent must be separate (单独同意), not bundled")
     late_days: int = Field(
         default=7, gt=0, description="days a closed volume period still absorbs late transfers"
@@ -220,6 +227,18 @@ class TransferPolicyDetector:
             )
         if cross_border:
             yield from self._cross_border(ev, cls, country, book, ctx)
+        if kind in self.p.assessment_types and not self._assessed(ev, book):
+            named = (
+                f"assessment '{ev.assessment_id}', not one declared for it and valid"
+                if ev.assessment_id
+                else "no impact assessment"
+            )
+            yield self._finding(
+                ev,
+                r.disclosed_without_assessment,
+                cls,
+                f"disclosed data to {kind.value} {ev.recipient_id} with {named}",
+            )
         if kind in self.p.approval_types:
             problem = self._approval_problem(ev, term, book, ctx, flagged)
             if problem:
@@ -241,6 +260,14 @@ class TransferPolicyDetector:
             ):
                 missing += 1
         return missing, max(ev.subject_count - len(named), 0)
+
+    @staticmethod
+    def _assessed(ev: Any, book: RecipientBook) -> bool:
+        """The transfer names an impact assessment: one declared for the recipient and valid at the
+        time where recipients.yaml declares its assessments, else any it names."""
+        if ev.recipient_id in book.assessments:
+            return book.assessed(ev.recipient_id, ev.assessment_id, ev.ts)
+        return bool((ev.assessment_id or "").strip())
 
     def _cross_border(
         self, ev: Any, cls: JrClass, country: str | None, book: RecipientBook, ctx: Context

@@ -377,3 +377,32 @@ def test_recipient_policy_errors_name_file_key_line_and_fix(tmp_path: Path, old,
         load_policy(folder)
     assert e.value.file.endswith("recipients.yaml") and e.value.key == key, str(e.value)
     assert fix in e.value.fix and e.value.line is not None, str(e.value)
+
+
+def test_a_public_disclosure_names_its_impact_assessment(engine) -> None:
+    """Seed 004 基本规定(3)③: a disclosure is assessed before it is made; consent does not replace it.
+    Where recipients.yaml declares a recipient's assessments, only one of them, valid then, counts."""
+    notice = {
+        "recipient_id": "bank_website", "recipient_type": "public", "contract_id": None, "public_network": False,
+        "purpose": "insurance_referral", "categories": ["customer_name", "loan_details"],
+    }  # fmt: skip
+    (a,) = run(engine(), transfer(**notice)).values()
+    assert (a.rule_id, a.severity.value) == ("LM-TP-008", "high")
+    assert "disclosed data to public bank_website with no impact assessment" in a.summary
+    assert run(engine(), transfer(**notice, assessment_id="PIA-2026-007")) == {}
+    # a processor's transfers are assessed once, for the arrangement: no assessment per transfer
+    assert "LM-TP-008" not in {
+        a.rule_id
+        for a in run(
+            engine(),
+            transfer(
+                recipient_id="proc_call_center",
+                recipient_type="processor",
+                contract_id="CT-proc_call_center",
+                deidentified=True,
+                subject_ids=[],
+                subject_count=5,
+                record_count=5,
+            ),
+        ).values()
+    }
