@@ -10,7 +10,10 @@ procedure. So an approval covers an access only when all of these hold, as of th
   lists none covers none (least privilege);
 - its purpose's exclusions (organisation.yaml `approval_exclusions`) do not reach the data: a
   regulatory report never carries C3 authentication data (CVN, PIN, passwords);
-- a named approver who is not the requester (four eyes): a self-granted approval is none.
+- a named approver who is not the requester (four eyes): a self-granted approval is none;
+- an approver who holds an approving role (organisation.yaml permissions with `approves`: 部室负责人,
+  支行行长) in an org at or above the requester's (分级授权), as of the entitlement version that
+  carries the approval. An approver the entitlements stream does not know cannot be judged by role.
 """
 
 from __future__ import annotations
@@ -27,11 +30,6 @@ USED = "approval:"  # store key prefix: records an approval has covered so far
 def records(ev: Any) -> int:
     """Records (条) an access touched: its rows, or its customers when it names more."""
     return max(ev.row_count, len(ev.subject_ids))
-
-
-def refusal(approval: Approval, ev: Any, ent: Entitlement, catalog: Catalog) -> str | None:
-    """Why `approval` cannot cover `ev` whatever its budget, in words an analyst can act on; None if it can."""
-    return _standing(approval, ev, ent) or _asked(approval, ev, catalog)
 
 
 def _standing(approval: Approval, ev: Any, ent: Entitlement) -> str | None:
@@ -62,6 +60,19 @@ def _asked(approval: Approval, ev: Any, catalog: Catalog) -> str | None:
     return None
 
 
+def _graded(approval: Approval, ent: Entitlement, ctx: Context) -> str | None:
+    """Why the approver cannot grant it: no approving role, or an org not at or above the
+    requester's; None if they can (or are not on the entitlements stream)."""
+    approver = ctx.entitlement(approval.approver_id or "", ent.ts)
+    if approver is None:
+        return None
+    if ctx.catalog.approving_roles.isdisjoint(approver.roles):
+        return f"its approver {approval.approver_id} holds no approving role (部室负责人, 支行行长)"
+    if approver.org_id not in ent.org_path:
+        return f"its approver {approval.approver_id} ({approver.org_id}) is not over the requester's org {ent.org_id}"
+    return None
+
+
 def _touches(ids: frozenset[str], fields: list[str], catalog: Catalog) -> bool:
     """The fields include one of these classes or categories, alone or by combination (JR/T 0171 §4.2)."""
     if catalog.classify(fields).value in ids:
@@ -79,7 +90,7 @@ class Ledger(Protocol):
 def judge(
     ev: Any,
     ent: Entitlement | None,
-    catalog: Catalog,
+    ctx: Context,
     store: Ledger,
     asked: dict[tuple[Any, ...], str | None] | None = None,
 ) -> tuple[Approval | None, str | None]:
@@ -92,12 +103,15 @@ def judge(
     approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
     if approval is None or ent is None:
         return None, f"approval {ev.approval_id} is not in the employee's entitlement"
+    catalog = ctx.catalog
     why = _standing(approval, ev, ent)
     if why is None and asked is None:
-        why = _asked(approval, ev, catalog)
+        why = _asked(approval, ev, catalog) or _graded(approval, ent, ctx)
     elif why is None and asked is not None:
         kind = (id(approval), ev.actor_id, ev.purpose, ev.system, tuple(ev.fields))
-        why = asked[kind] if kind in asked else asked.setdefault(kind, _asked(approval, ev, catalog))
+        if kind not in asked:
+            asked[kind] = _asked(approval, ev, catalog) or _graded(approval, ent, ctx)
+        why = asked[kind]
     if why is not None:
         return approval, why
     key = USED + approval.approval_id
@@ -110,4 +124,4 @@ def judge(
 
 def covers(ev: Any, ctx: Context, store: Store) -> bool:
     """True when the approval the access names covers it (and spends its budget)."""
-    return judge(ev, ctx.entitlement(ev.actor_id, ev.ts), ctx.catalog, store)[1] is None
+    return judge(ev, ctx.entitlement(ev.actor_id, ev.ts), ctx, store)[1] is None

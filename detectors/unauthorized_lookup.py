@@ -464,7 +464,7 @@ class UnauthorizedLookupDetector:
                 to_rules.add(ev.approval_id)  # a suspect already
             elif (
                 ev.approval_id in to_rules
-                or approvals.judge(ev, views[i].ent, ctx.catalog, ledger, asked)[1] is not None
+                or approvals.judge(ev, views[i].ent, ctx, ledger, asked)[1] is not None
             ):
                 to_rules.add(ev.approval_id)
                 refused.append(i)
@@ -544,7 +544,7 @@ class UnauthorizedLookupDetector:
                 return [("suspended", f"suspended since {_iso(ent.ts)}", ent)]
             return [("terminated", f"terminated since {_iso(ent.ts)}", ent)]
         action = ev.action.value
-        approval, why = approvals.judge(ev, ent, ctx.catalog, self.store)
+        approval, why = approvals.judge(ev, ent, ctx, self.store)
         covered = why is None
         found: Found = []
         # why the approval the access names does not cover it: the analyst's first question

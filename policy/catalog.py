@@ -65,6 +65,14 @@ class Catalog:
         return found
 
     @cached_property
+    def approving_roles(self) -> frozenset[str]:
+        """Roles whose permission set signs graded approvals (organisation.yaml `approves`)."""
+        sets = self.permission_sets
+        return frozenset(
+            r for r, role in self.roles.items() if role.permissions and sets[role.permissions].approves
+        )
+
+    @cached_property
     def recipient_book(self) -> RecipientBook:
         """The declared recipients' contracts, as of time (policy/contracts.py)."""
         return RecipientBook(self.policy.recipients)

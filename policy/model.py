@@ -150,6 +150,9 @@ class PermissionSet(Strict):
     grants: dict[Action, list[str]] = Field(
         default_factory=dict, description="action -> class or category ids"
     )
+    approves: bool = Field(
+        default=False, description="its holders sign graded approvals (分级授权审批) of data access"
+    )
 
 
 class Organisation(Strict):

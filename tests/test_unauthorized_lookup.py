@@ -103,6 +103,27 @@ def test_an_approval_opens_another_org_only_for_its_purpose_data_system_and_budg
     assert reasons(run(self_approved, access("e1", **far))) == {"out_of_scope"}
 
 
+@pytest.mark.parametrize(
+    ("approver", "covered"),
+    [
+        (entitlement("boss", role="sb_president"), True),  # the requester's own sub-branch president
+        (entitlement("boss", role="br_dept_head", org="B01"), True),  # the branch above
+        (entitlement("boss", role="wealth_manager"), False),  # a peer: no approving role
+        (entitlement("boss", role="br_dept_head", org="B02"), False),  # another branch's head
+    ],
+    ids=["sub-branch president", "branch head above", "a peer", "another branch's head"],
+)
+def test_an_approval_is_signed_by_an_approving_role_at_or_above_the_requester(run, approver, covered) -> None:
+    """Seed 004 流程描述(4)④⑤ 分级授权审批; 角色设置: 部室负责人 and 支行行长 approve. An approver the
+    entitlements stream does not know ("boss" in the other tests) is not judged by role."""
+    requester = entitlement("e1", approvals=[approval()]).model_copy(update={"org_path": ORGS["S0101"]})
+    far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    got = run([requester, approver], access("e1", **far))
+    assert (got == []) is covered
+    if not covered:
+        assert reasons(got) == {"out_of_scope"} and "its approver boss" in got[0].summary
+
+
 def test_a_regulatory_report_approval_never_covers_c3(run) -> None:
     grant = approval(
         purpose="regulatory_report", categories=["account", "authentication"], systems=["card_system"]
