@@ -264,7 +264,8 @@ class Shipper:
         me = pos.shipper.encode() + b" "
         pending, deadline, found = set(pos.scan_from), time.monotonic() + timeout_s, 0
         try:
-            while pending:
+            # a stop here leaves `landed` partial, which is harmless: run() then reads no file
+            while pending and not self.stop.is_set():
                 if time.monotonic() > deadline:
                     raise ShipError(f"could not read {self.topic} to its end within {timeout_s:.0f}s")
                 for m in c.consume(1000, 0.5):
