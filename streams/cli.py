@@ -49,7 +49,8 @@ EPILOG = """examples:
   lifemon detectors                    list the detectors and their rules
 
 environment (docs/configuration.md), over the --config file's keys:
-  LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_KAFKA_GROUP, LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_DATABASE,
+  LIFEMON_KAFKA_BOOTSTRAP, LIFEMON_KAFKA_GROUP, LIFEMON_KAFKA_REACH_TIMEOUT_S (seconds to wait for the
+  broker before exit status 4, default 10), LIFEMON_CLICKHOUSE_DSN, LIFEMON_CLICKHOUSE_DATABASE,
   LIFEMON_DATA_DIR, LIFEMON_POLICY_DIR, LIFEMON_SCHEMA_REGISTRY_URL, LIFEMON_METRICS_PORT,
   LIFEMON_METRICS_HOST, LIFEMON_LOG_LEVEL, LIFEMON_LOG_FORMAT (logfmt, json, console)
 secrets, only from the environment (docs/security.md):
@@ -118,7 +119,7 @@ def _reach(config: Any) -> None:
     KafkaUnavailable in one line if not (streams/kafka_reach.py)."""
     from streams.kafka_reach import reach
 
-    reach(config.kafka.bootstrap, config.kafka_settings())
+    reach(config.kafka.bootstrap, config.kafka_settings(), config.kafka.reach_timeout_s)
 
 
 class NoDatabase(ClickHouseUnavailable):

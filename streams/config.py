@@ -20,6 +20,7 @@ from streams.credentials import KAFKA_SECRET_WORDS, Secrets, env_name, kafka_set
 ENV_OVERRIDES = {
     "LIFEMON_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
     "LIFEMON_KAFKA_GROUP": ("kafka", "group_id"),
+    "LIFEMON_KAFKA_REACH_TIMEOUT_S": ("kafka", "reach_timeout_s"),
     "LIFEMON_CLICKHOUSE_DSN": ("clickhouse", "dsn"),
     "LIFEMON_CLICKHOUSE_DATABASE": ("clickhouse", "database"),
     "LIFEMON_DATA_DIR": ("data_dir",),
@@ -55,6 +56,11 @@ class KafkaConfig(Strict):
     )
     batch_size: int = Field(default=5000, ge=1)
     poll_timeout_s: float = Field(default=0.5, gt=0)
+    reach_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="how long a command waits for the broker's first answer before it says the broker is unreachable",
+    )
 
 
 class Topics(Strict):

@@ -75,13 +75,16 @@ class EmbeddedBroker:
             f"Tansu did not listen on {self.bootstrap} within {timeout_s}s; see {self.log_path}"
         )
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM, and SIGKILL after `grace_s`: Tansu with clients still connected sits out the
+        whole grace."""
         if self._proc and self._proc.poll() is None:
             self._proc.terminate()
             try:
-                self._proc.wait(5)
+                self._proc.wait(grace_s)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+                self._proc.wait()
         self._proc = None
 
     def __enter__(self) -> EmbeddedBroker:

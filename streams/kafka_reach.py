@@ -20,7 +20,9 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from streams.logs import KAFKA
 
-METADATA_TIMEOUT_S = 10.0  # as long as lifemon waited for the topic list before
+METADATA_TIMEOUT_S = (
+    10.0  # kafka.reach_timeout_s's default: as long as lifemon waited for the topic list before
+)
 BOOTSTRAP_HINT = "check kafka.bootstrap, --bootstrap or LIFEMON_KAFKA_BOOTSTRAP"
 CREDENTIALS_HINT = "check kafka.client's security settings and LIFEMON_KAFKA_SASL_PASSWORD"
 # errors that mean "the broker was never reached"; the others (authentication, TLS) mean it was
@@ -66,7 +68,7 @@ class Tally:
         return sum(self.lines.values()) - len(self.lines)
 
 
-def _reason(errors: list[KafkaError], last: KafkaException | None) -> str:
+def _reason(errors: list[KafkaError], last: KafkaException | None, timeout_s: float) -> str:
     """What the broker's failures say, in a few words."""
     texts = [e.str() for e in errors] + ([last.args[0].str()] if last else [])
     codes = {e.code() for e in errors}
@@ -81,7 +83,7 @@ def _reason(errors: list[KafkaError], last: KafkaException | None) -> str:
     for err in errors:
         if err.code() not in (KafkaError._ALL_BROKERS_DOWN,):
             return err.str()
-    return f"no answer in {METADATA_TIMEOUT_S:.0f} s"
+    return f"no answer in {timeout_s:g} s"
 
 
 def reach(
@@ -120,6 +122,6 @@ def reach(
         if time.monotonic() >= deadline:
             attempts = sum(e.code() in _TRANSPORT for e in tally.errors) or 1
             raise KafkaUnavailable(
-                f"Kafka at {bootstrap} is unreachable: {_reason(tally.errors, last)} "
+                f"Kafka at {bootstrap} is unreachable: {_reason(tally.errors, last, timeout_s)} "
                 f"({attempts} connection attempt(s) in {time.monotonic() - started:.0f} s); {BOOTSTRAP_HINT}"
             )

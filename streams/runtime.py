@@ -135,7 +135,7 @@ def create_missing(
     (streams/kafka_reach.py), instead of librdkafka's log every 50 ms and a traceback."""
     from streams.kafka_reach import reach
 
-    admin, metadata = reach(bootstrap, extra)
+    admin, metadata = reach(bootstrap, extra, config.kafka.reach_timeout_s)
     existing = set(metadata.topics)
     k = config.kafka
     wanted = [

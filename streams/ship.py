@@ -22,9 +22,11 @@ a file not followed, or a file that stayed quiet), so a last multi-line entry is
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
+import select
 import socket
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -120,6 +122,41 @@ class Outgoing:
     position: bytes  # the `lifemon.ship` header: shipper, file, offset and skip after this record
 
 
+class Stop:
+    """A stop request that a signal handler may make. `threading.Event.set()` takes the lock
+    that `Event.wait()` holds on either side of its sleep, and Python runs a handler in the main
+    thread between two bytecodes: a SIGTERM landing on those lines blocked its handler on a lock
+    its own thread held, and `ship --follow` never exited (once in CI, under load). `set()` here
+    takes no lock, so it is safe from a handler and from another thread; the byte it writes wakes
+    a `wait()` sleeping in poll."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self._poll = select.poll()  # not select(): a test process may hold descriptors past 1024
+        self._poll.register(self._r, select.POLLIN)
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            with contextlib.suppress(OSError):  # closed: nobody waits any more
+                os.write(self._w, b"x")
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        if not self._set:
+            self._poll.poll(timeout * 1000)
+        return self._set
+
+    def __del__(self) -> None:
+        for fd in (getattr(self, "_r", -1), getattr(self, "_w", -1)):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class ShipError(RuntimeError):
     """Shipping cannot go on (broker refused the records, position file in use); the saved
     position is where a restart resumes."""
@@ -151,7 +188,7 @@ class Shipper:
         )
         self.key = (key or socket.gethostname()).encode()
         self.client = config.kafka_settings()  # kafka.client and the Kafka secrets from the environment
-        self.stop = threading.Event()
+        self.stop = Stop()  # set by SIGTERM/SIGINT (streams/cli.py) or another thread
         self.shipped = 0  # records acknowledged in this run
         self.skipped_large = 0
         self.partitions = 0  # of the topic, once started
@@ -227,7 +264,8 @@ class Shipper:
         me = pos.shipper.encode() + b" "
         pending, deadline, found = set(pos.scan_from), time.monotonic() + timeout_s, 0
         try:
-            while pending:
+            # a stop here leaves `landed` partial, which is harmless: run() then reads no file
+            while pending and not self.stop.is_set():
                 if time.monotonic() > deadline:
                     raise ShipError(f"could not read {self.topic} to its end within {timeout_s:.0f}s")
                 for m in c.consume(1000, 0.5):

@@ -40,9 +40,14 @@ def catalog(policy: Any) -> Catalog:
 def broker() -> Iterator[str]:
     from streams.embedded import EmbeddedBroker
 
-    with EmbeddedBroker() as b:
+    b = EmbeddedBroker().start()
+    try:
         yield b.bootstrap
         gc.collect()  # monitors are in cycles with their consumers' callbacks: free their clients first
+    finally:
+        # its topics live in memory and die with it: the 5 s grace (sat out in full at every
+        # session's end, clients still connected) guards nothing here
+        b.stop(grace_s=0.5)
 
 
 @pytest.fixture(scope="session")

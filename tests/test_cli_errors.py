@@ -42,8 +42,10 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def lifemon(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIFEMON_LOG_FORMAT": "logfmt"}
+def lifemon(
+    *args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIFEMON_LOG_FORMAT": "logfmt", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", *args],
         cwd=cwd,
@@ -72,7 +74,9 @@ def root_logging() -> Iterator[None]:
 )
 def test_an_unreachable_broker_is_one_line_naming_where_it_is_set(tmp_path: Path, command: list[str]) -> None:
     port = closed_port()
-    done = lifemon(*command, "--bootstrap", f"127.0.0.1:{port}", cwd=tmp_path)
+    # 2 s, not the default 10: the wait is what is configured, and the line must say that figure
+    env = {"LIFEMON_KAFKA_REACH_TIMEOUT_S": "2"}
+    done = lifemon(*command, "--bootstrap", f"127.0.0.1:{port}", cwd=tmp_path, env=env)
     err = done.stderr
     assert done.returncode == 4, err
     assert "Traceback" not in err and "%3|" not in err, err  # no traceback, no raw librdkafka lines
@@ -81,9 +85,16 @@ def test_an_unreachable_broker_is_one_line_naming_where_it_is_set(tmp_path: Path
     [line] = [ln for ln in lines if "unreachable" in ln]
     assert f"Kafka at 127.0.0.1:{port} is unreachable: connection refused (" in line
     assert (
-        "connection attempt(s) in 10 s); check kafka.bootstrap, --bootstrap or LIFEMON_KAFKA_BOOTSTRAP"
-        in line
+        "connection attempt(s) in 2 s); check kafka.bootstrap, --bootstrap or LIFEMON_KAFKA_BOOTSTRAP" in line
     )
+
+
+def test_a_command_waits_10_s_for_the_broker_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.config import load_config
+    from streams.kafka_reach import METADATA_TIMEOUT_S
+
+    monkeypatch.delenv("LIFEMON_KAFKA_REACH_TIMEOUT_S", raising=False)
+    assert load_config(None).kafka.reach_timeout_s == METADATA_TIMEOUT_S == 10
 
 
 def test_an_unknown_host_name_is_named_as_such(caplog: pytest.LogCaptureFixture) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from conftest import T0, access, entitlement
 
@@ -62,18 +62,21 @@ def send(bootstrap: str, topic: str, values: list[Any], key: bytes = b"e1") -> N
 
 
 def read_all(bootstrap: str, topic: str, expect_at_least: int = 1, timeout_s: float = 20) -> list[Any]:
+    """The topic's records from its start, until `expect_at_least` came (and whatever is right
+    behind them) or `timeout_s` passed. Its partitions are assigned, not subscribed to: joining a
+    group cost every read ~3 s on Tansu, which holds a first JoinGroup for half a session timeout."""
     c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-        }
+        {"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}", "enable.auto.commit": False}
     )
-    c.subscribe([topic])
-    out, deadline = [], time.monotonic() + timeout_s
+    out, deadline, assigned = [], time.monotonic() + timeout_s, False
     while time.monotonic() < deadline:
+        if not assigned:  # a topic not created yet is waited for, as a subscription would
+            t = c.list_topics(topic, timeout=5).topics.get(topic)
+            if t is None or t.error is not None or not t.partitions:
+                time.sleep(0.2)
+                continue
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in t.partitions])
+            assigned = True
         out += [m for m in c.consume(500, 0.5) if m.error() is None]
         if len(out) >= expect_at_least:
             out += [m for m in c.consume(500, 1.0) if m.error() is None]  # and anything right behind

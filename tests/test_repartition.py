@@ -144,9 +144,15 @@ def run_instances(broker, names, tmp_path, instances: int, ch, catalog) -> dict[
         )
         config.data_dir = tmp_path / f"i{i}"
         monitors.append(Monitor(config, broker, ch, [SPEC], catalog, Pseudonymizer(KEY)))
+    # alone, idle as this file's other single runs (an idle end waits for every input, the
+    # repartition topic's too, to be caught up); two must outlast the second's join and the
+    # rebalance, or the first ends before it and nothing moves
+    idle_exit_s = 3 if instances == 1 else 6
     threads = []
     for m in monitors:
-        threads.append(threading.Thread(target=m.run, kwargs={"idle_exit_s": 6, "max_seconds": 120}))
+        threads.append(
+            threading.Thread(target=m.run, kwargs={"idle_exit_s": idle_exit_s, "max_seconds": 120})
+        )
         threads[-1].start()
         time.sleep(1.5)  # the second joins while the first is at work: a rebalance moves partitions
     for t in threads:

@@ -55,6 +55,49 @@ def test_line_formats_skip_blank_lines_and_keep_the_offsets() -> None:
     assert set(FORMATS) >= {"pgaudit", "pgaudit-csv", "mariadb", "sftp"}
 
 
+# -- stopping ------------------------------------------------------------------------------------
+STOPPED_AT_EVERY_LINE = """
+import signal, sys
+from pathlib import Path
+from streams.config import load_config
+from streams.ship import FORMATS, Shipper
+
+shipper = Shipper(load_config(None), "localhost:1", FORMATS["sftp"], [], "t", Path("unused.json"))
+signal.signal(signal.SIGTERM, lambda *_: shipper.stop.set())  # as streams/cli.py does
+
+
+def signal_at_every_line(frame, event, arg):
+    if event == "line":
+        signal.raise_signal(signal.SIGTERM)  # its handler runs right here, before the line
+    return signal_at_every_line
+
+
+sys.settrace(signal_at_every_line)
+stopped = shipper.stop.wait(5)
+sys.settrace(None)
+print(stopped)
+"""
+
+
+def test_a_sigterm_at_any_point_of_the_idle_wait_stops_the_shipper() -> None:
+    """`ship --follow` sleeps in `stop.wait` between reads, and the SIGTERM handler sets that
+    stop in the same (main) thread, wherever it is: a signal at each line the wait runs, down to
+    its lock's, must end it. (threading.Event's handler blocked on the lock its own thread held
+    in wait(): under load, CI's `ship --follow` did not exit within 30 s of SIGTERM.)"""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", STOPPED_AT_EVERY_LINE],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError("a SIGTERM during the shipper's wait deadlocked its handler") from None
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.strip() == b"True"
+
+
 # -- through a real broker -----------------------------------------------------------------------
 def ship(
     broker: str,
