@@ -8,8 +8,10 @@ from the partition that key hashes to, so the incident's state (a keyed store en
 checkpointed with the partition) sees every one of them, live or in a replay.
 
 What makes replay equal live:
-- the window is fixed by the alert's own window start (epoch-aligned), part of the alert's id, so
-  every revision of an alert joins the same incident whatever order revisions come in;
+- the window is fixed by the alert's own window start (aligned to the bank's calendar:
+  recipients.yaml `timezone`, so a 24 h window is the bank's day, not the UTC day that splits a
+  Beijing morning at 08:00), part of the alert's id, so every revision of an alert joins the same
+  incident whatever order revisions come in;
 - the incident id is hash(group, key, window start), the key as the detector named it (the
   incident shows it with card, ID and mobile numbers masked: streams/alerts.py `mask_personal`);
 - the incident is a function of its alerts' newest revisions, and its revision is the sum of
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from detectors.base import LEAKAGE_CANDIDATE, Finding, Store
 from policy.catalog import Catalog
@@ -65,6 +69,7 @@ class IncidentStage:
         # one timer service per group: each closes on its own detectors' clock (`Engine.advance`)
         self.timers = {g: TimerService(store, prefix=f"t{g}:") for g in sorted(set(policy.group_by.values()))}
         self.window_ms = policy.window_hours * HOUR_MS
+        self.tz = ZoneInfo(catalog.policy.recipients.timezone)
 
     # -- input ----------------------------------------------------------------------------------
     def leakage_class(self, alert: Alert) -> str | None:
@@ -89,7 +94,7 @@ class IncidentStage:
             if cid is None or not alert.actor_id:
                 continue
             group = self.p.group_by[alert.detector]
-            start = alert.window_start // self.window_ms * self.window_ms
+            start = self._window_of(alert.window_start)
             # grouped by the actor as named, not by the incident's masked key: two employees whose
             # ids hold different mobile numbers would share one incident, and one id
             ikey = f"{group}/{alert.actor_id}/{start}"
@@ -111,6 +116,13 @@ class IncidentStage:
             self.store.touch(INCIDENT + ikey)
             changed[ikey] = state
         return [self._incident(state) for state in changed.values()]
+
+    def _window_of(self, ts: int) -> int:
+        """The start of the window holding `ts`, windows counted from midnight in the bank's
+        calendar (its UTC offset at `ts`)."""
+        offset = datetime.fromtimestamp(ts / 1000, UTC).astimezone(self.tz).utcoffset()
+        shift = int(offset.total_seconds() * 1000) if offset else 0
+        return (ts + shift) // self.window_ms * self.window_ms - shift
 
     def on_timer(self, ikey: str, deadline_ms: int) -> list[Incident]:
         """The window has settled: close the incident; `keep_days` later, forget it."""
@@ -199,13 +211,13 @@ class IncidentStage:
             regulation=list(dict.fromkeys(r for c in policies for r in c.regulation)),
             subjects=Subjects(
                 distinct=len(named),
-                reported=sum(m["reported"] for m in members),
+                reported=_once_per_evidence(members, "reported"),
                 by_class={c: len(by_class[c]) for c in CLASS_ORDER if c in by_class},
                 by_category={c: len(s) for c, s in sorted(by_category.items())},
                 pseudonyms=listed[: self.p.subject_list_limit],
                 truncated=len(listed) > self.p.subject_list_limit,
             ),
-            records=sum(m["records"] for m in members),
+            records=_once_per_evidence(members, "records"),
             notice=self._notice(state, members, policies, by_category),
             deadlines=self._deadlines(classes, severity, first),
             alerts=[
@@ -277,6 +289,16 @@ class IncidentStage:
             if (not d.classes or set(d.classes) & set(classes))
             and SEVERITY_RANK[severity] >= SEVERITY_RANK[d.min_severity]
         ]
+
+
+def _once_per_evidence(members: Sequence[dict[str, Any]], figure: str) -> int:
+    """A figure summed over the alerts, once per distinct set of evidence events: two rules
+    broken by one transfer (no consent, an unapproved recipient) are one transfer's records, not two."""
+    best: dict[tuple[str, ...], int] = {}
+    for m in members:
+        key = tuple(sorted(m["evidence"])) or (m["alert_id"],)  # no evidence: each alert its own
+        best[key] = max(best.get(key, 0), m[figure])
+    return sum(best.values())
 
 
 def _class_rank(jr_class: str) -> int:

@@ -198,6 +198,26 @@ def test_a_share_after_the_customers_withdrew_their_consent_opens_an_incident(en
 
 
 # -- grouping and windows --------------------------------------------------------------------------
+def test_a_window_is_a_day_of_the_banks_calendar(engine) -> None:
+    """07:00 and 09:00 in Beijing are one working day: one incident (a UTC day splits them at 08:00);
+    23:30 that evening is the same day, 00:30 the next is not."""
+    e = engine()
+    found = run(e, "transfer", [cvn(1, T0 - HOUR), cvn(2, T0 + HOUR, range(1, 2)), cvn(3, T0 + 15 * HOUR + HOUR // 2, range(2, 3)), cvn(4, T0 + 16 * HOUR + HOUR // 2, range(3, 4))])  # fmt: skip
+    first, second = sorted(found.values(), key=lambda i: i.window_start)
+    assert len(first.alerts) == 3 and len(second.alerts) == 1
+    assert first.window_start == T0 - 8 * HOUR and second.window_start == T0 + 16 * HOUR  # 00:00 in Beijing
+
+
+def test_one_transfer_breaking_two_rules_counts_its_records_once(engine) -> None:
+    """Sent to a recipient the policy does not list, without consent: two alerts, one incident of
+    the recipient, and its 30 records are 30, not 60."""
+    e = engine()
+    sent = transfer(1, subjects=range(100, 130), recipient_id="broker_x", contract_id=None)
+    inc = one(run(e, "transfer", [sent]))
+    assert sorted(a.rule_id for a in inc.alerts) == ["LM-TP-002", "LM-TP-006"]
+    assert (inc.records, inc.subjects.reported, inc.subjects.distinct) == (30, 30, 30)
+
+
 def test_one_recipients_leaks_in_one_day_are_one_incident_with_subjects_counted_once(engine) -> None:
     e = engine()
     events = [
