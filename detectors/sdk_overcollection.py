@@ -97,6 +97,7 @@ class Episode:
         "notes",
         "revision",
         "emitted",
+        "sent",
     )
 
     def __init__(self, rule: str, sdk: str, version: str, fields: list[str], start: int):
@@ -110,6 +111,7 @@ class Episode:
         self.notes: list[str] = []  # hosts, countries, a recognized name: what the summary cites
         self.revision = 0
         self.emitted = 0  # observations in the last emitted revision
+        self.sent: list[str] = []  # catalog fields its observations carried: what left, whatever the rule
 
     def to_json(self) -> dict[str, Any]:
         return {s: getattr(self, s) for s in self.__slots__}
@@ -265,6 +267,9 @@ class SdkOvercollectionDetector:
             ep.evidence.append(ev.event_id)
         if note and note not in ep.notes and len(ep.notes) < 5:
             ep.notes.append(note)
+        new = [f for f in labels if f != UNKNOWN_FIELD and f not in ep.sent]
+        if new and len(ep.sent) < self.p.distinct_cap:
+            ep.sent = sorted([*ep.sent, *new])
 
     # -- time -----------------------------------------------------------------------------------
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
@@ -289,9 +294,14 @@ class SdkOvercollectionDetector:
         ep.emitted = ep.observations
         spec = self.p.rules[Rule(ep.rule)]
         decl = self._decl
-        classes = [c for f in ep.fields if decl and f in decl.fields and (c := decl.fields[f].jr_class)]
+        # the class of what left, not only of the fields the rule names: an undeclared SDK or a wrong
+        # host carrying a phone number sent C2 data
+        carried = [*ep.fields, *ep.sent]
+        classes = [c for f in carried if decl and f in decl.fields and (c := decl.fields[f].jr_class)]
         top = max(classes, key=CLASS_RANK.__getitem__, default=JrClass.C1)
-        what = f": {', '.join(ep.fields)}" if ep.fields else ""
+        what = (
+            f": {', '.join(ep.fields)}" if ep.fields else f"; carried {', '.join(ep.sent)}" if ep.sent else ""
+        )
         notes = f" ({'; '.join(ep.notes)})" if ep.notes else ""
         labels = ", ".join(f"{k} {v}" for k, v in sorted(ep.labels.items()))
         summary = (

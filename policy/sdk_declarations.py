@@ -30,9 +30,20 @@ def version_key(version: str) -> tuple[int, ...]:
 
 def host_in(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
     """A host is allowed when it is a listed host or a subdomain of one. Host names are
-    case-insensitive and may end in the root's dot (RFC 3986 §3.2.2): an app may report either."""
-    host = host.lower().rstrip(".")
+    case-insensitive and may end in the root's dot (RFC 3986 §3.2.2), and a reported host may carry
+    its port (an HTTP Host header's `host:443`): an app may report any of these."""
+    host = _bare_host(host)
     return any(host == h or host.endswith("." + h) for h in (a.lower() for a in allowed))
+
+
+def _bare_host(host: str) -> str:
+    """The host name of `host[:port]` or `[ipv6][:port]`, lower case, without the root's dot."""
+    host = host.strip().lower()
+    if host.startswith("[") and "]" in host:
+        return host[1 : host.index("]")]
+    if host.count(":") == 1:  # one colon: a port (a bare IPv6 address has several)
+        host = host.partition(":")[0]
+    return host.rstrip(".")
 
 
 def _closure(broad: dict[str, list[str]]) -> dict[str, frozenset[str]]:

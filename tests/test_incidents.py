@@ -412,6 +412,25 @@ def test_an_sdk_sending_abroad_and_a_recipient_without_a_contract_in_force_open_
     assert legacy.title_zh.startswith("个人金融信息违规提供") and "contract" in legacy.notice.cause.en
 
 
+def test_an_undeclared_sdk_taking_customers_phone_numbers_opens_an_incident(engine) -> None:
+    """Seed 004 §一.(一).6-7 and 应急管理(4): an SDK the privacy policy never named took customers' C2
+    data: an unknown third party holds it. The same SDK taking a device id only is an alert for the
+    app team, not a leak to report."""
+    from schemas.models import SdkTelemetryEvent
+
+    def seen(n: int, fields: list[str], subject: str) -> SdkTelemetryEvent:
+        return SdkTelemetryEvent(
+            event_id=f"sdk-{n}", ts=T0 + n, app_id="cn.bank.mobilebanking", app_version="9.4.1", device_id=f"dev-{n}",
+            sdk_id="com.umeng.analytics", fields=fields, dest_host="alog.umeng.com", dest_country="CN",
+            policy_consented=True, subject_id=subject,
+        )  # fmt: skip
+
+    assert run(engine(), "sdk", [seen(1, ["oaid"], "C0000001")]) == {}
+    inc = one(run(engine(), "sdk", [seen(2, ["mobile_phone", "android_id"], "C0000002")]))
+    assert inc.leakage_classes == ["undeclared_sdk_collection"] and inc.key == "com.umeng.analytics"
+    assert inc.subjects.by_class == {"C2": 1} and "carried android_id, mobile_phone" in inc.notice.cause.en
+
+
 def test_the_notice_counts_each_category_for_the_customers_it_was_read_of(engine) -> None:
     """50 customers' balances, then 5 of them again with their payment account: the notice to
     the regulator says account data of 5 customers, not of all 50 the incident concerns."""

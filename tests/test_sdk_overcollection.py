@@ -164,6 +164,18 @@ def test_undeclared_sdks_by_name_package_or_host(engine) -> None:
     assert all(a.counts["label_omitted"] == 1 for a in got.values())
 
 
+def test_an_alert_is_of_the_class_of_what_left_and_names_it(engine, policy) -> None:
+    """An undeclared SDK taking a phone number and an Android id sent C2 data, and the analyst reads
+    which; one carrying only a device id, or a declared SDK sending its location elsewhere, C1."""
+    got = final(run(engine, [obs("com.umeng.analytics", ("mobile_phone", "android_id")), obs("amap_location", ("location",), host="collect.example-tracker.com", at=1)]))  # fmt: skip
+    by_sdk = {a.actor_id: a for a in got.values()}
+    umeng = by_sdk["com.umeng.analytics"]
+    assert umeng.jr_class == "C2" and "carried android_id, mobile_phone" in umeng.summary
+    assert by_sdk["amap_location"].jr_class == "C1" and "carried location" in by_sdk["amap_location"].summary
+    (device_ids,) = final(run(make_engine(policy), [obs("com.umeng.analytics", ("oaid",))])).values()
+    assert device_ids.jr_class == "C1"
+
+
 def test_a_declared_sdk_under_its_package_name_or_an_obfuscated_name_is_that_sdk(engine) -> None:
     events = [
         obs("com.networkbench.agent.impl", ("device_model", "cpu_usage"), host="wkrd.tingyun.com"),
@@ -216,12 +228,18 @@ def test_hosts_and_countries_outside_the_declaration(engine) -> None:
         obs("amap_location", ("location",), host="apilocate.amap.com", dest_country="CN"),
         obs("amap_location", ("location",), host="cn.apilocate.amap.com"),  # a subdomain of an allowed host
         obs(
+            "amap_location", ("location",), host="apilocate.amap.com:443"
+        ),  # its port, as a Host header says it
+        obs(
             "cloud_certificate", ("device_model",), host="cert.bank.internal"
         ),  # no host declared: not judged
     ]
     assert run(engine, quiet) == []
     loud = [
         obs("amap_location", ("location",), host="collect.example-tracker.com", at=1),
+        obs("amap_location", ("location",), host="47.94.12.34:443", at=1),  # an address, port or not
+        obs("amap_location", ("location",), host="[2001:db8::1]:443", at=1),
+        obs("amap_location", ("location",), host="apilocate.amap.com.evil.cn:443", at=1),
         obs("tencent_face", ("device_model",), host="faceid.tencentcloudapi.com", dest_country="SG", at=2),
     ]
     assert rules(run(engine, loud, offset=10)) == {
