@@ -231,13 +231,13 @@ class RetentionOverrunDetector:
             self._collected(held, rec, ev, catalog)
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
-            yield from self._after_end(customer, held, ev.record_id, rec, [ev.event_id])
+            yield from self._after_end(customer, held, ev.record_id, rec)
         elif stage in GONE_STAGES and rec is not None:
             before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
             ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
             if rec.gone != before:
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
-                yield from self._premature(customer, held, ev.record_id, rec, catalog, [ev.event_id])
+                yield from self._premature(customer, held, ev.record_id, rec, catalog)
         elif stage == "deletion_requested" and rec is not None:
             rec.requested = min(rec.requested or ev.ts, ev.ts)
             ctx.timers.register(customer, catalog.policy.deletion_due(rec.requested))
@@ -249,9 +249,9 @@ class RetentionOverrunDetector:
         touched = held.records if stage in CLOCKS else [ev.record_id] if rec is not None else []
         for rid in touched:
             if stage in CLOCKS:  # what the record's collection or removal was, judged again by the new clock
-                yield from self._after_end(customer, held, rid, held.records[rid], [])
+                yield from self._after_end(customer, held, rid, held.records[rid])
                 if held.records[rid].gone:
-                    yield from self._premature(customer, held, rid, held.records[rid], catalog, [])
+                    yield from self._premature(customer, held, rid, held.records[rid], catalog)
             for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
                 ctx.timers.register(customer, deadline)
             if rid in held.uses:  # uses seen before this event: judged again with what it changed
@@ -430,20 +430,19 @@ class RetentionOverrunDetector:
         return any(lawful > when for _, _, lawful in self.minimums(held, rec, catalog))
 
     def _premature(
-        self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog, evidence: list[str]
+        self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
     ) -> Iterator[Finding]:
         """AML Law art. 19 (retention.yaml `minimums`): removed before the last day of the period
         the law requires it kept, or before that period's clock started. A deletion request does
-        not shorten it (PIPL art. 47 ¶2)."""
-        for m, start, lawful in self.minimums(held, rec, catalog):
+        not shorten it (PIPL art. 47 ¶2). No evidence event: the removal or the clock may decide it,
+        whichever arrives later, and the alert must not depend on which (replay equals live)."""
+        for m, _, lawful in self.minimums(held, rec, catalog):
             tag = f"{Rule.removed_before_minimum}:{m.name}"
             if tag in rec.fired or rec.gone >= lawful:
                 continue
             rec.fired[tag] = 1
-            if start is None:
-                when = f"while its {m.keep_days}-day minimum had not started (no {m.after} yet)"
-            else:
-                when = f"before its {m.keep_days}-day minimum ended (from {m.after} {self._day(start)}, kept until {self._day(lawful)} at least)"
+            # the same words whether the clock's start was known at the removal or came after it
+            when = f"inside the {m.keep_days} days the law requires it kept from {m.after}"
             asked = (
                 f"; deletion requested {self._day(rec.requested)}, which the law's minimum outranks "
                 "(PIPL art. 47 ¶2: keep it stored, stop every other use)"
@@ -459,14 +458,13 @@ class RetentionOverrunDetector:
                 rec.jr_class,
                 f"record {rid} on {rec.system} ({', '.join(rec.categories)}) removed {self._day(rec.gone)} "
                 f"{when}; {m.source}{asked}",
-                evidence,
+                [],
                 actor=rec.system,
             )
 
-    def _after_end(
-        self, customer: str, held: Customer, rid: str, rec: Record, evidence: list[str]
-    ) -> Iterator[Finding]:
-        """Seed 004 流程描述(1)⑫: once the bank stops serving a customer, it stops collecting."""
+    def _after_end(self, customer: str, held: Customer, rid: str, rec: Record) -> Iterator[Finding]:
+        """Seed 004 流程描述(1)⑫: once the bank stops serving a customer, it stops collecting. No
+        evidence event, as for `_premature`: the collection or the end decides it, in either order."""
         if Rule.collected_after_relationship_ended in rec.fired or not held.collected_after_end(rec):
             return
         rec.fired[Rule.collected_after_relationship_ended] = 1
@@ -480,7 +478,7 @@ class RetentionOverrunDetector:
             f"record {rid} ({', '.join(rec.categories)}) collected on {rec.system} {self._day(rec.last)} "
             f"for {rec.purpose or 'an unstated purpose'}, after the business relationship ended "
             f"{self._day(held.ended)}",
-            evidence,
+            [],
             actor=rec.system,
         )
 

@@ -158,7 +158,8 @@ class Lifecycle(Base):
 
     def _reader(self) -> tuple[Employee, str]:
         """A sub-branch employee in post all along (no violation's actor, no staff change) who may
-        read contact data in the CRM, and one of its customers."""
+        read contact data in the CRM, and one of its customers whose relationship goes on (a
+        collection for a former one would be one after the end)."""
         whole = [(self.start, self.end)]
         staff = [
             e
@@ -167,8 +168,9 @@ class Lifecycle(Base):
         ]
         while True:
             e = self.rng.choice(staff)
-            if all(self.catalog.role_grants(e.roles, Action.view, READ[0], READ[1])):
-                return e, self.rng.choice(self.customers[e.org])
+            current = [c for c in self.customers[e.org] if c not in self.former]
+            if current and all(self.catalog.role_grants(e.roles, Action.view, READ[0], READ[1])):
+                return e, self.rng.choice(current)
 
     def _normal_lifecycle(self) -> None:
         """Collect/store, deletes and anonymizations inside their period (a location trace deleted on
