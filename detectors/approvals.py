@@ -11,9 +11,9 @@ procedure. So an approval covers an access only when all of these hold, as of th
 - its purpose's exclusions (organisation.yaml `approval_exclusions`) do not reach the data: a
   regulatory report never carries C3 authentication data (CVN, PIN, passwords);
 - a named approver who is not the requester (four eyes): a self-granted approval is none;
-- an approver who holds an approving role (organisation.yaml permissions with `approves`: 部室负责人,
-  支行行长) in an org at or above the requester's (分级授权), as of the entitlement version that
-  carries the approval. An approver the entitlements stream does not know cannot be judged by role.
+- an approver who is active and holds an approving role (organisation.yaml permissions with
+  `approves`: 部室负责人, 支行行长) in an org at or above the requester's (分级授权), as of the
+  entitlement version that carries the approval. An approver the entitlements stream does not know cannot be judged by role.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def _graded(approval: Approval, ent: Entitlement, ctx: Context) -> str | None:
     approver = ctx.entitlement(approval.approver_id or "", ent.ts)
     if approver is None:
         return None
+    if approver.status is not EmployeeStatus.active:  # seed 004 人员管理(5): rights end with the post
+        return f"its approver {approval.approver_id} was {approver.status.value} when it was granted"
     if ctx.catalog.approving_roles.isdisjoint(approver.roles):
         return f"its approver {approval.approver_id} holds no approving role (部室负责人, 支行行长)"
     if approver.org_id not in ent.org_path:

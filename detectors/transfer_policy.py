@@ -1,6 +1,6 @@
 """Transfer policy: personal financial information leaving the bank only as seed 002 §四-六 and
 seed 004 流程描述(4) allow. Each transfer on `pfi.transfer` (keyed by recipient) is judged on its own
-against eight rules; the agreed volume is the one rule with state:
+against nine rules; the agreed volume is the one rule with state:
 
 - `c3_shared`: C3 data or an authentication helper shared, transferred, entrusted or disclosed to
   anyone outside the bank (seed 002 §六.1, §六.2(4), §六.3(5), §六.4(2)): critical, a leakage candidate.
@@ -19,6 +19,9 @@ against eight rules; the agreed volume is the one rule with state:
 - `disclosed_without_assessment`: a public disclosure that names no personal information
   protection impact assessment (or one not declared for the recipient and valid, where it declares
   them): seed 004 基本规定(3)③ assesses every disclosure before it is made (PIPL art. 55).
+- `sender_not_active`: the employee who ran the transfer (`actor_id`) was terminated, suspended or
+  between posts at its time on the entitlements stream (seed 004 人员管理(4)(5): access ends with
+  the post); an employee the stream does not know is not judged here.
 - `volume_exceeded`: more records than the contract agrees per period, summed per recipient,
   contract and period in the task's store; one alert per period, revised while it grows, closed
   by an event-time timer at the period's end (seed 002 §六.2(2): the scale is agreed and recorded).
@@ -41,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from policy.contracts import ContractTerm, RecipientBook
 from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
-from schemas.models import ConsentStatus, RecipientType, Severity
+from schemas.models import ConsentStatus, EmployeeStatus, RecipientType, Severity
 
 VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
 DAY_MS = 86_400_000
@@ -69,6 +72,7 @@ class Rules(BaseModel):
     recipient_not_approved: Rule
     volume_exceeded: Rule
     disclosed_without_assessment: Rule
+    sender_not_active: Rule
 
 
 class TransferPolicyParams(BaseModel):
@@ -123,6 +127,11 @@ class VolumePeriod:
         for s in cls.__slots__:
             setattr(p, s, d[s])
         return p
+
+
+def _for(purpose: str | None) -> str:
+    """What consent was looked for: a transfer that states no purpose can be covered by none."""
+    return f"for {purpose} " if purpose else "(the transfer states no purpose, so no consent can cover it) "
 
 
 class TransferPolicyDetector:
@@ -206,7 +215,7 @@ class TransferPolicyDetector:
                     r.sharing_without_consent,
                     cls,
                     f"shared with {kind.value} {ev.recipient_id} although {missing} named "
-                    f"subject(s) hold no separate consent and {unnamed} are not named "
+                    f"subject(s) hold no separate consent {_for(ev.purpose)}and {unnamed} are not named "
                     f"(claimed basis: {ev.legal_basis.value}){claim}",
                     {"subjects_without_consent": missing, "subjects_unnamed": unnamed},
                 )
@@ -227,6 +236,14 @@ class TransferPolicyDetector:
             )
         if cross_border:
             yield from self._cross_border(ev, cls, country, book, ctx)
+        sender = ctx.entitlement(ev.actor_id, ev.ts) if ev.actor_id else None
+        if sender is not None and sender.status is not EmployeeStatus.active:
+            yield self._finding(
+                ev,
+                r.sender_not_active,
+                cls,
+                f"sent to {ev.recipient_id} by {ev.actor_id}, {sender.status.value} by then",
+            )
         if kind in self.p.assessment_types and not self._assessed(ev, book):
             named = (
                 f"assessment '{ev.assessment_id}', not one declared for it and valid"

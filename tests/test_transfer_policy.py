@@ -406,3 +406,31 @@ def test_a_public_disclosure_names_its_impact_assessment(engine) -> None:
             ),
         ).values()
     }
+
+
+def test_a_share_that_states_no_purpose_says_so(engine) -> None:
+    """The subject holds a separate consent for the partner's purpose; the transfer states none, so
+    none covers it, and the analyst reads that, not that the subject never consented."""
+    (a,) = run(engine(), transfer(purpose=None)).values()
+    assert a.rule_id == "LM-TP-002"
+    assert (
+        "hold no separate consent (the transfer states no purpose, so no consent can cover it)" in a.summary
+    )
+    (b,) = run(engine(consent(purpose="group_risk_management")), transfer()).values()
+    assert "hold no separate consent for insurance_referral and 0 are not named" in b.summary
+
+
+def test_a_transfer_run_by_an_employee_who_left_fires(spec, catalog) -> None:
+    """Seed 004 人员管理(5): access ends with the contract. E7 left the day before and still sent the
+    partner its share; E8, in post, sends the same one silently; a sender the entitlements stream
+    does not know is not judged here."""
+    from conftest import entitlement
+
+    e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    e.apply_reference("consents", refs("consents", [consent()]))
+    left = [entitlement("E7"), entitlement("E7", status="terminated", ts=T0 - 86_400_000), entitlement("E8")]
+    e.apply_reference("entitlements", refs("entitlements", left))
+    got = run(e, transfer(n=1, actor_id="E7"), transfer(n=2, actor_id="E8"), transfer(n=3, actor_id="E9"))
+    (a,) = got.values()
+    assert (a.rule_id, a.severity.value) == ("LM-TP-009", "high")
+    assert "by E7, terminated by then" in a.summary

@@ -110,8 +110,15 @@ def test_an_approval_opens_another_org_only_for_its_purpose_data_system_and_budg
         (entitlement("boss", role="br_dept_head", org="B01"), True),  # the branch above
         (entitlement("boss", role="wealth_manager"), False),  # a peer: no approving role
         (entitlement("boss", role="br_dept_head", org="B02"), False),  # another branch's head
+        (entitlement("boss", role="sb_president", status="terminated"), False),  # seed 004 人员管理(5)
     ],
-    ids=["sub-branch president", "branch head above", "a peer", "another branch's head"],
+    ids=[
+        "sub-branch president",
+        "branch head above",
+        "a peer",
+        "another branch's head",
+        "a president who left",
+    ],
 )
 def test_an_approval_is_signed_by_an_approving_role_at_or_above_the_requester(run, approver, covered) -> None:
     """Seed 004 流程描述(4)④⑤ 分级授权审批; 角色设置: 部室负责人 and 支行行长 approve. An approver the
