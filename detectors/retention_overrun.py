@@ -30,7 +30,12 @@ customer's records and every use of them meet in one task. It fires:
 - `collected_after_relationship_ended`: a record collected after the customer's business
   relationship ended (seed 004 流程描述(1)⑫), unless a collection for a `relationship_purposes`
   purpose (an account opening) began a relationship again before it. Judged when the collection
-  or the end arrives, whichever is later.
+  or the end arrives, whichever is later;
+- `collected_without_consent`: a collection retention.yaml `collection_consent` names (biometrics;
+  anything collected for marketing) with no consent of the subject for its purpose granted by then
+  (separate, 单独同意, where it says so): seed 004 流程描述(1)②, (4)②;
+- `destruction_record_incomplete` also when the method named leaves the data recoverable
+  (`recoverable_methods`: a logical delete, an index removed; seed 002 §七(4)).
 
 Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
 (`Policy.period_end`, Civil Code art. 201/203): a retention rule's `keep_days` from its clock's start
@@ -58,6 +63,7 @@ from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, Customer, Record
 from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass
+from schemas.models import ConsentStatus
 
 DAY_MS = 86_400_000
 FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet
@@ -74,6 +80,7 @@ class Rule(StrEnum):
     foreign_c3_stored = "foreign_c3_stored"
     removed_before_minimum = "removed_before_minimum"
     collected_after_relationship_ended = "collected_after_relationship_ended"
+    collected_without_consent = "collected_without_consent"
 
 
 class RetentionOverrunParams(BaseModel):
@@ -115,6 +122,8 @@ class RetentionPolicy(NamedTuple):
     forbidden_foreign_c3: frozenset[str]
     minimums: list[Deadline]
     relationship_purposes: frozenset[str]
+    collection_consent: list[Any]
+    recoverable_methods: frozenset[str]
 
 
 class RetentionOverrunDetector:
@@ -152,6 +161,8 @@ class RetentionOverrunDetector:
                 frozenset(r.forbidden_foreign_c3),
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
+                list(r.collection_consent),
+                frozenset(m.lower() for m in r.recoverable_methods),
             )
         return self._policy
 
@@ -222,7 +233,7 @@ class RetentionOverrunDetector:
     def _lifecycle(self, ev: Any, ctx: Context) -> Iterator[Finding]:
         customer, stage, catalog = ev.subject_id, ev.stage.value, ctx.catalog
         if stage == "destroy":
-            yield from self._destruction_record(ev, customer)
+            yield from self._destruction_record(ev, customer, catalog)
         held = self._held(customer)
         rec = held.records.get(ev.record_id)
         if rec is None and stage not in CLOCKS:
@@ -232,6 +243,8 @@ class RetentionOverrunDetector:
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
             yield from self._after_end(customer, held, ev.record_id, rec)
+            if stage == "collect":
+                yield from self._without_consent(ev, customer, rec, ctx)
         elif stage in GONE_STAGES and rec is not None:
             before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
             ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
@@ -289,9 +302,47 @@ class RetentionOverrunDetector:
                 actor=ev.system,
             )
 
-    def _destruction_record(self, ev: Any, customer: str) -> Iterator[Finding]:
+    def _without_consent(self, ev: Any, customer: str, rec: Record, ctx: Context) -> Iterator[Finding]:
+        """Seed 004 流程描述(1)② and (4)②: biometrics, and anything collected for marketing, only
+        with the subject's consent for that purpose on record by then (separate where required)."""
+        cats = ctx.catalog.categories(ev.categories)
+        needs = [
+            n
+            for n in self._retention(ctx.catalog).collection_consent
+            if not cats.isdisjoint(n.categories) or ev.purpose in n.purposes
+        ]
+        if not needs or Rule.collected_without_consent in rec.fired:
+            return
+        consent = ctx.consent(customer, ev.purpose, None, ev.ts) if ev.purpose else None
+        granted = consent is not None and consent.status is ConsentStatus.granted
+        separate = any(n.separate for n in needs)
+        if consent is not None and granted and (consent.separate or not separate):
+            return
+        rec.fired[Rule.collected_without_consent] = 1
+        kind = "separate consent (单独同意)" if separate else "consent"
+        why = (
+            "the collection states no purpose"
+            if not ev.purpose
+            else f"no {kind} of the customer for {ev.purpose} on record by then"
+            + (" (a consent, not a separate one)" if granted else "")
+        )
+        yield self._finding(
+            Rule.collected_without_consent,
+            ev.record_id,
+            customer,
+            ev.ts,
+            ev.ts,
+            rec.jr_class,
+            f"record {ev.record_id} ({', '.join(sorted(cats))}) collected on {ev.system} {self._day(ev.ts)}: {why}; "
+            + "; ".join(dict.fromkeys(n.source for n in needs)),
+            [ev.event_id],
+            actor=ev.system,
+        )
+
+    def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a
-        supervisor who is the operator supervises nothing (§七(2))."""
+        supervisor who is the operator supervises nothing (§七(2)); a method that only hides the
+        data (a logical delete, an index removed) destroys nothing (§七(4))."""
         missing = [
             name
             for name, value in (
@@ -304,6 +355,8 @@ class RetentionOverrunDetector:
         ]
         if ev.operator_id and ev.operator_id == ev.supervisor_id:
             missing.append("a supervisor other than the operator")
+        if ev.method and ev.method.strip().lower() in self._retention(catalog).recoverable_methods:
+            missing.append(f"a method that erases it ({ev.method} leaves it recoverable)")
         if missing:
             yield self._finding(
                 Rule.destruction_record_incomplete,

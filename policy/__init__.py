@@ -308,6 +308,14 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
             ("purposes", rule.purposes, purposes.purposes),
         )
     ] + [("relationship_purposes", retention.relationship_purposes, purposes.purposes)]
+    named += [
+        (f"collection_consent.{i}.{where}", ids, known)
+        for i, need in enumerate(retention.collection_consent)
+        for where, ids, known in (
+            ("categories", need.categories, classification.categories),
+            ("purposes", need.purposes, purposes.purposes),
+        )
+    ]
     for key, ids, known in named:
         unknown = [i for i in ids if i not in known]
         if unknown:
@@ -318,7 +326,10 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
                 key,
                 f"'{unknown[0]}' is not a known {what[:-1]} id",
                 f"use one of {', '.join(known)}",
-                _line_of(yaml.compose(text, Loader=_UniqueKeyLoader), key.split(".")),
+                _line_of(
+                    yaml.compose(text, Loader=_UniqueKeyLoader),
+                    [int(k) if k.isdigit() else k for k in key.split(".")],
+                ),
             )
 
 

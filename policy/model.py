@@ -197,6 +197,16 @@ class RetentionRule(Strict):
     source: str
 
 
+class CollectionConsent(Strict):
+    """Collection that needs the subject's consent on `pfi.consents`, for the collection's own
+    purpose, granted before it (and separate, 单独同意, where `separate`)."""
+
+    categories: list[str] = Field(default_factory=list, description="category ids: collecting any needs it")
+    purposes: list[str] = Field(default_factory=list, description="purpose ids: collecting for any needs it")
+    separate: bool = False
+    source: str
+
+
 class Retention(Strict):
     deletion_request_sla_days: int = Field(gt=0, description="days to answer a subject's deletion request")
     rules: dict[str, RetentionRule]
@@ -207,6 +217,12 @@ class Retention(Strict):
     relationship_purposes: list[str] = Field(
         default_factory=list,
         description="purpose ids whose collection starts a business relationship (again): a returning customer",
+    )
+    collection_consent: list[CollectionConsent] = Field(
+        default_factory=list, description="collections that need the subject's consent first"
+    )
+    recoverable_methods: list[str] = Field(
+        default_factory=list, description="destruction methods that leave the data recoverable"
     )
     forbidden_foreign_c3: list[str] = Field(
         default_factory=list, description="C3 field ids never to store for other institutions"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import T0, fed
+from conftest import T0, fed, refs
 
 from detectors import load_detectors
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
@@ -112,6 +112,7 @@ RULES = (
     "foreign_c3_stored",
     "removed_before_minimum",
     "collected_after_relationship_ended",
+    "collected_without_consent",
 )
 RULE_TITLES: dict[str, str] = {}
 
@@ -573,6 +574,44 @@ def test_an_input_that_never_reached_the_task_holds_nothing_back(spec, catalog) 
     assert [(a.title_en, a.status) for a in alerts] == [(RULE_TITLES["retention_expired"], "open")]
 
 
+# -- collection the customer must have agreed to (seed 004 流程描述(1)②, (4)②) ------------------------------
+@pytest.mark.parametrize(
+    ("collected", "purpose", "consents", "fires"),
+    [
+        (("biometric_template",), "authentication", [], True),
+        (("biometric_template",), "authentication", [False], True),  # a consent, not a separate one
+        (("biometric_template",), "authentication", [True], False),
+        (("marketing_tags",), "marketing", [], True),
+        (("marketing_tags",), "marketing", [False], False),
+        (("mobile_phone",), "customer_service", [], False),  # nothing the policy asks consent for
+    ],
+    ids=[
+        "face, no consent",
+        "face, plain consent",
+        "face, separate consent",
+        "tags, no consent",
+        "tags, consent",
+        "phone for service",
+    ],
+)
+def test_collection_that_needs_the_customers_consent(
+    spec, catalog, collected, purpose, consents, fires
+) -> None:
+    from schemas.models import Consent
+
+    e = Engine([spec], catalog, pseudonymize=pz)
+    given = [
+        Consent(subject_id="C1", ts=T0 - DAY, purpose=purpose, status="granted", separate=sep)
+        for sep in consents
+    ]
+    e.apply_reference("consents", refs("consents", given))
+    ev = collect(day=0, cats=collected, purpose=purpose, system="mobile_banker")
+    alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0))
+    assert [a.rule_id.rsplit(".", 1)[1] for a in alerts] == (["collected_without_consent"] if fires else [])
+    if fires:
+        assert alerts[0].severity.value == "high" and alerts[0].evidence_event_ids == [ev.event_id]
+
+
 # -- destruction records and foreign C3 -----------------------------------------------------------------
 @pytest.mark.parametrize(
     "kw, fires",
@@ -588,8 +627,44 @@ def test_an_input_that_never_reached_the_task_holds_nothing_back(spec, catalog) 
         ({"categories": ["customer_name"], "method": "shred", "operator_id": "e1"}, True),
         ({"categories": ["customer_name"], "operator_id": "e1", "supervisor_id": "e2"}, True),
         ({"method": "shred", "operator_id": "e1", "supervisor_id": "e2"}, True),
+        (
+            {
+                "categories": ["customer_name"],
+                "method": "overwrite_3x",
+                "operator_id": "e1",
+                "supervisor_id": "e2",
+            },
+            False,
+        ),
+        (
+            {
+                "categories": ["customer_name"],
+                "method": "Logical_Delete",
+                "operator_id": "e1",
+                "supervisor_id": "e2",
+            },
+            True,
+        ),
+        (
+            {
+                "categories": ["customer_name"],
+                "method": "delete_index",
+                "operator_id": "e1",
+                "supervisor_id": "e2",
+            },
+            True,
+        ),
     ],
-    ids=["complete", "self-supervised", "no-supervisor", "no-method", "no-content"],
+    ids=[
+        "complete",
+        "self-supervised",
+        "no-supervisor",
+        "no-method",
+        "no-content",
+        "overwritten",
+        "logical-delete",
+        "index-removed",
+    ],
 )
 def test_destruction_record(run, kw: dict, fires: bool) -> None:
     got = run([lc("destroy", **kw)])
