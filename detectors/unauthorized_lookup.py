@@ -68,16 +68,29 @@ REASONS = (
     "role_not_permitted",
     "system_not_permitted",
     "repeated_denials",
+    "before_entitlement",
     "unknown_actor",
     "unknown_customer",
 )
 
 
-SUSPENDED_REASON = {  # as policy/detectors/unauthorized_lookup.yaml ships it, its citation expanded
-    "severity": "high",
-    "en": "access while the employee's account is suspended",
-    "zh": "停权期间仍访问",
-    "source": "本行《掌上银行家隐私政策》及个人金融信息保护管理规定 人员管理(5)",
+LATEST = 2**62  # as of this, a registry returns a key's newest version
+
+# reasons lifemon added after banks wrote their policies, as policy/detectors/unauthorized_lookup.yaml
+# ships them (citations expanded): a policy without one still loads
+ADDED_REASONS = {
+    "suspended": {
+        "severity": "high",
+        "en": "access while the employee's account is suspended",
+        "zh": "停权期间仍访问",
+        "source": "本行《掌上银行家隐私政策》及个人金融信息保护管理规定 人员管理(5)",
+    },
+    "before_entitlement": {
+        "severity": "medium",
+        "en": "access before the employee's first entitlement took effect",
+        "zh": "权限生效前即访问",
+        "source": "本行《掌上银行家隐私政策》及个人金融信息保护管理规定 流程描述(4)④: 岗位权限须经授权",
+    },
 }
 
 
@@ -100,12 +113,13 @@ class UnauthorizedLookupParams(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _suspended_apart(cls, data: Any) -> Any:
-        """A bank's policy written before `suspended` had a reason of its own (it was counted under
-        `terminated`) still loads: the reason is added as lifemon ships it."""
+    def _reasons_added_since(cls, data: Any) -> Any:
+        """A bank's policy written before a reason had its own entry (`suspended` was counted under
+        `terminated`; `before_entitlement` under `unknown_actor`) still loads: the reason is added
+        as lifemon ships it."""
         reasons = data.get("reasons") if isinstance(data, dict) else None
-        if isinstance(reasons, dict) and "terminated" in reasons and "suspended" not in reasons:
-            data = {**data, "reasons": {**reasons, "suspended": SUSPENDED_REASON}}
+        if isinstance(reasons, dict) and "terminated" in reasons:
+            data = {**data, "reasons": {**ADDED_REASONS, **reasons}}
         return data
 
     @model_validator(mode="after")
@@ -536,7 +550,11 @@ class UnauthorizedLookupDetector:
     def _judge(self, ev: Any, ent: Entitlement | None, ctx: Context) -> Found:
         """The reasons this access was unauthorized as of its time, each with a note on its specifics."""
         if ent is None:
-            return [("unknown_actor", "no entitlement record", None)] if _fed(ctx.refs.entitlements) else []
+            if not _fed(ctx.refs.entitlements):
+                return []
+            if ctx.refs.entitlements.as_of(ev.actor_id, LATEST) is not None:  # granted only later
+                return [("before_entitlement", f"no entitlement yet at {_iso(ev.ts)}", None)]
+            return [("unknown_actor", "no entitlement record", None)]
         if ent.status is not ACTIVE:
             if ent.status is TRANSFERRED:
                 return [("transferred", f"transferred out of {ent.org_id} since {_iso(ent.ts)}", ent)]

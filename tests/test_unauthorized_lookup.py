@@ -144,6 +144,18 @@ def test_a_regulatory_report_approval_never_covers_c3(run) -> None:
     assert "never covers" in a.summary
 
 
+def test_a_read_before_the_first_entitlement_is_unauthorized_and_an_unknown_actor_a_gap(run) -> None:
+    """Seed 004 流程描述(4)④: rights come from authorization. e1's account takes effect an hour after
+    T0; its read half an hour before is unauthorized (medium). e9, whom the entitlements stream
+    never names, is a coverage gap (low): the deployment may not feed every system's users."""
+    ents = [entitlement("e1", ts=T0 + HOUR)]
+    (early,) = run(ents, access("e1", start=HOUR // 2))
+    assert reasons([early]) == {"before_entitlement"} and early.severity.value == "medium"
+    assert run(ents, access("e1", start=2 * HOUR)) == []
+    (gap,) = run(ents, access("e9"))
+    assert reasons([gap]) == {"unknown_actor"} and gap.severity.value == "low"
+
+
 def test_c2_taken_out_needs_an_approval_by_someone_else(run) -> None:
     ents = [entitlement("e1")]
     assert run(ents, access("e1", action="view")) == []
@@ -287,17 +299,16 @@ def test_end_to_end_through_tansu_and_chdb(broker, ch, names, policy, catalog) -
     assert rows == [("e1", "medium"), ("e6", "high")]
 
 
-def test_a_policy_written_before_suspended_had_its_own_reason_still_loads(policy) -> None:
-    """A bank's own unauthorized_lookup.yaml from before lists `terminated` but no `suspended`: it
-    loads, with the reason as lifemon ships it (the constant and the shipped YAML say the same)."""
+@pytest.mark.parametrize("added", ["suspended", "before_entitlement"])
+def test_a_policy_written_before_a_reason_had_its_own_entry_still_loads(policy, added) -> None:
+    """A bank's own unauthorized_lookup.yaml from before lists `terminated` but not a reason added
+    since: it loads, with the reason as lifemon ships it (the constant and the shipped YAML say the same)."""
     from detectors.unauthorized_lookup import UnauthorizedLookupParams
 
     shipped = policy.detectors["unauthorized_lookup"].params
-    older = {**shipped, "reasons": {k: v for k, v in shipped["reasons"].items() if k != "suspended"}}
+    older = {**shipped, "reasons": {k: v for k, v in shipped["reasons"].items() if k != added}}
     loaded = UnauthorizedLookupParams.model_validate(older)
-    assert (
-        loaded.reasons["suspended"] == UnauthorizedLookupParams.model_validate(shipped).reasons["suspended"]
-    )
+    assert loaded.reasons[added] == UnauthorizedLookupParams.model_validate(shipped).reasons[added]
     with pytest.raises(ValueError, match=r"missing \['old_scope_after_transfer'\]"):
         UnauthorizedLookupParams.model_validate(
             {
