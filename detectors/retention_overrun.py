@@ -34,6 +34,10 @@ customer's records and every use of them meet in one task. It fires:
 - `collected_without_consent`: a collection retention.yaml `collection_consent` names (biometrics;
   anything collected for marketing) with no consent of the subject for its purpose granted by then
   (separate, 单独同意, where it says so): seed 004 流程描述(1)②, (4)②;
+- `card_data_on_client`: card secrets (the `forbidden_foreign_c3` fields), the bank's own too, stored
+  on a terminal or client app (`client_systems`): seed 002 §五(4);
+- `biometric_with_identity`: one stored record holding biometric and identity data together (seed
+  002 §五(2): 将个人生物识别信息与个人身份信息分开储存);
 - `destruction_record_incomplete` also when the method named leaves the data recoverable
   (`recoverable_methods`: a logical delete, an index removed; seed 002 §七(4)).
 
@@ -81,6 +85,8 @@ class Rule(StrEnum):
     removed_before_minimum = "removed_before_minimum"
     collected_after_relationship_ended = "collected_after_relationship_ended"
     collected_without_consent = "collected_without_consent"
+    card_data_on_client = "card_data_on_client"
+    biometric_with_identity = "biometric_with_identity"
 
 
 class RetentionOverrunParams(BaseModel):
@@ -124,6 +130,7 @@ class RetentionPolicy(NamedTuple):
     relationship_purposes: frozenset[str]
     collection_consent: list[Any]
     recoverable_methods: frozenset[str]
+    client_systems: frozenset[str]
 
 
 class RetentionOverrunDetector:
@@ -163,6 +170,7 @@ class RetentionOverrunDetector:
                 frozenset(r.relationship_purposes),
                 list(r.collection_consent),
                 frozenset(m.lower() for m in r.recoverable_methods),
+                frozenset(r.client_systems),
             )
         return self._policy
 
@@ -242,6 +250,7 @@ class RetentionOverrunDetector:
             self._collected(held, rec, ev, catalog)
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
+            yield from self._stored_apart(rec, ev, customer, catalog)
             yield from self._after_end(customer, held, ev.record_id, rec)
             if stage == "collect":
                 yield from self._without_consent(ev, customer, rec, ctx)
@@ -338,6 +347,38 @@ class RetentionOverrunDetector:
             [ev.event_id],
             actor=ev.system,
         )
+
+    def _stored_apart(self, rec: Record, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
+        """Seed 002 §五(4): no card secret on a terminal or client app; §五(2): biometrics stored
+        apart from identity data. Once per record and rule."""
+        policy = self._retention(catalog)
+        secrets = sorted(set(ev.categories) & policy.forbidden_foreign_c3)
+        if secrets and ev.system in policy.client_systems and Rule.card_data_on_client not in rec.fired:
+            rec.fired[Rule.card_data_on_client] = 1
+            yield self._finding(
+                Rule.card_data_on_client,
+                ev.record_id,
+                customer,
+                ev.ts,
+                ev.ts,
+                JrClass.C3.value,
+                f"record {ev.record_id} stores {', '.join(secrets)} on {ev.system}, a terminal or client app",
+                [ev.event_id],
+                actor=ev.system,
+            )
+        if {"biometric", "identity"} <= set(rec.categories) and Rule.biometric_with_identity not in rec.fired:
+            rec.fired[Rule.biometric_with_identity] = 1
+            yield self._finding(
+                Rule.biometric_with_identity,
+                ev.record_id,
+                customer,
+                ev.ts,
+                ev.ts,
+                rec.jr_class,
+                f"record {ev.record_id} on {ev.system} holds biometric and identity data together ({', '.join(rec.categories)})",
+                [ev.event_id],
+                actor=ev.system,
+            )
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a

@@ -224,6 +224,9 @@ class Retention(Strict):
     recoverable_methods: list[str] = Field(
         default_factory=list, description="destruction methods that leave the data recoverable"
     )
+    client_systems: list[str] = Field(
+        default_factory=list, description="terminals and client apps: card secrets are never stored on them"
+    )
     forbidden_foreign_c3: list[str] = Field(
         default_factory=list, description="C3 field ids never to store for other institutions"
     )

@@ -113,6 +113,8 @@ RULES = (
     "removed_before_minimum",
     "collected_after_relationship_ended",
     "collected_without_consent",
+    "card_data_on_client",
+    "biometric_with_identity",
 )
 RULE_TITLES: dict[str, str] = {}
 
@@ -610,6 +612,24 @@ def test_collection_that_needs_the_customers_consent(
     assert [a.rule_id.rsplit(".", 1)[1] for a in alerts] == (["collected_without_consent"] if fires else [])
     if fires:
         assert alerts[0].severity.value == "high" and alerts[0].evidence_event_ids == [ev.event_id]
+
+
+# -- how it is stored (seed 002 §五(2)(4)) -----------------------------------------------------------------
+def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> None:
+    """§五(4): the bank's own card's CVN kept in the 掌上银行家 app fires (critical); in the card system,
+    where the issuer keeps it encrypted, not. §五(2): a face template in the record that holds the
+    name and ID number fires; one kept apart, not."""
+    got = run([
+        collect("R1", cats=("payment_account_no", "card_cvn"), purpose="payment", system="mobile_banker"),
+        collect("R2", cats=("payment_account_no", "card_cvn"), purpose="payment", system="card_system"),
+        collect("R3", cats=("customer_name", "id_document_no", "biometric_template"), purpose="kyc_aml"),
+        collect("R4", cats=("biometric_template",), purpose="kyc_aml"),
+    ])  # fmt: skip
+    assert set(got) == {"card_data_on_client", "biometric_with_identity", "collected_without_consent"}
+    (client,) = got["card_data_on_client"]
+    assert client.severity.value == "critical" and "stores card_cvn on mobile_banker" in client.summary
+    (together,) = got["biometric_with_identity"]
+    assert together.summary.startswith("record R3 on crm holds biometric and identity data together")
 
 
 # -- destruction records and foreign C3 -----------------------------------------------------------------
