@@ -115,6 +115,7 @@ class Episode:
         "off",
         "opt_out",
         "ignored_to",
+        "sms",
     )
 
     def __init__(self, start: int, actor: str, org: str | None):
@@ -128,6 +129,7 @@ class Episode:
         self.off: list[str] = []  # of which, used outside their collected purpose
         self.opt_out: int | None = None  # the withdrawal or refusal the pushes ignored
         self.ignored_to = 0  # the last push that ignored it
+        self.sms: list[str] = []  # why its SMS were not submitted and approved as their level needs
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -136,7 +138,8 @@ class Episode:
     def from_json(cls, d: dict[str, Any]) -> Episode:
         ep = cls(d["start"], d["actor"], d["org"])
         for k in cls.__slots__:
-            setattr(ep, k, d[k])
+            if k in d:  # `sms` came later: an older episode has no reasons to show
+                setattr(ep, k, d[k])
         return ep
 
 
@@ -170,27 +173,33 @@ def _campaign_path(p: Push, ctx: Context) -> list[str] | None:
     return list(ent.org_path) if ent is not None and ent.org_id == p.org_id else None
 
 
-def _holds_sms_duty(who: str, duty: str, p: Push, path: list[str] | None, ctx: Context) -> bool:
-    """`who` is active at the push and holds a role with this SMS duty whose org level sees the
-    campaign's org (organisation.yaml `org_levels`: head office all; a branch itself and below)."""
+def _sms_duty_gap_of(who: str, duty: str, p: Push, path: list[str] | None, ctx: Context) -> str | None:
+    """None if `who` is active at the push and holds a role with this SMS duty whose org level sees
+    the campaign's org (organisation.yaml `org_levels`: head office all; a branch itself and below),
+    or is not on the entitlements stream; else why not, for the analyst."""
     ent = ctx.entitlement(who, p.ts)
     if ent is None:
-        return True
+        return None
+    title = "submitter" if duty == "submit" else "approver"
     if ent.status is not EmployeeStatus.active:
-        return False
+        return f"{title} {who} {ent.status.value} by then"
     roles, levels = ctx.catalog.roles, ctx.catalog.policy.organisation.org_levels
+    held = False
     for r in ent.roles:
         role = roles.get(r)
         if role is None or role.marketing_sms != duty:
             continue
+        held = True
         sees = levels[role.level].sees
         if p.org_id is None or sees == "all" or p.org_id == ent.org_id:
-            return True
+            return None
         if sees == "self_and_descendants" and (
             ent.org_id in path if path is not None else p.org_id not in ent.org_path
         ):
-            return True  # its own branch's campaign; without the campaign's path, anything but a level above
-    return False
+            return None  # its own branch's campaign; without the campaign's path, anything but a level above
+    if held:
+        return f"{title} {who} ({ent.org_id}) holds no SMS role of the campaign's org {p.org_id}"
+    return f"{title} {who} holds no SMS {title} role (短信{'管理' if duty == 'submit' else '审核'})"
 
 
 class OffscopeMarketingDetector:
@@ -281,24 +290,26 @@ class OffscopeMarketingDetector:
                 out[Rule.personalized_without_choice] = None  # seed 004 (三)③, seed 000 (5)
             else:
                 out[Rule.no_refusal_offered] = None  # seed 004 (三)②: every marketing message
-        if p.channel == Channel.sms and not self._sms_duties_kept(p, ctx):
-            out[Rule.four_eyes] = None
+        if p.channel == Channel.sms and (gap := self._sms_duty_gap(p, ctx)):
+            out[Rule.four_eyes] = gap
         if self._outside_audience(subject, p, ctx):
             out[Rule.audience_outside_approval] = None
         return out
 
     @staticmethod
-    def _sms_duties_kept(p: Push, ctx: Context) -> bool:
-        """短信管理 submits and 短信审核 approves (seed 004 角色设置), two people, each in the role of
-        the campaign's level: head office's for a bank-wide SMS, a branch's for its own. Someone the
-        entitlements stream does not know cannot be judged by role: two people are then enough."""
+    def _sms_duty_gap(p: Push, ctx: Context) -> str | None:
+        """Why the SMS was not submitted by 短信管理 and approved by 短信审核 (seed 004 角色设置), two
+        people, each in the role of the campaign's level (head office's for a bank-wide SMS, a
+        branch's for its own); None if it was. Someone the entitlements stream does not know cannot
+        be judged by role: two people are then enough."""
         submitter, approver = p.submitter_id.strip(), (p.approver_id or "").strip()  # blank: no one
-        if not approver or approver == submitter:
-            return False
+        if not approver:
+            return "no approver"
+        if approver == submitter:
+            return f"approved by its submitter {submitter}"
         path = _campaign_path(p, ctx)
-        return all(
-            _holds_sms_duty(who, duty, p, path, ctx)
-            for who, duty in ((submitter, "submit"), (approver, "approve"))
+        return _sms_duty_gap_of(submitter, "submit", p, path, ctx) or _sms_duty_gap_of(
+            approver, "approve", p, path, ctx
         )
 
     def _granted_elsewhere(self, subject: str, p: Push, ctx: Context) -> bool:
@@ -345,6 +356,8 @@ class OffscopeMarketingDetector:
                 ep.ignored_to = max(ep.ignored_to, p.ts)
             elif rule is Rule.off_purpose:
                 ep.off = sorted(set(ep.off) | set(detail))
+            elif rule is Rule.four_eyes and detail not in ep.sms and len(ep.sms) < 3:
+                ep.sms.append(detail)
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(p.event_id)
 
@@ -365,6 +378,8 @@ class OffscopeMarketingDetector:
             parts.append(f"the last push came {_duration(delay)} after the opt-out")
         if ep.off:
             parts.append(f"targeted with {', '.join(ep.off)}, not collected for this purpose")
+        if ep.sms:
+            parts.append(f"SMS {'; '.join(ep.sms)}")
         summary = f"{pushes} push(es) of campaign {campaign} to subject {subject}: " + "; ".join(parts)
         regulation = list(dict.fromkeys(ref for s in specs for ref in s.regulation))
         return Finding(

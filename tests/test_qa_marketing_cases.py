@@ -234,33 +234,54 @@ def test_an_sms_submitted_and_approved_at_its_level_is_silent(run, campaign_org,
 
 
 @pytest.mark.parametrize(
-    ("campaign_org", "team"),
+    ("campaign_org", "team", "why"),
     [
-        ("HO", [staff("E51001", "ho_sms_submitter"), staff("E51002", "br_sms_approver", org="B01")]),
+        (
+            "HO",
+            [staff("E51001", "ho_sms_submitter"), staff("E51002", "br_sms_approver", org="B01")],
+            "approver E51002 (B01) holds no SMS role of the campaign's org HO",
+        ),
         (
             "B01",
             [staff("E51001", "br_sms_submitter", org="B01"), staff("E51002", "br_sms_approver", org="B02")],
+            "approver E51002 (B02) holds no SMS role of the campaign's org B01",
         ),
         (
             "B01",
             [staff("E51001", "wealth_manager", org="B01"), staff("E51002", "br_sms_approver", org="B01")],
+            "submitter E51001 holds no SMS submitter role (短信管理)",
         ),
-        ("HO", [staff("E51001", "br_sms_submitter", org="B01"), staff("E51002", "ho_sms_approver")]),
+        (
+            "HO",
+            [staff("E51001", "br_sms_submitter", org="B01"), staff("E51002", "ho_sms_approver")],
+            "submitter E51001 (B01) holds no SMS role of the campaign's org HO",
+        ),
+        (
+            "HO",
+            [
+                staff("E51001", "ho_sms_submitter"),
+                staff("E51001", "ho_sms_submitter", at=-DAY, status="terminated"),
+                staff("E51002", "ho_sms_approver"),
+            ],
+            "submitter E51001 terminated by then",
+        ),
     ],  # fmt: skip
     ids=[
         "a bank-wide SMS approved by a branch reviewer",
         "a branch's SMS approved by another branch's reviewer",
         "a branch's SMS submitted by a wealth manager",
         "a bank-wide SMS submitted by a branch",
+        "a submitter who left the day before",
     ],
 )
 def test_an_sms_whose_submitter_or_approver_is_not_of_its_level_is_not_approved(
-    run, campaign_org, team
+    run, campaign_org, team, why
 ) -> None:
     """Seed 004 总行角色④⑤: 总行短信审核 approves 全行级 SMS; 分行④⑤ a branch's own: each duty in its role
-    and level."""
+    and level. The alert says which duty failed, and why."""
     (a,) = run([push(0, "sms", org_id=campaign_org)], [GRANTED], entitlements=team)
     assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
+    assert f"SMS {why}" in a.summary
 
 
 def test_a_branch_campaign_to_a_customer_who_moved_away_before_the_push(run) -> None:
