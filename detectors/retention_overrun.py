@@ -297,18 +297,24 @@ class RetentionOverrunDetector:
         """JR/T 0171 §6.1.3 a) (seed 001 §三.3(3), seed 002 §五(1)): another institution's card
         track data, expiry, CVN, PIN or payment password is never kept."""
         held = sorted(set(ev.categories) & self._retention(catalog).forbidden_foreign_c3)
-        if held and Rule.foreign_c3_stored not in rec.fired:
-            rec.fired[Rule.foreign_c3_stored] = 1
-            yield self._finding(
+        if held:
+            yield from self._once(
                 Rule.foreign_c3_stored,
-                ev.record_id,
+                rec,
+                ev,
                 customer,
-                ev.ts,
-                ev.ts,
                 JrClass.C3.value,
                 f"record {ev.record_id} on {ev.system} stores another institution's {', '.join(held)}",
-                [ev.event_id],
-                actor=ev.system,
+            )
+
+    def _once(
+        self, rule: Rule, rec: Record, ev: Any, customer: str, jr_class: str, summary: str
+    ) -> Iterator[Finding]:
+        """A rule a record breaks at one lifecycle event, raised the first time only."""
+        if rule not in rec.fired:
+            rec.fired[rule] = 1
+            yield self._finding(
+                rule, ev.record_id, customer, ev.ts, ev.ts, jr_class, summary, [ev.event_id], actor=ev.system
             )
 
     def _without_consent(self, ev: Any, customer: str, rec: Record, ctx: Context) -> Iterator[Finding]:
@@ -320,14 +326,13 @@ class RetentionOverrunDetector:
             for n in self._retention(ctx.catalog).collection_consent
             if not cats.isdisjoint(n.categories) or ev.purpose in n.purposes
         ]
-        if not needs or Rule.collected_without_consent in rec.fired:
+        if not needs:
             return
         consent = ctx.consent(customer, ev.purpose, None, ev.ts) if ev.purpose else None
         granted = consent is not None and consent.status is ConsentStatus.granted
         separate = any(n.separate for n in needs)
         if consent is not None and granted and (consent.separate or not separate):
             return
-        rec.fired[Rule.collected_without_consent] = 1
         kind = "separate consent (单独同意)" if separate else "consent"
         why = (
             "the collection states no purpose"
@@ -335,17 +340,14 @@ class RetentionOverrunDetector:
             else f"no {kind} of the customer for {ev.purpose} on record by then"
             + (" (a consent, not a separate one)" if granted else "")
         )
-        yield self._finding(
+        yield from self._once(
             Rule.collected_without_consent,
-            ev.record_id,
+            rec,
+            ev,
             customer,
-            ev.ts,
-            ev.ts,
             rec.jr_class,
             f"record {ev.record_id} ({', '.join(sorted(cats))}) collected on {ev.system} {self._day(ev.ts)}: {why}; "
             + "; ".join(dict.fromkeys(n.source for n in needs)),
-            [ev.event_id],
-            actor=ev.system,
         )
 
     def _stored_apart(self, rec: Record, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
@@ -353,31 +355,23 @@ class RetentionOverrunDetector:
         apart from identity data. Once per record and rule."""
         policy = self._retention(catalog)
         secrets = sorted(set(ev.categories) & policy.forbidden_foreign_c3)
-        if secrets and ev.system in policy.client_systems and Rule.card_data_on_client not in rec.fired:
-            rec.fired[Rule.card_data_on_client] = 1
-            yield self._finding(
+        if secrets and ev.system in policy.client_systems:
+            yield from self._once(
                 Rule.card_data_on_client,
-                ev.record_id,
+                rec,
+                ev,
                 customer,
-                ev.ts,
-                ev.ts,
                 JrClass.C3.value,
                 f"record {ev.record_id} stores {', '.join(secrets)} on {ev.system}, a terminal or client app",
-                [ev.event_id],
-                actor=ev.system,
             )
-        if {"biometric", "identity"} <= set(rec.categories) and Rule.biometric_with_identity not in rec.fired:
-            rec.fired[Rule.biometric_with_identity] = 1
-            yield self._finding(
+        if {"biometric", "identity"} <= set(rec.categories):
+            yield from self._once(
                 Rule.biometric_with_identity,
-                ev.record_id,
+                rec,
+                ev,
                 customer,
-                ev.ts,
-                ev.ts,
                 rec.jr_class,
                 f"record {ev.record_id} on {ev.system} holds biometric and identity data together ({', '.join(rec.categories)})",
-                [ev.event_id],
-                actor=ev.system,
             )
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
