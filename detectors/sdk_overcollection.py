@@ -299,13 +299,13 @@ class SdkOvercollectionDetector:
         carried = [*ep.fields, *ep.sent]
         classes = [c for f in carried if decl and f in decl.fields and (c := decl.fields[f].jr_class)]
         top = max(classes, key=CLASS_RANK.__getitem__, default=JrClass.C1)
-        what = (
-            f": {', '.join(ep.fields)}" if ep.fields else f"; carried {', '.join(ep.sent)}" if ep.sent else ""
-        )
+        what = f": {', '.join(ep.fields)}" if ep.fields else ""
+        # a rule that names no fields (host, country, an undeclared SDK) says what its observations carried
+        carried_part = f"; carried {', '.join(ep.sent)}" if ep.sent and not ep.fields else ""
         notes = f" ({'; '.join(ep.notes)})" if ep.notes else ""
         labels = ", ".join(f"{k} {v}" for k, v in sorted(ep.labels.items()))
         summary = (
-            f"SDK {ep.sdk}, app version {ep.version}. {spec.title_en}{what}{notes}; "
+            f"SDK {ep.sdk}, app version {ep.version}. {spec.title_en}{what}{notes}{carried_part}; "
             f"{ep.observations} observations from {len(ep.devices)} devices; field labels: {labels or 'none'}"
         )
         counts = {"observations": ep.observations, "devices": len(ep.devices)}
