@@ -59,6 +59,12 @@ class Timers(Protocol):
     def cancel(self, key: str, deadline_ms: int) -> None: ...
 
 
+def fed(registry: Any) -> bool:
+    """A reference stream the deployment feeds at all: where it feeds none, a missing key is the
+    deployment's choice (bulk-only setups, tests), not a per-record gap, and decides nothing."""
+    return len(registry) > 0
+
+
 @dataclass
 class References:
     entitlements: AsOf  # by actor_id

@@ -62,7 +62,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detectors.base import Context, Finding, Store
+from detectors.base import Context, Finding, Store, fed
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, Customer, Record
 from policy.catalog import Catalog
@@ -326,7 +326,7 @@ class RetentionOverrunDetector:
             for n in self._retention(ctx.catalog).collection_consent
             if not cats.isdisjoint(n.categories) or ev.purpose in n.purposes
         ]
-        if not needs:
+        if not needs or not fed(ctx.refs.consents):  # a deployment that feeds no consents decides nothing
             return
         consent = ctx.consent(customer, ev.purpose, None, ev.ts) if ev.purpose else None
         granted = consent is not None and consent.status is ConsentStatus.granted

@@ -46,7 +46,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals
-from detectors.base import Context, Finding, Store
+from detectors.base import Context, Finding, Store, fed
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Entitlement, Outcome, Severity
 from schemas.structs import STRICT
@@ -405,7 +405,7 @@ class UnauthorizedLookupDetector:
         customers = ctx.refs.customers.as_of_many(
             list(map(_FIRST, map(_SUBJECTS, compress(events, sight)))), list(compress(times, sight))
         )
-        unfed = not _fed(ctx.refs.customers)  # a stream the deployment does not feed decides nothing
+        unfed = not fed(ctx.refs.customers)  # a stream the deployment does not feed decides nothing
         seen = [
             unfed if c is None else m == ALL or (c.org_id == o if m == OWN else o in c.org_path)
             for c, m, o in zip(
@@ -550,7 +550,7 @@ class UnauthorizedLookupDetector:
     def _judge(self, ev: Any, ent: Entitlement | None, ctx: Context) -> Found:
         """The reasons this access was unauthorized as of its time, each with a note on its specifics."""
         if ent is None:
-            if not _fed(ctx.refs.entitlements):
+            if not fed(ctx.refs.entitlements):
                 return []
             if ctx.refs.entitlements.as_of(ev.actor_id, LATEST) is not None:  # granted only later
                 return [("before_entitlement", f"no entitlement yet at {_iso(ev.ts)}", None)]
@@ -634,7 +634,7 @@ class UnauthorizedLookupDetector:
                 else:
                     note = f"{ent.org_id} read a customer managed by {cust.org_id}{why}"
                     found.setdefault("out_of_scope", ("out_of_scope", note, ent))
-        if unknown and _fed(ctx.refs.customers):
+        if unknown and fed(ctx.refs.customers):
             found["unknown_customer"] = (
                 "unknown_customer",
                 f"{unknown} customer(s) not in pfi.customers",
@@ -739,9 +739,3 @@ class UnauthorizedLookupDetector:
 
 def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
-
-
-def _fed(registry: Any) -> bool:
-    """A reference stream the deployment feeds at all: where it feeds none, a missing key is the
-    deployment's choice (bulk-only setups, tests), not a per-record gap."""
-    return len(registry) > 0

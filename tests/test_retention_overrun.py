@@ -606,12 +606,21 @@ def test_collection_that_needs_the_customers_consent(
         Consent(subject_id="C1", ts=T0 - DAY, purpose=purpose, status="granted", separate=sep)
         for sep in consents
     ]
-    e.apply_reference("consents", refs("consents", given))
+    other = Consent(subject_id="C9", ts=0, purpose="marketing", status="granted")  # the stream is fed
+    e.apply_reference("consents", refs("consents", [*given, other]))
     ev = collect(day=0, cats=collected, purpose=purpose, system="mobile_banker")
     alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0))
     assert [a.rule_id.rsplit(".", 1)[1] for a in alerts] == (["collected_without_consent"] if fires else [])
     if fires:
         assert alerts[0].severity.value == "high" and alerts[0].evidence_event_ids == [ev.event_id]
+
+
+def test_a_deployment_that_feeds_no_consents_has_collections_judged_by_nothing_else(run) -> None:
+    """No consents stream at all (a bulk-only setup, a test case of other rules): a face template
+    collected is not a consent violation, only what the other rules say."""
+    assert (
+        run([collect(cats=("biometric_template",), purpose="authentication", system="mobile_banker")]) == {}
+    )
 
 
 # -- how it is stored (seed 002 §五(2)(4)) -----------------------------------------------------------------
@@ -625,7 +634,7 @@ def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> Non
         collect("R3", cats=("customer_name", "id_document_no", "biometric_template"), purpose="kyc_aml"),
         collect("R4", cats=("biometric_template",), purpose="kyc_aml"),
     ])  # fmt: skip
-    assert set(got) == {"card_data_on_client", "biometric_with_identity", "collected_without_consent"}
+    assert set(got) == {"card_data_on_client", "biometric_with_identity"}  # no consents fed: not judged
     (client,) = got["card_data_on_client"]
     assert client.severity.value == "critical" and "stores card_cvn on mobile_banker" in client.summary
     (together,) = got["biometric_with_identity"]
