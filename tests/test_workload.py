@@ -218,10 +218,21 @@ def test_retention_overrun_finds_every_injected_case_and_nothing_else(policy: Po
 
 
 def test_offscope_marketing_fires_for_exactly_the_injected_pushes(policy: Policy, wl: Workload) -> None:
-    """The real detector, every rule injected once at least, near misses in the normal traffic."""
+    """The real detector, every rule injected once at least, near misses in the normal traffic; with
+    the entitlements, so every campaign's SMS team is judged by its roles and level."""
+    offscope_exactly(policy, wl)
+
+
+def test_a_head_office_campaign_beside_a_branchs_keeps_head_offices_team(policy: Policy) -> None:
+    """Seed 14 builds its audience-violation campaign, head office's SMS, beside a branch's: it once
+    took that branch's SMS team, and every push of it read as approved at the wrong level."""
+    offscope_exactly(policy, generate(20_000, seed=14, policy=policy))
+
+
+def offscope_exactly(policy: Policy, wl: Workload) -> None:
     spec = next(s for s in load_detectors(policy) if s.kind == "offscope_marketing")
     engine = Engine([spec], Catalog(policy), pseudonymize=str)
-    for ref in ("consents", "customers"):
+    for ref in ("consents", "customers", "entitlements"):
         engine.apply_reference(ref, [from_model(ref, r) for r in stream(wl, ref)])
     pushes = [
         (RawRecord("m", 0, i, None), from_model("marketing", e))

@@ -119,7 +119,9 @@ class Lifecycle(Base):
                     self._ts(0.1, 0.9),
                     self.policy.retention.minimums["aml_transactions"].keep_days,
                 )
-                stored = gone - (minimum - 1) * DAY - rng.randrange(HOUR, 12 * HOUR)
+                # the same hour 1 825 days before: the day before the last day of its 1 826 (the bank's
+                # calendar keeps no daylight saving), removed early by the least a calendar can tell
+                stored = gone - (minimum - 1) * DAY
                 cats = ["payment_account_no", "transaction_record"]
                 self._lifecycle(stored, rid, cid, L.store, "core_banking", cats, "payment")
                 self._lifecycle(gone, rid, cid, L.delete, "core_banking", cats, None, method="logical_delete")

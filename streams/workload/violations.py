@@ -555,13 +555,15 @@ class Violations(Bank):
         branches = sorted({p[1] for p in self.paths.values() if len(p) >= 2})
         branch = rng.choice(branches)
         inside = [s for s in self._book(branch) if self.consent.get(s) is base.channel]
+        # a head-office campaign is submitted and approved by head office's SMS team (seed 004 总行④⑤)
+        ho = next(x for x in self.campaigns if x.org == "HO")
         c = Campaign(
             f"CMP-{self.seed}-A{len(self.campaigns):04d}",
             "HO",
             base.channel,
             base.personalized,
-            base.submitter,
-            base.approver,
+            ho.submitter,
+            ho.approver,
             min(base.t0 + rng.randrange(45 * MINUTE), self.start + self.span * 4 // 5),  # beside another
             inside,
             [branch],
