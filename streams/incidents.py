@@ -148,6 +148,7 @@ class IncidentStage:
             "severity": alert.severity.value,
             "jr_class": alert.jr_class,
             "summary": alert.summary,
+            "title_zh": alert.title_zh,
             "categories": sorted(categories | {self._category(f) for f in fields}),
             "subjects": sorted(set(finding.subjects or alert.subjects_sample)),
             # what was read of whom, where the finding knows it per subject (None: all of it of each)
@@ -249,7 +250,7 @@ class IncidentStage:
         if len(members) > 3:
             what += f"; and {len(members) - 3} more alert(s)"
         cause = Text(
-            zh="\n".join(c.cause.zh.format(what=what) for c in policies),
+            zh="\n".join(c.cause.zh.format(what=_what_zh(members)) for c in policies),
             en="\n".join(c.cause.en.format(what=what) for c in policies),
         )
         return Notice(
@@ -303,6 +304,19 @@ def _once_per_evidence(members: Sequence[dict[str, Any]], figure: str) -> int:
 
 def _class_rank(jr_class: str) -> int:
     return 3 - CLASS_ORDER.index(jr_class) if jr_class in CLASS_ORDER else 0
+
+
+def _what_zh(members: Sequence[dict[str, Any]]) -> str:
+    """The notice's Chinese cause names its alerts by their Chinese titles and figures: the
+    alerts' summaries are English. A member stored before titles were kept shows its rule."""
+    said = []
+    for m in members[:3]:
+        figures = [m["rule_id"], f"{m['records']} 条记录"] + (
+            [f"{m['reported']} 名客户"] if m["reported"] else []
+        )
+        said.append(f"{m.get('title_zh') or m['rule_id']}（{'，'.join(figures)}）")
+    more = f"；另有 {len(members) - 3} 条告警" if len(members) > 3 else ""
+    return "；".join(said) + more
 
 
 def _unique(texts: Iterable[Any]) -> list[Text]:

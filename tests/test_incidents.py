@@ -142,6 +142,19 @@ def test_a_bulk_querys_incident_reports_customers_not_records(engine) -> None:
     assert (inc.records, inc.subjects.distinct, inc.subjects.reported) == (60, 30, 30)
 
 
+def test_the_notices_chinese_cause_is_chinese(engine) -> None:
+    """The zh cause names each alert by its Chinese title, rule and figures: a notice to customers
+    and the regulator in Chinese must not carry the alerts' English summaries."""
+    e = engine()
+    events = access("e1", customers=30, fields=("customer_name", "account_balance"), every_s=30, row_count=2)
+    inc = one(run(e, "access", events))
+    alert = inc.alerts[0]
+    zh = inc.notice.cause.zh
+    assert zh.startswith("员工在未经审批的情况下批量查询或导出个人金融信息")
+    assert f"（{alert.rule_id}，60 条记录，30 名客户）" in zh
+    assert "records" not in zh and alert.summary not in zh
+
+
 def test_a_bulk_query_just_under_the_art5_threshold_alerts_but_opens_no_incident(engine) -> None:
     e = engine()
     events = access("e1", customers=49, fields=("customer_name", "account_balance"), every_s=30)
