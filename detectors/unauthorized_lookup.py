@@ -76,23 +76,6 @@ REASONS = (
 
 LATEST = 2**62  # as of this, a registry returns a key's newest version
 
-# reasons lifemon added after banks wrote their policies, as policy/detectors/unauthorized_lookup.yaml
-# ships them (citations expanded): a policy without one still loads
-ADDED_REASONS = {
-    "suspended": {
-        "severity": "high",
-        "en": "access while the employee's account is suspended",
-        "zh": "停权期间仍访问",
-        "source": "本行《掌上银行家隐私政策》及个人金融信息保护管理规定 人员管理(5)",
-    },
-    "before_entitlement": {
-        "severity": "medium",
-        "en": "access before the employee's first entitlement took effect",
-        "zh": "权限生效前即访问",
-        "source": "本行《掌上银行家隐私政策》及个人金融信息保护管理规定 流程描述(4)④: 岗位权限须经授权",
-    },
-}
-
 
 class Reason(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -110,17 +93,6 @@ class UnauthorizedLookupParams(BaseModel):
     reasons: dict[str, Reason]
     sample_size: int = Field(default=10, ge=0)
     evidence_limit: int = Field(default=50, ge=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reasons_added_since(cls, data: Any) -> Any:
-        """A bank's policy written before a reason had its own entry (`suspended` was counted under
-        `terminated`; `before_entitlement` under `unknown_actor`) still loads: the reason is added
-        as lifemon ships it."""
-        reasons = data.get("reasons") if isinstance(data, dict) else None
-        if isinstance(reasons, dict) and "terminated" in reasons:
-            data = {**data, "reasons": {**ADDED_REASONS, **reasons}}
-        return data
 
     @model_validator(mode="after")
     def _every_reason(self) -> UnauthorizedLookupParams:

@@ -7,6 +7,7 @@ errors point at the rule that broke (STYLE.md).
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from policy.model import Policy
+
+log = logging.getLogger("lifemon.policy")
 
 DEFAULT_DIR = Path(__file__).resolve().parent
 SECTION_FILES = (
@@ -28,6 +31,9 @@ SECTION_FILES = (
     "incidents",
     "storage",
 )
+# the detector params that map each rule (or reason) to its severity, titles and clauses: lifemon
+# adds entries as it learns to judge more, and a bank's folder written before one still loads
+RULE_MAPS = ("rules", "reasons")
 
 _FIXES = {
     "missing": "add the key",
@@ -207,12 +213,39 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     detectors = {}
     for path in sorted((folder / "detectors").glob("*.yaml")):
         data, text = read_yaml(path)
-        detectors[path.stem] = validate_section(path, DetectorSection, cite(data), text)
+        data = _with_added_rules(path, cite(data))
+        detectors[path.stem] = validate_section(path, DetectorSection, data, text)
     try:
         return Policy(**sections, detectors=detectors)
     except ValidationError as e:  # the one cross-file check: organisation.yaml names catalog ids
         raise_validation(folder / "organisation.yaml", e, texts["organisation"])
         raise
+
+
+def _with_added_rules(path: Path, data: Any) -> Any:
+    """A bank's detector file written before lifemon added a rule (or reason) still loads: each
+    rule it lacks applies as lifemon ships it, and a warning names the file, the rules and where
+    to copy them from. Refusing to start after an upgrade would stop the monitoring itself."""
+    shipped_path = detector_file(path.stem)
+    if path.resolve() == shipped_path or not shipped_path.is_file() or not isinstance(data, dict):
+        return data
+    params = data.get("params")
+    if not isinstance(params, dict):
+        return data
+    shipped = _citations(DEFAULT_DIR / "references.yaml")(read_yaml(shipped_path)[0]).get("params", {})
+    for key in RULE_MAPS:
+        theirs, ours = params.get(key), shipped.get(key)
+        if not (isinstance(theirs, dict) and isinstance(ours, dict)):
+            continue
+        added = [rule for rule in ours if rule not in theirs]
+        if added:
+            params = {**params, key: {**theirs, **{rule: ours[rule] for rule in added}}}
+            log.warning(
+                f"{path}: params.{key} lacks {', '.join(added)}, added to lifemon since the file was "
+                f"written: they apply as lifemon ships them; copy them from {shipped_path} to review them",
+                extra={"file": str(path), "key": f"params.{key}", "added": added},
+            )
+    return {**data, "params": params}
 
 
 _SEED = re.compile(r"\bseed \d{3}\b")

@@ -183,3 +183,43 @@ def test_a_combination_place_is_non_empty_and_fields_fill_one_place(
     with pytest.raises(PolicyError, match=said) as e:
         load_policy(policy_copy)
     assert e.value.key.startswith("combinations.")
+
+
+def test_a_detector_file_written_before_a_rule_was_added_loads_with_it_and_says_so(
+    policy, policy_copy: Path, caplog
+) -> None:
+    """A bank's folder from an older lifemon lacks rules added since: each applies as lifemon ships
+    it, and one warning per file names the file, the rules and where to copy them from. lifemon's
+    own folder lacking a rule is a defect, and still refused."""
+    import yaml
+
+    dropped = {
+        "retention_overrun": ("rules", ["removed_before_minimum", "card_data_on_client"]),
+        "transfer_policy": ("rules", ["sender_not_active"]),
+        "unauthorized_lookup": ("reasons", ["suspended", "before_entitlement"]),
+    }
+    for kind, (key, rules) in dropped.items():
+        path = policy_copy / "detectors" / f"{kind}.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for rule in rules:
+            del data["params"][key][rule]
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        older = load_policy(policy_copy)
+    specs = {s.kind: s.params for s in load_detectors(older, policy_copy)}
+    shipped = {s.kind: s.params for s in load_detectors(policy)}
+    assert specs == shipped
+    said = {r.file: r for r in caplog.records}
+    for kind, (key, rules) in dropped.items():
+        record = said[str(policy_copy / "detectors" / f"{kind}.yaml")]
+        assert (record.key, record.added) == (f"params.{key}", rules)
+        assert str(DEFAULT_DIR / "detectors" / f"{kind}.yaml") in record.getMessage()
+    assert len(caplog.records) == len(dropped)
+
+    from detectors.unauthorized_lookup import UnauthorizedLookupParams
+
+    own = policy.detectors["unauthorized_lookup"].params
+    with pytest.raises(ValueError, match=r"missing \['old_scope_after_transfer'\]"):
+        UnauthorizedLookupParams.model_validate(
+            {**own, "reasons": {k: v for k, v in own["reasons"].items() if k != "old_scope_after_transfer"}}
+        )

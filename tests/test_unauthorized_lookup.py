@@ -297,22 +297,3 @@ def test_end_to_end_through_tansu_and_chdb(broker, ch, names, policy, catalog) -
     db = names["database"]
     rows = ch.query(f"SELECT actor_id, severity FROM {db}.alerts FINAL ORDER BY actor_id").result_rows
     assert rows == [("e1", "medium"), ("e6", "high")]
-
-
-@pytest.mark.parametrize("added", ["suspended", "before_entitlement"])
-def test_a_policy_written_before_a_reason_had_its_own_entry_still_loads(policy, added) -> None:
-    """A bank's own unauthorized_lookup.yaml from before lists `terminated` but not a reason added
-    since: it loads, with the reason as lifemon ships it (the constant and the shipped YAML say the same)."""
-    from detectors.unauthorized_lookup import UnauthorizedLookupParams
-
-    shipped = policy.detectors["unauthorized_lookup"].params
-    older = {**shipped, "reasons": {k: v for k, v in shipped["reasons"].items() if k != added}}
-    loaded = UnauthorizedLookupParams.model_validate(older)
-    assert loaded.reasons[added] == UnauthorizedLookupParams.model_validate(shipped).reasons[added]
-    with pytest.raises(ValueError, match=r"missing \['old_scope_after_transfer'\]"):
-        UnauthorizedLookupParams.model_validate(
-            {
-                **shipped,
-                "reasons": {k: v for k, v in shipped["reasons"].items() if k != "old_scope_after_transfer"},
-            }
-        )
