@@ -92,8 +92,9 @@ def measure(runtime: type[Monitor], config: Config, streams: list[str], ch, spec
     ensure_topics(config.kafka.bootstrap, config)  # its group's changelog
     monitor = runtime(config, config.kafka.bootstrap, ch, specs, catalog, Pseudonymizer(os.urandom(32)))
     stats = monitor.run(idle_exit_s=2.0, max_seconds=900)
-    # from the first record to the last: the group join, reference load and start-up not counted
-    wall, cpu = stats.last_data - stats.first_data, stats.last_cpu - stats.first_cpu
+    # from the first record to the checkpoint that saved the last: the group join, reference load
+    # and start-up not counted
+    wall, cpu = stats.busy()
     events = sum(stats.events[s] for s in streams)
     return events / wall, events / cpu, len(stats.alerts)
 

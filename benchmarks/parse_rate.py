@@ -198,7 +198,7 @@ def end_to_end(fmt: str, lines: list[bytes], bootstrap: str, ch: object, policy:
     specs = load_detectors(policy)
     monitor = Monitor(config, bootstrap, ch, specs, Catalog(policy), Pseudonymizer(os.urandom(32)))
     stats = monitor.run(idle_exit_s=3.0, max_seconds=900)
-    wall, cpu = stats.last_data - stats.first_data, stats.last_cpu - stats.first_cpu
+    wall, cpu = stats.busy()
     return (len(lines) / wall, len(lines) / cpu), len(stats.alerts), ceiling
 
 

@@ -208,7 +208,7 @@ class FaustMonitor(Monitor):
 
     async def checkpoint_async(self) -> None:
         """`Monitor.checkpoint` with faust's asynchronous commit: flush and store, then commit."""
-        began = time.perf_counter()
+        began = time.monotonic(), time.process_time()
         self.save()
         await self._commit_saved()
         self.checkpointed(began)

@@ -790,6 +790,7 @@ class Monitor:
         alerts += self._advance()
         self._emit(alerts)
         self.stats.batches.observe(time.perf_counter() - began)
+        self.stats.on_processed()
 
     @staticmethod
     def _consumer_error(m: Any, err: KafkaError) -> bool:
@@ -1015,16 +1016,18 @@ class Monitor:
 
     def checkpoint(self) -> None:
         """Flush every sink and store state (`save`); then commit."""
-        began = time.perf_counter()
+        began = time.monotonic(), time.process_time()
         self.save()
         self._commit()
         self.checkpointed(began)
 
-    def checkpointed(self, began: float) -> None:
-        """After the commit: the crash test's last point, and the checkpoint's time observed."""
+    def checkpointed(self, began: tuple[float, float]) -> None:
+        """After the commit: the crash test's last point, and the checkpoint's time observed.
+        `began`: its start, monotonic and process CPU seconds."""
         crash_point("after_commit", self.stats.total())
         self._last_checkpoint = time.monotonic()
-        self.stats.checkpoints.observe(self._last_checkpoint - began)
+        self.stats.checkpoints.observe(self._last_checkpoint - began[0])
+        self.stats.on_saved(*began)
 
     def save(self) -> None:
         """Flush every sink and store state, retrying until they acknowledge (or stop).

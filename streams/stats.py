@@ -72,6 +72,11 @@ class Stats:
     last_data: float = 0.0
     first_cpu: float = 0.0  # process CPU seconds at the same two points: CPU per record, no start-up
     last_cpu: float = 0.0
+    # the checkpoint that saved the latest record (wall and CPU seconds): a record is done once its
+    # state, alerts and offsets are saved, so its time belongs to the busy time (`busy`)
+    tail_wall: float = 0.0
+    tail_cpu: float = 0.0
+    _tail_of: float = 0.0  # the `last_data` that tail saved
     window_start: float = field(default_factory=time.monotonic)
     _window: Counter = field(default_factory=Counter)  # stream -> records since window_start
 
@@ -90,6 +95,27 @@ class Stats:
         self.on_dead(stream, dead)
         self._window[stream] += ok + len(dead)
         self.last_data, self.last_cpu = time.monotonic(), time.process_time()
+
+    def on_processed(self) -> None:
+        """A batch judged (its detectors and timers run): the busy time reaches here."""
+        if self.first_data:
+            self.last_data, self.last_cpu = time.monotonic(), time.process_time()
+
+    def on_saved(self, began: float, began_cpu: float) -> None:
+        """A checkpoint went through, begun at monotonic `began` and CPU `began_cpu`: the first to
+        begin after the latest record is that record's last step."""
+        if self.last_data and began >= self.last_data and self._tail_of != self.last_data:
+            self._tail_of = self.last_data
+            self.tail_wall, self.tail_cpu = time.monotonic() - began, time.process_time() - began_cpu
+
+    def busy(self) -> tuple[float, float]:
+        """(wall, CPU) seconds from the first record to the latest record saved: start-up, group
+        joins and idle time left out, the checkpoint that saved the latest record counted."""
+        saved = self._tail_of == self.last_data
+        return (
+            self.last_data - self.first_data + (self.tail_wall if saved else 0.0),
+            self.last_cpu - self.first_cpu + (self.tail_cpu if saved else 0.0),
+        )
 
     def on_dead(self, stream: str, dead: list[DeadLetter]) -> None:
         self.dead[stream] += len(dead)
@@ -165,7 +191,7 @@ class Stats:
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
         by_stream = " ".join(f"{s}={n}" for s, n in sorted(self.events.items()))
-        busy = self.last_data - self.first_data
+        busy = self.busy()[0]
         rate = f"{self.total() / busy:,.0f}/s while data flowed" if busy > 0 else f"{elapsed:.0f}s in"
         raw = f"  skipped={sum(self.skipped.values())}  gaps={len(self.gaps)}" if self.skipped else ""
         return (
