@@ -92,7 +92,7 @@ def load_detectors(
 
 
 def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> None:
-    """Role and category ids in a detector's params must exist in the catalog."""
+    """Role, purpose and category ids in a detector's params must exist in the catalog."""
     roles = policy.organisation.roles
     for role in getattr(params, "role_thresholds", {}) or {}:
         if role not in roles:
@@ -103,6 +103,16 @@ def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> Non
                 f"use a role id from organisation.yaml ({', '.join(sorted(roles)[:6])}, ...)",
                 _line(text, role),
             )
+    purpose = getattr(params, "marketing_purpose", None)
+    if purpose is not None and purpose not in policy.purposes.purposes:
+        raise PolicyError(
+            path,
+            "params.marketing_purpose",
+            f"unknown purpose '{purpose}'",
+            f"use the purpose id from purposes.yaml that marketing consents are recorded under "
+            f"({', '.join(sorted(policy.purposes.purposes))})",
+            _line(text, "marketing_purpose"),
+        )
     cats = policy.classification.categories
     for i, step in enumerate(getattr(params, "escalation", []) or []):
         for c in step.categories:

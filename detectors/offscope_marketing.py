@@ -63,6 +63,11 @@ class OffscopeMarketingParams(BaseModel):
         gt=0, description="offending pushes of one campaign to one subject this close form one alert"
     )
     evidence_limit: int = Field(default=50, ge=1)
+    marketing_purpose: str = Field(
+        default="marketing",
+        description="the purpose id (purposes.yaml) a subject's refusal of marketing is recorded under: "
+        "withdrawn, it stops every push, whatever purpose the push names",
+    )
 
     @model_validator(mode="after")
     def _every_rule(self) -> OffscopeMarketingParams:
@@ -269,12 +274,11 @@ class OffscopeMarketingDetector:
         if consent is None:
             # seed 004 (三)②: marketing needs the subject's own choice; one for another channel
             # does not cover this one
-            elsewhere = self._granted_elsewhere(subject, p, ctx)
+            elsewhere = self._granted_elsewhere(subject, p, ctx, p.purpose)
             out[Rule.channel_not_covered if elsewhere else Rule.no_consent] = None
         elif consent.status is ConsentStatus.withdrawn:
             # seed 004 (三)②: 客户明确表示拒绝接受营销的, 应当立即停止利用
-            refused_here = consent.channel is not None and self._granted_elsewhere(subject, p, ctx)
-            out[Rule.channel_refused if refused_here else Rule.after_withdrawal] = consent.ts
+            out[self._refusal_rule(subject, p, ctx, consent)] = consent.ts
         elif (
             consent.channel is None
             and declared is not None
@@ -282,6 +286,11 @@ class OffscopeMarketingDetector:
             and p.channel not in declared.channels
         ):
             out[Rule.channel_not_covered] = None  # the privacy policy never asked about this channel
+        refusal = self._marketing_refused(subject, p, ctx)
+        if refusal is not None:
+            # seed 004 (三)②: 客户明确表示拒绝接受营销的, 应当立即停止利用. Every push is marketing:
+            # naming a service purpose the subject consented to does not lift their refusal
+            out[self._refusal_rule(subject, p, ctx, refusal)] = refusal.ts
         off = self._off_purpose(subject, p, ctx, consent)
         if off:
             out[Rule.off_purpose] = off
@@ -312,11 +321,26 @@ class OffscopeMarketingDetector:
             approver, "approve", p, path, ctx
         )
 
-    def _granted_elsewhere(self, subject: str, p: Push, ctx: Context) -> bool:
-        """The subject consents to the purpose on another channel (or on every channel) at the time."""
+    def _marketing_refused(self, subject: str, p: Push, ctx: Context) -> Any:
+        """The subject's withdrawn marketing consent for the push's channel as of its time, when
+        the push names another purpose (its own purpose's consent is judged above); else None."""
+        if p.purpose == self.p.marketing_purpose:
+            return None
+        c = ctx.consent(subject, self.p.marketing_purpose, p.channel, p.ts)
+        return c if c is not None and c.status is ConsentStatus.withdrawn else None
+
+    def _refusal_rule(self, subject: str, p: Push, ctx: Context, refusal: Any) -> Rule:
+        """A withdrawal of the channel's own consent while the subject still consents to that
+        purpose on another channel refuses the channel; any other withdrawal refuses the purpose."""
+        here = refusal.channel is not None and self._granted_elsewhere(subject, p, ctx, refusal.purpose)
+        return Rule.channel_refused if here else Rule.after_withdrawal
+
+    def _granted_elsewhere(self, subject: str, p: Push, ctx: Context, purpose: str) -> bool:
+        """The subject consents to `purpose` on another channel than the push's (or on every
+        channel) at the push's time."""
         for ch in Channel:
             if ch != p.channel:
-                c = ctx.consent(subject, p.purpose, ch, p.ts)
+                c = ctx.consent(subject, purpose, ch, p.ts)
                 if c is not None and c.status is ConsentStatus.granted:
                     return True
         return False

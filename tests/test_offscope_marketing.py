@@ -281,19 +281,16 @@ def _policy_copy(tmp_path: Any) -> Any:
     return folder
 
 
-def test_a_rule_left_out_of_the_policy_is_named_with_its_file(tmp_path) -> None:
-    import re
+def test_a_rule_left_out_of_the_params_is_named(policy) -> None:
+    """The params refuse a rule left out (a bank's older folder has it added as shipped before
+    they are checked: tests/test_policy.py)."""
+    from detectors.offscope_marketing import OffscopeMarketingParams
 
-    from policy import PolicyError, load_policy
-
-    folder = _policy_copy(tmp_path)
-    f = folder / "detectors" / "offscope_marketing.yaml"
-    f.write_text(
-        re.sub(r"    four_eyes:\n(      .*\n)+?(?=    audience)", "", f.read_text(encoding="utf-8")),
-        encoding="utf-8",
-    )
-    with pytest.raises(PolicyError, match=r"offscope_marketing.yaml:\d+: params: rules: add \['four_eyes'\]"):
-        load_detectors(load_policy(folder), folder)
+    own = policy.detectors["offscope_marketing"].params
+    with pytest.raises(ValueError, match=r"rules: add \['four_eyes'\]"):
+        OffscopeMarketingParams.model_validate(
+            {**own, "rules": {k: v for k, v in own["rules"].items() if k != "four_eyes"}}
+        )
 
 
 def test_a_catalog_field_without_a_collection_purpose_is_a_policy_error(tmp_path) -> None:
@@ -307,3 +304,27 @@ def test_a_catalog_field_without_a_collection_purpose_is_a_policy_error(tmp_path
     )
     with pytest.raises(PolicyError, match=r"purposes.yaml: collected_for: catalog fields \['loan_details'\]"):
         load_policy(folder)
+
+
+def test_a_refusal_of_marketing_stops_pushes_that_name_another_purpose(engine) -> None:
+    """Every push is marketing (seed 004 (三)②: 拒绝接受营销的, 应当立即停止利用): one that names a
+    service purpose the subject consented to still breaks their refusal of marketing; a refusal of
+    SMS alone stops SMS only, and a push before the refusal is in time."""
+    advice = {"purpose": "wealth_advice", "channel": "app_push"}
+    steps = [
+        Consent(subject_id=s, ts=T0 - 48 * HOUR, purpose="wealth_advice", channel=None, status="granted")
+        for s in ("C1", "C2", "C3")
+    ]
+    steps += [consent(s, channel=None) for s in ("C1", "C2", "C3")]
+    steps += [consent("C1", at=-HOUR, channel=None, status="withdrawn")]
+    steps += [consent("C2", at=-HOUR, channel="sms", status="withdrawn")]
+    steps += [consent("C3", at=HOUR, channel=None, status="withdrawn")]
+    pushes = [push("C1", **advice), push("C2", **advice), push("C2", n=1, **{**advice, "channel": "sms"})]
+    alerts = run(engine, *steps, [*pushes, push("C3", **advice)])
+    alerts += engine.drain()
+    by_subject = {a.subjects_sample[0]: a for a in final(alerts).values()}
+    assert sorted(by_subject) == sorted([P("C1"), P("C2")])
+    assert by_subject[P("C1")].counts["rule_after_withdrawal"] == 1
+    assert by_subject[P("C1")].counts["opt_out_delay_s"] == 3600
+    c2 = by_subject[P("C2")].counts
+    assert c2["pushes"] == 1 and c2["rule_channel_refused"] == 1  # the SMS only
