@@ -54,6 +54,7 @@ replay ends at its last event time: a record still inside its retention then doe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
@@ -67,7 +68,7 @@ from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, Customer, Record
 from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass
-from schemas.models import ConsentStatus
+from schemas.models import ConsentStatus, Outcome
 
 DAY_MS = 86_400_000
 FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet
@@ -103,6 +104,15 @@ class RetentionOverrunParams(BaseModel):
         if missing:
             raise ValueError(f"rules: add {missing}; every rule needs its severity, titles and regulation")
         return self
+
+
+def method_key(method: str) -> str:
+    """A destruction method as the policy's list is matched: case, spaces, hyphens and
+    underscores aside, so `Delete Index`, `delete-index` and `DELETE_INDEX` are one method."""
+    return _SEPARATORS.sub("_", method.strip().casefold())
+
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 class Deadline:
@@ -169,7 +179,7 @@ class RetentionOverrunDetector:
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
                 list(r.collection_consent),
-                frozenset(m.lower() for m in r.recoverable_methods),
+                frozenset(map(method_key, r.recoverable_methods)),
                 frozenset(r.client_systems),
             )
         return self._policy
@@ -217,6 +227,8 @@ class RetentionOverrunDetector:
                 yield from self._lifecycle(ev, ctx)
             return
         for ev in events:
+            if stream == "access" and ev.outcome is not Outcome.success:
+                continue  # refused: nothing was read, and the deletion held (unauthorized_lookup counts denials)
             if ev.record_ids:  # a use names the records it read or sent; the others cannot be tied
                 (customer,) = ev.subject_ids  # re-keyed: one customer per event
                 held = self._held(customer)
@@ -390,7 +402,7 @@ class RetentionOverrunDetector:
         ]
         if ev.operator_id and ev.operator_id == ev.supervisor_id:
             missing.append("a supervisor other than the operator")
-        if ev.method and ev.method.strip().lower() in self._retention(catalog).recoverable_methods:
+        if ev.method and method_key(ev.method) in self._retention(catalog).recoverable_methods:
             missing.append(f"a method that erases it ({ev.method} leaves it recoverable)")
         if missing:
             yield self._finding(

@@ -37,11 +37,11 @@ def collect(rid: str = "R1", subject: str = "C1", day: float = 0, cats: tuple[st
     return lc("collect", rid, subject, day, categories=list(cats), purpose=purpose, **kw)
 
 
-def read(rid: str = "R1", subject: str = "C1", day: float = 0, actor: str = "e1") -> AccessEvent:
+def read(rid: str = "R1", subject: str = "C1", day: float = 0, actor: str = "e1", **kw: Any) -> AccessEvent:
     ts = T0 + int(day * DAY)
     return AccessEvent(
         event_id=f"read-{rid}-{ts}", ts=ts, actor_id=actor, system="crm", action="view",
-        subject_ids=[subject, "C9"], record_ids=[rid], fields=["mobile_phone"],
+        subject_ids=[subject, "C9"], record_ids=[rid], fields=["mobile_phone"], **kw,
     )  # fmt: skip
 
 
@@ -348,6 +348,13 @@ def test_a_read_after_deletion_fires_and_further_reads_revise_it(run) -> None:
     (a,) = got["used_after_deletion"]
     assert a.revision == 2 and a.counts == {"uses": 2} and a.actor_id == "e2"
     assert a.subjects_sample == [pz("C1")]  # the access named C9 too: only C1's record was deleted
+
+
+def test_a_read_the_system_refused_after_deletion_is_no_use(run) -> None:
+    """Denied, the read returned nothing: the deletion held (seed 002 §六.6(1) 不可被检索和访问)."""
+    steps = [collect(day=-3), lc("delete", day=-2), read(day=-1, outcome="denied", row_count=0), tick(0)]
+    assert run(steps) == {}
+    assert set(run([*steps[:2], read(day=-1, outcome="success"), tick(0)])) == {"used_after_deletion"}
 
 
 def test_a_read_an_hour_before_the_deletion_is_silent(run) -> None:
@@ -683,6 +690,33 @@ def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> Non
             },
             True,
         ),
+        (
+            {
+                "categories": ["customer_name"],
+                "method": "Delete Index",
+                "operator_id": "e1",
+                "supervisor_id": "e2",
+            },
+            True,
+        ),
+        (
+            {
+                "categories": ["customer_name"],
+                "method": " 删除索引 ",
+                "operator_id": "e1",
+                "supervisor_id": "e2",
+            },
+            True,
+        ),
+        (
+            {
+                "categories": ["customer_name"],
+                "method": "多次覆写",
+                "operator_id": "e1",
+                "supervisor_id": "e2",
+            },
+            False,
+        ),
     ],
     ids=[
         "complete",
@@ -693,6 +727,9 @@ def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> Non
         "overwritten",
         "logical-delete",
         "index-removed",
+        "index-removed-spaced",
+        "index-removed-in-chinese",
+        "overwritten-in-chinese",
     ],
 )
 def test_destruction_record(run, kw: dict, fires: bool) -> None:
