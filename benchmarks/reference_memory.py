@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schemas.structs import STRICT  # noqa: E402
 from streams.pseudonym import Pseudonymizer  # noqa: E402
-from streams.registries import AsOfRegistry  # noqa: E402
+from streams.registries import AsOfRegistry, ConsentRegistry  # noqa: E402
 
 T0 = 1_767_225_600_000
 
@@ -36,7 +36,7 @@ def main() -> None:
     pz = Pseudonymizer(b"k" * 32)
     Customer, Consent = STRICT["customers"], STRICT["consents"]
     customers = AsOfRegistry("customer_id")
-    consents = AsOfRegistry("subject_id", "purpose", "channel")
+    consents = ConsentRegistry()
     ids = [pz(f"C{i:09d}") for i in range(n)]  # pseudonyms exist anyway: not counted below
     gc.collect()
     base = rss_mib()

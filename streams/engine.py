@@ -44,7 +44,7 @@ from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import PseudonymKeyMismatch, fingerprint
-from streams.registries import AsOfRegistry
+from streams.registries import AsOfRegistry, ConsentRegistry
 
 COVERAGE_GAP = "coverage_gap"
 OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
@@ -439,7 +439,7 @@ class Engine:
         self.rollup_block = rollup_block
         self.refs = References(
             entitlements=AsOfRegistry("actor_id"),
-            consents=AsOfRegistry("subject_id", "purpose", "channel"),
+            consents=ConsentRegistry(),
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()

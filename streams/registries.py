@@ -2,7 +2,8 @@
 GlobalKTable and looked up as of an event's time.
 
 A registry is keyed by one or more attributes: consents are per subject, purpose *and* channel, so
-a later grant for another purpose never hides an earlier withdrawal. Each key keeps its history
+a later grant for another purpose never hides an earlier withdrawal; and a separate consent stands
+until it is withdrawn (`ConsentRegistry`). Each key keeps its history
 sorted by valid-from time, so a transfer or termination that arrives late still applies to the
 accesses after it (seed 004 人员管理(4)(5): permissions change at once on a transfer and end at
 once on termination).
@@ -17,6 +18,10 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Hashable, Sequence
 from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from schemas.models import ConsentStatus
 
 T = TypeVar("T")
 Version = tuple[int, Any]
@@ -78,3 +83,38 @@ class AsOfRegistry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._versions)
+
+
+class ConsentRegistry(AsOfRegistry[Any]):
+    """Consents by subject, purpose and channel, where a separate consent (单独同意, PIPL art. 29)
+    stands until the subject withdraws it: a later grant that is not separate (the privacy policy
+    accepted again, bundled) is no withdrawal, and is read as separate while one stands before it
+    (seed 004 流程描述(4)③: 客户有权撤回其同意; nothing else ends it). Each record is kept as
+    received, so a withdrawal that arrives late still ends the separate consent after it."""
+
+    def __init__(self) -> None:
+        super().__init__("subject_id", "purpose", "channel")
+
+    def as_of(self, key: Hashable, ts: int) -> Any:
+        found = super().as_of(key, ts)
+        if found is None or found.separate or found.status is not ConsentStatus.granted:
+            return found
+        history = self._versions[key]
+        if not isinstance(history, list):
+            return found
+        for _, earlier in reversed(history[: bisect_right(history, found.ts, key=lambda v: v[0]) - 1]):
+            if earlier.status is not ConsentStatus.granted:
+                return found
+            if earlier.separate:
+                return msgspec.structs.replace(found, separate=True)
+        return found
+
+    def prune(self, horizon: int) -> int:
+        """As `AsOfRegistry.prune`, the version kept at the horizon kept as it stands: a separate
+        consent it follows is forgotten with the versions before it."""
+        for key, known in self._versions.items():
+            if isinstance(known, list) and known[1][0] <= horizon:
+                i = bisect_right(known, horizon, key=lambda v: v[0]) - 1
+                ts = known[i][0]
+                known[i] = (ts, self.as_of(key, ts))
+        return super().prune(horizon)

@@ -25,3 +25,36 @@ def test_a_batch_lookup_agrees_with_one_lookup_each() -> None:
     assert found[times.index(T0 + 999) + len(times)].roles == ["lobby_manager"]  # "twice" before its change
     assert found[times.index(T0 + 1000) + len(times)].roles == ["wealth_manager"]
     assert sum(v is None for v in found) == 1 + 1 + 5 + len(times)  # before a first version, or unknown
+
+
+def test_a_separate_consent_stands_until_withdrawn() -> None:
+    """A bundled grant after a separate one (the privacy policy accepted again) is no withdrawal:
+    read as separate, before and after a prune; a withdrawal ends it, even one that arrives late,
+    and a grant after the withdrawal is only what it says."""
+    from schemas.models import Consent
+
+    from streams.registries import ConsentRegistry
+
+    def c(ts: int, status: str = "granted", separate: bool = False) -> Consent:
+        return Consent(subject_id="C1", ts=T0 + ts, purpose="wealth_advice", status=status, separate=separate)
+
+    key = ("p_C1", "wealth_advice", None)
+    registry = ConsentRegistry()
+    for record in refs("consents", [c(0, separate=True), c(100), c(300)]):
+        record.subject_id = "p_C1"
+        registry.put(record)
+    assert [registry.as_of(key, T0 + t).separate for t in (0, 100, 300)] == [True, True, True]
+    found = registry.as_of_many([key, key], [T0 + 150, T0 + 400])
+    assert found == [registry.as_of(key, T0 + 150), registry.as_of(key, T0 + 400)] and found[1].separate
+    late = refs("consents", [c(200, status="withdrawn")])[0]
+    late.subject_id = "p_C1"
+    registry.put(late)  # withdrawn in between: the grant after it is bundled, and only that
+    assert [registry.as_of(key, T0 + t).separate for t in (100, 200, 300)] == [True, False, False]
+    assert registry.as_of(key, T0 + 300).status.value == "granted"
+
+    kept = ConsentRegistry()
+    for record in refs("consents", [c(0, separate=True), c(100)]):
+        record.subject_id = "p_C1"
+        kept.put(record)
+    assert kept.prune(T0 + 150) == 1 and len(kept) == 1
+    assert kept.as_of(key, T0 + 200).separate  # the separate consent it followed is not forgotten

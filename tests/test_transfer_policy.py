@@ -165,6 +165,20 @@ def test_consent_is_checked_per_subject_as_of_the_transfer(engine) -> None:
     assert run(engine(consent("C1"), consent("C3")), transfer(subject_ids=["C1", "C3"], n=2)) == {}
 
 
+def test_a_separate_consent_stands_through_a_bundled_re_acceptance_until_withdrawn(engine) -> None:
+    """The privacy policy accepted again (a bundled grant) is no withdrawal: C1's separate consent
+    still covers the share; C2 withdrew in between, and the bundled grant after that is not separate."""
+    e = engine(
+        consent("C1", ts=0),
+        consent("C1", ts=T0 - 1000, separate=False),
+        consent("C2", ts=0),
+        consent("C2", ts=T0 - 2000, status="withdrawn"),
+        consent("C2", ts=T0 - 1000, separate=False),
+    )
+    (a,) = run(e, transfer(subject_ids=["C1", "C2"], record_count=2)).values()
+    assert a.rule_id == "LM-TP-002" and a.counts["subjects_without_consent"] == 1
+
+
 def test_a_withdrawal_before_the_share_fires(engine) -> None:
     e = engine(consent("C1", ts=0), consent("C1", ts=T0 - 1, status="withdrawn"))
     assert rules(run(e, transfer(subject_ids=["C1"]))) == ["LM-TP-002"]
