@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from conftest import T0, entitlement, refs
 
-from streams.registries import AsOfRegistry
+from schemas.models import Consent
+from streams.registries import AsOfRegistry, ConsentRegistry
 
 
 def test_a_batch_lookup_agrees_with_one_lookup_each() -> None:
@@ -31,9 +32,6 @@ def test_a_separate_consent_stands_until_withdrawn() -> None:
     """A bundled grant after a separate one (the privacy policy accepted again) is no withdrawal:
     read as separate, before and after a prune; a withdrawal ends it, even one that arrives late,
     and a grant after the withdrawal is only what it says."""
-    from schemas.models import Consent
-
-    from streams.registries import ConsentRegistry
 
     def c(ts: int, status: str = "granted", separate: bool = False) -> Consent:
         return Consent(subject_id="C1", ts=T0 + ts, purpose="wealth_advice", status=status, separate=separate)
