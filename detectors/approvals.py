@@ -12,7 +12,8 @@ procedure. So an approval covers an access only when all of these hold, as of th
   regulatory report never carries C3 authentication data (CVN, PIN, passwords);
 - a named approver who is not the requester (four eyes): a self-granted approval is none;
 - an approver who is active and holds an approving role (organisation.yaml permissions with
-  `approves`: 部室负责人, 支行行长) in an org at or above the requester's (分级授权), as of the
+  `approves`: 部室负责人, whom seed 004 角色设置 gives 审批; a 支行行长 applies, not approves) in an
+  org at or above the requester's (分级授权), as of the
   entitlement version that carries the approval. An approver the entitlements stream does not know cannot be judged by role.
 """
 
@@ -69,7 +70,8 @@ def _graded(approval: Approval, ent: Entitlement, ctx: Context) -> str | None:
     if approver.status is not EmployeeStatus.active:  # seed 004 人员管理(5): rights end with the post
         return f"its approver {approval.approver_id} was {approver.status.value} when it was granted"
     if ctx.catalog.approving_roles.isdisjoint(approver.roles):
-        return f"its approver {approval.approver_id} holds no approving role (部室负责人, 支行行长)"
+        names = ", ".join(sorted(ctx.catalog.roles[r].zh for r in ctx.catalog.approving_roles))
+        return f"its approver {approval.approver_id} holds no approving role ({names})"
     if approver.org_id not in ent.org_path:
         return f"its approver {approval.approver_id} ({approver.org_id}) is not over the requester's org {ent.org_id}"
     return None

@@ -411,14 +411,13 @@ class Violations(Bank):
         return self.rng.choice([s for s in self.customers if s != org and self.customers[s]])
 
     def _approver(self, e: Employee) -> str:
-        """The sub-branch president or branch department head who approves (seed 004 用户角色申请流程)."""
+        """The branch department head above who approves (seed 004 用户角色申请流程 ④: the sub-branch
+        president applies, the branch's 部室负责人 approves), else head office's."""
         return next(
             (
                 x.id
                 for x in self.employees
-                if x.id != e.id
-                and set(x.roles) & {"sb_president", "br_dept_head"}
-                and x.org in self.paths[e.org]
+                if x.id != e.id and "br_dept_head" in x.roles and x.org in self.paths[e.org]
             ),
             next(x.id for x in self.employees if "ho_dept_head" in x.roles),
         )
