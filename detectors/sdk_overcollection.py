@@ -51,6 +51,7 @@ class Rule(StrEnum):
     host_not_allowed = "host_not_allowed"
     country_not_allowed = "country_not_allowed"
     too_frequent = "too_frequent"
+    permission_not_declared = "permission_not_declared"
 
 
 class RuleSpec(BaseModel):
@@ -218,6 +219,8 @@ class SdkOvercollectionDetector:
         country = iso_country(ev.dest_country)
         if country and country not in d.countries:
             breaches.append((Rule.country_not_allowed, [], f"country {country}"))
+        if ev.permissions and (extra := decl.undeclared_permissions(sid, ev.app_version, ev.permissions)):
+            breaches.append((Rule.permission_not_declared, [], f"permission {', '.join(extra)}"))
         if d.max_per_device_hour and self._too_often(sid, ev, d.max_per_device_hour, ctx):
             breaches.append((Rule.too_frequent, [], f"more than {d.max_per_device_hour} per device-hour"))
         return labels, breaches

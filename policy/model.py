@@ -290,6 +290,16 @@ class KnownSdk(Strict):
     hosts: list[str] = Field(default_factory=list)
 
 
+class SensitivePermission(Strict):
+    """A permission a declaration must name before an SDK uses it (相机, 位置信息, 通讯录 ...)."""
+
+    zh: str
+    names: list[str] = Field(default_factory=list, description="how apps report it (Android manifest names)")
+    fields: list[str] = Field(
+        default_factory=list, description="SDK field ids whose collection needs it: declaring one declares it"
+    )
+
+
 class Sdks(Strict):
     sdk_fields: dict[str, SdkField]
     broad_terms: dict[str, list[str]] = Field(
@@ -298,6 +308,9 @@ class Sdks(Strict):
     not_collected: list[NotCollected] = Field(default_factory=list)
     known_sdks: dict[str, KnownSdk] = Field(default_factory=dict)
     sdks: dict[str, SdkDeclaration]
+    sensitive_permissions: dict[str, SensitivePermission] = Field(
+        default_factory=dict, description="permissions an SDK uses only where its declaration names them"
+    )
 
     @model_validator(mode="after")
     def _refs(self) -> Sdks:
@@ -312,6 +325,8 @@ class Sdks(Strict):
                 check(f"sdks.{sid}.changes[{i}]", change.add_fields + change.remove_fields)
         for term, covered in self.broad_terms.items():
             check(f"broad_terms.{term}", [term, *covered])
+        for pid, permission in self.sensitive_permissions.items():
+            check(f"sensitive_permissions.{pid}.fields", permission.fields)
         for i, stmt in enumerate(self.not_collected):
             check(f"not_collected[{i}].fields", stmt.fields)
             unknown = [s for s in stmt.sdks or () if s not in self.sdks]

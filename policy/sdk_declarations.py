@@ -10,6 +10,7 @@ each field it collected (Andow et al., "Actions speak louder than words", USENIX
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
 
@@ -80,6 +81,18 @@ class SdkDeclarations:
         self.allowed_hosts = {
             sid: (*d.hosts, *(e.split("/", 1)[0] for e in d.endpoints)) for sid, d in sdks.sdks.items()
         }
+        # an observed permission name -> the sensitive permission it is; a declared field -> the
+        # permissions collecting it needs
+        self._permission_of = {
+            name.casefold(): pid
+            for pid, p in sdks.sensitive_permissions.items()
+            for n in (pid, *p.names)
+            for name in (n, n.rsplit(".", 1)[-1])
+        }
+        self._needs: dict[str, set[str]] = {}
+        for pid, p in sdks.sensitive_permissions.items():
+            for f in p.fields:
+                self._needs.setdefault(f, set()).add(pid)
         self.resolve = lru_cache(maxsize=4096)(self._resolve)  # type: ignore[method-assign]
         self.declared = lru_cache(maxsize=4096)(self._declared)  # type: ignore[method-assign]
         self.label = lru_cache(maxsize=65536)(self._label)  # type: ignore[method-assign]
@@ -114,6 +127,16 @@ class SdkDeclarations:
         sending to a declared vendor's endpoint is that SDK under another (e.g. obfuscated) name."""
         sid = self.resolve(reported) or (self.host_owner(host) if host else None)
         return sid, self.declared(sid, app_version) if sid else None
+
+    def undeclared_permissions(self, sid: str, app_version: str, observed: Iterable[str]) -> list[str]:
+        """The sensitive permissions among `observed` that `sid`'s declaration for the app version
+        neither names nor implies by a field it declares; a name not known as sensitive is not judged."""
+        used = {pid for p in observed if (pid := self._permission_of.get(p.strip().casefold()))}
+        if not used:
+            return []
+        fields = self.declared(sid, app_version) or frozenset()
+        allowed = set(self.sdks[sid].permissions).union(*(self._needs.get(f, ()) for f in fields))
+        return sorted(used - allowed)
 
     def _declared(self, sid: str, app_version: str) -> frozenset[str] | None:
         """The fields `sid` declares for this app version; None when this version does not ship it."""

@@ -223,6 +223,39 @@ def test_collection_before_the_privacy_policy_was_agreed(policy) -> None:
     assert all(s.startswith("p_") for s in a.subjects_sample) and "CUST-" not in json.dumps(a.model_dump())
 
 
+def test_a_permission_the_declaration_neither_names_nor_implies(engine) -> None:
+    """Seed 004 §一.(一).6 names each SDK's permissions: the face SDK may use the camera and storage
+    it declares, the location SDK the location its declared 位置信息 needs; location or contacts for
+    the face SDK are beyond it. Permissions that reach no personal information are not judged."""
+    quiet = [
+        obs(
+            "megvii_face",
+            ("accelerometer",),
+            permissions=["android.permission.CAMERA", "STORAGE", "INTERNET"],
+        ),
+        obs("amap_location", ("location",), permissions=["android.permission.ACCESS_COARSE_LOCATION"]),
+        obs(
+            "push",
+            ("imei",),
+            permissions=["android.permission.READ_PHONE_STATE", "android.permission.WAKE_LOCK"],
+        ),
+    ]
+    assert run(engine, quiet) == []
+    loud = [
+        obs(
+            "megvii_face",
+            ("accelerometer",),
+            permissions=["camera", "android.permission.ACCESS_FINE_LOCATION"],
+        ),
+        obs("megvii_face", ("accelerometer",), at=1, permissions=["read_contacts", " Location "]),
+    ]
+    (a,) = final(run(engine, loud, offset=10)).values()
+    assert a.rule_id.endswith(".permission_not_declared") and a.severity.value == "medium"
+    assert (
+        "(permission location; permission contacts, location)" in a.summary and a.counts["observations"] == 2
+    )
+
+
 def test_hosts_and_countries_outside_the_declaration(engine) -> None:
     quiet = [
         obs("amap_location", ("location",), host="apilocate.amap.com", dest_country="CN"),
