@@ -23,11 +23,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import msgspec
 from pydantic import BaseModel
 
 from policy.catalog import Catalog
 from policy.model import DetectorSection
-from schemas.models import Consent, Customer, Entitlement, Severity
+from schemas.models import Consent, ConsentStatus, Customer, Entitlement, Severity
 
 # A finding's counts key set to 1 when the incident path must consider it (issue 14: C3 reaching a
 # third party, unauthorized cross-border transfers); the alert's OCSF labels carry it too.
@@ -39,6 +40,13 @@ class AsOf(Protocol):
 
     def as_of(self, key: Any, ts: int) -> Any: ...
     def as_of_many(self, keys: Sequence[Any], times: Sequence[int]) -> list[Any]: ...
+
+
+class Consents(AsOf, Protocol):
+    """Consents as of time, where a separate consent stands until withdrawn (streams.registries)."""
+
+    def separate_since(self, key: Any, ts: int) -> int | None: ...
+    def withdrawn_within(self, key: Any, start: int, end: int) -> bool: ...
 
 
 class Store(Protocol):
@@ -68,7 +76,7 @@ def fed(registry: Any) -> bool:
 @dataclass
 class References:
     entitlements: AsOf  # by actor_id
-    consents: AsOf  # by (subject_id, purpose, channel)
+    consents: Consents  # by (subject_id, purpose, channel)
     customers: AsOf  # by customer_id
 
 
@@ -87,12 +95,22 @@ class Context:
 
     def consent(self, subject: str, purpose: str, channel: str | None, ts: int) -> Consent | None:
         """The subject's consent for this purpose on this channel as of `ts`; a consent given for
-        the purpose without a channel covers every channel unless a channel's own record is newer."""
-        own = self.refs.consents.as_of((subject, purpose, channel), ts) if channel else None
-        general = self.refs.consents.as_of((subject, purpose, None), ts)
+        the purpose without a channel covers every channel unless a channel's own record is newer.
+        A bundled grant on one is separate while a separate consent stands on the other: only a
+        withdrawal ends one (`ConsentRegistry`)."""
+        consents = self.refs.consents
+        own = consents.as_of((subject, purpose, channel), ts) if channel else None
+        general = consents.as_of((subject, purpose, None), ts)
         if own is None or general is None:
             return own or general
-        return own if own.ts >= general.ts else general
+        newer, older = (own, general) if own.ts >= general.ts else (general, own)
+        if newer.status is ConsentStatus.granted and not newer.separate:
+            since = consents.separate_since((subject, purpose, older.channel), ts)
+            if since is not None and not consents.withdrawn_within(
+                (subject, purpose, newer.channel), since, ts
+            ):
+                return msgspec.structs.replace(newer, separate=True)
+        return newer
 
     def customer(self, customer_id: str, ts: int) -> Customer | None:
         return self.refs.customers.as_of(customer_id, ts)

@@ -63,10 +63,11 @@ class OffscopeMarketingParams(BaseModel):
         gt=0, description="offending pushes of one campaign to one subject this close form one alert"
     )
     evidence_limit: int = Field(default=50, ge=1)
-    marketing_purpose: str = Field(
-        default="marketing",
+    marketing_purpose: str | None = Field(
+        default=None,
         description="the purpose id (purposes.yaml) a subject's refusal of marketing is recorded under: "
-        "withdrawn, it stops every push, whatever purpose the push names",
+        "withdrawn, it stops every push, whatever purpose the push names (default: `marketing`, where "
+        "purposes.yaml has it)",
     )
 
     @model_validator(mode="after")
@@ -286,7 +287,7 @@ class OffscopeMarketingDetector:
             and p.channel not in declared.channels
         ):
             out[Rule.channel_not_covered] = None  # the privacy policy never asked about this channel
-        refusal = self._marketing_refused(subject, p, ctx)
+        refusal = self._marketing_refused(subject, p, ctx, consent)
         if refusal is not None:
             # seed 004 (三)②: 客户明确表示拒绝接受营销的, 应当立即停止利用. Every push is marketing:
             # naming a service purpose the subject consented to does not lift their refusal
@@ -321,13 +322,18 @@ class OffscopeMarketingDetector:
             approver, "approve", p, path, ctx
         )
 
-    def _marketing_refused(self, subject: str, p: Push, ctx: Context) -> Any:
+    def _marketing_refused(self, subject: str, p: Push, ctx: Context, consent: Any) -> Any:
         """The subject's withdrawn marketing consent for the push's channel as of its time, when
-        the push names another purpose (its own purpose's consent is judged above); else None."""
-        if p.purpose == self.p.marketing_purpose:
+        the push names another purpose (its own purpose's consent is judged above) and no consent
+        to that purpose came after the refusal (the subject's later choice); else None."""
+        marketing = self.p.marketing_purpose or ("marketing" if "marketing" in ctx.catalog.purposes else None)
+        if marketing is None or p.purpose == marketing:
             return None
-        c = ctx.consent(subject, self.p.marketing_purpose, p.channel, p.ts)
-        return c if c is not None and c.status is ConsentStatus.withdrawn else None
+        c = ctx.consent(subject, marketing, p.channel, p.ts)
+        if c is None or c.status is not ConsentStatus.withdrawn:
+            return None
+        chosen_since = consent is not None and consent.status is ConsentStatus.granted and consent.ts > c.ts
+        return None if chosen_since else c
 
     def _refusal_rule(self, subject: str, p: Push, ctx: Context, refusal: Any) -> Rule:
         """A withdrawal of the channel's own consent while the subject still consents to that

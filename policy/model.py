@@ -325,8 +325,16 @@ class Sdks(Strict):
                 check(f"sdks.{sid}.changes[{i}]", change.add_fields + change.remove_fields)
         for term, covered in self.broad_terms.items():
             check(f"broad_terms.{term}", [term, *covered])
+        named: dict[str, str] = {}
         for pid, permission in self.sensitive_permissions.items():
             check(f"sensitive_permissions.{pid}.fields", permission.fields)
+            for name in {
+                n.strip().casefold() for n in (pid, *permission.names) for n in (n, n.rsplit(".", 1)[-1])
+            }:
+                if named.setdefault(name, pid) != pid:
+                    raise ValueError(
+                        f"sensitive_permissions: {name!r} names both {named[name]} and {pid}; give it to one"
+                    )
         for i, stmt in enumerate(self.not_collected):
             check(f"not_collected[{i}].fields", stmt.fields)
             unknown = [s for s in stmt.sdks or () if s not in self.sdks]

@@ -135,7 +135,8 @@ class SdkDeclarations:
         if not used:
             return []
         fields = self.declared(sid, app_version) or frozenset()
-        allowed = set(self.sdks[sid].permissions).union(*(self._needs.get(f, ()) for f in fields))
+        named = {self._permission_of.get(p.strip().casefold(), p) for p in self.sdks[sid].permissions}
+        allowed = named.union(*(self._needs.get(f, ()) for f in fields))
         return sorted(used - allowed)
 
     def _declared(self, sid: str, app_version: str) -> frozenset[str] | None:

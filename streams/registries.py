@@ -75,11 +75,16 @@ class AsOfRegistry(Generic[T]):
         dropped = 0
         for key, known in self._versions.items():
             if isinstance(known, list) and known[1][0] <= horizon:
-                i = bisect_right(known, horizon, key=lambda v: v[0]) - 1  # the version in force at horizon
+                # the version in force at horizon, and any before it that it still needs
+                i = self._keep_from(key, known, bisect_right(known, horizon, key=lambda v: v[0]) - 1)
                 dropped += i
                 rest = known[i:]
                 self._versions[key] = rest if len(rest) > 1 else rest[0]
         return dropped
+
+    def _keep_from(self, key: Hashable, known: list[Version], i: int) -> int:
+        """The first version a prune keeps, given that version `i` is in force at its horizon."""
+        return i
 
     def __len__(self) -> int:
         return len(self._versions)
@@ -90,31 +95,58 @@ class ConsentRegistry(AsOfRegistry[Any]):
     stands until the subject withdraws it: a later grant that is not separate (the privacy policy
     accepted again, bundled) is no withdrawal, and is read as separate while one stands before it
     (seed 004 流程描述(4)③: 客户有权撤回其同意; nothing else ends it). Each record is kept as
-    received, so a withdrawal that arrives late still ends the separate consent after it."""
+    received, so a withdrawal that arrives late still ends the separate consent after it; a prune
+    keeps the separate grant a kept version stands on."""
 
     def __init__(self) -> None:
         super().__init__("subject_id", "purpose", "channel")
+        self._separate: set[Hashable] = (
+            set()
+        )  # keys that ever held a separate grant: the rest need no look back
+
+    def put(self, record: Any) -> None:
+        super().put(record)
+        if record.separate:
+            self._separate.add(self.key_of(record))
 
     def as_of(self, key: Hashable, ts: int) -> Any:
         found = super().as_of(key, ts)
-        if found is None or found.separate or found.status is not ConsentStatus.granted:
+        if found is None or found.separate or key not in self._separate:
             return found
         history = self._versions[key]
         if not isinstance(history, list):
             return found
-        for _, earlier in reversed(history[: bisect_right(history, found.ts, key=lambda v: v[0]) - 1]):
-            if earlier.status is not ConsentStatus.granted:
-                return found
-            if earlier.separate:
-                return msgspec.structs.replace(found, separate=True)
-        return found
+        i = self._standing(history, bisect_right(history, found.ts, key=lambda v: v[0]) - 1)
+        return msgspec.structs.replace(found, separate=True) if i is not None else found
 
-    def prune(self, horizon: int) -> int:
-        """As `AsOfRegistry.prune`, the version kept at the horizon kept as it stands: a separate
-        consent it follows is forgotten with the versions before it."""
-        for key, known in self._versions.items():
-            if isinstance(known, list) and known[1][0] <= horizon:
-                i = bisect_right(known, horizon, key=lambda v: v[0]) - 1
-                ts = known[i][0]
-                known[i] = (ts, self.as_of(key, ts))
-        return super().prune(horizon)
+    def separate_since(self, key: Hashable, ts: int) -> int | None:
+        """When the separate grant the key's consent in force at `ts` stands on was given; None if
+        none stands."""
+        history = self._history(key)
+        i = bisect_right(history, ts, key=lambda v: v[0]) - 1
+        j = self._standing(history, i) if i >= 0 else None
+        return history[j][0] if j is not None else None
+
+    def withdrawn_within(self, key: Hashable, start: int, end: int) -> bool:
+        """A withdrawal of the key dated after `start`, up to `end`."""
+        return any(start < t <= end and r.status is not ConsentStatus.granted for t, r in self._history(key))
+
+    def _history(self, key: Hashable) -> list[Version]:
+        known = self._versions.get(key)
+        return [] if known is None else known if isinstance(known, list) else [known]
+
+    @staticmethod
+    def _standing(history: list[Version], i: int) -> int | None:
+        """The separate grant version `i` stands on (itself, or the nearest before it with only
+        grants between); None if a withdrawal or nothing comes first."""
+        for j in range(i, -1, -1):
+            record = history[j][1]
+            if record.status is not ConsentStatus.granted:
+                return None
+            if record.separate:
+                return j
+        return None
+
+    def _keep_from(self, key: Hashable, known: list[Version], i: int) -> int:
+        standing = self._standing(known, i) if key in self._separate else None
+        return i if standing is None else standing

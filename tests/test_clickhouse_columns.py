@@ -82,3 +82,20 @@ def test_an_event_rollups_table_from_before_topic_ids_gains_the_column_in_its_ke
     assert sink.flush() == 1
     rows = ch.query(f"SELECT topic_id, events FROM {db}.event_rollups FINAL ORDER BY topic_id").result_rows
     assert rows == [("", 40), ("AaI2zN0ccLGv9RoNyBFD9Q", 30)]
+
+
+def test_a_row_of_the_wrong_width_stops_the_run_instead_of_being_refused_as_data(ch: Any, db: str) -> None:
+    """A row lifemon built with a column too few is its own fault: no row of it may be filed as
+    refused data and dropped; the sink stops, nothing is committed, a fix resumes from there."""
+    from streams.sinks.base import FatalSinkError
+
+    apply_ddl(ch, db)
+    sink = ClickHouseTableSink(ch, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups")
+    row = ("t", 0, 0, 60, "access", "C2", "S0101", "success", 1, 1, "")
+    assert len(row) == len(ROLLUP_COLUMNS)
+    refused: list = []
+    sink.on_reject = refused.extend
+    sink.add([row, row[:-1]])
+    with pytest.raises(FatalSinkError, match="does not have its 11 columns"):
+        sink.flush()
+    assert refused == [] and ch.query(f"SELECT count() FROM {db}.event_rollups").result_rows == [(0,)]

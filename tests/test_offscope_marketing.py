@@ -309,7 +309,8 @@ def test_a_catalog_field_without_a_collection_purpose_is_a_policy_error(tmp_path
 def test_a_refusal_of_marketing_stops_pushes_that_name_another_purpose(engine) -> None:
     """Every push is marketing (seed 004 (三)②: 拒绝接受营销的, 应当立即停止利用): one that names a
     service purpose the subject consented to still breaks their refusal of marketing; a refusal of
-    SMS alone stops SMS only, and a push before the refusal is in time."""
+    SMS alone stops SMS only, a push before the refusal is in time, and a consent to the push's own
+    purpose given after the refusal is the subject's later choice."""
     advice = {"purpose": "wealth_advice", "channel": "app_push"}
     steps = [
         Consent(subject_id=s, ts=T0 - 48 * HOUR, purpose="wealth_advice", channel=None, status="granted")
@@ -319,8 +320,11 @@ def test_a_refusal_of_marketing_stops_pushes_that_name_another_purpose(engine) -
     steps += [consent("C1", at=-HOUR, channel=None, status="withdrawn")]
     steps += [consent("C2", at=-HOUR, channel="sms", status="withdrawn")]
     steps += [consent("C3", at=HOUR, channel=None, status="withdrawn")]
+    # C4 refused marketing, then chose wealth-advice pushes: the later choice stands
+    steps += [consent("C4", at=-2 * HOUR, channel=None, status="withdrawn")]
+    steps += [Consent(subject_id="C4", ts=T0 - HOUR, purpose="wealth_advice", channel=None, status="granted")]
     pushes = [push("C1", **advice), push("C2", **advice), push("C2", n=1, **{**advice, "channel": "sms"})]
-    alerts = run(engine, *steps, [*pushes, push("C3", **advice)])
+    alerts = run(engine, *steps, [*pushes, push("C3", **advice), push("C4", **advice)])
     alerts += engine.drain()
     by_subject = {a.subjects_sample[0]: a for a in final(alerts).values()}
     assert sorted(by_subject) == sorted([P("C1"), P("C2")])

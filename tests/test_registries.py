@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from conftest import T0, entitlement, refs
 
 from schemas.models import Consent
@@ -51,8 +53,50 @@ def test_a_separate_consent_stands_until_withdrawn() -> None:
     assert registry.as_of(key, T0 + 300).status.value == "granted"
 
     kept = ConsentRegistry()
-    for record in refs("consents", [c(0, separate=True), c(100)]):
+    for record in refs("consents", [c(0, separate=True), c(100), c(200)]):
         record.subject_id = "p_C1"
         kept.put(record)
-    assert kept.prune(T0 + 150) == 1 and len(kept) == 1
-    assert kept.as_of(key, T0 + 200).separate  # the separate consent it followed is not forgotten
+    assert kept.prune(T0 + 250) == 0  # the version kept stands on the separate grant: kept too
+    assert kept.as_of(key, T0 + 300).separate
+    late = refs("consents", [c(150, status="withdrawn")])[0]
+    late.subject_id = "p_C1"
+    kept.put(late)  # a withdrawal arriving after the prune still ends it
+    assert not kept.as_of(key, T0 + 300).separate and kept.as_of(key, T0 + 120).separate
+    assert kept.prune(T0 + 250) == 3  # now nothing before the bundled grant at 200 is needed
+
+
+def test_a_bundled_grant_on_one_channel_key_keeps_a_separate_consent_on_the_other(catalog) -> None:
+    """`Context.consent` reads a channel's own record and the purpose's general one: a separate
+    consent on either stands through a bundled grant on the other, until a withdrawal on the
+    channel's own record or the general one."""
+    from detectors.base import Context, References
+
+    references = References(AsOfRegistry("actor_id"), ConsentRegistry(), AsOfRegistry("customer_id"))
+
+    def c(subject: str, ts: int, channel: str | None, **kw: Any) -> Consent:
+        return Consent(
+            subject_id=subject,
+            ts=T0 + ts,
+            purpose="marketing",
+            channel=channel,
+            **{"status": "granted", **kw},
+        )
+
+    for record in refs(
+        "consents",
+        [
+            c("C1", 0, "sms", separate=True),
+            c("C1", 100, None),
+            c("C2", 0, None, separate=True),
+            c("C2", 100, "sms"),
+            c("C3", 0, None, separate=True),
+            c("C3", 50, "sms", status="withdrawn"),
+            c("C3", 100, "sms"),
+        ],
+    ):
+        references.consents.put(record)
+    ctx = Context(catalog, references, None)  # type: ignore[arg-type]
+    found = {s: ctx.consent(s, "marketing", "sms", T0 + 200) for s in ("C1", "C2", "C3")}
+    assert [found[s].separate for s in ("C1", "C2")] == [True, True]
+    assert found["C1"].ts == T0 + 100 and found["C2"].ts == T0 + 100  # the newer record, read as separate
+    assert not found["C3"].separate  # withdrawn on SMS since: the SMS grant after it is only bundled
