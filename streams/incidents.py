@@ -16,7 +16,8 @@ What makes replay equal live:
   incident shows it with card, ID and mobile numbers masked: streams/alerts.py `mask_personal`);
 - the incident is a function of its alerts' newest revisions, and its revision is the sum of
   theirs (+1 once closed): however batches fall, the same alerts give the same record;
-- it closes on an event-time timer `settle_minutes` after its window, and is forgotten
+- it closes on an event-time timer `settle_minutes` after its window (or after the latest of its
+  alerts' own windows, if that ends later), and is forgotten
   `keep_days` after that, on the clock of the detectors that feed its group (the slowest of them
   on the partition): a faster stream on the same partition, a month of lifecycle history, must
   not close and forget an incident while its own detector is still reading that day.
@@ -125,12 +126,18 @@ class IncidentStage:
         return (ts + shift) // self.window_ms * self.window_ms - shift
 
     def on_timer(self, ikey: str, deadline_ms: int) -> list[Incident]:
-        """The window has settled: close the incident; `keep_days` later, forget it."""
+        """The window has settled: close the incident, unless an alert's own window still runs
+        (an overnight spree joins the day it began: its incident waits for the spree to settle);
+        `keep_days` later, forget it."""
         state = self.store.get(INCIDENT + ikey)
         if state is None:
             return []
         if state["closed"]:
             self.store.delete(INCIDENT + ikey)
+            return []
+        settled = max((m.get("window_end", 0) for m in state["members"].values()), default=0)
+        if settled + self.p.settle_minutes * 60_000 > deadline_ms:
+            self.timers[state["group"]].register(ikey, settled + self.p.settle_minutes * 60_000)
             return []
         state["closed"] = True
         self.store.touch(INCIDENT + ikey)
@@ -160,6 +167,7 @@ class IncidentStage:
             "evidence": list(alert.evidence_event_ids),
             "first_seen": alert.first_seen,
             "last_seen": alert.last_seen,
+            "window_end": alert.window_end,
         }
 
     def _category(self, field_id: str) -> str:

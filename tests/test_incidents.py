@@ -275,6 +275,25 @@ def test_another_detectors_clock_running_ahead_does_not_close_or_forget_an_open_
     assert (len(late.alerts), late.subjects.distinct, late.status.value) == (2, 2, "closed")
 
 
+def test_an_overnight_spree_keeps_its_incident_open_until_the_spree_settles(engine) -> None:
+    """A spree begun at 22:00 in the bank's calendar that reaches the art. 5 count the next
+    morning joins the day it began, whose window settled hours before: the incident opens (not
+    closed at birth) and closes once the spree's own window has settled."""
+    evening = access(
+        "e1", customers=30, start=14 * HOUR, fields=("customer_name", "account_balance"), every_s=60
+    )
+    morning = access(
+        "e1", customers=25, first_customer=30, start=23 * HOUR + 30 * 60_000, every_s=60,
+        fields=("customer_name", "account_balance"),
+    )  # fmt: skip
+    e = engine()
+    inc = one(run(e, "access", evening + morning, final=False))
+    assert inc.status.value != "closed" and inc.window_start == T0 - 8 * HOUR  # the evening's bank day
+    later = access("e9", start=30 * HOUR)  # another employee, hours later: the spree has settled
+    closed = one(run(e, "access", later, final=False) or {inc.incident_id: inc})
+    assert closed.status.value == "closed" and closed.incident_id == inc.incident_id
+
+
 # -- replay equals live ----------------------------------------------------------------------------
 def traffic() -> list[TransferEvent]:
     return [
