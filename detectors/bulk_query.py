@@ -867,12 +867,15 @@ class BulkQueryDetector:
             else f"{total} records, customers not identified"
         )
         parts = [
-            f"{actor} read {read} (C3 {by_class['C3']}, C2 {by_class['C2']}, C1 {by_class['C1']}) without approval"
+            f"{actor} read {read} (C3 {by_class['C3']}, C2 {by_class['C2']}, C1 {by_class['C1']}) "
+            "without an approval that covers it"
         ]
         if ep.score >= ep.threshold:
+            # an employee not active, or of no listed role, has the default allowance, not a role's
+            which = "default" if ep.threshold == round(self.p.default_threshold * MILLI) else "role"
             parts.append(
                 f"its {self.p.window_minutes}-minute sliding-window score {ep.score / MILLI:.0f} reached the "
-                f"role threshold {ep.threshold / MILLI:.0f}"
+                f"{which} threshold {ep.threshold / MILLI:.0f}"
             )
         legal = False
         for step in self._escalation:

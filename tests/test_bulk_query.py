@@ -158,6 +158,23 @@ def test_a_c3_export_is_at_least_high(engine_factory) -> None:
     assert a.severity.value == "high" and a.counts["records"] == 30
 
 
+def test_the_summary_says_which_threshold_was_reached(engine_factory) -> None:
+    """A terminated employee keeps no role allowance: the default threshold, said as such; an
+    active one is judged by the role's. Either read without an approval that covers it."""
+    gone = engine_factory(entitlement(role="wealth_manager", status="terminated"))
+    (a,) = final(
+        feed(gone, access(customers=35, every_s=5, fields=("mobile_phone",))) + gone.drain()
+    ).values()
+    assert (
+        "reached the default threshold 30" in a.summary and "without an approval that covers it" in a.summary
+    )
+    lobby = engine_factory(entitlement(role="lobby_manager"))
+    (b,) = final(
+        feed(lobby, access(customers=45, every_s=5, fields=("mobile_phone",))) + lobby.drain()
+    ).values()
+    assert "reached the role threshold 40" in b.summary
+
+
 def test_role_threshold_is_as_of_event_time(engine_factory) -> None:
     """Promoted to branch marketing (threshold 200) before the burst: 100 customers' phone numbers
     is fine (and under the 500 records the law counts for contact data)."""
