@@ -45,6 +45,8 @@ class AsOf(Protocol):
 class Consents(AsOf, Protocol):
     """Consents as of time, where a separate consent stands until withdrawn (streams.registries)."""
 
+    ever_separate: set[Any]
+
     def separate_since(self, key: Any, ts: int) -> int | None: ...
     def withdrawn_within(self, key: Any, start: int, end: int) -> bool: ...
 
@@ -96,21 +98,28 @@ class Context:
     def consent(self, subject: str, purpose: str, channel: str | None, ts: int) -> Consent | None:
         """The subject's consent for this purpose on this channel as of `ts`; a consent given for
         the purpose without a channel covers every channel unless a channel's own record is newer.
-        A bundled grant on one is separate while a separate consent stands on the other: only a
-        withdrawal ends one (`ConsentRegistry`)."""
+        A bundled grant is read as separate while a separate consent stands before it, on its own
+        record or the other: only a withdrawal ends one (streams.registries.ConsentRegistry)."""
         consents = self.refs.consents
-        own = consents.as_of((subject, purpose, channel), ts) if channel else None
-        general = consents.as_of((subject, purpose, None), ts)
-        if own is None or general is None:
-            return own or general
-        newer, older = (own, general) if own.ts >= general.ts else (general, own)
-        if newer.status is ConsentStatus.granted and not newer.separate:
-            since = consents.separate_since((subject, purpose, older.channel), ts)
-            if since is not None and not consents.withdrawn_within(
-                (subject, purpose, newer.channel), since, ts
-            ):
-                return msgspec.structs.replace(newer, separate=True)
-        return newer
+        own_key: tuple[str, str, str | None] = (subject, purpose, channel)
+        general_key: tuple[str, str, str | None] = (subject, purpose, None)
+        own = consents.as_of(own_key, ts) if channel else None
+        general = consents.as_of(general_key, ts)
+        if own is not None and (general is None or own.ts >= general.ts):
+            found, found_key, other_key = own, own_key, general_key
+        else:
+            found, found_key, other_key = general, general_key, own_key
+        if found is None or found.separate or found.status is not ConsentStatus.granted:
+            return found
+        separate = consents.ever_separate
+        if found_key not in separate and not (channel and other_key in separate):
+            return found  # no separate grant ever on either: nothing to look back for
+        if consents.separate_since(found_key, ts) is not None:
+            return msgspec.structs.replace(found, separate=True)
+        since = consents.separate_since(other_key, ts) if channel else None
+        if since is not None and not consents.withdrawn_within(found_key, since, ts):
+            return msgspec.structs.replace(found, separate=True)
+        return found
 
     def customer(self, customer_id: str, ts: int) -> Customer | None:
         return self.refs.customers.as_of(customer_id, ts)

@@ -359,7 +359,7 @@ class OffscopeMarketingDetector:
         off = [f for f in p.data_used if f in collected and p.purpose not in collected[f]]
         if not off:
             return []
-        general = ctx.refs.consents.as_of((subject, p.purpose, None), p.ts)
+        general = ctx.consent(subject, p.purpose, None, p.ts)
         for c in (consent, general):
             if c is not None and c.status is ConsentStatus.granted and c.separate:
                 return []

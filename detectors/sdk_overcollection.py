@@ -219,7 +219,9 @@ class SdkOvercollectionDetector:
         country = iso_country(ev.dest_country)
         if country and country not in d.countries:
             breaches.append((Rule.country_not_allowed, [], f"country {country}"))
-        if ev.permissions and (extra := decl.undeclared_permissions(sid, ev.app_version, ev.permissions)):
+        if ev.permissions and (
+            extra := decl.undeclared_permissions(sid, ev.app_version, tuple(ev.permissions))
+        ):
             breaches.append((Rule.permission_not_declared, [], f"permission {', '.join(extra)}"))
         if d.max_per_device_hour and self._too_often(sid, ev, d.max_per_device_hour, ctx):
             breaches.append((Rule.too_frequent, [], f"more than {d.max_per_device_hour} per device-hour"))

@@ -10,7 +10,6 @@ each field it collected (Andow et al., "Actions speak louder than words", USENIX
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
 
@@ -96,6 +95,7 @@ class SdkDeclarations:
         self.resolve = lru_cache(maxsize=4096)(self._resolve)  # type: ignore[method-assign]
         self.declared = lru_cache(maxsize=4096)(self._declared)  # type: ignore[method-assign]
         self.label = lru_cache(maxsize=65536)(self._label)  # type: ignore[method-assign]
+        self.undeclared_permissions = lru_cache(maxsize=4096)(self._undeclared_permissions)
 
     def _resolve(self, reported: str) -> str | None:
         """The declared SDK an observation reports, by id, name or package prefix; None: undeclared."""
@@ -128,7 +128,7 @@ class SdkDeclarations:
         sid = self.resolve(reported) or (self.host_owner(host) if host else None)
         return sid, self.declared(sid, app_version) if sid else None
 
-    def undeclared_permissions(self, sid: str, app_version: str, observed: Iterable[str]) -> list[str]:
+    def _undeclared_permissions(self, sid: str, app_version: str, observed: tuple[str, ...]) -> list[str]:
         """The sensitive permissions among `observed` that `sid`'s declaration for the app version
         neither names nor implies by a field it declares; a name not known as sensitive is not judged."""
         used = {pid for p in observed if (pid := self._permission_of.get(p.strip().casefold()))}

@@ -19,8 +19,6 @@ from bisect import bisect_right
 from collections.abc import Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
-import msgspec
-
 from schemas.models import ConsentStatus
 
 T = TypeVar("T")
@@ -91,40 +89,30 @@ class AsOfRegistry(Generic[T]):
 
 
 class ConsentRegistry(AsOfRegistry[Any]):
-    """Consents by subject, purpose and channel, where a separate consent (单独同意, PIPL art. 29)
-    stands until the subject withdraws it: a later grant that is not separate (the privacy policy
-    accepted again, bundled) is no withdrawal, and is read as separate while one stands before it
-    (seed 004 流程描述(4)③: 客户有权撤回其同意; nothing else ends it). Each record is kept as
-    received, so a withdrawal that arrives late still ends the separate consent after it; a prune
-    keeps the separate grant a kept version stands on."""
+    """Consents by subject, purpose and channel, kept as received, with what a separate consent
+    (单独同意, PIPL art. 29) needs: it stands until the subject withdraws it, so a later grant that
+    is not separate (the privacy policy accepted again, bundled) is no withdrawal (seed 004
+    流程描述(4)③: 客户有权撤回其同意; nothing else ends it). `Context.consent` reads it so; a
+    withdrawal that arrives late still ends it, and a prune keeps the separate grant a kept
+    version stands on. `as_of` is the plain lookup: the look back costs only keys that ever held
+    a separate grant."""
 
     def __init__(self) -> None:
         super().__init__("subject_id", "purpose", "channel")
-        self._separate: set[Hashable] = (
-            set()
-        )  # keys that ever held a separate grant: the rest need no look back
+        self.ever_separate: set[Hashable] = set()
 
     def put(self, record: Any) -> None:
         super().put(record)
         if record.separate:
-            self._separate.add(self.key_of(record))
-
-    def as_of(self, key: Hashable, ts: int) -> Any:
-        found = super().as_of(key, ts)
-        if found is None or found.separate or key not in self._separate:
-            return found
-        history = self._versions[key]
-        if not isinstance(history, list):
-            return found
-        i = self._standing(history, bisect_right(history, found.ts, key=lambda v: v[0]) - 1)
-        return msgspec.structs.replace(found, separate=True) if i is not None else found
+            self.ever_separate.add(self.key_of(record))
 
     def separate_since(self, key: Hashable, ts: int) -> int | None:
-        """When the separate grant the key's consent in force at `ts` stands on was given; None if
-        none stands."""
+        """When the separate grant that the key's consent in force at `ts` stands on was given
+        (itself, or one before it with only grants between); None if none stands."""
+        if key not in self.ever_separate:
+            return None
         history = self._history(key)
-        i = bisect_right(history, ts, key=lambda v: v[0]) - 1
-        j = self._standing(history, i) if i >= 0 else None
+        j = self._standing(history, bisect_right(history, ts, key=lambda v: v[0]) - 1)
         return history[j][0] if j is not None else None
 
     def withdrawn_within(self, key: Hashable, start: int, end: int) -> bool:
@@ -137,8 +125,6 @@ class ConsentRegistry(AsOfRegistry[Any]):
 
     @staticmethod
     def _standing(history: list[Version], i: int) -> int | None:
-        """The separate grant version `i` stands on (itself, or the nearest before it with only
-        grants between); None if a withdrawal or nothing comes first."""
         for j in range(i, -1, -1):
             record = history[j][1]
             if record.status is not ConsentStatus.granted:
@@ -148,5 +134,5 @@ class ConsentRegistry(AsOfRegistry[Any]):
         return None
 
     def _keep_from(self, key: Hashable, known: list[Version], i: int) -> int:
-        standing = self._standing(known, i) if key in self._separate else None
+        standing = self._standing(known, i) if key in self.ever_separate else None
         return i if standing is None else standing

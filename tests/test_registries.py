@@ -30,72 +30,57 @@ def test_a_batch_lookup_agrees_with_one_lookup_each() -> None:
     assert sum(v is None for v in found) == 1 + 1 + 5 + len(times)  # before a first version, or unknown
 
 
-def test_a_separate_consent_stands_until_withdrawn() -> None:
-    """A bundled grant after a separate one (the privacy policy accepted again) is no withdrawal:
-    read as separate, before and after a prune; a withdrawal ends it, even one that arrives late,
-    and a grant after the withdrawal is only what it says."""
-
-    def c(ts: int, status: str = "granted", separate: bool = False) -> Consent:
-        return Consent(subject_id="C1", ts=T0 + ts, purpose="wealth_advice", status=status, separate=separate)
-
-    key = ("p_C1", "wealth_advice", None)
-    registry = ConsentRegistry()
-    for record in refs("consents", [c(0, separate=True), c(100), c(300)]):
-        record.subject_id = "p_C1"
-        registry.put(record)
-    assert [registry.as_of(key, T0 + t).separate for t in (0, 100, 300)] == [True, True, True]
-    found = registry.as_of_many([key, key], [T0 + 150, T0 + 400])
-    assert found == [registry.as_of(key, T0 + 150), registry.as_of(key, T0 + 400)] and found[1].separate
-    late = refs("consents", [c(200, status="withdrawn")])[0]
-    late.subject_id = "p_C1"
-    registry.put(late)  # withdrawn in between: the grant after it is bundled, and only that
-    assert [registry.as_of(key, T0 + t).separate for t in (100, 200, 300)] == [True, False, False]
-    assert registry.as_of(key, T0 + 300).status.value == "granted"
-
-    kept = ConsentRegistry()
-    for record in refs("consents", [c(0, separate=True), c(100), c(200)]):
-        record.subject_id = "p_C1"
-        kept.put(record)
-    assert kept.prune(T0 + 250) == 0  # the version kept stands on the separate grant: kept too
-    assert kept.as_of(key, T0 + 300).separate
-    late = refs("consents", [c(150, status="withdrawn")])[0]
-    late.subject_id = "p_C1"
-    kept.put(late)  # a withdrawal arriving after the prune still ends it
-    assert not kept.as_of(key, T0 + 300).separate and kept.as_of(key, T0 + 120).separate
-    assert kept.prune(T0 + 250) == 3  # now nothing before the bundled grant at 200 is needed
-
-
-def test_a_bundled_grant_on_one_channel_key_keeps_a_separate_consent_on_the_other(catalog) -> None:
-    """`Context.consent` reads a channel's own record and the purpose's general one: a separate
-    consent on either stands through a bundled grant on the other, until a withdrawal on the
-    channel's own record or the general one."""
+def consents(*records: Consent) -> Any:
+    """A Context over these consents (reference records as the engine keeps them)."""
     from detectors.base import Context, References
 
     references = References(AsOfRegistry("actor_id"), ConsentRegistry(), AsOfRegistry("customer_id"))
-
-    def c(subject: str, ts: int, channel: str | None, **kw: Any) -> Consent:
-        return Consent(
-            subject_id=subject,
-            ts=T0 + ts,
-            purpose="marketing",
-            channel=channel,
-            **{"status": "granted", **kw},
-        )
-
-    for record in refs(
-        "consents",
-        [
-            c("C1", 0, "sms", separate=True),
-            c("C1", 100, None),
-            c("C2", 0, None, separate=True),
-            c("C2", 100, "sms"),
-            c("C3", 0, None, separate=True),
-            c("C3", 50, "sms", status="withdrawn"),
-            c("C3", 100, "sms"),
-        ],
-    ):
+    for record in refs("consents", list(records)):
         references.consents.put(record)
-    ctx = Context(catalog, references, None)  # type: ignore[arg-type]
+    return Context(None, references, None)  # type: ignore[arg-type]
+
+
+def c(
+    ts: int, subject: str = "C1", channel: str | None = None, purpose: str = "wealth_advice", **kw: Any
+) -> Consent:
+    kw = {"status": "granted", **kw}
+    return Consent(subject_id=subject, ts=T0 + ts, purpose=purpose, channel=channel, **kw)
+
+
+def test_a_separate_consent_stands_until_withdrawn() -> None:
+    """A bundled grant after a separate one (the privacy policy accepted again) is no withdrawal:
+    read as separate, before and after a prune; a withdrawal ends it, even one that arrives late,
+    and a grant after the withdrawal is only what it says. The registry keeps records as received."""
+    ctx = consents(c(0, separate=True), c(100), c(300))
+    separate = lambda t: ctx.consent("C1", "wealth_advice", None, T0 + t).separate  # noqa: E731
+    assert [separate(t) for t in (0, 100, 300)] == [True, True, True]
+    assert ctx.refs.consents.as_of(("C1", "wealth_advice", None), T0 + 300).separate is False
+    ctx.refs.consents.put(refs("consents", [c(200, status="withdrawn")])[0])  # late, in between
+    assert [separate(t) for t in (100, 300)] == [True, False]
+    assert ctx.consent("C1", "wealth_advice", None, T0 + 300).status.value == "granted"
+
+    kept = consents(c(0, separate=True), c(100), c(200))
+    assert kept.refs.consents.prune(T0 + 250) == 0  # the version kept stands on the separate grant: kept too
+    assert kept.consent("C1", "wealth_advice", None, T0 + 300).separate
+    kept.refs.consents.put(refs("consents", [c(150, status="withdrawn")])[0])  # after the prune
+    assert not kept.consent("C1", "wealth_advice", None, T0 + 300).separate
+    assert kept.consent("C1", "wealth_advice", None, T0 + 120).separate
+    assert kept.refs.consents.prune(T0 + 250) == 3  # now nothing before the bundled grant at 200 is needed
+
+
+def test_a_bundled_grant_on_one_channel_key_keeps_a_separate_consent_on_the_other() -> None:
+    """`Context.consent` reads a channel's own record and the purpose's general one: a separate
+    consent on either stands through a bundled grant on the other, until a withdrawal on the
+    channel's own record or the general one."""
+    ctx = consents(
+        c(0, "C1", "sms", "marketing", separate=True),
+        c(100, "C1", None, "marketing"),
+        c(0, "C2", None, "marketing", separate=True),
+        c(100, "C2", "sms", "marketing"),
+        c(0, "C3", None, "marketing", separate=True),
+        c(50, "C3", "sms", "marketing", status="withdrawn"),
+        c(100, "C3", "sms", "marketing"),
+    )
     found = {s: ctx.consent(s, "marketing", "sms", T0 + 200) for s in ("C1", "C2", "C3")}
     assert [found[s].separate for s in ("C1", "C2")] == [True, True]
     assert found["C1"].ts == T0 + 100 and found["C2"].ts == T0 + 100  # the newer record, read as separate
