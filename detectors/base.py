@@ -114,11 +114,14 @@ class Context:
         separate = consents.ever_separate
         if found_key not in separate and not (channel and other_key in separate):
             return found  # no separate grant ever on either: nothing to look back for
-        if consents.separate_since(found_key, ts) is not None:
-            return msgspec.structs.replace(found, separate=True)
-        since = consents.separate_since(other_key, ts) if channel else None
-        if since is not None and not consents.withdrawn_within(found_key, since, ts):
-            return msgspec.structs.replace(found, separate=True)
+        # a separate grant on either record, with no withdrawal on either since (a withdrawal for
+        # every channel ends the channel's own separate consent too)
+        for key, other in (
+            ((found_key, other_key), (other_key, found_key)) if channel else ((found_key, None),)
+        ):
+            since = consents.separate_since(key, ts)
+            if since is not None and not (other and consents.withdrawn_within(other, since, ts)):
+                return msgspec.structs.replace(found, separate=True)
         return found
 
     def customer(self, customer_id: str, ts: int) -> Customer | None:

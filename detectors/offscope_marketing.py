@@ -322,11 +322,16 @@ class OffscopeMarketingDetector:
             approver, "approve", p, path, ctx
         )
 
+    def _marketing(self, ctx: Context) -> str | None:
+        """The purpose marketing consents are recorded under: the policy's, else `marketing` where
+        purposes.yaml has it."""
+        return self.p.marketing_purpose or ("marketing" if "marketing" in ctx.catalog.purposes else None)
+
     def _marketing_refused(self, subject: str, p: Push, ctx: Context, consent: Any) -> Any:
         """The subject's withdrawn marketing consent for the push's channel as of its time, when
         the push names another purpose (its own purpose's consent is judged above) and no consent
         to that purpose came after the refusal (the subject's later choice); else None."""
-        marketing = self.p.marketing_purpose or ("marketing" if "marketing" in ctx.catalog.purposes else None)
+        marketing = self._marketing(ctx)
         if marketing is None or p.purpose == marketing:
             return None
         c = ctx.consent(subject, marketing, p.channel, p.ts)
@@ -352,11 +357,13 @@ class OffscopeMarketingDetector:
         return False
 
     def _off_purpose(self, subject: str, p: Push, ctx: Context, consent: Any) -> list[str]:
-        """Fields used for targeting that were not collected for the push's purpose (seed 004
-        (三)⑧⑩), unless the subject gave a separate consent (单独同意) to this purpose since.
+        """Fields used for targeting that were not collected for the push's purpose, nor for
+        marketing (every push is marketing: seed 004 §一.(二).3 names what marketing may use), per
+        seed 004 (三)⑧⑩, unless the subject gave a separate consent (单独同意) to this purpose since.
         Fields the catalog does not know are a coverage gap, counted by the engine, not judged."""
         collected = ctx.catalog.collected_for
-        off = [f for f in p.data_used if f in collected and p.purpose not in collected[f]]
+        allowed = {p.purpose, self._marketing(ctx)}
+        off = [f for f in p.data_used if f in collected and allowed.isdisjoint(collected[f])]
         if not off:
             return []
         general = ctx.consent(subject, p.purpose, None, p.ts)

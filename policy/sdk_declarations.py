@@ -135,8 +135,9 @@ class SdkDeclarations:
         if not used:
             return []
         fields = self.declared(sid, app_version) or frozenset()
+        covered = fields.union(*(self.covers.get(f, ()) for f in fields))  # a broad term's fields too
         named = {self._permission_of.get(p.strip().casefold(), p) for p in self.sdks[sid].permissions}
-        allowed = named.union(*(self._needs.get(f, ()) for f in fields))
+        allowed = named.union(*(self._needs.get(f, ()) for f in covered))
         return sorted(used - allowed)
 
     def _declared(self, sid: str, app_version: str) -> frozenset[str] | None:

@@ -197,6 +197,24 @@ def test_loan_data_for_marketing_is_off_purpose_unless_separately_consented(engi
     )
 
 
+def test_a_push_naming_another_purpose_may_use_what_marketing_may(engine) -> None:
+    """Every push is marketing: a wealth-advice push that greets the customer by name uses what the
+    privacy policy lets marketing use (seed 004 §一.(二).3); loan data stays off-purpose."""
+    advice = {"purpose": "wealth_advice", "channel": "app_push"}
+    steps = [
+        Consent(subject_id=s, ts=T0 - HOUR, purpose="wealth_advice", channel=None, status="granted")
+        for s in ("C1", "C2")
+    ]
+    pushes = [
+        push("C1", data_used=["customer_name", "assets"], **advice),
+        push("C2", data_used=["customer_name", "loan_details"], **advice),
+    ]
+    alerts = run(engine, *steps, pushes)
+    alerts += engine.drain()
+    by_subject = {a.subjects_sample[0]: a for a in final(alerts).values()}
+    assert list(by_subject) == [P("C2")] and by_subject[P("C2")].counts.get("rule_off_purpose") == 1
+
+
 def test_personalized_pushes_need_a_non_personalized_option_or_a_refusal(engine) -> None:
     base = {"channel": "app_push", "personalized": True, "approver_id": None}
     cases = {

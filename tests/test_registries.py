@@ -80,8 +80,12 @@ def test_a_bundled_grant_on_one_channel_key_keeps_a_separate_consent_on_the_othe
         c(0, "C3", None, "marketing", separate=True),
         c(50, "C3", "sms", "marketing", status="withdrawn"),
         c(100, "C3", "sms", "marketing"),
+        c(0, "C4", "sms", "marketing", separate=True),
+        c(50, "C4", None, "marketing", status="withdrawn"),
+        c(100, "C4", "sms", "marketing"),
     )
-    found = {s: ctx.consent(s, "marketing", "sms", T0 + 200) for s in ("C1", "C2", "C3")}
+    found = {s: ctx.consent(s, "marketing", "sms", T0 + 200) for s in ("C1", "C2", "C3", "C4")}
     assert [found[s].separate for s in ("C1", "C2")] == [True, True]
     assert found["C1"].ts == T0 + 100 and found["C2"].ts == T0 + 100  # the newer record, read as separate
     assert not found["C3"].separate  # withdrawn on SMS since: the SMS grant after it is only bundled
+    assert not found["C4"].separate  # withdrawn for every channel since: that ends the SMS one too

@@ -239,8 +239,14 @@ def test_a_permission_the_declaration_neither_names_nor_implies(engine) -> None:
             ("imei",),
             permissions=["android.permission.READ_PHONE_STATE", "android.permission.WAKE_LOCK"],
         ),
+        # 设备参数, a broad term the declaration uses, covers the IMEI that phone state reads
+        obs("amap_location", ("location",), permissions=["android.permission.READ_PHONE_STATE"]),
     ]
     assert run(engine, quiet) == []
+    media = run(
+        engine, [obs("tencent_face", ("face_image",), permissions=["android.permission.READ_MEDIA_IMAGES"])]
+    )
+    assert "(permission storage)" in media[-1].summary  # Android 13's photo access is storage
     loud = [
         obs(
             "megvii_face",
