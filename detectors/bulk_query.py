@@ -98,6 +98,7 @@ class Episode:
         "emitted_last_seen",
         "legal",
         "c3_export",
+        "sent",
     )
 
     def __init__(self, start: int, end: int, threshold: int):
@@ -116,6 +117,7 @@ class Episode:
             str, list[int]
         ] = {}  # tier -> [records, customers, first ts, last ts] over the horizon
         self.c3_export = False  # C3 exported, downloaded or printed: at least high, whatever the count
+        self.sent = False  # it counts records the employee sent out (transfers), not only reads
 
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
         known = self.customers.get(cid)
@@ -148,6 +150,7 @@ class Episode:
             "emitted_last_seen": self.emitted_last_seen,
             "legal": self.legal,
             "c3_export": self.c3_export,
+            "sent": self.sent,
         }
 
     @classmethod
@@ -164,6 +167,7 @@ class Episode:
         )
         ep.emitted_records, ep.emitted_last_seen = d["emitted_records"], d["emitted_last_seen"]
         ep.legal, ep.c3_export = d.get("legal", {}), d.get("c3_export", False)
+        ep.sent = d.get("sent", False)
         return ep
 
 
@@ -529,6 +533,7 @@ class BulkQueryDetector:
                 ep.add(e[1], e[3], cats, rank)
         if ep is not None:
             ep.c3_export |= cls is JrClass.C3
+            ep.sent = True
             self._note(ep, tr)
 
     def _approved(self, ev: Any, ctx: Context) -> bool:
@@ -763,7 +768,9 @@ class BulkQueryDetector:
                 ep.last_seen = max(ep.last_seen, ts)  # a late log may open it: newer records came first
         ep.first_seen, ep.legal, ep.score = first, reached, win.exact()
         ep.actor_org = ent.org_id if ent else None
-        self._absorb(ep, [e[1] for e in win.events if e[3] and e[0] >= first], ev)
+        counted = [e for e in win.events if e[3] and e[0] >= first]
+        ep.sent = any(not e[2] for e in counted)
+        self._absorb(ep, [e[1] for e in counted], ev)
         return ep
 
     def _absorb(self, ep: Episode, event_ids: list[str], opening: Any) -> None:
@@ -867,7 +874,8 @@ class BulkQueryDetector:
             else f"{total} records, customers not identified"
         )
         parts = [
-            f"{actor} read {read} (C3 {by_class['C3']}, C2 {by_class['C2']}, C1 {by_class['C1']}) "
+            f"{actor} {'read or sent' if ep.sent else 'read'} {read} "
+            f"(C3 {by_class['C3']}, C2 {by_class['C2']}, C1 {by_class['C1']}) "
             "without an approval that covers it"
         ]
         if ep.score >= ep.threshold:

@@ -435,6 +435,7 @@ def test_records_an_employee_sends_out_count_toward_the_law(engine_factory) -> N
     alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
     (a,) = final(alerts + engine.drain()).values()
     assert a.actor_id == "e1" and a.counts["records"] == 60 and a.severity.value == "high"
+    assert a.summary.startswith("e1 read or sent 60 records")  # it read nothing itself
     # the alert aggregates the three transfers whose records it counts, not only the one that crossed
     assert list(a.evidence_event_ids) == ["tr0", "tr1", "tr2"] and a.event_count == 3
 
