@@ -54,7 +54,10 @@ class Category(Part):
     zh: str
     en: str
     jr_class: str
-    subjects: int
+    subjects: int = Field(description="named customers whose data of this category the alerts report")
+    records: int = Field(
+        default=0, ge=0, description="records of this category the alerts report, named customers or not"
+    )
 
 
 class Text(Part):

@@ -28,7 +28,7 @@ Pseudonyms only: customer ids were replaced at the engine's door; summaries hold
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -147,6 +147,8 @@ class IncidentStage:
     def _member(self, finding: Finding, alert: Alert, cid: str) -> dict[str, Any]:
         categories = {k[len("category_") :] for k in alert.counts if k.startswith("category_")}
         fields = list(finding.fields) + [k[len("field_") :] for k in alert.counts if k.startswith("field_")]
+        records = alert.counts.get("records", alert.subject_count)
+        every = sorted(categories | {self._category(f) for f in fields})
         return {
             "revision": alert.revision,
             "class": cid,
@@ -156,14 +158,16 @@ class IncidentStage:
             "jr_class": alert.jr_class,
             "summary": alert.summary,
             "title_zh": alert.title_zh,
-            "categories": sorted(categories | {self._category(f) for f in fields}),
+            "categories": every,
+            # a category's records where the alert counts them, else every record holds each category
+            "records_by_category": {c: alert.counts.get(f"category_{c}", records) for c in every},
             "subjects": sorted(set(finding.subjects or alert.subjects_sample)),
             # what was read of whom, where the finding knows it per subject (None: all of it of each)
             "by_category": {c: sorted(s) for c, s in finding.subjects_by_category.items()} or None,
             "by_class": {c: sorted(s) for c, s in finding.subjects_by_class.items()} or None,
             # the customers as `lifemon alerts` counts them (unnamed rows are no customers)
             "reported": records_and_customers(alert.subject_count, alert.counts)[1] or 0,
-            "records": alert.counts.get("records", alert.subject_count),
+            "records": records,
             "evidence": list(alert.evidence_event_ids),
             "first_seen": alert.first_seen,
             "last_seen": alert.last_seen,
@@ -262,7 +266,10 @@ class IncidentStage:
             en="\n".join(c.cause.en.format(what=what) for c in policies),
         )
         return Notice(
-            categories=[self._category_entry(c, len(s)) for c, s in sorted(by_category.items())],
+            categories=[
+                self._category_entry(c, len(s), _once_per_evidence(members, _records_of(c)))
+                for c, s in sorted(by_category.items())
+            ],
             cause=cause,
             harm=[Text(zh=c.harm.zh, en=c.harm.en) for c in policies],
             measures=_unique(t for c in policies for t in c.measures),
@@ -270,7 +277,7 @@ class IncidentStage:
             contact=Text(zh=self.p.contact.zh, en=self.p.contact.en),
         )
 
-    def _category_entry(self, cid: str, subjects: int) -> Category:
+    def _category_entry(self, cid: str, subjects: int, records: int) -> Category:
         cats = self.catalog.policy.classification.categories
         if cid in cats:
             classes = [
@@ -279,11 +286,18 @@ class IncidentStage:
                 if f.category == cid
             ]
             top = next((c for c in CLASS_ORDER if c in classes), "C1")
-            return Category(id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=top, subjects=subjects)
+            return Category(
+                id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=top, subjects=subjects, records=records
+            )
         sdk_field = self.catalog.policy.sdks.sdk_fields.get(cid)
         cls = sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1"
         return Category(
-            id=cid, zh=sdk_field.zh if sdk_field else cid, en=cid, jr_class=cls, subjects=subjects
+            id=cid,
+            zh=sdk_field.zh if sdk_field else cid,
+            en=cid,
+            jr_class=cls,
+            subjects=subjects,
+            records=records,
         )
 
     def _deadlines(self, classes: Sequence[str], severity: Severity, first_seen: int) -> list[DueReport]:
@@ -300,14 +314,23 @@ class IncidentStage:
         ]
 
 
-def _once_per_evidence(members: Sequence[dict[str, Any]], figure: str) -> int:
-    """A figure summed over the alerts, once per distinct set of evidence events: two rules
-    broken by one transfer (no consent, an unapproved recipient) are one transfer's records, not two."""
+def _once_per_evidence(
+    members: Sequence[dict[str, Any]], figure: str | Callable[[dict[str, Any]], int]
+) -> int:
+    """A figure (a member's key, or a function of the member) summed over the alerts, once per
+    distinct set of evidence events: two rules broken by one transfer (no consent, an unapproved
+    recipient) are one transfer's records, not two."""
+    of = (lambda m: m[figure]) if isinstance(figure, str) else figure
     best: dict[tuple[str, ...], int] = {}
     for m in members:
         key = tuple(sorted(m["evidence"])) or (m["alert_id"],)  # no evidence: each alert its own
-        best[key] = max(best.get(key, 0), m[figure])
+        best[key] = max(best.get(key, 0), of(m))
     return sum(best.values())
+
+
+def _records_of(category: str) -> Callable[[dict[str, Any]], int]:
+    """A member's records of `category` (0 for a member stored before they were kept)."""
+    return lambda m: int(m.get("records_by_category", {}).get(category, 0))
 
 
 def _class_rank(jr_class: str) -> int:

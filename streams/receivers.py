@@ -94,11 +94,13 @@ def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list
                 "status": inc["status"],
                 "title_zh": inc["title_zh"],
                 "leakage_classes": ",".join(inc["leakage_classes"]),
-                "categories": ", ".join(
-                    f"{c['en']} ({c['jr_class']}) {c['subjects']}" for c in notice["categories"]
+                "categories": "; ".join(
+                    f"{c['en']} ({c['jr_class']}) {c['subjects']} customers, {c.get('records', 0)} records"
+                    for c in notice["categories"]
                 ),
-                "categories_zh": ", ".join(
-                    f"{c['zh']} ({c['jr_class']}) {c['subjects']}" for c in notice["categories"]
+                "categories_zh": "; ".join(
+                    f"{c['zh']} ({c['jr_class']}) {c['subjects']} 名客户, {c.get('records', 0)} 条记录"
+                    for c in notice["categories"]
                 ),
                 "cause": notice["cause"]["en"],
                 "cause_zh": notice["cause"]["zh"],

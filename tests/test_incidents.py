@@ -142,6 +142,28 @@ def test_a_bulk_querys_incident_reports_customers_not_records(engine) -> None:
     assert (inc.records, inc.subjects.distinct, inc.subjects.reported) == (60, 30, 30)
 
 
+def test_a_notice_counts_each_categorys_records_named_or_not(engine) -> None:
+    """A download of 60 balance rows naming no customer: the notice says 60 records of property
+    data of customers not named, not a bare 0 (the regulator reads it); named reads count both."""
+    e = engine()
+    rows = access("e1", n=1, customers=0, fields=("account_balance",), action="download", row_count=60)
+    rows = [r.model_copy(update={"subject_ids": []}) for r in rows]
+    inc = one(run(e, "access", rows))
+    (prop,) = [c for c in inc.notice.categories if c.id == "property"]
+    assert (prop.subjects, prop.records) == (0, 60)
+    named = one(
+        run(
+            engine(),
+            "access",
+            access("e2", customers=50, fields=("customer_name", "account_balance"), every_s=30),
+        )
+    )
+    assert {c.id: (c.subjects, c.records) for c in named.notice.categories} == {
+        "identity": (50, 50),
+        "property": (50, 50),
+    }
+
+
 def test_the_notices_chinese_cause_is_chinese(engine) -> None:
     """The zh cause names each alert by its Chinese title, rule and figures: a notice to customers
     and the regulator in Chinese must not carry the alerts' English summaries."""

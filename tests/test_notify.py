@@ -99,7 +99,7 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
         assert alert["annotations"]["severity"] == "critical"
         assert (
             "95526" in alert["annotations"]["contact"]
-            and "authentication data (C3) 3" in alert["annotations"]["categories"]
+            and "authentication data (C3) 3 customers" in alert["annotations"]["categories"]
         )
         assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 1
     hook.close()
@@ -142,7 +142,8 @@ def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, ca
     (incident,) = [orjson.loads(encode_incident(i)[1]) for i in e.take_incidents()]
     (alert,) = alertmanager_payload(incident, now_ms=0)
     notes = alert["annotations"]
-    assert "鉴别信息 (C3) 2" in notes["categories_zh"] and "authentication data (C3) 2" in notes["categories"]
+    assert "鉴别信息 (C3) 2 名客户, 2 条记录" in notes["categories_zh"]
+    assert "authentication data (C3) 2 customers, 2 records" in notes["categories"]
     assert notes["cause_zh"].startswith("鉴别信息被发送至行外接收方") and notes["contact_zh"].startswith(
         "客服电话"
     )
