@@ -111,16 +111,14 @@ class Context:
             found, found_key, other_key = general, general_key, own_key
         if found is None or found.separate or found.status is not ConsentStatus.granted:
             return found
-        separate = consents.ever_separate
-        if found_key not in separate and not (channel and other_key in separate):
+        if found_key not in consents.ever_separate and other_key not in consents.ever_separate:
             return found  # no separate grant ever on either: nothing to look back for
         # a separate grant on either record, with no withdrawal on either since (a withdrawal for
-        # every channel ends the channel's own separate consent too)
-        for key, other in (
-            ((found_key, other_key), (other_key, found_key)) if channel else ((found_key, None),)
-        ):
+        # every channel ends the channel's own separate consent too); without a channel both
+        # records are the general one
+        for key, other in ((found_key, other_key), (other_key, found_key)):
             since = consents.separate_since(key, ts)
-            if since is not None and not (other and consents.withdrawn_within(other, since, ts)):
+            if since is not None and not consents.withdrawn_within(other, since, ts):
                 return msgspec.structs.replace(found, separate=True)
         return found
 

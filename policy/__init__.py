@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,9 +211,11 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     from policy.model import DetectorSection
 
     detectors = {}
+    # a bank's own folder: the built-in files are the rules it may lack, read with their citations
+    shipped = None if folder.resolve() == DEFAULT_DIR else _citations(DEFAULT_DIR / "references.yaml")
     for path in sorted((folder / "detectors").glob("*.yaml")):
         data, text = read_yaml(path)
-        data = _with_added_rules(path, cite(data))
+        data = cite(data) if shipped is None else _with_added_rules(path, cite(data), shipped)
         detectors[path.stem] = validate_section(path, DetectorSection, data, text)
     try:
         return Policy(**sections, detectors=detectors)
@@ -222,17 +224,15 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         raise
 
 
-def _with_added_rules(path: Path, data: Any) -> Any:
+def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any]) -> Any:
     """A bank's detector file written before lifemon added a rule (or reason) still loads: each
     rule it lacks applies as lifemon ships it, and a warning names the file, the rules and where
     to copy them from. Refusing to start after an upgrade would stop the monitoring itself."""
     shipped_path = detector_file(path.stem)
-    if path.resolve() == shipped_path or not shipped_path.is_file() or not isinstance(data, dict):
+    params = data.get("params") if isinstance(data, dict) else None
+    if not shipped_path.is_file() or not isinstance(params, dict):
         return data
-    params = data.get("params")
-    if not isinstance(params, dict):
-        return data
-    shipped = _citations(DEFAULT_DIR / "references.yaml")(read_yaml(shipped_path)[0]).get("params", {})
+    shipped = cite_shipped(read_yaml(shipped_path)[0]).get("params", {})
     for key in RULE_MAPS:
         theirs, ours = params.get(key), shipped.get(key)
         if not (isinstance(theirs, dict) and isinstance(ours, dict)):

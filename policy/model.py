@@ -290,6 +290,11 @@ class KnownSdk(Strict):
     hosts: list[str] = Field(default_factory=list)
 
 
+def permission_spelling(name: str) -> str:
+    """A permission as reported or declared, compared whatever its case and surrounding spaces."""
+    return name.strip().casefold()
+
+
 class SensitivePermission(Strict):
     """A permission a declaration must name before an SDK uses it (相机, 位置信息, 通讯录 ...)."""
 
@@ -298,6 +303,11 @@ class SensitivePermission(Strict):
     fields: list[str] = Field(
         default_factory=list, description="SDK field ids whose collection needs it: declaring one declares it"
     )
+
+    def spellings(self, pid: str) -> set[str]:
+        """Every way an app may report it: its id, its names and their last parts
+        (`android.permission.CAMERA`, `CAMERA`), as `permission_spelling` compares them."""
+        return {permission_spelling(s) for n in (pid, *self.names) for s in (n, n.rsplit(".", 1)[-1])}
 
 
 class Sdks(Strict):
@@ -328,9 +338,7 @@ class Sdks(Strict):
         named: dict[str, str] = {}
         for pid, permission in self.sensitive_permissions.items():
             check(f"sensitive_permissions.{pid}.fields", permission.fields)
-            for name in {
-                n.strip().casefold() for n in (pid, *permission.names) for n in (n, n.rsplit(".", 1)[-1])
-            }:
+            for name in permission.spellings(pid):
                 if named.setdefault(name, pid) != pid:
                     raise ValueError(
                         f"sensitive_permissions: {name!r} names both {named[name]} and {pid}; give it to one"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from policy.model import JrClass, Sdks
+from policy.model import JrClass, Sdks, permission_spelling
 
 
 class Label(StrEnum):
@@ -83,10 +83,7 @@ class SdkDeclarations:
         # an observed permission name -> the sensitive permission it is; a declared field -> the
         # permissions collecting it needs
         self._permission_of = {
-            name.casefold(): pid
-            for pid, p in sdks.sensitive_permissions.items()
-            for n in (pid, *p.names)
-            for name in (n, n.rsplit(".", 1)[-1])
+            name: pid for pid, p in sdks.sensitive_permissions.items() for name in p.spellings(pid)
         }
         self._needs: dict[str, set[str]] = {}
         for pid, p in sdks.sensitive_permissions.items():
@@ -131,12 +128,12 @@ class SdkDeclarations:
     def _undeclared_permissions(self, sid: str, app_version: str, observed: tuple[str, ...]) -> list[str]:
         """The sensitive permissions among `observed` that `sid`'s declaration for the app version
         neither names nor implies by a field it declares; a name not known as sensitive is not judged."""
-        used = {pid for p in observed if (pid := self._permission_of.get(p.strip().casefold()))}
+        used = {pid for p in observed if (pid := self._permission_of.get(permission_spelling(p)))}
         if not used:
             return []
         fields = self.declared(sid, app_version) or frozenset()
         covered = fields.union(*(self.covers.get(f, ()) for f in fields))  # a broad term's fields too
-        named = {self._permission_of.get(p.strip().casefold(), p) for p in self.sdks[sid].permissions}
+        named = {self._permission_of.get(permission_spelling(p), p) for p in self.sdks[sid].permissions}
         allowed = named.union(*(self._needs.get(f, ()) for f in covered))
         return sorted(used - allowed)
 

@@ -125,6 +125,8 @@ class ConsentRegistry(AsOfRegistry[Any]):
 
     @staticmethod
     def _standing(history: list[Version], i: int) -> int | None:
+        """The index of the separate grant version `i` stands on (itself, or the nearest before it
+        with only grants between); None if a withdrawal or nothing comes first."""
         for j in range(i, -1, -1):
             record = history[j][1]
             if record.status is not ConsentStatus.granted:
