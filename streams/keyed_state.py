@@ -118,6 +118,7 @@ class KeyedStore:
         self._cache: OrderedDict[str, Any] = OrderedDict()  # LRU: least recently used first
         self._dirty: set[str] = set()  # keys whose cached object changed; always a subset of _cache
         self._pending: dict[str, bytes | None] = {}  # evicted dirty values and tombstones; no dirty key
+        self._forced: set[bytes] = set()  # keys the changelog holds otherwise than RocksDB (mark_changed)
 
     # -- reads and writes --------------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -216,8 +217,16 @@ class KeyedStore:
         """Encoded (key, value-or-None) of every key changed since the last call, written to
         RocksDB and forgotten as dirty. The caller must hold on to the list until the changelog
         has acknowledged it (RocksDB is already ahead; a retry sends the same list)."""
-        out: list[Change] = [(k.encode(), v) for k, v in self._pending.items()]
-        self._pending = {}
+        # A key put and deleted since the last checkpoint, never written, needs no tombstone: about
+        # as many as the values in a day of timers (measured: 41 % of a mixed day's records). The
+        # local store holds what the changelog does as of the last call, bar keys `mark_changed`.
+        may_exist, forced, pending = self._db.key_may_exist, self._forced, self._pending
+        out: list[Change] = [
+            (raw, v)
+            for raw, v in zip(map(str.encode, pending), pending.values(), strict=True)
+            if v is not None or raw in forced or may_exist(raw)
+        ]
+        self._pending, self._forced = {}, set()
         dirty, cache, encode = self._dirty, self._cache, self.encode
         if len(dirty) * 8 > len(cache):
             # Many dirty: walk the cache in its order, which is close to allocation order, so
@@ -247,6 +256,7 @@ class KeyedStore:
         uncommitted value as a key's latest record."""
         for raw_key in raw_keys:
             key = raw_key.decode()
+            self._forced.add(raw_key)
             if key not in self._dirty:
                 self._pending[key] = self._db.get(raw_key)
 
@@ -275,6 +285,7 @@ class KeyedStore:
         self._cache.clear()
         self._dirty.clear()
         self._pending.clear()
+        self._forced.clear()
         self._db.flush()
         self._db.close()
 
