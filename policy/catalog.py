@@ -32,9 +32,10 @@ class Catalog:
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }
         self._grants: dict[tuple[str, str, tuple[str, ...]], bool] = {}
-        # SDK telemetry names SDK field ids (policy/sdks.yaml), some of which are PFI with a class
-        self.sdk_field_class = {fid: f.jr_class for fid, f in policy.sdks.sdk_fields.items()}
-        self.sdk = SdkDeclarations(policy.sdks)  # declarations by SDK and app version, PoliCheck labels
+        # declarations by SDK and app version, PoliCheck labels
+        self.sdk = SdkDeclarations(policy.sdks, fields)
+        # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class
+        self.sdk_field_class = {fid: f.jr_class for fid, f in self.sdk.fields.items()}
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
         self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
         self._sdk_profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}

@@ -10,10 +10,11 @@ each field it collected (Andow et al., "Actions speak louder than words", USENIX
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
 
-from policy.model import JrClass, Sdks, permission_spelling
+from policy.model import FieldClass, JrClass, SdkField, Sdks, permission_spelling
 
 
 class Label(StrEnum):
@@ -62,14 +63,19 @@ def _closure(broad: dict[str, list[str]]) -> dict[str, frozenset[str]]:
 
 
 class SdkDeclarations:
-    def __init__(self, sdks: Sdks):
+    def __init__(self, sdks: Sdks, catalog_fields: Mapping[str, FieldClass] | None = None):
         self.sdks = sdks.sdks
-        self.fields = sdks.sdk_fields
+        # the ids SDK telemetry may name: the SDK vocabulary, and the data catalog's (a card PIN
+        # reaching an SDK is named by the catalog's id, and is C3 there), the SDK's own entry first
+        self.fields: dict[str, SdkField] = {
+            fid: SdkField(zh=f.zh, **{"class": f.jr_class}, auth_helper=f.auth_helper)
+            for fid, f in (catalog_fields or {}).items()
+        } | sdks.sdk_fields
         self.covers = _closure(sdks.broad_terms)
         self.not_collected = sdks.not_collected
         self.known = sdks.known_sdks
         self.c3_or_auth = frozenset(
-            f for f, d in sdks.sdk_fields.items() if d.jr_class is JrClass.C3 or d.auth_helper
+            f for f, d in self.fields.items() if d.jr_class is JrClass.C3 or d.auth_helper
         )
         self._by_name = {n: sid for sid, d in sdks.sdks.items() for n in (d.name_zh, *d.names)}
         self._prefixes = sorted(

@@ -146,6 +146,26 @@ def test_an_sms_code_reaching_a_declared_sdk_is_critical_and_reported_once(engin
     assert a.counts["label_incorrect"] == 1  # the label stays on the alert; one alert, not two
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        "card_track_data",
+        "card_pin",
+        "card_expiry",
+        "transaction_password",
+        "biometric_template",
+        "otp_code",
+        "dynamic_voiceprint",
+    ],  # fmt: skip
+)
+def test_c3_data_named_by_its_catalog_id_is_c3_at_an_sdk(engine, field) -> None:
+    """The data catalog's C3 items and authentication helpers (seed 001 §二.2), which the SDK
+    vocabulary does not list: named by the catalog's id, not taken for an unknown field."""
+    (a,) = final(run(engine, [obs("sensors_analytics", ("event_click", field))])).values()
+    assert a.rule_id.endswith(".c3_or_auth_helper") and a.severity.value == "critical"
+    assert a.counts[f"field_{field}"] == 1 and a.jr_class in ("C3", "C2")
+
+
 # -- which SDK -------------------------------------------------------------------------------------
 def test_undeclared_sdks_by_name_package_or_host(engine) -> None:
     events = [

@@ -141,9 +141,10 @@ class HarConverter:
         from policy.traffic import load_traffic
         from streams.pseudonym import Pseudonymizer
 
-        sdks = load_policy(config.policy_dir).sdks
+        policy = load_policy(config.policy_dir)
+        sdks = policy.sdks
         return cls(
-            SdkDeclarations(sdks),
+            SdkDeclarations(sdks, policy.classification.fields),
             load_traffic(config.policy_dir, sdks),
             Pseudonymizer.from_env(allow_ephemeral=ephemeral_key).digest,
             load_signatures(signatures) if signatures else None,
