@@ -308,6 +308,17 @@ def test_sftp_uploads_become_transfers() -> None:
     assert len(late.dead) == 1 and "session opened" in late.dead[0].message
 
 
+def test_a_file_name_with_quotes_cannot_hide_or_shrink_an_upload() -> None:
+    """internal-sftp writes the name between quotes as it is: a `"` in it, or a name ending in
+    `" bytes read 0 written 1`, must neither drop the line nor fake its byte count."""
+    dec, _ = decoder()
+    opened = b"Dec  1 16:40:00 gw1 internal-sftp[7]: session opened for local user hk_fx from [10.0.0.9]"
+    quoted = b'Dec  1 16:40:01 gw1 internal-sftp[7]: close "/upload/fx "vip" batch.csv" bytes read 0 written 16000'
+    crafted = b'Dec  1 16:40:02 gw1 internal-sftp[7]: close "/upload/a.csv" bytes read 0 written 1" bytes read 0 written 16000'
+    out = decode_all(dec, "transfer", records(TOPICS["sftp"], [opened, quoted, crafted], stamp=1_796_143_500_000))
+    assert out.dead == [] and [ev.record_count for _, ev in out.ok] == [80, 80]  # 200 bytes a record
+
+
 def test_syslog_year_comes_from_the_record_time() -> None:
     dec, _ = decoder()
     opened = b"Dec 31 23:59:58 gw1 internal-sftp[5]: session opened for local user hk_fx from [10.0.0.9]"

@@ -30,7 +30,9 @@ _SYSLOG = re.compile(
 _PROGRAMS = frozenset({"internal-sftp", "sftp-server", "sshd"})
 _OPENED = re.compile(r"session opened for local user (?P<user>\S+) from \[(?P<ip>[^\]]*)\]")
 _CLOSED = re.compile(r"session closed for local user ")
-_CLOSE = re.compile(r'close "(?P<path>(?:[^"\\]|\\.)*)" bytes read (?P<read>\d+) written (?P<written>\d+)')
+# OpenSSH logs the path between quotes without escaping it: a name may hold `"` and even the text
+# ` bytes read 0 written 1`. The counts are the line's last words, so the path is all before them
+_CLOSE = re.compile(r'close "(?P<path>.*)" bytes read (?P<read>\d+) written (?P<written>\d+)\s*$', re.S)
 MAX_SESSIONS = 100_000  # open sessions remembered per partition; the oldest are forgotten first
 
 
