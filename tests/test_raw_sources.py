@@ -5,6 +5,8 @@ bad entries dead-lettered with their reason; the bulk-query detector on a real p
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +282,19 @@ def test_mariadb_server_audit() -> None:
     assert [d.field for d in cut.dead] == ["object"]
 
 
+def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
+    """`server_audit_output_type=syslog`: the time is the syslog header's, the fields follow."""
+    as_file = decode_all(
+        decoder()[0], "access", records(TOPICS["mariadb"], physical_lines("mariadb_audit.log"))
+    )
+    stamped = re.compile(rb"(\d{4})(\d\d)(\d\d) (\d\d:\d\d:\d\d),")
+    lines = [stamped.sub(rb"\1-\2-\3T\4+00:00 vm mysql-server_auditing:  ", x, count=1) for x in physical_lines("mariadb_audit.log")]  # fmt: skip
+    assert lines != physical_lines("mariadb_audit.log")
+    as_syslog = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], lines))
+    assert as_syslog.dead == [] and len(as_syslog.ok) == len(as_file.ok) == 5
+    assert [(summary(ev), ev.ts) for _, ev in as_syslog.ok] == [(summary(ev), ev.ts) for _, ev in as_file.ok]
+
+
 def test_sftp_uploads_become_transfers() -> None:
     dec, stats = decoder()
     out = decode_all(
@@ -313,9 +328,13 @@ def test_a_file_name_with_quotes_cannot_hide_or_shrink_an_upload() -> None:
     `" bytes read 0 written 1`, must neither drop the line nor fake its byte count."""
     dec, _ = decoder()
     opened = b"Dec  1 16:40:00 gw1 internal-sftp[7]: session opened for local user hk_fx from [10.0.0.9]"
-    quoted = b'Dec  1 16:40:01 gw1 internal-sftp[7]: close "/upload/fx "vip" batch.csv" bytes read 0 written 16000'
+    quoted = (
+        b'Dec  1 16:40:01 gw1 internal-sftp[7]: close "/upload/fx "vip" batch.csv" bytes read 0 written 16000'
+    )
     crafted = b'Dec  1 16:40:02 gw1 internal-sftp[7]: close "/upload/a.csv" bytes read 0 written 1" bytes read 0 written 16000'
-    out = decode_all(dec, "transfer", records(TOPICS["sftp"], [opened, quoted, crafted], stamp=1_796_143_500_000))
+    out = decode_all(
+        dec, "transfer", records(TOPICS["sftp"], [opened, quoted, crafted], stamp=1_796_143_500_000)
+    )
     assert out.dead == [] and [ev.record_count for _, ev in out.ok] == [80, 80]  # 200 bytes a record
 
 

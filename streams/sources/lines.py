@@ -7,6 +7,7 @@ letter, never a guess."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
@@ -77,6 +78,25 @@ def epoch_ms(dt: datetime, tz: tzinfo) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=tz)
     return int(dt.timestamp() * 1000)
+
+
+# A syslog line as rsyslog or syslog-ng writes it: RFC 3339 time (or the traditional month-day time,
+# which has no year), host, then `program[pid]: message` (pid optional)
+SYSLOG = re.compile(
+    r"(?:<\d{1,3}>)?(?:(?P<iso>\d{4}-\d\d-\d\dT\S+)|(?P<bsd>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d))\s+"
+    r"(?:(?P<host>[^\s\[]+)\s+)?(?P<prog>[\w./-]+)(?:\[(?P<pid>\d+)\])?:\s+(?P<msg>.*)",
+    re.S,
+)
+
+
+def syslog_ms(m: re.Match[str], line: Line, raw: RawRecord, tz: tzinfo) -> int:
+    """The epoch milliseconds of a SYSLOG match's time: a traditional time takes its year from the
+    shipper's or Kafka's time of the record (`year_for`)."""
+    if m.group("iso"):
+        return epoch_ms(datetime.fromisoformat(m.group("iso").replace("Z", "+00:00")), tz)
+    reference = line.ts_ms or raw.timestamp or int(datetime.now().timestamp() * 1000)
+    bsd = datetime.strptime("2000 " + " ".join(m.group("bsd").split()), "%Y %b %d %H:%M:%S")
+    return epoch_ms(year_for(bsd, reference, tz), tz)
 
 
 def year_for(month_day: datetime, reference_ms: int, tz: tzinfo) -> datetime:

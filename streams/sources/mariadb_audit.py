@@ -1,6 +1,9 @@
-"""MariaDB / MySQL server_audit lines:
+"""MariaDB / MySQL server_audit lines, as its file output writes them:
 
     timestamp,serverhost,username,host,connectionid,queryid,operation,database,object,retcode
+
+or its syslog output (`server_audit_output_type=syslog`): a syslog header, whose time is the
+line's, then the same fields without the timestamp.
 
 With the TABLE event on, each table a query touches is a READ/WRITE line before the QUERY line of
 the same (connection, query id): the QUERY line closes the statement and carries its return code.
@@ -18,15 +21,16 @@ from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import Unreadable, epoch_ms, readable_time, zone
+from streams.sources.lines import SYSLOG, Unreadable, epoch_ms, readable_time, syslog_ms, zone
 from streams.sources.records import DbStatement, Parsed
 
 DENIED_CODES = frozenset({1142, 1143, 1044})  # table, column, database
-_LINE = re.compile(
-    r"(?P<ts>\d{8} \d\d:\d\d:\d\d),(?P<server>[^,]*),(?P<user>[^,]*),(?P<host>[^,]*),(?P<conn>\d+),"
-    r"(?P<query>\d+),(?P<op>[A-Z_]+),(?P<db>[^,]*),(?P<rest>.*)",
-    re.S,
+_FIELDS = (
+    r"(?P<server>[^,]*),(?P<user>[^,]*),(?P<host>[^,]*),(?P<conn>\d+),"
+    r"(?P<query>\d+),(?P<op>[A-Z_]+),(?P<db>[^,]*),(?P<rest>.*)"
 )
+_LINE = re.compile(r"(?P<ts>\d{8} \d\d:\d\d:\d\d)," + _FIELDS, re.S)  # server_audit_output_type=file
+_SYSLOG_BODY = re.compile(_FIELDS, re.S)  # =syslog: the time is the syslog header's
 _TABLE_OPS = frozenset({"READ", "WRITE"})
 _SESSION_OPS = frozenset({"CONNECT", "DISCONNECT", "FAILED_CONNECT", "CHANGEUSER", "PROXY_CONNECT"})
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
@@ -46,6 +50,9 @@ class MariadbAuditParser:
         out = Parsed()
         for raw, line in items:
             m = _LINE.match(line.text)
+            header = None
+            if m is None and (header := SYSLOG.match(line.text)) is not None:
+                m = _SYSLOG_BODY.match(header.group("msg"))
             if m is None:
                 if line.text.count(",") >= 9:
                     out.dead.append(
@@ -88,20 +95,32 @@ class MariadbAuditParser:
             try:
                 held = carry.get(conn)
                 seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
-                st = self._statement(g, line, _unquote(statement), int(code), seen)
+                st = self._statement(g, header, line, raw, _unquote(statement), int(code), seen)
             except Unreadable as e:
                 out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
                 continue
             out.found.append((raw, st))
         return out
 
-    def _statement(self, g: dict[str, str], line: Line, text: str, code: int, seen: list[str]) -> DbStatement:
-        ts = readable_time(
-            "timestamp", lambda: epoch_ms(datetime.strptime(g["ts"], "%Y%m%d %H:%M:%S"), self.tz)
-        )
+    def _statement(
+        self,
+        g: dict[str, str],
+        header: re.Match[str] | None,
+        line: Line,
+        raw: RawRecord,
+        text: str,
+        code: int,
+        seen: list[str],
+    ) -> DbStatement:
+        if header is None:
+            ts = readable_time(
+                "timestamp", lambda: epoch_ms(datetime.strptime(g["ts"], "%Y%m%d %H:%M:%S"), self.tz)
+            )
+        else:
+            ts = readable_time("timestamp", lambda: syslog_ms(header, line, raw, self.tz))
         return DbStatement(
             "mariadb",
-            f"my:{g['server']}:{g['conn']}:{g['query']}:{g['ts']}",
+            f"my:{g['server']}:{g['conn']}:{g['query']}:{g.get('ts') or ts}",
             ts,
             line.host or g["server"],
             g["db"],

@@ -14,19 +14,13 @@ was never read (shipped before the topic's retention, or lost) is a dead letter 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import Unreadable, count, epoch_ms, readable_time, year_for, zone
+from streams.sources.lines import SYSLOG, Unreadable, count, readable_time, syslog_ms, zone
 from streams.sources.records import FileHandover, Parsed
 
-_SYSLOG = re.compile(
-    r"(?:<\d{1,3}>)?(?:(?P<iso>\d{4}-\d\d-\d\dT\S+)|(?P<bsd>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d))\s+"
-    r"(?:(?P<host>[^\s\[]+)\s+)?(?P<prog>[\w./-]+)\[(?P<pid>\d+)\]:\s(?P<msg>.*)",
-    re.S,
-)
 _PROGRAMS = frozenset({"internal-sftp", "sftp-server", "sshd"})
 _OPENED = re.compile(r"session opened for local user (?P<user>\S+) from \[(?P<ip>[^\]]*)\]")
 _CLOSED = re.compile(r"session closed for local user ")
@@ -46,8 +40,8 @@ class SftpParser:
         """`carry`: "host:pid" -> [user, client ip] of each open session (insertion order: oldest first)."""
         out = Parsed()
         for raw, line in items:
-            m = _SYSLOG.match(line.text)
-            if m is None or m.group("prog") not in _PROGRAMS:
+            m = SYSLOG.match(line.text)
+            if m is None or m.group("prog") not in _PROGRAMS or m.group("pid") is None:
                 out.skipped["sftp: not an sftp syslog line"] += 1
                 continue
             host = m.group("host") or line.host or "-"
@@ -76,7 +70,7 @@ class SftpParser:
                     )
                     continue
                 try:
-                    ts = readable_time("time", lambda: self._ts(m, line, raw))  # noqa: B023 - called here
+                    ts = readable_time("time", lambda: syslog_ms(m, line, raw, self.tz))  # noqa: B023 - called here
                     read, written = (
                         count(close.group("read"), "bytes read"),
                         count(close.group("written"), "bytes written"),
@@ -102,10 +96,3 @@ class SftpParser:
             else:
                 out.skipped["sftp: other sftp message"] += 1
         return out
-
-    def _ts(self, m: re.Match[str], line: Line, raw: RawRecord) -> int:
-        if m.group("iso"):
-            return epoch_ms(datetime.fromisoformat(m.group("iso").replace("Z", "+00:00")), self.tz)
-        reference = line.ts_ms or raw.timestamp or int(datetime.now().timestamp() * 1000)
-        bsd = datetime.strptime("2000 " + " ".join(m.group("bsd").split()), "%Y %b %d %H:%M:%S")
-        return epoch_ms(year_for(bsd, reference, self.tz), self.tz)
