@@ -6,7 +6,6 @@ bad entries dead-lettered with their reason; the bulk-query detector on a real p
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 from typing import Any
 
