@@ -96,6 +96,11 @@ class MariadbSource(Strict):
     enabled: bool = False
     topic: str = "pfi.raw.mariadb"
     timezone: str = Field(default="UTC", description="IANA zone of the server's local time")
+    query_log_limit: int = Field(
+        default=1024,
+        gt=0,
+        description="the server's server_audit_query_log_limit: a statement logged that long was cut",
+    )
 
 
 class SftpSource(Strict):

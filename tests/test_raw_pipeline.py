@@ -147,5 +147,6 @@ def test_files_shipped_by_lifemon_ship_to_alerts_with_small_batches(
     ).result_rows
     assert gaps == [
         ("cursor_rows_unknown", "corebank.core.accounts", 1),
+        ("rows_unknown", "cards.cardholders", 1),
         ("table", "corebank.core.branch_targets", 1),
     ]

@@ -294,6 +294,35 @@ def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
     assert [(summary(ev), ev.ts) for _, ev in as_syslog.ok] == [(summary(ev), ev.ts) for _, ev in as_file.ok]
 
 
+def test_a_read_of_unknown_size_is_a_visibility_gap() -> None:
+    """pgaudit with log_rows off gives no row count: the analyst's 600-row join counts as one
+    record, and says so as the gap `rows_unknown` instead of passing for a small read."""
+    lines = [e.removesuffix(b",600") for e in entries("pgaudit.log") if b"analyst_zhao" in e]
+    dec, stats = decoder(log_rows=False)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
+    assert [summary(ev) for _, ev in out.ok] == [
+        ("E1002", "core_banking", "success", [], 1, ["account_balance"])
+    ]
+    assert stats.gaps == {"rows_unknown corebank.core.customers+core.accounts": 1}
+
+
+def test_a_statement_server_audit_cut_at_its_limit_is_a_visibility_gap() -> None:
+    """server_audit_query_log_limit (1024 by default) cuts a long statement: the customers after
+    the cut are not seen, and the gap `query_truncated` says so."""
+    ids = ",".join(f"\\'K{i:06d}\\'" for i in range(200))
+    cut = f"20261201 16:44:02,vm,csr_liu,localhost,4,11,QUERY,cards,'SELECT customer_name FROM cardholders WHERE customer_id IN ({ids}'"
+    body = cut.split(",'", 1)[1]
+    line = cut[: len(cut) - len(body)] + body[:1024] + "',0"
+    dec, stats = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], [line.encode()]))
+    (ev,) = [ev for _, ev in out.ok]
+    assert 0 < len(ev.subject_ids) < 200 and stats.gaps == {"query_truncated cards.cardholders": 1}
+    whole = cut.split("IN (")[0] + "IN (\\'K1\\')',0"  # shorter than the limit: read whole
+    dec, stats = decoder()
+    (ev,) = [ev for _, ev in decode_all(dec, "access", records(TOPICS["mariadb"], [whole.encode()])).ok]
+    assert "K1" in ev.subject_ids and "query_truncated cards.cardholders" not in stats.gaps
+
+
 def test_sftp_uploads_become_transfers() -> None:
     dec, stats = decoder()
     out = decode_all(

@@ -55,7 +55,7 @@ def parsers_for(config: Config) -> dict[str, Parser]:
         pg = rs.pgaudit
         found[pg.topic] = PgauditParser(pg.log_line_prefix, pg.format == "csvlog", pg.log_rows, pg.timezone)
     if rs.mariadb.enabled:
-        found[rs.mariadb.topic] = MariadbAuditParser(rs.mariadb.timezone)
+        found[rs.mariadb.topic] = MariadbAuditParser(rs.mariadb.timezone, rs.mariadb.query_log_limit)
     if rs.sftp.enabled:
         found[rs.sftp.topic] = SftpParser(rs.sftp.timezone)
     if rs.har.enabled:

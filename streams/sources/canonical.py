@@ -24,6 +24,10 @@ GAP_KINDS = {
     "sftp_path": "policy/sources.yaml sftp_accounts.<account>.directories",
     "cursor_rows_unknown": "a visibility finding: pgaudit does not audit FETCH, the rows read are unknown",
     "copy_rows_unknown": "a visibility finding: pgaudit logs 0 rows for COPY of a whole table, the rows are unknown",
+    "rows_unknown": "a visibility finding: the log has no row count (server_audit, or pgaudit with log_rows "
+    "off) and the read names no customer, so it counts as one record",
+    "query_truncated": "a visibility finding: server_audit cut the statement at server_audit_query_log_limit, "
+    "customers named after the cut are not seen (raise the limit, and the source's query_log_limit with it)",
 }
 _WORD = re.compile(r'"?([^\W\d][\w$]*)"?(?:\s*\.\s*"?([^\W\d][\w$]*)"?)?')  # any script's letters
 _WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no column list: every column
@@ -79,7 +83,12 @@ class Canonical:
                 self._gap("cursor_rows_unknown", f"{st.database}.{'+'.join(tables)}")
             elif st.command.startswith("COPY"):  # nor the rows of COPY <table> TO|FROM
                 self._gap("copy_rows_unknown", f"{st.database}.{'+'.join(tables)}")
+            elif not subjects and not st.denied and st.command in ("SELECT", "WITH", "TABLE"):
+                # a read of unknown size: SELECT * FROM cardholders may be one row or all of them
+                self._gap("rows_unknown", f"{st.database}.{'+'.join(tables)}")
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
+        if st.truncated:
+            self._gap("query_truncated", f"{st.database}.{'+'.join(tables)}")
         return STRICT["access"](
             event_id=st.event_id,
             ts=st.ts_ms,

@@ -37,8 +37,8 @@ _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
 
 
 class MariadbAuditParser:
-    def __init__(self, timezone: str):
-        self.tz = zone(timezone)
+    def __init__(self, timezone: str, query_log_limit: int = 1024):
+        self.tz, self.query_log_limit = zone(timezone), query_log_limit
 
     def parse(
         self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
@@ -96,6 +96,8 @@ class MariadbAuditParser:
                 held = carry.get(conn)
                 seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
                 st = self._statement(g, header, line, raw, _unquote(statement), int(code), seen)
+                # the limit counts the logged (escaped) text between the quotes
+                st.truncated = len(statement) - 2 >= self.query_log_limit
             except Unreadable as e:
                 out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
                 continue

@@ -30,6 +30,7 @@ class DbStatement:
     parameters: list[str] = field(default_factory=list)
     rows: int | None = None  # None: the log does not say (server_audit, a cursor)
     denied: bool = False
+    truncated: bool = False  # the log cut the statement (server_audit_query_log_limit)
 
 
 @dataclass(slots=True)
