@@ -294,6 +294,29 @@ def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
     assert [(summary(ev), ev.ts) for _, ev in as_syslog.ok] == [(summary(ev), ev.ts) for _, ev in as_file.ok]
 
 
+def test_a_query_string_of_several_statements_gives_each_line_its_own() -> None:
+    """psql -c, a script or a driver's batch: pgaudit logs the whole string on each statement's line.
+    Each access reads its own statement's columns and customer, not the whole script's (which made
+    two balances and a name read as three customers' balances and names)."""
+    script = (
+        "SELECT balance FROM core.accounts WHERE customer_id = 'C1'; "
+        "SELECT customer_name FROM core.customers WHERE customer_id = 'C3'; "
+        "SELECT balance FROM core.accounts WHERE customer_id = 'C2';"
+    )
+    tables = ["core.accounts", "core.customers", "core.accounts"]
+    lines = [
+        f"2026-12-01 16:43:57.{i}00 UTC [15510] analyst_zhao@corebank app=bi-report LOG:  "
+        f'AUDIT: SESSION,{i + 1},1,READ,SELECT,TABLE,{t},"{script}",<none>,1'.encode()
+        for i, t in enumerate(tables)
+    ]
+    out = decode_all(decoder()[0], "access", records(TOPICS["pgaudit"], lines))
+    assert [(ev.subject_ids, ev.fields) for _, ev in out.ok] == [
+        (["C1"], ["account_balance"]),
+        (["C3"], ["customer_name"]),
+        (["C2"], ["account_balance"]),
+    ]
+
+
 def test_a_read_of_unknown_size_is_a_visibility_gap() -> None:
     """pgaudit with log_rows off gives no row count: the analyst's 600-row join counts as one
     record, and says so as the gap `rows_unknown` instead of passing for a small read."""

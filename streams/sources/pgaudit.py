@@ -58,6 +58,12 @@ _ACCESS_LINE = re.compile(
 )
 _ANY_LEVEL = re.compile(_LEVEL.split("(?P<msg>")[0])
 _PREFIX_FIX = "set raw_sources.pgaudit.log_line_prefix to the server's own (psql: SHOW log_line_prefix)"
+# A query string holding several statements (psql -c, a script, a driver's batch): pgaudit logs the
+# whole string on each statement's line. Its pieces, quotes, dollar quotes and comments kept whole:
+_SQL_PIECE = re.compile(
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|(\$\w*\$).*?\1|--[^\n]*|/\*.*?\*/|[^'";$/-]+|.""", re.S
+)
+_SCRIPT = "\x1fscript"  # carry key suffix: how far a session's multi-statement string is read
 # The prefix's lazy `.*?` fields backtrack quadratically over a line with no level in it (a 32 KB
 # line took 7 s): the prefix and level must fit in the line's first MAX_PREFIX characters, as a real
 # prefix does (names are at most 63 bytes, a host name 255).
@@ -155,7 +161,7 @@ class PgauditParser:
                     del carry[session]
                 continue
             try:
-                result = self._statement(row, line, session)
+                result = self._statement(row, line, session, carry)
             except Unreadable as e:
                 result = _Bad(e.field, e.message)
             if isinstance(result, tuple) and not self.csvlog and _blank_in_name(row):
@@ -179,6 +185,8 @@ class PgauditParser:
                     out.found += held.statements()  # the session moved on
                 carry[session] = Open(key[0] if key else None, {key[1] if key else "": (raw, st)})
         for session in list(carry):
+            if session.endswith(_SCRIPT):
+                continue
             held = Open.load(carry[session])
             if final or newest.get(held.host, 0) - held.ts_ms > HOLD_MS:
                 out.found += held.statements()
@@ -233,7 +241,7 @@ class PgauditParser:
         }
 
     def _statement(
-        self, row: dict[str, str], line: Line, session: str
+        self, row: dict[str, str], line: Line, session: str, carry: dict[str, Any]
     ) -> tuple[tuple[str, str] | None, DbStatement] | _Bad | str:
         """(merge key, statement), a dead-letter reason, or the skip reason of a line."""
         msg, level = row["msg"], row["level"]
@@ -303,7 +311,7 @@ class PgauditParser:
             _ip(row["client"]),
             command,
             [_unquoted(obj_name)] if obj_name else [],
-            statement,
+            _own_statement(carry, session, stmt_id, command, _unquoted(obj_name), statement),
             params,
             rows if command != "DECLARE CURSOR" else None,  # pgaudit does not audit FETCH
         )
@@ -321,6 +329,54 @@ class PgauditParser:
         day = text.split(" ", 1)[0]
         dt = datetime.fromisoformat(f"{day} {stamp}")
         return epoch_ms(dt, _tz_of(tzname, self.tz))
+
+
+def _own_statement(
+    carry: dict[str, Any], session: str, stmt_id: str, command: str, table: str, text: str
+) -> str:
+    """The statement a line logs, out of a query string that holds several: its statements are
+    logged in order, so each line takes the next one of its command that names its table (a join's
+    other tables, same statement id, take the same one). Without this a script's every line read
+    every column and customer of the whole script. The whole text when no piece fits."""
+    key = session + _SCRIPT
+    pieces = _split_statements(text)
+    if len(pieces) < 2:
+        carry.pop(key, None)
+        return text
+    digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    read = carry.get(key)
+    if not read or read[0] != digest:
+        read = [digest, None, -1]
+    if read[1] == stmt_id:
+        return pieces[read[2]]
+    verb = command.split(None, 1)[0].upper()
+    named = re.compile(rf"(?<![\w$]){re.escape(table.rsplit('.', 1)[-1])}(?![\w$])", re.I) if table else None
+    at = next(
+        (
+            i
+            for i in range(read[2] + 1, len(pieces))
+            if pieces[i].split(None, 1)[0].upper() in (verb, "WITH")
+            and (named is None or named.search(pieces[i]))
+        ),
+        None,
+    )
+    if at is None:
+        return text
+    carry[key] = [digest, stmt_id, at]
+    return pieces[at]
+
+
+def _split_statements(text: str) -> list[str]:
+    """The statements of a query string, split at the semicolons outside quotes and comments."""
+    if ";" not in text.rstrip().rstrip(";"):
+        return [text]
+    pieces, start = [], 0
+    for m in _SQL_PIECE.finditer(text):
+        if m.group(0) == ";":
+            pieces.append(text[start : m.start()])
+            start = m.end()
+    pieces.append(text[start:])
+    return [p.strip() for p in pieces if p.strip()]
 
 
 class Open:
