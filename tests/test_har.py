@@ -332,6 +332,25 @@ def test_json_and_gzip_base64_inside_values(converter) -> None:
     }
 
 
+def test_base64_json_in_a_query_multipart_parts_and_json_posted_as_a_form(converter) -> None:
+    """Sensors' web SDK sends `sa.gif?data=<base64 JSON>`; SDKs post multipart/form-data; a JSON
+    body sent under a form content type reaches the HAR as one form name without a value."""
+    data = base64.b64encode(json.dumps({"properties": {"imei": IMEI}}).encode()).decode().rstrip("=")
+    assert fields_of(converter, entry(f"https://datasink.sensorsdata.cn/sa.gif?data={data}")) == {
+        "imei": {(FoundIn.json, ValueType.imei)}
+    }
+    multipart = entry("https://tmf.qq.com/report", "POST")
+    body = f'--b1\r\nContent-Disposition: form-data; name="imei"\r\n\r\n{IMEI}\r\n--b1--\r\n'
+    multipart["request"]["postData"] = {
+        "mimeType": "multipart/form-data; boundary=b1",
+        "text": body,
+        "params": [],
+    }
+    assert fields_of(converter, multipart) == {"imei": {(FoundIn.form, ValueType.imei)}}
+    as_form = entry("https://datasink.sensorsdata.cn/sa", "POST", form={json.dumps({"imei": IMEI}): ""})
+    assert fields_of(converter, as_form) == {"imei": {(FoundIn.json, ValueType.imei)}}
+
+
 def test_values_in_the_url_path(converter) -> None:
     assert fields_of(converter, entry(f"https://tmf.qq.com/v1/device/{IMEI}/register")) == {
         "imei": {(FoundIn.path, ValueType.imei)}

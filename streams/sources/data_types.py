@@ -207,8 +207,7 @@ class Recognizer:
             if k is not None:
                 walk.value(FoundIn.header, k, value, 0)
         if req.form is not None:
-            for name, value in req.form:
-                walk.value(FoundIn.form, name, value, 0)
+            walk.form(req.form)
         elif req.body:
             walk.body(req.body, req.mime)
         return list(walk.found.values())[:MAX_SIGHTINGS]
@@ -223,12 +222,22 @@ class _Walk:
         self.nodes = 0
 
     def body(self, text: str, mime: str) -> None:
-        mime = mime.split(";", 1)[0].strip().lower()
-        if mime == "application/x-www-form-urlencoded":
-            for name, value in parse_qsl(text, keep_blank_values=True):
-                self.value(FoundIn.form, name, value, 0)
+        kind, _, rest = mime.partition(";")
+        kind = kind.strip().lower()
+        if kind == "application/x-www-form-urlencoded":
+            self.form(parse_qsl(text, keep_blank_values=True))
+        elif kind == "multipart/form-data" and (boundary := _boundary(rest)):
+            self.form(_multipart(text, boundary))
         else:
-            self.value(FoundIn.json if "json" in mime else FoundIn.text, None, text, 0)
+            self.value(FoundIn.json if "json" in kind else FoundIn.text, None, text, 0)
+
+    def form(self, pairs: list[tuple[str, str]]) -> None:
+        for name, value in pairs:
+            if not value and _decode_nested(name) is not None:
+                # a JSON body sent as a form: the capture parsed it into one name without a value
+                self.value(FoundIn.json, None, name, 0)
+            else:
+                self.value(FoundIn.form, name, value, 0)
 
     def value(self, where: FoundIn, key: str | None, value: Any, depth: int) -> None:
         """A key names a field (unless its value is a stand-in); a value of a recognized form under
@@ -283,6 +292,12 @@ def _decode_nested(text: str) -> Any | None:
             return orjson.loads(t)
         except orjson.JSONDecodeError:
             return None
+    if t[:3] in ("eyJ", "W3s", "WyJ") and len(t) >= 8:  # base64 of `{"`, `[{`, `["`: Sensors' web SDK
+        try:
+            urlsafe = t.replace("-", "+").replace("_", "/")
+            return orjson.loads(base64.b64decode(urlsafe + "=" * (-len(t) % 4)))
+        except (binascii.Error, orjson.JSONDecodeError, ValueError):
+            return None
     if t.startswith("H4sI") and len(t) >= 20:  # base64 of a gzip header
         try:
             raw = base64.b64decode(t + "=" * (-len(t) % 4), validate=False)
@@ -295,6 +310,25 @@ def _decode_nested(text: str) -> Any | None:
         except (binascii.Error, zlib.error, orjson.JSONDecodeError, ValueError):
             return None
     return None
+
+
+def _boundary(params: str) -> str | None:
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary" and value:
+            return value.strip('"')
+    return None
+
+
+def _multipart(text: str, boundary: str) -> list[tuple[str, str]]:
+    """(name, value) of each part of a multipart/form-data body; a file part's bytes are its value."""
+    out = []
+    for part in text.split(f"--{boundary}")[1:]:
+        head, sep, value = part.partition("\r\n\r\n") if "\r\n\r\n" in part else part.partition("\n\n")
+        name = re.search(r'\bname="([^"]*)"', head)
+        if sep and name:
+            out.append((name.group(1), value.removesuffix("\r\n").removesuffix("\n")))
+    return out
 
 
 __all__ = ["CapturedRequest", "Recognizer", "Sighting", "recognize", "redact_path"]
