@@ -64,6 +64,7 @@ REASONS = (
     "change_outside_managing_org",
     "c3_without_approval",
     "c2_takeout_without_approval",
+    "forbidden_on_system",
     "out_of_scope",
     "role_not_permitted",
     "system_not_permitted",
@@ -467,7 +468,14 @@ class UnauthorizedLookupDetector:
         if found is not None:
             return found
         sight = 0
-        if view.ent is not None and roles is not None and outcome != DENIED and customers == 1:
+        forbidden = action in ctx.catalog.never_on.get(system, ())
+        if (
+            view.ent is not None
+            and roles is not None
+            and outcome != DENIED
+            and customers == 1
+            and not forbidden
+        ):
             if approval_id:
                 sight = -(OWN if action in CHANGES else ALL)
             elif not self._rules(view.ent, action, system, list(fields), "no approval", ctx):
@@ -537,6 +545,8 @@ class UnauthorizedLookupDetector:
         approval, why = approvals.judge(ev, ent, ctx, self.store)
         covered = why is None
         found: Found = []
+        if action in ctx.catalog.never_on.get(ev.system, ()):  # no approval opens it
+            found.append(("forbidden_on_system", f"{action} on {ev.system}", ent))
         # why the approval the access names does not cover it: the analyst's first question
         refused = f"approval {approval.approval_id}: {why}" if approval else why if ev.approval_id else None
         if not covered:
@@ -549,7 +559,7 @@ class UnauthorizedLookupDetector:
                         self._unapproved[key] = rules
             else:
                 rules = self._rules(ent, action, ev.system, ev.fields, refused or "no approval", ctx)
-            found = [(reason, note, ent) for reason, note in rules]
+            found += [(reason, note, ent) for reason, note in rules]
         return found + self._scope(ev, ent, covered, ctx, refused)
 
     @staticmethod

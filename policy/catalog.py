@@ -28,6 +28,8 @@ class Catalog:
         self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}
         self.purposes = policy.purposes.purposes
         self.permission_sets = policy.organisation.permissions
+        # system -> actions it never allows (organisation.yaml `systems`), and the rule's passage
+        self.never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
         self.approval_exclusions = {
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }

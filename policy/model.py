@@ -155,10 +155,18 @@ class PermissionSet(Strict):
     )
 
 
+class SystemRule(Strict):
+    """What a system never allows, whoever asks and whatever approval they hold."""
+
+    never: list[Action] = Field(description="actions on its customer data no role or approval opens")
+    source: str = Field(description="the rule's passage, quoted in the alert")
+
+
 class Organisation(Strict):
     org_levels: dict[str, OrgLevel]
     roles: dict[str, Role]
     permissions: dict[str, PermissionSet] = Field(default_factory=dict)
+    systems: dict[str, SystemRule] = Field(default_factory=dict)
     approval_exclusions: dict[str, list[str]] = Field(
         default_factory=dict,
         description="approval purpose -> class or category ids an approval for it never covers",

@@ -167,6 +167,24 @@ def test_c2_taken_out_needs_an_approval_by_someone_else(run) -> None:
     assert run(ents, c1) == []
 
 
+def test_nothing_is_printed_or_exported_from_the_mobile_banker_whatever_the_approval(run) -> None:
+    """Seed 004 掌上银行家 系统使用要求③: 不得以任何目的复印、转载 its customer information. The
+    wealth manager's role grants print and export of C1/C2 data elsewhere (core banking: silent);
+    on the mobile banker even C1, even under an approval that covers it, is refused."""
+    c1 = dict(fields=("customer_segment", "marketing_tags"))
+    ents = [entitlement("e1", approvals=[approval(systems=["mobile_banker"], fields=["customer_segment", "marketing_tags"])])]  # fmt: skip
+    assert run(ents, access("e1", action="print", **c1)) == []
+    for action in ("print", "export", "download"):
+        mobile = [e.model_copy(update={"system": "mobile_banker"}) for e in access("e1", action=action, **c1)]
+        assert reasons(run(ents, mobile)) == {"forbidden_on_system"}, action
+        approved = [
+            e.model_copy(update={"approval_id": "AP1", "purpose": "complaint_handling"}) for e in mobile
+        ]
+        assert reasons(run(ents, approved)) == {"forbidden_on_system"}, action
+    views = [e.model_copy(update={"system": "mobile_banker"}) for e in access("e1", action="view", **c1)]
+    assert run(ents, views) == []
+
+
 def test_roles_and_systems(run) -> None:
     general = [entitlement("e3", role="sb_general_user")]
     crm = dict(system="crm")

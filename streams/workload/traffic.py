@@ -172,6 +172,8 @@ class Traffic(Violations):
 
     def _may(self, e: Employee, action: Action, system: str, fields: list[str]) -> bool:
         """The employee's roles allow this action on these fields in this system (organisation.yaml)."""
+        if action in self.catalog.never_on.get(system, ()):
+            return False
         return all(self.catalog.role_grants(e.roles, action, system, fields))
 
     def _timeline(self, e: Employee, k: int) -> list[tuple[int, str]]:
