@@ -34,8 +34,9 @@ customer's records and every use of them meet in one task. It fires:
 - `collected_without_consent`: a collection retention.yaml `collection_consent` names (biometrics;
   anything collected for marketing) with no consent of the subject for its purpose granted by then
   (separate, 单独同意, where it says so): seed 004 流程描述(1)②, (4)②;
-- `card_data_on_client`: card secrets (the `forbidden_foreign_c3` fields), the bank's own too, stored
-  on a terminal or client app (`client_systems`): seed 002 §五(4);
+- `card_data_on_client`: card secrets (the `forbidden_foreign_c3` fields), the bank's own too, or
+  biometric samples and templates (`never_on_client`), stored on a terminal or client app
+  (`client_systems`): seed 002 §五(4);
 - `biometric_with_identity`: one stored record holding biometric and identity data together (seed
   002 §五(2): 将个人生物识别信息与个人身份信息分开储存);
 - `destruction_record_incomplete` also when the method named leaves the data recoverable
@@ -141,6 +142,7 @@ class RetentionPolicy(NamedTuple):
     collection_consent: list[Any]
     recoverable_methods: frozenset[str]
     client_systems: frozenset[str]
+    never_on_client: frozenset[str]  # beside the card secrets: biometric samples (seed 002 §五(4))
 
 
 class RetentionOverrunDetector:
@@ -181,6 +183,7 @@ class RetentionOverrunDetector:
                 list(r.collection_consent),
                 frozenset(map(method_key, r.recoverable_methods)),
                 frozenset(r.client_systems),
+                frozenset(r.never_on_client),
             )
         return self._policy
 
@@ -366,7 +369,10 @@ class RetentionOverrunDetector:
         """Seed 002 §五(4): no card secret on a terminal or client app; §五(2): biometrics stored
         apart from identity data. Once per record and rule."""
         policy = self._retention(catalog)
-        secrets = sorted(set(ev.categories) & policy.forbidden_foreign_c3)
+        # a card secret is never even taken on one; a face is captured there to be sent (§五(5): encrypted)
+        # but never kept
+        kept = policy.forbidden_foreign_c3 | (policy.never_on_client if ev.stage == "store" else frozenset())
+        secrets = sorted(set(ev.categories) & kept)
         if secrets and ev.system in policy.client_systems:
             yield from self._once(
                 Rule.card_data_on_client,

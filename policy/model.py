@@ -235,6 +235,11 @@ class Retention(Strict):
     client_systems: list[str] = Field(
         default_factory=list, description="terminals and client apps: card secrets are never stored on them"
     )
+    never_on_client: list[str] = Field(
+        default_factory=list,
+        description="field ids a client system may capture to send but never store (a `store` event), "
+        "beside the card secrets of forbidden_foreign_c3, which it never holds at all",
+    )
     forbidden_foreign_c3: list[str] = Field(
         default_factory=list, description="C3 field ids never to store for other institutions"
     )

@@ -648,6 +648,18 @@ def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> Non
     assert together.summary.startswith("record R3 on crm holds biometric and identity data together")
 
 
+def test_a_face_template_is_captured_on_a_terminal_or_app_but_never_kept_there(run) -> None:
+    """§五(4) names 个人生物识别信息的样本数据、模板 beside the card secrets: the app that captures a
+    face for sign-in sends it (collect: silent), one that stores it fires, and so does a POS
+    terminal keeping a card's track data and PIN."""
+    face = dict(cats=("biometric_template",), purpose="authentication", system="mobile_banking")
+    assert run([collect("R1", **face)]) == {}
+    (kept,) = run([lc("store", "R2", "C1", 0, categories=["biometric_template"], purpose="authentication", system="mobile_banking")])["card_data_on_client"]  # fmt: skip
+    assert kept.severity.value == "critical" and "stores biometric_template on mobile_banking" in kept.summary
+    pos = run([collect("R3", cats=("payment_account_no", "card_track_data", "card_pin"), purpose="payment", system="pos_terminal")])  # fmt: skip
+    assert set(pos) == {"card_data_on_client"}
+
+
 # -- destruction records and foreign C3 -----------------------------------------------------------------
 @pytest.mark.parametrize(
     "kw, fires",
