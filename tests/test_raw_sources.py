@@ -6,6 +6,7 @@ bad entries dead-lettered with their reason; the bulk-query detector on a real p
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,19 @@ def test_a_query_string_of_several_statements_gives_each_line_its_own() -> None:
         (["C3"], ["customer_name"]),
         (["C2"], ["account_balance"]),
     ]
+
+
+def test_a_log_read_in_the_wrong_time_zone_is_refused_with_the_hint() -> None:
+    """A server writing China time read as UTC: its accesses are hours ahead of their Kafka
+    timestamps, dead letters whose reason says which setting to check."""
+    line = next(e for e in entries("pgaudit.log") if b"AUDIT: SESSION,1,1" in e)
+    written = datetime(2026, 12, 1, 16, 43, 56, tzinfo=UTC).timestamp() * 1000
+    shipped = int(written - 8 * 3_600_000 + 300_000)  # read as UTC: 7 h 55 min ahead of the ship time
+    out = decode_all(decoder()[0], "access", records(TOPICS["pgaudit"], [line], stamp=shipped))
+    (dead,) = out.dead
+    assert dead.kind == "event_time" and "about 8 h off" in dead.message and "timezone" in dead.message
+    right = decode_all(decoder()[0], "access", records(TOPICS["pgaudit"], [line], stamp=int(written) + 1000))
+    assert right.dead == [] and len(right.ok) == 1
 
 
 def test_a_read_of_unknown_size_is_a_visibility_gap() -> None:

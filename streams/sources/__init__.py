@@ -12,6 +12,7 @@ with its reason; objects the mapping does not know are counted in `gaps`.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -61,6 +62,22 @@ def parsers_for(config: Config) -> dict[str, Parser]:
     if rs.har.enabled:
         found[rs.har.topic] = HarParser.for_config(config)
     return found
+
+
+_OFF_BY = re.compile(r"(\d+) s (?:ahead of|behind) ")
+
+
+def _zone_hint(reason: str) -> str:
+    """A raw log's time off by about a whole number of hours is a log read in the wrong zone."""
+    m = _OFF_BY.match(reason)
+    seconds = int(m.group(1)) if m else 0
+    hours = round(seconds / 3600)
+    if 1 <= hours <= 14 and abs(seconds - hours * 3600) <= 900:
+        return (
+            f"; about {hours} h off, a time zone's worth: is the source's `timezone` "
+            "(raw_sources.<source>.timezone) the server's?"
+        )
+    return ""
 
 
 def unread_raw_topics(config: Config, existing: set[str] | dict[str, Any]) -> list[str]:
@@ -169,7 +186,10 @@ class RawDecoder:
             else:
                 out.ok.append((raw, event))
         if out.ok:
+            dead = len(out.dead)
             self.inner._check_time(stream, out)  # the same event-time door as every stream
+            for d in out.dead[dead:]:
+                d.message += _zone_hint(d.message)
         return out
 
     def _carry(self, topic: str, partition: int) -> dict[str, Any]:
