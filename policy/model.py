@@ -480,9 +480,13 @@ class Recipients(Strict):
 
     def kind_of(self, recipient_id: str | None, logged: RecipientType) -> RecipientType:
         """What a recipient is: the type recipients.yaml declares for it, else the one its log
-        gives. A sending system's label must not lift a rule the bank's record applies."""
+        gives. A sending system's label must not lift a rule the bank's record applies: a recipient
+        it calls internal that the bank never declared its own is a third party (a subsidiary or an
+        affiliate is another controller, seed 004 定义(14))."""
         known = self.recipients.get(recipient_id) if recipient_id else None
-        return known.type if known else logged
+        if known is not None:
+            return known.type
+        return RecipientType.third_party if logged is RecipientType.internal else logged
 
     def clears(self, recipient_id: str | None, purpose: str | None) -> bool:
         """A transfer to a declared clearing or settlement institution for one of the purposes it

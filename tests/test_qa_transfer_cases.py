@@ -221,7 +221,8 @@ def test_the_banks_own_hong_kong_branch_is_abroad(run) -> None:
     ev = transfer("hk_branch_core", "internal", ["customer_name", "transaction_record"], recipient_country="HK",
                   purpose="group_aml_review")  # fmt: skip
     got = run([ev], consents("group_aml_review"))
-    assert severities(got) == {"cross_border": "critical"}
+    # and, never declared in recipients.yaml, not the bank's own on its log's word: not approved either
+    assert severities(got) == {"cross_border": "critical", "recipient_not_approved": "high"}
     assert "no outbound security assessment" in got["cross_border"].summary
 
 

@@ -191,6 +191,17 @@ def test_unnamed_subjects_cannot_be_shown_to_consent_unless_de_identified(engine
     assert run(engine(), listed.model_copy(update={"deidentified": True})) == {}  # seed 002 §六.2(1)
 
 
+def test_a_recipient_a_log_calls_internal_is_the_banks_own_only_if_declared(engine) -> None:
+    """A subsidiary logged as `internal`: another controller (seed 004 定义(14)) until recipients.yaml
+    declares it the bank's own, so its share needs consent and an approved recipient."""
+    inside = dict(recipient_type="internal", contract_id=None, legal_basis="none", purpose="analysis", encrypted=False, public_network=False)  # fmt: skip
+    assert run(engine(), transfer(recipient_id="int_data_warehouse", **inside)) == {}
+    assert rules(run(engine(), transfer(recipient_id="sub_consumer_finance", **inside))) == [
+        "LM-TP-002",
+        "LM-TP-006",
+    ]
+
+
 # -- entrusted processing and the network ------------------------------------------------------------
 def processor(**kw: Any) -> TransferEvent:
     base = dict(
