@@ -20,6 +20,13 @@ class Catalog:
         self.field_class = {fid: f.jr_class for fid, f in fields.items()}
         self.field_category = {fid: f.category for fid, f in fields.items()}
         self.auth_helpers = frozenset(fid for fid, f in fields.items() if f.auth_helper)
+        # a category id where a field id belongs (a transfer log naming what it sent by category,
+        # `authentication`) stands for its most sensitive field: never read as an unknown C1 field
+        for cat in policy.classification.categories:
+            members = [f.jr_class for f in fields.values() if f.category == cat]
+            if members and cat not in self.field_class:
+                self.field_class[cat] = max(members, key=CLASS_RANK.__getitem__)
+                self.field_category[cat] = cat
         self.combinations = [
             (ids, c.jr_class) for c in policy.classification.combinations for ids in c.sets()
         ]

@@ -265,6 +265,14 @@ def test_a_domestic_type_sent_to_another_country_is_cross_border(engine) -> None
     assert "LM-TP-005" in rules(found) and "LM-TP-002" not in rules(found)  # consent judged once
 
 
+def test_a_log_that_names_categories_instead_of_fields_is_judged_by_them(engine) -> None:
+    """`categories: [authentication]`: a sender naming what it sent by category sent authentication
+    data, C3 at worst (seed 002 §六.4(2)), not an unknown C1 field."""
+    ev = processor(categories=["contact", "authentication"], deidentified=True)
+    (a,) = [x for x in run(engine(), ev).values() if x.rule_id == "LM-TP-001"]
+    assert a.severity.value == "critical" and a.jr_class == "C3"
+
+
 # -- approved recipients and contracts -------------------------------------------------------------
 def test_recipient_must_be_listed_with_a_contract_in_force_covering_the_data(engine) -> None:
     def why(ev: TransferEvent) -> list[str]:
