@@ -272,6 +272,12 @@ class OffscopeMarketingDetector:
         out: dict[Rule, Any] = {}
         consent = ctx.consent(subject, p.purpose, p.channel, p.ts)
         declared = ctx.catalog.purposes.get(p.purpose)
+        marketing = self._marketing(ctx)
+        if consent is None and marketing is not None and p.purpose != marketing:
+            # every push is marketing: the subject's choice about marketing (seed 004 (三)②) covers
+            # a push that names a service purpose, on the channels marketing was asked about
+            consent = ctx.consent(subject, marketing, p.channel, p.ts)
+            declared = ctx.catalog.purposes.get(marketing)
         if consent is None:
             # seed 004 (三)②: marketing needs the subject's own choice; one for another channel
             # does not cover this one

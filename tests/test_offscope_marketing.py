@@ -149,6 +149,23 @@ def test_replay_in_other_batches_gives_the_same_alerts(policy, catalog) -> None:
     assert next(iter(one.values()))[0]["pushes"] == 9  # from 1 h 0 min on
 
 
+def test_a_marketing_consent_covers_a_push_that_names_a_service_purpose(engine) -> None:
+    """Every push is marketing: a customer who agreed to marketing on every channel (seed 004 (三)②)
+    may get a wealth-advice push on WeChat, a channel the privacy policy names for marketing; one
+    who agreed to nothing may not, nor on a channel marketing was never asked about."""
+    advice = {"purpose": "wealth_advice", "opt_out_offered": True}
+    pushes = [
+        push("C1", channel="wechat", data_used=["customer_name"], **advice),
+        push("C2", channel="wechat", data_used=["customer_name"], **advice),
+        push("C3", channel="email", data_used=["customer_name"], **advice),
+    ]
+    alerts = run(engine, consent("C1", channel=None), consent("C3", channel=None), pushes)
+    alerts += engine.drain()
+    by_subject = {a.subjects_sample[0]: set(a.counts) for a in final(alerts).values()}
+    assert P("C1") not in by_subject and "rule_no_consent" in by_subject[P("C2")]
+    assert "rule_channel_not_covered" in by_subject[P("C3")]
+
+
 def test_no_consent_versus_a_consent_for_another_channel(engine) -> None:
     alerts = run(engine, consent("C2", channel="app_push"), [push("C1", at=0), push("C2", at=0)])
     alerts += engine.drain()
