@@ -276,6 +276,8 @@ class RetentionOverrunDetector:
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
                 yield from self._premature(customer, held, ev.record_id, rec, catalog)
         elif stage == "deletion_requested" and rec is not None:
+            if not rec.requested or ev.ts < rec.requested:
+                rec.request_id = ev.event_id
             rec.requested = min(rec.requested or ev.ts, ev.ts)
             ctx.timers.register(customer, catalog.policy.deletion_due(rec.requested))
         elif stage == "account_closed":
@@ -296,6 +298,8 @@ class RetentionOverrunDetector:
 
     def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
+        if not rec.first_id or ev.ts < rec.first:
+            rec.first_id = ev.event_id
         rec.first = min(rec.first, ev.ts)
         rec.purpose = rec.purpose or ev.purpose
         if ev.stage.value == "collect":
@@ -507,7 +511,7 @@ class RetentionOverrunDetector:
             f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
             f"{d.keep_days}-day retention ({d.name}: from {d.after} {self._day(start)}, "
             f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}",
-            [],
+            [rec.first_id] if rec.first_id else [],
             actor=rec.system,
             revision=rec.fired[f"{Rule.retention_expired}:{d.name}"],
             closed=rec.gone > 0,
@@ -524,7 +528,7 @@ class RetentionOverrunDetector:
             rec.jr_class,
             f"deletion of record {rid} on {rec.system}, requested {self._day(rec.requested)}, "
             f"not executed within {self._retention(catalog).sla_days} days{self._late(rec, overdue)}",
-            [],
+            [rec.request_id] if rec.request_id else [],
             actor=rec.system,
             revision=rec.fired[Rule.deletion_request_overdue],
             closed=rec.gone > 0,
@@ -683,7 +687,7 @@ class RetentionOverrunDetector:
             subject_sample=[customer],
             counts=counts or {},
             evidence_event_ids=evidence[: self.p.evidence_limit],
-            event_count=len(evidence),  # the uses or the one lifecycle event; none for a deadline missed
+            event_count=len(evidence),  # the uses, or the one lifecycle event (a missed deadline: its start)
             first_seen=start,
             last_seen=end,
             title_zh=spec.title_zh,

@@ -18,7 +18,19 @@ class Record:
     purpose; when it left (deleted, anonymized or destroyed), when its deletion was requested;
     and the alerts already raised on it (tag -> revision)."""
 
-    __slots__ = ("first", "system", "jr_class", "categories", "purpose", "gone", "requested", "fired", "last")
+    __slots__ = (
+        "first",
+        "system",
+        "jr_class",
+        "categories",
+        "purpose",
+        "gone",
+        "requested",
+        "fired",
+        "last",
+        "first_id",
+        "request_id",
+    )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
         self.first, self.system, self.jr_class, self.purpose = first, system, jr_class, purpose
@@ -27,6 +39,8 @@ class Record:
         self.gone = 0  # earliest delete / anonymize / destroy time; 0: still held
         self.requested = 0  # earliest deletion request time; 0: none
         self.fired: dict[str, int] = {}
+        # the events a deadline alert points the analyst to: the first collection, the earliest request
+        self.first_id, self.request_id = "", ""
 
     def to_json(self) -> list[Any]:
         return [
@@ -39,6 +53,8 @@ class Record:
             self.requested,
             self.fired,
             self.last,
+            self.first_id,
+            self.request_id,
         ]
 
     @classmethod
@@ -47,6 +63,7 @@ class Record:
         (rec.first, rec.system, rec.jr_class, rec.categories, rec.purpose) = row[:5]
         (rec.gone, rec.requested, rec.fired) = row[5:8]
         rec.last = row[8] if len(row) > 8 else 0  # stored before lifemon tracked collections after an end
+        rec.first_id, rec.request_id = row[9:11] if len(row) > 10 else ("", "")  # stored before evidence ids
         return rec
 
     def gone_by(self, ts: int) -> bool:

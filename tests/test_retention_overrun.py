@@ -204,6 +204,10 @@ def test_deletion_request_overdue_after_15_days(run) -> None:
     (a,) = got["deletion_request_overdue"]
     # requested 16 Dec 20:00 in Beijing: due by the end of its 15th day, 31 Dec (Civil Code art. 201, 203)
     assert a.severity.value == "high" and a.window_end == T0 - DAY // 3
+    # the analyst is pointed to the request, and an overrun to the record's first collection
+    assert a.evidence_event_ids == [f"deletion_requested-R1-{T0 - int(15.5 * DAY)}"] and a.event_count == 1
+    (kept,) = run([collect(day=-900, cats=("marketing_tags",), purpose="marketing", system="crm"), collect(day=-800, cats=("marketing_tags",), purpose="marketing", system="crm"), tick(0)])["retention_expired"]  # fmt: skip
+    assert kept.evidence_event_ids == [f"collect-R1-{T0 - 900 * DAY}"]
 
 
 def test_deletion_request_executed_on_day_14_is_silent(run) -> None:
