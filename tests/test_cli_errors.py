@@ -352,7 +352,9 @@ def test_every_command_that_reads_the_policy_reads_the_configured_folder(
         argv = [*command, "--config", "c.yaml"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"{broken}/recipients.yaml:16: recipients.proc_call_center.type: Input should be" in err
+    text = (broken / "recipients.yaml").read_text().splitlines()
+    line = next(i for i, t in enumerate(text, 1) if "type: procesor" in t)
+    assert f"{broken}/recipients.yaml:{line}: recipients.proc_call_center.type: Input should be" in err
 
 
 def test_policy_check_names_the_folder_it_checked(
