@@ -331,6 +331,18 @@ def test_a_log_read_in_the_wrong_time_zone_is_refused_with_the_hint() -> None:
     assert right.dead == [] and len(right.ok) == 1
 
 
+def test_a_shared_login_without_its_application_names_that_gap() -> None:
+    """app_core is a shared login whose application decides the actor: logged without one (a
+    log_line_prefix with no %a), the gap says so instead of asking to map the known login."""
+    line = (
+        "2026-12-01 16:43:57.100 UTC [15520] app_core@corebank app= LOG:  AUDIT: SESSION,1,1,READ,SELECT,"
+        "TABLE,core.accounts,\"SELECT balance FROM core.accounts WHERE customer_id = 'C1'\",<none>,1"
+    )
+    dec, stats = decoder()
+    (ev,) = [ev for _, ev in decode_all(dec, "access", records(TOPICS["pgaudit"], [line.encode()])).ok]
+    assert ev.actor_id == "app_core" and stats.gaps == {"service_application app_core:(none logged)": 1}
+
+
 def test_a_read_of_unknown_size_is_a_visibility_gap() -> None:
     """pgaudit with log_rows off gives no row count: the analyst's 600-row join counts as one
     record, and says so as the gap `rows_unknown` instead of passing for a small read."""

@@ -20,6 +20,8 @@ from streams.sources.records import DbStatement, FileHandover
 GAP_KINDS = {
     "table": "policy/sources.yaml databases.<database>.tables",
     "db_user": "policy/sources.yaml actors.db_users (or applications / service_users)",
+    "service_application": "policy/sources.yaml actors.applications; `(none logged)`: the server's "
+    "log_line_prefix lacks %a (pgaudit) or the client sets no application name",
     "sftp_account": "policy/sources.yaml sftp_accounts",
     "sftp_path": "policy/sources.yaml sftp_accounts.<account>.directories",
     "cursor_rows_unknown": "a visibility finding: pgaudit does not audit FETCH, the rows read are unknown",
@@ -152,7 +154,11 @@ class Canonical:
             return a.db_users[st.user]
         if st.application in a.applications:
             return a.applications[st.application]
-        self._gap("db_user", st.user)
+        if st.user in a.service_users:
+            # a shared login is known, its application is not: no name in the log, or one unmapped
+            self._gap("service_application", f"{st.user}:{st.application or '(none logged)'}")
+        else:
+            self._gap("db_user", st.user)
         return st.user or "unknown"
 
     def _tables_in(self, st: DbStatement) -> list[str]:
