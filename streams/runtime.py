@@ -594,16 +594,23 @@ class Monitor:
         conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "log.connection.close": False}
         admin = AdminClient({**conf, **self.config.kafka_settings()})
         found: dict[str, str] = {}
-        for attempt in range(TOPIC_ID_TRIES):
-            asked = admin.describe_topics(TopicCollection(sorted(topics - set(found))), request_timeout=10)
-            for topic, future in asked.items():
-                try:
-                    found[topic] = topic_id_of(future.result())
-                except KafkaException as e:
-                    if attempt == TOPIC_ID_TRIES - 1:
-                        raise TopicIdUnavailable(topic, e.args[0]) from None
-            if len(found) == len(topics):
-                break
+        try:
+            for attempt in range(TOPIC_ID_TRIES):
+                asked = admin.describe_topics(
+                    TopicCollection(sorted(topics - set(found))), request_timeout=10
+                )
+                for topic, future in asked.items():
+                    try:
+                        found[topic] = topic_id_of(future.result())
+                    except KafkaException as e:
+                        if attempt == TOPIC_ID_TRIES - 1:
+                            raise TopicIdUnavailable(topic, e.args[0]) from None
+                if len(found) == len(topics):
+                    break
+        finally:
+            # its queued log lines served before it goes: librdkafka prints the ones left when a
+            # client is destroyed straight to stderr ("Purging 1 unserved events"), outside our format
+            admin.poll(0)
         for topic in sorted(t for t, tid in found.items() if not tid and t not in self._without_id):
             self._without_id.add(topic)
             log.warning(
