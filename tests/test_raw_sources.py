@@ -310,7 +310,9 @@ def test_a_query_string_of_several_statements_gives_each_line_its_own() -> None:
         f'AUDIT: SESSION,{i + 1},1,READ,SELECT,TABLE,{t},"{script}",<none>,1'.encode()
         for i, t in enumerate(tables)
     ]
-    out = decode_all(decoder()[0], "access", records(TOPICS["pgaudit"], lines))
+    dec = decoder()[0]
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
+    assert dec._carried[(TOPICS["pgaudit"], 0)] == {}  # the script's place is not kept once it is done
     assert [(ev.subject_ids, ev.fields) for _, ev in out.ok] == [
         (["C1"], ["account_balance"]),
         (["C3"], ["customer_name"]),

@@ -191,6 +191,7 @@ class PgauditParser:
             if final or newest.get(held.host, 0) - held.ts_ms > HOLD_MS:
                 out.found += held.statements()
                 del carry[session]
+                carry.pop(session + _SCRIPT, None)  # its script, if any, is done: kept no longer
         # a statement counts at its last line: in the order statements completed
         out.found.sort(key=lambda rs: rs[0].offset)
         return out
