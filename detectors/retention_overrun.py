@@ -142,7 +142,7 @@ class RetentionPolicy(NamedTuple):
     collection_consent: list[Any]
     recoverable_methods: frozenset[str]
     client_systems: frozenset[str]
-    never_on_client: frozenset[str]  # beside the card secrets: biometric samples (seed 002 §五(4))
+    never_stored_on_client: frozenset[str]  # the card secrets and biometric samples (seed 002 §五(4))
 
 
 class RetentionOverrunDetector:
@@ -183,7 +183,7 @@ class RetentionOverrunDetector:
                 list(r.collection_consent),
                 frozenset(map(method_key, r.recoverable_methods)),
                 frozenset(r.client_systems),
-                frozenset(r.never_on_client),
+                frozenset(r.forbidden_foreign_c3) | frozenset(r.never_on_client),
             )
         return self._policy
 
@@ -375,7 +375,7 @@ class RetentionOverrunDetector:
         policy = self._retention(catalog)
         # a card secret is never even taken on one; a face is captured there to be sent (§五(5): encrypted)
         # but never kept
-        kept = policy.forbidden_foreign_c3 | (policy.never_on_client if ev.stage == "store" else frozenset())
+        kept = policy.never_stored_on_client if ev.stage == "store" else policy.forbidden_foreign_c3
         secrets = sorted(set(ev.categories) & kept)
         if secrets and ev.system in policy.client_systems:
             yield from self._once(

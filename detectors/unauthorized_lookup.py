@@ -468,7 +468,7 @@ class UnauthorizedLookupDetector:
         if found is not None:
             return found
         sight = 0
-        forbidden = action in ctx.catalog.never_on.get(system, ())
+        forbidden = ctx.catalog.never_allows(system, action)
         if (
             view.ent is not None
             and roles is not None
@@ -545,7 +545,7 @@ class UnauthorizedLookupDetector:
         approval, why = approvals.judge(ev, ent, ctx, self.store)
         covered = why is None
         found: Found = []
-        if action in ctx.catalog.never_on.get(ev.system, ()):  # no approval opens it
+        if ctx.catalog.never_allows(ev.system, action):  # no approval opens it
             found.append(("forbidden_on_system", f"{action} on {ev.system}", ent))
         # why the approval the access names does not cover it: the analyst's first question
         refused = f"approval {approval.approval_id}: {why}" if approval else why if ev.approval_id else None

@@ -35,8 +35,8 @@ class Catalog:
         self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}
         self.purposes = policy.purposes.purposes
         self.permission_sets = policy.organisation.permissions
-        # system -> actions it never allows (organisation.yaml `systems`), and the rule's passage
-        self.never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
+        # system -> actions it never allows (organisation.yaml `systems`)
+        self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
         self.approval_exclusions = {
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }
@@ -86,6 +86,10 @@ class Catalog:
     def recipient_book(self) -> RecipientBook:
         """The declared recipients' contracts, as of time (policy/contracts.py)."""
         return RecipientBook(self.policy.recipients)
+
+    def never_allows(self, system: str, action: str) -> bool:
+        """The system refuses the action whoever asks and whatever approval they hold."""
+        return action in self._never_on.get(system, ())
 
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)

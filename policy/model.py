@@ -159,7 +159,7 @@ class SystemRule(Strict):
     """What a system never allows, whoever asks and whatever approval they hold."""
 
     never: list[Action] = Field(description="actions on its customer data no role or approval opens")
-    source: str = Field(description="the rule's passage, quoted in the alert")
+    source: str = Field(description="the passage the rule rests on, for the policy's reader")
 
 
 class Organisation(Strict):

@@ -26,7 +26,7 @@ import re
 import struct
 import typing
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -322,7 +322,9 @@ class Decoder:
         out.ok.append((raw, msgspec.convert(msgspec.to_builtins(lenient), STRICT[stream])))
         out.unknown_fields[unknown.group(1)] += 1
 
-    def _check_time(self, stream: str, out: Decoded) -> None:
+    def _check_time(self, stream: str, out: Decoded, note: Callable[[int], str] | None = None) -> None:
+        """Refuse the records whose event time strays from its clock; `note(offset_ms)` may add to
+        the reason (a raw log's source knows what a whole number of hours off means)."""
         reference = stream in REFERENCE_STREAMS  # valid-from: 0 means always, a future date is a plan
         low = 0 if reference else MIN_TS
         ahead, behind = self.event_time.max_ahead_ms, self.event_time.max_behind_ms
@@ -351,6 +353,8 @@ class Decoder:
                 why: str | None = "not epoch milliseconds between the years 2000 and 2100"
             else:
                 why = self._skew(ev.ts, raw.timestamp, median, spread)
+                if why and note is not None:
+                    why += note(ev.ts - (raw.timestamp if raw.timestamp > 0 else median))
             if why:
                 out.dead.append(DeadLetter(raw, "event_time", "ts", why))
                 rejected.add(id(pair))

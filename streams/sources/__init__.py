@@ -12,7 +12,6 @@ with its reason; objects the mapping does not know are counted in `gaps`.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -64,13 +63,9 @@ def parsers_for(config: Config) -> dict[str, Parser]:
     return found
 
 
-_OFF_BY = re.compile(r"(\d+) s (?:ahead of|behind) ")
-
-
-def _zone_hint(reason: str) -> str:
+def _zone_hint(offset_ms: int) -> str:
     """A raw log's time off by about a whole number of hours is a log read in the wrong zone."""
-    m = _OFF_BY.match(reason)
-    seconds = int(m.group(1)) if m else 0
+    seconds = abs(offset_ms) // 1000
     hours = round(seconds / 3600)
     if 1 <= hours <= 14 and abs(seconds - hours * 3600) <= 900:
         return (
@@ -186,10 +181,7 @@ class RawDecoder:
             else:
                 out.ok.append((raw, event))
         if out.ok:
-            dead = len(out.dead)
-            self.inner._check_time(stream, out)  # the same event-time door as every stream
-            for d in out.dead[dead:]:
-                d.message += _zone_hint(d.message)
+            self.inner._check_time(stream, out, _zone_hint)  # the same event-time door as every stream
         return out
 
     def _carry(self, topic: str, partition: int) -> dict[str, Any]:

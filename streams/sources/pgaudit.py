@@ -18,6 +18,7 @@ import io
 import re
 from dataclasses import asdict
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
@@ -367,17 +368,23 @@ def _own_statement(
     return pieces[at]
 
 
-def _split_statements(text: str) -> list[str]:
+def _split_statements(text: str) -> tuple[str, ...]:
     """The statements of a query string, split at the semicolons outside quotes and comments."""
     if ";" not in text.rstrip().rstrip(";"):
-        return [text]
+        return (text,)
+    return _pieces(text)
+
+
+@lru_cache(maxsize=64)
+def _pieces(text: str) -> tuple[str, ...]:
+    """`_split_statements` of a string that may hold several: each of its lines asks, split once."""
     pieces, start = [], 0
     for m in _SQL_PIECE.finditer(text):
         if m.group(0) == ";":
             pieces.append(text[start : m.start()])
             start = m.end()
     pieces.append(text[start:])
-    return [p.strip() for p in pieces if p.strip()]
+    return tuple(p.strip() for p in pieces if p.strip())
 
 
 class Open:
