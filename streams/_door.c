@@ -127,7 +127,7 @@ count_cell(PyObject *counted, PyObject *cell)
 }
 
 /* One cell per distinct item of the event's last `attrs` value (a list or a tuple), in its order:
- * labels[(the other attrs' values..., item)], counted under (minute, *cell). */
+ * labels[(the other attrs' values..., item)], counted under (its bucket's start in s, *cell). */
 static int
 count_extra(PyObject *counted, PyObject *ev, PyObject *minute, PyObject *attrs, PyObject *labels)
 {
@@ -209,9 +209,10 @@ PyDoc_STRVAR(count_rollup_doc,
 "Count each event in `counted` under its cell (minute in s, stream, class, org, outcome):\n"
 "the minute of `ts`; the class from `coverage[tuple(fields)]`, a (class, unknown field ids) pair;\n"
 "`orgs[org]` ('' when org_attr is None); `outcomes[outcome]`. Returns [(minute, unknown ids)]\n"
-"of the events whose fields the catalog does not all know, in order. `extra`, (attrs, labels):\n"
-"each event also counts, for each distinct item of its last attr's value (a list or a tuple), the\n"
-"cell `labels[(its other attrs' values..., item)]` under (minute, *cell).");
+"of the events whose fields the catalog does not all know, in order. `extra`, (attrs, labels,\n"
+"bucket): each event also counts, for each distinct item of its last attr's value (a list or a\n"
+"tuple), the cell `labels[(its other attrs' values..., item)]` under (start of its `bucket` of\n"
+"seconds, a whole number of minutes, *cell).");
 
 static PyObject *
 door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -221,13 +222,21 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *extra = nargs == 10 ? args[9] : Py_None, *extra_attrs = NULL, *extra_labels = NULL;
+    long long extra_bucket = 0; /* seconds */
     if (extra != Py_None) {
-        if (!PyTuple_Check(extra) || PyTuple_GET_SIZE(extra) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(extra, 0))) {
-            PyErr_SetString(PyExc_TypeError, "count_rollup: extra must be (attrs tuple, labels)");
+        if (!PyTuple_Check(extra) || PyTuple_GET_SIZE(extra) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(extra, 0))) {
+            PyErr_SetString(PyExc_TypeError, "count_rollup: extra must be (attrs tuple, labels, bucket seconds)");
             return NULL;
         }
         extra_attrs = PyTuple_GET_ITEM(extra, 0);
         extra_labels = PyTuple_GET_ITEM(extra, 1);
+        extra_bucket = PyLong_AsLongLong(PyTuple_GET_ITEM(extra, 2));
+        if (extra_bucket == -1 && PyErr_Occurred())
+            return NULL;
+        if (extra_bucket <= 0 || extra_bucket % 60 != 0 || extra_bucket > 1000000000LL) {
+            PyErr_SetString(PyExc_ValueError, "count_rollup: the extra cells' bucket must be whole minutes");
+            return NULL;
+        }
     }
     PyObject *events = args[0], *stream = args[1], *fields_attr = args[2], *org_attr = args[3];
     PyObject *outcome_attr = args[4], *coverage = args[5], *orgs = args[6], *outcomes = args[7];
@@ -278,8 +287,14 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         cell = PyTuple_Pack(5, minute, stream, PyTuple_GET_ITEM(cover, 0), org, outcome);
         if (cell == NULL || count_cell(counted, cell) < 0)
             goto next;
-        if (extra_attrs != NULL && count_extra(counted, ev, minute, extra_attrs, extra_labels) < 0)
-            goto next;
+        if (extra_attrs != NULL) {
+            long long minutes = extra_bucket / 60, m = q % minutes;
+            PyObject *bucket = PyLong_FromLongLong((q - (m < 0 ? m + minutes : m)) * 60);
+            int extra_rc = bucket == NULL ? -1 : count_extra(counted, ev, bucket, extra_attrs, extra_labels);
+            Py_XDECREF(bucket);
+            if (extra_rc < 0)
+                goto next;
+        }
         PyObject *unknown = PyTuple_GET_ITEM(cover, 1);
         int has_unknown = PyObject_IsTrue(unknown);
         if (has_unknown < 0)

@@ -16,7 +16,7 @@ def count_rollup(
     orgs: Mapping[Any, str],
     outcomes: Mapping[Any, str],
     counted: dict[tuple[Any, ...], int],
-    extra: tuple[tuple[str, ...], Mapping[tuple[Any, ...], tuple[Any, ...]]] | None = None,
+    extra: tuple[tuple[str, ...], Mapping[tuple[Any, ...], tuple[Any, ...]], int] | None = None,
 ) -> list[tuple[int, tuple[str, ...]]]: ...
 def first_deliveries(
     decoded: list[tuple[Any, Any]], seen: dict[str, None], ids: list[str] | None = None

@@ -55,10 +55,10 @@ def ref_count_rollup(
         cell = (minute, stream, cls, org, outcome)
         counted[cell] = counted[cell] + 1 if cell in counted else 1
         if extra is not None:
-            attrs, labels = extra
+            attrs, labels, bucket = extra
             *head, items = (getattr(ev, a) for a in attrs)
             for item in dict.fromkeys(items):  # each distinct item once, in its order
-                full = (minute, *labels[(*head, item)])
+                full = (ev.ts // (bucket * 1000) * bucket, *labels[(*head, item)])
                 counted[full] = counted[full] + 1 if full in counted else 1
         if unknown:
             gaps.append((minute, unknown))
@@ -147,15 +147,16 @@ EVENTS = st.lists(
     limit=st.integers(min_value=1, max_value=4),
     org_attr=st.sampled_from(["org", None]),
     with_extra=st.booleans(),
+    bucket=st.sampled_from([60, 120, 3600, 86_400]),
     data=st.data(),
 )
 def test_count_rollup_is_the_python_loop(
-    events: list, limit: int, org_attr: str | None, with_extra: bool, data: st.DataObject
+    events: list, limit: int, org_attr: str | None, with_extra: bool, bucket: int, data: st.DataObject
 ) -> None:
     def run(fn: Any, counted: dict) -> tuple[list, dict]:
         coverage, orgs, outcomes, extra = labels_of(limit)
         span = copy.deepcopy(events)
-        ex = (("sdk", "hosts"), extra) if with_extra else None
+        ex = (("sdk", "hosts"), extra, bucket) if with_extra else None
         gaps = fn(span, "access", "fields", org_attr, "outcome", coverage, orgs, outcomes, counted, ex)
         return gaps, dict(counted)
 
@@ -304,7 +305,7 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "cr-events-tuple": (_rollup(events=(Ev(0, ["a"], "o", "ok"),)), TypeError),
     "cr-counted-list": (_rollup(counted=[]), TypeError),
     "cr-extra-shape": (_rollup(extra=("sdk",)), TypeError),
-    "cr-extra-attrs-list": (_rollup(extra=(["sdk"], {})), TypeError),
+    "cr-extra-attrs-list": (_rollup(extra=(["sdk"], {}, 60)), TypeError),
     "cr-no-ts": (_rollup([_ev(ts=_MISSING)]), AttributeError),
     "cr-ts-float": (_rollup([_ev(ts=1.5)]), TypeError),
     "cr-ts-str": (_rollup([_ev(ts="0")]), TypeError),
@@ -323,17 +324,25 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "cr-no-org-attr": (_rollup([_ev(org=_MISSING)]), AttributeError),
     "cr-cell-unhashable": (_rollup(orgs={"o": ["o"]}), TypeError),
     "cr-unknown-bool-raises": (_rollup(coverage={("a",): ("c", Unbool())}), Boom),
-    "cr-extra-no-attrs": (_rollup(extra=((), {})), TypeError),
-    "cr-extra-no-attr": (_rollup(extra=(("nope",), {})), AttributeError),
-    "cr-extra-no-head-attr": (_rollup(extra=(("nope", "fields"), {})), AttributeError),
-    "cr-extra-attr-int": (_rollup(extra=((1,), {})), TypeError),
-    "cr-extra-items-str": (_rollup(extra=(("sdk",), {})), TypeError),
-    "cr-extra-missing": (_rollup(extra=(("sdk", "fields"), {})), KeyError),
-    "cr-extra-not-tuple": (_rollup(extra=(("sdk", "fields"), {("s", "a"): ["x"]})), TypeError),
-    "cr-extra-cell-unhashable": (_rollup(extra=(("sdk", "fields"), {("s", "a"): (["x"],)})), TypeError),
-    "cr-extra-item-unhashable": (_rollup([_ev(hosts=[["h"]])], extra=(("hosts",), {})), TypeError),
-    "cr-extra-head-unhashable": (_rollup([_ev(hosts=[["h"]])], extra=(("hosts", "fields"), {})), TypeError),
-    "cr-extra-raises": (_rollup(extra=(("sdk", "fields"), Labels(_raise))), Boom),
+    "cr-extra-no-attrs": (_rollup(extra=((), {}, 60)), TypeError),
+    "cr-extra-no-attr": (_rollup(extra=(("nope",), {}, 60)), AttributeError),
+    "cr-extra-no-head-attr": (_rollup(extra=(("nope", "fields"), {}, 60)), AttributeError),
+    "cr-extra-attr-int": (_rollup(extra=((1,), {}, 60)), TypeError),
+    "cr-extra-items-str": (_rollup(extra=(("sdk",), {}, 60)), TypeError),
+    "cr-extra-missing": (_rollup(extra=(("sdk", "fields"), {}, 60)), KeyError),
+    "cr-extra-not-tuple": (_rollup(extra=(("sdk", "fields"), {("s", "a"): ["x"]}, 60)), TypeError),
+    "cr-extra-cell-unhashable": (_rollup(extra=(("sdk", "fields"), {("s", "a"): (["x"],)}, 60)), TypeError),
+    "cr-extra-item-unhashable": (_rollup([_ev(hosts=[["h"]])], extra=(("hosts",), {}, 60)), TypeError),
+    "cr-extra-head-unhashable": (
+        _rollup([_ev(hosts=[["h"]])], extra=(("hosts", "fields"), {}, 60)),
+        TypeError,
+    ),
+    "cr-extra-raises": (_rollup(extra=(("sdk", "fields"), Labels(_raise), 60)), Boom),
+    "cr-extra-two": (_rollup(extra=(("sdk", "fields"), {})), TypeError),
+    "cr-extra-bucket-str": (_rollup(extra=(("sdk", "fields"), {}, "60")), TypeError),
+    "cr-extra-bucket-part-minute": (_rollup(extra=(("sdk", "fields"), {}, 90)), ValueError),
+    "cr-extra-bucket-zero": (_rollup(extra=(("sdk", "fields"), {}, 0)), ValueError),
+    "cr-extra-bucket-negative": (_rollup(extra=(("sdk", "fields"), {}, -3600)), ValueError),
     # first_deliveries
     "fd-no-args": (lambda: _door.first_deliveries(), TypeError),
     "fd-one-arg": (_fd([]), TypeError),
@@ -363,7 +372,7 @@ def test_extra_cells_one_per_distinct_item_keyed_with_the_other_attrs() -> None:
     for hosts in ([], ["h", "i", "h"]):
         events = [Ev(0, ["a"], "o", "ok", "s1", hosts)]
         args = ("s", "fields", "org", "outcome", {("a",): ("c", ())}, {"o": "o"}, {"ok": "ok"}, counted)
-        assert _door.count_rollup(events, *args, (("sdk", "hosts"), extra)) == []
+        assert _door.count_rollup(events, *args, (("sdk", "hosts"), extra, 60)) == []
     assert extra == {("s1", "h"): ("h", "s1"), ("s1", "i"): ("i", "s1")}
     assert counted == {(0, "s", "c", "o", "ok"): 2, (0, "h", "s1"): 1, (0, "i", "s1"): 1}
 
@@ -437,7 +446,7 @@ MUTATING: dict[str, tuple[str, str]] = {
                 events[0].hosts.clear() if events else None; events.clear(); gc.collect()
                 return (k[1],)
         counted = {}
-        extra = (("sdk", "hosts"), Cells())
+        extra = (("sdk", "hosts"), Cells(), 60)
         print(_door.count_rollup(events, "s", "fields", "org", "out", {("f",): ("c", ())}, {"o": "O"}, {"x": "X"}, counted, extra))
         print(sorted(counted.items()))
         """,
@@ -502,7 +511,7 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
     cover, org_value, outcome_value = (cls, unknown), own("org"), own("outcome")
     coverage, orgs, outcomes = {("a", "b"): cover}, {org_value: org}, {outcome_value: outcome}
     extra_cell = (own("x"), own("y"))
-    extra = (("sdk", "hosts"), {("s", "h"): extra_cell})
+    extra = (("sdk", "hosts"), {("s", "h"): extra_cell}, 60)
     pseudonym = own("p-C1")
     cache = {"C1": pseudonym}
     shared = [stream, cover, org, outcome, unknown, extra_cell, pseudonym, cache, coverage, org_value]

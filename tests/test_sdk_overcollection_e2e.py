@@ -14,8 +14,8 @@ pytestmark = pytest.mark.integration
 def test_sdk_alerts_and_label_matrix_reach_kafka_and_clickhouse(broker, ch, names, policy, catalog) -> None:
     config = make_config(names, broker, "chdb://unused")
     quiet = [
-        obs("amap_location", ("imei", "oaid", "location"), host="apilocate.amap.com", at=i * 1000)
-        for i in range(5)
+        obs("amap_location", ("imei", "oaid", "location"), host="apilocate.amap.com", at=i * 600_000)
+        for i in range(5)  # 10 minutes apart, in one hour
     ]
     loud = [
         obs("amap_location", ("location", "contacts"), host="apilocate.amap.com", at=10_000),
@@ -58,6 +58,15 @@ def test_sdk_alerts_and_label_matrix_reach_kafka_and_clickhouse(broker, ch, name
         "omitted",
         1,
     ) in matrix
+    # the matrix counts by the hour: one row per cell for the five observations; the SDK stream's
+    # own counts stay per minute
+    hours = ch.query(
+        f"SELECT DISTINCT minute FROM {db}.event_rollups FINAL WHERE stream = 'sdk_label' AND org LIKE 'amap%'"
+    ).result_rows
+    minutes = ch.query(
+        f"SELECT DISTINCT minute FROM {db}.event_rollups FINAL WHERE stream = 'sdk' AND org = 'amap_location'"
+    ).result_rows
+    assert len(hours) == 1 and hours[0][0].timestamp() % 3600 == 0 and len(minutes) == 5
     assert ("push", "sms_code", "incorrect", 1) in matrix and (
         "undeclared_sdk",
         "oaid",
