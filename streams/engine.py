@@ -53,7 +53,7 @@ SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
 CHANNELS = "channels"  # a task input's marks from each source partition (Task.mark)
 SOURCE_TIME = ENGINE + "source" + SEP  # then <topic>: the latest event time read from it (Engine._held_by)
-ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <minute>] (PartitionRollup.save)
+ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <slot>] (PartitionRollup.save)
 NO_TOPIC_ID = ""  # a topic whose incarnation is not known: rows from before topic ids, a replay, a test
 PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
@@ -94,6 +94,10 @@ SDK_LABEL = "sdk_label"  # rollup stream of SDK fields by PoliCheck label: org =
 # An hour per sdk_label row, not a minute: the matrix is read over a range, never as a time series,
 # and per minute an observation's fields were 3 rows each on a replayed day (73 104 of 205 354 rows)
 SDK_LABEL_BUCKET_S = 3600
+# A rollup block's state is one key per ten minutes of event time it counted (PartitionRollup.save):
+# per minute, a replayed day's checkpoints wrote 26 037 rollup keys, half of its changelog records;
+# live, a checkpoint rewrites the current slot, at most ten minutes of cells
+ROLLUP_SLOT_S = 600
 
 
 def _outcome_label(value: Any) -> str:
@@ -139,7 +143,9 @@ class PartitionRollup:
     them (ClickHouse keeps the highest version), so the dashboards never double-count. A drain
     sends only the cells that changed since the last one: a cell's newest row is the one with its
     count as it stands, and a live block that takes hours to fill is not sent whole every checkpoint.
-    The state is kept the same way: one key per block minute, written when that minute changed.
+    The state is kept the same way: one key per block and ten minutes (`ROLLUP_SLOT_S`), written
+    when a minute in it changed. A key per minute, as lifemon kept before, is read as it stands and
+    folded into its slot's key at the next save.
 
     Offsets identify records only within one incarnation of a topic: a topic deleted and re-created
     (or a broker rebuilt) starts again at 0. Each block carries the topic id (KIP-516) of the
@@ -154,9 +160,10 @@ class PartitionRollup:
         self.progress: Counter = Counter()
         self.ids: dict[int, str] = {}  # block -> the topic id of its rows
         self.dirty: dict[int, dict[tuple, int]] = {}  # block -> cells changed since the last drain
-        self.unsaved: dict[int, set[int]] = {}  # block -> minutes changed since the last save
-        self.saved: dict[int, set[int]] = {}  # block -> minutes that have a key in the store
+        self.unsaved: dict[int, set[int]] = {}  # block -> slots changed since the last save
+        self.saved: dict[int, set[int]] = {}  # block -> slots that have a key in the store
         self.stale: dict[int, set[int]] = {}  # the same, of blocks of another incarnation (`incarnation`)
+        self.legacy: dict[int, set[int]] = {}  # block -> per-minute keys restored, deleted at the next save
 
     def add(self, block: int, counted: dict[tuple, int], records: int) -> None:
         """A batch's counts in one block, {cell: n} (taken over), and the records they came from."""
@@ -170,7 +177,9 @@ class PartitionRollup:
         cells.update(counted)
         self.progress[block] += records
         self.dirty.setdefault(block, {}).update(counted)  # its keys: the values are not read
-        self.unsaved.setdefault(block, set()).update(map(itemgetter(0), counted))
+        self.unsaved.setdefault(block, set()).update(
+            {m - m % ROLLUP_SLOT_S for m in map(itemgetter(0), counted)}
+        )
 
     def drain(self, topic: str, partition: int) -> list[tuple]:
         """Rows (topic, partition, block, *cell, count, version, topic_id) of the cells changed
@@ -203,55 +212,63 @@ class PartitionRollup:
             del self.cells[block], self.progress[block], self.ids[block]
             self.dirty.pop(block, None)
             self.unsaved.pop(block, None)
-            self.stale[block] = self.saved.pop(block, set())
+            self.stale[block] = self.saved.pop(block, set()) | self.legacy.pop(block, set())
         return others
 
     def save(self, store: KeyedStore, prefix: str) -> None:
         """Into the partition's store under `prefix`: each block's progress, and the cells of each
-        minute changed since the last save (key `<block> SEP <minute>`); a forgotten block's keys
-        are deleted, and so are those of another incarnation's blocks (`incarnation`)."""
-        for block, minutes in self.stale.items():
+        slot changed since the last save (key `<block> SEP <slot start, s>`); a forgotten block's
+        keys are deleted, and so are those of another incarnation's blocks (`incarnation`) and the
+        per-minute keys of an earlier lifemon (their cells are in their slots' keys now)."""
+        for block, slots in [*self.stale.items(), *self.legacy.items()]:
+            for slot in slots:
+                store.delete(f"{prefix}{block}{SEP}{slot}")
+        for block in self.stale:
             store.delete(f"{prefix}{block}")
-            for minute in minutes:
-                store.delete(f"{prefix}{block}{SEP}{minute}")
         self.stale.clear()
+        self.legacy.clear()
         for block in [b for b in self.saved if b not in self.cells]:
             store.delete(f"{prefix}{block}")
-            for minute in self.saved.pop(block):
-                store.delete(f"{prefix}{block}{SEP}{minute}")
-        for block, minutes in self.unsaved.items():
+            for slot in self.saved.pop(block):
+                store.delete(f"{prefix}{block}{SEP}{slot}")
+        for block, slots in self.unsaved.items():
             if block not in self.cells:
                 continue  # a finished block, forgotten: deleted above or never saved
             topic_id = self.ids[block]  # with its progress, as [progress, topic id] when it has one
             store.put(
                 f"{prefix}{block}", [self.progress[block], topic_id] if topic_id else self.progress[block]
             )
-            by_minute: dict[int, list[list[Any]]] = {m: [] for m in minutes}
+            by_slot: dict[int, list[list[Any]]] = {s: [] for s in slots}
             for cell, n in self.cells[block].items():
-                found = by_minute.get(cell[0])
+                found = by_slot.get(cell[0] - cell[0] % ROLLUP_SLOT_S)
                 if found is not None:
                     found.append([*cell, n])
-            for minute, cells in by_minute.items():
-                store.put(f"{prefix}{block}{SEP}{minute}", cells)
-            self.saved.setdefault(block, set()).update(minutes)
+            for slot, cells in by_slot.items():
+                store.put(f"{prefix}{block}{SEP}{slot}", cells)
+            self.saved.setdefault(block, set()).update(slots)
         self.unsaved.clear()
 
     def load_whole(self, blocks: dict[str, Any]) -> None:
-        """The single value per topic that lifemon saved before per-minute keys; every minute of it
-        is saved in its own key at the next checkpoint. It had no topic ids."""
+        """The single value per topic that lifemon saved before per-minute keys; every slot of it is
+        saved in its own key at the next checkpoint. It had no topic ids."""
         for b, v in blocks.items():
             cells = _cells(v["cells"])
             self.cells[int(b)].update(cells)
             self.progress[int(b)] = v["progress"]
             self.ids[int(b)] = NO_TOPIC_ID
-            self.unsaved.setdefault(int(b), set()).update(c[0] for c in cells)
+            self.unsaved.setdefault(int(b), set()).update(c[0] - c[0] % ROLLUP_SLOT_S for c in cells)
 
     def load(self, key: str, value: Any) -> None:
         """One stored key (the part after the prefix) and its value, as `save` wrote them."""
-        block, _, minute = key.partition(SEP)
-        if minute:
+        block, _, start = key.partition(SEP)
+        if start:
             self.cells[int(block)].update(_cells(value))
-            self.saved.setdefault(int(block), set()).add(int(minute))
+            minute = int(start)
+            if minute % ROLLUP_SLOT_S:  # one minute's key, as lifemon kept before slots
+                self.legacy.setdefault(int(block), set()).add(minute)
+                self.unsaved.setdefault(int(block), set()).add(minute - minute % ROLLUP_SLOT_S)
+            else:
+                self.saved.setdefault(int(block), set()).add(minute)
         else:  # [progress, topic id], or the progress alone (no id, or saved before ids)
             progress, found = value if isinstance(value, list) else (value, NO_TOPIC_ID)
             self.progress[int(block)], self.ids[int(block)] = progress, found

@@ -221,20 +221,54 @@ def test_a_batch_is_counted_as_its_records_one_by_one(policy, catalog) -> None:
     assert "C00000" not in state and all(pz(c) in state for r in records for c in r.subject_ids)
 
 
-def test_a_checkpoint_saves_the_minutes_that_changed_not_the_whole_block(policy, catalog) -> None:
-    """The rollup state follows what changed: a record in a new minute of a live block saves that
-    minute and the block's progress, not every minute the block holds."""
+def test_a_checkpoint_saves_the_slots_that_changed_not_the_whole_block(policy, catalog) -> None:
+    """The rollup state follows what changed: a record in a new ten-minute slot of a live block
+    saves that slot and the block's progress, not every slot the block holds."""
     e = engine(policy, catalog)
-    raws = fed("access", access(n=61, customers=61, every_s=60))  # one record a minute, one block
+    raws = fed("access", access(n=62, customers=62, every_s=60))  # one record a minute, one block
     e.process("access", "t", 0, raws[:60])
     e.rollup_rows()
     first = {k for k, _ in e.changes(0) if k.startswith(ROLLUP.encode())}
-    assert len(first) == 61  # sixty minutes and the block's progress
-    e.process("access", "t", 0, raws[60:])
-    e.rollup_rows()
-    minute = (T0 + 60 * 60_000) // 60_000 * 60
-    saved = {k for k, _ in e.changes(0) if k.startswith(ROLLUP.encode())}
-    assert saved == {f"{ROLLUP}t{SEP}0".encode(), f"{ROLLUP}t{SEP}0{SEP}{minute}".encode()}
+    assert len(first) == 7  # six slots of ten minutes and the block's progress
+    slot = T0 // 1000 + 3600
+    for i in (60, 61):  # a new slot's first minute, then its second
+        e.process("access", "t", 0, raws[i : i + 1])
+        e.rollup_rows()
+        saved = {k for k, _ in e.changes(0) if k.startswith(ROLLUP.encode())}
+        assert saved == {f"{ROLLUP}t{SEP}0".encode(), f"{ROLLUP}t{SEP}0{SEP}{slot}".encode()}
+
+
+def test_per_minute_rollup_keys_of_an_earlier_lifemon_fold_into_slots(policy, catalog) -> None:
+    """State saved with a key per minute restores as it stands; the next save writes each slot it
+    touches whole and deletes its minutes' keys, and what it leaves restores alone."""
+    raws = fed("access", access(n=30, customers=30, every_s=60))
+    whole = engine(policy, catalog)
+    whole.process("access", "t", 0, raws)
+    expected = final(whole.rollup_rows())
+    earlier = engine(policy, catalog)
+    earlier.process("access", "t", 0, raws[:25])
+    sent = earlier.rollup_rows()
+    changes = [(k, v) for k, v in earlier.changes(0) if SEP.encode() + b"0" + SEP.encode() not in k]
+    by_minute: dict[int, list] = {}
+    for cell, n in earlier.rollups[("t", 0)].cells[0].items():
+        by_minute.setdefault(cell[0], []).append([*cell, n])
+    minute_keys = {f"{ROLLUP}t{SEP}0{SEP}{m}".encode(): cells for m, cells in by_minute.items()}
+    changes += [(k, msgspec.json.encode(cells)) for k, cells in minute_keys.items()]
+    later = engine(policy, catalog)
+    later.restore(0, changes)
+    later.process("access", "t", 0, raws[25:])
+    assert final(sent, later.rollup_rows()) == expected
+    saved = dict(later.changes(0))
+    start = T0 // 1000
+    gone = {k for k in minute_keys if int(k.rsplit(SEP.encode(), 1)[1]) % 600}
+    assert gone and all(saved[k] is None for k in gone)  # minutes 1-9, 11-19, 21-24
+    assert {k for k, v in saved.items() if v is not None and k.startswith(ROLLUP.encode())} == {
+        f"{ROLLUP}t{SEP}0".encode(),
+        *(f"{ROLLUP}t{SEP}0{SEP}{start + s}".encode() for s in (0, 600, 1200)),
+    }
+    restarted = engine(policy, catalog)
+    restarted.restore(0, [*changes, *saved.items()])
+    assert restarted.rollups[("t", 0)].cells == later.rollups[("t", 0)].cells
 
 
 def test_rollups_saved_whole_by_an_earlier_lifemon_are_restored_and_saved_per_minute(policy, catalog) -> None:
