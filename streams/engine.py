@@ -25,7 +25,7 @@ import tempfile
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from itertools import groupby, repeat
+from itertools import compress, groupby, repeat
 from operator import attrgetter, floordiv, itemgetter
 from pathlib import Path
 from typing import Any
@@ -112,8 +112,8 @@ def rekey(key: str, events: Iterable[Any], needs: Sequence[str] = ()) -> list[tu
     so the task that owns a customer sees only that customer. An event without a value is left
     out of this input (it has no key to be judged under), and so is one that carries none of the
     attributes in `needs` (no reader of the input reads it: `Engine.needs`)."""
-    if needs:
-        events = [ev for ev in events if any(getattr(ev, attr) for attr in needs)]
+    if needs:  # column by column: most accesses carry none, and a generator per event cost 4x
+        events = list(compress(events, map(any, zip(*[map(attrgetter(a), events) for a in needs]))))
     out: list[tuple[str, Any]] = []
     for ev in events:
         value = getattr(ev, key)

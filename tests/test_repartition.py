@@ -208,6 +208,20 @@ def test_a_re_keyed_input_carries_only_what_some_reader_reads(catalog) -> None:
     assert len(both.rekeyed_events("access", "subject_ids", events)) == len(rekey("subject_ids", events))
 
 
+def test_a_record_carrying_any_of_the_needed_attributes_is_re_keyed() -> None:
+    """Two readers needing different attributes: a record with either goes, one with neither not."""
+    events = [
+        ev.model_copy(update=update)
+        for ev, update in zip(
+            reads()[:4],
+            [{"record_ids": ["R1"]}, {"approval_id": "AP1"}, {}, {"record_ids": [], "approval_id": None}],
+            strict=True,
+        )
+    ]
+    kept = [ev for _, ev in rekey("subject_ids", events, ("approval_id", "record_ids"))]
+    assert kept == events[:2]
+
+
 def test_accesses_no_reader_needs_stay_out_of_the_repartition_topic(
     broker, ch, catalog, names, tmp_path
 ) -> None:
