@@ -106,14 +106,16 @@ def _outcome_label(value: Any) -> str:
     return str(value.value)
 
 
-def rekey(key: str, events: Iterable[Any], needs: Sequence[str] = ()) -> list[tuple[str, Any]]:
+def rekey(key: str, events: Sequence[Any], needs: Sequence[str] = ()) -> list[tuple[str, Any]]:
     """(key value, event) per event, as a repartition topic carries them. A list attribute (an
     access's customers) fans out: one event per distinct value, its list narrowed to that value,
     so the task that owns a customer sees only that customer. An event without a value is left
     out of this input (it has no key to be judged under), and so is one that carries none of the
     attributes in `needs` (no reader of the input reads it: `Engine.needs`)."""
     if needs:  # column by column: most accesses carry none, and a generator per event cost 4x
-        events = list(compress(events, map(any, zip(*[map(attrgetter(a), events) for a in needs]))))
+        events = list(
+            compress(events, map(any, zip(*[map(attrgetter(a), events) for a in needs], strict=True)))
+        )
     out: list[tuple[str, Any]] = []
     for ev in events:
         value = getattr(ev, key)
