@@ -183,6 +183,37 @@ def test_cancelling_the_earliest_timer_moves_next_deadline(store: KeyedStore) ->
     assert timers.next_deadline() == T0 + 500
 
 
+def test_timers_match_a_sorted_set_across_checkpoints_beside_other_keys(store: KeyedStore) -> None:
+    """Registers, cancels, firings and checkpoints in random order, while other keys of the store
+    change beside the timers: what fires, and when the next one is due, is what a sorted set of
+    (deadline, key) says, whether the timer was checkpointed or not."""
+    rng = random.Random(11)
+    timers, model = TimerService(store), set()
+    wm = T0
+    for step in range(4000):
+        key, deadline = f"C{rng.randrange(30)}", T0 + rng.randrange(0, 200_000, 500)
+        op = rng.random()
+        if op < 0.35:
+            timers.register(key, deadline)
+            model.add((deadline, key))
+        elif op < 0.45:  # mostly a timer that exists, checkpointed or not
+            deadline, key = rng.choice(sorted(model)) if model and rng.random() < 0.8 else (deadline, key)
+            timers.cancel(key, deadline)
+            model.discard((deadline, key))
+        elif op < 0.6:
+            store.put(f"x{rng.randrange(50)}", [step])  # not a timer: the scan must skip it
+        elif op < 0.65:
+            store.delete(f"x{rng.randrange(50)}")
+        elif op < 0.72:
+            store.changes()
+        elif op < 0.9:
+            wm += rng.randrange(0, 4000)
+            fired = sorted(t for t in model if t[0] <= wm)
+            assert timers.due(wm) == [(k, d) for d, k in fired]
+            model -= set(fired)
+        assert timers.next_deadline() == min(model, default=(None,))[0]
+
+
 # -- changelog through Tansu --------------------------------------------------------------------
 def test_restore_rebuilds_identical_state_and_timers(broker: str, tmp_path: Path) -> None:
     topic = changelog_topic(broker)
