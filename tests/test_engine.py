@@ -238,15 +238,20 @@ def test_a_checkpoint_saves_the_slots_that_changed_not_the_whole_block(policy, c
         assert saved == {f"{ROLLUP}t{SEP}0".encode(), f"{ROLLUP}t{SEP}0{SEP}{slot}".encode()}
 
 
+def whole_and_part(policy, catalog, raws: list, upto: int) -> tuple[dict, Engine]:
+    """The rollups of the records processed at once, and an engine that processed the first `upto`."""
+    whole = engine(policy, catalog)
+    whole.process("access", "t", 0, raws)
+    part = engine(policy, catalog)
+    part.process("access", "t", 0, raws[:upto])
+    return final(whole.rollup_rows()), part
+
+
 def test_per_minute_rollup_keys_of_an_earlier_lifemon_fold_into_slots(policy, catalog) -> None:
     """State saved with a key per minute restores as it stands; the next save writes each slot it
     touches whole and deletes its minutes' keys, and what it leaves restores alone."""
     raws = fed("access", access(n=30, customers=30, every_s=60))
-    whole = engine(policy, catalog)
-    whole.process("access", "t", 0, raws)
-    expected = final(whole.rollup_rows())
-    earlier = engine(policy, catalog)
-    earlier.process("access", "t", 0, raws[:25])
+    expected, earlier = whole_and_part(policy, catalog, raws, 25)
     sent = earlier.rollup_rows()
     changes = [(k, v) for k, v in earlier.changes(0) if SEP.encode() + b"0" + SEP.encode() not in k]
     by_minute: dict[int, list] = {}
@@ -271,14 +276,10 @@ def test_per_minute_rollup_keys_of_an_earlier_lifemon_fold_into_slots(policy, ca
     assert restarted.rollups[("t", 0)].cells == later.rollups[("t", 0)].cells
 
 
-def test_rollups_saved_whole_by_an_earlier_lifemon_are_restored_and_saved_per_minute(policy, catalog) -> None:
-    """State from before per-minute keys (one value per topic) restores, and is rewritten in them."""
+def test_rollups_saved_whole_by_an_earlier_lifemon_are_restored_and_saved_per_slot(policy, catalog) -> None:
+    """State from before keys per minute or slot (one value per topic) restores, and is rewritten in slots."""
     raws = fed("access", access(n=30, customers=30, every_s=60))
-    whole = engine(policy, catalog)
-    whole.process("access", "t", 0, raws)
-    expected = final(whole.rollup_rows())
-    earlier = engine(policy, catalog)
-    earlier.process("access", "t", 0, raws[:20])
+    expected, earlier = whole_and_part(policy, catalog, raws, 20)
     roll = earlier.rollups[("t", 0)]
     old = {
         str(b): {"progress": roll.progress[b], "cells": [[*c, n] for c, n in cells.items()]}
