@@ -222,9 +222,9 @@ class PartitionRollup:
         slot changed since the last save (key `<block> SEP <slot start, s>`); a forgotten block's
         keys are deleted, and so are those of another incarnation's blocks (`incarnation`) and the
         per-minute keys of an earlier lifemon (their cells are in their slots' keys now)."""
-        for block, slots in [*self.stale.items(), *self.legacy.items()]:
-            for slot in slots:
-                store.delete(f"{prefix}{block}{SEP}{slot}")
+        for block, starts in [*self.stale.items(), *self.legacy.items()]:  # slots, or legacy minutes
+            for start in starts:
+                store.delete(f"{prefix}{block}{SEP}{start}")
         for block in self.stale:
             store.delete(f"{prefix}{block}")
         self.stale.clear()
