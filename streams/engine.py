@@ -100,6 +100,11 @@ SDK_LABEL_BUCKET_S = 3600
 ROLLUP_SLOT_S = 600
 
 
+def _slot_of(minute: int) -> int:
+    """The start (s) of the rollup slot a minute (s) belongs to."""
+    return minute - minute % ROLLUP_SLOT_S
+
+
 def _outcome_label(value: Any) -> str:
     if isinstance(value, bool):  # the SDK stream's: collected with or before the privacy-policy consent
         return "consented" if value else "before_consent"
@@ -179,9 +184,7 @@ class PartitionRollup:
         cells.update(counted)
         self.progress[block] += records
         self.dirty.setdefault(block, {}).update(counted)  # its keys: the values are not read
-        self.unsaved.setdefault(block, set()).update(
-            {m - m % ROLLUP_SLOT_S for m in map(itemgetter(0), counted)}
-        )
+        self.unsaved.setdefault(block, set()).update(map(_slot_of, map(itemgetter(0), counted)))
 
     def drain(self, topic: str, partition: int) -> list[tuple]:
         """Rows (topic, partition, block, *cell, count, version, topic_id) of the cells changed
@@ -242,7 +245,7 @@ class PartitionRollup:
             )
             by_slot: dict[int, list[list[Any]]] = {s: [] for s in slots}
             for cell, n in self.cells[block].items():
-                found = by_slot.get(cell[0] - cell[0] % ROLLUP_SLOT_S)
+                found = by_slot.get(_slot_of(cell[0]))
                 if found is not None:
                     found.append([*cell, n])
             for slot, cells in by_slot.items():
@@ -258,7 +261,7 @@ class PartitionRollup:
             self.cells[int(b)].update(cells)
             self.progress[int(b)] = v["progress"]
             self.ids[int(b)] = NO_TOPIC_ID
-            self.unsaved.setdefault(int(b), set()).update(c[0] - c[0] % ROLLUP_SLOT_S for c in cells)
+            self.unsaved.setdefault(int(b), set()).update(_slot_of(c[0]) for c in cells)
 
     def load(self, key: str, value: Any) -> None:
         """One stored key (the part after the prefix) and its value, as `save` wrote them."""
@@ -266,9 +269,9 @@ class PartitionRollup:
         if start:
             self.cells[int(block)].update(_cells(value))
             minute = int(start)
-            if minute % ROLLUP_SLOT_S:  # one minute's key, as lifemon kept before slots
+            if minute != _slot_of(minute):  # one minute's key, as lifemon kept before slots
                 self.legacy.setdefault(int(block), set()).add(minute)
-                self.unsaved.setdefault(int(block), set()).add(minute - minute % ROLLUP_SLOT_S)
+                self.unsaved.setdefault(int(block), set()).add(_slot_of(minute))
             else:
                 self.saved.setdefault(int(block), set()).add(minute)
         else:  # [progress, topic id], or the progress alone (no id, or saved before ids)
