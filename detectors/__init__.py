@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from detectors.base import Context, Detector, Finding, Store
 from detectors.bulk_query import BulkQueryDetector
+from detectors.deleted_record_use import DeletedRecordUseDetector
 from detectors.offscope_marketing import OffscopeMarketingDetector
 from detectors.retention_overrun import RetentionOverrunDetector
 from detectors.sdk_overcollection import SdkOvercollectionDetector
@@ -23,6 +24,7 @@ REGISTRY: dict[str, Any] = {
     cls.kind: cls
     for cls in (
         BulkQueryDetector,
+        DeletedRecordUseDetector,
         OffscopeMarketingDetector,
         RetentionOverrunDetector,
         SdkOvercollectionDetector,
@@ -74,6 +76,8 @@ def load_detectors(
             )
     for kind, section in policy.detectors.items():
         path = detector_file(kind, policy_dir)
+        if not path.is_file():  # a detector added since a bank's folder was written: lifemon's file
+            path = detector_file(kind)
         if kind not in REGISTRY:
             raise PolicyError(
                 path,

@@ -217,6 +217,8 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         data, text = read_yaml(path)
         data = cite(data) if shipped is None else _with_added_rules(path, cite(data), shipped)
         detectors[path.stem] = validate_section(path, DetectorSection, data, text)
+    if shipped is not None:
+        detectors |= _added_detectors(folder, set(detectors), shipped)
     try:
         return Policy(**sections, detectors=detectors)
     except ValidationError as e:  # the one cross-file check: organisation.yaml names catalog ids
@@ -246,6 +248,28 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
                 extra={"file": str(path), "key": f"params.{key}", "added": added},
             )
     return {**data, "params": params}
+
+
+def _added_detectors(folder: Path, present: set[str], cite_shipped: Callable[[Any], Any]) -> dict[str, Any]:
+    """A bank's folder written before lifemon added a detector runs it as lifemon ships it, and a
+    warning says so, as for an added rule: copy the file to review it, or with `enabled: false`
+    to switch the detector off."""
+    from policy.model import DetectorSection
+
+    added = {}
+    for path in sorted((DEFAULT_DIR / "detectors").glob("*.yaml")):
+        if path.stem in present:
+            continue
+        data, text = read_yaml(path)
+        added[path.stem] = validate_section(path, DetectorSection, cite_shipped(data), text)
+        theirs = folder / "detectors" / path.name
+        log.warning(
+            f"{theirs} is missing: the {path.stem} detector, added to lifemon since the folder was "
+            f"written, runs as lifemon ships it; copy {path} there to review it, or copy it with "
+            "`enabled: false` to switch the detector off",
+            extra={"file": str(theirs), "key": "", "added": [path.stem]},
+        )
+    return added
 
 
 _SEED = re.compile(r"\bseed \d{3}\b")

@@ -536,9 +536,13 @@ class Policy(Strict):
         1 Jan at any hour end with 16 Jan, 30 days from 1 Jan with 31 Jan. Every deadline in days
         is this one figure: a deletion request's (`deletion_due`), a retention period's
         (retention.yaml `keep_days`), for the detector, the dashboard and the generator alike."""
-        zone = self.recipients.timezone
-        day = datetime.fromtimestamp(start_ms / 1000, ZoneInfo(zone)).date()  # ZoneInfo caches by name
-        return _midnight_ms(zone, day.toordinal() + days + 1)
+        return _midnight_ms(self.recipients.timezone, self.local_date(start_ms).toordinal() + days + 1)
+
+    def local_date(self, ts_ms: int) -> date:
+        """The bank's calendar day of `ts_ms`: what a compliance officer in Beijing dates it."""
+        return datetime.fromtimestamp(
+            ts_ms / 1000, ZoneInfo(self.recipients.timezone)
+        ).date()  # ZoneInfo caches by name
 
     def deletion_due(self, requested_ms: int) -> int:
         """When a deletion request is due (seed 004 §五.(四) "15日内"): requested 1 Jan at any hour,

@@ -107,11 +107,34 @@ def test_a_key_given_twice_is_an_error(policy_copy: Path) -> None:
         load_policy(policy_copy)
 
 
-def test_a_registered_detector_needs_its_policy_file(policy_copy: Path) -> None:
-    (policy_copy / "detectors" / "bulk_query.yaml").unlink()
+def test_a_registered_detector_needs_its_policy_section(policy_copy: Path) -> None:
+    policy = load_policy(policy_copy)
+    del policy.detectors["bulk_query"]
     with pytest.raises(PolicyError, match="bulk_query detector has no policy section") as e:
-        load_detectors(load_policy(policy_copy), policy_copy)
+        load_detectors(policy, policy_copy)
     assert "enabled: false" in e.value.fix
+
+
+def test_a_folder_written_before_a_detector_was_added_runs_it_as_shipped_and_says_so(
+    policy, policy_copy: Path, caplog
+) -> None:
+    """Refusing to start after an upgrade would stop the monitoring: the detector lifemon added
+    runs from its shipped file, and one warning names the missing file, the shipped one and how to
+    switch it off. A copy with `enabled: false` does."""
+    (policy_copy / "detectors" / "deleted_record_use.yaml").unlink()
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        older = load_policy(policy_copy)
+    specs = {s.kind: s.params for s in load_detectors(older, policy_copy)}
+    assert specs == {s.kind: s.params for s in load_detectors(policy)}
+    (record,) = caplog.records
+    assert (record.file, record.added) == (str(policy_copy / "detectors" / "deleted_record_use.yaml"), ["deleted_record_use"])  # fmt: skip
+    assert str(DEFAULT_DIR / "detectors" / "deleted_record_use.yaml") in record.getMessage()
+    assert "enabled: false" in record.getMessage()
+    shipped = (DEFAULT_DIR / "detectors" / "deleted_record_use.yaml").read_text(encoding="utf-8")
+    (policy_copy / "detectors" / "deleted_record_use.yaml").write_text(
+        shipped.replace("rule_id: LM-RO-002", "enabled: false\nrule_id: LM-RO-002"), encoding="utf-8"
+    )
+    assert "deleted_record_use" not in {s.kind for s in load_detectors(load_policy(policy_copy), policy_copy)}
 
 
 def test_typo_key_and_yaml_syntax(policy_copy: Path) -> None:

@@ -31,6 +31,7 @@ DETECTOR_STREAM = {
     "bulk_query": "access",
     "unauthorized_lookup": "access",
     "retention_overrun": "lifecycle",
+    "deleted_record_use": "lifecycle",  # its clock starts at the record's deletion
     "offscope_marketing": "marketing",
     "sdk_overcollection": "sdk",
     "transfer_policy": "transfer",

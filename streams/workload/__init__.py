@@ -31,8 +31,7 @@ from policy.model import Policy
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS, Record
 from streams.codecs import load_schema
 from streams.workload.base import EVENT_STREAMS, ID_PREFIX
-from streams.workload.lifecycle import Lifecycle
-from streams.workload.transfers import Transfers
+from streams.workload.record_uses import RecordUses
 
 __all__ = ["Workload", "generate", "write_files", "read_truth"]
 
@@ -95,7 +94,7 @@ def read_truth(path: Path) -> list[dict]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-class _Generator(Lifecycle, Transfers):
+class _Generator(RecordUses):
     def run(self) -> Workload:
         self._build_bank()
         self._inject_bulk_query()  # first: it needs particular roles from the cast
@@ -108,6 +107,7 @@ class _Generator(Lifecycle, Transfers):
         self._inject_retention_overrun()
         self._inject_sdk_overcollection()
         self._inject_transfer_policy()
+        self._inject_deleted_record_use()  # after: it sends under the contracts that one reads
         self._normal_access()
         self._normal_sdk()
         self._normal_marketing()

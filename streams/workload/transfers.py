@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from policy.contracts import RecipientBook
@@ -104,6 +105,7 @@ class Transfers(Traffic):
         basis: LegalBasis = LegalBasis.contract,
         purpose: str = "entrusted_processing",
         assessment: str | None = None,
+        record_ids: Sequence[str] = (),
     ) -> None:
         """One transfer: named `subjects`, or a reference to a list of `listed` subjects."""
         known = self.book.recipients.get(rid)
@@ -131,6 +133,7 @@ class Transfers(Traffic):
                 "legal_basis": basis,
                 "assessment_id": assessment,
                 "purpose": purpose,
+                "record_ids": list(record_ids),
             }
         )
 

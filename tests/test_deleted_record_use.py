@@ -1,0 +1,194 @@
+"""Deleted record use: a use that names a deleted record and not its customer fires, keyed by
+record; a use that names its customer stays retention_overrun's alone (one alert per use, never
+two); a refused read and a read an hour before the deletion are silent; a deletion that arrives
+after the read still decides it, with the same alert; a deletion reported late waits
+`late_deletion_days`, and what can decide nothing more is forgotten. End to end: accesses keyed by
+actor reach the record's task through their repartition topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import T0, fed
+from test_pipeline import latest_alerts, make_config, monitor, read_all, send
+from test_retention_overrun import DAY, collect, final_alerts, lc, pz, read, sent, tick
+
+from detectors import load_detectors
+from detectors.deleted_record_use import Kept
+from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
+
+HOUR = 3_600_000
+
+
+def report(rid: str = "R1", day: float = 0, actor: str = "e1", **kw: Any) -> Any:
+    """A report download that logs the record it read and no customer."""
+    ev = read(rid, "C1", day, actor, **kw)
+    return ev.model_copy(update={"subject_ids": [], "event_id": f"report-{rid}-{ev.ts}-{actor}"})
+
+
+def sent_by_record(rid: str = "R1", day: float = 0) -> Any:
+    ev = sent(rid, "C1", day)
+    return ev.model_copy(update={"subject_ids": [], "subject_list_id": "SL-1"})
+
+
+@pytest.fixture
+def specs(policy):
+    return {
+        s.kind: s for s in load_detectors(policy) if s.kind in ("deleted_record_use", "retention_overrun")
+    }
+
+
+@pytest.fixture
+def run(specs, catalog):
+    """Final alerts (latest revision each) of the events fed in time order; `kinds` the detectors."""
+
+    def go(events: list[Any], kinds: tuple[str, ...] = ("deleted_record_use",), batch: int = 10_000, engine: Engine | None = None) -> list[Any]:  # fmt: skip
+        e = engine or Engine([specs[k] for k in kinds], catalog, pseudonymize=pz)
+        return sorted(final_alerts(e, events, batch), key=lambda a: a.rule_id)
+
+    return go
+
+
+def test_a_report_that_names_a_deleted_record_fires_and_later_reads_revise_it(run) -> None:
+    (a,) = run([collect(day=-3), lc("delete", day=-2), report(day=-1), report(day=-0.5, actor="e2"), tick(0)])
+    assert a.rule_id == "LM-RO-002.used_after_deletion" and a.severity == "high"
+    assert a.revision == 2 and a.counts == {"uses": 2} and a.actor_id == "e2"
+    assert a.subjects_sample == [pz("C1")]  # the deleted record's customer, from its lifecycle
+    assert a.window_start == T0 - 2 * DAY and a.window_end == T0 - DAY // 2
+    assert "record R1 on crm, deleted 2025-12-30, read by e2" in a.summary and "2 use(s)" in a.summary
+    assert a.jr_class == "C2"  # what the report read: a mobile phone number
+
+
+def test_a_file_sent_by_record_after_deletion_fires(run) -> None:
+    (a,) = run([lc("delete", day=-2), sent_by_record(day=-1), tick(0)])
+    assert a.actor_id == "proc_call_center" and "sent to proc_call_center (transfer" in a.summary
+
+
+def test_a_use_that_names_its_customer_is_retention_overruns_alone(run) -> None:
+    """The same record read twice after its deletion, once with its customer named and once by
+    record only: each detector alerts on its own use, never both on one."""
+    steps = [
+        collect(day=-3),
+        lc("delete", day=-2),
+        read(day=-1, actor="e7"),
+        report(day=-0.5, actor="e8"),
+        tick(0),
+    ]
+    both = run(steps, kinds=("deleted_record_use", "retention_overrun"))
+    assert [(a.rule_id, a.actor_id, a.counts) for a in both] == [
+        ("LM-RO-001.used_after_deletion", "e7", {"uses": 1}),
+        ("LM-RO-002.used_after_deletion", "e8", {"uses": 1}),
+    ]
+    assert run(steps[:3] + steps[4:]) == []
+
+
+def test_a_refused_report_and_one_an_hour_before_the_deletion_are_silent(run) -> None:
+    assert run([lc("delete", day=-2), report(day=-1, outcome="denied", row_count=0), tick(0)]) == []
+    assert run([report(day=-1 - 1 / 24), lc("delete", day=-1), tick(0)]) == []
+    # the near miss's neighbours: the same report an hour after the deletion does fire
+    assert len(run([lc("delete", day=-1), report(day=-1 + 1 / 24), tick(0)])) == 1
+
+
+def test_a_deletion_that_arrives_after_the_report_still_decides_it(run, specs, catalog) -> None:
+    """Live and in a replay the inputs interleave differently: the report, read first, is judged
+    again when the deletion that precedes it in event time arrives. The same alert either way."""
+    engine = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    assert run([report(day=-1)], engine=engine) == []
+    (late,) = run([lc("delete", day=-1.5), tick(0)], engine=engine)
+    (in_order,) = run([lc("delete", day=-1.5), report(day=-1), tick(0)])
+    assert (late.alert_id, late.summary, late.revision) == (in_order.alert_id, in_order.summary, 1)
+
+
+def test_an_earlier_removal_reported_after_a_later_one_moves_the_deletion_back(specs, catalog) -> None:
+    """Deleted on day -3, destroyed on day -1, the destruction reported first: a report on day -2
+    is a use after the deletion all the same."""
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    steps = [("lifecycle", lc("destroy", day=-1, method="shred")), ("access", report(day=-2)), ("lifecycle", lc("delete", day=-3))]  # fmt: skip
+    alerts = [
+        a
+        for i, (stream, ev) in enumerate(steps)
+        for a in e.process(stream, stream, 0, fed(stream, [ev], stream, i))
+    ]
+    (a,) = alerts + e.drain()
+    assert a.window_start == T0 - 3 * DAY and a.revision == 1
+
+
+def test_a_deletion_reported_late_counts_within_late_deletion_days(run, specs, catalog) -> None:
+    """The report waits 31 days of event time for a deletion dated before it; past that it is
+    forgotten, and nothing is kept of a record never known deleted."""
+    for wait, alerts in ((30, 1), (32, 0)):
+        e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+        run([report(day=-40), tick(-40 + wait)], engine=e)
+        store = e.tasks[(0, "deleted_record_use")].keys
+        assert (store.get("R1") is None) is (wait > 31)
+        assert len(run([lc("delete", day=-41), tick(0)], engine=e)) == alerts
+
+
+def test_a_removed_record_is_forgotten_after_forget_deleted_days(specs, catalog, run) -> None:
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    run([lc("delete", day=-440), report(day=-439), tick(-41)], engine=e)
+    store = e.tasks[(0, "deleted_record_use")].keys
+    assert store.get("R1").gone == T0 - 440 * DAY
+    run([tick(0)], engine=e)
+    assert store.get("R1") is None  # 400 days after its deletion: nothing of it is kept
+
+
+def test_batches_and_a_restore_give_the_same_alerts(run, specs, catalog) -> None:
+    steps = [collect(day=-3), report(day=-2.5), lc("delete", day=-2), report(day=-1), report(day=-0.5, actor="e2"), tick(0)]  # fmt: skip
+    whole = [(a.alert_id, a.revision, a.summary) for a in run(steps)]
+    assert [(a.alert_id, a.revision, a.summary) for a in run(steps, batch=1)] == whole
+    assert len(whole) == 1
+    kept = Kept()
+    kept.gone, kept.system, kept.subject, kept.fired = 5, "crm", "p", 1
+    kept.uses = [[6, "ev", "access", "e1", "C2"]]
+    assert Kept.from_json(kept.to_json()).to_json() == kept.to_json()
+
+
+@pytest.mark.integration
+def test_a_report_by_record_reaches_the_records_task_through_its_repartition_topic(
+    broker, ch, names, policy, catalog
+) -> None:
+    """The access topic is keyed by actor, lifecycle by record: the report is re-keyed by its
+    record id and meets the deletion in one task, through a real broker; the alert reaches the
+    alerts topic and chDB."""
+    config = make_config(names, broker, "chdb://unused")
+    m = monitor(config, ch, policy, catalog)
+    for ev in [collect("R2", "C2", -3), lc("delete", "R2", "C2", -2), tick(0)]:
+        send(broker, config.topics.lifecycle, [ev], key=ev.record_id.encode())
+    send(broker, config.topics.access, [report("R2", -1, actor="e7")], key=b"e7")
+    m.run(idle_exit_s=1.5, max_seconds=90)
+
+    alerts = latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=1))
+    pz_env = Pseudonymizer.from_env(allow_ephemeral=False)
+    got = [(o["finding_info"]["analytic"]["uid"], o["unmapped"]["subjects_sample"]) for o in alerts.values()]
+    assert got == [("LM-RO-002.used_after_deletion", [pz_env("C2")])]
+    rows = ch.query(f"SELECT rule_id, actor_id FROM {names['database']}.alerts FINAL").result_rows
+    assert rows == [("LM-RO-002.used_after_deletion", "e7")]
+
+
+def test_only_removals_and_record_only_uses_touch_the_store(specs, catalog) -> None:
+    """A collection, and a read that names its customer, leave the record's task untouched."""
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    e.process("lifecycle", "l", 0, fed("lifecycle", [collect(day=-3)], "l"))
+    e.process("access", "a", 0, fed("access", [read(day=-1)], "a"))
+    task = e.tasks.get((0, "deleted_record_use"))
+    assert task is None or task.keys.get("R1") is None
+    e.process("access", "a", 0, fed("access", [report(day=-1)], "a", 1))
+    assert [u[1] for u in e.tasks[(0, "deleted_record_use")].keys.get("R1").uses] == [
+        f"report-R1-{T0 - DAY}-e1"
+    ]
+
+
+def test_the_latest_uses_are_kept_and_a_redelivered_one_counts_once(specs, catalog, run) -> None:
+    """25 reports after the deletion keep the latest 20 (evidence_limit); the same report delivered
+    again past the engine's window of recent ids is not a second use."""
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    reports = [report(day=-1 + i / 100, actor=f"e{i}") for i in range(25)]
+    run([lc("delete", day=-2), *reports], engine=e)
+    kept = e.tasks[(0, "deleted_record_use")].keys.get("R1")
+    assert [u[3] for u in kept.uses] == [f"e{i}" for i in range(5, 25)]
+    e.seen_ids.clear()
+    assert run([reports[-1]], engine=e) == []  # no new revision: 20 uses, as before
+    assert [u[3] for u in kept.uses] == [f"e{i}" for i in range(5, 25)] and kept.fired == 20
