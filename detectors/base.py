@@ -166,11 +166,16 @@ class Finding:
     # concerns every category of the finding, and its class (a transfer sends the same of each)
     subjects_by_category: Mapping[str, Sequence[str]] = field(default_factory=dict)
     subjects_by_class: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # what the alert id hashes in place of window_start, for a finding whose start may move back
+    # when an earlier event arrives later (deleted_record_use: an earlier removal reported late)
+    anchor: int | None = None
 
     @property
     def alert_id(self) -> str:
-        """hash(detector, rule, key, window start): the same on every replay and restart (DESIGN.md §3)."""
-        raw = f"{self.detector}\x1f{self.rule_id}\x1f{self.key}\x1f{self.window_start}".encode()
+        """hash(detector, rule, key, window start or anchor): the same on every replay and restart
+        (DESIGN.md §3)."""
+        start = self.window_start if self.anchor is None else self.anchor
+        raw = f"{self.detector}\x1f{self.rule_id}\x1f{self.key}\x1f{start}".encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
 

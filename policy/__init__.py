@@ -250,6 +250,11 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
     return {**data, "params": params}
 
 
+# detectors lifemon added after banks began keeping their own policy folders: a folder without one
+# was written before it. Any other detector file missing is a folder damaged, and refused.
+ADDED_DETECTORS = ("deleted_record_use",)
+
+
 def _added_detectors(folder: Path, present: set[str], cite_shipped: Callable[[Any], Any]) -> dict[str, Any]:
     """A bank's folder written before lifemon added a detector runs it as lifemon ships it, and a
     warning says so, as for an added rule: copy the file to review it, or with `enabled: false`
@@ -257,8 +262,9 @@ def _added_detectors(folder: Path, present: set[str], cite_shipped: Callable[[An
     from policy.model import DetectorSection
 
     added = {}
-    for path in sorted((DEFAULT_DIR / "detectors").glob("*.yaml")):
-        if path.stem in present:
+    for kind in ADDED_DETECTORS:
+        path = detector_file(kind)
+        if kind in present:
             continue
         data, text = read_yaml(path)
         added[path.stem] = validate_section(path, DetectorSection, cite_shipped(data), text)

@@ -107,11 +107,12 @@ def test_a_key_given_twice_is_an_error(policy_copy: Path) -> None:
         load_policy(policy_copy)
 
 
-def test_a_registered_detector_needs_its_policy_section(policy_copy: Path) -> None:
-    policy = load_policy(policy_copy)
-    del policy.detectors["bulk_query"]
+def test_a_registered_detector_needs_its_policy_file(policy_copy: Path) -> None:
+    """A detector that was always there has its file in every folder: one missing is a folder
+    damaged, not one written before the detector was added."""
+    (policy_copy / "detectors" / "bulk_query.yaml").unlink()
     with pytest.raises(PolicyError, match="bulk_query detector has no policy section") as e:
-        load_detectors(policy, policy_copy)
+        load_detectors(load_policy(policy_copy), policy_copy)
     assert "enabled: false" in e.value.fix
 
 
