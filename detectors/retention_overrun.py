@@ -239,7 +239,7 @@ class RetentionOverrunDetector:
                 for rid in dict.fromkeys(ev.record_ids):
                     uses = held.uses.setdefault(rid, [])
                     if all(u[1] != ev.event_id for u in uses):
-                        uses.append([ev.ts, ev.event_id, stream, who])
+                        uses.append([ev.ts, ev.event_id, stream, who, ""])
                         uses.sort()
                         del uses[: -self.p.evidence_limit]  # the latest few: state stays small
                     yield from self._judge_uses(customer, held, rid, ctx.catalog)
@@ -612,10 +612,10 @@ class RetentionOverrunDetector:
             (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {self._day(rec.gone)}"),
             (Rule.used_after_deadline, due, after_due, f"past its deadline {self._last_day(due or 1)}"),
         ):
-            if not offending or len(offending) <= rec.fired.get(rule, 0):
+            if not _count(rule, offending, rec.fired):
                 continue
-            n = rec.fired[rule] = len(offending)
-            ts, event_id, stream, who = offending[-1]
+            n = rec.fired[rule]
+            ts, event_id, stream, who = offending[-1][:4]
             verb = "read by" if stream == "access" else "sent to"
             yield self._finding(
                 rule,
@@ -694,3 +694,23 @@ class RetentionOverrunDetector:
             title_en=spec.title_en,
             regulation=spec.regulation,
         )
+
+
+_MARK = {Rule.used_after_deletion: "g", Rule.used_after_deadline: "d"}
+
+
+def _count(rule: Rule, offending: list[list[Any]], fired: dict[str, int]) -> int:
+    """Count the offending uses not counted yet under `rule` (the fifth item of a use marks the rules
+    it counts under), so the alert counts every use, not only the `evidence_limit` kept; returns
+    how many were new. A use stored before lifemon marked them counts as counted already where
+    its rule has fired (its alert's revision was the number of such uses)."""
+    mark, new = _MARK[rule], 0
+    for u in offending:
+        if len(u) < 5:
+            u.append(mark if fired.get(rule) else "")
+        if mark not in u[4]:
+            u[4] += mark
+            new += 1
+    if new:
+        fired[rule] = fired.get(rule, 0) + new
+    return new

@@ -83,7 +83,8 @@ class Customer:
         self.resumed = (
             0  # latest collection that starts a relationship (retention.yaml relationship_purposes)
         )
-        # record id -> its latest uses [ts, event_id, stream, actor or recipient], by time
+        # record id -> its latest uses [ts, event_id, stream, actor or recipient, the rules it was
+        # counted under ('g' deletion, 'd' deadline; absent in state of an earlier lifemon)], by time
         self.uses: dict[str, list[list[Any]]] = {}
 
     def to_json(self) -> dict[str, Any]:

@@ -354,6 +354,31 @@ def test_a_read_after_deletion_fires_and_further_reads_revise_it(run) -> None:
     assert a.subjects_sample == [pz("C1")]  # the access named C9 too: only C1's record was deleted
 
 
+def test_reads_past_the_evidence_limit_still_count_and_revise(run, spec, catalog) -> None:
+    """25 reads of a deleted record keep the latest 20 as evidence (evidence_limit) and count 25;
+    a 26th by a new reader revises the alert to name it."""
+    e = Engine([spec], catalog, pseudonymize=pz)
+    reads = [read(day=-1 + i / 100, actor=f"e{i}") for i in range(25)]
+    (a,) = run([collect(day=-3), lc("delete", day=-2), *reads], engine=e)["used_after_deletion"]
+    assert (a.revision, a.counts, a.actor_id, len(a.evidence_event_ids)) == (25, {"uses": 25}, "e24", 20)
+    (b,) = run([read(day=-0.5, actor="new-reader")], engine=e)["used_after_deletion"]
+    assert (b.alert_id, b.revision, b.counts, b.actor_id) == (a.alert_id, 26, {"uses": 26}, "new-reader")
+
+
+def test_uses_stored_before_they_were_marked_are_not_counted_twice(run, spec, catalog) -> None:
+    """State of an earlier lifemon: its uses have four items and the alert's revision was their
+    number. Restored, the next read makes revision 3, not a recount of the first two."""
+    first = Engine([spec], catalog, pseudonymize=pz)
+    (a,) = run([collect(day=-3), lc("delete", day=-2), read(day=-1.5), read(day=-1, actor="e2")], engine=first)["used_after_deletion"]  # fmt: skip
+    held = first.tasks[(0, spec.kind)].keys.get(pz("C1"))
+    held.uses["R1"] = [u[:4] for u in held.uses["R1"]]
+    first.tasks[(0, spec.kind)].keys.touch(pz("C1"))
+    restored = Engine([spec], catalog, pseudonymize=pz)
+    restored.restore(0, first.changes(0))
+    (b,) = run([read(day=-0.5, actor="e3")], engine=restored)["used_after_deletion"]
+    assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 3, {"uses": 3})
+
+
 def test_a_read_the_system_refused_after_deletion_is_no_use(run) -> None:
     """Denied, the read returned nothing: the deletion held (seed 002 §六.6(1) 不可被检索和访问)."""
     steps = [collect(day=-3), lc("delete", day=-2), read(day=-1, outcome="denied", row_count=0), tick(0)]
