@@ -144,13 +144,9 @@ class DeletedRecordUseDetector:
         if ev.event_id in kept.removals:
             return
         kept.removals.append(ev.event_id)
-        if not kept.gone or ev.ts < kept.gone:
-            kept.gone, kept.stage, kept.system, kept.subject = (
-                ev.ts,
-                ev.stage.value,
-                ev.system,
-                ev.subject_id or "",
-            )
+        if not kept.gone or ev.ts < kept.gone:  # the earliest removal is the one a use is judged by
+            kept.gone, kept.stage, kept.system = ev.ts, ev.stage.value, ev.system
+            kept.subject = ev.subject_id or ""
             ctx.timers.register(ev.record_id, ev.ts + self.forget_ms)  # then the record is forgotten
         self.store.touch(ev.record_id)
         yield from self._judge(ev.record_id, kept, ctx.catalog, news=1)
@@ -189,10 +185,9 @@ class DeletedRecordUseDetector:
                 u[COUNTED] = 1
                 kept.counted += 1
                 news += 1
-        offending = [u for u in kept.uses if u[COUNTED]]
         if not kept.counted or not news:
             return
-        n = kept.counted
+        n, offending = kept.counted, [u for u in kept.uses if u[COUNTED]]
         last = offending[-1]
         spec = self.p.rules[RULE]
         verb = f"read by {last[WHO]} on" if last[STREAM] == "access" else f"sent to {last[WHO]} from"

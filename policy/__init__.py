@@ -262,18 +262,15 @@ def _added_detectors(folder: Path, present: set[str], cite_shipped: Callable[[An
     from policy.model import DetectorSection
 
     added = {}
-    for kind in ADDED_DETECTORS:
-        path = detector_file(kind)
-        if kind in present:
-            continue
+    for kind in (k for k in ADDED_DETECTORS if k not in present):
+        path, theirs = detector_file(kind), detector_file(kind, folder)
         data, text = read_yaml(path)
-        added[path.stem] = validate_section(path, DetectorSection, cite_shipped(data), text)
-        theirs = folder / "detectors" / path.name
+        added[kind] = validate_section(path, DetectorSection, cite_shipped(data), text)
         log.warning(
-            f"{theirs} is missing: the {path.stem} detector, added to lifemon since the folder was "
+            f"{theirs} is missing: the {kind} detector, added to lifemon since the folder was "
             f"written, runs as lifemon ships it; copy {path} there to review it, or copy it with "
             "`enabled: false` to switch the detector off",
-            extra={"file": str(theirs), "key": "", "added": [path.stem]},
+            extra={"file": str(theirs), "key": "", "added": [kind]},
         )
     return added
 

@@ -540,9 +540,8 @@ class Policy(Strict):
 
     def local_date(self, ts_ms: int) -> date:
         """The bank's calendar day of `ts_ms`: what a compliance officer in Beijing dates it."""
-        return datetime.fromtimestamp(
-            ts_ms / 1000, ZoneInfo(self.recipients.timezone)
-        ).date()  # ZoneInfo caches by name
+        zone = ZoneInfo(self.recipients.timezone)  # cached by name: no file read per call
+        return datetime.fromtimestamp(ts_ms / 1000, zone).date()
 
     def deletion_due(self, requested_ms: int) -> int:
         """When a deletion request is due (seed 004 §五.(四) "15日内"): requested 1 Jan at any hour,
