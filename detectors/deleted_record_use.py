@@ -132,15 +132,8 @@ class DeletedRecordUseDetector:
                 continue  # refused: nothing was read, and the deletion held
             yield from self._used(stream, ev, ctx)
 
-    def _kept(self, rid: str) -> Kept:
-        kept = self.store.get(rid)
-        if kept is None:
-            kept = Kept()
-            self.store.put(rid, kept)
-        return kept
-
     def _removed(self, ev: Any, ctx: Context) -> Iterator[Finding]:
-        kept = self._kept(ev.record_id)
+        kept = self.store.setdefault(ev.record_id, Kept)
         if ev.event_id in kept.removals:
             return
         kept.removals.append(ev.event_id)
@@ -153,7 +146,7 @@ class DeletedRecordUseDetector:
 
     def _used(self, stream: str, ev: Any, ctx: Context) -> Iterator[Finding]:
         (rid,) = ev.record_ids  # re-keyed: one record per event
-        kept = self._kept(rid)
+        kept = self.store.setdefault(rid, Kept)
         if any(u[EVENT] == ev.event_id for u in kept.uses):
             return
         if stream == "access":

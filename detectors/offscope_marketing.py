@@ -224,10 +224,7 @@ class OffscopeMarketingDetector:
     # -- events: each push waits for the watermark to pass its time -----------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         for ev in events:
-            st = self.store.get(ev.subject_id)
-            if st is None:
-                st = SubjectState()
-                self.store.put(ev.subject_id, st)
+            st = self.store.setdefault(ev.subject_id, SubjectState)
             st.pending.append(Push.of(ev))
             self.store.touch(ev.subject_id)
             ctx.timers.register(ev.subject_id, ev.ts)

@@ -234,7 +234,7 @@ class RetentionOverrunDetector:
                 continue  # refused: nothing was read, and the deletion held (unauthorized_lookup counts denials)
             if ev.record_ids:  # a use names the records it read or sent; the others cannot be tied
                 (customer,) = ev.subject_ids  # re-keyed: one customer per event
-                held = self._held(customer)
+                held = self.store.setdefault(customer, Customer)
                 who = ev.actor_id if stream == "access" else ev.recipient_id
                 for rid in dict.fromkeys(ev.record_ids):
                     uses = held.uses.setdefault(rid, [])
@@ -246,18 +246,11 @@ class RetentionOverrunDetector:
                 self.store.touch(customer)
                 ctx.timers.register(customer, ev.ts + self.forget_ms)  # then its uses are forgotten
 
-    def _held(self, customer: str) -> Customer:
-        held = self.store.get(customer)
-        if held is None:
-            held = Customer()
-            self.store.put(customer, held)
-        return held
-
     def _lifecycle(self, ev: Any, ctx: Context) -> Iterator[Finding]:
         customer, stage, catalog = ev.subject_id, ev.stage.value, ctx.catalog
         if stage == "destroy":
             yield from self._destruction_record(ev, customer, catalog)
-        held = self._held(customer)
+        held = self.store.setdefault(customer, Customer)
         rec = held.records.get(ev.record_id)
         if rec is None and stage not in CLOCKS:
             rec = held.records[ev.record_id] = Record(ev.ts, ev.system, purpose=ev.purpose)

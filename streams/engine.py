@@ -339,6 +339,14 @@ class Namespace:
     def put(self, key: str, value: Any) -> None:
         self.store.put(self.prefix + key, value)
 
+    def setdefault(self, key: str, new: Callable[[], Any]) -> Any:
+        """The key's live value, or `new()` put there first (a key's first event)."""
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            value = new()
+            self.put(key, value)
+        return value
+
     def touch(self, key: str) -> None:
         self.store.touch(self.prefix + key)
 
