@@ -605,9 +605,15 @@ class RetentionOverrunDetector:
             (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {self._day(rec.gone)}"),
             (Rule.used_after_deadline, due, after_due, f"past its deadline {self._last_day(due or 1)}"),
         ):
+            before = rec.fired.get(rule)
             if not _count(rule, offending, rec.fired):
                 continue
             n = rec.fired[rule]
+            # one alert per record and rule, whatever order the removals and uses arrive in: the id
+            # hashes a fixed anchor, not `since`, which moves back when an earlier removal (or
+            # deadline) is reported late. An alert raised before lifemon kept the anchor hashed the
+            # `since` of its time: kept, so its next revision does not open a twin at the upgrade
+            anchor = rec.fired.setdefault(f"{rule}{ANCHOR}", (since or 0) if before else 0)
             ts, event_id, stream, who = offending[-1][:4]
             verb = "read by" if stream == "access" else "sent to"
             yield self._finding(
@@ -622,6 +628,7 @@ class RetentionOverrunDetector:
                 actor=who,
                 revision=n,
                 counts={"uses": n},
+                anchor=anchor,
             )
 
     def _date(self, ts: int) -> date:
@@ -662,6 +669,7 @@ class RetentionOverrunDetector:
         revision: int = 1,
         counts: dict[str, int] | None = None,
         closed: bool = False,
+        anchor: int | None = None,
     ) -> Finding:
         spec = self.p.rules[rule]
         return Finding(
@@ -686,9 +694,11 @@ class RetentionOverrunDetector:
             title_zh=spec.title_zh,
             title_en=spec.title_en,
             regulation=spec.regulation,
+            anchor=anchor,
         )
 
 
+ANCHOR = "@"  # `Record.fired[f"{rule}@"]`: what a use rule's alert id hashes (`_judge_uses`)
 _MARK = {Rule.used_after_deletion: "g", Rule.used_after_deadline: "d"}
 
 

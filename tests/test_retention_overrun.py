@@ -12,6 +12,7 @@ import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
+from detectors.base import Finding
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
 from streams.codecs import Decoder
 from streams.engine import Engine, rekey
@@ -427,6 +428,37 @@ def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, cata
     assert a.window_start == T0 - int(1.5 * DAY) and a.window_end == T0 - DAY
     in_order = run([collect(day=-3), lc("delete", day=-1.5), read(day=-1), tick(0)])
     assert [(x.alert_id, x.summary) for x in in_order["used_after_deletion"]] == [(a.alert_id, a.summary)]
+
+
+def test_an_earlier_removal_reported_after_the_alert_revises_it_and_opens_no_other(
+    run, spec, catalog
+) -> None:
+    """Deleted on day -1.5 and read on day -1: the alert. The anonymization of day -2 reaches the
+    monitor later (another system's feed): the next read revises the same alert, from the day -2
+    removal, and the read of day -1 is not counted again."""
+    e = Engine([spec], catalog, pseudonymize=pz)
+    (a,) = run([collect(day=-3), lc("delete", day=-1.5), read(day=-1)], engine=e)["used_after_deletion"]
+    got = run([lc("anonymize", day=-2), read(day=-0.5, actor="e2"), tick(0)], engine=e)
+    (b,) = got["used_after_deletion"]
+    assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 2, {"uses": 2})
+    assert (a.window_start, b.window_start) == (T0 - int(1.5 * DAY), T0 - 2 * DAY)
+
+
+def test_an_alert_raised_before_the_anchor_keeps_its_id(run, spec, catalog) -> None:
+    """State of an earlier lifemon: the alert's id hashed the removal's time and no anchor was kept.
+    Restored, its next revision keeps that id, and keeps it when an earlier removal arrives."""
+    first = Engine([spec], catalog, pseudonymize=pz)
+    (a,) = run([collect(day=-3), lc("delete", day=-1.5), read(day=-1)], engine=first)["used_after_deletion"]
+    held = first.tasks[(0, spec.kind)].keys.get(pz("C1"))
+    del held.records["R1"].fired["used_after_deletion@"]
+    first.tasks[(0, spec.kind)].keys.touch(pz("C1"))
+    # what the earlier lifemon named it: the removal's time hashed
+    earlier_id = Finding(spec.kind, a.rule_id, "R1", a.window_start, 0, a.severity, 1, False, "", "").alert_id
+    restored = Engine([spec], catalog, pseudonymize=pz)
+    restored.restore(0, first.changes(0))
+    (b,) = run([read(day=-0.8, actor="e2")], engine=restored)["used_after_deletion"]
+    (c,) = run([lc("anonymize", day=-2), read(day=-0.5, actor="e3")], engine=restored)["used_after_deletion"]  # fmt: skip
+    assert (b.alert_id, b.revision, c.alert_id, c.revision) == (earlier_id, 2, earlier_id, 3)
 
 
 def test_a_deadline_waits_for_the_slowest_input_still_being_read(spec, catalog) -> None:
