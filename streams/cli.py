@@ -333,7 +333,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     engine.deletions = DeletionLedger(catalog.policy)  # the lifecycle panels' deletion requests
     stats = Stats()
     try:
-        alerts, dead = replay(engine, Decoder.for_config(config), files, args.batch_size, stats)
+        alerts, dead = replay(
+            engine, Decoder.for_config(config), files, args.batch_size, stats, config.checkpoint_dirty_keys
+        )
     except ReplayFileError as e:
         log.error(str(e))
         return 2

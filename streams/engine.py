@@ -353,10 +353,17 @@ class Namespace:
     def delete(self, key: str) -> None:
         self.store.delete(self.prefix + key)
 
-    def items(self, prefix: str = "", start: str | None = None) -> Iterator[tuple[str, Any]]:
+    def overlays(self, key: str) -> bool:
+        return self.store.overlays(self.prefix + key)
+
+    def items(
+        self, prefix: str = "", start: str | None = None, among: Iterable[str] | None = None
+    ) -> Iterator[tuple[str, Any]]:
         n = len(self.prefix)
         low = self.prefix + start if start is not None else None
-        for key, value in self.store.items(self.prefix + prefix, low):
+        if among is not None:
+            among = [self.prefix + k for k in among]
+        for key, value in self.store.items(self.prefix + prefix, low, among):
             yield key[n:], self.load(value) if isinstance(value, dict | list) else value
 
 

@@ -171,14 +171,28 @@ class KeyedStore:
                 self._dirty.remove(key)
                 self._pending[key] = self.encode(value)
 
-    def items(self, prefix: str = "", start: str | None = None) -> Iterator[tuple[str, Any]]:
+    def overlays(self, key: str) -> bool:
+        """Whether a scan must merge a change of `key` over what RocksDB holds: a value not
+        checkpointed yet (dirty, as a live object, or pending, encoded), or a deletion of a key
+        RocksDB may hold. A key put and deleted since the last checkpoint does not."""
+        if key in self._dirty:
+            return True
+        raw = self._pending.get(key, _MISSING)
+        return raw is not _MISSING and (raw is not None or bool(self._db.key_may_exist(key.encode())))
+
+    def items(
+        self, prefix: str = "", start: str | None = None, among: Iterable[str] | None = None
+    ) -> Iterator[tuple[str, Any]]:
         """(key, value) with `key.startswith(prefix)` and `key >= start`, in key order, including
         changes not yet checkpointed. Values not in the cache are decoded, not cached (a scan must
         not flush the working set), so put() a changed one rather than touch() it. Do not change
-        the store while iterating: collect first (as `TimerService.due` does)."""
+        the store while iterating: collect first (as `TimerService.due` does).
+
+        `among`: the keys under `prefix` that `overlays`, from a caller that tracks its own changes
+        (`TimerService`); without it the scan looks through every key changed since the checkpoint."""
         low = max(prefix, start or "")
-        # Keys changed since the last checkpoint: dirty (live object) or pending (encoded), never both.
-        overlay = sorted(k for k in (*self._dirty, *self._pending) if k.startswith(prefix) and k >= low)
+        changed = (*self._dirty, *self._pending) if among is None else among
+        overlay = sorted(k for k in changed if k.startswith(prefix) and k >= low)
         raw_prefix = prefix.encode()
         i, n = 0, len(overlay)
         rows = cast(Iterator[tuple[bytes, bytes]], self._db.items(from_key=low.encode()))
@@ -308,6 +322,13 @@ class TimerService:
         # `_known` is False when it must be looked up again (after a restore or a cancel).
         self._next: int | None = None
         self._known = False
+        # Timer keys this service put or deleted whose change a scan must merge over RocksDB (and
+        # some that no longer need it, dropped at the next scan), instead of every key the store
+        # changed since its checkpoint: in a replay, which checkpointed nothing, each `due` cost
+        # everything the input had changed so far (the mixed day's advance: 26 % of its CPU at
+        # 100 000 events, 35 % at 400 000). A timer registered and fired between two checkpoints,
+        # most of them, leaves the set at the next scan.
+        self._changed: set[str] = set()
 
     def _key(self, key: str, deadline_ms: int) -> str:
         if deadline_ms < 0:
@@ -315,18 +336,30 @@ class TimerService:
         return f"{self.prefix}{deadline_ms:016x}:{key}"
 
     def register(self, key: str, deadline_ms: int) -> None:
-        self.store.put(self._key(key, deadline_ms), 1)
+        tkey = self._key(key, deadline_ms)
+        self.store.put(tkey, 1)
+        self._changed.add(tkey)
         if self._known and (self._next is None or deadline_ms < self._next):
             self._next = deadline_ms
 
     def cancel(self, key: str, deadline_ms: int) -> None:
-        self.store.delete(self._key(key, deadline_ms))
+        self._delete(self._key(key, deadline_ms))
         if self._known and self._next == deadline_ms:
             self._known = False
 
+    def _delete(self, tkey: str) -> None:
+        self.store.delete(tkey)
+        self._changed.add(tkey)
+
+    def _scan(self) -> Iterator[tuple[str, Any]]:
+        """The timers in deadline order."""
+        overlays = self.store.overlays
+        self._changed = {k for k in self._changed if overlays(k)}
+        return self.store.items(prefix=self.prefix, among=self._changed)
+
     def next_deadline(self) -> int | None:
         if not self._known:
-            first = next(self.store.items(prefix=self.prefix), None)
+            first = next(self._scan(), None)
             at = len(self.prefix)
             self._next, self._known = (None if first is None else int(first[0][at : at + 16], 16)), True
         return self._next
@@ -340,12 +373,12 @@ class TimerService:
         fired: list[tuple[str, int]] = []
         self._next = None
         at = len(self.prefix)
-        for tkey, _ in self.store.items(prefix=self.prefix):
+        for tkey, _ in self._scan():
             deadline = int(tkey[at : at + 16], 16)
             if deadline > watermark_ms:
                 self._next = deadline
                 break
             fired.append((tkey[at + 17 :], deadline))
         for key, deadline in fired:
-            self.store.delete(self._key(key, deadline))
+            self._delete(self._key(key, deadline))
         return fired

@@ -92,8 +92,17 @@ def read_raw(path: Path, topic: str | None = None) -> Iterator[RawRecord]:
 
 
 def replay(
-    engine: Engine, decoder: Decoder, files: list[Path], batch_size: int = 5000, stats: Stats | None = None
+    engine: Engine,
+    decoder: Decoder,
+    files: list[Path],
+    batch_size: int = 5000,
+    stats: Stats | None = None,
+    checkpoint_keys: int = 100_000,
 ) -> tuple[list[Alert], list[DeadLetter]]:
+    """The alerts and dead letters of the files, read as a consumer would read their topics.
+    Every `checkpoint_keys` state keys changed, the state goes to the engine's local store as a
+    checkpoint would take it, without a changelog: otherwise a replay holds all it changed in
+    memory, and each timer scan looks through it (`TimerService._scan`)."""
     stats = stats or Stats()
     stats.begin()
     streams = {p: stream_of_file(p) for p in files}
@@ -128,6 +137,9 @@ def replay(
         # when another of its files has ended
         behind = {(streams[p], 0) for p in iters}
         alerts += engine.advance(finished - behind, behind=behind)
+        if engine.dirty_count() >= checkpoint_keys:
+            for partition in list(engine.stores):
+                engine.changes(partition)
     alerts += engine.drain()
     stats.on_alerts(alerts)
     return alerts, dead

@@ -180,6 +180,24 @@ def test_kill_9_mid_stream_gives_the_replay_alerts(
     assert live == replay_final([p for p in events if p.suffix == ".jsonl"], policy, catalog, 500)
 
 
+def test_a_replay_checkpoints_its_state_as_it_goes_and_alerts_the_same(
+    workload, policy, catalog, tmp_path
+) -> None:
+    """Every `checkpoint_keys` changed keys the replay writes its state to the engine's local store,
+    as the runtime's checkpoint does: what it holds unwritten stays under that bound (unbounded, a
+    day's replay held all it changed, and each timer scan went through it), and the alerts are
+    those of a replay that writes nothing until the end."""
+    events = [p for p in write_files(workload, tmp_path, "jsonl") if p.suffix == ".jsonl"]
+    finals, held = [], []
+    for keys in (300, 10**9):
+        engine = Engine(load_detectors(policy), catalog, Pseudonymizer.from_env(allow_ephemeral=False))
+        alerts, _ = replay(engine, Decoder(), events, 200, checkpoint_keys=keys)
+        finals.append({a.alert_id: (a.revision, a.summary) for a in latest(alerts)})
+        held.append(engine.dirty_count())
+    assert finals[0] == finals[1] and len(finals[0]) > 10
+    assert held[0] < 300 + 1_000 < held[1]  # the bound, and at most a round's changes over it
+
+
 def test_one_access_dated_ten_years_ahead_does_not_hide_a_burst(policy, catalog, tmp_path) -> None:
     """Measured on the landed code: this burst gave no alert at all, the poisoned watermark
     having closed its window. Now the poison is a dead letter and the burst alerts."""
