@@ -353,17 +353,14 @@ class Namespace:
     def delete(self, key: str) -> None:
         self.store.delete(self.prefix + key)
 
-    def overlays(self, key: str) -> bool:
-        return self.store.overlays(self.prefix + key)
+    def timers(self, prefix: str = "t:") -> TimerService:
+        """A timer service whose keys live in this namespace, under `prefix`."""
+        return TimerService(self.store, self.prefix + prefix)
 
-    def items(
-        self, prefix: str = "", start: str | None = None, among: Iterable[str] | None = None
-    ) -> Iterator[tuple[str, Any]]:
+    def items(self, prefix: str = "", start: str | None = None) -> Iterator[tuple[str, Any]]:
         n = len(self.prefix)
         low = self.prefix + start if start is not None else None
-        if among is not None:
-            among = [self.prefix + k for k in among]
-        for key, value in self.store.items(self.prefix + prefix, low, among):
+        for key, value in self.store.items(self.prefix + prefix, low):
             yield key[n:], self.load(value) if isinstance(value, dict | list) else value
 
 
@@ -373,7 +370,7 @@ class Task:
     def __init__(self, spec: DetectorSpec, store: KeyedStore, catalog: Catalog, refs: References):
         self.spec, self.store = spec, store
         self.keys = Namespace(store, spec.kind, spec.cls.load_value)
-        self.timers = TimerService(self.keys)
+        self.timers = self.keys.timers()
         self.detector: Detector = spec.new(self.keys)
         self.ctx = Context(catalog, refs, self.timers)
         self.stream_time = store.get(self._clock_key(), 0)

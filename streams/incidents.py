@@ -30,10 +30,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from detectors.base import LEAKAGE_CANDIDATE, Finding, Store
+from detectors.base import LEAKAGE_CANDIDATE, Finding
 from policy.catalog import Catalog
 from policy.incidents import IncidentPolicy, LeakageClass
 from schemas.incident import (
@@ -49,7 +49,9 @@ from schemas.incident import (
 from schemas.models import SEVERITY_RANK, Alert, Severity
 from streams.alert_query import records_and_customers
 from streams.alerts import mask_personal
-from streams.keyed_state import TimerService
+
+if TYPE_CHECKING:
+    from streams.engine import Namespace
 
 HOUR_MS = 3_600_000
 INCIDENT = "i:"  # store key prefix: the incident's state
@@ -65,10 +67,10 @@ def incident_id(group: str, key: str, window_start: int) -> str:
 class IncidentStage:
     """One partition number's incidents: fed (finding, alert) pairs, returns incident revisions."""
 
-    def __init__(self, policy: IncidentPolicy, catalog: Catalog, store: Store):
+    def __init__(self, policy: IncidentPolicy, catalog: Catalog, store: Namespace):
         self.p, self.catalog, self.store = policy, catalog, store
         # one timer service per group: each closes on its own detectors' clock (`Engine.advance`)
-        self.timers = {g: TimerService(store, prefix=f"t{g}:") for g in sorted(set(policy.group_by.values()))}
+        self.timers = {g: store.timers(f"t{g}:") for g in sorted(set(policy.group_by.values()))}
         self.window_ms = policy.window_hours * HOUR_MS
         self.tz = ZoneInfo(catalog.policy.recipients.timezone)
 
