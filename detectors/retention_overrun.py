@@ -494,6 +494,7 @@ class RetentionOverrunDetector:
     def _overrun(
         self, customer: str, rid: str, rec: Record, d: Deadline, start: int, deadline: int
     ) -> Finding:
+        tag = f"{Rule.retention_expired}:{d.name}"
         return self._finding(
             Rule.retention_expired,
             f"{rid}:{d.name}",
@@ -506,8 +507,9 @@ class RetentionOverrunDetector:
             f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}",
             [rec.first_id] if rec.first_id else [],
             actor=rec.system,
-            revision=rec.fired[f"{Rule.retention_expired}:{d.name}"],
+            revision=rec.fired[tag],
             closed=rec.gone > 0,
+            anchor=_anchor(rec, tag, start, rec.fired[tag] == 1),
         )
 
     def _request(self, customer: str, rid: str, rec: Record, catalog: Catalog) -> Finding:
@@ -525,6 +527,12 @@ class RetentionOverrunDetector:
             actor=rec.system,
             revision=rec.fired[Rule.deletion_request_overdue],
             closed=rec.gone > 0,
+            anchor=_anchor(
+                rec,
+                Rule.deletion_request_overdue,
+                rec.requested,
+                rec.fired[Rule.deletion_request_overdue] == 1,
+            ),
         )
 
     def _kept_by_law(self, held: Customer, rec: Record, catalog: Catalog, when: int) -> bool:
@@ -605,15 +613,10 @@ class RetentionOverrunDetector:
             (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {self._day(rec.gone)}"),
             (Rule.used_after_deadline, due, after_due, f"past its deadline {self._last_day(due or 1)}"),
         ):
-            before = rec.fired.get(rule)
+            first = rule not in rec.fired
             if not _count(rule, offending, rec.fired):
                 continue
             n = rec.fired[rule]
-            # one alert per record and rule, whatever order the removals and uses arrive in: the id
-            # hashes a fixed anchor, not `since`, which moves back when an earlier removal (or
-            # deadline) is reported late. An alert raised before lifemon kept the anchor hashed the
-            # `since` of its time: kept, so its next revision does not open a twin at the upgrade
-            anchor = rec.fired.setdefault(f"{rule}{ANCHOR}", (since or 0) if before else 0)
             ts, event_id, stream, who = offending[-1][:4]
             verb = "read by" if stream == "access" else "sent to"
             yield self._finding(
@@ -628,7 +631,7 @@ class RetentionOverrunDetector:
                 actor=who,
                 revision=n,
                 counts={"uses": n},
-                anchor=anchor,
+                anchor=_anchor(rec, rule, since or 0, first),
             )
 
     def _date(self, ts: int) -> date:
@@ -698,7 +701,18 @@ class RetentionOverrunDetector:
         )
 
 
-ANCHOR = "@"  # `Record.fired[f"{rule}@"]`: what a use rule's alert id hashes (`_judge_uses`)
+ANCHOR = "@"  # `Record.fired[f"{tag}@"]`: what the alert id of a rule (or rule:deadline) hashes
+
+
+def _anchor(rec: Record, tag: str, start: int, first: bool) -> int:
+    """What the alert id hashes in place of the alert's start, which moves when an event dated
+    earlier (a removal, a collection, a request) or a later clock start is reported after the alert:
+    0, one alert per record and rule. An alert raised before lifemon kept anchors hashed its start
+    then: kept (and the start has moved only where a twin was the old behaviour), so an upgrade opens
+    no twin of an open alert."""
+    return rec.fired.setdefault(f"{tag}{ANCHOR}", 0 if first else start)
+
+
 _MARK = {Rule.used_after_deletion: "g", Rule.used_after_deadline: "d"}
 
 

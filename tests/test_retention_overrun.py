@@ -166,6 +166,43 @@ def test_an_overrun_stays_open_until_the_record_goes_then_closes(run) -> None:
         assert a.summary.endswith("; removed 2025-12-23, 1 day(s) late")
 
 
+def test_an_earlier_collection_reported_after_the_overrun_closes_the_same_alert(run, spec, catalog) -> None:
+    """The location trace overran its 30 days. A backfill then reports its first collection, five
+    days earlier, and the deletion follows: the one alert closes, counted from the earlier day."""
+    e = Engine([spec], catalog, pseudonymize=pz)
+    (a,) = run([collect(day=-40, **LOCATION), tick(0)], engine=e)["retention_expired"]
+    (b,) = run([collect(day=-45, **LOCATION), lc("delete", day=0.5), tick(1)], engine=e)["retention_expired"]
+    assert (b.alert_id, b.status.value, b.revision) == (a.alert_id, "closed", 2)
+    assert (a.window_start, b.window_start) == (T0 - 40 * DAY, T0 - 45 * DAY)
+
+
+def test_an_earlier_deletion_request_reported_after_the_overdue_alert_closes_the_same_alert(run, spec, catalog) -> None:  # fmt: skip
+    e = Engine([spec], catalog, pseudonymize=pz)
+    (a,) = run([collect(day=-100), lc("deletion_requested", day=-20), tick(0)], engine=e)[
+        "deletion_request_overdue"
+    ]
+    got = run([lc("deletion_requested", day=-25), lc("delete", day=0.5), tick(1)], engine=e)
+    (b,) = got["deletion_request_overdue"]
+    assert (b.alert_id, b.status.value) == (a.alert_id, "closed")
+    assert (a.window_start, b.window_start) == (T0 - 20 * DAY, T0 - 25 * DAY)
+
+
+def test_an_overrun_raised_before_anchors_closes_under_its_id(run, spec, catalog) -> None:
+    """State of an earlier lifemon, whose overrun alert hashed its clock's start: its closing
+    revision keeps that id."""
+    first = Engine([spec], catalog, pseudonymize=pz)
+    (a,) = run([collect(day=-40, **LOCATION), tick(0)], engine=first)["retention_expired"]
+    held = first.tasks[(0, spec.kind)].keys.get(pz("C1"))
+    del held.records["R1"].fired["retention_expired:location_trace@"]
+    first.tasks[(0, spec.kind)].keys.touch(pz("C1"))
+    restored = Engine([spec], catalog, pseudonymize=pz)
+    restored.restore(0, first.changes(0))
+    (b,) = run([lc("delete", day=0.5), tick(1)], engine=restored)["retention_expired"]
+    key = "R1:location_trace"
+    earlier_id = Finding(spec.kind, a.rule_id, key, a.window_start, 0, a.severity, 1, False, "", "").alert_id
+    assert (b.alert_id, b.status.value) == (earlier_id, "closed") and earlier_id != a.alert_id
+
+
 def test_a_record_inside_its_retention_at_the_end_of_the_input_does_not_fire(run, spec, catalog) -> None:
     """Collected 2 Dec 10:24 (Beijing): due by 24:00 on 1 Jan, not at 10:24 (30 x 24 h)."""
     engine = Engine([spec], catalog, pseudonymize=pz)
