@@ -10,8 +10,12 @@ A use that names the customer the removal names is left to retention_overrun, wh
 the customer's whole lifecycle (deadlines too): the two never alert on the same use.
 
 One rule, `used_after_deletion` (seed 002 §六.6(1): deletion leaves the data 不可被检索和访问;
-seed 004 定义(11)): a successful access or a transfer, dated after the record's earliest delete,
-anonymize or destroy event (the stages retention_overrun counts). A refused access read nothing.
+seed 004 定义(11)): a successful access or a transfer, dated after the record's earliest delete or
+destroy event. A refused access read nothing. An anonymized record is no longer personal financial
+information (seed 004 定义(1): 不包括匿名化处理后的信息), and the bank analyses anonymized data as its
+privacy policy says it will (seed 004 隐私政策 (二)5): a use that names it and no customer is that
+analysis. One that names the customer links it to a person again (seed 002 §五(6): 不被混用), which
+is retention_overrun's `used_after_deletion`, which counts anonymization as a removal.
 
 One alert per record, whatever order its uses and removals arrive in: its id hashes the record, not
 the removal's time (`Finding.anchor`), since an earlier removal reported late moves that time
@@ -32,14 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Context, Finding, Store
 from detectors.offscope_marketing import RuleSpec
-from detectors.retention_records import GONE_STAGES
 from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import Outcome
 
 DAY_MS = 86_400_000
 RULE = "used_after_deletion"
-PAST = {"delete": "deleted", "anonymize": "anonymized", "destroy": "destroyed"}
+REMOVED = {"delete": "deleted", "destroy": "destroyed"}  # the removals a use comes after (not anonymize)
 # a use: [ts, event_id, stream, reader or recipient, system it came from, class, customers named,
 # counted (1: a use after the removal, in the alert)]
 TS, EVENT, STREAM, WHO, VIA, CLASS, NAMED, COUNTED = range(8)
@@ -124,7 +127,7 @@ class DeletedRecordUseDetector:
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         if stream == "lifecycle":
             for ev in events:
-                if ev.stage.value in GONE_STAGES:
+                if ev.stage.value in REMOVED:
                     yield from self._removed(ev, ctx)
             return
         for ev in events:
@@ -194,7 +197,7 @@ class DeletedRecordUseDetector:
             severity=spec.severity,
             revision=n + len(kept.removals) - 1,
             closed=False,
-            summary=f"record {rid} on {kept.system}, {PAST[kept.stage]} {catalog.policy.local_date(kept.gone)}, "
+            summary=f"record {rid} on {kept.system}, {REMOVED[kept.stage]} {catalog.policy.local_date(kept.gone)}, "
             f"{verb} {last[VIA]} ({last[STREAM]} {last[EVENT]}, naming the record and not its customer); "
             f"{n} use(s) so far",
             jr_class=max((u[CLASS] for u in offending), key=lambda c: CLASS_RANK[JrClass(c)]),

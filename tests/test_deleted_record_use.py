@@ -92,6 +92,21 @@ def test_a_refused_report_and_one_an_hour_before_the_deletion_are_silent(run) ->
     assert len(run([lc("delete", day=-1), report(day=-1 + 1 / 24), tick(0)])) == 1
 
 
+def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts(run) -> None:
+    """Seed 004 定义(1): anonymized data is no PFI, and the bank analyses it (隐私政策 (二)5): a
+    report naming the anonymized record and no customer is silent. Read naming its customer, the
+    anonymized record is linked to a person again (seed 002 §五(6)): retention_overrun's alert. Once
+    the record is deleted after all, a report by its id fires here."""
+    both = ("deleted_record_use", "retention_overrun")
+    anonymized = [collect(day=-5), lc("anonymize", day=-4)]
+    assert run([*anonymized, report(day=-3), tick(0)], kinds=both) == []
+    (named,) = run([*anonymized, read(day=-3), tick(0)], kinds=both)
+    assert named.rule_id == "LM-RO-001.used_after_deletion"
+    (a,) = run([*anonymized, report(day=-3), lc("delete", day=-2), report(day=-1, actor="e2"), tick(0)])
+    assert (a.counts, a.actor_id, a.window_start) == ({"uses": 1}, "e2", T0 - 2 * DAY)
+    assert "record R1 on crm, deleted 2025-12-30" in a.summary
+
+
 def test_a_deletion_that_arrives_after_the_report_still_decides_it(run, specs, catalog) -> None:
     """Live and in a replay the inputs interleave differently: the report, read first, is judged
     again when the deletion that precedes it in event time arrives. The same alert either way."""
