@@ -10,6 +10,7 @@ docs/state.md has the design and the measured figures.
 from __future__ import annotations
 
 import heapq
+import re
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -313,6 +314,9 @@ class KeyedStore:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+_TIMER = re.compile(r"[0-9a-f]{16}:")  # a timer key after its prefix: the deadline, then the key
+
+
 class TimerService:
     """Event-time timers of one task on top of its KeyedStore: keys 't:{deadline:016x}:{key}', so
     RocksDB keeps them in deadline order and 10 M timers cost disk, not memory (Kafka Streams'
@@ -343,8 +347,10 @@ class TimerService:
 
     def register(self, key: str, deadline_ms: int) -> None:
         tkey = self._key(key, deadline_ms)
+        known = self.store.unwritten_value(tkey)  # registered again before a checkpoint: in the heap
         self.store.put(tkey, 1)
-        heapq.heappush(self._added, tkey)
+        if not known:
+            heapq.heappush(self._added, tkey)
         if len(self._added) > 2 * self._pruned_at + 1024:  # amortized: memory follows the unwritten
             unwritten = self.store.unwritten_value
             self._added = [k for k in self._added if unwritten(k)]
@@ -363,25 +369,29 @@ class TimerService:
         if self.store.may_hold(tkey):
             self._removed.add(tkey)
 
-    def _scan(self, through: str = "") -> Iterator[tuple[str, Any]]:
-        """The timers in key (deadline) order, up to `through` and at least one beyond it. The added
-        timers up to `through` leave the heap: the caller fires them."""
+    def _scan(self, before: int = 0) -> Iterator[tuple[str, int]]:
+        """(key, deadline) of the timers in deadline order (ties in key order): those due before
+        `before`, then the next. The added ones due before it leave the heap: the caller fires
+        them. A key under the prefix that is no timer (a detector's key for an id that happens to
+        start like the prefix) is passed over: data must not stop the clock."""
+        bound, at = f"{self.prefix}{before:016x}", len(self.prefix)
         unwritten, added = self.store.unwritten_value, self._added
         removed = self._removed = {k for k in self._removed if self.store.unwritten(k)}
         among = {*removed}
-        while added and (added[0] <= through or not unwritten(added[0])):
+        while added and (added[0] < bound or not unwritten(added[0])):
             tkey = heapq.heappop(added)
             if unwritten(tkey):
                 among.add(tkey)
         if added:
-            among.add(added[0])  # the first beyond: the next deadline
-        return self.store.items(prefix=self.prefix, among=among)
+            among.add(added[0])  # the first after: the next deadline
+        for tkey, _ in self.store.items(prefix=self.prefix, among=among):
+            if _TIMER.match(tkey, at):
+                yield tkey[at + 17 :], int(tkey[at : at + 16], 16)
 
     def next_deadline(self) -> int | None:
         if not self._known:
             first = next(self._scan(), None)
-            at = len(self.prefix)
-            self._next, self._known = (None if first is None else int(first[0][at : at + 16], 16)), True
+            self._next, self._known = (None if first is None else first[1]), True
         return self._next
 
     def due(self, watermark_ms: int) -> list[tuple[str, int]]:
@@ -392,13 +402,11 @@ class TimerService:
             return []
         fired: list[tuple[str, int]] = []
         self._next = None
-        at = len(self.prefix)
-        for tkey, _ in self._scan(f"{self.prefix}{watermark_ms:016x}:\U0010ffff"):
-            deadline = int(tkey[at : at + 16], 16)
+        for key, deadline in self._scan(watermark_ms + 1):
             if deadline > watermark_ms:
                 self._next = deadline
                 break
-            fired.append((tkey[at + 17 :], deadline))
+            fired.append((key, deadline))
         for key, deadline in fired:
             self._delete(self._key(key, deadline))
         return fired

@@ -215,6 +215,31 @@ def test_timers_match_a_sorted_set_across_checkpoints_beside_other_keys(store: K
         assert timers.next_deadline() == min(model, default=(None,))[0]
 
 
+def test_any_key_text_and_a_data_key_under_the_prefix_leave_the_timers_in_order(store: KeyedStore) -> None:
+    """Timer keys are ids from the input: one whose text sorts after every character still fires at
+    its deadline without hiding the next timer; a detector's key that starts like the timers'
+    prefix (a record id "t:…") is passed over, before and after a checkpoint."""
+    timers = TimerService(store)
+    store.put("t:not-a-timer", {"gone": 1})
+    for key, deadline in [("\U0010ffffb", T0), ("\U0010ffffa", T0), ("C1", T0 + 10)]:
+        timers.register(key, deadline)
+    assert timers.due(T0) == [("\U0010ffffa", T0), ("\U0010ffffb", T0)]
+    assert timers.next_deadline() == T0 + 10
+    timers.register("C2", T0 + 20)
+    store.changes()
+    assert timers.due(T0 + 20) == [("C1", T0 + 10), ("C2", T0 + 20)]
+    assert timers.next_deadline() is None and store.get("t:not-a-timer") == {"gone": 1}
+
+
+def test_a_timer_registered_again_and_again_is_held_once(store: KeyedStore) -> None:
+    """Until a checkpoint a timer's key is held in memory: once, however often it is registered (a
+    detector re-arms its far deadline on every event of the key)."""
+    timers = TimerService(store)
+    for _ in range(5000):
+        timers.register("C1", T0 + 10**9)
+    assert len(timers._added) == 1 and timers.due(T0 + 10**9) == [("C1", T0 + 10**9)]
+
+
 def test_a_timer_scan_costs_the_timers_changed_not_the_stores_other_changes(tmp_path: Path) -> None:
     """A replay checkpoints rarely and a live burst changes 100 000 keys between two checkpoints:
     `due` must not look through all of them. The same 200 firings beside 30 000 changed keys that
