@@ -264,6 +264,8 @@ class RetentionOverrunDetector:
                 yield from self._without_consent(ev, customer, rec, ctx)
         elif stage in GONE_STAGES and rec is not None:
             before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
+            if rec.gone != before:
+                rec.gone_stage = stage
             ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
             if rec.gone != before:
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
@@ -610,7 +612,12 @@ class RetentionOverrunDetector:
         due = min(past) if past else None
         after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
         for rule, since, offending, what in (
-            (Rule.used_after_deletion, rec.gone, after_gone, f"deleted {self._day(rec.gone)}"),
+            (
+                Rule.used_after_deletion,
+                rec.gone,
+                after_gone,
+                f"{GONE_STAGES.get(rec.gone_stage, 'removed')} {self._day(rec.gone)}",
+            ),
             (Rule.used_after_deadline, due, after_due, f"past its deadline {self._last_day(due or 1)}"),
         ):
             first = rule not in rec.fired

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-GONE_STAGES = frozenset({"delete", "anonymize", "destroy"})
+# the stages a record leaves by, and how an alert says it
+GONE_STAGES = {"delete": "deleted", "anonymize": "anonymized", "destroy": "destroyed"}
 
 
 class Record:
@@ -30,6 +31,7 @@ class Record:
         "last",
         "first_id",
         "request_id",
+        "gone_stage",
     )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
@@ -37,6 +39,7 @@ class Record:
         self.last = 0  # latest collection (a store is not one); 0: only stored
         self.categories: list[str] = []  # category ids (classification.yaml), sorted
         self.gone = 0  # earliest delete / anonymize / destroy time; 0: still held
+        self.gone_stage = ""  # that event's stage
         self.requested = 0  # earliest deletion request time; 0: none
         self.fired: dict[str, int] = {}
         # the events a deadline alert points the analyst to: the first collection, the earliest request
@@ -55,6 +58,7 @@ class Record:
             self.last,
             self.first_id,
             self.request_id,
+            self.gone_stage,
         ]
 
     @classmethod
@@ -64,6 +68,7 @@ class Record:
         (rec.gone, rec.requested, rec.fired) = row[5:8]
         rec.last = row[8] if len(row) > 8 else 0  # stored before lifemon tracked collections after an end
         rec.first_id, rec.request_id = row[9:11] if len(row) > 10 else ("", "")  # stored before evidence ids
+        rec.gone_stage = row[11] if len(row) > 11 else ""  # stored before alerts named the stage
         return rec
 
     def gone_by(self, ts: int) -> bool:

@@ -101,7 +101,7 @@ def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts
     anonymized = [collect(day=-5), lc("anonymize", day=-4)]
     assert run([*anonymized, report(day=-3), tick(0)], kinds=both) == []
     (named,) = run([*anonymized, read(day=-3), tick(0)], kinds=both)
-    assert named.rule_id == "LM-RO-001.used_after_deletion"
+    assert named.rule_id == "LM-RO-001.used_after_deletion" and "anonymized 2025-12-28" in named.summary
     (a,) = run([*anonymized, report(day=-3), lc("delete", day=-2), report(day=-1, actor="e2"), tick(0)])
     assert (a.counts, a.actor_id, a.window_start) == ({"uses": 1}, "e2", T0 - 2 * DAY)
     assert "record R1 on crm, deleted 2025-12-30" in a.summary
