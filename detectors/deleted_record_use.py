@@ -6,16 +6,17 @@ A report download, a batch extract or a file sent to a processor often logs the 
 retention_overrun, keyed by customer, never sees such a use. This detector is keyed by record
 instead: lifecycle events on their own topic (keyed by `record_id`), accesses and transfers
 re-keyed by their `record_ids`, so a record's removal and every use that names it meet in one task.
-A use that names the customer the removal names is left to retention_overrun, which judges it with
-the customer's whole lifecycle (deadlines too): the two never alert on the same use.
+A use that names the customer the record's removal or anonymization names is left to
+retention_overrun, which judges it with the customer's whole lifecycle (deadlines too): the two
+never alert on the same use.
 
 One rule, `used_after_deletion` (seed 002 §六.6(1): deletion leaves the data 不可被检索和访问;
 seed 004 定义(11)): a successful access or a transfer, dated after the record's earliest delete or
 destroy event. A refused access read nothing. An anonymized record is no longer personal financial
 information (seed 004 定义(1): 不包括匿名化处理后的信息), and the bank analyses anonymized data as its
-privacy policy says it will (seed 004 隐私政策 (二)5): a use that names it and no customer is that
-analysis. One that names the customer links it to a person again (seed 002 §五(6): 不被混用), which
-is retention_overrun's `used_after_deletion`, which counts anonymization as a removal.
+privacy policy says it will (seed 004 隐私政策 (二)5): a use after its anonymization that names no
+customer is that analysis. One that names a customer links the anonymized data to a person (seed
+002 §五(6): 去标识化、匿名化后的信息与个人金融信息不被混用), and is judged like a use after deletion.
 
 One alert per record, whatever order its uses and removals arrive in: its id hashes the record, not
 the removal's time (`Finding.anchor`), since an earlier removal reported late moves that time
@@ -36,13 +37,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Context, Finding, Store
 from detectors.offscope_marketing import RuleSpec
+from detectors.retention_records import GONE_STAGES
 from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import Outcome
 
 DAY_MS = 86_400_000
 RULE = "used_after_deletion"
-REMOVED = {"delete": "deleted", "destroy": "destroyed"}  # the removals a use comes after (not anonymize)
 # a use: [ts, event_id, stream, reader or recipient, system it came from, class, customers named,
 # counted (1: a use after the removal, in the alert)]
 TS, EVENT, STREAM, WHO, VIA, CLASS, NAMED, COUNTED = range(8)
@@ -67,39 +68,43 @@ class DeletedRecordUseParams(BaseModel):
 
 
 class Kept:
-    """One record: its earliest removal (0: none known) with its stage, system and customer (a
-    pseudonym); the removal events known; the uses counted against it; the deadline of its
-    waiting timer (0: none); its latest uses, by time."""
+    """One record: its earliest removal (0: none known) with its stage and system; its earliest
+    anonymization (0: none); its customer (a pseudonym) as the earliest removal or anonymization
+    naming one names it, and that event's time; the removal and anonymization events known; the
+    uses counted against it; the deadline of its waiting timer (0: none); its latest uses, by time."""
 
-    __slots__ = ("gone", "stage", "system", "subject", "removals", "counted", "wait", "uses")
+    __slots__ = ("gone", "stage", "system", "subject", "removals", "counted", "wait", "uses", "anon", "named")
 
     def __init__(self) -> None:
         self.gone, self.stage, self.system, self.subject = 0, "", "", ""
         self.removals: list[str] = []
-        self.counted = self.wait = 0
+        self.counted = self.wait = self.anon = self.named = 0
         self.uses: list[list[Any]] = []
 
     def to_json(self) -> list[Any]:
-        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses]  # fmt: skip
+        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named]  # fmt: skip
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Kept:
         kept = cls.__new__(cls)
-        (
-            kept.gone,
-            kept.stage,
-            kept.system,
-            kept.subject,
-            kept.removals,
-            kept.counted,
-            kept.wait,
-            kept.uses,
-        ) = row
+        (kept.gone, kept.stage, kept.system, kept.subject, kept.removals) = row[:5]
+        (kept.counted, kept.wait, kept.uses) = row[5:8]
+        kept.anon, kept.named = row[8:10] if len(row) > 9 else (0, 0)
+        if len(row) < 10:  # kept by a lifemon that counted an anonymization as a removal
+            kept.named = kept.gone if kept.subject else 0
+            if kept.stage == "anonymize":
+                kept.anon, kept.gone, kept.stage = kept.gone, 0, ""
         return kept
 
-    def after_removal(self, use: list[Any]) -> bool:
-        """Dated after the removal, and not one retention_overrun judges (it names the customer)."""
-        return 0 < self.gone < use[TS] and self.subject not in use[NAMED]
+    def since(self) -> int:
+        """When the record left its identifiable form: its earliest removal or anonymization."""
+        return min((t for t in (self.gone, self.anon) if t), default=0)
+
+    def offends(self, use: list[Any]) -> bool:
+        """After the removal, or after the anonymization and naming a customer; and not one
+        retention_overrun judges (naming the customer, after an event that names it)."""
+        after = 0 < self.gone < use[TS] or (0 < self.anon < use[TS] and bool(use[NAMED]))
+        return after and not (0 < self.named < use[TS] and self.subject in use[NAMED])
 
     def waiting(self) -> list[list[Any]]:
         """Uses not counted: an earlier removal reported late may still make them count."""
@@ -127,7 +132,7 @@ class DeletedRecordUseDetector:
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         if stream == "lifecycle":
             for ev in events:
-                if ev.stage.value in REMOVED:
+                if ev.stage.value in GONE_STAGES:
                     yield from self._removed(ev, ctx)
             return
         for ev in events:
@@ -140,10 +145,16 @@ class DeletedRecordUseDetector:
         if ev.event_id in kept.removals:
             return
         kept.removals.append(ev.event_id)
-        if not kept.gone or ev.ts < kept.gone:  # the earliest removal is the one a use is judged by
+        first = kept.since()
+        if ev.subject_id and (not kept.named or ev.ts < kept.named):
+            kept.subject, kept.named = ev.subject_id, ev.ts
+        if ev.stage.value == "anonymize":
+            kept.anon = min(kept.anon or ev.ts, ev.ts)
+            kept.system = kept.system or ev.system
+        elif not kept.gone or ev.ts < kept.gone:  # the earliest removal is the one a use is judged by
             kept.gone, kept.stage, kept.system = ev.ts, ev.stage.value, ev.system
-            kept.subject = ev.subject_id or ""
-            ctx.timers.register(ev.record_id, ev.ts + self.forget_ms)  # then the record is forgotten
+        if kept.since() != first:
+            ctx.timers.register(ev.record_id, kept.since() + self.forget_ms)  # then it is forgotten
         self.store.touch(ev.record_id)
         yield from self._judge(ev.record_id, kept, ctx.catalog, news=1)
 
@@ -177,7 +188,7 @@ class DeletedRecordUseDetector:
         """Seed 002 §六.6(1): each new use after the removal, or a new removal, revises the record's
         one alert (`news`: the facts this event added besides the uses it makes count)."""
         for u in kept.uses:
-            if not u[COUNTED] and kept.after_removal(u):
+            if not u[COUNTED] and kept.offends(u):
                 u[COUNTED] = 1
                 kept.counted += 1
                 news += 1
@@ -187,19 +198,24 @@ class DeletedRecordUseDetector:
         last = offending[-1]
         spec = self.p.rules[RULE]
         verb = f"read by {last[WHO]} on" if last[STREAM] == "access" else f"sent to {last[WHO]} from"
+        left = ", ".join(
+            f"{GONE_STAGES[stage]} {catalog.policy.local_date(t)}"
+            for t, stage in sorted([(kept.anon, "anonymize"), (kept.gone, kept.stage)])
+            if t
+        )
+        named = f"{len(last[NAMED])} customer(s)" if last[NAMED] else "no customer"
         yield Finding(
             detector=self.kind,
             rule_id=f"{self.section.rule_id}.{RULE}",
             key=rid,
             anchor=0,  # one alert per record: its removal's time may move back
-            window_start=kept.gone,
+            window_start=kept.since(),
             window_end=last[TS],
             severity=spec.severity,
             revision=n + len(kept.removals) - 1,
             closed=False,
-            summary=f"record {rid} on {kept.system}, {REMOVED[kept.stage]} {catalog.policy.local_date(kept.gone)}, "
-            f"{verb} {last[VIA]} ({last[STREAM]} {last[EVENT]}, naming the record and not its customer); "
-            f"{n} use(s) so far",
+            summary=f"record {rid} on {kept.system}, {left}, {verb} {last[VIA]} ({last[STREAM]} "
+            f"{last[EVENT]}, naming the record and {named}); {n} use(s) so far",
             jr_class=max((u[CLASS] for u in offending), key=lambda c: CLASS_RANK[JrClass(c)]),
             actor_id=last[WHO],
             subject_count=1 if kept.subject else 0,
@@ -216,19 +232,19 @@ class DeletedRecordUseDetector:
 
     # -- timers -----------------------------------------------------------------------------------
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        """Forget what can no longer decide anything: a record removed `forget_deleted_days` ago,
-        and uses whose wait for a late removal is over."""
+        """Forget what can no longer decide anything: a record removed or anonymized
+        `forget_deleted_days` ago, and uses whose wait for a late removal is over."""
         kept = self.store.get(key)
         if kept is None:
             return ()
-        wm = ctx.watermark
-        if kept.gone and kept.gone + self.forget_ms <= wm:
+        wm, since = ctx.watermark, kept.since()
+        if since and since + self.forget_ms <= wm:
             self.store.delete(key)
             return ()
         if deadline_ms >= kept.wait:
             kept.wait = 0
         kept.uses = [u for u in kept.uses if u[COUNTED] or u[TS] + self.late_ms > wm]
-        if not (kept.gone or kept.uses):
+        if not (since or kept.uses):
             self.store.delete(key)
             return ()
         self.store.touch(key)

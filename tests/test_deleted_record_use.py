@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from conftest import T0, fed
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
@@ -103,8 +104,46 @@ def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts
     (named,) = run([*anonymized, read(day=-3), tick(0)], kinds=both)
     assert named.rule_id == "LM-RO-001.used_after_deletion" and "anonymized 2025-12-28" in named.summary
     (a,) = run([*anonymized, report(day=-3), lc("delete", day=-2), report(day=-1, actor="e2"), tick(0)])
-    assert (a.counts, a.actor_id, a.window_start) == ({"uses": 1}, "e2", T0 - 2 * DAY)
-    assert "record R1 on crm, deleted 2025-12-30" in a.summary
+    assert (a.counts, a.actor_id, a.window_start) == ({"uses": 1}, "e2", T0 - 4 * DAY)
+    assert "record R1 on crm, anonymized 2025-12-28, deleted 2025-12-30, read by e2" in a.summary
+    assert "naming the record and no customer); 1 use(s)" in a.summary
+
+
+def test_an_anonymized_record_read_with_a_customer_named_is_judged_by_exactly_one_detector(run) -> None:
+    """Seed 002 §五(6): anonymized data is not mixed with PFI. A read naming another customer beside
+    the anonymized record, or naming any customer when the anonymization names none, is judged
+    here (retention_overrun cannot: it knows the record only under the customer an event names).
+    An anonymization naming the customer and a deletion naming none: a read naming the customer is
+    retention_overrun's alone."""
+    both = ("deleted_record_use", "retention_overrun")
+    other = read(day=-3).model_copy(update={"subject_ids": ["C7"], "event_id": "other"})
+    unnamed = lc("anonymize", subject=None, day=-4)
+    for steps in (
+        [collect(day=-5), lc("anonymize", day=-4), other],
+        [collect(day=-5), unnamed, read(day=-3).model_copy(update={"subject_ids": ["C1"]})],
+    ):
+        (a,) = run([*steps, tick(0)], kinds=both)
+        assert (
+            a.rule_id == "LM-RO-002.used_after_deletion"
+            and "naming the record and 1 customer(s)" in a.summary
+        )
+    steps = [collect(day=-5), lc("anonymize", day=-4), lc("delete", subject=None, day=-3), read(day=-2)]
+    assert [a.rule_id for a in run([*steps, tick(0)], kinds=both)] == ["LM-RO-001.used_after_deletion"]
+
+
+def test_a_record_an_earlier_lifemon_kept_as_anonymized_is_judged_by_this_one(specs, catalog, run) -> None:
+    """State of an earlier lifemon counted an anonymization as the record's removal: restored, a
+    report naming the record alone is the analysis it is, and one naming a customer still fires."""
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    run([lc("anonymize", day=-4)], engine=e)
+    keys = e.tasks[(0, "deleted_record_use")].keys
+    kept = keys.get("R1")
+    row = [kept.anon, "anonymize", *kept.to_json()[2:8]]  # its eight items, the removal an anonymization
+    restored = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    restored.restore(0, [(b"deleted_record_use\x1fR1", orjson.dumps(row))])
+    assert run([report(day=-3), tick(0)], engine=restored) == []
+    (a,) = run([report(day=-2).model_copy(update={"subject_ids": ["C7"]}), tick(0.5)], engine=restored)
+    assert a.window_start == T0 - 4 * DAY and "anonymized 2025-12-28, read by" in a.summary
 
 
 def test_a_deletion_that_arrives_after_the_report_still_decides_it(run, specs, catalog) -> None:
