@@ -252,6 +252,8 @@ class RetentionOverrunDetector:
             yield from self._destruction_record(ev, customer, catalog)
         held = self.store.setdefault(customer, Customer)
         rec = held.records.get(ev.record_id)
+        for moved in held.records.values() if stage in CLOCKS else [rec] if rec is not None else []:
+            self._pin_anchors(held, moved, catalog)
         if rec is None and stage not in CLOCKS:
             rec = held.records[ev.record_id] = Record(ev.ts, ev.system, purpose=ev.purpose)
         if stage in COLLECTED and rec is not None:
@@ -604,12 +606,7 @@ class RetentionOverrunDetector:
             return  # not (yet) a record this customer's lifecycle shows
         uses = held.uses[rid]
         after_gone = [u for u in uses if rec.gone and u[0] > rec.gone]
-        past = [dl for _, _, dl in self.deadlines(held, rec, catalog)]
-        if rec.requested:  # a deletion request's 15 days are a deadline too (seed 004 §五.(四))
-            requested = catalog.policy.deletion_due(rec.requested)
-            if not self._kept_by_law(held, rec, catalog, requested):
-                past.append(requested)
-        due = min(past) if past else None
+        due = self._due(held, rec, catalog)
         after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
         for rule, since, offending, what in (
             (
@@ -640,6 +637,38 @@ class RetentionOverrunDetector:
                 counts={"uses": n},
                 anchor=_anchor(rec, rule, since or 0, first),
             )
+
+    def _due(self, held: Customer, rec: Record, catalog: Catalog) -> int | None:
+        """The earliest deadline the record's uses are judged against: a retention rule's, or its
+        deletion request's 15 days (seed 004 §五.(四)) unless a statutory minimum keeps it then."""
+        past = [dl for _, _, dl in self.deadlines(held, rec, catalog)]
+        if rec.requested:
+            requested = catalog.policy.deletion_due(rec.requested)
+            if not self._kept_by_law(held, rec, catalog, requested):
+                past.append(requested)
+        return min(past) if past else None
+
+    def _pin_anchors(self, held: Customer, rec: Record, catalog: Catalog) -> None:
+        """An alert an earlier lifemon raised hashed its start, which `_anchor` keeps from its next
+        revision on: pinned here first, before the lifecycle event at hand moves that start (an
+        earlier removal, collection or request; a new clock)."""
+        fired = rec.fired
+        legacy = [
+            t for t in fired if t.startswith(REVISED) and not t.endswith(ANCHOR) and t + ANCHOR not in fired
+        ]
+        if not legacy:
+            return
+        starts: dict[str, int | None] = {
+            Rule.deletion_request_overdue: rec.requested,
+            Rule.used_after_deletion: rec.gone,
+            Rule.used_after_deadline: self._due(held, rec, catalog),
+        }
+        starts |= {
+            f"{Rule.retention_expired}:{d.name}": start for d, start, _ in self.deadlines(held, rec, catalog)
+        }
+        for tag in legacy:
+            if tag in starts:
+                fired[tag + ANCHOR] = starts[tag] or 0
 
     def _date(self, ts: int) -> date:
         """The bank's calendar day of `ts`: what a compliance officer in Beijing dates it."""
@@ -709,6 +738,13 @@ class RetentionOverrunDetector:
 
 
 ANCHOR = "@"  # `Record.fired[f"{tag}@"]`: what the alert id of a rule (or rule:deadline) hashes
+# the rules whose alerts are revised, so an alert an earlier lifemon raised needs its anchor pinned
+REVISED = (
+    Rule.retention_expired,
+    Rule.deletion_request_overdue,
+    Rule.used_after_deletion,
+    Rule.used_after_deadline,
+)
 
 
 def _anchor(rec: Record, tag: str, start: int, first: bool) -> int:

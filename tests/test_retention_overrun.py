@@ -187,20 +187,43 @@ def test_an_earlier_deletion_request_reported_after_the_overdue_alert_closes_the
     assert (a.window_start, b.window_start) == (T0 - 20 * DAY, T0 - 25 * DAY)
 
 
-def test_an_overrun_raised_before_anchors_closes_under_its_id(run, spec, catalog) -> None:
-    """State of an earlier lifemon, whose overrun alert hashed its clock's start: its closing
-    revision keeps that id."""
+LEGACY_CASES = {  # rule: (events before the upgrade, events after, the alert's key)
+    "retention_expired": (
+        [collect(day=-40, **LOCATION), tick(0)],
+        [collect(day=-45, **LOCATION), lc("delete", day=0.5), tick(1)],  # its clock moves back
+        "R1:location_trace",
+    ),
+    "deletion_request_overdue": (
+        [collect(day=-40), lc("deletion_requested", day=-20), tick(0)],
+        [lc("deletion_requested", day=-25), lc("delete", day=0.5), tick(1)],  # an earlier request
+        "R1",
+    ),
+    "used_after_deletion": (
+        [collect(day=-3), lc("delete", day=-1.5), read(day=-1)],
+        [lc("anonymize", day=-2), read(day=-0.5, actor="e2"), tick(0)],  # an earlier removal first
+        "R1",
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", LEGACY_CASES)
+def test_an_alert_raised_before_anchors_keeps_its_id_when_its_start_moves(run, spec, catalog, rule) -> None:
+    """State of an earlier lifemon, whose alert hashed its start: an event that moves the start
+    (an earlier collection, request or removal) comes before the alert's next revision, which
+    still lands on the alert the earlier lifemon opened."""
+    before, after, key = LEGACY_CASES[rule]
     first = Engine([spec], catalog, pseudonymize=pz)
-    (a,) = run([collect(day=-40, **LOCATION), tick(0)], engine=first)["retention_expired"]
+    (a,) = run(before, engine=first)[rule]
     held = first.tasks[(0, spec.kind)].keys.get(pz("C1"))
-    del held.records["R1"].fired["retention_expired:location_trace@"]
+    fired = held.records["R1"].fired
+    for anchor in [k for k in fired if k.endswith("@")]:
+        del fired[anchor]
     first.tasks[(0, spec.kind)].keys.touch(pz("C1"))
     restored = Engine([spec], catalog, pseudonymize=pz)
     restored.restore(0, first.changes(0))
-    (b,) = run([lc("delete", day=0.5), tick(1)], engine=restored)["retention_expired"]
-    key = "R1:location_trace"
+    (b,) = run(after, engine=restored)[rule]
     earlier_id = Finding(spec.kind, a.rule_id, key, a.window_start, 0, a.severity, 1, False, "", "").alert_id
-    assert (b.alert_id, b.status.value) == (earlier_id, "closed") and earlier_id != a.alert_id
+    assert b.alert_id == earlier_id != a.alert_id and b.window_start != a.window_start
 
 
 def test_a_record_inside_its_retention_at_the_end_of_the_input_does_not_fire(run, spec, catalog) -> None:
