@@ -70,16 +70,19 @@ class DeletedRecordUseParams(BaseModel):
 class Kept:
     """One record: its earliest removal (0: none known) with its stage and system; its earliest
     anonymization (0: none); its customer (a pseudonym) as the earliest removal or anonymization
-    naming one names it, and that event's time; the removal and anonymization events known; the
-    uses counted against it; the deadline of its waiting timer (0: none); its latest uses, by time."""
+    naming one names it; the removal and anonymization events known; the uses counted against it;
+    the deadline of its waiting timer (0: none); its latest uses, by time; and each customer a
+    removal or anonymization names, with the earliest such event's time: from then on
+    retention_overrun holds the record under that customer and judges the uses naming it."""
 
     __slots__ = ("gone", "stage", "system", "subject", "removals", "counted", "wait", "uses", "anon", "named")
 
     def __init__(self) -> None:
         self.gone, self.stage, self.system, self.subject = 0, "", "", ""
         self.removals: list[str] = []
-        self.counted = self.wait = self.anon = self.named = 0
+        self.counted = self.wait = self.anon = 0
         self.uses: list[list[Any]] = []
+        self.named: dict[str, int] = {}
 
     def to_json(self) -> list[Any]:
         return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named]  # fmt: skip
@@ -89,10 +92,10 @@ class Kept:
         kept = cls.__new__(cls)
         (kept.gone, kept.stage, kept.system, kept.subject, kept.removals) = row[:5]
         (kept.counted, kept.wait, kept.uses) = row[5:8]
-        kept.anon, kept.named = row[8:10] if len(row) > 9 else (0, 0)
+        kept.anon, kept.named = row[8:10] if len(row) > 9 else (0, {})
         if len(row) < 10:  # kept by a lifemon that counted an anonymization as a removal
-            kept.named = kept.gone if kept.subject else 0
-            if kept.stage == "anonymize":
+            kept.named = {kept.subject: kept.gone} if kept.subject else {}
+            if kept.stage == "anonymize" and len(kept.removals) == 1:  # else a later delete's time is lost
                 kept.anon, kept.gone, kept.stage = kept.gone, 0, ""
         return kept
 
@@ -100,11 +103,15 @@ class Kept:
         """When the record left its identifiable form: its earliest removal or anonymization."""
         return min((t for t in (self.gone, self.anon) if t), default=0)
 
+    def latest(self) -> int:
+        """Its latest removal or anonymization known, which it is remembered from."""
+        return max(self.gone, self.anon)
+
     def offends(self, use: list[Any]) -> bool:
         """After the removal, or after the anonymization and naming a customer; and not one
         retention_overrun judges (naming the customer, after an event that names it)."""
         after = 0 < self.gone < use[TS] or (0 < self.anon < use[TS] and bool(use[NAMED]))
-        return after and not (0 < self.named < use[TS] and self.subject in use[NAMED])
+        return after and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
 
     def waiting(self) -> list[list[Any]]:
         """Uses not counted: an earlier removal reported late may still make them count."""
@@ -145,16 +152,17 @@ class DeletedRecordUseDetector:
         if ev.event_id in kept.removals:
             return
         kept.removals.append(ev.event_id)
-        first = kept.since()
-        if ev.subject_id and (not kept.named or ev.ts < kept.named):
-            kept.subject, kept.named = ev.subject_id, ev.ts
+        latest = kept.latest()
+        if ev.subject_id:
+            kept.named[ev.subject_id] = min(kept.named.get(ev.subject_id, ev.ts), ev.ts)
+            kept.subject = min(kept.named, key=kept.named.__getitem__)
         if ev.stage.value == "anonymize":
             kept.anon = min(kept.anon or ev.ts, ev.ts)
             kept.system = kept.system or ev.system
         elif not kept.gone or ev.ts < kept.gone:  # the earliest removal is the one a use is judged by
             kept.gone, kept.stage, kept.system = ev.ts, ev.stage.value, ev.system
-        if kept.since() != first:
-            ctx.timers.register(ev.record_id, kept.since() + self.forget_ms)  # then it is forgotten
+        if kept.latest() != latest:
+            ctx.timers.register(ev.record_id, kept.latest() + self.forget_ms)  # then it is forgotten
         self.store.touch(ev.record_id)
         yield from self._judge(ev.record_id, kept, ctx.catalog, news=1)
 
@@ -232,19 +240,19 @@ class DeletedRecordUseDetector:
 
     # -- timers -----------------------------------------------------------------------------------
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        """Forget what can no longer decide anything: a record removed or anonymized
+        """Forget what can no longer decide anything: a record last removed or anonymized
         `forget_deleted_days` ago, and uses whose wait for a late removal is over."""
         kept = self.store.get(key)
         if kept is None:
             return ()
-        wm, since = ctx.watermark, kept.since()
-        if since and since + self.forget_ms <= wm:
+        wm, latest = ctx.watermark, kept.latest()
+        if latest and latest + self.forget_ms <= wm:
             self.store.delete(key)
             return ()
         if deadline_ms >= kept.wait:
             kept.wait = 0
         kept.uses = [u for u in kept.uses if u[COUNTED] or u[TS] + self.late_ms > wm]
-        if not (since or kept.uses):
+        if not (latest or kept.uses):
             self.store.delete(key)
             return ()
         self.store.touch(key)

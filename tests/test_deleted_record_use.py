@@ -129,6 +129,16 @@ def test_an_anonymized_record_read_with_a_customer_named_is_judged_by_exactly_on
         )
     steps = [collect(day=-5), lc("anonymize", day=-4), lc("delete", subject=None, day=-3), read(day=-2)]
     assert [a.rule_id for a in run([*steps, tick(0)], kinds=both)] == ["LM-RO-001.used_after_deletion"]
+    # removals naming two customers: a use naming the second is retention_overrun's, under that one
+    steps = [lc("delete", day=-4), lc("anonymize", subject="C2", day=-2), read(subject="C2", day=-1)]
+    assert [a.rule_id for a in run([*steps, tick(0)], kinds=both)] == ["LM-RO-001.used_after_deletion"]
+
+
+def test_a_record_is_remembered_from_its_latest_removal(run) -> None:
+    """Anonymized 450 days ago, deleted 100 days ago: a report of it yesterday fires, event by event
+    as in one batch (remembered `forget_deleted_days` from the deletion, not the anonymization)."""
+    steps = [lc("anonymize", subject=None, day=-450), lc("delete", subject=None, day=-100), tick(-40), tick(-20), report(day=-1), tick(0)]  # fmt: skip
+    assert [len(run(steps, batch=b)) for b in (1, 10_000)] == [1, 1]
 
 
 def test_a_record_an_earlier_lifemon_kept_as_anonymized_is_judged_by_this_one(specs, catalog, run) -> None:
