@@ -266,10 +266,9 @@ class RetentionOverrunDetector:
                 yield from self._without_consent(ev, customer, rec, ctx)
         elif stage in GONE_STAGES and rec is not None:
             before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
-            if rec.gone != before:
-                rec.gone_stage = stage
             ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
             if rec.gone != before:
+                rec.gone_stage = stage
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
                 yield from self._premature(customer, held, ev.record_id, rec, catalog)
         elif stage == "deletion_requested" and rec is not None:
