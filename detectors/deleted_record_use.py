@@ -75,10 +75,10 @@ class Kept:
     removal or anonymization names, with the earliest such event's time: from then on
     retention_overrun holds the record under that customer and judges the uses naming it."""
 
-    __slots__ = ("gone", "stage", "system", "subject", "removals", "counted", "wait", "uses", "anon", "named")
+    __slots__ = ("gone", "stage", "system", "removals", "counted", "wait", "uses", "anon", "named")
 
     def __init__(self) -> None:
-        self.gone, self.stage, self.system, self.subject = 0, "", "", ""
+        self.gone, self.stage, self.system = 0, "", ""
         self.removals: list[str] = []
         self.counted = self.wait = self.anon = 0
         self.uses: list[list[Any]] = []
@@ -90,14 +90,20 @@ class Kept:
     @classmethod
     def from_json(cls, row: list[Any]) -> Kept:
         kept = cls.__new__(cls)
-        (kept.gone, kept.stage, kept.system, kept.subject, kept.removals) = row[:5]
+        (kept.gone, kept.stage, kept.system, subject, kept.removals) = row[:5]
         (kept.counted, kept.wait, kept.uses) = row[5:8]
         kept.anon, kept.named = row[8:10] if len(row) > 9 else (0, {})
         if len(row) < 10:  # kept by a lifemon that counted an anonymization as a removal
-            kept.named = {kept.subject: kept.gone} if kept.subject else {}
+            kept.named = {subject: kept.gone} if subject else {}
             if kept.stage == "anonymize" and len(kept.removals) == 1:  # else a later delete's time is lost
                 kept.anon, kept.gone, kept.stage = kept.gone, 0, ""
         return kept
+
+    @property
+    def subject(self) -> str:
+        """The record's customer: the one its earliest removal or anonymization naming one names
+        (kept in the row's fourth place, where an earlier lifemon reads it)."""
+        return min(self.named, key=self.named.__getitem__, default="")
 
     def since(self) -> int:
         """When the record left its identifiable form: its earliest removal or anonymization."""
@@ -155,7 +161,6 @@ class DeletedRecordUseDetector:
         latest = kept.latest()
         if ev.subject_id:
             kept.named[ev.subject_id] = min(kept.named.get(ev.subject_id, ev.ts), ev.ts)
-            kept.subject = min(kept.named, key=kept.named.__getitem__)
         if ev.stage.value == "anonymize":
             kept.anon = min(kept.anon or ev.ts, ev.ts)
             kept.system = kept.system or ev.system
