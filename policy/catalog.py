@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from functools import cached_property, lru_cache
+from itertools import filterfalse, repeat
 
 from policy.contracts import RecipientBook
 from policy.model import CLASS_RANK, JrClass, Policy
 from policy.sdk_declarations import SdkDeclarations
 
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
+RANK_CLASS = {rank: cls for cls, rank in CLASS_RANK.items()}
 
 
 class Catalog:
@@ -45,9 +47,10 @@ class Catalog:
         self.sdk = SdkDeclarations(policy.sdks, fields)
         # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class
         self.sdk_field_class = {fid: f.jr_class for fid, f in self.sdk.fields.items()}
+        # the rank of each SDK field's class: a field without one, or unknown, ranks as C1, the lowest
+        self._sdk_rank = {fid: CLASS_RANK[c] for fid, c in self.sdk_field_class.items() if c is not None}
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
         self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
-        self._sdk_profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
         """Highest class among the fields and the combinations they complete."""
@@ -100,16 +103,11 @@ class Catalog:
         if stream != "sdk":
             cls, _ = self.profile(field_ids)
             return cls, tuple(f for f in field_ids if f not in self.field_class)
-        key = tuple(field_ids)
-        found = self._sdk_profiles.get(key)
-        if found is None:
-            ranks = [CLASS_RANK[c] for f in key if (c := self.sdk_field_class.get(f)) is not None]
-            best = max(ranks, default=CLASS_RANK[UNKNOWN_FIELD_CLASS])
-            cls = next(c for c, r in CLASS_RANK.items() if r == best)
-            found = (cls, tuple(f for f in key if f not in self.sdk_field_class))
-            if len(self._sdk_profiles) < 100_000:
-                self._sdk_profiles[key] = found
-        return found
+        # an app's SDK field sets hardly repeat (18 497 sets in 24 000 observations of the generated
+        # day), so this runs per observation: each field's rank in one C pass, no cache to miss
+        floor = CLASS_RANK[UNKNOWN_FIELD_CLASS]
+        best = max(map(self._sdk_rank.get, field_ids, repeat(floor)), default=floor)
+        return RANK_CLASS[best], tuple(filterfalse(self.sdk_field_class.__contains__, field_ids))
 
     def granted(self, ids: Collection[str], field_ids: Iterable[str], named: Collection[str] = ()) -> bool:
         """Every field is named, or its class or category is among `ids`; a set that a combination

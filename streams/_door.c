@@ -387,17 +387,198 @@ error:
     return NULL;
 }
 
+/* Append (raw, decode(raw.value)) to `ok`: 0. 1 when the record is for the caller to decode (see
+ * decode_json), -1 on an error. */
+static int
+decode_one(PyObject *raw, PyObject *decode, Py_ssize_t max_bytes, PyObject *value_name, PyObject *headers_name,
+           PyObject *ok)
+{
+    PyObject *headers = PyObject_GetAttr(raw, headers_name);
+    if (headers == NULL)
+        return -1;
+    int has_headers = headers == Py_None ? 0 : PyObject_IsTrue(headers); /* -1: its __bool__ raised */
+    Py_DECREF(headers);
+    if (has_headers)
+        return has_headers < 0 ? -1 : 1;
+    PyObject *value = PyObject_GetAttr(raw, value_name);
+    if (value == NULL)
+        return -1;
+    if (!PyBytes_Check(value) || PyBytes_GET_SIZE(value) == 0 || PyBytes_GET_SIZE(value) > max_bytes
+        || PyBytes_AS_STRING(value)[0] == 0) {
+        Py_DECREF(value);
+        return 1;
+    }
+    PyObject *ev = PyObject_CallOneArg(decode, value);
+    Py_DECREF(value);
+    if (ev == NULL) {
+        PyErr_Clear(); /* the caller decodes it again and names the reason */
+        return 1;
+    }
+    PyObject *pair = PyTuple_Pack(2, raw, ev);
+    Py_DECREF(ev);
+    int rc = pair == NULL ? -1 : PyList_Append(ok, pair);
+    Py_XDECREF(pair);
+    return rc;
+}
+
+PyDoc_STRVAR(decode_json_doc,
+"decode_json(raws, decode, max_bytes)\n--\n\n"
+"([(raw, decode(raw.value))...], stop): the records decoded in order, up to the first one that is\n"
+"not a plain JSON record this call may take (no value, empty, over `max_bytes`, Avro's leading\n"
+"zero byte, any headers) or that `decode` refuses; `stop` is its index (len(raws) if none).\n"
+"The caller decodes from `stop` on record by record, and so gives each refusal its reason.");
+
+static PyObject *
+door_decode_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "decode_json(raws, decode, max_bytes) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *raws = args[0], *decode = args[1];
+    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[2]);
+    if (max_bytes == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyList_Check(raws)) {
+        PyErr_SetString(PyExc_TypeError, "decode_json: raws must be a list");
+        return NULL;
+    }
+    PyObject *value_name = PyUnicode_InternFromString("value");
+    PyObject *headers_name = PyUnicode_InternFromString("headers");
+    PyObject *ok = PyList_New(0);
+    if (value_name == NULL || headers_name == NULL || ok == NULL)
+        goto error;
+    Py_ssize_t i = 0;
+    for (; i < PyList_GET_SIZE(raws); i++) {
+        /* held, not borrowed: `decode` may be Python and change the list */
+        PyObject *raw = Py_NewRef(PyList_GET_ITEM(raws, i));
+        int stop = decode_one(raw, decode, max_bytes, value_name, headers_name, ok);
+        Py_DECREF(raw);
+        if (stop < 0)
+            goto error;
+        if (stop)
+            break;
+    }
+    Py_DECREF(value_name);
+    Py_DECREF(headers_name);
+    return Py_BuildValue("(Nn)", ok, i);
+error:
+    Py_XDECREF(value_name);
+    Py_XDECREF(headers_name);
+    Py_XDECREF(ok);
+    return NULL;
+}
+
+PyDoc_STRVAR(doubtful_times_doc,
+"doubtful_times(pairs, low, high, ahead, behind, reference)\n--\n\n"
+"The (raw, event) pairs whose event's `ts` is not certainly in time: outside [low, high), or\n"
+"(unless `reference`) without a Kafka timestamp (raw.timestamp > 0), more than `ahead` ms after\n"
+"it or `behind` ms before it. A value C cannot compare exactly (beyond 64 bits) is doubtful too:\n"
+"the caller judges every doubtful pair.");
+
+/* v as a long long in `out`; 0 when it is not an int that fits (then no error is left set). */
+static int
+exact_ll(PyObject *v, long long *out)
+{
+    if (!PyLong_Check(v))
+        return 0;
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (*out == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return !overflow;
+}
+
+/* 1 when the pair's event time is certainly in time (see doubtful_times), 0 when doubtful, -1 on an
+ * error. */
+static int
+in_time(PyObject *pair, PyObject *ts_name, PyObject *stamp_name, int bounded, long long low, long long high,
+        long long ahead, long long behind, int reference)
+{
+    const long long LIMIT = 1LL << 62;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "doubtful_times: each pair must be (raw, event)");
+        return -1;
+    }
+    long long ts, stamp;
+    PyObject *v = PyObject_GetAttr(PyTuple_GET_ITEM(pair, 1), ts_name);
+    if (v == NULL)
+        return -1;
+    int exact = exact_ll(v, &ts);
+    Py_DECREF(v);
+    if (!(bounded && exact && low <= ts && ts < high))
+        return 0;
+    if (reference)
+        return 1;
+    v = PyObject_GetAttr(PyTuple_GET_ITEM(pair, 0), stamp_name);
+    if (v == NULL)
+        return -1;
+    exact = exact_ll(v, &stamp);
+    Py_DECREF(v);
+    /* ts and stamp both inside +-2**62: their differences fit in a long long */
+    return exact && stamp > 0 && stamp < LIMIT && ts - stamp <= ahead && stamp - ts <= behind;
+}
+
+static PyObject *
+door_doubtful_times(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "doubtful_times(pairs, low, high, ahead, behind, reference) takes 6 arguments");
+        return NULL;
+    }
+    PyObject *pairs = args[0];
+    long long low, high, ahead, behind;
+    /* bounds past +-2**62 would let the differences in in_time overflow: every pair is then doubtful */
+    const long long LIMIT = 1LL << 62;
+    int bounded = exact_ll(args[1], &low) && exact_ll(args[2], &high) && exact_ll(args[3], &ahead)
+                  && exact_ll(args[4], &behind) && low > -LIMIT && high < LIMIT;
+    int reference = PyObject_IsTrue(args[5]);
+    if (reference < 0)
+        return NULL;
+    if (!PyList_Check(pairs)) {
+        PyErr_SetString(PyExc_TypeError, "doubtful_times: pairs must be a list");
+        return NULL;
+    }
+    PyObject *ts_name = PyUnicode_InternFromString("ts");
+    PyObject *stamp_name = PyUnicode_InternFromString("timestamp");
+    PyObject *doubtful = PyList_New(0);
+    if (ts_name == NULL || stamp_name == NULL || doubtful == NULL)
+        goto error;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
+        /* held, not borrowed: a `ts` or `timestamp` property (Python) may change the list */
+        PyObject *pair = Py_NewRef(PyList_GET_ITEM(pairs, i));
+        int sure = in_time(pair, ts_name, stamp_name, bounded, low, high, ahead, behind, reference);
+        int rc = sure < 0 || (!sure && PyList_Append(doubtful, pair) < 0);
+        Py_DECREF(pair);
+        if (rc)
+            goto error;
+    }
+    Py_DECREF(ts_name);
+    Py_DECREF(stamp_name);
+    return doubtful;
+error:
+    Py_XDECREF(ts_name);
+    Py_XDECREF(stamp_name);
+    Py_XDECREF(doubtful);
+    return NULL;
+}
+
 static PyMethodDef door_methods[] = {
     {"pseudonymize", (PyCFunction)(void (*)(void))door_pseudonymize, METH_FASTCALL, pseudonymize_doc},
     {"count_rollup", (PyCFunction)(void (*)(void))door_count_rollup, METH_FASTCALL, count_rollup_doc},
     {"first_deliveries", (PyCFunction)(void (*)(void))door_first_deliveries, METH_FASTCALL,
      first_deliveries_doc},
+    {"decode_json", (PyCFunction)(void (*)(void))door_decode_json, METH_FASTCALL, decode_json_doc},
+    {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef door_module = {
     PyModuleDef_HEAD_INIT, "streams._door",
-    "The engine's door in C: duplicates, pseudonyms and rollup counts of a batch (streams/engine.py).", -1,
+    "The engine's door in C: decoding, event-time checks, duplicates, pseudonyms and rollup counts of a\n"
+    "batch (streams/codecs.py, streams/engine.py).", -1,
     door_methods,
 };
 

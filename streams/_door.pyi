@@ -21,3 +21,9 @@ def count_rollup(
 def first_deliveries(
     decoded: list[tuple[Any, Any]], seen: dict[str, None], ids: list[str] | None = None
 ) -> tuple[list[tuple[Any, Any]], int]: ...
+def decode_json(
+    raws: list[Any], decode: Callable[[bytes], Any], max_bytes: int
+) -> tuple[list[tuple[Any, Any]], int]: ...
+def doubtful_times(
+    pairs: list[tuple[Any, Any]], low: int, high: int, ahead: int, behind: int, reference: bool
+) -> list[tuple[Any, Any]]: ...

@@ -38,6 +38,7 @@ from pydantic import SecretStr
 
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
 from schemas.structs import LENIENT, STRICT
+from streams import _door
 from streams.avro_decode import Reader, Unsupported, compile_reader
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -267,6 +268,12 @@ class Decoder:
         strict = self._strict[stream]
         if raws and raws[0].value and raws[0].value[0] == 0 and self._decode_avro_batch(stream, raws, out):
             raws = ()  # every record read at once
+        elif raws:
+            # plain JSON records in one C loop, up to the first record that needs a word (or is not
+            # JSON): from there on, one by one
+            raws = raws if isinstance(raws, list) else list(raws)
+            out.ok, stop = _door.decode_json(raws, strict.decode, self.max_record_bytes)
+            raws = raws[stop:]
         for raw in raws:
             v = raw.value
             if not v:
@@ -330,17 +337,8 @@ class Decoder:
         ahead, behind = self.event_time.max_ahead_ms, self.event_time.max_behind_ms
         if behind is None:
             behind = MAX_TS
-        doubtful = [
-            pair
-            for pair in out.ok
-            if not (
-                low <= (ts := pair[1].ts) < MAX_TS
-                and (
-                    reference
-                    or ((stamp := pair[0].timestamp) > 0 and ts - stamp <= ahead and stamp - ts <= behind)
-                )
-            )
-        ]  # the common case passes here, without a call per record
+        # the common case passes in C, without a call per record: whatever C cannot tell is doubtful
+        doubtful = _door.doubtful_times(out.ok, low, MAX_TS, ahead, behind, reference)
         if not doubtful:
             return
         times = sorted(ev.ts for _, ev in out.ok)

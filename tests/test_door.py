@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from native import PROPERTY, ROOT, blocks_grown, leaks, no_crash
 
@@ -75,6 +75,40 @@ def ref_first_deliveries(decoded: list, seen: dict, ids: list | None = None) -> 
             seen[key] = None
             kept.append(pair)
     return kept, duplicates
+
+
+def ref_decode_json(raws: list, decode: Any, max_bytes: int) -> tuple[list, int]:
+    ok = []
+    for i, raw in enumerate(raws):
+        v = raw.value
+        if raw.headers or not isinstance(v, bytes) or not v or len(v) > max_bytes or v[0] == 0:
+            return ok, i
+        try:
+            ok.append((raw, decode(v)))
+        except Exception:
+            return ok, i
+    return ok, len(raws)
+
+
+LIMIT = 2**62  # past it, doubtful_times doubts rather than risk an overflow
+
+
+def ref_doubtful_times(pairs: list, low: Any, high: Any, ahead: Any, behind: Any, reference: bool) -> list:
+    def exact(v: Any) -> bool:
+        return isinstance(v, int) and -(2**63) <= v < 2**63
+
+    bounded = all(map(exact, (low, high, ahead, behind))) and low > -LIMIT and high < LIMIT
+    out = []
+    for pair in pairs:
+        raw, ev = pair
+        ts = ev.ts
+        sure = bounded and exact(ts) and low <= ts < high
+        if sure and not reference:
+            stamp = raw.timestamp
+            sure = exact(stamp) and 0 < stamp < LIMIT and ts - stamp <= ahead and stamp - ts <= behind
+        if not sure:
+            out.append(pair)
+    return out
 
 
 # -- equal to the references on random input -------------------------------------------------------
@@ -183,6 +217,103 @@ def test_first_deliveries_is_the_python_loop(event_ids: list, seen: set, keyed: 
     assert run(_door.first_deliveries) == run(ref_first_deliveries)
 
 
+class Raw(msgspec.Struct):  # as streams.codecs.RawRecord: the attributes the door reads
+    value: Any
+    headers: Any = None
+    timestamp: Any = 0
+
+
+class Point(msgspec.Struct):
+    ts: int
+    event_id: str = "e"
+
+
+POINT = msgspec.json.Decoder(Point)
+VALUES = st.one_of(
+    st.sampled_from(
+        [b'{"ts": 1}', b'{"ts": 2, "event_id": "x"}', b'{"ts": "1"}', b"{", b"", b"\x00\x02ab", b"[]"]
+    ),
+    st.none(),
+    st.just("a str"),
+    st.binary(max_size=12),
+)
+
+
+@PROPERTY
+@given(
+    rows=st.lists(st.tuples(VALUES, st.sampled_from([None, [], [("k", b"v")]])), max_size=10),
+    max_bytes=st.sampled_from([0, 8, 10, 1_000_000]),
+)
+def test_decode_json_is_the_python_loop(rows: list, max_bytes: int) -> None:
+    raws = [Raw(v, h) for v, h in rows]
+    got, stop = _door.decode_json(raws, POINT.decode, max_bytes)
+    want, want_stop = ref_decode_json(raws, POINT.decode, max_bytes)
+    assert (stop, [(r, e) for r, e in got]) == (want_stop, want)
+    assert all(type(pair) is tuple and pair[0] is raw for pair, raw in zip(got, raws, strict=False))
+
+
+def _doubtful_as_python(rows: list, args: tuple) -> None:
+    pairs = [(Raw(b"", None, stamp), SimpleNamespace(ts=ts)) for ts, stamp in rows]
+    got, want = _door.doubtful_times(pairs, *args), ref_doubtful_times(pairs, *args)
+    assert list(map(id, got)) == list(map(id, want))
+
+
+@PROPERTY
+@given(
+    rows=st.lists(st.tuples(st.integers(-5, 12), st.integers(-5, 12)), max_size=10),
+    bounds=st.tuples(st.integers(-3, 3), st.integers(0, 12), st.integers(-2, 6), st.integers(-2, 6)),
+    reference=st.booleans(),
+)
+@example(rows=[(0, 0)], bounds=(-3, 10, 5, 5), reference=False)  # no Kafka timestamp: doubtful
+def test_doubtful_times_is_the_python_loop(rows: list, bounds: tuple, reference: bool) -> None:
+    """Small numbers, so that every edge of the bounds is met often."""
+    _doubtful_as_python(rows, (*bounds, reference))
+
+
+ODD_TIME = st.one_of(
+    I64,
+    st.integers(-5, 5),
+    st.sampled_from([2**62 - 1, 2**62, 2**63 - 1, 2**63, -(2**63) - 1, 10**30]),
+    st.just(None),
+    st.just(1.5),
+)
+
+
+@PROPERTY
+@given(rows=st.lists(st.tuples(ODD_TIME, ODD_TIME), max_size=10), bounds=st.tuples(*[ODD_TIME] * 4))
+def test_doubtful_times_doubts_what_it_cannot_compare(rows: list, bounds: tuple) -> None:
+    """Past 64 bits, or past 2**62 where a difference could overflow, or no int at all: doubtful,
+    for the caller to judge in Python."""
+    for reference in (False, True):
+        _doubtful_as_python(rows, (*bounds, reference))
+
+
+def test_the_decoder_keeps_record_order_around_a_bad_record() -> None:
+    """From the first record the C loop leaves to Python, records are decoded one by one in order:
+    a dead letter in the middle of a batch moves nothing."""
+    from streams.codecs import Decoder, RawRecord  # noqa: PLC0415 - the door's caller
+
+    def raw(offset: int, value: bytes | None, headers: Any = None) -> RawRecord:
+        return RawRecord("pfi.access", 0, offset, value, None, headers, 1_767_225_600_000)
+
+    good = (
+        b'{"event_id":"a%d","ts":1767225600000,"actor_id":"E1","actor_org":"S0101","system":"crm",'
+        b'"action":"view","subject_ids":["C1"],"fields":["customer_name"],"outcome":"success"}'
+    )
+    batch = [
+        raw(0, good % 0),
+        raw(1, b"{not json"),
+        raw(2, good % 2),
+        raw(3, None),
+        raw(4, good % 4, [("trace", b"x")]),
+        raw(5, good % 5),
+    ]
+    out = Decoder().decode("access", batch)
+    assert [r.offset for r, _ in out.ok] == [0, 2, 4, 5]
+    assert [ev.event_id for _, ev in out.ok] == ["a0", "a2", "a4", "a5"]
+    assert [(d.raw.offset, d.kind) for d in out.dead] == [(1, "malformed"), (3, "empty")]
+
+
 def test_minutes_floor_like_python_at_the_int64_ends() -> None:
     for ts in (-(2**63), -60_001, -60_000, -1, 0, 59_999, 60_000, 2**63 - 1):
         counted: dict = {}
@@ -268,6 +399,14 @@ def _pz(records: Any, attr: Any = "x", cache: Any = None, compute: Any = str.upp
 
 def _fd(*given: Any) -> Any:
     return lambda: _door.first_deliveries(*copy.deepcopy(given))
+
+
+def _dj(raws: Any, max_bytes: Any = 100) -> Any:
+    return lambda: _door.decode_json(*copy.deepcopy((raws, POINT.decode, max_bytes)))
+
+
+def _dt(pairs: Any, reference: Any = False) -> Any:
+    return lambda: _door.doubtful_times(*copy.deepcopy((pairs, 0, 10, 1, 1, reference)))
 
 
 def _ns(**kw: Any) -> SimpleNamespace:
@@ -356,6 +495,21 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "fd-no-event-id": (_fd([(1, _ns())], {}), AttributeError),
     "fd-id-unhashable": (_fd([(1, _ns(event_id=["a"]))], {}), TypeError),
     "fd-ids-unhashable": (_fd([(1, 2)], {}, [["a"]]), TypeError),
+    # decode_json
+    "dj-no-args": (lambda: _door.decode_json(), TypeError),
+    "dj-raws-tuple": (_dj((Raw(b'{"ts": 1}'),)), TypeError),
+    "dj-max-bytes-str": (_dj([], max_bytes="9"), TypeError),
+    "dj-no-value": (_dj([_ns(headers=None)]), AttributeError),
+    "dj-no-headers": (_dj([_ns(value=b'{"ts": 1}')]), AttributeError),
+    "dj-headers-unbool": (_dj([Raw(b'{"ts": 1}', Unbool())]), Boom),
+    # doubtful_times
+    "dt-no-args": (lambda: _door.doubtful_times(), TypeError),
+    "dt-pairs-tuple": (_dt(((Raw(b""), _ns(ts=5)),)), TypeError),
+    "dt-not-a-pair": (_dt([(Raw(b""), _ns(ts=5), 1)]), TypeError),
+    "dt-a-list-pair": (_dt([[Raw(b""), _ns(ts=5)]]), TypeError),
+    "dt-no-ts": (_dt([(Raw(b""), _ns())]), AttributeError),
+    "dt-no-timestamp": (_dt([(_ns(), _ns(ts=5))]), AttributeError),
+    "dt-reference-unbool": (_dt([], reference=Unbool()), Boom),
 }
 
 
@@ -492,6 +646,35 @@ MUTATING: dict[str, tuple[str, str]] = {
         """,
         "RuntimeError",
     ),
+    # a Python decode empties the batch while its record is decoded
+    "decode_json-raw": (
+        """
+        class Raw:
+            def __init__(self): self.value, self.headers = bytes([123, 125]), None
+        raws = [Raw(), Raw()]
+        def decode(v):
+            raws.clear(); gc.collect(); [Raw() for _ in range(50)]
+            return "ev"
+        ok, stop = _door.decode_json(raws, decode, 100)
+        print(len(ok), stop, ok[0][1])
+        """,
+        "1 1 ev",
+    ),
+    # an event's `ts` property empties the pairs while its pair is judged
+    "doubtful_times-pair": (
+        """
+        class Ev:
+            @property
+            def ts(self):
+                pairs.clear(); gc.collect(); [Ev() for _ in range(50)]
+                return 5
+        class Raw:
+            timestamp = 5
+        pairs = [(Raw(), Ev()), (Raw(), Ev())]
+        print(_door.doubtful_times(pairs, 0, 10, 1, 1, False))
+        """,
+        "[]",
+    ),
 }
 
 
@@ -538,6 +721,11 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
         seen.clear()
         _door.first_deliveries([(n[0], ev)], seen)
         seen.clear()
+        raws = [Raw(b'{"ts": %d}' % n[0]), Raw(b"{"), Raw(b"{}")]
+        ok, stop = _door.decode_json(raws, POINT.decode, 100)
+        assert (len(ok), stop) == (1, 1)
+        pairs = [(Raw(b"", None, ev.ts), ev), (Raw(b"", None, 0), ev)]
+        assert _door.doubtful_times(pairs, 0, 2**62 - 1, 0, 0, False) == pairs[1:]
 
     assert blocks_grown(step, 200_000) < 5_000
     assert [sys.getrefcount(o) for o in shared] == refs
