@@ -12,7 +12,8 @@ A push is judged against the subject's consent *as of its own time*, but only on
 watermark has passed that time: a withdrawal dated before the push that reaches the consents
 stream after it, within the allowed lateness, still counts (the runtime reads the reference
 streams to their end before each batch and before each quiet tick, so it is applied before the
-timer fires). Pushes wait in the subject's state with one event-time timer at their time.
+timer fires). Pushes wait a batch at a time in the task's inbox (detectors/inbox.py), with one
+timer for the task; a subject has state only while it has an open episode.
 
 One alert per subject and campaign *episode*: offending pushes of one campaign to one subject no
 more than `episode_gap_hours` apart. Its id is hash(subject/campaign, first offending push): a
@@ -22,18 +23,21 @@ delay from the opt-out to the last push.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 from operator import attrgetter
 from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from detectors import inbox
 from detectors.base import Context, Finding, Store
 from policy.model import DetectorSection
 from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, Severity
+from schemas.structs import STRICT
 
 HOUR = 3_600_000
+MARKETING_STRUCT: Any = STRICT["marketing"]  # a stored block's pushes come back as the decoder's structs
 
 
 class Rule(StrEnum):
@@ -103,6 +107,7 @@ class Push(NamedTuple):
 # a push's fields in one C call, its channel as the string it is stored as (0.6 µs a push, where a
 # getattr each and a _replace took 4)
 _PUSH_OF = attrgetter(*("channel._value_" if f == "channel" else f for f in Push._fields))
+_ORDER = attrgetter("ts", "event_id")  # pushes are judged in time order, then by id
 
 
 class Episode:
@@ -219,28 +224,45 @@ class OffscopeMarketingDetector:
 
     @staticmethod
     def load_value(data: Any) -> Any:
+        waiting = inbox.load_value(data, MARKETING_STRUCT)
+        if waiting is not None:
+            return waiting
         return SubjectState.from_json(data) if isinstance(data, dict) else data
 
-    # -- events: each push waits for the watermark to pass its time -----------------------------
+    # -- events: wait for the watermark ---------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
-        for ev in events:
-            st = self.store.setdefault(ev.subject_id, SubjectState)
-            st.pending.append(Push.of(ev))
-            self.store.touch(ev.subject_id)
-            ctx.timers.register(ev.subject_id, ev.ts)
+        """The batch waits in the inbox, as one block, until the watermark passes its pushes."""
+        inbox.hold(self.store, events, ctx)
         return ()
 
-    def on_timer(self, subject: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
+    # -- time: judge, then close ----------------------------------------------------------------
+    def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
+        # every push the watermark has passed is judged before any episode is closed
+        by_subject: dict[str, list[Push]] = {}
+        for ev in inbox.release(self.store, ctx):
+            by_subject.setdefault(ev.subject_id, []).append(Push.of(ev))
+        if key != inbox.INBOX:
+            by_subject.setdefault(key, [])  # the end of its episodes
+        for subject, pushes in by_subject.items():
+            yield from self._judge(subject, pushes, ctx)
+
+    def _judge(self, subject: str, pushes: list[Push], ctx: Context) -> Iterator[Finding]:
+        """The subject's pushes the watermark has passed, in time order; then its episodes that
+        many hours quiet are closed. Only a subject with an open episode has a key."""
         st = self.store.get(subject)
-        if st is None:
-            return
-        due = sorted((p for p in st.pending if p.ts <= ctx.watermark), key=lambda p: (p.ts, p.event_id))
-        st.pending = [p for p in st.pending if p.ts > ctx.watermark]
+        if (
+            st is not None and st.pending
+        ):  # pushes an earlier lifemon kept under the subject, each with a timer
+            pushes += [p for p in st.pending if p.ts <= ctx.watermark]
+            st.pending = [p for p in st.pending if p.ts > ctx.watermark]
+        pushes.sort(key=_ORDER)
         changed: set[str] = set()
-        for push in due:
+        for push in pushes:
             breaches = self.breaches(subject, push, ctx)
             if not breaches:
                 continue
+            if st is None:
+                st = SubjectState()
             ep = st.episodes.get(push.campaign_id)
             if ep is not None and push.ts > ep.last + self.gap:
                 yield self._finding(subject, push.campaign_id, ep, ctx, closed=True)
@@ -250,6 +272,8 @@ class OffscopeMarketingDetector:
                 ep = st.episodes[push.campaign_id] = Episode(push.ts, push.submitter_id, push.org_id)
             self._add(ep, push, breaches)
             changed.add(push.campaign_id)
+        if st is None:
+            return
         for campaign, ep in list(st.episodes.items()):
             if ep.last + self.gap <= ctx.watermark:
                 yield self._finding(subject, campaign, ep, ctx, closed=True)
@@ -259,7 +283,7 @@ class OffscopeMarketingDetector:
         if not st.pending and not st.episodes:
             self.store.delete(subject)
             return
-        self.store.touch(subject)
+        self.store.put(subject, st)
         for ep in st.episodes.values():
             ctx.timers.register(subject, ep.last + self.gap)
 

@@ -19,8 +19,8 @@ join waits for its versioned table. No verdict is final earlier: any entitlement
 actor, or customer version, dated between the version in force and the access can still arrive
 and turn a clean access into an offence or an offence into a clean one. So the waiting is made
 cheap instead:
-- a batch waits as one *block* of the store, written once and deleted once judged (an inbox key
-  lists the blocks), and one timer for the task wakes the judgment;
+- a batch waits as one *block* of the store, written once and deleted once judged, and one timer
+  for the task wakes the judgment (detectors/inbox.py);
 - the accesses the watermark has passed are *screened* column by column (`_screen`): the
   entitlements and customers looked up for the whole batch, the policy verdict memoized per kind
   of access. What passes is authorized for certain. The rest (repeated-denial candidates, several
@@ -42,17 +42,14 @@ from itertools import compress
 from operator import attrgetter, itemgetter, not_
 from typing import Any, ClassVar
 
-import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detectors import approvals
+from detectors import approvals, inbox
 from detectors.base import Context, Finding, Store, fed
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Entitlement, Outcome, Severity
 from schemas.structs import STRICT
 
-INBOX = "~inbox"  # store key of the accesses waiting for the watermark
-BLOCK = "~inbox:"  # + block number: one batch's accesses
 ACCESS_STRUCT: Any = STRICT["access"]  # a stored block's events come back as the decoder's structs
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
 # reasons an access is unauthorized, in the order an alert lists them
@@ -176,32 +173,6 @@ class ActorState:
         return st
 
 
-class Inbox:
-    """The batches of accesses waiting for the watermark: [block number, earliest, latest event
-    time] each, in arrival order. A block is written once, when its batch arrives, and deleted
-    once judged: a checkpoint writes each access once, whatever the lateness."""
-
-    __slots__ = ("next", "blocks")
-
-    def __init__(self, next_block: int = 0, blocks: list[list[int]] | None = None) -> None:
-        self.next, self.blocks = next_block, blocks or []
-
-    def to_json(self) -> dict[str, Any]:
-        return {"next": self.next, "blocks": self.blocks}
-
-
-class Block:
-    """One batch's accesses (the events themselves: msgspec encodes them in C)."""
-
-    __slots__ = ("events",)
-
-    def __init__(self, events: list[Any]) -> None:
-        self.events = events
-
-    def to_json(self) -> list[Any]:
-        return self.events
-
-
 # An access's attributes as columns, each taken in one C call; action and outcome as strings, since
 # an Enum member hashes and is looked up on its class in Python (0.3-0.5 µs each)
 _TS, _ACTOR, _SUBJECTS = attrgetter("ts"), attrgetter("actor_id"), attrgetter("subject_ids")
@@ -279,68 +250,31 @@ class UnauthorizedLookupDetector:
 
     @staticmethod
     def load_value(data: Any) -> Any:
-        if isinstance(data, list):
-            return Block(msgspec.convert(data, list[ACCESS_STRUCT]))
-        if isinstance(data, dict):
-            return Inbox(data["next"], data["blocks"]) if "blocks" in data else ActorState.from_json(data)
-        return data
+        waiting = inbox.load_value(data, ACCESS_STRUCT)
+        if waiting is not None:
+            return waiting
+        return ActorState.from_json(data) if isinstance(data, dict) else data
 
     # -- events: wait for the watermark ---------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         """The batch waits in the inbox, as one block, until the watermark passes its accesses."""
-        if not events:
-            return ()
-        inbox = self.store.get(INBOX)
-        if inbox is None:
-            inbox = Inbox()
-            self.store.put(INBOX, inbox)
-        times = list(map(_TS, events))
-        first = min(times)
-        if not inbox.blocks or first < min(b[1] for b in inbox.blocks):
-            ctx.timers.register(INBOX, first)
-        self.store.put(f"{BLOCK}{inbox.next}", Block(list(events)))
-        inbox.blocks.append([inbox.next, first, max(times)])
-        inbox.next += 1
-        self.store.touch(INBOX)
+        inbox.hold(self.store, events, ctx)
         return ()
 
     # -- time: judge, then close ----------------------------------------------------------------
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
         # every access the watermark has passed is judged before any episode is closed
         yield from self._drain(ctx)
-        if key != INBOX:
+        if key != inbox.INBOX:
             st = self.store.get(key)
             if st is not None:
                 yield from self._settle(key, st, ctx)
 
     def _drain(self, ctx: Context) -> Iterator[Finding]:
         """Judge the accesses the watermark has passed, in time order per actor (arrival order on ties)."""
-        inbox, wm = self.store.get(INBOX), ctx.watermark
-        if inbox is None or all(b[1] > wm for b in inbox.blocks):
+        ready = inbox.release(self.store, ctx)
+        if not ready:
             return
-        ready: list[Any] = []
-        waiting = []
-        for entry in inbox.blocks:
-            number, first, last = entry
-            if first > wm:
-                waiting.append(entry)
-                continue
-            key = f"{BLOCK}{number}"
-            block = self.store.get(key)
-            if last <= wm:
-                ready += block.events
-                self.store.delete(key)
-            else:
-                ready += [ev for ev in block.events if ev.ts <= wm]
-                block.events = [ev for ev in block.events if ev.ts > wm]
-                self.store.touch(key)
-                waiting.append([number, min(map(_TS, block.events)), last])
-        if waiting:
-            inbox.blocks = waiting
-            self.store.touch(INBOX)
-            ctx.timers.register(INBOX, min(b[1] for b in waiting))
-        else:
-            self.store.delete(INBOX)
         suspects = self._screen(ready, ctx)
         by_actor: dict[str, list[tuple[Any, Entitlement | None]]] = {}
         for ev, ent in suspects:

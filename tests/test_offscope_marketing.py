@@ -3,6 +3,7 @@ silent on one that barely keeps it; verdicts wait for the watermark so a late wi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -300,6 +301,25 @@ def test_a_pending_push_survives_a_checkpoint_and_restore(policy, catalog, engin
     restored.apply_reference("consents", refs("consents", [consent("C0000077")]))
     alerts = run(restored, consent("C0000077", at=-MIN, status="withdrawn"), [push("C9", at=5 * MIN)])
     assert rules(alerts) == {"after_withdrawal"}
+
+
+def test_a_push_an_earlier_lifemon_kept_under_its_subject_is_still_judged(policy, catalog) -> None:
+    """Before the inbox, a push waited in its subject's state, with a timer at its time, until the
+    watermark passed it: such state, restored, is judged as it was."""
+    e = _engine(policy, catalog)
+    subject, ns = P("C1"), "offscope_marketing\x1f"
+    row = [T0, "m-old", "sms", "CMP-1", "marketing", [], False, True, False, "E1", "E2", "HO", []]
+    e.restore(
+        0,
+        [
+            ((ns + subject).encode(), json.dumps({"pending": [row], "episodes": {}}).encode()),
+            ((ns + f"t:{T0:016x}:{subject}").encode(), b"1"),
+        ],
+    )
+    alerts = run(e, [push("C9", at=5 * MIN)])  # C1 gave no consent: the old push breaks no_consent
+    (a,) = final(alerts).values()
+    assert rules(alerts) == {"no_consent"} and a.evidence_event_ids == ["m-old"]
+    assert a.subjects_sample == [subject]
 
 
 # -- policy -------------------------------------------------------------------------------------------
