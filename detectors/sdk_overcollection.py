@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.base import Context, Finding, Store
 from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
-from policy.sdk_declarations import Label, SdkDeclarations, host_in
+from policy.sdk_declarations import Label, SdkDeclarations
 from schemas.models import Attribution, ConsentStatus, Severity
 
 HOUR = 3_600_000
@@ -213,15 +213,12 @@ class SdkOvercollectionDetector:
         if self._before_consent(ev, ctx):
             breaches.append((Rule.before_consent, [], None))
         d = decl.sdks[sid]
-        allowed = decl.allowed_hosts[sid]
-        if ev.dest_host and allowed and not host_in(ev.dest_host, allowed):
+        if ev.dest_host and not decl.host_allowed(sid, ev.dest_host):
             breaches.append((Rule.host_not_allowed, [], f"host {ev.dest_host}"))
         country = iso_country(ev.dest_country)
         if country and country not in d.countries:
             breaches.append((Rule.country_not_allowed, [], f"country {country}"))
-        if ev.permissions and (
-            extra := decl.undeclared_permissions(sid, ev.app_version, tuple(ev.permissions))
-        ):
+        if ev.permissions and (extra := decl.undeclared_permissions(sid, ev.app_version, ev.permissions)):
             breaches.append((Rule.permission_not_declared, [], f"permission {', '.join(extra)}"))
         if d.max_per_device_hour and self._too_often(sid, ev, d.max_per_device_hour, ctx):
             breaches.append((Rule.too_frequent, [], f"more than {d.max_per_device_hour} per device-hour"))
