@@ -177,7 +177,7 @@ class ActorState:
 # an Enum member hashes and is looked up on its class in Python (0.3-0.5 µs each)
 _TS, _ACTOR, _SUBJECTS = attrgetter("ts"), attrgetter("actor_id"), attrgetter("subject_ids")
 _FIELDS, _APPROVAL = attrgetter("fields"), attrgetter("approval_id")
-_KIND = attrgetter("action._value_", "system", "outcome._value_", "approval_id")
+_KIND = attrgetter("action._value_", "system", "outcome._value_")
 _ROLES, _ORG = attrgetter("roles"), attrgetter("org")
 _FIRST = itemgetter(0)
 CHANGES = frozenset({Action.update.value, Action.delete.value})
@@ -227,8 +227,10 @@ class Spending:
 
 def _kind(ev: Any, view: View) -> tuple[Any, ...]:
     """The memo key of an access (`_screen` builds it column-wise): its actor's roles, its action,
-    system, outcome and approval, its fields, how many customers it names."""
-    return (view.roles, _KIND(ev), tuple(ev.fields), len(ev.subject_ids))
+    system and outcome, whether it names an approval (which one is `_spend`'s to judge: keyed by
+    the id, the memo missed once per approval and filled up with them), its fields, how many
+    customers it names."""
+    return (view.roles, _KIND(ev), bool(ev.approval_id), tuple(ev.fields), len(ev.subject_ids))
 
 
 class UnauthorizedLookupDetector:
@@ -240,7 +242,7 @@ class UnauthorizedLookupDetector:
         self.section, self.p, self.store = section, params, store
         self.gap_ms = params.episode_gap_minutes * 60_000
         self.denied_ms = params.denied_window_minutes * 60_000
-        # (roles, (action, system, outcome, approval), fields, customers) -> how far the org must see
+        # (roles, (action, system, outcome), approval named, fields, customers) -> how far the org must see
         # the access's one customer for it to be authorized, 0 if only the full rules can tell
         # (`_learn`): a pure function of policy, and accesses repeat a few of these
         self._clean: dict[tuple[Any, ...], int] = {}
@@ -300,6 +302,7 @@ class UnauthorizedLookupDetector:
         kinds = zip(
             map(_ROLES, views),
             map(_KIND, events),
+            map(bool, map(_APPROVAL, events)),
             map(tuple, map(_FIELDS, events)),
             map(len, map(_SUBJECTS, events)),
             strict=True,
@@ -397,7 +400,7 @@ class UnauthorizedLookupDetector:
         """How far the org must see the one customer of an access of this kind for it to be
         authorized (a change: its own customer only), negative when that is up to the approval it
         names (which covers any org's reads); 0 if only the full rules can tell."""
-        roles, (action, system, outcome, approval_id), fields, customers = key
+        roles, (action, system, outcome), approved, fields, customers = key
         found = self._clean.get(key)
         if found is not None:
             return found
@@ -410,7 +413,7 @@ class UnauthorizedLookupDetector:
             and customers == 1
             and not forbidden
         ):
-            if approval_id:
+            if approved:
                 sight = -(OWN if action in CHANGES else ALL)
             elif not self._rules(view.ent, action, system, list(fields), "no approval", ctx):
                 sight = OWN if action in CHANGES else view.mode

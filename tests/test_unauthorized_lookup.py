@@ -103,6 +103,26 @@ def test_an_approval_opens_another_org_only_for_its_purpose_data_system_and_budg
     assert reasons(run(self_approved, access("e1", **far))) == {"out_of_scope"}
 
 
+def test_the_screen_remembers_kinds_of_access_not_approvals(policy, catalog) -> None:
+    """The screen's memo of what an access's kind needs (`_clean`) keys whether an access names an
+    approval, not which: keyed by the id, it missed once per approval and filled up with them,
+    and then stopped learning new kinds of access for good."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+    e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    grants = [approval(approval_id=f"AP{i}", max_records=1) for i in range(200)]
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", approvals=grants)]))
+    e.apply_reference("customers", refs("customers", book()))
+    far = [
+        ev.model_copy(update={"approval_id": f"AP{i}", "event_id": f"e1-{i}"})
+        for i, ev in enumerate(
+            access("e1", customers=20, first_customer=10, n=200, purpose="complaint_handling")
+        )
+    ]
+    alerts = e.process("access", "t", 0, fed("access", far, "t", 0)) + e.advance() + e.drain()
+    assert [a.summary for a in alerts] == []  # each read within its own approval's budget of one
+    assert len(e.tasks[(0, spec.kind)].detector._clean) == 1
+
+
 @pytest.mark.parametrize(
     ("approver", "covered"),
     [
