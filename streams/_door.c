@@ -411,7 +411,10 @@ decode_one(PyObject *raw, PyObject *decode, Py_ssize_t max_bytes, PyObject *valu
     PyObject *ev = PyObject_CallOneArg(decode, value);
     Py_DECREF(value);
     if (ev == NULL) {
-        PyErr_Clear(); /* the caller decodes it again and names the reason */
+        /* the caller decodes it again and names the reason; an interrupt or an exit goes on up */
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1;
+        PyErr_Clear();
         return 1;
     }
     PyObject *pair = PyTuple_Pack(2, raw, ev);

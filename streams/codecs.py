@@ -337,8 +337,19 @@ class Decoder:
         ahead, behind = self.event_time.max_ahead_ms, self.event_time.max_behind_ms
         if behind is None:
             behind = MAX_TS
-        # the common case passes in C, without a call per record: whatever C cannot tell is doubtful
-        doubtful = _door.doubtful_times(out.ok, low, MAX_TS, ahead, behind, reference)
+        # the common case passes in C, without a call per record; what C cannot compare exactly
+        # (a number past 64 bits, an allowance given as a float) it doubts, and Python decides
+        doubtful = [
+            pair
+            for pair in _door.doubtful_times(out.ok, low, MAX_TS, ahead, behind, reference)
+            if not (
+                low <= (ts := pair[1].ts) < MAX_TS
+                and (
+                    reference
+                    or ((stamp := pair[0].timestamp) > 0 and ts - stamp <= ahead and stamp - ts <= behind)
+                )
+            )
+        ]
         if not doubtful:
             return
         times = sorted(ev.ts for _, ev in out.ok)

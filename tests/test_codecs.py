@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import orjson
 import pytest
-from conftest import access
+from conftest import T0, access
 
+from schemas.models import Consent
 from schemas.structs import from_model
 from streams.codecs import (
     BUILTIN_SCHEMA_IDS,
@@ -194,6 +195,24 @@ def test_event_time_is_judged_against_the_kafka_timestamp() -> None:
     assert Decoder().decode("access", late).dead == []  # late is not poison, by default
     (dead,) = Decoder(event_time=EventTimeRule(300_000, 30 * 86_400_000)).decode("access", late).dead
     assert "behind its record's Kafka timestamp" in dead.message
+
+
+@pytest.mark.parametrize("allowance", [2**63, 2**80, 1e18], ids=["2**63", "2**80", "float"])
+def test_an_allowance_past_64_bits_judges_as_python_does(allowance: int | float) -> None:
+    """The door's C check doubts what it cannot compare exactly; Python then decides as it always
+    did: a consent dated a day ahead is a plan, not poison, and an access a day behind its Kafka
+    timestamp is history under an allowance as large as this."""
+    day = 86_400_000
+    consent = Consent(subject_id="C1", ts=T0 + day, purpose="marketing", channel=None, status="granted")
+    plan = RawRecord("pfi.consents", 0, 0, consent.model_dump_json().encode(), b"C1", None, T0)
+    rule = EventTimeRule(300_000, allowance)
+    assert Decoder(event_time=rule).decode("consents", [plan]).dead == []
+    (ev,) = access(n=1)
+    late = RawRecord("pfi.access", 0, 0, ev.model_dump_json().encode(), b"e1", None, ev.ts + day)
+    assert Decoder(event_time=rule).decode("access", [late]).dead == []
+    early = RawRecord("pfi.access", 0, 0, ev.model_dump_json().encode(), b"e1", None, ev.ts - day)
+    ahead = Decoder(event_time=EventTimeRule(allowance, None)).decode("access", [early])  # type: ignore[arg-type]
+    assert ahead.dead == [] and len(ahead.ok) == 1
 
 
 def test_a_sparse_file_keeps_a_record_weeks_ahead() -> None:

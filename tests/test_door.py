@@ -368,6 +368,17 @@ def _raise(*_: Any) -> Any:
     raise Boom
 
 
+def _interrupt(*_: Any) -> Any:
+    raise KeyboardInterrupt
+
+
+def test_a_record_decode_refuses_is_left_to_the_caller() -> None:
+    raws = [Raw(b'{"ts": 1}'), Raw(b"{}"), Raw(b'{"ts": 2}')]
+    assert _door.decode_json(raws, _raise, 100) == ([], 0)
+    ok, stop = _door.decode_json(raws, POINT.decode, 100)  # {} lacks ts: msgspec refuses it
+    assert ([ev.ts for _, ev in ok], stop) == ([1], 1)
+
+
 class NoSet:
     @property
     def x(self) -> str:
@@ -502,6 +513,8 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "dj-no-value": (_dj([_ns(headers=None)]), AttributeError),
     "dj-no-headers": (_dj([_ns(value=b'{"ts": 1}')]), AttributeError),
     "dj-headers-unbool": (_dj([Raw(b'{"ts": 1}', Unbool())]), Boom),
+    # an interrupt in decode is no refusal of the record, to retry in Python: it goes on up
+    "dj-decode-interrupted": (lambda: _door.decode_json([Raw(b"{}")], _interrupt, 100), KeyboardInterrupt),
     # doubtful_times
     "dt-no-args": (lambda: _door.doubtful_times(), TypeError),
     "dt-pairs-tuple": (_dt(((Raw(b""), _ns(ts=5)),)), TypeError),
