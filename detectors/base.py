@@ -96,6 +96,11 @@ class Context:
     def entitlement(self, actor_id: str, ts: int) -> Entitlement | None:
         return self.refs.entitlements.as_of(actor_id, ts)
 
+    def org_of(self, actor_id: str, ts: int) -> str | None:
+        """The employee's org as of `ts`, as the entitlements stream has it; None if not known."""
+        ent = self.refs.entitlements.as_of(actor_id, ts)
+        return ent.org_id if ent is not None else None
+
     def consent(self, subject: str, purpose: str, channel: str | None, ts: int) -> Consent | None:
         """The subject's consent for this purpose on this channel as of `ts`; a consent given for
         the purpose without a channel covers every channel unless a channel's own record is newer.

@@ -38,7 +38,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors.base import Context, Finding, Store
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES
-from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 from schemas.models import Outcome
 
@@ -169,7 +168,7 @@ class DeletedRecordUseDetector:
         if kept.latest() != latest:
             ctx.timers.register(ev.record_id, kept.latest() + self.forget_ms)  # then it is forgotten
         self.store.touch(ev.record_id)
-        yield from self._judge(ev.record_id, kept, ctx.catalog, news=1)
+        yield from self._judge(ev.record_id, kept, ctx, news=1)
 
     def _used(self, stream: str, ev: Any, ctx: Context) -> Iterator[Finding]:
         (rid,) = ev.record_ids  # re-keyed: one record per event
@@ -186,7 +185,7 @@ class DeletedRecordUseDetector:
         del kept.uses[: -self.p.evidence_limit]  # the latest few: state stays small
         self.store.touch(rid)
         self._wait(rid, kept, ctx)
-        yield from self._judge(rid, kept, ctx.catalog, news=0)
+        yield from self._judge(rid, kept, ctx, news=0)
 
     def _wait(self, rid: str, kept: Kept, ctx: Context) -> None:
         """One timer per record, at the end of its earliest waiting use's wait."""
@@ -197,7 +196,7 @@ class DeletedRecordUseDetector:
                 kept.wait = due
                 ctx.timers.register(rid, due)
 
-    def _judge(self, rid: str, kept: Kept, catalog: Catalog, news: int) -> Iterator[Finding]:
+    def _judge(self, rid: str, kept: Kept, ctx: Context, news: int) -> Iterator[Finding]:
         """Seed 002 §六.6(1): each new use after the removal, or a new removal, revises the record's
         one alert (`news`: the facts this event added besides the uses it makes count)."""
         for u in kept.uses:
@@ -212,7 +211,7 @@ class DeletedRecordUseDetector:
         spec = self.p.rules[RULE]
         verb = f"read by {last[WHO]} on" if last[STREAM] == "access" else f"sent to {last[WHO]} from"
         left = ", ".join(
-            f"{GONE_STAGES[stage]} {catalog.policy.local_date(t)}"
+            f"{GONE_STAGES[stage]} {ctx.catalog.policy.local_date(t)}"
             for t, stage in sorted([(kept.anon, "anonymize"), (kept.gone, kept.stage)])
             if t
         )
@@ -231,6 +230,7 @@ class DeletedRecordUseDetector:
             f"{last[EVENT]}, naming the record and {named}); {n} use(s) so far",
             jr_class=max((u[CLASS] for u in offending), key=lambda c: CLASS_RANK[JrClass(c)]),
             actor_id=last[WHO],
+            actor_org=ctx.org_of(last[WHO], last[TS]) if last[STREAM] == "access" else None,
             subject_count=1 if kept.subject else 0,
             subject_sample=[kept.subject] if kept.subject else [],
             counts={"uses": n},

@@ -242,7 +242,7 @@ class RetentionOverrunDetector:
                         uses.append([ev.ts, ev.event_id, stream, who, ""])
                         uses.sort()
                         del uses[: -self.p.evidence_limit]  # the latest few: state stays small
-                    yield from self._judge_uses(customer, held, rid, ctx.catalog)
+                    yield from self._judge_uses(customer, held, rid, ctx)
                 self.store.touch(customer)
                 ctx.timers.register(customer, ev.ts + self.forget_ms)  # then its uses are forgotten
 
@@ -290,7 +290,7 @@ class RetentionOverrunDetector:
             for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
                 ctx.timers.register(customer, deadline)
             if rid in held.uses:  # uses seen before this event: judged again with what it changed
-                yield from self._judge_uses(customer, held, rid, catalog)
+                yield from self._judge_uses(customer, held, rid, ctx)
 
     def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
@@ -596,7 +596,7 @@ class RetentionOverrunDetector:
             actor=rec.system,
         )
 
-    def _judge_uses(self, customer: str, held: Customer, rid: str, catalog: Catalog) -> Iterator[Finding]:
+    def _judge_uses(self, customer: str, held: Customer, rid: str, ctx: Context) -> Iterator[Finding]:
         """Seed 002 §五, §六.6(1): a record is neither used past its deadline nor after its deletion.
         Judged on the set of the record's known uses, whichever came first, the use or the lifecycle
         event: a replay and a live run that interleave the inputs differently end with one alert."""
@@ -605,7 +605,7 @@ class RetentionOverrunDetector:
             return  # not (yet) a record this customer's lifecycle shows
         uses = held.uses[rid]
         after_gone = [u for u in uses if rec.gone and u[0] > rec.gone]
-        due = self._due(held, rec, catalog)
+        due = self._due(held, rec, ctx.catalog)
         after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
         for rule, since, offending, what in (
             (
@@ -632,6 +632,7 @@ class RetentionOverrunDetector:
                 f"record {rid} on {rec.system}, {what}, {verb} {who} ({stream} {event_id}); {n} use(s) so far",
                 [u[1] for u in offending],
                 actor=who,
+                actor_org=ctx.org_of(who, ts) if stream == "access" else None,  # a transfer's: its recipient
                 revision=n,
                 counts={"uses": n},
                 anchor=_anchor(rec, rule, since or 0, first),
@@ -704,6 +705,7 @@ class RetentionOverrunDetector:
         summary: str,
         evidence: list[str],
         actor: str,
+        actor_org: str | None = None,
         revision: int = 1,
         counts: dict[str, int] | None = None,
         closed: bool = False,
@@ -722,6 +724,7 @@ class RetentionOverrunDetector:
             summary=summary,
             jr_class=jr_class,
             actor_id=actor,  # who used or destroyed it; else the system that keeps it
+            actor_org=actor_org,
             subject_count=1,
             subject_sample=[customer],
             counts=counts or {},

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import T0, fed
+from conftest import T0, entitlement, fed, refs
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
 from test_retention_overrun import DAY, collect, final_alerts, lc, pz, read, sent, tick
 
@@ -84,6 +84,21 @@ def test_a_use_that_names_its_customer_is_retention_overruns_alone(run) -> None:
         ("LM-RO-002.used_after_deletion", "e8", {"uses": 1}),
     ]
     assert run(steps[:3] + steps[4:]) == []
+
+
+def test_a_use_alert_names_the_org_of_who_read_it_as_of_the_read(specs, catalog, run) -> None:
+    """Both detectors' use alerts carry the reader's org as the entitlements stream had it at the
+    read (an analyst's first filter, and the dashboards' by org); a transfer's actor is its
+    recipient, whose org no entitlement gives."""
+    e = Engine([specs["deleted_record_use"], specs["retention_overrun"]], catalog, pseudonymize=pz)
+    moved = int(T0 - 0.7 * DAY)  # e8 moves from S0101 to S0102 between the two reads
+    ents = [entitlement("e7"), entitlement("e8"), entitlement("e8", org="S0102", ts=moved)]
+    e.apply_reference("entitlements", refs("entitlements", ents))
+    steps = [collect(day=-3), lc("delete", day=-2), read(day=-1, actor="e7"), report(day=-0.5, actor="e8")]
+    alerts = run([*steps, tick(0)], kinds=("deleted_record_use", "retention_overrun"), engine=e)
+    assert [(a.actor_id, a.actor_org) for a in alerts] == [("e7", "S0101"), ("e8", "S0102")]
+    (sent_alert,) = run([lc("delete", day=-2), sent_by_record(day=-1), tick(0)])
+    assert sent_alert.actor_org is None
 
 
 def test_a_refused_report_and_one_an_hour_before_the_deletion_are_silent(run) -> None:
