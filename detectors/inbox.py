@@ -8,8 +8,10 @@ times, and one timer per task wakes the detector at the earliest. A checkpoint t
 waiting event once, whatever the lateness, and an event released before the checkpoint is never
 written at all.
 
-The keys start with `~`, which a pseudonym or an employee id as lifemon receives them does not
-(`INBOX`); a detector passes every other key of its store to its own rows.
+The keys start with `~inbox` and share the detector's store with its own rows: offscope_marketing
+keys those by customer pseudonym, which never starts so; unauthorized_lookup keys them by employee
+id as the logs spell it, so an employee id spelled `~inbox…` would meet the inbox (a limit it had
+before the inbox moved here).
 """
 
 from __future__ import annotations

@@ -250,9 +250,8 @@ class OffscopeMarketingDetector:
         """The subject's pushes the watermark has passed, in time order; then its episodes that
         many hours quiet are closed. Only a subject with an open episode has a key."""
         st = self.store.get(subject)
-        if (
-            st is not None and st.pending
-        ):  # pushes an earlier lifemon kept under the subject, each with a timer
+        # pushes an earlier lifemon kept under their subject, each with a timer: judged with the rest
+        if st is not None and st.pending:
             pushes += [p for p in st.pending if p.ts <= ctx.watermark]
             st.pending = [p for p in st.pending if p.ts > ctx.watermark]
         pushes.sort(key=_ORDER)
