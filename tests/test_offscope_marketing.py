@@ -303,6 +303,21 @@ def test_a_pending_push_survives_a_checkpoint_and_restore(policy, catalog, engin
     assert rules(alerts) == {"after_withdrawal"}
 
 
+def test_waiting_pushes_cost_a_checkpoint_keys_per_batch_not_per_push(engine) -> None:
+    """A batch of pushes waits as one block with one timer for the task, and a compliant push,
+    once judged, leaves no key behind: a checkpoint's cost follows the batches, not the subjects."""
+    subjects = [f"C{i:07d}" for i in range(200)]
+    run(
+        engine, *[consent(c, channel=None) for c in subjects], [push(c, at=i) for i, c in enumerate(subjects)]
+    )
+    ns = b"offscope_marketing\x1f"
+    waiting = [k for k, _ in engine.changes(0) if k.startswith(ns)]  # the lateness holds all 200
+    assert len(waiting) == 3  # the inbox, its block, the task's timer
+    run(engine, [push("C9", at=10 * MIN)])  # the watermark passes them: all compliant
+    kept = [k for k, v in engine.changes(0) if k.startswith(ns) and v is not None]
+    assert not [k for k in kept for c in subjects if P(c).encode() in k]
+
+
 def test_a_push_an_earlier_lifemon_kept_under_its_subject_is_still_judged(policy, catalog) -> None:
     """Before the inbox, a push waited in its subject's state, with a timer at its time, until the
     watermark passed it: such state, restored, is judged as it was."""
