@@ -8,10 +8,9 @@ times, and one timer per task wakes the detector at the earliest. A checkpoint t
 waiting event once, whatever the lateness, and an event released before the checkpoint is never
 written at all.
 
-The keys start with `~inbox` and share the detector's store with its own rows: offscope_marketing
-keys those by customer pseudonym, which never starts so; unauthorized_lookup keys them by employee
-id as the logs spell it, so an employee id spelled `~inbox…` would meet the inbox (a limit it had
-before the inbox moved here).
+The keys start with `~inbox` and share the detector's store with its own rows, which a detector
+keys so that no id from an event can spell them: offscope_marketing by customer pseudonym (`p_…`),
+unauthorized_lookup under `a:` + the employee id.
 """
 
 from __future__ import annotations

@@ -51,6 +51,9 @@ from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Entitlement, O
 from schemas.structs import STRICT
 
 ACCESS_STRUCT: Any = STRICT["access"]  # a stored block's events come back as the decoder's structs
+# store key prefix of an actor's state: an employee id is whatever a log says, and one spelled like
+# the inbox's key or an approval's budget (`~inbox`, `approval:…`) must not read that value
+ACTOR = "a:"
 RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
 # reasons an access is unauthorized, in the order an alert lists them
 REASONS = (
@@ -154,20 +157,23 @@ class Episode:
 
 
 class ActorState:
-    """An actor with something to remember: recent denials, the open episode."""
+    """An actor with something to remember: recent denials, the open episode. Kept under
+    `ACTOR + actor`; `keyed` False: an earlier lifemon's, kept under the bare employee id."""
 
-    __slots__ = ("denials", "episode")
+    __slots__ = ("denials", "episode", "keyed")
 
-    def __init__(self) -> None:
+    def __init__(self, keyed: bool = True) -> None:
         self.denials: list[list[Any]] = []  # [ts, event_id], in time order
         self.episode: Episode | None = None
+        self.keyed = keyed
 
     def to_json(self) -> dict[str, Any]:
-        return {"denials": self.denials, "episode": self.episode.to_json() if self.episode else None}
+        episode = self.episode.to_json() if self.episode else None
+        return {"denials": self.denials, "episode": episode, "keyed": self.keyed}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ActorState:
-        st = cls()
+        st = cls(keyed=d.get("keyed", False))
         st.denials = d["denials"]
         st.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         return st
@@ -267,10 +273,35 @@ class UnauthorizedLookupDetector:
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
         # every access the watermark has passed is judged before any episode is closed
         yield from self._drain(ctx)
-        if key != inbox.INBOX:
-            st = self.store.get(key)
-            if st is not None:
-                yield from self._settle(key, st, ctx)
+        if key == inbox.INBOX:
+            return
+        actor = key.removeprefix(ACTOR)  # a bare id: an earlier lifemon's timer
+        st = self._state(actor, ctx)
+        if st is not None:
+            yield from self._settle(actor, st, ctx)
+
+    def _state(self, actor: str, ctx: Context) -> ActorState | None:
+        """The actor's state, under `ACTOR + actor`. An earlier lifemon kept it under the bare id:
+        moved on first read. One found under `ACTOR + actor` that an earlier lifemon kept there is
+        the state of the employee whose bare id that is: moved to that employee's key, with a
+        timer that settles it."""
+        key = ACTOR + actor
+        st = self.store.get(key)
+        if isinstance(st, ActorState) and not st.keyed:
+            self._move(key, ACTOR + key, st)
+            ctx.timers.register(ACTOR + key, max(ctx.watermark, 0))
+            st = None
+        if st is None:
+            old = self.store.get(actor)
+            if isinstance(old, ActorState) and not old.keyed:
+                self._move(actor, key, old)
+                st = old
+        return st if isinstance(st, ActorState) else None
+
+    def _move(self, old_key: str, new_key: str, st: ActorState) -> None:
+        st.keyed = True
+        self.store.put(new_key, st)
+        self.store.delete(old_key)
 
     def _drain(self, ctx: Context) -> Iterator[Finding]:
         """Judge the accesses the watermark has passed, in time order per actor (arrival order on ties)."""
@@ -425,10 +456,10 @@ class UnauthorizedLookupDetector:
         self, actor: str, accesses: list[tuple[Any, Entitlement | None]], ctx: Context
     ) -> Iterator[Finding]:
         """The full rules on an actor's suspect accesses, in time order, then its episode settled."""
-        st = self.store.get(actor)
+        st = self._state(actor, ctx)
         if st is None:
             st = ActorState()
-            self.store.put(actor, st)
+            self.store.put(ACTOR + actor, st)
         for ev, ent in accesses:
             found = self._denial(st, ev) if ev.outcome == DENIED else self._judge(ev, ent, ctx)
             if not found:
@@ -450,10 +481,10 @@ class UnauthorizedLookupDetector:
         if st.denials and st.denials[-1][0] + self.denied_ms > wm:
             due.append(st.denials[-1][0] + self.denied_ms)
         if due:
-            self.store.touch(actor)
-            ctx.timers.register(actor, max(min(due), wm + 1))
+            self.store.touch(ACTOR + actor)
+            ctx.timers.register(ACTOR + actor, max(min(due), wm + 1))
         else:
-            self.store.delete(actor)
+            self.store.delete(ACTOR + actor)
 
     # -- the rules ------------------------------------------------------------------------------
     def _denial(self, st: ActorState, ev: Any) -> Found:

@@ -3,6 +3,7 @@ and stays silent on the normal work next to it; late transfers decide; one alert
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from conftest import T0, access, entitlement, fed, refs
 
@@ -292,6 +293,72 @@ def test_one_alert_per_episode_revised_then_closed(run) -> None:
     assert first.status.value == "closed" and first.counts["accesses"] == 3 and first.revision == 3
     again = run([entitlement("e1")], far + later, batch_size=1)
     assert {a.alert_id for a in again} == {a.alert_id for a in alerts}  # deterministic ids
+
+
+@pytest.mark.parametrize("actor", ["~inbox", "~inbox:0", "approval:AP1", "t:0000000000000001:x"])
+def test_an_employee_id_spelled_like_the_detectors_own_keys_is_an_employee(run, actor) -> None:
+    """An employee id is whatever a log says: one spelled like the inbox, a block, an approval's
+    budget or a timer is judged as any other (here: no entitlement), and the accesses waiting beside
+    it are not lost."""
+    mine = access(actor, customers=1)
+    theirs = access("e1", customers=1, first_customer=10, start=HOUR)  # out of scope, an hour later
+    ents = [entitlement("e1", approvals=[approval()])]
+    alerts = run(ents, mine + theirs, batch_size=1)
+    assert sorted((a.actor_id, r) for a in alerts for r in reasons([a])) == sorted(
+        [(actor, "unknown_actor"), ("e1", "out_of_scope")]
+    )
+
+
+@pytest.mark.parametrize("actor", ["e1", "a:e1"])  # the second's bare id is the first's new key
+@pytest.mark.parametrize("reads_again", [True, False], ids=["reads again", "only its timer"])
+def test_an_actors_state_an_earlier_lifemon_kept_under_the_bare_id_still_closes(
+    policy, catalog, actor, reads_again
+) -> None:
+    """Before its state moved under `a:<actor>`, an actor's open episode and its timer were kept
+    under the bare id: restored from then, the episode is revised and closed as it was, whether the
+    actor reads again first or its old timer fires first."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+
+    def engine() -> Engine:
+        e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        e.apply_reference("entitlements", refs("entitlements", [entitlement(actor)]))
+        e.apply_reference("customers", refs("customers", book()))
+        return e
+
+    # the first offence, and an own customer's read that moves the clock past it: judged, so the
+    # checkpoint holds an open episode, its actor's state and timer
+    first = access(actor, customers=1, first_customer=10) + access(actor, customers=1, start=10 * 60_000)
+    then = access(actor, customers=1, first_customer=11, start=30 * 60_000) if reads_again else []
+    later = access(actor, customers=1, start=5 * HOUR)  # its own customer: moves the clock on
+
+    def steps(e: Engine, events: list, offset: int) -> list:
+        return e.process("access", "t", 0, fed("access", events, "t", offset)) + e.advance()
+
+    whole = engine()
+    expected = steps(whole, first, 0) + steps(whole, then, 1) + steps(whole, later, 2) + whole.drain()
+    e = engine()
+    opened = steps(e, first, 0)
+    assert [a.status.value for a in opened] == ["open"]
+    ns = b"unauthorized_lookup\x1f"
+    old = []  # the changes as an earlier lifemon wrote them: bare ids, no `keyed`
+    for k, v in e.changes(0):
+        if k.startswith(ns + b"a:"):
+            k = ns + k[len(ns) + 2 :]
+            v = orjson.dumps({x: y for x, y in orjson.loads(v).items() if x != "keyed"}) if v else v
+        elif k.startswith(ns + b"t:") and k.endswith(b":a:" + actor.encode()):
+            k = k[: -len(actor) - 2] + actor.encode()
+        old.append((k, v))
+    restored = engine()
+    restored.restore(0, old)
+    rest = steps(restored, then, 1) + steps(restored, later, 2) + restored.drain()
+    assert [(a.alert_id, a.revision, a.status) for a in opened + rest] == [
+        (a.alert_id, a.revision, a.status) for a in expected
+    ]
+    assert [a.status.value for a in expected] == ["open", "closed"] and len(
+        {a.alert_id for a in expected}
+    ) == 1
+    assert expected[-1].counts["accesses"] == (2 if reads_again else 1) and expected[-1].actor_id == actor
+    assert any(k == ns + actor.encode() for k, _ in old)  # the state is under its bare id
 
 
 @pytest.mark.integration
