@@ -92,7 +92,7 @@ def test_an_actor_state_over_a_message_checkpoints_in_parts_and_survives_a_resta
     ]
     # the episode went out in parts of at most 512 KiB
     assert len(parts) >= 3 and all(
-        k.startswith(PART_PREFIX + b"unauthorized_lookup\x1fe1\x00") for k in parts
+        k.startswith(PART_PREFIX + b"unauthorized_lookup\x1fa:e1\x00") for k in parts
     )
 
     # a restart: the state comes back from the changelog, and the episode goes on

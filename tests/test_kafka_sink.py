@@ -185,7 +185,15 @@ def test_broker_restarted_empty_is_fatal_and_retries_never_grow_the_queue(
     )
     sink = sink_for(p, topic, flush_timeout_s=1.0)
     sink.add(items("before", 5))
-    assert sink.flush() == 5
+    # the setup: the first produce to a new topic may wait on its metadata longer than the flush's
+    # 1 s on a busy machine (a clean-clone CI once did); transient, and kept for the next flush
+    acked = 0
+    for _ in range(30):
+        with contextlib.suppress(SinkError):
+            acked += sink.flush()
+        if acked == 5:
+            break
+    assert acked == 5
 
     crash(tansu)
     sink.add(items("during", 5))
