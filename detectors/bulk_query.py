@@ -36,10 +36,9 @@ from detectors import _window, approvals
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
-from policy.model import CLASS_RANK, DetectorSection, JrClass
+from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, RecipientType, Severity
 
-RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
 EXPORTS = frozenset({Action.export, Action.download, Action.print})
 NOT_TAKEN_OUT = frozenset({RecipientType.internal, RecipientType.regulator})
 MILLI = 1000  # scores and weights in thousandths, as integers
@@ -854,7 +853,7 @@ class BulkQueryDetector:
         by_class = {"C3": 0, "C2": 0, "C1": 0}
         by_category: dict[str, int] = {}
         for n, cats, rank in ep.customers.values():
-            by_class[RANK_CLASS[rank]] += n
+            by_class[RANK_CLASS[rank].value] += n
             for c in cats:
                 by_category[c] = by_category.get(c, 0) + n
         total = sum(by_class.values())
@@ -865,7 +864,7 @@ class BulkQueryDetector:
         subjects_by_class: dict[str, list[str]] = {}
         for cid in named:
             _, cats, rank = ep.customers[cid]
-            subjects_by_class.setdefault(RANK_CLASS[rank], []).append(cid)
+            subjects_by_class.setdefault(RANK_CLASS[rank].value, []).append(cid)
             for c in cats:
                 subjects_by_category.setdefault(c, []).append(cid)
         read = (

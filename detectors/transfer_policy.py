@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from policy.contracts import ContractTerm, RecipientBook
-from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
+from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, iso_country
 from schemas.models import ConsentStatus, EmployeeStatus, RecipientType, Severity
 
 VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
@@ -376,7 +376,7 @@ class TransferPolicyDetector:
         recipient, contract, _ = key[len(VOLUME) :].rsplit("/", 2)
         period.revision += 1
         period.emitted = period.records
-        cls = next(c for c, r in CLASS_RANK.items() if r == max(period.rank, 1))
+        cls = RANK_CLASS[max(period.rank, 1)]
         return Finding(
             detector=self.kind,
             rule_id=rule.rule_id,

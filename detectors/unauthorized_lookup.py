@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals, inbox
 from detectors.base import Context, Finding, Store, fed
-from policy.model import CLASS_RANK, DetectorSection, JrClass
+from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Entitlement, Outcome, Severity
 from schemas.structs import STRICT
 
@@ -54,7 +54,6 @@ ACCESS_STRUCT: Any = STRICT["access"]  # a stored block's events come back as th
 # store key prefix of an actor's state: an employee id is whatever a log says, and one spelled like
 # the inbox's key or an approval's budget (`~inbox`, `approval:…`) must not read that value
 ACTOR = "a:"
-RANK_CLASS = {rank: cls.value for cls, rank in CLASS_RANK.items()}
 # reasons an access is unauthorized, in the order an alert lists them
 REASONS = (
     "terminated",
@@ -644,7 +643,7 @@ class UnauthorizedLookupDetector:
         reasons = [r for r in REASONS if r in ep.reasons]
         spec = self.p.reasons
         sev = max((spec[r].severity for r in reasons), key=SEVERITY_RANK.__getitem__)
-        if RANK_CLASS[ep.rank] == "C3" and SEVERITY_RANK[sev] < SEVERITY_RANK[Severity.high]:
+        if RANK_CLASS[ep.rank] is JrClass.C3 and SEVERITY_RANK[sev] < SEVERITY_RANK[Severity.high]:
             sev = Severity.high  # C3 authentication data: at least high
         ep.severity = sev if SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity] else ep.severity
         subjects = len(ep.customers) + ep.unnamed
@@ -674,7 +673,7 @@ class UnauthorizedLookupDetector:
             revision=ep.revision,
             closed=closed,
             summary=summary,
-            jr_class=RANK_CLASS[ep.rank],
+            jr_class=RANK_CLASS[ep.rank].value,
             actor_id=actor,
             actor_org=ep.org,
             subject_count=subjects,

@@ -8,11 +8,10 @@ from functools import cached_property, lru_cache
 from itertools import filterfalse, repeat
 
 from policy.contracts import RecipientBook
-from policy.model import CLASS_RANK, JrClass, Policy
+from policy.model import CLASS_RANK, RANK_CLASS, JrClass, Policy
 from policy.sdk_declarations import SdkDeclarations
 
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
-RANK_CLASS = {rank: cls for cls, rank in CLASS_RANK.items()}
 
 
 class Catalog:

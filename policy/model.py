@@ -48,6 +48,7 @@ class JrClass(StrEnum):
 
 
 CLASS_RANK = {JrClass.C1: 1, JrClass.C2: 2, JrClass.C3: 3}
+RANK_CLASS = {rank: cls for cls, rank in CLASS_RANK.items()}  # a rank's class
 
 
 class FieldClass(Strict):
