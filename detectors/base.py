@@ -98,7 +98,7 @@ class Context:
 
     def org_of(self, actor_id: str, ts: int) -> str | None:
         """The employee's org as of `ts`, as the entitlements stream has it; None if not known."""
-        ent = self.refs.entitlements.as_of(actor_id, ts)
+        ent = self.entitlement(actor_id, ts)
         return ent.org_id if ent is not None else None
 
     def consent(self, subject: str, purpose: str, channel: str | None, ts: int) -> Consent | None:
