@@ -5,7 +5,9 @@ Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金�
 第60条(5), seed 001 §五.1). Seed 004 sets the bounds:
 - 掌上银行家系统机构设置: head office sees every customer, a branch itself and its sub-branches, a
   sub-branch only itself (organisation.yaml `org_levels`); 客户管理机构(2): a customer is managed in
-  one sub-branch and other orgs may only query it, so a change elsewhere is never allowed;
+  one sub-branch and other orgs may only query it, so a change elsewhere is never allowed. Neither
+  limits the counter (柜员, organisation.yaml `serves_walk_ins`), which serves a sister branch's
+  walk-in customer as its own;
 - 角色设置: a role is a set of function permissions (organisation.yaml `permissions`);
 - 人员管理(4)(5): a transfer changes and a termination ends access at once;
 - 流程描述(4)④⑤: graded approval and least privilege; C3 data, and an export, print or download of
@@ -443,10 +445,11 @@ class UnauthorizedLookupDetector:
             and customers == 1
             and not forbidden
         ):
+            counter = ctx.catalog.serves_walk_ins(view.ent.roles, system)
             if approved:
-                sight = -(OWN if action in CHANGES else ALL)
+                sight = -(OWN if action in CHANGES and not counter else ALL)
             elif not self._rules(view.ent, action, system, list(fields), "no approval", ctx):
-                sight = OWN if action in CHANGES else view.mode
+                sight = ALL if counter else OWN if action in CHANGES else view.mode
         if len(self._clean) < 100_000:
             self._clean[key] = sight
         return sight
@@ -553,17 +556,21 @@ class UnauthorizedLookupDetector:
         self, ev: Any, ent: Entitlement, covered: bool, ctx: Context, refused: str | None = None
     ) -> Found:
         """Seed 004 机构设置 and 客户管理机构: the actor's org must see the customer's managing org; a
-        change is made only in the managing sub-branch. `refused`: why the approval the access
-        names does not open the customer to it."""
+        change is made only in the managing sub-branch; neither limits the counter (a role that
+        `serves_walk_ins` on the system). Every customer must be known. `refused`: why the approval
+        the access names does not open the customer to it."""
         why = f"; {refused}" if refused else ""
         found: dict[str, tuple[str, str, Entitlement | None]] = {}
         unknown, action = 0, ev.action.value
+        counter = ctx.catalog.serves_walk_ins(ent.roles, ev.system)
         view: View | None = None
         previous: Any = False  # the entitlement before this one, looked up on the first customer out of scope
         for cid in ev.subject_ids:
             cust = ctx.customer(cid, ev.ts)
             if cust is None:
                 unknown += 1
+            elif counter:
+                continue
             elif action in CHANGES:
                 if cust.org_id != ent.org_id:
                     note = f"{ent.org_id} changed a customer of {cust.org_id}"

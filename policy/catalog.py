@@ -93,6 +93,18 @@ class Catalog:
         """The system refuses the action whoever asks and whatever approval they hold."""
         return action in self._never_on.get(system, ())
 
+    def serves_walk_ins(self, roles: Iterable[str], system: str) -> bool:
+        """One of the roles serves any customer at the counter on this system (organisation.yaml
+        `serves_walk_ins`): neither the org's sight nor the managing org limits its accesses there."""
+        sets = self.permission_sets
+        return any(
+            (role := self.roles.get(r)) is not None
+            and role.permissions is not None
+            and sets[role.permissions].serves_walk_ins
+            and system in sets[role.permissions].systems
+            for r in roles
+        )
+
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)
 

@@ -154,6 +154,11 @@ class PermissionSet(Strict):
     approves: bool = Field(
         default=False, description="its holders sign graded approvals (分级授权审批) of data access"
     )
+    serves_walk_ins: bool = Field(
+        default=False,
+        description="on its systems its holders serve any customer at the counter: the org's sight "
+        "and the customer's managing org do not limit them",
+    )
 
 
 class SystemRule(Strict):

@@ -186,6 +186,44 @@ def test_a_lobby_manager_serves_45_own_customers_on_a_busy_day(run) -> None:
     assert run([_ent("t1", "lobby_manager", "S0101")], day) == []
 
 
+def test_a_teller_serves_own_and_sister_branch_walk_ins_at_the_counter(run) -> None:
+    """Seed 004 流程描述(1)① (the counter, 柜面, collects PFI) and ⑬g (serving the customer is what
+    the contract needs): a teller of S0101 checks 30 customers' ID cards and posts their deposits in
+    a day, ten of them walk-ins managed by S0102 and S0201, then one transfer from an own customer
+    to a far branch's. The counter serves whoever walks in (通存通兑): what a sub-branch sees and
+    where a customer is managed are the 掌上银行家 system's rules (its 适用范围)."""
+    day = []
+    for i, cid in enumerate([*ids("A", 10), *ids("B", 5), *ids("A", 10, first=10), *ids("F", 5)]):
+        t = OPEN + i * 15 * MINUTE
+        day.append(read("k1", t, [cid], fields=("customer_name", "id_document_no"), action="view"))
+        posting = ("payment_account_no", "transaction_instruction")
+        day.append(read("k1", t + 2 * MINUTE, [cid], fields=posting, action="update"))
+    transfer = read("k1", OPEN + 8 * HOUR, ["A0001", "F0001"], fields=posting, action="update")
+    assert run([_ent("k1", "teller", "S0101")], [*day, transfer]) == []
+
+
+def test_the_counter_opens_the_counter_only(run) -> None:
+    """What serves walk-ins at the counter opens neither the 掌上银行家 system (not the teller's), nor
+    a card's security code (C3 needs an approval), nor the counter once the teller is transferred."""
+    ents = [
+        _ent("k1", "teller", "S0101"),
+        _ent("k2", "teller", "S0101"),
+        _ent("k3", "teller", "S0101"),
+        _ent("k3", "teller", "S0101", ts=OPEN, status="transferred"),
+    ]
+    events = [
+        read("k1", OPEN, ["B0001"], system="mobile_banker", action="view"),
+        read("k2", OPEN, ["F0001"], fields=("payment_account_no", "card_cvn"), system="card_system"),
+        read("k3", OPEN + HOUR, ["A0002"]),
+    ]
+    found = {a.actor_id: reasons(a) for a in run(ents, events)}
+    assert found == {
+        "k1": {"system_not_permitted", "out_of_scope"},
+        "k2": {"c3_without_approval"},
+        "k3": {"transferred"},
+    }
+
+
 def test_a_hotline_agent_under_approval_reads_300_customers_of_every_org(run) -> None:
     """The 95526 hotline at head office (seed 004 总行: sees all) identifies callers of any branch
     and reads their balances under a customer-service approval that covers them."""
