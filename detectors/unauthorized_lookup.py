@@ -6,14 +6,14 @@ Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金�
 - 掌上银行家系统机构设置: head office sees every customer, a branch itself and its sub-branches, a
   sub-branch only itself (organisation.yaml `org_levels`); 客户管理机构(2): a customer is managed in
   one sub-branch and other orgs may only query it, so a change elsewhere is never allowed. Neither
-  limits the counter (柜员, organisation.yaml `serves_walk_ins`), which serves a sister branch's
-  walk-in customer as its own;
+  limits an access the counter's permission set covers by itself (柜员, organisation.yaml
+  `counter`: its systems, its purposes, its grants): the counter serves a customer of any branch;
 - 角色设置: a role is a set of function permissions (organisation.yaml `permissions`);
 - 人员管理(4)(5): a transfer changes and a termination ends access at once;
 - 流程描述(4)④⑤: graded approval and least privilege; C3 data, and an export, print or download of
   C2 data, need an approval that covers them (detectors/approvals.py), approved by someone else.
 A covering approval also allows a cross-org query and data or systems beyond the role; never a change
-outside the managing sub-branch, nor access after a transfer or termination.
+outside the managing sub-branch (bar the counter's own), nor access after a transfer or termination.
 
 Each access waits until the watermark passes its time, so a transfer, termination, customer move
 or approval that arrives late (within the allowed lateness) still decides it, as a Flink temporal
@@ -184,11 +184,12 @@ class ActorState:
 # an Enum member hashes and is looked up on its class in Python (0.3-0.5 µs each)
 _TS, _ACTOR, _SUBJECTS = attrgetter("ts"), attrgetter("actor_id"), attrgetter("subject_ids")
 _FIELDS, _APPROVAL = attrgetter("fields"), attrgetter("approval_id")
-_KIND = attrgetter("action._value_", "system", "outcome._value_")
+_KIND = attrgetter("action._value_", "system", "outcome._value_", "purpose")
 _ROLES, _ORG = attrgetter("roles"), attrgetter("org")
 _FIRST = itemgetter(0)
 CHANGES = frozenset({Action.update.value, Action.delete.value})
 TAKES_OUT = frozenset({Action.export.value, Action.print.value, Action.download.value})
+PRINT = Action.print.value
 DENIED = Outcome.denied.value
 ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
 OWN, BELOW, ALL = 1, 2, 3  # how far an org sees: its own customers, its sub-branches' too, every one
@@ -432,7 +433,7 @@ class UnauthorizedLookupDetector:
         """How far the org must see the one customer of an access of this kind for it to be
         authorized (a change: its own customer only), negative when that is up to the approval it
         names (which covers any org's reads); 0 if only the full rules can tell."""
-        roles, (action, system, outcome), approved, fields, customers = key
+        roles, (action, system, outcome, purpose), approved, fields, customers = key
         found = self._clean.get(key)
         if found is not None:
             return found
@@ -445,10 +446,12 @@ class UnauthorizedLookupDetector:
             and customers == 1
             and not forbidden
         ):
-            counter = ctx.catalog.serves_walk_ins(view.ent.roles, system)
+            counter = ctx.catalog.at_counter(view.ent.roles, action, system, fields, purpose)
             if approved:
                 sight = -(OWN if action in CHANGES and not counter else ALL)
-            elif not self._rules(view.ent, action, system, list(fields), "no approval", ctx):
+            elif not self._rules(
+                view.ent, action, system, list(fields), "no approval", ctx, counter and action == PRINT
+            ):
                 sight = ALL if counter else OWN if action in CHANGES else view.mode
         if len(self._clean) < 100_000:
             self._clean[key] = sight
@@ -519,30 +522,42 @@ class UnauthorizedLookupDetector:
             found.append(("forbidden_on_system", f"{action} on {ev.system}", ent))
         # why the approval the access names does not cover it: the analyst's first question
         refused = f"approval {approval.approval_id}: {why}" if approval else why if ev.approval_id else None
+        counter = ctx.catalog.at_counter(ent.roles, action, ev.system, ev.fields, ev.purpose)
+        # the counter prints one customer's statement or receipt for that customer: no takeout
+        own_copy = counter and action == PRINT and len(ev.subject_ids) == 1
         if not covered:
             if approval is None and not ev.approval_id:
-                key = (tuple(ent.roles), action, ev.system, tuple(ev.fields))
+                key = (tuple(ent.roles), action, ev.system, tuple(ev.fields), own_copy)
                 rules = self._unapproved.get(key)
                 if rules is None:
-                    rules = self._rules(ent, action, ev.system, ev.fields, "no approval", ctx)
+                    rules = self._rules(ent, action, ev.system, ev.fields, "no approval", ctx, own_copy)
                     if len(self._unapproved) < 100_000:
                         self._unapproved[key] = rules
             else:
-                rules = self._rules(ent, action, ev.system, ev.fields, refused or "no approval", ctx)
+                rules = self._rules(
+                    ent, action, ev.system, ev.fields, refused or "no approval", ctx, own_copy
+                )
             found += [(reason, note, ent) for reason, note in rules]
-        return found + self._scope(ev, ent, covered, ctx, refused)
+        return found + self._scope(ev, ent, covered, counter, ctx, refused)
 
     @staticmethod
     def _rules(
-        ent: Entitlement, action: str, system: str, fields: list[str], refused: str, ctx: Context
+        ent: Entitlement,
+        action: str,
+        system: str,
+        fields: list[str],
+        refused: str,
+        ctx: Context,
+        own_copy: bool = False,
     ) -> list[tuple[str, str]]:
-        """What the data, the roles and the systems say of an access no approval covers."""
+        """What the data, the roles and the systems say of an access no approval covers. `own_copy`:
+        the counter prints one customer's data for that customer, which takes nothing out."""
         catalog = ctx.catalog
         cls = catalog.classify(fields)
         found = []
         if cls is JrClass.C3:
             found.append(("c3_without_approval", f"{action} on {system}; {refused}"))
-        elif cls is JrClass.C2 and action in TAKES_OUT:
+        elif cls is JrClass.C2 and action in TAKES_OUT and not own_copy:
             found.append(("c2_takeout_without_approval", f"{action} on {system}; {refused}"))
         system_ok, data_ok = catalog.role_grants(ent.roles, Action(action), system, fields)
         if not system_ok:
@@ -553,16 +568,21 @@ class UnauthorizedLookupDetector:
         return found
 
     def _scope(
-        self, ev: Any, ent: Entitlement, covered: bool, ctx: Context, refused: str | None = None
+        self,
+        ev: Any,
+        ent: Entitlement,
+        covered: bool,
+        counter: bool,
+        ctx: Context,
+        refused: str | None = None,
     ) -> Found:
         """Seed 004 机构设置 and 客户管理机构: the actor's org must see the customer's managing org; a
-        change is made only in the managing sub-branch; neither limits the counter (a role that
-        `serves_walk_ins` on the system). Every customer must be known. `refused`: why the approval
-        the access names does not open the customer to it."""
+        change is made only in the managing sub-branch; neither limits an access the counter's
+        permission set covers by itself (`counter`, `Catalog.at_counter`). Every customer must be
+        known. `refused`: why the approval the access names does not open the customer to it."""
         why = f"; {refused}" if refused else ""
         found: dict[str, tuple[str, str, Entitlement | None]] = {}
         unknown, action = 0, ev.action.value
-        counter = ctx.catalog.serves_walk_ins(ent.roles, ev.system)
         view: View | None = None
         previous: Any = False  # the entitlement before this one, looked up on the first customer out of scope
         for cid in ev.subject_ids:

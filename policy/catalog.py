@@ -93,17 +93,25 @@ class Catalog:
         """The system refuses the action whoever asks and whatever approval they hold."""
         return action in self._never_on.get(system, ())
 
-    def serves_walk_ins(self, roles: Iterable[str], system: str) -> bool:
-        """One of the roles serves any customer at the counter on this system (organisation.yaml
-        `serves_walk_ins`): neither the org's sight nor the managing org limits its accesses there."""
-        sets = self.permission_sets
-        return any(
-            (role := self.roles.get(r)) is not None
-            and role.permissions is not None
-            and sets[role.permissions].serves_walk_ins
-            and system in sets[role.permissions].systems
-            for r in roles
-        )
+    def at_counter(
+        self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None
+    ) -> bool:
+        """One of the roles' permission sets is the counter's (organisation.yaml `counter`) and covers
+        the access by itself: its system, a purpose the counter serves, its grant of the action on
+        the data. Then neither the org's sight nor the customer's managing org limits it."""
+        for r in roles:
+            role = self.roles.get(r)
+            if role is None or role.permissions is None:
+                continue
+            perms = self.permission_sets[role.permissions]
+            if (
+                perms.counter is not None
+                and system in perms.systems
+                and purpose in perms.counter.purposes
+                and self._set_grants(role.permissions, action, field_ids)
+            ):
+                return True
+        return False
 
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)
@@ -133,6 +141,16 @@ class Catalog:
         raised = self.classify(fids)
         return raised is top or raised.value in ids or fids <= frozenset(named)
 
+    def _set_grants(self, pid: str, action: str, field_ids: Sequence[str]) -> bool:
+        """Permission set `pid` grants the action on every one of the fields; memoized."""
+        key = (pid, action, tuple(field_ids))
+        ok = self._grants.get(key)
+        if ok is None:
+            ok = self.granted(self.permission_sets[pid].grants.get(action, ()), field_ids)  # type: ignore[call-overload]
+            if len(self._grants) < 100_000:
+                self._grants[key] = ok
+        return ok
+
     def role_grants(
         self, roles: Iterable[str], action: str, system: str, field_ids: list[str]
     ) -> tuple[bool, bool]:
@@ -148,14 +166,9 @@ class Catalog:
             pid = role.permissions
             if pid is None:
                 return True, True
-            perms = self.permission_sets[pid]
-            key = (pid, action, tuple(field_ids))
-            ok = self._grants.get(key)
-            if ok is None:
-                ok = self.granted(perms.grants.get(action, ()), field_ids)  # type: ignore[call-overload]
-                if len(self._grants) < 100_000:
-                    self._grants[key] = ok
-            granted.append((system in perms.systems, ok))
+            granted.append(
+                (system in self.permission_sets[pid].systems, self._set_grants(pid, action, field_ids))
+            )
         system_ok = any(s for s, _ in granted)
         # with no role opening the system, the data is judged on its own (one reason, not two)
         data_ok = any(d for s, d in granted if s or not system_ok)

@@ -142,6 +142,15 @@ class Role(Strict):
     permissions: str | None = Field(default=None, description="a permission set id from `permissions`")
 
 
+class Counter(Strict):
+    """The counter (柜面) serves whoever comes to it, a customer of any org. What an org sees and
+    where a customer is managed do not limit an access its permission set covers by itself: on
+    the set's systems, for one of these purposes, the set's own grants opening the action on the
+    data. Anything else its holder does is judged as any employee's."""
+
+    purposes: list[str] = Field(min_length=1, description="purpose ids (purposes.yaml) the counter serves")
+
+
 class PermissionSet(Strict):
     """Seed 004 角色设置(1): a role is a set of function permissions. The systems it may use and,
     per action, the classes (C3, C2, C1) or category ids whose fields it may touch."""
@@ -154,10 +163,8 @@ class PermissionSet(Strict):
     approves: bool = Field(
         default=False, description="its holders sign graded approvals (分级授权审批) of data access"
     )
-    serves_walk_ins: bool = Field(
-        default=False,
-        description="on its systems its holders serve any customer at the counter: the org's sight "
-        "and the customer's managing org do not limit them",
+    counter: Counter | None = Field(
+        default=None, description="its holders serve whoever comes to the counter (柜面), for these purposes"
     )
 
 
@@ -570,5 +577,12 @@ class Policy(Strict):
                 raise ValueError(
                     f"{where} names {unknown}, neither a class nor a category; use C3, C2, C1 or one of "
                     f"{', '.join(sorted(self.classification.categories))}"
+                )
+        for pid, p in org.permissions.items():
+            unknown = sorted(set(p.counter.purposes if p.counter else ()) - set(self.purposes.purposes))
+            if unknown:
+                raise ValueError(
+                    f"permissions.{pid}.counter.purposes names {unknown}, not purposes of purposes.yaml; "
+                    f"use one of {', '.join(self.purposes.purposes)}"
                 )
         return self

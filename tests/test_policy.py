@@ -87,6 +87,16 @@ def test_cross_reference_error_points_at_the_bad_line(policy_copy: Path) -> None
     assert "head_office, branch, second_branch, sub_branch" in e.value.fix
 
 
+def test_a_counter_serving_an_unknown_purpose_is_named_with_the_known_ones(policy_copy: Path) -> None:
+    f = policy_copy / "organisation.yaml"
+    edit(f, "purposes: [customer_service, account_service,", "purposes: [customer_service, acount_service,")
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if "acount_service" in line)
+    assert (e.value.key, e.value.line) == ("permissions.counter_service.counter.purposes", bad_line)
+    assert "['acount_service']" in str(e.value) and "account_service, authentication" in e.value.fix
+
+
 def test_a_country_in_lower_case_reads_as_its_code_and_a_name_is_refused(policy_copy: Path) -> None:
     f = policy_copy / "recipients.yaml"
     edit(f, "home_country: CN", "home_country: cn")

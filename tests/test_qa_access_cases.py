@@ -20,7 +20,7 @@ from conftest import T0, fed, refs
 from detectors import load_detectors
 from policy.catalog import Catalog
 from policy.model import JrClass
-from schemas.models import AccessEvent, Approval, Customer
+from schemas.models import AccessEvent, Approval, Customer, Entitlement
 from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -53,8 +53,6 @@ def book(n: int = 400) -> list[Customer]:
 
 
 def _ent(actor: str, role: str | None, org: str, ts: int = 0, **kw: Any):
-    from schemas.models import Entitlement
-
     return Entitlement(
         actor_id=actor, ts=ts, org_id=org, org_path=ORGS[org], roles=[role] if role else [], **kw
     )
@@ -186,42 +184,85 @@ def test_a_lobby_manager_serves_45_own_customers_on_a_busy_day(run) -> None:
     assert run([_ent("t1", "lobby_manager", "S0101")], day) == []
 
 
-def test_a_teller_serves_own_and_sister_branch_walk_ins_at_the_counter(run) -> None:
-    """Seed 004 流程描述(1)① (the counter, 柜面, collects PFI) and ⑬g (serving the customer is what
-    the contract needs): a teller of S0101 checks 30 customers' ID cards and posts their deposits in
-    a day, ten of them walk-ins managed by S0102 and S0201, then one transfer from an own customer
-    to a far branch's. The counter serves whoever walks in (通存通兑): what a sub-branch sees and
-    where a customer is managed are the 掌上银行家 system's rules (its 适用范围)."""
+def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
+    """A teller (柜员) of S0101 checks 30 customers' ID cards and posts their deposits in a day, ten
+    of them managed by S0102 and S0201, then one transfer from an own customer to a far branch's.
+    The counter serves whoever comes to it: what a sub-branch sees and where a customer is managed
+    are the 掌上银行家 system's rules (seed 004 掌上银行家系统管理规定 适用范围), and seed 004
+    人员管理(3) asks each post that knows PFI to be named (organisation.yaml `counter_service`)."""
     day = []
+    posting = ("transaction_instruction", "account_balance")
     for i, cid in enumerate([*ids("A", 10), *ids("B", 5), *ids("A", 10, first=10), *ids("F", 5)]):
         t = OPEN + i * 15 * MINUTE
         day.append(read("k1", t, [cid], fields=("customer_name", "id_document_no"), action="view"))
-        posting = ("payment_account_no", "transaction_instruction")
-        day.append(read("k1", t + 2 * MINUTE, [cid], fields=posting, action="update"))
-    transfer = read("k1", OPEN + 8 * HOUR, ["A0001", "F0001"], fields=posting, action="update")
-    assert run([_ent("k1", "teller", "S0101")], [*day, transfer]) == []
+        day.append(read("k1", t + 2 * MINUTE, [cid], fields=posting, action="update", purpose="payment"))
+    transfer = read(
+        "k1", OPEN + 8 * HOUR, ["A0001", "F0001"], fields=posting, action="update", purpose="payment"
+    )
+    # a statement each for two customers who asked for one, printed at the counter
+    statements = [
+        read("k1", OPEN + 9 * HOUR, [cid], fields=("transaction_record",), action="print", row_count=40)
+        for cid in ("A0002", "F0002")
+    ]
+    assert run([_ent("k1", "teller", "S0101")], [*day, transfer, *statements]) == []
 
 
-def test_the_counter_opens_the_counter_only(run) -> None:
-    """What serves walk-ins at the counter opens neither the 掌上银行家 system (not the teller's), nor
-    a card's security code (C3 needs an approval), nor the counter once the teller is transferred."""
+def test_the_counter_covers_only_what_its_own_set_grants_for_its_purposes(run) -> None:
+    """The counter's reach is its permission set's alone: the 掌上银行家 system is not its system; a
+    card's security code is C3 (an approval, always) and not its data; a transferred teller is
+    between posts; a read for no purpose or for marketing is no counter service; credit reports
+    are not its data; an export a second role grants is that role's, scoped by org as any
+    employee's."""
     ents = [
         _ent("k1", "teller", "S0101"),
         _ent("k2", "teller", "S0101"),
         _ent("k3", "teller", "S0101"),
         _ent("k3", "teller", "S0101", ts=OPEN, status="transferred"),
+        _ent("k4", "teller", "S0101"),
+        _ent("k5", "teller", "S0101"),
+        _ent("k6", "teller", "S0101"),
+        _ent("k9", "teller", "S0101"),
+        Entitlement(
+            actor_id="k7", ts=0, org_id="S0101", org_path=ORGS["S0101"], roles=["teller", "wealth_manager"]
+        ),
     ]
     events = [
         read("k1", OPEN, ["B0001"], system="mobile_banker", action="view"),
         read("k2", OPEN, ["F0001"], fields=("payment_account_no", "card_cvn"), system="card_system"),
         read("k3", OPEN + HOUR, ["A0002"]),
+        read("k9", OPEN - MINUTE, ["F0009"]),  # the same kind of read at the counter: served
+        read("k4", OPEN, ["F0004"], purpose=None),
+        read("k5", OPEN, ["F0005"], purpose="marketing"),
+        read("k6", OPEN, ["F0006"], fields=("customer_name", "credit_report")),
+        read("k7", OPEN, ["F0007"], fields=("customer_segment", "marketing_tags"), action="export"),
     ]
     found = {a.actor_id: reasons(a) for a in run(ents, events)}
     assert found == {
         "k1": {"system_not_permitted", "out_of_scope"},
-        "k2": {"c3_without_approval"},
+        "k2": {"c3_without_approval", "out_of_scope"},
         "k3": {"transferred"},
+        "k4": {"out_of_scope"},
+        "k5": {"out_of_scope"},
+        "k6": {"role_not_permitted", "out_of_scope"},
+        "k7": {"out_of_scope"},
     }
+    own = [read("k8", OPEN, ["A0008"], purpose=None), read("k8", OPEN, ["A0009"], purpose="marketing")]
+    assert run([_ent("k8", "teller", "S0101")], own) == []  # its own sub-branch's customers: in sight
+
+
+def test_the_counter_prints_a_customers_own_copy_and_nothing_more(run) -> None:
+    """A statement printed at the counter for the one customer it is about is that customer's copy;
+    seed 004 流程描述(4)④ restricts copying PFI (原则上限制批量查询、复制), and the same print naming two
+    customers, or printed for marketing, is a takeout that needs an approval (④⑤)."""
+    statement = ("transaction_record",)
+    prints = [
+        read("k1", OPEN, ["A0001", "F0001"], fields=statement, action="print"),
+        read("k2", OPEN, ["A0002"], fields=statement, action="print", purpose="marketing"),
+        read("k3", OPEN, ["F0003"], fields=statement, action="print"),
+    ]
+    ents = [_ent(k, "teller", "S0101") for k in ("k1", "k2", "k3")]
+    found = {a.actor_id: reasons(a) for a in run(ents, prints)}
+    assert found == {"k1": {"c2_takeout_without_approval"}, "k2": {"c2_takeout_without_approval"}}
 
 
 def test_a_hotline_agent_under_approval_reads_300_customers_of_every_org(run) -> None:
