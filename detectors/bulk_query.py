@@ -10,7 +10,8 @@ Two ways in, one episode per spree:
   once, by the heaviest access to it: class weight (C3 > C2 > C1) x action weight (export /
   download / print > view). When the score reaches the actor's role threshold an episode opens.
 - **The law's count.** Art. 5 counts records (条) cumulatively, whatever the role: per actor and
-  tier (the escalation steps' category sets), over `legal_horizon_hours` (detectors/legal_tally.py).
+  tier (the escalation steps' category sets), over `legal_horizon_hours` (detectors/legal_tally.py),
+  of what was read, taken out or sent (a change obtains nothing).
   Reaching a tier opens an episode by itself, spanning the records counted; 12 customers an hour
   never reach a role threshold, but the fifth hour passes 50.
 Accesses under an approval that covers them (detectors/approvals.py) do not count. An episode is
@@ -40,6 +41,10 @@ from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
 from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, RecipientType, Severity
 
 EXPORTS = frozenset({Action.export, Action.download, Action.print})
+# art. 5 counts what was obtained, sold or provided (非法获取、出售或者提供): a change or a deletion
+# obtains nothing (a teller's postings, a batch of address updates), so its entries carry no
+# categories and fall in no legal tier; the role's window still weighs them
+CHANGES = frozenset({Action.update, Action.delete})
 NOT_TAKEN_OUT = frozenset({RecipientType.internal, RecipientType.regulator})
 MILLI = 1000  # scores and weights in thousandths, as integers
 WINDOW = "w:"  # store key prefix of an actor's window (BulkQueryDetector._window)
@@ -546,6 +551,8 @@ class BulkQueryDetector:
         profile = self._profiles.get(key)
         if profile is None:
             cls, cats = ctx.catalog.profile(ev.fields)
+            if ev.action in CHANGES:
+                cats = ()
             profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, ev.action)], self._tiers_of(cats))
             if len(self._profiles) < 100_000:  # events repeat a few field sets; junk must not grow it
                 self._profiles[key] = profile

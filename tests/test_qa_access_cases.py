@@ -207,6 +207,28 @@ def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
     assert run([_ent("k1", "teller", "S0101")], [*day, transfer, *statements]) == []
 
 
+def test_a_busy_counter_day_of_postings_is_not_art_5s_count(run) -> None:
+    """Art. 5 (seed 001 §五.1) counts records obtained, sold or provided (非法获取、出售或者提供): a
+    teller who checks 80 customers' ID cards and posts their deposits (each posting changes a
+    balance, property data) obtains no property records. The same 80 balances *read* reach the
+    50 of art. 5 ¶1 (4); and changes still weigh in the role's hourly window: 60 in ten minutes
+    is no counter's pace."""
+    posting = ("transaction_instruction", "account_balance")
+    day = []
+    for i, cid in enumerate(ids("A", 80)):
+        t = OPEN + i * 6 * MINUTE
+        day.append(read("k1", t, [cid], fields=("customer_name", "id_document_no"), action="view"))
+        day.append(read("k1", t + MINUTE, [cid], fields=posting, action="update", purpose="payment"))
+    assert run([_ent("k1", "teller", "S0101")], day) == []
+    reads = spread("k2", ids("A", 80), OPEN, OPEN + 8 * HOUR, fields=("customer_name", "account_balance"))
+    a = one(run([_ent("k2", "teller", "S0101")], reads), "bulk_query")
+    assert a.counts["records"] == 80 and a.severity.value == "high" and "reached 50" in a.summary
+    burst = spread(
+        "k3", ids("A", 60), OPEN, OPEN + 10 * MINUTE, fields=posting, action="update", purpose="payment"
+    )
+    assert one(run([_ent("k3", "teller", "S0101")], burst), "bulk_query").severity.value == "medium"
+
+
 def test_the_counter_covers_only_what_its_own_set_grants_for_its_purposes(run) -> None:
     """The counter's reach is its permission set's alone: the 掌上银行家 system is not its system; a
     card's security code is C3 (an approval, always) and not its data; a transferred teller is
