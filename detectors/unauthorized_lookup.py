@@ -235,9 +235,9 @@ class Spending:
 
 def _kind(ev: Any, view: View) -> tuple[Any, ...]:
     """The memo key of an access (`_screen` builds it column-wise): its actor's roles, its action,
-    system and outcome, whether it names an approval (which one is `_spend`'s to judge: keyed by
-    the id, the memo missed once per approval and filled up with them), its fields, how many
-    customers it names."""
+    system, outcome and purpose (the counter's, `Catalog.at_counter`), whether it names an approval
+    (which one is `_spend`'s to judge: keyed by the id, the memo missed once per approval and
+    filled up with them), its fields, how many customers it names."""
     return (view.roles, _KIND(ev), bool(ev.approval_id), tuple(ev.fields), len(ev.subject_ids))
 
 
@@ -250,11 +250,12 @@ class UnauthorizedLookupDetector:
         self.section, self.p, self.store = section, params, store
         self.gap_ms = params.episode_gap_minutes * 60_000
         self.denied_ms = params.denied_window_minutes * 60_000
-        # (roles, (action, system, outcome), approval named, fields, customers) -> how far the org must see
+        # (roles, (action, system, outcome, purpose), approval named, fields, customers) -> how far the org must see
         # the access's one customer for it to be authorized, 0 if only the full rules can tell
         # (`_learn`): a pure function of policy, and accesses repeat a few of these
         self._clean: dict[tuple[Any, ...], int] = {}
-        # (roles, action, system, fields) -> the data, role and system reasons when no approval covers it
+        # (roles, action, system, fields, own copy) -> the data, role and system reasons when no
+        # approval covers it
         self._unapproved: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
         self._views: dict[int, View] = {}  # id(entitlement version) -> its View (`_view`)
 
@@ -324,9 +325,10 @@ class UnauthorizedLookupDetector:
         Column by column, without a Python call per access: the entitlements and the customers
         looked up for the whole batch, the policy verdict memoized per kind of access. What passes
         is authorized for certain: one customer, whom the actor's org sees (or manages, for a
-        change), touched by an active employee whose roles grant the action on the data and the
-        system; or one customer it knows, under an approval that covers the access and has the
-        budget for it. Everything else meets the full rules (`_judge`)."""
+        change), or any known one at the counter (`Catalog.at_counter`), touched by an active
+        employee whose roles grant the action on the data and the system; or one customer it knows,
+        under an approval that covers the access and has the budget for it. Everything else meets
+        the full rules (`_judge`)."""
         n, actors, times = len(events), list(map(_ACTOR, events)), list(map(_TS, events))
         views = self._entitlements(actors, times, ctx)
         # per access: how far the org must see its one customer (negative: and an approval must

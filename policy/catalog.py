@@ -98,7 +98,7 @@ class Catalog:
     ) -> bool:
         """One of the roles' permission sets is the counter's (organisation.yaml `counter`) and covers
         the access by itself: its system, a purpose the counter serves, its grant of the action on
-        the data. Then neither the org's sight nor the customer's managing org limits it."""
+        the data it names. Then neither the org's sight nor the customer's managing org limits it."""
         for r in roles:
             role = self.roles.get(r)
             if role is None or role.permissions is None:
@@ -106,6 +106,7 @@ class Catalog:
             perms = self.permission_sets[role.permissions]
             if (
                 perms.counter is not None
+                and field_ids  # an access naming no data is nobody's to vouch for
                 and system in perms.systems
                 and purpose in perms.counter.purposes
                 and self._set_grants(role.permissions, action, field_ids)

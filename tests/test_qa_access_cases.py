@@ -244,6 +244,9 @@ def test_the_counter_covers_only_what_its_own_set_grants_for_its_purposes(run) -
         _ent("k5", "teller", "S0101"),
         _ent("k6", "teller", "S0101"),
         _ent("k9", "teller", "S0101"),
+        _ent("k10", "teller", "S0101"),
+        _ent("k11", "teller", "S0101"),
+        _ent("k12", "teller", "S0101"),
         Entitlement(
             actor_id="k7", ts=0, org_id="S0101", org_path=ORGS["S0101"], roles=["teller", "wealth_manager"]
         ),
@@ -253,6 +256,9 @@ def test_the_counter_covers_only_what_its_own_set_grants_for_its_purposes(run) -
         read("k2", OPEN, ["F0001"], fields=("payment_account_no", "card_cvn"), system="card_system"),
         read("k3", OPEN + HOUR, ["A0002"]),
         read("k9", OPEN - MINUTE, ["F0009"]),  # the same kind of read at the counter: served
+        read("k10", OPEN, ["F0010"], fields=(), action="delete"),  # naming no data vouches for nothing
+        read("k11", OPEN, ["F0011"], fields=(), action="export"),
+        read("k12", OPEN, ["F0012"], fields=(), action="view"),
         read("k4", OPEN, ["F0004"], purpose=None),
         read("k5", OPEN, ["F0005"], purpose="marketing"),
         read("k6", OPEN, ["F0006"], fields=("customer_name", "credit_report")),
@@ -267,6 +273,9 @@ def test_the_counter_covers_only_what_its_own_set_grants_for_its_purposes(run) -
         "k5": {"out_of_scope"},
         "k6": {"role_not_permitted", "out_of_scope"},
         "k7": {"out_of_scope"},
+        "k10": {"change_outside_managing_org"},
+        "k11": {"out_of_scope"},
+        "k12": {"out_of_scope"},
     }
     own = [read("k8", OPEN, ["A0008"], purpose=None), read("k8", OPEN, ["A0009"], purpose="marketing")]
     assert run([_ent("k8", "teller", "S0101")], own) == []  # its own sub-branch's customers: in sight
