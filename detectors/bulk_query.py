@@ -107,7 +107,10 @@ class Episode:
 
     def __init__(self, start: int, end: int, threshold: int):
         self.start, self.end, self.threshold = start, end, threshold
-        self.customers: dict[str, list] = {}  # cid -> [records, categories (set), class rank]
+        # cid -> [records, {category: records}, class rank]: a customer's records once, at the most
+        # rows one access returned for it, overall and per category (a statement's 40 transaction
+        # rows are not 40 property records because its balance was also read once)
+        self.customers: dict[str, list] = {}
         self.evidence: list[str] = []
         self.events = 0  # accesses and transfers aggregated (the alert's OCSF count)
         self.severity = Severity.info
@@ -126,15 +129,22 @@ class Episode:
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
         known = self.customers.get(cid)
         if known is None:
-            self.customers[cid] = [n, set(cats), rank]
+            self.customers[cid] = [n, dict.fromkeys(cats, n), rank]
         else:  # a customer's records once: the most rows one access returned for it
             known[0] = max(known[0], n)
-            known[1].update(cats)
+            rows = known[1]
+            for c in cats:
+                if n > rows.get(c, 0):
+                    rows[c] = n
             known[2] = max(known[2], rank)
 
     def records(self, categories: Iterable[str] | None = None) -> int:
-        wanted = set(categories) if categories is not None else None
-        return sum(c[0] for c in self.customers.values() if wanted is None or c[1] & wanted)
+        if categories is None:
+            return sum(c[0] for c in self.customers.values())
+        wanted = set(categories)
+        return sum(
+            max((n for cat, n in c[1].items() if cat in wanted), default=0) for c in self.customers.values()
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,7 +152,7 @@ class Episode:
             "end": self.end,
             "threshold": self.threshold,
             "score": self.score,
-            "customers": {k: [v[0], sorted(v[1]), v[2]] for k, v in self.customers.items()},
+            "customers": {k: [v[0], dict(sorted(v[1].items())), v[2]] for k, v in self.customers.items()},
             "evidence": self.evidence,
             "events": self.events,
             "severity": self.severity.value,
@@ -160,7 +170,11 @@ class Episode:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Episode:
         ep = cls(d["start"], d["end"], d["threshold"])
-        ep.customers = {k: [v[0], set(v[1]), v[2]] for k, v in d["customers"].items()}
+        # an earlier lifemon kept each customer's categories only: its records in each
+        ep.customers = {
+            k: [v[0], v[1] if isinstance(v[1], dict) else dict.fromkeys(v[1], v[0]), v[2]]
+            for k, v in d["customers"].items()
+        }
         ep.evidence, ep.severity, ep.revision = d["evidence"], Severity(d["severity"]), d["revision"]
         ep.events = d.get("events", len(ep.evidence))  # older snapshots kept only the evidence
         ep.first_seen, ep.last_seen, ep.actor_org, ep.score = (
@@ -859,10 +873,10 @@ class BulkQueryDetector:
         ep.emitted_records, ep.emitted_last_seen = ep.records(), ep.last_seen
         by_class = {"C3": 0, "C2": 0, "C1": 0}
         by_category: dict[str, int] = {}
-        for n, cats, rank in ep.customers.values():
+        for n, rows, rank in ep.customers.values():
             by_class[RANK_CLASS[rank].value] += n
-            for c in cats:
-                by_category[c] = by_category.get(c, 0) + n
+            for c, k in rows.items():
+                by_category[c] = by_category.get(c, 0) + k
         total = sum(by_class.values())
         top = next(c for c in ("C3", "C2", "C1") if by_class[c]) if total else "C1"
         named = [c for c in ep.customers if not c.startswith("#")]

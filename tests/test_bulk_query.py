@@ -9,7 +9,7 @@ import pytest
 from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
-from detectors.bulk_query import WINDOW
+from detectors.bulk_query import WINDOW, Episode
 from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -583,3 +583,13 @@ def test_a_window_with_more_chunks_than_the_store_caches(engine_factory, monkeyp
     alerts += feed(restored, spree[30:], batch_size=20, offset=len(day) + 30) + restored.drain()
     assert final(alerts) == expected
     assert len(window_of(restored).entries) == len(day) + len(spree)
+
+
+def test_an_episode_an_earlier_lifemon_stored_counts_as_it_did() -> None:
+    """Its customers kept their categories only: each category counts the customer's records."""
+    old = Episode(T0, T0 + 1, 40).to_json() | {"customers": {"c1": [12, ["property", "transaction"], 2]}}
+    ep = Episode.from_json(old)
+    assert ep.records(["property"]) == 12 and ep.records(["credit"]) == 0 and ep.records() == 12
+    ep.add("c1", 1, ("credit",), 2)
+    assert ep.records(["credit"]) == 1 and ep.records(["property", "credit"]) == 12
+    assert Episode.from_json(ep.to_json()).customers == ep.customers

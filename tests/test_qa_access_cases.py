@@ -229,6 +229,22 @@ def test_a_busy_counter_day_of_postings_is_not_art_5s_count(run) -> None:
     assert one(run([_ent("k3", "teller", "S0101")], burst), "bulk_query").severity.value == "medium"
 
 
+def test_a_statements_rows_are_not_property_records_because_its_balance_was_read(run) -> None:
+    """Art. 5 ¶1 (4) counts 50 property records, (4)'s transaction tier 500 (seed 001 §五.1). A lobby
+    manager serves 45 customers in an hour (a medium alert at the role's 40) and prints one of them
+    a 60-row statement after reading their balance: that is one property record and 60 transaction
+    records, not 60 property records. The alert stays medium and names the records by category."""
+    busy = spread("m1", ids("A", 45), OPEN, OPEN + 50 * MINUTE, fields=("customer_name", "mobile_phone"))
+    balance = read("m1", OPEN + 51 * MINUTE, ["A0001"], fields=("account_balance",))
+    statement = read(
+        "m1", OPEN + 52 * MINUTE, ["A0001"], fields=("transaction_record",), action="print", row_count=60
+    )
+    alerts = run([_ent("m1", "lobby_manager", "S0101")], [*busy, balance, statement])
+    a = one(alerts, "bulk_query")
+    assert a.severity.value == "medium" and "reached 50" not in a.summary
+    assert a.counts["records"] == 104  # 44 customers' one record each, and A0001's 60
+
+
 def test_the_counter_covers_only_what_its_own_set_grants_for_its_purposes(run) -> None:
     """The counter's reach is its permission set's alone: the 掌上银行家 system is not its system; a
     card's security code is C3 (an approval, always) and not its data; a transferred teller is
