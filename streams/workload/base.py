@@ -54,6 +54,7 @@ ROLE_WEIGHTS = {
         "sb_general_user": 25,
         "sb_product_mgmt": 10,
         "sb_president": 5,
+        "teller": 20,
     },
 }
 SYSADMINS = ("ho_sysadmin", "br_sysadmin")  # operate systems, never read customers' data
@@ -110,6 +111,15 @@ LOCAL_OFFSET_H = 8
 # Normal staff serve customers one at a time, a quarter of an hour each at the least: at most 4 new
 # customers per clock hour, now and then one export of 1-2 of them, and a desk's day is at most
 # CASELOAD customers (a rolling day). A statement lookup returns a screen of STATEMENT_ROWS rows.
+# A visit to the counter (柜员, organisation.yaml `counter_service`): what it logs and for which purpose.
+# Now and then the customer is another branch's, who walked in (the counter serves whoever comes).
+COUNTER_WORK = (
+    (Action.view, ["customer_name", "id_document_no"], "account_service"),
+    (Action.update, ["transaction_instruction", "account_balance"], "payment"),
+    (Action.query, ["customer_name", "account_balance"], "customer_service"),
+    (Action.print, ["transaction_record"], "customer_service"),
+)
+WALK_INS = 0.2
 HOURLY_CUSTOMERS = 4
 CASELOAD = 40
 STATEMENT_ROWS = (3, 12)

@@ -13,6 +13,7 @@ from schemas.models import (
 from streams.workload.base import (
     C1_EXPORT,
     CASELOAD,
+    COUNTER_WORK,
     DAY,
     EXPORT_RATE,
     HOUR,
@@ -26,6 +27,7 @@ from streams.workload.base import (
     SYSTEM_CUM_WEIGHTS,
     SYSTEMS,
     UPDATES,
+    WALK_INS,
     Employee,
 )
 from streams.workload.violations import Violations
@@ -63,6 +65,9 @@ class Traffic(Violations):
             e = staff[i]
             if ts // HOUR != hour[i]:
                 hour[i], seen[i], exported[i] = ts // HOUR, [], False
+            if "teller" in e.roles:
+                self._counter(ts, e, org, seen[i], day[i])
+                continue
             system = rng.choices(SYSTEMS, cum_weights=SYSTEM_CUM_WEIGHTS)[0]
             if not self._may(e, Action.view, system, []):
                 system = rng.choice([s for s in SYSTEMS if self._may(e, Action.view, s, [])])
@@ -94,6 +99,21 @@ class Traffic(Violations):
                 rows = rng.randint(*STATEMENT_ROWS) if "transaction_record" in fields else None
                 subjects = [self._pick(seen[i], day[i], ts, org)]
                 self._access(ts, e, org, system, action, subjects, fields, row_count=rows, outcome=outcome)
+
+    def _counter(self, ts: int, e: Employee, org: str, seen: list[str], day: OrderedDict[str, int]) -> None:
+        """A teller's counter visit: an ID check, a posting, a balance or a printed statement, for a
+        customer of its sub-branch or, now and then, another branch's who walked in (within the
+        same hourly and daily caseload as any desk)."""
+        rng = self.rng
+        action, fields, purpose = rng.choice(COUNTER_WORK)
+        if rng.random() < WALK_INS and len(seen) < HOURLY_CUSTOMERS and len(day) < CASELOAD:
+            cid = rng.choice(self.customers[self._other_sb(org)])
+            seen.append(cid)
+            day[cid] = ts
+        else:
+            cid = self._pick(seen, day, ts, org)
+        rows = rng.randint(*STATEMENT_ROWS) if action is Action.print else None
+        self._access(ts, e, org, "core_banking", action, [cid], fields, row_count=rows, purpose=purpose)
 
     def _approved_traffic(self) -> None:
         """Reading that is only normal under a graded approval (seed 004 流程描述(4)④): hotline agents
