@@ -75,7 +75,12 @@ def leaks(odd: dict[str, tuple[Callable[[], Any], Any]], n: int) -> dict[str, in
                 with contextlib.suppress(catch):
                     call()
 
+            # a thread of an earlier test (a Kafka client's, a log handler's) may allocate meanwhile:
+            # a case over the bar is measured again, and a true leak grows every time
             grown[case] = blocks_grown(step, n, warmup=20)
+            for _ in range(2):
+                if grown[case] > 100:
+                    grown[case] = min(grown[case], blocks_grown(step, n, warmup=0))
     finally:
         gc.unfreeze()
     return {case: k for case, k in grown.items() if k > 100}
