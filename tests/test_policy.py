@@ -77,24 +77,34 @@ def test_unknown_category_reference(policy_copy: Path) -> None:
     assert e.value.key == "fields.credit_report.category" and "use one of" in e.value.fix
 
 
-def test_cross_reference_error_points_at_the_bad_line(policy_copy: Path) -> None:
+@pytest.mark.parametrize(
+    ("old", "typo", "key", "fix"),
+    [
+        (
+            "sub_branch,",
+            "sub_brnch,",
+            "roles.sb_president.level",
+            "head_office, branch, second_branch, sub_branch",
+        ),
+        (
+            "[customer_service, account_service,",
+            "[customer_service, acount_service,",
+            "permissions.counter_service.counter.purposes",
+            "account_service, authentication",
+        ),
+    ],
+    ids=["a role's level", "a counter's purpose"],
+)
+def test_cross_reference_error_points_at_the_bad_line(
+    policy_copy: Path, old: str, typo: str, key: str, fix: str
+) -> None:
     f = policy_copy / "organisation.yaml"
-    edit(f, "level: sub_branch,", "level: sub_brnch,")
+    edit(f, old, typo)
     with pytest.raises(PolicyError) as e:
         load_policy(policy_copy)
-    bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if "sub_brnch" in line)
-    assert (e.value.key, e.value.line) == ("roles.sb_president.level", bad_line)
-    assert "head_office, branch, second_branch, sub_branch" in e.value.fix
-
-
-def test_a_counter_serving_an_unknown_purpose_is_named_with_the_known_ones(policy_copy: Path) -> None:
-    f = policy_copy / "organisation.yaml"
-    edit(f, "purposes: [customer_service, account_service,", "purposes: [customer_service, acount_service,")
-    with pytest.raises(PolicyError) as e:
-        load_policy(policy_copy)
-    bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if "acount_service" in line)
-    assert (e.value.key, e.value.line) == ("permissions.counter_service.counter.purposes", bad_line)
-    assert "['acount_service']" in str(e.value) and "account_service, authentication" in e.value.fix
+    bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if typo in line)
+    assert (e.value.key, e.value.line) == (key, bad_line)
+    assert fix in e.value.fix
 
 
 def test_a_country_in_lower_case_reads_as_its_code_and_a_name_is_refused(policy_copy: Path) -> None:
