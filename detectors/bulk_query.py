@@ -681,7 +681,7 @@ class BulkQueryDetector:
             win.weights = None
 
     def _add(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
-        entries, cls, _, _ = read
+        entries, cls, _, tiers = read
         if ev.ts <= win.last_ts - self.window_ms:
             # older than the actor's current window (a log that arrives late): it can no longer
             # change the score, but art. 5 counts the day's records whichever log came first
@@ -695,6 +695,10 @@ class BulkQueryDetector:
             self._keep(win, entries, ev, read=True)
         ep = win.episode
         if ep is not None:
+            if not tiers and max(ep.score, win.exact()) < ep.threshold:
+                # in no legal tier (a change obtains nothing): it joins an episode the law opened
+                # only once the role's window counts it, as `_open_legal` leaves it out
+                return
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
         elif reached := self._legal_reached(win):
             ep = self._open_legal(ev, win, reached, ctx)
@@ -732,7 +736,7 @@ class BulkQueryDetector:
         ep = win.episode
         if ep is None and (reached := self._legal_reached(win)):
             ep = self._open_legal(ev, win, reached, ctx)
-        elif ep is not None and ev.ts > win.legal_since:
+        elif ep is not None and ev.ts > win.legal_since and self._tiers_of(entries[0][4]):
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
         else:  # no episode, or one that does not count it: a closed episode reported that time

@@ -223,6 +223,15 @@ def test_a_busy_counter_day_of_postings_is_not_art_5s_count(run) -> None:
     reads = spread("k2", ids("A", 80), OPEN, OPEN + 8 * HOUR, fields=("customer_name", "account_balance"))
     a = one(run([_ent("k2", "teller", "S0101")], reads), "bulk_query")
     assert a.counts["records"] == 80 and a.severity.value == "high" and "reached 50" in a.summary
+    # postings after the 50th read do not join the alert the law opened: it lists what was read
+    posted = spread(
+        "k2", ids("B", 30), OPEN + 8 * HOUR + MINUTE, OPEN + 11 * HOUR, fields=posting, action="update"
+    )
+    a = one(run([_ent("k2", "teller", "S0101")], [*reads, *posted]), "bulk_query")
+    assert a.counts["records"] == 80 and a.subject_count == 80
+    late = spread("k2", ids("B", 30), OPEN + 2 * HOUR, OPEN + 3 * HOUR, fields=posting, action="update")
+    a = one(run([_ent("k2", "teller", "S0101")], [*reads, *late], arrival="as given"), "bulk_query")
+    assert a.counts["records"] == 80 and a.subject_count == 80  # nor do postings logged late
     burst = spread(
         "k3", ids("A", 60), OPEN, OPEN + 10 * MINUTE, fields=posting, action="update", purpose="payment"
     )
