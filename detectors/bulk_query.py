@@ -38,13 +38,17 @@ from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
-from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Outcome, RecipientType, Severity
+from schemas.models import (
+    CHANGES,
+    SEVERITY_RANK,
+    TAKES_OUT,
+    Action,
+    EmployeeStatus,
+    Outcome,
+    RecipientType,
+    Severity,
+)
 
-EXPORTS = frozenset({Action.export, Action.download, Action.print})
-# art. 5 counts what was obtained, sold or provided (非法获取、出售或者提供): a change or a deletion
-# obtains nothing (a teller's postings, a batch of address updates), so its entries carry no
-# categories and fall in no legal tier; the role's window still weighs them
-CHANGES = frozenset({Action.update, Action.delete})
 NOT_TAKEN_OUT = frozenset({RecipientType.internal, RecipientType.regulator})
 MILLI = 1000  # scores and weights in thousandths, as integers
 WINDOW = "w:"  # store key prefix of an actor's window (BulkQueryDetector._window)
@@ -566,6 +570,9 @@ class BulkQueryDetector:
         if profile is None:
             cls, cats = ctx.catalog.profile(ev.fields)
             if ev.action in CHANGES:
+                # art. 5 counts what was obtained, sold or provided (非法获取、出售或者提供): a change
+                # obtains nothing (a teller's postings), so its entries fall in no legal tier; the
+                # role's window still weighs them
                 cats = ()
             profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, ev.action)], self._tiers_of(cats))
             if len(self._profiles) < 100_000:  # events repeat a few field sets; junk must not grow it
@@ -702,7 +709,7 @@ class BulkQueryDetector:
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
         elif reached := self._legal_reached(win):
             ep = self._open_legal(ev, win, reached, ctx)
-            ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
+            ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
             self._note(ep, ev)
             return
         if ep is None:
@@ -724,7 +731,7 @@ class BulkQueryDetector:
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
         ep.score = max(ep.score, win.exact())
-        ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
+        ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
         self._note(ep, ev)
 
     def _add_late(
@@ -741,7 +748,7 @@ class BulkQueryDetector:
                 ep.add(e[1], e[3], e[4], e[5])
         else:  # no episode, or one that does not count it: a closed episode reported that time
             return
-        ep.c3_export |= cls is JrClass.C3 and ev.action in EXPORTS
+        ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
         self._note(ep, ev)
 
     # -- the legal count -------------------------------------------------------------------------

@@ -49,7 +49,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from detectors import approvals, inbox
 from detectors.base import Context, Finding, Store, fed
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
-from schemas.models import SEVERITY_RANK, Action, EmployeeStatus, Entitlement, Outcome, Severity
+from schemas.models import (
+    CHANGES,
+    SEVERITY_RANK,
+    TAKES_OUT,
+    Action,
+    EmployeeStatus,
+    Entitlement,
+    Outcome,
+    Severity,
+)
 from schemas.structs import STRICT
 
 ACCESS_STRUCT: Any = STRICT["access"]  # a stored block's events come back as the decoder's structs
@@ -187,9 +196,6 @@ _FIELDS, _APPROVAL = attrgetter("fields"), attrgetter("approval_id")
 _KIND = attrgetter("action._value_", "system", "outcome._value_", "purpose")
 _ROLES, _ORG = attrgetter("roles"), attrgetter("org")
 _FIRST = itemgetter(0)
-CHANGES = frozenset({Action.update.value, Action.delete.value})
-TAKES_OUT = frozenset({Action.export.value, Action.print.value, Action.download.value})
-PRINT = Action.print.value
 DENIED = Outcome.denied.value
 ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
 OWN, BELOW, ALL = 1, 2, 3  # how far an org sees: its own customers, its sub-branches' too, every one
@@ -231,6 +237,11 @@ class Spending:
 
     def put(self, key: str, value: Any) -> None:
         self.spent[key] = value
+
+
+def _own_copy(counter: bool, action: str, customers: int) -> bool:
+    """The counter prints one customer's statement or receipt for that customer: no takeout."""
+    return counter and action == Action.print and customers == 1
 
 
 def _kind(ev: Any, view: View) -> tuple[Any, ...]:
@@ -452,7 +463,13 @@ class UnauthorizedLookupDetector:
             if approved:
                 sight = -(OWN if action in CHANGES and not counter else ALL)
             elif not self._rules(
-                view.ent, action, system, list(fields), "no approval", ctx, counter and action == PRINT
+                view.ent,
+                action,
+                system,
+                list(fields),
+                "no approval",
+                ctx,
+                _own_copy(counter, action, customers),
             ):
                 sight = ALL if counter else OWN if action in CHANGES else view.mode
         if len(self._clean) < 100_000:
@@ -525,8 +542,7 @@ class UnauthorizedLookupDetector:
         # why the approval the access names does not cover it: the analyst's first question
         refused = f"approval {approval.approval_id}: {why}" if approval else why if ev.approval_id else None
         counter = ctx.catalog.at_counter(ent.roles, action, ev.system, ev.fields, ev.purpose)
-        # the counter prints one customer's statement or receipt for that customer: no takeout
-        own_copy = counter and action == PRINT and len(ev.subject_ids) == 1
+        own_copy = _own_copy(counter, action, len(ev.subject_ids))
         if not covered:
             if approval is None and not ev.approval_id:
                 key = (tuple(ent.roles), action, ev.system, tuple(ev.fields), own_copy)

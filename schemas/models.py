@@ -31,6 +31,12 @@ class Action(StrEnum):
     delete = "delete"
 
 
+# What takes data out of a system, and what changes it. StrEnum members: an action's value, a str,
+# is found in them too.
+TAKES_OUT = frozenset({Action.export, Action.download, Action.print})
+CHANGES = frozenset({Action.update, Action.delete})
+
+
 class Outcome(StrEnum):
     success = "success"
     denied = "denied"
