@@ -693,7 +693,7 @@ class BulkQueryDetector:
             # older than the actor's current window (a log that arrives late): it can no longer
             # change the score, but art. 5 counts the day's records whichever log came first
             if entries and ev.ts > win.last_ts - self.horizon_ms:
-                self._add_late(win, ev, entries, cls, ctx)
+                self._add_late(win, ev, read, ctx)
             return
         win.evict_role(ev.ts - self.window_ms)
         if ev.ts > win.last_ts:
@@ -734,16 +734,15 @@ class BulkQueryDetector:
         ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
         self._note(ep, ev)
 
-    def _add_late(
-        self, win: ActorWindow, ev: Any, entries: list[WindowEntry], cls: JrClass, ctx: Context
-    ) -> None:
+    def _add_late(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
         """A read older than the role window: the law's count only, like a transfer's records."""
+        entries, cls, _, tiers = read
         self._keep(win, entries, ev, read=True)
         win.evict_role(win.last_ts - self.window_ms)  # it may have landed at the window's edge
         ep = win.episode
         if ep is None and (reached := self._legal_reached(win)):
             ep = self._open_legal(ev, win, reached, ctx)
-        elif ep is not None and ev.ts > win.legal_since and self._tiers_of(entries[0][4]):
+        elif ep is not None and ev.ts > win.legal_since and tiers:
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
         else:  # no episode, or one that does not count it: a closed episode reported that time
