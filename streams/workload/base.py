@@ -111,6 +111,10 @@ LOCAL_OFFSET_H = 8
 # Normal staff serve customers one at a time, a quarter of an hour each at the least: at most 4 new
 # customers per clock hour, now and then one export of 1-2 of them, and a desk's day is at most
 # CASELOAD customers (a rolling day). A statement lookup returns a screen of STATEMENT_ROWS rows.
+HOURLY_CUSTOMERS = 4
+CASELOAD = 40
+STATEMENT_ROWS = (3, 12)
+EXPORT_RATE = 0.015
 # A visit to the counter (柜员, organisation.yaml `counter_service`): what it logs and for which purpose.
 # Now and then the customer is another branch's, who walked in (the counter serves whoever comes).
 COUNTER_WORK = (
@@ -120,10 +124,6 @@ COUNTER_WORK = (
     (Action.print, ["transaction_record"], "customer_service"),
 )
 WALK_INS = 0.2
-HOURLY_CUSTOMERS = 4
-CASELOAD = 40
-STATEMENT_ROWS = (3, 12)
-EXPORT_RATE = 0.015
 
 SDK_WEIGHTS = {
     "push": 25,

@@ -107,9 +107,7 @@ class Traffic(Violations):
         rng = self.rng
         action, fields, purpose = rng.choice(COUNTER_WORK)
         if rng.random() < WALK_INS and len(seen) < HOURLY_CUSTOMERS and len(day) < CASELOAD:
-            cid = rng.choice(self.customers[self._other_sb(org)])
-            seen.append(cid)
-            day[cid] = ts
+            cid = self._served(seen, day, ts, rng.choice(self.customers[self._other_sb(org)]))
         else:
             cid = self._pick(seen, day, ts, org)
         rows = rng.randint(*STATEMENT_ROWS) if action is Action.print else None
@@ -223,6 +221,11 @@ class Traffic(Violations):
             cid = self.rng.choice(mine or self._book(org))
         else:
             cid = self.rng.choice(self._book(org))
+        return self._served(seen, day, ts, cid)
+
+    @staticmethod
+    def _served(seen: list[str], day: OrderedDict[str, int], ts: int, cid: str) -> str:
+        """`cid` served at `ts`: among the hour's customers, the day's latest."""
         if cid not in seen:
             seen.append(cid)
         day[cid] = ts
