@@ -35,6 +35,11 @@ class Catalog:
         # what each field was collected for (policy/purposes.yaml): a use for another purpose needs fresh consent
         self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}
         self.purposes = policy.purposes.purposes
+        # purpose -> the collection purposes a use for it may read; a legal obligation reads any
+        self._reads_for = {
+            pid: None if p.legal_obligation else frozenset({pid, *p.also_uses})
+            for pid, p in self.purposes.items()
+        }
         self.permission_sets = policy.organisation.permissions
         # system -> actions it never allows (organisation.yaml `systems`)
         self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
@@ -113,6 +118,16 @@ class Catalog:
             ):
                 return True
         return False
+
+    def beyond_purpose(self, purpose: str | None, field_ids: Iterable[str]) -> list[str]:
+        """The fields a use for `purpose` reads that were collected for no purpose it may read
+        (purposes.yaml `collected_for`, `also_uses`; seed 004 (三)⑧⑩). None for a purpose the
+        policy does not name (nothing to judge it by) or one the law requires."""
+        reads = self._reads_for.get(purpose) if purpose is not None else None
+        if reads is None:
+            return []
+        collected = self.collected_for
+        return sorted({f for f in field_ids if f in collected and reads.isdisjoint(collected[f])})
 
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)

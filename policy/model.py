@@ -386,6 +386,16 @@ class Purpose(Strict):
     channels: list[Channel] | None = Field(
         default=None, description="contact purposes: the channels the privacy policy names for it"
     )
+    also_uses: list[str] = Field(
+        default_factory=list,
+        description="purposes whose data a use for this one may read: a customer's question about an "
+        "account is answered from what was collected to run it",
+    )
+    legal_obligation: bool = Field(
+        default=False,
+        description="a use the law requires (PIPL art. 13 ¶1(3)) reads what the duty needs, whatever it "
+        "was collected for",
+    )
 
 
 class Purposes(Strict):
@@ -396,11 +406,13 @@ class Purposes(Strict):
 
     @model_validator(mode="after")
     def _refs(self) -> Purposes:
-        for fid, ids in self.collected_for.items():
+        named = [(f"collected_for.{fid}", ids) for fid, ids in self.collected_for.items()]
+        named += [(f"purposes.{pid}.also_uses", p.also_uses) for pid, p in self.purposes.items()]
+        for key, ids in named:
             unknown = [p for p in ids if p not in self.purposes]
             if unknown:
                 raise ValueError(
-                    f"collected_for.{fid} names unknown purposes {unknown}; "
+                    f"{key} names unknown purposes {unknown}; "
                     f"use purpose ids from `purposes`: {', '.join(self.purposes)}"
                 )
         return self

@@ -107,6 +107,20 @@ def test_cross_reference_error_points_at_the_bad_line(
     assert fix in e.value.fix
 
 
+def test_a_purpose_that_also_uses_an_unknown_purpose_points_at_its_line(policy_copy: Path) -> None:
+    f = policy_copy / "purposes.yaml"
+    edit(f, "also_uses: [payment, credit_review]}", "also_uses: [payments, credit_review]}")
+    with pytest.raises(PolicyError, match=r"unknown purposes \['payments'\]") as e:
+        load_policy(policy_copy)
+    bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if "[payments," in line)
+    assert (Path(e.value.file).name, e.value.key, e.value.line) == (
+        "purposes.yaml",
+        "purposes.account_service.also_uses",
+        bad_line,
+    )
+    assert "account_service, authentication, payment" in e.value.fix
+
+
 def test_a_country_in_lower_case_reads_as_its_code_and_a_name_is_refused(policy_copy: Path) -> None:
     f = policy_copy / "recipients.yaml"
     edit(f, "home_country: CN", "home_country: cn")

@@ -489,7 +489,7 @@ def test_an_account_with_an_authentication_helper_is_c3(run, account, helper) ->
     (动态口令、短信验证码、密码提示问题答案、动态声纹密码) with an account (账号) completes authentication."""
     alerts = run(
         [_ent("w6", "wealth_manager", "S0101")],
-        [read("w6", OPEN, ["A0001"], fields=(account, helper))],
+        [read("w6", OPEN, ["A0001"], fields=(account, helper), purpose="authentication")],
     )
     a = one(alerts, "unauthorized_lookup")
     assert reasons(a) == {"c3_without_approval"} and a.severity.value == "high" and a.jr_class == "C3"
