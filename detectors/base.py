@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from policy.catalog import Catalog
 from policy.model import DetectorSection
-from schemas.models import Consent, ConsentStatus, Customer, Entitlement, Severity
+from schemas.models import Action, Consent, ConsentStatus, Customer, Entitlement, Outcome, Severity
 
 # A finding's counts key set to 1 when the incident path must consider it (issue 14: C3 reaching a
 # third party, unauthorized cross-border transfers); the alert's OCSF labels carry it too.
@@ -68,6 +68,13 @@ class Timers(Protocol):
 
     def register(self, key: str, deadline_ms: int) -> None: ...
     def cancel(self, key: str, deadline_ms: int) -> None: ...
+
+
+def uses_records(stream: str, ev: Any) -> bool:
+    """Whether an access or transfer used the records it names: a refused access read nothing,
+    and a deletion purges its copy, the act seed 004 定义(11) asks for (删除是使个人金融信息及加工信息
+    不可被检索、访问的过程), whoever removed the record first."""
+    return stream != "access" or (ev.outcome is Outcome.success and ev.action is not Action.delete)
 
 
 def fed(registry: Any) -> bool:

@@ -12,7 +12,7 @@ never alert on the same use.
 
 One rule, `used_after_deletion` (seed 002 §六.6(1): deletion leaves the data 不可被检索和访问;
 seed 004 定义(11)): a successful access or a transfer, dated after the record's earliest delete or
-destroy event. A refused access read nothing. An anonymized record is no longer personal financial
+destroy event. A refused access read nothing, and one that deletes a copy purges it (`uses_records`). An anonymized record is no longer personal financial
 information (seed 004 定义(1): 不包括匿名化处理后的信息), and the bank analyses anonymized data as its
 privacy policy says it will (seed 004 隐私政策 (二)5): a use after its anonymization that names no
 customer is that analysis. One that names a customer links the anonymized data to a person (seed
@@ -35,11 +35,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Context, Finding, Store
+from detectors.base import Context, Finding, Store, uses_records
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES
 from policy.model import CLASS_RANK, DetectorSection, JrClass
-from schemas.models import Outcome
 
 DAY_MS = 86_400_000
 RULE = "used_after_deletion"
@@ -148,9 +147,8 @@ class DeletedRecordUseDetector:
                     yield from self._removed(ev, ctx)
             return
         for ev in events:
-            if stream == "access" and ev.outcome is not Outcome.success:
-                continue  # refused: nothing was read, and the deletion held
-            yield from self._used(stream, ev, ctx)
+            if uses_records(stream, ev):
+                yield from self._used(stream, ev, ctx)
 
     def _removed(self, ev: Any, ctx: Context) -> Iterator[Finding]:
         kept = self.store.setdefault(ev.record_id, Kept)

@@ -64,12 +64,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detectors.base import Context, Finding, Store, fed
+from detectors.base import Context, Finding, Store, fed, uses_records
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, Customer, Record
 from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass
-from schemas.models import ConsentStatus, Outcome
+from schemas.models import ConsentStatus
 
 DAY_MS = 86_400_000
 FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet
@@ -107,6 +107,12 @@ class RetentionOverrunParams(BaseModel):
         return self
 
 
+def _signed(value: str | None) -> str:
+    """A destruction record's entry as written: blank is not signed, and an employee id in another
+    case is the same employee."""
+    return (value or "").strip().casefold()
+
+
 def method_key(method: str) -> str:
     """A destruction method as the policy's list is matched: case, spaces, hyphens and
     underscores aside, so `Delete Index`, `delete-index` and `DELETE_INDEX` are one method."""
@@ -141,6 +147,7 @@ class RetentionPolicy(NamedTuple):
     relationship_purposes: frozenset[str]
     collection_consent: list[Any]
     recoverable_methods: frozenset[str]
+    erasing_methods: frozenset[str]
     client_systems: frozenset[str]
     never_stored_on_client: frozenset[str]  # the card secrets and biometric samples (seed 002 §五(4))
 
@@ -182,6 +189,7 @@ class RetentionOverrunDetector:
                 frozenset(r.relationship_purposes),
                 list(r.collection_consent),
                 frozenset(map(method_key, r.recoverable_methods)),
+                frozenset(map(method_key, r.erasing_methods)),
                 frozenset(r.client_systems),
                 frozenset(r.forbidden_foreign_c3) | frozenset(r.never_on_client),
             )
@@ -230,8 +238,8 @@ class RetentionOverrunDetector:
                 yield from self._lifecycle(ev, ctx)
             return
         for ev in events:
-            if stream == "access" and ev.outcome is not Outcome.success:
-                continue  # refused: nothing was read, and the deletion held (unauthorized_lookup counts denials)
+            if not uses_records(stream, ev):
+                continue  # unauthorized_lookup counts denials
             if ev.record_ids:  # a use names the records it read or sent; the others cannot be tied
                 (customer,) = ev.subject_ids  # re-keyed: one customer per event
                 held = self.store.setdefault(customer, Customer)
@@ -392,23 +400,31 @@ class RetentionOverrunDetector:
                 f"record {ev.record_id} on {ev.system} holds biometric and identity data together ({', '.join(rec.categories)})",
             )
 
+    def _recoverable(self, method: str, catalog: Catalog) -> bool:
+        """A method holding a term that only hides the data (an index removed, a quick format) and
+        none that erases it (seed 002 §七(4): 应通过多次覆写等方式安全地擦除)."""
+        policy = self._retention(catalog)
+        hides = any(term in method for term in policy.recoverable_methods)
+        return hides and not any(term in method for term in policy.erasing_methods)
+
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a
         supervisor who is the operator supervises nothing (§七(2)); a method that only hides the
         data (a logical delete, an index removed) destroys nothing (§七(4))."""
+        operator, supervisor = (_signed(ev.operator_id), _signed(ev.supervisor_id))
         missing = [
             name
             for name, value in (
                 ("content", ev.categories),
-                ("method", ev.method),
-                ("operator", ev.operator_id),
-                ("supervisor", ev.supervisor_id),
+                ("method", _signed(ev.method)),
+                ("operator", operator),
+                ("supervisor", supervisor),
             )
             if not value
         ]
-        if ev.operator_id and ev.operator_id == ev.supervisor_id:
+        if operator and operator == supervisor:
             missing.append("a supervisor other than the operator")
-        if ev.method and method_key(ev.method) in self._retention(catalog).recoverable_methods:
+        if _signed(ev.method) and self._recoverable(method_key(ev.method), catalog):
             missing.append(f"a method that erases it ({ev.method} leaves it recoverable)")
         if missing:
             yield self._finding(

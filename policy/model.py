@@ -243,7 +243,12 @@ class Retention(Strict):
         default_factory=list, description="collections that need the subject's consent first"
     )
     recoverable_methods: list[str] = Field(
-        default_factory=list, description="destruction methods that leave the data recoverable"
+        default_factory=list,
+        description="terms of destruction methods that leave the data recoverable, found anywhere in a method",
+    )
+    erasing_methods: list[str] = Field(
+        default_factory=list,
+        description="terms of methods that erase: a method naming one erases, whatever else it names",
     )
     client_systems: list[str] = Field(
         default_factory=list, description="terminals and client apps: card secrets are never stored on them"

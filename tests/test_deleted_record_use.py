@@ -103,6 +103,8 @@ def test_a_use_alert_names_the_org_of_who_read_it_as_of_the_read(specs, catalog,
 
 def test_a_refused_report_and_one_an_hour_before_the_deletion_are_silent(run) -> None:
     assert run([lc("delete", day=-2), report(day=-1, outcome="denied", row_count=0), tick(0)]) == []
+    # the warehouse purging its copy after the source deleted the record does what 定义(11) asks
+    assert run([lc("delete", day=-2), report(day=-1, action="delete"), tick(0)]) == []
     assert run([report(day=-1 - 1 / 24), lc("delete", day=-1), tick(0)]) == []
     # the near miss's neighbours: the same report an hour after the deletion does fire
     assert len(run([lc("delete", day=-1), report(day=-1 + 1 / 24), tick(0)])) == 1
