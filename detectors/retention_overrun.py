@@ -263,7 +263,7 @@ class RetentionOverrunDetector:
         for moved in held.records.values() if stage in CLOCKS else [rec] if rec is not None else []:
             self._pin_anchors(held, moved, catalog)
         if rec is None and stage not in CLOCKS:
-            rec = held.records[ev.record_id] = Record(ev.ts, ev.system, purpose=ev.purpose)
+            rec = held.track(ev.record_id, Record(ev.ts, ev.system, purpose=ev.purpose))
         if stage in COLLECTED and rec is not None:
             self._collected(held, rec, ev, catalog)
             if not ev.own_institution:
@@ -285,7 +285,7 @@ class RetentionOverrunDetector:
             rec.requested = min(rec.requested or ev.ts, ev.ts)
             ctx.timers.register(customer, catalog.policy.deletion_due(rec.requested))
         elif stage == "account_closed":
-            held.closed = max(held.closed, ev.ts)
+            held.close_account(ev.record_id, ev.ts)
         elif stage == "relationship_ended":
             held.ended = max(held.ended, ev.ts)
         self.store.touch(customer)

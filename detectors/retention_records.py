@@ -16,8 +16,8 @@ GONE_STAGES = {"delete": "deleted", "anonymize": "anonymized", "destroy": "destr
 
 class Record:
     """One tracked record: when it was first collected or stored, where, what it holds, for what
-    purpose; when it left (deleted, anonymized or destroyed), when its deletion was requested;
-    and the alerts already raised on it (tag -> revision)."""
+    purpose; when it left (deleted, anonymized or destroyed), when its deletion was requested, when
+    the account it is closed; and the alerts already raised on it (tag -> revision)."""
 
     __slots__ = (
         "first",
@@ -32,11 +32,13 @@ class Record:
         "first_id",
         "request_id",
         "gone_stage",
+        "closed",
     )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
         self.first, self.system, self.jr_class, self.purpose = first, system, jr_class, purpose
         self.last = 0  # latest collection (a store is not one); 0: only stored
+        self.closed = 0  # latest closure of the account this record is; 0: none seen
         self.categories: list[str] = []  # category ids (classification.yaml), sorted
         self.gone = 0  # earliest delete / anonymize / destroy time; 0: still held
         self.gone_stage = ""  # that event's stage
@@ -59,6 +61,7 @@ class Record:
             self.first_id,
             self.request_id,
             self.gone_stage,
+            self.closed,
         ]
 
     @classmethod
@@ -69,6 +72,7 @@ class Record:
         rec.last = row[8] if len(row) > 8 else 0  # stored before lifemon tracked collections after an end
         rec.first_id, rec.request_id = row[9:11] if len(row) > 10 else ("", "")  # stored before evidence ids
         rec.gone_stage = row[11] if len(row) > 11 else ""  # stored before alerts named the stage
+        rec.closed = row[12] if len(row) > 12 else 0  # stored when a closure counted for the customer
         return rec
 
     def gone_by(self, ts: int) -> bool:
@@ -79,11 +83,14 @@ class Record:
 class Customer:
     """One customer's tracked records, its retention clocks and the recent uses of its records."""
 
-    __slots__ = ("records", "closed", "ended", "uses", "resumed")
+    __slots__ = ("records", "closures", "ended", "uses", "resumed")
 
     def __init__(self) -> None:
         self.records: dict[str, Record] = {}
-        self.closed = 0  # latest account closure; 0: none seen
+        # account closures that name no record tracked here, by the record id they name: they count
+        # for every record without a closure of its own, since the log does not say which data the
+        # account held ("": an earlier lifemon's customer-wide closure)
+        self.closures: dict[str, int] = {}
         self.ended = 0  # latest end of the business relationship; 0: none seen
         self.resumed = (
             0  # latest collection that starts a relationship (retention.yaml relationship_purposes)
@@ -95,7 +102,7 @@ class Customer:
     def to_json(self) -> dict[str, Any]:
         return {
             "r": {rid: rec.to_json() for rid, rec in self.records.items()},
-            "c": self.closed,
+            "c": self.closures,
             "e": self.ended,
             "u": self.uses,
             "s": self.resumed,
@@ -105,15 +112,36 @@ class Customer:
     def from_json(cls, d: dict[str, Any]) -> Customer:
         held = cls()
         held.records = {rid: Record.from_json(row) for rid, row in d["r"].items()}
-        held.closed, held.ended, held.uses = d["c"], d["e"], d["u"]
+        held.ended, held.uses = d["e"], d["u"]
+        closed = d["c"]  # an int before closures counted per account
+        held.closures = closed if isinstance(closed, dict) else {"": closed} if closed else {}
         held.resumed = d.get("s", 0)
         return held
 
+    def track(self, rid: str, rec: Record) -> Record:
+        """A record first seen: a closure that named it before it was tracked is its own."""
+        self.records[rid] = rec
+        rec.closed = max(rec.closed, self.closures.pop(rid, 0))
+        return rec
+
+    def close_account(self, rid: str, ts: int) -> None:
+        """An account closure: the record it names, when tracked, else every record without its own."""
+        rec = self.records.get(rid)
+        if rec is not None:
+            rec.closed = max(rec.closed, ts)
+        else:
+            self.closures[rid] = max(self.closures.get(rid, 0), ts)
+
     def clock(self, after: str, rec: Record) -> int | None:
-        """When a rule counting from `after` started for `rec` (never before the record existed)."""
+        """When a rule counting from `after` started for `rec` (never before the record existed): a
+        closure of the account the record is (AML Law art. 19 counts from the account's closure, and a
+        customer closing one of several accounts keeps the others), else one that names no record."""
         if after == "collect":
             return rec.first
-        stage = self.closed if after == "account_closed" else self.ended
+        if after == "account_closed":
+            stage = rec.closed or max(self.closures.values(), default=0)
+        else:
+            stage = self.ended
         return max(stage, rec.first) if stage else None
 
     def collected_after_end(self, rec: Record) -> bool:

@@ -250,6 +250,39 @@ def test_account_data_counts_from_the_account_closure(run) -> None:
     assert a.window_start == T0 - (keep + 1) * DAY and "account_closed" in a.summary
 
 
+def test_a_closed_account_starts_its_own_clock_and_the_customers_other_accounts_stay_open(run) -> None:
+    """AML Law art. 19 counts account data from the closure of that account: a customer who closes
+    one of two accounts keeps the other, whose data is neither expired nor used past a deadline."""
+    keep, acct = 1826, {"cats": ("payment_account_no",), "purpose": "account_service"}
+    a, b = collect("ACC-A", day=-4000, **acct), collect("ACC-B", day=-3000, **acct)
+    got = run([a, b, lc("account_closed", rid="ACC-A", day=-keep - 1), read("ACC-B", day=-0.5), tick(0)])
+    assert {r: [x.summary.split()[1] for x in al] for r, al in got.items()} == {
+        "retention_expired": ["ACC-A"]
+    }
+    # a closure naming no record tracked here (an account number the lifecycle log keys no data by)
+    # counts for every account record without a closure of its own, as before
+    got = run([a, b, lc("account_closed", rid="ACCT-0001", day=-keep - 1), tick(0)])
+    assert sorted(x.summary.split()[1] for x in got["retention_expired"]) == ["ACC-A", "ACC-B"]
+
+
+def test_a_closure_logged_before_its_record_was_tracked_is_that_records() -> None:
+    from detectors.retention_records import Customer, Record
+
+    held = Customer()
+    held.close_account("ACC-A", 5)  # the closure delivered before the account's collection
+    held.track("ACC-B", Record(1, "core_banking"))
+    assert held.clock("account_closed", held.records["ACC-B"]) == 5  # as yet, no record is named
+    held.track("ACC-A", Record(2, "core_banking"))
+    assert held.clock("account_closed", held.records["ACC-A"]) == 5
+    assert held.clock("account_closed", held.records["ACC-B"]) is None
+    # an earlier lifemon's customer-wide closure still counts for every record
+    legacy = Customer.from_json(
+        {"r": {"R1": [1, "crm", "C2", ["account"], None, 0, 0, {}]}, "c": 7, "e": 0, "u": {}}
+    )
+    assert legacy.clock("account_closed", legacy.records["R1"]) == 7
+    assert Customer.from_json(held.to_json()).to_json() == held.to_json()
+
+
 def test_identity_counts_from_the_end_of_the_relationship_not_the_closure(run) -> None:
     kyc = collect(day=-4000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml")
     closed = lc("account_closed", rid="A9", day=-1900)  # an account closed long ago; the relationship went on
