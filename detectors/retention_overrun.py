@@ -43,7 +43,8 @@ customer's records and every use of them meet in one task. It fires:
   (`recoverable_methods`: a logical delete, an index removed; seed 002 §七(4)).
 
 Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
-(`Policy.period_end`, Civil Code art. 201/203): a retention rule's `keep_days` from its clock's start
+(`Policy.period_end`, Civil Code art. 201/203; a period of years to the corresponding day,
+`Policy.retention_end`, art. 202): a retention rule's `keep_days` or `keep_years` from its clock's start
 as a deletion request's 15 days (`Policy.deletion_due`).
 
 Timers are (customer, deadline): one per distinct deadline of a customer, in RocksDB, so 10 M
@@ -123,15 +124,14 @@ _SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 class Deadline:
-    """A retention rule of policy/retention.yaml, ready to apply: `keep_days` calendar days from its
-    clock's start, counted as `Policy.period_end` counts them."""
+    """A retention rule of policy/retention.yaml, ready to apply: its period of days or years from
+    its clock's start, counted as `Policy.retention_end` counts them."""
 
-    __slots__ = ("name", "categories", "purposes", "keep_days", "after", "source")
+    __slots__ = ("name", "categories", "purposes", "rule", "after", "source")
 
     def __init__(self, name: str, rule: Any):
-        self.name, self.after, self.source = name, rule.after.value, rule.source
+        self.name, self.after, self.source, self.rule = name, rule.after.value, rule.source, rule
         self.categories, self.purposes = frozenset(rule.categories), frozenset(rule.purposes)
-        self.keep_days = rule.keep_days
 
     def covers(self, categories: Sequence[str], purpose: str | None) -> bool:
         return not self.categories.isdisjoint(categories) and (not self.purposes or purpose in self.purposes)
@@ -215,7 +215,7 @@ class RetentionOverrunDetector:
         for d in self._covering_of(rec, catalog)[0]:
             start = held.clock(d.after, rec)
             if start is not None:
-                yield d, start, catalog.policy.period_end(start, d.keep_days)
+                yield d, start, catalog.policy.retention_end(start, d.rule)
 
     def minimums(
         self, held: Customer, rec: Record, catalog: Catalog
@@ -228,7 +228,7 @@ class RetentionOverrunDetector:
             yield (
                 m,
                 start,
-                FOREVER if start is None else catalog.policy.period_end(start, m.keep_days) - DAY_MS,
+                FOREVER if start is None else catalog.policy.retention_end(start, m.rule) - DAY_MS,
             )
 
     # -- events -----------------------------------------------------------------------------------
@@ -522,7 +522,7 @@ class RetentionOverrunDetector:
             deadline,
             rec.jr_class,
             f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
-            f"{d.keep_days}-day retention ({d.name}: from {d.after} {self._day(start)}, "
+            f"{d.rule.span} retention ({d.name}: from {d.after} {self._day(start)}, "
             f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}",
             [rec.first_id] if rec.first_id else [],
             actor=rec.system,
@@ -572,7 +572,7 @@ class RetentionOverrunDetector:
                 continue
             rec.fired[tag] = 1
             # the same words whether the clock's start was known at the removal or came after it
-            when = f"inside the {m.keep_days} days the law requires it kept from {m.after}"
+            when = f"inside the {m.rule.period} the law requires it kept from {m.after}"
             asked = (
                 f"; deletion requested {self._day(rec.requested)}, which the law's minimum outranks "
                 "(PIPL art. 47 ¶2: keep it stored, stop every other use)"

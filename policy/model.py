@@ -5,6 +5,7 @@ and are validated here when they load. Code holds no bank-specific constant.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from datetime import date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
@@ -213,9 +214,31 @@ class RetentionRule(Strict):
     purposes: list[str] = Field(
         default_factory=list, description="purpose ids from purposes.yaml it covers; none: every purpose"
     )
-    keep_days: int = Field(gt=0)
+    keep_days: int | None = Field(default=None, gt=0, description="a period of calendar days")
+    keep_years: int | None = Field(
+        default=None, gt=0, description="a period of years, to the corresponding day (Civil Code art. 202)"
+    )
     after: RetentionClock = Field(description="the lifecycle stage the period counts from")
     source: str
+
+    @model_validator(mode="after")
+    def _one_period(self) -> RetentionRule:
+        if (self.keep_days is None) == (self.keep_years is None):
+            raise ValueError(
+                "keep_days and keep_years are both set, or neither; give the period as one of them: "
+                "days (keep_days: 30) or years (keep_years: 5, the law's 五年)"
+            )
+        return self
+
+    @property
+    def period(self) -> str:
+        """The period in words: "5 years", "30 days"."""
+        return f"{self.keep_years} years" if self.keep_years else f"{self.keep_days} days"
+
+    @property
+    def span(self) -> str:
+        """The period as an adjective: "5-year", "30-day"."""
+        return f"{self.keep_years}-year" if self.keep_years else f"{self.keep_days}-day"
 
 
 class CollectionConsent(Strict):
@@ -565,8 +588,32 @@ class Policy(Strict):
         24:00 of the last day) in the bank's calendar (recipients.yaml `timezone`): 15 days from
         1 Jan at any hour end with 16 Jan, 30 days from 1 Jan with 31 Jan. Every deadline in days
         is this one figure: a deletion request's (`deletion_due`), a retention period's
-        (retention.yaml `keep_days`), for the detector, the dashboard and the generator alike."""
+        (retention.yaml `keep_days`, `retention_end`), for the detector, the dashboard and the
+        generator alike."""
         return _midnight_ms(self.recipients.timezone, self.local_date(start_ms).toordinal() + days + 1)
+
+    def retention_end(self, start_ms: int, rule: RetentionRule) -> int:
+        """The end of a retention rule's period from `start_ms`: `period_end` for days; for years, 24:00
+        of the corresponding day of the last year, or of its month's last day where it has none
+        (Civil Code art. 202: five years from 29 Feb 2020 end with 28 Feb 2025). Five years are 1 826
+        or 1 827 days, as the leap days between fall: a year count in days is short by one when two
+        29 Februaries fall inside it."""
+        if rule.keep_years is None:
+            return self.period_end(start_ms, rule.keep_days or 0)
+        d = self.local_date(start_ms)
+        year = d.year + rule.keep_years
+        last = date(year, d.month, min(d.day, monthrange(year, d.month)[1]))
+        return _midnight_ms(self.recipients.timezone, last.toordinal() + 1)
+
+    def retention_start(self, ts_ms: int, rule: RetentionRule) -> int:
+        """The same local time a rule's period before `ts_ms`: a period counted from it has its last
+        day on `ts_ms`'s day (a 29 February goes back to 28 February). The generator's lines."""
+        if rule.keep_years is None:
+            return ts_ms - (rule.keep_days or 0) * 86_400_000
+        local = datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(self.recipients.timezone))
+        year = local.year - rule.keep_years
+        earlier = local.replace(year=year, day=min(local.day, monthrange(year, local.month)[1]))
+        return int(earlier.timestamp() * 1000)
 
     def local_date(self, ts_ms: int) -> date:
         """The bank's calendar day of `ts_ms`: what a compliance officer in Beijing dates it."""

@@ -104,15 +104,15 @@ def test_retention_backlog_is_the_records_the_generator_kept_past_their_deadline
     day, span, dashboard, catalog, policy, ch
 ) -> None:
     """Aged from each record's deadline: the end (24:00, Beijing) of the last calendar day of its
-    period (`Policy.period_end`, as a deletion request's 15 days), the same instant for the
+    period (`Policy.retention_end`, as a deletion request's 15 days), the same instant for the
     generator's truth and the detector's alerts, so no record moves bucket by a few hours."""
     systems = {r.record_id: r for r in events(day, "lifecycle") if r.stage is LifecycleStage.collect}
     as_of = int(span[1].timestamp() * 1000)
     expected: dict[str, Counter] = defaultdict(Counter)
     kept = [t for t in day.truth if t["rule"] == "retention_expired"]
-    periods = {r.keep_days for r in policy.retention.rules.values()}
+    rules = policy.retention.rules.values()
     for t in kept:
-        assert any(t["ts_end"] == policy.period_end(t["ts_start"], days) for days in periods), t
+        assert any(t["ts_end"] == policy.retention_end(t["ts_start"], rule) for rule in rules), t
     # every overrun alert (open or closed) is a kept record's, with the generator's deadline (by
     # system and clock start: the summary, holding the record id, is emptied by the pseudonym TTL)
     alerted = ch.query(

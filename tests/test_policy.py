@@ -121,6 +121,13 @@ def test_a_purpose_that_also_uses_an_unknown_purpose_points_at_its_line(policy_c
     assert "account_service, authentication, payment" in e.value.fix
 
 
+def test_a_retention_period_is_given_in_days_or_in_years_not_both(policy_copy: Path) -> None:
+    edit(policy_copy / "retention.yaml", "    keep_days: 30\n", "    keep_days: 30\n    keep_years: 1\n")
+    with pytest.raises(PolicyError, match="keep_days and keep_years") as e:
+        load_policy(policy_copy)
+    assert e.value.key == "rules.location_trace" and "keep_years: 5" in e.value.fix
+
+
 def test_a_country_in_lower_case_reads_as_its_code_and_a_name_is_refused(policy_copy: Path) -> None:
     f = policy_copy / "recipients.yaml"
     edit(f, "home_country: CN", "home_country: cn")

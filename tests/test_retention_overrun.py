@@ -26,8 +26,8 @@ pz = Pseudonymizer(KEY)
 
 
 def lc(stage: str, rid: str = "R1", subject: str | None = "C1", day: float = 0, **kw: Any) -> LifecycleEvent:
-    """A lifecycle event `day` days after T0 (negative: before)."""
-    ts = T0 + int(day * DAY)
+    """A lifecycle event `day` days after T0 (negative: before), or at `ts`."""
+    ts = kw.pop("ts", T0 + int(day * DAY))
     return LifecycleEvent(
         event_id=f"{stage}-{rid}-{ts}", ts=ts, record_id=rid, subject_id=subject, stage=stage,
         system=kw.pop("system", "crm"), **kw,
@@ -330,13 +330,13 @@ def test_a_transaction_record_deleted_a_month_after_it_was_stored_fires(run) -> 
     (a,) = got["removed_before_minimum"]
     assert a.severity.value == "high" and a.subjects_sample == [pz("C1")]
     assert (a.window_start, a.window_end) == (T0 - 30 * DAY, T0 - DAY)
-    assert "removed 2025-12-31 inside the 1826 days the law requires it kept from collect" in a.summary
+    assert "removed 2025-12-31 inside the 5 years the law requires it kept from collect" in a.summary
     assert "AML Law art. 19" in a.summary and a.evidence_event_ids == []
     assert a.regulation[0].startswith("《反洗钱法》第十九条")
 
 
 def test_the_minimum_is_kept_by_a_deletion_on_its_last_day(run) -> None:
-    """Stored 2 Jan 2021 08:00 (Beijing): its 1826 days end at 24:00 on 2 Jan 2026. Deleted that day
+    """Stored 2 Jan 2021 08:00 (Beijing): its five years end at 24:00 on 2 Jan 2026. Deleted that day
     it was kept five years; the day before, it was not."""
     stored = collect(day=-1825, **TRANSACTION)
     assert run([stored, lc("delete", day=1, method="purge")]) == {}
@@ -344,10 +344,31 @@ def test_the_minimum_is_kept_by_a_deletion_on_its_last_day(run) -> None:
     assert "removed 2026-01-01 inside" in a.summary
 
 
+def test_five_years_run_to_the_corresponding_day_whatever_the_leap_days(run, policy) -> None:
+    """Civil Code art. 202: a period of years ends on the corresponding day. Stored 10 Jun 2019,
+    the five years end with 10 Jun 2024: 1 827 days, since 29 Feb 2020 and 29 Feb 2024 fall between.
+    Deleted on 9 Jun 2024 it was kept 1 826 days, a day short of what the law asks."""
+    beijing = 8 * 3_600_000
+    stored_at, june_9 = (
+        1_560_124_800_000 - beijing + 10 * 3_600_000,
+        1_717_891_200_000 - beijing + 10 * 3_600_000,
+    )
+    stored = lc(
+        "store", ts=stored_at, categories=["payment_account_no", "transaction_record"], purpose="payment"
+    )
+    for day, early in ((0, True), (1, False)):
+        gone = lc("delete", ts=june_9 + day * DAY, method="purge")
+        assert bool(run([stored, gone]).get("removed_before_minimum")) is early, day
+    # and a record stored on a 29 February is kept five years to the 28th, the month having no 29th
+    minimum = policy.retention.minimums["aml_transactions"]
+    feb_29 = 1_582_934_400_000 - beijing  # 2020-02-29 00:00 Beijing
+    assert policy.retention_end(feb_29, minimum) == 1_740_787_200_000 - beijing  # 2025-03-01 00:00 Beijing
+
+
 def test_kyc_data_removed_while_the_relationship_goes_on_fires_and_after_its_minimum_does_not(run) -> None:
     kyc = collect(day=-3000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml", system="core_banking")
     (a,) = run([kyc, lc("delete", day=-1)])["removed_before_minimum"]
-    assert "inside the 1826 days the law requires it kept from relationship_ended" in a.summary
+    assert "inside the 5 years the law requires it kept from relationship_ended" in a.summary
     # ended 1 000 days ago: its five years run until 2028
     ended = lc("relationship_ended", rid="A9", day=-1000)
     assert len(run([kyc, ended, lc("delete", day=-1)])["removed_before_minimum"]) == 1

@@ -3,13 +3,14 @@ destruction, and the retention violations with their near misses.
 
 Sizes come from the seeds and the bank's retention catalog (policy/retention.yaml: the periods and
 the 15-day deletion SLA of seed 004 §五.(四)), never from the detector's params. Every line is a
-period of calendar days in the bank's calendar, ending at 24:00 of its last day (`Policy.period_end`,
-Civil Code art. 201/203): each violation crosses it by a day or more; each near miss stays a day
-(or an hour) inside it.
+period of calendar days or years in the bank's calendar, ending at 24:00 of its last day
+(`Policy.retention_end`, Civil Code art. 201-203): each violation crosses it by a day or more; each
+near miss stays a day (or an hour) inside it.
 """
 
 from __future__ import annotations
 
+from policy.model import RetentionRule
 from schemas.models import Action, LifecycleStage
 from streams.workload.base import DAY, HOUR, MINUTE, SYSADMINS, Base, Employee
 
@@ -23,26 +24,28 @@ VARIANTS = 9
 
 
 class Lifecycle(Base):
-    def _days(self, rule: str) -> int:
-        return self.policy.retention.rules[rule].keep_days
+    def _rule(self, name: str) -> RetentionRule:
+        return self.policy.retention.rules[name]
 
-    def _due(self, start: int, days: int) -> int:
-        """The end of the last of `days` calendar days counted from the day after `start`."""
-        return self.policy.period_end(start, days)
+    def _due(self, start: int, rule: RetentionRule) -> int:
+        """The end of the rule's period counted from the day after `start`."""
+        return self.policy.retention_end(start, rule)
+
+    def _past(self, rule: RetentionRule, days: int) -> int:
+        """A start whose period under `rule` ended `days` days or more before the workload starts."""
+        return self.policy.retention_start(self.start - days * DAY, rule) - DAY
 
     def _inject_retention_overrun(self) -> None:
         """Seed 002 §五-§七, seed 004 §五.(四) and 流程描述(1)⑫, (3)①, JR/T 0171 §6.1.3 a), AML Law
         art. 19."""
         rng = self.rng
-        # a period of n days from t ends by t + (n + 1) x 24 h: an event that far and k days more
-        # before the workload starts is k days or more past its line there
-        location, account = self._days("location_trace"), self._days("account_after_closure")
+        location, account = self._rule("location_trace"), self._rule("account_after_closure")
         sla = self.policy.retention.deletion_request_sla_days
         customers = list(self.customer_org)
         for i in range(self._count(VARIANTS)):
             rid, cid, variant = self._record_id(), rng.choice(customers), i % VARIANTS
             if variant == 0:  # a location trace kept a day or more past its 30 days
-                ts = self.start - (location + 1 + rng.randint(1, 60)) * DAY - rng.randrange(DAY)
+                ts = self._past(location, rng.randint(1, 60)) - rng.randrange(DAY)
                 self._lifecycle(ts, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
                 self._truth(
                     "retention_expired",
@@ -53,7 +56,7 @@ class Lifecycle(Base):
                     "location trace kept past 30 days",
                 )
             elif variant == 1:  # account data kept past 5 years after the account's closure
-                closed = self.start - (account + 1 + rng.randint(1, 90)) * DAY
+                closed = self._past(account, rng.randint(1, 90))
                 cats = ["payment_account_no", "account_open_date"]
                 self._lifecycle(closed - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "core_banking", cats, "account_service")  # fmt: skip
                 self._lifecycle(closed, rid, cid, L.account_closed, "core_banking", [], None)
@@ -95,8 +98,8 @@ class Lifecycle(Base):
                 )
             elif variant == 5:  # a record kept past 5 years after the relationship ended, and read
                 e, cid = self._reader()
-                keep = self._days("kyc_after_relationship")
-                ended = self.start - (keep + 1 + rng.randint(1, 60)) * DAY
+                keep = self._rule("kyc_after_relationship")
+                ended = self._past(keep, rng.randint(1, 60))
                 self._lifecycle(ended - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "crm", READ[1], "customer_service")  # fmt: skip
                 self._lifecycle(ended, rid, cid, L.relationship_ended, "crm", [], None)
                 self.former.add(cid)
@@ -115,13 +118,10 @@ class Lifecycle(Base):
                     "retention_expired", rid, cid, ended, self._due(ended, keep), "KYC data kept past 5 y"
                 )
             elif variant == 6:  # a transaction record deleted the day before its 5-year minimum's last day
-                gone, minimum = (
-                    self._ts(0.1, 0.9),
-                    self.policy.retention.minimums["aml_transactions"].keep_days,
-                )
-                # the same hour 1 825 days before: the day before the last day of its 1 826 (the bank's
-                # calendar keeps no daylight saving), removed early by the least a calendar can tell
-                stored = gone - (minimum - 1) * DAY
+                gone, minimum = self._ts(0.1, 0.9), self.policy.retention.minimums["aml_transactions"]
+                # the same hour five years less a day before: the day before the last day of its five
+                # years (the bank's calendar keeps no daylight saving), early by the least a calendar can tell
+                stored = self.policy.retention_start(gone, minimum) + DAY
                 cats = ["payment_account_no", "transaction_record"]
                 self._lifecycle(stored, rid, cid, L.store, "core_banking", cats, "payment")
                 self._lifecycle(gone, rid, cid, L.delete, "core_banking", cats, None, method="logical_delete")
@@ -183,7 +183,7 @@ class Lifecycle(Base):
         data."""
         rng = self.rng
         admins = self._admins()
-        location, keep_kyc = self._days("location_trace"), self._days("kyc_after_relationship") * DAY
+        location, keep_kyc = self._rule("location_trace"), self._rule("kyc_after_relationship")
         sla = self.policy.retention.deletion_request_sla_days * DAY
         customers = [c for c in self.customer_org if c not in self.former]
         goal = len(self.out["lifecycle"]) + self._target("lifecycle")
@@ -203,7 +203,9 @@ class Lifecycle(Base):
                 done = t + rng.randrange(max(1, min(self._due(t, location), self.end) - t))
                 self._lifecycle(done, rid, cid, rng.choice((L.delete, L.anonymize)), "mobile_banker", LOCATION, None)  # fmt: skip
             elif story == "near":  # deleted on the last of its 30 days, later in the day than collected
-                collected = t - location * DAY - HOUR  # 30 x 24 h would call it an hour late
+                collected = (
+                    self.policy.retention_start(t, location) - HOUR
+                )  # 30 x 24 h would call it an hour late
                 t = min(t, self._due(collected, location) - HOUR)  # an hour before that day ends
                 self._lifecycle(collected, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
                 self._lifecycle(t, rid, cid, L.delete, "mobile_banker", LOCATION, None)
@@ -215,8 +217,8 @@ class Lifecycle(Base):
                 self._destroy(done, rid, cid, admins, READ[1])
             elif story == "expired":  # a former customer, gone 5 years: deleted on the last day of them,
                 # neither kept too long nor destroyed before the AML minimum (the same period here)
-                cid, ended = f"F{rng.getrandbits(32):08x}", t - keep_kyc
-                t = min(t, self._due(ended, keep_kyc // DAY) - HOUR)
+                cid, ended = f"F{rng.getrandbits(32):08x}", self.policy.retention_start(t, keep_kyc)
+                t = min(t, self._due(ended, keep_kyc) - HOUR)
                 self._lifecycle(ended - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "core_banking", KYC, "kyc_aml")  # fmt: skip
                 self._lifecycle(ended, rid, cid, L.relationship_ended, "core_banking", [], None)
                 self._lifecycle(t, rid, cid, L.delete, "core_banking", KYC, None, method="logical_delete")
