@@ -172,7 +172,10 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    from streams.demo import claim_embedded
+
     config, _, specs, catalog = _setup(args)
+    claim_embedded(config)
     with ExitStack() as stack:
         bootstrap = _broker(config, stack)
         monitor = _monitor(config, bootstrap, specs, catalog, args.quiet)
@@ -351,6 +354,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
     log.info(stats.line().strip() + f", {len(incidents)} incident(s)")
     if args.clickhouse:
+        from streams.demo import claim_embedded
+
+        claim_embedded(config, args.clickhouse)
         _store_replay(args.clickhouse, config.clickhouse.database, engine, final, incidents, dead)
     print_alerts(final)
     if not dead:
@@ -420,7 +426,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # always the embedded default: synthetic violations must never reach a real broker or database
     config.kafka.bootstrap = None
     config.clickhouse.dsn = None
-    return run_demo(config, policy, specs, catalog, args.events, args.seed)
+    return run_demo(config, policy, specs, catalog, args.events, args.seed, args.replace)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -869,6 +875,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument(
         "--seed", type=int, default=7, help="random seed: the same seed, the same day and score (default 7)"
+    )
+    sp.add_argument(
+        "--replace",
+        action="store_true",
+        help="drop what `lifemon run` or a replay stored in the embedded database (the demo starts it anew)",
     )
     sp.set_defaults(func=cmd_demo)
 

@@ -4,10 +4,12 @@ generator's ground truth, so a new user sees in one screen what lifemon finds an
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -45,13 +47,62 @@ def score(
     return result
 
 
-def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, events: int, seed: int) -> int:
+# beside the embedded database: names the database the last demo created, until something else
+# (`lifemon run`, a replay stored there) writes to it (`claim_embedded`)
+MARKER = "demo-database"
+
+
+def claim_embedded(config: Any, dsn: str | None = None) -> None:
+    """What `lifemon run` or a replay stores in the embedded database is not the demo's: the next demo
+    must not drop it. `dsn`: a replay's, which claims the embedded database only if it names it."""
+    if (
+        dsn is not None
+        and Path(dsn.removeprefix("chdb://")).resolve() != (config.data_dir / "chdb").resolve()
+    ):
+        return
+    (config.data_dir / MARKER).unlink(missing_ok=True)
+
+
+def _fresh_database(config: Any, replace: bool) -> bool:
+    """Start the embedded demo database anew: drop it if the last demo created it (or `replace`).
+    False, after saying why and what to do, if it holds what a run or a replay stored."""
+    from streams.clickhouse import connect
+
+    db, marker = config.clickhouse.database, config.data_dir / MARKER
+    client = connect(config.clickhouse_dsn())
+    held = client.command(f"SELECT count() FROM system.tables WHERE database = '{db}'")
+    ours = marker.is_file() and marker.read_text() == db
+    if held and not ours and not replace:
+        print(
+            f"lifemon demo: database {db} in {config.data_dir / 'chdb'} holds what `lifemon run` or a replay "
+            "stored, and the demo starts its database anew. Keep it: move the folder aside or run the demo "
+            "from another directory. Drop it: lifemon demo --replace",
+            file=sys.stderr,
+        )
+        return False
+    client.command(f"DROP DATABASE IF EXISTS {db}")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(db)
+    return True
+
+
+def run_demo(
+    config: Any,
+    policy: Policy,
+    specs: list[Any],
+    catalog: Catalog,
+    events: int,
+    seed: int,
+    replace: bool = False,
+) -> int:
     from streams.cli import _broker, _monitor, _progress
     from streams.produce import produce
     from streams.runtime import ensure_topics
     from streams.workload import generate
 
     t0 = time.monotonic()
+    if not _fresh_database(config, replace):
+        return 2  # as a usage error
     with ExitStack() as stack:
         bootstrap = _broker(config, stack)
         ensure_topics(bootstrap, config)
@@ -70,10 +121,6 @@ def run_demo(config: Any, policy: Policy, specs: list[Any], catalog: Catalog, ev
             f"bank: {size}",
             final=True,
         )
-        if not config.clickhouse.dsn:  # the embedded demo database holds only the latest demo
-            from streams.clickhouse import connect
-
-            connect(config.clickhouse_dsn()).command(f"DROP DATABASE IF EXISTS {config.clickhouse.database}")
         monitor = _monitor(config, bootstrap, specs, catalog)
         stats = monitor.run(idle_exit_s=3.0)
         pseudonymize = monitor.engine.pseudonymize

@@ -152,6 +152,49 @@ def test_a_read_next_to_a_running_monitor_says_another_lifemon_holds_the_databas
     assert done.returncode == 0 and done.stdout.strip() == "no alerts match", done.stderr
 
 
+def test_the_demo_keeps_what_a_run_stored_in_the_embedded_database(tmp_path: Path) -> None:
+    """The demo starts its database anew; what `lifemon run` or a replay stored there is not its to
+    drop: it refuses, says how to keep it or drop it, and leaves it whole."""
+    chdb = tmp_path / ".lifemon" / "chdb"
+    store = (
+        "import sys; from streams.clickhouse import apply_ddl, connect; c = connect(sys.argv[1]); "
+        "apply_ddl(c, 'lifemon'); print(c.command(\"SELECT count() FROM system.tables WHERE database = 'lifemon'\"))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def tables() -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", store, f"chdb://{chdb}"], env=env, capture_output=True, text=True
+        )
+        return int(done.stdout)
+
+    held = tables()
+    done = lifemon("demo", "-n", "2000", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert (
+        "holds what `lifemon run` or a replay stored" in done.stderr
+        and "lifemon demo --replace" in done.stderr
+    )
+    assert tables() == held > 0
+
+
+def test_a_run_or_a_replay_into_the_embedded_database_claims_it_from_the_demo(tmp_path: Path) -> None:
+    from streams.config import Config
+    from streams.demo import MARKER, claim_embedded
+
+    config = Config(data_dir=tmp_path / ".lifemon")
+    marker = config.data_dir / MARKER
+    config.data_dir.mkdir()
+    marker.write_text("lifemon")
+    claim_embedded(config, "chdb:///elsewhere/chdb")  # a replay stored in another database
+    assert marker.is_file()
+    claim_embedded(config, f"chdb://{config.data_dir / 'chdb'}")
+    assert not marker.exists()
+    marker.write_text("lifemon")
+    claim_embedded(config)  # `lifemon run` on the embedded default
+    assert not marker.exists()
+
+
 # -- 3. read commands before any run, and their options ----------------------------------------------
 @pytest.mark.parametrize("command", [["alerts"], ["catalog", "gaps"], ["report"]], ids=lambda c: c[0])
 def test_a_read_before_any_run_says_so_and_creates_nothing(tmp_path: Path, command: list[str]) -> None:
