@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 from streams.sources.canonical import GAP_KINDS
+from streams.text_table import aligned
 
 WHERE_TO_ADD = {
     "field": "policy/classification.yaml (or sdks.yaml); `lifemon fingerprint NAME` tells the name",
@@ -47,16 +47,6 @@ def fold_tables(rows: list[dict[str, Any]], fingerprint: Callable[[str], str] | 
     return [r for r in rows if not (r["kind"] == "field" and r["object"] in tables)]
 
 
-def _width(text: str) -> int:
-    """Terminal columns: a Chinese table name's characters take two each."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _pad(text: str, width: int, right: bool) -> str:
-    fill = " " * (width - _width(text))
-    return fill + text if right else text + fill
-
-
 def render(rows: list[dict[str, Any]]) -> str:
     """An aligned table, then where each kind listed goes in the policy."""
     if not rows:
@@ -67,14 +57,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]  # fmt: skip
     header = ("KIND", "OBJECT", "STREAM", "SEEN", "FIRST SEEN (UTC)", "LAST SEEN (UTC)")
-    widths = [max(_width(c[i]) for c in [header, *cells]) for i in range(len(header))]
-    right = {3}  # counts align right
-    lines = [
-        "  ".join(
-            _pad(v, w, right=i in right) for i, (v, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in [header, *cells]
-    ]
+    lines = aligned(header, cells, right={3})
     kinds = sorted({r["kind"] for r in rows})
     lines += ["", "where to add them:"] + [f"  {k:<20} {WHERE_TO_ADD.get(k, '')}" for k in kinds]
     return "\n".join(lines)

@@ -36,7 +36,7 @@ EPILOG = """examples:
   lifemon ship --config c.yaml --format pgaudit /var/log/postgresql/postgresql.log --follow
                                        ship a server's log to its raw topic, resuming where it stopped
   lifemon generate --out data/ -n 100000 --format avro
-  lifemon replay data/pfi.*.jsonl --alerts-out alerts.jsonl
+  lifemon replay data/ --alerts-out alerts.jsonl
   lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --status active --severity high --since 24h
@@ -45,6 +45,7 @@ EPILOG = """examples:
   lifemon watch --bootstrap k:9092 --severity high
                                        new alerts live in the terminal, as pfi.alerts receives them
   lifemon catalog gaps                 tables, logins, SFTP accounts and fields seen that the policy lacks
+  lifemon dead-letters --since 24h     the records refused, per topic and reason, and where the first lies
   lifemon policy check                 validate the policy catalog and run every detector's examples
   lifemon detectors                    list the detectors and their rules
 
@@ -542,6 +543,17 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """`dead-letters`: why records were refused (streams/dead_letter_query.py)."""
+    from streams.config import load_config
+    from streams.dead_letter_query import query_dead_letters, render
+
+    config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    client = _read_client(config, "dead_letters")
+    print(render(query_dead_letters(client, config.clickhouse.database, args.since, args.limit)))
+    return 0
+
+
 WHEN_HELP = (
     "an ISO date or time (2026-12-01, 2026-12-01T08:30, with +08:00 or Z; UTC when no zone is "
     "given), today or yesterday (midnight UTC), now, or an age: 30m, 24h, 7d, 2w"
@@ -879,7 +891,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--replace",
         action="store_true",
-        help="drop what `lifemon run` or a replay stored in the embedded database (the demo starts it anew)",
+        help="drop what `lifemon run` or a replay stored in the embedded database (the demo starts it "
+        "anew; default: refuse, and say how to keep it)",
     )
     sp.set_defaults(func=cmd_demo)
 
@@ -942,6 +955,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
     sp.set_defaults(func=cmd_catalog)
+
+    sp = sub.add_parser(
+        "dead-letters",
+        help="the records refused (pfi.dlq), one line per topic and reason, most first",
+        description="List the records the monitor or a stored replay refused, read from ClickHouse\n"
+        "(the dead_letters table): per topic and reason, how many, when, and the partition:offset\n"
+        "of the first, so the producer or the config that made them can be fixed. A reason never\n"
+        "holds a value of the record.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sp.add_argument("--since", type=when, help=f"only records refused since (default: all): {WHEN_HELP}")
+    sp.add_argument("--limit", type=positive, default=100, help="at most this many lines (default 100)")
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
+    sp.set_defaults(func=cmd_dead_letters)
 
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument("action", choices=["check"], help="check: validate it and run every detector's examples")

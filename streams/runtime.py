@@ -365,6 +365,7 @@ class Monitor:
             state_dir=config.data_dir / "state" / config.kafka.group_id / uuid.uuid4().hex[:8],
         )
         self.stats = Stats()
+        self._said: set[tuple[str, str, str, str]] = set()  # dead-letter reasons logged (`_say_first`)
         # raw-log topics (pgaudit, server_audit, sftp) decode through their parsers, which keep what
         # waits for a partition's next batch in its checkpointed store; the rest decode as they are
         self.decoder = RawDecoder.for_config(
@@ -1020,6 +1021,23 @@ class Monitor:
             self.stats.on_decoded(stream, 0, dead)
             for sink in self.dead_sinks:
                 sink.add(dead)
+            self._say_first(stream, dead)
+
+    def _say_first(self, stream: str, dead: list[Any]) -> None:
+        """The first record refused for each reason, in the log: the operator sees why at once (a
+        server's log_line_prefix that differs from the config's, say) instead of a count. Every one
+        goes to the dead-letter topic and table with its reason; reasons never hold a value."""
+        for d in dead:
+            said = (stream, d.kind, d.field, d.message[:60])
+            if said in self._said or len(self._said) >= 1000:
+                continue
+            self._said.add(said)
+            log.warning(
+                f"{stream} record refused ({' '.join(filter(None, (d.kind, d.field)))}): {d.message}; "
+                f"it and every record refused for the same reason go to {self.config.topics.dlq} and the "
+                "dead_letters table (`lifemon dead-letters` lists them)",
+                extra={"topic": d.raw.topic, "partition": d.raw.partition, "offset": d.raw.offset},
+            )
 
     def checkpoint(self) -> None:
         """Flush every sink and store state (`save`); then commit."""

@@ -4,6 +4,7 @@ the DLQ topic and ClickHouse."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from detectors import load_detectors
 from schemas.models import EVENT_MODELS
 from streams.codecs import BUILTIN_SCHEMA_IDS, SchemaRegistry, encode_avro
 from streams.config import Config, load_config
+from streams.dead_letter_query import query_dead_letters
+from streams.dead_letter_query import render as render_dead_letters
 from streams.pseudonym import Pseudonymizer
 from streams.runtime import CopartitionError, Monitor, ensure_topics
 
@@ -112,7 +115,8 @@ def monitor(config: Config, ch: Any, policy: Any, catalog: Any) -> Monitor:
     )
 
 
-def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) -> None:
+def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="streams.runtime")
     config = make_config(names, broker, "chdb://unused", max_record_bytes=4000)
     m = monitor(config, ch, policy, catalog)
     t = config.topics
@@ -175,6 +179,14 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog) ->
     invalid = next(h for h in headers if h["error.kind"] == b"invalid")
     assert invalid["error.field"] == b"ts" and invalid["source.topic"].decode() == t.access
     assert {m.value() for m in dlq} >= set(bad[:3])  # the original bytes, for repair and replay
+    # the first record refused for each reason is in the log, with where all of them went; no value
+    said = [r.getMessage() for r in caplog.records if "record refused (" in r.getMessage()]
+    assert len(said) == 4 and all(t.dlq in line and "lifemon dead-letters" in line for line in said)
+    assert not any("yesterday" in line or "xxxxx" in line for line in said)
+    listed = query_dead_letters(ch, db)
+    assert sorted(r["kind"] for r in listed) == kinds and {r["records"] for r in listed} == {1}
+    text = render_dead_letters(listed)
+    assert f"{t.access}  invalid ts" in text and "yesterday" not in text
 
     c = Consumer({"bootstrap.servers": broker, "group.id": names["group"]})
     committed = c.committed([TopicPartition(t.access, p) for p in range(3)], timeout=10)

@@ -1,0 +1,46 @@
+"""`lifemon dead-letters`: the records the monitor refused, one line per topic and reason, with how
+many, when (their Kafka time), and where the first one lies (partition:offset), so the operator fixes
+the producer or the config that made them. Reasons never hold a value of the record
+(streams/codecs.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from streams.text_table import aligned
+
+
+def query_dead_letters(
+    client: Any, database: str, since: datetime | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Each (topic, kind, field, reason) with its count, first and last time seen and its earliest
+    record's place, most refused first."""
+    where = " WHERE seen_at >= {since:DateTime64(3)}" if since else ""
+    sql = (
+        "SELECT topic, kind, field, message, count() AS records, min(seen_at) AS first_seen, "
+        "max(seen_at) AS last_seen, argMin(concat(toString(partition), ':', toString(offset)), seen_at) AS first_at "
+        f"FROM {database}.dead_letters FINAL{where} GROUP BY topic, kind, field, message "
+        "ORDER BY records DESC, topic, kind, message LIMIT {limit:UInt32}"
+    )
+    params: dict[str, Any] = {"limit": limit} | ({"since": since} if since else {})
+    result = client.query(sql, parameters=params)
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def _time(t: datetime) -> str:
+    """A record's Kafka time; a file replayed has none (epoch 0)."""
+    return f"{t:%Y-%m-%d %H:%M}" if t.timestamp() > 0 else "—"
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    """An aligned table, the reason last and whole."""
+    if not rows:
+        return "no dead letters: every record was read"
+    cells = [
+        (r["topic"], " ".join(filter(None, (r["kind"], r["field"]))), f"{r['records']:,}",
+         _time(r["first_seen"]), _time(r["last_seen"]), r["first_at"], r["message"])
+        for r in rows
+    ]  # fmt: skip
+    header = ("TOPIC", "KIND", "RECORDS", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "FIRST AT", "REASON")
+    return "\n".join(aligned(header, cells, right={2}))
