@@ -146,3 +146,50 @@ def test_the_chdb_in_use_message_is_the_one_lifemon_prints() -> None:
     # the message with its path and pid left out, as the code writes it around them
     for part in re.split(r"…/\.lifemon/chdb|\(pid …\)", message):
         assert part.strip(" (") in source, part
+
+
+def test_the_example_alert_and_incident_lines_are_the_demos(
+    tmp_path: Path, ch: Any, names: dict, monkeypatch: Any
+) -> None:
+    """The lines README shows from `lifemon alerts` and `lifemon incidents` are what those commands
+    print on the demo's day: the demo replayed from files (replay equals live, docs/runtimes.md),
+    stored as `lifemon replay --clickhouse` stores it, listed by the commands' own queries. The
+    pseudonyms aside (the demo's key is a one-off), every field of each line is compared."""
+    from detectors import load_detectors
+    from policy import load_policy
+    from policy.catalog import Catalog
+    from streams.alert_query import query_alerts, render_alert
+    from streams.cli import _store_replay
+    from streams.codecs import Decoder
+    from streams.engine import Engine
+    from streams.incident_query import query_incidents, render_incident
+    from streams.lifecycle_ledger import DeletionLedger
+    from streams.pseudonym import Pseudonymizer
+    from streams.replay import replay
+    from streams.workload import write_files
+
+    policy = load_policy()
+    files = [p for p in write_files(demo_day(), tmp_path) if p.suffix == ".jsonl"]
+    engine = Engine(load_detectors(policy), Catalog(policy), Pseudonymizer(b"readme-example-key-0123456789"))
+    engine.deletions = DeletionLedger(policy)  # as `lifemon replay` does
+    alerts, dead = replay(engine, Decoder(), files)
+    latest = {a.alert_id: a for a in sorted(alerts, key=lambda a: a.revision)}
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)  # one chDB per process
+    db = names["database"]
+    _store_replay("chdb://unused", db, engine, list(latest.values()), engine.take_incidents(), dead)
+    shown_alerts = {r["alert_id"][:12]: r for r in query_alerts(ch, db, limit=1000).rows}
+    shown_incidents = {r["incident_id"][:12]: r for r in query_incidents(ch, db, limit=1000).rows}
+    examples = re.findall(r"^(20\d\d-.*\[([0-9a-f]{12})(?: rev \d+)?\]\n    .*)$", README, re.M)
+    assert len(examples) >= 3
+    squeeze = lambda text: re.sub(r" +", " ", text)  # noqa: E731 (column widths follow the listing)
+    for example, uid in examples:
+        if uid in shown_incidents:
+            printed = render_incident(shown_incidents[uid], datetime.now(UTC))
+        else:
+            assert uid in shown_alerts, f"README shows {uid}, which the demo's day does not raise"
+            printed = render_alert(shown_alerts[uid])
+        if "…" in example:  # a summary README cut short
+            head, _, _ = example.partition("…")
+            assert squeeze(printed).startswith(squeeze(head)), (example, printed)
+        else:
+            assert squeeze(printed) == squeeze(example)
