@@ -4,7 +4,7 @@ parameters, never spliced into SQL."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from schemas.models import SEVERITY_RANK, Severity
@@ -144,6 +144,19 @@ def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) 
         f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
         f"\n    {r['summary']}"
     )
+
+
+def alert_row(alert: Any) -> dict[str, Any]:
+    """An Alert (a replay's) as a row of the alerts table: the listing renders both alike."""
+    row = {c: getattr(alert, c) for c in COLUMNS if c != "last_seen"}
+    row.update(
+        last_seen=datetime.fromtimestamp(alert.last_seen / 1000, UTC).replace(tzinfo=None),
+        severity=alert.severity.value,
+        status=alert.status.value,
+        actor_id=alert.actor_id or "",
+        summary=alert.summary,
+    )
+    return row
 
 
 def render(rows: list[dict[str, Any]], color: bool = False) -> str:

@@ -62,7 +62,8 @@ secrets, only from the environment (docs/security.md):
 
 exit status: 0 done; 1 failed; 2 a usage, config, policy or secret error; 3 ClickHouse unreachable,
              in use or without a lifemon database, or a sink failed; 4 Kafka unreachable; 5 replay
-             dead-lettered records (without --allow-dead-letters); 130 Ctrl-C
+             dead-lettered records (without --allow-dead-letters); 130 Ctrl-C (run, watch and ship
+             --follow stop cleanly on it: 0)
 """
 log = logging.getLogger(__name__)
 _last_log: dict[str, Any] = {"at": 0.0, "line": ""}
@@ -194,6 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         del monitor  # (with the gc below) its Kafka clients go before an embedded broker does
         gc.collect()  # the monitor and its consumer's callbacks form a cycle
         _progress(stats.line(), final=True)
+    log.info("stopped")  # the figures above may be the last periodic line's: say the run ended
     return 0
 
 
@@ -318,11 +320,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from schemas.models import REFERENCE_STREAMS
     from streams.codecs import Decoder
     from streams.engine import Engine
     from streams.lifecycle_ledger import DeletionLedger
     from streams.pseudonym import Pseudonymizer
-    from streams.replay import ReplayFileError, replay, replay_files, topics_of
+    from streams.replay import ReplayFileError, replay, replay_files, stream_of_file, topics_of
     from streams.stats import Stats
 
     config, _, specs, catalog = _setup(args)
@@ -331,6 +334,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ValueError as e:
         log.error(str(e))
         return 2
+    missing = sorted(set(REFERENCE_STREAMS) - {stream_of_file(p) for p in files})
+    if missing:
+        log.warning(
+            f"no {', '.join(f'pfi.{s}' for s in missing)} file among the inputs: the detectors judge "
+            "without that reference data (an employee, customer or consent it would name is unknown: "
+            "roles fall back to defaults, consents count as absent); replay the folder, or add the files"
+        )
     engine = Engine(
         specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000
     )
@@ -440,6 +450,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# what each status of a listing's newest revision means, for `lifemon alerts` and `lifemon incidents`
+STATUS_HELP = {
+    "alerts": "open (its first revision), updated (a later revision of an episode still live, e.g. one "
+    "that grew), closed (the detector's episode ended: its window passed; not that anyone reviewed "
+    "it), or active (open or updated, as Grafana's Open alerts panel counts)",
+    "incidents": "open (its first revision), updated (a later one: another alert joined, or one grew), "
+    "closed (its window settled: no alert can join any more; not that it was reported), or active "
+    "(open or updated)",
+}
+
+
 def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: str) -> None:
     """The filters `lifemon alerts` and `lifemon incidents` share."""
     sp.add_argument(
@@ -450,10 +471,7 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
     sp.add_argument(
         "--status",
         choices=list(STATUSES),
-        help=f"only {what} whose newest revision has this status: open (its first revision), updated "
-        "(a later revision of an episode still live, e.g. one that grew), closed (the detector's "
-        "episode ended: its window passed; not that anyone reviewed it), or active (open or "
-        "updated, as Grafana's Open alerts panel counts) (default: all)",
+        help=f"only {what} whose newest revision has this status: {STATUS_HELP[what]} (default: all)",
     )
     sp.add_argument("--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN (default: any time)")
     sp.add_argument("--until", type=when, metavar="WHEN", help=f"{seen} before WHEN (default: any time)")
@@ -678,16 +696,18 @@ def cmd_pseudonym(args: argparse.Namespace) -> int:
 
 
 def print_alerts(alerts: list[Any], limit: int = 10) -> None:
+    """A replay's alerts, counted by detector and severity, then the first `limit` as `lifemon alerts`
+    lists them."""
+    from streams.alert_query import alert_row, render
+
     if not alerts:
         print("no alerts")
         return
     by = Counter((a.detector, a.severity.value) for a in alerts)
     print(f"{len(alerts)} alert(s): " + ", ".join(f"{d}/{s}={n}" for (d, s), n in sorted(by.items())))
-    for a in alerts[:limit]:
-        print(
-            f"  [{a.severity.value:<8}] {a.title_zh} / {a.title_en}  actor={a.actor_id}  subjects={a.subject_count}"
-        )
-        print(f"             {a.summary}")
+    print(render([alert_row(a) for a in alerts[:limit]], color=sys.stdout.isatty()))
+    if len(alerts) > limit:
+        print(f"{limit} of {len(alerts)} alerts shown; --alerts-out FILE writes them all")
 
 
 CONFIG_HELP = (
@@ -949,7 +969,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="kinds, and where to add them:\n"
         + "\n".join(f"  {k:<20} {w}" for k, w in WHERE_TO_ADD.items()),
     )
-    sp.add_argument("action", choices=["gaps"], help="gaps: list the coverage gaps")
+    sp.add_argument("action", choices=["gaps"], metavar="gaps", help="gaps: list the coverage gaps")
     sp.add_argument("--kind", choices=list(WHERE_TO_ADD), help="only this kind of gap (default: all)")
     sp.add_argument("--limit", type=positive, default=200, help="at most this many lines (default 200)")
     sp.add_argument("--config", help=CONFIG_HELP)
@@ -972,7 +992,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_dead_letters)
 
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
-    sp.add_argument("action", choices=["check"], help="check: validate it and run every detector's examples")
+    sp.add_argument(
+        "action",
+        choices=["check"],
+        metavar="check",
+        help="check: validate it and run every detector's examples",
+    )
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_policy)

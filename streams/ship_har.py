@@ -91,4 +91,4 @@ def add_har_arguments(sp: Any) -> None:
         help="when the user agreed to the privacy policy, if not in the capture: `start` or an ISO time",
     )
     har.add_argument("--signatures", help="tracker signature file in the Exodus Privacy format (JSON)")
-    har.add_argument("--policy", dest="har_policy", help=POLICY_HELP)
+    har.add_argument("--policy", dest="har_policy", metavar="POLICY", help=POLICY_HELP)

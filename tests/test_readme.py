@@ -103,13 +103,30 @@ def test_the_production_section_names_every_secret_compose_requires() -> None:
     assert required and named == required
 
 
+def _anchors(doc: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped,
+    spaces as hyphens, a repeated heading numbered."""
+    seen: Counter[str] = Counter()
+    out = set()
+    for heading in re.findall(r"^#+ (.+)$", doc.read_text(encoding="utf-8"), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        out.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)
+        seen[slug] += 1
+    return out
+
+
 def test_links_lead_to_files_in_the_repository() -> None:
-    """README and docs/ once pointed to DESIGN.md and ../shared/DESIGN.md, which a clone lacks."""
+    """README and docs/ once pointed to DESIGN.md and ../shared/DESIGN.md, which a clone lacks, and
+    to a heading of docs/benchmarks.md by an anchor it did not have."""
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         text = doc.read_text(encoding="utf-8")
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
-            if "://" not in target:
-                assert (doc.parent / target).exists(), f"{doc.relative_to(ROOT)} links to {target}"
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)]*))?\)", text):
+            if "://" in target:
+                continue
+            linked = doc.parent / target if target else doc
+            assert linked.exists(), f"{doc.relative_to(ROOT)} links to {target}"
+            if anchor and linked.suffix == ".md":
+                assert anchor in _anchors(linked), f"{doc.relative_to(ROOT)} links to {target}#{anchor}"
         for path in re.findall(r"`(\.\./[^`]+)`", text):
             assert (doc.parent / path).exists(), f"{doc.relative_to(ROOT)} names {path}"
 
@@ -193,3 +210,22 @@ def test_the_example_alert_and_incident_lines_are_the_demos(
             assert squeeze(printed).startswith(squeeze(head)), (example, printed)
         else:
             assert squeeze(printed) == squeeze(example)
+
+
+def test_a_detector_page_counts_the_examples_its_policy_file_holds() -> None:
+    """Three pages counted ten, eleven and twelve cases where their policy files held 11, 17 and 14."""
+    import yaml
+
+    words = dict(zip(["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"], range(1, 21), strict=True))  # fmt: skip
+    counted = 0
+    for page in sorted((ROOT / "docs" / "detectors").glob("*.md")):
+        said = re.findall(r"\b(\w+) (?:example )?cases\b", page.read_text(encoding="utf-8"))
+        said = [words[w] for w in said if w in words]
+        if not said:
+            continue
+        policy = yaml.safe_load(
+            (ROOT / "policy" / "detectors" / page.name.replace(".md", ".yaml")).read_text()
+        )
+        assert said == [len(policy["tests"])] * len(said), page.name
+        counted += 1
+    assert counted >= 5

@@ -3,6 +3,7 @@ batch size and whether the files are JSON lines or Avro."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -220,7 +221,7 @@ def test_one_access_dated_ten_years_ahead_does_not_hide_a_burst(policy, catalog,
 
 
 def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
-    workload, tmp_path: Path, ch, names, monkeypatch: pytest.MonkeyPatch
+    workload, tmp_path: Path, ch, names, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`replay --clickhouse` stored its alerts only: the report then showed no events, `lifemon
     incidents` none, `catalog gaps` no gap and the lifecycle panels no deletion request, though the
@@ -240,6 +241,13 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     alerts_out = tmp_path / "alerts.jsonl"
     args = ["replay", *map(str, files), "--config", str(config), "--clickhouse", "chdb://session"]
     assert main([*args, "--alerts-out", str(alerts_out)]) == 0
+    printed = capsys.readouterr()
+    # the first ten as `lifemon alerts` lists them, and how many more the file holds; the reference
+    # files are among the inputs, so no warning of their absence
+    n = len(alerts_out.read_bytes().splitlines())
+    assert n > 10 and f"10 of {n} alerts shown; --alerts-out FILE writes them all" in printed.out
+    assert len(re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC  ", printed.out, re.M)) == 10
+    assert "among the inputs" not in printed.err
 
     data = gather(ch, db)
     events = sum(n for _, _, n in data["by_class"])
