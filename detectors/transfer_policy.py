@@ -312,6 +312,22 @@ class TransferPolicyDetector:
             {"subjects_without_consent": missing, "subjects_unnamed": unnamed, "assessed": int(assessed)},
         )
 
+    @staticmethod
+    def _not_in_force(ev: Any, book: RecipientBook) -> str:
+        """Why no contract covers the transfer's time: the named one's (or the recipient's latest)
+        validity, as the policy declares it, or that there is none."""
+        terms = [t for t in book.terms.get(ev.recipient_id, ()) if ev.contract_id in (None, t.contract.id)]
+        if not terms:
+            return f"contract {ev.contract_id} is not declared" if ev.contract_id else "no contract at all"
+        before = [t for t in terms if t.end_ms <= ev.ts]
+        if before:
+            t = max(before, key=lambda t: t.end_ms)
+            return (
+                f"contract {t.contract.id} not in force at the time: expired, valid to {t.contract.valid_to}"
+            )
+        t = min(terms, key=lambda t: t.start_ms)
+        return f"contract {t.contract.id} not in force at the time: not yet valid, valid from {t.contract.valid_from}"
+
     def _approval_problem(
         self, ev: Any, term: ContractTerm | None, book: RecipientBook, ctx: Context, flagged: set[str]
     ) -> str:
@@ -321,8 +337,7 @@ class TransferPolicyDetector:
         if term is None:
             if ev.contract_id and book.contract_of.get(ev.contract_id) not in (None, ev.recipient_id):
                 return f"contract {ev.contract_id} belongs to another recipient"
-            named = f"contract {ev.contract_id}" if ev.contract_id else "no contract"
-            return f"{named} in force at the time (expired, not yet valid or unknown)"
+            return self._not_in_force(ev, book)
         sent = ctx.catalog.categories(f for f in ev.categories if f not in flagged)
         uncovered = sorted(sent - term.categories)
         # an id the catalog does not know may be a value typed into the wrong place: counted, never shown

@@ -282,7 +282,12 @@ def test_recipient_must_be_listed_with_a_contract_in_force_covering_the_data(eng
     assert "not an approved recipient" in why(transfer(recipient_id="tp_unknown", contract_id=None))[0]
     # the insurer's contract starts 2025-07-01 in Shanghai: 2025-06-30T16:00Z
     starts = 1_751_299_200_000
-    assert "in force" in why(transfer(ts=starts - 1))[0] and why(transfer(ts=starts)) == []
+    early = why(transfer(ts=starts - 1))[0]
+    assert (
+        "not in force at the time: not yet valid, valid from 2025-07-01" in early
+        and why(transfer(ts=starts)) == []
+    )
+    assert "contract CT-nowhere is not declared" in why(transfer(contract_id="CT-nowhere"))[0]
     assert "does not cover property" in why(transfer(categories=["customer_name", "account_balance"]))[0]
     assert "belongs to another recipient" in why(transfer(contract_id="CT-proc_call_center"))[0]
     assert (
@@ -293,7 +298,7 @@ def test_recipient_must_be_listed_with_a_contract_in_force_covering_the_data(eng
 def test_the_legacy_partners_contract_ended_the_day_before(engine) -> None:
     ev = transfer(recipient_id="tp_legacy_partner", contract_id="CT-tp_legacy_partner", deidentified=True)
     (a,) = run(engine(), ev).values()
-    assert a.rule_id == "LM-TP-006" and "expired" in a.summary
+    assert a.rule_id == "LM-TP-006" and "not in force at the time: expired, valid to 2025-12-31" in a.summary
     assert run(engine(), ev.model_copy(update={"ts": T0 - 9 * HOUR})) == {}  # 2025-12-31 23:00 in Shanghai
 
 
