@@ -182,7 +182,7 @@ class SdkOvercollectionDetector:
         sid, declared = decl.observed(ev.sdk_id, ev.app_version, ev.dest_host)
         # an id the catalog does not know may be a value typed into the wrong place (a card number):
         # it is judged, never copied into an alert (the rollups count its keyed fingerprint)
-        fields = sorted({f if f in decl.fields else UNKNOWN_FIELD for f in ev.fields})
+        fields = sorted({decl.field_id(f) or UNKNOWN_FIELD for f in ev.fields})
         breaches: list[tuple[str, list[str], str | None]] = []
         secret = [f for f in fields if f in decl.c3_or_auth]
         if secret:  # seed 004 流程描述(4)⑪: never to a third party, declared or not

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from functools import cached_property, lru_cache
-from itertools import filterfalse, repeat
+from itertools import repeat
 
 from policy.contracts import RecipientBook
 from policy.model import CLASS_RANK, RANK_CLASS, JrClass, Policy
@@ -50,7 +50,8 @@ class Catalog:
         # declarations by SDK and app version, PoliCheck labels
         self.sdk = SdkDeclarations(policy.sdks, fields)
         # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class
-        self.sdk_field_class = {fid: f.jr_class for fid, f in self.sdk.fields.items()}
+        # keyed as `coverage` looks an observed name up: folded, since telemetry writes IMEI for imei
+        self.sdk_field_class = {fid.casefold(): f.jr_class for fid, f in self.sdk.fields.items()}
         # the rank of each SDK field's class: a field without one, or unknown, ranks as C1, the lowest
         self._sdk_rank = {fid: CLASS_RANK[c] for fid, c in self.sdk_field_class.items() if c is not None}
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
@@ -141,8 +142,10 @@ class Catalog:
         # an app's SDK field sets hardly repeat (18 497 sets in 24 000 observations of the generated
         # day), so this runs per observation: each field's rank in one C pass, no cache to miss
         floor = CLASS_RANK[UNKNOWN_FIELD_CLASS]
-        best = max(map(self._sdk_rank.get, field_ids, repeat(floor)), default=floor)
-        return RANK_CLASS[best], tuple(filterfalse(self.sdk_field_class.__contains__, field_ids))
+        folded = list(map(str.casefold, field_ids))
+        best = max(map(self._sdk_rank.get, folded, repeat(floor)), default=floor)
+        known = self.sdk_field_class
+        return RANK_CLASS[best], tuple(f for f, k in zip(field_ids, folded, strict=True) if k not in known)
 
     def granted(self, ids: Collection[str], field_ids: Iterable[str], named: Collection[str] = ()) -> bool:
         """Every field is named, or its class or category is among `ids`; a set that a combination

@@ -71,6 +71,8 @@ class SdkDeclarations:
             fid: SdkField(zh=f.zh, **{"class": f.jr_class}, auth_helper=f.auth_helper)
             for fid, f in (catalog_fields or {}).items()
         } | sdks.sdk_fields
+        # a field as telemetry spells it: the privacy policy writes IMEI and OAID, the ids are imei, oaid
+        self._spelled = {fid.casefold(): fid for fid in self.fields}
         self.covers = _closure(sdks.broad_terms)
         self.not_collected = sdks.not_collected
         self.known = sdks.known_sdks
@@ -127,6 +129,10 @@ class SdkDeclarations:
         """The declared SDK whose allow-list holds `host`: a reported id that is unknown but sends
         to a declared vendor's endpoint is that SDK under another name."""
         return next((sid for sid, d in self.sdks.items() if d.hosts and host_in(host, d.hosts)), None)
+
+    def field_id(self, name: str) -> str | None:
+        """The field id an SDK observation's name stands for, whatever its case; None if unknown."""
+        return name if name in self.fields else self._spelled.get(name.strip().casefold())
 
     def observed(
         self, reported: str, app_version: str, host: str | None

@@ -902,10 +902,11 @@ class Engine:
         decl = self.catalog.sdk
         sid, declared = decl.observed(reported, version, host)
         org = sid if sid and declared is not None else "undeclared_sdk"
-        known = decl.fields.get(field)
-        label = decl.label(sid, version, field).value if org != "undeclared_sdk" else "omitted"
+        fid = decl.field_id(field)
+        known = decl.fields.get(fid) if fid else None
+        label = decl.label(sid, version, fid or field).value if org != "undeclared_sdk" else "omitted"
         cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
-        return (SDK_LABEL, cls, f"{org}:{field if known else self.fingerprint(field)}", label)
+        return (SDK_LABEL, cls, f"{org}:{fid or self.fingerprint(field)}", label)
 
     def fingerprint(self, field_id: str) -> str:
         """streams.pseudonym.fingerprint with this engine's key; `lifemon fingerprint NAME` tells an

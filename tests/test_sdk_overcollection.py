@@ -121,6 +121,8 @@ def test_vague_but_declared_fields_stay_silent(engine) -> None:
         obs("push", ("imei", "push_token", "iccid"), host="api-push.vivo.com.cn", at=i * MIN)
         for i in range(30)
     ]
+    # as the privacy policy and many SDKs spell them: IMEI is the declared imei
+    events.append(obs("push", ("IMEI", "OAID", "Push_Token"), host="api-push.vivo.com.cn", at=31 * MIN))
     assert run(engine, events) == []
 
 
@@ -376,14 +378,15 @@ def test_labels_reach_the_rollups_as_known_ids_only(engine) -> None:
         obs("amap_location", ("imei", "location", "contacts")),
         obs("com.umeng.analytics", ("oaid",)),
         obs("com.tencent.smtt.sdk", ("device_model", "6222020200001234567")),
+        obs("amap_location", ("IMEI", "Contacts")),  # a field's id whatever its case
     ]
     run(engine, events)
     rows = {tuple(r[4:8]): r[8] for r in engine.rollup_rows() if r[4] == SDK_LABEL}
     card = engine.fingerprint("6222020200001234567")
     assert rows == {
-        (SDK_LABEL, "C1", "amap_location:imei", "vague"): 1,
+        (SDK_LABEL, "C1", "amap_location:imei", "vague"): 2,
         (SDK_LABEL, "C1", "amap_location:location", "clear"): 1,
-        (SDK_LABEL, "C1", "amap_location:contacts", "omitted"): 1,
+        (SDK_LABEL, "C1", "amap_location:contacts", "omitted"): 2,
         (SDK_LABEL, "C1", "undeclared_sdk:oaid", "omitted"): 1,
         (SDK_LABEL, "C1", "tencent_x5:device_model", "clear"): 1,
         (SDK_LABEL, "C1", f"tencent_x5:{card}", "omitted"): 1,
