@@ -147,6 +147,43 @@ def test_a_gap_is_counted_however_many_field_sets_with_unknown_ids_came_before(p
     assert gaps_after([["account_balance", "card_no_typed_as_field"]], len(junk)) == 1
 
 
+def test_a_lifecycle_event_naming_no_customer_is_a_coverage_gap(catalog) -> None:
+    """retention_overrun is keyed by customer: a deletion whose event names none never reaches it,
+    and the customer's request stays overdue. The operator sees why in `lifemon catalog gaps`."""
+    from conftest import T0
+
+    from schemas.models import LifecycleEvent
+
+    engine = Engine([], catalog, Pseudonymizer(b"e" * 32))
+    named = LifecycleEvent(
+        event_id="l1", ts=T0, record_id="R1", subject_id="C1", stage="delete", system="crm"
+    )
+    unnamed = named.model_copy(update={"event_id": "l2", "subject_id": None})
+    engine.process(
+        "lifecycle", "t", 0, fed("lifecycle", [named, unnamed, unnamed.model_copy(update={"event_id": "l3"})])
+    )
+    gaps = [r[4:9] for r in engine.rollup_rows() if r[4] == COVERAGE_GAP]
+    assert gaps == [(COVERAGE_GAP, "lifecycle_without_subject", "(no subject_id)", "lifecycle", 2)]
+    assert "name the customer (subject_id)" in render(
+        [
+            {
+                "kind": "lifecycle_without_subject",
+                "object": "(no subject_id)",
+                "stream": "lifecycle",
+                "seen": 2,
+                "first_seen": _minute(T0),
+                "last_seen": _minute(T0),
+            }
+        ]
+    )
+
+
+def _minute(ts: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts / 1000, UTC)
+
+
 def test_a_chinese_table_name_keeps_the_columns_aligned() -> None:
     """A table named `core."客户备注"` took two terminal columns a character and pushed its row's
     columns out of line."""
