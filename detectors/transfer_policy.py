@@ -93,6 +93,11 @@ class TransferPolicyParams(BaseModel):
     rules: Rules
 
 
+COUNTED_IDS = (
+    10_000  # a period's transfers deduplicated by id; a period that holds more counts the rest as they come
+)
+
+
 class VolumePeriod:
     """Records sent to one recipient under one contract in one agreed period."""
 
@@ -109,6 +114,7 @@ class VolumePeriod:
         "revision",
         "emitted",
         "closed",
+        "counted",
     )
 
     def __init__(self, start: int, end: int, limit: int):
@@ -117,6 +123,9 @@ class VolumePeriod:
         self.evidence: list[str] = []
         self.first_seen = self.last_seen = 0
         self.closed = False
+        # the transfer ids counted (up to COUNTED_IDS): a sender's retry of one transfer, logged under a
+        # new event id, or a transfer both its sender and a gateway log, counts once
+        self.counted: list[str] = []
 
     def to_json(self) -> dict[str, Any]:
         return {s: getattr(self, s) for s in self.__slots__}
@@ -125,7 +134,7 @@ class VolumePeriod:
     def from_json(cls, d: dict[str, Any]) -> VolumePeriod:
         p = cls(d["start"], d["end"], d["limit"])
         for s in cls.__slots__:
-            setattr(p, s, d[s])
+            setattr(p, s, d.get(s, getattr(p, s)))  # `counted`: absent in an earlier lifemon's state
         return p
 
 
@@ -364,6 +373,10 @@ class TransferPolicyDetector:
             ctx.timers.register(key, end)
         elif period.closed:
             return key, None  # its alert is closed: a straggler cannot reopen it
+        if ev.transfer_id in period.counted:
+            return key, None  # the same transfer logged again
+        if len(period.counted) < COUNTED_IDS:
+            period.counted.append(ev.transfer_id)
         period.records += ev.record_count
         period.transfers += 1
         period.rank = max(period.rank, CLASS_RANK[cls])

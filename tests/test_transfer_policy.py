@@ -327,6 +327,17 @@ def test_volume_is_agreed_per_day_of_the_banks_calendar(engine) -> None:
     assert (a.counts["records"], a.window_start) == (5001, CST_MIDNIGHT)
 
 
+def test_a_transfer_logged_twice_counts_once_toward_the_agreed_volume(engine) -> None:
+    """A sender's retry, or a gateway logging the transfer its sender logged, carries the same
+    transfer id under a new event id: 3 000 records sent once are not 6 000 over the 5 000 agreed."""
+    e = engine()
+    first = fund(T0, 3000, 1)
+    again = first.model_copy(update={"event_id": "retry-of-T1", "ts": T0 + 60_000})
+    assert run(e, first, again) == {}
+    (a,) = run(e, fund(T0 + HOUR, 2001, 2), offset=2).values()  # another transfer: 5 001 records
+    assert (a.counts["records"], a.counts["transfers"]) == (5001, 2)
+
+
 def test_one_record_over_the_agreement_opens_one_alert_that_grows_then_closes(engine) -> None:
     e = engine()
     assert run(e, fund(T0, 5000, 1)) == {}
