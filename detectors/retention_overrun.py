@@ -319,7 +319,16 @@ class RetentionOverrunDetector:
     def _foreign_c3(self, rec: Record, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """JR/T 0171 §6.1.3 a) (seed 001 §三.3(3), seed 002 §五(1)): another institution's card
         track data, expiry, CVN, PIN or payment password is never kept."""
-        held = sorted(set(ev.categories) & self._retention(catalog).forbidden_foreign_c3)
+        forbidden = self._retention(catalog).forbidden_foreign_c3
+        # a log naming the category (`authentication`) for the card secrets it stored may hold any of
+        # them, and another institution's authentication data is never the bank's to keep
+        held = sorted(
+            {
+                i
+                for i in ev.categories
+                if i in forbidden or any(catalog.field_category.get(f) == i for f in forbidden)
+            }
+        )
         if held:
             yield from self._once(
                 Rule.foreign_c3_stored,

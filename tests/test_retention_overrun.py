@@ -907,6 +907,12 @@ def test_foreign_c3_stored_fires_once_and_foreign_c2_is_allowed(run) -> None:
     got = run([cvn, again, payee, own_cvn])
     (a,) = got["foreign_c3_stored"]
     assert a.severity.value == "critical" and a.jr_class == "C3" and "card_cvn" in a.summary
+    # an acquirer's log naming the category for the secrets it stored: it may hold any of them
+    by_category = lc(
+        "store", "R4", "X4", 0, categories=["payment_account_no", "authentication"], own_institution=False
+    )
+    (b,) = run([by_category])["foreign_c3_stored"]
+    assert "stores another institution's authentication" in b.summary
 
 
 # -- determinism and state --------------------------------------------------------------------------------
