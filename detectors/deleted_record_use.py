@@ -73,7 +73,7 @@ class Kept:
     removal or anonymization names, with the earliest such event's time: from then on
     retention_overrun holds the record under that customer and judges the uses naming it."""
 
-    __slots__ = ("gone", "stage", "system", "removals", "counted", "wait", "uses", "anon", "named")
+    __slots__ = ("gone", "stage", "system", "removals", "counted", "wait", "uses", "anon", "named", "anew")
 
     def __init__(self) -> None:
         self.gone, self.stage, self.system = 0, "", ""
@@ -81,9 +81,10 @@ class Kept:
         self.counted = self.wait = self.anon = 0
         self.uses: list[list[Any]] = []
         self.named: dict[str, int] = {}
+        self.anew = 0  # the first collection of the record after it left (0: none): a record anew
 
     def to_json(self) -> list[Any]:
-        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named]  # fmt: skip
+        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.anew]  # fmt: skip
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Kept:
@@ -91,6 +92,7 @@ class Kept:
         (kept.gone, kept.stage, kept.system, subject, kept.removals) = row[:5]
         (kept.counted, kept.wait, kept.uses) = row[5:8]
         kept.anon, kept.named = row[8:10] if len(row) > 9 else (0, {})
+        kept.anew = row[10] if len(row) > 10 else 0
         if len(row) < 10:  # kept by a lifemon that counted an anonymization as a removal
             kept.named = {subject: kept.gone} if subject else {}
             if kept.stage == "anonymize" and len(kept.removals) == 1:  # else a later delete's time is lost
@@ -115,7 +117,8 @@ class Kept:
         """After the removal, or after the anonymization and naming a customer; and not one
         retention_overrun judges (naming the customer, after an event that names it)."""
         after = 0 < self.gone < use[TS] or (0 < self.anon < use[TS] and bool(use[NAMED]))
-        return after and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
+        anew = self.since() < self.anew <= use[TS]  # of the record collected again since
+        return after and not anew and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
 
     def waiting(self) -> list[list[Any]]:
         """Uses not counted: an earlier removal reported late may still make them count."""
@@ -145,10 +148,21 @@ class DeletedRecordUseDetector:
             for ev in events:
                 if ev.stage.value in GONE_STAGES:
                     yield from self._removed(ev, ctx)
+                elif ev.stage.value == "collect":
+                    self._collected(ev)
             return
         for ev in events:
             if uses_records(stream, ev):
                 yield from self._used(stream, ev, ctx)
+
+    def _collected(self, ev: Any) -> None:
+        """A record collected again after it left (an id a system reuses for a returning customer):
+        its uses since are of the new record. Only a record already kept is noted: the collections
+        of the others are not tracked (retention_overrun holds them, by customer)."""
+        kept = self.store.get(ev.record_id)
+        if kept is not None and 0 < kept.since() < ev.ts and not 0 < kept.anew <= ev.ts:
+            kept.anew = ev.ts
+            self.store.touch(ev.record_id)
 
     def _removed(self, ev: Any, ctx: Context) -> Iterator[Finding]:
         kept = self.store.setdefault(ev.record_id, Kept)

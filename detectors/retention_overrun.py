@@ -264,6 +264,10 @@ class RetentionOverrunDetector:
             self._pin_anchors(held, moved, catalog)
         if rec is None and stage not in CLOCKS:
             rec = held.track(ev.record_id, Record(ev.ts, ev.system, purpose=ev.purpose))
+        elif rec is not None and stage == "collect" and 0 < rec.gone < ev.ts:
+            # collected anew after its removal (a returning customer's record under the id a system
+            # reuses, a customer number): a new record, judged from its own collection on
+            rec = held.records[ev.record_id] = Record(ev.ts, ev.system, purpose=ev.purpose)
         if stage in COLLECTED and rec is not None:
             self._collected(held, rec, ev, catalog)
             if not ev.own_institution:
@@ -629,7 +633,10 @@ class RetentionOverrunDetector:
         if rec is None:
             return  # not (yet) a record this customer's lifecycle shows
         uses = held.uses[rid]
-        after_gone = [u for u in uses if rec.gone and u[0] > rec.gone]
+        # a collection after the removal, logged before it (a late deletion log), starts a new record:
+        # what uses that follows is not of the removed one
+        anew = rec.last if rec.last > rec.gone else None
+        after_gone = [u for u in uses if rec.gone and u[0] > rec.gone and (anew is None or u[0] < anew)]
         due = self._due(held, rec, ctx.catalog)
         after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
         for rule, since, offending, what in (

@@ -110,6 +110,20 @@ def test_a_refused_report_and_one_an_hour_before_the_deletion_are_silent(run) ->
     assert len(run([lc("delete", day=-1), report(day=-1 + 1 / 24), tick(0)])) == 1
 
 
+def test_a_record_collected_anew_under_its_id_is_a_new_record(run) -> None:
+    """A CRM keys a customer's contact record by customer number: deleted on request, collected
+    again when the customer returns. What reads it after that reads the new record; a read between
+    the deletion and the return still read a deleted one."""
+    back = lc("collect", day=-1, categories=["mobile_phone"], purpose="customer_service")
+    assert run([lc("delete", day=-3), back, report(day=-0.5), tick(0)]) == []
+    (a,) = run([lc("delete", day=-3), report(day=-2), back, report(day=-0.5), tick(0)])
+    assert a.counts["uses"] == 1 and a.last_seen == T0 - 2 * DAY
+    # and both detectors agree on a read that names the customer too
+    both = ("deleted_record_use", "retention_overrun")
+    steps = [collect(day=-30), lc("delete", day=-3), back, read(day=-0.5), report(day=-0.4), tick(0)]
+    assert run(steps, kinds=both) == []
+
+
 def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts(run) -> None:
     """Seed 004 定义(1): anonymized data is no PFI, and the bank analyses it (隐私政策 (二)5): a
     report naming the anonymized record and no customer is silent. Read naming its customer, the

@@ -500,6 +500,16 @@ def test_uses_stored_before_they_were_marked_are_not_counted_twice(run, spec, ca
     assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 3, {"uses": 3})
 
 
+def test_a_record_collected_anew_after_its_removal_keeps_its_own_period(run) -> None:
+    """The id a system reuses (a trace per device, a contact per customer number): collected again
+    after it was removed, it is a new record with its own 30 days, and the removed one's deletion
+    no longer speaks of what is read now."""
+    old = [collect(day=-100, **LOCATION), lc("delete", day=-80)]
+    (a,) = run([*old, collect(day=-31, **LOCATION), tick(0)])["retention_expired"]
+    assert a.window_start == T0 - 31 * DAY
+    assert run([*old, collect(day=-10, **LOCATION), read(day=-1), tick(0)]) == {}
+
+
 def test_a_read_the_system_refused_after_deletion_is_no_use(run) -> None:
     """Denied, the read returned nothing: the deletion held (seed 002 §六.6(1) 不可被检索和访问). A
     deletion of a copy (a purge job, the warehouse's sync) removes what 定义(11) says must go too."""
