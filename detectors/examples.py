@@ -2,7 +2,7 @@
 
 A case lists reference records and compact event steps; each step repeats an event `count` times,
 `every_s` seconds apart, with `subjects` fresh customer ids per event (or the same ones with
-`same_subjects: true`). The case passes when the detector fires or stays silent as it says, at the
+`same_subjects: true`); a transfer repeated is another transfer (its `transfer_id` numbered). The case passes when the detector fires or stays silent as it says, at the
 severity it names.
 """
 
@@ -46,6 +46,8 @@ def expand_steps(name: str, stream: str, steps: list[dict[str, Any]]) -> list[An
                 ev.setdefault("subject_ids", [f"c{s}-{first + j}" for j in range(n)])
             if not step.get("same_subjects"):
                 serial += n
+            if "transfer_id" in ev and step.get("count", 1) > 1:
+                ev["transfer_id"] = f"{ev['transfer_id']}.{i}"  # a transfer repeated is another transfer
             events.append(msgspec.convert({"event_id": f"{name}#{s}.{i}", "ts": ts, **ev}, struct))
             ts += int(step.get("every_s", 1) * 1000)
     return events

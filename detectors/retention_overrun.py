@@ -108,6 +108,11 @@ class RetentionOverrunParams(BaseModel):
         return self
 
 
+def _with_categories(fields: Iterable[str], catalog: Catalog) -> frozenset[str]:
+    """The field ids and the categories they belong to: a log may name either."""
+    return frozenset(fields) | {catalog.field_category[f] for f in fields if f in catalog.field_category}
+
+
 def _signed(value: str | None) -> str:
     """A destruction record's entry as written: blank is not signed, and an employee id in another
     case is the same employee."""
@@ -121,6 +126,11 @@ def method_key(method: str) -> str:
 
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
+# an erasing term said not done, in a method as `method_key` writes it: a negation and the word after
+# it (未覆写, no_overwrite), or a word and what says it failed after it (wipe_skipped, 覆写失败)
+_NEGATED = re.compile(
+    r"(?:未|不|没有|无|(?<![a-z])(?:no|not|without|never)_)[^\W_]+|[^\W_]+(?:_skipped|_failed|_pending|失败)"
+)
 
 
 class Deadline:
@@ -150,6 +160,9 @@ class RetentionPolicy(NamedTuple):
     erasing_methods: frozenset[str]
     client_systems: frozenset[str]
     never_stored_on_client: frozenset[str]  # the card secrets and biometric samples (seed 002 §五(4))
+    # the same, with the category ids a log may write in their place (`authentication`, `biometric`)
+    foreign_c3_named: frozenset[str]
+    never_stored_on_client_named: frozenset[str]
 
 
 class RetentionOverrunDetector:
@@ -192,6 +205,8 @@ class RetentionOverrunDetector:
                 frozenset(map(method_key, r.erasing_methods)),
                 frozenset(r.client_systems),
                 frozenset(r.forbidden_foreign_c3) | frozenset(r.never_on_client),
+                _with_categories(r.forbidden_foreign_c3, catalog),
+                _with_categories([*r.forbidden_foreign_c3, *r.never_on_client], catalog),
             )
         return self._policy
 
@@ -323,16 +338,9 @@ class RetentionOverrunDetector:
     def _foreign_c3(self, rec: Record, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """JR/T 0171 §6.1.3 a) (seed 001 §三.3(3), seed 002 §五(1)): another institution's card
         track data, expiry, CVN, PIN or payment password is never kept."""
-        forbidden = self._retention(catalog).forbidden_foreign_c3
         # a log naming the category (`authentication`) for the card secrets it stored may hold any of
         # them, and another institution's authentication data is never the bank's to keep
-        held = sorted(
-            {
-                i
-                for i in ev.categories
-                if i in forbidden or any(catalog.field_category.get(f) == i for f in forbidden)
-            }
-        )
+        held = sorted(set(ev.categories) & self._retention(catalog).foreign_c3_named)
         if held:
             yield from self._once(
                 Rule.foreign_c3_stored,
@@ -392,7 +400,8 @@ class RetentionOverrunDetector:
         policy = self._retention(catalog)
         # a card secret is never even taken on one; a face is captured there to be sent (§五(5): encrypted)
         # but never kept
-        kept = policy.never_stored_on_client if ev.stage == "store" else policy.forbidden_foreign_c3
+        # stored: a category named in their place counts; collected, `authentication` is a login's password
+        kept = policy.never_stored_on_client_named if ev.stage == "store" else policy.forbidden_foreign_c3
         secrets = sorted(set(ev.categories) & kept)
         if secrets and ev.system in policy.client_systems:
             yield from self._once(
@@ -415,10 +424,13 @@ class RetentionOverrunDetector:
 
     def _recoverable(self, method: str, catalog: Catalog) -> bool:
         """A method holding a term that only hides the data (an index removed, a quick format) and
-        none that erases it (seed 002 §七(4): 应通过多次覆写等方式安全地擦除)."""
+        none that erases it (seed 002 §七(4): 应通过多次覆写等方式安全地擦除), a term said not done
+        (未覆写, no_overwrite, wipe_skipped) being none."""
         policy = self._retention(catalog)
-        hides = any(term in method for term in policy.recoverable_methods)
-        return hides and not any(term in method for term in policy.erasing_methods)
+        if not any(term in method for term in policy.recoverable_methods):
+            return False
+        done = _NEGATED.sub("", method)
+        return not any(term in done for term in policy.erasing_methods)
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a

@@ -125,16 +125,17 @@ class VolumePeriod:
         self.closed = False
         # the transfer ids counted (up to COUNTED_IDS): a sender's retry of one transfer, logged under a
         # new event id, or a transfer both its sender and a gateway log, counts once
-        self.counted: list[str] = []
+        self.counted: set[str] = set()
 
     def to_json(self) -> dict[str, Any]:
-        return {s: getattr(self, s) for s in self.__slots__}
+        return {s: getattr(self, s) for s in self.__slots__} | {"counted": sorted(self.counted)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VolumePeriod:
         p = cls(d["start"], d["end"], d["limit"])
         for s in cls.__slots__:
             setattr(p, s, d.get(s, getattr(p, s)))  # `counted`: absent in an earlier lifemon's state
+        p.counted = set(p.counted)
         return p
 
 
@@ -376,7 +377,7 @@ class TransferPolicyDetector:
         if ev.transfer_id in period.counted:
             return key, None  # the same transfer logged again
         if len(period.counted) < COUNTED_IDS:
-            period.counted.append(ev.transfer_id)
+            period.counted.add(ev.transfer_id)
         period.records += ev.record_count
         period.transfers += 1
         period.rank = max(period.rank, CLASS_RANK[cls])

@@ -56,7 +56,6 @@ from schemas.models import (
     SEVERITY_RANK,
     TAKES_OUT,
     Action,
-    Channel,
     ConsentStatus,
     EmployeeStatus,
     Entitlement,
@@ -83,6 +82,7 @@ REASONS = (
     "role_not_permitted",
     "system_not_permitted",
     "beyond_collection_purpose",
+    "purpose_refused",
     "repeated_denials",
     "before_entitlement",
     "unknown_actor",
@@ -199,7 +199,7 @@ class ActorState:
 _TS, _ACTOR, _SUBJECTS = attrgetter("ts"), attrgetter("actor_id"), attrgetter("subject_ids")
 _FIELDS, _APPROVAL = attrgetter("fields"), attrgetter("approval_id")
 _KIND = attrgetter("action._value_", "system", "outcome._value_", "purpose")
-_ROLES, _ORG = attrgetter("roles"), attrgetter("org")
+_ROLES, _ORG, _PURPOSE = attrgetter("roles"), attrgetter("org"), attrgetter("purpose")
 _FIRST = itemgetter(0)
 DENIED = Outcome.denied.value
 ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
@@ -250,12 +250,16 @@ def _own_copy(counter: bool, action: str, customers: int) -> bool:
 
 
 def _consented(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
-    """The subject's separate consent to the purpose stands at `ts`, for every channel or one."""
-    for channel in (None, *Channel):
-        c = ctx.consent(subject, purpose, channel, ts)
-        if c is not None and c.status is ConsentStatus.granted and c.separate:
-            return True
-    return False
+    """The subject's separate consent to the purpose, for every channel, stands at `ts`: one given
+    for a channel is to be contacted there, not to have other data used for it."""
+    c = ctx.consent(subject, purpose, None, ts)
+    return c is not None and c.status is ConsentStatus.granted and c.separate
+
+
+def _withdrawn(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
+    """The subject's consent to the purpose, for every channel, is a withdrawal as of `ts`."""
+    c = ctx.consent(subject, purpose, None, ts)
+    return c is not None and c.status is not ConsentStatus.granted
 
 
 def _kind(ev: Any, view: View) -> tuple[Any, ...]:
@@ -371,6 +375,9 @@ class UnauthorizedLookupDetector:
         if None in sight:
             for i in [i for i, m in enumerate(sight) if m is None]:
                 sight[i] = self._learn(_kind(events[i], views[i]), views[i], ctx)
+        refused = getattr(ctx.refs.consents, "refused", None)
+        if refused:  # a purpose some customer refused: each customer's consent decides, not the memo
+            sight = [0 if p in refused else m for m, p in zip(sight, map(_PURPOSE, events), strict=True)]
         screened = list(compress(range(n), sight))
         customers = ctx.refs.customers.as_of_many(
             list(map(_FIRST, map(_SUBJECTS, compress(events, sight)))), list(compress(times, sight))
@@ -572,9 +579,26 @@ class UnauthorizedLookupDetector:
                     ent, action, ev.system, ev.fields, refused or "no approval", ctx, own_copy
                 )
             found += [(reason, note, ent) for reason, note in rules]
-        return (
-            found + self._beyond_purpose(ev, ent, ctx) + self._scope(ev, ent, covered, counter, ctx, refused)
+        found += self._beyond_purpose(ev, ent, ctx) + self._refused(ev, ent, ctx)
+        return found + self._scope(ev, ent, covered, counter, ctx, refused)
+
+    @staticmethod
+    def _refused(ev: Any, ent: Entitlement, ctx: Context) -> Found:
+        """Seed 004 流程描述(4)②: once a customer refuses a use (marketing, say), it stops at once
+        (应当立即停止利用); ③ the customer may withdraw a consent. A read for a purpose whose consent
+        the customer withdrew, for every channel, as of the read. A duty the law sets is no consent's."""
+        if not ev.purpose or ev.purpose not in getattr(ctx.refs.consents, "refused", ()):
+            return []
+        purpose = ctx.catalog.purposes.get(ev.purpose)
+        if purpose is not None and purpose.legal_obligation:
+            return []
+        gone = [cid for cid in ev.subject_ids if _withdrawn(cid, ev.purpose, ev.ts, ctx)]
+        if not gone:
+            return []
+        note = (
+            f"read for {ev.purpose}, which {len(gone)} of {len(ev.subject_ids)} customers withdrew consent to"
         )
+        return [("purpose_refused", note, ent)]
 
     @staticmethod
     def _beyond_purpose(ev: Any, ent: Entitlement, ctx: Context) -> Found:

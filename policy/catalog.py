@@ -9,7 +9,7 @@ from itertools import repeat
 
 from policy.contracts import RecipientBook
 from policy.model import CLASS_RANK, RANK_CLASS, JrClass, Policy
-from policy.sdk_declarations import SdkDeclarations
+from policy.sdk_declarations import SdkDeclarations, sdk_key
 
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
@@ -50,8 +50,8 @@ class Catalog:
         # declarations by SDK and app version, PoliCheck labels
         self.sdk = SdkDeclarations(policy.sdks, fields)
         # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class
-        # keyed as `coverage` looks an observed name up: folded, since telemetry writes IMEI for imei
-        self.sdk_field_class = {fid.casefold(): f.jr_class for fid, f in self.sdk.fields.items()}
+        # keyed as `coverage` looks an observed name up (`sdk_key`: telemetry writes IMEI for imei)
+        self.sdk_field_class = {sdk_key(fid): f.jr_class for fid, f in self.sdk.fields.items()}
         # the rank of each SDK field's class: a field without one, or unknown, ranks as C1, the lowest
         self._sdk_rank = {fid: CLASS_RANK[c] for fid, c in self.sdk_field_class.items() if c is not None}
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
@@ -122,7 +122,7 @@ class Catalog:
 
     def beyond_purpose(self, purpose: str | None, field_ids: Iterable[str]) -> list[str]:
         """The fields a use for `purpose` reads that were collected for no purpose it may read
-        (purposes.yaml `collected_for`, `also_uses`; seed 004 (三)⑧⑩). None for a purpose the
+        (purposes.yaml `collected_for`, `also_uses`; seed 004 (三)⑧⑩). None are, for a purpose the
         policy does not name (nothing to judge it by) or one the law requires."""
         reads = self._reads_for.get(purpose) if purpose is not None else None
         if reads is None:
@@ -142,10 +142,14 @@ class Catalog:
         # an app's SDK field sets hardly repeat (18 497 sets in 24 000 observations of the generated
         # day), so this runs per observation: each field's rank in one C pass, no cache to miss
         floor = CLASS_RANK[UNKNOWN_FIELD_CLASS]
-        folded = list(map(str.casefold, field_ids))
-        best = max(map(self._sdk_rank.get, folded, repeat(floor)), default=floor)
-        known = self.sdk_field_class
-        return RANK_CLASS[best], tuple(f for f, k in zip(field_ids, folded, strict=True) if k not in known)
+        known, rank = self.sdk_field_class, self._sdk_rank
+        best = max(map(rank.get, field_ids, repeat(floor)), default=floor)
+        missed = [f for f in field_ids if f not in known]  # ids as declared hit at once
+        if not missed:
+            return RANK_CLASS[best], ()
+        # a name in another case or with spaces is its field (`sdk_key`), known and ranked as it
+        best = max(best, *(rank.get(sdk_key(f), floor) for f in missed))
+        return RANK_CLASS[best], tuple(f for f in missed if sdk_key(f) not in known)
 
     def granted(self, ids: Collection[str], field_ids: Iterable[str], named: Collection[str] = ()) -> bool:
         """Every field is named, or its class or category is among `ids`; a set that a combination

@@ -62,6 +62,11 @@ def _closure(broad: dict[str, list[str]]) -> dict[str, frozenset[str]]:
     return out
 
 
+def sdk_key(name: str) -> str:
+    """An SDK field name as it is compared: case and surrounding spaces aside (IMEI is imei)."""
+    return name.strip().casefold()
+
+
 class SdkDeclarations:
     def __init__(self, sdks: Sdks, catalog_fields: Mapping[str, FieldClass] | None = None):
         self.sdks = sdks.sdks
@@ -72,7 +77,7 @@ class SdkDeclarations:
             for fid, f in (catalog_fields or {}).items()
         } | sdks.sdk_fields
         # a field as telemetry spells it: the privacy policy writes IMEI and OAID, the ids are imei, oaid
-        self._spelled = {fid.casefold(): fid for fid in self.fields}
+        self._spelled = {sdk_key(fid): fid for fid in self.fields}
         self.covers = _closure(sdks.broad_terms)
         self.not_collected = sdks.not_collected
         self.known = sdks.known_sdks
@@ -132,7 +137,7 @@ class SdkDeclarations:
 
     def field_id(self, name: str) -> str | None:
         """The field id an SDK observation's name stands for, whatever its case; None if unknown."""
-        return name if name in self.fields else self._spelled.get(name.strip().casefold())
+        return name if name in self.fields else self._spelled.get(sdk_key(name))
 
     def observed(
         self, reported: str, app_version: str, host: str | None

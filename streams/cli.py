@@ -177,7 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from streams.demo import claim_embedded
 
     config, _, specs, catalog = _setup(args)
-    claim_embedded(config)
+    if not config.clickhouse.dsn:  # the embedded database: the demo's to drop no longer
+        claim_embedded(config)
     with ExitStack() as stack:
         bootstrap = _broker(config, stack)
         monitor = _monitor(config, bootstrap, specs, catalog, args.quiet)

@@ -74,9 +74,10 @@ def _fresh_database(config: Any, replace: bool) -> bool:
     ours = marker.is_file() and marker.read_text() == db
     if held and not ours and not replace:
         print(
-            f"lifemon demo: database {db} in {config.data_dir / 'chdb'} holds what `lifemon run` or a replay "
-            "stored, and the demo starts its database anew. Keep it: move the folder aside or run the demo "
-            "from another directory. Drop it: lifemon demo --replace",
+            f"lifemon demo: database {db} in {config.data_dir / 'chdb'} holds what this demo did not write "
+            "(a `lifemon run`, a replay, or a demo of an earlier lifemon), and the demo starts its "
+            "database anew. Keep it: move the folder aside or run the demo from another directory. "
+            "Drop it: lifemon demo --replace",
             file=sys.stderr,
         )
         return False

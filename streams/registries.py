@@ -100,11 +100,15 @@ class ConsentRegistry(AsOfRegistry[Any]):
     def __init__(self) -> None:
         super().__init__("subject_id", "purpose", "channel")
         self.ever_separate: set[Hashable] = set()
+        # purposes some subject withdrew for every channel: a use for one asks each subject's consent
+        self.refused: set[str] = set()
 
     def put(self, record: Any) -> None:
         super().put(record)
         if record.separate:
             self.ever_separate.add(self.key_of(record))
+        if record.channel is None and record.status is not ConsentStatus.granted:
+            self.refused.add(record.purpose)
 
     def separate_since(self, key: Hashable, ts: int) -> int | None:
         """When the separate grant that the key's consent in force at `ts` stands on was given

@@ -171,11 +171,18 @@ def test_the_demo_keeps_what_a_run_stored_in_the_embedded_database(tmp_path: Pat
     held = tables()
     done = lifemon("demo", "-n", "2000", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert (
-        "holds what `lifemon run` or a replay stored" in done.stderr
-        and "lifemon demo --replace" in done.stderr
-    )
+    assert "holds what this demo did not write" in done.stderr and "lifemon demo --replace" in done.stderr
     assert tables() == held > 0
+    # a database the last demo left is the next demo's to drop: the guard lets it go, then marks it
+    check = (
+        "import sys; from streams.config import Config; from streams.demo import MARKER, _fresh_database; "
+        "c = Config(data_dir=sys.argv[1]); (c.data_dir / MARKER).write_text('lifemon'); "
+        "print(_fresh_database(c, False), (c.data_dir / MARKER).read_text())"
+    )
+    again = subprocess.run(
+        [sys.executable, "-c", check, str(chdb.parent)], env=env, capture_output=True, text=True
+    )
+    assert again.stdout.split() == ["True", "lifemon"], again.stderr
 
 
 def test_a_run_or_a_replay_into_the_embedded_database_claims_it_from_the_demo(tmp_path: Path) -> None:

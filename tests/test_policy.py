@@ -109,7 +109,7 @@ def test_cross_reference_error_points_at_the_bad_line(
 
 def test_a_purpose_that_also_uses_an_unknown_purpose_points_at_its_line(policy_copy: Path) -> None:
     f = policy_copy / "purposes.yaml"
-    edit(f, "also_uses: [payment, credit_review]}", "also_uses: [payments, credit_review]}")
+    edit(f, "also_uses: [payment, credit_review, kyc_aml", "also_uses: [payments, credit_review, kyc_aml")
     with pytest.raises(PolicyError, match=r"unknown purposes \['payments'\]") as e:
         load_policy(policy_copy)
     bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if "[payments," in line)

@@ -311,14 +311,25 @@ def test_the_counter_prints_a_customers_own_copy_and_nothing_more(run) -> None:
     seed 004 流程描述(4)④ restricts copying PFI (原则上限制批量查询、复制), and the same print naming two
     customers, or printed for marketing, is a takeout that needs an approval (④⑤)."""
     statement = ("transaction_record",)
+    headed = ("customer_name", "payment_account_no", "transaction_record")  # a statement bears 户名
     prints = [
         read("k1", OPEN, ["A0001", "F0001"], fields=statement, action="print"),
         read("k2", OPEN, ["A0002"], fields=statement, action="print", purpose="marketing"),
         read("k3", OPEN, ["F0003"], fields=statement, action="print"),
+        read("k4", OPEN, ["F0004"], fields=headed, action="print"),
+        # the teller compares the face before it with the ID photo held (流程描述(1)⑪ 客户身份识别)
+        read("k5", OPEN, ["F0005"], fields=("customer_name", "id_document_no", "kyc_photo"), action="view"),
+        read(
+            "k6", OPEN, ["F0006"], fields=("kyc_photo",), action="print", purpose="kyc_aml"
+        ),  # never printed there
     ]
-    ents = [_ent(k, "teller", "S0101") for k in ("k1", "k2", "k3")]
+    ents = [_ent(k, "teller", "S0101") for k in ("k1", "k2", "k3", "k4", "k5", "k6")]
     found = {a.actor_id: reasons(a) for a in run(ents, prints)}
-    assert found == {"k1": {"c2_takeout_without_approval"}, "k2": {"c2_takeout_without_approval"}}
+    assert found == {
+        "k1": {"c2_takeout_without_approval"},
+        "k2": {"c2_takeout_without_approval"},
+        "k6": {"role_not_permitted", "out_of_scope", "c2_takeout_without_approval"},
+    }
 
 
 def test_a_hotline_agent_under_approval_reads_300_customers_of_every_org(run) -> None:

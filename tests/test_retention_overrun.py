@@ -851,6 +851,16 @@ def test_a_face_template_is_captured_on_a_terminal_or_app_but_never_kept_there(r
     assert kept.severity.value == "critical" and "stores biometric_template on mobile_banking" in kept.summary
     pos = run([collect("R3", cats=("payment_account_no", "card_track_data", "card_pin"), purpose="payment", system="pos_terminal")])  # fmt: skip
     assert set(pos) == {"card_data_on_client"}
+    # a terminal's log naming the category it stored (authentication) may hold the card secrets; the
+    # app collecting a login under that category (a password it sends on) keeps nothing
+    by_category = lc(
+        "store", "R4", "C1", 0, categories=["payment_account_no", "authentication"], system="pos_terminal"
+    )
+    assert set(run([by_category])) == {"card_data_on_client"}
+    login = collect(
+        "R5", cats=("login_username", "authentication"), purpose="authentication", system="mobile_banking"
+    )
+    assert run([login]) == {}
 
 
 # -- destruction records and foreign C3 -----------------------------------------------------------------
@@ -879,6 +889,9 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         ({"method": "多次覆写"}, False),
         ({"method": "删除索引后三次覆写"}, False),  # the index goes first, then the data is overwritten
         ({"method": "delete-index then overwrite"}, False),
+        ({"method": "仅删除索引，未覆写"}, True),  # an erasing term said not done erases nothing
+        ({"method": "delete_index (no overwrite)"}, True),
+        ({"method": "logical delete; wipe skipped"}, True),
     ],
     ids=[
         "complete",
@@ -900,6 +913,9 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         "overwritten-in-chinese",
         "index-removed-then-overwritten",
         "index-removed-then-overwritten-in-english",
+        "index-removed-not-overwritten-in-chinese",
+        "index-removed-no-overwrite",
+        "logical-delete-wipe-skipped",
     ],
 )
 def test_destruction_record(run, kw: dict, fires: bool) -> None:

@@ -236,19 +236,21 @@ def test_data_read_beyond_its_collection_purpose_needs_each_customers_separate_c
     found = run(ents, read(0))
     assert reasons(found) == {"beyond_collection_purpose"} and found[0].severity.value == "medium"
     assert "credit_report for marketing; 1 of 1 customers" in found[0].summary
+    # a separate consent to marketing opens it; one to be sent marketing texts (a channel's) does not:
+    # it is consent to be contacted there, not to have credit data used (流程描述(1)⑧)
     separate = [_consent("C0000001", "marketing"), _consent("C0000002", "marketing", channel="sms")]
     # the screen memo holds kinds of access, never a customer's consent: the same kind of read is
     # judged again for each customer
     mixed = read(1) + read(2) + read(3)
     assert reasons(found := run(ents, mixed, consents=separate)) == {"beyond_collection_purpose"}
-    assert found[0].event_count == 1 and found[0].first_seen == mixed[2].ts
+    assert found[0].event_count == 2 and found[0].first_seen == mixed[1].ts
     not_separate = [_consent("C0000001", "marketing", separate=False)]
     withdrawn = [
         *separate,
         _consent("C0000001", "marketing", status="withdrawn").model_copy(update={"ts": T0}),
     ]
-    for consents in (not_separate, withdrawn):
-        assert reasons(run(ents, read(1), consents=consents)) == {"beyond_collection_purpose"}
+    assert reasons(run(ents, read(1), consents=not_separate)) == {"beyond_collection_purpose"}
+    assert reasons(run(ents, read(1), consents=withdrawn)) == {"beyond_collection_purpose", "purpose_refused"}
     # what the purpose may read (advice and marketing weigh holdings), a duty the law sets, a purpose
     # the policy does not name or none stated: nothing to judge
     quiet = [
@@ -259,6 +261,30 @@ def test_data_read_beyond_its_collection_purpose_needs_each_customers_separate_c
         *read(8, purpose="credit_review"),
     ]
     assert run(ents, quiet) == []
+
+
+def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
+    """Seed 004 流程描述(4)②: 在客户明确表示拒绝接受营销的情况下, 应当立即停止利用. A wealth manager
+    reads holdings for marketing (what marketing may read): fine for a customer who never refused,
+    not for one who withdrew marketing consent for every channel before the read. A channel's own
+    refusal (no texts) is offscope_marketing's; a duty the law sets (kyc_aml) no customer refuses."""
+    ents = [entitlement("w1", role="wealth_manager")]
+    holdings = ("customer_name", "mobile_phone", "assets", "account_balance")
+
+    def read(cid: int, purpose: str = "marketing", at: int = 0) -> list:
+        return access("w1", first_customer=cid, start=at, fields=holdings, purpose=purpose)
+
+    refusals = [
+        _consent("C0000001", "marketing", status="withdrawn"),
+        _consent("C0000002", "marketing", status="withdrawn", channel="sms"),
+        _consent("C0000003", "kyc_aml", status="withdrawn"),
+        _consent("C0000004", "marketing", status="withdrawn").model_copy(update={"ts": T0 + HOUR}),
+    ]
+    found = run(ents, read(0) + read(1, at=60_000), consents=refusals)
+    assert reasons(found) == {"purpose_refused"} and found[0].event_count == 1
+    assert "read for marketing, which 1 of 1 customers withdrew consent to" in found[0].summary
+    quiet = read(2, at=120_000) + read(3, "kyc_aml", at=180_000) + read(4, at=240_000)  # C4: refused later
+    assert run(ents, quiet, consents=refusals) == []
 
 
 def test_two_roles_do_not_add_up_to_a_permission_neither_has(run) -> None:
