@@ -411,9 +411,12 @@ class BulkQueryDetector:
             min(e.min_records for e in self._escalation if frozenset(e.categories) == t) for t in self._tiers
         ]
         self._tier_sets: dict[tuple[str, ...], tuple[int, ...]] = {}
-        self._profiles: dict[
-            tuple[tuple[str, ...], Action], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]
-        ] = {}
+        # (fields, action) -> profile, read by detectors/_window.c too; (fields, action, True) -> a
+        # counter read's (`_entries`)
+        self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
+        self._counter: dict[
+            tuple[Any, ...], bool
+        ] = {}  # (roles, action, system, fields, purpose) -> at the counter
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
 
     @staticmethod
@@ -442,7 +445,7 @@ class BulkQueryDetector:
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add_transfer(win, ev, ctx)
             else:
-                reads = self._add_if_quiet(actor, win, evs, ctx)
+                reads = self._add_if_quiet(actor, win, evs, ctx, self._at_counter(actor, evs, ctx))
                 for ev, read in zip(evs, reads or (), strict=reads is not None):
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add(win, ev, read, ctx)
@@ -562,19 +565,43 @@ class BulkQueryDetector:
         """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""
         return approvals.covers(ev, ctx, self.store)
 
-    def _entries(self, ev: Any, ctx: Context) -> Read:
+    def _at_counter(self, actor: str, evs: list[Any], ctx: Context) -> list[bool] | None:
+        """Which reads of an actor's batch are counter work: one customer's, covered by the counter's
+        permission set by itself (`Catalog.at_counter`: its systems, purposes and grants), as of
+        the batch's last entitlement. None when the actor holds no counter role (most)."""
+        catalog = ctx.catalog
+        ent = ctx.entitlement(actor, evs[-1].ts) if catalog.counter_roles else None
+        if ent is None or catalog.counter_roles.isdisjoint(ent.roles):
+            return None
+        roles, flags = tuple(ent.roles), []
+        for ev in evs:
+            key = (roles, ev.action, ev.system, tuple(ev.fields), ev.purpose)
+            found = self._counter.get(key)
+            if found is None:
+                found = catalog.at_counter(roles, ev.action, ev.system, ev.fields, ev.purpose)
+                if len(self._counter) < 100_000:
+                    self._counter[key] = found
+            flags.append(found and len(ev.subject_ids) == 1)
+        return flags if any(flags) else None
+
+    def _entries(self, ev: Any, ctx: Context, counter: bool = False) -> Read:
         """An access's window entries (one per customer, or one for rows not naming any) and what
-        the bounds need of it."""
-        key = (tuple(ev.fields), ev.action)
+        the bounds need of it. `counter`: the counter serving the customer before it (`_at_counter`)."""
+        key = (tuple(ev.fields), ev.action, True) if counter else (tuple(ev.fields), ev.action)
         profile = self._profiles.get(key)
         if profile is None:
             cls, cats = ctx.catalog.profile(ev.fields)
-            if ev.action in CHANGES:
-                # art. 5 counts what was obtained, sold or provided (非法获取、出售或者提供): a change
-                # obtains nothing (a teller's postings), so its entries fall in no legal tier; the
-                # role's window still weighs them
+            action = ev.action
+            if action in CHANGES or counter:
+                # art. 5 counts what was unlawfully obtained, sold or provided (非法获取、出售或者提供): a
+                # change obtains nothing (a teller's postings), and what the counter reads, prints or
+                # posts for the customer at it is that customer's business (seed 004 流程描述(4)④:
+                # 完成本职工作时查询), so their entries fall in no legal tier; the role's window still
+                # weighs them
                 cats = ()
-            profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, ev.action)], self._tiers_of(cats))
+            if counter and action in TAKES_OUT:
+                action = Action.query  # the customer's own statement or receipt: read, not taken out
+            profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, action)], self._tiers_of(cats))
             if len(self._profiles) < 100_000:  # events repeat a few field sets; junk must not grow it
                 self._profiles[key] = profile
         cls, cats, rank, w, tiers = profile
@@ -597,11 +624,18 @@ class BulkQueryDetector:
             return [(ev.ts, f"#{ev.event_id}", w * n, n, cats, rank)], cls, n, tiers
         return [], cls, 0, tiers
 
-    def _add_if_quiet(self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context) -> list[Read] | None:
+    def _add_if_quiet(
+        self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context, counter: list[bool] | None = None
+    ) -> list[Read] | None:
         """Add a batch of reads that cannot open an episode (most batches): None. Else return
         their reads, for `_add` one by one. The common case, accesses that each name
-        one customer, is C (detectors/_window.c): the same entries, sums and window."""
-        fast = _window.reads(evs, self._profiles, len(self._tiers)) if win.episode is None else None
+        one customer, is C (detectors/_window.c): the same entries, sums and window. A batch with
+        counter work (`counter`) goes the Python way: its profiles are not the C path's."""
+        fast = (
+            _window.reads(evs, self._profiles, len(self._tiers))
+            if win.episode is None and counter is None
+            else None
+        )
         if fast is not None:
             entries, tiers, weight, fresh, added = fast
             if self._quiet(actor, win, evs, weight, fresh, added, ctx):
@@ -610,7 +644,9 @@ class BulkQueryDetector:
                 ):  # the window keeps its exact score, or a read came out of time order
                     self._add_quietly(win, evs, [[e] for e in entries], tiers)
                 return None
-        reads = [self._entries(ev, ctx) for ev in evs]
+        reads = [
+            self._entries(ev, ctx, at) for ev, at in zip(evs, counter or [False] * len(evs), strict=True)
+        ]
         if fast is None and win.episode is None and self._quiet(actor, win, evs, *self._sums(reads), ctx):
             self._add_quietly(win, evs, [r[0] for r in reads], [r[3] for r in reads])
             return None

@@ -41,6 +41,12 @@ class Catalog:
             for pid, p in self.purposes.items()
         }
         self.permission_sets = policy.organisation.permissions
+        # the roles whose permission set serves the counter (organisation.yaml `counter`)
+        self.counter_roles = frozenset(
+            r
+            for r, role in self.roles.items()
+            if role.permissions is not None and self.permission_sets[role.permissions].counter is not None
+        )
         # system -> actions it never allows (organisation.yaml `systems`)
         self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
         self.approval_exclusions = {

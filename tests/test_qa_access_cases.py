@@ -208,19 +208,47 @@ def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
 
 
 def test_a_busy_counter_day_of_postings_is_not_art_5s_count(run) -> None:
-    """Art. 5 (seed 001 §五.1) counts records obtained, sold or provided (非法获取、出售或者提供): a
-    teller who checks 80 customers' ID cards and posts their deposits (each posting changes a
-    balance, property data) obtains no property records. The same 80 balances *read* reach the
-    50 of art. 5 ¶1 (4); and changes still weigh in the role's hourly window: 60 in ten minutes
-    is no counter's pace."""
+    """Art. 5 (seed 001 §五.1) counts records unlawfully obtained, sold or provided (非法获取、出售或者
+    提供): a teller who checks 80 customers' ID cards and posts their deposits (each posting changes
+    a balance, property data) obtains no property records; nor does one who, at the counter, reads
+    each customer's balance and prints the receipt (seed 004 流程描述(4)④: 完成本职工作时查询). The
+    same 80 balances read for no purpose the counter serves reach the 50 of art. 5 ¶1 (4); and
+    changes still weigh in the role's hourly window: 60 in ten minutes is no counter's pace."""
     posting = ("transaction_instruction", "account_balance")
     day = []
     for i, cid in enumerate(ids("A", 80)):
         t = OPEN + i * 6 * MINUTE
         day.append(read("k1", t, [cid], fields=("customer_name", "id_document_no"), action="view"))
-        day.append(read("k1", t + MINUTE, [cid], fields=posting, action="update", purpose="payment"))
+        day.append(
+            read("k1", t + MINUTE, [cid], fields=("customer_name", "account_balance"), purpose="payment")
+        )
+        day.append(read("k1", t + 2 * MINUTE, [cid], fields=posting, action="update", purpose="payment"))
+        day.append(
+            read(
+                "k1", t + 3 * MINUTE, [cid], fields=("transaction_record",), action="print", purpose="payment"
+            )
+        )
     assert run([_ent("k1", "teller", "S0101")], day) == []
-    reads = spread("k2", ids("A", 80), OPEN, OPEN + 8 * HOUR, fields=("customer_name", "account_balance"))
+    # a peak hour: 14 customers, each a balance and a receipt, weighs as 14 reads, not 14 takeouts
+    peak = [
+        r
+        for i, cid in enumerate(ids("A", 14))
+        for r in (
+            read("k4", OPEN + i * 4 * MINUTE, [cid], purpose="payment"),
+            read(
+                "k4",
+                OPEN + i * 4 * MINUTE + 1,
+                [cid],
+                fields=("transaction_record",),
+                action="print",
+                purpose="payment",
+            ),
+        )
+    ]
+    assert run([_ent("k4", "teller", "S0101")], peak) == []
+    reads = spread(
+        "k2", ids("A", 80), OPEN, OPEN + 8 * HOUR, fields=("customer_name", "account_balance"), purpose=None
+    )
     a = one(run([_ent("k2", "teller", "S0101")], reads), "bulk_query")
     assert a.counts["records"] == 80 and a.severity.value == "high" and "reached 50" in a.summary
     # postings after the 50th read do not join the alert the law opened: it lists what was read
