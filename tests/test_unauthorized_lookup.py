@@ -259,6 +259,8 @@ def test_data_read_beyond_its_collection_purpose_needs_each_customers_separate_c
         *read(6, purpose="complaint_handling"),
         *read(7, purpose=None),
         *read(8, purpose="credit_review"),
+        # the sale's recording (双录), made as the regulator requires (seed 004 分类 C2⑥: 存证、保全)
+        *read(9, purpose="wealth_advice", fields=("customer_name", "kyc_video")),
     ]
     assert run(ents, quiet) == []
 
