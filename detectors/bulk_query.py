@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import islice
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +57,9 @@ WindowEntry = Entry  # ts, customer, weight, records, categories, class rank
 WindowEvent = tuple[int, str, bool, bool]  # ts, event id, a read (not a transfer), in a legal tier
 # an access's window entries, its class, its records, the legal tiers its categories fall in
 Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...]]
+
+
+_PURPOSE = attrgetter("purpose")
 
 
 def _iso(ms: int) -> str:
@@ -107,6 +111,7 @@ class Episode:
         "legal",
         "c3_export",
         "sent",
+        "_counted",
     )
 
     def __init__(self, start: int, end: int, threshold: int):
@@ -129,8 +134,12 @@ class Episode:
         ] = {}  # tier -> [records, customers, first ts, last ts] over the horizon
         self.c3_export = False  # C3 exported, downloaded or printed: at least high, whatever the count
         self.sent = False  # it counts records the employee sent out (transfers), not only reads
+        # records() per category set since the last add: every batch asks each escalation step's
+        # count of an open episode, and an episode of a long spree holds thousands of customers
+        self._counted: dict[frozenset[str] | None, int] = {}
 
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
+        self._counted.clear()
         known = self.customers.get(cid)
         if known is None:
             self.customers[cid] = [n, dict.fromkeys(cats, n), rank]
@@ -143,12 +152,18 @@ class Episode:
             known[2] = max(known[2], rank)
 
     def records(self, categories: Iterable[str] | None = None) -> int:
-        if categories is None:
-            return sum(c[0] for c in self.customers.values())
-        wanted = set(categories)
-        return sum(
-            max((n for cat, n in c[1].items() if cat in wanted), default=0) for c in self.customers.values()
-        )
+        wanted = None if categories is None else frozenset(categories)
+        found = self._counted.get(wanted)
+        if found is None:
+            if wanted is None:
+                found = sum(c[0] for c in self.customers.values())
+            else:
+                found = sum(
+                    max((n for cat, n in c[1].items() if cat in wanted), default=0)
+                    for c in self.customers.values()
+                )
+            self._counted[wanted] = found
+        return found
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -570,7 +585,9 @@ class BulkQueryDetector:
         permission set by itself (`Catalog.at_counter`: its systems, purposes and grants), as of
         the batch's last entitlement. None when the actor holds no counter role (most)."""
         catalog = ctx.catalog
-        ent = ctx.entitlement(actor, evs[-1].ts) if catalog.counter_roles else None
+        if catalog.counter_purposes.isdisjoint(map(_PURPOSE, evs)):
+            return None  # most batches: no access for a purpose the counter serves
+        ent = ctx.entitlement(actor, evs[-1].ts)
         if ent is None or catalog.counter_roles.isdisjoint(ent.roles):
             return None
         roles, flags = tuple(ent.roles), []

@@ -41,12 +41,15 @@ class Catalog:
             for pid, p in self.purposes.items()
         }
         self.permission_sets = policy.organisation.permissions
-        # the roles whose permission set serves the counter (organisation.yaml `counter`)
-        self.counter_roles = frozenset(
-            r
+        # the roles whose permission set serves the counter (organisation.yaml `counter`), and the
+        # purposes it serves: an access for none of them is no counter work, whoever reads
+        counters = {
+            r: counter
             for r, role in self.roles.items()
-            if role.permissions is not None and self.permission_sets[role.permissions].counter is not None
-        )
+            if role.permissions is not None and (counter := self.permission_sets[role.permissions].counter)
+        }
+        self.counter_roles = frozenset(counters)
+        self.counter_purposes = frozenset(p for c in counters.values() for p in c.purposes)
         # system -> actions it never allows (organisation.yaml `systems`)
         self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
         self.approval_exclusions = {
