@@ -602,9 +602,9 @@ class UnauthorizedLookupDetector:
 
     @staticmethod
     def _beyond_purpose(ev: Any, ent: Entitlement, ctx: Context) -> Found:
-        """Seed 004 (三)⑩: a use fits the purpose the data was collected for; ⑧: beyond it, only
-        with the customer's consent first. PFI is sensitive (PIPL art. 28, 29), so the consent is a
-        separate one to the access's purpose, as offscope_marketing asks of a push. No approval
+        """Seed 004 流程描述(4)⑩: a use fits the purpose the data was collected for; (1)⑧: beyond it,
+        only with the customer's consent first. PFI is sensitive (PIPL art. 28, 29), so the consent
+        is a separate one to the access's purpose, for every channel (`_consented`). No approval
         stands in for it: an approval is the bank's, the consent the customer's."""
         off = ctx.catalog.beyond_purpose(ev.purpose, ev.fields)
         if not off:
