@@ -265,6 +265,19 @@ def test_data_read_beyond_its_collection_purpose_needs_each_customers_separate_c
     assert run(ents, quiet) == []
 
 
+def test_a_purpose_is_its_id_whatever_case_a_log_writes_it_in(run) -> None:
+    """The engine folds every purpose at the door (events, consents, approvals): `Marketing` reading a
+    credit report is a marketing read, and a consent to ` MARKETING` is a consent to marketing."""
+    ents = [entitlement("w1", role="wealth_manager")]
+    credit = access("w1", fields=("customer_name", "credit_report"), purpose="Marketing")
+    assert reasons(run(ents, credit)) == {"beyond_collection_purpose"}
+    assert run(ents, credit, consents=[_consent("C0000000", " MARKETING")]) == []
+    # an approval written `Complaint_Handling` covers an access for complaint_handling
+    ents = [entitlement("e1", approvals=[approval(purpose="Complaint_Handling")])]
+    far = access("e1", customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    assert run(ents, far) == []
+
+
 def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
     """Seed 004 流程描述(4)②: 在客户明确表示拒绝接受营销的情况下, 应当立即停止利用. A wealth manager
     reads holdings for marketing (what marketing may read): fine for a customer who never refused,
