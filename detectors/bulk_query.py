@@ -429,9 +429,8 @@ class BulkQueryDetector:
         # (fields, action) -> profile, read by detectors/_window.c too; (fields, action, True) -> a
         # counter read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
-        self._counter: dict[
-            tuple[Any, ...], bool
-        ] = {}  # (roles, action, system, fields, purpose) -> at the counter
+        # (roles, action, system, fields, purpose) -> covered by the counter's set (`_at_counter`)
+        self._counter: dict[tuple[Any, ...], bool] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
 
     @staticmethod
@@ -583,7 +582,8 @@ class BulkQueryDetector:
     def _at_counter(self, actor: str, evs: list[Any], ctx: Context) -> list[bool] | None:
         """Which reads of an actor's batch are counter work: one customer's, covered by the counter's
         permission set by itself (`Catalog.at_counter`: its systems, purposes and grants), as of
-        the batch's last entitlement. None when the actor holds no counter role (most)."""
+        the batch's last entitlement. None when none is: no access for a purpose the counter serves,
+        or an actor holding no counter role (most batches)."""
         catalog = ctx.catalog
         if catalog.counter_purposes.isdisjoint(map(_PURPOSE, evs)):
             return None  # most batches: no access for a purpose the counter serves
