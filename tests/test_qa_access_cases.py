@@ -334,6 +334,45 @@ def test_the_counter_covers_only_what_its_own_set_grants_for_its_purposes(run) -
     assert run([_ent("k8", "teller", "S0101")], own) == []  # its own sub-branch's customers: in sight
 
 
+def test_a_credit_officer_and_an_aml_analyst_do_their_days_work(run) -> None:
+    """The posts that review credit and watch for money laundering read what their work needs: a
+    sub-branch credit officer its own borrowers' credit reports, loans and flows for credit review,
+    and updates a loan; a head-office AML analyst any branch's customers' transactions for kyc_aml
+    (a duty the law sets). Neither may take data out unapproved, nor the officer reach another
+    sub-branch's borrower."""
+    officer, analyst = _ent("c1", "credit_officer", "S0101"), _ent("m1", "aml_analyst", "HO")
+    loan_file = ("customer_name", "credit_report", "loan_details", "repayment_history", "income")
+    day = [
+        *spread("c1", ids("A", 12), OPEN, OPEN + 8 * HOUR, fields=loan_file, purpose="credit_review"),
+        read(
+            "c1", OPEN + HOUR, ["A0000"], fields=("loan_details",), action="update", purpose="credit_review"
+        ),
+        *spread(
+            "m1",
+            ids("F", 20),
+            OPEN,
+            OPEN + 8 * HOUR,
+            fields=("customer_name", "transaction_record"),
+            purpose="kyc_aml",
+        ),
+    ]
+    assert run([officer, analyst], day) == []
+    out = [
+        read("c1", OPEN, ["A0001"], fields=loan_file, action="export", purpose="credit_review"),
+        read("c2", OPEN, ["F0001"], fields=loan_file, purpose="credit_review"),  # another sub-branch's
+        read("m1", OPEN, ["B0001"], fields=("transaction_record",), action="export", purpose="kyc_aml"),
+        read("c3", OPEN, ["A0002"], fields=("customer_name", "credit_report"), purpose="marketing"),
+    ]
+    ents = [officer, analyst, _ent("c2", "credit_officer", "S0101"), _ent("c3", "credit_officer", "S0101")]
+    found = {a.actor_id: reasons(a) for a in run(ents, out) if a.detector == "unauthorized_lookup"}
+    assert found == {
+        "c1": {"c2_takeout_without_approval", "role_not_permitted"},
+        "c2": {"out_of_scope"},
+        "m1": {"c2_takeout_without_approval", "role_not_permitted"},
+        "c3": {"beyond_collection_purpose"},
+    }
+
+
 def test_the_counter_prints_a_customers_own_copy_and_nothing_more(run) -> None:
     """A statement printed at the counter for the one customer it is about is that customer's copy;
     seed 004 流程描述(4)④ restricts copying PFI (原则上限制批量查询、复制), and the same print naming two
