@@ -429,8 +429,6 @@ class BulkQueryDetector:
         # (fields, action) -> profile, read by detectors/_window.c too; (fields, action, True) -> a
         # counter read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
-        # (roles, action, system, fields, purpose) -> covered by the counter's set (`_at_counter`)
-        self._counter: dict[tuple[Any, ...], bool] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
 
     @staticmethod
@@ -590,15 +588,11 @@ class BulkQueryDetector:
         ent = ctx.entitlement(actor, evs[-1].ts)
         if ent is None or catalog.counter_roles.isdisjoint(ent.roles):
             return None
-        roles, flags = tuple(ent.roles), []
-        for ev in evs:
-            key = (roles, ev.action, ev.system, tuple(ev.fields), ev.purpose)
-            found = self._counter.get(key)
-            if found is None:
-                found = catalog.at_counter(roles, ev.action, ev.system, ev.fields, ev.purpose)
-                if len(self._counter) < 100_000:
-                    self._counter[key] = found
-            flags.append(found and len(ev.subject_ids) == 1)
+        flags = [
+            len(ev.subject_ids) == 1
+            and catalog.at_counter(ent.roles, ev.action, ev.system, ev.fields, ev.purpose)
+            for ev in evs
+        ]
         return flags if any(flags) else None
 
     def _entries(self, ev: Any, ctx: Context, counter: bool = False) -> Read:

@@ -69,7 +69,7 @@ from detectors.base import Context, Finding, Store, fed, uses_records
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, Customer, Record
 from policy.catalog import Catalog
-from policy.model import CLASS_RANK, DetectorSection, JrClass
+from policy.model import CLASS_RANK, DetectorSection, JrClass, spelling
 from schemas.models import ConsentStatus
 
 DAY_MS = 86_400_000
@@ -116,7 +116,7 @@ def _with_categories(fields: Iterable[str], catalog: Catalog) -> frozenset[str]:
 def _signed(value: str | None) -> str:
     """A destruction record's entry as written: blank is not signed, and an employee id in another
     case is the same employee."""
-    return (value or "").strip().casefold()
+    return spelling(value or "")
 
 
 def method_key(method: str) -> str:
@@ -282,7 +282,7 @@ class RetentionOverrunDetector:
         elif rec is not None and stage == "collect" and 0 < rec.gone < ev.ts:
             # collected anew after its removal (a returning customer's record under the id a system
             # reuses, a customer number): a new record, judged from its own collection on
-            rec = held.records[ev.record_id] = Record(ev.ts, ev.system, purpose=ev.purpose)
+            rec = held.track(ev.record_id, Record(ev.ts, ev.system, purpose=ev.purpose))
         if stage in COLLECTED and rec is not None:
             self._collected(held, rec, ev, catalog)
             if not ev.own_institution:

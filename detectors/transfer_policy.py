@@ -93,9 +93,8 @@ class TransferPolicyParams(BaseModel):
     rules: Rules
 
 
-COUNTED_IDS = (
-    10_000  # a period's transfers deduplicated by id; a period that holds more counts the rest as they come
-)
+# a period's transfers deduplicated by id; a period that holds more counts the rest as they come
+COUNTED_IDS = 10_000
 
 
 class VolumePeriod:

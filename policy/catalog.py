@@ -8,8 +8,8 @@ from functools import cached_property, lru_cache
 from itertools import repeat
 
 from policy.contracts import RecipientBook
-from policy.model import CLASS_RANK, RANK_CLASS, JrClass, Policy
-from policy.sdk_declarations import SdkDeclarations, sdk_key
+from policy.model import CLASS_RANK, RANK_CLASS, JrClass, Policy, spelling
+from policy.sdk_declarations import SdkDeclarations
 
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
@@ -56,11 +56,12 @@ class Catalog:
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }
         self._grants: dict[tuple[str, str, tuple[str, ...]], bool] = {}
+        self._counter: dict[tuple[object, ...], bool] = {}  # at_counter's answers
         # declarations by SDK and app version, PoliCheck labels
         self.sdk = SdkDeclarations(policy.sdks, fields)
         # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class
-        # keyed as `coverage` looks an observed name up (`sdk_key`: telemetry writes IMEI for imei)
-        self.sdk_field_class = {sdk_key(fid): f.jr_class for fid, f in self.sdk.fields.items()}
+        # keyed as `coverage` looks an observed name up (`spelling`: telemetry writes IMEI for imei)
+        self.sdk_field_class = {spelling(fid): f.jr_class for fid, f in self.sdk.fields.items()}
         # the rank of each SDK field's class: a field without one, or unknown, ranks as C1, the lowest
         self._sdk_rank = {fid: CLASS_RANK[c] for fid, c in self.sdk_field_class.items() if c is not None}
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
@@ -113,7 +114,24 @@ class Catalog:
     ) -> bool:
         """One of the roles' permission sets is the counter's (organisation.yaml `counter`) and covers
         the access by itself: its system, a purpose the counter serves, its grant of the action on
-        the data it names. Then neither the org's sight nor the customer's managing org limits it."""
+        the data it names. Then neither the org's sight nor the customer's managing org limits it.
+        Memoized: bulk_query asks it of every access of a teller's batch, the screen once per kind."""
+        key = (tuple(roles), action, system, tuple(field_ids), purpose)
+        found = self._counter.get(key)
+        if found is None:
+            found = self._at_counter(*key)
+            if len(self._counter) < 100_000:
+                self._counter[key] = found
+        return found
+
+    def _at_counter(
+        self,
+        roles: tuple[str, ...],
+        action: str,
+        system: str,
+        field_ids: tuple[str, ...],
+        purpose: str | None,
+    ) -> bool:
         for r in roles:
             role = self.roles.get(r)
             if role is None or role.permissions is None:
@@ -156,9 +174,9 @@ class Catalog:
         missed = [f for f in field_ids if f not in known]  # ids as declared hit at once
         if not missed:
             return RANK_CLASS[best], ()
-        # a name in another case or with spaces is its field (`sdk_key`), known and ranked as it
-        best = max(best, *(rank.get(sdk_key(f), floor) for f in missed))
-        return RANK_CLASS[best], tuple(f for f in missed if sdk_key(f) not in known)
+        # a name in another case or with spaces is its field (`spelling`), known and ranked as it
+        best = max(best, *(rank.get(spelling(f), floor) for f in missed))
+        return RANK_CLASS[best], tuple(f for f in missed if spelling(f) not in known)
 
     def granted(self, ids: Collection[str], field_ids: Iterable[str], named: Collection[str] = ()) -> bool:
         """Every field is named, or its class or category is among `ids`; a set that a combination

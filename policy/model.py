@@ -344,8 +344,9 @@ class KnownSdk(Strict):
     hosts: list[str] = Field(default_factory=list)
 
 
-def permission_spelling(name: str) -> str:
-    """A permission as reported or declared, compared whatever its case and surrounding spaces."""
+def spelling(name: str) -> str:
+    """A name as reported or declared (a permission, an SDK field, a purpose), compared whatever its
+    case and surrounding spaces."""
     return name.strip().casefold()
 
 
@@ -360,8 +361,8 @@ class SensitivePermission(Strict):
 
     def spellings(self, pid: str) -> set[str]:
         """Every way an app may report it: its id, its names and their last parts
-        (`android.permission.CAMERA`, `CAMERA`), as `permission_spelling` compares them."""
-        return {permission_spelling(s) for n in (pid, *self.names) for s in (n, n.rsplit(".", 1)[-1])}
+        (`android.permission.CAMERA`, `CAMERA`), as `spelling` compares them."""
+        return {spelling(s) for n in (pid, *self.names) for s in (n, n.rsplit(".", 1)[-1])}
 
 
 class Sdks(Strict):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from functools import lru_cache
 
-from policy.model import FieldClass, JrClass, SdkField, Sdks, permission_spelling
+from policy.model import FieldClass, JrClass, SdkField, Sdks, spelling
 
 
 class Label(StrEnum):
@@ -62,11 +62,6 @@ def _closure(broad: dict[str, list[str]]) -> dict[str, frozenset[str]]:
     return out
 
 
-def sdk_key(name: str) -> str:
-    """An SDK field name as it is compared: case and surrounding spaces aside (IMEI is imei)."""
-    return name.strip().casefold()
-
-
 class SdkDeclarations:
     def __init__(self, sdks: Sdks, catalog_fields: Mapping[str, FieldClass] | None = None):
         self.sdks = sdks.sdks
@@ -77,7 +72,7 @@ class SdkDeclarations:
             for fid, f in (catalog_fields or {}).items()
         } | sdks.sdk_fields
         # a field as telemetry spells it: the privacy policy writes IMEI and OAID, the ids are imei, oaid
-        self._spelled = {sdk_key(fid): fid for fid in self.fields}
+        self._spelled = {spelling(fid): fid for fid in self.fields}
         self.covers = _closure(sdks.broad_terms)
         self.not_collected = sdks.not_collected
         self.known = sdks.known_sdks
@@ -137,7 +132,7 @@ class SdkDeclarations:
 
     def field_id(self, name: str) -> str | None:
         """The field id an SDK observation's name stands for, whatever its case; None if unknown."""
-        return name if name in self.fields else self._spelled.get(sdk_key(name))
+        return name if name in self.fields else self._spelled.get(spelling(name))
 
     def observed(
         self, reported: str, app_version: str, host: str | None
@@ -155,14 +150,14 @@ class SdkDeclarations:
         return sorted(used - self.allowed_permissions(sid, app_version)) if used else []
 
     def _permission_of_name(self, name: str) -> str | None:
-        return self._permission_of.get(permission_spelling(name))
+        return self._permission_of.get(spelling(name))
 
     def _allowed_permissions(self, sid: str, app_version: str) -> frozenset[str]:
         """The permissions `sid`'s declaration for the app version names, or needs to collect a
         field it declares (a broad term's fields too)."""
         fields = self.declared(sid, app_version) or frozenset()
         covered = fields.union(*(self.covers.get(f, ()) for f in fields))
-        named = {self._permission_of.get(permission_spelling(p), p) for p in self.sdks[sid].permissions}
+        named = {self._permission_of.get(spelling(p), p) for p in self.sdks[sid].permissions}
         return frozenset(named.union(*(self._needs.get(f, ()) for f in covered)))
 
     def _host_allowed(self, sid: str, host: str) -> bool:

@@ -66,11 +66,11 @@ def claim_embedded(config: Any, dsn: str | None = None) -> None:
 def _fresh_database(config: Any, replace: bool) -> bool:
     """Start the embedded demo database anew: drop it if the last demo created it (or `replace`).
     False, after saying why and what to do, if it holds what a run or a replay stored."""
-    from streams.clickhouse import connect
+    from streams.clickhouse import connect, tables_present
 
     db, marker = config.clickhouse.database, config.data_dir / MARKER
     client = connect(config.clickhouse_dsn())
-    held = client.command(f"SELECT count() FROM system.tables WHERE database = '{db}'")
+    held = tables_present(client, db, ["alerts"])
     ours = marker.is_file() and marker.read_text() == db
     if held and not ours and not replace:
         print(

@@ -35,6 +35,7 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import Context, Detector, Finding, References
 from policy.catalog import Catalog
+from policy.model import spelling
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert
 from streams import _door
@@ -145,11 +146,11 @@ def fold_purposes(records: Sequence[Any]) -> None:
     """A purpose as the policy spells its ids, whatever case or spaces a log wrote it in (`Marketing`
     is marketing): in the events, the consents and the approvals alike, before any detector compares
     them. Most batches state only ids as spelled: one pass over their few distinct purposes."""
-    odd = {p for p in set(map(_purpose, records)) if p is not None and p != p.strip().casefold()}
+    odd = {p for p in set(map(_purpose, records)) if p is not None and p != spelling(p)}
     if odd:
         for r in records:
             if r.purpose in odd:
-                r.purpose = r.purpose.strip().casefold()
+                r.purpose = spelling(r.purpose)
 
 
 def _unlabelled(value: Any) -> str:
