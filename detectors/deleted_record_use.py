@@ -30,7 +30,9 @@ one dated before it that a system reports late, then is forgotten. One waiting t
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,7 +75,19 @@ class Kept:
     removal or anonymization names, with the earliest such event's time: from then on
     retention_overrun holds the record under that customer and judges the uses naming it."""
 
-    __slots__ = ("gone", "stage", "system", "removals", "counted", "wait", "uses", "anon", "named", "anew")
+    __slots__ = (
+        "gone",
+        "stage",
+        "system",
+        "removals",
+        "counted",
+        "wait",
+        "uses",
+        "anon",
+        "named",
+        "anew",
+        "revised",
+    )
 
     def __init__(self) -> None:
         self.gone, self.stage, self.system = 0, "", ""
@@ -82,9 +96,10 @@ class Kept:
         self.uses: list[list[Any]] = []
         self.named: dict[str, int] = {}
         self.anew = 0  # the first collection of the record after it left (0: none): a record anew
+        self.revised = 0  # the alert's latest revision raised (0: none)
 
     def to_json(self) -> list[Any]:
-        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.anew]  # fmt: skip
+        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.anew, self.revised]  # fmt: skip
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Kept:
@@ -93,6 +108,8 @@ class Kept:
         (kept.counted, kept.wait, kept.uses) = row[5:8]
         kept.anon, kept.named = row[8:10] if len(row) > 9 else (0, {})
         kept.anew = row[10] if len(row) > 10 else 0
+        # an earlier lifemon raised a revision whenever a fact came: the latest is the count's
+        kept.revised = row[11] if len(row) > 11 else kept.revision() if kept.counted else 0
         if len(row) < 10:  # kept by a lifemon that counted an anonymization as a removal
             kept.named = {subject: kept.gone} if subject else {}
             if kept.stage == "anonymize" and len(kept.removals) == 1:  # else a later delete's time is lost
@@ -120,6 +137,10 @@ class Kept:
         anew = self.since() < self.anew <= use[TS]  # of the record collected again since
         return after and not anew and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
 
+    def revision(self) -> int:
+        """The alert's revision: it grows with each use counted and each removal known."""
+        return self.counted + len(self.removals) - 1
+
     def waiting(self) -> list[list[Any]]:
         """Uses not counted: an earlier removal reported late may still make them count."""
         return [u for u in self.uses if not u[COUNTED]]
@@ -144,16 +165,19 @@ class DeletedRecordUseDetector:
         return Kept.from_json(data)
 
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        """What each event tells is kept; the uses are judged by a timer once the watermark has
+        passed them (`on_timer`), when every lifecycle event dated before them is known."""
         if stream == "lifecycle":
             for ev in events:
                 if ev.stage.value in GONE_STAGES:
-                    yield from self._removed(ev, ctx)
+                    self._removed(ev, ctx)
                 elif ev.stage.value == "collect":
                     self._collected(ev)
-            return
-        for ev in events:
-            if uses_records(stream, ev):
-                yield from self._used(stream, ev, ctx)
+        else:
+            for ev in events:
+                if uses_records(stream, ev):
+                    self._used(stream, ev, ctx)
+        return ()
 
     def _collected(self, ev: Any) -> None:
         """A record collected again after it left (an id a system reuses for a returning customer):
@@ -164,7 +188,7 @@ class DeletedRecordUseDetector:
             kept.anew = ev.ts
             self.store.touch(ev.record_id)
 
-    def _removed(self, ev: Any, ctx: Context) -> Iterator[Finding]:
+    def _removed(self, ev: Any, ctx: Context) -> None:
         kept = self.store.setdefault(ev.record_id, Kept)
         if ev.event_id in kept.removals:
             return
@@ -180,9 +204,9 @@ class DeletedRecordUseDetector:
         if kept.latest() != latest:
             ctx.timers.register(ev.record_id, kept.latest() + self.forget_ms)  # then it is forgotten
         self.store.touch(ev.record_id)
-        yield from self._judge(ev.record_id, kept, ctx, news=1)
+        ctx.timers.register(ev.record_id, ev.ts)  # its uses judged again
 
-    def _used(self, stream: str, ev: Any, ctx: Context) -> Iterator[Finding]:
+    def _used(self, stream: str, ev: Any, ctx: Context) -> None:
         (rid,) = ev.record_ids  # re-keyed: one record per event
         kept = self.store.setdefault(rid, Kept)
         if any(u[EVENT] == ev.event_id for u in kept.uses):
@@ -194,10 +218,9 @@ class DeletedRecordUseDetector:
         cls = ctx.catalog.profile(fields)[0].value
         kept.uses.append([ev.ts, ev.event_id, stream, who, via, cls, list(ev.subject_ids), 0])
         kept.uses.sort()
-        del kept.uses[: -self.p.evidence_limit]  # the latest few: state stays small
         self.store.touch(rid)
         self._wait(rid, kept, ctx)
-        yield from self._judge(rid, kept, ctx, news=0)
+        ctx.timers.register(rid, ev.ts)  # judged once every input has passed it
 
     def _wait(self, rid: str, kept: Kept, ctx: Context) -> None:
         """One timer per record, at the end of its earliest waiting use's wait."""
@@ -208,16 +231,16 @@ class DeletedRecordUseDetector:
                 kept.wait = due
                 ctx.timers.register(rid, due)
 
-    def _judge(self, rid: str, kept: Kept, ctx: Context, news: int) -> Iterator[Finding]:
-        """Seed 002 §六.6(1): each new use after the removal, or a new removal, revises the record's
-        one alert (`news`: the facts this event added besides the uses it makes count)."""
+    def _judge(self, rid: str, kept: Kept, ctx: Context) -> Iterator[Finding]:
+        """Seed 002 §六.6(1): each new use after the removal, up to the watermark, or a new removal
+        revises the record's one alert."""
         for u in kept.uses:
-            if not u[COUNTED] and kept.offends(u):
+            if u[TS] <= ctx.watermark and not u[COUNTED] and kept.offends(u):
                 u[COUNTED] = 1
                 kept.counted += 1
-                news += 1
-        if not kept.counted or not news:
+        if not kept.counted or kept.revision() <= kept.revised:
             return
+        kept.revised = kept.revision()
         n, offending = kept.counted, [u for u in kept.uses if u[COUNTED]]
         last = offending[-1]
         spec = self.p.rules[RULE]
@@ -236,7 +259,7 @@ class DeletedRecordUseDetector:
             window_start=kept.since(),
             window_end=last[TS],
             severity=spec.severity,
-            revision=n + len(kept.removals) - 1,
+            revision=kept.revised,
             closed=False,
             summary=f"record {rid} on {kept.system}, {left}, {verb} {last[VIA]} ({last[STREAM]} "
             f"{last[EVENT]}, naming the record and {named}); {n} use(s) so far",
@@ -257,21 +280,24 @@ class DeletedRecordUseDetector:
 
     # -- timers -----------------------------------------------------------------------------------
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        """Forget what can no longer decide anything: a record last removed or anonymized
-        `forget_deleted_days` ago, and uses whose wait for a late removal is over."""
+        """Judge the uses the watermark has passed; forget what can no longer decide anything: a
+        record last removed or anonymized `forget_deleted_days` ago, uses whose wait for a late
+        removal is over, and all but the latest `evidence_limit` uses judged."""
         kept = self.store.get(key)
         if kept is None:
-            return ()
+            return []
         wm, latest = ctx.watermark, kept.latest()
         if latest and latest + self.forget_ms <= wm:
             self.store.delete(key)
-            return ()
+            return []
+        found = list(self._judge(key, kept, ctx))
         if deadline_ms >= kept.wait:
             kept.wait = 0
         kept.uses = [u for u in kept.uses if u[COUNTED] or u[TS] + self.late_ms > wm]
+        del kept.uses[: max(0, bisect_right(kept.uses, wm, key=itemgetter(TS)) - self.p.evidence_limit)]
         if not (latest or kept.uses):
             self.store.delete(key)
-            return ()
+            return found
         self.store.touch(key)
         self._wait(key, kept, ctx)
-        return ()
+        return found

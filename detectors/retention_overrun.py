@@ -18,8 +18,10 @@ customer's records and every use of them meet in one task. It fires:
   record is deleted, anonymized or destroyed after all, so the open ones are the backlog management
   sees (dashboards/lifemon-lifecycle.json);
 - `used_after_deadline` / `used_after_deletion`: an access or transfer names (`record_ids`) a record
-  past its deadline (a retention period's, or a deletion request's 15 days) or already deleted; judged on the record's last few uses whenever a use or a
-  lifecycle event arrives, so inputs interleaved differently (live, replay) end with one alert;
+  past its deadline (a retention period's, or a deletion request's 15 days) or already deleted; judged on the record's last few uses once the
+  watermark has passed a use or a lifecycle event, so that every lifecycle event dated before the use
+  is known (a collection that made the record anew) and inputs interleaved differently (live, replay)
+  end with one alert;
 - `destruction_record_incomplete`: a destroy event without content (categories), method, operator
   or supervisor, or with the operator as their own supervisor;
 - `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords;
@@ -57,9 +59,11 @@ replay ends at its last event time: a record still inside its retention then doe
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -264,9 +268,8 @@ class RetentionOverrunDetector:
                     if all(u[1] != ev.event_id for u in uses):
                         uses.append([ev.ts, ev.event_id, stream, who, ""])
                         uses.sort()
-                        del uses[: -self.p.evidence_limit]  # the latest few: state stays small
-                    yield from self._judge_uses(customer, held, rid, ctx)
                 self.store.touch(customer)
+                ctx.timers.register(customer, ev.ts)  # judged once every input has passed it
                 ctx.timers.register(customer, ev.ts + self.forget_ms)  # then its uses are forgotten
 
     def _lifecycle(self, ev: Any, ctx: Context) -> Iterator[Finding]:
@@ -317,7 +320,7 @@ class RetentionOverrunDetector:
             for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
                 ctx.timers.register(customer, deadline)
             if rid in held.uses:  # uses seen before this event: judged again with what it changed
-                yield from self._judge_uses(customer, held, rid, ctx)
+                ctx.timers.register(customer, ev.ts)
 
     def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
@@ -470,6 +473,10 @@ class RetentionOverrunDetector:
         if held is None:
             return
         wm = ctx.watermark
+        for rid, uses in held.uses.items():
+            yield from self._judge_uses(key, held, rid, ctx)
+            judged = bisect_right(uses, wm, key=itemgetter(0))
+            del uses[: max(0, judged - self.p.evidence_limit)]  # the latest few judged: state stays small
         for rid, rec in list(held.records.items()):
             yield from self._expired(key, held, rid, rec, ctx)
             yield from self._request_overdue(key, held, rid, rec, ctx)
@@ -639,12 +646,15 @@ class RetentionOverrunDetector:
 
     def _judge_uses(self, customer: str, held: Customer, rid: str, ctx: Context) -> Iterator[Finding]:
         """Seed 002 §五, §六.6(1): a record is neither used past its deadline nor after its deletion.
-        Judged on the set of the record's known uses, whichever came first, the use or the lifecycle
-        event: a replay and a live run that interleave the inputs differently end with one alert."""
+        Judged by a timer once the watermark has passed a use (every input has gone past it, so
+        each lifecycle event dated before it is known: a removal, or the collection that made the
+        record anew), on the set of the record's uses up to there; a lifecycle event reported late
+        judges them again. A replay and a live run that interleave the inputs differently end with
+        one alert."""
         rec = held.records.get(rid)
         if rec is None:
             return  # not (yet) a record this customer's lifecycle shows
-        uses = held.uses[rid]
+        uses = [u for u in held.uses[rid] if u[0] <= ctx.watermark]
         # a collection after the removal, logged before it (a late deletion log), starts a new record:
         # what uses that follows is not of the removed one
         anew = rec.last if rec.last > rec.gone else None

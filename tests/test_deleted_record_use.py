@@ -187,6 +187,32 @@ def test_a_record_an_earlier_lifemon_kept_as_anonymized_is_judged_by_this_one(sp
     assert a.window_start == T0 - 4 * DAY and "anonymized 2025-12-28, read by" in a.summary
 
 
+def test_an_alert_an_earlier_lifemon_raised_is_not_raised_again(specs, catalog, run) -> None:
+    """An earlier lifemon raised a revision as each fact came and kept no count of them: restored,
+    a new removal revises its alert once, and a report that adds nothing to it raises nothing."""
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    (a,) = run([lc("delete", day=-3), report(day=-2), report(day=-1, actor="e2")], engine=e)
+    row = e.tasks[(0, "deleted_record_use")].keys.get("R1").to_json()[:11]  # without the revision raised
+    restored = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    restored.restore(0, [(b"deleted_record_use\x1fR1", orjson.dumps(row))])
+    assert run([report(day=-4, actor="e3"), tick(0)], engine=restored) == []  # before the deletion
+    (b,) = run([lc("destroy", day=-0.5, method="shred"), tick(0.5)], engine=restored)
+    assert (b.alert_id, a.revision, b.revision) == (a.alert_id, 2, 3)
+
+
+def test_a_report_of_the_record_anew_is_judged_once_its_collection_is_known(specs, catalog) -> None:
+    """The access topic runs ahead: the report of day -0.5 arrives before the deletion of day -3 and
+    the collection anew of day -1. Judged only once every input has passed it, it reads the new
+    record, as in time order."""
+    back = lc("collect", day=-1, categories=["mobile_phone"], purpose="customer_service")
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    alerts = e.process("access", "access", 0, fed("access", [report(day=-0.5)], "access", 0))
+    alerts += e.process(
+        "lifecycle", "lifecycle", 0, fed("lifecycle", [lc("delete", day=-3), back], "lifecycle", 1)
+    )
+    assert alerts + e.advance() + e.drain() == []
+
+
 def test_a_deletion_that_arrives_after_the_report_still_decides_it(run, specs, catalog) -> None:
     """Live and in a replay the inputs interleave differently: the report, read first, is judged
     again when the deletion that precedes it in event time arrives. The same alert either way."""
@@ -198,12 +224,13 @@ def test_a_deletion_that_arrives_after_the_report_still_decides_it(run, specs, c
 
 
 def feed_in_order(e: Engine, steps: list[Any]) -> list[Any]:
-    """Each event alone, in the order given (not by time), as one input may run ahead of another."""
+    """Each event alone, in the order given (not by time), as one input may run ahead of another,
+    and judged before the next arrives (the watermark at the latest event time)."""
     alerts = []
     for i, ev in enumerate(steps):
         stream = "access" if ev.event_id.startswith("report") else "lifecycle"
-        alerts += e.process(stream, stream, 0, fed(stream, [ev], stream, i))
-    return alerts + e.drain()
+        alerts += e.process(stream, stream, 0, fed(stream, [ev], stream, i)) + e.drain()
+    return alerts
 
 
 def test_an_earlier_removal_reported_after_an_alert_revises_that_alert(specs, catalog) -> None:

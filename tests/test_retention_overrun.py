@@ -510,6 +510,20 @@ def test_a_record_collected_anew_after_its_removal_keeps_its_own_period(run) -> 
     assert run([*old, collect(day=-10, **LOCATION), read(day=-1), tick(0)]) == {}
 
 
+def test_a_read_of_the_record_anew_is_judged_once_its_collection_is_known(spec, catalog) -> None:
+    """A replay reads the access file before the lifecycle file (live, the access topic may simply
+    run ahead): the read of day -1 arrives before the deletion and the collection anew on day -10
+    that precede it. It is judged only once every input has passed it, so it is a read of the new
+    record, as in time order."""
+    steps = [collect(day=-100, **LOCATION), lc("delete", day=-80), collect(day=-10, **LOCATION)]
+    e = Engine([spec], catalog, pseudonymize=pz)
+    alerts = e.process("access", "access", 0, fed("access", [read(day=-1)], "access", 0))
+    alerts += e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [*steps, tick(0)], "lifecycle", 1))
+    assert alerts + e.advance() + e.drain() == []
+    (a,) = final_alerts(Engine([spec], catalog, pseudonymize=pz), [*steps[:2], read(day=-1), tick(0)], 10)
+    assert a.title_en == RULE_TITLES["used_after_deletion"]  # without the collection anew: a use
+
+
 def test_a_read_the_system_refused_after_deletion_is_no_use(run) -> None:
     """Denied, the read returned nothing: the deletion held (seed 002 §六.6(1) 不可被检索和访问). A
     deletion of a copy (a purge job, the warehouse's sync) removes what 定义(11) says must go too."""
