@@ -10,6 +10,7 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
 from itertools import product
+from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,16 +25,29 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@lru_cache(maxsize=1)
+def _alpha_2() -> dict[str, str]:
+    """Every ISO 3166-1 code (alpha-2, alpha-3, numeric) -> its alpha-2 code."""
+    lines = (Path(__file__).with_name("iso3166.csv").read_text().splitlines())
+    rows = [line.split(",") for line in lines[2:]]  # after the source line and the header
+    return {code: row[0] for row in rows for code in row}
+
+
 def iso_country(code: str | None) -> str | None:
-    """An ISO 3166 alpha-2 code as compared: logs and people write `cn`, ` CN` or `Cn` for CN, and a
-    case mismatch must never turn a domestic transfer into a cross-border incident."""
-    return code.strip().upper() if code else None
+    """An ISO 3166 alpha-2 code as compared: logs and people write `cn`, ` CN` or `Cn` for CN, and
+    systems write CHN or 156 (ISO 3166's alpha-3 and numeric codes for it): none of these may turn a
+    domestic transfer into a cross-border incident. A code ISO 3166 does not know comes back in
+    upper case, so it still differs from the home country."""
+    if not code:
+        return None
+    found = code.strip().upper()
+    return _alpha_2().get(found.zfill(3) if found.isdigit() else found, found)
 
 
 def _country(code: str) -> str:
     found = iso_country(code)
-    if found is None or len(found) != 2 or not found.isascii() or not found.isalpha():
-        raise ValueError(f"'{code}' is no ISO 3166 alpha-2 country code; write e.g. CN, HK, SG, US")
+    if found is None or found not in _alpha_2():
+        raise ValueError(f"'{code}' is no ISO 3166 country code; write e.g. CN, HK, SG, US")
     return found
 
 

@@ -16,6 +16,7 @@ import hmac
 import logging
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable, Mapping
 
 from streams.credentials import Secrets, env_name
@@ -42,6 +43,14 @@ def version_of(pseudonym: str) -> int | None:
     """The key version a pseudonym was made with; None if it is not a pseudonym."""
     found = PSEUDONYM.fullmatch(pseudonym)
     return (int(found[1]) if found[1] else 1) if found else None
+
+
+def id_spelling(subject_id: str) -> str:
+    """One customer as every system writes it: a CHAR column pads the id with blanks, a form
+    typed in Chinese input mode writes full-width digits (６２２０). Blanks around it go, and
+    compatibility forms become their plain characters (NFKC); case is kept, since an id may be
+    case-sensitive."""
+    return (subject_id if subject_id.isascii() else unicodedata.normalize("NFKC", subject_id)).strip()
 
 
 class PseudonymKeyError(ValueError):
@@ -92,7 +101,7 @@ class Pseudonymizer:
         p = self.cache.get(subject_id)
         if p is None:
             h = self._ids.copy()
-            h.update(subject_id.encode())
+            h.update(id_spelling(subject_id).encode())
             p = self._prefix + h.hexdigest()[:24]
             if len(self.cache) < 1_000_000:
                 self.cache[subject_id] = p
@@ -106,7 +115,7 @@ class Pseudonymizer:
         """The subject's pseudonym under each key of the ring: finds its alerts from before a
         rotation (a subject's access request, PIPL art. 45) while the old key is kept."""
         return {
-            v: prefix(v) + hmac.new(k, subject_id.encode(), hashlib.sha256).hexdigest()[:24]
+            v: prefix(v) + hmac.new(k, id_spelling(subject_id).encode(), hashlib.sha256).hexdigest()[:24]
             for v, k in sorted(self._ring.items())
         }
 

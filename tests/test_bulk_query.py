@@ -27,6 +27,7 @@ def engine_factory(policy, catalog):
     return make
 
 
+FULL_WIDTH = str.maketrans("C0123456789", "Ｃ０１２３４５６７８９")
 # what an approval must name to cover the default access (core_banking, account_balance)
 SCOPE = {"approver_id": "e99", "categories": ["property"], "systems": ["core_banking"]}
 
@@ -61,6 +62,22 @@ def test_one_alert_per_episode_updated_not_repeated(engine_factory) -> None:
     # ... but its event count is every access it aggregates, those before the threshold included
     assert a.event_count == 120 and a.evidence_event_ids[0] == "e1-0-0"
     assert max(x.revision for x in alerts) == a.revision >= 2  # opened, escalated, closed
+
+
+def test_a_customer_is_one_however_a_system_spells_the_id(engine_factory) -> None:
+    """30 customers read on one system, then again on one whose log pads the id (a CHAR column) or
+    writes it in full-width digits (Chinese input mode): 30 customers, not 60, so 40 in the hour
+    is not reached. Case is kept: an id may be case-sensitive."""
+    first = access(customers=30, every_s=30)
+    again = [
+        ev.model_copy(update={"event_id": f"again-{i}", "ts": ev.ts + 1_000, "subject_ids": [spelled]})
+        for i, ev in enumerate(first)
+        for spelled in [f" {ev.subject_ids[0]}  " if i % 2 else ev.subject_ids[0].translate(FULL_WIDTH)]
+    ]
+    engine = engine_factory()
+    assert feed(engine, sorted(first + again, key=lambda ev: ev.ts)) + engine.drain() == []
+    pz = Pseudonymizer(b"unit-test-key-0123456789")
+    assert pz("Ｃ０００００１２\u3000") == pz("C0000012") != pz("c0000012")
 
 
 def test_repeat_views_of_few_customers_do_not_alert(engine_factory) -> None:

@@ -129,13 +129,17 @@ def test_a_retention_period_is_given_in_days_or_in_years_not_both(policy_copy: P
 
 
 def test_a_country_in_lower_case_reads_as_its_code_and_a_name_is_refused(policy_copy: Path) -> None:
+    """Its alpha-3 or numeric code reads as its alpha-2 too; two letters ISO 3166 does not assign do not."""
     f = policy_copy / "recipients.yaml"
     edit(f, "home_country: CN", "home_country: cn")
     assert load_policy(policy_copy).recipients.home_country == "CN"
-    edit(f, "home_country: cn", "home_country: China")
-    with pytest.raises(PolicyError, match="no ISO 3166 alpha-2 country code") as e:
-        load_policy(policy_copy)
-    assert e.value.key == "home_country"
+    edit(f, "home_country: cn", "home_country: CHN")
+    assert load_policy(policy_copy).recipients.home_country == "CN"
+    for wrong in ("China", "XX"):
+        edit(f, f"home_country: {'CHN' if wrong == 'China' else 'China'}", f"home_country: {wrong}")
+        with pytest.raises(PolicyError, match="no ISO 3166 country code") as e:
+            load_policy(policy_copy)
+        assert e.value.key == "home_country"
 
 
 def test_a_key_given_twice_is_an_error(policy_copy: Path) -> None:

@@ -171,17 +171,19 @@ def test_an_undeclared_sdk_collecting_before_the_user_agreed_is_also_before_cons
     assert "友盟+统计SDK" in next(a for a in got if a.rule_id.endswith("undeclared_sdk")).summary
 
 
-@pytest.mark.parametrize("country", ["HK", "hk"])
+@pytest.mark.parametrize("country", ["HK", "hk", "HKG", "344"])
 def test_a_declared_sdk_sending_to_hong_kong_is_abroad(policy, country) -> None:
     """Seed 004: 本政策适用中华人民共和国法律(不包括香港...): Hong Kong is outside for the policy."""
     got = run(policy, [obs("tencent_x5", ["device_model"], dest_host="log.tbs.qq.com", dest_country=country)])
     assert rules(got) == {"country_not_allowed": "critical"} and "HK" in got[0].summary
 
 
+@pytest.mark.parametrize("country", ["cn", "CHN", "156"])
 @pytest.mark.parametrize("sdk", ["tencent_x5", "com.umeng.analytics"])
-def test_a_home_country_written_in_lower_case_is_home(policy, sdk) -> None:
-    """A monitor that reports `cn`: a declared SDK, and an undeclared one held to the home country."""
-    got = run(policy, [obs(sdk, ["device_model"], dest_host="log.tbs.qq.com", dest_country="cn")])
+def test_a_home_country_written_in_lower_case_is_home(policy, sdk, country) -> None:
+    """A monitor that reports `cn`, or ISO 3166's alpha-3 or numeric code: a declared SDK, and an
+    undeclared one held to the home country."""
+    got = run(policy, [obs(sdk, ["device_model"], dest_host="log.tbs.qq.com", dest_country=country)])
     assert "country_not_allowed" not in rules(got)
 
 

@@ -95,16 +95,17 @@ def test_the_fund_distributor_gets_exactly_the_categories_its_contract_lists(run
     assert run([ev], consents("fund_distribution")) == {}
 
 
-@pytest.mark.parametrize("country", ["CN", "cn", "Cn", " CN "])
+@pytest.mark.parametrize("country", ["CN", "cn", "Cn", " CN ", "CHN", "chn", "156"])
 def test_a_domestic_partner_logged_with_its_country_in_any_case_stays_domestic(run, country) -> None:
-    """A sending system that writes `cn` for the declared domestic partner: the same compliant flow,
-    never a cross-border incident with a one-day report deadline."""
+    """A sending system that writes `cn` for the declared domestic partner, or ISO 3166's alpha-3
+    (CHN) or numeric (156) code for it: the same compliant flow, never a cross-border incident with
+    a one-day report deadline."""
     ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "payment_account_no", "assets"],
                   purpose="fund_distribution", recipient_country=country)  # fmt: skip
     assert run([ev], consents("fund_distribution")) == {}
 
 
-@pytest.mark.parametrize("country", ["hk", "Hk", "HK"])
+@pytest.mark.parametrize("country", ["hk", "Hk", "HK", "HKG", "344"])
 def test_a_foreign_country_in_any_case_is_cross_border(run, country) -> None:
     ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "payment_account_no", "assets"],
                   purpose="fund_distribution", recipient_country=country)  # fmt: skip
