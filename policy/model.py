@@ -28,7 +28,7 @@ class Strict(BaseModel):
 @lru_cache(maxsize=1)
 def _alpha_2() -> dict[str, str]:
     """Every ISO 3166-1 code (alpha-2, alpha-3, numeric) -> its alpha-2 code."""
-    lines = (Path(__file__).with_name("iso3166.csv").read_text().splitlines())
+    lines = Path(__file__).with_name("iso3166.csv").read_text().splitlines()
     rows = [line.split(",") for line in lines[2:]]  # after the source line and the header
     return {code: row[0] for row in rows for code in row}
 

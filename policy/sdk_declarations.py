@@ -10,6 +10,8 @@ each field it collected (Andow et al., "Actions speak louder than words", USENIX
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from functools import lru_cache
@@ -24,9 +26,19 @@ class Label(StrEnum):
     incorrect = "incorrect"
 
 
+LEADING_DIGITS = re.compile(r"\d+")
+
+
 def version_key(version: str) -> tuple[int, ...]:
-    """ "9.10.1" -> (9, 10, 1); non-numeric parts count as 0, so a build suffix never breaks a lookup."""
-    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+    """ "9.10.1" -> (9, 10, 1). Each part is its leading digits (a build suffix never breaks a
+    lookup: 9.2.1-beta is 9.2.1; a part without any is 0), and trailing zeros go: iOS reports the
+    release 9.2.0 as 9.2, and either must fall on the same side of a declaration's bounds."""
+    key = [
+        int(m[0]) if (m := LEADING_DIGITS.match(p)) else 0 for p in version.strip().lstrip("vV").split(".")
+    ]
+    while key and key[-1] == 0:
+        key.pop()
+    return tuple(key)
 
 
 def host_in(host: str, allowed: list[str] | tuple[str, ...]) -> bool:

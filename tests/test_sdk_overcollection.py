@@ -106,6 +106,10 @@ def test_declarations_are_versioned_by_app_version(policy) -> None:
     d = SdkDeclarations(type(policy.sdks).model_validate(raw))
     assert d.declared("amap_location", "9.1.0") is None
     assert d.declared("amap_location", "9.10.0") is not None  # numeric, not text, order
+    # iOS reports the release 9.2.0 as 9.2; a build's suffix is not a lower version
+    assert d.declared("amap_location", "9.2") is not None and d.declared("amap_location", "9.1.9") is None
+    assert d.label("push", "9.2.1-beta", "contacts") is Label.clear
+    assert d.label("push", "9.2.1.0", "contacts") is Label.clear
     assert d.label("push", "9.2.0", "contacts") is Label.omitted
     assert d.label("push", "9.2.1", "contacts") is Label.clear
     assert d.label("push", "9.2.1", "imei") is Label.omitted
