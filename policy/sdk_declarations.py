@@ -11,7 +11,6 @@ each field it collected (Andow et al., "Actions speak louder than words", USENIX
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from functools import lru_cache
