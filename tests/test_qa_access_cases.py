@@ -207,6 +207,22 @@ def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
     assert run([_ent("k1", "teller", "S0101")], [*day, transfer, *statements]) == []
 
 
+def test_a_teller_opens_an_account_before_core_banking_registers_the_customer(run) -> None:
+    """At the counter a new customer's ID is checked and the account opened from 10:00; the customer
+    master (pfi.customers) has the customer from 10:05. Where the customer is managed does not
+    limit counter work, so the registry not knowing the customer yet is no coverage gap either.
+    A lobby manager's read of a customer the registry never knows still is one."""
+    new_customer = [
+        read("k1", OPEN, ["N0001"], fields=("customer_name", "id_document_no"), action="update", purpose="account_service"),
+        read("k1", OPEN + 2 * MINUTE, ["N0001"], fields=("id_document_no",), action="view", purpose="kyc_aml"),
+        read("k1", OPEN + 4 * MINUTE, ["N0001"], fields=("mobile_phone",), action="update", purpose="account_service"),
+    ]  # fmt: skip
+    registered = [*book(), customer("N0001", "S0101", ts=OPEN + 5 * MINUTE)]
+    assert run([_ent("k1", "teller", "S0101")], new_customer, customers=registered) == []
+    (a,) = run([_ent("m1", "lobby_manager", "S0101")], [read("m1", OPEN, ["N0002"])], customers=registered)
+    assert reasons(a) == {"unknown_customer"}
+
+
 def test_a_busy_counter_day_of_postings_is_not_art_5s_count(run) -> None:
     """Art. 5 (seed 001 §五.1) counts records unlawfully obtained, sold or provided (非法获取、出售或者
     提供): a teller who checks 80 customers' ID cards and posts their deposits (each posting changes
