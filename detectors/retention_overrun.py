@@ -35,7 +35,8 @@ customer's records and every use of them meet in one task. It fires:
   or the end arrives, whichever is later;
 - `collected_without_consent`: a collection retention.yaml `collection_consent` names (biometrics;
   anything collected for marketing) with no consent of the subject for its purpose granted by then
-  (separate, 单独同意, where it says so): seed 004 流程描述(1)②, (4)②;
+  (separate, 单独同意, where it says so), judged once the watermark has passed it: seed 004
+  流程描述(1)②, (4)②;
 - `card_data_on_client`: card secrets (the `forbidden_foreign_c3` fields), the bank's own too, or
   biometric samples and templates (`never_on_client`), stored on a terminal or client app
   (`client_systems`): seed 002 §五(4);
@@ -69,17 +70,20 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from detectors import inbox
 from detectors.base import Context, Finding, Store, fed, uses_records
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, Customer, Record
 from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass, spelling
 from schemas.models import ConsentStatus
+from schemas.structs import STRICT
 
 DAY_MS = 86_400_000
 FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet
 COLLECTED = frozenset({"collect", "store"})
 CLOCKS = frozenset({"account_closed", "relationship_ended"})
+LIFECYCLE_STRUCT: Any = STRICT["lifecycle"]  # a stored block's collections come back as the decoder's structs
 
 
 class Rule(StrEnum):
@@ -189,6 +193,9 @@ class RetentionOverrunDetector:
 
     @staticmethod
     def load_value(data: Any) -> Any:
+        waiting = inbox.load_value(data, LIFECYCLE_STRUCT)
+        if waiting is not None:
+            return waiting
         return Customer.from_json(data) if isinstance(data, dict) else data
 
     # -- policy ---------------------------------------------------------------------------------
@@ -255,6 +262,12 @@ class RetentionOverrunDetector:
         if stream == "lifecycle":
             for ev in events:
                 yield from self._lifecycle(ev, ctx)
+            # a collection that needs consent waits for the watermark: a consent given just before
+            # it may reach the monitor just after it (`_without_consent`)
+            needing = [
+                ev for ev in events if ev.stage.value == "collect" and self._consent_needs(ev, ctx.catalog)
+            ]
+            inbox.hold(self.store, needing, ctx)
             return
         for ev in events:
             if not uses_records(stream, ev):
@@ -292,8 +305,6 @@ class RetentionOverrunDetector:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
             yield from self._stored_apart(rec, ev, customer, catalog)
             yield from self._after_end(customer, held, ev.record_id, rec)
-            if stage == "collect":
-                yield from self._without_consent(ev, customer, rec, ctx)
         elif stage in GONE_STAGES and rec is not None:
             before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
             ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
@@ -364,17 +375,23 @@ class RetentionOverrunDetector:
                 rule, ev.record_id, customer, ev.ts, ev.ts, jr_class, summary, [ev.event_id], actor=ev.system
             )
 
-    def _without_consent(self, ev: Any, customer: str, rec: Record, ctx: Context) -> Iterator[Finding]:
-        """Seed 004 流程描述(1)② and (4)②: biometrics, and anything collected for marketing, only
-        with the subject's consent for that purpose on record by then (separate where required)."""
-        cats = ctx.catalog.categories(ev.categories)
-        needs = [
+    def _consent_needs(self, ev: Any, catalog: Catalog) -> list[Any]:
+        """The `collection_consent` entries a collection falls under (its categories or purpose)."""
+        cats = catalog.categories(ev.categories)
+        return [
             n
-            for n in self._retention(ctx.catalog).collection_consent
+            for n in self._retention(catalog).collection_consent
             if not cats.isdisjoint(n.categories) or ev.purpose in n.purposes
         ]
+
+    def _without_consent(self, ev: Any, customer: str, rec: Record, ctx: Context) -> Iterator[Finding]:
+        """Seed 004 流程描述(1)② and (4)②: biometrics, and anything collected for marketing, only
+        with the subject's consent for that purpose on record by then (separate where required).
+        Judged once the watermark has passed the collection, against the consents read by then."""
+        needs = self._consent_needs(ev, ctx.catalog)
         if not needs or not fed(ctx.refs.consents):  # a deployment that feeds no consents decides nothing
             return
+        cats = ctx.catalog.categories(ev.categories)
         consent = ctx.consent(customer, ev.purpose, None, ev.ts) if ev.purpose else None
         granted = consent is not None and consent.status is ConsentStatus.granted
         separate = any(n.separate for n in needs)
@@ -469,7 +486,13 @@ class RetentionOverrunDetector:
 
     # -- timers -----------------------------------------------------------------------------------
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        held = self.store.get(key)
+        for ev in inbox.release(self.store, ctx):
+            waited = self.store.get(ev.subject_id)
+            rec = waited.records.get(ev.record_id) if waited is not None else None
+            if rec is not None:
+                yield from self._without_consent(ev, ev.subject_id, rec, ctx)
+                self.store.touch(ev.subject_id)
+        held = None if key == inbox.INBOX else self.store.get(key)
         if held is None:
             return
         wm = ctx.watermark

@@ -1,6 +1,8 @@
 """Transfer policy: personal financial information leaving the bank only as seed 002 §四-六 and
 seed 004 流程描述(4) allow. Each transfer on `pfi.transfer` (keyed by recipient) is judged on its own
-against nine rules; the agreed volume is the one rule with state:
+against nine rules once the watermark has passed it (it waits in the task's inbox, so a consent
+logged seconds late still decides it), and raises each rule once however often it is logged; the
+agreed volume is summed per period:
 
 - `c3_shared`: C3 data or an authentication helper shared, transferred, entrusted or disclosed to
   anyone outside the bank (seed 002 §六.1, §六.2(4), §六.3(5), §六.4(2)): critical, a leakage candidate.
@@ -41,12 +43,17 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from detectors import inbox
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from policy.contracts import ContractTerm, RecipientBook
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, iso_country
 from schemas.models import ConsentStatus, EmployeeStatus, RecipientType, Severity
+from schemas.structs import STRICT
 
 VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
+FORGOTTEN = "forgotten:"  # + {recipient}/{contract}: the end of its latest period forgotten
+RAISED = "raised:"  # + {recipient}/{transfer id}: the rule ids its alerts raised, space-separated
+TRANSFER_STRUCT: Any = STRICT["transfer"]  # a stored block's transfers come back as the decoder's structs
 DAY_MS = 86_400_000
 
 
@@ -156,20 +163,30 @@ class TransferPolicyDetector:
 
     @staticmethod
     def load_value(data: Any) -> Any:
+        waiting = inbox.load_value(data, TRANSFER_STRUCT)
+        if waiting is not None:
+            return waiting
         return VolumePeriod.from_json(data) if isinstance(data, dict) else data
 
     def book(self, ctx: Context) -> RecipientBook:
         self._known_fields = ctx.catalog.field_category
         return ctx.catalog.recipient_book
 
-    # -- events ---------------------------------------------------------------------------------
+    # -- events: wait for the watermark ---------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        """The batch waits in the inbox until the watermark passes its transfers: a consent or its
+        withdrawal, or a sender's leaving, dated before a transfer but reaching the monitor after
+        it (within the allowed lateness), still decides it."""
+        inbox.hold(self.store, events, ctx)
+        return ()
+
+    def _released(self, events: Sequence[Any], ctx: Context) -> Iterator[Finding]:
         book = self.book(ctx)
         grown: dict[str, VolumePeriod] = {}
         for ev in events:
             cls, _ = ctx.catalog.profile(ev.categories)
             term = book.in_force(ev.recipient_id, ev.ts, ev.contract_id)
-            yield from self._judge(ev, cls, term, book, ctx)
+            yield from self._once(ev, list(self._judge(ev, cls, term, book, ctx)), ctx)
             if term is not None and term.contract.volume is not None:
                 key, period = self._count(ev, cls, term, book, ctx)
                 if period is not None:
@@ -177,7 +194,25 @@ class TransferPolicyDetector:
         for key, period in grown.items():
             self.store.touch(key)
             if period.records > period.limit and period.records > period.emitted:
-                yield self._volume_finding(key, period)  # at most one revision per period and batch
+                # at most one revision per period and batch; a straggler's, after the period's end,
+                # revises its closed alert (or opens it closed)
+                yield self._volume_finding(key, period, closed=period.closed)
+
+    def _once(self, ev: Any, found: list[Finding], ctx: Context) -> Iterator[Finding]:
+        """A transfer raises each rule once: a sender's retry, or a gateway logging what its sender
+        logged, under a new event id and perhaps a later time, raises nothing its first logging
+        raised. Remembered `late_days`, as long as a late copy is awaited."""
+        if not found:
+            return
+        key = f"{RAISED}{ev.recipient_id}/{ev.transfer_id}"
+        known = self.store.get(key)
+        raised = set(known.split()) if known else set()
+        new = [f for f in found if f.rule_id not in raised]
+        if new:
+            if known is None:
+                ctx.timers.register(key, ev.ts + self.p.late_days * DAY_MS)
+            self.store.put(key, " ".join(sorted(raised.union(f.rule_id for f in new))))
+        yield from new
 
     def _judge(
         self, ev: Any, cls: JrClass, term: ContractTerm | None, book: RecipientBook, ctx: Context
@@ -365,14 +400,12 @@ class TransferPolicyDetector:
         key = f"{VOLUME}{ev.recipient_id}/{term.contract.id}/{start}"
         period = self.store.get(key)
         if period is None:
-            if end + self.p.late_days * DAY_MS <= ctx.watermark:
-                return key, None  # a period closed and forgotten long ago: too late to count
+            if end <= (self.store.get(f"{FORGOTTEN}{ev.recipient_id}/{term.contract.id}") or 0):
+                return key, None  # its period was closed and forgotten: too late to count
             period = VolumePeriod(start, end, term.contract.volume.max_records)  # type: ignore[union-attr]
             period.first_seen = ev.ts
             self.store.put(key, period)
             ctx.timers.register(key, end)
-        elif period.closed:
-            return key, None  # its alert is closed: a straggler cannot reopen it
         if ev.transfer_id in period.counted:
             return key, None  # the same transfer logged again
         if len(period.counted) < COUNTED_IDS:
@@ -386,12 +419,21 @@ class TransferPolicyDetector:
         return key, period
 
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        """At the period's end: close its alert if it fired; forget it `late_days` later."""
-        period = self.store.get(key)
+        """Judge the transfers the watermark has passed (before any period closes); at a period's
+        end close its alert if it fired; forget the period `late_days` later, and what a transfer
+        raised then too."""
+        yield from self._released(inbox.release(self.store, ctx), ctx)
+        if key.startswith(RAISED):
+            self.store.delete(key)
+            return
+        period = self.store.get(key) if key.startswith(VOLUME) else None
         if period is None:
             return
         if period.closed:
             self.store.delete(key)
+            recipient_contract = key[len(VOLUME) :].rsplit("/", 1)[0]
+            forgotten = f"{FORGOTTEN}{recipient_contract}"
+            self.store.put(forgotten, max(self.store.get(forgotten) or 0, period.end))
             return
         period.closed = True
         self.store.touch(key)

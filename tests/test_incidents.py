@@ -269,10 +269,10 @@ def test_one_recipients_leaks_in_one_day_are_one_incident_with_subjects_counted_
 
 
 def test_an_incident_closes_after_its_window_settles_and_is_revised_not_duplicated(engine) -> None:
-    e = engine()
-    opened = one(run(e, "transfer", [cvn(1, T0)], final=False))
+    e = engine()  # each transfer judged as the input stands (it waits for the watermark)
+    opened = one(run(e, "transfer", [cvn(1, T0)]))
     assert (opened.status.value, opened.revision) == ("open", 1)
-    grown = one(run(e, "transfer", [cvn(2, T0 + HOUR, range(1, 2))], final=False))
+    grown = one(run(e, "transfer", [cvn(2, T0 + HOUR, range(1, 2))]))
     assert (grown.incident_id, grown.status.value, grown.revision) == (opened.incident_id, "updated", 2)
     # the watermark passes the window's end + settle_minutes (a transfer the next day moves it)
     later = run(e, "transfer", [transfer(9, T0 + 26 * HOUR)], final=False)
@@ -287,7 +287,7 @@ def test_another_detectors_clock_running_ahead_does_not_close_or_forget_an_open_
     ten days on, on the same partition) closed the day's incident while transfers of that day
     were still coming. An incident follows the clock of the detectors that feed it."""
     e = engine()
-    first = one(run(e, "transfer", [cvn(1, T0)], final=False))
+    first = one(run(e, "transfer", [cvn(1, T0)]))
     for _ in range(2):  # one advance closes, the next forgets: both must wait for transfer_policy
         e.process("access", "pfi.access", 0, fed("access", access(start=10 * 24 * HOUR), "pfi.access"))
         e.advance()

@@ -823,10 +823,32 @@ def test_collection_that_needs_the_customers_consent(
     other = Consent(subject_id="C9", ts=0, purpose="marketing", status="granted")  # the stream is fed
     e.apply_reference("consents", refs("consents", [*given, other]))
     ev = collect(day=0, cats=collected, purpose=purpose, system="mobile_banker")
-    alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0))
+    alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain()
     assert [a.rule_id.rsplit(".", 1)[1] for a in alerts] == (["collected_without_consent"] if fires else [])
     if fires:
         assert alerts[0].severity.value == "high" and alerts[0].evidence_event_ids == [ev.event_id]
+
+
+def test_a_separate_consent_logged_seconds_after_the_collection_it_precedes_covers_it(spec, catalog) -> None:
+    """The face template is collected at 10:00:02, two seconds after the customer's separate consent;
+    the consent system's record reaches the monitor after the collection's. The collection waits for
+    the watermark, so the consent covers it; one given after the collection does not."""
+    from schemas.models import Consent
+
+    def consent_at(ts: int) -> Consent:
+        return Consent(subject_id="C1", ts=ts, purpose="authentication", status="granted", separate=True)
+
+    ev = collect(day=0, cats=("biometric_template",), purpose="authentication", system="mobile_banker")
+    got = {}
+    for given in (T0 - 2_000, T0 + 2_000):
+        e = Engine([spec], catalog, pseudonymize=pz)
+        e.apply_reference(
+            "consents", refs("consents", [consent_at(0).model_copy(update={"subject_id": "C9"})])
+        )
+        alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0))
+        e.apply_reference("consents", refs("consents", [consent_at(given)]))
+        got[given] = [a.rule_id.rsplit(".", 1)[1] for a in alerts + e.advance() + e.drain()]
+    assert got == {T0 - 2_000: [], T0 + 2_000: ["collected_without_consent"]}
 
 
 def test_a_deployment_that_feeds_no_consents_has_collections_judged_by_nothing_else(run) -> None:

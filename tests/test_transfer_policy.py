@@ -80,11 +80,12 @@ def engine(spec, catalog):
 
 
 def run(engine: Engine, *events: TransferEvent, offset: int = 0) -> dict[str, Any]:
-    """Latest revision per alert id."""
+    """Latest revision per alert id, the transfers judged as at the end of the input (the
+    watermark at the latest event time)."""
     alerts = engine.process(
         "transfer", "pfi.transfer", 0, fed("transfer", list(events), "pfi.transfer", offset)
     )
-    alerts += engine.advance()
+    alerts += engine.drain()
     out = {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}
     return out
 
@@ -182,6 +183,33 @@ def test_a_separate_consent_stands_through_a_bundled_re_acceptance_until_withdra
 def test_a_withdrawal_before_the_share_fires(engine) -> None:
     e = engine(consent("C1", ts=0), consent("C1", ts=T0 - 1, status="withdrawn"))
     assert rules(run(e, transfer(subject_ids=["C1"]))) == ["LM-TP-002"]
+
+
+def test_a_consent_or_withdrawal_logged_seconds_after_the_share_still_decides_it(engine) -> None:
+    """The consent system's record of a separate consent given at 10:00:00 reaches the monitor two
+    seconds after the share it precedes (10:00:03): the share waits for the watermark, so the
+    consent covers it. A withdrawal at 09:59:58 that reaches it late still makes it fire."""
+    shared = transfer(subject_ids=["C1"], ts=T0 + 3_000)
+    e = engine(consent("C9"))
+    alerts = e.process("transfer", "pfi.transfer", 0, fed("transfer", [shared], "pfi.transfer"))
+    e.apply_reference("consents", refs("consents", [consent("C1", ts=T0)]))
+    assert alerts + e.advance() + e.drain() == []
+    e = engine(consent("C1", ts=0))
+    alerts = e.process("transfer", "pfi.transfer", 0, fed("transfer", [shared], "pfi.transfer"))
+    e.apply_reference("consents", refs("consents", [consent("C1", ts=T0 - 2_000, status="withdrawn")]))
+    assert [a.rule_id for a in alerts + e.advance() + e.drain()] == ["LM-TP-002"]
+
+
+def test_a_share_logged_again_later_raises_nothing_more(engine) -> None:
+    """The sender retries, or a gateway logs the share its sender logged, under a new event id a
+    minute later: one transfer, one alert per rule. Another transfer to the same recipient alerts."""
+    e = engine(consent("C9"))
+    first = transfer(subject_ids=["C1"])
+    again = first.model_copy(update={"event_id": "gateway-copy", "ts": T0 + 60_000})
+    assert rules(run(e, first, again)) == ["LM-TP-002"]
+    assert run(e, again.model_copy(update={"event_id": "retry-2", "ts": T0 + HOUR}), offset=2) == {}
+    other = transfer(subject_ids=["C1"], n=2, ts=T0 + 2 * HOUR)
+    assert rules(run(e, other, offset=3)) == ["LM-TP-002"]
 
 
 def test_unnamed_subjects_cannot_be_shown_to_consent_unless_de_identified(engine) -> None:
@@ -358,10 +386,32 @@ def test_one_record_over_the_agreement_opens_one_alert_that_grows_then_closes(en
     ]
     store = e.tasks[(0, "transfer_policy")].keys
     key = next(k for k, _ in store.items("volume:") if k.endswith(str(a.window_start)))
-    assert store.get(key).closed  # kept for stragglers, which cannot reopen it
-    assert run(e, fund(T0 + 3 * HOUR, 10, 9), offset=9) == {} and store.get(key).records == 5011
+    assert store.get(key).closed  # kept late_days for stragglers, which count and revise it, closed
+    (c,) = run(e, fund(T0 + 3 * HOUR, 10, 9), offset=9).values()
+    assert (c.alert_id, c.revision, c.status.value, c.counts["records"]) == (a.alert_id, 4, "closed", 5021)
     run(e, fund(CST_MIDNIGHT + 8 * 24 * HOUR, 10, 5), offset=4)
     assert store.get(key) is None  # forgotten late_days after the period
+    assert run(e, fund(T0 + 4 * HOUR, 10, 10), offset=10) == {}  # and then too late to count
+    assert store.get(key) is None
+
+
+def test_a_straggler_past_the_periods_end_still_counts(engine) -> None:
+    """4 990 records at 23:00, 10 at 00:10 the next day (the watermark passes midnight: the day
+    closes), then a transfer of 20 at 23:30 that another sender logs 40 minutes late: the day
+    received 5 010 records, over the 5 000 agreed, and says so in an alert of the closed day."""
+    e = engine()
+    assert run(e, fund(CST_MIDNIGHT - HOUR, 4990, 1), fund(CST_MIDNIGHT + 10 * 60_000, 10, 2)) == {}
+    (a,) = run(e, fund(CST_MIDNIGHT - HOUR // 2, 20, 3), offset=2).values()
+    assert (a.status.value, a.counts["records"], a.window_end) == ("closed", 5010, CST_MIDNIGHT)
+
+
+def test_a_months_transfers_replayed_in_one_batch_count_in_their_own_days(engine) -> None:
+    """An audit replays a month's transfer log: one batch spans it. A day over its agreed volume
+    early in the month is over it, however far past it the batch's last transfer lies."""
+    e = engine()
+    early = [fund(T0 - 9 * 24 * HOUR, 2500, 1), fund(T0 - 9 * 24 * HOUR + HOUR, 2501, 2)]
+    (a,) = run(e, *early, fund(T0, 10, 3)).values()
+    assert (a.counts["records"], a.window_start) == (5001, CST_MIDNIGHT - 10 * 24 * HOUR)
 
 
 def test_the_volume_count_survives_a_restore(engine) -> None:

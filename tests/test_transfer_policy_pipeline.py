@@ -22,11 +22,13 @@ def test_transfers_through_tansu_and_chdb(broker, ch, names, policy, catalog) ->
         transfer(n=1, subject_ids=["C0000001"]),  # consented before: clean
         transfer(n=2, ts=T0 + 60_000, subject_ids=["C0000001", "C0000002"]),  # C0000002 only later
         transfer(n=3, ts=T0 + 120_000, categories=["customer_name", "card_cvn"]),
+        # clean; event time moves on past the others' allowed lateness, so they are judged
+        transfer(n=6, ts=T0 + 2 * HOUR, subject_ids=["C0000001"]),
     ]
     send(broker, t.transfer, insurer, key=b"tp_insurance_partner")
     send(broker, t.transfer, [fund(T0, 4000, 4), fund(T0 + HOUR, 1001, 5)], key=b"tp_fund_distributor")
     stats = m.run(idle_exit_s=1.5, max_seconds=60)
-    assert stats.events["transfer"] == 5 and stats.misrouted["transfer"] == 0
+    assert stats.events["transfer"] == 6 and stats.misrouted["transfer"] == 0
 
     alerts = latest_alerts(read_all(broker, t.alerts, expect_at_least=3))
     by_rule = {a["finding_info"]["analytic"]["uid"]: a for a in alerts.values()}
