@@ -5,7 +5,9 @@ Seed 004 流程描述(4)④⑤ asks for graded approval and least privilege; see
 procedure. So an approval covers an access only when all of these hold, as of the access's time:
 - the employee is active and the approval, in their entitlement, has not expired;
 - the access states the approval's purpose (an access that states none matches none);
-- its records keep the approval within its budget (`max_records`, counted across accesses);
+- its records keep the approval within its budget (`max_records`, counted across accesses); an
+  access naming only customers the approval already covered reads their records again and spends
+  nothing (a complaint handler opens the one customer's file five times under an approval for 3);
 - it lists the fields read (by field id, category or class) and the system used: an approval that
   lists none covers none (least privilege);
 - its purpose's exclusions (organisation.yaml `approval_exclusions`) do not reach the data: a
@@ -25,7 +27,8 @@ from detectors.base import Context, Store
 from policy.catalog import Catalog
 from schemas.models import Approval, EmployeeStatus, Entitlement
 
-USED = "approval:"  # store key prefix: records an approval has covered so far
+USED = "approval:"  # store key prefix: records an approval has covered so far, and its customers
+REMEMBERED = 200  # customers a budget remembers; past them, a customer read again spends again
 
 
 def records(ev: Any) -> int:
@@ -119,11 +122,24 @@ def judge(
     if why is not None:
         return approval, why
     key = USED + approval.approval_id
-    used = store.get(key, 0) + records(ev)
+    spent, covered = _budget(store.get(key, 0))
+    if ev.subject_ids and covered.issuperset(ev.subject_ids):
+        return approval, None  # their records, counted when the approval first covered them
+    used = spent + records(ev)
     if used > approval.max_records:
         return approval, f"its budget of {approval.max_records} records was spent ({used} needed)"
-    store.put(key, used)
+    named = [c for c in dict.fromkeys(ev.subject_ids) if c not in covered]
+    store.put(key, " ".join([str(used), *covered, *named][: REMEMBERED + 1]))
     return approval, None
+
+
+def _budget(value: int | str) -> tuple[int, set[str]]:
+    """(records spent, customers covered) from the stored budget: `"<records> <pseudonym>..."`, a
+    string that no detector's state loader takes for its own (an earlier lifemon kept the number)."""
+    if isinstance(value, int):
+        return value, set()
+    spent, *covered = value.split()
+    return int(spent), set(covered)
 
 
 def covers(ev: Any, ctx: Context, store: Store) -> bool:

@@ -234,7 +234,7 @@ class Spending:
 
     __slots__ = ("store", "spent")
 
-    def __init__(self, store: Store, spent: dict[str, int]):
+    def __init__(self, store: Store, spent: dict[str, Any]):
         self.store, self.spent = store, spent
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -446,7 +446,7 @@ class UnauthorizedLookupDetector:
         named.sort(key=times.__getitem__)
         to_rules: set[str] = set()
         refused = []
-        budgets: dict[str, int] = {}  # spent here, written to the store once
+        budgets: dict[str, Any] = {}  # spent here, written to the store once
         ledger = Spending(self.store, budgets)
         asked: dict[tuple[Any, ...], str | None] = {}
         for i in named:

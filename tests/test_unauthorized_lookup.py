@@ -105,6 +105,17 @@ def test_an_approval_opens_another_org_only_for_its_purpose_data_system_and_budg
     assert reasons(run(self_approved, access("e1", **far))) == {"out_of_scope"}
 
 
+def test_an_approval_covers_its_customers_read_again(run) -> None:
+    """A complaint handler opens the one customer of another branch an approval for 3 records names,
+    five times while handling the complaint: the same records read again, not 5 records. Other
+    customers still spend the budget, and a 4th customer is past it."""
+    ents = [entitlement("e1", approvals=[approval(max_records=3)])]
+    far = dict(first_customer=10, approval_id="AP1", purpose="complaint_handling", every_s=600)
+    assert run(ents, access("e1", customers=1, n=5, **far)) == []
+    assert run(ents, access("e1", customers=3, n=9, **far)) == []  # three customers, each thrice
+    assert reasons(run(ents, access("e1", customers=4, n=8, **far))) == {"out_of_scope"}
+
+
 def test_the_screen_remembers_kinds_of_access_not_approvals(policy, catalog) -> None:
     """The screen's memo of what an access's kind needs (`_clean`) keys whether an access names an
     approval, not which: keyed by the id, it missed once per approval and filled up with them,
