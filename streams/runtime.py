@@ -738,8 +738,9 @@ class Monitor:
         max_seconds: float | None,
     ) -> bool:
         """A batch job's end: idle that long with every input caught up, or out of time. At an idle
-        end the input has ended: nothing is on its way, so quiet partitions need not lag (their
-        timers fire on the instance clock now)."""
+        end the input has ended, as a replay's does: every task reaches the last event time seen
+        (`Engine.drain`), so what waits for the watermark (a push, a transfer) is judged and a live
+        batch run ends with a replay's alerts."""
         # records fetched while a checkpoint waited (`_held`) moved the consumer's position but are
         # not processed yet: an end judged by that position would fire timers before them
         if (
@@ -748,7 +749,7 @@ class Monitor:
             and now - last_data >= idle_exit_s
             and self._caught_up()
         ):
-            self._emit(self.engine.advance(self._input_progress()[0]))
+            self._emit(self.engine.drain())
             return True
         return max_seconds is not None and now - started >= max_seconds
 

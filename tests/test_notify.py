@@ -112,7 +112,7 @@ def test_alertmanager_keeps_an_incident_firing_until_its_reports_are_due(policy,
     leak is over while its regulator report is still due."""
     e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
     e.process("transfer", "t", 0, fed("transfer", [cvn(1, subjects=range(2))], "t", 0))
-    e.advance()
+    e.drain()  # the input ends: the transfer, waiting for the watermark, is judged
     (incident,) = [orjson.loads(encode_incident(i)[1]) for i in e.take_incidents()]
     hook = Receiver()
     with alertmanager(hook.url + "/am", tmp_path, resolve_timeout="1s", send_resolved=True) as am_url:
@@ -138,7 +138,7 @@ def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, ca
     the cause and who is due what (监管部门) reach Alertmanager in both languages."""
     e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
     e.process("transfer", "t", 0, fed("transfer", [cvn(1, subjects=range(2))], "t", 0))
-    e.advance()
+    e.drain()  # the input ends: the transfer, waiting for the watermark, is judged
     (incident,) = [orjson.loads(encode_incident(i)[1]) for i in e.take_incidents()]
     (alert,) = alertmanager_payload(incident, now_ms=0)
     notes = alert["annotations"]
@@ -169,9 +169,12 @@ def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[s
         transfer(201, traffic()[0].ts + 60 * HOUR),
     ]
     p = Producer({"bootstrap.servers": config.kafka.bootstrap})
-    for i in range(0, len(events), 5):
-        e.process("transfer", "t", 0, fed("transfer", events[i : i + 5], "t", i))
-        e.advance()
+    for i in range(0, len(events) + 5, 5):  # and after the last batch, the input's end
+        if i < len(events):
+            e.process("transfer", "t", 0, fed("transfer", events[i : i + 5], "t", i))
+            e.advance()
+        else:
+            e.drain()
         for inc in e.take_incidents():
             key, value, headers = encode_incident(inc)
             p.produce(config.topics.incidents, value=value, key=key, headers=headers)
