@@ -22,6 +22,9 @@ customer's records and every use of them meet in one task. It fires:
   watermark has passed a use or a lifecycle event, so that every lifecycle event dated before the use
   is known (a collection that made the record anew) and inputs interleaved differently (live, replay)
   end with one alert;
+- `used_while_withheld`: a use, for a purpose the law does not oblige, of a record a statutory
+  minimum keeps after its deletion was requested (withheld from the request's due date: PIPL art.
+  47 ¶2 allows storage and the law's own uses alone);
 - `destruction_record_incomplete`: a destroy event without content (categories), method, operator
   or supervisor, or with the operator as their own supervisor;
 - `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords;
@@ -90,6 +93,7 @@ class Rule(StrEnum):
     retention_expired = "retention_expired"
     deletion_request_overdue = "deletion_request_overdue"
     used_after_deadline = "used_after_deadline"
+    used_while_withheld = "used_while_withheld"
     used_after_deletion = "used_after_deletion"
     destruction_record_incomplete = "destruction_record_incomplete"
     foreign_c3_stored = "foreign_c3_stored"
@@ -279,7 +283,7 @@ class RetentionOverrunDetector:
                 for rid in dict.fromkeys(ev.record_ids):
                     uses = held.uses.setdefault(rid, [])
                     if all(u[1] != ev.event_id for u in uses):
-                        uses.append([ev.ts, ev.event_id, stream, who, ""])
+                        uses.append([ev.ts, ev.event_id, stream, who, "", ev.purpose or ""])
                         uses.sort()
                 self.store.touch(customer)
                 ctx.timers.register(customer, ev.ts)  # judged once every input has passed it
@@ -684,6 +688,12 @@ class RetentionOverrunDetector:
         after_gone = [u for u in uses if rec.gone and u[0] > rec.gone and (anew is None or u[0] < anew)]
         due = self._due(held, rec, ctx.catalog)
         after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
+        withheld = self._withheld(held, rec, ctx.catalog)
+        for_other = [
+            u
+            for u in uses
+            if withheld and u[0] > withheld and u not in after_gone and _for_another_purpose(u, ctx.catalog)
+        ]
         for rule, since, offending, what in (
             (
                 Rule.used_after_deletion,
@@ -692,6 +702,13 @@ class RetentionOverrunDetector:
                 f"{GONE_STAGES.get(rec.gone_stage, 'removed')} {self._day(rec.gone)}",
             ),
             (Rule.used_after_deadline, due, after_due, f"past its deadline {self._last_day(due or 1)}"),
+            (
+                Rule.used_while_withheld,
+                withheld,
+                for_other,
+                f"withheld for its statutory minimum since {self._last_day(withheld or 1)} (deletion "
+                f"requested {self._day(rec.requested)}), used for {for_other[-1][5] if for_other else ''}",
+            ),
         ):
             first = rule not in rec.fired
             if not _count(rule, offending, rec.fired):
@@ -724,6 +741,15 @@ class RetentionOverrunDetector:
             if not self._kept_by_law(held, rec, catalog, requested):
                 past.append(requested)
         return min(past) if past else None
+
+    def _withheld(self, held: Customer, rec: Record, catalog: Catalog) -> int | None:
+        """When a record whose deletion was requested but which the law keeps (PIPL art. 47 ¶2) is
+        to be withheld from every use but the law's: the request's due date (the bank has its 15
+        days to answer it); None if the law does not keep it then, or none was requested."""
+        if not rec.requested:
+            return None
+        due = catalog.policy.deletion_due(rec.requested)
+        return due if self._kept_by_law(held, rec, catalog, due) else None
 
     def _pin_anchors(self, held: Customer, rec: Record, catalog: Catalog) -> None:
         """An alert an earlier lifemon raised hashed its start, which `_anchor` keeps from its next
@@ -835,7 +861,15 @@ def _anchor(rec: Record, tag: str, start: int, first: bool) -> int:
     return rec.fired.setdefault(f"{tag}{ANCHOR}", 0 if first else start)
 
 
-_MARK = {Rule.used_after_deletion: "g", Rule.used_after_deadline: "d"}
+_MARK = {Rule.used_after_deletion: "g", Rule.used_after_deadline: "d", Rule.used_while_withheld: "w"}
+
+
+def _for_another_purpose(use: list[Any], catalog: Catalog) -> bool:
+    """A use stating a purpose the policy knows and the law does not oblige (purposes.yaml
+    `legal_obligation`): what a withheld record may no longer serve. One stating none, or one the
+    policy does not know, cannot be told from the law's (a regulatory report) and is not judged."""
+    purpose = catalog.purposes.get(use[5]) if len(use) > 5 else None
+    return purpose is not None and not purpose.legal_obligation
 
 
 def _count(rule: Rule, offending: list[list[Any]], fired: dict[str, int]) -> int:

@@ -113,6 +113,7 @@ RULES = (
     "retention_expired",
     "deletion_request_overdue",
     "used_after_deadline",
+    "used_while_withheld",
     "used_after_deletion",
     "destruction_record_incomplete",
     "foreign_c3_stored",
@@ -562,6 +563,20 @@ def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run
     assert "past its deadline 2025-12-16," in a.summary and "read by e9" in a.summary and a.revision == 1
     assert set(got) == {"used_after_deadline", "deletion_request_overdue"}
     assert run([collect(day=-100, **TRANSACTION), asked, read(day=-12), tick(0)]) == {}
+
+
+def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(run) -> None:
+    """PIPL art. 47 ¶2: a transaction record the AML Law keeps five years is withheld, not deleted,
+    when its customer asks for deletion (requested 1 Dec, due 16 Dec in Beijing), and serves nothing
+    but storage and the law from then: a read for marketing on day 19 fires, naming its reader; one
+    for AML, one stating no purpose, and one for marketing within the request's 15 days do not."""
+    asked = lc("deletion_requested", day=-31)
+    steps = [collect(day=-100, **TRANSACTION), asked]
+    got = run([*steps, read(day=-22, actor="e7", purpose="marketing"), read(day=-12, actor="e9", purpose="marketing"), tick(0)])  # fmt: skip
+    (a,) = got["used_while_withheld"]
+    assert set(got) == {"used_while_withheld"} and a.counts == {"uses": 1} and "read by e9" in a.summary
+    assert "since 2025-12-16" in a.summary and "used for marketing" in a.summary
+    assert run([*steps, read(day=-12, purpose="kyc_aml"), read(day=-11, actor="e8"), tick(0)]) == {}
 
 
 def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, catalog) -> None:
