@@ -64,8 +64,10 @@ class SftpParser:
                             raw,
                             "unparsed",
                             "message",
-                            f"close of a file in sftp session {host}[{m.group('pid')}] whose `session opened` "
-                            "line was not read (shipped before lifemon started, or lost)",
+                            # a reason never echoes what a log line holds (a mangled line's host or
+                            # pid may be anything, a card number even): the record itself is kept
+                            "close of a file in an sftp session whose `session opened` line was not "
+                            "read (shipped before lifemon started, or lost)",
                         )
                     )
                     continue
