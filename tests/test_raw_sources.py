@@ -240,6 +240,85 @@ def test_a_log_line_prefix_that_does_not_fit_the_servers_is_a_dead_letter_not_a_
     assert decode_all(dec, "access", records(TOPICS["pgaudit"], lines)).dead == []
 
 
+# The same traffic on a server whose lc_messages is 'zh_CN.UTF-8' (initdb's choice on a Chinese host),
+# its log as PostgreSQL 15.18 + pgaudit wrote it (Debian's `%m [%p] %q%u@%d `, China time)
+ZH = {"log_line_prefix": "%m [%p] %q%u@%d ", "timezone": "Asia/Shanghai"}
+ZH_EXPECTED = [
+    ("E1001", "core_banking", "success", ["C000042"], 1, ["customer_name", "mobile_phone"]),
+    ("E1001", "core_banking", "success", [], 1, ["customer_name", "id_document_no"]),
+    ("E1001", "core_banking", "success", ["C000043"], 1, ["customer_name", "mobile_phone"]),
+    ("E1001", "core_banking", "success", ["C000044"], 1, ["account_balance"]),
+    ("E1001", "core_banking", "success", ["C000045"], 1, ["customer_name"]),
+    # 错误:  对表 credit_reports 权限不够 (csvlog: severity 错误, SQLSTATE 42501) and its 语句: line
+    ("E1001", "core_banking", "denied", ["C000046"], 0, ["credit_report"]),
+    ("E1001", "core_banking", "success", ["C000047"], 1, ["customer_name", "mobile_phone"]),
+    ("E1002", "core_banking", "success", [], 3001, ["customer_name", "id_document_no", "mobile_phone"]),
+    ("E1002", "core_banking", "success", [], 1, ["customer_name", "id_document_no", "mobile_phone"]),
+    ("E1002", "core_banking", "success", [], 3000, ["payment_account_no", "account_balance"]),
+    ("E1002", "core_banking", "success", [], 1, ["payment_account_no", "account_balance"]),
+    ("E1001", "core_banking", "success", ["C000048"], 1, ["customer_name", "payment_account_no", "account_balance"]),
+    ("E1001", "core_banking", "success", ["C000049"], 1, ["account_balance"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "opts"),
+    [("pgaudit_zh_CN.log", ZH), ("pgaudit_zh_CN.csv", {**ZH, "format": "csvlog"})],
+    ids=["stderr", "csvlog"],
+)
+def test_a_server_writing_its_log_in_chinese_is_read_as_an_english_one(name: str, opts: dict) -> None:
+    """`日志:  AUDIT: ...`: every stderr line was skipped as no PostgreSQL line (0 events, 0 dead
+    letters), and csvlog dropped the denial, its severity column reading 错误."""
+    dec, stats = decoder(**opts)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], entries(name)))
+    assert out.dead == []
+    assert [summary(ev) for _, ev in out.ok] == ZH_EXPECTED
+    assert stats.skipped["pgaudit: server message (not AUDIT)"] == 12  # 正在启动, 数据库系统已关闭 ...
+
+
+def test_a_pgaudit_line_in_a_language_lifemon_does_not_know_is_a_dead_letter_naming_lc_messages() -> None:
+    """A severity word lifemon has no translation for: the AUDIT line is lost data access, said as
+    such (not as a prefix to fix); the server's other lines in that language are skipped, counted."""
+    zh = entries("pgaudit_zh_CN.log")
+    audit, startup = zh[5].replace("日志".encode(), b"LOGBOEK"), zh[0].replace("日志".encode(), b"LOGBOEK")
+    dec, stats = decoder(**ZH)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], [startup, audit]))
+    assert out.ok == [] and [(d.kind, d.field) for d in out.dead] == [("unparsed", "lc_messages")]
+    assert "'LOGBOEK'" in out.dead[0].message and "lc_messages to 'C'" in out.dead[0].message
+    assert stats.skipped["pgaudit: not a PostgreSQL log line"] == 1
+
+
+def test_a_csvlog_record_with_an_audit_line_cut_short_is_a_dead_letter() -> None:
+    """A csvlog record with too few columns was skipped as no PostgreSQL line, AUDIT line or not."""
+    audit = next(e for e in entries("pgaudit_zh_CN.csv") if b"C000042" in e)
+    cut = audit[: audit.index(b"C000042")]
+    out = decode_all(decoder(**ZH, format="csvlog")[0], "access", records(TOPICS["pgaudit"], [cut]))
+    assert out.ok == [] and [(d.kind, d.field) for d in out.dead] == [("unparsed", "message")]
+    assert "csvlog" in out.dead[0].message
+
+
+def test_the_translated_words_are_postgresqls_own() -> None:
+    """streams/sources/pg_messages.py against PostgreSQL 15's own translations, where installed."""
+    import gettext
+
+    from streams.sources.pg_messages import DENIALS, FOLLOWING, SEVERITIES, TRANSLATIONS
+
+    checked = []
+    for language, words in TRANSLATIONS.items():
+        mo = Path(f"/usr/share/locale/{language}/LC_MESSAGES/postgres-15.mo")
+        if mo.exists():
+            with mo.open("rb") as f:
+                po = gettext.GNUTranslations(f)
+            assert words == tuple(
+                tuple(po.gettext(w) for w in group) for group in (SEVERITIES, FOLLOWING, DENIALS)
+            )
+            checked.append(language)
+    if not checked:
+        pytest.skip(
+            "PostgreSQL 15's translations are not installed (/usr/share/locale/*/LC_MESSAGES/postgres-15.mo)"
+        )
+
+
 @pytest.mark.parametrize(
     ("prefix", "line", "want"),
     [

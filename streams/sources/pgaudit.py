@@ -18,12 +18,13 @@ import io
 import re
 from dataclasses import asdict
 from datetime import datetime, tzinfo
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
 from streams.sources.lines import Unreadable, count, epoch_ms, join_continuations, readable_time, zone
+from streams.sources.pg_messages import DENIED, MARKERS, SEVERITY, TRANSLATIONS
 from streams.sources.records import DbStatement, Parsed
 
 # log_line_prefix escapes (PostgreSQL docs, "log_line_prefix") -> what they match
@@ -49,16 +50,22 @@ _ESCAPES = {
     "Q": r"-?\d+",
 }
 _LEVEL = r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?):  (?P<msg>.*)"
+# the same in the languages PostgreSQL translates its log into (lc_messages): the level is the marker,
+# read as its English level (MARKERS); the longest first, so `致命错误:  ` is not taken for `错误:  `
+_TRANSLATED_LEVEL = (
+    "(?P<level>" + "|".join(re.escape(m) for m in sorted(MARKERS, key=len, reverse=True)) + ")(?P<msg>.*)"
+)
+# any word before `:  `: a line in a language lifemon does not know fits the prefix with it
+_UNKNOWN_LEVEL = r"(?P<level>[^\s:]+) ?:  (?P<msg>.*)"
 _DATA_CLASSES = ("READ", "WRITE")
 _NOT_ACCESS = frozenset({"PREPARE", "DEALLOCATE"})
-_DENIED = re.compile(r"permission denied for (?:table|relation|view|schema|sequence) (?P<object>\S+)")
-# what a line that does not fit the configured prefix is: lost data access (an AUDIT line, a
-# denial), another server line, or no PostgreSQL line at all
-_ACCESS_LINE = re.compile(
-    r"(?:LOG:  AUDIT: |ERROR:  permission denied for (?:table|relation|view|schema|sequence) )"
-)
-_ANY_LEVEL = re.compile(_LEVEL.split("(?P<msg>")[0])
+# what a line that does not fit the configured prefix is: lost data access (an AUDIT line in any
+# language, pgaudit's payload is never translated; a denial), another server line, or no PostgreSQL
+# line at all
+_ACCESS_LINE = re.compile(r":  AUDIT: |" + DENIED.pattern)
+_ANY_LEVEL = re.compile(_LEVEL.split("(?P<msg>")[0] + "|" + "|".join(re.escape(m) for m in MARKERS))
 _PREFIX_FIX = "set raw_sources.pgaudit.log_line_prefix to the server's own (psql: SHOW log_line_prefix)"
+_LANGUAGES = "English, or PostgreSQL 15's " + " ".join(TRANSLATIONS)
 # A query string holding several statements (psql -c, a script, a driver's batch): pgaudit logs the
 # whole string on each statement's line. Its pieces, quotes, dollar quotes and comments kept whole:
 _SQL_PIECE = re.compile(
@@ -78,9 +85,10 @@ _C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION, _C_LINE = 0, 1, 2, 3, 4,
 _C_SEVERITY, _C_STATE, _C_MESSAGE, _C_QUERY, _C_APP = 11, 12, 13, 19, 22
 
 
-def prefix_pattern(log_line_prefix: str) -> re.Pattern[str]:
-    """A regex for lines written with this `log_line_prefix`. `%q` ends the part that processes
-    without a session (checkpointer, autovacuum) leave out."""
+def prefix_pattern(log_line_prefix: str, level: str = _LEVEL) -> re.Pattern[str]:
+    """A regex for lines written with this `log_line_prefix`, then the `level` (English severity
+    words unless told). `%q` ends the part that processes without a session (checkpointer,
+    autovacuum) leave out."""
     out, optional, i, seen = [], False, 0, set()
     while i < len(log_line_prefix):
         c = log_line_prefix[i]
@@ -104,13 +112,19 @@ def prefix_pattern(log_line_prefix: str) -> re.Pattern[str]:
             elif name:
                 seen.add(name.group(1))
             out.append(r"\s*" + piece if m and m.group(0)[:-1] else piece)
-    return re.compile("^" + "".join(out) + (")?" if optional else "") + _LEVEL, re.S)
+    return re.compile("^" + "".join(out) + (")?" if optional else "") + level, re.S)
 
 
 class PgauditParser:
     def __init__(self, log_line_prefix: str, csvlog: bool, log_rows: bool, timezone: str):
         self.prefix, self.log_line_prefix = prefix_pattern(log_line_prefix), log_line_prefix
+        self.translated = prefix_pattern(log_line_prefix, _TRANSLATED_LEVEL)
         self.csvlog, self.log_rows, self.tz = csvlog, log_rows, zone(timezone)
+
+    @cached_property
+    def _any_language(self) -> re.Pattern[str]:
+        """The prefix, then any word as the level: only asked of a line that fits no known language."""
+        return prefix_pattern(self.log_line_prefix, _UNKNOWN_LEVEL)
 
     def parse(
         self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
@@ -130,20 +144,11 @@ class PgauditParser:
         newest: dict[str, int] = {}  # server -> its newest statement time in this batch
         for raw, line, row in rows:
             if row is None:
-                if not self.csvlog and _ACCESS_LINE.search(line.text[:MAX_PREFIX]):
-                    out.dead.append(
-                        DeadLetter(
-                            raw,
-                            "unparsed",
-                            "log_line_prefix",
-                            "a pgaudit line that does not fit the configured log_line_prefix "
-                            f"{self.log_line_prefix!r}: {_PREFIX_FIX}",
-                        )
-                    )
-                elif not self.csvlog and _ANY_LEVEL.search(line.text[:MAX_PREFIX]):
-                    out.skipped["pgaudit: server line that does not fit log_line_prefix"] += 1
+                why = self._unread(line.text[:MAX_PREFIX])
+                if isinstance(why, _Bad):
+                    out.dead.append(DeadLetter(raw, "unparsed", why.field, why.message))
                 else:
-                    out.skipped["pgaudit: not a PostgreSQL log line"] += 1
+                    out.skipped[why] += 1
                 continue
             session = row["session"] or f"{line.host or '-'}:{row['pid']}"
             held = Open.held(carry, session)
@@ -198,10 +203,45 @@ class PgauditParser:
         return out
 
     # -- one entry --------------------------------------------------------------------------------
+    def _unread(self, head: str) -> _Bad | str:
+        """Why an entry gave no row. Lost data access (an AUDIT line, a denial) is a dead letter
+        saying what to set; any other line is skipped, counted by what it is."""
+        if self.csvlog:
+            if "AUDIT: " in head or ",42501," in head:
+                return _Bad(
+                    "message", "a csvlog record with a pgaudit line or a denial, cut short or garbled"
+                )
+            return "pgaudit: not a PostgreSQL log line"
+        if _ACCESS_LINE.search(head):
+            m = self._any_language.match(head)
+            if m is not None and not _blank_in_name(self._fields(m, head)):
+                return _Bad(
+                    "lc_messages",
+                    f"a pgaudit line whose severity {m['level']!r} is in a language lifemon does not "
+                    f"read ({_LANGUAGES}): set the server's lc_messages to 'C' (or one of those)",
+                )
+            return _Bad(
+                "log_line_prefix",
+                "a pgaudit line that does not fit the configured log_line_prefix "
+                f"{self.log_line_prefix!r}: {_PREFIX_FIX}",
+            )
+        if _ANY_LEVEL.search(head):
+            return "pgaudit: server line that does not fit log_line_prefix"
+        return "pgaudit: not a PostgreSQL log line"
+
     def _stderr_row(self, text: str) -> dict[str, str] | None:
-        m = self.prefix.match(text[:MAX_PREFIX])
+        head = text[:MAX_PREFIX]
+        m = self.prefix.match(head)
         if m is None:
-            return None
+            # lc_messages other than English (a zh_CN host's initdb): asked only where English did not fit
+            m = self.translated.match(head)
+            if m is None:
+                return None
+            return self._fields(m, text) | {"level": MARKERS[m["level"]]}
+        return self._fields(m, text)
+
+    @staticmethod
+    def _fields(m: re.Match[str], text: str) -> dict[str, str]:
         g = m.groupdict()
         g["msg"] = text[m.start("msg") :]
         return {
@@ -237,7 +277,7 @@ class PgauditParser:
             "session": cols[_C_SESSION],
             "line_no": cols[_C_LINE],
             "sqlstate": cols[_C_STATE],
-            "level": cols[_C_SEVERITY],
+            "level": SEVERITY.get(cols[_C_SEVERITY], cols[_C_SEVERITY]),  # csvlog writes it translated
             "msg": cols[_C_MESSAGE],
             "query": cols[_C_QUERY],
         }
@@ -248,8 +288,7 @@ class PgauditParser:
         """(merge key, statement), a dead-letter reason, or the skip reason of a line."""
         msg, level = row["msg"], row["level"]
         if level == "ERROR":
-            denied = _DENIED.match(msg)
-            if denied is None and row["sqlstate"] != "42501":
+            if not _is_denial(row):
                 return "pgaudit: error other than permission denied"
             ts = self._ts(row, line)
             # a denial has no pgaudit statement id, and a script's denials share a millisecond: the
@@ -486,6 +525,14 @@ def _tz_of(name: str, default: tzinfo) -> tzinfo:
         delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0))
         return timezone(-delta if m.group(1) == "-" else delta)
     return default
+
+
+def _is_denial(row: dict[str, str]) -> bool:
+    """An ERROR that refused access: SQLSTATE 42501 insufficient_privilege where the log has it
+    (csvlog, jsonlog, `%e`), else the message, in any language PostgreSQL writes it in."""
+    if row["sqlstate"]:
+        return row["sqlstate"] == "42501"
+    return DENIED.match(row["msg"]) is not None
 
 
 def _blank_in_name(row: dict[str, str]) -> bool:
