@@ -276,6 +276,32 @@ def test_a_server_writing_its_log_in_chinese_is_read_as_an_english_one(name: str
     assert stats.skipped["pgaudit: server message (not AUDIT)"] == 12  # 正在启动, 数据库系统已关闭 ...
 
 
+# pgaudit.log_statement_once=on, the same traffic again: a join's second table line reads
+# `core.accounts,<previously logged>,<previously logged>,600` (logins teller_b, analyst_b: unmapped)
+ONCE_EXPECTED = [
+    ("teller_b", "core_banking", "denied", ["C000046"], 0, ["credit_report"]),
+    ("teller_b", "core_banking", "success", ["C000042"], 1, ["customer_name", "mobile_phone"]),
+    ("teller_b", "core_banking", "success", ["C000048"], 1, ["customer_name", "payment_account_no", "account_balance"]),
+    ("teller_b", "core_banking", "success", [], 1, ["db:corebank.core.cust_profile"]),
+    ("analyst_b", "core_banking", "success", [], 600, ["id_document_no", "account_balance"]),
+]  # fmt: skip
+
+
+def test_with_log_statement_once_a_join_is_one_access_with_every_tables_fields() -> None:
+    """The join's second line replaced the first's part: the teller's join named no customer and
+    the analyst's 600 ID numbers and balances were an access with no field. Its text and parameters
+    are the first line's now; a later line whose first line was not read is a dead letter."""
+    lines = entries("pgaudit_statement_once.log")
+    out = decode_all(decoder(**ZH)[0], "access", records(TOPICS["pgaudit"], lines))
+    assert out.dead == [] and [summary(ev) for _, ev in out.ok] == ONCE_EXPECTED
+    later = next(
+        line for line in lines if b"core.accounts,<previously logged>,<previously logged>,600" in line
+    )
+    alone = decode_all(decoder(**ZH)[0], "access", records(TOPICS["pgaudit"], [later]))
+    assert alone.ok == [] and [(d.kind, d.field) for d in alone.dead] == [("unparsed", "statement")]
+    assert "log_statement_once" in alone.dead[0].message
+
+
 def test_a_pgaudit_line_in_a_language_lifemon_does_not_know_is_a_dead_letter_naming_lc_messages() -> None:
     """A severity word lifemon has no translation for: the AUDIT line is lost data access, said as
     such (not as a prefix to fix); the server's other lines in that language are skipped, counted."""

@@ -59,11 +59,19 @@ _TRANSLATED_LEVEL = (
 _UNKNOWN_LEVEL = r"(?P<level>[^\s:]+) ?:  (?P<msg>.*)"
 _DATA_CLASSES = ("READ", "WRITE")
 _NOT_ACCESS = frozenset({"PREPARE", "DEALLOCATE"})
+# pgaudit.log_statement_once: a statement's later lines (a join's other tables) log this for its
+# text and parameters, which are on its first line (pgaudit README, "pgaudit.log_statement_once")
+_ONCE = "<previously logged>"
 # what a line that does not fit the configured prefix is: lost data access (an AUDIT line in any
 # language, pgaudit's payload is never translated; a denial), another server line, or no PostgreSQL
 # line at all
 _ACCESS_LINE = re.compile(r":  AUDIT: |" + DENIED.pattern)
 _ANY_LEVEL = re.compile(_LEVEL.split("(?P<msg>")[0] + "|" + "|".join(re.escape(m) for m in MARKERS))
+_ONCE_UNREAD = (
+    "pgaudit.log_statement_once: this table's line refers to its statement's first line, which was "
+    "not read before it (lost, or completed before this line came): the columns and customers it "
+    "read are unknown; turn pgaudit.log_statement_once off to log them on every line"
+)
 _PREFIX_FIX = "set raw_sources.pgaudit.log_line_prefix to the server's own (psql: SHOW log_line_prefix)"
 _LANGUAGES = "English, or PostgreSQL 15's " + " ".join(TRANSLATIONS)
 # A query string holding several statements (psql -c, a script, a driver's batch): pgaudit logs the
@@ -186,6 +194,9 @@ class PgauditParser:
                 newest[st.host or "-"] = max(newest.get(st.host or "-", 0), st.ts_ms)
                 if held is not None and key is not None and held.stmt == key[0]:
                     held.add(raw, key[1], st)  # another table of the statement, or a sub-statement
+                    continue
+                if st.statement == _ONCE:
+                    out.dead.append(DeadLetter(raw, "unparsed", "statement", _ONCE_UNREAD))
                     continue
                 if held is not None:
                     out.found += held.statements()  # the session moved on
@@ -339,7 +350,7 @@ class PgauditParser:
         if command == "COPY" and not obj_name:
             rows = None
             command = "COPY FROM" if cls == "WRITE" else command
-        params = [p for p in rest if p not in ("<none>", "<not logged>")]
+        params = [p for p in rest if p not in ("<none>", "<not logged>", _ONCE)]
         ts = self._ts(row, line)
         return (stmt_id, sub_id), DbStatement(
             "pgaudit",
@@ -352,7 +363,9 @@ class PgauditParser:
             _ip(row["client"]),
             command,
             [_unquoted(obj_name)] if obj_name else [],
-            _own_statement(carry, session, stmt_id, command, _unquoted(obj_name), statement),
+            statement
+            if statement == _ONCE
+            else _own_statement(carry, session, stmt_id, command, _unquoted(obj_name), statement),
             params,
             rows if command != "DECLARE CURSOR" else None,  # pgaudit does not audit FETCH
         )
@@ -480,6 +493,9 @@ class Open:
 
     def add(self, raw: RawRecord, sub: str, st: DbStatement) -> None:
         held = self.parts.get(sub)
+        if st.statement == _ONCE:  # the text and parameters are on the statement's first line
+            first = (held or next(iter(self.parts.values())))[1]
+            st.statement, st.parameters = first.statement, first.parameters
         if held is None or held[1].statement != st.statement:
             self.parts[sub] = (raw, st)
             return
