@@ -425,6 +425,39 @@ def test_a_query_string_of_several_statements_gives_each_line_its_own() -> None:
     ]
 
 
+def test_a_numeric_customer_key_names_its_customers(tmp_path: Path) -> None:
+    """A bigint customer_key (core.cust_profile.cust_no, mapped beside the built-in tables) compared
+    with a number: `= 10042` and `IN (10043, 10044)` named no customer, only `'10045'` and `$1` did.
+    The real line, then its variants; a number that starts an expression or a decimal names none."""
+    policy = (FIXTURES.parent.parent.parent / "policy" / "sources.yaml").read_text()
+    table = "      core.cust_profile:\n        customer_key: cust_no\n        columns: {cust_name: customer_name, cert_no: id_document_no}\n"
+    (tmp_path / "sources.yaml").write_text(
+        policy.replace("      core.credit_reports:\n", table + "      core.credit_reports:\n")
+    )
+    from policy import load_policy
+    from streams.sources import parsers_for
+
+    mapping = load_sources(tmp_path, load_policy().classification)
+    config = raw_config(**ZH)
+    real = (FIXTURES / "pgaudit_numeric_key.log").read_text().strip()
+    variants = [
+        real,
+        real.replace("= 10042", "IN (10043, 10044)"),
+        real.replace("= 10042", "= '10045'"),
+        real.replace('= 10042;",<none>', '= $1;",10046'),
+        real.replace("= 10042", "= 10042 + 1"),
+        real.replace("= 10042", "= 10042.5"),
+        real.replace("= 10042;", "IN (10043, 10044, 100"),  # a list cut short (server_audit's limit)
+    ]
+    lines = [v.replace("[24687]", f"[{24687 + i}]").encode() for i, v in enumerate(variants)]
+    dec = RawDecoder(Decoder(), parsers_for(config), mapping, Stats())
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
+    assert [(ev.subject_ids, ev.fields) for _, ev in out.ok] == [
+        (ids, ["customer_name", "id_document_no"])
+        for ids in (["10042"], ["10043", "10044"], ["10045"], ["10046"], [], [], ["10043", "10044"])
+    ]
+
+
 def test_a_log_read_in_the_wrong_time_zone_is_refused_with_the_hint() -> None:
     """A server writing China time read as UTC: its accesses are hours ahead of their Kafka
     timestamps, dead letters whose reason says which setting to check."""

@@ -181,27 +181,30 @@ def _fields_read(entry: TableEntry, statement: str) -> list[str]:
     return list(dict.fromkeys(f for col, f in entry.columns.items() if col.lower() in words))
 
 
-_VALUE = r"'(?:[^']|'')*'(?!')|\$\d+"  # a whole literal or a bound parameter
+# a whole literal: quoted, or a number (a bigint customer key: `cust_no = 10042`, never the start
+# of `10042.5` or `1e5`); or a bound parameter
+_VALUE = r"'(?:[^']|'')*'(?!')|\$\d+|\d+(?![\w.])"
 
 
 def _subjects(entry: TableEntry, st: DbStatement) -> list[str]:
     """Customer ids the statement compares its customer-key column with: `= value` (not the start
-    of an expression: `'C0000' || $1`) or `IN (values)`, each a literal or a bound parameter. A
-    subquery, another column or an expression names no customer: its literals are other columns'.
-    A list cut short (server_audit_query_log_limit truncates statements) names the customers it holds."""
+    of an expression: `'C0000' || $1`) or `IN (values)`, each a literal (quoted, or a number: the
+    key may be a bigint) or a bound parameter. A subquery, another column or an expression names no
+    customer: its literals are other columns'. A list cut short (server_audit_query_log_limit
+    truncates statements) names the customers it holds, not the one cut in two."""
     if not entry.customer_key:
         return []
     key = re.escape(entry.customer_key)
     out: list[str] = []
     for m in re.finditer(
-        rf"\b{key}\"?\s*(?:=\s*({_VALUE})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{_VALUE})(?:\s*,\s*(?:{_VALUE}))*)\s*(?:\)|,\s*'[^']*$))",
+        rf"\b{key}\"?\s*(?:=\s*({_VALUE})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{_VALUE})(?:\s*,\s*(?:{_VALUE}))*)\s*(?:\)|,\s*(?:'[^']*|\d*)$))",
         st.statement,
         re.I,
     ):
-        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)", m.group(1) or m.group(2)):
-            literal, param = value
-            if literal:
-                out.append(literal.replace("''", "'"))
+        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)|(\d+)", m.group(1) or m.group(2)):
+            literal, param, number = value
+            if literal or number:
+                out.append(number or literal.replace("''", "'"))
             elif param and len(param) <= 6 and int(param) <= len(st.parameters):  # not $9999...9
                 out.append(st.parameters[int(param) - 1])
     return out
