@@ -503,16 +503,17 @@ class Open:
         self.parts[sub] = (raw, held[1])
 
     def statements(self) -> list[tuple[RawRecord, DbStatement]]:
-        """The statement's accesses. `COPY (query) TO` logs the query's tables and rows as
-        sub-statements with the COPY's text, then the COPY itself with neither: one export of
-        those rows, not a query of them and an export of nothing."""
+        """The statement's accesses. `COPY (query) TO` logs the query's rows (and, with
+        pgaudit.log_relation on, its tables) as sub-statements with the COPY's text, then the COPY
+        itself with neither: one export of those rows, not a query of them and an export of
+        nothing whose rows are unknown."""
         parts = list(self.parts.values())
         copies = {st.statement: raw for raw, st in parts if st.command == "COPY" and not st.tables}
-        if not any(st.statement in copies and st.tables for _, st in parts):
+        if not any(st.statement in copies and st.command != "COPY" for _, st in parts):
             return parts
         found = []
         for raw, st in parts:
-            if st.statement in copies and st.tables:
+            if st.statement in copies and st.command != "COPY":  # the query
                 st.command = "COPY"
                 found.append((copies[st.statement], st))  # counted at the COPY's line, the last
             elif st.statement not in copies:
