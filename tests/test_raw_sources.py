@@ -22,7 +22,7 @@ from streams.config import load_config
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 from streams.sources import RawDecoder
-from streams.sources.pgaudit import prefix_pattern
+from streams.sources.pg_log import prefix_pattern
 from streams.stats import Stats
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "raw"

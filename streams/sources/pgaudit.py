@@ -1,4 +1,5 @@
-"""pgaudit lines from PostgreSQL's stderr log (any `log_line_prefix`) or its csvlog.
+"""pgaudit lines from PostgreSQL's log (its formats and languages are read into rows by
+streams/sources/pg_log.py):
 
     <prefix>LOG:  AUDIT: SESSION|OBJECT,stmt_id,substmt_id,class,command,object_type,object_name,
                          statement,parameter...,rows
@@ -18,121 +19,41 @@ import io
 import re
 from dataclasses import asdict
 from datetime import datetime, tzinfo
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import Unreadable, count, epoch_ms, join_continuations, readable_time, zone
-from streams.sources.pg_messages import DENIED, MARKERS, SEVERITY, TRANSLATIONS
+from streams.sources.lines import Unreadable, count, epoch_ms, readable_time, zone
+from streams.sources.pg_log import MAX_PREFIX, Bad, PostgresLog, Row
+from streams.sources.pg_messages import DENIED
 from streams.sources.records import DbStatement, Parsed
 
-# log_line_prefix escapes (PostgreSQL docs, "log_line_prefix") -> what they match
-_ESCAPES = {
-    "a": r"(?P<app>.*?)",
-    "u": r"(?P<user>.*?)",
-    "d": r"(?P<db>.*?)",
-    "r": r"(?P<client>[^\s(]*)(?:\(\d+\))?",
-    "h": r"(?P<client>\S*?)",
-    "b": r".*?",
-    "p": r"(?P<pid>\d+)",
-    "P": r"\d*",
-    "t": r"(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?)",
-    "m": r"(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?: [A-Za-z0-9+:-]+)?)",
-    "n": r"(?P<epoch>\d+\.\d+)",
-    "i": r".*?",
-    "e": r"(?P<sqlstate>[0-9A-Z]{5})",
-    "c": r"(?P<session>[0-9a-f]+\.[0-9a-f]+)",
-    "l": r"(?P<line_no>\d+)",
-    "s": r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?",
-    "v": r"\S*?",
-    "x": r"\d+",
-    "Q": r"-?\d+",
-}
-_LEVEL = r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?):  (?P<msg>.*)"
-# the same in the languages PostgreSQL translates its log into (lc_messages): the level is the marker,
-# read as its English level (MARKERS); the longest first, so `致命错误:  ` is not taken for `错误:  `
-_TRANSLATED_LEVEL = (
-    "(?P<level>" + "|".join(re.escape(m) for m in sorted(MARKERS, key=len, reverse=True)) + ")(?P<msg>.*)"
-)
-# any word before `:  `: a line in a language lifemon does not know fits the prefix with it
-_UNKNOWN_LEVEL = r"(?P<level>[^\s:]+) ?:  (?P<msg>.*)"
 _DATA_CLASSES = ("READ", "WRITE")
 _NOT_ACCESS = frozenset({"PREPARE", "DEALLOCATE"})
 # pgaudit.log_statement_once: a statement's later lines (a join's other tables) log this for its
 # text and parameters, which are on its first line (pgaudit README, "pgaudit.log_statement_once")
 _ONCE = "<previously logged>"
-# what a line that does not fit the configured prefix is: lost data access (an AUDIT line in any
-# language, pgaudit's payload is never translated; a denial), another server line, or no PostgreSQL
-# line at all
-_ACCESS_LINE = re.compile(r":  AUDIT: |" + DENIED.pattern)
-_ANY_LEVEL = re.compile(_LEVEL.split("(?P<msg>")[0] + "|" + "|".join(re.escape(m) for m in MARKERS))
 _ONCE_UNREAD = (
     "pgaudit.log_statement_once: this table's line refers to its statement's first line, which was "
     "not read before it (lost, or completed before this line came): the columns and customers it "
     "read are unknown; turn pgaudit.log_statement_once off to log them on every line"
 )
-_PREFIX_FIX = "set raw_sources.pgaudit.log_line_prefix to the server's own (psql: SHOW log_line_prefix)"
-_LANGUAGES = "English, or PostgreSQL 15's " + " ".join(TRANSLATIONS)
 # A query string holding several statements (psql -c, a script, a driver's batch): pgaudit logs the
 # whole string on each statement's line. Its pieces, quotes, dollar quotes and comments kept whole:
 _SQL_PIECE = re.compile(
     r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|(\$\w*\$).*?\1|--[^\n]*|/\*.*?\*/|[^'";$/-]+|.""", re.S
 )
 _SCRIPT = "\x1fscript"  # carry key suffix: how far a session's multi-statement string is read
-# The prefix's lazy `.*?` fields backtrack quadratically over a line with no level in it (a 32 KB
-# line took 7 s): the prefix and level must fit in the line's first MAX_PREFIX characters, as a real
-# prefix does (names are at most 63 bytes, a host name 255).
-MAX_PREFIX = 1024
 # A statement's lines are written within moments of each other: a line of the same server this much
 # newer means no more are coming for a statement still open (its session may never log again).
 HOLD_MS = 1000
-_CSV_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-# csvlog columns (PostgreSQL 13+): the ones lifemon reads
-_C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION, _C_LINE = 0, 1, 2, 3, 4, 5, 6
-_C_SEVERITY, _C_STATE, _C_MESSAGE, _C_QUERY, _C_APP = 11, 12, 13, 19, 22
-
-
-def prefix_pattern(log_line_prefix: str, level: str = _LEVEL) -> re.Pattern[str]:
-    """A regex for lines written with this `log_line_prefix`, then the `level` (English severity
-    words unless told). `%q` ends the part that processes without a session (checkpointer,
-    autovacuum) leave out."""
-    out, optional, i, seen = [], False, 0, set()
-    while i < len(log_line_prefix):
-        c = log_line_prefix[i]
-        if c != "%" or i + 1 >= len(log_line_prefix):
-            out.append(re.escape(c))
-            i += 1
-            continue
-        m = re.match(r"-?\d*([a-zA-Z%])", log_line_prefix[i + 1 :])
-        esc = m.group(1) if m else "%"
-        i += 1 + (m.end() if m else 1)
-        if esc == "%":
-            out.append("%")
-        elif esc == "q":
-            out.append("(?:")
-            optional = True
-        else:
-            piece = _ESCAPES.get(esc, r".*?")
-            name = re.search(r"\?P<(\w+)>", piece)
-            if name and name.group(1) in seen:  # %r and %h both name the client: keep the first
-                piece = re.sub(r"\?P<\w+>", "?:", piece)
-            elif name:
-                seen.add(name.group(1))
-            out.append(r"\s*" + piece if m and m.group(0)[:-1] else piece)
-    return re.compile("^" + "".join(out) + (")?" if optional else "") + level, re.S)
 
 
 class PgauditParser:
     def __init__(self, log_line_prefix: str, csvlog: bool, log_rows: bool, timezone: str):
-        self.prefix, self.log_line_prefix = prefix_pattern(log_line_prefix), log_line_prefix
-        self.translated = prefix_pattern(log_line_prefix, _TRANSLATED_LEVEL)
-        self.csvlog, self.log_rows, self.tz = csvlog, log_rows, zone(timezone)
-
-    @cached_property
-    def _any_language(self) -> re.Pattern[str]:
-        """The prefix, then any word as the level: only asked of a line that fits no known language."""
-        return prefix_pattern(self.log_line_prefix, _UNKNOWN_LEVEL)
+        self.log = PostgresLog(log_line_prefix, csvlog)
+        self.log_rows, self.tz = log_rows, zone(timezone)
 
     def parse(
         self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
@@ -142,18 +63,13 @@ class PgauditParser:
         its lines may come: a join's next table line, a denial's STATEMENT line. It is complete
         when the session logs another statement, when a line of its server is HOLD_MS newer, or
         when `final` says nothing more is coming for now (the partition is read to its end)."""
-        if self.csvlog:
-            entries, dead = join_continuations(items, lambda t: bool(_CSV_START.match(t)))
-            rows = [(raw, line, self._csv_row(line.text)) for raw, line in entries]
-        else:
-            entries, dead = join_continuations(items, lambda t: not t.startswith("\t"), strip="\t")
-            rows = [(raw, line, self._stderr_row(line.text)) for raw, line in entries]
+        rows, dead = self.log.rows(items)
         out = Parsed(dead=dead)
         newest: dict[str, int] = {}  # server -> its newest statement time in this batch
         for raw, line, row in rows:
             if row is None:
-                why = self._unread(line.text[:MAX_PREFIX])
-                if isinstance(why, _Bad):
+                why = self.log.unread(line.text[:MAX_PREFIX])
+                if isinstance(why, Bad):
                     out.dead.append(DeadLetter(raw, "unparsed", why.field, why.message))
                 else:
                     out.skipped[why] += 1
@@ -177,17 +93,12 @@ class PgauditParser:
             try:
                 result = self._statement(row, line, session, carry)
             except Unreadable as e:
-                result = _Bad(e.field, e.message)
-            if isinstance(result, tuple) and not self.csvlog and _blank_in_name(row):
-                result = _Bad(
-                    "log_line_prefix",
-                    "a user or database name read with the configured log_line_prefix "
-                    f"{self.log_line_prefix!r} holds a space: the server's prefix likely has more "
-                    f"after it (app=%a, say) than the configured one; {_PREFIX_FIX}",
-                )
+                result = Bad(e.field, e.message)
+            if isinstance(result, tuple):
+                result = self.log.misnamed(row) or result
             if isinstance(result, str):
                 out.skipped[result] += 1
-            elif isinstance(result, _Bad):
+            elif isinstance(result, Bad):
                 out.dead.append(DeadLetter(raw, "unparsed", result.field, result.message))
             else:
                 key, st = result
@@ -213,89 +124,9 @@ class PgauditParser:
         out.found.sort(key=lambda rs: rs[0].offset)
         return out
 
-    # -- one entry --------------------------------------------------------------------------------
-    def _unread(self, head: str) -> _Bad | str:
-        """Why an entry gave no row. Lost data access (an AUDIT line, a denial) is a dead letter
-        saying what to set; any other line is skipped, counted by what it is."""
-        if self.csvlog:
-            if "AUDIT: " in head or ",42501," in head:
-                return _Bad(
-                    "message", "a csvlog record with a pgaudit line or a denial, cut short or garbled"
-                )
-            return "pgaudit: not a PostgreSQL log line"
-        if _ACCESS_LINE.search(head):
-            m = self._any_language.match(head)
-            if m is not None and not _blank_in_name(self._fields(m, head)):
-                return _Bad(
-                    "lc_messages",
-                    f"a pgaudit line whose severity {m['level']!r} is in a language lifemon does not "
-                    f"read ({_LANGUAGES}): set the server's lc_messages to 'C' (or one of those)",
-                )
-            return _Bad(
-                "log_line_prefix",
-                "a pgaudit line that does not fit the configured log_line_prefix "
-                f"{self.log_line_prefix!r}: {_PREFIX_FIX}",
-            )
-        if _ANY_LEVEL.search(head):
-            return "pgaudit: server line that does not fit log_line_prefix"
-        return "pgaudit: not a PostgreSQL log line"
-
-    def _stderr_row(self, text: str) -> dict[str, str] | None:
-        head = text[:MAX_PREFIX]
-        m = self.prefix.match(head)
-        if m is None:
-            # lc_messages other than English (a zh_CN host's initdb): asked only where English did not fit
-            m = self.translated.match(head)
-            if m is None:
-                return None
-            return self._fields(m, text) | {"level": MARKERS[m["level"]]}
-        return self._fields(m, text)
-
-    @staticmethod
-    def _fields(m: re.Match[str], text: str) -> dict[str, str]:
-        g = m.groupdict()
-        g["msg"] = text[m.start("msg") :]
-        return {
-            "time": g.get("time") or "",
-            "epoch": g.get("epoch") or "",
-            "user": g.get("user") or "",
-            "db": g.get("db") or "",
-            "app": g.get("app") or "",
-            "client": g.get("client") or "",
-            "pid": g.get("pid") or "",
-            "session": g.get("session") or "",
-            "line_no": g.get("line_no") or "",
-            "sqlstate": g.get("sqlstate") or "",
-            "level": g["level"],
-            "msg": g["msg"],
-        }
-
-    def _csv_row(self, text: str) -> dict[str, str] | None:
-        try:
-            cols = next(csv.reader(io.StringIO(text)))
-        except (csv.Error, StopIteration):
-            return None
-        if len(cols) < 23:
-            return None
-        return {
-            "time": cols[_C_TIME],
-            "epoch": "",
-            "user": cols[_C_USER],
-            "db": cols[_C_DB],
-            "app": cols[_C_APP],
-            "client": cols[_C_CLIENT].rsplit(":", 1)[0],
-            "pid": cols[_C_PID],
-            "session": cols[_C_SESSION],
-            "line_no": cols[_C_LINE],
-            "sqlstate": cols[_C_STATE],
-            "level": SEVERITY.get(cols[_C_SEVERITY], cols[_C_SEVERITY]),  # csvlog writes it translated
-            "msg": cols[_C_MESSAGE],
-            "query": cols[_C_QUERY],
-        }
-
     def _statement(
-        self, row: dict[str, str], line: Line, session: str, carry: dict[str, Any]
-    ) -> tuple[tuple[str, str] | None, DbStatement] | _Bad | str:
+        self, row: Row, line: Line, session: str, carry: dict[str, Any]
+    ) -> tuple[tuple[str, str] | None, DbStatement] | Bad | str:
         """(merge key, statement), a dead-letter reason, or the skip reason of a line."""
         msg, level = row["msg"], row["level"]
         if level == "ERROR":
@@ -326,9 +157,9 @@ class PgauditParser:
         try:
             fields = next(csv.reader(io.StringIO(msg[7:])))
         except (csv.Error, StopIteration):
-            return _Bad("message", "AUDIT payload is not valid CSV")
+            return Bad("message", "AUDIT payload is not valid CSV")
         if len(fields) < 9 or fields[0] not in ("SESSION", "OBJECT"):
-            return _Bad(
+            return Bad(
                 "message",
                 f"AUDIT payload has {len(fields)} fields; expected SESSION|OBJECT,stmt_id,substmt_id,class,"
                 "command,object_type,object_name,statement,parameter[,rows]",
@@ -341,7 +172,7 @@ class PgauditParser:
         rows = None
         if self.log_rows:
             if not rest or not rest[-1].isdigit():
-                return _Bad(
+                return Bad(
                     "rows",
                     "no row count ends the line: turn pgaudit.log_rows on, or set the source's log_rows: false",
                 )
@@ -370,10 +201,10 @@ class PgauditParser:
             rows if command != "DECLARE CURSOR" else None,  # pgaudit does not audit FETCH
         )
 
-    def _ts(self, row: dict[str, str], line: Line) -> int:
+    def _ts(self, row: Row, line: Line) -> int:
         return readable_time("time", lambda: self._read_ts(row, line))
 
-    def _read_ts(self, row: dict[str, str], line: Line) -> int:
+    def _read_ts(self, row: Row, line: Line) -> int:
         if row["epoch"]:
             return int(float(row["epoch"]) * 1000)
         text = row["time"]
@@ -521,13 +352,6 @@ class Open:
         return found
 
 
-class _Bad:
-    __slots__ = ("field", "message")
-
-    def __init__(self, field: str, message: str):
-        self.field, self.message = field, message
-
-
 def _tz_of(name: str, default: tzinfo) -> tzinfo:
     """`UTC`/`GMT` or a numeric offset (`+08`) say themselves; an abbreviation (`CST`) is ambiguous,
     so the source's configured `timezone` decides."""
@@ -544,19 +368,12 @@ def _tz_of(name: str, default: tzinfo) -> tzinfo:
     return default
 
 
-def _is_denial(row: dict[str, str]) -> bool:
+def _is_denial(row: Row) -> bool:
     """An ERROR that refused access: SQLSTATE 42501 insufficient_privilege where the log has it
     (csvlog, jsonlog, `%e`), else the message, in any language PostgreSQL writes it in."""
     if row["sqlstate"]:
         return row["sqlstate"] == "42501"
     return DENIED.match(row["msg"]) is not None
-
-
-def _blank_in_name(row: dict[str, str]) -> bool:
-    """A user or database name with a space in it: a prefix's lazy `%u`/`%d` took in what the
-    configured prefix lacks (`corebank app=teller-desk` for `%d` before the server's ` app=%a`).
-    PostgreSQL allows a quoted name with a space; banks' logins and databases have none."""
-    return " " in row["db"] or " " in row["user"] or "\t" in row["db"] or "\t" in row["user"]
 
 
 def _unquoted(name: str) -> str:
