@@ -1,5 +1,5 @@
 """Fuzzed raw-log records through the raw-source decoder (docs/fuzzing.md): the real servers' lines
-(tests/fixtures/raw/) of pgaudit stderr (in English and Chinese) and csvlog, MariaDB server_audit and internal-sftp, with
+(tests/fixtures/raw/) of pgaudit stderr (in English and Chinese), csvlog and jsonlog, MariaDB server_audit and internal-sftp, with
 spans replaced by garbage, impossible dates, enormous or non-ASCII digits, truncated, in shipper
 envelopes with odd times, and random bytes. Nothing raises or stalls; every dead letter has a kind
 and a reason echoing no value; every event the mapping makes keeps the schema's bounds."""
@@ -20,6 +20,7 @@ SOURCES = {  # name -> (topic, stream, fixture lines, decoder options)
     "pgaudit": (TOPICS["pgaudit"], "access", entries("pgaudit.log"), {}),
     "pgaudit-csvlog": (TOPICS["pgaudit"], "access", entries("pgaudit.csv"), {"format": "csvlog"}),
     "pgaudit-zh_CN": (TOPICS["pgaudit"], "access", entries("pgaudit_zh_CN.log"), ZH),  # lc_messages zh_CN
+    "pgaudit-jsonlog": (TOPICS["pgaudit"], "access", physical_lines("pgaudit.json"), {}),
     "mariadb": (TOPICS["mariadb"], "access", physical_lines("mariadb_audit.log"), {}),
     "sftp": (TOPICS["sftp"], "transfer", physical_lines("sftp.log"), {}),
 }

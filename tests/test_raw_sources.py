@@ -302,6 +302,27 @@ def test_with_log_statement_once_a_join_is_one_access_with_every_tables_fields()
     assert "log_statement_once" in alone.dead[0].message
 
 
+@pytest.mark.parametrize("opts", [{}, {"format": "csvlog"}], ids=["source set to stderr", "set to csvlog"])
+def test_jsonlog_gives_the_same_accesses(opts: dict) -> None:
+    """PostgreSQL 15's jsonlog (log_destination 'jsonlog', the same traffic, log_relation off): its
+    27 records were skipped as no PostgreSQL line, or under csvlog were 27 dead letters calling each
+    a continuation line. A jsonlog record is read as one whichever format is set, plain or in a
+    shipper's envelope, one record a line (`lifemon ship --format pgaudit` cuts them so)."""
+    lines = physical_lines("pgaudit.json")
+    filebeat = [orjson.dumps({"message": x.decode(), "host": {"name": "db1"}}) for x in lines]
+    for shipped in (lines, filebeat):
+        dec, stats = decoder(timezone="Asia/Shanghai", **opts)
+        out = decode_all(dec, "access", records(TOPICS["pgaudit"], shipped))
+        assert out.dead == [] and [summary(ev) for _, ev in out.ok] == ZH_EXPECTED
+        assert {ev.client_ip for _, ev in out.ok} == {"127.0.0.1"}  # remote_host
+        assert out.ok[0][1].event_id == "pg:6b1314da.4cac:1:1:1796412634603"  # session_id, China time
+        assert stats.skipped["pgaudit: server message (not AUDIT)"] == 12
+    cut = next(x for x in lines if b"C000042" in x)[:-40]
+    out = decode_all(decoder()[0], "access", records(TOPICS["pgaudit"], [cut]))
+    assert out.ok == [] and [(d.kind, d.field) for d in out.dead] == [("unparsed", "message")]
+    assert "jsonlog" in out.dead[0].message
+
+
 def test_a_pgaudit_line_in_a_language_lifemon_does_not_know_is_a_dead_letter_naming_lc_messages() -> None:
     """A severity word lifemon has no translation for: the AUDIT line is lost data access, said as
     such (not as a prefix to fix); the server's other lines in that language are skipped, counted."""

@@ -1,6 +1,7 @@
 """PostgreSQL's log as the server writes it (runtime-config-logging, "Where to Log"): stderr lines
-behind its `log_line_prefix`, or csvlog records; in English or in a language PostgreSQL translates
-it into (`lc_messages`, streams/sources/pg_messages.py). Each entry becomes a row of the fields
+behind its `log_line_prefix`, csvlog records, or jsonlog records (PostgreSQL 15+, one JSON object a
+line, read as such whichever format the source is set to); in English or in a language PostgreSQL
+translates it into (`lc_messages`, streams/sources/pg_messages.py). Each entry becomes a row of the fields
 lifemon reads (time, user, database, application, client, pid, session, line number, SQLSTATE,
 level, message; the query of an error in csvlog), whatever format it came in; an entry that gives
 none is said why: lost data access (an AUDIT line, a denial) as a dead letter, anything else as
@@ -13,9 +14,13 @@ import csv
 import io
 import re
 from functools import cached_property
+from typing import Any
+
+import orjson
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
+from streams.sources.envelope import unwrap as unwrap_envelope
 from streams.sources.lines import join_continuations
 from streams.sources.pg_messages import DENIED, MARKERS, SEVERITY, TRANSLATIONS
 
@@ -63,6 +68,13 @@ _LANGUAGES = "English, or PostgreSQL 15's " + " ".join(TRANSLATIONS)
 # prefix does (names are at most 63 bytes, a host name 255).
 MAX_PREFIX = 1024
 _CSV_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+# A jsonlog record always has this key (elog.c write_jsonlog); a shipper's envelope has none, and one
+# that wraps a jsonlog line holds it escaped (`\"error_severity\":`)
+_JSONLOG_KEY = b'"error_severity":'
+# jsonlog keys (runtime-config-logging, "Using JSON-Format Log Output") -> a row's fields
+_JSONLOG = {"time": "timestamp", "user": "user", "db": "dbname", "app": "application_name",
+            "client": "remote_host", "pid": "pid", "session": "session_id", "line_no": "line_num",
+            "sqlstate": "state_code", "query": "statement"}  # fmt: skip
 # csvlog columns (PostgreSQL 13+): the ones lifemon reads
 _C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION, _C_LINE = 0, 1, 2, 3, 4, 5, 6
 _C_SEVERITY, _C_STATE, _C_MESSAGE, _C_QUERY, _C_APP = 11, 12, 13, 19, 22
@@ -98,6 +110,14 @@ def prefix_pattern(log_line_prefix: str, level: str = _LEVEL) -> re.Pattern[str]
     return re.compile("^" + "".join(out) + (")?" if optional else "") + level, re.S)
 
 
+def unwrap(value: bytes) -> Line:
+    """A record as a shipper sent it (plain, or in its envelope: streams/sources/envelope.py), but a
+    jsonlog record, a JSON object like an envelope, is the log entry itself: kept whole for its row."""
+    if value.startswith(b"{") and _JSONLOG_KEY in value:
+        return Line(value.decode("utf-8", errors="replace").rstrip("\r\n"))
+    return unwrap_envelope(value)
+
+
 class Bad:
     """A dead letter's field and reason."""
 
@@ -123,12 +143,21 @@ class PostgresLog:
     def rows(
         self, items: list[tuple[RawRecord, Line]]
     ) -> tuple[list[tuple[RawRecord, Line, Row | None]], list[DeadLetter]]:
-        """Each entry (its continuation lines joined) with its row, None when it gives none."""
+        """Each entry (its continuation lines joined) with its row, None when it gives none. A
+        jsonlog record is one line, and read as one whichever format is set."""
         if self.csvlog:
-            entries, dead = join_continuations(items, lambda t: bool(_CSV_START.match(t)))
-            return [(raw, line, self._csv_row(line.text)) for raw, line in entries], dead
-        entries, dead = join_continuations(items, lambda t: not t.startswith("\t"), strip="\t")
-        return [(raw, line, self._stderr_row(line.text)) for raw, line in entries], dead
+            entries, dead = join_continuations(
+                items, lambda t: bool(_CSV_START.match(t)) or t.startswith("{")
+            )
+            read = self._csv_row
+        else:
+            entries, dead = join_continuations(items, lambda t: not t.startswith("\t"), strip="\t")
+            read = self._stderr_row
+        rows = [
+            (raw, line, _json_row(t) if (t := line.text).startswith("{") else read(t))
+            for raw, line in entries
+        ]
+        return rows, dead
 
     def misnamed(self, row: Row) -> Bad | None:
         """A stderr row whose user or database name holds a space: read with a prefix that is not
@@ -146,6 +175,15 @@ class PostgresLog:
     def unread(self, head: str) -> Bad | str:
         """Why an entry gave no row. Lost data access (an AUDIT line, a denial) is a dead letter
         saying what to set; any other line is skipped, counted by what it is."""
+        if head.startswith("{"):
+            if "AUDIT: " in head or '"42501"' in head:
+                return Bad(
+                    "message",
+                    "a jsonlog record with a pgaudit line or a denial that is not one JSON object with "
+                    "error_severity and message (cut short, or two records in one: ship jsonlog "
+                    "one record a line, `lifemon ship --format pgaudit`)",
+                )
+            return "pgaudit: not a PostgreSQL log line"
         if self.csvlog:
             if "AUDIT: " in head or ",42501," in head:
                 return Bad("message", "a csvlog record with a pgaudit line or a denial, cut short or garbled")
@@ -226,3 +264,24 @@ def _blank_in_name(row: Row) -> bool:
     configured prefix lacks (`corebank app=teller-desk` for `%d` before the server's ` app=%a`).
     PostgreSQL allows a quoted name with a space; banks' logins and databases have none."""
     return " " in row["db"] or " " in row["user"] or "\t" in row["db"] or "\t" in row["user"]
+
+
+def _json_row(text: str) -> Row | None:
+    """A jsonlog record's row: its keys are left out where empty, its numbers are numbers."""
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    severity, msg = doc.get("error_severity"), doc.get("message")
+    if not isinstance(severity, str) or not isinstance(msg, str):
+        return None
+    row = {field: _json_text(doc.get(key)) for field, key in _JSONLOG.items()}
+    return row | {"epoch": "", "level": SEVERITY.get(severity, severity), "msg": msg}
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""

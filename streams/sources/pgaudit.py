@@ -25,7 +25,7 @@ from typing import Any
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
 from streams.sources.lines import Unreadable, count, epoch_ms, readable_time, zone
-from streams.sources.pg_log import MAX_PREFIX, Bad, PostgresLog, Row
+from streams.sources.pg_log import MAX_PREFIX, Bad, PostgresLog, Row, unwrap
 from streams.sources.pg_messages import DENIED
 from streams.sources.records import DbStatement, Parsed
 
@@ -51,6 +51,8 @@ HOLD_MS = 1000
 
 
 class PgauditParser:
+    unwrap = staticmethod(unwrap)  # a jsonlog record is JSON, but no shipper's envelope
+
     def __init__(self, log_line_prefix: str, csvlog: bool, log_rows: bool, timezone: str):
         self.log = PostgresLog(log_line_prefix, csvlog)
         self.log_rows, self.tz = log_rows, zone(timezone)
