@@ -408,6 +408,33 @@ def test_mariadb_server_audit() -> None:
     assert [d.field for d in cut.dead] == ["object"]
 
 
+def test_a_table_of_another_database_is_read_as_that_databases() -> None:
+    """csr_liu, connected to `crm`, reads `cards.cardholders`: its table line says `cards,cardholders`,
+    the QUERY line `crm`. It was an access of system crm to the unknown table crm.cards.cardholders
+    naming no customer; it is the card system's table and customer. A query reading tables of two
+    databases (the same lines, a second table line added) is one access per database."""
+    lines = physical_lines("mariadb_crossdb_errors.log")
+    dec, stats = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], lines))
+    [(_, ev)] = [(raw, ev) for raw, ev in out.ok if ev.event_id.startswith("my:vm:7:18:")]
+    assert summary(ev) == (
+        "E1003",
+        "card_system",
+        "success",
+        ["K000053"],
+        1,
+        ["customer_name", "mobile_phone"],
+    )
+    assert not any(gap.startswith("table ") for gap in stats.gaps)
+    table, query = [line for line in lines if b",7,18," in line]
+    joined = [table, table.replace(b"READ,cards,cardholders", b"READ,crm,notes"), query]
+    out = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], joined))
+    assert [(ev.event_id.rsplit(":", 1)[1], ev.system, ev.fields) for _, ev in out.ok] == [
+        ("cards", "card_system", ["customer_name", "mobile_phone"]),
+        ("crm", "crm", ["db:crm.notes"]),
+    ]
+
+
 def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
     """`server_audit_output_type=syslog`: the time is the syslog header's, the fields follow."""
     as_file = decode_all(

@@ -8,7 +8,10 @@ line's, then the same fields without the timestamp.
 With the TABLE event on, each table a query touches is a READ/WRITE line before the QUERY line of
 the same (connection, query id): the QUERY line closes the statement and carries its return code.
 The object of a QUERY line is the statement, single-quoted with backslash escapes (commas and
-newlines inside). server_audit has no row count. Return codes 1142 (command denied on a table),
+newlines inside). A table line names the table's database, the QUERY line the session's current
+one: an access is of the tables' database (`cards.cardholders` read while connected to `crm` is
+the card system's), one access per database when a query reads tables of several. server_audit
+has no row count. Return codes 1142 (command denied on a table),
 1143 (on a column) and 1044 (access denied to a database) are denied attempts; a query without
 table lines names its tables only in its text, where the catalog finds them.
 """
@@ -16,6 +19,7 @@ table lines names its tables only in its text, where the catalog finds them.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +36,8 @@ _FIELDS = (
 _LINE = re.compile(r"(?P<ts>\d{8} \d\d:\d\d:\d\d)," + _FIELDS, re.S)  # server_audit_output_type=file
 _SYSLOG_BODY = re.compile(_FIELDS, re.S)  # =syslog: the time is the syslog header's
 _TABLE_OPS = frozenset({"READ", "WRITE"})
+# MariaDB's own databases (a query's plan reads mysql.table_stats, column_stats and index_stats)
+_SERVER_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 _SESSION_OPS = frozenset({"CONNECT", "DISCONNECT", "FAILED_CONNECT", "CHANGEUSER", "PROXY_CONNECT"})
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
 
@@ -101,7 +107,7 @@ class MariadbAuditParser:
             except Unreadable as e:
                 out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
                 continue
-            out.found.append((raw, st))
+            out.found += [(raw, one) for one in _per_database(st)]
         return out
 
     def _statement(
@@ -134,6 +140,26 @@ class MariadbAuditParser:
             text,
             denied=code in DENIED_CODES,
         )
+
+
+def _per_database(st: DbStatement) -> list[DbStatement]:
+    """The statement as accesses of its tables' databases (each table line's `database.table`), not
+    of the session's current database the QUERY line names: one per database, told apart by it.
+    The server's own tables a query plan reads (mysql.table_stats, column_stats, index_stats) are
+    no database of the query's; a statement that reads only those stays as it was logged."""
+    own = [t for t in st.tables if t.split(".", 1)[0] not in _SERVER_DATABASES]
+    databases = list(dict.fromkeys(t.split(".", 1)[0] for t in own))
+    if not databases:
+        return [st]
+    if len(databases) == 1:
+        st.database, st.tables = databases[0], own
+        return [st]
+    return [
+        replace(
+            st, event_id=f"{st.event_id}:{db}", database=db, tables=[t for t in own if t.startswith(f"{db}.")]
+        )
+        for db in databases
+    ]
 
 
 def _unquote(quoted: str) -> str:
