@@ -435,6 +435,28 @@ def test_a_table_of_another_database_is_read_as_that_databases() -> None:
     ]
 
 
+def test_a_failed_mariadb_statement_read_nothing() -> None:
+    """Return codes 1054 (unknown column) and 1064 (syntax error): the statements failed before
+    they read, and were accesses of K000050 and K000051 with outcome success. The same line with
+    1045 (the FILE privilege, on a query) is denied, with 1317 (KILL QUERY) a read that may have
+    sent rows before it stopped."""
+    lines = physical_lines("mariadb_crossdb_errors.log")
+    dec, stats = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], lines))
+    assert [ev.subject_ids for _, ev in out.ok] == [["K000052"], ["K000053"]]
+    assert stats.skipped["mariadb: statement failed before it read (an error, not a denial)"] == 2
+    failed = next(line for line in lines if line.endswith(b",1054"))
+    again = [
+        failed.replace(b",1054", code).replace(b",4,12,", f",{9 + i},12,".encode())
+        for i, code in enumerate((b",1045", b",1317"))
+    ]
+    out = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], again))
+    assert [(ev.outcome.value, ev.subject_ids) for _, ev in out.ok] == [
+        ("denied", ["K000050"]),
+        ("success", ["K000050"]),
+    ]
+
+
 def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
     """`server_audit_output_type=syslog`: the time is the syslog header's, the fields follow."""
     as_file = decode_all(

@@ -11,9 +11,11 @@ The object of a QUERY line is the statement, single-quoted with backslash escape
 newlines inside). A table line names the table's database, the QUERY line the session's current
 one: an access is of the tables' database (`cards.cardholders` read while connected to `crm` is
 the card system's), one access per database when a query reads tables of several. server_audit
-has no row count. Return codes 1142 (command denied on a table),
-1143 (on a column) and 1044 (access denied to a database) are denied attempts; a query without
-table lines names its tables only in its text, where the catalog finds them.
+has no row count. The return code is MariaDB's error number (mariadb.com/kb "MariaDB Error Codes"):
+0 ran; the access-denied errors on data (DENIED_CODES) are denied attempts, whose query has no
+table lines and names its tables only in its text, where the catalog finds them; an interrupted
+statement may have sent rows before it stopped, so it is still a read; any other error stopped
+the statement before it read (unknown column, syntax, no such table ...): nothing was read.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from streams.sources.envelope import Line
 from streams.sources.lines import SYSLOG, Unreadable, epoch_ms, readable_time, syslog_ms, zone
 from streams.sources.records import DbStatement, Parsed
 
-DENIED_CODES = frozenset({1142, 1143, 1044})  # table, column, database
+# ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR (on a query: the FILE privilege an INTO OUTFILE
+# export needs), ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR, ER_PROCACCESS_DENIED_ERROR
+# (a routine, which may read data). Not 1227 ER_SPECIFIC_ACCESS_DENIED_ERROR: a server privilege
+# (SUPER, PROCESS), no customer's data.
+DENIED_CODES = frozenset({1044, 1045, 1142, 1143, 1370})
+# ER_QUERY_INTERRUPTED (KILL QUERY), ER_STATEMENT_TIMEOUT (max_statement_time): stopped while it ran
+INTERRUPTED_CODES = frozenset({1317, 1969})
 _FIELDS = (
     r"(?P<server>[^,]*),(?P<user>[^,]*),(?P<host>[^,]*),(?P<conn>\d+),"
     r"(?P<query>\d+),(?P<op>[A-Z_]+),(?P<db>[^,]*),(?P<rest>.*)"
@@ -98,10 +106,14 @@ class MariadbAuditParser:
                     )
                 )
                 continue
+            held = carry.get(conn)
+            seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
+            error = int(code)
+            if error and error not in DENIED_CODES and error not in INTERRUPTED_CODES:
+                out.skipped["mariadb: statement failed before it read (an error, not a denial)"] += 1
+                continue
             try:
-                held = carry.get(conn)
-                seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
-                st = self._statement(g, header, line, raw, _unquote(statement), int(code), seen)
+                st = self._statement(g, header, line, raw, _unquote(statement), error, seen)
                 # the limit counts the logged (escaped) text between the quotes
                 st.truncated = len(statement) - 2 >= self.query_log_limit
             except Unreadable as e:
