@@ -457,6 +457,34 @@ def test_a_failed_mariadb_statement_read_nothing() -> None:
     ]
 
 
+def test_select_into_outfile_is_an_export() -> None:
+    """analyst_zhao writes every cardholder's name and phone to a server file with SELECT ... INTO
+    OUTFILE, MariaDB's COPY ... TO: it was a query. It is an export now, as is INTO DUMPFILE and one
+    behind a comment; `into outfile` inside a string is none. server_audit has no row count: the
+    rows are the gap rows_unknown."""
+    lines = physical_lines("mariadb_export_dump.log")
+    table, query = [line for line in lines if b",10,31," in line]
+    assert b"INTO OUTFILE" in query
+    variants = [
+        query,
+        query.replace(b"INTO OUTFILE", b"INTO DUMPFILE"),
+        query.replace(b"'SELECT", b"'/* daily */ SELECT"),
+        query.replace(
+            b"INTO OUTFILE \\'/tmp/probe16/my/srv/export.csv\\' FIELDS TERMINATED BY \\',\\' ", b""
+        ).replace(b"FROM cardholders", b"FROM cardholders WHERE customer_name <> \\'into outfile\\'"),
+    ]
+    shipped = [
+        line.replace(b",10,31,", f",{10 + i},31,".encode())
+        for i, q in enumerate(variants)
+        for line in (table, q)
+    ]
+    out = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], shipped))
+    assert [(ev.action.value, ev.row_count, ev.fields) for _, ev in out.ok] == [
+        ("export", 1, ["customer_name", "mobile_phone"])
+    ] * 3 + [("query", 1, ["customer_name", "mobile_phone"])]
+    assert [(kind, name) for *_, kind, name in out.gaps] == [("rows_unknown", "cards.cardholders")] * 4
+
+
 def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
     """`server_audit_output_type=syslog`: the time is the syslog header's, the fields follow."""
     as_file = decode_all(

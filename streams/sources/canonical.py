@@ -36,8 +36,11 @@ GAP_KINDS = {
 _WORD = re.compile(r'"?([^\W\d][\w$]*)"?(?:\s*\.\s*"?([^\W\d][\w$]*)"?)?')  # any script's letters
 _WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no column list: every column
 _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export, "COPY FROM": Action.update,
-            "INSERT": Action.update, "UPDATE": Action.update, "MERGE": Action.update,
-            "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
+            "SELECT INTO OUTFILE": Action.export, "INSERT": Action.update, "UPDATE": Action.update,
+            "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
+_READS = frozenset(
+    {"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"}
+)  # a read whose size the log may not say
 
 
 class Canonical:
@@ -87,7 +90,7 @@ class Canonical:
                 self._gap("cursor_rows_unknown", f"{st.database}.{'+'.join(tables)}")
             elif st.command.startswith("COPY"):  # nor the rows of COPY <table> TO|FROM
                 self._gap("copy_rows_unknown", f"{st.database}.{'+'.join(tables)}")
-            elif not subjects and not st.denied and st.command in ("SELECT", "WITH", "TABLE"):
+            elif not subjects and not st.denied and st.command in _READS:
                 # a read of unknown size: SELECT * FROM cardholders may be one row or all of them
                 self._gap("rows_unknown", f"{st.database}.{'+'.join(tables)}")
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count

@@ -48,6 +48,11 @@ _TABLE_OPS = frozenset({"READ", "WRITE"})
 _SERVER_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 _SESSION_OPS = frozenset({"CONNECT", "DISCONNECT", "FAILED_CONNECT", "CHANGEUSER", "PROXY_CONNECT"})
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
+# a statement's verb past the comments and parentheses before it (`/* teller-desk */ SELECT ...`)
+_VERB = re.compile(r"(?:\s+|\(|/\*.*?\*/|--[^\n]*\n|#[^\n]*\n)*(\w*)", re.S)
+# SELECT ... INTO OUTFILE | DUMPFILE writes the rows to a file on the server: MariaDB's COPY ... TO
+_INTO_FILE = re.compile(r"\bINTO\s+(?:OUTFILE|DUMPFILE)\b", re.I)
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.|'')*'" + r'|"(?:[^"\\]|\\.|"")*"', re.S)  # strings, backslash escapes
 
 
 class MariadbAuditParser:
@@ -147,7 +152,7 @@ class MariadbAuditParser:
             g["user"],
             None,
             g["host"] or None,
-            text.lstrip("( \n").split(None, 1)[0].upper() if text.strip() else "",
+            _command(text),
             seen,
             text,
             denied=code in DENIED_CODES,
@@ -172,6 +177,19 @@ def _per_database(st: DbStatement) -> list[DbStatement]:
         )
         for db in databases
     ]
+
+
+def _command(text: str) -> str:
+    """The statement's verb, or `SELECT INTO OUTFILE` for a SELECT that exports to a server file
+    (INTO OUTFILE or DUMPFILE, outside a string)."""
+    words = text.lstrip("( \n").split(None, 1)
+    verb = words[0] if words else ""
+    if verb[:1] in ("/", "-", "#"):  # a comment first: a client's tag, or one to hide the verb
+        verb = _VERB.match(text).group(1)  # type: ignore[union-attr]  # it matches any text
+    verb = verb.upper()
+    if verb in ("SELECT", "WITH") and _INTO_FILE.search(text) and _INTO_FILE.search(_LITERAL.sub("''", text)):
+        return "SELECT INTO OUTFILE"
+    return verb
 
 
 def _unquote(quoted: str) -> str:
