@@ -485,6 +485,23 @@ def test_select_into_outfile_is_an_export() -> None:
     assert [(kind, name) for *_, kind, name in out.gaps] == [("rows_unknown", "cards.cardholders")] * 4
 
 
+def test_catalog_look_ups_and_a_prepare_are_no_reads() -> None:
+    """mysqldump's INFORMATION_SCHEMA look-ups (`... table_name = 'cardholders'`) and SHOW CREATE
+    TABLE name the table only in a string or as its definition: each was an access of no field
+    with a rows_unknown gap; of the dump's connection only its one real read (query 52) is left.
+    `PREPARE s FROM '...'` and its EXECUTE were two accesses of one look-up; the EXECUTE is it."""
+    dec, stats = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], physical_lines("mariadb_export_dump.log")))
+    ids = [ev.event_id.split(":20261204")[0] for _, ev in out.ok]
+    assert [i for i in ids if i.startswith("my:vm:11:")] == ["my:vm:11:52"]
+    assert [i for i in ids if i.startswith("my:vm:8:")] == ["my:vm:8:27"]
+    assert stats.skipped["mariadb: PREPARE (the EXECUTE that follows is the access)"] == 1
+    assert (
+        stats.skipped["mariadb: SHOW (a definition, not rows)"] == 3
+    )  # SHOW VARIABLES twice, SHOW CREATE TABLE
+    assert stats.gaps == {"rows_unknown cards.cardholders": 5}  # the real reads that name no customer
+
+
 def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
     """`server_audit_output_type=syslog`: the time is the syslog header's, the fields follow."""
     as_file = decode_all(

@@ -34,6 +34,9 @@ GAP_KINDS = {
     "customers named after the cut are not seen (raise the limit, and the source's query_log_limit with it)",
 }
 _WORD = re.compile(r'"?([^\W\d][\w$]*)"?(?:\s*\.\s*"?([^\W\d][\w$]*)"?)?')  # any script's letters
+# a string: its text names no table (`... WHERE table_name = 'cardholders'`, mysqldump's look-ups in
+# INFORMATION_SCHEMA; `PREPARE s FROM '...'`); MariaDB escapes a quote in one with a backslash
+_STRING = {"pgaudit": re.compile(r"'(?:[^']|'')*'"), "mariadb": re.compile(r"'(?:[^'\\]|\\.|'')*'", re.S)}
 _WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no column list: every column
 _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export, "COPY FROM": Action.update,
             "SELECT INTO OUTFILE": Action.export, "INSERT": Action.update, "UPDATE": Action.update,
@@ -167,11 +170,13 @@ class Canonical:
         return st.user or "unknown"
 
     def _tables_in(self, st: DbStatement) -> list[str]:
-        """Catalogued tables a statement names in its text (a denied query, a cursor)."""
+        """Catalogued tables a statement names in its text (a denied query, a cursor), outside its
+        strings."""
         db = self.m.databases.get(st.database)
         if db is None:
             return []
-        words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(st.statement)}
+        text = _STRING[st.source].sub("''", st.statement) if "'" in st.statement else st.statement
+        words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(text)}
         return [q for q in db.tables if q.lower() in words or q.rsplit(".", 1)[-1].lower() in words]
 
 

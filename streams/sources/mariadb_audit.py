@@ -46,6 +46,11 @@ _SYSLOG_BODY = re.compile(_FIELDS, re.S)  # =syslog: the time is the syslog head
 _TABLE_OPS = frozenset({"READ", "WRITE"})
 # MariaDB's own databases (a query's plan reads mysql.table_stats, column_stats and index_stats)
 _SERVER_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+# statements that read no rows: a prepared statement's text (its EXECUTE is logged with it, and its
+# table lines, as the access), a table's definition or a query's plan (mysqldump's SHOW CREATE TABLE)
+_NOT_ACCESS = {"PREPARE": "the EXECUTE that follows is the access", "DEALLOCATE": "not data access",
+               "SHOW": "a definition, not rows", "DESCRIBE": "a definition, not rows",
+               "DESC": "a definition, not rows", "EXPLAIN": "a plan, not rows"}  # fmt: skip
 _SESSION_OPS = frozenset({"CONNECT", "DISCONNECT", "FAILED_CONNECT", "CHANGEUSER", "PROXY_CONNECT"})
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
 # a statement's verb past the comments and parentheses before it (`/* teller-desk */ SELECT ...`)
@@ -123,6 +128,9 @@ class MariadbAuditParser:
                 st.truncated = len(statement) - 2 >= self.query_log_limit
             except Unreadable as e:
                 out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
+                continue
+            if st.command in _NOT_ACCESS:
+                out.skipped[f"mariadb: {st.command} ({_NOT_ACCESS[st.command]})"] += 1
                 continue
             out.found += [(raw, one) for one in _per_database(st)]
         return out
