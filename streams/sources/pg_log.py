@@ -190,7 +190,7 @@ class PostgresLog:
             return "pgaudit: not a PostgreSQL log line"
         if _ACCESS_LINE.search(head):
             m = self._any_language.match(head)
-            if m is not None and not _blank_in_name(self._fields(m, head)):
+            if m is not None and not _blank_in_name(_fields(m, head)):
                 return Bad(
                     "lc_messages",
                     f"a pgaudit line whose severity {m['level']!r} is in a language lifemon does not "
@@ -213,27 +213,8 @@ class PostgresLog:
             m = self.translated.match(head)
             if m is None:
                 return None
-            return self._fields(m, text) | {"level": MARKERS[m["level"]]}
-        return self._fields(m, text)
-
-    @staticmethod
-    def _fields(m: re.Match[str], text: str) -> Row:
-        g = m.groupdict()
-        g["msg"] = text[m.start("msg") :]
-        return {
-            "time": g.get("time") or "",
-            "epoch": g.get("epoch") or "",
-            "user": g.get("user") or "",
-            "db": g.get("db") or "",
-            "app": g.get("app") or "",
-            "client": g.get("client") or "",
-            "pid": g.get("pid") or "",
-            "session": g.get("session") or "",
-            "line_no": g.get("line_no") or "",
-            "sqlstate": g.get("sqlstate") or "",
-            "level": g["level"],
-            "msg": g["msg"],
-        }
+            return _fields(m, text) | {"level": MARKERS[m["level"]]}
+        return _fields(m, text)
 
     def _csv_row(self, text: str) -> Row | None:
         try:
@@ -257,6 +238,26 @@ class PostgresLog:
             "msg": cols[_C_MESSAGE],
             "query": cols[_C_QUERY],
         }
+
+
+def _fields(m: re.Match[str], text: str) -> Row:
+    """A stderr line's row, from its prefix match."""
+    g = m.groupdict()
+    g["msg"] = text[m.start("msg") :]
+    return {
+        "time": g.get("time") or "",
+        "epoch": g.get("epoch") or "",
+        "user": g.get("user") or "",
+        "db": g.get("db") or "",
+        "app": g.get("app") or "",
+        "client": g.get("client") or "",
+        "pid": g.get("pid") or "",
+        "session": g.get("session") or "",
+        "line_no": g.get("line_no") or "",
+        "sqlstate": g.get("sqlstate") or "",
+        "level": g["level"],
+        "msg": g["msg"],
+    }
 
 
 def _blank_in_name(row: Row) -> bool:
