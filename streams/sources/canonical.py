@@ -41,9 +41,8 @@ _WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no
 _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export, "COPY FROM": Action.update,
             "SELECT INTO OUTFILE": Action.export, "INSERT": Action.update, "UPDATE": Action.update,
             "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
-_READS = frozenset(
-    {"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"}
-)  # a read whose size the log may not say
+# a read or export whose size the log may not say
+_READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
 
 
 class Canonical:

@@ -159,10 +159,10 @@ class PostgresLog:
         ]
         return rows, dead
 
-    def misnamed(self, row: Row) -> Bad | None:
-        """A stderr row whose user or database name holds a space: read with a prefix that is not
-        the server's (csvlog's columns are the server's own)."""
-        if self.csvlog or not _blank_in_name(row):
+    def misnamed(self, row: Row, text: str) -> Bad | None:
+        """A stderr line's row whose user or database name holds a space: read with a prefix that
+        is not the server's (csvlog's columns and jsonlog's keys are the server's own)."""
+        if self.csvlog or text.startswith("{") or not _blank_in_name(row):
             return None
         return Bad(
             "log_line_prefix",
@@ -171,7 +171,6 @@ class PostgresLog:
             f"after it (app=%a, say) than the configured one; {PREFIX_FIX}",
         )
 
-    # -- one entry --------------------------------------------------------------------------------
     def unread(self, head: str) -> Bad | str:
         """Why an entry gave no row. Lost data access (an AUDIT line, a denial) is a dead letter
         saying what to set; any other line is skipped, counted by what it is."""
@@ -205,6 +204,7 @@ class PostgresLog:
             return "pgaudit: server line that does not fit log_line_prefix"
         return "pgaudit: not a PostgreSQL log line"
 
+    # -- one entry --------------------------------------------------------------------------------
     def _stderr_row(self, text: str) -> Row | None:
         head = text[:MAX_PREFIX]
         m = self.prefix.match(head)

@@ -97,7 +97,7 @@ class PgauditParser:
             except Unreadable as e:
                 result = Bad(e.field, e.message)
             if isinstance(result, tuple):
-                result = self.log.misnamed(row) or result
+                result = self.log.misnamed(row, line.text) or result
             if isinstance(result, str):
                 out.skipped[result] += 1
             elif isinstance(result, Bad):
