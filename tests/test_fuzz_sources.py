@@ -145,6 +145,18 @@ def test_regressions_found_by_fuzzing_are_dead_letters(case: str) -> None:
     assert_no_leak(decoded)
 
 
+def test_a_line_that_fits_no_language_has_a_reason_that_echoes_none_of_it() -> None:
+    """Found by fuzzing: the reason for a line in an unknown language named its severity word, and
+    a line whose prefix ran into a card number (`analyst_zhao@cor<number>LOG:  AUDIT: ...`) took
+    the number for that word and put it on the DLQ."""
+    topic, stream, lines, _ = SOURCES["pgaudit"]
+    audit = next(line for line in lines if b"analyst_zhao@corebank app=bi-report LOG:  AUDIT" in line)
+    line = audit.replace(b"ebank app=bi-report ", SENTINEL.encode())
+    decoded = decode_all(DECODERS["pgaudit"], stream, records(topic, [line], T0))
+    assert decoded.ok == [] and [d.field for d in decoded.dead] == ["log_line_prefix"]
+    assert_no_leak(decoded)
+
+
 def test_a_statement_naming_parameter_9999_digits_long_is_read() -> None:
     """`customer_id = $999...9` (5000 digits) raised in the mapping; now it names no subject."""
     topic, stream, lines, _ = SOURCES["pgaudit"]

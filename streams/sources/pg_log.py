@@ -54,8 +54,9 @@ _LEVEL = r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|FATAL|PANIC|WARNING
 _TRANSLATED_LEVEL = (
     "(?P<level>" + "|".join(re.escape(m) for m in sorted(MARKERS, key=len, reverse=True)) + ")(?P<msg>.*)"
 )
-# any word before `:  `: a line in a language lifemon does not know fits the prefix with it
-_UNKNOWN_LEVEL = r"(?P<level>[^\s:]+) ?:  (?P<msg>.*)"
+# any word of letters (in any script) before `:  `: a line in a language lifemon does not know
+# fits the prefix with it
+_UNKNOWN_LEVEL = r"(?P<level>[^\W\d_]+(?: [^\W\d_]+)?) ?:  (?P<msg>.*)"
 # what a line that does not fit the configured prefix is: lost data access (an AUDIT line in any
 # language, pgaudit's payload is never translated; a denial), another server line, or no PostgreSQL
 # line at all
@@ -192,8 +193,8 @@ class PostgresLog:
             if m is not None and not _blank_in_name(_fields(m, head)):
                 return Bad(
                     "lc_messages",
-                    f"a pgaudit line whose severity {m['level']!r} is in a language lifemon does not "
-                    f"read ({_LANGUAGES}): set the server's lc_messages to 'C' (or one of those)",
+                    "a pgaudit line whose severity word is in a language lifemon does not read "
+                    f"({_LANGUAGES}): set the server's lc_messages to 'C' (or one of those)",
                 )
             return Bad(
                 "log_line_prefix",
