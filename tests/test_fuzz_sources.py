@@ -1,5 +1,5 @@
 """Fuzzed raw-log records through the raw-source decoder (docs/fuzzing.md): the real servers' lines
-(tests/fixtures/raw/) of pgaudit stderr and csvlog, MariaDB server_audit and internal-sftp, with
+(tests/fixtures/raw/) of pgaudit stderr (in English and Chinese), csvlog and jsonlog, MariaDB server_audit and internal-sftp, with
 spans replaced by garbage, impossible dates, enormous or non-ASCII digits, truncated, in shipper
 envelopes with odd times, and random bytes. Nothing raises or stalls; every dead letter has a kind
 and a reason echoing no value; every event the mapping makes keeps the schema's bounds."""
@@ -14,11 +14,13 @@ from conftest import T0
 from fuzzing import FUZZ, PER_STREAM, SENTINEL, assert_no_leak, assert_round_trips, garbage
 from hypothesis import given
 from hypothesis import strategies as st
-from test_raw_sources import TOPICS, decode_all, decoder, entries, physical_lines, records
+from test_raw_sources import TOPICS, ZH, decode_all, decoder, entries, physical_lines, records
 
 SOURCES = {  # name -> (topic, stream, fixture lines, decoder options)
     "pgaudit": (TOPICS["pgaudit"], "access", entries("pgaudit.log"), {}),
     "pgaudit-csvlog": (TOPICS["pgaudit"], "access", entries("pgaudit.csv"), {"format": "csvlog"}),
+    "pgaudit-zh_CN": (TOPICS["pgaudit"], "access", entries("pgaudit_zh_CN.log"), ZH),  # lc_messages zh_CN
+    "pgaudit-jsonlog": (TOPICS["pgaudit"], "access", physical_lines("pgaudit.json"), {}),
     "mariadb": (TOPICS["mariadb"], "access", physical_lines("mariadb_audit.log"), {}),
     "sftp": (TOPICS["sftp"], "transfer", physical_lines("sftp.log"), {}),
 }
@@ -140,6 +142,18 @@ def test_regressions_found_by_fuzzing_are_dead_letters(case: str) -> None:
     values = [opened, line.encode()] if source == "sftp" else [line.encode()]
     decoded = decode_all(DECODERS[source], stream, records(topic, values, T0))
     assert decoded.ok == [] and [d.kind for d in decoded.dead] == ["unparsed"]
+    assert_no_leak(decoded)
+
+
+def test_a_line_that_fits_no_language_has_a_reason_that_echoes_none_of_it() -> None:
+    """Found by fuzzing: the reason for a line in an unknown language named its severity word, and
+    a line whose prefix ran into a card number (`analyst_zhao@cor<number>LOG:  AUDIT: ...`) took
+    the number for that word and put it on the DLQ."""
+    topic, stream, lines, _ = SOURCES["pgaudit"]
+    audit = next(line for line in lines if b"analyst_zhao@corebank app=bi-report LOG:  AUDIT" in line)
+    line = audit.replace(b"ebank app=bi-report ", SENTINEL.encode())
+    decoded = decode_all(DECODERS["pgaudit"], stream, records(topic, [line], T0))
+    assert decoded.ok == [] and [d.field for d in decoded.dead] == ["log_line_prefix"]
     assert_no_leak(decoded)
 
 

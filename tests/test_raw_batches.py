@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from conftest import entitlement, refs
 from test_raw_sources import (
+    ONCE_EXPECTED,
     PG_EXPECTED,
     TOPICS,
+    ZH,
     entries,
     physical_lines,
     raw_config,
@@ -60,6 +62,18 @@ def test_every_split_of_the_log_into_two_batches_gives_the_same_accesses() -> No
         rest = dec.flush("access", TOPIC, 0)  # the partition read to its end
         got = [summary(ev) for _, ev in first.ok + second.ok + rest.ok]
         assert got == PG_EXPECTED, f"split after entry {k}"
+
+
+def test_every_split_of_a_log_statement_once_join_gives_the_same_accesses() -> None:
+    """pgaudit.log_statement_once: a join's later table line has no text of its own; in the next
+    batch, it still takes the text from its first line, held in the carry."""
+    lines, config = entries("pgaudit_statement_once.log"), raw_config(**ZH)
+    for k in range(1, len(lines)):
+        dec = RawDecoder(Decoder(), parsers_for(config), MAPPING, Stats())
+        first = dec.decode("access", batch(lines[:k], 0))
+        second = dec.decode("access", batch(lines[k:], k))
+        rest = dec.flush("access", TOPIC, 0)
+        assert [summary(ev) for _, ev in first.ok + second.ok + rest.ok] == ONCE_EXPECTED, f"split after {k}"
 
 
 def test_every_split_of_the_server_audit_log_gives_the_same_accesses() -> None:

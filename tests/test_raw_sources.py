@@ -22,7 +22,7 @@ from streams.config import load_config
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 from streams.sources import RawDecoder
-from streams.sources.pgaudit import prefix_pattern
+from streams.sources.pg_log import prefix_pattern
 from streams.stats import Stats
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "raw"
@@ -240,6 +240,138 @@ def test_a_log_line_prefix_that_does_not_fit_the_servers_is_a_dead_letter_not_a_
     assert decode_all(dec, "access", records(TOPICS["pgaudit"], lines)).dead == []
 
 
+# The same traffic on a server whose lc_messages is 'zh_CN.UTF-8' (initdb's choice on a Chinese host),
+# its log as PostgreSQL 15.18 + pgaudit wrote it (Debian's `%m [%p] %q%u@%d `, China time)
+ZH = {"log_line_prefix": "%m [%p] %q%u@%d ", "timezone": "Asia/Shanghai"}
+ZH_EXPECTED = [
+    ("E1001", "core_banking", "success", ["C000042"], 1, ["customer_name", "mobile_phone"]),
+    ("E1001", "core_banking", "success", [], 1, ["customer_name", "id_document_no"]),
+    ("E1001", "core_banking", "success", ["C000043"], 1, ["customer_name", "mobile_phone"]),
+    ("E1001", "core_banking", "success", ["C000044"], 1, ["account_balance"]),
+    ("E1001", "core_banking", "success", ["C000045"], 1, ["customer_name"]),
+    # 错误:  对表 credit_reports 权限不够 (csvlog: severity 错误, SQLSTATE 42501) and its 语句: line
+    ("E1001", "core_banking", "denied", ["C000046"], 0, ["credit_report"]),
+    ("E1001", "core_banking", "success", ["C000047"], 1, ["customer_name", "mobile_phone"]),
+    ("E1002", "core_banking", "success", [], 3001, ["customer_name", "id_document_no", "mobile_phone"]),
+    ("E1002", "core_banking", "success", [], 1, ["customer_name", "id_document_no", "mobile_phone"]),
+    ("E1002", "core_banking", "success", [], 3000, ["payment_account_no", "account_balance"]),
+    ("E1002", "core_banking", "success", [], 1, ["payment_account_no", "account_balance"]),
+    ("E1001", "core_banking", "success", ["C000048"], 1, ["customer_name", "payment_account_no", "account_balance"]),
+    ("E1001", "core_banking", "success", ["C000049"], 1, ["account_balance"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "opts"),
+    [("pgaudit_zh_CN.log", ZH), ("pgaudit_zh_CN.csv", {**ZH, "format": "csvlog"})],
+    ids=["stderr", "csvlog"],
+)
+def test_a_server_writing_its_log_in_chinese_is_read_as_an_english_one(name: str, opts: dict) -> None:
+    """`日志:  AUDIT: ...`: every stderr line was skipped as no PostgreSQL line (0 events, 0 dead
+    letters), and csvlog dropped the denial, its severity column reading 错误."""
+    dec, stats = decoder(**opts)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], entries(name)))
+    assert out.dead == []
+    assert [summary(ev) for _, ev in out.ok] == ZH_EXPECTED
+    assert stats.skipped["pgaudit: server message (not AUDIT)"] == 12  # 正在启动, 数据库系统已关闭 ...
+
+
+# pgaudit.log_statement_once=on, the same traffic again: a join's second table line reads
+# `core.accounts,<previously logged>,<previously logged>,600` (logins teller_b, analyst_b: unmapped)
+ONCE_EXPECTED = [
+    ("teller_b", "core_banking", "denied", ["C000046"], 0, ["credit_report"]),
+    ("teller_b", "core_banking", "success", ["C000042"], 1, ["customer_name", "mobile_phone"]),
+    ("teller_b", "core_banking", "success", ["C000048"], 1, ["customer_name", "payment_account_no", "account_balance"]),
+    ("teller_b", "core_banking", "success", [], 1, ["db:corebank.core.cust_profile"]),
+    ("analyst_b", "core_banking", "success", [], 600, ["id_document_no", "account_balance"]),
+]  # fmt: skip
+
+
+def test_with_log_statement_once_a_join_is_one_access_with_every_tables_fields() -> None:
+    """The join's second line replaced the first's part: the teller's join named no customer and
+    the analyst's 600 ID numbers and balances were an access with no field. Its text and parameters
+    are the first line's now; a later line whose first line was not read is a dead letter."""
+    lines = entries("pgaudit_statement_once.log")
+    out = decode_all(decoder(**ZH)[0], "access", records(TOPICS["pgaudit"], lines))
+    assert out.dead == [] and [summary(ev) for _, ev in out.ok] == ONCE_EXPECTED
+    later = next(
+        line for line in lines if b"core.accounts,<previously logged>,<previously logged>,600" in line
+    )
+    alone = decode_all(decoder(**ZH)[0], "access", records(TOPICS["pgaudit"], [later]))
+    assert alone.ok == [] and [(d.kind, d.field) for d in alone.dead] == [("unparsed", "statement")]
+    assert "log_statement_once" in alone.dead[0].message
+
+
+@pytest.mark.parametrize("opts", [{}, {"format": "csvlog"}], ids=["source set to stderr", "set to csvlog"])
+def test_jsonlog_gives_the_same_accesses(opts: dict) -> None:
+    """PostgreSQL 15's jsonlog (log_destination 'jsonlog', the same traffic, log_relation off): its
+    27 records were skipped as no PostgreSQL line, or under csvlog were 27 dead letters calling each
+    a continuation line. A jsonlog record is read as one whichever format is set, plain or in a
+    shipper's envelope, one record a line (`lifemon ship --format pgaudit` cuts them so)."""
+    lines = physical_lines("pgaudit.json")
+    filebeat = [orjson.dumps({"message": x.decode(), "host": {"name": "db1"}}) for x in lines]
+    for shipped in (lines, filebeat):
+        dec, stats = decoder(timezone="Asia/Shanghai", **opts)
+        out = decode_all(dec, "access", records(TOPICS["pgaudit"], shipped))
+        assert out.dead == [] and [summary(ev) for _, ev in out.ok] == ZH_EXPECTED
+        assert {ev.client_ip for _, ev in out.ok} == {"127.0.0.1"}  # remote_host
+        assert out.ok[0][1].event_id == "pg:6b1314da.4cac:1:1:1796412634603"  # session_id, China time
+        assert stats.skipped["pgaudit: server message (not AUDIT)"] == 12
+    # a name with a space in it is the server's own in jsonlog, not a sign of a prefix to fix
+    spaced = [x.replace(b'"user":"teller_wang"', b'"user":"teller wang"') for x in lines if b"C000042" in x]
+    out = decode_all(decoder()[0], "access", records(TOPICS["pgaudit"], spaced))
+    assert out.dead == [] and [ev.actor_id for _, ev in out.ok] == ["teller wang"]
+    cut = next(x for x in lines if b"C000042" in x)[:-40]
+    out = decode_all(decoder()[0], "access", records(TOPICS["pgaudit"], [cut]))
+    assert out.ok == [] and [(d.kind, d.field) for d in out.dead] == [("unparsed", "message")]
+    assert "jsonlog" in out.dead[0].message
+
+
+def test_a_pgaudit_line_in_a_language_lifemon_does_not_know_is_a_dead_letter_naming_lc_messages() -> None:
+    """A severity word lifemon has no translation for: the AUDIT line is lost data access, said as
+    such (not as a prefix to fix); the server's other lines in that language are skipped, counted."""
+    zh = entries("pgaudit_zh_CN.log")
+    audit, startup = zh[5].replace("日志".encode(), b"LOGBOEK"), zh[0].replace("日志".encode(), b"LOGBOEK")
+    dec, stats = decoder(**ZH)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], [startup, audit]))
+    assert out.ok == [] and [(d.kind, d.field) for d in out.dead] == [("unparsed", "lc_messages")]
+    assert (
+        "lc_messages to 'C'" in out.dead[0].message and "LOGBOEK" not in out.dead[0].message
+    )  # no value echoed
+    assert stats.skipped["pgaudit: not a PostgreSQL log line"] == 1
+
+
+def test_a_csvlog_record_with_an_audit_line_cut_short_is_a_dead_letter() -> None:
+    """A csvlog record with too few columns was skipped as no PostgreSQL line, AUDIT line or not."""
+    audit = next(e for e in entries("pgaudit_zh_CN.csv") if b"C000042" in e)
+    cut = audit[: audit.index(b"C000042")]
+    out = decode_all(decoder(**ZH, format="csvlog")[0], "access", records(TOPICS["pgaudit"], [cut]))
+    assert out.ok == [] and [(d.kind, d.field) for d in out.dead] == [("unparsed", "message")]
+    assert "csvlog" in out.dead[0].message
+
+
+def test_the_translated_words_are_postgresqls_own() -> None:
+    """streams/sources/pg_messages.py against PostgreSQL 15's own translations, where installed."""
+    import gettext
+
+    from streams.sources.pg_messages import DENIALS, FOLLOWING, SEVERITIES, TRANSLATIONS
+
+    checked = []
+    for language, words in TRANSLATIONS.items():
+        mo = Path(f"/usr/share/locale/{language}/LC_MESSAGES/postgres-15.mo")
+        if mo.exists():
+            with mo.open("rb") as f:
+                po = gettext.GNUTranslations(f)
+            assert words == tuple(
+                tuple(po.gettext(w) for w in group) for group in (SEVERITIES, FOLLOWING, DENIALS)
+            )
+            checked.append(language)
+    if not checked:
+        pytest.skip(
+            "PostgreSQL 15's translations are not installed (/usr/share/locale/*/LC_MESSAGES/postgres-15.mo)"
+        )
+
+
 @pytest.mark.parametrize(
     ("prefix", "line", "want"),
     [
@@ -282,6 +414,100 @@ def test_mariadb_server_audit() -> None:
     assert [d.field for d in cut.dead] == ["object"]
 
 
+def test_a_table_of_another_database_is_read_as_that_databases() -> None:
+    """csr_liu, connected to `crm`, reads `cards.cardholders`: its table line says `cards,cardholders`,
+    the QUERY line `crm`. It was an access of system crm to the unknown table crm.cards.cardholders
+    naming no customer; it is the card system's table and customer. A query reading tables of two
+    databases (the same lines, a second table line added) is one access per database."""
+    lines = physical_lines("mariadb_crossdb_errors.log")
+    dec, stats = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], lines))
+    [(_, ev)] = [(raw, ev) for raw, ev in out.ok if ev.event_id.startswith("my:vm:7:18:")]
+    assert summary(ev) == (
+        "E1003",
+        "card_system",
+        "success",
+        ["K000053"],
+        1,
+        ["customer_name", "mobile_phone"],
+    )
+    assert not any(gap.startswith("table ") for gap in stats.gaps)
+    table, query = [line for line in lines if b",7,18," in line]
+    joined = [table, table.replace(b"READ,cards,cardholders", b"READ,crm,notes"), query]
+    out = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], joined))
+    assert [(ev.event_id.rsplit(":", 1)[1], ev.system, ev.fields) for _, ev in out.ok] == [
+        ("cards", "card_system", ["customer_name", "mobile_phone"]),
+        ("crm", "crm", ["db:crm.notes"]),
+    ]
+
+
+def test_a_failed_mariadb_statement_read_nothing() -> None:
+    """Return codes 1054 (unknown column) and 1064 (syntax error): the statements failed before
+    they read, and were accesses of K000050 and K000051 with outcome success. The same line with
+    1045 (the FILE privilege, on a query) is denied, with 1317 (KILL QUERY) a read that may have
+    sent rows before it stopped."""
+    lines = physical_lines("mariadb_crossdb_errors.log")
+    dec, stats = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], lines))
+    assert [ev.subject_ids for _, ev in out.ok] == [["K000052"], ["K000053"]]
+    assert stats.skipped["mariadb: statement failed before it read (an error, not a denial)"] == 2
+    failed = next(line for line in lines if line.endswith(b",1054"))
+    again = [
+        failed.replace(b",1054", code).replace(b",4,12,", f",{9 + i},12,".encode())
+        for i, code in enumerate((b",1045", b",1317"))
+    ]
+    out = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], again))
+    assert [(ev.outcome.value, ev.subject_ids) for _, ev in out.ok] == [
+        ("denied", ["K000050"]),
+        ("success", ["K000050"]),
+    ]
+
+
+def test_select_into_outfile_is_an_export() -> None:
+    """analyst_zhao writes every cardholder's name and phone to a server file with SELECT ... INTO
+    OUTFILE, MariaDB's COPY ... TO: it was a query. It is an export now, as is INTO DUMPFILE and one
+    behind a comment; `into outfile` inside a string is none. server_audit has no row count: the
+    rows are the gap rows_unknown."""
+    lines = physical_lines("mariadb_export_dump.log")
+    table, query = [line for line in lines if b",10,31," in line]
+    assert b"INTO OUTFILE" in query
+    variants = [
+        query,
+        query.replace(b"INTO OUTFILE", b"INTO DUMPFILE"),
+        query.replace(b"'SELECT", b"'/* daily */ SELECT"),
+        query.replace(
+            b"INTO OUTFILE \\'/tmp/probe16/my/srv/export.csv\\' FIELDS TERMINATED BY \\',\\' ", b""
+        ).replace(b"FROM cardholders", b"FROM cardholders WHERE customer_name <> \\'into outfile\\'"),
+    ]
+    shipped = [
+        line.replace(b",10,31,", f",{10 + i},31,".encode())
+        for i, q in enumerate(variants)
+        for line in (table, q)
+    ]
+    out = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], shipped))
+    assert [(ev.action.value, ev.row_count, ev.fields) for _, ev in out.ok] == [
+        ("export", 1, ["customer_name", "mobile_phone"])
+    ] * 3 + [("query", 1, ["customer_name", "mobile_phone"])]
+    assert [(kind, name) for *_, kind, name in out.gaps] == [("rows_unknown", "cards.cardholders")] * 4
+
+
+def test_catalog_look_ups_and_a_prepare_are_no_reads() -> None:
+    """mysqldump's INFORMATION_SCHEMA look-ups (`... table_name = 'cardholders'`) and SHOW CREATE
+    TABLE name the table only in a string or as its definition: each was an access of no field
+    with a rows_unknown gap; of the dump's connection only its one real read (query 52) is left.
+    `PREPARE s FROM '...'` and its EXECUTE were two accesses of one look-up; the EXECUTE is it."""
+    dec, stats = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], physical_lines("mariadb_export_dump.log")))
+    ids = [ev.event_id.split(":20261204")[0] for _, ev in out.ok]
+    assert [i for i in ids if i.startswith("my:vm:11:")] == ["my:vm:11:52"]
+    assert [i for i in ids if i.startswith("my:vm:8:")] == ["my:vm:8:27"]
+    assert stats.skipped["mariadb: PREPARE (the EXECUTE that follows is the access)"] == 1
+    assert (
+        stats.skipped["mariadb: SHOW (a definition, not rows)"] == 3
+    )  # SHOW VARIABLES twice, SHOW CREATE TABLE
+    assert stats.gaps == {"rows_unknown cards.cardholders": 5}  # the real reads that name no customer
+
+
 def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
     """`server_audit_output_type=syslog`: the time is the syslog header's, the fields follow."""
     as_file = decode_all(
@@ -317,6 +543,39 @@ def test_a_query_string_of_several_statements_gives_each_line_its_own() -> None:
         (["C1"], ["account_balance"]),
         (["C3"], ["customer_name"]),
         (["C2"], ["account_balance"]),
+    ]
+
+
+def test_a_numeric_customer_key_names_its_customers(tmp_path: Path) -> None:
+    """A bigint customer_key (core.cust_profile.cust_no, mapped beside the built-in tables) compared
+    with a number: `= 10042` and `IN (10043, 10044)` named no customer, only `'10045'` and `$1` did.
+    The real line, then its variants; a number that starts an expression or a decimal names none."""
+    policy = (FIXTURES.parent.parent.parent / "policy" / "sources.yaml").read_text()
+    table = "      core.cust_profile:\n        customer_key: cust_no\n        columns: {cust_name: customer_name, cert_no: id_document_no}\n"
+    (tmp_path / "sources.yaml").write_text(
+        policy.replace("      core.credit_reports:\n", table + "      core.credit_reports:\n")
+    )
+    from policy import load_policy
+    from streams.sources import parsers_for
+
+    mapping = load_sources(tmp_path, load_policy().classification)
+    config = raw_config(**ZH)
+    real = (FIXTURES / "pgaudit_numeric_key.log").read_text().strip()
+    variants = [
+        real,
+        real.replace("= 10042", "IN (10043, 10044)"),
+        real.replace("= 10042", "= '10045'"),
+        real.replace('= 10042;",<none>', '= $1;",10046'),
+        real.replace("= 10042", "= 10042 + 1"),
+        real.replace("= 10042", "= 10042.5"),
+        real.replace("= 10042;", "IN (10043, 10044, 100"),  # a list cut short (server_audit's limit)
+    ]
+    lines = [v.replace("[24687]", f"[{24687 + i}]").encode() for i, v in enumerate(variants)]
+    dec = RawDecoder(Decoder(), parsers_for(config), mapping, Stats())
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
+    assert [(ev.subject_ids, ev.fields) for _, ev in out.ok] == [
+        (ids, ["customer_name", "id_document_no"])
+        for ids in (["10042"], ["10043", "10044"], ["10045"], ["10046"], [], [], ["10043", "10044"])
     ]
 
 

@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 import realservers
-from test_raw_sources import FIXTURES, TOPICS, decode_all, decoder, raw_config, records
+from test_raw_sources import (
+    FIXTURES,
+    TOPICS,
+    ZH_EXPECTED,
+    decode_all,
+    decoder,
+    entries,
+    raw_config,
+    records,
+    summary,
+)
 
 from policy.sources import load_sources
 from streams.codecs import Decoder
@@ -41,6 +51,24 @@ def test_copy_of_a_query_is_one_export_of_the_querys_rows() -> None:
     )
     assert (ev.action.value, ev.row_count, ev.fields) == ("export", 700, ["customer_name", "id_document_no"])
     assert ev.event_id.endswith(":2:1:1796227063875")
+
+
+def test_copy_of_a_query_is_one_export_with_pgaudits_default_log_relation_off_too() -> None:
+    """With pgaudit.log_relation off (its default) neither line names a table: the COPY of a query
+    was a query of its 3000 rows, an export of 1 and a false `copy_rows_unknown` gap. The same
+    traffic as the zh_CN server's, as PostgreSQL 15.18 logged it with `%t [%p]: user=%u,db=%d,...`."""
+    dec, stats = decoder(log_line_prefix="%t [%p]: user=%u,db=%d,app=%a,client=%h ", timezone="Asia/Shanghai")
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], entries("pgaudit_log_relation_off.log")))
+    assert out.dead == [] and [summary(ev) for _, ev in out.ok] == ZH_EXPECTED
+    assert [(ev.action.value, ev.row_count) for _, ev in out.ok if ev.action.value == "export"] == [
+        ("export", 1),  # COPY core.customers TO STDOUT: its rows are unknown
+        ("export", 3000),  # COPY (SELECT ... FROM core.accounts) TO STDOUT
+        ("export", 1),  # COPY core.accounts TO '<file>'
+    ]
+    assert stats.gaps == {
+        "copy_rows_unknown corebank.core.customers": 1,
+        "copy_rows_unknown corebank.core.accounts": 1,
+    }
 
 
 def test_copy_of_a_whole_table_reads_every_column_and_its_rows_are_a_visibility_gap() -> None:

@@ -34,10 +34,15 @@ GAP_KINDS = {
     "customers named after the cut are not seen (raise the limit, and the source's query_log_limit with it)",
 }
 _WORD = re.compile(r'"?([^\W\d][\w$]*)"?(?:\s*\.\s*"?([^\W\d][\w$]*)"?)?')  # any script's letters
+# a string: its text names no table (`... WHERE table_name = 'cardholders'`, mysqldump's look-ups in
+# INFORMATION_SCHEMA; `PREPARE s FROM '...'`); MariaDB escapes a quote in one with a backslash
+_STRING = {"pgaudit": re.compile(r"'(?:[^']|'')*'"), "mariadb": re.compile(r"'(?:[^'\\]|\\.|'')*'", re.S)}
 _WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no column list: every column
 _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export, "COPY FROM": Action.update,
-            "INSERT": Action.update, "UPDATE": Action.update, "MERGE": Action.update,
-            "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
+            "SELECT INTO OUTFILE": Action.export, "INSERT": Action.update, "UPDATE": Action.update,
+            "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
+# a read or export whose size the log may not say
+_READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
 
 
 class Canonical:
@@ -87,7 +92,7 @@ class Canonical:
                 self._gap("cursor_rows_unknown", f"{st.database}.{'+'.join(tables)}")
             elif st.command.startswith("COPY"):  # nor the rows of COPY <table> TO|FROM
                 self._gap("copy_rows_unknown", f"{st.database}.{'+'.join(tables)}")
-            elif not subjects and not st.denied and st.command in ("SELECT", "WITH", "TABLE"):
+            elif not subjects and not st.denied and st.command in _READS:
                 # a read of unknown size: SELECT * FROM cardholders may be one row or all of them
                 self._gap("rows_unknown", f"{st.database}.{'+'.join(tables)}")
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
@@ -164,11 +169,13 @@ class Canonical:
         return st.user or "unknown"
 
     def _tables_in(self, st: DbStatement) -> list[str]:
-        """Catalogued tables a statement names in its text (a denied query, a cursor)."""
+        """Catalogued tables a statement names in its text (a denied query, a cursor), outside its
+        strings."""
         db = self.m.databases.get(st.database)
         if db is None:
             return []
-        words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(st.statement)}
+        text = _STRING[st.source].sub("''", st.statement) if "'" in st.statement else st.statement
+        words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(text)}
         return [q for q in db.tables if q.lower() in words or q.rsplit(".", 1)[-1].lower() in words]
 
 
@@ -181,27 +188,30 @@ def _fields_read(entry: TableEntry, statement: str) -> list[str]:
     return list(dict.fromkeys(f for col, f in entry.columns.items() if col.lower() in words))
 
 
-_VALUE = r"'(?:[^']|'')*'(?!')|\$\d+"  # a whole literal or a bound parameter
+# a whole literal: quoted, or a number (a bigint customer key: `cust_no = 10042`, never the start
+# of `10042.5` or `1e5`); or a bound parameter
+_VALUE = r"'(?:[^']|'')*'(?!')|\$\d+|\d+(?![\w.])"
 
 
 def _subjects(entry: TableEntry, st: DbStatement) -> list[str]:
     """Customer ids the statement compares its customer-key column with: `= value` (not the start
-    of an expression: `'C0000' || $1`) or `IN (values)`, each a literal or a bound parameter. A
-    subquery, another column or an expression names no customer: its literals are other columns'.
-    A list cut short (server_audit_query_log_limit truncates statements) names the customers it holds."""
+    of an expression: `'C0000' || $1`) or `IN (values)`, each a literal (quoted, or a number: the
+    key may be a bigint) or a bound parameter. A subquery, another column or an expression names no
+    customer: its literals are other columns'. A list cut short (server_audit_query_log_limit
+    truncates statements) names the customers it holds, not the one cut in two."""
     if not entry.customer_key:
         return []
     key = re.escape(entry.customer_key)
     out: list[str] = []
     for m in re.finditer(
-        rf"\b{key}\"?\s*(?:=\s*({_VALUE})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{_VALUE})(?:\s*,\s*(?:{_VALUE}))*)\s*(?:\)|,\s*'[^']*$))",
+        rf"\b{key}\"?\s*(?:=\s*({_VALUE})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{_VALUE})(?:\s*,\s*(?:{_VALUE}))*)\s*(?:\)|,\s*(?:'[^']*|\d*)$))",
         st.statement,
         re.I,
     ):
-        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)", m.group(1) or m.group(2)):
-            literal, param = value
-            if literal:
-                out.append(literal.replace("''", "'"))
+        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)|(\d+)", m.group(1) or m.group(2)):
+            literal, param, number = value
+            if literal or number:
+                out.append(number or literal.replace("''", "'"))
             elif param and len(param) <= 6 and int(param) <= len(st.parameters):  # not $9999...9
                 out.append(st.parameters[int(param) - 1])
     return out

@@ -8,14 +8,20 @@ line's, then the same fields without the timestamp.
 With the TABLE event on, each table a query touches is a READ/WRITE line before the QUERY line of
 the same (connection, query id): the QUERY line closes the statement and carries its return code.
 The object of a QUERY line is the statement, single-quoted with backslash escapes (commas and
-newlines inside). server_audit has no row count. Return codes 1142 (command denied on a table),
-1143 (on a column) and 1044 (access denied to a database) are denied attempts; a query without
-table lines names its tables only in its text, where the catalog finds them.
+newlines inside). A table line names the table's database, the QUERY line the session's current
+one: an access is of the tables' database (`cards.cardholders` read while connected to `crm` is
+the card system's), one access per database when a query reads tables of several. server_audit
+has no row count. The return code is MariaDB's error number (mariadb.com/kb "MariaDB Error Codes"):
+0 ran; the access-denied errors on data (DENIED_CODES) are denied attempts, whose query has no
+table lines and names its tables only in its text, where the catalog finds them; an interrupted
+statement may have sent rows before it stopped, so it is still a read; any other error stopped
+the statement before it read (unknown column, syntax, no such table ...): nothing was read.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +30,13 @@ from streams.sources.envelope import Line
 from streams.sources.lines import SYSLOG, Unreadable, epoch_ms, readable_time, syslog_ms, zone
 from streams.sources.records import DbStatement, Parsed
 
-DENIED_CODES = frozenset({1142, 1143, 1044})  # table, column, database
+# ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR (on a query: the FILE privilege an INTO OUTFILE
+# export needs), ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR, ER_PROCACCESS_DENIED_ERROR
+# (a routine, which may read data). Not 1227 ER_SPECIFIC_ACCESS_DENIED_ERROR: a server privilege
+# (SUPER, PROCESS), no customer's data.
+DENIED_CODES = frozenset({1044, 1045, 1142, 1143, 1370})
+# ER_QUERY_INTERRUPTED (KILL QUERY), ER_STATEMENT_TIMEOUT (max_statement_time): stopped while it ran
+INTERRUPTED_CODES = frozenset({1317, 1969})
 _FIELDS = (
     r"(?P<server>[^,]*),(?P<user>[^,]*),(?P<host>[^,]*),(?P<conn>\d+),"
     r"(?P<query>\d+),(?P<op>[A-Z_]+),(?P<db>[^,]*),(?P<rest>.*)"
@@ -32,8 +44,21 @@ _FIELDS = (
 _LINE = re.compile(r"(?P<ts>\d{8} \d\d:\d\d:\d\d)," + _FIELDS, re.S)  # server_audit_output_type=file
 _SYSLOG_BODY = re.compile(_FIELDS, re.S)  # =syslog: the time is the syslog header's
 _TABLE_OPS = frozenset({"READ", "WRITE"})
+# MariaDB's own databases: a query's plan reads mysql.table_stats, column_stats and index_stats (its
+# table lines come with the query's own); no customer's data is kept there
+_SERVER_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+# statements that read no rows: a prepared statement's text (its EXECUTE is logged with it, and its
+# table lines, as the access), a table's definition or a query's plan (mysqldump's SHOW CREATE TABLE)
+_NOT_ACCESS = {"PREPARE": "the EXECUTE that follows is the access", "DEALLOCATE": "not data access",
+               "SHOW": "a definition, not rows", "DESCRIBE": "a definition, not rows",
+               "DESC": "a definition, not rows", "EXPLAIN": "a plan, not rows"}  # fmt: skip
 _SESSION_OPS = frozenset({"CONNECT", "DISCONNECT", "FAILED_CONNECT", "CHANGEUSER", "PROXY_CONNECT"})
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
+# a statement's verb past the comments and parentheses before it (`/* teller-desk */ SELECT ...`)
+_VERB = re.compile(r"(?:\s+|\(|/\*.*?\*/|--[^\n]*\n|#[^\n]*\n)*(\w*)", re.S)
+# SELECT ... INTO OUTFILE | DUMPFILE writes the rows to a file on the server: MariaDB's COPY ... TO
+_INTO_FILE = re.compile(r"\bINTO\s+(?:OUTFILE|DUMPFILE)\b", re.I)
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.|'')*'" + r'|"(?:[^"\\]|\\.|"")*"', re.S)  # strings, backslash escapes
 
 
 class MariadbAuditParser:
@@ -73,7 +98,8 @@ class MariadbAuditParser:
                 held = carry.get(conn)
                 if held is None or held[0] != g["query"]:
                     held = carry[conn] = [g["query"]]
-                held.append(f"{g['db']}.{g['rest'].rstrip(',')}")
+                if g["db"] not in _SERVER_DATABASES:  # the plan's statistics, not the query's tables
+                    held.append(f"{g['db']}.{g['rest'].rstrip(',')}")
                 continue
             if op in _SESSION_OPS:
                 carry.pop(conn, None)
@@ -92,16 +118,23 @@ class MariadbAuditParser:
                     )
                 )
                 continue
+            held = carry.get(conn)
+            seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
+            error = int(code)
+            if error and error not in DENIED_CODES and error not in INTERRUPTED_CODES:
+                out.skipped["mariadb: statement failed before it read (an error, not a denial)"] += 1
+                continue
             try:
-                held = carry.get(conn)
-                seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
-                st = self._statement(g, header, line, raw, _unquote(statement), int(code), seen)
+                st = self._statement(g, header, line, raw, _unquote(statement), error, seen)
                 # the limit counts the logged (escaped) text between the quotes
                 st.truncated = len(statement) - 2 >= self.query_log_limit
             except Unreadable as e:
                 out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
                 continue
-            out.found.append((raw, st))
+            if st.command in _NOT_ACCESS:
+                out.skipped[f"mariadb: {st.command} ({_NOT_ACCESS[st.command]})"] += 1
+                continue
+            out.found += [(raw, one) for one in _per_database(st)]
         return out
 
     def _statement(
@@ -129,11 +162,43 @@ class MariadbAuditParser:
             g["user"],
             None,
             g["host"] or None,
-            text.lstrip("( \n").split(None, 1)[0].upper() if text.strip() else "",
+            _command(text),
             seen,
             text,
             denied=code in DENIED_CODES,
         )
+
+
+def _per_database(st: DbStatement) -> list[DbStatement]:
+    """The statement as accesses of its tables' databases (each table line's `database.table`), not
+    of the session's current database the QUERY line names: one per database, told apart by it."""
+    databases = list(dict.fromkeys(t.split(".", 1)[0] for t in st.tables))
+    if len(databases) < 2:
+        st.database = databases[0] if databases else st.database
+        return [st]
+    return [
+        replace(
+            st,
+            event_id=f"{st.event_id}:{db}",
+            database=db,
+            tables=[t for t in st.tables if t.startswith(f"{db}.")],
+        )
+        for db in databases
+    ]
+
+
+def _command(text: str) -> str:
+    """The statement's verb, or `SELECT INTO OUTFILE` for a SELECT that exports to a server file
+    (INTO OUTFILE or DUMPFILE, outside a string)."""
+    words = text.lstrip("( \n").split(None, 1)
+    verb = words[0] if words else ""
+    if verb[:1] in ("/", "-", "#"):  # a comment first: a client's tag, or one to hide the verb
+        verb = _VERB.match(text).group(1)  # type: ignore[union-attr]  # it matches any text
+    verb = verb.upper()
+    # the regex only where the word is (a case-insensitive regex scans slowly)
+    if verb in ("SELECT", "WITH") and "FILE" in text.upper() and _INTO_FILE.search(_LITERAL.sub("''", text)):
+        return "SELECT INTO OUTFILE"
+    return verb
 
 
 def _unquote(quoted: str) -> str:

@@ -1,4 +1,5 @@
-"""pgaudit lines from PostgreSQL's stderr log (any `log_line_prefix`) or its csvlog.
+"""pgaudit lines from PostgreSQL's log (its formats and languages are read into rows by
+streams/sources/pg_log.py):
 
     <prefix>LOG:  AUDIT: SESSION|OBJECT,stmt_id,substmt_id,class,command,object_type,object_name,
                          statement,parameter...,rows
@@ -23,94 +24,38 @@ from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import Unreadable, count, epoch_ms, join_continuations, readable_time, zone
+from streams.sources.lines import Unreadable, count, epoch_ms, readable_time, zone
+from streams.sources.pg_log import MAX_PREFIX, Bad, PostgresLog, Row, unwrap
+from streams.sources.pg_messages import DENIED
 from streams.sources.records import DbStatement, Parsed
 
-# log_line_prefix escapes (PostgreSQL docs, "log_line_prefix") -> what they match
-_ESCAPES = {
-    "a": r"(?P<app>.*?)",
-    "u": r"(?P<user>.*?)",
-    "d": r"(?P<db>.*?)",
-    "r": r"(?P<client>[^\s(]*)(?:\(\d+\))?",
-    "h": r"(?P<client>\S*?)",
-    "b": r".*?",
-    "p": r"(?P<pid>\d+)",
-    "P": r"\d*",
-    "t": r"(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?)",
-    "m": r"(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?: [A-Za-z0-9+:-]+)?)",
-    "n": r"(?P<epoch>\d+\.\d+)",
-    "i": r".*?",
-    "e": r"(?P<sqlstate>[0-9A-Z]{5})",
-    "c": r"(?P<session>[0-9a-f]+\.[0-9a-f]+)",
-    "l": r"(?P<line_no>\d+)",
-    "s": r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?: [A-Za-z0-9+:-]+)?",
-    "v": r"\S*?",
-    "x": r"\d+",
-    "Q": r"-?\d+",
-}
-_LEVEL = r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?):  (?P<msg>.*)"
 _DATA_CLASSES = ("READ", "WRITE")
 _NOT_ACCESS = frozenset({"PREPARE", "DEALLOCATE"})
-_DENIED = re.compile(r"permission denied for (?:table|relation|view|schema|sequence) (?P<object>\S+)")
-# what a line that does not fit the configured prefix is: lost data access (an AUDIT line, a
-# denial), another server line, or no PostgreSQL line at all
-_ACCESS_LINE = re.compile(
-    r"(?:LOG:  AUDIT: |ERROR:  permission denied for (?:table|relation|view|schema|sequence) )"
+# pgaudit.log_statement_once: a statement's later lines (a join's other tables) log this for its
+# text and parameters, which are on its first line (pgaudit README, "pgaudit.log_statement_once")
+_ONCE = "<previously logged>"
+_ONCE_UNREAD = (
+    "pgaudit.log_statement_once: this table's line refers to its statement's first line, which was "
+    "not read before it (lost, or completed before this line came): the columns and customers it "
+    "read are unknown; turn pgaudit.log_statement_once off to log them on every line"
 )
-_ANY_LEVEL = re.compile(_LEVEL.split("(?P<msg>")[0])
-_PREFIX_FIX = "set raw_sources.pgaudit.log_line_prefix to the server's own (psql: SHOW log_line_prefix)"
 # A query string holding several statements (psql -c, a script, a driver's batch): pgaudit logs the
 # whole string on each statement's line. Its pieces, quotes, dollar quotes and comments kept whole:
 _SQL_PIECE = re.compile(
     r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|(\$\w*\$).*?\1|--[^\n]*|/\*.*?\*/|[^'";$/-]+|.""", re.S
 )
 _SCRIPT = "\x1fscript"  # carry key suffix: how far a session's multi-statement string is read
-# The prefix's lazy `.*?` fields backtrack quadratically over a line with no level in it (a 32 KB
-# line took 7 s): the prefix and level must fit in the line's first MAX_PREFIX characters, as a real
-# prefix does (names are at most 63 bytes, a host name 255).
-MAX_PREFIX = 1024
 # A statement's lines are written within moments of each other: a line of the same server this much
 # newer means no more are coming for a statement still open (its session may never log again).
 HOLD_MS = 1000
-_CSV_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-# csvlog columns (PostgreSQL 13+): the ones lifemon reads
-_C_TIME, _C_USER, _C_DB, _C_PID, _C_CLIENT, _C_SESSION, _C_LINE = 0, 1, 2, 3, 4, 5, 6
-_C_SEVERITY, _C_STATE, _C_MESSAGE, _C_QUERY, _C_APP = 11, 12, 13, 19, 22
-
-
-def prefix_pattern(log_line_prefix: str) -> re.Pattern[str]:
-    """A regex for lines written with this `log_line_prefix`. `%q` ends the part that processes
-    without a session (checkpointer, autovacuum) leave out."""
-    out, optional, i, seen = [], False, 0, set()
-    while i < len(log_line_prefix):
-        c = log_line_prefix[i]
-        if c != "%" or i + 1 >= len(log_line_prefix):
-            out.append(re.escape(c))
-            i += 1
-            continue
-        m = re.match(r"-?\d*([a-zA-Z%])", log_line_prefix[i + 1 :])
-        esc = m.group(1) if m else "%"
-        i += 1 + (m.end() if m else 1)
-        if esc == "%":
-            out.append("%")
-        elif esc == "q":
-            out.append("(?:")
-            optional = True
-        else:
-            piece = _ESCAPES.get(esc, r".*?")
-            name = re.search(r"\?P<(\w+)>", piece)
-            if name and name.group(1) in seen:  # %r and %h both name the client: keep the first
-                piece = re.sub(r"\?P<\w+>", "?:", piece)
-            elif name:
-                seen.add(name.group(1))
-            out.append(r"\s*" + piece if m and m.group(0)[:-1] else piece)
-    return re.compile("^" + "".join(out) + (")?" if optional else "") + _LEVEL, re.S)
 
 
 class PgauditParser:
+    unwrap = staticmethod(unwrap)  # a jsonlog record is JSON, but no shipper's envelope
+
     def __init__(self, log_line_prefix: str, csvlog: bool, log_rows: bool, timezone: str):
-        self.prefix, self.log_line_prefix = prefix_pattern(log_line_prefix), log_line_prefix
-        self.csvlog, self.log_rows, self.tz = csvlog, log_rows, zone(timezone)
+        self.log = PostgresLog(log_line_prefix, csvlog)
+        self.log_rows, self.tz = log_rows, zone(timezone)
 
     def parse(
         self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
@@ -120,30 +65,16 @@ class PgauditParser:
         its lines may come: a join's next table line, a denial's STATEMENT line. It is complete
         when the session logs another statement, when a line of its server is HOLD_MS newer, or
         when `final` says nothing more is coming for now (the partition is read to its end)."""
-        if self.csvlog:
-            entries, dead = join_continuations(items, lambda t: bool(_CSV_START.match(t)))
-            rows = [(raw, line, self._csv_row(line.text)) for raw, line in entries]
-        else:
-            entries, dead = join_continuations(items, lambda t: not t.startswith("\t"), strip="\t")
-            rows = [(raw, line, self._stderr_row(line.text)) for raw, line in entries]
+        rows, dead = self.log.rows(items)
         out = Parsed(dead=dead)
         newest: dict[str, int] = {}  # server -> its newest statement time in this batch
         for raw, line, row in rows:
             if row is None:
-                if not self.csvlog and _ACCESS_LINE.search(line.text[:MAX_PREFIX]):
-                    out.dead.append(
-                        DeadLetter(
-                            raw,
-                            "unparsed",
-                            "log_line_prefix",
-                            "a pgaudit line that does not fit the configured log_line_prefix "
-                            f"{self.log_line_prefix!r}: {_PREFIX_FIX}",
-                        )
-                    )
-                elif not self.csvlog and _ANY_LEVEL.search(line.text[:MAX_PREFIX]):
-                    out.skipped["pgaudit: server line that does not fit log_line_prefix"] += 1
+                why = self.log.unread(line.text[:MAX_PREFIX])
+                if isinstance(why, Bad):
+                    out.dead.append(DeadLetter(raw, "unparsed", why.field, why.message))
                 else:
-                    out.skipped["pgaudit: not a PostgreSQL log line"] += 1
+                    out.skipped[why] += 1
                 continue
             session = row["session"] or f"{line.host or '-'}:{row['pid']}"
             held = Open.held(carry, session)
@@ -164,23 +95,21 @@ class PgauditParser:
             try:
                 result = self._statement(row, line, session, carry)
             except Unreadable as e:
-                result = _Bad(e.field, e.message)
-            if isinstance(result, tuple) and not self.csvlog and _blank_in_name(row):
-                result = _Bad(
-                    "log_line_prefix",
-                    "a user or database name read with the configured log_line_prefix "
-                    f"{self.log_line_prefix!r} holds a space: the server's prefix likely has more "
-                    f"after it (app=%a, say) than the configured one; {_PREFIX_FIX}",
-                )
+                result = Bad(e.field, e.message)
+            if isinstance(result, tuple):
+                result = self.log.misnamed(row, line.text) or result
             if isinstance(result, str):
                 out.skipped[result] += 1
-            elif isinstance(result, _Bad):
+            elif isinstance(result, Bad):
                 out.dead.append(DeadLetter(raw, "unparsed", result.field, result.message))
             else:
                 key, st = result
                 newest[st.host or "-"] = max(newest.get(st.host or "-", 0), st.ts_ms)
                 if held is not None and key is not None and held.stmt == key[0]:
                     held.add(raw, key[1], st)  # another table of the statement, or a sub-statement
+                    continue
+                if st.statement == _ONCE:
+                    out.dead.append(DeadLetter(raw, "unparsed", "statement", _ONCE_UNREAD))
                     continue
                 if held is not None:
                     out.found += held.statements()  # the session moved on
@@ -197,59 +126,13 @@ class PgauditParser:
         out.found.sort(key=lambda rs: rs[0].offset)
         return out
 
-    # -- one entry --------------------------------------------------------------------------------
-    def _stderr_row(self, text: str) -> dict[str, str] | None:
-        m = self.prefix.match(text[:MAX_PREFIX])
-        if m is None:
-            return None
-        g = m.groupdict()
-        g["msg"] = text[m.start("msg") :]
-        return {
-            "time": g.get("time") or "",
-            "epoch": g.get("epoch") or "",
-            "user": g.get("user") or "",
-            "db": g.get("db") or "",
-            "app": g.get("app") or "",
-            "client": g.get("client") or "",
-            "pid": g.get("pid") or "",
-            "session": g.get("session") or "",
-            "line_no": g.get("line_no") or "",
-            "sqlstate": g.get("sqlstate") or "",
-            "level": g["level"],
-            "msg": g["msg"],
-        }
-
-    def _csv_row(self, text: str) -> dict[str, str] | None:
-        try:
-            cols = next(csv.reader(io.StringIO(text)))
-        except (csv.Error, StopIteration):
-            return None
-        if len(cols) < 23:
-            return None
-        return {
-            "time": cols[_C_TIME],
-            "epoch": "",
-            "user": cols[_C_USER],
-            "db": cols[_C_DB],
-            "app": cols[_C_APP],
-            "client": cols[_C_CLIENT].rsplit(":", 1)[0],
-            "pid": cols[_C_PID],
-            "session": cols[_C_SESSION],
-            "line_no": cols[_C_LINE],
-            "sqlstate": cols[_C_STATE],
-            "level": cols[_C_SEVERITY],
-            "msg": cols[_C_MESSAGE],
-            "query": cols[_C_QUERY],
-        }
-
     def _statement(
-        self, row: dict[str, str], line: Line, session: str, carry: dict[str, Any]
-    ) -> tuple[tuple[str, str] | None, DbStatement] | _Bad | str:
+        self, row: Row, line: Line, session: str, carry: dict[str, Any]
+    ) -> tuple[tuple[str, str] | None, DbStatement] | Bad | str:
         """(merge key, statement), a dead-letter reason, or the skip reason of a line."""
         msg, level = row["msg"], row["level"]
         if level == "ERROR":
-            denied = _DENIED.match(msg)
-            if denied is None and row["sqlstate"] != "42501":
+            if not _is_denial(row):
                 return "pgaudit: error other than permission denied"
             ts = self._ts(row, line)
             # a denial has no pgaudit statement id, and a script's denials share a millisecond: the
@@ -276,9 +159,9 @@ class PgauditParser:
         try:
             fields = next(csv.reader(io.StringIO(msg[7:])))
         except (csv.Error, StopIteration):
-            return _Bad("message", "AUDIT payload is not valid CSV")
+            return Bad("message", "AUDIT payload is not valid CSV")
         if len(fields) < 9 or fields[0] not in ("SESSION", "OBJECT"):
-            return _Bad(
+            return Bad(
                 "message",
                 f"AUDIT payload has {len(fields)} fields; expected SESSION|OBJECT,stmt_id,substmt_id,class,"
                 "command,object_type,object_name,statement,parameter[,rows]",
@@ -291,7 +174,7 @@ class PgauditParser:
         rows = None
         if self.log_rows:
             if not rest or not rest[-1].isdigit():
-                return _Bad(
+                return Bad(
                     "rows",
                     "no row count ends the line: turn pgaudit.log_rows on, or set the source's log_rows: false",
                 )
@@ -300,7 +183,7 @@ class PgauditParser:
         if command == "COPY" and not obj_name:
             rows = None
             command = "COPY FROM" if cls == "WRITE" else command
-        params = [p for p in rest if p not in ("<none>", "<not logged>")]
+        params = [p for p in rest if p not in ("<none>", "<not logged>", _ONCE)]
         ts = self._ts(row, line)
         return (stmt_id, sub_id), DbStatement(
             "pgaudit",
@@ -313,15 +196,17 @@ class PgauditParser:
             _ip(row["client"]),
             command,
             [_unquoted(obj_name)] if obj_name else [],
-            _own_statement(carry, session, stmt_id, command, _unquoted(obj_name), statement),
+            statement
+            if statement == _ONCE
+            else _own_statement(carry, session, stmt_id, command, _unquoted(obj_name), statement),
             params,
             rows if command != "DECLARE CURSOR" else None,  # pgaudit does not audit FETCH
         )
 
-    def _ts(self, row: dict[str, str], line: Line) -> int:
+    def _ts(self, row: Row, line: Line) -> int:
         return readable_time("time", lambda: self._read_ts(row, line))
 
-    def _read_ts(self, row: dict[str, str], line: Line) -> int:
+    def _read_ts(self, row: Row, line: Line) -> int:
         if row["epoch"]:
             return int(float(row["epoch"]) * 1000)
         text = row["time"]
@@ -441,6 +326,9 @@ class Open:
 
     def add(self, raw: RawRecord, sub: str, st: DbStatement) -> None:
         held = self.parts.get(sub)
+        if st.statement == _ONCE:  # the text and parameters are on the statement's first line
+            first = (held or next(iter(self.parts.values())))[1]
+            st.statement, st.parameters = first.statement, first.parameters
         if held is None or held[1].statement != st.statement:
             self.parts[sub] = (raw, st)
             return
@@ -448,28 +336,22 @@ class Open:
         self.parts[sub] = (raw, held[1])
 
     def statements(self) -> list[tuple[RawRecord, DbStatement]]:
-        """The statement's accesses. `COPY (query) TO` logs the query's tables and rows as
-        sub-statements with the COPY's text, then the COPY itself with neither: one export of
-        those rows, not a query of them and an export of nothing."""
+        """The statement's accesses. `COPY (query) TO` logs the query's rows (and, with
+        pgaudit.log_relation on, its tables) as sub-statements with the COPY's text, then the COPY
+        itself with neither: one export of those rows, not a query of them and an export of
+        nothing whose rows are unknown."""
         parts = list(self.parts.values())
         copies = {st.statement: raw for raw, st in parts if st.command == "COPY" and not st.tables}
-        if not any(st.statement in copies and st.tables for _, st in parts):
+        if not any(st.statement in copies and st.command != "COPY" for _, st in parts):
             return parts
         found = []
         for raw, st in parts:
-            if st.statement in copies and st.tables:
+            if st.statement in copies and st.command != "COPY":  # the query
                 st.command = "COPY"
                 found.append((copies[st.statement], st))  # counted at the COPY's line, the last
             elif st.statement not in copies:
                 found.append((raw, st))
         return found
-
-
-class _Bad:
-    __slots__ = ("field", "message")
-
-    def __init__(self, field: str, message: str):
-        self.field, self.message = field, message
 
 
 def _tz_of(name: str, default: tzinfo) -> tzinfo:
@@ -488,11 +370,12 @@ def _tz_of(name: str, default: tzinfo) -> tzinfo:
     return default
 
 
-def _blank_in_name(row: dict[str, str]) -> bool:
-    """A user or database name with a space in it: a prefix's lazy `%u`/`%d` took in what the
-    configured prefix lacks (`corebank app=teller-desk` for `%d` before the server's ` app=%a`).
-    PostgreSQL allows a quoted name with a space; banks' logins and databases have none."""
-    return " " in row["db"] or " " in row["user"] or "\t" in row["db"] or "\t" in row["user"]
+def _is_denial(row: Row) -> bool:
+    """An ERROR that refused access: SQLSTATE 42501 insufficient_privilege where the log has it
+    (csvlog, jsonlog, `%e`), else the message, in any language PostgreSQL writes it in."""
+    if row["sqlstate"]:
+        return row["sqlstate"] == "42501"
+    return DENIED.match(row["msg"]) is not None
 
 
 def _unquoted(name: str) -> str:

@@ -24,7 +24,7 @@ class DbStatement:
     user: str
     application: str | None
     client_ip: str | None
-    command: str  # SELECT, INSERT, UPDATE, DELETE, COPY, DECLARE CURSOR, ...
+    command: str  # SELECT, INSERT, UPDATE, DELETE, COPY, DECLARE CURSOR, SELECT INTO OUTFILE, ...
     tables: list[str]  # as the log names them (schema.table or table); empty: find them in the text
     statement: str
     parameters: list[str] = field(default_factory=list)
