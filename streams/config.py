@@ -33,6 +33,9 @@ ENV_OVERRIDES = {
 }
 # librdkafka's SASL mechanisms that log in with a user name and password (its default, GSSAPI, is Kerberos)
 PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# a raw log's local time, unless its source says otherwise: the bank's (China Standard Time), as
+# the policy's own calendar is, since a server writes its host's zone
+BANK_ZONE = "Asia/Shanghai"
 # every command that reads the policy takes its folder from the same places, in this order
 POLICY_HELP = (
     "policy catalog folder (default: LIFEMON_POLICY_DIR, else policy_dir in the --config file, "
@@ -87,7 +90,7 @@ class PgauditSource(Strict):
         default="%m [%p] %q%u@%d ", description="the server's log_line_prefix (stderr format)"
     )
     log_rows: bool = Field(default=True, description="the server has pgaudit.log_rows on")
-    timezone: str = Field(default="UTC", description="IANA zone for zone abbreviations in log times")
+    timezone: str = Field(default=BANK_ZONE, description="IANA zone for zone abbreviations in log times")
 
 
 class MariadbSource(Strict):
@@ -95,7 +98,7 @@ class MariadbSource(Strict):
 
     enabled: bool = False
     topic: str = "pfi.raw.mariadb"
-    timezone: str = Field(default="UTC", description="IANA zone of the server's local time")
+    timezone: str = Field(default=BANK_ZONE, description="IANA zone of the server's local time")
     query_log_limit: int = Field(
         default=1024,
         gt=0,
@@ -108,7 +111,7 @@ class SftpSource(Strict):
 
     enabled: bool = False
     topic: str = "pfi.raw.sftp"
-    timezone: str = Field(default="UTC", description="IANA zone of syslog times without an offset")
+    timezone: str = Field(default=BANK_ZONE, description="IANA zone of syslog times without an offset")
 
 
 class HarSource(Strict):

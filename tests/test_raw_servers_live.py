@@ -11,7 +11,7 @@ import pytest
 import realservers
 from conftest import entitlement
 from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_all, send
-from test_raw_sources import PG_EXPECTED, PG_PREFIX, TOPICS, decode_all, decoder, records, summary
+from test_raw_sources import HOST_ZONE, PG_EXPECTED, PG_PREFIX, TOPICS, decode_all, decoder, records, summary
 from test_ship import ship, values
 
 why = realservers.available()
@@ -40,9 +40,14 @@ def test_live_servers_shipped_to_tansu_give_the_exact_alerts(
 
     tag = names["tag"]
     raw = {
-        "pgaudit": {"enabled": True, "topic": f"pfi.raw.pgaudit.{tag}", "log_line_prefix": PG_PREFIX},
-        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}"},
-        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}"},
+        "pgaudit": {
+            "enabled": True,
+            "topic": f"pfi.raw.pgaudit.{tag}",
+            "log_line_prefix": PG_PREFIX,
+            "timezone": HOST_ZONE,
+        },
+        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}", "timezone": HOST_ZONE},
+        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}", "timezone": HOST_ZONE},
     }
     config = make_config(names, broker, "chdb://unused", raw_sources=raw)
     m = monitor(config, ch, policy, catalog)

@@ -28,15 +28,17 @@ from streams.stats import Stats
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "raw"
 PG_PREFIX = "%m [%p] %q%u@%d app=%a "  # as tests/realservers.py configured the server
 TOPICS = {"pgaudit": "pfi.raw.pgaudit", "mariadb": "pfi.raw.mariadb", "sftp": "pfi.raw.sftp"}
+# the zone of the host tests/realservers.py recorded the fixtures on (a source's default is the bank's)
+HOST_ZONE = "UTC"
 
 
 def raw_config(**pgaudit: Any) -> Any:
     return load_config(
         None,
         raw_sources={
-            "pgaudit": {"enabled": True, "log_line_prefix": PG_PREFIX, **pgaudit},
-            "mariadb": {"enabled": True},
-            "sftp": {"enabled": True},
+            "pgaudit": {"enabled": True, "log_line_prefix": PG_PREFIX, "timezone": HOST_ZONE, **pgaudit},
+            "mariadb": {"enabled": True, "timezone": HOST_ZONE},
+            "sftp": {"enabled": True, "timezone": HOST_ZONE},
         },
     )
 
@@ -386,6 +388,20 @@ def test_the_translated_words_are_postgresqls_own() -> None:
 def test_log_line_prefix_is_followed(prefix: str, line: str, want: dict) -> None:
     m = prefix_pattern(prefix).match(line)
     assert m is not None and {k: m.group(k) for k in want} == want and m.group("msg") == "x"
+
+
+def test_a_log_without_an_offset_is_read_in_the_banks_zone_unless_its_source_says_otherwise() -> None:
+    """server_audit writes its host's local time, and a bank's hosts keep China Standard Time:
+    16:44:02 is 08:44:02 UTC by default, as written where the source names UTC."""
+    line = physical_lines("mariadb_audit.log")[2:]
+    by_zone = {}
+    for zone in (None, "UTC"):
+        mariadb = {"enabled": True} | ({"timezone": zone} if zone else {})
+        config = load_config(None, raw_sources={"mariadb": mariadb})
+        dec = RawDecoder.for_config(Decoder(), config, Stats())
+        (first, *_) = decode_all(dec, "access", records(TOPICS["mariadb"], line)).ok
+        by_zone[zone] = first[1].ts
+    assert by_zone[None] == by_zone["UTC"] - 8 * 3_600_000
 
 
 def test_mariadb_server_audit() -> None:
