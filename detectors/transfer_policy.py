@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors import inbox
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from policy.contracts import ContractTerm, RecipientBook
-from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, iso_country
+from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, iso_country, known_country
 from schemas.models import ConsentStatus, EmployeeStatus, RecipientType, Severity
 from schemas.structs import STRICT
 
@@ -236,9 +236,10 @@ class TransferPolicyDetector:
             if cls is not JrClass.C3:
                 what = f"authentication helpers ({', '.join(helpers)})"
             yield self._finding(ev, r.c3_shared, cls, f"sent {what} to {kind.value} {ev.recipient_id}")
-        countries = [
-            c for c in (iso_country(ev.recipient_country), declared.country if declared else None) if c
-        ]
+        # a country no ISO code names (`China`, typed by hand) says nothing where the policy declares
+        # where the recipient is; for a recipient it does not, it is all there is, and not home
+        logged = known_country(ev.recipient_country) if declared else iso_country(ev.recipient_country)
+        countries = [c for c in (logged, declared.country if declared else None) if c]
         country = next((c for c in countries if c != book.home_country), countries[0] if countries else None)
         cross_border = RecipientType.overseas in (kind, ev.recipient_type) or (
             country is not None and country != book.home_country

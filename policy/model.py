@@ -44,6 +44,12 @@ def iso_country(code: str | None) -> str | None:
     return _alpha_2().get(found.zfill(3) if found.isdigit() else found, found)
 
 
+def known_country(code: str | None) -> str | None:
+    """The alpha-2 code of a code ISO 3166 assigns (`iso_country`); None for any other text."""
+    found = iso_country(code)
+    return found if found in _alpha_2() else None
+
+
 def _country(code: str) -> str:
     found = iso_country(code)
     if found is None or found not in _alpha_2():

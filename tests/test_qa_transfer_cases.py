@@ -95,11 +95,12 @@ def test_the_fund_distributor_gets_exactly_the_categories_its_contract_lists(run
     assert run([ev], consents("fund_distribution")) == {}
 
 
-@pytest.mark.parametrize("country", ["CN", "cn", "Cn", " CN ", "CHN", "chn", "156"])
+@pytest.mark.parametrize("country", ["CN", "cn", "Cn", " CN ", "CHN", "chn", "156", "China", "中国"])
 def test_a_domestic_partner_logged_with_its_country_in_any_case_stays_domestic(run, country) -> None:
     """A sending system that writes `cn` for the declared domestic partner, or ISO 3166's alpha-3
-    (CHN) or numeric (156) code for it: the same compliant flow, never a cross-border incident with
-    a one-day report deadline."""
+    (CHN) or numeric (156) code for it, or a name no code is: the same compliant flow, never a
+    cross-border incident with a one-day report deadline (where the policy declares the recipient,
+    a country no ISO code names says nothing)."""
     ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "payment_account_no", "assets"],
                   purpose="fund_distribution", recipient_country=country)  # fmt: skip
     assert run([ev], consents("fund_distribution")) == {}
@@ -111,6 +112,16 @@ def test_a_foreign_country_in_any_case_is_cross_border(run, country) -> None:
                   purpose="fund_distribution", recipient_country=country)  # fmt: skip
     got = run([ev], consents("fund_distribution"))
     assert set(got) == {"cross_border"} and "(HK)" in got["cross_border"].summary
+
+
+def test_an_undeclared_recipient_somewhere_no_code_names_is_judged_abroad(run) -> None:
+    """A recipient recipients.yaml does not declare, logged in `Atlantis`: where the data went is
+    unknown, and not home; as much as the same recipient logged in CN is not."""
+    ev = transfer("fx-broker-x", "third_party", ["customer_name", "payment_account_no"],
+                  purpose="fund_distribution", recipient_country="Atlantis")  # fmt: skip
+    assert "cross_border" in run([ev], consents("fund_distribution"))
+    home = ev.model_copy(update={"recipient_country": "CN"})
+    assert "cross_border" not in run([home], consents("fund_distribution"))
 
 
 def test_a_batch_flagged_de_identified_that_names_its_customers_is_not(run) -> None:
