@@ -118,6 +118,34 @@ def test_pgaudit_stderr_lines_as_the_server_wrote_them() -> None:
     assert offsets == sorted(offsets)
 
 
+def verbose(entry: bytes) -> list[bytes]:
+    """An entry as a server with log_error_verbosity = verbose writes it (elog.c
+    send_message_to_server_log): the SQLSTATE after the severity, and a LOCATION line after the
+    message, before its STATEMENT line."""
+    text = entry.decode()
+    found = re.search(r" (LOG|ERROR):  ", text)
+    if found is None:
+        return [entry]
+    state = "42501" if found[1] == "ERROR" else "00000"
+    prefix = text[: found.start() + 1]
+    where = "aclcheck_error, aclchk.c:3650" if state == "42501" else "log_audit_event, pgaudit.c:1071"
+    return [
+        (text[: found.end()] + f"{state}: " + text[found.end() :]).encode(),
+        f"{prefix}LOCATION:  {where}".encode(),
+    ]
+
+
+def test_a_server_logging_verbosely_gives_the_same_accesses() -> None:
+    """log_error_verbosity = verbose: `LOG:  00000: AUDIT: ...` and a LOCATION line after each
+    message. Every AUDIT line was skipped as a server message, silently."""
+    dec, stats = decoder()
+    lines = [v for entry in entries("pgaudit.log") for v in verbose(entry)]
+    assert any(b"LOG:  00000: AUDIT: " in line for line in lines)
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
+    assert out.dead == []
+    assert [summary(ev) for _, ev in out.ok] == PG_EXPECTED
+
+
 def test_pgaudit_csvlog_gives_the_same_accesses() -> None:
     dec, _ = decoder(format="csvlog")
     out = decode_all(dec, "access", records(TOPICS["pgaudit"], entries("pgaudit.csv")))

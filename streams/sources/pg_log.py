@@ -48,11 +48,19 @@ _ESCAPES = {
     "x": r"\d+",
     "Q": r"-?\d+",
 }
-_LEVEL = r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?):  (?P<msg>.*)"
+# log_error_verbosity = verbose writes the SQLSTATE after the severity (`LOG:  00000: AUDIT: ...`), and
+# a LOCATION line (untranslated in every language) after each message. A SQLSTATE holds a digit, so
+# pgaudit's `AUDIT: ` is never taken for one
+_STATE = r"(?:(?=[0-9A-Z]{0,4}\d)[0-9A-Z]{5}: )?"
+_LEVEL = (
+    r"(?P<level>LOG|ERROR|STATEMENT|DETAIL|HINT|CONTEXT|LOCATION|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?):  "
+    + _STATE
+    + "(?P<msg>.*)"
+)
 # the same in the languages PostgreSQL translates its log into (lc_messages): the level is the marker,
 # read as its English level (MARKERS); the longest first, so `致命错误:  ` is not taken for `错误:  `
 _TRANSLATED_LEVEL = (
-    "(?P<level>" + "|".join(re.escape(m) for m in sorted(MARKERS, key=len, reverse=True)) + ")(?P<msg>.*)"
+    "(?P<level>" + "|".join(re.escape(m) for m in sorted(MARKERS, key=len, reverse=True)) + ")" + _STATE + "(?P<msg>.*)"
 )
 # any word of letters (in any script) before `:  `: a line in a language lifemon does not know
 # fits the prefix with it
