@@ -60,7 +60,11 @@ _LEVEL = (
 # the same in the languages PostgreSQL translates its log into (lc_messages): the level is the marker,
 # read as its English level (MARKERS); the longest first, so `致命错误:  ` is not taken for `错误:  `
 _TRANSLATED_LEVEL = (
-    "(?P<level>" + "|".join(re.escape(m) for m in sorted(MARKERS, key=len, reverse=True)) + ")" + _STATE + "(?P<msg>.*)"
+    "(?P<level>"
+    + "|".join(re.escape(m) for m in sorted(MARKERS, key=len, reverse=True))
+    + ")"
+    + _STATE
+    + "(?P<msg>.*)"
 )
 # any word of letters (in any script) before `:  `: a line in a language lifemon does not know
 # fits the prefix with it
