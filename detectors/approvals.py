@@ -28,7 +28,7 @@ from policy.catalog import Catalog
 from schemas.models import Approval, EmployeeStatus, Entitlement
 
 USED = "approval:"  # store key prefix: records an approval has covered so far, and its customers
-REMEMBERED = 200  # customers a budget remembers; past them, a customer read again spends again
+REMEMBERED = 50  # customers a budget remembers; past them, a customer read again spends again
 
 
 def records(ev: Any) -> int:
@@ -122,24 +122,38 @@ def judge(
     if why is not None:
         return approval, why
     key = USED + approval.approval_id
-    spent, covered = _budget(store.get(key, 0))
-    if ev.subject_ids and covered.issuperset(ev.subject_ids):
-        return approval, None  # their records, counted when the approval first covered them
+    spent, expires, covered = _budget(store.get(key, 0))
+    if ev.subject_ids and records(ev) <= len(set(ev.subject_ids)) and covered.issuperset(ev.subject_ids):
+        return approval, None  # their records, counted when the approval first covered them (no rows beyond)
     used = spent + records(ev)
     if used > approval.max_records:
         return approval, f"its budget of {approval.max_records} records was spent ({used} needed)"
     named = [c for c in dict.fromkeys(ev.subject_ids) if c not in covered]
-    store.put(key, " ".join([str(used), *covered, *named][: REMEMBERED + 1]))
+    kept = [*covered, *named][:REMEMBERED]
+    store.put(key, " ".join([str(used), str(approval.expires_ts), *kept]))
+    if expires != approval.expires_ts:
+        ctx.timers.register(key, approval.expires_ts)  # then the budget is forgotten
     return approval, None
 
 
-def _budget(value: int | str) -> tuple[int, set[str]]:
-    """(records spent, customers covered) from the stored budget: `"<records> <pseudonym>..."`, a
-    string that no detector's state loader takes for its own (an earlier lifemon kept the number)."""
+def _budget(value: int | str) -> tuple[int, int, set[str]]:
+    """(records spent, the approval's expiry, customers covered) from the stored budget:
+    `"<records> <expiry> <pseudonym>..."`, a string that no detector's state loader takes for its
+    own (an earlier lifemon kept the number alone)."""
     if isinstance(value, int):
-        return value, set()
-    spent, *covered = value.split()
-    return int(spent), set(covered)
+        return value, 0, set()
+    spent, expires, *covered = value.split()
+    return int(spent), int(expires), set(covered)
+
+
+def forget_expired(store: Store, key: str, watermark: int) -> None:
+    """A detector's timer at an approval's expiry (`judge` set it under the budget's key): its
+    budget can spend nothing more, and is deleted. An employee whose id is spelled like the key
+    has a timer of that name too: the budget stays until its own expiry."""
+    if key.startswith(USED):
+        budget = store.get(key)
+        if isinstance(budget, str) and _budget(budget)[1] <= watermark:
+            store.delete(key)
 
 
 def covers(ev: Any, ctx: Context, store: Store) -> bool:

@@ -896,7 +896,9 @@ class BulkQueryDetector:
 
     # -- time -----------------------------------------------------------------------------------
     def on_timer(self, actor: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        """Close a due episode; forget an actor whose window emptied; else wait for what is next."""
+        """Close a due episode; forget an actor whose window emptied; else wait for what is next;
+        forget an approval's budget at its expiry."""
+        approvals.forget_expired(self.store, actor, ctx.watermark)
         win = self._window(actor)
         if win is None:
             return

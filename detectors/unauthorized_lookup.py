@@ -305,6 +305,7 @@ class UnauthorizedLookupDetector:
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
         # every access the watermark has passed is judged before any episode is closed
         yield from self._drain(ctx)
+        approvals.forget_expired(self.store, key, ctx.watermark)
         if key == inbox.INBOX:
             return
         actor = key.removeprefix(ACTOR)  # a bare id: an earlier lifemon's timer

@@ -114,6 +114,33 @@ def test_an_approval_covers_its_customers_read_again(run) -> None:
     assert run(ents, access("e1", customers=1, n=5, **far)) == []
     assert run(ents, access("e1", customers=3, n=9, **far)) == []  # three customers, each thrice
     assert reasons(run(ents, access("e1", customers=4, n=8, **far))) == {"out_of_scope"}
+    # a read naming a covered customer that returns more rows than customers (`OR 1=1`) spends them
+    widened = access("e1", customers=1, n=2, **far)
+    widened[1] = widened[1].model_copy(update={"row_count": 5000})
+    assert reasons(run(ents, widened)) == {"out_of_scope"}
+
+
+def test_an_approvals_budget_is_forgotten_when_it_expires(policy, catalog) -> None:
+    """Each detector keeps what an approval spent until the approval expires, then forgets it: the
+    store does not grow with every approval ever used."""
+    specs = [s for s in load_detectors(policy) if s.kind in ("unauthorized_lookup", "bulk_query")]
+    e = Engine(specs, catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", approvals=[approval()])]))
+    e.apply_reference("customers", refs("customers", book()))
+    far = access("e1", customers=2, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    e.process("access", "t", 0, fed("access", far, "t", 0))
+    e.advance()
+    e.drain()
+
+    def budgets() -> dict[str, list[str]]:
+        return {kind: [k for k, _ in e.tasks[(0, kind)].keys.items("approval:")] for kind in ("unauthorized_lookup", "bulk_query")}  # fmt: skip
+
+    assert budgets() == {"unauthorized_lookup": ["approval:AP1"], "bulk_query": ["approval:AP1"]}
+    later = access("e2", customers=1, start=86_400_000 + 60_000)  # the day after: AP1 expired
+    e.process("access", "t", 0, fed("access", later, "t", 10))
+    e.advance()
+    e.drain()
+    assert budgets() == {"unauthorized_lookup": [], "bulk_query": []}
 
 
 def test_the_screen_remembers_kinds_of_access_not_approvals(policy, catalog) -> None:
