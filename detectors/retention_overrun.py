@@ -692,7 +692,12 @@ class RetentionOverrunDetector:
         for_other = [
             u
             for u in uses
-            if withheld and u[0] > withheld and u not in after_gone and _for_another_purpose(u, ctx.catalog)
+            if withheld
+            and u[0] > withheld
+            and u not in after_gone
+            and u not in after_due  # a use past a deadline is that alert's alone
+            and _for_another_purpose(u, ctx.catalog)
+            and self._kept_by_law(held, rec, ctx.catalog, u[0])  # withheld while the minimum runs
         ]
         for rule, since, offending, what in (
             (

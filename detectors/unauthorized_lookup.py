@@ -660,14 +660,14 @@ class UnauthorizedLookupDetector:
         change is made only in the managing sub-branch; neither limits an access the counter's
         permission set covers by itself (`counter`, `Catalog.at_counter`). Every customer must be
         known, bar the counter's (it opens accounts before core banking registers the customer). `refused`: why the approval the access names does not open the customer to it."""
+        if counter:  # nor is a customer new to the registry (an account being opened) a gap here
+            return []
         why = f"; {refused}" if refused else ""
         found: dict[str, tuple[str, str, Entitlement | None]] = {}
         unknown, action = 0, ev.action.value
         view: View | None = None
         previous: Any = False  # the entitlement before this one, looked up on the first customer out of scope
         for cid in ev.subject_ids:
-            if counter:
-                break  # nor is a customer new to the registry (an account being opened) a gap here
             cust = ctx.customer(cid, ev.ts)
             if cust is None:
                 unknown += 1

@@ -577,6 +577,11 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     assert set(got) == {"used_while_withheld"} and a.counts == {"uses": 1} and "read by e9" in a.summary
     assert "since 2025-12-16" in a.summary and "used for marketing" in a.summary
     assert run([*steps, read(day=-12, purpose="kyc_aml"), read(day=-11, actor="e8"), tick(0)]) == {}
+    # withheld while the minimum runs: collected 10 Jul 2020, kept to 10 Jul 2025; asked 15 Jun
+    old = [collect(day=-2000, **TRANSACTION), lc("deletion_requested", day=-200)]
+    during, after = read(day=-180, purpose="marketing"), read(day=-100, actor="e5", purpose="marketing")
+    (b,) = run([*old, during, after, tick(0)])["used_while_withheld"]
+    assert b.counts == {"uses": 1} and "read by e1" in b.summary
 
 
 def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, catalog) -> None:
