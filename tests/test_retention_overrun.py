@@ -580,8 +580,12 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     # withheld while the minimum runs: collected 10 Jul 2020, kept to 10 Jul 2025; asked 15 Jun
     old = [collect(day=-2000, **TRANSACTION), lc("deletion_requested", day=-200)]
     during, after = read(day=-180, purpose="marketing"), read(day=-100, actor="e5", purpose="marketing")
-    (b,) = run([*old, during, after, tick(0)])["used_while_withheld"]
+    got = run([*old, during, after, tick(0)])
+    (b,) = got["used_while_withheld"]
     assert b.counts == {"uses": 1} and "read by e1" in b.summary
+    # past the minimum the record is past its own five years: that read is that deadline's alone
+    (c,) = got["used_after_deadline"]
+    assert c.counts == {"uses": 1} and "read by e5" in c.summary
 
 
 def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, catalog) -> None:
