@@ -50,6 +50,8 @@ from streams.registries import AsOfRegistry, ConsentRegistry
 COVERAGE_GAP = "coverage_gap"
 OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
 DEDUP_IDS_PER_PARTITION = 200_000
+# a drain's passes at most: each fires what the last one registered already due (a chain is short)
+DRAIN_PASSES = 8
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
 CHANNELS = "channels"  # a task input's marks from each source partition (Task.mark)
@@ -765,8 +767,17 @@ class Engine:
 
     def drain(self) -> list[Alert]:
         """End of a finite input: every task reaches the last event time seen (never infinity: a
-        record still inside its retention at the end of the input must not fire)."""
-        return self.advance(final=True)
+        record still inside its retention at the end of the input must not fire). A timer that
+        firing registers at or before that time fires too (transfers released from an inbox open
+        a volume period already over): passes repeat until none is due."""
+        alerts = self.advance(final=True)
+        clock = self.clock()
+        for _ in range(DRAIN_PASSES):
+            due = (t.timers.next_deadline() for t in self.tasks.values())
+            if not any(d is not None and d <= clock for d in due):
+                break
+            alerts += self.advance(final=True)
+        return alerts
 
     # -- tasks ----------------------------------------------------------------------------------
     def task(self, partition: int, spec: DetectorSpec) -> Task:

@@ -412,6 +412,7 @@ def test_a_months_transfers_replayed_in_one_batch_count_in_their_own_days(engine
     early = [fund(T0 - 9 * 24 * HOUR, 2500, 1), fund(T0 - 9 * 24 * HOUR + HOUR, 2501, 2)]
     (a,) = run(e, *early, fund(T0, 10, 3)).values()
     assert (a.counts["records"], a.window_start) == (5001, CST_MIDNIGHT - 10 * 24 * HOUR)
+    assert a.status.value == "closed"  # its day long over when the drain released it
 
 
 def test_the_volume_count_survives_a_restore(engine) -> None:
