@@ -25,12 +25,13 @@ new fact, and a replay that reads them in another order ends at the same number.
 
 State is one small key per record (docs/state.md): a removed record is remembered for
 `forget_deleted_days`; a use not (yet) after a removal waits `late_deletion_days` of event time for
-one dated before it that a system reports late, then is forgotten. One waiting timer per record.
+one dated before it that a system reports late, then is forgotten: one waiting timer per record,
+and a timer at each use's time, which judges it once the watermark has passed it.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -47,6 +48,7 @@ RULE = "used_after_deletion"
 # a use: [ts, event_id, stream, reader or recipient, system it came from, class, customers named,
 # counted (1: a use after the removal, in the alert)]
 TS, EVENT, STREAM, WHO, VIA, CLASS, NAMED, COUNTED = range(8)
+COLLECTIONS = 8  # the latest collections kept per record
 
 
 class DeletedRecordUseParams(BaseModel):
@@ -85,7 +87,7 @@ class Kept:
         "uses",
         "anon",
         "named",
-        "anew",
+        "collected",
         "revised",
     )
 
@@ -95,11 +97,13 @@ class Kept:
         self.counted = self.wait = self.anon = 0
         self.uses: list[list[Any]] = []
         self.named: dict[str, int] = {}
-        self.anew = 0  # the first collection of the record after it left (0: none): a record anew
+        # the latest collections seen while the record is kept, by time: one after it left makes
+        # it a record anew (kept apart from the removal, which may be reported after it)
+        self.collected: list[int] = []
         self.revised = 0  # the alert's latest revision raised (0: none)
 
     def to_json(self) -> list[Any]:
-        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.anew, self.revised]  # fmt: skip
+        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.collected, self.revised]  # fmt: skip
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Kept:
@@ -107,7 +111,8 @@ class Kept:
         (kept.gone, kept.stage, kept.system, subject, kept.removals) = row[:5]
         (kept.counted, kept.wait, kept.uses) = row[5:8]
         kept.anon, kept.named = row[8:10] if len(row) > 9 else (0, {})
-        kept.anew = row[10] if len(row) > 10 else 0
+        collected = row[10] if len(row) > 10 else []
+        kept.collected = collected if isinstance(collected, list) else [collected] if collected else []
         # an earlier lifemon raised a revision whenever a fact came: the latest is the count's
         kept.revised = row[11] if len(row) > 11 else kept.revision() if kept.counted else 0
         if len(row) < 10:  # kept by a lifemon that counted an anonymization as a removal
@@ -134,12 +139,17 @@ class Kept:
         """After the removal, or after the anonymization and naming a customer; and not one
         retention_overrun judges (naming the customer, after an event that names it)."""
         after = 0 < self.gone < use[TS] or (0 < self.anon < use[TS] and bool(use[NAMED]))
-        anew = self.since() < self.anew <= use[TS]  # of the record collected again since
+        anew = self.since() < self.anew() <= use[TS]  # of the record collected again since
         return after and not anew and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
 
     def revision(self) -> int:
         """The alert's revision: it grows with each use counted and each removal known."""
         return self.counted + len(self.removals) - 1
+
+    def anew(self) -> int:
+        """The record's first collection after it left (0: none known)."""
+        since = self.since()
+        return next((t for t in self.collected if t > since), 0) if since else 0
 
     def waiting(self) -> list[list[Any]]:
         """Uses not counted: an earlier removal reported late may still make them count."""
@@ -181,11 +191,15 @@ class DeletedRecordUseDetector:
 
     def _collected(self, ev: Any) -> None:
         """A record collected again after it left (an id a system reuses for a returning customer):
-        its uses since are of the new record. Only a record already kept is noted: the collections
-        of the others are not tracked (retention_overrun holds them, by customer)."""
+        its uses since are of the new record. A collection is noted on a record already kept,
+        whether its removal is known yet or not (one dated before it may be reported after it);
+        the collections of the others are not tracked (retention_overrun holds them, by customer)."""
         kept = self.store.get(ev.record_id)
-        if kept is not None and 0 < kept.since() < ev.ts and not 0 < kept.anew <= ev.ts:
-            kept.anew = ev.ts
+        if kept is not None and ev.ts not in kept.collected:
+            insort(kept.collected, ev.ts)
+            if len(kept.collected) > COLLECTIONS:  # the latest, and the one that made the record anew
+                first = kept.anew()
+                kept.collected = sorted({first, *kept.collected[-(COLLECTIONS - 1) :]} - {0})
             self.store.touch(ev.record_id)
 
     def _removed(self, ev: Any, ctx: Context) -> None:

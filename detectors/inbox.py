@@ -9,8 +9,9 @@ waiting event once, whatever the lateness, and an event released before the chec
 written at all.
 
 The keys start with `~inbox` and share the detector's store with its own rows, which a detector
-keys so that no id from an event can spell them: offscope_marketing by customer pseudonym (`p_…`),
-unauthorized_lookup under `a:` + the employee id.
+keys so that no id from an event can spell them: offscope_marketing and retention_overrun by
+customer pseudonym (`p_…`), unauthorized_lookup under `a:` + the employee id, transfer_policy
+under fixed prefixes (`volume:`, `raised:`, `forgotten:`).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ replay ends at its last event time: a record still inside its retention then doe
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
@@ -83,6 +83,8 @@ from schemas.models import ConsentStatus
 from schemas.structs import STRICT
 
 DAY_MS = 86_400_000
+_TS = itemgetter(0)  # a use's time
+JUDGE = "u:"  # + customer: the timer that judges its records' stale uses (a pseudonym never starts so)
 FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet
 COLLECTED = frozenset({"collect", "store"})
 CLOCKS = frozenset({"account_closed", "relationship_ended"})
@@ -283,11 +285,12 @@ class RetentionOverrunDetector:
                 for rid in dict.fromkeys(ev.record_ids):
                     uses = held.uses.setdefault(rid, [])
                     if all(u[1] != ev.event_id for u in uses):
-                        uses.append([ev.ts, ev.event_id, stream, who, "", ev.purpose or ""])
-                        uses.sort()
+                        insort(uses, [ev.ts, ev.event_id, stream, who, "", ev.purpose or ""], key=_TS)
+                        held.stale.add(rid)
                 self.store.touch(customer)
-                ctx.timers.register(customer, ev.ts)  # judged once every input has passed it
-                ctx.timers.register(customer, ev.ts + self.forget_ms)  # then its uses are forgotten
+                ctx.timers.register(JUDGE + customer, ev.ts)  # judged once every input has passed it
+                # then its uses are forgotten: one timer a day, however many uses
+                ctx.timers.register(customer, -(-(ev.ts + self.forget_ms) // DAY_MS) * DAY_MS)
 
     def _lifecycle(self, ev: Any, ctx: Context) -> Iterator[Finding]:
         customer, stage, catalog = ev.subject_id, ev.stage.value, ctx.catalog
@@ -335,7 +338,8 @@ class RetentionOverrunDetector:
             for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
                 ctx.timers.register(customer, deadline)
             if rid in held.uses:  # uses seen before this event: judged again with what it changed
-                ctx.timers.register(customer, ev.ts)
+                held.stale.add(rid)
+                ctx.timers.register(JUDGE + customer, ev.ts)
 
     def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
@@ -496,14 +500,13 @@ class RetentionOverrunDetector:
             if rec is not None:
                 yield from self._without_consent(ev, ev.subject_id, rec, ctx)
                 self.store.touch(ev.subject_id)
+        if key.startswith(JUDGE):
+            yield from self._judge_stale(key[len(JUDGE) :], ctx)
+            return
         held = None if key == inbox.INBOX else self.store.get(key)
         if held is None:
             return
         wm = ctx.watermark
-        for rid, uses in held.uses.items():
-            yield from self._judge_uses(key, held, rid, ctx)
-            judged = bisect_right(uses, wm, key=itemgetter(0))
-            del uses[: max(0, judged - self.p.evidence_limit)]  # the latest few judged: state stays small
         for rid, rec in list(held.records.items()):
             yield from self._expired(key, held, rid, rec, ctx)
             yield from self._request_overdue(key, held, rid, rec, ctx)
@@ -516,6 +519,21 @@ class RetentionOverrunDetector:
             self.store.touch(key)
         else:
             self.store.delete(key)
+
+    def _judge_stale(self, customer: str, ctx: Context) -> Iterator[Finding]:
+        """The uses of the customer's records that a use or a lifecycle event made stale, up to the
+        watermark; the latest `evidence_limit` judged are kept. A record stays stale while a use of
+        it is still ahead of the watermark: its own timer comes."""
+        held = self.store.get(customer)
+        if held is None or not held.stale:
+            return
+        wm = ctx.watermark
+        for rid in [r for r in held.stale if r in held.uses]:
+            yield from self._judge_uses(customer, held, rid, ctx)
+            uses = held.uses[rid]
+            del uses[: max(0, bisect_right(uses, wm, key=_TS) - self.p.evidence_limit)]
+        held.stale = {r for r in held.stale if held.uses.get(r) and held.uses[r][-1][0] > wm}
+        self.store.touch(customer)
 
     def _expired(
         self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context
@@ -699,20 +717,28 @@ class RetentionOverrunDetector:
             and _for_another_purpose(u, ctx.catalog)
             and self._kept_by_law(held, rec, ctx.catalog, u[0])  # withheld while the minimum runs
         ]
+        # each rule's words, written only for a rule that fires
         for rule, since, offending, what in (
             (
                 Rule.used_after_deletion,
                 rec.gone,
                 after_gone,
-                f"{GONE_STAGES.get(rec.gone_stage, 'removed')} {self._day(rec.gone)}",
+                lambda: f"{GONE_STAGES.get(rec.gone_stage, 'removed')} {self._day(rec.gone)}",
             ),
-            (Rule.used_after_deadline, due, after_due, f"past its deadline {self._last_day(due or 1)}"),
+            (
+                Rule.used_after_deadline,
+                due,
+                after_due,
+                lambda: f"past its deadline {self._last_day(due or 1)}",
+            ),
             (
                 Rule.used_while_withheld,
                 withheld,
                 for_other,
-                f"withheld for its statutory minimum since {self._last_day(withheld or 1)} (deletion "
-                f"requested {self._day(rec.requested)}), used for {for_other[-1][5] if for_other else ''}",
+                lambda: (
+                    f"withheld for its statutory minimum since {self._last_day(withheld or 1)} (deletion "
+                    f"requested {self._day(rec.requested)}), used for {for_other[-1][5]}"
+                ),
             ),
         ):
             first = rule not in rec.fired
@@ -728,7 +754,7 @@ class RetentionOverrunDetector:
                 since or 0,
                 ts,
                 rec.jr_class,
-                f"record {rid} on {rec.system}, {what}, {verb} {who} ({stream} {event_id}); {n} use(s) so far",
+                f"record {rid} on {rec.system}, {what()}, {verb} {who} ({stream} {event_id}); {n} use(s) so far",
                 [u[1] for u in offending],
                 actor=who,
                 actor_org=ctx.org_of(who, ts) if stream == "access" else None,  # a transfer's: its recipient

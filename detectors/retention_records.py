@@ -83,7 +83,7 @@ class Record:
 class Customer:
     """One customer's tracked records, its retention clocks and the recent uses of its records."""
 
-    __slots__ = ("records", "closures", "ended", "uses", "resumed")
+    __slots__ = ("records", "closures", "ended", "uses", "resumed", "stale")
 
     def __init__(self) -> None:
         self.records: dict[str, Record] = {}
@@ -96,8 +96,11 @@ class Customer:
             0  # latest collection that starts a relationship (retention.yaml relationship_purposes)
         )
         # record id -> its latest uses [ts, event_id, stream, actor or recipient, the rules it was
-        # counted under ('g' deletion, 'd' deadline; absent in state of an earlier lifemon)], by time
+        # counted under ('g' deletion, 'd' deadline, 'w' withheld; absent in state of an earlier
+        # lifemon), the purpose it states ('' none; absent before lifemon kept it)], by time
         self.uses: dict[str, list[list[Any]]] = {}
+        # records whose uses a timer must judge (again): a use or a lifecycle event came since
+        self.stale: set[str] = set()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +109,7 @@ class Customer:
             "e": self.ended,
             "u": self.uses,
             "s": self.resumed,
+            "j": sorted(self.stale),
         }
 
     @classmethod
@@ -116,6 +120,7 @@ class Customer:
         closed = d["c"]  # an int before closures counted per account
         held.closures = closed if isinstance(closed, dict) else {"": closed} if closed else {}
         held.resumed = d.get("s", 0)
+        held.stale = set(d.get("j", ()))
         return held
 
     def track(self, rid: str, rec: Record) -> Record:
