@@ -67,7 +67,7 @@ from streams.sinks.kafka import (
     producer_config,
 )
 from streams.sinks.tables import Tables
-from streams.sources import RawDecoder, unread_raw_topics
+from streams.sources import RawDecoder, unread_raw_topics, zones_by_default
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
@@ -674,7 +674,7 @@ class Monitor:
         topics = self.consumer.list_topics(timeout=10).topics
         self._count_sources(self._check_copartitioned(topics))
         # a raw topic a shipper fills while its source is off: said once, at the start
-        for warning in unread_raw_topics(self.config, topics):
+        for warning in [*unread_raw_topics(self.config, topics), *zones_by_default(self.config)]:
             log.warning(warning)
         self.load_reference()
         preload_driver()

@@ -430,6 +430,15 @@ def test_a_log_without_an_offset_is_read_in_the_banks_zone_unless_its_source_say
         (first, *_) = decode_all(dec, "access", records(TOPICS["mariadb"], line)).ok
         by_zone[zone] = first[1].ts
     assert by_zone[None] == by_zone["UTC"] - 8 * 3_600_000
+    # said at `lifemon run`'s start (Monitor.prepare), for each enabled source that leaves it unset
+    from streams.sources import zones_by_default
+
+    unset = load_config(
+        None, raw_sources={"mariadb": {"enabled": True}, "sftp": {"enabled": True, "timezone": "UTC"}}
+    )
+    [warning] = zones_by_default(unset)
+    assert warning.startswith("raw_sources.mariadb.timezone is not set") and "Asia/Shanghai" in warning
+    assert zones_by_default(raw_config()) == []
 
 
 def test_mariadb_server_audit() -> None:

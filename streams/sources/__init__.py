@@ -86,6 +86,21 @@ def unread_raw_topics(config: Config, existing: set[str] | dict[str, Any]) -> li
     ]
 
 
+def zones_by_default(config: Config) -> list[str]:
+    """Warnings for enabled raw sources whose `timezone` the config does not set: a time without an
+    offset is then read in the bank's zone, the default since lifemon read UTC; a server on UTC
+    must say so, or every time it writes is read 8 hours early."""
+    return [
+        f"raw_sources.{name}.timezone is not set: times the server writes without an offset are read "
+        f"as {source.timezone} (the bank's; UTC before); set it to the server's zone (`timezone: UTC` "
+        "for a server on UTC)"
+        for name in type(config.raw_sources).model_fields
+        if (source := getattr(config.raw_sources, name)).enabled
+        and "timezone" in type(source).model_fields
+        and "timezone" not in source.model_fields_set
+    ]
+
+
 class RawDecoder:
     def __init__(
         self,
