@@ -10,7 +10,7 @@ import orjson
 import pytest
 from conftest import entitlement
 from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_all, send
-from test_raw_sources import FIXTURES, HOST_ZONE, PG_PREFIX, entries, physical_lines
+from test_raw_sources import FIXTURES, entries, physical_lines, raw_topics
 
 pytestmark = pytest.mark.integration
 STAMP = 1_796_143_436_000  # the capture's time: Kafka CreateTime as a shipper stamps it
@@ -26,17 +26,7 @@ def produce_lines(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 
 def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, catalog) -> None:
-    tag = names["tag"]
-    raw = {
-        "pgaudit": {
-            "enabled": True,
-            "topic": f"pfi.raw.pgaudit.{tag}",
-            "log_line_prefix": PG_PREFIX,
-            "timezone": HOST_ZONE,
-        },
-        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}", "timezone": HOST_ZONE},
-        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}", "timezone": HOST_ZONE},
-    }
+    raw = raw_topics(names["tag"])
     config = make_config(names, broker, "chdb://unused", raw_sources=raw)
     m = monitor(config, ch, policy, catalog)
     send(
@@ -103,17 +93,7 @@ def test_files_shipped_by_lifemon_ship_to_alerts_with_small_batches(
     the same alerts as above, each counted once; the coverage gaps in ClickHouse."""
     from test_ship import ship
 
-    tag = names["tag"]
-    raw = {
-        "pgaudit": {
-            "enabled": True,
-            "topic": f"pfi.raw.pgaudit.{tag}",
-            "log_line_prefix": PG_PREFIX,
-            "timezone": HOST_ZONE,
-        },
-        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}", "timezone": HOST_ZONE},
-        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}", "timezone": HOST_ZONE},
-    }
+    raw = raw_topics(names["tag"])
     config = make_config(names, broker, "chdb://unused", raw_sources=raw)
     config.kafka.batch_size = 4
     m = monitor(config, ch, policy, catalog)

@@ -11,7 +11,7 @@ import pytest
 import realservers
 from conftest import entitlement
 from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_all, send
-from test_raw_sources import HOST_ZONE, PG_EXPECTED, PG_PREFIX, TOPICS, decode_all, decoder, records, summary
+from test_raw_sources import PG_EXPECTED, TOPICS, decode_all, decoder, raw_topics, records, summary
 from test_ship import ship, values
 
 why = realservers.available()
@@ -38,17 +38,7 @@ def test_live_servers_shipped_to_tansu_give_the_exact_alerts(
     with realservers.sftp() as lines:  # as rsyslog writes what internal-sftp sent to /dev/log
         (tmp_path / "auth.log").write_text("".join(f"{line}\n" for line in lines))
 
-    tag = names["tag"]
-    raw = {
-        "pgaudit": {
-            "enabled": True,
-            "topic": f"pfi.raw.pgaudit.{tag}",
-            "log_line_prefix": PG_PREFIX,
-            "timezone": HOST_ZONE,
-        },
-        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}", "timezone": HOST_ZONE},
-        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}", "timezone": HOST_ZONE},
-    }
+    raw = raw_topics(names["tag"])
     config = make_config(names, broker, "chdb://unused", raw_sources=raw)
     m = monitor(config, ch, policy, catalog)
     send(
@@ -57,7 +47,7 @@ def test_live_servers_shipped_to_tansu_give_the_exact_alerts(
         [entitlement("E1001", "lobby_manager"), entitlement("E1002", "br_dept_head", org="B01"),
          entitlement("E1003", "lobby_manager")],
     )  # fmt: skip
-    csv_topic = f"pfi.raw.pgaudit-csv.{tag}"
+    csv_topic = f"pfi.raw.pgaudit-csv.{names['tag']}"
     shippers = [
         ship(broker, [tmp_path / file], topic, tmp_path / f"{fmt}.pos", fmt)
         for fmt, file, topic in (

@@ -43,6 +43,15 @@ def raw_config(**pgaudit: Any) -> Any:
     )
 
 
+def raw_topics(tag: str) -> dict[str, Any]:
+    """The three raw sources on a test's own topics, as the fixtures' servers wrote them."""
+    return {
+        "pgaudit": {"enabled": True, "topic": f"pfi.raw.pgaudit.{tag}", "log_line_prefix": PG_PREFIX, "timezone": HOST_ZONE},
+        "mariadb": {"enabled": True, "topic": f"pfi.raw.mariadb.{tag}", "timezone": HOST_ZONE},
+        "sftp": {"enabled": True, "topic": f"pfi.raw.sftp.{tag}", "timezone": HOST_ZONE},
+    }  # fmt: skip
+
+
 def decoder(**pgaudit: Any) -> tuple[Any, Stats]:
     stats = Stats()
     return RawDecoder.for_config(Decoder(), raw_config(**pgaudit), stats), stats
