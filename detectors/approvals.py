@@ -122,28 +122,50 @@ def judge(
     if why is not None:
         return approval, why
     key = USED + approval.approval_id
-    spent, expires, covered = _budget(store.get(key, 0))
-    if ev.subject_ids and records(ev) <= len(set(ev.subject_ids)) and covered.issuperset(ev.subject_ids):
+    budget = Budget.of(store.get(key, 0))
+    if (
+        ev.subject_ids
+        and records(ev) <= len(set(ev.subject_ids))
+        and budget.covered.issuperset(ev.subject_ids)
+    ):
         return approval, None  # their records, counted when the approval first covered them (no rows beyond)
-    used = spent + records(ev)
+    used = budget.spent + records(ev)
     if used > approval.max_records:
         return approval, f"its budget of {approval.max_records} records was spent ({used} needed)"
-    named = [c for c in dict.fromkeys(ev.subject_ids) if c not in covered]
-    kept = [*covered, *named][:REMEMBERED]
-    store.put(key, " ".join([str(used), str(approval.expires_ts), *kept]))
-    if expires != approval.expires_ts:
+    if budget.expires != approval.expires_ts:
+        budget.expires = approval.expires_ts
         ctx.timers.register(key, approval.expires_ts)  # then the budget is forgotten
+    budget.spent = used
+    for c in ev.subject_ids:
+        if len(budget.covered) >= REMEMBERED:
+            break
+        budget.covered.add(c)
+    store.put(key, budget)
     return approval, None
 
 
-def _budget(value: int | str) -> tuple[int, int, set[str]]:
-    """(records spent, the approval's expiry, customers covered) from the stored budget:
-    `"<records> <expiry> <pseudonym>..."`, a string that no detector's state loader takes for its
-    own (an earlier lifemon kept the number alone)."""
-    if isinstance(value, int):
-        return value, 0, set()
-    spent, expires, *covered = value.split()
-    return int(spent), int(expires), set(covered)
+class Budget:
+    """What an approval has spent: records, its expiry (when the budget is forgotten) and the
+    customers it covered (up to REMEMBERED). Stored as `"<records> <expiry> <pseudonym>..."`, a
+    string that no detector's state loader takes for its own; an earlier lifemon kept the number
+    alone. Read once and kept as this object while the store holds it."""
+
+    __slots__ = ("spent", "expires", "covered")
+
+    def __init__(self, spent: int, expires: int, covered: set[str]) -> None:
+        self.spent, self.expires, self.covered = spent, expires, covered
+
+    @classmethod
+    def of(cls, value: int | str | Budget) -> Budget:
+        if isinstance(value, Budget):
+            return value
+        if isinstance(value, int):
+            return cls(value, 0, set())
+        spent, expires, *covered = value.split()
+        return cls(int(spent), int(expires), set(covered))
+
+    def to_json(self) -> str:
+        return " ".join([str(self.spent), str(self.expires), *sorted(self.covered)])
 
 
 def forget_expired(store: Store, key: str, watermark: int) -> None:
@@ -152,7 +174,7 @@ def forget_expired(store: Store, key: str, watermark: int) -> None:
     has a timer of that name too: the budget stays until its own expiry."""
     if key.startswith(USED):
         budget = store.get(key)
-        if isinstance(budget, str) and _budget(budget)[1] <= watermark:
+        if isinstance(budget, (str, Budget)) and Budget.of(budget).expires <= watermark:
             store.delete(key)
 
 
