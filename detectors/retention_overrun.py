@@ -285,7 +285,9 @@ class RetentionOverrunDetector:
                 for rid in dict.fromkeys(ev.record_ids):
                     uses = held.uses.setdefault(rid, [])
                     if all(u[1] != ev.event_id for u in uses):
-                        insort(uses, [ev.ts, ev.event_id, stream, who, "", ev.purpose or ""], key=_TS)
+                        insort(
+                            uses, [ev.ts, ev.event_id, stream, who, "", ev.purpose or ""]
+                        )  # by time, then id
                         held.stale.add(rid)
                 self.store.touch(customer)
                 ctx.timers.register(JUDGE + customer, ev.ts)  # judged once every input has passed it

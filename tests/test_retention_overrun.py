@@ -525,6 +525,18 @@ def test_a_read_of_the_record_anew_is_judged_once_its_collection_is_known(spec, 
     assert a.title_en == RULE_TITLES["used_after_deletion"]  # without the collection anew: a use
 
 
+def test_reads_at_one_instant_give_one_alert_whatever_their_arrival(run) -> None:
+    """Two readers of a deleted record in the same millisecond, their logs arriving in either
+    order: the same alert, naming the same latest reader (uses are ordered by time, then id)."""
+    at = [read(day=-1, actor=a).model_copy(update={"event_id": f"read-{a}"}) for a in ("e1", "e2")]
+    steps = [collect(day=-3), lc("delete", day=-2)]
+    one = run([*steps, *at, tick(0)])["used_after_deletion"]
+    other = run([*steps, *at[::-1], tick(0)])["used_after_deletion"]
+    assert [(a.alert_id, a.actor_id, a.summary) for a in one] == [
+        (b.alert_id, b.actor_id, b.summary) for b in other
+    ]
+
+
 def test_a_read_the_system_refused_after_deletion_is_no_use(run) -> None:
     """Denied, the read returned nothing: the deletion held (seed 002 §六.6(1) 不可被检索和访问). A
     deletion of a copy (a purge job, the warehouse's sync) removes what 定义(11) says must go too."""
