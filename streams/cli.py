@@ -521,6 +521,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """New alerts live, from pfi.alerts (streams/watch.py)."""
+    from streams.sinks.kafka import client_config
     from streams.watch import TopicMissing, watch
 
     config = _config(args.config, kafka__bootstrap=args.bootstrap)
@@ -530,7 +531,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     _reach(config)
     try:
         shown = watch(
-            {"bootstrap.servers": config.kafka.bootstrap, "logger": logs.KAFKA, **config.kafka_settings()},
+            client_config(config.kafka.bootstrap, config.kafka_settings()),
             config.topics.alerts,
             lambda text: print(text, flush=True),
             from_beginning=args.from_beginning,

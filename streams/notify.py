@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.config import Config
 from streams.receivers import DeliveryError, HttpReceiver
+from streams.sinks.kafka import client_config
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,16 @@ class Notifier:
         self.undelivered: tuple[str, int, list[str]] | None = None
         self._deadline: float | None = None  # `max_seconds`: ends a receiver's backoff too
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": config.notify.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": 6000,
-                "log.connection.close": False,
-                **config.kafka_settings(),
-            }
+            client_config(
+                bootstrap,
+                {
+                    "group.id": config.notify.group_id,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "session.timeout.ms": 6000,
+                    **config.kafka_settings(),
+                },
+            )
         )
         self._next: dict[tuple[str, int], int] = {}  # partition -> next offset to deliver
         self._held: list[Any] = []  # returned by a poll while paused: delivered next, in order

@@ -55,12 +55,12 @@ from streams.config import Config
 from streams.engine import Engine, freeze_heap
 from streams.idleness import LaggedClock
 from streams.lifecycle_ledger import DeletionLedger
-from streams.logs import KAFKA
 from streams.pseudonym import Pseudonymizer
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.kafka import (
     Encoded,
     KafkaTopicSink,
+    client_config,
     encode_alert,
     encode_dead_letter,
     encode_incident,
@@ -442,20 +442,8 @@ class Monitor:
             )
             for topic, (s, key) in self.repartition.items()
         }
-        base = {
-            "bootstrap.servers": bootstrap,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "log.connection.close": False,
-            "logger": KAFKA,
-            **client_extra,
-        }
-        self.consumer_conf = {
-            "bootstrap.servers": bootstrap,
-            "log.connection.close": False,
-            "logger": KAFKA,
-            **client_extra,
-        }
+        self.consumer_conf = client_config(bootstrap, client_extra)
+        base = {**self.consumer_conf, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
         self.ref_consumer = Consumer(
             {
                 **base,
@@ -592,8 +580,7 @@ class Monitor:
         if not topics:
             return {}
         # its own client, let go after: one idle for hours would only log its reconnections
-        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "log.connection.close": False}
-        admin = AdminClient({**conf, **self.config.kafka_settings()})
+        admin = AdminClient(client_config(self.bootstrap, self.config.kafka_settings()))
         found: dict[str, str] = {}
         try:
             for attempt in range(TOPIC_ID_TRIES):

@@ -38,7 +38,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streams.config import Config
 from streams.log_entries import Chunk, csv_records, lines, tab_continued
-from streams.sinks.kafka import producer_config
+from streams.sinks.kafka import client_config, producer_config
 from streams.tail import READ_BYTES, Follower, Mark, Positions, Reading, find_rotated, identity
 
 Split = Callable[[bytes, bool], list[Chunk]]
@@ -234,14 +234,16 @@ class Shipper:
 
     def _consumer(self) -> Consumer:
         return Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"lifemon-ship-{_new_id()}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,  # the end of the topic is what it looks for
-                **self.client,
-            }
+            client_config(
+                self.bootstrap,
+                {
+                    "group.id": f"lifemon-ship-{_new_id()}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                    "fetch.wait.max.ms": 10,  # the end of the topic is what it looks for
+                    **self.client,
+                },
+            )
         )
 
     def _ends(self, partitions: int) -> dict[int, int]:

@@ -288,19 +288,25 @@ def encode_dead_letter(dead: DeadLetter) -> Encoded:
     return dead.raw.key, value, headers
 
 
+def client_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """What every lifemon client starts from. Without `logger` librdkafka writes its own lines
+    (`%6|…|BGQUEUE|…` as an admin client closes) straight to stderr, past the log format."""
+    return {"bootstrap.servers": bootstrap, "log.connection.close": False, "logger": KAFKA, **extra}
+
+
 def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 20,
-        "compression.type": "lz4",
-        "message.max.bytes": 2_000_000,
-        "log.connection.close": False,
-        # lifemon creates its topics at start (ensure_topics). A producer that may create them would
-        # let a broker restarted empty (Tansu keeps topics in memory) re-create them blank with its
-        # own default partition count, and the sink could not tell that its topic vanished.
-        "allow.auto.create.topics": False,
-        "logger": KAFKA,
-        **extra,
-    }
+    return client_config(
+        bootstrap,
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "message.max.bytes": 2_000_000,
+            # lifemon creates its topics at start (ensure_topics). A producer that may create them would
+            # let a broker restarted empty (Tansu keeps topics in memory) re-create them blank with its
+            # own default partition count, and the sink could not tell that its topic vanished.
+            "allow.auto.create.topics": False,
+            **extra,
+        },
+    )
