@@ -563,7 +563,12 @@ class Engine:
         return rekey(key, events, self.needs.get((stream, key), ()))
 
     # -- input ----------------------------------------------------------------------------------
-    def apply_reference(self, stream: str, records: Sequence[Any]) -> None:
+    def apply_reference(self, stream: str, records: Sequence[Any]) -> list[int]:
+        """The records applied to their as-of registry. Returns, for each one dated before a
+        watermark some task has already passed, by how many ms it missed it: what that task judged
+        between the record's time and its watermark did not see it (docs/operations.md#late-reference-data)."""
+        judged = max((t.ctx.watermark for t in self.tasks.values()), default=0)  # 0: nothing yet
+        missed = [judged - r.ts for r in records if r.ts <= judged] if judged > 0 else []
         registry: AsOfRegistry[Any] = getattr(self.refs, stream)
         self._pseudonymize(stream, records)
         if stream == "consents":
@@ -577,6 +582,7 @@ class Engine:
         if stream != "consents":
             for labels in self._rollup_labels.values():
                 labels.orgs.clear()  # an org labelled `other` may be known now
+        return missed
 
     def process(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]

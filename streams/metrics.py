@@ -31,11 +31,16 @@ def _counter(name: str, doc: str, labels: list[str], values: dict[Any, int]) -> 
     return family
 
 
-def _histogram(name: str, doc: str, durations: Durations) -> HistogramMetricFamily:
-    counts = list(durations.counts)  # one copy: the runtime's thread keeps observing
-    snapshot = Durations(durations.bounds, counts, durations.total)
-    family = HistogramMetricFamily(name, doc, labels=[])
-    family.add_metric([], snapshot.cumulative(), sum_value=snapshot.total)
+def _histogram(
+    name: str, doc: str, durations: Durations | dict[str, Durations], label: str | None = None
+) -> HistogramMetricFamily:
+    """One histogram, or one per value of `label` (a dict of them)."""
+    series = dict(durations) if isinstance(durations, dict) else {"": durations}
+    family = HistogramMetricFamily(name, doc, labels=[label] if label else [])
+    for value, d in sorted(series.items()):
+        counts = list(d.counts)  # one copy: the runtime's thread keeps observing
+        snapshot = Durations(d.bounds, counts, d.total)
+        family.add_metric([value] if label else [], snapshot.cumulative(), sum_value=snapshot.total)
     return family
 
 
@@ -116,6 +121,14 @@ class StatsCollector:
             "lifemon_checkpoint_duration_seconds",
             "Time to flush every sink, store the state changelog and commit offsets (retries included)",
             s.checkpoints,
+        )
+        yield _histogram(
+            "lifemon_late_reference_seconds",
+            "Reference records (entitlements, consents, customers) dated before a watermark this "
+            "instance had already judged past, by how long they missed it: what was judged in "
+            "between did not see them (raise allowed_lateness_s past the usual figure)",
+            s.late_references,
+            "stream",
         )
         yield GaugeMetricFamily(
             "lifemon_assigned_partitions",

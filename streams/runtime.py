@@ -528,9 +528,18 @@ class Monitor:
                 by_stream[self.stream_of[m.topic()]].append(to_raw(m))
         for stream, raws in by_stream.items():
             decoded = self.decoder.decode(stream, raws)
-            self.engine.apply_reference(stream, [r for _, r in decoded.ok])
+            missed = self.engine.apply_reference(stream, [r for _, r in decoded.ok])
+            if missed and stream not in self.stats.late_references:
+                log.warning(
+                    f"{stream}: a record arrived after lifemon had judged events up to "
+                    f"{max(missed) / 1000:.0f} s past its time without it (allowed_lateness_s is "
+                    f"{self.config.allowed_lateness_s}). lifemon_late_reference_seconds counts such "
+                    "records; if this source ships in batches, raise allowed_lateness_s past its delay "
+                    "(docs/operations.md#late-reference-data)",
+                    extra={"stream": stream, "records": len(missed)},
+                )
             self.stats.on_consumed(stream, len(raws))
-            self.stats.on_reference(stream, len(decoded.ok))
+            self.stats.on_reference(stream, len(decoded.ok), missed)
             self._dead(stream, decoded.dead)
 
     # -- partitions -----------------------------------------------------------------------------

@@ -17,6 +17,9 @@ from streams.codecs import DeadLetter
 
 # seconds; a batch of a few thousand events takes milliseconds, a checkpoint waits on its sinks
 DURATION_BOUNDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# seconds a reference record missed the watermark by: a consent system that ships every few minutes,
+# hourly or nightly lands in its own bucket (docs/operations.md#late-reference-data)
+LATE_BOUNDS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
 
 
 @dataclass
@@ -25,8 +28,11 @@ class Durations:
     bound included), their sum and count."""
 
     bounds: tuple[float, ...] = DURATION_BOUNDS
-    counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BOUNDS) + 1))  # last: +Inf
+    counts: list[int] = field(default_factory=list)  # one per bound, +Inf last
     total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = self.counts or [0] * (len(self.bounds) + 1)
 
     def observe(self, seconds: float) -> None:
         self.counts[bisect_left(self.bounds, seconds)] += 1
@@ -53,6 +59,8 @@ class Stats:
     dead: Counter = field(default_factory=Counter)  # stream -> dead letters
     dead_kinds: Counter = field(default_factory=Counter)  # (stream, kind) -> dead letters
     misrouted: Counter = field(default_factory=Counter)  # stream -> records not keyed by the stream's key
+    # reference stream -> how late its records came that a task had judged past (seconds)
+    late_references: dict[str, Durations] = field(default_factory=dict)
     unknown_fields: Counter = field(default_factory=Counter)  # stream -> records with fields the schema lacks
     skipped: Counter = field(default_factory=Counter)  # reason -> raw log lines that are no data access
     gaps: Counter = field(default_factory=Counter)  # raw-log object the source mapping lacks -> times seen
@@ -121,8 +129,12 @@ class Stats:
         self.dead[stream] += len(dead)
         self.dead_kinds.update((stream, d.kind) for d in dead)
 
-    def on_reference(self, stream: str, applied: int) -> None:
+    def on_reference(self, stream: str, applied: int, missed_ms: list[int]) -> None:
         self.references[stream] += applied
+        if missed_ms:
+            late = self.late_references.setdefault(stream, Durations(LATE_BOUNDS))
+            for ms in missed_ms:
+                late.observe(ms / 1000)
 
     def on_alerts(self, alerts: list[Alert]) -> None:
         for a in alerts:

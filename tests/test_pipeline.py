@@ -436,3 +436,37 @@ def test_poisoned_timestamps_duplicates_and_new_fields_through_the_real_process(
     assert reasons == [("event_time", "ts")] * 4 + [("invalid", "ts")]
     totals = clickhouse_totals(dsn, names["database"])
     assert totals["rollups"]["access"] == 61  # the burst and the new producer's record; duplicates once
+
+
+def test_reference_data_later_than_what_was_judged_is_counted_and_said(
+    broker, ch, names, policy, catalog, caplog
+) -> None:
+    """An entitlement dated before events the instance has already judged without it: counted by how
+    late it came (lifemon_late_reference_seconds) and said once. The reference history read at the
+    start is no such record: nothing was judged yet."""
+    from streams.metrics import StatsCollector
+
+    caplog.set_level(logging.WARNING, logger="streams.runtime")
+    config = make_config(names, broker, "chdb://unused")
+    m = monitor(config, ch, policy, catalog)
+    t = config.topics
+    send(broker, t.entitlements, [entitlement("e1")])
+    send(broker, t.access, access("e1", customers=5, every_s=60))  # T0 .. T0 + 4 min
+    runner = threading.Thread(target=m.run, kwargs={"idle_exit_s": 3, "max_seconds": 60})
+    runner.start()
+    deadline = time.monotonic() + 30
+    while committed_offsets(broker, names["group"], t.access) < 5:
+        assert time.monotonic() < deadline, "the accesses were never judged"
+        time.sleep(0.2)
+    send(broker, t.entitlements, [entitlement("e2", ts=T0)])
+    send(broker, t.access, access("e2", start=5 * 60_000), key=b"e2")  # a batch: references are read first
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+    late = m.stats.late_references
+    assert list(late) == ["entitlements"] and sum(late["entitlements"].counts) == 1
+    assert late["entitlements"].total >= 3 * 60  # judged to T0 + 4 min less the 60 s lateness, at least
+    (said,) = [r.getMessage() for r in caplog.records if "lifemon had judged events" in r.getMessage()]
+    assert said.startswith("entitlements: a record") and "allowed_lateness_s is 60" in said
+    (family,) = [f for f in StatsCollector(m.stats).collect() if f.name == "lifemon_late_reference_seconds"]
+    counts = {s.labels["stream"]: s.value for s in family.samples if s.name.endswith("_count")}
+    assert counts == {"entitlements": 1}
