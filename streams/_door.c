@@ -568,6 +568,102 @@ error:
     return NULL;
 }
 
+/* Whether `text` holds a run a personal number may hide in (streams/personal_numbers.py `RUN`): at
+ * least 11 digits, of any script, with at most two separators between any two of them. An IPv4
+ * address (four dotted groups of at most 3 digits) is no such run. Looking at every name of every
+ * event, this is the door's widest loop: a byte at a time, no regex. */
+static int
+is_separator(Py_UCS4 c)
+{
+    return c == ' ' || c == '\t' || c == 0xa0 || c == 0x3000 || c == '.' || c == '_' || c == '/'
+        || c == '\\' || c == '-';
+}
+
+static int
+holds_long_number(PyObject *text)
+{
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t digits = 0, groups = 0, group = 0, widest = 0, gap = 0;
+    int dotted = 1;
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        Py_UCS4 c = i < n ? PyUnicode_READ(kind, data, i) : 0;
+        if (c >= '0' && c <= '9' ? 1 : c > 127 && Py_UNICODE_ISDECIMAL(c)) {
+            if (digits > 0 && gap > 0) {
+                groups++;
+                group = 0;
+            }
+            digits++;
+            group++;
+            gap = 0;
+            if (group > widest)
+                widest = group;
+            continue;
+        }
+        if (digits > 0 && is_separator(c) && gap < 2) {
+            gap++;
+            dotted &= c == '.';
+            continue;
+        }
+        if (digits >= 11 && !(dotted && groups == 3 && widest <= 3))
+            return 1;
+        digits = groups = group = widest = gap = 0;
+        dotted = 1;
+        if (is_separator(c))
+            continue; /* a third separator in a row ends the run; it starts none */
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(long_numbers_doc,
+"long_numbers(records, attrs)\n--\n\n"
+"(index, attr) of each record's `attrs` (a str, a list of str, or None) holding a run of 11 digits\n"
+"or more where a card, resident ID or mobile number may hide: the few names to look at closely.");
+
+static PyObject *
+door_long_numbers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "long_numbers(records: list, attrs: tuple)");
+        return NULL;
+    }
+    PyObject *records = args[0], *attrs = args[1];
+    PyObject *found = PyList_New(0);
+    if (found == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs); a++) {
+            PyObject *attr = PyTuple_GET_ITEM(attrs, a);
+            PyObject *value = PyObject_GetAttr(record, attr);
+            if (value == NULL)
+                goto error;
+            int hit = 0;
+            if (PyUnicode_Check(value))
+                hit = holds_long_number(value);
+            else if (PyList_Check(value))
+                for (Py_ssize_t j = 0; j < PyList_GET_SIZE(value) && !hit; j++) {
+                    PyObject *item = PyList_GET_ITEM(value, j);
+                    hit = PyUnicode_Check(item) && holds_long_number(item);
+                }
+            Py_DECREF(value);
+            if (hit) {
+                PyObject *pair = Py_BuildValue("(nO)", i, attr);
+                if (pair == NULL || PyList_Append(found, pair) < 0) {
+                    Py_XDECREF(pair);
+                    goto error;
+                }
+                Py_DECREF(pair);
+            }
+        }
+    }
+    return found;
+error:
+    Py_DECREF(found);
+    return NULL;
+}
+
 static PyMethodDef door_methods[] = {
     {"pseudonymize", (PyCFunction)(void (*)(void))door_pseudonymize, METH_FASTCALL, pseudonymize_doc},
     {"count_rollup", (PyCFunction)(void (*)(void))door_count_rollup, METH_FASTCALL, count_rollup_doc},
@@ -575,13 +671,14 @@ static PyMethodDef door_methods[] = {
      first_deliveries_doc},
     {"decode_json", (PyCFunction)(void (*)(void))door_decode_json, METH_FASTCALL, decode_json_doc},
     {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
+    {"long_numbers", (PyCFunction)(void (*)(void))door_long_numbers, METH_FASTCALL, long_numbers_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef door_module = {
     PyModuleDef_HEAD_INIT, "streams._door",
-    "The engine's door in C: decoding, event-time checks, duplicates, pseudonyms and rollup counts of a\n"
-    "batch (streams/codecs.py, streams/engine.py).", -1,
+    "The engine's door in C: decoding, event-time checks, duplicates, pseudonyms, long numbers in names\n"
+    "and rollup counts of a batch (streams/codecs.py, streams/engine.py).", -1,
     door_methods,
 };
 

@@ -1,22 +1,23 @@
 """Findings become alerts here: pseudonymized, titled in zh and en, cited, and rendered as OCSF.
 
-Customer ids were pseudonymized as they entered the engine. What a producer names its own way
-still reaches an alert verbatim: event ids (its evidence) and record ids (in summaries). A producer
-that builds them from a card, resident ID or mobile number would put that number in every alert,
-so the last step masks any such number by its form (`{bank_card}`), found by checksum, not guess.
-An actor id is the bank's own employee id, which the SOC groups and searches by: never masked.
+Customer ids were pseudonymized as events entered the engine, and each card, resident ID or mobile
+number inside a name a producer gave (an event, record or transfer id, an actor, a recipient, a
+system) was sealed there (`{bank_card:…}`, streams/personal_numbers.py). The last step masks by
+form whatever such number is left in the text an alert carries (`{bank_card}`): its summary,
+evidence and actor. Only a number's form is masked, found by checksum, not guess: an employee id,
+which the SOC groups and searches by, stays as it is.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from detectors import REGISTRY
 from detectors.base import LEAKAGE_CANDIDATE, Finding
 from policy.model import DetectorSection
-from schemas.models import Alert, AlertStatus, Severity, ValueType
+from schemas.models import Alert, AlertStatus, Severity
+from streams.personal_numbers import mask as mask_personal
 
 OCSF_VERSION = "1.3.0"
 _OCSF_SEVERITY = {
@@ -26,39 +27,6 @@ _OCSF_SEVERITY = {
     Severity.high: 4,
     Severity.critical: 5,
 }
-
-
-# a run of 11-24 digits (spaces and dashes between, an X last for a resident ID): the candidates
-_NUMBER = re.compile(r"(?<!\d)\+?\d[\d -]{9,22}[\dXx](?![\dXx])")
-_PERSONAL = frozenset({ValueType.bank_card, ValueType.cn_ric, ValueType.cn_mobile})
-_SEPARATED = re.compile(r"([ -])")
-
-
-def _form(text: str) -> str | None:
-    # imported here: streams.sources (through its stats) needs this module first
-    from streams.sources.data_types import recognize
-
-    found = recognize(text)
-    return f"{{{found[0].value}}}" if found is not None and found[0] in _PERSONAL else None
-
-
-def _mask(m: re.Match[str]) -> str:
-    """The run masked where a span of its digit groups has a personal form: the whole run, or
-    the longest span from the left (`<card>-1`, an id's suffix after a dash)."""
-    parts = _SEPARATED.split(m.group())  # digit groups at even places, separators between
-    groups = len(parts) // 2 + 1
-    for i in range(groups):
-        for j in range(groups, i, -1):
-            found = _form("".join(parts[2 * i : 2 * j - 1]))
-            if found is not None:
-                rest = "".join(parts[2 * j - 1 :])
-                return "".join(parts[: 2 * i]) + found + _NUMBER.sub(_mask, rest)
-    return m.group()
-
-
-def mask_personal(text: str) -> str:
-    """`text` with every card, resident ID and mobile number in it replaced by its form."""
-    return _NUMBER.sub(_mask, text)
 
 
 def build_alert(finding: Finding, section: DetectorSection) -> Alert:
@@ -80,8 +48,8 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         summary=mask_personal(finding.summary),
         regulation=list(finding.regulation or section.regulation),
         jr_class=finding.jr_class,
-        actor_id=finding.actor_id,
-        actor_org=finding.actor_org,
+        actor_id=finding.actor_id and mask_personal(finding.actor_id),
+        actor_org=finding.actor_org and mask_personal(finding.actor_org),
         subject_count=finding.subject_count,
         subjects_sample=list(finding.subject_sample),
         counts=dict(finding.counts),

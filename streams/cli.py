@@ -677,12 +677,18 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     """Coverage-gap rows hold a keyed fingerprint of an unknown field id, never the id itself (it
-    may be a value typed into the wrong place): this tells which candidate names they are."""
+    may be a value typed into the wrong place): this tells which candidate names they are. A name
+    with a card, resident ID or mobile number in it is kept sealed: its sealed form is said too, to
+    find its record, alerts and rows by (docs/security.md#personal-numbers-in-names)."""
+    from streams.personal_numbers import NumberSeal
     from streams.pseudonym import Pseudonymizer, fingerprint
 
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+    seal = NumberSeal(pseudonymize.digest).text
     for name in args.names:
         print(f"{fingerprint(pseudonymize, name)}  {name}")
+        if seal(name) != name:
+            print(f"  kept as {seal(name)}")
     return 0
 
 
@@ -1004,8 +1010,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_policy)
 
-    sp = sub.add_parser("fingerprint", help="the coverage-gap fingerprint of candidate field ids")
-    sp.add_argument("names", nargs="+", help="field ids to fingerprint (uses LIFEMON_PSEUDONYM_KEY)")
+    sp = sub.add_parser(
+        "fingerprint",
+        help="the coverage-gap fingerprint of candidate field ids; how a name holding a card is kept",
+    )
+    sp.add_argument(
+        "names", nargs="+", help="field ids or other names to fingerprint (uses LIFEMON_PSEUDONYM_KEY)"
+    )
     sp.set_defaults(func=cmd_fingerprint)
 
     sp = sub.add_parser("pseudonym", help="a customer id's pseudonym under each key of the ring")

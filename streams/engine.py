@@ -44,6 +44,7 @@ from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
+from streams.personal_numbers import NumberSeal
 from streams.pseudonym import PseudonymKeyMismatch, fingerprint
 from streams.registries import AsOfRegistry, ConsentRegistry
 
@@ -493,6 +494,11 @@ class Engine:
         self.specs = list(specs)
         self.catalog: Catalog = catalog
         self.pseudonymize = pseudonymize
+        # a card or ID number inside a name the producer gave: sealed under the same key as the
+        # pseudonyms (a plain function, in tests and tools, fingerprints through itself)
+        self.numbers = NumberSeal(
+            getattr(pseudonymize, "digest", lambda text: pseudonymize("number:" + text))
+        )
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
         self.refs = References(
@@ -653,11 +659,13 @@ class Engine:
     def _pseudonymize(self, stream: str, records: Sequence[Any]) -> None:
         """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them,
         looked up in the pseudonymizer's cache by one C loop over the batch (streams/_door.c);
-        only an id not cached yet calls the pseudonymizer."""
+        only an id not cached yet calls the pseudonymizer. A card, resident ID or mobile number
+        in any other name the records carry is sealed (streams/personal_numbers.py)."""
         cache = getattr(self.pseudonymize, "cache", None)  # a plain function (tests, tools) has none
         records = records if isinstance(records, list) else list(records)
         for attr in SUBJECT_FIELDS.get(stream, ()):
             _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
+        self.numbers.records(stream, records)
 
     def _first_deliveries(
         self,
@@ -847,6 +855,7 @@ class Engine:
         roll = self._partition_rollup(topic, partition)
         by_block: dict[int, Counter] = defaultdict(Counter)
         for offset, ts, kind, name in gaps:
+            name = self.numbers.text(name)  # a folder or table named after a card is still the log's
             by_block[offset // roll.block_size][(ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream)] += 1
         for block, counted in by_block.items():
             roll.add(block, counted, counted.total())

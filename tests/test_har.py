@@ -380,6 +380,20 @@ def test_values_are_never_kept_only_keyed_fingerprints(converter, policy) -> Non
     assert moved.sightings[0].fingerprint != plain.sightings[0].fingerprint  # keyed: no key, no match
 
 
+def test_a_number_in_a_host_or_a_grouped_path_is_not_kept(converter) -> None:
+    """An unknown host names its SDK: one built from a phone number keeps it sealed in the event's
+    SDK id and host; a card written in dotted groups in the path is redacted as a plain one is."""
+    (ev,) = convert(converter, entry(f"https://{PHONE}.evil-sdk.example/v1/u/6222.0202.0000.1234.562/x"))
+    wire = msgspec.json.encode(ev).decode()
+    assert PHONE not in wire and "6222.0202" not in wire
+    assert (
+        ev.sdk_id == ev.dest_host
+        and ev.sdk_id.startswith("{cn_mobile:")
+        and ev.sdk_id.endswith(".evil-sdk.example")
+    )
+    assert ev.dest_path == "/v1/u/{id}/x"
+
+
 # -- consent timeline --------------------------------------------------------------------------------
 def test_consent_by_the_capture_timeline(converter) -> None:
     agree = entry("https://mbank.bjbank.example/api/privacy/agree", "POST", at=5_000)

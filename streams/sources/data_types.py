@@ -121,12 +121,15 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
     return None
 
 
-_LONG_NUMBER = re.compile(r"\d{6,}")
+_LONG_NUMBER = re.compile(
+    r"\d(?:[ ._]?\d){5,}"
+)  # 6 digits or more, in groups too (a dashed card is recognized)
 
 
 def redact_path(path: str) -> str:
     """The URL path as events keep it: a segment holding a recognized value becomes its form
-    (`/device/{imei}/register`), one with a long number `{id}` (an account or customer number)."""
+    (`/device/{imei}/register`), one with a long number `{id}` (an account or customer number,
+    `6222.0202.…` too)."""
     out = []
     for segment in path.split("/"):
         found = recognize(segment)

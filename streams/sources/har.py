@@ -32,6 +32,7 @@ from policy.traffic import Traffic
 from schemas.structs import STRICT
 from streams.codecs import DeadLetter, RawRecord
 from streams.config import Config
+from streams.personal_numbers import NumberSeal
 from streams.sources.data_types import CapturedRequest, Recognizer, redact_path
 from streams.sources.envelope import EnvelopeError, Line
 from streams.sources.records import Parsed
@@ -132,6 +133,8 @@ class HarConverter:
         self.attributor = Attributor(decl, traffic, trackers)
         self.recognizer = Recognizer(traffic, decl.fields, fingerprint)
         self.fingerprint = fingerprint
+        # an unknown host names its SDK: one built from a card or phone number keeps it sealed
+        self.seal = NumberSeal(fingerprint).text
 
     @classmethod
     def for_config(cls, config: Config, signatures: Path | None, ephemeral_key: bool = False) -> HarConverter:
@@ -175,9 +178,9 @@ class HarConverter:
                     app_id=ctx.app_id,
                     app_version=ctx.app_version,
                     device_id=ctx.device_id,
-                    sdk_id=owner.sdk_id,
+                    sdk_id=self.seal(owner.sdk_id),
                     fields=sorted({s.field for s in sightings}),
-                    dest_host=req.host,
+                    dest_host=self.seal(req.host),
                     policy_consented=out.consent_ts is not None and req.ts_ms >= out.consent_ts,
                     dest_country=self.attributor.country(req.host),
                     method=req.method,

@@ -1,0 +1,182 @@
+"""Card, resident ID and mobile numbers inside producers' names: masked by form in what alerts say,
+sealed at the engine's door in every name an event carries, found however they are spelled."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from detectors import load_detectors
+from streams import _door
+from streams.alerts import latest
+from streams.codecs import Decoder
+from streams.engine import Engine
+from streams.lifecycle_ledger import DeletionLedger
+from streams.personal_numbers import RUN, NumberSeal, mask
+from streams.pseudonym import Pseudonymizer
+from streams.replay import replay
+from streams.workload import generate, write_files
+
+CARD, RIC, MOBILE = "6222020200001234562", "11010519491231002X", "13812345678"  # valid check digits
+
+SPELLINGS = {
+    "plain": (CARD, "{bank_card}"),
+    "full width": (
+        unicodedata.normalize("NFKC", CARD).translate({c: c + 0xFEE0 for c in range(48, 58)}),
+        "{bank_card}",
+    ),
+    "dotted": ("6222.0202.0000.1234.562", "{bank_card}"),
+    "underscored": ("6222_0202_0000_1234_562", "{bank_card}"),
+    "slashed": ("6222/0202/0000/1234/562", "{bank_card}"),
+    "no-break spaces": ("6222\u00a00202\u00a00000\u00a01234\u00a0562", "{bank_card}"),
+    "tabs": ("6222\t0202\t0000\t1234\t562", "{bank_card}"),
+    "two spaces": ("6222  0202  0000  1234  562", "{bank_card}"),
+    "an X after": (CARD + "X", "{bank_card}X"),
+    "a sequence after": (CARD + "0001", "{bank_card}0001"),
+    "a date before": ("20260101" + CARD, "20260101{bank_card}"),
+    "resident ID": (RIC, "{cn_ric}"),
+    "resident ID, a digit after": (RIC + "0", "{cn_ric}0"),
+    "mobile": (MOBILE, "{cn_mobile}"),
+    "mobile, 0086": ("0086" + MOBILE, "0086{cn_mobile}"),
+    "mobile, +86 grouped": ("+86 138 1234 5678", "{cn_mobile}"),
+}
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_a_number_is_masked_however_it_is_spelled(spelling) -> None:
+    text, masked = SPELLINGS[spelling]
+    assert mask(f"record R-{text} on core") == f"record R-{masked} on core"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ev-20260101-000123",  # a date and a sequence
+        "1767225600000 ms",  # an epoch in milliseconds starts like a mobile number: no check digit to tell
+        "10.250.194.177",  # a client's address
+        "192.168.100.200",
+        "v10.2.3.4567.8901",
+        "Rd21802393470",
+        "6222020200001234563",  # a card's length and prefix, a wrong check digit
+    ],
+)
+def test_numbers_without_such_a_form_stay(text) -> None:
+    assert mask(text) == text
+
+
+def test_the_door_looks_at_every_name_the_pattern_would_match() -> None:
+    """The C search that picks the names to look at (`long_numbers`) misses none the pattern finds."""
+    rng = random.Random(7)
+    alphabet = "0123456789" * 4 + "０１２３" + " .-_/\t\u00a0" + "abcXx:+"
+
+    class Named:
+        def __init__(self, name: str):
+            self.name, self.names = name, [name]
+
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 40)))
+        hits = _door.long_numbers([Named(text)], ("name", "names"))
+        if RUN.search(text):
+            assert hits == [(0, "name"), (0, "names")], repr(text)
+
+
+def test_sealed_names_are_keyed_and_keep_one_number_one_name() -> None:
+    ring = Pseudonymizer(b"k" * 32)
+    seal, other = NumberSeal(ring.digest), NumberSeal(Pseudonymizer(b"j" * 32).digest)
+    a, b = seal.text(f"REC-{CARD}"), seal.text("REC-6222 0202 0000 1234 562")
+    assert a == b and a.startswith("REC-{bank_card:") and CARD not in a
+    assert other.text(f"REC-{CARD}") != a  # another key, another seal
+    assert mask(a) == a  # a seal is no number for the alert step to mask again
+
+
+def test_an_alerts_actor_is_masked_where_it_holds_a_number_and_an_employee_id_is_not(policy) -> None:
+    from test_alerts import finding
+
+    from streams.alerts import build_alert
+
+    section = policy.detectors["sdk_overcollection"]
+    sdk = build_alert(finding(actor_id=f"{MOBILE}.evil-sdk.example", actor_org=CARD), section)
+    assert (sdk.actor_id, sdk.actor_org) == ("{cn_mobile}.evil-sdk.example", "{bank_card}")
+    teller = build_alert(finding(actor_id="E000003", actor_org="S0101"), section)
+    assert (teller.actor_id, teller.actor_org) == ("E000003", "S0101")
+
+
+def test_a_coverage_gap_named_after_a_card_is_counted_sealed(policy, catalog) -> None:
+    engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"k" * 32))
+    engine.count_gaps("access", "pfi.raw.mariadb", 0, [(0, 1_767_225_600_000, "table", f"cards.card_{CARD}")])
+    (row,) = [r for r in engine.rollup_rows() if "cards.card_" in repr(r)]
+    assert CARD not in repr(row) and "cards.card_{bank_card:" in repr(row)
+
+
+def _with_numbers(folder: Path, out: Path) -> list[Path]:
+    """The day's files with a card in every event and record id, a mobile number in every
+    employee id and a resident ID in every transfer id, as a careless producer writes them."""
+    out.mkdir()
+    employee = ("actor_id", "submitter_id", "approver_id", "operator_id", "supervisor_id")
+    paths = []
+    for path in sorted(folder.glob("pfi.*.jsonl")):
+        lines = []
+        for line in path.read_bytes().splitlines():
+            r = orjson.loads(line)
+            if "event_id" in r:
+                r["event_id"] += f":{CARD}"
+            if r.get("record_id"):
+                r["record_id"] += f"-{CARD}"
+            if r.get("record_ids"):
+                r["record_ids"] = [f"{x}-{CARD}" for x in r["record_ids"]]
+            if "transfer_id" in r:
+                r["transfer_id"] += f"/{RIC}"
+            for item in (r, *r.get("approvals", ())):
+                for k in employee:
+                    if item.get(k):
+                        item[k] += f"-{MOBILE}"
+            lines.append(orjson.dumps(r))
+        paths.append(out / path.name)
+        paths[-1].write_bytes(b"\n".join(lines) + b"\n")
+    return paths
+
+
+def test_a_day_whose_ids_hold_numbers_gives_the_same_alerts_and_keeps_none(policy, catalog, tmp_path) -> None:
+    """Sealed at the door, ids still join (a record's deletion and its later use, an employee and
+    their entitlement): the same alerts as the day without the numbers, and no number in the
+    alerts, the incidents, the deletion rows or the detectors' state."""
+    files = write_files(generate(3000, seed=5, policy=policy), tmp_path / "day")
+    outcomes = []
+    for paths in (
+        [p for p in files if p.suffix == ".jsonl"],
+        _with_numbers(tmp_path / "day", tmp_path / "ids"),
+    ):
+        engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"k" * 32))
+        engine.deletions = DeletionLedger(catalog.policy)
+        alerts, dead = replay(engine, Decoder(), paths)
+        assert dead == []
+        final = latest(alerts)
+        kept = [
+            *(a.model_dump_json() for a in final),
+            *(i.model_dump_json() for i in engine.take_incidents()),
+            repr(engine.deletions.drain()),
+            repr(engine.changes(0)),
+        ]
+        outcomes.append((Counter((a.detector, a.rule_id, a.severity, a.subject_count) for a in final), kept))
+    (plain, _), (numbered, kept) = outcomes
+    assert numbered == plain and len(plain) > 10
+    text = "\n".join(kept)
+    assert "{bank_card:" in text and "{cn_mobile:" in text
+    for number in (CARD, RIC[:17], MOBILE):
+        assert number not in text
+
+
+def test_lifemon_fingerprint_says_how_a_name_holding_a_card_is_kept(monkeypatch, capsys) -> None:
+    from streams.cli import main
+
+    monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", "k" * 32)
+    assert main(["fingerprint", f"REC-{CARD}", "card_no"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    kept = NumberSeal(Pseudonymizer.from_env(allow_ephemeral=False).digest).text(f"REC-{CARD}")
+    assert out[1] == f"  kept as {kept}" and kept.startswith("REC-{bank_card:")
+    assert len(out) == 3 and out[2].endswith("  card_no")  # a name without a number: its fingerprint alone
