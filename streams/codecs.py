@@ -94,7 +94,7 @@ class RawRecord(msgspec.Struct):
 @dataclass(slots=True)
 class DeadLetter:
     raw: RawRecord
-    kind: str  # malformed | invalid | unknown_schema | oversized | empty | event_time
+    kind: str  # malformed | invalid | unknown_schema | oversized | empty | event_time | parser_error
     field: str
     message: str
 

@@ -102,6 +102,9 @@ def test_documents_entries_and_what_is_no_har() -> None:
         with pytest.raises(HarError, match=why):
             har_entries(bad)
     for broken, why in (
+        ({**one, "request": {"url": "http://[::1/collect"}}, "not a URL"),
+        ({**one, "request": {"url": "http://[zz]/"}}, "not a URL"),
+        ({**one, "request": {"url": "http://\u2100.com/"}}, "not a URL"),
         ({"request": {"url": "https://x.cn/"}}, "startedDateTime"),
         ({**one, "startedDateTime": "yesterday"}, "ISO 8601"),
         ({**one, "request": {"method": "GET"}}, "url"),

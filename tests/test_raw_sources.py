@@ -5,6 +5,7 @@ bad entries dead-lettered with their reason; the bulk-query detector on a real p
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -795,3 +796,29 @@ def test_run_names_a_raw_topic_on_the_broker_whose_source_is_off() -> None:
     [warning] = unread_raw_topics(off, {"pfi.access", "pfi.raw.pgaudit"})
     assert "raw_sources.pgaudit.enabled: true" in warning and "pfi.raw.pgaudit" in warning
     assert unread_raw_topics(raw_config(), {"pfi.raw.pgaudit", "pfi.raw.sftp", "pfi.raw.mariadb"}) == []
+
+
+def test_a_parser_that_fails_on_a_record_loses_only_that_record(caplog) -> None:
+    """A parser's own defect (an exception it does not turn into a dead letter) must not kill the
+    process on every restart: the batch is read again a record at a time, the record it fails on
+    is a dead letter, the others give their accesses, and the log says where without the record."""
+    lines = physical_lines("mariadb_audit.log")
+    want = [summary(ev) for _, ev in decode_all(decoder()[0], "access", records(TOPICS["mariadb"], lines)).ok]
+    dec, _ = decoder()
+    parser = dec.parsers[TOPICS["mariadb"]]
+    real = parser.parse
+
+    def defective(items: list, carry: dict, final: bool = False) -> Any:
+        if any(b"POISON-6222020200001234562" in raw.value for raw, _ in items):
+            raise ValueError("cannot read POISON-6222020200001234562")
+        return real(items, carry, final)
+
+    parser.parse = defective
+    poison = b"20261201 16:44:02,vm,csr_liu,localhost,4,99,QUERY,cards,'SELECT POISON-6222020200001234562',0"
+    with caplog.at_level(logging.ERROR, logger="streams.sources"):
+        out = decode_all(dec, "access", records(TOPICS["mariadb"], [*lines[:5], poison, *lines[5:]]))
+    assert [summary(ev) for _, ev in out.ok] == want
+    (dead,) = out.dead
+    assert dead.kind == "parser_error" and dead.raw.offset == 5 and "ValueError" in dead.message
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "ValueError at test_raw_sources.py" in said and "POISON" not in said + dead.message

@@ -12,8 +12,12 @@ with its reason; objects the mapping does not know are counted in `gaps`.
 
 from __future__ import annotations
 
+import copy
+import logging
+import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -31,6 +35,8 @@ from streams.sources.pgaudit import PgauditParser
 from streams.sources.records import DbStatement, FileHandover, Parsed
 from streams.sources.sftp import SftpParser
 from streams.stats import Stats
+
+log = logging.getLogger(__name__)
 
 
 class Parser(Protocol):
@@ -164,9 +170,42 @@ class RawDecoder:
             except EnvelopeError as e:
                 out.dead.append(DeadLetter(raw, "malformed", "", str(e)))
         carry = self._carry(raws[0].topic, raws[0].partition)
-        parsed = parser.parse(items, carry)
+        before = copy.deepcopy(carry)  # a few held statements: what a failed parse must not have changed
+        try:
+            parsed = parser.parse(items, carry)
+        except Exception as e:  # a parser's defect: the batch again a record at a time, the culprit dead
+            carry.clear()
+            carry.update(before)
+            parsed = self._one_by_one(parser, items, carry, e)
         self._keep(raws[0].topic, raws[0].partition, carry)
         return self._finish(stream, parsed, out)
+
+    @staticmethod
+    def _one_by_one(
+        parser: Any, items: list[tuple[RawRecord, Any]], carry: dict[str, Any], first: Exception
+    ) -> Parsed:
+        """A parser that raised on a batch is given its records one at a time: those it reads go
+        on, each it fails on is a dead letter, and the process never dies on data. The failure
+        is logged by type and place, never its message (it may quote the record)."""
+        where = traceback.extract_tb(first.__traceback__)[-1]
+        log.error(
+            f"the {items[0][0].topic} parser failed ({type(first).__name__} at "
+            f"{Path(where.filename).name}:{where.lineno}), a lifemon defect: its records are read one "
+            "at a time and each it fails on goes to the dead-letter topic; please report it with one",
+            extra={"topic": items[0][0].topic},
+        )
+        out = Parsed()
+        for raw, item in items:
+            try:
+                one = parser.parse([(raw, item)], carry)
+            except Exception as e:
+                reason = f"the parser failed on it ({type(e).__name__}): a lifemon defect, please report it"
+                out.dead.append(DeadLetter(raw, "parser_error", "", reason))
+                continue
+            out.found += one.found
+            out.skipped.update(one.skipped)
+            out.dead += one.dead
+        return out
 
     def flush(self, stream: str, topic: str, partition: int) -> Decoded:
         """The partition is read to its end: what its parser kept waiting for a line that has not

@@ -83,8 +83,14 @@ def captured_request(entry: Any) -> CapturedRequest:
     url = req.get("url")
     if not isinstance(url, str) or not url:
         raise HarError("request without a `url`")
-    parts = urlsplit(url)
-    if not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # `http://[::1/`, a host NFKC would change: said without the URL's text
+        raise HarError(
+            "request URL that is not a URL (a bracketed host unclosed or not an IPv6 address, a host NFKC would change)"
+        ) from None
+    if not host:
         raise HarError("request URL without a host")
     started = entry.get("startedDateTime")
     if not isinstance(started, str):
@@ -98,7 +104,7 @@ def captured_request(entry: Any) -> CapturedRequest:
     return CapturedRequest(
         ts_ms=ts,
         method=str(req.get("method") or "GET").upper(),
-        host=parts.hostname.lower(),
+        host=host.lower(),
         path=unquote(parts.path) or "/",
         query=_pairs(req.get("queryString")) or parse_qsl(parts.query, keep_blank_values=True),
         headers=_pairs(req.get("headers")),
