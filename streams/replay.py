@@ -8,6 +8,7 @@ time (never beyond it: what is still inside its window or retention then stays o
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from streams.codecs import DeadLetter, Decoder, RawRecord
 from streams.engine import Engine, freeze_heap
 from streams.stats import Stats
 
+log = logging.getLogger(__name__)
 _STREAM_RE = re.compile(r"(?:^|[._-])(" + "|".join(EVENT_MODELS) + r")(?:[._-]|$)")
 
 
@@ -43,9 +45,18 @@ def replay_files(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(
-                f for f in p.iterdir() if f.suffix in (".jsonl", ".avro") and _STREAM_RE.search(f.name)
-            )
+            found = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            read = [f for f in found if f.suffix in (".jsonl", ".avro") and _STREAM_RE.search(f.name)]
+            left = [f.name for f in found if f not in read and f.name != "truth.json"]
+            if left:  # a misspelt stream or a compressed file must not drop a stream's alerts unseen
+                log.warning(
+                    f"{p}: not replayed, their names tell no stream: {', '.join(left[:10])}"
+                    + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+                    + f"; name a stream's file like pfi.access.jsonl or .avro, uncompressed "
+                    f"(streams: {', '.join(EVENT_MODELS)})",
+                    extra={"folder": str(p), "files": len(left)},
+                )
+            out += read
         elif p.name != "truth.json":
             if not p.is_file():
                 raise ValueError(f"{p}: no such file")

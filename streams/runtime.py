@@ -996,19 +996,22 @@ class Monitor:
                 raise SourceReset(topic, partition, f"it ends at offset {end}", position)
 
     def _check_keys(self, stream: str, topic: str, decoded: list[tuple[RawRecord, Any]]) -> None:
-        """Records keyed by something else than their stream's key land in arbitrary partitions, and
-        one actor's window splits across instances: count them and say so once per topic."""
+        """Records keyed by something else than their stream's key, or by nothing (a producer's
+        default, Filebeat's), land in arbitrary partitions: one actor's window splits across tasks
+        and instances, and a burst may raise nothing. Count them and say so once per topic."""
         attr = STREAM_KEYS[stream]
-        # compared in C over the batch (no Python step per record); a record without a key
-        # compares unequal, and is not counted
+        # compared in C over the batch (no Python step per record); no key compares unequal
         keys = list(map(attrgetter("key"), map(itemgetter(0), decoded)))
         values = map(str.encode, map(attrgetter(attr), map(itemgetter(1), decoded)))
-        wrong = sum(map(ne, keys, values)) - keys.count(None)
+        wrong = sum(map(ne, keys, values))
         if wrong:
             if not self.stats.misrouted[stream]:
+                keyless = keys.count(None)
                 log.warning(
-                    f"records on {topic} are not keyed by {attr}; windows may split across "
-                    "partitions until the producer keys them by it",
+                    f"records on {topic} are not keyed by {attr}"
+                    + (f" ({keyless} of them have no key at all)" if keyless else "")
+                    + "; windows may split across partitions and miss what they should find until "
+                    f"the producer keys each record by its {attr}",
                     extra={"topic": topic, "records": wrong},
                 )
             self.stats.misrouted[stream] += wrong

@@ -3,6 +3,7 @@ batch size and whether the files are JSON lines or Avro."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -97,6 +98,19 @@ def alert_content(o: dict) -> tuple:
 def live_final(broker: str, topic: str) -> dict[str, tuple]:
     """The same content of each alert on the topic, newest revision."""
     return {uid: alert_content(o) for uid, o in latest_alerts(read_all(broker, topic)).items()}
+
+
+def test_a_folders_files_that_name_no_stream_are_said_not_skipped_silently(tmp_path, caplog) -> None:
+    from streams.replay import replay_files
+
+    for name in ("pfi.access.jsonl", "pfi.transfers.jsonl", "pfi.sdk.jsonl.gz", "truth.json", ".hidden"):
+        (tmp_path / name).write_text("")
+    with caplog.at_level(logging.WARNING, logger="streams.replay"):
+        assert replay_files([tmp_path]) == [tmp_path / "pfi.access.jsonl"]
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert (
+        "pfi.sdk.jsonl.gz, pfi.transfers.jsonl" in said and "truth.json" not in said and ".hidden" not in said
+    )
 
 
 def test_file_names_tell_the_stream() -> None:
