@@ -320,6 +320,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable(flag: str, path: str | None) -> None:
+    """ValueError naming the flag unless `path` can be written: a folder that exists and may be
+    written to, and no folder of that name."""
+    if path is None:
+        return
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    why = (
+        "is a folder"
+        if target.is_dir()
+        else f"its folder {folder} does not exist"
+        if not folder.is_dir()
+        else "lifemon may not write there"
+        if not os.access(target if target.exists() else folder, os.W_OK)
+        else None
+    )
+    if why:
+        raise ValueError(f"{flag} {path}: {why}; give a file in a folder lifemon may write to")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from schemas.models import REFERENCE_STREAMS
     from streams.codecs import Decoder
@@ -332,6 +352,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config, _, specs, catalog = _setup(args)
     try:
         files = replay_files([Path(f) for f in args.files])
+        for flag, path in (
+            ("--alerts-out", args.alerts_out),
+            ("--incidents-out", args.incidents_out),
+            ("--dead-letters", args.dead_letters),
+        ):
+            _writable(flag, path)  # before the replay: its work must not be lost at the end
     except ValueError as e:
         log.error(str(e))
         return 2
@@ -1052,6 +1078,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `lifemon ... | head`: the reader left, nothing more to say
         sys.stderr.close()
         return 0
+    except (PermissionError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError) as e:
+        if e.filename is None:
+            raise
+        # an output (or input) path the command was given: one line naming it, no traceback
+        log.error(f"cannot use {e.filename}: {e.strerror}; give a path in a folder lifemon may write to")
+        return 2
 
 
 def _early_logging() -> None:

@@ -546,3 +546,31 @@ def test_a_replay_of_two_files_of_one_name_reports_each_files_dead_letters(
     written = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert sorted((d["file"], d["line"]) for d in written) == [(str(first), 2), (str(second), 4)]
     assert "access=6 " in capsys.readouterr().err  # three of each file: neither taken for the other
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["generate", "-n", "10", "--out", "{file}/day"], "cannot use {file}/day: Not a directory"),
+        (
+            ["replay", "{day}", "--alerts-out", "{tmp}/missing/a.jsonl"],
+            "--alerts-out {tmp}/missing/a.jsonl: its folder",
+        ),
+        (["replay", "{day}", "--dead-letters", "{tmp}"], "--dead-letters {tmp}: is a folder"),
+    ],
+    ids=["generate-out", "alerts-out", "dead-letters"],
+)
+def test_an_output_path_that_cannot_be_written_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: None, args: list[str], said: str
+) -> None:
+    """An unwritable output was a traceback, and a replay's only after all its work was done."""
+    (tmp_path / "afile").write_text("")
+    day = tmp_path / "day"
+    day.mkdir()
+    (day / "pfi.access.jsonl").write_text("")
+    subst = {"file": str(tmp_path / "afile"), "day": str(day), "tmp": str(tmp_path)}
+    assert main([a.format(**subst) for a in args]) == 2
+    [line] = [
+        x for x in capsys.readouterr().err.splitlines() if "error" in x or said.format(**subst)[:10] in x
+    ]
+    assert said.format(**subst) in line
