@@ -570,7 +570,5 @@ def test_an_output_path_that_cannot_be_written_is_one_line_naming_it(
     (day / "pfi.access.jsonl").write_text("")
     subst = {"file": str(tmp_path / "afile"), "day": str(day), "tmp": str(tmp_path)}
     assert main([a.format(**subst) for a in args]) == 2
-    [line] = [
-        x for x in capsys.readouterr().err.splitlines() if "error" in x or said.format(**subst)[:10] in x
-    ]
-    assert said.format(**subst) in line
+    err = capsys.readouterr().err
+    assert said.format(**subst) in err and "Traceback" not in err
