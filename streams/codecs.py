@@ -72,6 +72,9 @@ SCHEMA_ID_HEADERS = ("schema.id", "value.schema.id", "lifemon.schema.id")
 
 MIN_TS = 946_684_800_000  # 2000-01-01: below it a `ts` is seconds, not milliseconds
 MAX_TS = 4_102_444_800_000  # 2100-01-01: above it, microseconds or garbage (and a DateTime overflow)
+# a re-keyed record, written by lifemon from one accepted at its source: the producer's own limit
+# (streams/sinks/kafka.py message.max.bytes), not max_record_bytes
+REKEYED_MAX_BYTES = 2_000_000
 TOO_DEEP = "JSON nested too deeply to be an event"
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 _QUOTED = re.compile(r"'[^']*'")
@@ -263,16 +266,18 @@ class Decoder:
 
     def decode(self, stream: str, raws: Sequence[RawRecord], check_time: bool = True) -> Decoded:
         """Decode one stream's records; each bad record gets its own reason. `check_time=False`
-        for records whose event time was judged at their source (a repartition topic's)."""
+        for records judged at their source (a repartition topic's): their event time, and their
+        size, which pseudonyms longer than the ids they replace may have grown past the limit."""
         out = Decoded()
         strict = self._strict[stream]
+        limit = self.max_record_bytes if check_time else REKEYED_MAX_BYTES
         if raws and raws[0].value and raws[0].value[0] == 0 and self._decode_avro_batch(stream, raws, out):
             raws = ()  # every record read at once
         elif raws:
             # plain JSON records in one C loop, up to the first record that needs a word (or is not
             # JSON): from there on, one by one
             raws = raws if isinstance(raws, list) else list(raws)
-            out.ok, stop = _door.decode_json(raws, strict.decode, self.max_record_bytes)
+            out.ok, stop = _door.decode_json(raws, strict.decode, limit)
             raws = raws[stop:]
         for raw in raws:
             v = raw.value
@@ -282,14 +287,9 @@ class Decoder:
                 out.dead.append(
                     DeadLetter(raw, "empty", "", "record has no value (tombstone or empty message)")
                 )
-            elif len(v) > self.max_record_bytes:
+            elif len(v) > limit:
                 out.dead.append(
-                    DeadLetter(
-                        raw,
-                        "oversized",
-                        "",
-                        f"{len(v)} bytes exceeds max_record_bytes {self.max_record_bytes}",
-                    )
+                    DeadLetter(raw, "oversized", "", f"{len(v)} bytes exceeds max_record_bytes {limit}")
                 )
             elif raw.headers and (header_id := _schema_id_header(raw)) is not None:
                 self._decode_avro(stream, raw, header_id, out)

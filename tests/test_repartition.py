@@ -288,3 +288,34 @@ def test_marks_are_told_from_events_whatever_their_headers() -> None:
     assert [d.raw.offset for d in dead] == [3]
     events, marks, dead = _split_marks([raws[0], raws[1], raws[4]])
     assert ([r.offset for r in events], marks, dead) == ([0, 4], [("t", 1, 5)], [])
+
+
+class ByRecord(SharedCustomer):
+    """Reads accesses keyed by the records they name (as deleted_record_use does): each copy keeps
+    every customer of its access, pseudonymized."""
+
+    kind: ClassVar[str] = "by_record"
+    inputs: ClassVar[dict[str, str]] = {"access": "record_ids"}
+
+    def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        return ()
+
+
+def test_a_record_accepted_at_its_source_is_not_refused_re_keyed(
+    broker, ch, catalog, names, tmp_path
+) -> None:
+    """Pseudonyms are longer than short ids: an access naming many customers grows when re-keyed.
+    Accepted at its source, it must reach the readers of its re-keyed copy, not the DLQ."""
+    wide = access("a0", n=1, customers=120, per_event=120, record_ids=["R1"])[0]
+    limit = len(wide.model_dump_json()) + 200  # the source record passes
+    config = make_config(names, broker, "chdb://unused", max_record_bytes=limit)
+    ensure_topics(broker, config)
+    send(broker, config.topics.access, [wide], key=b"a0")
+    config.data_dir = tmp_path
+    stats = Monitor(config, broker, ch, [spec_of(ByRecord)], catalog, Pseudonymizer(KEY)).run(
+        idle_exit_s=3, max_seconds=60
+    )
+    topic = repartition_topic(config, "access", "record_ids")
+    (copy,) = [m for m in read_all(broker, topic, timeout_s=5) if not m.headers()]
+    assert len(copy.value()) > limit  # the re-keyed copy did grow past it
+    assert sum(stats.dead.values()) == 0
