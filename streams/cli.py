@@ -23,7 +23,7 @@ from schemas.models import Severity
 from streams import logs
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
 from streams.config import POLICY_HELP
-from streams.kafka_reach import KafkaUnavailable
+from streams.kafka_reach import KafkaSettingRefused, KafkaUnavailable
 from streams.pseudonym import PseudonymKeyError, PseudonymKeyMismatch
 from streams.sealed import SealError
 from streams.sinks import FatalSinkError
@@ -1066,6 +1066,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (PolicyError, PseudonymKeyError) as e:
         log.error(str(e))
+        return 2
+    except KafkaSettingRefused as e:
+        config = getattr(args, "config", None)
+        log.error(f"{config}: {e}" if config else str(e))
         return 2
     except (ClickHouseUnavailable, FatalSinkError, PseudonymKeyMismatch, SealError, SchemaOutdated) as e:
         log.error(str(e))

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from policy import PolicyError, read_yaml, validate_section
 from policy import _line_of as line_of  # the line of a key, for errors that name it
@@ -47,6 +47,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# librdkafka settings lifemon sets itself, with why: one set in kafka.client would override them
+OWN_CLIENT_SETTINGS = {
+    "bootstrap.servers": "set kafka.bootstrap (or --bootstrap, LIFEMON_KAFKA_BOOTSTRAP) instead",
+    "group.id": "set kafka.group_id instead",
+    "enable.auto.commit": "lifemon commits offsets itself, only once every sink has acknowledged",
+    "enable.idempotence": "lifemon's producers are idempotent: a retry writes no duplicate",
+    "acks": "lifemon's producers wait for every in-sync replica (acks=all): no alert is lost",
+    "transactional.id": "lifemon does not write in transactions",
+    "logger": "lifemon routes librdkafka's lines through its own log format",
+}
+
+
 class KafkaConfig(Strict):
     bootstrap: str | None = Field(
         default=None, description="host:port list; empty starts the embedded Tansu broker"
@@ -64,6 +76,14 @@ class KafkaConfig(Strict):
         gt=0,
         description="how long a command waits for the broker's first answer before it says the broker is unreachable",
     )
+
+    @field_validator("client")
+    @classmethod
+    def _not_lifemons_own(cls, client: dict[str, Any]) -> dict[str, Any]:
+        for key, why in OWN_CLIENT_SETTINGS.items():
+            if key in client:
+                raise ValueError(f"{key} is lifemon's own setting ({why}); remove it from kafka.client")
+        return client
 
 
 class Topics(Strict):
@@ -257,6 +277,23 @@ class Config(Strict):
     # read from the environment when the config is made; private, so no dump or validation sees it
     _secrets: Secrets = PrivateAttr(default_factory=Secrets)
     _file: Path | None = PrivateAttr(default=None)  # the --config file, for errors found after loading
+
+    @model_validator(mode="after")
+    def _one_topic_each(self) -> Config:
+        """Each stream, output and raw source has a topic of its own: two on one would decode one's
+        records as the other's (lifemon would read its own dead letters back as accesses)."""
+        named = [(f"topics.{name}", topic) for name, topic in self.topics.model_dump().items()]
+        for source in ("pgaudit", "mariadb", "sftp", "har"):
+            if getattr(self.raw_sources, source).enabled:
+                named.append((f"raw_sources.{source}.topic", getattr(self.raw_sources, source).topic))
+        seen: dict[str, str] = {}
+        for key, topic in named:
+            if not topic.strip():
+                raise ValueError(f"{key} is empty; name its topic")
+            if topic in seen:
+                raise ValueError(f"{key} is {topic}, as {seen[topic]} is; give each its own topic")
+            seen[topic] = key
+        return self
 
     @property
     def secrets(self) -> Secrets:

@@ -37,6 +37,10 @@ class KafkaUnavailable(RuntimeError):
     """The broker did not answer a command's first metadata request; the message is one line."""
 
 
+class KafkaSettingRefused(ValueError):
+    """A kafka.client setting librdkafka does not know, or a value it does not take."""
+
+
 class Tally:
     """A client's `logger` and `error_cb` while it has not reached the broker yet: each distinct
     librdkafka line is logged once and its repeats counted (errors, the connection failures, at
@@ -94,7 +98,15 @@ def reach(
     tally = Tally()
     conf: dict[str, Any] = {"bootstrap.servers": bootstrap, **(settings or {})}
     conf.update(logger=tally, error_cb=tally.error)
-    admin = AdminClient(conf)
+    try:
+        admin = AdminClient(conf)
+    except KafkaException as e:  # every Kafka command reaches the broker first: said here, once
+        if e.args[0].code() != KafkaError._INVALID_ARG:
+            raise
+        raise KafkaSettingRefused(
+            f"librdkafka refuses a setting: {e.args[0].str()}. Fix or remove it under kafka.client in "
+            "the config (docs/configuration.md; every setting: librdkafka's CONFIGURATION.md)"
+        ) from None
     started = time.monotonic()
     deadline = started + timeout_s
     last: KafkaException | None = None

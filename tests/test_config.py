@@ -71,3 +71,43 @@ def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as e:
         load_config(write(tmp_path, "checkpoint_interval_s: -1\n"))
     assert e.value.key == "checkpoint_interval_s" and "greater than 0" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "said"),
+    [
+        ("topics:\n  dlq: pfi.access\n", "topics.dlq", 2, "is pfi.access, as topics.access is"),
+        ("topics:\n  access: ' '\n", "topics.access", 2, "is empty"),
+        (
+            "raw_sources:\n  sftp:\n    enabled: true\n    topic: pfi.transfer\n",
+            "raw_sources.sftp.topic",
+            4,
+            "as topics.transfer is",
+        ),
+        ("kafka:\n  client:\n    acks: 1\n", "kafka.client", 3, "acks is lifemon's own setting"),
+        (
+            "kafka:\n  client:\n    bootstrap.servers: a:9092\n",
+            "kafka.client.bootstrap.servers",
+            3,
+            "set kafka.bootstrap",
+        ),
+    ],
+    ids=["two-on-one-topic", "empty-topic", "raw-on-a-stream-topic", "acks", "bootstrap"],
+)
+def test_topics_shared_or_empty_and_lifemons_own_client_settings_are_config_errors(
+    tmp_path: Path, text: str, key: str, line: int, said: str
+) -> None:
+    """Two streams on one topic crashed `run` at its first record; an `acks: 1` under kafka.client
+    silently overrode the producers' acks=all, a bootstrap.servers there the --bootstrap given."""
+    with pytest.raises(PolicyError) as e:
+        load_config(write(tmp_path, text))
+    assert (e.value.key, e.value.line) == (key, line) and said in str(e.value) and e.value.fix
+
+
+def test_a_setting_librdkafka_does_not_know_is_one_line_naming_it(tmp_path: Path, caplog) -> None:
+    from streams.cli import main
+
+    path = write(tmp_path, "kafka:\n  client:\n    no.such.setting: 1\n")
+    assert main(["watch", "--config", str(path), "--bootstrap", "127.0.0.1:9"]) == 2
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert said.startswith(f"{path}: librdkafka refuses a setting") and '"no.such.setting"' in said

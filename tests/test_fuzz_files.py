@@ -85,7 +85,7 @@ def test_a_mutated_policy_file_fails_with_file_key_and_fix(policy_copy: Path) ->
 def test_a_mutated_config_fails_with_file_key_and_fix(tmp_path_factory) -> None:
     path = tmp_path_factory.mktemp("config") / "lifemon.yaml"
     full = {
-        "kafka": {"bootstrap": "localhost:9092", "client": {"acks": "all"}, "partitions": 3},
+        "kafka": {"bootstrap": "localhost:9092", "client": {"client.id": "lifemon-1"}, "partitions": 3},
         "topics": {"access": "pfi.access"},
         "raw_sources": {
             "pgaudit": {"enabled": True, "log_line_prefix": "%m [%p] "},
