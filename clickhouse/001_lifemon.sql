@@ -11,8 +11,10 @@ CREATE DATABASE IF NOT EXISTS {db};
 -- content (last event time, then closed after open), not from `revision`: a re-run after a crash may
 -- batch differently and emit fewer intermediate revisions, and must still replace the old rows.
 -- A TTL of `{pseudonym_ttl_days}` marks each column that holds pseudonyms (PIPL art. 73: personal
--- information still): it is emptied policy/storage.yaml's pseudonym_ttl_days after last_seen, and
--- the rest of the row stays as the audit trail (streams/clickhouse.py applies a changed TTL at start).
+-- information still): it is emptied policy/storage.yaml's pseudonym_ttl_days after `kept_from`, the
+-- alert's last event or, if later, when the row was stored (an alert on a deadline years past, a
+-- replay of an old day: counted from last_seen they were emptied at once), and the rest of the row
+-- stays as the audit trail (streams/clickhouse.py applies a changed TTL at start).
 CREATE TABLE IF NOT EXISTS {db}.alerts
 (
     alert_id            String,
@@ -24,13 +26,13 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     severity            LowCardinality(String),
     title_zh            String,
     title_en            String,
-    summary             String TTL toDateTime(last_seen) + INTERVAL {pseudonym_ttl_days} DAY,
+    summary             String TTL toDateTime(kept_from) + INTERVAL {pseudonym_ttl_days} DAY,
     regulation          Array(String),
     jr_class            LowCardinality(String),
     actor_id            String,
     actor_org           String,
     subject_count       UInt64,
-    subjects_sample     Array(String) TTL toDateTime(last_seen) + INTERVAL {pseudonym_ttl_days} DAY,
+    subjects_sample     Array(String) TTL toDateTime(kept_from) + INTERVAL {pseudonym_ttl_days} DAY,
     counts              Map(String, Int64),
     evidence_event_ids  Array(String),
     event_count         UInt64 DEFAULT 0,
@@ -38,9 +40,10 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     window_end          DateTime64(3, 'UTC'),
     first_seen          DateTime64(3, 'UTC'),
     last_seen           DateTime64(3, 'UTC'),
-    ocsf                String CODEC(ZSTD(3)) TTL toDateTime(last_seen) + INTERVAL {pseudonym_ttl_days} DAY,
+    ocsf                String CODEC(ZSTD(3)) TTL toDateTime(kept_from) + INTERVAL {pseudonym_ttl_days} DAY,
     version             UInt64,
-    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3),
+    kept_from           DateTime64(3, 'UTC') DEFAULT greatest(last_seen, inserted_at)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY alert_id

@@ -23,9 +23,10 @@ CREATE TABLE IF NOT EXISTS {db}.incidents
     last_seen           DateTime64(3, 'UTC'),
     first_due           DateTime64(3, 'UTC'),
     alert_ids           Array(String),
-    incident            String CODEC(ZSTD(3)) TTL toDateTime(last_seen) + INTERVAL {pseudonym_ttl_days} DAY,
+    incident            String CODEC(ZSTD(3)) TTL toDateTime(kept_from) + INTERVAL {pseudonym_ttl_days} DAY,
     version             UInt64,
-    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3),
+    kept_from           DateTime64(3, 'UTC') DEFAULT greatest(last_seen, inserted_at)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY incident_id

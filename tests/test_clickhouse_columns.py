@@ -43,7 +43,11 @@ def test_an_alerts_table_from_before_event_count_gains_it_in_place(ch: Any, db: 
     assert "event_count" not in columns(ch, db, "alerts")
 
     apply_ddl(ch, db)
-    assert columns(ch, db, "alerts") == [*ALERT_COLUMNS, "inserted_at"]  # in its place, after the evidence
+    assert columns(ch, db, "alerts") == [
+        *ALERT_COLUMNS,
+        "inserted_at",
+        "kept_from",
+    ]  # in place, after the evidence
     apply_ddl(ch, db)  # and again: nothing left to add
 
     alert = build_alert(finding(event_count=61), policy.detectors["bulk_query"])

@@ -80,24 +80,33 @@ def test_every_column_a_real_day_fills_with_pseudonyms_expires(
     declared = {(table, c) for table, columns in pseudonym_columns().items() for c in columns}
     assert holding == declared
     assert set(pseudonym_columns()) == {"alerts", "incidents"}
-    assert set(ttl_days(ch, db).values()) == {"toDateTime(last_seen) + toIntervalDay(3650)"}
+    assert set(ttl_days(ch, db).values()) == {"toDateTime(kept_from) + toIntervalDay(3650)"}
 
 
 def test_expired_pseudonyms_are_emptied_and_the_audit_row_stays(ch: Any, db: str) -> None:
+    """The TTL counts from the alert's last event, or from when it was stored if that is later: an
+    alert on a retention deadline a year past, stored today, keeps its pseudonyms (counted from its
+    last_seen they were emptied at the first merge, and open alerts showed no summary)."""
     apply_ddl(ch, db, SHORT)
     now = datetime.now(UTC)
 
-    def row(alert_id: str, last_seen: datetime) -> list[Any]:
+    def row(alert_id: str, last_seen: datetime, stored: datetime) -> list[Any]:
         return [alert_id, 1, "open", "offscope_marketing", "LM-OM-001", 1, "high", "营销", "Marketing",
                 "1 push(es) of campaign c1 to subject p_0123456789abcdef01234567", ["seed 004"], "C2",
                 "E1", "S0101", 1, ["p_0123456789abcdef01234567"], {"pushes": 1}, ["ev-1"], 1,
-                last_seen, last_seen, last_seen, last_seen, '{"subjects_sample": ["p_0123456789abcdef01234567"]}', 1]  # fmt: skip
+                last_seen, last_seen, last_seen, last_seen, '{"subjects_sample": ["p_0123456789abcdef01234567"]}', 1,
+                stored]  # fmt: skip
 
+    month = timedelta(days=31)
     ch.insert(
         "alerts",
-        [row("old", now - timedelta(days=31)), row("recent", now - timedelta(days=29))],
+        [
+            row("old", now - month, now - month),
+            row("recent", now - timedelta(days=29), now - timedelta(days=29)),
+            row("late", now - 12 * month, now),  # a deadline long past, raised now
+        ],
         database=db,
-        column_names=list(ALERT_COLUMNS),
+        column_names=[*ALERT_COLUMNS, "inserted_at"],
     )
     ch.command(f"OPTIMIZE TABLE {db}.alerts FINAL")  # TTLs act when parts merge; this merges now
     rows = {
@@ -109,12 +118,34 @@ def test_expired_pseudonyms_are_emptied_and_the_audit_row_stays(ch: Any, db: str
     }
     assert rows["old"] == ("", [], "", "offscope_marketing", "high", "E1", {"pushes": 1}, 1)
     assert rows["recent"][1] == ["p_0123456789abcdef01234567"]
+    assert rows["late"][0].startswith("1 push(es)") and rows["late"][1] == ["p_0123456789abcdef01234567"]
+
+
+def test_a_table_whose_ttl_counted_from_last_seen_counts_from_kept_from_after_an_upgrade(
+    ch: Any, db: str
+) -> None:
+    from streams.clickhouse import ddl_statements
+
+    (create,) = [
+        s for s in ddl_statements(db, SHORT) if s.startswith(f"CREATE TABLE IF NOT EXISTS {db}.alerts")
+    ]
+    before = "\n".join(line for line in create.splitlines() if not line.strip().startswith("kept_from"))
+    ch.command(f"CREATE DATABASE {db}")
+    ch.command(
+        before.replace(
+            "inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3),",
+            "inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)",
+        ).replace("toDateTime(kept_from)", "toDateTime(last_seen)")
+    )
+    assert set(ttl_days(ch, db).values()) == {"toDateTime(last_seen) + toIntervalDay(30)"}
+    apply_ddl(ch, db, SHORT)
+    assert set(ttl_days(ch, db).values()) == {"toDateTime(kept_from) + toIntervalDay(30)"}
 
 
 def test_a_changed_ttl_is_applied_at_start_and_only_then(ch: Any, db: str) -> None:
     apply_ddl(ch, db, SHORT)
     apply_ddl(ch, db, Storage(pseudonym_ttl_days=90, dead_letter_retention_days=3))
-    assert set(ttl_days(ch, db).values()) == {"toDateTime(last_seen) + toIntervalDay(90)"}
+    assert set(ttl_days(ch, db).values()) == {"toDateTime(kept_from) + toIntervalDay(90)"}
 
     def mutations() -> int:
         return ch.query(f"SELECT count() FROM system.mutations WHERE database = '{db}'").result_rows[0][0]
