@@ -396,7 +396,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         claim_embedded(config, args.clickhouse)
         _store_replay(args.clickhouse, config.clickhouse.database, engine, final, incidents, dead)
-    print_alerts(final)
+    print_alerts(final, written=args.alerts_out)
     if not dead:
         return 0
     topics = topics_of(files)
@@ -729,9 +729,9 @@ def cmd_pseudonym(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_alerts(alerts: list[Any], limit: int = 10) -> None:
-    """A replay's alerts, counted by detector and severity, then the first `limit` as `lifemon alerts`
-    lists them."""
+def print_alerts(alerts: list[Any], limit: int = 10, written: str | None = None) -> None:
+    """A replay's alerts, counted by detector and severity, then the `limit` last seen, newest
+    first, as `lifemon alerts` lists them; `written`: the file that holds them all."""
     from streams.alert_query import alert_row, render
 
     if not alerts:
@@ -739,9 +739,21 @@ def print_alerts(alerts: list[Any], limit: int = 10) -> None:
         return
     by = Counter((a.detector, a.severity.value) for a in alerts)
     print(f"{len(alerts)} alert(s): " + ", ".join(f"{d}/{s}={n}" for (d, s), n in sorted(by.items())))
-    print(render([alert_row(a) for a in alerts[:limit]], color=sys.stdout.isatty()))
+    newest = sorted(alerts, key=lambda a: (a.last_seen, a.alert_id), reverse=True)[:limit]
+    print(render([alert_row(a) for a in newest], color=sys.stdout.isatty()))
     if len(alerts) > limit:
-        print(f"{limit} of {len(alerts)} alerts shown; --alerts-out FILE writes them all")
+        rest = f"{written} holds them all" if written else "--alerts-out FILE writes them all"
+        print(f"{limit} of {len(alerts)} alerts shown, the last seen first; {rest}")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not more than 0")
+    return value
 
 
 CONFIG_HELP = (
@@ -793,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for the next run (`lifemon replay` of the same records ends at their last event time and "
         "judges it at once)",
     )
-    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (default: never)")
+    sp.add_argument("--seconds", type=_positive, metavar="S", help="stop after S seconds (default: never)")
     sp.add_argument("--quiet", action="store_true", help="no live progress line (default: shown)")
     sp.add_argument(
         "--runtime",
@@ -814,7 +826,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop after S seconds without an incident (default: never)",
     )
-    sp.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (default: never)")
+    sp.add_argument("--seconds", type=_positive, metavar="S", help="stop after S seconds (default: never)")
     sp.set_defaults(func=cmd_notify)
 
     from streams.ship import FORMATS

@@ -94,6 +94,11 @@ class RawRecord(msgspec.Struct):
     timestamp: int = 0
 
 
+def _name_of(schema: Any) -> str | None:
+    """A record schema's full name, as fastavro parsed it (`cn.lifemon.pfi.Consent`)."""
+    return schema.get("name") if isinstance(schema, dict) else None
+
+
 @dataclass(slots=True)
 class DeadLetter:
     raw: RawRecord
@@ -311,6 +316,12 @@ class Decoder:
         if unknown is None:
             if isinstance(exc, msgspec.ValidationError):
                 out.dead.append(DeadLetter(raw, "invalid", *_reason(stream, exc)))
+            elif raw.value and raw.value.startswith(b"\xef\xbb\xbf"):
+                out.dead.append(
+                    DeadLetter(
+                        raw, "malformed", "", "starts with a UTF-8 byte-order mark: send the JSON without it"
+                    )
+                )
             else:
                 out.dead.append(
                     DeadLetter(raw, "malformed", "", f"not valid JSON: {_QUOTED.sub('', str(exc))}")
@@ -410,6 +421,16 @@ class Decoder:
         out.ok += zip(raws, events, strict=True)
         return True
 
+    def _mismatch(self, stream: str, schema_id: int, writer: Any, error: Exception) -> str:
+        """Why a body does not read, in a line: another stream's schema named as such, else the
+        error's first words (fastavro's message may dump a whole schema)."""
+        wrote, wanted = _name_of(writer), _name_of(self.registry.reader(stream))
+        if wrote and wanted and wrote.rsplit(".", 1)[-1] != wanted.rsplit(".", 1)[-1]:
+            return f"schema {schema_id} is {wrote}, not {stream}'s {wanted}: the producer used another stream's schema"
+        said = str(error).split("\n", 1)[0]
+        said = said.split(": {", 1)[0].split(" {", 1)[0][:160]  # up to a dumped schema
+        return f"Avro body does not match schema {schema_id} ({wrote or 'unnamed'}): {type(error).__name__}: {said}"
+
     def _decode_avro(self, stream: str, raw: RawRecord, header_id: int | None, out: Decoded) -> None:
         value = raw.value
         assert value is not None
@@ -440,7 +461,7 @@ class Decoder:
                 data = fastavro.schemaless_reader(io.BytesIO(body), writer, self.registry.reader(stream))
             except Exception as e:  # fastavro raises several types for truncated or mismatched bodies
                 out.dead.append(
-                    DeadLetter(raw, "malformed", "", f"Avro body does not match schema {schema_id}: {e}")
+                    DeadLetter(raw, "malformed", "", self._mismatch(stream, schema_id, writer, e))
                 )
                 return
         try:

@@ -19,7 +19,8 @@ def query_dead_letters(
     where = " WHERE seen_at >= {since:DateTime64(3)}" if since else ""
     sql = (
         "SELECT topic, kind, field, message, count() AS records, min(seen_at) AS first_seen, "
-        "max(seen_at) AS last_seen, argMin(concat(toString(partition), ':', toString(offset)), seen_at) AS first_at "
+        "max(seen_at) AS last_seen, argMin(concat(toString(partition), ':', toString(offset)), seen_at) AS first_at, "
+        "count() OVER () AS lines "
         f"FROM {database}.dead_letters FINAL{where} GROUP BY topic, kind, field, message "
         "ORDER BY records DESC, topic, kind, message LIMIT {limit:UInt32}"
     )
@@ -43,4 +44,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]  # fmt: skip
     header = ("TOPIC", "KIND", "RECORDS", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "FIRST AT", "REASON")
-    return "\n".join(aligned(header, cells, right={2}))
+    table = "\n".join(aligned(header, cells, right={2}))
+    lines = rows[0].get("lines", len(rows))
+    cut = f"\n{len(rows)} of {lines} lines shown, most refused first; --limit {lines} shows them all"
+    return table + (cut if lines > len(rows) else "")

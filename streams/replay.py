@@ -23,6 +23,7 @@ from streams.engine import Engine, freeze_heap
 from streams.stats import Stats
 
 log = logging.getLogger(__name__)
+BOM = b"\xef\xbb\xbf"
 _STREAM_RE = re.compile(r"(?:^|[._-])(" + "|".join(EVENT_MODELS) + r")(?:[._-]|$)")
 
 
@@ -98,6 +99,8 @@ def read_raw(path: Path, topic: str | None = None) -> Iterator[RawRecord]:
     with path.open("rb") as f:
         for i, line in enumerate(f):
             line = line.rstrip(b"\r\n")
+            if i == 0:
+                line = line.removeprefix(BOM)  # a Windows export's byte-order mark is the file's, not data
             if line:
                 yield RawRecord(topic, 0, i, line)
 

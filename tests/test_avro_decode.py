@@ -242,7 +242,9 @@ def test_a_damaged_record_is_dead_lettered_with_fastavros_reason() -> None:
     assert [ev.event_id for _, ev in decoded.ok] == [event.event_id]
     (dead,) = decoded.dead
     assert dead.raw.offset == 0 and dead.kind == "malformed"
-    assert dead.message.startswith("Avro body does not match schema 1: ")
+    assert dead.message.startswith(
+        "Avro body does not match schema 1 (cn.lifemon.pfi.AccessEvent): EOFError: "
+    )
 
 
 ODD_TRANSCODES: dict[str, tuple[Any, Any]] = {
@@ -272,3 +274,21 @@ def test_a_malformed_program_or_batch_raises_and_a_good_one_reads(case: str) -> 
 
 def test_transcoding_leaks_nothing_on_any_path() -> None:
     assert leaks(ODD_TRANSCODES, 2000) == {}
+
+
+def test_a_body_of_another_streams_schema_is_named_as_such_in_a_line() -> None:
+    """fastavro's mismatch message dumps the whole writer schema (5 KB in each DLQ header and log
+    line): the reason names the two schemas instead, or the error's first words."""
+    from streams.codecs import Decoder, RawRecord
+
+    raws = [
+        RawRecord("pfi.access", 0, i, b"\x00\x00\x00\x00" + bytes([sid]) + b"garbage")
+        for i, sid in enumerate((7, 1))
+    ]
+    other, garbled = (d.message for d in Decoder().decode("access", raws).dead)
+    assert other == (
+        "schema 7 is cn.lifemon.pfi.Consent, not access's cn.lifemon.pfi.AccessEvent: "
+        "the producer used another stream's schema"
+    )
+    assert garbled.startswith("Avro body does not match schema 1 (cn.lifemon.pfi.AccessEvent): ")
+    assert len(garbled) < 300 and "{" not in garbled

@@ -572,3 +572,10 @@ def test_an_output_path_that_cannot_be_written_is_one_line_naming_it(
     assert main([a.format(**subst) for a in args]) == 2
     err = capsys.readouterr().err
     assert said.format(**subst) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("seconds", ["-5", "0", "soon"])
+def test_a_run_for_no_time_is_refused_by_the_parser(seconds: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["run", "--seconds", seconds])
+    assert e.value.code == 2 and "argument --seconds" in capsys.readouterr().err

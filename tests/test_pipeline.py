@@ -187,6 +187,8 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog, ca
     assert sorted(r["kind"] for r in listed) == kinds and {r["records"] for r in listed} == {1}
     text = render_dead_letters(listed)
     assert f"{t.access}  invalid ts" in text and "yesterday" not in text
+    cut = render_dead_letters(query_dead_letters(ch, db, limit=2))
+    assert cut.splitlines()[-1] == "2 of 4 lines shown, most refused first; --limit 4 shows them all"
 
     c = Consumer({"bootstrap.servers": broker, "group.id": names["group"]})
     committed = c.committed([TopicPartition(t.access, p) for p in range(3)], timeout=10)

@@ -256,11 +256,14 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     args = ["replay", *map(str, files), "--config", str(config), "--clickhouse", "chdb://session"]
     assert main([*args, "--alerts-out", str(alerts_out)]) == 0
     printed = capsys.readouterr()
-    # the first ten as `lifemon alerts` lists them, and how many more the file holds; the reference
-    # files are among the inputs, so no warning of their absence
+    # the ten last seen, newest first, as `lifemon alerts` lists them, and the file that holds them
+    # all; the reference files are among the inputs, so no warning of their absence
     n = len(alerts_out.read_bytes().splitlines())
-    assert n > 10 and f"10 of {n} alerts shown; --alerts-out FILE writes them all" in printed.out
-    assert len(re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC  ", printed.out, re.M)) == 10
+    assert (
+        n > 10 and f"10 of {n} alerts shown, the last seen first; {alerts_out} holds them all" in printed.out
+    )
+    times = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d) UTC  ", printed.out, re.M)
+    assert len(times) == 10 and times == sorted(times, reverse=True)
     assert "among the inputs" not in printed.err
 
     data = gather(ch, db)
@@ -277,3 +280,17 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     assert deletions == sum(
         1 for s, _, r in workload.records if s == "lifecycle" and r.stage == "deletion_requested"
     )
+
+
+def test_a_files_byte_order_mark_is_no_record_and_a_records_is_named(tmp_path) -> None:
+    """Windows exports start with a UTF-8 byte-order mark: a file's is left out, a Kafka record's
+    dead letter says what it is."""
+    from streams.codecs import RawRecord
+    from streams.replay import read_raw
+
+    line = b'{"event_id": "e1"}'
+    path = tmp_path / "pfi.access.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + line + b"\r\n" + line + b"\n")
+    assert [r.value for r in read_raw(path)] == [line, line]
+    (dead,) = Decoder().decode("access", [RawRecord("pfi.access", 0, 0, b"\xef\xbb\xbf" + line)]).dead
+    assert dead.message == "starts with a UTF-8 byte-order mark: send the JSON without it"
