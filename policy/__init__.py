@@ -58,7 +58,7 @@ class PolicyError(ValueError):
     """A policy file that cannot be used, with where and how to fix it."""
 
     def __init__(self, file: Path | str, key: str, message: str, fix: str, line: int | None = None):
-        self.file, self.key, self.line, self.fix = str(file), key, line, fix
+        self.file, self.key, self.line, self.fix, self.message = str(file), key, line, fix, message
         where = f"{file}:{line}" if line else str(file)
         super().__init__(f"{where}: {key or '(top level)'}: {message}. Fix: {fix}.")
 

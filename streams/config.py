@@ -169,6 +169,17 @@ class ClickHouseConfig(Strict):
     )
     database: str = Field(default="lifemon", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+    @field_validator("dsn")
+    @classmethod
+    def _a_dsn(cls, dsn: str | None) -> str | None:
+        # a bare path or another scheme was tried as http on port 8123 and said to be unreachable
+        if dsn and not dsn.startswith(("chdb://", "http://", "https://")):
+            raise ValueError(
+                f"{dsn} is no ClickHouse DSN; write chdb:///absolute/path (or chdb://relative/path) for "
+                "the embedded engine, or http(s)://user@host:8123 for a server"
+            )
+        return dsn
+
 
 class EventTimeConfig(Strict):
     """How far an event's `ts` may stray from its record's Kafka timestamp before it is
@@ -412,15 +423,25 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
                 file, "", "the config must be a mapping of keys", "start from docs/configuration.md"
             )
         _reject_secrets(file, data, text)
+    given: dict[str, str] = {}  # key -> where it was set, when not in the file
     for env, keys in ENV_OVERRIDES.items():
         if os.environ.get(env):
             _reject_url_password(Path("<environment>"), env, keys, os.environ[env])
             _put(data, keys, os.environ[env])
+            given[".".join(keys)] = f"the environment's {env}"
     for dotted, value in overrides.items():
         if value is not None:
             keys = tuple(dotted.split("__"))
             _reject_url_password(Path("<command line>"), ".".join(keys), keys, value)
             _put(data, keys, value)
-    config = validate_section(file or Path("<environment>"), Config, data, text)
+            given[".".join(keys)] = "the command line"
+    try:
+        config = validate_section(file or Path("<environment>"), Config, data, text)
+    except PolicyError as e:
+        # a value the environment or a flag gave: named as such, not as a line of the file
+        origin = next((o for k, o in given.items() if e.key == k or e.key.startswith(k + ".")), None)
+        if origin is None:
+            raise
+        raise PolicyError(f"<{origin}>", e.key, e.message, e.fix) from None
     config._file = file
     return config

@@ -114,3 +114,6 @@ def setup(level: str = "info", format: Format = "auto") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # clickhouse-connect's pool says "Retrying ... connection broken" before every unreachable
+    # ClickHouse, which lifemon then says in one line of its own (ClickHouseUnavailable)
+    logging.getLogger("urllib3.connectionpool").setLevel(max(logging.ERROR, root.level))

@@ -89,6 +89,14 @@ def test_an_unreachable_broker_is_one_line_naming_where_it_is_set(tmp_path: Path
     )
 
 
+def test_an_unreachable_clickhouse_is_one_line(tmp_path: Path) -> None:
+    """clickhouse-connect's pool logged a retry warning before lifemon's own line."""
+    done = lifemon("alerts", "--clickhouse", f"http://127.0.0.1:{closed_port()}", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    [line] = done.stderr.splitlines()
+    assert "is unreachable (connection refused)" in line
+
+
 def test_a_command_waits_10_s_for_the_broker_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     from streams.config import load_config
     from streams.kafka_reach import METADATA_TIMEOUT_S

@@ -111,3 +111,15 @@ def test_a_setting_librdkafka_does_not_know_is_one_line_naming_it(tmp_path: Path
     assert main(["watch", "--config", str(path), "--bootstrap", "127.0.0.1:9"]) == 2
     (said,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert said.startswith(f"{path}: librdkafka refuses a setting") and '"no.such.setting"' in said
+
+
+def test_a_value_from_the_environment_or_a_flag_is_named_as_such(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LIFEMON_METRICS_PORT", "abc")
+    with pytest.raises(PolicyError) as e:
+        load_config(write(tmp_path, "log:\n  level: info\n"))
+    assert (e.value.file, e.value.key) == ("<the environment's LIFEMON_METRICS_PORT>", "metrics.port")
+    monkeypatch.delenv("LIFEMON_METRICS_PORT")
+    with pytest.raises(PolicyError) as e:
+        load_config(None, clickhouse__dsn="/var/lib/lifemon/chdb")  # a path, as users type it
+    assert (e.value.file, e.value.key) == ("<the command line>", "clickhouse.dsn")
+    assert "is no ClickHouse DSN" in str(e.value) and "chdb:///" in e.value.fix
