@@ -28,9 +28,14 @@ CLASS_COLOURS = {"C3": "#c0392b", "C2": "#e67e22", "C1": "#7f8c8d"}
 
 
 def _bars(
-    title: str, rows: list[tuple[str, dict[str, int]]], series: list[str], colours: dict[str, str]
+    title: str,
+    rows: list[tuple[str, dict[str, int]]],
+    series: list[str],
+    colours: dict[str, str],
+    whole: dict[str, int] | None = None,
 ) -> str:
-    """A stacked bar chart: one bar per row label, one stack segment per series."""
+    """A stacked bar chart: one bar per row label, one stack segment per series. `whole`: each
+    series' count beyond the rows too (events dated outside the charted hours), said in the legend."""
     width, height, left, bottom = 760, 220, 50, 40
     peak = max((sum(v.values()) for _, v in rows), default=0) or 1
     bar_w = (width - left - 10) / max(len(rows), 1)
@@ -64,8 +69,12 @@ def _bars(
             )
     # each series' total in the legend: a segment too thin to see is still counted here
     totals = {s: sum(v.get(s, 0) for _, v in rows) for s in series}
+    beyond = {s: (whole or {}).get(s, 0) - totals[s] for s in series}
     legend = "".join(
-        f'<span><i style="background:{colours[s]}"></i>{escape(s)} {totals[s]:,}</span>' for s in series
+        f'<span><i style="background:{colours[s]}"></i>{escape(s)} {totals[s]:,}'
+        + (f" (+{beyond[s]:,} outside these hours)" if beyond[s] > 0 else "")
+        + "</span>"
+        for s in series
     )
     return f'<figure><figcaption>{escape(title)}</figcaption>{"".join(parts)}</svg><div class="legend">{legend}</div></figure>'
 
@@ -204,7 +213,7 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
         for sev, zh, en, actor, org, subject_count, counts, cls, first, last, summary, _status, _det in alerts
     )
     stream_colours = {s: STREAM_COLOURS[i % len(STREAM_COLOURS)] for i, s in enumerate(streams)}
-    charts = _bars("Events per hour by stream / 各数据流每小时事件数", hours, streams, stream_colours)
+    charts = _bars("Events per hour by stream / 各数据流每小时事件数", hours, streams, stream_colours, volume)
     present = [c for c in CLASS_COLOURS if any(c in v for v in classes.values())]
     class_chart = _bars(
         "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)", sorted(classes.items()), present, CLASS_COLOURS

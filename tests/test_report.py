@@ -127,6 +127,17 @@ def test_busiest_hours_ignore_back_dated_stragglers() -> None:
         "2026-01-01 02:00",
         "2026-01-01 03:00",
     ]  # the gap filled, 2023 dropped
+    # the legend counts the charted hours and says what lies outside them (the demo's summary counts all)
+    from streams.report import _bars
+
+    chart = _bars(
+        "t",
+        busiest_hours(rows),
+        ["access", "lifecycle"],
+        {"access": "#1", "lifecycle": "#2"},
+        {"access": 3000, "lifecycle": 3},
+    )
+    assert "access 3,000</span>" in chart and "lifecycle 0 (+3 outside these hours)</span>" in chart
 
 
 def test_a_rerun_with_fewer_revisions_still_replaces_the_old_rows(ch, names, policy) -> None:
