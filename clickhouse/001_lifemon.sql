@@ -8,8 +8,9 @@
 CREATE DATABASE IF NOT EXISTS {db};
 
 -- SOC alerts: the newest state of each alert id wins (FINAL / argMax). `version` is derived from the
--- content (last event time, then closed after open), not from `revision`: a re-run after a crash may
--- batch differently and emit fewer intermediate revisions, and must still replace the old rows.
+-- content (last event time, then events aggregated, then closed after open; streams/sinks/clickhouse.py
+-- `content_version`), not from `revision`: a re-run after a crash may batch differently and emit
+-- fewer intermediate revisions, or re-send an older one, and the fullest row must still win.
 -- A TTL of `{pseudonym_ttl_days}` marks each column that holds pseudonyms (PIPL art. 73: personal
 -- information still): it is emptied policy/storage.yaml's pseudonym_ttl_days after `kept_from`, the
 -- alert's last event or, if later, when the row was stored (an alert on a deadline years past, a

@@ -471,6 +471,9 @@ class BulkQueryDetector:
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
                 finding = self._finding(actor, ep, closed=False)
+                # closed when its own end passes: the window's first timer may have fired before it
+                # opened, and waits a day since (one timer: registering the same end is a no-op)
+                ctx.timers.register(actor, ep.end)
             self._save(actor, win)  # after the last change: the revision `_finding` counted is state
             if finding is not None:
                 yield finding

@@ -120,3 +120,26 @@ def test_a_producers_ids_built_from_personal_numbers_are_masked_in_the_alert(pol
         "sms-{cn_mobile}",
         "ev-20260101-000123",
     ]
+
+
+def test_a_revision_says_its_content_in_its_uid_and_its_rank_in_a_header(policy) -> None:
+    """After a crash the same revision number can go out with other content (54 records, then 55):
+    the OCSF uid names the content, so a SIEM that drops a uid it has seen keeps both, and the
+    `lifemon.version` header ranks them as ClickHouse does (the fuller wins, whatever came last)."""
+    from streams.sinks.kafka import encode_alert
+
+    section = policy.detectors["bulk_query"]
+    first = build_alert(finding(revision=2, event_count=54), section)
+    again = build_alert(finding(revision=2, event_count=54), section)
+    other = build_alert(finding(revision=2, event_count=55), section)
+    uid = [to_ocsf(a)["metadata"]["uid"] for a in (first, again, other)]
+    assert uid[0] == uid[1] != uid[2] and uid[0].startswith(f"{first.alert_id}-2-")
+    version = [int(dict(encode_alert(a)[2])["lifemon.version"]) for a in (first, other)]
+    assert version[0] < version[1]
+    closed = build_alert(finding(revision=3, event_count=55, closed=True), section)
+    later = build_alert(finding(revision=1, event_count=1, last_seen=1901), section)
+    assert (
+        version[1]
+        < int(dict(encode_alert(closed)[2])["lifemon.version"])
+        < int(dict(encode_alert(later)[2])["lifemon.version"])
+    )

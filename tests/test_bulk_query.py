@@ -610,3 +610,20 @@ def test_an_episode_an_earlier_lifemon_stored_counts_as_it_did() -> None:
     ep.add("c1", 1, ("credit",), 2)
     assert ep.records(["credit"]) == 1 and ep.records(["property", "credit"]) == 12
     assert Episode.from_json(ep.to_json()).customers == ep.customers
+
+
+def test_an_episode_that_opens_after_the_windows_first_timer_still_closes_at_its_end(engine_factory) -> None:
+    """An actor's first timer (its window's end) may fire before any episode opens; it then waits a
+    day. An episode opened later closes when its own end passes, not a day on, nor only after a
+    restart or rebalance happened to set another timer (two instances closed what one did not)."""
+    minute = 60_000
+    engine = engine_factory(entitlement("e1"), entitlement("e2"))
+    alerts = feed(engine, access("e1", customers=1))
+    alerts += feed(engine, access("e2", customers=1, start=70 * minute), offset=10)  # e1's first timer
+    alerts += feed(
+        engine, access("e1", customers=40, first_customer=100, start=80 * minute, every_s=5), offset=20
+    )
+    alerts += feed(engine, access("e2", customers=1, start=4 * 60 * minute, first_customer=900), offset=100)
+    alerts += engine.drain()
+    (a,) = final(alerts).values()
+    assert a.actor_id == "e1" and a.subject_count == 40 and a.status.value == "closed"

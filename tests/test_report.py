@@ -161,6 +161,28 @@ def test_a_rerun_with_fewer_revisions_still_replaces_the_old_rows(ch, names, pol
     assert rows == [(AlertStatus.closed.value, 2)]
 
 
+def test_a_stale_revision_re_sent_after_a_crash_does_not_replace_one_that_says_more(
+    ch, names, policy
+) -> None:
+    """A crash re-sends revisions from the last checkpoint: revision 2 (54 records) can reach the
+    table after revision 3 (55, the last one an access dated earlier that arrived late, so the same
+    last event). Ranked by last event alone the two tied and the last inserted won."""
+    from test_alerts import finding
+
+    from streams.alerts import build_alert
+
+    db = names["database"]
+    apply_ddl(ch, db)
+    section = policy.detectors["bulk_query"]
+    newer = build_alert(finding(revision=3, last_seen=1900, event_count=55), section)
+    stale = build_alert(finding(revision=2, last_seen=1900, event_count=54), section)
+    for batch in ([newer], [stale]):
+        sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+        sink.add(batch)
+        sink.flush()
+    assert ch.query(f"SELECT revision, event_count FROM {db}.alerts FINAL").result_rows == [(3, 55)]
+
+
 def test_an_alerts_time_is_when_its_events_happened_not_its_detector_window(
     ch, names, policy, catalog
 ) -> None:

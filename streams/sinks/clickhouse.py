@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-from schemas.incident import Incident, IncidentStatus
-from schemas.models import Alert, AlertStatus
-from streams.alerts import to_ocsf
+from schemas.incident import Incident
+from schemas.models import Alert
+from streams.alerts import alert_version, incident_version, to_ocsf
 from streams.clickhouse import classify, location, unavailable
 from streams.codecs import DeadLetter
 from streams.sinks.base import FatalSinkError, Sink, SinkError
@@ -311,7 +311,7 @@ def alert_row(a: Alert) -> tuple:
         a.first_seen,
         a.last_seen,
         orjson.dumps(to_ocsf(a)).decode(),
-        a.last_seen * 2 + (a.status is AlertStatus.closed),
+        alert_version(a),
     )
 
 
@@ -356,7 +356,7 @@ def incident_row(i: Incident) -> tuple:
         orjson.dumps(i.model_dump(mode="json")).decode(),
         # by content, as the alerts' (clickhouse/001_lifemon.sql): its revision, the sum of its
         # alerts' (revised at most once per batch), is lower in a replay that batches differently
-        i.last_seen * 2 + (i.status is IncidentStatus.closed),
+        incident_version(i),
     )
 
 

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from schemas.incident import Incident
 from schemas.models import Alert
-from streams.alerts import to_ocsf
+from streams.alerts import alert_version, incident_version, to_ocsf
 from streams.codecs import DeadLetter
 from streams.logs import KAFKA
 from streams.sinks.base import FatalSinkError, Sink, SinkError
@@ -261,7 +261,10 @@ def encode_alert(alert: Alert) -> Encoded:
     return (
         alert.alert_id.encode(),
         orjson.dumps(to_ocsf(alert)),
-        [("lifemon.revision", str(alert.revision).encode())],
+        [
+            ("lifemon.revision", str(alert.revision).encode()),
+            ("lifemon.version", str(alert_version(alert)).encode()),  # keep the highest per id
+        ],
     )
 
 
@@ -270,7 +273,10 @@ def encode_incident(incident: Incident) -> Encoded:
     return (
         incident.incident_id.encode(),
         orjson.dumps(incident.model_dump(mode="json")),
-        [("lifemon.revision", str(incident.revision).encode())],
+        [
+            ("lifemon.revision", str(incident.revision).encode()),
+            ("lifemon.version", str(incident_version(incident)).encode()),
+        ],
     )
 
 
