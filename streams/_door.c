@@ -569,49 +569,41 @@ error:
 }
 
 /* Whether `text` holds a run a personal number may hide in (streams/personal_numbers.py `RUN`): at
- * least 11 digits, of any script, with at most two separators between any two of them. An IPv4
- * address (four dotted groups of at most 3 digits) is no such run. Looking at every name of every
- * event, this is the door's widest loop: a byte at a time, no regex. */
+ * least 11 digits, of any script, with at most two separators between any two of them. It finds
+ * every run `RUN` does and a few more (a client's IPv4 address, which `RUN` then passes over):
+ * looking at every name of every event, this is the door's widest loop, a code point at a time. */
 static int
 is_separator(Py_UCS4 c)
 {
-    return c == ' ' || c == '\t' || c == 0xa0 || c == 0x3000 || c == '.' || c == '_' || c == '/'
-        || c == '\\' || c == '-';
+    switch (c) {
+    case ' ': case '\t': case '.': case '_': case '/': case '\\': case '-':
+    case 0xa0: case 0x3000: case 0xff0d: case 0xff0e: case 0xff0f: case 0xff3f:
+    case 0x2010: case 0x2011: case 0x2012: case 0x2013: case 0x2014: case 0x2212:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static int
 holds_long_number(PyObject *text)
 {
+    if (PyUnicode_READY(text) < 0)
+        return -1;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    Py_ssize_t digits = 0, groups = 0, group = 0, widest = 0, gap = 0;
-    int dotted = 1;
-    for (Py_ssize_t i = 0; i <= n; i++) {
-        Py_UCS4 c = i < n ? PyUnicode_READ(kind, data, i) : 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), digits = 0, gap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c >= '0' && c <= '9' ? 1 : c > 127 && Py_UNICODE_ISDECIMAL(c)) {
-            if (digits > 0 && gap > 0) {
-                groups++;
-                group = 0;
-            }
-            digits++;
-            group++;
+            if (++digits >= 11)
+                return 1;
             gap = 0;
-            if (group > widest)
-                widest = group;
-            continue;
         }
-        if (digits > 0 && is_separator(c) && gap < 2) {
+        else if (digits > 0 && is_separator(c) && gap < 2)
             gap++;
-            dotted &= c == '.';
-            continue;
-        }
-        if (digits >= 11 && !(dotted && groups == 3 && widest <= 3))
-            return 1;
-        digits = groups = group = widest = gap = 0;
-        dotted = 1;
-        if (is_separator(c))
-            continue; /* a third separator in a row ends the run; it starts none */
+        else
+            digits = gap = 0;
     }
     return 0;
 }
@@ -645,9 +637,11 @@ door_long_numbers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             else if (PyList_Check(value))
                 for (Py_ssize_t j = 0; j < PyList_GET_SIZE(value) && !hit; j++) {
                     PyObject *item = PyList_GET_ITEM(value, j);
-                    hit = PyUnicode_Check(item) && holds_long_number(item);
+                    hit = PyUnicode_Check(item) ? holds_long_number(item) : 0;
                 }
             Py_DECREF(value);
+            if (hit < 0)
+                goto error;
             if (hit) {
                 PyObject *pair = Py_BuildValue("(nO)", i, attr);
                 if (pair == NULL || PyList_Append(found, pair) < 0) {

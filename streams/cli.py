@@ -1098,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
         if e.filename is None:
             raise
         # an output (or input) path the command was given: one line naming it, no traceback
-        log.error(f"cannot use {e.filename}: {e.strerror}; give a path in a folder lifemon may write to")
+        log.error(f"cannot use {e.filename}: {e.strerror}; give a path lifemon can read or write there")
         return 2
 
 

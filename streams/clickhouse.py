@@ -342,8 +342,8 @@ def _apply_pseudonym_ttl(client: Any, database: str, table: str, columns: dict[s
         parameters={"db": database, "t": table},
     ).result_rows
     for column, clock in columns.items():
-        now = re.search(rf"`{column}` [^`]*?TTL toDateTime\({clock}\) \+ toIntervalDay\((\d+)\)", created)
-        if now and int(now[1]) == days:
+        now = re.search(rf"`{column}` [^`]*?TTL toDateTime\((\w+)\) \+ toIntervalDay\((\d+)\)", created)
+        if now and now[1] == clock and int(now[2]) == days:
             continue
         alter = f"ALTER TABLE {database}.{table} MODIFY COLUMN {column} TTL toDateTime({clock}) + INTERVAL {days} DAY"
         try:
@@ -353,12 +353,13 @@ def _apply_pseudonym_ttl(client: Any, database: str, table: str, columns: dict[s
                 raise
             # lifemon's account may not alter tables (deploy/clickhouse-init): the operator does it
             log.warning(
-                "%s.%s.%s keeps pseudonyms %s days, policy/storage.yaml says %d, and lifemon's "
-                "ClickHouse account may not change a table; an administrator runs: %s",
+                "%s.%s.%s keeps pseudonyms %s, policy/storage.yaml says %d days after %s, and "
+                "lifemon's ClickHouse account may not change a table; an administrator runs: %s",
                 database,
                 table,
                 column,
-                now[1] if now else "forever",
+                f"{now[2]} days after {now[1]}" if now else "forever",
                 days,
+                clock,
                 alter,
             )

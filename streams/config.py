@@ -50,6 +50,8 @@ class Strict(BaseModel):
 # librdkafka settings lifemon sets itself, with why: one set in kafka.client would override them
 OWN_CLIENT_SETTINGS = {
     "bootstrap.servers": "set kafka.bootstrap (or --bootstrap, LIFEMON_KAFKA_BOOTSTRAP) instead",
+    "metadata.broker.list": "set kafka.bootstrap (or --bootstrap, LIFEMON_KAFKA_BOOTSTRAP) instead",
+    "request.required.acks": "lifemon's producers wait for every in-sync replica (acks=all): no alert is lost",
     "group.id": "set kafka.group_id instead",
     "enable.auto.commit": "lifemon commits offsets itself, only once every sink has acknowledged",
     "enable.idempotence": "lifemon's producers are idempotent: a retry writes no duplicate",

@@ -12,8 +12,9 @@ What makes replay equal live:
   recipients.yaml `timezone`, so a 24 h window is the bank's day, not the UTC day that splits a
   Beijing morning at 08:00), part of the alert's id, so every revision of an alert joins the same
   incident whatever order revisions come in;
-- the incident id is hash(group, key, window start), the key as the detector named it (the
-  incident shows it with card, ID and mobile numbers masked: streams/alerts.py `mask_personal`);
+- the incident id is hash(group, key, window start), the key as the detector named it (a card,
+  ID or mobile number in it sealed at the engine's door, streams/personal_numbers.py, and masked by
+  form where the incident shows it: streams/alerts.py `mask_personal`);
 - the incident is a function of its alerts' newest revisions, and its revision is the sum of
   theirs (+1 once closed): however batches fall, the same alerts give the same record;
 - it closes on an event-time timer `settle_minutes` after its window (or after the latest of its

@@ -1,15 +1,19 @@
 """Card, resident ID and mobile numbers inside the names producers give.
 
-A producer may build an event id, a record id, an actor, a recipient, a system or a path from a
-customer's number (`REC-6222020200001234562`, `/upload/6222…/statement.csv`, an SDK host
-`13812345678.push.example`). Each such number is found by its form and checksum, however it is
-spelled: digits in any width, with spaces, dashes, dots, slashes or underscores between groups,
-beside other digits (`20260101` + a card), behind `+86` or `0086`.
+A producer may build an event id, a record id, an actor, a recipient or a path from a customer's
+number (`REC-6222020200001234562`, `/upload/6222…/statement.csv`, an SDK host
+`13812345678.push.example`). Each such number is found by its form: a card by its scheme prefix
+and Luhn digit, a resident ID by its ISO 7064 check character and birth date, a mobile number as
+11 digits 13-19 written whole, 3-4-4 or behind `+86` / `0086`. Digits may be of any width, groups
+may be parted by spaces, dashes, dots, slashes or underscores (full-width ones too), and a card or
+resident ID may sit beside other digits (`20260101` + a card).
 
-- `NumberSeal` replaces it where an event enters the engine (streams/engine.py `ingest`), in every
-  name the event carries, by its form and a keyed fingerprint: `{bank_card:9f2c41d07a3b}`. One
-  record id still matches itself across streams, in state, repartition topics and tables, and the
-  number cannot be read back (docs/security.md).
+- `NumberSeal` replaces it where an event enters the engine (streams/engine.py `ingest`), in the
+  names a producer chooses (`NAMES`), by its form and a keyed fingerprint:
+  `{bank_card:9f2c41d07a3b}`. One record id still matches itself across streams, in state,
+  repartition topics and tables, and the number cannot be read back (docs/security.md). The
+  policy's vocabulary (systems, purposes, categories, versions, orgs) is compared as written and
+  left alone: a sealed app version would match no declaration.
 - `mask` replaces it by its form alone (`{bank_card}`): the alert step's last pass over the text
   a detector composed (streams/alerts.py).
 """
@@ -19,55 +23,96 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
-from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from collections.abc import Callable
+from datetime import date
+from typing import Any
 
-from pydantic import BaseModel
-
-from schemas.models import EVENT_MODELS, SUBJECT_FIELDS, ValueType
+from schemas.models import ValueType
 from streams import _door
 
-_PERSONAL = frozenset({ValueType.bank_card, ValueType.cn_ric, ValueType.cn_mobile})
-_CHECKED = frozenset({ValueType.bank_card, ValueType.cn_ric})  # forms with a check digit
-_SEPARATORS = "[" + re.escape(" \t\u00a0\u3000._/\\-") + "]"  # what goes between a number's groups
+# what goes between a number's groups, as typed in either width (NFKC folds the full-width ones)
+_SEPARATORS = (
+    "[" + re.escape(" \t\u00a0\u3000._/\\-\uff0d\uff0e\uff0f\uff3f\u2010\u2011\u2012\u2013\u2014\u2212") + "]"
+)
 _IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}(?![.\d])"  # a client's address: dotted, never a number of one
 # a run of at least 11 digits (in any width) with at most two separators between any two, and an X
 # (a resident ID's check digit): the only text a personal number can hide in
 RUN = re.compile(rf"(?<!\d)(?!{_IPV4})\+?\d(?:{_SEPARATORS}{{0,2}}\d){{10,}}[Xx]?")
 _SPLIT = re.compile(f"({_SEPARATORS}+)")
+# UnionPay 16-19 digits; Visa, Mastercard and JCB 16
+_CARD = re.compile(r"62\d{14,17}|4\d{15}|(?:5[1-5]|2[2-7]|35)\d{14}")
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_MOBILE_GROUPS = ([3, 4, 4], [3, 8])  # how a mobile number is written in parts; others are no phone
 # a card's or resident ID's length: in a longer run of digits, one may sit at either end (a date
-# before it, a sequence number after). A mobile number has no check digit: found there, it would
-# be any long number that starts with 13-19 (an epoch in milliseconds).
+# before it, a sequence number after); a mobile number has no check digit to be found so
 _LENGTHS = (19, 18, 17, 16)
 
 Token = Callable[[ValueType, str], str]  # (form, canonical number) -> what replaces it
+Found = tuple[ValueType, str, int, int]  # form, canonical number, where it starts and ends
 
 
-def _form_of(text: str) -> tuple[ValueType, str] | None:
-    # imported here: streams.sources imports this module's users
-    from streams.sources.data_types import recognize
-
-    found = recognize(text)
-    return found if found is not None and found[0] in _PERSONAL else None
+_RIC_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
 
 
-def _within(group: str) -> tuple[ValueType, str, int, int] | None:
-    """A personal number that is the whole of `group` (digits, a + before, an X after), or a card
-    or resident ID at one of its ends: (form, canonical number, start, end)."""
-    found = _form_of(group)
+def is_ric(number: str) -> bool:
+    """A resident ID (GB 11643): 17 digits, an ISO 7064 mod 11-2 check character, a real birth
+    date. Its first six digits are not looked up: stdnum's table of them raised KeyError for a
+    code it knows only at city level (a poison pill at the engine's door) and missed new counties."""
+    if len(number) != 18 or not number[:17].isascii() or not number[:17].isdigit():
+        return False
+    # the birth date first: most long numbers fail it, and it costs less than the checksum
+    if not ("18" <= number[6:8] <= "21" and "01" <= number[10:12] <= "12" and "01" <= number[12:14] <= "31"):
+        return False
+    try:
+        date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return False
+    check = (12 - sum(int(d) * w for d, w in zip(number[:17], _RIC_WEIGHTS, strict=True)) % 11) % 11
+    return number[17].upper() == ("X" if check == 10 else str(check))
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        n = ord(d) - 48
+        total += n if i % 2 == 0 else (n * 2 - 9 if n > 4 else n * 2)
+    return total % 10 == 0
+
+
+def _checked(digits: str) -> ValueType | None:
+    """A card or resident ID that is the whole of `digits` (ASCII digits, an X last for an ID)."""
+    if len(digits) == 18 and is_ric(digits):
+        return ValueType.cn_ric
+    if _CARD.fullmatch(digits) and _luhn(digits):
+        return ValueType.bank_card
+    return None
+
+
+def _whole(digits: str, groups: list[int]) -> tuple[ValueType, str] | None:
+    """The personal number `digits` is, written in groups of these lengths: a card or resident ID
+    however grouped (its check digit tells), a mobile number only as people write one."""
+    form = _checked(digits)
+    if form is not None:
+        return form, digits.upper()
+    for code in ("", "86", "0086"):
+        if digits.startswith(code) and _MOBILE.fullmatch(digits[len(code) :]):
+            own = groups[1:] if code and groups[0] == len(code) else groups  # a code written apart
+            if own == [len(digits) - len(code)] or (code and len(own) == 1) or own in _MOBILE_GROUPS:
+                return ValueType.cn_mobile, digits[len(code) :]
+    return None
+
+
+def _within(group: str) -> Found | None:
+    """A personal number that is the whole of one group of digits, or a card or resident ID at one
+    of its ends: (form, canonical number, start, end)."""
+    found = _whole(group, [len(group)])
     if found is not None:
         return (*found, 0, len(group))
-    if group.startswith(("0086", "86")):  # a mobile number written with the country code
-        a = len(group) - 11
-        found = _form_of(group[a:]) if a in (2, 4) else None
-        if found is not None:
-            return (*found, a, len(group))
     for n in _LENGTHS:
         for a in (0, len(group) - n) if n < len(group) else ():
-            found = _form_of(group[a : a + n])
-            if found is not None and found[0] in _CHECKED:
-                return (*found, a, a + n)
+            form = _checked(group[a : a + n])
+            if form is not None:
+                return form, group[a : a + n].upper(), a, a + n
     return None
 
 
@@ -75,17 +120,23 @@ def _replace_run(run: str, token: Token) -> str:
     """The run with each personal number in it replaced: the widest span of whole digit groups
     that is one, from the left (a card written 6222 0202 ...), or one inside a single group; then
     the rest of the run likewise."""
-    parts = _SPLIT.split(unicodedata.normalize("NFKC", run))  # groups at even places, separators between
+    text = run if run.isascii() else unicodedata.normalize("NFKC", run)
+    parts = _SPLIT.split(text.lstrip("+"))  # groups at even places, separators between
+    head_plus = text[: len(text) - len(text.lstrip("+"))]
     groups = len(parts) // 2 + 1
     for i in range(groups):
         for j in range(groups, i, -1):
             digits = "".join(parts[2 * i : 2 * j - 1 : 2])
-            whole = _form_of(digits) if j - i > 1 else None
-            found = (*whole, 0, len(digits)) if whole is not None else _within(digits) if j - i == 1 else None
+            if j - i > 1:
+                whole = _whole(digits, [len(g) for g in parts[2 * i : 2 * j - 1 : 2]])
+                found = (*whole, 0, len(digits)) if whole is not None else None
+            else:
+                found = _within(digits)
             if found is None:
                 continue
             form, number, a, b = found
-            head, tail = "".join(parts[: 2 * i]), "".join(parts[2 * j - 1 :])
+            head = head_plus * (i == 0 and form is not ValueType.cn_mobile) + "".join(parts[: 2 * i])
+            tail = "".join(parts[2 * j - 1 :])
             return head + digits[:a] + token(form, number) + _replace_text(digits[b:] + tail, token)
     return run
 
@@ -99,26 +150,30 @@ def mask(text: str) -> str:
     return _replace_text(text, lambda form, _: f"{{{form.value}}}")
 
 
-Fields = tuple[tuple[str, ...], dict[str, Any]]  # names a producer gives; nested records' own
-
-
-def _named_fields(model: Any, skip: Iterable[str] = ()) -> Fields:
-    """The fields of a record that a producer fills with names of its own (text, or a list of
-    text), and the same of its lists of nested records (an entitlement's approvals); customer ids
-    (pseudonymized), enums and numbers are none."""
-    named, nested = [], {}
-    for name, f in model.model_fields.items():
-        union = get_origin(f.annotation) in (Union, UnionType)
-        options = get_args(f.annotation) if union else (f.annotation,)
-        if name in skip:
-            continue
-        if any(o is str or o == list[str] for o in options):
-            named.append(name)
-        for o in options:
-            inner = get_args(o) if get_origin(o) is list else ()
-            if inner and isinstance(inner[0], type) and issubclass(inner[0], BaseModel):
-                nested[name] = _named_fields(inner[0])
-    return tuple(named), nested
+# the names a producer chooses, per stream: ids and free text. The policy's vocabulary (systems,
+# purposes, categories, roles, versions, countries, orgs) stays as written, to be compared with it
+NAMES: dict[str, tuple[str, ...]] = {
+    "access": ("event_id", "actor_id", "record_ids", "approval_id"),
+    "transfer": (
+        "event_id",
+        "transfer_id",
+        "actor_id",
+        "recipient_id",
+        "subject_list_id",
+        "record_ids",
+        "contract_id",
+        "assessment_id",
+    ),
+    "sdk": ("event_id", "device_id", "sdk_id", "dest_host", "dest_path"),
+    "marketing": ("event_id", "campaign_id", "submitter_id", "approver_id", "approval_id"),
+    "lifecycle": ("event_id", "record_id", "method", "operator_id", "supervisor_id"),
+    "entitlements": ("actor_id",),
+    "consents": (),
+    "customers": (),
+}
+NESTED: dict[str, dict[str, tuple[str, ...]]] = {
+    "entitlements": {"approvals": ("approval_id", "approver_id")}
+}
 
 
 def _letters(digest: str) -> str:
@@ -132,27 +187,25 @@ class NumberSeal:
 
     def __init__(self, digest: Callable[[str], str]):
         self._token: Token = lambda form, number: f"{{{form.value}:{_letters(digest(number))}}}"
-        self.fields = {
-            stream: _named_fields(model, SUBJECT_FIELDS.get(stream, ()))
-            for stream, model in EVENT_MODELS.items()
-        }
 
     def text(self, text: str) -> str:
         return _replace_text(text, self._token)
 
     def records(self, stream: str, records: list[Any]) -> None:
-        self._seal(records, self.fields[stream])
+        self._seal(records, NAMES.get(stream, ()))
+        for name, inner in NESTED.get(stream, {}).items():
+            nested = [x for r in records for x in getattr(r, name)]
+            if nested:
+                self._seal(nested, inner)
 
-    def _seal(self, records: list[Any], fields: Fields) -> None:
+    def _seal(self, records: list[Any], names: tuple[str, ...]) -> None:
         """Each name of the records with a number of such a form in it, sealed in place. The names
         to look at are found in C (streams/_door.c `long_numbers`): 11 digits or more in a run."""
-        for i, name in _door.long_numbers(records, fields[0]):
+        if not names:
+            return
+        for i, name in _door.long_numbers(records, names):
             value = getattr(records[i], name)
             if isinstance(value, str):
                 setattr(records[i], name, self.text(value))
             else:
                 setattr(records[i], name, [self.text(x) if RUN.search(x) else x for x in value])
-        for name, inner_fields in fields[1].items():
-            inner = [x for r in records for x in getattr(r, name)]
-            if inner:
-                self._seal(inner, inner_fields)

@@ -91,7 +91,10 @@ def dashboard(day, span, broker, ch, policy, catalog) -> Iterator[tuple[dict, di
     live.run(idle_exit_s=1.5, max_seconds=120)
     first = read_panels(ch, names["database"], span)
     replay = monitor(
-        make_config({**names, "group": f"{names['group']}-replay"}, broker, "x"), ch, policy, catalog
+        make_config({**names, "group": f"{names['group']}-replay"}, broker, "chdb://unused"),
+        ch,
+        policy,
+        catalog,
     )
     replay.run(idle_exit_s=1.5, max_seconds=120)
     yield first, read_panels(ch, names["database"], span), names["database"]

@@ -269,6 +269,19 @@ def wait_assigned(bootstrap: str, group: str, proc: subprocess.Popen, timeout_s:
         time.sleep(0.2)
 
 
+def run_until_committed(
+    m: Monitor, bootstrap: str, group: str, topic: str, records: int, max_seconds: float
+) -> threading.Thread:
+    """The monitor running on a thread of its own, once it has committed `records` of `topic`."""
+    runner = threading.Thread(target=m.run, kwargs={"idle_exit_s": 3, "max_seconds": max_seconds})
+    runner.start()
+    deadline = time.monotonic() + 30
+    while committed_offsets(bootstrap, group, topic) < records:
+        assert time.monotonic() < deadline, f"{records} records of {topic} never committed"
+        time.sleep(0.2)
+    return runner
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     got = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
@@ -364,8 +377,6 @@ def test_a_clickhouse_outage_pauses_consumption_without_leaving_the_group(
     """ClickHouse refuses inserts (TOO_MANY_PARTS, its own back-pressure) for longer than
     max.poll.interval.ms: the checkpoint retries with partitions paused, the consumer keeps its
     group membership, nothing is committed meanwhile, and everything lands once it recovers."""
-    import threading
-
     config = make_config(
         names,
         broker,
@@ -376,12 +387,7 @@ def test_a_clickhouse_outage_pauses_consumption_without_leaving_the_group(
     t, db = config.topics, names["database"]
     send(broker, t.entitlements, [entitlement("e1")])
     send(broker, t.access, access("e1", customers=5, every_s=5))
-    runner = threading.Thread(target=m.run, kwargs={"idle_exit_s": 3, "max_seconds": 120})
-    runner.start()
-    deadline = time.monotonic() + 30
-    while committed_offsets(broker, names["group"], t.access) < 5:
-        assert time.monotonic() < deadline, "never checkpointed before the outage"
-        time.sleep(0.2)
+    runner = run_until_committed(m, broker, names["group"], t.access, 5, max_seconds=120)
     member = m.consumer.memberid()
     ch.command(
         f"ALTER TABLE {db}.pipeline_stats MODIFY SETTING parts_to_throw_insert = 1, parts_to_delay_insert = 1"
@@ -455,12 +461,7 @@ def test_reference_data_later_than_what_was_judged_is_counted_and_said(
     t = config.topics
     send(broker, t.entitlements, [entitlement("e1")])
     send(broker, t.access, access("e1", customers=5, every_s=60))  # T0 .. T0 + 4 min
-    runner = threading.Thread(target=m.run, kwargs={"idle_exit_s": 3, "max_seconds": 60})
-    runner.start()
-    deadline = time.monotonic() + 30
-    while committed_offsets(broker, names["group"], t.access) < 5:
-        assert time.monotonic() < deadline, "the accesses were never judged"
-        time.sleep(0.2)
+    runner = run_until_committed(m, broker, names["group"], t.access, 5, max_seconds=60)
     send(broker, t.entitlements, [entitlement("e2", ts=T0)])
     send(broker, t.access, access("e2", start=5 * 60_000), key=b"e2")  # a batch: references are read first
     runner.join(timeout=60)

@@ -18,11 +18,11 @@ from urllib.parse import parse_qsl
 
 import orjson
 from stdnum import luhn
-from stdnum.cn import ric
 
 from policy.model import SdkField
 from policy.traffic import Traffic, key_form
 from schemas.models import FoundIn, ValueType
+from streams.personal_numbers import RUN, is_ric
 
 MAX_DEPTH = 8  # nesting of JSON (and JSON inside strings) walked per request
 MAX_NODES = 4000  # values looked at per request: a huge body is sampled, never a reason to stall
@@ -103,10 +103,10 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
         m = _MOBILE.fullmatch(compact)
         if m:
             return ValueType.cn_mobile, m.group(1)
-        if n == 18 and ric.is_valid(compact):  # most resident IDs end in a digit, not X
+        if n == 18 and is_ric(compact):  # most resident IDs end in a digit, not X
             return ValueType.cn_ric, compact
         return None
-    if len(compact) == 18 and compact[:17].isdigit() and ric.is_valid(compact):
+    if len(compact) == 18 and compact[:17].isdigit() and is_ric(compact):
         return ValueType.cn_ric, compact.upper()
     if compact.startswith("+86") and (m := _MOBILE.fullmatch(compact)):
         return ValueType.cn_mobile, m.group(1)
@@ -121,9 +121,7 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
     return None
 
 
-_LONG_NUMBER = re.compile(
-    r"\d(?:[ ._]?\d){5,}"
-)  # 6 digits or more, in groups too (a dashed card is recognized)
+_LONG_NUMBER = re.compile(r"\d{6,}")
 
 
 def redact_path(path: str) -> str:
@@ -133,7 +131,8 @@ def redact_path(path: str) -> str:
     out = []
     for segment in path.split("/"):
         found = recognize(segment)
-        out.append(f"{{{found[0].value}}}" if found else "{id}" if _LONG_NUMBER.search(segment) else segment)
+        long = _LONG_NUMBER.search(segment) or RUN.search(segment)  # a card in dotted groups too
+        out.append(f"{{{found[0].value}}}" if found else "{id}" if long else segment)
     return "/".join(out)
 
 
