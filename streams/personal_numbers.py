@@ -12,8 +12,8 @@ resident ID may sit beside other digits (`20260101` + a card).
   names a producer chooses (`NAMES`), by its form and a keyed fingerprint:
   `{bank_card:9f2c41d07a3b}`. One record id still matches itself across streams, in state,
   repartition topics and tables, and the number cannot be read back (docs/security.md). The
-  policy's vocabulary (systems, purposes, categories, versions, orgs) is compared as written and
-  left alone: a sealed app version would match no declaration.
+  policy's vocabulary (purposes, categories, versions, orgs) is compared as written and left
+  alone: a sealed app version would match no declaration.
 - `mask` replaces it by its form alone (`{bank_card}`): the alert step's last pass over the text
   a detector composed (streams/alerts.py).
 """
@@ -150,13 +150,15 @@ def mask(text: str) -> str:
     return _replace_text(text, lambda form, _: f"{{{form.value}}}")
 
 
-# the names a producer chooses, per stream: ids and free text. The policy's vocabulary (systems,
-# purposes, categories, roles, versions, countries, orgs) stays as written, to be compared with it
+# the names a producer chooses, per stream: ids, free text and the systems it names (one with a card
+# in it matches no system of the policy, sealed or not). The policy's vocabulary (purposes,
+# categories, roles, versions, countries, orgs) stays as written, to be compared with it
 NAMES: dict[str, tuple[str, ...]] = {
-    "access": ("event_id", "actor_id", "record_ids", "approval_id"),
+    "access": ("event_id", "actor_id", "system", "record_ids", "approval_id"),
     "transfer": (
         "event_id",
         "transfer_id",
+        "sender_system",
         "actor_id",
         "recipient_id",
         "subject_list_id",
@@ -166,7 +168,7 @@ NAMES: dict[str, tuple[str, ...]] = {
     ),
     "sdk": ("event_id", "device_id", "sdk_id", "dest_host", "dest_path"),
     "marketing": ("event_id", "campaign_id", "submitter_id", "approver_id", "approval_id"),
-    "lifecycle": ("event_id", "record_id", "method", "operator_id", "supervisor_id"),
+    "lifecycle": ("event_id", "record_id", "system", "method", "operator_id", "supervisor_id"),
     "entitlements": ("actor_id",),
     "consents": (),
     "customers": (),

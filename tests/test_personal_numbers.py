@@ -154,6 +154,8 @@ def _with_numbers(folder: Path, out: Path) -> list[Path]:
                 r["event_id"] += f":{CARD}"
             if r.get("record_id"):
                 r["record_id"] += f"-{CARD}"
+            if r.get("stage") in ("deletion_requested", "delete"):
+                r["system"] += f"-{CARD}"  # the policy's word: not sealed, but never kept plain
             if r.get("record_ids"):
                 r["record_ids"] = [f"{x}-{CARD}" for x in r["record_ids"]]
             if "transfer_id" in r:
