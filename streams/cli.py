@@ -625,6 +625,17 @@ def when(text: str, now: datetime | None = None) -> datetime:
     return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
+def seconds(text: str) -> float:
+    """A time of more than 0 seconds (argparse's type), as `positive` is a count."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not more than 0")
+    return value
+
+
 def positive(text: str) -> int:
     """A count of at least 1 (argparse's type)."""
     try:
@@ -746,16 +757,6 @@ def print_alerts(alerts: list[Any], limit: int = 10, written: str | None = None)
         print(f"{limit} of {len(alerts)} alerts shown, the last seen first; {rest}")
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not more than 0")
-    return value
-
-
 CONFIG_HELP = (
     "YAML config file (default: none: built-in defaults and LIFEMON_* variables; docs/configuration.md)"
 )
@@ -805,7 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for the next run (`lifemon replay` of the same records ends at their last event time and "
         "judges it at once)",
     )
-    sp.add_argument("--seconds", type=_positive, metavar="S", help="stop after S seconds (default: never)")
+    sp.add_argument("--seconds", type=seconds, metavar="S", help="stop after S seconds (default: never)")
     sp.add_argument("--quiet", action="store_true", help="no live progress line (default: shown)")
     sp.add_argument(
         "--runtime",
@@ -826,7 +827,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop after S seconds without an incident (default: never)",
     )
-    sp.add_argument("--seconds", type=_positive, metavar="S", help="stop after S seconds (default: never)")
+    sp.add_argument("--seconds", type=seconds, metavar="S", help="stop after S seconds (default: never)")
     sp.set_defaults(func=cmd_notify)
 
     from streams.ship import FORMATS

@@ -72,9 +72,9 @@ SCHEMA_ID_HEADERS = ("schema.id", "value.schema.id", "lifemon.schema.id")
 
 MIN_TS = 946_684_800_000  # 2000-01-01: below it a `ts` is seconds, not milliseconds
 MAX_TS = 4_102_444_800_000  # 2100-01-01: above it, microseconds or garbage (and a DateTime overflow)
-# a re-keyed record, written by lifemon from one accepted at its source: the producer's own limit
-# (streams/sinks/kafka.py message.max.bytes), not max_record_bytes
-REKEYED_MAX_BYTES = 2_000_000
+# the most lifemon's producers send in one message (streams/sinks/kafka.py `message.max.bytes`):
+# the limit of a re-keyed record too, written by lifemon from one accepted at its source
+MESSAGE_MAX_BYTES = 2_000_000
 TOO_DEEP = "JSON nested too deeply to be an event"
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 _QUOTED = re.compile(r"'[^']*'")
@@ -275,7 +275,7 @@ class Decoder:
         size, which pseudonyms longer than the ids they replace may have grown past the limit."""
         out = Decoded()
         strict = self._strict[stream]
-        limit = self.max_record_bytes if check_time else REKEYED_MAX_BYTES
+        limit = self.max_record_bytes if check_time else MESSAGE_MAX_BYTES
         if raws and raws[0].value and raws[0].value[0] == 0 and self._decode_avro_batch(stream, raws, out):
             raws = ()  # every record read at once
         elif raws:

@@ -48,14 +48,16 @@ class Strict(BaseModel):
 
 
 # librdkafka settings lifemon sets itself, with why: one set in kafka.client would override them
-OWN_CLIENT_SETTINGS = {
-    "bootstrap.servers": "set kafka.bootstrap (or --bootstrap, LIFEMON_KAFKA_BOOTSTRAP) instead",
-    "metadata.broker.list": "set kafka.bootstrap (or --bootstrap, LIFEMON_KAFKA_BOOTSTRAP) instead",
-    "request.required.acks": "lifemon's producers wait for every in-sync replica (acks=all): no alert is lost",
+_BOOTSTRAP = "set kafka.bootstrap (or --bootstrap, LIFEMON_KAFKA_BOOTSTRAP) instead"
+_ACKS = "lifemon's producers wait for every in-sync replica (acks=all): no alert is lost"
+OWN_CLIENT_SETTINGS = {  # librdkafka's aliases too: each names the same setting
+    "bootstrap.servers": _BOOTSTRAP,
+    "metadata.broker.list": _BOOTSTRAP,
     "group.id": "set kafka.group_id instead",
     "enable.auto.commit": "lifemon commits offsets itself, only once every sink has acknowledged",
     "enable.idempotence": "lifemon's producers are idempotent: a retry writes no duplicate",
-    "acks": "lifemon's producers wait for every in-sync replica (acks=all): no alert is lost",
+    "acks": _ACKS,
+    "request.required.acks": _ACKS,
     "transactional.id": "lifemon does not write in transactions",
     "logger": "lifemon routes librdkafka's lines through its own log format",
 }

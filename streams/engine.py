@@ -660,7 +660,7 @@ class Engine:
         """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them,
         looked up in the pseudonymizer's cache by one C loop over the batch (streams/_door.c);
         only an id not cached yet calls the pseudonymizer. A card, resident ID or mobile number
-        in any other name the records carry is sealed (streams/personal_numbers.py)."""
+        in a name a producer chose is sealed (streams/personal_numbers.py `NAMES`)."""
         cache = getattr(self.pseudonymize, "cache", None)  # a plain function (tests, tools) has none
         records = records if isinstance(records, list) else list(records)
         for attr in SUBJECT_FIELDS.get(stream, ()):

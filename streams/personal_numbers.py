@@ -79,13 +79,16 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def is_card(digits: str) -> bool:
+    """A payment card number: a scheme's prefix and length, and its Luhn check digit."""
+    return _CARD.fullmatch(digits) is not None and _luhn(digits)
+
+
 def _checked(digits: str) -> ValueType | None:
     """A card or resident ID that is the whole of `digits` (ASCII digits, an X last for an ID)."""
     if len(digits) == 18 and is_ric(digits):
         return ValueType.cn_ric
-    if _CARD.fullmatch(digits) and _luhn(digits):
-        return ValueType.bank_card
-    return None
+    return ValueType.bank_card if is_card(digits) else None
 
 
 def _whole(digits: str, groups: list[int]) -> tuple[ValueType, str] | None:

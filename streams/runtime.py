@@ -50,7 +50,7 @@ from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl, preload_driver
-from streams.codecs import REKEYED_MAX_BYTES, DeadLetter, Decoder, RawRecord
+from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap
 from streams.idleness import LaggedClock
@@ -107,11 +107,11 @@ def repartition_topic(config: Config, stream: str, key: str) -> str:
 
 # Repartition records are read within seconds; a week covers any outage of the instance reading them.
 # a re-keyed record may outgrow its source record (pseudonyms are longer than most ids): the topic
-# takes what the producer may send (REKEYED_MAX_BYTES), not the broker's default 1 MiB
+# takes what the producer may send (MESSAGE_MAX_BYTES), not the broker's default 1 MiB
 REPARTITION_SETTINGS = {
     "cleanup.policy": "delete",
     "retention.ms": str(7 * 86_400_000),
-    "max.message.bytes": str(REKEYED_MAX_BYTES + 100_000),
+    "max.message.bytes": str(MESSAGE_MAX_BYTES + 100_000),
 }
 
 

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from schemas.incident import Incident
 from schemas.models import Alert
 from streams.alerts import alert_version, incident_version, to_ocsf
-from streams.codecs import DeadLetter
+from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter
 from streams.logs import KAFKA
 from streams.sinks.base import FatalSinkError, Sink, SinkError
 
@@ -308,7 +308,7 @@ def producer_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:
             "acks": "all",
             "linger.ms": 20,
             "compression.type": "lz4",
-            "message.max.bytes": 2_000_000,
+            "message.max.bytes": MESSAGE_MAX_BYTES,
             # lifemon creates its topics at start (ensure_topics). A producer that may create them would
             # let a broker restarted empty (Tansu keeps topics in memory) re-create them blank with its
             # own default partition count, and the sink could not tell that its topic vanished.

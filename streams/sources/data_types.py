@@ -22,7 +22,7 @@ from stdnum import luhn
 from policy.model import SdkField
 from policy.traffic import Traffic, key_form
 from schemas.models import FoundIn, ValueType
-from streams.personal_numbers import RUN, is_ric
+from streams.personal_numbers import RUN, is_card, is_ric
 
 MAX_DEPTH = 8  # nesting of JSON (and JSON inside strings) walked per request
 MAX_NODES = 4000  # values looked at per request: a huge body is sampled, never a reason to stall
@@ -43,8 +43,6 @@ _MAC = re.compile(r"[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}", re.IGNORE
 _COORDS = re.compile(r"\s*(-?\d{1,3}\.\d{4,})\s*,\s*(-?\d{1,3}\.\d{4,})\s*")
 _CODE = re.compile(r"\d{4,8}")
 _SMS = re.compile(r"(?:验证码|校验码|动态码|verification code)\D{0,12}?(\d{4,8})(?!\d)", re.IGNORECASE)
-# UnionPay numbers have 16 to 19 digits; Visa, Mastercard and JCB 16
-_CARD = re.compile(r"62\d{14,17}|4\d{15}|(?:5[1-5]|2[2-7]|35)\d{14}")
 # headers every client sends: their names say nothing about the user
 _PLAIN_HEADERS = frozenset(
     key_form(h)
@@ -98,7 +96,7 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
         # calling the checksum alone halves the cost. 14 digits have no check digit: no guess
         if n == 15 and luhn.checksum(compact) == 0:
             return ValueType.imei, compact
-        if _CARD.fullmatch(compact) and luhn.checksum(compact) == 0:
+        if is_card(compact):
             return ValueType.bank_card, compact
         m = _MOBILE.fullmatch(compact)
         if m:
