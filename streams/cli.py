@@ -724,8 +724,8 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     seal = NumberSeal(pseudonymize.digest).text
     for name in args.names:
         print(f"{fingerprint(pseudonymize, name)}  {name}")
-        if seal(name) != name:
-            print(f"  kept as {seal(name)}")
+        if (kept := seal(name)) != name:
+            print(f"  kept as {kept}")
     return 0
 
 
