@@ -5,6 +5,7 @@ and are validated here when they load. Code holds no bank-specific constant.
 
 from __future__ import annotations
 
+import re
 from calendar import monthrange
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -197,6 +198,12 @@ class SystemRule(Strict):
 
 
 class Organisation(Strict):
+    customer_id_form: str | None = Field(
+        None,
+        description="a regular expression of the bank's customer ids (its core system's customer "
+        "number): one found inside a name a producer chose (a record id, a folder, a list id) is "
+        "replaced by the customer's pseudonym (docs/security.md#customer-ids-in-names)",
+    )
     org_levels: dict[str, OrgLevel]
     roles: dict[str, Role]
     permissions: dict[str, PermissionSet] = Field(default_factory=dict)
@@ -205,6 +212,21 @@ class Organisation(Strict):
         default_factory=dict,
         description="approval purpose -> class or category ids an approval for it never covers",
     )
+
+    @field_validator("customer_id_form")
+    @classmethod
+    def _form(cls, form: str | None) -> str | None:
+        if form is None:
+            return None
+        try:
+            found = re.compile(form)
+        except re.error as e:
+            raise ValueError(f"'{form}' is not a regular expression ({e}); write e.g. C[0-9]{{7}}") from None
+        if found.fullmatch(""):
+            raise ValueError(
+                f"'{form}' matches an empty name; write the customer id's form, e.g. C[0-9]{{7}}"
+            )
+        return form
 
     @model_validator(mode="after")
     def _refs(self) -> Organisation:

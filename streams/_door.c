@@ -658,6 +658,51 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(names_text_doc,
+"names_text(records, attrs)\n--\n\n"
+"The records' `attrs` (a str, a list of str, or None) in one str, joined by \\x1f: one\n"
+"search of it tells whether any name of the batch holds a form (a customer id's, say).");
+
+static PyObject *
+door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "names_text(records: list, attrs: tuple)");
+        return NULL;
+    }
+    PyObject *records = args[0], *attrs = args[1];
+    PyObject *parts = PyList_New(0), *text = NULL;
+    if (parts == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs); a++) {
+            PyObject *value = PyObject_GetAttr(record, PyTuple_GET_ITEM(attrs, a));
+            if (value == NULL)
+                goto done;
+            int failed = 0;
+            if (PyUnicode_Check(value))
+                failed = PyList_Append(parts, value) < 0;
+            else if (PyList_Check(value))
+                for (Py_ssize_t j = 0; j < PyList_GET_SIZE(value) && !failed; j++) {
+                    PyObject *item = PyList_GET_ITEM(value, j);
+                    failed = PyUnicode_Check(item) && PyList_Append(parts, item) < 0;
+                }
+            Py_DECREF(value);
+            if (failed)
+                goto done;
+        }
+    }
+    PyObject *separator = PyUnicode_FromString("\x1f");
+    if (separator != NULL) {
+        text = PyUnicode_Join(separator, parts);
+        Py_DECREF(separator);
+    }
+done:
+    Py_DECREF(parts);
+    return text;
+}
+
 static PyMethodDef door_methods[] = {
     {"pseudonymize", (PyCFunction)(void (*)(void))door_pseudonymize, METH_FASTCALL, pseudonymize_doc},
     {"count_rollup", (PyCFunction)(void (*)(void))door_count_rollup, METH_FASTCALL, count_rollup_doc},
@@ -666,6 +711,7 @@ static PyMethodDef door_methods[] = {
     {"decode_json", (PyCFunction)(void (*)(void))door_decode_json, METH_FASTCALL, decode_json_doc},
     {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
     {"long_numbers", (PyCFunction)(void (*)(void))door_long_numbers, METH_FASTCALL, long_numbers_doc},
+    {"names_text", (PyCFunction)(void (*)(void))door_names_text, METH_FASTCALL, names_text_doc},
     {NULL, NULL, 0, NULL},
 };
 

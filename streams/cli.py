@@ -715,13 +715,15 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     """Coverage-gap rows hold a keyed fingerprint of an unknown field id, never the id itself (it
     may be a value typed into the wrong place): this tells which candidate names they are. A name
-    with a card, resident ID or mobile number in it is kept sealed: its sealed form is said too, to
-    find its record, alerts and rows by (docs/security.md#personal-numbers-in-names)."""
-    from streams.personal_numbers import NumberSeal
+    with a card, resident ID or mobile number in it is kept sealed, and a customer id in it as its
+    pseudonym: its kept form is said too, to find its record, alerts and rows by
+    (docs/security.md#personal-numbers-in-names)."""
+    from streams.personal_numbers import DoorSeals
     from streams.pseudonym import Pseudonymizer, fingerprint
 
+    policy = load_policy(_config(args.config, policy_dir=args.policy).policy_dir)
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
-    seal = NumberSeal(pseudonymize.digest).text
+    seal = DoorSeals(policy.organisation.customer_id_form, pseudonymize, pseudonymize.digest).text
     for name in args.names:
         print(f"{fingerprint(pseudonymize, name)}  {name}")
         if (kept := seal(name)) != name:
@@ -1051,11 +1053,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser(
         "fingerprint",
-        help="the coverage-gap fingerprint of candidate field ids; how a name holding a card is kept",
+        help="the coverage-gap fingerprint of candidate field ids; how a name holding a card or a "
+        "customer id is kept",
     )
     sp.add_argument(
         "names", nargs="+", help="field ids or other names to fingerprint (uses LIFEMON_PSEUDONYM_KEY)"
     )
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_fingerprint)
 
     sp = sub.add_parser("pseudonym", help="a customer id's pseudonym under each key of the ring")

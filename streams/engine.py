@@ -44,7 +44,7 @@ from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
-from streams.personal_numbers import NumberSeal
+from streams.personal_numbers import DoorSeals
 from streams.pseudonym import PseudonymKeyMismatch, fingerprint
 from streams.registries import AsOfRegistry, ConsentRegistry
 
@@ -494,10 +494,13 @@ class Engine:
         self.specs = list(specs)
         self.catalog: Catalog = catalog
         self.pseudonymize = pseudonymize
-        # a card or ID number inside a name the producer gave: sealed under the same key as the
-        # pseudonyms (a plain function, in tests and tools, fingerprints through itself)
-        self.numbers = NumberSeal(
-            getattr(pseudonymize, "digest", lambda text: pseudonymize("number:" + text))
+        # a customer id of the bank's form inside a name the producer gave becomes its pseudonym;
+        # then a card or ID number there is sealed under the same key as the pseudonyms (a plain
+        # function, in tests and tools, fingerprints through itself)
+        self.names = DoorSeals(
+            catalog.policy.organisation.customer_id_form,
+            pseudonymize,
+            getattr(pseudonymize, "digest", lambda text: pseudonymize("number:" + text)),
         )
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
@@ -660,12 +663,13 @@ class Engine:
         """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them,
         looked up in the pseudonymizer's cache by one C loop over the batch (streams/_door.c);
         only an id not cached yet calls the pseudonymizer. A card, resident ID or mobile number
-        in a name a producer chose is sealed (streams/personal_numbers.py `NAMES`)."""
+        in a name a producer chose is sealed, and a customer id of the bank's form there becomes
+        its pseudonym (streams/personal_numbers.py `NAMES`)."""
         cache = getattr(self.pseudonymize, "cache", None)  # a plain function (tests, tools) has none
         records = records if isinstance(records, list) else list(records)
         for attr in SUBJECT_FIELDS.get(stream, ()):
             _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
-        self.numbers.records(stream, records)
+        self.names.records(stream, records)
 
     def _first_deliveries(
         self,
@@ -855,7 +859,7 @@ class Engine:
         roll = self._partition_rollup(topic, partition)
         by_block: dict[int, Counter] = defaultdict(Counter)
         for offset, ts, kind, name in gaps:
-            name = self.numbers.text(name)  # a folder or table named after a card is still the log's
+            name = self.names.text(name)  # a folder or table named after a card is still the log's
             by_block[offset // roll.block_size][(ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream)] += 1
         for block, counted in by_block.items():
             roll.add(block, counted, counted.total())

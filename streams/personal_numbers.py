@@ -1,4 +1,4 @@
-"""Card, resident ID and mobile numbers inside the names producers give.
+"""Card, resident ID and mobile numbers, and customer ids, inside the names producers give.
 
 A producer may build an event id, a record id, an actor, a recipient or a path from a customer's
 number (`REC-6222020200001234562`, `/upload/6222…/statement.csv`, an SDK host
@@ -16,6 +16,9 @@ resident ID may sit beside other digits (`20260101` + a card).
   alone: a sealed app version would match no declaration.
 - `mask` replaces it by its form alone (`{bank_card}`): the alert step's last pass over the text
   a detector composed (streams/alerts.py).
+- `CustomerIdSeal` replaces a customer id of the form the bank declares (organisation.yaml
+  `customer_id_form`) in the same names by the customer's pseudonym (`C0000022-R…` -> `p_…-R…`),
+  before the numbers are sealed (`DoorSeals`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
@@ -187,14 +190,12 @@ def _letters(digest: str) -> str:
     return base64.b32encode(bytes.fromhex(digest.rpartition("_")[2][:20])).decode().lower()[:12]
 
 
-class NumberSeal:
-    """Seals personal numbers in the names a stream's records carry, a batch at a time."""
-
-    def __init__(self, digest: Callable[[str], str]):
-        self._token: Token = lambda form, number: f"{{{form.value}:{_letters(digest(number))}}}"
+class NameSeal:
+    """Replaces what it finds in the names a stream's records carry (`NAMES`, `NESTED`), a batch
+    at a time."""
 
     def text(self, text: str) -> str:
-        return _replace_text(text, self._token)
+        raise NotImplementedError
 
     def records(self, stream: str, records: list[Any]) -> None:
         self._seal(records, NAMES.get(stream, ()))
@@ -204,13 +205,77 @@ class NumberSeal:
                 self._seal(nested, inner)
 
     def _seal(self, records: list[Any], names: tuple[str, ...]) -> None:
-        """Each name of the records with a number of such a form in it, sealed in place. The names
-        to look at are found in C (streams/_door.c `long_numbers`): 11 digits or more in a run."""
-        if not names:
-            return
-        for i, name in _door.long_numbers(records, names):
+        if names:
+            self._replace(records, self._candidates(records, names))
+
+    def _candidates(self, records: list[Any], names: tuple[str, ...]) -> Iterable[tuple[int, str]]:
+        """(index, name) of the records' names that may hold what is sealed."""
+        raise NotImplementedError
+
+    def _replace(self, records: list[Any], candidates: Iterable[tuple[int, str]]) -> None:
+        for i, name in candidates:
             value = getattr(records[i], name)
             if isinstance(value, str):
                 setattr(records[i], name, self.text(value))
-            else:
-                setattr(records[i], name, [self.text(x) if RUN.search(x) else x for x in value])
+            elif value:
+                setattr(records[i], name, list(map(self.text, value)))
+
+
+class NumberSeal(NameSeal):
+    """Seals personal numbers in the names a stream's records carry."""
+
+    def __init__(self, digest: Callable[[str], str]):
+        self._token: Token = lambda form, number: f"{{{form.value}:{_letters(digest(number))}}}"
+
+    def text(self, text: str) -> str:
+        return _replace_text(text, self._token)
+
+    def _candidates(self, records: list[Any], names: tuple[str, ...]) -> Iterable[tuple[int, str]]:
+        """Found in C (streams/_door.c `long_numbers`): 11 digits or more in a run."""
+        return _door.long_numbers(records, names)
+
+
+class CustomerIdSeal(NameSeal):
+    """A customer id of the bank's form (organisation.yaml `customer_id_form`) inside a name a
+    producer chose becomes the customer's pseudonym, as in the fields that hold customer ids:
+    `C0000022-acct-1` -> `p_…-acct-1`. A record's id still joins across streams, and an alert on it
+    names the pseudonym its subject has. Found as a whole token (no letter or digit touching it), so
+    `REC0000022` or `C00000221` is no customer of the form `C[0-9]{7}`."""
+
+    def __init__(self, form: str, pseudonymize: Callable[[str], str]):
+        self._anywhere = re.compile(form)  # a batch's one search: no lookbehind to slow it
+        self._whole = re.compile(rf"(?<![^\W_])(?:{form})(?![^\W_])")
+        self._pseudonym = lambda found: pseudonymize(found.group())
+
+    def text(self, text: str) -> str:
+        return self._whole.sub(self._pseudonym, text)
+
+    def _candidates(self, records: list[Any], names: tuple[str, ...]) -> Iterable[tuple[int, str]]:
+        """Every name of the batch, if its names joined hold the form anywhere (streams/_door.c
+        `names_text`): a batch without one, the rule, costs one search."""
+        if self._anywhere.search(_door.names_text(records, names)) is None:
+            return ()
+        return ((i, name) for i in range(len(records)) for name in names)
+
+
+class DoorSeals:
+    """What the engine's door does to the names a producer chose, in order: a customer id of the
+    bank's form becomes its pseudonym, then a personal number is sealed (`lifemon fingerprint`
+    says a name's kept form by the same steps)."""
+
+    def __init__(
+        self, customer_id_form: str | None, pseudonymize: Callable[[str], str], digest: Callable[[str], str]
+    ):
+        self._seals: list[NameSeal] = (
+            [CustomerIdSeal(customer_id_form, pseudonymize)] if customer_id_form else []
+        )
+        self._seals.append(NumberSeal(digest))
+
+    def text(self, text: str) -> str:
+        for seal in self._seals:
+            text = seal.text(text)
+        return text
+
+    def records(self, stream: str, records: list[Any]) -> None:
+        for seal in self._seals:
+            seal.records(stream, records)

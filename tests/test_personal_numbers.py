@@ -4,9 +4,12 @@ sealed at the engine's door in every name an event carries, found however they a
 from __future__ import annotations
 
 import random
+import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -18,7 +21,7 @@ from streams.alerts import latest
 from streams.codecs import Decoder
 from streams.engine import Engine
 from streams.lifecycle_ledger import DeletionLedger
-from streams.personal_numbers import RUN, NumberSeal, mask
+from streams.personal_numbers import RUN, CustomerIdSeal, NumberSeal, mask
 from streams.pseudonym import Pseudonymizer
 from streams.replay import replay
 from streams.workload import generate, write_files
@@ -105,6 +108,21 @@ def test_sealed_names_are_keyed_and_keep_one_number_one_name() -> None:
     assert mask(a) == a  # a seal is no number for the alert step to mask again
 
 
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("C0000022-acct-1", "{p}-acct-1"),
+        ("/upload/C0000022/statement.csv", "/upload/{p}/statement.csv"),
+        ("list_C0000022_2026", "list_{p}_2026"),  # an underscore parts words as a dash does
+        ("REC0000022", "REC0000022"),  # a letter before: another name's digits
+        ("C00000221", "C00000221"),  # a digit after: not the bank's form
+    ],
+)
+def test_a_customer_id_inside_a_name_becomes_its_pseudonym_as_a_whole_token(name, kept) -> None:
+    ring = Pseudonymizer(b"k" * 32)
+    assert CustomerIdSeal("C[0-9]{7}", ring).text(name) == kept.format(p=ring("C0000022"))
+
+
 def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
     """Only names a producer chooses are sealed: an app version, a system or a purpose is compared
     with the policy, and a sealed one would match no declaration (false SDK alerts)."""
@@ -133,41 +151,68 @@ def test_an_alerts_actor_is_masked_where_it_holds_a_number_and_an_employee_id_is
     assert (teller.actor_id, teller.actor_org) == ("E000003", "S0101")
 
 
-def test_a_coverage_gap_named_after_a_card_is_counted_sealed(policy, catalog) -> None:
-    engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"k" * 32))
-    engine.count_gaps("access", "pfi.raw.mariadb", 0, [(0, 1_767_225_600_000, "table", f"cards.card_{CARD}")])
-    (row,) = [r for r in engine.rollup_rows() if "cards.card_" in repr(r)]
-    assert CARD not in repr(row) and "cards.card_{bank_card:" in repr(row)
+def test_a_coverage_gap_named_after_a_card_or_a_customer_is_counted_sealed(policy, catalog) -> None:
+    ring = Pseudonymizer(b"k" * 32)
+    engine = Engine(load_detectors(policy), catalog, ring)
+    gaps = [
+        (0, 1_767_225_600_000, "table", f"cards.card_{CARD}"),
+        (1, 1_767_225_600_000, "path", "/C0000022/"),
+    ]
+    engine.count_gaps("access", "pfi.raw.mariadb", 0, gaps)
+    rows = repr(engine.rollup_rows())
+    assert CARD not in rows and "cards.card_{bank_card:" in rows
+    assert "C0000022" not in rows and f"/{ring('C0000022')}/" in rows
 
 
-def _with_numbers(folder: Path, out: Path) -> list[Path]:
-    """The day's files with a card in every event and record id, a mobile number in every
-    employee id and a resident ID in every transfer id, as a careless producer writes them."""
+def _rewritten(folder: Path, out: Path, change: Callable[[dict[str, Any]], None]) -> list[Path]:
+    """The day's files with `change` applied to each record, as a careless producer writes them."""
     out.mkdir()
-    employee = ("actor_id", "submitter_id", "approver_id", "operator_id", "supervisor_id")
     paths = []
     for path in sorted(folder.glob("pfi.*.jsonl")):
         lines = []
         for line in path.read_bytes().splitlines():
             r = orjson.loads(line)
-            if "event_id" in r:
-                r["event_id"] += f":{CARD}"
-            if r.get("record_id"):
-                r["record_id"] += f"-{CARD}"
-            if r.get("stage") in ("deletion_requested", "delete"):
-                r["system"] += f"-{CARD}"  # the policy's word: not sealed, but never kept plain
-            if r.get("record_ids"):
-                r["record_ids"] = [f"{x}-{CARD}" for x in r["record_ids"]]
-            if "transfer_id" in r:
-                r["transfer_id"] += f"/{RIC}/{CITY_RIC}"
-            for item in (r, *r.get("approvals", ())):
-                for k in employee:
-                    if item.get(k):
-                        item[k] += f"-{MOBILE}"
+            change(r)
             lines.append(orjson.dumps(r))
         paths.append(out / path.name)
         paths[-1].write_bytes(b"\n".join(lines) + b"\n")
     return paths
+
+
+def _with_numbers(r: dict[str, Any]) -> None:
+    """A card in every event and record id, a mobile number in every employee id and a resident
+    ID in every transfer id."""
+    if "event_id" in r:
+        r["event_id"] += f":{CARD}"
+    if r.get("record_id"):
+        r["record_id"] += f"-{CARD}"
+    if r.get("stage") in ("deletion_requested", "delete"):
+        r["system"] += f"-{CARD}"  # the policy's word: not sealed, but never kept plain
+    if r.get("record_ids"):
+        r["record_ids"] = [f"{x}-{CARD}" for x in r["record_ids"]]
+    if "transfer_id" in r:
+        r["transfer_id"] += f"/{RIC}/{CITY_RIC}"
+    for item in (r, *r.get("approvals", ())):
+        for k in ("actor_id", "submitter_id", "approver_id", "operator_id", "supervisor_id"):
+            if item.get(k):
+                item[k] += f"-{MOBILE}"
+
+
+def _outcome(paths: list[Path], policy: Any, catalog: Any) -> tuple[Counter, str]:
+    """The final alerts by (detector, rule, severity, customers), and what the run kept: the
+    alerts, the incidents, the deletion rows and the detectors' state."""
+    engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"k" * 32))
+    engine.deletions = DeletionLedger(catalog.policy)
+    alerts, dead = replay(engine, Decoder(), paths)
+    assert dead == []
+    final = latest(alerts)
+    kept = [
+        *(a.model_dump_json() for a in final),
+        *(i.model_dump_json() for i in engine.take_incidents()),
+        repr(engine.deletions.drain()),
+        repr(engine.changes(0)),
+    ]
+    return Counter((a.detector, a.rule_id, a.severity, a.subject_count) for a in final), "\n".join(kept)
 
 
 def test_a_day_whose_ids_hold_numbers_gives_the_same_alerts_and_keeps_none(policy, catalog, tmp_path) -> None:
@@ -175,37 +220,54 @@ def test_a_day_whose_ids_hold_numbers_gives_the_same_alerts_and_keeps_none(polic
     their entitlement): the same alerts as the day without the numbers, and no number in the
     alerts, the incidents, the deletion rows or the detectors' state."""
     files = write_files(generate(3000, seed=5, policy=policy), tmp_path / "day")
-    outcomes = []
-    for paths in (
-        [p for p in files if p.suffix == ".jsonl"],
-        _with_numbers(tmp_path / "day", tmp_path / "ids"),
-    ):
-        engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"k" * 32))
-        engine.deletions = DeletionLedger(catalog.policy)
-        alerts, dead = replay(engine, Decoder(), paths)
-        assert dead == []
-        final = latest(alerts)
-        kept = [
-            *(a.model_dump_json() for a in final),
-            *(i.model_dump_json() for i in engine.take_incidents()),
-            repr(engine.deletions.drain()),
-            repr(engine.changes(0)),
-        ]
-        outcomes.append((Counter((a.detector, a.rule_id, a.severity, a.subject_count) for a in final), kept))
-    (plain, _), (numbered, kept) = outcomes
+    plain, _ = _outcome([p for p in files if p.suffix == ".jsonl"], policy, catalog)
+    numbered, text = _outcome(_rewritten(tmp_path / "day", tmp_path / "ids", _with_numbers), policy, catalog)
     assert numbered == plain and len(plain) > 10
-    text = "\n".join(kept)
     assert "{bank_card:" in text and "{cn_mobile:" in text
     for number in (CARD, RIC[:17], CITY_RIC[:17], MOBILE):
         assert number not in text
+
+
+def test_a_day_whose_ids_hold_customer_ids_gives_the_same_alerts_and_keeps_none(
+    policy, catalog, tmp_path
+) -> None:
+    """A producer that names a record, an event or an upload after its customer (`C0000022-R…`,
+    `/upload/C0000022/`): the customer id becomes its pseudonym there too, the record still joins
+    across streams, and no customer id of the bank's form is kept anywhere."""
+    files = write_files(generate(3000, seed=5, policy=policy), tmp_path / "day")
+    owner = {}  # record id -> its customer, from the lifecycle stream
+    for line in (tmp_path / "day" / "pfi.lifecycle.jsonl").read_bytes().splitlines():
+        r = orjson.loads(line)
+        if r.get("subject_id") and r.get("record_id"):
+            owner[r["record_id"]] = r["subject_id"]
+
+    def named_after_customers(r: dict[str, Any]) -> None:
+        subject = r.get("subject_id") or (r.get("subject_ids") or [None])[0]
+        if subject and "event_id" in r:
+            r["event_id"] += f"/{subject}"
+        if r.get("record_id") in owner:
+            r["record_id"] = f"{owner[r['record_id']]}-{r['record_id']}"
+        if r.get("record_ids"):
+            r["record_ids"] = [f"{owner[x]}-{x}" if x in owner else x for x in r["record_ids"]]
+        if r.get("dest_path") and subject:
+            r["dest_path"] = f"/upload/{subject}{r['dest_path']}"
+
+    plain, _ = _outcome([p for p in files if p.suffix == ".jsonl"], policy, catalog)
+    named, text = _outcome(
+        _rewritten(tmp_path / "day", tmp_path / "ids", named_after_customers), policy, catalog
+    )
+    assert named == plain and len(plain) > 10
+    assert re.search(r"p_[0-9a-f]{24}-R[0-9a-f]{12}", text)  # a record id, its customer pseudonymized
+    assert re.search(r"C[0-9]{7}", text) is None
 
 
 def test_lifemon_fingerprint_says_how_a_name_holding_a_card_is_kept(monkeypatch, capsys) -> None:
     from streams.cli import main
 
     monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", "k" * 32)
-    assert main(["fingerprint", f"REC-{CARD}", "card_no"]) == 0
+    assert main(["fingerprint", f"C0000022-REC-{CARD}", "card_no"]) == 0
     out = capsys.readouterr().out.splitlines()
-    kept = NumberSeal(Pseudonymizer.from_env(allow_ephemeral=False).digest).text(f"REC-{CARD}")
-    assert out[1] == f"  kept as {kept}" and kept.startswith("REC-{bank_card:")
+    ring = Pseudonymizer.from_env(allow_ephemeral=False)
+    kept = NumberSeal(ring.digest).text(f"{ring('C0000022')}-REC-{CARD}")
+    assert out[1] == f"  kept as {kept}" and kept.startswith("p_") and "-REC-{bank_card:" in kept
     assert len(out) == 3 and out[2].endswith("  card_no")  # a name without a number: its fingerprint alone

@@ -70,6 +70,18 @@ def test_unknown_role_in_thresholds(policy_copy: Path) -> None:
     assert e.value.key == "params.role_thresholds.lobby_manger" and "organisation.yaml" in e.value.fix
 
 
+@pytest.mark.parametrize(
+    ("form", "said"), [("C[0-9{7}", "is not a regular expression"), ("C?[0-9]*", "matches an empty name")]
+)
+def test_a_customer_id_form_that_cannot_be_one_names_its_key(policy_copy: Path, form: str, said: str) -> None:
+    edit(policy_copy / "organisation.yaml", "customer_id_form: 'C[0-9]{7}'", f"customer_id_form: '{form}'")
+    with pytest.raises(PolicyError, match=said) as e:
+        load_policy(policy_copy)
+    assert e.value.file.endswith("organisation.yaml") and e.value.key == "customer_id_form"
+    lines = (policy_copy / "organisation.yaml").read_text().splitlines()
+    assert "C[0-9]{7}" in e.value.fix and lines[e.value.line - 1].startswith("customer_id_form:")
+
+
 def test_unknown_category_reference(policy_copy: Path) -> None:
     edit(policy_copy / "classification.yaml", "category: credit}", "category: credits}")
     with pytest.raises(PolicyError, match=r"'credits' is not a known category") as e:
