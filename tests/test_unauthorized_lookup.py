@@ -93,6 +93,19 @@ def test_a_branch_may_query_but_never_change_a_sub_branch_customer(run) -> None:
     assert own == []  # the managing sub-branch's own lobby manager
 
 
+@pytest.mark.parametrize("roles", [["wealth_manager", "ho_marketing_mgmt"], ["ho_marketing_mgmt", "wealth_manager"]])
+def test_an_org_sees_by_its_level_whatever_roles_its_employee_holds_or_in_what_order(run, roles) -> None:
+    """Seed 004 机构设置: what an institution sees follows its level (head office all, a sub-branch
+    itself), and 角色设置: a user may hold several roles. A head-office role held at a sub-branch
+    opens no other sub-branch's customers, listed first or last; a sub-branch role held at the head
+    office narrows nothing."""
+    at_sub_branch = entitlement("e1").model_copy(update={"roles": roles})
+    (a,) = run([at_sub_branch], access("e1", customers=1, first_customer=20))  # S0201's customer
+    assert reasons([a]) == {"out_of_scope"} and "S0101 read a customer managed by S0201" in a.summary
+    at_head_office = entitlement("e9", org="HO").model_copy(update={"roles": roles[::-1]})
+    assert run([at_head_office], access("e9", customers=3, first_customer=20, purpose="marketing")) == []
+
+
 def test_an_approval_opens_another_org_only_for_its_purpose_data_system_and_budget(run) -> None:
     ents = [entitlement("e1", approvals=[approval()])]
     far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
