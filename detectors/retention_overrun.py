@@ -40,7 +40,7 @@ customer's records and every use of them meet in one task. It fires:
   anything collected for marketing) with no consent of the subject for its purpose granted by then
   (separate, 单独同意, where it says so), judged once the watermark has passed it: seed 004
   流程描述(1)②, (4)②;
-- `card_data_on_client`: card secrets (the `forbidden_foreign_c3` fields), the bank's own too, or
+- `card_data_on_client`: card secrets (the `client_secrets` fields), the bank's own too, or
   biometric samples and templates (`never_on_client`), stored on a terminal or client app
   (`client_systems`): seed 002 §五(4);
 - `biometric_with_identity`: one stored record holding biometric and identity data together (seed
@@ -173,6 +173,7 @@ class RetentionPolicy(NamedTuple):
     recoverable_methods: frozenset[str]
     erasing_methods: frozenset[str]
     client_systems: frozenset[str]
+    client_secrets: frozenset[str]  # never held on a client at all (seed 002 §五(4))
     never_stored_on_client: frozenset[str]  # the card secrets and biometric samples (seed 002 §五(4))
     # the same, with the category ids a log may write in their place (`authentication`, `biometric`)
     foreign_c3_named: frozenset[str]
@@ -210,6 +211,7 @@ class RetentionOverrunDetector:
         policy/recipients.yaml)."""
         if self._policy is None:
             r = catalog.policy.retention
+            client = r.forbidden_foreign_c3 if r.client_secrets is None else r.client_secrets
             self._tz = ZoneInfo(catalog.policy.recipients.timezone)
             self._policy = RetentionPolicy(
                 [Deadline(name, rule) for name, rule in r.rules.items()],
@@ -221,9 +223,10 @@ class RetentionOverrunDetector:
                 frozenset(map(method_key, r.recoverable_methods)),
                 frozenset(map(method_key, r.erasing_methods)),
                 frozenset(r.client_systems),
-                frozenset(r.forbidden_foreign_c3) | frozenset(r.never_on_client),
+                frozenset(client),
+                frozenset(client) | frozenset(r.never_on_client),
                 _with_categories(r.forbidden_foreign_c3, catalog),
-                _with_categories([*r.forbidden_foreign_c3, *r.never_on_client], catalog),
+                _with_categories([*client, *r.never_on_client], catalog),
             )
         return self._policy
 
@@ -431,7 +434,7 @@ class RetentionOverrunDetector:
         # a card secret is never even taken on one; a face is captured there to be sent (§五(5): encrypted)
         # but never kept
         # stored: a category named in their place counts; collected, `authentication` is a login's password
-        kept = policy.never_stored_on_client_named if ev.stage == "store" else policy.forbidden_foreign_c3
+        kept = policy.never_stored_on_client_named if ev.stage == "store" else policy.client_secrets
         secrets = sorted(set(ev.categories) & kept)
         if secrets and ev.system in policy.client_systems:
             yield from self._once(

@@ -318,10 +318,15 @@ class Retention(Strict):
     client_systems: list[str] = Field(
         default_factory=list, description="terminals and client apps: card secrets are never stored on them"
     )
+    client_secrets: list[str] | None = Field(
+        default=None,
+        description="the card secrets a client system never holds at all, not even to send; "
+        "unset: the forbidden_foreign_c3 fields (a folder from before this key)",
+    )
     never_on_client: list[str] = Field(
         default_factory=list,
         description="field ids a client system may capture to send but never store (a `store` event), "
-        "beside the card secrets of forbidden_foreign_c3, which it never holds at all",
+        "beside the client_secrets, which it never holds at all",
     )
     forbidden_foreign_c3: list[str] = Field(
         default_factory=list, description="C3 field ids never to store for other institutions"
@@ -390,6 +395,12 @@ def spelling(name: str) -> str:
     """A name as reported or declared (a permission, an SDK field, a purpose), compared whatever its
     case and surrounding spaces."""
     return name.strip().casefold()
+
+
+def key_form(name: str) -> str:
+    """A key as the vocabulary compares it: case-folded, letters and digits only (CJK included), so
+    `$os_version`, `osVersion`, `X-OS-Version` minus its `x` prefix and `os-version` are one key."""
+    return "".join(c for c in name.casefold() if c.isalnum())
 
 
 class SensitivePermission(Strict):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from functools import lru_cache
 
-from policy.model import FieldClass, JrClass, SdkField, Sdks, spelling
+from policy.model import FieldClass, JrClass, SdkField, Sdks, key_form, spelling
 
 
 class Label(StrEnum):
@@ -78,12 +78,27 @@ class SdkDeclarations:
         self.sdks = sdks.sdks
         # the ids SDK telemetry may name: the SDK vocabulary, and the data catalog's (a card PIN
         # reaching an SDK is named by the catalog's id, and is C3 there), the SDK's own entry first
-        self.fields: dict[str, SdkField] = {
+        catalog = {
             fid: SdkField(zh=f.zh, **{"class": f.jr_class}, auth_helper=f.auth_helper)
             for fid, f in (catalog_fields or {}).items()
-        } | sdks.sdk_fields
-        # a field as telemetry spells it: the privacy policy writes IMEI and OAID, the ids are imei, oaid
-        self._spelled = {spelling(fid): fid for fid in self.fields}
+        }
+        # an SDK field the data catalog classifies keeps that class where sdks.yaml names none (a
+        # customer's name sent to an SDK is the catalog's C2, not an unclassified device property)
+        self.fields: dict[str, SdkField] = catalog | {
+            fid: f.model_copy(update={"jr_class": catalog[fid].jr_class})
+            if f.jr_class is None and fid in catalog
+            else f
+            for fid, f in sdks.sdk_fields.items()
+        }
+        # a field as telemetry spells it: by its id or as the privacy policy writes it (its `zh`:
+        # AndroidID, Push Token, IP地址, 手机号), whatever the case, spaces and punctuation; an id
+        # first, where a name could stand for two
+        self._spelled: dict[str, str] = {}
+        for fid in self.fields:
+            self._spelled.setdefault(key_form(fid), fid)
+        for fid, entry in self.fields.items():
+            self._spelled.setdefault(key_form(entry.zh), fid)
+        self.field_id = lru_cache(maxsize=4096)(self._field_id)  # type: ignore[method-assign]
         self.covers = _closure(sdks.broad_terms)
         self.not_collected = sdks.not_collected
         self.known = sdks.known_sdks
@@ -141,9 +156,10 @@ class SdkDeclarations:
         to a declared vendor's endpoint is that SDK under another name."""
         return next((sid for sid, d in self.sdks.items() if d.hosts and host_in(host, d.hosts)), None)
 
-    def field_id(self, name: str) -> str | None:
-        """The field id an SDK observation's name stands for, whatever its case; None if unknown."""
-        return name if name in self.fields else self._spelled.get(spelling(name))
+    def _field_id(self, name: str) -> str | None:
+        """The field id an SDK observation's name stands for, by id or by the privacy policy's name,
+        whatever its case, spaces and punctuation; None if unknown."""
+        return name if name in self.fields else self._spelled.get(key_form(name))
 
     def observed(
         self, reported: str, app_version: str, host: str | None

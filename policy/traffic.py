@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from policy import DEFAULT_DIR, read_yaml, validate_section
-from policy.model import Sdks, Strict
+from policy.model import Sdks, Strict, key_form
 from schemas.models import ValueType
 
 TRAFFIC_FILE = "traffic.yaml"
@@ -26,12 +26,6 @@ RECOGNIZED = frozenset(
         ValueType.sms_code,
     }
 )
-
-
-def key_form(name: str) -> str:
-    """A key as the vocabulary compares it: case-folded, letters and digits only (CJK included), so
-    `$os_version`, `osVersion`, `X-OS-Version` minus its `x` prefix and `os-version` are one key."""
-    return "".join(c for c in name.casefold() if c.isalnum())
 
 
 def _host(value: str) -> str:

@@ -575,12 +575,21 @@ def test_reads_just_after_the_approval_expired(run) -> None:
 
 
 @pytest.mark.parametrize(
-    "account", ["payment_account_no", "login_username", "securities_account", "insurance_account"]
+    "account",
+    [
+        "payment_account_no",
+        "login_username",
+        "securities_account",
+        "insurance_account",
+        "mobile_phone",
+        "id_document_no",
+    ],
 )
 @pytest.mark.parametrize("helper", ["sms_code", "otp_code", "security_answer", "dynamic_voiceprint"])
 def test_an_account_with_an_authentication_helper_is_c3(run, account, helper) -> None:
     """JR/T 0171 §4.2 C2 c) (seed 001 §二.2, seed 004 分类 C2③): any helper the seeds name
-    (动态口令、短信验证码、密码提示问题答案、动态声纹密码) with an account (账号) completes authentication."""
+    (动态口令、短信验证码、密码提示问题答案、动态声纹密码) with an account (账号) completes authentication;
+    a phone or ID number is the account's equivalent (支付账号及其等效信息, C2①)."""
     alerts = run(
         [_ent("w6", "wealth_manager", "S0101")],
         [read("w6", OPEN, ["A0001"], fields=(account, helper), purpose="authentication")],

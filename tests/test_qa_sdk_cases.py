@@ -187,6 +187,45 @@ def test_a_home_country_written_in_lower_case_is_home(policy, sdk, country) -> N
     assert "country_not_allowed" not in rules(got)
 
 
+@pytest.mark.parametrize(
+    ("sdk", "field"),
+    [
+        ("push", "AndroidID"),
+        ("push", "Android ID"),
+        ("push", "SerialNumber"),
+        ("push", "Push Token"),
+        ("push", "Google AdvertisingID"),
+        ("push", "IP地址"),
+        ("push", "UserID"),
+        ("push", "EMMCID/UFSID"),
+        ("sensors_analytics", "手机号"),
+        ("sensors_analytics", "交易账号"),
+        ("tencent_x5", "剪切板"),
+    ],
+)
+def test_a_declared_field_written_as_the_privacy_policy_writes_it_is_that_field(policy, sdk, field) -> None:
+    """Seed 004 §一.(一).6 lists each SDK's fields in its own words (推送SDK: AndroidID、Push Token、
+    IP地址…; 神策: 手机号、交易账号; X5: 剪切板): an SDK monitor reporting them so reports declared
+    fields, whatever its case, spaces or punctuation."""
+    assert (
+        run(
+            policy,
+            [obs(sdk, [field], dest_host="datasink.sensorsdata.cn" if sdk == "sensors_analytics" else None)],
+        )
+        == []
+    )
+
+
+def test_a_customers_name_sent_to_an_sdk_is_the_catalogs_c2(policy) -> None:
+    """classification.yaml makes customer_name C2; sdks.yaml, naming it for over-collection, gives no
+    class of its own: the alert says C2, as for an ID number."""
+    got = run(
+        policy,
+        [obs("sensors_analytics", ["event_login", "customer_name"], dest_host="datasink.sensorsdata.cn")],
+    )
+    assert [a.jr_class for a in got] == ["C2"]
+
+
 def test_the_ocr_sdk_receiving_an_sms_code_is_critical(policy) -> None:
     """Seed 004 流程描述(4)⑪, seed 001 §三.4(4): authentication helpers are never entrusted."""
     got = run(policy, [obs("tencent_ocr", ["bank_card_image", "sms_code"])])

@@ -933,6 +933,9 @@ def test_a_face_template_is_captured_on_a_terminal_or_app_but_never_kept_there(r
         "R5", cats=("login_username", "authentication"), purpose="authentication", system="mobile_banking"
     )
     assert run([login]) == {}
+    # a password the app takes at sign-in to send on is no card secret (client_secrets)
+    password = collect("R6", cats=("login_username", "login_password"), purpose="authentication", system="mobile_banking")  # fmt: skip
+    assert run([password]) == {}
 
 
 # -- destruction records and foreign C3 -----------------------------------------------------------------
@@ -1011,6 +1014,15 @@ def test_foreign_c3_stored_fires_once_and_foreign_c2_is_allowed(run) -> None:
     )
     (b,) = run([by_category])["foreign_c3_stored"]
     assert "stores another institution's authentication" in b.summary
+
+
+@pytest.mark.parametrize("password", ["transaction_password", "login_password", "query_password"])
+def test_another_institutions_account_passwords_are_c3_never_to_keep(run, password) -> None:
+    """Seed 001 §三.3(3): 不应留存非本机构的…银行卡密码、网络支付密码等C3类别信息; the account
+    passwords are C3 too (seed 004 分类 C3②)."""
+    got = run([collect("R1", "X1", 0, ("securities_account", password), "payment", own_institution=False)])
+    (a,) = got["foreign_c3_stored"]
+    assert a.severity.value == "critical" and password in a.summary
 
 
 # -- determinism and state --------------------------------------------------------------------------------

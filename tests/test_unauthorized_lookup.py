@@ -93,7 +93,9 @@ def test_a_branch_may_query_but_never_change_a_sub_branch_customer(run) -> None:
     assert own == []  # the managing sub-branch's own lobby manager
 
 
-@pytest.mark.parametrize("roles", [["wealth_manager", "ho_marketing_mgmt"], ["ho_marketing_mgmt", "wealth_manager"]])
+@pytest.mark.parametrize(
+    "roles", [["wealth_manager", "ho_marketing_mgmt"], ["ho_marketing_mgmt", "wealth_manager"]]
+)
 def test_an_org_sees_by_its_level_whatever_roles_its_employee_holds_or_in_what_order(run, roles) -> None:
     """Seed 004 机构设置: what an institution sees follows its level (head office all, a sub-branch
     itself), and 角色设置: a user may hold several roles. A head-office role held at a sub-branch

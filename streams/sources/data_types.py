@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl
 import orjson
 from stdnum import luhn
 
-from policy.model import SdkField
-from policy.traffic import Traffic, key_form
+from policy.model import SdkField, key_form
+from policy.traffic import Traffic
 from schemas.models import FoundIn, ValueType
 from streams.personal_numbers import RUN, is_card, is_ric
 
