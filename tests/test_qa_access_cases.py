@@ -490,15 +490,28 @@ def test_49_property_records_across_midnight_stay_silent(run) -> None:
 
 
 # -- violations that barely cross -------------------------------------------------------------------
-def test_the_50th_credit_record_in_24_hours_spread_thin(run) -> None:
-    """A wealth manager pulls two of their own customers' credit reports an hour, round the clock:
-    never near the role window, but the 50th record within 24 h reaches art. 5 ¶1 (3)(4)."""
+def test_ten_times_a_tier_is_art_5_para_2_item_3(run) -> None:
+    """Art. 5 ¶2 (三): 数量或者数额达到前款第三项至第八项规定标准十倍以上 is 情节特别严重 ((二) is a
+    grave economic loss or a vile social impact, which no count shows): 500 credit records."""
+    reports = spread("w2", ids("A", 500), OPEN, OPEN + 20 * HOUR, fields=("customer_name", "credit_report"), system="credit_system")  # fmt: skip
+    a = one(run([_ent("w2", "wealth_manager", "S0101")], reports), "bulk_query")
+    assert (
+        a.severity.value == "critical"
+        and "(解释第五条第二款(三): 数量达到第一款第三项至第八项标准十倍以上)" in a.summary
+    )
+
+
+@pytest.mark.parametrize("data", ["credit_report", "loan_details"])
+def test_the_50th_credit_record_in_24_hours_spread_thin(run, data) -> None:
+    """A wealth manager pulls two of their own customers' credit reports (or loan files: credit
+    information, and 借贷信息 beside 财产信息 in the bank's rules) an hour, round the clock: never near
+    the role window, but the 50th record within 24 h reaches art. 5 ¶1 (3)(4)."""
     reports = spread(
         "w2",
         ids("A", 50),
         OPEN,
         OPEN + 24 * HOUR - HOUR,
-        fields=("customer_name", "credit_report"),
+        fields=("customer_name", data),
         system="credit_system",
     )
     alerts = run([_ent("w2", "wealth_manager", "S0101")], reports)
@@ -506,7 +519,7 @@ def test_the_50th_credit_record_in_24_hours_spread_thin(run) -> None:
     assert kinds(alerts) == ["bulk_query"]  # own customers, a role that may read credit: no lookup breach
     assert a.actor_id == "w2" and a.actor_org == "S0101" and a.severity.value == "high"
     assert a.counts["records"] == 50 and a.counts["customers"] == 50
-    assert "50 credit/property/location/communication_content records counted over 24 h (" in a.summary
+    assert "50 credit/property/loan/location/communication_content records counted over 24 h (" in a.summary
     assert "reached 50 (解释第五条第一款(三): 行踪轨迹、通信内容、征信信息、财产信息50条)" in a.summary
     assert (a.title_zh, a.title_en) == (
         "批量查询个人金融信息",
