@@ -402,12 +402,16 @@ class RetentionOverrunDetector:
         with the subject's consent for that purpose on record by then (separate where required).
         Judged once the watermark has passed the collection, against the consents read by then."""
         needs = self._consent_needs(ev, ctx.catalog)
-        if not needs or not fed(ctx.refs.consents):  # a deployment that feeds no consents decides nothing
+        separate = any(n.separate for n in needs)
+        # a deployment that feeds no consents decides nothing, except where the law asks for a
+        # separate consent before the collection (biometrics, PIPL art. 29): none on record is the
+        # offence the bank must be able to disprove
+        unfed = not fed(ctx.refs.consents)
+        if not needs or (unfed and not separate):
             return
         cats = ctx.catalog.categories(ev.categories)
         consent = ctx.consent(customer, ev.purpose, None, ev.ts) if ev.purpose else None
         granted = consent is not None and consent.status is ConsentStatus.granted
-        separate = any(n.separate for n in needs)
         if consent is not None and granted and (consent.separate or not separate):
             return
         kind = "separate consent (单独同意)" if separate else "consent"
@@ -416,6 +420,7 @@ class RetentionOverrunDetector:
             if not ev.purpose
             else f"no {kind} of the customer for {ev.purpose} on record by then"
             + (" (a consent, not a separate one)" if granted else "")
+            + (" (the consents stream holds none at all)" if unfed else "")
         )
         yield from self._once(
             Rule.collected_without_consent,

@@ -887,12 +887,16 @@ def test_a_separate_consent_logged_seconds_after_the_collection_it_precedes_cove
     assert got == {T0 - 2_000: [], T0 + 2_000: ["collected_without_consent"]}
 
 
-def test_a_deployment_that_feeds_no_consents_has_collections_judged_by_nothing_else(run) -> None:
-    """No consents stream at all (a bulk-only setup, a test case of other rules): a face template
-    collected is not a consent violation, only what the other rules say."""
-    assert (
-        run([collect(cats=("biometric_template",), purpose="authentication", system="mobile_banker")]) == {}
-    )
+def test_a_deployment_that_feeds_no_consents_still_owes_a_separate_one_for_a_face(run) -> None:
+    """No consents stream at all (a bulk-only setup): marketing tags collected decide nothing, as no
+    consent could be seen; a face template needs a separate consent before it is collected (seed 004
+    流程描述(1)②, PIPL art. 29), and none on record is the offence the bank must disprove."""
+    assert run([collect(cats=("marketing_tags",), purpose="marketing", system="crm")]) == {}
+    got = run([collect(cats=("biometric_template",), purpose="authentication", system="mobile_banker")])
+    (a,) = got["collected_without_consent"]
+    assert "(the consents stream holds none at all)" in a.summary and set(got) == {
+        "collected_without_consent"
+    }
 
 
 # -- how it is stored (seed 002 §五(2)(4)) -----------------------------------------------------------------
@@ -906,7 +910,8 @@ def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> Non
         collect("R3", cats=("customer_name", "id_document_no", "biometric_template"), purpose="kyc_aml"),
         collect("R4", cats=("biometric_template",), purpose="kyc_aml"),
     ])  # fmt: skip
-    assert set(got) == {"card_data_on_client", "biometric_with_identity"}  # no consents fed: not judged
+    # the faces were collected with no consent on record (none fed): that rule's own test is above
+    assert set(got) == {"card_data_on_client", "biometric_with_identity", "collected_without_consent"}
     (client,) = got["card_data_on_client"]
     assert client.severity.value == "critical" and "stores card_cvn on mobile_banker" in client.summary
     (together,) = got["biometric_with_identity"]
@@ -918,7 +923,9 @@ def test_a_face_template_is_captured_on_a_terminal_or_app_but_never_kept_there(r
     face for sign-in sends it (collect: silent), one that stores it fires, and so does a POS
     terminal keeping a card's track data and PIN."""
     face = dict(cats=("biometric_template",), purpose="authentication", system="mobile_banking")
-    assert run([collect("R1", **face)]) == {}
+    assert set(run([collect("R1", **face)])) == {
+        "collected_without_consent"
+    }  # none fed: not card_data_on_client
     (kept,) = run([lc("store", "R2", "C1", 0, categories=["biometric_template"], purpose="authentication", system="mobile_banking")])["card_data_on_client"]  # fmt: skip
     assert kept.severity.value == "critical" and "stores biometric_template on mobile_banking" in kept.summary
     pos = run([collect("R3", cats=("payment_account_no", "card_track_data", "card_pin"), purpose="payment", system="pos_terminal")])  # fmt: skip
