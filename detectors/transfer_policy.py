@@ -14,8 +14,9 @@ agreed volume is summed per period:
   encryption alone does not count (seed 002 §六.4(3), seed 004 流程描述(4)⑪).
 - `unencrypted_public_network`: C2 or C3 data over a public network without encryption (seed 002 §四(3)).
 - `cross_border`: data leaving the home country without every subject's separate consent or
-  without an outbound security assessment declared for the recipient and valid at the time
-  (seed 002 §六.5(2)(3), seed 004 流程描述(4)⑬): a leakage candidate.
+  without an outbound security assessment declared for the recipient and valid at the time, or
+  to a recipient outside the bank's group (seed 002 §六.5(1)-(3), seed 004 流程描述(4)⑬): a
+  leakage candidate.
 - `recipient_not_approved`: a recipient not in `policy/recipients.yaml`, with no contract in force,
   or whose contract does not cover the categories sent (seed 002 §六.2(2), §六.4(5)).
 - `disclosed_without_assessment`: a public disclosure that names no personal information
@@ -334,11 +335,15 @@ class TransferPolicyDetector:
     def _cross_border(
         self, ev: Any, cls: JrClass, country: str | None, book: RecipientBook, ctx: Context
     ) -> Iterator[Finding]:
-        """Seed 002 §六.5(2)(3), seed 004 流程描述(4)⑬: separate consent of every subject and an
-        outbound security assessment, declared for the recipient and valid at the time."""
+        """Seed 002 §六.5(1)-(3), seed 004 流程描述(4)⑬: separate consent of every subject, an
+        outbound security assessment, declared for the recipient and valid at the time, and a
+        recipient of the bank's own group (关联机构, 实施办法 art. 34(三)). A recipient the policy
+        does not list is judged by the approval rules; whether it is an affiliate is not known."""
         missing, unnamed = self._without_consent(ev, ctx)
         assessed = book.assessed(ev.recipient_id, ev.assessment_id, ev.ts)
-        if not (missing or unnamed or not assessed):
+        listed = book.recipients.get(ev.recipient_id)
+        unaffiliated = listed is not None and not listed.affiliate
+        if not (missing or unnamed or not assessed or unaffiliated):
             return
         gaps = []
         if missing or unnamed:
@@ -349,12 +354,19 @@ class TransferPolicyDetector:
                 if ev.assessment_id
                 else "no outbound security assessment"
             )
+        if unaffiliated:
+            gaps.append("not an affiliate the business needs (关联机构, 实施办法 art. 34(三))")
         yield self._finding(
             ev,
             self.p.rules.cross_border,
             cls,
             f"sent data across the border to {ev.recipient_id} ({country or 'unknown country'}): {'; '.join(gaps)}",
-            {"subjects_without_consent": missing, "subjects_unnamed": unnamed, "assessed": int(assessed)},
+            {
+                "subjects_without_consent": missing,
+                "subjects_unnamed": unnamed,
+                "assessed": int(assessed),
+                "affiliate": int(not unaffiliated),
+            },
         )
 
     @staticmethod

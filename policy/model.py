@@ -550,6 +550,11 @@ class Recipient(Strict):
     country: CountryCode = Field(description="ISO 3166 alpha-2 country code")
     contracts: list[Contract] = Field(default_factory=list)
     assessments: list[Assessment] = Field(default_factory=list)
+    affiliate: bool = Field(
+        default=False,
+        description="one of the bank's own group (关联机构: head office, parent, branch or subsidiary): "
+        "the only recipient abroad the PBoC measures allow (实施办法 art. 34(三), seed 002 §六.5(1))",
+    )
     clearing_purposes: list[str] = Field(
         default_factory=list,
         description="purposes (purposes.yaml) for which it is a clearing or settlement institution "

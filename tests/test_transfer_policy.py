@@ -13,6 +13,7 @@ import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
+from policy.catalog import Catalog
 from policy import DEFAULT_DIR, PolicyError, load_policy
 from schemas.models import Consent, TransferEvent
 from streams.alerts import latest, to_ocsf
@@ -286,6 +287,30 @@ def test_cross_border_needs_separate_consent_and_a_valid_declared_assessment(eng
     bundled = consent(purpose="group_risk_management", separate=False)
     (b,) = run(engine(bundled), abroad()).values()
     assert b.rule_id == "LM-TP-005" and "without separate consent" in b.summary
+
+
+def test_abroad_only_an_affiliate_the_business_needs_may_receive(policy) -> None:
+    """实施办法 art. 34(三) (seed 002 §六.5(1)): 信息接收方为完成该业务所必需的关联机构. A cloud vendor in
+    Singapore with a contract, an assessment and every customer's separate consent is still no
+    recipient abroad; the Hong Kong affiliate, sent the same, is."""
+    book = policy.recipients
+    hk = book.recipients["os_parent_group_hk"]
+    vendor = hk.model_copy(update={"name_en": "cloud vendor, Singapore", "country": "SG", "affiliate": False})
+    ours = policy.model_copy(
+        update={
+            "recipients": book.model_copy(update={"recipients": {**book.recipients, "os_cloud_sg": vendor}})
+        }
+    )
+    spec = next(s for s in load_detectors(ours) if s.kind == "transfer_policy")
+    e = Engine([spec], Catalog(ours), pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    e.apply_reference("consents", refs("consents", [consent(purpose="group_risk_management")]))
+    to_vendor = abroad(n=1, recipient_id="os_cloud_sg", recipient_country="SG")
+    (a,) = run(e, abroad(), to_vendor).values()
+    assert a.rule_id == "LM-TP-005" and a.counts["affiliate"] == 0
+    assert (
+        "to os_cloud_sg (SG): not an affiliate the business needs (关联机构, 实施办法 art. 34(三));"
+        in a.summary
+    )
 
 
 def test_a_domestic_type_sent_to_another_country_is_cross_border(engine) -> None:
