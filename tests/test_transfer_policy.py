@@ -13,8 +13,8 @@ import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
-from policy.catalog import Catalog
 from policy import DEFAULT_DIR, PolicyError, load_policy
+from policy.catalog import Catalog
 from schemas.models import Consent, TransferEvent
 from streams.alerts import latest, to_ocsf
 from streams.engine import Engine
