@@ -69,9 +69,12 @@ def test_transfers_are_counted_by_declared_recipient_only(policy, catalog) -> No
             public_network=False,
         )
 
-    e.process("transfer", "t", 0, fed("transfer", [sent(0, declared), sent(1, "Li Si's USB stick")], "t"))
+    # a regulator's report is the regulator's on the dashboards, not an undeclared recipient's
+    reports = [sent(0, declared), sent(1, "Li Si's USB stick"), sent(2, "reg_pbc_credit_reference")]
+    e.process("transfer", "t", 0, fed("transfer", reports, "t"))
     cells = {tuple(r[4:8]): r[8] for r in e.rollup_rows()}
     assert cells[("transfer", "C2", declared, "third_party")] == 1
+    assert cells[("transfer", "C2", "reg_pbc_credit_reference", "third_party")] == 1
     assert cells[("transfer", "C2", "undeclared_recipient", "third_party")] == 1
     assert "Li Si" not in str(cells)
 
