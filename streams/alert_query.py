@@ -1,13 +1,18 @@
 """`lifemon alerts`: the SOC's list of alerts from ClickHouse, newest revision of each, filtered by
-detector, severity (at least), actor, status and time range. Values reach the query as bound
-parameters, never spliced into SQL."""
+detector, rule, severity (at least), actor, subject, status and time range; and `lifemon alerts
+show ID`, one alert with what a triage needs: why it fired (rule, regulation), what to do (the
+detector's runbook), which events caused it, and the revisions the table still holds. Values reach
+the queries as bound parameters, never spliced into SQL."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from schemas.models import SEVERITY_RANK, Severity
+from streams.text_table import aligned, display_width
 
 COLUMNS = (
     "last_seen",
@@ -42,17 +47,23 @@ def query_alerts(
     detector: str | None = None,
     min_severity: Severity | None = None,
     actor: str | None = None,
+    rule: str | None = None,
+    subject: str | None = None,
     status: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 50,
 ) -> Listing:
-    """Alerts as dicts of COLUMNS plus `summary`, newest first; `status` a key of STATUSES."""
+    """Alerts as dicts of COLUMNS plus `summary`, newest first; `status` a key of STATUSES.
+    `actor` and `rule` match whatever their case (`e000003` finds E000003's alerts); `subject`
+    is a customer's pseudonym, found in each alert's kept sample of its subjects only."""
     severities = at_least(min_severity)
     filters = [  # (condition, parameter name, value): a filter applies when its value is given
         ("detector = {detector:String}", "detector", detector),
         ("severity IN {severities:Array(String)}", "severities", severities),
-        ("actor_id = {actor:String}", "actor", actor),
+        ("lowerUTF8(actor_id) = lowerUTF8({actor:String})", "actor", actor),
+        ("lowerUTF8(rule_id) = lowerUTF8({rule:String})", "rule", rule),
+        ("has(subjects_sample, {subject:String})", "subject", subject),
         ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
         ("last_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("last_seen < {until:DateTime64(3, 'UTC')}", "until", until),
@@ -164,3 +175,225 @@ def render(rows: list[dict[str, Any]], color: bool = False) -> str:
         return "no alerts match"
     width = max(16, *(len(r["actor_id"]) for r in rows))  # a recipient's id is longer than an employee's
     return "\n".join(render_alert(r, color, width) for r in rows)
+
+
+# -- one alert: `lifemon alerts show ID` -----------------------------------------------------------
+
+MIN_ID_PREFIX = 6  # the list shows 12 characters of an id; an analyst copies some of them
+
+SHOWN = (
+    "alert_id",
+    "revision",
+    "status",
+    "detector",
+    "rule_id",
+    "rule_version",
+    "severity",
+    "title_zh",
+    "title_en",
+    "summary",
+    "regulation",
+    "jr_class",
+    "actor_id",
+    "actor_org",
+    "subject_count",
+    "subjects_sample",
+    "counts",
+    "evidence_event_ids",
+    "event_count",
+    "window_start",
+    "window_end",
+    "first_seen",
+    "last_seen",
+)
+REVISION_COLUMNS = ("revision", "status", "last_seen", "event_count", "version")
+
+
+class AlertNotFound(LookupError):
+    """No alert, or more than one, has an id that starts with what the analyst gave."""
+
+
+class AlertView(NamedTuple):
+    """An alert's newest revision (a dict of SHOWN) and the rows of its revisions the table still
+    holds, as dicts of REVISION_COLUMNS, by revision."""
+
+    alert: dict[str, Any]
+    revisions: list[dict[str, Any]]
+
+
+def resolve_alert_id(client: Any, database: str, given: str) -> str:
+    """The one alert id equal to `given` or starting with it. AlertNotFound when none does, or when
+    several do (naming some of them): a prefix must pick one alert, never the first of many."""
+    table = f"{database}.alerts"
+    matches = [
+        alert_id
+        for (alert_id,) in client.query(
+            f"SELECT DISTINCT alert_id FROM {table} WHERE startsWith(alert_id, {{given:String}}) "
+            "ORDER BY alert_id LIMIT 5",
+            parameters={"given": given},
+        ).result_rows
+    ]
+    if given in matches:
+        return given
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise AlertNotFound(f"no alert id starts with {given}; `lifemon alerts` lists them")
+    total = client.query(
+        f"SELECT uniqExact(alert_id) FROM {table} WHERE startsWith(alert_id, {{given:String}})",
+        parameters={"given": given},
+    ).result_rows[0][0]
+    more = f" and {total - len(matches)} more" if total > len(matches) else ""
+    raise AlertNotFound(f"{given} starts {total} alert ids ({', '.join(matches)}{more}); give more of the id")
+
+
+def query_alert(client: Any, database: str, alert_id: str) -> AlertView:
+    """The alert `alert_id` names (an id `resolve_alert_id` returned): its newest revision, as
+    the list shows it (FINAL), and each revision row still stored. ClickHouse keeps an alert's
+    newest row: older ones last only until it merges the table's parts, and a checkpoint writes
+    only the newest revision it holds, so the list may start late or skip numbers."""
+    table = f"{database}.alerts"
+    params = {"alert_id": alert_id}
+    newest = client.query(
+        f"SELECT {', '.join(SHOWN)} FROM {table} FINAL WHERE alert_id = {{alert_id:String}}",
+        parameters=params,
+    )
+    if not newest.result_rows:
+        raise AlertNotFound(f"no alert {alert_id}; `lifemon alerts` lists them")
+    revisions = client.query(
+        f"SELECT DISTINCT {', '.join(REVISION_COLUMNS)} FROM {table} WHERE alert_id = {{alert_id:String}} "
+        "ORDER BY revision, version",
+        parameters=params,
+    )
+    return AlertView(
+        dict(zip(newest.column_names, newest.result_rows[0], strict=True)),
+        [dict(zip(revisions.column_names, row, strict=True)) for row in revisions.result_rows],
+    )
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # DateTime64(3, 'UTC') may come back naive
+
+
+def _when(t: datetime, zone: ZoneInfo | None) -> str:
+    """A time in UTC, as everything lifemon prints, and in the bank's zone beside it."""
+    utc = _utc(t)
+    text = f"{utc:%Y-%m-%d %H:%M:%S} UTC"
+    if zone is None or zone.key == "UTC":
+        return text
+    return f"{text}  ({utc.astimezone(zone):%Y-%m-%d %H:%M:%S} {zone.key})"
+
+
+WRAP = 92  # terminal columns of a field's value
+
+
+def _wrapped(text: str) -> list[str]:
+    """Prose (a summary, a runbook) in lines of at most WRAP columns, a CJK character two."""
+    return _packed(text.split(), " ")
+
+
+def _packed(items: Sequence[str], sep: str = ", ") -> list[str]:
+    """`items` joined by `sep` in lines of at most WRAP columns, never breaking an item (an id,
+    a pseudonym, a count and its name)."""
+    lines: list[str] = []
+    for item in items:
+        if lines and display_width(lines[-1] + sep + item) <= WRAP:
+            lines[-1] += sep + item
+        else:
+            if lines:
+                lines[-1] += sep.rstrip()  # "a, b," then "c" on the next line
+            lines.append(item)
+    return lines or [""]
+
+
+def render_alert_view(
+    view: AlertView,
+    *,
+    regulation: Sequence[str] = (),
+    runbook: str = "",
+    rule_file: str = "",
+    policy_rule_version: int | None = None,
+    timezone: str | None = None,
+) -> str:
+    """One alert for triage, labelled in zh and en: why it fired (detector, rule, the clauses it
+    cites, then the detector's basis from the policy that it does not repeat), whom and what it
+    counted, the events behind it, the detector's runbook (`rule_file`'s, the policy read now:
+    `policy_rule_version` says when that rule changed since the alert), and its revisions.
+    Times in UTC, and in `timezone` (the bank's, recipients.yaml) beside them."""
+    a = view.alert
+    zone = ZoneInfo(timezone) if timezone else None
+    records, customers = records_and_customers(a["subject_count"], a["counts"] or {})
+    rows: list[tuple[str, str, str]] = []
+
+    def field(en: str, zh: str, *lines: str) -> None:
+        rows.extend((en if i == 0 else "", zh if i == 0 else "", line) for i, line in enumerate(lines))
+
+    field("title", "标题", f"{a['title_zh']} / {a['title_en']}")
+    field("severity", "级别", a["severity"])
+    field("status", "状态", f"{a['status']} (revision {a['revision']})")
+    changed = (
+        f"; the policy now has v{policy_rule_version}"
+        if policy_rule_version and policy_rule_version != a["rule_version"]
+        else ""
+    )
+    field("rule", "规则", f"{a['rule_id']} v{a['rule_version']} of {a['detector']}{changed}")
+    field("class", "分级", f"JR/T 0171-2020 {a['jr_class']}")
+    actor = a["actor_id"] or "—"
+    field("actor", "行为方", f"{actor}, org {a['actor_org']}" if a["actor_org"] else actor)
+    field("seen", "发生时间", f"first {_when(a['first_seen'], zone)}", f"last  {_when(a['last_seen'], zone)}")
+    if (a["window_start"], a["window_end"]) != (a["first_seen"], a["last_seen"]):
+        field("window", "窗口", f"{_when(a['window_start'], zone)} to", _when(a["window_end"], zone))
+    counted = ", ".join(
+        f"{'—' if n is None else f'{n:,}'} {unit}"
+        for n, unit in ((records, "records"), (customers, "customers"))
+    )
+    field("counted", "数量", counted)
+    sample = a["subjects_sample"]
+    field(
+        "subjects",
+        "客户样本",
+        *(
+            [f"{len(sample)} pseudonym(s) kept, a sample:", *_packed(sample)]
+            if sample
+            else ["none kept (the detector named none, or pseudonym_ttl_days emptied them)"]
+        ),
+    )
+    if a["counts"]:
+        field("counts", "计数", *_packed([f"{k} {v:,}" for k, v in a["counts"].items()]))
+    field("summary", "摘要", *_wrapped(a["summary"] or "— (emptied after pseudonym_ttl_days)"))
+    basis = list(dict.fromkeys([*a["regulation"], *regulation]))
+    field("regulation", "法规依据", *(basis or ["—"]))
+    evidence = a["evidence_event_ids"]
+    aggregated = f"{a['event_count']:,} event(s) aggregated; " if a["event_count"] else ""
+    field(
+        "evidence",
+        "证据",
+        f"{aggregated}{len(evidence)} event id(s) kept{':' if evidence else ''}",
+        *(_packed(evidence) if evidence else []),
+    )
+    where = f" ({rule_file})" if rule_file else ""
+    field(
+        "runbook",
+        "处置步骤",
+        *(
+            _wrapped(runbook) + ([f"from {rule_file}"] if rule_file else [])
+            if runbook.strip()
+            else [f"none{where}"]
+        ),
+    )
+    lines = [f"alert / 告警 {a['alert_id']}"]
+    lines += ["  " + line for line in aligned(("", "", ""), rows)[1:]]
+    lines += ["", "revisions stored / 修订记录 (ClickHouse keeps the newest; older ones until it merges)"]
+    table = [
+        (
+            str(r["revision"]),
+            f"{_utc(r['last_seen']):%Y-%m-%d %H:%M:%S} UTC",
+            f"{r['event_count']:,}",
+            r["status"],
+        )
+        for r in view.revisions
+    ]
+    lines += [
+        "  " + line for line in aligned(("revision", "last seen", "events", "status"), table, right={0, 2})
+    ]
+    return "\n".join(lines)

@@ -41,6 +41,7 @@ EPILOG = """examples:
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --status active --severity high --since 24h
                                        the SOC's list, filtered (detector, actor, status, time)
+  lifemon alerts show cc91f269f62a     one alert: rule, regulation, runbook, evidence ids, revisions
   lifemon incidents --status active    leakage incidents, the earliest report due first
   lifemon watch --bootstrap k:9092 --severity high
                                        new alerts live in the terminal, as pfi.alerts receives them
@@ -488,6 +489,9 @@ STATUS_HELP = {
 }
 
 
+LIST_LIMIT = 50  # `--limit`'s default
+
+
 def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: str) -> None:
     """The filters `lifemon alerts` and `lifemon incidents` share."""
     sp.add_argument(
@@ -503,7 +507,11 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
     sp.add_argument("--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN (default: any time)")
     sp.add_argument("--until", type=when, metavar="WHEN", help=f"{seen} before WHEN (default: any time)")
     sp.add_argument(
-        "--limit", type=positive, default=50, metavar="N", help=f"at most N {what}, {order} (default 50)"
+        "--limit",
+        type=positive,
+        default=LIST_LIMIT,
+        metavar="N",
+        help=f"at most N {what}, {order} (default {LIST_LIMIT})",
     )
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
@@ -536,7 +544,50 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from streams.alert_query import query_alerts, render
 
-    return _list(args, "alerts", query_alerts, render, detector=args.detector, actor=args.actor)
+    only = {"detector": args.detector, "actor": args.actor, "rule": args.rule, "subject": args.subject}
+    return _list(args, "alerts", query_alerts, render, **only)
+
+
+# the list's filters, which `alerts show` refuses rather than ignores: an id names one alert
+LIST_ONLY = ("detector", "actor", "rule", "subject", "severity", "status", "since", "until")
+
+
+def cmd_alert_show(args: argparse.Namespace) -> int:
+    """`alerts show ID`: one alert for triage (streams/alert_query.py `render_alert_view`), with
+    its detector's regulation and runbook from the policy."""
+    from policy import detector_file
+    from streams.alert_query import AlertNotFound, query_alert, render_alert_view, resolve_alert_id
+    from streams.clickhouse import location
+
+    given = [f"--{name}" for name in LIST_ONLY if getattr(args, name, None)]
+    if given or args.limit != LIST_LIMIT:
+        listed = ", ".join(given + (["--limit"] if args.limit != LIST_LIMIT else []))
+        log.error(f"`lifemon alerts show ALERT_ID` takes an alert id, not the list's filters ({listed})")
+        return 2
+    config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
+    policy = load_policy(config.policy_dir)
+    client = _read_client(config)
+    database = config.clickhouse.database
+    try:
+        view = query_alert(client, database, resolve_alert_id(client, database, args.alert_id))
+    except AlertNotFound as e:
+        log.error(f"{e} (lifemon database {database} at {location(client)})")
+        return 2
+    detector = view.alert["detector"]
+    section = policy.detectors.get(detector)
+    # the rule's version now, to say it changed since the alert (a sub-rule's id has no version)
+    now = section.rule_version if section and section.rule_id == view.alert["rule_id"] else None
+    print(
+        render_alert_view(
+            view,
+            regulation=section.regulation if section else (),
+            runbook=section.runbook if section else "",
+            rule_file=str(detector_file(detector, config.policy_dir)),
+            policy_rule_version=now,
+            timezone=policy.recipients.timezone,
+        )
+    )
+    return 0
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
@@ -645,6 +696,19 @@ def positive(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"{n}: give a number of 1 or more")
     return n
+
+
+def alert_id_prefix(text: str) -> str:
+    """`alerts show`'s ALERT_ID (argparse's type): an id, or enough of its start to pick it."""
+    from streams.alert_query import MIN_ID_PREFIX
+
+    given = text.strip()
+    if len(given) < MIN_ID_PREFIX:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is too short: give the alert's id or its first {MIN_ID_PREFIX} characters or more "
+            "(`lifemon alerts` shows 12)"
+        )
+    return given
 
 
 def detector_kind(text: str) -> str:
@@ -976,13 +1040,64 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
     sp.set_defaults(func=cmd_report)
 
-    sp = sub.add_parser("alerts", help="list alerts from ClickHouse, filtered (newest revision of each)")
+    from streams import alert_query
+
+    sp = sub.add_parser(
+        "alerts",
+        help="list alerts from ClickHouse, filtered (newest revision of each); `alerts show ID`: one alert",
+        usage="%(prog)s [--detector DETECTOR] [--actor ACTOR] [--rule RULE_ID] [--subject PSEUDONYM]\n"
+        "                      [--severity SEVERITY] [--status STATUS] [--since WHEN] [--until WHEN]\n"
+        "                      [--limit N] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
+        "       %(prog)s show ALERT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]",
+    )
     sp.add_argument(
         "--detector", type=detector_kind, help="only this detector (default: all; see `lifemon detectors`)"
     )
-    sp.add_argument("--actor", help="only this employee id (or recipient, SDK) (default: all)")
+    sp.add_argument(
+        "--actor", help="only this employee id (or recipient, SDK), whatever its case (default: all)"
+    )
+    sp.add_argument(
+        "--rule",
+        metavar="RULE_ID",
+        help="only this rule id (LM-BQ-001, LM-TP-005, ...), whatever its case (default: all)",
+    )
+    sp.add_argument(
+        "--subject",
+        metavar="PSEUDONYM",
+        help="only alerts whose sample of customers holds this pseudonym (`lifemon pseudonym` gives a "
+        "customer's). A sample only: an alert about more customers than it keeps may concern one "
+        "and not list it; emptied after pseudonym_ttl_days (default: all)",
+    )
     _listing_options(sp, "alerts", "last seen", "newest first")
     sp.set_defaults(func=cmd_alerts)
+    actions = sp.add_subparsers(
+        dest="alerts_action",
+        metavar="show ALERT_ID",
+        required=False,
+        help="one alert in full instead of the list (default: the list; `lifemon alerts show -h`)",
+    )
+    show = actions.add_parser(
+        "show",
+        help="one alert for triage: why it fired (rule, regulation), what to do (its runbook), its "
+        "evidence and revisions",
+        description="One alert from ClickHouse, its newest revision: detector, rule and version, "
+        "titles, severity, status, actor, times (UTC and the bank's zone), customers counted and "
+        "the pseudonyms kept, counts, summary, the regulation it cites and its detector's basis, "
+        "the event ids kept as evidence, the detector's runbook (from the policy), and the "
+        "revisions the table still holds.",
+    )
+    show.add_argument(
+        "alert_id",
+        type=alert_id_prefix,
+        metavar="ALERT_ID",
+        help=f"the alert's id, or its first {alert_query.MIN_ID_PREFIX} characters or more (as `lifemon alerts` shows "
+        "12), if no other alert's id starts with them",
+    )
+    # SUPPRESS: given before `show` (`alerts --config c.yaml show ID`), the value still counts
+    show.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
+    show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the runbook and basis)")
+    show.set_defaults(func=cmd_alert_show)
 
     sp = sub.add_parser(
         "incidents",

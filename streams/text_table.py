@@ -7,18 +7,19 @@ import unicodedata
 from collections.abc import Collection, Sequence
 
 
-def _width(text: str) -> int:
+def display_width(text: str) -> int:
+    """The terminal columns `text` takes: two for each wide (CJK) character."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _pad(text: str, width: int, right: bool) -> str:
-    fill = " " * (width - _width(text))
+    fill = " " * (width - display_width(text))
     return fill + text if right else text + fill
 
 
 def aligned(header: Sequence[str], cells: Sequence[Sequence[str]], right: Collection[int] = ()) -> list[str]:
     """The header and rows, each column as wide as its widest cell; columns in `right` align right."""
-    widths = [max(_width(c[i]) for c in [header, *cells]) for i in range(len(header))]
+    widths = [max(display_width(c[i]) for c in [header, *cells]) for i in range(len(header))]
     return [
         "  ".join(
             _pad(v, w, right=i in right) for i, (v, w) in enumerate(zip(row, widths, strict=True))

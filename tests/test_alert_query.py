@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from datetime import UTC, datetime
@@ -17,31 +18,34 @@ from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_r
 
 
 def alert(uid: str, detector: str, severity: str, actor: str, minute: int, revision: int = 1, **kw) -> Alert:
+    """An alert of `actor`'s at minute `minute` of 2026-01-01; `kw` sets any other field."""
     ts = T0 + minute * 60_000
+    fields = {
+        "status": AlertStatus.open,
+        "rule_id": "R",
+        "rule_version": 1,
+        "title_zh": "标题",
+        "title_en": "title",
+        "summary": f"{actor} did something",
+        "regulation": ["seed"],
+        "jr_class": "C2",
+        "actor_org": "S0101",
+        "subject_count": 3,
+        "subjects_sample": ["p_1"],
+        "counts": {},
+        "evidence_event_ids": ["e"],
+    }
     return Alert(
         alert_id=uid,
         revision=revision,
-        status=kw.pop("status", AlertStatus.open),
         detector=detector,
-        rule_id="R",
-        rule_version=1,
         severity=Severity(severity),
-        title_zh="标题",
-        title_en="title",
-        summary=f"{actor} did something",
-        regulation=["seed"],
-        jr_class="C2",
         actor_id=actor,
-        actor_org="S0101",
-        subject_count=3,
-        subjects_sample=["p_1"],
-        counts={},
-        evidence_event_ids=["e"],
         window_start=ts,
         window_end=ts,
         first_seen=ts,
         last_seen=ts,
-        **kw,
+        **(fields | kw),
     )
 
 
@@ -137,3 +141,167 @@ def test_columns_stay_aligned_when_a_recipients_id_is_longer_than_an_employees()
     ]  # fmt: skip
     first, second = (line for line in render(rows).splitlines() if "UTC" in line)
     assert first.index("3 records") == second.index("3 records")
+
+
+# -- `lifemon alerts show ID`: one alert for triage ------------------------------------------------
+BULK = "cc91f269f62a087aa24c9e8917a53515"  # two ids sharing their first 7 characters, as hashes may
+TWIN = "cc91f26aa0b1c2d3e4f5061728394a5b"
+
+
+@pytest.fixture
+def root_logging():
+    """`main` sets up its logging on the root logger; the test process keeps its own."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+@pytest.fixture
+def shown(ch, policy, tmp_path):
+    """A database whose bulk_query alert was written at three checkpoints (merges stopped, so the
+    table still holds each row, as it does until ClickHouse merges them), and a config to read it."""
+    name = f"aq_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, name)
+    ch.command(f"SYSTEM STOP MERGES {name}.alerts")
+    sink = ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+    section = policy.detectors["bulk_query"]
+    for revision, status, minute, events in [
+        (1, AlertStatus.open, 10, 30),
+        (2, AlertStatus.updated, 40, 61),
+        (3, AlertStatus.closed, 95, 75),
+    ]:
+        sink.write(
+            [
+                alert(
+                    BULK, "bulk_query", "high", "E000003", minute, revision, status=status,
+                    rule_id=section.rule_id, regulation=["解释第五条第一款(四): 交易信息等500条"],
+                    subjects_sample=["p_aaa", "p_bbb"], counts={"records": 65 + minute, "customers": 33},
+                    evidence_event_ids=[f"acc-{i}" for i in range(1, revision + 2)], event_count=events,
+                )
+            ]
+        )  # fmt: skip
+    sink.write([alert(TWIN, "unauthorized_lookup", "medium", "e2", 20, rule_id="LM-UL-001")])
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {name}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
+    return name, str(config)
+
+
+def show(capsys, config: str, given: str) -> tuple[int, str, str]:
+    status = main(["alerts", "show", given, "--config", config])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())  # a value wrapped over lines reads on as one
+
+
+def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
+    ch, shown, policy, capsys, monkeypatch, root_logging
+) -> None:
+    """The probe: an alert did not tell its rule, its regulation, its evidence or what to do. The
+    runbook and the detector's basis come from the policy; the rest is the newest row's."""
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    _, config = shown
+    status, out, _ = show(capsys, config, BULK[:12])  # the 12 characters the list shows
+    assert status == 0
+    section = policy.detectors["bulk_query"]
+    assert out.splitlines()[0] == f"alert / 告警 {BULK}"
+    fields = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line[2] != " "}
+    assert f"{section.rule_id} v1 of bulk_query" in fields["rule"]
+    assert "closed (revision 3)" in fields["status"] and "high" in fields["severity"]
+    assert "标题 / title" in fields["title"] and "E000003, org S0101" in fields["actor"]
+    # times in UTC, and in the bank's zone (recipients.yaml): minute 95 of 2026-01-01 is 09:35 in Beijing
+    assert policy.recipients.timezone == "Asia/Shanghai"
+    assert "last  2026-01-01 01:35:00 UTC  (2026-01-01 09:35:00 Asia/Shanghai)" in out
+    assert "160 records, 33 customers" in fields["counted"]
+    assert "2 pseudonym(s) kept, a sample:" in fields["subjects"] and "p_aaa, p_bbb" in out
+    # the clause this alert cites first, then the detector's basis, each clause once
+    basis = out.split("法规依据", 1)[1].split("  evidence", 1)[0]
+    clauses = [line.strip() for line in basis.splitlines()]
+    assert clauses == ["解释第五条第一款(四): 交易信息等500条", *section.regulation]
+    assert "75 event(s) aggregated; 4 event id(s) kept:" in fields["evidence"]
+    assert "acc-1, acc-2, acc-3, acc-4" in out
+    runbook = flat(out.split("处置步骤", 1)[1].split("revisions stored", 1)[0])
+    assert section.runbook.strip() and flat(section.runbook) in runbook
+    assert runbook.endswith("policy/detectors/bulk_query.yaml")
+
+
+def test_show_lists_the_revisions_the_table_holds_in_order(
+    ch, shown, capsys, monkeypatch, root_logging
+) -> None:
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    name, config = shown
+    status, out, _ = show(capsys, config, BULK)
+    assert status == 0
+    table = out.split("revisions stored", 1)[1].splitlines()[1:]
+    assert table[0].split() == ["revision", "last", "seen", "events", "status"]
+    rows = [line.split() for line in table[1:]]
+    assert rows == [
+        ["1", "2026-01-01", "00:10:00", "UTC", "30", "open"],
+        ["2", "2026-01-01", "00:40:00", "UTC", "61", "updated"],
+        ["3", "2026-01-01", "01:35:00", "UTC", "75", "closed"],
+    ]
+    # once ClickHouse merges the parts, only the newest row is left, and that is all it shows
+    ch.command(f"SYSTEM START MERGES {name}.alerts")
+    ch.command(f"OPTIMIZE TABLE {name}.alerts FINAL")
+    _, out, _ = show(capsys, config, BULK)
+    assert [line.split()[0] for line in out.split("revisions stored", 1)[1].splitlines()[2:]] == ["3"]
+
+
+def test_show_takes_a_unique_prefix_and_refuses_an_ambiguous_or_unknown_one(
+    ch, shown, capsys, monkeypatch, root_logging
+) -> None:
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    name, config = shown
+    status, out, _ = show(capsys, config, BULK[:8])  # cc91f269: this one only
+    assert status == 0 and out.startswith(f"alert / 告警 {BULK}\n")
+    status, out, _ = show(capsys, config, TWIN[:8])
+    assert status == 0 and out.startswith(f"alert / 告警 {TWIN}\n") and "LM-UL-001" in out
+    status, out, err = show(capsys, config, "cc91f2")  # both start so: which one is never guessed
+    assert status == 2 and out == ""
+    [line] = err.splitlines()
+    assert f"cc91f2 starts 2 alert ids ({BULK}, {TWIN}); give more of the id" in line
+    assert f"lifemon database {name}" in line
+    status, out, err = show(capsys, config, "ffffff00")
+    assert status == 2 and out == "" and "no alert id starts with ffffff00" in err
+    # fewer than 6 characters, or the list's filters beside an id: usage errors, nothing read
+    with pytest.raises(SystemExit) as caught:
+        main(["alerts", "show", "cc91f", "--config", config])
+    assert caught.value.code == 2 and "first 6 characters or more" in capsys.readouterr().err
+    assert main(["alerts", "--severity", "high", "--config", config, "show", BULK]) == 2
+    assert "not the list's filters (--severity)" in capsys.readouterr().err
+
+
+def test_options_before_show_still_count_and_the_list_keeps_its_flags(shown) -> None:
+    from streams.cli import build_parser, cmd_alert_show
+
+    _, config = shown
+    args = build_parser().parse_args(["alerts", "--config", config, "show", BULK[:6]])
+    assert args.func is cmd_alert_show and args.config == config and args.alert_id == BULK[:6]
+    args = build_parser().parse_args(["alerts", "--status", "active", "--config", config])
+    assert args.func.__name__ == "cmd_alerts" and args.status == "active" and args.config == config
+
+
+def test_actor_matches_whatever_its_case_and_rule_and_subject_filter(ch, shown) -> None:
+    """`--actor e000003` silently matched nothing: the ids are E000003."""
+    name, _ = shown
+    ids = lambda **kw: [r["alert_id"] for r in query_alerts(ch, name, **kw).rows]  # noqa: E731
+    assert ids(actor="e000003") == ids(actor="E000003") == [BULK]
+    assert ids(actor="E2") == [TWIN]
+    assert ids(rule="lm-ul-001") == ids(rule="LM-UL-001") == [TWIN]
+    assert ids(subject="p_bbb") == [BULK] and ids(subject="p_zzz") == []
+    assert ids(subject="p_") == []  # a whole pseudonym, not a part of one
+
+
+def test_the_cli_list_filters_by_rule_subject_and_actor_in_any_case(
+    ch, shown, capsys, monkeypatch, root_logging
+) -> None:
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    _, config = shown
+    for argv in (["--actor", "e000003"], ["--rule", "LM-BQ-001"], ["--subject", "p_aaa"]):
+        assert main(["alerts", "--config", config, *argv]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert len(out) == 2 and out[0].endswith(f"[{BULK[:12]}]"), argv
