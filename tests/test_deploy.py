@@ -1048,14 +1048,14 @@ def test_consent_and_sdk_panels_count_what_management_asks(_deploy_chdb: Any, de
     assert matrix[("amap_location", "contacts")]["omitted"] == 1  # the latest version of its block
     assert matrix[("amap_location", "imei")]["vague"] == 3
     assert list(matrix)[0] == ("amap_location", "contacts")  # findings first
-    (coverage,) = _panel_rows("Consent coverage", _deploy_chdb, deploy_db)
-    assert coverage["consent_coverage"] == 0.75  # 2 of 8 pushes in an off-scope alert
+    (coverage,) = _panel_rows("raising no off-scope alert", _deploy_chdb, deploy_db)
+    assert coverage["pushes_within_scope"] == 0.75  # 2 of 8 pushes in an off-scope alert
     (latency,) = _panel_rows("Opt-out latency", _deploy_chdb, deploy_db)
     assert latency["median_s"] == 600 and latency["max_s"] == 600
     (sent,) = _panel_rows("Transfers by recipient", _deploy_chdb, deploy_db)
     assert sent == {"recipient": "acme-collections", "C3": 0, "C2": 0, "C1": 2}
     (by_rule,) = _panel_rows("by rule", _deploy_chdb, deploy_db)
-    assert by_rule == {"rule": "after_withdrawal", "customers": 1}
+    assert by_rule == {"rule": "after_withdrawal", "alerts": 1}
 
 
 def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
