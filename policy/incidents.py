@@ -82,6 +82,11 @@ class IncidentPolicy(Strict):
     )
     classes: dict[str, LeakageClass] = Field(min_length=1)
     contact: Bilingual = Field(description="the contact the notice gives (PIPL art. 57 ¶1 (三))")
+    undeclared_fields: Bilingual = Field(
+        default=Bilingual(zh="未声明字段", en="fields the policy does not declare"),
+        description="the notice's category for data whose fields neither classification.yaml nor "
+        "sdks.yaml names (PIPL art. 57 ¶1: the categories are named, never left empty)",
+    )
     deadlines: list[Deadline] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -58,6 +58,10 @@ class Category(Part):
     records: int = Field(
         default=0, ge=0, description="records of this category the alerts report, named customers or not"
     )
+    # an SDK's collections name no customer: what its alerts count instead (each observation and
+    # device of an alert under every category it carried: the detector counts per episode)
+    observations: int = Field(default=0, ge=0, description="SDK observations that carried this category")
+    devices: int = Field(default=0, ge=0, description="devices those observations came from")
 
 
 class Text(Part):
@@ -100,6 +104,10 @@ class Incident(Part):
     regulation: list[str]
     subjects: Subjects
     records: int
+    observations: int = Field(
+        default=0, ge=0, description="SDK observations its alerts count (an SDK names no customer)"
+    )
+    devices: int = Field(default=0, ge=0, description="devices those observations came from")
     notice: Notice
     deadlines: list[DueReport]
     alerts: list[MemberAlert]

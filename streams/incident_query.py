@@ -20,6 +20,9 @@ COLUMNS = [
     # a transfer log may report how many customers it sent without naming them (subjects.reported)
     "JSONExtractUInt(incident, 'subjects', 'reported') AS subjects_reported",
     "records",
+    # an SDK's collections name no customer: its observations and devices (incidents before them: 0)
+    "JSONExtractUInt(incident, 'observations') AS observations",
+    "JSONExtractUInt(incident, 'devices') AS devices",
     "leakage_classes",
     "title_zh",
     "title_en",
@@ -61,6 +64,17 @@ def customers(distinct: int, reported: int) -> str:
     return "customers not named / 客户未具名"
 
 
+def amounts(records: int, observations: int = 0, devices: int = 0) -> str:
+    """What else an incident counts: its records, and an SDK's observations and devices where its
+    alerts counted those (an SDK names no record: `0 records` would read as nothing sent)."""
+    said = [f"{records:,} records / 记录"] if records or not (observations or devices) else []
+    if observations:
+        said.append(f"{observations:,} observations / 次采集")
+    if devices:
+        said.append(f"{devices:,} devices / 台设备")
+    return ", ".join(said)
+
+
 def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:
     """Two lines: what the team must see first (severity, who, how many customers, the first
     deadline and whether it has passed), then the leakage classes and the member alerts."""
@@ -71,7 +85,8 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
     passed = " (passed / 已过)" if due.replace(tzinfo=UTC) <= now else ""
     return (
         f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r['key_kind']} {r['key']}  "
-        f"{customers(r['subjects_distinct'], r['subjects_reported'])}, {r['records']:,} records / 记录  "
+        f"{customers(r['subjects_distinct'], r['subjects_reported'])}, "
+        f"{amounts(r['records'], r.get('observations', 0), r.get('devices', 0))}  "
         f"first report due {due:%Y-%m-%d %H:%M} UTC{passed}  [{r['incident_id'][:12]} rev {r['revision']}]"
         f"\n    {r['title_zh']} / {r['title_en']}; {len(r['alert_ids'])} alert(s): "
         + ", ".join(a[:12] for a in r["alert_ids"])

@@ -29,13 +29,14 @@ Pseudonyms only: customer ids were replaced at the engine's door; summaries hold
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from detectors.base import LEAKAGE_CANDIDATE, Finding
-from policy.catalog import Catalog
+from policy.catalog import UNKNOWN_FIELD_CLASS, Catalog
 from policy.incidents import IncidentPolicy, LeakageClass
 from schemas.incident import (
     Category,
@@ -58,6 +59,13 @@ HOUR_MS = 3_600_000
 INCIDENT = "i:"  # store key prefix: the incident's state
 EVIDENCE_LIMIT = 200
 CLASS_ORDER = ("C3", "C2", "C1")
+# the notice's category for fields neither classification.yaml nor sdks.yaml names (its words:
+# policy/incidents.yaml `undeclared_fields`)
+UNDECLARED = "undeclared_fields"
+# what an SDK alert whose rule names no field (a host, a country, an undeclared SDK) says its
+# observations carried: detectors/sdk_overcollection.py `_finding` writes it only into the summary
+# ("...; carried event_launch, event_login; 1 observations from 1 devices; ...")
+CARRIED = re.compile(r"; carried ([\w, ]+); \d+ observations")
 
 
 def incident_id(group: str, key: str, window_start: int) -> str:
@@ -149,9 +157,9 @@ class IncidentStage:
 
     def _member(self, finding: Finding, alert: Alert, cid: str) -> dict[str, Any]:
         categories = {k[len("category_") :] for k in alert.counts if k.startswith("category_")}
-        fields = list(finding.fields) + [k[len("field_") :] for k in alert.counts if k.startswith("field_")]
         records = alert.counts.get("records", alert.subject_count)
-        every = sorted(categories | {self._category(f) for f in fields})
+        # PIPL art. 57 ¶1 names the categories: an alert that names none the policy knows says so
+        every = sorted(categories | {self._category(f) for f in _fields(finding, alert)}) or [UNDECLARED]
         return {
             "revision": alert.revision,
             "class": cid,
@@ -171,6 +179,9 @@ class IncidentStage:
             # the customers as `lifemon alerts` counts them (unnamed rows are no customers)
             "reported": records_and_customers(alert.subject_count, alert.counts)[1] or 0,
             "records": records,
+            # an SDK's collections name no customer (docs/incidents.md): it counts these instead
+            "observations": alert.counts.get("observations", 0),
+            "devices": alert.counts.get("devices", 0),
             "evidence": list(alert.evidence_event_ids),
             "first_seen": alert.first_seen,
             "last_seen": alert.last_seen,
@@ -178,8 +189,11 @@ class IncidentStage:
         }
 
     def _category(self, field_id: str) -> str:
-        """A catalog field's category; an SDK field the catalog does not list stands for itself."""
-        return self.catalog.field_category.get(field_id) or field_id
+        """A catalog field's category; an SDK field the catalog does not list stands for itself
+        (named by sdks.yaml); a field neither names is undeclared (an SDK's `(unknown field)`)."""
+        if field_id in self.catalog.field_category:
+            return self.catalog.field_category[field_id]
+        return field_id if field_id in self.catalog.policy.sdks.sdk_fields else UNDECLARED
 
     # -- output ---------------------------------------------------------------------------------
     def _incident(self, state: dict[str, Any]) -> Incident:
@@ -234,7 +248,9 @@ class IncidentStage:
                 truncated=len(listed) > self.p.subject_list_limit,
             ),
             records=_once_per_evidence(members, "records"),
-            notice=self._notice(state, members, policies, by_category),
+            observations=_once_per_evidence(members, _figure("observations")),
+            devices=_once_per_evidence(members, _figure("devices")),
+            notice=self._notice(members, classes, by_category),
             deadlines=self._deadlines(classes, severity, first),
             alerts=[
                 MemberAlert(
@@ -253,24 +269,30 @@ class IncidentStage:
         )
 
     def _notice(
-        self,
-        state: dict[str, Any],
-        members: Sequence[dict[str, Any]],
-        policies: Sequence[LeakageClass],
-        by_category: dict[str, set[str]],
+        self, members: Sequence[dict[str, Any]], classes: Sequence[str], by_category: dict[str, set[str]]
     ) -> Notice:
         """PIPL art. 57 ¶1: categories, cause and possible harm; measures and what individuals can
-        do; a contact. The categories and the cause come from the alerts, the rest from policy."""
-        what = "; ".join(m["summary"] for m in members[:3])
-        if len(members) > 3:
-            what += f"; and {len(members) - 3} more alert(s)"
+        do; a contact. The categories and the cause come from the alerts, the rest from policy.
+        Each class's cause cites the alerts of that class only (a CVN sent is no consent missing)."""
+        policies: list[LeakageClass] = [self.p.classes[c] for c in classes]
+        of_class = [[m for m in members if m["class"] == c] for c in classes]
         cause = Text(
-            zh="\n".join(c.cause.zh.format(what=_what_zh(members)) for c in policies),
-            en="\n".join(c.cause.en.format(what=what) for c in policies),
+            zh="\n".join(
+                p.cause.zh.format(what=_what_zh(ms)) for p, ms in zip(policies, of_class, strict=True)
+            ),
+            en="\n".join(
+                p.cause.en.format(what=_what_en(ms)) for p, ms in zip(policies, of_class, strict=True)
+            ),
         )
         return Notice(
             categories=[
-                self._category_entry(c, len(s), _once_per_evidence(members, _records_of(c)))
+                self._category_entry(
+                    c,
+                    len(s),
+                    _once_per_evidence(members, _records_of(c)),
+                    _once_per_evidence(members, _figure("observations", c)),
+                    _once_per_evidence(members, _figure("devices", c)),
+                )
                 for c, s in sorted(by_category.items())
             ],
             cause=cause,
@@ -280,8 +302,14 @@ class IncidentStage:
             contact=Text(zh=self.p.contact.zh, en=self.p.contact.en),
         )
 
-    def _category_entry(self, cid: str, subjects: int, records: int) -> Category:
+    def _category_entry(
+        self, cid: str, subjects: int, records: int, observations: int, devices: int
+    ) -> Category:
+        counted = {"subjects": subjects, "records": records, "observations": observations, "devices": devices}
         cats = self.catalog.policy.classification.categories
+        if cid == UNDECLARED:  # JR/T 0171 §4.2 C1 c): what the policy does not class is C1
+            said = self.p.undeclared_fields
+            return Category(id=cid, zh=said.zh, en=said.en, jr_class=UNKNOWN_FIELD_CLASS.value, **counted)
         if cid in cats:
             classes = [
                 f.jr_class.value
@@ -289,19 +317,10 @@ class IncidentStage:
                 if f.category == cid
             ]
             top = next((c for c in CLASS_ORDER if c in classes), "C1")
-            return Category(
-                id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=top, subjects=subjects, records=records
-            )
+            return Category(id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=top, **counted)
         sdk_field = self.catalog.policy.sdks.sdk_fields.get(cid)
         cls = sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1"
-        return Category(
-            id=cid,
-            zh=sdk_field.zh if sdk_field else cid,
-            en=cid,
-            jr_class=cls,
-            subjects=subjects,
-            records=records,
-        )
+        return Category(id=cid, zh=sdk_field.zh if sdk_field else cid, en=cid, jr_class=cls, **counted)
 
     def _deadlines(self, classes: Sequence[str], severity: Severity, first_seen: int) -> list[DueReport]:
         return [
@@ -336,19 +355,46 @@ def _records_of(category: str) -> Callable[[dict[str, Any]], int]:
     return lambda m: int(m.get("records_by_category", {}).get(category, 0))
 
 
+def _figure(name: str, category: str | None = None) -> Callable[[dict[str, Any]], int]:
+    """A member's observations or devices (an SDK alert's), of `category` where given: the alert's
+    under each category it carried. 0 for a member stored before they were kept."""
+    return lambda m: int(m.get(name, 0)) if category is None or category in m["categories"] else 0
+
+
+def _fields(finding: Finding, alert: Alert) -> list[str]:
+    """The catalog or SDK field ids an alert's data was sent in: the finding's, the alert's
+    `field_` counts, and, for an SDK rule that names no field (a host, a country, an undeclared
+    SDK), what its observations carried as its summary says."""
+    fields = list(finding.fields) + [k[len("field_") :] for k in alert.counts if k.startswith("field_")]
+    if not fields and (carried := CARRIED.search(alert.summary)):
+        fields = [f.strip() for f in carried.group(1).split(",") if f.strip()]
+    return fields
+
+
 def _class_rank(jr_class: str) -> int:
     return 3 - CLASS_ORDER.index(jr_class) if jr_class in CLASS_ORDER else 0
 
 
+def _what_en(members: Sequence[dict[str, Any]]) -> str:
+    """The notice's English cause: the first three alerts' summaries."""
+    more = f"; and {len(members) - 3} more alert(s)" if len(members) > 3 else ""
+    return "; ".join(m["summary"] for m in members[:3]) + more
+
+
 def _what_zh(members: Sequence[dict[str, Any]]) -> str:
     """The notice's Chinese cause names its alerts by their Chinese titles and figures: the
-    alerts' summaries are English. A member stored before titles were kept shows its rule."""
+    alerts' summaries are English. A member stored before titles were kept shows its rule. What
+    an alert did not count is left out (an SDK's collections name no record: never `0 条记录`)."""
     said = []
     for m in members[:3]:
-        figures = [m["rule_id"], f"{m['records']} 条记录"] + (
-            [f"{m['reported']} 名客户"] if m["reported"] else []
+        counted = (
+            (m["records"], "条记录"),
+            (m["reported"], "名客户"),
+            (m.get("observations", 0), "次采集"),
+            (m.get("devices", 0), "台设备"),
         )
-        said.append(f"{m.get('title_zh') or m['rule_id']}（{'，'.join(figures)}）")
+        figures = [f"{n} {unit}" for n, unit in counted if n] or ["数量未报告"]
+        said.append(f"{m.get('title_zh') or m['rule_id']}（{'，'.join([m['rule_id'], *figures])}）")
     more = f"；另有 {len(members) - 3} 条告警" if len(members) > 3 else ""
     return "；".join(said) + more
 

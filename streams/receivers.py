@@ -1,11 +1,15 @@
 """Incident receivers: the payload each one expects, and one HTTP POST that says whether it took it.
 
-- Prometheus Alertmanager, `POST /api/v2/alerts`: one alert whose labels never change between
-  revisions (alertname, incident_id, group, key), so Alertmanager sees one alert, updated; the
-  severity and the notice ride in annotations. lifemon posts each revision once, so the alert
-  carries its own `endsAt` (`FIRING_AT_LEAST_MS`): without one, Alertmanager resolves it after
-  its `resolve_timeout` (5 minutes by default) and tells the team a leak is over that nobody
-  has dealt with.
+- Prometheus Alertmanager, `POST /api/v2/alerts`: one alert, labelled alertname, incident_id,
+  group, key, and `severity` and `leakage_class` (the first of its classes in policy order) for
+  routes to match; the notice rides in annotations. Alertmanager tells alerts apart by their
+  labels, and a later revision may raise the severity or add a class that comes first (a CVN sent
+  to a recipient already in an incident for a share without consent): the notifier asks
+  Alertmanager which alerts of the incident it holds and resolves, in the same request, those
+  whose labels this revision no longer carries, so an incident stays one firing alert.
+  lifemon posts each revision once, so the alert carries its own `endsAt` (`FIRING_AT_LEAST_MS`):
+  without one, Alertmanager resolves it after its `resolve_timeout` (5 minutes by default) and
+  tells the team a leak is over that nobody has dealt with.
 - PagerDuty Events API v2: a `trigger` with `dedup_key` = incident id, so revisions update one
   PagerDuty incident; the integration key comes from the environment, never from a file.
 - A generic JSON webhook: the incident record itself, with `dedup_key` (incident id) and
@@ -21,6 +25,7 @@ import hashlib
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
@@ -51,12 +56,51 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def counted(c: dict[str, Any], zh: bool = False) -> str:
+    """What an incident or a notice category counts: its named customers, records, and an SDK's
+    observations and devices, each only where counted. Customers not named are said so (a bare
+    `0 customers` reads as nobody to notify); nothing counted at all is said so too."""
+    units = (
+        ("名客户", "条记录", "次采集", "台设备")
+        if zh
+        else ("customers", "records", "observations", "devices")
+    )
+    figures = [c.get("subjects", 0), c.get("records", 0), c.get("observations", 0), c.get("devices", 0)]
+    said = [f"{n} {unit}" for n, unit in zip(figures, units, strict=True) if n]
+    if not figures[0] and said:
+        said.insert(0, "客户未具名" if zh else "customers not named")
+    return ", ".join(said) or ("未计数" if zh else "not counted")
+
+
 def _summary(inc: dict[str, Any]) -> str:
     subjects = inc["subjects"]
+    named = [f"{k} {v}" for k, v in subjects["by_class"].items() if v]
+    classes = ", ".join(named) or ", ".join(subjects["by_class"])
+    if subjects["distinct"]:
+        who = f"{subjects['distinct']} customers"
+    elif subjects.get("reported"):
+        who = f"{subjects['reported']} customers reported, none named"
+    else:
+        who = "customers not named"
+    figures = [f"{inc[k]} {k}" for k in ("records", "observations", "devices") if inc.get(k)]
     return (
         f"[{inc['severity']}] {inc['title_en']}: {inc['group']} {inc['key']}, "
-        f"{subjects['distinct']} subjects ({', '.join(f'{k} {v}' for k, v in subjects['by_class'].items())})"
+        f"{', '.join([who, *figures])}" + (f" ({classes})" if classes else "")
     )
+
+
+def alertmanager_labels(inc: dict[str, Any]) -> dict[str, str]:
+    """The labels routes match on. `leakage_class` is one string, the first of the incident's
+    classes in policy order (the order policy/incidents.yaml tries them in); all of them are in the
+    `leakage_classes` annotation."""
+    return {
+        "alertname": ALERTNAME,
+        "incident_id": inc["incident_id"],
+        "group": inc["group"],
+        "key": inc["key"],
+        "severity": inc["severity"],
+        "leakage_class": inc["leakage_classes"][0],
+    }
 
 
 def idempotency_key(inc: dict[str, Any]) -> str:
@@ -67,10 +111,16 @@ def idempotency_key(inc: dict[str, Any]) -> str:
     return f"{inc['incident_id']}:{inc['revision']}:{digest}"
 
 
-def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list[dict[str, Any]]:
+def alertmanager_payload(
+    inc: dict[str, Any], now_ms: int | None = None, held: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The incident as one Alertmanager alert, firing until its last report is due (at least
-    `FIRING_AT_LEAST_MS` after `now_ms`, the delivery time)."""
+    `FIRING_AT_LEAST_MS` after `now_ms`, the delivery time). `held`: the alerts Alertmanager holds
+    (`GET /api/v2/alerts`); those of this incident whose labels this revision no longer carries (an
+    earlier revision's severity or class) are resolved as of `now_ms` in the same request, so one
+    incident stays one firing alert."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    labels = alertmanager_labels(inc)
     ends = max([d["due"] for d in inc["deadlines"]] + [now_ms + FIRING_AT_LEAST_MS])
     notice = inc["notice"]
     due = "; ".join(f"{d['to']['en']} by {_iso(d['due'])}" for d in inc["deadlines"])
@@ -79,14 +129,27 @@ def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list
     # an incident found after a deadline (a late log, a backfill) says so when it is delivered: the
     # deadlines count from its first event, and only the delivery knows the time
     passed = [d for d in inc["deadlines"] if d["due"] <= now_ms]
+    superseded = [
+        {
+            "labels": h["labels"],
+            # the younger alert's annotations win: the route that had it is told why it ended
+            "annotations": {
+                **h.get("annotations", {}),
+                "superseded_by": f"revision {inc['revision']}: severity {inc['severity']}, "
+                f"leakage_class {labels['leakage_class']}",
+            },
+            "startsAt": _iso(min(inc["first_seen"], now_ms)),  # Alertmanager keeps the earlier start
+            "endsAt": _iso(now_ms),
+            "generatorURL": f"lifemon:incident/{inc['incident_id']}",
+        }
+        for h in held or []
+        if h["labels"] != labels
+        and h["labels"].get("alertname") == ALERTNAME
+        and h["labels"].get("incident_id") == inc["incident_id"]
+    ]
     return [
         {
-            "labels": {
-                "alertname": ALERTNAME,
-                "incident_id": inc["incident_id"],
-                "group": inc["group"],
-                "key": inc["key"],
-            },
+            "labels": labels,
             "annotations": {
                 "summary": _summary(inc),
                 "severity": inc["severity"],
@@ -95,12 +158,10 @@ def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list
                 "title_zh": inc["title_zh"],
                 "leakage_classes": ",".join(inc["leakage_classes"]),
                 "categories": "; ".join(
-                    f"{c['en']} ({c['jr_class']}) {c['subjects']} customers, {c.get('records', 0)} records"
-                    for c in notice["categories"]
+                    f"{c['en']} ({c['jr_class']}) {counted(c)}" for c in notice["categories"]
                 ),
                 "categories_zh": "; ".join(
-                    f"{c['zh']} ({c['jr_class']}) {c['subjects']} 名客户, {c.get('records', 0)} 条记录"
-                    for c in notice["categories"]
+                    f"{c['zh']} ({c['jr_class']}) {counted(c, zh=True)}" for c in notice["categories"]
                 ),
                 "cause": notice["cause"]["en"],
                 "cause_zh": notice["cause"]["zh"],
@@ -114,7 +175,8 @@ def alertmanager_payload(inc: dict[str, Any], now_ms: int | None = None) -> list
             "startsAt": _iso(inc["first_seen"]),
             "endsAt": _iso(ends),
             "generatorURL": f"lifemon:incident/{inc['incident_id']}",
-        }
+        },
+        *superseded,
     ]
 
 
@@ -158,13 +220,29 @@ class HttpReceiver:
                 raise ValueError(f"receiver {spec.name}: set {env} to the PagerDuty integration key")
 
     def request(self, inc: dict[str, Any]) -> tuple[str, Any]:
-        """(url, JSON body) for this receiver."""
+        """(url, JSON body) for this receiver. Alertmanager is asked first which alerts of the
+        incident it holds: those an earlier revision labelled otherwise are resolved in the body."""
         if self.spec.kind == "alertmanager":
-            return self.spec.url.rstrip("/") + "/api/v2/alerts", alertmanager_payload(inc)
+            url = self.spec.url.rstrip("/") + "/api/v2/alerts"
+            return url, alertmanager_payload(inc, held=self._held(url, inc["incident_id"]))
         if self.spec.kind == "pagerduty":
             assert self._routing_key is not None
             return self.spec.url, pagerduty_payload(inc, self._routing_key)
         return self.spec.url, webhook_payload(inc)
+
+    def _held(self, url: str, incident_id: str) -> list[dict[str, Any]]:
+        """The incident's alerts Alertmanager holds (firing, silenced or inhibited: its defaults)."""
+        matchers = [("filter", f'alertname="{ALERTNAME}"'), ("filter", f'incident_id="{incident_id}"')]
+        query = f"{url}?{urllib.parse.urlencode(matchers)}"
+        try:
+            with urllib.request.urlopen(query, timeout=self.spec.timeout_s) as resp:  # noqa: S310 - http(s) only (config)
+                return list(orjson.loads(resp.read()))
+        except urllib.error.HTTPError as e:
+            raise DeliveryError(
+                f"{self.name}: HTTP {e.code} from {url} asked for incident {incident_id}"
+            ) from e
+        except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as e:
+            raise DeliveryError(f"{self.name}: {url} unreachable: {e}") from e
 
     def send(self, inc: dict[str, Any]) -> None:
         url, body = self.request(inc)

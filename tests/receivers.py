@@ -72,13 +72,19 @@ class Receiver:
 
 @contextmanager
 def alertmanager(
-    webhook_url: str, folder: Path, resolve_timeout: str = "5m", send_resolved: bool = False
+    webhook_url: str,
+    folder: Path,
+    resolve_timeout: str = "5m",
+    send_resolved: bool = False,
+    routes: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Alertmanager on a loopback port, routing every alert at once to `webhook_url`; yields its URL.
-    `resolve_timeout`: when it resolves an alert that came without an end (its default, 5m)."""
+    `resolve_timeout`: when it resolves an alert that came without an end (its default, 5m).
+    `routes`: matcher (`severity="critical"`) -> the webhook its alerts go to instead."""
     assert ALERTMANAGER, MISSING
     port = free_port()
     config = folder / "alertmanager.yml"
+    hooks = {"hook": webhook_url} | {f"route{i}": url for i, url in enumerate((routes or {}).values())}
     config.write_text(
         f"global:\n  resolve_timeout: {resolve_timeout}\n"
         "route:\n"
@@ -87,11 +93,19 @@ def alertmanager(
         "  group_wait: 100ms\n"
         "  group_interval: 1s\n"
         "  repeat_interval: 1h\n"
-        "receivers:\n"
-        "  - name: hook\n"
-        "    webhook_configs:\n"
-        f"      - url: {webhook_url}\n"
-        f"        send_resolved: {str(send_resolved).lower()}\n"
+        + ("  routes:\n" if routes else "")
+        + "".join(
+            f"    - matchers: ['{matcher}']\n      receiver: route{i}\n"
+            for i, matcher in enumerate((routes or {}).keys())
+        )
+        + "receivers:\n"
+        + "".join(
+            f"  - name: {name}\n"
+            "    webhook_configs:\n"
+            f"      - url: {url}\n"
+            f"        send_resolved: {str(send_resolved).lower()}\n"
+            for name, url in hooks.items()
+        )
     )
     with ready_daemon(
         [

@@ -496,3 +496,79 @@ def test_the_notice_counts_each_category_for_the_customers_it_was_read_of(engine
     assert inc.subjects.distinct == 50
     assert inc.subjects.by_category == {"account": 5, "identity": 50, "property": 50}
     assert {c.id: c.subjects for c in inc.notice.categories}["account"] == 5
+
+
+def sdk_seen(
+    n: int, fields: list[str], sdk_id: str = "sensors_analytics", country: str = "SG", **kw: Any
+) -> Any:
+    """An SDK collection the app reported, as the demo's: no customer named, one device."""
+    from schemas.models import SdkTelemetryEvent
+
+    base: dict[str, Any] = {
+        "event_id": f"sdk-{n}", "ts": T0 + n, "app_id": "cn.bank.mobilebanking", "app_version": "9.2.1",
+        "device_id": f"dev-{n}", "sdk_id": sdk_id, "fields": fields, "dest_host": "datasink.sensorsdata.cn",
+        "dest_country": country, "policy_consented": True,
+    }  # fmt: skip
+    return SdkTelemetryEvent(**(base | kw))
+
+
+def test_an_sdk_incident_names_what_the_sdk_sent_and_counts_its_devices_never_a_bare_0(engine) -> None:
+    """PIPL art. 57 ¶1: the notice names the categories of information. An SDK sending usage events
+    abroad (the country rule names no field; its observations carried event_launch, event_login) once
+    gave a notice with no category at all, `0 subjects` and `0 条记录`: it names what was sent and
+    counts the observations and devices, since no customer was named."""
+    inc = one(run(engine(), "sdk", [sdk_seen(1, ["event_launch", "event_login"])]))
+    assert (inc.leakage_classes, inc.alerts[0].rule_id) == (
+        ["cross_border"],
+        "LM-SDK-001.country_not_allowed",
+    )
+    assert {c.id: (c.zh, c.jr_class, c.observations, c.devices) for c in inc.notice.categories} == {
+        "event_launch": ("启动", "C1", 1, 1),
+        "event_login": ("登录", "C1", 1, 1),
+    }
+    assert (inc.observations, inc.devices, inc.subjects.distinct, inc.records) == (1, 1, 0, 0)
+    zh = inc.notice.cause.zh
+    assert "（LM-SDK-001.country_not_allowed，1 次采集，1 台设备）" in zh and "0 条记录" not in zh
+    # fields the policy does not know: the notice says so, never an empty list of categories
+    unknown = one(run(engine(), "sdk", [sdk_seen(2, ["zz_custom_blob"])]))
+    assert [(c.id, c.zh, c.en, c.devices) for c in unknown.notice.categories] == [
+        ("undeclared_fields", "未声明字段", "fields the policy does not declare", 1)
+    ]
+
+
+def test_each_leakage_classs_cause_lists_only_the_alerts_of_that_class(engine) -> None:
+    """One recipient's day: names and phone numbers shared without consent (LM-TP-002) and a card's
+    CVN (LM-TP-001). The authentication-data cause once listed the consent transfer too, and the
+    consent cause the CVN: each class repeated both alerts, in both languages."""
+    e = engine()
+    found = run(e, "transfer", [transfer(1, subjects=range(30, 33)), cvn(2, T0 + HOUR, subjects=range(2))])
+    inc = one(found)
+    assert inc.leakage_classes == ["c3_to_third_party", "unconsented_sharing"]
+    c3_en, consent_en = inc.notice.cause.en.split("\n")
+    assert c3_en.startswith("Authentication data was sent outside the bank: Transfer T2 ")
+    assert "T1 " not in c3_en and "mobile_phone" not in c3_en
+    assert consent_en.startswith("Personal financial information was provided to a third party")
+    assert "Transfer T1 " in consent_en and "T2 " not in consent_en and "card_cvn" not in consent_en
+    c3_zh, consent_zh = inc.notice.cause.zh.split("\n")
+    assert "LM-TP-001" in c3_zh and "LM-TP-002" not in c3_zh
+    assert "LM-TP-002" in consent_zh and "LM-TP-001" not in consent_zh
+
+
+def test_lifemon_incidents_counts_an_sdks_observations_and_devices_not_0_records(engine, ch) -> None:
+    """An SDK's incident names no customer and no record: the list once said `customers not named /
+    客户未具名, 0 records / 记录`, as if nothing was sent. It says what the SDK's alerts counted."""
+    from streams.incident_query import query_incidents, render_incident
+
+    sdk = one(
+        run(engine(), "sdk", [sdk_seen(1, ["event_launch"]), sdk_seen(2, ["event_login"], device_id="dev-1")])
+    )
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents").write([sdk])
+    (row,) = query_incidents(ch, db).rows
+    head = render_incident(row, datetime.now(UTC)).splitlines()[0]
+    assert (
+        "sdk sensors_analytics  customers not named / 客户未具名, 2 observations / 次采集, 1 devices / 台设备"
+        in head
+    )
+    assert "0 records" not in head

@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Producer
-from conftest import fed
+from conftest import T0, fed, refs
 from receivers import ALERTMANAGER, MISSING, Receiver, alertmanager
-from test_incidents import HOUR, KEY, cvn, traffic, transfer
+from test_incidents import HOUR, KEY, cvn, sdk_seen, traffic, transfer
 from test_pipeline import ROOT, committed_offsets, make_config, monitor, read_all, send, write_config
 
 from detectors import load_detectors
@@ -95,7 +95,10 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
             "incident_id": incident["incident_id"],
             "group": "recipient",
             "key": "tp_insurance_partner",
+            "severity": "critical",  # for routes: severity="critical" -> the pager
+            "leakage_class": "c3_to_third_party",  # the first of its classes in policy order
         }
+        assert alert["annotations"]["leakage_classes"] == "c3_to_third_party,unconsented_sharing"
         assert alert["annotations"]["severity"] == "critical"
         assert (
             "95526" in alert["annotations"]["contact"]
@@ -158,6 +161,95 @@ def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, ca
     (late,) = alertmanager_payload(incident, now_ms=incident["first_seen"] + 7 * 24 * HOUR + 1)
     assert late["annotations"]["deadlines_passed_zh"].startswith("监管部门")
     assert late["annotations"]["deadlines_passed"].count(";") == len(incident["deadlines"]) - 1
+
+
+def engine_revisions(policy: Any, catalog: Any, *batches: tuple[str, list[Any]]) -> list[dict]:
+    """The incident records the engine writes, batch by batch (and at the input's end), as JSON."""
+    e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+    consented = [
+        Consent(subject_id=f"C{i:07d}", ts=0, purpose="insurance_referral", status="granted", separate=True)
+        for i in range(20)
+    ]
+    e.apply_reference("consents", refs("consents", consented))
+    out = []
+    for i, (stream, events) in enumerate(batches):
+        e.process(stream, "t", 0, fed(stream, events, "t", i))
+        e.advance()
+        out += [orjson.loads(encode_incident(inc)[1]) for inc in e.take_incidents()]
+    e.drain()
+    return out + [orjson.loads(encode_incident(inc)[1]) for inc in e.take_incidents()]
+
+
+def test_an_sdk_incidents_alert_names_what_it_sent_and_counts_devices_not_a_bare_0(policy, catalog) -> None:
+    """An SDK sending usage events abroad reached Alertmanager with `categories: ""`, `0 subjects
+    (C1 0)` and `0 条记录`, although its alert counted 1 observation from 1 device: PIPL art. 57
+    wants the categories named."""
+    (incident,) = engine_revisions(policy, catalog, ("sdk", [sdk_seen(1, ["event_launch", "event_login"])]))
+    (alert,) = alertmanager_payload(incident, now_ms=0)
+    notes = alert["annotations"]
+    assert notes["categories"] == (
+        "event_launch (C1) customers not named, 1 observations, 1 devices; "
+        "event_login (C1) customers not named, 1 observations, 1 devices"
+    )
+    assert (
+        notes["categories_zh"]
+        == "启动 (C1) 客户未具名, 1 次采集, 1 台设备; 登录 (C1) 客户未具名, 1 次采集, 1 台设备"
+    )
+    assert notes["summary"].endswith(
+        "sdk sensors_analytics, customers not named, 1 observations, 1 devices (C1)"
+    )
+    assert "（LM-SDK-001.country_not_allowed，1 次采集，1 台设备）" in notes["cause_zh"]
+    assert "0 条记录" not in notes["cause_zh"] and "0 subjects" not in notes["summary"]
+    assert (alert["labels"]["severity"], alert["labels"]["leakage_class"]) == ("critical", "cross_border")
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)
+def test_an_incident_whose_severity_rises_stays_one_alert_routed_by_its_severity(
+    policy, catalog, tmp_path
+) -> None:
+    """Routes match labels: severity and the leakage class are labels. Alertmanager tells alerts
+    apart by their labels, so a revision that raises the severity (a CVN sent to a recipient already
+    in an incident for a share without consent) resolves the alert its earlier revision fired: one
+    incident, one firing alert, now on the pager's route."""
+    first, second = engine_revisions(
+        policy,
+        catalog,
+        ("transfer", [transfer(1, subjects=range(30, 33))]),  # no consent: high
+        ("transfer", [cvn(2, T0 + HOUR, subjects=range(2))]),  # a CVN: critical
+    )
+    assert first["incident_id"] == second["incident_id"]
+    assert [(i["severity"], i["leakage_classes"][0]) for i in (first, second)] == [
+        ("high", "unconsented_sharing"),
+        ("critical", "c3_to_third_party"),
+    ]
+    hook = Receiver()
+    routes = {'severity="critical"': hook.url + "/pager"}
+    with alertmanager(hook.url + "/team", tmp_path, send_resolved=True, routes=routes) as am_url:
+        am = HttpReceiver(ReceiverSpec(name="am", kind="alertmanager", url=am_url))
+        am.send(first)
+        (told,) = wait_for(lambda: hook.bodies("/team"), what="the team's notification")
+        assert [(a["status"], a["labels"]["severity"]) for a in told["alerts"]] == [("firing", "high")]
+        am.send(second)
+        (paged,) = wait_for(lambda: hook.bodies("/pager"), what="the pager's notification")
+        assert [(a["status"], a["labels"]["leakage_class"]) for a in paged["alerts"]] == [
+            ("firing", "c3_to_third_party")
+        ]
+        query = f"{am_url}/api/v2/alerts?filter=incident_id%3D%22{first['incident_id']}%22"
+        with urllib.request.urlopen(query, timeout=5) as r:
+            held = orjson.loads(r.read())
+        assert [(a["status"]["state"], a["labels"]["severity"]) for a in held] == [("active", "critical")]
+        # the team's route hears that its alert ended, and why
+        ended = wait_for(
+            lambda: [a for n in hook.bodies("/team") for a in n["alerts"] if a["status"] == "resolved"],
+            what="the superseded alert resolved",
+        )
+        assert ended[0]["annotations"]["superseded_by"].startswith(
+            f"revision {second['revision']}: severity critical"
+        )
+        am.send(second)  # a redelivery (a crash before the commit) changes nothing
+        with urllib.request.urlopen(query, timeout=5) as r:
+            assert [a["labels"]["severity"] for a in orjson.loads(r.read())] == ["critical"]
+    hook.close()
 
 
 def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[str, int]]:
