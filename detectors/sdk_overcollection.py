@@ -328,7 +328,8 @@ class SdkOvercollectionDetector:
             subject_count=len(ep.subjects),
             subject_sample=ep.subjects[: self.p.sample_size],
             subjects=list(ep.subjects),
-            fields=list(ep.fields),
+            # the fields the rule names, or, for one that names none, what its observations carried
+            fields=list(ep.fields or ep.sent),
             counts=counts,
             evidence_event_ids=list(ep.evidence),
             event_count=ep.observations,

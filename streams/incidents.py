@@ -29,7 +29,6 @@ Pseudonyms only: customer ids were replaced at the engine's door; summaries hold
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -62,10 +61,6 @@ CLASS_ORDER = ("C3", "C2", "C1")
 # the notice's category for fields neither classification.yaml nor sdks.yaml names (its words:
 # policy/incidents.yaml `undeclared_fields`)
 UNDECLARED = "undeclared_fields"
-# what an SDK alert whose rule names no field (a host, a country, an undeclared SDK) says its
-# observations carried: detectors/sdk_overcollection.py `_finding` writes it only into the summary
-# ("...; carried event_launch, event_login; 1 observations from 1 devices; ...")
-CARRIED = re.compile(r"; carried ([\w, ]+); \d+ observations")
 
 
 def incident_id(group: str, key: str, window_start: int) -> str:
@@ -362,13 +357,10 @@ def _figure(name: str, category: str | None = None) -> Callable[[dict[str, Any]]
 
 
 def _fields(finding: Finding, alert: Alert) -> list[str]:
-    """The catalog or SDK field ids an alert's data was sent in: the finding's, the alert's
-    `field_` counts, and, for an SDK rule that names no field (a host, a country, an undeclared
-    SDK), what its observations carried as its summary says."""
-    fields = list(finding.fields) + [k[len("field_") :] for k in alert.counts if k.startswith("field_")]
-    if not fields and (carried := CARRIED.search(alert.summary)):
-        fields = [f.strip() for f in carried.group(1).split(",") if f.strip()]
-    return fields
+    """The catalog or SDK field ids an alert's data was sent in: the finding's (for an SDK rule
+    that names no field, a host, a country or an undeclared SDK, what its observations carried)
+    and the alert's `field_` counts."""
+    return list(finding.fields) + [k[len("field_") :] for k in alert.counts if k.startswith("field_")]
 
 
 def _class_rank(jr_class: str) -> int:
