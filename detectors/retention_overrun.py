@@ -533,7 +533,10 @@ class RetentionOverrunDetector:
     def _judge_stale(self, customer: str, ctx: Context) -> Iterator[Finding]:
         """The uses of the customer's records that a use or a lifecycle event made stale, up to the
         watermark; the latest `evidence_limit` judged are kept. A record stays stale while a use of
-        it is still ahead of the watermark: its own timer comes."""
+        it is still ahead of the watermark, and the timer comes again at the earliest such use: the
+        watermark moves back when an input that had delivered nothing (and so held nothing back)
+        delivers its first records, a record's history years old, so the use's own timer may have
+        fired already, before its record was known (the kill -9 test's lost alert)."""
         held = self.store.get(customer)
         if held is None or not held.stale:
             return
@@ -543,6 +546,9 @@ class RetentionOverrunDetector:
             uses = held.uses[rid]
             del uses[: max(0, bisect_right(uses, wm, key=_TS) - self.p.evidence_limit)]
         held.stale = {r for r in held.stale if held.uses.get(r) and held.uses[r][-1][0] > wm}
+        ahead = [held.uses[r][bisect_right(held.uses[r], wm, key=_TS)][0] for r in held.stale]
+        if ahead:
+            ctx.timers.register(JUDGE + customer, min(ahead))
         self.store.touch(customer)
 
     def _expired(

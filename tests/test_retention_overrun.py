@@ -612,6 +612,27 @@ def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, cata
     assert [(x.alert_id, x.summary) for x in in_order["used_after_deletion"]] == [(a.alert_id, a.summary)]
 
 
+def test_a_read_judged_before_its_record_was_known_is_judged_again_when_time_comes_back(
+    run, spec, catalog
+) -> None:
+    """The kill -9 test's lost alert (tests/test_replay.py, 1 run in 40): the read came first, and
+    the watermark passed it while the lifecycle input had delivered nothing (it then holds nothing
+    back), so the read's timer found no record. The record's history came next and pulled the
+    watermark back to its years: judged again there, the read was still ahead, left for "its own
+    timer", which had fired already. Nothing judged it again, not even the end of the input."""
+    e = Engine([spec], catalog, pseudonymize=pz)
+    alerts = e.process("access", "access", 0, fed("access", [read(day=-1), read("R2", "C2", day=-0.9)]))
+    alerts += e.advance()  # past the read: no lifecycle has reached the task yet
+    history = [collect(day=-100, **LOCATION), tick(-50)]
+    alerts += e.process("lifecycle", "lifecycle", 0, fed("lifecycle", history, "lifecycle"))
+    alerts += e.advance(behind={("lifecycle", 0)})  # the lifecycle topic, still being read, holds time back
+    alerts += e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [tick(0)], "lifecycle", 2))
+    alerts += e.advance() + e.drain()
+    (a,) = [x for x in alerts if _rule(x) == "used_after_deadline"]
+    (b,) = run([*history, read(day=-1), tick(0)])["used_after_deadline"]  # in time order
+    assert (a.alert_id, a.summary) == (b.alert_id, b.summary)
+
+
 def test_an_earlier_removal_reported_after_the_alert_revises_it_and_opens_no_other(
     run, spec, catalog
 ) -> None:
