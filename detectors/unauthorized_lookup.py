@@ -774,9 +774,13 @@ class UnauthorizedLookupDetector:
         elif ep.unnamed:
             touched += f" and {ep.unnamed} rows naming no customer"
             touched_zh += f"及{ep.unnamed}条未具名记录"
+        touching = f"touching {touched}"
+        touching_zh = f"涉及{touched_zh}的个人金融信息"
+        if not subjects:  # refused attempts read nothing: "0 customers" read as a count of victims
+            touching, touching_zh = "reading no customer's data", "未读取客户的个人金融信息"
         summary = (
-            f"{actor}: {ep.accesses} unauthorized accesses touching {touched}: {en}. "
-            f"{ep.context}. | {actor}：{ep.accesses}次越权访问，涉及{touched_zh}的个人金融信息：{zh}。"
+            f"{actor}: {ep.accesses} unauthorized accesses {touching}: {en}. "
+            f"{ep.context}. | {actor}：{ep.accesses}次越权访问，{touching_zh}：{zh}。"
         )
         counts = {f"reason_{r}": ep.reasons[r] for r in reasons}
         counts |= {"accesses": ep.accesses, "customers_unnamed": ep.unnamed}
