@@ -412,8 +412,8 @@ def test_repeated_denials_fire_a_single_one_is_counted_only(run) -> None:
     (a,) = run(ents, access("e1", n=3, customers=3, first_customer=10, every_s=299, outcome="denied"))
     assert reasons([a]) == {"repeated_denials"} and a.subject_count == 0
     # refused attempts read nothing: said so, not "0 customers" read as victims counted
-    assert "3 unauthorized accesses reading no customer's data" in a.summary
-    assert "3次越权访问，未读取客户的个人金融信息" in a.summary and "0名客户" not in a.summary
+    assert "unauthorized accesses reading no customer's data: repeated denied attempts" in a.summary
+    assert "次越权访问，未读取客户的个人金融信息" in a.summary and "0名客户" not in a.summary
 
 
 def test_unknown_actors_and_customers_are_listed_as_coverage_gaps(run) -> None:
