@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from schemas.models import SEVERITY_RANK, Severity
+from streams.sinks.clickhouse import ALERT_COLUMNS
 from streams.text_table import aligned, display_width
 
 COLUMNS = (
@@ -181,31 +182,7 @@ def render(rows: list[dict[str, Any]], color: bool = False) -> str:
 
 MIN_ID_PREFIX = 6  # the list shows 12 characters of an id; an analyst copies some of them
 
-SHOWN = (
-    "alert_id",
-    "revision",
-    "status",
-    "detector",
-    "rule_id",
-    "rule_version",
-    "severity",
-    "title_zh",
-    "title_en",
-    "summary",
-    "regulation",
-    "jr_class",
-    "actor_id",
-    "actor_org",
-    "subject_count",
-    "subjects_sample",
-    "counts",
-    "evidence_event_ids",
-    "event_count",
-    "window_start",
-    "window_end",
-    "first_seen",
-    "last_seen",
-)
+SHOWN = tuple(c for c in ALERT_COLUMNS if c not in ("ocsf", "version"))  # what an analyst reads
 REVISION_COLUMNS = ("revision", "status", "last_seen", "event_count", "version")
 
 
