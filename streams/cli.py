@@ -469,13 +469,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from streams.report import gather, render
+    """`report`: the HTML page for management (streams/report.py), for a period: `--month` (the
+    bank's calendar month, recipients.yaml `timezone`) or `--since` / `--until` (as `lifemon alerts`)."""
+    from streams.report import Period, gather, month_period, render
 
-    config = _config(args.config, clickhouse__dsn=args.clickhouse)
-    html = render(gather(_read_client(config), config.clickhouse.database))
+    if args.month and (args.since or args.until):
+        log.error("--month is a period of its own: give it, or --since / --until, not both")
+        return 2
+    if args.since and args.until and args.until <= args.since:
+        log.error(
+            f"--until ({args.until:%Y-%m-%d %H:%M} UTC) is not after --since ({args.since:%Y-%m-%d %H:%M} UTC)"
+        )
+        return 2
+    config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=args.policy)
+    timezone = load_policy(config.policy_dir).recipients.timezone
+    period = month_period(args.month, timezone) if args.month else Period(args.since, args.until, timezone)
+    html = render(gather(_read_client(config), config.clickhouse.database, period))
     Path(args.out).write_text(html, encoding="utf-8")
     log.info(f"wrote {args.out}")
     return 0
+
+
+def month(text: str) -> str:
+    """`report --month`: YYYY-MM (argparse's type)."""
+    try:
+        datetime.strptime(text.strip(), "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a month: give YYYY-MM, e.g. 2026-01") from None
+    return text.strip()
 
 
 # what each status of a listing's newest revision means, for `lifemon alerts` and `lifemon incidents`
@@ -1029,15 +1050,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.set_defaults(func=cmd_demo)
 
-    sp = sub.add_parser("report", help="write an HTML report (charts + alerts) from ClickHouse")
+    sp = sub.add_parser(
+        "report",
+        help="write an HTML report (charts, incidents, alerts) from ClickHouse, for a month or period",
+    )
     sp.add_argument(
         "--out",
         default="lifemon-report.html",
         metavar="PATH",
         help="the HTML file to write (default: lifemon-report.html in the current folder)",
     )
+    sp.add_argument(
+        "--month",
+        type=month,
+        metavar="YYYY-MM",
+        help="the bank's calendar month, midnight to midnight in its timezone (policy recipients.yaml "
+        "`timezone`); not with --since / --until (default: everything stored)",
+    )
+    sp.add_argument(
+        "--since",
+        type=when,
+        metavar="WHEN",
+        help=f"from WHEN: events by minute, alerts by last event, incidents by first event; {WHEN_HELP} "
+        "(default: any time)",
+    )
+    sp.add_argument("--until", type=when, metavar="WHEN", help="before WHEN, as --since (default: any time)")
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
+    sp.add_argument("--policy", help=POLICY_HELP + " (the bank's timezone)")
     sp.set_defaults(func=cmd_report)
 
     from streams import alert_query

@@ -2,18 +2,29 @@
 
 Charts are inline SVG (no scripts, no network), so the page can be mailed or archived as evidence.
 It shows only what the tables hold: counts, pseudonyms and summaries, never a PFI value.
+
+A report covers a period (`--month`, the bank's calendar month; `--since` / `--until`; default
+everything stored) and every section keeps to it: events and coverage gaps by their minute, alerts
+by their last event (as `lifemon alerts --since/--until` selects them, through the same query, so
+the two list the same ids), incidents by their first event (as `lifemon incidents` does, through
+its query), dead letters by when lifemon refused them. Times are in the bank's zone
+(recipients.yaml `timezone`), UTC beside them for a SIEM.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from streams.alert_query import records_and_customers
+from schemas.models import SEVERITY_RANK
+from streams.alert_query import Listing, query_alerts, records_and_customers
 from streams.clickhouse import tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
+from streams.incident_query import customers, query_incidents
 
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
 SEVERITY_COLOURS = {
@@ -79,66 +90,154 @@ def _bars(
     return f'<figure><figcaption>{escape(title)}</figcaption>{"".join(parts)}</svg><div class="legend">{legend}</div></figure>'
 
 
-def gather(client: Any, db: str) -> dict[str, Any]:
+# at most this many alerts and incidents in a report's tables; a longer list says how many it cut
+TABLE_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class Period:
+    """The report's period: [since, until) in UTC, either end open (None), said in the bank's zone
+    (recipients.yaml `timezone`). `month`: the bank's calendar month it is, when `--month` chose it."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    timezone: str = "UTC"
+    month: str | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def where(self, column: str) -> tuple[str, dict[str, Any]]:
+        """` AND column` within the period (bound parameters), and the parameters."""
+        sql, params = "", {}
+        if self.since:
+            sql += f" AND {column} >= {{since:DateTime64(3, 'UTC')}}"
+            params["since"] = self.since
+        if self.until:
+            sql += f" AND {column} < {{until:DateTime64(3, 'UTC')}}"
+            params["until"] = self.until
+        return sql, params
+
+
+def month_period(month: str, timezone: str) -> Period:
+    """`--month 2026-01`: the bank's calendar month, from its first midnight in `timezone` to the
+    next month's (Asia/Shanghai's January: 2025-12-31 16:00 to 2026-01-31 16:00 UTC)."""
+    year, number = (int(part) for part in month.split("-"))
+    zone = ZoneInfo(timezone)
+    start = datetime(year, number, 1, tzinfo=zone)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
+    return Period(start.astimezone(UTC), end.astimezone(UTC), timezone, month)
+
+
+def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]:
+    """What the page shows, within `period` (default: everything stored, in UTC)."""
+    period = period or Period()
     q = client.query
+    events = f"stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}')"
+    in_minutes, params = period.where("minute")
     by_hour = [
         (datetime.fromtimestamp(h, UTC), stream, n)
         for h, stream, n in q(
-            f"SELECT toUnixTimestamp(toStartOfHour(minute)), stream, sum(events) FROM {db}.event_rollups FINAL "
-            f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}') GROUP BY 1, 2 ORDER BY 1"
+            # hours of the bank's zone (one of a half-hour offset starts at :30 UTC)
+            "SELECT toUnixTimestamp(toStartOfHour(minute, {zone:String})), stream, sum(events) "
+            f"FROM {db}.event_rollups FINAL WHERE {events}{in_minutes} GROUP BY 1, 2 ORDER BY 1",
+            parameters={**params, "zone": period.zone.key},
         ).result_rows
     ]
     by_class = q(
         f"SELECT stream, jr_class, sum(events) FROM {db}.event_rollups FINAL "
-        f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}') "
-        "GROUP BY 1, 2 ORDER BY 1"
+        f"WHERE {events}{in_minutes} GROUP BY 1, 2 ORDER BY 1",
+        parameters=params,
     ).result_rows
     gaps = q(
-        f"SELECT kind, object, stream, sum(seen) FROM {db}.coverage_gaps GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 20"
+        f"SELECT kind, object, stream, sum(seen) FROM {db}.coverage_gaps WHERE 1{in_minutes} "
+        "GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 20",
+        parameters=params,
     ).result_rows
-    alerts = q(
-        f"SELECT severity, title_zh, title_en, actor_id, actor_org, subject_count, counts, jr_class, "
-        f"first_seen, last_seen, summary, status, detector FROM {db}.alerts FINAL "
-        "ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), "
-        "greatest(counts['records'], subject_count) DESC, alert_id"
+    # alerts whose last event is in the period: `lifemon alerts --since --until`'s query, so the
+    # ids are the CLI's; then what the page shows and the list does not (org, class, first event)
+    listed = query_alerts(client, db, since=period.since, until=period.until, limit=TABLE_LIMIT)
+    more = {
+        row[0]: row[1:]
+        for row in q(
+            f"SELECT alert_id, actor_org, jr_class, first_seen FROM {db}.alerts FINAL "
+            "WHERE alert_id IN {ids:Array(String)}",
+            parameters={"ids": [r["alert_id"] for r in listed.rows]},
+        ).result_rows
+    }
+    alerts = [
+        dict(
+            r,
+            actor_org=more[r["alert_id"]][0],
+            jr_class=more[r["alert_id"]][1],
+            first_seen=more[r["alert_id"]][2],
+        )
+        for r in listed.rows
+        if r["alert_id"] in more
+    ]
+    # the most severe first, then the biggest: what management reads first
+    alerts.sort(
+        key=lambda a: (
+            -SEVERITY_RANK.get(a["severity"], -1),
+            -max((a["counts"] or {}).get("records", 0), a["subject_count"]),
+            a["alert_id"],
+        )
+    )
+    in_seen, seen_params = period.where("seen_at")
+    dead = q(
+        f"SELECT kind, count() FROM {db}.dead_letters FINAL WHERE 1{in_seen} GROUP BY kind ORDER BY 2 DESC",
+        parameters=seen_params,
     ).result_rows
-    dead = q(f"SELECT kind, count() FROM {db}.dead_letters FINAL GROUP BY kind ORDER BY 2 DESC").result_rows
     # the minutes of the first and the last event the page counts: the period its figures cover
-    first, last, events = q(
+    first, last, total = q(
         f"SELECT toUnixTimestamp(min(minute)), toUnixTimestamp(max(minute)), sum(events) "
-        f"FROM {db}.event_rollups FINAL WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}')"
+        f"FROM {db}.event_rollups FINAL WHERE {events}{in_minutes}",
+        parameters=params,
     ).result_rows[0]
-    window = (datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC)) if events else None
-    # a database a lifemon before the incidents table wrote has none yet (the next run creates it)
-    has_incidents = tables_present(client, db, ["incidents"])
-    incidents = q(f"SELECT count() FROM {db}.incidents FINAL").result_rows[0][0] if has_incidents else 0
+    window = (datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC)) if total else None
+    # a database a lifemon before the incidents table wrote has none yet (the next run creates it);
+    # incidents first seen in the period, as `lifemon incidents --since --until` lists them
+    incidents = (
+        query_incidents(client, db, since=period.since, until=period.until, limit=TABLE_LIMIT)
+        if tables_present(client, db, ["incidents"])
+        else Listing([], 0)
+    )
     return {
+        "period": period,
         "by_hour": by_hour,
         "by_class": by_class,
         "alerts": alerts,
-        "incidents": incidents,
+        "alerts_total": listed.total,
+        "incidents": incidents.total,
+        "incident_rows": incidents.rows,
         "dead": dead,
         "window": window,
         "gaps": gaps,
-        "lifecycle": lifecycle(client, db),
+        "lifecycle": lifecycle(client, db, period),
     }
 
 
-def lifecycle(client: Any, db: str) -> dict[str, Any] | None:
-    """The lifecycle dashboard's figures in one line each, as of the last event seen (a demo or a
-    replayed day is judged at its own end, not by the wall clock): the retention backlog, deletion
-    requests open and open past their deadline, contracts ended or ending within 90 days."""
+def lifecycle(client: Any, db: str, period: Period | None = None) -> dict[str, Any] | None:
+    """The lifecycle dashboard's figures in one line each, as of the last event seen in the period
+    (a demo or a replayed day is judged at its own end, not by the wall clock): the retention backlog,
+    deletion requests open and open past their deadline, contracts ended or ending within 90 days.
+    The backlog is the retention alerts begun by then and not closed now (an alert keeps its newest
+    status only)."""
     q = client.query
+    in_minutes, params = (period or Period()).where("minute")
     as_of = q(
         f"SELECT if(count() = 0, 0, toUnixTimestamp(max(minute) + 60) * 1000) FROM {db}.event_rollups FINAL "
-        f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}')"
+        f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}'){in_minutes}",
+        parameters=params,
     ).result_rows[0][0]
     if not as_of:
         return None  # no event yet: nothing to judge against
     backlog, oldest = q(
         f"SELECT count(), intDiv({as_of} - toUnixTimestamp64Milli(min(window_end)), 86400000) "
         f"FROM {db}.alerts FINAL WHERE detector = 'retention_overrun' "
-        "AND endsWith(rule_id, '.retention_expired') AND status != 'closed'"
+        f"AND endsWith(rule_id, '.retention_expired') AND status != 'closed' "
+        f"AND toUnixTimestamp64Milli(first_seen) < {as_of}"
     ).result_rows[0]
     requests, overdue = q(
         f"SELECT countIf(done = 0 OR done > {as_of}), countIf(due <= {as_of} AND (done = 0 OR done > {as_of})) "
@@ -164,11 +263,14 @@ def lifecycle(client: Any, db: str) -> dict[str, Any] | None:
 
 
 def busiest_hours(
-    by_hour: list[tuple[datetime, str, int]], floor: float = 0.01, max_hours: int = 336
+    by_hour: list[tuple[datetime, str, int]],
+    floor: float = 0.01,
+    max_hours: int = 336,
+    zone: ZoneInfo | None = None,
 ) -> list:
     """Hours from the first to the last with at least `floor` of the peak hour's events (at most
     two weeks, the latest), gaps filled with zeros: a few back-dated lifecycle records must not
-    squeeze the days that matter into one corner of the chart."""
+    squeeze the days that matter into one corner of the chart. Labelled in `zone` (default UTC)."""
     hours: dict[datetime, dict[str, int]] = {}
     for hour, stream, n in by_hour:
         hours.setdefault(hour, {})[stream] = hours.get(hour, {}).get(stream, 0) + n
@@ -179,13 +281,36 @@ def busiest_hours(
     first = max(busy[0], busy[-1] - timedelta(hours=max_hours - 1))
     count = int((busy[-1] - first).total_seconds() // 3600) + 1
     return [
-        ((first + timedelta(hours=i)).strftime("%Y-%m-%d %H:00"), hours.get(first + timedelta(hours=i), {}))
+        (
+            (first + timedelta(hours=i)).astimezone(zone or UTC).strftime("%Y-%m-%d %H:00"),
+            hours.get(first + timedelta(hours=i), {}),
+        )
         for i in range(count)
     ]
 
 
+def busiest_days(by_hour: list[tuple[datetime, str, int]], zone: ZoneInfo, floor: float = 0.01) -> list:
+    """As busiest_hours, by the bank's calendar day: a month's events in 31 bars, not its last two
+    weeks in hours."""
+    days: dict[date, dict[str, int]] = {}
+    for hour, stream, n in by_hour:
+        day = days.setdefault(hour.astimezone(zone).date(), {})
+        day[stream] = day.get(stream, 0) + n
+    if not days:
+        return []
+    peak = max(sum(v.values()) for v in days.values())
+    busy = sorted(d for d, v in days.items() if sum(v.values()) >= peak * floor)
+    span = range(busy[0].toordinal(), busy[-1].toordinal() + 1)
+    return [(f"{date.fromordinal(n):%Y-%m-%d}", days.get(date.fromordinal(n), {})) for n in span]
+
+
 def render(data: dict[str, Any], generated: datetime | None = None) -> str:
-    hours = busiest_hours(data["by_hour"])
+    period: Period = data.get("period") or Period()
+    zone = period.zone
+    hours = busiest_hours(data["by_hour"], max_hours=10**6, zone=zone)
+    per = "hour"
+    if len(hours) > 14 * 24:  # more than two weeks (a month): a bar per day of the bank's calendar
+        hours, per = busiest_days(data["by_hour"], zone), "day"
     volume: dict[str, int] = {}
     for _, stream, n in data["by_hour"]:
         volume[stream] = volume.get(stream, 0) + n
@@ -196,42 +321,37 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
     total = sum(n for _, _, n in data["by_hour"])
     severities: dict[str, int] = {}
     for a in data["alerts"]:
-        severities[a[0]] = severities.get(a[0], 0) + 1
-    kpis = [("events monitored / 监测事件", f"{total:,}"), ("alerts / 告警", f"{len(data['alerts']):,}")]
+        severities[a["severity"]] = severities.get(a["severity"], 0) + 1
+    alerts_total = data.get("alerts_total", len(data["alerts"]))
+    kpis = [("events monitored / 监测事件", f"{total:,}"), ("alerts / 告警", f"{alerts_total:,}")]
     kpis += [(f"{s} / {SEVERITY_ZH[s]}", f"{severities[s]:,}") for s in SEVERITY_COLOURS if s in severities]
     c3 = sum(n for _, cls, n in data["by_class"] if cls == "C3")
     # authentication data (JR/T 0171 C3) is a few events among tens of thousands: counted on its own
     kpis.insert(1, ("C3 events / C3 类事件", f"{c3:,}"))
-    kpis.append(("leakage incidents / 泄露事件 (lifemon incidents)", f"{data.get('incidents', 0):,}"))
+    kpis.append(("leakage incidents / 泄露事件", f"{data.get('incidents', 0):,}"))
     kpis.append(("dead letters / 死信", f"{sum(n for _, n in data['dead']):,}"))
-    alerts = data["alerts"]
-    rows = "".join(
-        f'<tr><td><b class="sev" style="background:{SEVERITY_COLOURS.get(sev, "#999")}">{escape(sev)}</b></td>'
-        f"<td>{escape(zh)}<br><small>{escape(en)}</small></td><td>{escape(actor)}<br><small>{escape(org)}</small></td>"
-        f"{_counted(*records_and_customers(subject_count, counts))}<td>{escape(cls)}</td>"
-        f"<td><small>{_span(first, last)}</small></td><td><small>{escape(summary)}</small></td></tr>"
-        for sev, zh, en, actor, org, subject_count, counts, cls, first, last, summary, _status, _det in alerts
-    )
     stream_colours = {s: STREAM_COLOURS[i % len(STREAM_COLOURS)] for i, s in enumerate(streams)}
-    charts = _bars("Events per hour by stream / 各数据流每小时事件数", hours, streams, stream_colours, volume)
+    title = {
+        "hour": "Events per hour by stream / 各数据流每小时事件数",
+        "day": "Events per day by stream / 各数据流每日事件数",
+    }
+    charts = _bars(f"{title[per]} ({zone.key})", hours, streams, stream_colours, volume)
     present = [c for c in CLASS_COLOURS if any(c in v for v in classes.values())]
     class_chart = _bars(
         "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)", sorted(classes.items()), present, CLASS_COLOURS
     )
     charts += f'<div class="beside">{class_chart}{_class_counts(classes)}</div>'
-    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     window = data.get("window")
-    covered = (
-        f"{window[0]:%Y-%m-%d %H:%M} – {window[1]:%Y-%m-%d %H:%M} UTC"
-        if window
-        else "no events yet / 尚无事件"
-    )
-    if window and hours and hours[0][0] > f"{window[0]:%Y-%m-%d %H:00}":
-        # back-dated lifecycle history starts the window years early; the hourly chart skips it
-        covered += f" · hourly chart / 每小时图: {hours[0][0]} – {hours[-1][0]} UTC"
+    bounded = period.since or period.until
+    empty = "no events in the period / 期内无事件" if bounded else "no events yet / 尚无事件"
+    covered = _range(window[0], window[1], zone) if window else empty
+    first_bar = f"{_local(window[0], zone):%Y-%m-%d %H:00}" if window else ""
+    if window and hours and hours[0][0] > first_bar[: len(hours[0][0])]:
+        # back-dated lifecycle history starts the window years early; the chart skips it
+        covered += f" · chart / 图: {hours[0][0]} – {hours[-1][0]} {zone.key}"
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<title>lifemon report / 个人金融信息生命周期监测报告</title><style>
-body{{font-family:"Noto Sans CJK SC","Noto Sans",sans-serif;margin:24px;color:#222;max-width:1100px}}
+<title>lifemon report / 个人金融信息生命周期监测报告{escape(_title(period))}</title><style>
+body{{font-family:"Noto Sans CJK SC","Noto Sans",sans-serif;margin:24px;color:#222;max-width:1280px}}
 h1{{font-size:22px;margin:0}} .sub{{color:#666;margin:4px 0 18px}}
 .kpis{{display:flex;gap:12px;flex-wrap:wrap}} .kpi{{border:1px solid #ddd;border-radius:6px;padding:8px 14px}}
 .kpi b{{display:block;font-size:22px}} .kpi span{{color:#666;font-size:12px}}
@@ -242,19 +362,141 @@ table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom
 .n{{text-align:right}} .sev{{color:#fff;padding:2px 6px;border-radius:4px;font-size:11px}}
 .window{{margin:8px 0 0;font-size:15px}} .beside{{display:flex;gap:18px;align-items:center}}
 .beside figure{{flex:1 1 auto}} .beside table{{width:auto;flex:none}} .c3{{color:#c0392b;font-weight:700}}
+code{{font-size:12px}} small{{color:#555}} td.t{{white-space:nowrap}}
+.passed{{color:#c0392b;font-weight:600}} td.rule{{min-width:180px}} td.summary{{min-width:220px;overflow-wrap:anywhere}}
 </style></head><body>
 <h1>lifemon — 个人金融信息生命周期监测报告 / PFI lifecycle report</h1>
-<p class="window">data window / 数据时间范围: <b>{covered}</b> <small>(first and last event, to the minute / 首末事件时间)</small></p>
-<p class="sub">generated {when} · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
+<p class="period">report period / 报告期: <b>{_period(period)}</b></p>
+<p class="window">data window / 数据时间范围: <b>{covered}</b> <small>(first and last event in the period, to the minute / 期内首末事件时间)</small></p>
+<p class="sub">generated {_when(generated or datetime.now(UTC), zone)} · times in {escape(zone.key)}, UTC beside
+them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 <div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
 {charts}
-{_lifecycle(data.get("lifecycle"))}
+{_lifecycle(data.get("lifecycle"), zone)}
 {_gaps(data.get("gaps", []))}
-<h2>Alerts / 告警</h2><p class=sub>records and customers as each detector counted them, — where it counts
-no such thing or identified no customer; times in UTC</p><table><tr><th>severity</th>
-<th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>
-<th>first – last event (UTC) / 首末事件时间</th><th>summary</th></tr>{rows or "<tr><td colspan=8>no alerts</td></tr>"}</table>
+{_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC))}
+{_alerts(data["alerts"], alerts_total, period)}
 </body></html>"""
+
+
+def _title(period: Period) -> str:
+    if period.month:
+        return f" {period.month}"
+    return "" if not (period.since or period.until) else f" {_period(period, html=False)}"
+
+
+def _period(period: Period, html: bool = True) -> str:
+    """The period chosen, in the bank's zone with UTC beside it; start included, end not."""
+    zone = period.zone
+    if not (period.since or period.until):
+        return "everything stored / 全部数据" + (
+            " <small>(no --month, --since or --until)</small>" if html else ""
+        )
+    if period.since and period.until:
+        text = _range(period.since, period.until, zone, html)
+    elif period.since:
+        text = f"from / 自 {_range(period.since, None, zone, html)}"
+    elif period.until:
+        text = f"before / 截至 {_range(period.until, None, zone, html)}"
+    month = f"{period.month} ({zone.key} calendar month / 本行所在时区自然月) · " if period.month else ""
+    end = " <small>(start included, end excluded / 含起不含止)</small>" if html else ""
+    return month + text + end
+
+
+def _range(first: datetime, last: datetime | None, zone: ZoneInfo, html: bool = True) -> str:
+    """`first – last` in the bank's zone, and in UTC beside it (where it differs)."""
+    local = f"{_local(first, zone):%Y-%m-%d %H:%M}" + (
+        f" – {_local(last, zone):%Y-%m-%d %H:%M}" if last else ""
+    )
+    if zone.key == "UTC":
+        return f"{local} UTC"
+    utc = f"{_local(first, UTC):%Y-%m-%d %H:%M}" + (f" – {_local(last, UTC):%Y-%m-%d %H:%M}" if last else "")
+    return f"{local} {zone.key} " + (f"<small>({utc} UTC)</small>" if html else f"({utc} UTC)")
+
+
+def _when(t: datetime, zone: ZoneInfo) -> str:
+    """One time in the bank's zone, UTC beside it."""
+    return _range(t, None, zone, html=False)
+
+
+def _cell(t: datetime, zone: ZoneInfo, beneath: str = "") -> str:
+    """A table cell's time: the bank's zone, then `beneath` (html), then UTC for a SIEM."""
+    utc = "" if zone.key == "UTC" else f"<br><small>{_local(t, UTC):%Y-%m-%d %H:%M} UTC</small>"
+    return f"{_local(t, zone):%Y-%m-%d %H:%M}{beneath}{utc}"
+
+
+def _local(t: datetime, zone: ZoneInfo | Any) -> datetime:
+    """`t` in `zone`; ClickHouse's DateTime64(3, 'UTC') may come back naive, meaning UTC."""
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(zone)
+
+
+def _iso(t: datetime, zone: ZoneInfo) -> str:
+    """A period's end as `lifemon alerts --since` takes it: the bank's time, its offset (+08:00)."""
+    return _local(t, zone).isoformat(timespec="minutes")
+
+
+def _listing_command(command: str, period: Period, total: int) -> str:
+    """The CLI command that lists the same rows as the report's table, to cross-check it."""
+    ends = [(f"--{n}", t) for n, t in (("since", period.since), ("until", period.until)) if t]
+    args = "".join(f" {flag} {_iso(t, period.zone)}" for flag, t in ends)
+    return f"lifemon {command}{args} --limit {max(total, 1)}"
+
+
+def _cut(shown: int, total: int, what: str) -> str:
+    return (
+        f"<p class=sub><b>{shown:,} of {total:,} {what} shown</b> (the newest)</p>" if total > shown else ""
+    )
+
+
+def _alerts(alerts: list[dict[str, Any]], total: int, period: Period) -> str:
+    """The alerts whose last event falls in the period, most severe and biggest first, with the id,
+    detector and status `lifemon alerts` shows for them."""
+    zone = period.zone
+    rows = "".join(
+        f'<tr><td><b class="sev" style="background:{SEVERITY_COLOURS.get(a["severity"], "#999")}">'
+        f"{escape(a['severity'])}</b></td><td><code class=id>{escape(a['alert_id'][:12])}</code></td>"
+        f"<td>{escape(a['status'])}</td><td>{escape(a['detector'])}</td>"
+        f"<td class=rule>{escape(a['title_zh'])}<br><small>{escape(a['title_en'])}</small></td>"
+        f"<td>{escape(a['actor_id'])}<br><small>{escape(a['actor_org'])}</small></td>"
+        f"{_counted(*records_and_customers(a['subject_count'], a['counts'] or {}))}<td>{escape(a['jr_class'])}</td>"
+        f"<td class=t>{_cell(a['last_seen'], zone, _first(a['first_seen'], a['last_seen'], zone))}</td>"
+        f"<td class=summary><small>{escape(a['summary'])}</small></td></tr>"
+        for a in alerts
+    )
+    return f"""<h2>Alerts / 告警</h2><p class=sub>the alerts whose <b>last event</b> falls in the period (an
+alert begun earlier is here, its first event beside it; one still growing after the period's end is
+in the next period's report), most severe and biggest first; <code>{escape(_listing_command("alerts", period, total))}</code>
+lists the same ids. status: the detector's episode (open, updated while it grows, closed: its
+window passed; not a review). Records and customers as each detector counted them, — where it counts
+no such thing or identified no customer; times in {escape(zone.key)}, UTC beneath</p>{_cut(len(alerts), total, "alerts")}
+<table class=alerts><tr><th>severity</th><th>alert id</th><th>status / 状态</th><th>detector / 检测器</th>
+<th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>
+<th>last event / 末次事件</th><th>summary</th></tr>{rows or "<tr><td colspan=11>no alerts in the period / 期内无告警</td></tr>"}</table>"""
+
+
+def _incidents(rows: list[dict[str, Any]], total: int, period: Period, now: datetime) -> str:
+    """Leakage incidents first seen in the period, as `lifemon incidents` lists them (the earliest
+    first report due first): the response team's deadlines, for management."""
+    zone = period.zone
+    body = "".join(
+        f"<tr><td><code class=id>{escape(r['incident_id'][:12])}</code></td>"
+        f'<td><b class="sev" style="background:{SEVERITY_COLOURS.get(r["severity"], "#999")}">'
+        f"{escape(r['severity'])}</b></td><td>{escape(r['status'])}</td>"
+        f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small></td>"
+        f"<td class=t>{_cell(r['first_seen'], zone)}</td>"
+        f"<td class=t>{_cell(r['first_due'], zone)}"
+        + ("<br><span class=passed>passed / 已过</span>" if _local(r["first_due"], UTC) <= now else "")
+        + f"</td><td>{escape(customers(r['subjects_distinct'], r['subjects_reported']))}</td>"
+        f"<td class=n>{r['records']:,}</td><td>{escape(', '.join(r['leakage_classes']))}</td></tr>"
+        for r in rows
+    )
+    return f"""<h2>Leakage incidents / 泄露事件</h2><p class=sub>incidents <b>first seen</b> in the period, the
+earliest first report due first, as <code>{escape(_listing_command("incidents", period, total))}</code> lists
+them (docs/incidents.md); deadline: the first report's, passed as of this report's generation; times in
+{escape(zone.key)}, UTC beneath</p>{_cut(len(rows), total, "incidents")}
+<table class=incidents><tr><th>incident id</th><th>severity</th><th>status / 状态</th><th>what / 事件</th>
+<th>opened / 发现</th><th>first report due / 首报时限</th><th>customers affected / 涉及客户</th>
+<th class=n>records / 记录</th><th>classes / 泄露类别</th></tr>{body or "<tr><td colspan=9>no incidents in the period / 期内无泄露事件</td></tr>"}</table>"""
 
 
 def _class_counts(classes: dict[str, dict[str, int]]) -> str:
@@ -277,7 +519,7 @@ def _class_counts(classes: dict[str, dict[str, int]]) -> str:
     )
 
 
-def _lifecycle(fig: dict[str, Any] | None) -> str:
+def _lifecycle(fig: dict[str, Any] | None, zone: ZoneInfo | None = None) -> str:
     """Three lines of dashboards/lifemon-lifecycle.json: what is kept, asked and contracted past its time."""
     if not fig:
         return ""
@@ -291,7 +533,8 @@ def _lifecycle(fig: dict[str, Any] | None) -> str:
         for name, n, note in rows
     )
     return (
-        f"<h2>Lifecycle / 生命周期</h2><p class=sub>as of the last event seen, {_t(fig['as_of'])} UTC</p>"
+        f"<h2>Lifecycle / 生命周期</h2><p class=sub>as of the last event seen in the period, "
+        f"{_when(fig['as_of'], zone or ZoneInfo('UTC'))}</p>"
         f"<table>{body}</table>"
     )
 
@@ -318,10 +561,12 @@ def _counted(records: int | None, customers: int | None) -> str:
     return "".join(f"<td class=n>{'—' if n is None else f'{n:,}'}</td>" for n in (records, customers))
 
 
-def _span(first: datetime, last: datetime) -> str:
-    """First – last event; the date once when both fall on the same day."""
-    return f"{_t(first)} – {last:%H:%M}" if first.date() == last.date() else f"{_t(first)} – {_t(last)}"
-
-
-def _t(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M")
+def _first(first: datetime, last: datetime, zone: ZoneInfo) -> str:
+    """An alert's first event beneath its last, the date left out on the same day; nothing when both
+    fall in one minute."""
+    start, end = _local(first, zone), _local(last, zone)
+    if f"{start:%Y-%m-%d %H:%M}" == f"{end:%Y-%m-%d %H:%M}":
+        return ""
+    return (
+        f"<br><small>first / 首 {start:{'%H:%M' if start.date() == end.date() else '%Y-%m-%d %H:%M'}}</small>"
+    )

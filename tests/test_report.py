@@ -56,7 +56,8 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
     assert "个人金融信息生命周期监测报告" in html and "批量查询个人金融信息" in html
     assert ">73<" in html.replace(",", "")  # events monitored
     assert "C00000" not in html  # no raw customer id anywhere, only pseudonyms
-    assert html.count('class="sev"') == 1 and "<svg" in html
+    alerts = html.split("<h2>Alerts / 告警</h2>", 1)[1]
+    assert alerts.count('class="sev"') == 1 and "<svg" in html
     # e1's 70 balances passed art. 5's 50: one leakage incident for management too
     assert "<b>1</b><span>leakage incidents / 泄露事件" in html
 
@@ -98,12 +99,15 @@ def test_alert_columns_are_records_and_customers_as_each_detector_counts_them(
     assert header is not None
     assert [re.sub(r"<.*?>", "", h) for h in re.findall(r"<th.*?</th>", header[0])] == [
         "severity",
+        "alert id",
+        "status / 状态",
+        "detector / 检测器",
         "rule / 规则",
         "actor / 人员",
         "records / 记录",
         "customers / 客户",
         "class",
-        "first – last event (UTC) / 首末事件时间",
+        "last event / 末次事件",
         "summary",
     ]
 
@@ -202,7 +206,8 @@ def test_an_alerts_time_is_when_its_events_happened_not_its_detector_window(
     def t(ms: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return datetime.fromtimestamp(ms / 1000, UTC).strftime(fmt)
 
-    assert f"<small>{t(bulk.first_seen)} – {t(bulk.last_seen, '%H:%M')}</small>" in row  # one day, one date
+    # the last event, then the first beneath it (one day, one date)
+    assert f"{t(bulk.last_seen)}<br><small>first / 首 {t(bulk.first_seen, '%H:%M')}</small>" in row
 
 
 def test_the_report_states_its_data_window_and_never_hides_c3(ch, names, policy, catalog) -> None:

@@ -93,9 +93,10 @@ def test_the_report_renders_in_chromium_without_console_errors(ch, names, policy
         headings = page.evaluate(HEADINGS)
         assert headings == [
             "lifemon — 个人金融信息生命周期监测报告 / PFI lifecycle report",
-            "Events per hour by stream / 各数据流每小时事件数",
+            "Events per hour by stream / 各数据流每小时事件数 (Asia/Shanghai)",
             "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)",
             "Lifecycle / 生命周期",
+            "Leakage incidents / 泄露事件",
             "Alerts / 告警",
         ]
         rows = page.evaluate(  # the alerts table, the report's last
@@ -103,11 +104,16 @@ def test_the_report_renders_in_chromium_without_console_errors(ch, names, policy
         )
         assert len(rows) == 2 and all("批量查询个人金融信息" in r for r in rows)
         assert page.evaluate("document.querySelectorAll('svg rect').length") >= 3  # bars drawn
-        # the period covered, with the year, where the page starts
+        # the period covered, with the year, where the page starts: in the bank's zone (the built-in
+        # policy's Asia/Shanghai), UTC beside it
         window = page.evaluate("document.querySelector('.window').innerText")
         assert (
-            window.startswith("data window / 数据时间范围: 2026-01-01 00:00 – 2026-01-01 02:")
-            and "UTC" in window
+            window.startswith("data window / 数据时间范围: 2026-01-01 08:00 – 2026-01-01 10:")
+            and "Asia/Shanghai (2026-01-01 00:00 – 2026-01-01 02:" in window
+        ), window
+        period = page.evaluate("document.querySelector('.period').innerText")
+        assert (
+            period == "report period / 报告期: everything stored / 全部数据 (no --month, --since or --until)"
         )
         # the class figures are laid out beside the chart, every class with its count, on screen
         counts = page.evaluate(

@@ -1,0 +1,252 @@
+"""`lifemon report` for a period: `--month` (the bank's calendar month in its zone) or `--since` /
+`--until` (as `lifemon alerts`), every section kept to it, alert and incident ids a manager can
+cross-check with `lifemon alerts` and `lifemon incidents` for the same period, times in the bank's
+zone with UTC beside them. Real chDB, the alerts and incidents of real detectors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import T0, access
+from test_report import store_day
+
+from streams.cli import main
+from streams.report import Period, busiest_days, gather, month_period, render
+
+HOUR = 3_600_000
+BEIJING = "Asia/Shanghai"  # policy/recipients.yaml `timezone`, the built-in policy's
+
+
+def utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@pytest.fixture
+def days(ch, names, policy, catalog) -> str:
+    """Four employees' bulk reads around the turn of the year. T0 is 2026-01-01 00:00 UTC, 08:00 in
+    Beijing: e9 reads at 23:00 on 31 December in Beijing (15:00 UTC), e0 at 01:00 on 1 January in
+    Beijing, still 31 December in UTC (17:00); e1 at T0, e2 two hours later. Every one passes the
+    bulk_query threshold; all but e2 (45 customers) pass art. 5's 50 and open a leakage incident;
+    e9's and e0's night reads are unauthorized_lookup alerts too."""
+    db = names["database"]
+    store_day(
+        ch,
+        db,
+        policy,
+        catalog,
+        access("e9", customers=55, start=-9 * HOUR, every_s=20)
+        + access("e0", customers=60, start=-7 * HOUR, every_s=20)
+        + access("e1", customers=70, every_s=20)
+        + access("e2", customers=45, start=2 * HOUR, every_s=20),
+    )
+    return db
+
+
+def cli(
+    args: list[str], db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any, ch
+) -> str:
+    """`lifemon ARGS` against the session's chDB; what it printed (stdout)."""
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {db}}}\n")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level  # the command sets up its logging; the test process keeps its own
+    try:
+        assert (
+            main(
+                [*args, "--config", str(config), "--clickhouse", f"chdb://{os.environ['LIFEMON_TEST_CHDB']}"]
+            )
+            == 0
+        )
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    return capsys.readouterr().out
+
+
+def report(args: list[str], db: str, tmp_path: Path, capsys: Any, monkeypatch: Any, ch) -> str:
+    out = tmp_path / "report.html"
+    cli(["report", *args, "--out", str(out)], db, tmp_path, capsys, monkeypatch, ch)
+    return out.read_text(encoding="utf-8")
+
+
+def section(html: str, heading: str) -> str:
+    found = re.search(rf"<h2>{re.escape(heading)}</h2>.*?</table>", html, re.S)
+    assert found, heading
+    return found[0]
+
+
+def ids(html: str, heading: str) -> list[str]:
+    """The short ids of a report table's rows, in their order."""
+    return re.findall(r"<code class=id>([0-9a-f]{12})</code>", section(html, heading))
+
+
+def actors(html: str) -> set[str]:
+    return set(re.findall(r"<td class=rule>[^<]*<br><small>[^<]*</small></td><td>(e\d)<br>", html))
+
+
+def test_a_month_is_the_banks_calendar_month_in_its_zone() -> None:
+    january = month_period("2026-01", BEIJING)
+    assert (january.since, january.until) == (
+        datetime(2025, 12, 31, 16, tzinfo=UTC),
+        datetime(2026, 1, 31, 16, tzinfo=UTC),
+    )
+    december = month_period("2025-12", BEIJING)  # the next month is in the next year
+    assert (december.since, december.until) == (datetime(2025, 11, 30, 16, tzinfo=UTC), january.since)
+    assert month_period("2026-02", "UTC").until == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_report_month_counts_the_banks_january_not_utcs(days, ch, tmp_path, capsys, monkeypatch) -> None:
+    """e0 read at 01:00 on 1 January in Beijing (31 December in UTC): January's; e9 at 23:00 on 31
+    December in Beijing: December's, though both are 31 December in UTC."""
+    html = report(["--month", "2026-01"], days, tmp_path, capsys, monkeypatch, ch)
+    assert actors(html) == {"e0", "e1", "e2"}
+    assert "<b>175</b><span>events monitored / 监测事件" in html  # 60 + 70 + 45, not e9's 55
+    assert (
+        "<b>2026-01 (Asia/Shanghai calendar month / 本行所在时区自然月) · 2026-01-01 00:00 – 2026-02-01 00:00 "
+        "Asia/Shanghai <small>(2025-12-31 16:00 – 2026-01-31 16:00 UTC)</small>" in html
+    )
+    incidents = section(html, "Leakage incidents / 泄露事件")
+    assert incidents.count("<code class=id>") == 2 and "actor e9" not in incidents  # e0's and e1's
+    december = report(["--month", "2025-12"], days, tmp_path, capsys, monkeypatch, ch)
+    assert actors(december) == {"e9"} and "<b>55</b><span>events monitored" in december
+    assert "2025-12-01 00:00 – 2026-01-01 00:00 Asia/Shanghai" in december
+
+
+def test_every_section_keeps_to_the_period(days, ch, policy) -> None:
+    """From T0 + 1 h: e2's reads only. Events, the hourly chart, alerts, incidents (none: e2 read 45
+    customers), coverage gaps, dead letters and the lifecycle figures' `as of` are all the period's."""
+    ch.command(
+        f"INSERT INTO {days}.event_rollups (topic, partition, block, minute, stream, jr_class, org, outcome, "
+        f"events, version) VALUES ('t', 0, 1, '2025-12-31 17:00:00', 'coverage_gap', 'table', 'before.t', 'access', "
+        f"1, 1), ('t', 0, 2, '2026-01-01 02:00:00', 'coverage_gap', 'table', 'within.t', 'access', 1, 1)"
+    )
+    ch.command(
+        f"INSERT INTO {days}.dead_letters VALUES ('pfi.access', 0, 1, 'decode', '', 'x', '2025-12-31 17:00:00'), "
+        "('pfi.access', 0, 2, 'schema', '', 'y', '2026-01-01 03:00:00'), "
+        "('pfi.access', 0, 3, 'schema', '', 'z', '2026-01-01 03:01:00')"
+    )
+    everything = gather(ch, days)
+    assert sum(n for _, _, n in everything["by_class"]) == 230 and everything["incidents"] == 3
+    period = Period(since=utc(T0 + HOUR), timezone=BEIJING)
+    data = gather(ch, days, period)
+    assert sum(n for _, _, n in data["by_class"]) == 45
+    assert {h for h, _, _ in data["by_hour"]} == {utc(T0 + 2 * HOUR)}
+    assert [a["actor_id"] for a in data["alerts"]] == ["e2"] and data["alerts_total"] == 1
+    assert data["incidents"] == 0 and data["incident_rows"] == []
+    assert [g[1] for g in data["gaps"]] == ["within.t"]
+    assert data["dead"] == [("schema", 2)]
+    last_e2 = T0 + 2 * HOUR + 44 * 20_000  # 45 reads 20 s apart
+    assert data["lifecycle"]["as_of"] == utc((last_e2 // 60_000 + 1) * 60_000)
+    assert data["window"] == (utc(T0 + 2 * HOUR), utc(last_e2 // 60_000 * 60_000))
+    html = render(data)
+    assert "<b>45</b><span>events monitored" in html and "<b>2</b><span>dead letters" in html
+    assert "from / 自 2026-01-01 09:00 Asia/Shanghai <small>(2026-01-01 01:00 UTC)</small>" in html
+    assert "no incidents in the period / 期内无泄露事件" in html
+    until = gather(ch, days, Period(until=utc(T0 + HOUR), timezone=BEIJING))
+    assert (
+        sorted(a["actor_id"] for a in until["alerts"]) == ["e0", "e0", "e1", "e9", "e9"]
+        and until["incidents"] == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("window", "alerts"),
+    [
+        ([], 6),
+        (["--since", "2026-01-01T00:00"], 2),  # UTC: e1's and e2's
+        (["--until", "2026-01-01T01:00+08:00"], 2),  # e9's two (e0 began at that minute)
+        (["--since", "2025-12-31T16:00Z", "--until", "2026-01-01T09:00+08:00"], 3),  # e0's two, e1's
+    ],
+    ids=["everything", "since", "until", "both"],
+)
+def test_the_reports_alert_and_incident_ids_are_the_clis_for_the_same_window(
+    window, alerts, days, ch, tmp_path, capsys, monkeypatch
+) -> None:
+    """A manager checks the report against `lifemon alerts --since … --until …` and `lifemon
+    incidents` with the same window: the same ids, the report's in the short form the CLI prints."""
+    html = report(window, days, tmp_path, capsys, monkeypatch, ch)
+    listed = cli(["alerts", *window, "--limit", "1000"], days, tmp_path, capsys, monkeypatch, ch)
+    cli_ids = re.findall(r"\[([0-9a-f]{12})\]$", listed, re.M)
+    assert len(cli_ids) == alerts and sorted(ids(html, "Alerts / 告警")) == sorted(cli_ids)
+    incidents = cli(["incidents", *window, "--limit", "1000"], days, tmp_path, capsys, monkeypatch, ch)
+    assert ids(html, "Leakage incidents / 泄露事件") == re.findall(r"\[([0-9a-f]{12}) rev \d+\]", incidents)
+
+
+def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_zone(
+    days, ch, policy
+) -> None:
+    data = gather(ch, days, Period(since=utc(T0), until=utc(T0 + HOUR), timezone=BEIJING))
+    (alert,) = data["alerts"]
+    html = render(data, generated=datetime(2026, 12, 5, tzinfo=UTC))
+    alerts = section(html, "Alerts / 告警")
+    headers = [re.sub(r"<.*?>", "", h) for h in re.findall(r"<th.*?</th>", alerts)]
+    assert headers[:4] == ["severity", "alert id", "status / 状态", "detector / 检测器"]
+    assert "last event / 末次事件" in headers
+    last = alert["last_seen"].replace(tzinfo=UTC)
+    row = re.search(r"<tr><td><b class=\"sev\".*?</tr>", alerts, re.S)
+    assert row
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row[0], re.S)
+    assert cells[1:4] == [f"<code class=id>{alert['alert_id'][:12]}</code>", alert["status"], "bulk_query"]
+    beijing = last + timedelta(hours=8)
+    first = alert["first_seen"].replace(tzinfo=UTC) + timedelta(hours=8)
+    assert (
+        f"{beijing:%Y-%m-%d %H:%M}<br><small>first / 首 {first:%H:%M}</small>"
+        f"<br><small>{last:%Y-%m-%d %H:%M} UTC</small>" in row[0]
+    )
+    assert alert["status"] in {"open", "updated", "closed"}
+
+    incidents = section(html, "Leakage incidents / 泄露事件")
+    headers = [re.sub(r"<.*?>", "", h) for h in re.findall(r"<th.*?</th>", incidents)]
+    assert headers == [
+        "incident id",
+        "severity",
+        "status / 状态",
+        "what / 事件",
+        "opened / 发现",
+        "first report due / 首报时限",
+        "customers affected / 涉及客户",
+        "records / 记录",
+        "classes / 泄露类别",
+    ]
+    (incident,) = data["incident_rows"]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", incidents.split("</tr>", 1)[1], re.S)
+    opened, due = (incident[k].replace(tzinfo=UTC) for k in ("first_seen", "first_due"))
+    assert cells[0] == f"<code class=id>{incident['incident_id'][:12]}</code>"
+    assert cells[2] == incident["status"] and "actor e1" in cells[3]
+    assert (
+        cells[4]
+        == f"{opened + timedelta(hours=8):%Y-%m-%d %H:%M}<br><small>{opened:%Y-%m-%d %H:%M} UTC</small>"
+    )
+    assert cells[5].startswith(f"{due + timedelta(hours=8):%Y-%m-%d %H:%M}<br>")
+    assert "passed / 已过" in cells[5]  # due a day after 2026-01-01, long before the page was made
+    assert cells[6] == "70 customers / 客户" and cells[8] == ", ".join(incident["leakage_classes"]) != ""
+
+
+def test_report_refuses_a_month_with_since_and_a_malformed_month(tmp_path) -> None:
+    out = tmp_path / "r.html"
+    assert main(["report", "--month", "2026-01", "--since", "2026-01-05", "--out", str(out)]) == 2
+    assert main(["report", "--since", "2026-01-05", "--until", "2026-01-01", "--out", str(out)]) == 2
+    with pytest.raises(SystemExit) as usage:
+        main(["report", "--month", "2026-13", "--out", str(out)])
+    assert usage.value.code == 2 and not out.exists()
+
+
+def test_a_month_is_charted_by_the_banks_days_not_its_last_two_weeks_of_hours() -> None:
+    """busiest_hours keeps two weeks: a month's first half went missing from its chart."""
+    zone = Period(timezone=BEIJING).zone
+    start = datetime(2025, 12, 31, 16, tzinfo=UTC)  # 1 January, midnight in Beijing
+    rows = [(start + timedelta(hours=h), "access", 10) for h in range(0, 31 * 24, 6)]
+    days = busiest_days(rows, zone)
+    assert [d for d, _ in days][:2] == ["2026-01-01", "2026-01-02"] and len(days) == 31
+    assert days[0][1] == {"access": 40}  # four 6-hour marks a day
+    html = render(
+        {"period": Period(timezone=BEIJING), "by_hour": rows, "by_class": [], "alerts": [], "dead": []}
+    )
+    assert "Events per day by stream / 各数据流每日事件数 (Asia/Shanghai)" in html
