@@ -159,9 +159,10 @@ def run_demo(
         print(f"  {a.summary}")
         print(f"  regulation: {'; '.join(a.regulation)}")
         print(f"  subjects (HMAC pseudonyms): {', '.join(a.subjects_sample[:3])} ...")
-    from streams.report import gather, render
+    from streams.report import Period, gather, render
 
-    stored = gather(client, config.clickhouse.database)
+    # the bank's zone, as `lifemon report` shows it
+    stored = gather(client, config.clickhouse.database, Period(timezone=policy.recipients.timezone))
     print(
         f"\nleakage incidents for the response team: {stored['incidents']}   (lifemon incidents lists them)"
     )
