@@ -294,6 +294,6 @@ def test_a_self_approved_sms_on_the_refused_channel_is_high_and_names_both_rules
     """The customer turned SMS marketing off (app pushes still on); the submitter approved their own SMS."""
     (a,) = run([push(10 * MIN, "sms", approver_id="E51001")], [GRANTED, consent(0, "sms", "withdrawn")])
     assert rules(a) == {"channel_refused": 1, "four_eyes": 1} and a.severity.value == "high"
-    assert a.title_zh == "通过客户已拒绝的渠道推送、营销短信未按层级经短信管理提交、他人短信审核"
+    assert a.title_zh == "通过客户已拒绝的渠道推送、营销短信未经本层级短信管理岗提交并由他人审核"
     assert "refused" in a.title_en and "two people" in a.title_en
     assert a.counts["opt_out_delay_s"] == 600

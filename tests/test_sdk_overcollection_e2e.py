@@ -34,7 +34,7 @@ def test_sdk_alerts_and_label_matrix_reach_kafka_and_clickhouse(broker, ch, name
     by_rule = {o["finding_info"]["analytic"]["uid"].rsplit(".", 1)[1]: o for o in alerts.values()}
     c3 = by_rule["c3_or_auth_helper"]
     assert c3["severity"] == "Critical" and c3["finding_info"]["title"].startswith(
-        "C3类信息或用户鉴别辅助信息"
+        "C3类别信息或用户鉴别辅助信息"
     )
     assert c3["unmapped"]["counts"]["label_incorrect"] == 1
     assert any("本行《掌上银行家隐私政策》" in r for r in c3["unmapped"]["regulation"])

@@ -538,7 +538,7 @@ def test_end_to_end_through_tansu_and_chdb(broker, ch, names, policy, catalog) -
     assert sorted(alerts) == ["e1", "e6"]
     assert (
         alerts["e1"]["finding_info"]["title"]
-        == "越权查询个人金融信息 / Unauthorized lookup of personal financial information"
+        == "越权访问个人金融信息 / Unauthorized access to personal financial information"
     )
     assert alerts["e1"]["unmapped"]["counts"]["reason_out_of_scope"] == 1
     assert alerts["e6"]["unmapped"]["counts"]["reason_terminated"] == 1 and alerts["e6"]["severity"] == "High"
