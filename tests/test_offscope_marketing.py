@@ -98,6 +98,9 @@ def test_a_withdrawal_that_arrives_after_the_push_within_the_lateness_still_coun
     assert a.counts["rule_after_withdrawal"] == 1 and a.counts["opt_out_delay_s"] == 600
     assert a.severity.value == "high" and a.title_en == "Marketing push after the subject opted out"
     assert a.subjects_sample == [P("C1")] and a.actor_id == "E1"
+    assert a.regulation[0].startswith(
+        "《个人信息保护法》第十五条: 基于个人同意处理个人信息的, 个人有权撤回其同意"
+    )
     assert any("第60条" in r for r in a.regulation) and any("(三)②" in r for r in a.regulation)
 
 
@@ -293,6 +296,15 @@ def test_several_rules_make_one_alert_that_names_them_all(engine) -> None:
     assert rules(alerts) == {"no_consent", "off_purpose", "no_refusal_offered", "four_eyes"}
     assert a.title_zh.startswith("未经同意推送营销信息、") and a.severity.value == "high"
     assert len(a.regulation) == len(set(a.regulation)) >= 4
+    # each rule's law, in rule order, before the seeds: consent (PIPL art. 13), a change of purpose
+    # (art. 14 ¶2), a way to refuse (Advertising Law art. 43 ¶2), access rights (art. 51)
+    laws = [r.split(":")[0] for r in a.regulation if r.startswith(("《个人信息保护法》", "《广告法》"))]
+    assert laws[0] == "《个人信息保护法》第十三条" and a.regulation[0].startswith(laws[0])
+    assert {
+        "《个人信息保护法》第十四条第二款",
+        "《广告法》第四十三条第二款",
+        "《个人信息保护法》第五十一条",
+    } <= set(laws)
 
 
 # -- state ----------------------------------------------------------------------------------------------

@@ -245,6 +245,37 @@ def test_alerts_and_notices_name_the_documents_not_seed_numbers(policy, policy_c
     assert e.value.file.endswith("references.yaml")
 
 
+def test_every_rule_cites_the_law_first_and_keeps_its_seed(policy) -> None:
+    """The probe: 63 of 64 demo alerts cited no article of the PIPL and 51 led with a law firm's
+    commentary. Each rule's regulation now opens with the law it enforces (an article of a law, a
+    PBoC rule, JR/T 0171 or the SPC/SPP interpretation), cites the PIPL, and still names the source
+    document it was written from (references.yaml), after the law."""
+    import yaml
+
+    sources = list(yaml.safe_load((DEFAULT_DIR / "references.yaml").read_text(encoding="utf-8")).values())
+    primary = ("《个人信息保护法》第", "《反洗钱法》(2024年修订)第", "《广告法》第", "JR/T 0171-2020 §", "《金融消费者权益保护实施办法》第",
+               "最高法、最高检《关于办理侵犯公民个人信息刑事案件适用法律若干问题的解释》")  # fmt: skip
+    lists = {}
+    for kind, section in policy.detectors.items():
+        lists[kind] = section.regulation
+        for rule, spec in section.params.get("rules", {}).items():
+            lists[f"{kind}.{rule}"] = spec["regulation"]
+    assert len(lists) == 7 + 1 + 9 + 12 + 9 + 9  # every detector and rule: 7 sections, then each rule
+    traced = set()
+    for name, clauses in lists.items():
+        assert clauses[0].startswith(primary) and not clauses[0].startswith(tuple(sources)), name
+        assert any(c.startswith("《个人信息保护法》第") for c in clauses), name
+        seeds = [i for i, c in enumerate(clauses) if any(s in c for s in sources)]
+        assert all(c.startswith(primary) for c in clauses[: seeds[0] if seeds else None]), name
+        traced |= {name} if seeds else set()
+    assert set(lists) - traced == {"bulk_query"}  # its clauses are all law; its YAML comment names the seeds
+    # the 2006 numbering of the AML Law is gone; the article in force since 2025-01-01 is cited
+    assert not any("反洗钱法》第十九条" in c for c in sum(lists.values(), []))
+    assert lists["retention_overrun.removed_before_minimum"][0].startswith(
+        "《反洗钱法》(2024年修订)第三十四条"
+    )
+
+
 @pytest.mark.parametrize(
     ("places", "said"),
     [

@@ -143,7 +143,12 @@ def test_location_kept_a_day_past_its_30_days_fires_once(run) -> None:
     assert a.window_start == T0 - 32 * DAY and a.window_end == T0 - DAY - CST
     assert "30-day retention" in a.summary and "from collect 2025-11-30, due 2025-12-30" in a.summary
     assert a.subjects_sample == [pz("CUST42")] and "CUST42" not in a.summary
-    assert a.jr_class == "C2" and "location" in a.summary and a.regulation[0].startswith("汉盛《")
+    assert a.jr_class == "C2" and "location" in a.summary
+    # the law first (PIPL art. 19: the shortest period; art. 47 ¶1(二): delete once it has run), then the
+    # commentary the rule was written from
+    assert a.regulation[0].startswith("《个人信息保护法》第十九条: 除法律、行政法规另有规定外")
+    assert a.regulation[1].startswith("《个人信息保护法》第四十七条第一款(二)")
+    assert a.regulation[2].startswith("汉盛《")
     assert a.title_zh and a.title_en
 
 
@@ -322,7 +327,7 @@ def test_deletion_request_executed_on_day_16_fires(run) -> None:
     assert still.status.value == "open" and still.alert_id == a.alert_id
 
 
-# -- what the law requires kept (AML Law art. 19): removed too early ---------------------------------------
+# -- what the law requires kept (AML Law art. 34, 2024; art. 19 of 2006): removed too early ----------------
 TRANSACTION = {"cats": ("transaction_record",), "purpose": "payment", "system": "core_banking"}
 
 
@@ -332,8 +337,15 @@ def test_a_transaction_record_deleted_a_month_after_it_was_stored_fires(run) -> 
     assert a.severity.value == "high" and a.subjects_sample == [pz("C1")]
     assert (a.window_start, a.window_end) == (T0 - 30 * DAY, T0 - DAY)
     assert "removed 2025-12-31 inside the 5 years the law requires it kept from collect" in a.summary
-    assert "AML Law art. 19" in a.summary and a.evidence_event_ids == []
-    assert a.regulation[0].startswith("《反洗钱法》第十九条")
+    # the current law (revised 2024, in force 2025-01-01): art. 34, at least ten years; the policy's
+    # five years are the 2006 law's art. 19 until the bank resets them (retention.yaml), and say so
+    assert "AML Law art. 34 (2024 revision)" in a.summary and "2006 law's art. 19" in a.summary
+    assert a.evidence_event_ids == []
+    assert a.regulation[0] == (
+        "《反洗钱法》(2024年修订)第三十四条: 客户身份资料在业务关系结束后、客户交易信息在交易结束后, 应当至少保存十年"
+    )
+    assert a.regulation[1].startswith("《个人信息保护法》第四十七条第二款")
+    assert not any("第十九条" in r or "五年" in r for r in a.regulation)
 
 
 def test_the_minimum_is_kept_by_a_deletion_on_its_last_day(run) -> None:

@@ -136,13 +136,18 @@ def test_one_omitted_field_fires_with_its_labels_counted(engine) -> None:
     assert a.counts["label_vague"] == 1 and a.counts["label_clear"] == 1 and a.counts["label_omitted"] == 1
     assert a.counts["field_contacts"] == 1 and "label_incorrect" not in a.counts
     assert a.title_en == "SDK collected a field its declaration omits" and a.title_zh.startswith("第三方SDK")
-    assert any(r.startswith("本行《掌上银行家隐私政策》") for r in a.regulation)
+    assert a.regulation[0].startswith("《个人信息保护法》第十七条: 处理个人信息前")
+    assert a.regulation[1].startswith(
+        "《个人信息保护法》第六条第二款: 收集个人信息, 应当限于实现处理目的的最小范围"
+    )
+    assert any(r.startswith("本行《掌上银行家隐私政策》") for r in a.regulation[2:])
 
 
 def test_incorrect_field_contradicts_a_negative_statement(engine) -> None:
     (a,) = final(run(engine, [obs("sensors_analytics", ("event_click", "id_document_no"))])).values()
     assert a.rule_id.endswith(".incorrect_field") and a.severity.value == "high"
     assert a.counts["label_incorrect"] == 1 and a.jr_class == "C2"
+    assert a.regulation[0].startswith("《个人信息保护法》第十七条") and "真实、准确、完整" in a.regulation[0]
     assert "分析软件" in " ".join(a.regulation)
 
 

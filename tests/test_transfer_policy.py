@@ -110,6 +110,9 @@ def test_an_auth_helper_to_a_processor_is_critical_and_a_leakage_candidate(engin
     (a,) = run(engine(), ev).values()
     assert (a.rule_id, a.severity.value, a.counts["leakage_candidate"]) == ("LM-TP-001", "critical", 1)
     assert a.title_en == "C3 or authentication-helper data sent to a third party"
+    assert a.regulation[0].startswith("JR/T 0171-2020 §7.1.4") and a.regulation[1].startswith(
+        "《个人信息保护法》第二十八条"
+    )
     assert (
         any(
             "汉盛《商业银行互联网贷款视角中个人风险数据在全生命周期中的合规分析》 §六.2(4)" in r
@@ -281,6 +284,13 @@ def test_cross_border_needs_separate_consent_and_a_valid_declared_assessment(eng
     (a,) = run(engine(ok), abroad(assessment_id=None)).values()
     assert (a.rule_id, a.severity.value, a.counts["leakage_candidate"]) == ("LM-TP-005", "critical", 1)
     assert "no outbound security assessment" in a.summary
+    # PIPL art. 38 (a condition: assessment, certification or standard contract) and art. 39 (separate
+    # consent) first, then the PBoC rule and the commentary the rule was written from
+    assert [r.split(":")[0] for r in a.regulation[:3]] == [
+        "《个人信息保护法》第三十八条",
+        "《个人信息保护法》第三十九条",
+        "《金融消费者权益保护实施办法》第三十四条 (汉盛《商业银行互联网贷款视角中个人风险数据在全生命周期中的合规分析》 §六.5(1))",
+    ]
     assert rules(run(engine(ok), abroad(assessment_id="OSA-FAKE"))) == ["LM-TP-005"]
     expired = abroad(ts=T0 + 600 * 24 * HOUR)  # the assessment ran out on 2027-05-14; the contract too
     assert "LM-TP-005" in rules(run(engine(ok), expired))

@@ -50,3 +50,8 @@ def test_transfers_through_tansu_and_chdb(broker, ch, names, policy, catalog) ->
     ]
     regulation = ch.query(f"SELECT regulation FROM {db}.alerts FINAL WHERE rule_id = 'LM-TP-001'").result_rows
     assert any("合规分析》 §六.2(4)" in r for r in regulation[0][0])
+    # stored in the order the policy gives: the law first (JR/T 0171, PIPL art. 28), the commentary after
+    assert [r.split(" ")[0].split(":")[0] for r in regulation[0][0][:2]] == [
+        "JR/T",
+        "《个人信息保护法》第二十八条",
+    ]
