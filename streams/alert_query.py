@@ -1,8 +1,9 @@
 """`lifemon alerts`: the SOC's list of alerts from ClickHouse, newest revision of each, filtered by
-detector, rule, severity (at least), actor, subject, status and time range; and `lifemon alerts
-show ID`, one alert with what a triage needs: why it fired (rule, regulation), what to do (the
-detector's runbook), which events caused it, and the revisions the table still holds. Values reach
-the queries as bound parameters, never spliced into SQL."""
+detector, rule, severity (at least), actor, subject, status (the detector's episode), review (the
+analyst's, streams/alert_review.py) and time range; and `lifemon alerts show ID`, one alert with
+what a triage needs: why it fired (rule, regulation), what to do (the detector's runbook), which
+events caused it, the revisions the table still holds and its reviews. Values reach the queries as
+bound parameters, never spliced into SQL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from schemas.models import SEVERITY_RANK, Severity
+from streams import alert_review
+from streams.clickhouse import tables_present
 from streams.sinks.clickhouse import ALERT_COLUMNS
 from streams.text_table import aligned, display_width
 
@@ -30,7 +33,7 @@ COLUMNS = (
 
 # `--status` words -> the statuses of a newest revision they select. An episode is open at its
 # first revision and updated at each later one while it lives; closed says its window ended, not
-# that anyone reviewed it. `active` is what Grafana's "Open alerts" panel counts: status != 'closed'.
+# that anyone reviewed it: an analyst's review is `--review` (alert_review.REVIEWS).
 STATUSES = {"active": ["open", "updated"], "open": ["open"], "updated": ["updated"], "closed": ["closed"]}
 
 
@@ -51,13 +54,16 @@ def query_alerts(
     rule: str | None = None,
     subject: str | None = None,
     status: str | None = None,
+    review: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 50,
 ) -> Listing:
-    """Alerts as dicts of COLUMNS plus `summary`, newest first; `status` a key of STATUSES.
-    `actor` and `rule` match whatever their case (`e000003` finds E000003's alerts); `subject`
-    is a customer's pseudonym, found in each alert's kept sample of its subjects only."""
+    """Alerts as dicts of COLUMNS plus `summary` and `review` (the analyst's review state,
+    alert_review.review_state), newest first; `status` a key of STATUSES, `review` one of
+    alert_review.REVIEWS. `actor` and `rule` match whatever their case (`e000003` finds E000003's
+    alerts); `subject` is a customer's pseudonym, found in each alert's kept sample of its
+    subjects only."""
     severities = at_least(min_severity)
     filters = [  # (condition, parameter name, value): a filter applies when its value is given
         ("detector = {detector:String}", "detector", detector),
@@ -66,12 +72,21 @@ def query_alerts(
         ("lowerUTF8(rule_id) = lowerUTF8({rule:String})", "rule", rule),
         ("has(subjects_sample, {subject:String})", "subject", subject),
         ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
+        ("review IN {reviews:Array(String)}", "reviews", alert_review.REVIEWS.get(review or "")),
         ("last_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("last_seen < {until:DateTime64(3, 'UTC')}", "until", until),
     ]
-    return select_latest(
-        client, f"{database}.alerts", [*COLUMNS, "summary"], filters, "last_seen DESC, alert_id", limit
+    reviews = alert_review.latest_reviews(
+        database, bool(tables_present(client, database, [alert_review.TABLE]))
     )
+    # each alert's newest revision beside its newest review (join_use_nulls 0: no review reads '')
+    reviewed = (
+        f"(SELECT a.*, if(r.state != '' AND r.covered_until >= a.last_seen, r.state, "
+        f"'{alert_review.UNREVIEWED}') AS review FROM {database}.alerts AS a FINAL "
+        f"LEFT JOIN {reviews} AS r ON r.alert_id = a.alert_id SETTINGS join_use_nulls = 0)"
+    )
+    columns = [*COLUMNS, "summary", "review"]
+    return select_latest(client, reviewed, columns, filters, "last_seen DESC, alert_id", limit, final=False)
 
 
 def select_latest(
@@ -81,14 +96,16 @@ def select_latest(
     filters: list[tuple[str, str, Any]],
     order_by: str,
     limit: int,
+    final: bool = True,
 ) -> Listing:
     """Up to `limit` rows of `table` FINAL (the newest revision of each id) as dicts of `columns`,
-    and how many match. `filters`: (condition, parameter name, value), applied where a value is
-    given, bound, never spliced. One row past the limit says whether it cut; only then are the
-    matches counted, in a second query."""
+    and how many match; `final` False: `table` is a subquery that reads its table FINAL itself.
+    `filters`: (condition, parameter name, value), applied where a value is given, bound, never
+    spliced. One row past the limit says whether it cut; only then are the matches counted, in a
+    second query."""
     where = [condition for condition, _, value in filters if value]
     params: dict[str, Any] = {name: value for _, name, value in filters if value}
-    matching = f"FROM {table} FINAL" + (f" WHERE {' AND '.join(where)}" if where else "")
+    matching = f"FROM {table}{' FINAL' if final else ''}" + (f" WHERE {' AND '.join(where)}" if where else "")
     result = client.query(
         f"SELECT {', '.join(columns)} {matching} ORDER BY {order_by} LIMIT {{limit:UInt32}}",
         parameters={**params, "limit": limit + 1},
@@ -143,15 +160,17 @@ def _count(n: int | None, unit: str, width: int) -> str:
 
 def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) -> str:
     """One alert as two lines: what an analyst scans in a terminal, then its summary indented.
-    The time is the alert's last event time, in UTC; records and customers are labelled, "—"
-    where the detector does not count them. `color`: the severity in its ANSI style (only for a
-    terminal)."""
+    The time is the alert's last event time, in UTC; the detector's episode status, then the
+    analyst's review state where the row has one (the list's, not `lifemon watch`'s: a live
+    revision carries none); records and customers are labelled, "—" where the detector does not
+    count them. `color`: the severity in its ANSI style (only for a terminal)."""
     severity = f"{r['severity']:<8}"
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
     records, customers = records_and_customers(r["subject_count"], r.get("counts") or {})
+    review = f"{r['review']:<14} " if "review" in r else ""
     return (
-        f"{r['last_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r['detector']:<20} "
+        f"{r['last_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review}{r['detector']:<20} "
         f"{r['actor_id']:<{actor_width}} {_count(records, 'records', 6)} {_count(customers, 'customers', 6)}  "
         f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
         f"\n    {r['summary']}"
@@ -191,11 +210,13 @@ class AlertNotFound(LookupError):
 
 
 class AlertView(NamedTuple):
-    """An alert's newest revision (a dict of SHOWN) and the rows of its revisions the table still
-    holds, as dicts of REVISION_COLUMNS, by revision."""
+    """An alert's newest revision (a dict of SHOWN), the rows of its revisions the table still
+    holds, as dicts of REVISION_COLUMNS, by revision, and its reviews, oldest first
+    (alert_review.query_reviews)."""
 
     alert: dict[str, Any]
     revisions: list[dict[str, Any]]
+    reviews: list[dict[str, Any]] = []
 
 
 def resolve_alert_id(client: Any, database: str, given: str) -> str:
@@ -245,6 +266,7 @@ def query_alert(client: Any, database: str, alert_id: str) -> AlertView:
     return AlertView(
         dict(zip(newest.column_names, newest.result_rows[0], strict=True)),
         [dict(zip(revisions.column_names, row, strict=True)) for row in revisions.result_rows],
+        alert_review.query_reviews(client, database, alert_id),
     )
 
 
@@ -307,7 +329,8 @@ def render_alert_view(
 
     field("title", "标题", f"{a['title_zh']} / {a['title_en']}")
     field("severity", "级别", a["severity"])
-    field("status", "状态", f"{a['status']} (revision {a['revision']})")
+    field("status", "状态", f"{a['status']} (revision {a['revision']}): the detector's episode, not a review")
+    field("review", "复核", alert_review.review_line(view.reviews, a["last_seen"]))
     changed = (
         f"; the policy now has v{policy_rule_version}"
         if policy_rule_version and policy_rule_version != a["rule_version"]
@@ -373,4 +396,4 @@ def render_alert_view(
     lines += [
         "  " + line for line in aligned(("revision", "last seen", "events", "status"), table, right={0, 2})
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + alert_review.render_reviews(view.reviews))

@@ -39,9 +39,12 @@ EPILOG = """examples:
   lifemon replay data/ --alerts-out alerts.jsonl
   lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
-  lifemon alerts --status active --severity high --since 24h
-                                       the SOC's list, filtered (detector, actor, status, time)
-  lifemon alerts show cc91f269f62a     one alert: rule, regulation, runbook, evidence ids, revisions
+  lifemon alerts --review unreviewed --severity high --since 24h
+                                       the SOC's queue, filtered (detector, actor, status, review, time)
+  lifemon alerts show cc91f269f62a     one alert: rule, regulation, runbook, evidence ids, revisions, reviews
+  lifemon alerts ack cc91f269f62a --note "asked the line manager"
+  lifemon alerts resolve cc91f269f62a --as false_positive --note "approved export, ticket 4411"
+                                       record an analyst's review (LIFEMON_ANALYST or --by says who)
   lifemon incidents --status active    leakage incidents, the earliest report due first
   lifemon watch --bootstrap k:9092 --severity high
                                        new alerts live in the terminal, as pfi.alerts receives them
@@ -503,7 +506,7 @@ def month(text: str) -> str:
 STATUS_HELP = {
     "alerts": "open (its first revision), updated (a later revision of an episode still live, e.g. one "
     "that grew), closed (the detector's episode ended: its window passed; not that anyone reviewed "
-    "it), or active (open or updated, as Grafana's Open alerts panel counts)",
+    "it: --review says that), or active (open or updated)",
     "incidents": "open (its first revision), updated (a later one: another alert joined, or one grew), "
     "closed (its window settled: no alert can join any more; not that it was reported), or active "
     "(open or updated)",
@@ -565,12 +568,30 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from streams.alert_query import query_alerts, render
 
-    only = {"detector": args.detector, "actor": args.actor, "rule": args.rule, "subject": args.subject}
+    only = {
+        "detector": args.detector,
+        "actor": args.actor,
+        "rule": args.rule,
+        "subject": args.subject,
+        "review": args.review,
+    }
     return _list(args, "alerts", query_alerts, render, **only)
 
 
-# the list's filters, which `alerts show` refuses rather than ignores: an id names one alert
-LIST_ONLY = ("detector", "actor", "rule", "subject", "severity", "status", "since", "until")
+# the list's filters, which `alerts show`, `ack` and `resolve` refuse rather than ignore: an id
+# names one alert
+LIST_ONLY = ("detector", "actor", "rule", "subject", "severity", "status", "review", "since", "until")
+
+
+def _one_alert_only(args: argparse.Namespace) -> bool:
+    """Whether an `alerts ACTION ALERT_ID` came without the list's filters (else said, and False)."""
+    given = [f"--{name}" for name in LIST_ONLY if getattr(args, name, None)]
+    if given or args.limit != LIST_LIMIT:
+        listed = ", ".join(given + (["--limit"] if args.limit != LIST_LIMIT else []))
+        action = args.alerts_action
+        log.error(f"`lifemon alerts {action} ALERT_ID` takes an alert id, not the list's filters ({listed})")
+        return False
+    return True
 
 
 def cmd_alert_show(args: argparse.Namespace) -> int:
@@ -580,10 +601,7 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
     from streams.alert_query import AlertNotFound, query_alert, render_alert_view, resolve_alert_id
     from streams.clickhouse import location
 
-    given = [f"--{name}" for name in LIST_ONLY if getattr(args, name, None)]
-    if given or args.limit != LIST_LIMIT:
-        listed = ", ".join(given + (["--limit"] if args.limit != LIST_LIMIT else []))
-        log.error(f"`lifemon alerts show ALERT_ID` takes an alert id, not the list's filters ({listed})")
+    if not _one_alert_only(args):
         return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
     policy = load_policy(config.policy_dir)
@@ -607,6 +625,54 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
             policy_rule_version=now,
             timezone=policy.recipients.timezone,
         )
+    )
+    return 0
+
+
+ANALYST_ENV = "LIFEMON_ANALYST"
+
+
+def cmd_alert_review(args: argparse.Namespace) -> int:
+    """`alerts ack ID` / `alerts resolve ID --as ...`: one analyst's review of one alert, stored
+    in `alert_reviews` (streams/alert_review.py); the alert's own status is left as it is."""
+    import getpass
+
+    from streams.alert_query import AlertNotFound, resolve_alert_id
+    from streams.alert_review import ACKNOWLEDGED, record_review
+    from streams.clickhouse import location
+
+    if not _one_alert_only(args):
+        return 2
+    state = ACKNOWLEDGED if args.alerts_action == "ack" else args.verdict
+    if state == "false_positive" and not (args.note or "").strip():
+        log.error("a false positive needs --note: why the detector was wrong (it tunes the detector)")
+        return 2
+    try:
+        analyst = (args.by or os.environ.get(ANALYST_ENV) or getpass.getuser()).strip()
+    except OSError:  # no login name to fall back on (a container's numeric user)
+        analyst = ""
+    if not analyst:
+        log.error(f"who reviews? give --by or set {ANALYST_ENV}")
+        return 2
+    config = _config(args.config, clickhouse__dsn=args.clickhouse)
+    client = _read_client(config)  # reads the alert; writes the review only (the table if missing)
+    database = config.clickhouse.database
+    try:
+        review = record_review(
+            client,
+            database,
+            resolve_alert_id(client, database, args.alert_id),
+            state,
+            analyst,
+            args.note or "",
+        )
+    except AlertNotFound as e:
+        log.error(f"{e} (lifemon database {database} at {location(client)})")
+        return 2
+    print(
+        f"{review.state} {review.alert_id[:12]} by {review.analyst} at {review.at:%Y-%m-%d %H:%M:%S} UTC "
+        f"(revision {review.alert_revision}, its events to {review.alert_last_seen:%Y-%m-%d %H:%M:%S} UTC)"
+        + (f"; note: {review.note}" if review.note else "")
     )
     return 0
 
@@ -856,6 +922,62 @@ CLICKHOUSE_READ_HELP = (
 )
 
 
+def _review_parsers(actions: Any) -> None:
+    """`alerts ack` and `alerts resolve`: an analyst's review, kept beside the alert, never in it."""
+    from streams.alert_query import MIN_ID_PREFIX
+    from streams.alert_review import NOTE_MAX, RESOLVING
+
+    ack = actions.add_parser(
+        "ack",
+        prog="lifemon alerts ack",
+        help="acknowledge an alert: an analyst is looking into it (it leaves the unreviewed queue)",
+        description="Record that an analyst took the alert: its review becomes acknowledged. Its "
+        "status (the detector's episode) is left as it is. Events after the review put it back in "
+        "the unreviewed queue. Each review is a row of alert_reviews, kept as the audit trail "
+        "(`lifemon alerts show` lists them).",
+    )
+    resolve = actions.add_parser(
+        "resolve",
+        prog="lifemon alerts resolve",
+        help="close out an alert: resolved (handled) or false_positive (the detector was wrong)",
+        description="Record an analyst's verdict on the alert: resolved (a real finding, handled, "
+        "e.g. its runbook followed) or false_positive (the detector was wrong: --note says why). "
+        'It leaves the unreviewed queue and Grafana\'s "Alerts awaiting review" until events come '
+        "after the review. Its status (the detector's episode) is left as it is.",
+    )
+    resolve.add_argument(
+        "--as",
+        dest="verdict",
+        required=True,
+        choices=list(RESOLVING),
+        help="resolved: a real finding, handled; false_positive: the detector was wrong (needs --note)",
+    )
+    for sp in (ack, resolve):
+        sp.add_argument(
+            "alert_id",
+            type=alert_id_prefix,
+            metavar="ALERT_ID",
+            help=f"the alert's id, or its first {MIN_ID_PREFIX} characters or more, if no other alert's "
+            "id starts with them",
+        )
+        sp.add_argument(
+            "--note",
+            metavar="TEXT",
+            help=f"why, in a sentence (at most {NOTE_MAX} characters kept): a ticket, whom you asked. No "
+            "personal data: never a customer's name, id or account; card, ID and phone numbers in it "
+            "are masked before it is stored (default: none)",
+        )
+        sp.add_argument(
+            "--by",
+            metavar="ANALYST",
+            help=f"who reviews: your employee id (default: {ANALYST_ENV}, else your login name; on the "
+            "compose deployment every `exec` runs as the same user, so give it)",
+        )
+        sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+        sp.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
+        sp.set_defaults(func=cmd_alert_review)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lifemon",
@@ -1084,11 +1206,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser(
         "alerts",
-        help="list alerts from ClickHouse, filtered (newest revision of each); `alerts show ID`: one alert",
+        help="list alerts from ClickHouse, filtered (newest revision of each); `alerts show ID`: one "
+        "alert; `alerts ack ID`, `alerts resolve ID`: record a review",
         usage="%(prog)s [--detector DETECTOR] [--actor ACTOR] [--rule RULE_ID] [--subject PSEUDONYM]\n"
-        "                      [--severity SEVERITY] [--status STATUS] [--since WHEN] [--until WHEN]\n"
-        "                      [--limit N] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
-        "       %(prog)s show ALERT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]",
+        "                      [--severity SEVERITY] [--status STATUS] [--review REVIEW]\n"
+        "                      [--since WHEN] [--until WHEN] [--limit N] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
+        "       %(prog)s show ALERT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]\n"
+        "       %(prog)s ack ALERT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
+        "       %(prog)s resolve ALERT_ID --as {resolved,false_positive} [--note TEXT] [--by ANALYST]\n"
+        "                      [--config CONFIG] [--clickhouse CLICKHOUSE]",
+        description="The detectors' alerts, newest revision of each. Two states per alert: its status "
+        "is the detector's episode (open, updated while it grows, closed when its window passed: "
+        "nobody looked at it); its review is the analyst's (unreviewed until `ack` or `resolve` "
+        "records one, and again when events come after the newest review). The analyst's queue: "
+        "`lifemon alerts --review unreviewed --severity high`.",
     )
     sp.add_argument(
         "--detector", type=detector_kind, help="only this detector (default: all; see `lifemon detectors`)"
@@ -1108,16 +1239,28 @@ def build_parser() -> argparse.ArgumentParser:
         "customer's). A sample only: an alert about more customers than it keeps may concern one "
         "and not list it; emptied after pseudonym_ttl_days (default: all)",
     )
+    from streams.alert_review import REVIEWS
+
+    sp.add_argument(
+        "--review",
+        choices=list(REVIEWS),
+        help="only alerts in this review state: unreviewed (no review, or events after the newest "
+        "one: the analyst's queue), acknowledged (`lifemon alerts ack`), resolved or false_positive "
+        "(`lifemon alerts resolve`), or unresolved (unreviewed or acknowledged, as Grafana's "
+        '"Alerts awaiting review" counts) (default: all)',
+    )
     _listing_options(sp, "alerts", "last seen", "newest first")
     sp.set_defaults(func=cmd_alerts)
     actions = sp.add_subparsers(
         dest="alerts_action",
-        metavar="show ALERT_ID",
+        metavar="{show,ack,resolve} ALERT_ID",
         required=False,
-        help="one alert in full instead of the list (default: the list; `lifemon alerts show -h`)",
+        help="one alert in full, or a review of it, instead of the list (default: the list; "
+        "`lifemon alerts show -h`, `ack -h`, `resolve -h`)",
     )
     show = actions.add_parser(
         "show",
+        prog="lifemon alerts show",  # not the list's whole usage, which `alerts` spells out
         help="one alert for triage: why it fired (rule, regulation), what to do (its runbook), its "
         "evidence and revisions",
         description="One alert from ClickHouse, its newest revision: detector, rule and version, "
@@ -1138,6 +1281,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
     show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the runbook and basis)")
     show.set_defaults(func=cmd_alert_show)
+    _review_parsers(actions)
 
     sp = sub.add_parser(
         "incidents",

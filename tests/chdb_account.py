@@ -23,6 +23,7 @@ import clickhouse_connect  # noqa: E402
 
 from policy.storage import Storage  # noqa: E402
 from schemas.models import Alert  # noqa: E402
+from streams.alert_review import record_review  # noqa: E402
 from streams.clickhouse import apply_ddl, error_code  # noqa: E402
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row  # noqa: E402
 
@@ -63,6 +64,8 @@ def run_step(client: Any, step: dict[str, Any]) -> dict[str, Any]:
             apply_ddl(
                 client, "lifemon", Storage(pseudonym_ttl_days=step["apply_ddl"], dead_letter_retention_days=7)
             )
+        elif "write_review" in step:  # `lifemon alerts ack`: one review row of an alert
+            record_review(client, "lifemon", step["write_review"], "acknowledged", "e900001", "on it")
         elif "write_alert" in step:  # lifemon's alert sink: insert, then read the row back
             sink = ClickHouseTableSink(
                 client, "lifemon.alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from streams.alert_query import records_and_customers
+from streams.alert_query import query_alerts, records_and_customers
 from streams.clickhouse import PASSWORD_ENV, apply_ddl, connect, ddl_statements
 from streams.config import ENV_OVERRIDES
 from streams.credentials import Secrets, env_name
@@ -930,6 +930,47 @@ def _seed(client: Any, db: str) -> None:
         ALERT_COLUMNS,
         [_overrun("r1", 1, "open", BASE - 40 * day), _overrun("r2", 2, "closed", BASE - 60 * day)],
     )
+    # analysts' reviews (streams/alert_review.py): a2 resolved while its episode is still open, r2
+    # closed out as a false positive, m1 acknowledged only, a3 resolved before its last events
+    # (minute 4), and a1, closed by its detector, reviewed by nobody
+    review_columns = [
+        "alert_id",
+        "review_id",
+        "state",
+        "analyst",
+        "note",
+        "alert_revision",
+        "alert_last_seen",
+        "at",
+    ]
+    _insert(
+        client,
+        db,
+        "alert_reviews",
+        review_columns,
+        [
+            ("a2", "v1", "acknowledged", "e900001", "", 1, _ts(2), _ts(10)),
+            ("a3", "v2", "resolved", "e900001", "", 1, _ts(3), _ts(3, 30)),
+            (
+                "r2",
+                "v3",
+                "false_positive",
+                "e900002",
+                "deleted late, by a request",
+                2,
+                BASE - 60 * day,
+                _ts(12),
+            ),
+            ("m1", "v4", "acknowledged", "e900002", "", 1, _ts(5), _ts(12)),
+        ],
+    )
+    _insert(  # a later part: the newest review wins, whichever part holds it
+        client,
+        db,
+        "alert_reviews",
+        review_columns,
+        [("a2", "v5", "resolved", "e900002", "ticket 4411", 1, _ts(2), _ts(11))],
+    )
     _insert(
         client,
         db,
@@ -1079,15 +1120,13 @@ def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db
     by_class = {r["class"]: r["events"] for r in _panel_rows("Events by JR/T", _deploy_chdb, deploy_db)}
     # SDK label cells are not events; C3 adds the re-created pfi.access's 2 to the first one's 5 + 4
     assert by_class == {"C3": 11, "C2": 7, "C1": 10}
-    open_alerts = _panel_rows("Open alerts", _deploy_chdb, deploy_db)
-    counts = {r["detector"]: (r["critical"], r["high"], r["medium"]) for r in open_alerts}
-    # a1 is closed in its latest revision
+    queue = _panel_rows("Alerts awaiting review", _deploy_chdb, deploy_db)
+    counts = {r["detector"]: (r["critical"], r["high"], r["medium"]) for r in queue}
     assert counts == {
-        "off_hours": (0, 1, 0),
-        "bulk_query": (0, 0, 1),
-        "offscope_marketing": (0, 1, 0),
-        "retention_overrun": (0, 0, 1),  # r2 was closed by its record's deletion
-    }
+        "bulk_query": (1, 0, 1),  # a1 closed by its detector, unreviewed; a3 grew after its resolution
+        "offscope_marketing": (0, 1, 0),  # m1 acknowledged: taken, not resolved
+        "retention_overrun": (0, 0, 1),  # r1; r2 a false positive
+    }  # a2's episode is still open, and resolved: off_hours has nothing waiting
     dead = {r["kind"]: r["dead_letters"] for r in _panel_rows("Dead letters", _deploy_chdb, deploy_db)}
     assert dead == {"schema": 1, "decode": 1}
     latest = _panel_rows("Latest alerts", _deploy_chdb, deploy_db)
@@ -1102,6 +1141,23 @@ def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db
         "summary",
         "last_seen",
     } <= set(latest[0])
+
+
+def test_the_review_queue_panel_is_lifemon_alerts_review_unresolved(
+    _deploy_chdb: Any, deploy_db: str
+) -> None:
+    """The panel once counted `status != 'closed'`: every unauthorized_lookup alert of the demo, its
+    episode closed, was missing from it, reviewed or not. It counts the alerts that `lifemon
+    alerts --review unresolved` lists, by detector and severity."""
+    listed = query_alerts(_deploy_chdb, deploy_db, review="unresolved", limit=1000).rows
+    assert {r["alert_id"] for r in listed} == {"a1", "a3", "m1", "r1"}
+    assert {r["alert_id"]: r["status"] for r in listed}["a1"] == "closed"
+    expected: dict[str, dict[str, int]] = {}
+    for r in listed:
+        expected.setdefault(r["detector"], dict.fromkeys(["critical", "high", "medium", "low", "info"], 0))
+        expected[r["detector"]][r["severity"]] += 1
+    panel = {r.pop("detector"): r for r in _panel_rows("Alerts awaiting review", _deploy_chdb, deploy_db)}
+    assert panel == expected
 
 
 def test_alert_panels_count_records_and_customers_as_lifemon_alerts_does(_deploy_chdb: Any) -> None:

@@ -1,0 +1,22 @@
+-- Analysts' reviews of alerts (`lifemon alerts ack` / `resolve`, streams/alert_review.py): one row
+-- per review action, never updated or deleted, so the table is the triage's audit trail (lifemon's
+-- ClickHouse account may insert and read, never alter or delete: deploy/clickhouse-init). An
+-- alert's review state is its newest row's (argMax by `at`, then `review_id`); it covers the alert
+-- as it was up to `alert_last_seen`, its last event when reviewed: events after that put the alert
+-- back in the queue. This is the analyst's state, apart from the alert's own `status`, the
+-- detector's episode (open, updated, closed: the window ended, not that anyone looked at it).
+-- No customer id, pseudonym or C3 value: `note` is free text with card, ID and phone numbers masked
+-- (streams/personal_numbers.py `mask`) before it is stored; `analyst` is the employee who acted.
+CREATE TABLE IF NOT EXISTS {db}.alert_reviews
+(
+    alert_id            String,
+    review_id           String,
+    state               LowCardinality(String),
+    analyst             String,
+    note                String,
+    alert_revision      UInt32,
+    alert_last_seen     DateTime64(3, 'UTC'),
+    at                  DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (alert_id, at, review_id);

@@ -1,0 +1,165 @@
+"""An analyst's review of an alert (`lifemon alerts ack` / `resolve`), apart from the alert's own
+`status`: that is the detector's episode (open, updated, closed when its window passed), never
+that anyone looked at it. Each review action is one row of `alert_reviews`
+(clickhouse/004_alert_reviews.sql), kept as the audit trail; the newest row of an alert is its
+review state, and covers the alert up to its last event when reviewed: later events put it back
+in the queue. A note is free text: card, resident ID and mobile numbers in it are masked before
+it is stored, so the table holds no customer's number (JR/T 0171-2020 §7.1.4 使用: 最小必要, as the
+alerts themselves keep pseudonyms only)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from streams.clickhouse import ddl_statements, tables_present
+from streams.personal_numbers import mask
+from streams.text_table import aligned
+
+TABLE = "alert_reviews"
+UNREVIEWED = "unreviewed"  # no review, or none since the alert's last events
+ACKNOWLEDGED = "acknowledged"  # an analyst took it: being looked into
+RESOLVING = ("resolved", "false_positive")  # closed out: handled, or the detector was wrong
+STATES = (ACKNOWLEDGED, *RESOLVING)
+
+# `--review` words -> the review states they select; `unresolved` is the queue Grafana's overview
+# counts ("Alerts awaiting review"): no review that closed it out covers its last events
+REVIEWS = {
+    UNREVIEWED: [UNREVIEWED],
+    ACKNOWLEDGED: [ACKNOWLEDGED],
+    "unresolved": [UNREVIEWED, ACKNOWLEDGED],
+    "resolved": ["resolved"],
+    "false_positive": ["false_positive"],
+}
+NOTE_MAX = 500  # characters kept of a note: a reason, not a report
+REVIEW_COLUMNS = ("at", "state", "analyst", "note", "alert_revision", "alert_last_seen")
+
+
+def latest_reviews(database: str, present: bool = True) -> str:
+    """A subquery: each reviewed alert's newest review (`state`, `analyst`, `reviewed_at`) and the
+    last event time it covers (`covered_until`). `present`: whether the table exists (a database
+    from before it has no reviews, and the subquery is empty)."""
+    if not present:
+        return (
+            "(SELECT '' AS alert_id, '' AS state, '' AS analyst, toDateTime64(0, 3, 'UTC') AS reviewed_at, "
+            "toDateTime64(0, 3, 'UTC') AS covered_until WHERE 0)"
+        )
+    newest = "(at, review_id)"
+    return (
+        f"(SELECT alert_id, argMax(state, {newest}) AS state, argMax(analyst, {newest}) AS analyst, "
+        f"max(at) AS reviewed_at, argMax(alert_last_seen, {newest}) AS covered_until "
+        f"FROM {database}.{TABLE} GROUP BY alert_id)"
+    )
+
+
+def review_state(state: str, covered_until: Any, last_seen: Any) -> str:
+    """The review state an alert is in: its newest review's, if that covers its last event."""
+    return state if state and covered_until >= last_seen else UNREVIEWED
+
+
+class Review(NamedTuple):
+    """A review as stored: what `record_review` wrote."""
+
+    alert_id: str
+    state: str
+    analyst: str
+    note: str
+    alert_revision: int
+    alert_last_seen: datetime
+    at: datetime
+
+
+def record_review(
+    client: Any,
+    database: str,
+    alert_id: str,
+    state: str,
+    analyst: str,
+    note: str = "",
+    at: datetime | None = None,
+) -> Review:
+    """Store one review of `alert_id` (an id `resolve_alert_id` returned) as it is now: its newest
+    revision and last event. The note and the analyst are masked (personal_numbers.mask) and
+    whitespace-folded; the table is created if the database predates it (the same DDL as
+    `lifemon run` applies)."""
+    if state not in STATES:
+        raise ValueError(f"review state {state!r}: one of {', '.join(STATES)}")
+    analyst = " ".join(mask(analyst).split())
+    if not analyst:
+        raise ValueError("a review needs the analyst who made it")
+    ensure_table(client, database)
+    newest = client.query(
+        f"SELECT revision, last_seen FROM {database}.alerts FINAL WHERE alert_id = {{id:String}}",
+        parameters={"id": alert_id},
+    ).result_rows
+    if not newest:
+        raise LookupError(f"no alert {alert_id}")
+    ((revision, last_seen),) = newest
+    review = Review(
+        alert_id,
+        state,
+        analyst,
+        " ".join(mask(note).split())[:NOTE_MAX],  # masked whole: a cut number would escape the mask
+        revision,
+        last_seen,
+        at or datetime.now(UTC),
+    )
+    client.insert(
+        TABLE,
+        [[review.alert_id, uuid.uuid4().hex, *review[1:]]],
+        database=database,
+        column_names=["alert_id", "review_id", *Review._fields[1:]],
+    )
+    return review
+
+
+def ensure_table(client: Any, database: str) -> None:
+    """Create `alert_reviews` where a lifemon from before it made the database: its statement of
+    clickhouse/*.sql, nothing else (a read command never changes the other tables)."""
+    if tables_present(client, database, [TABLE]):
+        return
+    (create,) = [
+        s for s in ddl_statements(database) if s.startswith(f"CREATE TABLE IF NOT EXISTS {database}.{TABLE}")
+    ]
+    client.command(create)
+
+
+def query_reviews(client: Any, database: str, alert_id: str) -> list[dict[str, Any]]:
+    """Every review of `alert_id`, oldest first, as dicts of REVIEW_COLUMNS (none where the
+    database predates the table)."""
+    if not tables_present(client, database, [TABLE]):
+        return []
+    result = client.query(
+        f"SELECT {', '.join(REVIEW_COLUMNS)} FROM {database}.{TABLE} WHERE alert_id = {{id:String}} "
+        "ORDER BY at, review_id",
+        parameters={"id": alert_id},
+    )
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def _utc(t: datetime) -> str:
+    return f"{(t if t.tzinfo else t.replace(tzinfo=UTC)):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def review_line(reviews: list[dict[str, Any]], last_seen: datetime) -> str:
+    """An alert's review state in one line, for `lifemon alerts show`: whose newest review, when,
+    and whether events came after it (then the alert is unreviewed again)."""
+    if not reviews:
+        return f"{UNREVIEWED}: nobody has reviewed it (`lifemon alerts ack` / `resolve`)"
+    newest = reviews[-1]
+    by = f"{newest['state']} by {newest['analyst']} at {_utc(newest['at'])}"
+    if review_state(newest["state"], newest["alert_last_seen"], last_seen) == UNREVIEWED:
+        return f"{UNREVIEWED}: events after its last review ({by}, which saw them to {_utc(newest['alert_last_seen'])})"
+    return by
+
+
+def render_reviews(reviews: list[dict[str, Any]]) -> list[str]:
+    """The review history under `lifemon alerts show`: each action, oldest first (the newest counts)."""
+    head = ["", "reviews / 复核记录 (oldest first; the newest counts)"]
+    if not reviews:
+        return [*head, "  none"]
+    table = [
+        (_utc(r["at"]), r["state"], r["analyst"], str(r["alert_revision"]), r["note"] or "—") for r in reviews
+    ]
+    return head + ["  " + line for line in aligned(("at", "state", "analyst", "revision", "note"), table)]

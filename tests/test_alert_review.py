@@ -1,0 +1,172 @@
+"""An analyst's review of an alert, apart from its status (the detector's episode): the probe found
+alerts that "closed themselves" (12 high ones nobody had looked at, among them reads after an
+employee left) and no way to record a review. `lifemon alerts ack` / `resolve` on chDB, through the
+CLI and streams/alert_review.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from test_alert_query import BULK, TWIN, alert, root_logging, shown  # noqa: F401 (fixtures)
+from test_personal_numbers import CARD, MOBILE, RIC
+
+from schemas.models import AlertStatus
+from streams.alert_query import query_alert, query_alerts
+from streams.alert_review import TABLE, record_review
+from streams.cli import main
+from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
+
+
+@pytest.fixture
+def cli(ch, shown, capsys, monkeypatch, root_logging):  # noqa: F811
+    """`lifemon alerts ...` on the `shown` database (BULK closed at revision 3, TWIN open), as
+    analyst e900001: (exit status, stdout lines, stderr)."""
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    monkeypatch.setenv("LIFEMON_ANALYST", "e900001")
+    name, config = shown
+
+    def run(*argv: str) -> tuple[int, list[str], str]:
+        status = main(["alerts", *argv, "--config", config])
+        out, err = capsys.readouterr()
+        return status, out.splitlines(), err
+
+    return run
+
+
+def listed(run: Any, *argv: str) -> dict[str, str]:
+    """alert id (12 characters) -> the first line the list prints for it."""
+    status, out, _ = run(*argv)
+    assert status == 0
+    return {line[-13:-1]: line for line in out if line.startswith("2026-")}
+
+
+def test_a_closed_alert_nobody_reviewed_stays_in_the_queue_until_resolved(cli) -> None:
+    # BULK's episode closed: `--status active` drops it, the analyst's queue does not
+    assert set(listed(cli, "--status", "active")) == {TWIN[:12]}
+    queue = listed(cli, "--review", "unreviewed", "--severity", "high")
+    assert set(queue) == {BULK[:12]} and " closed  unreviewed " in queue[BULK[:12]]
+
+    status, out, _ = cli("ack", BULK[:8], "--note", "asked the line manager")
+    assert status == 0
+    assert out[0].startswith(f"acknowledged {BULK[:12]} by e900001 at 20")
+    assert out[0].endswith(
+        "(revision 3, its events to 2026-01-01 01:35:00 UTC); note: asked the line manager"
+    )
+    assert listed(cli, "--review", "unreviewed", "--severity", "high") == {}
+    rows = listed(cli, "--review", "acknowledged")
+    assert set(rows) == {BULK[:12]} and " closed  acknowledged " in rows[BULK[:12]]  # status as it was
+    assert set(listed(cli, "--review", "unresolved")) == {BULK[:12], TWIN[:12]}
+
+    status, out, _ = cli(
+        "resolve", BULK, "--as", "resolved", "--by", "e900002", "--note", "no approval: suspended"
+    )
+    assert status == 0 and out[0].startswith(f"resolved {BULK[:12]} by e900002 ")
+    assert set(listed(cli, "--review", "resolved")) == {BULK[:12]}
+    assert set(listed(cli, "--review", "unresolved")) == {TWIN[:12]}
+    assert set(listed(cli, "--status", "closed")) == {BULK[:12]}  # the episode is the detector's
+    rows = listed(cli)
+    assert " open    unreviewed " in rows[TWIN[:12]] and " closed  resolved " in rows[BULK[:12]]
+
+
+def test_show_gives_the_review_and_its_history(cli) -> None:
+    status, out, _ = cli("show", BULK)
+    assert status == 0
+    assert any(line.split()[:3] == ["review", "复核", "unreviewed:"] for line in out)
+    assert out[-2:] == ["reviews / 复核记录 (oldest first; the newest counts)", "  none"]
+    assert cli("ack", BULK[:8], "--by", "e900001")[0] == 0  # any start no other id shares
+    cli(
+        "resolve", BULK, "--as", "false_positive", "--by", "e900002", "--note", "approved export, ticket 4411"
+    )
+    status, out, _ = cli("show", BULK[:12])
+    assert status == 0
+    (review,) = [line for line in out if line.startswith("  review")]
+    assert "false_positive by e900002 at 20" in review
+    assert "closed (revision 3): the detector's episode, not a review" in "\n".join(out)
+    history = out[out.index("reviews / 复核记录 (oldest first; the newest counts)") + 1 :]
+    assert history[0].split() == ["at", "state", "analyst", "revision", "note"]
+    assert [line.split()[3:] for line in history[1:]] == [
+        ["acknowledged", "e900001", "3", "—"],
+        ["false_positive", "e900002", "3", "approved", "export,", "ticket", "4411"],
+    ]
+
+
+def test_events_after_a_review_put_the_alert_back_in_the_queue(ch, shown, cli) -> None:  # noqa: F811
+    """A resolution covers the alert as the analyst saw it: an employee who goes on reading after
+    it is not resolved."""
+    name, _ = shown
+    assert cli("resolve", TWIN, "--as", "resolved")[0] == 0
+    assert query_alerts(ch, name, review="unreviewed", actor="e2").rows == []
+    sink = ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+    sink.write(
+        [alert(TWIN, "unauthorized_lookup", "medium", "e2", 50, revision=2, status=AlertStatus.updated)]
+    )
+    rows = query_alerts(ch, name, review="unreviewed", actor="e2").rows
+    assert [(r["alert_id"], r["review"], r["status"]) for r in rows] == [(TWIN, "unreviewed", "updated")]
+    _, out, _ = cli("show", TWIN)
+    (review,) = [line for line in out if line.startswith("  review")]
+    assert "unreviewed: events after its last review (resolved by e900001" in review
+    assert "which saw them to 2026-01-01 00:20:00 UTC" in review
+    # a new review covers the new events
+    assert cli("ack", TWIN)[0] == 0
+    assert [r["review"] for r in query_alerts(ch, name, actor="e2").rows] == ["acknowledged"]
+
+
+def test_the_note_keeps_no_card_id_or_phone_number(ch, shown) -> None:  # noqa: F811
+    name, _ = shown
+    review = record_review(
+        ch, name, BULK, "acknowledged", "e900001", f"called {MOBILE} about card {CARD}, ID\n{RIC}"
+    )
+    assert review.note == "called {cn_mobile} about card {bank_card}, ID {cn_ric}"
+    stored = ch.query(f"SELECT note, analyst, state, alert_revision FROM {name}.{TABLE}").result_rows
+    assert stored == [(review.note, "e900001", "acknowledged", 3)]
+    with pytest.raises(ValueError, match="review state 'closed'"):  # the detector's word, not a review's
+        record_review(ch, name, BULK, "closed", "e900001")
+
+
+def test_refusals_write_nothing(ch, shown, cli, monkeypatch) -> None:  # noqa: F811
+    name, _ = shown
+    status, out, err = cli("ack", "cc91f2")  # starts both ids: never guessed
+    assert status == 2 and out == [] and f"cc91f2 starts 2 alert ids ({BULK}, {TWIN})" in err
+    status, _, err = cli("resolve", BULK, "--as", "false_positive")
+    assert status == 2 and "a false positive needs --note" in err
+    assert cli("--severity", "high", "ack", BULK)[0] == 2  # the list's filters beside an id
+    monkeypatch.delenv("LIFEMON_ANALYST")
+    monkeypatch.setattr("getpass.getuser", lambda: "")
+    status, _, err = cli("ack", BULK)
+    assert status == 2 and "who reviews? give --by or set LIFEMON_ANALYST" in err
+    with pytest.raises(SystemExit) as usage:
+        cli("resolve", BULK)  # a verdict is never assumed
+    assert usage.value.code == 2
+    assert ch.query(f"SELECT count() FROM {name}.{TABLE}").result_rows == [(0,)]
+
+
+def test_a_database_from_before_reviews_lists_every_alert_unreviewed_and_ack_creates_the_table(
+    ch,
+    shown,  # noqa: F811
+    cli,
+) -> None:
+    name, _ = shown
+    ch.command(f"DROP TABLE {name}.{TABLE}")
+    assert {r["review"] for r in query_alerts(ch, name).rows} == {"unreviewed"}
+    assert listed(cli, "--review", "acknowledged") == {}
+    assert query_alert(ch, name, BULK).reviews == []
+    assert cli("ack", BULK)[0] == 0
+    assert [r["alert_id"] for r in query_alerts(ch, name, review="acknowledged").rows] == [BULK]
+
+
+def test_the_newest_review_wins_whatever_order_the_rows_come_in(ch) -> None:
+    from streams.clickhouse import apply_ddl
+
+    name = f"ar_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, name)
+    ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts").write(
+        [alert("r1", "bulk_query", "high", "e1", 1)]
+    )
+    at = lambda h: datetime(2026, 1, 2, h, tzinfo=UTC)  # noqa: E731
+    record_review(ch, name, "r1", "resolved", "e900002", at=at(12))  # inserted first, newest
+    record_review(ch, name, "r1", "acknowledged", "e900001", at=at(9))
+    assert [r["review"] for r in query_alerts(ch, name).rows] == ["resolved"]
+    assert [r["state"] for r in query_alert(ch, name, "r1").reviews] == ["acknowledged", "resolved"]
