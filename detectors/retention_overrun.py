@@ -655,7 +655,7 @@ class RetentionOverrunDetector:
     def _premature(
         self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
     ) -> Iterator[Finding]:
-        """AML Law art. 19 (retention.yaml `minimums`): removed before the last day of the period
+        """AML Law art. 34 (retention.yaml `minimums`): removed before the last day of the period
         the law requires it kept, or before that period's clock started. A deletion request does
         not shorten it (PIPL art. 47 ¶2). No evidence event: the removal or the clock may decide it,
         whichever arrives later, and the alert must not depend on which (replay equals live)."""

@@ -139,7 +139,7 @@ class Customer:
 
     def clock(self, after: str, rec: Record) -> int | None:
         """When a rule counting from `after` started for `rec` (never before the record existed): a
-        closure of the account the record is (AML Law art. 19 counts from the account's closure, and a
+        closure of the account the record is (the AML Law counts from the account's closure, and a
         customer closing one of several accounts keeps the others), else one that names no record."""
         if after == "collect":
             return rec.first

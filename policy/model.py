@@ -298,7 +298,7 @@ class Retention(Strict):
     rules: dict[str, RetentionRule]
     minimums: dict[str, RetentionRule] = Field(
         default_factory=dict,
-        description="periods the law requires a record kept (AML Law art. 19): removed sooner is premature",
+        description="periods the law requires a record kept (AML Law art. 34): removed sooner is premature",
     )
     relationship_purposes: list[str] = Field(
         default_factory=list,

@@ -226,7 +226,7 @@ class LifecycleStage(StrEnum):
     destroy = "destroy"
     deletion_requested = "deletion_requested"
     account_closed = "account_closed"
-    relationship_ended = "relationship_ended"  # the customer's last product closed (AML Law art. 19)
+    relationship_ended = "relationship_ended"  # the customer's last product closed (AML Law art. 34)
 
 
 class LifecycleEvent(Record):

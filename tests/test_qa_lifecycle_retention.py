@@ -179,13 +179,13 @@ def test_account_closed_and_records_destroyed_in_time_is_silent(spec, catalog) -
     assert run(spec, catalog, events) == []
 
 
-def test_account_record_destroyed_a_day_after_its_five_years_fires_and_closes(spec, catalog) -> None:
+def test_account_record_destroyed_a_day_after_its_ten_years_fires_and_closes(spec, catalog) -> None:
     acct = {"categories": ["payment_account_no"], "purpose": "account_service", "system": "core_banking"}
-    closed = cst(-1830, 14)
+    closed = cst(-3660, 14)  # 25 Dec 2015: its ten years end with 25 Dec 2025, 3 653 days on
     events = [
-        collect(cst(-4000, 9), "ACCT-1", **acct),
+        collect(cst(-6000, 9), "ACCT-1", **acct),
         lc("account_closed", closed, "ACCT-1", system="core_banking"),
-        lc("destroy", closed + 1827 * DAY, "ACCT-1", system="core_banking", categories=["payment_account_no"],
+        lc("destroy", closed + 3654 * DAY, "ACCT-1", system="core_banking", categories=["payment_account_no"],
            method="degauss", operator_id="E20001", supervisor_id="E20002"),
         tick(cst(10)),
     ]  # fmt: skip

@@ -248,8 +248,8 @@ def test_a_record_inside_its_retention_at_the_end_of_the_input_does_not_fire(run
 
 
 def test_account_data_counts_from_the_account_closure(run) -> None:
-    keep = 1826
-    opened = collect(day=-3000, cats=("payment_account_no",), purpose="account_service")
+    keep = 3653  # ten years (AML Law art. 34, 2024) ending on 1 Jan 2026: three 29 Februaries between
+    opened = collect(day=-5000, cats=("payment_account_no",), purpose="account_service")
     assert run([opened, lc("account_closed", day=-keep + 1), tick(0)]) == {}  # a day left
     got = run([opened, lc("account_closed", day=-keep - 1), tick(0)])
     (a,) = got["retention_expired"]
@@ -257,10 +257,10 @@ def test_account_data_counts_from_the_account_closure(run) -> None:
 
 
 def test_a_closed_account_starts_its_own_clock_and_the_customers_other_accounts_stay_open(run) -> None:
-    """AML Law art. 19 counts account data from the closure of that account: a customer who closes
-    one of two accounts keeps the other, whose data is neither expired nor used past a deadline."""
-    keep, acct = 1826, {"cats": ("payment_account_no",), "purpose": "account_service"}
-    a, b = collect("ACC-A", day=-4000, **acct), collect("ACC-B", day=-3000, **acct)
+    """The AML Law counts account data from the closure of that account: a customer who closes one
+    of two accounts keeps the other, whose data is neither expired nor used past a deadline."""
+    keep, acct = 3653, {"cats": ("payment_account_no",), "purpose": "account_service"}
+    a, b = collect("ACC-A", day=-6000, **acct), collect("ACC-B", day=-5000, **acct)
     got = run([a, b, lc("account_closed", rid="ACC-A", day=-keep - 1), read("ACC-B", day=-0.5), tick(0)])
     assert {r: [x.summary.split()[1] for x in al] for r, al in got.items()} == {
         "retention_expired": ["ACC-A"]
@@ -290,10 +290,10 @@ def test_a_closure_logged_before_its_record_was_tracked_is_that_records() -> Non
 
 
 def test_identity_counts_from_the_end_of_the_relationship_not_the_closure(run) -> None:
-    kyc = collect(day=-4000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml")
-    closed = lc("account_closed", rid="A9", day=-1900)  # an account closed long ago; the relationship went on
+    kyc = collect(day=-6000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml")
+    closed = lc("account_closed", rid="A9", day=-3700)  # an account closed long ago; the relationship went on
     assert run([kyc, closed, lc("relationship_ended", rid="A9", day=-1000), tick(0)]) == {}
-    got = run([kyc, closed, lc("relationship_ended", rid="A9", day=-1830), tick(0)])
+    got = run([kyc, closed, lc("relationship_ended", rid="A9", day=-3660), tick(0)])
     assert len(got["retention_expired"]) == 1
 
 
@@ -336,10 +336,9 @@ def test_a_transaction_record_deleted_a_month_after_it_was_stored_fires(run) -> 
     (a,) = got["removed_before_minimum"]
     assert a.severity.value == "high" and a.subjects_sample == [pz("C1")]
     assert (a.window_start, a.window_end) == (T0 - 30 * DAY, T0 - DAY)
-    assert "removed 2025-12-31 inside the 5 years the law requires it kept from collect" in a.summary
-    # the current law (revised 2024, in force 2025-01-01): art. 34, at least ten years; the policy's
-    # five years are the 2006 law's art. 19 until the bank resets them (retention.yaml), and say so
-    assert "AML Law art. 34 (2024 revision)" in a.summary and "2006 law's art. 19" in a.summary
+    assert "removed 2025-12-31 inside the 10 years the law requires it kept from collect" in a.summary
+    # the law in force (revised 2024, in force 2025-01-01): art. 34, at least ten years
+    assert "AML Law art. 34 (2024 revision)" in a.summary
     assert a.evidence_event_ids == []
     assert a.regulation[0] == (
         "《反洗钱法》(2024年修订)第三十四条: 客户身份资料在业务关系结束后、客户交易信息在交易结束后, 应当至少保存十年"
@@ -349,21 +348,21 @@ def test_a_transaction_record_deleted_a_month_after_it_was_stored_fires(run) -> 
 
 
 def test_the_minimum_is_kept_by_a_deletion_on_its_last_day(run) -> None:
-    """Stored 2 Jan 2021 08:00 (Beijing): its five years end at 24:00 on 2 Jan 2026. Deleted that day
-    it was kept five years; the day before, it was not."""
-    stored = collect(day=-1825, **TRANSACTION)
+    """Stored 2 Jan 2016 08:00 (Beijing): its ten years end at 24:00 on 2 Jan 2026. Deleted that day
+    it was kept ten years; the day before, it was not."""
+    stored = collect(day=-3652, **TRANSACTION)
     assert run([stored, lc("delete", day=1, method="purge")]) == {}
     (a,) = run([stored, lc("delete", day=0.5, method="purge")])["removed_before_minimum"]
     assert "removed 2026-01-01 inside" in a.summary
 
 
-def test_five_years_run_to_the_corresponding_day_whatever_the_leap_days(run, policy) -> None:
-    """Civil Code art. 202: a period of years ends on the corresponding day. Stored 10 Jun 2019,
-    the five years end with 10 Jun 2024: 1 827 days, since 29 Feb 2020 and 29 Feb 2024 fall between.
-    Deleted on 9 Jun 2024 it was kept 1 826 days, a day short of what the law asks."""
+def test_ten_years_run_to_the_corresponding_day_whatever_the_leap_days(run, policy) -> None:
+    """Civil Code art. 202: a period of years ends on the corresponding day. Stored 10 Jun 2014,
+    the ten years end with 10 Jun 2024: 3 653 days, since three 29 Februaries fall between. Deleted
+    on 9 Jun 2024 it was kept 3 652 days, a day short of what the law asks."""
     beijing = 8 * 3_600_000
     stored_at, june_9 = (
-        1_560_124_800_000 - beijing + 10 * 3_600_000,
+        1_402_358_400_000 - beijing + 10 * 3_600_000,
         1_717_891_200_000 - beijing + 10 * 3_600_000,
     )
     stored = lc(
@@ -372,21 +371,21 @@ def test_five_years_run_to_the_corresponding_day_whatever_the_leap_days(run, pol
     for day, early in ((0, True), (1, False)):
         gone = lc("delete", ts=june_9 + day * DAY, method="purge")
         assert bool(run([stored, gone]).get("removed_before_minimum")) is early, day
-    # and a record stored on a 29 February is kept five years to the 28th, the month having no 29th
+    # and a record stored on a 29 February is kept ten years to the 28th, the month having no 29th
     minimum = policy.retention.minimums["aml_transactions"]
     feb_29 = 1_582_934_400_000 - beijing  # 2020-02-29 00:00 Beijing
-    assert policy.retention_end(feb_29, minimum) == 1_740_787_200_000 - beijing  # 2025-03-01 00:00 Beijing
+    assert policy.retention_end(feb_29, minimum) == 1_898_553_600_000 - beijing  # 2030-03-01 00:00 Beijing
 
 
 def test_kyc_data_removed_while_the_relationship_goes_on_fires_and_after_its_minimum_does_not(run) -> None:
-    kyc = collect(day=-3000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml", system="core_banking")
+    kyc = collect(day=-6000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml", system="core_banking")
     (a,) = run([kyc, lc("delete", day=-1)])["removed_before_minimum"]
-    assert "inside the 5 years the law requires it kept from relationship_ended" in a.summary
-    # ended 1 000 days ago: its five years run until 2028
+    assert "inside the 10 years the law requires it kept from relationship_ended" in a.summary
+    # ended 1 000 days ago: its ten years run until 2033
     ended = lc("relationship_ended", rid="A9", day=-1000)
     assert len(run([kyc, ended, lc("delete", day=-1)])["removed_before_minimum"]) == 1
-    # ended 1 900 days ago: kept past its five years (an overrun, closed now), not removed too early
-    long_ago = lc("relationship_ended", rid="A9", day=-1900)
+    # ended 3 700 days ago: kept past its ten years (an overrun, closed now), not removed too early
+    long_ago = lc("relationship_ended", rid="A9", day=-3700)
     assert set(run([kyc, long_ago, lc("delete", day=-1)])) == {"retention_expired"}
     # taken at account opening, not for the AML duty: the bank's to delete
     opening = collect(day=-3000, cats=("customer_name", "mobile_phone"), purpose="account_service")
@@ -590,7 +589,7 @@ def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run
 
 
 def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(run) -> None:
-    """PIPL art. 47 ¶2: a transaction record the AML Law keeps five years is withheld, not deleted,
+    """PIPL art. 47 ¶2: a transaction record the AML Law keeps ten years is withheld, not deleted,
     when its customer asks for deletion (requested 1 Dec, due 16 Dec in Beijing), and serves nothing
     but storage and the law from then: a read for marketing on day 19 fires, naming its reader; one
     for AML, one stating no purpose, and one for marketing within the request's 15 days do not."""
@@ -601,13 +600,13 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     assert set(got) == {"used_while_withheld"} and a.counts == {"uses": 1} and "read by e9" in a.summary
     assert "since 2025-12-16" in a.summary and "used for marketing" in a.summary
     assert run([*steps, read(day=-12, purpose="kyc_aml"), read(day=-11, actor="e8"), tick(0)]) == {}
-    # withheld while the minimum runs: collected 10 Jul 2020, kept to 10 Jul 2025; asked 15 Jun
-    old = [collect(day=-2000, **TRANSACTION), lc("deletion_requested", day=-200)]
+    # withheld while the minimum runs: collected 7 Aug 2015, kept to 7 Aug 2025; asked 15 Jun
+    old = [collect(day=-3800, **TRANSACTION), lc("deletion_requested", day=-200)]
     during, after = read(day=-180, purpose="marketing"), read(day=-100, actor="e5", purpose="marketing")
     got = run([*old, during, after, tick(0)])
     (b,) = got["used_while_withheld"]
     assert b.counts == {"uses": 1} and "read by e1" in b.summary
-    # past the minimum the record is past its own five years: that read is that deadline's alone
+    # past the minimum the record is past its own ten years: that read is that deadline's alone
     (c,) = got["used_after_deadline"]
     assert c.counts == {"uses": 1} and "read by e5" in c.summary
 

@@ -37,7 +37,7 @@ class Lifecycle(Base):
 
     def _inject_retention_overrun(self) -> None:
         """Seed 002 §五-§七, seed 004 §五.(四) and 流程描述(1)⑫, (3)①, JR/T 0171 §6.1.3 a), AML Law
-        art. 19."""
+        art. 34."""
         rng = self.rng
         location, account = self._rule("location_trace"), self._rule("account_after_closure")
         sla = self.policy.retention.deletion_request_sla_days
@@ -55,7 +55,7 @@ class Lifecycle(Base):
                     self._due(ts, location),
                     "location trace kept past 30 days",
                 )
-            elif variant == 1:  # account data kept past 5 years after the account's closure
+            elif variant == 1:  # account data kept past its years after the account's closure
                 closed = self._past(account, rng.randint(1, 90))
                 cats = ["payment_account_no", "account_open_date"]
                 self._lifecycle(closed - rng.randint(365, 3000) * DAY, rid, cid, L.collect, "core_banking", cats, "account_service")  # fmt: skip
@@ -96,7 +96,7 @@ class Lifecycle(Base):
                 self._truth(
                     "destruction_record_incomplete", rid, cid, ts, ts, "destruction record unsupervised"
                 )
-            elif variant == 5:  # a record kept past 5 years after the relationship ended, and read
+            elif variant == 5:  # a record kept past its years after the relationship ended, and read
                 e, cid = self._reader()
                 keep = self._rule("kyc_after_relationship")
                 ended = self._past(keep, rng.randint(1, 60))
@@ -115,11 +115,16 @@ class Lifecycle(Base):
                 )
                 # and, never deleted, it is kept past that deadline too: part of the retention backlog
                 self._truth(
-                    "retention_expired", rid, cid, ended, self._due(ended, keep), "KYC data kept past 5 y"
+                    "retention_expired",
+                    rid,
+                    cid,
+                    ended,
+                    self._due(ended, keep),
+                    "KYC data kept past its years",
                 )
-            elif variant == 6:  # a transaction record deleted the day before its 5-year minimum's last day
+            elif variant == 6:  # a transaction record deleted the day before its minimum's last day
                 gone, minimum = self._ts(0.1, 0.9), self.policy.retention.minimums["aml_transactions"]
-                # the same hour five years less a day before: the day before the last day of its five
+                # the same hour its years less a day before: the day before the last day of its
                 # years (the bank's calendar keeps no daylight saving), early by the least a calendar can tell
                 stored = self.policy.retention_start(gone, minimum) + DAY
                 cats = ["payment_account_no", "transaction_record"]
@@ -177,7 +182,7 @@ class Lifecycle(Base):
     def _normal_lifecycle(self) -> None:
         """Collect/store, deletes and anonymizations inside their period (a location trace deleted on
         the last of its 30 days, an hour before that day ends at the latest; a former customer's KYC
-        record on the last day of its five years, the bank's period and the AML minimum alike; other
+        record on the last day of its years, the bank's period and the AML minimum alike; other
         records a day before the deadline at the closest), deletion requests executed by day 14, complete
         destruction records, reads of a record an hour before its deletion, another bank's C2 payee
         data."""
@@ -215,7 +220,9 @@ class Lifecycle(Base):
                 done = max(t, asked + 1)
                 self._lifecycle(done, rid, cid, L.delete, "crm", READ[1], None, method="logical_delete")
                 self._destroy(done, rid, cid, admins, READ[1])
-            elif story == "expired":  # a former customer, gone 5 years: deleted on the last day of them,
+            elif (
+                story == "expired"
+            ):  # a former customer, gone the period's years: deleted on the last day of them,
                 # neither kept too long nor destroyed before the AML minimum (the same period here)
                 cid, ended = f"F{rng.getrandbits(32):08x}", self.policy.retention_start(t, keep_kyc)
                 t = min(t, self._due(ended, keep_kyc) - HOUR)
