@@ -276,6 +276,16 @@ def test_every_rule_cites_the_law_first_and_keeps_its_seed(policy) -> None:
     )
 
 
+def test_every_leakage_class_cites_the_notification_duty_first(policy) -> None:
+    """An incident is a leakage the bank must remedy and report (PIPL art. 57): each class opens with
+    it, then the law its alerts broke; provision abroad names art. 38 and 39."""
+    for name, leak in policy.incidents.classes.items():
+        assert leak.regulation[0].startswith("《个人信息保护法》第五十七条"), name
+    cross_border = policy.incidents.classes["cross_border"].regulation
+    assert any(c.startswith("《个人信息保护法》第三十八条") for c in cross_border)
+    assert any(c.startswith("《个人信息保护法》第三十九条") for c in cross_border)
+
+
 @pytest.mark.parametrize(
     ("places", "said"),
     [
