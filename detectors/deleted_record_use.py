@@ -296,7 +296,8 @@ class DeletedRecordUseDetector:
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
         """Judge the uses the watermark has passed; forget what can no longer decide anything: a
         record last removed or anonymized `forget_deleted_days` ago, uses whose wait for a late
-        removal is over, and all but the latest `evidence_limit` uses judged."""
+        removal is over, and all but the latest `evidence_limit` uses judged. The timer comes again
+        at the earliest use still ahead (its own may have fired before the watermark moved back)."""
         kept = self.store.get(key)
         if kept is None:
             return []
@@ -314,4 +315,10 @@ class DeletedRecordUseDetector:
             return found
         self.store.touch(key)
         self._wait(key, kept, ctx)
+        # a use still ahead is judged by a timer at its time, which may have fired already: the
+        # watermark moves back when an input that had delivered nothing (and so held nothing back)
+        # delivers its first records, a removal's history, and the use is ahead of it again
+        ahead = [u[TS] for u in kept.uses if not u[COUNTED] and u[TS] > wm]
+        if ahead:
+            ctx.timers.register(key, min(ahead))
         return found

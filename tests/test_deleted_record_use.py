@@ -17,6 +17,7 @@ from test_retention_overrun import DAY, collect, final_alerts, lc, pz, read, sen
 
 from detectors import load_detectors
 from detectors.deleted_record_use import Kept
+from streams.alerts import latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -372,3 +373,26 @@ def test_one_waiting_timer_per_record(specs, catalog, run) -> None:
     keys = e.tasks[(0, "deleted_record_use")].keys
     timers = [k for k, _ in keys.items("t:")]
     assert len(timers) == 1 and keys.get("R1").wait == T0 - 10 * DAY + 31 * DAY
+
+
+def test_a_report_judged_before_its_removal_was_known_is_judged_again_when_time_comes_back(
+    run, specs, catalog
+) -> None:
+    """retention_overrun's lost alert (6cc709b), on the record's task: the report came first, and
+    the watermark passed it while the lifecycle input had delivered nothing (it then holds nothing
+    back), so its timer found no removal. The removal's history came next and pulled the watermark
+    back to its days: its own timer judged the uses up to there, the report still ahead, left for
+    a timer that had fired already. Only the 31-day wait for a late removal came back to it, past
+    the end of the input."""
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    reports = [report(day=-1), report("R2", day=-0.9)]
+    alerts = e.process("access", "access", 0, fed("access", reports, "access"))
+    alerts += e.advance()  # past the report: no lifecycle has reached the task yet
+    history = [lc("delete", day=-2), tick(-1.5)]
+    alerts += e.process("lifecycle", "lifecycle", 0, fed("lifecycle", history, "lifecycle"))
+    alerts += e.advance(behind={("lifecycle", 0)})  # the lifecycle topic, still being read, holds time back
+    alerts += e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [tick(0)], "lifecycle", 2))
+    alerts += e.advance() + e.drain()
+    (a,) = latest(alerts)  # R2 was never removed
+    (b,) = run([*history, report(day=-1), tick(0)])  # in time order
+    assert (a.alert_id, a.revision, a.summary) == (b.alert_id, b.revision, b.summary)
