@@ -753,12 +753,12 @@ class Engine:
         feed it and still have records to read. Any partition of the source may re-key a record
         into any task, so a task reading the input is no further on than that, as Flink's watermark
         after a shuffle is the minimum over every upstream partition. A source partition not read
-        from yet holds nothing back, as an input that never delivered does not (`Task.aligned`)."""
+        from yet holds its inputs at 0: at a start, the lifecycle history it holds would otherwise
+        arrive after the accesses had moved the watermark on, and a timer judged without it cannot
+        be judged again (a lost alert: the retention and deleted-record fixes, 6cc709b, 9c47a01)."""
         held: dict[tuple[str, str], int] = {}
         for topic, p in sources_behind:
-            t = self.source_times.get((topic, p))
-            if not t:
-                continue
+            t = self.source_times.get((topic, p), 0)
             for rekeyed, sources in self.repartition_sources.items():
                 if (topic, p) in sources and t < held.get(rekeyed, t + 1):
                     held[rekeyed] = t

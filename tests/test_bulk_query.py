@@ -629,29 +629,32 @@ def test_an_episode_that_opens_after_the_windows_first_timer_still_closes_at_its
     assert a.actor_id == "e1" and a.subject_count == 40 and a.status.value == "closed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit, not fixed: an input that has delivered nothing holds the watermark nowhere "
-    "(Task._input_time, Engine._held_by), so the episode closes on the accesses' clock alone; a "
-    "closed episode cannot be reopened by the detector (docs/architecture.md#event-time)",
-)
-def test_a_transfer_of_an_episode_delivered_after_the_accesses_ran_ahead_joins_it(engine_factory) -> None:
-    """The watermark moving back, on bulk_query: the accesses of a run's first batches pass an
-    episode's end while the re-keyed transfers have delivered nothing (they hold nothing back),
-    and the episode closes; the employee's transfer of 20 minutes in arrives next and pulls the
-    watermark back, but joins no episode. In time order it is part of the spree: "read or sent
-    140 records". Found auditing for retention_overrun's lost alert (6cc709b)."""
+def test_a_transfer_of_an_episode_read_after_the_accesses_still_joins_it(engine_factory) -> None:
+    """The watermark running ahead at a start: the accesses' partition is read first and passes the
+    episode's end, while the transfer partition has not been fetched yet; the employee's transfer of
+    20 minutes in is re-keyed to the task only after. A source partition not read yet holds the
+    inputs it feeds (`Engine._held_by`), so the episode waits for it and the transfer joins it, as
+    in time order: "read or sent 140 records". Before, the episode closed on the accesses' clock
+    and the transfer joined nothing (found auditing for retention_overrun's lost alert, 6cc709b)."""
+    from streams.engine import rekey
+
     reads, later = access(customers=120, every_s=5), access("e9", customers=1, start=3 * 3_600_000)
     sent = [transfer(2, 20)]  # 20 minutes in: inside the episode
     e = engine_factory()
+    e.rekey_locally = False
+    e.repartition_sources = {("transfer", "actor_id"): frozenset({("pfi.transfer", 0)})}
     alerts = e.process("access", "pfi.access", 0, fed("access", reads + later, "pfi.access"))
-    alerts += e.advance()  # past the episode's end: no transfer has reached the task yet
-    alerts += e.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
-    alerts += e.advance(behind={("transfer", 0)}) + e.advance() + e.drain()
+    # the accesses read to their end; the transfer partition not fetched yet
+    alerts += e.advance({("access", 0), ("transfer", 0)}, sources_behind={("pfi.transfer", 0)})
+    ingested = e.ingest("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
+    rekeyed = [(None, ev) for _, ev in rekey("actor_id", ingested)]
+    alerts += e.process_rekeyed("transfer", "actor_id", "r.t", 0, rekeyed)
+    alerts += e.advance({("access", 0), ("transfer", 0)}) + e.drain()
     in_order, got = engine_factory(), []
     for i, ev in enumerate(sorted(reads + later + sent, key=lambda ev: ev.ts)):
         stream = "transfer" if ev.event_id.startswith("tr") else "access"
         got += in_order.process(stream, f"pfi.{stream}", 0, fed(stream, [ev], f"pfi.{stream}", i))
         got += in_order.advance()
     got += in_order.drain()
-    assert [a.summary for a in final(alerts).values()] == [a.summary for a in final(got).values()]
+    expected = [a.summary for a in final(got).values()]
+    assert [a.summary for a in final(alerts).values()] == expected and "read or sent 140" in expected[0]
