@@ -849,8 +849,9 @@ def _incident(
     reported: int | None = None,
 ) -> tuple:
     """`reported`: the customers its alerts reported, named or not (default: the named ones)."""
+    sdk = {"observations": 3, "devices": 2} if incident_id == "i-unnamed" else {}
     incident = json.dumps(
-        {"subjects": {"distinct": customers, "reported": customers if reported is None else reported}}
+        {"subjects": {"distinct": customers, "reported": customers if reported is None else reported}} | sdk
     )
     return (incident_id, revision, "open" if revision == 1 else "updated", "actor", "E1", "high",
             ["bulk_export"], "批量导出", "Bulk export", customers, customers, first, first, due,
@@ -1113,6 +1114,8 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
         ),  # the words of `lifemon incidents`, not 0 (nobody to notify)
     ]
     assert rows[2]["customers"] == "142 customers reported, none named / 报告142名客户,未具名"
+    # an SDK's incident counts observations and devices, as `lifemon incidents` says them
+    assert [(r["sdk_observations"], r["sdk_devices"]) for r in rows] == [(0, 0), (0, 0), (3, 2)]
     assert [r["due"] for r in rows] == ["已过 / passed", "", ""]
 
 
