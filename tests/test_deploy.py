@@ -1119,6 +1119,18 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
     assert [r["due"] for r in rows] == ["已过 / passed", "", ""]
 
 
+def test_the_alert_trend_and_org_panels_count_each_alert_once(_deploy_chdb: Any, deploy_db: str) -> None:
+    """A manager's two questions: are alerts growing, and where. a1's two revisions are one alert;
+    alerts on systems, recipients or SDKs name no org and are left out of the org panel."""
+    trend = _panel_rows("New alerts over time", _deploy_chdb, deploy_db)
+    by_detector: dict[str, int] = {}
+    for r in trend:
+        by_detector[r["detector"]] = by_detector.get(r["detector"], 0) + r["alerts"]
+    assert by_detector["bulk_query"] == 2 and by_detector["offscope_marketing"] == 1
+    (org,) = _panel_rows("Organisations with the most alerts", _deploy_chdb, deploy_db)
+    assert (org["org"], org["critical"], org["high"]) == ("S0101", 1, 2)
+
+
 def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db: str) -> None:
     by_class = {r["class"]: r["events"] for r in _panel_rows("Events by JR/T", _deploy_chdb, deploy_db)}
     # SDK label cells are not events; C3 adds the re-created pfi.access's 2 to the first one's 5 + 4
