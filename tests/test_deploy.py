@@ -1208,6 +1208,11 @@ def test_alert_panels_count_records_and_customers_as_lifemon_alerts_does(_deploy
         assert latest == expected
         actors = {r["actor_id"]: r for r in _panel_rows("Top actors", _deploy_chdb, db)}
         assert (actors["e1"]["max_records"], actors["e1"]["max_customers"]) == (1004, 830)
+        # a recipient is no employee: the panel says which kind each actor is
+        assert (actors["e1"]["kind"], actors["tp1"]["kind"]) == (
+            "员工或系统 / staff or system",
+            "接收方 / recipient",
+        )
         assert (actors["tp1"]["max_records"], actors["tp1"]["max_customers"]) == (5138, None)
     finally:
         _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
