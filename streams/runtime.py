@@ -53,7 +53,7 @@ from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord
 from streams.config import Config
 from streams.engine import Engine, freeze_heap
-from streams.idleness import LaggedClock
+from streams.idleness import UNREAD_HOLD_S, LaggedClock
 from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import Pseudonymizer
 from streams.sinks import FatalSinkError, Sink, SinkError
@@ -417,6 +417,9 @@ class Monitor:
         )
         self._unsent_changes: dict[int, tuple[list[Any], dict[str, int]]] = {}  # written, not yet acked
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
+        # source partitions behind and not read from yet -> since when (monotonic; `_holding`)
+        self._unread_since: dict[tuple[str, int], float] = {}
+        self._unread_released: set[tuple[str, int]] = set()
         self.ref_positions: dict[tuple[str, int], int] = {}
         # topic -> stream, asked per record
         self.stream_of = {t: s for s, t in config.topics.model_dump().items()} | config.raw_sources.streams()
@@ -901,8 +904,38 @@ class Monitor:
             self._mark_idle(clock, sources_behind)
         owned = [(t, p) for t, p in self._assignment() if t not in self.repartition]
         return self.engine.advance(
-            caught_up, clock=clock, behind=behind, sources_behind=sources_behind, sources_owned=owned
+            caught_up,
+            clock=clock,
+            behind=behind,
+            sources_behind=self._holding(sources_behind),
+            sources_owned=owned,
         )
+
+    def _holding(self, sources_behind: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        """The source partitions behind that hold the re-keyed inputs they feed (Engine._held_by):
+        one not read from yet holds them at 0 (its history may come first), but only for
+        UNREAD_HOLD_S after this instance found it so: a partition a fetch reports records in and
+        never delivers one from (only aborted transactions in it) must not stop the timers for good."""
+        now = time.monotonic()
+        unread = {tp for tp in sources_behind if tp not in self.engine.source_times}
+        self._unread_since = {tp: self._unread_since.get(tp, now) for tp in unread}
+        stale = {tp for tp, since in self._unread_since.items() if now - since > UNREAD_HOLD_S}
+        for topic, p in stale - self._unread_released:
+            log.warning(
+                f"{topic}[{p}] reports records and delivered none in {UNREAD_HOLD_S:.0f} s: it no longer "
+                "holds the re-keyed inputs it feeds (docs/architecture.md#event-time)",
+                extra={"topic": topic, "partition": p},
+            )
+        self._unread_released = stale
+        return sources_behind - stale
+
+    def _start_offset(self, topic: str, partition: int) -> int:
+        """The partition's first offset as the consumer's fetches reported it (0 if none yet)."""
+        try:
+            lo, _ = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        except KafkaException:
+            return 0
+        return max(lo, 0)
 
     def _end_offset(self, topic: str, partition: int) -> int:
         """The partition's end as the consumer's fetches reported it (-1 if none yet). Not
@@ -940,7 +973,10 @@ class Monitor:
             sink = self.repartition_sinks.get(self.repartition[topic]) if topic in self.repartition else None
             if sink is not None:
                 end = -1 if sink.in_flight or sink.unsent else max(end, sink.ends.get(p, 0))
-            position = max(self.positions.get((topic, p), 0), read_to.get((topic, p), 0))
+            # a partition whose records retention deleted starts at its end: nothing to deliver
+            position = max(
+                self.positions.get((topic, p), 0), read_to.get((topic, p), 0), self._start_offset(topic, p)
+            )
             done = end >= 0 and position >= end
             (out if done else behind).add((self.stream_of[topic], p))
             if not done and sink is None:

@@ -95,3 +95,63 @@ def test_a_backlog_on_one_partition_does_not_close_another_partitions_window(
     assert not runner.is_alive()
     (alert,) = latest_alerts(read_all(broker, t.alerts)).values()
     assert alert["unmapped"]["subject_count"] == 60
+
+
+def _progress(ends: dict[str, int], starts: dict[str, int], positions: dict) -> tuple:
+    """`Monitor._input_progress` over a consumer that reports these ends and first offsets."""
+    from types import SimpleNamespace
+
+    from streams.runtime import Monitor
+
+    fake = SimpleNamespace(
+        _read_to=lambda: {},  # position(): invalid for a partition no message came from
+        _assignment=lambda: [(t, 0) for t in ends],
+        _end_offset=lambda t, p: ends[t],
+        _start_offset=lambda t, p: starts[t],
+        repartition={},
+        repartition_sinks={},
+        positions=positions,
+        stream_of={"pfi.access": "access", "pfi.transfer": "transfer"},
+    )
+    return Monitor._input_progress(fake)
+
+
+def test_a_partition_retention_emptied_is_read_to_its_end() -> None:
+    """A new group never gets a message from a partition whose 57 records the broker's retention
+    deleted (its first offset is its end): read to its end, it holds nothing back (found by a
+    review: it held bulk_query's re-keyed transfers at 0 for good)."""
+    ends = {"pfi.access": 120, "pfi.transfer": 57}
+    _, _, behind = _progress(ends, {"pfi.access": 0, "pfi.transfer": 57}, {("pfi.access", 0): 120})
+    assert behind == set()
+    _, _, behind = _progress(ends, {"pfi.access": 0, "pfi.transfer": 0}, {("pfi.access", 0): 120})
+    assert behind == {("pfi.transfer", 0)}  # records still there: it will deliver them
+
+
+def test_an_unread_partition_holds_the_re_keyed_inputs_for_a_while_only(monkeypatch, caplog) -> None:
+    """One that reports records and delivers none (only aborted transactions in it) holds the inputs
+    it feeds at 0 for UNREAD_HOLD_S, then lets go, said once in the log; one read from holds as the
+    engine says."""
+    from types import SimpleNamespace
+
+    from streams import runtime
+    from streams.runtime import Monitor
+
+    now = [1000.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    m = SimpleNamespace(
+        engine=SimpleNamespace(source_times={("pfi.access", 0): T0}), _unread_since={}, _unread_released=set()
+    )
+    behind = {("pfi.transfer", 0), ("pfi.access", 0)}
+    assert Monitor._holding(m, behind) == behind
+    now[0] += runtime.UNREAD_HOLD_S - 1
+    assert Monitor._holding(m, behind) == behind
+    now[0] += 2
+    with caplog.at_level("WARNING"):
+        assert Monitor._holding(m, behind) == {("pfi.access", 0)}
+        assert Monitor._holding(m, behind) == {("pfi.access", 0)}
+    assert [r.getMessage() for r in caplog.records].count(
+        f"pfi.transfer[0] reports records and delivered none in {runtime.UNREAD_HOLD_S:.0f} s: it no "
+        "longer holds the re-keyed inputs it feeds (docs/architecture.md#event-time)"
+    ) == 1
+    m.engine.source_times[("pfi.transfer", 0)] = T0  # a record came after all: it holds as it reads
+    assert Monitor._holding(m, behind) == behind
