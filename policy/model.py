@@ -197,6 +197,10 @@ class SystemRule(Strict):
     source: str = Field(description="the passage the rule rests on, for the policy's reader")
 
 
+# ^ or $ outside a character class, \A or \Z: anchors no id inside a longer name can meet
+_ANCHOR = re.compile(r"\\[AZ]|(?<!\\)\$|(?<![\\\[])\^")
+
+
 class Organisation(Strict):
     customer_id_form: str | None = Field(
         None,
@@ -218,13 +222,24 @@ class Organisation(Strict):
     def _form(cls, form: str | None) -> str | None:
         if form is None:
             return None
+        from streams.personal_numbers import whole_token
+
         try:
             found = re.compile(form)
+            re.compile(whole_token(form))  # as the door finds it: a global flag may only lead the whole
         except re.error as e:
-            raise ValueError(f"'{form}' is not a regular expression ({e}); write e.g. C[0-9]{{7}}") from None
+            raise ValueError(
+                f"'{form}' is not a regular expression of an id inside a name ({e}); write e.g. "
+                "C[0-9]{7}, a flag scoped as (?i:c)[0-9]{7}"
+            ) from None
         if found.fullmatch(""):
             raise ValueError(
                 f"'{form}' matches an empty name; write the customer id's form, e.g. C[0-9]{{7}}"
+            )
+        if _ANCHOR.search(form):
+            raise ValueError(
+                f"'{form}' is anchored, but an id is found inside a longer name; drop ^, $, \\A and \\Z "
+                "as in C[0-9]{7}: it is found only where no letter or digit touches it"
             )
         return form
 

@@ -166,6 +166,21 @@ def test_a_customer_id_inside_a_name_becomes_its_pseudonym_as_a_whole_token(name
     assert CustomerIdSeal("C[0-9]{7}", ring).text(name) == kept.format(p=ring("C0000022"))
 
 
+def test_a_customers_pseudonym_in_a_name_is_the_one_its_fields_get() -> None:
+    """Numbers are sealed before customer ids are replaced: the other way round, the number seal took
+    a card in the digits of about one pseudonym in 800 (a review found 231 of 200 000). An id typed
+    in full width is the same customer's."""
+    from streams.personal_numbers import DoorSeals
+
+    ring = Pseudonymizer(b"k" * 32)
+    door = DoorSeals("C[0-9]{7}", ring, ring.digest)
+    changed = [
+        cid for cid in (f"C{i:07d}" for i in range(20_000)) if door.text(f"{cid}-R1") != f"{ring(cid)}-R1"
+    ]
+    assert changed == []
+    assert door.text("Ｃ０００００２２-R1") == f"{ring('C0000022')}-R1"
+
+
 def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
     """Only names a producer chooses are sealed: an app version, a system or a purpose is compared
     with the policy, and a sealed one would match no declaration (false SDK alerts)."""

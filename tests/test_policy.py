@@ -71,7 +71,13 @@ def test_unknown_role_in_thresholds(policy_copy: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("form", "said"), [("C[0-9{7}", "is not a regular expression"), ("C?[0-9]*", "matches an empty name")]
+    ("form", "said"),
+    [
+        ("C[0-9{7}", "is not a regular expression"),
+        ("C?[0-9]*", "matches an empty name"),
+        ("^C[0-9]{7}$", "is anchored"),  # found inside longer names, it never matched: ids left raw
+        ("(?i)c[0-9]{7}", "a flag scoped as"),  # a global flag inside the door's pattern: a crash at start
+    ],
 )
 def test_a_customer_id_form_that_cannot_be_one_names_its_key(policy_copy: Path, form: str, said: str) -> None:
     edit(policy_copy / "organisation.yaml", "customer_id_form: 'C[0-9]{7}'", f"customer_id_form: '{form}'")
