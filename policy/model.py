@@ -578,6 +578,10 @@ class Recipient(Strict):
     )
 
 
+# labels a sending system's log may give that would lift the sharing rules: the bank's own record decides
+_LIFTING_LABELS = (RecipientType.internal, RecipientType.regulator)
+
+
 class Recipients(Strict):
     timezone: str = Field(description="IANA zone of the bank's calendar: contract days and volume periods")
     home_country: CountryCode = Field(description="data sent elsewhere is cross-border")
@@ -609,11 +613,12 @@ class Recipients(Strict):
         """What a recipient is: the type recipients.yaml declares for it, else the one its log
         gives. A sending system's label must not lift a rule the bank's record applies: a recipient
         it calls internal that the bank never declared its own is a third party (a subsidiary or an
-        affiliate is another controller, seed 004 定义(14))."""
+        affiliate is another controller, seed 004 定义(14)), and so is one it calls a regulator that
+        the bank never declared (50 000 names and accounts to `reg_unknown_bureau` passed every rule)."""
         known = self.recipients.get(recipient_id) if recipient_id else None
         if known is not None:
             return known.type
-        return RecipientType.third_party if logged is RecipientType.internal else logged
+        return RecipientType.third_party if logged in _LIFTING_LABELS else logged
 
     def clears(self, recipient_id: str | None, purpose: str | None) -> bool:
         """A transfer to a declared clearing or settlement institution for one of the purposes it

@@ -459,13 +459,16 @@ def test_records_an_employee_sends_out_count_toward_the_law(engine_factory) -> N
 
 def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_factory) -> None:
     engine = engine_factory()
-    # the regulator is not in recipients.yaml: its log's type is all there is; the data warehouse is
-    # declared the bank's own (an undeclared recipient a log calls internal is a third party)
+    # the regulator and the data warehouse are declared in recipients.yaml (an undeclared recipient a
+    # log calls internal or a regulator is a third party)
     sent = [
         transfer(0, 60, deidentified=True),
         transfer(1, 60, recipient_id="int_data_warehouse", recipient_type="internal"),
     ]
-    sent += [transfer(2, 60, recipient_id="pboc", recipient_type="regulator"), transfer(3, 49)]
+    sent += [
+        transfer(2, 60, recipient_id="reg_pbc_credit_reference", recipient_type="regulator"),
+        transfer(3, 49),
+    ]
     # card payments cleared through the card scheme (seed 002 §六.2(5)): the bank's business
     sent += [
         transfer(

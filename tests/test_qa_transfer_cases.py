@@ -152,10 +152,22 @@ def test_the_hong_kong_affiliate_with_separate_consent_and_its_assessment(run) -
 
 
 def test_the_regulatory_report_over_the_private_line_is_silent(run) -> None:
-    ev = transfer("pboc_reporting", "regulator", ["customer_name", "id_document_no", "transaction_record"],
+    ev = transfer("reg_amlmac", "regulator", ["customer_name", "id_document_no", "transaction_record"],
                   subject_ids=[], subject_count=40_000, record_count=90_000, public_network=False,
                   encrypted=False, legal_basis="legal_obligation", purpose="regulatory_report")  # fmt: skip
     assert run([ev]) == {}
+
+
+def test_a_regulator_only_the_log_names_is_a_third_party(run) -> None:
+    """recipients.yaml declares the regulators the bank reports to; a sending system's log calling
+    another recipient a regulator lifts no rule (a probe: 50 000 names and accounts to
+    `reg_unknown_bureau`, no contract, passed every rule), as a log calling one internal does not."""
+    ev = transfer("reg_unknown_bureau", "regulator", ["customer_name", "mobile_phone", "payment_account_no"],
+                  subject_ids=[], subject_count=50_000, record_count=50_000, public_network=False,
+                  encrypted=True, legal_basis="legal_obligation", purpose="regulatory_report")  # fmt: skip
+    got = run([ev])
+    assert set(got) >= {"recipient_not_approved", "sharing_without_consent"}
+    assert "not an approved recipient" in got["recipient_not_approved"].summary
 
 
 def test_the_debt_collector_on_the_first_morning_of_its_contract(run) -> None:
