@@ -37,6 +37,15 @@ COLUMNS = (
 STATUSES = {"active": ["open", "updated"], "open": ["open"], "updated": ["updated"], "closed": ["closed"]}
 
 
+# `query_alerts(order=...)`: the rows a cut listing keeps, in this order. "newest" is the CLI's;
+# "severity" the most severe, then the biggest (records or customers counted, as the report sorts)
+ORDERS = {
+    "newest": "last_seen DESC, alert_id",
+    "severity": f"indexOf({[s.value for s in Severity]}, severity) DESC, "
+    "greatest(counts['records'], toInt64(subject_count)) DESC, alert_id",
+}
+
+
 class Listing(NamedTuple):
     """The rows a listing shows and how many match its filters (more than shown when cut by --limit)."""
 
@@ -58,6 +67,7 @@ def query_alerts(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 50,
+    order: str = "newest",  # a key of ORDERS: which rows a cut keeps, in what order
 ) -> Listing:
     """Alerts as dicts of COLUMNS plus `summary` and `review` (the analyst's review state,
     alert_review.review_state), newest first; `status` a key of STATUSES, `review` one of
@@ -86,7 +96,7 @@ def query_alerts(
         f"LEFT JOIN {reviews} AS r ON r.alert_id = a.alert_id SETTINGS join_use_nulls = 0)"
     )
     columns = [*COLUMNS, "summary", "review"]
-    return select_latest(client, reviewed, columns, filters, "last_seen DESC, alert_id", limit, final=False)
+    return select_latest(client, reviewed, columns, filters, ORDERS[order], limit, final=False)
 
 
 def select_latest(

@@ -44,9 +44,10 @@ def _bars(
     series: list[str],
     colours: dict[str, str],
     whole: dict[str, int] | None = None,
+    unit: str = "hours",
 ) -> str:
     """A stacked bar chart: one bar per row label, one stack segment per series. `whole`: each
-    series' count beyond the rows too (events dated outside the charted hours), said in the legend."""
+    series' count beyond the rows too (events dated outside the charted `unit`), said in the legend."""
     width, height, left, bottom = 760, 220, 50, 40
     peak = max((sum(v.values()) for _, v in rows), default=0) or 1
     bar_w = (width - left - 10) / max(len(rows), 1)
@@ -83,7 +84,7 @@ def _bars(
     beyond = {s: (whole or {}).get(s, 0) - totals[s] for s in series}
     legend = "".join(
         f'<span><i style="background:{colours[s]}"></i>{escape(s)} {totals[s]:,}'
-        + (f" (+{beyond[s]:,} outside these hours)" if beyond[s] > 0 else "")
+        + (f" (+{beyond[s]:,} outside these {unit})" if beyond[s] > 0 else "")
         + "</span>"
         for s in series
     )
@@ -92,6 +93,10 @@ def _bars(
 
 # at most this many alerts and incidents in a report's tables; a longer list says how many it cut
 TABLE_LIMIT = 5000
+# the events chart: two weeks of events by the hour; longer, by the bank's day, at most the last
+# CHART_DAYS (a quarter), what lies earlier said in its caption and legend
+CHART_HOURS = 14 * 24
+CHART_DAYS = 92
 
 
 @dataclass(frozen=True)
@@ -156,8 +161,19 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         parameters=params,
     ).result_rows
     # alerts whose last event is in the period: `lifemon alerts --since --until`'s query, so the
-    # ids are the CLI's; then what the page shows and the list does not (org, class, first event)
-    listed = query_alerts(client, db, since=period.since, until=period.until, limit=TABLE_LIMIT)
+    # ids are the CLI's, cut (past TABLE_LIMIT) to the most severe and biggest, never to the newest;
+    # then what the page shows and the list does not (org, class, first event)
+    listed = query_alerts(
+        client, db, since=period.since, until=period.until, limit=TABLE_LIMIT, order="severity"
+    )
+    # the severity figures count every alert of the period (the same filter), not the rows shown
+    in_last, last_params = period.where("last_seen")
+    alert_severities = dict(
+        q(
+            f"SELECT severity, count() FROM {db}.alerts FINAL WHERE 1{in_last} GROUP BY severity",
+            parameters=last_params,
+        ).result_rows
+    )
     more = {
         row[0]: row[1:]
         for row in q(
@@ -198,19 +214,34 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
     window = (datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC)) if total else None
     # a database a lifemon before the incidents table wrote has none yet (the next run creates it);
     # incidents first seen in the period, as `lifemon incidents --since --until` lists them
+    # (earliest deadline first, so a cut keeps the earliest: its caption counts every severity)
+    has_incidents = tables_present(client, db, ["incidents"])
     incidents = (
         query_incidents(client, db, since=period.since, until=period.until, limit=TABLE_LIMIT)
-        if tables_present(client, db, ["incidents"])
+        if has_incidents
         else Listing([], 0)
+    )
+    in_first, first_params = period.where("first_seen")
+    incident_severities = (
+        dict(
+            q(
+                f"SELECT severity, count() FROM {db}.incidents FINAL WHERE 1{in_first} GROUP BY severity",
+                parameters=first_params,
+            ).result_rows
+        )
+        if has_incidents
+        else {}
     )
     return {
         "period": period,
         "by_hour": by_hour,
         "by_class": by_class,
         "alerts": alerts,
-        "alerts_total": listed.total,
+        "alerts_total": sum(alert_severities.values()),
+        "alert_severities": alert_severities,
         "incidents": incidents.total,
         "incident_rows": incidents.rows,
+        "incident_severities": incident_severities,
         "dead": dead,
         "window": window,
         "gaps": gaps,
@@ -289,9 +320,11 @@ def busiest_hours(
     ]
 
 
-def busiest_days(by_hour: list[tuple[datetime, str, int]], zone: ZoneInfo, floor: float = 0.01) -> list:
+def busiest_days(
+    by_hour: list[tuple[datetime, str, int]], zone: ZoneInfo, floor: float = 0.01, max_days: int = 10**6
+) -> list:
     """As busiest_hours, by the bank's calendar day: a month's events in 31 bars, not its last two
-    weeks in hours."""
+    weeks in hours; at most the last `max_days`."""
     days: dict[date, dict[str, int]] = {}
     for hour, stream, n in by_hour:
         day = days.setdefault(hour.astimezone(zone).date(), {})
@@ -300,17 +333,19 @@ def busiest_days(by_hour: list[tuple[datetime, str, int]], zone: ZoneInfo, floor
         return []
     peak = max(sum(v.values()) for v in days.values())
     busy = sorted(d for d, v in days.items() if sum(v.values()) >= peak * floor)
-    span = range(busy[0].toordinal(), busy[-1].toordinal() + 1)
+    span = range(max(busy[0].toordinal(), busy[-1].toordinal() - max_days + 1), busy[-1].toordinal() + 1)
     return [(f"{date.fromordinal(n):%Y-%m-%d}", days.get(date.fromordinal(n), {})) for n in span]
 
 
 def render(data: dict[str, Any], generated: datetime | None = None) -> str:
     period: Period = data.get("period") or Period()
     zone = period.zone
-    hours = busiest_hours(data["by_hour"], max_hours=10**6, zone=zone)
+    hours = busiest_hours(data["by_hour"], max_hours=CHART_HOURS + 1, zone=zone)
     per = "hour"
-    if len(hours) > 14 * 24:  # more than two weeks (a month): a bar per day of the bank's calendar
-        hours, per = busiest_days(data["by_hour"], zone), "day"
+    if len(hours) > CHART_HOURS:  # more than two weeks (a month): a bar per day of the bank's calendar
+        # at most the last CHART_DAYS: records back-dated years (retention, everything stored) must
+        # not draw thousands of bars; the caption says what lies outside
+        hours, per = busiest_days(data["by_hour"], zone, max_days=CHART_DAYS), "day"
     volume: dict[str, int] = {}
     for _, stream, n in data["by_hour"]:
         volume[stream] = volume.get(stream, 0) + n
@@ -319,9 +354,10 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
     for stream, cls, n in data["by_class"]:
         classes.setdefault(stream, {})[cls] = n
     total = sum(n for _, _, n in data["by_hour"])
-    severities: dict[str, int] = {}
-    for a in data["alerts"]:
-        severities[a["severity"]] = severities.get(a["severity"], 0) + 1
+    severities: dict[str, int] = data.get("alert_severities") or {}
+    if "alert_severities" not in data:  # a page built from a list of alerts alone (no gather)
+        for a in data["alerts"]:
+            severities[a["severity"]] = severities.get(a["severity"], 0) + 1
     alerts_total = data.get("alerts_total", len(data["alerts"]))
     kpis = [("events monitored / 监测事件", f"{total:,}"), ("alerts / 告警", f"{alerts_total:,}")]
     kpis += [(f"{s} / {SEVERITY_ZH[s]}", f"{severities[s]:,}") for s in SEVERITY_COLOURS if s in severities]
@@ -335,7 +371,17 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
         "hour": "Events per hour by stream / 各数据流每小时事件数",
         "day": "Events per day by stream / 各数据流每日事件数",
     }
-    charts = _bars(f"{title[per]} ({zone.key})", hours, streams, stream_colours, volume)
+    charted = sum(sum(v.values()) for _, v in hours)
+    outside = ""
+    if total > charted:
+        earliest = _local(min(h for h, _, _ in data["by_hour"]), zone)
+        outside = (
+            f" — {total - charted:,} events outside the chart (earliest {earliest:%Y-%m-%d}) / "
+            f"{total - charted:,} 条事件在图外"
+        )
+    charts = _bars(
+        f"{title[per]} ({zone.key}){outside}", hours, streams, stream_colours, volume, unit=f"{per}s"
+    )
     present = [c for c in CLASS_COLOURS if any(c in v for v in classes.values())]
     class_chart = _bars(
         "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)", sorted(classes.items()), present, CLASS_COLOURS
@@ -374,7 +420,7 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 {charts}
 {_lifecycle(data.get("lifecycle"), zone)}
 {_gaps(data.get("gaps", []))}
-{_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC))}
+{_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
 {_alerts(data["alerts"], alerts_total, period)}
 </body></html>"""
 
@@ -442,10 +488,17 @@ def _listing_command(command: str, period: Period, total: int) -> str:
     return f"lifemon {command}{args} --limit {max(total, 1)}"
 
 
-def _cut(shown: int, total: int, what: str) -> str:
-    return (
-        f"<p class=sub><b>{shown:,} of {total:,} {what} shown</b> (the newest)</p>" if total > shown else ""
-    )
+def _cut(shown: int, total: int, what: str, kept: str, note: str = "") -> str:
+    """A cut table's line: which `shown` rows of `total` it kept (`kept`: "the most severe")."""
+    if total <= shown:
+        return ""
+    return f"<p class=sub><b>the {shown:,} {kept} of {total:,} {what} shown</b>{note}</p>"
+
+
+def _severities(counts: dict[str, int]) -> str:
+    """`1 critical, 5,000 high`: most severe first."""
+    order = [*(s for s in SEVERITY_COLOURS if s in counts), *(s for s in counts if s not in SEVERITY_COLOURS)]
+    return ", ".join(f"{counts[s]:,} {s}" for s in order if counts[s])
 
 
 def _alerts(alerts: list[dict[str, Any]], total: int, period: Period) -> str:
@@ -468,13 +521,19 @@ alert begun earlier is here, its first event beside it; one still growing after 
 in the next period's report), most severe and biggest first; <code>{escape(_listing_command("alerts", period, total))}</code>
 lists the same ids. status: the detector's episode (open, updated while it grows, closed: its
 window passed; not a review). Records and customers as each detector counted them, — where it counts
-no such thing or identified no customer; times in {escape(zone.key)}, UTC beneath</p>{_cut(len(alerts), total, "alerts")}
+no such thing or identified no customer; times in {escape(zone.key)}, UTC beneath</p>{_cut(len(alerts), total, "alerts", "most severe and biggest", " (the severity figures above count them all)")}
 <table class=alerts><tr><th>severity</th><th>alert id</th><th>status / 状态</th><th>detector / 检测器</th>
 <th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>
 <th>last event / 末次事件</th><th>summary</th></tr>{rows or "<tr><td colspan=11>no alerts in the period / 期内无告警</td></tr>"}</table>"""
 
 
-def _incidents(rows: list[dict[str, Any]], total: int, period: Period, now: datetime) -> str:
+def _incidents(
+    rows: list[dict[str, Any]],
+    total: int,
+    period: Period,
+    now: datetime,
+    severities: dict[str, int] | None = None,
+) -> str:
     """Leakage incidents first seen in the period, as `lifemon incidents` lists them (the earliest
     first report due first): the response team's deadlines, for management."""
     zone = period.zone
@@ -493,7 +552,7 @@ def _incidents(rows: list[dict[str, Any]], total: int, period: Period, now: date
     return f"""<h2>Leakage incidents / 泄露事件</h2><p class=sub>incidents <b>first seen</b> in the period, the
 earliest first report due first, as <code>{escape(_listing_command("incidents", period, total))}</code> lists
 them (docs/incidents.md); deadline: the first report's, passed as of this report's generation; times in
-{escape(zone.key)}, UTC beneath</p>{_cut(len(rows), total, "incidents")}
+{escape(zone.key)}, UTC beneath</p>{_cut(len(rows), total, "incidents", "with the earliest first report due", f"; of all {total:,} in the period: {_severities(severities or {})}")}
 <table class=incidents><tr><th>incident id</th><th>severity</th><th>status / 状态</th><th>what / 事件</th>
 <th>opened / 发现</th><th>first report due / 首报时限</th><th>customers affected / 涉及客户</th>
 <th class=n>records / 记录</th><th>classes / 泄露类别</th></tr>{body or "<tr><td colspan=9>no incidents in the period / 期内无泄露事件</td></tr>"}</table>"""
