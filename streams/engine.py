@@ -45,7 +45,7 @@ from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
 from streams.personal_numbers import DoorSeals
-from streams.pseudonym import PseudonymKeyMismatch, fingerprint
+from streams.pseudonym import PseudonymKeyMismatch, fingerprint, id_spelling
 from streams.registries import AsOfRegistry, ConsentRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -143,6 +143,23 @@ def rekey(key: str, events: Sequence[Any], needs: Sequence[str] = ()) -> list[tu
 
 # the event streams whose records state a purpose (purposes.yaml ids)
 PURPOSE_STREAMS = frozenset({"access", "transfer", "marketing", "lifecycle"})
+
+
+def _spell_record_ids(stream: str, records: list[Any]) -> None:
+    """A record id as every system writes it, as a customer id is (`pseudonym.id_spelling`): a
+    CHAR column pads it with blanks, a form typed in Chinese input mode writes it in full width; a
+    deletion of `RA002` and a read of ` RA002` are one record (a probe: the read raised nothing).
+    Case is kept: an id may be case-sensitive. Almost every id is plain ASCII already: one test each."""
+    if stream == "lifecycle":
+        for r in records:
+            rid = r.record_id
+            if rid and not (rid.isascii() and rid.strip() is rid):
+                r.record_id = id_spelling(rid)
+    elif stream in ("access", "transfer"):
+        for r in records:
+            ids = r.record_ids
+            if ids and not all(x.isascii() and x.strip() is x for x in ids):
+                r.record_ids = [id_spelling(x) for x in ids]
 
 
 def fold_purposes(records: Sequence[Any]) -> None:
@@ -669,6 +686,7 @@ class Engine:
         records = records if isinstance(records, list) else list(records)
         for attr in SUBJECT_FIELDS.get(stream, ()):
             _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
+        _spell_record_ids(stream, records)
         self.names.records(stream, records)
 
     def _first_deliveries(

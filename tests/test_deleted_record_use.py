@@ -396,3 +396,13 @@ def test_a_report_judged_before_its_removal_was_known_is_judged_again_when_time_
     (a,) = latest(alerts)  # R2 was never removed
     (b,) = run([*history, report(day=-1), tick(0)])  # in time order
     assert (a.alert_id, a.revision, a.summary) == (b.alert_id, b.revision, b.summary)
+
+
+@pytest.mark.parametrize("spelled", [" R1", "R1 ", "Ｒ１"])
+def test_a_record_id_padded_or_in_full_width_is_the_record(run, spelled) -> None:
+    """A CHAR column pads a record id with blanks, a form typed in Chinese input mode writes it in
+    full width: the read of the deleted record is still one (a probe: ` RA002` raised nothing)."""
+    steps = [collect(day=-3), lc("delete", day=-2)]
+    plain = run([*steps, report(day=-1), tick(0)])
+    padded = report(day=-1).model_copy(update={"record_ids": [spelled]})
+    assert len(plain) == 1 and [a.summary for a in run([*steps, padded, tick(0)])] == [plain[0].summary]
