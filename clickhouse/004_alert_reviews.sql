@@ -5,8 +5,11 @@
 -- as it was up to `alert_last_seen`, its last event when reviewed: events after that put the alert
 -- back in the queue. This is the analyst's state, apart from the alert's own `status`, the
 -- detector's episode (open, updated, closed: the window ended, not that anyone looked at it).
--- No customer id, pseudonym or C3 value: `note` is free text with card, ID and phone numbers masked
--- (streams/personal_numbers.py `mask`) before it is stored; `analyst` is the employee who acted.
+-- No customer id, pseudonym or C3 value: `note` and `analyst` are free text, in which customer ids
+-- of the bank's form (organisation.yaml `customer_id_form`) become {customer}, pseudonyms
+-- {pseudonym}, and card, ID and phone numbers their forms before they are stored
+-- (streams/alert_review.py `redact`); `analyst` is the employee who acted. So the table needs no
+-- TTL (as the alerts' pseudonym columns have): nothing in it names a customer, and the trail is kept.
 CREATE TABLE IF NOT EXISTS {db}.alert_reviews
 (
     alert_id            String,

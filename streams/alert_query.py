@@ -231,7 +231,9 @@ class AlertView(NamedTuple):
 
 def resolve_alert_id(client: Any, database: str, given: str) -> str:
     """The one alert id equal to `given` or starting with it. AlertNotFound when none does, or when
-    several do (naming some of them): a prefix must pick one alert, never the first of many."""
+    several do (naming some of them): a prefix must pick one alert, never the first of many. Ids
+    are lower-case hex: one pasted or typed in upper case is the same id."""
+    given = given.lower()
     table = f"{database}.alerts"
     matches = [
         alert_id

@@ -3,18 +3,21 @@
 that anyone looked at it. Each review action is one row of `alert_reviews`
 (clickhouse/004_alert_reviews.sql), kept as the audit trail; the newest row of an alert is its
 review state, and covers the alert up to its last event when reviewed: later events put it back
-in the queue. A note is free text: card, resident ID and mobile numbers in it are masked before
-it is stored, so the table holds no customer's number (JR/T 0171-2020 §7.1.4 使用: 最小必要, as the
-alerts themselves keep pseudonyms only)."""
+in the queue. A note is free text: customer ids of the bank's form (organisation.yaml
+`customer_id_form`), pseudonyms and card, resident ID and mobile numbers in it are masked before it
+is stored, so the table holds nothing that names a customer and needs no TTL (JR/T 0171-2020
+§7.1.4 使用: 最小必要)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from streams.clickhouse import ddl_statements, tables_present
 from streams.personal_numbers import mask
+from streams.pseudonym import PSEUDONYM
 from streams.text_table import aligned
 
 TABLE = "alert_reviews"
@@ -34,6 +37,23 @@ REVIEWS = {
 }
 NOTE_MAX = 500  # characters kept of a note: a reason, not a report
 REVIEW_COLUMNS = ("at", "state", "analyst", "note", "alert_revision", "alert_last_seen")
+
+# a customer id or a pseudonym in a note stands alone or beside CJK text ("客户C0000022来电"): only an
+# ASCII letter or digit touching it makes it part of another word (a ticket INC00000221 is none)
+_ALONE_BEFORE, _ALONE_AFTER = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"
+# streams/pseudonym.py's pattern without its \b, which a CJK character next to it defeats; a pseudonym
+# is masked even when more hex follows it (a mistyped one still names the customer)
+_PSEUDONYM = re.compile(_ALONE_BEFORE + PSEUDONYM.pattern.removeprefix(r"\b").removesuffix(r"\b"))
+
+
+def redact(text: str, customer_id_form: str | None = None) -> str:
+    """`text` as a review stores it: customer ids of the bank's form (organisation.yaml
+    `customer_id_form`; none without one) become `{customer}`, pseudonyms `{pseudonym}`, then card,
+    resident ID and mobile numbers their forms (personal_numbers.mask), and whitespace is folded.
+    Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take."""
+    if customer_id_form:
+        text = re.sub(f"{_ALONE_BEFORE}(?:{customer_id_form}){_ALONE_AFTER}", "{customer}", text)
+    return " ".join(mask(_PSEUDONYM.sub("{pseudonym}", text)).split())
 
 
 def latest_reviews(database: str, present: bool = True) -> str:
@@ -78,14 +98,16 @@ def record_review(
     analyst: str,
     note: str = "",
     at: datetime | None = None,
+    customer_id_form: str | None = None,
 ) -> Review:
     """Store one review of `alert_id` (an id `resolve_alert_id` returned) as it is now: its newest
-    revision and last event. The note and the analyst are masked (personal_numbers.mask) and
+    revision and last event. The note and the analyst are redacted (`redact`: customer ids of
+    `customer_id_form`, the policy's, pseudonyms, card, ID and mobile numbers) and
     whitespace-folded; the table is created if the database predates it (the same DDL as
     `lifemon run` applies)."""
     if state not in STATES:
         raise ValueError(f"review state {state!r}: one of {', '.join(STATES)}")
-    analyst = " ".join(mask(analyst).split())
+    analyst = redact(analyst, customer_id_form)
     if not analyst:
         raise ValueError("a review needs the analyst who made it")
     ensure_table(client, database)
@@ -100,7 +122,7 @@ def record_review(
         alert_id,
         state,
         analyst,
-        " ".join(mask(note).split())[:NOTE_MAX],  # masked whole: a cut number would escape the mask
+        redact(note, customer_id_form)[:NOTE_MAX],  # masked whole: a cut number would escape the mask
         revision,
         last_seen,
         at or datetime.now(UTC),

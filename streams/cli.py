@@ -649,12 +649,14 @@ def cmd_alert_review(args: argparse.Namespace) -> int:
         return 2
     try:
         analyst = (args.by or os.environ.get(ANALYST_ENV) or getpass.getuser()).strip()
-    except OSError:  # no login name to fall back on (a container's numeric user)
-        analyst = ""
+    except (OSError, KeyError):  # no login name to fall back on (a container's numeric user with no
+        analyst = ""  # passwd entry: KeyError from pwd on Python 3.11, OSError from 3.13)
     if not analyst:
         log.error(f"who reviews? give --by or set {ANALYST_ENV}")
         return 2
-    config = _config(args.config, clickhouse__dsn=args.clickhouse)
+    config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
+    # the bank's customer id form, masked in the note and the analyst's name as pseudonyms are
+    customer_id_form = load_policy(config.policy_dir).organisation.customer_id_form
     client = _read_client(config)  # reads the alert; writes the review only (the table if missing)
     database = config.clickhouse.database
     try:
@@ -665,6 +667,7 @@ def cmd_alert_review(args: argparse.Namespace) -> int:
             state,
             analyst,
             args.note or "",
+            customer_id_form=customer_id_form,
         )
     except AlertNotFound as e:
         log.error(f"{e} (lifemon database {database} at {location(client)})")
@@ -964,8 +967,9 @@ def _review_parsers(actions: Any) -> None:
             "--note",
             metavar="TEXT",
             help=f"why, in a sentence (at most {NOTE_MAX} characters kept): a ticket, whom you asked. No "
-            "personal data: never a customer's name, id or account; card, ID and phone numbers in it "
-            "are masked before it is stored (default: none)",
+            "personal data: never a customer's name, id or account; customer ids of the bank's form "
+            "(the policy's customer_id_form) become {customer}, pseudonyms {pseudonym}, and card, ID "
+            "and phone numbers are masked before it is stored (default: none)",
         )
         sp.add_argument(
             "--by",
@@ -975,6 +979,11 @@ def _review_parsers(actions: Any) -> None:
         )
         sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         sp.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
+        sp.add_argument(
+            "--policy",
+            default=argparse.SUPPRESS,
+            help=POLICY_HELP + " (the customer id form masked in --note and --by)",
+        )
         sp.set_defaults(func=cmd_alert_review)
 
 
@@ -1213,8 +1222,9 @@ def build_parser() -> argparse.ArgumentParser:
         "                      [--since WHEN] [--until WHEN] [--limit N] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
         "       %(prog)s show ALERT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]\n"
         "       %(prog)s ack ALERT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
+        "                      [--policy POLICY]\n"
         "       %(prog)s resolve ALERT_ID --as {resolved,false_positive} [--note TEXT] [--by ANALYST]\n"
-        "                      [--config CONFIG] [--clickhouse CLICKHOUSE]",
+        "                      [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]",
         description="The detectors' alerts, newest revision of each. Two states per alert: its status "
         "is the detector's episode (open, updated while it grows, closed when its window passed: "
         "nobody looked at it); its review is the analyst's (unreviewed until `ack` or `resolve` "

@@ -11,7 +11,7 @@ import pytest
 from conftest import T0
 
 from schemas.models import Alert, AlertStatus, Severity
-from streams.alert_query import query_alerts, render, render_alert
+from streams.alert_query import query_alerts, render, render_alert, resolve_alert_id
 from streams.cli import main
 from streams.clickhouse import apply_ddl
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
@@ -278,6 +278,17 @@ def test_show_takes_a_unique_prefix_and_refuses_an_ambiguous_or_unknown_one(
     assert caught.value.code == 2 and "first 6 characters or more" in capsys.readouterr().err
     assert main(["alerts", "--severity", "high", "--config", config, "show", BULK]) == 2
     assert "not the list's filters (--severity)" in capsys.readouterr().err
+
+
+def test_show_and_resolve_take_an_id_in_upper_case(ch, shown, capsys, monkeypatch, root_logging) -> None:
+    """Ids are lower-case hex; one pasted in upper case (a ticket system, a spreadsheet) said "no
+    alert id starts with"."""
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    name, config = shown
+    assert resolve_alert_id(ch, name, BULK.upper()) == BULK
+    assert resolve_alert_id(ch, name, TWIN[:8].upper()) == TWIN
+    status, out, _ = show(capsys, config, BULK[:12].upper())
+    assert status == 0 and out.startswith(f"alert / 告警 {BULK}\n")
 
 
 def test_options_before_show_still_count_and_the_list_keeps_its_flags(shown) -> None:

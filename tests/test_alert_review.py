@@ -126,6 +126,66 @@ def test_the_note_keeps_no_card_id_or_phone_number(ch, shown) -> None:  # noqa: 
         record_review(ch, name, BULK, "closed", "e900001")
 
 
+def test_the_note_and_analyst_keep_no_customer_id_or_pseudonym(ch, shown, cli) -> None:  # noqa: F811
+    """The reviewer's note: a customer id and a pseudonym were stored as typed (the table promises
+    neither, and has no TTL). The CLI masks the policy's customer id form (organisation.yaml
+    `C[0-9]{7}`) and pseudonyms of any key version, in the note and in the analyst's name."""
+    name, _ = shown
+    note = f"customer C0000022 (p_0123456789abcdef01234567) card {CARD} called back"
+    status, out, _ = cli("ack", BULK, "--note", note, "--by", "e900001 re C0000022")
+    assert status == 0
+    stored = ch.query(f"SELECT note, analyst FROM {name}.{TABLE}").result_rows
+    assert stored == [
+        ("customer {customer} ({pseudonym}) card {bank_card} called back", "e900001 re {customer}")
+    ]
+    assert out[0].endswith("; note: customer {customer} ({pseudonym}) card {bank_card} called back")
+    # beside CJK text, of a later key version, mistyped longer; a ticket or a longer id that only
+    # contains the form is no customer id
+    review = record_review(
+        ch,
+        name,
+        TWIN,
+        "resolved",
+        "e900002",
+        "客户C0000022来电，p2_0123456789abcdef01234567。p_0123456789abcdef012345679 ticket INC00000221",
+        customer_id_form="C[0-9]{7}",
+    )
+    assert review.note == "客户{customer}来电，{pseudonym}。{pseudonym}9 ticket INC00000221"
+    # without a form of the bank's (none in its organisation.yaml), pseudonyms are still masked
+    assert (
+        record_review(ch, name, TWIN, "acknowledged", "e1", "p_0123456789abcdef01234567").note
+        == "{pseudonym}"
+    )
+
+
+def test_a_user_without_a_login_name_is_asked_who_reviews(ch, shown, cli, monkeypatch) -> None:  # noqa: F811
+    """A container's numeric user with no passwd entry: getpass.getuser raises KeyError on Python
+    3.11 (OSError from 3.13), which was a traceback."""
+    import getpass
+
+    name, _ = shown
+    for env in ("LIFEMON_ANALYST", "USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setattr("os.getuid", lambda: 99999)
+    with pytest.raises((KeyError, OSError)):
+        getpass.getuser()  # the case itself, whatever this Python raises
+    status, out, err = cli("ack", BULK)
+    assert status == 2 and out == [] and "who reviews? give --by or set LIFEMON_ANALYST" in err
+    assert ch.query(f"SELECT count() FROM {name}.{TABLE}").result_rows == [(0,)]
+    assert cli("ack", BULK, "--by", "e900001")[0] == 0
+
+
+def test_an_id_pasted_in_upper_case_is_the_same_alert(ch, shown, cli) -> None:  # noqa: F811
+    name, _ = shown
+    status, out, _ = cli("ack", BULK[:12].upper())
+    assert status == 0 and out[0].startswith(f"acknowledged {BULK[:12]} by e900001 ")
+    assert cli("resolve", BULK.upper(), "--as", "resolved")[0] == 0
+    assert ch.query(f"SELECT alert_id, state FROM {name}.{TABLE} ORDER BY at").result_rows == [
+        (BULK, "acknowledged"),
+        (BULK, "resolved"),
+    ]
+
+
 def test_refusals_write_nothing(ch, shown, cli, monkeypatch) -> None:  # noqa: F811
     name, _ = shown
     status, out, err = cli("ack", "cc91f2")  # starts both ids: never guessed

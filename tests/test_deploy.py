@@ -1175,6 +1175,33 @@ def test_the_review_queue_panel_is_lifemon_alerts_review_unresolved(
     assert panel == expected
 
 
+def test_the_review_queue_panel_takes_a_review_covering_later_events_as_the_cli_does(
+    _deploy_chdb: Any, deploy_db: str
+) -> None:
+    """The panel once left out only the alerts whose resolution saw exactly their last event: a
+    review that covers the alert to a later time (written after a later revision that ClickHouse
+    has since merged away, as FINAL reads the newest row kept) closes it out for `lifemon alerts
+    --review unresolved`, which takes `covered_until >= last_seen`, but not for the panel."""
+    (r1,) = [r for r in query_alerts(_deploy_chdb, deploy_db, limit=1000).rows if r["alert_id"] == "r1"]
+    later = r1["last_seen"].replace(tzinfo=UTC) + timedelta(hours=1)
+    _insert(
+        _deploy_chdb,
+        deploy_db,
+        "alert_reviews",
+        ["alert_id", "review_id", "state", "analyst", "note", "alert_revision", "alert_last_seen", "at"],
+        [("r1", "v9", "resolved", "e900001", "", 2, later, later)],
+    )
+    listed = query_alerts(_deploy_chdb, deploy_db, review="unresolved", limit=1000).rows
+    assert {r["alert_id"] for r in listed} == {"a1", "a3", "m1"}
+    panel = {r.pop("detector"): r for r in _panel_rows("Alerts awaiting review", _deploy_chdb, deploy_db)}
+    assert "retention_overrun" not in panel  # r1 was its one alert waiting
+    expected: dict[str, dict[str, int]] = {}
+    for r in listed:
+        expected.setdefault(r["detector"], dict.fromkeys(["critical", "high", "medium", "low", "info"], 0))
+        expected[r["detector"]][r["severity"]] += 1
+    assert panel == expected
+
+
 def test_alert_panels_count_records_and_customers_as_lifemon_alerts_does(_deploy_chdb: Any) -> None:
     """subject_count is not one measure: bulk_query's older alerts hold records there, a volume alert 0, an
     unauthorized lookup its customers and unnamed rows. The panels show records and customers as
