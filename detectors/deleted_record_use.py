@@ -237,7 +237,8 @@ class DeletedRecordUseDetector:
         ctx.timers.register(rid, ev.ts)  # judged once every input has passed it
 
     def _wait(self, rid: str, kept: Kept, ctx: Context) -> None:
-        """One timer per record, at the end of its earliest waiting use's wait."""
+        """The record's timer at the end of its earliest waiting use's wait (`on_timer` may set
+        another, at the earliest use still ahead of the watermark)."""
         waiting = kept.waiting()
         if waiting:
             due = waiting[0][TS] + self.late_ms

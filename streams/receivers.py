@@ -22,6 +22,7 @@ Only a 2xx counts as delivered (docs/incidents.md#delivery).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import urllib.error
@@ -33,6 +34,8 @@ from typing import Any
 import orjson
 
 from streams.config import Receiver
+
+log = logging.getLogger(__name__)
 
 ALERTNAME = "PFILeakageIncident"
 # An incident fires in Alertmanager until its last report is due, and at least this long after it
@@ -213,6 +216,7 @@ class HttpReceiver:
         self.spec = spec
         self.name = spec.name
         self._routing_key: str | None = None
+        self._unasked = False  # Alertmanager refused to say which alerts it holds (said once)
         if spec.kind == "pagerduty":
             env = spec.routing_key_env or "LIFEMON_PAGERDUTY_ROUTING_KEY"
             self._routing_key = os.environ.get(env)
@@ -238,6 +242,19 @@ class HttpReceiver:
             with urllib.request.urlopen(query, timeout=self.spec.timeout_s) as resp:  # noqa: S310 - http(s) only (config)
                 return list(orjson.loads(resp.read()))
         except urllib.error.HTTPError as e:
+            refused = 400 <= e.code < 500 or e.code == 501  # not for GET here; 502-504 pass
+            if refused and not self._unasked:
+                # a proxy that lets POST through and refuses GET: the incident is delivered all the
+                # same, and an alert an earlier revision labelled otherwise is left to its end time
+                self._unasked = True
+                log.warning(
+                    f"{self.name}: HTTP {e.code} asking {url} which alerts it holds; incidents are posted "
+                    "without resolving an earlier revision's alert (allow GET /api/v2/alerts: "
+                    "docs/incidents.md#delivery-lifemon-notify)",
+                    extra={"receiver": self.name, "status": e.code},
+                )
+            if refused:
+                return []
             raise DeliveryError(
                 f"{self.name}: HTTP {e.code} from {url} asked for incident {incident_id}"
             ) from e
