@@ -1,12 +1,17 @@
 """Off-scope marketing: a push to a subject that their consent, the data's purpose or the campaign's
 approval does not cover.
 
-Marketing use needs the subject's choice and stored authorization, and stops at once when they
-refuse (seed 004 (三)②); automated personalized pushes offer a non-personalized option or an easy
-refusal (seed 004 (三)③, seed 000 (5)); data is used only for the purpose it was collected for
-(seed 004 (三)⑧⑩); a marketing SMS is submitted by one role and approved by another, each of the
-campaign's level (seed 004 掌上银行家角色设置: 总行/分行短信管理 submits, 总行/分行短信审核 approves
-全行级/分行级 SMS). Seed 001 §五.1 (金融消保办法第60条) fines each of these. Every rule, its severity, titles and clauses are in policy/detectors/offscope_marketing.yaml.
+Every push on the stream is marketing, whatever purpose it names: it needs the subject's choice
+about marketing, stored, and stops at once when they refuse (seed 004 流程描述(4)使用②; a refusal
+withdraws a consent, 基本规定(4)③); automated personalized pushes offer a non-personalized option or
+an easy refusal (使用③, seed 000 (5)), and a push targeted with personal data is personalized
+whatever its flag says; its targeting uses only what was collected for marketing (使用⑩; beyond the
+original authorisation only with explicit consent first, 流程描述(1)收集⑧); a marketing SMS is
+submitted by one role and approved by another, each of a level that sees the campaign's org (seed 004
+掌上银行家角色设置: 总行/分行短信管理 submits, 总行/分行短信审核 approves 全行级/分行级 SMS), and a branch's
+campaign reaches only its own customers (分行营销管理 creates 分行级 list campaigns; only head office
+bank-wide ones). Seed 001 §五.1 (金融消保办法第60条) fines each of these. Every rule, its severity,
+titles and clauses are in policy/detectors/offscope_marketing.yaml.
 
 A push is judged against the subject's consent *as of its own time*, but only once the task's
 watermark has passed that time: a withdrawal dated before the push that reaches the consents
@@ -31,7 +36,7 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
-from detectors.base import Context, Finding, Store
+from detectors.base import Context, Finding, Store, fed
 from policy.model import DetectorSection
 from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, Severity
 from schemas.structs import STRICT
@@ -69,9 +74,9 @@ class OffscopeMarketingParams(BaseModel):
     evidence_limit: int = Field(default=50, ge=1)
     marketing_purpose: str | None = Field(
         default=None,
-        description="the purpose id (purposes.yaml) a subject's refusal of marketing is recorded under: "
-        "withdrawn, it stops every push, whatever purpose the push names (default: `marketing`, where "
-        "purposes.yaml has it)",
+        description="the purpose id (purposes.yaml) a subject's consent to marketing, and its refusal, "
+        "is recorded under: it decides every push, whatever purpose the push names, and a push's "
+        "targeting must have been collected for it (default: `marketing`, where purposes.yaml has it)",
     )
 
     @model_validator(mode="after")
@@ -127,6 +132,7 @@ class Episode:
         "opt_out",
         "ignored_to",
         "sms",
+        "notes",
     )
 
     def __init__(self, start: int, actor: str, org: str | None):
@@ -141,6 +147,7 @@ class Episode:
         self.opt_out: int | None = None  # the withdrawal or refusal the pushes ignored
         self.ignored_to = 0  # the last push that ignored it
         self.sms: list[str] = []  # why its SMS were not submitted and approved as their level needs
+        self.notes: list[str] = []  # what else the analyst needs: a claim the data contradicts, a scope
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -149,7 +156,7 @@ class Episode:
     def from_json(cls, d: dict[str, Any]) -> Episode:
         ep = cls(d["start"], d["actor"], d["org"])
         for k in cls.__slots__:
-            if k in d:  # `sms` came later: an older episode has no reasons to show
+            if k in d:  # `sms` and `notes` came later: an older episode has none to show
                 setattr(ep, k, d[k])
         return ep
 
@@ -177,17 +184,45 @@ class SubjectState:
         return st
 
 
-def _campaign_path(p: Push, ctx: Context) -> list[str] | None:
-    """The org path of the campaign's org, as its submitter's entitlement gives it when the submitter
-    sits there (the stream carries no org tree of its own); None if not known."""
-    ent = ctx.entitlement(p.submitter_id.strip(), p.ts) if p.org_id else None
-    return list(ent.org_path) if ent is not None and ent.org_id == p.org_id else None
+def _known_paths(subject: str, p: Push, ctx: Context) -> list[list[str]]:
+    """The org paths the reference data gives about this push as of its time: the subject's managing
+    org's (pfi.customers), the submitter's and the approver's (pfi.entitlements). Every path runs
+    from the head office down, so an org on one of them is placed by it (`_path_of`)."""
+    paths = []
+    customer = ctx.customer(subject, p.ts)
+    if customer is not None:
+        paths.append(list(customer.org_path))
+    for who in (p.submitter_id.strip(), (p.approver_id or "").strip()):
+        ent = ctx.entitlement(who, p.ts) if who else None
+        if ent is not None:
+            paths.append([*ent.org_path] if ent.org_id in ent.org_path else [*ent.org_path, ent.org_id])
+    return paths
 
 
-def _sms_duty_gap_of(who: str, duty: str, p: Push, path: list[str] | None, ctx: Context) -> str | None:
+def _path_of(org: str, paths: list[list[str]]) -> list[str] | None:
+    """`org`'s own path (the head office down to it) where one of `paths` passes through it; None if
+    none does: the push's reference data does not place it."""
+    for path in paths:
+        if org in path:
+            return path[: path.index(org) + 1]
+    return None
+
+
+def _sees(path: list[str], ctx: Context) -> str:
+    """What the org at the end of `path` sees (organisation.yaml `org_levels`, by depth: the last
+    level for deeper ones)."""
+    levels = list(ctx.catalog.policy.organisation.org_levels.values())
+    return levels[min(len(path), len(levels)) - 1].sees
+
+
+def _sms_duty_gap_of(who: str, duty: str, p: Push, paths: list[list[str]], ctx: Context) -> str | None:
     """None if `who` is active at the push and holds a role with this SMS duty whose org level sees
-    the campaign's org (organisation.yaml `org_levels`: head office all; a branch itself and below),
-    or is not on the entitlements stream; else why not, for the analyst."""
+    the campaign's org (organisation.yaml `org_levels`: head office all; a branch itself and below:
+    the campaign's org is the holder's or lies under it), or is not on the entitlements stream; else
+    why not, for the analyst. The campaign's org is placed by the push's reference data
+    (`_known_paths`); one it does not place is not confirmed when the customers stream is fed (its
+    place is then unknown to every path the push touches: said so in the reason), and left alone
+    when the deployment feeds no customers."""
     ent = ctx.entitlement(who, p.ts)
     if ent is None:
         return None
@@ -195,6 +230,7 @@ def _sms_duty_gap_of(who: str, duty: str, p: Push, path: list[str] | None, ctx: 
     if ent.status is not EmployeeStatus.active:
         return f"{title} {who} {ent.status.value} by then"
     roles, levels = ctx.catalog.roles, ctx.catalog.policy.organisation.org_levels
+    campaign = _path_of(p.org_id, paths) if p.org_id else None
     held = False
     for r in ent.roles:
         role = roles.get(r)
@@ -204,10 +240,17 @@ def _sms_duty_gap_of(who: str, duty: str, p: Push, path: list[str] | None, ctx: 
         sees = levels[role.level].sees
         if p.org_id is None or sees == "all" or p.org_id == ent.org_id:
             return None
-        if sees == "self_and_descendants" and (
-            ent.org_id in path if path is not None else p.org_id not in ent.org_path
-        ):
-            return None  # its own branch's campaign; without the campaign's path, anything but a level above
+        if sees == "self_and_descendants":
+            if campaign is not None and ent.org_id in campaign:
+                return None  # its own branch's campaign, or one of an org below it
+            if campaign is None and not fed(ctx.refs.customers):
+                return None  # no org tree to place it by: two people are then enough
+    if held and p.org_id is not None and campaign is None:
+        return (
+            f"{title} {who} ({ent.org_id}): the campaign's org {p.org_id} is on no org path the push's "
+            "reference data gives (its subject's, submitter's, approver's), so no SMS role of its level "
+            "is confirmed"
+        )
     if held:
         return f"{title} {who} ({ent.org_id}) holds no SMS role of the campaign's org {p.org_id}"
     return f"{title} {who} holds no SMS {title} role (短信{'管理' if duty == 'submit' else '审核'})"
@@ -288,23 +331,20 @@ class OffscopeMarketingDetector:
 
     # -- the rules ------------------------------------------------------------------------------
     def breaches(self, subject: str, p: Push, ctx: Context) -> dict[Rule, Any]:
-        """Rule -> detail for every rule the push breaks, judged with reference data as of its time."""
+        """Rule -> detail for every rule the push breaks, judged with reference data as of its time.
+        Every push is marketing (seed 004 流程描述(4)使用②): the purpose it names changes nothing."""
         out: dict[Rule, Any] = {}
-        consent = ctx.consent(subject, p.purpose, p.channel, p.ts)
-        declared = ctx.catalog.purposes.get(p.purpose)
-        marketing = self._marketing(ctx)
-        if consent is None and marketing is not None and p.purpose != marketing:
-            # every push is marketing: the subject's choice about marketing (seed 004 (三)②) covers
-            # a push that names a service purpose, on the channels marketing was asked about
-            consent = ctx.consent(subject, marketing, p.channel, p.ts)
-            declared = ctx.catalog.purposes.get(marketing)
+        marketing = self._marketing(ctx) or p.purpose
+        consent = ctx.consent(subject, marketing, p.channel, p.ts)
+        declared = ctx.catalog.purposes.get(marketing)
         if consent is None:
-            # seed 004 (三)②: marketing needs the subject's own choice; one for another channel
-            # does not cover this one
-            elsewhere = self._granted_elsewhere(subject, p, ctx, p.purpose)
+            # 使用②: marketing needs the subject's own choice about marketing, whatever purpose the
+            # push names (a consent to a service is no consent to its marketing); one for another
+            # channel does not cover this one
+            elsewhere = self._granted_elsewhere(subject, p, ctx, marketing)
             out[Rule.channel_not_covered if elsewhere else Rule.no_consent] = None
         elif consent.status is ConsentStatus.withdrawn:
-            # seed 004 (三)②: 客户明确表示拒绝接受营销的, 应当立即停止利用
+            # 使用②: 客户明确表示拒绝接受营销的, 应当立即停止利用
             out[self._refusal_rule(subject, p, ctx, consent)] = consent.ts
         elif (
             consent.channel is None
@@ -313,58 +353,51 @@ class OffscopeMarketingDetector:
             and p.channel not in declared.channels
         ):
             out[Rule.channel_not_covered] = None  # the privacy policy never asked about this channel
-        refusal = self._marketing_refused(subject, p, ctx, consent)
-        if refusal is not None:
-            # seed 004 (三)②: 客户明确表示拒绝接受营销的, 应当立即停止利用. Every push is marketing:
-            # naming a service purpose the subject consented to does not lift their refusal
-            out[self._refusal_rule(subject, p, ctx, refusal)] = refusal.ts
-        off = self._off_purpose(subject, p, ctx, consent)
+        off = self._off_purpose(subject, p, ctx, consent, marketing)
         if off:
             out[Rule.off_purpose] = off
         if not p.opt_out_offered:
-            if p.personalized and not p.non_personalized_option:
-                out[Rule.personalized_without_choice] = None  # seed 004 (三)③, seed 000 (5)
+            targeted = self._targeted(p, ctx)
+            if (p.personalized or targeted) and not p.non_personalized_option:
+                # 使用③, seed 000 (5); a push targeted with personal data is personalized whatever
+                # its flag says
+                out[Rule.personalized_without_choice] = None if p.personalized else targeted
             else:
-                out[Rule.no_refusal_offered] = None  # seed 004 (三)②: every marketing message
-        if p.channel == Channel.sms and (gap := self._sms_duty_gap(p, ctx)):
+                out[Rule.no_refusal_offered] = None  # 使用②: every marketing message
+        if p.channel == Channel.sms and (gap := self._sms_duty_gap(subject, p, ctx)):
             out[Rule.four_eyes] = gap
-        if self._outside_audience(subject, p, ctx):
-            out[Rule.audience_outside_approval] = None
+        if (why := self._outside_audience(subject, p, ctx)) is not None:
+            out[Rule.audience_outside_approval] = why or None
         return out
 
     @staticmethod
-    def _sms_duty_gap(p: Push, ctx: Context) -> str | None:
+    def _targeted(p: Push, ctx: Context) -> list[str]:
+        """The personal data (catalog fields) the push was targeted with: a push that names any was
+        chosen by the subject's own features, personalized whatever its `personalized` flag claims
+        (as transfer_policy reads its `deidentified` flag against the subjects a batch names)."""
+        collected = ctx.catalog.collected_for
+        return sorted({f for f in p.data_used if f in collected})
+
+    @staticmethod
+    def _sms_duty_gap(subject: str, p: Push, ctx: Context) -> str | None:
         """Why the SMS was not submitted by 短信管理 and approved by 短信审核 (seed 004 角色设置), two
-        people, each in the role of the campaign's level (head office's for a bank-wide SMS, a
-        branch's for its own); None if it was. Someone the entitlements stream does not know cannot
-        be judged by role: two people are then enough."""
+        people, each in the role of a level that sees the campaign's org (head office's for a
+        bank-wide SMS, a branch's for its own or an org under it); None if it was. Someone the
+        entitlements stream does not know cannot be judged by role: two people are then enough."""
         submitter, approver = p.submitter_id.strip(), (p.approver_id or "").strip()  # blank: no one
         if not approver:
             return "no approver"
         if approver == submitter:
             return f"approved by its submitter {submitter}"
-        path = _campaign_path(p, ctx)
-        return _sms_duty_gap_of(submitter, "submit", p, path, ctx) or _sms_duty_gap_of(
-            approver, "approve", p, path, ctx
+        paths = _known_paths(subject, p, ctx)
+        return _sms_duty_gap_of(submitter, "submit", p, paths, ctx) or _sms_duty_gap_of(
+            approver, "approve", p, paths, ctx
         )
 
     def _marketing(self, ctx: Context) -> str | None:
         """The purpose marketing consents are recorded under: the policy's, else `marketing` where
         purposes.yaml has it."""
         return self.p.marketing_purpose or ("marketing" if "marketing" in ctx.catalog.purposes else None)
-
-    def _marketing_refused(self, subject: str, p: Push, ctx: Context, consent: Any) -> Any:
-        """The subject's withdrawn marketing consent for the push's channel as of its time, when
-        the push names another purpose (its own purpose's consent is judged above) and no consent
-        to that purpose came after the refusal (the subject's later choice); else None."""
-        marketing = self._marketing(ctx)
-        if marketing is None or p.purpose == marketing:
-            return None
-        c = ctx.consent(subject, marketing, p.channel, p.ts)
-        if c is None or c.status is not ConsentStatus.withdrawn:
-            return None
-        chosen_since = consent is not None and consent.status is ConsentStatus.granted and consent.ts > c.ts
-        return None if chosen_since else c
 
     def _refusal_rule(self, subject: str, p: Push, ctx: Context, refusal: Any) -> Rule:
         """A withdrawal of the channel's own consent while the subject still consents to that
@@ -382,31 +415,49 @@ class OffscopeMarketingDetector:
                     return True
         return False
 
-    def _off_purpose(self, subject: str, p: Push, ctx: Context, consent: Any) -> list[str]:
-        """Fields used for targeting that were not collected for the push's purpose, nor for
-        marketing (every push is marketing: seed 004 §一.(二).3 names what marketing may use), per
-        seed 004 (三)⑧⑩, unless the subject gave a separate consent (单独同意) to this purpose since.
-        Fields the catalog does not know are a coverage gap, counted by the engine, not judged."""
+    def _off_purpose(self, subject: str, p: Push, ctx: Context, consent: Any, marketing: str) -> list[str]:
+        """Fields used for targeting that were not collected for marketing (`collected_for`: what
+        the privacy policy lets marketing use, seed 004 §一.(二).3), whatever purpose the push names:
+        使用⑩ (应当符合收集该信息的目的), unless the subject gave a separate consent (单独同意) to
+        marketing since (流程描述(1)收集⑧: beyond the original authorisation only with explicit
+        consent first). A consent to the purpose the push names (a loan's credit review) is no
+        consent to marketing with its data. Fields the catalog does not know are a coverage gap,
+        counted by the engine, not judged."""
         collected = ctx.catalog.collected_for
-        allowed = {p.purpose, self._marketing(ctx)}
-        off = [f for f in p.data_used if f in collected and allowed.isdisjoint(collected[f])]
+        off = [f for f in p.data_used if f in collected and marketing not in collected[f]]
         if not off:
             return []
-        general = ctx.consent(subject, p.purpose, None, p.ts)
+        general = ctx.consent(subject, marketing, None, p.ts)
         for c in (consent, general):
             if c is not None and c.status is ConsentStatus.granted and c.separate:
                 return []
         return sorted(set(off))
 
-    def _outside_audience(self, subject: str, p: Push, ctx: Context) -> bool:
-        """The subject is not managed under any org the campaign's approval covers (seed 004
-        角色设置: head office runs bank-wide list campaigns, a branch its own). A subject unknown
-        to the customers stream cannot be judged and is left alone."""
+    def _outside_audience(self, subject: str, p: Push, ctx: Context) -> str | None:
+        """Why the push reached an audience its campaign may not: the subject is managed under no
+        org the campaign's approval covers, or the approval covers an org outside what the campaign's
+        org sees (seed 004 角色设置: 分行营销管理 creates 分行级 list campaigns, its own subtree; head
+        office bank-wide ones). A subject unknown to the customers stream cannot be judged for the
+        first and is left alone; an approved org no path of the push's reference data places cannot
+        be judged for the second. "" for the first, why for the second; None if neither."""
         scope = p.approved_audience or ([p.org_id] if p.org_id else [])
         if not scope:
-            return False
+            return None
         customer = ctx.customer(subject, p.ts)
-        return customer is not None and not set(customer.org_path) & set(scope)
+        if customer is not None and not set(customer.org_path) & set(scope):
+            return ""
+        if not p.approved_audience or p.org_id is None:
+            return None
+        paths = _known_paths(subject, p, ctx)
+        campaign = _path_of(p.org_id, paths)
+        if campaign is not None and _sees(campaign, ctx) == "all":
+            return None
+        beyond = [o for o in p.approved_audience if p.org_id not in (_path_of(o, paths) or [p.org_id])]
+        if not beyond:
+            return None
+        return (
+            f"approved for {', '.join(beyond)}, outside the campaign's org {p.org_id} and the orgs under it"
+        )
 
     def _add(self, ep: Episode, p: Push, breaches: dict[Rule, Any]) -> None:
         ep.last = max(ep.last, p.ts)
@@ -421,8 +472,17 @@ class OffscopeMarketingDetector:
                 ep.off = sorted(set(ep.off) | set(detail))
             elif rule is Rule.four_eyes and detail not in ep.sms and len(ep.sms) < 3:
                 ep.sms.append(detail)
+            elif rule is Rule.personalized_without_choice and detail:
+                self._note(ep, f"flagged non-personalized but targeted with {', '.join(detail)}")
+            elif rule is Rule.audience_outside_approval and detail:
+                self._note(ep, detail)
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(p.event_id)
+
+    @staticmethod
+    def _note(ep: Episode, note: str) -> None:
+        if note not in ep.notes and len(ep.notes) < 3:
+            ep.notes.append(note)
 
     # -- output ---------------------------------------------------------------------------------
     def _finding(self, subject: str, campaign: str, ep: Episode, ctx: Context, closed: bool) -> Finding:
@@ -440,9 +500,10 @@ class OffscopeMarketingDetector:
             counts["opt_out_delay_s"] = delay // 1000
             parts.append(f"the last push came {_duration(delay)} after the opt-out")
         if ep.off:
-            parts.append(f"targeted with {', '.join(ep.off)}, not collected for this purpose")
+            parts.append(f"targeted with {', '.join(ep.off)}, not collected for marketing")
         if ep.sms:
             parts.append(f"SMS {'; '.join(ep.sms)}")
+        parts += ep.notes
         summary = f"{pushes} push(es) of campaign {campaign} to subject {subject}: " + "; ".join(parts)
         regulation = list(dict.fromkeys(ref for s in specs for ref in s.regulation))
         return Finding(

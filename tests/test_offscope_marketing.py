@@ -10,7 +10,7 @@ import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
-from schemas.models import Alert, Consent, Customer, MarketingPushEvent
+from schemas.models import Alert, Consent, Customer, Entitlement, MarketingPushEvent
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -101,7 +101,7 @@ def test_a_withdrawal_that_arrives_after_the_push_within_the_lateness_still_coun
     assert a.regulation[0].startswith(
         "《个人信息保护法》第十五条: 基于个人同意处理个人信息的, 个人有权撤回其同意"
     )
-    assert any("第60条" in r for r in a.regulation) and any("(三)②" in r for r in a.regulation)
+    assert any("第60条" in r for r in a.regulation) and any("流程描述(4)使用②" in r for r in a.regulation)
 
 
 def test_a_withdrawal_arriving_once_the_watermark_passed_the_push_is_too_late(engine) -> None:
@@ -159,7 +159,7 @@ def test_replay_in_other_batches_gives_the_same_alerts(policy, catalog) -> None:
 
 
 def test_a_marketing_consent_covers_a_push_that_names_a_service_purpose(engine) -> None:
-    """Every push is marketing: a customer who agreed to marketing on every channel (seed 004 (三)②)
+    """Every push is marketing: a customer who agreed to marketing on every channel (seed 004 流程描述(4)使用②)
     may get a wealth-advice push on WeChat, a channel the privacy policy names for marketing; one
     who agreed to nothing may not, nor on a channel marketing was never asked about."""
     advice = {"purpose": "wealth_advice", "opt_out_offered": True}
@@ -223,22 +223,63 @@ def test_loan_data_for_marketing_is_off_purpose_unless_separately_consented(engi
     )
 
 
-def test_a_push_naming_another_purpose_may_use_what_marketing_may(engine) -> None:
-    """Every push is marketing: a wealth-advice push that greets the customer by name uses what the
-    privacy policy lets marketing use (seed 004 §一.(二).3); loan data stays off-purpose."""
-    advice = {"purpose": "wealth_advice", "channel": "app_push"}
+def service(subject: str, purpose: str, **kw: Any) -> Consent:
+    """A consent to a service purpose (a loan application's credit review, wealth advice)."""
+    return Consent(subject_id=subject, ts=T0 - HOUR, purpose=purpose, channel=None, status="granted", **kw)
+
+
+def test_a_push_naming_a_service_purpose_is_judged_as_marketing(engine) -> None:
+    """Every push is marketing (seed 004 流程描述(4)使用②⑩): the marketing consent decides and the
+    targeting must be what marketing may use, whatever purpose the push names. A consent to the named
+    service, separate or not, is no consent to marketing; a wealth-advice push on the marketing
+    consent, greeting the customer by name and by tier, is what marketing may do."""
+    loan = {"purpose": "credit_review", "data_used": ["loan_details", "credit_report"], "personalized": True}
     steps = [
-        Consent(subject_id=s, ts=T0 - HOUR, purpose="wealth_advice", channel=None, status="granted")
-        for s in ("C1", "C2")
+        consent("C1", channel=None),  # marketing consent: the loan data is still off-purpose
+        service("C2", "credit_review"),  # the loan's consent only
+        consent("C3", channel=None),
+        service("C4", "wealth_advice"),  # the service, not its marketing
+        service("C5", "wealth_advice"),
+        consent("C6", channel=None),  # the near miss
+        consent("C7", channel=None),
+        service("C7", "credit_review", separate=True),  # a separate consent to the loan, not to marketing
     ]
     pushes = [
-        push("C1", data_used=["customer_name", "assets"], **advice),
-        push("C2", data_used=["customer_name", "loan_details"], **advice),
+        push("C1", **loan),
+        push("C2", **loan),
+        push("C3", purpose="payment", data_used=["account_balance"], personalized=True),
+        push("C4", purpose="wealth_advice", channel="app_push"),
+        push("C5", purpose="wealth_advice", channel="email"),
+        push(
+            "C6", purpose="wealth_advice", channel="wechat", data_used=["customer_name", "customer_segment"]
+        ),
+        push("C7", **loan),
     ]
-    alerts = run(engine, *steps, pushes)
-    alerts += engine.drain()
-    by_subject = {a.subjects_sample[0]: a for a in final(alerts).values()}
-    assert list(by_subject) == [P("C2")] and by_subject[P("C2")].counts.get("rule_off_purpose") == 1
+    alerts = run(engine, *steps, pushes) + engine.drain()
+    got = {a.subjects_sample[0]: set(a.counts) - {"pushes"} for a in final(alerts).values()}
+    assert got == {
+        P("C1"): {"rule_off_purpose"},
+        P("C2"): {"rule_no_consent", "rule_off_purpose"},
+        P("C3"): {"rule_off_purpose"},
+        P("C4"): {"rule_no_consent"},
+        P("C5"): {"rule_no_consent"},
+        P("C7"): {"rule_off_purpose"},
+    }
+    c1 = next(a for a in final(alerts).values() if a.subjects_sample == [P("C1")])
+    assert (
+        "credit_report, loan_details, not collected for marketing" in c1.summary
+        and c1.severity.value == "high"
+    )
+
+
+def test_a_separate_marketing_consent_still_lifts_off_purpose_on_a_push_naming_another_purpose(
+    engine,
+) -> None:
+    """流程描述(1)收集⑧: beyond the original authorisation with the customer's explicit consent first:
+    a separate consent to marketing covers the push, whatever purpose it names."""
+    steps = [consent("C1", channel=None, separate=True)]
+    pushes = [push("C1", purpose="credit_review", data_used=["loan_details"], personalized=True)]
+    assert run(engine, *steps, pushes) + engine.drain() == []
 
 
 def test_personalized_pushes_need_a_non_personalized_option_or_a_refusal(engine) -> None:
@@ -274,22 +315,34 @@ def test_an_audience_outside_the_campaign_approval(engine) -> None:
         customer("C1", ("HO", "B02", "S0201")),
         customer("C2", ("HO", "B01", "B01A", "S0102")),
         customer("C3", ("HO", "B02", "S0202")),
+        customer("C5", ("HO", "B01", "B01A", "S0102")),
     ]
     pushes = [
         push("C1", at=0, org_id="B01"),  # another branch's customer
         push("C2", at=0, org_id="B01"),  # a customer below the branch
-        push("C3", at=0, org_id="B01", approved_audience=["B01", "S0202"]),  # named in the approval
+        # named in the approval, but another branch's sub-branch: beyond B01's own (seed 004 分行③)
+        push("C3", at=0, org_id="B01", approved_audience=["B01", "S0202"]),
         push("C4", at=0, org_id="B01"),  # not in the customers stream: not judged
+        push("C5", at=0, org_id="B01", approved_audience=["S0102"]),  # its own sub-branch, named
     ]
-    alerts = run(engine, *steps, pushes) + engine.drain()
-    assert [a.subjects_sample for a in final(alerts).values()] == [[P("C1")]]
+    alerts = run(engine, consent("C5", channel=None), *steps, pushes) + engine.drain()
+    assert sorted(a.subjects_sample[0] for a in final(alerts).values()) == sorted([P("C1"), P("C3")])
     assert rules(alerts) == {"audience_outside_approval"}
 
 
 def test_several_rules_make_one_alert_that_names_them_all(engine) -> None:
     alerts = run(
         engine,
-        [push(at=0, approver_id="E1", opt_out_offered=False, data_used=["credit_report"])],
+        # targeted with credit data, so personalized: a non-personalized option but no way to refuse
+        [
+            push(
+                at=0,
+                approver_id="E1",
+                opt_out_offered=False,
+                non_personalized_option=True,
+                data_used=["credit_report"],
+            )
+        ],
     )
     alerts += engine.drain()
     (a,) = final(alerts).values()
@@ -394,10 +447,10 @@ def test_a_catalog_field_without_a_collection_purpose_is_a_policy_error(tmp_path
 
 
 def test_a_refusal_of_marketing_stops_pushes_that_name_another_purpose(engine) -> None:
-    """Every push is marketing (seed 004 (三)②: 拒绝接受营销的, 应当立即停止利用): one that names a
-    service purpose the subject consented to still breaks their refusal of marketing; a refusal of
-    SMS alone stops SMS only, a push before the refusal is in time, and a consent to the push's own
-    purpose given after the refusal is the subject's later choice."""
+    """Every push is marketing (seed 004 流程描述(4)使用②: 拒绝接受营销的, 应当立即停止利用): one that
+    names a service purpose the subject consented to still breaks their refusal of marketing; a
+    refusal of SMS alone stops SMS only, a push before the refusal is in time, and a consent to the
+    service given after the refusal is no consent to marketing again."""
     advice = {"purpose": "wealth_advice", "channel": "app_push"}
     steps = [
         Consent(subject_id=s, ts=T0 - 48 * HOUR, purpose="wealth_advice", channel=None, status="granted")
@@ -407,15 +460,147 @@ def test_a_refusal_of_marketing_stops_pushes_that_name_another_purpose(engine) -
     steps += [consent("C1", at=-HOUR, channel=None, status="withdrawn")]
     steps += [consent("C2", at=-HOUR, channel="sms", status="withdrawn")]
     steps += [consent("C3", at=HOUR, channel=None, status="withdrawn")]
-    # C4 refused marketing, then chose wealth-advice pushes: the later choice stands
+    # C4 refused marketing, then agreed to the wealth-advice service: still no marketing
     steps += [consent("C4", at=-2 * HOUR, channel=None, status="withdrawn")]
     steps += [Consent(subject_id="C4", ts=T0 - HOUR, purpose="wealth_advice", channel=None, status="granted")]
     pushes = [push("C1", **advice), push("C2", **advice), push("C2", n=1, **{**advice, "channel": "sms"})]
     alerts = run(engine, *steps, [*pushes, push("C3", **advice), push("C4", **advice)])
     alerts += engine.drain()
     by_subject = {a.subjects_sample[0]: a for a in final(alerts).values()}
-    assert sorted(by_subject) == sorted([P("C1"), P("C2")])
+    assert sorted(by_subject) == sorted([P("C1"), P("C2"), P("C4")])
+    assert by_subject[P("C4")].counts["rule_after_withdrawal"] == 1
     assert by_subject[P("C1")].counts["rule_after_withdrawal"] == 1
     assert by_subject[P("C1")].counts["opt_out_delay_s"] == 3600
     c2 = by_subject[P("C2")].counts
     assert c2["pushes"] == 1 and c2["rule_channel_refused"] == 1  # the SMS only
+
+
+# -- four eyes across branches, a branch's audience, the personalized flag, the clauses -------------
+def staff(actor: str, org: str, role: str) -> Entitlement:
+    path = ["HO"] if org == "HO" else ["HO", org]
+    return Entitlement(actor_id=actor, ts=0, org_id=org, org_path=path, roles=[role], status="active")
+
+
+TEAMS = [
+    staff("B01S", "B01", "br_sms_submitter"),
+    staff("B01A", "B01", "br_sms_approver"),
+    staff("B02S", "B02", "br_sms_submitter"),
+    staff("B02A", "B02", "br_sms_approver"),
+    staff("HOA", "HO", "ho_sms_approver"),
+]
+
+
+def test_a_branch_sms_team_sees_only_its_own_branch_and_the_orgs_under_it(engine) -> None:
+    """Seed 004 角色设置 分行④⑤: 分行短信管理 submits, 分行短信审核 approves 分行级 SMS: B01's team
+    sending B02's campaign, or a campaign of S0201 under B02, to a B02 customer is not B01's to send;
+    B02's own team sending either is, and so is head office's reviewer. The campaign org's place comes
+    from the customer's path: the stream has no org tree."""
+    engine.apply_reference("entitlements", refs("entitlements", TEAMS))
+    subjects = [f"C{i}" for i in range(1, 7)]
+    steps = [consent(c) for c in subjects] + [customer(c, ("HO", "B02", "B02A", "S0201")) for c in subjects]
+    pushes = [
+        push("C1", org_id="B02", submitter_id="B01S", approver_id="B01A"),
+        push("C2", org_id="S0201", submitter_id="B01S", approver_id="B01A"),
+        push("C3", org_id="B02", submitter_id="B02S", approver_id="B01A"),
+        push("C4", org_id="B02", submitter_id="B02S", approver_id="B02A"),  # its own
+        push("C5", org_id="S0201", submitter_id="B02S", approver_id="B02A"),  # one below it
+        push("C6", org_id="B02A", submitter_id="B02S", approver_id="HOA"),  # head office sees all
+    ]
+    alerts = run(engine, *steps, pushes) + engine.drain()
+    got = {a.subjects_sample[0]: a for a in final(alerts).values()}
+    assert sorted(got) == sorted([P("C1"), P("C2"), P("C3")]) and rules(alerts) == {"four_eyes"}
+    assert "submitter B01S (B01) holds no SMS role of the campaign's org B02" in got[P("C1")].summary
+    assert "submitter B01S (B01) holds no SMS role of the campaign's org S0201" in got[P("C2")].summary
+    assert "approver B01A (B01) holds no SMS role of the campaign's org B02" in got[P("C3")].summary
+
+
+def test_a_campaign_org_no_path_places_is_not_confirmed_where_customers_are_fed(policy, catalog) -> None:
+    """A branch campaign whose org neither the subject, the submitter nor the approver sits in or
+    under: its SMS roles cannot be shown to be of its level, and the alert says so (not silence);
+    a deployment that feeds no customers has no tree to place it by, and two people are enough."""
+    pushes = [push("C1", org_id="B03", submitter_id="B01S", approver_id="B01A")]
+    bare = _engine(policy, catalog)
+    bare.apply_reference("entitlements", refs("entitlements", TEAMS))
+    assert run(bare, consent("C1"), pushes) + bare.drain() == []
+    fed_engine = _engine(policy, catalog)
+    fed_engine.apply_reference("entitlements", refs("entitlements", TEAMS))
+    other = customer("C8", ("HO", "B01", "S0101"))  # the customers stream is fed; C1 is not on it
+    alerts = run(fed_engine, other, consent("C1"), pushes) + fed_engine.drain()
+    (a,) = final(alerts).values()
+    assert rules(alerts) == {"four_eyes"}
+    assert "the campaign's org B03 is on no org path the push's reference data gives" in a.summary
+
+
+def test_a_branch_campaign_approved_beyond_its_own_customers(engine) -> None:
+    """Seed 004 角色设置 分行③: 分行营销管理 creates 分行级 list campaigns; only head office (总行③)
+    bank-wide ones. B02's campaign approved for B01, or for head office, reaches B01's customer
+    outside B02's remit; head office's campaign approved for B01, and B02's approved for a
+    sub-branch under it, are near misses."""
+    subjects = [f"C{i}" for i in range(1, 6)]
+    steps = [consent(c, channel="app_push") for c in subjects]
+    steps += [customer(c, ("HO", "B01", "B01A", "S0101")) for c in subjects[:3]]
+    steps += [customer(c, ("HO", "B02", "B02A", "S0201")) for c in subjects[3:]]
+    app = {"channel": "app_push", "approver_id": None}
+    pushes = [
+        push("C1", org_id="B02", approved_audience=["B01"], **app),
+        push("C2", org_id="B02", approved_audience=["HO"], **app),
+        push("C3", org_id="HO", approved_audience=["B01"], **app),
+        push("C4", org_id="B02", approved_audience=["B02A"], **app),
+        push("C5", org_id="B02", approved_audience=["S0201", "B02"], **app),
+    ]
+    alerts = run(engine, *steps, pushes) + engine.drain()
+    got = {a.subjects_sample[0]: a for a in final(alerts).values()}
+    assert sorted(got) == sorted([P("C1"), P("C2")]) and rules(alerts) == {"audience_outside_approval"}
+    assert "approved for B01, outside the campaign's org B02 and the orgs under it" in got[P("C1")].summary
+    assert "approved for HO, outside the campaign's org B02" in got[P("C2")].summary
+
+
+def test_a_push_targeted_with_personal_data_is_personalized_whatever_its_flag_says(engine) -> None:
+    """Seed 004 流程描述(4)使用③: a push chosen by the subject's own data is an automated,
+    personalized one; its `personalized` flag is the producer's claim. Without an opt-out, a push
+    flagged non-personalized but targeted with the customer's tier, tags and transactions has neither
+    choice; one targeted with nothing is a plain push without a refusal; one with a
+    non-personalized option is a plain push without a refusal as well."""
+    steps = [consent(c) for c in ("C1", "C2", "C3")]
+    plain = {"personalized": False, "opt_out_offered": False}
+    pushes = [
+        push("C1", data_used=["customer_segment", "marketing_tags", "transaction_record"], **plain),
+        push("C2", **plain),
+        push("C3", data_used=["customer_segment"], non_personalized_option=True, **plain),
+    ]
+    alerts = run(engine, *steps, pushes) + engine.drain()
+    got = {a.subjects_sample[0]: set(a.counts) - {"pushes"} for a in final(alerts).values()}
+    assert got == {
+        P("C1"): {"rule_personalized_without_choice"},
+        P("C2"): {"rule_no_refusal_offered"},
+        P("C3"): {"rule_no_refusal_offered"},
+    }
+    c1 = next(a for a in final(alerts).values() if a.subjects_sample == [P("C1")])
+    assert (
+        "flagged non-personalized but targeted with customer_segment, marketing_tags, transaction_record"
+        in (c1.summary)
+    )
+
+
+def test_every_rule_cites_seed_004_by_the_clauses_that_hold_its_text(policy) -> None:
+    """Seed 004 has no (三) section for these texts: refusal is 流程描述(4)使用②, automated pushes ③,
+    the collected purpose ⑩, beyond the original authorisation 流程描述(1)收集⑧, withdrawal
+    基本规定(4)③. Each rule's first clause stays the primary law."""
+    section = policy.detectors["offscope_marketing"]
+    specs = section.params["rules"]
+    cited = [r for spec in specs.values() for r in spec["regulation"]] + list(section.regulation)
+    assert not [r for r in cited if "(三)" in r]
+    assert all(
+        spec["regulation"][0].startswith(("《个人信息保护法》", "《广告法》")) for spec in specs.values()
+    )
+    assert any("基本规定(4)③: 基于客户同意处理" in r for r in specs["after_withdrawal"]["regulation"])
+    off = specs["off_purpose"]["regulation"]
+    assert any("流程描述(4)使用⑩: 使用个人金融信息时, 应当符合收集该信息的目的" in r for r in off)
+    assert any("流程描述(1)收集⑧: 确需超出原授权范围" in r for r in off)
+    assert any(
+        "流程描述(4)使用③: 通过自动化决策方式" in r
+        for r in specs["personalized_without_choice"]["regulation"]
+    )
+    assert any(
+        "流程描述(4)使用②: 应当以适当方式供客户自主选择" in r for r in specs["no_consent"]["regulation"]
+    )

@@ -1,5 +1,5 @@
 """Acceptance cases for offscope_marketing that its own tests never saw, written from the seeds, not
-from the detector's constants: seed 004 个人金融信息保护管理办法 流程描述(4)② (marketing use needs the
+from the detector's constants: seed 004 个人金融信息保护管理办法 流程描述(4)使用② (marketing use needs the
 customer's own choice, stored; "客户明确表示拒绝接受营销的, 应当立即停止利用"; every marketing message
 offers a way to refuse more), ③ (automated personalized pushes offer a non-personalized option or an
 easy refusal), ⑧⑩ (data used only for the purpose it was collected for, unless the customer agrees
@@ -109,7 +109,7 @@ def test_a_push_in_the_millisecond_of_the_consent_is_silent(run) -> None:
 
 
 def test_a_push_a_minute_before_the_customer_opts_out_is_silent(run) -> None:
-    """Seed 004 (三)③: a withdrawal does not undo what was done before it."""
+    """Seed 004 基本规定(4)③: a withdrawal does not undo what was done before it."""
     assert run([push(-MIN, "wechat")], [GRANTED, consent(0, status="withdrawn")]) == []
 
 
@@ -122,7 +122,7 @@ def test_targeting_with_exactly_the_data_the_privacy_policy_names_is_silent(run)
 
 
 def test_loan_data_with_the_customers_separate_consent_for_marketing_is_silent(run) -> None:
-    """Seed 004 (三)⑧: use beyond the original scope needs the customer's explicit consent before the
+    """Seed 004 流程描述(1)收集⑧: use beyond the original scope needs the customer's explicit consent before the
     use; the customer gave a separate consent the day before the loan-product push."""
     assert run([push(0, data_used=["loan_details"])], [GRANTED, consent(-DAY, separate=True)]) == []
 
@@ -145,7 +145,7 @@ def test_a_push_the_morning_before_the_customer_agreed_has_no_consent(run) -> No
 
 
 def test_a_wechat_push_a_minute_after_closing_marketing_in_the_app_is_high(run) -> None:
-    """Seed 004 §一.(二).3 '我的-消息提醒' 关闭'信息推送', (三)② 应当立即停止利用."""
+    """Seed 004 §一.(二).3 '我的-消息提醒' 关闭'信息推送', 流程描述(4)使用② 应当立即停止利用."""
     (a,) = run([push(MIN, "wechat")], [GRANTED, consent(0, status="withdrawn")])
     assert rules(a) == {"after_withdrawal": 1} and a.severity.value == "high"
     assert a.counts["opt_out_delay_s"] == 60 and "1 min after the opt-out" in a.summary
@@ -164,7 +164,7 @@ def test_a_campaign_that_kept_pushing_for_three_hours_is_one_alert_per_campaign(
 
 
 def test_a_wealth_push_targeted_with_assets_and_income_is_off_purpose(run) -> None:
-    """Property data is not in the privacy policy's marketing list (seed 004 §一.(二).3, (三)⑩)."""
+    """Property data is not in the privacy policy's marketing list (seed 004 §一.(二).3, 流程描述(4)使用⑩)."""
     (a,) = run([push(0, data_used=["customer_segment", "assets", "income"])], [GRANTED])
     assert rules(a) == {"off_purpose": 1} and a.severity.value == "high"
     assert "assets, income" in a.summary and a.jr_class == "C2"
@@ -176,8 +176,9 @@ def test_a_wechat_push_to_a_customer_who_agreed_to_app_pushes_only(run) -> None:
 
 
 def test_a_marketing_call_without_a_way_to_refuse_more(run) -> None:
-    """Seed 004 (三)②: 向客户发送金融营销信息的, 应当向其提供拒绝继续接收金融营销信息的方式."""
-    (a,) = run([push(0, "phone", personalized=False, opt_out_offered=False)], [GRANTED])
+    """Seed 004 流程描述(4)使用②: 向客户发送金融营销信息的, 应当向其提供拒绝继续接收金融营销信息的方式.
+    A call to every customer of the list, chosen by nothing of theirs."""
+    (a,) = run([push(0, "phone", personalized=False, data_used=[], opt_out_offered=False)], [GRANTED])
     assert rules(a) == {"no_refusal_offered": 1} and a.severity.value == "medium"
 
 
@@ -297,3 +298,84 @@ def test_a_self_approved_sms_on_the_refused_channel_is_high_and_names_both_rules
     assert a.title_zh == "通过客户已拒绝的渠道推送、营销短信未经本层级短信管理岗提交并由他人审核"
     assert "refused" in a.title_en and "two people" in a.title_en
     assert a.counts["opt_out_delay_s"] == 600
+
+
+# -- a push that names another purpose, a branch's SMS and audience, the personalized flag ----------
+def service(purpose: str, at: int = -30 * DAY, separate: bool = False) -> Consent:
+    """The customer's consent to a service: the loan application's credit review, wealth advice."""
+    return Consent(
+        subject_id=CUSTOMER, ts=T0 + at, purpose=purpose, channel=None, status="granted", separate=separate
+    )
+
+
+def test_a_loan_offer_that_names_credit_review_is_still_marketing(run) -> None:
+    """Seed 004 流程描述(4)使用②⑩: the campaign system tags the top-up-loan push `credit_review` and
+    targets it with the customer's loan and credit report; the customer agreed to a credit review
+    when applying for the loan, never to marketing. The push is marketing all the same."""
+    loan = {"purpose": "credit_review", "data_used": ["loan_details", "credit_report"]}
+    (a,) = run([push(0, **loan)], [service("credit_review", separate=True)])
+    assert rules(a) == {"no_consent": 1, "off_purpose": 1} and a.severity.value == "high"
+    assert "credit_report, loan_details, not collected for marketing" in a.summary
+    (b,) = run([push(0, **loan)], [GRANTED])  # agreed to marketing: the loan data is still not marketing's
+    assert rules(b) == {"off_purpose": 1}
+
+
+def test_a_push_that_names_payment_or_wealth_advice_is_still_marketing(run) -> None:
+    (a,) = run([push(0, purpose="payment", data_used=["account_balance"])], [GRANTED])
+    assert rules(a) == {"off_purpose": 1}
+    (b,) = run([push(0, "wechat", purpose="wealth_advice")], [service("wealth_advice")])
+    assert rules(b) == {"no_consent": 1} and b.severity.value == "high"
+    (c,) = run([push(0, "email", purpose="wealth_advice")], [service("wealth_advice")])
+    assert rules(c) == {"no_consent": 1}
+
+
+def test_a_wealth_advice_push_on_the_marketing_consent_with_the_marketing_data_is_silent(run) -> None:
+    """The near miss: the privacy policy's marketing consent, on a channel it names, targeted with
+    the customer's tier and transactions."""
+    assert run([push(0, "wechat", purpose="wealth_advice")], [GRANTED, service("wealth_advice")]) == []
+
+
+BRANCH = {"B01": ["HO", "B01"], "B02": ["HO", "B02"]}
+
+
+def branch_staff(actor: str, org: str, role: str) -> Entitlement:
+    return Entitlement(
+        actor_id=actor, ts=T0 - 365 * DAY, org_id=org, org_path=BRANCH[org], roles=[role], status="active"
+    )
+
+
+def test_one_branchs_sms_team_sending_another_branchs_campaign(run) -> None:
+    """Seed 004 分行角色④⑤: B01's 短信管理 and 短信审核 submit and approve B01's SMS, not B02's nor
+    that of a sub-branch under B02; B02's own team may (the near miss)."""
+    b01 = [
+        branch_staff("E51001", "B01", "br_sms_submitter"),
+        branch_staff("E51002", "B01", "br_sms_approver"),
+    ]
+    b02 = [
+        branch_staff("E51001", "B02", "br_sms_submitter"),
+        branch_staff("E51002", "B02", "br_sms_approver"),
+    ]
+    for org in ("B02", "S0201"):
+        (a,) = run([push(0, "sms", org_id=org)], [GRANTED], [customer("S0201")], b01)
+        assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
+        assert f"submitter E51001 (B01) holds no SMS role of the campaign's org {org}" in a.summary
+        assert run([push(0, "sms", org_id=org)], [GRANTED], [customer("S0201")], b02) == []
+
+
+def test_a_branch_campaign_approved_for_another_branch_or_the_whole_bank(run) -> None:
+    """Seed 004 分行③: 分行营销管理 creates 分行级 list campaigns; 总行③ bank-wide ones."""
+    for audience in (["B01"], ["HO"]):
+        (a,) = run([push(0, org_id="B02", approved_audience=audience)], [GRANTED], [customer("S0101")])
+        assert rules(a) == {"audience_outside_approval": 1} and a.severity.value == "medium"
+        assert f"approved for {audience[0]}, outside the campaign's org B02" in a.summary
+    # head office's campaign approved for B01, to a B01 customer: its own to approve
+    assert run([push(0, org_id="HO", approved_audience=["B01"])], [GRANTED], [customer("S0101")]) == []
+
+
+def test_a_push_flagged_non_personalized_but_targeted_by_the_customers_data(run) -> None:
+    """Seed 004 流程描述(4)使用③: chosen by the customer's tier, tags and transactions, with no way to
+    refuse and no non-personalized option: the flag does not make it a plain push."""
+    data = ["customer_segment", "marketing_tags", "transaction_record"]
+    (a,) = run([push(0, personalized=False, data_used=data, opt_out_offered=False)], [GRANTED])
+    assert rules(a) == {"personalized_without_choice": 1} and a.severity.value == "medium"
+    assert "flagged non-personalized but targeted with" in a.summary
