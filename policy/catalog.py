@@ -149,7 +149,7 @@ class Catalog:
 
     def beyond_purpose(self, purpose: str | None, field_ids: Iterable[str]) -> list[str]:
         """The fields a use for `purpose` reads that were collected for no purpose it may read
-        (purposes.yaml `collected_for`, `also_uses`; seed 004 (三)⑧⑩). None are, for a purpose the
+        (purposes.yaml `collected_for`, `also_uses`; seed 004 流程描述(1)收集⑧, (4)使用⑩). None are, for a purpose the
         policy does not name (nothing to judge it by) or one the law requires."""
         reads = self._reads_for.get(purpose) if purpose is not None else None
         if reads is None:

@@ -496,7 +496,7 @@ class Purpose(Strict):
 
 
 class Purposes(Strict):
-    """What each catalog field was collected for (seed 004 (三)⑧⑩: use only for that purpose)."""
+    """What each catalog field was collected for (seed 004 流程描述(1)收集⑧, (4)使用⑩: use only for that purpose)."""
 
     purposes: dict[str, Purpose]
     collected_for: dict[str, list[str]] = Field(description="catalog field id -> purpose ids")

@@ -258,7 +258,7 @@ class Traffic(Violations):
         """Pushes within an hour of their campaign, only while the subject's consent stands."""
         rng = self.rng
         pushes: list[tuple] = []
-        # near misses (seed 004 (三)②): a push minutes before the subject withdraws is in time
+        # near misses (seed 004 流程描述(4)使用②): a push minutes before the subject withdraws is in time
         for c in rng.sample(self.campaigns, min(len(self.campaigns), self._count(2))):
             subject = rng.choice(c.eligible)
             if subject not in self.used and subject not in self.withdrawn:
@@ -275,7 +275,7 @@ class Traffic(Violations):
         for ts, _, subject, c in sorted(pushes, key=lambda p: p[:3]):
             if c.personalized:
                 # near misses: data the privacy policy names for marketing (seed 004 §一.(二).3), and
-                # often an opt-out alone, which suffices for a personalized push (seed 004 (三)③)
+                # often an opt-out alone, which suffices for a personalized push (seed 004 流程描述(4)使用③)
                 self._push(c, subject, ts, data_used=rng.choice(MARKETING_DATA), choice=rng.random() < 0.5)
             else:
                 self._push(c, subject, ts)

@@ -447,7 +447,7 @@ class Violations(Bank):
         return aid
 
     def _inject_offscope_marketing(self) -> None:
-        """Seeds 000, 004 (三)②③⑧⑩ and 角色设置: a push needs the subject's consent on its channel, stops
+        """Seeds 000, 004 流程描述(4)使用②③⑩, (1)收集⑧ and 角色设置: a push needs the subject's consent on its channel, stops
         at once on withdrawal, offers a refusal, uses data collected for marketing, is approved by a
         second person if it is an SMS, and reaches only the audience its campaign was approved for.
         One variant per rule, each to its own subject and campaign."""
@@ -464,7 +464,7 @@ class Violations(Bank):
                 subject = pick(free, c)
                 t_w = c.t0 - rng.randint(HOUR, 6 * HOUR)
                 self._withdraw(subject, t_w)
-                self._push(c, subject, ts)  # seed 004 (三)②: marketing stops at once on withdrawal
+                self._push(c, subject, ts)  # seed 004 流程描述(4)使用②: marketing stops at once on withdrawal
                 rule = "after_withdrawal"
                 text = f"{c.channel.value} push of {c.id} {(ts - t_w) // MINUTE} min after the consent was withdrawn"
             elif variant == 1:
