@@ -184,6 +184,10 @@ class SubjectState:
         return st
 
 
+# what addresses a message (its recipient's name, phone, e-mail): no targeting by features
+_ADDRESSING = frozenset({"customer_name", "contact"})
+
+
 def _known_paths(subject: str, p: Push, ctx: Context) -> list[list[str]]:
     """The org paths the reference data gives about this push as of its time: the subject's managing
     org's (pfi.customers), the submitter's and the approver's (pfi.entitlements). Every path runs
@@ -215,14 +219,18 @@ def _sees(path: list[str], ctx: Context) -> str:
     return levels[min(len(path), len(levels)) - 1].sees
 
 
-def _sms_duty_gap_of(who: str, duty: str, p: Push, paths: list[list[str]], ctx: Context) -> str | None:
+def _sms_duty_gap_of(
+    who: str, duty: str, p: Push, paths: list[list[str]], subject_known: bool, ctx: Context
+) -> str | None:
     """None if `who` is active at the push and holds a role with this SMS duty whose org level sees
     the campaign's org (organisation.yaml `org_levels`: head office all; a branch itself and below:
     the campaign's org is the holder's or lies under it), or is not on the entitlements stream; else
     why not, for the analyst. The campaign's org is placed by the push's reference data
-    (`_known_paths`); one it does not place is not confirmed when the customers stream is fed (its
-    place is then unknown to every path the push touches: said so in the reason), and left alone
-    when the deployment feeds no customers."""
+    (`_known_paths`); one it does not place is not confirmed when the customers stream is fed and
+    knows the subject (its place is then unknown to every path the push touches: said so in the
+    reason). Where the deployment feeds no customers, two people are enough; where the subject is
+    not on it yet (a new customer whose record lags), anything but an org above the holder passes,
+    as before the org was placed."""
     ent = ctx.entitlement(who, p.ts)
     if ent is None:
         return None
@@ -245,7 +253,9 @@ def _sms_duty_gap_of(who: str, duty: str, p: Push, paths: list[list[str]], ctx: 
                 return None  # its own branch's campaign, or one of an org below it
             if campaign is None and not fed(ctx.refs.customers):
                 return None  # no org tree to place it by: two people are then enough
-    if held and p.org_id is not None and campaign is None:
+            if campaign is None and not subject_known and p.org_id not in ent.org_path:
+                return None  # a subject not on the customers stream yet: no tree to place it by either
+    if held and p.org_id is not None and campaign is None and subject_known:
         return (
             f"{title} {who} ({ent.org_id}): the campaign's org {p.org_id} is on no org path the push's "
             "reference data gives (its subject's, submitter's, approver's), so no SMS role of its level "
@@ -374,9 +384,16 @@ class OffscopeMarketingDetector:
     def _targeted(p: Push, ctx: Context) -> list[str]:
         """The personal data (catalog fields) the push was targeted with: a push that names any was
         chosen by the subject's own features, personalized whatever its `personalized` flag claims
-        (as transfer_policy reads its `deidentified` flag against the subjects a batch names)."""
-        collected = ctx.catalog.collected_for
-        return sorted({f for f in p.data_used if f in collected})
+        (as transfer_policy reads its `deidentified` flag against the subjects a batch names). The
+        name and contact data that address a message choose no one by their features."""
+        collected, category = ctx.catalog.collected_for, ctx.catalog.field_category
+        return sorted(
+            {
+                f
+                for f in p.data_used
+                if f in collected and f not in _ADDRESSING and category.get(f) not in _ADDRESSING
+            }
+        )
 
     @staticmethod
     def _sms_duty_gap(subject: str, p: Push, ctx: Context) -> str | None:
@@ -390,8 +407,9 @@ class OffscopeMarketingDetector:
         if approver == submitter:
             return f"approved by its submitter {submitter}"
         paths = _known_paths(subject, p, ctx)
-        return _sms_duty_gap_of(submitter, "submit", p, paths, ctx) or _sms_duty_gap_of(
-            approver, "approve", p, paths, ctx
+        known = ctx.customer(subject, p.ts) is not None
+        return _sms_duty_gap_of(submitter, "submit", p, paths, known, ctx) or _sms_duty_gap_of(
+            approver, "approve", p, paths, known, ctx
         )
 
     def _marketing(self, ctx: Context) -> str | None:

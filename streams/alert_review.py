@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from streams.clickhouse import ddl_statements, tables_present
-from streams.personal_numbers import mask
+from streams.personal_numbers import half_width, mask
 from streams.pseudonym import PSEUDONYM
 from streams.text_table import aligned
 
@@ -50,7 +50,9 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
     """`text` as a review stores it: customer ids of the bank's form (organisation.yaml
     `customer_id_form`; none without one) become `{customer}`, pseudonyms `{pseudonym}`, then card,
     resident ID and mobile numbers their forms (personal_numbers.mask), and whitespace is folded.
-    Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take."""
+    Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take. A note
+    typed in Chinese input mode writes an id in full width (Ｃ０００００２２): read in ASCII."""
+    text = half_width(text)
     if customer_id_form:
         text = re.sub(f"{_ALONE_BEFORE}(?:{customer_id_form}){_ALONE_AFTER}", "{customer}", text)
     return " ".join(mask(_PSEUDONYM.sub("{pseudonym}", text)).split())

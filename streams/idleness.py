@@ -19,7 +19,7 @@ from collections import deque
 IDLE_AFTER_S = 5.0  # well above a fetch round (fetch.wait.max.ms 500) on a loaded machine
 # how long a source partition that reports records and has delivered none may hold the re-keyed
 # inputs it feeds (streams/runtime.py `_holding`): fetches reach every assigned partition long before
-UNREAD_HOLD_S = 30.0
+UNREAD_HOLD_S = 60.0
 
 
 class LaggedClock:

@@ -250,7 +250,7 @@ class CustomerIdSeal(NameSeal):
     def text(self, text: str) -> str:
         """`text` with each customer id in it replaced; one typed in full width (Ｃ０００００２２)
         is the customer's too, as the fields that hold ids read it (`pseudonym.id_spelling`)."""
-        plain = text if text.isascii() else unicodedata.normalize("NFKC", text)
+        plain = half_width(text)
         sealed = self._whole.sub(self._pseudonym, plain)
         return sealed if sealed != plain else text
 
@@ -258,11 +258,20 @@ class CustomerIdSeal(NameSeal):
         """Every name of the batch, if its names joined hold the form anywhere (streams/_door.c
         `names_text`): a batch without one, the rule, costs one search; one with one rewrites
         each name that holds it."""
-        joined = _door.names_text(records, names)
-        plain = joined if joined.isascii() else unicodedata.normalize("NFKC", joined)
-        if self._anywhere.search(plain) is None:
+        if self._anywhere.search(half_width(_door.names_text(records, names))) is None:
             return ()
         return ((i, name) for i in range(len(records)) for name in names)
+
+
+# full-width letters and digits (Ｃ０００００２２, typed in Chinese input mode) -> ASCII; punctuation kept
+_HALF_WIDTH = {
+    c: c - 0xFEE0 for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B)) for c in range(*r)
+}
+
+
+def half_width(text: str) -> str:
+    """`text` with full-width letters and digits in ASCII, as a customer id is read."""
+    return text if text.isascii() else text.translate(_HALF_WIDTH)
 
 
 def whole_token(form: str) -> str:

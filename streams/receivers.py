@@ -242,7 +242,8 @@ class HttpReceiver:
             with urllib.request.urlopen(query, timeout=self.spec.timeout_s) as resp:  # noqa: S310 - http(s) only (config)
                 return list(orjson.loads(resp.read()))
         except urllib.error.HTTPError as e:
-            refused = 400 <= e.code < 500 or e.code == 501  # not for GET here; 502-504 pass
+            # not for GET here (a proxy's 403, 405, 501); a timeout, a rate limit or a 5xx is retried
+            refused = (400 <= e.code < 500 and e.code not in (408, 429)) or e.code == 501
             if refused and not self._unasked:
                 # a proxy that lets POST through and refuses GET: the incident is delivered all the
                 # same, and an alert an earlier revision labelled otherwise is left to its end time

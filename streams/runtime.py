@@ -917,7 +917,10 @@ class Monitor:
         UNREAD_HOLD_S after this instance found it so: a partition a fetch reports records in and
         never delivers one from (only aborted transactions in it) must not stop the timers for good."""
         now = time.monotonic()
-        unread = {tp for tp in sources_behind if tp not in self.engine.source_times}
+        # counted from the fetch that reported the partition's end: its records are then on the way
+        unread = {
+            tp for tp in sources_behind if tp not in self.engine.source_times and self._end_offset(*tp) >= 0
+        }
         self._unread_since = {tp: self._unread_since.get(tp, now) for tp in unread}
         stale = {tp for tp, since in self._unread_since.items() if now - since > UNREAD_HOLD_S}
         for topic, p in stale - self._unread_released:
@@ -1171,6 +1174,7 @@ class Monitor:
         finally:
             self._retrying = False
             self.consumer.resume(self._owned_partitions())  # a rebalance may have come meanwhile
+            self._unread_since = {}  # nothing was fetched meanwhile: an unread partition's wait starts anew
         return self.stop_event.is_set()
 
     def _owned_partitions(self) -> list[TopicPartition]:

@@ -151,6 +151,17 @@ def test_the_note_and_analyst_keep_no_customer_id_or_pseudonym(ch, shown, cli) -
         customer_id_form="C[0-9]{7}",
     )
     assert review.note == "客户{customer}来电，{pseudonym}。{pseudonym}9 ticket INC00000221"
+    # typed in Chinese input mode: the id in full width is the customer's too, the punctuation kept
+    typed = record_review(
+        ch,
+        name,
+        TWIN,
+        "resolved",
+        "e900002",
+        "客户Ｃ０００００２２来电，已核实",
+        customer_id_form="C[0-9]{7}",
+    )
+    assert typed.note == "客户{customer}来电，已核实"
     # without a form of the bank's (none in its organisation.yaml), pseudonyms are still masked
     assert (
         record_review(ch, name, TWIN, "acknowledged", "e1", "p_0123456789abcdef01234567").note

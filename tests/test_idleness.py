@@ -138,9 +138,17 @@ def test_an_unread_partition_holds_the_re_keyed_inputs_for_a_while_only(monkeypa
 
     now = [1000.0]
     monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    ends = {"pfi.transfer": -1, "pfi.access": 120}  # no fetch has reported the transfer partition yet
     m = SimpleNamespace(
-        engine=SimpleNamespace(source_times={("pfi.access", 0): T0}), _unread_since={}, _unread_released=set()
+        engine=SimpleNamespace(source_times={("pfi.access", 0): T0}),
+        _unread_since={},
+        _unread_released=set(),
+        _end_offset=lambda t, p: ends[t],
     )
+    behind = {("pfi.transfer", 0), ("pfi.access", 0)}
+    now[0] += 2 * runtime.UNREAD_HOLD_S
+    assert Monitor._holding(m, behind) == behind  # its wait starts with the fetch that reports its end
+    ends["pfi.transfer"] = 57
     behind = {("pfi.transfer", 0), ("pfi.access", 0)}
     assert Monitor._holding(m, behind) == behind
     now[0] += runtime.UNREAD_HOLD_S - 1

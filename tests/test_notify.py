@@ -156,6 +156,36 @@ def test_an_alertmanager_behind_a_proxy_that_refuses_get_still_gets_the_incident
     proxy.close()
 
 
+def test_a_rate_limited_get_is_retried_not_taken_for_a_refusal(policy, catalog) -> None:
+    """A 429 or 408 passes: the delivery is retried, not posted without resolving (the reviewer: a
+    passing rate limit left an earlier revision's alert firing for days)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from streams.receivers import DeliveryError
+
+    class Limited(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(429)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+    e.process("transfer", "t", 0, fed("transfer", [cvn(1, subjects=range(2))], "t", 0))
+    e.drain()
+    (incident,) = [orjson.loads(encode_incident(i)[1]) for i in e.take_incidents()]
+    am = HttpReceiver(
+        ReceiverSpec(name="am", kind="alertmanager", url=f"http://127.0.0.1:{server.server_port}")
+    )
+    with pytest.raises(DeliveryError, match="HTTP 429"):
+        am.send(incident)
+    server.shutdown()
+
+
 def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, catalog) -> None:
     """The notice and the report to the regulator are written in Chinese: the categories (鉴别信息),
     the cause and who is due what (监管部门) reach Alertmanager in both languages."""

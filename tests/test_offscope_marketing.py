@@ -524,11 +524,22 @@ def test_a_campaign_org_no_path_places_is_not_confirmed_where_customers_are_fed(
     assert run(bare, consent("C1"), pushes) + bare.drain() == []
     fed_engine = _engine(policy, catalog)
     fed_engine.apply_reference("entitlements", refs("entitlements", TEAMS))
-    other = customer("C8", ("HO", "B01", "S0101"))  # the customers stream is fed; C1 is not on it
-    alerts = run(fed_engine, other, consent("C1"), pushes) + fed_engine.drain()
-    (a,) = final(alerts).values()
-    assert rules(alerts) == {"four_eyes"}
-    assert "the campaign's org B03 is on no org path the push's reference data gives" in a.summary
+    known = customer("C1", ("HO", "B01", "S0101"))  # C1 is B01's customer: B03 is on no path
+    alerts = run(fed_engine, known, consent("C1"), pushes) + fed_engine.drain()
+    assert rules(alerts) == {"four_eyes", "audience_outside_approval"}  # C1 is outside B03's too
+    summaries = " ".join(a.summary for a in final(alerts).values())
+    assert "the campaign's org B03 is on no org path the push's reference data gives" in summaries
+
+
+def test_a_branch_teams_own_sub_branch_campaign_to_a_customer_not_on_the_stream_yet(policy, catalog) -> None:
+    """A near miss (the reviewer): B02's SMS team sends its sub-branch S0201's campaign to a new
+    customer whose record has not reached the customers stream: nothing places S0201, and as before
+    the org was placed, anything but an org above the team's passes."""
+    e = _engine(policy, catalog)
+    e.apply_reference("entitlements", refs("entitlements", TEAMS))
+    other = customer("C8", ("HO", "B01", "S0101"))  # the stream is fed; C9 is not on it yet
+    pushes = [push("C9", org_id="S0201", submitter_id="B02S", approver_id="B02A")]
+    assert run(e, other, consent("C9"), pushes) + e.drain() == []
 
 
 def test_a_branch_campaign_approved_beyond_its_own_customers(engine) -> None:
@@ -561,12 +572,14 @@ def test_a_push_targeted_with_personal_data_is_personalized_whatever_its_flag_sa
     flagged non-personalized but targeted with the customer's tier, tags and transactions has neither
     choice; one targeted with nothing is a plain push without a refusal; one with a
     non-personalized option is a plain push without a refusal as well."""
-    steps = [consent(c) for c in ("C1", "C2", "C3")]
+    steps = [consent(c) for c in ("C1", "C2", "C3", "C4")]
     plain = {"personalized": False, "opt_out_offered": False}
     pushes = [
         push("C1", data_used=["customer_segment", "marketing_tags", "transaction_record"], **plain),
         push("C2", **plain),
         push("C3", data_used=["customer_segment"], non_personalized_option=True, **plain),
+        # the name and number that address an SMS choose no one by their features (a reviewer)
+        push("C4", data_used=["customer_name", "mobile_phone"], **plain),
     ]
     alerts = run(engine, *steps, pushes) + engine.drain()
     got = {a.subjects_sample[0]: set(a.counts) - {"pushes"} for a in final(alerts).values()}
@@ -574,6 +587,7 @@ def test_a_push_targeted_with_personal_data_is_personalized_whatever_its_flag_sa
         P("C1"): {"rule_personalized_without_choice"},
         P("C2"): {"rule_no_refusal_offered"},
         P("C3"): {"rule_no_refusal_offered"},
+        P("C4"): {"rule_no_refusal_offered"},
     }
     c1 = next(a for a in final(alerts).values() if a.subjects_sample == [P("C1")])
     assert (
