@@ -1226,8 +1226,8 @@ def build_parser() -> argparse.ArgumentParser:
         "       %(prog)s resolve ALERT_ID --as {resolved,false_positive} [--note TEXT] [--by ANALYST]\n"
         "                      [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]",
         description="The detectors' alerts, newest revision of each. Two states per alert: its status "
-        "is the detector's episode (open, updated while it grows, closed when its window passed: "
-        "nobody looked at it); its review is the analyst's (unreviewed until `ack` or `resolve` "
+        "is the detector's episode (open, updated while it grows, closed when its window passed, "
+        "not a review); its review is the analyst's (unreviewed until `ack` or `resolve` "
         "records one, and again when events come after the newest review). The analyst's queue: "
         "`lifemon alerts --review unreviewed --severity high`.",
     )

@@ -501,6 +501,19 @@ def _severities(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[s]:,} {s}" for s in order if counts[s])
 
 
+def _review(review: str | None) -> str:
+    """An alert's review under its status; nothing for one not reviewed (most)."""
+    if not review or review == "unreviewed":
+        return ""
+    shown = "false positive / 误报" if review == "false_positive" else review
+    return f"<br><small class=review>{escape(shown)}</small>"
+
+
+def _false_positives(alerts: list[dict[str, Any]]) -> str:
+    n = sum(a.get("review") == "false_positive" for a in alerts)
+    return f" ({n:,} of those shown / 误报{n:,}条)" if n else ""
+
+
 def _alerts(alerts: list[dict[str, Any]], total: int, period: Period) -> str:
     """The alerts whose last event falls in the period, most severe and biggest first, with the id,
     detector and status `lifemon alerts` shows for them."""
@@ -508,7 +521,7 @@ def _alerts(alerts: list[dict[str, Any]], total: int, period: Period) -> str:
     rows = "".join(
         f'<tr><td><b class="sev" style="background:{SEVERITY_COLOURS.get(a["severity"], "#999")}">'
         f"{escape(a['severity'])}</b></td><td><code class=id>{escape(a['alert_id'][:12])}</code></td>"
-        f"<td>{escape(a['status'])}</td><td>{escape(a['detector'])}</td>"
+        f"<td>{escape(a['status'])}{_review(a.get('review'))}</td><td>{escape(a['detector'])}</td>"
         f"<td class=rule>{escape(a['title_zh'])}<br><small>{escape(a['title_en'])}</small></td>"
         f"<td>{escape(a['actor_id'])}<br><small>{escape(a['actor_org'])}</small></td>"
         f"{_counted(*records_and_customers(a['subject_count'], a['counts'] or {}))}<td>{escape(a['jr_class'])}</td>"
@@ -520,7 +533,9 @@ def _alerts(alerts: list[dict[str, Any]], total: int, period: Period) -> str:
 alert begun earlier is here, its first event beside it; one still growing after the period's end is
 in the next period's report), most severe and biggest first; <code>{escape(_listing_command("alerts", period, total))}</code>
 lists the same ids. status: the detector's episode (open, updated while it grows, closed: its
-window passed; not a review). Records and customers as each detector counted them, — where it counts
+window passed; not a review), beneath it the analyst's review where there is one (<code>lifemon
+alerts ack / resolve</code>): an alert resolved as a false positive stays listed and counted, marked
+so{_false_positives(alerts)}. Records and customers as each detector counted them, — where it counts
 no such thing or identified no customer; times in {escape(zone.key)}, UTC beneath</p>{_cut(len(alerts), total, "alerts", "most severe and biggest", " (the severity figures above count them all)")}
 <table class=alerts><tr><th>severity</th><th>alert id</th><th>status / 状态</th><th>detector / 检测器</th>
 <th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>

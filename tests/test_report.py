@@ -60,6 +60,17 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
     assert alerts.count('class="sev"') == 1 and "<svg" in html
     # e1's 70 balances passed art. 5's 50: one leakage incident for management too
     assert "<b>1</b><span>leakage incidents / 泄露事件" in html
+    assert "false positive / 误报" not in alerts
+    # an alert the analyst resolved as a false positive stays listed and counted, marked so
+    from streams.alert_review import record_review
+
+    (alert_id,) = [r[0] for r in ch.query(f"SELECT alert_id FROM {db}.alerts FINAL").result_rows]
+    record_review(ch, db, alert_id, "false_positive", "e900001", "approved by phone")
+    alerts = render(gather(ch, db)).split("<h2>Alerts / 告警</h2>", 1)[1]
+    assert (
+        "<small class=review>false positive / 误报</small>" in alerts
+        and "(1 of those shown / 误报1条)" in alerts
+    )
 
 
 def counted_alerts(policy, catalog) -> list[Any]:
