@@ -47,7 +47,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors import inbox
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
 from policy.contracts import ContractTerm, RecipientBook
-from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, iso_country, known_country
+from policy.model import (
+    CLASS_RANK,
+    RANK_CLASS,
+    DetectorSection,
+    JrClass,
+    Recipient,
+    iso_country,
+    known_country,
+)
 from schemas.models import ConsentStatus, EmployeeStatus, RecipientType, Severity
 from schemas.structs import STRICT
 
@@ -281,7 +289,7 @@ class TransferPolicyDetector:
                 f"sent {cls.value} data to {ev.recipient_id} over a public network unencrypted",
             )
         if cross_border:
-            yield from self._cross_border(ev, cls, country, book, ctx)
+            yield from self._cross_border(ev, cls, country, declared, book, ctx)
         sender = ctx.entitlement(ev.actor_id, ev.ts) if ev.actor_id else None
         if sender is not None and sender.status is not EmployeeStatus.active:
             yield self._finding(
@@ -333,7 +341,13 @@ class TransferPolicyDetector:
         return bool((ev.assessment_id or "").strip())
 
     def _cross_border(
-        self, ev: Any, cls: JrClass, country: str | None, book: RecipientBook, ctx: Context
+        self,
+        ev: Any,
+        cls: JrClass,
+        country: str | None,
+        declared: Recipient | None,
+        book: RecipientBook,
+        ctx: Context,
     ) -> Iterator[Finding]:
         """Seed 002 §六.5(1)-(3), seed 004 流程描述(4)⑬: separate consent of every subject, an
         outbound security assessment, declared for the recipient and valid at the time, and a
@@ -341,8 +355,7 @@ class TransferPolicyDetector:
         does not list is judged by the approval rules; whether it is an affiliate is not known."""
         missing, unnamed = self._without_consent(ev, ctx)
         assessed = book.assessed(ev.recipient_id, ev.assessment_id, ev.ts)
-        listed = book.recipients.get(ev.recipient_id)
-        unaffiliated = listed is not None and not listed.affiliate
+        unaffiliated = declared is not None and not declared.affiliate
         if not (missing or unnamed or not assessed or unaffiliated):
             return
         gaps = []

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from streams.clickhouse import ddl_statements, tables_present
-from streams.personal_numbers import half_width, mask
+from streams.personal_numbers import half_width, mask, whole_token
 from streams.pseudonym import PSEUDONYM
 from streams.text_table import aligned
 
@@ -38,12 +38,11 @@ REVIEWS = {
 NOTE_MAX = 500  # characters kept of a note: a reason, not a report
 REVIEW_COLUMNS = ("at", "state", "analyst", "note", "alert_revision", "alert_last_seen")
 
-# a customer id or a pseudonym in a note stands alone or beside CJK text ("客户C0000022来电"): only an
-# ASCII letter or digit touching it makes it part of another word (a ticket INC00000221 is none)
-_ALONE_BEFORE, _ALONE_AFTER = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"
-# streams/pseudonym.py's pattern without its \b, which a CJK character next to it defeats; a pseudonym
-# is masked even when more hex follows it (a mistyped one still names the customer)
-_PSEUDONYM = re.compile(_ALONE_BEFORE + PSEUDONYM.pattern.removeprefix(r"\b").removesuffix(r"\b"))
+# streams/pseudonym.py's pattern without its \b, which a CJK character next to it defeats: only an
+# ASCII letter or digit before it makes it part of another word, as for a customer id
+# (`personal_numbers.whole_token`); masked even when more hex follows (a mistyped one still names
+# the customer)
+_PSEUDONYM = re.compile(r"(?<![A-Za-z0-9])" + PSEUDONYM.pattern.removeprefix(r"\b").removesuffix(r"\b"))
 
 
 def redact(text: str, customer_id_form: str | None = None) -> str:
@@ -54,7 +53,7 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
     typed in Chinese input mode writes an id in full width (Ｃ０００００２２): read in ASCII."""
     text = half_width(text)
     if customer_id_form:
-        text = re.sub(f"{_ALONE_BEFORE}(?:{customer_id_form}){_ALONE_AFTER}", "{customer}", text)
+        text = re.sub(whole_token(customer_id_form), "{customer}", text)
     return " ".join(mask(_PSEUDONYM.sub("{pseudonym}", text)).split())
 
 

@@ -511,9 +511,9 @@ class Engine:
         self.specs = list(specs)
         self.catalog: Catalog = catalog
         self.pseudonymize = pseudonymize
-        # a customer id of the bank's form inside a name the producer gave becomes its pseudonym;
-        # then a card or ID number there is sealed under the same key as the pseudonyms (a plain
-        # function, in tests and tools, fingerprints through itself)
+        # a card or ID number inside a name the producer gave is sealed under the same key as the
+        # pseudonyms (a plain function, in tests and tools, fingerprints through itself); then a
+        # customer id of the bank's form there becomes its pseudonym
         self.names = DoorSeals(
             catalog.policy.organisation.customer_id_form,
             pseudonymize,

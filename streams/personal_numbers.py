@@ -275,8 +275,9 @@ def half_width(text: str) -> str:
 
 
 def whole_token(form: str) -> str:
-    """A customer id form found only as a whole token: no letter or digit touching it."""
-    return rf"(?<![^\W_])(?:{form})(?![^\W_])"
+    """A customer id form found only as a whole token: no ASCII letter or digit touching it (an
+    id beside CJK text, `客户C0000022`, is one; `REC0000022` and `C00000221` are none)."""
+    return rf"(?<![A-Za-z0-9])(?:{form})(?![A-Za-z0-9])"
 
 
 class DoorSeals:

@@ -157,6 +157,7 @@ def test_sealed_names_are_keyed_and_keep_one_number_one_name() -> None:
         ("C0000022-acct-1", "{p}-acct-1"),
         ("/upload/C0000022/statement.csv", "/upload/{p}/statement.csv"),
         ("list_C0000022_2026", "list_{p}_2026"),  # an underscore parts words as a dash does
+        ("客户C0000022档案", "客户{p}档案"),  # beside CJK text, as a review note reads it
         ("REC0000022", "REC0000022"),  # a letter before: another name's digits
         ("C00000221", "C00000221"),  # a digit after: not the bank's form
     ],
