@@ -212,13 +212,6 @@ def _path_of(org: str, paths: list[list[str]]) -> list[str] | None:
     return None
 
 
-def _sees(path: list[str], ctx: Context) -> str:
-    """What the org at the end of `path` sees (organisation.yaml `org_levels`, by depth: the last
-    level for deeper ones)."""
-    levels = list(ctx.catalog.policy.organisation.org_levels.values())
-    return levels[min(len(path), len(levels)) - 1].sees
-
-
 def _sms_duty_gap_of(
     who: str, duty: str, p: Push, paths: list[list[str]], subject_known: bool, ctx: Context
 ) -> str | None:
@@ -468,7 +461,7 @@ class OffscopeMarketingDetector:
             return None
         paths = _known_paths(subject, p, ctx)
         campaign = _path_of(p.org_id, paths)
-        if campaign is not None and _sees(campaign, ctx) == "all":
+        if campaign is not None and ctx.catalog.policy.organisation.sees_at_depth(len(campaign)) == "all":
             return None
         beyond = [o for o in p.approved_audience if p.org_id not in (_path_of(o, paths) or [p.org_id])]
         if not beyond:

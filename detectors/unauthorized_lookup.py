@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals, inbox
 from detectors.base import Context, Finding, Store, fed
-from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
+from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, Organisation
 from schemas.models import (
     CHANGES,
     SEVERITY_RANK,
@@ -220,23 +220,22 @@ class View:
         self.ent = ent
         self.roles = "\x1f".join(ent.roles) if ent is not None and ent.status is ACTIVE else None
         self.org = ent.org_id if ent is not None else None
-        self.mode = _org_sees(ent, ctx.catalog.policy.organisation.org_levels)
+        self.mode = _org_sees(ent, ctx.catalog.policy.organisation)
 
     def sees(self, org_id: str, org_path: list[str]) -> bool:
         """Head office sees every customer, a branch its own and its sub-branches', a sub-branch its own."""
         return self.mode == ALL or (org_id == self.org if self.mode == OWN else self.org in org_path)
 
 
-def _org_sees(ent: Entitlement | None, levels: dict[str, Any]) -> int:
+def _org_sees(ent: Entitlement | None, organisation: Organisation) -> int:
     """How far an employee's org sees (机构设置(1)-(4)): by the level of the org, its depth in the
-    tree (`org_levels` are listed from the head office down; an org deeper than the list is at its
-    last level), never by a role's: a user may hold several roles (一个用户可以被赋予多个角色), and
-    a head-office role held at a sub-branch opens nothing there. A sub-branch straight under a
-    branch takes the next level's visibility, the same as its own with no org below it."""
+    tree (`Organisation.sees_at_depth`), never by a role's: a user may hold several roles
+    (一个用户可以被赋予多个角色), and a head-office role held at a sub-branch opens nothing there. A
+    sub-branch straight under a branch takes the next level's visibility, the same as its own with
+    no org below it."""
     if ent is None or not ent.org_path:
         return BELOW
-    names = list(levels)
-    return SEES[levels[names[min(len(ent.org_path), len(names)) - 1]].sees]
+    return SEES[organisation.sees_at_depth(len(ent.org_path))]
 
 
 class Spending:

@@ -243,6 +243,12 @@ class Organisation(Strict):
             )
         return form
 
+    def sees_at_depth(self, depth: int) -> str:
+        """What an org `depth` deep in the tree sees (its `org_path` length): `org_levels` are listed
+        from the head office down, and an org deeper than the list is at its last level."""
+        levels = list(self.org_levels.values())
+        return levels[min(depth, len(levels)) - 1].sees
+
     @model_validator(mode="after")
     def _refs(self) -> Organisation:
         for rid, role in self.roles.items():
