@@ -16,7 +16,7 @@ from schemas.models import SEVERITY_RANK, Severity
 from streams import alert_review
 from streams.clickhouse import tables_present
 from streams.sinks.clickhouse import ALERT_COLUMNS
-from streams.text_table import aligned, display_width
+from streams.text_table import aligned, display_width, n_of
 
 COLUMNS = (
     "last_seen",
@@ -164,8 +164,10 @@ def records_and_customers(subject_count: int, counts: dict[str, int]) -> tuple[i
     return records, customers or None
 
 
-def _count(n: int | None, unit: str, width: int) -> str:
-    return f"{'—' if n is None else f'{n:,}':>{width}} {unit}"
+def _count(n: int | None, noun: str, width: int) -> str:
+    """A column of counts: the noun's plural unless one, padded so the next column still aligns."""
+    unit = noun if n == 1 else f"{noun}s"
+    return f"{'—' if n is None else f'{n:,}':>{width}} {unit:<{len(noun) + 1}}"
 
 
 def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) -> str:
@@ -181,7 +183,7 @@ def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) 
     review = f"{r['review']:<14} " if "review" in r else ""
     return (
         f"{r['last_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review}{r['detector']:<20} "
-        f"{r['actor_id']:<{actor_width}} {_count(records, 'records', 6)} {_count(customers, 'customers', 6)}  "
+        f"{r['actor_id']:<{actor_width}} {_count(records, 'record', 6)} {_count(customers, 'customer', 6)}  "
         f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
         f"\n    {r['summary']}"
     )
@@ -355,11 +357,14 @@ def render_alert_view(
     field("seen", "发生时间", f"first {_when(a['first_seen'], zone)}", f"last  {_when(a['last_seen'], zone)}")
     if (a["window_start"], a["window_end"]) != (a["first_seen"], a["last_seen"]):
         field("window", "窗口", f"{_when(a['window_start'], zone)} to", _when(a["window_end"], zone))
-    counted = ", ".join(
-        f"{'—' if n is None else f'{n:,}'} {unit}"
-        for n, unit in ((records, "records"), (customers, "customers"))
+    field(
+        "counted",
+        "数量",
+        ", ".join(
+            f"— {noun}s" if n is None else n_of(n, noun)
+            for n, noun in ((records, "record"), (customers, "customer"))
+        ),
     )
-    field("counted", "数量", counted)
     sample = a["subjects_sample"]
     field(
         "subjects",

@@ -27,6 +27,7 @@ from streams.kafka_reach import KafkaSettingRefused, KafkaUnavailable
 from streams.pseudonym import PseudonymKeyError, PseudonymKeyMismatch
 from streams.sealed import SealError
 from streams.sinks import FatalSinkError
+from streams.text_table import n_of
 
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
@@ -562,6 +563,8 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
     print(render(listing.rows, color=sys.stdout.isatty()))
     if listing.total > len(listing.rows):
         print(f"{len(listing.rows)} of {listing.total} {table} shown; --limit {listing.total} shows them all")
+    elif listing.rows:  # the whole selection: its size said, so nobody counts lines
+        print(n_of(listing.total, table[:-1]))
     return 0
 
 
@@ -905,7 +908,7 @@ def print_alerts(alerts: list[Any], limit: int = 10, written: str | None = None)
         print("no alerts")
         return
     by = Counter((a.detector, a.severity.value) for a in alerts)
-    print(f"{len(alerts)} alert(s): " + ", ".join(f"{d}/{s}={n}" for (d, s), n in sorted(by.items())))
+    print(f"{n_of(len(alerts), 'alert')}: " + ", ".join(f"{d}/{s}={n}" for (d, s), n in sorted(by.items())))
     newest = sorted(alerts, key=lambda a: (a.last_seen, a.alert_id), reverse=True)[:limit]
     print(render([alert_row(a) for a in newest], color=sys.stdout.isatty()))
     if len(alerts) > limit:

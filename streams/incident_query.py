@@ -9,6 +9,7 @@ from typing import Any
 
 from schemas.models import Severity
 from streams.alert_query import SEVERITY_STYLE, STATUSES, Listing, at_least, select_latest
+from streams.text_table import n_of
 
 COLUMNS = [
     "first_seen",
@@ -58,20 +59,20 @@ def customers(distinct: int, reported: int) -> str:
     """How many customers an incident concerns. Customers reported but none named are said so: a
     bare 0 read as nobody to notify. The dashboards' incident panel says the same in SQL."""
     if distinct:
-        return f"{distinct:,} customers / 客户"
+        return f"{n_of(distinct, 'customer')} / 客户"
     if reported:
-        return f"{reported:,} customers reported, none named / 报告{reported:,}名客户,未具名"
+        return f"{n_of(reported, 'customer')} reported, none named / 报告{reported:,}名客户,未具名"
     return "customers not named / 客户未具名"
 
 
 def amounts(records: int, observations: int = 0, devices: int = 0) -> str:
     """What else an incident counts: its records, and an SDK's observations and devices where its
     alerts counted those (an SDK names no record: `0 records` would read as nothing sent)."""
-    said = [f"{records:,} records / 记录"] if records or not (observations or devices) else []
+    said = [f"{n_of(records, 'record')} / 记录"] if records or not (observations or devices) else []
     if observations:
-        said.append(f"{observations:,} observations / 次采集")
+        said.append(f"{n_of(observations, 'observation')} / 次采集")
     if devices:
-        said.append(f"{devices:,} devices / 台设备")
+        said.append(f"{n_of(devices, 'device')} / 台设备")
     return ", ".join(said)
 
 
@@ -88,7 +89,7 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
         f"{customers(r['subjects_distinct'], r['subjects_reported'])}, "
         f"{amounts(r['records'], r.get('observations', 0), r.get('devices', 0))}  "
         f"first report due {due:%Y-%m-%d %H:%M} UTC{passed}  [{r['incident_id'][:12]} rev {r['revision']}]"
-        f"\n    {r['title_zh']} / {r['title_en']}; {len(r['alert_ids'])} alert(s): "
+        f"\n    {r['title_zh']} / {r['title_en']}; {n_of(len(r['alert_ids']), 'alert')}: "
         + ", ".join(a[:12] for a in r["alert_ids"])
     )
 

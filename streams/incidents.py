@@ -369,7 +369,7 @@ def _class_rank(jr_class: str) -> int:
 
 def _what_en(members: Sequence[dict[str, Any]]) -> str:
     """The notice's English cause: the first three alerts' summaries."""
-    more = f"; and {len(members) - 3} more alert(s)" if len(members) > 3 else ""
+    more = f"; and {len(members) - 3} more" if len(members) > 3 else ""
     return "; ".join(m["summary"] for m in members[:3]) + more
 
 

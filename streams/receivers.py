@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from streams.config import Receiver
+from streams.text_table import n_of
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,10 @@ def counted(c: dict[str, Any], zh: bool = False) -> str:
     observations and devices, each only where counted. Customers not named are said so (a bare
     `0 customers` reads as nobody to notify); nothing counted at all is said so too."""
     units = (
-        ("名客户", "条记录", "次采集", "台设备")
-        if zh
-        else ("customers", "records", "observations", "devices")
+        ("名客户", "条记录", "次采集", "台设备") if zh else ("customer", "record", "observation", "device")
     )
     figures = [c.get("subjects", 0), c.get("records", 0), c.get("observations", 0), c.get("devices", 0)]
-    said = [f"{n} {unit}" for n, unit in zip(figures, units, strict=True) if n]
+    said = [f"{n} {unit}" if zh else n_of(n, unit) for n, unit in zip(figures, units, strict=True) if n]
     if not figures[0] and said:
         said.insert(0, "客户未具名" if zh else "customers not named")
     return ", ".join(said) or ("未计数" if zh else "not counted")
@@ -80,12 +79,12 @@ def _summary(inc: dict[str, Any]) -> str:
     named = [f"{k} {v}" for k, v in subjects["by_class"].items() if v]
     classes = ", ".join(named) or ", ".join(subjects["by_class"])
     if subjects["distinct"]:
-        who = f"{subjects['distinct']} customers"
+        who = n_of(subjects["distinct"], "customer")
     elif subjects.get("reported"):
-        who = f"{subjects['reported']} customers reported, none named"
+        who = f"{n_of(subjects['reported'], 'customer')} reported, none named"
     else:
         who = "customers not named"
-    figures = [f"{inc[k]} {k}" for k in ("records", "observations", "devices") if inc.get(k)]
+    figures = [n_of(inc[k], k[:-1]) for k in ("records", "observations", "devices") if inc.get(k)]
     return (
         f"[{inc['severity']}] {inc['title_en']}: {inc['group']} {inc['key']}, "
         f"{', '.join([who, *figures])}" + (f" ({classes})" if classes else "")

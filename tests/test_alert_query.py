@@ -96,16 +96,18 @@ def test_the_cli_prints_one_line_and_the_summary_per_alert(ch, db, capsys, monke
         main(["alerts", "--config", str(config), "--detector", "bulk_query", "--severity", "critical"]) == 0
     )
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and "critical" in out[0] and "e3" in out[0] and out[1].strip() == "e3 did something"
+    assert len(out) == 3 and "critical" in out[0] and "e3" in out[0] and out[1].strip() == "e3 did something"
+    assert out[2] == "1 alert"  # the whole selection counted, singular for one
     # --since / --until take dates and ages; the alerts are from 2026-01-01, minutes 1 to 5
     assert main(["alerts", "--config", str(config), "--since", "2026-01-01", "--until", "2026-01-02"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 8
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 9 and out[-1] == "4 alerts"
     # a list cut by --limit says so, and how many there are
     assert main(["alerts", "--config", str(config), "--limit", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 7 and out[-1] == "3 of 4 alerts shown; --limit 4 shows them all"
     assert main(["alerts", "--config", str(config), "--limit", "4"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 8
+    assert len(capsys.readouterr().out.splitlines()) == 9
     assert main(["alerts", "--config", str(config), "--since", "7d"]) == 0
     assert capsys.readouterr().out.strip() == "no alerts match"
     assert render([]) == "no alerts match"
@@ -127,6 +129,11 @@ def test_records_and_customers_are_labelled_and_times_say_utc(ch, policy, catalo
     listed = {r["detector"]: render_alert(r).splitlines()[0] for r in query_alerts(ch, name).rows}
     assert "    210 records     70 customers  " in listed["bulk_query"]
     assert "  5,001 records      — customers  " in listed["transfer_policy"]
+    # one is singular, and the columns after it stay where the plural's are
+    one = dict(query_alerts(ch, name).rows[0], subject_count=1, counts={"records": 1, "customers": 1})
+    line = render_alert(one).splitlines()[0]
+    assert "      1 record       1 customer   " in line
+    assert line.index(one["title_zh"]) == listed[one["detector"]].index(one["title_zh"])
     assert all(line.startswith("2026-01-01 ") and line[16:20] == " UTC" for line in listed.values())
     # a live revision carries no review: the list's column beside its status is all that differs
     live = {
@@ -320,4 +327,4 @@ def test_the_cli_list_filters_by_rule_subject_and_actor_in_any_case(
     for argv in (["--actor", "e000003"], ["--rule", "LM-BQ-001"], ["--subject", "p_aaa"]):
         assert main(["alerts", "--config", config, *argv]) == 0
         out = capsys.readouterr().out.splitlines()
-        assert len(out) == 2 and out[0].endswith(f"[{BULK[:12]}]"), argv
+        assert len(out) == 3 and out[0].endswith(f"[{BULK[:12]}]") and out[2] == "1 alert", argv

@@ -395,13 +395,13 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
 
     assert main(["incidents", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    heads = lines[0::2]
-    assert len(lines) == 4 and "actor e1" in heads[0] and "recipient tp_insurance_partner" in heads[1]
+    heads = lines[0:4:2]
+    assert len(lines) == 5 and lines[-1] == "2 incidents" and "actor e1" in heads[0] and "recipient tp_insurance_partner" in heads[1]
     assert "50 customers / 客户, 50 records / 记录" in heads[0] and "(passed / 已过)" in heads[0]
     assert all(f"rev {i.revision}]" in "".join(heads) for i in found.values())
     assert main(["incidents", "--config", str(config), "--severity", "critical"]) == 0
-    (head, _) = capsys.readouterr().out.splitlines()
-    assert "critical" in head and "tp_insurance_partner" in head
+    (head, _, total) = capsys.readouterr().out.splitlines()
+    assert "critical" in head and "tp_insurance_partner" in head and total == "1 incident"
     assert main(["incidents", "--config", str(config), "--limit", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[2:] == ["1 of 2 incidents shown; --limit 2 shows them all"]
 
@@ -568,7 +568,7 @@ def test_lifemon_incidents_counts_an_sdks_observations_and_devices_not_0_records
     (row,) = query_incidents(ch, db).rows
     head = render_incident(row, datetime.now(UTC)).splitlines()[0]
     assert (
-        "sdk sensors_analytics  customers not named / 客户未具名, 2 observations / 次采集, 1 devices / 台设备"
+        "sdk sensors_analytics  customers not named / 客户未具名, 2 observations / 次采集, 1 device / 台设备"
         in head
     )
     assert "0 records" not in head

@@ -238,15 +238,15 @@ def test_an_sdk_incidents_alert_names_what_it_sent_and_counts_devices_not_a_bare
     (alert,) = alertmanager_payload(incident, now_ms=0)
     notes = alert["annotations"]
     assert notes["categories"] == (
-        "event_launch (C1) customers not named, 1 observations, 1 devices; "
-        "event_login (C1) customers not named, 1 observations, 1 devices"
+        "event_launch (C1) customers not named, 1 observation, 1 device; "
+        "event_login (C1) customers not named, 1 observation, 1 device"
     )
     assert (
         notes["categories_zh"]
         == "启动 (C1) 客户未具名, 1 次采集, 1 台设备; 登录 (C1) 客户未具名, 1 次采集, 1 台设备"
     )
     assert notes["summary"].endswith(
-        "sdk sensors_analytics, customers not named, 1 observations, 1 devices (C1)"
+        "sdk sensors_analytics, customers not named, 1 observation, 1 device (C1)"
     )
     assert "（LM-SDK-001.country_not_allowed，1 次采集，1 台设备）" in notes["cause_zh"]
     assert "0 条记录" not in notes["cause_zh"] and "0 subjects" not in notes["summary"]
