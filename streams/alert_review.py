@@ -4,7 +4,8 @@ that anyone looked at it. Each review action is one row of `alert_reviews`
 (clickhouse/004_alert_reviews.sql), kept as the audit trail; the newest row of an alert is its
 review state, and covers the alert up to its last event when reviewed: later events put it back
 in the queue. A note is free text: customer ids of the bank's form (organisation.yaml
-`customer_id_form`), pseudonyms and card, resident ID and mobile numbers in it are masked before it
+`customer_id_form`), pseudonyms, card, resident ID and mobile numbers and any other run of eleven
+digits or more in it are masked before it
 is stored, so the table holds nothing that names a customer and needs no TTL (JR/T 0171-2020
 §7.1.4 使用: 最小必要)."""
 
@@ -43,18 +44,23 @@ REVIEW_COLUMNS = ("at", "state", "analyst", "note", "alert_revision", "alert_las
 # (`personal_numbers.whole_token`); masked even when more hex follows (a mistyped one still names
 # the customer)
 _PSEUDONYM = re.compile(r"(?<![A-Za-z0-9])" + PSEUDONYM.pattern.removeprefix(r"\b").removesuffix(r"\b"))
+# what `mask` leaves of a number it cannot read as a card, ID or mobile (a check digit mistyped, a
+# card written in groups of four with one group short): eleven or more digits, spaces and dashes
+# between them allowed. A reason needs no such number; the mask costs a ticket number that long
+_DIGITS = re.compile(r"(?<!\d)\d(?:[ -]?\d){10,}(?!\d)")
 
 
 def redact(text: str, customer_id_form: str | None = None) -> str:
     """`text` as a review stores it: customer ids of the bank's form (organisation.yaml
     `customer_id_form`; none without one) become `{customer}`, pseudonyms `{pseudonym}`, then card,
-    resident ID and mobile numbers their forms (personal_numbers.mask), and whitespace is folded.
+    resident ID and mobile numbers their forms (personal_numbers.mask), any other run of eleven
+    digits or more `{number}` (a mistyped one still names its customer), and whitespace is folded.
     Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take. A note
     typed in Chinese input mode writes an id in full width (Ｃ０００００２２): read in ASCII."""
     text = half_width(text)
     if customer_id_form:
         text = re.sub(whole_token(customer_id_form), "{customer}", text)
-    return " ".join(mask(_PSEUDONYM.sub("{pseudonym}", text)).split())
+    return " ".join(_DIGITS.sub("{number}", mask(_PSEUDONYM.sub("{pseudonym}", text))).split())
 
 
 def latest_reviews(database: str, present: bool = True) -> str:

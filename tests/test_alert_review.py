@@ -122,6 +122,17 @@ def test_the_note_keeps_no_card_id_or_phone_number(ch, shown) -> None:  # noqa: 
     assert review.note == "called {cn_mobile} about card {bank_card}, ID {cn_ric}"
     stored = ch.query(f"SELECT note, analyst, state, alert_revision FROM {name}.{TABLE}").result_rows
     assert stored == [(review.note, "e900001", "acknowledged", 3)]
+    # a number typed with a wrong check digit, or grouped, still names its customer; a date, a
+    # time and a ticket number are kept
+    mistyped = record_review(
+        ch,
+        name,
+        BULK,
+        "acknowledged",
+        "e900001",
+        "card 6222020200001234561 (6222 0202 0000 123) ID 11010519491231002Y, 2026-01-05 10:30 ticket 48213",
+    )
+    assert mistyped.note == "card {number} ({number}) ID {number}Y, 2026-01-05 10:30 ticket 48213"
     with pytest.raises(ValueError, match="review state 'closed'"):  # the detector's word, not a review's
         record_review(ch, name, BULK, "closed", "e900001")
 

@@ -396,7 +396,12 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert main(["incidents", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
     heads = lines[0:4:2]
-    assert len(lines) == 5 and lines[-1] == "2 incidents" and "actor e1" in heads[0] and "recipient tp_insurance_partner" in heads[1]
+    assert (
+        len(lines) == 5
+        and lines[-1] == "2 incidents"
+        and "actor e1" in heads[0]
+        and "recipient tp_insurance_partner" in heads[1]
+    )
     assert "50 customers / 客户, 50 records / 记录" in heads[0] and "(passed / 已过)" in heads[0]
     assert all(f"rev {i.revision}]" in "".join(heads) for i in found.values())
     assert main(["incidents", "--config", str(config), "--severity", "critical"]) == 0
