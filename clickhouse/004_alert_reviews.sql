@@ -10,6 +10,10 @@
 -- {pseudonym}, and card, ID and phone numbers their forms before they are stored
 -- (streams/alert_review.py `redact`); `analyst` is the employee who acted. So the table needs no
 -- TTL (as the alerts' pseudonym columns have): nothing in it names a customer, and the trail is kept.
+-- `analyst` is who the reviewer said they are; `account` is the ClickHouse account that stored the
+-- row, set by the server: an insert that names it is refused (a MATERIALIZED column), so a review
+-- shows who was logged in whatever name it gives. One account per analyst (the lifemon_analyst
+-- role of deploy/clickhouse-init) makes that a person; rows from before the column read ''.
 CREATE TABLE IF NOT EXISTS {db}.alert_reviews
 (
     alert_id            String,
@@ -19,7 +23,8 @@ CREATE TABLE IF NOT EXISTS {db}.alert_reviews
     note                String,
     alert_revision      UInt32,
     alert_last_seen     DateTime64(3, 'UTC'),
-    at                  DateTime64(3, 'UTC')
+    at                  DateTime64(3, 'UTC'),
+    account             LowCardinality(String) MATERIALIZED currentUser()
 )
 ENGINE = MergeTree
 ORDER BY (alert_id, at, review_id);

@@ -7,7 +7,7 @@ in the queue. A note is free text: customer ids of the bank's form (organisation
 `customer_id_form`), pseudonyms, card, resident ID and mobile numbers and any other run of eleven
 digits or more in it are masked before it
 is stored, so the table holds nothing that names a customer and needs no TTL (JR/T 0171-2020
-§7.1.4 使用: 最小必要)."""
+§7.1.4 使用: 最小必要). The server records which ClickHouse account stored each row (`account`)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ REVIEWS = {
     "false_positive": ["false_positive"],
 }
 NOTE_MAX = 500  # characters kept of a note: a reason, not a report
-REVIEW_COLUMNS = ("at", "state", "analyst", "note", "alert_revision", "alert_last_seen")
+REVIEW_COLUMNS = ("at", "state", "analyst", "account", "note", "alert_revision", "alert_last_seen")
 
 # streams/pseudonym.py's pattern without its \b, which a CJK character next to it defeats: only an
 # ASCII letter or digit before it makes it part of another word, as for a customer id
@@ -159,8 +159,15 @@ def query_reviews(client: Any, database: str, alert_id: str) -> list[dict[str, A
     database predates the table)."""
     if not tables_present(client, database, [TABLE]):
         return []
+    # the server's account column, '' where the table predates it and no `lifemon run` added it yet
+    has_account = client.query(
+        "SELECT count() FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+        "AND name = 'account'",
+        parameters={"db": database, "t": TABLE},
+    ).result_rows[0][0]
+    columns = [c if c != "account" or has_account else "'' AS account" for c in REVIEW_COLUMNS]
     result = client.query(
-        f"SELECT {', '.join(REVIEW_COLUMNS)} FROM {database}.{TABLE} WHERE alert_id = {{id:String}} "
+        f"SELECT {', '.join(columns)} FROM {database}.{TABLE} WHERE alert_id = {{id:String}} "
         "ORDER BY at, review_id",
         parameters={"id": alert_id},
     )
@@ -177,10 +184,20 @@ def review_line(reviews: list[dict[str, Any]], last_seen: datetime) -> str:
     if not reviews:
         return f"{UNREVIEWED}: nobody has reviewed it (`lifemon alerts ack` / `resolve`)"
     newest = reviews[-1]
-    by = f"{newest['state']} by {newest['analyst']} at {_utc(newest['at'])}"
+    by = f"{newest['state']} by {_who(newest)} at {_utc(newest['at'])}"
     if review_state(newest["state"], newest["alert_last_seen"], last_seen) == UNREVIEWED:
         return f"{UNREVIEWED}: events after its last review ({by}, which saw them to {_utc(newest['alert_last_seen'])})"
     return by
+
+
+def _who(review: dict[str, Any]) -> str:
+    """The analyst a review names, and the ClickHouse account that stored it where it differs."""
+    account = review["account"]
+    return (
+        review["analyst"]
+        if account in ("", review["analyst"])
+        else f"{review['analyst']} (account {account})"
+    )
 
 
 def render_reviews(reviews: list[dict[str, Any]]) -> list[str]:
@@ -189,6 +206,15 @@ def render_reviews(reviews: list[dict[str, Any]]) -> list[str]:
     if not reviews:
         return [*head, "  none"]
     table = [
-        (_utc(r["at"]), r["state"], r["analyst"], str(r["alert_revision"]), r["note"] or "—") for r in reviews
+        (
+            _utc(r["at"]),
+            r["state"],
+            r["analyst"],
+            r["account"] or "—",
+            str(r["alert_revision"]),
+            r["note"] or "—",
+        )
+        for r in reviews
     ]
-    return head + ["  " + line for line in aligned(("at", "state", "analyst", "revision", "note"), table)]
+    header = ("at", "state", "analyst", "account", "revision", "note")
+    return head + ["  " + line for line in aligned(header, table)]

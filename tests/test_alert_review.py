@@ -83,13 +83,14 @@ def test_show_gives_the_review_and_its_history(cli) -> None:
     status, out, _ = cli("show", BULK[:12])
     assert status == 0
     (review,) = [line for line in out if line.startswith("  review")]
-    assert "false_positive by e900002 at 20" in review
+    # the name given, and the ClickHouse account the server saw store it (chDB's is `default`)
+    assert "false_positive by e900002 (account default) at 20" in review
     assert "closed (revision 3): the detector's episode, not a review" in "\n".join(out)
     history = out[out.index("reviews / 复核记录 (oldest first; the newest counts)") + 1 :]
-    assert history[0].split() == ["at", "state", "analyst", "revision", "note"]
+    assert history[0].split() == ["at", "state", "analyst", "account", "revision", "note"]
     assert [line.split()[3:] for line in history[1:]] == [
-        ["acknowledged", "e900001", "3", "—"],
-        ["false_positive", "e900002", "3", "approved", "export,", "ticket", "4411"],
+        ["acknowledged", "e900001", "default", "3", "—"],
+        ["false_positive", "e900002", "default", "3", "approved", "export,", "ticket", "4411"],
     ]
 
 
@@ -252,3 +253,21 @@ def test_the_newest_review_wins_whatever_order_the_rows_come_in(ch) -> None:
     record_review(ch, name, "r1", "acknowledged", "e900001", at=at(9))
     assert [r["review"] for r in query_alerts(ch, name).rows] == ["resolved"]
     assert [r["state"] for r in query_alert(ch, name, "r1").reviews] == ["acknowledged", "resolved"]
+
+
+def test_reviews_stored_before_the_account_column_are_read_and_the_column_is_added(ch, shown, cli) -> None:  # noqa: F811
+    """A database from before `account`: `alerts show` reads its reviews (no account, `—`) and
+    `ack` still stores one; the next start's DDL adds the column, and the reviews after it name
+    the account that stored them."""
+    from streams.alert_review import query_reviews
+    from streams.clickhouse import apply_ddl
+
+    name, _ = shown
+    ch.command(f"ALTER TABLE {name}.{TABLE} DROP COLUMN IF EXISTS account")
+    assert cli("ack", BULK, "--note", "before")[0] == 0
+    status, out, _ = cli("show", BULK)
+    assert status == 0 and "acknowledged by e900001 at 20" in "\n".join(out)
+    assert [r["account"] for r in query_reviews(ch, name, BULK)] == [""]
+    apply_ddl(ch, name)  # `lifemon run`'s start
+    assert cli("resolve", BULK, "--as", "resolved")[0] == 0
+    assert [r["account"] for r in query_reviews(ch, name, BULK)] == ["", "default"]

@@ -122,6 +122,34 @@ def test_lifemon_cannot_erase_or_rewrite_the_alert_audit_trail(as_lifemon: Any) 
     assert tampering[-1]["rows"] == [["acknowledged"]]  # and the review
 
 
+def test_an_analyst_reads_and_adds_reviews_under_the_account_it_logged_in_with(deployed: Path) -> None:
+    """An analyst's own account (the init script's lifemon_analyst role): it reads the alerts and
+    adds a review, which stores the account the server saw; it cannot write alerts, name another
+    account for its review, or erase or rewrite the reviews."""
+    config = users_xml(deployed / "analyst.xml", grants_of("lifemon_analyst"))
+    forged = (
+        "INSERT INTO lifemon.alert_reviews (alert_id, review_id, state, analyst, note, alert_revision, "
+        "alert_last_seen, at, account) VALUES ('a1', 'r', 'resolved', 'e9', '', 1, now(), now(), 'someone')"
+    )
+    reviews = [sql for sql in TAMPERING if "alert_reviews" in sql]
+    results, _ = as_account(
+        deployed,
+        config,
+        [
+            {"write_review": "a1"},
+            {"sql": "SELECT analyst, account FROM lifemon.alert_reviews WHERE alert_id = 'a1'"},
+            {"sql": "SELECT count() FROM lifemon.alerts"},
+            {"write_alert": "a4"},
+            {"sql": forged},
+            *({"sql": sql} for sql in reviews),
+        ],
+    )
+    assert [r["ok"] for r in results[:3]] == [True] * 3, results
+    assert results[1]["rows"] == [["e900001", "default"]]  # chDB's session account is `default`
+    assert not results[3]["ok"] and not results[4]["ok"], results
+    assert all(r.get("code") == ACCESS_DENIED for r in [results[3], *results[5:]]), results
+
+
 def test_grafana_reads_its_tables_and_nothing_else(deployed: Path) -> None:
     config = users_xml(deployed / "grafana.xml", grants_of("grafana_ro"), readonly=True)
     assert "readonly = 1" in INIT_SCRIPT.read_text(encoding="utf-8")

@@ -15,6 +15,9 @@
 #               readonly = 1. max_execution_time stays changeable because the Grafana plugin's driver
 #               sets it on every query (the plugin's documented requirement for a read-only user,
 #               docs/sources/configure.md).
+#   lifemon_analyst  a role for the SOC's analysts, one ClickHouse account each (docs/security.md):
+#               SELECT on lifemon's tables, INSERT into alert_reviews only. A review stores the
+#               account that wrote it (the server sets it), so it shows who was logged in.
 #
 # Passwords come from the container environment and reach ClickHouse only as SHA-256 hashes, so
 # no plaintext secret appears in a statement, the query log or a process list.
@@ -40,6 +43,10 @@ CREATE DATABASE IF NOT EXISTS ${db};
 CREATE USER IF NOT EXISTS lifemon IDENTIFIED WITH sha256_hash BY '${lifemon_hash}';
 GRANT CREATE DATABASE, CREATE TABLE, INSERT, SELECT ON ${db}.* TO lifemon;
 
+CREATE ROLE IF NOT EXISTS lifemon_analyst;
+GRANT SELECT ON ${db}.* TO lifemon_analyst;
+GRANT INSERT ON ${db}.alert_reviews TO lifemon_analyst;
+
 CREATE SETTINGS PROFILE IF NOT EXISTS grafana_ro_profile
     SETTINGS readonly = 1,
              max_execution_time = 60 MIN 1 MAX 600 CHANGEABLE_IN_READONLY;
@@ -54,5 +61,5 @@ GRANT SELECT ON ${db}.deletion_events TO grafana_ro;
 GRANT SELECT ON ${db}.recipient_contracts TO grafana_ro;
 GRANT SELECT ON ${db}.incidents TO grafana_ro;
 SQL
-    echo "lifemon: created ClickHouse users lifemon (writer on ${db}.*) and grafana_ro (read-only on the dashboard tables)"
+    echo "lifemon: created ClickHouse users lifemon (writer on ${db}.*) and grafana_ro (read-only on the dashboard tables), and the role lifemon_analyst (reads, adds reviews)"
 )
