@@ -667,6 +667,28 @@ def test_a_shared_login_without_its_application_names_that_gap() -> None:
     assert ev.actor_id == "app_core" and stats.gaps == {"service_application app_core:(none logged)": 1}
 
 
+def test_a_read_that_returned_no_row_names_no_customer() -> None:
+    """A probe's wealth manager read 49 credit reports, then one of a customer whose report was
+    deleted: pgaudit logged 0 rows, the event named the customer with row_count 0, which reads as
+    one record (a producer's "not counted"), and the 50th record crossed art. 5's tier. Nothing came
+    back: the access names no customer; the same read that returned its row names it."""
+
+    def read(rows: int) -> Any:
+        line = (
+            "2026-12-01 16:43:57.100 UTC [15520] analyst_zhao@corebank app=psql LOG:  AUDIT: SESSION,1,1,READ,"
+            "SELECT,TABLE,core.accounts,\"SELECT balance FROM core.accounts WHERE customer_id = 'C0000010'\","
+            f"<none>,{rows}"
+        )
+        (ev,) = [
+            ev for _, ev in decode_all(decoder()[0], "access", records(TOPICS["pgaudit"], [line.encode()])).ok
+        ]
+        return ev
+
+    empty, found = read(0), read(1)
+    assert (empty.subject_ids, empty.row_count, empty.outcome.value) == ([], 0, "success")
+    assert (len(found.subject_ids), found.row_count) == (1, 1)
+
+
 def test_a_read_of_unknown_size_is_a_visibility_gap() -> None:
     """pgaudit with log_rows off gives no row count: the analyst's 600-row join counts as one
     record, and says so as the gap `rows_unknown` instead of passing for a small read."""

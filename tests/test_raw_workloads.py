@@ -167,7 +167,7 @@ def test_quoted_and_chinese_table_and_column_names_find_their_mapping(tmp_path: 
     )
     lines = [
         TELLER.format(ms=797)
-        + '7,1,READ,SELECT,TABLE,"core.""Accounts_Hist""","SELECT ""Customer_Id"", balance FROM core.""Accounts_Hist"" WHERE ""Customer_Id"" = \'C000015\';",<none>,0',
+        + '7,1,READ,SELECT,TABLE,"core.""Accounts_Hist""","SELECT ""Customer_Id"", balance FROM core.""Accounts_Hist"" WHERE ""Customer_Id"" = \'C000015\';",<none>,1',
         TELLER.format(ms=797)
         + '8,1,READ,SELECT,TABLE,"core.""客户备注""","SELECT ""备注"" FROM core.""客户备注"" WHERE customer_id = \'C000016\';",<none>,1',
     ]
