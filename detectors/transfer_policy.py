@@ -268,10 +268,11 @@ class TransferPolicyDetector:
                     ev,
                     r.sharing_without_consent,
                     cls,
-                    f"shared with {kind.value} {ev.recipient_id} although {missing} named "
+                    f"shared with {kind.value} {ev.recipient_id} although {len(missing)} named "
                     f"subject(s) hold no separate consent {_for(ev.purpose)}and {unnamed} are not named "
                     f"(claimed basis: {ev.legal_basis.value}){claim}",
-                    {"subjects_without_consent": missing, "subjects_unnamed": unnamed},
+                    {"subjects_without_consent": len(missing), "subjects_unnamed": unnamed},
+                    affected=missing,
                 )
         if kind in self.p.entrusted_types and not deidentified:
             how = "encrypted but identifiable" if ev.encrypted else "identifiable"
@@ -317,11 +318,12 @@ class TransferPolicyDetector:
                     ev, r.recipient_not_approved, cls, f"sent data to {ev.recipient_id}: {problem}"
                 )
 
-    def _without_consent(self, ev: Any, ctx: Context) -> tuple[int, int]:
+    def _without_consent(self, ev: Any, ctx: Context) -> tuple[list[str], int]:
         """(named subjects without a granted, separate consent for the purpose as of the transfer,
-        subjects counted but not named): seed 002 §六.2(1), each subject checked on the consents stream."""
+        how many subjects are counted but not named): seed 002 §六.2(1), each subject checked on
+        the consents stream."""
         named = dict.fromkeys(ev.subject_ids)
-        missing = 0
+        missing = []
         for subject in named:
             consent = ctx.consent(subject, ev.purpose or "", None, ev.ts) if ev.purpose else None
             if (
@@ -329,7 +331,7 @@ class TransferPolicyDetector:
                 or consent.status is not ConsentStatus.granted
                 or (self.p.separate_consent and not consent.separate)
             ):
-                missing += 1
+                missing.append(subject)
         return missing, max(ev.subject_count - len(named), 0)
 
     @staticmethod
@@ -360,7 +362,7 @@ class TransferPolicyDetector:
             return
         gaps = []
         if missing or unnamed:
-            gaps.append(f"{missing + unnamed} subject(s) without separate consent")
+            gaps.append(f"{len(missing) + unnamed} subject(s) without separate consent")
         if not assessed:
             gaps.append(
                 f"assessment '{ev.assessment_id}' is not one declared for it and valid"
@@ -375,7 +377,7 @@ class TransferPolicyDetector:
             cls,
             f"sent data across the border to {ev.recipient_id} ({country or 'unknown country'}): {'; '.join(gaps)}",
             {
-                "subjects_without_consent": missing,
+                "subjects_without_consent": len(missing),
                 "subjects_unnamed": unnamed,
                 "assessed": int(assessed),
                 "affiliate": int(not unaffiliated),
@@ -506,10 +508,29 @@ class TransferPolicyDetector:
         return ", ".join(known + ([f"{unknown} unknown"] if unknown else [])) or "none"
 
     def _finding(
-        self, ev: Any, rule: Rule, cls: JrClass, what: str, extra: dict[str, int] | None = None
+        self,
+        ev: Any,
+        rule: Rule,
+        cls: JrClass,
+        what: str,
+        extra: dict[str, int] | None = None,
+        affected: list[str] | None = None,
     ) -> Finding:
+        """The alert of one rule a transfer broke. `affected`: the named subjects the rule concerns,
+        where it is not all of them (those without consent, for whom alone the share was unlawful:
+        the incident notifies them, not the customers who consented), with the unnamed ones; their
+        records are the transfer's in proportion (a transfer does not say whose record is which)."""
         by = f" by {ev.actor_id}" if ev.actor_id else ""
-        counts = {"records": ev.record_count, "subjects": ev.subject_count, **(extra or {})}
+        named = list(dict.fromkeys(ev.subject_ids))
+        subjects, records = ev.subject_count, ev.record_count
+        if affected is not None:
+            unnamed = max(ev.subject_count - len(named), 0)
+            subjects = len(affected) + unnamed
+            records = (
+                -(-ev.record_count * subjects // max(ev.subject_count, 1)) if ev.subject_count else records
+            )
+            named = affected
+        counts = {"records": records, "subjects": subjects, **(extra or {})}
         if rule.leakage_candidate:
             counts[LEAKAGE_CANDIDATE] = 1
         return Finding(
@@ -527,9 +548,9 @@ class TransferPolicyDetector:
             ),
             jr_class=cls.value,
             actor_id=ev.recipient_id,
-            subject_count=ev.subject_count,
-            subject_sample=list(dict.fromkeys(ev.subject_ids))[: self.p.sample_size],
-            subjects=list(dict.fromkeys(ev.subject_ids)),
+            subject_count=subjects,
+            subject_sample=named[: self.p.sample_size],
+            subjects=named,
             fields=[f for f in ev.categories if f in self._known_fields],
             counts=counts,
             evidence_event_ids=[ev.event_id],

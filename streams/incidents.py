@@ -154,7 +154,8 @@ class IncidentStage:
         categories = {k[len("category_") :] for k in alert.counts if k.startswith("category_")}
         records = alert.counts.get("records", alert.subject_count)
         # PIPL art. 57 ¶1 names the categories: an alert that names none the policy knows says so
-        every = sorted(categories | {self._category(f) for f in _fields(finding, alert)}) or [UNDECLARED]
+        sent = _fields(finding, alert)
+        every = sorted(categories | {self._category(f) for f in sent}) or [UNDECLARED]
         return {
             "revision": alert.revision,
             "class": cid,
@@ -167,6 +168,7 @@ class IncidentStage:
             "categories": every,
             # a category's records where the alert counts them, else every record holds each category
             "records_by_category": {c: alert.counts.get(f"category_{c}", records) for c in every},
+            "class_by_category": self._sent_classes(sent, alert.jr_class),
             "subjects": sorted(set(finding.subjects or alert.subjects_sample)),
             # what was read of whom, where the finding knows it per subject (None: all of it of each)
             "by_category": {c: sorted(s) for c, s in finding.subjects_by_category.items()} or None,
@@ -182,6 +184,27 @@ class IncidentStage:
             "last_seen": alert.last_seen,
             "window_end": alert.window_end,
         }
+
+    def _sent_classes(self, fields: list[str], alert_class: str) -> dict[str, str]:
+        """Each category's class as its fields sent make it: an SMS code alone is C2 (JR/T 0171
+        §4.2 C2 c)), though its category holds C3 secrets. Where the alert's class is above every
+        field's, a combination raised it (an account with its SMS code is C3): every category of
+        the alert takes that class."""
+        found: dict[str, str] = {}
+        for f in fields:
+            c, cls = self._category(f), self._field_class(f)
+            if _class_rank(cls) > _class_rank(found.get(c, "")):
+                found[c] = cls
+        if found and _class_rank(alert_class) > max(map(_class_rank, found.values())):
+            return dict.fromkeys(found, alert_class)
+        return found
+
+    def _field_class(self, field_id: str) -> str:
+        cls = self.catalog.field_class.get(field_id)
+        if cls is None:
+            sdk_field = self.catalog.policy.sdks.sdk_fields.get(field_id)
+            cls = sdk_field.jr_class if sdk_field and sdk_field.jr_class else UNKNOWN_FIELD_CLASS
+        return cls.value
 
     def _category(self, field_id: str) -> str:
         """A catalog field's category; an SDK field the catalog does not list stands for itself
@@ -283,6 +306,7 @@ class IncidentStage:
             categories=[
                 self._category_entry(
                     c,
+                    _sent_class(members, c),
                     len(s),
                     _once_per_evidence(members, _records_of(c)),
                     _once_per_evidence(members, _figure("observations", c)),
@@ -298,8 +322,10 @@ class IncidentStage:
         )
 
     def _category_entry(
-        self, cid: str, subjects: int, records: int, observations: int, devices: int
+        self, cid: str, sent: str | None, subjects: int, records: int, observations: int, devices: int
     ) -> Category:
+        """The notice's line for category `cid`: its names, the class of what was `sent` in it
+        (`_sent_classes`; None for members stored before: the category's highest), and its figures."""
         counted = {"subjects": subjects, "records": records, "observations": observations, "devices": devices}
         cats = self.catalog.policy.classification.categories
         if cid == UNDECLARED:  # JR/T 0171 §4.2 C1 c): what the policy does not class is C1
@@ -311,10 +337,10 @@ class IncidentStage:
                 for f in self.catalog.policy.classification.fields.values()
                 if f.category == cid
             ]
-            top = next((c for c in CLASS_ORDER if c in classes), "C1")
+            top = sent or next((c for c in CLASS_ORDER if c in classes), "C1")
             return Category(id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=top, **counted)
         sdk_field = self.catalog.policy.sdks.sdk_fields.get(cid)
-        cls = sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1"
+        cls = sent or (sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1")
         return Category(id=cid, zh=sdk_field.zh if sdk_field else cid, en=cid, jr_class=cls, **counted)
 
     def _deadlines(self, classes: Sequence[str], severity: Severity, first_seen: int) -> list[DueReport]:
@@ -348,6 +374,12 @@ def _once_per_evidence(
 def _records_of(category: str) -> Callable[[dict[str, Any]], int]:
     """A member's records of `category` (0 for a member stored before they were kept)."""
     return lambda m: int(m.get("records_by_category", {}).get(category, 0))
+
+
+def _sent_class(members: Sequence[dict[str, Any]], category: str) -> str | None:
+    """The highest class the members sent in `category`; None if no member kept it."""
+    found = [m["class_by_category"][category] for m in members if category in m.get("class_by_category", {})]
+    return max(found, key=_class_rank) if found else None
 
 
 def _figure(name: str, category: str | None = None) -> Callable[[dict[str, Any]], int]:

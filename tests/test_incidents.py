@@ -208,6 +208,18 @@ def test_c3_to_a_third_party_and_cross_border_open_incidents_a_consented_share_d
     assert by_key["hk-fx-partner"].leakage_classes == ["cross_border"]
 
 
+def test_a_notice_classes_each_category_by_what_was_sent_in_it(engine) -> None:
+    """A probe's notice told the regulator an SMS code was C3: the category `authentication` holds
+    C3 secrets, but an SMS code alone is C2 (JR/T 0171 §4.2 C2 c), as the alert said). With the
+    account number it unlocks, the pair is C3 (支付账号及其等效信息), and the notice says so."""
+    sms = one(run(engine(), "transfer", [transfer(1, categories=["customer_name", "sms_code"])]))
+    assert sms.alerts[0].jr_class == "C2"
+    assert {c.id: c.jr_class for c in sms.notice.categories} == {"authentication": "C2", "identity": "C2"}
+    pair = one(run(engine(), "transfer", [transfer(2, categories=["payment_account_no", "sms_code"])]))
+    assert pair.alerts[0].jr_class == "C3"
+    assert {c.id: c.jr_class for c in pair.notice.categories} == {"account": "C3", "authentication": "C3"}
+
+
 def test_a_share_after_the_customers_withdrew_their_consent_opens_an_incident(engine) -> None:
     """Seed 001 §五.1 (第六十条(6)): 非法向他人提供消费者金融信息; seed 004 应急管理(4) reports it. A
     high sharing_without_consent alert opened none: the response team never heard of it."""
@@ -224,10 +236,11 @@ def test_a_share_after_the_customers_withdrew_their_consent_opens_an_incident(en
     ]
     e.apply_reference("consents", refs("consents", withdrawn))
     inc = one(run(e, "transfer", [transfer(1, subjects=range(3))]))
+    # the two who withdrew: the third consented (the fixture's consents), and is no one to notify
     assert (inc.key, inc.leakage_classes, inc.subjects.distinct) == (
         "tp_insurance_partner",
         ["unconsented_sharing"],
-        3,
+        2,
     )
     assert [a.rule_id for a in inc.alerts] == ["LM-TP-002"]
 
