@@ -15,10 +15,12 @@ import threading
 import time
 from collections import Counter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from policy import load_policy
 from streams.config import Config
 from streams.receivers import DeliveryError, HttpReceiver
 from streams.sinks.kafka import client_config
@@ -28,11 +30,18 @@ log = logging.getLogger(__name__)
 POLL_SLICE_S = 0.2
 
 
+def bank_zone(config: Config) -> ZoneInfo:
+    """The bank's zone (policy recipients.yaml `timezone`): its notices give deadlines in it too."""
+    return ZoneInfo(load_policy(config.policy_dir).recipients.timezone)
+
+
 class Notifier:
     def __init__(self, config: Config, bootstrap: str, receivers: list[HttpReceiver] | None = None):
         self.config = config
         self.receivers = (
-            receivers if receivers is not None else [HttpReceiver(r) for r in config.notify.receivers]
+            receivers
+            if receivers is not None
+            else [HttpReceiver(r, bank_zone(config)) for r in config.notify.receivers]
         )
         self.stop_event = threading.Event()
         self.delivered: Counter = Counter()  # receiver -> incidents it took

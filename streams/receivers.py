@@ -30,6 +30,7 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -114,20 +115,27 @@ def idempotency_key(inc: dict[str, Any]) -> str:
 
 
 def alertmanager_payload(
-    inc: dict[str, Any], now_ms: int | None = None, held: list[dict[str, Any]] | None = None
+    inc: dict[str, Any],
+    now_ms: int | None = None,
+    held: list[dict[str, Any]] | None = None,
+    zone: ZoneInfo | None = None,
 ) -> list[dict[str, Any]]:
     """The incident as one Alertmanager alert, firing until its last report is due (at least
     `FIRING_AT_LEAST_MS` after `now_ms`, the delivery time). `held`: the alerts Alertmanager holds
     (`GET /api/v2/alerts`); those of this incident whose labels this revision no longer carries (an
     earlier revision's severity or class) are resolved as of `now_ms` in the same request, so one
-    incident stays one firing alert."""
+    incident stays one firing alert. `zone`: the bank's (recipients.yaml `timezone`), in which each
+    deadline is also given, as the report and the CLI give it."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    zone = zone or ZoneInfo("UTC")
     labels = alertmanager_labels(inc)
     ends = max([d["due"] for d in inc["deadlines"]] + [now_ms + FIRING_AT_LEAST_MS])
     notice = inc["notice"]
-    due = "; ".join(f"{d['to']['en']} by {_iso(d['due'])}" for d in inc["deadlines"])
+    due = "; ".join(f"{d['to']['en']} by {_iso(d['due'])}{_local(d['due'], zone)}" for d in inc["deadlines"])
     # the regulation's own terms (监管部门, 鉴别信息, ...) for the notice and the report to the regulator
-    due_zh = "; ".join(f"{d['to']['zh']}: {_iso(d['due'])} 前" for d in inc["deadlines"])
+    due_zh = "; ".join(
+        f"{d['to']['zh']}: {_iso(d['due'])} 前{_local(d['due'], zone)}" for d in inc["deadlines"]
+    )
     # an incident found after a deadline (a late log, a backfill) says so when it is delivered: the
     # deadlines count from its first event, and only the delivery knows the time
     passed = [d for d in inc["deadlines"] if d["due"] <= now_ms]
@@ -167,6 +175,9 @@ def alertmanager_payload(
                 ),
                 "cause": notice["cause"]["en"],
                 "cause_zh": notice["cause"]["zh"],
+                # PIPL art. 57 ¶1 (一)(二): the possible harm, the remedial measures taken and what
+                # individuals can do to lessen it, as the webhook's and PagerDuty's notice carry them
+                **_texts(notice, "harm", "measures", "individuals"),
                 "contact": notice["contact"]["en"],
                 "contact_zh": notice["contact"]["zh"],
                 "deadlines": due,
@@ -180,6 +191,23 @@ def alertmanager_payload(
         },
         *superseded,
     ]
+
+
+def _local(ms: int, zone: ZoneInfo) -> str:
+    """` (2026-01-02 08:17 Asia/Shanghai)`: a deadline in the bank's zone too; nothing in UTC."""
+    if zone.key == "UTC":
+        return ""
+    return f" ({datetime.fromtimestamp(ms / 1000, zone):%Y-%m-%d %H:%M} {zone.key})"
+
+
+def _texts(notice: dict[str, Any], *keys: str) -> dict[str, str]:
+    """The notice's lists of texts as annotations, one line each, in English and (`_zh`) Chinese."""
+    out = {}
+    for key in keys:
+        items = notice[key] if isinstance(notice[key], list) else [notice[key]]
+        out[key] = "\n".join(t["en"] for t in items)
+        out[f"{key}_zh"] = "\n".join(t["zh"] for t in items)
+    return out
 
 
 def pagerduty_payload(inc: dict[str, Any], routing_key: str) -> dict[str, Any]:
@@ -211,8 +239,10 @@ def webhook_payload(inc: dict[str, Any]) -> dict[str, Any]:
 
 
 class HttpReceiver:
-    def __init__(self, spec: Receiver):
+    def __init__(self, spec: Receiver, zone: ZoneInfo | None = None):
+        """`zone`: the bank's, for the deadlines Alertmanager's notice gives (UTC without one)."""
         self.spec = spec
+        self.zone = zone
         self.name = spec.name
         self._routing_key: str | None = None
         self._unasked = False  # Alertmanager refused to say which alerts it holds (said once)
@@ -227,7 +257,7 @@ class HttpReceiver:
         incident it holds: those an earlier revision labelled otherwise are resolved in the body."""
         if self.spec.kind == "alertmanager":
             url = self.spec.url.rstrip("/") + "/api/v2/alerts"
-            return url, alertmanager_payload(inc, held=self._held(url, inc["incident_id"]))
+            return url, alertmanager_payload(inc, held=self._held(url, inc["incident_id"]), zone=self.zone)
         if self.spec.kind == "pagerduty":
             assert self._routing_key is not None
             return self.spec.url, pagerduty_payload(inc, self._routing_key)

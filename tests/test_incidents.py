@@ -590,3 +590,15 @@ def test_lifemon_incidents_counts_an_sdks_observations_and_devices_not_0_records
         in head
     )
     assert "0 records" not in head
+
+
+def test_what_a_notice_tells_customers_cites_no_source(policy) -> None:
+    """A probe's notice to customers read "Require the recipient to … delete … (汉盛《商业银行互联网贷款视角
+    …》 §6.2(3))": a law firm's article quoted to the people whose data leaked. The harm, measures,
+    what individuals can do and the contact are plain text; sources stay in the policy's comments."""
+    incidents = policy.incidents
+    texts = [incidents.contact] + [
+        t for c in incidents.classes.values() for t in [c.harm, *c.measures, *c.individuals]
+    ]
+    cited = [t for t in texts if any(mark in t.zh + t.en for mark in ("seed ", "《", "§"))]
+    assert texts and not cited, cited

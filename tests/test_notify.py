@@ -15,6 +15,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -207,6 +208,15 @@ def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, ca
     assert (
         notes["deadlines_passed"] == "none" and notes["deadlines_passed_zh"] == "无"
     )  # delivered at epoch 0
+    # PIPL art. 57 ¶1: the harm, the measures taken and what individuals can do, in both languages
+    notice = incident["notice"]
+    for key in ("harm", "measures", "individuals"):
+        assert notes[key] == "\n".join(t["en"] for t in notice[key]) and notes[key]
+        assert notes[f"{key}_zh"] == "\n".join(t["zh"] for t in notice[key]) and notes[f"{key}_zh"]
+    # the deadlines in the bank's zone too, as the report and the CLI give them
+    (local,) = alertmanager_payload(incident, now_ms=0, zone=ZoneInfo("Asia/Shanghai"))
+    beijing = datetime.fromtimestamp(regulator["due"] / 1000, ZoneInfo("Asia/Shanghai"))
+    assert f"{due} 前 ({beijing:%Y-%m-%d %H:%M} Asia/Shanghai)" in local["annotations"]["deadlines_zh"]
     # delivered a week after its first event: every deadline has passed, and the annotation says whose
     (late,) = alertmanager_payload(incident, now_ms=incident["first_seen"] + 7 * 24 * HOUR + 1)
     assert late["annotations"]["deadlines_passed_zh"].startswith("监管部门")
