@@ -218,7 +218,7 @@ REVISION_COLUMNS = ("revision", "status", "last_seen", "event_count", "version")
 
 
 class AlertNotFound(LookupError):
-    """No alert, or more than one, has an id that starts with what the analyst gave."""
+    """No alert (or incident), or more than one, has an id that starts with what the user gave."""
 
 
 class AlertView(NamedTuple):
@@ -232,16 +232,20 @@ class AlertView(NamedTuple):
 
 
 def resolve_alert_id(client: Any, database: str, given: str) -> str:
-    """The one alert id equal to `given` or starting with it. AlertNotFound when none does, or when
-    several do (naming some of them): a prefix must pick one alert, never the first of many. Ids
-    are lower-case hex: one pasted or typed in upper case is the same id."""
+    """The one alert id equal to `given` or starting with it (`resolve_id`)."""
+    return resolve_id(client, f"{database}.alerts", "alert_id", given, "alert", "lifemon alerts")
+
+
+def resolve_id(client: Any, table: str, column: str, given: str, noun: str, lister: str) -> str:
+    """The one id of `column` in `table` equal to `given` or starting with it. AlertNotFound when
+    none does, or when several do (naming some of them): a prefix must pick one, never the first
+    of many. Ids are lower-case hex: one pasted or typed in upper case is the same id."""
     given = given.lower()
-    table = f"{database}.alerts"
     matches = [
-        alert_id
-        for (alert_id,) in client.query(
-            f"SELECT DISTINCT alert_id FROM {table} WHERE startsWith(alert_id, {{given:String}}) "
-            "ORDER BY alert_id LIMIT 5",
+        found
+        for (found,) in client.query(
+            f"SELECT DISTINCT {column} FROM {table} WHERE startsWith({column}, {{given:String}}) "
+            f"ORDER BY {column} LIMIT 5",
             parameters={"given": given},
         ).result_rows
     ]
@@ -250,13 +254,15 @@ def resolve_alert_id(client: Any, database: str, given: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise AlertNotFound(f"no alert id starts with {given}; `lifemon alerts` lists them")
+        raise AlertNotFound(f"no {noun} id starts with {given}; `{lister}` lists them")
     total = client.query(
-        f"SELECT uniqExact(alert_id) FROM {table} WHERE startsWith(alert_id, {{given:String}})",
+        f"SELECT uniqExact({column}) FROM {table} WHERE startsWith({column}, {{given:String}})",
         parameters={"given": given},
     ).result_rows[0][0]
     more = f" and {total - len(matches)} more" if total > len(matches) else ""
-    raise AlertNotFound(f"{given} starts {total} alert ids ({', '.join(matches)}{more}); give more of the id")
+    raise AlertNotFound(
+        f"{given} starts {total} {noun} ids ({', '.join(matches)}{more}); give more of the id"
+    )
 
 
 def query_alert(client: Any, database: str, alert_id: str) -> AlertView:

@@ -586,13 +586,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 LIST_ONLY = ("detector", "actor", "rule", "subject", "severity", "status", "review", "since", "until")
 
 
-def _one_alert_only(args: argparse.Namespace) -> bool:
-    """Whether an `alerts ACTION ALERT_ID` came without the list's filters (else said, and False)."""
+def _one_id_only(args: argparse.Namespace, command: str, action: str) -> bool:
+    """Whether `lifemon alerts|incidents ACTION ID` came without the list's filters (else said,
+    and False)."""
     given = [f"--{name}" for name in LIST_ONLY if getattr(args, name, None)]
     if given or args.limit != LIST_LIMIT:
         listed = ", ".join(given + (["--limit"] if args.limit != LIST_LIMIT else []))
-        action = args.alerts_action
-        log.error(f"`lifemon alerts {action} ALERT_ID` takes an alert id, not the list's filters ({listed})")
+        noun = command.removesuffix("s")
+        log.error(
+            f"`lifemon {command} {action} {noun.upper()}_ID` takes an {noun} id, not the list's filters ({listed})"
+        )
         return False
     return True
 
@@ -604,7 +607,7 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
     from streams.alert_query import AlertNotFound, query_alert, render_alert_view, resolve_alert_id
     from streams.clickhouse import location
 
-    if not _one_alert_only(args):
+    if not _one_id_only(args, "alerts", args.alerts_action):
         return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
     policy = load_policy(config.policy_dir)
@@ -644,7 +647,7 @@ def cmd_alert_review(args: argparse.Namespace) -> int:
     from streams.alert_review import ACKNOWLEDGED, record_review
     from streams.clickhouse import location
 
-    if not _one_alert_only(args):
+    if not _one_id_only(args, "alerts", args.alerts_action):
         return 2
     state = ACKNOWLEDGED if args.alerts_action == "ack" else args.verdict
     if state == "false_positive" and not (args.note or "").strip():
@@ -687,6 +690,35 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     from streams.incident_query import query_incidents, render
 
     return _list(args, "incidents", query_incidents, render)
+
+
+def cmd_incident_show(args: argparse.Namespace) -> int:
+    """`incidents show ID`: one incident's notice, deadlines and alerts (streams/incident_query.py)."""
+    from zoneinfo import ZoneInfo
+
+    from streams.alert_query import AlertNotFound
+    from streams.clickhouse import location
+    from streams.incident_query import query_incident, render_incident_view
+
+    if not _one_id_only(args, "incidents", "show"):
+        return 2
+    config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
+    zone = ZoneInfo(load_policy(config.policy_dir).recipients.timezone)
+    client = _read_client(config, "incidents")
+    database = config.clickhouse.database
+    try:
+        incident_id, incident = query_incident(client, database, args.incident_id)
+    except AlertNotFound as e:
+        log.error(f"{e} (lifemon database {database} at {location(client)})")
+        return 2
+    if incident is None:
+        log.error(
+            f"incident {incident_id}'s notice was emptied after policy/storage.yaml pseudonym_ttl_days, as "
+            "its pseudonyms are; `lifemon incidents` still lists it"
+        )
+        return 2
+    print(render_incident_view(incident, datetime.now(UTC), zone))
+    return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -791,17 +823,21 @@ def positive(text: str) -> int:
     return n
 
 
-def alert_id_prefix(text: str) -> str:
-    """`alerts show`'s ALERT_ID (argparse's type): an id, or enough of its start to pick it."""
+def id_prefix(noun: str) -> Any:
+    """The argparse type of `alerts show`'s ALERT_ID (`noun` "alert") or `incidents show`'s: an
+    id, or enough of its start to pick it."""
     from streams.alert_query import MIN_ID_PREFIX
 
-    given = text.strip()
-    if len(given) < MIN_ID_PREFIX:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is too short: give the alert's id or its first {MIN_ID_PREFIX} characters or more "
-            "(`lifemon alerts` shows 12)"
-        )
-    return given
+    def parse(text: str) -> str:
+        given = text.strip()
+        if len(given) < MIN_ID_PREFIX:
+            raise argparse.ArgumentTypeError(
+                f"'{text}' is too short: give the {noun}'s id or its first {MIN_ID_PREFIX} characters or "
+                f"more (`lifemon {noun}s` shows 12)"
+            )
+        return given
+
+    return parse
 
 
 def detector_kind(text: str) -> str:
@@ -961,7 +997,7 @@ def _review_parsers(actions: Any) -> None:
     for sp in (ack, resolve):
         sp.add_argument(
             "alert_id",
-            type=alert_id_prefix,
+            type=id_prefix("alert"),
             metavar="ALERT_ID",
             help=f"the alert's id, or its first {MIN_ID_PREFIX} characters or more, if no other alert's "
             "id starts with them",
@@ -1284,7 +1320,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument(
         "alert_id",
-        type=alert_id_prefix,
+        type=id_prefix("alert"),
         metavar="ALERT_ID",
         help=f"the alert's id, or its first {alert_query.MIN_ID_PREFIX} characters or more (as `lifemon alerts` shows "
         "12), if no other alert's id starts with them",
@@ -1302,6 +1338,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _listing_options(sp, "incidents", "first seen", "the earliest report due first")
     sp.set_defaults(func=cmd_incidents)
+    show = sp.add_subparsers(
+        dest="incidents_action",
+        metavar="show INCIDENT_ID",
+        required=False,
+        help="one incident in full instead of the list (default: the list; `lifemon incidents show -h`)",
+    ).add_parser(
+        "show",
+        prog="lifemon incidents show",
+        help="one incident: its notice (PIPL art. 57), reports due and alerts",
+        description="One incident from ClickHouse, its newest revision, as `lifemon notify` delivers it: "
+        "who and what, the reports due (UTC and the bank's zone, whether passed), the notice PIPL art. 57 "
+        "asks for in Chinese and English (categories and what each counts, cause, possible harm, measures "
+        "taken, what individuals can do, contact), the regulation, and its alerts.",
+    )
+    show.add_argument(
+        "incident_id",
+        type=id_prefix("incident"),
+        metavar="INCIDENT_ID",
+        help="the incident's id, or its first 6 characters or more (as `lifemon incidents` shows 12), if "
+        "no other incident's id starts with them",
+    )
+    show.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
+    show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the bank's timezone)")
+    show.set_defaults(func=cmd_incident_show)
 
     sp = sub.add_parser("watch", help="show new alerts live as pfi.alerts receives them (Ctrl-C stops)")
     sp.add_argument(

@@ -1,14 +1,19 @@
 """`lifemon incidents`: the incident-response team's list of leakage incidents from ClickHouse
 (clickhouse/003_incidents.sql), newest revision of each: what leaked, from whom, how many
-customers, and when the first report is due (docs/incidents.md). Filters as `lifemon alerts`."""
+customers, and when the first report is due (docs/incidents.md). Filters as `lifemon alerts`.
+`lifemon incidents show ID`: one incident's notice (PIPL art. 57), deadlines and alerts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
 
 from schemas.models import Severity
-from streams.alert_query import SEVERITY_STYLE, STATUSES, Listing, at_least, select_latest
+from streams.alert_query import SEVERITY_STYLE, STATUSES, Listing, at_least, resolve_id, select_latest
+from streams.receivers import counted
 from streams.text_table import n_of
 
 COLUMNS = [
@@ -99,3 +104,68 @@ def render(rows: list[dict[str, Any]], now: datetime | None = None, color: bool 
         return "no incidents match"
     now = now or datetime.now(UTC)
     return "\n".join(render_incident(r, now, color) for r in rows)
+
+
+# -- one incident: `lifemon incidents show ID` -----------------------------------------------------
+
+
+def query_incident(client: Any, database: str, given: str) -> tuple[str, dict[str, Any] | None]:
+    """(the incident id `given` starts, its newest revision as `lifemon notify` delivers it; None
+    once the table's TTL emptied it: `pseudonym_ttl_days`, as its pseudonyms). AlertNotFound
+    when no id, or more than one, starts with `given`."""
+    table = f"{database}.incidents"
+    incident_id = resolve_id(client, table, "incident_id", given, "incident", "lifemon incidents")
+    ((text,),) = client.query(
+        f"SELECT incident FROM {table} FINAL WHERE incident_id = {{id:String}}",
+        parameters={"id": incident_id},
+    ).result_rows
+    return incident_id, (orjson.loads(text) if text else None)
+
+
+def _when(ms: int, zone: ZoneInfo) -> str:
+    utc = datetime.fromtimestamp(ms / 1000, UTC)
+    local = "" if zone.key == "UTC" else f" ({utc.astimezone(zone):%Y-%m-%d %H:%M} {zone.key})"
+    return f"{utc:%Y-%m-%d %H:%M} UTC{local}"
+
+
+def render_incident_view(inc: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+    """The incident as the response team drafts its reports from it: who and what, the deadlines
+    (passed or not, in UTC and the bank's zone), the notice PIPL art. 57 ¶1 asks for in both
+    languages (categories with what each counts, cause, harm, measures, what individuals can do,
+    contact), the regulation, and the member alerts (`lifemon alerts show` each)."""
+    notice, subjects = inc["notice"], inc["subjects"]
+    by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items())
+    lines = [
+        f"incident  {inc['incident_id']}  revision {inc['revision']}, {inc['status']}, {inc['severity']}",
+        f"          {inc['title_zh']} / {inc['title_en']}",
+        f"who       {inc['group']} {inc['key']}",
+        f"seen      first {_when(inc['first_seen'], zone)}, last {_when(inc['last_seen'], zone)}",
+        f"counted   {customers(subjects['distinct'], subjects['reported'])}"
+        + (f" ({by_class})" if by_class else "")
+        + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",
+        "",
+        "reports due / 报告时限 (counted from the first event)",
+    ]
+    for d in inc["deadlines"]:
+        passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 else ""
+        lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
+    lines += ["", "notice / 告知内容 (PIPL art. 57 ¶1)", "  categories / 信息种类"]
+    for c in notice["categories"]:
+        lines.append(f"    {c['zh']} / {c['en']} ({c['jr_class']}): {counted(c, zh=True)}; {counted(c)}")
+    for key, heading in (
+        ("cause", "cause / 原因"),
+        ("harm", "possible harm / 可能造成的危害"),
+        ("measures", "measures taken / 采取的补救措施"),
+        ("individuals", "what individuals can do / 个人可以采取的减轻危害的措施"),
+        ("contact", "contact / 联系方式"),
+    ):
+        texts = notice[key] if isinstance(notice[key], list) else [notice[key]]
+        lines.append(f"  {heading}")
+        lines += [f"    {line}" for t in texts for line in (*t["zh"].splitlines(), *t["en"].splitlines())]
+    lines += ["", "regulation / 依据", *(f"  {r}" for r in inc["regulation"])]
+    lines += ["", f"alerts / 告警 ({len(inc['alerts'])}; `lifemon alerts show ID` for each)"]
+    lines += [
+        f"  {a['alert_id'][:12]}  {a['severity']:<8} {a['rule_id']:<28} {a['jr_class']}  {a['summary']}"
+        for a in inc["alerts"]
+    ]
+    return "\n".join(lines)

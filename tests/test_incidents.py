@@ -423,6 +423,35 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert main(["incidents", "--config", str(config), "--limit", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[2:] == ["1 of 2 incidents shown; --limit 2 shows them all"]
 
+    # `incidents show`: what the response team drafts its reports from, by a prefix of the id
+    cvn_incident = next(i for i in found.values() if i.key == "tp_insurance_partner")
+    assert main(["incidents", "show", cvn_incident.incident_id[:8], "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    notice = cvn_incident.notice
+    for text in [
+        f"incident  {cvn_incident.incident_id}  revision {cvn_incident.revision}",
+        "who       recipient tp_insurance_partner",
+        "notice / 告知内容 (PIPL art. 57 ¶1)",
+        notice.cause.zh.splitlines()[0],
+        notice.harm[0].en,
+        notice.measures[0].zh,
+        notice.individuals[0].en,
+        notice.contact.zh,
+        "passed / 已过",
+        "Asia/Shanghai",
+        cvn_incident.alerts[0].alert_id[:12],
+    ]:
+        assert text in shown, text
+    assert "鉴别信息 / authentication data (C3): 1 名客户, 1 条记录; 1 customer, 1 record" in shown
+    # an unknown or too short id, or a list filter beside an id, says so and exits 2
+    assert main(["incidents", "show", "ffffffff", "--config", str(config)]) == 2
+    assert (
+        main(["incidents", "--severity", "high", "show", cvn_incident.incident_id, "--config", str(config)])
+        == 2
+    )
+    with pytest.raises(SystemExit):
+        main(["incidents", "show", "abc", "--config", str(config)])
+
 
 def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() -> None:
     """A transfer log reported 142 customers and named none: `0 customers` read as nobody to notify."""
