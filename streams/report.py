@@ -24,7 +24,7 @@ from schemas.models import SEVERITY_RANK
 from streams.alert_query import Listing, query_alerts, records_and_customers
 from streams.clickhouse import tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
-from streams.incident_query import customers, query_incidents
+from streams.incident_query import amounts, customers, query_incidents
 
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
 SEVERITY_COLOURS = {
@@ -561,7 +561,9 @@ def _incidents(
         f"<td class=t>{_cell(r['first_due'], zone)}"
         + ("<br><span class=passed>passed / 已过</span>" if _local(r["first_due"], UTC) <= now else "")
         + f"</td><td>{escape(customers(r['subjects_distinct'], r['subjects_reported']))}</td>"
-        f"<td class=n>{r['records']:,}</td><td>{escape(', '.join(r['leakage_classes']))}</td></tr>"
+        # as `lifemon incidents` says it: an SDK names no record, and counts observations and devices
+        f"<td>{escape(amounts(r['records'], r.get('observations', 0), r.get('devices', 0)))}</td>"
+        f"<td>{escape(', '.join(r['leakage_classes']))}</td></tr>"
         for r in rows
     )
     return f"""<h2>Leakage incidents / 泄露事件</h2><p class=sub>incidents <b>first seen</b> in the period, the
@@ -570,7 +572,7 @@ them (docs/incidents.md); deadline: the first report's, passed as of this report
 {escape(zone.key)}, UTC beneath</p>{_cut(len(rows), total, "incidents", "with the earliest first report due", f"; of all {total:,} in the period: {_severities(severities or {})}")}
 <table class=incidents><tr><th>incident id</th><th>severity</th><th>status / 状态</th><th>what / 事件</th>
 <th>opened / 发现</th><th>first report due / 首报时限</th><th>customers affected / 涉及客户</th>
-<th class=n>records / 记录</th><th>classes / 泄露类别</th></tr>{body or "<tr><td colspan=9>no incidents in the period / 期内无泄露事件</td></tr>"}</table>"""
+<th>counted / 数量</th><th>classes / 泄露类别</th></tr>{body or "<tr><td colspan=9>no incidents in the period / 期内无泄露事件</td></tr>"}</table>"""
 
 
 def _class_counts(classes: dict[str, dict[str, int]]) -> str:

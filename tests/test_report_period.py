@@ -212,7 +212,7 @@ def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_
         "opened / 发现",
         "first report due / 首报时限",
         "customers affected / 涉及客户",
-        "records / 记录",
+        "counted / 数量",
         "classes / 泄露类别",
     ]
     (incident,) = data["incident_rows"]
@@ -227,6 +227,13 @@ def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_
     assert cells[5].startswith(f"{due + timedelta(hours=8):%Y-%m-%d %H:%M}<br>")
     assert "passed / 已过" in cells[5]  # due a day after 2026-01-01, long before the page was made
     assert cells[6] == "70 customers / 客户" and cells[8] == ", ".join(incident["leakage_classes"]) != ""
+    assert cells[7] == f"{incident['records']:,} records / 记录"
+    # an SDK's incident counts observations and devices, as `lifemon incidents` says: not "0" records
+    from streams.report import _incidents
+
+    sdk = dict(incident, records=0, observations=2, devices=1)
+    page = _incidents([sdk], 1, data["period"], datetime.now(UTC))
+    assert "2 observations / 次采集, 1 device / 台设备" in page and ">0<" not in page
 
 
 def test_report_refuses_a_month_with_since_and_a_malformed_month(tmp_path) -> None:
