@@ -1215,19 +1215,27 @@ def test_alert_panels_count_records_and_customers_as_lifemon_alerts_does(_deploy
             ("v1", "transfer_policy", "tp1", 0, {"records": 5138, "transfers": 3}),
             ("u1", "unauthorized_lookup", "e2", 50, {"customers_unnamed": 50}),
             ("u2", "unauthorized_lookup", "e3", 3, {}),
+            ("d1", "deleted_record_use", "proc1", 1, {}),  # a processor used a deleted record
         ]:
             row = list(_alert(alert_id, 1, "open", detector, "high", actor, 1))
             row[ALERT_COLUMNS.index("subject_count")] = subject_count
             row[ALERT_COLUMNS.index("counts")] = counts
             rows.append(tuple(row))
         _insert(_deploy_chdb, db, "alerts", ALERT_COLUMNS, rows)
+        _insert(_deploy_chdb, db, "recipient_contracts", ["recipient_id", "contract_id"], [("proc1", "CT-1")])
         expected = {
             r[ALERT_COLUMNS.index("alert_id")]: records_and_customers(
                 r[ALERT_COLUMNS.index("subject_count")], r[ALERT_COLUMNS.index("counts")]
             )
             for r in rows
         }
-        assert expected == {"b1": (1004, 830), "v1": (5138, None), "u1": (None, None), "u2": (None, 3)}
+        assert expected == {
+            "b1": (1004, 830),
+            "v1": (5138, None),
+            "u1": (None, None),
+            "u2": (None, 3),
+            "d1": (None, 1),
+        }
         latest = {
             r["alert_id"]: (r["records"], r["customers"])
             for r in _panel_rows("Latest alerts", _deploy_chdb, db)
@@ -1236,8 +1244,11 @@ def test_alert_panels_count_records_and_customers_as_lifemon_alerts_does(_deploy
         actors = {r["actor_id"]: r for r in _panel_rows("Top actors", _deploy_chdb, db)}
         assert (actors["e1"]["max_records"], actors["e1"]["max_customers"]) == (1004, 830)
         # a recipient is no employee: the panel says which kind each actor is
-        assert (actors["e1"]["kind"], actors["tp1"]["kind"]) == (
+        # a recipient is no employee: the panel says which kind each actor is, a processor whose
+        # alert is not transfer_policy's (a deleted record it used) by its contract
+        assert (actors["e1"]["kind"], actors["tp1"]["kind"], actors["proc1"]["kind"]) == (
             "员工或系统 / staff or system",
+            "接收方 / recipient",
             "接收方 / recipient",
         )
         assert (actors["tp1"]["max_records"], actors["tp1"]["max_customers"]) == (5138, None)
