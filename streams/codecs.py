@@ -81,9 +81,10 @@ _QUOTED = re.compile(r"'[^']*'")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
 
 
-class RawRecord(msgspec.Struct):
+class RawRecord(msgspec.Struct, gc=False):
     """One record as read: built per record on the hot path, hence a Struct (its constructor is
-    C code, a dataclass's is Python)."""
+    C code, a dataclass's is Python), untracked by the collector as the events are (bytes, numbers
+    and header tuples: never in a cycle)."""
 
     topic: str
     partition: int
