@@ -523,12 +523,14 @@ class TransferPolicyDetector:
         by = f" by {ev.actor_id}" if ev.actor_id else ""
         named = list(dict.fromkeys(ev.subject_ids))
         subjects, records = ev.subject_count, ev.record_count
+        sent = f"{ev.record_count} records of {ev.subject_count} subjects"
         if affected is not None:
-            unnamed = max(ev.subject_count - len(named), 0)
-            subjects = len(affected) + unnamed
+            everyone = max(ev.subject_count, len(named))  # a log may name more than it counts
+            subjects = len(affected) + max(ev.subject_count - len(named), 0)
             records = (
-                -(-ev.record_count * subjects // max(ev.subject_count, 1)) if ev.subject_count else records
+                min(-(-ev.record_count * subjects // everyone), ev.record_count) if everyone else records
             )
+            sent = f"{sent}, {records} of them (in proportion) of the {subjects} it concerns"
             named = affected
         counts = {"records": records, "subjects": subjects, **(extra or {})}
         if rule.leakage_candidate:
@@ -543,8 +545,7 @@ class TransferPolicyDetector:
             revision=1,
             closed=False,
             summary=(
-                f"Transfer {ev.transfer_id} from {ev.sender_system}{by} {what}; {ev.record_count} records of "
-                f"{ev.subject_count} subjects, fields {self._fields(ev)}"
+                f"Transfer {ev.transfer_id} from {ev.sender_system}{by} {what}; {sent}, fields {self._fields(ev)}"
             ),
             jr_class=cls.value,
             actor_id=ev.recipient_id,

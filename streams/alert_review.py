@@ -45,9 +45,11 @@ REVIEW_COLUMNS = ("at", "state", "analyst", "account", "note", "alert_revision",
 # the customer)
 _PSEUDONYM = re.compile(r"(?<![A-Za-z0-9])" + PSEUDONYM.pattern.removeprefix(r"\b").removesuffix(r"\b"))
 # what `mask` leaves of a number it cannot read as a card, ID or mobile (a check digit mistyped, a
-# card written in groups of four with one group short): eleven or more digits, spaces and dashes
-# between them allowed. A reason needs no such number; the mask costs a ticket number that long
-_DIGITS = re.compile(r"(?<!\d)\d(?:[ -]?\d){10,}(?!\d)")
+# card written in groups of four with one group short): eleven or more digits, any whitespace and
+# dashes between them (the note's whitespace is folded after: a number split by tabs or newlines
+# must not come out whole). A reason needs no such number; the mask costs a ticket number that
+# long, and two dates side by side ("2026-01-05 2026-01-06": write "to" between them)
+_DIGITS = re.compile(r"(?<!\d)\d(?:[\s\-–—]*\d){10,}(?!\d)")
 
 
 def redact(text: str, customer_id_form: str | None = None) -> str:

@@ -395,7 +395,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with open(args.incidents_out, "wb") as f:
             for i in incidents:
                 f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
-    log.info(stats.line().strip() + f", {len(incidents)} incident(s)")
+    log.info(stats.line().strip() + f", {n_of(len(incidents), 'incident')}")
     if args.clickhouse:
         from streams.demo import claim_embedded
 
@@ -562,7 +562,9 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
     )
     print(render(listing.rows, color=sys.stdout.isatty()))
     if listing.total > len(listing.rows):
-        print(f"{len(listing.rows)} of {listing.total} {table} shown; --limit {listing.total} shows them all")
+        print(
+            f"{len(listing.rows):,} of {listing.total:,} {table} shown; --limit {listing.total} shows them all"
+        )
     elif listing.rows:  # the whole selection: its size said, so nobody counts lines
         print(n_of(listing.total, table[:-1]))
     return 0

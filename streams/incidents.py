@@ -168,7 +168,7 @@ class IncidentStage:
             "categories": every,
             # a category's records where the alert counts them, else every record holds each category
             "records_by_category": {c: alert.counts.get(f"category_{c}", records) for c in every},
-            "class_by_category": self._sent_classes(sent, alert.jr_class),
+            "class_by_category": self._sent_classes(sent),
             "subjects": sorted(set(finding.subjects or alert.subjects_sample)),
             # what was read of whom, where the finding knows it per subject (None: all of it of each)
             "by_category": {c: sorted(s) for c, s in finding.subjects_by_category.items()} or None,
@@ -185,18 +185,23 @@ class IncidentStage:
             "window_end": alert.window_end,
         }
 
-    def _sent_classes(self, fields: list[str], alert_class: str) -> dict[str, str]:
-        """Each category's class as its fields sent make it: an SMS code alone is C2 (JR/T 0171
-        §4.2 C2 c)), though its category holds C3 secrets. Where the alert's class is above every
-        field's, a combination raised it (an account with its SMS code is C3): every category of
-        the alert takes that class."""
+    def _sent_classes(self, fields: list[str]) -> dict[str, str]:
+        """Each category's class as the fields sent in it make it: an SMS code alone is C2 (JR/T
+        0171 §4.2 C2 c)), though its category holds C3 secrets; a combination the fields complete
+        (an account number with its SMS code, C3) raises the categories of its own fields only."""
         found: dict[str, str] = {}
+
+        def raise_to(category: str, cls: str) -> None:
+            if _class_rank(cls) > _class_rank(found.get(category, "")):
+                found[category] = cls
+
         for f in fields:
-            c, cls = self._category(f), self._field_class(f)
-            if _class_rank(cls) > _class_rank(found.get(c, "")):
-                found[c] = cls
-        if found and _class_rank(alert_class) > max(map(_class_rank, found.values())):
-            return dict.fromkeys(found, alert_class)
+            raise_to(self._category(f), self._field_class(f))
+        sent = frozenset(fields)
+        for combo, cls in self.catalog.combinations:
+            if combo <= sent:
+                for f in combo:
+                    raise_to(self._category(f), cls.value)
         return found
 
     def _field_class(self, field_id: str) -> str:
@@ -306,7 +311,7 @@ class IncidentStage:
             categories=[
                 self._category_entry(
                     c,
-                    _sent_class(members, c),
+                    self._sent_class(members, c),
                     len(s),
                     _once_per_evidence(members, _records_of(c)),
                     _once_per_evidence(members, _figure("observations", c)),
@@ -321,26 +326,48 @@ class IncidentStage:
             contact=Text(zh=self.p.contact.zh, en=self.p.contact.en),
         )
 
-    def _category_entry(
-        self, cid: str, sent: str | None, subjects: int, records: int, observations: int, devices: int
-    ) -> Category:
-        """The notice's line for category `cid`: its names, the class of what was `sent` in it
-        (`_sent_classes`; None for members stored before: the category's highest), and its figures."""
-        counted = {"subjects": subjects, "records": records, "observations": observations, "devices": devices}
-        cats = self.catalog.policy.classification.categories
+    def _sent_class(self, members: Sequence[dict[str, Any]], category: str) -> str:
+        """The highest class the members sent in `category` (`_sent_classes`). A member that kept
+        none for it (bulk_query's alerts count categories, not fields; an earlier lifemon's member)
+        counts the category's highest class, never above its alert's."""
+        found = []
+        for m in members:
+            if category not in m["categories"]:
+                continue
+            sent = m.get("class_by_category", {}).get(category)
+            if sent is None:
+                top = self._category_top(category)
+                sent = min(top, m["jr_class"], key=_class_rank) if m["jr_class"] in CLASS_ORDER else top
+            found.append(sent)
+        return max(found, key=_class_rank, default=self._category_top(category))
+
+    def _category_top(self, cid: str) -> str:
+        """The highest class of any field the policy puts in category `cid` (C1 for none)."""
         if cid == UNDECLARED:  # JR/T 0171 §4.2 C1 c): what the policy does not class is C1
-            said = self.p.undeclared_fields
-            return Category(id=cid, zh=said.zh, en=said.en, jr_class=UNKNOWN_FIELD_CLASS.value, **counted)
-        if cid in cats:
-            classes = [
+            return UNKNOWN_FIELD_CLASS.value
+        if cid in self.catalog.policy.classification.categories:
+            classes = {
                 f.jr_class.value
                 for f in self.catalog.policy.classification.fields.values()
                 if f.category == cid
-            ]
-            top = sent or next((c for c in CLASS_ORDER if c in classes), "C1")
-            return Category(id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=top, **counted)
+            }
+            return next((c for c in CLASS_ORDER if c in classes), "C1")
         sdk_field = self.catalog.policy.sdks.sdk_fields.get(cid)
-        cls = sent or (sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1")
+        return sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1"
+
+    def _category_entry(
+        self, cid: str, cls: str, subjects: int, records: int, observations: int, devices: int
+    ) -> Category:
+        """The notice's line for category `cid`: its names, the class `cls` of what was sent in it,
+        and its figures."""
+        counted = {"subjects": subjects, "records": records, "observations": observations, "devices": devices}
+        cats = self.catalog.policy.classification.categories
+        if cid == UNDECLARED:
+            said = self.p.undeclared_fields
+            return Category(id=cid, zh=said.zh, en=said.en, jr_class=cls, **counted)
+        if cid in cats:
+            return Category(id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=cls, **counted)
+        sdk_field = self.catalog.policy.sdks.sdk_fields.get(cid)
         return Category(id=cid, zh=sdk_field.zh if sdk_field else cid, en=cid, jr_class=cls, **counted)
 
     def _deadlines(self, classes: Sequence[str], severity: Severity, first_seen: int) -> list[DueReport]:
@@ -374,12 +401,6 @@ def _once_per_evidence(
 def _records_of(category: str) -> Callable[[dict[str, Any]], int]:
     """A member's records of `category` (0 for a member stored before they were kept)."""
     return lambda m: int(m.get("records_by_category", {}).get(category, 0))
-
-
-def _sent_class(members: Sequence[dict[str, Any]], category: str) -> str | None:
-    """The highest class the members sent in `category`; None if no member kept it."""
-    found = [m["class_by_category"][category] for m in members if category in m.get("class_by_category", {})]
-    return max(found, key=_class_rank) if found else None
 
 
 def _figure(name: str, category: str | None = None) -> Callable[[dict[str, Any]], int]:

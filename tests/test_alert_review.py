@@ -134,6 +134,11 @@ def test_the_note_keeps_no_card_id_or_phone_number(ch, shown) -> None:  # noqa: 
         "card 6222020200001234561 (6222 0202 0000 123) ID 11010519491231002Y, 2026-01-05 10:30 ticket 48213",
     )
     assert mistyped.note == "card {number} ({number}) ID {number}Y, 2026-01-05 10:30 ticket 48213"
+    # split by double spaces, tabs, a line break or a spaced dash: folded after the mask, never before
+    spread = record_review(
+        ch, name, BULK, "acknowledged", "e900001", "6222  0202\t0000\n1234 561 or 6222 - 0202 - 0000 - 1234"
+    )
+    assert spread.note == "{number} or {number}"
     with pytest.raises(ValueError, match="review state 'closed'"):  # the detector's word, not a review's
         record_review(ch, name, BULK, "closed", "e900001")
 

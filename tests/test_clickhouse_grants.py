@@ -150,6 +150,27 @@ def test_an_analyst_reads_and_adds_reviews_under_the_account_it_logged_in_with(d
     assert all(r.get("code") == ACCESS_DENIED for r in [results[3], *results[5:]]), results
 
 
+def test_lifemon_starts_on_a_database_from_before_the_review_account_column(tmp_path: Path) -> None:
+    """`alert_reviews.account` came after deployments whose lifemon account may not ALTER: the
+    column is the server's to fill, so its start goes on, says what an administrator runs, and
+    reviews are stored (their account read as '') until then."""
+    admin = users_xml(tmp_path / "admin.xml", [], admin=True)
+    results, _ = as_account(
+        tmp_path,
+        admin,
+        [
+            {"apply_ddl": 365},
+            {"write_alert": "a1"},
+            {"sql": "ALTER TABLE lifemon.alert_reviews DROP COLUMN account"},
+        ],
+    )
+    assert all(r["ok"] for r in results), results
+    config = users_xml(tmp_path / "lifemon.xml", grants_of("lifemon"))
+    results, log = as_account(tmp_path, config, [{"apply_ddl": 365}, {"write_review": "a1"}])
+    assert [r["ok"] for r in results] == [True, True], results
+    assert "lacks the column account" in log and "ADD COLUMN IF NOT EXISTS account" in log
+
+
 def test_grafana_reads_its_tables_and_nothing_else(deployed: Path) -> None:
     config = users_xml(deployed / "grafana.xml", grants_of("grafana_ro"), readonly=True)
     assert "readonly = 1" in INIT_SCRIPT.read_text(encoding="utf-8")

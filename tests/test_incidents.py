@@ -218,6 +218,50 @@ def test_a_notice_classes_each_category_by_what_was_sent_in_it(engine) -> None:
     pair = one(run(engine(), "transfer", [transfer(2, categories=["payment_account_no", "sms_code"])]))
     assert pair.alerts[0].jr_class == "C3"
     assert {c.id: c.jr_class for c in pair.notice.categories} == {"account": "C3", "authentication": "C3"}
+    # a C3 field beside the pair raises nothing else: the combination raises its own fields'
+    # categories, whatever else was sent (a review found the account told as C2 beside a CVN)
+    three = one(
+        run(engine(), "transfer", [transfer(3, categories=["payment_account_no", "sms_code", "card_cvn"])])
+    )
+    assert {c.id: c.jr_class for c in three.notice.categories} == {"account": "C3", "authentication": "C3"}
+    beside = one(
+        run(
+            engine(),
+            "transfer",
+            [
+                transfer(
+                    4, categories=["payment_account_no", "sms_code", "customer_name", "transaction_record"]
+                )
+            ],
+        )
+    )
+    assert {c.id: c.jr_class for c in beside.notice.categories} == {
+        "account": "C3",
+        "authentication": "C3",
+        "identity": "C2",
+        "transaction": "C2",
+    }
+
+
+def test_a_bulk_querys_notice_classes_no_category_above_its_alert(engine) -> None:
+    """bulk_query's alerts count categories, not fields: its notice took each category's highest
+    class, and told the regulator 60 customers' SMS codes were C3 beside a C2 alert. A member that
+    kept no class for a category (an earlier lifemon's too) counts the category's highest class,
+    never above its alert's."""
+    inc = one(
+        run(
+            engine(),
+            "access",
+            access("e1", customers=60, fields=("customer_name", "account_balance", "sms_code"), every_s=30),
+        )
+    )
+    assert {a.jr_class for a in inc.alerts} == {"C2"}
+    assert {c.jr_class for c in inc.notice.categories} == {"C2"}
+    stage = engine().incident_stage(0)
+    old = {"categories": ["authentication"], "jr_class": "C3"}  # stored before class_by_category
+    new = {"categories": ["authentication"], "jr_class": "C2", "class_by_category": {"authentication": "C2"}}
+    assert stage._sent_class([old, new], "authentication") == "C3"
+    assert stage._sent_class([dict(old, jr_class="C2"), new], "authentication") == "C2"
 
 
 def test_a_share_after_the_customers_withdrew_their_consent_opens_an_incident(engine) -> None:

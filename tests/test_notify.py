@@ -105,6 +105,10 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
             "95526" in alert["annotations"]["contact"]
             and "authentication data (C3) 3 customers" in alert["annotations"]["categories"]
         )
+        # `lifemon notify` gives the deadlines in the bank's zone too (the policy's recipients.yaml),
+        # and PIPL art. 57's harm, measures and what individuals can do
+        assert "Asia/Shanghai)" in alert["annotations"]["deadlines_zh"]
+        assert all(alert["annotations"][k] for k in ("harm", "measures_zh", "individuals"))
         assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 1
     hook.close()
 
