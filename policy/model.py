@@ -6,6 +6,7 @@ and are validated here when they load. Code holds no bank-specific constant.
 from __future__ import annotations
 
 import re
+import unicodedata
 from calendar import monthrange
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -80,6 +81,9 @@ class FieldClass(Strict):
     jr_class: JrClass = Field(alias="class", description="one of C3, C2, C1")
     category: str = Field(description="a category id listed under `categories`")
     auth_helper: bool = Field(default=False, description="user authentication helper (OTP, SMS code, ...)")
+    also: list[str] = Field(
+        default_factory=list, description="other words the seeds and the privacy policy use for it (交易密码)"
+    )
 
 
 class Category(Strict):
@@ -358,6 +362,9 @@ class SdkField(Strict):
     zh: str
     jr_class: JrClass | None = Field(default=None, alias="class", description="set when the field is PFI")
     auth_helper: bool = Field(default=False, description="user authentication helper (SMS code, OTP, ...)")
+    also: list[str] = Field(
+        default_factory=list, description="the privacy policy's other words for it (手机型号 for 设备型号)"
+    )
 
 
 class SdkChange(Strict):
@@ -420,8 +427,10 @@ def spelling(name: str) -> str:
 
 def key_form(name: str) -> str:
     """A key as the vocabulary compares it: case-folded, letters and digits only (CJK included), so
-    `$os_version`, `osVersion`, `X-OS-Version` minus its `x` prefix and `os-version` are one key."""
-    return "".join(c for c in name.casefold() if c.isalnum())
+    `$os_version`, `osVersion`, `X-OS-Version` minus its `x` prefix and `os-version` are one key.
+    NFKC first: full-width letters, and the Kangxi radicals a PDF's text layer writes for common
+    characters (⼿机, 应⽤: U+2F3F, U+2F64 in seed 004), are the characters they look like."""
+    return "".join(c for c in unicodedata.normalize("NFKC", name).casefold() if c.isalnum())
 
 
 class SensitivePermission(Strict):

@@ -79,7 +79,7 @@ class SdkDeclarations:
         # the ids SDK telemetry may name: the SDK vocabulary, and the data catalog's (a card PIN
         # reaching an SDK is named by the catalog's id, and is C3 there), the SDK's own entry first
         catalog = {
-            fid: SdkField(zh=f.zh, **{"class": f.jr_class}, auth_helper=f.auth_helper)
+            fid: SdkField(zh=f.zh, **{"class": f.jr_class}, auth_helper=f.auth_helper, also=f.also)
             for fid, f in (catalog_fields or {}).items()
         }
         # an SDK field the data catalog classifies keeps that class where sdks.yaml names none (a
@@ -91,13 +91,19 @@ class SdkDeclarations:
             for fid, f in sdks.sdk_fields.items()
         }
         # a field as telemetry spells it: by its id or as the privacy policy writes it (its `zh`:
-        # AndroidID, Push Token, IP地址, 手机号), whatever the case, spaces and punctuation; an id
-        # first, where a name could stand for two
+        # AndroidID, Push Token, IP地址, 手机号, or another of its words, `also`: 手机型号, GPS位置),
+        # whatever the case, spaces, punctuation and Unicode form; an id first, then a `zh`, where
+        # a name could stand for two. The catalog's words stay where sdks.yaml renames a field
         self._spelled: dict[str, str] = {}
         for fid in self.fields:
             self._spelled.setdefault(key_form(fid), fid)
-        for fid, entry in self.fields.items():
-            self._spelled.setdefault(key_form(entry.zh), fid)
+        for entries in (self.fields, catalog):
+            for fid, entry in entries.items():
+                self._spelled.setdefault(key_form(entry.zh), fid)
+        for entries in (self.fields, catalog):
+            for fid, entry in entries.items():
+                for word in entry.also:
+                    self._spelled.setdefault(key_form(word), fid)
         self.field_id = lru_cache(maxsize=4096)(self._field_id)  # type: ignore[method-assign]
         self.covers = _closure(sdks.broad_terms)
         self.not_collected = sdks.not_collected
@@ -105,7 +111,8 @@ class SdkDeclarations:
         self.c3_or_auth = frozenset(
             f for f, d in self.fields.items() if d.jr_class is JrClass.C3 or d.auth_helper
         )
-        self._by_name = {n: sid for sid, d in sdks.sdks.items() for n in (d.name_zh, *d.names)}
+        # by name whatever its case, spaces and punctuation (the seed writes 旷视 SDK, sdks.yaml 旷视SDK)
+        self._by_name = {key_form(n): sid for sid, d in sdks.sdks.items() for n in (d.name_zh, *d.names)}
         self._prefixes = sorted(
             ((p, sid) for sid, d in sdks.sdks.items() for p in d.package_prefixes),
             key=lambda x: -len(x[0]),
@@ -138,8 +145,8 @@ class SdkDeclarations:
         """The declared SDK an observation reports, by id, name or package prefix; None: undeclared."""
         if reported in self.sdks:
             return reported
-        if reported in self._by_name:
-            return self._by_name[reported]
+        if (by_name := self._by_name.get(key_form(reported))) is not None:
+            return by_name
         return next((sid for p, sid in self._prefixes if reported.startswith(p)), None)
 
     def recognize(self, reported: str, host: str | None) -> str | None:

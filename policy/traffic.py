@@ -103,7 +103,9 @@ class Traffic(Strict):
                 raise ValueError(
                     f"value_types.{vt.value} names unknown field id '{fid}'; use an id of sdks.yaml sdk_fields"
                 )
-        owner: dict[str, str] = {key_form(f.zh): fid for fid, f in sdks.sdk_fields.items()}
+        owner: dict[str, str] = {
+            key_form(word): fid for fid, f in sdks.sdk_fields.items() for word in (f.zh, *f.also)
+        }
         for fid, entry in self.fields.items():
             if fid not in sdks.sdk_fields:
                 raise ValueError(

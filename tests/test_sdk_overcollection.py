@@ -93,6 +93,7 @@ def test_labels_follow_the_seed_declarations(catalog) -> None:
     assert d.label("push", "9.2.0", "sms_code") is Label.incorrect
     assert d.resolve("com.tencent.smtt.sdk.WebView") == "tencent_x5"
     assert d.resolve("小米推送SDK") == "push" and d.resolve("com.example.sdk") is None
+    assert d.resolve("旷视 SDK") == d.resolve("旷视SDK") == "megvii_face"  # seed 004 (1) writes a space
     assert d.recognize("com.umeng.analytics", None) == "友盟+统计SDK"
     assert d.recognize("x", "ulogs.umeng.com") == "友盟+统计SDK"
 
@@ -175,6 +176,25 @@ def test_c3_data_named_by_its_catalog_id_is_c3_at_an_sdk(engine, field) -> None:
     (a,) = final(run(engine, [obs("sensors_analytics", ("event_click", field))])).values()
     assert a.rule_id.endswith(".c3_or_auth_helper") and a.severity.value == "critical"
     assert a.counts[f"field_{field}"] == 1 and a.jr_class in ("C3", "C2")
+
+
+def test_the_privacy_policys_own_words_name_the_fields_it_declares(engine) -> None:
+    """A probe wrote the seed's words for fields the privacy policy declares (推送SDK: 手机型号,
+    SIM卡运营商信息, OAID/VAID/AAID; 神策: GPS位置; 听云: 剩余电量/内存/存储空间; and ⼿机电量 as
+    the seed's text writes it, with a Kangxi radical): each was an unknown field, a false
+    `omitted_field`. And the secrets it lists under 个人鉴别信息 (定义(5): 交易密码, 卡片验证码(CVN和
+    CVN2), 预付卡支付密码) reaching an SDK were medium, C1, "(unknown field)"."""
+    declared = [
+        obs("push", ("手机型号", "SIM卡运营商信息", "OAID/VAID/AAID", "⼿机电量", "应⽤包名")),
+        obs("sensors_analytics", ("GPS位置", "操作系统类型", "APP版本号"), at=1),
+        obs("tingyun_apm", ("设备生产厂商", "剩余电量/内存/存储空间", "网络连接类型", "移动网络代码"), at=2),
+        obs("tencent_x5", ("操作系统", "CPU类型", "WIFI参数", "应用列表"), at=3),
+    ]
+    assert run(engine, declared) == []
+    for word, field in (("交易密码", "transaction_password"), ("卡片验证码(CVN和CVN2)", "card_cvn"), ("预付卡支付密码", "payment_password")):  # fmt: skip
+        (a,) = final(run(engine, [obs("tingyun_apm", (word,), at=10, device=word)])).values()
+        assert a.rule_id.endswith(".c3_or_auth_helper") and a.severity.value == "critical", word
+        assert a.jr_class == "C3" and a.counts[f"field_{field}"] == 1, word
 
 
 # -- which SDK -------------------------------------------------------------------------------------

@@ -159,8 +159,8 @@ def _placeholder(value: Any) -> bool:
 
 class Recognizer:
     def __init__(self, traffic: Traffic, sdk_fields: dict[str, SdkField], fingerprint: Callable[[str], str]):
-        # each field's zh name is a key; traffic.yaml adds the names SDKs use
-        self.by_key = {key_form(f.zh): fid for fid, f in sdk_fields.items()}
+        # each field's zh name and other words (`also`) are keys; traffic.yaml adds the names SDKs use
+        self.by_key = {key_form(word): fid for fid, f in sdk_fields.items() for word in (f.zh, *f.also)}
         self.by_key |= {key_form(k): fid for fid, e in traffic.fields.items() for k in e.keys}
         self.carries = {fid: frozenset(e.values) for fid, e in traffic.fields.items()}
         self.value_field = dict(traffic.value_types)
