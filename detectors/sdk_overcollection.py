@@ -198,8 +198,8 @@ class SdkOvercollectionDetector:
             breaches.append((Rule.undeclared_sdk, [], note))  # seed 004 §一.(一).6-7
             # consent first and China's border bind every SDK, declared or not (seed 004 序言,
             # §二.(一)1): one the policy never named is held to its home country
-            if self._before_consent(ev, ctx):
-                breaches.append((Rule.before_consent, [], None))
+            if why := self._without_consent(ev, ctx):
+                breaches.append((Rule.before_consent, [], why))
             home = decl.sdks[sid].countries if sid else [ctx.catalog.policy.recipients.home_country]
             country = iso_country(ev.dest_country)
             if country and country not in home:
@@ -210,8 +210,8 @@ class SdkOvercollectionDetector:
             hit = [f for f in fields if labels[f] is label and f not in decl.c3_or_auth]
             if hit:
                 breaches.append((rule, hit, None))
-        if self._before_consent(ev, ctx):
-            breaches.append((Rule.before_consent, [], None))
+        if why := self._without_consent(ev, ctx):
+            breaches.append((Rule.before_consent, [], why))
         d = decl.sdks[sid]
         if ev.dest_host and not decl.host_allowed(sid, ev.dest_host):
             breaches.append((Rule.host_not_allowed, [], f"host {ev.dest_host}"))
@@ -224,18 +224,21 @@ class SdkOvercollectionDetector:
             breaches.append((Rule.too_frequent, [], f"more than {d.max_per_device_hour} per device-hour"))
         return labels, breaches
 
-    def _before_consent(self, ev: Any, ctx: Context) -> bool:
-        """Seed 004 preamble and §一.(一): collection starts only after the user agrees to the policy.
-        The app's own flag, and the consents stream where it knows the subject: no agreement as of
-        the collection, but one later (or a withdrawal in force), is collection before consent."""
+    def _without_consent(self, ev: Any, ctx: Context) -> str | None:
+        """Why the collection had no agreement to the policy behind it, or None. Seed 004 preamble
+        and §一.(一): collection starts only after the user agrees; §五.(三): once they withdraw
+        (关闭授权), it stops. The app's own flag, and the consents stream where it knows the
+        subject: a withdrawal in force, or no agreement as of the collection but one later."""
         if not ev.policy_consented:
-            return True
+            return "the app reported no agreement to the privacy policy"
         if ev.subject_id is None:
-            return False
+            return None
         now = ctx.consent(ev.subject_id, self.p.consent_purpose, None, ev.ts)
         if now is not None:
-            return now.status is ConsentStatus.withdrawn
-        return ctx.consent(ev.subject_id, self.p.consent_purpose, None, NEVER) is not None
+            return "after the user withdrew consent" if now.status is ConsentStatus.withdrawn else None
+        if ctx.consent(ev.subject_id, self.p.consent_purpose, None, NEVER) is not None:
+            return "before the user agreed to the privacy policy"
+        return None
 
     def _too_often(self, sid: str, ev: Any, limit: int, ctx: Context) -> bool:
         """A sliding hour holding this collection holds more of the device's collections than the

@@ -272,6 +272,14 @@ def test_collection_before_the_privacy_policy_was_agreed(policy) -> None:
     assert a.rule_id.endswith(".before_consent") and a.counts["observations"] == 3
     assert a.counts["devices"] == 3 and a.subject_count == 2
     assert all(s.startswith("p_") for s in a.subjects_sample) and "CUST-" not in json.dumps(a.model_dump())
+    # each reason said: a withdrawal is no "before" (seed 004 §五.(三), PIPL art. 15 cited)
+    for why in (
+        "the app reported no agreement to the privacy policy",
+        "before the user agreed to the privacy policy",
+        "after the user withdrew consent",
+    ):
+        assert why in a.summary, why
+    assert any("第十五条" in r for r in a.regulation) and "撤回" in a.title_zh
 
 
 def test_a_permission_the_declaration_neither_names_nor_implies(engine) -> None:
