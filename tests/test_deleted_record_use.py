@@ -135,6 +135,9 @@ def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts
     assert run([*anonymized, report(day=-3), tick(0)], kinds=both) == []
     (named,) = run([*anonymized, read(day=-3), tick(0)], kinds=both)
     assert named.rule_id == "LM-RO-001.used_after_deletion" and "anonymized 2025-12-28" in named.summary
+    # its title and basis say anonymized too, not only deleted (a probe read "A deleted record")
+    assert "anonymized" in named.title_en and "匿名化" in named.title_zh
+    assert any("不被混用" in r for r in named.regulation)
     (a,) = run([*anonymized, report(day=-3), lc("delete", day=-2), report(day=-1, actor="e2"), tick(0)])
     assert (a.counts, a.actor_id, a.window_start) == ({"uses": 1}, "e2", T0 - 4 * DAY)
     assert "record R1 on crm, anonymized 2025-12-28, deleted 2025-12-30, read by e2" in a.summary
