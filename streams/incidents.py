@@ -152,7 +152,8 @@ class IncidentStage:
 
     def _member(self, finding: Finding, alert: Alert, cid: str) -> dict[str, Any]:
         categories = {k[len("category_") :] for k in alert.counts if k.startswith("category_")}
-        records = alert.counts.get("records", alert.subject_count)
+        # an SDK counts observations, not records; the other detectors count a record per subject
+        records = alert.counts.get("records", 0 if "observations" in alert.counts else alert.subject_count)
         # PIPL art. 57 ¶1 names the categories: an alert that names none the policy knows says so
         sent = _fields(finding, alert)
         every = sorted(categories | {self._category(f) for f in sent}) or [UNDECLARED]

@@ -575,6 +575,8 @@ def test_an_undeclared_sdk_taking_customers_phone_numbers_opens_an_incident(engi
     inc = one(run(engine(), "sdk", [seen(2, ["mobile_phone", "android_id"], "C0000002")]))
     assert inc.leakage_classes == ["undeclared_sdk_collection"] and inc.key == "com.umeng.analytics"
     assert inc.subjects.by_class == {"C2": 1} and "carried android_id, mobile_phone" in inc.notice.cause.en
+    # the customer named is one, yet the SDK counted an observation, not a record of them
+    assert (inc.subjects.distinct, inc.records, inc.observations) == (1, 0, 1)
 
 
 def test_the_notice_counts_each_category_for_the_customers_it_was_read_of(engine) -> None:
