@@ -58,10 +58,11 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
     resident ID and mobile numbers their forms (personal_numbers.mask), any other run of eleven
     digits or more `{number}` (a mistyped one still names its customer), and whitespace is folded.
     Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take. A note
-    typed in Chinese input mode writes an id in full width (Ｃ０００００２２): read in ASCII."""
+    typed in Chinese input mode writes an id in full width (Ｃ０００００２２): read in ASCII, in
+    either case."""
     text = half_width(text)
-    if customer_id_form:
-        text = re.sub(whole_token(customer_id_form), "{customer}", text)
+    if customer_id_form:  # a note typed in haste (c0000022) names its customer too
+        text = re.sub(whole_token(customer_id_form), "{customer}", text, flags=re.IGNORECASE)
     return " ".join(_DIGITS.sub("{number}", mask(_PSEUDONYM.sub("{pseudonym}", text))).split())
 
 

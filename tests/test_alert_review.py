@@ -15,7 +15,7 @@ from test_personal_numbers import CARD, MOBILE, RIC
 
 from schemas.models import AlertStatus
 from streams.alert_query import query_alert, query_alerts
-from streams.alert_review import TABLE, record_review
+from streams.alert_review import TABLE, record_review, redact
 from streams.cli import main
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
 
@@ -179,6 +179,8 @@ def test_the_note_and_analyst_keep_no_customer_id_or_pseudonym(ch, shown, cli) -
         customer_id_form="C[0-9]{7}",
     )
     assert typed.note == "客户{customer}来电，已核实"
+    # in lower case, or full width lower case, it still names the customer
+    assert redact("called c0000022, ｃ０００００２３ too", "C[0-9]{7}") == "called {customer}, {customer} too"
     # without a form of the bank's (none in its organisation.yaml), pseudonyms are still masked
     assert (
         record_review(ch, name, TWIN, "acknowledged", "e1", "p_0123456789abcdef01234567").note
