@@ -360,6 +360,9 @@ class Retention(Strict):
 
 class SdkField(Strict):
     zh: str
+    en: str | None = Field(
+        default=None, description="its English name, for the notice customers read (the id where none)"
+    )
     jr_class: JrClass | None = Field(default=None, alias="class", description="set when the field is PFI")
     auth_helper: bool = Field(default=False, description="user authentication helper (SMS code, OTP, ...)")
     also: list[str] = Field(

@@ -369,7 +369,8 @@ class IncidentStage:
         if cid in cats:
             return Category(id=cid, zh=cats[cid].zh, en=cats[cid].en, jr_class=cls, **counted)
         sdk_field = self.catalog.policy.sdks.sdk_fields.get(cid)
-        return Category(id=cid, zh=sdk_field.zh if sdk_field else cid, en=cid, jr_class=cls, **counted)
+        zh, en = (sdk_field.zh, sdk_field.en or cid) if sdk_field else (cid, cid)
+        return Category(id=cid, zh=zh, en=en, jr_class=cls, **counted)
 
     def _deadlines(self, classes: Sequence[str], severity: Severity, first_seen: int) -> list[DueReport]:
         return [

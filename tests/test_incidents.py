@@ -615,9 +615,10 @@ def test_an_sdk_incident_names_what_the_sdk_sent_and_counts_its_devices_never_a_
         ["cross_border"],
         "LM-SDK-001.country_not_allowed",
     )
-    assert {c.id: (c.zh, c.jr_class, c.observations, c.devices) for c in inc.notice.categories} == {
-        "event_launch": ("启动", "C1", 1, 1),
-        "event_login": ("登录", "C1", 1, 1),
+    # in the customers' words in both languages (the English once said event_launch)
+    assert {c.id: (c.zh, c.en, c.jr_class, c.observations, c.devices) for c in inc.notice.categories} == {
+        "event_launch": ("启动", "app launches", "C1", 1, 1),
+        "event_login": ("登录", "logins", "C1", 1, 1),
     }
     assert (inc.observations, inc.devices, inc.subjects.distinct, inc.records) == (1, 1, 0, 0)
     zh = inc.notice.cause.zh

@@ -22,6 +22,8 @@ def test_default_policy_is_derived_from_the_seeds(policy) -> None:
     assert policy.retention.deletion_request_sla_days == 15
     steps = load_detectors(policy)[0].params.escalation
     assert {(s.min_records, s.severity.value) for s in steps} >= {(50, "high"), (500, "high")}
+    # an incident notice names an SDK's fields to the customers in English too, never by its id
+    assert [f for f, v in policy.sdks.sdk_fields.items() if not v.en] == []
 
 
 @pytest.fixture
