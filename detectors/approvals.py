@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from detectors.base import Context, Store
+from detectors.base import Context, Store, n_of
 from policy.catalog import Catalog
 from schemas.models import Approval, EmployeeStatus, Entitlement
 
@@ -131,7 +131,7 @@ def judge(
         return approval, None  # their records, counted when the approval first covered them (no rows beyond)
     used = budget.spent + records(ev)
     if used > approval.max_records:
-        return approval, f"its budget of {approval.max_records} records was spent ({used} needed)"
+        return approval, f"its budget of {n_of(approval.max_records, 'record')} was spent ({used} needed)"
     if budget.expires != approval.expires_ts:
         budget.expires = approval.expires_ts
         ctx.timers.register(key, approval.expires_ts)  # then the budget is forgotten

@@ -30,6 +30,13 @@ from policy.catalog import Catalog
 from policy.model import DetectorSection
 from schemas.models import Action, Consent, ConsentStatus, Customer, Entitlement, Outcome, Severity
 
+
+def n_of(n: int, noun: str, plural: str = "") -> str:
+    """`n` of an English noun, singular for one: "1 customer", "2,000 records" (`plural` where
+    an s does not make it: "pushes")."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {plural or noun + 's'}"
+
+
 # A finding's counts key set to 1 when the incident path must consider it (issue 14: C3 reaching a
 # third party, unauthorized cross-border transfers); the alert's OCSF labels carry it too.
 LEAKAGE_CANDIDATE = "leakage_candidate"

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import _window, approvals
-from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
+from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
@@ -951,9 +951,9 @@ class BulkQueryDetector:
             for c in cats:
                 subjects_by_category.setdefault(c, []).append(cid)
         read = (
-            f"{total} records of {len(named)} customers"
+            f"{n_of(total, 'record')} of {n_of(len(named), 'customer')}"
             if named
-            else f"{total} records, customers not identified"
+            else f"{n_of(total, 'record')}, customers not identified"
         )
         parts = [
             f"{actor} {'read or sent' if ep.sent else 'read'} {read} "

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Context, Finding, Store, uses_records
+from detectors.base import Context, Finding, Store, n_of, uses_records
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES
 from policy.model import CLASS_RANK, DetectorSection, JrClass
@@ -265,7 +265,7 @@ class DeletedRecordUseDetector:
             for t, stage in sorted([(kept.anon, "anonymize"), (kept.gone, kept.stage)])
             if t
         )
-        named = f"{len(last[NAMED])} customer(s)" if last[NAMED] else "no customer"
+        named = n_of(len(last[NAMED]), "customer") if last[NAMED] else "no customer"
         yield Finding(
             detector=self.kind,
             rule_id=f"{self.section.rule_id}.{RULE}",
@@ -277,7 +277,7 @@ class DeletedRecordUseDetector:
             revision=kept.revised,
             closed=False,
             summary=f"record {rid} on {kept.system}, {left}, {verb} {last[VIA]} ({last[STREAM]} "
-            f"{last[EVENT]}, naming the record and {named}); {n} use(s) so far",
+            f"{last[EVENT]}, naming the record and {named}); {n_of(n, 'use')} so far",
             jr_class=max((u[CLASS] for u in offending), key=lambda c: CLASS_RANK[JrClass(c)]),
             actor_id=last[WHO],
             actor_org=ctx.org_of(last[WHO], last[TS]) if last[STREAM] == "access" else None,

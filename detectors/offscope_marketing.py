@@ -36,7 +36,7 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
-from detectors.base import Context, Finding, Store, fed
+from detectors.base import Context, Finding, Store, fed, n_of
 from policy.model import DetectorSection
 from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, Severity
 from schemas.structs import STRICT
@@ -515,7 +515,10 @@ class OffscopeMarketingDetector:
         if ep.sms:
             parts.append(f"SMS {'; '.join(ep.sms)}")
         parts += ep.notes
-        summary = f"{pushes} push(es) of campaign {campaign} to subject {subject}: " + "; ".join(parts)
+        summary = (
+            f"{n_of(pushes, 'push', 'pushes')} of campaign {campaign} to subject {subject}: "
+            + "; ".join(parts)
+        )
         regulation = list(dict.fromkeys(ref for s in specs for ref in s.regulation))
         return Finding(
             detector=self.kind,

@@ -74,7 +74,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
-from detectors.base import Context, Finding, Store, fed, uses_records
+from detectors.base import Context, Finding, Store, fed, n_of, uses_records
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, Customer, Record
 from policy.catalog import Catalog
@@ -770,7 +770,7 @@ class RetentionOverrunDetector:
                 since or 0,
                 ts,
                 rec.jr_class,
-                f"record {rid} on {rec.system}, {what()}, {verb} {who} ({stream} {event_id}); {n} use(s) so far",
+                f"record {rid} on {rec.system}, {what()}, {verb} {who} ({stream} {event_id}); {n_of(n, 'use')} so far",
                 [u[1] for u in offending],
                 actor=who,
                 actor_org=ctx.org_of(who, ts) if stream == "access" else None,  # a transfer's: its recipient
@@ -842,7 +842,7 @@ class RetentionOverrunDetector:
         if rec.gone <= due:
             return f"; removed {self._day(rec.gone)}, in time (the deletion was reported after the deadline)"
         days = (self._date(rec.gone) - self._date(due - 1)).days
-        return f"; removed {self._day(rec.gone)}, {days} day(s) late"
+        return f"; removed {self._day(rec.gone)}, {n_of(days, 'day')} late"
 
     def _finding(
         self,

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detectors.base import Context, Finding, Store
+from detectors.base import Context, Finding, Store, n_of
 from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
 from policy.sdk_declarations import Label, SdkDeclarations
 from schemas.models import Attribution, ConsentStatus, Severity
@@ -311,7 +311,7 @@ class SdkOvercollectionDetector:
         labels = ", ".join(f"{k} {v}" for k, v in sorted(ep.labels.items()))
         summary = (
             f"SDK {ep.sdk}, app version {ep.version}. {spec.title_en}{what}{notes}{carried_part}; "
-            f"{ep.observations} observations from {len(ep.devices)} devices; field labels: {labels or 'none'}"
+            f"{n_of(ep.observations, 'observation')} from {n_of(len(ep.devices), 'device')}; field labels: {labels or 'none'}"
         )
         counts = {"observations": ep.observations, "devices": len(ep.devices)}
         counts |= {f"label_{k}": v for k, v in sorted(ep.labels.items())}

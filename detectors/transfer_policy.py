@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import inbox
-from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store
+from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
 from policy.contracts import ContractTerm, RecipientBook
 from policy.model import (
     CLASS_RANK,
@@ -257,7 +257,7 @@ class TransferPolicyDetector:
         # §六.2(1): 去标识化处理, 且确保数据接收方无法重新识别)
         deidentified = ev.deidentified and not ev.subject_ids
         claim = (
-            f" (flagged de-identified, yet it names {len(ev.subject_ids)} subject(s))"
+            f" (flagged de-identified, yet it names {n_of(len(ev.subject_ids), 'subject')})"
             if ev.deidentified and ev.subject_ids
             else ""
         )
@@ -268,8 +268,8 @@ class TransferPolicyDetector:
                     ev,
                     r.sharing_without_consent,
                     cls,
-                    f"shared with {kind.value} {ev.recipient_id} although {len(missing)} named "
-                    f"subject(s) hold no separate consent {_for(ev.purpose)}and {unnamed} are not named "
+                    f"shared with {kind.value} {ev.recipient_id} although {n_of(len(missing), 'named subject')} "
+                    f"hold no separate consent {_for(ev.purpose)}and {unnamed} are not named "
                     f"(claimed basis: {ev.legal_basis.value}){claim}",
                     {"subjects_without_consent": len(missing), "subjects_unnamed": unnamed},
                     affected=missing,
@@ -362,7 +362,7 @@ class TransferPolicyDetector:
             return
         gaps = []
         if missing or unnamed:
-            gaps.append(f"{len(missing) + unnamed} subject(s) without separate consent")
+            gaps.append(f"{n_of(len(missing) + unnamed, 'subject')} without separate consent")
         if not assessed:
             gaps.append(
                 f"assessment '{ev.assessment_id}' is not one declared for it and valid"
@@ -415,7 +415,7 @@ class TransferPolicyDetector:
         # an id the catalog does not know may be a value typed into the wrong place: counted, never shown
         unknown = sum(f not in ctx.catalog.field_category for f in ev.categories)
         if unknown:
-            uncovered.append(f"{unknown} field id(s) the catalog does not know")
+            uncovered.append(f"{n_of(unknown, 'field id')} the catalog does not know")
         if uncovered:
             return f"contract {term.contract.id} does not cover {', '.join(uncovered)}"
         return ""
@@ -485,8 +485,8 @@ class TransferPolicyDetector:
             revision=period.revision,
             closed=closed,
             summary=(
-                f"{recipient} received {period.records} records in {period.transfers} transfers under "
-                f"{contract}, over the {period.limit} agreed for the period"
+                f"{recipient} received {n_of(period.records, 'record')} in {n_of(period.transfers, 'transfer')} under "
+                f"{contract}, over the {period.limit:,} agreed for the period"
             ),
             jr_class=cls.value,
             actor_id=recipient,
@@ -523,7 +523,7 @@ class TransferPolicyDetector:
         by = f" by {ev.actor_id}" if ev.actor_id else ""
         named = list(dict.fromkeys(ev.subject_ids))
         subjects, records = ev.subject_count, ev.record_count
-        sent = f"{ev.record_count} records of {ev.subject_count} subjects"
+        sent = f"{n_of(ev.record_count, 'record')} of {n_of(ev.subject_count, 'subject')}"
         if affected is not None:
             everyone = max(ev.subject_count, len(named))  # a log may name more than it counts
             subjects = len(affected) + max(ev.subject_count - len(named), 0)

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals, inbox
-from detectors.base import Context, Finding, Store, fed
+from detectors.base import Context, Finding, Store, fed, n_of
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, Organisation
 from schemas.models import (
     CHANGES,
@@ -605,9 +605,7 @@ class UnauthorizedLookupDetector:
         gone = [cid for cid in ev.subject_ids if _withdrawn(cid, ev.purpose, ev.ts, ctx)]
         if not gone:
             return []
-        note = (
-            f"read for {ev.purpose}, which {len(gone)} of {len(ev.subject_ids)} customers withdrew consent to"
-        )
+        note = f"read for {ev.purpose}, which {len(gone)} of {n_of(len(ev.subject_ids), 'customer')} withdrew consent to"
         return [("purpose_refused", note, ent)]
 
     @staticmethod
@@ -623,7 +621,7 @@ class UnauthorizedLookupDetector:
         if ev.subject_ids and not without:
             return []
         who = (
-            f"{len(without)} of {len(ev.subject_ids)} customers without a separate consent to it"
+            f"{len(without)} of {n_of(len(ev.subject_ids), 'customer')} without a separate consent to it"
             if ev.subject_ids
             else "no customer named, so no consent shown"
         )
@@ -702,7 +700,7 @@ class UnauthorizedLookupDetector:
         if unknown and fed(ctx.refs.customers):
             found["unknown_customer"] = (
                 "unknown_customer",
-                f"{unknown} customer(s) not in pfi.customers",
+                f"{n_of(unknown, 'customer')} not in pfi.customers",
                 ent,
             )
         return list(found.values())
@@ -766,7 +764,7 @@ class UnauthorizedLookupDetector:
         en = "; ".join(f"{spec[r].en} x{ep.reasons[r]} ({ep.notes[r]}) [{spec[r].source}]" for r in reasons)
         zh = "；".join(f"{spec[r].zh} {ep.reasons[r]}次" for r in reasons)
         # rows a log counted without naming their customers are records, not known customers
-        touched, touched_zh = f"{len(ep.customers)} customers", f"{len(ep.customers)}名客户"
+        touched, touched_zh = n_of(len(ep.customers), "customer"), f"{len(ep.customers)}名客户"
         if ep.unnamed and ep.customers:  # a statement's rows, or a broader query's: the log cannot say
             touched += f" and {ep.unnamed} more rows than customers named"
             touched_zh += f"及另外{ep.unnamed}条记录"
@@ -778,7 +776,7 @@ class UnauthorizedLookupDetector:
         if not subjects:  # refused attempts read nothing: "0 customers" read as a count of victims
             touching, touching_zh = "reading no customer's data", "未读取客户的个人金融信息"
         summary = (
-            f"{actor}: {ep.accesses} unauthorized accesses {touching}: {en}. "
+            f"{actor}: {n_of(ep.accesses, 'unauthorized access', 'unauthorized accesses')} {touching}: {en}. "
             f"{ep.context}. | {actor}：{ep.accesses}次越权访问，{touching_zh}：{zh}。"
         )
         counts = {f"reason_{r}": ep.reasons[r] for r in reasons}

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from detectors.base import n_of
 from schemas.models import SEVERITY_RANK, Severity
 from streams import alert_review
 from streams.clickhouse import tables_present
 from streams.sinks.clickhouse import ALERT_COLUMNS
-from streams.text_table import aligned, display_width, n_of
+from streams.text_table import aligned, display_width
 
 COLUMNS = (
     "last_seen",
@@ -376,7 +377,7 @@ def render_alert_view(
         "subjects",
         "客户样本",
         *(
-            [f"{len(sample)} pseudonym(s) kept, a sample:", *_packed(sample)]
+            [f"{n_of(len(sample), 'pseudonym')} kept, a sample:", *_packed(sample)]
             if sample
             else ["none kept (the detector named none, or pseudonym_ttl_days emptied them)"]
         ),
@@ -387,11 +388,11 @@ def render_alert_view(
     basis = list(dict.fromkeys([*a["regulation"], *regulation]))
     field("regulation", "法规依据", *(basis or ["—"]))
     evidence = a["evidence_event_ids"]
-    aggregated = f"{a['event_count']:,} event(s) aggregated; " if a["event_count"] else ""
+    aggregated = f"{n_of(a['event_count'], 'event')} aggregated; " if a["event_count"] else ""
     field(
         "evidence",
         "证据",
-        f"{aggregated}{len(evidence)} event id(s) kept{':' if evidence else ''}",
+        f"{aggregated}{n_of(len(evidence), 'event id')} kept{':' if evidence else ''}",
         *(_packed(evidence) if evidence else []),
     )
     where = f" ({rule_file})" if rule_file else ""

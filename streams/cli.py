@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from detectors.base import n_of
 from policy import DEFAULT_DIR, PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Severity
@@ -27,7 +28,6 @@ from streams.kafka_reach import KafkaSettingRefused, KafkaUnavailable
 from streams.pseudonym import PseudonymKeyError, PseudonymKeyMismatch
 from streams.sealed import SealError
 from streams.sinks import FatalSinkError
-from streams.text_table import n_of
 
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
@@ -452,7 +452,7 @@ def _say_dead_letters(dead: list[Any], paths: dict[str, Path], out: str | None, 
     kinds = Counter(d.kind for d in dead)
     say = log.warning if allowed else log.error
     say(
-        f"{len(dead)} record(s) dead-lettered, not replayed: "
+        f"{n_of(len(dead), 'record')} dead-lettered, not replayed: "
         + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kn: (-kn[1], kn[0])))
         + (f"; all of them in {out}" if out else "; --dead-letters FILE writes all of them")
     )

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from detectors.base import n_of
 from schemas.models import Severity
 from streams.alert_query import SEVERITY_STYLE, STATUSES, Listing, at_least, resolve_id, select_latest
 from streams.receivers import counted
-from streams.text_table import n_of
 
 COLUMNS = [
     "first_seen",

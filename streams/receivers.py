@@ -34,8 +34,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from detectors.base import n_of
 from streams.config import Receiver
-from streams.text_table import n_of
 
 log = logging.getLogger(__name__)
 

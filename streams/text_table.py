@@ -7,11 +7,6 @@ import unicodedata
 from collections.abc import Collection, Sequence
 
 
-def n_of(n: int, noun: str) -> str:
-    """`n` of an English noun, singular for one: "1 customer", "2,000 records"."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
-
-
 def display_width(text: str) -> int:
     """The terminal columns `text` takes: two for each wide (CJK) character."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

@@ -148,7 +148,7 @@ def test_rows_are_records_not_customers(engine_factory) -> None:
     ev = access(n=1, fields=("credit_report",), row_count=70)
     (a,) = final(feed(engine, ev) + engine.drain()).values()
     assert a.counts["records"] == 70 and a.counts["customers"] == 1
-    assert "70 records of 1 customers" in a.summary
+    assert "70 records of 1 customer" in a.summary
 
 
 def test_a_statement_is_one_customer_and_its_rows_count_once(engine_factory) -> None:
@@ -164,7 +164,7 @@ def test_a_statement_is_one_customer_and_its_rows_count_once(engine_factory) -> 
     reread = access(n=3, every_s=600, fields=("credit_report",), row_count=70)
     (a,) = final(feed(again, reread) + again.drain()).values()
     assert (
-        a.counts["records"] == 70 and a.counts["customers"] == 1 and "70 records of 1 customers" in a.summary
+        a.counts["records"] == 70 and a.counts["customers"] == 1 and "70 records of 1 customer" in a.summary
     )
 
 

@@ -513,7 +513,7 @@ def test_a_replay_that_dead_letters_records_says_which_and_exits_5(
     err = capsys.readouterr().err
     # accesses alone: said, since every employee and customer is then unknown to the detectors
     assert "no pfi.consents, pfi.customers, pfi.entitlements file among the inputs" in err
-    assert "2 record(s) dead-lettered, not replayed: event_time 1, malformed 1" in err
+    assert "2 records dead-lettered, not replayed: event_time 1, malformed 1" in err
     assert "--dead-letters FILE writes all of them" in err
     assert (
         f"  {events} line 3: event_time ts: " in err

@@ -252,8 +252,8 @@ def test_an_sdk_incidents_alert_names_what_it_sent_and_counts_devices_not_a_bare
     (alert,) = alertmanager_payload(incident, now_ms=0)
     notes = alert["annotations"]
     assert notes["categories"] == (
-        "event_launch (C1) customers not named, 1 observation, 1 device; "
-        "event_login (C1) customers not named, 1 observation, 1 device"
+        "app launches (C1) customers not named, 1 observation, 1 device; "
+        "logins (C1) customers not named, 1 observation, 1 device"
     )
     assert (
         notes["categories_zh"]

@@ -871,4 +871,4 @@ def test_unnamed_rows_are_not_listed_as_customers(run) -> None:
     for rows in (12, 5000):
         query = read("p1", OPEN, ["F0001"], fields=("transaction_record",), row_count=rows)
         u = one(run(ents, [query]), "unauthorized_lookup")
-        assert f"touching 1 customers and {rows - 1} more rows than customers named" in u.summary, u.summary
+        assert f"touching 1 customer and {rows - 1} more rows than customers named" in u.summary, u.summary

@@ -131,7 +131,7 @@ def test_a_batch_flagged_de_identified_that_names_its_customers_is_not(run) -> N
                   deidentified=True, legal_basis="contract", purpose="fund_distribution")  # fmt: skip
     got = run([ev])
     assert set(got) == {"sharing_without_consent"}
-    assert "flagged de-identified, yet it names 2 subject(s)" in got["sharing_without_consent"].summary
+    assert "flagged de-identified, yet it names 2 subjects" in got["sharing_without_consent"].summary
     processor = transfer("proc_call_center", "processor", ["mobile_phone"], deidentified=True,
                          purpose="customer_service")  # fmt: skip
     assert set(run([processor])) == {"entrusted_not_deidentified"}

@@ -174,7 +174,7 @@ def test_an_overrun_stays_open_until_the_record_goes_then_closes(run) -> None:
     for (a,) in finals:
         assert a.status.value == "closed" and a.alert_id == kept.alert_id
         assert (a.window_end, a.last_seen) == (T0 - 9 * DAY - CST, T0 - 9 * DAY - CST)
-        assert a.summary.endswith("; removed 2025-12-23, 1 day(s) late")
+        assert a.summary.endswith("; removed 2025-12-23, 1 day late")
 
 
 def test_an_earlier_collection_reported_after_the_overrun_closes_the_same_alert(run, spec, catalog) -> None:
@@ -322,7 +322,7 @@ def test_deletion_request_executed_on_day_14_is_silent(run) -> None:
 def test_deletion_request_executed_on_day_16_fires(run) -> None:
     got = run([lc("deletion_requested", day=-20), lc("delete", day=-4), tick(0)])
     (a,) = got["deletion_request_overdue"]
-    assert a.status.value == "closed" and a.summary.endswith("removed 2025-12-28, 1 day(s) late")
+    assert a.status.value == "closed" and a.summary.endswith("removed 2025-12-28, 1 day late")
     (still,) = run([lc("deletion_requested", day=-20), tick(0)])["deletion_request_overdue"]
     assert still.status.value == "open" and still.alert_id == a.alert_id
 

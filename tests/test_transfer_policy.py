@@ -365,7 +365,7 @@ def test_recipient_must_be_listed_with_a_contract_in_force_covering_the_data(eng
     assert "does not cover property" in why(transfer(categories=["customer_name", "account_balance"]))[0]
     assert "belongs to another recipient" in why(transfer(contract_id="CT-proc_call_center"))[0]
     assert (
-        "2 field id(s) the catalog does not know" in why(transfer(categories=["mobile_phone", "x1", "x2"]))[0]
+        "2 field ids the catalog does not know" in why(transfer(categories=["mobile_phone", "x1", "x2"]))[0]
     )
 
 

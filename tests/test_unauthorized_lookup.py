@@ -288,7 +288,7 @@ def test_data_read_beyond_its_collection_purpose_needs_each_customers_separate_c
 
     found = run(ents, read(0))
     assert reasons(found) == {"beyond_collection_purpose"} and found[0].severity.value == "medium"
-    assert "credit_report for marketing; 1 of 1 customers" in found[0].summary
+    assert "credit_report for marketing; 1 of 1 customer" in found[0].summary
     # a separate consent to marketing opens it; one to be sent marketing texts (a channel's) does not:
     # it is consent to be contacted there, not to have credit data used (流程描述(1)⑧)
     separate = [_consent("C0000001", "marketing"), _consent("C0000002", "marketing", channel="sms")]
@@ -350,7 +350,7 @@ def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
     ]
     found = run(ents, read(0) + read(1, at=60_000), consents=refusals)
     assert reasons(found) == {"purpose_refused"} and found[0].event_count == 1
-    assert "read for marketing, which 1 of 1 customers withdrew consent to" in found[0].summary
+    assert "read for marketing, which 1 of 1 customer withdrew consent to" in found[0].summary
     quiet = read(2, at=120_000) + read(3, "kyc_aml", at=180_000) + read(4, at=240_000)  # C4: refused later
     assert run(ents, quiet, consents=refusals) == []
 
@@ -412,7 +412,7 @@ def test_repeated_denials_fire_a_single_one_is_counted_only(run) -> None:
     (a,) = run(ents, access("e1", n=3, customers=3, first_customer=10, every_s=299, outcome="denied"))
     assert reasons([a]) == {"repeated_denials"} and a.subject_count == 0
     # refused attempts read nothing: said so, not "0 customers" read as victims counted
-    assert "unauthorized accesses reading no customer's data: repeated denied attempts" in a.summary
+    assert "1 unauthorized access reading no customer's data: repeated denied attempts" in a.summary
     assert "次越权访问，未读取客户的个人金融信息" in a.summary and "0名客户" not in a.summary
 
 
