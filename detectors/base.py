@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from policy.catalog import Catalog
 from policy.model import DetectorSection
-from schemas.models import Action, Consent, ConsentStatus, Customer, Entitlement, Outcome, Severity
+from schemas.models import Action, Channel, Consent, ConsentStatus, Customer, Entitlement, Outcome, Severity
 
 
 def n_of(n: int, noun: str, plural: str = "") -> str:
@@ -141,6 +141,14 @@ class Context:
             if since is not None and not consents.withdrawn_within(other, since, ts):
                 return msgspec.structs.replace(found, separate=True)
         return found
+
+    def consent_to_use(self, subject: str, purpose: str, ts: int) -> Consent | None:
+        """The subject's consent for a use that contacts nobody (a share, a transfer abroad) as of
+        `ts`: the newest word on the purpose, whichever channel it was recorded on. A separate
+        consent captured in the app is given, and a withdrawal made there ends it (seed 004
+        流程描述(4)③: 客户有权撤回其同意, wherever the customer says it)."""
+        found = [self.consent(subject, purpose, channel, ts) for channel in (None, *Channel)]
+        return max((c for c in found if c is not None), key=lambda c: c.ts, default=None)
 
     def customer(self, customer_id: str, ts: int) -> Customer | None:
         return self.refs.customers.as_of(customer_id, ts)

@@ -321,11 +321,11 @@ class TransferPolicyDetector:
     def _without_consent(self, ev: Any, ctx: Context) -> tuple[list[str], int]:
         """(named subjects without a granted, separate consent for the purpose as of the transfer,
         how many subjects are counted but not named): seed 002 §六.2(1), each subject checked on
-        the consents stream."""
+        the consents stream, whichever channel the consent was recorded on (`consent_to_use`)."""
         named = dict.fromkeys(ev.subject_ids)
         missing = []
         for subject in named:
-            consent = ctx.consent(subject, ev.purpose or "", None, ev.ts) if ev.purpose else None
+            consent = ctx.consent_to_use(subject, ev.purpose, ev.ts) if ev.purpose else None
             if (
                 consent is None
                 or consent.status is not ConsentStatus.granted

@@ -200,6 +200,38 @@ def test_a_withdrawal_before_the_share_fires(engine) -> None:
     assert rules(run(e, transfer(subject_ids=["C1"]))) == ["LM-TP-002"]
 
 
+def test_a_consent_or_withdrawal_recorded_on_a_channel_decides_a_share_and_a_transfer_abroad(engine) -> None:
+    """A consent platform may log where the customer said it (in the app: channel app_push). A
+    share contacts nobody: the customer's newest word on the purpose decides, on whatever channel.
+    A probe's withdrawal made in the app left shares and a transfer abroad silent, and its consent
+    given in the app raised a false LM-TP-002 and an incident."""
+    in_app = consent("C1", ts=T0 - 1, status="withdrawn", channel="app_push")
+    assert rules(run(engine(consent("C1", ts=0), in_app), transfer(subject_ids=["C1"]))) == ["LM-TP-002"]
+    assert rules(run(engine(consent("C1", ts=0, channel="app_push")), transfer(subject_ids=["C1"]))) == []
+    # granted again afterwards, for every channel: the newest word stands
+    again = consent("C1", ts=T0 - 1, status="granted")
+    assert (
+        rules(
+            run(
+                engine(
+                    consent("C1", ts=0),
+                    consent("C1", ts=T0 - 2, status="withdrawn", channel="app_push"),
+                    again,
+                ),
+                transfer(subject_ids=["C1"]),
+            )
+        )
+        == []
+    )
+    group = {"purpose": "group_risk_management"}
+    withdrawn = engine(consent(**group), consent(ts=T0 - 1, status="withdrawn", channel="app_push", **group))
+    (a,) = run(withdrawn, abroad()).values()
+    assert (a.rule_id, a.severity.value) == (
+        "LM-TP-005",
+        "critical",
+    ) and "without separate consent" in a.summary
+
+
 def test_a_consent_or_withdrawal_logged_seconds_after_the_share_still_decides_it(engine) -> None:
     """The consent system's record of a separate consent given at 10:00:00 reaches the monitor two
     seconds after the share it precedes (10:00:03): the share waits for the watermark, so the
