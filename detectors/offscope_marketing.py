@@ -50,6 +50,7 @@ class Rule(StrEnum):
     after_withdrawal = "after_withdrawal"
     channel_refused = "channel_refused"
     channel_not_covered = "channel_not_covered"
+    channel_not_declared = "channel_not_declared"
     off_purpose = "off_purpose"
     personalized_without_choice = "personalized_without_choice"
     no_refusal_offered = "no_refusal_offered"
@@ -355,7 +356,7 @@ class OffscopeMarketingDetector:
             and declared.channels is not None
             and p.channel not in declared.channels
         ):
-            out[Rule.channel_not_covered] = None  # the privacy policy never asked about this channel
+            out[Rule.channel_not_declared] = None  # the privacy policy never asked about this channel
         off = self._off_purpose(subject, p, ctx, consent, marketing)
         if off:
             out[Rule.off_purpose] = off

@@ -172,7 +172,7 @@ def test_a_marketing_consent_covers_a_push_that_names_a_service_purpose(engine) 
     alerts += engine.drain()
     by_subject = {a.subjects_sample[0]: set(a.counts) for a in final(alerts).values()}
     assert P("C1") not in by_subject and "rule_no_consent" in by_subject[P("C2")]
-    assert "rule_channel_not_covered" in by_subject[P("C3")]
+    assert "rule_channel_not_declared" in by_subject[P("C3")]
 
 
 def test_no_consent_versus_a_consent_for_another_channel(engine) -> None:
@@ -181,6 +181,8 @@ def test_no_consent_versus_a_consent_for_another_channel(engine) -> None:
     by_subject = {a.subjects_sample[0]: set(a.counts) for a in final(alerts).values()}
     assert "rule_no_consent" in by_subject[P("C1")]
     assert "rule_channel_not_covered" in by_subject[P("C2")]
+    # the customer's own choice of channels decides: high, as a push without consent
+    assert {a.subjects_sample[0]: a.severity.value for a in final(alerts).values()}[P("C2")] == "high"
 
 
 def test_a_refused_channel_while_marketing_consent_stands(engine) -> None:
@@ -194,7 +196,10 @@ def test_a_refused_channel_while_marketing_consent_stands(engine) -> None:
 def test_a_general_consent_covers_only_the_channels_the_privacy_policy_names(engine) -> None:
     alerts = run(engine, consent(channel=None), [push(at=0, channel="wechat"), push(at=1, channel="email")])
     alerts += engine.drain()
-    assert rules(alerts) == {"channel_not_covered"} and final(alerts).popitem()[1].counts["pushes"] == 1
+    (a,) = final(alerts).values()
+    assert (
+        rules(alerts) == {"channel_not_declared"} and a.counts["pushes"] == 1 and a.severity.value == "medium"
+    )
     # an email consent the subject gave themselves does cover email
     assert (
         run(engine, consent("C3", channel="email"), [push("C3", at=2, channel="email")]) + engine.drain()

@@ -172,7 +172,7 @@ def test_a_wealth_push_targeted_with_assets_and_income_is_off_purpose(run) -> No
 
 def test_a_wechat_push_to_a_customer_who_agreed_to_app_pushes_only(run) -> None:
     (a,) = run([push(0, "wechat")], [consent(-DAY, "app_push")])
-    assert rules(a) == {"channel_not_covered": 1} and a.severity.value == "medium"
+    assert rules(a) == {"channel_not_covered": 1} and a.severity.value == "high"
 
 
 def test_a_marketing_call_without_a_way_to_refuse_more(run) -> None:
