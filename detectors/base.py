@@ -31,6 +31,15 @@ from policy.model import DetectorSection
 from schemas.models import Action, Channel, Consent, ConsentStatus, Customer, Entitlement, Outcome, Severity
 
 
+def _reaccepted(general: Consent, own: Consent) -> bool:
+    """A bundled grant for every channel after the channel's own withdrawal: no opt-in to it."""
+    return (
+        own.status is not ConsentStatus.granted
+        and general.status is ConsentStatus.granted
+        and not general.separate
+    )
+
+
 def n_of(n: int, noun: str, plural: str = "") -> str:
     """`n` of an English noun, singular for one: "1 customer", "2,000 records" (`plural` where
     an s does not make it: "pushes")."""
@@ -119,13 +128,15 @@ class Context:
         """The subject's consent for this purpose on this channel as of `ts`; a consent given for
         the purpose without a channel covers every channel unless a channel's own record is newer.
         A bundled grant is read as separate while a separate consent stands before it, on its own
-        record or the other: only a withdrawal ends one (streams.registries.ConsentRegistry)."""
+        record or the other: only a withdrawal ends one (streams.registries.ConsentRegistry). Nor
+        does a bundled grant for every channel (the privacy policy accepted again) undo the
+        channel's own refusal: the customer's choice stands (seed 004 流程描述(1)④, (4)②)."""
         consents = self.refs.consents
         own_key: tuple[str, str, str | None] = (subject, purpose, channel)
         general_key: tuple[str, str, str | None] = (subject, purpose, None)
         own = consents.as_of(own_key, ts) if channel else None
         general = consents.as_of(general_key, ts)
-        if own is not None and (general is None or own.ts >= general.ts):
+        if own is not None and (general is None or own.ts >= general.ts or _reaccepted(general, own)):
             found, found_key, other_key = own, own_key, general_key
         else:
             found, found_key, other_key = general, general_key, own_key

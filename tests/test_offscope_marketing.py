@@ -193,6 +193,25 @@ def test_a_refused_channel_while_marketing_consent_stands(engine) -> None:
     assert set(a.counts) == {"pushes", "rule_channel_refused", "opt_out_delay_s"} and a.counts["pushes"] == 1
 
 
+def test_the_privacy_policy_accepted_again_does_not_undo_an_sms_opt_out(engine) -> None:
+    """SMS refused, then a bundled grant for every channel (the updated privacy policy accepted):
+    no opt-in to SMS (seed 004 流程描述(1)④ no bundled authorisation, (4)② the customer's choice).
+    A probe's SMS push after it raised nothing. An opt-in on SMS itself (C2), or a separate consent
+    for every channel (C3), is the customer's choice again."""
+    day = 24 * HOUR
+    steps: list[Any] = []
+    for subject, again in (
+        ("C1", consent(at=-day, channel=None, separate=False)),
+        ("C2", consent("C2", at=-day)),
+        ("C3", consent("C3", at=-day, channel=None, separate=True)),
+    ):
+        steps += [consent(subject, at=-5 * day), consent(subject, at=-3 * day, status="withdrawn"), again]
+    alerts = run(engine, *steps, [push(s, at=0) for s in ("C1", "C2", "C3")]) + engine.drain()
+    ((subject, a),) = {a.subjects_sample[0]: a for a in final(alerts).values()}.items()
+    assert subject == P("C1") and a.severity.value == "high", a.summary
+    assert {"rule_after_withdrawal", "rule_channel_refused"} & set(a.counts)
+
+
 def test_a_general_consent_covers_only_the_channels_the_privacy_policy_names(engine) -> None:
     alerts = run(engine, consent(channel=None), [push(at=0, channel="wechat"), push(at=1, channel="email")])
     alerts += engine.drain()
