@@ -73,14 +73,22 @@ def query_alerts(
     """Alerts as dicts of COLUMNS plus `summary` and `review` (the analyst's review state,
     alert_review.review_state), newest first; `status` a key of STATUSES, `review` one of
     alert_review.REVIEWS. `actor` and `rule` match whatever their case (`e000003` finds E000003's
-    alerts); `subject` is a customer's pseudonym, found in each alert's kept sample of its
+    alerts), `rule` each rule under it too (LM-TP finds LM-TP-005's); `subject` is a customer's pseudonym, found in each alert's kept sample of its
     subjects only."""
     severities = at_least(min_severity)
     filters = [  # (condition, parameter name, value): a filter applies when its value is given
         ("detector = {detector:String}", "detector", detector),
         ("severity IN {severities:Array(String)}", "severities", severities),
         ("lowerUTF8(actor_id) = lowerUTF8({actor:String})", "actor", actor),
-        ("lowerUTF8(rule_id) = lowerUTF8({rule:String})", "rule", rule),
+        # a detector's rule id stands for the rules it raises under it (LM-TP: LM-TP-005; LM-SDK-001:
+        # LM-SDK-001.c3_or_auth_helper), as `lifemon detectors` lists them
+        (
+            "lowerUTF8(rule_id) = lowerUTF8({rule:String}) OR "
+            "startsWith(lowerUTF8(rule_id), concat(lowerUTF8({rule:String}), '-')) OR "
+            "startsWith(lowerUTF8(rule_id), concat(lowerUTF8({rule:String}), '.'))",
+            "rule",
+            rule,
+        ),
         ("has(subjects_sample, {subject:String})", "subject", subject),
         ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
         ("review IN {reviews:Array(String)}", "reviews", alert_review.REVIEWS.get(review or "")),

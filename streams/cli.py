@@ -898,6 +898,9 @@ def cmd_detectors(args: argparse.Namespace) -> int:
             print(f"    reads      {reads}")
             continue
         print(f"{kind}  {'enabled' if s.enabled else 'disabled'}  {s.rule_id} v{s.rule_version}")
+        print(
+            f"    alerts     rule {s.rule_id}, {s.rule_id}-… or {s.rule_id}.… (--rule {s.rule_id} finds them all)"
+        )
         print(f"    title      {s.title_zh} / {s.title_en}")
         print(f"    reads      {reads}")
         for i, clause in enumerate(s.regulation):
@@ -1281,7 +1284,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--rule",
         metavar="RULE_ID",
-        help="only this rule id (LM-BQ-001, LM-TP-005, ...), whatever its case (default: all)",
+        help="only this rule id and the rules under it (LM-TP: LM-TP-001 to LM-TP-009; LM-SDK-001: "
+        "LM-SDK-001.c3_or_auth_helper, ...), whatever its case (default: all; see `lifemon detectors`)",
     )
     sp.add_argument(
         "--subject",

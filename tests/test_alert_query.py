@@ -315,6 +315,14 @@ def test_actor_matches_whatever_its_case_and_rule_and_subject_filter(ch, shown) 
     assert ids(actor="e000003") == ids(actor="E000003") == [BULK]
     assert ids(actor="E2") == [TWIN]
     assert ids(rule="lm-ul-001") == ids(rule="LM-UL-001") == [TWIN]
+    # the detector's id, as `lifemon detectors` lists it, finds the rules raised under it: a new
+    # user's `--rule LM-SDK-001` found none of its LM-SDK-001.c3_or_auth_helper alerts
+    sdk = "5" * 32
+    ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts").write(
+        [alert(sdk, "sdk_overcollection", "high", "x", 5, rule_id="LM-SDK-001.c3_or_auth_helper")]
+    )
+    assert ids(rule="lm-ul") == [TWIN] and ids(rule="LM-SDK-001") == [sdk] and ids(rule="LM-U") == []
+    assert ids(rule="LM-SDK-001.c3_or_auth_helper") == [sdk] and ids(rule="LM-SDK-00") == []
     assert ids(subject="p_bbb") == [BULK] and ids(subject="p_zzz") == []
     assert ids(subject="p_") == []  # a whole pseudonym, not a part of one
 

@@ -368,6 +368,7 @@ def test_detectors_lists_each_rule_with_what_it_reads_and_its_basis(
         rule = policy.detectors[kind]
         assert f"{kind}  enabled  {rule.rule_id} v{rule.rule_version}\n" in out
         assert f"    title      {rule.title_zh} / {rule.title_en}\n" in out
+        assert f"(--rule {rule.rule_id} finds them all)" in out
         assert "    reads      " + ", ".join(f"{s} by {k}" for s, k in cls.inputs.items()) + "\n" in out
         for clause in rule.regulation:
             assert clause in out
