@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import logging
 import os
@@ -143,7 +144,15 @@ def _read_client(config: Any, table: str = "alerts") -> Any:
     dsn = config.clickhouse_dsn()
     first = "run `lifemon run` (or `lifemon demo`) first, or point --clickhouse, clickhouse.dsn or LIFEMON_CLICKHOUSE_DSN at one"
     if dsn.startswith("chdb://") and not Path(dsn.removeprefix("chdb://")).is_dir():
-        raise NoDatabase(f"no lifemon database at {dsn.removeprefix('chdb://')}: {first}")
+        # the embedded one is under the working directory unless LIFEMON_DATA_DIR moves it: a
+        # command run from elsewhere than the demo's looks in another place
+        where = (
+            ""
+            if config.clickhouse.dsn or config.data_dir != Path(".lifemon")
+            else " (the .lifemon of the current directory: run from where the demo ran, or set "
+            "LIFEMON_DATA_DIR to its .lifemon)"
+        )
+        raise NoDatabase(f"no lifemon database at {dsn.removeprefix('chdb://')}{where}: {first}")
     client = connect(dsn)
     database = config.clickhouse.database
     tables = tables_present(client, database, ["alerts", table])
@@ -844,7 +853,6 @@ def id_prefix(noun: str) -> Any:
 
 def detector_kind(text: str) -> str:
     """A registered detector's name (argparse's type): a typo is named, with the known ones."""
-    import difflib
 
     from detectors import REGISTRY
 
@@ -1031,8 +1039,63 @@ def _review_parsers(actions: Any) -> None:
         sp.set_defaults(func=cmd_alert_review)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, naming a mistyped option as such (and its nearest spelling): `alerts --sevrity
+    high` was blamed on `high` as no choice of {show,ack,resolve}, `--severty=high` on the whole
+    command line under the top-level usage. A subcommand's help page leads with what it does."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def _options(self) -> set[str]:
+        """Every option this parser or a subcommand under it knows."""
+        known = set(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    known |= sub._options() if isinstance(sub, Parser) else set(sub._option_string_actions)
+        return known
+
+    def describe(self) -> None:
+        """Each subcommand's help page leads with the line `lifemon --help` gives it, where it has
+        no description of its own."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    sub = action.choices[choice.dest]
+                    sub.description = sub.description or choice.help
+                    if isinstance(sub, Parser):
+                        sub.describe()
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        known = self._options()
+        for word in getattr(self, "_given", []):
+            if word == "--":
+                break
+            name = word.split("=", 1)[0]
+            if name.startswith("--") and name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                message = f"unrecognized option {name}" + (f" (did you mean {close[0]}?)" if close else "")
+                sub = self._subcommand()
+                if sub is not None:  # its usage, not the top level's
+                    sub.error(message)
+                break
+        super().error(message)
+
+    def _subcommand(self) -> Parser | None:
+        """The subcommand parser the given words chose, if this parser has subcommands."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for word in getattr(self, "_given", []):
+                    if word in action.choices:
+                        found = action.choices[word]
+                        return found if isinstance(found, Parser) else None
+        return None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="lifemon",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG,
@@ -1453,6 +1516,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_detectors)
+    p.describe()
     return p
 
 

@@ -217,11 +217,42 @@ def test_a_read_before_any_run_says_so_and_creates_nothing(tmp_path: Path, comma
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     [line] = done.stderr.splitlines()
+    # a new user ran it from another directory than the demo's: where it looked, and why
     assert (
-        f"no lifemon database at {tmp_path.resolve()}/.lifemon/chdb: run `lifemon run` (or `lifemon demo`) first"
-        in line
+        f"no lifemon database at {tmp_path.resolve()}/.lifemon/chdb (the .lifemon of the current directory: "
+        "run from where the demo ran, or set LIFEMON_DATA_DIR to its .lifemon): run `lifemon run` (or "
+        "`lifemon demo`) first" in line
     )
     assert list(tmp_path.iterdir()) == []  # no .lifemon/ made by a read
+
+
+def test_a_mistyped_option_is_named_with_its_nearest_spelling(capsys: pytest.CaptureFixture[str]) -> None:
+    """`alerts --sevrity high` was blamed on `high`, no choice of {show,ack,resolve}; `--severty=high`
+    on the whole line under the top-level usage."""
+    for argv, said in (
+        (
+            ["alerts", "--sevrity", "high"],
+            "lifemon alerts: error: unrecognized option --sevrity (did you mean --severity?)",
+        ),
+        (
+            ["alerts", "--severty=high"],
+            "lifemon alerts: error: unrecognized option --severty (did you mean --severity?)",
+        ),
+        (["incidents", "--sevrity", "critical"], "lifemon incidents: error: unrecognized option --sevrity"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and said in capsys.readouterr().err, argv
+
+
+def test_each_subcommands_help_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    for command, does in (
+        ("run", "monitor the Kafka topics until stopped"),
+        ("replay", "run the detectors over files"),
+    ):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert does in capsys.readouterr().out.split("options:")[0], command
 
 
 @pytest.mark.integration
