@@ -259,6 +259,9 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
     from streams.config import load_config
 
+    if not args.follow:  # an input that is not there is said before the broker is tried (10 s)
+        for f in args.files:
+            open(f, "rb").close()
     if args.format == "har":
         from streams.ship_har import ship_har
 

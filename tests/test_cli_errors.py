@@ -226,6 +226,14 @@ def test_a_read_before_any_run_says_so_and_creates_nothing(tmp_path: Path, comma
     assert list(tmp_path.iterdir()) == []  # no .lifemon/ made by a read
 
 
+@pytest.mark.parametrize("fmt", ["har", "pgaudit"])
+def test_ship_names_a_missing_file_before_it_tries_the_broker(tmp_path: Path, fmt: str) -> None:
+    """A new user's `ship app.har` with no app.har waited 10 s for an unreachable broker and said so."""
+    done = lifemon("ship", "--format", fmt, "nothere.log", "--bootstrap", "127.0.0.1:1", cwd=tmp_path)
+    assert done.returncode == 2 and "cannot use nothere.log: No such file or directory" in done.stderr
+    assert "unreachable" not in done.stderr
+
+
 def test_a_mistyped_option_is_named_with_its_nearest_spelling(capsys: pytest.CaptureFixture[str]) -> None:
     """`alerts --sevrity high` was blamed on `high`, no choice of {show,ack,resolve}; `--severty=high`
     on the whole line under the top-level usage."""
