@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from detectors.base import Context, Store, n_of
+from detectors.base import Context, Store, iso_minute, n_of
 from policy.catalog import Catalog
 from schemas.models import Approval, EmployeeStatus, Entitlement
 
@@ -41,7 +41,7 @@ def _standing(approval: Approval, ev: Any, ent: Entitlement) -> str | None:
     if ent.status is not EmployeeStatus.active:
         return f"the employee is {ent.status.value}"
     if ev.ts > approval.expires_ts:
-        return "it had expired"
+        return f"it had expired at {iso_minute(approval.expires_ts)}"
     return None
 
 
@@ -109,7 +109,11 @@ def judge(
         return None, "the access names no approval"
     approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
     if approval is None or ent is None:
-        return None, f"approval {ev.approval_id} is not in the employee's entitlement"
+        # revoked, or never granted: the entitlement as of the access does not carry it
+        return (
+            None,
+            f"approval {ev.approval_id} is not in the employee's entitlement (revoked or never granted)",
+        )
     catalog = ctx.catalog
     why = _standing(approval, ev, ent)
     if why is None and asked is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
 import msgspec
@@ -38,6 +39,11 @@ def _reaccepted(general: Consent, own: Consent) -> bool:
         and general.status is ConsentStatus.granted
         and not general.separate
     )
+
+
+def iso_minute(ms: int) -> str:
+    """An event time to the minute, in UTC, as alert summaries write it: 2026-01-01T09:30Z."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def n_of(n: int, noun: str, plural: str = "") -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from itertools import islice
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -35,7 +34,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import _window, approvals
-from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
+from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, iso_minute, n_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
@@ -60,10 +59,6 @@ Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...]]
 
 
 _PURPOSE = attrgetter("purpose")
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class Escalation(BaseModel):
@@ -976,7 +971,7 @@ class BulkQueryDetector:
                 # the day's cumulative count may hold reads from before the episode, and exceed its
                 # records: say which count it is, or a reader sees more records than were read
                 where = (
-                    f"counted over {self.p.legal_horizon_hours} h ({_iso(tier[2])} to {_iso(tier[3])})"
+                    f"counted over {self.p.legal_horizon_hours} h ({iso_minute(tier[2])} to {iso_minute(tier[3])})"
                     if tier and tier[0] == n
                     else "in this episode"
                 )

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from itertools import compress
 from operator import attrgetter, itemgetter, not_
 from typing import Any, ClassVar
@@ -49,7 +48,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals, inbox
-from detectors.base import Context, Finding, Store, fed, n_of
+from detectors.base import Context, Finding, Store, fed, iso_minute, n_of
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, Organisation
 from schemas.models import (
     CHANGES,
@@ -558,14 +557,14 @@ class UnauthorizedLookupDetector:
             if not fed(ctx.refs.entitlements):
                 return []
             if ctx.refs.entitlements.as_of(ev.actor_id, LATEST) is not None:  # granted only later
-                return [("before_entitlement", f"no entitlement yet at {_iso(ev.ts)}", None)]
+                return [("before_entitlement", f"no entitlement yet at {iso_minute(ev.ts)}", None)]
             return [("unknown_actor", "no entitlement record", None)]
         if ent.status is not ACTIVE:
             if ent.status is TRANSFERRED:
-                return [("transferred", f"transferred out of {ent.org_id} since {_iso(ent.ts)}", ent)]
+                return [("transferred", f"transferred out of {ent.org_id} since {iso_minute(ent.ts)}", ent)]
             if ent.status is SUSPENDED:
-                return [("suspended", f"suspended since {_iso(ent.ts)}", ent)]
-            return [("terminated", f"terminated since {_iso(ent.ts)}", ent)]
+                return [("suspended", f"suspended since {iso_minute(ent.ts)}", ent)]
+            return [("terminated", f"terminated since {iso_minute(ent.ts)}", ent)]
         action = ev.action.value
         approval, why = approvals.judge(ev, ent, ctx, self.store)
         covered = why is None
@@ -647,11 +646,14 @@ class UnauthorizedLookupDetector:
         elif cls is JrClass.C2 and action in TAKES_OUT and not own_copy:
             found.append(("c2_takeout_without_approval", f"{action} on {system}; {refused}"))
         system_ok, data_ok = catalog.role_grants(ent.roles, Action(action), system, fields)
+        roles = f"for roles {'/'.join(ent.roles)}" if ent.roles else "for an employee holding no role"
+        # the approval the access named, and why it did not open it (expired, revoked, spent)
+        named = "" if refused == "no approval" else f"; {refused}"
         if not system_ok:
-            found.append(("system_not_permitted", f"{system} for roles {'/'.join(ent.roles)}"))
+            found.append(("system_not_permitted", f"{system} {roles}{named}"))
         if not data_ok and cls is not JrClass.C3:
             cats = "/".join(sorted(catalog.categories(fields)))
-            found.append(("role_not_permitted", f"{action} of {cats} for roles {'/'.join(ent.roles)}"))
+            found.append(("role_not_permitted", f"{action} of {cats} {roles}{named}"))
         return found
 
     def _scope(
@@ -731,7 +733,7 @@ class UnauthorizedLookupDetector:
         if ent is None:
             return "no entitlement as of the access"
         text = (
-            f"entitlement as of {_iso(ent.ts)}: org {'/'.join(ent.org_path)}, roles {', '.join(ent.roles) or 'none'}, "
+            f"entitlement as of {iso_minute(ent.ts)}: org {'/'.join(ent.org_path)}, roles {', '.join(ent.roles) or 'none'}, "
             f"status {ent.status.value}"
         )
         approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None)
@@ -739,7 +741,7 @@ class UnauthorizedLookupDetector:
             text += (
                 f"; approval {approval.approval_id} for {approval.purpose}, {approval.max_records} records, "
                 f"systems {', '.join(approval.systems) or 'none'}, approver {approval.approver_id or 'none'}, "
-                f"expires {_iso(approval.expires_ts)}"
+                f"expires {iso_minute(approval.expires_ts)}"
             )
         elif ev.approval_id:
             text += f"; approval {ev.approval_id} unknown"
@@ -802,7 +804,3 @@ class UnauthorizedLookupDetector:
             first_seen=ep.start,
             last_seen=ep.last_seen,
         )
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")

@@ -545,3 +545,17 @@ def test_end_to_end_through_tansu_and_chdb(broker, ch, names, policy, catalog) -
     db = names["database"]
     rows = ch.query(f"SELECT actor_id, severity FROM {db}.alerts FINAL ORDER BY actor_id").result_rows
     assert rows == [("e1", "medium"), ("e6", "high")]
+
+
+def test_an_expired_or_revoked_approval_and_a_role_less_employee_are_said_so(run) -> None:
+    """A probe's hotline agent with no role named an approval that had expired, another one the
+    bank had revoked: the alert read "for roles " and "approval AP-CC-075 unknown", and listed the
+    expired approval as if it stood. It says which, and that the employee holds no role."""
+    role_less = entitlement("e1", approvals=[approval()]).model_copy(update={"roles": []})
+    after = access("e1", start=86_400_000 + 60_000, approval_id="AP1", purpose="complaint_handling")
+    (a,) = run([role_less], after)
+    assert "for an employee holding no role; approval AP1: it had expired at 2026-01-02T00:00Z" in a.summary
+    assert "for roles )" not in a.summary
+    revoked = entitlement("e2").model_copy(update={"roles": []})
+    (b,) = run([revoked], access("e2", approval_id="AP1", purpose="complaint_handling"))
+    assert "approval AP1 is not in the employee's entitlement (revoked or never granted)" in b.summary
