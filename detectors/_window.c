@@ -94,10 +94,11 @@ tiers_ok(PyObject *tiers, Py_ssize_t n)
     return 1;
 }
 
-/* The profile of an access: profiles[(tuple(fields), action)], a new reference; NULL without an
+/* The profile of an access: profiles[(tuple(fields), action)], or profiles[(tuple(fields), action,
+ * True)] for the post's own work (`duty`: bulk_query._duty), a new reference; NULL without an
  * error when there is none (or it is not a profile). */
 static PyObject *
-profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers)
+profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, int duty)
 {
     PyObject *fields = PyObject_GetAttr(ev, s_fields);
     if (fields == NULL)
@@ -107,7 +108,7 @@ profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers)
     if (action != NULL && PyList_CheckExact(fields)) {
         PyObject *tuple = PyList_AsTuple(fields);
         if (tuple != NULL) {
-            key = PyTuple_Pack(2, tuple, action);
+            key = duty ? PyTuple_Pack(3, tuple, action, Py_True) : PyTuple_Pack(2, tuple, action);
             Py_DECREF(tuple);
         }
     }
@@ -137,9 +138,9 @@ profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers)
  * rank), records max(row_count, 1); its tiers in *tiers (new). NULL without an error when the
  * access is not that case. */
 static PyObject *
-entry_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, PyObject **tiers)
+entry_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, int duty, PyObject **tiers)
 {
-    PyObject *profile = profile_of(ev, profiles, ntiers);
+    PyObject *profile = profile_of(ev, profiles, ntiers, duty);
     if (profile == NULL)
         return NULL;
     /* one after the other: a getter is no call to make with an error pending */
@@ -168,17 +169,20 @@ entry_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, PyObject **tiers)
 }
 
 PyDoc_STRVAR(reads_doc,
-"reads(evs, profiles, tiers)\n--\n\n"
+"reads(evs, profiles, tiers, duty=None)\n--\n\n"
 "The window entries of a batch of one employee's accesses, each naming one customer, and what\n"
 "_quiet judges of them: (entries, tiers of each, sum of weights, sum of each customer's heaviest\n"
 "weight, records added per tier). `profiles` maps (tuple(fields), action) to (class, categories,\n"
-"rank, weight, tiers). None when an access is not that case, or its field set has no profile.");
+"rank, weight, tiers); an access `duty` marks True (a list as long as evs, or None) is looked up\n"
+"with True added to its key. None when an access is not that case, or its field set has no profile.");
 
 static PyObject *
 window_reads(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyList_Check(args[0]) || !PyDict_Check(args[1]) || !PyLong_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "reads(evs: list, profiles: dict, tiers: int)");
+    PyObject *duty = nargs == 4 ? args[3] : Py_None;
+    if (nargs < 3 || nargs > 4 || !PyList_Check(args[0]) || !PyDict_Check(args[1]) || !PyLong_Check(args[2]) ||
+        (duty != Py_None && (!PyList_Check(duty) || PyList_GET_SIZE(duty) != PyList_GET_SIZE(args[0])))) {
+        PyErr_SetString(PyExc_TypeError, "reads(evs: list, profiles: dict, tiers: int, duty: list | None = None)");
         return NULL;
     }
     PyObject *evs = args[0], *profiles = args[1];
@@ -197,7 +201,9 @@ window_reads(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(evs); i++) {
         PyObject *ev = Py_NewRef(PyList_GET_ITEM(evs, i)); /* held: a property may change evs */
         PyObject *its = NULL;
-        PyObject *entry = entry_of(ev, profiles, ntiers, &its);
+        /* a property of an event may shorten `duty`: its size is read again each time */
+        int own = duty != Py_None && i < PyList_GET_SIZE(duty) && PyList_GET_ITEM(duty, i) == Py_True;
+        PyObject *entry = entry_of(ev, profiles, ntiers, own, &its);
         Py_DECREF(ev);
         if (entry == NULL) {
             if (!PyErr_Occurred())

@@ -9,6 +9,7 @@ def reads(
     evs: list[Any],
     profiles: dict[tuple[tuple[str, ...], Any], tuple[Any, tuple[str, ...], int, int, tuple[int, ...]]],
     tiers: int,
+    duty: list[bool] | None = None,
 ) -> tuple[list[Entry], list[tuple[int, ...]], int, int, list[int]] | None: ...
 def add_quietly(
     win: Any,

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import _window, approvals
-from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, iso_minute, n_of
+from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, fed, iso_minute, n_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
@@ -422,7 +422,7 @@ class BulkQueryDetector:
         ]
         self._tier_sets: dict[tuple[str, ...], tuple[int, ...]] = {}
         # (fields, action) -> profile, read by detectors/_window.c too; (fields, action, True) -> a
-        # counter read's (`_entries`)
+        # duty read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
 
@@ -452,7 +452,7 @@ class BulkQueryDetector:
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add_transfer(win, ev, ctx)
             else:
-                reads = self._add_if_quiet(actor, win, evs, ctx, self._at_counter(actor, evs, ctx))
+                reads = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, evs, ctx))
                 for ev, read in zip(evs, reads or (), strict=reads is not None):
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add(win, ev, read, ctx)
@@ -575,40 +575,57 @@ class BulkQueryDetector:
         """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""
         return approvals.covers(ev, ctx, self.store)
 
-    def _at_counter(self, actor: str, evs: list[Any], ctx: Context) -> list[bool] | None:
-        """Which reads of an actor's batch are counter work: one customer's, covered by the counter's
-        permission set by itself (`Catalog.at_counter`: its systems, purposes and grants), as of
-        the batch's last entitlement. None when none is: no access for a purpose the counter serves,
-        or an actor holding no counter role (most batches)."""
+    def _duty(self, actor: str, evs: list[Any], ctx: Context) -> list[bool] | None:
+        """Which reads of an actor's batch are the post's own work, in no legal tier: one customer's,
+        covered by the counter's permission set by itself (`Catalog.at_counter`: its systems,
+        purposes and grants); or, by an active employee, a view or query of one customer of the
+        post's own book (`Catalog.own_book`: a customer the employee's org manages, or sees, as
+        `pfi.customers` has it at the read) for the post's own purposes. As of the batch's last
+        entitlement. None when none is: no access for such a purpose, or no such post (most
+        batches)."""
         catalog = ctx.catalog
-        if catalog.counter_purposes.isdisjoint(map(_PURPOSE, evs)):
-            return None  # most batches: no access for a purpose the counter serves
+        if catalog.duty_purposes.isdisjoint(map(_PURPOSE, evs)):
+            return None  # most batches: no access for a purpose a post's own work serves
         ent = ctx.entitlement(actor, evs[-1].ts)
-        if ent is None or catalog.counter_roles.isdisjoint(ent.roles):
+        if ent is None or catalog.duty_roles.isdisjoint(ent.roles):
             return None
-        flags = [
-            len(ev.subject_ids) == 1
-            and catalog.at_counter(ent.roles, ev.action, ev.system, ev.fields, ev.purpose)
-            for ev in evs
-        ]
+        flags, book = [], []
+        for i, ev in enumerate(evs):
+            one = len(ev.subject_ids) == 1
+            counter = one and catalog.at_counter(ent.roles, ev.action, ev.system, ev.fields, ev.purpose)
+            flags.append(counter)
+            if one and not counter and ent.status is EmployeeStatus.active:
+                scope = catalog.own_book(ent.roles, ev.action, ev.system, ev.fields, ev.purpose)
+                if scope is not None:
+                    book.append((i, scope))
+        if book and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
+            customers = ctx.refs.customers.as_of_many(
+                [evs[i].subject_ids[0] for i, _ in book], [evs[i].ts for i, _ in book]
+            )
+            for (i, scope), c in zip(book, customers, strict=True):
+                flags[i] = c is not None and (
+                    c.org_id == ent.org_id if scope == "org" else ent.org_id in c.org_path
+                )
         return flags if any(flags) else None
 
-    def _entries(self, ev: Any, ctx: Context, counter: bool = False) -> Read:
+    def _entries(self, ev: Any, ctx: Context, duty: bool = False) -> Read:
         """An access's window entries (one per customer, or one for rows not naming any) and what
-        the bounds need of it. `counter`: the counter serving the customer before it (`_at_counter`)."""
-        key = (tuple(ev.fields), ev.action, True) if counter else (tuple(ev.fields), ev.action)
+        the bounds need of it. `duty`: the post's own work for the one customer it names (`_duty`:
+        the counter serving the customer before it, or the employee's own book)."""
+        key = (tuple(ev.fields), ev.action, True) if duty else (tuple(ev.fields), ev.action)
         profile = self._profiles.get(key)
         if profile is None:
             cls, cats = ctx.catalog.profile(ev.fields)
             action = ev.action
-            if action in CHANGES or counter:
+            if action in CHANGES or duty:
                 # art. 5 counts what was unlawfully obtained, sold or provided (非法获取、出售或者提供): a
                 # change obtains nothing (a teller's postings), and what the counter reads, prints or
-                # posts for the customer at it is that customer's business (seed 004 流程描述(4)④:
-                # 完成本职工作时查询), so their entries fall in no legal tier; the role's window still
+                # posts for the customer at it, or a post reads of its own customers for its own work,
+                # is that customer's business (seed 004 流程描述(4)④: 完成本职工作时查询; 角色设置(5)③
+                # 全面管理名下客户), so their entries fall in no legal tier; the role's window still
                 # weighs them
                 cats = ()
-            if counter and action in TAKES_OUT:
+            if duty and action in TAKES_OUT:  # only the counter's are: a book's are views and queries
                 action = Action.query  # the customer's own statement or receipt: read, not taken out
             profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, action)], self._tiers_of(cats))
             if len(self._profiles) < 100_000:  # events repeat a few field sets; junk must not grow it
@@ -634,17 +651,13 @@ class BulkQueryDetector:
         return [], cls, 0, tiers
 
     def _add_if_quiet(
-        self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context, counter: list[bool] | None = None
+        self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context, duty: list[bool] | None = None
     ) -> list[Read] | None:
         """Add a batch of reads that cannot open an episode (most batches): None. Else return
         their reads, for `_add` one by one. The common case, accesses that each name
-        one customer, is C (detectors/_window.c): the same entries, sums and window. A batch with
-        counter work (`counter`) goes the Python way: its profiles are not the C path's."""
-        fast = (
-            _window.reads(evs, self._profiles, len(self._tiers))
-            if win.episode is None and counter is None
-            else None
-        )
+        one customer, is C (detectors/_window.c): the same entries, sums and window, a duty read
+        (`duty`, `_duty`) by its own profile."""
+        fast = _window.reads(evs, self._profiles, len(self._tiers), duty) if win.episode is None else None
         if fast is not None:
             entries, tiers, weight, fresh, added = fast
             if self._quiet(actor, win, evs, weight, fresh, added, ctx):
@@ -653,9 +666,7 @@ class BulkQueryDetector:
                 ):  # the window keeps its exact score, or a read came out of time order
                     self._add_quietly(win, evs, [[e] for e in entries], tiers)
                 return None
-        reads = [
-            self._entries(ev, ctx, at) for ev, at in zip(evs, counter or [False] * len(evs), strict=True)
-        ]
+        reads = [self._entries(ev, ctx, at) for ev, at in zip(evs, duty or [False] * len(evs), strict=True)]
         if fast is None and win.episode is None and self._quiet(actor, win, evs, *self._sums(reads), ctx):
             self._add_quietly(win, evs, [r[0] for r in reads], [r[3] for r in reads])
             return None

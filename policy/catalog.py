@@ -10,6 +10,7 @@ from itertools import repeat
 from policy.contracts import RecipientBook
 from policy.model import CLASS_RANK, RANK_CLASS, JrClass, Policy, spelling
 from policy.sdk_declarations import SdkDeclarations
+from schemas.models import READS
 
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
@@ -50,13 +51,22 @@ class Catalog:
         }
         self.counter_roles = frozenset(counters)
         self.counter_purposes = frozenset(p for c in counters.values() for p in c.purposes)
+        # likewise the roles with a book of their own (`own_book`), and their purposes: with the
+        # counter's, what bulk_query asks before it looks further into a batch (its duty reads)
+        books = {
+            r: book
+            for r, role in self.roles.items()
+            if role.permissions is not None and (book := self.permission_sets[role.permissions].own_book)
+        }
+        self.duty_roles = self.counter_roles | frozenset(books)
+        self.duty_purposes = self.counter_purposes | frozenset(p for b in books.values() for p in b.purposes)
         # system -> actions it never allows (organisation.yaml `systems`)
         self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
         self.approval_exclusions = {
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }
         self._grants: dict[tuple[str, str, tuple[str, ...]], bool] = {}
-        self._counter: dict[tuple[object, ...], bool] = {}  # at_counter's answers
+        self._covered: dict[tuple[object, ...], tuple[str, ...]] = {}  # at_counter's and own_book's answers
         # declarations by SDK and app version, PoliCheck labels
         self.sdk = SdkDeclarations(policy.sdks, fields)
         # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class
@@ -116,36 +126,49 @@ class Catalog:
         the access by itself: its system, a purpose the counter serves, its grant of the action on
         the data it names. Then neither the org's sight nor the customer's managing org limits it.
         Memoized: bulk_query asks it of every access of a teller's batch, the screen once per kind."""
-        key = (tuple(roles), action, system, tuple(field_ids), purpose)
-        found = self._counter.get(key)
-        if found is None:
-            found = self._at_counter(*key)
-            if len(self._counter) < 100_000:
-                self._counter[key] = found
-        return found
+        return bool(self._covering("counter", roles, action, system, field_ids, purpose))
 
-    def _at_counter(
+    def own_book(
+        self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None
+    ) -> str | None:
+        """Whose customers a read is the roles' own work on (organisation.yaml `own_book`): "org"
+        (those the holder's org manages) or "sight" (every one it sees), the widest of the sets
+        that cover it by themselves (system, purpose, grant); None when none does, or for anything
+        but a view or a query (a takeout leaves the book). Memoized as `at_counter`."""
+        if action not in READS:
+            return None
+        books = self._covering("own_book", roles, action, system, field_ids, purpose)
+        return "sight" if "sight" in books else "org" if books else None
+
+    def _covering(
         self,
-        roles: tuple[str, ...],
+        block: str,
+        roles: Iterable[str],
         action: str,
         system: str,
-        field_ids: tuple[str, ...],
+        field_ids: Sequence[str],
         purpose: str | None,
-    ) -> bool:
-        for r in roles:
-            role = self.roles.get(r)
-            if role is None or role.permissions is None:
-                continue
-            perms = self.permission_sets[role.permissions]
-            if (
-                perms.counter is not None
+    ) -> tuple[str, ...]:
+        """The scopes of the roles' `block` (counter, own_book) whose permission sets cover the
+        access by themselves: their system, a purpose the block lists, their grant of the action."""
+        key = (block, tuple(roles), action, system, tuple(field_ids), purpose)
+        found = self._covered.get(key)
+        if found is None:
+            found = tuple(
+                getattr(b, "scope", block)
+                for r in key[1]
+                if (role := self.roles.get(r)) is not None
+                and role.permissions is not None
+                and (b := getattr(self.permission_sets[role.permissions], block)) is not None
                 and field_ids  # an access naming no data is nobody's to vouch for
-                and system in perms.systems
-                and purpose in perms.counter.purposes
+                and system in self.permission_sets[role.permissions].systems
+                and purpose in b.purposes
                 and self._set_grants(role.permissions, action, field_ids)
-            ):
-                return True
-        return False
+                and (block != "own_book" or self.granted(b.reads, field_ids))
+            )
+            if len(self._covered) < 100_000:
+                self._covered[key] = found
+        return found
 
     def beyond_purpose(self, purpose: str | None, field_ids: Iterable[str]) -> list[str]:
         """The fields a use for `purpose` reads that were collected for no purpose it may read

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from itertools import product
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -177,6 +177,26 @@ class Counter(Strict):
     purposes: list[str] = Field(min_length=1, description="purpose ids (purposes.yaml) the counter serves")
 
 
+class OwnBook(Strict):
+    """Seed 004 角色设置(5)③: a wealth manager 全面管理名下客户, and a credit officer works the
+    sub-branch's own borrowers. A read (view, query) of one customer the holder's own org manages
+    (`scope: org`), or of any customer it sees (`scope: sight`, for a post whose book is every
+    customer it sees: AML monitoring at head office), for one of these purposes, of data it
+    `reads`, the set's grants opening it, is the holder's own work (流程描述(4)④ 完成本职工作时查询): not the unlawful
+    obtaining the judicial interpretation's art. 5 counts. Its pace is still the role window's."""
+
+    purposes: list[str] = Field(
+        min_length=1, description="purpose ids (purposes.yaml) of the post's own work"
+    )
+    reads: list[str] = Field(
+        min_length=1,
+        description="classes or categories its own work reads (a wealth manager's: no credit report)",
+    )
+    scope: Literal["org", "sight"] = Field(
+        default="org", description="org: customers the holder's org manages; sight: every customer it sees"
+    )
+
+
 class PermissionSet(Strict):
     """Seed 004 角色设置(1): a role is a set of function permissions. The systems it may use and,
     per action, the classes (C3, C2, C1) or category ids whose fields it may touch."""
@@ -191,6 +211,9 @@ class PermissionSet(Strict):
     )
     counter: Counter | None = Field(
         default=None, description="its holders serve whoever comes to the counter (柜面), for these purposes"
+    )
+    own_book: OwnBook | None = Field(
+        default=None, description="its holders' own customers, read for these purposes, are their work"
     )
 
 
@@ -732,6 +755,11 @@ class Policy(Strict):
             for pid, p in org.permissions.items()
             for action, ids in p.grants.items()
         ] + [(f"approval_exclusions.{k}", ids) for k, ids in org.approval_exclusions.items()]
+        named += [
+            (f"permissions.{pid}.own_book.reads", p.own_book.reads)
+            for pid, p in org.permissions.items()
+            if p.own_book
+        ]
         for where, ids in named:
             unknown = sorted(set(ids) - known)
             if unknown:
@@ -740,10 +768,11 @@ class Policy(Strict):
                     f"{', '.join(sorted(self.classification.categories))}"
                 )
         for pid, p in org.permissions.items():
-            unknown = sorted(set(p.counter.purposes if p.counter else ()) - set(self.purposes.purposes))
-            if unknown:
-                raise ValueError(
-                    f"permissions.{pid}.counter.purposes names {unknown}, not purposes of purposes.yaml; "
-                    f"use one of {', '.join(self.purposes.purposes)}"
-                )
+            for key, block in (("counter", p.counter), ("own_book", p.own_book)):
+                unknown = sorted(set(block.purposes if block else ()) - set(self.purposes.purposes))
+                if unknown:
+                    raise ValueError(
+                        f"permissions.{pid}.{key}.purposes names {unknown}, not purposes of purposes.yaml; "
+                        f"use one of {', '.join(self.purposes.purposes)}"
+                    )
         return self

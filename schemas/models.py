@@ -35,6 +35,7 @@ class Action(StrEnum):
 # is found in them too.
 TAKES_OUT = frozenset({Action.export, Action.download, Action.print})
 CHANGES = frozenset({Action.update, Action.delete})
+READS = frozenset({Action.view, Action.query})
 
 
 class Outcome(StrEnum):

@@ -114,7 +114,8 @@ def test_consents_are_looked_up_by_subject_purpose_and_channel(policy, catalog) 
     subject = Pseudonymizer(b"e" * 32)("C1")
     assert ctx.consent(subject, "marketing", "sms", T0 + 5).status == "granted"
     assert ctx.consent(subject, "marketing", "sms", T0 + 25).status == "withdrawn"
-    assert ctx.consent(subject, "marketing", "sms", T0 + 35).status == "granted"  # the general grant is newer
+    # the general grant is newer, but bundled (the privacy policy accepted again): no opt-in to SMS
+    assert ctx.consent(subject, "marketing", "sms", T0 + 35).status == "withdrawn"
     assert ctx.consent(subject, "marketing", "app_push", T0 + 50).status == "withdrawn"
     assert ctx.consent(subject, "marketing", "email", T0 + 50).status == "granted"
     assert ctx.consent(subject, "credit_assessment", "sms", T0 + 15) is None

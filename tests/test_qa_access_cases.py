@@ -184,6 +184,76 @@ def test_a_lobby_manager_serves_45_own_customers_on_a_busy_day(run) -> None:
     assert run([_ent("t1", "lobby_manager", "S0101")], day) == []
 
 
+def test_a_post_reading_its_own_book_for_its_own_work_is_no_art_5_count(run) -> None:
+    """Seed 004 角色设置(5)③: a wealth manager 全面管理名下客户. A probe's wealth manager viewed 60
+    of her own customers' assets over a day, a credit officer 8 of her own borrowers' repayment
+    histories (24 rows each: 192 credit records), an AML analyst at head office 25 customers' flows
+    (1 000 rows): each was a high alert citing the criminal thresholds, and an incident due to the
+    regulator in 24 hours. Each is the post's own work (流程描述(4)④ 完成本职工作时查询), not the
+    unlawful obtaining art. 5 counts; the role window still weighs its pace."""
+    wealth = spread(
+        "w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, fields=("customer_name", "assets"), purpose="wealth_advice"
+    )
+    assert run([_ent("w1", "wealth_manager", "S0101")], wealth) == []
+    # in small batches, as a quiet day arrives, the C path keeps a book's reads out of the count
+    # too: the same assets of 10 customers for a campaign, 45 for advice, 10 more for the campaign
+    # are 20 records of art. 5's count, not 65
+    kw = {"fields": ("customer_name", "assets"), "purpose": "marketing"}
+    before = spread("w1", ids("A", 10, 100), OPEN - HOUR, OPEN, **kw)
+    after = spread("w1", ids("A", 10, 200), OPEN + 9 * HOUR, OPEN + 10 * HOUR, **kw)
+    quiet = run([_ent("w1", "wealth_manager", "S0101")], before + wealth[:45] + after, batch_size=7)
+    assert not any("reached 50 (" in a.summary for a in quiet)
+    loans = [
+        read("c1", OPEN + i * 20 * MINUTE, [cid], fields=("customer_name", "repayment_history"), system="credit_system",
+             purpose="credit_review", row_count=24)
+        for i, cid in enumerate(ids("A", 8))
+    ]  # fmt: skip
+    assert run([_ent("c1", "credit_officer", "S0101")], loans) == []
+    flows = [
+        read("m1", OPEN + i * 15 * MINUTE, [cid], fields=("customer_name", "transaction_record"), purpose="kyc_aml",
+             row_count=40)
+        for i, cid in enumerate(ids("F", 25))
+    ]  # fmt: skip
+    assert run([_ent("m1", "aml_analyst", "HO")], flows) == []
+
+
+def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
+    """The same 60 assets read: of customers the sub-branch does not manage (another branch's),
+    for a campaign (marketing is no duty to
+    the customer), as credit reports (征信 is not a wealth manager's to weigh), by an employee
+    transferred out, or where pfi.customers is not fed and cannot say whose customer it is: each
+    reaches art. 5's 50 again. And a book read at a bulk pace still fills the role window."""
+    ent = _ent("w1", "wealth_manager", "S0101")
+
+    def reached(events: list[AccessEvent], ents: list[Any] | None = None, customers: Any = None) -> bool:
+        return any("reached 50 (" in a.summary for a in run(ents or [ent], events, customers=customers))
+
+    day = {"fields": ("customer_name", "assets"), "purpose": "wealth_advice"}
+    assert not reached(spread("w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, **day))
+    assert reached(
+        spread(
+            "w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, fields=("customer_name", "assets"), purpose="marketing"
+        )
+    )
+    assert reached(
+        spread(
+            "w1",
+            ids("A", 60),
+            OPEN,
+            OPEN + 9 * HOUR,
+            fields=("customer_name", "credit_report"),
+            system="credit_system",
+        )
+    )
+    moved = _ent("w1", "wealth_manager", "S0101", status="transferred")
+    assert reached(spread("w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, **day), [moved])
+    assert reached(spread("w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, **day), customers=[])
+    assert reached(spread("w1", ids("F", 60), OPEN, OPEN + 9 * HOUR, **day))  # another branch's
+    burst = run([ent], spread("w1", ids("A", 150), OPEN, OPEN + 30 * MINUTE, **day))
+    b = one(burst, "bulk_query")
+    assert "reached the role threshold" in b.summary and "reached 50 (" not in b.summary
+
+
 def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
     """A teller (柜员) of S0101 checks 30 customers' ID cards and posts their deposits in a day, ten
     of them managed by S0102 and S0201, then one transfer from an own customer to a far branch's.
@@ -702,7 +772,8 @@ def test_late_audit_rows_still_count_toward_the_day(run, batch_size) -> None:
     """Accesses out of order: the credit system's log arrives in real time, core banking's an hour
     and a half late. 30 credit reports and 25 balances, all the same day, are 55 records of art. 5's
     50-record tier, whichever log came first."""
-    ents = [_ent("w7", "wealth_manager", "S0101")]
+    # the sub-branch president supervises (全面监督支行客户管理): the balances are no book of his own
+    ents = [_ent("w7", "sb_president", "S0101")]
     credit = spread(
         "w7",
         ids("A", 30),
@@ -745,7 +816,8 @@ def test_a_late_read_an_earlier_alert_already_covered_stays_out_of_the_next_one(
 def test_a_late_log_of_earlier_reads_moves_the_alert_s_first_seen_back(run, batch_size) -> None:
     """55 credit reports reach art. 5's 50 on their own; core banking's log of 5 balances read an
     hour earlier arrives after them. The alert counts 60 records, and says they began an hour earlier."""
-    ents = [_ent("w7", "wealth_manager", "S0101")]
+    # the sub-branch president supervises (全面监督支行客户管理): the balances are no book of his own
+    ents = [_ent("w7", "sb_president", "S0101")]
     credit = spread(
         "w7",
         ids("A", 55),

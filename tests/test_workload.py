@@ -243,7 +243,9 @@ def offscope_exactly(policy: Policy, wl: Workload) -> None:
     alerted = {(a.subjects_sample[0], a.window_start) for a in alerts}
     assert alerted == truth_of(wl, "offscope_marketing")
     rules = {v["rule"] for v in wl.truth if v["detector"] == "offscope_marketing"}
-    assert rules == {r.value for r in Rule}  # every rule injected
+    # every rule injected, but channel_not_declared: the generated bank markets on the channels its
+    # privacy policy names only (no email campaign); the unit tests and the policy's examples prove it
+    assert rules == {r.value for r in Rule} - {"channel_not_declared"}
     newest = {a.subjects_sample[0]: a for a in sorted(alerts, key=lambda a: a.revision)}
     for v in wl.truth:
         if v["detector"] == "offscope_marketing":  # each injection breaks its own rule and no other
@@ -292,7 +294,7 @@ def test_transfer_policy_fires_for_exactly_the_injected_transfers(policy: Policy
 
 # -- normal traffic a SOC would recognize, and near misses from the law ------------------------------
 LAW = 50  # art. 5 ¶1 (3)(4) of the judicial interpretation (seed 001 §五.1)
-SENSITIVE = {"credit", "property", "location", "communication_content"}
+SENSITIVE = {"credit", "loan", "property", "location", "communication_content"}  # art. 5 ¶1 (3)
 
 
 def test_the_generator_reads_no_detector_settings(policy: Policy, small: Workload) -> None:
@@ -358,7 +360,7 @@ def test_normal_access_looks_like_a_bank(sized: tuple[int, Workload], policy: Po
 
 
 def test_law_count_near_misses_and_cases_start_at_the_threshold(wl: Workload, policy: Policy) -> None:
-    """Low and slow: a day's reading of property or credit data from the law's 50 records up is a
+    """Low and slow: a day's reading of credit or loan data from the law's 50 records up is a
     case, 49 is a near miss; every unapproved reader stays under the law within any day."""
     catalog = Catalog(policy)
     sensitive: dict[str, dict[str, int]] = defaultdict(dict)  # actor -> customer -> last read

@@ -125,15 +125,18 @@ class Violations(Bank):
 
     def _inject_slow_reading(self) -> None:
         """Seed 001 §五.1: art. 5 counts records over a day, not per hour. A lobby or wealth manager
-        reads a few of their own customers' balances, assets or credit reports an hour all day
-        (property and credit add up in one tier), each an access the role allows: from the law's
-        50 records up is a case, and 49 is a near miss that must stay silent. Their whole day is
-        this reading, so the count is exactly what was drawn."""
+        pulls a few of their own customers' credit reports, repayment records and loan files an hour
+        all day (征信, the
+        data most often sold; credit and loans add up in one tier), each an access the role allows
+        but none the post's own work (seed 004 角色设置(5)③: its book is served from balances and
+        holdings, not credit reports): from the law's 50 records up is a case, and 49 is a near
+        miss that must stay silent. Their whole day is this reading, so the count is exactly what
+        was drawn."""
         rng = self.rng
         reads = (
-            ("core_banking", ["customer_name", "account_balance"]),
-            ("mobile_banker", ["customer_name", "assets"]),
             ("credit_system", ["customer_name", "credit_report"]),
+            ("credit_system", ["customer_name", "repayment_history"]),
+            ("credit_system", ["customer_name", "loan_details"]),
         )
         cases = [True] * self._count(1) + [False] * self._count(1)
         for case in cases:
@@ -159,8 +162,8 @@ class Violations(Bank):
                     e.id,
                     times[0],
                     times[-1],
-                    f"{e.roles[0].replace('_', ' ').capitalize()} {e.id} ({e.org}) read {n} customers' property "
-                    f"or credit data in {(times[-1] - times[0]) // HOUR + 1} h, a few an hour: past the judicial "
+                    f"{e.roles[0].replace('_', ' ').capitalize()} {e.id} ({e.org}) read {n} customers' credit "
+                    f"or loan data in {(times[-1] - times[0]) // HOUR + 1} h, a few an hour: past the judicial "
                     f"interpretation's {LAW_SENSITIVE_RECORDS} records over a day.",
                 )
 
