@@ -219,36 +219,25 @@ def test_a_post_reading_its_own_book_for_its_own_work_is_no_art_5_count(run) -> 
 
 def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
     """The same 60 assets read: of customers the sub-branch does not manage (another branch's),
-    for a campaign (marketing is no duty to
-    the customer), as credit reports (征信 is not a wealth manager's to weigh), by an employee
-    transferred out, or where pfi.customers is not fed and cannot say whose customer it is: each
-    reaches art. 5's 50 again. And a book read at a bulk pace still fills the role window."""
+    for a campaign (marketing is no duty to the customer), as credit reports (征信 is not a wealth
+    manager's to weigh), by an employee transferred out, or where pfi.customers is not fed and
+    cannot say whose customer it is: each reaches art. 5's 50 again. And a book read at a bulk pace
+    still fills the role window."""
     ent = _ent("w1", "wealth_manager", "S0101")
+    day = {"fields": ("customer_name", "assets"), "purpose": "wealth_advice"}
 
-    def reached(events: list[AccessEvent], ents: list[Any] | None = None, customers: Any = None) -> bool:
+    def reached(book: str = "A", ents: Any = None, customers: Any = None, **kw: Any) -> bool:
+        events = spread("w1", ids(book, 60), OPEN, OPEN + 9 * HOUR, **(day | kw))
         return any("reached 50 (" in a.summary for a in run(ents or [ent], events, customers=customers))
 
-    day = {"fields": ("customer_name", "assets"), "purpose": "wealth_advice"}
-    assert not reached(spread("w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, **day))
+    assert not reached()
+    assert reached(purpose="marketing")
     assert reached(
-        spread(
-            "w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, fields=("customer_name", "assets"), purpose="marketing"
-        )
+        fields=("customer_name", "credit_report"), system="credit_system", purpose="customer_service"
     )
-    assert reached(
-        spread(
-            "w1",
-            ids("A", 60),
-            OPEN,
-            OPEN + 9 * HOUR,
-            fields=("customer_name", "credit_report"),
-            system="credit_system",
-        )
-    )
-    moved = _ent("w1", "wealth_manager", "S0101", status="transferred")
-    assert reached(spread("w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, **day), [moved])
-    assert reached(spread("w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, **day), customers=[])
-    assert reached(spread("w1", ids("F", 60), OPEN, OPEN + 9 * HOUR, **day))  # another branch's
+    assert reached(ents=[_ent("w1", "wealth_manager", "S0101", status="transferred")])
+    assert reached(customers=[])
+    assert reached("F")  # another branch's
     burst = run([ent], spread("w1", ids("A", 150), OPEN, OPEN + 30 * MINUTE, **day))
     b = one(burst, "bulk_query")
     assert "reached the role threshold" in b.summary and "reached 50 (" not in b.summary
