@@ -344,7 +344,7 @@ def render_alert_view(
     timezone: str | None = None,
 ) -> str:
     """One alert for triage, labelled in zh and en: why it fired (detector, rule, the clauses it
-    cites, then the detector's basis from the policy that it does not repeat), whom and what it
+    cites; apart, the detector's basis for all its rules from the policy, what it does not repeat), whom and what it
     counted, the events behind it, the detector's runbook (`rule_file`'s, the policy read now:
     `policy_rule_version` says when that rule changed since the alert), and its revisions.
     Times in UTC, and in `timezone` (the bank's, recipients.yaml) beside them."""
@@ -393,8 +393,13 @@ def render_alert_view(
     if a["counts"]:
         field("counts", "计数", *_packed([f"{k} {v:,}" for k, v in a["counts"].items()]))
     field("summary", "摘要", *_wrapped(a["summary"] or "— (emptied after pseudonym_ttl_days)"))
-    basis = list(dict.fromkeys([*a["regulation"], *regulation]))
-    field("regulation", "法规依据", *(basis or ["—"]))
+    # the clauses the alert's rule cites, then the detector's basis for all its rules apart: a
+    # domestic contract's expiry once read as if PIPL art. 38's cross-border conditions were its own
+    own = list(dict.fromkeys(a["regulation"]))
+    field("regulation", "法规依据", *(own or ["—"]))
+    rest = [c for c in dict.fromkeys(regulation) if c not in own]
+    if rest:
+        field("basis", "检测器依据", "the detector's, for all its rules / 该检测器全部规则的依据:", *rest)
     evidence = a["evidence_event_ids"]
     aggregated = f"{n_of(a['event_count'], 'event')} aggregated; " if a["event_count"] else ""
     field(

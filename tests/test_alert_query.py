@@ -229,10 +229,12 @@ def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
     assert "last  2026-01-01 01:35:00 UTC  (2026-01-01 09:35:00 Asia/Shanghai)" in out
     assert "160 records, 33 customers" in fields["counted"]
     assert "2 pseudonyms kept, a sample:" in fields["subjects"] and "p_aaa, p_bbb" in out
-    # the clause this alert cites first, then the detector's basis, each clause once
-    basis = out.split("法规依据", 1)[1].split("  evidence", 1)[0]
+    # the clause this alert cites, then apart the detector's basis for all its rules, each clause once
+    own = out.split("法规依据", 1)[1].split("  basis", 1)[0]
+    assert [line.strip() for line in own.splitlines()] == ["解释第五条第一款(四): 交易信息等500条"]
+    basis = out.split("检测器依据", 1)[1].split("  evidence", 1)[0]
     clauses = [line.strip() for line in basis.splitlines()]
-    assert clauses == ["解释第五条第一款(四): 交易信息等500条", *section.regulation]
+    assert clauses == ["the detector's, for all its rules / 该检测器全部规则的依据:", *section.regulation]
     assert "75 events aggregated; 4 event ids kept:" in fields["evidence"]
     assert "acc-1, acc-2, acc-3, acc-4" in out
     runbook = flat(out.split("处置步骤", 1)[1].split("revisions stored", 1)[0])
