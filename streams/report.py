@@ -38,6 +38,13 @@ STREAM_COLOURS = ["#2c7fb8", "#7fcdbb", "#f03b20", "#756bb1", "#fdae6b"]
 CLASS_COLOURS = {"C3": "#c0392b", "C2": "#e67e22", "C1": "#7f8c8d"}
 
 
+def _round_up(n: int) -> int:
+    """The axis's top: `n` rounded up to 1, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten (35 089 ->
+    40 000), so its ticks read as round numbers."""
+    mag = 10 ** (len(str(max(n, 1))) - 1)
+    return next(int(m * mag) for m in (1, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * mag >= n)
+
+
 def _bars(
     title: str,
     rows: list[tuple[str, dict[str, int]]],
@@ -49,7 +56,7 @@ def _bars(
     """A stacked bar chart: one bar per row label, one stack segment per series. `whole`: each
     series' count beyond the rows too (events dated outside the charted `unit`), said in the legend."""
     width, height, left, bottom = 760, 220, 50, 40
-    peak = max((sum(v.values()) for _, v in rows), default=0) or 1
+    peak = _round_up(max((sum(v.values()) for _, v in rows), default=0))
     bar_w = (width - left - 10) / max(len(rows), 1)
     parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
     for frac in (0.5, 1.0):
@@ -61,7 +68,9 @@ def _bars(
     for i, (label, values) in enumerate(rows):
         x, y = left + i * bar_w, height - bottom
         for s in series:
-            h = values.get(s, 0) / peak * (height - bottom - 10)
+            # a segment of a few events is drawn 2 px high, or it would vanish beside thousands: 15
+            # C3 events of 50 000 were nowhere to be seen (its count is in its tooltip and the legend)
+            h = values.get(s, 0) and max(values[s] / peak * (height - bottom - 10), 2.0)
             if h:
                 y -= h
                 parts.append(

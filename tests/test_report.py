@@ -153,6 +153,13 @@ def test_busiest_hours_ignore_back_dated_stragglers() -> None:
         {"access": 3000, "lifecycle": 3},
     )
     assert "access 3,000</span>" in chart and "lifecycle 0 (+3 outside these hours)</span>" in chart
+    # a new user read ticks at 5,877 and 2,938, and could not see 15 C3 events of 50 000: round
+    # ticks, and a segment of a few events drawn 2 px high
+    few = _bars("t", [("h1", {"C2": 5877, "C3": 3})], ["C2", "C3"], {"C2": "#1", "C3": "#2"})
+    ticks = re.findall(r'class="axis" text-anchor="end">([^<]*)</text>', few)
+    assert ticks == ["3,000", "6,000"]
+    (c3,) = re.findall(r'height="([0-9.]+)" fill="#2"', few)
+    assert float(c3) == 2.0
 
 
 def test_a_rerun_with_fewer_revisions_still_replaces_the_old_rows(ch, names, policy) -> None:
