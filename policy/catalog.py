@@ -62,6 +62,13 @@ class Catalog:
         self.duty_purposes = self.counter_purposes | frozenset(p for b in books.values() for p in b.purposes)
         # system -> actions it never allows (organisation.yaml `systems`)
         self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
+        # every system id the policy names, by its spelling: a log's `CRM` is the policy's crm
+        named = [
+            *(s for p in self.permission_sets.values() for s in p.systems),
+            *policy.organisation.systems,
+            *policy.retention.client_systems,
+        ]
+        self.system_ids = {spelling(s): s for s in named}
         self.approval_exclusions = {
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }

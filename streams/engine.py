@@ -162,6 +162,22 @@ def _spell_record_ids(stream: str, records: list[Any]) -> None:
                 r.record_ids = [id_spelling(x) for x in ids]
 
 
+# the attribute that names the system an event's data was read, stored or sent from
+SYSTEM_ATTR = {"access": "system", "lifecycle": "system", "transfer": "sender_system"}
+
+
+def fold_systems(records: Sequence[Any], attr: str, known: dict[str, str]) -> None:
+    """A system as the policy names it, whatever case or spaces a log wrote it in (`CRM` is crm,
+    `known` by spelling): a probe's `CRM` was a role that may not use the system, and no coverage
+    gap said why. A name the policy does not know is kept as written. One pass over a batch's few
+    distinct systems."""
+    odd = {s for s in set(map(attrgetter(attr), records)) if s not in known.values() and spelling(s) in known}
+    if odd:
+        for r in records:
+            if getattr(r, attr) in odd:
+                setattr(r, attr, known[spelling(getattr(r, attr))])
+
+
 def fold_purposes(records: Sequence[Any]) -> None:
     """A purpose as the policy spells its ids, whatever case or spaces a log wrote it in (`Marketing`
     is marketing): in the events, the consents and the approvals alike, before any detector compares
@@ -600,7 +616,12 @@ class Engine:
         if stream == "consents":
             fold_purposes(records)
         elif stream == "entitlements":
-            fold_purposes([a for r in records for a in r.approvals])
+            approvals = [a for r in records for a in r.approvals]
+            fold_purposes(approvals)
+            known = self.catalog.system_ids
+            for a in approvals:
+                if not known.keys() >= set(a.systems):
+                    a.systems = [known.get(spelling(s), s) for s in a.systems]
         for r in records:
             registry.put(r)
             if stream != "consents":
@@ -638,6 +659,8 @@ class Engine:
             self._pseudonymize(stream, events)
             if stream in PURPOSE_STREAMS:
                 fold_purposes(events)
+            if stream in SYSTEM_ATTR:
+                fold_systems(events, SYSTEM_ATTR[stream], self.catalog.system_ids)
             self._rollup(stream, topic, partition, decoded, events)
             if stream == "lifecycle" and self.deletions is not None:
                 self.deletions.add(events)

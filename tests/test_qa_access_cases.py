@@ -243,6 +243,32 @@ def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
     assert "reached the role threshold" in b.summary and "reached 50 (" not in b.summary
 
 
+def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
+    """A probe's wealth manager read her own customer on `"system": "CRM"`: a medium alert said the
+    role may not use the system (CRM), and `catalog gaps` said nothing. A log's case and spaces
+    are no other system; an approval's systems likewise."""
+    ents = [
+        _ent("w1", "wealth_manager", "S0101"),
+        _ent("h1", None, "HO", approvals=[grant(systems=["CORE_BANKING"])]),
+    ]
+    reads = [
+        read("w1", OPEN, ["A0001"], fields=("customer_name", "mobile_phone"), system="CRM"),
+        read("w1", OPEN + MINUTE, ["A0002"], system=" Core_Banking "),
+        read(
+            "h1",
+            OPEN + 2 * MINUTE,
+            ["F0001"],
+            system="core_banking",
+            purpose="complaint_handling",
+            approval_id="AP1",
+        ),
+    ]
+    assert run(ents, reads) == []
+    # a system the policy does not know is kept as written, and judged so
+    (a,) = run(ents, [read("w1", OPEN, ["A0001"], system="CRM2")])
+    assert "CRM2 for roles wealth_manager" in a.summary
+
+
 def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
     """A teller (柜员) of S0101 checks 30 customers' ID cards and posts their deposits in a day, ten
     of them managed by S0102 and S0201, then one transfer from an own customer to a far branch's.
