@@ -752,7 +752,7 @@ class RetentionOverrunDetector:
                 withheld,
                 for_other,
                 lambda: (
-                    f"withheld for its statutory minimum since {self._last_day(withheld or 1)} (deletion "
+                    f"withheld for its statutory minimum from {self._day(withheld or 1)} (deletion "
                     f"requested {self._day(rec.requested)}), used for {for_other[-1][5]}"
                 ),
             ),

@@ -598,7 +598,8 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     got = run([*steps, read(day=-22, actor="e7", purpose="marketing"), read(day=-12, actor="e9", purpose="marketing"), tick(0)])  # fmt: skip
     (a,) = got["used_while_withheld"]
     assert set(got) == {"used_while_withheld"} and a.counts == {"uses": 1} and "read by e9" in a.summary
-    assert "since 2025-12-16" in a.summary and "used for marketing" in a.summary
+    # its 15 days end with 2025-12-16: withheld from the next day (it said "since 2025-12-16")
+    assert "from 2025-12-17" in a.summary and "used for marketing" in a.summary
     assert run([*steps, read(day=-12, purpose="kyc_aml"), read(day=-11, actor="e8"), tick(0)]) == {}
     # withheld while the minimum runs: collected 7 Aug 2015, kept to 7 Aug 2025; asked 15 Jun
     old = [collect(day=-3800, **TRANSACTION), lc("deletion_requested", day=-200)]
