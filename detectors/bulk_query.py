@@ -105,6 +105,7 @@ class Episode:
         "emitted_last_seen",
         "legal",
         "c3_export",
+        "took",
         "sent",
         "_counted",
     )
@@ -128,6 +129,7 @@ class Episode:
             str, list[int]
         ] = {}  # tier -> [records, customers, first ts, last ts] over the horizon
         self.c3_export = False  # C3 exported, downloaded or printed: at least high, whatever the count
+        self.took = False  # it counts records exported, downloaded or printed: said so, not "read"
         self.sent = False  # it counts records the employee sent out (transfers), not only reads
         # records() per category set since the last add: every batch asks each escalation step's
         # count of an open episode, and an episode of a long spree holds thousands of customers
@@ -178,6 +180,7 @@ class Episode:
             "emitted_last_seen": self.emitted_last_seen,
             "legal": self.legal,
             "c3_export": self.c3_export,
+            "took": self.took,
             "sent": self.sent,
         }
 
@@ -199,7 +202,7 @@ class Episode:
         )
         ep.emitted_records, ep.emitted_last_seen = d["emitted_records"], d["emitted_last_seen"]
         ep.legal, ep.c3_export = d.get("legal", {}), d.get("c3_export", False)
-        ep.sent = d.get("sent", False)
+        ep.sent, ep.took = d.get("sent", False), d.get("took", False)
         return ep
 
 
@@ -766,6 +769,7 @@ class BulkQueryDetector:
         elif reached := self._legal_reached(win):
             ep = self._open_legal(ev, win, reached, ctx)
             ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
+            ep.took |= ev.action in TAKES_OUT
             self._note(ep, ev)
             return
         if ep is None:
@@ -788,6 +792,7 @@ class BulkQueryDetector:
                 ep.add(e[1], e[3], e[4], e[5])
         ep.score = max(ep.score, win.exact())
         ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
+        ep.took |= ev.action in TAKES_OUT
         self._note(ep, ev)
 
     def _add_late(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
@@ -804,6 +809,7 @@ class BulkQueryDetector:
         else:  # no episode, or one that does not count it: a closed episode reported that time
             return
         ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
+        ep.took |= ev.action in TAKES_OUT
         self._note(ep, ev)
 
     # -- the legal count -------------------------------------------------------------------------
@@ -961,10 +967,12 @@ class BulkQueryDetector:
             if named
             else f"{n_of(total, 'record')}, customers not identified"
         )
+        # what was done with them, as the actions were: an export is no read (a probe's "read 51")
+        verbs = ["read", *(["took out"] if ep.took else []), *(["sent"] if ep.sent else [])]
+        did = " or ".join([", ".join(verbs[:-1]), verbs[-1]] if len(verbs) > 1 else verbs)
         parts = [
-            f"{actor} {'read or sent' if ep.sent else 'read'} {read} "
-            f"(C3 {by_class['C3']}, C2 {by_class['C2']}, C1 {by_class['C1']}) "
-            "without an approval that covers it"
+            f"{actor} {did} {read} "
+            f"(C3 {by_class['C3']:,}, C2 {by_class['C2']:,}, C1 {by_class['C1']:,}), none under an approval that covers it"
         ]
         if ep.score >= ep.threshold:
             # an employee not active, or of no listed role, has the default allowance, not a role's
@@ -981,8 +989,15 @@ class BulkQueryDetector:
                 tier = ep.legal.get(str(self._tiers.index(frozenset(step.categories))))
                 # the day's cumulative count may hold reads from before the episode, and exceed its
                 # records: say which count it is, or a reader sees more records than were read
+                span = (
+                    f"at {iso_minute(tier[2])}"  # one access: no span to give
+                    if tier and iso_minute(tier[2]) == iso_minute(tier[3])
+                    else f"{iso_minute(tier[2])} to {iso_minute(tier[3])}"
+                    if tier
+                    else ""
+                )
                 where = (
-                    f"counted over {self.p.legal_horizon_hours} h ({iso_minute(tier[2])} to {iso_minute(tier[3])})"
+                    f"counted over {self.p.legal_horizon_hours} h ({span})"
                     if tier and tier[0] == n
                     else "in this episode"
                 )

@@ -733,8 +733,9 @@ def test_a_report_of_50_unnamed_credit_rows(run) -> None:
     alerts = run(ents, report)
     b = one(alerts, "bulk_query")
     assert b.severity.value == "high" and b.counts["records"] == 50 and b.counts["customers"] == 0
-    assert "customers not identified" in b.summary
-    assert "records counted over 24 h (2026-01-01T01:00Z to 2026-01-01T01:00Z) reached 50" in b.summary
+    # a download: said so, and one access is a time, not a span from a minute to itself
+    assert b.summary.startswith("p1 read or took out 50 records, customers not identified")
+    assert "records counted over 24 h (at 2026-01-01T01:00Z) reached 50" in b.summary
     u = one(alerts, "unauthorized_lookup")  # a C2 download without an approval (流程描述(4)④⑤)
     assert reasons(u) == {"c2_takeout_without_approval"} and u.severity.value == "medium"
     # the log named no customer: the analyst is told rows, not "50 customers"
