@@ -183,7 +183,8 @@ def test_the_summary_says_which_threshold_was_reached(engine_factory) -> None:
         feed(gone, access(customers=35, every_s=5, fields=("mobile_phone",))) + gone.drain()
     ).values()
     assert (
-        "reached the default threshold 30" in a.summary and "none under an approval that covers it" in a.summary
+        "reached the default threshold 30" in a.summary
+        and "none under an approval that covers it" in a.summary
     )
     lobby = engine_factory(entitlement(role="lobby_manager"))
     (b,) = final(

@@ -279,13 +279,19 @@ def test_a_deletion_reported_late_counts_within_late_deletion_days(run, specs, c
         assert len(run([lc("delete", day=-41), tick(0)], engine=e)) == alerts
 
 
+def test_a_record_read_from_a_restored_backup_over_a_year_after_its_deletion_fires(run) -> None:
+    """Seed 002 §六.6(1) sets no end to 不可被检索和访问: a probe's read 426 days after a deletion,
+    from a backup restored, raised nothing when deleted records were forgotten after 400 days."""
+    assert len(run([lc("delete", subject=None, day=-427), report(day=-1), tick(0)])) == 1
+
+
 def test_a_removed_record_is_forgotten_after_forget_deleted_days(specs, catalog, run) -> None:
     e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
-    run([lc("delete", day=-440), report(day=-439), tick(-41)], engine=e)
+    run([lc("delete", day=-1870), report(day=-1869), tick(-41)], engine=e)
     store = e.tasks[(0, "deleted_record_use")].keys
-    assert store.get("R1").gone == T0 - 440 * DAY
+    assert store.get("R1").gone == T0 - 1870 * DAY  # 1 829 days on: a backup's restore is still caught
     run([tick(0)], engine=e)
-    assert store.get("R1") is None  # 400 days after its deletion: nothing of it is kept
+    assert store.get("R1") is None  # 1 830 days (five years) after its deletion: nothing of it is kept
 
 
 def test_batches_give_the_same_alerts(run) -> None:

@@ -1119,11 +1119,11 @@ def test_a_timer_restored_from_an_older_version_still_reaches_the_deadline(run, 
 
 def test_a_deleted_record_is_forgotten_after_forget_deleted_days(spec, catalog) -> None:
     e = Engine([spec], catalog, pseudonymize=pz)
-    e.process("lifecycle", "l", 0, fed("lifecycle", [collect(day=-500), lc("delete", day=-440)], "l"))
+    e.process("lifecycle", "l", 0, fed("lifecycle", [collect(day=-1930), lc("delete", day=-1870)], "l"))
     e.process("lifecycle", "l", 0, fed("lifecycle", [tick(-49)], "l", 2))
     e.advance()
     store = e.tasks[(0, spec.kind)].keys
     assert "R1" in store.get(pz("C1")).records
     e.process("lifecycle", "l", 0, fed("lifecycle", [tick(0)], "l", 3))
     e.advance()
-    assert store.get(pz("C1")) is None  # 400 days after its deletion: nothing of it is kept
+    assert store.get(pz("C1")) is None  # five years after its deletion: nothing of it is kept
