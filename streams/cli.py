@@ -1052,13 +1052,21 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def _options(self) -> set[str]:
-        """Every option this parser or a subcommand under it knows."""
-        known = set(self._option_string_actions)
+        """The options the given words may use: this parser's, and the subcommand's they chose."""
+        sub = self._subcommand()
+        return set(self._option_string_actions) | (sub._options() if sub is not None else set())
+
+    def _takers(self, option: str) -> list[str]:
+        """The subcommands under this parser that take `option` (`lifemon alerts show` --policy)."""
+        found = []
         for action in self._actions:
             if isinstance(action, argparse._SubParsersAction):
-                for sub in action.choices.values():
-                    known |= sub._options() if isinstance(sub, Parser) else set(sub._option_string_actions)
-        return known
+                for sub in dict.fromkeys(action.choices.values()):
+                    if option in sub._option_string_actions:
+                        found.append(sub.prog)
+                    if isinstance(sub, Parser):
+                        found += sub._takers(option)
+        return found
 
     def describe(self) -> None:
         """Each subcommand's help page leads with the line `lifemon --help` gives it, where it has
@@ -1079,7 +1087,15 @@ class Parser(argparse.ArgumentParser):
             name = word.split("=", 1)[0]
             if name.startswith("--") and name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
-                message = f"unrecognized option {name}" + (f" (did you mean {close[0]}?)" if close else "")
+                takers = self._takers(name)
+                hint = (
+                    f" (did you mean {close[0]}?)"
+                    if close
+                    else f" (`{'`, `'.join(takers)}` take{'s' if len(takers) == 1 else ''} it)"
+                    if takers
+                    else ""
+                )
+                message = f"unrecognized option {name}{hint}"
                 sub = self._subcommand()
                 if sub is not None:  # its usage, not the top level's
                     sub.error(message)

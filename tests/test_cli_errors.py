@@ -247,6 +247,11 @@ def test_a_mistyped_option_is_named_with_its_nearest_spelling(capsys: pytest.Cap
             "lifemon alerts: error: unrecognized option --severty (did you mean --severity?)",
         ),
         (["incidents", "--sevrity", "critical"], "lifemon incidents: error: unrecognized option --sevrity"),
+        # an option of the list's subcommands, not of the list: who takes it
+        (
+            ["alerts", "--policy", "p"],
+            "unrecognized option --policy (`lifemon alerts show`, `lifemon alerts ack`",
+        ),
     ):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
