@@ -57,10 +57,23 @@ _FIXES = {
 class PolicyError(ValueError):
     """A policy file that cannot be used, with where and how to fix it."""
 
-    def __init__(self, file: Path | str, key: str, message: str, fix: str, line: int | None = None):
+    def __init__(
+        self,
+        file: Path | str,
+        key: str,
+        message: str,
+        fix: str,
+        line: int | None = None,
+        also: Sequence[PolicyError] = (),
+    ):
         self.file, self.key, self.line, self.fix, self.message = str(file), key, line, fix, message
+        self.also = list(also)  # the file's other errors: a user fixes them all in one go
         where = f"{file}:{line}" if line else str(file)
-        super().__init__(f"{where}: {key or '(top level)'}: {message}. Fix: {fix}.")
+        more = "".join(
+            f" Also{f' line {e.line},' if e.line else ''} {e.key or '(top level)'}: {e.message}. Fix: {e.fix}."
+            for e in self.also
+        )
+        super().__init__(f"{where}: {key or '(top level)'}: {message}. Fix: {fix}.{more}")
 
 
 # libyaml's parser when PyYAML has it: the policy loads in a tenth of the pure-Python time
@@ -110,8 +123,22 @@ def raise_validation(
     prefix: Sequence[str | int] = (),
     model: type[BaseModel] | None = None,
 ) -> None:
-    """Turn the first pydantic error into a PolicyError that names file, key, line and fix."""
-    err = exc.errors()[0]
+    """Turn pydantic's errors into a PolicyError that names file, key, line and fix of the first,
+    and of each other error after it (a config with two wrong values said only the first)."""
+    errors = [_policy_error(file, exc, err, text, prefix, model) for err in exc.errors()]
+    first = errors[0]
+    raise PolicyError(first.file, first.key, first.message, first.fix, first.line, errors[1:])
+
+
+def _policy_error(
+    file: Path,
+    exc: ValidationError,
+    err: Any,
+    text: str,
+    prefix: Sequence[str | int] = (),
+    model: type[BaseModel] | None = None,
+) -> PolicyError:
+    """One pydantic error as a PolicyError: file, key, line and fix."""
     loc = [*prefix, *err["loc"]]
     message = err["msg"].removeprefix("Value error, ")
     fix = _FIXES.get(err["type"], "correct the value")
@@ -134,7 +161,7 @@ def raise_validation(
         fix += f": {ctx['expected']}"
     elif "pattern" in ctx:
         fix += f" (pattern {ctx['pattern']})"
-    raise PolicyError(file, ".".join(map(str, loc)), message, fix, _line_of(root, loc))
+    return PolicyError(file, ".".join(map(str, loc)), message, fix, _line_of(root, loc))
 
 
 def _known_keys(model: type[BaseModel] | None, path: Sequence[Any]) -> list[str]:

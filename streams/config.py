@@ -446,6 +446,6 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         origin = next((o for k, o in given.items() if e.key == k or e.key.startswith(k + ".")), None)
         if origin is None:
             raise
-        raise PolicyError(f"<{origin}>", e.key, e.message, e.fix) from None
+        raise PolicyError(f"<{origin}>", e.key, e.message, e.fix, also=e.also) from None
     config._file = file
     return config

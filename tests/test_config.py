@@ -71,6 +71,13 @@ def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as e:
         load_config(write(tmp_path, "checkpoint_interval_s: -1\n"))
     assert e.value.key == "checkpoint_interval_s" and "greater than 0" in str(e.value)
+    # two wrong values: both said, each with its line and fix, so one edit mends them
+    with pytest.raises(PolicyError) as e:
+        load_config(write(tmp_path, "kafka:\n  partitions: six\ncheckpoint_interval_s: -2\n"))
+    assert (e.value.key, e.value.line) == ("kafka.partitions", 2)
+    assert str(e.value).endswith(
+        "Also line 3, checkpoint_interval_s: Input should be greater than 0. Fix: use a larger number."
+    )
 
 
 @pytest.mark.parametrize(
