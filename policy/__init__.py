@@ -223,6 +223,14 @@ def validate_section(
 def load_policy(directory: Path | str | None = None) -> Policy:
     """Load `classification/organisation/retention/sdks/purposes.yaml` and `detectors/*.yaml` from a folder."""
     folder = Path(directory) if directory else DEFAULT_DIR
+    if not folder.is_dir():  # a mistyped path is no folder missing a file
+        raise PolicyError(
+            folder,
+            "",
+            "no such folder" if not folder.exists() else "not a folder",
+            "point --policy (or the config's policy_dir) at the folder holding classification.yaml and the "
+            "other policy files, or leave it out for the built-in policy",
+        )
     model_fields = Policy.model_fields
     sections: dict[str, Any] = {}
     texts: dict[str, str] = {}

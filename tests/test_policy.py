@@ -215,6 +215,9 @@ def test_typo_key_and_yaml_syntax(policy_copy: Path) -> None:
 
 
 def test_missing_file(policy_copy: Path) -> None:
+    # a mistyped folder is said so, not as a folder without its first file
+    with pytest.raises(PolicyError, match="nopol: \\(top level\\): no such folder. Fix: point --policy"):
+        load_policy(policy_copy.parent / "nopol")
     (policy_copy / "sdks.yaml").unlink()
     with pytest.raises(PolicyError, match="sdks.yaml: .*file not found"):
         load_policy(policy_copy)
