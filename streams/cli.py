@@ -692,8 +692,14 @@ def cmd_alert_review(args: argparse.Namespace) -> int:
     except AlertNotFound as e:
         log.error(f"{e} (lifemon database {database} at {location(client)})")
         return 2
+    # the login name stood in for the analyst's: said so, with how to name oneself
+    login = (
+        ""
+        if args.by or os.environ.get(ANALYST_ENV)
+        else f" (your login name: --by or {ANALYST_ENV} names you)"
+    )
     print(
-        f"{review.state} {review.alert_id[:12]} by {review.analyst} at {review.at:%Y-%m-%d %H:%M:%S} UTC "
+        f"{review.state} {review.alert_id[:12]} by {review.analyst}{login} at {review.at:%Y-%m-%d %H:%M:%S} UTC "
         f"(revision {review.alert_revision}, its events to {review.alert_last_seen:%Y-%m-%d %H:%M:%S} UTC)"
         + (f"; note: {review.note}" if review.note else "")
     )

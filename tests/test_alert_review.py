@@ -216,6 +216,16 @@ def test_an_id_pasted_in_upper_case_is_the_same_alert(ch, shown, cli) -> None:  
     ]
 
 
+def test_a_review_by_the_login_name_says_so(cli, monkeypatch) -> None:
+    """A new user's review was signed `by root` with nothing to say the login name stood in."""
+    monkeypatch.delenv("LIFEMON_ANALYST")
+    monkeypatch.setattr("getpass.getuser", lambda: "root")
+    status, out, _ = cli("ack", TWIN)
+    assert status == 0 and " by root (your login name: --by or LIFEMON_ANALYST names you) at " in out[0]
+    status, out, _ = cli("ack", TWIN, "--by", "e900002")
+    assert status == 0 and " by e900002 at " in out[0]
+
+
 def test_refusals_write_nothing(ch, shown, cli, monkeypatch) -> None:  # noqa: F811
     name, _ = shown
     status, out, err = cli("ack", "cc91f2")  # starts both ids: never guessed
