@@ -530,7 +530,11 @@ class TransferPolicyDetector:
             records = (
                 min(-(-ev.record_count * subjects // everyone), ev.record_count) if everyone else records
             )
-            sent = f"{sent}, {records} of them (in proportion) of the {subjects} it concerns"
+            # the alert's own counts: the subjects the rule concerns and their share of the records
+            sent = (
+                f"{sent}; this alert concerns {n_of(subjects, 'subject')} of them and, in proportion, "
+                f"{n_of(records, 'record')}"
+            )
             named = affected
         counts = {"records": records, "subjects": subjects, **(extra or {})}
         if rule.leakage_candidate:
