@@ -592,15 +592,25 @@ class BulkQueryDetector:
         ent = ctx.entitlement(actor, evs[-1].ts)
         if ent is None or catalog.duty_roles.isdisjoint(ent.roles):
             return None
-        flags, book = [], []
+        roles, active = tuple(ent.roles), ent.status is EmployeeStatus.active
+        flags: list[bool] = []
+        book: list[tuple[int, str]] = []
+        kinds: dict[tuple[Any, ...], tuple[bool, str | None]] = {}  # a batch repeats a few kinds of access
         for i, ev in enumerate(evs):
-            one = len(ev.subject_ids) == 1
-            counter = one and catalog.at_counter(ent.roles, ev.action, ev.system, ev.fields, ev.purpose)
-            flags.append(counter)
-            if one and not counter and ent.status is EmployeeStatus.active:
-                scope = catalog.own_book(ent.roles, ev.action, ev.system, ev.fields, ev.purpose)
-                if scope is not None:
-                    book.append((i, scope))
+            if len(ev.subject_ids) != 1:
+                flags.append(False)
+                continue
+            kind = (ev.action, ev.system, tuple(ev.fields), ev.purpose)
+            seen = kinds.get(kind)
+            if seen is None:
+                counter = catalog.at_counter(roles, *kind)
+                seen = kinds[kind] = (
+                    counter,
+                    None if counter or not active else catalog.own_book(roles, *kind),
+                )
+            flags.append(seen[0])
+            if seen[1] is not None:
+                book.append((i, seen[1]))
         if book and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
             customers = ctx.refs.customers.as_of_many(
                 [evs[i].subject_ids[0] for i, _ in book], [evs[i].ts for i, _ in book]
