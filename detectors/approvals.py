@@ -112,7 +112,8 @@ def judge(
         # revoked, or never granted: the entitlement as of the access does not carry it
         return (
             None,
-            f"approval {ev.approval_id} is not in the employee's entitlement (revoked or never granted)",
+            f"approval {ev.approval_id} is not in the employee's entitlement at the access (revoked, not yet "
+            "granted, or never)",
         )
     catalog = ctx.catalog
     why = _standing(approval, ev, ent)

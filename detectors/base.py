@@ -165,7 +165,9 @@ class Context:
         consent captured in the app is given, and a withdrawal made there ends it (seed 004
         流程描述(4)③: 客户有权撤回其同意, wherever the customer says it)."""
         found = [self.consent(subject, purpose, channel, ts) for channel in (None, *Channel)]
-        return max((c for c in found if c is not None), key=lambda c: c.ts, default=None)
+        # at one time, the separate reading: the channel's own look back may find a separate grant
+        # standing under a bundled re-acceptance that the general record alone reads as bundled
+        return max((c for c in found if c is not None), key=lambda c: (c.ts, c.separate), default=None)
 
     def customer(self, customer_id: str, ts: int) -> Customer | None:
         return self.refs.customers.as_of(customer_id, ts)

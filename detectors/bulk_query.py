@@ -43,6 +43,7 @@ from schemas.models import (
     SEVERITY_RANK,
     TAKES_OUT,
     Action,
+    CustomerStatus,
     EmployeeStatus,
     Outcome,
     RecipientType,
@@ -424,6 +425,8 @@ class BulkQueryDetector:
             min(e.min_records for e in self._escalation if frozenset(e.categories) == t) for t in self._tiers
         ]
         self._tier_sets: dict[tuple[str, ...], tuple[int, ...]] = {}
+        # the rows one read of one customer may return and still be the post's own work (`_duty`)
+        self._duty_rows = min(self._tier_floor, default=50)
         # (fields, action) -> profile, read by detectors/_window.c too; (fields, action, True) -> a
         # duty read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
@@ -582,42 +585,51 @@ class BulkQueryDetector:
         """Which reads of an actor's batch are the post's own work, in no legal tier: one customer's,
         covered by the counter's permission set by itself (`Catalog.at_counter`: its systems,
         purposes and grants); or, by an active employee, a view or query of one customer of the
-        post's own book (`Catalog.own_book`: a customer the employee's org manages, or sees, as
-        `pfi.customers` has it at the read) for the post's own purposes. As of the batch's last
-        entitlement. None when none is: no access for such a purpose, or no such post (most
-        batches)."""
+        post's own book (`Catalog.own_book`: a customer, not closed, the employee's org manages, or
+        sees, as `pfi.customers` has it at the read) for the post's own purposes, returning fewer
+        rows than art. 5's smallest tier (a query naming one customer that returns a million rows
+        is no one customer's business). Each as of its own entitlement. None when none is: no
+        access for such a purpose, or no such post (most batches)."""
         catalog = ctx.catalog
         if catalog.duty_purposes.isdisjoint(map(_PURPOSE, evs)):
             return None  # most batches: no access for a purpose a post's own work serves
-        ent = ctx.entitlement(actor, evs[-1].ts)
-        if ent is None or catalog.duty_roles.isdisjoint(ent.roles):
+        last = ctx.entitlement(actor, evs[-1].ts)
+        # a batch that spans a transfer judges each read by the post it was made in
+        ents = (
+            [last] * len(evs)
+            if ctx.entitlement(actor, evs[0].ts) is last
+            else [ctx.entitlement(actor, ev.ts) for ev in evs]
+        )
+        if all(
+            e is None or catalog.duty_roles.isdisjoint(e.roles) for e in {id(e): e for e in ents}.values()
+        ):
             return None
-        roles, active = tuple(ent.roles), ent.status is EmployeeStatus.active
         flags: list[bool] = []
-        book: list[tuple[int, str]] = []
+        book: list[tuple[int, str, str]] = []  # (index, scope, the employee's org)
         kinds: dict[tuple[Any, ...], tuple[bool, str | None]] = {}  # a batch repeats a few kinds of access
-        for i, ev in enumerate(evs):
-            if len(ev.subject_ids) != 1:
+        for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
+            if ent is None or len(ev.subject_ids) != 1:
                 flags.append(False)
                 continue
-            kind = (ev.action, ev.system, tuple(ev.fields), ev.purpose)
+            kind = (id(ent), ev.action, ev.system, tuple(ev.fields), ev.purpose)
             seen = kinds.get(kind)
             if seen is None:
-                counter = catalog.at_counter(roles, *kind)
-                seen = kinds[kind] = (
-                    counter,
-                    None if counter or not active else catalog.own_book(roles, *kind),
-                )
+                roles = tuple(ent.roles)
+                counter = catalog.at_counter(roles, *kind[1:])
+                own = not counter and ent.status is EmployeeStatus.active
+                seen = kinds[kind] = (counter, catalog.own_book(roles, *kind[1:]) if own else None)
             flags.append(seen[0])
-            if seen[1] is not None:
-                book.append((i, seen[1]))
+            if seen[1] is not None and ev.row_count < self._duty_rows:
+                book.append((i, seen[1], ent.org_id))
         if book and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
             customers = ctx.refs.customers.as_of_many(
-                [evs[i].subject_ids[0] for i, _ in book], [evs[i].ts for i, _ in book]
+                [evs[i].subject_ids[0] for i, _, _ in book], [evs[i].ts for i, _, _ in book]
             )
-            for (i, scope), c in zip(book, customers, strict=True):
-                flags[i] = c is not None and (
-                    c.org_id == ent.org_id if scope == "org" else ent.org_id in c.org_path
+            for (i, scope, org), c in zip(book, customers, strict=True):
+                flags[i] = (
+                    c is not None
+                    and c.status is not CustomerStatus.closed  # a closed relationship is no one's book
+                    and (c.org_id == org if scope == "org" else org in c.org_path)
                 )
         return flags if any(flags) else None
 

@@ -122,7 +122,8 @@ def select_latest(
     `filters`: (condition, parameter name, value), applied where a value is given, bound, never
     spliced. One row past the limit says whether it cut; only then are the matches counted, in a
     second query."""
-    where = [condition for condition, _, value in filters if value]
+    # each condition whole: one of ORs (a rule and the rules under it) once escaped the others
+    where = [f"({condition})" for condition, _, value in filters if value]
     params: dict[str, Any] = {name: value for _, name, value in filters if value}
     matching = f"FROM {table}{' FINAL' if final else ''}" + (f" WHERE {' AND '.join(where)}" if where else "")
     result = client.query(

@@ -1091,7 +1091,8 @@ class Parser(argparse.ArgumentParser):
             if word == "--":
                 break
             name = word.split("=", 1)[0]
-            if name.startswith("--") and name not in known:
+            # argparse takes an option's unambiguous start (`--sev`): no mistake of spelling
+            if name.startswith("--") and not any(k.startswith(name) for k in known):
                 close = difflib.get_close_matches(name, known, n=1)
                 takers = self._takers(name)
                 hint = (
@@ -1109,13 +1110,18 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
     def _subcommand(self) -> Parser | None:
-        """The subcommand parser the given words chose, if this parser has subcommands."""
-        for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for word in getattr(self, "_given", []):
-                    if word in action.choices:
-                        found = action.choices[word]
-                        return found if isinstance(found, Parser) else None
+        """The subcommand parser the given words chose, if this parser has subcommands: the first
+        that is no option's value (`alerts --actor show` chose none)."""
+        subs = next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if subs is None:
+            return None
+        words = getattr(self, "_given", [])
+        for i, word in enumerate(words):
+            before = words[i - 1] if i else ""
+            option = self._option_string_actions.get(before) if "=" not in before else None
+            if word in subs.choices and not (option is not None and option.nargs != 0):
+                found = subs.choices[word]
+                return found if isinstance(found, Parser) else None
         return None
 
 

@@ -63,7 +63,7 @@ def _bars(
         y = height - bottom - frac * (height - bottom - 10)
         parts.append(
             f'<line x1="{left}" x2="{width}" y1="{y:.0f}" y2="{y:.0f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y + 4:.0f}" class="axis" text-anchor="end">{peak * frac:,.0f}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.0f}" class="axis" text-anchor="end">{peak * frac:,.{0 if peak * frac % 1 == 0 else 1}f}</text>'
         )
     for i, (label, values) in enumerate(rows):
         x, y = left + i * bar_w, height - bottom

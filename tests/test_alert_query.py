@@ -325,6 +325,8 @@ def test_actor_matches_whatever_its_case_and_rule_and_subject_filter(ch, shown) 
     )
     assert ids(rule="lm-ul") == [TWIN] and ids(rule="LM-SDK-001") == [sdk] and ids(rule="LM-U") == []
     assert ids(rule="LM-SDK-001.c3_or_auth_helper") == [sdk] and ids(rule="LM-SDK-00") == []
+    # the rule's ORs stay inside their filter: the reviewer's `--rule LM-UL --actor nobody` listed it
+    assert ids(rule="LM-UL", actor="nobody") == [] and ids(rule="LM-UL", detector="bulk_query") == []
     assert ids(subject="p_bbb") == [BULK] and ids(subject="p_zzz") == []
     assert ids(subject="p_") == []  # a whole pseudonym, not a part of one
 

@@ -247,6 +247,13 @@ def test_a_mistyped_option_is_named_with_its_nearest_spelling(capsys: pytest.Cap
             "lifemon alerts: error: unrecognized option --severty (did you mean --severity?)",
         ),
         (["incidents", "--sevrity", "critical"], "lifemon incidents: error: unrecognized option --sevrity"),
+        # an option's unambiguous start is argparse's to take: the value is what is wrong
+        (["alerts", "--sev", "hgh"], "argument --severity: invalid choice: 'hgh'"),
+        # a subcommand's name as an option's value chose no subcommand
+        (
+            ["alerts", "--actor", "show", "--sevrity", "high"],
+            "lifemon alerts: error: unrecognized option --sevrity",
+        ),
         # an option of the list's subcommands, not of the list: who takes it
         (
             ["alerts", "--policy", "p"],

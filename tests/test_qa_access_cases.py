@@ -238,6 +238,25 @@ def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
     assert reached(ents=[_ent("w1", "wealth_manager", "S0101", status="transferred")])
     assert reached(customers=[])
     assert reached("F")  # another branch's
+    closed = [
+        Customer(customer_id=f"A{i:04d}", ts=0, org_id="S0101", org_path=ORGS["S0101"], status="closed")
+        for i in range(400)
+    ]
+    assert reached(customers=closed)  # a closed relationship is no one's book
+    # one read naming one customer that returns art. 5's 50 rows or more is no one customer's file
+    # (the reviewer's AML query of a million rows for one name was silent)
+    flows = read("m1", OPEN, ["F0001"], fields=("customer_name", "transaction_record"), purpose="kyc_aml")
+    for rows, silent in ((49, True), (500, False), (1_000_000, False)):
+        got = run([_ent("m1", "aml_analyst", "HO")], [flows.model_copy(update={"row_count": rows})])
+        assert (not any("reached 500 (" in a.summary for a in got)) is silent, rows
+    # a batch spanning a transfer: each read is judged by the post it was made in (S0102's wealth
+    # manager reading S0101's customers before moving there at 17:00 read no book of hers)
+    moved = [_ent("w1", "wealth_manager", "S0102"), _ent("w1", "wealth_manager", "S0101", ts=OPEN + 8 * HOUR)]
+    before = spread("w1", ids("A", 60), OPEN, OPEN + 7 * HOUR, **day)
+    after = spread("w1", ids("A", 1, 300), OPEN + 9 * HOUR, OPEN + 9 * HOUR + 1, **day)
+    for batch in (1, 10_000):
+        got = run(moved, before + after, batch_size=batch)
+        assert any("reached 50 (" in a.summary for a in got if a.detector == "bulk_query"), batch
     burst = run([ent], spread("w1", ids("A", 150), OPEN, OPEN + 30 * MINUTE, **day))
     b = one(burst, "bulk_query")
     assert "reached the role threshold" in b.summary and "reached 50 (" not in b.summary

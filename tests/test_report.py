@@ -160,6 +160,9 @@ def test_busiest_hours_ignore_back_dated_stragglers() -> None:
     assert ticks == ["3,000", "6,000"]
     (c3,) = re.findall(r'height="([0-9.]+)" fill="#2"', few)
     assert float(c3) == 2.0
+    # a peak of 25 has its half at 12.5, not "12"
+    halves = _bars("t", [("h", {"C2": 25})], ["C2"], {"C2": "#1"})
+    assert re.findall(r'text-anchor="end">([^<]*)</text>', halves) == ["12.5", "25"]
 
 
 def test_a_rerun_with_fewer_revisions_still_replaces_the_old_rows(ch, names, policy) -> None:

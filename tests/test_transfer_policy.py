@@ -226,6 +226,13 @@ def test_a_consent_or_withdrawal_recorded_on_a_channel_decides_a_share_and_a_tra
         )
         == []
     )
+    # a separate consent given in the app, then the privacy policy accepted again (bundled, for every
+    # channel) at a later time: the separate consent stands, as it does recorded without a channel
+    reaccepted = consent("C1", ts=T0 - 1, separate=False)
+    assert (
+        rules(run(engine(consent("C1", ts=0, channel="app_push"), reaccepted), transfer(subject_ids=["C1"])))
+        == []
+    )
     group = {"purpose": "group_risk_management"}
     withdrawn = engine(consent(**group), consent(ts=T0 - 1, status="withdrawn", channel="app_push", **group))
     (a,) = run(withdrawn, abroad()).values()
