@@ -183,6 +183,16 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
             parameters=last_params,
         ).result_rows
     )
+    # alerts whose last event precedes the period: a record overdue since an earlier month that
+    # the monitor first saw in this one (a new user's January report had 60 of the demo's 64)
+    before = (
+        q(
+            f"SELECT count() FROM {db}.alerts FINAL WHERE last_seen < {{since:DateTime64(3, 'UTC')}}",
+            parameters={"since": period.since},
+        ).result_rows[0][0]
+        if period.since
+        else 0
+    )
     more = {
         row[0]: row[1:]
         for row in q(
@@ -248,6 +258,7 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         "alerts": alerts,
         "alerts_total": sum(alert_severities.values()),
         "alert_severities": alert_severities,
+        "alerts_before": before,
         "incidents": incidents.total,
         "incident_rows": incidents.rows,
         "incident_severities": incident_severities,
@@ -430,7 +441,7 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 {_lifecycle(data.get("lifecycle"), zone)}
 {_gaps(data.get("gaps", []))}
 {_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
-{_alerts(data["alerts"], alerts_total, period)}
+{_alerts(data["alerts"], alerts_total, period, data.get("alerts_before", 0))}
 </body></html>"""
 
 
@@ -523,10 +534,18 @@ def _false_positives(alerts: list[dict[str, Any]]) -> str:
     return f" ({n:,} of those shown / 误报{n:,}条)" if n else ""
 
 
-def _alerts(alerts: list[dict[str, Any]], total: int, period: Period) -> str:
+def _alerts(alerts: list[dict[str, Any]], total: int, period: Period, before: int = 0) -> str:
     """The alerts whose last event falls in the period, most severe and biggest first, with the id,
-    detector and status `lifemon alerts` shows for them."""
+    detector and status `lifemon alerts` shows for them; `before`: how many stored alerts have their
+    last event before the period (said, with the command that lists them)."""
     zone = period.zone
+    earlier = (
+        f" <b>{before:,} {'alert' if before == 1 else 'alerts'} stored</b> have their last event before the "
+        f"period (a retention or deletion deadline passed earlier, say, though the monitor first saw it "
+        f"in this one): <code>lifemon alerts --until {escape(_iso(period.since, zone))}</code> lists them."
+        if before and period.since
+        else ""
+    )
     rows = "".join(
         f'<tr><td><b class="sev" style="background:{SEVERITY_COLOURS.get(a["severity"], "#999")}">'
         f"{escape(a['severity'])}</b></td><td><code class=id>{escape(a['alert_id'][:12])}</code></td>"
@@ -545,7 +564,7 @@ lists the same ids. status: the detector's episode (open, updated while it grows
 window passed; not a review), beneath it the analyst's review where there is one (<code>lifemon
 alerts ack / resolve</code>): an alert resolved as a false positive stays listed and counted, marked
 so{_false_positives(alerts)}. Records and customers as each detector counted them, — where it counts
-no such thing or identified no customer; times in {escape(zone.key)}, UTC beneath</p>{_cut(len(alerts), total, "alerts", "most severe and biggest", " (the severity figures above count them all)")}
+no such thing or identified no customer; times in {escape(zone.key)}, UTC beneath.{earlier}</p>{_cut(len(alerts), total, "alerts", "most severe and biggest", " (the severity figures above count them all)")}
 <table class=alerts><tr><th>severity</th><th>alert id</th><th>status / 状态</th><th>detector / 检测器</th>
 <th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>
 <th>last event / 末次事件</th><th>summary</th></tr>{rows or "<tr><td colspan=11>no alerts in the period / 期内无告警</td></tr>"}</table>"""

@@ -149,6 +149,11 @@ def test_every_section_keeps_to_the_period(days, ch, policy) -> None:
     assert "<b>45</b><span>events monitored" in html and "<b>2</b><span>dead letters" in html
     assert "from / 自 2026-01-01 09:00 Asia/Shanghai <small>(2026-01-01 01:00 UTC)</small>" in html
     assert "no incidents in the period / 期内无泄露事件" in html
+    # the stored alerts whose last event came before the period are said, with their command (a
+    # new user's January report had 60 of the demo's 64, and said nothing of the other 4)
+    assert data["alerts_before"] == 5
+    assert "<b>5 alerts stored</b> have their last event before the period" in html
+    assert "<code>lifemon alerts --until 2026-01-01T09:00" in html
     until = gather(ch, days, Period(until=utc(T0 + HOUR), timezone=BEIJING))
     assert (
         sorted(a["actor_id"] for a in until["alerts"]) == ["e0", "e0", "e1", "e9", "e9"]
