@@ -136,6 +136,12 @@ class Episode:
         # count of an open episode, and an episode of a long spree holds thousands of customers
         self._counted: dict[frozenset[str] | None, int] = {}
 
+    def took_out(self, action: str, cls: JrClass) -> None:
+        """An access joined: an export, download or print is said so, and C3 taken out makes it high."""
+        if action in TAKES_OUT:
+            self.took = True
+            self.c3_export |= cls is JrClass.C3
+
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
         self._counted.clear()
         known = self.customers.get(cid)
@@ -790,8 +796,7 @@ class BulkQueryDetector:
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
         elif reached := self._legal_reached(win):
             ep = self._open_legal(ev, win, reached, ctx)
-            ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
-            ep.took |= ev.action in TAKES_OUT
+            ep.took_out(ev.action, cls)
             self._note(ep, ev)
             return
         if ep is None:
@@ -813,8 +818,7 @@ class BulkQueryDetector:
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
         ep.score = max(ep.score, win.exact())
-        ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
-        ep.took |= ev.action in TAKES_OUT
+        ep.took_out(ev.action, cls)
         self._note(ep, ev)
 
     def _add_late(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
@@ -830,8 +834,7 @@ class BulkQueryDetector:
                 ep.add(e[1], e[3], e[4], e[5])
         else:  # no episode, or one that does not count it: a closed episode reported that time
             return
-        ep.c3_export |= cls is JrClass.C3 and ev.action in TAKES_OUT
-        ep.took |= ev.action in TAKES_OUT
+        ep.took_out(ev.action, cls)
         self._note(ep, ev)
 
     # -- the legal count -------------------------------------------------------------------------

@@ -762,7 +762,7 @@ class UnauthorizedLookupDetector:
         if RANK_CLASS[ep.rank] is JrClass.C3 and SEVERITY_RANK[sev] < SEVERITY_RANK[Severity.high]:
             sev = Severity.high  # C3 authentication data: at least high
         ep.severity = sev if SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity] else ep.severity
-        subjects = len(ep.customers) + ep.unnamed
+        rows = len(ep.customers) + ep.unnamed
         en = "; ".join(f"{spec[r].en} x{ep.reasons[r]} ({ep.notes[r]}) [{spec[r].source}]" for r in reasons)
         zh = "；".join(f"{spec[r].zh} {ep.reasons[r]}次" for r in reasons)
         # rows a log counted without naming their customers are records, not known customers
@@ -775,14 +775,16 @@ class UnauthorizedLookupDetector:
             touched_zh += f"及{ep.unnamed}条未具名记录"
         touching = f"touching {touched}"
         touching_zh = f"涉及{touched_zh}的个人金融信息"
-        if not subjects:  # refused attempts read nothing: "0 customers" read as a count of victims
+        if not rows:  # refused attempts read nothing: "0 customers" read as a count of victims
             touching, touching_zh = "reading no customer's data", "未读取客户的个人金融信息"
         summary = (
             f"{actor}: {n_of(ep.accesses, 'unauthorized access', 'unauthorized accesses')} {touching}: {en}. "
             f"{ep.context}. | {actor}：{ep.accesses}次越权访问，{touching_zh}：{zh}。"
         )
         counts = {f"reason_{r}": ep.reasons[r] for r in reasons}
-        counts |= {"accesses": ep.accesses, "customers_unnamed": ep.unnamed}
+        # customers are the named ones: an OCSF consumer reading subject_count gets no rows in it
+        counts |= {"accesses": ep.accesses, "customers": len(ep.customers), "customers_unnamed": ep.unnamed}
+        counts["records"] = rows
         return Finding(
             detector=self.kind,
             rule_id=self.section.rule_id,
@@ -796,7 +798,7 @@ class UnauthorizedLookupDetector:
             jr_class=RANK_CLASS[ep.rank].value,
             actor_id=actor,
             actor_org=ep.org,
-            subject_count=subjects,
+            subject_count=len(ep.customers),
             subject_sample=sorted(ep.customers)[: self.p.sample_size],
             counts=counts,
             evidence_event_ids=list(ep.evidence),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from functools import cached_property, lru_cache
 from itertools import repeat
+from typing import Any
 
 from policy.contracts import RecipientBook
 from policy.model import CLASS_RANK, RANK_CLASS, JrClass, Policy, spelling
@@ -44,20 +45,12 @@ class Catalog:
         self.permission_sets = policy.organisation.permissions
         # the roles whose permission set serves the counter (organisation.yaml `counter`), and the
         # purposes it serves: an access for none of them is no counter work, whoever reads
-        counters = {
-            r: counter
-            for r, role in self.roles.items()
-            if role.permissions is not None and (counter := self.permission_sets[role.permissions].counter)
-        }
+        counters = self._holders("counter")
         self.counter_roles = frozenset(counters)
         self.counter_purposes = frozenset(p for c in counters.values() for p in c.purposes)
         # likewise the roles with a book of their own (`own_book`), and their purposes: with the
         # counter's, what bulk_query asks before it looks further into a batch (its duty reads)
-        books = {
-            r: book
-            for r, role in self.roles.items()
-            if role.permissions is not None and (book := self.permission_sets[role.permissions].own_book)
-        }
+        books = self._holders("own_book")
         self.duty_roles = self.counter_roles | frozenset(books)
         self.duty_purposes = self.counter_purposes | frozenset(p for b in books.values() for p in b.purposes)
         # system -> actions it never allows (organisation.yaml `systems`)
@@ -122,6 +115,14 @@ class Catalog:
         """The declared recipients' contracts, as of time (policy/contracts.py)."""
         return RecipientBook(self.policy.recipients)
 
+    def _holders(self, block: str) -> dict[str, Any]:
+        """Role -> its permission set's `block` (counter, own_book), for the roles whose set has one."""
+        return {
+            r: b
+            for r, role in self.roles.items()
+            if role.permissions is not None and (b := getattr(self.permission_sets[role.permissions], block))
+        }
+
     def never_allows(self, system: str, action: str) -> bool:
         """The system refuses the action whoever asks and whatever approval they hold."""
         return action in self._never_on.get(system, ())
@@ -162,7 +163,7 @@ class Catalog:
         found = self._covered.get(key)
         if found is None:
             found = tuple(
-                getattr(b, "scope", block)
+                b.scope
                 for r in key[1]
                 if (role := self.roles.get(r)) is not None
                 and role.permissions is not None
@@ -171,7 +172,7 @@ class Catalog:
                 and system in self.permission_sets[role.permissions].systems
                 and purpose in b.purposes
                 and self._set_grants(role.permissions, action, field_ids)
-                and (block != "own_book" or self.granted(b.reads, field_ids))
+                and (b.reads is None or self.granted(b.reads, field_ids))
             )
             if len(self._covered) < 100_000:
                 self._covered[key] = found

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from itertools import product
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -175,6 +175,9 @@ class Counter(Strict):
     data. Anything else its holder does is judged as any employee's."""
 
     purposes: list[str] = Field(min_length=1, description="purpose ids (purposes.yaml) the counter serves")
+    # as an own book's: whose customers (any) and what data (whatever its grants open) it covers
+    scope: ClassVar[str] = "counter"
+    reads: ClassVar[None] = None
 
 
 class OwnBook(Strict):

@@ -160,8 +160,8 @@ def records_and_customers(subject_count: int, counts: dict[str, int]) -> tuple[i
 
     `subject_count` counts customers, but not alike everywhere: transfer_policy's volume alert
     leaves it 0 (its counts hold the records sent to the recipient, no customers), and
-    unauthorized_lookup counts the rows a log counted without naming any customer in it too
-    (`counts["customers_unnamed"]`, which are no customers). Alerts stored before bulk_query
+    unauthorized_lookup's alerts stored before it counted `customers` counted the rows a log counted
+    without naming any customer in it too (`counts["customers_unnamed"]`, which are no customers). Alerts stored before bulk_query
     counted its customers there hold its records in it, and its records and customers in `counts`.
     So: records only from `counts["records"]`; customers from
     `counts["customers"]` or `counts["subjects"]` where the detector put them there, else

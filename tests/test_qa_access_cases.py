@@ -954,8 +954,9 @@ def test_a_read_right_after_the_approval_was_revoked(run) -> None:
 
 def test_unnamed_rows_are_not_listed_as_customers(run) -> None:
     """`lifemon alerts`, `watch` and the report show an alert's customers in their own column. An
-    unauthorized_lookup alert's `subject_count` adds the rows a log counted without naming customers
-    to the customers it named, so the column must leave those rows out, as its summary does."""
+    unauthorized_lookup alert counts the rows a log counted without naming customers as records, not
+    customers: `subject_count` (what an OCSF consumer reads) and the column leave them out, as its
+    summary does; an alert stored before that (rows in `subject_count`) is read the same."""
     from streams.alert_query import records_and_customers, render_alert
     from streams.alerts import to_ocsf
     from streams.watch import alert_row
@@ -966,13 +967,16 @@ def test_unnamed_rows_are_not_listed_as_customers(run) -> None:
     )
     u = one(run(ents, [unnamed]), "unauthorized_lookup")
     assert "touching 0 customers and 50 rows naming no customer" in u.summary
-    assert records_and_customers(u.subject_count, u.counts)[1] is None  # none named: unknown, not 50
+    assert records_and_customers(u.subject_count, u.counts) == (50, None)  # none named: unknown, not 50
+    assert u.subject_count == 0
+    stored_before = {k: v for k, v in u.counts.items() if k not in ("customers", "records")}
+    assert records_and_customers(50, stored_before)[1] is None
     assert "     — customers" in render_alert(alert_row(to_ocsf(u)))
     # three customers of the far branch named, with the 50 rows: 3 customers
     far = read("p1", OPEN + HOUR, ["F0001", "F0002", "F0003"])
     u = one(run(ents, [unnamed, far]), "unauthorized_lookup")
     assert "touching 3 customers and 50 more rows than customers named" in u.summary, u.summary
-    assert records_and_customers(u.subject_count, u.counts)[1] == 3
+    assert records_and_customers(u.subject_count, u.counts) == (53, 3) and u.subject_count == 3
     # one far customer's statement of 12 rows, or a query naming one customer that returned 5 000
     # rows (`OR 1=1`): the rows stay counted, and neither is said to name no customer
     for rows in (12, 5000):
