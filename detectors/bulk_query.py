@@ -37,7 +37,7 @@ from detectors import _window, approvals
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, fed, iso_minute, n_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
-from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
+from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, OwnBook
 from schemas.models import (
     CHANGES,
     SEVERITY_RANK,
@@ -240,6 +240,7 @@ class ActorWindow:
         "chunks",
         "pending",
         "legacy",
+        "book",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -256,6 +257,7 @@ class ActorWindow:
         self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
         self.pending = False  # loaded without its sealed items yet (`fill`)
         self.legacy = False  # stored by a lifemon that kept windows under the bare employee id
+        self.book: dict[str, int] = {}  # customer -> last read as the post's own book (`own_read`)
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -357,6 +359,19 @@ class ActorWindow:
             self.chunks.popped(0, before - len(entries))
             self.chunks.popped(1, had - len(events))
 
+    def own_read(self, cid: str, ts: int, most: int, horizon_ms: int) -> bool:
+        """Whether a read of `cid` from the post's own book is still its own work: the customer is
+        one of the `most` distinct customers of the book it read over the last `horizon_ms`. Those
+        beyond read the book as a harvest, and count as any reads."""
+        book = self.book
+        if cid not in book and len(book) >= most:
+            for gone in [c for c, t in book.items() if t <= ts - horizon_ms]:
+                del book[gone]
+            if len(book) >= most:
+                return False
+        book[cid] = max(ts, book.get(cid, ts))
+        return True
+
     def to_json(self) -> dict[str, Any]:
         entries, events = self.chunks.tails((self.entries, self.events))
         return {  # entries as tuples: JSON arrays all the same, without a list copy of each per checkpoint
@@ -368,6 +383,7 @@ class ActorWindow:
             "episode": self.episode.to_json() if self.episode else None,
             "totals": self.tally.totals,
             "legal_since": self.legal_since,
+            "book": self.book,
         }
 
     @classmethod
@@ -382,6 +398,7 @@ class ActorWindow:
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         win.legal_since = d["legal_since"]
+        win.book = d.get("book", {})  # none before the own book's daily limit
         win.pending = bool(win.chunks.sealed)
         win.legacy = "chunks" not in d
         if not win.pending:
@@ -464,7 +481,7 @@ class BulkQueryDetector:
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add_transfer(win, ev, ctx)
             else:
-                reads = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, evs, ctx))
+                reads = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, win, evs, ctx))
                 for ev, read in zip(evs, reads or (), strict=reads is not None):
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add(win, ev, read, ctx)
@@ -587,15 +604,16 @@ class BulkQueryDetector:
         """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""
         return approvals.covers(ev, ctx, self.store)
 
-    def _duty(self, actor: str, evs: list[Any], ctx: Context) -> list[bool] | None:
+    def _duty(self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context) -> list[bool] | None:
         """Which reads of an actor's batch are the post's own work, in no legal tier: one customer's,
         covered by the counter's permission set by itself (`Catalog.at_counter`: its systems,
         purposes and grants); or, by an active employee, a view or query of one customer of the
         post's own book (`Catalog.own_book`: a customer, not closed, the employee's org manages, or
         sees, as `pfi.customers` has it at the read) for the post's own purposes, returning fewer
         rows than art. 5's smallest tier (a query naming one customer that returns a million rows
-        is no one customer's business). Each as of its own entitlement. None when none is: no
-        access for such a purpose, or no such post (most batches)."""
+        is no one customer's business), one of the book's `customers_per_day` (`ActorWindow.own_read`).
+        Each as of its own entitlement. None when none is: no access for such a purpose, or no such
+        post (most batches)."""
         catalog = ctx.catalog
         if catalog.duty_purposes.isdisjoint(map(_PURPOSE, evs)):
             return None  # most batches: no access for a purpose a post's own work serves
@@ -611,8 +629,9 @@ class BulkQueryDetector:
         ):
             return None
         flags: list[bool] = []
-        book: list[tuple[int, str, str]] = []  # (index, scope, the employee's org)
-        kinds: dict[tuple[Any, ...], tuple[bool, str | None]] = {}  # a batch repeats a few kinds of access
+        book: list[tuple[int, OwnBook, str]] = []  # (index, the book, the employee's org)
+        # a batch repeats a few kinds of access: each kind's (counter's, the book it reads)
+        kinds: dict[tuple[Any, ...], tuple[bool, OwnBook | None]] = {}
         for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
             if ent is None or len(ev.subject_ids) != 1:
                 flags.append(False)
@@ -623,7 +642,8 @@ class BulkQueryDetector:
                 roles = tuple(ent.roles)
                 counter = catalog.at_counter(roles, *kind[1:])
                 own = not counter and ent.status is EmployeeStatus.active
-                seen = kinds[kind] = (counter, catalog.own_book(roles, *kind[1:]) if own else None)
+                seen = (counter, catalog.own_book(roles, *kind[1:]) if own else None)
+                kinds[kind] = seen
             flags.append(seen[0])
             if seen[1] is not None and ev.row_count < self._duty_rows:
                 book.append((i, seen[1], ent.org_id))
@@ -631,11 +651,14 @@ class BulkQueryDetector:
             customers = ctx.refs.customers.as_of_many(
                 [evs[i].subject_ids[0] for i, _, _ in book], [evs[i].ts for i, _, _ in book]
             )
-            for (i, scope, org), c in zip(book, customers, strict=True):
+            for (i, mine, org), c in zip(book, customers, strict=True):
                 flags[i] = (
                     c is not None
                     and c.status is not CustomerStatus.closed  # a closed relationship is no one's book
-                    and (c.org_id == org if scope == "org" else org in c.org_path)
+                    and (c.org_id == org if mine.scope == "org" else org in c.org_path)
+                    and win.own_read(
+                        evs[i].subject_ids[0], evs[i].ts, mine.customers_per_day, self.horizon_ms
+                    )
                 )
         return flags if any(flags) else None
 
@@ -1027,7 +1050,7 @@ class BulkQueryDetector:
                     else "in this episode"
                 )
                 parts.append(
-                    f"{n} {'/'.join(step.categories)} records {where} reached {step.min_records} ({step.regulation})"
+                    f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation})"
                 )
         summary = "; ".join(parts)
         counts = {f"class_{k}": v for k, v in by_class.items()} | {

@@ -9,7 +9,7 @@ from itertools import repeat
 from typing import Any
 
 from policy.contracts import RecipientBook
-from policy.model import CLASS_RANK, RANK_CLASS, JrClass, Policy, spelling
+from policy.model import CLASS_RANK, RANK_CLASS, JrClass, OwnBook, Policy, spelling
 from policy.sdk_declarations import SdkDeclarations
 from schemas.models import READS
 
@@ -138,15 +138,15 @@ class Catalog:
 
     def own_book(
         self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None
-    ) -> str | None:
-        """Whose customers a read is the roles' own work on (organisation.yaml `own_book`): "org"
-        (those the holder's org manages) or "sight" (every one it sees), the widest of the sets
-        that cover it by themselves (system, purpose, grant); None when none does, or for anything
-        but a view or a query (a takeout leaves the book). Memoized as `at_counter`."""
+    ) -> OwnBook | None:
+        """The book a read is the roles' own work on (organisation.yaml `own_book`), the widest of
+        the sets that cover it by themselves (system, purpose, grant): `scope` "sight" (every
+        customer the holder sees) before "org" (those its org manages); None when none does, or
+        for anything but a view or a query (a takeout leaves the book). Memoized as `at_counter`."""
         if action not in READS:
             return None
         books = self._covering("own_book", roles, action, system, field_ids, purpose)
-        return "sight" if "sight" in books else "org" if books else None
+        return max(books, key=lambda b: b.scope == "sight", default=None)
 
     def _covering(
         self,
@@ -156,14 +156,14 @@ class Catalog:
         system: str,
         field_ids: Sequence[str],
         purpose: str | None,
-    ) -> tuple[str, ...]:
-        """The scopes of the roles' `block` (counter, own_book) whose permission sets cover the
-        access by themselves: their system, a purpose the block lists, their grant of the action."""
+    ) -> tuple[Any, ...]:
+        """The roles' `block`s (counter, own_book) whose permission sets cover the access by
+        themselves: their system, a purpose the block lists, their grant of the action."""
         key = (block, tuple(roles), action, system, tuple(field_ids), purpose)
         found = self._covered.get(key)
         if found is None:
             found = tuple(
-                b.scope
+                b
                 for r in key[1]
                 if (role := self.roles.get(r)) is not None
                 and role.permissions is not None

@@ -186,7 +186,9 @@ class OwnBook(Strict):
     (`scope: org`), or of any customer it sees (`scope: sight`, for a post whose book is every
     customer it sees: AML monitoring at head office), for one of these purposes, of data it
     `reads`, the set's grants opening it, is the holder's own work (流程描述(4)④ 完成本职工作时查询): not the unlawful
-    obtaining the judicial interpretation's art. 5 counts. Its pace is still the role window's."""
+    obtaining the judicial interpretation's art. 5 counts, up to `customers_per_day` customers: a
+    post that reads its whole book in a day is harvesting it, not serving it. Its pace is still the
+    role window's."""
 
     purposes: list[str] = Field(
         min_length=1, description="purpose ids (purposes.yaml) of the post's own work"
@@ -197,6 +199,11 @@ class OwnBook(Strict):
     )
     scope: Literal["org", "sight"] = Field(
         default="org", description="org: customers the holder's org manages; sight: every customer it sees"
+    )
+    customers_per_day: int = Field(
+        ge=1,
+        description="the most customers of its book one holder reads as its own work in the law's "
+        "horizon (bulk_query legal_horizon_hours); the reads of any more count as any reads",
     )
 
 

@@ -37,7 +37,7 @@ from detectors.base import Context, Detector, Finding, References
 from policy.catalog import Catalog
 from policy.model import spelling
 from schemas.incident import Incident
-from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert
+from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, LifecycleStage
 from streams import _door
 from streams.alerts import build_alert, latest
 from streams.codecs import RawRecord
@@ -56,6 +56,8 @@ DRAIN_PASSES = 8
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
 CHANNELS = "channels"  # a task input's marks from each source partition (Task.mark)
+# then <record id>: the customer (pseudonym) the record's lifecycle events named (Engine._owners)
+OWNERS = ENGINE + "owner" + SEP
 SOURCE_TIME = ENGINE + "source" + SEP  # then <topic>: the latest event time read from it (Engine._held_by)
 ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <slot>] (PartitionRollup.save)
 NO_TOPIC_ID = ""  # a topic whose incarnation is not known: rows from before topic ids, a replay, a test
@@ -593,6 +595,9 @@ class Engine:
         # accesses that name records, a few in a thousand: the rest would cross Kafka twice for nothing)
         self.needs = {at: self._needs(at) for at in self.rekeyed}
         self.rekey_locally = True
+        # a detector reads the lifecycle by customer: a record's events that name none are given
+        # the customer its other events named (`_owners`)
+        self.by_customer = ("lifecycle", "subject_id") in self.readers
 
     def _needs(self, at: tuple[str, str]) -> tuple[str, ...]:
         """The attributes of which a record of re-keyed input `at` must carry one for some reader to
@@ -659,10 +664,31 @@ class Engine:
                 fold(events, "purpose", spelling)
             if stream in SYSTEM_ATTR:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
+            if stream == "lifecycle" and self.by_customer:
+                self._owners(partition, events)
             self._rollup(stream, topic, partition, decoded, events)
             if stream == "lifecycle" and self.deletions is not None:
                 self.deletions.add(events)
         return events
+
+    def _owners(self, partition: int, events: Sequence[Any]) -> None:
+        """A lifecycle event that names its record but not the customer gets the customer the
+        record's earlier events named: a deletion system that logs only the record id would
+        otherwise never reach the detectors keyed by customer, and the customer's request stayed
+        overdue (a probe's timely purge was an open high alert). The lifecycle topic is keyed by
+        record, so a record's events share a partition and its index entry travels with the
+        partition's state; one key per record, on disk. An entry ends with its record's destruction."""
+        store = self.store(partition)
+        for ev in events:
+            if not (rid := ev.record_id):
+                continue
+            key = OWNERS + rid
+            if not ev.subject_id:
+                ev.subject_id = store.get(key)
+            elif store.get(key) != ev.subject_id:
+                store.put(key, ev.subject_id)
+            if ev.stage is LifecycleStage.destroy and store.get(key) is not None:
+                store.delete(key)
 
     def process_rekeyed(
         self, stream: str, key: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]

@@ -14,6 +14,7 @@ import pytest
 from conftest import access, fed
 from test_raw_sources import FIXTURES, TOPICS, decode_all, entries, physical_lines, raw_config, records
 
+from detectors import load_detectors
 from policy.sources import load_sources
 from streams.catalog_gaps import fold_tables, query_gaps, render
 from streams.cli import main
@@ -152,7 +153,7 @@ def test_a_lifecycle_event_naming_no_customer_is_a_coverage_gap(catalog) -> None
     and the customer's request stays overdue. The operator sees why in `lifemon catalog gaps`."""
     from conftest import T0
 
-    from schemas.models import LifecycleEvent
+    from schemas.models import LifecycleEvent, LifecycleStage
 
     engine = Engine([], catalog, Pseudonymizer(b"e" * 32))
     named = LifecycleEvent(
@@ -162,6 +163,24 @@ def test_a_lifecycle_event_naming_no_customer_is_a_coverage_gap(catalog) -> None
     engine.process(
         "lifecycle", "t", 0, fed("lifecycle", [named, unnamed, unnamed.model_copy(update={"event_id": "l3"})])
     )
+    gaps = [r[4:9] for r in engine.rollup_rows() if r[4] == COVERAGE_GAP]
+    assert gaps == [(COVERAGE_GAP, "lifecycle_without_subject", "(no subject_id)", "lifecycle", 2)]
+    # with retention_overrun on, an event of a record whose earlier events named its customer is
+    # given that customer: only a record never named (R2), or one destroyed since, is a gap
+    retention = next(s for s in load_detectors(catalog.policy) if s.kind == "retention_overrun")
+    engine = Engine([retention], catalog, Pseudonymizer(b"e" * 32))
+    destroyed = unnamed.model_copy(update={"event_id": "l4", "stage": LifecycleStage.destroy, "ts": T0 + 1})
+    after = unnamed.model_copy(update={"event_id": "l5", "ts": T0 + 2})
+    other = unnamed.model_copy(update={"event_id": "l6", "record_id": "R2"})
+    events = fed("lifecycle", [named, unnamed, other, destroyed, after])
+    engine.process("lifecycle", "t", 0, events)
+    assert [ev.subject_id for _, ev in events] == [
+        named_as := events[0][1].subject_id,
+        named_as,
+        None,
+        named_as,
+        None,
+    ]
     gaps = [r[4:9] for r in engine.rollup_rows() if r[4] == COVERAGE_GAP]
     assert gaps == [(COVERAGE_GAP, "lifecycle_without_subject", "(no subject_id)", "lifecycle", 2)]
     assert "name the customer (subject_id)" in render(

@@ -149,18 +149,19 @@ def test_an_anonymized_record_read_with_a_customer_named_is_judged_by_exactly_on
     the anonymized record, or naming any customer when the anonymization names none, is judged
     here (retention_overrun cannot: it knows the record only under the customer an event names).
     An anonymization naming the customer and a deletion naming none: a read naming the customer is
-    retention_overrun's alone."""
+    retention_overrun's alone; so is one after an anonymization naming none of a record whose
+    collection named the customer (the engine gives the record's events its customer)."""
     both = ("deleted_record_use", "retention_overrun")
     other = read(day=-3).model_copy(update={"subject_ids": ["C7"], "event_id": "other"})
     unnamed = lc("anonymize", subject=None, day=-4)
-    for steps in (
-        [collect(day=-5), lc("anonymize", day=-4), other],
-        [collect(day=-5), unnamed, read(day=-3).model_copy(update={"subject_ids": ["C1"]})],
-    ):
+    named_read = read(day=-3).model_copy(update={"subject_ids": ["C1"]})
+    for steps in ([collect(day=-5), lc("anonymize", day=-4), other], [unnamed, named_read]):
         (a,) = run([*steps, tick(0)], kinds=both)
         assert (
             a.rule_id == "LM-RO-002.used_after_deletion" and "naming the record and 1 customer" in a.summary
         )
+    (a,) = run([collect(day=-5), unnamed, named_read, tick(0)], kinds=both)
+    assert a.rule_id == "LM-RO-001.used_after_deletion"
     steps = [collect(day=-5), lc("anonymize", day=-4), lc("delete", subject=None, day=-3), read(day=-2)]
     assert [a.rule_id for a in run([*steps, tick(0)], kinds=both)] == ["LM-RO-001.used_after_deletion"]
     # removals naming two customers: a use naming the second is retention_overrun's, under that one

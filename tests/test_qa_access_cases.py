@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from conftest import T0, fed, refs
 
@@ -260,6 +261,41 @@ def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
     burst = run([ent], spread("w1", ids("A", 150), OPEN, OPEN + 30 * MINUTE, **day))
     b = one(burst, "bulk_query")
     assert "reached the role threshold" in b.summary and "reached 50 (" not in b.summary
+
+
+def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
+    """The own book has a day's measure (organisation.yaml `customers_per_day`: 120 for a wealth
+    manager): the reviewer's wealth manager read 1 900 of her own customers' holdings in a day and
+    raised a medium role-window alert, no art. 5 count. Past the 120th customer of the day her
+    reads count as anyone's; 120 today and 120 others tomorrow are two days' work."""
+    ent = _ent("w1", "wealth_manager", "S0101")
+    day = {"fields": ("customer_name", "assets"), "purpose": "wealth_advice"}
+
+    def law(n: int, start: int = OPEN) -> list[Any]:
+        events = spread("w1", ids("A", n), start, start + 9 * HOUR, **day)
+        return [a for a in run([ent], events, customers=book(2000)) if "reached 50 (" in a.summary]
+
+    assert law(169) == []  # 49 past the day's 120
+    (a,) = law(170)
+    assert a.counts["records"] == 50, a.counts
+    (a,) = law(1900)
+    assert (
+        a.severity.value == "critical"
+        and "1,780 credit/property/loan/location/communication_content records" in a.summary
+    )
+    assert "reached 500 (" in a.summary, a.summary
+    two_days = spread("w1", ids("A", 120), OPEN, OPEN + 9 * HOUR, **day)
+    two_days += spread("w1", ids("A", 120, 500), OPEN + 24 * HOUR, OPEN + 33 * HOUR, **day)
+    assert run([ent], two_days, customers=book(2000)) == []
+    # the customers counted travel with the window's state
+    from detectors.bulk_query import ActorWindow
+    from detectors.legal_tally import LegalTally
+
+    win = ActorWindow(LegalTally(1))
+    assert all(win.own_read(f"p{i}", OPEN + i, 3, 24 * HOUR) for i in range(3))
+    back = ActorWindow.from_json(orjson.loads(orjson.dumps(win.to_json())))
+    assert not back.own_read("p9", OPEN + 10, 3, 24 * HOUR) and back.own_read("p0", OPEN + 11, 3, 24 * HOUR)
+    assert back.own_read("p9", OPEN + 24 * HOUR + 3, 3, 24 * HOUR)  # the first read a day before has left
 
 
 def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:

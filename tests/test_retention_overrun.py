@@ -327,6 +327,21 @@ def test_deletion_request_executed_on_day_16_fires(run) -> None:
     assert still.status.value == "open" and still.alert_id == a.alert_id
 
 
+def test_a_deletion_logged_without_the_customer_answers_the_request(run, spec, catalog) -> None:
+    """A deletion system that logs only the record id: the record's earlier events named its
+    customer, so the deletion reaches the customer's task and answers the request in time; a
+    restore in between keeps what the engine learnt. A record no event ever named a customer for
+    still cannot be tied (a coverage gap: tests/test_coverage_gaps.py)."""
+    before = [collect(day=-100), lc("deletion_requested", day=-20)]
+    after = [lc("delete", subject=None, day=-6), tick(0)]
+    assert run(before + after) == {}
+    first = Engine([spec], catalog, pseudonymize=pz)
+    run(before, engine=first)
+    restored = Engine([spec], catalog, pseudonymize=pz)
+    restored.restore(0, first.changes(0))
+    assert run(after, engine=restored) == {}
+
+
 # -- what the law requires kept (AML Law art. 34, 2024; art. 19 of 2006): removed too early ----------------
 TRANSACTION = {"cats": ("transaction_record",), "purpose": "payment", "system": "core_banking"}
 

@@ -19,7 +19,8 @@ from streams.sources.records import DbStatement, FileHandover
 # What the logs may name that policy/sources.yaml lacks, and where it goes there (`lifemon catalog gaps`)
 GAP_KINDS = {
     "lifecycle_without_subject": "the source's lifecycle events: name the customer (subject_id) on each, "
-    "or retention_overrun never sees them (a deletion unseen leaves its request overdue)",
+    "or retention_overrun sees them only for records an earlier event named the customer of "
+    "(a deletion unseen leaves its request overdue)",
     "table": "policy/sources.yaml databases.<database>.tables",
     "db_user": "policy/sources.yaml actors.db_users (or applications / service_users)",
     "service_application": "policy/sources.yaml actors.applications; `(none logged)`: the server's "
