@@ -37,7 +37,7 @@ from detectors import _window, approvals
 from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, fed, iso_minute, n_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
-from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, OwnBook
+from policy.model import CLASS_RANK, RANK_CLASS, Counter, DetectorSection, JrClass, OwnBook
 from schemas.models import (
     CHANGES,
     SEVERITY_RANK,
@@ -213,6 +213,9 @@ class Episode:
         return ep
 
 
+OWN, WALK_IN = "own", "walk_in"  # the books a post reads as its own work (`ActorWindow.own_read`)
+
+
 class ActorWindow:
     """One actor's accesses over the law's horizon, in event-time order, and its role window: the
     entries from `role` on, those of the last `window_minutes`. One deque serves both counts.
@@ -240,7 +243,7 @@ class ActorWindow:
         "chunks",
         "pending",
         "legacy",
-        "book",
+        "books",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -257,7 +260,9 @@ class ActorWindow:
         self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
         self.pending = False  # loaded without its sealed items yet (`fill`)
         self.legacy = False  # stored by a lifemon that kept windows under the bare employee id
-        self.book: dict[str, int] = {}  # customer -> last read as the post's own book (`own_read`)
+        # "own" (the post's book), "walk_in" (another org's customer at the counter): customer ->
+        # its last such read (`own_read`)
+        self.books: dict[str, dict[str, int]] = {}
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -359,11 +364,12 @@ class ActorWindow:
             self.chunks.popped(0, before - len(entries))
             self.chunks.popped(1, had - len(events))
 
-    def own_read(self, cid: str, ts: int, most: int, horizon_ms: int) -> bool:
-        """Whether a read of `cid` from the post's own book is still its own work: the customer is
-        one of the `most` distinct customers of the book it read over the last `horizon_ms`. Those
-        beyond read the book as a harvest, and count as any reads."""
-        book = self.book
+    def own_read(self, book_id: str, cid: str, ts: int, most: int, horizon_ms: int) -> bool:
+        """Whether a read of `cid` in book `book_id` (the post's own book, or another org's customers
+        at the counter) is still the post's own work: the customer is one of the `most` distinct
+        customers it read there over the last `horizon_ms`. Those beyond read the book as a harvest,
+        and count as any reads."""
+        book = self.books.setdefault(book_id, {})
         if cid not in book and len(book) >= most:
             for gone in [c for c, t in book.items() if t <= ts - horizon_ms]:
                 del book[gone]
@@ -383,7 +389,7 @@ class ActorWindow:
             "episode": self.episode.to_json() if self.episode else None,
             "totals": self.tally.totals,
             "legal_since": self.legal_since,
-            "book": self.book,
+            "books": self.books,
         }
 
     @classmethod
@@ -398,7 +404,7 @@ class ActorWindow:
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         win.legal_since = d["legal_since"]
-        win.book = d.get("book", {})  # none before the own book's daily limit
+        win.books = d.get("books", {})  # none before the own book's daily limit
         win.pending = bool(win.chunks.sealed)
         win.legacy = "chunks" not in d
         if not win.pending:
@@ -611,7 +617,8 @@ class BulkQueryDetector:
         post's own book (`Catalog.own_book`: a customer, not closed, the employee's org manages, or
         sees, as `pfi.customers` has it at the read) for the post's own purposes, returning fewer
         rows than art. 5's smallest tier (a query naming one customer that returns a million rows
-        is no one customer's business), one of the book's `customers_per_day` (`ActorWindow.own_read`).
+        is no one customer's business), one of the book's `customers_per_day` (`ActorWindow.own_read`);
+        at the counter, another org's customer is one of its `walk_ins_per_day`.
         Each as of its own entitlement. None when none is: no access for such a purpose, or no such
         post (most batches)."""
         catalog = ctx.catalog
@@ -629,9 +636,11 @@ class BulkQueryDetector:
         ):
             return None
         flags: list[bool] = []
-        book: list[tuple[int, OwnBook, str]] = []  # (index, the book, the employee's org)
-        # a batch repeats a few kinds of access: each kind's (counter's, the book it reads)
-        kinds: dict[tuple[Any, ...], tuple[bool, OwnBook | None]] = {}
+        # the reads whose customer decides: (index, OWN or WALK_IN, the most a day, the book's
+        # scope, the employee's org)
+        asks: list[tuple[int, str, int, str, str]] = []
+        # a batch repeats a few kinds of access: each kind's counter, and the book it reads
+        kinds: dict[tuple[Any, ...], tuple[Counter | None, OwnBook | None]] = {}
         for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
             if ent is None or len(ev.subject_ids) != 1:
                 flags.append(False)
@@ -640,26 +649,32 @@ class BulkQueryDetector:
             seen = kinds.get(kind)
             if seen is None:
                 roles = tuple(ent.roles)
-                counter = catalog.at_counter(roles, *kind[1:])
-                own = not counter and ent.status is EmployeeStatus.active
-                seen = (counter, catalog.own_book(roles, *kind[1:]) if own else None)
+                desk = catalog.at_counter(roles, *kind[1:])
+                own = desk is None and ent.status is EmployeeStatus.active
+                seen = (desk, catalog.own_book(roles, *kind[1:]) if own else None)
                 kinds[kind] = seen
-            flags.append(seen[0])
-            if seen[1] is not None and ev.row_count < self._duty_rows:
-                book.append((i, seen[1], ent.org_id))
-        if book and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
+            desk, mine = seen
+            flags.append(desk is not None)
+            if desk is not None:
+                asks.append((i, WALK_IN, desk.walk_ins_per_day, "", ent.org_id))
+            elif mine is not None and ev.row_count < self._duty_rows:
+                asks.append((i, OWN, mine.customers_per_day, mine.scope, ent.org_id))
+        if asks and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
             customers = ctx.refs.customers.as_of_many(
-                [evs[i].subject_ids[0] for i, _, _ in book], [evs[i].ts for i, _, _ in book]
+                [evs[a[0]].subject_ids[0] for a in asks], [evs[a[0]].ts for a in asks]
             )
-            for (i, mine, org), c in zip(book, customers, strict=True):
-                flags[i] = (
-                    c is not None
-                    and c.status is not CustomerStatus.closed  # a closed relationship is no one's book
-                    and (c.org_id == org if mine.scope == "org" else org in c.org_path)
-                    and win.own_read(
-                        evs[i].subject_ids[0], evs[i].ts, mine.customers_per_day, self.horizon_ms
+            for (i, book, most, scope, org), c in zip(asks, customers, strict=True):
+                cid, ts = evs[i].subject_ids[0], evs[i].ts
+                if book == WALK_IN:  # the counter serves anyone: a few other orgs' customers a day
+                    if c is not None and c.org_id != org:
+                        flags[i] = win.own_read(WALK_IN, cid, ts, most, self.horizon_ms)
+                else:
+                    flags[i] = (
+                        c is not None
+                        and c.status is not CustomerStatus.closed  # a closed relationship is no one's book
+                        and (c.org_id == org if scope == "org" else org in c.org_path)
+                        and win.own_read(OWN, cid, ts, most, self.horizon_ms)
                     )
-                )
         return flags if any(flags) else None
 
     def _entries(self, ev: Any, ctx: Context, duty: bool = False) -> Read:

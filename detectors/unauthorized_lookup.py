@@ -491,7 +491,7 @@ class UnauthorizedLookupDetector:
             # read beyond its purpose: each customer's consent decides (`_beyond_purpose`)
             and not ctx.catalog.beyond_purpose(purpose, fields)
         ):
-            counter = ctx.catalog.at_counter(view.ent.roles, action, system, fields, purpose)
+            counter = ctx.catalog.at_counter(view.ent.roles, action, system, fields, purpose) is not None
             if approved:
                 sight = -(OWN if action in CHANGES and not counter else ALL)
             elif not self._rules(
@@ -573,7 +573,7 @@ class UnauthorizedLookupDetector:
             found.append(("forbidden_on_system", f"{action} on {ev.system}", ent))
         # why the approval the access names does not cover it: the analyst's first question
         refused = f"approval {approval.approval_id}: {why}" if approval else why if ev.approval_id else None
-        counter = ctx.catalog.at_counter(ent.roles, action, ev.system, ev.fields, ev.purpose)
+        counter = ctx.catalog.at_counter(ent.roles, action, ev.system, ev.fields, ev.purpose) is not None
         own_copy = _own_copy(counter, action, len(ev.subject_ids))
         if not covered:
             if approval is None and not ev.approval_id:

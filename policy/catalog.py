@@ -9,7 +9,7 @@ from itertools import repeat
 from typing import Any
 
 from policy.contracts import RecipientBook
-from policy.model import CLASS_RANK, RANK_CLASS, JrClass, OwnBook, Policy, spelling
+from policy.model import CLASS_RANK, RANK_CLASS, Counter, JrClass, OwnBook, Policy, spelling
 from policy.sdk_declarations import SdkDeclarations
 from schemas.models import READS
 
@@ -129,12 +129,13 @@ class Catalog:
 
     def at_counter(
         self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None
-    ) -> bool:
-        """One of the roles' permission sets is the counter's (organisation.yaml `counter`) and covers
+    ) -> Counter | None:
+        """The counter (organisation.yaml `counter`) of one of the roles' permission sets that covers
         the access by itself: its system, a purpose the counter serves, its grant of the action on
-        the data it names. Then neither the org's sight nor the customer's managing org limits it.
-        Memoized: bulk_query asks it of every access of a teller's batch, the screen once per kind."""
-        return bool(self._covering("counter", roles, action, system, field_ids, purpose))
+        the data it names; None when none does. Then neither the org's sight nor the customer's
+        managing org limits it. Memoized: bulk_query asks it of every access of a teller's batch,
+        the screen once per kind."""
+        return next(iter(self._covering("counter", roles, action, system, field_ids, purpose)), None)
 
     def own_book(
         self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None

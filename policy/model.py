@@ -172,9 +172,16 @@ class Counter(Strict):
     """The counter (柜面) serves whoever comes to it, a customer of any org. What an org sees and
     where a customer is managed do not limit an access its permission set covers by itself: on
     the set's systems, for one of these purposes, the set's own grants opening the action on the
-    data. Anything else its holder does is judged as any employee's."""
+    data. Anything else its holder does is judged as any employee's. A walk-in from another org is
+    served, but a counter that serves more than `walk_ins_per_day` of them reads other books, not
+    its customers' business (a teller harvesting six sub-branches at counter pace raised nothing)."""
 
     purposes: list[str] = Field(min_length=1, description="purpose ids (purposes.yaml) the counter serves")
+    walk_ins_per_day: int = Field(
+        ge=1,
+        description="the most customers other orgs manage one teller serves at the counter in the "
+        "law's horizon (bulk_query legal_horizon_hours); the reads of any more count as any reads",
+    )
     # as an own book's: whose customers (any) and what data (whatever its grants open) it covers
     scope: ClassVar[str] = "counter"
     reads: ClassVar[None] = None

@@ -292,10 +292,15 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
     from detectors.legal_tally import LegalTally
 
     win = ActorWindow(LegalTally(1))
-    assert all(win.own_read(f"p{i}", OPEN + i, 3, 24 * HOUR) for i in range(3))
+    assert all(win.own_read("own", f"p{i}", OPEN + i, 3, 24 * HOUR) for i in range(3))
     back = ActorWindow.from_json(orjson.loads(orjson.dumps(win.to_json())))
-    assert not back.own_read("p9", OPEN + 10, 3, 24 * HOUR) and back.own_read("p0", OPEN + 11, 3, 24 * HOUR)
-    assert back.own_read("p9", OPEN + 24 * HOUR + 3, 3, 24 * HOUR)  # the first read a day before has left
+    assert not back.own_read("own", "p9", OPEN + 10, 3, 24 * HOUR)
+    assert back.own_read("own", "p0", OPEN + 11, 3, 24 * HOUR) and back.own_read(
+        "walk_in", "p9", OPEN, 3, HOUR
+    )
+    assert back.own_read(
+        "own", "p9", OPEN + 24 * HOUR + 3, 3, 24 * HOUR
+    )  # the first read a day before has left
 
 
 def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
@@ -345,6 +350,27 @@ def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
         for cid in ("A0002", "F0002")
     ]
     assert run([_ent("k1", "teller", "S0101")], [*day, transfer, *statements]) == []
+
+
+def test_a_counter_serving_other_sub_branches_books_is_harvesting_them(run) -> None:
+    """通存通兑: a customer of any branch may walk in, but a probe's teller read the balances of 200
+    customers of six other sub-branches at counter pace and raised nothing. Past the day's 30
+    walk-ins (organisation.yaml `walk_ins_per_day`) another org's customer is no counter's business:
+    79 walk-ins' balances in a day stay silent (49 past the 30), 80 reach art. 5's 50 property
+    records. 200 of the teller's own sub-branch's customers, or a customer the customer master does
+    not know yet, are the counter's as before."""
+    kw = {"fields": ("customer_name", "account_balance"), "purpose": "customer_service"}
+    teller = [_ent("k9", "teller", "S0101")]
+
+    def law(customers: list[str]) -> list[Any]:
+        day = spread("k9", customers, OPEN, OPEN + 9 * HOUR, **kw)
+        return [a for a in run(teller, day) if "reached 50 (" in a.summary]
+
+    assert law([*ids("B", 40), *ids("F", 39)]) == []
+    (a,) = law([*ids("B", 40), *ids("F", 40)])
+    assert a.severity.value == "high" and "50 credit/property" in a.summary, a.summary
+    assert law(ids("A", 200)) == []
+    assert law(ids("N", 200)) == []  # not in pfi.customers: no org to tell a walk-in by
 
 
 def test_a_teller_opens_an_account_before_core_banking_registers_the_customer(run) -> None:
