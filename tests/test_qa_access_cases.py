@@ -585,10 +585,37 @@ def test_a_hotline_agent_under_approval_reads_300_customers_of_every_org(run) ->
     """The 95526 hotline at head office (seed 004 总行: sees all) identifies callers of any branch
     and reads their balances under a customer-service approval that covers them."""
     ap = grant(approval_id="HL1", purpose="customer_service", max_records=500)
-    agent = _ent("h1", "ho_product_mgmt", "HO", approvals=[ap])
+    agent = _ent("h1", "hotline_agent", "HO", approvals=[ap])
     callers = [c for trio in zip(ids("A", 100), ids("B", 100), ids("F", 100), strict=True) for c in trio]
     calls = spread("h1", callers, OPEN, OPEN + 9 * HOUR, approval_id="HL1")
     assert run([agent], calls) == []
+
+
+def test_product_management_keeps_to_materials_and_the_hotline_to_its_callers(run) -> None:
+    """Seed 004 角色设置(3)②: head-office product management maintains product marketing
+    materials (营销素材的维护与更新); it held the C2 reads of every customer that marketing campaigns
+    and investment advisors need, and a probe's product manager read a celebrity's balances unseen.
+    Its set (`product_management`) reads whom a sales request is for, on the mobile banker and CRM,
+    and no holdings. The hotline's agents, who borrowed that role, have their own: a caller's
+    balance and transactions are theirs to read, no campaign list."""
+    pm = [_ent("p1", "ho_product_mgmt", "HO")]
+    balance = read("p1", OPEN, ["F0001"])  # core banking: a name and a balance
+    (a,) = run(pm, [balance])
+    assert a.detector == "unauthorized_lookup" and "system_not_permitted" in reasons(a), reasons(a)
+    assert (
+        run(pm, [read("p1", OPEN, ["F0001"], fields=("customer_name", "mobile_phone"), system="crm")]) == []
+    )
+    agent = [_ent("h2", "hotline_agent", "HO")]
+    calls = [
+        read("h2", OPEN, ["F0001"], fields=("customer_name", "transaction_record"), row_count=12),
+        read("h2", OPEN + MINUTE, ["A0001"], fields=("customer_name", "home_address"), system="crm"),
+    ]
+    assert run(agent, calls) == []
+    (b,) = run(
+        agent,
+        [read("h2", OPEN, ["F0002"], fields=("customer_segment", "marketing_tags"), system="mobile_banker")],
+    )
+    assert "system_not_permitted" in reasons(b)
 
 
 def test_a_nightly_batch_spends_its_approval_exactly(run) -> None:
@@ -857,7 +884,7 @@ def test_a_hotline_agent_past_the_approval_s_budget(run) -> None:
     """100 approved calls, then 50 more callers' balances on the same day: those 50 property
     records are unapproved reading and reach art. 5's 50."""
     ap = grant(approval_id="HL1", purpose="customer_service", max_records=100)
-    agent = _ent("h1", "ho_product_mgmt", "HO", approvals=[ap])
+    agent = _ent("h1", "hotline_agent", "HO", approvals=[ap])
     calls = spread("h1", ids("F", 150), OPEN, OPEN + 9 * HOUR, approval_id="HL1")
     alerts = run([agent], calls)
     a = one(alerts, "bulk_query")

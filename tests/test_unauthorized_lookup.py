@@ -357,11 +357,11 @@ def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
 
 def test_two_roles_do_not_add_up_to_a_permission_neither_has(run) -> None:
     """Seed 004 角色设置(2): a user may hold several roles, each with its permission set. A sub-branch
-    product manager may use the data warehouse, a wealth manager may update a customer's phone;
+    president may use the data warehouse, a wealth manager may update a customer's phone;
     holding both does not let the warehouse be used to update phones. Each role alone keeps what
     it has."""
     both = entitlement("e5", role="wealth_manager").model_copy(
-        update={"roles": ["wealth_manager", "sb_product_mgmt"]}
+        update={"roles": ["wealth_manager", "sb_president"]}
     )
     update = [
         e.model_copy(update={"system": "data_warehouse"})

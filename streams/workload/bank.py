@@ -111,12 +111,10 @@ class Bank(Base):
         """Head-office hotline agents (the 95526 service line of seed 004's privacy policy) and the
         service accounts of nightly batch jobs: they read many customers, each under a graded
         approval (seed 004 流程描述(4)④) whose entitlement `_approved_traffic` writes once its budget
-        is known. Hotline agents hold the head-office role that may view customers' C2 data."""
+        is known. Hotline agents hold the hotline's role (organisation.yaml `hotline_agent`)."""
         for _ in range(max(2, len(self.employees) // 100)):
             n = len(self.employees)
-            e = Employee(
-                f"E{n:06d}", "HO", ["ho_product_mgmt"], f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
-            )
+            e = Employee(f"E{n:06d}", "HO", ["hotline_agent"], f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
             e.ips, e.segments = self._other_ips(n), [(self.start, self.end, "HO")]
             self.employees.append(e)
             self.agents.append(e)
