@@ -213,7 +213,9 @@ class Episode:
         return ep
 
 
-OWN, WALK_IN = "own", "walk_in"  # the books a post reads as its own work (`ActorWindow.own_read`)
+# the books a post reads as its own work (`ActorWindow.own_read`), then its permission set's name:
+# its own book, the counter's customers, and among them other orgs' (walk-ins)
+OWN, COUNTER, WALK_IN = "own:", "counter:", "walk_in:"
 
 
 class ActorWindow:
@@ -260,8 +262,8 @@ class ActorWindow:
         self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
         self.pending = False  # loaded without its sealed items yet (`fill`)
         self.legacy = False  # stored by a lifemon that kept windows under the bare employee id
-        # "own" (the post's book), "walk_in" (another org's customer at the counter): customer ->
-        # its last such read (`own_read`)
+        # book (OWN, COUNTER or WALK_IN and a permission set) -> customer -> its last such read
+        # (`own_read`)
         self.books: dict[str, dict[str, int]] = {}
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
@@ -618,7 +620,7 @@ class BulkQueryDetector:
         sees, as `pfi.customers` has it at the read) for the post's own purposes, returning fewer
         rows than art. 5's smallest tier (a query naming one customer that returns a million rows
         is no one customer's business), one of the book's `customers_per_day` (`ActorWindow.own_read`);
-        at the counter, another org's customer is one of its `walk_ins_per_day`.
+        at the counter, one of its `customers_per_day` and, if another org's, of its `walk_ins_per_day`.
         Each as of its own entitlement. None when none is: no access for such a purpose, or no such
         post (most batches)."""
         catalog = ctx.catalog
@@ -636,11 +638,12 @@ class BulkQueryDetector:
         ):
             return None
         flags: list[bool] = []
-        # the reads whose customer decides: (index, OWN or WALK_IN, the most a day, the book's
-        # scope, the employee's org)
+        # the reads whose customer decides: (index, the book, the most a day, the book's scope, the
+        # employee's org)
         asks: list[tuple[int, str, int, str, str]] = []
-        # a batch repeats a few kinds of access: each kind's counter, and the book it reads
-        kinds: dict[tuple[Any, ...], tuple[Counter | None, OwnBook | None]] = {}
+        # a batch repeats a few kinds of access: each kind's counter, and the book it reads, with
+        # their permission sets
+        kinds: dict[tuple[Any, ...], tuple[tuple[str, Counter] | None, tuple[str, OwnBook] | None]] = {}
         for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
             if ent is None or len(ev.subject_ids) != 1:
                 flags.append(False)
@@ -654,26 +657,32 @@ class BulkQueryDetector:
                 seen = (desk, catalog.own_book(roles, *kind[1:]) if own else None)
                 kinds[kind] = seen
             desk, mine = seen
-            flags.append(desk is not None)
-            if desk is not None:
-                asks.append((i, WALK_IN, desk.walk_ins_per_day, "", ent.org_id))
-            elif mine is not None and ev.row_count < self._duty_rows:
-                asks.append((i, OWN, mine.customers_per_day, mine.scope, ent.org_id))
+            if desk is not None:  # the counter's day, then (by the customer's org) its walk-ins
+                perms, counter = desk
+                served = win.own_read(f"{COUNTER}{perms}", ev.subject_ids[0], ev.ts, counter.customers_per_day, self.horizon_ms)  # fmt: skip
+                flags.append(served)
+                if served:
+                    asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
+                continue
+            flags.append(False)
+            if mine is not None and ev.row_count < self._duty_rows:
+                perms, own_book = mine
+                asks.append((i, f"{OWN}{perms}", own_book.customers_per_day, own_book.scope, ent.org_id))
         if asks and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
             customers = ctx.refs.customers.as_of_many(
                 [evs[a[0]].subject_ids[0] for a in asks], [evs[a[0]].ts for a in asks]
             )
             for (i, book, most, scope, org), c in zip(asks, customers, strict=True):
                 cid, ts = evs[i].subject_ids[0], evs[i].ts
-                if book == WALK_IN:  # the counter serves anyone: a few other orgs' customers a day
+                if book.startswith(WALK_IN):  # the counter serves anyone: a few other orgs' customers a day
                     if c is not None and c.org_id != org:
-                        flags[i] = win.own_read(WALK_IN, cid, ts, most, self.horizon_ms)
+                        flags[i] = win.own_read(book, cid, ts, most, self.horizon_ms)
                 else:
                     flags[i] = (
                         c is not None
                         and c.status is not CustomerStatus.closed  # a closed relationship is no one's book
                         and (c.org_id == org if scope == "org" else org in c.org_path)
-                        and win.own_read(OWN, cid, ts, most, self.horizon_ms)
+                        and win.own_read(book, cid, ts, most, self.horizon_ms)
                     )
         return flags if any(flags) else None
 

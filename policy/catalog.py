@@ -66,7 +66,9 @@ class Catalog:
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }
         self._grants: dict[tuple[str, str, tuple[str, ...]], bool] = {}
-        self._covered: dict[tuple[object, ...], tuple[str, ...]] = {}  # at_counter's and own_book's answers
+        self._covered: dict[
+            tuple[object, ...], tuple[tuple[str, Any], ...]
+        ] = {}  # at_counter's and own_book's answers
         # declarations by SDK and app version, PoliCheck labels
         self.sdk = SdkDeclarations(policy.sdks, fields)
         # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class
@@ -129,25 +131,26 @@ class Catalog:
 
     def at_counter(
         self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None
-    ) -> Counter | None:
-        """The counter (organisation.yaml `counter`) of one of the roles' permission sets that covers
-        the access by itself: its system, a purpose the counter serves, its grant of the action on
-        the data it names; None when none does. Then neither the org's sight nor the customer's
+    ) -> tuple[str, Counter] | None:
+        """The permission set, and its counter (organisation.yaml `counter`), of one of the roles that
+        covers the access by itself: its system, a purpose the counter serves, its grant of the
+        action on the data it names; None when none does. Then neither the org's sight nor the customer's
         managing org limits it. Memoized: bulk_query asks it of every access of a teller's batch,
         the screen once per kind."""
         return next(iter(self._covering("counter", roles, action, system, field_ids, purpose)), None)
 
     def own_book(
         self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None
-    ) -> OwnBook | None:
-        """The book a read is the roles' own work on (organisation.yaml `own_book`), the widest of
+    ) -> tuple[str, OwnBook] | None:
+        """The permission set, and its book, a read is the roles' own work on (organisation.yaml
+        `own_book`; each set's book is its own, with its own day's measure), the widest of
         the sets that cover it by themselves (system, purpose, grant): `scope` "sight" (every
         customer the holder sees) before "org" (those its org manages); None when none does, or
         for anything but a view or a query (a takeout leaves the book). Memoized as `at_counter`."""
         if action not in READS:
             return None
         books = self._covering("own_book", roles, action, system, field_ids, purpose)
-        return max(books, key=lambda b: b.scope == "sight", default=None)
+        return max(books, key=lambda b: b[1].scope == "sight", default=None)
 
     def _covering(
         self,
@@ -157,14 +160,14 @@ class Catalog:
         system: str,
         field_ids: Sequence[str],
         purpose: str | None,
-    ) -> tuple[Any, ...]:
-        """The roles' `block`s (counter, own_book) whose permission sets cover the access by
-        themselves: their system, a purpose the block lists, their grant of the action."""
+    ) -> tuple[tuple[str, Any], ...]:
+        """(permission set, its `block`) of the roles' sets with a `block` (counter, own_book) that
+        cover the access by themselves: their system, a purpose the block lists, their grant of the action."""
         key = (block, tuple(roles), action, system, tuple(field_ids), purpose)
         found = self._covered.get(key)
         if found is None:
             found = tuple(
-                b
+                (role.permissions, b)
                 for r in key[1]
                 if (role := self.roles.get(r)) is not None
                 and role.permissions is not None

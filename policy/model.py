@@ -174,9 +174,15 @@ class Counter(Strict):
     the set's systems, for one of these purposes, the set's own grants opening the action on the
     data. Anything else its holder does is judged as any employee's. A walk-in from another org is
     served, but a counter that serves more than `walk_ins_per_day` of them reads other books, not
-    its customers' business (a teller harvesting six sub-branches at counter pace raised nothing)."""
+    its customers' business (a teller harvesting six sub-branches at counter pace raised nothing),
+    and one that serves more than `customers_per_day` in all harvests its own sub-branch's."""
 
     purposes: list[str] = Field(min_length=1, description="purpose ids (purposes.yaml) the counter serves")
+    customers_per_day: int = Field(
+        ge=1,
+        description="the most customers one teller serves at the counter in the law's horizon "
+        "(bulk_query legal_horizon_hours, a rolling 24 h); the reads of any more count as any reads",
+    )
     walk_ins_per_day: int = Field(
         ge=1,
         description="the most customers other orgs manage one teller serves at the counter in the "

@@ -284,6 +284,16 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
         and "1,780 credit/property/loan/location/communication_content records" in a.summary
     )
     assert "reached 500 (" in a.summary, a.summary
+    # each post's book has its own measure: 100 holdings and 12 loan files by one employee holding
+    # both roles are two posts' days (the reviewer's 288 loan records counted under one measure)
+    both = ent.model_copy(update={"roles": ["wealth_manager", "credit_officer"]})
+    loans = [
+        read("w1", OPEN + i * 20 * MINUTE, [cid], fields=("customer_name", "repayment_history"), system="credit_system",
+             purpose="credit_review", row_count=24)
+        for i, cid in enumerate(ids("A", 12, 1000))
+    ]  # fmt: skip
+    wealth = spread("w1", ids("A", 100), OPEN, OPEN + 9 * HOUR, **day)
+    assert [a for a in run([both], wealth + loans, customers=book(2000)) if "reached 50 (" in a.summary] == []
     two_days = spread("w1", ids("A", 120), OPEN, OPEN + 9 * HOUR, **day)
     two_days += spread("w1", ids("A", 120, 500), OPEN + 24 * HOUR, OPEN + 33 * HOUR, **day)
     assert run([ent], two_days, customers=book(2000)) == []
@@ -357,8 +367,9 @@ def test_a_counter_serving_other_sub_branches_books_is_harvesting_them(run) -> N
     customers of six other sub-branches at counter pace and raised nothing. Past the day's 30
     walk-ins (organisation.yaml `walk_ins_per_day`) another org's customer is no counter's business:
     79 walk-ins' balances in a day stay silent (49 past the 30), 80 reach art. 5's 50 property
-    records. 200 of the teller's own sub-branch's customers, or a customer the customer master does
-    not know yet, are the counter's as before."""
+    records. A customer the customer master does not know yet tells no org. And a counter's day has
+    its measure too (`customers_per_day`, 120): the reviewer's teller read 1 000 customers of her own
+    sub-branch in 9 hours for a medium role-window alert; 169 stay silent, 170 reach 50."""
     kw = {"fields": ("customer_name", "account_balance"), "purpose": "customer_service"}
     teller = [_ent("k9", "teller", "S0101")]
 
@@ -369,8 +380,10 @@ def test_a_counter_serving_other_sub_branches_books_is_harvesting_them(run) -> N
     assert law([*ids("B", 40), *ids("F", 39)]) == []
     (a,) = law([*ids("B", 40), *ids("F", 40)])
     assert a.severity.value == "high" and "50 credit/property" in a.summary, a.summary
-    assert law(ids("A", 200)) == []
-    assert law(ids("N", 200)) == []  # not in pfi.customers: no org to tell a walk-in by
+    assert law(ids("N", 100)) == []  # not in pfi.customers: no org to tell a walk-in by
+    assert law(ids("A", 169)) == []
+    (a,) = law(ids("A", 170))
+    assert a.severity.value == "high", a.summary
 
 
 def test_a_teller_opens_an_account_before_core_banking_registers_the_customer(run) -> None:
