@@ -58,6 +58,9 @@ ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
 CHANNELS = "channels"  # a task input's marks from each source partition (Task.mark)
 # then <record id>: the customer (pseudonym) the record's lifecycle events named (Engine._owners)
 OWNERS = ENGINE + "owner" + SEP
+# then <record id>: its events read before any named its customer, until one does (Engine._owners)
+HELD = ENGINE + "held" + SEP
+HELD_PER_RECORD = 16  # a record's life has a few steps: more unnamed ones than this are a gap each
 SOURCE_TIME = ENGINE + "source" + SEP  # then <topic>: the latest event time read from it (Engine._held_by)
 ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <slot>] (PartitionRollup.save)
 NO_TOPIC_ID = ""  # a topic whose incarnation is not known: rows from before topic ids, a replay, a test
@@ -598,6 +601,7 @@ class Engine:
         # a detector reads the lifecycle by customer: a record's events that name none are given
         # the customer its other events named (`_owners`)
         self.by_customer = ("lifecycle", "subject_id") in self.readers
+        self._tied: list[Any] = []  # held lifecycle events the batch's named ones tied (`_owners`)
 
     def _needs(self, at: tuple[str, str]) -> tuple[str, ...]:
         """The attributes of which a record of re-keyed input `at` must carry one for some reader to
@@ -606,7 +610,10 @@ class Engine:
         return () if None in wanted else tuple(sorted(set(wanted)))  # type: ignore[arg-type]
 
     def rekeyed_events(self, stream: str, key: str, events: Sequence[Any]) -> list[tuple[str, Any]]:
-        """`rekey` for input (stream, key), leaving out what none of its readers reads."""
+        """`rekey` for input (stream, key), leaving out what none of its readers reads. The lifecycle
+        by customer also takes the events held until the batch named their customer (`_owners`)."""
+        if self._tied and (stream, key) == ("lifecycle", "subject_id"):
+            events, self._tied = [*events, *self._tied], []
         return rekey(key, events, self.needs.get((stream, key), ()))
 
     # -- input ----------------------------------------------------------------------------------
@@ -665,30 +672,41 @@ class Engine:
             if stream in SYSTEM_ATTR:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
             if stream == "lifecycle" and self.by_customer:
-                self._owners(partition, events)
+                self._tied = self._owners(partition, events)
             self._rollup(stream, topic, partition, decoded, events)
             if stream == "lifecycle" and self.deletions is not None:
                 self.deletions.add(events)
         return events
 
-    def _owners(self, partition: int, events: Sequence[Any]) -> None:
+    def _owners(self, partition: int, events: Sequence[Any]) -> list[Any]:
         """A lifecycle event that names its record but not the customer gets the customer the
         record's earlier events named: a deletion system that logs only the record id would
         otherwise never reach the detectors keyed by customer, and the customer's request stayed
         overdue (a probe's timely purge was an open high alert). The lifecycle topic is keyed by
         record, so a record's events share a partition and its index entry travels with the
-        partition's state; one key per record, on disk. An entry ends with its record's destruction."""
+        partition's state; one key per record, on disk. An entry ends with its record's destruction.
+        An event read before any that names its customer (a replay reads separate files side by
+        side; a late backfill) is held, and returned, its customer named, once one is: the customer
+        side then gets it as any late lifecycle event, so the order of arrival does not decide."""
         store = self.store(partition)
+        tied: list[Any] = []
         for ev in events:
             if not (rid := ev.record_id):
                 continue
             key = OWNERS + rid
             if not ev.subject_id:
                 ev.subject_id = store.get(key)
-            elif store.get(key) != ev.subject_id:
-                store.put(key, ev.subject_id)
+                if ev.subject_id is None and len(held := store.get(HELD + rid) or []) < HELD_PER_RECORD:
+                    store.put(HELD + rid, [*held, msgspec.to_builtins(ev)])
+            else:
+                if store.get(key) != ev.subject_id:
+                    store.put(key, ev.subject_id)
+                if (held := store.get(HELD + rid)) is not None:
+                    store.delete(HELD + rid)
+                    tied += [msgspec.convert(h | {"subject_id": ev.subject_id}, type(ev)) for h in held]
             if ev.stage is LifecycleStage.destroy and store.get(key) is not None:
                 store.delete(key)
+        return tied
 
     def process_rekeyed(
         self, stream: str, key: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]

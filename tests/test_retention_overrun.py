@@ -342,6 +342,32 @@ def test_a_deletion_logged_without_the_customer_answers_the_request(run, spec, c
     assert run(after, engine=restored) == {}
 
 
+def test_a_deletion_read_before_the_events_naming_its_customer_answers_the_request(spec, catalog) -> None:
+    """The reviewer's replay of two lifecycle files side by side (the purge job's, the CRM's) read
+    the deletion, logged by record id alone, before the collection and the request that name the
+    customer: held until a named event arrives, it then answers the request in time, as one file
+    in time order does. A restore between the two keeps what was held."""
+    batches = [
+        [lc("delete", subject=None, day=-6)],
+        [collect(day=-100), lc("deletion_requested", day=-20)],
+        [tick(0)],
+    ]
+
+    def alerts(restore_after: int | None = None) -> list[Any]:
+        e, got, offset = Engine([spec], catalog, pseudonymize=pz), [], 0
+        for i, batch in enumerate(batches):
+            got += e.process("lifecycle", "lifecycle", 0, fed("lifecycle", batch, "lifecycle", offset))
+            got += e.advance()
+            offset += len(batch)
+            if i == restore_after:
+                restored = Engine([spec], catalog, pseudonymize=pz)
+                restored.restore(0, e.changes(0))
+                e = restored
+        return got + e.drain()
+
+    assert alerts() == [] and alerts(restore_after=0) == []
+
+
 # -- what the law requires kept (AML Law art. 34, 2024; art. 19 of 2006): removed too early ----------------
 TRANSACTION = {"cats": ("transaction_record",), "purpose": "payment", "system": "core_banking"}
 
