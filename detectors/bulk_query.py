@@ -644,8 +644,9 @@ class BulkQueryDetector:
         # a batch repeats a few kinds of access: each kind's counter, and the book it reads, with
         # their permission sets
         kinds: dict[tuple[Any, ...], tuple[tuple[str, Counter] | None, tuple[str, OwnBook] | None]] = {}
+        duty_purposes = catalog.duty_purposes
         for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
-            if ent is None or len(ev.subject_ids) != 1:
+            if ent is None or len(ev.subject_ids) != 1 or ev.purpose not in duty_purposes:
                 flags.append(False)
                 continue
             kind = (id(ent), ev.action, ev.system, tuple(ev.fields), ev.purpose)
