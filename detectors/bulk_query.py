@@ -108,6 +108,7 @@ class Episode:
         "c3_export",
         "took",
         "sent",
+        "past",
         "_counted",
     )
 
@@ -132,6 +133,9 @@ class Episode:
         self.c3_export = False  # C3 exported, downloaded or printed: at least high, whatever the count
         self.took = False  # it counts records exported, downloaded or printed: said so, not "read"
         self.sent = False  # it counts records the employee sent out (transfers), not only reads
+        # the measures of a post's own work its reads went past, and so were counted
+        # (`BulkQueryDetector._duty`): the analyst's answer to "they are my customers"
+        self.past: dict[str, int] = {}
         # records() per category set since the last add: every batch asks each escalation step's
         # count of an open episode, and an episode of a long spree holds thousands of customers
         self._counted: dict[frozenset[str] | None, int] = {}
@@ -189,6 +193,7 @@ class Episode:
             "c3_export": self.c3_export,
             "took": self.took,
             "sent": self.sent,
+            "past": self.past,
         }
 
     @classmethod
@@ -210,6 +215,7 @@ class Episode:
         ep.emitted_records, ep.emitted_last_seen = d["emitted_records"], d["emitted_last_seen"]
         ep.legal, ep.c3_export = d.get("legal", {}), d.get("c3_export", False)
         ep.sent, ep.took = d.get("sent", False), d.get("took", False)
+        ep.past = d.get("past", {})
         return ep
 
 
@@ -462,6 +468,7 @@ class BulkQueryDetector:
         # duty read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
+        self._past: dict[str, int] = {}  # the measures of own work the batch's reads went past (`_pass`)
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -489,10 +496,13 @@ class BulkQueryDetector:
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add_transfer(win, ev, ctx)
             else:
+                self._past.clear()
                 reads = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, win, evs, ctx))
                 for ev, read in zip(evs, reads or (), strict=reads is not None):
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add(win, ev, read, ctx)
+                if win.episode is not None:
+                    win.episode.past.update(self._past)
             if win.episode is not None:  # the day's figures as they stand after the batch
                 win.episode.legal.update(self._legal_reached(win))
             ep = win.episode
@@ -612,6 +622,10 @@ class BulkQueryDetector:
         """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""
         return approvals.covers(ev, ctx, self.store)
 
+    def _pass(self, what: str) -> None:
+        """Reads of a post's own work past its measure (`_duty`): counted, and said in the alert."""
+        self._past[what] = 1
+
     def _duty(self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context) -> list[bool] | None:
         """Which reads of an actor's batch are the post's own work, in no legal tier: one customer's,
         covered by the counter's permission set by itself (`Catalog.at_counter`: its systems,
@@ -664,6 +678,8 @@ class BulkQueryDetector:
                 flags.append(served)
                 if served:
                     asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
+                else:
+                    self._pass(f"at the counter past its {counter.customers_per_day} customers a day")
                 continue
             flags.append(False)
             if mine is not None and ev.row_count < self._duty_rows:
@@ -678,13 +694,17 @@ class BulkQueryDetector:
                 if book.startswith(WALK_IN):  # the counter serves anyone: a few other orgs' customers a day
                     if c is not None and c.org_id != org:
                         flags[i] = win.own_read(book, cid, ts, most, self.horizon_ms)
+                        if not flags[i]:
+                            self._pass(f"of other orgs' customers at the counter past its {most} a day")
                 else:
-                    flags[i] = (
+                    in_book = (
                         c is not None
                         and c.status is not CustomerStatus.closed  # a closed relationship is no one's book
                         and (c.org_id == org if scope == "org" else org in c.org_path)
-                        and win.own_read(book, cid, ts, most, self.horizon_ms)
                     )
+                    flags[i] = in_book and win.own_read(book, cid, ts, most, self.horizon_ms)
+                    if in_book and not flags[i]:
+                        self._pass(f"of its own customers past the book's {most} a day")
         return flags if any(flags) else None
 
     def _entries(self, ev: Any, ctx: Context, duty: bool = False) -> Read:
@@ -1077,6 +1097,9 @@ class BulkQueryDetector:
                 parts.append(
                     f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation})"
                 )
+        if ep.past:  # "they are my customers": the measure their reads went past (not how many:
+            # the reads before the episode opened are in the count, not in its note)
+            parts.append("counted as anyone's: reads " + ", reads ".join(ep.past))
         summary = "; ".join(parts)
         counts = {f"class_{k}": v for k, v in by_class.items()} | {
             f"category_{k}": v for k, v in sorted(by_category.items())

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from streams.embedded import free_port
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_PREFIX = "%m [%p] %q%u@%d app=%a "  # not Debian's default: the parser must follow the setting
 SFTP_ACCOUNTS = ("acme_collect", "partner_ins", "hk_fx")
@@ -37,12 +39,6 @@ def available() -> str | None:
         if not path.exists():
             return f"{path} missing (apt-get install postgresql-15 postgresql-15-pgaudit mariadb-server openssh-server)"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(cmd: list[str], user: str | None = None, **kw: object) -> str:
@@ -98,7 +94,7 @@ def postgres(traffic: list[tuple[str, str, str]] | None = None) -> Iterator[Path
     `traffic`: (login, application, psql input) sessions, by default the teller's and the analyst's."""
     base = Path(tempfile.mkdtemp(prefix="lifemon-pg-"))
     shutil.chown(base, "postgres")
-    data, logs, port = base / "data", base / "log", _free_port()
+    data, logs, port = base / "data", base / "log", free_port()
     _run([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], user="postgres")
     with open(data / "postgresql.conf", "a") as conf:
         conf.write(
@@ -170,7 +166,7 @@ def mariadb() -> Iterator[Path]:
     """A running MariaDB with server_audit; yields its audit log file."""
     base = Path(tempfile.mkdtemp(prefix="lifemon-my-"))
     shutil.chown(base, "mysql")
-    port, sock, audit = _free_port(), base / "sock", base / "server_audit.log"
+    port, sock, audit = free_port(), base / "sock", base / "server_audit.log"
     _run(
         [
             "mariadb-install-db",
@@ -253,7 +249,7 @@ def sftp() -> Iterator[list[str]]:
     root.mkdir(mode=0o755, exist_ok=True)
     base = Path(tempfile.mkdtemp(dir=root))
     os.chmod(base, 0o755)
-    port, lines, sockets = _free_port(), [], []
+    port, lines, sockets = free_port(), [], []
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "host_key")])
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "client_key")])
     (base / "keys").mkdir()

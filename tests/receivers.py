@@ -4,7 +4,6 @@ refuse on purpose for a while), and Debian's Prometheus Alertmanager on a loopba
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -17,14 +16,10 @@ from typing import Any
 
 import orjson
 
+from streams.embedded import free_port
+
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 MISSING = "Debian's prometheus-alertmanager is not installed (apt-get install -y prometheus-alertmanager; .ci/run does)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver:

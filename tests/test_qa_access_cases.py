@@ -284,6 +284,8 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
         and "1,780 credit/property/loan/location/communication_content records" in a.summary
     )
     assert "reached 500 (" in a.summary, a.summary
+    # the analyst's answer to "they are my customers"
+    assert "counted as anyone's: reads of its own customers past the book's 120 a day" in a.summary
     # each post's book has its own measure: 100 holdings and 12 loan files by one employee holding
     # both roles are two posts' days (the reviewer's 288 loan records counted under one measure)
     both = ent.model_copy(update={"roles": ["wealth_manager", "credit_officer"]})
@@ -380,10 +382,11 @@ def test_a_counter_serving_other_sub_branches_books_is_harvesting_them(run) -> N
     assert law([*ids("B", 40), *ids("F", 39)]) == []
     (a,) = law([*ids("B", 40), *ids("F", 40)])
     assert a.severity.value == "high" and "50 credit/property" in a.summary, a.summary
+    assert "counted as anyone's: reads of other orgs' customers at the counter past its 30 a day" in a.summary
     assert law(ids("N", 100)) == []  # not in pfi.customers: no org to tell a walk-in by
     assert law(ids("A", 169)) == []
     (a,) = law(ids("A", 170))
-    assert a.severity.value == "high", a.summary
+    assert a.severity.value == "high" and "reads at the counter past its 120 customers a day" in a.summary
 
 
 def test_a_teller_opens_an_account_before_core_banking_registers_the_customer(run) -> None:
