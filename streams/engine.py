@@ -56,10 +56,9 @@ DRAIN_PASSES = 8
 SEP = "\x1f"  # between a namespace and a key in a partition's store
 ENGINE = "~engine" + SEP  # the engine's own keys: tasks' stream times, rollups
 CHANNELS = "channels"  # a task input's marks from each source partition (Task.mark)
-# then <record id>: the customer (pseudonym) the record's lifecycle events named (Engine._owners)
+# then <record id>: the customer (pseudonym) the record's lifecycle events named or, until one does,
+# the events read before (Engine._owners)
 OWNERS = ENGINE + "owner" + SEP
-# then <record id>: its events read before any named its customer, until one does (Engine._owners)
-HELD = ENGINE + "held" + SEP
 HELD_PER_RECORD = 16  # a record's life has a few steps: more unnamed ones than this are a gap each
 SOURCE_TIME = ENGINE + "source" + SEP  # then <topic>: the latest event time read from it (Engine._held_by)
 ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <slot>] (PartitionRollup.save)
@@ -694,17 +693,17 @@ class Engine:
             if not (rid := ev.record_id):
                 continue
             key = OWNERS + rid
+            known = store.get(key)  # the customer, or the events held until one is named
             if not ev.subject_id:
-                ev.subject_id = store.get(key)
-                if ev.subject_id is None and len(held := store.get(HELD + rid) or []) < HELD_PER_RECORD:
-                    store.put(HELD + rid, [*held, msgspec.to_builtins(ev)])
-            else:
-                if store.get(key) != ev.subject_id:
-                    store.put(key, ev.subject_id)
-                if (held := store.get(HELD + rid)) is not None:
-                    store.delete(HELD + rid)
-                    tied += [msgspec.convert(h | {"subject_id": ev.subject_id}, type(ev)) for h in held]
-            if ev.stage is LifecycleStage.destroy and store.get(key) is not None:
+                if isinstance(known, str):
+                    ev.subject_id = known
+                elif len(known or ()) < HELD_PER_RECORD:
+                    store.put(key, [*(known or ()), msgspec.to_builtins(ev)])
+            elif known != ev.subject_id:
+                if isinstance(known, list):
+                    tied += [msgspec.convert(h | {"subject_id": ev.subject_id}, type(ev)) for h in known]
+                store.put(key, ev.subject_id)
+            if ev.stage is LifecycleStage.destroy and ev.subject_id:
                 store.delete(key)
         return tied
 
