@@ -135,7 +135,7 @@ class Episode:
         self.sent = False  # it counts records the employee sent out (transfers), not only reads
         # the measures of a post's own work its reads went past, and so were counted
         # (`BulkQueryDetector._duty`): the analyst's answer to "they are my customers"
-        self.past: dict[str, int] = {}
+        self.past: dict[str, None] = {}
         # records() per category set since the last add: every batch asks each escalation step's
         # count of an open episode, and an episode of a long spree holds thousands of customers
         self._counted: dict[frozenset[str] | None, int] = {}
@@ -468,7 +468,7 @@ class BulkQueryDetector:
         # duty read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
-        self._past: dict[str, int] = {}  # the measures of own work the batch's reads went past (`_pass`)
+        self._past: dict[str, None] = {}  # the measures of own work the batch's reads went past
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -622,10 +622,6 @@ class BulkQueryDetector:
         """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""
         return approvals.covers(ev, ctx, self.store)
 
-    def _pass(self, what: str) -> None:
-        """Reads of a post's own work past its measure (`_duty`): counted, and said in the alert."""
-        self._past[what] = 1
-
     def _duty(self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context) -> list[bool] | None:
         """Which reads of an actor's batch are the post's own work, in no legal tier: one customer's,
         covered by the counter's permission set by itself (`Catalog.at_counter`: its systems,
@@ -679,7 +675,7 @@ class BulkQueryDetector:
                 if served:
                     asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
                 else:
-                    self._pass(f"at the counter past its {counter.customers_per_day} customers a day")
+                    self._past[f"at the counter past its {counter.customers_per_day} customers a day"] = None
                 continue
             flags.append(False)
             if mine is not None and ev.row_count < self._duty_rows:
@@ -695,7 +691,8 @@ class BulkQueryDetector:
                     if c is not None and c.org_id != org:
                         flags[i] = win.own_read(book, cid, ts, most, self.horizon_ms)
                         if not flags[i]:
-                            self._pass(f"of other orgs' customers at the counter past its {most} a day")
+                            passed = f"of other orgs' customers at the counter past its {most} a day"
+                            self._past[passed] = None
                 else:
                     in_book = (
                         c is not None
@@ -704,7 +701,7 @@ class BulkQueryDetector:
                     )
                     flags[i] = in_book and win.own_read(book, cid, ts, most, self.horizon_ms)
                     if in_book and not flags[i]:
-                        self._pass(f"of its own customers past the book's {most} a day")
+                        self._past[f"of its own customers past the book's {most} a day"] = None
         return flags if any(flags) else None
 
     def _entries(self, ev: Any, ctx: Context, duty: bool = False) -> Read:

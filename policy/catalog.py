@@ -66,9 +66,8 @@ class Catalog:
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }
         self._grants: dict[tuple[str, str, tuple[str, ...]], bool] = {}
-        self._covered: dict[
-            tuple[object, ...], tuple[tuple[str, Any], ...]
-        ] = {}  # at_counter's and own_book's answers
+        # at_counter's and own_book's answers: (permission set, its counter or book) for each
+        self._covered: dict[tuple[object, ...], tuple[tuple[str, Any], ...]] = {}
         # declarations by SDK and app version, PoliCheck labels
         self.sdk = SdkDeclarations(policy.sdks, fields)
         # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class

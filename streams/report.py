@@ -20,6 +20,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from detectors.base import n_of
 from schemas.models import SEVERITY_RANK
 from streams.alert_query import Listing, query_alerts, records_and_customers
 from streams.clickhouse import tables_present
@@ -540,7 +541,7 @@ def _alerts(alerts: list[dict[str, Any]], total: int, period: Period, before: in
     last event before the period (said, with the command that lists them)."""
     zone = period.zone
     earlier = (
-        f" <b>{before:,} {'alert' if before == 1 else 'alerts'} stored</b> have their last event before the "
+        f" <b>{n_of(before, 'alert')} stored</b> have their last event before the "
         f"period (a retention or deletion deadline passed earlier, say, though the monitor first saw it "
         f"in this one): <code>lifemon alerts --until {escape(_iso(period.since, zone))}</code> lists them."
         if before and period.since
