@@ -55,6 +55,7 @@ def n_of(n: int, noun: str, plural: str = "") -> str:
 # A finding's counts key set to 1 when the incident path must consider it (issue 14: C3 reaching a
 # third party, unauthorized cross-border transfers); the alert's OCSF labels carry it too.
 LEAKAGE_CANDIDATE = "leakage_candidate"
+DAY_MS = 86_400_000  # a day of event time: the policy's "days" and "per day" measures
 
 
 class AsOf(Protocol):

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import _window, approvals
-from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, fed, iso_minute, n_of
+from detectors.base import DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, fed, iso_minute, n_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
 from policy.model import CLASS_RANK, RANK_CLASS, Counter, DetectorSection, JrClass, OwnBook
@@ -372,14 +372,14 @@ class ActorWindow:
             self.chunks.popped(0, before - len(entries))
             self.chunks.popped(1, had - len(events))
 
-    def own_read(self, book_id: str, cid: str, ts: int, most: int, horizon_ms: int) -> bool:
+    def own_read(self, book_id: str, cid: str, ts: int, most: int) -> bool:
         """Whether a read of `cid` in book `book_id` (the post's own book, or another org's customers
         at the counter) is still the post's own work: the customer is one of the `most` distinct
-        customers it read there over the last `horizon_ms`. Those beyond read the book as a harvest,
-        and count as any reads."""
+        customers it read there over the last day (rolling 24 h of event time, whatever the law's
+        horizon is). Those beyond read the book as a harvest, and count as any reads."""
         book = self.books.setdefault(book_id, {})
         if cid not in book and len(book) >= most:
-            for gone in [c for c, t in book.items() if t <= ts - horizon_ms]:
+            for gone in [c for c, t in book.items() if t <= ts - DAY_MS]:
                 del book[gone]
             if len(book) >= most:
                 return False
@@ -670,7 +670,9 @@ class BulkQueryDetector:
             desk, mine = seen
             if desk is not None:  # the counter's day, then (by the customer's org) its walk-ins
                 perms, counter = desk
-                served = win.own_read(f"{COUNTER}{perms}", ev.subject_ids[0], ev.ts, counter.customers_per_day, self.horizon_ms)  # fmt: skip
+                served = win.own_read(
+                    f"{COUNTER}{perms}", ev.subject_ids[0], ev.ts, counter.customers_per_day
+                )
                 flags.append(served)
                 if served:
                     asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
@@ -689,7 +691,7 @@ class BulkQueryDetector:
                 cid, ts = evs[i].subject_ids[0], evs[i].ts
                 if book.startswith(WALK_IN):  # the counter serves anyone: a few other orgs' customers a day
                     if c is not None and c.org_id != org:
-                        flags[i] = win.own_read(book, cid, ts, most, self.horizon_ms)
+                        flags[i] = win.own_read(book, cid, ts, most)
                         if not flags[i]:
                             passed = f"of other orgs' customers at the counter past its {most} a day"
                             self._past[passed] = None
@@ -699,7 +701,7 @@ class BulkQueryDetector:
                         and c.status is not CustomerStatus.closed  # a closed relationship is no one's book
                         and (c.org_id == org if scope == "org" else org in c.org_path)
                     )
-                    flags[i] = in_book and win.own_read(book, cid, ts, most, self.horizon_ms)
+                    flags[i] = in_book and win.own_read(book, cid, ts, most)
                     if in_book and not flags[i]:
                         self._past[f"of its own customers past the book's {most} a day"] = None
         return flags if any(flags) else None

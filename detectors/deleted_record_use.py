@@ -38,12 +38,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Context, Finding, Store, n_of, uses_records
+from detectors.base import DAY_MS, Context, Finding, Store, n_of, uses_records
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES
 from policy.model import CLASS_RANK, DetectorSection, JrClass
 
-DAY_MS = 86_400_000
 RULE = "used_after_deletion"
 # a use: [ts, event_id, stream, reader or recipient, system it came from, class, customers named,
 # counted (1: a use after the removal, in the alert)]

@@ -74,7 +74,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
-from detectors.base import Context, Finding, Store, fed, n_of, uses_records
+from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_records
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, Customer, Record
 from policy.catalog import Catalog
@@ -82,7 +82,6 @@ from policy.model import CLASS_RANK, DetectorSection, JrClass, spelling
 from schemas.models import ConsentStatus
 from schemas.structs import STRICT
 
-DAY_MS = 86_400_000
 _TS = itemgetter(0)  # a use's time
 JUDGE = "u:"  # + customer: the timer that judges its records' stale uses (a pseudonym never starts so)
 FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import inbox
-from detectors.base import LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
+from detectors.base import DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
 from policy.contracts import ContractTerm, RecipientBook
 from policy.model import (
     CLASS_RANK,
@@ -63,7 +63,6 @@ VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period st
 FORGOTTEN = "forgotten:"  # + {recipient}/{contract}: the end of its latest period forgotten
 RAISED = "raised:"  # + {recipient}/{transfer id}: the rule ids its alerts raised, space-separated
 TRANSFER_STRUCT: Any = STRICT["transfer"]  # a stored block's transfers come back as the decoder's structs
-DAY_MS = 86_400_000
 
 
 class Rule(BaseModel):

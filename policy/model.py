@@ -180,13 +180,13 @@ class Counter(Strict):
     purposes: list[str] = Field(min_length=1, description="purpose ids (purposes.yaml) the counter serves")
     customers_per_day: int = Field(
         ge=1,
-        description="the most customers one teller serves at the counter in the law's horizon "
-        "(bulk_query legal_horizon_hours, a rolling 24 h); the reads of any more count as any reads",
+        description="the most customers one teller serves at the counter in a rolling 24 h of event "
+        "time; the reads of any more count as any reads",
     )
     walk_ins_per_day: int = Field(
         ge=1,
-        description="the most customers other orgs manage one teller serves at the counter in the "
-        "law's horizon (bulk_query legal_horizon_hours); the reads of any more count as any reads",
+        description="the most customers other orgs manage one teller serves at the counter in a "
+        "rolling 24 h of event time; the reads of any more count as any reads",
     )
     # as an own book's: whose customers (any) and what data (whatever its grants open) it covers
     scope: ClassVar[str] = "counter"
@@ -215,8 +215,8 @@ class OwnBook(Strict):
     )
     customers_per_day: int = Field(
         ge=1,
-        description="the most customers of its book one holder reads as its own work in the law's "
-        "horizon (bulk_query legal_horizon_hours); the reads of any more count as any reads",
+        description="the most customers of its book one holder reads as its own work in a rolling "
+        "24 h of event time; the reads of any more count as any reads",
     )
 
 
