@@ -252,6 +252,7 @@ class ActorWindow:
         "pending",
         "legacy",
         "books",
+        "past",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -271,6 +272,9 @@ class ActorWindow:
         # book (OWN, COUNTER or WALK_IN and a permission set) -> customer -> its last such read
         # (`own_read`)
         self.books: dict[str, dict[str, int]] = {}
+        # the measures of own work its reads went past -> the last such read: an episode opened
+        # later, on the count those reads are in, says so too
+        self.past: dict[str, int] = {}
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -398,6 +402,7 @@ class ActorWindow:
             "totals": self.tally.totals,
             "legal_since": self.legal_since,
             "books": self.books,
+            "past": self.past,
         }
 
     @classmethod
@@ -413,6 +418,7 @@ class ActorWindow:
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         win.legal_since = d["legal_since"]
         win.books = d.get("books", {})  # none before the own book's daily limit
+        win.past = d.get("past", {})  # none before an episode's note took earlier batches' reads
         win.pending = bool(win.chunks.sealed)
         win.legacy = "chunks" not in d
         if not win.pending:
@@ -468,7 +474,6 @@ class BulkQueryDetector:
         # duty read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
-        self._past: dict[str, None] = {}  # the measures of own work the batch's reads went past
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -496,13 +501,12 @@ class BulkQueryDetector:
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add_transfer(win, ev, ctx)
             else:
-                self._past.clear()
                 reads = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, win, evs, ctx))
                 for ev, read in zip(evs, reads or (), strict=reads is not None):
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add(win, ev, read, ctx)
-                if win.episode is not None:
-                    win.episode.past.update(self._past)
+            if win.past:
+                self._note_past(win)
             if win.episode is not None:  # the day's figures as they stand after the batch
                 win.episode.legal.update(self._legal_reached(win))
             ep = win.episode
@@ -677,7 +681,7 @@ class BulkQueryDetector:
                 if served:
                     asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
                 else:
-                    self._past[f"at the counter past its {counter.customers_per_day} customers a day"] = None
+                    win.past[f"at the counter past its {counter.customers_per_day} customers a day"] = ev.ts
                 continue
             flags.append(False)
             if mine is not None and ev.row_count < self._duty_rows:
@@ -694,7 +698,7 @@ class BulkQueryDetector:
                         flags[i] = win.own_read(book, cid, ts, most)
                         if not flags[i]:
                             passed = f"of other orgs' customers at the counter past its {most} a day"
-                            self._past[passed] = None
+                            win.past[passed] = ts
                 else:
                     in_book = (
                         c is not None
@@ -703,7 +707,7 @@ class BulkQueryDetector:
                     )
                     flags[i] = in_book and win.own_read(book, cid, ts, most)
                     if in_book and not flags[i]:
-                        self._past[f"of its own customers past the book's {most} a day"] = None
+                        win.past[f"of its own customers past the book's {most} a day"] = ts
         return flags if any(flags) else None
 
     def _entries(self, ev: Any, ctx: Context, duty: bool = False) -> Read:
@@ -935,6 +939,14 @@ class BulkQueryDetector:
                 reached[str(i)] = list(figures)
         return reached
 
+    def _note_past(self, win: ActorWindow) -> None:
+        """The open episode takes the measures that reads in its count went past (in this batch or
+        an earlier one, before it opened); those the law's horizon has left are forgotten."""
+        since = self._legal_since(win)
+        if win.episode is not None:
+            win.episode.past.update((p, None) for p, ts in win.past.items() if ts > since)
+        win.past = {p: ts for p, ts in win.past.items() if ts > win.last_ts - self.horizon_ms}
+
     def _legal_since(self, win: ActorWindow) -> int:
         """The law's count is of records after this: the horizon's start, or what a closed
         episode reported."""
@@ -1096,8 +1108,7 @@ class BulkQueryDetector:
                 parts.append(
                     f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation})"
                 )
-        if ep.past:  # "they are my customers": the measure their reads went past (not how many:
-            # the reads before the episode opened are in the count, not in its note)
+        if ep.past:  # "they are my customers": the measure their reads went past (not how many)
             parts.append("counted as anyone's: reads " + ", reads ".join(ep.past))
         summary = "; ".join(parts)
         counts = {f"class_{k}": v for k, v in by_class.items()} | {

@@ -294,6 +294,17 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
     assert "reached 500 (" in a.summary, a.summary
     # the analyst's answer to "they are my customers"
     assert "counted as anyone's: reads of its own customers past the book's 120 a day" in a.summary
+    # the note holds when the reads past the measure came in a batch before the one that opened
+    # the alert: 40 past the 120 first, then 10 of a sibling sub-branch's customers reach 50
+    sibling = spread("w1", ids("B", 10), OPEN + 9 * HOUR + MINUTE, OPEN + 10 * HOUR, **day)
+    late = run(
+        [ent],
+        spread("w1", ids("A", 160), OPEN, OPEN + 9 * HOUR, **day) + sibling,
+        customers=book(2000),
+        batch_size=160,
+    )
+    (a,) = [a for a in late if "reached 50 (" in a.summary]
+    assert "counted as anyone's: reads of its own customers past the book's 120 a day" in a.summary, a.summary
     # each post's book has its own measure: 100 holdings and 12 loan files by one employee holding
     # both roles are two posts' days (the reviewer's 288 loan records counted under one measure)
     both = ent.model_copy(update={"roles": ["wealth_manager", "credit_officer"]})
@@ -309,13 +320,15 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
     assert run([ent], two_days, customers=book(2000)) == []
     # a bank that counts the law's records over three days still gives the book a day's measure
     assert run([ent], two_days, customers=book(2000), bulk_query={"legal_horizon_hours": 72}) == []
-    # the customers counted travel with the window's state
+    # the customers counted, and the measures passed, travel with the window's state
     from detectors.bulk_query import ActorWindow
     from detectors.legal_tally import LegalTally
 
     win = ActorWindow(LegalTally(1))
     assert all(win.own_read("own", f"p{i}", OPEN + i, 3) for i in range(3))
+    win.past["of its own customers past the book's 3 a day"] = OPEN + 2
     back = ActorWindow.from_json(orjson.loads(orjson.dumps(win.to_json())))
+    assert back.past == win.past  # an episode opened after a restart still says so
     assert not back.own_read("own", "p9", OPEN + 10, 3)
     assert back.own_read("own", "p0", OPEN + 11, 3) and back.own_read("walk_in", "p9", OPEN, 3)
     assert back.own_read("own", "p9", OPEN + 24 * HOUR + 3, 3)  # the first read a day before has left
