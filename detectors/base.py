@@ -69,6 +69,7 @@ class Consents(AsOf, Protocol):
     """Consents as of time, where a separate consent stands until withdrawn (streams.registries)."""
 
     ever_separate: set[Any]
+    channeled: set[str]
 
     def separate_since(self, key: Any, ts: int) -> int | None: ...
     def withdrawn_within(self, key: Any, start: int, end: int) -> bool: ...
@@ -161,14 +162,23 @@ class Context:
         return found
 
     def consent_to_use(self, subject: str, purpose: str, ts: int) -> Consent | None:
-        """The subject's consent for a use that contacts nobody (a share, a transfer abroad) as of
-        `ts`: the newest word on the purpose, whichever channel it was recorded on. A separate
-        consent captured in the app is given, and a withdrawal made there ends it (seed 004
-        流程描述(4)③: 客户有权撤回其同意, wherever the customer says it)."""
-        found = [self.consent(subject, purpose, channel, ts) for channel in (None, *Channel)]
+        """The subject's consent for a use that contacts nobody (a collection, a share, a transfer
+        abroad, an SDK's collection under the privacy policy) as of `ts`, whichever channel it was
+        recorded on. For a contact purpose (purposes.yaml `channels`: marketing) a consent's
+        channel is where the customer may be contacted, so a grant standing on any channel is
+        consent to the purpose, and an opt-out of one channel leaves the others'. For any other
+        purpose a channel can only say where the customer said it (a separate consent captured in
+        the app: `app_push`), so the newest word decides, and a withdrawal made there ends it
+        (seed 004 流程描述(4)③: 客户有权撤回其同意, wherever the customer says it)."""
+        channels = (None, *Channel) if purpose in self.refs.consents.channeled else (None,)
+        found = [c for ch in channels if (c := self.consent(subject, purpose, ch, ts)) is not None]
+        known = self.catalog.purposes.get(purpose)
+        if known is not None and known.channels:
+            granted = [c for c in found if c.status is ConsentStatus.granted]
+            found = granted or found
         # at one time, the separate reading: the channel's own look back may find a separate grant
         # standing under a bundled re-acceptance that the general record alone reads as bundled
-        return max((c for c in found if c is not None), key=lambda c: (c.ts, c.separate), default=None)
+        return max(found, key=lambda c: (c.ts, c.separate), default=None)
 
     def customer(self, customer_id: str, ts: int) -> Customer | None:
         return self.refs.customers.as_of(customer_id, ts)

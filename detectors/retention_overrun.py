@@ -409,7 +409,7 @@ class RetentionOverrunDetector:
         if not needs or (unfed and not separate):
             return
         cats = ctx.catalog.categories(ev.categories)
-        consent = ctx.consent(customer, ev.purpose, None, ev.ts) if ev.purpose else None
+        consent = ctx.consent_to_use(customer, ev.purpose, ev.ts) if ev.purpose else None
         granted = consent is not None and consent.status is ConsentStatus.granted
         if consent is not None and granted and (consent.separate or not separate):
             return

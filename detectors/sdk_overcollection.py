@@ -233,10 +233,10 @@ class SdkOvercollectionDetector:
             return "the app reported no agreement to the privacy policy"
         if ev.subject_id is None:
             return None
-        now = ctx.consent(ev.subject_id, self.p.consent_purpose, None, ev.ts)
+        now = ctx.consent_to_use(ev.subject_id, self.p.consent_purpose, ev.ts)
         if now is not None:
             return "after the user withdrew consent" if now.status is ConsentStatus.withdrawn else None
-        if ctx.consent(ev.subject_id, self.p.consent_purpose, None, NEVER) is not None:
+        if ctx.consent_to_use(ev.subject_id, self.p.consent_purpose, NEVER) is not None:
             return "before the user agreed to the privacy policy"
         return None
 

@@ -102,6 +102,9 @@ class ConsentRegistry(AsOfRegistry[Any]):
         self.ever_separate: set[Hashable] = set()
         # purposes some subject withdrew for every channel: a use for one asks each subject's consent
         self.refused: set[str] = set()
+        # purposes some consent was recorded on a channel for: for any other, the record without a
+        # channel is the whole word (`Context.consent_to_use` asks no channel of them)
+        self.channeled: set[str] = set()
 
     def put(self, record: Any) -> None:
         super().put(record)
@@ -109,6 +112,8 @@ class ConsentRegistry(AsOfRegistry[Any]):
             self.ever_separate.add(self.key_of(record))
         if record.channel is None and record.status is not ConsentStatus.granted:
             self.refused.add(record.purpose)
+        elif record.channel is not None:
+            self.channeled.add(record.purpose)
 
     def separate_since(self, key: Hashable, ts: int) -> int | None:
         """When the separate grant that the key's consent in force at `ts` stands on was given

@@ -69,8 +69,8 @@ def rules(alerts: list[Any]) -> dict[str, str]:
     return {a.rule_id.rsplit(".", 1)[1]: a.severity.value for a in alerts}
 
 
-def agreed(at: int, status: str = "granted") -> Consent:
-    return Consent(subject_id=CUSTOMER, ts=T0 + at, purpose="privacy_policy", status=status)
+def agreed(at: int, status: str = "granted", channel: str | None = None) -> Consent:
+    return Consent(subject_id=CUSTOMER, ts=T0 + at, purpose="privacy_policy", status=status, channel=channel)
 
 
 # -- normal work near the lines: silent --------------------------------------------------------------
@@ -248,3 +248,10 @@ def test_collection_while_the_privacy_policy_agreement_is_withdrawn(policy) -> N
     consents = [agreed(-30 * DAY), agreed(-MIN, "withdrawn")]
     got = run(policy, [obs("tencent_tmf", ["device_model"], subject_id=CUSTOMER)], consents=consents)
     assert rules(got) == {"before_consent": "high"}
+    # a consent platform that logs where the user said it (in the app): the same withdrawal, and
+    # the same agreement again (a probe's withdrawal logged so was missed)
+    in_app = [agreed(-30 * DAY, channel="app_push"), agreed(-MIN, "withdrawn", channel="app_push")]
+    got = run(policy, [obs("tencent_tmf", ["device_model"], subject_id=CUSTOMER)], consents=in_app)
+    assert rules(got) == {"before_consent": "high"}
+    again = [*in_app, agreed(-MIN // 2, channel="app_push")]
+    assert run(policy, [obs("tencent_tmf", ["device_model"], subject_id=CUSTOMER)], consents=again) == []

@@ -939,6 +939,42 @@ def test_collection_that_needs_the_customers_consent(
         assert alerts[0].severity.value == "high" and alerts[0].evidence_event_ids == [ev.event_id]
 
 
+def test_a_consent_recorded_on_a_channel_is_the_customers_consent_to_the_purpose(spec, catalog) -> None:
+    """A probe's consent platform logged marketing opt-ins per channel (sms, app_push) and a face
+    consent with the app it was captured in (`channel: app_push`, separate): both collections were
+    high alerts for no consent, while offscope_marketing and transfer_policy read the same records
+    as given. For marketing, whose channels are where the customer is contacted (purposes.yaml),
+    an opt-in on any channel stands until each is withdrawn; for a purpose without channels, the
+    newest word on any channel decides (a face consent withdrawn in the app ends it)."""
+    from schemas.models import Consent
+
+    def said(purpose: str, *words: tuple[int, str, str | None, bool]) -> list[Consent]:
+        return [
+            Consent(subject_id="C1", ts=ts, purpose=purpose, status=status, channel=ch, separate=sep)
+            for ts, status, ch, sep in words
+        ]
+
+    def fires(consents: list[Consent], cats: tuple[str, ...], purpose: str) -> bool:
+        e = Engine([spec], catalog, pseudonymize=pz)
+        e.apply_reference("consents", refs("consents", consents))
+        ev = collect(day=0, cats=cats, purpose=purpose, system="mobile_banker")
+        alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain()
+        return [a.rule_id.rsplit(".", 1)[1] for a in alerts] == ["collected_without_consent"]
+
+    tags, face = (("marketing_tags",), "marketing"), (("biometric_template",), "authentication")
+    opted_in = said(
+        "marketing", (T0 - 3 * DAY, "granted", "sms", False), (T0 - 3 * DAY, "granted", "app_push", False)
+    )
+    assert not fires(opted_in, *tags)
+    assert not fires(opted_in + said("marketing", (T0 - DAY, "withdrawn", "app_push", False)), *tags)
+    assert fires(opted_in + said("marketing", (T0 - DAY, "withdrawn", None, False)), *tags)
+    assert fires(said("marketing", (T0 - DAY, "withdrawn", "sms", False)), *tags)
+    in_app = said("authentication", (T0 - 3 * DAY, "granted", "app_push", True))
+    assert not fires(in_app, *face)
+    assert fires(in_app + said("authentication", (T0 - DAY, "withdrawn", "app_push", False)), *face)
+    assert fires(said("authentication", (T0 - DAY, "granted", "app_push", False)), *face)  # not separate
+
+
 def test_a_separate_consent_logged_seconds_after_the_collection_it_precedes_covers_it(spec, catalog) -> None:
     """The face template is collected at 10:00:02, two seconds after the customer's separate consent;
     the consent system's record reaches the monitor after the collection's. The collection waits for
