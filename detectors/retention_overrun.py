@@ -42,7 +42,8 @@ customer's records and every use of them meet in one task. It fires:
   流程描述(1)②, (4)②;
 - `card_data_on_client`: card secrets (the `client_secrets` fields), the bank's own too, or
   biometric samples and templates (`never_on_client`), stored on a terminal or client app
-  (`client_systems`): seed 002 §五(4);
+  (`client_systems`): seed 002 §五(4). Taken there to be sent on (a PIN at an ATM), they are
+  collected, not stored: seed 002 §三(5)(6) names the terminals as where they are collected;
 - `biometric_with_identity`: one stored record holding biometric and identity data together (seed
   002 §五(2): 将个人生物识别信息与个人身份信息分开储存);
 - `destruction_record_incomplete` also when the method named leaves the data recoverable
@@ -172,9 +173,8 @@ class RetentionPolicy(NamedTuple):
     recoverable_methods: frozenset[str]
     erasing_methods: frozenset[str]
     client_systems: frozenset[str]
-    client_secrets: frozenset[str]  # never held on a client at all (seed 002 §五(4))
-    never_stored_on_client: frozenset[str]  # the card secrets and biometric samples (seed 002 §五(4))
-    # the same, with the category ids a log may write in their place (`authentication`, `biometric`)
+    # with the category ids a log may write in their place (`authentication`, `biometric`): the
+    # foreign C3, and the card secrets and biometric samples no client stores (seed 002 §五(4))
     foreign_c3_named: frozenset[str]
     never_stored_on_client_named: frozenset[str]
 
@@ -222,8 +222,6 @@ class RetentionOverrunDetector:
                 frozenset(map(method_key, r.recoverable_methods)),
                 frozenset(map(method_key, r.erasing_methods)),
                 frozenset(r.client_systems),
-                frozenset(client),
-                frozenset(client) | frozenset(r.never_on_client),
                 _with_categories(r.forbidden_foreign_c3, catalog),
                 _with_categories([*client, *r.never_on_client], catalog),
             )
@@ -435,11 +433,11 @@ class RetentionOverrunDetector:
         """Seed 002 §五(4): no card secret on a terminal or client app; §五(2): biometrics stored
         apart from identity data. Once per record and rule."""
         policy = self._retention(catalog)
-        # a card secret is never even taken on one; a face is captured there to be sent (§五(5): encrypted)
-        # but never kept
-        # stored: a category named in their place counts; collected, `authentication` is a login's password
-        kept = policy.never_stored_on_client_named if ev.stage == "store" else policy.client_secrets
-        secrets = sorted(set(ev.categories) & kept)
+        # an ATM's PIN pad, a POS's swipe, the app binding a card or signing in with a face capture
+        # to send on (seed 002 §三(5)(6): encrypted, the PIN masked): only a store keeps them there
+        secrets = (
+            sorted(set(ev.categories) & policy.never_stored_on_client_named) if ev.stage == "store" else []
+        )
         if secrets and ev.system in policy.client_systems:
             yield from self._once(
                 Rule.card_data_on_client,

@@ -391,13 +391,13 @@ class Retention(Strict):
     )
     client_secrets: list[str] | None = Field(
         default=None,
-        description="the card secrets a client system never holds at all, not even to send; "
-        "unset: the forbidden_foreign_c3 fields (a folder from before this key)",
+        description="the card secrets a client system may take to send on (an ATM's PIN pad, a POS's "
+        "swipe) but never stores (a `store` event); unset: the forbidden_foreign_c3 fields",
     )
     never_on_client: list[str] = Field(
         default_factory=list,
-        description="field ids a client system may capture to send but never store (a `store` event), "
-        "beside the client_secrets, which it never holds at all",
+        description="field ids beside the card secrets a client system may capture to send but never "
+        "store (a `store` event): biometric samples and templates",
     )
     forbidden_foreign_c3: list[str] = Field(
         default_factory=list, description="C3 field ids never to store for other institutions"

@@ -1015,7 +1015,7 @@ def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> Non
     where the issuer keeps it encrypted, not. §五(2): a face template in the record that holds the
     name and ID number fires; one kept apart, not."""
     got = run([
-        collect("R1", cats=("payment_account_no", "card_cvn"), purpose="payment", system="mobile_banker"),
+        lc("store", "R1", "C1", 0, categories=["payment_account_no", "card_cvn"], purpose="payment", system="mobile_banker"),
         collect("R2", cats=("payment_account_no", "card_cvn"), purpose="payment", system="card_system"),
         collect("R3", cats=("customer_name", "id_document_no", "biometric_template"), purpose="kyc_aml"),
         collect("R4", cats=("biometric_template",), purpose="kyc_aml"),
@@ -1031,15 +1031,22 @@ def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> Non
 def test_a_face_template_is_captured_on_a_terminal_or_app_but_never_kept_there(run) -> None:
     """§五(4) names 个人生物识别信息的样本数据、模板 beside the card secrets: the app that captures a
     face for sign-in sends it (collect: silent), one that stores it fires, and so does a POS
-    terminal keeping a card's track data and PIN."""
+    terminal keeping a card's track data and PIN. An ATM or POS taking them for a payment is where
+    §三(5)(6) says they are collected (a probe's ATM withdrawal, its PIN erased two seconds later,
+    was a critical alert that "stored" it)."""
     face = dict(cats=("biometric_template",), purpose="authentication", system="mobile_banking")
     assert set(run([collect("R1", **face)])) == {
         "collected_without_consent"
     }  # none fed: not card_data_on_client
     (kept,) = run([lc("store", "R2", "C1", 0, categories=["biometric_template"], purpose="authentication", system="mobile_banking")])["card_data_on_client"]  # fmt: skip
     assert kept.severity.value == "critical" and "stores biometric_template on mobile_banking" in kept.summary
-    pos = run([collect("R3", cats=("payment_account_no", "card_track_data", "card_pin"), purpose="payment", system="pos_terminal")])  # fmt: skip
-    assert set(pos) == {"card_data_on_client"}
+    swipe = {"cats": ("payment_account_no", "card_track_data", "card_pin"), "purpose": "payment"}
+    assert run([collect("R3", system="pos_terminal", **swipe), collect("R7", system="atm", **swipe)]) == {}
+    bind = collect("R8", cats=("payment_account_no", "card_cvn", "card_expiry"), purpose="payment", system="mobile_banking")  # fmt: skip
+    assert run([bind]) == {}
+    kept_pos = lc("store", "R3", "C1", 0, categories=["payment_account_no", "card_track_data", "card_pin"], system="pos_terminal")  # fmt: skip
+    (pos,) = run([kept_pos])["card_data_on_client"]
+    assert "stores card_pin, card_track_data on pos_terminal" in pos.summary
     # a terminal's log naming the category it stored (authentication) may hold the card secrets; the
     # app collecting a login under that category (a password it sends on) keeps nothing
     by_category = lc(
