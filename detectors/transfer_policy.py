@@ -39,6 +39,7 @@ volume still apply, and a producer cannot claim the exemption: the policy declar
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -61,7 +62,7 @@ from schemas.structs import STRICT
 
 VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
 FORGOTTEN = "forgotten:"  # + {recipient}/{contract}: the end of its latest period forgotten
-RAISED = "raised:"  # + {recipient}/{transfer id}: the rule ids its alerts raised, space-separated
+RAISED = "raised:"  # + {recipient}/{transfer}: the rule ids its alerts raised, space-separated
 TRANSFER_STRUCT: Any = STRICT["transfer"]  # a stored block's transfers come back as the decoder's structs
 
 
@@ -137,8 +138,8 @@ class VolumePeriod:
         self.evidence: list[str] = []
         self.first_seen = self.last_seen = 0
         self.closed = False
-        # the transfer ids counted (up to COUNTED_IDS): a sender's retry of one transfer, logged under a
-        # new event id, or a transfer both its sender and a gateway log, counts once
+        # the transfers counted (`_transfer`, up to COUNTED_IDS): a sender's retry of one transfer,
+        # logged under a new event id, or a transfer both its sender and a gateway log, counts once
         self.counted: set[str] = set()
 
     def to_json(self) -> dict[str, Any]:
@@ -212,8 +213,9 @@ class TransferPolicyDetector:
         raised. Remembered `late_days`, as long as a late copy is awaited."""
         if not found:
             return
-        key = f"{RAISED}{ev.recipient_id}/{ev.transfer_id}"
-        known = self.store.get(key)
+        key = f"{RAISED}{ev.recipient_id}/{self._transfer(ev, ctx)}"
+        # an earlier lifemon's key, by transfer id alone, until its timer ends it (`late_days`)
+        known = self.store.get(key) or self.store.get(f"{RAISED}{ev.recipient_id}/{ev.transfer_id}")
         raised = set(known.split()) if known else set()
         new = [f for f in found if f.rule_id not in raised]
         if new:
@@ -221,6 +223,16 @@ class TransferPolicyDetector:
                 ctx.timers.register(key, ev.ts + self.p.late_days * DAY_MS)
             self.store.put(key, " ".join(sorted(raised.union(f.rule_id for f in new))))
         yield from new
+
+    @staticmethod
+    def _transfer(ev: Any, ctx: Context) -> str:
+        """What tells one transfer from another: its id, the bank's day it was sent and what it
+        sent (how many records, to whom). A retry or a gateway's log of it says the same; a job
+        that gives each night's run one name (a probe's INS-LEADS-DAILY: another customer's share
+        on the next day raised nothing) sends another. Two runs under one name on one day with the
+        same records and customers are one transfer logged twice, as far as the logs can tell."""
+        whom = hashlib.sha256("\x1f".join(sorted(ev.subject_ids)).encode()).hexdigest()[:16]
+        return f"{ev.transfer_id}/{ctx.catalog.policy.local_date(ev.ts)}/{ev.record_count}/{whom}"
 
     def _judge(
         self, ev: Any, cls: JrClass, term: ContractTerm | None, book: RecipientBook, ctx: Context
@@ -433,10 +445,11 @@ class TransferPolicyDetector:
             period.first_seen = ev.ts
             self.store.put(key, period)
             ctx.timers.register(key, end)
-        if ev.transfer_id in period.counted:
+        transfer = self._transfer(ev, ctx)
+        if transfer in period.counted or ev.transfer_id in period.counted:  # (an earlier lifemon's: the id)
             return key, None  # the same transfer logged again
         if len(period.counted) < COUNTED_IDS:
-            period.counted.add(ev.transfer_id)
+            period.counted.add(transfer)
         period.records += ev.record_count
         period.transfers += 1
         period.rank = max(period.rank, CLASS_RANK[cls])

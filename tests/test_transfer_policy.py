@@ -269,6 +269,53 @@ def test_a_share_logged_again_later_raises_nothing_more(engine) -> None:
     assert rules(run(e, other, offset=3)) == ["LM-TP-002"]
 
 
+def test_a_job_that_names_each_run_alike_sends_another_transfer_each_run(engine) -> None:
+    """A probe's nightly job logged every run as INS-LEADS-DAILY: the next day's share of another
+    customer without consent raised nothing, nor did the same customer's share the day after. The
+    same id on another day, or with other customers or another count, is another transfer."""
+    e = engine(consent("C9"))
+    daily = {"transfer_id": "INS-LEADS-DAILY"}
+    assert rules(run(e, transfer(subject_ids=["C1"], **daily))) == ["LM-TP-002"]
+    other = transfer(subject_ids=["C2"], ts=T0 + HOUR, n=1, **daily)
+    assert rules(run(e, other, offset=1)) == ["LM-TP-002"]
+    tomorrow = transfer(subject_ids=["C1"], ts=T0 + 24 * HOUR, n=2, **daily)
+    (a,) = run(e, tomorrow, offset=2).values()
+    assert a.subject_count == 1 and "INS-LEADS-DAILY" in a.summary
+    # and the agreed volume counts each night's run
+    e = engine()
+    nightly = [
+        fund(T0 + day * 24 * HOUR, 3000, day).model_copy(update={"transfer_id": "FUND-NIGHTLY"})
+        for day in (0, 1)
+    ]
+    assert run(e, *nightly) == {}  # two days, 3 000 a day: within the 5 000 agreed
+    again = fund(T0 + 25 * HOUR, 2001, 9).model_copy(update={"transfer_id": "FUND-NIGHTLY"})
+    (v,) = run(e, again, offset=2).values()
+    assert (v.rule_id, v.counts["records"], v.counts["transfers"]) == ("LM-TP-007", 5001, 2)
+
+
+def test_a_copy_of_a_transfer_an_earlier_lifemon_judged_raises_nothing_more(engine) -> None:
+    """State from before transfers were told apart by day and content holds them by id alone: a
+    retry read after the upgrade finds what that transfer raised, and is not counted again."""
+    from detectors.transfer_policy import RAISED
+
+    e = engine(consent("C9"))
+    first = transfer(subject_ids=["C1"])
+    assert rules(run(e, first)) == ["LM-TP-002"]
+    store = e.task(0, e.specs[0]).detector.store
+    (new,) = [k for k, _ in store.items(RAISED)]
+    store.put(
+        f"{RAISED}{first.recipient_id}/{first.transfer_id}", store.get(new)
+    )  # as an earlier lifemon wrote it
+    store.delete(new)
+    assert run(e, first.model_copy(update={"event_id": "retry"}), offset=1) == {}
+    e = engine()
+    assert run(e, fund(T0, 3000, 1)) == {}
+    store = e.task(0, e.specs[0]).detector.store
+    (key,) = [k for k, _ in store.items("volume:")]
+    store.get(key).counted = {"T1"}  # an earlier lifemon's: the transfer id
+    assert run(e, fund(T0, 3000, 1).model_copy(update={"event_id": "retry"}), offset=1) == {}
+
+
 def test_unnamed_subjects_cannot_be_shown_to_consent_unless_de_identified(engine) -> None:
     listed = transfer(subject_ids=[], subject_count=100, record_count=100, subject_list_id="SL-1")
     (a,) = run(engine(), listed).values()
