@@ -385,9 +385,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             "without that reference data (an employee, customer or consent it would name is unknown: "
             "roles fall back to defaults, consents count as absent); replay the folder, or add the files"
         )
-    engine = Engine(
-        specs, catalog, Pseudonymizer.from_env(), allowed_lateness_ms=config.allowed_lateness_s * 1000
+    # what a replay stores outlives it: under a one-off key the next replay of the same files would
+    # name the same customers otherwise, and store their alerts again under other ids (a probe's
+    # second replay: 65 alerts for 56)
+    pseudonymize = Pseudonymizer.from_env(
+        allow_ephemeral=not args.clickhouse,
+        why=" and a replay stored with --clickhouse needs the store's own key, or replaying the same "
+        "files again stores their alerts again under other pseudonyms",
     )
+    engine = Engine(specs, catalog, pseudonymize, allowed_lateness_ms=config.allowed_lateness_s * 1000)
     engine.deletions = DeletionLedger(catalog.policy)  # the lifecycle panels' deletion requests
     stats = Stats()
     try:

@@ -127,14 +127,16 @@ class Pseudonymizer:
         return "fp_" + h.hexdigest()[:20]
 
     @classmethod
-    def from_env(cls, allow_ephemeral: bool = True) -> Pseudonymizer:
+    def from_env(cls, allow_ephemeral: bool = True, why: str = "") -> Pseudonymizer:
+        """The key ring the environment holds; else a one-off key where `allow_ephemeral`, or an
+        error saying `why` the key is needed."""
         found = Secrets()
         ring = found.key_ring()
         if ring:
             return cls(ring, found.pseudonym_key_version)
         if not allow_ephemeral:
             raise PseudonymKeyError(
-                f"{ENV_KEY} is not set: set it to the key the monitor's pseudonyms are made with "
+                f"{ENV_KEY} is not set{why}: set it to the key the monitor's pseudonyms are made with "
                 f"(a new deployment: {GENERATE})"
             )
         logging.getLogger(__name__).warning(

@@ -544,6 +544,23 @@ def test_a_short_pseudonym_key_stops_a_replay_too(
     assert "LIFEMON_PSEUDONYM_KEY must be at least 16 bytes" in capsys.readouterr().err
 
 
+def test_a_replay_into_clickhouse_needs_the_key_and_one_that_stores_nothing_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """A probe replayed one day twice into one store without a key: 56 alerts, then 65 (the same
+    marketing pushes under other pseudonyms). Into ClickHouse a replay needs the key, and says why
+    before it reads a record; one that stores nothing gets a one-off key, as before."""
+    monkeypatch.delenv("LIFEMON_PSEUDONYM_KEY")
+    (tmp_path / "pfi.access.jsonl").write_text("")
+    store = f"chdb://{tmp_path / 'chdb'}"
+    assert main(["replay", str(tmp_path / "pfi.access.jsonl"), "--clickhouse", store]) == 2
+    err = capsys.readouterr().err
+    assert "LIFEMON_PSEUDONYM_KEY is not set and a replay stored with --clickhouse needs" in err, err
+    assert "openssl rand -hex 32" in err and not (tmp_path / "chdb").exists()
+    assert main(["replay", str(tmp_path / "pfi.access.jsonl")]) == 0
+    assert "using a one-off key" in capsys.readouterr().err
+
+
 # -- 7. records a replay refused -----------------------------------------------------------------------
 def test_a_replay_that_dead_letters_records_says_which_and_exits_5(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: None
