@@ -49,7 +49,7 @@ _PSEUDONYM = re.compile(r"(?<![A-Za-z0-9])" + PSEUDONYM.pattern.removeprefix(r"\
 # dashes between them (the note's whitespace is folded after: a number split by tabs or newlines
 # must not come out whole). A reason needs no such number; the mask costs a ticket number that
 # long, and two dates side by side ("2026-01-05 2026-01-06": write "to" between them)
-_DIGITS = re.compile(r"(?<!\d)\d(?:[\s\-–—]*\d){10,}(?!\d)")
+_DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s\-–—]*\d){10,}[Xx]?(?!\d)")  # a +86, an ID's X: its form
 
 
 def redact(text: str, customer_id_form: str | None = None) -> str:
@@ -63,7 +63,16 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
     text = half_width(text)
     if customer_id_form:  # a note typed in haste (c0000022) names its customer too
         text = re.sub(whole_token(customer_id_form), "{customer}", text, flags=re.IGNORECASE)
-    return " ".join(_DIGITS.sub("{number}", mask(_PSEUDONYM.sub("{pseudonym}", text))).split())
+    text = _DIGITS.sub(_number, _PSEUDONYM.sub("{pseudonym}", text))
+    return " ".join(mask(text).split())
+
+
+def _number(run: re.Match[str]) -> str:
+    """A run of eleven digits or more as its form, if it is one number of a form throughout; else
+    `{number}`: a card mistyped one digit long must not leave that digit beside its form ("card
+    {bank_card}3", a probe's note), nor a longer run its tail."""
+    masked = mask(run.group())
+    return "{number}" if any(c.isdigit() for c in masked) else masked
 
 
 def latest_reviews(database: str, present: bool = True) -> str:

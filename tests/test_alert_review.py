@@ -179,6 +179,13 @@ def test_the_note_and_analyst_keep_no_customer_id_or_pseudonym(ch, shown, cli) -
         customer_id_form="C[0-9]{7}",
     )
     assert typed.note == "客户{customer}来电，已核实"
+    # a card typed one digit long, or a longer account number holding a card's digits, leaves no
+    # digit of it (a probe's note kept "{bank_card}3"); a number of a form, however grouped, keeps it
+    assert redact("card 6222021234567890123, acct 62220212345678901234567") == "card {number}, acct {number}"
+    assert (
+        redact(f"card {CARD[:4]} {CARD[4:8]}-{CARD[8:]} or +86 138 1234 5678")
+        == "card {bank_card} or {cn_mobile}"
+    )
     # in lower case, or full width lower case, it still names the customer
     assert redact("called c0000022, ｃ０００００２３ too", "C[0-9]{7}") == "called {customer}, {customer} too"
     # without a form of the bank's (none in its organisation.yaml), pseudonyms are still masked
