@@ -47,7 +47,7 @@ customer's records and every use of them meet in one task. It fires:
 - `biometric_with_identity`: one stored record holding biometric and identity data together (seed
   002 §五(2): 将个人生物识别信息与个人身份信息分开储存);
 - `destruction_record_incomplete` also when the method named leaves the data recoverable
-  (`recoverable_methods`: a logical delete, an index removed; seed 002 §七(4)).
+  (`recoverable_methods`: a logical delete, an index removed, a plain delete; seed 002 §七(4)).
 
 Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
 (`Policy.period_end`, Civil Code art. 201/203; a period of years to the corresponding day,
@@ -140,6 +140,16 @@ def method_key(method: str) -> str:
 
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def _terms(terms: list[str]) -> re.Pattern[str]:
+    """The policy's method terms as one pattern over `method_key`s: a Latin term where a word
+    starts (`drop` in DROP TABLE and dropped, not in a backdrop; `rm` in rm -rf, not in a firmware
+    reset), a Chinese one anywhere (删除 in 标记为已删除)."""
+    keys = sorted(map(method_key, terms), key=len, reverse=True)
+    return re.compile("|".join(f"(?<![a-z0-9]){re.escape(k)}" if k.isascii() else re.escape(k) for k in keys))
+
+
 # an erasing term said not done, in a method as `method_key` writes it: a negation and the word after
 # it (未覆写, no_overwrite), or a word and what says it failed after it (wipe_skipped, 覆写失败)
 _NEGATED = re.compile(
@@ -170,7 +180,7 @@ class RetentionPolicy(NamedTuple):
     minimums: list[Deadline]
     relationship_purposes: frozenset[str]
     collection_consent: list[Any]
-    recoverable_methods: frozenset[str]
+    recoverable_methods: re.Pattern[str]  # `_terms`
     erasing_methods: frozenset[str]
     client_systems: frozenset[str]
     # with the category ids a log may write in their place (`authentication`, `biometric`): the
@@ -219,7 +229,7 @@ class RetentionOverrunDetector:
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
                 list(r.collection_consent),
-                frozenset(map(method_key, r.recoverable_methods)),
+                _terms(r.recoverable_methods),
                 frozenset(map(method_key, r.erasing_methods)),
                 frozenset(r.client_systems),
                 _with_categories(r.forbidden_foreign_c3, catalog),
@@ -462,7 +472,7 @@ class RetentionOverrunDetector:
         none that erases it (seed 002 §七(4): 应通过多次覆写等方式安全地擦除), a term said not done
         (未覆写, no_overwrite, wipe_skipped) being none."""
         policy = self._retention(catalog)
-        if not any(term in method for term in policy.recoverable_methods):
+        if not policy.recoverable_methods.search(method):
             return False
         done = _NEGATED.sub("", method)
         return not any(term in done for term in policy.erasing_methods)

@@ -380,7 +380,8 @@ class Retention(Strict):
     )
     recoverable_methods: list[str] = Field(
         default_factory=list,
-        description="terms of destruction methods that leave the data recoverable, found anywhere in a method",
+        description="terms of destruction methods that leave the data recoverable: a Latin one where a "
+        "word of the method starts (drop: DROP TABLE, dropped), a Chinese one anywhere",
     )
     erasing_methods: list[str] = Field(
         default_factory=list,

@@ -1091,6 +1091,33 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         ({"method": "仅删除索引，未覆写"}, True),  # an erasing term said not done erases nothing
         ({"method": "delete_index (no overwrite)"}, True),
         ({"method": "logical delete; wipe skipped"}, True),
+        # a probe's plain deletes (seed 004 流程描述(6)③ 应采用不可恢复的方式): each removes the
+        # data's name, not the data
+        *(
+            ({"method": m}, True)
+            for m in (
+                "删除",
+                "delete",
+                "rm -f",
+                "DROP TABLE",
+                "truncate table",
+                "标记为已删除",
+                "置删除标志",
+                "格式化",
+            )
+        ),
+        # what erases, and words that only hold a term's letters
+        *(
+            ({"method": m}, False)
+            for m in (
+                "secure delete",
+                "焚烧",
+                "NIST 800-88 purge",
+                "低级格式化",
+                "firmware reset",
+                "backdrop shredded",
+            )
+        ),
     ],
     ids=[
         "complete",
@@ -1115,6 +1142,14 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         "index-removed-not-overwritten-in-chinese",
         "index-removed-no-overwrite",
         "logical-delete-wipe-skipped",
+        *(
+            f"plain-{n}"
+            for n in ("删除", "delete", "rm", "drop-table", "truncate", "已删除", "删除标志", "格式化")
+        ),
+        *(
+            f"erased-{n}"
+            for n in ("secure-delete", "焚烧", "purge", "低级格式化", "no-term-firmware", "no-term-backdrop")
+        ),
     ],
 )
 def test_destruction_record(run, kw: dict, fires: bool) -> None:
