@@ -33,7 +33,7 @@ customer's records and every use of them meet in one task. It fires:
   started; a deletion request on such a record is answered by keeping it withheld (PIPL art. 47 ¶2),
   so it is not `deletion_request_overdue` while the minimum runs;
 - `collected_after_relationship_ended`: a record collected after the customer's business
-  relationship ended (seed 004 流程描述(1)⑫), unless a collection for a `relationship_purposes`
+  relationship ended (seed 004 流程描述(1)⑫), for no duty of the law, unless a collection for a `relationship_purposes`
   purpose (an account opening) began a relationship again before it. Judged when the collection
   or the end arrives, whichever is later;
 - `collected_without_consent`: a collection retention.yaml `collection_consent` names (biometrics;
@@ -361,6 +361,9 @@ class RetentionOverrunDetector:
         rec.purpose = rec.purpose or ev.purpose
         if ev.stage.value == "collect":
             rec.last = max(rec.last, ev.ts)
+            purpose = catalog.purposes.get(ev.purpose or "")
+            if purpose is None or not purpose.legal_obligation:
+                rec.unbidden = max(rec.unbidden, ev.ts)
             if ev.purpose in self._retention(catalog).relationship_purposes:
                 held.resumed = max(held.resumed, ev.ts)
         cls, cats = catalog.profile(ev.categories)
@@ -703,11 +706,11 @@ class RetentionOverrunDetector:
             rid,
             customer,
             held.ended,
-            rec.last,
+            rec.unbidden,
             rec.jr_class,
-            f"record {rid} ({', '.join(rec.categories)}) collected on {rec.system} {self._day(rec.last)} "
-            f"for {rec.purpose or 'an unstated purpose'}, after the business relationship ended "
-            f"{self._day(held.ended)}",
+            f"record {rid} ({', '.join(rec.categories)}) collected on {rec.system} {self._day(rec.unbidden)}, "
+            f"after the business relationship ended {self._day(held.ended)} (first collected for "
+            f"{rec.purpose or 'an unstated purpose'})",
             [],
             actor=rec.system,
         )

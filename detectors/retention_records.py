@@ -33,11 +33,15 @@ class Record:
         "request_id",
         "gone_stage",
         "closed",
+        "unbidden",
     )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
         self.first, self.system, self.jr_class, self.purpose = first, system, jr_class, purpose
         self.last = 0  # latest collection (a store is not one); 0: only stored
+        # latest collection not for a duty the law puts on the bank (purposes.yaml `legal_obligation`:
+        # due diligence goes on after an end, seed 004 流程描述(1)⑬a): what an end stops
+        self.unbidden = 0
         self.closed = 0  # latest closure of the account this record is; 0: none seen
         self.categories: list[str] = []  # category ids (classification.yaml), sorted
         self.gone = 0  # earliest delete / anonymize / destroy time; 0: still held
@@ -62,6 +66,7 @@ class Record:
             self.request_id,
             self.gone_stage,
             self.closed,
+            self.unbidden,
         ]
 
     @classmethod
@@ -73,6 +78,7 @@ class Record:
         rec.first_id, rec.request_id = row[9:11] if len(row) > 10 else ("", "")  # stored before evidence ids
         rec.gone_stage = row[11] if len(row) > 11 else ""  # stored before alerts named the stage
         rec.closed = row[12] if len(row) > 12 else 0  # stored when a closure counted for the customer
+        rec.unbidden = row[13] if len(row) > 13 else rec.last  # stored when every collection counted
         return rec
 
     def gone_by(self, ts: int) -> bool:
@@ -150,6 +156,6 @@ class Customer:
         return max(stage, rec.first) if stage else None
 
     def collected_after_end(self, rec: Record) -> bool:
-        """Collected after the business relationship ended, and not for a relationship begun again
-        since (a returning customer's account opening, then what follows it)."""
-        return 0 < self.ended < rec.last and not self.ended < self.resumed <= rec.last
+        """Collected after the business relationship ended, for no duty of the law, and not for a
+        relationship begun again since (a returning customer's account opening, then what follows it)."""
+        return 0 < self.ended < rec.unbidden and not self.ended < self.resumed <= rec.unbidden

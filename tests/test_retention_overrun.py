@@ -505,6 +505,26 @@ def test_collection_before_the_end_and_a_returning_customers_are_silent(run) -> 
     assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R5"]
 
 
+def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run) -> None:
+    """A probe's AML case system collected a former customer's identity after the end (lawful: the
+    AML Law's duty, seed 004 流程描述(1)⑬a), and the app's location tracking five days later was
+    silent: the AML collection had counted as the customer coming back. It is lawful in either
+    order, and starts nothing; the same record collected for service after the end still fires."""
+    ended = lc("relationship_ended", rid="A9", day=-10)
+    aml = collect("R3", day=-8, cats=("customer_name", "id_document_no"), purpose="kyc_aml")
+    app = collect("R4", day=-3, **LOCATION)
+    for order in ([ended, aml, app], [aml, app, ended]):
+        got = run(order)
+        assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R4"], order
+    assert run([ended, aml]) == {} and run([aml, ended]) == {}
+    served = collect("R3", day=-6, cats=("customer_name", "id_document_no"), purpose="customer_service")
+    got = run([ended, aml, served])
+    (a,) = got["collected_after_relationship_ended"]
+    assert a.summary.startswith(
+        "record R3 (identity) collected on crm 2025-12-26, after the business relationship ended 2025-12-22"
+    ), a.summary
+
+
 def test_state_stored_before_these_rules_still_loads() -> None:
     from detectors.retention_records import Customer
 
