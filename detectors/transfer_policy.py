@@ -275,23 +275,31 @@ class TransferPolicyDetector:
         if kind in self.p.consent_types and not deidentified and not cross_border and not clearing:
             missing, unnamed = self._without_consent(ev, ctx)
             if missing or unnamed:
+                without = [
+                    f"{n_of(len(missing), 'named subject')} {'holds' if len(missing) == 1 else 'hold'} "
+                    f"no separate consent {_for(ev.purpose)}".rstrip()
+                ] * bool(missing)
+                without += [f"{n_of(unnamed, 'subject')} {'is' if unnamed == 1 else 'are'} not named"] * bool(
+                    unnamed
+                )
                 yield self._finding(
                     ev,
                     r.sharing_without_consent,
                     cls,
-                    f"shared with {kind.value} {ev.recipient_id} although {n_of(len(missing), 'named subject')} "
-                    f"hold no separate consent {_for(ev.purpose)}and {unnamed} are not named "
+                    f"shared with {kind.value} {ev.recipient_id} although {' and '.join(without)} "
                     f"(claimed basis: {ev.legal_basis.value}){claim}",
                     {"subjects_without_consent": len(missing), "subjects_unnamed": unnamed},
                     affected=missing,
                 )
         if kind in self.p.entrusted_types and not deidentified:
             how = "encrypted but identifiable" if ev.encrypted else "identifiable"
+            # the sender who flagged the batch de-identified relied on no encryption: its claim is the point
+            why = "" if claim else " (encryption alone is not de-identification)" if ev.encrypted else ""
             yield self._finding(
                 ev,
                 r.entrusted_not_deidentified,
                 cls,
-                f"entrusted {ev.recipient_id} with {how} data (encryption alone is not de-identification){claim}",
+                f"entrusted {ev.recipient_id} with {how} data{why}{claim}",
             )
         if ev.public_network and not ev.encrypted and cls is not JrClass.C1:
             yield self._finding(
@@ -308,7 +316,7 @@ class TransferPolicyDetector:
                 ev,
                 r.sender_not_active,
                 cls,
-                f"sent to {ev.recipient_id} by {ev.actor_id}, {sender.status.value} by then",
+                f"sent to {ev.recipient_id}, its sender {sender.status.value} by then",
             )
         if kind in self.p.assessment_types and not self._assessed(ev, book):
             named = (

@@ -134,7 +134,11 @@ def test_a_batch_flagged_de_identified_that_names_its_customers_is_not(run) -> N
     assert "flagged de-identified, yet it names 2 subjects" in got["sharing_without_consent"].summary
     processor = transfer("proc_call_center", "processor", ["mobile_phone"], deidentified=True,
                          purpose="customer_service")  # fmt: skip
-    assert set(run([processor])) == {"entrusted_not_deidentified"}
+    got = run([processor])
+    assert set(got) == {"entrusted_not_deidentified"}
+    # the sender relied on its flag, not on encryption: the alert says what refutes the flag
+    said = got["entrusted_not_deidentified"].summary
+    assert "flagged de-identified, yet it names 2 subjects" in said and "encryption alone" not in said, said
 
 
 def test_de_identified_data_shared_without_consent_is_exempt(run) -> None:

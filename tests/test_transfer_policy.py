@@ -649,10 +649,17 @@ def test_a_share_that_states_no_purpose_says_so(engine) -> None:
     (a,) = run(engine(), transfer(purpose=None)).values()
     assert a.rule_id == "LM-TP-002"
     assert (
-        "hold no separate consent (the transfer states no purpose, so no consent can cover it)" in a.summary
+        "1 named subject holds no separate consent (the transfer states no purpose, so no consent can cover it) (claimed"
+        in a.summary
     )
     (b,) = run(engine(consent(purpose="group_risk_management")), transfer()).values()
-    assert "hold no separate consent for insurance_referral and 0 are not named" in b.summary
+    assert "although 1 named subject holds no separate consent for insurance_referral (claimed" in b.summary
+    two = transfer(subject_ids=["C1", "C2"], subject_count=5)
+    (c,) = run(engine(consent(purpose="group_risk_management")), two).values()
+    assert (
+        "although 2 named subjects hold no separate consent for insurance_referral and 3 subjects are not named"
+        in c.summary
+    )
 
 
 def test_a_transfer_run_by_an_employee_who_left_fires(spec, catalog) -> None:
@@ -668,4 +675,5 @@ def test_a_transfer_run_by_an_employee_who_left_fires(spec, catalog) -> None:
     got = run(e, transfer(n=1, actor_id="E7"), transfer(n=2, actor_id="E8"), transfer(n=3, actor_id="E9"))
     (a,) = got.values()
     assert (a.rule_id, a.severity.value) == ("LM-TP-009", "high")
-    assert "by E7, terminated by then" in a.summary
+    assert "from crm by E7 sent to tp_insurance_partner, its sender terminated by then" in a.summary
+    assert a.summary.count("E7") == 1, a.summary  # the sender once (a probe read it twice)
