@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from itertools import islice
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +62,10 @@ Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...]]
 _PURPOSE = attrgetter("purpose")
 
 
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Threshold = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 class Escalation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     severity: Severity
@@ -73,10 +77,13 @@ class Escalation(BaseModel):
 class BulkQueryParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     window_minutes: int = Field(gt=0, description="sliding event-time window length")
-    class_weights: dict[JrClass, float]
-    action_weights: dict[Action, float]
+    # a negative weight would take reads off the score (a probe's policy check passed one)
+    class_weights: dict[JrClass, Weight]
+    action_weights: dict[Action, Weight]
     default_threshold: float = Field(gt=0, description="weighted score that opens an alert for unknown roles")
-    role_thresholds: dict[str, float] = Field(default_factory=dict, description="role id -> weighted score")
+    role_thresholds: dict[str, Threshold] = Field(
+        default_factory=dict, description="role id -> weighted score"
+    )
     base_severity: Severity = Severity.medium
     escalation: list[Escalation] = Field(default_factory=list)
     legal_horizon_hours: int = Field(

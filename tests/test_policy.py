@@ -65,6 +65,25 @@ def test_negative_window_is_rejected_with_its_key(policy, policy_copy: Path) -> 
     assert e.value.line is not None and "larger number" in e.value.fix
 
 
+@pytest.mark.parametrize(
+    ("was", "now", "key"),
+    [
+        ("C1: 0.2}", "C1: -0.2}", "params.class_weights.C1"),
+        ("export: 3.0", "export: .nan", "params.action_weights.export"),
+        ("    lobby_manager: 40", "    lobby_manager: 0", "params.role_thresholds.lobby_manager"),
+    ],
+)
+def test_a_weight_that_takes_reads_off_the_score_is_rejected(
+    policy_copy: Path, was: str, now: str, key: str
+) -> None:
+    """A probe's C1 weight of -0.2 passed `policy check` ("policy OK"): each C1 read took from the
+    score. A weight is 0 or more (0: the class does not count), a threshold more than 0."""
+    edit(policy_copy / "detectors" / "bulk_query.yaml", was, now)
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert e.value.key == key and e.value.line is not None, (e.value.key, str(e.value))
+
+
 def test_unknown_role_in_thresholds(policy_copy: Path) -> None:
     edit(policy_copy / "detectors" / "bulk_query.yaml", "    lobby_manager: 40", "    lobby_manger: 40")
     with pytest.raises(PolicyError) as e:
