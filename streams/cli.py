@@ -433,6 +433,10 @@ def _store_replay(
     """What a live run would have left in ClickHouse: alerts, incidents, dead letters, the event and
     coverage-gap rollups, deletion requests and the policy's contracts, so `lifemon report`,
     `incidents` and `catalog gaps` read the replay."""
+    from dataclasses import replace
+
+    import msgspec
+
     from streams.clickhouse import apply_ddl, connect
     from streams.sinks.tables import Tables
 
@@ -441,7 +445,15 @@ def _store_replay(
     tables = Tables.of(client, db, engine.catalog.recipient_book)
     tables.alerts.add(alerts)
     tables.incidents.add(incidents)
-    tables.dead_letters.add(dead)
+    # a file has no Kafka time: its refused records are dated when the replay read them, so `--since`
+    # and the dashboard's time filter find them (a probe's were all at 1970-01-01)
+    now = int(time.time() * 1000)
+    tables.dead_letters.add(
+        [
+            d if d.raw.timestamp else replace(d, raw=msgspec.structs.replace(d.raw, timestamp=now))
+            for d in dead
+        ]
+    )
     tables.rollups.add(engine.rollup_rows())
     tables.deletions.add(engine.deletions.drain())
     for sink in (

@@ -1,7 +1,7 @@
 """`lifemon dead-letters`: the records the monitor refused, one line per topic and reason, with how
-many, when (their Kafka time), and where the first one lies (partition:offset), so the operator fixes
-the producer or the config that made them. Reasons never hold a value of the record
-(streams/codecs.py)."""
+many, when (their Kafka time; a replayed file's, when the replay read it), and where the first one
+lies (partition:offset; a replayed file's line), so the operator fixes the producer or the config
+that made them. Reasons never hold a value of the record (streams/codecs.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def query_dead_letters(
     where = " WHERE seen_at >= {since:DateTime64(3)}" if since else ""
     sql = (
         "SELECT topic, kind, field, message, count() AS records, min(seen_at) AS first_seen, "
-        "max(seen_at) AS last_seen, argMin(concat(toString(partition), ':', toString(offset)), seen_at) AS first_at, "
+        "max(seen_at) AS last_seen, min((seen_at, partition, offset)) AS first, "
         "count() OVER () AS lines "
         f"FROM {database}.dead_letters FINAL{where} GROUP BY topic, kind, field, message "
         "ORDER BY records DESC, topic, kind, message LIMIT {limit:UInt32}"
@@ -27,6 +27,22 @@ def query_dead_letters(
     params: dict[str, Any] = {"limit": limit} | ({"since": since} if since else {})
     result = client.query(sql, parameters=params)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def file_place(topic: str, offset: int) -> dict[str, int] | None:
+    """Where a replayed file's record lies, as its reader counts: a JSON line from 1, an Avro
+    record by its offset; None for a Kafka topic's."""
+    if topic.endswith(".jsonl"):
+        return {"line": offset + 1}
+    return {"record": offset} if topic.endswith(".avro") else None
+
+
+def _place(topic: str, partition: int, offset: int) -> str:
+    return (
+        " ".join(f"{k} {v}" for k, v in place.items())
+        if (place := file_place(topic, offset))
+        else f"{partition}:{offset}"
+    )
 
 
 def _time(t: datetime) -> str:
@@ -40,7 +56,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         return "no dead letters: every record was read"
     cells = [
         (r["topic"], " ".join(filter(None, (r["kind"], r["field"]))), f"{r['records']:,}",
-         _time(r["first_seen"]), _time(r["last_seen"]), r["first_at"], r["message"])
+         _time(r["first_seen"]), _time(r["last_seen"]), _place(r["topic"], *r["first"][1:]), r["message"])
         for r in rows
     ]  # fmt: skip
     header = ("TOPIC", "KIND", "RECORDS", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "FIRST AT", "REASON")

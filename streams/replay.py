@@ -19,6 +19,7 @@ import orjson
 
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, Alert
 from streams.codecs import DeadLetter, Decoder, RawRecord
+from streams.dead_letter_query import file_place
 from streams.engine import Engine, freeze_heap
 from streams.stats import Stats
 
@@ -162,7 +163,7 @@ def replay(
 def dead_letter_line(d: DeadLetter, path: Path) -> dict[str, object]:
     """A dead letter as `--dead-letters` writes it: where the record is and why it was refused. The
     record itself is left out: it may hold a customer's data, and its file and line find it."""
-    where = {"record": d.raw.offset} if path.suffix == ".avro" else {"line": d.raw.offset + 1}
+    where = file_place(path.name, d.raw.offset) or {"line": d.raw.offset + 1}
     return {"file": str(path), **where, "kind": d.kind, "field": d.field, "reason": d.message}
 
 

@@ -282,6 +282,33 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     )
 
 
+def test_a_replays_dead_letters_are_listed_by_when_it_read_them_and_by_line(
+    tmp_path: Path, ch, names, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A probe's replay stored its refused records at 1970-01-01 (a file has no Kafka time), so
+    `lifemon dead-letters --since 24h` and the dashboard's time filter showed none, and the first
+    one's place read `0:208` for line 209. Now: dated when the replay read them, placed by line."""
+    from streams.cli import main
+    from streams.dead_letter_query import query_dead_letters, render
+
+    access = tmp_path / "pfi.access.jsonl"
+    access.write_bytes(b"\n".join([b'{"event_id": "e1"}', b"not json", b"[]"]) + b"\n")
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse:\n  database: {names['database']}\n")
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)  # the session's chDB
+    before = time.time()
+    args = ["replay", str(access), "--config", str(config), "--clickhouse", "chdb://session"]
+    assert main([*args, "--allow-dead-letters"]) == 0
+    capsys.readouterr()
+    from datetime import UTC, datetime, timedelta
+
+    listed = query_dead_letters(ch, names["database"], since=datetime.now(UTC) - timedelta(hours=24))
+    assert sum(r["records"] for r in listed) == 3, listed
+    assert all(r["first_seen"].timestamp() >= before - 1 for r in listed)
+    text = render(listed)
+    assert "line 2" in text and " — " not in text and "0:1" not in text, text
+
+
 def test_a_files_byte_order_mark_is_no_record_and_a_records_is_named(tmp_path) -> None:
     """Windows exports start with a UTF-8 byte-order mark: a file's is left out, a Kafka record's
     dead letter says what it is."""
