@@ -242,8 +242,21 @@ class AlertView(NamedTuple):
 
 
 def resolve_alert_id(client: Any, database: str, given: str) -> str:
-    """The one alert id equal to `given` or starting with it (`resolve_id`)."""
-    return resolve_id(client, f"{database}.alerts", "alert_id", given, "alert", "lifemon alerts")
+    """The one alert id equal to `given` or starting with it (`resolve_id`); an incident's id
+    pasted in its place is said to be one (a probe's `alerts ack` of an incident: "no alert id")."""
+    try:
+        return resolve_id(client, f"{database}.alerts", "alert_id", given, "alert", "lifemon alerts")
+    except AlertNotFound:
+        incident = client.query(
+            f"SELECT count() FROM {database}.incidents WHERE startsWith(incident_id, {{given:String}})",
+            parameters={"given": given.lower()},
+        ).result_rows[0][0]
+        if not incident:
+            raise
+        raise AlertNotFound(
+            f"{given} is an incident's id, not an alert's: `lifemon incidents show {given}` lists its "
+            "alerts, each reviewed by its own id"
+        ) from None
 
 
 def resolve_id(client: Any, table: str, column: str, given: str, noun: str, lister: str) -> str:

@@ -7,6 +7,7 @@ import difflib
 import gc
 import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -550,12 +551,16 @@ LIST_LIMIT = 50  # `--limit`'s default
 def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: str) -> None:
     """The filters `lifemon alerts` and `lifemon incidents` share."""
     sp.add_argument(
-        "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
+        "--severity",
+        type=str.lower,  # HIGH as a SOC writes it
+        choices=[s.value for s in Severity],
+        help="at least this severity (default: all)",
     )
     from streams.alert_query import STATUSES
 
     sp.add_argument(
         "--status",
+        type=str.lower,
         choices=list(STATUSES),
         help=f"only {what} whose newest revision has this status: {STATUS_HELP[what]} (default: all)",
     )
@@ -603,6 +608,14 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from streams.alert_query import query_alerts, render
 
+    if args.subject and not re.match(r"p\d*_", args.subject.strip()):
+        # alerts hold pseudonyms only: a customer id can match none (a probe's "no alerts match")
+        log.error(
+            f"--subject {args.subject} is no pseudonym (p_…): alerts name customers by "
+            f"pseudonym only; `lifemon pseudonym {args.subject}` gives this customer's, with the "
+            "store's LIFEMON_PSEUDONYM_KEY set"
+        )
+        return 2
     only = {
         "detector": args.detector,
         "actor": args.actor,
@@ -1410,6 +1423,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp.add_argument(
         "--review",
+        type=str.lower,
         choices=list(REVIEWS),
         help="only alerts in this review state: unreviewed (no review, or events after the newest "
         "one: the analyst's queue), acknowledged (`lifemon alerts ack`), resolved or false_positive "
@@ -1487,7 +1501,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector", type=detector_kind, help="only this detector (default: all; see `lifemon detectors`)"
     )
     sp.add_argument(
-        "--severity", choices=[s.value for s in Severity], help="at least this severity (default: all)"
+        "--severity",
+        type=str.lower,  # HIGH as a SOC writes it
+        choices=[s.value for s in Severity],
+        help="at least this severity (default: all)",
     )
     sp.add_argument(
         "--from-beginning",

@@ -340,3 +340,6 @@ def test_the_cli_list_filters_by_rule_subject_and_actor_in_any_case(
         assert main(["alerts", "--config", config, *argv]) == 0
         out = capsys.readouterr().out.splitlines()
         assert len(out) == 3 and out[0].endswith(f"[{BULK[:12]}]") and out[2] == "1 alert", argv
+    # a customer's own id can match no alert: said, with how to get its pseudonym
+    assert main(["alerts", "--config", config, "--subject", "C0000302"]) == 2
+    assert "`lifemon pseudonym C0000302` gives this customer's" in capsys.readouterr().err

@@ -48,6 +48,8 @@ def test_a_closed_alert_nobody_reviewed_stays_in_the_queue_until_resolved(cli) -
     assert set(listed(cli, "--status", "active")) == {TWIN[:12]}
     queue = listed(cli, "--review", "unreviewed", "--severity", "high")
     assert set(queue) == {BULK[:12]} and " closed  unreviewed " in queue[BULK[:12]]
+    # as a SOC writes them (a probe's --severity HIGH was an invalid choice)
+    assert listed(cli, "--review", "Unreviewed", "--severity", "HIGH", "--status", "CLOSED") == queue
 
     status, out, _ = cli("ack", BULK[:8], "--note", "asked the line manager")
     assert status == 0

@@ -495,6 +495,10 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     )
     with pytest.raises(SystemExit):
         main(["incidents", "show", "abc", "--config", str(config)])
+    capsys.readouterr()
+    # an incident's id given to review an alert: said what it is, and how its alerts are reviewed
+    assert main(["alerts", "ack", cvn_incident.incident_id[:12], "--config", str(config)]) == 2
+    assert f"{cvn_incident.incident_id[:12]} is an incident's id, not an alert's" in capsys.readouterr().err
 
 
 def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() -> None:
