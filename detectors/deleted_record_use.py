@@ -282,7 +282,7 @@ class DeletedRecordUseDetector:
             actor_org=ctx.org_of(last[WHO], last[TS]) if last[STREAM] == "access" else None,
             subject_count=1 if kept.subject else 0,
             subject_sample=[kept.subject] if kept.subject else [],
-            counts={"uses": n},
+            counts={"records": 1, "uses": n},
             evidence_event_ids=[u[EVENT] for u in offending],
             event_count=n,
             first_seen=offending[0][TS],

@@ -56,7 +56,7 @@ def run(specs, catalog):
 def test_a_report_that_names_a_deleted_record_fires_and_later_reads_revise_it(run) -> None:
     (a,) = run([collect(day=-3), lc("delete", day=-2), report(day=-1), report(day=-0.5, actor="e2"), tick(0)])
     assert a.rule_id == "LM-RO-002.used_after_deletion" and a.severity == "high"
-    assert a.revision == 2 and a.counts == {"uses": 2} and a.actor_id == "e2"
+    assert a.revision == 2 and a.counts == {"records": 1, "uses": 2} and a.actor_id == "e2"
     assert a.subjects_sample == [pz("C1")]  # the deleted record's customer, from its lifecycle
     assert a.window_start == T0 - 2 * DAY and a.window_end == T0 - DAY // 2
     assert "record R1 on crm, deleted 2025-12-30, read by e2 on crm (access report-R1-" in a.summary
@@ -81,8 +81,8 @@ def test_a_use_that_names_its_customer_is_retention_overruns_alone(run) -> None:
     ]
     both = run(steps, kinds=("deleted_record_use", "retention_overrun"))
     assert [(a.rule_id, a.actor_id, a.counts) for a in both] == [
-        ("LM-RO-001.used_after_deletion", "e7", {"uses": 1}),
-        ("LM-RO-002.used_after_deletion", "e8", {"uses": 1}),
+        ("LM-RO-001.used_after_deletion", "e7", {"records": 1, "uses": 1}),
+        ("LM-RO-002.used_after_deletion", "e8", {"records": 1, "uses": 1}),
     ]
     assert run(steps[:3] + steps[4:]) == []
 
@@ -139,7 +139,7 @@ def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts
     assert "anonymized" in named.title_en and "匿名化" in named.title_zh
     assert any("不被混用" in r for r in named.regulation)
     (a,) = run([*anonymized, report(day=-3), lc("delete", day=-2), report(day=-1, actor="e2"), tick(0)])
-    assert (a.counts, a.actor_id, a.window_start) == ({"uses": 1}, "e2", T0 - 4 * DAY)
+    assert (a.counts, a.actor_id, a.window_start) == ({"records": 1, "uses": 1}, "e2", T0 - 4 * DAY)
     assert "record R1 on crm, anonymized 2025-12-28, deleted 2025-12-30, read by e2" in a.summary
     assert "naming the record and no customer); 1 use so far" in a.summary
 
@@ -248,7 +248,7 @@ def test_an_earlier_removal_reported_after_an_alert_revises_that_alert(specs, ca
     assert len({a.alert_id for a in late}) == 1
     assert [(a.revision, a.window_start) for a in late] == [(1, T0 - DAY), (3, T0 - 3 * DAY)]
     final = late[-1]
-    assert final.counts == {"uses": 2} and "deleted 2025-12-29" in final.summary
+    assert final.counts == {"records": 1, "uses": 2} and "deleted 2025-12-29" in final.summary
     in_order = feed_in_order(
         Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz),
         [deleted, destroyed, report(day=-2), report(day=-0.5)],
@@ -351,9 +351,14 @@ def test_uses_past_the_evidence_limit_still_count_and_revise_and_a_redelivered_o
     (a,) = run([lc("delete", day=-2), *reports], engine=e)
     kept = e.tasks[(0, "deleted_record_use")].keys.get("R1")
     assert [u[3] for u in kept.uses] == [f"e{i}" for i in range(5, 25)]
-    assert (a.counts, a.revision, a.actor_id, a.event_count) == ({"uses": 25}, 25, "e24", 25)
+    assert (a.counts, a.revision, a.actor_id, a.event_count) == ({"records": 1, "uses": 25}, 25, "e24", 25)
     (b,) = run([report(day=-0.5, actor="new-reader")], engine=e)
-    assert (b.alert_id, b.counts, b.revision, b.actor_id) == (a.alert_id, {"uses": 26}, 26, "new-reader")
+    assert (b.alert_id, b.counts, b.revision, b.actor_id) == (
+        a.alert_id,
+        {"records": 1, "uses": 26},
+        26,
+        "new-reader",
+    )
     e.seen_ids.clear()
     assert run([reports[-1], lc("delete", day=-2)], engine=e) == []  # neither a use nor a removal again
     assert kept.counted == 26
@@ -368,7 +373,7 @@ def test_a_restored_task_goes_on_as_if_never_stopped(specs, catalog, run) -> Non
     restored = Engine([spec], catalog, pseudonymize=pz)
     restored.restore(0, first.changes(0))
     (b,) = run([report(day=-1, actor="e2")], engine=restored)
-    assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 2, {"uses": 2})
+    assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 2, {"records": 1, "uses": 2})
     keys = restored.tasks[(0, "deleted_record_use")].keys
     assert keys.get("R2").wait == T0 - 2 * DAY + 31 * DAY
     run([tick(30)], engine=restored)

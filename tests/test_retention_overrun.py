@@ -14,6 +14,7 @@ from conftest import T0, fed, refs
 from detectors import load_detectors
 from detectors.base import Finding
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
+from streams.alert_query import records_and_customers
 from streams.codecs import Decoder
 from streams.engine import Engine, rekey
 from streams.pseudonym import Pseudonymizer
@@ -487,6 +488,8 @@ def test_a_location_collected_after_the_relationship_ended_fires_in_either_order
         assert (
             a.severity.value == "medium" and "after the business relationship ended 2025-12-22" in a.summary
         )
+        # one record's alert lists as one (a probe's list showed "— records  1 customer")
+        assert records_and_customers(a.subject_count, a.counts) == (1, 1)
         ids.append(a.model_dump())
     assert ids[0] == ids[1]
 
@@ -544,7 +547,7 @@ def test_state_stored_before_these_rules_still_loads() -> None:
 def test_a_read_after_deletion_fires_and_further_reads_revise_it(run) -> None:
     got = run([collect(day=-3), lc("delete", day=-2), read(day=-1), read(day=-0.5, actor="e2"), tick(0)])
     (a,) = got["used_after_deletion"]
-    assert a.revision == 2 and a.counts == {"uses": 2} and a.actor_id == "e2"
+    assert a.revision == 2 and a.counts == {"records": 1, "uses": 2} and a.actor_id == "e2"
     assert a.subjects_sample == [pz("C1")]  # the access named C9 too: only C1's record was deleted
 
 
@@ -554,9 +557,19 @@ def test_reads_past_the_evidence_limit_still_count_and_revise(run, spec, catalog
     e = Engine([spec], catalog, pseudonymize=pz)
     reads = [read(day=-1 + i / 100, actor=f"e{i}") for i in range(25)]
     (a,) = run([collect(day=-3), lc("delete", day=-2), *reads], engine=e)["used_after_deletion"]
-    assert (a.revision, a.counts, a.actor_id, len(a.evidence_event_ids)) == (25, {"uses": 25}, "e24", 20)
+    assert (a.revision, a.counts, a.actor_id, len(a.evidence_event_ids)) == (
+        25,
+        {"records": 1, "uses": 25},
+        "e24",
+        20,
+    )
     (b,) = run([read(day=-0.5, actor="new-reader")], engine=e)["used_after_deletion"]
-    assert (b.alert_id, b.revision, b.counts, b.actor_id) == (a.alert_id, 26, {"uses": 26}, "new-reader")
+    assert (b.alert_id, b.revision, b.counts, b.actor_id) == (
+        a.alert_id,
+        26,
+        {"records": 1, "uses": 26},
+        "new-reader",
+    )
 
 
 def test_uses_stored_before_they_were_marked_are_not_counted_twice(run, spec, catalog) -> None:
@@ -570,7 +583,7 @@ def test_uses_stored_before_they_were_marked_are_not_counted_twice(run, spec, ca
     restored = Engine([spec], catalog, pseudonymize=pz)
     restored.restore(0, first.changes(0))
     (b,) = run([read(day=-0.5, actor="e3")], engine=restored)["used_after_deletion"]
-    assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 3, {"uses": 3})
+    assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 3, {"records": 1, "uses": 3})
 
 
 def test_a_record_collected_anew_after_its_removal_keeps_its_own_period(run) -> None:
@@ -658,7 +671,11 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     steps = [collect(day=-100, **TRANSACTION), asked]
     got = run([*steps, read(day=-22, actor="e7", purpose="marketing"), read(day=-12, actor="e9", purpose="marketing"), tick(0)])  # fmt: skip
     (a,) = got["used_while_withheld"]
-    assert set(got) == {"used_while_withheld"} and a.counts == {"uses": 1} and "read by e9" in a.summary
+    assert (
+        set(got) == {"used_while_withheld"}
+        and a.counts == {"records": 1, "uses": 1}
+        and "read by e9" in a.summary
+    )
     # its 15 days end with 2025-12-16: withheld from the next day (it said "since 2025-12-16")
     assert "from 2025-12-17" in a.summary and "used for marketing" in a.summary
     assert run([*steps, read(day=-12, purpose="kyc_aml"), read(day=-11, actor="e8"), tick(0)]) == {}
@@ -667,10 +684,10 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     during, after = read(day=-180, purpose="marketing"), read(day=-100, actor="e5", purpose="marketing")
     got = run([*old, during, after, tick(0)])
     (b,) = got["used_while_withheld"]
-    assert b.counts == {"uses": 1} and "read by e1" in b.summary
+    assert b.counts == {"records": 1, "uses": 1} and "read by e1" in b.summary
     # past the minimum the record is past its own ten years: that read is that deadline's alone
     (c,) = got["used_after_deadline"]
-    assert c.counts == {"uses": 1} and "read by e5" in c.summary
+    assert c.counts == {"records": 1, "uses": 1} and "read by e5" in c.summary
 
 
 def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, catalog) -> None:
@@ -716,7 +733,7 @@ def test_an_earlier_removal_reported_after_the_alert_revises_it_and_opens_no_oth
     (a,) = run([collect(day=-3), lc("delete", day=-1.5), read(day=-1)], engine=e)["used_after_deletion"]
     got = run([lc("anonymize", day=-2), read(day=-0.5, actor="e2"), tick(0)], engine=e)
     (b,) = got["used_after_deletion"]
-    assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 2, {"uses": 2})
+    assert (b.alert_id, b.revision, b.counts) == (a.alert_id, 2, {"records": 1, "uses": 2})
     assert (a.window_start, b.window_start) == (T0 - int(1.5 * DAY), T0 - 2 * DAY)
 
 
