@@ -887,7 +887,8 @@ class RetentionOverrunDetector:
             actor_org=actor_org,
             subject_count=1,
             subject_sample=[customer],
-            counts={"records": 1, **(counts or {})},  # every rule here is one record's (a probe saw "— records")
+            # every rule here is one record's (a probe's alert list showed "— records")
+            counts={"records": 1, **(counts or {})},
             evidence_event_ids=evidence[: self.p.evidence_limit],
             event_count=len(evidence),  # the uses, or the one lifecycle event (a missed deadline: its start)
             first_seen=start,
