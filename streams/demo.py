@@ -14,9 +14,11 @@ from typing import Any
 
 import orjson
 
+from detectors.base import n_of
 from policy.catalog import Catalog
 from policy.model import Policy
 from schemas.models import REFERENCE_STREAMS, SEVERITY_RANK, Alert
+from streams.alert_review import TABLE as REVIEWS
 from streams.alerts import to_ocsf
 
 
@@ -70,17 +72,23 @@ def _fresh_database(config: Any, replace: bool) -> bool:
 
     db, marker = config.clickhouse.database, config.data_dir / MARKER
     client = connect(config.clickhouse_dsn())
-    held = tables_present(client, db, ["alerts"])
+    held = tables_present(client, db, ["alerts", REVIEWS])
     ours = marker.is_file() and marker.read_text() == db
     if held and not ours and not replace:
         print(
             f"lifemon demo: database {db} in {config.data_dir / 'chdb'} holds what this demo did not write "
             "(a `lifemon run`, a replay, or a demo of an earlier lifemon), and the demo starts its "
-            "database anew. Keep it: move the folder aside or run the demo from another directory. "
-            "Drop it: lifemon demo --replace",
+            "database anew. Keep it: move the folder aside, or run the demo with another "
+            "LIFEMON_DATA_DIR (unset, it is ./.lifemon: another directory). Drop it: lifemon demo --replace",
             file=sys.stderr,
         )
         return False
+    reviews = client.query(f"SELECT count() FROM {db}.{REVIEWS}").result_rows[0][0] if REVIEWS in held else 0
+    if reviews:  # an analyst's practice on the last demo's alerts goes with them: said, not silent
+        print(
+            f"lifemon demo: the last demo's alerts go, and {n_of(reviews, 'review')} of them with them",
+            file=sys.stderr,
+        )
     client.command(f"DROP DATABASE IF EXISTS {db}")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(db)

@@ -180,17 +180,22 @@ def test_the_demo_keeps_what_a_run_stored_in_the_embedded_database(tmp_path: Pat
     done = lifemon("demo", "-n", "2000", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "holds what this demo did not write" in done.stderr and "lifemon demo --replace" in done.stderr
+    assert "another LIFEMON_DATA_DIR" in done.stderr  # where a set one makes "another directory" no help
     assert tables() == held > 0
     # a database the last demo left is the next demo's to drop: the guard lets it go, then marks it
+    # (an analyst's practice review on it goes with it, and the demo says so)
     check = (
-        "import sys; from streams.config import Config; from streams.demo import MARKER, _fresh_database; "
-        "c = Config(data_dir=sys.argv[1]); (c.data_dir / MARKER).write_text('lifemon'); "
+        "import sys; from streams.clickhouse import connect; from streams.config import Config; "
+        "from streams.demo import MARKER, _fresh_database; c = Config(data_dir=sys.argv[1]); "
+        "(c.data_dir / MARKER).write_text('lifemon'); "
+        "connect(c.clickhouse_dsn()).command(\"INSERT INTO lifemon.alert_reviews (alert_id, state) VALUES ('a', 'resolved')\"); "
         "print(_fresh_database(c, False), (c.data_dir / MARKER).read_text())"
     )
     again = subprocess.run(
         [sys.executable, "-c", check, str(chdb.parent)], env=env, capture_output=True, text=True
     )
     assert again.stdout.split() == ["True", "lifemon"], again.stderr
+    assert "the last demo's alerts go, and 1 review of them with them" in again.stderr, again.stderr
 
 
 def test_a_run_or_a_replay_into_the_embedded_database_claims_it_from_the_demo(tmp_path: Path) -> None:
