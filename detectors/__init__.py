@@ -17,7 +17,7 @@ from detectors.retention_overrun import RetentionOverrunDetector
 from detectors.sdk_overcollection import SdkOvercollectionDetector
 from detectors.transfer_policy import TransferPolicyDetector
 from detectors.unauthorized_lookup import UnauthorizedLookupDetector
-from policy import PolicyError, detector_file, validate_section
+from policy import PolicyError, detector_file, line_of, validate_section
 from policy.model import DetectorSection, Policy
 
 REGISTRY: dict[str, Any] = {
@@ -105,7 +105,7 @@ def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> Non
                 f"params.role_thresholds.{role}",
                 f"unknown role '{role}'",
                 f"use a role id from organisation.yaml ({', '.join(sorted(roles)[:6])}, ...)",
-                _line(text, role),
+                line_of(text, ("params", "role_thresholds", role)),
             )
     purpose = getattr(params, "marketing_purpose", None)
     if purpose is not None and purpose not in policy.purposes.purposes:
@@ -115,7 +115,7 @@ def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> Non
             f"unknown purpose '{purpose}'",
             f"use the purpose id from purposes.yaml that marketing consents are recorded under "
             f"({', '.join(sorted(policy.purposes.purposes))})",
-            _line(text, "marketing_purpose"),
+            line_of(text, ("params", "marketing_purpose")),
         )
     cats = policy.classification.categories
     for i, step in enumerate(getattr(params, "escalation", []) or []):
@@ -126,11 +126,5 @@ def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> Non
                     f"params.escalation.{i}.categories",
                     f"unknown category '{c}'",
                     f"use a category id from classification.yaml: {', '.join(sorted(cats))}",
+                    line_of(text, ("params", "escalation", i, "categories")),
                 )
-
-
-def _line(text: str, needle: str) -> int | None:
-    for i, line in enumerate(text.splitlines(), 1):
-        if line.strip().startswith(f"{needle}:"):
-            return i
-    return None

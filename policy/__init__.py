@@ -99,6 +99,11 @@ class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]
         return super().construct_mapping(node, deep=deep)
 
 
+def line_of(text: str, path: Sequence[str | int]) -> int | None:
+    """Line (1-based) of the key at `path` in a YAML text (the deepest reachable), or None."""
+    return _line_of(yaml.compose(text, Loader=_UniqueKeyLoader), path) if text else None
+
+
 def _line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
     """Line (1-based) of the deepest YAML node reachable along `path`."""
     line = node.start_mark.line + 1 if node is not None else None
@@ -126,6 +131,11 @@ def raise_validation(
     """Turn pydantic's errors into a PolicyError that names file, key, line and fix of the first,
     and of each other error after it (a config with two wrong values said only the first)."""
     errors = [_policy_error(file, exc, err, text, prefix, model) for err in exc.errors()]
+    # a misspelt key is one error (missing, and extra), said once with its rename
+    renames = {e.fix for e in errors if e.fix.startswith("rename ")}
+    errors = [
+        e for i, e in enumerate(errors) if e.fix not in renames or e.fix not in {f.fix for f in errors[:i]}
+    ]
     first = errors[0]
     raise PolicyError(first.file, first.key, first.message, first.fix, first.line, errors[1:])
 
@@ -201,14 +211,23 @@ def read_yaml(path: Path) -> tuple[Any, str]:
     except RecursionError:
         raise PolicyError(path, "", "nested too deeply", "flatten the YAML") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise PolicyError(
-            path,
-            "",
-            f"not valid YAML ({getattr(e, 'problem', e)})",
-            "fix the YAML syntax",
-            mark.line + 1 if mark else None,
-        ) from None
+        raise PolicyError(path, "", *_yaml_problem(e)) from None
+
+
+def _yaml_problem(e: yaml.YAMLError) -> tuple[str, str, int | None]:
+    """(message, fix, line) of a YAML syntax error. The parser notices a bracket left open on the
+    line after it: the line the bracket opened on is named too (a probe's line 5 error read line 6)."""
+    mark, opened = getattr(e, "problem_mark", None), getattr(e, "context_mark", None)
+    where = (
+        f"; {getattr(e, 'context', '')} on line {opened.line + 1}"
+        if opened is not None and mark is not None and opened.line != mark.line
+        else ""
+    )
+    return (
+        f"not valid YAML ({getattr(e, 'problem', e)}{where})",
+        "fix the YAML syntax",
+        mark.line + 1 if mark else None,
+    )
 
 
 def validate_section(

@@ -89,6 +89,21 @@ def test_unknown_role_in_thresholds(policy_copy: Path) -> None:
     with pytest.raises(PolicyError) as e:
         load_detectors(load_policy(policy_copy), policy_copy)
     assert e.value.key == "params.role_thresholds.lobby_manger" and "organisation.yaml" in e.value.fix
+    assert e.value.line == line_with(policy_copy / "detectors" / "bulk_query.yaml", "    lobby_manger: 40")
+
+
+def test_unknown_category_in_an_escalation_tier_names_its_line(policy_copy: Path) -> None:
+    """A probe's misspelt category said its key but not its line, as every other policy error does."""
+    path = policy_copy / "detectors" / "bulk_query.yaml"
+    edit(path, "categories: [credit, property", "categories: [credt, property")
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert e.value.key == "params.escalation.0.categories" and "unknown category 'credt'" in str(e.value)
+    assert e.value.line == line_with(path, "[credt, property")
+
+
+def line_with(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 @pytest.mark.parametrize(
@@ -228,9 +243,15 @@ def test_typo_key_and_yaml_syntax(policy_copy: Path) -> None:
         load_policy(policy_copy)
     assert e.value.key == "deletion_request_sla_days" and e.value.line is not None
     assert e.value.fix == "rename `deletion_request_sla_dayz` to `deletion_request_sla_days`"
+    assert "Also" not in str(e.value), str(e.value)  # one typo, said once (a probe read it twice)
     (policy_copy / "retention.yaml").write_text("rules: [unclosed\n", encoding="utf-8")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy(policy_copy)
+    # a bracket left open: the parser stops on a later line, and names the one it opened on too
+    (policy_copy / "retention.yaml").write_text("a: 1\nb: {x: 1\nc: 2\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert "while parsing a flow mapping on line 2" in str(e.value), str(e.value)
 
 
 def test_missing_file(policy_copy: Path) -> None:
