@@ -1,6 +1,6 @@
 """`lifemon alerts`: the SOC's list of alerts from ClickHouse, newest revision of each, filtered by
 detector, rule, severity (at least), actor, subject, status (the detector's episode), review (the
-analyst's, streams/alert_review.py) and time range; and `lifemon alerts show ID`, one alert with
+analyst's, streams/reviews.py) and time range; and `lifemon alerts show ID`, one alert with
 what a triage needs: why it fired (rule, regulation), what to do (the detector's runbook), which
 events caused it, the revisions the table still holds and its reviews. Values reach the queries as
 bound parameters, never spliced into SQL."""
@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 
 from detectors.base import n_of
 from schemas.models import SEVERITY_RANK, Severity
-from streams import alert_review
-from streams.clickhouse import tables_present
+from streams.reviews import ALERTS, query_reviews, render_reviews, review_line, reviewed
 from streams.sinks.clickhouse import ALERT_COLUMNS
 from streams.text_table import aligned, display_width
 
@@ -34,7 +33,7 @@ COLUMNS = (
 
 # `--status` words -> the statuses of a newest revision they select. An episode is open at its
 # first revision and updated at each later one while it lives; closed says its window ended, not
-# that anyone reviewed it: an analyst's review is `--review` (alert_review.REVIEWS).
+# that anyone reviewed it: an analyst's review is `--review` (streams/reviews.py `Reviewed.reviews`).
 STATUSES = {"active": ["open", "updated"], "open": ["open"], "updated": ["updated"], "closed": ["closed"]}
 
 
@@ -71,8 +70,8 @@ def query_alerts(
     order: str = "newest",  # a key of ORDERS: which rows a cut keeps, in what order
 ) -> Listing:
     """Alerts as dicts of COLUMNS plus `summary` and `review` (the analyst's review state,
-    alert_review.review_state), newest first; `status` a key of STATUSES, `review` one of
-    alert_review.REVIEWS. `actor` and `rule` match whatever their case (`e000003` finds E000003's
+    reviews.review_state), newest first; `status` a key of STATUSES, `review` one of
+    ALERTS.reviews. `actor` and `rule` match whatever their case (`e000003` finds E000003's
     alerts), `rule` each rule under it too (LM-TP finds LM-TP-005's); `subject` is a customer's pseudonym, found in each alert's kept sample of its
     subjects only."""
     severities = at_least(min_severity)
@@ -91,21 +90,14 @@ def query_alerts(
         ),
         ("has(subjects_sample, {subject:String})", "subject", subject),
         ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
-        ("review IN {reviews:Array(String)}", "reviews", alert_review.REVIEWS.get(review or "")),
+        ("review IN {reviews:Array(String)}", "reviews", ALERTS.reviews.get(review or "")),
         ("last_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("last_seen < {until:DateTime64(3, 'UTC')}", "until", until),
     ]
-    reviews = alert_review.latest_reviews(
-        database, bool(tables_present(client, database, [alert_review.TABLE]))
-    )
-    # each alert's newest revision beside its newest review (join_use_nulls 0: no review reads '')
-    reviewed = (
-        f"(SELECT a.*, if(r.state != '' AND r.covered_until >= a.last_seen, r.state, "
-        f"'{alert_review.UNREVIEWED}') AS review FROM {database}.alerts AS a FINAL "
-        f"LEFT JOIN {reviews} AS r ON r.alert_id = a.alert_id SETTINGS join_use_nulls = 0)"
-    )
     columns = [*COLUMNS, "summary", "review"]
-    return select_latest(client, reviewed, columns, filters, ORDERS[order], limit, final=False)
+    return select_latest(
+        client, reviewed(client, database, ALERTS), columns, filters, ORDERS[order], limit, final=False
+    )
 
 
 def select_latest(
@@ -234,7 +226,7 @@ class AlertNotFound(LookupError):
 class AlertView(NamedTuple):
     """An alert's newest revision (a dict of SHOWN), the rows of its revisions the table still
     holds, as dicts of REVISION_COLUMNS, by revision, and its reviews, oldest first
-    (alert_review.query_reviews)."""
+    (reviews.query_reviews)."""
 
     alert: dict[str, Any]
     revisions: list[dict[str, Any]]
@@ -309,7 +301,7 @@ def query_alert(client: Any, database: str, alert_id: str) -> AlertView:
     return AlertView(
         dict(zip(newest.column_names, newest.result_rows[0], strict=True)),
         [dict(zip(revisions.column_names, row, strict=True)) for row in revisions.result_rows],
-        alert_review.query_reviews(client, database, alert_id),
+        query_reviews(client, database, alert_id),
     )
 
 
@@ -373,7 +365,7 @@ def render_alert_view(
     field("title", "标题", f"{a['title_zh']} / {a['title_en']}")
     field("severity", "级别", a["severity"])
     field("status", "状态", f"{a['status']} (revision {a['revision']}): the detector's episode, not a review")
-    field("review", "复核", alert_review.review_line(view.reviews, a["last_seen"]))
+    field("review", "复核", review_line(view.reviews, a["last_seen"]))
     changed = (
         f"; the policy now has v{policy_rule_version}"
         if policy_rule_version and policy_rule_version != a["rule_version"]
@@ -447,4 +439,4 @@ def render_alert_view(
     lines += [
         "  " + line for line in aligned(("revision", "last seen", "events", "status"), table, right={0, 2})
     ]
-    return "\n".join(lines + alert_review.render_reviews(view.reviews))
+    return "\n".join(lines + render_reviews(view.reviews))

@@ -564,6 +564,19 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
         choices=list(STATUSES),
         help=f"only {what} whose newest revision has this status: {STATUS_HELP[what]} (default: all)",
     )
+    from streams.reviews import ALERTS, INCIDENTS
+
+    kind = ALERTS if what == "alerts" else INCIDENTS
+    sp.add_argument(
+        "--review",
+        type=str.lower,
+        choices=list(kind.reviews),
+        help=f"only {what} in this review state: unreviewed (no review, or events after the newest "
+        f"one: the queue), acknowledged (`lifemon {what} ack`), {' or '.join(kind.resolving)} "
+        f"(`lifemon {what} resolve`), or unresolved (unreviewed or acknowledged"
+        + (', as Grafana\'s "Alerts awaiting review" counts' if kind is ALERTS else "")
+        + ") (default: all)",
+    )
     sp.add_argument("--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN (default: any time)")
     sp.add_argument("--until", type=when, metavar="WHEN", help=f"{seen} before WHEN (default: any time)")
     sp.add_argument(
@@ -590,6 +603,7 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
         config.clickhouse.database,
         min_severity=Severity(args.severity) if args.severity else None,
         status=args.status,
+        review=args.review,
         since=args.since,
         until=args.until,
         limit=args.limit,
@@ -621,7 +635,6 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         "actor": args.actor,
         "rule": args.rule,
         "subject": args.subject,
-        "review": args.review,
     }
     return _list(args, "alerts", query_alerts, render, **only)
 
@@ -683,20 +696,22 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
 ANALYST_ENV = "LIFEMON_ANALYST"
 
 
-def cmd_alert_review(args: argparse.Namespace) -> int:
-    """`alerts ack ID` / `alerts resolve ID --as ...`: one analyst's review of one alert, stored
-    in `alert_reviews` (streams/alert_review.py); the alert's own status is left as it is."""
+def cmd_review(args: argparse.Namespace) -> int:
+    """`alerts|incidents ack ID` / `resolve ID --as ...`: one review of one alert or incident, stored
+    in its reviews' table (streams/reviews.py); its own status is left as it is."""
     import getpass
 
-    from streams.alert_query import AlertNotFound, resolve_alert_id
-    from streams.alert_review import ACKNOWLEDGED, record_review
+    from streams.alert_query import AlertNotFound, resolve_alert_id, resolve_id
     from streams.clickhouse import location
+    from streams.reviews import ACKNOWLEDGED, ALERTS, record_review
 
-    if not _one_id_only(args, "alerts", args.alerts_action):
+    kind = args.kind
+    action = getattr(args, f"{kind.source}_action")
+    if not _one_id_only(args, kind.source, action):
         return 2
-    state = ACKNOWLEDGED if args.alerts_action == "ack" else args.verdict
+    state = ACKNOWLEDGED if action == "ack" else args.verdict
     if state == "false_positive" and not (args.note or "").strip():
-        log.error("a false positive needs --note: why the detector was wrong (it tunes the detector)")
+        log.error(f"a false positive needs --note: why it was none (for {kind.source} to come)")
         return 2
     try:
         analyst = (args.by or os.environ.get(ANALYST_ENV) or getpass.getuser()).strip()
@@ -708,17 +723,28 @@ def cmd_alert_review(args: argparse.Namespace) -> int:
     config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
     # the bank's customer id form, masked in the note and the analyst's name as pseudonyms are
     customer_id_form = load_policy(config.policy_dir).organisation.customer_id_form
-    client = _read_client(config)  # reads the alert; writes the review only (the table if missing)
+    client = _read_client(
+        config
+    )  # reads the alert or incident; writes the review only (the table if missing)
     database = config.clickhouse.database
+    given = getattr(args, kind.id)
     try:
+        reviewed_id = (
+            resolve_alert_id(client, database, given)
+            if kind is ALERTS
+            else resolve_id(
+                client, f"{database}.{kind.source}", kind.id, given, kind.noun, f"lifemon {kind.source}"
+            )
+        )
         review = record_review(
             client,
             database,
-            resolve_alert_id(client, database, args.alert_id),
+            reviewed_id,
             state,
             analyst,
             args.note or "",
             customer_id_form=customer_id_form,
+            kind=kind,
         )
     except AlertNotFound as e:
         log.error(f"{e} (lifemon database {database} at {location(client)})")
@@ -730,8 +756,8 @@ def cmd_alert_review(args: argparse.Namespace) -> int:
         else f" (your login name: --by or {ANALYST_ENV} names you)"
     )
     print(
-        f"{review.state} {review.alert_id[:12]} by {review.analyst}{login} at {review.at:%Y-%m-%d %H:%M:%S} UTC "
-        f"(revision {review.alert_revision}, its events to {review.alert_last_seen:%Y-%m-%d %H:%M:%S} UTC)"
+        f"{review.state} {review.id[:12]} by {review.analyst}{login} at {review.at:%Y-%m-%d %H:%M:%S} UTC "
+        f"(revision {review.revision}, its events to {review.last_seen:%Y-%m-%d %H:%M:%S} UTC)"
         + (f"; note: {review.note}" if review.note else "")
     )
     return 0
@@ -750,6 +776,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
     from streams.alert_query import AlertNotFound
     from streams.clickhouse import location
     from streams.incident_query import query_incident, render_incident_view
+    from streams.reviews import INCIDENTS, query_reviews
 
     if not _one_id_only(args, "incidents", "show"):
         return 2
@@ -768,7 +795,8 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
             "its pseudonyms are; `lifemon incidents` still lists it"
         )
         return 2
-    print(render_incident_view(incident, datetime.now(UTC), zone))
+    reviews = query_reviews(client, database, incident_id, INCIDENTS)
+    print(render_incident_view(incident, datetime.now(UTC), zone, reviews))
     return 0
 
 
@@ -1017,42 +1045,51 @@ CLICKHOUSE_READ_HELP = (
 )
 
 
-def _review_parsers(actions: Any) -> None:
-    """`alerts ack` and `alerts resolve`: an analyst's review, kept beside the alert, never in it."""
+def _review_parsers(actions: Any, kind: Any) -> None:
+    """`alerts|incidents ack` and `resolve`: a review, kept beside the alert or incident, never in it."""
     from streams.alert_query import MIN_ID_PREFIX
-    from streams.alert_review import NOTE_MAX, RESOLVING
+    from streams.reviews import NOTE_MAX
 
+    noun, source = kind.noun, kind.source
+    what = {
+        "alert": ("an analyst is looking into it", "a real finding, handled, e.g. its runbook followed"),
+        "incident": (
+            "the response team is handling it",
+            "notified (the report to the authorities and the individuals' notice made, PIPL art. "
+            "57: the list then shows it so, not as a deadline passed), resolved (handled otherwise: "
+            "--note says how)",
+        ),
+    }[noun]
     ack = actions.add_parser(
         "ack",
-        prog="lifemon alerts ack",
-        help="acknowledge an alert: an analyst is looking into it (it leaves the unreviewed queue)",
-        description="Record that an analyst took the alert: its review becomes acknowledged. Its "
-        "status (the detector's episode) is left as it is. Events after the review put it back in "
-        "the unreviewed queue. Each review is a row of alert_reviews, kept as the audit trail "
-        "(`lifemon alerts show` lists them).",
+        prog=f"lifemon {source} ack",
+        help=f"acknowledge {'an' if noun == 'alert' else 'an'} {noun}: {what[0]} (it leaves the unreviewed queue)",
+        description=f"Record that someone took the {noun}: its review becomes acknowledged. Its "
+        f"status is left as it is. Events after the review put it back in the unreviewed queue. "
+        f"Each review is a row of {kind.table}, kept as the audit trail (`lifemon {source} show` lists them).",
     )
     resolve = actions.add_parser(
         "resolve",
-        prog="lifemon alerts resolve",
-        help="close out an alert: resolved (handled) or false_positive (the detector was wrong)",
-        description="Record an analyst's verdict on the alert: resolved (a real finding, handled, "
-        "e.g. its runbook followed) or false_positive (the detector was wrong: --note says why). "
-        'It leaves the unreviewed queue and Grafana\'s "Alerts awaiting review" until events come '
-        "after the review. Its status (the detector's episode) is left as it is.",
+        prog=f"lifemon {source} resolve",
+        help=f"close out {'an'} {noun}: {', '.join(kind.resolving)}",
+        description=f"Record a verdict on the {noun}: {what[1]} or false_positive (none: --note says "
+        f"why). It leaves the unreviewed queue until events come after the review. Its status is left "
+        "as it is.",
     )
     resolve.add_argument(
         "--as",
         dest="verdict",
         required=True,
-        choices=list(RESOLVING),
-        help="resolved: a real finding, handled; false_positive: the detector was wrong (needs --note)",
+        type=str.lower,
+        choices=list(kind.resolving),
+        help=kind.resolving_help,
     )
     for sp in (ack, resolve):
         sp.add_argument(
-            "alert_id",
-            type=id_prefix("alert"),
-            metavar="ALERT_ID",
-            help=f"the alert's id, or its first {MIN_ID_PREFIX} characters or more, if no other alert's "
+            kind.id,
+            type=id_prefix(noun),
+            metavar=f"{noun.upper()}_ID",
+            help=f"the {noun}'s id, or its first {MIN_ID_PREFIX} characters or more, if no other {noun}'s "
             "id starts with them",
         )
         sp.add_argument(
@@ -1076,7 +1113,7 @@ def _review_parsers(actions: Any) -> None:
             default=argparse.SUPPRESS,
             help=POLICY_HELP + " (the customer id form masked in --note and --by)",
         )
-        sp.set_defaults(func=cmd_alert_review)
+        sp.set_defaults(func=cmd_review, kind=kind)
 
 
 class Parser(argparse.ArgumentParser):
@@ -1381,6 +1418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_report)
 
     from streams import alert_query
+    from streams.reviews import ALERTS, INCIDENTS
 
     sp = sub.add_parser(
         "alerts",
@@ -1419,17 +1457,6 @@ def build_parser() -> argparse.ArgumentParser:
         "customer's). A sample only: an alert about more customers than it keeps may concern one "
         "and not list it; emptied after pseudonym_ttl_days (default: all)",
     )
-    from streams.alert_review import REVIEWS
-
-    sp.add_argument(
-        "--review",
-        type=str.lower,
-        choices=list(REVIEWS),
-        help="only alerts in this review state: unreviewed (no review, or events after the newest "
-        "one: the analyst's queue), acknowledged (`lifemon alerts ack`), resolved or false_positive "
-        "(`lifemon alerts resolve`), or unresolved (unreviewed or acknowledged, as Grafana's "
-        '"Alerts awaiting review" counts) (default: all)',
-    )
     _listing_options(sp, "alerts", "last seen", "newest first")
     sp.set_defaults(func=cmd_alerts)
     actions = sp.add_subparsers(
@@ -1462,7 +1489,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
     show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the runbook and basis)")
     show.set_defaults(func=cmd_alert_show)
-    _review_parsers(actions)
+    _review_parsers(actions, ALERTS)
 
     sp = sub.add_parser(
         "incidents",
@@ -1470,12 +1497,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _listing_options(sp, "incidents", "first seen", "the earliest report due first")
     sp.set_defaults(func=cmd_incidents)
-    show = sp.add_subparsers(
+    actions = sp.add_subparsers(
         dest="incidents_action",
-        metavar="show INCIDENT_ID",
+        metavar="{show,ack,resolve} INCIDENT_ID",
         required=False,
-        help="one incident in full instead of the list (default: the list; `lifemon incidents show -h`)",
-    ).add_parser(
+        help="one incident in full, or a review of it, instead of the list (default: the list; "
+        "`lifemon incidents show -h`, `ack -h`, `resolve -h`)",
+    )
+    show = actions.add_parser(
         "show",
         prog="lifemon incidents show",
         help="one incident: its notice (PIPL art. 57), reports due and alerts",
@@ -1495,6 +1524,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
     show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the bank's timezone)")
     show.set_defaults(func=cmd_incident_show)
+    _review_parsers(actions, INCIDENTS)
 
     sp = sub.add_parser("watch", help="show new alerts live as pfi.alerts receives them (Ctrl-C stops)")
     sp.add_argument(

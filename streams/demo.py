@@ -18,8 +18,8 @@ from detectors.base import n_of
 from policy.catalog import Catalog
 from policy.model import Policy
 from schemas.models import REFERENCE_STREAMS, SEVERITY_RANK, Alert
-from streams.alert_review import TABLE as REVIEWS
 from streams.alerts import to_ocsf
+from streams.reviews import ALERTS
 
 
 def score(
@@ -72,7 +72,7 @@ def _fresh_database(config: Any, replace: bool) -> bool:
 
     db, marker = config.clickhouse.database, config.data_dir / MARKER
     client = connect(config.clickhouse_dsn())
-    held = tables_present(client, db, ["alerts", REVIEWS])
+    held = tables_present(client, db, ["alerts", ALERTS.table])
     ours = marker.is_file() and marker.read_text() == db
     if held and not ours and not replace:
         print(
@@ -83,7 +83,11 @@ def _fresh_database(config: Any, replace: bool) -> bool:
             file=sys.stderr,
         )
         return False
-    reviews = client.query(f"SELECT count() FROM {db}.{REVIEWS}").result_rows[0][0] if REVIEWS in held else 0
+    reviews = (
+        client.query(f"SELECT count() FROM {db}.{ALERTS.table}").result_rows[0][0]
+        if ALERTS.table in held
+        else 0
+    )
     if reviews:  # an analyst's practice on the last demo's alerts goes with them: said, not silent
         print(
             f"lifemon demo: the last demo's alerts go, and {n_of(reviews, 'review')} of them with them",

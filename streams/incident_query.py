@@ -1,7 +1,9 @@
 """`lifemon incidents`: the incident-response team's list of leakage incidents from ClickHouse
 (clickhouse/003_incidents.sql), newest revision of each: what leaked, from whom, how many
 customers, and when the first report is due (docs/incidents.md). Filters as `lifemon alerts`.
-`lifemon incidents show ID`: one incident's notice (PIPL art. 57), deadlines and alerts."""
+`lifemon incidents show ID`: one incident's notice (PIPL art. 57), deadlines, alerts and reviews
+(`lifemon incidents ack` / `resolve`, streams/reviews.py: whether the report was made, which lifemon
+cannot see for itself)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ from detectors.base import n_of
 from schemas.models import Severity
 from streams.alert_query import SEVERITY_STYLE, STATUSES, Listing, at_least, resolve_id, select_latest
 from streams.receivers import counted
+from streams.reviews import INCIDENTS, UNREVIEWED, render_reviews, review_line, review_state, reviewed
+
+# the review states that close an incident out: its deadlines are no longer the team's to meet
+DONE = frozenset(INCIDENTS.resolving)
 
 COLUMNS = [
     "first_seen",
@@ -36,6 +42,7 @@ COLUMNS = [
     "alert_ids",
     "revision",
     "incident_id",
+    "review",
 ]
 
 
@@ -45,19 +52,29 @@ def query_incidents(
     *,
     min_severity: Severity | None = None,
     status: str | None = None,
+    review: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 50,
 ) -> Listing:
     """Incidents as dicts of COLUMNS, the earliest report due first: the order they must be handled
-    in; `status` a key of STATUSES."""
+    in; `status` a key of STATUSES, `review` of INCIDENTS.reviews."""
     filters = [
         ("severity IN {severities:Array(String)}", "severities", at_least(min_severity)),
         ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
+        ("review IN {reviews:Array(String)}", "reviews", INCIDENTS.reviews.get(review or "")),
         ("first_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("first_seen < {until:DateTime64(3, 'UTC')}", "until", until),
     ]
-    return select_latest(client, f"{database}.incidents", COLUMNS, filters, "first_due, incident_id", limit)
+    return select_latest(
+        client,
+        reviewed(client, database, INCIDENTS),
+        COLUMNS,
+        filters,
+        "first_due, incident_id",
+        limit,
+        final=False,
+    )
 
 
 def customers(distinct: int, reported: int) -> str:
@@ -87,10 +104,11 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
     severity = f"{r['severity']:<8}"
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
-    due = r["first_due"]
-    passed = " (passed / 已过)" if due.replace(tzinfo=UTC) <= now else ""
+    due, review = r["first_due"], r.get("review", UNREVIEWED)
+    # a deadline is the team's until the incident is closed out (`notified`: the report was made)
+    passed = " (passed / 已过)" if due.replace(tzinfo=UTC) <= now and review not in DONE else ""
     return (
-        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r['key_kind']} {r['key']}  "
+        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review:<12} {r['key_kind']} {r['key']}  "
         f"{customers(r['subjects_distinct'], r['subjects_reported'])}, "
         f"{amounts(r['records'], r.get('observations', 0), r.get('devices', 0))}  "
         f"first report due {due:%Y-%m-%d %H:%M} UTC{passed}  [{r['incident_id'][:12]} rev {r['revision']}]"
@@ -128,12 +146,18 @@ def _when(ms: int, zone: ZoneInfo) -> str:
     return f"{utc:%Y-%m-%d %H:%M} UTC{local}"
 
 
-def render_incident_view(inc: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+def render_incident_view(
+    inc: dict[str, Any], now: datetime, zone: ZoneInfo, reviews: list[dict[str, Any]] | None = None
+) -> str:
     """The incident as the response team drafts its reports from it: who and what, the deadlines
     (passed or not, in UTC and the bank's zone), the notice PIPL art. 57 ¶1 asks for in both
     languages (categories with what each counts, cause, harm, measures, what individuals can do,
-    contact), the regulation, and the member alerts (`lifemon alerts show` each)."""
+    contact), the regulation, the member alerts (`lifemon alerts show` each), and its reviews."""
     notice, subjects = inc["notice"], inc["subjects"]
+    reviews = reviews or []
+    last_seen = datetime.fromtimestamp(inc["last_seen"] / 1000, UTC)
+    newest = reviews[-1] if reviews else None
+    state = review_state(newest["state"], newest["last_seen"], last_seen) if newest else UNREVIEWED
     by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items())
     lines = [
         f"incident  {inc['incident_id']}  revision {inc['revision']}, {inc['status']}, {inc['severity']}",
@@ -143,11 +167,12 @@ def render_incident_view(inc: dict[str, Any], now: datetime, zone: ZoneInfo) -> 
         f"counted   {customers(subjects['distinct'], subjects['reported'])}"
         + (f" ({by_class})" if by_class else "")
         + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",
+        f"review    {review_line(reviews, last_seen, INCIDENTS)}",
         "",
         "reports due / 报告时限 (counted from the first event)",
     ]
     for d in inc["deadlines"]:
-        passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 else ""
+        passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 and state not in DONE else ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
     lines += ["", "notice / 告知内容 (PIPL art. 57 ¶1)", "  categories / 信息种类"]
     for c in notice["categories"]:
@@ -168,4 +193,4 @@ def render_incident_view(inc: dict[str, Any], now: datetime, zone: ZoneInfo) -> 
         f"  {a['alert_id'][:12]}  {a['severity']:<8} {a['rule_id']:<28} {a['jr_class']}  {a['summary']}"
         for a in inc["alerts"]
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + render_reviews(reviews))

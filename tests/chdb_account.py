@@ -23,8 +23,8 @@ import clickhouse_connect  # noqa: E402
 
 from policy.storage import Storage  # noqa: E402
 from schemas.models import Alert  # noqa: E402
-from streams.alert_review import record_review  # noqa: E402
 from streams.clickhouse import apply_ddl, error_code  # noqa: E402
+from streams.reviews import record_review  # noqa: E402
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row  # noqa: E402
 
 

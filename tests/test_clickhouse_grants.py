@@ -122,6 +122,12 @@ def test_lifemon_cannot_erase_or_rewrite_the_alert_audit_trail(as_lifemon: Any) 
     assert tampering[-1]["rows"] == [["acknowledged"]]  # and the review
 
 
+INCIDENT_REVIEW = (
+    "INSERT INTO lifemon.incident_reviews (incident_id, review_id, state, analyst, note, incident_revision, "
+    "incident_last_seen, at) VALUES ('i1', 'r', 'notified', 'e9', '', 1, now(), now())"
+)
+
+
 def test_an_analyst_reads_and_adds_reviews_under_the_account_it_logged_in_with(deployed: Path) -> None:
     """An analyst's own account (the init script's lifemon_analyst role): it reads the alerts and
     adds a review, which stores the account the server saw; it cannot write alerts, name another
@@ -142,8 +148,14 @@ def test_an_analyst_reads_and_adds_reviews_under_the_account_it_logged_in_with(d
             {"write_alert": "a4"},
             {"sql": forged},
             *({"sql": sql} for sql in reviews),
+            # a responder's review of an incident (`lifemon incidents resolve --as notified`): added,
+            # never erased
+            {"sql": INCIDENT_REVIEW},
+            {"sql": "ALTER TABLE lifemon.incident_reviews DELETE WHERE 1"},
         ],
     )
+    *results, incident_review, erased = results
+    assert incident_review["ok"] and erased.get("code") == ACCESS_DENIED, (incident_review, erased)
     assert [r["ok"] for r in results[:3]] == [True] * 3, results
     assert results[1]["rows"] == [["e900001", "default"]]  # chDB's session account is `default`
     assert not results[3]["ok"] and not results[4]["ok"], results

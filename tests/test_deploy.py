@@ -931,7 +931,7 @@ def _seed(client: Any, db: str) -> None:
         ALERT_COLUMNS,
         [_overrun("r1", 1, "open", BASE - 40 * day), _overrun("r2", 2, "closed", BASE - 60 * day)],
     )
-    # analysts' reviews (streams/alert_review.py): a2 resolved while its episode is still open, r2
+    # analysts' reviews (streams/reviews.py): a2 resolved while its episode is still open, r2
     # closed out as a false positive, m1 acknowledged only, a3 resolved before its last events
     # (minute 4), and a1, closed by its detector, reviewed by nobody
     review_columns = [

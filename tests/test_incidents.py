@@ -500,6 +500,44 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert main(["alerts", "ack", cvn_incident.incident_id[:12], "--config", str(config)]) == 2
     assert f"{cvn_incident.incident_id[:12]} is an incident's id, not an alert's" in capsys.readouterr().err
 
+    # the response team records what it did, which lifemon cannot see: the report made. The list
+    # then shows it notified, its deadline no longer "passed"; the other incident's still is
+    cvn, other = (
+        cvn_incident.incident_id,
+        next(i for i in found.values() if i is not cvn_incident).incident_id,
+    )
+    review = ["--config", str(config), "--by", "e900001"]
+    assert main(["incidents", "resolve", cvn[:8], "--as", "false_positive", *review]) == 2  # needs --note
+    assert main(["incidents", "ack", cvn[:8], *review]) == 0
+    assert capsys.readouterr().out.startswith(f"acknowledged {cvn[:12]} by e900001 at ")
+    note = "reported to PBoC Shanghai, customers told by SMS; card 6222020200001234562 closed"
+    assert main(["incidents", "resolve", cvn[:8], "--as", "NOTIFIED", "--note", note, *review]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"notified {cvn[:12]} by e900001") and "card {bank_card} closed" in said, said
+    assert main(["incidents", "--config", str(config)]) == 0
+    listed = {
+        line.rsplit("[", 1)[1][:12]: line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("20")
+    }
+    assert " notified " in listed[cvn[:12]] and "passed" not in listed[cvn[:12]], listed
+    assert " unreviewed " in listed[other[:12]] and "(passed / 已过)" in listed[other[:12]], listed
+    assert main(["incidents", "--config", str(config), "--review", "notified"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 incident"
+    assert main(["incidents", "show", cvn[:8], "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    assert "review    notified by e900001 (account default) at " in shown and "passed / 已过" not in shown, (
+        shown
+    )
+    assert "reviews / 复核记录" in shown and "acknowledged" in shown and "card {bank_card} closed" in shown
+    # the incident grew after it was notified: its report is out of date, back in the queue
+    grown = cvn_incident.model_copy(
+        update={"revision": cvn_incident.revision + 1, "last_seen": cvn_incident.last_seen + 60_000}
+    )
+    sink.write([grown])
+    assert main(["incidents", "--config", str(config), "--review", "unreviewed"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 incidents"
+
 
 def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() -> None:
     """A transfer log reported 142 customers and named none: `0 customers` read as nobody to notify."""

@@ -62,7 +62,7 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
     assert "<b>1</b><span>leakage incidents / 泄露事件" in html
     assert "false positive / 误报" not in alerts
     # an alert the analyst resolved as a false positive stays listed and counted, marked so
-    from streams.alert_review import record_review
+    from streams.reviews import record_review
 
     (alert_id,) = [r[0] for r in ch.query(f"SELECT alert_id FROM {db}.alerts FINAL").result_rows]
     record_review(ch, db, alert_id, "false_positive", "e900001", "approved by phone")

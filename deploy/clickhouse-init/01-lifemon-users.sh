@@ -16,7 +16,8 @@
 #               sets it on every query (the plugin's documented requirement for a read-only user,
 #               docs/sources/configure.md).
 #   lifemon_analyst  a role for the SOC's analysts, one ClickHouse account each (docs/security.md):
-#               SELECT on lifemon's tables, INSERT into alert_reviews only. A review stores the
+#               SELECT on lifemon's tables, INSERT into alert_reviews and incident_reviews only (the
+#               response team's members hold it too: `lifemon incidents ack`). A review stores the
 #               account that wrote it (the server sets it), so it shows who was logged in.
 #
 # Passwords come from the container environment and reach ClickHouse only as SHA-256 hashes, so
@@ -46,6 +47,7 @@ GRANT CREATE DATABASE, CREATE TABLE, INSERT, SELECT ON ${db}.* TO lifemon;
 CREATE ROLE IF NOT EXISTS lifemon_analyst;
 GRANT SELECT ON ${db}.* TO lifemon_analyst;
 GRANT INSERT ON ${db}.alert_reviews TO lifemon_analyst;
+GRANT INSERT ON ${db}.incident_reviews TO lifemon_analyst;
 
 CREATE SETTINGS PROFILE IF NOT EXISTS grafana_ro_profile
     SETTINGS readonly = 1,

@@ -1,7 +1,7 @@
 """An analyst's review of an alert, apart from its status (the detector's episode): the probe found
 alerts that "closed themselves" (12 high ones nobody had looked at, among them reads after an
 employee left) and no way to record a review. `lifemon alerts ack` / `resolve` on chDB, through the
-CLI and streams/alert_review.py."""
+CLI and streams/reviews.py."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from test_personal_numbers import CARD, MOBILE, RIC
 
 from schemas.models import AlertStatus
 from streams.alert_query import query_alert, query_alerts
-from streams.alert_review import TABLE, record_review, redact
 from streams.cli import main
+from streams.reviews import ALERTS, record_review, redact
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
+
+TABLE = ALERTS.table
 
 
 @pytest.fixture
@@ -285,8 +287,8 @@ def test_reviews_stored_before_the_account_column_are_read_and_the_column_is_add
     """A database from before `account`: `alerts show` reads its reviews (no account, `—`) and
     `ack` still stores one; the next start's DDL adds the column, and the reviews after it name
     the account that stored them."""
-    from streams.alert_review import query_reviews
     from streams.clickhouse import apply_ddl
+    from streams.reviews import query_reviews
 
     name, _ = shown
     ch.command(f"ALTER TABLE {name}.{TABLE} DROP COLUMN IF EXISTS account")

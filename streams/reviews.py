@@ -1,0 +1,293 @@
+"""An analyst's review of an alert (`lifemon alerts ack` / `resolve`), or a responder's of an
+incident (`lifemon incidents ack` / `resolve`), apart from its own `status`: that is the
+detector's episode (open, updated, closed when its window passed), never that anyone looked at it.
+Each review action is one row of `alert_reviews` (clickhouse/004_alert_reviews.sql) or
+`incident_reviews` (005), kept as the audit trail; the newest row of an alert or incident is its
+review state, and covers it up to its last event when reviewed: later events put it back in the
+queue (an incident that grew needs its report brought up to date). A note is free text: customer ids of the bank's form (organisation.yaml
+`customer_id_form`), pseudonyms, card, resident ID and mobile numbers and any other run of eleven
+digits or more in it are masked before it
+is stored, so the table holds nothing that names a customer and needs no TTL (JR/T 0171-2020
+§7.1.4 使用: 最小必要). The server records which ClickHouse account stored each row (`account`)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from streams.clickhouse import ddl_statements, tables_present
+from streams.personal_numbers import half_width, mask, whole_token
+from streams.pseudonym import PSEUDONYM
+from streams.text_table import aligned
+
+UNREVIEWED = "unreviewed"  # no review, or none since its last events
+ACKNOWLEDGED = "acknowledged"  # an analyst took it: being looked into
+
+
+class Reviewed(NamedTuple):
+    """What is reviewed: its table (`source`), where its reviews are kept (`table`, columns
+    `{noun}_id`, `{noun}_revision`, `{noun}_last_seen`), and the verdicts that close it out."""
+
+    noun: str
+    source: str
+    table: str
+    resolving: tuple[str, ...]
+    resolving_help: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.noun}_id"
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return (ACKNOWLEDGED, *self.resolving)
+
+    @property
+    def reviews(self) -> dict[str, list[str]]:
+        """`--review` words -> the review states they select; `unresolved` is the queue (Grafana's
+        overview counts the alerts': "Alerts awaiting review"): no review that closed it out covers
+        its last events."""
+        return {
+            UNREVIEWED: [UNREVIEWED],
+            ACKNOWLEDGED: [ACKNOWLEDGED],
+            "unresolved": [UNREVIEWED, ACKNOWLEDGED],
+            **{state: [state] for state in self.resolving},
+        }
+
+
+ALERTS = Reviewed(
+    "alert",
+    "alerts",
+    "alert_reviews",
+    ("resolved", "false_positive"),
+    "resolved: a real finding, handled; false_positive: the detector was wrong (needs --note)",
+)
+# the response team's: the notice given (PIPL art. 57: the authorities and the individuals told),
+# handled otherwise, or no leakage at all
+INCIDENTS = Reviewed(
+    "incident",
+    "incidents",
+    "incident_reviews",
+    ("notified", "resolved", "false_positive"),
+    "notified: the report and the individuals' notice were made (PIPL art. 57); resolved: handled "
+    "otherwise (--note says how); false_positive: no leakage (needs --note)",
+)
+NOTE_MAX = 500  # characters kept of a note: a reason, not a report
+
+# streams/pseudonym.py's pattern without its \b, which a CJK character next to it defeats: only an
+# ASCII letter or digit before it makes it part of another word, as for a customer id
+# (`personal_numbers.whole_token`); masked even when more hex follows (a mistyped one still names
+# the customer)
+_PSEUDONYM = re.compile(r"(?<![A-Za-z0-9])" + PSEUDONYM.pattern.removeprefix(r"\b").removesuffix(r"\b"))
+# what `mask` leaves of a number it cannot read as a card, ID or mobile (a check digit mistyped, a
+# card written in groups of four with one group short): eleven or more digits, any whitespace and
+# dashes between them (the note's whitespace is folded after: a number split by tabs or newlines
+# must not come out whole). A reason needs no such number; the mask costs a ticket number that
+# long, and two dates side by side ("2026-01-05 2026-01-06": write "to" between them)
+_DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s\-–—]*\d){10,}[Xx]?(?!\d)")  # a +86, an ID's X: its form
+
+
+def redact(text: str, customer_id_form: str | None = None) -> str:
+    """`text` as a review stores it: customer ids of the bank's form (organisation.yaml
+    `customer_id_form`; none without one) become `{customer}`, pseudonyms `{pseudonym}`, then card,
+    resident ID and mobile numbers their forms (personal_numbers.mask), any other run of eleven
+    digits or more `{number}` (a mistyped one still names its customer), and whitespace is folded.
+    Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take. A note
+    typed in Chinese input mode writes an id in full width (Ｃ０００００２２): read in ASCII, in
+    either case."""
+    text = half_width(text)
+    if customer_id_form:  # a note typed in haste (c0000022) names its customer too
+        text = re.sub(whole_token(customer_id_form), "{customer}", text, flags=re.IGNORECASE)
+    text = _DIGITS.sub(_number, _PSEUDONYM.sub("{pseudonym}", text))
+    return " ".join(mask(text).split())
+
+
+def _number(run: re.Match[str]) -> str:
+    """A run of eleven digits or more as its form, if it is one number of a form throughout; else
+    `{number}`: a card mistyped one digit long must not leave that digit beside its form ("card
+    {bank_card}3", a probe's note), nor a longer run its tail."""
+    masked = mask(run.group())
+    return "{number}" if any(c.isdigit() for c in masked) else masked
+
+
+def reviewed(client: Any, database: str, kind: Reviewed) -> str:
+    """A subquery: each alert's or incident's newest revision (its table FINAL), with `review`, the
+    state it is in (`review_state`)."""
+    newest = "(at, review_id)"
+    latest = (
+        f"(SELECT {kind.id}, argMax(state, {newest}) AS state, argMax({kind.noun}_last_seen, {newest}) "
+        f"AS covered_until FROM {database}.{kind.table} GROUP BY {kind.id})"
+        if tables_present(client, database, [kind.table])
+        # a database from before the table: no reviews
+        else f"(SELECT '' AS {kind.id}, '' AS state, toDateTime64(0, 3, 'UTC') AS covered_until WHERE 0)"
+    )
+    # join_use_nulls 0: no review reads ''
+    return (
+        f"(SELECT s.*, if(r.state != '' AND r.covered_until >= s.last_seen, r.state, '{UNREVIEWED}') "
+        f"AS review FROM {database}.{kind.source} AS s FINAL LEFT JOIN {latest} AS r "
+        f"ON r.{kind.id} = s.{kind.id} SETTINGS join_use_nulls = 0)"
+    )
+
+
+def review_state(state: str, covered_until: datetime, last_seen: datetime) -> str:
+    """The review state an alert or incident is in: its newest review's, if that covers its last
+    event (times from ClickHouse, which gives them without a zone, or from an incident's record)."""
+    return state if state and _aware(covered_until) >= _aware(last_seen) else UNREVIEWED
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+class Review(NamedTuple):
+    """A review as stored: what `record_review` wrote (of the alert or incident `id`: its
+    revision and last event then)."""
+
+    id: str
+    state: str
+    analyst: str
+    note: str
+    revision: int
+    last_seen: datetime
+    at: datetime
+
+
+def record_review(
+    client: Any,
+    database: str,
+    reviewed_id: str,
+    state: str,
+    analyst: str,
+    note: str = "",
+    at: datetime | None = None,
+    customer_id_form: str | None = None,
+    kind: Reviewed = ALERTS,
+) -> Review:
+    """Store one review of `reviewed_id` (an id `resolve_id` returned) as it is now: its newest
+    revision and last event. The note and the analyst are redacted (`redact`: customer ids of
+    `customer_id_form`, the policy's, pseudonyms, card, ID and mobile numbers) and
+    whitespace-folded; the table is created if the database predates it (the same DDL as
+    `lifemon run` applies)."""
+    if state not in kind.states:
+        raise ValueError(f"review state {state!r}: one of {', '.join(kind.states)}")
+    analyst = redact(analyst, customer_id_form)
+    if not analyst:
+        raise ValueError("a review needs the analyst who made it")
+    ensure_table(client, database, kind)
+    newest = client.query(
+        f"SELECT revision, last_seen FROM {database}.{kind.source} FINAL WHERE {kind.id} = {{id:String}}",
+        parameters={"id": reviewed_id},
+    ).result_rows
+    if not newest:
+        raise LookupError(f"no {kind.noun} {reviewed_id}")
+    ((revision, last_seen),) = newest
+    review = Review(
+        reviewed_id,
+        state,
+        analyst,
+        redact(note, customer_id_form)[:NOTE_MAX],  # masked whole: a cut number would escape the mask
+        revision,
+        last_seen,
+        at or datetime.now(UTC),
+    )
+    client.insert(
+        kind.table,
+        [[review.id, uuid.uuid4().hex, *review[1:]]],
+        database=database,
+        column_names=[
+            kind.id,
+            "review_id",
+            "state",
+            "analyst",
+            "note",
+            f"{kind.noun}_revision",
+            f"{kind.noun}_last_seen",
+            "at",
+        ],
+    )
+    return review
+
+
+def ensure_table(client: Any, database: str, kind: Reviewed = ALERTS) -> None:
+    """Create the reviews' table where a lifemon from before it made the database: its statement
+    of clickhouse/*.sql, nothing else (a read command never changes the other tables)."""
+    if tables_present(client, database, [kind.table]):
+        return
+    (create,) = [
+        s
+        for s in ddl_statements(database)
+        if s.startswith(f"CREATE TABLE IF NOT EXISTS {database}.{kind.table}")
+    ]
+    client.command(create)
+
+
+def query_reviews(
+    client: Any, database: str, reviewed_id: str, kind: Reviewed = ALERTS
+) -> list[dict[str, Any]]:
+    """Every review of `reviewed_id`, oldest first, as dicts of at, state, analyst, account, note,
+    revision and last_seen (none where the database predates the table)."""
+    if not tables_present(client, database, [kind.table]):
+        return []
+    # the server's account column, '' where the table predates it and no `lifemon run` added it yet
+    has_account = client.query(
+        "SELECT count() FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+        "AND name = 'account'",
+        parameters={"db": database, "t": kind.table},
+    ).result_rows[0][0]
+    columns = ["at", "state", "analyst", "account" if has_account else "'' AS account", "note"]
+    columns += [f"{kind.noun}_revision AS revision", f"{kind.noun}_last_seen AS last_seen"]
+    result = client.query(
+        f"SELECT {', '.join(columns)} FROM {database}.{kind.table} WHERE {kind.id} = {{id:String}} "
+        "ORDER BY at, review_id",
+        parameters={"id": reviewed_id},
+    )
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def _utc(t: datetime) -> str:
+    return f"{_aware(t):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def review_line(reviews: list[dict[str, Any]], last_seen: datetime, kind: Reviewed = ALERTS) -> str:
+    """An alert's or incident's review state in one line, for `lifemon alerts show` and `incidents
+    show`: whose newest review, when, and whether events came after it (then it is unreviewed again)."""
+    if not reviews:
+        return f"{UNREVIEWED}: nobody has reviewed it (`lifemon {kind.source} ack` / `resolve`)"
+    newest = reviews[-1]
+    by = f"{newest['state']} by {_who(newest)} at {_utc(newest['at'])}"
+    if review_state(newest["state"], newest["last_seen"], last_seen) == UNREVIEWED:
+        return f"{UNREVIEWED}: events after its last review ({by}, which saw them to {_utc(newest['last_seen'])})"
+    return by
+
+
+def _who(review: dict[str, Any]) -> str:
+    """The analyst a review names, and the ClickHouse account that stored it where it differs."""
+    account = review["account"]
+    return (
+        review["analyst"]
+        if account in ("", review["analyst"])
+        else f"{review['analyst']} (account {account})"
+    )
+
+
+def render_reviews(reviews: list[dict[str, Any]]) -> list[str]:
+    """The review history under `lifemon alerts show` or `incidents show`: each action, oldest
+    first (the newest counts)."""
+    head = ["", "reviews / 复核记录 (oldest first; the newest counts)"]
+    if not reviews:
+        return [*head, "  none"]
+    table = [
+        (
+            _utc(r["at"]),
+            r["state"],
+            r["analyst"],
+            r["account"] or "—",
+            str(r["revision"]),
+            r["note"] or "—",
+        )
+        for r in reviews
+    ]
+    header = ("at", "state", "analyst", "account", "revision", "note")
+    return head + ["  " + line for line in aligned(header, table)]
