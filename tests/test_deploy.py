@@ -1021,6 +1021,27 @@ def _seed(client: Any, db: str) -> None:
         late = _incident("i-late", revision, customers, _ts(0), _ts(-30))
         _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [late])
     ahead = _incident("i-ahead", 1, 5, _ts(1), _ts(1) + timedelta(days=1))
+    # the response team notified i-late as it stands; i-ahead's acknowledgement saw it before its last
+    # event (a review covering less than the incident is none)
+    _insert(
+        client,
+        db,
+        "incident_reviews",
+        [
+            "incident_id",
+            "review_id",
+            "state",
+            "analyst",
+            "note",
+            "incident_revision",
+            "incident_last_seen",
+            "at",
+        ],
+        [
+            ("i-late", "n1", "notified", "e900003", "", 2, _ts(0), _ts(12)),
+            ("i-ahead", "n2", "acknowledged", "e900003", "", 1, _ts(0), _ts(12)),
+        ],
+    )
     # a transfer log that reported 142 customers and named none
     unnamed = _incident("i-unnamed", 1, 0, _ts(1), _ts(1) + timedelta(days=2), reported=142)
     _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [ahead, unnamed])
@@ -1116,7 +1137,9 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
     assert rows[2]["customers"] == "142 customers reported, none named / 报告142名客户,未具名"
     # an SDK's incident counts observations and devices, as `lifemon incidents` says them
     assert [(r["sdk_observations"], r["sdk_devices"]) for r in rows] == [(0, 0), (0, 0), (3, 2)]
-    assert [r["due"] for r in rows] == ["已过 / passed", "", ""]
+    # i-late's report was due long ago, and was made: not "passed" (lifemon incidents resolve --as notified)
+    assert [r["due"] for r in rows] == ["", "", ""]
+    assert [r["review"] for r in rows] == ["notified", "unreviewed", "unreviewed"]
 
 
 def test_the_alert_trend_and_org_panels_count_each_alert_once(_deploy_chdb: Any, deploy_db: str) -> None:

@@ -56,6 +56,7 @@ CREATE USER IF NOT EXISTS grafana_ro IDENTIFIED WITH sha256_hash BY '${grafana_h
     SETTINGS PROFILE 'grafana_ro_profile';
 GRANT SELECT ON ${db}.alerts TO grafana_ro;
 GRANT SELECT ON ${db}.alert_reviews TO grafana_ro;
+GRANT SELECT ON ${db}.incident_reviews TO grafana_ro;
 GRANT SELECT ON ${db}.event_rollups TO grafana_ro;
 GRANT SELECT ON ${db}.pipeline_stats TO grafana_ro;
 GRANT SELECT ON ${db}.dead_letters TO grafana_ro;
