@@ -159,6 +159,17 @@ def _for(purpose: str | None) -> str:
     return f"for {purpose} " if purpose else "(the transfer states no purpose, so no consent can cover it) "
 
 
+def _transfer(ev: Any) -> str:
+    """What tells one transfer from another: its id and what it sent (how many records, to which
+    customers). A retry or a gateway's log of it says the same, at whatever time (past the bank's
+    midnight too); a job that gives each night's run one name (a probe's INS-LEADS-DAILY: another
+    customer's share on the next day raised nothing) sends another. Runs under one name with the
+    same count and customers are one transfer logged twice, as far as the logs can tell (a volume
+    counted per day still counts each day's)."""
+    whom = hashlib.sha256("\x1f".join(sorted(set(ev.subject_ids))).encode()).hexdigest()[:16]
+    return f"{ev.transfer_id}/{ev.record_count}/{whom}"
+
+
 class TransferPolicyDetector:
     kind: ClassVar[str] = "transfer_policy"
     inputs: ClassVar[dict[str, str]] = {"transfer": "recipient_id"}
@@ -213,26 +224,17 @@ class TransferPolicyDetector:
         raised. Remembered `late_days`, as long as a late copy is awaited."""
         if not found:
             return
-        key = f"{RAISED}{ev.recipient_id}/{self._transfer(ev, ctx)}"
+        key = f"{RAISED}{ev.recipient_id}/{_transfer(ev)}"
+        own = self.store.get(key)
         # an earlier lifemon's key, by transfer id alone, until its timer ends it (`late_days`)
-        known = self.store.get(key) or self.store.get(f"{RAISED}{ev.recipient_id}/{ev.transfer_id}")
+        known = own or self.store.get(f"{RAISED}{ev.recipient_id}/{ev.transfer_id}")
         raised = set(known.split()) if known else set()
         new = [f for f in found if f.rule_id not in raised]
         if new:
-            if known is None:
+            if own is None:
                 ctx.timers.register(key, ev.ts + self.p.late_days * DAY_MS)
             self.store.put(key, " ".join(sorted(raised.union(f.rule_id for f in new))))
         yield from new
-
-    @staticmethod
-    def _transfer(ev: Any, ctx: Context) -> str:
-        """What tells one transfer from another: its id, the bank's day it was sent and what it
-        sent (how many records, to whom). A retry or a gateway's log of it says the same; a job
-        that gives each night's run one name (a probe's INS-LEADS-DAILY: another customer's share
-        on the next day raised nothing) sends another. Two runs under one name on one day with the
-        same records and customers are one transfer logged twice, as far as the logs can tell."""
-        whom = hashlib.sha256("\x1f".join(sorted(ev.subject_ids)).encode()).hexdigest()[:16]
-        return f"{ev.transfer_id}/{ctx.catalog.policy.local_date(ev.ts)}/{ev.record_count}/{whom}"
 
     def _judge(
         self, ev: Any, cls: JrClass, term: ContractTerm | None, book: RecipientBook, ctx: Context
@@ -453,7 +455,7 @@ class TransferPolicyDetector:
             period.first_seen = ev.ts
             self.store.put(key, period)
             ctx.timers.register(key, end)
-        transfer = self._transfer(ev, ctx)
+        transfer = _transfer(ev)
         if transfer in period.counted or ev.transfer_id in period.counted:  # (an earlier lifemon's: the id)
             return key, None  # the same transfer logged again
         if len(period.counted) < COUNTED_IDS:

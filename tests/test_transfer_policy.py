@@ -271,25 +271,24 @@ def test_a_share_logged_again_later_raises_nothing_more(engine) -> None:
 
 def test_a_job_that_names_each_run_alike_sends_another_transfer_each_run(engine) -> None:
     """A probe's nightly job logged every run as INS-LEADS-DAILY: the next day's share of another
-    customer without consent raised nothing, nor did the same customer's share the day after. The
-    same id on another day, or with other customers or another count, is another transfer."""
+    customer without consent raised nothing. The same id with other customers or another count is
+    another transfer; with the same ones, a copy, at whatever time (a gateway's, past midnight)."""
     e = engine(consent("C9"))
     daily = {"transfer_id": "INS-LEADS-DAILY"}
     assert rules(run(e, transfer(subject_ids=["C1"], **daily))) == ["LM-TP-002"]
-    other = transfer(subject_ids=["C2"], ts=T0 + HOUR, n=1, **daily)
-    assert rules(run(e, other, offset=1)) == ["LM-TP-002"]
-    tomorrow = transfer(subject_ids=["C1"], ts=T0 + 24 * HOUR, n=2, **daily)
-    (a,) = run(e, tomorrow, offset=2).values()
-    assert a.subject_count == 1 and "INS-LEADS-DAILY" in a.summary
-    # and the agreed volume counts each night's run
+    other = transfer(subject_ids=["C2"], ts=T0 + 24 * HOUR, n=1, **daily)
+    (a,) = run(e, other, offset=1).values()
+    assert a.rule_id == "LM-TP-002" and a.subject_count == 1 and "INS-LEADS-DAILY" in a.summary
+    # a gateway's copy past the bank's midnight, or one that lists the customer twice, is the same
+    late = transfer(subject_ids=["C1", "C1"], ts=CST_MIDNIGHT + 30_000, n=2, **daily)
+    assert run(e, late, offset=2) == {}
+    # and the agreed volume counts each run: 3 000 then 2 001 records under one name in one day
     e = engine()
-    nightly = [
-        fund(T0 + day * 24 * HOUR, 3000, day).model_copy(update={"transfer_id": "FUND-NIGHTLY"})
-        for day in (0, 1)
+    runs = [
+        fund(T0 + h * HOUR, n, h).model_copy(update={"transfer_id": "FUND-NIGHTLY"})
+        for h, n in ((0, 3000), (1, 2001))
     ]
-    assert run(e, *nightly) == {}  # two days, 3 000 a day: within the 5 000 agreed
-    again = fund(T0 + 25 * HOUR, 2001, 9).model_copy(update={"transfer_id": "FUND-NIGHTLY"})
-    (v,) = run(e, again, offset=2).values()
+    (v,) = run(e, *runs).values()
     assert (v.rule_id, v.counts["records"], v.counts["transfers"]) == ("LM-TP-007", 5001, 2)
 
 
@@ -308,6 +307,16 @@ def test_a_copy_of_a_transfer_an_earlier_lifemon_judged_raises_nothing_more(engi
     )  # as an earlier lifemon wrote it
     store.delete(new)
     assert run(e, first.model_copy(update={"event_id": "retry"}), offset=1) == {}
+    # a copy that breaks another rule too raises that one, and its key is forgotten as any is,
+    # `late_days` on (an instance that saw only the earlier lifemon's key)
+    e = engine(consent("C9"))
+    store = e.task(0, e.specs[0]).detector.store
+    store.put(f"{RAISED}{first.recipient_id}/{first.transfer_id}", "LM-TP-002")
+    copy = first.model_copy(update={"event_id": "copy", "public_network": True, "encrypted": False})
+    assert rules(run(e, copy)) == ["LM-TP-004"]
+    run(e, transfer(subject_ids=["C9"], n=9, ts=T0 + 30 * 24 * HOUR), offset=1)
+    # (the hand-written legacy key has no timer here; an earlier lifemon registered one for it)
+    assert [k for k, _ in store.items(RAISED) if k.count("/") > 1] == [], list(store.items(RAISED))
     e = engine()
     assert run(e, fund(T0, 3000, 1)) == {}
     store = e.task(0, e.specs[0]).detector.store
