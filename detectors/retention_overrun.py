@@ -364,8 +364,8 @@ class RetentionOverrunDetector:
             purpose = catalog.purposes.get(ev.purpose or "")
             if purpose is None or not purpose.legal_obligation:
                 rec.unbidden = max(rec.unbidden, ev.ts)
-            if ev.purpose in self._retention(catalog).relationship_purposes:
-                held.resumed = max(held.resumed, ev.ts)
+                if ev.purpose in self._retention(catalog).relationship_purposes:
+                    held.resumed = max(held.resumed, ev.ts)
         cls, cats = catalog.profile(ev.categories)
         if CLASS_RANK[cls] > CLASS_RANK[JrClass(rec.jr_class)]:
             rec.jr_class = cls.value

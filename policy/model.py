@@ -373,7 +373,8 @@ class Retention(Strict):
     )
     relationship_purposes: list[str] = Field(
         default_factory=list,
-        description="purpose ids whose collection starts a business relationship (again): a returning customer",
+        description="purpose ids whose collection starts a business relationship (again): a returning "
+        "customer; a legal_obligation purpose starts none (due diligence goes on after an end)",
     )
     collection_consent: list[CollectionConsent] = Field(
         default_factory=list, description="collections that need the subject's consent first"

@@ -508,7 +508,7 @@ def test_collection_before_the_end_and_a_returning_customers_are_silent(run) -> 
     assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R5"]
 
 
-def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run) -> None:
+def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run, spec, policy) -> None:
     """A probe's AML case system collected a former customer's identity after the end (lawful: the
     AML Law's duty, seed 004 流程描述(1)⑬a), and the app's location tracking five days later was
     silent: the AML collection had counted as the customer coming back. It is lawful in either
@@ -520,6 +520,13 @@ def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run) -
         got = run(order)
         assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R4"], order
     assert run([ended, aml]) == {} and run([aml, ended]) == {}
+    # a policy folder from before, that still lists kyc_aml as starting a relationship
+    from policy.catalog import Catalog
+
+    retention = policy.retention.model_copy(update={"relationship_purposes": ["account_service", "kyc_aml"]})
+    older = Catalog(policy.model_copy(update={"retention": retention}))
+    got = run([ended, aml, app], engine=Engine([spec], older, pseudonymize=pz))
+    assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R4"]
     served = collect("R3", day=-6, cats=("customer_name", "id_document_no"), purpose="customer_service")
     got = run([ended, aml, served])
     (a,) = got["collected_after_relationship_ended"]
@@ -1153,6 +1160,12 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "低级格式化",
                 "firmware reset",
                 "backdrop shredded",
+                # in another tense than the list's (the review's false alarms)
+                "deleted and overwritten 7 times",
+                "DROP TABLE after overwriting",
+                "disk removed and physically destroyed",
+                "安全删除",
+                "wiped",
             )
         ),
     ],
@@ -1185,8 +1198,20 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         ),
         *(
             f"erased-{n}"
-            for n in ("secure-delete", "焚烧", "purge", "低级格式化", "no-term-firmware", "no-term-backdrop")
-        ),
+            for n in (
+                "secure-delete",
+                "焚烧",
+                "purge",
+                "低级格式化",
+                "no-term-firmware",
+                "no-term-backdrop",
+                "overwritten",
+                "overwriting",
+                "physically-destroyed",
+                "安全删除",
+                "wiped",
+            )
+        ),  # fmt: skip
     ],
 )
 def test_destruction_record(run, kw: dict, fires: bool) -> None:
