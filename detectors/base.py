@@ -71,6 +71,8 @@ class Consents(AsOf, Protocol):
     ever_separate: set[Any]
     channeled: set[str]
 
+    def __contains__(self, key: Any) -> bool: ...
+
     def separate_since(self, key: Any, ts: int) -> int | None: ...
     def withdrawn_within(self, key: Any, start: int, end: int) -> bool: ...
 
@@ -170,12 +172,16 @@ class Context:
         purpose a channel can only say where the customer said it (a separate consent captured in
         the app: `app_push`), so the newest word decides, and a withdrawal made there ends it
         (seed 004 流程描述(4)③: 客户有权撤回其同意, wherever the customer says it)."""
-        channels = (None, *Channel) if purpose in self.refs.consents.channeled else (None,)
+        consents = self.refs.consents
+        # the channels this customer's consents to the purpose were recorded on (most: none)
+        channels: list[Channel | None] = [None]
+        if purpose in consents.channeled:
+            channels += [ch for ch in Channel if (subject, purpose, ch) in consents]
         found = [c for ch in channels if (c := self.consent(subject, purpose, ch, ts)) is not None]
         known = self.catalog.purposes.get(purpose)
-        if known is not None and known.channels:
-            granted = [c for c in found if c.status is ConsentStatus.granted]
-            found = granted or found
+        granted = [c for c in found if c.status is ConsentStatus.granted]
+        if known is not None and known.channels and granted:  # a separate grant standing anywhere first
+            return max(granted, key=lambda c: (c.separate, c.ts))
         # at one time, the separate reading: the channel's own look back may find a separate grant
         # standing under a bundled re-acceptance that the general record alone reads as bundled
         return max(found, key=lambda c: (c.ts, c.separate), default=None)

@@ -87,6 +87,10 @@ class AsOfRegistry(Generic[T]):
     def __len__(self) -> int:
         return len(self._versions)
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether any version of `key` is held."""
+        return key in self._versions
+
 
 class ConsentRegistry(AsOfRegistry[Any]):
     """Consents by subject, purpose and channel, kept as received, with what a separate consent

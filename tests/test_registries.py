@@ -89,3 +89,29 @@ def test_a_bundled_grant_on_one_channel_key_keeps_a_separate_consent_on_the_othe
     assert found["C1"].ts == T0 + 100 and found["C2"].ts == T0 + 100  # the newer record, read as separate
     assert not found["C3"].separate  # withdrawn on SMS since: the SMS grant after it is only bundled
     assert not found["C4"].separate  # withdrawn for every channel since: that ends the SMS one too
+
+
+def test_a_use_reads_a_contact_purposes_separate_grant_on_any_channel(catalog) -> None:
+    """Marketing's channels are where the customer may be contacted (purposes.yaml): a separate
+    grant standing on sms is consent to marketing after a bundled grant on app_push too (the
+    review's case), and an opt-out of one channel leaves the other's. For a purpose without
+    channels a channel is where the customer said it: the newest word decides."""
+    ctx = consents(
+        c(0, channel="sms", purpose="marketing", separate=True),
+        c(100, channel="app_push", purpose="marketing"),
+    )
+    ctx.catalog = catalog
+    got = ctx.consent_to_use("C1", "marketing", T0 + 200)
+    assert got is not None and got.separate and got.channel == "sms"
+    ctx.refs.consents.put(
+        refs("consents", [c(150, channel="app_push", purpose="marketing", status="withdrawn")])[0]
+    )
+    assert ctx.consent_to_use("C1", "marketing", T0 + 200).status.value == "granted"
+    said = consents(
+        c(0, channel="app_push", separate=True), c(100, channel="sms", status="withdrawn"), c(0, subject="C2")
+    )
+    said.catalog = catalog
+    assert said.consent_to_use("C1", "wealth_advice", T0 + 200).status.value == "withdrawn"
+    assert (
+        said.consent_to_use("C2", "wealth_advice", T0 + 200).status.value == "granted"
+    )  # no channel: its record
