@@ -1031,10 +1031,9 @@ class BulkQueryDetector:
         if win.episode is not None and ctx.watermark >= win.episode.end:
             yield self._close(actor, win)
             self._save(actor, win)
-        # an actor is forgotten once neither its window nor its day's legal count can matter
-        due = (
-            win.episode.end if win.episode is not None else win.last_ts + max(self.window_ms, self.horizon_ms)
-        )
+        # an actor is forgotten once neither its window, its legal count nor its books' day can matter
+        kept = max(self.window_ms, self.horizon_ms, DAY_MS if win.books else 0)
+        due = win.episode.end if win.episode is not None else win.last_ts + kept
         if win.episode is None and due <= ctx.watermark:
             self._forget(actor, win)
         else:

@@ -320,6 +320,20 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
     assert run([ent], two_days, customers=book(2000)) == []
     # a bank that counts the law's records over three days still gives the book a day's measure
     assert run([ent], two_days, customers=book(2000), bulk_query={"legal_horizon_hours": 72}) == []
+    # and one that counts them over 8 hours keeps the book's day: 120 in a morning, 12 idle hours,
+    # then 60 more within the day are 60 past the measure (the review's: the window was forgotten)
+    morning = spread("w1", ids("A", 120), OPEN, OPEN + 3 * HOUR, **day)
+    evening = spread("w1", ids("A", 60, 500), OPEN + 15 * HOUR, OPEN + 16 * HOUR, **day)
+    colleague = [read("w2", OPEN + 12 * HOUR, ["A1999"], **day)]  # the day's clock goes on meanwhile
+    for batch in (1, 60):
+        short = run(
+            [ent, _ent("w2", "wealth_manager", "S0101")],
+            morning + colleague + evening,
+            customers=book(2000),
+            batch_size=batch,
+            bulk_query={"legal_horizon_hours": 8},
+        )
+        assert [a for a in short if "reached 50 (" in a.summary], batch
     # the customers counted, and the measures passed, travel with the window's state
     from detectors.bulk_query import ActorWindow
     from detectors.legal_tally import LegalTally
