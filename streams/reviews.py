@@ -86,6 +86,7 @@ _PSEUDONYM = re.compile(r"(?<![A-Za-z0-9])" + PSEUDONYM.pattern.removeprefix(r"\
 # dashes between them (the note's whitespace is folded after: a number split by tabs or newlines
 # must not come out whole). A reason needs no such number; the mask costs a ticket number that
 # long, and two dates side by side ("2026-01-05 2026-01-06": write "to" between them)
+_TOUCHING = re.compile(r"\d\{|\}\d")  # a digit beside a form mask gave: what is left of one number
 _DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s\-–—]*\d){10,}[Xx]?(?!\d)")  # a +86, an ID's X: its form
 
 
@@ -105,11 +106,12 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
 
 
 def _number(run: re.Match[str]) -> str:
-    """A run of eleven digits or more as its form, if it is one number of a form throughout; else
-    `{number}`: a card mistyped one digit long must not leave that digit beside its form ("card
-    {bank_card}3", a probe's note), nor a longer run its tail."""
+    """A run of eleven digits or more with its numbers masked by form, unless a digit is left
+    touching a form (a card mistyped one digit long: "card {bank_card}3", a probe's note; a longer
+    run's tail): then `{number}`. Digits apart from a form keep their meaning (a date beside a
+    phone number), and any long run still left is a number."""
     masked = mask(run.group())
-    return "{number}" if any(c.isdigit() for c in masked) else masked
+    return "{number}" if _TOUCHING.search(masked) else _DIGITS.sub("{number}", masked)
 
 
 def reviewed(client: Any, database: str, kind: Reviewed) -> str:

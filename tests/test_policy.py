@@ -81,7 +81,8 @@ def test_a_weight_that_takes_reads_off_the_score_is_rejected(
     edit(policy_copy / "detectors" / "bulk_query.yaml", was, now)
     with pytest.raises(PolicyError) as e:
         load_detectors(load_policy(policy_copy), policy_copy)
-    assert e.value.key == key and e.value.line is not None, (e.value.key, str(e.value))
+    path = policy_copy / "detectors" / "bulk_query.yaml"
+    assert (e.value.key, e.value.line) == (key, line_with(path, now.strip())), str(e.value)
 
 
 def test_unknown_role_in_thresholds(policy_copy: Path) -> None:

@@ -186,6 +186,11 @@ def test_the_note_and_analyst_keep_no_customer_id_or_pseudonym(ch, shown, cli) -
     # a card typed one digit long, or a longer account number holding a card's digits, leaves no
     # digit of it (a probe's note kept "{bank_card}3"); a number of a form, however grouped, keeps it
     assert redact("card 6222021234567890123, acct 62220212345678901234567") == "card {number}, acct {number}"
+    # digits apart from a form keep their meaning: a date or a ticket beside a phone number
+    assert redact("called 2026-01-05 13800138000 back, ticket 4411 13800138000") == (
+        "called 2026-01-05 {cn_mobile} back, ticket 4411 {cn_mobile}"
+    )
+    assert redact("ids 12345678901 13800138000") == "ids {number} {cn_mobile}"
     assert (
         redact(f"card {CARD[:4]} {CARD[4:8]}-{CARD[8:]} or +86 138 1234 5678")
         == "card {bank_card} or {cn_mobile}"
