@@ -83,14 +83,14 @@ def _fresh_database(config: Any, replace: bool) -> bool:
             file=sys.stderr,
         )
         return False
-    reviews = (
-        client.query(f"SELECT count() FROM {db}.{ALERTS.table}").result_rows[0][0]
+    reviewed = (
+        client.query(f"SELECT uniqExact(alert_id) FROM {db}.{ALERTS.table}").result_rows[0][0]
         if ALERTS.table in held
         else 0
     )
-    if reviews:  # an analyst's practice on the last demo's alerts goes with them: said, not silent
+    if reviewed:  # an analyst's practice on the last demo's alerts goes with them: said, not silent
         print(
-            f"lifemon demo: the last demo's alerts go, and {n_of(reviews, 'review')} of them with them",
+            f"lifemon demo: the last demo's alerts go, and the reviews of {n_of(reviewed, 'alert')} with them",
             file=sys.stderr,
         )
     client.command(f"DROP DATABASE IF EXISTS {db}")

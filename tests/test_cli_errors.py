@@ -195,7 +195,7 @@ def test_the_demo_keeps_what_a_run_stored_in_the_embedded_database(tmp_path: Pat
         [sys.executable, "-c", check, str(chdb.parent)], env=env, capture_output=True, text=True
     )
     assert again.stdout.split() == ["True", "lifemon"], again.stderr
-    assert "the last demo's alerts go, and 1 review of them with them" in again.stderr, again.stderr
+    assert "the last demo's alerts go, and the reviews of 1 alert with them" in again.stderr, again.stderr
 
 
 def test_a_run_or_a_replay_into_the_embedded_database_claims_it_from_the_demo(tmp_path: Path) -> None:
