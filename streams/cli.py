@@ -1457,7 +1457,9 @@ def build_parser() -> argparse.ArgumentParser:
         "customer's). A sample only: an alert about more customers than it keeps may concern one "
         "and not list it; emptied after pseudonym_ttl_days (default: all)",
     )
-    _listing_options(sp, "alerts", "last seen", "newest first")
+    _listing_options(
+        sp, "alerts", "last seen (event time: its newest event, or the deadline it is about)", "newest first"
+    )
     sp.set_defaults(func=cmd_alerts)
     actions = sp.add_subparsers(
         dest="alerts_action",
