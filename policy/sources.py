@@ -8,6 +8,7 @@ the bank's own declaration, validated here like the rest of the policy (STYLE.md
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -50,6 +51,12 @@ class Actors(Strict):
     service_users: list[str] = Field(
         default_factory=list,
         description="logins shared by an application: the application name decides the actor",
+    )
+    purposes: dict[str, str] = Field(
+        default_factory=dict,
+        description="application_name -> purpose id (purposes.yaml) its statements serve: a teller "
+        "desk's are customer_service, so the counter's and the own book's measures apply to them; "
+        "a log states no purpose, and an access without one is judged as anyone's",
     )
 
 
@@ -123,20 +130,33 @@ class SourceMapping(Strict):
 
 class _Checked(SourceMapping):
     classification: Classification
+    purpose_ids: list[str] | None = None
 
     @model_validator(mode="after")
     def _refs(self) -> _Checked:
         self.check_fields(self.classification)
+        for app, purpose in self.actors.purposes.items():
+            if self.purpose_ids is not None and purpose not in self.purpose_ids:
+                raise ValueError(
+                    f"actors.purposes.{app} names unknown purpose '{purpose}'; use a purpose id from "
+                    f"purposes.yaml: {', '.join(self.purpose_ids)}"
+                )
         return self
 
 
 def load_sources(
-    directory: Path | str | None = None, classification: Classification | None = None
+    directory: Path | str | None = None,
+    classification: Classification | None = None,
+    purposes: Iterable[str] | None = None,
 ) -> SourceMapping:
-    """Load `sources.yaml` from a policy folder; field ids are checked against the classification."""
+    """Load `sources.yaml` from a policy folder; field ids are checked against the classification,
+    and purpose ids against `purposes` (purposes.yaml's) where given."""
     path = (Path(directory) if directory else DEFAULT_DIR) / SOURCES_FILE
     data, text = read_yaml(path)
     mapping: SourceMapping = validate_section(path, SourceMapping, data, text)
     if classification is not None:
-        validate_section(path, _Checked, {**(data or {}), "classification": classification}, text)
+        known = None if purposes is None else list(purposes)
+        validate_section(
+            path, _Checked, {**(data or {}), "classification": classification, "purpose_ids": known}, text
+        )
     return mapping

@@ -844,3 +844,109 @@ def test_a_parser_that_fails_on_a_record_loses_only_that_record(caplog) -> None:
     assert dead.kind == "parser_error" and dead.raw.offset == 5 and "ValueError" in dead.message
     (said,) = [r.getMessage() for r in caplog.records]
     assert "ValueError at test_raw_sources.py" in said and "POISON" not in said + dead.message
+
+
+def pg_read(
+    statement: str, rows: int, tables: str = "", app: str = "psql", user: str = "analyst_zhao"
+) -> bytes:
+    """One pgaudit READ line as a PostgreSQL 15 server writes it (`tables`: the relation pgaudit
+    named, none with log_relation off or for a function)."""
+    kind = "TABLE" if tables else ""
+    quoted = statement.replace('"', '""')
+    return (
+        f"2026-12-01 16:43:57.100 UTC [15520] {user}@corebank app={app} LOG:  AUDIT: SESSION,1,1,READ,"
+        f'SELECT,{kind},{tables},"{quoted}",<none>,{rows}'
+    ).encode()
+
+
+def test_a_read_through_a_function_view_or_copy_of_a_table_is_a_gap_not_dropped() -> None:
+    """A probe's insider read 700 customers' phones through `core.all_phones()` (a SECURITY DEFINER
+    function) and exported a copy of the accounts table: pgaudit named no catalogued table, and the
+    reads were dropped unseen though sources.yaml promises "reported, never dropped". Each is now an
+    access of an unknown object (field `db:...`, counted, C1 until catalogued) and a table gap; the
+    server's own functions and a query's CTE names are none."""
+    dec, stats = decoder()
+    lines = [
+        pg_read("SELECT * FROM core.all_phones()", 700),
+        pg_read("COPY (SELECT * FROM public.tmp_x) TO STDOUT", 700),
+        pg_read("SELECT count(*) FROM generate_series(1, 10)", 1),
+        pg_read("WITH t AS (SELECT 1) SELECT * FROM t", 1),
+        pg_read("SELECT * FROM pg_stat_activity", 3),
+    ]
+    out = decode_all(
+        dec,
+        "access",
+        records(
+            TOPICS["pgaudit"], [line.replace(b"[15520]", f"[{i}]".encode()) for i, line in enumerate(lines)]
+        ),
+    )
+    assert [(ev.fields, ev.row_count) for _, ev in out.ok] == [
+        (["db:corebank.core.all_phones"], 700),
+        (["db:corebank.public.tmp_x"], 700),
+    ]
+    assert stats.gaps == {"table corebank.core.all_phones": 1, "table corebank.public.tmp_x": 1}
+
+
+def test_a_read_folding_a_table_into_one_row_is_a_visibility_gap() -> None:
+    """`SELECT string_agg(...) FROM core.customers`: pgaudit logs rows=1 for 700 customers' phones
+    and IDs (a probe's); the count cannot say what was read, and the gap says so."""
+    dec, stats = decoder()
+    line = pg_read(
+        "SELECT string_agg(customer_id||':'||mobile_phone, ',') FROM core.customers", 1, "core.customers"
+    )
+    (ev,) = [ev for _, ev in decode_all(dec, "access", records(TOPICS["pgaudit"], [line])).ok]
+    assert ev.fields == ["mobile_phone"] and stats.gaps == {
+        "aggregated_rows_unknown corebank.core.customers": 1
+    }
+
+
+def test_a_comment_or_a_count_star_reads_no_column() -> None:
+    """A query tag (`/*A7 mixed case*/`) and `count(*)` once read as `*`: every mapped column."""
+    dec, _ = decoder()
+    lines = [
+        pg_read(
+            "/*A7 mixed case, customer_name*/ SELECT BALANCE FROM CORE.ACCOUNTS WHERE customer_id = 'C1'",
+            1,
+            "core.accounts",
+        ),
+        pg_read("SELECT count(*), max(balance) * 2 FROM core.accounts", 1, "core.accounts").replace(
+            b"[15520]", b"[15521]"
+        ),
+        pg_read("SELECT a.* FROM core.accounts a", 5, "core.accounts").replace(b"[15520]", b"[15522]"),
+    ]
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
+    assert [ev.fields for _, ev in out.ok] == [
+        ["account_balance"],
+        ["account_balance"],
+        ["payment_account_no", "account_balance"],
+    ]
+
+
+def test_an_applications_statements_serve_the_purpose_sources_yaml_gives_it() -> None:
+    """A log states no purpose: a probe's teller desk, 60 single-customer look-ups in a day through
+    pgaudit, was a high art. 5 alert, its counter work judged as anyone's reads. sources.yaml
+    `actors.purposes` gives the desk its purpose; an application it names not, none."""
+    dec, _ = decoder()
+    desk = pg_read(
+        "SELECT balance FROM core.accounts WHERE customer_id = 'C1'",
+        1,
+        "core.accounts",
+        "teller-desk",
+        "teller_wang",
+    )
+    other = desk.replace(b"app=teller-desk", b"app=psql").replace(b"[15520]", b"[15521]")
+    out = decode_all(dec, "access", records(TOPICS["pgaudit"], [desk, other]))
+    assert [(ev.actor_id, ev.purpose) for _, ev in out.ok] == [("E1001", "customer_service"), ("E1001", None)]
+
+
+def test_a_purpose_sources_yaml_gives_an_application_must_be_the_policys(tmp_path: Path) -> None:
+    text = (FIXTURES.parent.parent.parent / "policy" / "sources.yaml").read_text()
+    (tmp_path / "sources.yaml").write_text(
+        text.replace("teller-desk: customer_service", "teller-desk: counter_work")
+    )
+    from policy import PolicyError, load_policy
+
+    policy = load_policy()
+    with pytest.raises(PolicyError) as e:
+        load_sources(tmp_path, policy.classification, policy.purposes.purposes)
+    assert e.value.key == "actors.purposes.teller-desk" and "customer_service" in str(e.value)

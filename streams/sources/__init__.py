@@ -144,7 +144,8 @@ class RawDecoder:
         if not parsers:
             return inner
         policy_dir = config.policy_dir
-        mapping = load_sources(policy_dir, load_policy(policy_dir).classification)
+        policy = load_policy(policy_dir)
+        mapping = load_sources(policy_dir, policy.classification, policy.purposes.purposes)
         return cls(inner, parsers, mapping, stats, state, sealer, fingerprint)
 
     @property

@@ -31,6 +31,8 @@ GAP_KINDS = {
     "copy_rows_unknown": "a visibility finding: pgaudit logs 0 rows for COPY of a whole table, the rows are unknown",
     "rows_unknown": "a visibility finding: the log has no row count (server_audit, or pgaudit with log_rows "
     "off) and the read names no customer, so it counts as one record",
+    "aggregated_rows_unknown": "a visibility finding: the read folds rows into one (string_agg, json_agg, "
+    "group_concat, ...), so the log's row count is not the records read; each is counted as one",
     "query_truncated": "a visibility finding: server_audit cut the statement at server_audit_query_log_limit, "
     "customers named after the cut are not seen (raise the limit, and the source's query_log_limit with it)",
 }
@@ -44,6 +46,21 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
             "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
 # a read or export whose size the log may not say
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
+_COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)  # a query tag, a note: neither names a column read
+# every column: a select list's or RETURNING's `*`, or `t.*` (not count(*), not a product)
+_STAR = re.compile(r"(?:\bSELECT(?:\s+(?:DISTINCT|ALL))?|\bRETURNING|,)\s*\*|\.\s*\*", re.I)
+# an aggregate that folds many rows into one value: the log's row count is 1 whatever was read
+_FOLDS = re.compile(
+    r"\b(?:string_agg|array_agg|jsonb?_agg|jsonb?_object_agg|xmlagg|group_concat|listagg|json_arrayagg)\s*\(",
+    re.I,
+)
+# what a read takes its rows from, by name: a relation (`core.v_balances`, `tmp_x`) or a
+# schema's function (`core.all_phones()`); an unqualified function is the server's (generate_series)
+_SOURCE = re.compile(
+    r'\b(?:FROM|JOIN|COPY|TABLE)\s+(?:ONLY\s+)?("?[^\W\d][\w$]*"?(?:\s*\.\s*"?[^\W\d][\w$]*"?)?)(\s*\()?',
+    re.I,
+)
+_CTE = re.compile(r'\b("?[^\W\d][\w$]*"?)\s+AS\s+(?:NOT\s+)?(?:MATERIALIZED\s+)?\(', re.I)
 
 
 class Canonical:
@@ -69,7 +86,7 @@ class Canonical:
     def access(self, st: DbStatement) -> Any | None:
         """The AccessEvent of a statement, or None when it touched only the server's own schemas."""
         db = self.m.databases.get(st.database)
-        named = st.tables or self._tables_in(st)
+        named = st.tables or self._tables_in(st) or self._sources_in(st)
         ignored = set(db.ignore_schemas) if db else set()
         tables = [t for t in named if t.split(".", 1)[0] not in ignored or "." not in t]
         if st.source == "mariadb":  # server_audit names `database.table`; the catalog keys tables by name
@@ -88,6 +105,9 @@ class Canonical:
             fields += [f for f in _fields_read(entry, st.statement) if f not in fields]
             subjects += [s for s in _subjects(entry, st) if s not in subjects]
         rows = st.rows
+        if rows and not subjects and _FOLDS.search(_COMMENT.sub(" ", st.statement)):
+            # one row holding a table's worth: counted as the log counts it, and shown as unseen
+            self._gap("aggregated_rows_unknown", f"{st.database}.{'+'.join(tables)}")
         if rows == 0 and not st.denied:
             # the log counted no row: nothing of the customers the statement names came back or
             # changed (a deleted or mistyped id). Named with row_count 0 they would read as a record
@@ -108,6 +128,7 @@ class Canonical:
             event_id=st.event_id,
             ts=st.ts_ms,
             actor_id=self._actor(st),
+            purpose=self.m.actors.purposes.get(st.application or ""),
             system=db.system if db else st.database or "unknown",
             action=_ACTIONS.get(st.command.upper(), Action.query),
             subject_ids=subjects,
@@ -184,11 +205,37 @@ class Canonical:
         words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(text)}
         return [q for q in db.tables if q.lower() in words or q.rsplit(".", 1)[-1].lower() in words]
 
+    def _sources_in(self, st: DbStatement) -> list[str]:
+        """What a read or export of a pgaudit log that names no catalogued table takes its rows from,
+        by name (a view or a function over a catalogued table, a copy of one, pgaudit with
+        log_relation off): each becomes a table gap and a field `db:...` as any unknown table,
+        where it was dropped unseen (a probe's `SELECT * FROM core.all_phones()`, 700 customers).
+        Not the server's own: its schemas (`ignore_schemas`), `pg_` names, unqualified functions."""
+        if st.source != "pgaudit" or not (st.command in _READS or st.command.startswith(("COPY", "DECLARE"))):
+            return []
+        text = _COMMENT.sub(" ", st.statement)
+        text = _STRING[st.source].sub("''", text) if "'" in text else text
+        ctes = {name.strip('"').lower() for name in _CTE.findall(text)}
+        found = []
+        for name, call in _SOURCE.findall(text):
+            name = re.sub(r'\s|"', "", name)
+            if (
+                name.lower() in ctes
+                or name.split(".", 1)[-1].lower().startswith("pg_")
+                or ("." not in name and call)
+            ):
+                continue
+            if name not in found:
+                found.append(name)
+        return found
+
 
 def _fields_read(entry: TableEntry, statement: str) -> list[str]:
     """The catalogued columns a statement names, or all of them for `*` (a rough but honest reading:
-    SQL is not parsed, so a column named anywhere in the text counts as read)."""
-    if "*" in statement or _WHOLE_TABLE_COPY.match(statement):
+    SQL is not parsed, so a column named anywhere in the text counts as read; a comment names none:
+    a probe's `/*A7 mixed case*/` tag had read every column)."""
+    statement = _COMMENT.sub(" ", statement)
+    if _STAR.search(statement) or _WHOLE_TABLE_COPY.match(statement):
         return list(dict.fromkeys(entry.columns.values()))
     words = {w.lower() for pair in _WORD.findall(statement) for w in pair if w}
     return list(dict.fromkeys(f for col, f in entry.columns.items() if col.lower() in words))
