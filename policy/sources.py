@@ -27,6 +27,13 @@ class TableEntry(Strict):
         default=None, description="the column holding the customer id; literals compared to it are subjects"
     )
     columns: dict[str, str] = Field(default_factory=dict, description="column -> catalog field id")
+    rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="about how many rows the table holds: what a read or export of all of it counts "
+        "where its log says no count (COPY <table> TO, a cursor, a folding aggregate); unset: one "
+        "record, and a visibility gap",
+    )
 
 
 class Database(Strict):

@@ -60,6 +60,8 @@ _SOURCE = re.compile(
     r'\b(?:FROM|JOIN|COPY|TABLE)\s+(?:ONLY\s+)?("?[^\W\d][\w$]*"?(?:\s*\.\s*"?[^\W\d][\w$]*"?)?)(\s*\()?',
     re.I,
 )
+# what narrows a read to some rows: without one, a read takes the whole table
+_NARROWS = re.compile(r"\b(?:WHERE|LIMIT|FETCH\s+FIRST|OFFSET|TABLESAMPLE|HAVING)\b", re.I)
 _CTE = re.compile(r'\b("?[^\W\d][\w$]*"?)\s+AS\s+(?:NOT\s+)?(?:MATERIALIZED\s+)?\(', re.I)
 
 
@@ -105,8 +107,8 @@ class Canonical:
             fields += [f for f in _fields_read(entry, st.statement) if f not in fields]
             subjects += [s for s in _subjects(entry, st) if s not in subjects]
         rows = st.rows
-        if rows and not subjects and _FOLDS.search(_COMMENT.sub(" ", st.statement)):
-            # one row holding a table's worth: counted as the log counts it, and shown as unseen
+        folded = bool(rows and not subjects and _FOLDS.search(_COMMENT.sub(" ", st.statement)))
+        if folded:  # one row holding a table's worth: shown as unseen
             self._gap("aggregated_rows_unknown", f"{st.database}.{'+'.join(tables)}")
         if rows == 0 and not st.denied:
             # the log counted no row: nothing of the customers the statement names came back or
@@ -121,6 +123,12 @@ class Canonical:
             elif not subjects and not st.denied and st.command in _READS:
                 # a read of unknown size: SELECT * FROM cardholders may be one row or all of them
                 self._gap("rows_unknown", f"{st.database}.{'+'.join(tables)}")
+        if (rows is None or folded) and not subjects and not st.denied:
+            # all of a table the bank gives the size of counts that many (a probe's `COPY
+            # core.accounts TO` counted as one record, a `string_agg` over 700 customers as one);
+            # else the query counts by what it names
+            rows = self._whole_table(st, tables) or rows
+        if rows is None:
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
         if st.truncated:
             self._gap("query_truncated", f"{st.database}.{'+'.join(tables)}")
@@ -204,6 +212,17 @@ class Canonical:
         text = _STRING[st.source].sub("''", st.statement) if "'" in st.statement else st.statement
         words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(text)}
         return [q for q in db.tables if q.lower() in words or q.rsplit(".", 1)[-1].lower() in words]
+
+    def _whole_table(self, st: DbStatement, tables: list[str]) -> int:
+        """The rows sources.yaml says the largest of `tables` holds, if the statement reads or
+        exports all of it (nothing narrows it: no WHERE, LIMIT, ...); else 0."""
+        if not (st.command in _READS or st.command in ("COPY", "DECLARE CURSOR")):
+            return 0
+        text = _COMMENT.sub(" ", st.statement)
+        if _NARROWS.search(_STRING[st.source].sub("''", text) if "'" in text else text):
+            return 0
+        sizes = [found[1].rows or 0 for name in tables if (found := self.m.table(st.database, name))]
+        return max(sizes, default=0)
 
     def _sources_in(self, st: DbStatement) -> list[str]:
         """What a read or export of a pgaudit log that names no catalogued table takes its rows from,
