@@ -900,6 +900,73 @@ def test_a_read_folding_a_table_into_one_row_is_a_visibility_gap() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("source", "sql", "fields"),
+    [  # the review's: strings and MariaDB's executable comments are no comments
+        (
+            "pgaudit",
+            "SELECT '--', * FROM core.customers",
+            ["customer_name", "id_document_no", "mobile_phone"],
+        ),
+        (
+            "pgaudit",
+            "SELECT customer_name, '--' AS s, mobile_phone FROM core.customers",
+            ["customer_name", "mobile_phone"],
+        ),
+        (
+            "pgaudit",
+            "SELECT DISTINCT ON (customer_id) * FROM core.customers",
+            ["customer_name", "id_document_no", "mobile_phone"],
+        ),
+        ("pgaudit", "SELECT $$mobile_phone$$, customer_name FROM core.customers", ["customer_name"]),
+        ("mariadb", "SELECT /*! * */ FROM cardholders", ["customer_name", "mobile_phone"]),
+        ("mariadb", "SELECT SQL_NO_CACHE * FROM cardholders", ["customer_name", "mobile_phone"]),
+        ("mariadb", "SELECT 1 # customer_name\n FROM cardholders", []),
+    ],
+)
+def test_a_string_or_an_executable_comment_is_read_as_what_it_is(
+    source: str, sql: str, fields: list[str]
+) -> None:
+    from policy import load_policy
+    from streams.sources.canonical import Canonical
+    from streams.sources.records import DbStatement
+
+    db, table = ("corebank", "core.customers") if source == "pgaudit" else ("cards", "cards.cardholders")
+    st = DbStatement(source, "e1", 0, None, db, "analyst_zhao", "psql", None, "SELECT", [table], sql, rows=5)
+    ev = Canonical(load_sources(None, load_policy().classification)).access(st)
+    assert ev is not None and ev.fields == fields
+
+
+@pytest.mark.parametrize(
+    ("sql", "sources"),
+    [  # the review's evasions and misreads of what a read takes its rows from
+        ("SELECT * FROM generate_series(1,1) g, core.all_phones() p", ["core.all_phones"]),
+        ("SELECT core.all_phones()", ["core.all_phones"]),
+        ("SELECT * FROM core.pg_phones", ["core.pg_phones"]),
+        ("SELECT * FROM core.t1 a, core.t2 b", ["core.t1", "core.t2"]),
+        ("SELECT * FROM core.t1 a JOIN LATERAL core.f(a.id) x ON true", ["core.t1", "core.f"]),
+        ('SELECT * FROM "Core"."All Phones"()', ["Core.All Phones"]),
+        ("SELECT * FROM Core.V_X", ["core.v_x"]),
+        ("SELECT extract(year FROM created), trim(both 'x' FROM name) FROM core.v_x", ["core.v_x"]),
+        ("WITH RECURSIVE x(n) AS (SELECT 1) SELECT * FROM x", []),
+        ("SELECT $$ FROM core.fake $$", []),
+        ("SELECT * FROM core.v_x, (SELECT 1) s", ["core.v_x"]),
+        ("SELECT * FROM pg_stat_activity", []),
+    ],
+)
+def test_what_a_read_takes_its_rows_from_is_read_from_its_code(sql: str, sources: list[str]) -> None:
+    from policy import load_policy
+    from streams.sources.canonical import Canonical
+    from streams.sources.records import DbStatement
+
+    st = DbStatement(
+        "pgaudit", "e1", 0, None, "corebank", "analyst_zhao", "psql", None, "SELECT", [], sql, rows=5
+    )
+    canonical = Canonical(load_sources(None, load_policy().classification))
+    ev = canonical.access(st)
+    assert (ev.fields if ev else []) == [f"db:corebank.{s}" for s in sources]
+
+
 def test_a_comment_or_a_count_star_reads_no_column() -> None:
     """A query tag (`/*A7 mixed case*/`) and `count(*)` once read as `*`: every mapped column."""
     dec, _ = decoder()
@@ -970,14 +1037,18 @@ def test_all_of_a_table_the_bank_gives_the_size_of_counts_that_many(tmp_path: Pa
         ("DECLARE CURSOR", "DECLARE cur CURSOR FOR SELECT * FROM core.accounts;", 0),
         ("SELECT", "SELECT string_agg(customer_id || mobile_phone, ',') FROM core.customers", 1),
         ("DECLARE CURSOR", "DECLARE c2 CURSOR FOR SELECT balance FROM core.accounts WHERE balance > 0;", 0),
+        # a WHERE comparing no column narrows nothing; count(*) reads no record; ARRAY(SELECT) folds
+        ("DECLARE CURSOR", "DECLARE c3 CURSOR FOR SELECT * FROM core.accounts WHERE 1=1;", 0),
+        ("DECLARE CURSOR", "DECLARE c4 CURSOR FOR SELECT count(*) FROM core.accounts;", 0),
+        ("SELECT", "SELECT array_to_string(ARRAY(SELECT mobile_phone FROM core.customers), ',')", 1),
     ]
     lines = [
         f'2026-12-01 16:43:5{i}.100 UTC [1550{i}] analyst_zhao@corebank app=psql LOG:  AUDIT: SESSION,1,1,READ,{command},,,"{sql}",<none>,{rows}'.encode()
         for i, (command, sql, rows) in enumerate(statements)
     ]
     for mapping, counted in (
-        (load_sources(tmp_path, load_policy().classification), [700, 700, 700, 1]),
-        (load_sources(None, load_policy().classification), [1, 1, 1, 1]),  # sizes not given
+        (load_sources(tmp_path, load_policy().classification), [700, 700, 700, 1, 700, 1, 700]),
+        (load_sources(None, load_policy().classification), [1, 1, 1, 1, 1, 1, 1]),  # sizes not given
     ):
         stats = Stats()
         dec = RawDecoder(Decoder(), parsers_for(raw_config()), mapping, stats)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from policy.sources import SourceMapping, TableEntry
@@ -37,32 +37,71 @@ GAP_KINDS = {
     "customers named after the cut are not seen (raise the limit, and the source's query_log_limit with it)",
 }
 _WORD = re.compile(r'"?([^\W\d][\w$]*)"?(?:\s*\.\s*"?([^\W\d][\w$]*)"?)?')  # any script's letters
-# a string: its text names no table (`... WHERE table_name = 'cardholders'`, mysqldump's look-ups in
-# INFORMATION_SCHEMA; `PREPARE s FROM '...'`); MariaDB escapes a quote in one with a backslash
-_STRING = {"pgaudit": re.compile(r"'(?:[^']|'')*'"), "mariadb": re.compile(r"'(?:[^'\\]|\\.|'')*'", re.S)}
 _WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no column list: every column
 _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export, "COPY FROM": Action.update,
             "SELECT INTO OUTFILE": Action.export, "INSERT": Action.update, "UPDATE": Action.update,
             "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
 # a read or export whose size the log may not say
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
-_COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)  # a query tag, a note: neither names a column read
-# every column: a select list's or RETURNING's `*`, or `t.*` (not count(*), not a product)
-_STAR = re.compile(r"(?:\bSELECT(?:\s+(?:DISTINCT|ALL))?|\bRETURNING|,)\s*\*|\.\s*\*", re.I)
-# an aggregate that folds many rows into one value: the log's row count is 1 whatever was read
+# what is not code in a statement, blanked before it is read for names (`_code`): strings, whose
+# text names no table (`... WHERE table_name = 'cardholders'`, mysqldump's look-ups in
+# INFORMATION_SCHEMA; `PREPARE s FROM '...'`; PostgreSQL's dollar-quoted and E'' ones too; MariaDB
+# escapes a quote with a backslash), and comments, whose text names nothing read (a
+# query tag `/*A7 ...*/`); MariaDB runs what `/*! ... */` holds, so only its markers go
+_NOT_CODE = {
+    "pgaudit": re.compile(
+        r"\$(\w*)\$.*?\$\1\$|[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|/\*.*?\*/|--[^\n]*", re.S
+    ),
+    "mariadb": re.compile(r"'(?:[^'\\]|\\.|'')*'|/\*(?!!).*?\*/|/\*!\d*|\*/|(?:--\s|#)[^\n]*", re.S),
+}
+# every column: a `*` a select list, RETURNING or INTO OUTFILE ends with (`SELECT *`, `t.*`,
+# `DISTINCT ON (k) *`, `SQL_NO_CACHE *`), never count(*) nor a product (`a * b`)
+_STAR = re.compile(r"\*\s*(?=,|\bFROM\b|\bINTO\b|;|\)\s*(?:TO|AS)\b|$)", re.I)
+_COUNT_STAR = re.compile(r"\bcount\s*\(\s*\*\s*\)", re.I)
+# what folds many rows into one value: the log's row count is 1 whatever was read
 _FOLDS = re.compile(
-    r"\b(?:string_agg|array_agg|jsonb?_agg|jsonb?_object_agg|xmlagg|group_concat|listagg|json_arrayagg)\s*\(",
+    r"\b(?:string_agg|array_agg|jsonb?_agg|jsonb?_object_agg|xmlagg|group_concat|listagg|json_arrayagg)\s*\("
+    r"|\bARRAY\s*\(\s*SELECT\b",
     re.I,
 )
-# what a read takes its rows from, by name: a relation (`core.v_balances`, `tmp_x`) or a
-# schema's function (`core.all_phones()`); an unqualified function is the server's (generate_series)
-_SOURCE = re.compile(
-    r'\b(?:FROM|JOIN|COPY|TABLE)\s+(?:ONLY\s+)?("?[^\W\d][\w$]*"?(?:\s*\.\s*"?[^\W\d][\w$]*"?)?)(\s*\()?',
-    re.I,
+_NAME = r'(?:"[^"]+"|[^\W\d][\w$]*)'  # an identifier, quoted or not
+_QUALIFIED = rf"{_NAME}(?:\s*\.\s*{_NAME}){{0,2}}"
+# what a read takes its rows from, by name: each item of a FROM list (`FROM a x, b y`), what a JOIN
+# or COPY names (`core.v_balances`, `tmp_x`), LATERAL and ROWS FROM aside; and a schema's function
+# called anywhere (`SELECT core.all_phones()`): an unqualified function is the server's
+# (generate_series), a qualified name not called may be a column (`a.balance`)
+_FROM = re.compile(r"\bFROM\b", re.I)
+_ITEM = re.compile(
+    rf"\s*(?:(?:ONLY|LATERAL|ROWS\s+FROM)\s*)?\(?\s*(?!(?:SELECT|VALUES|WITH)\b)({_QUALIFIED})\s*(\()?", re.I
 )
-# what narrows a read to some rows: without one, a read takes the whole table
-_NARROWS = re.compile(r"\b(?:WHERE|LIMIT|FETCH\s+FIRST|OFFSET|TABLESAMPLE|HAVING)\b", re.I)
-_CTE = re.compile(r'\b("?[^\W\d][\w$]*"?)\s+AS\s+(?:NOT\s+)?(?:MATERIALIZED\s+)?\(', re.I)
+_CLAUSE = r"(?:WHERE|GROUP|ORDER|LIMIT|JOIN|INNER|LEFT|RIGHT|FULL|CROSS|NATURAL|UNION|EXCEPT|INTERSECT|HAVING|WINDOW|OFFSET|FETCH|FOR|ON|USING|TABLESAMPLE|TO|INTO|WITH|SELECT|RETURNING)\b"
+_ALIAS = re.compile(rf"\s*(?:AS\s+)?(?!{_CLAUSE}){_NAME}(?:\s*\([^()]*\))?", re.I)
+_COMMA = re.compile(r"\s*,")
+_NAMED = re.compile(rf"\b(?:JOIN(?:\s+LATERAL)?|COPY|TABLE)\s+(?:ONLY\s+)?({_QUALIFIED})(\s*\()?", re.I)
+_CALLED = re.compile(rf"({_NAME}\s*\.\s*{_NAME})\s*\(")
+# functions whose parentheses hold a FROM of their own (`extract(year FROM ts)`, `trim(x FROM y)`)
+_FROM_FUNCTIONS = re.compile(r"\b(?:extract|trim|substring|overlay|position)\s*\([^()]*\)", re.I)
+# a read narrowed to some rows: a LIMIT, a sample, or a WHERE comparing a column (`WHERE 1=1`,
+# `WHERE true` narrow nothing); without one, a read takes the whole table
+_LIMITS = re.compile(r"\b(?:LIMIT|FETCH\s+FIRST|TABLESAMPLE)\b", re.I)
+_WHERE = re.compile(r"\bWHERE\b(.*)", re.I | re.S)
+_CTE = re.compile(rf"\b({_NAME})\s*(?:\([^()]*\))?\s+AS\s+(?:NOT\s+)?(?:MATERIALIZED\s+)?\(", re.I)
+
+
+def _code(st: DbStatement) -> str:
+    """The statement without its strings and comments: what its names are read from."""
+    blank = _NOT_CODE.get(st.source)
+    return st.statement if blank is None else blank.sub(_blanked, st.statement)
+
+
+def _blanked(m: re.Match[str]) -> str:
+    """A string stays a string (`''`, no text: `= ''` still compares), a comment goes."""
+    return "''" if m.group()[0] in "'$Ee" else " "
+
+
+def _name(text: str) -> str:
+    """A name as the server resolves it: unquoted parts folded to lower case, quotes dropped."""
+    return ".".join(part[1:-1] if part.startswith('"') else part.lower() for part in re.findall(_NAME, text))
 
 
 class Canonical:
@@ -88,7 +127,8 @@ class Canonical:
     def access(self, st: DbStatement) -> Any | None:
         """The AccessEvent of a statement, or None when it touched only the server's own schemas."""
         db = self.m.databases.get(st.database)
-        named = st.tables or self._tables_in(st) or self._sources_in(st)
+        code = _code(st)
+        named = st.tables or self._tables_in(st, code) or self._sources_in(st, code)
         ignored = set(db.ignore_schemas) if db else set()
         tables = [t for t in named if t.split(".", 1)[0] not in ignored or "." not in t]
         if st.source == "mariadb":  # server_audit names `database.table`; the catalog keys tables by name
@@ -104,10 +144,10 @@ class Canonical:
                 fields.append(f"db:{st.database}.{name}")
                 continue
             _, entry = found
-            fields += [f for f in _fields_read(entry, st.statement) if f not in fields]
+            fields += [f for f in _fields_read(entry, code) if f not in fields]
             subjects += [s for s in _subjects(entry, st) if s not in subjects]
         rows = st.rows
-        folded = bool(rows and not subjects and _FOLDS.search(_COMMENT.sub(" ", st.statement)))
+        folded = bool(rows and not subjects and _FOLDS.search(code))
         if folded:  # one row holding a table's worth: shown as unseen
             self._gap("aggregated_rows_unknown", f"{st.database}.{'+'.join(tables)}")
         if rows == 0 and not st.denied:
@@ -127,7 +167,7 @@ class Canonical:
             # all of a table the bank gives the size of counts that many (a probe's `COPY
             # core.accounts TO` counted as one record, a `string_agg` over 700 customers as one);
             # else the query counts by what it names
-            rows = self._whole_table(st, tables) or rows
+            rows = (self._whole_table(st, code, tables) if fields else 0) or rows  # count(*) reads none
         if rows is None:
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
         if st.truncated:
@@ -203,60 +243,92 @@ class Canonical:
             self._gap("db_user", st.user)
         return st.user or "unknown"
 
-    def _tables_in(self, st: DbStatement) -> list[str]:
+    def _tables_in(self, st: DbStatement, code: str) -> list[str]:
         """Catalogued tables a statement names in its text (a denied query, a cursor), outside its
-        strings."""
+        strings and comments (`code`)."""
         db = self.m.databases.get(st.database)
         if db is None:
             return []
-        text = _STRING[st.source].sub("''", st.statement) if "'" in st.statement else st.statement
-        words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(text)}
+        words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(code)}
         return [q for q in db.tables if q.lower() in words or q.rsplit(".", 1)[-1].lower() in words]
 
-    def _whole_table(self, st: DbStatement, tables: list[str]) -> int:
+    def _whole_table(self, st: DbStatement, code: str, tables: list[str]) -> int:
         """The rows sources.yaml says the largest of `tables` holds, if the statement reads or
-        exports all of it (nothing narrows it: no WHERE, LIMIT, ...); else 0."""
-        if not (st.command in _READS or st.command in ("COPY", "DECLARE CURSOR")):
+        exports all of it; else 0. A LIMIT or sample narrows it, and a WHERE that compares one of
+        the table's catalogued columns or its customer key (`WHERE 1=1` narrows nothing)."""
+        if not (st.command in _READS or st.command in ("COPY", "DECLARE CURSOR")) or _LIMITS.search(code):
             return 0
-        text = _COMMENT.sub(" ", st.statement)
-        if _NARROWS.search(_STRING[st.source].sub("''", text) if "'" in text else text):
-            return 0
-        sizes = [found[1].rows or 0 for name in tables if (found := self.m.table(st.database, name))]
+        where = _WHERE.search(code)
+        compared = {w.lower() for pair in _WORD.findall(where[1]) for w in pair if w} if where else set()
+        sizes = []
+        for name in tables:
+            found = self.m.table(st.database, name)
+            if found is None:
+                continue
+            entry = found[1]
+            keys = {c.lower() for c in entry.columns} | {(entry.customer_key or "").lower()}
+            if entry.rows and not keys & compared:
+                sizes.append(entry.rows)
         return max(sizes, default=0)
 
-    def _sources_in(self, st: DbStatement) -> list[str]:
+    def _sources_in(self, st: DbStatement, code: str) -> list[str]:
         """What a read or export of a pgaudit log that names no catalogued table takes its rows from,
         by name (a view or a function over a catalogued table, a copy of one, pgaudit with
         log_relation off): each becomes a table gap and a field `db:...` as any unknown table,
         where it was dropped unseen (a probe's `SELECT * FROM core.all_phones()`, 700 customers).
-        Not the server's own: its schemas (`ignore_schemas`), `pg_` names, unqualified functions."""
+        Not the server's own: its schemas (`ignore_schemas`), `pg_` schemas or unqualified `pg_`
+        names, unqualified functions; nor a query's CTE names."""
         if st.source != "pgaudit" or not (st.command in _READS or st.command.startswith(("COPY", "DECLARE"))):
             return []
-        text = _COMMENT.sub(" ", st.statement)
-        text = _STRING[st.source].sub("''", text) if "'" in text else text
-        ctes = {name.strip('"').lower() for name in _CTE.findall(text)}
-        found = []
-        for name, call in _SOURCE.findall(text):
-            name = re.sub(r'\s|"', "", name)
-            if (
-                name.lower() in ctes
-                or name.split(".", 1)[-1].lower().startswith("pg_")
-                or ("." not in name and call)
-            ):
+        text = _FROM_FUNCTIONS.sub(" ", code)
+        ctes = {_name(name) for name in _CTE.findall(text)}
+        named = [
+            *_from_items(text),
+            *_NAMED.findall(text),
+            *((called, "(") for called in _CALLED.findall(text)),
+        ]
+        found: list[str] = []
+        for raw, call in named:
+            name = _name(raw)
+            first = name.split(".", 1)[0]
+            if name in ctes or first.startswith("pg_") or ("." not in name and call) or name in found:
                 continue
-            if name not in found:
-                found.append(name)
+            found.append(name)
         return found
 
 
-def _fields_read(entry: TableEntry, statement: str) -> list[str]:
-    """The catalogued columns a statement names, or all of them for `*` (a rough but honest reading:
-    SQL is not parsed, so a column named anywhere in the text counts as read; a comment names none:
-    a probe's `/*A7 mixed case*/` tag had read every column)."""
-    statement = _COMMENT.sub(" ", statement)
-    if _STAR.search(statement) or _WHOLE_TABLE_COPY.match(statement):
+def _from_items(text: str) -> Iterator[tuple[str, str]]:
+    """(name, "(" if called) of each item of each FROM list, its call's arguments and its alias
+    passed over: `FROM generate_series(1,1) g, core.all_phones() p` names both."""
+    for start in _FROM.finditer(text):
+        pos = start.end()
+        while item := _ITEM.match(text, pos):
+            yield item[1], item[2] or ""
+            pos = _past_parens(text, item.end() - 1) if item[2] else item.end()
+            if alias := _ALIAS.match(text, pos):
+                pos = alias.end()
+            if not (comma := _COMMA.match(text, pos)):
+                break
+            pos = comma.end()
+
+
+def _past_parens(text: str, i: int) -> int:
+    """Where the parenthesis opened at `i` closes, past it (the text's end if it never does)."""
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[j], 0)
+        if depth == 0:
+            return j + 1
+    return len(text)
+
+
+def _fields_read(entry: TableEntry, code: str) -> list[str]:
+    """The catalogued columns a statement's `code` names, or all of them for a select list's `*` (a
+    rough but honest reading: SQL is not parsed, so a column named anywhere counts as read; a
+    comment or a string names none: a probe's `/*A7 mixed case*/` tag had read every column)."""
+    if _STAR.search(_COUNT_STAR.sub(" ", code)) or _WHOLE_TABLE_COPY.match(code):
         return list(dict.fromkeys(entry.columns.values()))
-    words = {w.lower() for pair in _WORD.findall(statement) for w in pair if w}
+    words = {w.lower() for pair in _WORD.findall(code) for w in pair if w}
     return list(dict.fromkeys(f for col, f in entry.columns.items() if col.lower() in words))
 
 
