@@ -1,8 +1,9 @@
 -- The incident-response team's reviews of incidents (`lifemon incidents ack` / `resolve`,
 -- streams/reviews.py): as alert_reviews (004) is for alerts, one row per action, never updated or
 -- deleted, the newest row an incident's review state, covering the incident up to
--- `incident_last_seen`: an incident that grew after it was notified needs its report brought up to
--- date, and is back in the queue. `notified` records that the report to the authorities and the
+-- `incident_last_seen` and to the customers and records it counted then: an incident that grew
+-- after it was notified (a later event, or a late alert's earlier ones) needs its report brought up
+-- to date, and is back in the queue. `notified` records that the report to the authorities and the
 -- individuals' notice were made (PIPL art. 57), which lifemon cannot see for itself. The same
 -- redaction as alert_reviews' (no customer id, pseudonym or number in `note` or `analyst`), so no TTL.
 CREATE TABLE IF NOT EXISTS {db}.incident_reviews
@@ -15,6 +16,8 @@ CREATE TABLE IF NOT EXISTS {db}.incident_reviews
     incident_revision   UInt32,
     incident_last_seen  DateTime64(3, 'UTC'),
     at                  DateTime64(3, 'UTC'),
+    incident_subjects_distinct  UInt64,
+    incident_records    UInt64,
     account             LowCardinality(String) MATERIALIZED currentUser()
 )
 ENGINE = MergeTree

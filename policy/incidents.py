@@ -58,6 +58,12 @@ class Deadline(Strict):
     regulation: str
     classes: list[str] = Field(default_factory=list, description="leakage classes it applies to; empty: all")
     min_severity: Severity = Severity.info
+    notice: bool = Field(
+        default=False,
+        description="a report the PIPL art. 57 notice makes: an incident the team resolved as notified "
+        "(`lifemon incidents resolve --as notified`) no longer has it due; the others stay due until "
+        "it is resolved otherwise",
+    )
 
 
 class IncidentPolicy(Strict):

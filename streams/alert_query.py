@@ -365,7 +365,7 @@ def render_alert_view(
     field("title", "标题", f"{a['title_zh']} / {a['title_en']}")
     field("severity", "级别", a["severity"])
     field("status", "状态", f"{a['status']} (revision {a['revision']}): the detector's episode, not a review")
-    field("review", "复核", review_line(view.reviews, a["last_seen"]))
+    field("review", "复核", review_line(view.reviews, a))
     changed = (
         f"; the policy now has v{policy_rule_version}"
         if policy_rule_version and policy_rule_version != a["rule_version"]

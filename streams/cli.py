@@ -781,7 +781,8 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
     if not _one_id_only(args, "incidents", "show"):
         return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
-    zone = ZoneInfo(load_policy(config.policy_dir).recipients.timezone)
+    policy = load_policy(config.policy_dir)
+    zone = ZoneInfo(policy.recipients.timezone)
     client = _read_client(config, "incidents")
     database = config.clickhouse.database
     try:
@@ -796,7 +797,8 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
         )
         return 2
     reviews = query_reviews(client, database, incident_id, INCIDENTS)
-    print(render_incident_view(incident, datetime.now(UTC), zone, reviews))
+    noticed = frozenset(d.to.en for d in policy.incidents.deadlines if d.notice)
+    print(render_incident_view(incident, datetime.now(UTC), zone, reviews, noticed))
     return 0
 
 

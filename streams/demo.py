@@ -19,7 +19,7 @@ from policy.catalog import Catalog
 from policy.model import Policy
 from schemas.models import REFERENCE_STREAMS, SEVERITY_RANK, Alert
 from streams.alerts import to_ocsf
-from streams.reviews import ALERTS
+from streams.reviews import ALERTS, INCIDENTS
 
 
 def score(
@@ -72,7 +72,7 @@ def _fresh_database(config: Any, replace: bool) -> bool:
 
     db, marker = config.clickhouse.database, config.data_dir / MARKER
     client = connect(config.clickhouse_dsn())
-    held = tables_present(client, db, ["alerts", ALERTS.table])
+    held = tables_present(client, db, ["alerts"])
     ours = marker.is_file() and marker.read_text() == db
     if held and not ours and not replace:
         print(
@@ -83,14 +83,17 @@ def _fresh_database(config: Any, replace: bool) -> bool:
             file=sys.stderr,
         )
         return False
-    reviewed = (
-        client.query(f"SELECT uniqExact(alert_id) FROM {db}.{ALERTS.table}").result_rows[0][0]
-        if ALERTS.table in held
-        else 0
-    )
-    if reviewed:  # an analyst's practice on the last demo's alerts goes with them: said, not silent
+    # an analyst's or responder's practice on the last demo goes with it: said, not silent
+    held = tables_present(client, db, [ALERTS.table, INCIDENTS.table])
+    reviewed = [
+        n_of(n, kind.noun)
+        for kind in (ALERTS, INCIDENTS)
+        if kind.table in held
+        and (n := client.query(f"SELECT uniqExact({kind.id}) FROM {db}.{kind.table}").result_rows[0][0])
+    ]
+    if reviewed:
         print(
-            f"lifemon demo: the last demo's alerts go, and the reviews of {n_of(reviewed, 'alert')} with them",
+            f"lifemon demo: the last demo's alerts go, and the reviews of {' and '.join(reviewed)} with them",
             file=sys.stderr,
         )
     client.command(f"DROP DATABASE IF EXISTS {db}")

@@ -108,7 +108,7 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
     # a deadline is the team's until the incident is closed out (`notified`: the report was made)
     passed = " (passed / 已过)" if due.replace(tzinfo=UTC) <= now and review not in DONE else ""
     return (
-        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review:<12} {r['key_kind']} {r['key']}  "
+        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review:<14} {r['key_kind']} {r['key']}  "
         f"{customers(r['subjects_distinct'], r['subjects_reported'])}, "
         f"{amounts(r['records'], r.get('observations', 0), r.get('devices', 0))}  "
         f"first report due {due:%Y-%m-%d %H:%M} UTC{passed}  [{r['incident_id'][:12]} rev {r['revision']}]"
@@ -147,17 +147,23 @@ def _when(ms: int, zone: ZoneInfo) -> str:
 
 
 def render_incident_view(
-    inc: dict[str, Any], now: datetime, zone: ZoneInfo, reviews: list[dict[str, Any]] | None = None
+    inc: dict[str, Any],
+    now: datetime,
+    zone: ZoneInfo,
+    reviews: list[dict[str, Any]] | None = None,
+    noticed: frozenset[str] = frozenset(),
 ) -> str:
     """The incident as the response team drafts its reports from it: who and what, the deadlines
     (passed or not, in UTC and the bank's zone), the notice PIPL art. 57 ¶1 asks for in both
     languages (categories with what each counts, cause, harm, measures, what individuals can do,
-    contact), the regulation, the member alerts (`lifemon alerts show` each), and its reviews."""
+    contact), the regulation, the member alerts (`lifemon alerts show` each), and its reviews.
+    `noticed`: the reports (by whom they go to, in English) the notice makes (policy/incidents.yaml
+    `notice`): a `notified` incident has them no longer due, its other reports still are."""
     notice, subjects = inc["notice"], inc["subjects"]
     reviews = reviews or []
     last_seen = datetime.fromtimestamp(inc["last_seen"] / 1000, UTC)
-    newest = reviews[-1] if reviews else None
-    state = review_state(newest["state"], newest["last_seen"], last_seen) if newest else UNREVIEWED
+    current = {"last_seen": last_seen, "subjects_distinct": subjects["distinct"], "records": inc["records"]}
+    state = review_state(reviews, current, INCIDENTS)
     by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items())
     lines = [
         f"incident  {inc['incident_id']}  revision {inc['revision']}, {inc['status']}, {inc['severity']}",
@@ -167,12 +173,13 @@ def render_incident_view(
         f"counted   {customers(subjects['distinct'], subjects['reported'])}"
         + (f" ({by_class})" if by_class else "")
         + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",
-        f"review    {review_line(reviews, last_seen, INCIDENTS)}",
+        f"review    {review_line(reviews, current, INCIDENTS)}",
         "",
         "reports due / 报告时限 (counted from the first event)",
     ]
     for d in inc["deadlines"]:
-        passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 and state not in DONE else ""
+        met = state in DONE and (state != "notified" or d["to"]["en"] in noticed)
+        passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 and not met else ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
     lines += ["", "notice / 告知内容 (PIPL art. 57 ¶1)", "  categories / 信息种类"]
     for c in notice["categories"]:

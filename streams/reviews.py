@@ -28,13 +28,17 @@ ACKNOWLEDGED = "acknowledged"  # an analyst took it: being looked into
 
 class Reviewed(NamedTuple):
     """What is reviewed: its table (`source`), where its reviews are kept (`table`, columns
-    `{noun}_id`, `{noun}_revision`, `{noun}_last_seen`), and the verdicts that close it out."""
+    `{noun}_id`, `{noun}_revision`, `{noun}_last_seen` and `{noun}_{c}` of each `extent` column),
+    and the verdicts that close it out. A review covers what it saw: the events to its last, and
+    no more of what `extent` counts (an incident that grew by a late alert with earlier events
+    has more customers to notify, its last event unmoved)."""
 
     noun: str
     source: str
     table: str
     resolving: tuple[str, ...]
     resolving_help: str
+    extent: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -73,6 +77,7 @@ INCIDENTS = Reviewed(
     ("notified", "resolved", "false_positive"),
     "notified: the report and the individuals' notice were made (PIPL art. 57); resolved: handled "
     "otherwise (--note says how); false_positive: no leakage (needs --note)",
+    ("subjects_distinct", "records"),
 )
 NOTE_MAX = 500  # characters kept of a note: a reason, not a report
 
@@ -118,25 +123,36 @@ def reviewed(client: Any, database: str, kind: Reviewed) -> str:
     """A subquery: each alert's or incident's newest revision (its table FINAL), with `review`, the
     state it is in (`review_state`)."""
     newest = "(at, review_id)"
+    extent = "".join(f", argMax({kind.noun}_{c}, {newest}) AS seen_{c}" for c in kind.extent)
     latest = (
         f"(SELECT {kind.id}, argMax(state, {newest}) AS state, argMax({kind.noun}_last_seen, {newest}) "
-        f"AS covered_until FROM {database}.{kind.table} GROUP BY {kind.id})"
+        f"AS covered_until{extent} FROM {database}.{kind.table} GROUP BY {kind.id})"
         if tables_present(client, database, [kind.table])
         # a database from before the table: no reviews
-        else f"(SELECT '' AS {kind.id}, '' AS state, toDateTime64(0, 3, 'UTC') AS covered_until WHERE 0)"
+        else f"(SELECT '' AS {kind.id}, '' AS state, toDateTime64(0, 3, 'UTC') AS covered_until"
+        + "".join(f", 0 AS seen_{c}" for c in kind.extent)
+        + " WHERE 0)"
     )
+    covered = "".join(f" AND r.seen_{c} >= s.{c}" for c in kind.extent)
     # join_use_nulls 0: no review reads ''
     return (
-        f"(SELECT s.*, if(r.state != '' AND r.covered_until >= s.last_seen, r.state, '{UNREVIEWED}') "
+        f"(SELECT s.*, if(r.state != '' AND r.covered_until >= s.last_seen{covered}, r.state, '{UNREVIEWED}') "
         f"AS review FROM {database}.{kind.source} AS s FINAL LEFT JOIN {latest} AS r "
         f"ON r.{kind.id} = s.{kind.id} SETTINGS join_use_nulls = 0)"
     )
 
 
-def review_state(state: str, covered_until: datetime, last_seen: datetime) -> str:
-    """The review state an alert or incident is in: its newest review's, if that covers its last
-    event (times from ClickHouse, which gives them without a zone, or from an incident's record)."""
-    return state if state and _aware(covered_until) >= _aware(last_seen) else UNREVIEWED
+def review_state(reviews: list[dict[str, Any]], current: dict[str, Any], kind: Reviewed = ALERTS) -> str:
+    """The review state an alert or incident (`current`: its last_seen and extent) is in: its newest
+    review's, if that covers it: its last event (times from ClickHouse, which gives them without a
+    zone) and all it counts."""
+    if not reviews:
+        return UNREVIEWED
+    newest = reviews[-1]
+    covers = _aware(newest["last_seen"]) >= _aware(current["last_seen"]) and all(
+        newest[c] >= current[c] for c in kind.extent
+    )
+    return newest["state"] if covers else UNREVIEWED
 
 
 def _aware(t: datetime) -> datetime:
@@ -179,12 +195,13 @@ def record_review(
         raise ValueError("a review needs the analyst who made it")
     ensure_table(client, database, kind)
     newest = client.query(
-        f"SELECT revision, last_seen FROM {database}.{kind.source} FINAL WHERE {kind.id} = {{id:String}}",
+        f"SELECT revision, last_seen{''.join(f', {c}' for c in kind.extent)} FROM {database}.{kind.source} "
+        f"FINAL WHERE {kind.id} = {{id:String}}",
         parameters={"id": reviewed_id},
     ).result_rows
     if not newest:
         raise LookupError(f"no {kind.noun} {reviewed_id}")
-    ((revision, last_seen),) = newest
+    ((revision, last_seen, *extent),) = newest
     review = Review(
         reviewed_id,
         state,
@@ -196,7 +213,7 @@ def record_review(
     )
     client.insert(
         kind.table,
-        [[review.id, uuid.uuid4().hex, *review[1:]]],
+        [[review.id, uuid.uuid4().hex, *review[1:], *extent]],
         database=database,
         column_names=[
             kind.id,
@@ -207,6 +224,7 @@ def record_review(
             f"{kind.noun}_revision",
             f"{kind.noun}_last_seen",
             "at",
+            *(f"{kind.noun}_{c}" for c in kind.extent),
         ],
     )
     return review
@@ -240,6 +258,7 @@ def query_reviews(
     ).result_rows[0][0]
     columns = ["at", "state", "analyst", "account" if has_account else "'' AS account", "note"]
     columns += [f"{kind.noun}_revision AS revision", f"{kind.noun}_last_seen AS last_seen"]
+    columns += [f"{kind.noun}_{c} AS {c}" for c in kind.extent]
     result = client.query(
         f"SELECT {', '.join(columns)} FROM {database}.{kind.table} WHERE {kind.id} = {{id:String}} "
         "ORDER BY at, review_id",
@@ -252,14 +271,14 @@ def _utc(t: datetime) -> str:
     return f"{_aware(t):%Y-%m-%d %H:%M:%S} UTC"
 
 
-def review_line(reviews: list[dict[str, Any]], last_seen: datetime, kind: Reviewed = ALERTS) -> str:
+def review_line(reviews: list[dict[str, Any]], current: dict[str, Any], kind: Reviewed = ALERTS) -> str:
     """An alert's or incident's review state in one line, for `lifemon alerts show` and `incidents
     show`: whose newest review, when, and whether events came after it (then it is unreviewed again)."""
     if not reviews:
         return f"{UNREVIEWED}: nobody has reviewed it (`lifemon {kind.source} ack` / `resolve`)"
     newest = reviews[-1]
     by = f"{newest['state']} by {_who(newest)} at {_utc(newest['at'])}"
-    if review_state(newest["state"], newest["last_seen"], last_seen) == UNREVIEWED:
+    if review_state(reviews, current, kind) == UNREVIEWED:
         return f"{UNREVIEWED}: events after its last review ({by}, which saw them to {_utc(newest['last_seen'])})"
     return by
 

@@ -189,13 +189,16 @@ def test_the_demo_keeps_what_a_run_stored_in_the_embedded_database(tmp_path: Pat
         "from streams.demo import MARKER, _fresh_database; c = Config(data_dir=sys.argv[1]); "
         "(c.data_dir / MARKER).write_text('lifemon'); "
         "connect(c.clickhouse_dsn()).command(\"INSERT INTO lifemon.alert_reviews (alert_id, state) VALUES ('a', 'resolved')\"); "
+        "connect(c.clickhouse_dsn()).command(\"INSERT INTO lifemon.incident_reviews (incident_id, state) VALUES ('i', 'notified')\"); "
         "print(_fresh_database(c, False), (c.data_dir / MARKER).read_text())"
     )
     again = subprocess.run(
         [sys.executable, "-c", check, str(chdb.parent)], env=env, capture_output=True, text=True
     )
     assert again.stdout.split() == ["True", "lifemon"], again.stderr
-    assert "the last demo's alerts go, and the reviews of 1 alert with them" in again.stderr, again.stderr
+    assert "the last demo's alerts go, and the reviews of 1 alert and 1 incident with them" in again.stderr, (
+        again.stderr
+    )
 
 
 def test_a_run_or_a_replay_into_the_embedded_database_claims_it_from_the_demo(tmp_path: Path) -> None:

@@ -1021,8 +1021,8 @@ def _seed(client: Any, db: str) -> None:
         late = _incident("i-late", revision, customers, _ts(0), _ts(-30))
         _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [late])
     ahead = _incident("i-ahead", 1, 5, _ts(1), _ts(1) + timedelta(days=1))
-    # the response team notified i-late as it stands; i-ahead's acknowledgement saw it before its last
-    # event (a review covering less than the incident is none)
+    # the response team notified i-late as it stands; i-ahead before it counted its fifth customer
+    # (a review covering less than the incident is none)
     _insert(
         client,
         db,
@@ -1036,10 +1036,13 @@ def _seed(client: Any, db: str) -> None:
             "incident_revision",
             "incident_last_seen",
             "at",
+            "incident_subjects_distinct",
+            "incident_records",
         ],
         [
-            ("i-late", "n1", "notified", "e900003", "", 2, _ts(0), _ts(12)),
-            ("i-ahead", "n2", "acknowledged", "e900003", "", 1, _ts(0), _ts(12)),
+            ("i-late", "n1", "notified", "e900003", "", 2, _ts(0), _ts(12), 63, 63),
+            # i-ahead was notified at 4 customers, its last event the same: it grew since, by a late alert
+            ("i-ahead", "n2", "notified", "e900003", "", 1, _ts(1), _ts(12), 4, 4),
         ],
     )
     # a transfer log that reported 142 customers and named none

@@ -526,10 +526,34 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert capsys.readouterr().out.splitlines()[-1] == "1 incident"
     assert main(["incidents", "show", cvn[:8], "--config", str(config)]) == 0
     shown = capsys.readouterr().out
-    assert "review    notified by e900001 (account default) at " in shown and "passed / 已过" not in shown, (
-        shown
-    )
+    assert "review    notified by e900001 (account default) at " in shown, shown
+    # the notice made the regulator's and the individuals' reports; the assessor's is still due, and
+    # passed (the review's finding: notified had hidden every deadline)
+    due = {
+        line.split(" / ", 1)[1].split(":", 1)[0]: "passed / 已过" in line
+        for line in shown.splitlines()
+        if "UTC (" in line and " / " in line and line.startswith("  ")
+    }
+    assert due == {"the regulator (PBOC branch)": False, "the individuals affected": False,
+                   "an external security assessor (results to the sector regulator)": True}, due  # fmt: skip
     assert "reviews / 复核记录" in shown and "acknowledged" in shown and "card {bank_card} closed" in shown
+    # a late alert with earlier events added a customer, its last event unmoved: the notice told
+    # one customer too few, back in the queue (the review's finding)
+    subjects = cvn_incident.subjects.model_copy(update={"distinct": cvn_incident.subjects.distinct + 1})
+    wider = cvn_incident.model_copy(
+        update={
+            "revision": cvn_incident.revision + 1,
+            "subjects": subjects,
+            "records": cvn_incident.records + 1,
+        }
+    )
+    sink.write([wider])
+    assert main(["incidents", "--config", str(config), "--review", "unreviewed"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 incidents"
+    assert main(["incidents", "show", cvn[:8], "--config", str(config)]) == 0
+    assert (
+        "review    unreviewed: events after its last review (notified by e900001" in capsys.readouterr().out
+    )
     # the incident grew after it was notified: its report is out of date, back in the queue
     grown = cvn_incident.model_copy(
         update={"revision": cvn_incident.revision + 1, "last_seen": cvn_incident.last_seen + 60_000}

@@ -27,12 +27,15 @@ GAP_KINDS = {
     "log_line_prefix lacks %a (pgaudit) or the client sets no application name",
     "sftp_account": "policy/sources.yaml sftp_accounts",
     "sftp_path": "policy/sources.yaml sftp_accounts.<account>.directories",
-    "cursor_rows_unknown": "a visibility finding: pgaudit does not audit FETCH, the rows read are unknown",
-    "copy_rows_unknown": "a visibility finding: pgaudit logs 0 rows for COPY of a whole table, the rows are unknown",
+    "cursor_rows_unknown": "a visibility finding: pgaudit does not audit FETCH, the rows read are unknown "
+    "(policy/sources.yaml databases.<database>.tables.<table>.rows counts a cursor over all of it)",
+    "copy_rows_unknown": "a visibility finding: pgaudit logs 0 rows for COPY of a whole table, the rows are "
+    "unknown (policy/sources.yaml databases.<database>.tables.<table>.rows counts them)",
     "rows_unknown": "a visibility finding: the log has no row count (server_audit, or pgaudit with log_rows "
     "off) and the read names no customer, so it counts as one record",
     "aggregated_rows_unknown": "a visibility finding: the read folds rows into one (string_agg, json_agg, "
-    "group_concat, ...), so the log's row count is not the records read; each is counted as one",
+    "group_concat, ...), so the log's row count is not the records read (policy/sources.yaml "
+    "databases.<database>.tables.<table>.rows counts a fold of all of it)",
     "query_truncated": "a visibility finding: server_audit cut the statement at server_audit_query_log_limit, "
     "customers named after the cut are not seen (raise the limit, and the source's query_log_limit with it)",
 }
