@@ -59,7 +59,7 @@ _NOT_CODE = {
 }
 # every column: a `*` a select list, RETURNING or INTO OUTFILE ends with (`SELECT *`, `t.*`,
 # `DISTINCT ON (k) *`, `SQL_NO_CACHE *`), never count(*) nor a product (`a * b`)
-_STAR = re.compile(r"\*\s*(?=,|\bFROM\b|\bINTO\b|;|\)\s*(?:TO|AS)\b|$)", re.I)
+_STAR = re.compile(r"\*\s*+(?=,|\bFROM\b|\bINTO\b|;|\)\s*+(?:TO|AS)\b|$)|\.\s*+\*", re.I)
 _COUNT_STAR = re.compile(r"\bcount\s*\(\s*\*\s*\)", re.I)
 # what folds many rows into one value: the log's row count is 1 whatever was read
 _FOLDS = re.compile(
@@ -68,27 +68,30 @@ _FOLDS = re.compile(
     re.I,
 )
 _NAME = r'(?:"[^"]+"|[^\W\d][\w$]*)'  # an identifier, quoted or not
-_QUALIFIED = rf"{_NAME}(?:\s*\.\s*{_NAME}){{0,2}}"
+_QUALIFIED = rf"{_NAME}(?:\s*+\.\s*+{_NAME}){{0,2}}"
 # what a read takes its rows from, by name: each item of a FROM list (`FROM a x, b y`), what a JOIN
 # or COPY names (`core.v_balances`, `tmp_x`), LATERAL and ROWS FROM aside; and a schema's function
 # called anywhere (`SELECT core.all_phones()`): an unqualified function is the server's
 # (generate_series), a qualified name not called may be a column (`a.balance`)
 _FROM = re.compile(r"\bFROM\b", re.I)
+# possessive (`*+`): a statement an audited user writes must not make a pattern backtrack (a FROM
+# and 8 000 spaces took 1.9 s, the review found)
 _ITEM = re.compile(
-    rf"\s*(?:(?:ONLY|LATERAL|ROWS\s+FROM)\s*)?\(?\s*(?!(?:SELECT|VALUES|WITH)\b)({_QUALIFIED})\s*(\()?", re.I
+    rf"\s*+(?:(?:ONLY|LATERAL|ROWS\s++FROM)\b\s*+)?(?:\(\s*+)?(?!(?:SELECT|VALUES|WITH)\b)({_QUALIFIED})\s*+(\()?",
+    re.I,
 )
 _CLAUSE = r"(?:WHERE|GROUP|ORDER|LIMIT|JOIN|INNER|LEFT|RIGHT|FULL|CROSS|NATURAL|UNION|EXCEPT|INTERSECT|HAVING|WINDOW|OFFSET|FETCH|FOR|ON|USING|TABLESAMPLE|TO|INTO|WITH|SELECT|RETURNING)\b"
-_ALIAS = re.compile(rf"\s*(?:AS\s+)?(?!{_CLAUSE}){_NAME}(?:\s*\([^()]*\))?", re.I)
-_COMMA = re.compile(r"\s*,")
-_NAMED = re.compile(rf"\b(?:JOIN(?:\s+LATERAL)?|COPY|TABLE)\s+(?:ONLY\s+)?({_QUALIFIED})(\s*\()?", re.I)
-_CALLED = re.compile(rf"({_NAME}\s*\.\s*{_NAME})\s*\(")
+_ALIAS = re.compile(rf"\s*+(?:AS\s++)?(?!{_CLAUSE}){_NAME}(?:\s*+\([^()]*\))?", re.I)
+_COMMA = re.compile(r"\s*+,")
+_NAMED = re.compile(rf"\b(?:JOIN(?:\s++LATERAL)?|COPY|TABLE)\s++(?:ONLY\s++)?({_QUALIFIED})(\s*+\()?", re.I)
+_CALLED = re.compile(rf"({_NAME}\s*+\.\s*+{_NAME})\s*+\(")
 # functions whose parentheses hold a FROM of their own (`extract(year FROM ts)`, `trim(x FROM y)`)
 _FROM_FUNCTIONS = re.compile(r"\b(?:extract|trim|substring|overlay|position)\s*\([^()]*\)", re.I)
 # a read narrowed to some rows: a LIMIT, a sample, or a WHERE comparing a column (`WHERE 1=1`,
 # `WHERE true` narrow nothing); without one, a read takes the whole table
 _LIMITS = re.compile(r"\b(?:LIMIT|FETCH\s+FIRST|TABLESAMPLE)\b", re.I)
 _WHERE = re.compile(r"\bWHERE\b(.*)", re.I | re.S)
-_CTE = re.compile(rf"\b({_NAME})\s*(?:\([^()]*\))?\s+AS\s+(?:NOT\s+)?(?:MATERIALIZED\s+)?\(", re.I)
+_CTE = re.compile(rf"\b({_NAME})(?:\s*+\([^()]*\))?\s++AS\s++(?:NOT\s++)?(?:MATERIALIZED\s++)?\(", re.I)
 
 
 def _code(st: DbStatement) -> str:
@@ -303,11 +306,16 @@ class Canonical:
 def _from_items(text: str) -> Iterator[tuple[str, str]]:
     """(name, "(" if called) of each item of each FROM list, its call's arguments and its alias
     passed over: `FROM generate_series(1,1) g, core.all_phones() p` names both."""
+    closing: dict[int, int] | None = None
     for start in _FROM.finditer(text):
         pos = start.end()
         while item := _ITEM.match(text, pos):
             yield item[1], item[2] or ""
-            pos = _past_parens(text, item.end() - 1) if item[2] else item.end()
+            if item[2]:
+                closing = _closing(text) if closing is None else closing
+                pos = closing.get(item.end() - 1, len(text))
+            else:
+                pos = item.end()
             if alias := _ALIAS.match(text, pos):
                 pos = alias.end()
             if not (comma := _COMMA.match(text, pos)):
@@ -315,14 +323,17 @@ def _from_items(text: str) -> Iterator[tuple[str, str]]:
             pos = comma.end()
 
 
-def _past_parens(text: str, i: int) -> int:
-    """Where the parenthesis opened at `i` closes, past it (the text's end if it never does)."""
-    depth = 0
-    for j in range(i, len(text)):
-        depth += {"(": 1, ")": -1}.get(text[j], 0)
-        if depth == 0:
-            return j + 1
-    return len(text)
+def _closing(text: str) -> dict[int, int]:
+    """Each opening parenthesis's place -> the place past its closing one, in one pass (one left
+    open: none)."""
+    opened: list[int] = []
+    found: dict[int, int] = {}
+    for j, c in enumerate(text):
+        if c == "(":
+            opened.append(j)
+        elif c == ")" and opened:
+            found[opened.pop()] = j + 1
+    return found
 
 
 def _fields_read(entry: TableEntry, code: str) -> list[str]:
