@@ -15,6 +15,7 @@ from policy.sources import SourceMapping, TableEntry
 from schemas.models import Action, Outcome
 from schemas.structs import STRICT
 from streams.sources.records import DbStatement, FileHandover
+from streams.sources.sql_text import split
 
 # What the logs may name that policy/sources.yaml lacks, and where it goes there (`lifemon catalog gaps`)
 GAP_KINDS = {
@@ -46,17 +47,6 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
             "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
 # a read or export whose size the log may not say
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
-# what is not code in a statement, blanked before it is read for names (`_code`): strings, whose
-# text names no table (`... WHERE table_name = 'cardholders'`, mysqldump's look-ups in
-# INFORMATION_SCHEMA; `PREPARE s FROM '...'`; PostgreSQL's dollar-quoted and E'' ones too; MariaDB
-# escapes a quote with a backslash), and comments, whose text names nothing read (a
-# query tag `/*A7 ...*/`); MariaDB runs what `/*! ... */` holds, so only its markers go
-_NOT_CODE = {
-    "pgaudit": re.compile(
-        r"\$(\w*)\$.*?\$\1\$|[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|/\*.*?\*/|--[^\n]*", re.S
-    ),
-    "mariadb": re.compile(r"'(?:[^'\\]|\\.|'')*'|/\*(?!!).*?\*/|/\*!\d*|\*/|(?:--\s|#)[^\n]*", re.S),
-}
 # every column: a `*` a select list, RETURNING or INTO OUTFILE ends with (`SELECT *`, `t.*`,
 # `DISTINCT ON (k) *`, `SQL_NO_CACHE *`), never count(*) nor a product (`a * b`)
 _STAR = re.compile(r"\*\s*+(?=,|\bFROM\b|\bINTO\b|;|\)\s*+(?:TO|AS)\b|$)|\.\s*+\*", re.I)
@@ -94,17 +84,6 @@ _WHERE = re.compile(r"\bWHERE\b(.*)", re.I | re.S)
 _CTE = re.compile(rf"\b({_NAME})(?:\s*+\([^()]*\))?\s++AS\s++(?:NOT\s++)?(?:MATERIALIZED\s++)?\(", re.I)
 
 
-def _code(st: DbStatement) -> str:
-    """The statement without its strings and comments: what its names are read from."""
-    blank = _NOT_CODE.get(st.source)
-    return st.statement if blank is None else blank.sub(_blanked, st.statement)
-
-
-def _blanked(m: re.Match[str]) -> str:
-    """A string stays a string (`''`, no text: `= ''` still compares), a comment goes."""
-    return "''" if m.group()[0] in "'$Ee" else " "
-
-
 def _name(text: str) -> str:
     """A name as the server resolves it: unquoted parts folded to lower case, quotes dropped."""
     return ".".join(part[1:-1] if part.startswith('"') else part.lower() for part in re.findall(_NAME, text))
@@ -133,7 +112,9 @@ class Canonical:
     def access(self, st: DbStatement) -> Any | None:
         """The AccessEvent of a statement, or None when it touched only the server's own schemas."""
         db = self.m.databases.get(st.database)
-        code = _code(st)
+        # names are read from the code (strings and comments blanked), customers from the text
+        # (comments blanked: a query tag after `= $1` hid the customer, one naming another added it)
+        code, text = split(st.statement, st.source)
         named = st.tables or self._tables_in(st, code) or self._sources_in(st, code)
         ignored = set(db.ignore_schemas) if db else set()
         tables = [t for t in named if t.split(".", 1)[0] not in ignored or "." not in t]
@@ -151,7 +132,7 @@ class Canonical:
                 continue
             _, entry = found
             fields += [f for f in _fields_read(entry, code) if f not in fields]
-            subjects += [s for s in _subjects(entry, st) if s not in subjects]
+            subjects += [s for s in _subjects(entry, text, st.parameters) if s not in subjects]
         rows = st.rows
         folded = bool(rows and not subjects and _FOLDS.search(code))
         if folded:  # one row holding a table's worth: shown as unseen
@@ -351,7 +332,7 @@ def _fields_read(entry: TableEntry, code: str) -> list[str]:
 _VALUE = r"'(?:[^']|'')*'(?!')|\$\d+|\d+(?![\w.])"
 
 
-def _subjects(entry: TableEntry, st: DbStatement) -> list[str]:
+def _subjects(entry: TableEntry, text: str, parameters: list[str]) -> list[str]:
     """Customer ids the statement compares its customer-key column with: `= value` (not the start
     of an expression: `'C0000' || $1`) or `IN (values)`, each a literal (quoted, or a number: the
     key may be a bigint) or a bound parameter. A subquery, another column or an expression names no
@@ -363,13 +344,13 @@ def _subjects(entry: TableEntry, st: DbStatement) -> list[str]:
     out: list[str] = []
     for m in re.finditer(
         rf"\b{key}\"?\s*(?:=\s*({_VALUE})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{_VALUE})(?:\s*,\s*(?:{_VALUE}))*)\s*(?:\)|,\s*(?:'[^']*|\d*)$))",
-        st.statement,
+        text,
         re.I,
     ):
         for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)|(\d+)", m.group(1) or m.group(2)):
             literal, param, number = value
             if literal or number:
                 out.append(number or literal.replace("''", "'"))
-            elif param and len(param) <= 6 and int(param) <= len(st.parameters):  # not $9999...9
-                out.append(st.parameters[int(param) - 1])
+            elif param and len(param) <= 6 and int(param) <= len(parameters):  # not $9999...9
+                out.append(parameters[int(param) - 1])
     return out
