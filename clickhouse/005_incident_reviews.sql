@@ -1,7 +1,7 @@
 -- The incident-response team's reviews of incidents (`lifemon incidents ack` / `resolve`,
 -- streams/reviews.py): as alert_reviews (004) is for alerts, one row per action, never updated or
 -- deleted, the newest row an incident's review state, covering the incident up to
--- `incident_last_seen` and to the customers and records it counted then: an incident that grew
+-- `incident_last_seen`, to the customers and records it counted then and to its member alerts then: an incident that grew
 -- after it was notified (a later event, or a late alert's earlier ones) needs its report brought up
 -- to date, and is back in the queue. `notified` records that the report to the authorities and the
 -- individuals' notice were made (PIPL art. 57), which lifemon cannot see for itself. The same
@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS {db}.incident_reviews
     at                  DateTime64(3, 'UTC'),
     incident_subjects_distinct  UInt64,
     incident_records    UInt64,
+    incident_alert_ids  Array(String),
     account             LowCardinality(String) MATERIALIZED currentUser()
 )
 ENGINE = MergeTree

@@ -162,7 +162,12 @@ def render_incident_view(
     notice, subjects = inc["notice"], inc["subjects"]
     reviews = reviews or []
     last_seen = datetime.fromtimestamp(inc["last_seen"] / 1000, UTC)
-    current = {"last_seen": last_seen, "subjects_distinct": subjects["distinct"], "records": inc["records"]}
+    current = {
+        "last_seen": last_seen,
+        "subjects_distinct": subjects["distinct"],
+        "records": inc["records"],
+        "alert_ids": [a["alert_id"] for a in inc["alerts"]],
+    }
     state = review_state(reviews, current, INCIDENTS)
     by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items())
     lines = [

@@ -29,9 +29,9 @@ ACKNOWLEDGED = "acknowledged"  # an analyst took it: being looked into
 class Reviewed(NamedTuple):
     """What is reviewed: its table (`source`), where its reviews are kept (`table`, columns
     `{noun}_id`, `{noun}_revision`, `{noun}_last_seen` and `{noun}_{c}` of each `extent` column),
-    and the verdicts that close it out. A review covers what it saw: the events to its last, and
-    no more of what `extent` counts (an incident that grew by a late alert with earlier events
-    has more customers to notify, its last event unmoved)."""
+    and the verdicts that close it out. A review covers what it saw: the events to its last, no
+    more of what `extent` counts, and no member (an `_ids` column) it did not see (an incident that
+    grew by a late alert with earlier events has more to notify, its last event unmoved)."""
 
     noun: str
     source: str
@@ -77,8 +77,15 @@ INCIDENTS = Reviewed(
     ("notified", "resolved", "false_positive"),
     "notified: the report and the individuals' notice were made (PIPL art. 57); resolved: handled "
     "otherwise (--note says how); false_positive: no leakage (needs --note)",
-    ("subjects_distinct", "records"),
+    ("subjects_distinct", "records", "alert_ids"),
 )
+
+
+def _covered(c: str) -> str:
+    """The SQL that a review's `seen_{c}` covers the row's `c`: all its members, or as much."""
+    return f"hasAll(r.seen_{c}, s.{c})" if c.endswith("_ids") else f"r.seen_{c} >= s.{c}"
+
+
 NOTE_MAX = 500  # characters kept of a note: a reason, not a report
 
 # streams/pseudonym.py's pattern without its \b, which a CJK character next to it defeats: only an
@@ -130,10 +137,12 @@ def reviewed(client: Any, database: str, kind: Reviewed) -> str:
         if tables_present(client, database, [kind.table])
         # a database from before the table: no reviews
         else f"(SELECT '' AS {kind.id}, '' AS state, toDateTime64(0, 3, 'UTC') AS covered_until"
-        + "".join(f", 0 AS seen_{c}" for c in kind.extent)
+        + "".join(
+            f", {'CAST([] AS Array(String))' if c.endswith('_ids') else 0} AS seen_{c}" for c in kind.extent
+        )
         + " WHERE 0)"
     )
-    covered = "".join(f" AND r.seen_{c} >= s.{c}" for c in kind.extent)
+    covered = "".join(f" AND {_covered(c)}" for c in kind.extent)
     # join_use_nulls 0: no review reads ''
     return (
         f"(SELECT s.*, if(r.state != '' AND r.covered_until >= s.last_seen{covered}, r.state, '{UNREVIEWED}') "
@@ -150,7 +159,8 @@ def review_state(reviews: list[dict[str, Any]], current: dict[str, Any], kind: R
         return UNREVIEWED
     newest = reviews[-1]
     covers = _aware(newest["last_seen"]) >= _aware(current["last_seen"]) and all(
-        newest[c] >= current[c] for c in kind.extent
+        set(current[c]) <= set(newest[c]) if c.endswith("_ids") else newest[c] >= current[c]
+        for c in kind.extent
     )
     return newest["state"] if covers else UNREVIEWED
 
@@ -279,7 +289,8 @@ def review_line(reviews: list[dict[str, Any]], current: dict[str, Any], kind: Re
     newest = reviews[-1]
     by = f"{newest['state']} by {_who(newest)} at {_utc(newest['at'])}"
     if review_state(reviews, current, kind) == UNREVIEWED:
-        return f"{UNREVIEWED}: events after its last review ({by}, which saw them to {_utc(newest['last_seen'])})"
+        what = "it grew after its last review" if kind.extent else "events after its last review"
+        return f"{UNREVIEWED}: {what} ({by}, which saw its events to {_utc(newest['last_seen'])})"
     return by
 
 

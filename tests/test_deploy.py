@@ -1038,11 +1038,14 @@ def _seed(client: Any, db: str) -> None:
             "at",
             "incident_subjects_distinct",
             "incident_records",
+            "incident_alert_ids",
         ],
         [
-            ("i-late", "n1", "notified", "e900003", "", 2, _ts(0), _ts(12), 63, 63),
+            ("i-late", "n1", "notified", "e900003", "", 2, _ts(0), _ts(12), 63, 63, ["a1"]),
             # i-ahead was notified at 4 customers, its last event the same: it grew since, by a late alert
-            ("i-ahead", "n2", "notified", "e900003", "", 1, _ts(1), _ts(12), 4, 4),
+            ("i-ahead", "n2", "notified", "e900003", "", 1, _ts(1), _ts(12), 4, 4, ["a1"]),
+            # i-unnamed, as many customers and records, but another alert than the one it holds
+            ("i-unnamed", "n3", "notified", "e900003", "", 1, _ts(1), _ts(12), 0, 0, ["a0"]),
         ],
     )
     # a transfer log that reported 142 customers and named none

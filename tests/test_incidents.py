@@ -552,8 +552,17 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert capsys.readouterr().out.splitlines()[-1] == "2 incidents"
     assert main(["incidents", "show", cvn[:8], "--config", str(config)]) == 0
     assert (
-        "review    unreviewed: events after its last review (notified by e900001" in capsys.readouterr().out
+        "review    unreviewed: it grew after its last review (notified by e900001" in capsys.readouterr().out
     )
+    # notified again as it stands, then an alert of the same size replaces one it saw (a replay
+    # batched otherwise): other customers, the same counts, back in the queue too
+    assert main(["incidents", "resolve", cvn[:8], "--as", "notified", "--note", "second notice", *review]) == 0
+    assert main(["incidents", "--config", str(config), "--review", "unreviewed"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 incident"
+    other_alert = wider.alerts[0].model_copy(update={"alert_id": "f" * 32})
+    sink.write([wider.model_copy(update={"revision": wider.revision + 1, "alerts": [other_alert]})])
+    assert main(["incidents", "--config", str(config), "--review", "unreviewed"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 incidents"
     # the incident grew after it was notified: its report is out of date, back in the queue
     grown = cvn_incident.model_copy(
         update={"revision": cvn_incident.revision + 1, "last_seen": cvn_incident.last_seen + 60_000}

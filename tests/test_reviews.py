@@ -113,7 +113,7 @@ def test_events_after_a_review_put_the_alert_back_in_the_queue(ch, shown, cli) -
     _, out, _ = cli("show", TWIN)
     (review,) = [line for line in out if line.startswith("  review")]
     assert "unreviewed: events after its last review (resolved by e900001" in review
-    assert "which saw them to 2026-01-01 00:20:00 UTC" in review
+    assert "which saw its events to 2026-01-01 00:20:00 UTC" in review
     # a new review covers the new events
     assert cli("ack", TWIN)[0] == 0
     assert [r["review"] for r in query_alerts(ch, name, actor="e2").rows] == ["acknowledged"]
