@@ -556,7 +556,9 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     )
     # notified again as it stands, then an alert of the same size replaces one it saw (a replay
     # batched otherwise): other customers, the same counts, back in the queue too
-    assert main(["incidents", "resolve", cvn[:8], "--as", "notified", "--note", "second notice", *review]) == 0
+    assert (
+        main(["incidents", "resolve", cvn[:8], "--as", "notified", "--note", "second notice", *review]) == 0
+    )
     assert main(["incidents", "--config", str(config), "--review", "unreviewed"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "1 incident"
     other_alert = wider.alerts[0].model_copy(update={"alert_id": "f" * 32})
