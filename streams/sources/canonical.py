@@ -241,21 +241,22 @@ class Canonical:
 
     def _whole_table(self, st: DbStatement, code: str, tables: list[str]) -> int:
         """The rows sources.yaml says the largest of `tables` holds, if the statement reads or
-        exports all of it; else 0. A LIMIT or sample narrows it, and a WHERE that compares one of
-        the table's catalogued columns or its customer key (`WHERE 1=1` narrows nothing)."""
-        if not (st.command in _READS or st.command in ("COPY", "DECLARE CURSOR")) or _LIMITS.search(code):
+        exports all of it; else 0. What narrows a table is in the query that reads it (`_clause`:
+        a LIMIT in a subquery of the select list narrows nothing): a LIMIT or sample, or a WHERE
+        that compares one of its catalogued columns or its customer key (`WHERE 1=1` does not)."""
+        if not (st.command in _READS or st.command in ("COPY", "DECLARE CURSOR")):
             return 0
-        where = _WHERE.search(code)
-        compared = {w.lower() for pair in _WORD.findall(where[1]) for w in pair if w} if where else set()
-        sizes = []
+        sizes: list[int] = []
         for name in tables:
             found = self.m.table(st.database, name)
-            if found is None:
+            if found is None or not found[1].rows:
                 continue
-            entry = found[1]
+            entry, clause = found[1], _clause(code, name)
+            where = _WHERE.search(clause)
+            compared = {w.lower() for pair in _WORD.findall(where[1]) for w in pair if w} if where else set()
             keys = {c.lower() for c in entry.columns} | {(entry.customer_key or "").lower()}
-            if entry.rows and not keys & compared:
-                sizes.append(entry.rows)
+            if not _LIMITS.search(clause) and not keys & compared:
+                sizes.append(entry.rows or 0)
         return max(sizes, default=0)
 
     def _sources_in(self, st: DbStatement, code: str) -> list[str]:
@@ -302,6 +303,26 @@ def _from_items(text: str) -> Iterator[tuple[str, str]]:
             if not (comma := _COMMA.match(text, pos)):
                 break
             pos = comma.end()
+
+
+def _clause(code: str, table: str) -> str:
+    """The query that reads `table` in `code`, from where it names the table to the end of that
+    query, the subqueries in it blanked; the whole code where the table is not named as written."""
+    last = re.escape(table.rsplit(".", 1)[-1])
+    named = re.search(rf"(?<![\w$.])(?:{_NAME}\s*+\.\s*+)*+\"?{last}\"?(?![\w$])", code, re.I)
+    if named is None:
+        return code
+    start, closing = named.start(), _closing(code)
+    opened = [i for i, c in enumerate(code[:start]) if c == "("]
+    enclosing = [i for i in opened if closing.get(i, len(code) + 1) > start]
+    end = closing[enclosing[-1]] - 1 if enclosing and enclosing[-1] in closing else len(code)
+    out, pos = [], start
+    for i in sorted(k for k in closing if start <= k < end):
+        if i >= pos:
+            out.append(code[pos:i])
+            pos = closing[i]
+    out.append(code[pos:end])
+    return " ".join(out)
 
 
 def _closing(text: str) -> dict[int, int]:
