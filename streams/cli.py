@@ -935,15 +935,23 @@ def detector_kind(text: str) -> str:
 
 def cmd_policy(args: argparse.Namespace) -> int:
     from detectors.examples import run_all
+    from policy.sources import SOURCES_FILE, load_sources
 
     config, policy, specs, catalog = _setup(args)
     c = policy.classification
+    folder = config.policy_dir or DEFAULT_DIR
+    # the raw sources' mapping is policy too: checked here, not first at a run that enables them
+    tables = (
+        sum(len(db.tables) for db in load_sources(folder, c, policy.purposes.purposes).databases.values())
+        if (Path(folder) / SOURCES_FILE).is_file()
+        else None
+    )
     by_class = Counter(f.jr_class.value for f in c.fields.values())
     print(
-        f"policy OK ({(config.policy_dir or DEFAULT_DIR).resolve()}): {len(c.fields)} classified fields (C3 {by_class['C3']}, C2 {by_class['C2']}, "
+        f"policy OK ({Path(folder).resolve()}): {len(c.fields)} classified fields (C3 {by_class['C3']}, C2 {by_class['C2']}, "
         f"C1 {by_class['C1']}), "
         f"{len(policy.organisation.roles)} roles, {len(policy.sdks.sdks)} SDK declarations, "
-        f"{len(specs)} detector(s)"
+        f"{len(specs)} detector(s)" + ("" if tables is None else f", {tables} raw-source tables mapped")
     )
     failed = 0
     for r in run_all(specs, catalog):

@@ -484,6 +484,11 @@ def test_policy_check_names_the_folder_it_checked(
     monkeypatch.setenv("LIFEMON_POLICY_DIR", str(good))
     assert main(["policy", "check"]) == 0
     assert capsys.readouterr().out.startswith(f"policy OK ({good}): ")
+    # the raw sources' mapping is checked too, not first at a run that enables them
+    sources = good / "sources.yaml"
+    sources.write_text(sources.read_text().replace("teller-desk: customer_service", "teller-desk: counter"))
+    assert main(["policy", "check"]) == 2
+    assert f"{sources}" in (err := capsys.readouterr().err) and "actors.purposes.teller-desk" in err, err
 
 
 # -- 6. secrets the environment lacks --------------------------------------------------------------------
