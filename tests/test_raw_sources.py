@@ -1123,3 +1123,21 @@ def test_reading_a_statement_takes_time_in_its_length_only() -> None:
         "SELECT * FROM " + "core.f(" * 3500,
     ):
         assert cost(evil) < 20 * plain + 0.05, evil[:20]
+
+
+def test_a_plain_statement_and_a_walked_one_read_alike() -> None:
+    """Most statements take the one-regex path (no comment, dollar, quoted name or backslash); one
+    that needs the walk reads the same where both apply, and a string cut short is blanked whole."""
+    from streams.sources.sql_text import split
+
+    plain = "SELECT balance FROM core.accounts WHERE customer_id IN ('C1', 'O''Brien')"
+    assert split(plain, "pgaudit") == (
+        "SELECT balance FROM core.accounts WHERE customer_id IN ('', '')",
+        plain,
+    )
+    assert split(plain + " -- tag", "pgaudit") == (
+        "SELECT balance FROM core.accounts WHERE customer_id IN ('', '')  ",
+        plain + "  ",
+    )
+    cut = "SELECT customer_name FROM cardholders WHERE customer_id IN ('K1', 'mobile_phone"
+    assert split(cut, "mariadb")[0] == "SELECT customer_name FROM cardholders WHERE customer_id IN ('', ''"
