@@ -746,6 +746,19 @@ def test_sftp_uploads_become_transfers() -> None:
     assert len(late.dead) == 1 and "session opened" in late.dead[0].message
 
 
+def test_an_upload_cut_mid_transfer_is_judged_on_what_was_written() -> None:
+    """OpenSSH 9.2 logs a session cut during a `put` as `forced close` (a probe killed the client
+    at 783 360 bytes to the overseas partner): the line was skipped, the ~3 900 records abroad
+    never judged. What was written by then is a transfer."""
+    dec, _ = decoder()
+    opened = b"Dec  1 16:40:00 gw1 internal-sftp[7]: session opened for local user hk_fx from [10.0.0.9]"
+    cut = (
+        b'Dec  1 16:40:09 gw1 internal-sftp[7]: forced close "/upload/S6_cut.csv" bytes read 0 written 16000'
+    )
+    out = decode_all(dec, "transfer", records(TOPICS["sftp"], [opened, cut], stamp=1_796_143_500_000))
+    assert [(ev.recipient_id, ev.record_count) for _, ev in out.ok] == [("hk-fx-partner", 80)]
+
+
 def test_a_file_name_with_quotes_cannot_hide_or_shrink_an_upload() -> None:
     """internal-sftp writes the name between quotes as it is: a `"` in it, or a name ending in
     `" bytes read 0 written 1`, must neither drop the line nor fake its byte count."""
