@@ -759,6 +759,30 @@ def test_an_upload_cut_mid_transfer_is_judged_on_what_was_written() -> None:
     assert [(ev.recipient_id, ev.record_count) for _, ev in out.ok] == [("hk-fx-partner", 80)]
 
 
+def test_a_folder_named_for_its_customer_is_fingerprinted_as_a_file_is() -> None:
+    """A probe's upload `/upload/C000042/statement_2026-11.pdf`: the file's name was fingerprinted,
+    the customer's folder reached the critical alert's summary and transfer id. Every part below
+    the declared directory (`/upload/*`) is fingerprinted; the directory stays readable."""
+    from policy import load_policy
+    from streams.sources import parsers_for
+
+    stats = Stats()
+    dec = RawDecoder(
+        Decoder(), parsers_for(raw_config()), load_sources(None, load_policy().classification), stats,
+        fingerprint=lambda name: f"fp_{len(name)}",
+    )  # fmt: skip
+    opened = b"Dec  1 16:40:00 gw1 internal-sftp[7]: session opened for local user hk_fx from [10.0.0.9]"
+    close = b'Dec  1 16:40:09 gw1 internal-sftp[7]: close "/upload/C000042/statement_2026-11.pdf" bytes read 0 written 16000'
+    (ev,) = [
+        ev
+        for _, ev in decode_all(
+            dec, "transfer", records(TOPICS["sftp"], [opened, close], stamp=1_796_143_500_000)
+        ).ok
+    ]
+    assert "/upload/fp_7/fp_21:" in ev.transfer_id, ev.transfer_id
+    assert "C000042" not in ev.event_id, ev.event_id
+
+
 def test_a_file_name_with_quotes_cannot_hide_or_shrink_an_upload() -> None:
     """internal-sftp writes the name between quotes as it is: a `"` in it, or a name ending in
     `" bytes read 0 written 1`, must neither drop the line nor fake its byte count."""

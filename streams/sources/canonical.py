@@ -188,7 +188,7 @@ class Canonical:
         records = -(-sent // d.bytes_per_record) if d.bytes_per_record else 0
         # the ids reach alerts (evidence, summary): a file named for its customer ("C000042_stmt.pdf")
         # is shown by its declared directory and a keyed fingerprint of its name
-        shown = self._file(f.path)
+        shown = self._file(f.path, d.pattern)
         return STRICT["transfer"](
             event_id=f.event_id.replace(f.path, shown, 1),
             ts=f.ts_ms,
@@ -209,11 +209,15 @@ class Canonical:
             assessment_id=account.assessment_id,
         )
 
-    def _file(self, path: str) -> str:
+    def _file(self, path: str, pattern: str) -> str:
+        """The path with each part below its declared directory fingerprinted: a folder may be
+        named for its customer too (a probe's `/upload/C000042/statement.pdf` reached a critical
+        alert's summary)."""
         if self.fingerprint is None:
             return path
-        folder, _, name = path.rpartition("/")
-        return f"{folder}/{self.fingerprint(name)}"
+        declared = re.split(r"[*?\[]", pattern, maxsplit=1)[0].rpartition("/")[0] + "/"
+        base = declared if path.startswith(declared) else path.rpartition("/")[0] + "/"
+        return base + "/".join(map(self.fingerprint, path[len(base) :].split("/")))
 
     def _actor(self, st: DbStatement) -> str:
         a = self.m.actors
