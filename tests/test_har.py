@@ -335,6 +335,18 @@ def test_json_and_gzip_base64_inside_values(converter) -> None:
     }
 
 
+def test_a_batch_of_many_values_of_one_field_keeps_every_field_it_carries(converter) -> None:
+    """A probe's Sensors batch: 100 events, each with its own latitude, then one with an ID number.
+    Sightings were capped at 64 over all fields, so the 63rd event's latitudes pushed the ID number
+    out and its High alert never fired. Every field is kept; a field's many values are not."""
+    events = [{"properties": {"$latitude": 39.0 + i / 1000}} for i in range(100)]
+    events.append({"properties": {"idNo": "11010519491231002X"}})
+    batch = base64.b64encode(gzip.compress(json.dumps(events).encode())).decode()
+    (ev,) = convert(converter, entry("https://datasink.sensorsdata.cn/sa", "POST", form={"data_list": batch}))
+    assert "id_document_no" in ev.fields, ev.fields
+    assert sum(s.field == "location" for s in ev.sightings) <= 8
+
+
 def test_base64_json_in_a_query_multipart_parts_and_json_posted_as_a_form(converter) -> None:
     """Sensors' web SDK sends `sa.gif?data=<base64 JSON>`; SDKs post multipart/form-data; a JSON
     body sent under a form content type reaches the HAR as one form name without a value."""

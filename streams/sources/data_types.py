@@ -11,6 +11,7 @@ import base64
 import binascii
 import re
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,10 @@ from streams.personal_numbers import RUN, is_card, is_ric
 MAX_DEPTH = 8  # nesting of JSON (and JSON inside strings) walked per request
 MAX_NODES = 4000  # values looked at per request: a huge body is sampled, never a reason to stall
 MAX_INFLATED = 1 << 20  # a gzip-in-base64 payload is read up to 1 MiB (no zip bomb)
-MAX_SIGHTINGS = 64
+# sightings kept per field of a request: every field it carries is kept, a field's many values
+# (an analytics batch's 60 latitudes) are not all needed to say it was sent; a cap over all
+# fields let 63 events' distinct latitudes push an ID number out (a probe's Sensors batch)
+MAX_SIGHTINGS_PER_FIELD = 8
 
 # values an SDK sends when it was not allowed to read the real one (Android's fixed MAC since 6.0,
 # a zeroed advertising id): the field was not collected
@@ -210,7 +214,13 @@ class Recognizer:
             walk.form(req.form)
         elif req.body:
             walk.body(req.body, req.mime)
-        return list(walk.found.values())[:MAX_SIGHTINGS]
+        per_field: Counter[str] = Counter()
+        kept = []
+        for (fid, _, _), sighting in walk.found.items():
+            per_field[fid] += 1
+            if per_field[fid] <= MAX_SIGHTINGS_PER_FIELD:
+                kept.append(sighting)
+        return kept
 
 
 class _Walk:
