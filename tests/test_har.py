@@ -335,6 +335,21 @@ def test_json_and_gzip_base64_inside_values(converter) -> None:
     }
 
 
+def test_a_body_that_is_no_utf8_leaves_the_rest_of_the_capture_read(converter) -> None:
+    """mitmproxy writes a body that is no UTF-8 (an SDK's gzip posted as application/json without
+    Content-Encoding) as lone-surrogate escapes; `lifemon ship` refused a probe's whole capture as
+    "not JSON", its other requests unjudged. The capture is read, that body unreadable."""
+    from streams.sources.har import ship_capture
+
+    binary = entry("https://tmf.qq.com/r", "POST", text="\udc8b\udc08\x00x")
+    binary["request"]["postData"]["mimeType"] = "application/json"
+    imei = entry("https://tmf.qq.com/r", "POST", at=1, json={"imei": IMEI})
+    data = json.dumps(har(binary, imei)).encode()  # the escapes as the file holds them
+    ctx = CaptureContext("cn.bank.mobilebanking", "9.2.0", "D1", 0)
+    events = ship_capture(data, converter, ctx).events
+    assert len(events) == 2 and "imei" in events[1].fields, [e.fields for e in events]
+
+
 def test_a_batch_of_many_values_of_one_field_keeps_every_field_it_carries(converter) -> None:
     """A probe's Sensors batch: 100 events, each with its own latitude, then one with an ID number.
     Sightings were capped at 64 over all fields, so the 63rd event's latitudes pushed the ID number

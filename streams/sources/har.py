@@ -15,6 +15,7 @@ raw-topic source (`raw_sources.har`): one HAR document, or one entry, per record
 from __future__ import annotations
 
 import hashlib
+import json
 import typing
 from collections import Counter
 from collections.abc import Callable
@@ -213,12 +214,40 @@ class HarConverter:
         return "har-" + self.fingerprint(text)[3:]
 
 
+def loads(data: bytes | str) -> Any:
+    """A HAR document's JSON. mitmproxy writes a body that is no UTF-8 (an SDK's gzip posted as
+    application/json without Content-Encoding) as lone-surrogate escapes (`\\udc8b`), which JSON
+    allows and orjson refuses: one such body made a probe's whole capture "not JSON", its other 24
+    requests unjudged. Such a document is read by the standard library, each lone surrogate a
+    U+FFFD (the body unreadable, the capture read)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        if "surrogate" not in str(e):
+            raise
+        try:
+            doc = json.loads(data)
+        except ValueError:  # no JSON at all, or bytes that are no UTF-8: orjson's reason stands
+            raise e from None
+    return _without_surrogates(doc)
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    return value
+
+
 def ship_capture(data: bytes, converter: HarConverter, ctx: CaptureContext) -> HarCapture:
     """A HAR file's bytes as a capture: what `lifemon ship --format har` sends, each event as a
     record keyed by its SDK (`record_of`). HarError says why a file is no HAR."""
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as e:
+        doc = loads(data)
+    except (orjson.JSONDecodeError, json.JSONDecodeError) as e:
         raise HarError(f"not JSON ({e.args[0]})") from None
     return converter.convert(har_entries(doc), ctx)
 
@@ -249,8 +278,8 @@ class HarParser:
     def unwrap(value: bytes) -> Line:
         """The HAR JSON itself, or the `message` text of a Filebeat / Vector / Fluent Bit envelope."""
         try:
-            doc = orjson.loads(value)
-        except orjson.JSONDecodeError as e:
+            doc = loads(value)
+        except (orjson.JSONDecodeError, json.JSONDecodeError) as e:
             raise EnvelopeError(f"HAR: not JSON ({e.args[0]})") from None
         text = doc.get("message", doc.get("log")) if isinstance(doc, dict) else None
         if isinstance(text, str):
@@ -264,8 +293,8 @@ class HarParser:
         out = Parsed()
         for raw, line in items:
             try:
-                entries = har_entries(orjson.loads(line.text))
-            except (orjson.JSONDecodeError, HarError) as e:
+                entries = har_entries(loads(line.text))
+            except (orjson.JSONDecodeError, json.JSONDecodeError, HarError) as e:
                 reason = e.args[0] if isinstance(e, HarError) else f"not JSON ({e.args[0]})"
                 out.dead.append(DeadLetter(raw, "unparsed", "value", f"HAR: {reason}"))
                 continue
