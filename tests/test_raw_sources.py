@@ -759,6 +759,24 @@ def test_an_upload_cut_mid_transfer_is_judged_on_what_was_written() -> None:
     assert [(ev.recipient_id, ev.record_count) for _, ev in out.ok] == [("hk-fx-partner", 80)]
 
 
+def test_an_upload_staged_then_renamed_into_the_drop_box_is_handed_over_once() -> None:
+    """A probe's client wrote `/staging/leads.tmp`, then moved it into the recipient's drop box
+    (`posix-rename`): no transfer, a staging gap only. The rename hands the file's bytes over at
+    the new path; one within the watched directory (`.filepart` -> the name) adds nothing."""
+    dec, stats = decoder()
+    lines = [
+        b"Dec  1 16:40:00 gw1 internal-sftp[7]: session opened for local user hk_fx from [10.0.0.9]",
+        b'Dec  1 16:40:01 gw1 internal-sftp[7]: close "/staging/leads.tmp" bytes read 0 written 4000',
+        b'Dec  1 16:40:02 gw1 internal-sftp[7]: posix-rename old "/staging/leads.tmp" new "/upload/leads.csv"',
+        b'Dec  1 16:40:03 gw1 internal-sftp[7]: close "/upload/a.csv.filepart" bytes read 0 written 16000',
+        b'Dec  1 16:40:04 gw1 internal-sftp[7]: rename old "/upload/a.csv.filepart" new "/upload/a.csv"',
+        b'Dec  1 16:40:05 gw1 internal-sftp[7]: rename old "/upload/never-closed" new "/upload/b.csv"',
+    ]
+    out = decode_all(dec, "transfer", records(TOPICS["sftp"], lines, stamp=1_796_143_500_000))
+    assert [ev.record_count for _, ev in out.ok] == [20, 80], [ev.transfer_id for _, ev in out.ok]
+    assert stats.skipped["sftp: rename of a file not closed in the session"] == 1
+
+
 def test_a_folder_named_for_its_customer_is_fingerprinted_as_a_file_is() -> None:
     """A probe's upload `/upload/C000042/statement_2026-11.pdf`: the file's name was fingerprinted,
     the customer's folder reached the critical alert's summary and transfer id. Every part below

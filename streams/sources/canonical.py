@@ -179,6 +179,12 @@ class Canonical:
             self._gap("sftp_account", f.account)
             return None
         d = self.m.directory(account, f.path)
+        if f.renamed_from is not None and (
+            d is None or self.m.directory(account, f.renamed_from) is not None
+        ):
+            return (
+                None  # moved within what the mapping watches (`.filepart` -> the name): counted at its close
+            )
         if d is None:
             self._gap("sftp_path", f"{f.account}:{f.path.rsplit('/', 1)[0]}/")
             return None

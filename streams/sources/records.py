@@ -45,6 +45,7 @@ class FileHandover:
     path: str
     bytes_read: int
     bytes_written: int
+    renamed_from: str | None = None  # a rename moved the file closed at this path here
 
 
 @dataclass

@@ -3,6 +3,7 @@
     [<PRI>]Mmm dd hh:mm:ss [host ]internal-sftp[pid]: session opened for local user U from [IP]
     ... open "PATH" flags WRITE,CREATE,TRUNCATE mode 0644
     ... close "PATH" bytes read N written M   (`forced close` when the session was cut)
+    ... posix-rename old "PATH" new "PATH2"   (or `rename`: an upload staged, then moved)
     ... session closed for local user U from [IP]
 
 A `close` line carries the bytes but not the account: the session's `session opened` line, by
@@ -31,6 +32,11 @@ _CLOSED = re.compile(r"session closed for local user ")
 _CLOSE = re.compile(
     r'(?:forced )?close "(?P<path>.*)" bytes read (?P<read>\d+) written (?P<written>\d+)\s*$', re.S
 )
+# an upload written to a staging folder, then renamed into the recipient's drop box (a probe's
+# `/staging/leads.tmp` -> `/upload/leads.csv` was no transfer): the file's close is remembered per
+# session, a few, so its rename hands the same bytes over at the new path
+_RENAME = re.compile(r'(?:posix-)?rename old "(?P<old>.*)" new "(?P<new>.*)"\s*$', re.S)
+CLOSES_PER_SESSION = 32
 MAX_SESSIONS = 100_000  # open sessions remembered per partition; the oldest are forgotten first
 
 
@@ -41,7 +47,8 @@ class SftpParser:
     def parse(
         self, items: list[tuple[RawRecord, Line]], carry: dict[str, Any], final: bool = False
     ) -> Parsed:
-        """`carry`: "host:pid" -> [user, client ip] of each open session (insertion order: oldest first)."""
+        """`carry`: "host:pid" -> [user, client ip, {path: [bytes read, written]} of its last closes]
+        of each open session (insertion order: oldest first)."""
         out = Parsed()
         for raw, line in items:
             m = SYSLOG.match(line.text)
@@ -53,14 +60,14 @@ class SftpParser:
             msg = m.group("msg")
             if opened := _OPENED.match(msg):
                 carry.pop(session, None)  # a reused pid: the newest session is last
-                carry[session] = [opened.group("user"), opened.group("ip")]
+                carry[session] = [opened.group("user"), opened.group("ip"), {}]
                 while len(carry) > MAX_SESSIONS:
                     del carry[next(iter(carry))]
                 out.skipped["sftp: session opened"] += 1
             elif _CLOSED.match(msg):
                 carry.pop(session, None)
                 out.skipped["sftp: session closed"] += 1
-            elif close := _CLOSE.match(msg):
+            elif found := _CLOSE.match(msg) or _RENAME.match(msg):
                 who = carry.get(session)
                 if who is None:
                     out.dead.append(
@@ -75,30 +82,44 @@ class SftpParser:
                         )
                     )
                     continue
+                if len(who) < 3:  # a session carried by a lifemon from before renames counted
+                    who.append({})
                 try:
                     ts = readable_time("time", lambda: syslog_ms(m, line, raw, self.tz))  # noqa: B023 - called here
-                    read, written = (
-                        count(close.group("read"), "bytes read"),
-                        count(close.group("written"), "bytes written"),
-                    )
+                    handover = _handover(found, who, f"sftp:{host}:{m.group('pid')}:{ts}", ts, host)
                 except Unreadable as e:
                     out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
                     continue
-                out.found.append(
-                    (
-                        raw,
-                        FileHandover(
-                            f"sftp:{host}:{m.group('pid')}:{ts}:{close.group('path')}:{close.group('written')}",
-                            ts,
-                            None if host == "-" else host,
-                            who[0],
-                            who[1] or None,
-                            close.group("path"),
-                            read,
-                            written,
-                        ),
-                    )
-                )
+                if handover is None:
+                    out.skipped["sftp: rename of a file not closed in the session"] += 1
+                else:
+                    out.found.append((raw, handover))
             else:
                 out.skipped["sftp: other sftp message"] += 1
         return out
+
+
+def _handover(found: re.Match[str], who: list[Any], prefix: str, ts: int, host: str) -> FileHandover | None:
+    """The file a close (its bytes each way) or a rename (the bytes of the file's close in the
+    session, at its new path) hands over; None for a rename of a file the session did not close.
+    `who`: the session's user, client ip and last closes."""
+    closes: dict[str, list[int]] = who[2]
+    if "path" in found.groupdict():
+        path = found.group("path")
+        sizes = [count(found.group("read"), "bytes read"), count(found.group("written"), "bytes written")]
+        renamed_from = None
+        event_id = f"{prefix}:{path}:{found.group('written')}"
+    else:
+        renamed_from, path = found.group("old"), found.group("new")
+        if renamed_from not in closes:
+            return None
+        sizes = closes.pop(renamed_from)
+        event_id = f"{prefix}:{path}:renamed"
+    closes.pop(path, None)
+    closes[path] = sizes
+    while len(closes) > CLOSES_PER_SESSION:
+        del closes[next(iter(closes))]
+    read, written = sizes
+    return FileHandover(
+        event_id, ts, None if host == "-" else host, who[0], who[1] or None, path, read, written, renamed_from
+    )
