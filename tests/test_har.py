@@ -335,6 +335,18 @@ def test_json_and_gzip_base64_inside_values(converter) -> None:
     }
 
 
+def test_a_url_an_sdk_reports_is_read_for_its_query(converter) -> None:
+    """A probe's Tingyun APM trace held the bank's own request, `.../api/acct?mobile=138...&cardNo=
+    6222...`, as a JSON value: only device_model was found, the phone and card sent to a third
+    party unseen. A whole URL in a value is read for its query as a request's query is."""
+    trace = {
+        "device_model": "Pixel 8",
+        "url": f"https://mbank.example.cn/api/acct?mobile={PHONE}&cardNo={CARD}",
+    }
+    found = fields_of(converter, entry("https://tingyun.com/apm", "POST", json=trace))
+    assert {"mobile_phone", "payment_account_no"} <= set(found), found
+
+
 def test_a_body_that_is_no_utf8_leaves_the_rest_of_the_capture_read(converter) -> None:
     """mitmproxy writes a body that is no UTF-8 (an SDK's gzip posted as application/json without
     Content-Encoding) as lone-surrogate escapes; `lifemon ship` refused a probe's whole capture as
