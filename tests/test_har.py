@@ -335,6 +335,18 @@ def test_json_and_gzip_base64_inside_values(converter) -> None:
     }
 
 
+def test_a_request_carrying_several_phone_numbers_carries_a_contact_book(converter) -> None:
+    """A probe's Sensors request sent `{"contactList": [{"name": ..., "num": "139..."}, ...]}`:
+    only mobile_phone, which Sensors declares, was found. Three distinct numbers in one request
+    are a contact book, whatever its keys; one number, the user's own, is not."""
+    book = {"contactList": [{"name": "张三", "num": f"1391234567{i}"} for i in range(3)]}
+    assert "contacts" in fields_of(converter, entry("https://datasink.sensorsdata.cn/sa", "POST", json=book))
+    own = {"contactList": [{"name": "我", "num": PHONE}, {"name": "我", "num": PHONE}]}
+    assert "contacts" not in fields_of(
+        converter, entry("https://datasink.sensorsdata.cn/sa", "POST", json=own)
+    )
+
+
 def test_a_url_an_sdk_reports_is_read_for_its_query(converter) -> None:
     """A probe's Tingyun APM trace held the bank's own request, `.../api/acct?mobile=138...&cardNo=
     6222...`, as a JSON value: only device_model was found, the phone and card sent to a third

@@ -32,6 +32,10 @@ MAX_INFLATED = 1 << 20  # a gzip-in-base64 payload is read up to 1 MiB (no zip b
 # (an analytics batch's 60 latitudes) are not all needed to say it was sent; a cap over all
 # fields let 63 events' distinct latitudes push an ID number out (a probe's Sensors batch)
 MAX_SIGHTINGS_PER_FIELD = 8
+# distinct phone numbers in one request that make it a contact book, whatever its keys say: an app
+# sends its user's own number, not three (a probe's `contactList` of names and numbers read as the
+# declared mobile_phone alone)
+CONTACT_BOOK = 3
 
 # values an SDK sends when it was not allowed to read the real one (Android's fixed MAC since 6.0,
 # a zeroed advertising id): the field was not collected
@@ -214,6 +218,10 @@ class Recognizer:
             walk.form(req.form)
         elif req.body:
             walk.body(req.body, req.mime)
+        phones = sorted({s.fingerprint for s in walk.found.values() if s.value_type is ValueType.cn_mobile})
+        if len(phones) >= CONTACT_BOOK:
+            where = next(s.found_in for s in walk.found.values() if s.value_type is ValueType.cn_mobile)
+            walk._add("contacts", where, ValueType.list, "|".join(phones))
         per_field: Counter[str] = Counter()
         kept = []
         for (fid, _, _), sighting in walk.found.items():
