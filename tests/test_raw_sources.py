@@ -977,6 +977,19 @@ def test_a_read_folding_a_table_into_one_row_is_a_visibility_gap() -> None:
         ("mariadb", "SELECT /*! * */ FROM cardholders", ["customer_name", "mobile_phone"]),
         ("mariadb", "SELECT SQL_NO_CACHE * FROM cardholders", ["customer_name", "mobile_phone"]),
         ("mariadb", "SELECT 1 # customer_name\n FROM cardholders", []),
+        # a subquery that only asks whether rows exist, and a product cut at the statement's end,
+        # read no column (both read every customer column before)
+        (
+            "pgaudit",
+            "SELECT customer_name FROM core.customers c WHERE EXISTS (SELECT * FROM core.accounts a WHERE a.customer_id = c.customer_id)",
+            ["customer_name"],
+        ),
+        ("pgaudit", "SELECT customer_name, 2 *", ["customer_name"]),
+        (
+            "pgaudit",
+            "UPDATE core.customers SET mobile_phone = '' RETURNING *",
+            ["customer_name", "id_document_no", "mobile_phone"],
+        ),
     ],
 )
 def test_a_string_or_an_executable_comment_is_read_as_what_it_is(

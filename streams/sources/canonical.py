@@ -49,8 +49,12 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
 # every column: a `*` a select list, RETURNING or INTO OUTFILE ends with (`SELECT *`, `t.*`,
 # `DISTINCT ON (k) *`, `SQL_NO_CACHE *`), never count(*) nor a product (`a * b`)
-_STAR = re.compile(r"\*\s*+(?=,|\bFROM\b|\bINTO\b|;|\)\s*+(?:TO|AS)\b|$)|\.\s*+\*", re.I)
-_COUNT_STAR = re.compile(r"\bcount\s*\(\s*\*\s*\)", re.I)
+_STAR = re.compile(
+    r"\*\s*+(?=,|\bFROM\b|\bINTO\b|;|\)\s*+(?:TO|AS)\b)|\.\s*+\*|\b(?:RETURNING|SELECT)\s++\*\s*+$", re.I
+)
+# what a `*` names no column in: count(*), and a subquery that only asks whether rows exist
+# (`WHERE EXISTS (SELECT * FROM core.customers ...)` read every customer column before)
+_NO_COLUMNS = re.compile(r"\bcount\s*+\(\s*+\*\s*+\)|\b(?:EXISTS|IN)\s*+\(\s*+SELECT\s++\*", re.I)
 # what folds many rows into one value: the log's row count is 1 whatever was read
 _FOLDS = re.compile(
     r"\b(?:string_agg|array_agg|jsonb?_agg|jsonb?_object_agg|xmlagg|group_concat|listagg|json_arrayagg)\s*\("
@@ -352,7 +356,7 @@ def _fields_read(entry: TableEntry, code: str) -> list[str]:
     """The catalogued columns a statement's `code` names, or all of them for a select list's `*` (a
     rough but honest reading: SQL is not parsed, so a column named anywhere counts as read; a
     comment or a string names none: a probe's `/*A7 mixed case*/` tag had read every column)."""
-    if _STAR.search(_COUNT_STAR.sub(" ", code)) or _WHOLE_TABLE_COPY.match(code):
+    if _STAR.search(_NO_COLUMNS.sub(" ", code)) or _WHOLE_TABLE_COPY.match(code):
         return list(dict.fromkeys(entry.columns.values()))
     words = {w.lower() for pair in _WORD.findall(code) for w in pair if w}
     return list(dict.fromkeys(f for col, f in entry.columns.items() if col.lower() in words))
