@@ -370,8 +370,11 @@ def test_a_body_that_is_no_utf8_leaves_the_rest_of_the_capture_read(converter) -
     imei = entry("https://tmf.qq.com/r", "POST", at=1, json={"imei": IMEI})
     data = json.dumps(har(binary, imei)).encode()  # the escapes as the file holds them
     ctx = CaptureContext("cn.bank.mobilebanking", "9.2.0", "D1", 0)
-    events = ship_capture(data, converter, ctx).events
+    capture = ship_capture(data, converter, ctx)
+    events = capture.events
     assert len(events) == 2 and "imei" in events[1].fields, [e.fields for e in events]
+    # and the capture says a body went unread (a probe's gzip without its header left no trace)
+    assert capture.skipped["SDK request body unreadable (binary or undecoded)"] == 1, capture.skipped
 
 
 def test_a_batch_of_many_values_of_one_field_keeps_every_field_it_carries(converter) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import typing
 from collections import Counter
 from collections.abc import Callable
@@ -178,6 +179,10 @@ class HarConverter:
                 out.skipped["first-party request"] += 1
                 continue
             sightings = self.recognizer.sightings(req)
+            if not sightings and req.body and _UNREADABLE.search(req.body):
+                # a body no decoder reads (binary, a compression without its header): the request is
+                # still judged by what else it carries, and the capture says a body went unread
+                out.skipped["SDK request body unreadable (binary or undecoded)"] += 1
             out.events.append(
                 SdkEvent(
                     event_id=self._event_id(req, ctx),
@@ -212,6 +217,11 @@ class HarConverter:
         body = hashlib.sha256((req.body or "").encode()).hexdigest()
         text = f"event|{ctx.device_id}|{req.ts_ms}|{req.method}|{req.host}|{req.path}|{req.query}|{req.form}|{body}"
         return "har-" + self.fingerprint(text)[3:]
+
+
+# what a text body holds when no decoder could read it: a replacement character (bytes that were no
+# UTF-8) or a control character other than whitespace
+_UNREADABLE = re.compile("[\ufffd\x00-\x08\x0e-\x1f]")
 
 
 def loads(data: bytes | str) -> Any:
