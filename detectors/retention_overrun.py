@@ -33,9 +33,9 @@ customer's records and every use of them meet in one task. It fires:
   started; a deletion request on such a record is answered by keeping it withheld (PIPL art. 47 ¶2),
   so it is not `deletion_request_overdue` while the minimum runs;
 - `collected_after_relationship_ended`: a record collected after the customer's business
-  relationship ended (seed 004 流程描述(1)⑫), for no duty of the law, unless a collection for a `relationship_purposes`
-  purpose (an account opening) began a relationship again before it. Judged when the collection
-  or the end arrives, whichever is later;
+  relationship ended (seed 004 流程描述(1)⑫), for no duty of the law, unless a collection for a
+  `relationship_purposes` purpose (an account opening) began a relationship again before it.
+  Judged when the collection or the end arrives, whichever is later;
 - `collected_without_consent`: a collection retention.yaml `collection_consent` names (biometrics;
   anything collected for marketing) with no consent of the subject for its purpose granted by then
   (separate, 单独同意, where it says so), judged once the watermark has passed it: seed 004

@@ -277,13 +277,14 @@ class TransferPolicyDetector:
         if kind in self.p.consent_types and not deidentified and not cross_border and not clearing:
             missing, unnamed = self._without_consent(ev, ctx)
             if missing or unnamed:
-                without = [
-                    f"{n_of(len(missing), 'named subject')} {'holds' if len(missing) == 1 else 'hold'} "
-                    f"no separate consent {_for(ev.purpose)}".rstrip()
-                ] * bool(missing)
-                without += [f"{n_of(unnamed, 'subject')} {'is' if unnamed == 1 else 'are'} not named"] * bool(
-                    unnamed
-                )
+                without = []
+                if missing:
+                    verb = "holds" if len(missing) == 1 else "hold"
+                    without.append(
+                        f"{n_of(len(missing), 'named subject')} {verb} no separate consent {_for(ev.purpose)}".rstrip()
+                    )
+                if unnamed:
+                    without.append(f"{n_of(unnamed, 'subject')} {'is' if unnamed == 1 else 'are'} not named")
                 yield self._finding(
                     ev,
                     r.sharing_without_consent,

@@ -723,9 +723,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
     # the bank's customer id form, masked in the note and the analyst's name as pseudonyms are
     customer_id_form = load_policy(config.policy_dir).organisation.customer_id_form
-    client = _read_client(
-        config
-    )  # reads the alert or incident; writes the review only (the table if missing)
+    # reads the alert or incident; writes the review only (the table if missing)
+    client = _read_client(config)
     database = config.clickhouse.database
     given = getattr(args, kind.id)
     try:
@@ -1073,7 +1072,7 @@ def _review_parsers(actions: Any, kind: Any) -> None:
     ack = actions.add_parser(
         "ack",
         prog=f"lifemon {source} ack",
-        help=f"acknowledge {'an' if noun == 'alert' else 'an'} {noun}: {what[0]} (it leaves the unreviewed queue)",
+        help=f"acknowledge an {noun}: {what[0]} (it leaves the unreviewed queue)",
         description=f"Record that someone took the {noun}: its review becomes acknowledged. Its "
         f"status is left as it is. Events after the review put it back in the unreviewed queue. "
         f"Each review is a row of {kind.table}, kept as the audit trail (`lifemon {source} show` lists them).",
@@ -1081,7 +1080,7 @@ def _review_parsers(actions: Any, kind: Any) -> None:
     resolve = actions.add_parser(
         "resolve",
         prog=f"lifemon {source} resolve",
-        help=f"close out {'an'} {noun}: {', '.join(kind.resolving)}",
+        help=f"close out an {noun}: {', '.join(kind.resolving)}",
         description=f"Record a verdict on the {noun}: {what[1]} or false_positive (none: --note says "
         f"why). It leaves the unreviewed queue until events come after the review. Its status is left "
         "as it is.",

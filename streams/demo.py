@@ -72,9 +72,9 @@ def _fresh_database(config: Any, replace: bool) -> bool:
 
     db, marker = config.clickhouse.database, config.data_dir / MARKER
     client = connect(config.clickhouse_dsn())
-    held = tables_present(client, db, ["alerts"])
+    held = tables_present(client, db, ["alerts", ALERTS.table, INCIDENTS.table])
     ours = marker.is_file() and marker.read_text() == db
-    if held and not ours and not replace:
+    if "alerts" in held and not ours and not replace:
         print(
             f"lifemon demo: database {db} in {config.data_dir / 'chdb'} holds what this demo did not write "
             "(a `lifemon run`, a replay, or a demo of an earlier lifemon), and the demo starts its "
@@ -84,7 +84,6 @@ def _fresh_database(config: Any, replace: bool) -> bool:
         )
         return False
     # an analyst's or responder's practice on the last demo goes with it: said, not silent
-    held = tables_present(client, db, [ALERTS.table, INCIDENTS.table])
     reviewed = [
         n_of(n, kind.noun)
         for kind in (ALERTS, INCIDENTS)

@@ -257,7 +257,7 @@ def ship_capture(data: bytes, converter: HarConverter, ctx: CaptureContext) -> H
     record keyed by its SDK (`record_of`). HarError says why a file is no HAR."""
     try:
         doc = loads(data)
-    except (orjson.JSONDecodeError, json.JSONDecodeError) as e:
+    except json.JSONDecodeError as e:  # orjson's is one
         raise HarError(f"not JSON ({e.args[0]})") from None
     return converter.convert(har_entries(doc), ctx)
 
@@ -289,7 +289,7 @@ class HarParser:
         """The HAR JSON itself, or the `message` text of a Filebeat / Vector / Fluent Bit envelope."""
         try:
             doc = loads(value)
-        except (orjson.JSONDecodeError, json.JSONDecodeError) as e:
+        except json.JSONDecodeError as e:  # orjson's is one
             raise EnvelopeError(f"HAR: not JSON ({e.args[0]})") from None
         text = doc.get("message", doc.get("log")) if isinstance(doc, dict) else None
         if isinstance(text, str):
@@ -304,7 +304,7 @@ class HarParser:
         for raw, line in items:
             try:
                 entries = har_entries(loads(line.text))
-            except (orjson.JSONDecodeError, json.JSONDecodeError, HarError) as e:
+            except (json.JSONDecodeError, HarError) as e:
                 reason = e.args[0] if isinstance(e, HarError) else f"not JSON ({e.args[0]})"
                 out.dead.append(DeadLetter(raw, "unparsed", "value", f"HAR: {reason}"))
                 continue
