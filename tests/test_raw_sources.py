@@ -775,6 +775,13 @@ def test_an_upload_staged_then_renamed_into_the_drop_box_is_handed_over_once() -
     out = decode_all(dec, "transfer", records(TOPICS["sftp"], lines, stamp=1_796_143_500_000))
     assert [ev.record_count for _, ev in out.ok] == [20, 80], [ev.transfer_id for _, ev in out.ok]
     assert stats.skipped["sftp: rename of a file not closed in the session"] == 1
+    # a rename in a session whose opening lifemon never read hands nothing over: no dead letter
+    # (rename lines were other sftp messages before they were read)
+    orphan = b'Dec  1 16:41:00 gw1 internal-sftp[9]: rename old "/upload/x.tmp" new "/upload/x.csv"'
+    late = decode_all(dec, "transfer", records(TOPICS["sftp"], [orphan], stamp=1_796_143_500_000))
+    assert (late.ok, late.dead) == ([], []) and stats.skipped[
+        "sftp: rename of a file not closed in the session"
+    ] == 2
 
 
 def test_a_folder_named_for_its_customer_is_fingerprinted_as_a_file_is() -> None:

@@ -69,6 +69,10 @@ class SftpParser:
                 out.skipped["sftp: session closed"] += 1
             elif found := _CLOSE.match(msg) or _RENAME.match(msg):
                 who = carry.get(session)
+                if who is None and "old" in found.groupdict():
+                    # a rename hands over only a file the session's close was read for: nothing lost
+                    out.skipped["sftp: rename of a file not closed in the session"] += 1
+                    continue
                 if who is None:
                     out.dead.append(
                         DeadLetter(
