@@ -85,6 +85,11 @@ class DueReport(Part):
     due: int = Field(description="UTC epoch ms: first alert's event time + within_hours")
     within_hours: float
     regulation: str
+    notice: bool = Field(
+        default=False,
+        description="a report the PIPL art. 57 notice makes (policy/incidents.yaml `notice`): no longer due "
+        "once the incident is reviewed as notified",
+    )
 
 
 class Incident(Part):

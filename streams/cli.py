@@ -796,8 +796,7 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
         )
         return 2
     reviews = query_reviews(client, database, incident_id, INCIDENTS)
-    noticed = frozenset(d.to.en for d in policy.incidents.deadlines if d.notice)
-    print(render_incident_view(incident, datetime.now(UTC), zone, reviews, noticed))
+    print(render_incident_view(incident, datetime.now(UTC), zone, reviews))
     return 0
 
 

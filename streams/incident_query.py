@@ -19,8 +19,21 @@ from streams.alert_query import SEVERITY_STYLE, STATUSES, Listing, at_least, res
 from streams.receivers import counted
 from streams.reviews import INCIDENTS, UNREVIEWED, render_reviews, review_line, review_state, reviewed
 
-# the review states that close an incident out: its deadlines are no longer the team's to meet
+# the review states that close an incident out: its deadlines are no longer the team's to meet,
+# but `notified` (the report was made) closes only those the notice makes (DueReport.notice)
 DONE = frozenset(INCIDENTS.resolving)
+CLOSED = ", ".join(f"'{s}'" for s in sorted(DONE - {"notified"}))
+
+# The reports still the team's to make, the earliest first: (due, UTC epoch ms; to whom, in English
+# and Chinese). An incident whose record the TTL emptied (pseudonym_ttl_days) owes its first one.
+OWED = (
+    f"if(incident = '', if(review IN ({CLOSED}) OR review = 'notified', [], "
+    "[(toUnixTimestamp64Milli(first_due), 'the first report', '首次报告')]), "
+    "arraySort(arrayMap(d -> (JSONExtractInt(d, 'due'), JSONExtractString(d, 'to', 'en'), "
+    "JSONExtractString(d, 'to', 'zh')), arrayFilter(d -> "
+    f"review NOT IN ({CLOSED}) AND NOT (review = 'notified' AND JSONExtractBool(d, 'notice')), "
+    "JSONExtractArrayRaw(incident, 'deadlines'))))) AS owed"
+)
 
 COLUMNS = [
     "first_seen",
@@ -39,6 +52,7 @@ COLUMNS = [
     "title_zh",
     "title_en",
     "first_due",
+    OWED,
     "alert_ids",
     "revision",
     "incident_id",
@@ -57,8 +71,8 @@ def query_incidents(
     until: datetime | None = None,
     limit: int = 50,
 ) -> Listing:
-    """Incidents as dicts of COLUMNS, the earliest report due first: the order they must be handled
-    in; `status` a key of STATUSES, `review` of INCIDENTS.reviews."""
+    """Incidents as dicts of COLUMNS, the earliest report still owed first (the order they must be
+    handled in), those owing none last; `status` a key of STATUSES, `review` of INCIDENTS.reviews."""
     filters = [
         ("severity IN {severities:Array(String)}", "severities", at_least(min_severity)),
         ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
@@ -71,7 +85,7 @@ def query_incidents(
         reviewed(client, database, INCIDENTS),
         COLUMNS,
         filters,
-        "first_due, incident_id",
+        "empty(owed), owed[1].1, first_due, incident_id",
         limit,
         final=False,
     )
@@ -99,22 +113,30 @@ def amounts(records: int, observations: int = 0, devices: int = 0) -> str:
 
 
 def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:
-    """Two lines: what the team must see first (severity, who, how many customers, the first
-    deadline and whether it has passed), then the leakage classes and the member alerts."""
+    """Two lines: what the team must see first (severity, who, how many customers, the next report
+    still owed, to whom and whether its deadline has passed), then the leakage classes and the
+    member alerts."""
     severity = f"{r['severity']:<8}"
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
-    due, review = r["first_due"], r.get("review", UNREVIEWED)
-    # a deadline is the team's until the incident is closed out (`notified`: the report was made)
-    passed = " (passed / 已过)" if due.replace(tzinfo=UTC) <= now and review not in DONE else ""
     return (
-        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review:<14} {r['key_kind']} {r['key']}  "
-        f"{customers(r['subjects_distinct'], r['subjects_reported'])}, "
+        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r.get('review', UNREVIEWED):<14} "
+        f"{r['key_kind']} {r['key']}  {customers(r['subjects_distinct'], r['subjects_reported'])}, "
         f"{amounts(r['records'], r.get('observations', 0), r.get('devices', 0))}  "
-        f"first report due {due:%Y-%m-%d %H:%M} UTC{passed}  [{r['incident_id'][:12]} rev {r['revision']}]"
+        f"{next_report(r['owed'], now)}  [{r['incident_id'][:12]} rev {r['revision']}]"
         f"\n    {r['title_zh']} / {r['title_en']}; {n_of(len(r['alert_ids']), 'alert')}: "
         + ", ".join(a[:12] for a in r["alert_ids"])
     )
+
+
+def next_report(owed: list[tuple[int, str, str]], now: datetime) -> str:
+    """The next report an incident owes (`OWED`) and whether its deadline has passed, or none: a
+    `notified` incident still owes the reports its notice does not make (an assessor's)."""
+    if not owed:
+        return "no report due / 无待报"
+    due, en, _ = owed[0]
+    passed = " (passed / 已过)" if due <= now.timestamp() * 1000 else ""
+    return f"next report due {datetime.fromtimestamp(due / 1000, UTC):%Y-%m-%d %H:%M} UTC{passed} to {en}"
 
 
 def render(rows: list[dict[str, Any]], now: datetime | None = None, color: bool = False) -> str:
@@ -151,14 +173,13 @@ def render_incident_view(
     now: datetime,
     zone: ZoneInfo,
     reviews: list[dict[str, Any]] | None = None,
-    noticed: frozenset[str] = frozenset(),
 ) -> str:
     """The incident as the response team drafts its reports from it: who and what, the deadlines
     (passed or not, in UTC and the bank's zone), the notice PIPL art. 57 ¶1 asks for in both
     languages (categories with what each counts, cause, harm, measures, what individuals can do,
-    contact), the regulation, the member alerts (`lifemon alerts show` each), and its reviews.
-    `noticed`: the reports (by whom they go to, in English) the notice makes (policy/incidents.yaml
-    `notice`): a `notified` incident has them no longer due, its other reports still are."""
+    contact), the regulation, the member alerts (`lifemon alerts show` each), and its reviews. A
+    `notified` incident has the reports its notice makes (DueReport.notice) no longer due, its
+    other reports still are."""
     notice, subjects = inc["notice"], inc["subjects"]
     reviews = reviews or []
     last_seen = datetime.fromtimestamp(inc["last_seen"] / 1000, UTC)
@@ -183,7 +204,7 @@ def render_incident_view(
         "reports due / 报告时限 (counted from the first event)",
     ]
     for d in inc["deadlines"]:
-        met = state in DONE and (state != "notified" or d["to"]["en"] in noticed)
+        met = state in DONE and (state != "notified" or d.get("notice", False))
         passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 and not met else ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
     lines += ["", "notice / 告知内容 (PIPL art. 57 ¶1)", "  categories / 信息种类"]

@@ -379,6 +379,7 @@ class IncidentStage:
                 due=first_seen + int(d.within_hours * HOUR_MS),
                 within_hours=d.within_hours,
                 regulation=d.regulation,
+                notice=d.notice,
             )
             for d in self.p.deadlines
             if (not d.classes or set(d.classes) & set(classes))

@@ -579,7 +579,7 @@ def _incidents(
     severities: dict[str, int] | None = None,
 ) -> str:
     """Leakage incidents first seen in the period, as `lifemon incidents` lists them (the earliest
-    first report due first): the response team's deadlines, for management."""
+    report still owed first): the response team's deadlines, for management."""
     zone = period.zone
     body = "".join(
         f"<tr><td><code class=id>{escape(r['incident_id'][:12])}</code></td>"
@@ -587,21 +587,30 @@ def _incidents(
         f"{escape(r['severity'])}</b></td><td>{escape(r['status'])}</td>"
         f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small></td>"
         f"<td class=t>{_cell(r['first_seen'], zone)}</td>"
-        f"<td class=t>{_cell(r['first_due'], zone)}"
-        + ("<br><span class=passed>passed / 已过</span>" if _local(r["first_due"], UTC) <= now else "")
-        + f"</td><td>{escape(customers(r['subjects_distinct'], r['subjects_reported']))}</td>"
+        f"<td class=t>{_next_report(r['owed'], zone, now)}</td>"
+        + f"<td>{escape(customers(r['subjects_distinct'], r['subjects_reported']))}</td>"
         # as `lifemon incidents` says it: an SDK names no record, and counts observations and devices
         f"<td>{escape(amounts(r['records'], r.get('observations', 0), r.get('devices', 0)))}</td>"
         f"<td>{escape(', '.join(r['leakage_classes']))}</td></tr>"
         for r in rows
     )
     return f"""<h2>Leakage incidents / 泄露事件</h2><p class=sub>incidents <b>first seen</b> in the period, the
-earliest first report due first, as <code>{escape(_listing_command("incidents", period, total))}</code> lists
-them (docs/incidents.md); deadline: the first report's, passed as of this report's generation; times in
-{escape(zone.key)}, UTC beneath</p>{_cut(len(rows), total, "incidents", "with the earliest first report due", f"; of all {total:,} in the period: {_severities(severities or {})}")}
+earliest report owed first, as <code>{escape(_listing_command("incidents", period, total))}</code> lists
+them (docs/incidents.md); deadline: the next report still owed (none once a review closed the incident
+out; a notified one still owes an assessor's), passed as of this report's generation; times in
+{escape(zone.key)}, UTC beneath</p>{_cut(len(rows), total, "incidents", "with the earliest report owed", f"; of all {total:,} in the period: {_severities(severities or {})}")}
 <table class=incidents><tr><th>incident id</th><th>severity</th><th>status / 状态</th><th>what / 事件</th>
-<th>opened / 发现</th><th>first report due / 首报时限</th><th>customers affected / 涉及客户</th>
+<th>opened / 发现</th><th>next report due / 待报时限</th><th>customers affected / 涉及客户</th>
 <th>counted / 数量</th><th>classes / 泄露类别</th></tr>{body or "<tr><td colspan=9>no incidents in the period / 期内无泄露事件</td></tr>"}</table>"""
+
+
+def _next_report(owed: list[tuple[int, str, str]], zone: ZoneInfo, now: datetime) -> str:
+    if not owed:
+        return "none / 无待报"
+    due, en, zh = owed[0]
+    when = datetime.fromtimestamp(due / 1000, UTC)
+    passed = "<br><span class=passed>passed / 已过</span>" if when <= now else ""
+    return f"{_cell(when, zone, passed)}<br><small>{escape(zh)} / {escape(en)}</small>"
 
 
 def _class_counts(classes: dict[str, dict[str, int]]) -> str:

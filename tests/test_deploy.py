@@ -847,11 +847,21 @@ def _incident(
     first: datetime,
     due: datetime,
     reported: int | None = None,
+    assessor: datetime | None = None,
 ) -> tuple:
-    """`reported`: the customers its alerts reported, named or not (default: the named ones)."""
+    """`reported`: the customers its alerts reported, named or not (default: the named ones).
+    `due`: the regulator's report, which the notice makes; `assessor`: a report it does not."""
     sdk = {"observations": 3, "devices": 2} if incident_id == "i-unnamed" else {}
+    reports = [({"zh": "监管部门", "en": "the regulator"}, due, True)]
+    if assessor:
+        reports.append(({"zh": "外部安全评估机构", "en": "an external security assessor"}, assessor, False))
+    deadlines = [
+        {"to": to, "due": int(at.timestamp() * 1000), "notice": notice} for to, at, notice in reports
+    ]
     incident = json.dumps(
-        {"subjects": {"distinct": customers, "reported": customers if reported is None else reported}} | sdk
+        {"subjects": {"distinct": customers, "reported": customers if reported is None else reported}}
+        | {"deadlines": deadlines}
+        | sdk
     )
     return (incident_id, revision, "open" if revision == 1 else "updated", "actor", "E1", "high",
             ["bulk_export"], "批量导出", "Bulk export", customers, customers, first, first, due,
@@ -1016,9 +1026,9 @@ def _seed(client: Any, db: str) -> None:
         dl_columns,
         [("pfi.access", 0, 10, "schema", "ts", "missing field (retry)", _ts(0))],
     )
-    # found late, its first report already due; the second revision supersedes the first
+    # found late, its first report and its assessor's already due; the second revision supersedes the first
     for revision, customers in ((1, 50), (2, 63)):
-        late = _incident("i-late", revision, customers, _ts(0), _ts(-30))
+        late = _incident("i-late", revision, customers, _ts(0), _ts(-30), assessor=_ts(-20))
         _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [late])
     ahead = _incident("i-ahead", 1, 5, _ts(1), _ts(1) + timedelta(days=1))
     # the response team notified i-late as it stands; i-ahead before it counted its fifth customer
@@ -1143,9 +1153,16 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
     assert rows[2]["customers"] == "142 customers reported, none named / 报告142名客户,未具名"
     # an SDK's incident counts observations and devices, as `lifemon incidents` says them
     assert [(r["sdk_observations"], r["sdk_devices"]) for r in rows] == [(0, 0), (0, 0), (3, 2)]
-    # i-late's report was due long ago, and was made: not "passed" (lifemon incidents resolve --as notified)
-    assert [r["due"] for r in rows] == ["", "", ""]
+    # i-late's report to the regulator was due long ago, and was made (lifemon incidents resolve --as
+    # notified); its assessor's, which the notice does not make, is owed and passed
     assert [r["review"] for r in rows] == ["notified", "unreviewed", "unreviewed"]
+    assert [r["report_to"] for r in rows] == [
+        "外部安全评估机构 / an external security assessor",
+        "监管部门 / the regulator",
+        "监管部门 / the regulator",
+    ]
+    assert [r["due"] for r in rows] == ["已过 / passed", "", ""]
+    assert rows[0]["next_due"].replace(tzinfo=UTC) == _ts(-20)
 
 
 def test_the_alert_trend_and_org_panels_count_each_alert_once(_deploy_chdb: Any, deploy_db: str) -> None:

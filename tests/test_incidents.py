@@ -501,7 +501,8 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert f"{cvn_incident.incident_id[:12]} is an incident's id, not an alert's" in capsys.readouterr().err
 
     # the response team records what it did, which lifemon cannot see: the report made. The list
-    # then shows it notified, its deadline no longer "passed"; the other incident's still is
+    # then shows it notified, its next report the assessor's, which the notice does not make (the
+    # list had shown the regulator's, neither owed nor passed); the other incident's still the regulator's
     cvn, other = (
         cvn_incident.incident_id,
         next(i for i in found.values() if i is not cvn_incident).incident_id,
@@ -520,8 +521,11 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
         for line in capsys.readouterr().out.splitlines()
         if line.startswith("20")
     }
-    assert " notified " in listed[cvn[:12]] and "passed" not in listed[cvn[:12]], listed
-    assert " unreviewed " in listed[other[:12]] and "(passed / 已过)" in listed[other[:12]], listed
+    assert " notified " in listed[cvn[:12]], listed
+    assert "(passed / 已过) to an external security assessor" in listed[cvn[:12]], listed
+    assert " unreviewed " in listed[other[:12]] and "(passed / 已过) to the regulator" in listed[other[:12]]
+    # the other's regulator's report is due before the assessor's: it comes first now
+    assert list(listed) == [other[:12], cvn[:12]], listed
     assert main(["incidents", "--config", str(config), "--review", "notified"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "1 incident"
     assert main(["incidents", "show", cvn[:8], "--config", str(config)]) == 0
@@ -572,6 +576,12 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     sink.write([grown])
     assert main(["incidents", "--config", str(config), "--review", "unreviewed"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "2 incidents"
+    # resolved: it owes no report and goes to the end of the list, after the one that still owes its
+    assert main(["incidents", "resolve", other[:8], "--as", "resolved", "--note", "handled", *review]) == 0
+    assert main(["incidents", "--config", str(config)]) == 0
+    heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith("20")]
+    assert heads[0].endswith(f"to the regulator (PBOC branch)  [{cvn[:12]} rev {grown.revision}]"), heads
+    assert f"no report due / 无待报  [{other[:12]}" in heads[1], heads
 
 
 def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() -> None:
@@ -581,7 +591,7 @@ def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() ->
     row = {
         "first_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "high", "status": "open",
         "key_kind": "recipient", "key": "tp_x", "subjects_distinct": 0, "subjects_reported": 142,
-        "records": 142, "title_zh": "泄露", "title_en": "leak", "first_due": datetime(2026, 1, 2),
+        "records": 142, "title_zh": "泄露", "title_en": "leak", "owed": [(1767312000000, "the regulator", "监管部门")],
         "alert_ids": ["a1"], "revision": 1, "incident_id": "i" * 32,
     }  # fmt: skip
     head = render_incident(row, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]

@@ -78,7 +78,7 @@ def test_a_cut_incident_table_says_which_it_kept_and_counts_every_severity(ch, n
     data = gather(ch, db)
     assert data["incidents"] == N and len(data["incident_rows"]) == TABLE_LIMIT
     incidents = render(data).split("<h2>Leakage incidents / 泄露事件</h2>", 1)[1].split("</table>")[0]
-    assert "the 5,000 with the earliest first report due of 5,001 incidents shown" in incidents
+    assert "the 5,000 with the earliest report owed of 5,001 incidents shown" in incidents
     assert "of all 5,001 in the period: 1 critical, 5,000 high" in incidents
     assert "(the newest)" not in incidents
 

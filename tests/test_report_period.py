@@ -215,7 +215,7 @@ def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_
         "status / 状态",
         "what / 事件",
         "opened / 发现",
-        "first report due / 首报时限",
+        "next report due / 待报时限",
         "customers affected / 涉及客户",
         "counted / 数量",
         "classes / 泄露类别",
@@ -231,6 +231,7 @@ def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_
     )
     assert cells[5].startswith(f"{due + timedelta(hours=8):%Y-%m-%d %H:%M}<br>")
     assert "passed / 已过" in cells[5]  # due a day after 2026-01-01, long before the page was made
+    assert cells[5].endswith("<small>监管部门 (人民银行分支机构) / the regulator (PBOC branch)</small>")
     assert cells[6] == "70 customers / 客户" and cells[8] == ", ".join(incident["leakage_classes"]) != ""
     assert cells[7] == f"{incident['records']:,} records / 记录"
     # an SDK's incident counts observations and devices, as `lifemon incidents` says: not "0" records
