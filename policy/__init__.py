@@ -330,28 +330,37 @@ def _added_detectors(folder: Path, present: set[str], cite_shipped: Callable[[An
 
 
 _SEED = re.compile(r"\bseed \d{3}\b")
+# a key of references.yaml: a document, or the start of a section of one (`seed 004 机构设置`)
+_KEY = re.compile(r"seed \d{3}(?: \S+)?")
 
 
 def _citations(path: Path) -> Any:
     """A function that puts each document's citation (references.yaml) for its "seed NNN" in every
-    string of a loaded YAML tree. A policy folder without the file keeps the short form."""
+    string of a loaded YAML tree: a section's own document where a key names the section's start
+    (the longest that matches), the section kept. A policy folder without the file keeps the short form."""
     if not path.is_file():
         return lambda data: data
     documents, _ = read_yaml(path)
     if not isinstance(documents, dict) or not all(
-        isinstance(k, str) and _SEED.fullmatch(k) and isinstance(v, str) and v.strip()
+        isinstance(k, str) and _KEY.fullmatch(k) and isinstance(v, str) and v.strip()
         for k, v in documents.items()
     ):
         raise PolicyError(
             path,
             "",
-            "not a map of `seed NNN: citation`",
+            "not a map of `seed NNN: citation` (or `seed NNN section: citation`)",
             "write one line per document, e.g. `seed 004: 《…》`",
         )
+    keys = sorted(documents, key=len, reverse=True)
+    citation = re.compile("|".join(rf"\b{re.escape(k)}" + ("" if " " in k[5:] else r"\b") for k in keys))
+
+    def put(m: re.Match[str]) -> str:
+        key = m.group()
+        return documents[key] + key[8:] if len(key) > 8 else documents[key]
 
     def cite(data: Any) -> Any:
         if isinstance(data, str):
-            return _SEED.sub(lambda m: documents.get(m.group(), m.group()), data)
+            return citation.sub(put, data) if keys else data
         if isinstance(data, list):
             return [cite(v) for v in data]
         if isinstance(data, dict):

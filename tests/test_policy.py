@@ -294,6 +294,14 @@ def test_alerts_and_notices_name_the_documents_not_seed_numbers(policy, policy_c
     texts = json.dumps(policy.model_dump(mode="json"), ensure_ascii=False)
     assert "seed 0" not in texts
     assert "汉盛《商业银行互联网贷款视角中个人风险数据在全生命周期中的合规分析》 §六.2(4)" in texts
+    # seed 004 holds three documents: a section names its own (a probe's auditor looked for 机构设置 in
+    # the privacy policy the alert named)
+    assert "本行《掌上银行家系统功能应用与管理规定》 机构设置(1)-(4)" in texts
+    assert (
+        "本行《个人金融信息保护管理规定》 流程描述(4)④" in texts
+        and "本行《掌上银行家隐私政策》 §一.(一)" in texts
+    )
+    assert "隐私政策》 机构设置" not in texts and "》及个人金融信息保护管理规定 流程描述" not in texts
     (policy_copy / "references.yaml").unlink()  # a bank's own folder without it keeps the short form
     assert "seed 002 §六.2(4)" in json.dumps(
         load_policy(policy_copy).model_dump(mode="json"), ensure_ascii=False
