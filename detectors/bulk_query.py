@@ -685,13 +685,13 @@ class BulkQueryDetector:
                     f"{COUNTER}{perms}", ev.subject_ids[0], ev.ts, counter.customers_per_day
                 )
                 flags.append(served)
-                if served:
+                if served and counter.walk_ins_per_day is not None:
                     asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
                 else:
                     win.past[f"at the counter past its {counter.customers_per_day} customers a day"] = ev.ts
                 continue
             flags.append(False)
-            if mine is not None and ev.row_count < self._duty_rows:
+            if mine is not None and ev.row_count <= (mine[1].rows_per_customer or self._duty_rows - 1):
                 perms, own_book = mine
                 asks.append((i, f"{OWN}{perms}", own_book.customers_per_day, own_book.scope, ent.org_id))
         if asks and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none

@@ -175,7 +175,8 @@ class Counter(Strict):
     data. Anything else its holder does is judged as any employee's. A walk-in from another org is
     served, but a counter that serves more than `walk_ins_per_day` of them reads other books, not
     its customers' business (a teller harvesting six sub-branches at counter pace raised nothing),
-    and one that serves more than `customers_per_day` in all harvests its own sub-branch's."""
+    and one that serves more than `customers_per_day` in all harvests its own sub-branch's. A
+    service line that answers every branch's callers (95526) has no walk-ins: none."""
 
     purposes: list[str] = Field(min_length=1, description="purpose ids (purposes.yaml) the counter serves")
     customers_per_day: int = Field(
@@ -183,10 +184,11 @@ class Counter(Strict):
         description="the most customers one teller serves at the counter in a rolling 24 h of event "
         "time; the reads of any more count as any reads",
     )
-    walk_ins_per_day: int = Field(
+    walk_ins_per_day: int | None = Field(
         ge=1,
         description="the most customers other orgs manage one teller serves at the counter in a "
-        "rolling 24 h of event time; the reads of any more count as any reads",
+        "rolling 24 h of event time; the reads of any more count as any reads. null: every org's "
+        "customers are the counter's alike (a service line answering every branch's callers)",
     )
     # as an own book's: whose customers (any) and what data (whatever its grants open) it covers
     scope: ClassVar[str] = "counter"
@@ -217,6 +219,14 @@ class OwnBook(Strict):
         ge=1,
         description="the most customers of its book one holder reads as its own work in a rolling "
         "24 h of event time; the reads of any more count as any reads",
+    )
+    rows_per_customer: int | None = Field(
+        default=None,
+        ge=1,
+        description="the most rows a read naming one customer returns as the post's own work (a loan "
+        "file's monthly repayment history, a case's year of flows); a read returning more names one "
+        "customer but returns others' (a query's OR 1=1) and counts as any read. Default: fewer "
+        "than art. 5's smallest tier (bulk_query.yaml legal_tiers)",
     )
 
 

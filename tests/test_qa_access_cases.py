@@ -218,6 +218,21 @@ def test_a_post_reading_its_own_book_for_its_own_work_is_no_art_5_count(run) -> 
         for i, cid in enumerate(ids("A", 8))
     ]  # fmt: skip
     assert run([_ent("c1", "credit_officer", "S0101")], loans) == []
+    # a loan file's history runs to the loan's months, a case's flows to its year (organisation.yaml
+    # `rows_per_customer`): the second probe's credit officer read 10 borrowers' 60-month histories
+    # (critical, 600 records) and its AML analyst 11 case customers' 50 flows each (high)
+    five_years = [e.model_copy(update={"event_id": f"{e.event_id}-5y", "row_count": 60}) for e in loans] + [
+        read("c1", OPEN + (8 + i) * 20 * MINUTE, [cid], fields=("customer_name", "repayment_history"),
+             system="credit_system", purpose="credit_review", row_count=60)
+        for i, cid in enumerate(ids("A", 2, 8))
+    ]  # fmt: skip
+    assert run([_ent("c1", "credit_officer", "S0101")], five_years) == []
+    case = [
+        read("m1", OPEN + i * 15 * MINUTE, [cid], fields=("customer_name", "transaction_record"), purpose="kyc_aml",
+             row_count=50)
+        for i, cid in enumerate(ids("F", 11))
+    ]  # fmt: skip
+    assert run([_ent("m1", "aml_analyst", "HO")], case) == []
     flows = [
         read("m1", OPEN + i * 15 * MINUTE, [cid], fields=("customer_name", "transaction_record"), purpose="kyc_aml",
              row_count=40)
@@ -252,12 +267,17 @@ def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
         for i in range(400)
     ]
     assert reached(customers=closed)  # a closed relationship is no one's book
-    # one read naming one customer that returns art. 5's 50 rows or more is no one customer's file
-    # (the reviewer's AML query of a million rows for one name was silent)
+    # one read naming one customer that returns more rows than the book's `rows_per_customer` (AML:
+    # a case customer's year of flows, 2 000) is no one customer's file (the reviewer's AML query of a
+    # million rows for one name was silent); a book that sets none stops below art. 5's 50
     flows = read("m1", OPEN, ["F0001"], fields=("customer_name", "transaction_record"), purpose="kyc_aml")
-    for rows, silent in ((49, True), (500, False), (1_000_000, False)):
+    for rows, silent in ((2000, True), (2001, False), (1_000_000, False)):
         got = run([_ent("m1", "aml_analyst", "HO")], [flows.model_copy(update={"row_count": rows})])
         assert (not any("reached 500 (" in a.summary for a in got)) is silent, rows
+    assets = read("w1", OPEN, ["A0001"], fields=("customer_name", "assets"), purpose="wealth_advice")
+    for rows, silent in ((49, True), (50, False)):
+        got = run([ent], [assets.model_copy(update={"row_count": rows})])
+        assert (not any("reached 50 (" in a.summary for a in got)) is silent, rows
     # a batch spanning a transfer: each read is judged by the post it was made in (S0102's wealth
     # manager reading S0101's customers before moving there at 17:00 read no book of hers)
     moved = [_ent("w1", "wealth_manager", "S0102"), _ent("w1", "wealth_manager", "S0101", ts=OPEN + 8 * HOUR)]
@@ -420,6 +440,31 @@ def test_a_counter_serving_other_sub_branches_books_is_harvesting_them(run) -> N
     assert law(ids("A", 169)) == []
     (a,) = law(ids("A", 170))
     assert a.severity.value == "high" and "reads at the counter past its 120 customers a day" in a.summary
+
+
+def test_a_service_line_answers_every_branchs_callers_as_a_counter(run) -> None:
+    """95526 (the privacy policy's service line) at head office: each caller identified, then their
+    own balance and recent transactions. A probe's agent answering 60 callers' balances in a shift
+    was a high art. 5 alert, 90 callers with ten transactions each a critical one, each an incident
+    due to the regulator. The line is a counter on the telephone (organisation.yaml
+    `hotline_service.counter`): every branch's callers alike (no walk-ins), up to its 150 customers
+    a day; past them the reads count as anyone's, 199 callers' balances stay under art. 5's 50
+    records, 200 reach it."""
+    agent = [_ent("h1", "hotline_agent", "HO")]
+    kw = {"fields": ("customer_name", "account_balance"), "purpose": "customer_service"}
+    callers = [*ids("A", 30), *ids("B", 30), *ids("F", 30)]
+    balances = spread("h1", callers[:60], OPEN, OPEN + 8 * HOUR, **kw)
+    assert run(agent, balances) == []
+    history = {"fields": ("payment_account_no", "account_balance", "transaction_record"), "row_count": 10}
+    assert run(agent, spread("h1", callers, OPEN, OPEN + 8 * HOUR, **(kw | history))) == []
+
+    def law(customers: list[str]) -> list[Any]:
+        day = spread("h1", customers, OPEN, OPEN + 9 * HOUR, **kw)
+        return [a for a in run(agent, day) if "reached 50 (" in a.summary]
+
+    assert law([*ids("A", 70), *ids("B", 70), *ids("F", 59)]) == []
+    (a,) = law([*ids("A", 70), *ids("B", 70), *ids("F", 60)])
+    assert a.severity.value == "high" and "reads at the counter past its 150 customers a day" in a.summary
 
 
 def test_a_teller_opens_an_account_before_core_banking_registers_the_customer(run) -> None:
@@ -930,11 +975,12 @@ def test_a_customer_read_by_the_branch_it_just_left(run) -> None:
 
 
 def test_a_hotline_agent_past_the_approval_s_budget(run) -> None:
-    """100 approved calls, then 50 more callers' balances on the same day: those 50 property
-    records are unapproved reading and reach art. 5's 50."""
+    """100 approved calls, the line's 150 callers a day (its counter), then 50 more callers'
+    balances on the same day: those 50 property records are unapproved reading past the line's
+    day and reach art. 5's 50."""
     ap = grant(approval_id="HL1", purpose="customer_service", max_records=100)
     agent = _ent("h1", "hotline_agent", "HO", approvals=[ap])
-    calls = spread("h1", ids("F", 150), OPEN, OPEN + 9 * HOUR, approval_id="HL1")
+    calls = spread("h1", [*ids("F", 150), *ids("B", 150)], OPEN, OPEN + 9 * HOUR, approval_id="HL1")
     alerts = run([agent], calls)
     a = one(alerts, "bulk_query")
     assert a.counts["records"] == 50 and a.severity.value == "high" and a.actor_org == "HO"
