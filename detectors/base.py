@@ -249,7 +249,10 @@ class Detector(Protocol):
 
     Optional: `needs: ClassVar[dict[str, str]]`, stream -> an attribute a record must carry
     (non-empty) for the detector to read it. A re-keyed input then leaves the others out of its
-    repartition topic, unless another reader of that input needs them (`Engine.needs`)."""
+    repartition topic, unless another reader of that input needs them (`Engine.needs`).
+    `data_exposure: ClassVar[bool]`: its alerts report PFI leaving the bank (OCSF Data Security
+    Finding); `actor_is: ClassVar[str]`, "recipient" or "sdk": what its alerts' actor_id names,
+    where OCSF puts it (streams/alerts.py), an employee's or a system's account otherwise."""
 
     kind: ClassVar[str]  # its name in policy, alerts and docs
     inputs: ClassVar[dict[str, str]]  # stream -> the attribute its records must be keyed by

@@ -140,6 +140,7 @@ class SdkOvercollectionDetector:
     Params: ClassVar[type[BaseModel]] = SdkOvercollectionParams
     # it reports PFI leaving the bank or exposed to a third party: an OCSF Data Security Finding
     data_exposure: ClassVar[bool] = True
+    actor_is: ClassVar[str] = "sdk"  # what its alerts' actor_id names (an employee's id otherwise)
 
     def __init__(self, section: DetectorSection, params: SdkOvercollectionParams, store: Store):
         self.section, self.p, self.store = section, params, store

@@ -176,6 +176,7 @@ class TransferPolicyDetector:
     Params: ClassVar[type[BaseModel]] = TransferPolicyParams
     # it reports PFI leaving the bank or exposed to a third party: an OCSF Data Security Finding
     data_exposure: ClassVar[bool] = True
+    actor_is: ClassVar[str] = "recipient"  # what its alerts' actor_id names (an employee's id otherwise)
 
     def __init__(self, section: DetectorSection, params: TransferPolicyParams, store: Store):
         self.section, self.p, self.store = section, params, store

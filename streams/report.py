@@ -523,7 +523,7 @@ def _severities(counts: dict[str, int]) -> str:
 
 
 def _review(review: str | None) -> str:
-    """An alert's review under its status; nothing for one not reviewed (most)."""
+    """An alert's or incident's review under its status; nothing for one not reviewed (most)."""
     if not review or review == "unreviewed":
         return ""
     shown = "false positive / 误报" if review == "false_positive" else review
@@ -584,7 +584,7 @@ def _incidents(
     body = "".join(
         f"<tr><td><code class=id>{escape(r['incident_id'][:12])}</code></td>"
         f'<td><b class="sev" style="background:{SEVERITY_COLOURS.get(r["severity"], "#999")}">'
-        f"{escape(r['severity'])}</b></td><td>{escape(r['status'])}</td>"
+        f"{escape(r['severity'])}</b></td><td>{escape(r['status'])}{_review(r.get('review'))}</td>"
         f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small></td>"
         f"<td class=t>{_cell(r['first_seen'], zone)}</td>"
         f"<td class=t>{_next_report(r['owed'], zone, now)}</td>"
@@ -596,7 +596,8 @@ def _incidents(
     )
     return f"""<h2>Leakage incidents / 泄露事件</h2><p class=sub>incidents <b>first seen</b> in the period, the
 earliest report owed first, as <code>{escape(_listing_command("incidents", period, total))}</code> lists
-them (docs/incidents.md); deadline: the next report still owed (none once a review closed the incident
+them (docs/incidents.md); status: the incident's, beneath it the response team's review where there is one
+(<code>lifemon incidents ack / resolve</code>); deadline: the next report still owed (none once a review closed the incident
 out; a notified one still owes an assessor's), passed as of this report's generation; times in
 {escape(zone.key)}, UTC beneath</p>{_cut(len(rows), total, "incidents", "with the earliest report owed", f"; of all {total:,} in the period: {_severities(severities or {})}")}
 <table class=incidents><tr><th>incident id</th><th>severity</th><th>status / 状态</th><th>what / 事件</th>

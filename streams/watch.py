@@ -26,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 
 from schemas.models import SEVERITY_RANK, Severity
 from streams.alert_query import render_alert
+from streams.alerts import actor_of
 
 log = logging.getLogger(__name__)
 CATCH_UP_S = 10.0  # a partition that never reports its end is taken as caught up after this
@@ -38,13 +39,12 @@ class TopicMissing(RuntimeError):
 def alert_row(doc: dict[str, Any]) -> dict[str, Any]:
     """The fields `lifemon alerts` shows, from an alert's OCSF document (docs/ocsf.md)."""
     info, unmapped = doc["finding_info"], doc["unmapped"]
-    actor = doc.get("actor") or next((e["actor"] for e in doc.get("evidences", []) if e.get("actor")), None)
     return {
         "last_seen": datetime.fromtimestamp(info["last_seen_time"] / 1000, UTC),
         "severity": doc["severity"].lower(),
         "status": unmapped["lifemon_status"],
         "detector": info["analytic"]["name"],
-        "actor_id": actor["user"]["uid"] if actor else "",
+        "actor_id": actor_of(doc),
         "subject_count": unmapped["subject_count"],
         "counts": unmapped.get("counts") or {},
         "title_zh": unmapped["title_zh"],

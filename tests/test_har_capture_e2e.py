@@ -27,7 +27,9 @@ import pytest
 from confluent_kafka import Producer
 from receivers import free_port
 from test_har import CARD, IMEI, IMEI_BAD, PHONE, RIC, SIGNATURES
-from test_pipeline import ROOT, actor_uid, latest_alerts, make_config, monitor, read_all
+from test_pipeline import ROOT, latest_alerts, make_config, monitor, read_all
+
+from streams.alerts import actor_of
 
 pytestmark = pytest.mark.integration
 ADDON = Path(__file__).resolve().parent / "fixtures" / "har" / "answer_all.py"
@@ -144,7 +146,7 @@ def findings(alerts: dict[str, dict]) -> dict[tuple[str, str], tuple[str, list[s
     for o in alerts.values():
         counts = o["unmapped"]["counts"]
         assert counts["observations"] == 1, o["finding_info"]["desc"]
-        key = (actor_uid(o), o["finding_info"]["analytic"]["uid"].rsplit(".", 1)[1])
+        key = (actor_of(o), o["finding_info"]["analytic"]["uid"].rsplit(".", 1)[1])
         labels = {k: v for k, v in counts.items() if k.startswith("label_")}
         out[key] = (o["severity"], sorted(k[6:] for k in counts if k.startswith("field_")), labels)
     return out
@@ -167,7 +169,7 @@ def test_mitmproxy_capture_shipped_and_judged(capture, broker, ch, names, policy
     alerts = latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=len(EXPECTED)))
     assert findings(alerts) == EXPECTED
     summaries = {
-        (actor_uid(o), o["finding_info"]["analytic"]["uid"].rsplit(".", 1)[1]): o["finding_info"]["desc"]
+        (actor_of(o), o["finding_info"]["analytic"]["uid"].rsplit(".", 1)[1]): o["finding_info"]["desc"]
         for o in alerts.values()
     }
     undeclared = "undeclared_sdk"

@@ -526,6 +526,13 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert " unreviewed " in listed[other[:12]] and "(passed / 已过) to the regulator" in listed[other[:12]]
     # the other's regulator's report is due before the assessor's: it comes first now
     assert list(listed) == [other[:12], cvn[:12]], listed
+    # the report management reads says the same: notified, the assessor's report owed and passed
+    # (a probe's report said the regulator's had passed, and showed no review)
+    page = tmp_path / "report.html"
+    assert main(["report", "--config", str(config), "--out", str(page)]) == 0
+    row = page.read_text(encoding="utf-8").split(f"<code class=id>{cvn[:12]}</code>", 1)[1].split("</tr>")[0]
+    assert "<small class=review>notified</small>" in row, row
+    assert "passed / 已过" in row and "an external security assessor" in row and "the regulator (" not in row
     assert main(["incidents", "--config", str(config), "--review", "notified"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "1 incident"
     assert main(["incidents", "show", cvn[:8], "--config", str(config)]) == 0

@@ -87,6 +87,34 @@ def test_every_alert_kind_is_valid_ocsf_with_its_meaning(policy, ocsf, validate,
         assert status_name == caption(ocsf, class_uid, "status_id", status_id)
     # count is OCSF's number of events in the group, not subjects: the subject count stays in unmapped
     assert doc["count"] == 7 and doc["unmapped"]["subject_count"] == 61
+    # OCSF's start and end are the finding's least and most recent events, not the detector's window
+    assert (doc["start_time"], doc["end_time"]) == (1000, 1900)
+    assert (doc["unmapped"]["window_start"], doc["unmapped"]["window_end"]) == (1000, 2000)
+
+
+def test_a_finding_closed_at_once_reaches_a_siem_as_new(policy, validate) -> None:
+    """unauthorized_lookup judges an episode once the watermark passed it, so most of its alerts are
+    closed at their first revision: sent as Close (status Closed), a probe's SIEM kept 12 of 15 out
+    of its open queue. A first revision is a Create, New; later ones say what lifemon did."""
+    born = alert(policy, "unauthorized_lookup", AlertStatus.closed).model_copy(update={"revision": 1})
+    doc = to_ocsf(born)
+    validate(doc)
+    assert (doc["activity_id"], doc["status_id"], doc["status"]) == (1, 1, "New")
+    assert doc["unmapped"]["lifemon_status"] == "closed" and "status:closed" in doc["metadata"]["labels"]
+
+
+def test_an_sdk_and_a_recipient_are_no_user_accounts(policy, validate) -> None:
+    """The probe: a Hong Kong affiliate and an SDK went out as `actor.user` of type User, which a
+    SIEM reads as a login account. An SDK is the app code that collected; a recipient is where the
+    data went; an employee stays a user."""
+    sdk = to_ocsf(alert(policy, "sdk_overcollection", AlertStatus.open))
+    validate(sdk)
+    assert sdk["actor"] == {"app_name": "e1", "app_uid": "e1"}
+    sent = to_ocsf(alert(policy, "transfer_policy", AlertStatus.open))
+    validate(sent)
+    assert sent["dst_endpoint"] == {"name": "e1", "uid": "e1"} and "actor" not in sent
+    read = to_ocsf(alert(policy, "bulk_query", AlertStatus.open))
+    assert read["evidences"] == [{"actor": {"user": {"uid": "e1", "type_id": 1, "type": "User"}}}]
 
 
 def test_a_finding_raised_by_an_absence_has_no_count(policy, validate) -> None:

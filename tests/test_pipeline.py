@@ -98,11 +98,6 @@ def latest_alerts(msgs: list[Any]) -> dict[str, dict]:
     return best
 
 
-def actor_uid(o: dict) -> str:
-    """The alert's actor: a Data Security Finding names it on top, a Detection Finding in evidences."""
-    return (o.get("actor") or o["evidences"][0]["actor"])["user"]["uid"]
-
-
 def monitor(config: Config, ch: Any, policy: Any, catalog: Any) -> Monitor:
     ensure_topics(config.kafka.bootstrap, config)
     return Monitor(

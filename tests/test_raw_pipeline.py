@@ -9,8 +9,10 @@ import re
 import orjson
 import pytest
 from conftest import entitlement
-from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_all, send
+from test_pipeline import latest_alerts, make_config, monitor, read_all, send
 from test_raw_sources import FIXTURES, entries, physical_lines, raw_topics
+
+from streams.alerts import actor_of
 
 pytestmark = pytest.mark.integration
 STAMP = 1_796_143_436_000  # the capture's time: Kafka CreateTime as a shipper stamps it
@@ -62,7 +64,7 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
     assert any(b"/upload/fp_" in m.value() for m in published)
     alerts = latest_alerts(published)
     found = sorted(
-        (a["finding_info"]["analytic"]["uid"], actor_uid(a), a["severity"]) for a in alerts.values()
+        (a["finding_info"]["analytic"]["uid"], actor_of(a), a["severity"]) for a in alerts.values()
     )
     # the SFTP uploads (issue 15): identifiable data to a processor, a third party with neither
     # consent nor contract, an overseas partner with no assessment; and the batch account that sent
@@ -117,7 +119,7 @@ def test_files_shipped_by_lifemon_ship_to_alerts_with_small_batches(
     assert stats.events["access"] == 12 and stats.events["transfer"] == 3 and stats.dead["access"] == 0
     alerts = latest_alerts(read_all(broker, config.topics.alerts))
     found = sorted(
-        (a["finding_info"]["analytic"]["uid"], actor_uid(a), a["severity"]) for a in alerts.values()
+        (a["finding_info"]["analytic"]["uid"], actor_of(a), a["severity"]) for a in alerts.values()
     )
     assert found == [
         ("LM-BQ-001", "E1002", "Critical"),

@@ -10,9 +10,11 @@ import shutil
 import pytest
 import realservers
 from conftest import entitlement
-from test_pipeline import actor_uid, latest_alerts, make_config, monitor, read_all, send
+from test_pipeline import latest_alerts, make_config, monitor, read_all, send
 from test_raw_sources import PG_EXPECTED, TOPICS, decode_all, decoder, raw_topics, records, summary
 from test_ship import ship, values
+
+from streams.alerts import actor_of
 
 why = realservers.available()
 pytestmark = [pytest.mark.skipif(why is not None, reason=why or ""), pytest.mark.integration]
@@ -64,7 +66,7 @@ def test_live_servers_shipped_to_tansu_give_the_exact_alerts(
     assert sum(stats.dead.values()) == 0
     alerts = latest_alerts(read_all(broker, config.topics.alerts))
     found = sorted(
-        (a["finding_info"]["analytic"]["uid"], actor_uid(a), a["severity"]) for a in alerts.values()
+        (a["finding_info"]["analytic"]["uid"], actor_of(a), a["severity"]) for a in alerts.values()
     )
     assert found == EXPECTED_ALERTS
     db = names["database"]

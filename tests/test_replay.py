@@ -11,7 +11,6 @@ from pathlib import Path
 import orjson
 import pytest
 from test_pipeline import (
-    actor_uid,
     committed_offsets,
     latest_alerts,
     make_config,
@@ -22,7 +21,7 @@ from test_pipeline import (
 )
 
 from detectors import REGISTRY, load_detectors
-from streams.alerts import latest
+from streams.alerts import actor_of, latest
 from streams.codecs import Decoder
 from streams.demo import score
 from streams.engine import Engine
@@ -82,7 +81,7 @@ def replay_final(
 def alert_content(o: dict) -> tuple:
     """The content `replay_final` gives, read from an OCSF alert on the topic."""
     return (
-        actor_uid(o),
+        actor_of(o),
         o["unmapped"]["subject_count"],
         o["severity"].lower(),
         tuple(o["unmapped"]["subjects_sample"]),
