@@ -99,13 +99,25 @@ _PSEUDONYM = re.compile(r"(?<![A-Za-z0-9])" + PSEUDONYM.pattern.removeprefix(r"\
 # long, and two dates side by side ("2026-01-05 2026-01-06": write "to" between them)
 _TOUCHING = re.compile(r"\d\{|\}\d")  # a digit beside a form mask gave: what is left of one number
 _DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s\-–—]*\d){10,}[Xx]?(?!\d)")  # a +86, an ID's X: its form
+# A value typed after the word for a secret (C3: JR/T 0171 §4.2 C3 a, user-authentication data, and
+# card data) or a passport: a probe's notes kept "pw Passw0rd!" and "CVN 123 exp 12/28". After a
+# `:`, `=` or "is" (是) any value is one; else one holding a digit ("the PIN was reset" keeps "was").
+_SECRET_WORDS = (
+    r"passwords?|passwd|passcodes?|pwd|pw|pins?|cvv2?|cvn2?|cvc2?|security\s+codes?|otp|sms\s+codes?"
+    r"|verification\s+codes?|exp(?:iry|ires)?|passports?"
+)
+_SECRET = re.compile(
+    rf"(?i)(?P<word>\b(?:{_SECRET_WORDS})\b|密码|口令|验证码|动态码|安全码|校验码|有效期|护照(?:号码?)?)"
+    r"(?:(?P<said>\s*(?:[:=：]|\bis\b|是)\s*)[^\s;,，；。]+|(?P<gap>\s*)[^\s;,，；。]*\d[^\s;,，；。]*)"
+)
 
 
 def redact(text: str, customer_id_form: str | None = None) -> str:
     """`text` as a review stores it: customer ids of the bank's form (organisation.yaml
     `customer_id_form`; none without one) become `{customer}`, pseudonyms `{pseudonym}`, then card,
     resident ID and mobile numbers their forms (personal_numbers.mask), any other run of eleven
-    digits or more `{number}` (a mistyped one still names its customer), and whitespace is folded.
+    digits or more `{number}` (a mistyped one still names its customer), a value typed after the
+    word for a secret or a passport `{secret}` (`_SECRET`), and whitespace is folded.
     Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take. A note
     typed in Chinese input mode writes an id in full width (Ｃ０００００２２): read in ASCII, in
     either case."""
@@ -113,6 +125,8 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
     if customer_id_form:  # a note typed in haste (c0000022) names its customer too
         text = re.sub(whole_token(customer_id_form), "{customer}", text, flags=re.IGNORECASE)
     text = _DIGITS.sub(_number, _PSEUDONYM.sub("{pseudonym}", text))
+    # the word for a secret kept, its value gone: the reason stays readable
+    text = _SECRET.sub(lambda m: f"{m['word']}{m['said'] or m['gap'] or ''}{{secret}}", text)
     return " ".join(mask(text).split())
 
 

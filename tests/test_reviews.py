@@ -195,6 +195,15 @@ def test_the_note_and_analyst_keep_no_customer_id_or_pseudonym(ch, shown, cli) -
         redact(f"card {CARD[:4]} {CARD[4:8]}-{CARD[8:]} or +86 138 1234 5678")
         == "card {bank_card} or {cn_mobile}"
     )
+    # a secret typed beside its word, or a passport number: the word kept, the value gone (a probe's
+    # notes kept "pw Passw0rd!" and "CVN 123 exp 12/28" in an append-only table)
+    assert redact("ack: passport E12345678; CVN 123 exp 12/28, pw Passw0rd! reset") == (
+        "ack: passport {secret}; CVN {secret} exp {secret}, pw {secret} reset"
+    )
+    assert redact("客户密码123456已重置，验证码 884512 作废; password: hunter") == (
+        "客户密码{secret}，验证码 {secret} 作废; password: {secret}"
+    )
+    assert redact("the PIN was reset, PIN pad replaced") == "the PIN was reset, PIN pad replaced"
     # in lower case, or full width lower case, it still names the customer
     assert redact("called c0000022, ｃ０００００２３ too", "C[0-9]{7}") == "called {customer}, {customer} too"
     # without a form of the bank's (none in its organisation.yaml), pseudonyms are still masked
