@@ -703,7 +703,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     from streams.alert_query import AlertNotFound, resolve_alert_id, resolve_id
     from streams.clickhouse import location
-    from streams.reviews import ACKNOWLEDGED, ALERTS, record_review
+    from streams.reviews import ACKNOWLEDGED, ALERTS, INCIDENTS, record_review
 
     kind = args.kind
     action = getattr(args, f"{kind.source}_action")
@@ -759,7 +759,35 @@ def cmd_review(args: argparse.Namespace) -> int:
         f"(revision {review.revision}, its events to {review.last_seen:%Y-%m-%d %H:%M:%S} UTC)"
         + (f"; note: {review.note}" if review.note else "")
     )
+    if kind is INCIDENTS and config.notify.receivers:
+        _tell_receivers(config, client, database, review)
     return 0
+
+
+def _tell_receivers(config: Any, client: Any, database: str, review: Any) -> None:
+    """A review that leaves an incident no report to make (`incident_query.owed`) ends it at the
+    receivers `lifemon notify` delivers to (Alertmanager's alert would fire, and repeat, until its
+    last deadline); one that leaves a report says which keeps it firing."""
+    from streams.incident_query import DONE, owed, query_incident
+    from streams.notify import tell_closed_out
+
+    _, inc = query_incident(client, database, review.id)
+    if inc is None or review.state not in DONE:
+        return
+    left = owed(inc["deadlines"], review.state)
+    if left:
+        print(
+            f"left firing at the receivers: the incident still owes {', '.join(d['to']['en'] for d in left)}"
+        )
+        return
+    said = f"{review.state} by {review.analyst} at {review.at:%Y-%m-%d %H:%M} UTC" + (
+        f": {review.note}" if review.note else ""
+    )
+    for name, why in tell_closed_out(config, inc, said):
+        if why is None:
+            print(f"{name}: told the incident is {review.state}, its alert ended")
+        else:
+            log.warning(f"{name} was not told the incident is {review.state} ({why}): end its alert there")
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:

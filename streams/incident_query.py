@@ -112,6 +112,14 @@ def amounts(records: int, observations: int = 0, devices: int = 0) -> str:
     return ", ".join(said)
 
 
+def owed(deadlines: list[dict[str, Any]], review: str) -> list[dict[str, Any]]:
+    """The reports (an incident's `deadlines`) still the team's to make in review state `review`,
+    as `OWED` says in SQL: none once closed out; `notified` leaves those the notice does not make."""
+    if review not in DONE:
+        return deadlines
+    return [d for d in deadlines if review == "notified" and not d.get("notice", False)]
+
+
 def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:
     """Two lines: what the team must see first (severity, who, how many customers, the next report
     still owed, to whom and whether its deadline has passed), then the leakage classes and the
@@ -203,9 +211,9 @@ def render_incident_view(
         "",
         "reports due / 报告时限 (counted from the first event)",
     ]
+    owing = owed(inc["deadlines"], state)
     for d in inc["deadlines"]:
-        met = state in DONE and (state != "notified" or d.get("notice", False))
-        passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 and not met else ""
+        passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 and d in owing else ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
     lines += ["", "notice / 告知内容 (PIPL art. 57 ¶1)", "  categories / 信息种类"]
     for c in notice["categories"]:

@@ -35,6 +35,20 @@ def bank_zone(config: Config) -> ZoneInfo:
     return ZoneInfo(load_policy(config.policy_dir).recipients.timezone)
 
 
+def tell_closed_out(config: Config, inc: dict[str, Any], review: str) -> list[tuple[str, str | None]]:
+    """Each receiver of `notify.receivers` told the incident is closed out (`HttpReceiver.resolve`),
+    once: (its name, None), or (its name, why it was not told)."""
+    zone = bank_zone(config)
+    told: list[tuple[str, str | None]] = []
+    for spec in config.notify.receivers:
+        try:
+            HttpReceiver(spec, zone).resolve(inc, review)
+            told.append((spec.name, None))
+        except (DeliveryError, ValueError) as e:
+            told.append((spec.name, str(e)))
+    return told
+
+
 class Notifier:
     def __init__(self, config: Config, bootstrap: str, receivers: list[HttpReceiver] | None = None):
         self.config = config

@@ -293,13 +293,40 @@ class HttpReceiver:
 
     def send(self, inc: dict[str, Any]) -> None:
         url, body = self.request(inc)
+        self._post(url, body, idempotency_key(inc))
+
+    def resolve(self, inc: dict[str, Any], review: str, now_ms: int | None = None) -> None:
+        """Tell the receiver the response team closed the incident out (`review`: what they
+        recorded, "resolved by e9 at …"), as it stands: Alertmanager's alert ends now, PagerDuty's
+        incident is resolved, a webhook gets the incident with `resolved`. A later revision (the
+        incident grew, back in the queue) fires it again."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if self.spec.kind == "alertmanager":
+            url = self.spec.url.rstrip("/") + "/api/v2/alerts"
+            body: Any = alertmanager_payload(inc, now_ms, self._held(url, inc["incident_id"]), self.zone)
+            body[0]["endsAt"] = _iso(now_ms)
+            body[0]["annotations"]["review"] = review
+        elif self.spec.kind == "pagerduty":
+            url, body = (
+                self.spec.url,
+                {
+                    "routing_key": self._routing_key,
+                    "event_action": "resolve",
+                    "dedup_key": inc["incident_id"],
+                },
+            )
+        else:
+            url, body = self.spec.url, webhook_payload(inc) | {"resolved": review}
+        self._post(url, body, f"{idempotency_key(inc)}:resolved")
+
+    def _post(self, url: str, body: Any, key: str) -> None:
         req = urllib.request.Request(
             url,
             data=orjson.dumps(body),
             method="POST",
             headers={
                 "Content-Type": "application/json",
-                "Idempotency-Key": idempotency_key(inc),
+                "Idempotency-Key": key,
                 "User-Agent": "lifemon-notify",
             },
         )

@@ -27,6 +27,7 @@ from test_pipeline import ROOT, committed_offsets, make_config, monitor, read_al
 
 from detectors import load_detectors
 from schemas.models import Consent
+from streams.cli import main
 from streams.config import Config
 from streams.config import Receiver as ReceiverSpec
 from streams.engine import Engine
@@ -110,6 +111,80 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
         assert "Asia/Shanghai)" in alert["annotations"]["deadlines_zh"]
         assert all(alert["annotations"][k] for k in ("harm", "measures_zh", "individuals"))
         assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 1
+    hook.close()
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)
+def test_an_incident_the_team_closes_out_ends_at_alertmanager(
+    broker, ch, names, policy, catalog, tmp_path, monkeypatch, capsys
+) -> None:
+    """A probe resolved an incident as a false positive in lifemon: Alertmanager kept it firing to
+    its last deadline, its route re-sending it every hour. A review that leaves no report to make
+    ends it at every receiver `lifemon notify` delivers to (Alertmanager, a webhook); `notified`
+    leaves a critical incident's assessor's report owed, so it keeps firing and says why."""
+    hook = Receiver()
+    with alertmanager(hook.url + "/am", tmp_path, send_resolved=True) as am_url:
+        receivers = [
+            {"name": "am", "kind": "alertmanager", "url": am_url},
+            {"name": "soar", "kind": "webhook", "url": hook.url + "/soar"},
+        ]
+        config = notify_config(names, broker, receivers)
+        m = monitor(config, ch, policy, catalog)
+        send(broker, config.topics.transfer, [cvn(1, subjects=range(3))], key=b"tp_insurance_partner")
+        m.run(idle_exit_s=2, max_seconds=60)
+        (incident,) = incidents_topic_records(config, 1)
+        assert incident["severity"] == "critical"
+        Notifier(config, broker).run(idle_exit_s=2, max_seconds=60)
+        wait_for(lambda: hook.bodies("/am"), what="the incident firing")
+        delivered = hook.bodies("/soar")  # the incident's revisions, as `lifemon notify` posts them
+
+        def held() -> list[dict]:
+            with urllib.request.urlopen(f"{am_url}/api/v2/alerts") as resp:
+                return [
+                    a
+                    for a in orjson.loads(resp.read())
+                    if a["labels"].get("alertname") == "PFILeakageIncident"
+                ]
+
+        monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+        cli = [
+            "--by", "e900001", "--config", str(write_config(config, tmp_path / "c.yaml")),
+            "--clickhouse", f"chdb://{os.environ['LIFEMON_TEST_CHDB']}",
+        ]  # fmt: skip
+        iid = incident["incident_id"]
+        assert main(["incidents", "resolve", iid[:12], "--as", "notified", "--note", "PBoC told", *cli]) == 0
+        out = capsys.readouterr().out
+        assert "left firing at the receivers: the incident still owes an external security assessor" in out, (
+            out
+        )
+        assert len(held()) == 1 and hook.bodies("/soar") == delivered
+        assert (
+            main(
+                [
+                    "incidents",
+                    "resolve",
+                    iid[:12],
+                    "--as",
+                    "false_positive",
+                    "--note",
+                    "approved sample",
+                    *cli,
+                ]
+            )
+            == 0
+        )
+        out = capsys.readouterr().out
+        assert "am: told the incident is false_positive, its alert ended" in out, out
+        assert "soar: told the incident is false_positive" in out
+        assert held() == []
+        (resolved,) = wait_for(
+            lambda: [a for n in hook.bodies("/am") for a in n["alerts"] if a["status"] == "resolved"],
+            what="alertmanager's resolved notification",
+        )
+        assert resolved["labels"]["incident_id"] == iid
+        assert resolved["annotations"]["review"].startswith("false_positive by e900001 at ")
+        (told,) = hook.bodies("/soar")[len(delivered) :]
+        assert told["dedup_key"] == iid and told["resolved"].endswith(": approved sample")
     hook.close()
 
 
