@@ -87,6 +87,8 @@ REASONS = (
     "unknown_actor",
     "unknown_customer",
 )
+# coverage gaps: accesses lifemon could not judge, none of them shown to be unauthorized
+GAPS = frozenset({"unknown_actor", "unknown_customer"})
 
 
 LATEST = 2**62  # as of this, a registry returns a key's newest version
@@ -777,10 +779,13 @@ class UnauthorizedLookupDetector:
         touching_zh = f"涉及{touched_zh}的个人金融信息"
         if not rows:  # refused attempts read nothing: "0 customers" read as a count of victims
             touching, touching_zh = "reading no customer's data", "未读取客户的个人金融信息"
-        summary = (
-            f"{actor}: {n_of(ep.accesses, 'unauthorized access', 'unauthorized accesses')} {touching}: {en}. "
-            f"{ep.context}. | {actor}：{ep.accesses}次越权访问，{touching_zh}：{zh}。"
+        # gaps alone are accesses not judged: counted as unauthorized, they swelled the SOC's tally
+        what, what_zh = (
+            (f"{n_of(ep.accesses, 'access', 'accesses')} lifemon could not judge", "次无法判定的访问")
+            if GAPS.issuperset(reasons)
+            else (n_of(ep.accesses, "unauthorized access", "unauthorized accesses"), "次越权访问")
         )
+        summary = f"{actor}: {what} {touching}: {en}. {ep.context}. | {actor}：{ep.accesses}{what_zh}，{touching_zh}：{zh}。"
         counts = {f"reason_{r}": ep.reasons[r] for r in reasons}
         # customers are the named ones: an OCSF consumer reading subject_count gets no rows in it
         counts |= {"accesses": ep.accesses, "customers": len(ep.customers), "customers_unnamed": ep.unnamed}

@@ -80,7 +80,11 @@ def test_a_customer_of_another_sub_branch_fires(run) -> None:
     (a,) = run([entitlement("e1")], near + far)
     assert reasons([a]) == {"out_of_scope"} and a.severity.value == "medium"
     assert a.subject_count == 1 and "S0101 read a customer managed by S0102" in a.summary
-    assert "越权" in a.summary and "本行《掌上银行家隐私政策》" in a.summary and "C0000010" not in a.summary
+    assert (
+        "越权" in a.summary
+        and "本行《掌上银行家系统功能应用与管理规定》 机构设置" in a.summary
+        and "C0000010" not in a.summary
+    )
     assert a.window_start == T0 + HOUR and a.actor_org == "S0101"
 
 
@@ -421,6 +425,9 @@ def test_unknown_actors_and_customers_are_listed_as_coverage_gaps(run) -> None:
     assert reasons([a]) == {"unknown_actor"} and a.severity.value == "low"
     (b,) = run([entitlement("e1")], access("e1", customers=1, first_customer=900))
     assert reasons([b]) == {"unknown_customer"} and "not in pfi.customers" in b.summary
+    # not judged is not unauthorized: a probe's SOC tallied gaps as 越权访问
+    assert "lifemon could not judge" in b.summary and "次无法判定的访问" in b.summary
+    assert "unauthorized access" not in a.summary + b.summary and "越权" not in a.summary + b.summary
 
 
 def test_one_alert_per_episode_revised_then_closed(run) -> None:
