@@ -268,6 +268,11 @@ class Organisation(Strict):
         "number): one found inside a name a producer chose (a record id, a folder, a list id) is "
         "replaced by the customer's pseudonym (docs/security.md#customer-ids-in-names)",
     )
+    employee_id_form: str | None = Field(
+        None,
+        description="a regular expression of the bank's employee ids (the entitlements feed's): an "
+        "actor id a log writes in another case (e300011) is read in the case the form takes (E300011)",
+    )
     org_levels: dict[str, OrgLevel]
     roles: dict[str, Role]
     permissions: dict[str, PermissionSet] = Field(default_factory=dict)
@@ -277,7 +282,7 @@ class Organisation(Strict):
         description="approval purpose -> class or category ids an approval for it never covers",
     )
 
-    @field_validator("customer_id_form")
+    @field_validator("customer_id_form", "employee_id_form")
     @classmethod
     def _form(cls, form: str | None) -> str | None:
         if form is None:

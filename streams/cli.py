@@ -1047,6 +1047,9 @@ def cmd_pseudonym(args: argparse.Namespace) -> int:
     from streams.pseudonym import Pseudonymizer
 
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+    # in the case the bank's customer id form takes, as the engine spells them
+    config = _config(args.config, policy_dir=args.policy)
+    pseudonymize.spell_ids_as(load_policy(config.policy_dir).organisation.customer_id_form)
     for subject in args.subjects:
         print("  ".join(f"v{v} {p}" for v, p in pseudonymize.every_version(subject).items()) + f"  {subject}")
     return 0
@@ -1641,6 +1644,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("pseudonym", help="a customer id's pseudonym under each key of the ring")
     sp.add_argument("subjects", nargs="+", help="customer ids (uses LIFEMON_PSEUDONYM_KEY, _V2, ...)")
+    sp.add_argument("--config", help=CONFIG_HELP)
+    sp.add_argument("--policy", help=POLICY_HELP)
     sp.set_defaults(func=cmd_pseudonym)
 
     sp = sub.add_parser(

@@ -45,7 +45,7 @@ from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
 from streams.personal_numbers import DoorSeals
-from streams.pseudonym import PseudonymKeyMismatch, fingerprint, id_spelling
+from streams.pseudonym import PseudonymKeyMismatch, fingerprint, id_spelling, spelled_as
 from streams.registries import AsOfRegistry, ConsentRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -167,6 +167,13 @@ def _spell_record_ids(stream: str, records: list[Any]) -> None:
 
 # the attribute that names the system an event's data was read, stored or sent from
 SYSTEM_ATTR = {"access": "system", "lifecycle": "system", "transfer": "sender_system"}
+# the attributes that name an employee, read as the entitlements feed spells them (`spelled_as`)
+EMPLOYEE_ATTRS = {
+    "access": ("actor_id",),
+    "transfer": ("actor_id",),
+    "lifecycle": ("operator_id",),
+    "marketing": ("submitter_id", "approver_id"),
+}
 
 
 def fold(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]) -> None:
@@ -530,12 +537,16 @@ class Engine:
         self.specs = list(specs)
         self.catalog: Catalog = catalog
         self._system_spelling = system_spelling(catalog.system_ids)
+        organisation = catalog.policy.organisation
+        self._employee_spelling = spelled_as(organisation.employee_id_form)
+        if hasattr(pseudonymize, "spell_ids_as"):  # a plain function (tests, tools) spells nothing
+            pseudonymize.spell_ids_as(organisation.customer_id_form)
         self.pseudonymize = pseudonymize
         # a card or ID number inside a name the producer gave is sealed under the same key as the
         # pseudonyms (a plain function, in tests and tools, fingerprints through itself); then a
         # customer id of the bank's form there becomes its pseudonym
         self.names = DoorSeals(
-            catalog.policy.organisation.customer_id_form,
+            organisation.customer_id_form,
             pseudonymize,
             getattr(pseudonymize, "digest", lambda text: pseudonymize("number:" + text)),
         )
@@ -627,7 +638,9 @@ class Engine:
         if stream == "consents":
             fold(records, "purpose", spelling)
         elif stream == "entitlements":
+            fold(records, "actor_id", self._employee_spelling)
             approvals = [a for r in records for a in r.approvals]
+            fold(approvals, "approver_id", self._employee_spelling)
             fold(approvals, "purpose", spelling)
             for a in approvals:
                 a.systems = [self._system_spelling(s) or s for s in a.systems]
@@ -666,6 +679,8 @@ class Engine:
             if newest > self.source_times.get((topic, partition), 0):
                 self.source_times[(topic, partition)] = newest
             self._pseudonymize(stream, events)
+            for attr in EMPLOYEE_ATTRS.get(stream, ()):
+                fold(events, attr, self._employee_spelling)
             if stream in PURPOSE_STREAMS:
                 fold(events, "purpose", spelling)
             if stream in SYSTEM_ATTR:

@@ -18,6 +18,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 
 from streams.credentials import Secrets, env_name
 from streams.sealed import Sealer
@@ -51,6 +52,24 @@ def id_spelling(subject_id: str) -> str:
     compatibility forms become their plain characters (NFKC); case is kept, since an id may be
     case-sensitive."""
     return (subject_id if subject_id.isascii() else unicodedata.normalize("NFKC", subject_id)).strip()
+
+
+def spelled_as(form: str | None) -> Callable[[str], str]:
+    """An id as its owner's system spells it: `id_spelling`, then, where the bank gives the ids'
+    form (organisation.yaml `customer_id_form`, `employee_id_form`), in the case the form takes:
+    a CRM's `e300011` is the terminated E300011 of the entitlements feed, `c0000306` the customer
+    C0000306 (a probe's fired employee read as an unknown actor, a low gap, not a high alert).
+    Without a form case is kept. Memoized: ids repeat."""
+    found = re.compile(form) if form else None
+
+    @lru_cache(maxsize=100_000)
+    def spell(raw: str) -> str:
+        plain = id_spelling(raw)
+        if found is None or found.fullmatch(plain):
+            return plain
+        return next((c for c in (plain.upper(), plain.lower()) if found.fullmatch(c)), plain)
+
+    return spell
 
 
 class PseudonymKeyError(ValueError):
@@ -96,12 +115,19 @@ class Pseudonymizer:
         # id -> pseudonym, up to a million: the engine looks a batch's ids up here in C
         # (streams/_door.c) and calls this object only for an id not in it
         self.cache: dict[str, str] = {}
+        self._spell: Callable[[str], str] = id_spelling
+
+    def spell_ids_as(self, customer_id_form: str | None) -> None:
+        """Customer ids in the case the bank's form takes (`spelled_as`): the engine and `lifemon
+        pseudonym` set it from organisation.yaml before any id is pseudonymized."""
+        self._spell = spelled_as(customer_id_form)
+        self.cache.clear()
 
     def __call__(self, subject_id: str) -> str:
         p = self.cache.get(subject_id)
         if p is None:
             h = self._ids.copy()
-            h.update(id_spelling(subject_id).encode())
+            h.update(self._spell(subject_id).encode())
             p = self._prefix + h.hexdigest()[:24]
             if len(self.cache) < 1_000_000:
                 self.cache[subject_id] = p
@@ -115,7 +141,7 @@ class Pseudonymizer:
         """The subject's pseudonym under each key of the ring: finds its alerts from before a
         rotation (a subject's access request, PIPL art. 45) while the old key is kept."""
         return {
-            v: prefix(v) + hmac.new(k, id_spelling(subject_id).encode(), hashlib.sha256).hexdigest()[:24]
+            v: prefix(v) + hmac.new(k, self._spell(subject_id).encode(), hashlib.sha256).hexdigest()[:24]
             for v, k in sorted(self._ring.items())
         }
 

@@ -1167,3 +1167,35 @@ def test_unnamed_rows_are_not_listed_as_customers(run) -> None:
         query = read("p1", OPEN, ["F0001"], fields=("transaction_record",), row_count=rows)
         u = one(run(ents, [query]), "unauthorized_lookup")
         assert f"touching 1 customer and {rows - 1} more rows than customers named" in u.summary, u.summary
+
+
+def test_an_id_in_another_case_or_padded_is_the_same_employee_and_customer(run) -> None:
+    """Each system spells ids its own way: a CRM's `e300011`, a CHAR column's `E300011 `, a
+    customer typed `c0000306`. A probe's fired employee read under them was a low coverage gap
+    (an unknown actor) instead of a high alert, a harvest split over two spellings raised nothing,
+    and an out-of-scope customer in lower case was an unknown one. Ids are read without blanks and,
+    where the bank gives their form (organisation.yaml `employee_id_form`, `customer_id_form`), in
+    the case the form takes; the alert names the employee as the entitlements feed does."""
+    gone = OPEN + 3 * HOUR
+    fired = [
+        _ent("E300011", "wealth_manager", "S0101"),
+        _ent("E300011", None, "S0101", ts=gone, status="terminated"),
+    ]
+    a = one(run(fired, [read("e300011", gone + HOUR, ["A0001"]), read("E300011 ", gone + 2 * HOUR, ["A0002"])]),
+            "unauthorized_lookup")  # fmt: skip
+    assert reasons(a) == {"terminated"} and a.severity.value == "high" and a.counts["accesses"] == 2
+    assert a.actor_id == "E300011"
+    president = [_ent("E300100", "sb_president", "S0101")]
+    harvest = spread("E300100", ids("A", 35), OPEN, OPEN + 2 * HOUR) + spread(
+        "e300100", ids("A", 35, 100), OPEN + 2 * HOUR, OPEN + 4 * HOUR
+    )
+    b = one(run(president, harvest), "bulk_query")
+    assert b.actor_id == "E300100" and b.counts["records"] == 70 and "reached 50 (" in b.summary
+    far = [customer("C0000306", "S0102")]
+    lobby = [_ent("E300001", "lobby_manager", "S0101")]
+    c = one(run(lobby, [read("E300001", OPEN, ["c0000306"])], customers=far), "unauthorized_lookup")
+    assert reasons(c) == {"out_of_scope"} and c.severity.value == "medium"
+    # an id of no form the bank gave keeps its case: w1 and W1 are two employees
+    assert run([_ent("w1", "wealth_manager", "S0101")], [read("W1", OPEN, ["A0001"])])[0].counts.get(
+        "reason_unknown_actor"
+    )

@@ -38,7 +38,7 @@ def test_sdk_alerts_and_label_matrix_reach_kafka_and_clickhouse(broker, ch, name
     )
     assert c3["unmapped"]["counts"]["label_incorrect"] == 1
     assert c3["unmapped"]["regulation"][0].startswith("《个人信息保护法》第二十八条")
-    assert any("本行《掌上银行家隐私政策》" in r for r in c3["unmapped"]["regulation"])
+    assert any("本行《个人金融信息保护管理规定》 流程描述(4)⑪" in r for r in c3["unmapped"]["regulation"])
 
     db = names["database"]
     rows = ch.query(
