@@ -8,6 +8,7 @@ procedure. So an approval covers an access only when all of these hold, as of th
 - its records keep the approval within its budget (`max_records`, counted across accesses); an
   access naming only customers the approval already covered reads their records again and spends
   nothing (a complaint handler opens the one customer's file five times under an approval for 3);
+  bulk_query counts an access the budget covers in part by the records past it (`uncovered`);
 - it lists the fields read (by field id, category or class) and the system used: an approval that
   lists none covers none (least privilege);
 - its purpose's exclusions (organisation.yaml `approval_exclusions`) do not reach the data: a
@@ -105,8 +106,32 @@ def judge(
     A covering approval's budget is spent here, so call once per access. `asked` memoizes what
     the access asks of the approval for a caller that judges a batch, keyed by the approval
     object's id: valid only while the caller holds the entitlements."""
+    approval, why, _ = _spend(ev, ent, ctx, store, asked)
+    return approval, why
+
+
+def uncovered(ev: Any, ctx: Context, store: Store) -> tuple[Approval | None, int | None]:
+    """bulk_query's question: (the approval the access names, how many of its records that
+    approval leaves uncovered): 0 when it covers them all; the records past its budget when it
+    covers the rest, what was left of the budget spent on them (one row over an approved export of
+    20 000 is one unapproved record, not 20 000: a probe's was a critical alert); None when it
+    covers none. Spends the budget, so call once per access."""
+    approval, why, left = _spend(ev, ctx.entitlement(ev.actor_id, ev.ts), ctx, store, partial=True)
+    return approval, (left if why is None else None)
+
+
+def _spend(
+    ev: Any,
+    ent: Entitlement | None,
+    ctx: Context,
+    store: Ledger,
+    asked: dict[tuple[Any, ...], str | None] | None = None,
+    partial: bool = False,
+) -> tuple[Approval | None, str | None, int]:
+    """`judge`, and the records left past the budget (`partial`: an access the budget covers in
+    part spends what is left of it, and is covered up to there)."""
     if not ev.approval_id:
-        return None, "the access names no approval"
+        return None, "the access names no approval", 0
     approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
     if approval is None or ent is None:
         # revoked, or never granted: the entitlement as of the access does not carry it
@@ -114,6 +139,7 @@ def judge(
             None,
             f"approval {ev.approval_id} is not in the employee's entitlement at the access (revoked, not yet "
             "granted, or never)",
+            0,
         )
     catalog = ctx.catalog
     why = _standing(approval, ev, ent)
@@ -125,7 +151,7 @@ def judge(
             asked[kind] = _asked(approval, ev, catalog) or _graded(approval, ent, ctx)
         why = asked[kind]
     if why is not None:
-        return approval, why
+        return approval, why, 0
     key = USED + approval.approval_id
     budget = Budget.of(store.get(key, 0))
     if (
@@ -133,20 +159,25 @@ def judge(
         and records(ev) <= len(set(ev.subject_ids))
         and budget.covered.issuperset(ev.subject_ids)
     ):
-        return approval, None  # their records, counted when the approval first covered them (no rows beyond)
+        return (
+            approval,
+            None,
+            0,
+        )  # their records, counted when the approval first covered them (no rows beyond)
     used = budget.spent + records(ev)
-    if used > approval.max_records:
-        return approval, f"its budget of {n_of(approval.max_records, 'record')} was spent ({used} needed)"
+    left = max(used - approval.max_records, 0)
+    if left and not (partial and budget.spent < approval.max_records):
+        return approval, f"its budget of {n_of(approval.max_records, 'record')} was spent ({used} needed)", 0
     if budget.expires != approval.expires_ts:
         budget.expires = approval.expires_ts
         ctx.timers.register(key, approval.expires_ts)  # then the budget is forgotten
-    budget.spent = used
-    for c in ev.subject_ids:
+    budget.spent = used - left
+    for c in () if left else ev.subject_ids:  # one covered in part is read again at a cost
         if len(budget.covered) >= REMEMBERED:
             break
         budget.covered.add(c)
     store.put(key, budget)
-    return approval, None
+    return approval, None, left
 
 
 class Budget:
@@ -186,8 +217,3 @@ def forget_expired(store: Store, key: str, watermark: int) -> None:
         budget = store.get(key)
         if isinstance(budget, (str, Budget)) and Budget.of(budget).expires <= watermark:
             store.delete(key)
-
-
-def covers(ev: Any, ctx: Context, store: Store) -> bool:
-    """True when the approval the access names covers it (and spends its budget)."""
-    return judge(ev, ctx.entitlement(ev.actor_id, ev.ts), ctx, store)[1] is None

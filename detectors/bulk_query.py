@@ -31,6 +31,7 @@ from itertools import islice
 from operator import attrgetter
 from typing import Annotated, Any, ClassVar
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import _window, approvals
@@ -447,6 +448,14 @@ class ActorWindow:
             self.exact()
 
 
+def _past_budget(ev: Any, left: int) -> Any:
+    """The part of an access its approval's budget did not cover: its last `left` records, and
+    the customers they are a share of (the last ones named)."""
+    ids = ev.subject_ids
+    named = ids[-max(1, -(-len(ids) * left // approvals.records(ev))) :] if ids else ids
+    return msgspec.structs.replace(ev, row_count=left, subject_ids=list(named))
+
+
 def _entries(stored: Iterable[Any]) -> Iterable[WindowEntry]:
     return ((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in stored)
 
@@ -489,20 +498,31 @@ class BulkQueryDetector:
     # -- events ---------------------------------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         by_actor: dict[str, list[Any]] = {}
+        past_budget: dict[str, dict[str, int]] = {}  # actor -> what an approval left uncovered -> when
         for ev in events:  # in offset order: an approval's record budget is spent in that order
             if stream == "transfer":
                 if not self._counts_as_taken(ev, ctx):
                     continue
             elif ev.outcome is not Outcome.success:
                 continue  # a denied access returned no data
-            elif ev.approval_id and self._approved(ev, ctx):
-                continue  # seed 004 流程描述(4)④: graded approval covers this access
+            elif ev.approval_id:
+                # seed 004 流程描述(4)④: graded approval covers this access, or its records up to its budget
+                approval, left = approvals.uncovered(ev, ctx, self.store)
+                if left == 0:
+                    continue
+                if approval is not None and left is not None:
+                    ev = _past_budget(ev, left)
+                    said = (
+                        f"records past approval {approval.approval_id}'s budget of {approval.max_records:,}"
+                    )
+                    past_budget.setdefault(ev.actor_id, {})[said] = ev.ts
             by_actor.setdefault(ev.actor_id, []).append(ev)
         for actor, evs in by_actor.items():
             win = self._window(actor)
             if win is None:
                 win = ActorWindow(LegalTally(len(self._tiers)))
                 ctx.timers.register(actor, evs[0].ts + self.window_ms)
+            win.past.update(past_budget.get(actor, {}))
             if stream == "transfer":
                 for ev in evs:
                     yield from self._close_passed(actor, win, ev.ts)
@@ -628,10 +648,6 @@ class BulkQueryDetector:
             ep.c3_export |= cls is JrClass.C3
             ep.sent = True
             self._note(ep, tr)
-
-    def _approved(self, ev: Any, ctx: Context) -> bool:
-        """Seed 004 流程描述(4)④⑤: a graded approval that covers this access (detectors/approvals.py)."""
-        return approvals.covers(ev, ctx, self.store)
 
     def _duty(self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context) -> list[bool] | None:
         """Which reads of an actor's batch are the post's own work, in no legal tier: one customer's,

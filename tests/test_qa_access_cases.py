@@ -1052,13 +1052,17 @@ def test_a_late_log_of_earlier_reads_moves_the_alert_s_first_seen_back(run, batc
 
 
 def test_one_export_of_101_records_under_a_100_record_approval(run) -> None:
-    """The approver signed for 100 records; an export of 101 is not the export approved, so all
-    its 101 credit records are unapproved: a take-out without approval, and art. 5's 50 passed."""
+    """The approver signed for 100 records; an export of 101 is not the export approved: a take-out
+    without approval. Art. 5 counts what was obtained unlawfully, the one record past the budget,
+    not the 100 approved (a probe's regulatory export one row over its 19 999 was a critical alert
+    of 20 000 records); 151 records are 51 past it, art. 5's 50 passed, and the alert says why."""
     alerts = run([risk_analyst()], [credit_export(OPEN, ids("F", 101))])
     u = one(alerts, "unauthorized_lookup")
     assert reasons(u) == {"c2_takeout_without_approval"} and "(101 needed)" in u.summary
-    b = one(alerts, "bulk_query")
-    assert b.severity.value == "high" and b.counts["records"] == 101
+    assert kinds(alerts) == ["unauthorized_lookup"]
+    b = one(run([risk_analyst()], [credit_export(OPEN, ids("F", 151))]), "bulk_query")
+    assert b.severity.value == "high" and b.counts["records"] == 51 and b.counts["customers"] == 51
+    assert "records past approval RK1's budget of 100" in b.summary, b.summary
 
 
 def test_a_batch_job_past_its_approval(run) -> None:
