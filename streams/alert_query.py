@@ -236,19 +236,38 @@ class AlertView(NamedTuple):
 def resolve_alert_id(client: Any, database: str, given: str) -> str:
     """The one alert id equal to `given` or starting with it (`resolve_id`); an incident's id
     pasted in its place is said to be one (a probe's `alerts ack` of an incident: "no alert id")."""
+    return _resolve_or_say(
+        client, database, given, "alert", "incident",
+        f"`lifemon incidents show {given}` lists its alerts, each reviewed by its own id",
+    )  # fmt: skip
+
+
+def resolve_incident_id(client: Any, database: str, given: str) -> str:
+    """The one incident id equal to `given` or starting with it; an alert's id pasted in its place
+    is said to be one (a probe's `incidents show` of an alert: "no incident id")."""
+    return _resolve_or_say(
+        client, database, given, "incident", "alert",
+        f"`lifemon alerts show {given}` shows it; `lifemon incidents` lists the incidents",
+    )  # fmt: skip
+
+
+def _resolve_or_say(client: Any, database: str, given: str, noun: str, other: str, instead: str) -> str:
+    """`resolve_id` among the `noun`s (alerts, incidents), saying so where `given` starts an
+    `other`'s id instead, and `instead` what to run."""
     try:
-        return resolve_id(client, f"{database}.alerts", "alert_id", given, "alert", "lifemon alerts")
+        return resolve_id(client, f"{database}.{noun}s", f"{noun}_id", given, noun, f"lifemon {noun}s")
     except AlertNotFound:
-        incident = client.query(
-            f"SELECT count() FROM {database}.incidents WHERE startsWith(incident_id, {{given:String}})",
+        found = client.query(
+            f"SELECT count() FROM {database}.{other}s WHERE startsWith({other}_id, {{given:String}})",
             parameters={"given": given.lower()},
         ).result_rows[0][0]
-        if not incident:
+        if not found:
             raise
-        raise AlertNotFound(
-            f"{given} is an incident's id, not an alert's: `lifemon incidents show {given}` lists its "
-            "alerts, each reviewed by its own id"
-        ) from None
+        raise AlertNotFound(f"{given} is {_a(other)}'s id, not {_a(noun)}'s: {instead}") from None
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def resolve_id(client: Any, table: str, column: str, given: str, noun: str, lister: str) -> str:

@@ -701,7 +701,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     in its reviews' table (streams/reviews.py); its own status is left as it is."""
     import getpass
 
-    from streams.alert_query import AlertNotFound, resolve_alert_id, resolve_id
+    from streams.alert_query import AlertNotFound, resolve_alert_id, resolve_incident_id
     from streams.clickhouse import location
     from streams.reviews import ACKNOWLEDGED, ALERTS, INCIDENTS, record_review
 
@@ -728,13 +728,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     database = config.clickhouse.database
     given = getattr(args, kind.id)
     try:
-        reviewed_id = (
-            resolve_alert_id(client, database, given)
-            if kind is ALERTS
-            else resolve_id(
-                client, f"{database}.{kind.source}", kind.id, given, kind.noun, f"lifemon {kind.source}"
-            )
-        )
+        resolve = resolve_alert_id if kind is ALERTS else resolve_incident_id
+        reviewed_id = resolve(client, database, given)
         review = record_review(
             client,
             database,

@@ -15,7 +15,14 @@ import orjson
 
 from detectors.base import n_of
 from schemas.models import Severity
-from streams.alert_query import SEVERITY_STYLE, STATUSES, Listing, at_least, resolve_id, select_latest
+from streams.alert_query import (
+    SEVERITY_STYLE,
+    STATUSES,
+    Listing,
+    at_least,
+    resolve_incident_id,
+    select_latest,
+)
 from streams.receivers import counted
 from streams.reviews import INCIDENTS, UNREVIEWED, render_reviews, review_line, review_state, reviewed
 
@@ -162,7 +169,7 @@ def query_incident(client: Any, database: str, given: str) -> tuple[str, dict[st
     once the table's TTL emptied it: `pseudonym_ttl_days`, as its pseudonyms). AlertNotFound
     when no id, or more than one, starts with `given`."""
     table = f"{database}.incidents"
-    incident_id = resolve_id(client, table, "incident_id", given, "incident", "lifemon incidents")
+    incident_id = resolve_incident_id(client, database, given)
     ((text,),) = client.query(
         f"SELECT incident FROM {table} FINAL WHERE incident_id = {{id:String}}",
         parameters={"id": incident_id},

@@ -499,6 +499,14 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     # an incident's id given to review an alert: said what it is, and how its alerts are reviewed
     assert main(["alerts", "ack", cvn_incident.incident_id[:12], "--config", str(config)]) == 2
     assert f"{cvn_incident.incident_id[:12]} is an incident's id, not an alert's" in capsys.readouterr().err
+    # and an alert's id given for an incident's (a probe's `incidents show` of an alert)
+    alert_id = cvn_incident.alerts[0].alert_id[:12]
+    ch.command(f"INSERT INTO {db}.alerts (alert_id) VALUES ('{cvn_incident.alerts[0].alert_id}')")
+    assert main(["incidents", "show", alert_id, "--config", str(config)]) == 2
+    assert (
+        f"{alert_id} is an alert's id, not an incident's: `lifemon alerts show {alert_id}`"
+        in capsys.readouterr().err
+    )
 
     # the response team records what it did, which lifemon cannot see: the report made. The list
     # then shows it notified, its next report the assessor's, which the notice does not make (the
