@@ -780,3 +780,15 @@ def test_what_a_notice_tells_customers_cites_no_source(policy) -> None:
     ]
     cited = [t for t in texts if any(mark in t.zh + t.en for mark in ("seed ", "《", "§"))]
     assert texts and not cited, cited
+
+
+def test_a_declared_sdk_sending_card_and_id_images_to_an_undeclared_host_opens_an_incident(engine) -> None:
+    """A probe: the OCR SDK the privacy policy declares (9) sent customers' card and ID images to a
+    tracker's host its declaration does not name: a high alert, and no incident, though a recipient
+    nobody agreed to holds them. Device ids alone sent there stay an alert for the app team."""
+    ocr = {"sdk_id": "tencent_ocr", "dest_host": "collect.tracker.example", "country": "CN"}
+    assert run(engine(), "sdk", [sdk_seen(1, ["android_id"], **ocr)]) == {}
+    inc = one(run(engine(), "sdk", [sdk_seen(2, ["bank_card_image", "id_document_image"], **ocr)]))
+    assert inc.leakage_classes == ["undeclared_host"] and inc.key == "tencent_ocr"
+    assert inc.alerts[0].rule_id == "LM-SDK-001.host_not_allowed"
+    assert "host its declaration does not name" in inc.notice.cause.en
