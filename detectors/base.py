@@ -29,7 +29,17 @@ from pydantic import BaseModel
 
 from policy.catalog import Catalog
 from policy.model import DetectorSection
-from schemas.models import Action, Channel, Consent, ConsentStatus, Customer, Entitlement, Outcome, Severity
+from schemas.models import (
+    Action,
+    Channel,
+    Consent,
+    ConsentStatus,
+    Customer,
+    CustomerStatus,
+    Entitlement,
+    Outcome,
+    Severity,
+)
 
 
 def _reaccepted(general: Consent, own: Consent) -> bool:
@@ -241,6 +251,17 @@ class Finding:
         start = self.window_start if self.anchor is None else self.anchor
         raw = f"{self.detector}\x1f{self.rule_id}\x1f{self.key}\x1f{start}".encode()
         return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def book_holds(scope: str, customer: Customer | None, org_id: str) -> bool:
+    """The customer is of a post's own book (organisation.yaml `own_book`, its `scope`) whose
+    holder works in `org_id`: one its org manages (org) or sees (sight), as `pfi.customers` has
+    it; a closed relationship is no one's book."""
+    return (
+        customer is not None
+        and customer.status is not CustomerStatus.closed
+        and (customer.org_id == org_id if scope == "org" else org_id in customer.org_path)
+    )
 
 
 class Detector(Protocol):

@@ -35,7 +35,17 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import _window, approvals
-from detectors.base import DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, fed, iso_minute, n_of
+from detectors.base import (
+    DAY_MS,
+    LEAKAGE_CANDIDATE,
+    Context,
+    Finding,
+    Store,
+    book_holds,
+    fed,
+    iso_minute,
+    n_of,
+)
 from detectors.legal_tally import Entry, LegalTally, TiersOf
 from detectors.window_chunks import Chunks, chunk_key
 from policy.model import CLASS_RANK, RANK_CLASS, Counter, DetectorSection, JrClass, OwnBook
@@ -44,7 +54,6 @@ from schemas.models import (
     SEVERITY_RANK,
     TAKES_OUT,
     Action,
-    CustomerStatus,
     EmployeeStatus,
     Outcome,
     RecipientType,
@@ -701,10 +710,10 @@ class BulkQueryDetector:
                     f"{COUNTER}{perms}", ev.subject_ids[0], ev.ts, counter.customers_per_day
                 )
                 flags.append(served)
-                if served and counter.walk_ins_per_day is not None:
-                    asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
-                else:
+                if not served:
                     win.past[f"at the counter past its {counter.customers_per_day} customers a day"] = ev.ts
+                elif counter.walk_ins_per_day is not None:
+                    asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
                 continue
             flags.append(False)
             if mine is not None and ev.row_count <= (mine[1].rows_per_customer or self._duty_rows - 1):
@@ -723,11 +732,7 @@ class BulkQueryDetector:
                             passed = f"of other orgs' customers at the counter past its {most} a day"
                             win.past[passed] = ts
                 else:
-                    in_book = (
-                        c is not None
-                        and c.status is not CustomerStatus.closed  # a closed relationship is no one's book
-                        and (c.org_id == org if scope == "org" else org in c.org_path)
-                    )
+                    in_book = book_holds(scope, c, org)
                     flags[i] = in_book and win.own_read(book, cid, ts, most)
                     if in_book and not flags[i]:
                         win.past[f"of its own customers past the book's {most} a day"] = ts

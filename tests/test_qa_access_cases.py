@@ -465,6 +465,9 @@ def test_a_service_line_answers_every_branchs_callers_as_a_counter(run) -> None:
     assert law([*ids("A", 70), *ids("B", 70), *ids("F", 59)]) == []
     (a,) = law([*ids("A", 70), *ids("B", 70), *ids("F", 60)])
     assert a.severity.value == "high" and "reads at the counter past its 150 customers a day" in a.summary
+    # a burst past the line's hourly pace is the role window's, its callers all within the day
+    burst = one(run(agent, spread("h1", callers, OPEN, OPEN + HOUR, **kw)), "bulk_query")
+    assert "reached the role threshold" in burst.summary and "past its 150" not in burst.summary
 
 
 def test_a_teller_opens_an_account_before_core_banking_registers_the_customer(run) -> None:
