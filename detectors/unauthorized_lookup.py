@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals, inbox
-from detectors.base import Context, Finding, Store, fed, iso_minute, n_of
+from detectors.base import Context, Finding, Store, book_holds, fed, iso_minute, n_of
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, Organisation
 from schemas.models import (
     CHANGES,
@@ -257,6 +257,17 @@ class Spending:
 def _own_copy(counter: bool, action: str, customers: int) -> bool:
     """The counter prints one customer's statement or receipt for that customer: no takeout."""
     return counter and action == Action.print and customers == 1
+
+
+def _book_copy(ev: Any, ent: Entitlement, ctx: Context) -> bool:
+    """A post prints one customer of its own book (organisation.yaml `own_book`) for its own work:
+    a wealth manager's statement for her customer is that customer's copy, as the counter's is
+    (seed 004 流程描述(4)④ restricts copying in bulk, 原则上限制批量复制; a probe's was a medium
+    take-out without approval). Judged in full, never screened: the customer decides."""
+    if ev.action is not Action.print or len(ev.subject_ids) != 1 or ent.status is not ACTIVE:
+        return False
+    book = ctx.catalog.own_book(ent.roles, Action.view, ev.system, ev.fields, ev.purpose)
+    return book is not None and book_holds(book[1].scope, ctx.customer(ev.subject_ids[0], ev.ts), ent.org_id)
 
 
 def _consented(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
@@ -576,7 +587,7 @@ class UnauthorizedLookupDetector:
         # why the approval the access names does not cover it: the analyst's first question
         refused = f"approval {approval.approval_id}: {why}" if approval else why if ev.approval_id else None
         counter = ctx.catalog.at_counter(ent.roles, action, ev.system, ev.fields, ev.purpose) is not None
-        own_copy = _own_copy(counter, action, len(ev.subject_ids))
+        own_copy = _own_copy(counter, action, len(ev.subject_ids)) or _book_copy(ev, ent, ctx)
         if not covered:
             if approval is None and not ev.approval_id:
                 key = (tuple(ent.roles), action, ev.system, tuple(ev.fields), own_copy)
@@ -639,7 +650,8 @@ class UnauthorizedLookupDetector:
         own_copy: bool = False,
     ) -> list[tuple[str, str]]:
         """What the data, the roles and the systems say of an access no approval covers. `own_copy`:
-        the counter prints one customer's data for that customer, which takes nothing out."""
+        the counter, or a post for its own book, prints one customer's data for that customer,
+        which takes nothing out."""
         catalog = ctx.catalog
         cls = catalog.classify(fields)
         found = []

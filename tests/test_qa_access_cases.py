@@ -1206,3 +1206,33 @@ def test_an_id_in_another_case_or_padded_is_the_same_employee_and_customer(run) 
     assert run([_ent("w1", "wealth_manager", "S0101")], [read("W1", OPEN, ["A0001"])])[0].counts.get(
         "reason_unknown_actor"
     )
+
+
+def test_a_wealth_manager_prints_her_own_customers_statement_for_her(run) -> None:
+    """Seed 004 流程描述(4)④ restricts copying in bulk (原则上限制批量查询、复制): a wealth manager
+    printing one of her own customers' holdings for advice, or flows for service, gives that
+    customer their copy, as the counter does (a probe's was a medium take-out without approval).
+    Another sub-branch's customer, two customers on one print, or a campaign's purpose are still
+    take-outs needing an approval."""
+    ent = [_ent("w1", "wealth_manager", "S0101")]
+    holdings = {
+        "action": "print",
+        "system": "crm",
+        "fields": ("customer_name", "assets"),
+        "purpose": "wealth_advice",
+    }
+    flows = {
+        "action": "print",
+        "fields": ("customer_name", "payment_account_no", "transaction_record"),
+        "row_count": 20,
+    }
+    assert (
+        run(ent, [read("w1", OPEN, ["A0001"], **holdings), read("w1", OPEN + HOUR, ["A0002"], **flows)]) == []
+    )
+    for subjects, kw in (
+        (["F0001"], holdings),
+        (["A0001", "A0002"], holdings),
+        (["A0001"], holdings | {"purpose": "marketing"}),
+    ):
+        a = one(run(ent, [read("w1", OPEN, subjects, **kw)]), "unauthorized_lookup")
+        assert "c2_takeout_without_approval" in reasons(a), (subjects, kw, a.summary)
