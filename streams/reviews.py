@@ -80,9 +80,14 @@ INCIDENTS = Reviewed(
 )
 
 
+def _members(c: str) -> bool:
+    """An extent column that lists members (ids) rather than counting."""
+    return c.endswith("_ids")
+
+
 def _covered(c: str) -> str:
     """The SQL that a review's `seen_{c}` covers the row's `c`: all its members, or as much."""
-    return f"hasAll(r.seen_{c}, s.{c})" if c.endswith("_ids") else f"r.seen_{c} >= s.{c}"
+    return f"hasAll(r.seen_{c}, s.{c})" if _members(c) else f"r.seen_{c} >= s.{c}"
 
 
 NOTE_MAX = 500  # characters kept of a note: a reason, not a report
@@ -150,9 +155,7 @@ def reviewed(client: Any, database: str, kind: Reviewed) -> str:
         if tables_present(client, database, [kind.table])
         # a database from before the table: no reviews
         else f"(SELECT '' AS {kind.id}, '' AS state, toDateTime64(0, 3, 'UTC') AS covered_until"
-        + "".join(
-            f", {'CAST([] AS Array(String))' if c.endswith('_ids') else 0} AS seen_{c}" for c in kind.extent
-        )
+        + "".join(f", {'CAST([] AS Array(String))' if _members(c) else 0} AS seen_{c}" for c in kind.extent)
         + " WHERE 0)"
     )
     covered = "".join(f" AND {_covered(c)}" for c in kind.extent)
@@ -172,8 +175,7 @@ def review_state(reviews: list[dict[str, Any]], current: dict[str, Any], kind: R
         return UNREVIEWED
     newest = reviews[-1]
     covers = _aware(newest["last_seen"]) >= _aware(current["last_seen"]) and all(
-        set(current[c]) <= set(newest[c]) if c.endswith("_ids") else newest[c] >= current[c]
-        for c in kind.extent
+        set(current[c]) <= set(newest[c]) if _members(c) else newest[c] >= current[c] for c in kind.extent
     )
     return newest["state"] if covers else UNREVIEWED
 
