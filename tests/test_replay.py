@@ -86,7 +86,7 @@ def alert_content(o: dict) -> tuple:
         o["severity"].lower(),
         tuple(o["unmapped"]["subjects_sample"]),
         tuple(e["uid"] for e in o["finding_info"]["related_events"]),
-        o["start_time"],
+        o["unmapped"]["window_start"],
         o["finding_info"]["first_seen_time"],
         o["finding_info"]["last_seen_time"],
         o["message"],
