@@ -5,13 +5,23 @@ password inside a DSN or URL, is rejected with the variable to use instead."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from policy import PolicyError, read_yaml, validate_section
 from policy import _line_of as line_of  # the line of a key, for errors that name it
@@ -36,6 +46,18 @@ PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # a raw log's local time, unless its source says otherwise: the bank's (China Standard Time), as
 # the policy's own calendar is, since a server writes its host's zone
 BANK_ZONE = "Asia/Shanghai"
+
+
+def _zone(name: str) -> str:
+    """An IANA zone this machine knows: a mistyped one stopped `lifemon run` with a traceback."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{name}' is no IANA time zone; write e.g. {BANK_ZONE}") from None
+    return name
+
+
+Zone = Annotated[str, AfterValidator(_zone)]
 # every command that reads the policy takes its folder from the same places, in this order
 POLICY_HELP = (
     "policy catalog folder (default: LIFEMON_POLICY_DIR, else policy_dir in the --config file, "
@@ -67,7 +89,7 @@ class KafkaConfig(Strict):
     bootstrap: str | None = Field(
         default=None, description="host:port list; empty starts the embedded Tansu broker"
     )
-    group_id: str = "lifemon"
+    group_id: str = Field(default="lifemon", min_length=1)  # librdkafka hangs on an empty one
     client: dict[str, Any] = Field(default_factory=dict, description="extra librdkafka settings (no secrets)")
     partitions: int = Field(default=3, ge=1, description="partitions for topics lifemon creates")
     replication_factor: int = Field(
@@ -114,7 +136,20 @@ class PgauditSource(Strict):
         default="%m [%p] %q%u@%d ", description="the server's log_line_prefix (stderr format)"
     )
     log_rows: bool = Field(default=True, description="the server has pgaudit.log_rows on")
-    timezone: str = Field(default=BANK_ZONE, description="IANA zone for zone abbreviations in log times")
+    timezone: Zone = Field(default=BANK_ZONE, description="IANA zone for zone abbreviations in log times")
+
+    @field_validator("log_line_prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        from streams.sources.pg_log import prefix_pattern
+
+        try:
+            prefix_pattern(prefix)
+        except re.error as e:
+            raise ValueError(
+                f"'{prefix}' cannot be read as a log_line_prefix ({e}); copy the server's own"
+            ) from None
+        return prefix
 
 
 class MariadbSource(Strict):
@@ -122,7 +157,7 @@ class MariadbSource(Strict):
 
     enabled: bool = False
     topic: str = "pfi.raw.mariadb"
-    timezone: str = Field(default=BANK_ZONE, description="IANA zone of the server's local time")
+    timezone: Zone = Field(default=BANK_ZONE, description="IANA zone of the server's local time")
     query_log_limit: int = Field(
         default=1024,
         gt=0,
@@ -135,7 +170,7 @@ class SftpSource(Strict):
 
     enabled: bool = False
     topic: str = "pfi.raw.sftp"
-    timezone: str = Field(default=BANK_ZONE, description="IANA zone of syslog times without an offset")
+    timezone: Zone = Field(default=BANK_ZONE, description="IANA zone of syslog times without an offset")
 
 
 class HarSource(Strict):
@@ -222,17 +257,25 @@ class Receiver(Strict):
     @field_validator("url")
     @classmethod
     def _no_credentials(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"'{url}' is not an http(s) URL")
+        parts = _http_url(url)
         if parts.password or parts.username:
             raise ValueError("a receiver URL may not hold credentials; put secrets in the environment")
         return url
 
 
+def _http_url(url: str, example: str = "") -> Any:
+    """`url`'s parts, if it is an http(s) URL with a host; else a ValueError saying so."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{url}' is not an http(s) URL" + (f"; write e.g. {example}" if example else ""))
+    return parts
+
+
 class NotifyConfig(Strict):
     group_id: str = Field(
-        default="lifemon-notify", description="the notifier's consumer group on topics.incidents"
+        min_length=1,
+        default="lifemon-notify",
+        description="the notifier's consumer group on topics.incidents",
     )
     receivers: list[Receiver] = Field(default_factory=list)
     backoff_initial_s: float = Field(default=0.5, gt=0)
@@ -292,6 +335,15 @@ class Config(Strict):
     # read from the environment when the config is made; private, so no dump or validation sees it
     _secrets: Secrets = PrivateAttr(default_factory=Secrets)
     _file: Path | None = PrivateAttr(default=None)  # the --config file, for errors found after loading
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_url(cls, url: str | None) -> str | None:
+        """A URL the registry client can take: a mistyped one (`notaurl`) passed, and the first
+        Avro record of a schema not cached yet stopped the monitor (a probe's crash loop)."""
+        if url is not None:
+            _http_url(url, "http://schema-registry:8081")
+        return url
 
     @model_validator(mode="after")
     def _one_topic_each(self) -> Config:

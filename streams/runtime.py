@@ -50,7 +50,7 @@ from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
 from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl, preload_driver
-from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord
+from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord, SchemaRegistryUnavailable
 from streams.config import Config
 from streams.engine import Engine, freeze_heap
 from streams.idleness import UNREAD_HOLD_S, LaggedClock
@@ -536,7 +536,7 @@ class Monitor:
                 self.ref_positions[(m.topic(), m.partition())] = m.offset() + 1
                 by_stream[self.stream_of[m.topic()]].append(to_raw(m))
         for stream, raws in by_stream.items():
-            decoded = self.decoder.decode(stream, raws)
+            decoded = self._decode(stream, raws)
             missed = self.engine.apply_reference(stream, [r for _, r in decoded.ok])
             if missed and stream not in self.stats.late_references:
                 log.warning(
@@ -783,7 +783,7 @@ class Monitor:
             stream = self.stream_of[topic]
             rekeyed = self.repartition.get(topic)
             events, marks, bad_marks = _split_marks(raws) if rekeyed is not None else (raws, [], [])
-            decoded = self.decoder.decode(stream, events, check_time=rekeyed is None)
+            decoded = self._decode(stream, events, check_time=rekeyed is None)
             self._dead(stream, [*decoded.dead, *bad_marks])
             if decoded.gaps:  # a raw log named what the source mapping lacks
                 self.engine.count_gaps(stream, topic, partition, decoded.gaps)
@@ -1152,6 +1152,20 @@ class Monitor:
                     f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
                 )
                 self._check_sources()  # again: the ends it compares may have come in since
+                if self._wait_paused(backoff):
+                    raise
+                backoff = min(backoff * 2, 30.0)
+
+    def _decode(self, stream: str, raws: list[RawRecord], check_time: bool = True) -> Any:
+        """`Decoder.decode`, waiting out a schema registry it cannot reach, paused in the group as a
+        checkpoint waits out a sink: an outage is no record's fault (a probe's monitor died on the
+        first Avro record of a schema not cached yet, and again on every restart)."""
+        backoff = 0.5
+        while True:
+            try:
+                return self.decoder.decode(stream, raws, check_time=check_time)
+            except SchemaRegistryUnavailable as e:
+                log.warning(f"{e}; decoding {stream} again in {backoff:.1f}s", extra={"retry_in_s": backoff})
                 if self._wait_paused(backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)

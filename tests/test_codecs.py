@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 
 import orjson
 import pytest
-from conftest import T0, access
+from conftest import T0, access, entitlement
 
 from schemas.models import Consent
 from schemas.structs import from_model
@@ -195,6 +196,30 @@ def test_event_time_is_judged_against_the_kafka_timestamp() -> None:
     assert Decoder().decode("access", late).dead == []  # late is not poison, by default
     (dead,) = Decoder(event_time=EventTimeRule(300_000, 30 * 86_400_000)).decode("access", late).dead
     assert "behind its record's Kafka timestamp" in dead.message
+
+
+def test_nothing_is_dated_ahead_of_this_machines_clock() -> None:
+    """A probe's shipper stamped CreateTime with the event time: one access dated 2099, its Kafka
+    timestamp 2099 too, passed both checks, and its watermark fired 73 retention timers at once.
+    No event happened ahead of the monitor's own clock (beyond `max_ahead_s`), however it is stamped;
+    a reference record may be (a valid-from date is a plan)."""
+    (ev,) = access(n=1)
+    now = ev.ts / 1000 + 3600  # the monitor's clock, an hour after the access
+
+    def stamped(ts: int, stream: str = "access", body: Any = None) -> RawRecord:
+        value = (body or ev.model_copy(update={"ts": ts})).model_dump_json().encode()
+        return RawRecord(f"pfi.{stream}", 0, 0, value, b"e1", None, ts)
+
+    clocked = Decoder(clock=lambda: now)
+    year_2099 = 4070908800000
+    (dead,) = clocked.decode("access", [stamped(year_2099)]).dead
+    assert dead.kind == "event_time" and "ahead of this machine's clock" in dead.message
+    assert "event_time.max_ahead_s" in dead.message
+    soon = int(now * 1000) + 299_000  # a producer's clock a little ahead stays within the allowance
+    assert clocked.decode("access", [stamped(soon)]).dead == []
+    assert clocked.decode("access", [RawRecord("pfi.access", 0, 0, stamped(year_2099).value)]).dead
+    plan = entitlement("e1").model_copy(update={"ts": year_2099})
+    assert clocked.decode("entitlements", [stamped(year_2099, "entitlements", plan)]).dead == []
 
 
 @pytest.mark.parametrize("allowance", [2**63, 2**80, 1e18], ids=["2**63", "2**80", "float"])

@@ -63,6 +63,17 @@ def test_a_sasl_login_needs_its_user_name_and_password_only_to_connect(tmp_path:
     assert config.kafka_settings()["sasl.password"] == "from-env"
 
 
+def test_a_log_line_prefix_with_two_q_escapes_reads_as_the_server_writes_it() -> None:
+    """PostgreSQL's first %q ends what sessionless processes print; a probe's prefix with a second
+    one stopped `lifemon run` with a regex error."""
+    from streams.sources.pg_log import prefix_pattern
+
+    line = "2026-01-01 10:00:00.123 CST [42] alice@core LOG:  AUDIT: ..."
+    for prefix in ("%m [%p] %q%u@%d %q", "%m [%p] %q%u@%d %q%q"):
+        found = prefix_pattern(prefix).match(line)
+        assert found and found["user"] == "alice" and found["db"] == "core", prefix
+
+
 def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_config(write(tmp_path, "kafka: [unclosed\n"))
@@ -98,9 +109,18 @@ def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:
             3,
             "set kafka.bootstrap",
         ),
+        # a probe's: each stopped `lifemon run` with a traceback, or hung it in librdkafka
+        ("kafka:\n  group_id: ''\n", "kafka.group_id", 2, "at least 1 character"),
+        ("raw_sources:\n  pgaudit:\n    timezone: Mars/Olympus\n", "raw_sources.pgaudit.timezone", 3,
+         "is no IANA time zone"),
+        ("raw_sources:\n  sftp:\n    timezone: UTC+8\n", "raw_sources.sftp.timezone", 3, "is no IANA time zone"),
+        ("schema_registry_url: notaurl\n", "schema_registry_url", 1, "is not an http(s) URL"),
     ],
-    ids=["two-on-one-topic", "empty-topic", "raw-on-a-stream-topic", "acks", "bootstrap"],
-)
+    ids=[
+        "two-on-one-topic", "empty-topic", "raw-on-a-stream-topic", "acks", "bootstrap", "empty-group",
+        "zone", "zone-offset", "registry-url",
+    ],
+)  # fmt: skip
 def test_topics_shared_or_empty_and_lifemons_own_client_settings_are_config_errors(
     tmp_path: Path, text: str, key: str, line: int, said: str
 ) -> None:

@@ -22,7 +22,7 @@ from conftest import T0, access, entitlement
 
 from detectors import load_detectors
 from schemas.models import EVENT_MODELS
-from streams.codecs import BUILTIN_SCHEMA_IDS, SchemaRegistry, encode_avro
+from streams.codecs import BUILTIN_SCHEMA_IDS, SchemaRegistry, encode_avro, load_schema
 from streams.config import Config, load_config
 from streams.dead_letter_query import query_dead_letters
 from streams.dead_letter_query import render as render_dead_letters
@@ -469,3 +469,45 @@ def test_reference_data_later_than_what_was_judged_is_counted_and_said(
     (family,) = [f for f in StatsCollector(m.stats).collect() if f.name == "lifemon_late_reference_seconds"]
     counts = {s.labels["stream"]: s.value for s in family.samples if s.name.endswith("_count")}
     assert counts == {"entitlements": 1}
+
+
+def test_a_schema_registry_down_is_waited_out_not_a_crash(broker, ch, names, policy, catalog, caplog) -> None:
+    """A probe: with the registry unreachable, the first Avro record of a schema the monitor had not
+    cached stopped it with a traceback, and every restart died on the same record. An outage is no
+    record's fault: the monitor waits it out in its group, then decodes the record (no dead letter)."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    caplog.set_level(logging.WARNING, logger="streams.runtime")
+    schema = orjson.dumps(load_schema("access")).decode()  # the built-in, under id 4242
+    asked: list[str] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            down = len(asked) <= 2  # restarting: the first two asks are refused
+            body = orjson.dumps({"error_code": 50301} if down else {"schema": schema})
+            self.send_response(503 if down else 200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        config = make_config(names, broker, "chdb://unused", schema_registry_url=url)
+        m = monitor(config, ch, policy, catalog)
+        send(broker, config.topics.entitlements, [entitlement("e1")])
+        (ev,) = access("e1", customers=1)
+        body = encode_avro("access", ev, SchemaRegistry(), wire=False)
+        send(broker, config.topics.access, [b"\x00\x00\x00\x10\x92" + body])
+        stats = m.run(idle_exit_s=1.5, max_seconds=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stats.events["access"] == 1 and sum(stats.dead.values()) == 0
+    assert set(asked) == {"/schemas/ids/4242"}
+    said = [r.getMessage() for r in caplog.records if "decoding access again in" in r.getMessage()]
+    assert said and "HTTP 503" in said[0]

@@ -110,7 +110,8 @@ def prefix_pattern(log_line_prefix: str, level: str = _LEVEL) -> re.Pattern[str]
         if esc == "%":
             out.append("%")
         elif esc == "q":
-            out.append("(?:")
+            if not optional:  # the first %q ends what sessionless processes print; a second adds nothing
+                out.append("(?:")
             optional = True
         else:
             piece = _ESCAPES.get(esc, r".*?")
