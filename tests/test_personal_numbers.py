@@ -353,3 +353,30 @@ def test_lifemon_fingerprint_says_how_a_name_holding_a_card_is_kept(monkeypatch,
     kept = NumberSeal(ring.digest).text(f"{ring('C0000022')}-REC-{CARD}")
     assert out[1] == f"  kept as {kept}" and kept.startswith("p_") and "-REC-{bank_card:" in kept
     assert len(out) == 3 and out[2].endswith("  card_no")  # a name without a number: its fingerprint alone
+
+
+def test_numbers_typed_where_the_policys_words_go_are_kept_nowhere(policy, catalog, tmp_path) -> None:
+    """A probe's producer typed a resident ID into `client_ip`, a card into `purpose` and into a
+    field list, a mobile number into an app version and an ID number into an SDK's country: each
+    reached the state changelog and the repartition topics in the clear. They are sealed at the
+    door, as names are (`NAMES`); the day still runs without a dead letter."""
+    write_files(generate(3000, seed=5, policy=policy), tmp_path / "day")
+
+    def typed(r: dict[str, Any]) -> None:
+        if "client_ip" in r:
+            r["client_ip"] = RIC
+        if r.get("purpose"):
+            r["purpose"] += f" {CARD}"
+        for k in ("fields", "categories", "data_used"):
+            if r.get(k):
+                r[k] = [*r[k], f"card_{CARD}"]
+        if "app_version" in r:
+            r["app_version"] += f"-{MOBILE}"
+        for k in ("dest_country", "recipient_country"):
+            if r.get(k):
+                r[k] = f"country {CITY_RIC}"
+
+    _, text = _outcome(_rewritten(tmp_path / "day", tmp_path / "typed", typed), policy, catalog)
+    assert "{bank_card:" in text and "{cn_mobile:" in text
+    for number in (CARD, RIC[:17], CITY_RIC[:17], MOBILE):
+        assert number not in text, number
