@@ -270,6 +270,7 @@ class ActorWindow:
         "legacy",
         "books",
         "past",
+        "closed",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -292,6 +293,10 @@ class ActorWindow:
         # the measures of own work its reads went past -> the last such read: an episode opened
         # later, on the count those reads are in, says so too
         self.past: dict[str, int] = {}
+        # the episode its timer closed, and the role window's start and `legal_since` before the
+        # close: a read dated before that episode's end, read after the watermark passed it (a
+        # record far ahead moved it), rejoins it (`BulkQueryDetector._rejoin`)
+        self.closed: tuple[Episode, int, int] | None = None
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -420,6 +425,7 @@ class ActorWindow:
             "legal_since": self.legal_since,
             "books": self.books,
             "past": self.past,
+            "closed": None if self.closed is None else [self.closed[0].to_json(), *self.closed[1:]],
         }
 
     @classmethod
@@ -436,6 +442,8 @@ class ActorWindow:
         win.legal_since = d["legal_since"]
         win.books = d.get("books", {})  # none before the own book's daily limit
         win.past = d.get("past", {})  # none before an episode's note took earlier batches' reads
+        closed = d.get("closed")  # none before a closed episode could rejoin
+        win.closed = None if closed is None else (Episode.from_json(closed[0]), closed[1], closed[2])
         win.pending = bool(win.chunks.sealed)
         win.legacy = "chunks" not in d
         if not win.pending:
@@ -531,6 +539,8 @@ class BulkQueryDetector:
             if win is None:
                 win = ActorWindow(LegalTally(len(self._tiers)))
                 ctx.timers.register(actor, evs[0].ts + self.window_ms)
+            if win.closed is not None:
+                self._rejoin(actor, win, evs[0].ts, ctx)
             win.past.update(past_budget.get(actor, {}))
             if stream == "transfer":
                 for ev in evs:
@@ -1050,7 +1060,11 @@ class BulkQueryDetector:
         if win is None:
             return
         if win.episode is not None and ctx.watermark >= win.episode.end:
+            ep, role, legal_since = win.episode, win.role, win.legal_since
             yield self._close(actor, win)
+            # the watermark, not the actor's own reads, said the spree stopped: a read dated
+            # before its end may yet come (`_rejoin`)
+            win.closed = (ep, role, legal_since)
             self._save(actor, win)
         # an actor is forgotten once neither its window, its legal count nor its books' day can matter
         kept = max(self.window_ms, self.horizon_ms, DAY_MS if win.books else 0)
@@ -1060,9 +1074,27 @@ class BulkQueryDetector:
         else:
             ctx.timers.register(actor, due)
 
+    def _rejoin(self, actor: str, win: ActorWindow, ts: int, ctx: Context) -> None:
+        """The actor's first read (or transfer) since its timer closed its episode. Dated before
+        that episode's end, it would have kept the episode open had it been read before the
+        watermark passed the end (one record dated far ahead of its partition moves the watermark,
+        and the timer fires between batches: where a batch, a restart or the faust runtime cut the
+        partition decided what joined). The spree did not stop: the episode reopens as it was
+        before the close, the same alert, revised. Dated at or after the end, the close stands."""
+        ep, role, legal_since = win.closed  # type: ignore[misc]
+        win.closed = None
+        if ts >= ep.end:
+            return
+        # nothing was added or evicted since the close (this is the actor's first event since)
+        win.episode, win.role, win.legal_since = ep, role, legal_since
+        win.weights = None
+        win._derive()  # the role window's total and exact score, as before the close
+        ctx.timers.register(actor, ep.end)
+
     def _close(self, actor: str, win: ActorWindow) -> Finding:
         ep = win.episode
         assert ep is not None
+        win.closed = None
         # the day's figures as they stand at its last access, wherever a batch happened to end
         ep.legal.update(self._legal_reached(win))
         win.episode = None

@@ -662,3 +662,60 @@ def test_a_transfer_of_an_episode_read_after_the_accesses_still_joins_it(engine_
     got += in_order.drain()
     expected = [a.summary for a in final(got).values()]
     assert [a.summary for a in final(alerts).values()] == expected and "read or sent 140" in expected[0]
+
+
+def test_a_record_ahead_in_time_does_not_split_another_employees_spree(engine_factory) -> None:
+    """A probe (F5): one valid access of another employee dated 90 minutes ahead of its neighbours
+    moves the task's watermark past the end of an open episode. The timer fired between batches,
+    so the reads the spree went on with joined it if they shared the outlier's batch and were
+    left out if not: the alert's last access and its "took out" (the export came later) depended
+    on where a batch, a restart or the faust runtime cut the partition. A read dated before the
+    end of the episode the timer closed rejoins it: every batching gives the alert without the
+    outlier, the spree whole."""
+    minute = 60_000
+    reads = access("e1", customers=100, every_s=60)  # 100 minutes, a customer a minute
+    reads += access("e1", customers=1, first_customer=100, start=100 * minute + 30_000, action="export")
+    reads += access("e1", customers=19, first_customer=101, start=101 * minute, every_s=60)
+    ahead = access("e2", customers=1, first_customer=900, start=190 * minute)
+    with_outlier = [*reads[:30], *ahead, *reads[30:]]  # read while e1 is 30 minutes in
+    ents = (entitlement("e1"), entitlement("e2"))
+
+    def e1_alert(events, size):
+        engine = engine_factory(*ents)
+        alerts = final(feed(engine, events, batch_size=size) + engine.drain())
+        return [
+            (a.summary, a.event_count, a.subject_count, a.last_seen)
+            for a in alerts.values()
+            if a.actor_id == "e1"
+        ]
+
+    expected = e1_alert(reads, 10_000)
+    assert len(expected) == 1 and " took out " in expected[0][0] and expected[0][1] == 120
+    for size in (1, 7, 31, 40, 10_000):
+        assert e1_alert(with_outlier, size) == expected, size
+
+
+def test_a_closed_episode_a_late_read_may_rejoin_survives_a_restart(engine_factory) -> None:
+    """The same spree and outlier, the state restored from its changelog at each point after the
+    outlier (as a kill -9 and restart would): the episode the timer closed is in the checkpoint,
+    and the read after the restart rejoins it as in the run never stopped."""
+    minute = 60_000
+    reads = access("e1", customers=100, every_s=60)
+    reads += access("e1", customers=1, first_customer=100, start=100 * minute + 30_000, action="export")
+    reads += access("e1", customers=19, first_customer=101, start=101 * minute, every_s=60)
+    events = [*reads[:30], *access("e2", customers=1, first_customer=900, start=190 * minute), *reads[30:]]
+    ents = (entitlement("e1"), entitlement("e2"))
+
+    def e1_alert(alerts):
+        return [(a.summary, a.event_count, a.last_seen) for a in final(alerts).values() if a.actor_id == "e1"]
+
+    whole = engine_factory(*ents)
+    expected = e1_alert(feed(whole, events, batch_size=1) + whole.drain())
+    assert " took out " in expected[0][0] and expected[0][1] == 120
+    for cut in (31, 41, 42, 60):
+        first = engine_factory(*ents)
+        alerts = feed(first, events[:cut], batch_size=1)
+        second = engine_factory(*ents)
+        second.restore(0, first.changes(0))
+        alerts += feed(second, events[cut:], batch_size=1, offset=cut) + second.drain()
+        assert e1_alert(alerts) == expected, cut
