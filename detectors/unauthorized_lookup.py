@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals, inbox
-from detectors.base import Context, Finding, Store, book_holds, fed, iso_minute, n_of
+from detectors.base import DAY_MS, Context, Finding, Store, book_holds, fed, iso_minute, n_of
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, Organisation
 from schemas.models import (
     CHANGES,
@@ -176,22 +176,27 @@ class ActorState:
     """An actor with something to remember: recent denials, the open episode. Kept under
     `ACTOR + actor`; `keyed` False: an earlier lifemon's, kept under the bare employee id."""
 
-    __slots__ = ("denials", "episode", "keyed")
+    __slots__ = ("denials", "episode", "keyed", "closed")
 
     def __init__(self, keyed: bool = True) -> None:
         self.denials: list[list[Any]] = []  # [ts, event_id], in time order
         self.episode: Episode | None = None
         self.keyed = keyed
+        # the episode the watermark closed, for a day: an access dated before its end, read after
+        # a record far ahead moved the watermark past it, rejoins it (`_judge_actor`)
+        self.closed: Episode | None = None
 
     def to_json(self) -> dict[str, Any]:
         episode = self.episode.to_json() if self.episode else None
-        return {"denials": self.denials, "episode": episode, "keyed": self.keyed}
+        closed = self.closed.to_json() if self.closed else None
+        return {"denials": self.denials, "episode": episode, "keyed": self.keyed, "closed": closed}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ActorState:
         st = cls(keyed=d.get("keyed", False))
         st.denials = d["denials"]
         st.episode = Episode.from_json(d["episode"]) if d["episode"] else None
+        st.closed = Episode.from_json(d["closed"]) if d.get("closed") else None  # none before rejoining
         return st
 
 
@@ -533,6 +538,10 @@ class UnauthorizedLookupDetector:
             found = self._denial(st, ev) if ev.outcome == DENIED else self._judge(ev, ent, ctx)
             if not found:
                 continue
+            if st.closed is not None:  # the first finding since the watermark closed the episode
+                if ev.ts <= st.closed.end:  # it would have kept it open, read in time: the same alert
+                    st.episode = st.closed
+                st.closed = None
             if st.episode is not None and ev.ts > st.episode.end:
                 yield self._close(actor, st)
             self._record(st, ev, found, ctx)
@@ -544,9 +553,16 @@ class UnauthorizedLookupDetector:
         wm, ep = ctx.watermark, st.episode
         if ep is not None and ep.end <= wm:
             yield self._close(actor, st)
+            # the watermark, not the actor's own accesses, ended it: one record dated far ahead on
+            # the partition moves it, and where a batch, a restart or the faust runtime cut the
+            # partition decided which of the episode's later accesses joined it (a probe's split a
+            # 700-customer alert in three)
+            st.closed = ep
         elif ep is not None and ep.reasons != ep.emitted:
             yield self._finding(actor, ep, closed=False)
-        due = [st.episode.end] if st.episode else []
+        if st.closed is not None and st.closed.end + DAY_MS <= wm:
+            st.closed = None  # a day on, an access dated before its end is history, not the episode
+        due = [st.episode.end] if st.episode else [st.closed.end + DAY_MS] if st.closed else []
         if st.denials and st.denials[-1][0] + self.denied_ms > wm:
             due.append(st.denials[-1][0] + self.denied_ms)
         if due:

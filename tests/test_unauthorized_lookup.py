@@ -569,3 +569,47 @@ def test_an_expired_or_revoked_approval_and_a_role_less_employee_are_said_so(run
         "approval AP1 is not in the employee's entitlement at the access (revoked, not yet granted, or never)"
     )
     assert said in b.summary
+
+
+def test_a_record_ahead_in_time_does_not_split_an_episode(policy, catalog) -> None:
+    """A probe: one access of another employee dated 90 minutes ahead moved the partition's
+    watermark past e1's open episode; its timer closed it between batches, and e1's later
+    out-of-scope reads opened new alerts or joined, as the batches fell (a 700-customer alert
+    became three). The first access judged after such a close, dated before the episode's end,
+    rejoins it: every batching and a restart give the alert without the outlier."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+    minute = 60_000
+    reads = [access("e1", customers=1, first_customer=10 + i % 10, start=i * minute)[0] for i in range(100)]
+    ahead = access("e2", customers=1, first_customer=1, start=190 * minute, action="update")
+    with_outlier = [*reads[:30], *ahead, *reads[30:]]  # e2 changes its own customer: no finding
+
+    def engine() -> Engine:
+        e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        e.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
+        e.apply_reference("customers", refs("customers", book()))
+        return e
+
+    def feed(e: Engine, events: list, size: int, offset: int = 0) -> list:
+        out = []
+        for i in range(0, len(events), size):
+            out += e.process("access", "t", 0, fed("access", events[i : i + size], "t", offset + i))
+            out += e.advance()
+        return out
+
+    def e1(alerts: list) -> list:
+        newest = {a.alert_id: a for a in sorted(alerts, key=lambda a: a.revision)}
+        return [(a.summary, a.event_count, a.last_seen) for a in newest.values() if a.actor_id == "e1"]
+
+    whole = engine()
+    expected = e1(feed(whole, reads, 10_000) + whole.drain())
+    assert len(expected) == 1 and expected[0][1] == 100
+    for size in (1, 7, 31, 40, 10_000):
+        e = engine()
+        assert e1(feed(e, with_outlier, size) + e.drain()) == expected, size
+    for cut in (31, 45):  # restored from its changelog after the outlier, as a restart is
+        first = engine()
+        alerts = feed(first, with_outlier[:cut], 1)
+        second = engine()
+        second.restore(0, first.changes(0))
+        alerts += feed(second, with_outlier[cut:], 1, offset=cut) + second.drain()
+        assert e1(alerts) == expected, cut
