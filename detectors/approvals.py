@@ -159,24 +159,26 @@ def _spend(
         and records(ev) <= len(set(ev.subject_ids))
         and budget.covered.issuperset(ev.subject_ids)
     ):
-        return (
-            approval,
-            None,
-            0,
-        )  # their records, counted when the approval first covered them (no rows beyond)
+        # their records, counted when the approval first covered them (no rows beyond)
+        return approval, None, 0
     used = budget.spent + records(ev)
     left = max(used - approval.max_records, 0)
-    if left and not (partial and budget.spent < approval.max_records):
-        return approval, f"its budget of {n_of(approval.max_records, 'record')} was spent ({used} needed)", 0
+    spent = f"its budget of {n_of(approval.max_records, 'record')} was spent ({used} needed)"
+    if left and budget.spent >= approval.max_records:
+        return approval, spent, 0
     if budget.expires != approval.expires_ts:
         budget.expires = approval.expires_ts
         ctx.timers.register(key, approval.expires_ts)  # then the budget is forgotten
+    # an access past the budget takes what was left of it, refused or covered in part alike: every
+    # detector's budget reads the same after it (a review: bulk_query's was spent, the other's not)
     budget.spent = used - left
     for c in () if left else ev.subject_ids:  # one covered in part is read again at a cost
         if len(budget.covered) >= REMEMBERED:
             break
         budget.covered.add(c)
     store.put(key, budget)
+    if left and not partial:
+        return approval, spent, 0
     return approval, None, left
 
 

@@ -711,9 +711,15 @@ class BulkQueryDetector:
                 roles = tuple(ent.roles)
                 desk = catalog.at_counter(roles, *kind[1:])
                 own = desk is None and ent.status is EmployeeStatus.active
-                seen = (desk, catalog.own_book(roles, *kind[1:]) if own else None)
+                # a print of one customer of the book is that customer's copy, read as a view (as
+                # unauthorized_lookup's `_book_copy` takes it): one of the book's day, no art. 5 count
+                as_read = Action.view if kind[1] is Action.print else kind[1]
+                seen = (desk, catalog.own_book(roles, as_read, *kind[2:]) if own else None)
                 kinds[kind] = seen
             desk, mine = seen
+            if desk is not None and ev.row_count > (desk[1].rows_per_customer or self._duty_rows - 1):
+                flags.append(False)  # one customer named, others' rows returned: no counter's business
+                continue
             if desk is not None:  # the counter's day, then (by the customer's org) its walk-ins
                 perms, counter = desk
                 served = win.own_read(
@@ -765,7 +771,7 @@ class BulkQueryDetector:
                 # 全面管理名下客户), so their entries fall in no legal tier; the role's window still
                 # weighs them
                 cats = ()
-            if duty and action in TAKES_OUT:  # only the counter's are: a book's are views and queries
+            if duty and action in TAKES_OUT:  # the counter's prints, and a book's of one customer
                 action = Action.query  # the customer's own statement or receipt: read, not taken out
             profile = (cls, cats, CLASS_RANK[cls], self._weight[(cls, action)], self._tiers_of(cats))
             if len(self._profiles) < 100_000:  # events repeat a few field sets; junk must not grow it

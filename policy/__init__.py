@@ -329,7 +329,6 @@ def _added_detectors(folder: Path, present: set[str], cite_shipped: Callable[[An
     return added
 
 
-_SEED = re.compile(r"\bseed \d{3}\b")
 # a key of references.yaml: a document, or the start of a section of one (`seed 004 机构设置`)
 _KEY = re.compile(r"seed \d{3}(?: \S+)?")
 

@@ -190,6 +190,13 @@ class Counter(Strict):
         "rolling 24 h of event time; the reads of any more count as any reads. null: every org's "
         "customers are the counter's alike (a service line answering every branch's callers)",
     )
+    rows_per_customer: int | None = Field(
+        default=None,
+        ge=1,
+        description="the most rows a read naming one customer returns as counter work (a statement "
+        "of a few years); a read returning more names one customer but returns others' (a query's "
+        "OR 1=1) and counts as any read. Default: fewer than art. 5's smallest tier",
+    )
     # as an own book's: whose customers (any) and what data (whatever its grants open) it covers
     scope: ClassVar[str] = "counter"
     reads: ClassVar[None] = None

@@ -144,14 +144,23 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
     )
 
 
-def next_report(owed: list[tuple[int, str, str]], now: datetime) -> str:
-    """The next report an incident owes (`OWED`) and whether its deadline has passed, or none: a
-    `notified` incident still owes the reports its notice does not make (an assessor's)."""
+def next_owed(owed: list[tuple[int, str, str]], now: datetime) -> tuple[datetime, str, str, bool] | None:
+    """The next report an incident owes (`OWED`): when, to whom (English, Chinese), whether its
+    deadline has passed; None when it owes none. A `notified` incident still owes the reports its
+    notice does not make (an assessor's)."""
     if not owed:
+        return None
+    due, en, zh = owed[0]
+    return datetime.fromtimestamp(due / 1000, UTC), en, zh, due <= now.timestamp() * 1000
+
+
+def next_report(owed: list[tuple[int, str, str]], now: datetime) -> str:
+    """`next_owed` in a line of the list."""
+    found = next_owed(owed, now)
+    if found is None:
         return "no report due / 无待报"
-    due, en, _ = owed[0]
-    passed = " (passed / 已过)" if due <= now.timestamp() * 1000 else ""
-    return f"next report due {datetime.fromtimestamp(due / 1000, UTC):%Y-%m-%d %H:%M} UTC{passed} to {en}"
+    when, en, _, passed = found
+    return f"next report due {when:%Y-%m-%d %H:%M} UTC{' (passed / 已过)' if passed else ''} to {en}"
 
 
 def render(rows: list[dict[str, Any]], now: datetime | None = None, color: bool = False) -> str:

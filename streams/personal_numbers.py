@@ -298,8 +298,10 @@ class CustomerIdSeal(NameSeal):
     `REC0000022` or `C00000221` is no customer of the form `C[0-9]{7}`."""
 
     def __init__(self, form: str, pseudonymize: Callable[[str], str]):
-        self._anywhere = re.compile(form)  # a batch's one search: no lookbehind to slow it
-        self._whole = re.compile(whole_token(form))
+        # in any case, as the fields that hold customer ids read them (`pseudonym.spelled_as`): a
+        # review's `acct-c0000306-1` kept the id a lower-case `c0000306` field was pseudonymized from
+        self._anywhere = re.compile(form, re.IGNORECASE)  # a batch's one search: no lookbehind to slow it
+        self._whole = re.compile(whole_token(form), re.IGNORECASE)
         self._pseudonym = lambda found: pseudonymize(found.group())
 
     def text(self, text: str) -> str:

@@ -25,7 +25,7 @@ from schemas.models import SEVERITY_RANK
 from streams.alert_query import Listing, query_alerts, records_and_customers
 from streams.clickhouse import tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
-from streams.incident_query import amounts, customers, query_incidents
+from streams.incident_query import amounts, customers, next_owed, query_incidents
 
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
 SEVERITY_COLOURS = {
@@ -606,12 +606,12 @@ out; a notified one still owes an assessor's), passed as of this report's genera
 
 
 def _next_report(owed: list[tuple[int, str, str]], zone: ZoneInfo, now: datetime) -> str:
-    if not owed:
+    found = next_owed(owed, now)
+    if found is None:
         return "none / 无待报"
-    due, en, zh = owed[0]
-    when = datetime.fromtimestamp(due / 1000, UTC)
-    passed = "<br><span class=passed>passed / 已过</span>" if when <= now else ""
-    return f"{_cell(when, zone, passed)}<br><small>{escape(zh)} / {escape(en)}</small>"
+    when, en, zh, passed = found
+    beneath = "<br><span class=passed>passed / 已过</span>" if passed else ""
+    return f"{_cell(when, zone, beneath)}<br><small>{escape(zh)} / {escape(en)}</small>"
 
 
 def _class_counts(classes: dict[str, dict[str, int]]) -> str:

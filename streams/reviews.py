@@ -107,13 +107,15 @@ _DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s\-–—]*\d){10,}[Xx]?(?!\d)")  # a +8
 # A value typed after the word for a secret (C3: JR/T 0171 §4.2 C3 a, user-authentication data, and
 # card data) or a passport: a probe's notes kept "pw Passw0rd!" and "CVN 123 exp 12/28". After a
 # `:`, `=` or "is" (是) any value is one; else one holding a digit ("the PIN was reset" keeps "was").
+# After the word, a value may follow glued to it (CVV123), and after `:` it runs to the clause's end
+# ("password: correct horse battery staple"; a review's cases).
 _SECRET_WORDS = (
     r"passwords?|passwd|passcodes?|pwd|pw|pins?|cvv2?|cvn2?|cvc2?|security\s+codes?|otp|sms\s+codes?"
-    r"|verification\s+codes?|exp(?:iry|ires)?|passports?"
+    r"|verification\s+codes?|exp(?:iry)?\.?|passports?"
 )
 _SECRET = re.compile(
-    rf"(?i)(?P<word>\b(?:{_SECRET_WORDS})\b|密码|口令|验证码|动态码|安全码|校验码|有效期|护照(?:号码?)?)"
-    r"(?:(?P<said>\s*(?:[:=：]|\bis\b|是)\s*)[^\s;,，；。]+|(?P<gap>\s*)[^\s;,，；。]*\d[^\s;,，；。]*)"
+    rf"(?i)(?P<word>\b(?:{_SECRET_WORDS})(?![a-z])|密码|口令|验证码|动态码|安全码|校验码|有效期|护照(?:号码?)?)"
+    r"(?:(?P<said>\s*(?:[:=：]|\bis\b|是)\s*)[^;,，；。\n]+|(?P<gap>\s*)[^\s;,，；。]*\d[^;,，；。\n]*?(?=\s+[^\d\s/]|[;,，；。\n]|$))"
 )
 
 

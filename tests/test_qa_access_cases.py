@@ -465,6 +465,21 @@ def test_a_service_line_answers_every_branchs_callers_as_a_counter(run) -> None:
     assert law([*ids("A", 70), *ids("B", 70), *ids("F", 59)]) == []
     (a,) = law([*ids("A", 70), *ids("B", 70), *ids("F", 60)])
     assert a.severity.value == "high" and "reads at the counter past its 150 customers a day" in a.summary
+    # a read naming one caller that returns a hundred thousand rows is no caller's business (a
+    # review: the line's counter had no cap, and an OR 1=1 was silent where it had been critical)
+    dump = read("h1", OPEN, ["A0001"], row_count=100_000, **kw)
+    assert "reached 500 (" in one(run(agent, [dump]), "bulk_query").summary
+    assert (
+        run(
+            agent,
+            [
+                read(
+                    "h1", OPEN, ["A0001"], row_count=200, fields=history["fields"], purpose="customer_service"
+                )
+            ],
+        )
+        == []
+    )
     # a burst past the line's hourly pace is the role window's, its callers all within the day
     burst = one(run(agent, spread("h1", callers, OPEN, OPEN + HOUR, **kw)), "bulk_query")
     assert "reached the role threshold" in burst.summary and "past its 150" not in burst.summary
@@ -1066,6 +1081,15 @@ def test_one_export_of_101_records_under_a_100_record_approval(run) -> None:
     b = one(run([risk_analyst()], [credit_export(OPEN, ids("F", 151))]), "bulk_query")
     assert b.severity.value == "high" and b.counts["records"] == 51 and b.counts["customers"] == 51
     assert "records past approval RK1's budget of 100" in b.summary, b.summary
+    # the overrun took what was left of the budget, for both detectors alike (a review: it was
+    # spent for bulk_query, not for unauthorized_lookup, which then approved a second export)
+    second = credit_export(OPEN + HOUR, ids("F", 30, 200))
+    u = [
+        a
+        for a in run([risk_analyst()], [credit_export(OPEN, ids("F", 101)), second])
+        if a.detector == "unauthorized_lookup"
+    ]
+    assert len(u) == 1 and u[0].counts["accesses"] == 2, u[0].summary
 
 
 def test_a_batch_job_past_its_approval(run) -> None:
@@ -1229,6 +1253,10 @@ def test_a_wealth_manager_prints_her_own_customers_statement_for_her(run) -> Non
     assert (
         run(ent, [read("w1", OPEN, ["A0001"], **holdings), read("w1", OPEN + HOUR, ["A0002"], **flows)]) == []
     )
+    # bulk_query agrees (a review: 60 such prints in a day were a high art. 5 alert and an incident
+    # there): one customer's copy a print, of the book's day
+    day = spread("w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, **holdings)
+    assert run(ent, day) == []
     for subjects, kw in (
         (["F0001"], holdings),
         (["A0001", "A0002"], holdings),

@@ -204,6 +204,12 @@ def test_the_note_and_analyst_keep_no_customer_id_or_pseudonym(ch, shown, cli) -
         "客户密码{secret}，验证码 {secret} 作废; password: {secret}"
     )
     assert redact("the PIN was reset, PIN pad replaced") == "the PIN was reset, PIN pad replaced"
+    # a review's: glued to its word, an abbreviation, a pass phrase, a date with spaces
+    assert redact("CVV123 PIN1234 exp. 12/28 expiry 12 / 28 ok") == (
+        "CVV{secret} PIN{secret} exp. {secret} expiry {secret} ok"
+    )
+    assert redact("password: correct horse battery staple") == "password: {secret}"
+    assert redact("approval expires 2026-02-01") == "approval expires 2026-02-01"
     # in lower case, or full width lower case, it still names the customer
     assert redact("called c0000022, ｃ０００００２３ too", "C[0-9]{7}") == "called {customer}, {customer} too"
     # without a form of the bank's (none in its organisation.yaml), pseudonyms are still masked

@@ -23,11 +23,6 @@ READ = ("crm", ["customer_name", "mobile_phone"])  # what a use of a stored cont
 VARIANTS = 9
 
 
-def _period(rule: RetentionRule) -> str:
-    """A rule's period as the ground truth words it (the demo's truth.json said 5 y of a 10-year rule)."""
-    return f"{rule.keep_years} y" if rule.keep_years else f"{rule.keep_days} days"
-
-
 class Lifecycle(Base):
     def _rule(self, name: str) -> RetentionRule:
         return self.policy.retention.rules[name]
@@ -71,7 +66,7 @@ class Lifecycle(Base):
                     cid,
                     closed,
                     self._due(closed, account),
-                    f"account data kept past closure + {_period(account)}",
+                    f"account data kept past closure + {account.period}",
                 )
             elif variant == 2:  # a deletion request still open a day or more after 15 days
                 ts = self.start - (sla + 1 + rng.randint(1, 30)) * DAY - rng.randrange(DAY)
@@ -116,7 +111,7 @@ class Lifecycle(Base):
                     cid,
                     ended,
                     used,
-                    f"record read {_period(keep)} after the relationship ended",
+                    f"record read {keep.period} after the relationship ended",
                 )
                 # and, never deleted, it is kept past that deadline too: part of the retention backlog
                 self._truth(
