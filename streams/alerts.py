@@ -92,14 +92,6 @@ def latest(alerts: Iterable[Alert]) -> list[Alert]:
     return list(best.values())
 
 
-# lifemon's status -> OCSF activity and finding status. OCSF 1.3 has no "Closed" status: a finding
-# lifemon closed (its window is over; no analyst reviewed it) is neither Resolved nor Suppressed, so it
-# goes out as Other with the source's own word, as the schema's sibling convention asks.
-_ACTIVITY = {
-    AlertStatus.open: (1, "Create", 1, "New"),
-    AlertStatus.updated: (2, "Update", 2, "In Progress"),
-    AlertStatus.closed: (3, "Close", 99, "Closed"),
-}
 # A JR/T 0171 class is the bank's own confidentiality scale, not OCSF's: Other, named in `confidentiality`.
 _PFI_CATEGORY = {"category_id": 3, "category": "Financial"}
 
@@ -137,11 +129,13 @@ def to_ocsf(alert: Alert) -> dict:
     `finding_info.related_events` lists the first of. A finding raised by an absence (a deadline
     passed) aggregates none and has no `count`. Subjects are no events: their count stays in
     `unmapped`, with the other lifemon-specific fields."""
-    # a first revision is a new finding to a SIEM, even one its detector closed at once (an
-    # unauthorized_lookup episode judged once the watermark passed it): sent as Close, a probe's
-    # SIEM would keep 12 of 15 such findings out of its open queue
-    first = AlertStatus.open if alert.revision == 1 else alert.status
-    activity_id, activity, status_id, status = _ACTIVITY[first]
+    # A first revision creates the finding, a later one updates it; its status is New until an
+    # analyst works it in the SIEM. A detector's window ending is no Close: sent so, a probe's SIEM
+    # kept 12 of 15 unauthorized_lookup findings (closed at their first revision) out of its open
+    # queue, and as revision numbers follow the batching, live and replay sent other activities
+    # (a review). lifemon's own status is in `unmapped.lifemon_status` and the `status:` label.
+    activity_id, activity = (1, "Create") if alert.revision == 1 else (2, "Update")
+    status_id, status = 1, "New"
     exposure = is_data_exposure(alert.detector)
     class_uid, class_name = (2006, "Data Security Finding") if exposure else (2004, "Detection Finding")
     doc: dict[str, Any] = {
