@@ -217,6 +217,9 @@ class Finding:
     jr_class: str
     actor_id: str | None = None
     actor_org: str | None = None
+    # what actor_id names, where the detector's `actor_is` does not say it for every finding (a
+    # deleted record's last use: a read by an employee, or a transfer to a recipient)
+    actor_kind: str | None = None
     subject_count: int = 0
     subject_sample: Sequence[str] = ()
     counts: dict[str, int] = field(default_factory=dict)
@@ -272,8 +275,9 @@ class Detector(Protocol):
     (non-empty) for the detector to read it. A re-keyed input then leaves the others out of its
     repartition topic, unless another reader of that input needs them (`Engine.needs`).
     `data_exposure: ClassVar[bool]`: its alerts report PFI leaving the bank (OCSF Data Security
-    Finding); `actor_is: ClassVar[str]`, "recipient" or "sdk": what its alerts' actor_id names,
-    where OCSF puts it (streams/alerts.py), an employee's or a system's account otherwise."""
+    Finding); `actor_is: ClassVar[str]`, "recipient" or "sdk": what its alerts' actor_id names
+    (`Alert.actor_kind`, where OCSF puts it), an employee's or a system's account otherwise; a
+    finding may say it for itself (`Finding.actor_kind`)."""
 
     kind: ClassVar[str]  # its name in policy, alerts and docs
     inputs: ClassVar[dict[str, str]]  # stream -> the attribute its records must be keyed by

@@ -280,6 +280,7 @@ class DeletedRecordUseDetector:
             jr_class=max((u[CLASS] for u in offending), key=lambda c: CLASS_RANK[JrClass(c)]),
             actor_id=last[WHO],
             actor_org=ctx.org_of(last[WHO], last[TS]) if last[STREAM] == "access" else None,
+            actor_kind="employee" if last[STREAM] == "access" else "recipient",
             subject_count=1 if kept.subject else 0,
             subject_sample=[kept.subject] if kept.subject else [],
             counts={"records": 1, "uses": n},

@@ -52,6 +52,7 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         jr_class=finding.jr_class,
         actor_id=finding.actor_id and mask_personal(finding.actor_id),
         actor_org=finding.actor_org and mask_personal(finding.actor_org),
+        actor_kind=_actor_kind(finding),
         subject_count=finding.subject_count,
         subjects_sample=list(finding.subject_sample),
         counts=dict(finding.counts),
@@ -62,6 +63,11 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         first_seen=finding.first_seen,
         last_seen=finding.last_seen,
     )
+
+
+def _actor_kind(finding: Finding) -> str:
+    """What the finding's actor_id names: its own word, else its detector's (`actor_is`)."""
+    return finding.actor_kind or str(getattr(REGISTRY.get(finding.detector), "actor_is", "employee"))
 
 
 def content_version(last_seen: int, amount: int, closed: bool) -> int:
@@ -104,12 +110,13 @@ def _classification(alert: Alert) -> dict:
 def actor_of(doc: dict) -> str:
     """The actor_id of an alert's OCSF document (`to_ocsf`): a recipient's endpoint, an SDK's app,
     an employee's user (on top in a Data Security Finding, in evidences otherwise); "" for none."""
-    if "dst_endpoint" in doc:
-        return str(doc["dst_endpoint"]["uid"])
-    actor = doc.get("actor") or next((e["actor"] for e in doc.get("evidences", []) if e.get("actor")), None)
-    if not actor:
+    evidence = (doc.get("evidences") or [{}])[0]
+    who = doc.get("actor") or doc.get("dst_endpoint") or evidence.get("actor") or evidence.get("dst_endpoint")
+    if not who:
         return ""
-    return str(actor["user"]["uid"] if "user" in actor else actor["app_uid"])
+    if "user" in who:
+        return str(who["user"]["uid"])
+    return str(who.get("app_uid") or who["uid"])
 
 
 def is_data_exposure(detector: str) -> bool:
@@ -198,28 +205,29 @@ def to_ocsf(alert: Alert) -> dict:
             "counts": alert.counts,
         },
     }
-    actor_is = getattr(REGISTRY.get(alert.detector), "actor_is", "")
-    actor = None
-    if alert.actor_id and actor_is == "recipient":  # the organisation the data went to
-        doc["dst_endpoint"] = {"name": alert.actor_id, "uid": alert.actor_id}
+    actor = endpoint = None
+    if alert.actor_id and alert.actor_kind == "recipient":  # the organisation the data went to
+        endpoint = {"name": alert.actor_id, "uid": alert.actor_id}
     elif alert.actor_id:  # an SDK is the third-party code that collected, not a login account
         who = alert.actor_id
         actor = (
             {"app_name": who, "app_uid": who}
-            if actor_is == "sdk"
+            if alert.actor_kind == "sdk"
             else {"user": {"uid": who, "type_id": 1, "type": "User"}}
         )
     if exposure:
         if actor:  # a Data Security Finding names its actor through the host profile
             doc["actor"] = actor
             doc["metadata"]["profiles"] = ["host"]
+        if endpoint:
+            doc["dst_endpoint"] = endpoint
         doc["data_security"] = _classification(alert) | {
             "data_lifecycle_state_id": 2,
             "data_lifecycle_state": "Data in-Transit",
             "detection_pattern": alert.rule_id,
         }
     else:
-        doc["evidences"] = [{"actor": actor}] if actor else []
+        doc["evidences"] = [{"actor": actor}] if actor else [{"dst_endpoint": endpoint}] if endpoint else []
         # a Detection Finding carries a classification through the data_classification profile
         doc["resources"] = [
             {"name": "Personal financial information", "data_classification": _classification(alert)}

@@ -17,7 +17,7 @@ from test_retention_overrun import DAY, collect, final_alerts, lc, pz, read, sen
 
 from detectors import load_detectors
 from detectors.deleted_record_use import Kept
-from streams.alerts import latest
+from streams.alerts import actor_of, latest, to_ocsf
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -67,6 +67,14 @@ def test_a_report_that_names_a_deleted_record_fires_and_later_reads_revise_it(ru
 def test_a_file_sent_by_record_after_deletion_fires(run) -> None:
     (a,) = run([lc("delete", day=-2), sent_by_record(day=-1), tick(0)])
     assert a.actor_id == "proc_call_center" and "sent to proc_call_center from crm (transfer" in a.summary
+    # the recipient is where the data went, no employee's account (a review: OCSF named it a user)
+    ocsf = to_ocsf(a)
+    assert a.actor_kind == "recipient" and ocsf["evidences"] == [
+        {"dst_endpoint": {"name": "proc_call_center", "uid": "proc_call_center"}}
+    ]
+    assert actor_of(ocsf) == "proc_call_center"
+    (b,) = run([lc("delete", day=-2), report(day=-1), tick(0)])
+    assert b.actor_kind == "employee" and to_ocsf(b)["evidences"][0]["actor"]["user"]["uid"] == b.actor_id
 
 
 def test_a_use_that_names_its_customer_is_retention_overruns_alone(run) -> None:

@@ -12,7 +12,7 @@ from detectors import REGISTRY, load_detectors
 from detectors.base import Finding
 from detectors.examples import run_all
 from schemas.models import AlertStatus, Severity
-from streams.alerts import OCSF_VERSION, build_alert, to_ocsf
+from streams.alerts import OCSF_VERSION, actor_of, build_alert, to_ocsf
 
 EXPOSURE = {"transfer_policy", "sdk_overcollection"}  # PFI leaving the bank or reaching a third party
 CLASSES = {2004: "detection_finding", 2006: "data_security_finding"}
@@ -116,6 +116,14 @@ def test_an_sdk_and_a_recipient_are_no_user_accounts(policy, validate) -> None:
     assert sent["dst_endpoint"] == {"name": "e1", "uid": "e1"} and "actor" not in sent
     read = to_ocsf(alert(policy, "bulk_query", AlertStatus.open))
     assert read["evidences"] == [{"actor": {"user": {"uid": "e1", "type_id": 1, "type": "User"}}}]
+    # a deleted record's last use, a transfer: the recipient in a Detection Finding's evidence
+    used = alert(policy, "deleted_record_use", AlertStatus.open).model_copy(
+        update={"actor_kind": "recipient"}
+    )
+    doc = to_ocsf(used)
+    validate(doc)
+    assert doc["evidences"] == [{"dst_endpoint": {"name": "e1", "uid": "e1"}}]
+    assert {actor_of(d) for d in (sdk, sent, read, doc)} == {"e1"}
 
 
 def test_a_finding_raised_by_an_absence_has_no_count(policy, validate) -> None:
