@@ -1148,6 +1148,10 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "标记为已删除",
                 "置删除标志",
                 "格式化",
+                # a database's or a warehouse job's purge (a probe's passed as destruction)
+                "DROP TABLE dw.cust_contact_2019 PURGE",
+                "nightly purge job: DELETE FROM dw.cust_contact",
+                "purged",
             )
         ),
         # what erases, and words that only hold a term's letters
@@ -1157,6 +1161,7 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "secure delete",
                 "焚烧",
                 "NIST 800-88 purge",
+                "sanitized to NIST SP 800-88",
                 "低级格式化",
                 "firmware reset",
                 "backdrop shredded",
@@ -1194,14 +1199,27 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         "logical-delete-wipe-skipped",
         *(
             f"plain-{n}"
-            for n in ("删除", "delete", "rm", "drop-table", "truncate", "已删除", "删除标志", "格式化")
+            for n in (
+                "删除",
+                "delete",
+                "rm",
+                "drop-table",
+                "truncate",
+                "已删除",
+                "删除标志",
+                "格式化",
+                "drop-purge",
+                "purge-job",
+                "purged",
+            )
         ),
         *(
             f"erased-{n}"
             for n in (
                 "secure-delete",
                 "焚烧",
-                "purge",
+                "nist-purge",
+                "nist-sanitized",
                 "低级格式化",
                 "no-term-firmware",
                 "no-term-backdrop",
