@@ -783,7 +783,8 @@ class RetentionOverrunDetector:
                 f"record {rid} on {rec.system}, {what()}, {verb} {who} ({stream} {event_id}); {n_of(n, 'use')} so far",
                 [u[1] for u in offending],
                 actor=who,
-                actor_org=ctx.org_of(who, ts) if stream == "access" else None,  # a transfer's: its recipient
+                actor_org=ctx.org_of(who, ts) if stream == "access" else None,
+                actor_kind="employee" if stream == "access" else "recipient",  # a transfer's: its recipient
                 revision=n,
                 counts={"uses": n},
                 anchor=_anchor(rec, rule, since or 0, first),
@@ -870,6 +871,7 @@ class RetentionOverrunDetector:
         counts: dict[str, int] | None = None,
         closed: bool = False,
         anchor: int | None = None,
+        actor_kind: str | None = None,
     ) -> Finding:
         spec = self.p.rules[rule]
         return Finding(
@@ -885,6 +887,7 @@ class RetentionOverrunDetector:
             jr_class=jr_class,
             actor_id=actor,  # who used or destroyed it; else the system that keeps it
             actor_org=actor_org,
+            actor_kind=actor_kind,
             subject_count=1,
             subject_sample=[customer],
             # every rule here is one record's (a probe's alert list showed "— records")

@@ -646,7 +646,7 @@ def test_an_sdk_sending_abroad_and_a_recipient_without_a_contract_in_force_open_
     e = engine()
     sdk = SdkTelemetryEvent(
         event_id="sdk-1", ts=T0, app_id="cn.bank.mobilebanking", app_version="9.4.1", device_id="dev-01",
-        sdk_id="tencent_x5", fields=["device_model"], dest_host="log.tbs.qq.com", dest_country="HK",
+        sdk_id="tencent_x5", fields=["device_model", "mobile_phone"], dest_host="log.tbs.qq.com", dest_country="HK",
         policy_consented=True, subject_id="C0000001",
     )  # fmt: skip
     found = run(e, "sdk", [sdk])
@@ -712,23 +712,29 @@ def test_an_sdk_incident_names_what_the_sdk_sent_and_counts_its_devices_never_a_
     abroad (the country rule names no field; its observations carried event_launch, event_login) once
     gave a notice with no category at all, `0 subjects` and `0 条记录`: it names what was sent and
     counts the observations and devices, since no customer was named."""
-    inc = one(run(engine(), "sdk", [sdk_seen(1, ["event_launch", "event_login"])]))
+    # usage events alone (C1) abroad are a critical alert, no leakage to notify customers of (a
+    # probe's APM SDK sending CPU and memory readings drafted a customer notice)
+    assert run(engine(), "sdk", [sdk_seen(1, ["event_launch", "event_login"])]) == {}
+    inc = one(run(engine(), "sdk", [sdk_seen(1, ["event_launch", "event_login", "mobile_phone"])]))
     assert (inc.leakage_classes, inc.alerts[0].rule_id) == (
         ["cross_border"],
         "LM-SDK-001.country_not_allowed",
     )
     # in the customers' words in both languages (the English once said event_launch)
-    assert {c.id: (c.zh, c.en, c.jr_class, c.observations, c.devices) for c in inc.notice.categories} == {
-        "event_launch": ("启动", "app launches", "C1", 1, 1),
-        "event_login": ("登录", "logins", "C1", 1, 1),
-    }
+    categories = {c.id: (c.zh, c.en, c.jr_class, c.observations, c.devices) for c in inc.notice.categories}
+    assert categories["event_launch"] == ("启动", "app launches", "C1", 1, 1)
+    assert categories["event_login"] == ("登录", "logins", "C1", 1, 1)
+    assert categories["contact"][2:] == ("C2", 1, 1), categories
     assert (inc.observations, inc.devices, inc.subjects.distinct, inc.records) == (1, 1, 0, 0)
     zh = inc.notice.cause.zh
     assert "（LM-SDK-001.country_not_allowed，1 次采集，1 台设备）" in zh and "0 条记录" not in zh
     # fields the policy does not know: the notice says so, never an empty list of categories
-    unknown = one(run(engine(), "sdk", [sdk_seen(2, ["zz_custom_blob"])]))
-    assert [(c.id, c.zh, c.en, c.devices) for c in unknown.notice.categories] == [
-        ("undeclared_fields", "未声明字段", "fields the policy does not declare", 1)
+    assert run(engine(), "sdk", [sdk_seen(2, ["zz_custom_blob"])]) == {}  # no C2 datum known: an alert
+    unknown = one(
+        run(engine(), "transfer", [transfer(3, subjects=range(30, 33), categories=["zz_custom_blob"])])
+    )
+    assert [(c.id, c.zh, c.en) for c in unknown.notice.categories] == [
+        ("undeclared_fields", "未声明字段", "fields the policy does not declare")
     ]
 
 
@@ -756,7 +762,11 @@ def test_lifemon_incidents_counts_an_sdks_observations_and_devices_not_0_records
     from streams.incident_query import query_incidents, render_incident
 
     sdk = one(
-        run(engine(), "sdk", [sdk_seen(1, ["event_launch"]), sdk_seen(2, ["event_login"], device_id="dev-1")])
+        run(
+            engine(),
+            "sdk",
+            [sdk_seen(1, ["event_launch", "mobile_phone"]), sdk_seen(2, ["event_login"], device_id="dev-1")],
+        )
     )
     db = f"inc_{uuid.uuid4().hex[:8]}"
     apply_ddl(ch, db)

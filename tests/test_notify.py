@@ -323,19 +323,21 @@ def test_an_sdk_incidents_alert_names_what_it_sent_and_counts_devices_not_a_bare
     """An SDK sending usage events abroad reached Alertmanager with `categories: ""`, `0 subjects
     (C1 0)` and `0 条记录`, although its alert counted 1 observation from 1 device: PIPL art. 57
     wants the categories named."""
-    (incident,) = engine_revisions(policy, catalog, ("sdk", [sdk_seen(1, ["event_launch", "event_login"])]))
+    seen = sdk_seen(1, ["event_launch", "event_login", "mobile_phone"])
+    (incident,) = engine_revisions(policy, catalog, ("sdk", [seen]))
     (alert,) = alertmanager_payload(incident, now_ms=0)
     notes = alert["annotations"]
     assert notes["categories"] == (
+        "contact data (C2) customers not named, 1 observation, 1 device; "
         "app launches (C1) customers not named, 1 observation, 1 device; "
         "logins (C1) customers not named, 1 observation, 1 device"
     )
-    assert (
-        notes["categories_zh"]
-        == "启动 (C1) 客户未具名, 1 次采集, 1 台设备; 登录 (C1) 客户未具名, 1 次采集, 1 台设备"
+    assert notes["categories_zh"] == (
+        "通讯联络信息 (C2) 客户未具名, 1 次采集, 1 台设备; 启动 (C1) 客户未具名, 1 次采集, 1 台设备; "
+        "登录 (C1) 客户未具名, 1 次采集, 1 台设备"
     )
     assert notes["summary"].endswith(
-        "sdk sensors_analytics, customers not named, 1 observation, 1 device (C1)"
+        "sdk sensors_analytics, customers not named, 1 observation, 1 device (C2)"
     )
     assert "（LM-SDK-001.country_not_allowed，1 次采集，1 台设备）" in notes["cause_zh"]
     assert "0 条记录" not in notes["cause_zh"] and "0 subjects" not in notes["summary"]

@@ -15,6 +15,7 @@ from detectors import load_detectors
 from detectors.base import Finding
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
 from streams.alert_query import records_and_customers
+from streams.alerts import to_ocsf
 from streams.codecs import Decoder
 from streams.engine import Engine, rekey
 from streams.pseudonym import Pseudonymizer
@@ -646,6 +647,12 @@ def test_a_transfer_after_deletion_fires(run) -> None:
     got = run([collect(day=-3), lc("delete", day=-2), sent(day=-1), tick(0)])
     (a,) = got["used_after_deletion"]
     assert "proc_call_center" in a.summary and a.actor_id == "proc_call_center"
+    # the recipient, no employee's account, in OCSF too (a probe's SIEM saw a user proc_call_center)
+    assert a.actor_kind == "recipient" and to_ocsf(a)["evidences"] == [
+        {"dst_endpoint": {"name": "proc_call_center", "uid": "proc_call_center"}}
+    ]
+    (b,) = run([collect(day=-3), lc("delete", day=-2), read(day=-1), tick(0)])["used_after_deletion"]
+    assert b.actor_kind == "employee"
 
 
 def test_a_read_after_the_deadline_fires_and_one_before_it_does_not(run) -> None:
