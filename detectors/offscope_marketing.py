@@ -548,7 +548,11 @@ class OffscopeMarketingDetector:
 
 
 def _duration(ms: int) -> str:
+    """A delay as a reader says it; under a second in ms (a probe's push 500 ms after the opt-out
+    read "0 s after", as if at once)."""
     minutes = ms // 60_000
-    if minutes < 120:
-        return f"{minutes} min" if minutes else f"{ms // 1000} s"
-    return f"{minutes // 60} h {minutes % 60} min"
+    if minutes >= 120:
+        return f"{minutes // 60} h {minutes % 60} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{ms // 1000} s" if ms >= 1000 else f"{ms} ms"

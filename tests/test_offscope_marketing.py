@@ -642,3 +642,12 @@ def test_every_rule_cites_seed_004_by_the_clauses_that_hold_its_text(policy) -> 
     assert any(
         "流程描述(4)使用②: 应当以适当方式供客户自主选择" in r for r in specs["no_consent"]["regulation"]
     )
+
+
+def test_a_delay_under_a_second_is_said_in_milliseconds() -> None:
+    """A probe's push 500 ms after the opt-out read "0 s after the opt-out", as if at once."""
+    from detectors.offscope_marketing import _duration
+
+    assert [_duration(ms) for ms in (500, 0, 1_500, 61_000, 5 * 3_600_000)] == [
+        "500 ms", "0 ms", "1 s", "1 min", "5 h 0 min",
+    ]  # fmt: skip
