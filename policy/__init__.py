@@ -254,10 +254,14 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     sections: dict[str, Any] = {}
     texts: dict[str, str] = {}
     cite = _citations(folder / "references.yaml")
+    # a bank's own folder: the built-in files are the rules it may lack, read with their citations
+    shipped = None if folder.resolve() == DEFAULT_DIR else _citations(DEFAULT_DIR / "references.yaml")
     for name in SECTION_FILES:
         path = folder / f"{name}.yaml"
         data, texts[name] = read_yaml(path)
         data = cite(data)
+        if name == "incidents" and shipped is not None:
+            data = _with_added_classes(path, data, shipped)
         sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
     _check_purposes(folder, sections["classification"], sections["purposes"])
     _check_contract_categories(folder / "recipients.yaml", texts["recipients"], sections)
@@ -265,8 +269,6 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     from policy.model import DetectorSection
 
     detectors = {}
-    # a bank's own folder: the built-in files are the rules it may lack, read with their citations
-    shipped = None if folder.resolve() == DEFAULT_DIR else _citations(DEFAULT_DIR / "references.yaml")
     for path in sorted((folder / "detectors").glob("*.yaml")):
         data, text = read_yaml(path)
         data = cite(data) if shipped is None else _with_added_rules(path, cite(data), shipped)
@@ -302,6 +304,27 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
                 extra={"file": str(path), "key": f"params.{key}", "added": added},
             )
     return {**data, "params": params}
+
+
+def _with_added_classes(path: Path, data: Any, cite_shipped: Callable[[Any], Any]) -> Any:
+    """A bank's incidents.yaml written before lifemon added a leakage class still opens its
+    incidents: each class it lacks applies as lifemon ships it, after its own, and a warning names
+    them (an upgrade probe's folder silently lost the undeclared_host incidents: the alert stayed,
+    nobody was paged)."""
+    shipped_path = DEFAULT_DIR / path.name
+    theirs = data.get("classes") if isinstance(data, dict) else None
+    ours = cite_shipped(read_yaml(shipped_path)[0]).get("classes", {})
+    if not isinstance(theirs, dict):
+        return data
+    added = [c for c in ours if c not in theirs]
+    if not added:
+        return data
+    log.warning(
+        f"{path}: classes lacks {', '.join(added)}, added to lifemon since the file was written: they "
+        f"apply as lifemon ships them; copy them from {shipped_path} to review them",
+        extra={"file": str(path), "key": "classes", "added": added},
+    )
+    return {**data, "classes": {**theirs, **{c: ours[c] for c in added}}}
 
 
 # detectors lifemon added after banks began keeping their own policy folders: a folder without one

@@ -97,6 +97,10 @@ def test_lifemon_may_do_its_work_and_nothing_more() -> None:
     for topic in (TOPICS.alerts, TOPICS.incidents, TOPICS.dlq):
         assert "lifemon" in who_may("Write", "topic", topic)
     assert "lifemon" in who_may("Read", "topic", TOPICS.incidents)  # `lifemon notify`
+    # `lifemon watch` in the monitor's container, as docs/operations.md runs it (an operator probe:
+    # the principal could write alerts and not fetch them)
+    assert "lifemon" in who_may("Read", "topic", TOPICS.alerts)
+    assert "lifemon" in who_may("Read", "group", "lifemon-watch-1a2b3c4d")
     internal = [changelog_topic(config), repartition_topic(config, "access", "subject_ids")]
     for topic in internal:
         assert {"Read", "Write", "Create"} <= {

@@ -374,6 +374,26 @@ def test_a_combination_place_is_non_empty_and_fields_fill_one_place(
     assert e.value.key.startswith("combinations.")
 
 
+def test_an_incidents_file_written_before_a_class_was_added_opens_its_incidents_and_says_so(
+    policy, policy_copy: Path, caplog
+) -> None:
+    """An upgrade probe: a bank's incidents.yaml from before undeclared_host loaded without a word,
+    and the SDK that sent card images to an undeclared host stayed an alert nobody was paged for.
+    The class applies as lifemon ships it, and a warning names it."""
+    import yaml
+
+    path = policy_copy / "incidents.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del data["classes"]["undeclared_host"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        older = load_policy(policy_copy)
+    assert older.incidents.classes["undeclared_host"] == policy.incidents.classes["undeclared_host"]
+    (record,) = caplog.records
+    assert (record.file, record.key, record.added) == (str(path), "classes", ["undeclared_host"])
+    assert str(DEFAULT_DIR / "incidents.yaml") in record.getMessage()
+
+
 def test_a_detector_file_written_before_a_rule_was_added_loads_with_it_and_says_so(
     policy, policy_copy: Path, caplog
 ) -> None:
