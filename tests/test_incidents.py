@@ -597,6 +597,13 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith("20")]
     assert heads[0].endswith(f"to the regulator (PBOC branch)  [{cvn[:12]} rev {grown.revision}]"), heads
     assert f"no report due / 无待报  [{other[:12]}" in heads[1], heads
+    # the TTL empties an incident's notice with its pseudonyms; its reviews, which hold none, stay
+    # readable (an operator probe: `show` refused the incident, exit 2, the audit trail hidden)
+    ch.command(f"ALTER TABLE {db}.incidents UPDATE incident = '' WHERE 1 SETTINGS mutations_sync = 1")
+    assert main(["incidents", "show", other[:8], "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    assert "its notice was emptied after policy/storage.yaml pseudonym_ttl_days" in shown
+    assert "reviews / 复核记录" in shown and "resolved" in shown and "e900001" in shown
 
 
 def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() -> None:
