@@ -336,6 +336,8 @@ class RetentionOverrunDetector:
                 rec.request_id = ev.event_id
             rec.requested = min(rec.requested or ev.ts, ev.ts)
             ctx.timers.register(customer, catalog.policy.deletion_due(rec.requested))
+        elif stage == "deletion_refused" and rec is not None:
+            rec.refused = min(rec.refused or ev.ts, ev.ts)
         elif stage == "account_closed":
             held.close_account(ev.record_id, ev.ts)
         elif stage == "relationship_ended":
@@ -589,7 +591,7 @@ class RetentionOverrunDetector:
         overdue = catalog.policy.deletion_due(rec.requested)
         if rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
             return
-        if self._kept_by_law(held, rec, catalog, overdue):
+        if self._kept_by_law(held, rec, catalog, overdue) or _refused_by(rec, overdue):
             return
         if overdue > ctx.watermark:
             if not rec.gone:
@@ -741,7 +743,8 @@ class RetentionOverrunDetector:
             and u not in after_gone
             and u not in after_due  # a use past a deadline is that alert's alone
             and _for_another_purpose(u, ctx.catalog)
-            and self._kept_by_law(held, rec, ctx.catalog, u[0])  # withheld while the minimum runs
+            # withheld while the minimum runs, or for good once the request was refused
+            and (self._kept_by_law(held, rec, ctx.catalog, u[0]) or _refused_by(rec, withheld))
         ]
         # each rule's words, written only for a rule that fires
         for rule, since, offending, what in (
@@ -762,8 +765,9 @@ class RetentionOverrunDetector:
                 withheld,
                 for_other,
                 lambda: (
-                    f"withheld for its statutory minimum from {self._day(withheld or 1)} (deletion "
-                    f"requested {self._day(rec.requested)}), used for {for_other[-1][5]}"
+                    f"withheld {'after its deletion was refused' if rec.refused else 'for its statutory minimum'}"
+                    f" from {self._day(withheld or 1)} (deletion requested {self._day(rec.requested)}), used for "
+                    f"{for_other[-1][5]}"
                 ),
             ),
         ):
@@ -796,7 +800,7 @@ class RetentionOverrunDetector:
         past = [dl for _, _, dl in self.deadlines(held, rec, catalog)]
         if rec.requested:
             requested = catalog.policy.deletion_due(rec.requested)
-            if not self._kept_by_law(held, rec, catalog, requested):
+            if not (self._kept_by_law(held, rec, catalog, requested) or _refused_by(rec, requested)):
                 past.append(requested)
         return min(past) if past else None
 
@@ -807,7 +811,7 @@ class RetentionOverrunDetector:
         if not rec.requested:
             return None
         due = catalog.policy.deletion_due(rec.requested)
-        return due if self._kept_by_law(held, rec, catalog, due) else None
+        return due if self._kept_by_law(held, rec, catalog, due) or _refused_by(rec, due) else None
 
     def _pin_anchors(self, held: Customer, rec: Record, catalog: Catalog) -> None:
         """An alert an earlier lifemon raised hashed its start, which `_anchor` keeps from its next
@@ -911,6 +915,13 @@ REVISED = (
     Rule.used_after_deletion,
     Rule.used_after_deadline,
 )
+
+
+def _refused_by(rec: Record, due: int) -> bool:
+    """The bank answered the deletion request by `due` with a refusal the law allows (seed 004
+    §五.(四): 15日内答复; a probe's request refused under a police preservation order stayed an open
+    high alert): no execution is owed, and the record is withheld from every use but the law's."""
+    return 0 < rec.refused <= due
 
 
 def _anchor(rec: Record, tag: str, start: int, first: bool) -> int:

@@ -34,6 +34,7 @@ class Record:
         "gone_stage",
         "closed",
         "unbidden",
+        "refused",
     )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
@@ -47,6 +48,7 @@ class Record:
         self.gone = 0  # earliest delete / anonymize / destroy time; 0: still held
         self.gone_stage = ""  # that event's stage
         self.requested = 0  # earliest deletion request time; 0: none
+        self.refused = 0  # earliest refusal of a deletion request (the law keeps it); 0: none
         self.fired: dict[str, int] = {}
         # the events a deadline alert points the analyst to: the first collection, the earliest request
         self.first_id, self.request_id = "", ""
@@ -67,6 +69,7 @@ class Record:
             self.gone_stage,
             self.closed,
             self.unbidden,
+            self.refused,
         ]
 
     @classmethod
@@ -79,6 +82,7 @@ class Record:
         rec.gone_stage = row[11] if len(row) > 11 else ""  # stored before alerts named the stage
         rec.closed = row[12] if len(row) > 12 else 0  # stored when a closure counted for the customer
         rec.unbidden = row[13] if len(row) > 13 else rec.last  # stored when every collection counted
+        rec.refused = row[14] if len(row) > 14 else 0  # stored before a request could be refused
         return rec
 
     def gone_by(self, ts: int) -> bool:

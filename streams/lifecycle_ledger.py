@@ -18,6 +18,8 @@ from schemas.models import LifecycleStage
 # seed 004 §五.(四): a request, then its execution (the retention_overrun detector's "gone" stages)
 REQUESTED = LifecycleStage.deletion_requested
 EXECUTED = frozenset({LifecycleStage.delete, LifecycleStage.anonymize, LifecycleStage.destroy})
+# a request the law allows the bank to refuse, answered in its 15 days: closes it, executes nothing
+ANSWERED = EXECUTED | {LifecycleStage.deletion_refused}
 
 DELETION_COLUMNS = ("record_id", "event_id", "stage", "ts", "due", "system")
 CONTRACT_COLUMNS = (
@@ -51,7 +53,7 @@ class DeletionLedger:
                 self.rows.append(
                     (ev.record_id, ev.event_id, ev.stage.value, ev.ts, self.due(ev.ts), ev.system)
                 )
-            elif ev.stage in EXECUTED:
+            elif ev.stage in ANSWERED:
                 self.rows.append((ev.record_id, ev.event_id, ev.stage.value, ev.ts, 0, ev.system))
 
     def drain(self) -> list[tuple]:

@@ -987,11 +987,14 @@ def _seed(client: Any, db: str) -> None:
         db,
         "deletion_events",
         DELETION_COLUMNS,
-        [  # a request executed after 2.5 days, one open for 20 days, and a deletion nobody requested
+        [  # a request executed after 2.5 days, one open for 20 days, a deletion nobody requested, and a
+            # request refused as the law allows (answered, not executed: neither open nor executed)
             ("R1", "e1", "deletion_requested", BASE - 3 * day, BASE + 12 * day, "crm"),
             ("R1", "e2", "delete", BASE - day / 2, EPOCH, "crm"),
             ("R2", "e3", "deletion_requested", BASE - 20 * day, BASE - 5 * day, "crm"),
             ("R3", "e4", "delete", BASE, EPOCH, "crm"),
+            ("R4", "e5", "deletion_requested", BASE - 4 * day, BASE + 11 * day, "crm"),
+            ("R4", "e6", "deletion_refused", BASE - day / 4, EPOCH, "crm"),
         ],
     )
     contract = ("p1", "CT-1", "processor", "CN", "外包", "outsourcer", ["contact"], BASE.date())
@@ -1315,6 +1318,7 @@ def test_lifecycle_panels_read_the_newest_state(_deploy_chdb: Any, deploy_db: st
         "executed_late": 0,
         "median_days_to_execute": 2.5,
         "max_days_to_execute": 2.5,
+        "refused": 1,
     }
     (contract,) = _panel_rows("contracts", _deploy_chdb, deploy_db)  # p0 left the newest policy
     assert (contract["recipient"], contract["days_left"], contract["horizon"]) == ("p1", 39, "30-90 d")

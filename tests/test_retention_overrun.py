@@ -676,6 +676,23 @@ def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run
     assert run([collect(day=-100, **TRANSACTION), asked, read(day=-12), tick(0)]) == {}
 
 
+def test_a_deletion_request_refused_in_time_is_answered_and_withholds_the_record(run) -> None:
+    """Seed 004 §五.(四): the bank answers a deletion request within 15 days and may refuse it where
+    the law asks (犯罪侦查, 反洗钱). A probe's request refused under a police preservation order stayed
+    an open high alert: lifecycle had no way to say it was answered. A refusal by the 15th day
+    answers it, and withholds the record from every use but the law's (PIPL art. 47 ¶2); one after
+    the 15 days answers late, and the overdue alert stands."""
+    asked = lc("deletion_requested", day=-31)  # due by the end of 16 Dec, Beijing
+    refused = lc("deletion_refused", day=-20)
+    assert run([collect(day=-100), asked, refused, tick(0)]) == {}
+    got = run([collect(day=-100), asked, refused, read(day=-12, actor="e9", purpose="marketing"), tick(0)])
+    (a,) = got["used_while_withheld"]
+    assert set(got) == {"used_while_withheld"} and "read by e9" in a.summary
+    assert "withheld after its deletion was refused from 2025-12-17" in a.summary, a.summary
+    late = lc("deletion_refused", day=-10)
+    assert set(run([collect(day=-100), asked, late, tick(0)])) == {"deletion_request_overdue"}
+
+
 def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(run) -> None:
     """PIPL art. 47 ¶2: a transaction record the AML Law keeps ten years is withheld, not deleted,
     when its customer asks for deletion (requested 1 Dec, due 16 Dec in Beijing), and serves nothing
