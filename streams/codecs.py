@@ -137,6 +137,8 @@ class EventTimeRule:
     # a file's records are judged against their batch's median, which a sparse case file (a deletion
     # request, then one record three weeks on) puts far behind its last record
     file_max_ahead_ms: int = 31 * 86_400_000
+    # nothing has happened ahead of this machine's clock, beyond its skew from the producers' clocks
+    max_ahead_of_clock_ms: int = 3_600_000
 
 
 def load_schema(stream: str) -> dict[str, Any]:
@@ -267,6 +269,7 @@ class Decoder:
             et.max_ahead_s * 1000,
             et.max_behind_s * 1000 if et.max_behind_s is not None else None,
             et.file_max_ahead_s * 1000,
+            et.max_ahead_of_clock_s * 1000,
         )
         return cls(
             SchemaRegistry(config.schema_registry_url, config.secrets.schema_registry_user_info),
@@ -355,8 +358,8 @@ class Decoder:
             behind = MAX_TS
         # nothing has happened ahead of this machine's clock: a shipper that stamps CreateTime with
         # the event time passed a record dated 2099 (a probe: 73 retention timers fired at once)
-        now = int(self.clock() * 1000)
-        high = MAX_TS if reference else min(MAX_TS, now + ahead)
+        now, skew = int(self.clock() * 1000), self.event_time.max_ahead_of_clock_ms
+        high = MAX_TS if reference else min(MAX_TS, now + skew)
         # the common case passes in C, without a call per record; what C cannot compare exactly
         # (a number past 64 bits, an allowance given as a float) it doubts, and Python decides
         doubtful = [
@@ -383,7 +386,7 @@ class Decoder:
             elif ev.ts >= high:
                 why = (
                     f"{(ev.ts - now) // 1000} s ahead of this machine's clock, beyond the allowed "
-                    f"{ahead // 1000} s (event_time.max_ahead_s)"
+                    f"{skew // 1000} s (event_time.max_ahead_of_clock_s)"
                 )
             else:
                 why = self._skew(ev.ts, raw.timestamp, median, spread)

@@ -232,6 +232,13 @@ class EventTimeConfig(Strict):
         "batch's median: a case file that jumps weeks ahead to show a missed 15-day deletion deadline "
         "must not lose that record, while a clock years ahead is still refused",
     )
+    max_ahead_of_clock_s: int = Field(
+        default=3600,
+        ge=0,
+        description="ts further ahead of this machine's own clock is a dead letter, however its record "
+        "is stamped (a shipper that sets CreateTime to the event time passed a record dated 2099); "
+        "the machine's skew from the producers' clocks, and a replay of files dated ahead, fit in it",
+    )
     max_behind_s: int | None = Field(
         default=None,
         ge=0,

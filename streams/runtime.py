@@ -481,6 +481,9 @@ class Monitor:
         self._failed = False  # after an exception nothing half-processed may be checkpointed
         self._retrying = False  # a checkpoint is waiting out a failure (partitions paused)
         self._held: list[Any] = []  # records fetched while paused, processed after the checkpoint
+        # partitions a rebalance took while a decode waited for the schema registry (`_decode`):
+        # the rest of their batch is the new owner's
+        self._taken_while_waiting: set[tuple[str, int]] = set()
         self._previous_handlers: dict[int, Any] = {}
         self._last_checkpoint = time.monotonic()
         self._last_prune = time.monotonic()
@@ -652,6 +655,8 @@ class Monitor:
                 known.pop((topic, p), None)
             self._restored.discard((topic, p))
             self._owned.discard((topic, p))
+            if self._retrying:
+                self._taken_while_waiting.add((topic, p))
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None, max_seconds: float | None = None) -> Stats:
@@ -779,11 +784,16 @@ class Monitor:
         for at, run in groupby(records, key=attrgetter("topic", "partition")):
             groups[at].extend(run)
         alerts = []
+        self._taken_while_waiting = set()
         for (topic, partition), raws in groups.items():
+            if (topic, partition) in self._taken_while_waiting:
+                continue
             stream = self.stream_of[topic]
             rekeyed = self.repartition.get(topic)
             events, marks, bad_marks = _split_marks(raws) if rekeyed is not None else (raws, [], [])
             decoded = self._decode(stream, events, check_time=rekeyed is None)
+            if (topic, partition) in self._taken_while_waiting:
+                continue  # a rebalance took it while the registry was waited out: the new owner's now
             self._dead(stream, [*decoded.dead, *bad_marks])
             if decoded.gaps:  # a raw log named what the source mapping lacks
                 self.engine.count_gaps(stream, topic, partition, decoded.gaps)

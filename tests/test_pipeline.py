@@ -511,3 +511,67 @@ def test_a_schema_registry_down_is_waited_out_not_a_crash(broker, ch, names, pol
     assert set(asked) == {"/schemas/ids/4242"}
     said = [r.getMessage() for r in caplog.records if "decoding access again in" in r.getMessage()]
     assert said and "HTTP 503" in said[0]
+
+
+def test_a_partition_taken_while_the_registry_is_waited_out_is_left_to_its_new_owner(
+    broker, ch, names, policy, catalog
+) -> None:
+    """A review: a rebalance inside the paused wait for the registry (librdkafka calls on_revoke in
+    that poll) dropped the partition's state, yet the batch went on: its records went into a fresh
+    task and its position came back, for a checkpoint of a partition another instance owns."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    schema = orjson.dumps(load_schema("access")).decode()
+    asked: list[str] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            down = len(asked) <= 2
+            self.send_response(503 if down else 200)
+            self.end_headers()
+            self.wfile.write(orjson.dumps({"error_code": 50301} if down else {"schema": schema}))
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    seen: dict[str, Any] = {}
+    try:
+        config = make_config(
+            names, broker, "chdb://unused", schema_registry_url=f"http://127.0.0.1:{server.server_port}"
+        )
+        m = monitor(config, ch, policy, catalog)
+        send(broker, config.topics.entitlements, [entitlement("e1")])
+        (ev,) = access("e1", customers=1)
+        send(
+            broker,
+            config.topics.access,
+            [b"\x00\x00\x00\x10\x92" + encode_avro("access", ev, SchemaRegistry(), wire=False)],
+        )
+        wait = m._wait_paused
+
+        def rebalanced(seconds: float) -> bool:
+            owned = [tp for tp in m._owned_partitions() if tp.topic == config.topics.access]
+            if owned and "revoked" not in seen:  # as the paused poll would: the group took them
+                seen["revoked"] = {(tp.topic, tp.partition) for tp in owned}
+                m._retrying = True
+                m._on_revoke(m.consumer, owned)
+            return wait(seconds)
+
+        m._wait_paused = rebalanced
+        process = m.process_records
+
+        def once(records: list) -> None:
+            process(records)
+            seen["positions"] = {k for k in m.positions if k[0] == config.topics.access}
+            m.stop_event.set()
+
+        m.process_records = once
+        stats = m.run(idle_exit_s=1.5, max_seconds=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen["revoked"] and not seen["revoked"] & seen["positions"]
+    assert stats.events.get("access", 0) == 0  # the new owner counts it
