@@ -338,6 +338,12 @@ class RetentionOverrunDetector:
             ctx.timers.register(customer, catalog.policy.deletion_due(rec.requested))
         elif stage == "deletion_refused" and rec is not None:
             rec.refused = min(rec.refused or ev.ts, ev.ts)
+            overdue = catalog.policy.deletion_due(rec.requested) if rec.requested else 0
+            if Rule.deletion_request_overdue in rec.fired and _refused_by(rec, overdue):
+                # refused in time, logged after the deadline's alert: the alert closes, as a late
+                # deletion's does (a review: it stayed open)
+                rec.fired[Rule.deletion_request_overdue] += 1
+                yield self._request(customer, ev.record_id, rec, catalog)
         elif stage == "account_closed":
             held.close_account(ev.record_id, ev.ts)
         elif stage == "relationship_ended":
@@ -646,11 +652,16 @@ class RetentionOverrunDetector:
             overdue,
             rec.jr_class,
             f"deletion of record {rid} on {rec.system}, requested {self._day(rec.requested)}, "
-            f"not executed within {self._retention(catalog).sla_days} days{self._late(rec, overdue)}",
+            f"not executed within {self._retention(catalog).sla_days} days{self._late(rec, overdue)}"
+            + (
+                f"; refused {self._day(rec.refused)}, in time (the refusal was reported after the deadline)"
+                if _refused_by(rec, overdue)
+                else ""
+            ),
             [rec.request_id] if rec.request_id else [],
             actor=rec.system,
             revision=rec.fired[Rule.deletion_request_overdue],
-            closed=rec.gone > 0,
+            closed=rec.gone > 0 or _refused_by(rec, overdue),
             anchor=_anchor(
                 rec,
                 Rule.deletion_request_overdue,

@@ -197,8 +197,11 @@ WORDS: dict[str, tuple[str, ...]] = {
     "access": ("actor_org", "client_ip", "purpose", "fields"),
     "transfer": ("purpose", "categories", "recipient_country"),
     "sdk": ("app_id", "app_version", "fields", "permissions", "method", "dest_country"),
-    "marketing": ("org_id", "purpose", "data_used"),
+    "marketing": ("org_id", "approved_audience", "purpose", "data_used"),
     "lifecycle": ("purpose", "categories"),
+    "entitlements": ("org_id", "org_path", "roles"),
+    "consents": ("purpose",),
+    "customers": ("org_id", "org_path"),
 }
 NESTED: dict[str, dict[str, tuple[str, ...]]] = {
     "entitlements": {"approvals": ("approval_id", "approver_id")}

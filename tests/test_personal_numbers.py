@@ -11,11 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from conftest import fed
 
 from detectors import load_detectors
+from schemas.models import Consent
+from schemas.structs import STRICT
 from streams import _door
 from streams.alerts import latest
 from streams.codecs import Decoder
@@ -371,7 +374,7 @@ def test_numbers_typed_where_the_policys_words_go_are_kept_nowhere(policy, catal
             r["client_ip"] = RIC
         if r.get("purpose"):
             r["purpose"] += f" {CARD}"
-        for k in ("fields", "categories", "data_used"):
+        for k in ("fields", "categories", "data_used", "approved_audience"):
             if r.get(k):
                 r[k] = [*r[k], f"card_{CARD}"]
         if "app_version" in r:
@@ -384,3 +387,13 @@ def test_numbers_typed_where_the_policys_words_go_are_kept_nowhere(policy, catal
     assert "{bank_card:" in text and "{cn_mobile:" in text
     for number in (CARD, RIC[:17], CITY_RIC[:17], MOBILE):
         assert number not in text, number
+    # the reference streams' words too (a review: a marketing approval's audience kept a card)
+    from streams.personal_numbers import DoorSeals
+
+    ring = Pseudonymizer(b"k" * 32)
+    consent = msgspec.convert(
+        Consent(subject_id="C1", ts=0, purpose=f"marketing {CARD}", status="granted").model_dump(mode="json"),
+        STRICT["consents"],
+    )  # as the engine holds it
+    DoorSeals(None, ring, ring.digest).records("consents", [consent])
+    assert CARD not in consent.purpose and "{bank_card:" in consent.purpose

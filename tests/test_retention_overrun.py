@@ -676,7 +676,7 @@ def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run
     assert run([collect(day=-100, **TRANSACTION), asked, read(day=-12), tick(0)]) == {}
 
 
-def test_a_deletion_request_refused_in_time_is_answered_and_withholds_the_record(run) -> None:
+def test_a_deletion_request_refused_in_time_is_answered_and_withholds_the_record(run, spec, catalog) -> None:
     """Seed 004 §五.(四): the bank answers a deletion request within 15 days and may refuse it where
     the law asks (犯罪侦查, 反洗钱). A probe's request refused under a police preservation order stayed
     an open high alert: lifecycle had no way to say it was answered. A refusal by the 15th day
@@ -691,6 +691,15 @@ def test_a_deletion_request_refused_in_time_is_answered_and_withholds_the_record
     assert "withheld after its deletion was refused from 2025-12-17" in a.summary, a.summary
     late = lc("deletion_refused", day=-10)
     assert set(run([collect(day=-100), asked, late, tick(0)])) == {"deletion_request_overdue"}
+    # refused in time but logged after the deadline's alert fired: the alert closes, as a late
+    # deletion's does (a review: it stayed open for good)
+    e, alerts = Engine([spec], catalog, pseudonymize=pz), []
+    for i, ev in enumerate([collect(day=-100), asked, tick(0), refused, tick(0.5)]):  # as they arrive
+        alerts += e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i))
+        alerts += e.advance()
+    newest = {x.alert_id: x for x in sorted(alerts + e.drain(), key=lambda x: x.revision)}
+    (a,) = [x for x in newest.values() if x.rule_id.endswith(".deletion_request_overdue")]
+    assert a.status.value == "closed" and "refused 2025-12-12, in time" in a.summary, a.summary
 
 
 def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(run) -> None:
