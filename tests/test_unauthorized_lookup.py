@@ -428,6 +428,8 @@ def test_unknown_actors_and_customers_are_listed_as_coverage_gaps(run) -> None:
     # not judged is not unauthorized: a probe's SOC tallied gaps as 越权访问
     assert "lifemon could not judge" in b.summary and "次无法判定的访问" in b.summary
     assert "unauthorized access" not in a.summary + b.summary and "越权" not in a.summary + b.summary
+    assert a.title_zh == "个人金融信息访问无法判定（覆盖缺口）" and "越权" not in a.title_zh + b.title_zh
+    assert a.title_en == "PFI accesses lifemon could not judge (coverage gap)"
 
 
 def test_one_alert_per_episode_revised_then_closed(run) -> None:
