@@ -455,7 +455,9 @@ def _store_replay(
             for d in dead
         ]
     )
-    tables.rollups.add(engine.rollup_rows())
+    rollups = engine.rollup_rows()
+    _say_live_overlap(client, db, rollups)
+    tables.rollups.add(rollups)
     tables.deletions.add(engine.deletions.drain())
     for sink in (
         tables.alerts,
@@ -466,6 +468,30 @@ def _store_replay(
         tables.contracts,
     ):
         sink.flush()
+
+
+def _say_live_overlap(client: Any, db: str, rollups: list[tuple]) -> None:
+    """A replay counts its events by file and line, a live run by topic, partition and offset
+    block: neither replaces the other's rollups. Where ClickHouse holds a live run's counts of the
+    replay's streams in the replay's minutes, say that the same records would count twice (an
+    operator probe's backfill of a day the monitor had seen doubled every event in the report)."""
+    if not rollups:
+        return
+    minutes = [r[3] for r in rollups]
+    first, last, streams = min(minutes), max(minutes), sorted({r[4] for r in rollups})
+    (live,) = client.query(
+        f"SELECT sum(events) FROM {db}.event_rollups FINAL WHERE topic_id != '' "
+        "AND stream IN {streams:Array(String)} AND toUnixTimestamp(minute) BETWEEN {first:Int64} AND {last:Int64}",
+        parameters={"streams": streams, "first": first, "last": last},
+    ).result_rows[0]
+    if live:
+        log.warning(
+            f"ClickHouse already holds {live:,} events a live run counted in the replay's span "
+            f"({datetime.fromtimestamp(first, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(last, UTC):%Y-%m-%d %H:%M} UTC, "
+            f"{', '.join(streams)}): the replay's events are counted beside them, so records the live "
+            "run read count twice in the report and the dashboards (alerts and incidents replace theirs); "
+            "backfill only what the monitor did not read (docs/operations.md)"
+        )
 
 
 DEAD_LETTERS = 5  # replay's exit status when records were dead-lettered: a test case silently lost
