@@ -518,6 +518,7 @@ class RetentionOverrunDetector:
                 f"destruction of record {ev.record_id} on {ev.system} lacks {', '.join(missing)}",
                 [ev.event_id],
                 actor=ev.operator_id or ev.system,
+                actor_kind="employee" if ev.operator_id else "system",
             )
 
     # -- timers -----------------------------------------------------------------------------------
@@ -637,6 +638,7 @@ class RetentionOverrunDetector:
             f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}",
             [rec.first_id] if rec.first_id else [],
             actor=rec.system,
+            actor_kind="system",
             revision=rec.fired[tag],
             closed=rec.gone > 0,
             anchor=_anchor(rec, tag, start, rec.fired[tag] == 1),
@@ -660,6 +662,7 @@ class RetentionOverrunDetector:
             ),
             [rec.request_id] if rec.request_id else [],
             actor=rec.system,
+            actor_kind="system",
             revision=rec.fired[Rule.deletion_request_overdue],
             closed=rec.gone > 0 or _refused_by(rec, overdue),
             anchor=_anchor(
@@ -706,6 +709,7 @@ class RetentionOverrunDetector:
                 f"{when}; {m.source}{asked}",
                 [],
                 actor=rec.system,
+                actor_kind="system",
             )
 
     def _after_end(self, customer: str, held: Customer, rid: str, rec: Record) -> Iterator[Finding]:
@@ -726,6 +730,7 @@ class RetentionOverrunDetector:
             f"{rec.purpose or 'an unstated purpose'})",
             [],
             actor=rec.system,
+            actor_kind="system",
         )
 
     def _judge_uses(self, customer: str, held: Customer, rid: str, ctx: Context) -> Iterator[Finding]:

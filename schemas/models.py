@@ -366,8 +366,8 @@ class Alert(Record):
     actor_org: str | None = None
     actor_kind: str = Field(
         default="employee",
-        pattern="^(employee|recipient|sdk)$",
-        description="what actor_id names, where OCSF puts it: an employee (or a system's account), a recipient, an SDK",
+        pattern="^(employee|system|recipient|sdk)$",
+        description="what actor_id names, where OCSF puts it: an employee, a system, a recipient, an SDK",
     )
     subject_count: int = Field(ge=0)
     subjects_sample: list[str] = Field(description="HMAC pseudonyms, never raw customer ids")

@@ -213,6 +213,8 @@ def to_ocsf(alert: Alert) -> dict:
         actor = (
             {"app_name": who, "app_uid": who}
             if alert.actor_kind == "sdk"
+            else {"user": {"uid": who, "type_id": 3, "type": "System"}}
+            if alert.actor_kind == "system"
             else {"user": {"uid": who, "type_id": 1, "type": "User"}}
         )
     if exposure:

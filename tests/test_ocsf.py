@@ -124,6 +124,11 @@ def test_an_sdk_and_a_recipient_are_no_user_accounts(policy, validate) -> None:
     validate(doc)
     assert doc["evidences"] == [{"dst_endpoint": {"name": "e1", "uid": "e1"}}]
     assert {actor_of(d) for d in (sdk, sent, read, doc)} == {"e1"}
+    # a system's account, as a retention deadline's alert names the system keeping the record
+    kept = alert(policy, "retention_overrun", AlertStatus.open).model_copy(update={"actor_kind": "system"})
+    doc = to_ocsf(kept)
+    validate(doc)
+    assert doc["evidences"] == [{"actor": {"user": {"uid": "e1", "type_id": 3, "type": "System"}}}]
 
 
 def test_a_finding_raised_by_an_absence_has_no_count(policy, validate) -> None:

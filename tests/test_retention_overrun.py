@@ -653,6 +653,9 @@ def test_a_transfer_after_deletion_fires(run) -> None:
     ]
     (b,) = run([collect(day=-3), lc("delete", day=-2), read(day=-1), tick(0)])["used_after_deletion"]
     assert b.actor_kind == "employee"
+    # a deadline passed names the system that keeps the record: a system's account in OCSF
+    (c,) = run([collect(day=-40, **LOCATION), tick(0)])["retention_expired"]
+    assert c.actor_kind == "system" and to_ocsf(c)["evidences"][0]["actor"]["user"]["type"] == "System"
 
 
 def test_a_read_after_the_deadline_fires_and_one_before_it_does_not(run) -> None:
