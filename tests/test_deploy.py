@@ -995,6 +995,9 @@ def _seed(client: Any, db: str) -> None:
             ("R3", "e4", "delete", BASE, EPOCH, "crm"),
             ("R4", "e5", "deletion_requested", BASE - 4 * day, BASE + 11 * day, "crm"),
             ("R4", "e6", "deletion_refused", BASE - day / 4, EPOCH, "crm"),
+            # and one refused after its 15 days: answered late
+            ("R5", "e7", "deletion_requested", BASE - 20 * day, BASE - 5 * day, "crm"),
+            ("R5", "e8", "deletion_refused", BASE - day / 8, EPOCH, "crm"),
         ],
     )
     contract = ("p1", "CT-1", "processor", "CN", "外包", "outsourcer", ["contact"], BASE.date())
@@ -1318,7 +1321,8 @@ def test_lifecycle_panels_read_the_newest_state(_deploy_chdb: Any, deploy_db: st
         "executed_late": 0,
         "median_days_to_execute": 2.5,
         "max_days_to_execute": 2.5,
-        "refused": 1,
+        "refused": 2,
+        "refused_late": 1,
     }
     (contract,) = _panel_rows("contracts", _deploy_chdb, deploy_db)  # p0 left the newest policy
     assert (contract["recipient"], contract["days_left"], contract["horizon"]) == ("p1", 39, "30-90 d")

@@ -160,6 +160,7 @@ def test_deletion_requests_against_their_15_day_deadline(day, span, dashboard, p
         "median_days_to_execute": round(executed[len(executed) // 2], 1),
         "max_days_to_execute": round(executed[-1], 1),
         "refused": 0,  # the generated day refuses none
+        "refused_late": 0,
     }
     assert len(still_open) == len(overdue) >= 1 and len(executed) >= 10 and executed[-1] < sla / DAY
 
