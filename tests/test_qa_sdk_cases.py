@@ -2,7 +2,7 @@
 privacy policy (§一.(一).6: the eleven SDKs, word for word, and the fields each collects; §一.(一).7:
 anything not declared needs consent first; 序言: the policy binds once the user agrees; §二.(一)1:
 what is collected in China stays in China; 本政策适用中华人民共和国法律, 不包括香港、澳门特别行政区
-法律和台湾地区有关规定) and from seed 001 §二(5), §三.4(4), §四.4, not from the detector's constants.
+法律和台湾地区有关规定) and from seed 001 §三.2(5), §三.3(4), §五.4, not from the detector's constants.
 
 Normal work that comes near a line stays silent: an SDK reported under the very name the privacy
 policy gives it, under a pre-release or build version string, at its declared host however the app
@@ -150,7 +150,7 @@ def test_a_late_reading_that_completes_a_burst_is_still_caught(policy) -> None:
 
 
 def test_an_undeclared_tracker_sending_to_the_united_states_is_cross_border_critical(policy) -> None:
-    """Seed 004 §二.(一)1 binds everything collected in China, declared SDK or not; seed 001 §二(5)."""
+    """Seed 004 §二.(一)1 binds everything collected in China, declared SDK or not; seed 001 §三.2(5)."""
     ev = obs(
         "com.acme.insight",
         ["oaid", "installed_apps"],
@@ -227,7 +227,7 @@ def test_a_customers_name_sent_to_an_sdk_is_the_catalogs_c2(policy) -> None:
 
 
 def test_the_ocr_sdk_receiving_an_sms_code_is_critical(policy) -> None:
-    """Seed 004 流程描述(4)⑪, seed 001 §三.4(4): authentication helpers are never entrusted."""
+    """Seed 004 流程描述(4)⑪, seed 001 §三.3(4): authentication helpers are never entrusted."""
     got = run(policy, [obs("tencent_ocr", ["bank_card_image", "sms_code"])])
     assert rules(got) == {"c3_or_auth_helper": "critical"} and "sms_code" in got[0].summary
 
