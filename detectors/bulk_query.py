@@ -711,13 +711,11 @@ class BulkQueryDetector:
                 roles = tuple(ent.roles)
                 desk = catalog.at_counter(roles, *kind[1:])
                 own = desk is None and ent.status is EmployeeStatus.active
-                # a print of one customer of the book is that customer's copy, read as a view (as
-                # unauthorized_lookup's `_book_copy` takes it): one of the book's day, no art. 5 count
-                as_read = Action.view if kind[1] is Action.print else kind[1]
-                seen = (desk, catalog.own_book(roles, as_read, *kind[2:]) if own else None)
+                # a print of the book's one customer is that customer's copy (`Catalog.own_book`)
+                seen = (desk, catalog.own_book(roles, *kind[1:]) if own else None)
                 kinds[kind] = seen
             desk, mine = seen
-            if desk is not None and ev.row_count > (desk[1].rows_per_customer or self._duty_rows - 1):
+            if desk is not None and ev.row_count > self._most_rows(desk[1]):
                 flags.append(False)  # one customer named, others' rows returned: no counter's business
                 continue
             if desk is not None:  # the counter's day, then (by the customer's org) its walk-ins
@@ -732,7 +730,7 @@ class BulkQueryDetector:
                     asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
                 continue
             flags.append(False)
-            if mine is not None and ev.row_count <= (mine[1].rows_per_customer or self._duty_rows - 1):
+            if mine is not None and ev.row_count <= self._most_rows(mine[1]):
                 perms, own_book = mine
                 asks.append((i, f"{OWN}{perms}", own_book.customers_per_day, own_book.scope, ent.org_id))
         if asks and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
@@ -753,6 +751,11 @@ class BulkQueryDetector:
                     if in_book and not flags[i]:
                         win.past[f"of its own customers past the book's {most} a day"] = ts
         return flags if any(flags) else None
+
+    def _most_rows(self, block: Counter | OwnBook) -> int:
+        """The most rows one customer's read returns as the post's own work: its block's
+        `rows_per_customer`, else fewer than art. 5's smallest tier."""
+        return block.rows_per_customer or self._duty_rows - 1
 
     def _entries(self, ev: Any, ctx: Context, duty: bool = False) -> Read:
         """An access's window entries (one per customer, or one for rows not naming any) and what

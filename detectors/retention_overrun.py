@@ -598,7 +598,7 @@ class RetentionOverrunDetector:
         overdue = catalog.policy.deletion_due(rec.requested)
         if rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
             return
-        if self._kept_by_law(held, rec, catalog, overdue) or _refused_by(rec, overdue):
+        if self._withheld_by(held, rec, catalog, overdue):
             return
         if overdue > ctx.watermark:
             if not rec.gone:
@@ -816,7 +816,7 @@ class RetentionOverrunDetector:
         past = [dl for _, _, dl in self.deadlines(held, rec, catalog)]
         if rec.requested:
             requested = catalog.policy.deletion_due(rec.requested)
-            if not (self._kept_by_law(held, rec, catalog, requested) or _refused_by(rec, requested)):
+            if not self._withheld_by(held, rec, catalog, requested):
                 past.append(requested)
         return min(past) if past else None
 
@@ -827,7 +827,12 @@ class RetentionOverrunDetector:
         if not rec.requested:
             return None
         due = catalog.policy.deletion_due(rec.requested)
-        return due if self._kept_by_law(held, rec, catalog, due) or _refused_by(rec, due) else None
+        return due if self._withheld_by(held, rec, catalog, due) else None
+
+    def _withheld_by(self, held: Customer, rec: Record, catalog: Catalog, due: int) -> bool:
+        """The record stays past its deletion request's due date, withheld rather than deleted: the
+        law's minimum keeps it then (PIPL art. 47 ¶2), or the bank refused the request by then."""
+        return self._kept_by_law(held, rec, catalog, due) or _refused_by(rec, due)
 
     def _pin_anchors(self, held: Customer, rec: Record, catalog: Catalog) -> None:
         """An alert an earlier lifemon raised hashed its start, which `_anchor` keeps from its next

@@ -275,7 +275,7 @@ def _book_copy(ev: Any, ent: Entitlement, ctx: Context) -> bool:
     take-out without approval). Judged in full, never screened: the customer decides."""
     if ev.action is not Action.print or len(ev.subject_ids) != 1 or ent.status is not ACTIVE:
         return False
-    book = ctx.catalog.own_book(ent.roles, Action.view, ev.system, ev.fields, ev.purpose)
+    book = ctx.catalog.own_book(ent.roles, ev.action, ev.system, ev.fields, ev.purpose)
     return book is not None and book_holds(book[1].scope, ctx.customer(ev.subject_ids[0], ev.ts), ent.org_id)
 
 

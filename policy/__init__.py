@@ -353,7 +353,13 @@ def _added_detectors(folder: Path, present: set[str], cite_shipped: Callable[[An
 
 
 # a key of references.yaml: a document, or the start of a section of one (`seed 004 机构设置`)
-_KEY = re.compile(r"seed \d{3}(?: \S+)?")
+_KEY = re.compile(r"(?P<seed>seed \d{3})(?: (?P<section>\S+))?")
+
+
+def _section(key: str) -> str:
+    """The section a references.yaml key starts ('' for a whole document's)."""
+    found = _KEY.fullmatch(key)
+    return (found["section"] or "") if found else ""
 
 
 def _citations(path: Path) -> Any:
@@ -374,11 +380,12 @@ def _citations(path: Path) -> Any:
             "write one line per document, e.g. `seed 004: 《…》`",
         )
     keys = sorted(documents, key=len, reverse=True)
-    citation = re.compile("|".join(rf"\b{re.escape(k)}" + ("" if " " in k[5:] else r"\b") for k in keys))
+    # a document's key ends at a word's end; a section's may run on into its numbering (机构设置(1))
+    citation = re.compile("|".join(rf"\b{re.escape(k)}" + ("" if _section(k) else r"\b") for k in keys))
 
     def put(m: re.Match[str]) -> str:
         key = m.group()
-        return documents[key] + key[8:] if len(key) > 8 else documents[key]
+        return documents[key] + (f" {_section(key)}" if _section(key) else "")
 
     def cite(data: Any) -> Any:
         if isinstance(data, str):

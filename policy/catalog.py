@@ -11,7 +11,7 @@ from typing import Any
 from policy.contracts import RecipientBook
 from policy.model import CLASS_RANK, RANK_CLASS, Counter, JrClass, OwnBook, Policy, spelling
 from policy.sdk_declarations import SdkDeclarations
-from schemas.models import READS
+from schemas.models import READS, Action
 
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
@@ -145,7 +145,11 @@ class Catalog:
         `own_book`; each set's book is its own, with its own day's measure), the widest of
         the sets that cover it by themselves (system, purpose, grant): `scope` "sight" (every
         customer the holder sees) before "org" (those its org manages); None when none does, or
-        for anything but a view or a query (a takeout leaves the book). Memoized as `at_counter`."""
+        for anything but a view, a query or a print (any other takeout leaves the book). A print is
+        asked of one customer, by both access detectors: that customer's copy, judged as a view of
+        the same data. Memoized as `at_counter`."""
+        if action == Action.print:
+            action = Action.view
         if action not in READS:
             return None
         books = self._covering("own_book", roles, action, system, field_ids, purpose)

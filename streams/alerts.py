@@ -98,6 +98,8 @@ def latest(alerts: Iterable[Alert]) -> list[Alert]:
     return list(best.values())
 
 
+# an account's OCSF user type: an employee's is a User, a system's a System
+_USER_TYPE = {"employee": {"type_id": 1, "type": "User"}, "system": {"type_id": 3, "type": "System"}}
 # A JR/T 0171 class is the bank's own confidentiality scale, not OCSF's: Other, named in `confidentiality`.
 _PFI_CATEGORY = {"category_id": 3, "category": "Financial"}
 
@@ -213,9 +215,7 @@ def to_ocsf(alert: Alert) -> dict:
         actor = (
             {"app_name": who, "app_uid": who}
             if alert.actor_kind == "sdk"
-            else {"user": {"uid": who, "type_id": 3, "type": "System"}}
-            if alert.actor_kind == "system"
-            else {"user": {"uid": who, "type_id": 1, "type": "User"}}
+            else {"user": {"uid": who, **_USER_TYPE[alert.actor_kind]}}
         )
     if exposure:
         if actor:  # a Data Security Finding names its actor through the host profile

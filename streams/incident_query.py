@@ -29,16 +29,20 @@ from streams.reviews import INCIDENTS, UNREVIEWED, render_reviews, review_line, 
 # the review states that close an incident out: its deadlines are no longer the team's to meet,
 # but `notified` (the report was made) closes only those the notice makes (DueReport.notice)
 DONE = frozenset(INCIDENTS.resolving)
-CLOSED = ", ".join(f"'{s}'" for s in sorted(DONE - {"notified"}))
+
+
+def _sql(states: frozenset[str]) -> str:
+    return ", ".join(f"'{s}'" for s in sorted(states))
+
 
 # The reports still the team's to make, the earliest first: (due, UTC epoch ms; to whom, in English
 # and Chinese). An incident whose record the TTL emptied (pseudonym_ttl_days) owes its first one.
 OWED = (
-    f"if(incident = '', if(review IN ({CLOSED}) OR review = 'notified', [], "
+    f"if(incident = '', if(review IN ({_sql(DONE)}), [], "
     "[(toUnixTimestamp64Milli(first_due), 'the first report', '首次报告')]), "
     "arraySort(arrayMap(d -> (JSONExtractInt(d, 'due'), JSONExtractString(d, 'to', 'en'), "
     "JSONExtractString(d, 'to', 'zh')), arrayFilter(d -> "
-    f"review NOT IN ({CLOSED}) AND NOT (review = 'notified' AND JSONExtractBool(d, 'notice')), "
+    f"review NOT IN ({_sql(DONE - {'notified'})}) AND NOT (review = 'notified' AND JSONExtractBool(d, 'notice')), "
     "JSONExtractArrayRaw(incident, 'deadlines'))))) AS owed"
 )
 

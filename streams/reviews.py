@@ -6,8 +6,10 @@ Each review action is one row of `alert_reviews` (clickhouse/004_alert_reviews.s
 review state, and covers it up to its last event when reviewed: later events put it back in the
 queue (an incident that grew needs its report brought up to date). A note is free text: customer
 ids of the bank's form (organisation.yaml `customer_id_form`), pseudonyms, card, resident ID and
-mobile numbers and any other run of eleven digits or more in it are masked before it is stored, so
-the table holds nothing that names a customer and needs no TTL (JR/T 0171-2020 §7.1.4 使用: 最小必要). The server records which ClickHouse account stored each row (`account`)."""
+mobile numbers, any other run of eleven digits or more, and a value typed after the word for a
+secret are masked before it is stored, so the table holds nothing that names a customer and needs
+no TTL (JR/T 0171-2020 §7.1.4 使用: 最小必要). The server records which ClickHouse account stored
+each row (`account`)."""
 
 from __future__ import annotations
 

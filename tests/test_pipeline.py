@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -471,24 +473,22 @@ def test_reference_data_later_than_what_was_judged_is_counted_and_said(
     assert counts == {"entitlements": 1}
 
 
-def test_a_schema_registry_down_is_waited_out_not_a_crash(broker, ch, names, policy, catalog, caplog) -> None:
-    """A probe: with the registry unreachable, the first Avro record of a schema the monitor had not
-    cached stopped it with a traceback, and every restart died on the same record. An outage is no
-    record's fault: the monitor waits it out in its group, then decodes the record (no dead letter)."""
+@contextmanager
+def restarting_registry() -> Iterator[tuple[str, list[str]]]:
+    """A schema registry that refuses its first two asks (503: restarting), then serves the built-in
+    access schema under id 4242; yields its URL and the paths asked."""
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    caplog.set_level(logging.WARNING, logger="streams.runtime")
-    schema = orjson.dumps(load_schema("access")).decode()  # the built-in, under id 4242
+    schema = orjson.dumps(load_schema("access")).decode()
     asked: list[str] = []
 
     class Registry(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
             asked.append(self.path)
-            down = len(asked) <= 2  # restarting: the first two asks are refused
-            body = orjson.dumps({"error_code": 50301} if down else {"schema": schema})
+            down = len(asked) <= 2
             self.send_response(503 if down else 200)
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(orjson.dumps({"error_code": 50301} if down else {"schema": schema}))
 
         def log_message(self, *_: Any) -> None:
             pass
@@ -496,17 +496,33 @@ def test_a_schema_registry_down_is_waited_out_not_a_crash(broker, ch, names, pol
     server = HTTPServer(("127.0.0.1", 0), Registry)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_port}"
-        config = make_config(names, broker, "chdb://unused", schema_registry_url=url)
-        m = monitor(config, ch, policy, catalog)
-        send(broker, config.topics.entitlements, [entitlement("e1")])
-        (ev,) = access("e1", customers=1)
-        body = encode_avro("access", ev, SchemaRegistry(), wire=False)
-        send(broker, config.topics.access, [b"\x00\x00\x00\x10\x92" + body])
-        stats = m.run(idle_exit_s=1.5, max_seconds=60)
+        yield f"http://127.0.0.1:{server.server_port}", asked
     finally:
         server.shutdown()
         server.server_close()
+
+
+def send_uncached_avro(broker: str, config: Config) -> None:
+    """An employee, and one access of theirs in Avro under schema id 4242, which no cache holds."""
+    send(broker, config.topics.entitlements, [entitlement("e1")])
+    (ev,) = access("e1", customers=1)
+    send(
+        broker,
+        config.topics.access,
+        [b"\x00\x00\x00\x10\x92" + encode_avro("access", ev, SchemaRegistry(), wire=False)],
+    )
+
+
+def test_a_schema_registry_down_is_waited_out_not_a_crash(broker, ch, names, policy, catalog, caplog) -> None:
+    """A probe: with the registry unreachable, the first Avro record of a schema the monitor had not
+    cached stopped it with a traceback, and every restart died on the same record. An outage is no
+    record's fault: the monitor waits it out in its group, then decodes the record (no dead letter)."""
+    caplog.set_level(logging.WARNING, logger="streams.runtime")
+    with restarting_registry() as (url, asked):
+        config = make_config(names, broker, "chdb://unused", schema_registry_url=url)
+        m = monitor(config, ch, policy, catalog)
+        send_uncached_avro(broker, config)
+        stats = m.run(idle_exit_s=1.5, max_seconds=60)
     assert stats.events["access"] == 1 and sum(stats.dead.values()) == 0
     assert set(asked) == {"/schemas/ids/4242"}
     said = [r.getMessage() for r in caplog.records if "decoding access again in" in r.getMessage()]
@@ -519,37 +535,11 @@ def test_a_partition_taken_while_the_registry_is_waited_out_is_left_to_its_new_o
     """A review: a rebalance inside the paused wait for the registry (librdkafka calls on_revoke in
     that poll) dropped the partition's state, yet the batch went on: its records went into a fresh
     task and its position came back, for a checkpoint of a partition another instance owns."""
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    schema = orjson.dumps(load_schema("access")).decode()
-    asked: list[str] = []
-
-    class Registry(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            down = len(asked) <= 2
-            self.send_response(503 if down else 200)
-            self.end_headers()
-            self.wfile.write(orjson.dumps({"error_code": 50301} if down else {"schema": schema}))
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Registry)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     seen: dict[str, Any] = {}
-    try:
-        config = make_config(
-            names, broker, "chdb://unused", schema_registry_url=f"http://127.0.0.1:{server.server_port}"
-        )
+    with restarting_registry() as (url, _):
+        config = make_config(names, broker, "chdb://unused", schema_registry_url=url)
         m = monitor(config, ch, policy, catalog)
-        send(broker, config.topics.entitlements, [entitlement("e1")])
-        (ev,) = access("e1", customers=1)
-        send(
-            broker,
-            config.topics.access,
-            [b"\x00\x00\x00\x10\x92" + encode_avro("access", ev, SchemaRegistry(), wire=False)],
-        )
+        send_uncached_avro(broker, config)
         wait = m._wait_paused
 
         def rebalanced(seconds: float) -> bool:
@@ -570,8 +560,5 @@ def test_a_partition_taken_while_the_registry_is_waited_out_is_left_to_its_new_o
 
         m.process_records = once
         stats = m.run(idle_exit_s=1.5, max_seconds=30)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert seen["revoked"] and not seen["revoked"] & seen["positions"]
     assert stats.events.get("access", 0) == 0  # the new owner counts it
