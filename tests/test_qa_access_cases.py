@@ -227,18 +227,17 @@ def test_a_post_reading_its_own_book_for_its_own_work_is_no_art_5_count(run) -> 
         for i, cid in enumerate(ids("A", 2, 8))
     ]  # fmt: skip
     assert run([_ent("c1", "credit_officer", "S0101")], five_years) == []
-    case = [
-        read("m1", OPEN + i * 15 * MINUTE, [cid], fields=("customer_name", "transaction_record"), purpose="kyc_aml",
-             row_count=50)
-        for i, cid in enumerate(ids("F", 11))
-    ]  # fmt: skip
-    assert run([_ent("m1", "aml_analyst", "HO")], case) == []
-    flows = [
-        read("m1", OPEN + i * 15 * MINUTE, [cid], fields=("customer_name", "transaction_record"), purpose="kyc_aml",
-             row_count=40)
-        for i, cid in enumerate(ids("F", 25))
-    ]  # fmt: skip
-    assert run([_ent("m1", "aml_analyst", "HO")], flows) == []
+
+    def case_flows(customers: int, rows: int) -> list[AccessEvent]:
+        """An AML analyst's day: each case customer's flows, one read every 15 minutes."""
+        return [
+            read("m1", OPEN + i * 15 * MINUTE, [cid], fields=("customer_name", "transaction_record"),
+                 purpose="kyc_aml", row_count=rows)
+            for i, cid in enumerate(ids("F", customers))
+        ]  # fmt: skip
+
+    assert run([_ent("m1", "aml_analyst", "HO")], case_flows(11, 50)) == []
+    assert run([_ent("m1", "aml_analyst", "HO")], case_flows(25, 40)) == []
 
 
 def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
