@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from fault_injection import Running
 from fault_table import RESULTS_DIR
-from test_pipeline import ROOT, make_config, write_config
+from test_pipeline import ROOT, make_config, read_all, write_config
 from test_replay import alert_content, incident_content
 
 from schemas.models import REFERENCE_STREAMS
@@ -95,32 +94,6 @@ def untouched_run(bootstrap: str, policy: Any, folder: Path) -> Outcome:
 
 
 # -- what a run leaves behind --------------------------------------------------------------------
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 30) -> list[Any]:
-    """Every record of the topic, read to the end its fetches report (not ListOffsets: Tansu answers
-    that with the last batch's base offset + 1)."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"fault-reader-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
-    out, pending, deadline = [], set(parts), time.monotonic() + timeout_s
-    while pending:
-        assert time.monotonic() < deadline, f"{topic} not read to its end within {timeout_s}s"
-        for m in c.consume(1000, 0.5):
-            if m.error() is None:
-                out.append(m)
-            elif m.error().code() == KafkaError._PARTITION_EOF:
-                pending.discard(m.partition())
-    c.close()
-    return out
-
-
 @dataclass
 class Outcome:
     """What a run left behind; JSON all through, so one run's can be shared between test workers."""
@@ -147,11 +120,11 @@ def newest(msgs: list[Any], uid: Any, revision: Any) -> dict[str, dict]:
 
 
 def topics_outcome(bootstrap: str, config: Config) -> Outcome:
-    alert_msgs = read_topic(bootstrap, config.topics.alerts)
+    alert_msgs = read_all(bootstrap, config.topics.alerts, expect_at_least=0, timeout_s=30)
     parsed = [orjson.loads(m.value()) for m in alert_msgs]
     written = Counter((o["finding_info"]["uid"], o["unmapped"]["revision"]) for o in parsed)
     alerts = newest(alert_msgs, lambda o: o["finding_info"]["uid"], lambda o: o["unmapped"]["revision"])
-    incident_msgs = read_topic(bootstrap, config.topics.incidents)
+    incident_msgs = read_all(bootstrap, config.topics.incidents, expect_at_least=0, timeout_s=30)
     incidents = newest(incident_msgs, lambda o: o["incident_id"], lambda o: o["revision"])
     return Outcome(
         alerts={uid: as_json(alert_content(o)) for uid, o in alerts.items()},

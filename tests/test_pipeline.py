@@ -18,8 +18,15 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupState,
+    KafkaError,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import T0, access, entitlement
 
 from detectors import load_detectors
@@ -67,24 +74,39 @@ def send(bootstrap: str, topic: str, values: list[Any], key: bytes = b"e1") -> N
 
 
 def read_all(bootstrap: str, topic: str, expect_at_least: int = 1, timeout_s: float = 20) -> list[Any]:
-    """The topic's records from its start, until `expect_at_least` came (and whatever is right
-    behind them) or `timeout_s` passed. Its partitions are assigned, not subscribed to: joining a
-    group cost every read ~3 s on Tansu, which holds a first JoinGroup for half a session timeout."""
+    """The topic's records from its start to the end its fetches report, once `expect_at_least`
+    came; what came by `timeout_s` otherwise. To the end, not "and whatever is right behind": a run's
+    revisions outnumber one fetch, and a reader stopping short shows an alert's older revision or
+    none (a crash test went red on a loaded CI that way). Ends as fetches report them, not
+    ListOffsets: Tansu answers that with the last batch's base offset + 1. Its partitions are
+    assigned, not subscribed to: joining a group cost every read ~3 s on Tansu, which holds a first
+    JoinGroup for half a session timeout."""
     c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
     )
-    out, deadline, assigned = [], time.monotonic() + timeout_s, False
+    out: list[Any] = []
+    behind: set[int] | None = None  # partitions whose end no fetch has reported since their last record
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not assigned:  # a topic not created yet is waited for, as a subscription would
+        if behind is None:  # a topic not created yet is waited for, as a subscription would
             t = c.list_topics(topic, timeout=5).topics.get(topic)
             if t is None or t.error is not None or not t.partitions:
                 time.sleep(0.2)
                 continue
             c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in t.partitions])
-            assigned = True
-        out += [m for m in c.consume(500, 0.5) if m.error() is None]
-        if len(out) >= expect_at_least:
-            out += [m for m in c.consume(500, 1.0) if m.error() is None]  # and anything right behind
+            behind = set(t.partitions)
+        for m in c.consume(500, 0.5):
+            if m.error() is None:
+                out.append(m)
+                behind.add(m.partition())
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                behind.discard(m.partition())
+        if len(out) >= expect_at_least and not behind:
             break
     c.close()
     return out
@@ -110,6 +132,20 @@ def monitor(config: Config, ch: Any, policy: Any, catalog: Any) -> Monitor:
         catalog,
         Pseudonymizer.from_env(allow_ephemeral=False),
     )
+
+
+def test_the_tests_reader_reads_a_topic_to_its_end(broker, names) -> None:
+    """Every equality of a live run with a replay rests on reading the whole alerts topic: a reader
+    that stopped a fetch or two after its first records compared a crash test's older revisions."""
+    topic = f"reader-{names['tag']}"
+    admin = AdminClient({"bootstrap.servers": broker})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result()
+    p = Producer({"bootstrap.servers": broker, "linger.ms": 50})
+    for i in range(3000):
+        p.produce(topic, value=str(i).encode(), partition=i % 3)
+        if i % 1000 == 999:  # in batches, as a run's checkpoints write them
+            p.flush(10)
+    assert sorted(int(m.value()) for m in read_all(broker, topic)) == list(range(3000))
 
 
 def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog, caplog) -> None:
