@@ -181,7 +181,7 @@ class Context:
         consent to the purpose, and an opt-out of one channel leaves the others'. For any other
         purpose a channel can only say where the customer said it (a separate consent captured in
         the app: `app_push`), so the newest word decides, and a withdrawal made there ends it
-        (seed 004 流程描述(4)③: 客户有权撤回其同意, wherever the customer says it)."""
+        (seed 004 基本规定(4)③: 客户有权撤回其同意, wherever the customer says it)."""
         consents = self.refs.consents
         # the channels this customer's consents to the purpose were recorded on (most: none)
         channels: list[Channel | None] = [None]

@@ -429,7 +429,7 @@ class OffscopeMarketingDetector:
 
     def _off_purpose(self, subject: str, p: Push, ctx: Context, consent: Any, marketing: str) -> list[str]:
         """Fields used for targeting that were not collected for marketing (`collected_for`: what
-        the privacy policy lets marketing use, seed 004 §一.(二).3), whatever purpose the push names:
+        the bank lets marketing use, its own list in purposes.yaml), whatever purpose the push names:
         使用⑩ (应当符合收集该信息的目的), unless the subject gave a separate consent (单独同意) to
         marketing since (流程描述(1)收集⑧: beyond the original authorisation only with explicit
         consent first). A consent to the purpose the push names (a loan's credit review) is no

@@ -5,8 +5,8 @@ class, purpose and system, against the retention rules of policy/retention.yaml 
 and purpose. A rule's clock starts at collection, account closure or the end of the business
 relationship. Sources: seed 002 §五 (keep only the shortest time the purpose needs, then delete or
 anonymize; another institution's C3 never kept), §六.6 and §七 (deletion; a destruction record
-states content, method, time, operator and supervisor), seed 004 §二.(一).2, 流程描述(3)① and
-§五.(四) (deletion requests answered within 15 days), seed 001 §三.3(3) (JR/T 0171 §6.1.3 a)).
+states content, method, time, operator and supervisor), seed 004 流程描述(3)① and
+(5) (deletion requests answered; in 15 days, the bank's own target), seed 001 §三.3(3) (JR/T 0171 §6.1.3 a)).
 
 The detector is keyed by customer: lifecycle events by `subject_id`, accesses and transfers by
 their `subject_ids`, re-keyed by the engine (a repartition topic, or locally in a replay), so a
@@ -591,7 +591,7 @@ class RetentionOverrunDetector:
     def _request_overdue(
         self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context
     ) -> Iterator[Finding]:
-        """Seed 004 §五.(四): a deletion request is executed within the SLA (15 days)."""
+        """Seed 004 流程描述(5): a deletion request is executed within the SLA (15 days, the bank's own)."""
         if not rec.requested:
             return
         catalog = ctx.catalog
@@ -812,7 +812,7 @@ class RetentionOverrunDetector:
 
     def _due(self, held: Customer, rec: Record, catalog: Catalog) -> int | None:
         """The earliest deadline the record's uses are judged against: a retention rule's, or its
-        deletion request's 15 days (seed 004 §五.(四)) unless a statutory minimum keeps it then."""
+        deletion request's 15 days (the bank's SLA, retention.yaml) unless a statutory minimum keeps it then."""
         past = [dl for _, _, dl in self.deadlines(held, rec, catalog)]
         if rec.requested:
             requested = catalog.policy.deletion_due(rec.requested)
@@ -940,7 +940,7 @@ REVISED = (
 
 def _refused_by(rec: Record, due: int) -> bool:
     """The bank answered the deletion request by `due` with a refusal the law allows (seed 004
-    §五.(四): 15日内答复; a probe's request refused under a police preservation order stayed an open
+    流程描述(5): 依据国家法律法规…予以响应, in the bank's 15 days; a probe's request refused under a police preservation order stayed an open
     high alert): no execution is owed, and the record is withheld from every use but the law's."""
     return 0 < rec.refused <= due
 

@@ -8,7 +8,7 @@ agreed volume is summed per period:
   anyone outside the bank (seed 002 §六.1, §六.2(4), §六.3(5), §六.4(2)): critical, a leakage candidate.
 - `sharing_without_consent`: shared or disclosed without each named subject's explicit, separate
   consent for the transfer's purpose as of the transfer's time (seed 002 §六.2(1), seed 004
-  三.(一)2 and 流程描述(4)⑥⑩). A claimed legal basis is not a record; subjects the event does not
+  流程描述(1)⑦ and (4)⑥⑩). A claimed legal basis is not a record; subjects the event does not
   name cannot be checked and count as without consent. De-identified data is exempt (§六.2(1)).
 - `entrusted_not_deidentified`: a processor entrusted with data that is not de-identified;
   encryption alone does not count (seed 002 §六.4(3), seed 004 流程描述(4)⑪).

@@ -788,7 +788,7 @@ class Policy(Strict):
         return datetime.fromtimestamp(ts_ms / 1000, zone).date()
 
     def deletion_due(self, requested_ms: int) -> int:
-        """When a deletion request is due (seed 004 §五.(四) "15日内"): requested 1 Jan at any hour,
+        """When a deletion request is due (the bank's `deletion_request_sla_days`, 15): requested 1 Jan at any hour,
         due by the end of 16 Jan. The detector's deadline and the lifecycle dashboard's `due`."""
         return self.period_end(requested_ms, self.retention.deletion_request_sla_days)
 

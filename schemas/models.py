@@ -228,8 +228,8 @@ class LifecycleStage(StrEnum):
     deletion_requested = "deletion_requested"
     account_closed = "account_closed"
     relationship_ended = "relationship_ended"  # the customer's last product closed (AML Law art. 34)
-    # the request answered with a refusal the law allows (seed 004 §五.(四): 犯罪侦查, 反洗钱, 国家安全…;
-    # PIPL art. 47 ¶2): the record is kept, withheld from every use but the law's
+    # the request answered with a refusal the law allows (seed 004 流程描述(5): 依据国家法律法规、
+    # 行业主管部门有关规定以及与客户的约定予以响应; PIPL art. 47 ¶2): the record is kept, withheld from every use but the law's
     deletion_refused = "deletion_refused"
 
 

@@ -15,7 +15,7 @@ from policy.contracts import RecipientBook
 from policy.model import Policy
 from schemas.models import LifecycleStage
 
-# seed 004 §五.(四): a request, then its execution (the retention_overrun detector's "gone" stages)
+# seed 004 流程描述(5): a request, then its execution (the retention_overrun detector's "gone" stages)
 REQUESTED = LifecycleStage.deletion_requested
 EXECUTED = frozenset({LifecycleStage.delete, LifecycleStage.anonymize, LifecycleStage.destroy})
 # a request the law allows the bank to refuse, answered in its 15 days: closes it, executes nothing

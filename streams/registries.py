@@ -96,7 +96,7 @@ class ConsentRegistry(AsOfRegistry[Any]):
     """Consents by subject, purpose and channel, kept as received, with what a separate consent
     (单独同意, PIPL art. 29) needs: it stands until the subject withdraws it, so a later grant that
     is not separate (the privacy policy accepted again, bundled) is no withdrawal (seed 004
-    流程描述(4)③: 客户有权撤回其同意; nothing else ends it). `Context.consent` reads it so; a
+    基本规定(4)③: 客户有权撤回其同意; nothing else ends it). `Context.consent` reads it so; a
     withdrawal that arrives late still ends it, and a prune keeps the separate grant a kept
     version stands on. `as_of` is the plain lookup: the look back costs only keys that ever held
     a separate grant."""

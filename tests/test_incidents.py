@@ -128,6 +128,12 @@ def test_a_bulk_query_past_the_art5_threshold_opens_an_incident_with_its_notice(
     regulator = inc.deadlines[0]
     assert regulator.to.en.startswith("the regulator") and regulator.due == inc.first_seen + 24 * HOUR
     assert len(inc.deadlines) == 2  # the external assessment is due for critical incidents only
+    # the individuals' notice: its 72 h the bank's own, its content the bank's rule for customers
+    # (not the employees' app's privacy policy)
+    individuals = inc.deadlines[1]
+    assert individuals.due == inc.first_seen + 72 * HOUR
+    assert "本行《个人金融信息保护管理规定》 应急管理(4): 通知应当包括下列事项" in individuals.regulation
+    assert "掌上银行家" not in individuals.regulation
     # pseudonyms only: no customer id reaches the record
     assert b"C00000" not in orjson.dumps(inc.model_dump()) and len(inc.subjects.pseudonyms) == 50
 

@@ -160,7 +160,7 @@ def test_replay_in_other_batches_gives_the_same_alerts(policy, catalog) -> None:
 
 def test_a_marketing_consent_covers_a_push_that_names_a_service_purpose(engine) -> None:
     """Every push is marketing: a customer who agreed to marketing on every channel (seed 004 流程描述(4)使用②)
-    may get a wealth-advice push on WeChat, a channel the privacy policy names for marketing; one
+    may get a wealth-advice push on WeChat, a channel the bank tells customers it markets on; one
     who agreed to nothing may not, nor on a channel marketing was never asked about."""
     advice = {"purpose": "wealth_advice", "opt_out_offered": True}
     pushes = [
@@ -212,13 +212,20 @@ def test_the_privacy_policy_accepted_again_does_not_undo_an_sms_opt_out(engine) 
     assert {"rule_after_withdrawal", "rule_channel_refused"} & set(a.counts)
 
 
-def test_a_general_consent_covers_only_the_channels_the_privacy_policy_names(engine) -> None:
+def test_a_general_consent_covers_only_the_channels_the_bank_tells_customers_it_markets_on(engine) -> None:
     alerts = run(engine, consent(channel=None), [push(at=0, channel="wechat"), push(at=1, channel="email")])
     alerts += engine.drain()
     (a,) = final(alerts).values()
     assert (
         rules(alerts) == {"channel_not_declared"} and a.counts["pushes"] == 1 and a.severity.value == "medium"
     )
+    # the customers must be told how their data is processed (the bank's rule); the employees' app's
+    # privacy policy makes customers no promise of channels
+    assert any(
+        r.startswith("本行《个人金融信息保护管理规定》 流程描述(1)⑥: 向客户明确告知所列事项")
+        for r in a.regulation
+    )
+    assert not any("掌上银行家" in r for r in a.regulation)
     # an email consent the subject gave themselves does cover email
     assert (
         run(engine, consent("C3", channel="email"), [push("C3", at=2, channel="email")]) + engine.drain()

@@ -877,6 +877,8 @@ def test_a_suspended_employee_reads_an_own_customer(run) -> None:
     a = one(alerts, "unauthorized_lookup")
     assert a.severity.value == "high" and "suspended since" in a.summary and "停权" in a.summary
     assert reasons(a) == {"suspended"}  # its own reason: a dashboard counting terminations does not count it
+    # a suspension is the bank's 干预 (流程描述(4)⑤), not the termination of 人员管理(5)
+    assert "本行《个人金融信息保护管理规定》 流程描述(4)⑤: 实现异常操作行为的有效监控和干预" in a.summary
 
 
 def test_reads_just_after_the_approval_expired(run) -> None:

@@ -1,8 +1,7 @@
 """QA cases for offscope_marketing, written from the seeds rather than the detector's constants.
 
-Seed 004 流程描述(4)使用②: "客户明确表示拒绝接受营销的, 应当立即停止利用"; seed 004 §一.(二).3: marketing by phone,
-SMS, the app, WeChat and app push, and "您可以在掌上银行家的'我的-消息提醒'中点击关闭'信息推送'选项"
-(an opt-out per channel); seed 004 基本规定(4)③ a withdrawal does not undo what was done before it. Consent
+Seed 004 流程描述(4)使用②: "客户明确表示拒绝接受营销的, 应当立即停止利用"; the bank markets by phone,
+SMS, the app, WeChat and app push (purposes.yaml, its own list), with an opt-out per channel; seed 004 基本规定(4)③ a withdrawal does not undo what was done before it. Consent
 is per purpose and channel: a withdrawal for SMS leaves the app channel the customer still consents to.
 """
 

@@ -1,12 +1,13 @@
 """QA cases for retention_overrun, written from the seeds rather than the detector's constants.
 
-Seed 004 §五.(四): "我行会在收到您的请求并验证您的身份后的15日内答复您的请求"; seed 002 §五 and seed 004
+Seed 004 流程描述(5): "客户要求删除个人金融信息时, 各责任单位应依据国家法律法规、行业主管部门有关规定以及与
+客户的约定予以响应", within the bank's own 15 days (retention.yaml; no seed names a time); seed 002 §五 and seed 004
 流程描述(3)①: past the storage period, delete or anonymize; seed 002 §七(3): a destruction record
 states content, method, time, operator and supervisor. The periods are the bank's
 (policy/retention.yaml: 30 days for a location trace, 1826 after an account closure).
 
 Days are the bank's calendar days (Asia/Shanghai, as policy/recipients.yaml declares for every
-contract date): "15日内" counted as the Civil Code counts a period in days (art. 201: the day of the
+contract date): the 15 days counted as the Civil Code counts a period in days (art. 201: the day of the
 request is not counted; art. 203: the last day ends at 24:00). 2026-01-01T00:00Z (T0) is 08:00 in
 Beijing.
 """
@@ -81,7 +82,7 @@ def no_raw_ids(alerts: list[Any]) -> None:
         assert CUSTOMER not in a.model_dump_json(), a.summary
 
 
-# -- deletion requests: 15 days (seed 004 §五.(四)) ------------------------------------------------------
+# -- deletion requests: the bank's 15 days (seed 004 流程描述(5)) -------------------------------------------
 def test_a_deletion_executed_in_the_afternoon_of_day_15_is_in_time(spec, catalog) -> None:
     """Requested 1 Jan 10:00, executed 16 Jan 15:00 (Beijing): day 15 of the 15, in time."""
     events = [
@@ -104,6 +105,13 @@ def test_a_deletion_executed_on_day_16_is_overdue_by_one_day(spec, catalog) -> N
     assert a.status.value == "closed"
     assert "requested 2026-01-01" in a.summary and "removed 2026-01-17, 1 day late" in a.summary
     assert "15日" in a.title_zh and a.title_en
+    # the customer-side clause, the 15 days named the bank's own: not the employees' app's policy
+    assert any(
+        r.startswith("本行《个人金融信息保护管理规定》 流程描述(5): 客户要求删除个人金融信息时")
+        for r in a.regulation
+    )
+    assert any("15日为本行自定时限" in r for r in a.regulation)
+    assert not any("掌上银行家" in r for r in a.regulation)
     no_raw_ids([a])
 
 

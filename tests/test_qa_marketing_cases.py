@@ -1,10 +1,11 @@
 """Acceptance cases for offscope_marketing that its own tests never saw, written from the seeds, not
-from the detector's constants: seed 004 个人金融信息保护管理办法 流程描述(4)使用② (marketing use needs the
+from the detector's constants: seed 004 个人金融信息保护管理规定 流程描述(4)使用② (marketing use needs the
 customer's own choice, stored; "客户明确表示拒绝接受营销的, 应当立即停止利用"; every marketing message
 offers a way to refuse more), ③ (automated personalized pushes offer a non-personalized option or an
 easy refusal), ⑧⑩ (data used only for the purpose it was collected for, unless the customer agrees
-before the use), §一.(二).3 (the privacy policy: identity, transaction, device ids, location and
-service logs may target marketing by phone, SMS, the app, WeChat and app push), 掌上银行家角色设置
+before the use), 流程描述(1)⑥ (customers told how their data is processed: the bank's own lists in
+purposes.yaml, identity, transaction, location and derived tags by phone, SMS, the app, WeChat and app
+push; the employees' app's policy, §一.(二).3, promises customers nothing), 掌上银行家角色设置
 (短信管理 submits a marketing SMS, 短信审核 approves it; head office and branches run list campaigns for
 their own customers); seed 000 (5) (inform before targeted push, offer a way to close it).
 
@@ -113,9 +114,9 @@ def test_a_push_a_minute_before_the_customer_opts_out_is_silent(run) -> None:
     assert run([push(-MIN, "wechat")], [GRANTED, consent(0, status="withdrawn")]) == []
 
 
-def test_targeting_with_exactly_the_data_the_privacy_policy_names_is_silent(run) -> None:
-    """Seed 004 §一.(二).3: 身份信息、交易信息 ... 地理位置、服务日志 may be used to send marketing;
-    定义(2): 身份信息 includes 身份证件号码 and 家庭地址."""
+def test_targeting_with_exactly_the_data_the_bank_lets_marketing_use_is_silent(run) -> None:
+    """purposes.yaml, the bank's own list: 身份信息、交易信息、地理位置 and derived tags may be used to
+    send marketing; seed 004 定义(2): 身份信息 includes 身份证件种类号码 and 工作及家庭地址."""
     data = ["customer_name", "gender", "home_address", "id_document_no", "transaction_record",
             "location_trace", "marketing_tags"]  # fmt: skip
     assert run([push(0, data_used=data)], [GRANTED]) == []
@@ -145,7 +146,7 @@ def test_a_push_the_morning_before_the_customer_agreed_has_no_consent(run) -> No
 
 
 def test_a_wechat_push_a_minute_after_closing_marketing_in_the_app_is_high(run) -> None:
-    """Seed 004 §一.(二).3 '我的-消息提醒' 关闭'信息推送', 流程描述(4)使用② 应当立即停止利用."""
+    """Seed 004 流程描述(4)使用② 在客户明确表示拒绝接受营销的情况下, 应当立即停止利用: on every channel."""
     (a,) = run([push(MIN, "wechat")], [GRANTED, consent(0, status="withdrawn")])
     assert rules(a) == {"after_withdrawal": 1} and a.severity.value == "high"
     assert a.counts["opt_out_delay_s"] == 60 and "1 min after the opt-out" in a.summary
@@ -164,7 +165,7 @@ def test_a_campaign_that_kept_pushing_for_three_hours_is_one_alert_per_campaign(
 
 
 def test_a_wealth_push_targeted_with_assets_and_income_is_off_purpose(run) -> None:
-    """Property data is not in the privacy policy's marketing list (seed 004 §一.(二).3, 流程描述(4)使用⑩)."""
+    """Property data is not in the bank's marketing list (purposes.yaml; seed 004 流程描述(4)使用⑩)."""
     (a,) = run([push(0, data_used=["customer_segment", "assets", "income"])], [GRANTED])
     assert rules(a) == {"off_purpose": 1} and a.severity.value == "high"
     assert "assets, income" in a.summary and a.jr_class == "C2"
@@ -330,7 +331,7 @@ def test_a_push_that_names_payment_or_wealth_advice_is_still_marketing(run) -> N
 
 
 def test_a_wealth_advice_push_on_the_marketing_consent_with_the_marketing_data_is_silent(run) -> None:
-    """The near miss: the privacy policy's marketing consent, on a channel it names, targeted with
+    """The near miss: the marketing consent, on a channel the bank markets on, targeted with
     the customer's tier and transactions."""
     assert run([push(0, "wechat", purpose="wealth_advice")], [GRANTED, service("wealth_advice")]) == []
 

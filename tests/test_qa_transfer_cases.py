@@ -1,6 +1,6 @@
 """Acceptance cases for transfer_policy that its own tests never saw, written from seed 002 §四(3) and
 §六.1-5 (entrusted processing, sharing and transfer, public disclosure, cross-border provision), seed
-004 三.(一) (the privacy policy: separate consent to share) and 流程描述(4)⑪⑬ (the bank's own rules),
+004 流程描述(1)⑦ (separate consent to provide to another processor) and (4)⑪⑬ (entrusting, abroad),
 and from what the bank declared in policy/recipients.yaml (its recipients, the categories each
 contract covers, their dates in the bank's calendar, agreed volumes, outbound assessments): not from
 the detector's constants.

@@ -667,7 +667,7 @@ def test_a_read_after_the_deadline_fires_and_one_before_it_does_not(run) -> None
 
 
 def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run) -> None:
-    """Seed 004 §五.(四), seed 002 §六.6(1): requested 1 Dec (Beijing), due by 24:00 on 16 Dec. A
+    """The bank's 15 days (seed 004 流程描述(5)), seed 002 §六.6(1): requested 1 Dec (Beijing), due by 24:00 on 16 Dec. A
     read on day 9 is fine; a read on day 19 of a record that should be gone names its reader, beside
     the overdue request. A transaction record the law requires kept is withheld, not deleted: its
     request sets no deadline for its uses."""
@@ -680,8 +680,8 @@ def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run
 
 
 def test_a_deletion_request_refused_in_time_is_answered_and_withholds_the_record(run, spec, catalog) -> None:
-    """Seed 004 §五.(四): the bank answers a deletion request within 15 days and may refuse it where
-    the law asks (犯罪侦查, 反洗钱). A probe's request refused under a police preservation order stayed
+    """Seed 004 流程描述(5): the bank answers a deletion request as the law asks (in its own 15 days)
+    and may refuse it where the law asks (犯罪侦查, 反洗钱). A probe's request refused under a police preservation order stayed
     an open high alert: lifecycle had no way to say it was answered. A refusal by the 15th day
     answers it, and withholds the record from every use but the law's (PIPL art. 47 ¶2); one after
     the 15 days answers late, and the overdue alert stands."""

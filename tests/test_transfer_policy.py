@@ -165,6 +165,12 @@ def test_consent_is_checked_per_subject_as_of_the_transfer(engine) -> None:
     ids = ["C1", "C2", "C3", "C4", "C5"]
     (a,) = run(e, transfer(subject_ids=ids, record_count=5)).values()
     assert a.rule_id == "LM-TP-002" and a.counts["subjects_without_consent"] == 3
+    # the bank's rule for customers' separate consent, not the employees' app's privacy policy
+    assert any(
+        r.startswith("本行《个人金融信息保护管理规定》 流程描述(1)⑦: 向其他个人信息处理者提供")
+        for r in a.regulation
+    )
+    assert not any("掌上银行家" in r for r in a.regulation)
     # the alert names the three it concerns, whose records the transfer holds in proportion: the
     # customers who consented are no one to notify (a probe's incident counted 10 for 1 unconsented)
     assert a.subject_count == 3 and a.counts["records"] == 3 and a.subjects_sample[0].startswith("p_")

@@ -135,8 +135,8 @@ SDK_WEIGHTS = {
     "amap_location": 5,
 }  # others (face, OCR, certificate) are rare flows: weight 2
 APP_ID, APP_VERSIONS = "cn.bank.mobilebanking", ("9.1.0", "9.2.0", "9.2.1")
-# Seed 004 §一.(二).3: what the privacy policy says marketing may use (identity, transactions, location,
-# derived tags), and loan-application data it does not list; the generator's own reading of the seed.
+# What the bank lets marketing use (purposes.yaml `collected_for`: identity, transactions, location,
+# derived tags), and loan-application data it does not list; the generator's own reading of it.
 MARKETING_DATA = (
     ["transaction_record", "customer_segment"],
     ["location_trace", "marketing_tags"],

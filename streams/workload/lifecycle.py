@@ -2,7 +2,7 @@
 destruction, and the retention violations with their near misses.
 
 Sizes come from the seeds and the bank's retention catalog (policy/retention.yaml: the periods and
-the 15-day deletion SLA of seed 004 §五.(四)), never from the detector's params. Every line is a
+the bank's 15-day deletion SLA), never from the detector's params. Every line is a
 period of calendar days or years in the bank's calendar, ending at 24:00 of its last day
 (`Policy.retention_end`, Civil Code art. 201-203): each violation crosses it by a day or more; each
 near miss stays a day (or an hour) inside it.
@@ -36,7 +36,7 @@ class Lifecycle(Base):
         return self.policy.retention_start(self.start - days * DAY, rule) - DAY
 
     def _inject_retention_overrun(self) -> None:
-        """Seed 002 §五-§七, seed 004 §五.(四) and 流程描述(1)⑫, (3)①, JR/T 0171 §6.1.3 a), AML Law
+        """Seed 002 §五-§七, seed 004 流程描述(1)⑫, (3)①, (5), JR/T 0171 §6.1.3 a), AML Law
         art. 34."""
         rng = self.rng
         location, account = self._rule("location_trace"), self._rule("account_after_closure")
@@ -214,7 +214,7 @@ class Lifecycle(Base):
                 t = min(t, self._due(collected, location) - HOUR)  # an hour before that day ends
                 self._lifecycle(collected, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
                 self._lifecycle(t, rid, cid, L.delete, "mobile_banker", LOCATION, None)
-            elif story == "erasure":  # seed 004 §五.(四): executed by day 14 at the latest
+            elif story == "erasure":  # inside the bank's 15 days: executed by day 14 at the latest
                 asked = t - rng.randint(0, sla - DAY)  # a day inside the SLA at the latest
                 self._lifecycle(asked, rid, cid, L.deletion_requested, "crm", [], None)
                 done = max(t, asked + 1)

@@ -274,7 +274,7 @@ class Traffic(Violations):
                 pushes.append((ts, c.id, subject, c))
         for ts, _, subject, c in sorted(pushes, key=lambda p: p[:3]):
             if c.personalized:
-                # near misses: data the privacy policy names for marketing (seed 004 §一.(二).3), and
+                # near misses: data the bank lets marketing use (purposes.yaml), and
                 # often an opt-out alone, which suffices for a personalized push (seed 004 流程描述(4)使用③)
                 self._push(c, subject, ts, data_used=rng.choice(MARKETING_DATA), choice=rng.random() < 0.5)
             else:

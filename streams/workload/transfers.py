@@ -52,7 +52,7 @@ NORMAL_CAP = 0.9  # normal traffic keeps each agreed period under 90 % of its ag
 
 class Transfers(Traffic):
     def _sharing_consents(self) -> None:
-        """Separate consent (seed 004 三.(一)2) to each partner purpose for some customers, before the
+        """Separate consent (seed 004 流程描述(1)⑦) to each partner purpose for some customers, before the
         workload; a few withdraw during it, after which nothing is shared about them."""
         rng = self.rng
         self.book = RecipientBook(self.policy.recipients)
@@ -140,7 +140,7 @@ class Transfers(Traffic):
     def _consented_share(
         self, ts: int, rid: str, subjects: list[str], records: int | None = None, **kw: Any
     ) -> None:
-        """A share of named subjects on their separate consent to the flow's purpose (seed 004 三.(一)2)."""
+        """A share of named subjects on their separate consent to the flow's purpose (seed 004 流程描述(1)⑦)."""
         fields, purpose = PARTNERS.get(rid) or OVERSEAS[rid]
         kind = RecipientType.third_party if rid in PARTNERS else RecipientType.overseas
         self._send(
