@@ -232,6 +232,12 @@ def cmd_notify(args: argparse.Namespace) -> int:
     except ValueError as e:  # a receiver's secret is missing from the environment
         log.error(str(e))
         return 2
+    if notifier.reviews.dsn is None:
+        log.info(
+            "incident reviews are not read (the embedded chDB is lifemon run's to open): a revision of an "
+            "incident the team already closed out fires again; with a ClickHouse server "
+            "(LIFEMON_CLICKHOUSE_DSN) it is delivered as ended"
+        )
     names = ", ".join(f"{r.name} ({r.kind})" for r in config.notify.receivers)
     log.info(
         f"delivering {config.topics.incidents} to {names} (group {config.notify.group_id}); Ctrl-C stops"
@@ -791,6 +797,7 @@ def _tell_receivers(config: Any, client: Any, database: str, review: Any) -> Non
     last deadline); one that leaves a report says which keeps it firing."""
     from streams.incident_query import DONE, owed, query_incident
     from streams.notify import tell_closed_out
+    from streams.reviews import said
 
     _, inc = query_incident(client, database, review.id)
     if inc is None or review.state not in DONE:
@@ -801,10 +808,7 @@ def _tell_receivers(config: Any, client: Any, database: str, review: Any) -> Non
             f"left firing at the receivers: the incident still owes {', '.join(d['to']['en'] for d in left)}"
         )
         return
-    said = f"{review.state} by {review.analyst} at {review.at:%Y-%m-%d %H:%M} UTC" + (
-        f": {review.note}" if review.note else ""
-    )
-    for name, why in tell_closed_out(config, inc, said):
+    for name, why in tell_closed_out(config, inc, said(review._asdict())):
         if why is None:
             print(f"{name}: told the incident is {review.state}, its alert ended")
         else:

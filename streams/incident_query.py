@@ -131,6 +131,25 @@ def owed(deadlines: list[dict[str, Any]], review: str) -> list[dict[str, Any]]:
     return [d for d in deadlines if review == "notified" and not d.get("notice", False)]
 
 
+def extent(inc: dict[str, Any]) -> dict[str, Any]:
+    """What a review must have seen of the incident `inc` (a record as `lifemon notify` delivers
+    it) to cover it (`review_state`): its last event, customers, records and member alerts."""
+    return {
+        "last_seen": datetime.fromtimestamp(inc["last_seen"] / 1000, UTC),
+        "subjects_distinct": inc["subjects"]["distinct"],
+        "records": inc["records"],
+        "alert_ids": [a["alert_id"] for a in inc["alerts"]],
+    }
+
+
+def closed_out_by(inc: dict[str, Any], reviews: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The review (of `reviews`, oldest first) that closed the incident out as `inc` stands: it
+    covers this revision and leaves no report to make. None while the incident still needs the
+    team (never reviewed, grown since, or a report still owed)."""
+    state = review_state(reviews, extent(inc), INCIDENTS)
+    return reviews[-1] if state in DONE and not owed(inc["deadlines"], state) else None
+
+
 def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:
     """Two lines: what the team must see first (severity, who, how many customers, the next report
     still owed, to whom and whether its deadline has passed), then the leakage classes and the
@@ -210,13 +229,7 @@ def render_incident_view(
     other reports still are."""
     notice, subjects = inc["notice"], inc["subjects"]
     reviews = reviews or []
-    last_seen = datetime.fromtimestamp(inc["last_seen"] / 1000, UTC)
-    current = {
-        "last_seen": last_seen,
-        "subjects_distinct": subjects["distinct"],
-        "records": inc["records"],
-        "alert_ids": [a["alert_id"] for a in inc["alerts"]],
-    }
+    current = extent(inc)
     state = review_state(reviews, current, INCIDENTS)
     by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items())
     lines = [

@@ -5,6 +5,8 @@ after every receiver answered 2xx. A receiver that is down is retried with expon
 (only the receivers that failed are asked again), while the consumer stays in its group with its
 partitions paused, so nothing behind the incident is skipped and nothing is lost: delivery resumes
 where it stopped, after a restart too. Each receiver deduplicates by the incident id (docs/incidents.md).
+A revision the response team already closed out (`lifemon incidents resolve` while notify was behind)
+is delivered as ended, not fired again (`TeamReviews`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from policy import load_policy
+from streams.clickhouse import ClickHouseUnavailable, connect
 from streams.config import Config
+from streams.incident_query import closed_out_by
 from streams.receivers import DeliveryError, HttpReceiver
+from streams.reviews import INCIDENTS, query_reviews, said
 from streams.sinks.kafka import client_config
 
 log = logging.getLogger(__name__)
@@ -49,14 +55,61 @@ def tell_closed_out(config: Config, inc: dict[str, Any], review: str) -> list[tu
     return told
 
 
+class TeamReviews:
+    """The response team's reviews (`incident_reviews`), read before each revision is delivered: a
+    revision a review already closed out (a receiver was down, notify behind, while the team resolved
+    it) is delivered as ended (`HttpReceiver.resolve`), where firing it again would page the team for
+    what it had finished, and keep Alertmanager repeating it. A revision that grew since is no review's:
+    it fires. Only a ClickHouse server is read: the embedded chDB is `lifemon run`'s, and opening it
+    here would lock the monitor out of it. A ClickHouse that cannot be read holds nothing back: the
+    revision fires, as it would without reviews, and that is said once per outage."""
+
+    def __init__(self, config: Config, client: Any = None):
+        dsn = config.clickhouse_dsn()
+        self.dsn = None if dsn.startswith("chdb://") and client is None else dsn
+        self.database = config.clickhouse.database
+        self._client = client
+        self._failing = False
+
+    def closed_out(self, incident: dict[str, Any]) -> str | None:
+        """The review that closed `incident` out as it stands, in one line (`said`); else None."""
+        if self.dsn is None:
+            return None
+        try:
+            if self._client is None:
+                self._client = connect(self.dsn)
+            reviews = query_reviews(self._client, self.database, incident["incident_id"], INCIDENTS)
+        except (ClickHouseUnavailable, ClickHouseError) as e:
+            if not self._failing:
+                log.warning(
+                    f"incident reviews unreadable ({str(e).splitlines()[0][:300]}): incidents are "
+                    "delivered firing, a revision the team already closed out too, until ClickHouse answers",
+                    extra={"error": str(e)},
+                )
+            self._failing, self._client = True, None
+            return None
+        if self._failing:
+            log.info("incident reviews readable again")
+            self._failing = False
+        review = closed_out_by(incident, reviews)
+        return None if review is None else said(review)
+
+
 class Notifier:
-    def __init__(self, config: Config, bootstrap: str, receivers: list[HttpReceiver] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        bootstrap: str,
+        receivers: list[HttpReceiver] | None = None,
+        reviews: TeamReviews | None = None,
+    ):
         self.config = config
         self.receivers = (
             receivers
             if receivers is not None
             else [HttpReceiver(r, bank_zone(config)) for r in config.notify.receivers]
         )
+        self.reviews = reviews if reviews is not None else TeamReviews(config)
         self.stop_event = threading.Event()
         self.delivered: Counter = Counter()  # receiver -> incidents it took
         self.failures: Counter = Counter()  # receiver -> failed attempts
@@ -131,13 +184,17 @@ class Notifier:
                 extra={"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()},
             )
             return True
+        closed = self.reviews.closed_out(incident)
         pending = list(self.receivers)
         backoff = self.config.notify.backoff_initial_s
         while pending:
             failed = []
             for receiver in pending:
                 try:
-                    receiver.send(incident)
+                    if closed is None:
+                        receiver.send(incident)
+                    else:
+                        receiver.resolve(incident, closed)
                     self.delivered[receiver.name] += 1
                 except DeliveryError as e:
                     self.failures[receiver.name] += 1
@@ -154,7 +211,8 @@ class Notifier:
         # one line per incident revision delivered: the response team's record of when it was told
         log.info(
             f"incident {incident['incident_id']} rev {incident['revision']} ({incident.get('severity', '?')}) "
-            f"delivered to {', '.join(r.name for r in self.receivers)}",
+            + ("delivered" if closed is None else f"delivered as ended (the team closed it out: {closed})")
+            + f" to {', '.join(r.name for r in self.receivers)}",
             extra={"incident_id": incident["incident_id"], "revision": incident["revision"]},
         )
         return True

@@ -313,6 +313,15 @@ def review_line(reviews: list[dict[str, Any]], current: dict[str, Any], kind: Re
     return by
 
 
+def said(review: dict[str, Any]) -> str:
+    """A review in one line, as the receivers are told it ended an incident (`HttpReceiver.resolve`):
+    "false_positive by e900001 at 2026-01-01 08:00 UTC: approved sample"."""
+    at = f"{_aware(review['at']):%Y-%m-%d %H:%M} UTC"
+    return f"{review['state']} by {review['analyst']} at {at}" + (
+        f": {review['note']}" if review["note"] else ""
+    )
+
+
 def _who(review: dict[str, Any]) -> str:
     """The analyst a review names, and the ClickHouse account that stored it where it differs."""
     account = review["account"]

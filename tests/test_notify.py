@@ -31,9 +31,10 @@ from streams.cli import main
 from streams.config import Config
 from streams.config import Receiver as ReceiverSpec
 from streams.engine import Engine
-from streams.notify import Notifier
+from streams.notify import Notifier, TeamReviews
 from streams.pseudonym import Pseudonymizer
 from streams.receivers import HttpReceiver, alertmanager_payload, idempotency_key
+from streams.reviews import INCIDENTS, record_review
 from streams.runtime import ensure_topics
 from streams.sinks.kafka import encode_incident
 
@@ -186,6 +187,55 @@ def test_an_incident_the_team_closes_out_ends_at_alertmanager(
         (told,) = hook.bodies("/soar")[len(delivered) :]
         assert told["dedup_key"] == iid and told["resolved"].endswith(": approved sample")
     hook.close()
+
+
+def test_a_revision_the_team_closed_out_while_notify_was_behind_is_delivered_as_ended(
+    broker, ch, names, policy, catalog
+) -> None:
+    """Notify was down while the response team resolved an incident as a false positive; back up, it
+    fired the incident again (the SOAR reopened it, Alertmanager would page until its last deadline).
+    A revision a closing review covers is delivered as ended; one that grew after the review fires."""
+    hook = Receiver()
+    config = notify_config(names, broker, [{"name": "soar", "kind": "webhook", "url": hook.url + "/soar"}])
+    database = config.clickhouse.database
+    m = monitor(config, ch, policy, catalog)  # its topics first: a producer's would be auto-created
+    send(broker, config.topics.transfer, [cvn(1, subjects=range(3))], key=b"tp_insurance_partner")
+    m.run(idle_exit_s=2, max_seconds=60)
+    (incident,) = incidents_topic_records(config, 1)
+    iid = incident["incident_id"]
+    record_review(ch, database, iid, "false_positive", "e900001", "approved sample", kind=INCIDENTS)
+    reviews = TeamReviews(config, client=ch)
+    Notifier(config, broker, reviews=reviews).run(idle_exit_s=2, max_seconds=60)
+    (told,) = hook.bodies("/soar")
+    assert (told["dedup_key"], told["revision"]) == (iid, incident["revision"])
+    assert told["resolved"].startswith("false_positive by e900001 at ") and told["resolved"].endswith(
+        ": approved sample"
+    )
+
+    # the same day, three more customers' codes to the same insurer: the incident grew past its review
+    send(
+        broker, config.topics.transfer, [cvn(2, T0 + HOUR, subjects=range(3, 6))], key=b"tp_insurance_partner"
+    )
+    monitor(config, ch, policy, catalog).run(idle_exit_s=2, max_seconds=60)
+    Notifier(config, broker, reviews=reviews).run(idle_exit_s=2, max_seconds=60)
+    grown = hook.bodies("/soar")[1:]
+    assert grown and {b["dedup_key"] for b in grown} == {iid}
+    assert all("resolved" not in b for b in grown) and grown[-1]["incident"]["subjects"]["distinct"] == 6
+    hook.close()
+
+
+def test_reviews_clickhouse_cannot_give_hold_back_no_incident(names, broker, caplog) -> None:
+    """The review store down (or the embedded chDB, the monitor's) never keeps an incident from
+    firing; the outage is said once, not per incident."""
+    config = notify_config(names, broker, [])
+    assert TeamReviews(config).dsn is None  # chdb://: lifemon run's to open
+    config.clickhouse.dsn = "http://127.0.0.1:9"  # nothing listens on discard
+    reviews = TeamReviews(config)
+    inc = {"incident_id": "i1", "revision": 1}
+    with caplog.at_level(logging.WARNING, logger="streams.notify"):
+        assert reviews.closed_out(inc) is None and reviews.closed_out(inc) is None
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "streams.notify"]
+    assert said.startswith("incident reviews unreadable (") and "delivered firing" in said
 
 
 @pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)
