@@ -161,12 +161,14 @@ def _for(purpose: str | None) -> str:
 
 def _transfer(ev: Any) -> str:
     """What tells one transfer from another: its id and what it sent (how many records, to which
-    customers). A retry or a gateway's log of it says the same, at whatever time (past the bank's
-    midnight too); a job that gives each night's run one name (a probe's INS-LEADS-DAILY: another
-    customer's share on the next day raised nothing) sends another. Runs under one name with the
-    same count and customers are one transfer logged twice, as far as the logs can tell (a volume
-    counted per day still counts each day's)."""
-    whom = hashlib.sha256("\x1f".join(sorted(set(ev.subject_ids))).encode()).hexdigest()[:16]
+    customers: those it names, else the list it names). A retry or a gateway's log of it says the
+    same, at whatever time (past the bank's midnight too); a job that gives each night's run one name
+    (a probe's INS-LEADS-DAILY: another customer's share on the next day raised nothing; another
+    night's list of 2 000 unnamed customers, nothing either) sends another. Runs under one name with
+    the same count and customers are one transfer logged twice, as far as the logs can tell (a
+    volume counted per day still counts each day's)."""
+    named = sorted(set(ev.subject_ids)) or ([f"list:{ev.subject_list_id}"] if ev.subject_list_id else [])
+    whom = hashlib.sha256("\x1f".join(named).encode()).hexdigest()[:16]
     return f"{ev.transfer_id}/{ev.record_count}/{whom}"
 
 

@@ -288,6 +288,19 @@ def test_a_job_that_names_each_run_alike_sends_another_transfer_each_run(engine)
     # a gateway's copy past the bank's midnight, or one that lists the customer twice, is the same
     late = transfer(subject_ids=["C1", "C1"], ts=CST_MIDNIGHT + 30_000, n=2, **daily)
     assert run(e, late, offset=2) == {}
+    # customers not named, each night's list named instead: each night another share; the same
+    # list logged again, a copy
+    nightly = {"subject_ids": [], "subject_count": 200, "record_count": 200, **daily}
+    night = [
+        transfer(subject_list_id=f"LEADS-2026010{d}", ts=T0 + d * 24 * HOUR, n=10 + d, **nightly)
+        for d in (1, 2)
+    ]
+    assert rules(run(e, night[0], offset=3)) == ["LM-TP-002"]
+    (a,) = run(e, night[1], offset=4).values()
+    assert (a.rule_id, a.counts["subjects_unnamed"]) == ("LM-TP-002", 200)
+    assert (
+        run(e, night[1].model_copy(update={"event_id": "copy", "ts": night[1].ts + 60_000}), offset=5) == {}
+    )
     # and the agreed volume counts each run: 3 000 then 2 001 records under one name in one day
     e = engine()
     runs = [
