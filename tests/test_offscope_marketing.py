@@ -328,15 +328,18 @@ def test_personalized_pushes_need_a_non_personalized_option_or_a_refusal(engine)
 
 
 def test_four_eyes_applies_to_marketing_sms(engine) -> None:
+    """Approved by no one, or by its submitter, whatever case each system spells the id in (a
+    probe's E51001 approved by e51001, an id outside the bank's form, passed as two people)."""
     pushes = [
         push("C1", at=0, approver_id=None),
         push("C2", at=0, approver_id="E1"),
         push("C3", at=0, approver_id="E2"),
         push("C4", at=0, approver_id="E1", channel="app_push"),
+        push("C5", at=0, approver_id="e1"),
     ]
-    steps = [consent(c, channel=None) for c in ("C1", "C2", "C3", "C4")]
+    steps = [consent(c, channel=None) for c in ("C1", "C2", "C3", "C4", "C5")]
     alerts = run(engine, *steps, pushes) + engine.drain()
-    assert {a.subjects_sample[0] for a in final(alerts).values()} == {P("C1"), P("C2")}
+    assert {a.subjects_sample[0] for a in final(alerts).values()} == {P("C1"), P("C2"), P("C5")}
     assert rules(alerts) == {"four_eyes"}
 
 
