@@ -748,6 +748,9 @@ class Policy(Strict):
     incidents: IncidentPolicy
     storage: Storage
     detectors: dict[str, DetectorSection]
+    # traffic.yaml's key names of each SDK field (`fields.<id>.keys`: cvv2, 身份证号, 银行卡号): how
+    # payloads and telemetry spell it besides its id and the privacy policy's words
+    vocabulary: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     def period_end(self, start_ms: int, days: int) -> int:
         """The end of a period of `days` days that an event at `start_ms` starts, counted as the law

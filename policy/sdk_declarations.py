@@ -11,7 +11,7 @@ each field it collected (Andow et al., "Actions speak louder than words", USENIX
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from functools import lru_cache
 
@@ -74,7 +74,12 @@ def _closure(broad: dict[str, list[str]]) -> dict[str, frozenset[str]]:
 
 
 class SdkDeclarations:
-    def __init__(self, sdks: Sdks, catalog_fields: Mapping[str, FieldClass] | None = None):
+    def __init__(
+        self,
+        sdks: Sdks,
+        catalog_fields: Mapping[str, FieldClass] | None = None,
+        vocabulary: Mapping[str, Sequence[str]] | None = None,
+    ):
         self.sdks = sdks.sdks
         # the ids SDK telemetry may name: the SDK vocabulary, and the data catalog's (a card PIN
         # reaching an SDK is named by the catalog's id, and is C3 there), the SDK's own entry first
@@ -92,8 +97,10 @@ class SdkDeclarations:
         }
         # a field as telemetry spells it: by its id or as the privacy policy writes it (its `zh`:
         # AndroidID, Push Token, IP地址, 手机号, or another of its words, `also`: 手机型号, GPS位置),
-        # whatever the case, spaces, punctuation and Unicode form; an id first, then a `zh`, where
-        # a name could stand for two. The catalog's words stay where sdks.yaml renames a field
+        # then as payloads key it (traffic.yaml `keys`, the `vocabulary`: CVV2, 身份证号, 银行卡号: a
+        # probe's card code sent to an analytics SDK was an "(unknown field)" of class C1), whatever
+        # the case, spaces, punctuation and Unicode form; an id first, then a `zh`, where a name could
+        # stand for two. The catalog's words stay where sdks.yaml renames a field
         self._spelled: dict[str, str] = {}
         for fid in self.fields:
             self._spelled.setdefault(key_form(fid), fid)
@@ -104,6 +111,9 @@ class SdkDeclarations:
             for fid, entry in entries.items():
                 for word in entry.also:
                     self._spelled.setdefault(key_form(word), fid)
+        for fid, keys in (vocabulary or {}).items():
+            for key in keys:
+                self._spelled.setdefault(key_form(key), fid)
         self.field_id = lru_cache(maxsize=4096)(self._field_id)  # type: ignore[method-assign]
         self.covers = _closure(sdks.broad_terms)
         self.not_collected = sdks.not_collected

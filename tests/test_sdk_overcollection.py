@@ -197,6 +197,25 @@ def test_the_privacy_policys_own_words_name_the_fields_it_declares(engine) -> No
         assert a.jr_class == "C3" and a.counts[f"field_{field}"] == 1, word
 
 
+def test_fields_as_payloads_key_them_are_those_fields_not_unknown(engine, catalog) -> None:
+    """A probe's telemetry named fields as apps key them (traffic.yaml's vocabulary, which the HAR
+    path already read): a card's CVV2 sent to an analytics SDK was "(unknown field)", medium, C1,
+    and the analyst was not told what left the device."""
+    (a,) = final(run(engine, [obs("sensors_analytics", ("event_click", "CVV2"))])).values()
+    assert a.rule_id.endswith(".c3_or_auth_helper") and a.severity.value == "critical"
+    assert a.jr_class == "C3" and a.counts["field_card_cvn"] == 1
+    (b,) = final(run(engine, [obs("tencent_x5", ("device_model", "身份证号", "银行卡号"), at=1)])).values()
+    assert {"field_id_document_no", "field_payment_account_no"} <= set(b.counts) and b.jr_class == "C2"
+    assert "(unknown field)" not in b.summary
+    words = {
+        "余额": "account_balance",
+        "经度": "location",
+        "蓝牙MAC": "bluetooth_mac",
+        "银行卡号": "payment_account_no",
+    }
+    assert {w: catalog.sdk.field_id(w) for w in words} == words
+
+
 # -- which SDK -------------------------------------------------------------------------------------
 def test_undeclared_sdks_by_name_package_or_host(engine) -> None:
     events = [

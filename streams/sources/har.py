@@ -155,7 +155,7 @@ class HarConverter:
         policy = load_policy(config.policy_dir)
         sdks = policy.sdks
         return cls(
-            SdkDeclarations(sdks, policy.classification.fields),
+            SdkDeclarations(sdks, policy.classification.fields, policy.vocabulary),
             load_traffic(config.policy_dir, sdks),
             Pseudonymizer.from_env(allow_ephemeral=ephemeral_key).digest,
             load_signatures(signatures) if signatures else None,
