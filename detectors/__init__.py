@@ -96,7 +96,7 @@ def load_detectors(
 
 
 def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> None:
-    """Role, purpose and category ids in a detector's params must exist in the catalog."""
+    """Role, purpose, field and category ids in a detector's params must exist in the catalog."""
     roles = policy.organisation.roles
     for role in getattr(params, "role_thresholds", {}) or {}:
         if role not in roles:
@@ -128,3 +128,12 @@ def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> Non
                     f"use a category id from classification.yaml: {', '.join(sorted(cats))}",
                     line_of(text, ("params", "escalation", i, "categories")),
                 )
+    for i, ident in enumerate(getattr(params, "identifiers", []) or []):
+        if ident not in policy.classification.fields and ident not in cats:
+            raise PolicyError(
+                path,
+                f"params.identifiers.{i}",
+                f"unknown field or category '{ident}'",
+                "use a field id (customer_name, mobile_phone, ...) or a category id from classification.yaml",
+                line_of(text, ("params", "identifiers", i)),
+            )

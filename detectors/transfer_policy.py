@@ -101,6 +101,11 @@ class TransferPolicyParams(BaseModel):
         default_factory=list, description="types each transfer to which names its own impact assessment"
     )
     separate_consent: bool = Field(description="consent must be separate (单独同意), not bundled")
+    identifiers: list[str] = Field(
+        default_factory=list,
+        description="fields (or categories) that name a person: a batch sending any is shared with its "
+        "consent, whatever its de-identified flag",
+    )
     late_days: int = Field(
         default=7, gt=0, description="days a closed volume period still absorbs late transfers"
     )
@@ -270,14 +275,26 @@ class TransferPolicyDetector:
             country is not None and country != book.home_country
         )
         # a sender's flag is a claim: a batch that names its subjects is not de-identified (seed 002
-        # §六.2(1): 去标识化处理, 且确保数据接收方无法重新识别)
+        # §六.2(1): 去标识化处理, 且确保数据接收方无法重新识别). Masked (脱敏) is what entrusting asks
+        # (seed 004 流程描述(4)⑪: a call centre's masked numbers); sharing without consent asks that
+        # the recipient cannot tell who: a batch sending what names a person (a probe's 1 500 leads'
+        # names and phone numbers flagged de-identified passed) is no such batch
         deidentified = ev.deidentified and not ev.subject_ids
+        naming = sorted(set(ev.categories).intersection(self.p.identifiers)) if deidentified else []
         claim = (
             f" (flagged de-identified, yet it names {n_of(len(ev.subject_ids), 'subject')})"
             if ev.deidentified and ev.subject_ids
             else ""
         )
-        if kind in self.p.consent_types and not deidentified and not cross_border and not clearing:
+        if (
+            kind in self.p.consent_types
+            and not (deidentified and not naming)
+            and not cross_border
+            and not clearing
+        ):
+            refuted = claim or (
+                f" (flagged de-identified, yet it sends {', '.join(naming)})" if naming else ""
+            )
             missing, unnamed = self._without_consent(ev, ctx)
             if missing or unnamed:
                 without = []
@@ -293,7 +310,7 @@ class TransferPolicyDetector:
                     r.sharing_without_consent,
                     cls,
                     f"shared with {kind.value} {ev.recipient_id} although {' and '.join(without)} "
-                    f"(claimed basis: {ev.legal_basis.value}){claim}",
+                    f"(claimed basis: {ev.legal_basis.value}){refuted}",
                     {"subjects_without_consent": len(missing), "subjects_unnamed": unnamed},
                     affected=missing,
                 )

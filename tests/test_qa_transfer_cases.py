@@ -142,10 +142,19 @@ def test_a_batch_flagged_de_identified_that_names_its_customers_is_not(run) -> N
 
 
 def test_de_identified_data_shared_without_consent_is_exempt(run) -> None:
-    """Seed 002 §六.2(1): 共享、转让经去标识化处理的个人金融信息, 且确保数据接收方无法重新识别的除外."""
-    ev = deidentified("tp_insurance_partner", "third_party", ["customer_name", "mobile_phone"], 1500,
+    """Seed 002 §六.2(1): 共享、转让经去标识化处理的个人金融信息, 且确保数据接收方无法重新识别的除外.
+    Genders and occupations counted by list are that; names and phone numbers are not, whatever the
+    sender flagged (a probe's 1 500 leads passed)."""
+    ev = deidentified("tp_insurance_partner", "third_party", ["gender", "occupation"], 1500,
                       purpose="insurance_referral")  # fmt: skip
     assert run([ev]) == {}
+    leads = ev.model_copy(update={"categories": ["customer_name", "mobile_phone"]})
+    got = run([leads])
+    assert set(got) == {"sharing_without_consent"}
+    assert (
+        "flagged de-identified, yet it sends customer_name, mobile_phone"
+        in got["sharing_without_consent"].summary
+    )
 
 
 def test_the_hong_kong_affiliate_with_separate_consent_and_its_assessment(run) -> None:

@@ -345,10 +345,19 @@ def test_a_copy_of_a_transfer_an_earlier_lifemon_judged_raises_nothing_more(engi
 
 
 def test_unnamed_subjects_cannot_be_shown_to_consent_unless_de_identified(engine) -> None:
+    """Seed 002 §六.2(1): data de-identified so that the recipient cannot tell who (去标识化…确保
+    数据接收方无法重新识别) is shared without consent. Names and phone numbers are not that,
+    whatever the sender flagged (a probe's 1 500 leads flagged de-identified passed)."""
     listed = transfer(subject_ids=[], subject_count=100, record_count=100, subject_list_id="SL-1")
     (a,) = run(engine(), listed).values()
     assert a.counts["subjects_unnamed"] == 100 and "claimed basis: separate_consent" in a.summary
-    assert run(engine(), listed.model_copy(update={"deidentified": True})) == {}  # seed 002 §六.2(1)
+    (b,) = run(engine(), listed.model_copy(update={"deidentified": True})).values()
+    assert (
+        b.rule_id == "LM-TP-002"
+        and "flagged de-identified, yet it sends customer_name, mobile_phone" in b.summary
+    )
+    demographics = listed.model_copy(update={"deidentified": True, "categories": ["gender", "occupation"]})
+    assert run(engine(), demographics) == {}
 
 
 def test_a_recipient_a_log_calls_internal_is_the_banks_own_only_if_declared(engine) -> None:
@@ -500,7 +509,7 @@ def fund(ts: int, records: int, n: int) -> TransferEvent:
         contract_id="CT-tp_fund_distributor",
         ts=ts,
         n=n,
-        categories=["customer_name", "assets"],
+        categories=["assets"],  # holdings, de-identified: no name goes
         record_count=records,
         subject_ids=[],
         subject_count=records,

@@ -39,6 +39,9 @@ PARTNERS = {  # recipient -> (fields, purpose the subjects consented to)
     "tp_insurance_partner": (["customer_name", "mobile_phone"], "insurance_referral"),
     "tp_fund_distributor": (["customer_name", "payment_account_no", "assets"], "fund_distribution"),
 }
+# what a partner gets de-identified, counted by a list reference: nothing that names a person
+# (seed 002 §六.2(1): 确保数据接收方无法重新识别): demographics, holdings
+DEIDENTIFIED = {"tp_insurance_partner": ["gender", "occupation"], "tp_fund_distributor": ["assets"]}
 OVERSEAS = {
     "os_parent_group_hk": (
         ["customer_name", "payment_account_no", "transaction_record"],
@@ -226,7 +229,7 @@ class Transfers(Traffic):
         time), or de-identified data under a list reference, which needs no consent (seed 002 §六.2(1))."""
         rng = self.rng
         rid = rng.choice(sorted(PARTNERS))
-        fields, purpose = PARTNERS[rid]
+        _, purpose = PARTNERS[rid]
         if rng.random() < 0.3:
             n = min(rng.randint(10, 300), self._room(rid, ts))
             if n <= 0:
@@ -235,7 +238,7 @@ class Transfers(Traffic):
                 ts,
                 rid,
                 RecipientType.third_party,
-                fields,
+                DEIDENTIFIED[rid],
                 records=n,
                 listed=n,
                 deidentified=True,
@@ -380,7 +383,8 @@ class Transfers(Traffic):
         """Seed 002 §六.2(2): the agreed scale. The fund distributor's day passes its agreement by
         1-10 %, over a few de-identified transfers; the last one crosses."""
         rid = "tp_fund_distributor"
-        fields, purpose = PARTNERS[rid]
+        _, purpose = PARTNERS[rid]
+        fields = DEIDENTIFIED[rid]
         for _ in range(50):
             t = self._ts(0.05, 0.9)
             term = self.book.in_force(rid, t)
