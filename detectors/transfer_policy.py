@@ -18,7 +18,8 @@ agreed volume is summed per period:
   to a recipient outside the bank's group (seed 002 §六.5(1)-(3), seed 004 流程描述(4)⑬): a
   leakage candidate.
 - `recipient_not_approved`: a recipient not in `policy/recipients.yaml`, with no contract in force,
-  or whose contract does not cover the categories sent (seed 002 §六.2(2), §六.4(5)).
+  or whose contract does not cover the categories sent or the transfer's purpose (seed 002 §六.2(2),
+  §六.4(5)).
 - `disclosed_without_assessment`: a public disclosure that names no personal information
   protection impact assessment (or one not declared for the recipient and valid, where it declares
   them): seed 004 基本规定(3)③ assesses every disclosure before it is made (PIPL art. 55).
@@ -458,6 +459,12 @@ class TransferPolicyDetector:
         unknown = sum(f not in ctx.catalog.field_category for f in ev.categories)
         if unknown:
             uncovered.append(f"{n_of(unknown, 'field id')} the catalog does not know")
+        # a consent names a purpose, not a recipient: a share for a purpose its contract does not
+        # agree (a probe's leads sent to the insurer "for marketing", which every customer had
+        # separately consented to for the bank's own) is one the customers never agreed to
+        purposes = term.contract.purposes
+        if purposes and ev.purpose not in purposes:
+            uncovered.append(f"the purpose {ev.purpose or '(none stated)'} (it agrees {', '.join(purposes)})")
         if uncovered:
             return f"contract {term.contract.id} does not cover {', '.join(uncovered)}"
         return ""

@@ -627,6 +627,11 @@ class Contract(Strict):
     categories: list[str] = Field(
         min_length=1, description="data category ids it covers (classification.yaml)"
     )
+    purposes: list[str] = Field(
+        default_factory=list,
+        description="the purposes the recipient gets data for, as transfers and consents name them; "
+        "none listed: any (seed 002 §六.2(2): 目的; seed 004 流程描述(1)⑦: 处理目的)",
+    )
     volume: AgreedVolume | None = None
 
     @model_validator(mode="after")

@@ -683,8 +683,9 @@ def test_a_public_disclosure_names_its_impact_assessment(engine) -> None:
 def test_a_share_that_states_no_purpose_says_so(engine) -> None:
     """The subject holds a separate consent for the partner's purpose; the transfer states none, so
     none covers it, and the analyst reads that, not that the subject never consented."""
-    (a,) = run(engine(), transfer(purpose=None)).values()
-    assert a.rule_id == "LM-TP-002"
+    found = run(engine(), transfer(purpose=None))
+    assert rules(found) == ["LM-TP-002", "LM-TP-006"]  # and no purpose the contract agrees
+    (a,) = [x for x in found.values() if x.rule_id == "LM-TP-002"]
     assert (
         "1 named subject holds no separate consent (the transfer states no purpose, so no consent can cover it) (claimed"
         in a.summary
@@ -714,3 +715,17 @@ def test_a_transfer_run_by_an_employee_who_left_fires(spec, catalog) -> None:
     assert (a.rule_id, a.severity.value) == ("LM-TP-009", "high")
     assert "from crm by E7 sent to tp_insurance_partner, its sender terminated by then" in a.summary
     assert a.summary.count("E7") == 1, a.summary  # the sender once (a probe read it twice)
+
+
+def test_a_consent_to_the_banks_own_marketing_clears_no_share_for_marketing(engine) -> None:
+    """A probe: every customer held a separate consent to the bank's marketing by SMS, and their
+    names and phones went to the insurer "for marketing": nothing fired. A consent names a purpose,
+    not a recipient (seed 004 流程描述(1)⑦: 告知接收方的名称…处理目的…单独同意); the partner's contract
+    names the purposes it gets data for (recipients.yaml `purposes`)."""
+    e = engine(consent(purpose="marketing", channel="sms"))
+    (a,) = run(e, transfer(purpose="marketing")).values()
+    assert (
+        a.rule_id == "LM-TP-006"
+        and "does not cover the purpose marketing (it agrees insurance_referral)" in a.summary
+    )
+    assert run(engine(), transfer()) == {}  # its agreed purpose, consented: nothing
