@@ -357,9 +357,9 @@ class OffscopeMarketingDetector:
             and p.channel not in declared.channels
         ):
             out[Rule.channel_not_declared] = None  # the privacy policy never asked about this channel
-        off = self._off_purpose(subject, p, ctx, consent, marketing)
-        if off:
-            out[Rule.off_purpose] = off
+        off, sensitive = self._off_purpose(subject, p, ctx, consent, marketing)
+        if off or sensitive:
+            out[Rule.off_purpose] = (off, sensitive)
         if not p.opt_out_offered:
             targeted = self._targeted(p, ctx)
             if (p.personalized or targeted) and not p.non_personalized_option:
@@ -430,23 +430,28 @@ class OffscopeMarketingDetector:
                     return True
         return False
 
-    def _off_purpose(self, subject: str, p: Push, ctx: Context, consent: Any, marketing: str) -> list[str]:
-        """Fields used for targeting that were not collected for marketing (`collected_for`: what
-        the bank lets marketing use, its own list in purposes.yaml), whatever purpose the push names:
-        使用⑩ (应当符合收集该信息的目的), unless the subject gave a separate consent (单独同意) to
-        marketing since (流程描述(1)收集⑧: beyond the original authorisation only with explicit
-        consent first). A consent to the purpose the push names (a loan's credit review) is no
-        consent to marketing with its data. Fields the catalog does not know are a coverage gap,
-        counted by the engine, not judged."""
+    def _off_purpose(
+        self, subject: str, p: Push, ctx: Context, consent: Any, marketing: str
+    ) -> tuple[list[str], list[str]]:
+        """(fields used for targeting that were not collected for marketing, sensitive ones it
+        was), both needing a separate consent (单独同意) to marketing the subject did not give.
+        Not collected for it (`collected_for`: what the bank lets marketing use, its own list in
+        purposes.yaml), whatever purpose the push names: 使用⑩ (应当符合收集该信息的目的), 流程描述(1)
+        收集⑧ (beyond the original authorisation only with explicit consent first); a consent to the
+        purpose the push names (a loan's credit review) is no consent to marketing with its data.
+        Sensitive (classification.yaml `sensitive`: 行踪轨迹, 金融账户), even where collected for it:
+        基本规定(4)① (a probe's push targeted by location under a bundled consent passed). Fields the
+        catalog does not know are a coverage gap, counted by the engine, not judged."""
         collected = ctx.catalog.collected_for
-        off = [f for f in p.data_used if f in collected and marketing not in collected[f]]
-        if not off:
-            return []
+        off = sorted({f for f in p.data_used if f in collected and marketing not in collected[f]})
+        sensitive = sorted({f for f in p.data_used if f in ctx.catalog.sensitive} - set(off))
+        if not off and not sensitive:
+            return [], []
         general = ctx.consent(subject, marketing, None, p.ts)
         for c in (consent, general):
             if c is not None and c.status is ConsentStatus.granted and c.separate:
-                return []
-        return sorted(set(off))
+                return [], []
+        return off, sensitive
 
     def _outside_audience(self, subject: str, p: Push, ctx: Context) -> str | None:
         """Why the push reached an audience its campaign may not: the subject is managed under no
@@ -484,7 +489,13 @@ class OffscopeMarketingDetector:
                 ep.opt_out = detail if ep.opt_out is None else min(ep.opt_out, detail)
                 ep.ignored_to = max(ep.ignored_to, p.ts)
             elif rule is Rule.off_purpose:
-                ep.off = sorted(set(ep.off) | set(detail))
+                off, sensitive = detail
+                ep.off = sorted(set(ep.off) | set(off))
+                if sensitive:
+                    self._note(
+                        ep,
+                        f"targeted with sensitive data (敏感个人信息: {', '.join(sensitive)}) without a separate consent",
+                    )
             elif rule is Rule.four_eyes and detail not in ep.sms and len(ep.sms) < 3:
                 ep.sms.append(detail)
             elif rule is Rule.personalized_without_choice and detail:

@@ -23,6 +23,9 @@ class Catalog:
         self.field_class = {fid: f.jr_class for fid, f in fields.items()}
         self.field_category = {fid: f.category for fid, f in fields.items()}
         self.auth_helpers = frozenset(fid for fid, f in fields.items() if f.auth_helper)
+        sensitive = {c for c, cat in policy.classification.categories.items() if cat.sensitive}
+        # a field of a sensitive category, or the category named where a field belongs
+        self.sensitive = frozenset(fid for fid, f in fields.items() if f.category in sensitive) | sensitive
         # a category id where a field id belongs (a transfer log naming what it sent by category,
         # `authentication`) stands for its most sensitive field: never read as an unknown C1 field
         for cat in policy.classification.categories:

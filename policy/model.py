@@ -89,6 +89,10 @@ class FieldClass(Strict):
 class Category(Strict):
     zh: str
     en: str
+    sensitive: bool = Field(
+        default=False,
+        description="敏感个人信息 (seed 004 定义(10), PIPL art. 28): processing it needs a separate consent",
+    )
 
 
 class Combination(Strict):

@@ -116,10 +116,18 @@ def test_a_push_a_minute_before_the_customer_opts_out_is_silent(run) -> None:
 
 def test_targeting_with_exactly_the_data_the_bank_lets_marketing_use_is_silent(run) -> None:
     """purposes.yaml, the bank's own list: 身份信息、交易信息、地理位置 and derived tags may be used to
-    send marketing; seed 004 定义(2): 身份信息 includes 身份证件种类号码 and 工作及家庭地址."""
+    send marketing; seed 004 定义(2): 身份信息 includes 身份证件种类号码 and 工作及家庭地址. 地理位置 is
+    sensitive (定义(10): 行踪轨迹): only with a separate consent (基本规定(4)①)."""
     data = ["customer_name", "gender", "home_address", "id_document_no", "transaction_record",
-            "location_trace", "marketing_tags"]  # fmt: skip
+            "marketing_tags"]  # fmt: skip
     assert run([push(0, data_used=data)], [GRANTED]) == []
+    located = push(0, data_used=[*data, "location_trace"])
+    assert run([located], [GRANTED, consent(-DAY, separate=True)]) == []
+    (a,) = run([located], [GRANTED])  # a probe's push by location under the bundled consent passed
+    assert a.counts["rule_off_purpose"] == 1
+    assert (
+        "targeted with sensitive data (敏感个人信息: location_trace) without a separate consent" in a.summary
+    )
 
 
 def test_loan_data_with_the_customers_separate_consent_for_marketing_is_silent(run) -> None:

@@ -135,11 +135,12 @@ SDK_WEIGHTS = {
     "amap_location": 5,
 }  # others (face, OCR, certificate) are rare flows: weight 2
 APP_ID, APP_VERSIONS = "cn.bank.mobilebanking", ("9.1.0", "9.2.0", "9.2.1")
-# What the bank lets marketing use (purposes.yaml `collected_for`: identity, transactions, location,
-# derived tags), and loan-application data it does not list; the generator's own reading of it.
+# What the bank lets marketing use (purposes.yaml `collected_for`: identity, transactions, derived
+# tags; location too, but it is sensitive and needs a separate consent, seed 004 基本规定(4)①), and
+# loan-application data it does not list; the generator's own reading of it.
 MARKETING_DATA = (
     ["transaction_record", "customer_segment"],
-    ["location_trace", "marketing_tags"],
+    ["home_address", "marketing_tags"],
     ["occupation"],
 )
 LOAN_APPLICATION_DATA = (
