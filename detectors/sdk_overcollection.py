@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from detectors.base import Context, Finding, Store, n_of
 from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
 from policy.sdk_declarations import Label, SdkDeclarations
-from schemas.models import Attribution, ConsentStatus, Severity
+from schemas.models import SEVERITY_RANK, Attribution, ConsentStatus, Severity
 
 HOUR = 3_600_000
 EPISODE = "ep:"
@@ -70,6 +70,10 @@ class SdkOvercollectionParams(BaseModel):
     sample_size: int = Field(default=10, ge=0)
     evidence_limit: int = Field(default=50, ge=1)
     distinct_cap: int = Field(default=10_000, ge=1, description="distinct devices / subjects counted exactly")
+    least_severity: dict[JrClass, Severity] = Field(
+        default_factory=dict,
+        description="an alert of what left in this class is at least this severe, whichever rule it breaks",
+    )
 
     @model_validator(mode="after")
     def _every_rule(self) -> SdkOvercollectionParams:
@@ -323,7 +327,11 @@ class SdkOvercollectionDetector:
             key=f"{ep.sdk}@{ep.version}/{ep.rule}/{','.join(ep.fields)}",
             window_start=ep.start,
             window_end=ep.last_seen + self.quiet_ms,
-            severity=spec.severity,
+            # what left weighs with the rule: an ID number an SDK's declaration omits is no battery
+            # level (a probe's was medium, the same number the policy says the SDK never gets high)
+            severity=max(
+                spec.severity, self.p.least_severity.get(top, spec.severity), key=SEVERITY_RANK.__getitem__
+            ),
             revision=ep.revision,
             closed=closed,
             summary=summary,

@@ -144,6 +144,18 @@ def test_one_omitted_field_fires_with_its_labels_counted(engine) -> None:
     assert any(r.startswith("本行《掌上银行家隐私政策》") for r in a.regulation[2:])
 
 
+def test_what_left_weighs_with_the_rule_a_c2_field_is_high(engine) -> None:
+    """A probe: X5 uploading an ID number its declaration omits was medium, the same number sent to
+    神策 (whose policy says it never gets one) high, and a balance medium like a battery level. C2
+    beyond a declaration is high whichever rule says so (least_severity); C1 keeps the rule's."""
+    (a,) = final(run(engine, [obs("tencent_x5", ("device_model", "id_document_no"))])).values()
+    assert (a.rule_id, a.severity.value, a.jr_class) == ("LM-SDK-001.omitted_field", "high", "C2")
+    (b,) = final(run(engine, [obs("sensors_analytics", ("account_balance",), at=1, device="D2")])).values()
+    assert (b.severity.value, b.jr_class) == ("high", "C2")
+    (c,) = final(run(engine, [obs("tencent_x5", ("battery",), at=2, device="D3")])).values()
+    assert (c.rule_id, c.severity.value) == ("LM-SDK-001.omitted_field", "medium")
+
+
 def test_incorrect_field_contradicts_a_negative_statement(engine) -> None:
     (a,) = final(run(engine, [obs("sensors_analytics", ("event_click", "id_document_no"))])).values()
     assert a.rule_id.endswith(".incorrect_field") and a.severity.value == "high"
