@@ -13,9 +13,9 @@ never alert on the same use.
 One rule, `used_after_deletion` (seed 002 §六.6(1): deletion leaves the data 不可被检索和访问;
 seed 004 定义(11)): a successful access or a transfer, dated after the record's earliest delete or
 destroy event. A refused access read nothing, and one that deletes a copy purges it (`uses_records`). An anonymized record is no longer personal financial
-information (seed 004 定义(1): 不包括匿名化处理后的信息), and the bank analyses anonymized data as its
-privacy policy says it will (seed 004 隐私政策 (二)5): a use after its anonymization that names no
-customer is that analysis. One that names a customer links the anonymized data to a person (seed
+information (seed 004 定义(1): 不包括匿名化处理后的信息), and the bank's rules anonymize as they delete
+(流程描述(3)①: 删除或匿名化处理; the employees' app's privacy policy (二)5 says it analyses such data): a
+use after its anonymization that names no customer is that analysis. One that names a customer links the anonymized data to a person (seed
 002 §五(6): 去标识化、匿名化后的信息与个人金融信息不被混用), and is judged like a use after deletion.
 
 One alert per record, whatever order its uses and removals arrive in: its id hashes the record, not

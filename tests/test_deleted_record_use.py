@@ -134,7 +134,7 @@ def test_a_record_collected_anew_under_its_id_is_a_new_record(run) -> None:
 
 
 def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts(run) -> None:
-    """Seed 004 定义(1): anonymized data is no PFI, and the bank analyses it (隐私政策 (二)5): a
+    """Seed 004 定义(1): anonymized data is no PFI, and the bank keeps it instead of deleting (流程描述(3)①): a
     report naming the anonymized record and no customer is silent. Read naming its customer, the
     anonymized record is linked to a person again (seed 002 §五(6)): retention_overrun's alert. Once
     the record is deleted after all, a report by its id fires here."""
