@@ -54,6 +54,12 @@ class Rule(StrEnum):
     permission_not_declared = "permission_not_declared"
 
 
+# rules whose observations are the fault, whatever fields they carried
+_CARRIED_IS_THE_FAULT = frozenset(
+    {Rule.undeclared_sdk, Rule.before_consent, Rule.host_not_allowed, Rule.country_not_allowed}
+)
+
+
 class RuleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     severity: Severity
@@ -299,16 +305,25 @@ class SdkOvercollectionDetector:
             ctx.timers.register(key, due)
 
     # -- output ---------------------------------------------------------------------------------
+    def _class_of(self, fields: Sequence[str]) -> JrClass:
+        """The highest class among `fields` (C1 for none, or none classified)."""
+        decl = self._decl
+        classes = [c for f in fields if decl and f in decl.fields and (c := decl.fields[f].jr_class)]
+        return max(classes, key=CLASS_RANK.__getitem__, default=JrClass.C1)
+
     def _finding(self, ep: Episode, closed: bool) -> Finding:
         ep.revision += 1
         ep.emitted = ep.observations
         spec = self.p.rules[Rule(ep.rule)]
-        decl = self._decl
         # the class of what left, not only of the fields the rule names: an undeclared SDK or a wrong
         # host carrying a phone number sent C2 data
         carried = [*ep.fields, *ep.sent]
-        classes = [c for f in carried if decl and f in decl.fields and (c := decl.fields[f].jr_class)]
-        top = max(classes, key=CLASS_RANK.__getitem__, default=JrClass.C1)
+        top = self._class_of(carried)
+        # what the rule holds against the SDK: the fields it names, or where it names none and the
+        # observations are the fault (an undeclared SDK, a wrong host or country, before consent),
+        # all they carried; a declared phone number beside an omitted battery level is no C2 breach
+        beyond = ep.fields or (ep.sent if Rule(ep.rule) in _CARRIED_IS_THE_FAULT else [])
+        least = self.p.least_severity.get(self._class_of(beyond), spec.severity)
         what = f": {', '.join(ep.fields)}" if ep.fields else ""
         # a rule that names no fields (host, country, an undeclared SDK) says what its observations carried
         carried_part = f"; carried {', '.join(ep.sent)}" if ep.sent and not ep.fields else ""
@@ -329,9 +344,7 @@ class SdkOvercollectionDetector:
             window_end=ep.last_seen + self.quiet_ms,
             # what left weighs with the rule: an ID number an SDK's declaration omits is no battery
             # level (a probe's was medium, the same number the policy says the SDK never gets high)
-            severity=max(
-                spec.severity, self.p.least_severity.get(top, spec.severity), key=SEVERITY_RANK.__getitem__
-            ),
+            severity=max(spec.severity, least, key=SEVERITY_RANK.__getitem__),
             revision=ep.revision,
             closed=closed,
             summary=summary,

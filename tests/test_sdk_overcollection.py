@@ -154,6 +154,11 @@ def test_what_left_weighs_with_the_rule_a_c2_field_is_high(engine) -> None:
     assert (b.severity.value, b.jr_class) == ("high", "C2")
     (c,) = final(run(engine, [obs("tencent_x5", ("battery",), at=2, device="D3")])).values()
     assert (c.rule_id, c.severity.value) == ("LM-SDK-001.omitted_field", "medium")
+    # a phone number 神策 is declared to get, beside a battery level it is not: the breach is C1
+    (d,) = final(
+        run(engine, [obs("sensors_analytics", ("mobile_phone", "battery"), at=3, device="D4")])
+    ).values()
+    assert (d.rule_id, d.severity.value, d.jr_class) == ("LM-SDK-001.omitted_field", "medium", "C2")
 
 
 def test_incorrect_field_contradicts_a_negative_statement(engine) -> None:
