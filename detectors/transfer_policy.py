@@ -104,8 +104,8 @@ class TransferPolicyParams(BaseModel):
     separate_consent: bool = Field(description="consent must be separate (单独同意), not bundled")
     identifiers: list[str] = Field(
         default_factory=list,
-        description="fields (or categories) that name a person: a batch sending any is shared with its "
-        "consent, whatever its de-identified flag",
+        description="field ids that name a person, and category ids as a log may name them instead: a "
+        "batch sending any is shared with its consent, whatever its de-identified flag",
     )
     late_days: int = Field(
         default=7, gt=0, description="days a closed volume period still absorbs late transfers"
@@ -174,8 +174,22 @@ def _transfer(ev: Any) -> str:
     the same count and customers are one transfer logged twice, as far as the logs can tell (a
     volume counted per day still counts each day's)."""
     named = sorted(set(ev.subject_ids)) or ([f"list:{ev.subject_list_id}"] if ev.subject_list_id else [])
+    return _identity(ev, named)
+
+
+def _identity(ev: Any, named: list[str]) -> str:
     whom = hashlib.sha256("\x1f".join(named).encode()).hexdigest()[:16]
     return f"{ev.transfer_id}/{ev.record_count}/{whom}"
+
+
+def _former(ev: Any) -> list[str]:
+    """What earlier lifemons called the transfer, kept in state until `late_days` forget it: its id
+    alone, and for one naming a list and no customers, the identity without the list (a copy read
+    after an upgrade raises nothing, and counts once toward the volume)."""
+    former = [ev.transfer_id]
+    if ev.subject_list_id and not ev.subject_ids:
+        former.append(_identity(ev, []))
+    return former
 
 
 class TransferPolicyDetector:
@@ -235,8 +249,10 @@ class TransferPolicyDetector:
             return
         key = f"{RAISED}{ev.recipient_id}/{_transfer(ev)}"
         own = self.store.get(key)
-        # an earlier lifemon's key, by transfer id alone, until its timer ends it (`late_days`)
-        known = own or self.store.get(f"{RAISED}{ev.recipient_id}/{ev.transfer_id}")
+        # an earlier lifemon's key, until its timer ends it (`late_days`)
+        known = own or next(
+            (v for k in _former(ev) if (v := self.store.get(f"{RAISED}{ev.recipient_id}/{k}"))), None
+        )
         raised = set(known.split()) if known else set()
         new = [f for f in found if f.rule_id not in raised]
         if new:
@@ -297,6 +313,8 @@ class TransferPolicyDetector:
                 f" (flagged de-identified, yet it sends {', '.join(naming)})" if naming else ""
             )
             missing, unnamed = self._without_consent(ev, ctx)
+            if naming and not (missing or unnamed):
+                unnamed = 1  # names sent, their people not counted (a review's `subject_count: 0`)
             if missing or unnamed:
                 without = []
                 if missing:
@@ -484,7 +502,7 @@ class TransferPolicyDetector:
             self.store.put(key, period)
             ctx.timers.register(key, end)
         transfer = _transfer(ev)
-        if transfer in period.counted or ev.transfer_id in period.counted:  # (an earlier lifemon's: the id)
+        if transfer in period.counted or not period.counted.isdisjoint(_former(ev)):  # (or as counted before)
             return key, None  # the same transfer logged again
         if len(period.counted) < COUNTED_IDS:
             period.counted.add(transfer)

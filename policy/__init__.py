@@ -272,6 +272,8 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         data = cite(data)
         if name == "incidents" and shipped is not None:
             data = _with_added_classes(path, data, shipped)
+        if name == "classification" and shipped is not None:
+            data = _with_sensitive(path, data)
         sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
     _check_purposes(folder, sections["classification"], sections["purposes"])
     _check_contract_categories(folder / "recipients.yaml", texts["recipients"], sections)
@@ -301,6 +303,16 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
     if not shipped_path.is_file() or not isinstance(params, dict):
         return data
     shipped = cite_shipped(read_yaml(shipped_path)[0]).get("params", {})
+    # a setting added since applies as shipped (a new file's `identifiers`: without it a bank's
+    # folder would let a batch of names flagged de-identified pass as before)
+    new = [key for key in shipped if key not in params]
+    if new:
+        params = {**params, **{key: shipped[key] for key in new}}
+        log.warning(
+            f"{path}: params lacks {', '.join(new)}, added to lifemon since the file was written: "
+            f"they apply as lifemon ships them; copy them from {shipped_path} to review them",
+            extra={"file": str(path), "key": "params", "added": new},
+        )
     for key in RULE_MAPS:
         theirs, ours = params.get(key), shipped.get(key)
         if not (isinstance(theirs, dict) and isinstance(ours, dict)):
@@ -314,6 +326,27 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
                 extra={"file": str(path), "key": f"params.{key}", "added": added},
             )
     return {**data, "params": params}
+
+
+def _with_sensitive(path: Path, data: Any) -> Any:
+    """A bank's classification.yaml written before categories said which are sensitive (敏感个人信息,
+    seed 004 定义(10)) marks none: its categories of the shipped ids take the shipped mark, said."""
+    theirs = data.get("categories") if isinstance(data, dict) else None
+    if not isinstance(theirs, dict) or any(isinstance(c, dict) and "sensitive" in c for c in theirs.values()):
+        return data
+    ours = read_yaml(DEFAULT_DIR / path.name)[0].get("categories", {})
+    marked = [c for c, cat in theirs.items() if isinstance(cat, dict) and ours.get(c, {}).get("sensitive")]
+    if not marked:
+        return data
+    log.warning(
+        f"{path}: no category says whether it is sensitive (`sensitive`, added to lifemon since the file "
+        f"was written): {', '.join(marked)} are, as lifemon ships them; mark them in the file to review",
+        extra={"file": str(path), "key": "categories", "added": marked},
+    )
+    return {
+        **data,
+        "categories": {c: {**cat, "sensitive": True} if c in marked else cat for c, cat in theirs.items()},
+    }
 
 
 def _with_added_classes(path: Path, data: Any, cite_shipped: Callable[[Any], Any]) -> Any:

@@ -394,6 +394,39 @@ def test_an_incidents_file_written_before_a_class_was_added_opens_its_incidents_
     assert str(DEFAULT_DIR / "incidents.yaml") in record.getMessage()
 
 
+def test_a_folder_written_before_a_setting_was_added_gets_it_as_shipped_and_says_so(
+    policy, policy_copy: Path, caplog
+) -> None:
+    """A review: a bank's folder from before `identifiers`, `least_severity` and sensitive categories
+    got none of them, and a batch of names flagged de-identified still passed there. Each applies as
+    lifemon ships it, said per file."""
+    import yaml
+
+    for kind, key in (("transfer_policy", "identifiers"), ("sdk_overcollection", "least_severity")):
+        path = policy_copy / "detectors" / f"{kind}.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        del data["params"][key]
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    path = policy_copy / "classification.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["categories"] = {
+        c: {k: v for k, v in cat.items() if k != "sensitive"} for c, cat in data["categories"].items()
+    }
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        older = load_policy(policy_copy)
+    assert {s.kind: s.params for s in load_detectors(older, policy_copy)} == {
+        s.kind: s.params for s in load_detectors(policy)
+    }
+    assert older.classification.categories == policy.classification.categories
+    said = {(r.file, r.key): r.added for r in caplog.records}
+    assert said == {
+        (str(policy_copy / "detectors" / "transfer_policy.yaml"), "params"): ["identifiers"],
+        (str(policy_copy / "detectors" / "sdk_overcollection.yaml"), "params"): ["least_severity"],
+        (str(path), "categories"): ["account", "biometric", "location"],
+    }
+
+
 def test_a_detector_file_written_before_a_rule_was_added_loads_with_it_and_says_so(
     policy, policy_copy: Path, caplog
 ) -> None:

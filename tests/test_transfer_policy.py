@@ -342,6 +342,25 @@ def test_a_copy_of_a_transfer_an_earlier_lifemon_judged_raises_nothing_more(engi
     (key,) = [k for k, _ in store.items("volume:")]
     store.get(key).counted = {"T1"}  # an earlier lifemon's: the transfer id
     assert run(e, fund(T0, 3000, 1).model_copy(update={"event_id": "retry"}), offset=1) == {}
+    # the last release's identity of a transfer naming a list and no customers: without the list
+    # (a review: a gateway's copy after the upgrade raised LM-TP-002 again and counted twice)
+    from detectors.transfer_policy import _identity
+
+    listed = transfer(subject_ids=[], subject_count=50, record_count=50, subject_list_id="SL-7", n=7)
+    e = engine()
+    assert rules(run(e, listed)) == ["LM-TP-002"]
+    store = e.task(0, e.specs[0]).detector.store
+    (new,) = [k for k, _ in store.items(RAISED)]
+    store.put(f"{RAISED}{listed.recipient_id}/{_identity(listed, [])}", store.get(new))
+    store.delete(new)
+    assert run(e, listed.model_copy(update={"event_id": "gw", "ts": T0 + 60_000}), offset=1) == {}
+    e = engine()
+    daily = fund(T0, 3000, 2).model_copy(update={"subject_list_id": "FUND-LIST"})
+    assert run(e, daily) == {}
+    store = e.task(0, e.specs[0]).detector.store
+    (key,) = [k for k, _ in store.items("volume:")]
+    store.get(key).counted = {_identity(daily, [])}
+    assert run(e, daily.model_copy(update={"event_id": "retry"}), offset=1) == {}  # 6 000 if counted twice
 
 
 def test_unnamed_subjects_cannot_be_shown_to_consent_unless_de_identified(engine) -> None:
@@ -358,6 +377,9 @@ def test_unnamed_subjects_cannot_be_shown_to_consent_unless_de_identified(engine
     )
     demographics = listed.model_copy(update={"deidentified": True, "categories": ["gender", "occupation"]})
     assert run(engine(), demographics) == {}
+    uncounted = listed.model_copy(update={"deidentified": True, "subject_count": 0})  # a review's bypass
+    (c,) = run(engine(), uncounted).values()
+    assert c.rule_id == "LM-TP-002" and "yet it sends customer_name, mobile_phone" in c.summary
 
 
 def test_a_recipient_a_log_calls_internal_is_the_banks_own_only_if_declared(engine) -> None:
