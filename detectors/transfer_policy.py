@@ -481,8 +481,8 @@ class TransferPolicyDetector:
         # agree (a probe's leads sent to the insurer "for marketing", which every customer had
         # separately consented to for the bank's own) is one the customers never agreed to
         purposes = term.contract.purposes
-        if purposes and ev.purpose not in purposes:
-            uncovered.append(f"the purpose {ev.purpose or '(none stated)'} (it agrees {', '.join(purposes)})")
+        if purposes and ev.purpose is not None and ev.purpose not in purposes:  # none: the consent rule's
+            uncovered.append(f"the purpose {ev.purpose} (it agrees {', '.join(purposes)})")
         if uncovered:
             return f"contract {term.contract.id} does not cover {', '.join(uncovered)}"
         return ""

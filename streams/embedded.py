@@ -84,7 +84,8 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_dies_with_parent(),  # takes no lock: safe beside threads
+            # run in the forked child before exec; the CLI starts the broker on its main thread first
+            preexec_fn=_dies_with_parent(),
         )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout_s

@@ -34,6 +34,8 @@ from streams.sinks.kafka import client_config
 log = logging.getLogger(__name__)
 
 POLL_SLICE_S = 0.2
+# reading the team's reviews: short waits, and none for a while after a failure (TeamReviews)
+REVIEWS_CONNECT_S, REVIEWS_ANSWER_S, REVIEWS_RETRY_S = 2, 5, 60.0
 
 
 def bank_zone(config: Config) -> ZoneInfo:
@@ -69,29 +71,37 @@ class TeamReviews:
         self.dsn = None if dsn.startswith("chdb://") and client is None else dsn
         self.database = config.clickhouse.database
         self._client = client
-        self._failing = False
+        # after a failure, reviews are not asked for this long: a backlog delivered during an outage
+        # must not wait out a connection timeout per incident
+        self._retry_at: float | None = None
 
     def closed_out(self, incident: dict[str, Any]) -> str | None:
         """The review that closed `incident` out as it stands, in one line (`said`); else None."""
-        if self.dsn is None:
+        if self.dsn is None or (self._retry_at is not None and time.monotonic() < self._retry_at):
             return None
         try:
             if self._client is None:
-                self._client = connect(self.dsn)
+                self._client = connect(self.dsn, REVIEWS_CONNECT_S, REVIEWS_ANSWER_S)
             reviews = query_reviews(self._client, self.database, incident["incident_id"], INCIDENTS)
         except (ClickHouseUnavailable, ClickHouseError) as e:
-            if not self._failing:
+            if self._retry_at is None:
                 log.warning(
                     f"incident reviews unreadable ({str(e).splitlines()[0][:300]}): incidents are "
                     "delivered firing, a revision the team already closed out too, until ClickHouse answers",
                     extra={"error": str(e)},
                 )
-            self._failing, self._client = True, None
+            self._retry_at, self._client = time.monotonic() + REVIEWS_RETRY_S, None
             return None
-        if self._failing:
+        if self._retry_at is not None:
             log.info("incident reviews readable again")
-            self._failing = False
-        review = closed_out_by(incident, reviews)
+            self._retry_at = None
+        try:
+            review = closed_out_by(incident, reviews)
+        except (KeyError, TypeError) as e:  # a record from another producer: fired as it is
+            log.warning(
+                f"incident {incident['incident_id']} lacks {e} to judge its reviews by; delivered firing"
+            )
+            return None
         return None if review is None else said(review)
 
 

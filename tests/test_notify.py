@@ -224,7 +224,7 @@ def test_a_revision_the_team_closed_out_while_notify_was_behind_is_delivered_as_
     hook.close()
 
 
-def test_reviews_clickhouse_cannot_give_hold_back_no_incident(names, broker, caplog) -> None:
+def test_reviews_clickhouse_cannot_give_hold_back_no_incident(names, broker, caplog, monkeypatch) -> None:
     """The review store down (or the embedded chDB, the monitor's) never keeps an incident from
     firing; the outage is said once, not per incident."""
     config = notify_config(names, broker, [])
@@ -232,10 +232,14 @@ def test_reviews_clickhouse_cannot_give_hold_back_no_incident(names, broker, cap
     config.clickhouse.dsn = "http://127.0.0.1:9"  # nothing listens on discard
     reviews = TeamReviews(config)
     inc = {"incident_id": "i1", "revision": 1}
+    asked: list[tuple] = []
     with caplog.at_level(logging.WARNING, logger="streams.notify"):
-        assert reviews.closed_out(inc) is None and reviews.closed_out(inc) is None
+        assert reviews.closed_out(inc) is None
+        monkeypatch.setattr("streams.notify.connect", lambda *a: asked.append(a))
+        assert all(reviews.closed_out(inc) is None for _ in range(20))
     (said,) = [r.getMessage() for r in caplog.records if r.name == "streams.notify"]
     assert said.startswith("incident reviews unreadable (") and "delivered firing" in said
+    assert asked == []  # a backlog of 20 during the outage asked nothing more, waited out no timeout
 
 
 @pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)

@@ -75,12 +75,12 @@ def send(bootstrap: str, topic: str, values: list[Any], key: bytes = b"e1") -> N
 
 def read_all(bootstrap: str, topic: str, expect_at_least: int = 1, timeout_s: float = 20) -> list[Any]:
     """The topic's records from its start to the end its fetches report, once `expect_at_least`
-    came; what came by `timeout_s` otherwise. To the end, not "and whatever is right behind": a run's
-    revisions outnumber one fetch, and a reader stopping short shows an alert's older revision or
-    none (a crash test went red on a loaded CI that way). Ends as fetches report them, not
-    ListOffsets: Tansu answers that with the last batch's base offset + 1. Its partitions are
-    assigned, not subscribed to: joining a group cost every read ~3 s on Tansu, which holds a first
-    JoinGroup for half a session timeout."""
+    came (an error if that end is not reached by `timeout_s`); what came by then, where fewer came.
+    To the end, not "and whatever is right behind": a run's revisions outnumber one fetch, and a
+    reader stopping short shows an alert's older revision or none (a crash test went red on a loaded
+    CI that way). Ends as fetches report them, not ListOffsets: Tansu answers that with the last
+    batch's base offset + 1. Its partitions are assigned, not subscribed to: joining a group cost
+    every read ~3 s on Tansu, which holds a first JoinGroup for half a session timeout."""
     c = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -108,6 +108,10 @@ def read_all(bootstrap: str, topic: str, expect_at_least: int = 1, timeout_s: fl
                 behind.discard(m.partition())
         if len(out) >= expect_at_least and not behind:
             break
+    else:
+        # what was expected came, yet a partition's end never did: a part read as a whole would
+        # hide a duplicate, or make a live run equal a replay
+        assert len(out) < expect_at_least or not behind, f"{topic} not read to its end within {timeout_s}s"
     c.close()
     return out
 
