@@ -46,7 +46,7 @@ from detectors.base import (
     iso_minute,
     n_of,
 )
-from detectors.legal_tally import Entry, LegalTally, TiersOf
+from detectors.legal_tally import Entry, LegalTally, TiersOf, count
 from detectors.window_chunks import Chunks, chunk_key
 from policy.model import CLASS_RANK, RANK_CLASS, Counter, DetectorSection, JrClass, OwnBook
 from schemas.models import (
@@ -265,6 +265,7 @@ class ActorWindow:
         "last_ts",
         "tally",
         "legal_since",
+        "reported",
         "chunks",
         "pending",
         "legacy",
@@ -283,7 +284,12 @@ class ActorWindow:
         self.episode: Episode | None = None
         self.last_ts = 0
         self.tally = tally
-        self.legal_since = 0  # what a closed episode reported does not count toward the next one
+        self.legal_since = 0  # what a closed episode reported does not join the next one's reads
+        # per legal tier, [the highest step a closed episode reported reaching, its last read]: the
+        # law counts every record of the horizon (art. 5 counts records, not alerts: a probe's eleven
+        # downloads of 490 rows, 90 minutes apart, were eleven medium alerts, never 5 000), but the
+        # count alone opens an alert only at a step not reported yet
+        self.reported: list[list[int]] = [[0, 0] for _ in tally.totals]
         self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
         self.pending = False  # loaded without its sealed items yet (`fill`)
         self.legacy = False  # stored by a lifemon that kept windows under the bare employee id
@@ -423,6 +429,7 @@ class ActorWindow:
             "episode": self.episode.to_json() if self.episode else None,
             "totals": self.tally.totals,
             "legal_since": self.legal_since,
+            "reported": self.reported,
             "books": self.books,
             "past": self.past,
             "closed": None if self.closed is None else [self.closed[0].to_json(), *self.closed[1:]],
@@ -440,6 +447,7 @@ class ActorWindow:
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         win.legal_since = d["legal_since"]
+        win.reported = [list(r) for r in d.get("reported") or [[0, 0] for _ in tally.totals]]
         win.books = d.get("books", {})  # none before the own book's daily limit
         win.past = d.get("past", {})  # none before an episode's note took earlier batches' reads
         closed = d.get("closed")  # none before a closed episode could rejoin
@@ -499,6 +507,10 @@ class BulkQueryDetector:
         self._tiers = list(dict.fromkeys(frozenset(e.categories) for e in self._escalation))
         self._tier_floor = [
             min(e.min_records for e in self._escalation if frozenset(e.categories) == t) for t in self._tiers
+        ]
+        self._tier_steps = [
+            sorted({e.min_records for e in self._escalation if frozenset(e.categories) == t})
+            for t in self._tiers
         ]
         self._tier_sets: dict[tuple[str, ...], tuple[int, ...]] = {}
         # the rows one read of one customer may return and still be the post's own work (`_duty`)
@@ -657,7 +669,7 @@ class BulkQueryDetector:
             return
         self._keep(win, entries, tr, read=False)
         ep = win.episode
-        if ep is None and (reached := self._legal_reached(win)):
+        if ep is None and (reached := self._legal_reached(win, new=True)):
             ep = self._open_legal(tr, win, reached, ctx)
         elif ep is not None:
             ep.end = max(ep.end, tr.ts + self.window_ms)
@@ -860,12 +872,13 @@ class BulkQueryDetector:
                 return False
         if len(win.tally.totals) != len(added):
             return False  # the policy's tiers changed since the state was stored
-        tally, since = win.tally, self._legal_since(win)
+        tally, since = win.tally, win.last_ts - self.horizon_ms
         for i, (a, floor) in enumerate(zip(added, self._tier_floor, strict=True)):
             # likewise a tier's running bound, then its exact count: once a batch, not once a read
             if (
                 tally.bound(i) + a >= floor
-                and tally.recount(i, win.entries, since, self._tiers_of)[0] + a >= floor
+                and (total := tally.recount(i, win.entries, since, self._tiers_of)[0]) + a >= floor
+                and self._opens(win, i, total + a, a)
             ):
                 return False
         return True
@@ -912,7 +925,7 @@ class BulkQueryDetector:
                 # only once the role's window counts it, as `_open_legal` leaves it out
                 return
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
-        elif reached := self._legal_reached(win):
+        elif reached := self._legal_reached(win, new=True):
             ep = self._open_legal(ev, win, reached, ctx)
             ep.took_out(ev.action, cls)
             self._note(ep, ev)
@@ -945,7 +958,7 @@ class BulkQueryDetector:
         self._keep(win, entries, ev, read=True)
         win.evict_role(win.last_ts - self.window_ms)  # it may have landed at the window's edge
         ep = win.episode
-        if ep is None and (reached := self._legal_reached(win)):
+        if ep is None and (reached := self._legal_reached(win, new=True)):
             ep = self._open_legal(ev, win, reached, ctx)
         elif ep is not None and ev.ts > win.legal_since and tiers:
             for e in entries:
@@ -973,18 +986,36 @@ class BulkQueryDetector:
         win.add(entries, self._tiers_of(entries[0][4]), ev.event_id, read)
         win.evict_legal(ev.ts - self.horizon_ms, self._tiers_of)
 
-    def _legal_reached(self, win: ActorWindow) -> dict[str, list[int]]:
+    def _legal_reached(self, win: ActorWindow, new: bool = False) -> dict[str, list[int]]:
         """Tier -> [records, customers, first ts, last ts] of the tiers whose count over the horizon
-        reached a legal threshold (records a closed episode reported excluded)."""
+        reached a legal threshold; `new`: only those whose count opens an episode by itself (`_opens`)."""
         if len(win.tally.totals) != len(self._tiers):
             return {}
-        since = self._legal_since(win)
+        since = win.last_ts - self.horizon_ms
         reached = {}
         for i, floor in enumerate(self._tier_floor):
             figures = win.tally.reached(i, floor, win.entries, since, self._tiers_of)
-            if figures is not None:
+            if figures is not None and (not new or self._opens(win, i, figures[0])):
                 reached[str(i)] = list(figures)
         return reached
+
+    def _opens(self, win: ActorWindow, tier: int, records: int, coming: int = 0) -> bool:
+        """Whether the tier's count over the horizon (`records`, with `coming` of them not in the
+        window yet) opens an episode by itself: it reached a step no closed episode reported, or
+        the records no closed episode reported reached its lowest step on their own."""
+        step = self._next_step(win, tier, win.last_ts - self.horizon_ms)
+        if step is not None and records >= step:
+            return True
+        fresh = count(tier, win.entries, self._legal_since(win), self._tiers_of)[0]
+        return fresh + coming >= self._tier_floor[tier]
+
+    def _next_step(self, win: ActorWindow, tier: int, since: int) -> int | None:
+        """The tier's lowest step above the one a closed episode reported reaching within the
+        horizon (`ActorWindow.reported`); None when it reported the highest."""
+        step, at = win.reported[tier] if tier < len(win.reported) else (0, 0)
+        if at <= since:
+            step = 0
+        return next((s for s in self._tier_steps[tier] if s > step), None)
 
     def _note_past(self, win: ActorWindow) -> None:
         """The open episode takes the measures that reads in its count went past (in this batch or
@@ -1001,8 +1032,10 @@ class BulkQueryDetector:
 
     def _open_legal(self, ev: Any, win: ActorWindow, reached: dict[str, list[int]], ctx: Context) -> Episode:
         """Art. 5 counts records, not windows: a tier reached opens the episode by itself, whatever
-        the role, spanning the records counted."""
-        first = min(r[2] for r in reached.values())
+        the role, spanning the records counted since a closed episode reported (those before it
+        are its figures, `reached`, not its records: an episode of its own, under its own id)."""
+        after = [e[0] for e in win.entries if e[0] > win.legal_since and self._tiers_of(e[4])]
+        first = max(min(r[2] for r in reached.values()), min(after, default=win.last_ts))
         ent = ctx.entitlement(ev.actor_id, win.last_ts)
         ep = win.episode = Episode(first, win.last_ts + self.window_ms, self._threshold(ent))
         for ts, cid, _, n, cats, rank in win.entries:
@@ -1110,6 +1143,12 @@ class BulkQueryDetector:
         # what the episode reported must not open the next one: a new alert needs new reading
         win.evict_role(ep.end - 1)
         win.legal_since = max(win.legal_since, ep.last_seen)
+        if len(win.reported) != len(self._tiers):
+            win.reported = [[0, 0] for _ in self._tiers]
+        for tier, figures in ep.legal.items():  # the steps it reported: the count alone opens a higher one
+            i = int(tier)
+            step = max((s for s in self._tier_steps[i] if s <= figures[0]), default=0)
+            win.reported[i] = [max(step, win.reported[i][0]), max(ep.last_seen, win.reported[i][1])]
         self._refresh_severity(ep)
         return self._finding(actor, ep, closed=True)
 
