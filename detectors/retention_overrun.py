@@ -46,8 +46,10 @@ customer's records and every use of them meet in one task. It fires:
   collected, not stored: seed 002 §三(5)(6) names the terminals as where they are collected;
 - `biometric_with_identity`: one stored record holding biometric and identity data together (seed
   002 §五(2): 将个人生物识别信息与个人身份信息分开储存);
-- `destruction_record_incomplete` also when the method named leaves the data recoverable
-  (`recoverable_methods`: a logical delete, an index removed, a plain delete; seed 002 §七(4)).
+- `destruction_record_incomplete` also when the method named erases nothing (`erasing_methods`:
+  overwriting, degaussing, shredding…; an index removed, a recycle bin, an overwrite yet to come
+  erase nothing; seed 002 §七(4)), said "leaves it recoverable" where it names a
+  `recoverable_methods` term.
 
 Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
 (`Policy.period_end`, Civil Code art. 201/203; a period of years to the corresponding day,
@@ -151,9 +153,15 @@ def _terms(terms: list[str]) -> re.Pattern[str]:
 
 
 # an erasing term said not done, in a method as `method_key` writes it: a negation and the word after
-# it (未覆写, no_overwrite), or a word and what says it failed after it (wipe_skipped, 覆写失败)
+# it (未覆写, no_overwrite, 待覆盖, awaiting_overwrite), or a word and what says it failed or is yet
+# to come after it (wipe_skipped, overwrite_scheduled, 覆写失败, 覆写未完成, 覆写计划下月执行, 覆写工具故障)
+# Chinese runs on without spaces: a few characters each side of the word, not the rest of the method
+# (不可恢复的物理销毁 still erases)
 _NEGATED = re.compile(
-    r"(?:未|不|没有|无|(?<![a-z])(?:no|not|without|never)_)[^\W_]+|[^\W_]+(?:_skipped|_failed|_pending|失败)"
+    r"(?:未|不|没有|无|待)[^\W_]{1,4}"
+    r"|(?<![a-z])(?:no|not|without|never|awaiting|await|pending|scheduled|planned)_[^\W_]+"
+    r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued)"
+    r"|[^\W_]{1,4}(?:失败|未完成|计划|故障)"
 )
 
 
@@ -478,15 +486,13 @@ class RetentionOverrunDetector:
                 f"record {ev.record_id} on {ev.system} holds biometric and identity data together ({', '.join(rec.categories)})",
             )
 
-    def _recoverable(self, method: str, catalog: Catalog) -> bool:
-        """A method holding a term that only hides the data (an index removed, a quick format) and
-        none that erases it (seed 002 §七(4): 应通过多次覆写等方式安全地擦除), a term said not done
-        (未覆写, no_overwrite, wipe_skipped) being none."""
-        policy = self._retention(catalog)
-        if not policy.recoverable_methods.search(method):
-            return False
+    def _erases(self, method: str, catalog: Catalog) -> bool:
+        """The method names what erases the data (seed 002 §七(4): 应通过多次覆写等方式安全地擦除; seed
+        004 流程描述(6)③: 应采用不可恢复的方式(如消磁、焚烧、粉碎等)), not said undone or yet to come
+        (未覆写, awaiting overwrite, 覆写计划下月执行). A method naming none erases nothing, whatever it
+        says (a probe's 移入回收站, moved to archive tier and 数据块待覆盖 passed as destruction)."""
         done = _NEGATED.sub("", method)
-        return not any(term in done for term in policy.erasing_methods)
+        return any(term in done for term in self._retention(catalog).erasing_methods)
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a
@@ -505,8 +511,11 @@ class RetentionOverrunDetector:
         ]
         if operator and operator == supervisor:
             missing.append("a supervisor other than the operator")
-        if _signed(ev.method) and self._recoverable(method_key(ev.method), catalog):
-            missing.append(f"a method that erases it ({ev.method} leaves it recoverable)")
+        if _signed(ev.method) and not self._erases(key := method_key(ev.method), catalog):
+            hides = self._retention(catalog).recoverable_methods.search(key)
+            missing.append(
+                f"a method that erases it ({ev.method} {'leaves it recoverable' if hides else 'names none that does'})"
+            )
         if missing:
             yield self._finding(
                 Rule.destruction_record_incomplete,

@@ -1188,6 +1188,17 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "DROP TABLE dw.cust_contact_2019 PURGE",
                 "nightly purge job: DELETE FROM dw.cust_contact",
                 "purged",
+                # a probe's: methods naming nothing that erases, or an overwrite yet to come
+                "移入回收站",
+                "moved to archive tier",
+                "firmware reset",
+                "删除文件系统索引，数据块待覆盖",
+                "delete; overwrite scheduled next week",
+                "rm -f, awaiting overwrite",
+                "删除索引，覆写计划下月执行",
+                "覆写未完成",
+                "删除索引（覆写工具故障）",
+                "DROP TABLE t PURGE (blocks await overwrite)",
             )
         ),
         # what erases, and words that only hold a term's letters
@@ -1199,8 +1210,9 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "NIST 800-88 purge",
                 "sanitized to NIST SP 800-88",
                 "低级格式化",
-                "firmware reset",
+                "firmware wiped",
                 "backdrop shredded",
+                "不可恢复的物理销毁",  # a negation before words that are not the method
                 # in another tense than the list's (the review's false alarms)
                 "deleted and overwritten 7 times",
                 "DROP TABLE after overwriting",
@@ -1247,6 +1259,16 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "drop-purge",
                 "purge-job",
                 "purged",
+                "recycle-bin",
+                "archive-tier",
+                "firmware-reset",
+                "overwrite-awaited-zh",
+                "overwrite-scheduled",
+                "awaiting-overwrite",
+                "overwrite-planned-zh",
+                "overwrite-unfinished-zh",
+                "overwrite-tool-failed-zh",
+                "purge-await-overwrite",
             )
         ),
         *(
@@ -1257,8 +1279,9 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "nist-purge",
                 "nist-sanitized",
                 "低级格式化",
-                "no-term-firmware",
+                "firmware-wiped",
                 "no-term-backdrop",
+                "negation-before-other-words",
                 "overwritten",
                 "overwriting",
                 "physically-destroyed",
@@ -1273,6 +1296,15 @@ def test_destruction_record(run, kw: dict, fires: bool) -> None:
     assert bool(got.get("destruction_record_incomplete")) is fires and set(got) <= {
         "destruction_record_incomplete"
     }
+
+
+def test_a_method_naming_nothing_that_erases_says_so(run) -> None:
+    """Seed 004 流程描述(6)③ asks for a method that cannot be undone (消磁、焚烧、粉碎): a recycle bin
+    names none, an index removed leaves the data recoverable; the alert says which."""
+    (binned,) = run([lc("destroy", **(SIGNED | {"method": "移入回收站"}))])["destruction_record_incomplete"]
+    assert "a method that erases it (移入回收站 names none that does)" in binned.summary
+    (hidden,) = run([lc("destroy", **(SIGNED | {"method": "仅删除索引"}))])["destruction_record_incomplete"]
+    assert "a method that erases it (仅删除索引 leaves it recoverable)" in hidden.summary
 
 
 def test_foreign_c3_stored_fires_once_and_foreign_c2_is_allowed(run) -> None:
