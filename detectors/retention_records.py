@@ -148,15 +148,25 @@ class Customer:
             self.closures[rid] = max(self.closures.get(rid, 0), ts)
 
     def clock(self, after: str, rec: Record) -> int | None:
-        """When a rule counting from `after` started for `rec` (never before the record existed): a
-        closure of the account the record is (the AML Law counts from the account's closure, and a
-        customer closing one of several accounts keeps the others), else one that names no record."""
+        """When a rule counting from `after` started for `rec` (never before the record existed; None:
+        not yet): a closure of the account the record is (the AML Law counts from the account's
+        closure, and a customer closing one of several accounts keeps the others), else one that
+        names no record; the business relationship's end, unless it began again since."""
         if after == "collect":
             return rec.first
         if after == "account_closed":
-            stage = rec.closed or max(self.closures.values(), default=0)
+            # an account collected again after its own closure was reopened: its clock waits for the
+            # next closure (a probe's reactivated account expired ten years from the old one)
+            stage = (
+                (rec.closed if rec.closed > rec.last else 0)
+                if rec.closed
+                else max(self.closures.values(), default=0)
+            )
         else:
-            stage = self.ended
+            # a relationship begun again since it ended runs on (a probe's returning customer's KYC
+            # record expired ten years from the first relationship's end, and its deletion then, which
+            # the AML Law forbids while the relationship lasts, was taken for a late one)
+            stage = self.ended if self.resumed <= self.ended else 0
         return max(stage, rec.first) if stage else None
 
     def collected_after_end(self, rec: Record) -> bool:

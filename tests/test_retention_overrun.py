@@ -299,6 +299,24 @@ def test_identity_counts_from_the_end_of_the_relationship_not_the_closure(run) -
     assert len(got["retention_expired"]) == 1
 
 
+def test_a_returning_customer_keeps_the_identity_the_law_keeps_while_the_relationship_lasts(run) -> None:
+    """A probe: KYC collected, the relationship ended, the customer came back a year later and opened
+    an account, still a customer: the KYC record expired ten years from the first end, and its
+    deletion then, which the AML Law forbids while the relationship lasts, was taken for a late one.
+    A relationship begun again runs on; so does an account collected again after its closure."""
+    kyc = collect("KYC-1", day=-5000, cats=("id_document_no", "customer_name"), purpose="kyc_aml")
+    ended = lc("relationship_ended", rid="KYC-1", day=-4600)
+    back = collect("ACC-2", day=-4200, cats=("payment_account_no",), purpose="account_service")
+    assert run([kyc, ended, back, tick(0)]) == {}
+    (early,) = run([kyc, ended, back, lc("delete", "KYC-1", day=-10), tick(0)])["removed_before_minimum"]
+    assert "KYC-1" in early.summary
+    assert len(run([kyc, ended, tick(0)])["retention_expired"]) == 1  # no return: it expired
+    acct = {"cats": ("payment_account_no",), "purpose": "account_service"}
+    closed = [collect("ACC-A", day=-5000, **acct), lc("account_closed", rid="ACC-A", day=-4700)]
+    assert run([*closed, collect("ACC-A", day=-4300, **acct), tick(0)]) == {}  # reopened
+    assert len(run([*closed, tick(0)])["retention_expired"]) == 1
+
+
 def test_a_rule_with_purposes_covers_only_them(run) -> None:
     tags = {"cats": ("marketing_tags",), "system": "crm"}
     got = run([collect(day=-366, purpose="marketing", **tags), collect("R2", day=-900, purpose="account_service", **tags), tick(0)])  # fmt: skip
