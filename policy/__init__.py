@@ -294,6 +294,15 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         raise
 
 
+def _say_added(path: Path, key: str, added: list[str], shipped_path: Path) -> None:
+    """The warning that a bank's file lacks what lifemon added since, now applied as shipped."""
+    log.warning(
+        f"{path}: {key} lacks {', '.join(added)}, added to lifemon since the file was written: they "
+        f"apply as lifemon ships them; copy them from {shipped_path} to review them",
+        extra={"file": str(path), "key": key, "added": added},
+    )
+
+
 def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any]) -> Any:
     """A bank's detector file written before lifemon added a rule (or reason) still loads: each
     rule it lacks applies as lifemon ships it, and a warning names the file, the rules and where
@@ -308,11 +317,7 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
     new = [key for key in shipped if key not in params]
     if new:
         params = {**params, **{key: shipped[key] for key in new}}
-        log.warning(
-            f"{path}: params lacks {', '.join(new)}, added to lifemon since the file was written: "
-            f"they apply as lifemon ships them; copy them from {shipped_path} to review them",
-            extra={"file": str(path), "key": "params", "added": new},
-        )
+        _say_added(path, "params", new, shipped_path)
     for key in RULE_MAPS:
         theirs, ours = params.get(key), shipped.get(key)
         if not (isinstance(theirs, dict) and isinstance(ours, dict)):
@@ -320,11 +325,7 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
         added = [rule for rule in ours if rule not in theirs]
         if added:
             params = {**params, key: {**theirs, **{rule: ours[rule] for rule in added}}}
-            log.warning(
-                f"{path}: params.{key} lacks {', '.join(added)}, added to lifemon since the file was "
-                f"written: they apply as lifemon ships them; copy them from {shipped_path} to review them",
-                extra={"file": str(path), "key": f"params.{key}", "added": added},
-            )
+            _say_added(path, f"params.{key}", added, shipped_path)
     return {**data, "params": params}
 
 
@@ -362,11 +363,7 @@ def _with_added_classes(path: Path, data: Any, cite_shipped: Callable[[Any], Any
     added = [c for c in ours if c not in theirs]
     if not added:
         return data
-    log.warning(
-        f"{path}: classes lacks {', '.join(added)}, added to lifemon since the file was written: they "
-        f"apply as lifemon ships them; copy them from {shipped_path} to review them",
-        extra={"file": str(path), "key": "classes", "added": added},
-    )
+    _say_added(path, "classes", added, shipped_path)
     return {**data, "classes": {**theirs, **{c: ours[c] for c in added}}}
 
 
