@@ -338,12 +338,23 @@ class RetentionOverrunDetector:
             # collected anew after its removal (a returning customer's record under the id a system
             # reuses, a customer number): a new record, judged from its own collection on
             rec = held.track(ev.record_id, Record(ev.ts, ev.system, purpose=ev.purpose))
+        elif rec is not None and stage == "store":
+            rec.stored = max(rec.stored, ev.ts)
+            if 0 < rec.gone < ev.ts:
+                # stored again after its removal: a backup restored brings the data back, and what its
+                # removal answered (a deletion request, a deadline) is open again (a probe's restore
+                # after an honoured request raised nothing)
+                rec.restored, rec.gone, rec.gone_stage = ev.ts, 0, ""
         if stage in COLLECTED and rec is not None:
             self._collected(held, rec, ev, catalog)
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
             yield from self._stored_apart(rec, ev, customer, catalog)
             yield from self._after_end(customer, held, ev.record_id, rec)
+        elif stage in GONE_STAGES and rec is not None and rec.stored > ev.ts and not rec.gone:
+            if rec.restored < rec.stored:  # removed, then stored again: a restore undid it, said by
+                rec.restored = rec.stored  # a revision of what it left open (`_closed`: as the state is)
+                yield from self._closed(customer, held, ev.record_id, rec, catalog)
         elif stage in GONE_STAGES and rec is not None:
             before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
             ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
@@ -636,8 +647,9 @@ class RetentionOverrunDetector:
         self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
     ) -> Iterator[Finding]:
         """The record went (deleted, anonymized, destroyed) after an overrun or an overdue request
-        fired: the alert's next revision closes it, so only the records still kept stay open. Its
-        content follows from the state alone, whether the timer or the deletion came first."""
+        fired: the alert's next revision closes it, so only the records still kept stay open (or, for
+        a removal a restore undid, says so). Its content follows from the state alone, whether the
+        timer or the deletion came first."""
         for d, start, deadline in self.deadlines(held, rec, catalog):
             tag = f"{Rule.retention_expired}:{d.name}"
             if tag in rec.fired:
@@ -899,7 +911,7 @@ class RetentionOverrunDetector:
         next is 1 day late), or in time, when the deletion reached the monitor only after the
         deadline had passed."""
         if not rec.gone:
-            return ""
+            return f"; restored {self._day(rec.restored)} after its removal" if rec.restored else ""
         if rec.gone <= due:
             return f"; removed {self._day(rec.gone)}, in time (the deletion was reported after the deadline)"
         days = (self._date(rec.gone) - self._date(due - 1)).days

@@ -35,6 +35,8 @@ class Record:
         "closed",
         "unbidden",
         "refused",
+        "stored",
+        "restored",
     )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
@@ -49,6 +51,8 @@ class Record:
         self.gone_stage = ""  # that event's stage
         self.requested = 0  # earliest deletion request time; 0: none
         self.refused = 0  # earliest refusal of a deletion request (the law keeps it); 0: none
+        self.stored = 0  # latest store; 0: none
+        self.restored = 0  # latest store after its removal (a backup restored: the data is back); 0: none
         self.fired: dict[str, int] = {}
         # the events a deadline alert points the analyst to: the first collection, the earliest request
         self.first_id, self.request_id = "", ""
@@ -70,6 +74,8 @@ class Record:
             self.closed,
             self.unbidden,
             self.refused,
+            self.stored,
+            self.restored,
         ]
 
     @classmethod
@@ -83,6 +89,8 @@ class Record:
         rec.closed = row[12] if len(row) > 12 else 0  # stored when a closure counted for the customer
         rec.unbidden = row[13] if len(row) > 13 else rec.last  # stored when every collection counted
         rec.refused = row[14] if len(row) > 14 else 0  # stored before a request could be refused
+        # stored before a restore brought a record back
+        rec.stored, rec.restored = row[15:17] if len(row) > 16 else (0, 0)
         return rec
 
     def gone_by(self, ts: int) -> bool:

@@ -15,7 +15,7 @@ from detectors import load_detectors
 from detectors.base import Finding
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
 from streams.alert_query import records_and_customers
-from streams.alerts import to_ocsf
+from streams.alerts import latest, to_ocsf
 from streams.codecs import Decoder
 from streams.engine import Engine, rekey
 from streams.pseudonym import Pseudonymizer
@@ -359,6 +359,24 @@ def test_a_request_logged_under_its_ticket_is_about_the_customers_records(run) -
     assert "CORE-T" in late.summary and "REQ-20260102-0001" not in late.summary
     refused = lc("deletion_refused", "REQ-20260102-0001", day=-12, system="service_desk")
     assert run([*held, ticket, refused, tick(0)]) == {}  # refused in time, as the law allows
+
+
+def test_a_restore_from_backup_reopens_what_the_deletion_answered(run, spec, catalog) -> None:
+    """A probe: a deletion request honoured on day 3, then the record restored from a backup on day
+    20: the customer's data was back and nothing fired. The restore reopens the request (and a
+    deadline the removal had met), whichever of the two events the monitor hears first."""
+    asked = [collect(day=-100), lc("deletion_requested", day=-40)]
+    deleted, restored = lc("delete", day=-37), lc("store", day=-20)  # the nightly backup, onto crm
+    (a,) = run([*asked, deleted, restored, tick(0)])["deletion_request_overdue"]
+    assert a.status.value == "open" and "restored 2025-12-12 after its removal" in a.summary
+    e = Engine([spec], catalog, pseudonymize=pz)  # the deletion reported after the restore
+    first = run([*asked, restored, tick(-1)], engine=e).get("deletion_request_overdue", [])
+    (b,) = latest([*first, *run([deleted, tick(0)], engine=e).get("deletion_request_overdue", [])])
+    assert b.status.value != "closed" and "restored 2025-12-12 after its removal" in b.summary
+    location = {"cats": ("location_trace",), "purpose": "branch_service", "system": "mobile_banking"}
+    kept = [collect("L1", day=-40, **location), lc("delete", "L1", day=-15), lc("store", "L1", day=-5)]
+    (c,) = run([*kept, tick(0)])["retention_expired"]
+    assert "L1" in c.summary and "restored" in c.summary
 
 
 def test_a_deletion_logged_without_the_customer_answers_the_request(run, spec, catalog) -> None:
