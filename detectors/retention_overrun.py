@@ -90,7 +90,6 @@ JUDGE = "u:"  # + customer: the timer that judges its records' stale uses (a pse
 FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet
 COLLECTED = frozenset({"collect", "store"})
 CLOCKS = frozenset({"account_closed", "relationship_ended"})
-REQUESTS = frozenset({"deletion_requested", "deletion_refused"})  # the customer's, whichever record they name
 LIFECYCLE_STRUCT: Any = STRICT["lifecycle"]  # a stored block's collections come back as the decoder's structs
 
 
@@ -319,21 +318,10 @@ class RetentionOverrunDetector:
             yield from self._destruction_record(ev, customer, catalog)
         held = self.store.setdefault(customer, Customer)
         rec = held.records.get(ev.record_id)
-        # a request (or its refusal) logged under its ticket, no record's id (a service desk's
-        # REQ-20260102-0001: a probe's was judged overdue on the ticket while the customer's record was
-        # deleted in time) is the customer's, about every record the bank still holds of them
-        asked = (
-            [(rid, r) for rid, r in held.records.items() if not r.gone]
-            if rec is None and stage in REQUESTS
-            else [(ev.record_id, rec)]
-            if rec is not None
-            else []
-        )
-        for moved in held.records.values() if stage in CLOCKS else [r for _, r in asked]:
+        for moved in held.records.values() if stage in CLOCKS else [rec] if rec is not None else []:
             self._pin_anchors(held, moved, catalog)
-        if rec is None and stage not in CLOCKS and not asked:
+        if rec is None and stage not in CLOCKS:
             rec = held.track(ev.record_id, Record(ev.ts, ev.system, purpose=ev.purpose))
-            asked = [(ev.record_id, rec)]
         elif rec is not None and stage == "collect" and 0 < rec.gone < ev.ts:
             # collected anew after its removal (a returning customer's record under the id a system
             # reuses, a customer number): a new record, judged from its own collection on
@@ -362,29 +350,25 @@ class RetentionOverrunDetector:
                 rec.gone_stage = stage
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
                 yield from self._premature(customer, held, ev.record_id, rec, catalog)
-        elif stage == "deletion_requested":
-            for _, r in asked:
-                if not r.requested or ev.ts < r.requested:
-                    r.request_id = ev.event_id
-                r.requested = min(r.requested or ev.ts, ev.ts)
-                ctx.timers.register(customer, catalog.policy.deletion_due(r.requested))
-        elif stage == "deletion_refused":
-            for rid, r in asked:
-                r.refused = min(r.refused or ev.ts, ev.ts)
-                overdue = catalog.policy.deletion_due(r.requested) if r.requested else 0
-                if Rule.deletion_request_overdue in r.fired and _refused_by(r, overdue):
-                    # refused in time, logged after the deadline's alert: the alert closes, as a late
-                    # deletion's does (a review: it stayed open)
-                    r.fired[Rule.deletion_request_overdue] += 1
-                    yield self._request(customer, rid, r, catalog)
+        elif stage == "deletion_requested" and rec is not None:
+            if not rec.requested or ev.ts < rec.requested:
+                rec.request_id = ev.event_id
+            rec.requested = min(rec.requested or ev.ts, ev.ts)
+            ctx.timers.register(customer, catalog.policy.deletion_due(rec.requested))
+        elif stage == "deletion_refused" and rec is not None:
+            rec.refused = min(rec.refused or ev.ts, ev.ts)
+            overdue = catalog.policy.deletion_due(rec.requested) if rec.requested else 0
+            if Rule.deletion_request_overdue in rec.fired and _refused_by(rec, overdue):
+                # refused in time, logged after the deadline's alert: the alert closes, as a late
+                # deletion's does (a review: it stayed open)
+                rec.fired[Rule.deletion_request_overdue] += 1
+                yield self._request(customer, ev.record_id, rec, catalog)
         elif stage == "account_closed":
             held.close_account(ev.record_id, ev.ts)
         elif stage == "relationship_ended":
             held.ended = max(held.ended, ev.ts)
         self.store.touch(customer)
-        touched = (
-            held.records if stage in CLOCKS else [rid for rid, _ in asked] or ([ev.record_id] if rec else [])
-        )
+        touched = held.records if stage in CLOCKS else [ev.record_id] if rec is not None else []
         for rid in touched:
             if stage in CLOCKS:  # what the record's collection or removal was, judged again by the new clock
                 yield from self._after_end(customer, held, rid, held.records[rid])

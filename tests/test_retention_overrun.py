@@ -347,20 +347,6 @@ def test_deletion_request_executed_on_day_16_fires(run) -> None:
     assert still.status.value == "open" and still.alert_id == a.alert_id
 
 
-def test_a_request_logged_under_its_ticket_is_about_the_customers_records(run) -> None:
-    """A probe: the service desk logged the request under its ticket (REQ-20260102-0001), naming the
-    customer; CRM deleted the customer's record in time, yet lifemon judged the ticket overdue. The
-    request is the customer's, about every record the bank still holds of them; one not deleted in
-    time is named in the alert, not the ticket."""
-    ticket = lc("deletion_requested", "REQ-20260102-0001", day=-20, system="service_desk")
-    held = [collect("CRM-T", day=-100), collect("CORE-T", day=-90, system="core_banking")]
-    assert run([*held, ticket, lc("delete", "CRM-T", day=-10), lc("delete", "CORE-T", day=-9), tick(0)]) == {}
-    (late,) = run([*held, ticket, lc("delete", "CRM-T", day=-10), tick(0)])["deletion_request_overdue"]
-    assert "CORE-T" in late.summary and "REQ-20260102-0001" not in late.summary
-    refused = lc("deletion_refused", "REQ-20260102-0001", day=-12, system="service_desk")
-    assert run([*held, ticket, refused, tick(0)]) == {}  # refused in time, as the law allows
-
-
 def test_a_restore_from_backup_reopens_what_the_deletion_answered(run, spec, catalog) -> None:
     """A probe: a deletion request honoured on day 3, then the record restored from a backup on day
     20: the customer's data was back and nothing fired. The restore reopens the request (and a
