@@ -152,17 +152,18 @@ def _terms(terms: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?<![a-z0-9]){re.escape(k)}" if k.isascii() else re.escape(k) for k in keys))
 
 
-# an erasing term said not done, in a method as `method_key` writes it: a negation and the word after
-# it (未覆写, no_overwrite, 待覆盖, awaiting_overwrite), or a word and what says it failed or is yet
-# to come after it (wipe_skipped, overwrite_scheduled, 覆写失败, 覆写未完成, 覆写计划下月执行, 覆写工具故障)
-# Chinese runs on without spaces: a few characters each side of the word, not the rest of the method
-# (不可恢复的物理销毁 still erases)
-_NEGATED = re.compile(
-    r"(?:未|不|没有|无|待)[^\W_]{1,4}"
-    r"|(?<![a-z])(?:no|not|without|never|awaiting|await|pending|scheduled|planned)_[^\W_]+"
-    r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued)"
-    r"|[^\W_]{1,4}(?:失败|未完成|计划|故障)"
-)
+def _undone(erasing: frozenset[str]) -> re.Pattern[str]:
+    """An erasing term said not done or yet to come, in a method as `method_key` writes it: a negation
+    right before it (未覆写, 待覆盖, no_overwrite, awaiting_overwrite), or what says it failed or is
+    planned right after it (wipe_skipped, overwrite_scheduled, 覆写失败, 覆写未完成, 覆写计划下月执行,
+    覆写工具故障). Only next to the term: 不可恢复覆写 and 粉碎故障硬盘 still erase."""
+    term = "(?:" + "|".join(re.escape(t) for t in sorted(erasing, key=len, reverse=True)) + ")"
+    return re.compile(
+        rf"(?:未|不|没有|无|待){term}"
+        rf"|(?<![a-z])(?:no|not|without|never|awaiting|await|pending)_{term}[^\W_]*"
+        rf"|{term}[^\W_]*(?:_skipped|_failed|_pending|_scheduled|_planned|_queued)"
+        rf"|{term}(?:失败|未完成|计划|工具故障)"
+    )
 
 
 class Deadline:
@@ -190,6 +191,7 @@ class RetentionPolicy(NamedTuple):
     collection_consent: list[Any]
     recoverable_methods: re.Pattern[str]  # `_terms`
     erasing_methods: frozenset[str]
+    undone: re.Pattern[str]  # `_undone`
     client_systems: frozenset[str]
     # with the category ids a log may write in their place (`authentication`, `biometric`): the
     # foreign C3, and the card secrets and biometric samples no client stores (seed 002 §五(4))
@@ -238,7 +240,8 @@ class RetentionOverrunDetector:
                 frozenset(r.relationship_purposes),
                 list(r.collection_consent),
                 _terms(r.recoverable_methods),
-                frozenset(map(method_key, r.erasing_methods)),
+                erasing := frozenset(map(method_key, r.erasing_methods)),
+                _undone(erasing),
                 frozenset(r.client_systems),
                 _with_categories(r.forbidden_foreign_c3, catalog),
                 _with_categories([*client, *r.never_on_client], catalog),
@@ -502,8 +505,9 @@ class RetentionOverrunDetector:
         004 流程描述(6)③: 应采用不可恢复的方式(如消磁、焚烧、粉碎等)), not said undone or yet to come
         (未覆写, awaiting overwrite, 覆写计划下月执行). A method naming none erases nothing, whatever it
         says (a probe's 移入回收站, moved to archive tier and 数据块待覆盖 passed as destruction)."""
-        done = _NEGATED.sub("", method)
-        return any(term in done for term in self._retention(catalog).erasing_methods)
+        policy = self._retention(catalog)
+        done = policy.undone.sub("", method)
+        return any(term in done for term in policy.erasing_methods)
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a

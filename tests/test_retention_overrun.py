@@ -1249,6 +1249,14 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "firmware wiped",
                 "backdrop shredded",
                 "不可恢复的物理销毁",  # a negation before words that are not the method
+                # a review's: the seed's own 不可恢复的方式, failed drives, and methods banks write
+                "不可恢复覆写",
+                "不可逆擦除",
+                "粉碎故障硬盘",
+                "Scheduled overwrite job completed",
+                "碎纸机销毁",
+                "DoD 5220.22-M",
+                "data erasure (Blancco)",
                 # in another tense than the list's (the review's false alarms)
                 "deleted and overwritten 7 times",
                 "DROP TABLE after overwriting",
@@ -1318,6 +1326,13 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "firmware-wiped",
                 "no-term-backdrop",
                 "negation-before-other-words",
+                "negation-before-the-method-zh",
+                "irreversible-erase-zh",
+                "failed-drive-shredded-zh",
+                "scheduled-job-completed",
+                "paper-shredder-zh",
+                "dod-5220",
+                "erasure-tool",
                 "overwritten",
                 "overwriting",
                 "physically-destroyed",
