@@ -321,7 +321,12 @@ class RetentionOverrunDetector:
             yield from self._destruction_record(ev, customer, catalog)
         held = self.store.setdefault(customer, Customer)
         rec = held.records.get(ev.record_id)
-        for moved in held.records.values() if stage in CLOCKS else [rec] if rec is not None else []:
+        # a collection for the relationship may begin it again: a clock, like an end (`Customer.clock`)
+        resumed = held.resumed
+        resumes = stage == "collect" and ev.purpose in self._retention(catalog).relationship_purposes
+        for moved in (
+            held.records.values() if stage in CLOCKS or resumes else [rec] if rec is not None else []
+        ):
             self._pin_anchors(held, moved, catalog)
         if rec is None and stage not in CLOCKS:
             rec = held.track(ev.record_id, Record(ev.ts, ev.system, purpose=ev.purpose))
@@ -371,9 +376,12 @@ class RetentionOverrunDetector:
         elif stage == "relationship_ended":
             held.ended = max(held.ended, ev.ts)
         self.store.touch(customer)
-        touched = held.records if stage in CLOCKS else [ev.record_id] if rec is not None else []
+        # a relationship begun again, whichever event the monitor heard first (a review: a return
+        # reported after the KYC record's deletion left it a late removal, not one before the minimum)
+        reclocked = stage in CLOCKS or held.resumed != resumed
+        touched = held.records if reclocked else [ev.record_id] if rec is not None else []
         for rid in touched:
-            if stage in CLOCKS:  # what the record's collection or removal was, judged again by the new clock
+            if reclocked:  # what the record's collection or removal was, judged again by the new clock
                 yield from self._after_end(customer, held, rid, held.records[rid])
                 if held.records[rid].gone:
                     yield from self._premature(customer, held, rid, held.records[rid], catalog)

@@ -164,9 +164,10 @@ class Customer:
             return rec.first
         if after == "account_closed":
             # an account collected again after its own closure was reopened: its clock waits for the
-            # next closure (a probe's reactivated account expired ten years from the old one)
+            # next closure (a probe's reactivated account expired ten years from the old one); a
+            # collection for the law's duty (due diligence on a closed account) reopens nothing
             stage = (
-                (rec.closed if rec.closed > rec.last else 0)
+                (rec.closed if rec.closed > rec.unbidden else 0)
                 if rec.closed
                 else max(self.closures.values(), default=0)
             )

@@ -299,7 +299,9 @@ def test_identity_counts_from_the_end_of_the_relationship_not_the_closure(run) -
     assert len(got["retention_expired"]) == 1
 
 
-def test_a_returning_customer_keeps_the_identity_the_law_keeps_while_the_relationship_lasts(run) -> None:
+def test_a_returning_customer_keeps_the_identity_the_law_keeps_while_the_relationship_lasts(
+    run, spec, catalog
+) -> None:
     """A probe: KYC collected, the relationship ended, the customer came back a year later and opened
     an account, still a customer: the KYC record expired ten years from the first end, and its
     deletion then, which the AML Law forbids while the relationship lasts, was taken for a late one.
@@ -311,10 +313,18 @@ def test_a_returning_customer_keeps_the_identity_the_law_keeps_while_the_relatio
     (early,) = run([kyc, ended, back, lc("delete", "KYC-1", day=-10), tick(0)])["removed_before_minimum"]
     assert "KYC-1" in early.summary
     assert len(run([kyc, ended, tick(0)])["retention_expired"]) == 1  # no return: it expired
+    # the return reported after the deletion (a review's): the same verdict, not a late removal
+    e = Engine([spec], catalog, pseudonymize=pz)
+    run([kyc, ended, lc("delete", "KYC-1", day=-10), tick(-5)], engine=e)
+    (again,) = run([back, tick(0)], engine=e)["removed_before_minimum"]
+    assert again.alert_id == early.alert_id
     acct = {"cats": ("payment_account_no",), "purpose": "account_service"}
     closed = [collect("ACC-A", day=-5000, **acct), lc("account_closed", rid="ACC-A", day=-4700)]
     assert run([*closed, collect("ACC-A", day=-4300, **acct), tick(0)]) == {}  # reopened
     assert len(run([*closed, tick(0)])["retention_expired"]) == 1
+    # due diligence on the closed account (the law's duty) reopens nothing
+    diligence = collect("ACC-A", day=-4300, cats=("payment_account_no",), purpose="kyc_aml")
+    assert len(run([*closed, diligence, tick(0)])["retention_expired"]) == 1
 
 
 def test_a_rule_with_purposes_covers_only_them(run) -> None:
