@@ -285,11 +285,12 @@ class ActorWindow:
         self.last_ts = 0
         self.tally = tally
         self.legal_since = 0  # what a closed episode reported does not join the next one's reads
-        # per legal tier, [the highest step a closed episode reported reaching, its last read]: the
-        # law counts every record of the horizon (art. 5 counts records, not alerts: a probe's eleven
-        # downloads of 490 rows, 90 minutes apart, were eleven medium alerts, never 5 000), but the
-        # count alone opens an alert only at a step not reported yet
-        self.reported: list[list[int]] = [[0, 0] for _ in tally.totals]
+        # per legal tier, [the highest step a closed episode reported reaching, the window's last
+        # read at the close, the tier's count over the horizon then]: art. 5 counts the day's records,
+        # not an alert's (a probe's eleven downloads of 490 rows, 90 minutes apart, were eleven medium
+        # alerts, never 500 nor 5 000), so the day's count opens an alert at a step not reported yet;
+        # the count at the close bounds it cheaply (`_step_reached`)
+        self.reported: list[list[int]] = [[0, 0, 0] for _ in tally.totals]
         self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
         self.pending = False  # loaded without its sealed items yet (`fill`)
         self.legacy = False  # stored by a lifemon that kept windows under the bare employee id
@@ -447,7 +448,7 @@ class ActorWindow:
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         win.legal_since = d["legal_since"]
-        win.reported = [list(r) for r in d.get("reported") or [[0, 0] for _ in tally.totals]]
+        win.reported = [list(r) for r in d.get("reported") or [[0, 0, 0] for _ in tally.totals]]
         win.books = d.get("books", {})  # none before the own book's daily limit
         win.past = d.get("past", {})  # none before an episode's note took earlier batches' reads
         closed = d.get("closed")  # none before a closed episode could rejoin
@@ -669,7 +670,7 @@ class BulkQueryDetector:
             return
         self._keep(win, entries, tr, read=False)
         ep = win.episode
-        if ep is None and (reached := self._legal_reached(win, new=True)):
+        if ep is None and (reached := self._legal_reached(win)):
             ep = self._open_legal(tr, win, reached, ctx)
         elif ep is not None:
             ep.end = max(ep.end, tr.ts + self.window_ms)
@@ -872,14 +873,13 @@ class BulkQueryDetector:
                 return False
         if len(win.tally.totals) != len(added):
             return False  # the policy's tiers changed since the state was stored
-        tally, since = win.tally, win.last_ts - self.horizon_ms
+        tally, since = win.tally, self._legal_since(win)
         for i, (a, floor) in enumerate(zip(added, self._tier_floor, strict=True)):
             # likewise a tier's running bound, then its exact count: once a batch, not once a read
             if (
                 tally.bound(i) + a >= floor
-                and (total := tally.recount(i, win.entries, since, self._tiers_of)[0]) + a >= floor
-                and self._opens(win, i, total + a, a)
-            ):
+                and tally.recount(i, win.entries, since, self._tiers_of)[0] + a >= floor
+            ) or ((step := self._next_step(win, i)) is not None and self._step_bound(win, i) + a >= step):
                 return False
         return True
 
@@ -925,7 +925,7 @@ class BulkQueryDetector:
                 # only once the role's window counts it, as `_open_legal` leaves it out
                 return
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
-        elif reached := self._legal_reached(win, new=True):
+        elif reached := self._legal_reached(win):
             ep = self._open_legal(ev, win, reached, ctx)
             ep.took_out(ev.action, cls)
             self._note(ep, ev)
@@ -958,7 +958,7 @@ class BulkQueryDetector:
         self._keep(win, entries, ev, read=True)
         win.evict_role(win.last_ts - self.window_ms)  # it may have landed at the window's edge
         ep = win.episode
-        if ep is None and (reached := self._legal_reached(win, new=True)):
+        if ep is None and (reached := self._legal_reached(win)):
             ep = self._open_legal(ev, win, reached, ctx)
         elif ep is not None and ev.ts > win.legal_since and tiers:
             for e in entries:
@@ -986,36 +986,47 @@ class BulkQueryDetector:
         win.add(entries, self._tiers_of(entries[0][4]), ev.event_id, read)
         win.evict_legal(ev.ts - self.horizon_ms, self._tiers_of)
 
-    def _legal_reached(self, win: ActorWindow, new: bool = False) -> dict[str, list[int]]:
-        """Tier -> [records, customers, first ts, last ts] of the tiers whose count over the horizon
-        reached a legal threshold; `new`: only those whose count opens an episode by itself (`_opens`)."""
+    def _legal_reached(self, win: ActorWindow) -> dict[str, list[int]]:
+        """Tier -> [records, customers, first ts, last ts] of the tiers whose count reached a legal
+        threshold: the day's count, where it reached a step no closed episode reported (5 000 after
+        500); else the records no closed episode reported, where they reached the lowest step."""
         if len(win.tally.totals) != len(self._tiers):
             return {}
-        since = win.last_ts - self.horizon_ms
+        since = self._legal_since(win)
         reached = {}
         for i, floor in enumerate(self._tier_floor):
-            figures = win.tally.reached(i, floor, win.entries, since, self._tiers_of)
-            if figures is not None and (not new or self._opens(win, i, figures[0])):
+            figures = self._step_reached(win, i) or win.tally.reached(
+                i, floor, win.entries, since, self._tiers_of
+            )
+            if figures is not None:
                 reached[str(i)] = list(figures)
         return reached
 
-    def _opens(self, win: ActorWindow, tier: int, records: int, coming: int = 0) -> bool:
-        """Whether the tier's count over the horizon (`records`, with `coming` of them not in the
-        window yet) opens an episode by itself: it reached a step no closed episode reported, or
-        the records no closed episode reported reached its lowest step on their own."""
-        step = self._next_step(win, tier, win.last_ts - self.horizon_ms)
-        if step is not None and records >= step:
-            return True
-        fresh = count(tier, win.entries, self._legal_since(win), self._tiers_of)[0]
-        return fresh + coming >= self._tier_floor[tier]
+    def _step_reached(self, win: ActorWindow, tier: int) -> tuple[int, int, int, int] | None:
+        """The tier's figures over the whole horizon if they reached a step no closed episode
+        reported; counted exactly only when the bound (`_step_bound`) allows it."""
+        step = self._next_step(win, tier)
+        if step is None or self._step_bound(win, tier) < step:
+            return None
+        figures = count(tier, win.entries, win.last_ts - self.horizon_ms, self._tiers_of)
+        return figures if figures[0] >= step else None
 
-    def _next_step(self, win: ActorWindow, tier: int, since: int) -> int | None:
+    def _step_bound(self, win: ActorWindow, tier: int) -> int:
+        """At least the tier's count over the horizon: its count at the last close, and what the
+        records since then can add (the tally's bound); nothing before a close within the horizon."""
+        if tier >= len(win.reported) or not self._reported_within(win, tier):
+            return 0
+        return win.reported[tier][2] + win.tally.bound(tier)
+
+    def _next_step(self, win: ActorWindow, tier: int) -> int | None:
         """The tier's lowest step above the one a closed episode reported reaching within the
         horizon (`ActorWindow.reported`); None when it reported the highest."""
-        step, at = win.reported[tier] if tier < len(win.reported) else (0, 0)
-        if at <= since:
-            step = 0
+        step = win.reported[tier][0] if tier < len(win.reported) and self._reported_within(win, tier) else 0
         return next((s for s in self._tier_steps[tier] if s > step), None)
+
+    def _reported_within(self, win: ActorWindow, tier: int) -> bool:
+        """The last close's figures of the tier still count: its records are not all past the horizon."""
+        return win.reported[tier][1] > win.last_ts - self.horizon_ms
 
     def _note_past(self, win: ActorWindow) -> None:
         """The open episode takes the measures that reads in its count went past (in this batch or
@@ -1035,7 +1046,9 @@ class BulkQueryDetector:
         the role, spanning the records counted since a closed episode reported (those before it
         are its figures, `reached`, not its records: an episode of its own, under its own id)."""
         after = [e[0] for e in win.entries if e[0] > win.legal_since and self._tiers_of(e[4])]
-        first = max(min(r[2] for r in reached.values()), min(after, default=win.last_ts))
+        # a late log dated before the close opens it from its own records (a review: an episode
+        # of none, its records left out)
+        first = max(min(r[2] for r in reached.values()), min(after, default=ev.ts))
         ent = ctx.entitlement(ev.actor_id, win.last_ts)
         ep = win.episode = Episode(first, win.last_ts + self.window_ms, self._threshold(ent))
         for ts, cid, _, n, cats, rank in win.entries:
@@ -1144,11 +1157,14 @@ class BulkQueryDetector:
         win.evict_role(ep.end - 1)
         win.legal_since = max(win.legal_since, ep.last_seen)
         if len(win.reported) != len(self._tiers):
-            win.reported = [[0, 0] for _ in self._tiers]
-        for tier, figures in ep.legal.items():  # the steps it reported: the count alone opens a higher one
-            i = int(tier)
-            step = max((s for s in self._tier_steps[i] if s <= figures[0]), default=0)
-            win.reported[i] = [max(step, win.reported[i][0]), max(ep.last_seen, win.reported[i][1])]
+            win.reported = [[0, 0, 0] for _ in self._tiers]
+        since = win.last_ts - self.horizon_ms
+        for i, steps in enumerate(self._tier_steps):  # the day's count now, and the steps it reported
+            figures = ep.legal.get(str(i))
+            done = max((s for s in steps if figures and s <= figures[0]), default=0)
+            kept = win.reported[i][0] if self._reported_within(win, i) else 0
+            total = count(i, win.entries, since, self._tiers_of)[0]
+            win.reported[i] = [max(done, kept), win.last_ts, total]
         self._refresh_severity(ep)
         return self._finding(actor, ep, closed=True)
 
