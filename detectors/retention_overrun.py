@@ -152,18 +152,13 @@ def _terms(terms: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?<![a-z0-9]){re.escape(k)}" if k.isascii() else re.escape(k) for k in keys))
 
 
-def _undone(erasing: frozenset[str]) -> re.Pattern[str]:
-    """An erasing term said not done or yet to come, in a method as `method_key` writes it: a negation
-    right before it (未覆写, 待覆盖, no_overwrite, awaiting_overwrite), or what says it failed or is
-    planned right after it (wipe_skipped, overwrite_scheduled, 覆写失败, 覆写未完成, 覆写计划下月执行,
-    覆写工具故障). Only next to the term: 不可恢复覆写 and 粉碎故障硬盘 still erase."""
-    term = "(?:" + "|".join(re.escape(t) for t in sorted(erasing, key=len, reverse=True)) + ")"
-    return re.compile(
-        rf"(?:未|不|没有|无|待){term}"
-        rf"|(?<![a-z])(?:no|not|without|never|awaiting|await|pending)_{term}[^\W_]*"
-        rf"|{term}[^\W_]*(?:_skipped|_failed|_pending|_scheduled|_planned|_queued)"
-        rf"|{term}(?:失败|未完成|计划|工具故障)"
-    )
+# an erasing term said not done or yet to come, in a method as `method_key` writes it: a negation and
+# the word after it (未覆写, 待覆盖, no_overwrite, awaiting_overwrite), or a word and what says it failed
+# or is planned after it (wipe_skipped, overwrite_scheduled, 覆写失败, 覆写计划下月执行, 覆写工具故障)
+_NEGATED = re.compile(
+    r"(?:未|不|没有|无|待|(?<![a-z])(?:no|not|without|never|awaiting|await|pending)_)[^\W_]+"
+    r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued|失败|计划|故障)"
+)
 
 
 class Deadline:
@@ -191,7 +186,6 @@ class RetentionPolicy(NamedTuple):
     collection_consent: list[Any]
     recoverable_methods: re.Pattern[str]  # `_terms`
     erasing_methods: frozenset[str]
-    undone: re.Pattern[str]  # `_undone`
     client_systems: frozenset[str]
     # with the category ids a log may write in their place (`authentication`, `biometric`): the
     # foreign C3, and the card secrets and biometric samples no client stores (seed 002 §五(4))
@@ -240,8 +234,7 @@ class RetentionOverrunDetector:
                 frozenset(r.relationship_purposes),
                 list(r.collection_consent),
                 _terms(r.recoverable_methods),
-                erasing := frozenset(map(method_key, r.erasing_methods)),
-                _undone(erasing),
+                frozenset(map(method_key, r.erasing_methods)),
                 frozenset(r.client_systems),
                 _with_categories(r.forbidden_foreign_c3, catalog),
                 _with_categories([*client, *r.never_on_client], catalog),
@@ -508,14 +501,17 @@ class RetentionOverrunDetector:
                 f"record {ev.record_id} on {ev.system} holds biometric and identity data together ({', '.join(rec.categories)})",
             )
 
-    def _erases(self, method: str, catalog: Catalog) -> bool:
-        """The method names what erases the data (seed 002 §七(4): 应通过多次覆写等方式安全地擦除; seed
-        004 流程描述(6)③: 应采用不可恢复的方式(如消磁、焚烧、粉碎等)), not said undone or yet to come
-        (未覆写, awaiting overwrite, 覆写计划下月执行). A method naming none erases nothing, whatever it
-        says (a probe's 移入回收站, moved to archive tier and 数据块待覆盖 passed as destruction)."""
+    def _recoverable(self, method: str, catalog: Catalog) -> bool:
+        """A method holding a term that only hides the data (an index removed, a quick format, a
+        recycle bin, an archive) and none that erases it (seed 002 §七(4): 应通过多次覆写等方式安全地擦除),
+        a term said not done or yet to come (未覆写, 待覆盖, awaiting overwrite, 覆写计划下月执行) being
+        none. A method naming neither kind is taken as written: two reviews found every list of what
+        erases, and every reading of a negation beside it, firing on what banks write."""
         policy = self._retention(catalog)
-        done = policy.undone.sub("", method)
-        return any(term in done for term in policy.erasing_methods)
+        if not policy.recoverable_methods.search(method):
+            return False
+        done = _NEGATED.sub("", method)
+        return not any(term in done for term in policy.erasing_methods)
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a
@@ -534,11 +530,8 @@ class RetentionOverrunDetector:
         ]
         if operator and operator == supervisor:
             missing.append("a supervisor other than the operator")
-        if _signed(ev.method) and not self._erases(key := method_key(ev.method), catalog):
-            hides = self._retention(catalog).recoverable_methods.search(key)
-            missing.append(
-                f"a method that erases it ({ev.method} {'leaves it recoverable' if hides else 'names none that does'})"
-            )
+        if _signed(ev.method) and self._recoverable(method_key(ev.method), catalog):
+            missing.append(f"a method that erases it ({ev.method} leaves it recoverable)")
         if missing:
             yield self._finding(
                 Rule.destruction_record_incomplete,

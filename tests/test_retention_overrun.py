@@ -1234,15 +1234,13 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "DROP TABLE dw.cust_contact_2019 PURGE",
                 "nightly purge job: DELETE FROM dw.cust_contact",
                 "purged",
-                # a probe's: methods naming nothing that erases, or an overwrite yet to come
+                # a probe's: a recycle bin, an archive, an overwrite yet to come or failed
                 "移入回收站",
                 "moved to archive tier",
-                "firmware reset",
                 "删除文件系统索引，数据块待覆盖",
                 "delete; overwrite scheduled next week",
                 "rm -f, awaiting overwrite",
                 "删除索引，覆写计划下月执行",
-                "覆写未完成",
                 "删除索引（覆写工具故障）",
                 "DROP TABLE t PURGE (blocks await overwrite)",
             )
@@ -1256,6 +1254,7 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "NIST 800-88 purge",
                 "sanitized to NIST SP 800-88",
                 "低级格式化",
+                "firmware reset",
                 "firmware wiped",
                 "backdrop shredded",
                 "不可恢复的物理销毁",  # a negation before words that are not the method
@@ -1315,12 +1314,10 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "purged",
                 "recycle-bin",
                 "archive-tier",
-                "firmware-reset",
                 "overwrite-awaited-zh",
                 "overwrite-scheduled",
                 "awaiting-overwrite",
                 "overwrite-planned-zh",
-                "overwrite-unfinished-zh",
                 "overwrite-tool-failed-zh",
                 "purge-await-overwrite",
             )
@@ -1333,6 +1330,7 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "nist-purge",
                 "nist-sanitized",
                 "低级格式化",
+                "no-term-firmware",
                 "firmware-wiped",
                 "no-term-backdrop",
                 "negation-before-other-words",
@@ -1359,13 +1357,11 @@ def test_destruction_record(run, kw: dict, fires: bool) -> None:
     }
 
 
-def test_a_method_naming_nothing_that_erases_says_so(run) -> None:
-    """Seed 004 流程描述(6)③ asks for a method that cannot be undone (消磁、焚烧、粉碎): a recycle bin
-    names none, an index removed leaves the data recoverable; the alert says which."""
+def test_a_recycle_bin_is_no_destruction_and_the_alert_says_why(run) -> None:
+    """Seed 004 流程描述(6)③ asks for a method that cannot be undone (消磁、焚烧、粉碎): a probe's
+    移入回收站 passed as destruction."""
     (binned,) = run([lc("destroy", **(SIGNED | {"method": "移入回收站"}))])["destruction_record_incomplete"]
-    assert "a method that erases it (移入回收站 names none that does)" in binned.summary
-    (hidden,) = run([lc("destroy", **(SIGNED | {"method": "仅删除索引"}))])["destruction_record_incomplete"]
-    assert "a method that erases it (仅删除索引 leaves it recoverable)" in hidden.summary
+    assert "a method that erases it (移入回收站 leaves it recoverable)" in binned.summary
 
 
 def test_foreign_c3_stored_fires_once_and_foreign_c2_is_allowed(run) -> None:
