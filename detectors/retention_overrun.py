@@ -371,7 +371,7 @@ class RetentionOverrunDetector:
         self.store.touch(customer)
         # a relationship begun again, whichever event the monitor heard first (a review: a return
         # reported after the KYC record's deletion left it a late removal, not one before the minimum)
-        reclocked = stage in CLOCKS or held.resumed != resumed
+        reclocked = stage in CLOCKS or (held.ended > 0 and held.resumed != resumed)
         touched = held.records if reclocked else [ev.record_id] if rec is not None else []
         for rid in touched:
             if reclocked:  # what the record's collection or removal was, judged again by the new clock
@@ -395,8 +395,14 @@ class RetentionOverrunDetector:
             purpose = catalog.purposes.get(ev.purpose or "")
             if purpose is None or not purpose.legal_obligation:
                 rec.unbidden = max(rec.unbidden, ev.ts)
-                if ev.purpose in self._retention(catalog).relationship_purposes:
-                    held.resumed = max(held.resumed, ev.ts)
+                if (
+                    ev.purpose in self._retention(catalog).relationship_purposes
+                    and ev.ts > held.ended
+                    and (held.resumed <= held.ended or ev.ts < held.resumed)
+                ):
+                    # the earliest return after the latest end: the relationship's later collections
+                    # do not move it (a review: each made the one before it "collected after the end")
+                    held.resumed = ev.ts
         cls, cats = catalog.profile(ev.categories)
         if CLASS_RANK[cls] > CLASS_RANK[JrClass(rec.jr_class)]:
             rec.jr_class = cls.value

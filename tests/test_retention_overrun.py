@@ -310,6 +310,13 @@ def test_a_returning_customer_keeps_the_identity_the_law_keeps_while_the_relatio
     ended = lc("relationship_ended", rid="KYC-1", day=-4600)
     back = collect("ACC-2", day=-4200, cats=("payment_account_no",), purpose="account_service")
     assert run([kyc, ended, back, tick(0)]) == {}
+    # the relationship's later collections are no new return (a review: each made the one before
+    # it "collected after the relationship ended")
+    more = [
+        collect(f"CARD-{i}", day=-4100 + i, cats=("payment_account_no",), purpose="account_service")
+        for i in range(3)
+    ]
+    assert run([kyc, ended, back, *more, tick(0)]) == {}
     (early,) = run([kyc, ended, back, lc("delete", "KYC-1", day=-10), tick(0)])["removed_before_minimum"]
     assert "KYC-1" in early.summary
     assert len(run([kyc, ended, tick(0)])["retention_expired"]) == 1  # no return: it expired
