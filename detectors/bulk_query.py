@@ -286,11 +286,11 @@ class ActorWindow:
         self.tally = tally
         self.legal_since = 0  # what a closed episode reported does not join the next one's reads
         # per legal tier, [the highest step a closed episode reported reaching, the window's last
-        # read at the close, the tier's count over the horizon then]: art. 5 counts the day's records,
-        # not an alert's (a probe's eleven downloads of 490 rows, 90 minutes apart, were eleven medium
-        # alerts, never 500 nor 5 000), so the day's count opens an alert at a step not reported yet;
-        # the count at the close bounds it cheaply (`_step_reached`)
-        self.reported: list[list[int]] = [[0, 0, 0] for _ in tally.totals]
+        # read at the close, the tier's count over the horizon last counted, the tally's `added`
+        # then]: art. 5 counts the day's records, not an alert's (a probe's eleven downloads of 490
+        # rows, 90 minutes apart, were eleven medium alerts, never 500 nor 5 000), so the day's count
+        # opens an alert at a step not reported yet; the last count bounds it cheaply (`_step_bound`)
+        self.reported: list[list[int]] = [[0, 0, 0, 0] for _ in tally.totals]
         self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
         self.pending = False  # loaded without its sealed items yet (`fill`)
         self.legacy = False  # stored by a lifemon that kept windows under the bare employee id
@@ -429,6 +429,7 @@ class ActorWindow:
             "last_ts": self.last_ts,
             "episode": self.episode.to_json() if self.episode else None,
             "totals": self.tally.totals,
+            "added": self.tally.added,
             "legal_since": self.legal_since,
             "reported": self.reported,
             "books": self.books,
@@ -448,7 +449,14 @@ class ActorWindow:
         win.last_ts = d["last_ts"]
         win.episode = Episode.from_json(d["episode"]) if d["episode"] else None
         win.legal_since = d["legal_since"]
-        win.reported = [list(r) for r in d.get("reported") or [[0, 0, 0] for _ in tally.totals]]
+        tally.added = list(d.get("added") or [0] * len(tally.totals))  # none before the day's count
+        # a count not kept (an earlier snapshot's) is bounded by the running sum alone
+        win.reported = [
+            [*r[:2], *(r[2:4] if len(r) > 3 else (total, tally.added[i]))]
+            for i, (r, total) in enumerate(
+                zip(d.get("reported") or [[0, 0]] * len(tally.totals), tally.totals, strict=False)
+            )
+        ]
         win.books = d.get("books", {})  # none before the own book's daily limit
         win.past = d.get("past", {})  # none before an episode's note took earlier batches' reads
         closed = d.get("closed")  # none before a closed episode could rejoin
@@ -1009,14 +1017,19 @@ class BulkQueryDetector:
         if step is None or self._step_bound(win, tier) < step:
             return None
         figures = count(tier, win.entries, win.last_ts - self.horizon_ms, self._tiers_of)
-        return figures if figures[0] >= step else None
+        if figures[0] >= step:
+            return figures
+        win.reported[tier][2:4] = [figures[0], win.tally.added[tier]]  # the bound's new base
+        return None
 
     def _step_bound(self, win: ActorWindow, tier: int) -> int:
-        """At least the tier's count over the horizon: its count at the last close, and what the
-        records since then can add (the tally's bound); nothing before a close within the horizon."""
+        """At least the tier's count over the horizon: its last exact count and every record added
+        since (a late log dated before the close too), or the running sum of the window's records;
+        nothing before a close within the horizon (the records since the last close are all then)."""
         if tier >= len(win.reported) or not self._reported_within(win, tier):
             return 0
-        return win.reported[tier][2] + win.tally.bound(tier)
+        _, _, base, added = win.reported[tier]
+        return min(win.tally.totals[tier], base + win.tally.added[tier] - added)
 
     def _next_step(self, win: ActorWindow, tier: int) -> int | None:
         """The tier's lowest step above the one a closed episode reported reaching within the
@@ -1046,18 +1059,25 @@ class BulkQueryDetector:
         the role, spanning the records counted since a closed episode reported (those before it
         are its figures, `reached`, not its records: an episode of its own, under its own id)."""
         after = [e[0] for e in win.entries if e[0] > win.legal_since and self._tiers_of(e[4])]
-        # a late log dated before the close opens it from its own records (a review: an episode
-        # of none, its records left out)
-        first = max(min(r[2] for r in reached.values()), min(after, default=ev.ts))
+        # a late log dated before the close opens it from its own records (a review: an episode of
+        # none, its records left out), under an id of its own: its window starts after the close
+        # (one starting where the closed one did took its id, and the newer revision hid the critical)
+        late = not after
+        first = ev.ts if late else max(min(r[2] for r in reached.values()), min(after))
+
+        def counted_in(ts: int) -> bool:
+            return ts == ev.ts if late else ts >= first
+
         ent = ctx.entitlement(ev.actor_id, win.last_ts)
-        ep = win.episode = Episode(first, win.last_ts + self.window_ms, self._threshold(ent))
+        start = max(first, win.legal_since + 1) if late else first
+        ep = win.episode = Episode(start, win.last_ts + self.window_ms, self._threshold(ent))
         for ts, cid, _, n, cats, rank in win.entries:
-            if ts >= first and self._tiers_of(cats):
+            if counted_in(ts) and self._tiers_of(cats):
                 ep.add(cid, n, cats, rank)
                 ep.last_seen = max(ep.last_seen, ts)  # a late log may open it: newer records came first
         ep.first_seen, ep.legal, ep.score = first, reached, win.exact()
         ep.actor_org = ent.org_id if ent else None
-        counted = [e for e in win.events if e[3] and e[0] >= first]
+        counted = [e for e in win.events if e[3] and counted_in(e[0])]
         ep.sent = any(not e[2] for e in counted)
         self._absorb(ep, [e[1] for e in counted], ev)
         return ep
@@ -1157,14 +1177,14 @@ class BulkQueryDetector:
         win.evict_role(ep.end - 1)
         win.legal_since = max(win.legal_since, ep.last_seen)
         if len(win.reported) != len(self._tiers):
-            win.reported = [[0, 0, 0] for _ in self._tiers]
+            win.reported = [[0, 0, 0, 0] for _ in self._tiers]
         since = win.last_ts - self.horizon_ms
         for i, steps in enumerate(self._tier_steps):  # the day's count now, and the steps it reported
             figures = ep.legal.get(str(i))
             done = max((s for s in steps if figures and s <= figures[0]), default=0)
             kept = win.reported[i][0] if self._reported_within(win, i) else 0
             total = count(i, win.entries, since, self._tiers_of)[0]
-            win.reported[i] = [max(done, kept), win.last_ts, total]
+            win.reported[i] = [max(done, kept), win.last_ts, total, win.tally.added[i]]
         self._refresh_severity(ep)
         return self._finding(actor, ep, closed=True)
 

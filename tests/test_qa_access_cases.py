@@ -1286,3 +1286,47 @@ def test_downloads_spaced_past_the_window_still_add_up_to_the_laws_count(run, ba
     assert "980 transaction/account/authentication/biometric records counted over 24 h" in bulk[1].summary
     assert "5,390 transaction/account/authentication/biometric records counted over 24 h" in bulk[-1].summary
     assert bulk[-1].counts["leakage_candidate"] == 1 and len({a.alert_id for a in bulk}) == 11
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 10_000])
+def test_a_late_log_before_a_close_still_adds_to_the_days_count_under_its_own_alert(
+    run, policy, catalog, batch_size
+) -> None:
+    """A review: a report of 4 000 transaction rows logged late, dated before an earlier alert's
+    close, was left out of the day's count, and 5 051 records raised no critical; and where the
+    late log was dated at the closed alert's start, its critical alert took that alert's id and the
+    newer revision of the closed one hid it."""
+    ents = [_ent("p1", "ho_marketing_mgmt", "HO")]
+
+    def report(ts: int, rows: int, **kw: Any) -> AccessEvent:
+        return read(
+            "p1", ts, [], fields=("transaction_record",), system="report_portal", row_count=rows, **kw
+        )
+
+    bulk = [
+        a
+        for a in run(ents, [report(OPEN, 600), report(OPEN + 3 * HOUR, 1), report(OPEN - HOUR, 4000),
+                            report(OPEN + 4 * HOUR, 450)], batch_size=batch_size, arrival="as given")
+        if a.detector == "bulk_query"
+    ]  # fmt: skip
+    assert sorted(a.severity.value for a in bulk) == ["critical", "high"]
+    (critical,) = [a for a in bulk if a.severity.value == "critical"]
+    assert "5,051 transaction/account/authentication/biometric records counted over 24 h" in critical.summary
+
+    # the late log dated at the closed alert's own start: a critical of its own id
+    specs = [s for s in load_detectors(policy) if s.kind == "bulk_query"]
+    e = Engine(specs, catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    e.apply_reference("entitlements", refs("entitlements", [*ents, _ent("z9", "ho_marketing_mgmt", "HO")]))
+    other = read(
+        "z9", OPEN + 3 * HOUR, [], fields=("transaction_record",), system="report_portal", row_count=1
+    )
+    out = []
+    for i, batch in enumerate([
+        [report(OPEN, 600), report(OPEN + 30 * MINUTE, 600)],
+        [other],  # moves the watermark: the timer closes p1's alert
+        [report(OPEN + 3 * HOUR, 1, action="update")],
+        [report(OPEN, 3900)],
+    ]):  # fmt: skip
+        out += e.process("access", "t", 0, fed("access", batch, "t", i * 10)) + e.advance()
+    found = {a.alert_id: a for a in latest(out + e.drain()) if a.actor_id == "p1"}
+    assert sorted(a.severity.value for a in found.values()) == ["critical", "high"]
