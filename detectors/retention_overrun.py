@@ -153,11 +153,13 @@ def _terms(terms: list[str]) -> re.Pattern[str]:
 
 
 # an erasing term said not done or yet to come, in a method as `method_key` writes it: a negation and
-# the word after it (未覆写, 待覆盖, no_overwrite, awaiting_overwrite), or a word and what says it failed
-# or is planned after it (wipe_skipped, overwrite_scheduled, 覆写失败, 覆写计划下月执行, 覆写工具故障)
+# the words after it (未覆写, 待覆盖, 后续由存储自动覆盖, no_overwrite, not_yet_wiped, failed_to_overwrite),
+# or a word and what says it failed or is planned after it (wipe_skipped, overwrite_scheduled,
+# overwrite_later, 覆写失败, 覆写计划下月执行, 覆写工具故障)
 _NEGATED = re.compile(
-    r"(?:未|不|没有|无|待|(?<![a-z])(?:no|not|without|never|awaiting|await|pending)_)[^\W_]+"
-    r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued|失败|计划|故障)"
+    r"(?:未|不|没有|无|待|后续|稍后|拟|"
+    r"(?<![a-z])(?:not_yet|failed_to|to_be|yet_to|no|not|without|never|awaiting|await|pending)_)[^\W_]+"
+    r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued|_later|失败|计划|故障)"
 )
 
 

@@ -1249,6 +1249,12 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "rm -f, awaiting overwrite",
                 "删除索引，覆写计划下月执行",
                 "删除索引（覆写工具故障）",
+                # a review's: a later, failed or coming overwrite beside a delete
+                "逻辑删除，后续由存储自动覆盖",
+                "delete; not yet wiped",
+                "rm -f; failed to overwrite",
+                "soft delete, to be shredded",
+                "delete index, overwrite later",
                 "DROP TABLE t PURGE (blocks await overwrite)",
             )
         ),
@@ -1326,6 +1332,11 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "awaiting-overwrite",
                 "overwrite-planned-zh",
                 "overwrite-tool-failed-zh",
+                "overwrite-later-zh",
+                "not-yet-wiped",
+                "failed-to-overwrite",
+                "to-be-shredded",
+                "overwrite-later",
                 "purge-await-overwrite",
             )
         ),
