@@ -323,6 +323,8 @@ class RetentionOverrunDetector:
             held.records.values() if stage in CLOCKS or resumes else [rec] if rec is not None else []
         ):
             self._pin_anchors(held, moved, catalog)
+        # the overruns raised so far, each with its clock: a return to the relationship may stop one
+        raised = self._raised(held, catalog) if resumes and held.ended else {}
         if rec is None and stage not in CLOCKS:
             rec = held.track(ev.record_id, Record(ev.ts, ev.system, purpose=ev.purpose))
         elif rec is not None and stage == "collect" and 0 < rec.gone < ev.ts:
@@ -374,6 +376,13 @@ class RetentionOverrunDetector:
         # a relationship begun again, whichever event the monitor heard first (a review: a return
         # reported after the KYC record's deletion left it a late removal, not one before the minimum)
         reclocked = stage in CLOCKS or (held.ended > 0 and held.resumed != resumed)
+        if reclocked and raised:  # a clock the return stopped ends its overrun (a review: left open)
+            now = self._raised(held, catalog)
+            for (rid, name), (d, start, deadline) in raised.items():
+                if (rid, name) not in now:
+                    r = held.records[rid]
+                    r.fired[f"{Rule.retention_expired}:{name}"] += 1
+                    yield self._overrun(customer, rid, r, d, start, deadline, begun_again=held.resumed)
         touched = held.records if reclocked else [ev.record_id] if rec is not None else []
         for rid in touched:
             if reclocked:  # what the record's collection or removal was, judged again by the new clock
@@ -656,9 +665,28 @@ class RetentionOverrunDetector:
             rec.fired[Rule.deletion_request_overdue] += 1
             yield self._request(customer, rid, rec, catalog)
 
+    def _raised(self, held: Customer, catalog: Catalog) -> dict[tuple[str, str], tuple[Deadline, int, int]]:
+        """(record, rule) -> (rule, clock start, deadline) of every overrun raised and still counted."""
+        return {
+            (rid, d.name): (d, start, deadline)
+            for rid, r in held.records.items()
+            if r.fired
+            for d, start, deadline in self.deadlines(held, r, catalog)
+            if f"{Rule.retention_expired}:{d.name}" in r.fired
+        }
+
     def _overrun(
-        self, customer: str, rid: str, rec: Record, d: Deadline, start: int, deadline: int
+        self,
+        customer: str,
+        rid: str,
+        rec: Record,
+        d: Deadline,
+        start: int,
+        deadline: int,
+        begun_again: int = 0,
     ) -> Finding:
+        """`begun_again`: when a return to the relationship stopped the clock the overrun counted
+        from, which ends the alert (the record is kept while the relationship lasts)."""
         tag = f"{Rule.retention_expired}:{d.name}"
         return self._finding(
             Rule.retention_expired,
@@ -669,12 +697,17 @@ class RetentionOverrunDetector:
             rec.jr_class,
             f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
             f"{d.rule.span} retention ({d.name}: from {d.after} {self._day(start)}, "
-            f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}",
+            f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}"
+            + (
+                f"; the relationship began again {self._day(begun_again)}: kept while it lasts"
+                if begun_again
+                else ""
+            ),
             [rec.first_id] if rec.first_id else [],
             actor=rec.system,
             actor_kind="system",
             revision=rec.fired[tag],
-            closed=rec.gone > 0,
+            closed=rec.gone > 0 or bool(begun_again),
             anchor=_anchor(rec, tag, start, rec.fired[tag] == 1),
         )
 

@@ -325,6 +325,12 @@ def test_a_returning_customer_keeps_the_identity_the_law_keeps_while_the_relatio
     run([kyc, ended, lc("delete", "KYC-1", day=-10), tick(-5)], engine=e)
     (again,) = run([back, tick(0)], engine=e)["removed_before_minimum"]
     assert again.alert_id == early.alert_id
+    # an overrun raised before the return was heard ends with it (a review: it stayed open)
+    e = Engine([spec], catalog, pseudonymize=pz)
+    (raised,) = run([kyc, ended, tick(-5)], engine=e)["retention_expired"]
+    (ends,) = run([back, tick(0)], engine=e)["retention_expired"]
+    assert raised.status.value == "open" and ends.alert_id == raised.alert_id
+    assert ends.status.value == "closed" and "the relationship began again " in ends.summary
     acct = {"cats": ("payment_account_no",), "purpose": "account_service"}
     closed = [collect("ACC-A", day=-5000, **acct), lc("account_closed", rid="ACC-A", day=-4700)]
     assert run([*closed, collect("ACC-A", day=-4300, **acct), tick(0)]) == {}  # reopened
