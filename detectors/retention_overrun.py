@@ -182,6 +182,7 @@ class RetentionPolicy(NamedTuple):
 
     rules: list[Deadline]
     sla_days: int
+    grace_ms: int  # `removal_grace_hours`: a removal this long after a deadline is in time
     forbidden_foreign_c3: frozenset[str]
     minimums: list[Deadline]
     relationship_purposes: frozenset[str]
@@ -231,6 +232,7 @@ class RetentionOverrunDetector:
             self._policy = RetentionPolicy(
                 [Deadline(name, rule) for name, rule in r.rules.items()],
                 r.deletion_request_sla_days,
+                r.removal_grace_hours * 3_600_000,
                 frozenset(r.forbidden_foreign_c3),
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
@@ -390,7 +392,7 @@ class RetentionOverrunDetector:
                 if held.records[rid].gone:
                     yield from self._premature(customer, held, rid, held.records[rid], catalog)
             for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
-                ctx.timers.register(customer, deadline)
+                ctx.timers.register(customer, deadline + self._retention(catalog).grace_ms)
             if rid in held.uses:  # uses seen before this event: judged again with what it changed
                 held.stale.add(rid)
                 ctx.timers.register(JUDGE + customer, ev.ts)
@@ -619,16 +621,18 @@ class RetentionOverrunDetector:
         destroyed by then (a deletion after the deadline is still an overrun, closed at once).
         A deadline still ahead gets its timer again: one restored from an older version's state
         may be due earlier than the deadline counted now (periods were once keep_days x 24 h)."""
-        wm = ctx.watermark
+        wm, grace = ctx.watermark, self._retention(ctx.catalog).grace_ms
         for d, start, deadline in self.deadlines(held, rec, ctx.catalog):
             tag = f"{Rule.retention_expired}:{d.name}"
-            if tag in rec.fired or rec.gone_by(deadline):
+            if tag in rec.fired or rec.gone_by(deadline + grace):
                 continue
-            if deadline <= wm:
+            if deadline + grace <= wm:
                 rec.fired[tag] = 1
                 yield self._overrun(customer, rid, rec, d, start, deadline)
             elif not rec.gone:
-                ctx.timers.register(customer, deadline)  # already there, unless restored from old state
+                ctx.timers.register(
+                    customer, deadline + grace
+                )  # already there, unless restored from old state
 
     def _request_overdue(
         self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context

@@ -392,6 +392,13 @@ class CollectionConsent(Strict):
 
 class Retention(Strict):
     deletion_request_sla_days: int = Field(gt=0, description="days to answer a subject's deletion request")
+    removal_grace_hours: int = Field(
+        default=0,
+        ge=0,
+        le=168,
+        description="a record removed this long after its retention's last day was removed in time: "
+        "a nightly purge job runs after midnight",
+    )
     rules: dict[str, RetentionRule]
     minimums: dict[str, RetentionRule] = Field(
         default_factory=dict,

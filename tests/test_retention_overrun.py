@@ -249,6 +249,26 @@ def test_a_record_inside_its_retention_at_the_end_of_the_input_does_not_fire(run
     assert [a.window_end for a in got["retention_expired"]] == [T0 + DAY - CST]
 
 
+def test_a_nightly_purge_within_the_banks_grace_is_in_time(policy, catalog) -> None:
+    """A probe: location traces purged at 02:00 the day after their 30 days were one "1 day late"
+    alert each. A bank whose purge job runs after midnight sets `removal_grace_hours`; the shipped
+    policy keeps the last day the last day."""
+    from policy.catalog import Catalog
+
+    graced = policy.model_copy(
+        update={"retention": policy.retention.model_copy(update={"removal_grace_hours": 24})}
+    )
+    spec = next(s for s in load_detectors(graced) if s.kind == "retention_overrun")
+    location = {"cats": ("location_trace",), "purpose": "branch_service", "system": "mobile_banking"}
+    trace = collect("L1", day=-31, **location)  # its 30 days end at 24:00 on 31 Dec, Beijing (T0 - 8 h)
+    purged = lc("delete", "L1", ts=T0 - 6 * 3_600_000)  # the purge job's run at 02:00 Beijing
+    for p, fired in ((graced, False), (policy, True)):
+        kind = next(s for s in load_detectors(p) if s.kind == "retention_overrun") if p is policy else spec
+        alerts = final_alerts(Engine([kind], Catalog(p), pseudonymize=pz), [trace, purged, tick(2)], 10_000)
+        assert bool(alerts) is fired, [a.summary for a in alerts]
+        assert not fired or alerts[0].summary.endswith("1 day late")
+
+
 def test_account_data_counts_from_the_account_closure(run) -> None:
     keep = 3653  # ten years (AML Law art. 34, 2024) ending on 1 Jan 2026: three 29 Februaries between
     opened = collect(day=-5000, cats=("payment_account_no",), purpose="account_service")
