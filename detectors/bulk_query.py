@@ -514,13 +514,12 @@ class BulkQueryDetector:
         )
         # the legal tiers: each distinct category set of the escalation steps, its lowest threshold
         self._tiers = list(dict.fromkeys(frozenset(e.categories) for e in self._escalation))
-        self._tier_floor = [
-            min(e.min_records for e in self._escalation if frozenset(e.categories) == t) for t in self._tiers
-        ]
+        # each tier's escalation steps, lowest first; its floor is the lowest
         self._tier_steps = [
             sorted({e.min_records for e in self._escalation if frozenset(e.categories) == t})
             for t in self._tiers
         ]
+        self._tier_floor = [steps[0] for steps in self._tier_steps]
         self._tier_sets: dict[tuple[str, ...], tuple[int, ...]] = {}
         # the rows one read of one customer may return and still be the post's own work (`_duty`)
         self._duty_rows = min(self._tier_floor, default=50)

@@ -46,10 +46,10 @@ customer's records and every use of them meet in one task. It fires:
   collected, not stored: seed 002 §三(5)(6) names the terminals as where they are collected;
 - `biometric_with_identity`: one stored record holding biometric and identity data together (seed
   002 §五(2): 将个人生物识别信息与个人身份信息分开储存);
-- `destruction_record_incomplete` also when the method named erases nothing (`erasing_methods`:
-  overwriting, degaussing, shredding…; an index removed, a recycle bin, an overwrite yet to come
-  erase nothing; seed 002 §七(4)), said "leaves it recoverable" where it names a
-  `recoverable_methods` term.
+- `destruction_record_incomplete` also when the method named leaves the data recoverable
+  (`recoverable_methods`: a logical delete, an index removed, a plain delete, a recycle bin, an
+  archive) and names nothing that erases it (`erasing_methods`), an overwrite yet to come or failed
+  being none (seed 002 §七(4)).
 
 Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
 (`Policy.period_end`, Civil Code art. 201/203; a period of years to the corresponding day,
@@ -629,10 +629,8 @@ class RetentionOverrunDetector:
             if deadline + grace <= wm:
                 rec.fired[tag] = 1
                 yield self._overrun(customer, rid, rec, d, start, deadline)
-            elif not rec.gone:
-                ctx.timers.register(
-                    customer, deadline + grace
-                )  # already there, unless restored from old state
+            elif not rec.gone:  # its timer is already there, unless restored from old state
+                ctx.timers.register(customer, deadline + grace)
 
     def _request_overdue(
         self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context

@@ -298,17 +298,13 @@ class TransferPolicyDetector:
         # names and phone numbers flagged de-identified passed) is no such batch
         deidentified = ev.deidentified and not ev.subject_ids
         naming = sorted(set(ev.categories).intersection(self.p.identifiers)) if deidentified else []
+        anonymous = deidentified and not naming  # what sharing without consent may send
         claim = (
             f" (flagged de-identified, yet it names {n_of(len(ev.subject_ids), 'subject')})"
             if ev.deidentified and ev.subject_ids
             else ""
         )
-        if (
-            kind in self.p.consent_types
-            and not (deidentified and not naming)
-            and not cross_border
-            and not clearing
-        ):
+        if kind in self.p.consent_types and not anonymous and not cross_border and not clearing:
             refuted = claim or (
                 f" (flagged de-identified, yet it sends {', '.join(naming)})" if naming else ""
             )
