@@ -277,7 +277,10 @@ class Detector(Protocol):
     `data_exposure: ClassVar[bool]`: its alerts report PFI leaving the bank (OCSF Data Security
     Finding); `actor_is: ClassVar[str]`, "recipient" or "sdk": what its alerts' actor_id names
     (`Alert.actor_kind`, where OCSF puts it), an employee's or a system's account otherwise; a
-    finding may say it for itself (`Finding.actor_kind`)."""
+    finding may say it for itself (`Finding.actor_kind`).
+    `on_late_reference(stream, records, ctx) -> Iterable[Finding]`: reference records dated at or
+    before the task's watermark, already in the registry: the detector may judge again what it
+    judged without them (unauthorized_lookup: a nightly HR export's terminations)."""
 
     kind: ClassVar[str]  # its name in policy, alerts and docs
     inputs: ClassVar[dict[str, str]]  # stream -> the attribute its records must be keyed by

@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from itertools import compress, groupby, repeat
 from operator import attrgetter, floordiv, itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -517,6 +517,13 @@ class Task:
                 self.store.put(self._clock_key(stream) + SEP + CHANNELS, marks)
 
 
+class Applied(NamedTuple):
+    """What applying reference records did (`Engine.apply_reference`)."""
+
+    missed: list[int]  # per record dated before a watermark already passed: by how many ms
+    alerts: list[Alert]  # what the detectors found judging again what those records changed
+
+
 class Engine:
     def __init__(
         self,
@@ -627,10 +634,12 @@ class Engine:
         return rekey(key, events, self.needs.get((stream, key), ()))
 
     # -- input ----------------------------------------------------------------------------------
-    def apply_reference(self, stream: str, records: Sequence[Any]) -> list[int]:
+    def apply_reference(self, stream: str, records: Sequence[Any]) -> Applied:
         """The records applied to their as-of registry. Returns, for each one dated before a
         watermark some task has already passed, by how many ms it missed it: what that task judged
-        between the record's time and its watermark did not see it (docs/operations.md#late-reference-data)."""
+        between the record's time and its watermark did not see it (docs/operations.md#late-reference-data);
+        and the alerts of the detectors that judge again what such records change
+        (`on_late_reference`)."""
         judged = max((t.ctx.watermark for t in self.tasks.values()), default=0)  # 0: nothing yet
         missed = [judged - r.ts for r in records if r.ts <= judged] if judged > 0 else []
         registry: AsOfRegistry[Any] = getattr(self.refs, stream)
@@ -651,7 +660,20 @@ class Engine:
         if stream != "consents":
             for labels in self._rollup_labels.values():
                 labels.orgs.clear()  # an org labelled `other` may be known now
-        return missed
+        return Applied(missed, self._late_reference(stream, records) if missed else [])
+
+    def _late_reference(self, stream: str, records: Sequence[Any]) -> list[Alert]:
+        """Each task's detector that judges again (`on_late_reference`) gets the records dated at
+        or before its own watermark, once they are in the registry."""
+        alerts: list[Alert] = []
+        for (partition, _), task in self.tasks.items():
+            again = getattr(task.detector, "on_late_reference", None)
+            if again is None:
+                continue
+            late = [r for r in records if r.ts <= task.ctx.watermark]
+            if late:
+                alerts += self._alerts(list(again(stream, late, task.ctx)), partition)
+        return alerts
 
     def process(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]

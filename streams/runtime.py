@@ -540,7 +540,8 @@ class Monitor:
                 by_stream[self.stream_of[m.topic()]].append(to_raw(m))
         for stream, raws in by_stream.items():
             decoded = self._decode(stream, raws)
-            missed = self.engine.apply_reference(stream, [r for _, r in decoded.ok])
+            missed, alerts = self.engine.apply_reference(stream, [r for _, r in decoded.ok])
+            self._emit(alerts)
             if missed and stream not in self.stats.late_references:
                 log.warning(
                     f"{stream}: a record arrived after lifemon had judged events up to "

@@ -615,3 +615,155 @@ def test_a_record_ahead_in_time_does_not_split_an_episode(policy, catalog) -> No
         second.restore(0, first.changes(0))
         alerts += feed(second, with_outlier[cut:], 1, offset=cut) + second.drain()
         assert e1(alerts) == expected, cut
+
+
+def late_engine(policy, catalog, ents):
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+    e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    e.apply_reference("entitlements", refs("entitlements", ents))
+    e.apply_reference("customers", refs("customers", book()))
+    return e
+
+
+def judged(e: Engine, events: list, offset: int = 0) -> list:
+    """One batch read and judged as far as the watermark goes."""
+    return e.process("access", "t", 0, fed("access", events, "t", offset)) + e.advance()
+
+
+# a day's work: the termination takes effect at 17:00; HR's nightly export posts it at 02:00
+NIGHT_SHIFT = [entitlement("e1", role="wealth_manager"), entitlement("e2", role="wealth_manager")]
+GONE = entitlement("e1", role="wealth_manager", ts=T0 + 17 * HOUR, status="terminated")
+
+
+def a_day_hr_posts_late() -> list:
+    before = access("e1", customers=5, start=16 * HOUR, every_s=600)  # 16:00-16:40: still employed
+    after = access("e1", customers=8, first_customer=2, start=17 * HOUR + 60_000, every_s=300)
+    far = access("e1", customers=1, first_customer=20, start=18 * HOUR)  # another org's customer too
+    night = access("e2", customers=3, start=26 * HOUR, every_s=60)  # 02:00: the clock is long past 17:00
+    return sorted(before + after + far + night, key=lambda ev: ev.ts)
+
+
+def test_a_termination_posted_hours_late_judges_again_the_reads_it_governs(policy, catalog) -> None:
+    """A probe's termination effective 17:00, posted by HR's nightly export at 02:00: the 30 reads
+    after it raised nothing, judged long before. The reads kept since are judged again against it:
+    one alert of its own for the reads it made unauthorized, each counted once (the read of another
+    org's customer was already in the out-of-scope alert, which stands)."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    alerts = judged(e, a_day_hr_posts_late())
+    (scope,) = alerts
+    assert reasons([scope]) == {"out_of_scope"}
+    missed, late = e.apply_reference("entitlements", refs("entitlements", [GONE]))
+    assert missed == [(26 - 17) * HOUR + 120_000 - e.lateness] and len(late) == 1  # judged to 02:02
+    (a,) = late
+    assert reasons([a]) == {"terminated"} and a.severity.value == "high" and a.status.value == "closed"
+    assert a.counts["accesses"] == 9 and a.subject_count == 9  # 8 of its own book and the other org's
+    assert a.window_start == T0 + 17 * HOUR + 60_000 and a.alert_id != scope.alert_id
+    assert (
+        "terminated since 2026-01-01T17:00" in a.summary
+        and "came after these accesses were judged" in a.summary
+    )
+    # applied again (the topic read anew), nothing is new
+    assert e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts == []
+    assert scope.status.value == "closed" and e.drain() == []
+
+
+def test_a_restart_before_the_checkpoint_raises_the_same_late_alert(policy, catalog) -> None:
+    """The late alert waits for the checkpoint like any other: a crash before it loses nothing.
+    Restored from the last checkpoint, with the record in the registry the restart read whole,
+    the task judges every kept read again once and raises that alert, under the same id."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    judged(e, a_day_hr_posts_late())
+    saved = e.changes(0)
+    (late,) = e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
+    restarted = late_engine(policy, catalog, [*NIGHT_SHIFT, GONE])
+    restarted.restore(0, saved)
+    again = judged(restarted, access("e2", customers=1, start=27 * HOUR), offset=100)
+    assert [(a.alert_id, a.revision, a.counts) for a in again if a.alert_id == late.alert_id] == [
+        (late.alert_id, late.revision, late.counts)
+    ]
+
+
+def test_a_late_record_past_the_kept_hours_or_before_any_read_changes_nothing(policy, catalog) -> None:
+    """Reads are kept `late_reference_hours` (36 as shipped): a termination posted two days after
+    the reads it governs finds them gone, and one dated after the last read governs none."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    judged(e, access("e1", customers=3, start=18 * HOUR, every_s=60))
+    judged(e, access("e2", customers=1, start=(18 + 48) * HOUR), offset=10)
+    assert e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts == []
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    judged(e, a_day_hr_posts_late())
+    after_all = entitlement("e1", role="wealth_manager", ts=T0 + 20 * HOUR, status="terminated")
+    assert e.apply_reference("entitlements", refs("entitlements", [after_all])).alerts == []
+
+
+def test_a_late_transfer_judges_again_by_the_new_post(policy, catalog) -> None:
+    """A transfer out of S0101 posted late: the reads of S0101's customers after it, before the new
+    post was granted, are the transferred employee's."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    judged(e, a_day_hr_posts_late())
+    moved = entitlement("e1", role="wealth_manager", ts=T0 + 17 * HOUR, status="transferred")
+    (a,) = e.apply_reference("entitlements", refs("entitlements", [moved])).alerts
+    assert reasons([a]) == {"transferred"} and a.counts["accesses"] == 9
+
+
+def test_judging_again_counts_no_reason_twice_and_spends_no_budget_again(policy, catalog) -> None:
+    """A late record that changes nothing the rules judge raises nothing: a role change at the same
+    org leaves the out-of-scope read the out-of-scope alert's alone. An approval's budget was spent
+    when its reads were judged: judging them again spends none of it, and the approval's next
+    reads are still covered."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    judged(e, a_day_hr_posts_late())
+    regraded = entitlement("e1", role="lobby_manager", ts=T0 + 17 * HOUR)
+    assert e.apply_reference("entitlements", refs("entitlements", [regraded])).alerts == []
+
+    twenty = [approval(max_records=20, expires_ts=T0 + 3 * 86_400_000)]
+    e = late_engine(policy, catalog, [entitlement("e5", approvals=twenty)])
+    # two rows a customer: read again, a customer's rows cost again (`approvals._spend`)
+    far = dict(approval_id="AP1", purpose="complaint_handling", every_s=60, row_count=2)
+    assert judged(e, access("e5", customers=5, first_customer=10, start=HOUR, **far)) == []
+    assert judged(e, access("e5", customers=1, start=20 * HOUR), offset=5) == []  # its own: moves the clock
+    again = entitlement("e5", role="lobby_manager", org="S0101", ts=T0 + HOUR, approvals=twenty)
+    assert e.apply_reference("entitlements", refs("entitlements", [again])).alerts == []
+    rest = access("e5", customers=5, first_customer=15, start=21 * HOUR, **far)
+    assert judged(e, rest, offset=6) + e.drain() == []  # the last ten records of its twenty
+
+
+@pytest.mark.integration
+def test_a_termination_posted_after_lifemon_judged_the_reads_alerts_live(
+    broker, ch, names, policy, catalog
+) -> None:
+    """Through Tansu and chDB: the day's reads are judged and their out-of-scope alert written; HR's
+    export then posts the 17:00 termination, and the next batch's reference catch-up judges the kept
+    reads again: the termination's own alert reaches the topic and ClickHouse."""
+    import threading
+
+    from test_pipeline import latest_alerts, make_config, monitor, read_all, send
+
+    config = make_config(names, broker, "chdb://unused")
+    t = config.topics
+    m = monitor(config, ch, policy, catalog)  # the topics, with the partitions the test's config asks
+    send(broker, t.customers, book(), key=b"c")
+    for ent in NIGHT_SHIFT:
+        send(broker, t.entitlements, [ent], key=ent.actor_id.encode())
+    for actor in ("e1", "e2"):
+        send(
+            broker, t.access, [ev for ev in a_day_hr_posts_late() if ev.actor_id == actor], key=actor.encode()
+        )
+
+    def hr_export() -> None:
+        read_all(broker, t.alerts, expect_at_least=1, timeout_s=30)  # the day judged and checkpointed
+        send(broker, t.entitlements, [GONE], key=b"e1")
+        send(broker, t.access, access("e2", customers=1, start=27 * HOUR), key=b"e2")
+
+    export = threading.Thread(target=hr_export)
+    export.start()
+    m.run(idle_exit_s=6, max_seconds=90)
+    export.join()
+    alerts = [o for o in latest_alerts(read_all(broker, t.alerts, expect_at_least=2)).values()]
+    by_reason = {next(k for k in o["unmapped"]["counts"] if k.startswith("reason_")): o for o in alerts}
+    assert sorted(by_reason) == ["reason_out_of_scope", "reason_terminated"]
+    assert by_reason["reason_terminated"]["unmapped"]["counts"]["accesses"] == 9
+    rows = ch.query(
+        f"SELECT actor_id, severity, status FROM {names['database']}.alerts FINAL ORDER BY window_start"
+    ).result_rows
+    assert rows == [("e1", "high", "closed"), ("e1", "medium", "closed")]
