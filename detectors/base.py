@@ -279,8 +279,9 @@ class Detector(Protocol):
     (`Alert.actor_kind`, where OCSF puts it), an employee's or a system's account otherwise; a
     finding may say it for itself (`Finding.actor_kind`).
     `on_late_reference(stream, records, ctx) -> Iterable[Finding]`: reference records dated at or
-    before the task's watermark, already in the registry: the detector may judge again what it
-    judged without them (unauthorized_lookup: a nightly HR export's terminations)."""
+    before the latest event time the task has read, already in the registry: the detector may
+    judge again what it judged without them (unauthorized_lookup: a nightly HR export's
+    terminations)."""
 
     kind: ClassVar[str]  # its name in policy, alerts and docs
     inputs: ClassVar[dict[str, str]]  # stream -> the attribute its records must be keyed by

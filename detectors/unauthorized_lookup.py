@@ -32,10 +32,11 @@ cheap instead:
   order.
 An entitlement record later still than that (a nightly HR export's termination, posted hours after
 it took effect) finds the accesses judged. Judged accesses are kept `late_reference_hours` with the
-entitlement version each was judged by; such a record judges again those it now governs, and what
-it makes unauthorized that was not is one alert of its own (`_again`), the other alerts standing.
-A restored task does the same once for every kept access: a record that came after its last
-checkpoint is in the registry the restart read, and its alert is the same one.
+version each was judged by and the reasons found then (detectors/judged.py); such a record judges
+again those of its employee since, and what they are unauthorized for that they were not found for
+is one alert of its own per version (`_again`), revised by later records, the other alerts
+standing. A restored task judges again, once, the accesses whose version changed: a record that
+came after its last checkpoint is in the registry the restart read, and its alert is the same one.
 
 Per actor, only for an actor with something to remember: recent denials (repeated denials are a
 finding; a single one is only counted in the engine's rollups), and the open *episode*: one alert
@@ -46,7 +47,6 @@ reference streams do not know is a coverage gap: listed in the alert, never pass
 
 from __future__ import annotations
 
-import base64
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -54,11 +54,10 @@ from itertools import compress
 from operator import attrgetter, itemgetter, not_
 from typing import Any, ClassVar
 
-import lz4.frame
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detectors import approvals, inbox
+from detectors import approvals, inbox, judged
 from detectors.base import DAY_MS, Context, Finding, Store, book_holds, fed, iso_minute, n_of
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, Organisation
 from schemas.models import (
@@ -75,14 +74,11 @@ from schemas.models import (
 from schemas.structs import STRICT
 
 ACCESS_STRUCT: Any = STRICT["access"]  # a stored block's events come back as the decoder's structs
+# kept accesses, packed and unpacked (detectors/judged.py)
 _ENCODE, _DECODE = msgspec.json.Encoder().encode, msgspec.json.Decoder(list[ACCESS_STRUCT]).decode
 # store key prefix of an actor's state: an employee id is whatever a log says, and one spelled like
 # the inbox's key or an approval's budget (`~inbox`, `approval:…`) must not read that value
 ACTOR = "a:"
-# judged accesses kept for an entitlement record later than the allowed lateness (`_again`): the
-# list of blocks, as the inbox lists its own, and one block per drain
-KEPT, KEPT_BLOCK = "~judged", "~judged:"
-NO_VERSION = -1  # judged with no entitlement version in force
 # reasons an access is unauthorized, in the order an alert lists them
 REASONS = (
     "terminated",
@@ -103,6 +99,7 @@ REASONS = (
     "unknown_actor",
     "unknown_customer",
 )
+BIT = {reason: 1 << i for i, reason in enumerate(REASONS)}  # an access's reasons, kept (detectors/judged.py)
 # coverage gaps: accesses lifemon could not judge, none of them shown to be unauthorized
 GAPS = frozenset({"unknown_actor", "unknown_customer"})
 
@@ -259,30 +256,6 @@ class View:
         return self.mode == ALL or (org_id == self.org if self.mode == OWN else self.org in org_path)
 
 
-class Judged:
-    """A drain's accesses, kept for late entitlement records: the time of the entitlement version
-    each was judged by (NO_VERSION: none), brought up to date when judged again. The accesses are
-    kept packed (JSON, lz4: 48 bytes an access against some 800 as live structs, measured on the
-    mixed day) and unpacked only to be judged again: a day and a half of every access stays in the
-    store's cache."""
-
-    __slots__ = ("packed", "versions")
-
-    def __init__(self, packed: bytes, versions: list[int]) -> None:
-        self.packed, self.versions = packed, versions
-
-    @classmethod
-    def of(cls, events: list[Any], versions: list[int]) -> Judged:
-        return cls(lz4.frame.compress(_ENCODE(events)), versions)
-
-    @property
-    def events(self) -> list[Any]:
-        return _DECODE(lz4.frame.decompress(self.packed))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"packed": self.packed, "versions": self.versions}  # bytes go to JSON as base64
-
-
 def _org_sees(ent: Entitlement | None, organisation: Organisation) -> int:
     """How far an employee's org sees (机构设置(1)-(4)): by the level of the org, its depth in the
     tree (`Organisation.sees_at_depth`), never by a role's: a user may hold several roles
@@ -323,6 +296,17 @@ def _book_copy(ev: Any, ent: Entitlement, ctx: Context) -> bool:
         return False
     book = ctx.catalog.own_book(ent.roles, ev.action, ev.system, ev.fields, ev.purpose)
     return book is not None and book_holds(book[1].scope, ctx.customer(ev.subject_ids[0], ev.ts), ent.org_id)
+
+
+def _spends(ev: Any, ent: Entitlement | None) -> bool:
+    """The access would spend the budget of an approval its actor holds: judged again, its budget
+    stands as later accesses left it, not as it stood at the access."""
+    return (
+        bool(ev.approval_id)
+        and ent is not None
+        and ent.status is ACTIVE
+        and any(a.approval_id == ev.approval_id for a in ent.approvals)
+    )
 
 
 def _consented(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
@@ -371,8 +355,9 @@ class UnauthorizedLookupDetector:
         waiting = inbox.load_value(data, ACCESS_STRUCT)
         if waiting is not None:
             return waiting
-        if isinstance(data, dict) and "versions" in data:
-            return Judged(base64.b64decode(data["packed"]), data["versions"])
+        kept = judged.load_value(data, ACCESS_STRUCT)
+        if kept is not None:
+            return kept
         return ActorState.from_json(data) if isinstance(data, dict) else data
 
     # -- events: wait for the watermark ---------------------------------------------------------
@@ -421,16 +406,23 @@ class UnauthorizedLookupDetector:
         ready = inbox.release(self.store, ctx)
         if not self._caught_up:  # restored: a late record may have come after the last checkpoint
             self._caught_up = True
-            yield from self._again(None, ctx)
+            if self.keep_ms:
+                yield from self._again(self._changed(ctx), ctx)
         if not ready:
             return
         suspects, views = self._screen(ready, ctx)
-        self._keep(ready, views, ctx)
         by_actor: dict[str, list[tuple[Any, Entitlement | None]]] = {}
         for ev, ent in suspects:
             by_actor.setdefault(ev.actor_id, []).append((ev, ent))
+        found: dict[int, int] = {}  # id(access) -> the bits of its reasons
         for actor, accesses in by_actor.items():
-            yield from self._judge_actor(actor, accesses, ctx)
+            yield from self._judge_actor(actor, accesses, ctx, found)
+        if self.keep_ms:
+            versions = [judged.NO_VERSION if v.ent is None else v.ent.ts for v in views]
+            bits = [found.get(id(ev), 0) for ev in ready]
+            judged.keep(self.store, ready, versions, bits, ctx.watermark - self.keep_ms, _ENCODE)
+        else:  # kept before `late_reference_hours` was set to 0
+            judged.expire(self.store, LATEST)
 
     def _screen(
         self, events: list[Any], ctx: Context
@@ -587,9 +579,10 @@ class UnauthorizedLookupDetector:
         return sight
 
     def _judge_actor(
-        self, actor: str, accesses: list[tuple[Any, Entitlement | None]], ctx: Context
+        self, actor: str, accesses: list[tuple[Any, Entitlement | None]], ctx: Context, bits: dict[int, int]
     ) -> Iterator[Finding]:
-        """The full rules on an actor's suspect accesses, in time order, then its episode settled."""
+        """The full rules on an actor's suspect accesses, in time order, then its episode settled;
+        the reasons each was found unauthorized for go to `bits`, by id."""
         st = self._state(actor, ctx)
         if st is None:
             st = ActorState()
@@ -598,6 +591,7 @@ class UnauthorizedLookupDetector:
             found = self._denial(st, ev) if ev.outcome == DENIED else self._judge(ev, ent, ctx)
             if not found:
                 continue
+            bits[id(ev)] = sum({BIT[reason] for reason, _, _ in found})
             if st.closed is not None:  # the first finding since the watermark closed the episode
                 if ev.ts <= st.closed.end:  # it would have kept it open, read in time: the same alert
                     st.episode = st.closed
@@ -633,93 +627,89 @@ class UnauthorizedLookupDetector:
 
     # -- entitlement records later than the allowed lateness ------------------------------------
     def on_late_reference(self, stream: str, records: Sequence[Any], ctx: Context) -> Iterable[Finding]:
+        """Entitlement records dated at or before what this task has read: the kept accesses of
+        their actors from their time on are judged again (`_again`)."""
         if stream != "entitlements" or not self.keep_ms:
             return ()
-        return self._again({r.actor_id for r in records}, ctx)
+        since: dict[str, int] = {}
+        for r in records:
+            since[r.actor_id] = min(since.get(r.actor_id, r.ts), r.ts)
+        return self._again(since, ctx)
 
-    def _keep(self, events: list[Any], views: list[View], ctx: Context) -> None:
-        """The drain's accesses, kept with the entitlement version each was judged by; those older
-        than `late_reference_hours` go."""
-        if not self.keep_ms:
-            return
-        kept = self.store.get(KEPT)
-        if kept is None:
-            kept = inbox.Inbox()
-            self.store.put(KEPT, kept)
+    def _changed(self, ctx: Context) -> dict[str, int]:
+        """For a restored task: the actors with a kept access whose version in force is no longer
+        the one it was judged by, from the earliest such access (a record that came after the last
+        checkpoint is in the registry the restart read whole)."""
+        since: dict[str, int] = {}
         horizon = ctx.watermark - self.keep_ms
-        for number, _, last in kept.blocks:
-            if last < horizon:
-                self.store.delete(f"{KEPT_BLOCK}{number}")
-        kept.blocks = [b for b in kept.blocks if b[2] >= horizon]
-        versions = [NO_VERSION if v.ent is None else v.ent.ts for v in views]
-        times = list(map(_TS, events))
-        if min(times) < horizon:  # released only now, after a record far ahead moved the watermark
-            rows = [i for i, t in enumerate(times) if t >= horizon]
-            if not rows:
-                return
-            events, versions, times = (
-                [events[i] for i in rows],
-                [versions[i] for i in rows],
-                [times[i] for i in rows],
-            )
-        self.store.put(f"{KEPT_BLOCK}{kept.next}", Judged.of(events, versions))
-        kept.blocks.append([kept.next, min(times), max(times)])
-        kept.next += 1
-        self.store.touch(KEPT)
+        for _, block, events in judged.rows(self.store, horizon, horizon, _DECODE):
+            now = ctx.refs.entitlements.as_of_many(list(map(_ACTOR, events)), list(map(_TS, events)))
+            for ev, ent, was in zip(events, now, block.versions, strict=True):
+                if (judged.NO_VERSION if ent is None else ent.ts) != was and ev.ts >= horizon:
+                    since[ev.actor_id] = min(since.get(ev.actor_id, ev.ts), ev.ts)
+        return since
 
-    def _again(self, actors: set[str] | None, ctx: Context) -> Iterator[Finding]:
-        """Judge again the kept accesses (of `actors`, or all) whose entitlement version is no
-        longer the one they were judged by. What the version now in force makes unauthorized that
-        the one before did not is the new version's alert: one per (actor, version), closed, its id
-        anchored on the version (`_late_finding`), so a restart that judges them again raises the
-        same alert. A version pruned from the registry since leaves its accesses as judged."""
-        kept = self.store.get(KEPT)
-        if kept is None:
+    def _again(self, since: dict[str, int], ctx: Context) -> Iterator[Finding]:
+        """Judge again the actors' kept accesses from `since` on, against the version now in force,
+        each against what it was found then: the reasons it was not found unauthorized for are new.
+        New reasons are one closed alert per (actor, version), revised when a later record changes
+        it (a suspension posted late, then the reinstatement: the suspension's alert shrinks to the
+        reads between them). An actor with such alerts is judged again from the earliest of their
+        versions. An access under an approval the new version still carries, by an active
+        employee, is left as judged (`_spends`). A version that makes nothing new leaves its
+        alert, if any, standing."""
+        kept = self.store.get(judged.KEPT)
+        if kept is None or not since:
             return
-        registry = ctx.refs.entitlements
-        found: dict[tuple[str, int], list[tuple[Any, Found]]] = {}
-        for number, _, _ in kept.blocks:
-            block = self.store.get(f"{KEPT_BLOCK}{number}")
-            events = block.events
-            rows = [i for i, ev in enumerate(events) if actors is None or ev.actor_id in actors]
-            now = registry.as_of_many([events[i].actor_id for i in rows], [events[i].ts for i in rows])
-            changed = False
-            for i, ent in zip(rows, now, strict=True):
-                ev, was = events[i], block.versions[i]
-                version = NO_VERSION if ent is None else ent.ts
-                if version == was:
+        for actor in since.keys() & kept.raised.keys():
+            since[actor] = min(since[actor], *(r[3] for r in kept.raised[actor].values()))
+        horizon = ctx.watermark - self.keep_ms
+        offences: dict[tuple[str, int], list[tuple[Any, Found]]] = {}
+        for key, block, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
+            for i, ev in enumerate(events):
+                start = since.get(ev.actor_id)
+                if start is None or ev.ts < max(start, horizon):
                     continue
-                block.versions[i], changed = version, True
-                before = None if was == NO_VERSION else registry.as_of(ev.actor_id, was)
-                if ev.outcome == DENIED or (before is not None and before.ts != was):
-                    continue  # a denial reads nothing; a pruned version cannot be compared
-                # judged once already: the budget it spent stays spent, and none is spent again
-                trial = approvals.Trial(self.store)
-                had = {reason for reason, _, _ in self._judge(ev, before, ctx, trial)}
-                new = [f for f in self._judge(ev, ent, ctx, trial) if f[0] not in had]
+                ent = ctx.entitlement(ev.actor_id, ev.ts)
+                version = judged.NO_VERSION if ent is None else ent.ts
+                if block.versions[i] != version:
+                    block.versions[i] = version
+                    self.store.touch(key)
+                if ev.outcome == DENIED or _spends(ev, ent):
+                    continue
+                new = [f for f in self._judge(ev, ent, ctx) if not block.found[i] & BIT[f[0]]]
                 if new:
-                    found.setdefault((ev.actor_id, version), []).append((ev, new))
-            if changed:
-                self.store.touch(f"{KEPT_BLOCK}{number}")
-        for (actor, version), offences in sorted(found.items()):
-            offences.sort(key=lambda o: o[0].ts)
-            yield self._late_finding(actor, version, offences, ctx)
+                    offences.setdefault((ev.actor_id, version), []).append((ev, new))
+        for (actor, version), found in sorted(offences.items()):
+            found.sort(key=lambda o: o[0].ts)
+            finding = self._late_finding(actor, version, found, kept, ctx)
+            if finding is not None:
+                self.store.touch(judged.KEPT)
+                yield finding
 
     def _late_finding(
-        self, actor: str, version: int, offences: list[tuple[Any, Found]], ctx: Context
-    ) -> Finding:
-        """One closed alert of the accesses a late entitlement version made unauthorized. Its id
-        hashes the version's time negated: no episode starts there (an episode's start is an access's
-        time), and the restart's alert is this one."""
+        self, actor: str, version: int, offences: list[tuple[Any, Found]], kept: judged.Kept, ctx: Context
+    ) -> Finding | None:
+        """The closed alert of the accesses a late entitlement version made unauthorized, or None
+        if it is what was raised already. Its id hashes its first access's time negated: no
+        episode starts there (an episode's start is an access's time), nor does the alert another
+        partition raises of the actor's other accesses (records a producer misrouted)."""
         st = ActorState()
         for ev, found in offences:
             self._record(st, ev, found, ctx)
         ep = st.episode
         assert ep is not None
-        ep.context += (
-            f"; that entitlement record ({iso_minute(version)}) came after these accesses were judged"
-        )
-        return replace(self._finding(actor, ep, closed=True), anchor=-version)
+        anchor = -ep.start
+        signature = [ep.accesses, sorted(ep.reasons.items()), len(ep.customers), ep.unnamed]
+        raised = kept.raised.setdefault(actor, {})
+        revision, was, *_ = raised.get(str(anchor), [0, None])
+        if signature == was:
+            return None
+        raised[str(anchor)] = [revision + 1, signature, ep.last_seen, version]
+        ep.revision = revision
+        when = iso_minute(version) if version != judged.NO_VERSION else "none"
+        ep.context += f"; that entitlement record ({when}) came after these accesses were judged"
+        return replace(self._finding(actor, ep, closed=True), anchor=anchor)
 
     # -- the rules ------------------------------------------------------------------------------
     def _denial(self, st: ActorState, ev: Any) -> Found:
@@ -730,9 +720,8 @@ class UnauthorizedLookupDetector:
         note = f"{len(st.denials)} denied in {self.p.denied_window_minutes} min"
         return [("repeated_denials", note, None)]
 
-    def _judge(self, ev: Any, ent: Entitlement | None, ctx: Context, ledger: Any = None) -> Found:
-        """The reasons this access was unauthorized as of its time, each with a note on its specifics.
-        `ledger`: where an approval's budget is spent (the store's, unless judged again)."""
+    def _judge(self, ev: Any, ent: Entitlement | None, ctx: Context) -> Found:
+        """The reasons this access was unauthorized as of its time, each with a note on its specifics."""
         if ent is None:
             if not fed(ctx.refs.entitlements):
                 return []
@@ -746,7 +735,7 @@ class UnauthorizedLookupDetector:
                 return [("suspended", f"suspended since {iso_minute(ent.ts)}", ent)]
             return [("terminated", f"terminated since {iso_minute(ent.ts)}", ent)]
         action = ev.action.value
-        approval, why = approvals.judge(ev, ent, ctx, self.store if ledger is None else ledger)
+        approval, why = approvals.judge(ev, ent, ctx, self.store)
         covered = why is None
         found: Found = []
         if ctx.catalog.never_allows(ev.system, action):  # no approval opens it

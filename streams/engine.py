@@ -660,17 +660,19 @@ class Engine:
         if stream != "consents":
             for labels in self._rollup_labels.values():
                 labels.orgs.clear()  # an org labelled `other` may be known now
-        return Applied(missed, self._late_reference(stream, records) if missed else [])
+        return Applied(missed, self._late_reference(stream, records))
 
     def _late_reference(self, stream: str, records: Sequence[Any]) -> list[Alert]:
         """Each task's detector that judges again (`on_late_reference`) gets the records dated at
-        or before its own watermark, once they are in the registry."""
+        or before the latest event time it has read, once they are in the registry: its watermark
+        may have been past them before and moved back since (a quiet partition followed the
+        instance clock, then its own records came)."""
         alerts: list[Alert] = []
         for (partition, _), task in self.tasks.items():
             again = getattr(task.detector, "on_late_reference", None)
             if again is None:
                 continue
-            late = [r for r in records if r.ts <= task.ctx.watermark]
+            late = [r for r in records if r.ts <= task.stream_time]
             if late:
                 alerts += self._alerts(list(again(stream, late, task.ctx)), partition)
         return alerts

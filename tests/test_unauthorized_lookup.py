@@ -8,7 +8,7 @@ import pytest
 from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
-from schemas.models import Action, Approval, Consent, Customer
+from schemas.models import Action, Approval, Consent, Customer, EmployeeStatus
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -767,3 +767,132 @@ def test_a_termination_posted_after_lifemon_judged_the_reads_alerts_live(
         f"SELECT actor_id, severity, status FROM {names['database']}.alerts FINAL ORDER BY window_start"
     ).result_rows
     assert rows == [("e1", "high", "closed"), ("e1", "medium", "closed")]
+
+
+def test_a_late_revocation_of_an_approval_judges_its_reads_again(policy, catalog) -> None:
+    """AP1 covered ten reads of S0102's customers; HR posts late that AP1 was revoked at 01:05: the
+    five reads after it were out of scope, as they would have been found on time."""
+    twenty = [approval(max_records=20, expires_ts=T0 + 3 * 86_400_000)]
+    far = dict(approval_id="AP1", purpose="complaint_handling", every_s=60, row_count=2)
+    e = late_engine(policy, catalog, [entitlement("e5", approvals=twenty)])
+    assert judged(e, access("e5", customers=10, first_customer=10, start=HOUR, **far)) == []
+    assert judged(e, access("e5", customers=1, start=20 * HOUR), offset=20) == []
+    revoked = entitlement("e5", ts=T0 + HOUR + 5 * 60_000 - 1)
+    (a,) = e.apply_reference("entitlements", refs("entitlements", [revoked])).alerts
+    assert reasons([a]) == {"out_of_scope"} and a.counts["accesses"] == 5
+
+
+def test_successive_late_records_revise_the_alert_as_one_batch_would_raise_it(policy, catalog) -> None:
+    """A suspension at 17:00 posted late, then in the next poll the reinstatement at 17:30: the
+    suspension's alert is revised to the reads between them, as if both came together, and the
+    17:45 read of another org's customer is not counted again (its out-of-scope alert stands)."""
+    reads = access("e1", customers=4, start=17 * HOUR + 60_000, every_s=600)  # 17:01-17:31
+    far = access("e1", customers=1, first_customer=10, start=17 * HOUR + 45 * 60_000)
+    night = access("e2", start=26 * HOUR)
+    suspended = entitlement("e1", role="wealth_manager", ts=T0 + 17 * HOUR, status="suspended")
+    back = entitlement("e1", role="wealth_manager", ts=T0 + 17 * HOUR + 30 * 60_000)
+    ends = []
+    for batches in ([[suspended, back]], [[suspended], [back]]):
+        e = late_engine(policy, catalog, NIGHT_SHIFT)
+        judged(e, sorted(reads + far + night, key=lambda ev: ev.ts))
+        late = [a for b in batches for a in e.apply_reference("entitlements", refs("entitlements", b)).alerts]
+        ends.append({a.alert_id: (reasons([a]), a.counts["accesses"]) for a in late})
+    assert ends[0] == ends[1] and list(ends[0].values()) == [({"suspended"}, 3)]
+
+
+def test_a_correction_of_an_entitlement_record_at_the_same_time_judges_again(policy, catalog) -> None:
+    """A role change at 17:00 posted on time, corrected by the nightly export (the same key and
+    time: the registry replaces it): it was a termination."""
+    moved = entitlement("e1", role="lobby_manager", ts=T0 + 17 * HOUR)
+    e = late_engine(policy, catalog, [*NIGHT_SHIFT, moved])
+    assert judged(e, access("e1", customers=8, first_customer=2, start=17 * HOUR + 60_000, every_s=300)) == []
+    assert judged(e, access("e2", customers=1, start=26 * HOUR), offset=20) == []
+    corrected = moved.model_copy(update={"status": EmployeeStatus.terminated})
+    (a,) = e.apply_reference("entitlements", refs("entitlements", [corrected])).alerts
+    assert reasons([a]) == {"terminated"} and a.counts["accesses"] == 8
+
+
+def test_an_actor_read_on_two_partitions_gets_an_alert_on_each(policy, catalog) -> None:
+    """Records a producer misrouted put an actor's reads on two partitions: each partition's late
+    alert has its own id, neither hiding the other."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    parts = [access("e1", customers=4, start=17 * HOUR + 60_000), access("e1", customers=3, start=18 * HOUR)]
+    for p, reads in enumerate(parts):
+        e.process("access", "t", p, fed("access", reads + access("e2", start=26 * HOUR), "t", 0))
+    assert e.advance() == []
+    late = e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
+    assert sorted(a.counts["accesses"] for a in late) == [3, 4] and len({a.alert_id for a in late}) == 2
+
+
+def test_a_late_record_finds_what_was_judged_before_the_watermark_moved_back(policy, catalog) -> None:
+    """Partition 0 was quiet and followed the instance clock past e1's 10:00 read; its own next
+    record put its watermark back. A termination dated before the read then comes: the live run
+    raises it, and a restart from before it raises the same alert."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    e.process("access", "t", 0, fed("access", access("e1", start=10 * HOUR), "t", 0))
+    e.process("access", "t", 1, fed("access", access("e2", start=10 * HOUR + 300_000), "t", 0))
+    assert e.advance(caught_up=[("access", 0), ("access", 1)]) == []
+    e.process(
+        "access", "t", 0, fed("access", access("e1", start=10 * HOUR + 30_000, first_customer=1), "t", 1)
+    )
+    e.advance(behind=[("access", 0)])
+    saved = e.changes(0)
+    gone = entitlement("e1", role="wealth_manager", ts=T0 + 10 * HOUR - 15_000, status="terminated")
+    (live,) = e.apply_reference("entitlements", refs("entitlements", [gone])).alerts
+    restarted = late_engine(policy, catalog, [*NIGHT_SHIFT, gone])
+    restarted.restore(0, saved)
+    again = judged(restarted, access("e2", start=11 * HOUR, first_customer=2), offset=5)
+    assert [(a.alert_id, a.revision) for a in again if a.alert_id == live.alert_id] == [(live.alert_id, 1)]
+
+
+def test_keeping_no_hours_forgets_what_was_kept_and_judges_nothing_again(policy, catalog) -> None:
+    """A bank that sets `late_reference_hours: 0` after reads were kept: the restart forgets them,
+    and a late termination judges nothing again."""
+    import dataclasses
+
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    judged(e, access("e1", customers=4, start=17 * HOUR + 60_000, every_s=300))
+    judged(e, access("e2", start=26 * HOUR), offset=10)
+    saved = e.changes(0)
+    assert any(b"~judged" in k for k, _ in saved)
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+    none = dataclasses.replace(spec, params=spec.params.model_copy(update={"late_reference_hours": 0}))
+    r = Engine([none], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    r.apply_reference("entitlements", refs("entitlements", [*NIGHT_SHIFT, GONE]))
+    r.apply_reference("customers", refs("customers", book()))
+    r.restore(0, saved)
+    assert judged(r, access("e2", start=27 * HOUR), offset=20) == []
+    assert [k for k, _ in r.store(0).items() if "~judged" in k] == []
+
+
+def test_a_version_pruned_since_judging_raises_nothing_new(policy, catalog) -> None:
+    """reference_history_s shorter than the kept hours: the version a read was judged by is
+    pruned. A late record changing nothing the rules read raises nothing: the read is judged
+    against what it was found then, not against a version."""
+    v1 = entitlement("e1", role="lobby_manager", ts=T0 + 9 * HOUR)
+    e = late_engine(policy, catalog, [entitlement("e1", role="wealth_manager"), v1, entitlement("e2")])
+    scope = judged(e, access("e1", customers=1, first_customer=10, start=8 * HOUR + 30 * 60_000))
+    scope += judged(e, access("e2", start=20 * HOUR), offset=5)
+    assert reasons(scope) == {"out_of_scope"}
+    assert e.prune_references(10 * HOUR) > 0
+    same = entitlement("e1", role="wealth_manager", ts=T0 + 8 * HOUR)
+    assert e.apply_reference("entitlements", refs("entitlements", [same])).alerts == []
+
+
+def test_kept_reads_fill_blocks_of_five_thousand_and_are_judged_again_packed(policy, catalog) -> None:
+    """A live run drains a few reads each poll: they fill the newest block until it holds 5 000,
+    which is then packed, so the list of blocks grows per 5 000 reads, not per poll (a review's
+    36 h of polls made that list the bulk of every checkpoint). Packed, restored from the changelog
+    and judged again, every read after the late termination counts."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    reads = access("e1", customers=12_000, first_customer=0, start=17 * HOUR + 1_000, every_s=1)
+    for i in range(0, len(reads), 1_000):  # 12 polls, each releasing the one before
+        judged(e, reads[i : i + 1_000], offset=i)
+    judged(e, access("e2", start=26 * HOUR), offset=20_000)
+    restored = late_engine(policy, catalog, NIGHT_SHIFT)
+    restored.restore(0, e.changes(0))
+    blocks = {k: v for k, v in restored.store(0).items() if b"~judged:" in k.encode()}
+    assert len(blocks) == 3 and sum(b"packed" in orjson.dumps(v) for v in blocks.values()) == 2
+    judged(restored, access("e2", start=26 * HOUR + 60_000), offset=20_001)
+    (a,) = restored.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
+    assert a.counts["accesses"] == 12_000
