@@ -30,10 +30,11 @@ cheap instead:
   of access. What passes is authorized for certain. The rest (repeated-denial candidates, several
   customers, refused approvals, anything out of sight) meets the full rules, per actor, in time
   order.
-An entitlement record later still than that (a nightly HR export's termination, posted hours after
-it took effect) finds the accesses judged. Judged accesses are kept `late_reference_hours` with the
-version each was judged by and the reasons found then (detectors/judged.py); such a record judges
-again those of its employee since, and what they are unauthorized for that they were not found for
+An entitlement, customer or consent record later still than that (a nightly HR export's termination,
+posted hours after it took effect) finds the accesses judged. Judged accesses are kept
+`late_reference_hours` with the version each was judged by and the reasons found then
+(detectors/judged.py); such a record judges again those of its employee (or of the employees who read
+its customer) since, and what they are unauthorized for that they were not found for
 is one alert of its own per version (`_again`), revised by later records, the other alerts
 standing. A restored task judges again, once, the accesses whose version changed: a record that
 came after its last checkpoint is in the registry the restart read, and its alert is the same one.
@@ -105,6 +106,8 @@ GAPS = frozenset({"unknown_actor", "unknown_customer"})
 
 
 LATEST = 2**62  # as of this, a registry returns a key's newest version
+# the reference streams whose late records judge kept accesses again, by what their records name
+LATE_KEYS = {"entitlements": "actor_id", "customers": "customer_id", "consents": "subject_id"}
 
 
 class Reason(BaseModel):
@@ -627,14 +630,28 @@ class UnauthorizedLookupDetector:
 
     # -- entitlement records later than the allowed lateness ------------------------------------
     def on_late_reference(self, stream: str, records: Sequence[Any], ctx: Context) -> Iterable[Finding]:
-        """Entitlement records dated at or before what this task has read: the kept accesses of
-        their actors from their time on are judged again (`_again`)."""
-        if stream != "entitlements" or not self.keep_ms:
+        """Reference records dated at or before what this task has read: the kept accesses of an
+        employee a late entitlement names, or of the employees who read a customer a late customer
+        or consent record names, are judged again from the record's time on (`_again`)."""
+        attr = LATE_KEYS.get(stream)
+        if attr is None or not self.keep_ms:
             return ()
         since: dict[str, int] = {}
         for r in records:
-            since[r.actor_id] = min(since.get(r.actor_id, r.ts), r.ts)
-        return self._again(since, ctx)
+            key = getattr(r, attr)
+            since[key] = min(since.get(key, r.ts), r.ts)
+        return self._again(since if stream == "entitlements" else self._readers(since, ctx), ctx)
+
+    def _readers(self, since: dict[str, int], ctx: Context) -> dict[str, int]:
+        """The employees whose kept accesses name a customer of `since` at or after its time, each
+        from the earliest such access."""
+        actors: dict[str, int] = {}
+        horizon = ctx.watermark - self.keep_ms
+        for _, _, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
+            for ev in events:
+                if ev.ts >= horizon and any(since.get(c, LATEST) <= ev.ts for c in ev.subject_ids):
+                    actors[ev.actor_id] = min(actors.get(ev.actor_id, ev.ts), ev.ts)
+        return actors
 
     def _changed(self, ctx: Context) -> dict[str, int]:
         """For a restored task: the actors with a kept access whose version in force is no longer
@@ -707,8 +724,7 @@ class UnauthorizedLookupDetector:
             return None
         raised[str(anchor)] = [revision + 1, signature, ep.last_seen, version]
         ep.revision = revision
-        when = iso_minute(version) if version != judged.NO_VERSION else "none"
-        ep.context += f"; that entitlement record ({when}) came after these accesses were judged"
+        ep.context += "; found when reference data came after these accesses were judged"
         return replace(self._finding(actor, ep, closed=True), anchor=anchor)
 
     # -- the rules ------------------------------------------------------------------------------

@@ -660,7 +660,7 @@ def test_a_termination_posted_hours_late_judges_again_the_reads_it_governs(polic
     assert a.window_start == T0 + 17 * HOUR + 60_000 and a.alert_id != scope.alert_id
     assert (
         "terminated since 2026-01-01T17:00" in a.summary
-        and "came after these accesses were judged" in a.summary
+        and "reference data came after these accesses were judged" in a.summary
     )
     # applied again (the topic read anew), nothing is new
     assert e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts == []
@@ -896,3 +896,26 @@ def test_kept_reads_fill_blocks_of_five_thousand_and_are_judged_again_packed(pol
     judged(restored, access("e2", start=26 * HOUR + 60_000), offset=20_001)
     (a,) = restored.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
     assert a.counts["accesses"] == 12_000
+
+
+def test_a_customer_move_or_a_withdrawal_posted_late_judges_its_reads_again(policy, catalog) -> None:
+    """The core system's nightly customer export moves C0000003 to S0102 as of 17:00, and the
+    consent system's batch carries C0000001's withdrawal of marketing as of 17:00: e1's 18:00 read
+    of C0000003 was out of its sub-branch's sight, w1's 18:00 marketing read of C0000001 was of a
+    customer who had refused it. Reads of the other customers raise nothing."""
+    holdings = ("customer_name", "mobile_phone", "assets", "account_balance")
+    ents = [*NIGHT_SHIFT, entitlement("w1", role="wealth_manager")]
+    e = late_engine(policy, catalog, ents)
+    reads = access("e1", customers=4, first_customer=2, start=18 * HOUR, every_s=60) + access(
+        "w1", customers=3, start=18 * HOUR, every_s=60, fields=holdings, purpose="marketing"
+    )
+    assert judged(e, sorted(reads, key=lambda ev: ev.ts)) == []
+    assert judged(e, access("e2", start=26 * HOUR), offset=10) == []
+    moved = customer("C0000003", "S0102", ts=T0 + 17 * HOUR)
+    (a,) = e.apply_reference("customers", refs("customers", [moved])).alerts
+    assert reasons([a]) == {"out_of_scope"} and a.actor_id == "e1" and a.counts["accesses"] == 1
+    withdrawn = _consent("C0000001", "marketing", status="withdrawn").model_copy(
+        update={"ts": T0 + 17 * HOUR}
+    )
+    (b,) = e.apply_reference("consents", refs("consents", [withdrawn])).alerts
+    assert reasons([b]) == {"purpose_refused"} and b.actor_id == "w1" and b.counts["accesses"] == 1
