@@ -358,7 +358,7 @@ class UnauthorizedLookupDetector:
         waiting = inbox.load_value(data, ACCESS_STRUCT)
         if waiting is not None:
             return waiting
-        kept = judged.load_value(data, ACCESS_STRUCT)
+        kept = judged.load_value(data)
         if kept is not None:
             return kept
         return ActorState.from_json(data) if isinstance(data, dict) else data
@@ -659,9 +659,9 @@ class UnauthorizedLookupDetector:
         checkpoint is in the registry the restart read whole)."""
         since: dict[str, int] = {}
         horizon = ctx.watermark - self.keep_ms
-        for _, block, events in judged.rows(self.store, horizon, horizon, _DECODE):
+        for _, segment, events in judged.rows(self.store, horizon, horizon, _DECODE):
             now = ctx.refs.entitlements.as_of_many(list(map(_ACTOR, events)), list(map(_TS, events)))
-            for ev, ent, was in zip(events, now, block.versions, strict=True):
+            for ev, ent, was in zip(events, now, segment.versions, strict=True):
                 if (judged.NO_VERSION if ent is None else ent.ts) != was and ev.ts >= horizon:
                     since[ev.actor_id] = min(since.get(ev.actor_id, ev.ts), ev.ts)
         return since
@@ -682,19 +682,19 @@ class UnauthorizedLookupDetector:
             since[actor] = min(since[actor], *(r[3] for r in kept.raised[actor].values()))
         horizon = ctx.watermark - self.keep_ms
         offences: dict[tuple[str, int], list[tuple[Any, Found]]] = {}
-        for key, block, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
+        for key, segment, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
             for i, ev in enumerate(events):
                 start = since.get(ev.actor_id)
                 if start is None or ev.ts < max(start, horizon):
                     continue
                 ent = ctx.entitlement(ev.actor_id, ev.ts)
                 version = judged.NO_VERSION if ent is None else ent.ts
-                if block.versions[i] != version:
-                    block.versions[i] = version
+                if segment.versions[i] != version:
+                    segment.versions[i] = version
                     self.store.touch(key)
                 if ev.outcome == DENIED or _spends(ev, ent):
                     continue
-                new = [f for f in self._judge(ev, ent, ctx) if not block.found[i] & BIT[f[0]]]
+                new = [f for f in self._judge(ev, ent, ctx) if not segment.found[i] & BIT[f[0]]]
                 if new:
                     offences.setdefault((ev.actor_id, version), []).append((ev, new))
         for (actor, version), found in sorted(offences.items()):
