@@ -653,6 +653,7 @@ class Engine:
             fold(approvals, "purpose", spelling)
             for a in approvals:
                 a.systems = [self._system_spelling(s) or s for s in a.systems]
+        news = self._news(registry, records)
         for r in records:
             registry.put(r)
             if stream != "consents":
@@ -660,7 +661,18 @@ class Engine:
         if stream != "consents":
             for labels in self._rollup_labels.values():
                 labels.orgs.clear()  # an org labelled `other` may be known now
-        return Applied(missed, self._late_reference(stream, records))
+        return Applied(missed, self._late_reference(stream, news) if news else [])
+
+    def _news(self, registry: AsOfRegistry[Any], records: Sequence[Any]) -> list[Any]:
+        """The records a detector may judge again by (`on_late_reference`): dated at or before the
+        latest event time of a task that does, and not already the version in force then (a
+        nightly export that sends every customer again, each with its valid-from time, changes
+        nothing and judges nothing again)."""
+        read = max(
+            (t.stream_time for t in self.tasks.values() if hasattr(t.detector, "on_late_reference")),
+            default=0,
+        )
+        return [r for r in records if r.ts <= read and registry.as_of(registry.key_of(r), r.ts) != r]
 
     def _late_reference(self, stream: str, records: Sequence[Any]) -> list[Alert]:
         """Each task's detector that judges again (`on_late_reference`) gets the records dated at

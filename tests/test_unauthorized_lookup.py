@@ -926,3 +926,19 @@ def test_a_customer_move_or_a_withdrawal_posted_late_judges_its_reads_again(poli
     )
     (b,) = e.apply_reference("consents", refs("consents", [withdrawn])).alerts
     assert reasons([b]) == {"purpose_refused"} and b.actor_id == "w1" and b.counts["accesses"] == 1
+
+
+def test_a_nightly_export_that_sends_every_record_again_judges_nothing_again(policy, catalog) -> None:
+    """A customer export that sends the whole book every night, each customer with its valid-from
+    time, changes nothing: no record reaches the detector, and nothing is judged again (judging
+    36 h of every customer's reads again each night would cost minutes of CPU)."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    judged(e, a_day_hr_posts_late())
+    task = e.tasks[(0, "unauthorized_lookup")]
+    heard = []
+    task.detector.on_late_reference = lambda stream, records, ctx: heard.append(len(records)) or ()
+    assert e.apply_reference("customers", refs("customers", book())).alerts == []
+    assert e.apply_reference("entitlements", refs("entitlements", NIGHT_SHIFT)).alerts == []
+    moved = customer("C0000003", "S0102", ts=T0 + 17 * HOUR)
+    e.apply_reference("customers", refs("customers", [*book(), moved]))
+    assert heard == [1]  # the move alone
