@@ -765,8 +765,9 @@ error:
 
 PyDoc_STRVAR(names_text_doc,
 "names_text(records, attrs)\n--\n\n"
-"The records' `attrs` (a str, a list of str, or None) in one str, joined by \\x1f: one\n"
-"search of it tells whether any name of the batch holds a form (a customer id's, say).");
+"The records' `attrs` (a str, a list of str, or None) in one str, joined by \\x1f, each record's\n"
+"ended by \\x1e: one search of it tells whether any name of the batch holds a form (a customer\n"
+"id's, say), and where it found one tells which record holds it.");
 
 static PyObject *
 door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -776,9 +777,9 @@ door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *records = args[0], *attrs = args[1];
-    PyObject *parts = PyList_New(0), *text = NULL;
-    if (parts == NULL)
-        return NULL;
+    PyObject *parts = PyList_New(0), *end = PyUnicode_FromString("\x1e"), *text = NULL;
+    if (parts == NULL || end == NULL)
+        goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         PyObject *record = PyList_GET_ITEM(records, i);
         for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs); a++) {
@@ -797,6 +798,8 @@ door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             if (failed)
                 goto done;
         }
+        if (PyList_Append(parts, end) < 0)
+            goto done;
     }
     PyObject *separator = PyUnicode_FromString("\x1f");
     if (separator != NULL) {
@@ -804,7 +807,8 @@ door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(separator);
     }
 done:
-    Py_DECREF(parts);
+    Py_XDECREF(parts);
+    Py_XDECREF(end);
     return text;
 }
 

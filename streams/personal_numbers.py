@@ -26,8 +26,10 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from datetime import date
+from itertools import accumulate
 from typing import Any
 
 from schemas.models import ValueType
@@ -285,12 +287,17 @@ class CustomerIdSeal(NameSeal):
         return sealed if sealed != plain else text
 
     def _candidates(self, records: list[Any], names: tuple[str, ...]) -> Iterable[tuple[int, str]]:
-        """Every name of the batch, if its names joined hold the form anywhere (streams/_door.c
-        `names_text`): a batch without one, the rule, costs one search; one with one rewrites
-        each name that holds it."""
-        if self._anywhere.search(half_width(_door.names_text(records, names))) is None:
+        """Every name of the records whose names hold the form anywhere, found in the batch's
+        names joined (streams/_door.c `names_text`): a batch without one, the rule, costs one
+        search; one with a few, a search and the records they are in (every name of the batch
+        was rewritten once one held the form: 116 000 rewrites of the mixed day's)."""
+        text = half_width(_door.names_text(records, names))  # the same length: one character each
+        found = [m.start() for m in self._anywhere.finditer(text)]
+        if not found:
             return ()
-        return ((i, name) for i in range(len(records)) for name in names)
+        # where each record's names end: a match before the i-th end and after the one before is the i-th's
+        ends = list(accumulate(len(part) + 1 for part in text.split("\x1e")))
+        return ((i, name) for i in sorted({bisect_right(ends, at) for at in found}) for name in names)
 
 
 # full-width letters and digits (Ｃ０００００２２, typed in Chinese input mode) -> ASCII; punctuation kept

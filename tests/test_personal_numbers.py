@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from conftest import fed
+from conftest import access, fed
 
 from detectors import load_detectors
 from schemas.models import Consent
-from schemas.structs import STRICT
+from schemas.structs import STRICT, from_model
 from streams import _door
 from streams.alerts import latest
 from streams.codecs import Decoder
@@ -187,6 +187,30 @@ def test_a_customers_pseudonym_in_a_name_is_the_one_its_fields_get() -> None:
     # `acct-c0000306-1` kept the id a lower-case subject field was pseudonymized from)
     ring.spell_ids_as("C[0-9]{7}")
     assert door.text("acct-c0000306-1") == f"acct-{ring('C0000306')}-1" == f"acct-{ring('c0000306')}-1"
+
+
+def test_a_batch_rewrites_the_records_whose_names_hold_a_customer_id_and_no_other() -> None:
+    """The batch's names are searched once: the records a customer id was found in, wherever in the
+    batch and in whichever of their names (a list of record ids, full width), are rewritten; the
+    rest are left as they came (every record of the batch was rewritten before)."""
+    from streams.personal_numbers import DoorSeals
+
+    ring = Pseudonymizer(b"k" * 32)
+    events = [from_model("access", ev) for ev in access("e1", customers=200)]
+    events[3].record_ids = ["R-9", "C0000022-acct-1"]
+    events[150].event_id = "Ｃ０００００２２-export"
+    events[199].approval_id = "AP-C0000022"
+    before = [msgspec.to_builtins(ev) for ev in events]
+    door = DoorSeals("C[0-9]{7}", ring, ring.digest)
+    ids = door._seals[-1]
+    read: list[str] = []  # the names the customer id seal was asked to rewrite
+    ids.text = lambda text, own=ids.text: read.append(text) or own(text)  # type: ignore[method-assign]
+    door.records("access", events)
+    changed = {i for i, ev in enumerate(events) if msgspec.to_builtins(ev) != before[i]}
+    assert changed == {3, 150, 199} and len(read) < 20  # three records' five names
+    p = ring("C0000022")
+    assert events[3].record_ids == ["R-9", f"{p}-acct-1"] and events[150].event_id == f"{p}-export"
+    assert events[199].approval_id == f"AP-{p}"
 
 
 def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
