@@ -16,7 +16,8 @@ the event-time rule's `max_behind` are dead-lettered), keeping the one in force 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from schemas.models import ConsentStatus
@@ -30,11 +31,8 @@ class AsOfRegistry(Generic[T]):
         self.key_attrs = key_attrs
         # key -> (ts, record) for a single version, or a ts-sorted list of them
         self._versions: dict[Hashable, Version | list[Version]] = {}
-
-    def key_of(self, record: Any) -> Hashable:
-        if len(self.key_attrs) == 1:
-            return getattr(record, self.key_attrs[0])
-        return tuple(getattr(record, a) for a in self.key_attrs)
+        # the attribute, or the tuple of them, in one C call
+        self.key_of: Callable[[Any], Hashable] = attrgetter(*key_attrs)
 
     def put(self, record: T) -> None:
         key, ts = self.key_of(record), record.ts  # type: ignore[attr-defined]
