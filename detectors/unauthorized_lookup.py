@@ -241,18 +241,21 @@ Found = list[tuple[str, str, Entitlement | None]]  # (reason, what its offence w
 
 
 class View:
-    """What the rules read of one entitlement version, worked out once per batch: its roles as a
-    key, its org and the visibility of its org level (seed 004 机构设置(1)-(4), organisation.yaml
-    `org_levels`). `roles` is None for an entitlement the screen leaves to the full rules (none,
-    or an employee who is not active)."""
+    """What the rules read of one entitlement version, worked out once per batch: its roles and
+    the visibility of its org level as a key, its org and that visibility (seed 004 机构设置(1)-(4),
+    organisation.yaml `org_levels`). `roles` is None for an entitlement the screen leaves to the
+    full rules (none, or an employee who is not active)."""
 
     __slots__ = ("ent", "roles", "org", "mode")
 
     def __init__(self, ent: Entitlement | None, ctx: Context):
         self.ent = ent
-        self.roles = "\x1f".join(ent.roles) if ent is not None and ent.status is ACTIVE else None
         self.org = ent.org_id if ent is not None else None
         self.mode = _org_sees(ent, ctx.catalog.policy.organisation)
+        # the memo's verdict is how far the org must see: a head-office holder of the roles learned
+        # "every customer", and a sub-branch holder of the same roles passed on it (a review)
+        active = ent is not None and ent.status is ACTIVE
+        self.roles = "\x1f".join([*ent.roles, str(self.mode)]) if active else None  # type: ignore[union-attr]
 
     def sees(self, org_id: str, org_path: list[str]) -> bool:
         """Head office sees every customer, a branch its own and its sub-branches', a sub-branch its own."""

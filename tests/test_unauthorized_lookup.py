@@ -942,3 +942,15 @@ def test_a_nightly_export_that_sends_every_record_again_judges_nothing_again(pol
     moved = customer("C0000003", "S0102", ts=T0 + 17 * HOUR)
     e.apply_reference("customers", refs("customers", [*book(), moved]))
     assert heard == [1]  # the move alone
+
+
+def test_a_head_office_holder_of_the_roles_opens_nothing_for_a_sub_branch_holder(run) -> None:
+    """The screen remembers, per kind of access, how far the org must see: a head-office wealth
+    manager's read of a B02 customer taught it "every customer", and a sub-branch wealth manager's
+    read of the same customer passed on that (a review); it is out of scope."""
+    ents = [entitlement("h1", role="wealth_manager", org="HO"), entitlement("e1", role="wealth_manager")]
+    reads = access("h1", customers=1, first_customer=20, start=HOUR) + access(
+        "e1", customers=1, first_customer=20, start=HOUR + 1_000
+    )
+    (a,) = run(ents, reads)
+    assert a.actor_id == "e1" and reasons([a]) == {"out_of_scope"}
