@@ -95,6 +95,23 @@ class Ledger(Protocol):
     def put(self, key: str, value: Any) -> None: ...
 
 
+class Trial:
+    """A ledger for judging again what was judged once: each budget as the store holds it, read
+    as a copy (`_spend` changes a budget in place), and what is spent forgotten."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: Ledger) -> None:
+        self.store = store
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.store.get(key, default)
+        return value.to_json() if isinstance(value, Budget) else value
+
+    def put(self, key: str, value: Any) -> None:
+        pass
+
+
 def judge(
     ev: Any,
     ent: Entitlement | None,

@@ -12,9 +12,9 @@ Each drain's accesses are one *segment* (`~judged:<n>`), packed at once (JSON, l
 once: a live run drains a few accesses each poll, and a block that filled over many polls was
 written again at every checkpoint it grew in. The list under `~judged` covers the segments by
 *pages* of `PAGE_SIZE` consecutive ones, [first number, last number, earliest, latest time,
-accesses] each, so that it stays a few kilobytes through a day and a half of polls (a list entry
-per segment was 2.3 MB of every checkpoint, a review measured), and holds, per actor, the alerts
-raised from judging again (`Kept.raised`), so that a later record revises them.
+accesses] each, so that it stays a few hundred bytes through a day and a half of polls (a list
+entry per segment was 2.3 MB of every checkpoint, a review measured). A segment's versions and bits
+stay as judged first: judging again rewrites none (the detector keeps what it raised apart).
 """
 
 from __future__ import annotations
@@ -50,23 +50,21 @@ class Segment:
 
 class Kept:
     """The pages of segments, [first number, last number, earliest, latest time, accesses] each in
-    the order kept, and per actor the alerts judging again raised: anchor -> [revision, signature,
-    latest access, the entitlement version's time]."""
+    the order kept."""
 
-    __slots__ = ("next", "pages", "raised")
+    __slots__ = ("next", "pages")
 
-    def __init__(self, next_segment: int = 0, pages: list[list[int]] | None = None, raised: Any = None):
+    def __init__(self, next_segment: int = 0, pages: list[list[int]] | None = None):
         self.next, self.pages = next_segment, pages or []
-        self.raised: dict[str, dict[str, list[Any]]] = raised or {}
 
     def to_json(self) -> dict[str, Any]:
-        return {"kept": self.pages, "next": self.next, "raised": self.raised}
+        return {"kept": self.pages, "next": self.next}
 
 
 def load_value(data: Any) -> Kept | Segment | None:
     """The list or a segment from its stored JSON, or None when the value is neither."""
     if isinstance(data, dict) and "kept" in data:
-        return Kept(data["next"], data["kept"], data["raised"])
+        return Kept(data["next"], data["kept"])
     if isinstance(data, dict) and "found" in data:
         return Segment(
             base64.b64decode(data["packed"]), data["first"], data["last"], data["versions"], data["found"]
@@ -101,22 +99,18 @@ def keep(
 
 
 def expire(store: Store, horizon: int) -> Kept | None:
-    """Forget the pages whose accesses are all older than `horizon`, and the alerts raised of
-    accesses that old; the list, if anything is left."""
+    """Forget the pages whose accesses are all older than `horizon`; the list, if anything is left."""
     kept = store.get(KEPT)
     if kept is None:
         return None
     gone = [p for p in kept.pages if p[3] < horizon]
-    stale = [a for a, raised in kept.raised.items() if all(r[2] < horizon for r in raised.values())]
-    if not gone and not stale:
+    if not gone:
         return kept
     for lo, hi, *_ in gone:
         for n in range(lo, hi + 1):
             store.delete(f"{SEGMENT}{n}")
     kept.pages = [p for p in kept.pages if p[3] >= horizon]
-    for actor in stale:
-        del kept.raised[actor]
-    if not kept.pages and not kept.raised:
+    if not kept.pages:
         store.delete(KEPT)
         return None
     store.touch(KEPT)

@@ -108,6 +108,20 @@ GAPS = frozenset({"unknown_actor", "unknown_customer"})
 LATEST = 2**62  # as of this, a registry returns a key's newest version
 # the reference streams whose late records judge kept accesses again, by what their records name
 LATE_KEYS = {"entitlements": "actor_id", "customers": "customer_id", "consents": "subject_id"}
+RAISED = "~raised:"  # + employee id: the alerts judging again raised (`LateAlerts`)
+WITHDRAWN = "withdrawn"  # a late alert's signature once no access is left in it
+# what an approval covering the access decides: judged again, an access under an approval its
+# employee holds keeps what it was found then (the budget stands as later accesses left it)
+COVERED = frozenset(
+    {
+        "out_of_scope",
+        "old_scope_after_transfer",
+        "c3_without_approval",
+        "c2_takeout_without_approval",
+        "role_not_permitted",
+        "system_not_permitted",
+    }
+)
 
 
 class Reason(BaseModel):
@@ -304,15 +318,47 @@ def _book_copy(ev: Any, ent: Entitlement, ctx: Context) -> bool:
     return book is not None and book_holds(book[1].scope, ctx.customer(ev.subject_ids[0], ev.ts), ent.org_id)
 
 
-def _spends(ev: Any, ent: Entitlement | None) -> bool:
-    """The access would spend the budget of an approval its actor holds: judged again, its budget
-    stands as later accesses left it, not as it stood at the access."""
+def _holds(ev: Any, ent: Entitlement) -> bool:
+    """The access names an approval its employee, active, holds (`COVERED`)."""
     return (
         bool(ev.approval_id)
-        and ent is not None
         and ent.status is ACTIVE
         and any(a.approval_id == ev.approval_id for a in ent.approvals)
     )
+
+
+def _decides(stream: str, r: Any, ctx: Context) -> bool:
+    """A late customer or consent record that can make a read unauthorized: a customer who moved
+    or whose status changed (a customer new to the stream was a coverage gap, said then: a nightly
+    export's new customers, dated earlier that day, would judge every kept read of theirs again),
+    or a consent that is not a grant."""
+    if stream == "consents":
+        return r.status is not ConsentStatus.granted
+    before = ctx.refs.customers.as_of(r.customer_id, r.ts - 1)
+    return before is not None and (before.org_id, before.org_path, before.status) != (
+        r.org_id,
+        r.org_path,
+        r.status,
+    )
+
+
+def _anchor(version: int) -> int:
+    """A late alert's id anchor: its version's time, negated, below every access's time."""
+    return -version - 1
+
+
+class LateAlerts:
+    """The alerts judging an employee's accesses again raised: anchor -> [revision, latest access,
+    version, signature, first access]. Under `RAISED` + the employee id, until its timer at the
+    latest access plus the kept hours."""
+
+    __slots__ = ("alerts",)
+
+    def __init__(self, alerts: dict[str, list[Any]] | None = None) -> None:
+        self.alerts = alerts or {}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"late_alerts": self.alerts}
 
 
 def _consented(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
@@ -364,6 +410,8 @@ class UnauthorizedLookupDetector:
         kept = judged.load_value(data)
         if kept is not None:
             return kept
+        if isinstance(data, dict) and "late_alerts" in data:
+            return LateAlerts(data["late_alerts"])
         return ActorState.from_json(data) if isinstance(data, dict) else data
 
     # -- events: wait for the watermark ---------------------------------------------------------
@@ -378,6 +426,9 @@ class UnauthorizedLookupDetector:
         yield from self._drain(ctx)
         approvals.forget_expired(self.store, key, ctx.watermark)
         if key == inbox.INBOX:
+            return
+        if key.startswith(RAISED):
+            self._forget_raised(key, ctx)
             return
         actor = key.removeprefix(ACTOR)  # a bare id: an earlier lifemon's timer
         st = self._state(actor, ctx)
@@ -415,6 +466,7 @@ class UnauthorizedLookupDetector:
             if self.keep_ms:
                 yield from self._again(self._changed(ctx), ctx)
         if not ready:
+            judged.expire(self.store, ctx.watermark - self.keep_ms if self.keep_ms else LATEST)
             return
         suspects, views = self._screen(ready, ctx)
         by_actor: dict[str, list[tuple[Any, Entitlement | None]]] = {}
@@ -641,8 +693,11 @@ class UnauthorizedLookupDetector:
             return ()
         since: dict[str, int] = {}
         for r in records:
-            key = getattr(r, attr)
-            since[key] = min(since.get(key, r.ts), r.ts)
+            if stream == "entitlements" or _decides(stream, r, ctx):
+                key = getattr(r, attr)
+                since[key] = min(since.get(key, r.ts), r.ts)
+        if not since:
+            return ()
         return self._again(since if stream == "entitlements" else self._readers(since, ctx), ctx)
 
     def _readers(self, since: dict[str, int], ctx: Context) -> dict[str, int]:
@@ -672,63 +727,105 @@ class UnauthorizedLookupDetector:
     def _again(self, since: dict[str, int], ctx: Context) -> Iterator[Finding]:
         """Judge again the actors' kept accesses from `since` on, against the version now in force,
         each against what it was found then: the reasons it was not found unauthorized for are new.
-        New reasons are one closed alert per (actor, version), revised when a later record changes
-        it (a suspension posted late, then the reinstatement: the suspension's alert shrinks to the
-        reads between them). An actor with such alerts is judged again from the earliest of their
-        versions. An access under an approval the new version still carries, by an active
-        employee, is left as judged (`_spends`). A version that makes nothing new leaves its
-        alert, if any, standing."""
-        kept = self.store.get(judged.KEPT)
-        if kept is None or not since:
+        New reasons are one closed alert per (actor, version), revised whenever the actor is judged
+        again: an actor with such alerts is judged again from the earliest of their versions, and
+        one no access is left in is withdrawn (a suspension posted late, then a reinstatement or a
+        correction: the suspension's alert shrinks to the reads between them, or is withdrawn).
+        An access under an approval its employee still holds, active, keeps what its approval
+        decided (`COVERED`): judged again, its budget would stand as later accesses left it."""
+        if not since:
             return
-        for actor in since.keys() & kept.raised.keys():
-            since[actor] = min(since[actor], *(r[3] for r in kept.raised[actor].values()))
+        raised = {actor: got for actor in since if (got := self.store.get(RAISED + actor)) is not None}
+        for actor, got in raised.items():
+            since[actor] = min(since[actor], *(r[2] for r in got.alerts.values()))
         horizon = ctx.watermark - self.keep_ms
         offences: dict[tuple[str, int], list[tuple[Any, Found]]] = {}
-        for key, segment, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
+        for _, segment, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
             for i, ev in enumerate(events):
                 start = since.get(ev.actor_id)
-                if start is None or ev.ts < max(start, horizon):
+                if start is None or ev.ts < max(start, horizon) or ev.outcome == DENIED:
                     continue
                 ent = ctx.entitlement(ev.actor_id, ev.ts)
-                version = judged.NO_VERSION if ent is None else ent.ts
-                if segment.versions[i] != version:
-                    segment.versions[i] = version
-                    self.store.touch(key)
-                if ev.outcome == DENIED or _spends(ev, ent):
-                    continue
-                new = [f for f in self._judge(ev, ent, ctx) if not segment.found[i] & BIT[f[0]]]
+                if ent is None:
+                    continue  # none before either: a record can add a version, not take one away
+                new = [
+                    f
+                    for f in self._judge(ev, ent, ctx, approvals.Trial(self.store))
+                    if not segment.found[i] & BIT[f[0]] and not (f[0] in COVERED and _holds(ev, ent))
+                ]
                 if new:
-                    offences.setdefault((ev.actor_id, version), []).append((ev, new))
-        for (actor, version), found in sorted(offences.items()):
-            found.sort(key=lambda o: o[0].ts)
-            finding = self._late_finding(actor, version, found, kept, ctx)
-            if finding is not None:
-                self.store.touch(judged.KEPT)
-                yield finding
+                    offences.setdefault((ev.actor_id, ent.ts), []).append((ev, new))
+        for actor in sorted(since):
+            got = raised.get(actor) or LateAlerts()
+            groups = {version: found for (who, version), found in offences.items() if who == actor}
+            for anchor in sorted(got.alerts.keys() - {str(_anchor(v)) for v in groups}):
+                yield from self._withdraw(actor, anchor, got, ctx)
+            for version, found in sorted(groups.items()):
+                found.sort(key=lambda o: o[0].ts)
+                yield from self._late_finding(actor, version, found, got, ctx)
+            if got.alerts:
+                self.store.put(RAISED + actor, got)
+                ctx.timers.register(RAISED + actor, max(r[1] for r in got.alerts.values()) + self.keep_ms)
+
+    def _forget_raised(self, key: str, ctx: Context) -> None:
+        """Late alerts whose accesses left the kept hours can no longer be revised."""
+        got = self.store.get(key)
+        if not isinstance(got, LateAlerts):
+            return
+        horizon = ctx.watermark - self.keep_ms
+        got.alerts = {a: r for a, r in got.alerts.items() if r[1] >= horizon}
+        if got.alerts:
+            self.store.touch(key)
+            ctx.timers.register(key, max(r[1] for r in got.alerts.values()) + self.keep_ms)
+        else:
+            self.store.delete(key)
 
     def _late_finding(
-        self, actor: str, version: int, offences: list[tuple[Any, Found]], kept: judged.Kept, ctx: Context
-    ) -> Finding | None:
-        """The closed alert of the accesses a late entitlement version made unauthorized, or None
-        if it is what was raised already. Its id hashes its first access's time negated: no
-        episode starts there (an episode's start is an access's time), nor does the alert another
-        partition raises of the actor's other accesses (records a producer misrouted)."""
+        self, actor: str, version: int, offences: list[tuple[Any, Found]], got: LateAlerts, ctx: Context
+    ) -> Iterator[Finding]:
+        """The closed alert of the accesses a late entitlement version made unauthorized, unless it
+        is what was raised already. Its id hashes the version's time, negated: no episode starts
+        there (an episode's start is an access's time)."""
         st = ActorState()
         for ev, found in offences:
             self._record(st, ev, found, ctx)
         ep = st.episode
         assert ep is not None
-        anchor = -ep.start
-        signature = [ep.accesses, sorted(ep.reasons.items()), len(ep.customers), ep.unnamed]
-        raised = kept.raised.setdefault(actor, {})
-        revision, was, *_ = raised.get(str(anchor), [0, None])
+        anchor = str(_anchor(version))
+        signature = f"{ep.accesses} {sorted(ep.reasons.items())} {len(ep.customers)} {ep.unnamed}"
+        revision, _, _, was, _ = got.alerts.get(anchor, [0, 0, 0, "", 0])
         if signature == was:
-            return None
-        raised[str(anchor)] = [revision + 1, signature, ep.last_seen, version]
+            return
+        got.alerts[anchor] = [revision + 1, ep.last_seen, version, signature, ep.start]
         ep.revision = revision
         ep.context += "; found when reference data came after these accesses were judged"
-        return replace(self._finding(actor, ep, closed=True), anchor=anchor)
+        yield replace(self._finding(actor, ep, closed=True), anchor=_anchor(version))
+
+    def _withdraw(self, actor: str, anchor: str, got: LateAlerts, ctx: Context) -> Iterator[Finding]:
+        """The alert a later record leaves no access in, revised to say so (closed, info)."""
+        revision, last, version, signature, start = got.alerts[anchor]
+        if signature == WITHDRAWN:
+            return
+        got.alerts[anchor] = [revision + 1, last, version, WITHDRAWN, start]
+        yield Finding(
+            detector=self.kind,
+            rule_id=self.section.rule_id,
+            key=actor,
+            anchor=int(anchor),
+            window_start=start,
+            window_end=last,
+            severity=Severity.info,
+            revision=revision + 1,
+            closed=True,
+            summary=f"{actor}: withdrawn: reference data that came later leaves none of the accesses "
+            f"this alert found unauthorized (entitlement as of {iso_minute(version)}). | {actor}：已撤销："
+            "其后到达的参考数据表明本告警所列访问均未越权。",
+            jr_class=JrClass.C1.value,
+            actor_id=actor,
+            counts={"accesses": 0, "customers": 0, "records": 0},
+            first_seen=start,
+            last_seen=last,
+        )
 
     # -- the rules ------------------------------------------------------------------------------
     def _denial(self, st: ActorState, ev: Any) -> Found:
@@ -739,8 +836,9 @@ class UnauthorizedLookupDetector:
         note = f"{len(st.denials)} denied in {self.p.denied_window_minutes} min"
         return [("repeated_denials", note, None)]
 
-    def _judge(self, ev: Any, ent: Entitlement | None, ctx: Context) -> Found:
-        """The reasons this access was unauthorized as of its time, each with a note on its specifics."""
+    def _judge(self, ev: Any, ent: Entitlement | None, ctx: Context, ledger: Any = None) -> Found:
+        """The reasons this access was unauthorized as of its time, each with a note on its specifics.
+        `ledger`: where an approval's budget is spent (the store, unless judged again)."""
         if ent is None:
             if not fed(ctx.refs.entitlements):
                 return []
@@ -754,7 +852,7 @@ class UnauthorizedLookupDetector:
                 return [("suspended", f"suspended since {iso_minute(ent.ts)}", ent)]
             return [("terminated", f"terminated since {iso_minute(ent.ts)}", ent)]
         action = ev.action.value
-        approval, why = approvals.judge(ev, ent, ctx, self.store)
+        approval, why = approvals.judge(ev, ent, ctx, self.store if ledger is None else ledger)
         covered = why is None
         found: Found = []
         if ctx.catalog.never_allows(ev.system, action):  # no approval opens it

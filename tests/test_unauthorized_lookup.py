@@ -726,6 +726,12 @@ def test_judging_again_counts_no_reason_twice_and_spends_no_budget_again(policy,
     assert e.apply_reference("entitlements", refs("entitlements", [again])).alerts == []
     rest = access("e5", customers=5, first_customer=15, start=21 * HOUR, **far)
     assert judged(e, rest, offset=6) + e.drain() == []  # the last ten records of its twenty
+    # the budget spent to its last record: judged again, its reads keep what the approval decided
+    # (read as spent now, a review's ten covered reads were "budget spent" after a role change)
+    e = late_engine(policy, catalog, [entitlement("e5", approvals=twenty)])
+    assert judged(e, access("e5", customers=10, first_customer=10, start=HOUR, **far)) == []
+    assert judged(e, access("e5", customers=1, start=20 * HOUR), offset=10) == []
+    assert e.apply_reference("entitlements", refs("entitlements", [again])).alerts == []
 
 
 @pytest.mark.integration
@@ -812,18 +818,6 @@ def test_a_correction_of_an_entitlement_record_at_the_same_time_judges_again(pol
     assert reasons([a]) == {"terminated"} and a.counts["accesses"] == 8
 
 
-def test_an_actor_read_on_two_partitions_gets_an_alert_on_each(policy, catalog) -> None:
-    """Records a producer misrouted put an actor's reads on two partitions: each partition's late
-    alert has its own id, neither hiding the other."""
-    e = late_engine(policy, catalog, NIGHT_SHIFT)
-    parts = [access("e1", customers=4, start=17 * HOUR + 60_000), access("e1", customers=3, start=18 * HOUR)]
-    for p, reads in enumerate(parts):
-        e.process("access", "t", p, fed("access", reads + access("e2", start=26 * HOUR), "t", 0))
-    assert e.advance() == []
-    late = e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
-    assert sorted(a.counts["accesses"] for a in late) == [3, 4] and len({a.alert_id for a in late}) == 2
-
-
 def test_a_late_record_finds_what_was_judged_before_the_watermark_moved_back(policy, catalog) -> None:
     """Partition 0 was quiet and followed the instance clock past e1's 10:00 read; its own next
     record put its watermark back. A termination dated before the read then comes: the live run
@@ -901,7 +895,10 @@ def test_kept_reads_are_written_once_each_and_judged_again_packed(policy, catalo
     (kept,) = [v for k, v in restored.store(0).items() if k.endswith("~judged")]
     assert len(orjson.dumps(kept)) < 1_000 and len(kept["kept"]) == 1
     judged(restored, access("e2", start=26 * HOUR + 60_000), offset=20_001)
+    restored.changes(0)
     (a,) = restored.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
+    # judging again rewrites no segment (one late record for one employee rewrote them all: a review)
+    assert [k for k, _ in restored.changes(0) if b"~judged" in k] == []
     assert a.counts["accesses"] == 12_000
 
 
@@ -954,3 +951,52 @@ def test_a_head_office_holder_of_the_roles_opens_nothing_for_a_sub_branch_holder
     )
     (a,) = run(ents, reads)
     assert a.actor_id == "e1" and reasons([a]) == {"out_of_scope"}
+
+
+def test_a_late_alert_a_later_record_leaves_empty_is_withdrawn(policy, catalog) -> None:
+    """A suspension at 17:00 posted late raises the eight reads after it; the next poll brings the
+    source's correction of that record (the same time: still active). The alert is revised to say
+    it is withdrawn, nothing left in it; posted together, nothing is raised at all."""
+    suspended = entitlement("e1", role="wealth_manager", ts=T0 + 17 * HOUR, status="suspended")
+    fixed = entitlement("e1", role="wealth_manager", ts=T0 + 17 * HOUR)
+    reads = access("e1", customers=8, first_customer=2, start=17 * HOUR + 60_000, every_s=300)
+    ends = []
+    for batches in ([[suspended, fixed]], [[suspended], [fixed]]):
+        e = late_engine(policy, catalog, NIGHT_SHIFT)
+        assert judged(e, reads + access("e2", start=26 * HOUR)) == []
+        ends.append(
+            [a for b in batches for a in e.apply_reference("entitlements", refs("entitlements", b)).alerts]
+        )
+    assert ends[0] == []
+    first, withdrawn = ends[1]
+    assert first.alert_id == withdrawn.alert_id and (first.revision, withdrawn.revision) == (1, 2)
+    assert first.counts["accesses"] == 8 and withdrawn.counts["accesses"] == 0
+    assert (
+        withdrawn.severity.value == "info"
+        and "withdrawn" in withdrawn.summary
+        and "已撤销" in withdrawn.summary
+    )
+
+
+def test_a_restore_raises_no_late_alert_again_that_stands_unchanged(policy, catalog) -> None:
+    """Checkpointed after its late alert, a restored task judges the employee again (its kept reads'
+    version changed since they were judged) and finds what was raised: nothing goes out again."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    judged(e, a_day_hr_posts_late())
+    assert len(e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts) == 1
+    restored = late_engine(policy, catalog, [*NIGHT_SHIFT, GONE])
+    restored.restore(0, e.changes(0))
+    assert judged(restored, access("e2", start=26 * HOUR + 300_000, first_customer=3), offset=50) == []
+
+
+def test_a_late_withdrawal_judges_a_read_its_approval_covered(policy, catalog) -> None:
+    """An approval decides what it covers, and is left as it decided; a customer's withdrawal of the
+    read's purpose is the customer's, whatever the approval: posted late, it still raises."""
+    twenty = [approval(max_records=20, purpose="marketing", expires_ts=T0 + 3 * 86_400_000)]
+    e = late_engine(policy, catalog, [entitlement("e5", approvals=twenty), entitlement("e2")])
+    far = dict(approval_id="AP1", purpose="marketing", every_s=60)
+    assert judged(e, access("e5", customers=2, first_customer=10, start=HOUR, **far)) == []
+    assert judged(e, access("e2", customers=1, start=20 * HOUR), offset=5) == []
+    withdrawn = _consent("C0000011", "marketing", status="withdrawn").model_copy(update={"ts": T0})
+    (a,) = e.apply_reference("consents", refs("consents", [withdrawn])).alerts
+    assert reasons([a]) == {"purpose_refused"} and a.counts["accesses"] == 1
