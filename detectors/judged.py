@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import Any
 
 import lz4.frame
@@ -30,6 +31,7 @@ from detectors.base import Store
 KEPT, SEGMENT = "~judged", "~judged:"
 PAGE_SIZE = 1000  # consecutive segments a page of the list covers
 NO_VERSION = -1  # judged with no entitlement version in force
+_TS = attrgetter("ts")
 
 
 class Segment:
@@ -77,24 +79,24 @@ def keep(
 ) -> None:
     """Keep a drain's accesses dated at or after `horizon` as a segment; forget what is older."""
     kept = expire(store, horizon)
-    rows = [i for i, ev in enumerate(events) if ev.ts >= horizon]
-    if not rows:
-        return
+    times = list(map(_TS, events))
+    if min(times) < horizon:  # released only now, after a record far ahead moved the watermark
+        rows = [i for i, t in enumerate(times) if t >= horizon]
+        if not rows:
+            return
+        events, times = [events[i] for i in rows], [times[i] for i in rows]
+        versions, found = [versions[i] for i in rows], [found[i] for i in rows]
     if kept is None:
         kept = Kept()
         store.put(KEPT, kept)
-    times = [events[i].ts for i in rows]
     first, last, n = min(times), max(times), kept.next
-    packed = lz4.frame.compress(encode([events[i] for i in rows]))
-    store.put(
-        f"{SEGMENT}{n}", Segment(packed, first, last, [versions[i] for i in rows], [found[i] for i in rows])
-    )
+    store.put(f"{SEGMENT}{n}", Segment(lz4.frame.compress(encode(events)), first, last, versions, found))
     kept.next += 1
     page = kept.pages[-1] if kept.pages else None
     if page is None or page[1] - page[0] + 1 >= PAGE_SIZE:
-        kept.pages.append([n, n, first, last, len(rows)])
+        kept.pages.append([n, n, first, last, len(times)])
     else:
-        page[1], page[2], page[3], page[4] = n, min(page[2], first), max(page[3], last), page[4] + len(rows)
+        page[1], page[2], page[3], page[4] = n, min(page[2], first), max(page[3], last), page[4] + len(times)
     store.touch(KEPT)
 
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from itertools import compress
+from itertools import compress, repeat
 from operator import attrgetter, itemgetter, not_
 from typing import Any, ClassVar
 
@@ -246,6 +246,7 @@ _TS, _ACTOR, _SUBJECTS = attrgetter("ts"), attrgetter("actor_id"), attrgetter("s
 _FIELDS, _APPROVAL = attrgetter("fields"), attrgetter("approval_id")
 _KIND = attrgetter("action._value_", "system", "outcome._value_", "purpose")
 _ROLES, _ORG, _PURPOSE = attrgetter("roles"), attrgetter("org"), attrgetter("purpose")
+_VERSION = attrgetter("version")
 _FIRST = itemgetter(0)
 DENIED = Outcome.denied.value
 ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
@@ -260,10 +261,11 @@ class View:
     organisation.yaml `org_levels`). `roles` is None for an entitlement the screen leaves to the
     full rules (none, or an employee who is not active)."""
 
-    __slots__ = ("ent", "roles", "org", "mode")
+    __slots__ = ("ent", "roles", "org", "mode", "version")
 
     def __init__(self, ent: Entitlement | None, ctx: Context):
         self.ent = ent
+        self.version = judged.NO_VERSION if ent is None else ent.ts  # what a kept access was judged by
         self.org = ent.org_id if ent is not None else None
         self.mode = _org_sees(ent, ctx.catalog.policy.organisation)
         # the memo's verdict is how far the org must see: a head-office holder of the roles learned
@@ -476,8 +478,8 @@ class UnauthorizedLookupDetector:
         for actor, accesses in by_actor.items():
             yield from self._judge_actor(actor, accesses, ctx, found)
         if self.keep_ms:
-            versions = [judged.NO_VERSION if v.ent is None else v.ent.ts for v in views]
-            bits = [found.get(id(ev), 0) for ev in ready]
+            versions = list(map(_VERSION, views))
+            bits = list(map(found.get, map(id, ready), repeat(0)))
             judged.keep(self.store, ready, versions, bits, ctx.watermark - self.keep_ms, _ENCODE)
         else:  # kept before `late_reference_hours` was set to 0
             judged.expire(self.store, LATEST)
