@@ -767,7 +767,7 @@ PyDoc_STRVAR(names_text_doc,
 "names_text(records, attrs)\n--\n\n"
 "The records' `attrs` (a str, a list of str, or None) in one str, joined by \\x1f, each record's\n"
 "ended by \\x1e: one search of it tells whether any name of the batch holds a form (a customer\n"
-"id's, say), and where it found one tells which record holds it.");
+"id's, say), and where it found one tells which record holds it, unless a name holds \\x1e.");
 
 static PyObject *
 door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)

@@ -295,6 +295,8 @@ class CustomerIdSeal(NameSeal):
         found = [m.start() for m in self._anywhere.finditer(text)]
         if not found:
             return ()
+        if text.count("\x1e") != len(records):  # a name holds the end mark itself: every record, as before
+            return ((i, name) for i in range(len(records)) for name in names)
         # where each record's names end: a match before the i-th end and after the one before is the i-th's
         ends = list(accumulate(len(part) + 1 for part in text.split("\x1e")))
         return ((i, name) for i in sorted({bisect_right(ends, at) for at in found}) for name in names)

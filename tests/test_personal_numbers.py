@@ -211,6 +211,15 @@ def test_a_batch_rewrites_the_records_whose_names_hold_a_customer_id_and_no_othe
     p = ring("C0000022")
     assert events[3].record_ids == ["R-9", f"{p}-acct-1"] and events[150].event_id == f"{p}-export"
     assert events[199].approval_id == f"AP-{p}"
+    # a name that holds the record end mark itself (valid JSON: "\u001e") tells nothing of where
+    # records end: every record of the batch is read, as before (a review: an IndexError, or the
+    # wrong record rewritten and the id kept in the clear)
+    for n in (2, 3, 200):
+        batch = [from_model("access", ev) for ev in access("e1", customers=n)]
+        batch[0].event_id = "x\x1ey"
+        batch[-1].event_id = "x-C0000022"
+        door.records("access", batch)
+        assert batch[-1].event_id == f"x-{p}" and batch[0].event_id == "x\x1ey"
 
 
 def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
