@@ -127,6 +127,18 @@ def judge(
     return approval, why
 
 
+def decides(ev: Any, ent: Entitlement | None, ctx: Context) -> bool:
+    """The approval the access names would cover it but for its budget: held, standing, asked for
+    what it grants (judging again, what the budget said then stands)."""
+    approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
+    if approval is None or ent is None or not ev.approval_id:
+        return False
+    return (
+        _standing(approval, ev, ent) is None
+        and (_asked(approval, ev, ctx.catalog) or _graded(approval, ent, ctx)) is None
+    )
+
+
 def uncovered(ev: Any, ctx: Context, store: Store) -> tuple[Approval | None, int | None]:
     """bulk_query's question: (the approval the access names, how many of its records that
     approval leaves uncovered): 0 when it covers them all; the records past its budget when it

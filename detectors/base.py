@@ -278,10 +278,10 @@ class Detector(Protocol):
     Finding); `actor_is: ClassVar[str]`, "recipient" or "sdk": what its alerts' actor_id names
     (`Alert.actor_kind`, where OCSF puts it), an employee's or a system's account otherwise; a
     finding may say it for itself (`Finding.actor_kind`).
-    `on_late_reference(stream, records, ctx) -> Iterable[Finding]`: reference records dated at or
-    before the latest event time the task has read, already in the registry: the detector may
-    judge again what it judged without them (unauthorized_lookup: a nightly HR export's
-    terminations)."""
+    `on_late_reference(stream, late, ctx) -> Iterable[Finding]`: (record, the version it replaced
+    at its own time or None) of reference records dated at or before the latest event time the
+    task has read, already in the registry: the detector may judge again what it judged without
+    them (unauthorized_lookup: a nightly HR export's terminations)."""
 
     kind: ClassVar[str]  # its name in policy, alerts and docs
     inputs: ClassVar[dict[str, str]]  # stream -> the attribute its records must be keyed by

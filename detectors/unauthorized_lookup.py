@@ -48,6 +48,7 @@ reference streams do not know is a coverage gap: listed in the alert, never pass
 
 from __future__ import annotations
 
+import zlib
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -110,8 +111,8 @@ LATEST = 2**62  # as of this, a registry returns a key's newest version
 LATE_KEYS = {"entitlements": "actor_id", "customers": "customer_id", "consents": "subject_id"}
 RAISED = "~raised:"  # + employee id: the alerts judging again raised (`LateAlerts`)
 WITHDRAWN = "withdrawn"  # a late alert's signature once no access is left in it
-# what an approval covering the access decides: judged again, an access under an approval its
-# employee holds keeps what it was found then (the budget stands as later accesses left it)
+# what an approval covering the access decides: judged again, an access its approval would cover
+# but for the budget keeps what it was found then (the budget stands as later accesses left it)
 COVERED = frozenset(
     {
         "out_of_scope",
@@ -320,20 +321,12 @@ def _book_copy(ev: Any, ent: Entitlement, ctx: Context) -> bool:
     return book is not None and book_holds(book[1].scope, ctx.customer(ev.subject_ids[0], ev.ts), ent.org_id)
 
 
-def _holds(ev: Any, ent: Entitlement) -> bool:
-    """The access names an approval its employee, active, holds (`COVERED`)."""
-    return (
-        bool(ev.approval_id)
-        and ent.status is ACTIVE
-        and any(a.approval_id == ev.approval_id for a in ent.approvals)
-    )
-
-
 def _decides(stream: str, r: Any, ctx: Context) -> bool:
-    """A late customer or consent record that can make a read unauthorized: a customer who moved
-    or whose status changed (a customer new to the stream was a coverage gap, said then: a nightly
-    export's new customers, dated earlier that day, would judge every kept read of theirs again),
-    or a consent that is not a grant."""
+    """A late customer or consent record, adding a version, that can make a read unauthorized: a
+    customer who moved or whose status changed (a customer new to the stream was a coverage gap,
+    said then: a nightly export's new customers, dated earlier that day, would judge every kept
+    read of theirs again), or a consent that is not a grant. A record that replaces one at its
+    time (a correction) judges again whatever it is: it may undo what the replaced one raised."""
     if stream == "consents":
         return r.status is not ConsentStatus.granted
     before = ctx.refs.customers.as_of(r.customer_id, r.ts - 1)
@@ -686,16 +679,19 @@ class UnauthorizedLookupDetector:
             self.store.delete(ACTOR + actor)
 
     # -- entitlement records later than the allowed lateness ------------------------------------
-    def on_late_reference(self, stream: str, records: Sequence[Any], ctx: Context) -> Iterable[Finding]:
-        """Reference records dated at or before what this task has read: the kept accesses of an
-        employee a late entitlement names, or of the employees who read a customer a late customer
-        or consent record names, are judged again from the record's time on (`_again`)."""
+    def on_late_reference(
+        self, stream: str, late: Sequence[tuple[Any, Any]], ctx: Context
+    ) -> Iterable[Finding]:
+        """Reference records dated at or before what this task has read (with the version each
+        replaced at its time, if any): the kept accesses of an employee a late entitlement names,
+        or of the employees who read a customer a late customer or consent record names, are
+        judged again from the record's time on (`_again`)."""
         attr = LATE_KEYS.get(stream)
         if attr is None or not self.keep_ms:
             return ()
         since: dict[str, int] = {}
-        for r in records:
-            if stream == "entitlements" or _decides(stream, r, ctx):
+        for r, replaced in late:
+            if stream == "entitlements" or replaced is not None or _decides(stream, r, ctx):
                 key = getattr(r, attr)
                 since[key] = min(since.get(key, r.ts), r.ts)
         if not since:
@@ -737,10 +733,10 @@ class UnauthorizedLookupDetector:
         decided (`COVERED`): judged again, its budget would stand as later accesses left it."""
         if not since:
             return
+        horizon = ctx.watermark - self.keep_ms
         raised = {actor: got for actor in since if (got := self.store.get(RAISED + actor)) is not None}
         for actor, got in raised.items():
-            since[actor] = min(since[actor], *(r[2] for r in got.alerts.values()))
-        horizon = ctx.watermark - self.keep_ms
+            since[actor] = min([since[actor], *(r[2] for r in got.alerts.values() if r[4] >= horizon)])
         offences: dict[tuple[str, int], list[tuple[Any, Found]]] = {}
         for _, segment, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
             for i, ev in enumerate(events):
@@ -753,18 +749,23 @@ class UnauthorizedLookupDetector:
                 new = [
                     f
                     for f in self._judge(ev, ent, ctx, approvals.Trial(self.store))
-                    if not segment.found[i] & BIT[f[0]] and not (f[0] in COVERED and _holds(ev, ent))
+                    if not segment.found[i] & BIT[f[0]]
+                    and not (f[0] in COVERED and approvals.decides(ev, ent, ctx))
                 ]
                 if new:
                     offences.setdefault((ev.actor_id, ent.ts), []).append((ev, new))
         for actor in sorted(since):
             got = raised.get(actor) or LateAlerts()
             groups = {version: found for (who, version), found in offences.items() if who == actor}
-            for anchor in sorted(got.alerts.keys() - {str(_anchor(v)) for v in groups}):
+            # an alert whose first reads left the kept hours stands as raised: judged again, its
+            # reads kept would shrink it, or withdraw it (a review: a restart a day and a half on did)
+            frozen = {a for a, r in got.alerts.items() if r[4] < horizon}
+            for anchor in sorted(got.alerts.keys() - frozen - {str(_anchor(v)) for v in groups}):
                 yield from self._withdraw(actor, anchor, got, ctx)
             for version, found in sorted(groups.items()):
-                found.sort(key=lambda o: o[0].ts)
-                yield from self._late_finding(actor, version, found, got, ctx)
+                if str(_anchor(version)) not in frozen:
+                    found.sort(key=lambda o: o[0].ts)
+                    yield from self._late_finding(actor, version, found, got, ctx)
             if got.alerts:
                 self.store.put(RAISED + actor, got)
                 ctx.timers.register(RAISED + actor, max(r[1] for r in got.alerts.values()) + self.keep_ms)
@@ -794,7 +795,8 @@ class UnauthorizedLookupDetector:
         ep = st.episode
         assert ep is not None
         anchor = str(_anchor(version))
-        signature = f"{ep.accesses} {sorted(ep.reasons.items())} {len(ep.customers)} {ep.unnamed}"
+        signature = f"{ep.start} {ep.last_seen} {sorted(ep.reasons.items())} {ep.unnamed} {ep.evidence}"
+        signature += f" {zlib.crc32(' '.join(sorted(ep.customers)).encode())}"  # which reads, not how many
         revision, _, _, was, _ = got.alerts.get(anchor, [0, 0, 0, "", 0])
         if signature == was:
             return

@@ -663,18 +663,23 @@ class Engine:
                 labels.orgs.clear()  # an org labelled `other` may be known now
         return Applied(missed, self._late_reference(stream, news) if news else [])
 
-    def _news(self, registry: AsOfRegistry[Any], records: Sequence[Any]) -> list[Any]:
-        """The records a detector may judge again by (`on_late_reference`): dated at or before the
-        latest event time of a task that does, and not already the version in force then (a
-        nightly export that sends every customer again, each with its valid-from time, changes
-        nothing and judges nothing again)."""
+    def _news(self, registry: AsOfRegistry[Any], records: Sequence[Any]) -> list[tuple[Any, Any]]:
+        """(record, the version it replaces at its own time or None) of the records a detector may
+        judge again by (`on_late_reference`): dated at or before the latest event time of a task
+        that does, and not already the version in force then (a nightly export that sends every
+        customer again, each with its valid-from time, changes nothing and judges nothing again).
+        Asked before the records go in: a correction at the same time replaces what it corrects."""
         read = max(
             (t.stream_time for t in self.tasks.values() if hasattr(t.detector, "on_late_reference")),
             default=0,
         )
-        return [r for r in records if r.ts <= read and registry.as_of(registry.key_of(r), r.ts) != r]
+        news = []
+        for r in records:
+            if r.ts <= read and (was := registry.as_of(registry.key_of(r), r.ts)) != r:
+                news.append((r, was if was is not None and was.ts == r.ts else None))
+        return news
 
-    def _late_reference(self, stream: str, records: Sequence[Any]) -> list[Alert]:
+    def _late_reference(self, stream: str, records: Sequence[tuple[Any, Any]]) -> list[Alert]:
         """Each task's detector that judges again (`on_late_reference`) gets the records dated at
         or before the latest event time it has read, once they are in the registry: its watermark
         may have been past them before and moved back since (a quiet partition followed the
@@ -684,7 +689,7 @@ class Engine:
             again = getattr(task.detector, "on_late_reference", None)
             if again is None:
                 continue
-            late = [r for r in records if r.ts <= task.stream_time]
+            late = [(r, was) for r, was in records if r.ts <= task.stream_time]
             if late:
                 alerts += self._alerts(list(again(stream, late, task.ctx)), partition)
         return alerts
