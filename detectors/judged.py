@@ -52,21 +52,30 @@ class Segment:
 
 class Kept:
     """The pages of segments, [first number, last number, earliest, latest time, accesses] each in
-    the order kept."""
+    the order kept, and the accesses held past the kept hours: employee -> the earliest access of
+    an alert judging again raised, which a later record may still revise (`hold`)."""
 
-    __slots__ = ("next", "pages")
+    __slots__ = ("next", "pages", "held")
 
-    def __init__(self, next_segment: int = 0, pages: list[list[int]] | None = None):
+    def __init__(self, next_segment: int = 0, pages: list[list[int]] | None = None, held: Any = None):
         self.next, self.pages = next_segment, pages or []
+        self.held: dict[str, int] = held or {}
 
     def to_json(self) -> dict[str, Any]:
-        return {"kept": self.pages, "next": self.next}
+        return {"kept": self.pages, "next": self.next, "held": self.held}
+
+    def horizon(self, horizon: int, actor: str | None = None) -> int:
+        """The earliest access kept: of `actor`, or of anyone."""
+        held = (
+            self.held.get(actor, horizon) if actor is not None else min(self.held.values(), default=horizon)
+        )
+        return min(horizon, held)
 
 
 def load_value(data: Any) -> Kept | Segment | None:
     """The list or a segment from its stored JSON, or None when the value is neither."""
     if isinstance(data, dict) and "kept" in data:
-        return Kept(data["next"], data["kept"])
+        return Kept(data["next"], data["kept"], data.get("held"))
     if isinstance(data, dict) and "found" in data:
         return Segment(
             base64.b64decode(data["packed"]), data["first"], data["last"], data["versions"], data["found"]
@@ -101,10 +110,12 @@ def keep(
 
 
 def expire(store: Store, horizon: int) -> Kept | None:
-    """Forget the pages whose accesses are all older than `horizon`; the list, if anything is left."""
+    """Forget the pages whose accesses are all older than `horizon` and than every access held;
+    the list, if anything is left."""
     kept = store.get(KEPT)
     if kept is None:
         return None
+    horizon = kept.horizon(horizon)
     gone = [p for p in kept.pages if p[3] < horizon]
     if not gone:
         return kept
@@ -112,18 +123,30 @@ def expire(store: Store, horizon: int) -> Kept | None:
         for n in range(lo, hi + 1):
             store.delete(f"{SEGMENT}{n}")
     kept.pages = [p for p in kept.pages if p[3] >= horizon]
-    if not kept.pages:
+    if not kept.pages and not kept.held:
         store.delete(KEPT)
         return None
     store.touch(KEPT)
     return kept
 
 
+def hold(store: Store, actor: str, earliest: int | None) -> None:
+    """Keep the employee's accesses from `earliest` on past the kept hours (None: no longer)."""
+    kept = store.get(KEPT)
+    if kept is None:
+        return
+    if earliest is None:
+        kept.held.pop(actor, None)
+    else:
+        kept.held[actor] = earliest
+    store.touch(KEPT)
+
+
 def rows(store: Store, since: int, horizon: int, decode: Any) -> Iterator[tuple[str, Segment, list[Any]]]:
     """(key, segment, its accesses) of the kept segments that hold an access at or after `since`,
-    none older than `horizon`."""
+    none older than `horizon` and every access held."""
     kept = store.get(KEPT)
-    after = max(since, horizon)
+    after = max(since, kept.horizon(horizon) if kept is not None else horizon)
     for lo, hi, _, last, _ in kept.pages if kept is not None else ():
         if last < after:
             continue

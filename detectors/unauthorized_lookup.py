@@ -337,23 +337,26 @@ def _decides(stream: str, r: Any, ctx: Context) -> bool:
     )
 
 
-def _anchor(version: int) -> int:
-    """A late alert's id anchor: its version's time, negated, below every access's time."""
-    return -version - 1
-
-
 class LateAlerts:
     """The alerts judging an employee's accesses again raised: anchor -> [revision, latest access,
-    version, signature, first access]. Under `RAISED` + the employee id, until its timer at the
-    latest access plus the kept hours."""
+    version, signature, first access], until their timer at the latest access plus the kept hours;
+    and per version, how many of its alerts were forgotten so. Under `RAISED` + the employee id."""
 
-    __slots__ = ("alerts",)
+    __slots__ = ("alerts", "forgotten")
 
-    def __init__(self, alerts: dict[str, list[Any]] | None = None) -> None:
+    def __init__(self, alerts: dict[str, list[Any]] | None = None, forgotten: Any = None) -> None:
         self.alerts = alerts or {}
+        self.forgotten: dict[str, int] = forgotten or {}
 
     def to_json(self) -> dict[str, Any]:
-        return {"late_alerts": self.alerts}
+        return {"late_alerts": self.alerts, "forgotten": self.forgotten}
+
+    def anchor(self, version: int) -> int:
+        """The id anchor of the version's alert: its time negated, below every access's time, and
+        another for each one forgotten before it (a version of years ago governs every read since,
+        and a late customer move days after one alert of it raises another, which must not replace
+        the first)."""
+        return -version - 1 - (self.forgotten.get(str(version), 0) << 42)
 
 
 def _consented(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
@@ -406,7 +409,7 @@ class UnauthorizedLookupDetector:
         if kept is not None:
             return kept
         if isinstance(data, dict) and "late_alerts" in data:
-            return LateAlerts(data["late_alerts"])
+            return LateAlerts(data["late_alerts"], data.get("forgotten"))
         return ActorState.from_json(data) if isinstance(data, dict) else data
 
     # -- events: wait for the watermark ---------------------------------------------------------
@@ -702,10 +705,12 @@ class UnauthorizedLookupDetector:
         """The employees whose kept accesses name a customer of `since` at or after its time, each
         from the earliest such access."""
         actors: dict[str, int] = {}
-        horizon = ctx.watermark - self.keep_ms
+        kept, horizon = self.store.get(judged.KEPT), ctx.watermark - self.keep_ms
         for _, _, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
             for ev in events:
-                if ev.ts >= horizon and any(since.get(c, LATEST) <= ev.ts for c in ev.subject_ids):
+                if any(since.get(c, LATEST) <= ev.ts for c in ev.subject_ids) and ev.ts >= kept.horizon(
+                    horizon, ev.actor_id
+                ):
                     actors[ev.actor_id] = min(actors.get(ev.actor_id, ev.ts), ev.ts)
         return actors
 
@@ -714,11 +719,13 @@ class UnauthorizedLookupDetector:
         the one it was judged by, from the earliest such access (a record that came after the last
         checkpoint is in the registry the restart read whole)."""
         since: dict[str, int] = {}
-        horizon = ctx.watermark - self.keep_ms
+        kept, horizon = self.store.get(judged.KEPT), ctx.watermark - self.keep_ms
         for _, segment, events in judged.rows(self.store, horizon, horizon, _DECODE):
             now = ctx.refs.entitlements.as_of_many(list(map(_ACTOR, events)), list(map(_TS, events)))
             for ev, ent, was in zip(events, now, segment.versions, strict=True):
-                if (judged.NO_VERSION if ent is None else ent.ts) != was and ev.ts >= horizon:
+                if (judged.NO_VERSION if ent is None else ent.ts) != was and ev.ts >= kept.horizon(
+                    horizon, ev.actor_id
+                ):
                     since[ev.actor_id] = min(since.get(ev.actor_id, ev.ts), ev.ts)
         return since
 
@@ -733,15 +740,20 @@ class UnauthorizedLookupDetector:
         decided (`COVERED`): judged again, its budget would stand as later accesses left it."""
         if not since:
             return
+        kept = self.store.get(judged.KEPT)
+        if kept is None:
+            return
         horizon = ctx.watermark - self.keep_ms
         raised = {actor: got for actor in since if (got := self.store.get(RAISED + actor)) is not None}
         for actor, got in raised.items():
-            since[actor] = min([since[actor], *(r[2] for r in got.alerts.values() if r[4] >= horizon)])
+            since[actor] = min([since[actor], *(r[2] for r in got.alerts.values())])
+        # an employee's accesses in a late alert are held past the kept hours while it may change
+        since = {actor: max(t, kept.horizon(horizon, actor)) for actor, t in since.items()}
         offences: dict[tuple[str, int], list[tuple[Any, Found]]] = {}
         for _, segment, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
             for i, ev in enumerate(events):
                 start = since.get(ev.actor_id)
-                if start is None or ev.ts < max(start, horizon) or ev.outcome == DENIED:
+                if start is None or ev.ts < start or ev.outcome == DENIED:
                     continue
                 ent = ctx.entitlement(ev.actor_id, ev.ts)
                 if ent is None:
@@ -757,18 +769,16 @@ class UnauthorizedLookupDetector:
         for actor in sorted(since):
             got = raised.get(actor) or LateAlerts()
             groups = {version: found for (who, version), found in offences.items() if who == actor}
-            # an alert whose first reads left the kept hours stands as raised: judged again, its
-            # reads kept would shrink it, or withdraw it (a review: a restart a day and a half on did)
-            frozen = {a for a, r in got.alerts.items() if r[4] < horizon}
-            for anchor in sorted(got.alerts.keys() - frozen - {str(_anchor(v)) for v in groups}):
+            for anchor in sorted(got.alerts.keys() - {str(got.anchor(v)) for v in groups}):
                 yield from self._withdraw(actor, anchor, got, ctx)
             for version, found in sorted(groups.items()):
-                if str(_anchor(version)) not in frozen:
-                    found.sort(key=lambda o: o[0].ts)
-                    yield from self._late_finding(actor, version, found, got, ctx)
-            if got.alerts:
+                found.sort(key=lambda o: o[0].ts)
+                yield from self._late_finding(actor, version, found, got, ctx)
+            if got.alerts or got.forgotten:
                 self.store.put(RAISED + actor, got)
+            if got.alerts:
                 ctx.timers.register(RAISED + actor, max(r[1] for r in got.alerts.values()) + self.keep_ms)
+                judged.hold(self.store, actor, min(r[4] for r in got.alerts.values()))
 
     def _forget_raised(self, key: str, ctx: Context) -> None:
         """Late alerts whose accesses left the kept hours can no longer be revised."""
@@ -776,12 +786,15 @@ class UnauthorizedLookupDetector:
         if not isinstance(got, LateAlerts):
             return
         horizon = ctx.watermark - self.keep_ms
-        got.alerts = {a: r for a, r in got.alerts.items() if r[1] >= horizon}
+        for anchor, r in list(got.alerts.items()):
+            if r[1] < horizon:
+                del got.alerts[anchor]
+                got.forgotten[str(r[2])] = got.forgotten.get(str(r[2]), 0) + 1
+        self.store.touch(key)
+        actor = key.removeprefix(RAISED)
         if got.alerts:
-            self.store.touch(key)
             ctx.timers.register(key, max(r[1] for r in got.alerts.values()) + self.keep_ms)
-        else:
-            self.store.delete(key)
+        judged.hold(self.store, actor, min((r[4] for r in got.alerts.values()), default=None))
 
     def _late_finding(
         self, actor: str, version: int, offences: list[tuple[Any, Found]], got: LateAlerts, ctx: Context
@@ -794,22 +807,27 @@ class UnauthorizedLookupDetector:
             self._record(st, ev, found, ctx)
         ep = st.episode
         assert ep is not None
-        anchor = str(_anchor(version))
+        anchor = str(got.anchor(version))
         signature = f"{ep.start} {ep.last_seen} {sorted(ep.reasons.items())} {ep.unnamed} {ep.evidence}"
+        signature += f" {ep.org} {sorted(ep.notes.items())} {ep.context}"  # what it says, too
         signature += f" {zlib.crc32(' '.join(sorted(ep.customers)).encode())}"  # which reads, not how many
-        revision, _, _, was, _ = got.alerts.get(anchor, [0, 0, 0, "", 0])
+        revision, last, _, was, _ = got.alerts.get(anchor, [0, 0, 0, "", 0])
         if signature == was:
             return
-        got.alerts[anchor] = [revision + 1, ep.last_seen, version, signature, ep.start]
+        # a revision that shrinks the alert still outranks the one before wherever the highest
+        # content version is kept (ClickHouse, the topic's header: `alerts.content_version`)
+        last = max(ep.last_seen, last + 1) if revision else ep.last_seen
+        got.alerts[anchor] = [revision + 1, last, version, signature, ep.start]
         ep.revision = revision
         ep.context += "; found when reference data came after these accesses were judged"
-        yield replace(self._finding(actor, ep, closed=True), anchor=_anchor(version))
+        yield replace(self._finding(actor, ep, closed=True), anchor=int(anchor), last_seen=last)
 
     def _withdraw(self, actor: str, anchor: str, got: LateAlerts, ctx: Context) -> Iterator[Finding]:
         """The alert a later record leaves no access in, revised to say so (closed, info)."""
         revision, last, version, signature, start = got.alerts[anchor]
         if signature == WITHDRAWN:
             return
+        last += 1  # it outranks the revision it withdraws (`alerts.content_version`)
         got.alerts[anchor] = [revision + 1, last, version, WITHDRAWN, start]
         yield Finding(
             detector=self.kind,

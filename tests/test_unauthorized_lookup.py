@@ -9,6 +9,7 @@ from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from schemas.models import Action, Approval, Consent, Customer, EmployeeStatus
+from streams.alerts import alert_version
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -897,8 +898,9 @@ def test_kept_reads_are_written_once_each_and_judged_again_packed(policy, catalo
     judged(restored, access("e2", start=26 * HOUR + 60_000), offset=20_001)
     restored.changes(0)
     (a,) = restored.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
-    # judging again rewrites no segment (one late record for one employee rewrote them all: a review)
-    assert [k for k, _ in restored.changes(0) if b"~judged" in k] == []
+    # judging again rewrites no segment (one late record for one employee rewrote them all: a
+    # review), only the list, which now holds the employee's reads while the alert may change
+    assert [k for k, _ in restored.changes(0) if b"~judged" in k] == [ns + b"~judged"]
     assert a.counts["accesses"] == 12_000
 
 
@@ -976,6 +978,8 @@ def test_a_late_alert_a_later_record_leaves_empty_is_withdrawn(policy, catalog) 
         and "withdrawn" in withdrawn.summary
         and "已撤销" in withdrawn.summary
     )
+    # it outranks the raised revision wherever the highest content version is kept (ClickHouse)
+    assert alert_version(withdrawn) > alert_version(first)
 
 
 def test_a_restore_raises_no_late_alert_again_that_stands_unchanged(policy, catalog) -> None:
@@ -1152,3 +1156,44 @@ def test_a_late_customer_or_consent_alert_is_withdrawn_by_its_correction(policy,
     c2 = c.apply_reference("consents", refs("consents", [g])).alerts
     assert [x.severity.value for x in then] == ["info"] and then[0].alert_id == first[0].alert_id
     assert [x.severity.value for x in c2] == ["info"] and c2[0].alert_id == c1[0].alert_id
+
+
+def test_a_late_alerts_reads_are_held_so_a_later_record_still_revises_it(policy, catalog) -> None:
+    """A late move of C0000005 raises e1's reads of it on day 1 (17:30) and day 2 (16:00). When day
+    1's read has left the kept hours, a late move of C0000006 makes e1's 42:00 read out of scope
+    too: the alert, under the same entitlement version, is revised to all three (a review: an alert
+    whose first read had left was frozen, and the new read was never raised)."""
+    reads = (
+        access("e1", customers=1, first_customer=5, start=17 * HOUR + 30 * MIN)
+        + access("e1", customers=1, first_customer=5, start=40 * HOUR)
+        + access("e1", customers=1, first_customer=6, start=42 * HOUR)
+    )
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    assert judged(e, reads + access("e2", start=44 * HOUR)) == []
+    c5 = customer("C0000005", "S0201", ts=T0 + 17 * HOUR)
+    (a,) = e.apply_reference("customers", refs("customers", [c5])).alerts
+    assert judged(e, access("e2", start=55 * HOUR, first_customer=1), offset=10) == []
+    c6 = customer("C0000006", "S0201", ts=T0 + 41 * HOUR)
+    (b,) = e.apply_reference("customers", refs("customers", [c6])).alerts
+    assert (b.alert_id, b.revision, b.counts["accesses"]) == (a.alert_id, 2, 3)
+    assert b.last_seen > a.last_seen  # the revision outranks the first wherever the highest is kept
+
+
+def test_a_late_alert_forgotten_is_not_replaced_by_the_next_of_its_version(policy, catalog) -> None:
+    """e1's entitlement of years ago governs every read since: a late move of C0000005 raises its
+    day-1 read, and two days on, that alert forgotten, a late move of C0000007 raises its day-3
+    read under another id (a review: the same id, revision 1 again, replaced the first)."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    assert (
+        judged(
+            e, access("e1", customers=1, first_customer=5, start=17 * HOUR) + access("e2", start=20 * HOUR)
+        )
+        == []
+    )
+    c5 = customer("C0000005", "S0201", ts=T0 + 16 * HOUR)
+    (a,) = e.apply_reference("customers", refs("customers", [c5])).alerts
+    day3 = access("e1", customers=1, first_customer=7, start=66 * HOUR)
+    assert judged(e, day3 + access("e2", start=68 * HOUR), offset=10) == []
+    c7 = customer("C0000007", "S0201", ts=T0 + 65 * HOUR)
+    (b,) = e.apply_reference("customers", refs("customers", [c7])).alerts
+    assert b.alert_id != a.alert_id and b.revision == 1 and b.evidence_event_ids == [day3[0].event_id]
