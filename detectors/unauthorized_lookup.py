@@ -351,6 +351,13 @@ class LateAlerts:
     def to_json(self) -> dict[str, Any]:
         return {"late_alerts": self.alerts, "forgotten": self.forgotten}
 
+    def retire(self, before: int, last: bool = False) -> None:
+        """Forget the alerts whose first read (`last`: whose last read) is older than `before`."""
+        for anchor, r in list(self.alerts.items()):
+            if r[1 if last else 4] < before:
+                del self.alerts[anchor]
+                self.forgotten[str(r[2])] = self.forgotten.get(str(r[2]), 0) + 1
+
     def anchor(self, version: int) -> int:
         """The id anchor of the version's alert: its time negated, below every access's time, and
         another for each one forgotten before it (a version of years ago governs every read since,
@@ -746,6 +753,10 @@ class UnauthorizedLookupDetector:
         horizon = ctx.watermark - self.keep_ms
         raised = {actor: got for actor in since if (got := self.store.get(RAISED + actor)) is not None}
         for actor, got in raised.items():
+            # an alert whose first read is another kept span past the kept hours is history: a
+            # later one of its version takes another id, and the hold on its reads ends (a review:
+            # a customer moved late every day grew one alert, and held every read, for ever)
+            got.retire(horizon - self.keep_ms)
             since[actor] = min([since[actor], *(r[2] for r in got.alerts.values())])
         # an employee's accesses in a late alert are held past the kept hours while it may change
         since = {actor: max(t, kept.horizon(horizon, actor)) for actor, t in since.items()}
@@ -778,18 +789,15 @@ class UnauthorizedLookupDetector:
                 self.store.put(RAISED + actor, got)
             if got.alerts:
                 ctx.timers.register(RAISED + actor, max(r[1] for r in got.alerts.values()) + self.keep_ms)
-                judged.hold(self.store, actor, min(r[4] for r in got.alerts.values()))
+            if got.alerts or actor in raised:
+                judged.hold(self.store, actor, min((r[4] for r in got.alerts.values()), default=None))
 
     def _forget_raised(self, key: str, ctx: Context) -> None:
         """Late alerts whose accesses left the kept hours can no longer be revised."""
         got = self.store.get(key)
         if not isinstance(got, LateAlerts):
             return
-        horizon = ctx.watermark - self.keep_ms
-        for anchor, r in list(got.alerts.items()):
-            if r[1] < horizon:
-                del got.alerts[anchor]
-                got.forgotten[str(r[2])] = got.forgotten.get(str(r[2]), 0) + 1
+        got.retire(ctx.watermark - self.keep_ms, last=True)
         self.store.touch(key)
         actor = key.removeprefix(RAISED)
         if got.alerts:

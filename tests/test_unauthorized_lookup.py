@@ -1197,3 +1197,22 @@ def test_a_late_alert_forgotten_is_not_replaced_by_the_next_of_its_version(polic
     c7 = customer("C0000007", "S0201", ts=T0 + 65 * HOUR)
     (b,) = e.apply_reference("customers", refs("customers", [c7])).alerts
     assert b.alert_id != a.alert_id and b.revision == 1 and b.evidence_event_ids == [day3[0].event_id]
+
+
+def test_a_late_alert_grown_day_after_day_is_history_after_two_kept_spans(policy, catalog) -> None:
+    """A customer of e1's reads moved late every day grows e1's late alert of its (years-old)
+    version, and holds its reads past the kept hours; once its first read is two kept spans old it
+    is history: the next late move raises another alert, and the hold on the old reads ends (a
+    review: one alert grew, and held every read, for ever)."""
+    e = late_engine(policy, catalog, NIGHT_SHIFT)
+    ids, held = [], []
+    for day in range(6):
+        read = access("e1", customers=1, first_customer=2 + day, start=(24 * day + 17) * HOUR)
+        assert judged(e, read + access("e2", start=(24 * day + 20) * HOUR), offset=10 * day) == []
+        moved = customer(f"C{2 + day:07d}", "S0201", ts=T0 + (24 * day + 16) * HOUR)
+        (a,) = e.apply_reference("customers", refs("customers", [moved])).alerts
+        ids.append(a.alert_id)
+        (kept,) = [v for k, v in e.store(0).items() if k.endswith("~judged")]
+        held.append(min((kept.held if hasattr(kept, "held") else kept["held"]).values()) - T0)
+    assert len(set(ids[:3])) == 1 and ids[3] != ids[2]  # day 3: the first read is 72 h old
+    assert max(held) < 4 * 24 * HOUR and held[-1] > held[0]
