@@ -130,13 +130,18 @@ def judge(
 def decides(ev: Any, ent: Entitlement | None, ctx: Context) -> bool:
     """The approval the access names would cover it but for its budget: held, standing, asked for
     what it grants (judging again, what the budget said then stands)."""
-    approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
+    approval = _named(ev, ent)
     if approval is None or ent is None or not ev.approval_id:
         return False
     return (
         _standing(approval, ev, ent) is None
         and (_asked(approval, ev, ctx.catalog) or _graded(approval, ent, ctx)) is None
     )
+
+
+def _named(ev: Any, ent: Entitlement | None) -> Approval | None:
+    """The approval the access names, as the entitlement in force at it carries it."""
+    return next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
 
 
 def uncovered(ev: Any, ctx: Context, store: Store) -> tuple[Approval | None, int | None]:
@@ -161,7 +166,7 @@ def _spend(
     part spends what is left of it, and is covered up to there)."""
     if not ev.approval_id:
         return None, "the access names no approval", 0
-    approval = next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
+    approval = _named(ev, ent)
     if approval is None or ent is None:
         # revoked, or never granted: the entitlement as of the access does not carry it
         return (

@@ -337,10 +337,14 @@ def _decides(stream: str, r: Any, ctx: Context) -> bool:
     )
 
 
+# a late alert as `LateAlerts` keeps it: [revision, latest access, version, signature, first access]
+REVISION, LAST, VERSION, SIGNATURE, FIRST = range(5)
+
+
 class LateAlerts:
-    """The alerts judging an employee's accesses again raised: anchor -> [revision, latest access,
-    version, signature, first access], until their timer at the latest access plus the kept hours;
-    and per version, how many of its alerts were forgotten so. Under `RAISED` + the employee id."""
+    """The alerts judging an employee's accesses again raised, anchor -> [REVISION, LAST, VERSION,
+    SIGNATURE, FIRST], until their timer at the latest access plus the kept hours; and per version,
+    how many of its alerts were forgotten so. Under `RAISED` + the employee id."""
 
     __slots__ = ("alerts", "forgotten")
 
@@ -354,9 +358,9 @@ class LateAlerts:
     def retire(self, before: int, last: bool = False) -> None:
         """Forget the alerts whose first read (`last`: whose last read) is older than `before`."""
         for anchor, r in list(self.alerts.items()):
-            if r[1 if last else 4] < before:
+            if r[LAST if last else FIRST] < before:
                 del self.alerts[anchor]
-                self.forgotten[str(r[2])] = self.forgotten.get(str(r[2]), 0) + 1
+                self.forgotten[str(r[VERSION])] = self.forgotten.get(str(r[VERSION]), 0) + 1
 
     def anchor(self, version: int) -> int:
         """The id anchor of the version's alert: its time negated, below every access's time, and
@@ -688,7 +692,7 @@ class UnauthorizedLookupDetector:
         else:
             self.store.delete(ACTOR + actor)
 
-    # -- entitlement records later than the allowed lateness ------------------------------------
+    # -- reference records later than the allowed lateness --------------------------------------
     def on_late_reference(
         self, stream: str, late: Sequence[tuple[Any, Any]], ctx: Context
     ) -> Iterable[Finding]:
@@ -757,10 +761,11 @@ class UnauthorizedLookupDetector:
             # later one of its version takes another id, and the hold on its reads ends (a review:
             # a customer moved late every day grew one alert, and held every read, for ever)
             got.retire(horizon - self.keep_ms)
-            since[actor] = min([since[actor], *(r[2] for r in got.alerts.values())])
+            since[actor] = min([since[actor], *(r[VERSION] for r in got.alerts.values())])
         # an employee's accesses in a late alert are held past the kept hours while it may change
         since = {actor: max(t, kept.horizon(horizon, actor)) for actor, t in since.items()}
         offences: dict[tuple[str, int], list[tuple[Any, Found]]] = {}
+        trial = approvals.Trial(self.store)  # judged once already: no budget is spent again
         for _, segment, events in judged.rows(self.store, min(since.values()), horizon, _DECODE):
             for i, ev in enumerate(events):
                 start = since.get(ev.actor_id)
@@ -771,7 +776,7 @@ class UnauthorizedLookupDetector:
                     continue  # none before either: a record can add a version, not take one away
                 new = [
                     f
-                    for f in self._judge(ev, ent, ctx, approvals.Trial(self.store))
+                    for f in self._judge(ev, ent, ctx, trial)
                     if not segment.found[i] & BIT[f[0]]
                     and not (f[0] in COVERED and approvals.decides(ev, ent, ctx))
                 ]
@@ -787,10 +792,8 @@ class UnauthorizedLookupDetector:
                 yield from self._late_finding(actor, version, found, got, ctx)
             if got.alerts or got.forgotten:
                 self.store.put(RAISED + actor, got)
-            if got.alerts:
-                ctx.timers.register(RAISED + actor, max(r[1] for r in got.alerts.values()) + self.keep_ms)
             if got.alerts or actor in raised:
-                judged.hold(self.store, actor, min((r[4] for r in got.alerts.values()), default=None))
+                self._hold(actor, got, ctx)
 
     def _forget_raised(self, key: str, ctx: Context) -> None:
         """Late alerts whose accesses left the kept hours can no longer be revised."""
@@ -799,10 +802,14 @@ class UnauthorizedLookupDetector:
             return
         got.retire(ctx.watermark - self.keep_ms, last=True)
         self.store.touch(key)
-        actor = key.removeprefix(RAISED)
+        self._hold(key.removeprefix(RAISED), got, ctx)
+
+    def _hold(self, actor: str, got: LateAlerts, ctx: Context) -> None:
+        """The employee's reads held from its late alerts' first on, and their timer at the last
+        plus the kept hours; none held once it has none."""
         if got.alerts:
-            ctx.timers.register(key, max(r[1] for r in got.alerts.values()) + self.keep_ms)
-        judged.hold(self.store, actor, min((r[4] for r in got.alerts.values()), default=None))
+            ctx.timers.register(RAISED + actor, max(r[LAST] for r in got.alerts.values()) + self.keep_ms)
+        judged.hold(self.store, actor, min((r[FIRST] for r in got.alerts.values()), default=None))
 
     def _late_finding(
         self, actor: str, version: int, offences: list[tuple[Any, Found]], got: LateAlerts, ctx: Context
@@ -819,7 +826,7 @@ class UnauthorizedLookupDetector:
         signature = f"{ep.start} {ep.last_seen} {sorted(ep.reasons.items())} {ep.unnamed} {ep.evidence}"
         signature += f" {ep.org} {sorted(ep.notes.items())} {ep.context}"  # what it says, too
         signature += f" {zlib.crc32(' '.join(sorted(ep.customers)).encode())}"  # which reads, not how many
-        revision, last, _, was, _ = got.alerts.get(anchor, [0, 0, 0, "", 0])
+        revision, last, _, was, _ = got.alerts.get(anchor, [0, 0, 0, "", 0])  # REVISION..FIRST
         if signature == was:
             return
         # a revision that shrinks the alert still outranks the one before wherever the highest
@@ -832,7 +839,7 @@ class UnauthorizedLookupDetector:
 
     def _withdraw(self, actor: str, anchor: str, got: LateAlerts, ctx: Context) -> Iterator[Finding]:
         """The alert a later record leaves no access in, revised to say so (closed, info)."""
-        revision, last, version, signature, start = got.alerts[anchor]
+        revision, last, version, signature, start = got.alerts[anchor]  # REVISION..FIRST
         if signature == WITHDRAWN:
             return
         last += 1  # it outranks the revision it withdraws (`alerts.content_version`)
