@@ -200,6 +200,17 @@ class Catalog:
         collected = self.collected_for
         return sorted({f for f in field_ids if f in collected and reads.isdisjoint(collected[f])})
 
+    def field_spelling(self, name: str) -> str | None:
+        """The catalog field a log's name for data stands for, where it is not the id itself: the
+        field's id in another case or form, its `zh` or another of its words (classification.yaml
+        `also`: 交易密码), a key payloads name it by (traffic.yaml: CVV2, 银行卡号). None: the id
+        itself, or a name the catalog does not know (a coverage gap). A transfer to a regulator
+        naming 交易密码 was no C3 transfer, and raised nothing (a probe)."""
+        if name in self.field_class:
+            return None
+        fid = self.sdk.field_id(name)
+        return fid if fid in self.field_class else None
+
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)
 

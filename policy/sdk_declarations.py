@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from policy.model import FieldClass, JrClass, SdkField, Sdks, key_form, spelling
 
@@ -49,8 +50,11 @@ def host_in(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
 
 
 def _bare_host(host: str) -> str:
-    """The host name of `host[:port]` or `[ipv6][:port]`, lower case, without the root's dot."""
+    """The host name of `host[:port]` or `[ipv6][:port]`, lower case, without the root's dot; of a
+    URL, its host (a probe's `https://datasink.sensorsdata.cn/sa?project=…` was a host not allowed)."""
     host = host.strip().lower()
+    if "/" in host:  # a URL, or a host with a path: what stands between the scheme and the path
+        host = urlsplit(host if "//" in host else f"//{host}").netloc.rpartition("@")[2]
     if host.startswith("[") and "]" in host:
         return host[1 : host.index("]")]
     if host.count(":") == 1:  # one colon: a port (a bare IPv6 address has several)

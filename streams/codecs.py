@@ -72,6 +72,7 @@ BUILTIN_SCHEMA_IDS = {
 SCHEMA_ID_HEADERS = ("schema.id", "value.schema.id", "lifemon.schema.id")
 
 MIN_TS = 946_684_800_000  # 2000-01-01: below it a `ts` is seconds, not milliseconds
+REFERENCE_MIN_TS = 31_536_000_000  # 1971-01-01: a valid-from in seconds, before 2969, is below it
 MAX_TS = 4_102_444_800_000  # 2100-01-01: above it, microseconds or garbage (and a DateTime overflow)
 # the most lifemon's producers send in one message (streams/sinks/kafka.py `message.max.bytes`):
 # the limit of a re-keyed record too, written by lifemon from one accepted at its source
@@ -352,7 +353,9 @@ class Decoder:
         """Refuse the records whose event time strays from its clock; `note(offset_ms)` may add to
         the reason (a raw log's source knows what a whole number of hours off means)."""
         reference = stream in REFERENCE_STREAMS  # valid-from: 0 means always, a future date is a plan
-        low = 0 if reference else MIN_TS
+        # a reference record's history may go back decades, but not to 1970: a valid-from in seconds
+        # lands there (a probe's opt-out in seconds was a 1970 record, and lost to the grant before it)
+        low = REFERENCE_MIN_TS if reference else MIN_TS
         ahead, behind = self.event_time.max_ahead_ms, self.event_time.max_behind_ms
         if behind is None:
             behind = MAX_TS
@@ -366,7 +369,7 @@ class Decoder:
             pair
             for pair in _door.doubtful_times(out.ok, low, high, ahead, behind, reference)
             if not (
-                low <= (ts := pair[1].ts) < high
+                (low <= (ts := pair[1].ts) < high or (reference and ts == 0))
                 and (
                     reference
                     or ((stamp := pair[0].timestamp) > 0 and ts - stamp <= ahead and stamp - ts <= behind)
@@ -382,7 +385,11 @@ class Decoder:
         for pair in doubtful:
             raw, ev = pair
             if not low <= ev.ts < MAX_TS:
-                why: str | None = "not epoch milliseconds between the years 2000 and 2100"
+                why: str | None = (
+                    "not epoch milliseconds between the years 1971 and 2100 (0: in force always)"
+                    if reference
+                    else "not epoch milliseconds between the years 2000 and 2100"
+                )
             elif ev.ts >= high:
                 why = (
                     f"{(ev.ts - now) // 1000} s ahead of this machine's clock, beyond the allowed "

@@ -25,7 +25,7 @@ import tempfile
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from itertools import compress, groupby, repeat
+from itertools import chain, compress, groupby, repeat
 from operator import attrgetter, floordiv, itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -167,11 +167,19 @@ def _spell_record_ids(stream: str, records: list[Any]) -> None:
 
 # the attribute that names the system an event's data was read, stored or sent from
 SYSTEM_ATTR = {"access": "system", "lifecycle": "system", "transfer": "sender_system"}
+# the lists of catalog field ids a log names its data by, read as the catalog spells them
+# (`Catalog.field_spelling`); an SDK observation's fields are the SDK vocabulary's (sdk_overcollection)
+FIELD_LISTS = {
+    "access": "fields",
+    "transfer": "categories",
+    "lifecycle": "categories",
+    "marketing": "data_used",
+}
 # the attributes that name an employee, read as the entitlements feed spells them (`spelled_as`)
 EMPLOYEE_ATTRS = {
     "access": ("actor_id",),
     "transfer": ("actor_id",),
-    "lifecycle": ("operator_id",),
+    "lifecycle": ("operator_id", "supervisor_id"),
     "marketing": ("submitter_id", "approver_id"),
 }
 
@@ -190,6 +198,19 @@ def fold(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]
         for r in records:
             if (v := getattr(r, attr)) in odd:
                 setattr(r, attr, odd[v])
+
+
+def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]) -> None:
+    """`fold` for an attribute that holds a list (the data an access read, a transfer sent): each
+    name another spelling stands for becomes it, a name spelled twice is kept once. One set of the
+    batch's names, most batches none to change."""
+    names = set(chain.from_iterable(map(attrgetter(attr), records)))
+    odd = {v: s for v in names if (s := respell(v)) is not None}
+    if odd:
+        for r in records:
+            values = getattr(r, attr)
+            if not odd.keys().isdisjoint(values):
+                setattr(r, attr, list(dict.fromkeys(odd.get(v, v) for v in values)))
 
 
 def system_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
@@ -726,6 +747,8 @@ class Engine:
                 fold(events, "purpose", spelling)
             if stream in SYSTEM_ATTR:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
+            if stream in FIELD_LISTS:
+                fold_lists(events, FIELD_LISTS[stream], self.catalog.field_spelling)
             if stream == "lifecycle" and self.by_customer:
                 self._tied = self._owners(partition, events)
             self._rollup(stream, topic, partition, decoded, events)

@@ -102,6 +102,23 @@ def test_each_bad_record_gets_its_reason(value, headers, kind, field, text) -> N
     assert hdr["error.kind"] == kind.encode() and hdr["source.offset"] == b"0"
 
 
+def test_a_reference_record_dated_in_seconds_is_refused_and_history_and_always_are_kept() -> None:
+    """A reference record's valid-from may lie decades back, or be 0 (in force always), but a
+    time in seconds lands in January 1970: a probe's opt-out so dated was taken as a 1970 record,
+    lost to the grant before it, and the push after it was never judged against it."""
+    opt_out = {"subject_id": "C1", "purpose": "marketing", "status": "withdrawn", "separate": False}
+    times = [1_767_232_800, 0, 631_152_000_000, T0]  # seconds; always; 1990; now
+    raws = [
+        RawRecord("pfi.consents", 0, i, json.dumps(opt_out | {"ts": ts}).encode(), None, None)
+        for i, ts in enumerate(times)
+    ]
+    out = Decoder().decode("consents", raws)
+    assert [ev.ts for _, ev in out.ok] == times[1:]
+    (dead,) = out.dead
+    assert (dead.kind, dead.field, dead.raw.offset) == ("event_time", "ts", 0)
+    assert "between the years 1971 and 2100 (0: in force always)" in dead.message
+
+
 def test_reasons_never_repeat_the_offending_value() -> None:
     """A DLQ reason goes to headers, ClickHouse and logs: it must not carry a card number or PIN."""
     bad = [

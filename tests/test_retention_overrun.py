@@ -533,6 +533,24 @@ def test_an_end_reported_after_the_removal_gives_the_same_alert(spec, catalog) -
     assert ids[0] == ids[1]
 
 
+def test_an_account_number_taken_for_due_diligence_is_kept_ten_years_from_the_accounts_closure(run) -> None:
+    """retention.yaml `aml_account_records`: an account number collected for KYC/AML is part of the
+    customer's identity file the AML Law keeps (art. 34): deleted seven months after its account
+    closed is too early (a probe's passed), ten years on it is not; one for the account's
+    service alone is the bank's to delete, as before."""
+    acct = collect("A1", day=-5000, cats=("payment_account_no",), purpose="kyc_aml", system="core_banking")
+    (a,) = run([acct, lc("account_closed", "A1", day=-210), lc("delete", "A1", day=-1)])[
+        "removed_before_minimum"
+    ]
+    assert "inside the 10 years the law requires it kept from account_closed" in a.summary
+    # closed ten years and a week ago: kept past its ten years (an overrun, closed now), not too early
+    assert set(run([acct, lc("account_closed", "A1", day=-3660), lc("delete", "A1", day=-1)])) == {
+        "retention_expired"
+    }
+    service = collect("A1", day=-3000, cats=("payment_account_no",), purpose="account_service")
+    assert run([service, lc("account_closed", "A1", day=-210), lc("delete", "A1", day=-1)]) == {}
+
+
 def test_a_crm_copy_deleted_on_request_is_not_kept_by_the_aml_minimum(run) -> None:
     """Only the records kept for the AML duty (their purposes) are: a name in the CRM is not."""
     crm = collect(day=-100, cats=("customer_name", "mobile_phone"))
@@ -1231,6 +1249,8 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         ({}, False),
         ({"supervisor_id": "e1"}, True),
         ({"supervisor_id": "E1 "}, True),  # the operator's own id in another case
+        ({"supervisor_id": "Ｅ１"}, True),  # and typed in full width (a probe's passed)
+        ({"operator_id": "E000010", "supervisor_id": "Ｅ０００010"}, True),
         ({"supervisor_id": None}, True),
         ({"supervisor_id": " "}, True),  # a blank is no signature
         ({"method": None}, True),
@@ -1318,6 +1338,8 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         "complete",
         "self-supervised",
         "self-supervised-other-case",
+        "self-supervised-full-width",
+        "self-supervised-full-width-digits",
         "no-supervisor",
         "blank-supervisor",
         "no-method",

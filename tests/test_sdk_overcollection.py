@@ -233,6 +233,21 @@ def test_fields_as_payloads_key_them_are_those_fields_not_unknown(engine, catalo
     assert {w: catalog.sdk.field_id(w) for w in words} == words
 
 
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [("pin", "card_pin"), ("track2", "card_track_data"), ("磁道信息", "card_track_data"), ("安全码", "card_cvn"),
+     ("card_cvv", "card_cvn"), ("loginPwd", "login_password"), ("cardPwd", "card_pin"),
+     ("tradePwd", "transaction_password"), ("动态码", "otp"), ("人脸图像", "face_image")],
+)  # fmt: skip
+def test_card_secrets_as_apps_key_them_are_critical(engine, key, field) -> None:
+    """The names a probe's telemetry gave a PIN, track data, the card's security code (安全码, the
+    word on the card), passwords, a dynamic code and a face image (classification.yaml `also`,
+    traffic.yaml `keys`): each was a medium "(unknown field)", no incident."""
+    (a,) = final(run(engine, [obs("tingyun_apm", ("device_model", key))])).values()
+    assert a.rule_id.endswith(".c3_or_auth_helper") and a.severity.value == "critical", key
+    assert a.counts[f"field_{field}"] == 1 and "(unknown field)" not in a.summary
+
+
 # -- which SDK -------------------------------------------------------------------------------------
 def test_undeclared_sdks_by_name_package_or_host(engine) -> None:
     events = [
@@ -367,6 +382,9 @@ def test_hosts_and_countries_outside_the_declaration(engine) -> None:
         obs(
             "cloud_certificate", ("device_model",), host="cert.bank.internal"
         ),  # no host declared: not judged
+        # the URL it sent to, as a network log writes it (a probe's was a host not allowed)
+        obs("amap_location", ("location",), host="https://apilocate.amap.com:443/v3/ip?key=1"),
+        obs("amap_location", ("location",), host="apilocate.amap.com/v3/ip"),
     ]
     assert run(engine, quiet) == []
     loud = [
@@ -374,6 +392,7 @@ def test_hosts_and_countries_outside_the_declaration(engine) -> None:
         obs("amap_location", ("location",), host="47.94.12.34:443", at=1),  # an address, port or not
         obs("amap_location", ("location",), host="[2001:db8::1]:443", at=1),
         obs("amap_location", ("location",), host="apilocate.amap.com.evil.cn:443", at=1),
+        obs("amap_location", ("location",), host="https://apilocate.amap.com@evil.cn/x", at=1),
         obs("tencent_face", ("device_model",), host="faceid.tencentcloudapi.com", dest_country="SG", at=2),
     ]
     assert rules(run(engine, loud, offset=10)) == {

@@ -152,6 +152,21 @@ def test_a_card_security_code_in_a_regulatory_report_is_c3_leaving_the_bank(engi
     assert "sent C3 data to regulator reg_amlmac" in a.summary
 
 
+@pytest.mark.parametrize("word", ["交易密码", "CVV2", "安全码", "Card_CVN", "track2"])
+def test_c3_a_log_names_in_the_catalogs_words_is_c3(engine, word) -> None:
+    """A log may name what it sent as the catalog's words for a field (classification.yaml `zh`,
+    `also`; traffic.yaml's keys), not its id: 交易密码 is transaction_password, CVV2 the card's CVN.
+    The door reads them as the field (a probe's report to a regulator carrying 交易密码 raised
+    nothing, and one to a partner a contract gap for "a field id the catalog does not know")."""
+    report = {"recipient_id": "reg_amlmac", "recipient_type": "regulator", "contract_id": None,
+              "public_network": False, "legal_basis": "legal_obligation", "purpose": "regulatory_report"}  # fmt: skip
+    (a,) = run(engine(), transfer(categories=["customer_name", word], **report)).values()
+    assert (a.rule_id, a.severity.value) == ("LM-TP-001", "critical")
+    (a,) = run(engine(), transfer(categories=["customer_name", "mobile_phone", word])).values()
+    assert (a.rule_id, a.severity.value) == ("LM-TP-001", "critical")
+    assert "the catalog does not know" not in a.summary
+
+
 # -- consent, per subject, as of the transfer ------------------------------------------------------
 def test_consent_is_checked_per_subject_as_of_the_transfer(engine) -> None:
     e = engine(
