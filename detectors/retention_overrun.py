@@ -79,7 +79,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from detectors import inbox
 from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_records
 from detectors.offscope_marketing import RuleSpec
-from detectors.retention_records import GONE_STAGES, Customer, Record
+from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, left
 from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass, spelling
 from schemas.models import ConsentStatus
@@ -340,21 +340,36 @@ class RetentionOverrunDetector:
                 # removal answered (a deletion request, a deadline) is open again (a probe's restore
                 # after an honoured request raised nothing)
                 rec.restored, rec.gone, rec.gone_stage = ev.ts, 0, ""
+                self._held_again(customer, rec, ctx)
+        if rec is not None and (stage in COLLECTED or stage in GONE_STAGES):
+            rec.log(stage, ev.system, ev.ts)  # each system's copy: the record is gone when all are
         if stage in COLLECTED and rec is not None:
             self._collected(held, rec, ev, catalog)
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
             yield from self._stored_apart(rec, ev, customer, catalog)
             yield from self._after_end(customer, held, ev.record_id, rec)
-        elif stage in GONE_STAGES and rec is not None and rec.stored > ev.ts and not rec.gone:
-            if rec.restored < rec.stored:  # removed, then stored again: a restore undid it, said by
-                rec.restored = rec.stored  # a revision of what it left open (`_closed`: as the state is)
+            if rec.gone and not left(rec.copies)[0]:
+                # a copy on another system, reported after the removal of the first: the record never
+                # left, and what that removal closed is open again
+                rec.gone, rec.gone_stage = 0, ""
+                self._held_again(customer, rec, ctx)
+                yield from self._closed(customer, held, ev.record_id, rec, catalog)
+        elif (
+            stage in GONE_STAGES and rec is not None and rec.copies[ev.system][SINCE] > ev.ts and not rec.gone
+        ):
+            if rec.restored < rec.stored:  # removed, then stored there again: a restore undid it, said
+                rec.restored = rec.stored  # by a revision of what it left open (`_closed`: as the state is)
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
         elif stage in GONE_STAGES and rec is not None:
-            before, rec.gone = rec.gone, min(rec.gone or ev.ts, ev.ts)
-            ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
-            if rec.gone != before:
-                rec.gone_stage = stage
+            # gone when its last copy went: a deletion on the CRM leaves the warehouse's copy held (a
+            # probe's request answered on one copy of two, and a location trace the app deleted and
+            # the warehouse kept, raised nothing)
+            before = rec.gone
+            rec.gone, rec.gone_stage = left(rec.copies)
+            if rec.gone:
+                ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
+            if rec.gone != before and rec.gone:
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
                 yield from self._premature(customer, held, ev.record_id, rec, catalog)
         elif stage == "deletion_requested" and rec is not None:
@@ -396,6 +411,12 @@ class RetentionOverrunDetector:
             if rid in held.uses:  # uses seen before this event: judged again with what it changed
                 held.stale.add(rid)
                 ctx.timers.register(JUDGE + customer, ev.ts)
+
+    def _held_again(self, customer: str, rec: Record, ctx: Context) -> None:
+        """The record is held again (restored, or a copy its removal left): its request's deadline is
+        judged again, though its timer may have fired while the record seemed gone."""
+        if rec.requested:
+            ctx.timers.register(customer, ctx.catalog.policy.deletion_due(rec.requested))
 
     def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
@@ -697,7 +718,7 @@ class RetentionOverrunDetector:
             start,
             deadline,
             rec.jr_class,
-            f"record {rid} on {rec.system} ({', '.join(rec.categories)}) kept past its "
+            f"record {rid} on {rec.where(deadline)} ({', '.join(rec.categories)}) kept past its "
             f"{d.rule.span} retention ({d.name}: from {d.after} {self._day(start)}, "
             f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}"
             + (
@@ -722,7 +743,7 @@ class RetentionOverrunDetector:
             rec.requested,
             overdue,
             rec.jr_class,
-            f"deletion of record {rid} on {rec.system}, requested {self._day(rec.requested)}, "
+            f"deletion of record {rid} on {rec.where(overdue)}, requested {self._day(rec.requested)}, "
             f"not executed within {self._retention(catalog).sla_days} days{self._late(rec, overdue)}"
             + (
                 f"; refused {self._day(rec.refused)}, in time (the refusal was reported after the deadline)"
@@ -774,7 +795,7 @@ class RetentionOverrunDetector:
                 rec.first,  # not the clock's start: a clock reported later must not change the id
                 rec.gone,
                 rec.jr_class,
-                f"record {rid} on {rec.system} ({', '.join(rec.categories)}) removed {self._day(rec.gone)} "
+                f"record {rid} on {rec.where()} ({', '.join(rec.categories)}) removed {self._day(rec.gone)} "
                 f"{when}; {m.source}{asked}",
                 [],
                 actor=rec.system,

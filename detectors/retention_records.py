@@ -12,12 +12,43 @@ from typing import Any
 
 # the stages a record leaves by, and how an alert says it
 GONE_STAGES = {"delete": "deleted", "anonymize": "anonymized", "destroy": "destroyed"}
+SINCE, REMOVALS = 0, 1  # a copy: [its latest collection or store (0: none), its removals [[ts, stage]]]
+
+
+def left(copies: dict[str, list[Any]]) -> tuple[int, str]:
+    """(when, by which stage) a record left every copy it has: each copy (a system it was collected
+    or stored on) by its earliest removal since its latest store, and the record when the last copy
+    went; (0, "") while one is held. A removal on a system no copy is known on (a purge job that
+    logs its own name, the data's system unsaid) removes every copy stored before it. Order-free:
+    the same events in any order leave the same answer."""
+    stored = [c for c in copies.values() if c[SINCE]]
+    anywhere = [r for c in copies.values() if not c[SINCE] for r in c[REMOVALS]]
+    if not stored:
+        return min(map(tuple, anywhere), default=(0, ""))  # type: ignore[return-value]
+    last: tuple[int, str] = (0, "")
+    for since, removals in stored:
+        gone = min((tuple(r) for r in (*removals, *anywhere) if r[0] >= since), default=None)
+        if gone is None:
+            return (0, "")
+        last = max(last, gone)  # type: ignore[arg-type]
+    return last
+
+
+def holding(copies: dict[str, list[Any]], at: int) -> list[str]:
+    """The systems whose copy was held at `at` (collected or stored by then, not removed since)."""
+    anywhere = [r[0] for c in copies.values() if not c[SINCE] for r in c[REMOVALS]]
+    return sorted(
+        s
+        for s, (since, removals) in copies.items()
+        if 0 < since <= at and not any(since <= t <= at for t in (*(r[0] for r in removals), *anywhere))
+    )
 
 
 class Record:
-    """One tracked record: when it was first collected or stored, where, what it holds, for what
-    purpose; when it left (deleted, anonymized or destroyed), when its deletion was requested, when
-    the account it is closed; and the alerts already raised on it (tag -> revision)."""
+    """One tracked record: when it was first collected or stored, where (first; and each system's
+    copy), what it holds, for what purpose; when it left (its last copy deleted, anonymized or
+    destroyed), when its deletion was requested, when the account it is closed; and the alerts
+    already raised on it (tag -> revision)."""
 
     __slots__ = (
         "first",
@@ -37,6 +68,7 @@ class Record:
         "refused",
         "stored",
         "restored",
+        "copies",
     )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
@@ -53,6 +85,9 @@ class Record:
         self.refused = 0  # earliest refusal of a deletion request (the law keeps it); 0: none
         self.stored = 0  # latest store; 0: none
         self.restored = 0  # latest store after its removal (a backup restored: the data is back); 0: none
+        # system -> [latest collection or store there, its removals there]: the record is gone when
+        # every copy is (`left`); a deletion on the CRM leaves the warehouse's copy held
+        self.copies: dict[str, list[Any]] = {}
         self.fired: dict[str, int] = {}
         # the events a deadline alert points the analyst to: the first collection, the earliest request
         self.first_id, self.request_id = "", ""
@@ -76,6 +111,7 @@ class Record:
             self.refused,
             self.stored,
             self.restored,
+            self.copies,
         ]
 
     @classmethod
@@ -91,7 +127,32 @@ class Record:
         rec.refused = row[14] if len(row) > 14 else 0  # stored before a request could be refused
         # stored before a restore brought a record back
         rec.stored, rec.restored = row[15:17] if len(row) > 16 else (0, 0)
+        # stored when one removal anywhere removed the record: one copy, on its first system
+        rec.copies = row[17] if len(row) > 17 else rec.one_copy()
         return rec
+
+    def one_copy(self) -> dict[str, list[Any]]:
+        """What a record kept before copies were tracked held: one copy, since its latest collection
+        or store, removed as it was."""
+        since = max(self.first, self.last, self.stored)
+        return {self.system: [since, [[self.gone, self.gone_stage or "delete"]] if self.gone else []]}
+
+    def log(self, stage: str, system: str, ts: int) -> None:
+        """A collection, store or removal on `system`: its copy's part (`left`)."""
+        copy = self.copies.setdefault(system, [0, []])
+        if stage in GONE_STAGES:
+            if [ts, stage] not in copy[REMOVALS]:
+                copy[REMOVALS].append([ts, stage])
+        else:
+            copy[SINCE] = max(copy[SINCE], ts)
+        if copy[SINCE]:  # a removal before the copy's latest store never counts again
+            copy[REMOVALS] = sorted(r for r in copy[REMOVALS] if r[0] >= copy[SINCE])
+
+    def where(self, at: int | None = None) -> str:
+        """The systems a summary names: those holding a copy at `at` (all it was kept on when
+        none, or when `at` is None)."""
+        systems = holding(self.copies, at) if at is not None else []
+        return ", ".join(systems or sorted(s for s, c in self.copies.items() if c[SINCE]) or [self.system])
 
     def gone_by(self, ts: int) -> bool:
         """Deleted, anonymized or destroyed at or before `ts`."""

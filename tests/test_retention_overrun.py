@@ -390,6 +390,72 @@ def test_deletion_request_executed_on_day_16_fires(run) -> None:
     assert still.status.value == "open" and still.alert_id == a.alert_id
 
 
+# -- a record held on several systems: gone when its last copy goes ----------------------------------
+def copies(request: float = -40) -> list[Any]:
+    """R1 collected on the CRM, copied to the warehouse the next night; a deletion request."""
+    return [collect(day=-100), lc("store", day=-99, system="dwh", categories=["mobile_phone"]),
+            lc("deletion_requested", day=request)]  # fmt: skip
+
+
+def test_a_request_answered_on_one_copy_of_two_is_overdue_and_names_the_copy_kept(run) -> None:
+    """A probe: the CRM deleted R1 in time, the warehouse's copy stayed: the request was taken as
+    answered. The record is gone when its last copy is (PIPL art. 47, seed 002 §六.6(1))."""
+    (a,) = run([*copies(), lc("delete", day=-37), tick(0)])["deletion_request_overdue"]
+    assert a.status.value == "open" and a.summary.startswith("deletion of record R1 on dwh, requested")
+    # the warehouse's copy deleted too, on day 14: in time, silent; on day 16: late, closed
+    assert run([*copies(), lc("delete", day=-37), lc("delete", day=-27, system="dwh"), tick(0)]) == {}
+    (late,) = run([*copies(), lc("delete", day=-37), lc("delete", day=-23, system="dwh"), tick(0)])[
+        "deletion_request_overdue"
+    ]
+    assert late.alert_id == a.alert_id and late.status.value == "closed"
+    assert late.summary.endswith("removed 2025-12-09, 2 days late")
+    # a purge job that logs its own name, not the data's system: it removes every copy, as before
+    assert run([*copies(), lc("delete", day=-37, system="purge_job"), tick(0)]) == {}
+
+
+def test_a_copy_purged_before_the_request_does_not_answer_it(run) -> None:
+    """A probe: the warehouse purged its copy on 10 Jan, the customer asked on 20 Jan, the CRM
+    never deleted: the old purge was taken as the request's answer."""
+    got = run([*copies(request=-20), lc("delete", day=-30, system="dwh"), tick(0)])
+    (a,) = got["deletion_request_overdue"]
+    assert a.status.value == "open" and "record R1 on crm," in a.summary
+
+
+def test_a_location_the_app_deleted_and_the_warehouse_kept_is_kept_past_its_period(run) -> None:
+    """A probe: a location trace collected in the app and stored in the warehouse; the app deleted
+    it in its 30 days, the warehouse kept it: nothing fired."""
+    trace = {"categories": ["location_trace"], "purpose": "branch_service"}
+    app = lc("collect", "L1", day=-60, system="mobile_banking", **trace)
+    dwh = lc("store", "L1", day=-60, system="dwh", **trace)
+    (a,) = run([app, dwh, lc("delete", "L1", day=-40, system="mobile_banking"), tick(0)])["retention_expired"]
+    assert a.status.value == "open" and a.summary.startswith("record L1 on dwh (location) kept past")
+    assert run([app, dwh, lc("delete", "L1", day=-40, system="mobile_banking"), lc("delete", "L1", day=-35, system="dwh"), tick(0)]) == {}  # fmt: skip
+
+
+def test_a_read_of_the_copy_still_held_is_no_use_after_deletion(run) -> None:
+    """A probe: the warehouse purged its copy and the CRM kept R1; a CRM read of it was a high
+    `used_after_deletion` on a record the bank still lawfully holds."""
+    held = [collect(day=-100), lc("store", day=-99, system="dwh", categories=["mobile_phone"])]
+    assert run([*held, lc("delete", day=-10, system="dwh"), read(day=-9), tick(0)]) == {}
+    (a,) = run([*held, lc("delete", day=-10, system="dwh"), lc("delete", day=-8), read(day=-7), tick(0)])[
+        "used_after_deletion"
+    ]
+    assert "deleted 2025-12-24" in a.summary  # the day its last copy went
+
+
+def test_a_copy_reported_after_the_removal_of_the_other_reopens_what_it_closed(spec, catalog) -> None:
+    """The warehouse's store, dated before the CRM's deletion, reported after it: the record never
+    left, and the request the deletion seemed to answer is overdue, as when the events come in
+    time order (the same alert, the same revision's content)."""
+    store, gone = lc("store", day=-99, system="dwh", categories=["mobile_phone"]), lc("delete", day=-37)
+    in_order = final_alerts(Engine([spec], catalog, pseudonymize=pz), [*copies(), gone, tick(0)], 100)
+    e = Engine([spec], catalog, pseudonymize=pz)
+    final_alerts(e, [collect(day=-100), lc("deletion_requested", day=-40), gone, tick(-1)], 100)
+    late = final_alerts(e, [store, tick(0)], 100)
+    ((a,), (b,)) = (in_order, [x for x in late if x.title_en == RULE_TITLES["deletion_request_overdue"]])
+    assert (b.alert_id, b.status.value, b.summary) == (a.alert_id, "open", a.summary)
+
+
 def test_a_restore_from_backup_reopens_what_the_deletion_answered(run, spec, catalog) -> None:
     """A probe: a deletion request honoured on day 3, then the record restored from a backup on day
     20: the customer's data was back and nothing fired. The restore reopens the request (and a
@@ -634,7 +700,7 @@ def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run, s
 
 
 def test_state_stored_before_these_rules_still_loads() -> None:
-    from detectors.retention_records import Customer
+    from detectors.retention_records import Customer, left
 
     held = Customer.from_json(
         {"r": {"R1": [1, "crm", "C2", ["contact"], "customer_service", 0, 0, {}]}, "c": 0, "e": 5, "u": {}}
@@ -646,6 +712,10 @@ def test_state_stored_before_these_rules_still_loads() -> None:
         and held.records["R1"].gone_stage == ""  # its alerts say "removed", the stage unknown
     )
     assert Customer.from_json(held.to_json()).to_json() == held.to_json()
+    # kept before copies were tracked, removed: one copy, on its system, removed as it was
+    gone = Customer.from_json({"r": {"R1": [1, "crm", "C2", ["contact"], None, 9, 0, {}, 0, "", "", "delete"]},
+                               "c": {}, "e": 0, "u": {}}).records["R1"]  # fmt: skip
+    assert gone.copies == {"crm": [1, [[9, "delete"]]]} and left(gone.copies) == (9, "delete")
 
 
 # -- uses after the deadline or the deletion (accesses and transfers re-keyed by customer) ---------------
