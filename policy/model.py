@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from calendar import monthrange
+from collections.abc import Callable
 from datetime import date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
@@ -284,6 +285,11 @@ class Organisation(Strict):
         description="a regular expression of the bank's employee ids (the entitlements feed's): an "
         "actor id a log writes in another case (e300011) is read in the case the form takes (E300011)",
     )
+    department_form: str | None = Field(
+        None,
+        description="a regular expression of the whole id of a department (部室) an HR feed places "
+        "under its org (HO_RETAIL, 总行零售银行部): read as that org, at its level",
+    )
     org_levels: dict[str, OrgLevel]
     roles: dict[str, Role]
     permissions: dict[str, PermissionSet] = Field(default_factory=dict)
@@ -318,6 +324,27 @@ class Organisation(Strict):
                 "as in C[0-9]{7}: it is found only where no letter or digit touches it"
             )
         return form
+
+    @field_validator("department_form")
+    @classmethod
+    def _department(cls, form: str | None) -> str | None:
+        try:
+            found = re.compile(form) if form is not None else None
+        except re.error as e:
+            raise ValueError(
+                f"'{form}' is not a regular expression of an org id ({e}); write e.g. HO_[A-Z]+"
+            ) from None
+        if found is not None and found.fullmatch(""):
+            raise ValueError(f"'{form}' matches an empty org id; write the departments' form, e.g. HO_[A-Z]+")
+        return form
+
+    def units(self) -> Callable[[list[str]], list[str]] | None:
+        """An org path without its departments (`department_form`), or None when the bank names none:
+        a department is its org's own unit, at its level, and sees and manages what its org does."""
+        if self.department_form is None:
+            return None
+        department = re.compile(self.department_form).fullmatch
+        return lambda path: [org for org in path if not department(org)]
 
     def sees_at_depth(self, depth: int) -> str:
         """What an org `depth` deep in the tree sees (its `org_path` length): `org_levels` are listed

@@ -175,6 +175,8 @@ FIELD_LISTS = {
     "lifecycle": "categories",
     "marketing": "data_used",
 }
+# the attributes that hold an org's or an approval's code, read as codes are compared (`code_spelling`)
+CODE_ATTRS = {"access": ("actor_org", "approval_id"), "marketing": ("org_id", "approval_id")}
 # the attributes that name an employee, read as the entitlements feed spells them (`spelled_as`)
 EMPLOYEE_ATTRS = {
     "access": ("actor_id",),
@@ -211,6 +213,25 @@ def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str |
             values = getattr(r, attr)
             if not odd.keys().isdisjoint(values):
                 setattr(r, attr, list(dict.fromkeys(odd.get(v, v) for v in values)))
+
+
+def code_spelling(code: str) -> str | None:
+    """An org's or an approval's code as every feed's is compared: without blanks, in plain width,
+    in upper case (None: already so). HR's `ho/b01/s0101` is the customers feed's S0101 (a probe's
+    wealth manager "s0101 read a customer managed by S0101"), a log's approval AP-10 is HR's ap-10."""
+    spelled = id_spelling(code).upper()
+    return spelled if spelled != code else None
+
+
+def _as_units(records: Sequence[Any], units: Callable[[list[str]], list[str]]) -> None:
+    """An employee's or customer's org as the levels count it: a department an HR feed places under
+    its org (`department_form`: HO_RETAIL under HO) is that org, at its level. A probe's head-office
+    advisor in HO_RETAIL saw as a branch, and a head-office department head's approvals covered no
+    sub-branch."""
+    for r in records:
+        path = units(r.org_path)
+        if path and path != r.org_path:
+            r.org_path, r.org_id = path, path[-1]
 
 
 def system_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
@@ -567,6 +588,7 @@ class Engine:
         self._system_spelling = system_spelling(catalog.system_ids)
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form)
+        self._units = organisation.units()  # an org path as the levels count it: no departments
         if hasattr(pseudonymize, "spell_ids_as"):  # a plain function (tests, tools) spells nothing
             pseudonymize.spell_ids_as(organisation.customer_id_form)
         self.pseudonymize = pseudonymize
@@ -671,14 +693,20 @@ class Engine:
             fold(records, "actor_id", self._employee_spelling)
             approvals = [a for r in records for a in r.approvals]
             fold(approvals, "approver_id", self._employee_spelling)
+            fold(approvals, "approval_id", code_spelling)
             fold(approvals, "purpose", spelling)
             for a in approvals:
                 a.systems = [self._system_spelling(s) or s for s in a.systems]
+        if stream != "consents":
+            fold(records, "org_id", code_spelling)
+            fold_lists(records, "org_path", code_spelling)
+            for r in records:
+                self.known_orgs.update(r.org_path, (r.org_id,))
+            if self._units is not None:
+                _as_units(records, self._units)
         news = self._news(registry, records)
         for r in records:
             registry.put(r)
-            if stream != "consents":
-                self.known_orgs.update(r.org_path, (r.org_id,))
         if stream != "consents":
             for labels in self._rollup_labels.values():
                 labels.orgs.clear()  # an org labelled `other` may be known now
@@ -749,6 +777,10 @@ class Engine:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
             if stream in FIELD_LISTS:
                 fold_lists(events, FIELD_LISTS[stream], self.catalog.field_spelling)
+            for attr in CODE_ATTRS.get(stream, ()):
+                fold(events, attr, code_spelling)
+            if stream == "marketing":
+                fold_lists(events, "approved_audience", code_spelling)
             if stream == "lifecycle" and self.by_customer:
                 self._tied = self._owners(partition, events)
             self._rollup(stream, topic, partition, decoded, events)

@@ -125,6 +125,21 @@ def test_a_customer_id_form_that_cannot_be_one_names_its_key(policy_copy: Path, 
     assert "C[0-9]{7}" in e.value.fix and lines[e.value.line - 1].startswith("customer_id_form:")
 
 
+@pytest.mark.parametrize(
+    ("form", "said"), [("HO_[A-Z+", "is not a regular expression"), ("(HO_)?", "matches an empty")]
+)
+def test_a_department_form_that_cannot_be_one_names_its_key(policy_copy: Path, form: str, said: str) -> None:
+    edit(
+        policy_copy / "organisation.yaml",
+        "department_form: '(HO|B[0-9]+)_[A-Z0-9_]+'",
+        f"department_form: '{form}'",
+    )
+    with pytest.raises(PolicyError, match=said) as e:
+        load_policy(policy_copy)
+    assert e.value.file.endswith("organisation.yaml") and e.value.key == "department_form"
+    assert "HO_[A-Z]+" in e.value.fix
+
+
 def test_unknown_category_reference(policy_copy: Path) -> None:
     edit(policy_copy / "classification.yaml", "category: credit}", "category: credits}")
     with pytest.raises(PolicyError, match=r"'credits' is not a known category") as e:

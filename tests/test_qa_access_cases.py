@@ -273,10 +273,14 @@ def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
     for rows, silent in ((2000, True), (2001, False), (1_000_000, False)):
         got = run([_ent("m1", "aml_analyst", "HO")], [flows.model_copy(update={"row_count": rows})])
         assert (not any("reached 500 (" in a.summary for a in got)) is silent, rows
-    assets = read("w1", OPEN, ["A0001"], fields=("customer_name", "assets"), purpose="wealth_advice")
-    for rows, silent in ((49, True), (50, False)):
-        got = run([ent], [assets.model_copy(update={"row_count": rows})])
-        assert (not any("reached 50 (" in a.summary for a in got)) is silent, rows
+    # a wealth manager's book: a customer's statement of a few years, read or printed for them, as
+    # at the counter (a probe's 600-row statement of her own customer was a high art. 5 alert)
+    statement = read(
+        "w1", OPEN, ["A0001"], fields=("customer_name", "transaction_record"), purpose="customer_service"
+    )
+    for rows, silent in ((600, True), (2000, True), (2001, False)):
+        got = run([ent], [statement.model_copy(update={"row_count": rows})])
+        assert (not any("reached 500 (" in a.summary for a in got)) is silent, rows
     # a batch spanning a transfer: each read is judged by the post it was made in (S0102's wealth
     # manager reading S0101's customers before moving there at 17:00 read no book of hers)
     moved = [_ent("w1", "wealth_manager", "S0102"), _ent("w1", "wealth_manager", "S0101", ts=OPEN + 8 * HOUR)]

@@ -113,6 +113,43 @@ def test_an_org_sees_by_its_level_whatever_roles_its_employee_holds_or_in_what_o
     assert run([at_head_office], access("e9", customers=3, first_customer=20, purpose="marketing")) == []
 
 
+def test_a_department_is_its_orgs_own_level(run) -> None:
+    """Seed 004 names 总行零售银行部 and 总行财富平台部; 角色设置 has 总行部室负责人 and 分行部室负责人. An HR
+    feed that places head-office staff in their department (`[HO, HO_RETAIL]`) put them a level
+    down, at a branch's: a probe's head-office advisor reading a sub-branch customer was out of
+    scope, and a head-office department head's approval covered no sub-branch (organisation.yaml
+    `department_form`). A branch's department sees what the branch sees, and no more."""
+
+    def in_department(actor: str, role: str, path: list[str], **kw) -> object:
+        return entitlement(actor, role=role, **kw).model_copy(update={"org_id": path[-1], "org_path": path})
+
+    advisor = in_department("e9", "ho_investment_advisor", ["HO", "HO_RETAIL"])
+    assert run([advisor], access("e9", customers=3, first_customer=20, purpose="marketing")) == []
+    head = in_department("boss", "ho_dept_head", ["HO", "HO_RETAIL"])
+    handler = entitlement("e1", approvals=[approval(approver_id="boss")])
+    far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    assert run([head, handler], access("e1", **far)) == []
+    risk = in_department("e8", "br_marketing_mgmt", ["HO", "B01", "B01_RISK"])
+    assert run([risk], access("e8", customers=3, first_customer=10, purpose="marketing")) == []
+    (a,) = run([risk], access("e8", customers=1, first_customer=20, purpose="marketing"))
+    assert reasons([a]) == {"out_of_scope"} and "B01 read a customer managed by S0201" in a.summary
+
+
+def test_org_and_approval_codes_are_one_whatever_case_a_feed_writes_them_in(run) -> None:
+    """HR wrote `ho/b01/s0101`, the customers feed S0101: a probe's wealth manager "s0101 read a
+    customer managed by S0101". A log's approval AP-10 is HR's ap-10 (a probe's was "unknown").
+    Codes are read without blanks, in plain width and upper case."""
+    lower = entitlement("e1").model_copy(update={"org_id": "s0101", "org_path": ["ho", "b01", " s0101"]})
+    assert run([lower], access("e1", customers=3)) == []
+    (a,) = run([lower], access("e1", customers=1, first_customer=20))
+    assert "S0101 read a customer managed by S0201" in a.summary
+    ents = [entitlement("e1", approvals=[approval(approval_id="ap-10")])]
+    far = dict(customers=5, first_customer=10, purpose="complaint_handling")
+    assert run(ents, access("e1", approval_id="AP-10", **far)) == []
+    assert run(ents, access("e1", approval_id="ＡＰ-10", **far)) == []
+    assert reasons(run(ents, access("e1", approval_id="AP-11", **far))) == {"out_of_scope"}
+
+
 def test_an_approval_opens_another_org_only_for_its_purpose_data_system_and_budget(run) -> None:
     ents = [entitlement("e1", approvals=[approval()])]
     far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
