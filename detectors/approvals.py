@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from detectors.base import Context, Store, iso_minute, n_of
 from policy.catalog import Catalog
+from policy.model import code_spelling
 from schemas.models import Approval, EmployeeStatus, Entitlement
 
 USED = "approval:"  # store key prefix: records an approval has covered so far, and its customers
@@ -140,8 +141,19 @@ def decides(ev: Any, ent: Entitlement | None, ctx: Context) -> bool:
 
 
 def _named(ev: Any, ent: Entitlement | None) -> Approval | None:
-    """The approval the access names, as the entitlement in force at it carries it."""
-    return next((a for a in ent.approvals if a.approval_id == ev.approval_id), None) if ent else None
+    """The approval the access names, as the entitlement in force at it carries it: its code in any
+    case or width (a log's AP-10 is HR's ap-10, which keys what it spent)."""
+    if ent is None or not ev.approval_id:
+        return None
+    named = code_spelling(ev.approval_id) or ev.approval_id
+    return next(
+        (
+            a
+            for a in ent.approvals
+            if a.approval_id == ev.approval_id or (code_spelling(a.approval_id) or a.approval_id) == named
+        ),
+        None,
+    )
 
 
 def uncovered(ev: Any, ctx: Context, store: Store) -> tuple[Approval | None, int | None]:

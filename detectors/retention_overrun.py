@@ -339,8 +339,7 @@ class RetentionOverrunDetector:
                 # stored again after its removal: a backup restored brings the data back, and what its
                 # removal answered (a deletion request, a deadline) is open again (a probe's restore
                 # after an honoured request raised nothing)
-                rec.restored, rec.gone, rec.gone_stage = ev.ts, 0, ""
-                self._held_again(customer, rec, ctx)
+                rec.restored = ev.ts  # and `_left` finds it held again
         if rec is not None and (stage in COLLECTED or stage in GONE_STAGES):
             rec.log(stage, ev.system, ev.ts)  # each system's copy: the record is gone when all are
         if stage in COLLECTED and rec is not None:
@@ -349,12 +348,7 @@ class RetentionOverrunDetector:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
             yield from self._stored_apart(rec, ev, customer, catalog)
             yield from self._after_end(customer, held, ev.record_id, rec)
-            if rec.gone and not left(rec.copies)[0]:
-                # a copy on another system, reported after the removal of the first: the record never
-                # left, and what that removal closed is open again
-                rec.gone, rec.gone_stage = 0, ""
-                self._held_again(customer, rec, ctx)
-                yield from self._closed(customer, held, ev.record_id, rec, catalog)
+            yield from self._left(customer, held, ev.record_id, rec, ctx)  # a copy reported late
         elif (
             stage in GONE_STAGES and rec is not None and rec.copies[ev.system][SINCE] > ev.ts and not rec.gone
         ):
@@ -362,16 +356,7 @@ class RetentionOverrunDetector:
                 rec.restored = rec.stored  # by a revision of what it left open (`_closed`: as the state is)
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
         elif stage in GONE_STAGES and rec is not None:
-            # gone when its last copy went: a deletion on the CRM leaves the warehouse's copy held (a
-            # probe's request answered on one copy of two, and a location trace the app deleted and
-            # the warehouse kept, raised nothing)
-            before = rec.gone
-            rec.gone, rec.gone_stage = left(rec.copies)
-            if rec.gone:
-                ctx.timers.register(customer, rec.gone + self.forget_ms)  # then the record is forgotten
-            if rec.gone != before and rec.gone:
-                yield from self._closed(customer, held, ev.record_id, rec, catalog)
-                yield from self._premature(customer, held, ev.record_id, rec, catalog)
+            yield from self._left(customer, held, ev.record_id, rec, ctx)
         elif stage == "deletion_requested" and rec is not None:
             if not rec.requested or ev.ts < rec.requested:
                 rec.request_id = ev.event_id
@@ -412,11 +397,22 @@ class RetentionOverrunDetector:
                 held.stale.add(rid)
                 ctx.timers.register(JUDGE + customer, ev.ts)
 
-    def _held_again(self, customer: str, rec: Record, ctx: Context) -> None:
-        """The record is held again (restored, or a copy its removal left): its request's deadline is
-        judged again, though its timer may have fired while the record seemed gone."""
-        if rec.requested:
+    def _left(self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context) -> Iterator[Finding]:
+        """When the record left, as its copies now say (`left`): gone when its last copy went (a
+        deletion on the CRM leaves the warehouse's copy held: a probe's request answered on one copy
+        of two, and a location the app deleted and the warehouse kept, raised nothing), whichever
+        order its copies' events came in. What it closed or opened is revised."""
+        gone, stage = left(rec.copies)
+        if gone == rec.gone:
+            return
+        rec.gone, rec.gone_stage = gone, stage
+        if gone:
+            ctx.timers.register(customer, gone + self.forget_ms)  # then the record is forgotten
+        elif rec.requested:  # held again: its request's timer may have fired while it seemed gone
             ctx.timers.register(customer, ctx.catalog.policy.deletion_due(rec.requested))
+        yield from self._closed(customer, held, rid, rec, ctx.catalog)
+        if gone:
+            yield from self._premature(customer, held, rid, rec, ctx.catalog)
 
     def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""

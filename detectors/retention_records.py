@@ -13,6 +13,7 @@ from typing import Any
 # the stages a record leaves by, and how an alert says it
 GONE_STAGES = {"delete": "deleted", "anonymize": "anonymized", "destroy": "destroyed"}
 SINCE, REMOVALS = 0, 1  # a copy: [its latest collection or store (0: none), its removals [[ts, stage]]]
+REMOVALS_KEPT = 8  # removals kept per copy: the earliest two, and the latest
 
 
 def left(copies: dict[str, list[Any]]) -> tuple[int, str]:
@@ -145,8 +146,10 @@ class Record:
                 copy[REMOVALS].append([ts, stage])
         else:
             copy[SINCE] = max(copy[SINCE], ts)
-        if copy[SINCE]:  # a removal before the copy's latest store never counts again
-            copy[REMOVALS] = sorted(r for r in copy[REMOVALS] if r[0] >= copy[SINCE])
+        # a removal before the copy's latest store never counts again; of a removal job that runs
+        # every night, the first and the latest few (a restore between them makes the next one count)
+        kept = sorted(r for r in copy[REMOVALS] if r[0] >= copy[SINCE])
+        copy[REMOVALS] = kept if len(kept) <= REMOVALS_KEPT else kept[:2] + kept[2 - REMOVALS_KEPT :]
 
     def where(self, at: int | None = None) -> str:
         """The systems a summary names: those holding a copy at `at` (all it was kept on when
@@ -232,6 +235,9 @@ class Customer:
                 if rec.closed
                 else max(self.closures.values(), default=0)
             )
+            # no closure logged, the relationship ended: its last product closed, this account too (a
+            # review's KYC account record, ended eleven years before, was both overdue and too early)
+            stage = stage or (self.ended if self.resumed <= self.ended else 0)
         else:
             # a relationship begun again since it ended runs on (a probe's returning customer's KYC
             # record expired ten years from the first relationship's end, and its deletion then, which

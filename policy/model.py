@@ -328,23 +328,29 @@ class Organisation(Strict):
     @field_validator("department_form")
     @classmethod
     def _department(cls, form: str | None) -> str | None:
+        if form is None:
+            return None
         try:
-            found = re.compile(form) if form is not None else None
+            found = re.compile(form)
         except re.error as e:
             raise ValueError(
-                f"'{form}' is not a regular expression of an org id ({e}); write e.g. HO_[A-Z]+"
+                f"'{form}' is not a regular expression of an org id ({e}); write e.g. (HO|B[0-9]+)_[A-Z]+"
             ) from None
-        if found is not None and found.fullmatch(""):
-            raise ValueError(f"'{form}' matches an empty org id; write the departments' form, e.g. HO_[A-Z]+")
+        if found.groups < 1 or found.fullmatch(""):
+            raise ValueError(
+                f"'{form}' {'matches an empty org id' if found.groups else 'has no group'}; write e.g. "
+                "(HO|B[0-9]+)_[A-Z]+, its first group the id of the department's org"
+            )
         return form
 
-    def units(self) -> Callable[[list[str]], list[str]] | None:
-        """An org path without its departments (`department_form`), or None when the bank names none:
-        a department is its org's own unit, at its level, and sees and manages what its org does."""
+    def unit_of(self) -> Callable[[str], str] | None:
+        """The org a department (`department_form`) is a unit of, the id its first group holds, and any
+        other org itself; None when the bank names no departments. A department sees and manages
+        what its org does, at its org's level."""
         if self.department_form is None:
             return None
         department = re.compile(self.department_form).fullmatch
-        return lambda path: [org for org in path if not department(org)]
+        return lambda org: m.group(1) if (m := department(org)) is not None and m.group(1) else org
 
     def sees_at_depth(self, depth: int) -> str:
         """What an org `depth` deep in the tree sees (its `org_path` length): `org_levels` are listed
@@ -528,6 +534,14 @@ class KnownSdk(Strict):
     name: str
     package_prefixes: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
+
+
+def code_spelling(code: str) -> str | None:
+    """An org's or an approval's code as every feed's is compared: without blanks, in plain width,
+    in upper case (None: already so). HR's `ho/b01/s0101` is the customers feed's S0101 (a probe's
+    wealth manager "s0101 read a customer managed by S0101"), a log's approval AP-10 is HR's ap-10."""
+    spelled = (code if code.isascii() else unicodedata.normalize("NFKC", code)).strip().upper()
+    return spelled if spelled != code else None
 
 
 def spelling(name: str) -> str:

@@ -53,7 +53,11 @@ def _bare_host(host: str) -> str:
     """The host name of `host[:port]` or `[ipv6][:port]`, lower case, without the root's dot; of a
     URL, its host (a probe's `https://datasink.sensorsdata.cn/sa?project=…` was a host not allowed)."""
     host = host.strip().lower()
-    if "/" in host:  # a URL, or a host with a path: what stands between the scheme and the path
+    # a URL, or a host with a path: the host is what stands between the scheme and the path, after
+    # any `user@`, a backslash read as a slash as browsers and OkHttp read it (a review's
+    # `https://evil.cn<backslash>@allowed.cn/` was allowed.cn's)
+    if "/" in host or "\\" in host:
+        host = host.replace("\\", "/")
         host = urlsplit(host if "//" in host else f"//{host}").netloc.rpartition("@")[2]
     if host.startswith("[") and "]" in host:
         return host[1 : host.index("]")]

@@ -35,7 +35,7 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import Context, Detector, Finding, References
 from policy.catalog import Catalog
-from policy.model import spelling
+from policy.model import code_spelling, spelling
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, LifecycleStage
 from streams import _door
@@ -175,8 +175,8 @@ FIELD_LISTS = {
     "lifecycle": "categories",
     "marketing": "data_used",
 }
-# the attributes that hold an org's or an approval's code, read as codes are compared (`code_spelling`)
-CODE_ATTRS = {"access": ("actor_org", "approval_id"), "marketing": ("org_id", "approval_id")}
+# the attributes that name an org, read as the reference records' org ids are (`Engine._org_spelling`)
+ORG_ATTRS = {"access": ("actor_org",), "marketing": ("org_id",)}
 # the attributes that name an employee, read as the entitlements feed spells them (`spelled_as`)
 EMPLOYEE_ATTRS = {
     "access": ("actor_id",),
@@ -213,25 +213,6 @@ def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str |
             values = getattr(r, attr)
             if not odd.keys().isdisjoint(values):
                 setattr(r, attr, list(dict.fromkeys(odd.get(v, v) for v in values)))
-
-
-def code_spelling(code: str) -> str | None:
-    """An org's or an approval's code as every feed's is compared: without blanks, in plain width,
-    in upper case (None: already so). HR's `ho/b01/s0101` is the customers feed's S0101 (a probe's
-    wealth manager "s0101 read a customer managed by S0101"), a log's approval AP-10 is HR's ap-10."""
-    spelled = id_spelling(code).upper()
-    return spelled if spelled != code else None
-
-
-def _as_units(records: Sequence[Any], units: Callable[[list[str]], list[str]]) -> None:
-    """An employee's or customer's org as the levels count it: a department an HR feed places under
-    its org (`department_form`: HO_RETAIL under HO) is that org, at its level. A probe's head-office
-    advisor in HO_RETAIL saw as a branch, and a head-office department head's approvals covered no
-    sub-branch."""
-    for r in records:
-        path = units(r.org_path)
-        if path and path != r.org_path:
-            r.org_path, r.org_id = path, path[-1]
 
 
 def system_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
@@ -588,7 +569,7 @@ class Engine:
         self._system_spelling = system_spelling(catalog.system_ids)
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form)
-        self._units = organisation.units()  # an org path as the levels count it: no departments
+        self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
         if hasattr(pseudonymize, "spell_ids_as"):  # a plain function (tests, tools) spells nothing
             pseudonymize.spell_ids_as(organisation.customer_id_form)
         self.pseudonymize = pseudonymize
@@ -693,17 +674,14 @@ class Engine:
             fold(records, "actor_id", self._employee_spelling)
             approvals = [a for r in records for a in r.approvals]
             fold(approvals, "approver_id", self._employee_spelling)
-            fold(approvals, "approval_id", code_spelling)
             fold(approvals, "purpose", spelling)
             for a in approvals:
                 a.systems = [self._system_spelling(s) or s for s in a.systems]
         if stream != "consents":
-            fold(records, "org_id", code_spelling)
-            fold_lists(records, "org_path", code_spelling)
+            fold(records, "org_id", self._org_spelling)
+            fold_lists(records, "org_path", self._org_spelling)
             for r in records:
                 self.known_orgs.update(r.org_path, (r.org_id,))
-            if self._units is not None:
-                _as_units(records, self._units)
         news = self._news(registry, records)
         for r in records:
             registry.put(r)
@@ -777,10 +755,10 @@ class Engine:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
             if stream in FIELD_LISTS:
                 fold_lists(events, FIELD_LISTS[stream], self.catalog.field_spelling)
-            for attr in CODE_ATTRS.get(stream, ()):
-                fold(events, attr, code_spelling)
+            for attr in ORG_ATTRS.get(stream, ()):
+                fold(events, attr, self._org_spelling)
             if stream == "marketing":
-                fold_lists(events, "approved_audience", code_spelling)
+                fold_lists(events, "approved_audience", self._org_spelling)
             if stream == "lifecycle" and self.by_customer:
                 self._tied = self._owners(partition, events)
             self._rollup(stream, topic, partition, decoded, events)
@@ -863,6 +841,17 @@ class Engine:
             _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
         _spell_record_ids(stream, records)
         self.names.records(stream, records)
+
+    def _org_spelling(self, org: str) -> str | None:
+        """An org id as every feed's is compared (`code_spelling`: HR's `s0101` is the customers feed's
+        S0101), a department as its org (organisation.yaml `department_form`: HO_RETAIL is HO, at the
+        head office's level: a probe's head-office advisor in 总行零售银行部 saw as a branch, and its
+        department head's approvals covered no sub-branch); None: already so. In a path, a
+        department's org takes its place, and is listed once."""
+        spelled = code_spelling(org) or org
+        if self._unit_of is not None:
+            spelled = self._unit_of(spelled)
+        return spelled if spelled != org else None
 
     def _first_deliveries(
         self,

@@ -548,6 +548,26 @@ def test_a_branch_sms_team_sees_only_its_own_branch_and_the_orgs_under_it(engine
     assert "approver B01A (B01) holds no SMS role of the campaign's org B02" in got[P("C3")].summary
 
 
+def test_a_departments_campaign_is_its_orgs(engine) -> None:
+    """B01's retail department (organisation.yaml `department_form`) runs a campaign under its own
+    name, its SMS team placed in it by HR: the campaign, the team and the approved audience are
+    B01's, whatever case a feed writes them in (a review: a four-eyes alert said the campaign's org
+    B01_RETAIL was on no org path)."""
+    team = [
+        Entitlement(actor_id=a, ts=0, org_id="B01_RETAIL", org_path=["HO", "b01", "B01_RETAIL"], roles=[r])
+        for a, r in (("E1", "br_sms_submitter"), ("E2", "br_sms_approver"))
+    ]
+    engine.apply_reference("entitlements", refs("entitlements", team))
+    steps = [consent("C1"), customer("C1"), consent("C2"), customer("C2", ("HO", "B02", "S0201"))]
+    pushes = [
+        push("C1", org_id="B01_RETAIL", approved_audience=["b01_retail"]),
+        push("C2", org_id="B01_RETAIL", approved_audience=["B01"]),  # another branch's customer
+    ]
+    alerts = run(engine, *steps, pushes) + engine.drain()
+    (a,) = final(alerts).values()
+    assert a.subjects_sample == [P("C2")] and rules(alerts) == {"audience_outside_approval"}
+
+
 def test_a_campaign_org_no_path_places_is_not_confirmed_where_customers_are_fed(policy, catalog) -> None:
     """A branch campaign whose org neither the subject, the submitter nor the approver sits in or
     under: its SMS roles cannot be shown to be of its level, and the alert says so (not silence);

@@ -126,18 +126,23 @@ def test_a_customer_id_form_that_cannot_be_one_names_its_key(policy_copy: Path, 
 
 
 @pytest.mark.parametrize(
-    ("form", "said"), [("HO_[A-Z+", "is not a regular expression"), ("(HO_)?", "matches an empty")]
+    ("form", "said"),
+    [
+        ("HO_[A-Z+", "is not a regular expression"),
+        ("(HO_)?", "matches an empty"),
+        ("HO_[A-Z]+", "has no group"),
+    ],
 )
 def test_a_department_form_that_cannot_be_one_names_its_key(policy_copy: Path, form: str, said: str) -> None:
     edit(
         policy_copy / "organisation.yaml",
-        "department_form: '(HO|B[0-9]+)_[A-Z0-9_]+'",
+        "department_form: '(HO|B[0-9]+)_[A-Z][A-Z0-9_]*'",
         f"department_form: '{form}'",
     )
     with pytest.raises(PolicyError, match=said) as e:
         load_policy(policy_copy)
     assert e.value.file.endswith("organisation.yaml") and e.value.key == "department_form"
-    assert "HO_[A-Z]+" in e.value.fix
+    assert "(HO|B[0-9]+)_[A-Z]+" in e.value.fix
 
 
 def test_unknown_category_reference(policy_copy: Path) -> None:

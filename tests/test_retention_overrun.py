@@ -6,6 +6,7 @@ restores and late lifecycle events give the same alerts."""
 
 from __future__ import annotations
 
+from itertools import permutations
 from typing import Any
 
 import pytest
@@ -443,6 +444,31 @@ def test_a_read_of_the_copy_still_held_is_no_use_after_deletion(run) -> None:
     assert "deleted 2025-12-24" in a.summary  # the day its last copy went
 
 
+def test_copies_give_one_answer_whatever_order_their_events_come_in(spec, catalog) -> None:
+    """A review: the warehouse's store of a location trace, reported after its own late deletion,
+    hid the overrun in half of the 24 orders of four events. Every order ends with one alert, the
+    same: kept past its 30 days on the warehouse, closed by the warehouse's removal, 10 days late."""
+    trace = {"categories": ["location_trace"], "purpose": "branch_service"}
+    events = [
+        lc("collect", "L1", day=-60, system="mobile_banking", **trace),
+        lc("store", "L1", day=-59, system="dwh", **trace),
+        lc("delete", "L1", day=-40, system="mobile_banking"),
+        lc("delete", "L1", day=-20, system="dwh"),
+    ]
+    seen = set()
+    for order in permutations(events):
+        e = Engine([spec], catalog, pseudonymize=pz)
+        alerts = [a for i, ev in enumerate(order) for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i))]  # fmt: skip
+        alerts += (
+            e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [tick(0)], "lifecycle", 9)) + e.drain()
+        )
+        (a,) = latest(alerts)
+        seen.add((a.alert_id, a.status.value, a.summary))
+    ((_, status, summary),) = seen
+    assert status == "closed" and summary.startswith("record L1 on dwh (location) kept past its 30-day")
+    assert "10 days late" in summary
+
+
 def test_a_copy_reported_after_the_removal_of_the_other_reopens_what_it_closed(spec, catalog) -> None:
     """The warehouse's store, dated before the CRM's deletion, reported after it: the record never
     left, and the request the deletion seemed to answer is overdue, as when the events come in
@@ -611,6 +637,12 @@ def test_an_account_number_taken_for_due_diligence_is_kept_ten_years_from_the_ac
     assert "inside the 10 years the law requires it kept from account_closed" in a.summary
     # closed ten years and a week ago: kept past its ten years (an overrun, closed now), not too early
     assert set(run([acct, lc("account_closed", "A1", day=-3660), lc("delete", "A1", day=-1)])) == {
+        "retention_expired"
+    }
+    # a KYC file holding an ID and an account number, the relationship ended eleven years ago, no
+    # closure logged: the end closed every account, so it is overdue, not too early (a review's was both)
+    kyc = collect("K1", day=-5000, cats=("id_document_no", "payment_account_no"), purpose="kyc_aml")
+    assert set(run([kyc, lc("relationship_ended", "K1", day=-4000), lc("delete", "K1", day=-1)])) == {
         "retention_expired"
     }
     service = collect("A1", day=-3000, cats=("payment_account_no",), purpose="account_service")

@@ -13,7 +13,7 @@ from conftest import T0, fed, refs
 from detectors import load_detectors
 from policy.catalog import Catalog
 from policy.model import Policy
-from policy.sdk_declarations import Label, SdkDeclarations
+from policy.sdk_declarations import Label, SdkDeclarations, host_in
 from schemas.models import Consent, SdkTelemetryEvent
 from streams.alerts import latest
 from streams.engine import SDK_LABEL, Engine
@@ -393,12 +393,18 @@ def test_hosts_and_countries_outside_the_declaration(engine) -> None:
         obs("amap_location", ("location",), host="[2001:db8::1]:443", at=1),
         obs("amap_location", ("location",), host="apilocate.amap.com.evil.cn:443", at=1),
         obs("amap_location", ("location",), host="https://apilocate.amap.com@evil.cn/x", at=1),
+        obs("amap_location", ("location",), host="https://evil.cn\\@apilocate.amap.com/x", at=1),
         obs("tencent_face", ("device_model",), host="faceid.tencentcloudapi.com", dest_country="SG", at=2),
     ]
     assert rules(run(engine, loud, offset=10)) == {
         ("amap_location", "host_not_allowed"),
         ("tencent_face", "country_not_allowed"),
     }
+    # a URL is judged by the host a client connects to: after an `@`, and with `\` read as `/`
+    allowed = ["apilocate.amap.com"]
+    assert host_in("https://apilocate.amap.com:443/v3/ip?key=1", allowed)
+    assert not host_in("https://apilocate.amap.com@evil.cn/x", allowed)
+    assert not host_in("https://evil.cn\\@apilocate.amap.com/x", allowed)
 
 
 @pytest.mark.parametrize(("count", "fires"), [(60, False), (61, True)])

@@ -133,6 +133,14 @@ def test_a_department_is_its_orgs_own_level(run) -> None:
     assert run([risk], access("e8", customers=3, first_customer=10, purpose="marketing")) == []
     (a,) = run([risk], access("e8", customers=1, first_customer=20, purpose="marketing"))
     assert reasons([a]) == {"out_of_scope"} and "B01 read a customer managed by S0201" in a.summary
+    # a department whose org the path leaves out is that org, not the level above it (a review's
+    # [HO, B01_RISK] saw every customer); a sub-branch named like one (B01_001) is no department
+    climbing = in_department("e7", "br_marketing_mgmt", ["HO", "B01_RISK"])
+    (a,) = run([climbing], access("e7", customers=1, first_customer=20, purpose="marketing"))
+    assert reasons([a]) == {"out_of_scope"} and "B01 read a customer managed by S0201" in a.summary
+    sub_branch = in_department("e6", "lobby_manager", ["HO", "B01", "B01_001"])
+    (a,) = run([sub_branch], access("e6", customers=1))
+    assert reasons([a]) == {"out_of_scope"} and "B01_001 read a customer managed by S0101" in a.summary
 
 
 def test_org_and_approval_codes_are_one_whatever_case_a_feed_writes_them_in(run) -> None:
