@@ -504,9 +504,41 @@ def test_a_table_of_another_database_is_read_as_that_databases() -> None:
     ]
 
 
+def test_a_dbas_maintenance_and_a_count_are_no_access_and_a_refused_export_is_denied() -> None:
+    """A probe's real MariaDB 10.11 and PostgreSQL 15: ANALYZE, OPTIMIZE, CHECK TABLE and mysqldump's
+    LOCK TABLES, and a `SELECT count(*)`, read no row out, yet raised bulk and unauthorized-access
+    alerts as records of no class; MariaDB refuses an INTO OUTFILE without the FILE privilege with
+    1227, which was skipped as an error. A DELETE still touches whole rows."""
+    from policy import load_policy
+    from streams.sources.canonical import Canonical
+    from streams.sources.records import DbStatement
+
+    head = "20261205 21:38:44,vm,csr_liu,localhost,{conn},{query},QUERY,cards,'{sql}',{code}"
+    maintenance = ["ANALYZE TABLE cardholders", "OPTIMIZE TABLE cardholders", "CHECK TABLE cardholders",
+                   "LOCK TABLES `cardholders` READ", "UNLOCK TABLES"]  # fmt: skip
+    lines = [head.format(conn=50 + i, query=i, sql=sql, code=0).encode() for i, sql in enumerate(maintenance)]
+    outfile = "SELECT customer_id, mobile_phone INTO OUTFILE \\'/tmp/x.csv\\' FROM cardholders"
+    lines += [
+        head.format(conn=70, query=90, sql=outfile, code=1227).encode(),
+        head.format(conn=71, query=91, sql="SET GLOBAL general_log = 1", code=1227).encode(),
+    ]
+    dec, stats = decoder()
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], lines))
+    assert [(ev.action.value, ev.outcome.value) for _, ev in out.ok] == [("export", "denied")]
+    assert sum(n for k, n in stats.skipped.items() if "no rows read out" in k) == len(maintenance)
+    canonical = Canonical(load_sources(None, load_policy().classification))
+    for command, sql, kept in (
+        ("SELECT", "SELECT count(*) FROM core.customers", False),
+        ("UPDATE", "UPDATE core.accounts SET org_id = 'S0303' WHERE org_id = 'S0101'", False),
+        ("DELETE", "DELETE FROM core.customers WHERE customer_id = 'C1'", True),
+    ):
+        st = DbStatement("pgaudit", "e1", 0, None, "corebank", "u", "psql", None, command, [], sql, rows=350)
+        assert (canonical.access(st) is not None) is kept, sql
+
+
 def test_a_failed_mariadb_statement_read_nothing() -> None:
     """Return codes 1054 (unknown column) and 1064 (syntax error): the statements failed before
-    they read, and were accesses of K000050 and K000051 with outcome success. The same line with
+    they read, and were accesses of K000050 and K000051 with outcome success. A read's line with
     1045 (the FILE privilege, on a query) is denied, with 1317 (KILL QUERY) a read that may have
     sent rows before it stopped."""
     lines = physical_lines("mariadb_crossdb_errors.log")
@@ -514,15 +546,15 @@ def test_a_failed_mariadb_statement_read_nothing() -> None:
     out = decode_all(dec, "access", records(TOPICS["mariadb"], lines))
     assert [ev.subject_ids for _, ev in out.ok] == [["K000052"], ["K000053"]]
     assert stats.skipped["mariadb: statement failed before it read (an error, not a denial)"] == 2
-    failed = next(line for line in lines if line.endswith(b",1054"))
+    read = next(line for line in lines if b"K000052" in line and line.endswith(b",0"))
     again = [
-        failed.replace(b",1054", code).replace(b",4,12,", f",{9 + i},12,".encode())
+        read[:-2].replace(b",6,16,", f",{9 + i},16,".encode()) + code
         for i, code in enumerate((b",1045", b",1317"))
     ]
     out = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], again))
     assert [(ev.outcome.value, ev.subject_ids) for _, ev in out.ok] == [
-        ("denied", ["K000050"]),
-        ("success", ["K000050"]),
+        ("denied", ["K000052"]),
+        ("success", ["K000052"]),
     ]
 
 
@@ -983,7 +1015,7 @@ def test_a_read_folding_a_table_into_one_row_is_a_visibility_gap() -> None:
         ("pgaudit", "SELECT $$mobile_phone$$, customer_name FROM core.customers", ["customer_name"]),
         ("mariadb", "SELECT /*! * */ FROM cardholders", ["customer_name", "mobile_phone"]),
         ("mariadb", "SELECT SQL_NO_CACHE * FROM cardholders", ["customer_name", "mobile_phone"]),
-        ("mariadb", "SELECT 1 # customer_name\n FROM cardholders", []),
+        ("mariadb", "SELECT 1 # customer_name\n FROM cardholders", None),  # reads no column: no access
         # a subquery that only asks whether rows exist, and a product cut at the statement's end,
         # read no column (both read every customer column before)
         (
@@ -1009,7 +1041,7 @@ def test_a_string_or_an_executable_comment_is_read_as_what_it_is(
     db, table = ("corebank", "core.customers") if source == "pgaudit" else ("cards", "cards.cardholders")
     st = DbStatement(source, "e1", 0, None, db, "analyst_zhao", "psql", None, "SELECT", [table], sql, rows=5)
     ev = Canonical(load_sources(None, load_policy().classification)).access(st)
-    assert ev is not None and ev.fields == fields
+    assert (ev.fields if ev is not None else None) == fields
 
 
 @pytest.mark.parametrize(
@@ -1112,7 +1144,8 @@ def test_all_of_a_table_the_bank_gives_the_size_of_counts_that_many(tmp_path: Pa
         ("DECLARE CURSOR", "DECLARE cur CURSOR FOR SELECT * FROM core.accounts;", 0),
         ("SELECT", "SELECT string_agg(customer_id || mobile_phone, ',') FROM core.customers", 1),
         ("DECLARE CURSOR", "DECLARE c2 CURSOR FOR SELECT balance FROM core.accounts WHERE balance > 0;", 0),
-        # a WHERE comparing no column narrows nothing; count(*) reads no record; ARRAY(SELECT) folds
+        # a WHERE comparing no column narrows nothing; count(*) reads no column, and is no access at
+        # all (a probe's DBA counts raised bulk alerts); ARRAY(SELECT) folds
         ("DECLARE CURSOR", "DECLARE c3 CURSOR FOR SELECT * FROM core.accounts WHERE 1=1;", 0),
         ("DECLARE CURSOR", "DECLARE c4 CURSOR FOR SELECT count(*) FROM core.accounts;", 0),
         ("SELECT", "SELECT array_to_string(ARRAY(SELECT mobile_phone FROM core.customers), ',')", 1),
@@ -1120,13 +1153,19 @@ def test_all_of_a_table_the_bank_gives_the_size_of_counts_that_many(tmp_path: Pa
         # (the review's evasion), a WHERE in the query that reads the table is
         ("COPY", "COPY (SELECT c.*, (SELECT 1 LIMIT 1) FROM core.customers c) TO STDOUT;", 0),
         ("COPY", "COPY (SELECT * FROM core.customers WHERE customer_id = 'C1') TO STDOUT;", 0),
+        # a customer named beside `OR 1=1` narrows nothing (a probe's teller read every row so)
+        (
+            "DECLARE CURSOR",
+            "DECLARE c5 CURSOR FOR SELECT customer_name FROM core.customers WHERE customer_id = 'C1' OR 1=1;",
+            0,
+        ),
     ]
     lines = [
         f'2026-12-01 16:43:5{i}.100 UTC [1550{i}] analyst_zhao@corebank app=psql LOG:  AUDIT: SESSION,1,1,READ,{command},,,"{sql}",<none>,{rows}'.encode()
         for i, (command, sql, rows) in enumerate(statements)
     ]
     for mapping, counted in (
-        (load_sources(tmp_path, load_policy().classification), [700, 700, 700, 1, 700, 1, 700, 700, 1]),
+        (load_sources(tmp_path, load_policy().classification), [700, 700, 700, 1, 700, 700, 700, 1, 700]),
         (load_sources(None, load_policy().classification), [1, 1, 1, 1, 1, 1, 1, 1, 1]),  # sizes not given
     ):
         stats = Stats()
@@ -1156,6 +1195,17 @@ def test_all_of_a_table_the_bank_gives_the_size_of_counts_that_many(tmp_path: Pa
         ("pgaudit", "SELECT balance FROM core.accounts WHERE customer_id = $1 /*application:teller*/", ["account_balance"], ["C5"]),
         ("pgaudit", "SELECT balance FROM core.accounts WHERE customer_id = 'C1' -- lookup", ["account_balance"], ["C1"]),
         ("pgaudit", "SELECT balance FROM core.accounts WHERE customer_id = $1 -- customer_id = 'C7'", ["account_balance"], ["C5"]),
+        # a probe's real servers: a customer named beside an OR that lets every row through names no
+        # customer the rows are bounded by (`OR 1=1`, MariaDB's `||`); ORs of customers, or inside
+        # an AND, still do
+        ("pgaudit", "SELECT customer_name FROM core.customers WHERE customer_id = 'C1' OR 1=1", ["customer_name"], []),
+        ("mariadb", "SELECT customer_name FROM cardholders WHERE customer_id = 'K1' || 1=1", ["customer_name"], []),
+        ("pgaudit", "SELECT customer_name FROM core.customers WHERE (customer_id = 'C1' OR true) AND 1=1", ["customer_name"], []),
+        ("pgaudit", "SELECT customer_name FROM core.customers WHERE customer_id = 'C1' OR customer_id IN ('C2')", ["customer_name"], ["C1", "C2"]),
+        ("pgaudit", "SELECT customer_name FROM core.customers c WHERE c.customer_id = 'C1' AND (c.x = 1 OR c.y = 2)", ["customer_name"], ["C1"]),
+        # MariaDB quotes a string with " too, and escapes a quote with a backslash
+        ("mariadb", 'SELECT customer_name FROM cardholders WHERE customer_id = "K000060"', ["customer_name"], ["K000060"]),
+        ("mariadb", "SELECT customer_name FROM cardholders WHERE customer_id = 'K0000\\'49'", ["customer_name"], ["K0000'49"]),
     ],
 )  # fmt: skip
 def test_a_statement_is_read_as_its_server_reads_it(

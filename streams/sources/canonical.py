@@ -47,6 +47,9 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
             "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
 # a read or export whose size the log may not say
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
+_WHOLE_ROWS = frozenset(
+    {"DELETE", "TRUNCATE", "TRUNCATE TABLE", "MERGE"}
+)  # every column of the rows they touch
 # every column: a `*` a select list, RETURNING or INTO OUTFILE ends with (`SELECT *`, `t.*`,
 # `DISTINCT ON (k) *`, `SQL_NO_CACHE *`), never count(*) nor a product (`a * b`)
 _STAR = re.compile(
@@ -136,7 +139,19 @@ class Canonical:
                 continue
             _, entry = found
             fields += [f for f in _fields_read(entry, code) if f not in fields]
-            subjects += [s for s in _subjects(entry, text, st.parameters) if s not in subjects]
+            where = _top_where(code)  # none: the customers named elsewhere (a join) are taken so
+            if (
+                entry.customer_key
+                and where.strip()
+                and not _bounded(where, _key_compared(entry.customer_key).match)
+            ):
+                continue  # `WHERE customer_id = 'C1' OR 1=1` names a customer and reads every row
+            subjects += [s for s in _subjects(entry, text, st.parameters, st.source) if s not in subjects]
+        if not fields and not st.denied and st.command not in _WHOLE_ROWS:
+            # no catalogued column read out or written: a count, an aggregate of none, an update of
+            # the bank's own columns (a probe's DBA `SELECT count(*)` and `UPDATE accounts SET
+            # org_id` were counted as records and raised bulk and unauthorized-access alerts)
+            return None
         rows = st.rows
         folded = bool(rows and not subjects and _FOLDS.search(code))
         if folded:  # one row holding a table's worth: shown as unseen
@@ -267,9 +282,14 @@ class Canonical:
                 continue
             entry, clause = found[1], _clause(code, name)
             where = _WHERE.search(clause)
-            compared = {w.lower() for pair in _WORD.findall(where[1]) for w in pair if w} if where else set()
             keys = {c.lower() for c in entry.columns} | {(entry.customer_key or "").lower()}
-            if not _LIMITS.search(clause) and not keys & compared:
+
+            def compares(term: str, keys: set[str] = keys) -> bool:
+                return bool(keys & {w.lower() for pair in _WORD.findall(term) for w in pair if w})
+
+            # each alternative must compare a column: `customer_id = 'C1' OR 1=1` narrows nothing
+            narrowed = where is not None and compares(where[1]) and _bounded(where[1], compares)
+            if not _LIMITS.search(clause) and not narrowed:
                 sizes.append(entry.rows or 0)
         return max(sizes, default=0)
 
@@ -363,11 +383,67 @@ def _fields_read(entry: TableEntry, code: str) -> list[str]:
 
 
 # a whole literal: quoted, or a number (a bigint customer key: `cust_no = 10042`, never the start
-# of `10042.5` or `1e5`); or a bound parameter
+# of `10042.5` or `1e5`); or a bound parameter. MariaDB also quotes strings with `"` and escapes a
+# quote with a backslash (a probe's `customer_id = "K000060"` named no customer)
 _VALUE = r"'(?:[^']|'')*'(?!')|\$\d+|\d+(?![\w.])"
+_MARIADB_VALUE = r"'(?:[^'\\]|\\.|'')*'(?!')|\"(?:[^\"\\]|\\.|\"\")*\"(?!\")|\d+(?![\w.])"
+_LITERALS = {
+    "mariadb": re.compile(r"'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\"|()(\d+)"),
+}
+_LITERAL = re.compile(r"'((?:[^']|'')*)'|()\$(\d+)|(\d+)")
+_BACKSLASHED = re.compile(r"\\(.)", re.S)
+# a WHERE clause's parts: its parentheses, and OR / AND (MariaDB's || and && too) between them
+_LOGIC = re.compile(r"[()]|\b(?:OR|AND)\b|\|\||&&", re.I)
 
 
-def _subjects(entry: TableEntry, text: str, parameters: list[str]) -> list[str]:
+def _top_where(code: str) -> str:
+    """The statement's own WHERE condition (not a subquery's): from its WHERE at the outer level."""
+    depth = 0
+    for m in re.finditer(r"[()]|\bWHERE\b", code, re.I):
+        if m.group() == "(":
+            depth += 1
+        elif m.group() == ")":
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            return code[m.end() :]
+    return ""
+
+
+def _key_compared(key: str) -> re.Pattern[str]:
+    """A condition that compares the customer key with a value or a list: `customer_id = …`, `IN (…)`."""
+    return re.compile(rf"\s*+(?:\w+\s*+\.\s*+)?[\"`]?{re.escape(key)}[\"`]?\s*+(?:=|IN\b)", re.I)
+
+
+def _split(condition: str, word: str) -> list[str]:
+    """`condition` cut at `word` (OR or AND, with || or &&) outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for m in _LOGIC.finditer(condition):
+        token = m.group().upper()
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and token in ((word, "||") if word == "OR" else (word, "&&")):
+            parts.append(condition[start : m.start()])
+            start = m.end()
+    return [*parts, condition[start:]]
+
+
+def _bounded(condition: str, narrows: Callable[[str], object]) -> bool:
+    """Each of the condition's OR alternatives holds, among its ANDed terms, one that `narrows`, or a
+    parenthesized condition so bounded: `customer_id = 'C1' OR 1=1` is not bounded by the customer
+    it names; `customer_id = 'C1' AND (a OR b)` and `customer_id = 'C1' OR customer_id = 'C2'` are."""
+    for alternative in _split(condition, "OR"):
+        terms = [t.strip() for t in _split(alternative, "AND")]
+        if not any(
+            narrows(t) or (t.startswith("(") and t.endswith(")") and _bounded(t[1:-1], narrows))
+            for t in terms
+        ):
+            return False
+    return True
+
+
+def _subjects(entry: TableEntry, text: str, parameters: list[str], source: str = "pgaudit") -> list[str]:
     """Customer ids the statement compares its customer-key column with: `= value` (not the start
     of an expression: `'C0000' || $1`) or `IN (values)`, each a literal (quoted, or a number: the
     key may be a bigint) or a bound parameter. A subquery, another column or an expression names no
@@ -376,16 +452,18 @@ def _subjects(entry: TableEntry, text: str, parameters: list[str]) -> list[str]:
     if not entry.customer_key:
         return []
     key = re.escape(entry.customer_key)
+    value = _MARIADB_VALUE if source == "mariadb" else _VALUE
+    literals = _LITERALS.get(source, _LITERAL)
     out: list[str] = []
     for m in re.finditer(
-        rf"\b{key}\"?\s*(?:=\s*({_VALUE})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{_VALUE})(?:\s*,\s*(?:{_VALUE}))*)\s*(?:\)|,\s*(?:'[^']*|\d*)$))",
+        rf"\b{key}[\"`]?\s*(?:=\s*({value})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{value})(?:\s*,\s*(?:{value}))*)\s*(?:\)|,\s*(?:'[^']*|\d*)$))",
         text,
         re.I,
     ):
-        for value in re.findall(r"'((?:[^']|'')*)'|\$(\d+)|(\d+)", m.group(1) or m.group(2)):
-            literal, param, number = value
-            if literal or number:
-                out.append(number or literal.replace("''", "'"))
+        for single, double, param, number in literals.findall(m.group(1) or m.group(2)):
+            if single or double or number:
+                quoted = single.replace("''", "'") or double.replace('""', '"')
+                out.append(number or (_BACKSLASHED.sub(r"\1", quoted) if source == "mariadb" else quoted))
             elif param and len(param) <= 6 and int(param) <= len(parameters):  # not $9999...9
                 out.append(parameters[int(param) - 1])
     return out

@@ -32,9 +32,11 @@ from streams.sources.records import DbStatement, Parsed
 
 # ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR (on a query: the FILE privilege an INTO OUTFILE
 # export needs), ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR, ER_PROCACCESS_DENIED_ERROR
-# (a routine, which may read data). Not 1227 ER_SPECIFIC_ACCESS_DENIED_ERROR: a server privilege
-# (SUPER, PROCESS), no customer's data.
+# (a routine, which may read data). 1227 ER_SPECIFIC_ACCESS_DENIED_ERROR is a server privilege (SUPER,
+# PROCESS), no customer's data, except on an export to a file: MariaDB 10.11 refuses a SELECT ... INTO
+# OUTFILE without the FILE privilege so (a probe's refused exports were skipped as errors).
 DENIED_CODES = frozenset({1044, 1045, 1142, 1143, 1370})
+FILE_DENIED = 1227
 # ER_QUERY_INTERRUPTED (KILL QUERY), ER_STATEMENT_TIMEOUT (max_statement_time): stopped while it ran
 INTERRUPTED_CODES = frozenset({1317, 1969})
 _FIELDS = (
@@ -51,7 +53,13 @@ _SERVER_DATABASES = frozenset({"mysql", "information_schema", "performance_schem
 # table lines, as the access), a table's definition or a query's plan (mysqldump's SHOW CREATE TABLE)
 _NOT_ACCESS = {"PREPARE": "the EXECUTE that follows is the access", "DEALLOCATE": "not data access",
                "SHOW": "a definition, not rows", "DESCRIBE": "a definition, not rows",
-               "DESC": "a definition, not rows", "EXPLAIN": "a plan, not rows"}  # fmt: skip
+               "DESC": "a definition, not rows", "EXPLAIN": "a plan, not rows",
+               # a DBA's table maintenance and mysqldump's locks read no row out (a probe's ANALYZE,
+               # OPTIMIZE, CHECK TABLE and LOCK TABLES raised bulk and unauthorized-access alerts)
+               "ANALYZE": "table maintenance, no rows read out", "OPTIMIZE": "table maintenance, no rows read out",
+               "CHECK": "table maintenance, no rows read out", "REPAIR": "table maintenance, no rows read out",
+               "CHECKSUM": "table maintenance, no rows read out", "LOCK": "a lock, no rows read out",
+               "UNLOCK": "a lock, no rows read out", "FLUSH": "server maintenance, no rows read out"}  # fmt: skip
 _SESSION_OPS = frozenset({"CONNECT", "DISCONNECT", "FAILED_CONNECT", "CHANGEUSER", "PROXY_CONNECT"})
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
 # a statement's verb past the comments and parentheses before it (`/* teller-desk */ SELECT ...`)
@@ -121,11 +129,12 @@ class MariadbAuditParser:
             held = carry.get(conn)
             seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
             error = int(code)
-            if error and error not in DENIED_CODES and error not in INTERRUPTED_CODES:
+            denied = error in DENIED_CODES or (error == FILE_DENIED and bool(_INTO_FILE.search(statement)))
+            if error and not denied and error not in INTERRUPTED_CODES:
                 out.skipped["mariadb: statement failed before it read (an error, not a denial)"] += 1
                 continue
             try:
-                st = self._statement(g, header, line, raw, _unquote(statement), error, seen)
+                st = self._statement(g, header, line, raw, _unquote(statement), denied, seen)
                 # the limit counts the logged (escaped) text between the quotes
                 st.truncated = len(statement) - 2 >= self.query_log_limit
             except Unreadable as e:
@@ -144,7 +153,7 @@ class MariadbAuditParser:
         line: Line,
         raw: RawRecord,
         text: str,
-        code: int,
+        denied: bool,
         seen: list[str],
     ) -> DbStatement:
         if header is None:
@@ -165,7 +174,7 @@ class MariadbAuditParser:
             _command(text),
             seen,
             text,
-            denied=code in DENIED_CODES,
+            denied=denied,
         )
 
 
