@@ -221,12 +221,21 @@ class RawDecoder:
         self.skipped.update(parsed.skipped)
         gaps = self.canonical.found
         for raw, found in parsed.found:
-            if isinstance(found, DbStatement):
-                event = self.canonical.access(found)
-            elif isinstance(found, FileHandover):
-                event = self.canonical.transfer(found)
-            else:  # a HAR parser finds the SDK events themselves
-                event = found
+            try:
+                if isinstance(found, DbStatement):
+                    event = self.canonical.access(found)
+                elif isinstance(found, FileHandover):
+                    event = self.canonical.transfer(found)
+                else:  # a HAR parser finds the SDK events themselves
+                    event = found
+            except Exception as e:  # the process never dies on data, and the batch's others stand
+                gaps.clear()
+                log.error(
+                    f"reading a {raw.topic} record failed ({type(e).__name__}), a lifemon defect: please report it"
+                )
+                reason = f"reading it failed ({type(e).__name__}): a lifemon defect, please report it"
+                out.dead.append(DeadLetter(raw, "parser_error", "", reason))
+                continue
             out.gaps += [(raw.offset, found.ts_ms, kind, name) for kind, name in gaps]
             gaps.clear()
             if event is None:

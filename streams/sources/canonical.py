@@ -47,9 +47,11 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
             "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
 # a read or export whose size the log may not say
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
-_WHOLE_ROWS = frozenset(
-    {"DELETE", "TRUNCATE", "TRUNCATE TABLE", "MERGE"}
-)  # every column of the rows they touch
+# a query whose select list is counts alone: `SELECT count(*) FROM ...`, `count(DISTINCT x) AS n`
+_COUNT = r"count\s*+\([^()]*+\)(?:\s++(?:AS\s++)?(?!FROM\b)\w+)?"
+_ONLY_COUNTS = re.compile(
+    rf"^(?:DECLARE\s.*?\bFOR\s++)?\s*+SELECT\s++{_COUNT}(?:\s*+,\s*+{_COUNT})*+\s++FROM\b", re.I | re.S
+)
 # every column: a `*` a select list, RETURNING or INTO OUTFILE ends with (`SELECT *`, `t.*`,
 # `DISTINCT ON (k) *`, `SQL_NO_CACHE *`), never count(*) nor a product (`a * b`)
 _STAR = re.compile(
@@ -139,18 +141,20 @@ class Canonical:
                 continue
             _, entry = found
             fields += [f for f in _fields_read(entry, code) if f not in fields]
-            where = _top_where(code)  # none: the customers named elsewhere (a join) are taken so
-            if (
-                entry.customer_key
-                and where.strip()
-                and not _bounded(where, _key_compared(entry.customer_key).match)
+            # no WHERE: the customers named elsewhere (a join) are taken as they are
+            where = _top_where(code)
+            if entry.customer_key and (
+                where is None
+                or (where.strip() and not _bounded(where, _key_compared(entry.customer_key), st.source))
             ):
                 continue  # `WHERE customer_id = 'C1' OR 1=1` names a customer and reads every row
             subjects += [s for s in _subjects(entry, text, st.parameters, st.source) if s not in subjects]
-        if not fields and not st.denied and st.command not in _WHOLE_ROWS:
-            # no catalogued column read out or written: a count, an aggregate of none, an update of
-            # the bank's own columns (a probe's DBA `SELECT count(*)` and `UPDATE accounts SET
-            # org_id` were counted as records and raised bulk and unauthorized-access alerts)
+            subjects = list(dict.fromkeys(subjects))  # `IN ('C1', 'C1')` is one customer
+        if not fields and not st.denied and (st.command == "UPDATE" or _ONLY_COUNTS.search(code)):
+            # a count, or an update of none of the catalogued columns, reads and writes no customer's
+            # data (a probe's DBA `SELECT count(*)` and `UPDATE accounts SET org_id` were counted as
+            # records and raised bulk and unauthorized-access alerts); a whole row read another way
+            # (`SELECT c FROM customers c`, `TABLE customers`) is still a read
             return None
         rows = st.rows
         folded = bool(rows and not subjects and _FOLDS.search(code))
@@ -281,14 +285,8 @@ class Canonical:
             if found is None or not found[1].rows:
                 continue
             entry, clause = found[1], _clause(code, name)
-            where = _WHERE.search(clause)
-            keys = {c.lower() for c in entry.columns} | {(entry.customer_key or "").lower()}
-
-            def compares(term: str, keys: set[str] = keys) -> bool:
-                return bool(keys & {w.lower() for pair in _WORD.findall(term) for w in pair if w})
-
-            # each alternative must compare a column: `customer_id = 'C1' OR 1=1` narrows nothing
-            narrowed = where is not None and compares(where[1]) and _bounded(where[1], compares)
+            where = _top_where(clause)
+            narrowed = bool(where and where.strip()) and _bounded(where or "", _narrowing(entry), st.source)
             if not _LIMITS.search(clause) and not narrowed:
                 sizes.append(entry.rows or 0)
         return max(sizes, default=0)
@@ -392,55 +390,128 @@ _LITERALS = {
 }
 _LITERAL = re.compile(r"'((?:[^']|'')*)'|()\$(\d+)|(\d+)")
 _BACKSLASHED = re.compile(r"\\(.)", re.S)
-# a WHERE clause's parts: its parentheses, and OR / AND (MariaDB's || and && too) between them
-_LOGIC = re.compile(r"[()]|\b(?:OR|AND)\b|\|\||&&", re.I)
+# what a WHERE condition is read by: its parentheses, and OR / AND (MariaDB's || and && too, and
+# XOR), outside quoted identifiers; and where the condition ends
+_LOGIC = {
+    "pgaudit": re.compile(r'"[^"]*"|[()]|\b(?:OR|AND|XOR)\b', re.I),
+    "mariadb": re.compile(r"`[^`]*`|[()]|\b(?:OR|AND|XOR)\b|\|\||&&", re.I),
+}
+_CONDITION = re.compile(
+    r"[();]|\b(?:WHERE|GROUP|HAVING|ORDER|LIMIT|WINDOW|OFFSET|FETCH|FOR|RETURNING|UNION|EXCEPT|INTERSECT)\b",
+    re.I,
+)
+_QUERY_JOINS = frozenset({"UNION", "EXCEPT", "INTERSECT"})
+_OR, _AND = frozenset({"OR", "||", "XOR"}), frozenset({"AND", "&&"})
+# a value as the code holds it (strings blanked): a string, a bound parameter, a number
+_CODE_VALUE = r"(?:''|\"\"|\$\d+|\?|\d+(?:\.\d+)?)(?:\s*+::\s*+\w+)?"  # PostgreSQL's `'C1'::text` too
 
 
-def _top_where(code: str) -> str:
-    """The statement's own WHERE condition (not a subquery's): from its WHERE at the outer level."""
-    depth = 0
-    for m in re.finditer(r"[()]|\bWHERE\b", code, re.I):
-        if m.group() == "(":
-            depth += 1
-        elif m.group() == ")":
-            depth = max(depth - 1, 0)
-        elif depth == 0:
-            return code[m.end() :]
-    return ""
-
-
-def _key_compared(key: str) -> re.Pattern[str]:
-    """A condition that compares the customer key with a value or a list: `customer_id = …`, `IN (…)`."""
-    return re.compile(rf"\s*+(?:\w+\s*+\.\s*+)?[\"`]?{re.escape(key)}[\"`]?\s*+(?:=|IN\b)", re.I)
-
-
-def _split(condition: str, word: str) -> list[str]:
-    """`condition` cut at `word` (OR or AND, with || or &&) outside parentheses."""
-    parts, depth, start = [], 0, 0
-    for m in _LOGIC.finditer(condition):
+def _top_where(code: str) -> str | None:
+    """The statement's own WHERE condition (not a subquery's): from its WHERE at the outer level to
+    what ends it there (GROUP, ORDER, LIMIT ...); "" with none; None when the statement joins
+    another query to it (UNION, EXCEPT, INTERSECT), which its WHERE does not bound."""
+    depth, where = 0, None
+    for m in _CONDITION.finditer(code):
         token = m.group().upper()
         if token == "(":
             depth += 1
         elif token == ")":
             depth = max(depth - 1, 0)
-        elif depth == 0 and token in ((word, "||") if word == "OR" else (word, "&&")):
-            parts.append(condition[start : m.start()])
-            start = m.end()
-    return [*parts, condition[start:]]
+        elif depth:
+            continue
+        elif token in _QUERY_JOINS:
+            return None
+        elif token == "WHERE" and where is None:
+            where = m.end()
+        elif where is not None and token != "WHERE":
+            return code[where : m.start()]
+    return "" if where is None else code[where:]
 
 
-def _bounded(condition: str, narrows: Callable[[str], object]) -> bool:
-    """Each of the condition's OR alternatives holds, among its ANDed terms, one that `narrows`, or a
-    parenthesized condition so bounded: `customer_id = 'C1' OR 1=1` is not bounded by the customer
-    it names; `customer_id = 'C1' AND (a OR b)` and `customer_id = 'C1' OR customer_id = 'C2'` are."""
-    for alternative in _split(condition, "OR"):
-        terms = [t.strip() for t in _split(alternative, "AND")]
-        if not any(
-            narrows(t) or (t.startswith("(") and t.endswith(")") and _bounded(t[1:-1], narrows))
-            for t in terms
-        ):
-            return False
-    return True
+def _narrowing(entry: TableEntry) -> Callable[[str], bool]:
+    """A term that narrows a table's rows: one comparing a catalogued column (`balance > 0`), or the
+    customer key compared with values (`_key_compared`); any other use of the key (`customer_id
+    LIKE '%'`, `NOT customer_id = 'C1'`, `customer_id <> 'C1'`) narrows nothing."""
+    columns = {c.lower() for c in entry.columns}
+    key = (entry.customer_key or "").lower()
+    compared = _key_compared(key) if key else (lambda term: False)
+
+    def narrows(term: str) -> bool:
+        words = {w.lower() for pair in _WORD.findall(term) for w in pair if w}
+        return compared(term) if key in words else bool(columns & words)
+
+    return narrows
+
+
+def _key_compared(key: str) -> Callable[[str], bool]:
+    """A term that is the customer key compared with values alone: `customer_id = 'C1'`, `IN ('C1',
+    $2)`. `customer_id = customer_id`, `= ANY(SELECT ...)`, `IN (SELECT ...)`, or a comparison
+    followed by more (`= 'C1' IS NOT TRUE`, MariaDB's `= 'K1' = 0`) bound nothing."""
+    values = rf"{_CODE_VALUE}(?:\s*+,\s*+{_CODE_VALUE})*+"
+    # a list cut short (server_audit's query limit) ends the statement: the customers it holds count
+    listed = rf"IN\s*+\(\s*+{values}\s*+(?:\)|,[^()]*+)?"
+    whole = re.compile(
+        rf"\s*+(?:\w+\s*+\.\s*+)?[\"`]?{re.escape(key)}[\"`]?\s*+(?:=\s*+{_CODE_VALUE}|{listed})\s*+", re.I
+    )
+    return lambda term: whole.fullmatch(term) is not None
+
+
+def _bounded(condition: str, narrows: Callable[[str], bool], dialect: str) -> bool:
+    """Each of the condition's OR (or XOR) alternatives holds, among its ANDed terms, one that
+    `narrows`, or a parenthesized condition so bounded: `customer_id = 'C1' OR 1=1` is not bounded
+    by the customer it names; `customer_id = 'C1' AND (a OR b)` and `customer_id = 'C1' OR
+    customer_id = 'C2'` are. One pass, a stack for the parentheses (nested thousands deep, a
+    recursion failed and each level read the rest again)."""
+    logic = _LOGIC.get(dialect, _LOGIC["pgaudit"])
+    # per open group: [alternatives all bounded, current alternative bounded, term start, the
+    # bound of a group that closed just before (None: no group ends the term so far), opaque depth]
+    frames: list[list[Any]] = [[True, False, 0, None, 0]]
+
+    def term_ends(frame: list[Any], end: int) -> None:
+        text = condition[frame[2] : end]
+        closed = frame[3]
+        ok = (
+            closed
+            if closed is not None
+            and not text[text.rfind(")") + 1 :].strip()
+            and text.lstrip().startswith("(")
+            else narrows(text)
+        )
+        frame[1] = frame[1] or bool(ok)
+        frame[3] = None
+
+    for m in logic.finditer(condition):
+        token, frame = m.group().upper(), frames[-1]
+        if token[0] in '"`':
+            continue
+        if frame[4]:  # inside a call's or a list's parentheses: part of the term
+            frame[4] += token == "("
+            frame[4] -= token == ")"
+            continue
+        if token == "(":
+            if condition[frame[2] : m.start()].strip():
+                frame[4] = 1  # `IN (`, `f(`: the term's own parentheses
+            else:
+                frames.append([True, False, m.end(), None, 0])  # a group: a condition of its own
+        elif token == ")":
+            if len(frames) == 1:
+                continue
+            term_ends(frame, m.start())
+            frames.pop()
+            frames[-1][3] = frame[0] and frame[1]
+        elif token in _AND:
+            term_ends(frame, m.start())
+            frame[2] = m.end()
+        else:  # OR, ||, XOR
+            term_ends(frame, m.start())
+            frame[0], frame[1], frame[2] = frame[0] and frame[1], False, m.end()
+    while len(frames) > 1:  # a group left open: the statement cut short
+        frame = frames.pop()
+        term_ends(frame, len(condition))
+        frames[-1][3] = frame[0] and frame[1]
+    frame = frames[0]
+    term_ends(frame, len(condition))
+    return bool(frame[0] and frame[1])
 
 
 def _subjects(entry: TableEntry, text: str, parameters: list[str], source: str = "pgaudit") -> list[str]:
