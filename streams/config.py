@@ -287,6 +287,15 @@ class NotifyConfig(Strict):
     receivers: list[Receiver] = Field(default_factory=list)
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
+    resend_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="how often the incidents still owing a report are posted to Alertmanager again "
+        "(it keeps alerts in memory: a restart of it forgets them); 0: never. Needs a ClickHouse server",
+    )
+    resend_days: int = Field(
+        default=30, gt=0, description="how far back, by first event, incidents are posted again"
+    )
 
 
 class MetricsConfig(Strict):

@@ -102,6 +102,21 @@ def query_incidents(
     )
 
 
+def owing(client: Any, database: str, since: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
+    """The newest revision of each incident first seen since `since` that still owes a report, as
+    `lifemon notify` delivers it (its record; none once the TTL emptied it)."""
+    found = select_latest(
+        client,
+        reviewed(client, database, INCIDENTS),
+        ["incident", OWED],
+        [("first_seen >= {since:DateTime64(3, 'UTC')}", "since", since)],
+        "first_seen, incident_id",
+        limit,
+        final=False,
+    )
+    return [orjson.loads(r["incident"]) for r in found.rows if r["owed"] and r["incident"]]
+
+
 def customers(distinct: int, reported: int) -> str:
     """How many customers an incident concerns. Customers reported but none named are said so: a
     bare 0 read as nobody to notify. The dashboards' incident panel says the same in SQL."""

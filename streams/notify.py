@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from policy import load_policy
 from streams.clickhouse import ClickHouseUnavailable, connect
 from streams.config import Config
-from streams.incident_query import closed_out_by
+from streams.incident_query import closed_out_by, owing
 from streams.receivers import DeliveryError, HttpReceiver
 from streams.reviews import INCIDENTS, query_reviews, said
 from streams.sinks.kafka import client_config
@@ -104,6 +105,22 @@ class TeamReviews:
             return None
         return None if review is None else said(review)
 
+    def owing(self, since_days: int) -> list[dict[str, Any]] | None:
+        """The incidents still owing a report (`incident_query.owing`); None when unreadable."""
+        if self.dsn is None or (self._retry_at is not None and time.monotonic() < self._retry_at):
+            return None
+        try:
+            if self._client is None:
+                self._client = connect(self.dsn, REVIEWS_CONNECT_S, REVIEWS_ANSWER_S)
+            since = datetime.now(UTC) - timedelta(days=since_days)
+            return owing(self._client, self.database, since)
+        except (ClickHouseUnavailable, ClickHouseError) as e:
+            log.warning(
+                f"incidents owing a report unreadable ({str(e).splitlines()[0][:300]}): not posted again"
+            )
+            self._retry_at, self._client = time.monotonic() + REVIEWS_RETRY_S, None
+            return None
+
 
 class Notifier:
     def __init__(
@@ -151,10 +168,14 @@ class Notifier:
         self._deadline = None if max_seconds is None else started + max_seconds
         self._assigned_at: float | None = None  # idle time counts once the group gave us partitions
         last = 0.0
+        resend_at = started  # at the start, then every `resend_s`
         try:
             while not self.stop_event.is_set():
                 msg = self._held.pop(0) if self._held else self.consumer.poll(0.5)
                 now = time.monotonic()
+                if self.config.notify.resend_s and now >= resend_at:
+                    self.keep_firing()
+                    resend_at = now + self.config.notify.resend_s
                 err = msg.error() if msg is not None else None
                 if msg is None or err is not None:
                     if err is not None and err.code() != KafkaError._PARTITION_EOF:
@@ -226,6 +247,26 @@ class Notifier:
             extra={"incident_id": incident["incident_id"], "revision": incident["revision"]},
         )
         return True
+
+    def keep_firing(self) -> int:
+        """Post every incident still owing a report to the Alertmanager receivers again: Alertmanager
+        holds alerts in memory, and a restart of it forgot every open incident, which lifemon had
+        posted once (a probe's); and each post moves the alert's end on, so an incident nobody has
+        reviewed fires past its last deadline while notify runs. Read from ClickHouse (a server:
+        `TeamReviews`), whose reviews close an incident out. Returns the incidents posted; a
+        receiver down is said, and tried again next time."""
+        managers = [r for r in self.receivers if r.spec.kind == "alertmanager"]
+        incidents = self.reviews.owing(self.config.notify.resend_days) if managers else None
+        for inc in incidents or ():
+            for receiver in managers:
+                try:
+                    receiver.send(inc)
+                except DeliveryError as e:
+                    log.warning(
+                        f"incident {inc['incident_id']} not posted again: {e}",
+                        extra={"receiver": receiver.name},
+                    )
+        return len(incidents or ())
 
     def _stopping(self) -> bool:
         return self.stop_event.is_set() or (self._deadline is not None and time.monotonic() >= self._deadline)

@@ -2,14 +2,16 @@
 
 - Prometheus Alertmanager, `POST /api/v2/alerts`: one alert, labelled alertname, incident_id,
   group, key, and `severity` and `leakage_class` (the first of its classes in policy order) for
-  routes to match; the notice rides in annotations. Alertmanager tells alerts apart by their
+  routes to match, and `scale` (its reach to a power of ten: growing tenfold notifies anew); the
+  notice rides in annotations. Alertmanager tells alerts apart by their
   labels, and a later revision may raise the severity or add a class that comes first (a CVN sent
   to a recipient already in an incident for a share without consent): the notifier asks
   Alertmanager which alerts of the incident it holds and resolves, in the same request, those
   whose labels this revision no longer carries, so an incident stays one firing alert.
-  lifemon posts each revision once, so the alert carries its own `endsAt` (`FIRING_AT_LEAST_MS`):
-  without one, Alertmanager resolves it after its `resolve_timeout` (5 minutes by default) and
-  tells the team a leak is over that nobody has dealt with.
+  The alert carries its own `endsAt` (`FIRING_AT_LEAST_MS`): without one, Alertmanager resolves it
+  after its `resolve_timeout` (5 minutes by default) and tells the team a leak is over that nobody
+  has dealt with; and `lifemon notify` posts the incidents still owing a report again every
+  `notify.resend_s` (`Notifier.keep_firing`), since Alertmanager forgets its alerts when restarted.
 - PagerDuty Events API v2: a `trigger` with `dedup_key` = incident id, so revisions update one
   PagerDuty incident; the integration key comes from the environment, never from a file.
 - A generic JSON webhook: the incident record itself, with `dedup_key` (incident id) and
@@ -103,7 +105,23 @@ def alertmanager_labels(inc: dict[str, Any]) -> dict[str, str]:
         "key": inc["key"],
         "severity": inc["severity"],
         "leakage_class": inc["leakage_classes"][0],
+        "scale": scale(inc),
     }
+
+
+def scale(inc: dict[str, Any]) -> str:
+    """The incident's reach to a power of ten (`100+`: 100 to 999 customers, records or devices).
+    A label: Alertmanager notifies again when labels change, not annotations, so an incident that
+    grew tenfold reaches the team (a probe's 60 customers became 600 and nobody was told)."""
+    subjects = inc.get("subjects") or {}
+    reach = max(
+        subjects.get("distinct", 0),
+        subjects.get("reported", 0),
+        inc.get("records", 0),
+        inc.get("devices", 0),
+        1,
+    )
+    return f"{10 ** (len(str(reach)) - 1)}+"
 
 
 def idempotency_key(inc: dict[str, Any]) -> str:

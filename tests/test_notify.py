@@ -100,6 +100,7 @@ def test_an_incident_reaches_alertmanager_and_its_webhook(
             "key": "tp_insurance_partner",
             "severity": "critical",  # for routes: severity="critical" -> the pager
             "leakage_class": "c3_to_third_party",  # the first of its classes in policy order
+            "scale": "1+",  # 3 customers: its reach to a power of ten
         }
         assert alert["annotations"]["leakage_classes"] == "c3_to_third_party,unconsented_sharing"
         assert alert["annotations"]["severity"] == "critical"
@@ -371,6 +372,77 @@ def engine_revisions(policy: Any, catalog: Any, *batches: tuple[str, list[Any]])
         out += [orjson.loads(encode_incident(inc)[1]) for inc in e.take_incidents()]
     e.drain()
     return out + [orjson.loads(encode_incident(inc)[1]) for inc in e.take_incidents()]
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)
+def test_an_incident_that_grows_tenfold_is_told_again(policy, catalog, tmp_path) -> None:
+    """A probe's CVN incident grew from 60 customers to 600: Alertmanager holds the new numbers but
+    notifies on labels only, and the team heard nothing until its repeat. The reach to a power of
+    ten is a label: growing tenfold fires anew, the earlier alert ends (superseded); growing less
+    refreshes the alert quietly."""
+    small, same, grown = engine_revisions(
+        policy,
+        catalog,
+        ("transfer", [cvn(1, subjects=range(3))]),
+        ("transfer", [cvn(2, T0 + HOUR, subjects=range(3, 6))]),  # 6 customers: the same power of ten
+        ("transfer", [cvn(3, T0 + 2 * HOUR, subjects=range(6, 40))]),  # 40: tenfold
+    )[:3]
+    assert [i["subjects"]["distinct"] for i in (small, same, grown)] == [3, 6, 40]
+    hook = Receiver()
+    with alertmanager(hook.url + "/team", tmp_path, send_resolved=True) as am_url:
+        am = HttpReceiver(ReceiverSpec(name="am", kind="alertmanager", url=am_url))
+        am.send(small)
+        (told,) = wait_for(lambda: hook.bodies("/team"), what="the first notification")
+        am.send(same)
+        time.sleep(2.5)  # two group intervals: nothing new to tell
+        assert len(hook.bodies("/team")) == 1
+        am.send(grown)
+        again = wait_for(lambda: hook.bodies("/team")[1:], what="the grown incident's notification")
+        alerts = [a for n in again for a in n["alerts"]]
+        assert ("firing", "10+") in [(a["status"], a["labels"]["scale"]) for a in alerts]
+        ended = wait_for(
+            lambda: [a for n in hook.bodies("/team") for a in n["alerts"] if a["status"] == "resolved"],
+            what="the smaller alert resolved",
+        )
+        assert ended[0]["labels"]["scale"] == "1+" and ended[0]["annotations"]["superseded_by"]
+    hook.close()
+
+
+@pytest.mark.skipif(ALERTMANAGER is None, reason=MISSING)
+def test_an_alertmanager_restart_forgets_no_open_incident(
+    broker, ch, names, policy, catalog, tmp_path
+) -> None:
+    """Alertmanager keeps alerts in memory: a probe restarted it and every open incident was gone,
+    lifemon having posted each revision once. `lifemon notify` posts the incidents still owing a
+    report again (`notify.resend_s`), read from ClickHouse; one the team closed out is not."""
+    hook = Receiver()
+    with alertmanager(hook.url + "/am", tmp_path) as am_url:
+        receivers = [{"name": "am", "kind": "alertmanager", "url": am_url}]
+        config = notify_config(names, broker, receivers, resend_days=3650)  # the test's events are of 2026-01
+        m = monitor(config, ch, policy, catalog)
+        send(broker, config.topics.transfer, [cvn(1, subjects=range(3))], key=b"tp_insurance_partner")
+        other = transfer(2, T0, range(3), recipient_id="tp_other", categories=["customer_name", "card_cvn"])
+        send(broker, config.topics.transfer, [other], key=b"tp_other")
+        m.run(idle_exit_s=2, max_seconds=60)
+        open_one, reviewed_one = sorted(incidents_topic_records(config, 2), key=lambda i: i["key"])
+        record_review(
+            ch,
+            config.clickhouse.database,
+            reviewed_one["incident_id"],
+            "resolved",
+            "e9",
+            "done",
+            kind=INCIDENTS,
+        )
+        notifier = Notifier(config, broker, reviews=TeamReviews(config, client=ch))
+        assert notifier.keep_firing() == 1
+    with alertmanager(hook.url + "/am", tmp_path) as am_url:  # another Alertmanager: nothing held
+        notifier.receivers = [HttpReceiver(ReceiverSpec(name="am", kind="alertmanager", url=am_url))]
+        assert notifier.keep_firing() == 1
+        with urllib.request.urlopen(f"{am_url}/api/v2/alerts", timeout=5) as r:
+            held = orjson.loads(r.read())
+        assert [a["labels"]["incident_id"] for a in held] == [open_one["incident_id"]]
+    hook.close()
 
 
 def test_an_sdk_incidents_alert_names_what_it_sent_and_counts_devices_not_a_bare_0(policy, catalog) -> None:
