@@ -257,16 +257,22 @@ class Notifier:
         receiver down is said, and tried again next time."""
         managers = [r for r in self.receivers if r.spec.kind == "alertmanager"]
         incidents = self.reviews.owing(self.config.notify.resend_days) if managers else None
+        posted = 0
         for inc in incidents or ():
-            for receiver in managers:
+            if not managers or self._stopping():
+                break
+            if self.reviews.closed_out(inc) is not None:  # closed out since the list was read
+                continue
+            for receiver in list(managers):
                 try:
-                    receiver.send(inc)
-                except DeliveryError as e:
+                    receiver.send(inc)  # never over a later revision it holds (`HttpReceiver.request`)
+                except DeliveryError as e:  # down: not asked again this pass; the topic's incidents wait less
+                    managers.remove(receiver)
                     log.warning(
-                        f"incident {inc['incident_id']} not posted again: {e}",
-                        extra={"receiver": receiver.name},
+                        f"incidents owing a report not posted again to {receiver.name} this time: {e}"
                     )
-        return len(incidents or ())
+            posted += bool(managers)
+        return posted
 
     def _stopping(self) -> bool:
         return self.stop_event.is_set() or (self._deadline is not None and time.monotonic() >= self._deadline)

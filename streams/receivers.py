@@ -110,18 +110,20 @@ def alertmanager_labels(inc: dict[str, Any]) -> dict[str, str]:
 
 
 def scale(inc: dict[str, Any]) -> str:
-    """The incident's reach to a power of ten (`100+`: 100 to 999 customers, records or devices).
-    A label: Alertmanager notifies again when labels change, not annotations, so an incident that
-    grew tenfold reaches the team (a probe's 60 customers became 600 and nobody was told)."""
+    """The incident's reach to a power of ten (`100+`: 100 to 999 customers): its customers where
+    it names or counts any, else its records, else an SDK's devices. A label: Alertmanager notifies
+    again when labels change, not annotations, so an incident that crosses a power of ten reaches
+    the team (a probe's 60 customers became 600 and nobody was told)."""
     subjects = inc.get("subjects") or {}
-    reach = max(
-        subjects.get("distinct", 0),
-        subjects.get("reported", 0),
-        inc.get("records", 0),
-        inc.get("devices", 0),
-        1,
-    )
+    customers = max(subjects.get("distinct", 0), subjects.get("reported", 0))
+    reach = customers or inc.get("records", 0) or inc.get("devices", 0) or 1
     return f"{10 ** (len(str(reach)) - 1)}+"
+
+
+def _revision(held: dict[str, Any]) -> int:
+    """The incident revision an alert Alertmanager holds was posted for (0: unsaid)."""
+    said = held.get("annotations", {}).get("revision", "")
+    return int(said) if said.isdigit() else 0
 
 
 def idempotency_key(inc: dict[str, Any]) -> str:
@@ -275,7 +277,12 @@ class HttpReceiver:
         incident it holds: those an earlier revision labelled otherwise are resolved in the body."""
         if self.spec.kind == "alertmanager":
             url = self.spec.url.rstrip("/") + "/api/v2/alerts"
-            return url, alertmanager_payload(inc, held=self._held(url, inc["incident_id"]), zone=self.zone)
+            held = self._held(url, inc["incident_id"])
+            if any(_revision(h) > inc["revision"] for h in held):
+                # Alertmanager holds a later revision (ClickHouse behind the topic, or a backlog
+                # behind a re-post): an older one would supersede it and page the team twice
+                return url, None
+            return url, alertmanager_payload(inc, held=held, zone=self.zone)
         if self.spec.kind == "pagerduty":
             assert self._routing_key is not None
             return self.spec.url, pagerduty_payload(inc, self._routing_key)
@@ -311,7 +318,8 @@ class HttpReceiver:
 
     def send(self, inc: dict[str, Any]) -> None:
         url, body = self.request(inc)
-        self._post(url, body, idempotency_key(inc))
+        if body is not None:
+            self._post(url, body, idempotency_key(inc))
 
     def resolve(self, inc: dict[str, Any], review: str, now_ms: int | None = None) -> None:
         """Tell the receiver the response team closed the incident out (`review`: what they
