@@ -153,6 +153,18 @@ def _replace_text(text: str, token: Token) -> str:
     return RUN.sub(lambda m: _replace_run(m.group(), token), text) if text else text
 
 
+def numbers_in(text: str) -> list[tuple[ValueType, str]]:
+    """(form, number) of each card, resident ID and mobile number inside a text, as the door finds them."""
+    found: list[tuple[ValueType, str]] = []
+
+    def note(form: ValueType, number: str) -> str:
+        found.append((form, number))
+        return number
+
+    _replace_text(text, note)
+    return found
+
+
 # what lifemon itself writes into a text: a customer's pseudonym, a value's or a field's keyed
 # fingerprint. Hex, so a run of its digits may read as a phone or a card (p_51eeea17510050586ca87e91:
 # about one pseudonym in 900 has one); never a number a producer wrote

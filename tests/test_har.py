@@ -335,6 +335,35 @@ def test_json_and_gzip_base64_inside_values(converter) -> None:
     }
 
 
+def test_what_an_sdk_sends_is_found_however_a_page_or_a_capture_wraps_it(converter) -> None:
+    """A probe's real captures: an H5 page's hash-routed address (`/h5/#/transfer?idNo=...`), a crash
+    message's free text (`实名认证失败 idNo=...`), and a JSON body mitmproxy also split as a form at a
+    base64 pad's `=`: each hid the ID number an SDK sent. A Sensors batch of 100 events is read
+    whole (4 000 values cut it before its last event)."""
+    page = {"$url": f"https://mbank.bjbank.example/h5/#/transfer?idNo={RIC}", "$os": "Android"}
+    assert "id_document_no" in fields_of(
+        converter, entry("https://datasink.sensorsdata.cn/sa", "POST", json=page)
+    )
+    crash = {"message": f"实名认证失败 idNo={RIC} retry", "ts": 1}
+    assert "id_document_no" in fields_of(
+        converter, entry("https://wkrd.tingyun.com/crash/upload", "POST", json=crash)
+    )
+    said = {"note": f"customer called from {PHONE} about it"}  # no name for it: the number itself
+    assert "mobile_phone" in fields_of(
+        converter, entry("https://wkrd.tingyun.com/crash/upload", "POST", json=said)
+    )
+    body = {"token": "dGVzdA==", "idNo": RIC}
+    split = entry("https://log.tbs.qq.com/ajax", "POST", json=body)
+    split["request"]["postData"]["params"] = [{"name": '{"token": "dGVzdA', "value": '=", "idNo": "x"}'}]
+    assert "id_document_no" in fields_of(converter, split)
+    batch = [{"properties": {f"p{k}": f"v{k}" for k in range(40)}} for _ in range(99)]
+    batch.append({"properties": {"idNo": RIC}})
+    found = fields_of(
+        converter, entry("https://datasink.sensorsdata.cn/sa", "POST", json={"data_list": batch})
+    )
+    assert "id_document_no" in found
+
+
 def test_a_request_carrying_several_phone_numbers_carries_a_contact_book(converter) -> None:
     """A probe's Sensors request sent `{"contactList": [{"name": ..., "num": "139..."}, ...]}`:
     only mobile_phone, which Sensors declares, was found. Three distinct numbers in one request
@@ -478,6 +507,18 @@ def test_consent_by_the_capture_timeline(converter) -> None:
         consented_at=None,
     )
     assert get[0].policy_consented is False  # only the declared method records the agreement
+    # a probe's: an agreement the server refused, or one the user declined, is no agreement
+    refused = {**agree, "response": {"status": 500}}
+    declined = entry(
+        "https://mbank.bjbank.example/api/privacy/agree", "POST", at=5_000, json={"agree": False}
+    )
+    for call in (refused, declined):
+        after = convert(converter, call, entry("https://tmf.qq.com/x", at=6_000), consented_at=None)
+        assert after[0].policy_consented is False, call
+    took = {**agree, "response": {"status": 200}}
+    assert convert(converter, took, entry("https://tmf.qq.com/x", at=6_000), consented_at=None)[
+        0
+    ].policy_consented
 
 
 # -- the policy file ----------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ from stdnum import luhn
 from policy.model import SdkField, key_form
 from policy.traffic import Traffic
 from schemas.models import FoundIn, ValueType
-from streams.personal_numbers import RUN, is_card, is_ric
+from streams.personal_numbers import RUN, is_card, is_ric, numbers_in
 
 MAX_DEPTH = 8  # nesting of JSON (and JSON inside strings) walked per request
-MAX_NODES = 4000  # values looked at per request: a huge body is sampled, never a reason to stall
+# values looked at per request: a huge body is sampled, never a reason to stall; and said so. 4 000
+# cut a probe's Sensors batch of 100 events (its default) before the ID number in the last one
+MAX_NODES = 40_000
 MAX_INFLATED = 1 << 20  # a gzip-in-base64 payload is read up to 1 MiB (no zip bomb)
 # sightings kept per field of a request: every field it carries is kept, a field's many values
 # (an analytics batch's 60 latitudes) are not all needed to say it was sent; a cap over all
@@ -77,6 +79,7 @@ class CapturedRequest:
     form: list[tuple[str, str]] | None = None  # form or multipart fields, when the capture parsed them
     body: str | None = None
     mime: str = ""
+    status: int | None = None  # the response's HTTP status, when the capture has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,7 @@ def _placeholder(value: Any) -> bool:
 
 class Recognizer:
     def __init__(self, traffic: Traffic, sdk_fields: dict[str, SdkField], fingerprint: Callable[[str], str]):
+        self.sampled = False  # the last request's values were more than MAX_NODES (`sightings`)
         # each field's zh name and other words (`also`) are keys; traffic.yaml adds the names SDKs use
         self.by_key = {key_form(word): fid for fid, f in sdk_fields.items() for word in (f.zh, *f.also)}
         self.by_key |= {key_form(k): fid for fid, e in traffic.fields.items() for k in e.keys}
@@ -218,6 +222,7 @@ class Recognizer:
             walk.form(req.form)
         elif req.body:
             walk.body(req.body, req.mime)
+        self.sampled = walk.nodes > MAX_NODES  # the request's values were not all looked at
         phones = sorted({s.fingerprint for s in walk.found.values() if s.value_type is ValueType.cn_mobile})
         if len(phones) >= CONTACT_BOOK:
             where = next(s.found_in for s in walk.found.values() if s.value_type is ValueType.cn_mobile)
@@ -270,9 +275,21 @@ class _Walk:
                 value, where = nested, FoundIn.json
             elif "?" in value and "=" in value and _URL.match(value):
                 # a URL an SDK reports (an APM's traced request): its query names fields of its own
-                # (a probe's Tingyun trace of `/api/acct?mobile=138...&cardNo=6222...` found none)
-                for name, inner in parse_qsl(urlsplit(value.strip()).query, keep_blank_values=True):
+                # (a probe's Tingyun trace of `/api/acct?mobile=138...&cardNo=6222...` found none),
+                # and a page's hash route its own (`/h5/#/transfer?cardNo=...`, an H5 page's address)
+                parts = urlsplit(value.strip())
+                routed = parts.fragment.partition("?")[2]
+                for name, inner in parse_qsl(f"{parts.query}&{routed}", keep_blank_values=True):
                     self.value(FoundIn.query, name, inner, depth + 1)
+            elif len(value) > 16 and (" " in value.strip() or not value.isascii()):
+                # free text (a crash message, a log line): what it says as `name=value`, and the
+                # personal numbers in it (a probe's `实名认证失败 idNo=1101...X` was no field)
+                for name, inner in _SAID.findall(value):
+                    self.value(FoundIn.json, name, inner, depth + 1)
+                for form, number in numbers_in(value):
+                    other = self.r.value_field.get(form)
+                    if other is not None:
+                        self._add(other, where, form, number)
         fid = self.r.field_of(key) if key else None
         if isinstance(value, dict | list):
             if fid is not None and value:
@@ -307,6 +324,7 @@ class _Walk:
 
 
 _URL = re.compile(r"\s*(?:https?|wss?)://[^\s?]+\?[^\s]*\s*$", re.I)  # a whole URL with a query, nothing else
+_SAID = re.compile(r"([A-Za-z_][\w.-]{1,40})\s*[=:]\s*([^\s&,;，；]{4,64})")  # `idNo=1101...` inside a text
 
 
 def _decode_nested(text: str) -> Any | None:

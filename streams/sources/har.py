@@ -35,7 +35,7 @@ from schemas.structs import STRICT
 from streams.codecs import DeadLetter, RawRecord
 from streams.config import Config
 from streams.personal_numbers import NumberSeal
-from streams.sources.data_types import CapturedRequest, Recognizer, redact_path
+from streams.sources.data_types import MAX_NODES, CapturedRequest, Recognizer, redact_path
 from streams.sources.envelope import EnvelopeError, Line
 from streams.sources.records import Parsed
 from streams.sources.sdk_attribution import Attributor, Tracker, load_signatures
@@ -102,7 +102,11 @@ def captured_request(entry: Any) -> CapturedRequest:
     except (ValueError, OverflowError):
         raise HarError("`startedDateTime` is not an ISO 8601 time") from None
     post = req.get("postData") if isinstance(req.get("postData"), dict) else {}
-    params = _pairs(post.get("params"))
+    text = post.get("text") if isinstance(post.get("text"), str) else None
+    # a JSON body a capture also split as a form (mitmproxy cuts it at any `=`, a base64 pad's too:
+    # a probe's X5 request gave no field) is read as the JSON it is
+    params = [] if text is not None and text.lstrip()[:1] in ("{", "[") else _pairs(post.get("params"))
+    response: dict[str, Any] = entry["response"] if isinstance(entry.get("response"), dict) else {}
     return CapturedRequest(
         ts_ms=ts,
         method=str(req.get("method") or "GET").upper(),
@@ -112,9 +116,32 @@ def captured_request(entry: Any) -> CapturedRequest:
         headers=_pairs(req.get("headers")),
         cookies=_pairs(req.get("cookies")),
         form=params or None,  # mitmproxy writes `params: []` for a JSON body: the text holds it
-        body=post.get("text") if isinstance(post.get("text"), str) else None,
+        body=text,
         mime=str(post.get("mimeType") or ""),
+        status=response.get("status") if isinstance(response.get("status"), int) else None,
     )
+
+
+# a field of an agreement call saying the user declined (`{"agree": false}`)
+_ASKED = re.compile(r"agree|consent|accept|同意", re.I)
+_DECLINED = frozenset(
+    {"false", "0", "no", "n", "reject", "rejected", "decline", "declined", "disagree", "拒绝", "不同意"}
+)
+
+
+def agreed(req: CapturedRequest) -> bool:
+    """The privacy-policy agreement call agreed: the server took it (no status, or 2xx: a probe's 500
+    counted as consent) and it says no `agree: false` (a probe's declined agreement counted)."""
+    if req.status is not None and not 200 <= req.status < 300:
+        return False
+    said: list[tuple[Any, Any]] = list(req.form or []) + list(req.query)
+    try:
+        body = orjson.loads(req.body) if req.body and req.body.lstrip()[:1] == "{" else None
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        said += list(body.items())
+    return not any(_ASKED.search(str(key)) and str(value).strip().lower() in _DECLINED for key, value in said)
 
 
 def _pairs(items: Any) -> list[tuple[str, str]]:
@@ -172,13 +199,19 @@ class HarConverter:
         requests.sort(key=lambda r: r.ts_ms)  # the capture's timeline, whatever order it was written in
         out.consent_ts = ctx.consented_at
         for req in requests:
-            if out.consent_ts is None and self.attributor.is_consent(req.method, req.host, req.path):
+            if (
+                out.consent_ts is None
+                and self.attributor.is_consent(req.method, req.host, req.path)
+                and agreed(req)
+            ):
                 out.consent_ts = req.ts_ms
             owner = self.attributor.owner(req.host, req.path)
             if owner is None:
                 out.skipped["first-party request"] += 1
                 continue
             sightings = self.recognizer.sightings(req)
+            if self.recognizer.sampled:
+                out.skipped[f"SDK request body sampled: its first {MAX_NODES:,} values read"] += 1
             if not sightings and req.body and _UNREADABLE.search(req.body):
                 # a body no decoder reads (binary, a compression without its header): the request is
                 # still judged by what else it carries, and the capture says a body went unread
