@@ -732,7 +732,7 @@ def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run, s
 
 
 def test_state_stored_before_these_rules_still_loads() -> None:
-    from detectors.retention_records import Customer, left
+    from detectors.retention_records import Customer, Record, left
 
     held = Customer.from_json(
         {"r": {"R1": [1, "crm", "C2", ["contact"], "customer_service", 0, 0, {}]}, "c": 0, "e": 5, "u": {}}
@@ -748,6 +748,13 @@ def test_state_stored_before_these_rules_still_loads() -> None:
     gone = Customer.from_json({"r": {"R1": [1, "crm", "C2", ["contact"], None, 9, 0, {}, 0, "", "", "delete"]},
                                "c": {}, "e": 0, "u": {}}).records["R1"]  # fmt: skip
     assert gone.copies == {"crm": [1, [[9, "delete"]]]} and left(gone.copies) == (9, "delete")
+    # one copy on its first system, the common record, is said by its other fields, not again
+    one = Record(1, "crm")
+    one.log("collect", "crm", 1)
+    assert one.to_json()[17] == 0 and Record.from_json(one.to_json()).copies == {"crm": [1, []]}
+    one.log("store", "dwh", 2)
+    assert Record.from_json(one.to_json()).copies == {"crm": [1, []], "dwh": [2, []]}
+    assert Record.from_json(Record(1, "crm").to_json()).copies == {}  # named by a request alone: none
 
 
 # -- uses after the deadline or the deletion (accesses and transfers re-keyed by customer) ---------------
