@@ -356,6 +356,14 @@ def test_what_an_sdk_sends_is_found_however_a_page_or_a_capture_wraps_it(convert
     split = entry("https://log.tbs.qq.com/ajax", "POST", json=body)
     split["request"]["postData"]["params"] = [{"name": '{"token": "dGVzdA', "value": '=", "idNo": "x"}'}]
     assert "id_document_no" in fields_of(converter, split)
+    # compact JSON under a form's content type (how mitmproxy sees an SDK that mislabels it)
+    compact = entry("https://log.tbs.qq.com/ajax", "POST", text=json.dumps(body, separators=(",", ":")))
+    compact["request"]["postData"]["mimeType"] = "application/x-www-form-urlencoded"
+    assert "id_document_no" in fields_of(converter, compact)
+    # free text names a field only by a number of its form (a review's `mobile=true`, `tel:95526`,
+    # `uid: anonymous`, `gps: disabled` were false fields of declared SDKs)
+    said = {"log": "load page mobile=true tel:95526 uid: anonymous gps: disabled by user wifi: off"}
+    assert fields_of(converter, entry("https://wkrd.tingyun.com/crash/upload", "POST", json=said)) == {}
     batch = [{"properties": {f"p{k}": f"v{k}" for k in range(40)}} for _ in range(99)]
     batch.append({"properties": {"idNo": RIC}})
     found = fields_of(
@@ -515,10 +523,21 @@ def test_consent_by_the_capture_timeline(converter) -> None:
     for call in (refused, declined):
         after = convert(converter, call, entry("https://tmf.qq.com/x", at=6_000), consented_at=None)
         assert after[0].policy_consented is False, call
-    took = {**agree, "response": {"status": 200}}
-    assert convert(converter, took, entry("https://tmf.qq.com/x", at=6_000), consented_at=None)[
-        0
-    ].policy_consented
+    # and a real agreement is one: taken, cached (0), redirected or not modified; one naming a
+    # version, turning down an optional extra, or a revocation flag that says no (a review's denials)
+    url = "https://mbank.bjbank.example/api/privacy/agree"
+    for call in (
+        {**agree, "response": {"status": 200}},
+        {**agree, "response": {"status": 0}},
+        {**agree, "response": {"status": 302}},
+        {**agree, "response": {"status": 304}},
+        entry(url, "POST", at=5_000, json={"agree": True, "agreeVersion": "0"}),
+        entry(url, "POST", at=5_000, json={"accepted": True, "acceptMarketing": False}),
+        entry(url, "POST", at=5_000, json={"consent": "1", "consentRevoked": "no"}),
+        entry(url + "?agreeType=0", "POST", at=5_000),
+    ):
+        after = convert(converter, call, entry("https://tmf.qq.com/x", at=6_000), consented_at=None)
+        assert after[0].policy_consented is True, call
 
 
 # -- the policy file ----------------------------------------------------------------------------------

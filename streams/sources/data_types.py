@@ -26,6 +26,7 @@ from schemas.models import FoundIn, ValueType
 from streams.personal_numbers import RUN, is_card, is_ric, numbers_in
 
 MAX_DEPTH = 8  # nesting of JSON (and JSON inside strings) walked per request
+FREE_TEXT = 20_000  # characters of one free-text value read for personal numbers
 # values looked at per request: a huge body is sampled, never a reason to stall; and said so. 4 000
 # cut a probe's Sensors batch of 100 events (its default) before the ID number in the last one
 MAX_NODES = 40_000
@@ -247,7 +248,11 @@ class _Walk:
     def body(self, text: str, mime: str) -> None:
         kind, _, rest = mime.partition(";")
         kind = kind.strip().lower()
-        if kind == "application/x-www-form-urlencoded":
+        if text.lstrip()[:1] in ("{", "[") and _decode_nested(text) is not None:
+            # JSON whatever the content type says: parsed as a form, it was cut at a base64 pad's
+            # `=` (mitmproxy splits only urlencoded bodies: a review)
+            self.value(FoundIn.json, None, text, 0)
+        elif kind == "application/x-www-form-urlencoded":
             self.form(parse_qsl(text, keep_blank_values=True))
         elif kind == "multipart/form-data" and (boundary := _boundary(rest)):
             self.form(_multipart(text, boundary))
@@ -282,11 +287,15 @@ class _Walk:
                 for name, inner in parse_qsl(f"{parts.query}&{routed}", keep_blank_values=True):
                     self.value(FoundIn.query, name, inner, depth + 1)
             elif len(value) > 16 and (" " in value.strip() or not value.isascii()):
-                # free text (a crash message, a log line): what it says as `name=value`, and the
-                # personal numbers in it (a probe's `实名认证失败 idNo=1101...X` was no field)
-                for name, inner in _SAID.findall(value):
-                    self.value(FoundIn.json, name, inner, depth + 1)
-                for form, number in numbers_in(value):
+                # free text (a crash message, a log line): the personal numbers in it, and the names
+                # it gives them (`idNo=1101...X`: a probe's was no field); a name whose value is no
+                # such number says nothing (`mobile=true`, `tel:95526`, `gps: disabled` were false
+                # fields, a review found); the first FREE_TEXT characters
+                said = value[:FREE_TEXT]
+                for name, inner in _SAID.findall(said):
+                    if recognize(inner) is not None:
+                        self.value(FoundIn.json, name, inner, depth + 1)
+                for form, number in numbers_in(said):
                     other = self.r.value_field.get(form)
                     if other is not None:
                         self._add(other, where, form, number)

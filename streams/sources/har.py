@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import msgspec
 import orjson
 
+from policy.model import key_form
 from policy.sdk_declarations import SdkDeclarations
 from policy.traffic import Traffic
 from schemas.structs import STRICT
@@ -122,17 +123,21 @@ def captured_request(entry: Any) -> CapturedRequest:
     )
 
 
-# a field of an agreement call saying the user declined (`{"agree": false}`)
-_ASKED = re.compile(r"agree|consent|accept|同意", re.I)
+# the field of an agreement call that says whether the user agreed, by its key form (`isAgree`); a
+# field that only names a version or an optional extra (`agreeVersion`, `acceptMarketing`) is none
+_ASKED = frozenset(
+    {"agree", "agreed", "isagree", "consent", "consented", "isconsent", "accept", "accepted", "同意"}
+)
 _DECLINED = frozenset(
     {"false", "0", "no", "n", "reject", "rejected", "decline", "declined", "disagree", "拒绝", "不同意"}
 )
 
 
 def agreed(req: CapturedRequest) -> bool:
-    """The privacy-policy agreement call agreed: the server took it (no status, or 2xx: a probe's 500
-    counted as consent) and it says no `agree: false` (a probe's declined agreement counted)."""
-    if req.status is not None and not 200 <= req.status < 300:
+    """The privacy-policy agreement call agreed: the server did not refuse it (a status of 400 or
+    more: a probe's 500 counted as consent; 0, a cached response, and a redirect are no refusal)
+    and it says no `agree: false` (a probe's declined agreement counted)."""
+    if req.status is not None and req.status >= 400:
         return False
     said: list[tuple[Any, Any]] = list(req.form or []) + list(req.query)
     try:
@@ -141,7 +146,9 @@ def agreed(req: CapturedRequest) -> bool:
         body = None
     if isinstance(body, dict):
         said += list(body.items())
-    return not any(_ASKED.search(str(key)) and str(value).strip().lower() in _DECLINED for key, value in said)
+    return not any(
+        key_form(str(key)) in _ASKED and str(value).strip().lower() in _DECLINED for key, value in said
+    )
 
 
 def _pairs(items: Any) -> list[tuple[str, str]]:
