@@ -408,7 +408,9 @@ class RetentionOverrunDetector:
         rec.gone, rec.gone_stage = gone, stage
         if gone:
             ctx.timers.register(customer, gone + self.forget_ms)  # then the record is forgotten
-        elif rec.requested:  # held again: its request's timer may have fired while it seemed gone
+        if rec.requested:
+            # its request is judged again: its timer may have fired while the record seemed gone, or
+            # gone sooner (a copy's store reported after a purge: a probe's late deletion went unseen)
             ctx.timers.register(customer, ctx.catalog.policy.deletion_due(rec.requested))
         yield from self._closed(customer, held, rid, rec, ctx.catalog)
         if gone:
@@ -723,7 +725,7 @@ class RetentionOverrunDetector:
                 else ""
             ),
             [rec.first_id] if rec.first_id else [],
-            actor=rec.system,
+            actor=rec.holders(deadline)[0],  # the system that kept it (the backlog panel counts by it)
             actor_kind="system",
             revision=rec.fired[tag],
             closed=rec.gone > 0 or bool(begun_again),
@@ -747,7 +749,7 @@ class RetentionOverrunDetector:
                 else ""
             ),
             [rec.request_id] if rec.request_id else [],
-            actor=rec.system,
+            actor=rec.holders(overdue)[0],
             actor_kind="system",
             revision=rec.fired[Rule.deletion_request_overdue],
             closed=rec.gone > 0 or _refused_by(rec, overdue),

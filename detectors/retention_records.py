@@ -153,11 +153,20 @@ class Record:
         kept = sorted(r for r in copy[REMOVALS] if r[0] >= copy[SINCE])
         copy[REMOVALS] = kept if len(kept) <= REMOVALS_KEPT else kept[:2] + kept[2 - REMOVALS_KEPT :]
 
+    def holders(self, at: int | None = None) -> list[str]:
+        """The systems an alert names: those holding a copy at `at`; else those holding one now (a
+        request overdue, then answered, the record restored to one system later: that one); else
+        every system it was kept on; else the one it was first seen on."""
+        now = [s for s, (since, removals) in sorted(self.copies.items()) if since and not removals]
+        return (
+            (holding(self.copies, at) if at is not None else [])
+            or now
+            or sorted(s for s, c in self.copies.items() if c[SINCE])
+            or [self.system]
+        )
+
     def where(self, at: int | None = None) -> str:
-        """The systems a summary names: those holding a copy at `at` (all it was kept on when
-        none, or when `at` is None)."""
-        systems = holding(self.copies, at) if at is not None else []
-        return ", ".join(systems or sorted(s for s, c in self.copies.items() if c[SINCE]) or [self.system])
+        return ", ".join(self.holders(at))
 
     def gone_by(self, ts: int) -> bool:
         """Deleted, anonymized or destroyed at or before `ts`."""

@@ -412,6 +412,11 @@ def test_a_request_answered_on_one_copy_of_two_is_overdue_and_names_the_copy_kep
     assert late.summary.endswith("removed 2025-12-09, 2 days late")
     # a purge job that logs its own name, not the data's system: it removes every copy, as before
     assert run([*copies(), lc("delete", day=-37, system="purge_job"), tick(0)]) == {}
+    # every copy deleted in time, the CRM's restored from a backup: the alert names the copy back
+    (back,) = run(
+        [*copies(), lc("delete", day=-37), lc("delete", day=-36, system="dwh"), lc("store", day=-10), tick(0)]
+    )["deletion_request_overdue"]
+    assert back.summary.startswith("deletion of record R1 on crm, requested") and "restored" in back.summary
 
 
 def test_a_copy_purged_before_the_request_does_not_answer_it(run) -> None:
@@ -430,6 +435,9 @@ def test_a_location_the_app_deleted_and_the_warehouse_kept_is_kept_past_its_peri
     dwh = lc("store", "L1", day=-60, system="dwh", **trace)
     (a,) = run([app, dwh, lc("delete", "L1", day=-40, system="mobile_banking"), tick(0)])["retention_expired"]
     assert a.status.value == "open" and a.summary.startswith("record L1 on dwh (location) kept past")
+    assert (
+        a.actor_id == "dwh"
+    )  # the system that kept it: the backlog panel counts by it (a probe's blamed the app)
     assert run([app, dwh, lc("delete", "L1", day=-40, system="mobile_banking"), lc("delete", "L1", day=-35, system="dwh"), tick(0)]) == {}  # fmt: skip
 
 
@@ -458,7 +466,7 @@ def test_copies_give_one_answer_whatever_order_their_events_come_in(spec, catalo
     seen = set()
     for order in permutations(events):
         e = Engine([spec], catalog, pseudonymize=pz)
-        alerts = [a for i, ev in enumerate(order) for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i))]  # fmt: skip
+        alerts = [a for i, ev in enumerate(order) for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i)) + e.advance()]  # fmt: skip
         alerts += (
             e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [tick(0)], "lifecycle", 9)) + e.drain()
         )
@@ -467,6 +475,26 @@ def test_copies_give_one_answer_whatever_order_their_events_come_in(spec, catalo
     ((_, status, summary),) = seen
     assert status == "closed" and summary.startswith("record L1 on dwh (location) kept past its 30-day")
     assert "10 days late" in summary
+
+
+def test_a_request_answered_late_on_its_last_copy_is_overdue_whatever_the_order(spec, catalog) -> None:
+    """A probe's live order: the warehouse's store came after both deletions, and the warehouse's
+    timely delete, read as a purge of every copy, answered the request; the CRM's, 5 days late, was
+    never seen as late. Every order of the five events ends with one alert, the same: overdue,
+    closed by the CRM's deletion, naming it (the system that kept it, the backlog panel's too)."""
+    events = [*copies(request=-40), lc("delete", day=-37, system="dwh"), lc("delete", day=-20)]
+    seen = set()
+    for order in permutations(events):
+        e = Engine([spec], catalog, pseudonymize=pz)
+        alerts = [a for i, ev in enumerate(order) for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i)) + e.advance()]  # fmt: skip
+        alerts += (
+            e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [tick(0)], "lifecycle", 9)) + e.drain()
+        )
+        (a,) = latest(alerts)
+        seen.add((a.alert_id, a.status.value, a.summary, a.actor_id))
+    ((_, status, summary, actor),) = seen
+    assert status == "closed" and summary.startswith("deletion of record R1 on crm,") and actor == "crm"
+    assert summary.endswith("days late")
 
 
 def test_a_copy_reported_after_the_removal_of_the_other_reopens_what_it_closed(spec, catalog) -> None:
