@@ -452,6 +452,21 @@ def test_a_read_of_the_copy_still_held_is_no_use_after_deletion(run) -> None:
     assert "deleted 2025-12-24" in a.summary  # the day its last copy went
 
 
+def in_every_order(spec: Any, catalog: Any, events: list[Any]) -> set[tuple[str, str, str, str]]:
+    """(id, status, summary, actor) of the one alert each order of `events` ends with, one event a
+    batch and the timers fired after each, as a live run receives them."""
+    seen = set()
+    for order in permutations(events):
+        e = Engine([spec], catalog, pseudonymize=pz)
+        alerts = [a for i, ev in enumerate(order) for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i)) + e.advance()]  # fmt: skip
+        alerts += (
+            e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [tick(0)], "lifecycle", 9)) + e.drain()
+        )
+        (a,) = latest(alerts)
+        seen.add((a.alert_id, a.status.value, a.summary, a.actor_id))
+    return seen
+
+
 def test_copies_give_one_answer_whatever_order_their_events_come_in(spec, catalog) -> None:
     """A review: the warehouse's store of a location trace, reported after its own late deletion,
     hid the overrun in half of the 24 orders of four events. Every order ends with one alert, the
@@ -463,16 +478,7 @@ def test_copies_give_one_answer_whatever_order_their_events_come_in(spec, catalo
         lc("delete", "L1", day=-40, system="mobile_banking"),
         lc("delete", "L1", day=-20, system="dwh"),
     ]
-    seen = set()
-    for order in permutations(events):
-        e = Engine([spec], catalog, pseudonymize=pz)
-        alerts = [a for i, ev in enumerate(order) for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i)) + e.advance()]  # fmt: skip
-        alerts += (
-            e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [tick(0)], "lifecycle", 9)) + e.drain()
-        )
-        (a,) = latest(alerts)
-        seen.add((a.alert_id, a.status.value, a.summary))
-    ((_, status, summary),) = seen
+    ((_, status, summary, _),) = in_every_order(spec, catalog, events)
     assert status == "closed" and summary.startswith("record L1 on dwh (location) kept past its 30-day")
     assert "10 days late" in summary
 
@@ -483,16 +489,7 @@ def test_a_request_answered_late_on_its_last_copy_is_overdue_whatever_the_order(
     never seen as late. Every order of the five events ends with one alert, the same: overdue,
     closed by the CRM's deletion, naming it (the system that kept it, the backlog panel's too)."""
     events = [*copies(request=-40), lc("delete", day=-37, system="dwh"), lc("delete", day=-20)]
-    seen = set()
-    for order in permutations(events):
-        e = Engine([spec], catalog, pseudonymize=pz)
-        alerts = [a for i, ev in enumerate(order) for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", i)) + e.advance()]  # fmt: skip
-        alerts += (
-            e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [tick(0)], "lifecycle", 9)) + e.drain()
-        )
-        (a,) = latest(alerts)
-        seen.add((a.alert_id, a.status.value, a.summary, a.actor_id))
-    ((_, status, summary, actor),) = seen
+    ((_, status, summary, actor),) = in_every_order(spec, catalog, events)
     assert status == "closed" and summary.startswith("deletion of record R1 on crm,") and actor == "crm"
     assert summary.endswith("days late")
 
