@@ -372,6 +372,29 @@ def test_what_an_sdk_sends_is_found_however_a_page_or_a_capture_wraps_it(convert
     assert "id_document_no" in found
 
 
+def test_an_sdk_payload_is_read_in_each_encoding_apps_send_it_in(converter) -> None:
+    """A probe hid an IMEI and an ID number from X5 in each of: URL-safe gzip+base64, gzip of JSON
+    after a newline or a byte-order mark, base64 of pretty-printed JSON, base64 of a query string,
+    and a Cookie header a capture left out of its cookie list."""
+    data = {"imei": IMEI, "idNo": RIC}
+    pretty = json.dumps(data, indent=2).encode()
+    urlsafe = next(
+        e for n in range(200) if "-" in (e := base64.urlsafe_b64encode(gzip.compress(json.dumps(data | {"n": n}).encode())).decode()) or "_" in e
+    )  # fmt: skip
+    bodies = [
+        urlsafe,
+        base64.b64encode(gzip.compress(b"\n" + pretty)).decode(),
+        base64.b64encode(gzip.compress(b"\xef\xbb\xbf" + pretty)).decode(),
+        base64.b64encode(pretty).decode(),
+        base64.b64encode(f"imei={IMEI}&idNo={RIC}".encode()).decode(),
+    ]
+    for body in bodies:
+        found = fields_of(converter, entry("https://log.tbs.qq.com/ajax", "POST", form={"d": body}))
+        assert {"imei", "id_document_no"} <= set(found), body
+    cookie = entry("https://log.tbs.qq.com/ajax", headers=[("Cookie", f"sid=1; imei={IMEI}; idNo={RIC}")])
+    assert {"imei", "id_document_no"} <= set(fields_of(converter, cookie))
+
+
 def test_a_request_carrying_several_phone_numbers_carries_a_contact_book(converter) -> None:
     """A probe's Sensors request sent `{"contactList": [{"name": ..., "num": "139..."}, ...]}`:
     only mobile_phone, which Sensors declares, was found. Three distinct numbers in one request

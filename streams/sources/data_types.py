@@ -337,32 +337,55 @@ _SAID = re.compile(r"([A-Za-z_][\w.-]{1,40})\s*[=:]\s*([^\s&,;，；]{4,64})")  
 
 
 def _decode_nested(text: str) -> Any | None:
-    """JSON in a string (`data={"imei": ...}`), or gzip+base64 of it, the way analytics SDKs post
-    their batches (`data_list=H4sI...`); None when the string is a plain value."""
+    """JSON in a string (`data={"imei": ...}`), or base64 of it, or gzip+base64 of it, the way
+    analytics SDKs post their batches (`data_list=H4sI...`), in either base64 alphabet; a query string
+    in base64 as its pairs; None when the string is a plain value. A probe hid an ID number in each of
+    URL-safe gzip+base64, gzip of JSON after a byte-order mark or a newline, base64 of pretty-printed
+    JSON and base64 of a query string."""
     t = text.strip()
     if t[:1] in ("{", "[") and t[-1:] in ("}", "]"):
         try:
             return orjson.loads(t)
         except orjson.JSONDecodeError:
             return None
-    if t[:3] in ("eyJ", "W3s", "WyJ") and len(t) >= 8:  # base64 of `{"`, `[{`, `["`: Sensors' web SDK
-        try:
-            urlsafe = t.replace("-", "+").replace("_", "/")
-            return orjson.loads(base64.b64decode(urlsafe + "=" * (-len(t) % 4)))
-        except (binascii.Error, orjson.JSONDecodeError, ValueError):
-            return None
+    if len(t) < 8 or not _BASE64.fullmatch(t):
+        return None
+    standard = t.translate(_URLSAFE)
     if t.startswith("H4sI") and len(t) >= 20:  # base64 of a gzip header
         try:
-            raw = base64.b64decode(t + "=" * (-len(t) % 4), validate=False)
-            inflated = zlib.decompressobj(wbits=31).decompress(raw, MAX_INFLATED)
-            return (
-                orjson.loads(inflated)
-                if inflated[:1] in (b"{", b"[")
-                else inflated.decode("utf-8", "replace")
-            )
-        except (binascii.Error, zlib.error, orjson.JSONDecodeError, ValueError):
+            raw = base64.b64decode(standard + "=" * (-len(t) % 4))
+            return _read_decoded(zlib.decompressobj(wbits=31).decompress(raw, MAX_INFLATED), inflated=True)
+        except (binascii.Error, zlib.error, ValueError):
+            return None
+    if t[0] in "eWYZabcd":  # base64 of `{`, `[`, or a query string's first letter: kept if it reads
+        try:
+            return _read_decoded(base64.b64decode(standard + "=" * (-len(t) % 4)), inflated=False)
+        except (binascii.Error, ValueError):
             return None
     return None
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_URLSAFE = str.maketrans("-_", "+/")
+_QUERY = re.compile(r"[A-Za-z_][\w.-]*=[^&=]*(?:&[A-Za-z_][\w.-]*=[^&=]*)+")
+
+
+def _read_decoded(data: bytes, inflated: bool) -> Any | None:
+    """What decoded bytes hold: JSON (after a byte-order mark or whitespace), a query string's
+    pairs; an inflated text as it is; None for anything else (a base64-looking plain value)."""
+    body = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if body[:1] in (b"{", b"["):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace") if inflated else None
+    if _QUERY.fullmatch(text.strip()):
+        return dict(parse_qsl(text.strip(), keep_blank_values=True))
+    return text if inflated else None
 
 
 def _boundary(params: str) -> str | None:

@@ -115,7 +115,8 @@ def captured_request(entry: Any) -> CapturedRequest:
         path=unquote(parts.path) or "/",
         query=_pairs(req.get("queryString")) or parse_qsl(parts.query, keep_blank_values=True),
         headers=_pairs(req.get("headers")),
-        cookies=_pairs(req.get("cookies")),
+        # a capture that left the cookie list empty still has the header (a probe's hid two fields)
+        cookies=_pairs(req.get("cookies")) or _cookie_header(_pairs(req.get("headers"))),
         form=params or None,  # mitmproxy writes `params: []` for a JSON body: the text holds it
         body=text,
         mime=str(post.get("mimeType") or ""),
@@ -149,6 +150,17 @@ def agreed(req: CapturedRequest) -> bool:
     return not any(
         key_form(str(key)) in _ASKED and str(value).strip().lower() in _DECLINED for key, value in said
     )
+
+
+def _cookie_header(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a request's Cookie headers."""
+    return [
+        (name.strip(), value.strip())
+        for key, line in headers
+        if key.lower() == "cookie"
+        for name, _, value in (part.partition("=") for part in line.split(";"))
+        if name.strip()
+    ]
 
 
 def _pairs(items: Any) -> list[tuple[str, str]]:
