@@ -393,6 +393,17 @@ def test_an_sdk_payload_is_read_in_each_encoding_apps_send_it_in(converter) -> N
         assert {"imei", "id_document_no"} <= set(found), body
     cookie = entry("https://log.tbs.qq.com/ajax", headers=[("Cookie", f"sid=1; imei={IMEI}; idNo={RIC}")])
     assert {"imei", "id_document_no"} <= set(fields_of(converter, cookie))
+    # a review's: the header beside a partial cookie list, a quoted value, MIME base64's line breaks
+    partial = entry(
+        "https://log.tbs.qq.com/ajax", cookies=[("sid", "1")], headers=[("Cookie", f'sid=1; u="{IMEI}"')]
+    )
+    assert "imei" in fields_of(converter, partial)
+    mime = base64.encodebytes(gzip.compress(json.dumps([data] * 5).encode())).decode()
+    assert "\n" in mime
+    found = fields_of(
+        converter, entry("https://datasink.sensorsdata.cn/sa", "POST", form={"data_list": mime})
+    )
+    assert {"imei", "id_document_no"} <= set(found)
 
 
 def test_a_request_carrying_several_phone_numbers_carries_a_contact_book(converter) -> None:

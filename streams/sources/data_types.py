@@ -348,6 +348,8 @@ def _decode_nested(text: str) -> Any | None:
             return orjson.loads(t)
         except orjson.JSONDecodeError:
             return None
+    if any(c.isspace() for c in t):  # MIME base64 (Android's Base64.DEFAULT) breaks its lines
+        t = "".join(t.split())
     if len(t) < 8 or not _BASE64.fullmatch(t):
         return None
     standard = t.translate(_URLSAFE)

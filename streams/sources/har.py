@@ -115,8 +115,8 @@ def captured_request(entry: Any) -> CapturedRequest:
         path=unquote(parts.path) or "/",
         query=_pairs(req.get("queryString")) or parse_qsl(parts.query, keep_blank_values=True),
         headers=_pairs(req.get("headers")),
-        # a capture that left the cookie list empty still has the header (a probe's hid two fields)
-        cookies=_pairs(req.get("cookies")) or _cookie_header(_pairs(req.get("headers"))),
+        # the cookie list, and the Cookie header's pairs a capture left out of it (a probe's hid two)
+        cookies=_cookies(_pairs(req.get("cookies")), _pairs(req.get("headers"))),
         form=params or None,  # mitmproxy writes `params: []` for a JSON body: the text holds it
         body=text,
         mime=str(post.get("mimeType") or ""),
@@ -152,14 +152,19 @@ def agreed(req: CapturedRequest) -> bool:
     )
 
 
-def _cookie_header(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The (name, value) pairs of a request's Cookie headers."""
-    return [
+def _cookies(listed: list[tuple[str, str]], headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The request's cookies: its cookie list, and the pairs of its Cookie headers not in it; a value
+    in double quotes as the value inside them (RFC 6265 allows the quotes)."""
+    said = [
         (name.strip(), value.strip())
         for key, line in headers
         if key.lower() == "cookie"
         for name, _, value in (part.partition("=") for part in line.split(";"))
         if name.strip()
+    ]
+    return [
+        (name, value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value)
+        for name, value in dict.fromkeys([*listed, *said])
     ]
 
 
