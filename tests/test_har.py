@@ -412,6 +412,9 @@ def test_a_request_carrying_several_phone_numbers_carries_a_contact_book(convert
     are a contact book, whatever its keys; one number, the user's own, is not."""
     book = {"contactList": [{"name": "张三", "num": f"1391234567{i}"} for i in range(3)]}
     assert "contacts" in fields_of(converter, entry("https://datasink.sensorsdata.cn/sa", "POST", json=book))
+    # a contact book as a map keyed by the numbers (a probe's gave no field)
+    keyed = {"book": {f"1391234567{i}": "张三" for i in range(3)}}
+    assert "contacts" in fields_of(converter, entry("https://datasink.sensorsdata.cn/sa", "POST", json=keyed))
     own = {"contactList": [{"name": "我", "num": PHONE}, {"name": "我", "num": PHONE}]}
     assert "contacts" not in fields_of(
         converter, entry("https://datasink.sensorsdata.cn/sa", "POST", json=own)

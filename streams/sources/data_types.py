@@ -308,6 +308,10 @@ class _Walk:
             for k, v in (
                 value.items() if isinstance(value, dict) else ((None if fid else key, v) for v in value)
             ):
+                # a number used as a key (a contact book as {phone: name}: a probe's was no field)
+                as_key = recognize(str(k)) if isinstance(value, dict) else None
+                if as_key is not None and (other := self.r.value_field.get(as_key[0])) is not None:
+                    self._add(other, where, *as_key)
                 self.value(where, k if k is None else str(k), v, depth + 1)
             return
         if _placeholder(value):
