@@ -262,6 +262,8 @@ def test_placeholders_are_not_collection(converter) -> None:
         ("4111 1111 1111 1111", "payment_account_no", ValueType.bank_card),
         (PHONE, "mobile_phone", ValueType.cn_mobile),
         ("+86 138-1234-5678", "mobile_phone", ValueType.cn_mobile),
+        ("(+86)138-1234-5678", "mobile_phone", ValueType.cn_mobile),  # a probe's was no phone
+        ("0086" + PHONE, "mobile_phone", ValueType.cn_mobile),  # a probe's was an IMEI
         ("AC:DE:48:00:11:22", "mac_address", ValueType.mac),
         ("116.397128,39.916527", "location", ValueType.coordinates),
         ("【某银行】您的验证码为 382916，5分钟内有效", "sms_code", ValueType.sms_code),

@@ -100,6 +100,12 @@ def recognize(text: str) -> tuple[ValueType, str] | None:
     if not 11 <= len(t) <= 64 or (t[0].isalpha() and t[0] not in _HEX_LETTERS):
         return None
     compact = t.translate(_SEPARATORS)
+    if compact[:1] == "(" or compact.startswith("0086"):
+        # a country code written `(+86)` or dialled `0086` (a probe's `(+86)138-...` was no phone,
+        # `0086138...` an IMEI): the mobile number it prefixes, if one follows
+        international = "+86" + compact.removeprefix("(+86)").removeprefix("(86)").removeprefix("0086")
+        if (m := _MOBILE.fullmatch(international)) is not None:
+            return ValueType.cn_mobile, m.group(1)
     if compact.isascii() and compact.isdigit():
         if _ZERO.fullmatch(compact):
             return None
