@@ -146,6 +146,12 @@ def test_unreadable_entries_and_first_party_requests_are_counted_not_sent(conver
         ("cn.apilocate.amap.com", "/", ("amap_location", Attribution.declared)),  # a subdomain
         ("mbank.bjbank.example", "/bsfit/collect", ("device_fingerprint", Attribution.declared)),  # endpoint
         ("mbank.bjbank.example", "/bsfit", ("device_fingerprint", Attribution.declared)),
+        (
+            "mbank.bjbank.example",
+            "//bsfit/collect",
+            ("device_fingerprint", Attribution.declared),
+        ),  # a probe's
+        ("mbank.bjbank.example", "/BSFIT/collect", ("device_fingerprint", Attribution.declared)),
         ("mbank.bjbank.example", "/bsfitness/x", None),  # a path prefix is whole segments
         ("mbank.bjbank.example", "/api/privacy/agree", None),  # first party
         ("static.bjbank.example", "/bsfit/collect", None),  # the endpoint is on one host only

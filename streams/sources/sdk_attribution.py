@@ -83,7 +83,10 @@ def _pattern(path: Path | str, tid: str, tracker: dict[str, Any], key: str) -> r
 def _endpoint(text: str) -> tuple[str, str]:
     """`host/path/` -> (host, "/path/"): a path prefix matches whole segments only."""
     host, _, path = text.partition("/")
-    return host.lower(), "/" + path.strip("/") + "/" if path.strip("/") else "/"
+    return host.lower(), "/" + path.strip("/").lower() + "/" if path.strip("/") else "/"
+
+
+_SLASHES = re.compile(r"/{2,}")
 
 
 def _signed(network: re.Pattern[str], host: str) -> bool:
@@ -126,8 +129,11 @@ class Attributor:
 
     def owner(self, host: str, path: str) -> Owner | None:
         """The SDK a request to host+path belongs to; None: the bank's own (first-party) traffic."""
+        # whatever the case and however many slashes a client wrote (a probe's `//bsfit/collect` and
+        # `/BSFIT/collect` reached the SDK and were skipped as the bank's own)
+        said = _SLASHES.sub("/", path).lower().rstrip("/") + "/"
         for ehost, prefix, sid in self.endpoints:
-            if host == ehost and (path.rstrip("/") + "/").startswith(prefix):
+            if host == ehost and said.startswith(prefix):
                 return Owner(sid, Attribution.declared)
         if host not in self._by_host:
             if len(self._by_host) > 100_000:
