@@ -401,7 +401,7 @@ _CONDITION = re.compile(
     re.I,
 )
 _QUERY_JOINS = frozenset({"UNION", "EXCEPT", "INTERSECT"})
-_OR, _AND = frozenset({"OR", "||", "XOR"}), frozenset({"AND", "&&"})
+_AND = frozenset({"AND", "&&"})
 # a value as the code holds it (strings blanked): a string, a bound parameter, a number
 _CODE_VALUE = r"(?:''|\"\"|\$\d+|\?|\d+(?:\.\d+)?)(?:\s*+::\s*+\w+)?"  # PostgreSQL's `'C1'::text` too
 
