@@ -536,11 +536,19 @@ class KnownSdk(Strict):
     hosts: list[str] = Field(default_factory=list)
 
 
+def id_spelling(subject_id: str) -> str:
+    """One customer as every system writes it: a CHAR column pads the id with blanks, a form
+    typed in Chinese input mode writes full-width digits (６２２０). Blanks around it go, and
+    compatibility forms become their plain characters (NFKC); case is kept, since an id may be
+    case-sensitive."""
+    return (subject_id if subject_id.isascii() else unicodedata.normalize("NFKC", subject_id)).strip()
+
+
 def code_spelling(code: str) -> str | None:
-    """An org's or an approval's code as every feed's is compared: without blanks, in plain width,
-    in upper case (None: already so). HR's `ho/b01/s0101` is the customers feed's S0101 (a probe's
-    wealth manager "s0101 read a customer managed by S0101"), a log's approval AP-10 is HR's ap-10."""
-    spelled = (code if code.isascii() else unicodedata.normalize("NFKC", code)).strip().upper()
+    """An org's or an approval's code as every feed's is compared: `id_spelling` in upper case
+    (None: already so). HR's `ho/b01/s0101` is the customers feed's S0101 (a probe's wealth
+    manager "s0101 read a customer managed by S0101"), a log's approval AP-10 is HR's ap-10."""
+    spelled = id_spelling(code).upper()
     return spelled if spelled != code else None
 
 

@@ -35,7 +35,7 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import Context, Detector, Finding, References
 from policy.catalog import Catalog
-from policy.model import code_spelling, spelling
+from policy.model import code_spelling, id_spelling, spelling
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, LifecycleStage
 from streams import _door
@@ -45,7 +45,7 @@ from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
 from streams.personal_numbers import DoorSeals
-from streams.pseudonym import PseudonymKeyMismatch, fingerprint, id_spelling, spelled_as
+from streams.pseudonym import PseudonymKeyMismatch, fingerprint, spelled_as
 from streams.registries import AsOfRegistry, ConsentRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -149,7 +149,7 @@ PURPOSE_STREAMS = frozenset({"access", "transfer", "marketing", "lifecycle"})
 
 
 def _spell_record_ids(stream: str, records: list[Any]) -> None:
-    """A record id as every system writes it, as a customer id is (`pseudonym.id_spelling`): a
+    """A record id as every system writes it, as a customer id is (`policy.model.id_spelling`): a
     CHAR column pads it with blanks, a form typed in Chinese input mode writes it in full width; a
     deletion of `RA002` and a read of ` RA002` are one record (a probe: the read raised nothing).
     Case is kept: an id may be case-sensitive. Almost every id is plain ASCII already: one test each."""

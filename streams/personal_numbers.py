@@ -310,7 +310,7 @@ class CustomerIdSeal(NameSeal):
 
     def text(self, text: str) -> str:
         """`text` with each customer id in it replaced; one typed in full width (Ｃ０００００２２)
-        is the customer's too, as the fields that hold ids read it (`pseudonym.id_spelling`)."""
+        is the customer's too, as the fields that hold ids read it (`policy.model.id_spelling`)."""
         plain = half_width(text)
         sealed = self._whole.sub(self._pseudonym, plain)
         return sealed if sealed != plain else text

@@ -16,10 +16,10 @@ import hmac
 import logging
 import re
 import secrets
-import unicodedata
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
+from policy.model import id_spelling
 from streams.credentials import Secrets, env_name
 from streams.sealed import Sealer
 
@@ -44,14 +44,6 @@ def version_of(pseudonym: str) -> int | None:
     """The key version a pseudonym was made with; None if it is not a pseudonym."""
     found = PSEUDONYM.fullmatch(pseudonym)
     return (int(found[1]) if found[1] else 1) if found else None
-
-
-def id_spelling(subject_id: str) -> str:
-    """One customer as every system writes it: a CHAR column pads the id with blanks, a form
-    typed in Chinese input mode writes full-width digits (６２２０). Blanks around it go, and
-    compatibility forms become their plain characters (NFKC); case is kept, since an id may be
-    case-sensitive."""
-    return (subject_id if subject_id.isascii() else unicodedata.normalize("NFKC", subject_id)).strip()
 
 
 def spelled_as(form: str | None) -> Callable[[str], str]:
