@@ -23,7 +23,7 @@ def left(copies: dict[str, list[Any]]) -> tuple[int, str]:
     logs its own name, the data's system unsaid) removes every copy stored before it. Order-free:
     the same events in any order leave the same answer."""
     stored = [c for c in copies.values() if c[SINCE]]
-    anywhere = [r for c in copies.values() if not c[SINCE] for r in c[REMOVALS]]
+    anywhere = _unplaced(copies)
     if not stored:
         return min(map(tuple, anywhere), default=(0, ""))  # type: ignore[return-value]
     last: tuple[int, str] = (0, "")
@@ -35,9 +35,14 @@ def left(copies: dict[str, list[Any]]) -> tuple[int, str]:
     return last
 
 
+def _unplaced(copies: dict[str, list[Any]]) -> list[list[Any]]:
+    """The removals logged on a system no copy is known on: each removes every copy stored before it."""
+    return [r for c in copies.values() if not c[SINCE] for r in c[REMOVALS]]
+
+
 def holding(copies: dict[str, list[Any]], at: int) -> list[str]:
     """The systems whose copy was held at `at` (collected or stored by then, not removed since)."""
-    anywhere = [r[0] for c in copies.values() if not c[SINCE] for r in c[REMOVALS]]
+    anywhere = [r[0] for r in _unplaced(copies)]
     return sorted(
         s
         for s, (since, removals) in copies.items()
