@@ -254,10 +254,10 @@ class _Walk:
     def body(self, text: str, mime: str) -> None:
         kind, _, rest = mime.partition(";")
         kind = kind.strip().lower()
-        if text.lstrip()[:1] in ("{", "[") and _decode_nested(text) is not None:
+        if text.lstrip()[:1] in ("{", "[") and (decoded := _decode_nested(text)) is not None:
             # JSON whatever the content type says: parsed as a form, it was cut at a base64 pad's
             # `=` (mitmproxy splits only urlencoded bodies: a review)
-            self.value(FoundIn.json, None, text, 0)
+            self._read(FoundIn.json, None, decoded, 0)
         elif kind == "application/x-www-form-urlencoded":
             self.form(parse_qsl(text, keep_blank_values=True))
         elif kind == "multipart/form-data" and (boundary := _boundary(rest)):
@@ -267,9 +267,9 @@ class _Walk:
 
     def form(self, pairs: list[tuple[str, str]]) -> None:
         for name, value in pairs:
-            if not value and _decode_nested(name) is not None:
+            if not value and (decoded := _decode_nested(name)) is not None:
                 # a JSON body sent as a form: the capture parsed it into one name without a value
-                self.value(FoundIn.json, None, name, 0)
+                self._read(FoundIn.json, None, decoded, 0)
             else:
                 self.value(FoundIn.form, name, value, 0)
 
@@ -301,10 +301,12 @@ class _Walk:
                 for name, inner in _SAID.findall(said):
                     if recognize(inner) is not None:
                         self.value(FoundIn.json, name, inner, depth + 1)
-                for form, number in numbers_in(said):
-                    other = self.r.value_field.get(form)
-                    if other is not None:
-                        self._add(other, where, form, number)
+                for found in numbers_in(said):
+                    self._own_field(where, found)
+        self._read(where, key, value, depth)
+
+    def _read(self, where: FoundIn, key: str | None, value: Any, depth: int) -> None:
+        """A value as it is (a string already decoded): the field its key names, its own form's."""
         fid = self.r.field_of(key) if key else None
         if isinstance(value, dict | list):
             if fid is not None and value:
@@ -316,8 +318,8 @@ class _Walk:
             ):
                 # a number used as a key (a contact book as {phone: name}: a probe's was no field)
                 as_key = recognize(str(k)) if isinstance(value, dict) else None
-                if as_key is not None and (other := self.r.value_field.get(as_key[0])) is not None:
-                    self._add(other, where, *as_key)
+                if as_key is not None:
+                    self._own_field(where, as_key)
                 self.value(where, k if k is None else str(k), v, depth + 1)
             return
         if _placeholder(value):
@@ -333,9 +335,13 @@ class _Walk:
             vt, canonical = found or (_shape(value), text)
             self._add(fid, where, vt, canonical)
         if found is not None and found[0] not in carried:
-            other = self.r.value_field.get(found[0])
-            if other is not None:
-                self._add(other, where, *found)
+            self._own_field(where, found)
+
+    def _own_field(self, where: FoundIn, found: tuple[ValueType, str]) -> None:
+        """A value of a recognized form is the field that form is (a phone number is `mobile`)."""
+        other = self.r.value_field.get(found[0])
+        if other is not None:
+            self._add(other, where, *found)
 
     def _add(self, fid: str, where: FoundIn, vt: ValueType, canonical: str) -> None:
         fp = self.r.fingerprint(f"{vt.value}:{canonical}")
