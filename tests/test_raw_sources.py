@@ -515,13 +515,18 @@ def test_a_dbas_maintenance_and_a_count_are_no_access_and_a_refused_export_is_de
 
     head = "20261205 21:38:44,vm,csr_liu,localhost,{conn},{query},QUERY,cards,'{sql}',{code}"
     maintenance = ["ANALYZE TABLE cardholders", "OPTIMIZE TABLE cardholders", "CHECK TABLE cardholders",
-                   "LOCK TABLES `cardholders` READ", "UNLOCK TABLES"]  # fmt: skip
-    # ANALYZE of a statement runs it (MariaDB's ANALYZE DELETE deletes the rows): an access
+                   "CHECK VIEW cardholder_view", "LOCK TABLES `cardholders` READ", "UNLOCK TABLES"]  # fmt: skip
+    # ANALYZE of a statement runs it (MariaDB's ANALYZE DELETE deletes the rows): an access, after a
+    # client's comment and with FORMAT=JSON too (a re-read: the comment's word was taken for the verb)
     analyzed = "ANALYZE DELETE FROM cardholders WHERE customer_id = \\'K1\\'"
+    tagged = "/* dba */ ANALYZE DELETE FROM cardholders WHERE customer_id = \\'K2\\'"
+    as_json = "ANALYZE FORMAT=JSON SELECT mobile_phone FROM cardholders WHERE customer_id = \\'K3\\'"
     lines = [head.format(conn=50 + i, query=i, sql=sql, code=0).encode() for i, sql in enumerate(maintenance)]
     outfile = "SELECT customer_id, mobile_phone INTO OUTFILE \\'/tmp/x.csv\\' FROM cardholders"
     lines += [
         head.format(conn=69, query=89, sql=analyzed, code=0).encode(),
+        head.format(conn=67, query=87, sql=tagged, code=0).encode(),
+        head.format(conn=68, query=88, sql=as_json, code=0).encode(),
         head.format(conn=70, query=90, sql=outfile, code=1227).encode(),
         head.format(conn=71, query=91, sql="SET GLOBAL general_log = 1", code=1227).encode(),
         head.format(conn=72, query=92, sql="KILL 42 /* INTO OUTFILE */", code=1227).encode(),
@@ -530,6 +535,8 @@ def test_a_dbas_maintenance_and_a_count_are_no_access_and_a_refused_export_is_de
     out = decode_all(dec, "access", records(TOPICS["mariadb"], lines))
     assert [(ev.action.value, ev.outcome.value) for _, ev in out.ok] == [
         ("delete", "success"),
+        ("delete", "success"),
+        ("query", "success"),
         ("export", "denied"),
     ]
     assert sum(n for k, n in stats.skipped.items() if "no rows read out" in k) == len(maintenance)

@@ -60,8 +60,7 @@ _NOT_ACCESS = {"PREPARE": "the EXECUTE that follows is the access", "DEALLOCATE"
                "CHECK": "table maintenance, no rows read out", "REPAIR": "table maintenance, no rows read out",
                "CHECKSUM": "table maintenance, no rows read out", "LOCK": "a lock, no rows read out",
                "UNLOCK": "a lock, no rows read out", "FLUSH": "server maintenance, no rows read out"}  # fmt: skip
-# the maintenance verbs: only on a table (`ANALYZE TABLE t`); `ANALYZE DELETE FROM t` deletes its rows
-_MAINTENANCE = frozenset({"ANALYZE", "OPTIMIZE", "CHECK", "REPAIR", "CHECKSUM"})
+# ANALYZE of a table reads no row out (`ANALYZE TABLE t`); `ANALYZE DELETE FROM t` deletes its rows
 _TABLE_WORK = re.compile(
     r"(?:\s+|\(|/\*.*?\*/|--[^\n]*\n|#[^\n]*\n)*\w+\s+(?:(?:LOCAL|NO_WRITE_TO_BINLOG)\s+)?TABLES?\b",
     re.I | re.S,
@@ -70,6 +69,7 @@ _SESSION_OPS = frozenset({"CONNECT", "DISCONNECT", "FAILED_CONNECT", "CHANGEUSER
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
 # a statement's verb past the comments and parentheses before it (`/* teller-desk */ SELECT ...`)
 _VERB = re.compile(r"(?:\s+|\(|/\*.*?\*/|--[^\n]*\n|#[^\n]*\n)*(\w*)", re.S)
+_ANALYZED = re.compile(r"\s*(?:FORMAT\s*=\s*\w+)?", re.I)  # `ANALYZE FORMAT=JSON <statement>`
 # SELECT ... INTO OUTFILE | DUMPFILE writes the rows to a file on the server: MariaDB's COPY ... TO
 _INTO_FILE = re.compile(r"\bINTO\s+(?:OUTFILE|DUMPFILE)\b", re.I)
 _LITERAL = re.compile(r"'(?:[^'\\]|\\.|'')*'" + r'|"(?:[^"\\]|\\.|"")*"', re.S)  # strings, backslash escapes
@@ -134,23 +134,21 @@ class MariadbAuditParser:
                 continue
             held = carry.get(conn)
             seen = carry.pop(conn)[1:] if held is not None and held[0] == g["query"] else []
-            error = int(code)
+            error, text = int(code), _unquote(statement)
             denied = error in DENIED_CODES or (
-                error == FILE_DENIED and _command(_unquote(statement)) == "SELECT INTO OUTFILE"
+                error == FILE_DENIED and _command(text) == "SELECT INTO OUTFILE"
             )
             if error and not denied and error not in INTERRUPTED_CODES:
                 out.skipped["mariadb: statement failed before it read (an error, not a denial)"] += 1
                 continue
             try:
-                st = self._statement(g, header, line, raw, _unquote(statement), denied, seen)
+                st = self._statement(g, header, line, raw, text, denied, seen)
                 # the limit counts the logged (escaped) text between the quotes
                 st.truncated = len(statement) - 2 >= self.query_log_limit
             except Unreadable as e:
                 out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
                 continue
-            if st.command in _NOT_ACCESS and (
-                st.command not in _MAINTENANCE or _TABLE_WORK.match(st.statement)
-            ):
+            if st.command in _NOT_ACCESS:
                 out.skipped[f"mariadb: {st.command} ({_NOT_ACCESS[st.command]})"] += 1
                 continue
             out.found += [(raw, one) for one in _per_database(st)]
@@ -214,8 +212,12 @@ def _command(text: str) -> str:
     if verb[:1] in ("/", "-", "#"):  # a comment first: a client's tag, or one to hide the verb
         verb = _VERB.match(text).group(1)  # type: ignore[union-attr]  # it matches any text
     verb = verb.upper()
-    if verb == "ANALYZE" and len(words) > 1 and not _TABLE_WORK.match(text):
-        return _command(words[1])  # `ANALYZE DELETE FROM t` runs the DELETE, and reports on it
+    if verb == "ANALYZE" and not _TABLE_WORK.match(text):
+        # `ANALYZE DELETE FROM t` runs the DELETE, and reports on it (`ANALYZE FORMAT=JSON SELECT`
+        # too); its verb past the comments before either (`/* tag */ ANALYZE DELETE`)
+        rest = text[_VERB.match(text).end() :]  # type: ignore[union-attr]  # it matches any text
+        inner = rest[_ANALYZED.match(rest).end() :]  # type: ignore[union-attr]
+        return _command(inner) if inner.strip() else verb
     # the regex only where the word is (a case-insensitive regex scans slowly)
     if verb in ("SELECT", "WITH") and "FILE" in text.upper() and _INTO_FILE.search(_LITERAL.sub("''", text)):
         return "SELECT INTO OUTFILE"
