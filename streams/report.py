@@ -273,9 +273,11 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
 def lifecycle(client: Any, db: str, period: Period | None = None) -> dict[str, Any] | None:
     """The lifecycle dashboard's figures in one line each, as of the last event seen in the period
     (a demo or a replayed day is judged at its own end, not by the wall clock): the retention backlog,
-    deletion requests open and open past their deadline, contracts ended or ending within 90 days.
-    The backlog is the retention alerts begun by then and not closed now (an alert keeps its newest
-    status only)."""
+    deletion requests made by then and open then, and those open past their deadline, contracts
+    ended or ending within 90 days. The backlog is the retention alerts whose deadline had passed by
+    then and that are not closed now (an alert keeps its newest status only): the lifecycle panels'
+    figures at the same instant (a probe's `--month 2025-10` counted requests made in December, and
+    records stored by then, not due)."""
     q = client.query
     in_minutes, params = (period or Period()).where("minute")
     as_of = q(
@@ -289,11 +291,13 @@ def lifecycle(client: Any, db: str, period: Period | None = None) -> dict[str, A
         f"SELECT count(), intDiv({as_of} - toUnixTimestamp64Milli(min(window_end)), 86400000) "
         f"FROM {db}.alerts FINAL WHERE detector = 'retention_overrun' "
         f"AND endsWith(rule_id, '.retention_expired') AND status != 'closed' "
-        f"AND toUnixTimestamp64Milli(first_seen) < {as_of}"
+        f"AND toUnixTimestamp64Milli(window_end) <= {as_of}"
     ).result_rows[0]
     requests, overdue = q(
-        f"SELECT countIf(done = 0 OR done > {as_of}), countIf(due <= {as_of} AND (done = 0 OR done > {as_of})) "
-        "FROM (SELECT minIf(toUnixTimestamp64Milli(due), stage = 'deletion_requested') AS due, "
+        f"SELECT countIf(requested <= {as_of} AND (done = 0 OR done > {as_of})), "
+        f"countIf(due <= {as_of} AND (done = 0 OR done > {as_of})) "
+        "FROM (SELECT minIf(toUnixTimestamp64Milli(ts), stage = 'deletion_requested') AS requested, "
+        "minIf(toUnixTimestamp64Milli(due), stage = 'deletion_requested') AS due, "
         "minIf(toUnixTimestamp64Milli(ts), stage != 'deletion_requested') AS done "
         f"FROM {db}.deletion_events GROUP BY record_id HAVING countIf(stage = 'deletion_requested') > 0)"
     ).result_rows[0]

@@ -23,7 +23,7 @@ from test_pipeline import make_config, monitor
 from policy.contracts import RecipientBook
 from schemas.models import REFERENCE_STREAMS, LifecycleStage, RecipientType, TransferEvent
 from streams.produce import produce
-from streams.report import gather, lifecycle, render
+from streams.report import Period, gather, lifecycle, render
 from streams.workload import Workload, generate
 
 pytestmark = pytest.mark.integration
@@ -220,3 +220,28 @@ def test_the_report_says_what_the_panels_show(day, dashboard, ch) -> None:
     assert fig["oldest_days"] == (int(fig["as_of"].timestamp() * 1000) - min(deadlines)) // DAY
     html = render(gather(ch, db))
     assert f"<td>retention backlog / 超期留存积压</td><td class=n>{fig['backlog']}</td>" in html
+
+
+def test_the_report_of_an_earlier_period_says_what_the_panels_show_then(day, span, dashboard, ch) -> None:
+    """`lifemon report --month` of a month before the latest: the requests made by its end and open
+    then, the records due by then (a probe's October counted December's requests, and the records
+    stored by then rather than due)."""
+    _, _, db = dashboard
+    deadlines = sorted({t["ts_end"] for t in day.truth if t["rule"] == "retention_expired"})
+    requested = sorted(r.ts for r in events(day, "lifecycle") if r.stage is LifecycleStage.deletion_requested)
+    assert len(deadlines) > 1 and len(requested) > 1
+    cuts = {deadlines[0] + DAY, deadlines[-1] - 1, requested[0] + 60_000, requested[len(requested) // 2]}
+    seen = set()
+    for cut in sorted(cuts):
+        fig = lifecycle(ch, db, Period(until=datetime.fromtimestamp(cut / 1000, UTC)))
+        assert fig is not None
+        panels = read_panels(ch, db, (span[0], fig["as_of"]))
+        (deletions,) = panels["Deletion requests"]
+        figures = (fig["backlog"], fig["requests"], fig["overdue"])
+        assert figures == (
+            sum(sum(r[k] for k in AGE_BUCKETS) for r in panels["Retention backlog"]),
+            deletions["open_requests"],
+            deletions["open_past_15_days"],
+        ), datetime.fromtimestamp(cut / 1000, UTC)
+        seen.add(figures)
+    assert len(seen) > 1  # the cuts tell the periods apart
