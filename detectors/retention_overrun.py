@@ -798,6 +798,7 @@ class RetentionOverrunDetector:
                 [],
                 actor=rec.system,
                 actor_kind="system",
+                seen=rec.gone,  # when removed (a probe's was dated by the record's store, years before)
             )
 
     def _after_end(self, customer: str, held: Customer, rid: str, rec: Record) -> Iterator[Finding]:
@@ -819,6 +820,7 @@ class RetentionOverrunDetector:
             [],
             actor=rec.system,
             actor_kind="system",
+            seen=rec.unbidden,  # when collected, not when the relationship ended (a probe's)
         )
 
     def _judge_uses(self, customer: str, held: Customer, rid: str, ctx: Context) -> Iterator[Finding]:
@@ -896,6 +898,7 @@ class RetentionOverrunDetector:
                 revision=n,
                 counts={"uses": n},
                 anchor=_anchor(rec, rule, since or 0, first),
+                seen=_first_use(rec, rule, offending),
             )
 
     def _due(self, held: Customer, rec: Record, catalog: Catalog) -> int | None:
@@ -928,7 +931,9 @@ class RetentionOverrunDetector:
         earlier removal, collection or request; a new clock)."""
         fired = rec.fired
         legacy = [
-            t for t in fired if t.startswith(REVISED) and not t.endswith(ANCHOR) and t + ANCHOR not in fired
+            t
+            for t in fired
+            if t.startswith(REVISED) and not t.endswith((ANCHOR, FIRST)) and t + ANCHOR not in fired
         ]
         if not legacy:
             return
@@ -985,7 +990,10 @@ class RetentionOverrunDetector:
         closed: bool = False,
         anchor: int | None = None,
         actor_kind: str | None = None,
+        seen: int | None = None,
     ) -> Finding:
+        """`seen`: when the breach itself was first seen, where the window starts earlier (at the
+        record's store, the deadline, the relationship's end); by default the window's start."""
         spec = self.p.rules[rule]
         return Finding(
             detector=self.kind,
@@ -1007,7 +1015,7 @@ class RetentionOverrunDetector:
             counts={"records": 1, **(counts or {})},
             evidence_event_ids=evidence[: self.p.evidence_limit],
             event_count=len(evidence),  # the uses, or the one lifecycle event (a missed deadline: its start)
-            first_seen=start,
+            first_seen=start if seen is None else seen,
             last_seen=end,
             title_zh=spec.title_zh,
             title_en=spec.title_en,
@@ -1043,6 +1051,15 @@ def _anchor(rec: Record, tag: str, start: int, first: bool) -> int:
 
 
 _MARK = {Rule.used_after_deletion: "g", Rule.used_after_deadline: "d", Rule.used_while_withheld: "w"}
+FIRST = "<"  # `Record.fired[f"{rule}<"]`: when the rule's first offending use was
+
+
+def _first_use(rec: Record, rule: Rule, offending: list[list[Any]]) -> int:
+    """When a use alert was first seen: its earliest offending use, kept, since a record keeps its
+    last `evidence_limit` uses only (a probe's alert was dated by the deadline, weeks before the use)."""
+    first = min(rec.fired.get(f"{rule}{FIRST}", offending[0][0]), offending[0][0])
+    rec.fired[f"{rule}{FIRST}"] = first
+    return first
 
 
 def _for_another_purpose(use: list[Any], catalog: Catalog) -> bool:

@@ -52,7 +52,7 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         jr_class=finding.jr_class,
         actor_id=finding.actor_id and mask_personal(finding.actor_id),
         actor_org=finding.actor_org and mask_personal(finding.actor_org),
-        actor_kind=_actor_kind(finding),
+        actor_kind=actor_kind(finding),
         subject_count=finding.subject_count,
         subjects_sample=list(finding.subject_sample),
         counts=dict(finding.counts),
@@ -65,7 +65,7 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
     )
 
 
-def _actor_kind(finding: Finding) -> str:
+def actor_kind(finding: Finding) -> str:
     """What the finding's actor_id names: its own word, else its detector's (`actor_is`)."""
     return finding.actor_kind or str(getattr(REGISTRY.get(finding.detector), "actor_is", "employee"))
 

@@ -39,7 +39,7 @@ from policy.model import code_spelling, id_spelling, spelling
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, LifecycleStage
 from streams import _door
-from streams.alerts import build_alert, latest
+from streams.alerts import actor_kind, build_alert, latest
 from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
@@ -1001,13 +1001,22 @@ class Engine:
         return found
 
     def _alerts(self, findings: list[Finding], partition: int) -> list[Alert]:
-        built = [build_alert(f, self.sections[f.detector]) for f in findings]
+        built = [build_alert(self._with_org(f), self.sections[f.detector]) for f in findings]
         alerts = latest(built)
         if findings:
             newest = {a.alert_id: a for a in alerts}
             pairs = [(f, a) for f, a in zip(findings, built, strict=True) if newest[a.alert_id] is a]
             self._incident_revisions(self.incident_stage(partition).observe(pairs))
         return alerts
+
+    def _with_org(self, finding: Finding) -> Finding:
+        """An employee's alert names the employee's org, as the entitlements stream has it when the
+        finding was last seen, where its detector did not (a probe's destruction record signed by
+        E000022 named no org, and the overview's panel of orgs missed its alert)."""
+        if finding.actor_org is None and finding.actor_id and actor_kind(finding) == "employee":
+            ent = self.refs.entitlements.as_of(finding.actor_id, finding.last_seen)
+            finding.actor_org = ent.org_id if ent is not None else None
+        return finding
 
     # -- incidents ------------------------------------------------------------------------------
     def incident_stage(self, partition: int) -> IncidentStage:

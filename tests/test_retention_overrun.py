@@ -10,7 +10,7 @@ from itertools import permutations
 from typing import Any
 
 import pytest
-from conftest import T0, fed, refs
+from conftest import T0, entitlement, fed, refs
 
 from detectors import load_detectors
 from detectors.base import Finding
@@ -620,6 +620,8 @@ def test_kyc_data_removed_while_the_relationship_goes_on_fires_and_after_its_min
     kyc = collect(day=-6000, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml", system="core_banking")
     (a,) = run([kyc, lc("delete", day=-1)])["removed_before_minimum"]
     assert "inside the 10 years the law requires it kept from relationship_ended" in a.summary
+    # seen when removed, not when stored 16 years before (a probe's dashboards dated it 2016)
+    assert (a.window_start, a.first_seen, a.last_seen) == (kyc.ts, T0 - DAY, T0 - DAY)
     # ended 1 000 days ago: its ten years run until 2033
     ended = lc("relationship_ended", rid="A9", day=-1000)
     assert len(run([kyc, ended, lc("delete", day=-1)])["removed_before_minimum"]) == 1
@@ -711,6 +713,8 @@ def test_a_location_collected_after_the_relationship_ended_fires_in_either_order
         )
         # one record's alert lists as one (a probe's list showed "— records  1 customer")
         assert records_and_customers(a.subject_count, a.counts) == (1, 1)
+        # seen when collected, not when the relationship ended
+        assert (a.window_start, a.first_seen, a.last_seen) == (ended.ts, later.ts, later.ts)
         ids.append(a.model_dump())
     assert ids[0] == ids[1]
 
@@ -906,6 +910,13 @@ def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run
     got = run([collect(day=-100), asked, read(day=-22, actor="e7"), read(day=-12, actor="e9"), tick(0)])
     (a,) = got["used_after_deadline"]
     assert "past its deadline 2025-12-16," in a.summary and "read by e9" in a.summary and a.revision == 1
+    assert a.first_seen == T0 - 12 * DAY  # the use, not the deadline (a probe's was dated by the deadline)
+    # 25 uses, one event a batch: the record keeps its last 20 (`evidence_limit`), the alert is
+    # first seen at the first use still
+    uses = [read(day=-12 + k / 4, actor="e9") for k in range(25)]
+    again = run([collect(day=-100), asked, *uses, tick(0)], batch=1)
+    (b,) = again["used_after_deadline"]
+    assert (b.revision, b.first_seen, b.last_seen) == (25, T0 - 12 * DAY, uses[-1].ts)
     assert set(got) == {"used_after_deadline", "deletion_request_overdue"}
     assert run([collect(day=-100, **TRANSACTION), asked, read(day=-12), tick(0)]) == {}
 
@@ -1555,6 +1566,21 @@ def test_destruction_record(run, kw: dict, fires: bool) -> None:
     assert bool(got.get("destruction_record_incomplete")) is fires and set(got) <= {
         "destruction_record_incomplete"
     }
+
+
+def test_an_operators_alert_names_the_operators_org(run, spec, catalog) -> None:
+    """The detector names the operator; the engine names the operator's org, as the entitlements
+    stream has it then (a probe's destruction alert by E000022 of B01 showed no org, and the
+    overview's panel of orgs missed it). A system's alert names no org."""
+    e = Engine([spec], catalog, pseudonymize=pz)
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", org="B01", ts=T0 - 100 * DAY)]))
+    (a,) = run([lc("destroy", **(SIGNED | {"method": "移入回收站"}))], engine=e)[
+        "destruction_record_incomplete"
+    ]
+    assert (a.actor_id, a.actor_org, a.actor_kind) == ("e1", "B01", "employee")
+    unsigned = {k: v for k, v in SIGNED.items() if k != "operator_id"}
+    (b,) = run([lc("destroy", rid="R2", **unsigned)], engine=e)["destruction_record_incomplete"]
+    assert (b.actor_id, b.actor_org, b.actor_kind) == ("crm", None, "system")
 
 
 def test_a_recycle_bin_is_no_destruction_and_the_alert_says_why(run) -> None:
