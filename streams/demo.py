@@ -22,13 +22,30 @@ from streams.alerts import to_ocsf
 from streams.reviews import ALERTS, INCIDENTS
 
 
+def rule_names(specs: list[Any]) -> dict[str, str]:
+    """Rule id -> the rule it names, where a detector gives each rule an id of its own
+    (transfer_policy's LM-TP-006: `recipient_not_approved`)."""
+    return {
+        spec.rule_id: name
+        for s in specs
+        for name, spec in dict(getattr(s.params, "rules", None) or {}).items()  # a dict, or a model's fields
+        if getattr(spec, "rule_id", None)
+    }
+
+
 def score(
-    alerts: list[Alert], truth: list[dict], detectors: list[str], pseudonymize: Callable[[str], str] = str
+    alerts: list[Alert],
+    truth: list[dict],
+    detectors: list[str],
+    pseudonymize: Callable[[str], str] = str,
+    rules: dict[str, str] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Per detector: injected violations found / missed, and alerts matching none (false alarms).
     An alert matches a violation of its detector on the same key (its actor, or a customer whose
     pseudonym it names: the violation's `subject` where its key is a record) whose time overlaps
-    its window."""
+    its window, and of its rule where the alert's rule id names one (`LM-RO-001.retention_expired`,
+    or one of `rules`, `rule_names`): another rule's alert on an injected transfer is a false alarm
+    (a probe's consent alert on the unlisted broker's share passed as the broker's)."""
     result = {}
     for kind in detectors:
         wanted = [t for t in truth if t["detector"] == kind]
@@ -36,7 +53,13 @@ def score(
 
         def hit(a: Alert, t: dict) -> bool:
             keyed = a.actor_id == t["key"] or pseudonymize(t.get("subject", t["key"])) in a.subjects_sample
-            return keyed and a.window_start <= t["ts_end"] and t["ts_start"] <= a.window_end
+            named = a.rule_id.partition(".")[2] or (rules or {}).get(a.rule_id)
+            return (
+                keyed
+                and named in (None, t["rule"])
+                and a.window_start <= t["ts_end"]
+                and t["ts_start"] <= a.window_end
+            )
 
         found = sum(any(hit(a, t) for a in raised) for t in wanted)
         false = sum(not any(hit(a, t) for t in wanted) for a in raised)
@@ -162,7 +185,7 @@ def run_demo(
     )
     print("\ndetection against ground truth:")
     print(f"  {'detector':<22}{'injected':>9}{'found':>7}{'missed':>8}{'false alarms':>14}")
-    scored = score(alerts, workload.truth, [s.kind for s in specs], pseudonymize)
+    scored = score(alerts, workload.truth, [s.kind for s in specs], pseudonymize, rule_names(specs))
     for kind, s in scored.items():
         print(f"  {kind:<22}{s['injected']:>9}{s['found']:>7}{s['missed']:>8}{s['false_alarms']:>14}")
     if alerts:

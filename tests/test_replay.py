@@ -23,7 +23,7 @@ from test_pipeline import (
 from detectors import REGISTRY, load_detectors
 from streams.alerts import actor_of, latest
 from streams.codecs import Decoder
-from streams.demo import score
+from streams.demo import rule_names, score
 from streams.engine import Engine
 from streams.produce import produce
 from streams.pseudonym import Pseudonymizer
@@ -144,8 +144,9 @@ def test_replay_equals_live(workload, broker, ch, names, policy, catalog, tmp_pa
     # the live run equals the replay, so scoring the replay's alerts scores the live run: every rule
     # of every detector that the day injects is found end to end, and its near misses stay silent
     pz = Pseudonymizer.from_env(allow_ephemeral=False)
-    alerts, _ = replay(Engine(load_detectors(policy), catalog, pz), Decoder(), events, 5000)
-    scored = score(latest(alerts), workload.truth, list(REGISTRY), pz)
+    specs = load_detectors(policy)
+    alerts, _ = replay(Engine(specs, catalog, pz), Decoder(), events, 5000)
+    scored = score(latest(alerts), workload.truth, list(REGISTRY), pz, rule_names(specs))
     assert all(r["injected"] for r in scored.values()), scored
     assert {k: (r["missed"], r["false_alarms"]) for k, r in scored.items()} == dict.fromkeys(REGISTRY, (0, 0))
     newest: dict[str, dict] = {}

@@ -361,7 +361,10 @@ class Transfers(Traffic):
         ts, n = self._ts(0.05, 0.95), self.rng.randint(10, 200)
         case = k % 3
         rid = ("tp_unlisted_broker", "tp_legacy_partner", "tp_insurance_partner")[case]
-        fields = ["customer_name", "account_balance"] if case == 2 else ["customer_name", "mobile_phone"]
+        # de-identified as `DEIDENTIFIED`'s (nothing that names a person: a name would need each
+        # subject's consent too, a second violation the truth does not list); the insurer's balances
+        # are what its contract leaves out
+        fields = ["occupation", "account_balance"] if case == 2 else ["gender", "occupation"]
         self._send(
             ts,
             rid,
