@@ -654,14 +654,17 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from streams.alert_query import query_alerts, render
 
-    if args.subject and not re.match(r"p\d*_", args.subject.strip()):
-        # alerts hold pseudonyms only: a customer id can match none (a probe's "no alerts match")
+    if args.subject and not re.match(r"p\d*_", args.subject.strip(), re.I):
+        # alerts hold pseudonyms only: a customer id can match none (a probe's "no alerts match");
+        # the message never repeats it, a customer's id in the log an operator ships (a probe's did)
         log.error(
-            f"--subject {args.subject} is no pseudonym (p_…): alerts name customers by "
-            f"pseudonym only; `lifemon pseudonym {args.subject}` gives this customer's, with the "
+            "--subject takes a pseudonym (p_…), not a customer id: alerts name customers by "
+            "pseudonym only; `lifemon pseudonym <customer id>` gives a customer's, with the "
             "store's LIFEMON_PSEUDONYM_KEY set"
         )
         return 2
+    if args.subject:  # as `lifemon pseudonym` prints it, whatever case it was typed or pasted in
+        args.subject = args.subject.strip().lower()
     only = {
         "detector": args.detector,
         "actor": args.actor,
@@ -674,6 +677,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 # the list's filters, which `alerts show`, `ack` and `resolve` refuse rather than ignore: an id
 # names one alert
 LIST_ONLY = ("detector", "actor", "rule", "subject", "severity", "status", "review", "since", "until")
+
+
+def _refuses_list_filters(parser: argparse.ArgumentParser) -> None:
+    """The list's filters given after the id (`alerts show ID --severity high`) are taken, unlisted,
+    for `_one_id_only` to refuse in one line; unknown to `show`, they were argparse's two-line error
+    with the whole program's usage (a new user's)."""
+    for name in (*LIST_ONLY, "limit"):
+        parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _one_id_only(args: argparse.Namespace, command: str, action: str) -> bool:
@@ -1171,6 +1182,7 @@ def _review_parsers(actions: Any, kind: Any) -> None:
             help=f"who reviews: your employee id (default: {ANALYST_ENV}, else your login name; on the "
             "compose deployment every `exec` runs as the same user, so give it)",
         )
+        _refuses_list_filters(sp)
         sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         sp.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
         sp.add_argument(
@@ -1555,6 +1567,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
     show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the runbook and basis)")
+    _refuses_list_filters(show)
     show.set_defaults(func=cmd_alert_show)
     _review_parsers(actions, ALERTS)
 
@@ -1590,6 +1603,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
     show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the bank's timezone)")
+    _refuses_list_filters(show)
     show.set_defaults(func=cmd_incident_show)
     _review_parsers(actions, INCIDENTS)
 

@@ -287,6 +287,14 @@ def test_show_takes_a_unique_prefix_and_refuses_an_ambiguous_or_unknown_one(
     assert caught.value.code == 2 and "first 6 characters or more" in capsys.readouterr().err
     assert main(["alerts", "--severity", "high", "--config", config, "show", BULK]) == 2
     assert "not the list's filters (--severity)" in capsys.readouterr().err
+    # after the id too: the same line, not argparse's usage of the whole program (a new user's)
+    for action, extra in (("show", []), ("ack", []), ("resolve", ["--as", "resolved"])):
+        assert (
+            main(["alerts", action, BULK, *extra, "--config", config, "--severity", "high", "--limit", "3"])
+            == 2
+        )
+        [line] = capsys.readouterr().err.splitlines()
+        assert "not the list's filters (--severity, --limit)" in line, action
 
 
 def test_show_and_resolve_take_an_id_in_upper_case(ch, shown, capsys, monkeypatch, root_logging) -> None:
@@ -336,10 +344,17 @@ def test_the_cli_list_filters_by_rule_subject_and_actor_in_any_case(
 ) -> None:
     monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
     _, config = shown
-    for argv in (["--actor", "e000003"], ["--rule", "LM-BQ-001"], ["--subject", "p_aaa"]):
+    for argv in (
+        ["--actor", "e000003"],
+        ["--rule", "LM-BQ-001"],
+        ["--subject", "p_aaa"],
+        ["--subject", " P_AAA"],
+    ):
         assert main(["alerts", "--config", config, *argv]) == 0
         out = capsys.readouterr().out.splitlines()
         assert len(out) == 3 and out[0].endswith(f"[{BULK[:12]}]") and out[2] == "1 alert", argv
-    # a customer's own id can match no alert: said, with how to get its pseudonym
+    # a customer's own id can match no alert: said, with how to get its pseudonym, and never
+    # repeated (a probe's log line, which an operator ships, held the id)
     assert main(["alerts", "--config", config, "--subject", "C0000302"]) == 2
-    assert "`lifemon pseudonym C0000302` gives this customer's" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "`lifemon pseudonym <customer id>` gives a customer's" in err and "C0000302" not in err
