@@ -665,6 +665,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return 2
     if args.subject:  # as `lifemon pseudonym` prints it, whatever case it was typed or pasted in
         args.subject = args.subject.strip().lower()
+    if args.rule and not _policy_has_rule(args):
+        # a typo lists nothing, as a rule no longer in the policy may still list its old alerts
+        log.warning(f"no rule of the policy is {args.rule} or under it: `lifemon detectors` lists them")
     only = {
         "detector": args.detector,
         "actor": args.actor,
@@ -672,6 +675,17 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         "subject": args.subject,
     }
     return _list(args, "alerts", query_alerts, render, **only)
+
+
+def _policy_has_rule(args: argparse.Namespace) -> bool:
+    """Whether `--rule` names a rule of the policy or a part of one, as the list matches it
+    (`alert_query`: whole parts of the id; LM-RO is LM-RO-001 and LM-RO-002, two detectors)."""
+    from streams.demo import rule_names
+
+    _, policy, specs, _ = _setup(args)
+    ids = [s.rule_id.lower() for s in policy.detectors.values()] + list(map(str.lower, rule_names(specs)))
+    rule = args.rule.strip().lower()
+    return any(rule == i or i.startswith((f"{rule}-", f"{rule}.")) or rule.startswith(f"{i}.") for i in ids)
 
 
 # the list's filters, which `alerts show`, `ack` and `resolve` refuse rather than ignore: an id
@@ -1524,8 +1538,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--rule",
         metavar="RULE_ID",
-        help="only this rule id and the rules under it (LM-TP: LM-TP-001 to LM-TP-009; LM-SDK-001: "
-        "LM-SDK-001.c3_or_auth_helper, ...), whatever its case (default: all; see `lifemon detectors`)",
+        help="only this rule id and the rules under it, by whole parts of the id (LM-TP: LM-TP-001 to "
+        "LM-TP-009; LM-SDK-001: LM-SDK-001.c3_or_auth_helper, ...; LM-RO: LM-RO-001 and LM-RO-002, "
+        "two detectors), whatever its case (default: all; see `lifemon detectors`)",
     )
     sp.add_argument(
         "--subject",

@@ -358,3 +358,11 @@ def test_the_cli_list_filters_by_rule_subject_and_actor_in_any_case(
     assert main(["alerts", "--config", config, "--subject", "C0000302"]) == 2
     err = capsys.readouterr().err
     assert "`lifemon pseudonym <customer id>` gives a customer's" in err and "C0000302" not in err
+    # a rule no detector of the policy has: said, and listed all the same (an old rule's alerts
+    # stay findable); a part of a real one (two detectors' LM-RO) is no typo
+    assert main(["alerts", "--config", config, "--rule", "LM-XX"]) == 0
+    captured = capsys.readouterr()
+    assert "no rule of the policy is LM-XX or under it" in captured.err and "no alerts match" in captured.out
+    for known in ("lm-ro", "LM-TP-006", "LM-SDK-001.c3_or_auth_helper", "LM-BQ-001"):
+        main(["alerts", "--config", config, "--rule", known])
+        assert "no rule of the policy" not in capsys.readouterr().err, known
