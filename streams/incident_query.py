@@ -24,7 +24,7 @@ from streams.alert_query import (
     select_latest,
 )
 from streams.receivers import counted
-from streams.reviews import INCIDENTS, UNREVIEWED, render_reviews, review_line, review_state, reviewed
+from streams.reviews import INCIDENTS, UNREVIEWED, aware, render_reviews, review_line, review_state, reviewed
 
 # the review states that close an incident out: its deadlines are no longer the team's to meet,
 # but `notified` (the report was made) closes only those the notice makes (DueReport.notice)
@@ -260,8 +260,19 @@ def render_incident_view(
         "reports due / 报告时限 (counted from the first event)",
     ]
     owing = owed(inc["deadlines"], state)
+    # when the team recorded the notice made: a report it made is said in time or late, never
+    # silently met (a new user's notice recorded eleven months on read as on track)
+    notified = next((aware(r["at"]) for r in reviews if r["state"] == "notified"), None)
     for d in inc["deadlines"]:
-        passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 and d in owing else ""
+        if d in owing:
+            passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 else ""
+        elif notified is not None and state == "notified" and d.get("notice", False):
+            late = (
+                "notified late / 逾期告知" if notified.timestamp() * 1000 > d["due"] else "notified / 已告知"
+            )
+            passed = f"  {late} {_when(int(notified.timestamp() * 1000), zone)}"
+        else:
+            passed = ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
     lines += ["", "notice / 告知内容 (PIPL art. 57 ¶1)", "  categories / 信息种类"]
     for c in notice["categories"]:

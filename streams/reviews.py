@@ -178,13 +178,13 @@ def review_state(reviews: list[dict[str, Any]], current: dict[str, Any], kind: R
     if not reviews:
         return UNREVIEWED
     newest = reviews[-1]
-    covers = _aware(newest["last_seen"]) >= _aware(current["last_seen"]) and all(
+    covers = aware(newest["last_seen"]) >= aware(current["last_seen"]) and all(
         set(current[c]) <= set(newest[c]) if _members(c) else newest[c] >= current[c] for c in kind.extent
     )
     return newest["state"] if covers else UNREVIEWED
 
 
-def _aware(t: datetime) -> datetime:
+def aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -297,7 +297,7 @@ def query_reviews(
 
 
 def _utc(t: datetime) -> str:
-    return f"{_aware(t):%Y-%m-%d %H:%M:%S} UTC"
+    return f"{aware(t):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def review_line(reviews: list[dict[str, Any]], current: dict[str, Any], kind: Reviewed = ALERTS) -> str:
@@ -316,7 +316,7 @@ def review_line(reviews: list[dict[str, Any]], current: dict[str, Any], kind: Re
 def said(review: dict[str, Any]) -> str:
     """A review in one line, as the receivers are told it ended an incident (`HttpReceiver.resolve`):
     "false_positive by e900001 at 2026-01-01 08:00 UTC: approved sample"."""
-    at = f"{_aware(review['at']):%Y-%m-%d %H:%M} UTC"
+    at = f"{aware(review['at']):%Y-%m-%d %H:%M} UTC"
     return f"{review['state']} by {review['analyst']} at {at}" + (
         f": {review['note']}" if review["note"] else ""
     )

@@ -561,6 +561,10 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     }
     assert due == {"the regulator (PBOC branch)": False, "the individuals affected": False,
                    "an external security assessor (results to the sector regulator)": True}, due  # fmt: skip
+    # made, but after their deadlines: said so, when (a new user's notice recorded eleven months on
+    # read as on track)
+    made = [line for line in shown.splitlines() if "notified late / 逾期告知 20" in line]
+    assert len(made) == 2 and all(("regulator (PBOC" in m) != ("individuals" in m) for m in made), shown
     assert "reviews / 复核记录" in shown and "acknowledged" in shown and "card {bank_card} closed" in shown
     # a late alert with earlier events added a customer, its last event unmoved: the notice told
     # one customer too few, back in the queue (the review's finding)
