@@ -79,13 +79,26 @@ MARKER = "demo-database"
 
 def claim_embedded(config: Any, dsn: str | None = None) -> None:
     """What `lifemon run` or a replay stores in the embedded database is not the demo's: the next demo
-    must not drop it. `dsn`: a replay's, which claims the embedded database only if it names it."""
+    must not drop it. The demo's own synthetic day goes first, said, so what the monitor shows is
+    its own (a probe's `lifemon run` kept the demo's 65 alerts and 12 incidents, their deadlines long
+    passed, beside the bank's). `dsn`: a replay's, which claims the embedded database only if it
+    names it."""
     if (
         dsn is not None
         and Path(dsn.removeprefix("chdb://")).resolve() != (config.data_dir / "chdb").resolve()
     ):
         return
-    (config.data_dir / MARKER).unlink(missing_ok=True)
+    db, marker = config.clickhouse.database, config.data_dir / MARKER
+    if marker.is_file() and marker.read_text() == db:
+        from streams.clickhouse import connect
+
+        connect(config.clickhouse_dsn()).command(f"DROP DATABASE IF EXISTS {db}")
+        print(
+            f"lifemon: database {db} in {config.data_dir / 'chdb'} held the last demo's synthetic day: "
+            "dropped, so what it holds from now on is this monitor's own",
+            file=sys.stderr,
+        )
+    marker.unlink(missing_ok=True)
 
 
 def _fresh_database(config: Any, replace: bool) -> bool:

@@ -202,20 +202,39 @@ def test_the_demo_keeps_what_a_run_stored_in_the_embedded_database(tmp_path: Pat
 
 
 def test_a_run_or_a_replay_into_the_embedded_database_claims_it_from_the_demo(tmp_path: Path) -> None:
-    from streams.config import Config
-    from streams.demo import MARKER, claim_embedded
+    """The demo's synthetic day goes before the monitor writes there, said (a probe's `lifemon run`
+    kept the demo's alerts and incidents as the bank's); what no demo wrote stays. In a process of
+    its own: chDB opens one folder per process."""
+    claim = (
+        "import sys; from streams.clickhouse import connect; from streams.config import Config; "
+        "from streams.demo import MARKER, claim_embedded; c = Config(data_dir=sys.argv[1]); "
+        "ch = connect(c.clickhouse_dsn()); ch.command('CREATE DATABASE IF NOT EXISTS lifemon'); "
+        "ch.command('CREATE TABLE IF NOT EXISTS lifemon.alerts (alert_id String) ENGINE = MergeTree ORDER BY alert_id'); "
+        "ch.command(\"INSERT INTO lifemon.alerts VALUES ('a')\"); "
+        "marked = sys.argv[2] == 'demo'; (c.data_dir / MARKER).write_text('lifemon') if marked else None; "
+        "dsn = {'-': None, 'embedded': f'chdb://{c.data_dir}/chdb'}.get(sys.argv[3], sys.argv[3]); claim_embedded(c, dsn); "
+        "print((c.data_dir / MARKER).exists(), ch.query(\"SELECT count() FROM system.tables WHERE database = 'lifemon'\").result_rows[0][0])"
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    config = Config(data_dir=tmp_path / ".lifemon")
-    marker = config.data_dir / MARKER
-    config.data_dir.mkdir()
-    marker.write_text("lifemon")
-    claim_embedded(config, "chdb:///elsewhere/chdb")  # a replay stored in another database
-    assert marker.is_file()
-    claim_embedded(config, f"chdb://{config.data_dir / 'chdb'}")
-    assert not marker.exists()
-    marker.write_text("lifemon")
-    claim_embedded(config)  # `lifemon run` on the embedded default
-    assert not marker.exists()
+    def claimed(marked: str, dsn: str) -> tuple[list[str], str]:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        done = subprocess.run(
+            [sys.executable, "-c", claim, str(folder), marked, dsn], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        return done.stdout.split(), done.stderr
+
+    # a replay stored in another database: the demo's is left as it is, marked
+    assert claimed("demo", "chdb:///elsewhere/chdb")[0] == ["True", "1"]
+    # `lifemon run` on the embedded default: the demo's day goes, said
+    kept, said = claimed("demo", "-")
+    assert kept == ["False", "0"] and "held the last demo's synthetic day: dropped" in said, said
+    # a replay into the embedded database: the same
+    assert claimed("demo", "embedded")[0] == ["False", "0"]
+    # what no demo wrote (a run's, a replay's) stays
+    kept, said = claimed("run", "-")
+    assert kept == ["False", "1"] and said == ""
 
 
 # -- 3. read commands before any run, and their options ----------------------------------------------
