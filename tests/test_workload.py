@@ -5,6 +5,7 @@ the injected violations, and the normal traffic's near misses stay silent."""
 from __future__ import annotations
 
 import json
+import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -22,8 +23,9 @@ from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from schemas.structs import from_model
 from streams.alerts import latest
 from streams.codecs import RawRecord
-from streams.demo import score
+from streams.demo import named_as_alerts, score
 from streams.engine import Engine
+from streams.pseudonym import Pseudonymizer
 from streams.workload import Workload, generate, read_truth, write_files
 
 SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
@@ -154,6 +156,21 @@ def test_files_round_trip(small: Workload, tmp_path, fmt: str) -> None:
         assert len(rows) == len(expected), s
         assert [model.model_validate(rows[i]) for i in (0, -1)] == [expected[0], expected[-1]]
     assert read_truth(tmp_path / "truth.json") == wl.truth
+
+
+def test_the_demos_truth_names_customers_as_its_alerts_do(small: Workload, policy: Policy) -> None:
+    """`lifemon demo` writes its truth.json beside its report: no customer id in it, synthetic or
+    not (a probe found 31), each subject the pseudonym its alert names."""
+    pz = Pseudonymizer(b"t" * 32)
+    engine = Engine(load_detectors(policy), Catalog(policy), pz)
+    named = named_as_alerts(small.truth, pz, engine.names.text)
+    held = [t for t in small.truth if "subject" in t]
+    assert held and [t["subject"] for t in named if "subject" in t] == [pz(t["subject"]) for t in held]
+    raw = json.dumps(small.truth)
+    assert re.search(r"\bC[0-9]{7}\b", raw) and not re.search(r"\bC[0-9]{7}\b", json.dumps(named))
+    assert [t["key"] for t in named if t["key"].startswith("E")] == [
+        t["key"] for t in small.truth if t["key"].startswith("E")
+    ]  # an employee's id is no customer's
 
 
 def test_unknown_format_rejected(small: Workload, tmp_path) -> None:
