@@ -40,7 +40,8 @@ EPILOG = """examples:
                                        ship a server's log to its raw topic, resuming where it stopped
   lifemon generate --out data/ -n 100000 --format avro
   lifemon replay data/ --alerts-out alerts.jsonl
-  lifemon ship --format har app.har --app-version 9.2.0 --bootstrap k:9092   SDK telemetry from a capture
+  lifemon ship --format har app.har --app cn.bank.mobilebanking --app-version 9.2.0 --bootstrap k:9092
+                                       SDK telemetry from a capture
   lifemon report --out report.html     an HTML report with charts and alerts, for management
   lifemon alerts --review unreviewed --severity high --since 24h
                                        the SOC's queue, filtered (detector, actor, status, review, time)

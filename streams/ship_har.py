@@ -81,8 +81,15 @@ def ship_har(args: argparse.Namespace) -> int:
 def add_har_arguments(sp: Any) -> None:
     """`lifemon ship`'s options for `--format har` only."""
     har = sp.add_argument_group("--format har")
-    har.add_argument("--app", default="app", help="the app id the capture is of")
-    har.add_argument("--app-version", default="0", help="its version (declarations may depend on it)")
+    har.add_argument(
+        "--app", default="app", help="the app id the capture is of, as alerts name it (default: app)"
+    )
+    har.add_argument(
+        "--app-version",
+        default="0",
+        help="its version: a declaration bound by since_app_version / until_app_version (sdks.yaml) "
+        "judges only the versions it names (default: 0, before any bound)",
+    )
     har.add_argument("--device", help="the device's pseudonym (default: the file name without extension)")
     har.add_argument(
         "--consented-at",
