@@ -688,3 +688,27 @@ def test_a_run_for_no_time_is_refused_by_the_parser(seconds: str, capsys: pytest
     with pytest.raises(SystemExit) as e:
         build_parser().parse_args(["run", "--seconds", seconds])
     assert e.value.code == 2 and "argument --seconds" in capsys.readouterr().err
+
+
+def test_every_option_with_a_default_says_it() -> None:
+    """`--help` is where a user learns what an option does when left out (a new user's `ship --app`
+    shipped captures as app "app", said nowhere)."""
+    from streams.cli import build_parser
+
+    unsaid = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif (
+                action.option_strings
+                and action.help not in (None, argparse.SUPPRESS)
+                and action.default not in (None, False, argparse.SUPPRESS)
+                and "default" not in action.help.lower()
+            ):
+                unsaid.append(f"lifemon {' '.join(path)} {action.option_strings[-1]}")
+
+    walk(build_parser(), [])
+    assert unsaid == []
