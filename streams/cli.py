@@ -1285,6 +1285,15 @@ class Parser(argparse.ArgumentParser):
         return None
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lifemon")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="lifemon",
@@ -1292,6 +1301,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         description="Streaming monitor of the personal-financial-information lifecycle "
         "(JR/T 0171-2020, PIPL): Kafka in, detectors, alerts and metrics out.",
+    )
+    p.add_argument(
+        "--version", action="version", version=f"lifemon {_version()}", help="print the version, for a ticket"
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -712,3 +712,11 @@ def test_every_option_with_a_default_says_it() -> None:
 
     walk(build_parser(), [])
     assert unsaid == []
+
+
+def test_the_version_is_one_line() -> None:
+    """What an analyst pastes into a ticket (a new user's `lifemon --version` was an unknown option)."""
+    from importlib.metadata import version
+
+    done = lifemon("--version", cwd=ROOT)
+    assert done.returncode == 0 and done.stdout == f"lifemon {version('lifemon')}\n", done
