@@ -1665,7 +1665,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="kinds, and where to add them:\n"
         + "\n".join(f"  {k:<20} {w}" for k, w in WHERE_TO_ADD.items()),
     )
-    sp.add_argument("action", choices=["gaps"], metavar="gaps", help="gaps: list the coverage gaps")
+    sp.add_argument(
+        "action",
+        nargs="?",
+        default="gaps",
+        choices=["gaps"],
+        metavar="gaps",
+        help="gaps: list the coverage gaps (default: gaps; `lifemon catalog` alone lists them too)",
+    )
     sp.add_argument("--kind", choices=list(WHERE_TO_ADD), help="only this kind of gap (default: all)")
     sp.add_argument("--limit", type=positive, default=200, help="at most this many lines (default 200)")
     sp.add_argument("--config", help=CONFIG_HELP)

@@ -125,6 +125,9 @@ def test_the_coverage_gaps_view_and_catalog_gaps_list_them_once_after_a_replay(
     assert out[0].index("SEEN") + len("SEEN") == out[1].index(" 1 ") + 2  # counts align right
     assert "policy/sources.yaml databases.<database>.tables" in out[-1]
     assert render([]).startswith("no coverage gaps")
+    # `lifemon catalog` alone is `catalog gaps`, its one action (a new user's was argparse's error)
+    assert main(["catalog", "--kind", "table", "--clickhouse", dsn]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["table", "corebank.core.branch_targets"]
     report = render_report(gather(ch, db))  # the management report lists them too
     assert "corebank.core.branch_targets" in report and "partner_ins:/upload/" in report
 
