@@ -45,7 +45,7 @@ from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
 from streams.personal_numbers import DoorSeals
-from streams.pseudonym import PseudonymKeyMismatch, fingerprint, spelled_as
+from streams.pseudonym import PseudonymKeyChanged, PseudonymKeyMismatch, fingerprint, spelled_as
 from streams.registries import AsOfRegistry, ConsentRegistry
 
 COVERAGE_GAP = "coverage_gap"
@@ -64,6 +64,7 @@ SOURCE_TIME = ENGINE + "source" + SEP  # then <topic>: the latest event time rea
 ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <slot>] (PartitionRollup.save)
 NO_TOPIC_ID = ""  # a topic whose incarnation is not known: rows from before topic ids, a replay, a test
 PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
+PSEUDONYM_CHECK_KEY = ENGINE + "pseudonym_key_check"  # `Pseudonymizer.key_check` of that version's key
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 _MISSING = object()
 _ts = attrgetter("ts")
@@ -1235,8 +1236,10 @@ class Engine:
                 self.reincarnated[(topic, p)] = earlier
 
     def _check_pseudonym_version(self, partition: int, store: KeyedStore) -> None:
-        """State keyed by pseudonyms continues only under the key version that made them
-        (streams/pseudonym.py); state saved before versions were recorded was made by version 1."""
+        """State keyed by pseudonyms continues only under the key that made them: its version
+        (streams/pseudonym.py), and the key itself (`Pseudonymizer.key_check`), which a restart
+        may have changed under the same version. State saved before versions were recorded was made
+        by version 1; before checks were, its check is recorded now."""
         current = getattr(self.pseudonymize, "version", None)
         if current is None:  # a plain function (tests, tools): no key, no version
             return
@@ -1247,6 +1250,12 @@ class Engine:
         if saved != current:
             self.drop(partition)
             raise PseudonymKeyMismatch(partition, saved, current)
+        check, made_by = self.pseudonymize.key_check(), store.get(PSEUDONYM_CHECK_KEY)  # type: ignore[attr-defined]
+        if made_by is None:
+            store.put(PSEUDONYM_CHECK_KEY, check)
+        elif made_by != check:
+            self.drop(partition)
+            raise PseudonymKeyChanged(partition, current)
 
     def close(self) -> None:
         """Free every store; the folders are caches of the changelog, never needed again."""

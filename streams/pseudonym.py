@@ -83,6 +83,20 @@ class PseudonymKeyMismatch(RuntimeError):
         self.partition, self.saved, self.current = partition, saved, current
 
 
+class PseudonymKeyChanged(PseudonymKeyMismatch):
+    """The key of a version changed under saved state: the same version number, another key (a
+    probe's restart under a new LIFEMON_PSEUDONYM_KEY went on silently, 36 false alerts and 8 lost)."""
+
+    def __init__(self, partition: int, version: int):
+        RuntimeError.__init__(
+            self,
+            f"the saved state of partition {partition} holds pseudonyms of another key than "
+            f"{key_env(version)} now holds, under the same version {version}: set the key it had, or "
+            "rotate to a new version with a new consumer group (docs/security.md#rotating-the-pseudonym-key)",
+        )
+        self.partition, self.saved, self.current = partition, version, version
+
+
 class Pseudonymizer:
     def __init__(self, key: bytes | Mapping[int, bytes], version: int | None = None):
         """`key`: one key (version 1) or a ring {version: key}; `version`: the one new pseudonyms
@@ -136,6 +150,11 @@ class Pseudonymizer:
             v: prefix(v) + hmac.new(k, self._spell(subject_id).encode(), hashlib.sha256).hexdigest()[:24]
             for v, k in sorted(self._ring.items())
         }
+
+    def key_check(self) -> str:
+        """A keyed fingerprint of a constant: saved state keeps it beside the key version, so a
+        restart under another key of the same version is told, without the key being kept."""
+        return self.digest("lifemon:pseudonym-key-check")
 
     def digest(self, text: str) -> str:
         """A keyed fingerprint of a captured value (docs/har.md): equal values match, the value
