@@ -202,7 +202,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             from streams.metrics import OpsServer
 
             m = config.metrics
-            stack.enter_context(OpsServer(monitor.stats, m.host, m.port, m.stall_after_s))
+            try:
+                ops = OpsServer(monitor.stats, m.host, m.port, m.stall_after_s)
+            except OSError as e:  # a port in use, a host this machine lacks: a probe's was a traceback
+                raise PolicyError(
+                    args.config or "<config and environment>",
+                    "metrics.port",
+                    f"cannot serve /metrics on {m.host}:{m.port} ({e.strerror})",
+                    "choose a free port, and a host this machine has (metrics.port and metrics.host, "
+                    "or LIFEMON_METRICS_PORT and LIFEMON_METRICS_HOST)",
+                ) from e
+            stack.enter_context(ops)
         log.info(
             f"monitoring {', '.join(monitor.event_topics)} (group {config.kafka.group_id}, "
             f"{config.runtime} runtime); Ctrl-C stops cleanly",

@@ -89,6 +89,20 @@ def test_an_unreachable_broker_is_one_line_naming_where_it_is_set(tmp_path: Path
     )
 
 
+def test_a_metrics_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    """A probe's `metrics.port` another program held ended in an OSError traceback."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {"LIFEMON_METRICS_PORT": str(port), "LIFEMON_METRICS_HOST": "127.0.0.1"}
+        done = lifemon("run", "--quiet", "--seconds", "5", cwd=tmp_path, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if "metrics" in ln]
+    assert f"metrics.port: cannot serve /metrics on 127.0.0.1:{port} (Address already in use)" in line
+    assert "LIFEMON_METRICS_PORT" in line
+
+
 def test_an_unreachable_clickhouse_is_one_line(tmp_path: Path) -> None:
     """clickhouse-connect's pool logged a retry warning before lifemon's own line."""
     done = lifemon("alerts", "--clickhouse", f"http://127.0.0.1:{closed_port()}", cwd=tmp_path)
