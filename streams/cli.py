@@ -26,6 +26,7 @@ from schemas.models import Severity
 from streams import logs
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
 from streams.config import POLICY_HELP
+from streams.credentials import SecretUnreadable
 from streams.kafka_reach import KafkaSettingRefused, KafkaUnavailable
 from streams.pseudonym import PseudonymKeyError, PseudonymKeyMismatch
 from streams.sealed import SealError
@@ -1749,7 +1750,7 @@ def main(argv: list[str] | None = None) -> int:
     _early_logging()
     try:
         return args.func(args)
-    except (PolicyError, PseudonymKeyError) as e:
+    except (PolicyError, PseudonymKeyError, SecretUnreadable) as e:
         log.error(str(e))
         return 2
     except KafkaSettingRefused as e:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -64,6 +64,11 @@ class _KeyRing(PydanticBaseSettingsSource):
         return {"pseudonym_keys": ring} if ring else {}
 
 
+class SecretUnreadable(Exception):
+    """A secret's variable the environment spells wrong, said in one line. No ValueError: raised
+    while a config is validated, pydantic would take it for the config's own error."""
+
+
 class Secrets(BaseSettings):
     """The secrets, each `LIFEMON_<FIELD>` in the environment; unset ones are None."""
 
@@ -83,6 +88,18 @@ class Secrets(BaseSettings):
     pseudonym_key_version: int | None = Field(
         default=None, ge=1, description="the ring's version new pseudonyms use; unset: the highest"
     )
+
+    def __init__(self, **values: Any):
+        """A variable the environment spells wrong is named, with what it takes (a probe's
+        LIFEMON_PSEUDONYM_KEY_VERSION=two was a traceback, or blamed on the config file)."""
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            err = e.errors()[0]
+            name = env_name(str(err["loc"][0]))
+            raise SecretUnreadable(
+                f"<environment>: {name}: {err['msg']}. Fix: set {name} as it says, or unset it"
+            ) from None
 
     @classmethod
     def settings_customise_sources(

@@ -103,6 +103,19 @@ def test_a_metrics_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) ->
     assert "LIFEMON_METRICS_PORT" in line
 
 
+@pytest.mark.parametrize("command", [["pseudonym", "C0000001"], ["policy", "check"], ["alerts"]], ids=str)
+def test_a_secrets_variable_spelt_wrong_is_named_in_one_line(tmp_path: Path, command: list[str]) -> None:
+    """A probe's LIFEMON_PSEUDONYM_KEY_VERSION=two: a pydantic traceback (`pseudonym`), or an error
+    blamed on the config file's first line, which has no such key."""
+    (tmp_path / "ok.yaml").write_text("log:\n  level: info\n")
+    env = {"LIFEMON_PSEUDONYM_KEY": "0123456789abcdef0123", "LIFEMON_PSEUDONYM_KEY_VERSION": "two"}
+    done = lifemon(*command, "--config", str(tmp_path / "ok.yaml"), cwd=tmp_path, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.splitlines()
+    assert "<environment>: LIFEMON_PSEUDONYM_KEY_VERSION: Input should be a valid integer" in line
+    assert "ok.yaml" not in line
+
+
 def test_an_unreachable_clickhouse_is_one_line(tmp_path: Path) -> None:
     """clickhouse-connect's pool logged a retry warning before lifemon's own line."""
     done = lifemon("alerts", "--clickhouse", f"http://127.0.0.1:{closed_port()}", cwd=tmp_path)
