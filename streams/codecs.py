@@ -108,6 +108,9 @@ class DeadLetter:
     kind: str  # malformed | invalid | unknown_schema | oversized | empty | event_time | parser_error
     field: str
     message: str
+    # when lifemon refused it, what `dead-letters --since` asks of: not its Kafka time, which a
+    # producer may set to its event's (a probe's refusals of a minute ago listed as 11 months old)
+    refused_at: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [

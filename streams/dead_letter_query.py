@@ -1,5 +1,5 @@
 """`lifemon dead-letters`: the records the monitor refused, one line per topic and reason, with how
-many, when (their Kafka time; a replayed file's, when the replay read it), and where the first one
+many, when lifemon refused them (a live run's or a replay's), and where the first one
 lies (partition:offset; a replayed file's line), so the operator fixes the producer or the config
 that made them. Reasons never hold a value of the record (streams/codecs.py)."""
 

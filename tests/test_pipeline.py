@@ -182,6 +182,7 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog, ca
         t.access,
         [*events, wire, (header_body, [("schema.id", str(BUILTIN_SCHEMA_IDS["access"]).encode())]), *bad],
     )
+    started = time.time() * 1000 - 1000
     stats = m.run(idle_exit_s=1.5, max_seconds=60)
 
     assert stats.events["access"] == 62 and sum(stats.dead.values()) == 4 and stats.misrouted["access"] == 0
@@ -209,6 +210,10 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog, ca
     assert incident == ("e1", "high", 62, 62, [ocsf["finding_info"]["uid"]])
     kinds = sorted(r[0] for r in ch.query(f"SELECT kind FROM {db}.dead_letters").result_rows)
     assert kinds == ["invalid", "malformed", "oversized", "unknown_schema"]
+    # dated when refused, not by their Kafka time (the test day's start): `dead-letters --since 24h`
+    # lists them (a probe's refusals of a minute ago read as 11 months old)
+    (oldest,) = ch.query(f"SELECT min(toUnixTimestamp64Milli(seen_at)) FROM {db}.dead_letters").result_rows[0]
+    assert started <= oldest <= time.time() * 1000
 
     dlq = read_all(broker, t.dlq, expect_at_least=4)
     headers = [dict(m.headers()) for m in dlq]

@@ -378,7 +378,7 @@ STATS_COLUMNS = ("ts", "instance", "stream", "events", "dead_letters", "alerts",
 
 
 def dead_letter_row(d: DeadLetter) -> tuple:
-    return (d.raw.topic, d.raw.partition, d.raw.offset, d.kind, d.field, d.message, d.raw.timestamp)
+    return (d.raw.topic, d.raw.partition, d.raw.offset, d.kind, d.field, d.message, d.refused_at)
 
 
 def identity_row(row: Sequence[Any]) -> Sequence[Any]:
