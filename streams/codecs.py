@@ -97,6 +97,15 @@ class RawRecord(msgspec.Struct, gc=False):
     timestamp: int = 0
 
 
+def _malformed(raw: RawRecord, exc: Exception) -> DeadLetter:
+    """A record that is not JSON, and why (the decoder's words, without what it quoted)."""
+    if raw.value and raw.value.startswith(b"\xef\xbb\xbf"):
+        return DeadLetter(
+            raw, "malformed", "", "starts with a UTF-8 byte-order mark: send the JSON without it"
+        )
+    return DeadLetter(raw, "malformed", "", f"not valid JSON: {_QUOTED.sub('', str(exc))}")
+
+
 def _name_of(schema: Any) -> str | None:
     """A record schema's full name, as fastavro parsed it (`cn.lifemon.pfi.Consent`)."""
     return schema.get("name") if isinstance(schema, dict) else None
@@ -328,21 +337,16 @@ class Decoder:
         if unknown is None:
             if isinstance(exc, msgspec.ValidationError):
                 out.dead.append(DeadLetter(raw, "invalid", *_reason(stream, exc)))
-            elif raw.value and raw.value.startswith(b"\xef\xbb\xbf"):
-                out.dead.append(
-                    DeadLetter(
-                        raw, "malformed", "", "starts with a UTF-8 byte-order mark: send the JSON without it"
-                    )
-                )
             else:
-                out.dead.append(
-                    DeadLetter(raw, "malformed", "", f"not valid JSON: {_QUOTED.sub('', str(exc))}")
-                )
+                out.dead.append(_malformed(raw, exc))
             return
         try:
             lenient = self._lenient[stream].decode(raw.value)  # type: ignore[arg-type]
-        except msgspec.DecodeError as e:
+        except msgspec.ValidationError as e:
             out.dead.append(DeadLetter(raw, "invalid", *_reason(stream, e)))
+            return
+        except msgspec.DecodeError as e:  # broken after the unknown field (a probe's was "invalid")
+            out.dead.append(_malformed(raw, e))
             return
         except RecursionError:  # an unknown field whose value nests thousands deep
             out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))

@@ -50,6 +50,14 @@ def test_json_and_avro_decode_to_the_same_event() -> None:
     [
         (None, None, "empty", "", "no value"),
         (b'{"event_id": "x", "ts": 17', None, "malformed", "", "not valid JSON"),
+        # broken after a field the schema lacks: still not JSON (a probe's was "invalid")
+        (
+            b'{"event_id":"pii-8","C0000479":',
+            None,
+            "malformed",
+            "",
+            "not valid JSON: Input data was truncated",
+        ),
         (b"[1,2]", None, "invalid", "", "Expected `object`, got `array`"),
         (b'{"event_id":"x"}', None, "invalid", "ts", "missing required field"),
         (
