@@ -12,6 +12,7 @@ A command's own output (`lifemon alerts`, `policy check`, the demo's summary) st
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,6 +26,36 @@ _BUILTIN = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"
 # librdkafka's own lines (connection failures, broker errors) come here through a client's `logger`
 # setting, instead of straight to stderr in its `%3|…|FAIL|…` format
 KAFKA = logging.getLogger("librdkafka")
+REPEAT_WINDOW_S = 60.0
+_DIGITS = re.compile(r"\d+")
+
+
+class Repeats(logging.Filter):
+    """A line like one said in the last `window_s` seconds (the same but for its numbers: a port,
+    a count, a time) is held back; the next one let through says how many were. Every client of
+    every broker retries a lost connection and says so: a probe's 95 s outage logged 4 071 lines,
+    482 of them distinct."""
+
+    def __init__(self, window_s: float = REPEAT_WINDOW_S):
+        super().__init__()
+        self.window_s = window_s
+        self._said: dict[tuple[int, str], list[float]] = {}  # line -> [when said, how many held since]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, _DIGITS.sub("#", record.getMessage()))
+        seen = self._said.get(key)
+        if seen is not None and record.created - seen[0] < self.window_s:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.msg, record.args = f"{record.getMessage()} ({seen[1]} like it held back)", None
+        if len(self._said) >= 10_000:  # lines that never repeat must not grow it
+            self._said.clear()
+        self._said[key] = [record.created, 0]
+        return True
+
+
+KAFKA.addFilter(Repeats())
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:

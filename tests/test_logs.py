@@ -85,3 +85,23 @@ def test_the_handler_writes_where_stderr_is_now(stderr, monkeypatch) -> None:
     monkeypatch.setattr(sys, "stderr", later)
     emit()
     assert later.getvalue().startswith('lifemon: checkpoint failed: "ch" down')
+
+
+def test_librdkafkas_repeated_lines_are_held_back_and_counted() -> None:
+    """A lost broker: every client retries and says so, ~20 lines a second (a probe's 95 s outage
+    logged 4 071, 482 distinct). A line like one said in the last minute is held back; the next let
+    through says how many were."""
+    assert any(isinstance(f, logs.Repeats) for f in logs.KAFKA.filters)
+    repeats = logs.Repeats(window_s=60)
+
+    def said(message: str, at: float) -> str | None:
+        record = logging.LogRecord("librdkafka", logging.ERROR, "", 0, message, None, None)
+        record.created = at
+        return record.getMessage() if repeats.filter(record) else None
+
+    refused = "Connect to ipv4#127.0.0.1:{} failed: Connection refused (after {}ms in state CONNECT)"
+    lines = [said(refused.format(19092 + i % 3, i), 1000 + i * 0.05) for i in range(200)]
+    assert [line for line in lines if line] == [refused.format(19092, 0)]
+    assert said("GroupCoordinator: broker down", 1005) is not None  # another line is no repeat
+    assert said(refused.format(19092, 7), 1070) == refused.format(19092, 7) + " (199 like it held back)"
+    assert said(refused.format(19093, 8), 1071) is None
