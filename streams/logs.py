@@ -42,6 +42,8 @@ class Repeats(logging.Filter):
         self._said: dict[tuple[int, str], list[float]] = {}  # line -> [when said, how many held since]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:  # `kafka.client.debug` output is asked for: all of it
+            return True
         key = (record.levelno, _DIGITS.sub("#", record.getMessage()))
         seen = self._said.get(key)
         if seen is not None and record.created - seen[0] < self.window_s:

@@ -94,8 +94,8 @@ def test_librdkafkas_repeated_lines_are_held_back_and_counted() -> None:
     assert any(isinstance(f, logs.Repeats) for f in logs.KAFKA.filters)
     repeats = logs.Repeats(window_s=60)
 
-    def said(message: str, at: float) -> str | None:
-        record = logging.LogRecord("librdkafka", logging.ERROR, "", 0, message, None, None)
+    def said(message: str, at: float, level: int = logging.ERROR) -> str | None:
+        record = logging.LogRecord("librdkafka", level, "", 0, message, None, None)
         record.created = at
         return record.getMessage() if repeats.filter(record) else None
 
@@ -105,3 +105,5 @@ def test_librdkafkas_repeated_lines_are_held_back_and_counted() -> None:
     assert said("GroupCoordinator: broker down", 1005) is not None  # another line is no repeat
     assert said(refused.format(19092, 7), 1070) == refused.format(19092, 7) + " (199 like it held back)"
     assert said(refused.format(19093, 8), 1071) is None
+    # `kafka.client.debug` output was asked for: every line of it
+    assert all(said("Sent FetchRequest (v11, 1 bytes)", 1072 + i, logging.DEBUG) for i in range(3))
