@@ -314,7 +314,12 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
     shipped = cite_shipped(read_yaml(shipped_path)[0]).get("params", {})
     # a setting added since applies as shipped (a new file's `identifiers`: without it a bank's
     # folder would let a batch of names flagged de-identified pass as before)
-    new = [key for key in shipped if key not in params]
+    # a key lacking beside one spelt like it is a typo, which validation says: not a setting added
+    # since (a probe's `window_minutess` first read as window_minutes added by an upgrade)
+    unknown = [key for key in params if key not in shipped]
+    new = [
+        key for key in shipped if key not in params and not difflib.get_close_matches(key, unknown, 1, 0.8)
+    ]
     if new:
         params = {**params, **{key: shipped[key] for key in new}}
         _say_added(path, "params", new, shipped_path)

@@ -258,15 +258,16 @@ def test_a_folder_written_before_a_detector_was_added_runs_it_as_shipped_and_say
     assert "deleted_record_use" not in {s.kind for s in load_detectors(load_policy(policy_copy), policy_copy)}
 
 
-def test_typo_key_and_yaml_syntax(policy_copy: Path) -> None:
+def test_typo_key_and_yaml_syntax(policy_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
     # a detector's misspelt key is both missing and extra to pydantic: one typo, said once (a probe
-    # read it twice)
+    # read it twice); and no setting "added since" the file was written (a probe's first line)
     edit(policy_copy / "detectors" / "bulk_query.yaml", "  window_minutes:", "  window_minute:")
     with pytest.raises(PolicyError) as e:
         load_detectors(load_policy(policy_copy), policy_copy)
     assert e.value.fix == "rename `window_minute` to `window_minutes`" and "Also" not in str(e.value), str(
         e.value
     )
+    assert not [r for r in caplog.records if "added to lifemon since" in r.getMessage()]
     edit(policy_copy / "retention.yaml", "deletion_request_sla_days: 15", "deletion_request_sla_dayz: 15")
     with pytest.raises(PolicyError) as e:
         load_policy(policy_copy)
