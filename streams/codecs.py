@@ -19,6 +19,7 @@ window. Records without a Kafka timestamp (file replay) are judged against their
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import io
 import json
@@ -119,7 +120,7 @@ class DeadLetter:
     message: str
     # when lifemon refused it, what `dead-letters --since` asks of: not its Kafka time, which a
     # producer may set to its event's (a probe's refusals of a minute ago listed as 11 months old)
-    refused_at: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+    refused_at: int = dataclasses.field(default_factory=lambda: time.time_ns() // 1_000_000)
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [
