@@ -488,7 +488,14 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     file = Path(path) if path else None
     if file is not None:
         if not file.is_file():
-            raise PolicyError(file, "", "config file not found", "check the --config path")
+            raise PolicyError(
+                file,
+                "",
+                "a folder, not a config file" if file.is_dir() else "config file not found",
+                "give --config the YAML file's path (docs/configuration.md)"
+                if file.is_dir()
+                else "check the --config path",
+            )
         data, text = read_yaml(file)
         if not isinstance(data, dict):
             raise PolicyError(

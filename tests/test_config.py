@@ -75,6 +75,13 @@ def test_a_log_line_prefix_with_two_q_escapes_reads_as_the_server_writes_it() ->
 
 
 def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:
+    # a folder given for the file: said so, not "not found" (a probe's `--config /tmp`)
+    with pytest.raises(
+        PolicyError, match="a folder, not a config file. Fix: give --config the YAML file's path"
+    ):
+        load_config(tmp_path)
+    with pytest.raises(PolicyError, match="config file not found"):
+        load_config(tmp_path / "none.yaml")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_config(write(tmp_path, "kafka: [unclosed\n"))
     with pytest.raises(PolicyError, match="must be a mapping"):
