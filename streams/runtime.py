@@ -1074,7 +1074,10 @@ class Monitor:
 
     def _dead(self, stream: str, dead: list[Any]) -> None:
         if dead:
-            self.stats.on_decoded(stream, 0, dead)
+            if stream in REFERENCE_STREAMS:  # no event stream's: the progress line showed `consents=0`
+                self.stats.on_dead(stream, dead)
+            else:
+                self.stats.on_decoded(stream, 0, dead)
             for sink in self.dead_sinks:
                 sink.add(dead)
             self._say_first(stream, dead)

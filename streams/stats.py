@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.incident import Incident
-from schemas.models import Alert
+from schemas.models import REFERENCE_STREAMS, Alert
 from streams.alerts import latest
 from streams.codecs import DeadLetter
 
@@ -198,7 +198,9 @@ class Stats:
         ]
 
     def total(self) -> int:
-        return sum(self.events.values()) + sum(self.dead.values())
+        """The event records read: processed or refused. A refused reference record is in `dead`
+        (dlq=), not here: every start reads the reference topics again."""
+        return sum(self.events.values()) + sum(n for s, n in self.dead.items() if s not in REFERENCE_STREAMS)
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started

@@ -238,6 +238,23 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog, ca
     c.close()
 
 
+def test_a_refused_reference_record_is_in_dlq_not_in_the_streams_read(
+    broker, ch, names, policy, catalog
+) -> None:
+    """Every start reads the reference topics again: a refused consent is a dead letter (dlq=), not a
+    record of a stream the line lists (a probe's line after a start: `6 records ... consents=0`)."""
+    config = make_config(names, broker, "chdb://unused")
+    m = monitor(config, ch, policy, catalog)
+    t = config.topics
+    send(broker, t.entitlements, [entitlement("e1")])
+    send(broker, t.consents, [b'{"subject_id": "C0002350", "ts":'])
+    send(broker, t.access, access("e1", customers=3, every_s=5))
+    stats = m.run(idle_exit_s=1.5, max_seconds=60)
+    assert stats.dead["consents"] == 1 and stats.total() == stats.events["access"] == 3
+    line = stats.line()
+    assert "consents" not in line and " 3 records" in line and "dlq=1" in line, line
+
+
 def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -> None:
     """Running the same input twice under a new group re-inserts the same alerts and rollups;
     deterministic ids, dedup tokens and Replacing engines keep ClickHouse exact."""
