@@ -28,7 +28,7 @@ import struct
 import time
 import typing
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -123,7 +123,9 @@ class DeadLetter:
     refused_at: int = dataclasses.field(default_factory=lambda: time.time_ns() // 1_000_000)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
+        """The record's own headers (a schema id sent as one, a producer's trace id: what repairing
+        and replaying it needs), then why it was refused and where it lay."""
+        own = [
             ("error.kind", self.kind.encode()),
             ("error.field", self.field.encode()),
             ("error.message", self.message.encode()[:1000]),
@@ -131,6 +133,11 @@ class DeadLetter:
             ("source.partition", str(self.raw.partition).encode()),
             ("source.offset", str(self.raw.offset).encode()),
         ]
+        ours = {name for name, _ in own}
+        given = self.raw.headers or ()
+        pairs = given.items() if isinstance(given, Mapping) else given  # faust may give a mapping
+        kept = [(name, value or b"") for name, value in pairs if name not in ours]
+        return [*kept, *own]
 
 
 @dataclass

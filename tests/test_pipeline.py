@@ -180,7 +180,13 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog, ca
     send(
         broker,
         t.access,
-        [*events, wire, (header_body, [("schema.id", str(BUILTIN_SCHEMA_IDS["access"]).encode())]), *bad],
+        [
+            *events,
+            wire,
+            (header_body, [("schema.id", str(BUILTIN_SCHEMA_IDS["access"]).encode())]),
+            (bad[0], [("producer.trace", b"t-1")]),
+            *bad[1:],
+        ],
     )
     started = time.time() * 1000 - 1000
     stats = m.run(idle_exit_s=1.5, max_seconds=60)
@@ -220,6 +226,9 @@ def test_end_to_end_alerts_dlq_clickhouse(broker, ch, names, policy, catalog, ca
     assert sorted(h["error.kind"].decode() for h in headers) == kinds
     invalid = next(h for h in headers if h["error.kind"] == b"invalid")
     assert invalid["error.field"] == b"ts" and invalid["source.topic"].decode() == t.access
+    # the record's own headers come with it, for its repair and replay (a probe's were dropped)
+    malformed = next(h for h in headers if h["error.kind"] == b"malformed")
+    assert malformed["producer.trace"] == b"t-1" and "producer.trace" not in invalid
     assert {m.value() for m in dlq} >= set(bad[:3])  # the original bytes, for repair and replay
     # the first record refused for each reason is in the log, with where all of them went; no value
     said = [r.getMessage() for r in caplog.records if "record refused (" in r.getMessage()]
