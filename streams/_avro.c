@@ -347,6 +347,12 @@ avro_transcode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         else {
             Body body = {view.buf, skip, view.len};
             rc = transcode_value(program, &body, &out);
+            /* bytes past the value: a body of a longer (newer) schema under an older id would lose
+               its last fields silently */
+            if (rc == 0 && body.p != body.end) {
+                PyErr_Format(PyExc_ValueError, "%zd bytes after the value", body.end - body.p);
+                rc = -1;
+            }
         }
         PyBuffer_Release(&view);
         if (rc < 0)

@@ -496,8 +496,11 @@ class Decoder:
             with contextlib.suppress(Exception):  # fastavro reads it again below, naming what is wrong
                 data = compiled(body)
         if data is None:
+            read = io.BytesIO(body)
             try:
-                data = fastavro.schemaless_reader(io.BytesIO(body), writer, self.registry.reader(stream))
+                data = fastavro.schemaless_reader(read, writer, self.registry.reader(stream))
+                if read.tell() != len(body):  # what the C reader refuses too (streams/_avro.c)
+                    raise ValueError(f"{len(body) - read.tell()} bytes after the value")
             except Exception as e:  # fastavro raises several types for truncated or mismatched bodies
                 out.dead.append(
                     DeadLetter(raw, "malformed", "", self._mismatch(stream, schema_id, writer, e))

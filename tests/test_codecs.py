@@ -330,3 +330,21 @@ def test_builtin_schema_ids_never_change() -> None:
         "alerts": 8,
         "customers": 9,
     }
+
+
+def test_an_avro_body_with_bytes_after_its_value_is_malformed() -> None:
+    """A body of a longer (newer) schema sent under an older id would lose its last fields in
+    silence: a probe's record with bytes after its value was taken. Refused with how many, alone
+    and in a batch beside a good one, which is taken."""
+    from streams.codecs import Decoder, RawRecord, SchemaRegistry, encode_avro
+
+    ev = access("e1", customers=1)[0]
+    body = encode_avro("access", ev, SchemaRegistry())
+    decoder = Decoder()
+    for batch in ([body + b"\x00\x01garbage"], [body + b"\x00\x01garbage", body]):
+        out = decoder.decode(
+            "access", [RawRecord("pfi.access", 0, i, v, timestamp=ev.ts) for i, v in enumerate(batch)]
+        )
+        [(kind, message)] = [(d.kind, d.message) for d in out.dead]
+        assert kind == "malformed" and message.endswith("ValueError: 9 bytes after the value"), message
+        assert len(out.ok) == len(batch) - 1
