@@ -194,8 +194,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from streams.demo import claim_embedded
 
     config, _, specs, catalog = _setup(args)
-    if not config.clickhouse.dsn:  # the embedded database: the demo's to drop no longer
-        claim_embedded(config)
+    # the embedded database, however named (unset, or its chdb:// path given): the demo's to drop
+    # no longer (a review's run given the path left the demo's mark, and the next dropped its data)
+    claim_embedded(config, config.clickhouse.dsn)
     with ExitStack() as stack:
         bootstrap = _broker(config, stack)
         monitor = _monitor(config, bootstrap, specs, catalog, args.quiet)

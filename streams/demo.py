@@ -99,12 +99,9 @@ def claim_embedded(config: Any, dsn: str | None = None) -> None:
     """What `lifemon run` or a replay stores in the embedded database is not the demo's: the next demo
     must not drop it. The demo's own synthetic day goes first, said, so what the monitor shows is
     its own (a probe's `lifemon run` kept the demo's 65 alerts and 12 incidents, their deadlines long
-    passed, beside the bank's). `dsn`: a replay's, which claims the embedded database only if it
-    names it."""
-    if (
-        dsn is not None
-        and Path(dsn.removeprefix("chdb://")).resolve() != (config.data_dir / "chdb").resolve()
-    ):
+    passed, beside the bank's). `dsn`: the database the run or replay writes to, which claims the
+    embedded one if it names it (none: it is the embedded one)."""
+    if dsn and Path(dsn.removeprefix("chdb://")).resolve() != (config.data_dir / "chdb").resolve():
         return
     db, marker = config.clickhouse.database, config.data_dir / MARKER
     if marker.is_file() and marker.read_text() == db:

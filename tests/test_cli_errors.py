@@ -257,11 +257,28 @@ def test_a_run_or_a_replay_into_the_embedded_database_claims_it_from_the_demo(tm
     # `lifemon run` on the embedded default: the demo's day goes, said
     kept, said = claimed("demo", "-")
     assert kept == ["False", "0"] and "held the last demo's synthetic day: dropped" in said, said
-    # a replay into the embedded database: the same
+    # a replay into the embedded database, or a run with its path or an empty DSN: the same
     assert claimed("demo", "embedded")[0] == ["False", "0"]
+    assert claimed("demo", "")[0] == ["False", "0"]
     # what no demo wrote (a run's, a replay's) stays
     kept, said = claimed("run", "-")
     assert kept == ["False", "1"] and said == ""
+
+
+def test_a_run_given_the_embedded_databases_path_claims_it_too(tmp_path: Path) -> None:
+    """A review's `lifemon run --clickhouse chdb://.lifemon/chdb` left the demo's mark, and the next
+    plain run dropped what it had stored."""
+    from streams.demo import MARKER
+
+    data = tmp_path / ".lifemon"
+    data.mkdir()
+    (data / MARKER).write_text("lifemon")
+    env = {"LIFEMON_DATA_DIR": str(data)}
+    done = lifemon(
+        "run", "--clickhouse", f"chdb://{data}/chdb", "--seconds", "2", "--quiet", cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert not (data / MARKER).exists() and "held the last demo's synthetic day: dropped" in done.stderr
 
 
 # -- 3. read commands before any run, and their options ----------------------------------------------
