@@ -464,7 +464,16 @@ class RetentionOverrunDetector:
         if rule not in rec.fired:
             rec.fired[rule] = 1
             yield self._finding(
-                rule, ev.record_id, customer, ev.ts, ev.ts, jr_class, summary, [ev.event_id], actor=ev.system
+                rule,
+                ev.record_id,
+                customer,
+                ev.ts,
+                ev.ts,
+                jr_class,
+                summary,
+                [ev.event_id],
+                actor=ev.system,
+                actor_kind="system",  # not an employee: no org is looked up for it (a review's)
             )
 
     def _consent_needs(self, ev: Any, catalog: Catalog) -> list[Any]:

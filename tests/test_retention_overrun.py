@@ -1581,6 +1581,14 @@ def test_an_operators_alert_names_the_operators_org(run, spec, catalog) -> None:
     unsigned = {k: v for k, v in SIGNED.items() if k != "operator_id"}
     (b,) = run([lc("destroy", rid="R2", **unsigned)], engine=e)["destruction_record_incomplete"]
     assert (b.actor_id, b.actor_org, b.actor_kind) == ("crm", None, "system")
+    # a rule a record breaks at one event names the system, even one with a service account of the
+    # same id in the entitlements stream (a review's `crm` came out an employee of B01)
+    e.apply_reference(
+        "entitlements", refs("entitlements", [entitlement("crm", org="B01", ts=T0 - 100 * DAY)])
+    )
+    cvn = collect("R3", "X1", 0, ("payment_account_no", "card_cvn"), "payment", own_institution=False)
+    (c,) = run([cvn], engine=e)["foreign_c3_stored"]
+    assert (c.actor_id, c.actor_org, c.actor_kind) == ("crm", None, "system")
 
 
 def test_a_recycle_bin_is_no_destruction_and_the_alert_says_why(run) -> None:
