@@ -453,10 +453,6 @@ def _store_replay(
     """What a live run would have left in ClickHouse: alerts, incidents, dead letters, the event and
     coverage-gap rollups, deletion requests and the policy's contracts, so `lifemon report`,
     `incidents` and `catalog gaps` read the replay."""
-    from dataclasses import replace
-
-    import msgspec
-
     from streams.clickhouse import apply_ddl, connect
     from streams.sinks.tables import Tables
 
@@ -465,15 +461,7 @@ def _store_replay(
     tables = Tables.of(client, db, engine.catalog.recipient_book)
     tables.alerts.add(alerts)
     tables.incidents.add(incidents)
-    # a file has no Kafka time: its refused records are dated when the replay read them, so `--since`
-    # and the dashboard's time filter find them (a probe's were all at 1970-01-01)
-    now = int(time.time() * 1000)
-    tables.dead_letters.add(
-        [
-            d if d.raw.timestamp else replace(d, raw=msgspec.structs.replace(d.raw, timestamp=now))
-            for d in dead
-        ]
-    )
+    tables.dead_letters.add(dead)  # dated when the replay refused them (`DeadLetter.refused_at`)
     rollups = engine.rollup_rows()
     _say_live_overlap(client, db, rollups)
     tables.rollups.add(rollups)

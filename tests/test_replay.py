@@ -73,6 +73,7 @@ def replay_final(
             a.first_seen,
             a.last_seen,
             a.summary,
+            a.actor_org,  # the engine fills an employee's (`Engine._with_org`): live must too
             a.detector,
         )
         for a in latest(alerts)
@@ -91,6 +92,7 @@ def alert_content(o: dict) -> tuple:
         o["finding_info"]["first_seen_time"],
         o["finding_info"]["last_seen_time"],
         o["message"],
+        o["unmapped"]["actor_org"],
         o["finding_info"]["types"][0],
     )
 
