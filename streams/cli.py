@@ -666,6 +666,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return 2
     if args.subject:  # as `lifemon pseudonym` prints it, whatever case it was typed or pasted in
         args.subject = args.subject.strip().lower()
+    args.rule = args.rule and args.rule.strip()  # as typed or pasted, blanks around it
     if args.rule and not _policy_has_rule(args):
         # a typo lists nothing, as a rule no longer in the policy may still list its old alerts
         log.warning(f"no rule of the policy is {args.rule} or under it: `lifemon detectors` lists them")
@@ -680,25 +681,35 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 def _policy_has_rule(args: argparse.Namespace) -> bool:
     """Whether `--rule` names a rule of the policy or a part of one, as the list matches it
-    (`alert_query`: whole parts of the id; LM-RO is LM-RO-001 and LM-RO-002, two detectors)."""
+    (`alert_query`: whole parts of the id; LM-RO is LM-RO-001 and LM-RO-002, two detectors; a
+    detector's named rules are `LM-RO-001.retention_expired`). A policy that does not load says
+    nothing here: the listing reads what is stored."""
     from streams.demo import rule_names
 
-    _, policy, specs, _ = _setup(args)
-    ids = [s.rule_id.lower() for s in policy.detectors.values()] + list(map(str.lower, rule_names(specs)))
-    rule = args.rule.strip().lower()
-    return any(rule == i or i.startswith((f"{rule}-", f"{rule}.")) or rule.startswith(f"{i}.") for i in ids)
+    try:
+        _, policy, specs, _ = _setup(args)
+    except PolicyError:
+        return True
+    ids = [s.rule_id for s in policy.detectors.values()] + list(rule_names(specs))
+    ids += [
+        f"{s.section.rule_id}.{name}" for s in specs for name in dict(getattr(s.params, "rules", {}) or {})
+    ]
+    rule = args.rule.lower()
+    return any(rule == i.lower() or i.lower().startswith((f"{rule}-", f"{rule}.")) for i in ids)
 
 
 # the list's filters, which `alerts show`, `ack` and `resolve` refuse rather than ignore: an id
 # names one alert
 LIST_ONLY = ("detector", "actor", "rule", "subject", "severity", "status", "review", "since", "until")
+INCIDENT_FILTERS = LIST_ONLY[4:]  # `lifemon incidents` filters by these alone
 
 
-def _refuses_list_filters(parser: argparse.ArgumentParser) -> None:
+def _refuses_list_filters(parser: argparse.ArgumentParser, source: str) -> None:
     """The list's filters given after the id (`alerts show ID --severity high`) are taken, unlisted,
     for `_one_id_only` to refuse in one line; unknown to `show`, they were argparse's two-line error
-    with the whole program's usage (a new user's)."""
-    for name in (*LIST_ONLY, "limit"):
+    with the whole program's usage (a new user's). Only the `source` list's own: `incidents show ID
+    --rule X` is an unknown option, not a filter of a list that has none."""
+    for name in (*(LIST_ONLY if source == "alerts" else INCIDENT_FILTERS), "limit"):
         parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
@@ -1197,7 +1208,7 @@ def _review_parsers(actions: Any, kind: Any) -> None:
             help=f"who reviews: your employee id (default: {ANALYST_ENV}, else your login name; on the "
             "compose deployment every `exec` runs as the same user, so give it)",
         )
-        _refuses_list_filters(sp)
+        _refuses_list_filters(sp, source)
         sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         sp.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
         sp.add_argument(
@@ -1595,7 +1606,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
     show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the runbook and basis)")
-    _refuses_list_filters(show)
+    _refuses_list_filters(show, "alerts")
     show.set_defaults(func=cmd_alert_show)
     _review_parsers(actions, ALERTS)
 
@@ -1631,7 +1642,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
     show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the bank's timezone)")
-    _refuses_list_filters(show)
+    _refuses_list_filters(show, "incidents")
     show.set_defaults(func=cmd_incident_show)
     _review_parsers(actions, INCIDENTS)
 

@@ -363,6 +363,12 @@ def test_the_cli_list_filters_by_rule_subject_and_actor_in_any_case(
     assert main(["alerts", "--config", config, "--rule", "LM-XX"]) == 0
     captured = capsys.readouterr()
     assert "no rule of the policy is LM-XX or under it" in captured.err and "no alerts match" in captured.out
-    for known in ("lm-ro", "LM-TP-006", "LM-SDK-001.c3_or_auth_helper", "LM-BQ-001"):
+    for known in ("lm-ro", "LM-TP-006", "LM-SDK-001.c3_or_auth_helper", "LM-BQ-001", " LM-BQ-001 "):
         main(["alerts", "--config", config, "--rule", known])
         assert "no rule of the policy" not in capsys.readouterr().err, known
+    # a named rule misspelt is said too (a review's `LM-RO-001.retention_expird` passed as known); one
+    # with blanks around it lists what it names
+    main(["alerts", "--config", config, "--rule", "LM-RO-001.retention_expird"])
+    assert "no rule of the policy is LM-RO-001.retention_expird" in capsys.readouterr().err
+    assert main(["alerts", "--config", config, "--rule", " LM-BQ-001 "]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 alert"

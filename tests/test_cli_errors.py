@@ -764,3 +764,15 @@ def test_the_version_is_one_line() -> None:
 
     done = lifemon("--version", cwd=ROOT)
     assert done.returncode == 0 and done.stdout == f"lifemon {version('lifemon')}\n", done
+
+
+def test_an_incidents_show_takes_the_incident_lists_filters_only_to_refuse_them() -> None:
+    """`incidents show ID --severity high` is the one-line refusal (`_one_id_only`); `--rule`, a
+    filter of the alerts list, is no option of it (a review's was refused as "the list's filter")."""
+    from streams.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["incidents", "show", "abcdef123456", "--severity", "high"]).severity == "high"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["incidents", "show", "abcdef123456", "--rule", "LM-TP"])
+    assert parser.parse_args(["alerts", "show", "abcdef123456", "--rule", "LM-TP"]).rule == "LM-TP"
