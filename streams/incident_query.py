@@ -24,7 +24,16 @@ from streams.alert_query import (
     select_latest,
 )
 from streams.receivers import counted
-from streams.reviews import INCIDENTS, UNREVIEWED, aware, render_reviews, review_line, review_state, reviewed
+from streams.reviews import (
+    INCIDENTS,
+    UNREVIEWED,
+    aware,
+    covers,
+    render_reviews,
+    review_line,
+    review_state,
+    reviewed,
+)
 
 # the review states that close an incident out: its deadlines are no longer the team's to meet,
 # but `notified` (the report was made) closes only those the notice makes (DueReport.notice)
@@ -260,9 +269,12 @@ def render_incident_view(
         "reports due / 报告时限 (counted from the first event)",
     ]
     owing = owed(inc["deadlines"], state)
-    # when the team recorded the notice made: a report it made is said in time or late, never
-    # silently met (a new user's notice recorded eleven months on read as on track)
-    notified = next((aware(r["at"]) for r in reviews if r["state"] == "notified"), None)
+    # when the team recorded the notice of the incident as it stands (a notice of fewer customers
+    # is no notice of these: a review's): a report made is said in time or late, never silently met
+    # (a new user's notice recorded eleven months on read as on track)
+    notified = next(
+        (aware(r["at"]) for r in reviews if r["state"] == "notified" and covers(r, current, INCIDENTS)), None
+    )
     for d in inc["deadlines"]:
         if d in owing:
             passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 else ""

@@ -177,11 +177,14 @@ def review_state(reviews: list[dict[str, Any]], current: dict[str, Any], kind: R
     zone) and all it counts."""
     if not reviews:
         return UNREVIEWED
-    newest = reviews[-1]
-    covers = aware(newest["last_seen"]) >= aware(current["last_seen"]) and all(
-        set(current[c]) <= set(newest[c]) if _members(c) else newest[c] >= current[c] for c in kind.extent
+    return reviews[-1]["state"] if covers(reviews[-1], current, kind) else UNREVIEWED
+
+
+def covers(review: dict[str, Any], current: dict[str, Any], kind: Reviewed = ALERTS) -> bool:
+    """Whether `review` saw all `current` holds: its last event and all it counts."""
+    return aware(review["last_seen"]) >= aware(current["last_seen"]) and all(
+        set(current[c]) <= set(review[c]) if _members(c) else review[c] >= current[c] for c in kind.extent
     )
-    return newest["state"] if covers else UNREVIEWED
 
 
 def aware(t: datetime) -> datetime:

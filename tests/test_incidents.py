@@ -819,3 +819,44 @@ def test_a_declared_sdk_sending_card_and_id_images_to_an_undeclared_host_opens_a
     assert inc.leakage_classes == ["undeclared_host"] and inc.key == "tencent_ocr"
     assert inc.alerts[0].rule_id == "LM-SDK-001.host_not_allowed"
     assert "host its declaration does not name" in inc.notice.cause.en
+
+
+def test_a_notice_is_in_time_or_late_by_the_review_of_the_incident_as_it_stands(engine) -> None:
+    """`incidents show`: a report the notice made says when it was recorded, in time or late, by the
+    first `notified` review that saw the incident as it stands: a notice of fewer customers, in
+    time, is no notice of the grown incident, whose second notice came late (a review's)."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from streams.incident_query import extent, render_incident_view
+
+    e = engine()
+    (inc,) = run(
+        e, "access", access("e1", customers=50, fields=("customer_name", "account_balance"), every_s=30)
+    ).values()
+    doc = inc.model_dump(mode="json")
+    first = datetime.fromtimestamp(doc["first_seen"] / 1000, UTC)
+    seen = extent(doc)
+
+    def notified(at: datetime, covered: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "at": at,
+            "state": "notified",
+            "analyst": "e9",
+            "account": "",
+            "note": "",
+            "revision": 1,
+            **covered,
+        }
+
+    def said(reviews: list[dict[str, Any]]) -> list[str]:
+        view = render_incident_view(doc, first + timedelta(days=30), ZoneInfo("UTC"), reviews)
+        return [line for line in view.splitlines() if "告知 20" in line]  # a deadline's line, notified
+
+    in_time = first + timedelta(hours=1)
+    lines = said([notified(in_time, seen)])
+    assert lines and all(f"notified / 已告知 {in_time:%Y-%m-%d %H:%M}" in line for line in lines), lines
+    fewer = {**seen, "subjects_distinct": seen["subjects_distinct"] - 1}
+    late = first + timedelta(days=20)
+    lines = said([notified(in_time, fewer), notified(late, seen)])
+    assert lines and all(f"notified late / 逾期告知 {late:%Y-%m-%d %H:%M}" in line for line in lines), lines
