@@ -907,7 +907,7 @@ class RetentionOverrunDetector:
                 revision=n,
                 counts={"uses": n},
                 anchor=_anchor(rec, rule, since or 0, first),
-                seen=_first_use(rec, rule, offending),
+                seen=_first_use(rec, rule, offending, None if first else since or 0),
             )
 
     def _due(self, held: Customer, rec: Record, catalog: Catalog) -> int | None:
@@ -1063,11 +1063,13 @@ _MARK = {Rule.used_after_deletion: "g", Rule.used_after_deadline: "d", Rule.used
 FIRST = "<"  # `Record.fired[f"{rule}<"]`: when the rule's first offending use was
 
 
-def _first_use(rec: Record, rule: Rule, offending: list[list[Any]]) -> int:
+def _first_use(rec: Record, rule: Rule, offending: list[list[Any]], shown: int | None) -> int:
     """When a use alert was first seen: its earliest offending use, kept, since a record keeps its
-    last `evidence_limit` uses only (a probe's alert was dated by the deadline, weeks before the use)."""
-    first = min(rec.fired.get(f"{rule}{FIRST}", offending[0][0]), offending[0][0])
-    rec.fired[f"{rule}{FIRST}"] = first
+    last `evidence_limit` uses only (a probe's alert was dated by the deadline, weeks before the use).
+    `shown`: what an alert raised before this was kept showed (its deadline), where its uses may be
+    trimmed already: kept, not moved to a later use (a review's)."""
+    start = rec.fired.get(f"{rule}{FIRST}", offending[0][0] if shown is None else shown)
+    first = rec.fired[f"{rule}{FIRST}"] = min(start, offending[0][0])
     return first
 
 

@@ -921,6 +921,25 @@ def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run
     assert run([collect(day=-100, **TRANSACTION), asked, read(day=-12), tick(0)]) == {}
 
 
+def test_a_use_alert_raised_before_first_uses_were_kept_keeps_the_first_seen_it_showed(
+    run, spec, catalog
+) -> None:
+    """An alert raised before lifemon kept its first use showed the deadline as first seen; its
+    next revision keeps that, not a later use still kept (a review's)."""
+    first = Engine([spec], catalog, pseudonymize=pz)
+    asked = lc("deletion_requested", day=-31)
+    (a,) = run([collect(day=-100), asked, read(day=-12, actor="e9"), tick(-11)], engine=first)[
+        "used_after_deadline"
+    ]
+    held = first.tasks[(0, spec.kind)].keys.get(pz("C1"))
+    del held.records["R1"].fired["used_after_deadline<"]  # as such state was kept
+    first.tasks[(0, spec.kind)].keys.touch(pz("C1"))
+    restored = Engine([spec], catalog, pseudonymize=pz)
+    restored.restore(0, first.changes(0))
+    (b,) = run([read(day=-5, actor="e3"), tick(0)], engine=restored)["used_after_deadline"]
+    assert (b.revision, b.first_seen) == (2, a.window_start) and a.first_seen == T0 - 12 * DAY
+
+
 def test_a_deletion_request_refused_in_time_is_answered_and_withholds_the_record(run, spec, catalog) -> None:
     """Seed 004 流程描述(5): the bank answers a deletion request as the law asks (in its own 15 days)
     and may refuse it where the law asks (犯罪侦查, 反洗钱). A probe's request refused under a police preservation order stayed
