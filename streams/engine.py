@@ -190,7 +190,7 @@ EMPLOYEE_ATTRS = {
 def fold(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]) -> None:
     """Each record's `attr` as the policy spells it, where `respell` gives another spelling (None: keep
     it): a purpose in any case or spaces (`Marketing` is marketing) in the events, the consents and
-    the approvals alike, before any detector compares them; a system likewise (`system_spelling`).
+    the approvals alike, before any detector compares them; a system likewise (`policy_spelling`).
     Most batches hold only the policy's spellings: one pass over their few distinct values."""
     odd = {
         v: s
@@ -216,11 +216,11 @@ def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str |
                 setattr(r, attr, list(dict.fromkeys(odd.get(v, v) for v in values)))
 
 
-def system_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
-    """A system as the policy names it, whatever case or spaces a log wrote it in (`CRM` is crm,
-    `known` by spelling): a probe's `CRM` was a role that may not use the system, and no coverage
-    gap said why. A name the policy does not know is kept as written."""
-    return lambda s: known.get(spelling(s))
+def policy_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
+    """A system or a role as the policy names it, whatever case or spaces a log or HR wrote it in
+    (`CRM` is crm, `known` by spelling): a probe's `CRM` was a system the role may not use, and no
+    coverage gap said why. A name the policy does not know, or spells so already, is None: kept."""
+    return lambda s: found if (found := known.get(spelling(s))) != s else None
 
 
 def _unlabelled(value: Any) -> str:
@@ -567,7 +567,8 @@ class Engine:
         self.stores: dict[int, KeyedStore] = {}
         self.specs = list(specs)
         self.catalog: Catalog = catalog
-        self._system_spelling = system_spelling(catalog.system_ids)
+        self._system_spelling = policy_spelling(catalog.system_ids)
+        self._role_spelling = policy_spelling(catalog.role_ids)
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
@@ -673,6 +674,7 @@ class Engine:
             fold(records, "purpose", spelling)
         elif stream == "entitlements":
             fold(records, "actor_id", self._employee_spelling)
+            fold_lists(records, "roles", self._role_spelling)
             approvals = [a for r in records for a in r.approvals]
             fold(approvals, "approver_id", self._employee_spelling)
             fold(approvals, "purpose", spelling)

@@ -395,6 +395,11 @@ def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
     # a system the policy does not know is kept as written, and judged so
     (a,) = run(ents, [read("w1", OPEN, ["A0001"], system="CRM2")])
     assert "CRM2 for roles wealth_manager" in a.summary
+    # a role as HR may case it is the policy's (a probe's `Wealth_Manager` was permitted nothing:
+    # every read of hers an alert); one the policy does not know stays as written
+    assert run([_ent("w1", " Wealth_Manager", "S0101")], reads[:2]) == []
+    (b,) = run([_ent("w1", "Wealth_Managers", "S0101")], reads[:1])
+    assert "roles Wealth_Managers" in b.summary
 
 
 def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
