@@ -402,6 +402,17 @@ def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
     assert "roles Wealth_Managers" in b.summary
 
 
+def test_a_download_naming_its_records_counts_them_without_a_row_count(run) -> None:
+    """A warehouse's audit log names the records a download returned, not how many rows: a probe's
+    80 balance records, row_count left at 0, counted no record toward art. 5's 50 (seed 001 §五)."""
+    ents = [_ent("p1", "sb_president", "S0101")]
+    download = read(
+        "p1", OPEN, [], action="download", system="report_portal", record_ids=[f"R{i:08d}" for i in range(80)]
+    )
+    bulk = one(run(ents, [download]), "bulk_query")
+    assert bulk.counts["records"] == 80 and bulk.severity.value == "high", bulk.summary
+
+
 def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
     """A teller (柜员) of S0101 checks 30 customers' ID cards and posts their deposits in a day, ten
     of them managed by S0102 and S0201, then one transfer from an own customer to a far branch's.
