@@ -33,6 +33,7 @@ class Action(StrEnum):
 
 # What takes data out of a system, and what changes it. StrEnum members: an action's value, a str,
 # is found in them too.
+MAX_TS = 4_102_444_800_000  # 2100-01-01: a time past it is microseconds or garbage (and a DateTime overflow)
 TAKES_OUT = frozenset({Action.export, Action.download, Action.print})
 CHANGES = frozenset({Action.update, Action.delete})
 READS = frozenset({Action.view, Action.query})
@@ -267,7 +268,8 @@ class Approval(Record):
     approval_id: str
     purpose: str
     max_records: int = Field(ge=0)
-    expires_ts: int = Field(ge=0)
+    # in milliseconds: one in microseconds would never expire (a probe's was a standing approval)
+    expires_ts: int = Field(ge=0, le=MAX_TS)
     approver_id: str | None = Field(default=None, description="who approved; never the requester")
     categories: list[str] = Field(default_factory=list, description="category ids it covers")
     fields: list[str] = Field(default_factory=list, description="field ids it covers besides its categories")

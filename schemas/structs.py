@@ -22,6 +22,8 @@ from schemas.models import EVENT_MODELS, Record
 _BOUNDS = {
     annotated_types.Ge: ("ge", "ge"),
     annotated_types.Gt: ("gt", "gt"),
+    annotated_types.Le: ("le", "le"),
+    annotated_types.Lt: ("lt", "lt"),
     annotated_types.MinLen: ("min_length", "min_length"),
     annotated_types.MaxLen: ("max_length", "max_length"),
 }

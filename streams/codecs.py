@@ -38,7 +38,7 @@ import fastavro
 import msgspec
 from pydantic import SecretStr
 
-from schemas.models import EVENT_MODELS, REFERENCE_STREAMS
+from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_STREAMS
 from schemas.structs import LENIENT, STRICT
 from streams import _door
 from streams.avro_decode import Reader, Unsupported, compile_reader
@@ -74,7 +74,6 @@ SCHEMA_ID_HEADERS = ("schema.id", "value.schema.id", "lifemon.schema.id")
 
 MIN_TS = 946_684_800_000  # 2000-01-01: below it a `ts` is seconds, not milliseconds
 REFERENCE_MIN_TS = 31_536_000_000  # 1971-01-01: a valid-from in seconds, before 2969, is below it
-MAX_TS = 4_102_444_800_000  # 2100-01-01: above it, microseconds or garbage (and a DateTime overflow)
 # the most lifemon's producers send in one message (streams/sinks/kafka.py `message.max.bytes`):
 # the limit of a re-keyed record too, written by lifemon from one accepted at its source
 MESSAGE_MAX_BYTES = 2_000_000
