@@ -17,7 +17,9 @@ procedure. So an approval covers an access only when all of these hold, as of th
 - an approver who is active and holds an approving role (organisation.yaml permissions with
   `approves`: 部室负责人, whom seed 004 角色设置 gives 审批; a 支行行长 applies, not approves) in an
   org at or above the requester's (分级授权), as of the
-  entitlement version that carries the approval. An approver the entitlements stream does not know cannot be judged by role.
+  entitlement version that carries the approval. An approver the entitlements stream does not know cannot be judged by role;
+  one whose id is not even of the bank's employee id form (organisation.yaml `employee_id_form`:
+  SYSTEM, AUTO) approves nothing.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ def _graded(approval: Approval, ent: Entitlement, ctx: Context) -> str | None:
     requester's; None if they can (or are not on the entitlements stream)."""
     approver = ctx.entitlement(approval.approver_id or "", ent.ts)
     if approver is None:
+        # an id not even of an employee's form (SYSTEM, AUTO, 00000) is a workflow's or a forged
+        # one: no person graded the grant (a probe's SYSTEM-approved CVN read passed)
+        if not ctx.catalog.policy.organisation.is_employee_id(approval.approver_id or ""):
+            return f"its approver {approval.approver_id} is no employee's id (organisation.yaml employee_id_form)"
         return None
     if approver.status is not EmployeeStatus.active:  # seed 004 人员管理(5): rights end with the post
         return f"its approver {approval.approver_id} was {approver.status.value} when it was granted"

@@ -352,6 +352,13 @@ class Organisation(Strict):
         department = re.compile(self.department_form).fullmatch
         return lambda org: m.group(1) if (m := department(org)) is not None and m.group(1) else org
 
+    def is_employee_id(self, actor_id: str) -> bool:
+        """Whether an id has the form of the bank's employee ids (`employee_id_form`, in any case);
+        any id does where the bank gives no form."""
+        return (
+            self.employee_id_form is None or re.fullmatch(self.employee_id_form, actor_id, re.I) is not None
+        )
+
     def sees_at_depth(self, depth: int) -> str:
         """What an org `depth` deep in the tree sees (its `org_path` length): `org_levels` are listed
         from the head office down, and an org deeper than the list is at its last level."""

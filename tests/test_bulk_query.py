@@ -29,7 +29,7 @@ def engine_factory(policy, catalog):
 
 FULL_WIDTH = str.maketrans("C0123456789", "Ｃ０１２３４５６７８９")
 # what an approval must name to cover the default access (core_banking, account_balance)
-SCOPE = {"approver_id": "e99", "categories": ["property"], "systems": ["core_banking"]}
+SCOPE = {"approver_id": "E000099", "categories": ["property"], "systems": ["core_banking"]}
 
 
 def feed(engine, events, batch_size=10_000, offset=0):

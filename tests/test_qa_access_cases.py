@@ -66,7 +66,7 @@ def grant(**kw: Any) -> Approval:
         "purpose": "complaint_handling",
         "max_records": 5,
         "expires_ts": T0 + 7 * 24 * HOUR,
-        "approver_id": "boss",
+        "approver_id": "E900001",
         "categories": ["identity", "property"],
         "systems": ["core_banking"],
     }

@@ -33,7 +33,7 @@ def approval(**kw) -> Approval:
         "purpose": "complaint_handling",
         "max_records": 5,
         "expires_ts": T0 + 86_400_000,
-        "approver_id": "boss",
+        "approver_id": "E900001",
         "categories": ["property"],
         "systems": ["core_banking"],
     }
@@ -125,8 +125,8 @@ def test_a_department_is_its_orgs_own_level(run) -> None:
 
     advisor = in_department("e9", "ho_investment_advisor", ["HO", "HO_RETAIL"])
     assert run([advisor], access("e9", customers=3, first_customer=20, purpose="marketing")) == []
-    head = in_department("boss", "ho_dept_head", ["HO", "HO_RETAIL"])
-    handler = entitlement("e1", approvals=[approval(approver_id="boss")])
+    head = in_department("E900001", "ho_dept_head", ["HO", "HO_RETAIL"])
+    handler = entitlement("e1", approvals=[approval(approver_id="E900001")])
     far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
     assert run([head, handler], access("e1", **far)) == []
     risk = in_department("e8", "br_marketing_mgmt", ["HO", "B01", "B01_RISK"])
@@ -231,11 +231,11 @@ def test_the_screen_remembers_kinds_of_access_not_approvals(policy, catalog) -> 
 @pytest.mark.parametrize(
     ("approver", "covered"),
     [
-        (entitlement("boss", role="sb_president"), False),  # applies for its sub-branch, approves nothing
-        (entitlement("boss", role="br_dept_head", org="B01"), True),  # the branch above
-        (entitlement("boss", role="wealth_manager"), False),  # a peer: no approving role
-        (entitlement("boss", role="br_dept_head", org="B02"), False),  # another branch's head
-        (entitlement("boss", role="br_dept_head", org="B01", status="terminated"), False),  # 人员管理(5)
+        (entitlement("E900001", role="sb_president"), False),  # applies for its sub-branch, approves nothing
+        (entitlement("E900001", role="br_dept_head", org="B01"), True),  # the branch above
+        (entitlement("E900001", role="wealth_manager"), False),  # a peer: no approving role
+        (entitlement("E900001", role="br_dept_head", org="B02"), False),  # another branch's head
+        (entitlement("E900001", role="br_dept_head", org="B01", status="terminated"), False),  # 人员管理(5)
     ],
     ids=[
         "sub-branch president",
@@ -247,15 +247,29 @@ def test_the_screen_remembers_kinds_of_access_not_approvals(policy, catalog) -> 
 )
 def test_an_approval_is_signed_by_an_approving_role_at_or_above_the_requester(run, approver, covered) -> None:
     """Seed 004 流程描述(4)④⑤ 分级授权审批; 角色设置: 部室负责人 approve (a 支行行长 applies). An approver the
-    entitlements stream does not know ("boss" in the other tests) is not judged by role."""
+    entitlements stream does not know ("E900001" in the other tests) is not judged by role."""
     requester = entitlement("e1", approvals=[approval()]).model_copy(update={"org_path": ORGS["S0101"]})
     far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
     got = run([requester, approver], access("e1", **far))
     assert (got == []) is covered
     if not covered:
-        assert reasons(got) == {"out_of_scope"} and "its approver boss" in got[0].summary
+        assert reasons(got) == {"out_of_scope"} and "its approver E900001" in got[0].summary
     if approver.roles[0] in ("sb_president", "wealth_manager"):  # the roles that do sign, from the policy
         assert "holds no approving role (分行部室负责人, 总行部室负责人)" in got[0].summary
+
+
+def test_an_approver_whose_id_is_no_employees_approves_nothing(run) -> None:
+    """A probe's CVN read under an approval "approved" by SYSTEM passed: an id not of the bank's
+    employee id form (organisation.yaml employee_id_form) is a workflow's or a forged one, no
+    graded approval. A well-formed id HR does not know is not judged by role (documented)."""
+    far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    for approver, covered in (("SYSTEM", False), ("auto", False), ("00000", False), ("E999999", True)):
+        requester = entitlement("e1", approvals=[approval(approver_id=approver)])
+        requester = requester.model_copy(update={"org_path": ORGS["S0101"]})
+        got = run([requester], access("e1", **far))
+        assert (got == []) is covered, (approver, [a.summary for a in got])
+        if not covered:
+            assert f"its approver {approver} is no employee's id" in got[0].summary
 
 
 def test_a_regulatory_report_approval_never_covers_c3(run) -> None:
