@@ -325,20 +325,6 @@ _decode_mark = msgspec.json.Decoder(tuple[str, int, int]).decode
 MARK_EVERY_S = 0.5  # per source partition: a later mark only makes a task wait longer, never wrong
 
 
-def refused_already(client: Any, database: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    """(topic, partition) -> the last offset of `topics` the dead_letters table holds a refusal of."""
-    rows = client.query(
-        f"SELECT topic, partition, max(offset) FROM {database}.dead_letters "
-        "WHERE topic IN {topics:Array(String)} GROUP BY topic, partition",
-        parameters={"topics": topics},
-    ).result_rows
-    return {(topic, partition): offset for topic, partition, offset in rows}
-
-
-def _place(dead: DeadLetter) -> tuple[str, int]:
-    return dead.raw.topic, dead.raw.partition
-
-
 def to_raw(msg: Any) -> RawRecord:
     return RawRecord(
         msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.key(), msg.headers(), msg.timestamp()[1]
@@ -425,11 +411,6 @@ class Monitor:
             tables.contracts,
         )
         self.stats_sink = tables.stats
-        # every start reads the reference topics from their beginning: what an earlier run refused is
-        # dead-lettered once, not again at each start (a probe's DLQ held 12 copies of 3 consents
-        # after 4 starts). A reference topic deleted and made anew counts its offsets from 0 again:
-        # its records are refused all the same, and their rows are said once already
-        self._refused = refused_already(ch_client, db, [config.topic_of(s) for s in REFERENCE_STREAMS])
         # its own producer: a changelog write waits for its records only (Changelog.write flushes)
         self.changelog = Changelog(
             Producer(producer_config(bootstrap, client_extra)), changelog_topic(config)
@@ -572,7 +553,7 @@ class Monitor:
                 )
             self.stats.on_consumed(stream, len(raws))
             self.stats.on_reference(stream, len(decoded.ok), missed)
-            self._dead(stream, [d for d in decoded.dead if d.raw.offset > self._refused.get(_place(d), -1)])
+            self._dead(stream, decoded.dead)
 
     # -- partitions -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
