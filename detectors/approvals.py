@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from detectors.base import Context, Store, iso_minute, n_of
 from policy.catalog import Catalog
 from policy.model import code_spelling
-from schemas.models import Approval, EmployeeStatus, Entitlement
+from schemas.models import MAX_TS, Approval, EmployeeStatus, Entitlement
 
 USED = "approval:"  # store key prefix: records an approval has covered so far, and its customers
 REMEMBERED = 50  # customers a budget remembers; past them, a customer read again spends again
@@ -44,6 +44,10 @@ def _standing(approval: Approval, ev: Any, ent: Entitlement) -> str | None:
     """Why `approval` no longer stands at the access's time: the employee or the approval."""
     if ent.status is not EmployeeStatus.active:
         return f"the employee is {ent.status.value}"
+    if approval.expires_ts > MAX_TS:
+        # in microseconds, or HR's "never" (9999-12-31): a standing approval is none (a probe's µs
+        # expiry covered every later access); refusing the record would lose its status and roles
+        return "its expiry is no time in milliseconds before 2100"
     if ev.ts > approval.expires_ts:
         return f"it had expired at {iso_minute(approval.expires_ts)}"
     return None

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from policy.catalog import Catalog
 from policy.model import DetectorSection
 from schemas.models import (
+    MAX_TS,
     Action,
     Channel,
     Consent,
@@ -52,7 +53,11 @@ def _reaccepted(general: Consent, own: Consent) -> bool:
 
 
 def iso_minute(ms: int) -> str:
-    """An event time to the minute, in UTC, as alert summaries write it: 2026-01-01T09:30Z."""
+    """An event time to the minute, in UTC, as alert summaries write it: 2026-01-01T09:30Z. A value
+    no millisecond time (an approval's expiry in microseconds: year 57971, past what datetime
+    holds, stopped the detector) is said as it is."""
+    if not 0 <= ms <= MAX_TS:
+        return f"{ms} (no time in milliseconds)"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 

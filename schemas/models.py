@@ -268,8 +268,9 @@ class Approval(Record):
     approval_id: str
     purpose: str
     max_records: int = Field(ge=0)
-    # in milliseconds: one in microseconds would never expire (a probe's was a standing approval)
-    expires_ts: int = Field(ge=0, le=MAX_TS)
+    # past MAX_TS (microseconds, HR's 9999-12-31) it is no expiry: the approval covers nothing
+    # (detectors/approvals.py), the rest of the record applies
+    expires_ts: int = Field(ge=0)
     approver_id: str | None = Field(default=None, description="who approved; never the requester")
     categories: list[str] = Field(default_factory=list, description="category ids it covers")
     fields: list[str] = Field(default_factory=list, description="field ids it covers besides its categories")

@@ -348,18 +348,3 @@ def test_an_avro_body_with_bytes_after_its_value_is_malformed() -> None:
         [(kind, message)] = [(d.kind, d.message) for d in out.dead]
         assert kind == "malformed" and message.endswith("ValueError: 9 bytes after the value"), message
         assert len(out.ok) == len(batch) - 1
-
-
-def test_an_approval_expiring_past_2100_is_invalid() -> None:
-    """An `expires_ts` in microseconds is a standing approval (a probe's covered every later access);
-    refused with the field named, as any value out of bounds."""
-    from streams.codecs import Decoder, RawRecord
-
-    ent = entitlement("e1").model_dump(mode="json")
-    approval = {"approval_id": "AP-3", "purpose": "complaint_handling", "max_records": 5, "approver_id": "e2"}
-    for expires, kind in ((1767232800000000, "invalid"), (1767232800000, None)):
-        record = {**ent, "approvals": [{**approval, "expires_ts": expires}]}
-        out = Decoder().decode(
-            "entitlements", [RawRecord("pfi.entitlements", 0, 1, orjson.dumps(record), timestamp=T0)]
-        )
-        assert [(d.kind, d.field) for d in out.dead] == ([(kind, "approvals.expires_ts")] if kind else [])

@@ -272,6 +272,21 @@ def test_an_approver_whose_id_is_no_employees_approves_nothing(run) -> None:
             assert f"its approver {approver} is no employee's id" in got[0].summary
 
 
+def test_an_approval_expiring_past_2100_covers_nothing_and_its_record_applies(run) -> None:
+    """An `expires_ts` in microseconds (or HR's 9999-12-31 for "never") was a standing approval (a
+    probe's covered every later access): it covers nothing. The record itself applies: refused
+    whole, a termination carried with it would be lost (a review's)."""
+    far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    for expires in (T0 * 1000, 253_402_300_799_000):
+        requester = entitlement("e1", approvals=[approval(expires_ts=expires)])
+        requester = requester.model_copy(update={"org_path": ORGS["S0101"]})
+        got = run([requester], access("e1", **far))
+        assert got and "its expiry is no time in milliseconds before 2100" in got[0].summary, expires
+    ended = entitlement("e1", status="terminated", approvals=[approval(expires_ts=T0 * 1000)])
+    (a,) = run([ended], access("e1", customers=1))
+    assert "after_termination" in reasons([a]) or "terminated" in a.summary, a.summary
+
+
 def test_a_regulatory_report_approval_never_covers_c3(run) -> None:
     grant = approval(
         purpose="regulatory_report", categories=["account", "authentication"], systems=["card_system"]
