@@ -231,8 +231,8 @@ def _rows_named(events: Sequence[Any]) -> None:
     log), returned at least those: a probe's download of 80 named balance records, row_count left
     at 0, counted no record toward art. 5's tiers."""
     for ev in events:
-        if ev.record_ids and ev.row_count < len(ev.record_ids):
-            ev.row_count = max(ev.row_count, len(set(ev.record_ids)))
+        if ev.record_ids and not ev.row_count:  # a count the log gives is its own (an aggregate's 1)
+            ev.row_count = len(set(ev.record_ids))
 
 
 def _unlabelled(value: Any) -> str:

@@ -411,6 +411,9 @@ def test_a_download_naming_its_records_counts_them_without_a_row_count(run) -> N
     )
     bulk = one(run(ents, [download]), "bulk_query")
     assert bulk.counts["records"] == 80 and bulk.severity.value == "high", bulk.summary
+    # a count the log gives is its own: an aggregate's one row over the 80 records it read
+    aggregate = download.model_copy(update={"event_id": "agg-1", "row_count": 1})
+    assert not [a for a in run(ents, [aggregate]) if a.detector == "bulk_query"]
 
 
 def test_a_teller_serves_customers_of_any_branch_at_the_counter(run) -> None:
