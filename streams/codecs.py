@@ -111,6 +111,9 @@ def _name_of(schema: Any) -> str | None:
     return schema.get("name") if isinstance(schema, dict) else None
 
 
+HEADERS_KEPT = 100_000  # bytes of a refused record's own headers its dead-letter copy carries
+
+
 @dataclass(slots=True)
 class DeadLetter:
     raw: RawRecord
@@ -136,6 +139,14 @@ class DeadLetter:
         given = self.raw.headers or ()
         pairs = given.items() if isinstance(given, Mapping) else given  # faust may give a mapping
         kept = [(name, value or b"") for name, value in pairs if name not in ours]
+        size = sum(len(name) + len(value) for name, value in kept)
+        if size > HEADERS_KEPT:  # with the value's own cap, the copy stays under message.max.bytes
+            kept = [
+                (
+                    "error.headers_dropped",
+                    f"{len(kept)} headers, {size} bytes: read them at the source offset".encode(),
+                )
+            ]
         return [*kept, *own]
 
 

@@ -348,3 +348,25 @@ def test_an_avro_body_with_bytes_after_its_value_is_malformed() -> None:
         [(kind, message)] = [(d.kind, d.message) for d in out.dead]
         assert kind == "malformed" and message.endswith("ValueError: 9 bytes after the value"), message
         assert len(out.ok) == len(batch) - 1
+
+
+def test_a_dead_letter_keeps_its_records_headers_within_a_bound() -> None:
+    """The record's own headers come with its copy, lifemon's reasons after them and never
+    overwritten; past 100 000 bytes they are said dropped, so a copy of a value just under its own
+    cap still fits the producer's message.max.bytes (a review's)."""
+    from streams.codecs import DeadLetter, RawRecord
+
+    def copy(headers: list[tuple[str, bytes | None]]) -> dict[str, bytes]:
+        return dict(
+            DeadLetter(RawRecord("pfi.access", 0, 7, b"x", headers=headers), "malformed", "", "m").headers()
+        )
+
+    kept = copy([("trace", b"t-1"), ("empty", None), ("error.kind", b"forged")])
+    assert (kept["trace"], kept["empty"], kept["error.kind"], kept["source.offset"]) == (
+        b"t-1",
+        b"",
+        b"malformed",
+        b"7",
+    )
+    huge = copy([("blob", b"b" * 150_000)])
+    assert "blob" not in huge and huge["error.headers_dropped"].startswith(b"1 headers, 150004 bytes")
