@@ -1747,6 +1747,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # what lifemon writes (the embedded database, state, the broker's log, reports, generated days)
+    # is its owner's alone: alerts name pseudonyms and employees, and a shared host's other users
+    # read the probe's 0644 .lifemon; the embedded broker inherits it
+    os.umask(0o077)
     _early_logging()
     try:
         return args.func(args)

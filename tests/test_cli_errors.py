@@ -776,3 +776,14 @@ def test_an_incidents_show_takes_the_incident_lists_filters_only_to_refuse_them(
     with pytest.raises(SystemExit):
         parser.parse_args(["incidents", "show", "abcdef123456", "--rule", "LM-TP"])
     assert parser.parse_args(["alerts", "show", "abcdef123456", "--rule", "LM-TP"]).rule == "LM-TP"
+
+
+def test_what_lifemon_writes_is_its_owners_alone(tmp_path: Path) -> None:
+    """A probe found the demo's folder 0755 and its files 0644 on a shared host: alerts name
+    pseudonyms and employees. Folders 0700, files 0600."""
+    done = lifemon("generate", "--out", "day", "-n", "200", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    day = tmp_path / "day"
+    files = [p for p in day.iterdir() if p.is_file()]
+    assert files and day.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in files} == {0o600}
