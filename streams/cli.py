@@ -1745,12 +1745,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def entry() -> None:
+    """The `lifemon` program. What it writes (the embedded database, state, the broker's log,
+    reports, generated days) is its owner's alone: alerts name pseudonyms and employees, and a
+    shared host's other users read the probe's 0644 .lifemon; the embedded broker inherits the
+    mask. Set here, not in `main`, which tests call in a process whose other files other users read."""
+    os.umask(0o077)
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # what lifemon writes (the embedded database, state, the broker's log, reports, generated days)
-    # is its owner's alone: alerts name pseudonyms and employees, and a shared host's other users
-    # read the probe's 0644 .lifemon; the embedded broker inherits it
-    os.umask(0o077)
     _early_logging()
     try:
         return args.func(args)
@@ -1792,4 +1797,4 @@ def _early_logging() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
