@@ -53,6 +53,12 @@ class DetectorSpec:
         return self.cls.inputs
 
     @property
+    def rules(self) -> dict[str, Any]:
+        """Its named rules' specs by name (params.rules: a dict, or a model's fields); none for a
+        detector of one rule."""
+        return dict(getattr(self.params, "rules", None) or {})
+
+    @property
     def needs(self) -> dict[str, str]:
         """stream -> the attribute a record must carry (non-empty) for the detector to read it; optional."""
         return getattr(self.cls, "needs", {})

@@ -691,9 +691,7 @@ def _policy_has_rule(args: argparse.Namespace) -> bool:
     except PolicyError:
         return True
     ids = [s.rule_id for s in policy.detectors.values()] + list(rule_names(specs))
-    ids += [
-        f"{s.section.rule_id}.{name}" for s in specs for name in dict(getattr(s.params, "rules", {}) or {})
-    ]
+    ids += [f"{s.section.rule_id}.{name}" for s in specs for name in s.rules]
     rule = args.rule.lower()
     return any(rule == i.lower() or i.lower().startswith((f"{rule}-", f"{rule}.")) for i in ids)
 

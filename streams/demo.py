@@ -26,10 +26,7 @@ def rule_names(specs: list[Any]) -> dict[str, str]:
     """Rule id -> the rule it names, where a detector gives each rule an id of its own
     (transfer_policy's LM-TP-006: `recipient_not_approved`)."""
     return {
-        spec.rule_id: name
-        for s in specs
-        for name, spec in dict(getattr(s.params, "rules", None) or {}).items()  # a dict, or a model's fields
-        if getattr(spec, "rule_id", None)
+        spec.rule_id: name for s in specs for name, spec in s.rules.items() if getattr(spec, "rule_id", None)
     }
 
 
@@ -95,6 +92,12 @@ def score(
 MARKER = "demo-database"
 
 
+def _demos(config: Any) -> bool:
+    """Whether the last demo made the configured embedded database (its mark names it)."""
+    marker = config.data_dir / MARKER
+    return marker.is_file() and marker.read_text() == config.clickhouse.database
+
+
 def claim_embedded(config: Any, dsn: str | None = None) -> None:
     """What `lifemon run` or a replay stores in the embedded database is not the demo's: the next demo
     must not drop it. The demo's own synthetic day goes first, said, so what the monitor shows is
@@ -104,7 +107,7 @@ def claim_embedded(config: Any, dsn: str | None = None) -> None:
     if dsn and Path(dsn.removeprefix("chdb://")).resolve() != (config.data_dir / "chdb").resolve():
         return
     db, marker = config.clickhouse.database, config.data_dir / MARKER
-    if marker.is_file() and marker.read_text() == db:
+    if _demos(config):
         from streams.clickhouse import connect
 
         connect(config.clickhouse_dsn()).command(f"DROP DATABASE IF EXISTS {db}")
@@ -124,7 +127,7 @@ def _fresh_database(config: Any, replace: bool) -> bool:
     db, marker = config.clickhouse.database, config.data_dir / MARKER
     client = connect(config.clickhouse_dsn())
     held = tables_present(client, db, ["alerts", ALERTS.table, INCIDENTS.table])
-    ours = marker.is_file() and marker.read_text() == db
+    ours = _demos(config)
     if "alerts" in held and not ours and not replace:
         print(
             f"lifemon demo: database {db} in {config.data_dir / 'chdb'} holds what this demo did not write "
