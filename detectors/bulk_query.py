@@ -272,6 +272,7 @@ class ActorWindow:
         "books",
         "past",
         "closed",
+        "late",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -304,6 +305,9 @@ class ActorWindow:
         # close: a read dated before that episode's end, read after the watermark passed it (a
         # record far ahead moved it), rejoins it (`BulkQueryDetector._rejoin`)
         self.closed: tuple[Episode, int, int] | None = None
+        # this batch's reads older than the role window (a log shipped late): their time, action
+        # and class, for `BulkQueryDetector._open_late`; never stored
+        self.late: list[tuple[int, str, JrClass]] = []
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -571,6 +575,8 @@ class BulkQueryDetector:
                 for ev, read in zip(evs, reads or (), strict=reads is not None):
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add(win, ev, read, ctx)
+                if win.late:
+                    yield from self._open_late(actor, win, ctx)
             if win.past:
                 self._note_past(win)
             if win.episode is not None:  # the day's figures as they stand after the batch
@@ -897,7 +903,11 @@ class BulkQueryDetector:
         for ev, its, tier in zip(evs, entries, tiers, strict=True):
             if ev.ts <= win.last_ts - self.horizon_ms:
                 continue
-            win.last_ts = max(win.last_ts, ev.ts)
+            if ev.ts < win.last_ts:
+                if its:
+                    win.late.append((ev.ts, ev.action, RANK_CLASS[its[0][5]]))
+            else:
+                win.last_ts = ev.ts
             if its:
                 win.add(its, tier, ev.event_id, read=True)
         # evicting once, by the newest read, leaves what evicting after each read would: a read
@@ -923,6 +933,8 @@ class BulkQueryDetector:
         win.evict_role(ev.ts - self.window_ms)
         if ev.ts > win.last_ts:
             win.last_ts = ev.ts
+        elif entries and ev.ts < win.last_ts and win.episode is None:
+            win.late.append((ev.ts, ev.action, cls))  # the windows that ended before the newest read
         if entries:
             self._keep(win, entries, ev, read=True)
         ep = win.episode
@@ -941,6 +953,9 @@ class BulkQueryDetector:
             if win.total < self._lowest_threshold or win.exact() < self._lowest_threshold:
                 self._drop_exact(win)
                 return  # no role could cross yet: skip the entitlement lookup
+            if win.late:  # the batch came out of time order: `_open_late` finds where the window crossed
+                win.late.append((ev.ts, ev.action, cls))
+                return
             ent = ctx.entitlement(ev.actor_id, ev.ts)
             threshold = self._threshold(ent)
             if win.score < threshold:
@@ -964,6 +979,7 @@ class BulkQueryDetector:
         entries, cls, _, tiers = read
         self._keep(win, entries, ev, read=True)
         win.evict_role(win.last_ts - self.window_ms)  # it may have landed at the window's edge
+        win.late.append((ev.ts, ev.action, cls))
         ep = win.episode
         if ep is None and (reached := self._legal_reached(win)):
             ep = self._open_legal(ev, win, reached, ctx)
@@ -974,6 +990,75 @@ class BulkQueryDetector:
             return
         ep.took_out(ev.action, cls)
         self._note(ep, ev)
+
+    def _open_late(self, actor: str, win: ActorWindow, ctx: Context) -> Iterable[Finding]:
+        """The role window as it would have been had the batch's reads come in time order. A read
+        older than the actor's newest was judged in a window that ended later than its own: a
+        system that ships its log an hour after the reads (a probe's harvest of 70 customers,
+        logged after a later read of the same employee, counted for the law alone and raised
+        nothing). Without an open episode, the kept reads around the late ones are replayed in time
+        order (`_late_episode`); an episode found there that the actor's newest read already
+        passed is reported closed at once, and the replay goes on after it."""
+        late, win.late = win.late, []
+        while win.episode is None and (ep := self._late_episode(actor, win, late, ctx)) is not None:
+            win.episode = ep
+            if ep.end <= win.last_ts:
+                yield self._close(actor, win)
+
+    def _late_episode(
+        self, actor: str, win: ActorWindow, late: list[tuple[int, str, JrClass]], ctx: Context
+    ) -> Episode | None:
+        """The first episode reading in time order opens in a window holding a late read, after
+        what closed episodes reported: opened where that window reaches the role's threshold, under
+        the id reading in time gives it (the crossing read's time less a window), with the reads
+        that followed within a window of each other, as `_add` lets them join."""
+        lo, hi = min(t for t, _, _ in late), max(t for t, _, _ in late)
+        w = self.window_ms
+        reads, since = [], max(lo - w, win.legal_since)
+        for e in reversed(win.entries):  # in time order: the newest first, back to a window before
+            if e[0] <= since:
+                break
+            if e[2]:
+                reads.append(e)
+        if sum(e[2] for e in reads) < self._lowest_threshold:
+            return None  # no window of them can reach any role's threshold (most batches out of order)
+        reads.reverse()
+        window = ActorWindow(LegalTally(0))  # a scratch window: its exact score, slid over `reads`
+        window.weights = {}
+        ep: Episode | None = None
+        ent, first = None, 0
+        for i, e in enumerate(reads):
+            while reads[first][0] <= e[0] - w:
+                window._count(reads[first][1], reads[first][2], -1)
+                first += 1
+            window._count(e[1], e[2], 1)
+            if ep is None:
+                if not (lo <= e[0] < hi + w and window.score >= self._lowest_threshold):
+                    continue
+                ent = ctx.entitlement(actor, e[0])
+                if window.score < self._threshold(ent):
+                    continue
+                ep = Episode(e[0] - w, e[0] + w, self._threshold(ent))
+                ep.first_seen = reads[first][0]
+                for _, cid, _, n, cats, rank in reads[first : i + 1]:
+                    ep.add(cid, n, cats, rank)
+            elif e[0] >= ep.end:
+                break
+            elif self._tiers_of(e[4]) or max(ep.score, window.score) >= ep.threshold:
+                ep.end = max(ep.end, e[0] + w)
+                ep.add(e[1], e[3], e[4], e[5])
+            else:
+                continue
+            ep.last_seen, ep.score = e[0], max(ep.score, window.score)
+        if ep is None:
+            return None
+        ep.actor_org = ent.org_id if ent else None
+        for ts, action, cls in late:
+            if ep.first_seen <= ts <= ep.last_seen:
+                ep.took_out(action, cls)
+        ids = [e[1] for e in win.events if e[2] and ep.first_seen <= e[0] <= ep.last_seen]
+        ep.events, ep.evidence = len(ids), ids[: self.p.evidence_limit]
+        return ep
 
     # -- the legal count -------------------------------------------------------------------------
     def _tiers_of(self, cats: tuple[str, ...]) -> tuple[int, ...]:
