@@ -577,15 +577,20 @@ class SensitivePermission(Strict):
     """A permission a declaration must name before an SDK uses it (相机, 位置信息, 通讯录 ...)."""
 
     zh: str
-    names: list[str] = Field(default_factory=list, description="how apps report it (Android manifest names)")
+    names: list[str] = Field(
+        default_factory=list,
+        description="how apps report it: Android and HarmonyOS permission names, iOS Info.plist usage keys",
+    )
     fields: list[str] = Field(
         default_factory=list, description="SDK field ids whose collection needs it: declaring one declares it"
     )
 
     def spellings(self, pid: str) -> set[str]:
         """Every way an app may report it: its id, its names and their last parts
-        (`android.permission.CAMERA`, `CAMERA`), as `spelling` compares them."""
-        return {spelling(s) for n in (pid, *self.names) for s in (n, n.rsplit(".", 1)[-1])}
+        (`android.permission.CAMERA`, `CAMERA`), its `zh` as a privacy policy or a permission
+        dialog writes it (麦克风, 麦克风权限), as `spelling` compares them."""
+        words = {s for n in (pid, *self.names) for s in (n, n.rsplit(".", 1)[-1])}
+        return {spelling(s) for s in (*words, self.zh, self.zh + "权限")}
 
 
 class Sdks(Strict):

@@ -202,7 +202,11 @@ class SdkDeclarations:
         return sorted(used - self.allowed_permissions(sid, app_version)) if used else []
 
     def _permission_of_name(self, name: str) -> str | None:
-        return self._permission_of.get(spelling(name))
+        """A reported permission's id: by its whole name, else by its last dotted part, as another
+        platform prefixes the same word (`ohos.permission.READ_CONTACTS`: a probe's HarmonyOS
+        contacts permission on an SDK that declares none passed)."""
+        said = spelling(name)
+        return self._permission_of.get(said) or self._permission_of.get(said.rsplit(".", 1)[-1])
 
     def _allowed_permissions(self, sid: str, app_version: str) -> frozenset[str]:
         """The permissions `sid`'s declaration for the app version names, or needs to collect a

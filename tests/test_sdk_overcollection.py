@@ -202,7 +202,18 @@ def test_the_privacy_policys_own_words_name_the_fields_it_declares(engine) -> No
     `omitted_field`. And the secrets it lists under 个人鉴别信息 (定义(5): 交易密码, 卡片验证码(CVN和
     CVN2), 预付卡支付密码) reaching an SDK were medium, C1, "(unknown field)"."""
     declared = [
-        obs("push", ("手机型号", "SIM卡运营商信息", "OAID/VAID/AAID", "⼿机电量", "应⽤包名")),
+        obs(
+            "push",
+            (
+                "手机型号",
+                "SIM卡运营商信息",
+                "OAID/VAID/AAID",
+                "⼿机电量",
+                "应⽤包名",
+                "simOperator",
+                "sim_operator_name",
+            ),
+        ),
         obs("sensors_analytics", ("GPS位置", "操作系统类型", "APP版本号"), at=1),
         obs("tingyun_apm", ("设备生产厂商", "剩余电量/内存/存储空间", "网络连接类型", "移动网络代码"), at=2),
         obs("tencent_x5", ("操作系统", "CPU类型", "WIFI参数", "应用列表"), at=3),
@@ -212,6 +223,20 @@ def test_the_privacy_policys_own_words_name_the_fields_it_declares(engine) -> No
         (a,) = final(run(engine, [obs("tingyun_apm", (word,), at=10, device=word)])).values()
         assert a.rule_id.endswith(".c3_or_auth_helper") and a.severity.value == "critical", word
         assert a.jr_class == "C3" and a.counts[f"field_{field}"] == 1, word
+
+
+@pytest.mark.parametrize(
+    ("word", "field"),
+    [("银行卡有效期", "card_expiry"), ("银行卡磁道数据", "card_track_data"), ("芯片等效信息", "card_track_data"),
+     ("卡片验证码", "card_cvn"), ("网络支付密码", "payment_password")],
+)  # fmt: skip
+def test_c3_items_as_the_seeds_write_them_are_critical(engine, word, field) -> None:
+    """Seed 001 §三.3(3) and seed 002 §五(1)(4) list what no terminal or SDK may keep: 银行卡磁道数据
+    (或芯片等效信息), 银行卡有效期, 卡片验证码, 网络支付密码. Each, so written, was a medium "(unknown
+    field)" at an SDK (a probe), and a transfer's LM-TP-006 instead of its C3 leakage."""
+    (a,) = final(run(engine, [obs("tencent_ocr", ("bank_card_image", word))])).values()
+    assert a.rule_id.endswith(".c3_or_auth_helper") and a.severity.value == "critical", word
+    assert a.jr_class == "C3" and a.counts[f"field_{field}"] == 1
 
 
 def test_fields_as_payloads_key_them_are_those_fields_not_unknown(engine, catalog) -> None:
@@ -370,6 +395,23 @@ def test_a_permission_the_declaration_neither_names_nor_implies(engine) -> None:
     assert (
         "(permission location; permission contacts, location)" in a.summary and a.counts["observations"] == 2
     )
+
+
+@pytest.mark.parametrize(
+    "permission",
+    ["NSMicrophoneUsageDescription", "ohos.permission.MICROPHONE", "麦克风", "麦克风权限", "ohos.permission.READ_CONTACTS",
+     "通讯录权限", "短信", "NSLocationWhenInUseUsageDescription", "ohos.permission.APPROXIMATELY_LOCATION"],
+)  # fmt: skip
+def test_a_permission_as_ios_harmonyos_or_the_policy_writes_it(engine, permission) -> None:
+    """A probe's OCR SDK (declared: camera, storage) used the microphone, contacts or SMS as iOS
+    (Info.plist keys), HarmonyOS (`ohos.permission.…`) and the privacy policy (麦克风, 通讯录权限)
+    name them: only Android's manifest name was judged. Its own camera, so named, stays quiet."""
+    quiet = [obs("tencent_ocr", ("bank_card_image",), permissions=["NSCameraUsageDescription", "相机权限"])]
+    assert run(engine, quiet) == []
+    (a,) = final(
+        run(engine, [obs("tencent_ocr", ("bank_card_image",), at=1, permissions=[permission])])
+    ).values()
+    assert a.rule_id.endswith(".permission_not_declared"), permission
 
 
 def test_hosts_and_countries_outside_the_declaration(engine) -> None:
