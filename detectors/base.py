@@ -71,6 +71,9 @@ def n_of(n: int, noun: str, plural: str = "") -> str:
 # third party, unauthorized cross-border transfers); the alert's OCSF labels carry it too.
 LEAKAGE_CANDIDATE = "leakage_candidate"
 DAY_MS = 86_400_000  # a day of event time: the policy's "days" and "per day" measures
+# the key a lifecycle event by customer that names none goes under (`Engine.rekeyed_events`): no
+# pseudonym's form, and not empty, which a producer's partitioner would scatter at random
+UNNAMED = "~"
 
 
 class AsOf(Protocol):

@@ -314,6 +314,9 @@ class RetentionOverrunDetector:
 
     def _lifecycle(self, ev: Any, ctx: Context) -> Iterator[Finding]:
         customer, stage, catalog = ev.subject_id, ev.stage.value, ctx.catalog
+        if not customer:
+            yield from self._unnamed(ev, catalog)
+            return
         if stage == "destroy":
             yield from self._destruction_record(ev, customer, catalog)
         held = self.store.setdefault(customer, Customer)
@@ -415,6 +418,23 @@ class RetentionOverrunDetector:
         yield from self._closed(customer, held, rid, rec, ctx.catalog)
         if gone:
             yield from self._premature(customer, held, rid, rec, ctx.catalog)
+
+    def _unnamed(self, ev: Any, catalog: Catalog) -> Iterator[Finding]:
+        """A lifecycle event that names no customer, and none of its record's events has yet (the
+        engine's `UNNAMED`; its alerts name no subject): what the event itself decides, its destruction record, another
+        institution's card data stored, card secrets on a client. A probe's acquiring system stored
+        another bank's CVN without a customer id, and nothing fired. Its retention needs the
+        customer's clocks: judged once an event names the customer (which judges this one again,
+        under the same alert ids)."""
+        stage = ev.stage.value
+        if stage == "destroy":
+            yield from self._destruction_record(ev, "", catalog)
+        elif stage in COLLECTED:
+            rec = Record(ev.ts, ev.system, purpose=ev.purpose)
+            self._collected(Customer(), rec, ev, catalog)
+            if not ev.own_institution:
+                yield from self._foreign_c3(rec, ev, "", catalog)
+            yield from self._stored_apart(rec, ev, "", catalog)
 
     def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
@@ -1018,8 +1038,8 @@ class RetentionOverrunDetector:
             actor_id=actor,  # who used or destroyed it; else the system that keeps it
             actor_org=actor_org,
             actor_kind=actor_kind,
-            subject_count=1,
-            subject_sample=[customer],
+            subject_count=1 if customer else 0,
+            subject_sample=[customer] if customer else [],
             # every rule here is one record's (a probe's alert list showed "— records")
             counts={"records": 1, **(counts or {})},
             evidence_event_ids=evidence[: self.p.evidence_limit],

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from detectors import DetectorSpec
-from detectors.base import Context, Detector, Finding, References
+from detectors.base import UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
 from policy.model import code_spelling, id_spelling, spelling
 from schemas.incident import Incident
@@ -666,10 +666,16 @@ class Engine:
 
     def rekeyed_events(self, stream: str, key: str, events: Sequence[Any]) -> list[tuple[str, Any]]:
         """`rekey` for input (stream, key), leaving out what none of its readers reads. The lifecycle
-        by customer also takes the events held until the batch named their customer (`_owners`)."""
-        if self._tied and (stream, key) == ("lifecycle", "subject_id"):
+        by customer also takes the events held until the batch named their customer (`_owners`),
+        and those that name none yet, under `UNNAMED`: what a record's own event decides (another
+        bank's card data stored, a destruction record's content) needs no customer, and a record
+        no event ever ties to one (another bank's cardholder at the acquiring system) went unjudged."""
+        if (stream, key) != ("lifecycle", "subject_id"):
+            return rekey(key, events, self.needs.get((stream, key), ()))
+        unnamed = [(UNNAMED, ev) for ev in events if not ev.subject_id]
+        if self._tied:
             events, self._tied = [*events, *self._tied], []
-        return rekey(key, events, self.needs.get((stream, key), ()))
+        return rekey(key, events) + unnamed
 
     # -- input ----------------------------------------------------------------------------------
     def apply_reference(self, stream: str, records: Sequence[Any]) -> Applied:

@@ -1704,3 +1704,24 @@ def test_a_deleted_record_is_forgotten_after_forget_deleted_days(spec, catalog) 
     e.process("lifecycle", "l", 0, fed("lifecycle", [tick(0)], "l", 3))
     e.advance()
     assert store.get(pz("C1")) is None  # five years after its deletion: nothing of it is kept
+
+
+def test_what_an_event_decides_needs_no_customer(run, spec, catalog) -> None:
+    """Another bank's cardholder is no customer: the acquiring system logs no customer id. A probe's
+    store of its CVN, and a destruction record without method or supervisor, named none and raised
+    nothing. Judged without one (no subject on the alert); once an event names the record's
+    customer, the same alert ids, no second alert."""
+    acquired = lc("store", "ACQ1", None, 0, categories=["payment_account_no", "card_cvn"], own_institution=False, system="acquiring")  # fmt: skip
+    destroyed = lc("destroy", "OLD1", None, 1, categories=["mobile_phone"], method="删除索引", operator_id="E5", supervisor_id="E5")  # fmt: skip
+    e = Engine([spec], catalog, pseudonymize=pz)
+    got = run([acquired, destroyed], engine=e)
+    (a,) = got["foreign_c3_stored"]
+    (d,) = got["destruction_record_incomplete"]
+    assert a.severity.value == "critical" and a.subject_count == 0 and a.subjects_sample == []
+    assert "a supervisor other than the operator" in d.summary and d.subject_count == 0
+    named = lc("collect", "ACQ1", "C7", 2, categories=["payment_account_no"], own_institution=False, system="acquiring")  # fmt: skip
+    again = final_alerts(e, [named], 10)
+    assert a.alert_id not in {x.alert_id for x in again if x.revision > a.revision}
+    assert [x.alert_id for x in again if _rule(x) == "foreign_c3_stored"] == [
+        a.alert_id
+    ]  # judged again, the same
