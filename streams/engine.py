@@ -25,6 +25,7 @@ import tempfile
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from functools import cached_property
 from itertools import chain, compress, groupby, repeat
 from operator import attrgetter, floordiv, itemgetter
 from pathlib import Path
@@ -145,6 +146,7 @@ def rekey(key: str, events: Sequence[Any], needs: Sequence[str] = ()) -> list[tu
     return out
 
 
+LIST_SUBJECTS = frozenset({"access", "transfer"})  # their SUBJECT_FIELDS hold lists of customers
 # the event streams whose records state a purpose (purposes.yaml ids)
 PURPOSE_STREAMS = frozenset({"access", "transfer", "marketing", "lifecycle"})
 
@@ -862,8 +864,25 @@ class Engine:
         records = records if isinstance(records, list) else list(records)
         for attr in SUBJECT_FIELDS.get(stream, ()):
             _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
+            if stream in LIST_SUBJECTS:
+                self._distinct_subjects(records, attr)
         _spell_record_ids(stream, records)
         self.names.records(stream, records)
+
+    def _distinct_subjects(self, records: list[Any], attr: str) -> None:
+        """A list of customers names each once, and a blank entry none: a probe's print of one own
+        customer logged as `["C0000002", "c0000002 "]` (or with `""` beside it) was two customers,
+        a take-out, not that customer's copy. After pseudonymizing, which spells them alike."""
+        blank = self._blank
+        for r in records:
+            ids = getattr(r, attr)
+            if len(ids) > 1 or (ids and ids[0] == blank):
+                setattr(r, attr, [i for i in dict.fromkeys(ids) if i != blank])
+
+    @cached_property
+    def _blank(self) -> str:
+        """The pseudonym an empty (or blank) customer id would get."""
+        return self.pseudonymize("")
 
     def _org_spelling(self, org: str) -> str | None:
         """An org id as every feed's is compared (`code_spelling`: HR's `s0101` is the customers feed's

@@ -1290,3 +1290,15 @@ def test_a_late_alert_grown_day_after_day_is_history_after_two_kept_spans(policy
         held.append(min((kept.held if hasattr(kept, "held") else kept["held"]).values()) - T0)
     assert len(set(ids[:3])) == 1 and ids[3] != ids[2]  # day 3: the first read is 72 h old
     assert max(held) < 4 * 24 * HOUR and held[-1] > held[0]
+
+
+@pytest.mark.parametrize(
+    "named", [["C0000002"], ["C0000002", "C0000002"], ["C0000002", "c0000002 "], ["C0000002", ""]]
+)
+def test_one_customer_named_twice_or_beside_a_blank_is_one_customer(run, named) -> None:
+    """A wealth manager prints her own customer's holdings: that customer's copy (seed 004
+    流程描述(4)④). Logged with the id twice, in another spelling, or beside a blank entry, it was
+    two customers, a take-out without approval (a probe). The door names each customer once."""
+    ents = [entitlement("e1", role="wealth_manager")]
+    (ev,) = access("e1", action="print", fields=("customer_name", "assets"), purpose="wealth_advice")
+    assert run(ents, [ev.model_copy(update={"subject_ids": named})]) == []
