@@ -42,15 +42,11 @@ class AsOfRegistry(Generic[T]):
             return
         history = known if isinstance(known, list) else [known]
         i = bisect_right(history, ts, key=lambda v: v[0])
-        if i and history[i - 1][0] == ts:  # same key and time: one of them stands (`_kept`)
-            history[i - 1] = (ts, self._kept(history[i - 1][1], record))
+        if i and history[i - 1][0] == ts:
+            history[i - 1] = (ts, record)  # same key and time: the newer record replaces (compaction)
         else:
             history.insert(i, (ts, record))
         self._versions[key] = history if len(history) > 1 else history[0]
-
-    def _kept(self, old: T, new: T) -> T:
-        """Of two records of one key at one time, the one that stands: the newer (compaction)."""
-        return new
 
     def as_of(self, key: Hashable, ts: int) -> T | None:
         known = self._versions.get(key)
@@ -120,13 +116,6 @@ class ConsentRegistry(AsOfRegistry[Any]):
             self.refused.add(record.purpose)
         elif record.channel is not None:
             self.channeled.add(record.purpose)
-
-    def _kept(self, old: Any, new: Any) -> Any:
-        """A withdrawal and a grant at one time (a consent platform that exports to the second):
-        the withdrawal, whichever came first (seed 004 流程描述(4)②: 拒绝…应当立即停止; a probe's
-        push passed or fired by file order); of two grants, a separate one. Else the newer."""
-        rank = (new.status is ConsentStatus.granted, not new.separate)
-        return new if rank <= (old.status is ConsentStatus.granted, not old.separate) else old
 
     def separate_since(self, key: Hashable, ts: int) -> int | None:
         """When the separate grant that the key's consent in force at `ts` stands on was given

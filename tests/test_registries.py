@@ -115,16 +115,3 @@ def test_a_use_reads_a_contact_purposes_separate_grant_on_any_channel(catalog) -
     assert (
         said.consent_to_use("C2", "wealth_advice", T0 + 200).status.value == "granted"
     )  # no channel: its record
-
-
-def test_a_withdrawal_and_a_grant_at_one_time_read_as_withdrawn_in_either_order() -> None:
-    """A consent platform that exports to the second gave a withdrawal and a re-grant one time: the
-    file's order decided whether a marketing push passed (a probe). The withdrawal stands, in either
-    order; of two grants, the separate one."""
-    tie = [c(100, status="withdrawn", purpose="marketing"), c(100, purpose="marketing")]
-    for records in (tie, tie[::-1]):
-        ctx = consents(c(0, purpose="marketing"), *records)
-        assert ctx.consent("C1", "marketing", None, T0 + 200).status.value == "withdrawn"
-    grants = [c(100, separate=True), c(100)]
-    for records in (grants, grants[::-1]):
-        assert consents(*records).consent("C1", "wealth_advice", None, T0 + 100).separate
