@@ -197,9 +197,17 @@ class Context:
             channels += [ch for ch in Channel if (subject, purpose, ch) in consents]
         found = [c for ch in channels if (c := self.consent(subject, purpose, ch, ts)) is not None]
         known = self.catalog.purposes.get(purpose)
-        granted = [c for c in found if c.status is ConsentStatus.granted]
-        if known is not None and known.channels and granted:  # a separate grant standing anywhere first
-            return max(granted, key=lambda c: (c.separate, c.ts))
+        if known is not None and known.channels:
+            # each channel's word (its own record, or the general one where that is newer): a grant
+            # for no channel that every channel's newer withdrawal overrides stands nowhere (a probe's
+            # customer who refused marketing by phone, SMS, app and WeChat was marketed to)
+            words = found if len(channels) == 1 else [
+                c for ch in dict.fromkeys([*known.channels, *channels[1:]])
+                if (c := self.consent(subject, purpose, ch, ts)) is not None
+            ]  # fmt: skip
+            granted = [c for c in words if c.status is ConsentStatus.granted]
+            if granted:  # a separate grant standing anywhere first
+                return max(granted, key=lambda c: (c.separate, c.ts))
         # at one time, the separate reading: the channel's own look back may find a separate grant
         # standing under a bundled re-acceptance that the general record alone reads as bundled
         return max(found, key=lambda c: (c.ts, c.separate), default=None)

@@ -378,9 +378,17 @@ def _consented(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
 
 
 def _withdrawn(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
-    """The subject's consent to the purpose, for every channel, is a withdrawal as of `ts`."""
-    c = ctx.consent(subject, purpose, None, ts)
-    return c is not None and c.status is not ConsentStatus.granted
+    """The subject's consent to the purpose, for every channel, is a withdrawal as of `ts`: its
+    record for none, or for a contact purpose each channel's word (its own record, or the general
+    one where newer) on the channels the bank contacts on for it (purposes.yaml `channels`; a
+    probe's customer who refused marketing by phone, SMS, app and WeChat, one by one, was read
+    for marketing). One channel's refusal is offscope_marketing's."""
+    known = ctx.catalog.purposes.get(purpose)
+    words = [
+        ctx.consent(subject, purpose, ch, ts)
+        for ch in (known.channels if known and known.channels else [None])
+    ]
+    return all(c is not None and c.status is not ConsentStatus.granted for c in words)
 
 
 def _kind(ev: Any, view: View) -> tuple[Any, ...]:

@@ -601,7 +601,9 @@ class Engine:
         self.rollup_block = rollup_block
         self.refs = References(
             entitlements=AsOfRegistry("actor_id"),
-            consents=ConsentRegistry(),
+            consents=ConsentRegistry(
+                {pid: frozenset(p.channels) for pid, p in catalog.purposes.items() if p.channels}
+            ),
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()

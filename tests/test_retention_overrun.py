@@ -1310,6 +1310,12 @@ def test_a_consent_recorded_on_a_channel_is_the_customers_consent_to_the_purpose
     assert not fires(opted_in + said("marketing", (T0 - DAY, "withdrawn", "app_push", False)), *tags)
     assert fires(opted_in + said("marketing", (T0 - DAY, "withdrawn", None, False)), *tags)
     assert fires(said("marketing", (T0 - DAY, "withdrawn", "sms", False)), *tags)
+    # a grant for no channel, then a withdrawal on each channel the bank markets on: it stands on
+    # none (a probe's customer who refused phone, SMS, app and WeChat one by one still "consented")
+    general = said("marketing", (T0 - 3 * DAY, "granted", None, False))
+    each = [(T0 - DAY, "withdrawn", ch, False) for ch in ("phone", "sms", "app_push", "wechat")]
+    assert fires(general + said("marketing", *each), *tags)
+    assert not fires(general + said("marketing", *each[1:]), *tags)
     in_app = said("authentication", (T0 - 3 * DAY, "granted", "app_push", True))
     assert not fires(in_app, *face)
     assert fires(in_app + said("authentication", (T0 - DAY, "withdrawn", "app_push", False)), *face)

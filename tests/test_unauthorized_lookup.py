@@ -432,6 +432,14 @@ def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
     assert "read for marketing, which 1 of 1 customer withdrew consent to" in found[0].summary
     quiet = read(2, at=120_000) + read(3, "kyc_aml", at=180_000) + read(4, at=240_000)  # C4: refused later
     assert run(ents, quiet, consents=refusals) == []
+    # every channel the bank markets on (purposes.yaml: phone, sms, app_push, wechat), one by one,
+    # after a grant for none: refused too (a probe's customer was marketed to); three of four are not
+    every = ["phone", "sms", "app_push", "wechat"]
+    granted = _consent("C0000005", "marketing").model_copy(update={"ts": T0 - HOUR})
+    by_channel = [_consent("C0000005", "marketing", status="withdrawn", channel=ch) for ch in every]
+    (one_by_one,) = run(ents, read(5, at=300_000), consents=[granted, *by_channel[::-1]])
+    assert reasons([one_by_one]) == {"purpose_refused"}
+    assert run(ents, read(5, at=300_000), consents=[granted, *by_channel[1:]]) == []
 
 
 def test_two_roles_do_not_add_up_to_a_permission_neither_has(run) -> None:
