@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import pytest
 from conftest import T0, access, entitlement, fed, refs
@@ -801,3 +802,25 @@ def test_two_sprees_in_one_late_log_are_two_alerts(engine_factory) -> None:
     got = final(feed(late, live + first + second) + late.drain())
     assert len(got) == 2 and got.keys() == expected.keys() and _seen(got) == _seen(expected)
     assert {a.status.value for a in got.values()} == {"closed"}
+
+
+def test_a_report_read_again_is_the_same_records(engine_factory) -> None:
+    """A branch head views a report of 30 customers' credit records that names no customer, twice,
+    two hours apart (the same `record_ids`): 30 records, not 60, so art. 5's 50 is not reached (a
+    probe's false high alert and leakage incident). Another 30 records are new ones: 60, high."""
+    ent = entitlement(role="sb_president")
+    report = [f"LN-{i}" for i in range(30)]
+
+    def view(start: int, records: list[str]) -> Any:
+        (ev,) = access(
+            start=start, fields=("credit_report",), action="view", row_count=30, purpose="risk_review"
+        )
+        return ev.model_copy(update={"subject_ids": [], "record_ids": records, "event_id": f"view-{start}"})
+
+    first, again = view(0, report), view(2 * 3_600_000, report[::-1])
+    other = view(4 * 3_600_000, [f"LN-{i}" for i in range(30, 60)])
+    engine = engine_factory(ent)
+    assert final(feed(engine, [first, again]) + engine.drain()) == {}
+    engine = engine_factory(ent)
+    (a,) = final(feed(engine, [first, again, other]) + engine.drain()).values()
+    assert a.severity.value == "high" and a.counts["records"] == 60
