@@ -352,6 +352,8 @@ class RetentionOverrunDetector:
             yield from self._stored_apart(rec, ev, customer, catalog)
             yield from self._after_end(customer, held, ev.record_id, rec)
             yield from self._left(customer, held, ev.record_id, rec, ctx)  # a copy reported late
+            if rec.gone:  # a removal heard of before this collection: what it held is known now
+                yield from self._premature(customer, held, ev.record_id, rec, catalog)
         elif (
             stage in GONE_STAGES and rec is not None and rec.copies[ev.system][SINCE] > ev.ts and not rec.gone
         ):
@@ -438,8 +440,8 @@ class RetentionOverrunDetector:
 
     def _collected(self, held: Customer, rec: Record, ev: Any, catalog: Catalog) -> None:
         """A collect or store: the record's clock starts at its first one; its content is their union."""
-        if not rec.first_id or ev.ts < rec.first:
-            rec.first_id = ev.event_id
+        if not rec.first_id or ev.ts < rec.first:  # its first collection (a removal may be heard of first)
+            rec.first_id, rec.system = ev.event_id, ev.system
         rec.first = min(rec.first, ev.ts)
         rec.purpose = rec.purpose or ev.purpose
         if ev.stage.value == "collect":

@@ -483,6 +483,20 @@ def test_copies_give_one_answer_whatever_order_their_events_come_in(spec, catalo
     assert "10 days late" in summary
 
 
+def test_a_transaction_removed_seconds_after_its_collection_fires_in_either_order(spec, catalog) -> None:
+    """AML records are kept ten years (retention.yaml `minimums`): collected on core banking at
+    10:00:00, deleted from the warehouse at 10:00:30. The deletion reported first made a record of
+    unknown content, and the collection, arriving next inside the allowed lateness, was never
+    judged with it: no alert (a probe). Either order: one alert, the same, naming core banking."""
+    txn = {"categories": ["transaction_record"], "purpose": "payment"}
+    events = [
+        lc("collect", "TX1", ts=T0, system="core_banking", **txn),
+        lc("delete", "TX1", ts=T0 + 30_000, system="dwh"),
+    ]
+    ((_, _, summary, actor),) = in_every_order(spec, catalog, events)
+    assert summary.startswith("record TX1 on ") and "removed" in summary and actor == "core_banking"
+
+
 def test_a_request_answered_late_on_its_last_copy_is_overdue_whatever_the_order(spec, catalog) -> None:
     """A probe's live order: the warehouse's store came after both deletions, and the warehouse's
     timely delete, read as a purge of every copy, answered the request; the CRM's, 5 days late, was
