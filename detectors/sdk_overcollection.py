@@ -26,6 +26,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -40,6 +41,7 @@ EPISODE = "ep:"
 DEVICE = "dev:"
 UNKNOWN_FIELD = "(unknown field)"
 NEVER = 1 << 62  # "as of the end of time": did the subject consent at all, later?
+_TS = attrgetter("ts")
 
 
 class Rule(StrEnum):
@@ -165,7 +167,10 @@ class SdkOvercollectionDetector:
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         decl = self._decl = self._decl or ctx.catalog.sdk
         touched: dict[str, Episode] = {}
-        for ev in events:
+        # in time order: an app uploads a device's buffered collections in any order, and which of
+        # them was the 61st of an hour, so the episode's start and its alert id, must not depend on it
+        # (a probe's shuffled upload gave another alert than the same collections in order)
+        for ev in sorted(events, key=_TS):
             labels, breaches = self._judge(decl, ev, ctx)
             for rule, fields, note in breaches:
                 key = EPISODE + "|".join((rule, ev.sdk_id, ev.app_version, ",".join(fields)))

@@ -460,6 +460,19 @@ def test_collection_rate_is_bounded_per_device_hour(engine, count, fires) -> Non
     assert rules(run(engine, events, batch=17)) == ({("amap_location", "too_frequent")} if fires else set())
 
 
+def test_a_shuffled_upload_is_the_same_alert(policy) -> None:
+    """A device's buffered upload arrives in any order: 61 collections 55 s apart, in time order or
+    shuffled, in one batch, are one alert, the same id and evidence (a probe's shuffled upload gave
+    another id, so a replay and a live run stored two alerts for one episode)."""
+    import random
+
+    events = [obs("amap_location", ("location",), at=i * 55_000) for i in range(61)]
+    shuffled = random.Random(7).sample(events, len(events))
+    got = [final(run(make_engine(policy), order)) for order in (events, shuffled)]
+    assert [list(g) for g in got][0] == [list(g) for g in got][1] and len(got[0]) == 1
+    assert [a.evidence_event_ids for a in got[0].values()] == [a.evidence_event_ids for a in got[1].values()]
+
+
 # -- episodes ------------------------------------------------------------------------------------------
 def test_one_alert_per_episode_revised_then_a_new_one_after_the_quiet_period(engine) -> None:
     first = [obs("push", ("imei", "contacts"), at=i * MIN, device=f"D{i}") for i in range(40)]
