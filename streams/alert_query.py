@@ -16,6 +16,7 @@ from detectors.base import n_of
 from schemas.models import SEVERITY_RANK, Severity
 from streams.reviews import ALERTS, query_reviews, render_reviews, review_line, reviewed
 from streams.sinks.clickhouse import ALERT_COLUMNS
+from streams.terminal import shown
 from streams.text_table import aligned, display_width
 
 COLUMNS = (
@@ -178,6 +179,7 @@ def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) 
     analyst's review state where the row has one (the list's, not `lifemon watch`'s: a live
     revision carries none); records and customers are labelled, "—" where the detector does not
     count them. `color`: the severity in its ANSI style (only for a terminal)."""
+    r = shown(r)
     severity = f"{r['severity']:<8}"
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
@@ -207,7 +209,9 @@ def alert_row(alert: Any) -> dict[str, Any]:
 def render(rows: list[dict[str, Any]], color: bool = False) -> str:
     if not rows:
         return "no alerts match"
-    width = max(16, *(len(r["actor_id"]) for r in rows))  # a recipient's id is longer than an employee's
+    width = max(
+        16, *(len(shown(r["actor_id"])) for r in rows)
+    )  # a recipient's id is longer than an employee's
     return "\n".join(render_alert(r, color, width) for r in rows)
 
 
@@ -373,6 +377,7 @@ def render_alert_view(
     counted, the events behind it, the detector's runbook (`rule_file`'s, the policy read now:
     `policy_rule_version` says when that rule changed since the alert), and its revisions.
     Times in UTC, and in `timezone` (the bank's, recipients.yaml) beside them."""
+    view = AlertView(*shown(tuple(view)))
     a = view.alert
     zone = ZoneInfo(timezone) if timezone else None
     records, customers = records_and_customers(a["subject_count"], a["counts"] or {})

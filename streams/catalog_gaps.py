@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.sources.canonical import GAP_KINDS
+from streams.terminal import shown
 from streams.text_table import aligned
 
 WHERE_TO_ADD = {
@@ -51,6 +52,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     """An aligned table, then where each kind listed goes in the policy."""
     if not rows:
         return "no coverage gaps: every field, table, login and account seen is in the policy"
+    rows = shown(rows)
     cells = [
         (r["kind"], r["object"], r["stream"], f"{r['seen']:,}", f"{r['first_seen']:%Y-%m-%d %H:%M}",
          f"{r['last_seen']:%Y-%m-%d %H:%M}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from streams.terminal import shown
 from streams.text_table import aligned
 
 
@@ -54,6 +55,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     """An aligned table, the reason last and whole."""
     if not rows:
         return "no dead letters: every record was read"
+    rows = shown(rows)
     cells = [
         (r["topic"], " ".join(filter(None, (r["kind"], r["field"]))), f"{r['records']:,}",
          _time(r["first_seen"]), _time(r["last_seen"]), _place(r["topic"], *r["first"][1:]), r["message"])

@@ -34,6 +34,7 @@ from streams.reviews import (
     review_state,
     reviewed,
 )
+from streams.terminal import shown
 
 # the review states that close an incident out: its deadlines are no longer the team's to meet,
 # but `notified` (the report was made) closes only those the notice makes (DueReport.notice)
@@ -178,6 +179,7 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
     """Two lines: what the team must see first (severity, who, how many customers, the next report
     still owed, to whom and whether its deadline has passed), then the leakage classes and the
     member alerts."""
+    r = shown(r)
     severity = f"{r['severity']:<8}"
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
@@ -251,8 +253,8 @@ def render_incident_view(
     contact), the regulation, the member alerts (`lifemon alerts show` each), and its reviews. A
     `notified` incident has the reports its notice makes (DueReport.notice) no longer due, its
     other reports still are."""
+    inc, reviews = shown(inc), shown(reviews or [])
     notice, subjects = inc["notice"], inc["subjects"]
-    reviews = reviews or []
     current = extent(inc)
     state = review_state(reviews, current, INCIDENTS)
     by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items())

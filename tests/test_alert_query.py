@@ -154,6 +154,29 @@ def test_columns_stay_aligned_when_a_recipients_id_is_longer_than_an_employees()
     assert first.index("3 records") == second.index("3 records")
 
 
+def test_a_producers_control_characters_are_shown_escaped_never_obeyed() -> None:
+    """A recipient id holding `ESC[2K` and a carriage return erased its line in a terminal and wrote
+    a false "info closed resolved" over a critical alert (a probe); a newline or a right-to-left
+    override fakes or reorders a line too. Shown escaped, in the list and in colour alike; the
+    list's own colour codes stay."""
+    evil = "evil\x1b[2K\r2026-01-01 01:00 UTC  info  closed\nfake\u202e\x9b"
+    row = {"last_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "critical", "status": "open",
+           "alert_id": "a" * 32, "detector": "transfer_policy", "actor_id": evil, "subject_count": 1,
+           "counts": {"records": 1}, "title_zh": "标题", "title_en": "title", "summary": f"sent to {evil}"}  # fmt: skip
+    for color in (False, True):
+        text = render([row], color)
+        assert text.count("\n") == 1 and "\r" not in text and "\u202e" not in text and "\x9b" not in text
+        assert text.count("\x1b") == (2 if color else 0)  # its severity's style and reset, nothing else
+        assert "evil\\x1b[2K\\r2026" in text and "\\u202e" in text
+    from streams.incident_query import render as render_incidents
+
+    incident = {"first_seen": row["last_seen"], "severity": "critical", "status": "open", "key_kind": "recipient",
+                "key": evil, "subjects_distinct": 1, "subjects_reported": 1, "records": 1, "owed": [],
+                "incident_id": "b" * 32, "revision": 1, "title_zh": "标题", "title_en": "title", "alert_ids": ["a" * 32]}  # fmt: skip
+    text = render_incidents([incident], datetime(2026, 1, 2, tzinfo=UTC), color=False)
+    assert "\x1b" not in text and "\r" not in text and "evil\\x1b[2K" in text
+
+
 # -- `lifemon alerts show ID`: one alert for triage ------------------------------------------------
 BULK = "cc91f269f62a087aa24c9e8917a53515"  # two ids sharing their first 7 characters, as hashes may
 TWIN = "cc91f26aa0b1c2d3e4f5061728394a5b"
