@@ -15,7 +15,8 @@ from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -544,12 +545,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.month and (args.since or args.until):
         log.error("--month is a period of its own: give it, or --since / --until, not both")
         return 2
-    if args.since and args.until and args.until <= args.since:
-        log.error(
-            f"--until ({args.until:%Y-%m-%d %H:%M} UTC) is not after --since ({args.since:%Y-%m-%d %H:%M} UTC)"
-        )
-        return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=args.policy)
+    if not in_bank_zone(args, config):
+        return 2
     timezone = load_policy(config.policy_dir).recipients.timezone
     period = month_period(args.month, timezone) if args.month else Period(args.since, args.until, timezone)
     html = render(gather(_read_client(config), config.clickhouse.database, period))
@@ -625,12 +623,9 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
 
 def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only: Any) -> int:
     """`lifemon alerts` and `lifemon incidents`: what their filters select, as a terminal shows it."""
-    if args.since and args.until and args.until <= args.since:
-        log.error(
-            f"--until ({args.until:%Y-%m-%d %H:%M} UTC) is not after --since ({args.since:%Y-%m-%d %H:%M} UTC)"
-        )
-        return 2
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
+    if not in_bank_zone(args, config):
+        return 2
     listing = query(
         _read_client(config, table),
         config.clickhouse.database,
@@ -858,8 +853,6 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
     """`incidents show ID`: one incident's notice, deadlines and alerts (streams/incident_query.py)."""
-    from zoneinfo import ZoneInfo
-
     from streams.alert_query import AlertNotFound
     from streams.clickhouse import location
     from streams.incident_query import query_incident, render_incident_view
@@ -939,24 +932,44 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     from streams.dead_letter_query import query_dead_letters, render
 
     config = load_config(args.config, clickhouse__dsn=args.clickhouse)
+    in_bank_zone(args, config)
     client = _read_client(config, "dead_letters")
     print(render(query_dead_letters(client, config.clickhouse.database, args.since, args.limit)))
     return 0
 
 
 WHEN_HELP = (
-    "an ISO date or time (2026-12-01, 2026-12-01T08:30, with +08:00 or Z; UTC when no zone is "
-    "given), today or yesterday (midnight UTC), now, or an age: 30m, 24h, 7d, 2w"
+    "an ISO date or time (2026-12-01, 2026-12-01T08:30: the bank's, policy recipients.yaml "
+    "`timezone`, Asia/Shanghai as shipped; or with +08:00 or Z), today or yesterday (the bank's "
+    "midnight), now, or an age: 30m, 24h, 7d, 2w"
 )
 _AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def when(text: str, now: datetime | None = None) -> datetime:
-    """`--since` / `--until`: a point in time, as WHEN_HELP says (argparse's type)."""
+class BankTime(NamedTuple):
+    """A `--since` / `--until` in no zone: the bank's wall clock (a date or time as written, or the
+    midnight `days_back` days before today's), an instant once its zone is known (`instant`). A
+    probe's `alerts --since today` at 07:00 in Beijing began at 08:00 the day before, UTC's
+    midnight, and left out the night's alerts and incidents."""
+
+    wall: datetime | None
+    days_back: int = 0
+
+    def instant(self, zone: ZoneInfo, now: datetime | None = None) -> datetime:
+        if self.wall is not None:
+            return self.wall.replace(tzinfo=zone).astimezone(UTC)
+        day = (now or datetime.now(UTC)).astimezone(zone).date() - timedelta(days=self.days_back)
+        return datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
+
+
+def when(text: str, now: datetime | None = None) -> datetime | BankTime:
+    """`--since` / `--until`: a point in time, as WHEN_HELP says (argparse's type); one in no zone
+    is the bank's (`BankTime`, made an instant by `in_bank_zone`)."""
     now = now or datetime.now(UTC)
     word = text.strip().lower()
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    named = {"now": now, "today": midnight, "yesterday": midnight - timedelta(days=1)}
+    named = {"today": BankTime(None), "yesterday": BankTime(None, 1)}
+    if word == "now":
+        return now
     if word in named:
         return named[word]
     if len(word) > 1 and word[-1] in _AGE_UNITS and word[:-1].isdigit():
@@ -966,7 +979,22 @@ def when(text: str, now: datetime | None = None) -> datetime:
     except ValueError as e:
         why = "" if "isoformat" in str(e) else f" ({e})"
         raise argparse.ArgumentTypeError(f"'{text}' is not a time{why}: give {WHEN_HELP}") from None
-    return found if found.tzinfo else found.replace(tzinfo=UTC)
+    return found.astimezone(UTC) if found.tzinfo else BankTime(found)
+
+
+def in_bank_zone(args: argparse.Namespace, config: Any) -> bool:
+    """`--since` and `--until` as instants, those given in no zone in the bank's (its policy's
+    recipients.yaml `timezone`, read only then); False, said, when --until is not after --since."""
+    given = [a for a in ("since", "until") if isinstance(getattr(args, a, None), BankTime)]
+    if given:
+        zone = ZoneInfo(load_policy(config.policy_dir).recipients.timezone)
+        for a in given:
+            setattr(args, a, getattr(args, a).instant(zone))
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since and until and until <= since:
+        log.error(f"--until ({until:%Y-%m-%d %H:%M} UTC) is not after --since ({since:%Y-%m-%d %H:%M} UTC)")
+        return False
+    return True
 
 
 def seconds(text: str) -> float:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -405,16 +406,25 @@ def test_until_before_since_is_refused(capsys: pytest.CaptureFixture[str], root_
 
 
 def test_times_take_iso_names_and_ages() -> None:
+    """Today, yesterday and a time in no zone are the bank's (Asia/Shanghai as shipped): at 07:00
+    in Beijing (23:00 UTC the day before), today began at 16:00 UTC that day, not 00:00 (a probe's
+    `--since today` left out the night's alerts)."""
     now = datetime(2026, 12, 2, 15, 30, tzinfo=UTC)
-    assert when("today", now) == datetime(2026, 12, 2, tzinfo=UTC)
-    assert when("Yesterday", now) == datetime(2026, 12, 1, tzinfo=UTC)
+    beijing = ZoneInfo("Asia/Shanghai")
+    assert when("today", now).instant(beijing, now) == datetime(2026, 12, 1, 16, tzinfo=UTC)
+    assert when("Yesterday", now).instant(beijing, now) == datetime(2026, 11, 30, 16, tzinfo=UTC)
+    seven_in_beijing = datetime(2026, 12, 1, 23, tzinfo=UTC)
+    assert when("today").instant(beijing, seven_in_beijing) == datetime(2026, 12, 1, 16, tzinfo=UTC)
+    assert when("today").instant(ZoneInfo("UTC"), seven_in_beijing) == datetime(2026, 12, 1, tzinfo=UTC)
     assert when("now", now) == now
     assert when("7d", now) == now - timedelta(days=7)
     assert when("24h", now) == now - timedelta(hours=24)
     assert when("30m", now) == now - timedelta(minutes=30)
     assert when("2w", now) == now - timedelta(weeks=2)
-    assert when("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)  # UTC when no zone is given
+    assert when("2026-12-01").instant(beijing) == datetime(2026, 11, 30, 16, tzinfo=UTC)
+    assert when("2026-12-01T08:00").instant(beijing) == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
     assert when("2026-12-01T08:00+08:00") == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    assert when("2026-12-01T08:00Z") == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     parsed = build_parser().parse_args(["alerts", "--since", "7d", "--limit", "5"])
     assert isinstance(parsed.since, datetime) and parsed.limit == 5
 

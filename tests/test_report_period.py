@@ -165,7 +165,7 @@ def test_every_section_keeps_to_the_period(days, ch, policy) -> None:
     ("window", "alerts"),
     [
         ([], 6),
-        (["--since", "2026-01-01T00:00"], 2),  # UTC: e1's and e2's
+        (["--since", "2026-01-01T08:00"], 2),  # the bank's zone, 00:00 UTC: e1's and e2's
         (["--until", "2026-01-01T01:00+08:00"], 2),  # e9's two (e0 began at that minute)
         (["--since", "2025-12-31T16:00Z", "--until", "2026-01-01T09:00+08:00"], 3),  # e0's two, e1's
     ],
