@@ -882,6 +882,64 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incident_subjects(args: argparse.Namespace) -> int:
+    """`incidents subjects ID`: whom the notice PIPL art. 57 owes individuals goes to. lifemon keeps
+    pseudonyms only; given the bank's customer ids (`--customers FILE`, `-` for standard input),
+    the ones the incident names, as given, else its pseudonyms. A probe's responder found no way to
+    the 930 customers of an incident but SQL on its JSON and hashing the customer base by hand."""
+    from streams.alert_query import AlertNotFound
+    from streams.clickhouse import location
+    from streams.incident_query import query_incident
+    from streams.pseudonym import Pseudonymizer
+
+    if not _one_id_only(args, "incidents", "subjects"):
+        return 2
+    config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
+    client = _read_client(config, "incidents")
+    try:
+        incident_id, incident = query_incident(client, config.clickhouse.database, args.incident_id)
+    except AlertNotFound as e:
+        log.error(f"{e} (lifemon database {config.clickhouse.database} at {location(client)})")
+        return 2
+    if incident is None:
+        log.error(
+            f"incident {incident_id}: its pseudonyms were emptied after policy/storage.yaml pseudonym_ttl_days"
+        )
+        return 2
+    subjects = incident["subjects"]
+    named = set(subjects["pseudonyms"])
+    if args.customers is None:
+        print("\n".join(subjects["pseudonyms"]))
+        found = f"{n_of(len(named), 'pseudonym')}; --customers FILE turns them into the bank's customer ids"
+    else:
+        pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+        pseudonymize.spell_ids_as(load_policy(config.policy_dir).organisation.customer_id_form)
+        read = matched = 0
+        with sys.stdin if args.customers == "-" else open(args.customers, encoding="utf-8-sig") as ids:
+            for line in ids:
+                if customer := line.strip():
+                    read += 1
+                    if not named.isdisjoint(pseudonymize.every_version(customer).values()):
+                        matched += 1
+                        print(customer)
+        found = f"{matched} of its {n_of(len(named), 'customer')} named found among {read:,} customer ids"
+    reported, distinct = subjects["reported"], subjects["distinct"]
+    log.info(
+        f"incident {incident_id[:12]}: {found}"
+        + (
+            f"; it keeps {len(named):,} of the {distinct:,} its alerts named (subject_list_limit)"
+            if subjects["truncated"]
+            else ""
+        )
+        + (
+            f"; its alerts reported {reported:,} customers, named or not: the logs behind them name the rest"
+            if reported > distinct
+            else ""
+        )
+    )
+    return 0
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     """New alerts live, from pfi.alerts (streams/watch.py)."""
     from streams.sinks.kafka import client_config
@@ -1644,10 +1702,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_incidents)
     actions = sp.add_subparsers(
         dest="incidents_action",
-        metavar="{show,ack,resolve} INCIDENT_ID",
+        metavar="{show,subjects,ack,resolve} INCIDENT_ID",
         required=False,
-        help="one incident in full, or a review of it, instead of the list (default: the list; "
-        "`lifemon incidents show -h`, `ack -h`, `resolve -h`)",
+        help="one incident in full, the customers it names, or a review of it, instead of the list "
+        "(default: the list; `lifemon incidents show -h`, `subjects -h`, `ack -h`, `resolve -h`)",
     )
     show = actions.add_parser(
         "show",
@@ -1670,6 +1728,26 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the bank's timezone)")
     _refuses_list_filters(show, "incidents")
     show.set_defaults(func=cmd_incident_show)
+    who = actions.add_parser(
+        "subjects",
+        prog="lifemon incidents subjects",
+        help="the customers an incident names, for their notice: its pseudonyms, or the bank's ids",
+        description="The customers one incident names, one per line, for the notice PIPL art. 57 owes "
+        "them: its pseudonyms; with --customers, those of the bank's customer ids whose pseudonym (under "
+        "any key of LIFEMON_PSEUDONYM_KEY's ring) it names, as given. What it counts and keeps is said "
+        "on standard error.",
+    )
+    who.add_argument("incident_id", type=id_prefix("incident"), metavar="INCIDENT_ID", help="as for show")
+    who.add_argument(
+        "--customers",
+        metavar="FILE",
+        help="the bank's customer ids, one per line (- reads standard input); default: print the pseudonyms",
+    )
+    who.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    who.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
+    who.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the customer id form)")
+    _refuses_list_filters(who, "incidents")
+    who.set_defaults(func=cmd_incident_subjects)
     _review_parsers(actions, INCIDENTS)
 
     sp = sub.add_parser("watch", help="show new alerts live as pfi.alerts receives them (Ctrl-C stops)")

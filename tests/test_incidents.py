@@ -493,6 +493,16 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     ]:
         assert text in shown, text
     assert "鉴别信息 / authentication data (C3): 1 名客户, 1 条记录; 1 customer, 1 record" in shown
+    # `incidents subjects`: whom its notice (PIPL art. 57) goes to: its pseudonyms, or, given the
+    # bank's customer ids, those it names, as given (a probe's responder had only SQL on the JSON)
+    bulk = next(i for i in found.values() if i.key == "e1")
+    assert main(["incidents", "subjects", bulk.incident_id[:8], "--config", str(config)]) == 0
+    assert capsys.readouterr().out.split() == bulk.subjects.pseudonyms and len(bulk.subjects.pseudonyms) == 50
+    customers = tmp_path / "customers.txt"
+    customers.write_text("\n".join(f"C{i:07d}" for i in range(40, 100)) + "\n\n")
+    monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", KEY.decode())
+    assert main(["incidents", "subjects", bulk.incident_id, "--customers", str(customers), "--config", str(config)]) == 0  # fmt: skip
+    assert capsys.readouterr().out.split() == [f"C{i:07d}" for i in range(40, 50)]
     # an unknown or too short id, or a list filter beside an id, says so and exits 2
     assert main(["incidents", "show", "ffffffff", "--config", str(config)]) == 2
     assert (
