@@ -489,6 +489,7 @@ class Monitor:
         self._last_prune = time.monotonic()
         self._last_progress = 0.0
         self._idle_clock = LaggedClock()  # what quiet partitions follow (streams/idleness.py)
+        self._assigned_at = time.monotonic()  # the last assignment: `--until-idle` counts from it
         self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
         self._without_id: set[str] = set()  # topics the broker gives no id, said once each
 
@@ -559,6 +560,7 @@ class Monitor:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The inputs resume from the offsets of the changelog's last commit marker, not from the
         group's."""
+        self._assigned_at = time.monotonic()
         resume = self.restore([(tp.topic, tp.partition) for tp in partitions])
         for tp in partitions:
             if (tp.topic, tp.partition) in resume:
@@ -696,7 +698,7 @@ class Monitor:
         self.consumer.subscribe(
             self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        started = last_data = time.monotonic()
+        started = last_data = self._assigned_at = time.monotonic()
         while not self.stop_event.is_set():
             self.stats.tick()
             msgs = self._held or self.consumer.consume(
@@ -716,7 +718,10 @@ class Monitor:
                 self._check_sources()
                 self.checkpoint()
             self.upkeep(now)
-            if self.finished(now, started, last_data, idle_exit_s, max_seconds):
+            # idle is counted from the later of the last data and the last assignment: a group that
+            # waits out dead members assigns late, and a run idle since its start ended 0.7 s after
+            # (a probe's, with a checkpoint's timers unraised)
+            if self.finished(now, started, max(last_data, self._assigned_at), idle_exit_s, max_seconds):
                 break
         self.checkpoint()
 
@@ -1258,13 +1263,17 @@ class Monitor:
         any are, how old the last record processed from it is (its Kafka timestamp to now): the
         time the consumer trails the producers by. Nothing is asked of the broker."""
         now_ms = time.time() * 1000
-        lags = {}
+        lags, known = {}, bool(self._assignment())
         for at in self._assignment():
-            behind = max(self._end_offset(*at) - self.positions.get(at, 0), 0)
+            end = self._end_offset(*at)
+            known = known and end >= 0
+            behind = max(end - self.positions.get(at, 0), 0)
             stamp = self._stamps.get(at)
             age = max(now_ms - stamp, 0.0) / 1000 if behind and stamp and stamp > 0 else 0.0
             lags[(self.stream_of[at[0]], *at)] = (behind, age)
-        self.stats.on_lag(lags)
+        # none assigned yet, or an end no fetch has reported: not 0 behind, unknown (a probe's
+        # restarted run said lag=0 for 7 s with 200 000 records unread)
+        self.stats.on_lag(lags, known)
 
     def _caught_up(self) -> bool:
         inputs = {(self.stream_of[topic], p) for topic, p in self._assignment()}

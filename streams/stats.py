@@ -72,6 +72,7 @@ class Stats:
     _incident_ids: set[str] = field(default_factory=set)
     revisions: Counter = field(default_factory=Counter)  # (detector, status) -> alert revisions emitted
     lags: dict[tuple[str, str, int], Lag] = field(default_factory=dict)  # (stream, topic, partition) -> lag
+    lag_known: bool = False  # every assigned partition's end reported (`on_lag`)
     batches: Durations = field(default_factory=Durations)
     checkpoints: Durations = field(default_factory=Durations)
     assigned: int | None = None  # partitions of the last assignment; None: not assigned (or revoked)
@@ -151,8 +152,9 @@ class Stats:
                 self._incident_ids.add(i.incident_id)
                 self.incidents[("+".join(i.leakage_classes), i.severity.value)] += 1
 
-    def on_lag(self, lags: dict[tuple[str, str, int], Lag]) -> None:
-        self.lags = lags
+    def on_lag(self, lags: dict[tuple[str, str, int], Lag], known: bool = True) -> None:
+        """`known`: every assigned partition's end was reported (else the line says `lag=?`)."""
+        self.lags, self.lag_known = lags, known
 
     def on_assigned(self, partitions: int) -> None:
         """Partitions assigned and their state restored: the instance is doing its share."""
@@ -210,5 +212,5 @@ class Stats:
         raw = f"  skipped={sum(self.skipped.values())}  gaps={len(self.gaps)}" if self.skipped else ""
         return (
             f"{self.total():>9} records ({rate})  {by_stream}  "
-            f"dlq={sum(self.dead.values())}{raw}  alerts={len(self.alerts)}  lag={self.lag}"
+            f"dlq={sum(self.dead.values())}{raw}  alerts={len(self.alerts)}  lag={self.lag if self.lag_known else '?'}"
         )
