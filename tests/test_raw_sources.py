@@ -1305,3 +1305,23 @@ def test_a_plain_statement_and_a_walked_one_read_alike() -> None:
     )
     cut = "SELECT customer_name FROM cardholders WHERE customer_id IN ('K1', 'mobile_phone"
     assert split(cut, "mariadb")[0] == "SELECT customer_name FROM cardholders WHERE customer_id IN ('', ''"
+
+
+def test_an_object_audits_lines_name_only_the_audited_tables_the_text_the_rest() -> None:
+    """pgaudit's object audit (pgaudit.role = auditor, granted SELECT on credit_reports) logs a
+    SESSION line naming no table and an OBJECT line naming the audited one: a probe's 60 customers'
+    names, phones and balances read beside credit reports became an access of no field, no alert.
+    The audited tables named, the statement's other catalogued tables come from its text."""
+    statement = (
+        '"SELECT c.customer_name, c.mobile_phone, a.balance FROM core.customers c JOIN core.accounts a '
+        "USING (customer_id) WHERE EXISTS (SELECT 1 FROM core.credit_reports r WHERE r.customer_id = "
+        'c.customer_id) LIMIT 60;",<none>,60'
+    )
+    head = "2026-01-01 10:00:00.000 UTC [3226] analyst@corebank app=bi LOG:  AUDIT:"
+    lines = [f"{head} SESSION,2,1,READ,SELECT,,,{statement}", f"{head} OBJECT,2,1,READ,SELECT,TABLE,core.credit_reports,{statement}"]  # fmt: skip
+    for given in (lines, lines[1:]):
+        out = decode_all(
+            decoder()[0], "access", records(TOPICS["pgaudit"], [line.encode() for line in given])
+        )
+        ((_, ev),) = out.ok
+        assert {"customer_name", "mobile_phone", "account_balance"} <= set(ev.fields) and ev.row_count == 60

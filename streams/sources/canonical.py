@@ -125,6 +125,8 @@ class Canonical:
         # (comments blanked: a query tag after `= $1` hid the customer, one naming another added it)
         code, text = split(st.statement, st.source)
         named = st.tables or self._tables_in(st, code) or self._sources_in(st, code)
+        if st.partial:  # an object audit's lines name only the audited tables of a join: the text the rest
+            named = [*named, *(t for t in self._tables_in(st, code) if t not in named)]
         ignored = set(db.ignore_schemas) if db else set()
         tables = [t for t in named if t.split(".", 1)[0] not in ignored or "." not in t]
         if st.source == "mariadb":  # server_audit names `database.table`; the catalog keys tables by name

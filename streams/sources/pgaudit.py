@@ -166,7 +166,7 @@ class PgauditParser:
                 f"AUDIT payload has {len(fields)} fields; expected SESSION|OBJECT,stmt_id,substmt_id,class,"
                 "command,object_type,object_name,statement,parameter[,rows]",
             )
-        _, stmt_id, sub_id, cls, command, _obj_type, obj_name, statement, *rest = fields
+        kind, stmt_id, sub_id, cls, command, _obj_type, obj_name, statement, *rest = fields
         if cls not in _DATA_CLASSES:
             return f"pgaudit: {cls} class (not data access)"
         if command in _NOT_ACCESS:
@@ -201,6 +201,7 @@ class PgauditParser:
             else _own_statement(carry, session, stmt_id, command, _unquoted(obj_name), statement),
             params,
             rows if command != "DECLARE CURSOR" else None,  # pgaudit does not audit FETCH
+            partial=kind == "OBJECT",
         )
 
     def _ts(self, row: Row, line: Line) -> int:
@@ -333,6 +334,7 @@ class Open:
             self.parts[sub] = (raw, st)
             return
         held[1].tables += [t for t in st.tables if t not in held[1].tables]
+        held[1].partial = held[1].partial or st.partial
         self.parts[sub] = (raw, held[1])
 
     def statements(self) -> list[tuple[RawRecord, DbStatement]]:

@@ -31,6 +31,9 @@ class DbStatement:
     rows: int | None = None  # None: the log does not say (server_audit, a cursor)
     denied: bool = False
     truncated: bool = False  # the log cut the statement (server_audit_query_log_limit)
+    # `tables` are some of those it read: pgaudit's object audit logs only the relations its role is
+    # granted (pgaudit.role): the others are found in the text
+    partial: bool = False
 
 
 @dataclass(slots=True)
