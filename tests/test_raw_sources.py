@@ -741,15 +741,21 @@ def test_a_read_that_returned_no_row_names_no_customer() -> None:
 
 
 def test_a_read_of_unknown_size_is_a_visibility_gap() -> None:
-    """pgaudit with log_rows off gives no row count: the analyst's 600-row join counts as one
-    record, and says so as the gap `rows_unknown` instead of passing for a small read."""
+    """pgaudit with log_rows off gives no row count: the analyst's join, no WHERE narrowing it,
+    counts the rows its `LIMIT 600` returns at most, and says its size is unknown as the gap
+    `rows_unknown`; narrowed by a WHERE, its LIMIT is a cap, and it counts as one record."""
     lines = [e.removesuffix(b",600") for e in entries("pgaudit.log") if b"analyst_zhao" in e]
     dec, stats = decoder(log_rows=False)
     out = decode_all(dec, "access", records(TOPICS["pgaudit"], lines))
     assert [summary(ev) for _, ev in out.ok] == [
-        ("E1002", "core_banking", "success", [], 1, ["account_balance"])
+        ("E1002", "core_banking", "success", [], 600, ["account_balance"])
     ]
     assert stats.gaps == {"rows_unknown corebank.core.customers+core.accounts": 1}
+    capped = [
+        e.replace(b"USING (customer_id)", b"USING (customer_id) WHERE a.balance > 100000") for e in lines
+    ]
+    out = decode_all(decoder(log_rows=False)[0], "access", records(TOPICS["pgaudit"], capped))
+    assert [ev.row_count for _, ev in out.ok] == [1]
 
 
 def test_a_statement_server_audit_cut_at_its_limit_is_a_visibility_gap() -> None:
@@ -1325,3 +1331,37 @@ def test_an_object_audits_lines_name_only_the_audited_tables_the_text_the_rest()
         )
         ((_, ev),) = out.ok
         assert {"customer_name", "mobile_phone", "account_balance"} <= set(ev.fields) and ev.row_count == 60
+
+
+def test_mariadb_copies_pages_and_joins_count_what_they_read(tmp_path: Path) -> None:
+    """server_audit counts no rows. A probe's `CREATE TABLE … AS SELECT` and `INSERT … SELECT`
+    copying 700 customers' credit limits were 1 record each (not reads at all); 600 transactions
+    paged 50 at a time were 12; a join of 50 large transactions to their cardholders counted all 700
+    cardholders (a false high alert). Copies are reads of their query's tables, a page counts what
+    its LIMIT returns, a join is narrowed as one; a narrowed query's LIMIT is a cap, not a count."""
+    from policy import load_policy
+    from streams.sources import parsers_for
+
+    text = (FIXTURES.parent.parent.parent / "policy" / "sources.yaml").read_text()
+    for table in ("cardholders", "credit_limits"):
+        text = text.replace(f"      {table}:\n", f"      {table}:\n        rows: 700\n")
+    (tmp_path / "sources.yaml").write_text(text)
+    statements = [
+        ("CREATE TABLE cl_copy AS SELECT * FROM credit_limits", 700, "query"),
+        ("INSERT INTO cl_copy SELECT * FROM credit_limits", 700, "query"),
+        ("SELECT h.customer_name, t.amount FROM card_txn t JOIN cardholders h ON h.customer_id = t.customer_id WHERE t.amount > 1950", 1, "query"),
+        ("SELECT customer_id, amount FROM card_txn ORDER BY customer_id LIMIT 50 OFFSET 100", 50, "query"),
+        ("SELECT customer_id, amount FROM card_txn ORDER BY customer_id LIMIT 100, 50", 50, "query"),
+        ("SELECT amount FROM card_txn WHERE amount > 100 LIMIT 500", 1, "query"),
+        ("SELECT customer_name FROM cardholders", 700, "query"),
+    ]  # fmt: skip
+    lines = [
+        f"20261201 16:44:0{i},vm,csr_liu,localhost,4,{10 + i},QUERY,cards,'{sql}',0".encode()
+        for i, (sql, _, _) in enumerate(statements)
+    ]
+    stats = Stats()
+    mapping = load_sources(tmp_path, load_policy().classification)
+    dec = RawDecoder(Decoder(), parsers_for(raw_config()), mapping, stats)
+    out = decode_all(dec, "access", records(TOPICS["mariadb"], lines))
+    assert [(ev.row_count, ev.action.value) for _, ev in out.ok] == [(n, a) for _, n, a in statements]
+    assert "loan_details" in out.ok[0][1].fields and "loan_details" in out.ok[1][1].fields

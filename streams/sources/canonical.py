@@ -47,6 +47,11 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
             "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
 # a read or export whose size the log may not say
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
+# a statement that copies what a query reads into a table: `CREATE TABLE t AS SELECT`, `INSERT INTO t
+# SELECT`: a read of the query's tables (a probe's copy of 700 customers' credit limits was 1 record)
+_COPIES = re.compile(r"^\s*+(?:INSERT|REPLACE|CREATE)\b.*?\bSELECT\b", re.I | re.S)
+# the outer query's row limit: `LIMIT 50`, `LIMIT 100, 50` (MariaDB: offset, count), `FETCH FIRST 50 ROWS`
+_LIMIT_ROWS = re.compile(r"\bLIMIT\s++(?:\d++\s*+,\s*+)?(\d++)|\bFETCH\s++(?:FIRST|NEXT)\s++(\d++)", re.I)
 # a query whose select list is counts alone: `SELECT count(*) FROM ...`, `count(DISTINCT x) AS n`
 _COUNT = r"count\s*+\([^()]*+\)(?:\s++(?:AS\s++)?(?!FROM\b)\w+)?"
 _ONLY_COUNTS = re.compile(
@@ -159,6 +164,8 @@ class Canonical:
             # (`SELECT c FROM customers c`, `TABLE customers`) is still a read
             return None
         rows = st.rows
+        copies = bool(_COPIES.search(code))
+        reads = st.command in _READS or copies
         folded = bool(rows and not subjects and _FOLDS.search(code))
         if folded:  # one row holding a table's worth: shown as unseen
             self._gap("aggregated_rows_unknown", f"{st.database}.{'+'.join(tables)}")
@@ -172,14 +179,23 @@ class Canonical:
                 self._gap("cursor_rows_unknown", f"{st.database}.{'+'.join(tables)}")
             elif st.command.startswith("COPY"):  # nor the rows of COPY <table> TO|FROM
                 self._gap("copy_rows_unknown", f"{st.database}.{'+'.join(tables)}")
-            elif not subjects and not st.denied and st.command in _READS:
+            elif not subjects and not st.denied and reads:
                 # a read of unknown size: SELECT * FROM cardholders may be one row or all of them
                 self._gap("rows_unknown", f"{st.database}.{'+'.join(tables)}")
         if (rows is None or folded) and not subjects and not st.denied:
             # all of a table the bank gives the size of counts that many (a probe's `COPY
             # core.accounts TO` counted as one record, a `string_agg` over 700 customers as one);
             # else the query counts by what it names
-            rows = (self._whole_table(st, code, tables) if fields else 0) or rows  # count(*) reads none
+            rows = (
+                self._whole_table(st, code, tables, reads) if fields else 0
+            ) or rows  # count(*) reads none
+        if rows is None and reads and fields and not subjects and not st.denied:
+            # a page of a table, no WHERE narrowing it: what its LIMIT returns, counted so (a probe's
+            # 600 transactions paged 50 at a time were 12 records, `SELECT * FROM cardholders LIMIT
+            # 60` one); a narrowed query's LIMIT is a cap, not a count
+            where = _top_where(code)
+            if not (where and self._narrowed(st, where, tables)):
+                rows = _limit(code)
         if rows is None:
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
         if st.truncated:
@@ -190,7 +206,7 @@ class Canonical:
             actor_id=self._actor(st),
             purpose=self.m.actors.purposes.get(st.application or ""),
             system=db.system if db else st.database or "unknown",
-            action=_ACTIONS.get(st.command.upper(), Action.query),
+            action=Action.query if copies else _ACTIONS.get(st.command.upper(), Action.query),
             subject_ids=subjects,
             row_count=0 if st.denied else max(rows, 0),
             fields=fields,
@@ -274,24 +290,32 @@ class Canonical:
         words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(code)}
         return [q for q in db.tables if q.lower() in words or q.rsplit(".", 1)[-1].lower() in words]
 
-    def _whole_table(self, st: DbStatement, code: str, tables: list[str]) -> int:
+    def _whole_table(self, st: DbStatement, code: str, tables: list[str], reads: bool) -> int:
         """The rows sources.yaml says the largest of `tables` holds, if the statement reads or
         exports all of it; else 0. What narrows a table is in the query that reads it (`_clause`:
         a LIMIT in a subquery of the select list narrows nothing): a LIMIT or sample, or a WHERE
-        that compares one of its catalogued columns or its customer key (`WHERE 1=1` does not)."""
-        if not (st.command in _READS or st.command in ("COPY", "DECLARE CURSOR")):
+        that compares one of its catalogued columns or its customer key (`WHERE 1=1` does not). A
+        join is narrowed as one: a WHERE comparing another joined table's column bounds the rows
+        this one joins (a probe's 50 large transactions joined to their cardholders counted all 700
+        cardholders, as transaction records)."""
+        if not (reads or st.command in ("COPY", "DECLARE CURSOR")):
             return 0
         sizes: list[int] = []
         for name in tables:
             found = self.m.table(st.database, name)
             if found is None or not found[1].rows:
                 continue
-            entry, clause = found[1], _clause(code, name)
+            clause = _clause(code, name)
             where = _top_where(clause)
-            narrowed = bool(where and where.strip()) and _bounded(where or "", _narrowing(entry), st.source)
-            if not _LIMITS.search(clause) and not narrowed:
-                sizes.append(entry.rows or 0)
+            if not _LIMITS.search(clause) and not (where and self._narrowed(st, where, tables)):
+                sizes.append(found[1].rows or 0)
         return max(sizes, default=0)
+
+    def _narrowed(self, st: DbStatement, where: str, tables: list[str]) -> bool:
+        """Whether a WHERE bounds the rows of a statement's tables: it compares a catalogued column
+        or the customer key of any of them (a join is narrowed as one)."""
+        entries = [found[1] for name in tables if (found := self.m.table(st.database, name))]
+        return bool(where.strip()) and any(_bounded(where, _narrowing(e), st.source) for e in entries)
 
     def _sources_in(self, st: DbStatement, code: str) -> list[str]:
         """What a read or export of a pgaudit log that names no catalogued table takes its rows from,
@@ -337,6 +361,12 @@ def _from_items(text: str) -> Iterator[tuple[str, str]]:
             if not (comma := _COMMA.match(text, pos)):
                 break
             pos = comma.end()
+
+
+def _limit(code: str) -> int | None:
+    """The rows the outer query's limit allows (its last one: a subquery's comes before it), if any."""
+    found = _LIMIT_ROWS.findall(code)
+    return int(found[-1][0] or found[-1][1]) if found else None
 
 
 def _clause(code: str, table: str) -> str:
