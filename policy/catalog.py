@@ -264,7 +264,11 @@ class Catalog:
         """(system allowed, data allowed) for any of the roles (seed 004 角色设置(2): a user may hold
         several). Each role's permission set is a whole: the data must be granted by a role that
         also opens the system, not the system by one role and the data by another. A role the
-        policy gives no permission set is not judged: both True."""
+        policy gives no permission set is not judged: both True. Only the data the catalog knows is
+        judged: an uncatalogued table or column (`db:…`, a field id it lacks) is a coverage gap, not
+        a permission a role lacks (a probe's teller reading one customer through an uncatalogued view
+        was "not permitted a query of (nothing)", a medium alert)."""
+        field_ids = [f for f in field_ids if f in self.field_class]
         granted: list[tuple[bool, bool]] = []  # per role: (system, data)
         for r in roles:
             role = self.roles.get(r)

@@ -1310,3 +1310,16 @@ def test_one_customer_named_twice_or_beside_a_blank_is_one_customer(run, named) 
     ents = [entitlement("e1", role="wealth_manager")]
     (ev,) = access("e1", action="print", fields=("customer_name", "assets"), purpose="wealth_advice")
     assert run(ents, [ev.model_copy(update={"subject_ids": named})]) == []
+
+
+def test_an_uncatalogued_table_is_a_coverage_gap_not_a_permission_a_role_lacks(run) -> None:
+    """A probe's teller read one customer through a view the policy does not map: the access named
+    `db:corebank.core.v_customer_contact`, which no permission set grants, and was "not permitted
+    a query of  for roles teller" (medium). What the catalog knows is judged; the rest is the gap
+    `lifemon catalog gaps` lists. A role's known data beyond its grant still fires."""
+    ents = [entitlement("e1", role="teller")]
+    view = ("db:corebank.core.v_customer_contact",)
+    assert run(ents, access("e1", fields=view, purpose="customer_service")) == []
+    assert run(ents, access("e1", fields=("customer_name", *view), purpose="customer_service")) == []
+    (a,) = run(ents, access("e1", fields=("credit_report", *view), purpose="customer_service"))
+    assert "role_not_permitted" in reasons([a]) and "query of credit for roles teller" in a.summary
