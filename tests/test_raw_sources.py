@@ -515,7 +515,8 @@ def test_a_dbas_maintenance_and_a_count_are_no_access_and_a_refused_export_is_de
 
     head = "20261205 21:38:44,vm,csr_liu,localhost,{conn},{query},QUERY,cards,'{sql}',{code}"
     maintenance = ["ANALYZE TABLE cardholders", "OPTIMIZE TABLE cardholders", "CHECK TABLE cardholders",
-                   "CHECK VIEW cardholder_view", "LOCK TABLES `cardholders` READ", "UNLOCK TABLES"]  # fmt: skip
+                   "CHECK VIEW cardholder_view", "LOCK TABLES `cardholders` READ", "UNLOCK TABLES",
+                   "ALTER TABLE cardholders ADD INDEX idx_phone (mobile_phone)"]  # fmt: skip
     # ANALYZE of a statement runs it (MariaDB's ANALYZE DELETE deletes the rows): an access, after a
     # client's comment and with FORMAT=JSON too (a re-read: the comment's word was taken for the verb)
     analyzed = "ANALYZE DELETE FROM cardholders WHERE customer_id = \\'K1\\'"
@@ -1354,6 +1355,7 @@ def test_mariadb_copies_pages_and_joins_count_what_they_read(tmp_path: Path) -> 
         ("SELECT customer_id, amount FROM card_txn ORDER BY customer_id LIMIT 100, 50", 50, "query"),
         ("SELECT amount FROM card_txn WHERE amount > 100 LIMIT 500", 1, "query"),
         ("SELECT customer_name FROM cardholders", 700, "query"),
+        ("REPLACE INTO credit_limits (customer_id, credit_limit) VALUES (\\'K1\\', 5000)", 1, "update"),
     ]  # fmt: skip
     lines = [
         f"20261201 16:44:0{i},vm,csr_liu,localhost,4,{10 + i},QUERY,cards,'{sql}',0".encode()

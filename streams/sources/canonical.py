@@ -44,7 +44,8 @@ _WORD = re.compile(r'"?([^\W\d][\w$]*)"?(?:\s*\.\s*"?([^\W\d][\w$]*)"?)?')  # an
 _WHOLE_TABLE_COPY = re.compile(r"\s*COPY\s+[^\s(]+\s+(?:TO|FROM)\b", re.I)  # no column list: every column
 _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Action.export, "COPY FROM": Action.update,
             "SELECT INTO OUTFILE": Action.export, "INSERT": Action.update, "UPDATE": Action.update,
-            "MERGE": Action.update, "DELETE": Action.delete, "TRUNCATE": Action.delete}  # fmt: skip
+            "MERGE": Action.update, "REPLACE": Action.update, "DELETE": Action.delete,
+            "TRUNCATE": Action.delete, "DROP": Action.delete}  # fmt: skip
 # a read or export whose size the log may not say
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
 # a statement that copies what a query reads into a table: `CREATE TABLE t AS SELECT`, `INSERT INTO t

@@ -59,7 +59,10 @@ _NOT_ACCESS = {"PREPARE": "the EXECUTE that follows is the access", "DEALLOCATE"
                "ANALYZE": "table maintenance, no rows read out", "OPTIMIZE": "table maintenance, no rows read out",
                "CHECK": "table maintenance, no rows read out", "REPAIR": "table maintenance, no rows read out",
                "CHECKSUM": "table maintenance, no rows read out", "LOCK": "a lock, no rows read out",
-               "UNLOCK": "a lock, no rows read out", "FLUSH": "server maintenance, no rows read out"}  # fmt: skip
+               "UNLOCK": "a lock, no rows read out", "FLUSH": "server maintenance, no rows read out",
+               # a definition changed (an index added on a PFI column reads no row out: a probe's
+               # `ALTER TABLE cardholders ADD INDEX (mobile_phone)` was a query of phone numbers)
+               "ALTER": "a definition, no rows read out"}  # fmt: skip
 # ANALYZE of a table reads no row out (`ANALYZE TABLE t`); `ANALYZE DELETE FROM t` deletes its rows
 _TABLE_WORK = re.compile(
     r"(?:\s+|\(|/\*.*?\*/|--[^\n]*\n|#[^\n]*\n)*\w+\s+(?:(?:LOCAL|NO_WRITE_TO_BINLOG)\s+)?TABLES?\b",
