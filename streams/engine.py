@@ -642,6 +642,9 @@ class Engine:
         # (a replay has no table to fill, and would hold every deletion of months of history)
         self.deletions: DeletionLedger | None = None
         self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
+        # topic -> the name its duplicates are looked for under: a replay's files of one stream are
+        # one stream's exports, which overlap (`lifemon replay`); a live topic is its own
+        self.dedupe_as: dict[str, str] = {}
         self.duplicates: Counter = Counter()  # stream -> upstream duplicates dropped
         self.sections = {s.kind: s.section for s in self.specs}
         # (stream, key) -> the detectors that read the stream keyed so
@@ -909,7 +912,8 @@ class Engine:
         shipper's retry must not count twice. A duplicate lands in the same partition (same key),
         so one bounded set of recent ids per partition catches it. On a repartition topic the id
         is the event's with its key (an event fanned out to several customers is one per key)."""
-        seen = self.seen_ids[(topic, partition)]
+        scope = (self.dedupe_as.get(topic, topic), partition)
+        seen = self.seen_ids[scope]
         ids = None if key is None else [f"{ev.event_id}{SEP}{_one(getattr(ev, key))}" for _, ev in decoded]
         kept, dropped = _door.first_deliveries(list(decoded), seen, ids)  # one C loop (streams/_door.c)
         if dropped:
@@ -917,7 +921,7 @@ class Engine:
         if len(seen) > DEDUP_IDS_PER_PARTITION * 5 // 4:
             # the newest ids stay (dicts keep insertion order); trimmed in one rebuild, since
             # deleting a dict's first key one at a time rescans the deleted slots each time
-            self.seen_ids[(topic, partition)] = dict.fromkeys(list(seen)[-DEDUP_IDS_PER_PARTITION:])
+            self.seen_ids[scope] = dict.fromkeys(list(seen)[-DEDUP_IDS_PER_PARTITION:])
         return kept
 
     # -- time -----------------------------------------------------------------------------------

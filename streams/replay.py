@@ -126,6 +126,9 @@ def replay(
     dead: list[DeadLetter] = []
     # Event files are merged by record number, batch by batch, the way a consumer interleaves partitions.
     topics = topics_of(ordered)
+    # a stream's files are its exports, and exports overlap: an event in two of them is one (a
+    # probe's two denials, in both of two overlapping exports, were "3 denied in 10 min")
+    engine.dedupe_as.update({topics[p]: f"{streams[p]}\x1ffiles" for p in ordered})
     readers = {p: read_raw(p, topics[p]) for p in ordered}
     for p in ordered:
         if streams[p] in REFERENCE_STREAMS:

@@ -237,6 +237,32 @@ def test_one_access_dated_ten_years_ahead_does_not_hide_a_burst(policy, catalog,
     assert alert.subject_count == 60 and alert.actor_id == "e1"
 
 
+def test_an_event_in_two_overlapping_exports_is_one(policy, catalog, tmp_path) -> None:
+    """Two exports of the access log overlap: the 55 reads in both were 110 customers' reads to
+    bulk_query, an alert for a lobby manager allowed 40 (a probe's two denials in both of two files
+    were "3 denied in 10 min"). One event, one read, whichever files hold it."""
+    from conftest import access, entitlement
+
+    reads = access("e1", customers=55, every_s=60, first_customer=0)
+    lines = [e.model_dump_json().encode() + b"\n" for e in reads]
+    (tmp_path / "pfi.access.morning.jsonl").write_bytes(b"".join(lines[:35]))
+    (tmp_path / "pfi.access.noon.jsonl").write_bytes(b"".join(lines[20:]))
+    (tmp_path / "pfi.entitlements.jsonl").write_bytes(entitlement("e1").model_dump_json().encode() + b"\n")
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "pfi.access.jsonl").write_bytes(b"".join(lines))
+    (one / "pfi.entitlements.jsonl").write_bytes((tmp_path / "pfi.entitlements.jsonl").read_bytes())
+    found = []
+    for folder in (tmp_path, one):
+        files = sorted(f for f in folder.iterdir() if f.is_file())
+        engine = Engine(load_detectors(policy), catalog, Pseudonymizer.from_env(allow_ephemeral=False))
+        found.append(latest(replay(engine, Decoder(), files)[0]))
+    assert [(a.alert_id, a.subject_count, a.event_count) for a in found[0]] == [
+        (a.alert_id, a.subject_count, a.event_count) for a in found[1]
+    ]
+    assert len(found[1]) == 1 and found[1][0].event_count == 55
+
+
 def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     workload, tmp_path: Path, ch, names, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
