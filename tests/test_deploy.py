@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from policy import load_policy
 from streams.alert_query import query_alerts, records_and_customers
 from streams.clickhouse import PASSWORD_ENV, apply_ddl, connect, ddl_statements
 from streams.config import ENV_OVERRIDES
@@ -710,6 +711,9 @@ def test_dashboards_are_valid() -> None:
         dash = json.loads(path.read_text(encoding="utf-8"))
         uids.add(dash["uid"])
         assert dash["uid"] == path.stem
+        # in the bank's zone, as every report and deadline is (a viewer's browser in UTC, or abroad,
+        # showed a Beijing night's alerts on the day before)
+        assert dash["timezone"] == load_policy().recipients.timezone, path.name
         assert re.search(r"[\u4e00-\u9fff]", dash["title"]) and re.search(r"[A-Za-z]", dash["title"])
         ids = [p["id"] for p in dash["panels"]]
         assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
