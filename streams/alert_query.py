@@ -67,6 +67,7 @@ def query_alerts(
     review: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    raised_since: datetime | None = None,
     limit: int = 50,
     order: str = "newest",  # a key of ORDERS: which rows a cut keeps, in what order
 ) -> Listing:
@@ -94,6 +95,9 @@ def query_alerts(
         ("review IN {reviews:Array(String)}", "reviews", ALERTS.reviews.get(review or "")),
         ("last_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("last_seen < {until:DateTime64(3, 'UTC')}", "until", until),
+        # stored since: raised or revised then, whatever its events' time (a late log, a deadline
+        # passed, a backfill: a probe's `--since 1h` found none of the alerts a replay had just stored)
+        ("inserted_at >= {raised:DateTime64(3, 'UTC')}", "raised", raised_since),
     ]
     columns = [*COLUMNS, "summary", "review"]
     return select_latest(

@@ -611,6 +611,13 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
     sp.add_argument("--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN (default: any time)")
     sp.add_argument("--until", type=when, metavar="WHEN", help=f"{seen} before WHEN (default: any time)")
     sp.add_argument(
+        "--raised-since",
+        type=when,
+        metavar="WHEN",
+        help=f"only {what} raised or revised (stored) at or after WHEN, whatever their events' time: "
+        "what is new since an analyst last looked (default: any time)",
+    )
+    sp.add_argument(
         "--limit",
         type=positive,
         default=LIST_LIMIT,
@@ -634,6 +641,7 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
         review=args.review,
         since=args.since,
         until=args.until,
+        raised_since=args.raised_since,
         limit=args.limit,
         **only,
     )
@@ -693,7 +701,18 @@ def _policy_has_rule(args: argparse.Namespace) -> bool:
 
 # the list's filters, which `alerts show`, `ack` and `resolve` refuse rather than ignore: an id
 # names one alert
-LIST_ONLY = ("detector", "actor", "rule", "subject", "severity", "status", "review", "since", "until")
+LIST_ONLY = (
+    "detector",
+    "actor",
+    "rule",
+    "subject",
+    "severity",
+    "status",
+    "review",
+    "since",
+    "until",
+    "raised_since",
+)
 INCIDENT_FILTERS = LIST_ONLY[4:]  # `lifemon incidents` filters by these alone
 
 
@@ -703,13 +722,13 @@ def _refuses_list_filters(parser: argparse.ArgumentParser, source: str) -> None:
     with the whole program's usage (a new user's). Only the `source` list's own: `incidents show ID
     --rule X` is an unknown option, not a filter of a list that has none."""
     for name in (*(LIST_ONLY if source == "alerts" else INCIDENT_FILTERS), "limit"):
-        parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        parser.add_argument(f"--{name.replace('_', '-')}", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _one_id_only(args: argparse.Namespace, command: str, action: str) -> bool:
     """Whether `lifemon alerts|incidents ACTION ID` came without the list's filters (else said,
     and False)."""
-    given = [f"--{name}" for name in LIST_ONLY if getattr(args, name, None)]
+    given = [f"--{name.replace('_', '-')}" for name in LIST_ONLY if getattr(args, name, None)]
     if given or args.limit != LIST_LIMIT:
         listed = ", ".join(given + (["--limit"] if args.limit != LIST_LIMIT else []))
         noun = command.removesuffix("s")
@@ -1043,7 +1062,7 @@ def when(text: str, now: datetime | None = None) -> datetime | BankTime:
 def in_bank_zone(args: argparse.Namespace, config: Any) -> bool:
     """`--since` and `--until` as instants, those given in no zone in the bank's (its policy's
     recipients.yaml `timezone`, read only then); False, said, when --until is not after --since."""
-    given = [a for a in ("since", "until") if isinstance(getattr(args, a, None), BankTime)]
+    given = [a for a in ("since", "until", "raised_since") if isinstance(getattr(args, a, None), BankTime)]
     if given:
         zone = ZoneInfo(load_policy(config.policy_dir).recipients.timezone)
         for a in given:

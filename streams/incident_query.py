@@ -90,6 +90,7 @@ def query_incidents(
     review: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    raised_since: datetime | None = None,
     limit: int = 50,
 ) -> Listing:
     """Incidents as dicts of COLUMNS, the earliest report still owed first (the order they must be
@@ -100,6 +101,9 @@ def query_incidents(
         ("review IN {reviews:Array(String)}", "reviews", INCIDENTS.reviews.get(review or "")),
         ("first_seen >= {since:DateTime64(3, 'UTC')}", "since", since),
         ("first_seen < {until:DateTime64(3, 'UTC')}", "until", until),
+        # stored since: raised or revised then, whatever its events' time (a late log, a deadline
+        # passed, a backfill: a probe's `--since 1h` found none of the alerts a replay had just stored)
+        ("inserted_at >= {raised:DateTime64(3, 'UTC')}", "raised", raised_since),
     ]
     return select_latest(
         client,

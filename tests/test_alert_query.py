@@ -111,6 +111,13 @@ def test_the_cli_prints_one_line_and_the_summary_per_alert(ch, db, capsys, monke
     assert main(["alerts", "--config", str(config), "--since", "7d"]) == 0
     assert capsys.readouterr().out.strip() == "no alerts match"
     assert render([]) == "no alerts match"
+    # what was stored lately, whatever its events' time: those 2026-01-01 alerts, stored by this test
+    # (a probe's `--since 1h` found none of what a replay had just stored)
+    assert main(["alerts", "--config", str(config), "--raised-since", "1h"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "4 alerts"
+    assert main(["alerts", "--config", str(config), "--raised-since", "2099-01-01T00:00Z"]) == 0
+    assert capsys.readouterr().out.strip() == "no alerts match"
+    assert main(["incidents", "--config", str(config), "--raised-since", "1h"]) == 0
 
 
 def test_records_and_customers_are_labelled_and_times_say_utc(ch, policy, catalog) -> None:
