@@ -588,8 +588,8 @@ is_separator(Py_UCS4 c)
 
 /* One group of ASCII digits (an X after them possibly) read as personal_numbers.py `_within` reads
  * a group: a card (scheme prefix and length, Luhn digit) or resident ID (birth date's digits, ISO
- * 7064 check character) that is the group or sits at either end of it, or a mobile number that is
- * the group, behind 86 or 0086 or not. A superset: a resident ID's date is not checked to the day.
+ * 7064 check character) that is the group or sits at either end of it, or a mobile number or IMEI
+ * that is the group, a mobile behind 86 or 0086 or not. A superset: a resident ID's date is not checked to the day.
  * A group none of these can be read in is no name to look at: a snowflake or timestamped id costs
  * no Python (about 6 µs a name there). */
 static int
@@ -653,10 +653,17 @@ mobile_at(const char *d, Py_ssize_t n)
     return n - code == 11 && all_digits(d, n) && d[code] == '1' && d[code + 1] >= '3';
 }
 
+/* an IMEI: 15 digits and a Luhn check digit (personal_numbers._whole) */
+static int
+imei_at(const char *d, Py_ssize_t n)
+{
+    return n == 15 && all_digits(d, n) && luhn(d, n);
+}
+
 static int
 may_hold_number(const char *d, Py_ssize_t n)
 {
-    if (mobile_at(d, n) || checked_at(d, n))
+    if (mobile_at(d, n) || checked_at(d, n) || imei_at(d, n))
         return 1;
     for (Py_ssize_t w = 19; w >= 16; w--)
         if (w < n && (checked_at(d, w) || checked_at(d + n - w, w)))
@@ -715,7 +722,7 @@ holds_long_number(PyObject *text)
 PyDoc_STRVAR(long_numbers_doc,
 "long_numbers(records, attrs)\n--\n\n"
 "(index, attr) of each record's `attrs` (a str, a list of str, or None) holding a run of 11 digits\n"
-"or more where a card, resident ID or mobile number may hide: the few names to look at closely.\n"
+"or more where a card, resident ID, mobile number or IMEI may hide: the few names to look at closely.\n"
 "A run that is one group of ASCII digits is one only if such a number can be read in it.");
 
 static PyObject *

@@ -1,4 +1,4 @@
-"""Card, resident ID and mobile numbers, and customer ids, inside the names producers give.
+"""Card, resident ID, mobile and IMEI numbers, and customer ids, inside the names producers give.
 
 A producer may build an event id, a record id, an actor, a recipient or a path from a customer's
 number (`REC-6222020200001234562`, `/upload/6222…/statement.csv`, an SDK host
@@ -91,7 +91,9 @@ def is_card(digits: str) -> bool:
 
 
 def _checked(digits: str) -> ValueType | None:
-    """A card or resident ID that is the whole of `digits` (ASCII digits, an X last for an ID)."""
+    """A card, resident ID or IMEI that is the whole of `digits` (ASCII digits, an X last for an ID).
+    An IMEI is 15 digits with a Luhn check digit, as the HAR path reads one (a probe's SDK telemetry
+    named devices `dev-490154203237518`, an IMEI the state changelog kept)."""
     if len(digits) == 18 and is_ric(digits):
         return ValueType.cn_ric
     return ValueType.bank_card if is_card(digits) else None
@@ -108,6 +110,11 @@ def _whole(digits: str, groups: list[int]) -> tuple[ValueType, str] | None:
             own = groups[1:] if code and groups[0] == len(code) else groups  # a code written apart
             if own == [len(digits) - len(code)] or (code and len(own) == 1) or own in _MOBILE_GROUPS:
                 return ValueType.cn_mobile, digits[len(code) :]
+    # an IMEI: 15 digits, a Luhn check digit, as the HAR path reads one; after the mobile number
+    # dialled `0086` (as long, and its digits may pass Luhn too). A probe's SDK telemetry named
+    # devices `dev-490154203237518`, an IMEI the state changelog kept
+    if len(digits) == 15 and _luhn(digits):
+        return ValueType.imei, digits
     return None
 
 

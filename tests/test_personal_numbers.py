@@ -45,6 +45,10 @@ SPELLINGS = {
     "tabs": ("6222\t0202\t0000\t1234\t562", "{bank_card}"),
     "two spaces": ("6222  0202  0000  1234  562", "{bank_card}"),
     "an X after": (CARD + "X", "{bank_card}X"),
+    # an IMEI as an SDK names a device (a probe's telemetry: the state changelog kept it); 15 digits
+    # failing Luhn are no IMEI
+    "an IMEI": ("dev-490154203237518", "dev-{imei}"),
+    "15 digits, no IMEI": ("dev-490154203237519", "dev-490154203237519"),
     "a sequence after": (CARD + "0001", "{bank_card}0001"),
     "a date before": ("20260101" + CARD, "20260101{bank_card}"),
     "resident ID": (RIC, "{cn_ric}"),
