@@ -110,10 +110,11 @@ def _whole(digits: str, groups: list[int]) -> tuple[ValueType, str] | None:
             own = groups[1:] if code and groups[0] == len(code) else groups  # a code written apart
             if own == [len(digits) - len(code)] or (code and len(own) == 1) or own in _MOBILE_GROUPS:
                 return ValueType.cn_mobile, digits[len(code) :]
-    # an IMEI: 15 digits, a Luhn check digit, as the HAR path reads one; after the mobile number
-    # dialled `0086` (as long, and its digits may pass Luhn too). A probe's SDK telemetry named
-    # devices `dev-490154203237518`, an IMEI the state changelog kept
-    if len(digits) == 15 and _luhn(digits):
+    # an IMEI: 15 digits written whole, a Luhn check digit, as the HAR path reads one; after the
+    # mobile number dialled `0086` (as long, and its digits may pass Luhn too); not digits of other
+    # groups joined (a date beside a phone number). A probe's SDK telemetry named devices
+    # `dev-490154203237518`, an IMEI the state changelog kept
+    if len(digits) == 15 and groups == [15] and _luhn(digits):
         return ValueType.imei, digits
     return None
 

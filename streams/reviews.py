@@ -121,10 +121,15 @@ _SECRET = re.compile(
 )
 
 
+# an e-mail address: a customer's, typed into a note (a probe's "ouyang.feng@example.com" was kept)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
 def redact(text: str, customer_id_form: str | None = None) -> str:
     """`text` as a review stores it: customer ids of the bank's form (organisation.yaml
     `customer_id_form`; none without one) become `{customer}`, pseudonyms `{pseudonym}`, then card,
-    resident ID and mobile numbers their forms (personal_numbers.mask), any other run of eleven
+    resident ID, mobile and IMEI numbers their forms (personal_numbers.mask), e-mail addresses
+    `{email}`, any other run of eleven
     digits or more `{number}` (a mistyped one still names its customer), a value typed after the
     word for a secret or a passport `{secret}` (`_SECRET`), and whitespace is folded.
     Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take. A note
@@ -133,7 +138,7 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
     text = half_width(text)
     if customer_id_form:  # a note typed in haste (c0000022) names its customer too
         text = re.sub(whole_token(customer_id_form), "{customer}", text, flags=re.IGNORECASE)
-    text = _DIGITS.sub(_number, _PSEUDONYM.sub("{pseudonym}", text))
+    text = _DIGITS.sub(_number, _PSEUDONYM.sub("{pseudonym}", _EMAIL.sub("{email}", text)))
     # the word for a secret kept, its value gone: the reason stays readable
     text = _SECRET.sub(lambda m: f"{m['word']}{m['said'] or m['gap'] or ''}{{secret}}", text)
     return " ".join(mask(text).split())

@@ -204,6 +204,7 @@ def test_the_note_and_analyst_keep_no_customer_id_or_pseudonym(ch, shown, cli) -
         "客户密码{secret}，验证码 {secret} 作废; password: {secret}"
     )
     assert redact("the PIN was reset, PIN pad replaced") == "the PIN was reset, PIN pad replaced"
+    assert redact("客户 ouyang.feng@example.com 已回电") == "客户 {email} 已回电"
     # a review's: glued to its word, an abbreviation, a pass phrase, a date with spaces
     assert redact("CVV123 PIN1234 exp. 12/28 expiry 12 / 28 ok") == (
         "CVV{secret} PIN{secret} exp. {secret} expiry {secret} ok"
