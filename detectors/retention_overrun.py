@@ -288,8 +288,10 @@ class RetentionOverrunDetector:
                 yield from self._lifecycle(ev, ctx)
             # a collection that needs consent waits for the watermark: a consent given just before
             # it may reach the monitor just after it (`_without_consent`)
-            needing = [
-                ev for ev in events if ev.stage.value == "collect" and self._consent_needs(ev, ctx.catalog)
+            needing = [  # one naming no customer has no consent to wait for (`_unnamed`)
+                ev
+                for ev in events
+                if ev.subject_id and ev.stage.value == "collect" and self._consent_needs(ev, ctx.catalog)
             ]
             inbox.hold(self.store, needing, ctx)
             return

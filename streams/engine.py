@@ -147,6 +147,7 @@ def rekey(key: str, events: Sequence[Any], needs: Sequence[str] = ()) -> list[tu
 
 
 LIST_SUBJECTS = frozenset({"access", "transfer"})  # their SUBJECT_FIELDS hold lists of customers
+UNNAMED_SUBJECTS = frozenset({"lifecycle", "sdk"})  # their customer may be unnamed (None)
 # the event streams whose records state a purpose (purposes.yaml ids)
 PURPOSE_STREAMS = frozenset({"access", "transfer", "marketing", "lifecycle"})
 
@@ -871,6 +872,11 @@ class Engine:
             _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
             if stream in LIST_SUBJECTS:
                 self._distinct_subjects(records, attr)
+            elif stream in UNNAMED_SUBJECTS:  # a blank id names no customer: all such were one
+                blank = self._blank
+                for r in records:
+                    if getattr(r, attr) == blank:
+                        setattr(r, attr, None)
         _spell_record_ids(stream, records)
         self.names.records(stream, records)
 
