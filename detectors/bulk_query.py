@@ -26,10 +26,11 @@ can no longer matter, and its state is forgotten.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from itertools import islice
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -71,6 +72,7 @@ Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...]]
 
 
 _PURPOSE = attrgetter("purpose")
+_TS = itemgetter(0)
 
 
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -541,6 +543,12 @@ class BulkQueryDetector:
         # duty read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
+        # (class rank, weight) -> whether only a take-out gives a read of that class that weight
+        # (`_took_out_late`): a window keeps each read's weight, not its action
+        by_weight: dict[tuple[int, int], set[bool]] = {}
+        for (cls, action), weight in self._weight.items():
+            by_weight.setdefault((CLASS_RANK[cls], weight), set()).add(action in TAKES_OUT)
+        self._taken_by_weight = {k: v == {True} for k, v in by_weight.items()}
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -994,6 +1002,8 @@ class BulkQueryDetector:
         if ep is None and (reached := self._legal_reached(win)):
             ep = self._open_legal(ev, win, reached, ctx)
         elif ep is not None and ev.ts > win.legal_since and tiers:
+            if ep.start <= ev.ts < ep.end:  # inside its spree (a late log's next batch): it goes on
+                ep.end = max(ep.end, ev.ts + self.window_ms)
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
         else:  # no episode, or one that does not count it: a closed episode reported that time
@@ -1008,31 +1018,41 @@ class BulkQueryDetector:
         logged after a later read of the same employee, counted for the law alone and raised
         nothing). Without an open episode, the kept reads around the late ones are replayed in time
         order (`_late_episode`); an episode found there that the actor's newest read already
-        passed is reported closed at once, and the replay goes on after it."""
+        passed is reported closed at once, as its timer would close it, and may be rejoined as
+        such (`_rejoin`: the same log's next batch may hold the rest of the spree); the replay goes
+        on after it."""
         late, win.late = win.late, []
         while win.episode is None and (ep := self._late_episode(actor, win, late, ctx)) is not None:
             win.episode = ep
             if ep.end <= win.last_ts:
+                role, legal_since = win.role, win.legal_since
                 yield self._close(actor, win)
+                win.closed = (ep, role, legal_since)
 
     def _late_episode(
         self, actor: str, win: ActorWindow, late: list[tuple[int, str, JrClass]], ctx: Context
     ) -> Episode | None:
         """The first episode reading in time order opens in a window holding a late read, after
         what closed episodes reported: opened where that window reaches the role's threshold, under
-        the id reading in time gives it (the crossing read's time less a window), with the reads
-        that followed within a window of each other, as `_add` lets them join."""
+        the id reading in time gives it (the crossing read's time less a window) where the batch
+        holds the reads up to that one, with the reads that followed within a window of each other,
+        as `_add` lets them join. The windows looked at end within a window of a late read; the
+        reads after them are read only to extend an episode found."""
         lo, hi = min(t for t, _, _ in late), max(t for t, _, _ in late)
         w = self.window_ms
-        reads, since = [], max(lo - w, win.legal_since)
+        since = max(lo - w, win.legal_since)
+        reads: list[WindowEntry] = []
         for e in reversed(win.entries):  # in time order: the newest first, back to a window before
             if e[0] <= since:
                 break
             if e[2]:
                 reads.append(e)
-        if sum(e[2] for e in reads) < self._lowest_threshold:
-            return None  # no window of them can reach any role's threshold (most batches out of order)
         reads.reverse()
+        ending = bisect_left(reads, hi + w, key=_TS)  # the windows holding a late read end before it
+        # none of them can reach the actor's threshold at either end (most batches out of order)
+        bound = min(self._threshold(ctx.entitlement(actor, lo)), self._threshold(ctx.entitlement(actor, hi)))
+        if sum(e[2] for e in islice(reads, ending)) < bound:
+            return None
         window = ActorWindow(LegalTally(0))  # a scratch window: its exact score, slid over `reads`
         window.weights = {}
         ep: Episode | None = None
@@ -1043,7 +1063,9 @@ class BulkQueryDetector:
                 first += 1
             window._count(e[1], e[2], 1)
             if ep is None:
-                if not (lo <= e[0] < hi + w and window.score >= self._lowest_threshold):
+                if i >= ending:
+                    return None
+                if e[0] < lo or window.score < bound:
                     continue
                 ent = ctx.entitlement(actor, e[0])
                 if window.score < self._threshold(ent):
@@ -1055,7 +1077,7 @@ class BulkQueryDetector:
             elif e[0] >= ep.end:
                 break
             elif self._tiers_of(e[4]) or max(ep.score, window.score) >= ep.threshold:
-                ep.end = max(ep.end, e[0] + w)
+                ep.end = max(ep.end, e[0] + w)  # the spree's rest, as `_add` lets reads join
                 ep.add(e[1], e[3], e[4], e[5])
             else:
                 continue
@@ -1063,12 +1085,22 @@ class BulkQueryDetector:
         if ep is None:
             return None
         ep.actor_org = ent.org_id if ent else None
-        for ts, action, cls in late:
-            if ep.first_seen <= ts <= ep.last_seen:
-                ep.took_out(action, cls)
+        self._took_out_late(ep, late, win)
         ids = [e[1] for e in win.events if e[2] and ep.first_seen <= e[0] <= ep.last_seen]
         ep.events, ep.evidence = len(ids), ids[: self.p.evidence_limit]
         return ep
+
+    def _took_out_late(self, ep: Episode, late: list[tuple[int, str, JrClass]], win: ActorWindow) -> None:
+        """What an episode found late took out: the late reads' own actions, and of the reads kept
+        from earlier batches (whose actions a window does not keep) those whose weight only a
+        take-out (export, download, print) gives their class (a review's C3 export read before a
+        late harvest left the alert medium, "read")."""
+        for ts, action, cls in late:
+            if ep.first_seen <= ts <= ep.last_seen:
+                ep.took_out(action, cls)
+        for ts, _, weight, _, _, rank in win.entries:
+            if ep.first_seen <= ts <= ep.last_seen and self._taken_by_weight.get((rank, weight)):
+                ep.took_out(Action.export, RANK_CLASS[rank])
 
     # -- the legal count -------------------------------------------------------------------------
     def _tiers_of(self, cats: tuple[str, ...]) -> tuple[int, ...]:
