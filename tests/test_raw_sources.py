@@ -1356,9 +1356,19 @@ def test_mariadb_copies_pages_and_joins_count_what_they_read(tmp_path: Path) -> 
         ("SELECT amount FROM card_txn WHERE amount > 100 LIMIT 500", 1, "query"),
         ("SELECT customer_name FROM cardholders", 700, "query"),
         ("REPLACE INTO credit_limits (customer_id, credit_limit) VALUES (\\'K1\\', 5000)", 1, "update"),
+        # a review's: a view defines, an insert of literals reads none, a copy from an uncatalogued
+        # staging table writes (the table it fills is not read nor sized); a LIMIT counts at most
+        # the table's rows, is a cap beside a WHERE, and a subquery's limits its own
+        ("CREATE VIEW v_cards AS SELECT customer_name, mobile_phone FROM cardholders", 1, "query"),
+        ("INSERT INTO cardholders (customer_id, customer_name) SELECT \\'K9\\', \\'x\\'", 1, "update"),
+        ("INSERT INTO cardholders SELECT * FROM staging WHERE batch_id = 3", 1, "update"),
+        ("SELECT customer_name, mobile_phone FROM cardholders LIMIT 100000", 700, "query"),
+        ("SELECT customer_name FROM cardholders WHERE status = 1 LIMIT 1000", 1, "query"),
+        ("SELECT amount FROM card_txn WHERE customer_id IN (SELECT customer_id FROM cardholders LIMIT 3)", 1, "query"),
+        ("SELECT amount, (SELECT customer_name FROM cardholders LIMIT 3) FROM card_txn", 1, "query"),
     ]  # fmt: skip
     lines = [
-        f"20261201 16:44:0{i},vm,csr_liu,localhost,4,{10 + i},QUERY,cards,'{sql}',0".encode()
+        f"20261201 16:44:{i:02d},vm,csr_liu,localhost,4,{10 + i},QUERY,cards,'{sql}',0".encode()
         for i, (sql, _, _) in enumerate(statements)
     ]
     stats = Stats()

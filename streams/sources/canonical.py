@@ -50,7 +50,12 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
 # a statement that copies what a query reads into a table: `CREATE TABLE t AS SELECT`, `INSERT INTO t
 # SELECT`: a read of the query's tables (a probe's copy of 700 customers' credit limits was 1 record)
-_COPIES = re.compile(r"^\s*+(?:INSERT|REPLACE|CREATE)\b.*?\bSELECT\b", re.I | re.S)
+# SELECT, and a table it reads from: `CREATE VIEW … AS SELECT` defines, `INSERT … SELECT 'K9'` reads none
+_COPIES = re.compile(
+    r"^\s*+(?:INSERT\s++(?:IGNORE\s++)?INTO|REPLACE\s++INTO|CREATE\s++(?:OR\s++REPLACE\s++)?(?:TEMPORARY\s++)?TABLE)\b"
+    r".*?\b(?P<select>SELECT)\b.*?\bFROM\b",
+    re.I | re.S,
+)
 # the outer query's row limit: `LIMIT 50`, `LIMIT 100, 50` (MariaDB: offset, count), `FETCH FIRST 50 ROWS`
 _LIMIT_ROWS = re.compile(r"\bLIMIT\s++(?:\d++\s*+,\s*+)?(\d++)|\bFETCH\s++(?:FIRST|NEXT)\s++(\d++)", re.I)
 # a query whose select list is counts alone: `SELECT count(*) FROM ...`, `count(DISTINCT x) AS n`
@@ -139,6 +144,13 @@ class Canonical:
             tables = [t.split(".", 1)[1] if t.startswith(f"{st.database}.") else t for t in tables]
         if not tables and not st.denied:
             return None
+        # a copy reads its query's tables; the one it fills is written, not read, nor sized (a
+        # review's `INSERT INTO cardholders … SELECT … FROM staging` counted all of cardholders)
+        copied = _COPIES.search(code)
+        read = [t for t in tables if _table_named(code[copied.start("select") :], t)] if copied else []
+        if read:
+            tables, code = read, code[copied.start("select") :]  # type: ignore[union-attr]
+        copies = bool(read)
         fields: list[str] = []
         subjects: list[str] = []
         for name in tables:
@@ -165,7 +177,6 @@ class Canonical:
             # (`SELECT c FROM customers c`, `TABLE customers`) is still a read
             return None
         rows = st.rows
-        copies = bool(_COPIES.search(code))
         reads = st.command in _READS or copies
         folded = bool(rows and not subjects and _FOLDS.search(code))
         if folded:  # one row holding a table's worth: shown as unseen
@@ -190,13 +201,12 @@ class Canonical:
             rows = (
                 self._whole_table(st, code, tables, reads) if fields else 0
             ) or rows  # count(*) reads none
-        if rows is None and reads and fields and not subjects and not st.denied:
-            # a page of a table, no WHERE narrowing it: what its LIMIT returns, counted so (a probe's
-            # 600 transactions paged 50 at a time were 12 records, `SELECT * FROM cardholders LIMIT
-            # 60` one); a narrowed query's LIMIT is a cap, not a count
-            where = _top_where(code)
-            if not (where and self._narrowed(st, where, tables)):
-                rows = _limit(code)
+        if rows is None and reads and fields and not subjects and not st.denied and not _top_where(code):
+            # a page of a table, no WHERE: what its outer LIMIT returns, counted so, at most the
+            # table's rows where sources.yaml gives them (a probe's 600 transactions paged 50 at a
+            # time were 12 records, `SELECT * FROM cardholders LIMIT 60` one); with a WHERE, a LIMIT
+            # is a cap, not a count (a GUI client adds LIMIT 500 to every query)
+            rows = self._capped(st, tables, _limit(code))
         if rows is None:
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
         if st.truncated:
@@ -312,6 +322,13 @@ class Canonical:
                 sizes.append(found[1].rows or 0)
         return max(sizes, default=0)
 
+    def _capped(self, st: DbStatement, tables: list[str], rows: int | None) -> int | None:
+        """`rows`, at most the most rows sources.yaml gives any of `tables` (all of them given)."""
+        sizes = [found[1].rows if found else None for found in (self.m.table(st.database, t) for t in tables)]
+        if rows is None or not sizes or None in sizes:
+            return rows
+        return min(rows, max(s or 0 for s in sizes))
+
     def _narrowed(self, st: DbStatement, where: str, tables: list[str]) -> bool:
         """Whether a WHERE bounds the rows of a statement's tables: it compares a catalogued column
         or the customer key of any of them (a join is narrowed as one)."""
@@ -365,16 +382,24 @@ def _from_items(text: str) -> Iterator[tuple[str, str]]:
 
 
 def _limit(code: str) -> int | None:
-    """The rows the outer query's limit allows (its last one: a subquery's comes before it), if any."""
-    found = _LIMIT_ROWS.findall(code)
-    return int(found[-1][0] or found[-1][1]) if found else None
+    """The rows the outer query's limit allows (one in no parentheses: a subquery's limits its own),
+    if any."""
+    for m in reversed(list(_LIMIT_ROWS.finditer(code))):
+        if code.count("(", 0, m.start()) == code.count(")", 0, m.start()):
+            return int(m.group(1) or m.group(2))
+    return None
+
+
+def _table_named(code: str, table: str) -> re.Match[str] | None:
+    """Where `code` names `table` (its last part, qualified or not, quoted or not)."""
+    last = re.escape(table.rsplit(".", 1)[-1])
+    return re.search(rf"(?<![\w$.])(?:{_NAME}\s*+\.\s*+)*+\"?{last}\"?(?![\w$])", code, re.I)
 
 
 def _clause(code: str, table: str) -> str:
     """The query that reads `table` in `code`, from where it names the table to the end of that
     query, the subqueries in it blanked; the whole code where the table is not named as written."""
-    last = re.escape(table.rsplit(".", 1)[-1])
-    named = re.search(rf"(?<![\w$.])(?:{_NAME}\s*+\.\s*+)*+\"?{last}\"?(?![\w$])", code, re.I)
+    named = _table_named(code, table)
     if named is None:
         return code
     start, closing = named.start(), _closing(code)
