@@ -102,9 +102,9 @@ class ConsentRegistry(AsOfRegistry[Any]):
     def __init__(self, contact_channels: Mapping[str, frozenset[Any]] | None = None) -> None:
         super().__init__("subject_id", "purpose", "channel")
         self.ever_separate: set[Hashable] = set()
-        # purposes some subject withdrew for every channel, by a record for none or one for each
-        # of the channels the bank contacts on for it (purposes.yaml `channels`): a use for one
-        # asks each subject's consent
+        # purposes some subject withdrew for every channel (a record for none), or on a channel the
+        # bank contacts on for it (purposes.yaml `channels`: each channel's own may add up to all of
+        # them, in any order): a use for one asks each subject's consent
         self.refused: set[str] = set()
         self.contact_channels = contact_channels or {}
         # purposes some consent was recorded on a channel for: for any other, the record without a
@@ -116,20 +116,11 @@ class ConsentRegistry(AsOfRegistry[Any]):
         if record.separate:
             self.ever_separate.add(self.key_of(record))
         if record.status is not ConsentStatus.granted and (
-            record.channel is None or self._every_channel_refused(record.subject_id, record.purpose)
+            record.channel is None or record.purpose in self.contact_channels
         ):
             self.refused.add(record.purpose)
         if record.channel is not None:
             self.channeled.add(record.purpose)
-
-    def _every_channel_refused(self, subject: str, purpose: str) -> bool:
-        """The subject's newest record on each channel the bank contacts on for the purpose is a
-        withdrawal (a customer who refused marketing by phone, SMS, app and WeChat, one by one)."""
-        channels = self.contact_channels.get(purpose)
-        if not channels or purpose in self.refused:
-            return False
-        newest = [self._history((subject, purpose, ch))[-1:] for ch in channels]
-        return all(v and v[0][1].status is not ConsentStatus.granted for v in newest)
 
     def separate_since(self, key: Hashable, ts: int) -> int | None:
         """When the separate grant that the key's consent in force at `ts` stands on was given

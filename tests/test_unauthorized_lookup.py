@@ -440,6 +440,11 @@ def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
     (one_by_one,) = run(ents, read(5, at=300_000), consents=[granted, *by_channel[::-1]])
     assert reasons([one_by_one]) == {"purpose_refused"}
     assert run(ents, read(5, at=300_000), consents=[granted, *by_channel[1:]]) == []
+    # the same records in another order: a phone re-grant two hours later, read in between (a
+    # review's: the memo that lets a read ask consents was set by put order, and this read passed)
+    regrant = _consent("C0000005", "marketing", channel="phone").model_copy(update={"ts": T0 + 2 * HOUR})
+    (again,) = run(ents, read(5, at=300_000), consents=[granted, by_channel[0], regrant, *by_channel[1:]])
+    assert reasons([again]) == {"purpose_refused"}
 
 
 def test_two_roles_do_not_add_up_to_a_permission_neither_has(run) -> None:
