@@ -226,6 +226,27 @@ def policy_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
     return lambda s: found if (found := known.get(spelling(s))) != s else None
 
 
+def declared_spelling(ids: Iterable[str]) -> Callable[[str], str | None]:
+    """An id the policy declares (a recipient, a contract, an assessment), whatever case, width or
+    spaces a log wrote it in: a probe's `HK-FX-PARTNER` was no declared recipient, and a cross-border
+    transfer to it missed its critical alert; `OSA-2025-003 ` was no declared assessment, and a
+    covered one raised it. Another id is None: kept."""
+    known = {id_spelling(i).casefold(): i for i in ids}
+    return lambda s: found if (found := known.get(id_spelling(s).casefold())) != s else None
+
+
+# what a log writes for an id it does not have: `assessment_id: "N/A"` is no assessment (a probe's
+# public disclosure under "none" passed as assessed)
+_NO_ID = frozenset({"", "-", "--", "/", "n/a", "na", "none", "null", "nil", "无", "暂无", "没有"})
+
+
+def _no_placeholders(records: Sequence[Any], attrs: Iterable[str]) -> None:
+    for attr in attrs:
+        for r in records:
+            if (v := getattr(r, attr)) is not None and spelling(v) in _NO_ID:
+                setattr(r, attr, None)
+
+
 _RECORD_IDS = attrgetter("record_ids")
 
 
@@ -584,6 +605,12 @@ class Engine:
         self.catalog: Catalog = catalog
         self._system_spelling = policy_spelling(catalog.system_ids)
         self._role_spelling = policy_spelling(catalog.role_ids)
+        declared = catalog.policy.recipients.recipients
+        self._transfer_ids = {
+            "recipient_id": declared_spelling(declared),
+            "contract_id": declared_spelling(c.id for r in declared.values() for c in r.contracts),
+            "assessment_id": declared_spelling(a.id for r in declared.values() for a in r.assessments),
+        }
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
@@ -782,6 +809,10 @@ class Engine:
                 fold(events, "purpose", spelling)
             if stream in SYSTEM_ATTR:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
+            if stream == "transfer":
+                _no_placeholders(events, ("contract_id", "assessment_id"))
+                for attr, respell in self._transfer_ids.items():
+                    fold(events, attr, respell)
             if stream in FIELD_LISTS:
                 fold_lists(events, FIELD_LISTS[stream], self.catalog.field_spelling)
             for attr in ORG_ATTRS.get(stream, ()):

@@ -473,6 +473,27 @@ def test_cross_border_needs_separate_consent_and_a_valid_declared_assessment(eng
     assert b.rule_id == "LM-TP-005" and "without separate consent" in b.summary
 
 
+def test_declared_ids_in_any_case_width_or_spaces_are_the_declared_ones(engine) -> None:
+    """A probe's logs wrote the declared ids as they came: `HK-FX-PARTNER` was no declared recipient
+    (a cross-border transfer to the Hong Kong affiliate got "not approved", not its critical
+    alert), `TP_INSURANCE_PARTNER` and `OSA-2025-003 ` a false high and a false critical; an
+    assessment logged as "N/A" passed a public disclosure as assessed."""
+    ok = consent(purpose="group_risk_management")
+    for spelled in ({"recipient_id": "OS_PARENT_GROUP_HK "}, {"assessment_id": "osa-2025-003 "},
+                    {"contract_id": "ｃｔ-os_parent_group_hk"}):  # fmt: skip
+        assert run(engine(ok), abroad(**spelled)) == {}, spelled
+    (a,) = run(engine(ok), abroad(recipient_id="OS_PARENT_GROUP_HK", assessment_id=None)).values()
+    assert a.rule_id == "LM-TP-005" and a.actor_id == "os_parent_group_hk"
+    assert run(engine(), transfer(recipient_id="TP_INSURANCE_PARTNER")) == {}
+    public = consent(purpose="loan_default_notice")
+    for none in ("N/A", "none", "-", "无"):
+        disclosed = transfer(
+            recipient_id="bank_website", recipient_type="public", contract_id=None, assessment_id=none,
+            categories=["customer_name", "loan_details"], purpose="loan_default_notice",
+        )  # fmt: skip
+        assert "LM-TP-008" in rules(run(engine(public), disclosed)), none
+
+
 def test_abroad_only_an_affiliate_the_business_needs_may_receive(policy) -> None:
     """实施办法 art. 34(三) (seed 002 §六.5(1)): 信息接收方为完成该业务所必需的关联机构. A cloud vendor in
     Singapore with a contract, an assessment and every customer's separate consent is still no
