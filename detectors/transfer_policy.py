@@ -283,8 +283,8 @@ class TransferPolicyDetector:
             if cls is not JrClass.C3:
                 what = f"authentication helpers ({', '.join(helpers)})"
             yield self._finding(ev, r.c3_shared, cls, f"sent {what} to {kind.value} {ev.recipient_id}")
-        # a country no ISO code names (`China`, typed by hand) says nothing where the policy declares
-        # where the recipient is; for a recipient it does not, it is all there is, and not home
+        # text no ISO code nor name names says nothing where the policy declares where the recipient
+        # is; for a recipient it does not, it is all there is, and not home
         logged = known_country(ev.recipient_country) if declared else iso_country(ev.recipient_country)
         countries = [c for c in (logged, declared.country if declared else None) if c]
         country = next((c for c in countries if c != book.home_country), countries[0] if countries else None)

@@ -36,26 +36,39 @@ def _alpha_2() -> dict[str, str]:
     return {code: row[0] for row in rows for code in row}
 
 
+@lru_cache(maxsize=1)
+def _named() -> dict[str, str]:
+    """Every country's and region's name in country_names.csv (English, Chinese, common usage), as
+    `key_form` compares it -> its alpha-2 code."""
+    lines = Path(__file__).with_name("country_names.csv").read_text(encoding="utf-8").splitlines()
+    rows = [line.split(",", 1) for line in lines if line and not line.startswith("#")][1:]
+    return {key_form(name): a2 for a2, name in rows}
+
+
 def iso_country(code: str | None) -> str | None:
     """An ISO 3166 alpha-2 code as compared: logs and people write `cn`, ` CN` or `Cn` for CN, and
-    systems write CHN or 156 (ISO 3166's alpha-3 and numeric codes for it): none of these may turn a
-    domestic transfer into a cross-border incident. A code ISO 3166 does not know comes back in
-    upper case, so it still differs from the home country."""
+    systems write CHN or 156 (ISO 3166's alpha-3 and numeric codes for it), or the name: China, 中国,
+    Hong Kong, 香港, Singapore (a probe's declared insurer "in Singapore" was no transfer abroad, an
+    undeclared one "in 中华人民共和国" a critical one). None of these may turn a domestic transfer into
+    a cross-border incident, nor hide one. Text neither a code nor a name comes back in upper case,
+    so it still differs from the home country."""
     if not code:
         return None
     found = code.strip().upper()
-    return _alpha_2().get(found.zfill(3) if found.isdigit() else found, found)
+    return _alpha_2().get(found.zfill(3) if found.isdigit() else found) or _named().get(key_form(code), found)
 
 
 def known_country(code: str | None) -> str | None:
-    """The alpha-2 code of a code ISO 3166 assigns (`iso_country`); None for any other text."""
+    """The alpha-2 code of a code ISO 3166 assigns, or of a country's name (`iso_country`); None for
+    any other text."""
     found = iso_country(code)
     return found if found in _alpha_2() else None
 
 
 def _country(code: str) -> str:
-    found = iso_country(code)
-    if found is None or found not in _alpha_2():
+    """A country the policy names: by its ISO 3166 code, as the bank writes its own configuration."""
+    found = _alpha_2().get(code.strip().upper().zfill(3) if code.strip().isdigit() else code.strip().upper())
+    if found is None:
         raise ValueError(f"'{code}' is no ISO 3166 country code; write e.g. CN, HK, SG, US")
     return found
 

@@ -100,18 +100,30 @@ def test_a_domestic_partner_logged_with_its_country_in_any_case_stays_domestic(r
     """A sending system that writes `cn` for the declared domestic partner, or ISO 3166's alpha-3
     (CHN) or numeric (156) code for it, or a name no code is: the same compliant flow, never a
     cross-border incident with a one-day report deadline (where the policy declares the recipient,
-    a country no ISO code names says nothing)."""
+    a name is its code, and text neither says nothing)."""
     ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "payment_account_no", "assets"],
                   purpose="fund_distribution", recipient_country=country)  # fmt: skip
     assert run([ev], consents("fund_distribution")) == {}
 
 
-@pytest.mark.parametrize("country", ["hk", "Hk", "HK", "HKG", "344"])
+@pytest.mark.parametrize(
+    "country", ["hk", "Hk", "HK", "HKG", "344", "Hong Kong", "香港", "中国香港", "HKSAR", "CN-HK"]
+)
 def test_a_foreign_country_in_any_case_is_cross_border(run, country) -> None:
     ev = transfer("tp_fund_distributor", "third_party", ["customer_name", "payment_account_no", "assets"],
                   purpose="fund_distribution", recipient_country=country)  # fmt: skip
     got = run([ev], consents("fund_distribution"))
     assert set(got) == {"cross_border"} and "(HK)" in got["cross_border"].summary
+
+
+@pytest.mark.parametrize("country", ["China", "中国", "中华人民共和国", "Mainland China"])
+def test_an_undeclared_recipient_at_home_in_words_is_not_abroad(run, country) -> None:
+    """A probe's undeclared recipient logged in 中华人民共和国 was a critical cross-border incident:
+    the name is the home country's. It is still an undeclared recipient."""
+    ev = transfer("tp_survey_co", "third_party", ["customer_name", "transaction_record"],
+                  purpose="fund_distribution", recipient_country=country)  # fmt: skip
+    got = run([ev], consents("fund_distribution"))
+    assert "cross_border" not in got and "recipient_not_approved" in got
 
 
 def test_an_undeclared_recipient_somewhere_no_code_names_is_judged_abroad(run) -> None:
