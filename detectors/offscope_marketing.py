@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
+from functools import partial
 from operator import attrgetter
 from typing import Any, ClassVar, NamedTuple
 
@@ -260,6 +261,17 @@ def _sms_duty_gap_of(
     return f"{title} {who} holds no SMS {title} role (短信{'管理' if duty == 'submit' else '审核'})"
 
 
+def _placed(p: Push, ctx: Context) -> Push:
+    """A push whose campaign names no org is its submitter's org's, as HR has it at the push (seed
+    004 角色设置: a branch submits branch-level campaigns): a probe's branch SMS team, its campaign's
+    org left out, reached another branch's customers and passed both the four-eyes rule and the
+    audience's."""
+    if p.org_id is not None:
+        return p
+    ent = ctx.entitlement(p.submitter_id, p.ts)
+    return p if ent is None else p._replace(org_id=ent.org_id)
+
+
 class OffscopeMarketingDetector:
     kind: ClassVar[str] = "offscope_marketing"
     inputs: ClassVar[dict[str, str]] = {"marketing": "subject_id"}
@@ -303,7 +315,7 @@ class OffscopeMarketingDetector:
             st.pending = [p for p in st.pending if p.ts > ctx.watermark]
         pushes.sort(key=_ORDER)
         changed: set[str] = set()
-        for push in pushes:
+        for push in map(partial(_placed, ctx=ctx), pushes):
             breaches = self.breaches(subject, push, ctx)
             if not breaches:
                 continue

@@ -568,6 +568,21 @@ def test_a_departments_campaign_is_its_orgs(engine) -> None:
     assert a.subjects_sample == [P("C2")] and rules(alerts) == {"audience_outside_approval"}
 
 
+def test_a_campaign_that_names_no_org_is_its_submitters(engine) -> None:
+    """A probe's B01 SMS team sent a campaign whose log left `org_id` out to B02's customer: no
+    four-eyes scope and no audience to judge, so nothing fired, where the same push naming B01 did.
+    Its org is the submitter's, as HR has it: B02's customer is outside it; B01's is not."""
+    team = [
+        Entitlement(actor_id=a, ts=0, org_id="B01", org_path=["HO", "B01"], roles=[r])
+        for a, r in (("E1", "br_sms_submitter"), ("E2", "br_sms_approver"))
+    ]
+    engine.apply_reference("entitlements", refs("entitlements", team))
+    steps = [consent("C1"), customer("C1", ("HO", "B01", "S0101")), consent("C2"), customer("C2", ("HO", "B02", "S0201"))]  # fmt: skip
+    alerts = run(engine, *steps, [push("C1", org_id=None), push("C2", org_id=None, n=1)]) + engine.drain()
+    (a,) = final(alerts).values()
+    assert a.subjects_sample == [P("C2")] and rules(alerts) == {"audience_outside_approval"}
+
+
 def test_a_campaign_org_no_path_places_is_not_confirmed_where_customers_are_fed(policy, catalog) -> None:
     """A branch campaign whose org neither the subject, the submitter nor the approver sits in or
     under: its SMS roles cannot be shown to be of its level, and the alert says so (not silence);
