@@ -465,6 +465,18 @@ def _check_purposes(folder: Path, classification: Any, purposes: Any) -> None:
             "fix its spelling or add the field to classification.yaml",
             _line_of(yaml.compose(text, Loader=_UniqueKeyLoader), ["collected_for", unknown[0]]),
         )
+    strange = [
+        c
+        for c in purposes.own_purpose_only
+        if c not in classification.categories and c not in classification.fields
+    ]
+    if strange:
+        raise PolicyError(
+            path,
+            "own_purpose_only",
+            f"'{strange[0]}' is neither a field nor a category of classification.yaml",
+            f"use field or category ids (categories: {', '.join(classification.categories)})",
+        )
 
 
 def _check_contract_categories(path: Path, text: str, sections: dict[str, Any]) -> None:

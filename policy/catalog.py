@@ -40,6 +40,10 @@ class Catalog:
         # what each field was collected for (policy/purposes.yaml): a use for another purpose needs fresh consent
         self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}
         self.purposes = policy.purposes.purposes
+        # fields read only for a purpose they were collected for itself (purposes.yaml
+        # `own_purpose_only`): no `also_uses` reaches them
+        own = set(policy.purposes.own_purpose_only)
+        self._own_purpose_only = frozenset(f for f, c in self.field_category.items() if own & {f, c})
         # purpose -> the collection purposes a use for it may read; a legal obligation reads any
         self._reads_for = {
             pid: None if p.legal_obligation else frozenset({pid, *p.also_uses})
@@ -200,8 +204,13 @@ class Catalog:
         reads = self._reads_for.get(purpose) if purpose is not None else None
         if reads is None:
             return []
-        collected = self.collected_for
-        return sorted({f for f in field_ids if f in collected and reads.isdisjoint(collected[f])})
+        collected, own = self.collected_for, self._own_purpose_only
+        return sorted(
+            f
+            for f in set(field_ids)
+            if f in collected
+            and (reads.isdisjoint(collected[f]) or (f in own and purpose not in collected[f]))
+        )
 
     def field_spelling(self, name: str) -> str | None:
         """The catalog field a log's name for data stands for, where it is not the id itself: the

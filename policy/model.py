@@ -673,6 +673,11 @@ class Purposes(Strict):
 
     purposes: dict[str, Purpose]
     collected_for: dict[str, list[str]] = Field(description="catalog field id -> purpose ids")
+    own_purpose_only: list[str] = Field(
+        default_factory=list,
+        description="field or category ids a use reads only for a purpose they were collected for "
+        "themselves, never through another purpose's `also_uses`",
+    )
 
     @model_validator(mode="after")
     def _refs(self) -> Purposes:

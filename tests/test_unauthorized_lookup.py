@@ -410,6 +410,22 @@ def test_a_purpose_is_its_id_whatever_case_a_log_writes_it_in(run) -> None:
     assert run(ents, far) == []
 
 
+@pytest.mark.parametrize(
+    ("field", "purpose", "fires"),
+    [("location_trace", "credit_review", True), ("location_trace", "wealth_advice", True),
+     ("location_trace", "marketing", False), ("kyc_video", "marketing", True),
+     ("kyc_video", "wealth_advice", False), ("customer_name", "credit_review", False)],
+)  # fmt: skip
+def test_a_location_or_kyc_media_is_read_only_for_its_own_purposes(run, field, purpose, fires) -> None:
+    """purposes.yaml: nothing reads a location outside the nearby-branch service and marketing, nor
+    KYC media outside KYC and the sale it records; a probe's credit review read a location trace,
+    and marketing a 双录 video, through credit_review's and marketing's `also_uses`
+    (`own_purpose_only`). What `also_uses` is for still reads: a credit review a customer's name."""
+    ents = [entitlement("w1", role="wealth_manager")]
+    found = run(ents, access("w1", fields=(field,), purpose=purpose))
+    assert ("beyond_collection_purpose" in reasons(found)) is fires
+
+
 def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
     """Seed 004 流程描述(4)②: 在客户明确表示拒绝接受营销的情况下, 应当立即停止利用. A wealth manager
     reads holdings for marketing (what marketing may read): fine for a customer who never refused,
