@@ -1009,7 +1009,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     from streams.dead_letter_query import query_dead_letters, render
 
     config = load_config(args.config, clickhouse__dsn=args.clickhouse)
-    in_bank_zone(args, config)
+    if not in_bank_zone(args, config):
+        return 2
     client = _read_client(config, "dead_letters")
     print(render(query_dead_letters(client, config.clickhouse.database, args.since, args.limit)))
     return 0

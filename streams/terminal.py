@@ -29,5 +29,5 @@ def shown(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(map(shown, value))
     if isinstance(value, dict):
-        return {k: shown(v) for k, v in value.items()}
+        return {shown(k): shown(v) for k, v in value.items()}
     return value
