@@ -97,6 +97,35 @@ class RawRecord(msgspec.Struct, gc=False):
     timestamp: int = 0
 
 
+# msgspec's word for an enum value it does not know, at a top-level field
+_BAD_ENUM = re.compile(r"^Invalid enum value '[^']*' - at `\$\.(\w+)`$")
+
+
+def _enums_spelled(stream: str, raw: RawRecord, exc: Exception) -> Any | None:
+    """The record, its top-level enum values in the case and spaces the schema writes them (every
+    enum value is lower case): a consent platform's `"channel": "SMS", "status": "WITHDRAWN"` was a
+    dead letter, and the opt-out it recorded was lost to every push after it (a probe). None when
+    that is not what was wrong."""
+    found = _BAD_ENUM.match(str(exc))
+    if found is None:
+        return None
+    try:
+        data = msgspec.json.decode(raw.value)  # type: ignore[arg-type]
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    for _ in range(len(data) if isinstance(data, dict) else 0):
+        value = data.get(found.group(1))
+        if not isinstance(value, str) or value.strip().lower() == value:
+            return None
+        data[found.group(1)] = value.strip().lower()
+        try:
+            return msgspec.convert(data, STRICT[stream])
+        except msgspec.ValidationError as e:
+            if (found := _BAD_ENUM.match(str(e))) is None:
+                return None
+    return None
+
+
 def _malformed(raw: RawRecord, exc: Exception) -> DeadLetter:
     """A record that is not JSON, and why (the decoder's words, without what it quoted)."""
     if raw.value and raw.value.startswith(b"\xef\xbb\xbf"):
@@ -354,6 +383,9 @@ class Decoder:
         unknown = _UNKNOWN_FIELD.search(str(exc))
         if unknown is None:
             if isinstance(exc, msgspec.ValidationError):
+                if (spelled := _enums_spelled(stream, raw, exc)) is not None:
+                    out.ok.append((raw, spelled))
+                    return
                 out.dead.append(DeadLetter(raw, "invalid", *_reason(stream, exc)))
             else:
                 out.dead.append(_malformed(raw, exc))

@@ -370,3 +370,17 @@ def test_a_dead_letter_keeps_its_records_headers_within_a_bound() -> None:
     )
     huge = copy([("blob", b"b" * 150_000)])
     assert "blob" not in huge and huge["error.headers_dropped"].startswith(b"1 headers, 150004 bytes")
+
+
+def test_an_enum_value_in_another_case_is_the_schemas() -> None:
+    """A consent platform wrote `"channel": "SMS", "status": "WITHDRAWN"`: a dead letter, and the
+    opt-out was lost to every push after it (a probe). Every enum value is lower case: read so.
+    A value no case makes one of the schema's is still refused, with its reason."""
+    from streams.codecs import Decoder, RawRecord
+
+    opt_out = b'{"subject_id":"C1","ts":0,"purpose":"marketing","channel":" SMS","status":"WITHDRAWN"}'
+    fax = b'{"subject_id":"C1","ts":0,"purpose":"marketing","channel":"FAX","status":"granted"}'
+    out = Decoder().decode("consents", [RawRecord("c", 0, 0, opt_out), RawRecord("c", 0, 1, fax)])
+    ((_, consent),) = out.ok
+    assert (consent.channel.value, consent.status.value) == ("sms", "withdrawn")
+    assert [(d.raw.offset, d.kind, d.field) for d in out.dead] == [(1, "invalid", "channel")]
