@@ -1098,8 +1098,10 @@ class BulkQueryDetector:
         for ts, action, cls in late:
             if ep.first_seen <= ts <= ep.last_seen:
                 ep.took_out(action, cls)
-        for ts, _, weight, _, _, rank in win.entries:
-            if ep.first_seen <= ts <= ep.last_seen and self._taken_by_weight.get((rank, weight)):
+        for ts, cid, weight, _, _, rank in win.entries:
+            # rows that name no customer weigh their count times a read's: no action is read from them
+            taken = cid[:1] != "#" and self._taken_by_weight.get((rank, weight))
+            if taken and ep.first_seen <= ts <= ep.last_seen:
                 ep.took_out(Action.export, RANK_CLASS[rank])
 
     # -- the legal count -------------------------------------------------------------------------
@@ -1284,7 +1286,7 @@ class BulkQueryDetector:
         before the close, the same alert, revised. Dated at or after the end, the close stands."""
         ep, role, legal_since = win.closed  # type: ignore[misc]
         win.closed = None
-        if ts >= ep.end:
+        if ts >= ep.end or win.episode is not None:  # a later episode found late is open: it stands
             return
         # nothing was added or evicted since the close (this is the actor's first event since)
         win.episode, win.role, win.legal_since = ep, role, legal_since

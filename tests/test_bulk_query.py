@@ -860,3 +860,33 @@ def test_a_take_out_read_before_a_late_harvest_makes_its_alert_a_take_out(engine
     late = engine_factory(entitlement())
     (b,) = final(feed(late, export, offset=0) + feed(late, views, offset=100) + late.drain()).values()
     assert (b.severity, b.subject_count) == (a.severity, a.subject_count) and a.severity.value == "high"
+
+
+def test_a_late_spree_left_open_is_not_lost_to_an_earlier_one_rejoined(engine_factory) -> None:
+    """A review's: one late batch held two harvests, the first closed at once, the second left open;
+    a read dated inside the first then reopened it and dropped the second, whose alert stayed open
+    for ever. The open one stands: a day later both alerts are closed."""
+    view = {"fields": ("mobile_phone",), "action": "view"}
+    live = access(customers=1, start=8 * 3_600_000, first_customer=900, **view)
+    first = access(customers=70, every_s=8, **view)
+    second = access(customers=70, every_s=8, start=int(7.25 * 3_600_000), first_customer=300, **view)
+    inside = access(customers=1, start=5 * 60_000, first_customer=600, **view)
+    day_later = access(customers=1, start=32 * 3_600_000, first_customer=800, **view)
+    engine = engine_factory(entitlement(role="hotline_agent"))
+    alerts = feed(engine, live) + feed(engine, first + second, offset=10) + feed(engine, inside, offset=500)
+    alerts += feed(engine, day_later, offset=600) + engine.drain()
+    got = final(alerts)
+    assert len(got) == 2 and {a.status.value for a in got.values()} == {"closed"}
+
+
+def test_unnamed_rows_queried_are_no_take_out(engine_factory) -> None:
+    """A review's: 3 unnamed rows of C3 queried weigh what one C3 export does; a late harvest
+    around them made the alert a take-out, high. Rows that name no customer give no action."""
+    (rows,) = access(start=60 * 60_000, fields=("card_expiry",), action="query", row_count=3)
+    rows = rows.model_copy(update={"subject_ids": [], "event_id": "rows"})
+    views = access(customers=50, start=20 * 60_000, every_s=47, fields=("mobile_phone",), action="view")
+    in_time = engine_factory(entitlement())
+    (a,) = final(feed(in_time, sorted([*views, rows], key=lambda e: e.ts)) + in_time.drain()).values()
+    late = engine_factory(entitlement())
+    (b,) = final(feed(late, [rows]) + feed(late, views, offset=100) + late.drain()).values()
+    assert b.severity == a.severity and ("took out" in b.summary) == ("took out" in a.summary)
