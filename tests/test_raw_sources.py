@@ -1363,7 +1363,12 @@ def test_mariadb_copies_pages_and_joins_count_what_they_read(tmp_path: Path) -> 
         ("INSERT INTO cardholders (customer_id, customer_name) SELECT \\'K9\\', \\'x\\'", 1, "update"),
         ("INSERT INTO cardholders SELECT * FROM staging WHERE batch_id = 3", 1, "update"),
         ("SELECT customer_name, mobile_phone FROM cardholders LIMIT 100000", 700, "query"),
-        ("SELECT customer_name FROM cardholders WHERE status = 1 LIMIT 1000", 1, "query"),
+        # a WHERE on no catalogued column narrows nothing: the LIMIT counts, at most the table's rows
+        ("SELECT customer_name FROM cardholders WHERE status = 1 LIMIT 1000", 700, "query"),
+        ("SELECT customer_name, mobile_phone FROM cardholders WHERE 1=1 LIMIT 500", 500, "query"),
+        ("SELECT customer_name FROM cardholders WHERE customer_name LIKE \\'Z%\\' LIMIT 500", 1, "query"),
+        # an upsert names the table it fills in its query: not read
+        ("INSERT INTO cardholders SELECT * FROM cardholders_staging s WHERE NOT EXISTS (SELECT 1 FROM cardholders c WHERE c.customer_id = s.customer_id)", 1, "update"),
         ("SELECT amount FROM card_txn WHERE customer_id IN (SELECT customer_id FROM cardholders LIMIT 3)", 1, "query"),
         ("SELECT amount, (SELECT customer_name FROM cardholders LIMIT 3) FROM card_txn", 1, "query"),
     ]  # fmt: skip

@@ -79,6 +79,12 @@ _FOLDS = re.compile(
 )
 _NAME = r'(?:"[^"]+"|[^\W\d][\w$]*)'  # an identifier, quoted or not
 _QUALIFIED = rf"{_NAME}(?:\s*+\.\s*+{_NAME}){{0,2}}"
+# the table a copy fills: the name after its INTO or TABLE
+_COPY_TARGET = re.compile(
+    r"^\s*+(?:INSERT\s++(?:IGNORE\s++)?INTO|REPLACE\s++INTO|CREATE\s++(?:OR\s++REPLACE\s++)?(?:TEMPORARY\s++)?TABLE"
+    r"(?:\s++IF\s++NOT\s++EXISTS)?)\s++(" + _QUALIFIED + ")",
+    re.I,
+)
 # what a read takes its rows from, by name: each item of a FROM list (`FROM a x, b y`), what a JOIN
 # or COPY names (`core.v_balances`, `tmp_x`), LATERAL and ROWS FROM aside; and a schema's function
 # called anywhere (`SELECT core.all_phones()`): an unqualified function is the server's
@@ -147,7 +153,15 @@ class Canonical:
         # a copy reads its query's tables; the one it fills is written, not read, nor sized (a
         # review's `INSERT INTO cardholders … SELECT … FROM staging` counted all of cardholders)
         copied = _COPIES.search(code)
-        read = [t for t in tables if _table_named(code[copied.start("select") :], t)] if copied else []
+        read = (
+            [
+                t
+                for t in tables
+                if t != _target(code, tables) and _table_named(code[copied.start("select") :], t)
+            ]
+            if copied
+            else []
+        )
         if read:
             tables, code = read, code[copied.start("select") :]  # type: ignore[union-attr]
         copies = bool(read)
@@ -201,11 +215,20 @@ class Canonical:
             rows = (
                 self._whole_table(st, code, tables, reads) if fields else 0
             ) or rows  # count(*) reads none
-        if rows is None and reads and fields and not subjects and not st.denied and not _top_where(code):
-            # a page of a table, no WHERE: what its outer LIMIT returns, counted so, at most the
-            # table's rows where sources.yaml gives them (a probe's 600 transactions paged 50 at a
-            # time were 12 records, `SELECT * FROM cardholders LIMIT 60` one); with a WHERE, a LIMIT
-            # is a cap, not a count (a GUI client adds LIMIT 500 to every query)
+        # a page of a table no WHERE narrows: what its outer LIMIT returns, counted so, at most the
+        # table's rows where sources.yaml gives them (a probe's 600 transactions paged 50 at a time
+        # were 12 records, `SELECT * FROM cardholders LIMIT 60` one); beside a WHERE that narrows
+        # it, a LIMIT is a cap, not a count (a GUI client adds LIMIT 500 to every query), and
+        # `WHERE 1=1` narrows nothing (a review's: it made a LIMIT 500 one record)
+        where = _top_where(code)
+        if (
+            rows is None
+            and reads
+            and fields
+            and not subjects
+            and not st.denied
+            and not (where and self._narrowed(st, where, tables))
+        ):
             rows = self._capped(st, tables, _limit(code))
         if rows is None:
             rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
@@ -388,6 +411,16 @@ def _limit(code: str) -> int | None:
         if code.count("(", 0, m.start()) == code.count(")", 0, m.start()):
             return int(m.group(1) or m.group(2))
     return None
+
+
+def _target(code: str, tables: list[str]) -> str | None:
+    """Of `tables`, the one a copy fills, named after its INTO or TABLE: an upsert names it again in
+    its query (`… WHERE NOT EXISTS (SELECT 1 FROM target …)`), unread."""
+    found = _COPY_TARGET.match(code)
+    if found is None:
+        return None
+    name = _name(found.group(1)).rsplit(".", 1)[-1]
+    return next((t for t in tables if t.rsplit(".", 1)[-1].lower() == name), None)
 
 
 def _table_named(code: str, table: str) -> re.Match[str] | None:
