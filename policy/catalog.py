@@ -39,6 +39,14 @@ class Catalog:
         self.roles = policy.organisation.roles
         # what each field was collected for (policy/purposes.yaml): a use for another purpose needs fresh consent
         self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}
+        # a log naming a category (`location`) for its data: what its fields were collected for (a
+        # review's `location` read for credit review was judged by no purpose at all)
+        for cat in policy.classification.categories:
+            purposes = [
+                self.collected_for[f] for f, c in self.field_category.items() if c == cat and f != cat
+            ]
+            if cat not in self.collected_for and purposes:
+                self.collected_for[cat] = frozenset().union(*purposes)
         self.purposes = policy.purposes.purposes
         # fields read only for a purpose they were collected for itself (purposes.yaml
         # `own_purpose_only`): no `also_uses` reaches them

@@ -414,7 +414,8 @@ def test_a_purpose_is_its_id_whatever_case_a_log_writes_it_in(run) -> None:
     ("field", "purpose", "fires"),
     [("location_trace", "credit_review", True), ("location_trace", "wealth_advice", True),
      ("location_trace", "marketing", False), ("kyc_video", "marketing", True),
-     ("kyc_video", "wealth_advice", False), ("customer_name", "credit_review", False)],
+     ("kyc_video", "wealth_advice", False), ("customer_name", "credit_review", False),
+     ("location", "credit_review", True), ("location", "branch_service", False)],
 )  # fmt: skip
 def test_a_location_or_kyc_media_is_read_only_for_its_own_purposes(run, field, purpose, fires) -> None:
     """purposes.yaml: nothing reads a location outside the nearby-branch service and marketing, nor
