@@ -226,13 +226,18 @@ def policy_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
     return lambda s: found if (found := known.get(spelling(s))) != s else None
 
 
-def declared_spelling(ids: Iterable[str]) -> Callable[[str], str | None]:
+def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Callable[[str], str | None]:
     """An id the policy declares (a recipient, a contract, an assessment), whatever case, width or
     spaces a log wrote it in: a probe's `HK-FX-PARTNER` was no declared recipient, and a cross-border
     transfer to it missed its critical alert; `OSA-2025-003 ` was no declared assessment, and a
-    covered one raised it. Another id is None: kept."""
-    known = {id_spelling(i).casefold(): i for i in ids}
-    return lambda s: found if (found := known.get(id_spelling(s).casefold())) != s else None
+    covered one raised it. Also as the door sealed it (`sealed`: a contract `HT-202501150012345`
+    holds an IMEI's form, a review's). An id declared as written is itself; another None: kept."""
+    exact = frozenset(ids)
+    known: dict[str, str] = {}
+    for i in sorted(exact):
+        known.setdefault(id_spelling(i).casefold(), i)
+        known.setdefault(id_spelling(sealed(i)).casefold(), i)
+    return lambda s: None if s in exact else known.get(id_spelling(s).casefold())
 
 
 # what a log writes for an id it does not have: `assessment_id: "N/A"` is no assessment (a probe's
@@ -605,12 +610,6 @@ class Engine:
         self.catalog: Catalog = catalog
         self._system_spelling = policy_spelling(catalog.system_ids)
         self._role_spelling = policy_spelling(catalog.role_ids)
-        declared = catalog.policy.recipients.recipients
-        self._transfer_ids = {
-            "recipient_id": declared_spelling(declared),
-            "contract_id": declared_spelling(c.id for r in declared.values() for c in r.contracts),
-            "assessment_id": declared_spelling(a.id for r in declared.values() for a in r.assessments),
-        }
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
@@ -625,6 +624,16 @@ class Engine:
             pseudonymize,
             getattr(pseudonymize, "digest", lambda text: pseudonymize("number:" + text)),
         )
+        declared = catalog.policy.recipients.recipients
+        self._transfer_ids = {
+            "recipient_id": declared_spelling(declared, self.names.text),
+            "contract_id": declared_spelling(
+                (c.id for r in declared.values() for c in r.contracts), self.names.text
+            ),
+            "assessment_id": declared_spelling(
+                (a.id for r in declared.values() for a in r.assessments), self.names.text
+            ),
+        }
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
         self.refs = References(

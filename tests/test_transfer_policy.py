@@ -786,3 +786,19 @@ def test_a_consent_to_the_banks_own_marketing_clears_no_share_for_marketing(engi
         and "does not cover the purpose marketing (it agrees insurance_referral)" in a.summary
     )
     assert run(engine(), transfer()) == {}  # its agreed purpose, consented: nothing
+
+
+def test_a_declared_contract_id_holding_a_numbers_form_still_matches(tmp_path: Path, spec) -> None:
+    """A review's: a contract declared as `HT-490154203237518` holds an IMEI's form, which the door
+    seals in every name a log gives; the sealed id matched no declared contract, a false "no
+    contract". The declared ids are known as the door seals them too."""
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "recipients.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("CT-tp_insurance_partner", "HT-490154203237518"))
+    policy = load_policy(folder)
+    e = Engine([next(s for s in load_detectors(policy) if s.kind == "transfer_policy")], Catalog(policy),
+               pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))  # fmt: skip
+    e.apply_reference("consents", refs("consents", [consent()]))
+    assert run(e, transfer(contract_id="HT-490154203237518")) == {}
+    assert rules(run(e, transfer(contract_id="HT-490154203237519", n=1), offset=1)) == ["LM-TP-006"]
