@@ -248,7 +248,7 @@ _NO_ID = frozenset({"", "-", "--", "/", "n/a", "na", "none", "null", "nil", "无
 def _no_placeholders(records: Sequence[Any], attrs: Iterable[str]) -> None:
     for attr in attrs:
         for r in records:
-            if (v := getattr(r, attr)) is not None and spelling(v) in _NO_ID:
+            if (v := getattr(r, attr)) is not None and id_spelling(v).casefold() in _NO_ID:
                 setattr(r, attr, None)
 
 

@@ -116,7 +116,9 @@ def test_a_foreign_country_in_any_case_is_cross_border(run, country) -> None:
     assert set(got) == {"cross_border"} and "(HK)" in got["cross_border"].summary
 
 
-@pytest.mark.parametrize("country", ["China", "中国", "中华人民共和国", "Mainland China"])
+@pytest.mark.parametrize(
+    "country", ["China", "中国", "中华人民共和国", "Mainland China", "China (Mainland)", "境内"]
+)
 def test_an_undeclared_recipient_at_home_in_words_is_not_abroad(run, country) -> None:
     """A probe's undeclared recipient logged in 中华人民共和国 was a critical cross-border incident:
     the name is the home country's. It is still an undeclared recipient."""

@@ -486,7 +486,7 @@ def test_declared_ids_in_any_case_width_or_spaces_are_the_declared_ones(engine) 
     assert a.rule_id == "LM-TP-005" and a.actor_id == "os_parent_group_hk"
     assert run(engine(), transfer(recipient_id="TP_INSURANCE_PARTNER")) == {}
     public = consent(purpose="loan_default_notice")
-    for none in ("N/A", "none", "-", "无"):
+    for none in ("N/A", "none", "-", "无", "Ｎ/Ａ"):
         disclosed = transfer(
             recipient_id="bank_website", recipient_type="public", contract_id=None, assessment_id=none,
             categories=["customer_name", "loan_details"], purpose="loan_default_notice",
