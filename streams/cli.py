@@ -608,14 +608,18 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
         + (', as Grafana\'s "Alerts awaiting review" counts' if kind is ALERTS else "")
         + ") (default: all)",
     )
-    sp.add_argument("--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN (default: any time)")
-    sp.add_argument("--until", type=when, metavar="WHEN", help=f"{seen} before WHEN (default: any time)")
+    sp.add_argument(
+        "--since", type=when, metavar="WHEN", help=f"{seen} at or after WHEN: {WHEN_HELP} (default: any time)"
+    )
+    sp.add_argument(
+        "--until", type=when, metavar="WHEN", help=f"{seen} before WHEN, as --since (default: any time)"
+    )
     sp.add_argument(
         "--raised-since",
         type=when,
         metavar="WHEN",
-        help=f"only {what} raised or revised (stored) at or after WHEN, whatever their events' time: "
-        "what is new since an analyst last looked (default: any time)",
+        help=f"only {what} raised or revised (stored) at or after WHEN, as --since, whatever their events' "
+        "time: what is new since an analyst last looked (default: any time)",
     )
     sp.add_argument(
         "--limit",
@@ -933,15 +937,18 @@ def cmd_incident_subjects(args: argparse.Namespace) -> int:
     else:
         pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
         pseudonymize.spell_ids_as(load_policy(config.policy_dir).organisation.customer_id_form)
-        read = matched = 0
+        read, matched = 0, set[str]()
         with sys.stdin if args.customers == "-" else open(args.customers, encoding="utf-8-sig") as ids:
             for line in ids:
                 if customer := line.strip():
                     read += 1
-                    if not named.isdisjoint(pseudonymize.every_version(customer).values()):
-                        matched += 1
+                    found_as = named.intersection(pseudonymize.every_version(customer).values())
+                    if found_as and not found_as <= matched:  # each customer once, however often listed
+                        matched |= found_as
                         print(customer)
-        found = f"{matched} of its {n_of(len(named), 'customer')} named found among {read:,} customer ids"
+        found = (
+            f"{len(matched)} of its {n_of(len(named), 'customer')} named found among {read:,} customer ids"
+        )
     reported, distinct = subjects["reported"], subjects["distinct"]
     log.info(
         f"incident {incident_id[:12]}: {found}"

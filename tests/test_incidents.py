@@ -499,7 +499,7 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert main(["incidents", "subjects", bulk.incident_id[:8], "--config", str(config)]) == 0
     assert capsys.readouterr().out.split() == bulk.subjects.pseudonyms and len(bulk.subjects.pseudonyms) == 50
     customers = tmp_path / "customers.txt"
-    customers.write_text("\n".join(f"C{i:07d}" for i in range(40, 100)) + "\n\n")
+    customers.write_text("\n".join(f"C{i:07d}" for i in range(40, 100)) + "\n\nC0000041\nc0000042 \n")
     monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", KEY.decode())
     assert main(["incidents", "subjects", bulk.incident_id, "--customers", str(customers), "--config", str(config)]) == 0  # fmt: skip
     assert capsys.readouterr().out.split() == [f"C{i:07d}" for i in range(40, 50)]
