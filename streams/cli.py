@@ -874,26 +874,35 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     return _list(args, "incidents", query_incidents, render)
 
 
-def cmd_incident_show(args: argparse.Namespace) -> int:
-    """`incidents show ID`: one incident's notice, deadlines and alerts (streams/incident_query.py)."""
+def _incident_of(args: argparse.Namespace, action: str) -> tuple[Any, Any, str, dict[str, Any] | None] | None:
+    """`lifemon incidents ACTION ID`'s config, ClickHouse client, the incident's whole id and its
+    newest revision (None once its notice was emptied); None, said, for a list filter given or an
+    id no incident has."""
     from streams.alert_query import AlertNotFound
     from streams.clickhouse import location
-    from streams.incident_query import query_incident, render_incident_view
+    from streams.incident_query import query_incident
+
+    if not _one_id_only(args, "incidents", action):
+        return None
+    config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
+    client = _read_client(config, "incidents")
+    try:
+        return config, client, *query_incident(client, config.clickhouse.database, args.incident_id)
+    except AlertNotFound as e:
+        log.error(f"{e} (lifemon database {config.clickhouse.database} at {location(client)})")
+        return None
+
+
+def cmd_incident_show(args: argparse.Namespace) -> int:
+    """`incidents show ID`: one incident's notice, deadlines and alerts (streams/incident_query.py)."""
+    from streams.incident_query import render_incident_view
     from streams.reviews import INCIDENTS, query_reviews, render_reviews
 
-    if not _one_id_only(args, "incidents", "show"):
+    if (found := _incident_of(args, "show")) is None:
         return 2
-    config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
-    policy = load_policy(config.policy_dir)
-    zone = ZoneInfo(policy.recipients.timezone)
-    client = _read_client(config, "incidents")
-    database = config.clickhouse.database
-    try:
-        incident_id, incident = query_incident(client, database, args.incident_id)
-    except AlertNotFound as e:
-        log.error(f"{e} (lifemon database {database} at {location(client)})")
-        return 2
-    reviews = query_reviews(client, database, incident_id, INCIDENTS)
+    config, client, incident_id, incident = found
+    zone = ZoneInfo(load_policy(config.policy_dir).recipients.timezone)
+    reviews = query_reviews(client, config.clickhouse.database, incident_id, INCIDENTS)
     if incident is None:  # the response's audit trail holds no personal data: it stays readable
         print(
             f"incident  {incident_id}: its notice was emptied after policy/storage.yaml pseudonym_ttl_days, "
@@ -910,20 +919,9 @@ def cmd_incident_subjects(args: argparse.Namespace) -> int:
     pseudonyms only; given the bank's customer ids (`--customers FILE`, `-` for standard input),
     the ones the incident names, as given, else its pseudonyms. A probe's responder found no way to
     the 930 customers of an incident but SQL on its JSON and hashing the customer base by hand."""
-    from streams.alert_query import AlertNotFound
-    from streams.clickhouse import location
-    from streams.incident_query import query_incident
-    from streams.pseudonym import Pseudonymizer
-
-    if not _one_id_only(args, "incidents", "subjects"):
+    if (one := _incident_of(args, "subjects")) is None:
         return 2
-    config = _config(args.config, clickhouse__dsn=args.clickhouse, policy_dir=getattr(args, "policy", None))
-    client = _read_client(config, "incidents")
-    try:
-        incident_id, incident = query_incident(client, config.clickhouse.database, args.incident_id)
-    except AlertNotFound as e:
-        log.error(f"{e} (lifemon database {config.clickhouse.database} at {location(client)})")
-        return 2
+    config, _, incident_id, incident = one
     if incident is None:
         log.error(
             f"incident {incident_id}: its pseudonyms were emptied after policy/storage.yaml pseudonym_ttl_days"
@@ -935,8 +933,7 @@ def cmd_incident_subjects(args: argparse.Namespace) -> int:
         print("\n".join(subjects["pseudonyms"]))
         found = f"{n_of(len(named), 'pseudonym')}; --customers FILE turns them into the bank's customer ids"
     else:
-        pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
-        pseudonymize.spell_ids_as(load_policy(config.policy_dir).organisation.customer_id_form)
+        pseudonymize = _bank_pseudonymizer(config)
         read, matched = 0, set[str]()
         with sys.stdin if args.customers == "-" else open(args.customers, encoding="utf-8-sig") as ids:
             for line in ids:
@@ -1215,15 +1212,20 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pseudonym(args: argparse.Namespace) -> int:
-    """A customer's pseudonym under every key of the ring: finds their alerts from before a key
-    rotation too (a subject's access request), as long as the old key is kept."""
+def _bank_pseudonymizer(config: Any) -> Any:
+    """The environment's key ring, spelling customer ids in the case the bank's customer id form
+    takes, as the engine spells them."""
     from streams.pseudonym import Pseudonymizer
 
     pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
-    # in the case the bank's customer id form takes, as the engine spells them
-    config = _config(args.config, policy_dir=args.policy)
     pseudonymize.spell_ids_as(load_policy(config.policy_dir).organisation.customer_id_form)
+    return pseudonymize
+
+
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    """A customer's pseudonym under every key of the ring: finds their alerts from before a key
+    rotation too (a subject's access request), as long as the old key is kept."""
+    pseudonymize = _bank_pseudonymizer(_config(args.config, policy_dir=args.policy))
     for subject in args.subjects:
         print("  ".join(f"v{v} {p}" for v, p in pseudonymize.every_version(subject).items()) + f"  {subject}")
     return 0
