@@ -48,14 +48,15 @@ _ACTIONS = {"SELECT": Action.query, "DECLARE CURSOR": Action.query, "COPY": Acti
             "TRUNCATE": Action.delete, "DROP": Action.delete}  # fmt: skip
 # a read or export whose size the log may not say
 _READS = frozenset({"SELECT", "WITH", "TABLE", "SELECT INTO OUTFILE"})
-# a statement that copies what a query reads into a table: `CREATE TABLE t AS SELECT`, `INSERT INTO t
-# SELECT`: a read of the query's tables (a probe's copy of 700 customers' credit limits was 1 record)
-# SELECT, and a table it reads from: `CREATE VIEW … AS SELECT` defines, `INSERT … SELECT 'K9'` reads none
-_COPIES = re.compile(
-    r"^\s*+(?:INSERT\s++(?:IGNORE\s++)?INTO|REPLACE\s++INTO|CREATE\s++(?:OR\s++REPLACE\s++)?(?:TEMPORARY\s++)?TABLE)\b"
-    r".*?\b(?P<select>SELECT)\b.*?\bFROM\b",
-    re.I | re.S,
+# what a statement that fills a table begins with, up to the table's name
+_FILLS = (
+    r"^\s*+(?:INSERT\s++(?:IGNORE\s++)?INTO|REPLACE\s++INTO|CREATE\s++(?:OR\s++REPLACE\s++)?(?:TEMPORARY\s++)?TABLE"
+    r"(?:\s++IF\s++NOT\s++EXISTS)?)"
 )
+# a statement that copies what a query reads into a table: `CREATE TABLE t AS SELECT`, `INSERT INTO t
+# SELECT … FROM`: a read of the query's tables (a probe's copy of 700 customers' credit limits was 1
+# record); `CREATE VIEW … AS SELECT` defines, and `INSERT … SELECT 'K9'` reads no table
+_COPIES = re.compile(_FILLS + r"\b.*?\b(?P<select>SELECT)\b.*?\bFROM\b", re.I | re.S)
 # the outer query's row limit: `LIMIT 50`, `LIMIT 100, 50` (MariaDB: offset, count), `FETCH FIRST 50 ROWS`
 _LIMIT_ROWS = re.compile(r"\bLIMIT\s++(?:\d++\s*+,\s*+)?(\d++)|\bFETCH\s++(?:FIRST|NEXT)\s++(\d++)", re.I)
 # a query whose select list is counts alone: `SELECT count(*) FROM ...`, `count(DISTINCT x) AS n`
@@ -79,12 +80,7 @@ _FOLDS = re.compile(
 )
 _NAME = r'(?:"[^"]+"|[^\W\d][\w$]*)'  # an identifier, quoted or not
 _QUALIFIED = rf"{_NAME}(?:\s*+\.\s*+{_NAME}){{0,2}}"
-# the table a copy fills: the name after its INTO or TABLE
-_COPY_TARGET = re.compile(
-    r"^\s*+(?:INSERT\s++(?:IGNORE\s++)?INTO|REPLACE\s++INTO|CREATE\s++(?:OR\s++REPLACE\s++)?(?:TEMPORARY\s++)?TABLE"
-    r"(?:\s++IF\s++NOT\s++EXISTS)?)\s++(" + _QUALIFIED + ")",
-    re.I,
-)
+_COPY_TARGET = re.compile(_FILLS + r"\s++(" + _QUALIFIED + ")", re.I)  # the table a copy fills
 # what a read takes its rows from, by name: each item of a FROM list (`FROM a x, b y`), what a JOIN
 # or COPY names (`core.v_balances`, `tmp_x`), LATERAL and ROWS FROM aside; and a schema's function
 # called anywhere (`SELECT core.all_phones()`): an unqualified function is the server's
@@ -152,18 +148,12 @@ class Canonical:
             return None
         # a copy reads its query's tables; the one it fills is written, not read, nor sized (a
         # review's `INSERT INTO cardholders … SELECT … FROM staging` counted all of cardholders)
-        copied = _COPIES.search(code)
-        read = (
-            [
-                t
-                for t in tables
-                if t != _target(code, tables) and _table_named(code[copied.start("select") :], t)
-            ]
-            if copied
-            else []
-        )
+        copied, read = _COPIES.search(code), []
+        if copied:
+            query, target = code[copied.start("select") :], _target(code, tables)
+            read = [t for t in tables if t != target and _table_named(query, t)]
         if read:
-            tables, code = read, code[copied.start("select") :]  # type: ignore[union-attr]
+            tables, code = read, query
         copies = bool(read)
         fields: list[str] = []
         subjects: list[str] = []
