@@ -54,8 +54,13 @@ def iso_country(code: str | None) -> str | None:
     so it still differs from the home country."""
     if not code:
         return None
+    return _code(code) or _named().get(key_form(code), code.strip().upper())
+
+
+def _code(code: str) -> str | None:
+    """The alpha-2 code of an ISO 3166 code (alpha-2, alpha-3 or numeric) in any case and spaces."""
     found = code.strip().upper()
-    return _alpha_2().get(found.zfill(3) if found.isdigit() else found) or _named().get(key_form(code), found)
+    return _alpha_2().get(found.zfill(3) if found.isdigit() else found)
 
 
 def known_country(code: str | None) -> str | None:
@@ -67,7 +72,7 @@ def known_country(code: str | None) -> str | None:
 
 def _country(code: str) -> str:
     """A country the policy names: by its ISO 3166 code, as the bank writes its own configuration."""
-    found = _alpha_2().get(code.strip().upper().zfill(3) if code.strip().isdigit() else code.strip().upper())
+    found = _code(code)
     if found is None:
         raise ValueError(f"'{code}' is no ISO 3166 country code; write e.g. CN, HK, SG, US")
     return found
