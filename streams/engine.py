@@ -638,9 +638,7 @@ class Engine:
         self.rollup_block = rollup_block
         self.refs = References(
             entitlements=AsOfRegistry("actor_id"),
-            consents=ConsentRegistry(
-                {pid: frozenset(p.channels) for pid, p in catalog.purposes.items() if p.channels}
-            ),
+            consents=ConsentRegistry(pid for pid, p in catalog.purposes.items() if p.channels),
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()

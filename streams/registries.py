@@ -16,7 +16,7 @@ the event-time rule's `max_behind` are dead-lettered), keeping the one in force 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
@@ -99,14 +99,14 @@ class ConsentRegistry(AsOfRegistry[Any]):
     version stands on. `as_of` is the plain lookup: the look back costs only keys that ever held
     a separate grant."""
 
-    def __init__(self, contact_channels: Mapping[str, frozenset[Any]] | None = None) -> None:
+    def __init__(self, contact_purposes: Iterable[str] = ()) -> None:
         super().__init__("subject_id", "purpose", "channel")
         self.ever_separate: set[Hashable] = set()
         # purposes some subject withdrew for every channel (a record for none), or on a channel the
         # bank contacts on for it (purposes.yaml `channels`: each channel's own may add up to all of
         # them, in any order): a use for one asks each subject's consent
         self.refused: set[str] = set()
-        self.contact_channels = contact_channels or {}
+        self.contact_purposes = frozenset(contact_purposes)
         # purposes some consent was recorded on a channel for: for any other, the record without a
         # channel is the whole word (`Context.consent_to_use` asks no channel of them)
         self.channeled: set[str] = set()
@@ -116,7 +116,7 @@ class ConsentRegistry(AsOfRegistry[Any]):
         if record.separate:
             self.ever_separate.add(self.key_of(record))
         if record.status is not ConsentStatus.granted and (
-            record.channel is None or record.purpose in self.contact_channels
+            record.channel is None or record.purpose in self.contact_purposes
         ):
             self.refused.add(record.purpose)
         if record.channel is not None:
