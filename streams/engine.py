@@ -908,25 +908,26 @@ class Engine:
         records = records if isinstance(records, list) else list(records)
         for attr in SUBJECT_FIELDS.get(stream, ()):
             _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
-            if stream in LIST_SUBJECTS:
-                self._distinct_subjects(records, attr)
-            elif stream in UNNAMED_SUBJECTS:  # a blank id names no customer: all such were one
-                blank = self._blank
-                for r in records:
-                    if getattr(r, attr) == blank:
-                        setattr(r, attr, None)
+            self._named_subjects(stream, records, attr)
         _spell_record_ids(stream, records)
         self.names.records(stream, records)
 
-    def _distinct_subjects(self, records: list[Any], attr: str) -> None:
+    def _named_subjects(self, stream: str, records: list[Any], attr: str) -> None:
         """A list of customers names each once, and a blank entry none: a probe's print of one own
         customer logged as `["C0000002", "c0000002 "]` (or with `""` beside it) was two customers,
-        a take-out, not that customer's copy. After pseudonymizing, which spells them alike."""
+        a take-out, not that customer's copy. A blank customer id of a record that may name none is
+        none (every such record had been one customer's). After pseudonymizing, which spells them
+        alike."""
         blank = self._blank
-        for r in records:
-            ids = getattr(r, attr)
-            if len(ids) > 1 or (ids and ids[0] == blank):
-                setattr(r, attr, [i for i in dict.fromkeys(ids) if i != blank])
+        if stream in LIST_SUBJECTS:
+            for r in records:
+                ids = getattr(r, attr)
+                if len(ids) > 1 or (ids and ids[0] == blank):
+                    setattr(r, attr, [i for i in dict.fromkeys(ids) if i != blank])
+        elif stream in UNNAMED_SUBJECTS:
+            for r in records:
+                if getattr(r, attr) == blank:
+                    setattr(r, attr, None)
 
     @cached_property
     def _blank(self) -> str:
