@@ -29,7 +29,7 @@ import hashlib
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
-from itertools import islice
+from itertools import islice, takewhile
 from operator import attrgetter, itemgetter
 from typing import Annotated, Any, ClassVar
 
@@ -308,8 +308,9 @@ class ActorWindow:
         # close: a read dated before that episode's end, read after the watermark passed it (a
         # record far ahead moved it), rejoins it (`BulkQueryDetector._rejoin`)
         self.closed: tuple[Episode, int, int] | None = None
-        # this batch's reads older than the role window (a log shipped late): their time, action
-        # and class, for `BulkQueryDetector._open_late`; never stored
+        # this batch's reads out of time order (a log shipped late), and those after them that would
+        # have opened an episode: their time, action and class, for `BulkQueryDetector._open_late`;
+        # never stored
         self.late: list[tuple[int, str, JrClass]] = []
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
@@ -1025,9 +1026,7 @@ class BulkQueryDetector:
         while win.episode is None and (ep := self._late_episode(actor, win, late, ctx)) is not None:
             win.episode = ep
             if ep.end <= win.last_ts:
-                role, legal_since = win.role, win.legal_since
-                yield self._close(actor, win)
-                win.closed = (ep, role, legal_since)
+                yield self._close_rejoinable(actor, win)
 
     def _late_episode(
         self, actor: str, win: ActorWindow, late: list[tuple[int, str, JrClass]], ctx: Context
@@ -1086,7 +1085,8 @@ class BulkQueryDetector:
             return None
         ep.actor_org = ent.org_id if ent else None
         self._took_out_late(ep, late, win)
-        ids = [e[1] for e in win.events if e[2] and ep.first_seen <= e[0] <= ep.last_seen]
+        newer = list(takewhile(lambda e: e[0] >= ep.first_seen, reversed(win.events)))  # in time order
+        ids = [e[1] for e in reversed(newer) if e[2] and e[0] <= ep.last_seen]
         ep.events, ep.evidence = len(ids), ids[: self.p.evidence_limit]
         return ep
 
@@ -1098,10 +1098,11 @@ class BulkQueryDetector:
         for ts, action, cls in late:
             if ep.first_seen <= ts <= ep.last_seen:
                 ep.took_out(action, cls)
-        for ts, cid, weight, _, _, rank in win.entries:
+        for ts, cid, weight, _, _, rank in reversed(win.entries):  # in time order: back to its first
+            if ts < ep.first_seen:
+                break
             # rows that name no customer weigh their count times a read's: no action is read from them
-            taken = cid[:1] != "#" and self._taken_by_weight.get((rank, weight))
-            if taken and ep.first_seen <= ts <= ep.last_seen:
+            if ts <= ep.last_seen and cid[:1] != "#" and self._taken_by_weight.get((rank, weight)):
                 ep.took_out(Action.export, RANK_CLASS[rank])
 
     # -- the legal count -------------------------------------------------------------------------
@@ -1263,11 +1264,9 @@ class BulkQueryDetector:
         if win is None:
             return
         if win.episode is not None and ctx.watermark >= win.episode.end:
-            ep, role, legal_since = win.episode, win.role, win.legal_since
-            yield self._close(actor, win)
             # the watermark, not the actor's own reads, said the spree stopped: a read dated
             # before its end may yet come (`_rejoin`)
-            win.closed = (ep, role, legal_since)
+            yield self._close_rejoinable(actor, win)
             self._save(actor, win)
         # an actor is forgotten once neither its window, its legal count nor its books' day can matter
         kept = max(self.window_ms, self.horizon_ms, DAY_MS if win.books else 0)
@@ -1276,6 +1275,14 @@ class BulkQueryDetector:
             self._forget(actor, win)
         else:
             ctx.timers.register(actor, due)
+
+    def _close_rejoinable(self, actor: str, win: ActorWindow) -> Finding:
+        """`_close`, keeping what `_rejoin` restores should a read dated before the episode's end
+        come after: the episode, and the role window's start and `legal_since` before the close."""
+        ep, role, legal_since = win.episode, win.role, win.legal_since
+        closed = self._close(actor, win)
+        win.closed = (ep, role, legal_since)  # type: ignore[assignment]
+        return closed
 
     def _rejoin(self, actor: str, win: ActorWindow, ts: int, ctx: Context) -> None:
         """The actor's first read (or transfer) since its timer closed its episode. Dated before
