@@ -583,7 +583,7 @@ class BulkQueryDetector:
                 win = ActorWindow(LegalTally(len(self._tiers)))
                 ctx.timers.register(actor, evs[0].ts + self.window_ms)
             if win.closed is not None:
-                self._rejoin(actor, win, evs[0].ts, ctx)
+                evs = self._rejoin(actor, win, evs, ctx)
             win.past.update(past_budget.get(actor, {}))
             if stream == "transfer":
                 for ev in evs:
@@ -1284,22 +1284,26 @@ class BulkQueryDetector:
         win.closed = (ep, role, legal_since)  # type: ignore[assignment]
         return closed
 
-    def _rejoin(self, actor: str, win: ActorWindow, ts: int, ctx: Context) -> None:
-        """The actor's first read (or transfer) since its timer closed its episode. Dated before
-        that episode's end, it would have kept the episode open had it been read before the
-        watermark passed the end (one record dated far ahead of its partition moves the watermark,
-        and the timer fires between batches: where a batch, a restart or the faust runtime cut the
-        partition decided what joined). The spree did not stop: the episode reopens as it was
-        before the close, the same alert, revised. Dated at or after the end, the close stands."""
+    def _rejoin(self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context) -> list[Any]:
+        """The actor's first reads (or transfers) since its timer closed its episode, in time order
+        if one is dated before that episode's end. Such a read would have kept the episode open had it been
+        read before the watermark passed the end (one record dated far ahead of its partition moves
+        the watermark, and the timer fires between batches: where a batch, a restart or the faust
+        runtime cut the partition decided what joined). The spree did not stop: the episode reopens
+        as it was before the close, the same alert, revised. Only reads dated at or after the end:
+        the close stands. Judged in time order, the rest of a late log rejoins with the live read
+        of the same batch after it, wherever that was in the batch (it came first: a second alert)."""
         ep, role, legal_since = win.closed  # type: ignore[misc]
         win.closed = None
-        if ts >= ep.end or win.episode is not None:  # a later episode found late is open: it stands
-            return
-        # nothing was added or evicted since the close (this is the actor's first event since)
+        inside = [ev for ev in evs if ev.ts < ep.end]
+        if not inside or win.episode is not None:  # a later episode found late is open: it stands
+            return evs
+        # nothing was added or evicted since the close (these are the actor's first events since)
         win.episode, win.role, win.legal_since = ep, role, legal_since
         win.weights = None
         win._derive()  # the role window's total and exact score, as before the close
         ctx.timers.register(actor, ep.end)
+        return sorted(evs, key=attrgetter("ts"))
 
     def _close(self, actor: str, win: ActorWindow) -> Finding:
         ep = win.episode

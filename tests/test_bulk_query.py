@@ -890,3 +890,23 @@ def test_unnamed_rows_queried_are_no_take_out(engine_factory) -> None:
     late = engine_factory(entitlement())
     (b,) = final(feed(late, [rows]) + feed(late, views, offset=100) + late.drain()).values()
     assert b.severity == a.severity and ("took out" in b.summary) == ("took out" in a.summary)
+
+
+@pytest.mark.parametrize("split", [70, 140, 200])
+def test_a_live_read_first_in_the_batch_that_continues_a_late_log_keeps_one_alert(
+    engine_factory, split
+) -> None:
+    """A hotline agent's later read first, then a harvest shipped late in two parts: the batch of its
+    second part opens with another live read of the agent (a live system and the late one share the
+    partition). The late episode was closed once the first part was judged; the live read is
+    dated after it and came first: the rest of the harvest opened a second alert. The batch's reads
+    dated inside the closed episode rejoin it first: one alert of every customer."""
+    view = {"fields": ("mobile_phone",), "action": "view"}
+    live = access(customers=1, start=8 * 3_600_000, first_customer=900, **view)
+    again = access(customers=1, start=8 * 3_600_000 + 60_000, first_customer=901, **view)
+    harvest = access(customers=280, every_s=30, **view)
+    engine = engine_factory(entitlement(role="hotline_agent"))
+    alerts = feed(engine, live) + feed(engine, harvest[:split], offset=10)
+    alerts += feed(engine, again + harvest[split:], offset=500) + engine.drain()
+    (a,) = final(alerts).values()
+    assert a.subject_count == 280 and a.event_count == 280
