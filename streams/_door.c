@@ -335,8 +335,27 @@ error:
 PyDoc_STRVAR(first_deliveries_doc,
 "first_deliveries(decoded, seen, ids=None)\n--\n\n"
 "The (raw, event) pairs whose id is not in `seen` yet (the first of a batch's repeats included),\n"
-"each id added to `seen`; and how many were left out. The id is the event's `event_id`, or\n"
+"each id added to `seen`; and how many were left out. The id is the event's (`event_id`, `ts`), or\n"
 "`ids[i]` for the i-th pair when `ids` is given.");
+
+/* (event_id, ts): a retry repeats both; two systems numbering their events from one counter
+ * repeat the id alone (a probe's CRM harvest dropped as core banking's duplicates) */
+static PyObject *
+event_key(PyObject *ev, PyObject *id_name, PyObject *ts_name)
+{
+    PyObject *id = PyObject_GetAttr(ev, id_name);
+    if (id == NULL)
+        return NULL;
+    PyObject *ts = PyObject_GetAttr(ev, ts_name);
+    if (ts == NULL) {
+        Py_DECREF(id);
+        return NULL;
+    }
+    PyObject *key = PyTuple_Pack(2, id, ts);
+    Py_DECREF(id);
+    Py_DECREF(ts);
+    return key;
+}
 
 static PyObject *
 door_first_deliveries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -348,9 +367,10 @@ door_first_deliveries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *decoded = args[0], *seen = args[1];
-    PyObject *kept = PyList_New(0), *name = PyUnicode_InternFromString("event_id");
+    PyObject *kept = PyList_New(0), *name = PyUnicode_InternFromString("event_id"),
+             *ts_name = PyUnicode_InternFromString("ts");
     Py_ssize_t duplicates = 0;
-    if (kept == NULL || name == NULL)
+    if (kept == NULL || name == NULL || ts_name == NULL)
         goto error;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(decoded); i++) {
         /* the sizes checked on entry may not hold: an event_id property or an id's __hash__ or
@@ -366,7 +386,7 @@ door_first_deliveries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_TypeError, "first_deliveries: decoded must hold (raw, event) pairs");
             goto error;
         }
-        PyObject *id = ids == Py_None ? PyObject_GetAttr(PyTuple_GET_ITEM(pair, 1), name)
+        PyObject *id = ids == Py_None ? event_key(PyTuple_GET_ITEM(pair, 1), name, ts_name)
                                       : Py_NewRef(PyList_GET_ITEM(ids, i));
         if (id == NULL) {
             Py_DECREF(pair);
@@ -381,10 +401,12 @@ door_first_deliveries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         duplicates += known;
     }
     Py_DECREF(name);
+    Py_DECREF(ts_name);
     return Py_BuildValue("(Nn)", kept, duplicates);
 error:
     Py_XDECREF(kept);
     Py_XDECREF(name);
+    Py_XDECREF(ts_name);
     return NULL;
 }
 

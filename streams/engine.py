@@ -676,7 +676,7 @@ class Engine:
         # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
         # (a replay has no table to fill, and would hold every deletion of months of history)
         self.deletions: DeletionLedger | None = None
-        self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
+        self.seen_ids: dict[tuple[str, int], dict[Any, None]] = defaultdict(dict)
         # topic -> the name its duplicates are looked for under: a replay's files of one stream are
         # one stream's exports, which overlap (`lifemon replay`); a live topic is its own
         self.dedupe_as: dict[str, str] = {}
@@ -953,13 +953,19 @@ class Engine:
         decoded: Sequence[tuple[RawRecord, Any]],
         key: str | None = None,
     ) -> Sequence[tuple[RawRecord, Any]]:
-        """Drop upstream duplicates (the same event_id delivered again at another offset): a
-        shipper's retry must not count twice. A duplicate lands in the same partition (same key),
-        so one bounded set of recent ids per partition catches it. On a repartition topic the id
-        is the event's with its key (an event fanned out to several customers is one per key)."""
+        """Drop upstream duplicates (the same event_id and time delivered again at another
+        offset): a shipper's retry must not count twice. An id alone is no event's: two systems
+        numbering their logs from one counter repeat it (a probe's CRM harvest was dropped as core
+        banking's day). A duplicate lands in the same partition (same key), so one bounded set of
+        recent ids per partition catches it. On a repartition topic the id is the event's with its
+        key (an event fanned out to several customers is one per key)."""
         scope = (self.dedupe_as.get(topic, topic), partition)
         seen = self.seen_ids[scope]
-        ids = None if key is None else [f"{ev.event_id}{SEP}{_one(getattr(ev, key))}" for _, ev in decoded]
+        ids = (
+            None
+            if key is None
+            else [f"{ev.event_id}{SEP}{ev.ts}{SEP}{_one(getattr(ev, key))}" for _, ev in decoded]
+        )
         kept, dropped = _door.first_deliveries(list(decoded), seen, ids)  # one C loop (streams/_door.c)
         if dropped:
             self.duplicates[stream] += dropped

@@ -97,6 +97,22 @@ def test_an_upstream_duplicate_is_counted_once(policy, catalog) -> None:
     assert e.duplicates["access"] == 4
 
 
+def test_an_event_id_another_system_used_too_is_another_event(policy, catalog) -> None:
+    """A probe's: core banking and the CRM number their logs from one counter, so the CRM's reads
+    repeat core banking's event ids at other times, and were dropped as its duplicates (a harvest
+    of 60 customers counted 20). A retry repeats the id and the time; an id alone is no event's."""
+    e = engine(policy, catalog)
+    core = access(n=40, customers=40)
+    crm = [
+        ev.model_copy(update={"ts": ev.ts + 4 * 3_600_000, "system": "crm"})
+        for ev in access(n=60, customers=60, first_customer=100)
+    ]
+    assert {ev.event_id for ev in crm} > {ev.event_id for ev in core}
+    e.process("access", "t", 0, fed("access", core + crm + crm[:3]))
+    assert sum(r[8] for r in e.rollup_rows() if r[4] == "access") == 100
+    assert e.duplicates["access"] == 3
+
+
 def test_consents_are_looked_up_by_subject_purpose_and_channel(policy, catalog) -> None:
     """A later grant for another purpose must not hide an earlier withdrawal."""
     from schemas.models import Consent
