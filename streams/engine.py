@@ -226,6 +226,15 @@ def policy_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
     return lambda s: found if (found := known.get(spelling(s))) != s else None
 
 
+def purpose_spelling(names: dict[str, Iterable[str]]) -> Callable[[str], str | None]:
+    """A purpose as the policy names it, whatever case or spaces, or by its Chinese or English name
+    (`营销`, `理财与投资顾问服务`: a probe's read for marketing of a customer who refused it was
+    silent, a wealth manager's own customers read for advice a bulk alert). `names`: each id's names.
+    A purpose the policy does not know is compared as `spelling` writes it. None: kept as it is."""
+    known = {spelling(n): pid for pid, words in names.items() for n in (pid, *words)}
+    return lambda s: None if (found := known.get(spelling(s), spelling(s))) == s else found
+
+
 def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Callable[[str], str | None]:
     """An id the policy declares (a recipient, a contract, an assessment), whatever case, width or
     spaces a log wrote it in: a probe's `HK-FX-PARTNER` was no declared recipient, and a cross-border
@@ -610,6 +619,7 @@ class Engine:
         self.catalog: Catalog = catalog
         self._system_spelling = policy_spelling(catalog.system_ids)
         self._role_spelling = policy_spelling(catalog.role_ids)
+        self._purpose_spelling = purpose_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
@@ -731,13 +741,13 @@ class Engine:
         registry: AsOfRegistry[Any] = getattr(self.refs, stream)
         self._pseudonymize(stream, records)
         if stream == "consents":
-            fold(records, "purpose", spelling)
+            fold(records, "purpose", self._purpose_spelling)
         elif stream == "entitlements":
             fold(records, "actor_id", self._employee_spelling)
             fold_lists(records, "roles", self._role_spelling)
             approvals = [a for r in records for a in r.approvals]
             fold(approvals, "approver_id", self._employee_spelling)
-            fold(approvals, "purpose", spelling)
+            fold(approvals, "purpose", self._purpose_spelling)
             for a in approvals:
                 a.systems = [self._system_spelling(s) or s for s in a.systems]
         if stream != "consents":
@@ -813,7 +823,7 @@ class Engine:
             for attr in EMPLOYEE_ATTRS.get(stream, ()):
                 fold(events, attr, self._employee_spelling)
             if stream in PURPOSE_STREAMS:
-                fold(events, "purpose", spelling)
+                fold(events, "purpose", self._purpose_spelling)
             if stream in SYSTEM_ATTR:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
             if stream == "transfer":

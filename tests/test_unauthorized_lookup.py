@@ -410,6 +410,22 @@ def test_a_purpose_is_its_id_whatever_case_a_log_writes_it_in(run) -> None:
     assert run(ents, far) == []
 
 
+def test_a_purpose_logged_by_its_chinese_or_english_name_is_its_id(run) -> None:
+    """A probe's: a read for `营销` (purposes.yaml's own name for marketing) of a customer who
+    withdrew marketing consent was silent, as `marketing` is not; a consent to `营销` is one to
+    marketing; a wealth manager's own customers read for `理财与投资顾问服务` are advice, no bulk read."""
+    ents = [entitlement("w1", role="wealth_manager")]
+    holdings = ("customer_name", "mobile_phone", "assets", "account_balance")
+    refused = [_consent("C0000000", "marketing", status="withdrawn")]
+    for purpose in ("营销", " Marketing ", "marketing"):
+        found = run(ents, access("w1", fields=holdings, purpose=purpose), consents=refused)
+        assert reasons(found) == {"purpose_refused"}, purpose
+    credit = access("w1", fields=("customer_name", "credit_report"), purpose="营销")
+    assert run(ents, credit, consents=[_consent("C0000000", "营销")]) == []
+    advice = access("w1", fields=holdings, purpose="理财与投资顾问服务")
+    assert run(ents, advice) == []
+
+
 @pytest.mark.parametrize(
     ("field", "purpose", "fires"),
     [("location_trace", "credit_review", True), ("location_trace", "wealth_advice", True),
