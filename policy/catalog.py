@@ -36,6 +36,12 @@ class Catalog:
         self.combinations = [
             (ids, c.jr_class) for c in policy.classification.combinations for ids in c.sets()
         ]
+        # what an approval's scope names, as its form writes it (`Identity`, `c2`, 征信信息)
+        self._scope_ids = {spelling(c.value): c.value for c in JrClass} | {
+            spelling(name): cid
+            for cid, cat in policy.classification.categories.items()
+            for name in (cid, cat.zh, cat.en)
+        }
         self.roles = policy.organisation.roles
         # what each field was collected for (policy/purposes.yaml): a use for another purpose needs fresh consent
         self.collected_for = {fid: frozenset(ps) for fid, ps in policy.purposes.collected_for.items()}
@@ -230,6 +236,14 @@ class Catalog:
             return None
         fid = self.sdk.field_id(name)
         return fid if fid in self.field_class else None
+
+    def scope_spelling(self, name: str) -> str | None:
+        """The class or category an approval's scope names, whatever case, spaces or language its
+        form writes it in (`Identity`, `c2`, 征信信息): a probe's approved export under `Credit` was
+        covered by nothing, a high bulk alert and a leakage candidate. None: the id itself, or a
+        name the policy does not know (kept: it covers nothing)."""
+        found = self._scope_ids.get(spelling(name))
+        return found if found != name else None
 
     def categories(self, field_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(self.field_category[f] for f in field_ids if f in self.field_category)

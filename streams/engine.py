@@ -748,6 +748,8 @@ class Engine:
             approvals = [a for r in records for a in r.approvals]
             fold(approvals, "approver_id", self._employee_spelling)
             fold(approvals, "purpose", self._purpose_spelling)
+            fold_lists(approvals, "categories", self.catalog.scope_spelling)
+            fold_lists(approvals, "fields", self.catalog.field_spelling)
             for a in approvals:
                 a.systems = [self._system_spelling(s) or s for s in a.systems]
         if stream != "consents":

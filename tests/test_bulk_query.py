@@ -365,6 +365,38 @@ def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
     assert len(final(alerts + other_purpose.drain())) == 1
 
 
+@pytest.mark.parametrize(
+    "scope",
+    [
+        {"categories": ["Property", " ACCOUNT"]},
+        {"categories": ["c2"]},
+        {"categories": ["财产信息", "账户信息"]},
+        {"fields": ["ACCOUNT_BALANCE"]},
+    ],
+)
+def test_an_approvals_scope_is_read_in_any_case_or_language(engine_factory, scope) -> None:
+    """A probe's: an approval workflow wrote the scope as its form shows it (`Property`, `c2`,
+    `ACCOUNT_BALANCE`); it covered nothing, and the approved export was a high art. 5 alert. The
+    class, the category (by its id or its name) and the field are the policy's whatever the case."""
+    from schemas.models import Approval
+
+    approval = Approval(
+        approval_id="AP7",
+        purpose="audit",
+        max_records=100,
+        expires_ts=T0 + 86_400_000,
+        **(SCOPE | {"categories": []} | scope),
+    )
+    engine = engine_factory(entitlement(approvals=[approval]))
+    assert feed(engine, access(customers=60, approval_id="AP7", purpose="audit")) + engine.drain() == []
+    unknown = approval.model_copy(update={"categories": ["Proprety"], "fields": []})
+    engine = engine_factory(entitlement(approvals=[unknown]))
+    assert (
+        len(final(feed(engine, access(customers=60, approval_id="AP7", purpose="audit")) + engine.drain()))
+        == 1
+    )
+
+
 def test_a_terminated_employee_keeps_no_role_allowance(engine_factory) -> None:
     """A wealth manager (threshold 80) reading 50 customers' phone numbers is fine; after
     termination it is not."""
