@@ -34,6 +34,7 @@ class Action(StrEnum):
 # What takes data out of a system, and what changes it. StrEnum members: an action's value, a str,
 # is found in them too.
 MAX_TS = 4_102_444_800_000  # 2100-01-01: a time past it is microseconds or garbage (and a DateTime overflow)
+REFERENCE_MIN_TS = 31_536_000_000  # 1971-01-01: a valid-from in seconds, before 2969, is below it
 TAKES_OUT = frozenset({Action.export, Action.download, Action.print})
 CHANGES = frozenset({Action.update, Action.delete})
 READS = frozenset({Action.view, Action.query})
@@ -269,8 +270,9 @@ class Approval(Record):
     purpose: str
     max_records: int = Field(ge=0)
     # past MAX_TS (microseconds, HR's 9999-12-31) it is no expiry: the approval covers nothing
-    # (detectors/approvals.py), the rest of the record applies
-    expires_ts: int = Field(ge=0)
+    # (detectors/approvals.py), the rest of the record applies; before 1971 it is seconds: the record
+    # is refused (a probe's week-long approval in seconds had "expired" in 1970, a false alarm)
+    expires_ts: int = Field(ge=REFERENCE_MIN_TS, description="epoch milliseconds")
     approver_id: str | None = Field(default=None, description="who approved; never the requester")
     categories: list[str] = Field(default_factory=list, description="category ids it covers")
     fields: list[str] = Field(default_factory=list, description="field ids it covers besides its categories")

@@ -38,7 +38,7 @@ import fastavro
 import msgspec
 from pydantic import SecretStr
 
-from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_STREAMS
+from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_MIN_TS, REFERENCE_STREAMS
 from schemas.structs import LENIENT, STRICT
 from streams import _door
 from streams.avro_decode import Reader, Unsupported, compile_reader
@@ -73,7 +73,6 @@ BUILTIN_SCHEMA_IDS = {
 SCHEMA_ID_HEADERS = ("schema.id", "value.schema.id", "lifemon.schema.id")
 
 MIN_TS = 946_684_800_000  # 2000-01-01: below it a `ts` is seconds, not milliseconds
-REFERENCE_MIN_TS = 31_536_000_000  # 1971-01-01: a valid-from in seconds, before 2969, is below it
 # the most lifemon's producers send in one message (streams/sinks/kafka.py `message.max.bytes`):
 # the limit of a re-keyed record too, written by lifemon from one accepted at its source
 MESSAGE_MAX_BYTES = 2_000_000
@@ -281,6 +280,8 @@ def _reason(stream: str, exc: Exception) -> tuple[str, str]:
     missing = _MISSING.search(msg)
     if missing:
         return ".".join(p for p in (path, missing.group(1)) if p), msg
+    if path.endswith("_ts") and msg.startswith("Expected `int` >="):  # an approval's expiry in seconds
+        return path, "not epoch milliseconds from 1971 on (seconds?)"
     if msg.startswith("Invalid enum value"):
         allowed = _enum_values(stream, path)
         return path, f"not one of: {', '.join(allowed)}" if allowed else "not an allowed value"
