@@ -20,6 +20,7 @@ Event time (docs/architecture.md#event-time):
 from __future__ import annotations
 
 import gc
+import re
 import shutil
 import tempfile
 import weakref
@@ -152,21 +153,41 @@ UNNAMED_SUBJECTS = frozenset({"lifecycle", "sdk"})  # their customer may be unna
 PURPOSE_STREAMS = frozenset({"access", "transfer", "marketing", "lifecycle"})
 
 
+_GUID = re.compile(r"\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?", re.IGNORECASE)
+
+
+def _record_spelling(rid: str) -> str:
+    rid = id_spelling(rid)
+    guid = _GUID.fullmatch(rid)
+    return guid.group(1).lower() if guid else rid
+
+
+def _plain_record_id(rid: str) -> bool:
+    """Spelled as `_record_spelling` writes it, for certain; most ids, one cheap test each."""
+    return (
+        rid.isascii()
+        and rid.strip() is rid
+        and not (len(rid) in (36, 38) and (rid[0] == "{" or not rid.islower()))
+    )
+
+
 def _spell_record_ids(stream: str, records: list[Any]) -> None:
     """A record id as every system writes it, as a customer id is (`policy.model.id_spelling`): a
     CHAR column pads it with blanks, a form typed in Chinese input mode writes it in full width; a
     deletion of `RA002` and a read of ` RA002` are one record (a probe: the read raised nothing).
-    Case is kept: an id may be case-sensitive. Almost every id is plain ASCII already: one test each."""
+    Case is kept (an id may be case-sensitive), but a GUID's is none (RFC 4122): the CRM's
+    lower-case GUID and the warehouse's upper-case or braced one are one record (a probe's download
+    of a deleted record raised nothing)."""
     if stream == "lifecycle":
         for r in records:
             rid = r.record_id
-            if rid and not (rid.isascii() and rid.strip() is rid):
-                r.record_id = id_spelling(rid)
+            if rid and not _plain_record_id(rid):
+                r.record_id = _record_spelling(rid)
     elif stream in ("access", "transfer"):
         for r in records:
             ids = r.record_ids
-            if ids and not all(x.isascii() and x.strip() is x for x in ids):
-                r.record_ids = [id_spelling(x) for x in ids]
+            if ids and not all(map(_plain_record_id, ids)):
+                r.record_ids = list(map(_record_spelling, ids))
 
 
 # the attribute that names the system an event's data was read, stored or sent from

@@ -428,3 +428,20 @@ def test_a_record_id_padded_or_in_full_width_is_the_record(run, spelled) -> None
     plain = run([*steps, report(day=-1), tick(0)])
     padded = report(day=-1).model_copy(update={"record_ids": [spelled]})
     assert len(plain) == 1 and [a.summary for a in run([*steps, padded, tick(0)])] == [plain[0].summary]
+
+
+GUID = "3f2a9c4e-8b1d-4e6f-9a2b-7c5d1e0f4a3b"
+
+
+@pytest.mark.parametrize(
+    ("removed", "read_as"),
+    [(GUID, GUID.upper()), (GUID, "{" + GUID.upper() + "}"), (GUID.upper(), GUID), ("{" + GUID + "}", GUID)],
+)
+def test_a_guid_in_another_case_or_braced_is_the_record(run, removed, read_as) -> None:
+    """A probe's: the CRM logs a record's GUID in lower case, the warehouse (SQL Server) in upper
+    case or braced; the download of the deleted record raised nothing. A GUID has no case (RFC 4122);
+    an id of another form keeps its case (`r1` is no deletion of `R1`)."""
+    steps = [collect(removed, day=-3), lc("delete", removed, day=-2)]
+    (alert,) = run([*steps, report(read_as, day=-1), tick(0)])
+    assert alert.counts["uses"] == 1
+    assert run([collect(day=-3), lc("delete", day=-2), report("r1", day=-1), tick(0)]) == []
