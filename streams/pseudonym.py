@@ -50,8 +50,10 @@ def spelled_as(form: str | None) -> Callable[[str], str]:
     """An id as its owner's system spells it: `id_spelling`, then, where the bank gives the ids'
     form (organisation.yaml `customer_id_form`, `employee_id_form`), in the case the form takes:
     a CRM's `e300011` is the terminated E300011 of the entitlements feed, `c0000306` the customer
-    C0000306 (a probe's fired employee read as an unknown actor, a low gap, not a high alert).
-    Without a form case is kept. Memoized: ids repeat."""
+    C0000306 (a probe's fired employee read as an unknown actor, a low gap, not a high alert). An
+    account as a directory writes it, `BANK\\E300001`, `bank.cn/E300001` or `E300001@bank.com.cn` (SSO
+    logs), is the id it holds where that fits the form (a probe's harvest split between the two
+    spellings lost its art. 5 alert). Without a form case is kept. Memoized: ids repeat."""
     found = re.compile(form) if form else None
 
     @lru_cache(maxsize=100_000)
@@ -59,7 +61,9 @@ def spelled_as(form: str | None) -> Callable[[str], str]:
         plain = id_spelling(raw)
         if found is None or found.fullmatch(plain):
             return plain
-        return next((c for c in (plain.upper(), plain.lower()) if found.fullmatch(c)), plain)
+        last = plain.replace("\\", "/").rpartition("/")[2]
+        accounts = dict.fromkeys((plain, last, last.partition("@")[0]))
+        return next((c for a in accounts for c in (a, a.upper(), a.lower()) if found.fullmatch(c)), plain)
 
     return spell
 

@@ -1256,6 +1256,29 @@ def test_an_id_in_another_case_or_padded_is_the_same_employee_and_customer(run) 
     )
 
 
+@pytest.mark.parametrize("account", ["BANK\\E300011", "E300011@bank.com.cn", "bank.cn/e300011"])
+def test_an_employee_logged_as_a_directory_account_is_the_employee(run, account) -> None:
+    """A probe's: a single-sign-on CRM logs the account as the directory writes it (`BANK\\E300011`,
+    `E300011@bank.com.cn`); a fired employee's reads were a low unknown-actor gap, not a high
+    `terminated`, and a harvest split between the two spellings lost its art. 5 alert. The id
+    inside is the employee's where it fits `employee_id_form`; another id keeps all it says."""
+    gone = OPEN + 3 * HOUR
+    fired = [
+        _ent("E300011", "wealth_manager", "S0101"),
+        _ent("E300011", None, "S0101", ts=gone, status="terminated"),
+    ]
+    a = one(run(fired, [read(account, gone + HOUR, ["A0001"])]), "unauthorized_lookup")
+    assert reasons(a) == {"terminated"} and a.actor_id == "E300011"
+    president = [_ent("E300100", "sb_president", "S0101")]
+    harvest = spread("E300100", ids("A", 35), OPEN, OPEN + 2 * HOUR) + spread(
+        account.replace("300011", "300100"), ids("A", 35, 100), OPEN + 2 * HOUR, OPEN + 4 * HOUR
+    )
+    b = one(run(president, harvest), "bulk_query")
+    assert b.actor_id == "E300100" and b.counts["records"] == 70
+    odd = one(run(fired, [read("BANK\\X300011", OPEN, ["A0001"])]), "unauthorized_lookup")
+    assert odd.actor_id == "BANK\\X300011" and odd.counts.get("reason_unknown_actor")
+
+
 def test_a_wealth_manager_prints_her_own_customers_statement_for_her(run) -> None:
     """Seed 004 流程描述(4)④ restricts copying in bulk (原则上限制批量查询、复制): a wealth manager
     printing one of her own customers' holdings for advice, or flows for service, gives that
