@@ -96,9 +96,10 @@ class Kept:
         self.counted = self.wait = self.anon = 0
         self.uses: list[list[Any]] = []
         self.named: dict[str, int] = {}
-        # the latest collections seen while the record is kept, by time: one after it left makes
-        # it a record anew (kept apart from the removal, which may be reported after it)
-        self.collected: list[int] = []
+        # the latest collections seen while the record is kept, [time, system] by time: one after
+        # it left, on the system it left, makes it a record anew (kept apart from the removal,
+        # which may be reported after it)
+        self.collected: list[list[Any]] = []
         self.revised = 0  # the alert's latest revision raised (0: none)
 
     def to_json(self) -> list[Any]:
@@ -111,7 +112,9 @@ class Kept:
         (kept.counted, kept.wait, kept.uses) = row[5:8]
         kept.anon, kept.named = row[8:10] if len(row) > 9 else (0, {})
         collected = row[10] if len(row) > 10 else []
-        kept.collected = collected if isinstance(collected, list) else [collected] if collected else []
+        collected = collected if isinstance(collected, list) else [collected] if collected else []
+        # an earlier lifemon kept times alone: of any system, as it judged them
+        kept.collected = [c if isinstance(c, list) else [c, ""] for c in collected]
         # an earlier lifemon raised a revision whenever a fact came: the latest is the count's
         kept.revised = row[11] if len(row) > 11 else kept.revision() if kept.counted else 0
         if len(row) < 10:  # kept by a lifemon that counted an anonymization as a removal
@@ -146,9 +149,13 @@ class Kept:
         return self.counted + len(self.removals) - 1
 
     def anew(self) -> int:
-        """The record's first collection after it left (0: none known)."""
+        """The record's first collection after it left, on the system it left (0: none known). One
+        on another system is a copy of what left (a warehouse's load from a stale staging copy: a
+        probe's download of the deleted record after it was silent), not an id reused."""
         since = self.since()
-        return next((t for t in self.collected if t > since), 0) if since else 0
+        if not since:
+            return 0
+        return next((t for t, system in self.collected if t > since and system in ("", self.system)), 0)
 
     def waiting(self) -> list[list[Any]]:
         """Uses not counted: an earlier removal reported late may still make them count."""
@@ -194,11 +201,13 @@ class DeletedRecordUseDetector:
         whether its removal is known yet or not (one dated before it may be reported after it);
         the collections of the others are not tracked (retention_overrun holds them, by customer)."""
         kept = self.store.get(ev.record_id)
-        if kept is not None and ev.ts not in kept.collected:
-            insort(kept.collected, ev.ts)
+        seen = [ev.ts, ev.system]
+        if kept is not None and seen not in kept.collected:
+            insort(kept.collected, seen)
             if len(kept.collected) > COLLECTIONS:  # the latest, and the one that made the record anew
                 first = kept.anew()
-                kept.collected = sorted({first, *kept.collected[-(COLLECTIONS - 1) :]} - {0})
+                latest = kept.collected[-(COLLECTIONS - 1) :]
+                kept.collected = [c for c in kept.collected if c in latest or c[0] == first]
             self.store.touch(ev.record_id)
 
     def _removed(self, ev: Any, ctx: Context) -> None:

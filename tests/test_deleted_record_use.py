@@ -133,6 +133,26 @@ def test_a_record_collected_anew_under_its_id_is_a_new_record(run) -> None:
     assert run(steps, kinds=both) == []
 
 
+def test_a_deleted_record_loaded_again_into_another_system_is_no_new_record(run) -> None:
+    """A probe's: the CRM deletes a contact record on the customer's request; that night the
+    warehouse's ETL loads it again from a stale staging copy, a `collect` on data_warehouse under the
+    same id, and a download of it the next day was silent. An id reused is collected on the system
+    the record left; a collection on another system is a copy of what left, and its uses count
+    (seed 004 定义(11): 删除是使个人金融信息及加工信息不可被检索、访问的过程)."""
+    reload = lc("collect", day=-1, system="data_warehouse", categories=["mobile_phone"])
+    (a,) = run([lc("delete", day=-3), reload, report(day=-0.5, system="data_warehouse"), tick(0)])
+    assert a.counts["uses"] == 1
+    again = lc("collect", day=-1, system="CRM", categories=["mobile_phone"])  # the system's own, any case
+    assert run([lc("delete", day=-3), again, report(day=-0.5), tick(0)]) == []
+
+
+def test_collections_kept_by_an_earlier_lifemon_are_of_any_system() -> None:
+    """State written before collections kept their system holds times alone: each is judged as
+    it was, a collection of the record anew on whatever system."""
+    old = Kept.from_json([3, "delete", "crm", "C1", ["d1"], 0, 0, [], 0, {"C1": 3}, [5, 9], 0])
+    assert old.anew() == 5 and old.collected == [[5, ""], [9, ""]]
+
+
 def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts(run) -> None:
     """Seed 004 定义(1): anonymized data is no PFI, and the bank keeps it instead of deleting (流程描述(3)①): a
     report naming the anonymized record and no customer is silent. Read naming its customer, the
