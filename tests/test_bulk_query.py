@@ -397,6 +397,27 @@ def test_an_approvals_scope_is_read_in_any_case_or_language(engine_factory, scop
     )
 
 
+def test_a_batch_run_again_for_the_same_customers_spends_no_more_of_its_approval(engine_factory) -> None:
+    """A probe's: a nightly export of 400 customers under a 500-record approval failed at its
+    transfer step and was run again 20 minutes later, the same customers and rows: a medium bulk
+    alert ("800 needed"), as the budget remembered 50 customers it covered. It remembers up to
+    5 000; a run for 150 others is past the budget."""
+    from schemas.models import Approval
+
+    approval = Approval(
+        approval_id="AP7", purpose="audit", max_records=500, expires_ts=T0 + 86_400_000, **SCOPE
+    )
+    run = {"customers": 400, "per_event": 400, "action": "export", "approval_id": "AP7", "purpose": "audit"}
+    engine = engine_factory(entitlement(approvals=[approval]))
+    again = access(**run) + access(start=20 * 60_000, **run)
+    assert feed(engine, again) + engine.drain() == []
+    engine = engine_factory(entitlement(approvals=[approval]))
+    others = access(**run) + access(
+        start=20 * 60_000, **(run | {"customers": 150, "per_event": 150}), first_customer=400
+    )
+    assert len(final(feed(engine, others) + engine.drain())) == 1
+
+
 def test_a_terminated_employee_keeps_no_role_allowance(engine_factory) -> None:
     """A wealth manager (threshold 80) reading 50 customers' phone numbers is fine; after
     termination it is not."""
