@@ -227,6 +227,15 @@ def test_a_post_reading_its_own_book_for_its_own_work_is_no_art_5_count(run) -> 
         for i, cid in enumerate(ids("A", 2, 8))
     ]  # fmt: skip
     assert run([_ent("c1", "credit_officer", "S0101")], five_years) == []
+    # the pre-loan check reads a borrower's year of account flows (贷前调查: 银行流水): a third probe's
+    # two borrowers' 1 500 rows each were a high alert and a leakage candidate; 2 001 is others' rows
+    for rows, silent in ((1500, True), (2001, False)):
+        flows = [
+            read("c1", OPEN + i * HOUR, [cid], fields=("customer_name", "transaction_record"),
+                 system="core_banking", purpose="credit_review", row_count=rows)
+            for i, cid in enumerate(ids("A", 2))
+        ]  # fmt: skip
+        assert (run([_ent("c1", "credit_officer", "S0101")], flows) == []) is silent, rows
 
     def case_flows(customers: int, rows: int) -> list[AccessEvent]:
         """An AML analyst's day: each case customer's flows, one read every 15 minutes."""
