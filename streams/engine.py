@@ -251,9 +251,18 @@ def purpose_spelling(names: dict[str, Iterable[str]]) -> Callable[[str], str | N
     """A purpose as the policy names it, whatever case or spaces, or by its Chinese or English name
     (`营销`, `理财与投资顾问服务`: a probe's read for marketing of a customer who refused it was
     silent, a wealth manager's own customers read for advice a bulk alert). `names`: each id's names.
-    A purpose the policy does not know is compared as `spelling` writes it. None: kept as it is."""
-    known = {spelling(n): pid for pid, words in names.items() for n in (pid, *words)}
-    return lambda s: None if (found := known.get(spelling(s), spelling(s))) == s else found
+    Spaces and hyphens are underscores, as in the ids (`Privacy Policy`, `privacy-policy`: a probe's
+    withdrawal of the privacy policy so written was lost), for a purpose the policy does not name
+    too (a detector's `consent_purpose`). None: kept as it is."""
+
+    def form(name: str) -> str:
+        return _SEPARATORS.sub("_", spelling(name))
+
+    known = {form(n): pid for pid, words in names.items() for n in (pid, *words)}
+    return lambda s: None if (found := known.get(f := form(s), f)) == s else found
+
+
+_SEPARATORS = re.compile(r"[\s\-]+")
 
 
 def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Callable[[str], str | None]:
