@@ -67,9 +67,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right, insort
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
@@ -189,11 +190,28 @@ class RetentionPolicy(NamedTuple):
     collection_consent: list[Any]
     recoverable_methods: re.Pattern[str]  # `_terms`
     erasing_methods: frozenset[str]
-    client_systems: frozenset[str]
+    on_client: Callable[[str], bool]  # `_client_matcher`: a system that is a terminal or client app
     # with the category ids a log may write in their place (`authentication`, `biometric`): the
     # foreign C3, and the card secrets and biometric samples no client stores (seed 002 §五(4))
     foreign_c3_named: frozenset[str]
     never_stored_on_client_named: frozenset[str]
+
+
+_TOKENS = re.compile(r"[^\W_]+")  # runs of letters and digits, CJK included
+
+
+def _client_matcher(ids: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a system is one of `client_systems`, or a device or build of one: its name begins
+    with one's words, whatever the case and separators (`ATM-BJ-0042`, `pos_terminal_0231`,
+    `mobile_banking_ios`: a probe's CVN stored on each passed as no client's)."""
+    prefixes = [p for p in (tuple(_TOKENS.findall(i.casefold())) for i in ids) if p]
+
+    @lru_cache(maxsize=4096)
+    def on_client(system: str) -> bool:
+        words = tuple(_TOKENS.findall(system.casefold()))
+        return any(words[: len(p)] == p for p in prefixes)
+
+    return on_client
 
 
 class RetentionOverrunDetector:
@@ -239,7 +257,7 @@ class RetentionOverrunDetector:
                 list(r.collection_consent),
                 _terms(r.recoverable_methods),
                 frozenset(map(method_key, r.erasing_methods)),
-                frozenset(r.client_systems),
+                _client_matcher(r.client_systems),
                 _with_categories(r.forbidden_foreign_c3, catalog),
                 _with_categories([*client, *r.never_on_client], catalog),
             )
@@ -553,7 +571,7 @@ class RetentionOverrunDetector:
         secrets = (
             sorted(set(ev.categories) & policy.never_stored_on_client_named) if ev.stage == "store" else []
         )
-        if secrets and ev.system in policy.client_systems:
+        if secrets and policy.on_client(ev.system):
             yield from self._once(
                 Rule.card_data_on_client,
                 rec,

@@ -9,7 +9,7 @@ from itertools import repeat
 from typing import Any
 
 from policy.contracts import RecipientBook
-from policy.model import CLASS_RANK, RANK_CLASS, Counter, JrClass, OwnBook, Policy, spelling
+from policy.model import CLASS_RANK, RANK_CLASS, Counter, JrClass, OwnBook, Policy, key_form, spelling
 from policy.sdk_declarations import SdkDeclarations
 from schemas.models import READS, Action
 
@@ -36,6 +36,13 @@ class Catalog:
         self.combinations = [
             (ids, c.jr_class) for c in policy.classification.combinations for ids in c.sets()
         ]
+        # a category a log names by its name where a field belongs (鉴别信息, 借贷信息: a probe's
+        # other bank's 鉴别信息 stored by the acquiring system raised nothing)
+        self._category_names = {
+            key_form(name): cid
+            for cid, cat in policy.classification.categories.items()
+            for name in (cat.zh, cat.en)
+        }
         # what an approval's scope names, as its form writes it (`Identity`, `c2`, 征信信息)
         self._scope_ids = {spelling(c.value): c.value for c in JrClass} | {
             spelling(name): cid
@@ -229,13 +236,14 @@ class Catalog:
     def field_spelling(self, name: str) -> str | None:
         """The catalog field a log's name for data stands for, where it is not the id itself: the
         field's id in another case or form, its `zh` or another of its words (classification.yaml
-        `also`: 交易密码), a key payloads name it by (traffic.yaml: CVV2, 银行卡号). None: the id
+        `also`: 交易密码), a key payloads name it by (traffic.yaml: CVV2, 银行卡号), or a category by its
+        name (鉴别信息 stands for the category, as `authentication` does). None: the id
         itself, or a name the catalog does not know (a coverage gap). A transfer to a regulator
         naming 交易密码 was no C3 transfer, and raised nothing (a probe)."""
         if name in self.field_class:
             return None
         fid = self.sdk.field_id(name)
-        return fid if fid in self.field_class else None
+        return fid if fid in self.field_class else self._category_names.get(key_form(name))
 
     def scope_spelling(self, name: str) -> str | None:
         """The class or category an approval's scope names, whatever case, spaces or language its

@@ -68,7 +68,7 @@ def ref_count_rollup(
 def ref_first_deliveries(decoded: list, seen: dict, ids: list | None = None) -> tuple[list, int]:
     kept, duplicates = [], 0
     for i, pair in enumerate(decoded):
-        key = pair[1].event_id if ids is None else ids[i]
+        key = (pair[1].event_id, pair[1].ts) if ids is None else ids[i]
         if key in seen:
             duplicates += 1
         else:
@@ -202,13 +202,15 @@ def test_count_rollup_is_the_python_loop(
 
 @PROPERTY
 @given(
-    event_ids=st.lists(st.sampled_from(["a", "b", "c", "d", 1, (2, 3)]), max_size=12),
-    seen=st.sets(st.sampled_from(["a", "c", "x"])),
+    event_ids=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", "d", 1, (2, 3)]), st.sampled_from([1, 2])), max_size=12
+    ),
+    seen=st.sets(st.sampled_from([("a", 1), ("c", 2), "x"])),
     keyed=st.booleans(),
 )
 def test_first_deliveries_is_the_python_loop(event_ids: list, seen: set, keyed: bool) -> None:
     def run(fn: Any) -> tuple:
-        decoded = [(n, SimpleNamespace(event_id=e)) for n, e in enumerate(event_ids)]
+        decoded = [(n, SimpleNamespace(event_id=e, ts=t)) for n, (e, t) in enumerate(event_ids)]
         known = dict.fromkeys(seen)
         ids = [f"{e}|k" for e in event_ids] if keyed else None
         kept, dropped = fn(decoded, known, ids)
@@ -349,7 +351,12 @@ def test_msgspec_structs_as_the_engine_reads_them() -> None:
     _door.pseudonymize(events, "subject_ids", {"C1": "p1"}, lambda i: "p-" + i)
     _door.pseudonymize(events, "subject", {}, lambda i: "p-" + i)
     assert [(e.subject_ids, e.subject) for e in events] == [(["p1", None], "p-C2"), ([], None)]
-    assert _door.first_deliveries([(0, events[0]), (1, events[1])], {}) == ([(0, events[0])], 1)
+    # one event id at two times is two events; at one time, a redelivery
+    assert _door.first_deliveries([(0, events[0]), (1, events[1])], {}) == (
+        [(0, events[0]), (1, events[1])],
+        0,
+    )
+    assert _door.first_deliveries([(0, events[0]), (1, events[0])], {}) == ([(0, events[0])], 1)
     with pytest.raises(AttributeError):
         _door.pseudonymize([Frozen("C1")], "subject", {}, lambda i: "p-" + i)
 
@@ -502,9 +509,10 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "fd-ids-short": (_fd([(1, 2)], {}, []), TypeError),
     "fd-ids-tuple": (_fd([(1, 2)], {}, ("a",)), TypeError),
     "fd-not-a-pair": (_fd([(1, 2, 3)], {}), TypeError),
-    "fd-a-list-pair": (_fd([[1, _ns(event_id="a")]], {}), TypeError),
-    "fd-no-event-id": (_fd([(1, _ns())], {}), AttributeError),
-    "fd-id-unhashable": (_fd([(1, _ns(event_id=["a"]))], {}), TypeError),
+    "fd-a-list-pair": (_fd([[1, _ns(event_id="a", ts=1)]], {}), TypeError),
+    "fd-no-event-id": (_fd([(1, _ns(ts=1))], {}), AttributeError),
+    "fd-no-ts": (_fd([(1, _ns(event_id="a"))], {}), AttributeError),
+    "fd-id-unhashable": (_fd([(1, _ns(event_id=["a"], ts=1))], {}), TypeError),
     "fd-ids-unhashable": (_fd([(1, 2)], {}, [["a"]]), TypeError),
     # decode_json
     "dj-no-args": (lambda: _door.decode_json(), TypeError),
@@ -623,6 +631,7 @@ MUTATING: dict[str, tuple[str, str]] = {
     "first_deliveries-pair": (
         """
         class Ev:
+            ts = 1
             @property
             def event_id(self):
                 decoded.clear(); gc.collect()

@@ -1389,6 +1389,32 @@ def test_card_secrets_on_a_client_app_and_biometrics_beside_identity(run) -> Non
     assert together.summary.startswith("record R3 on crm holds biometric and identity data together")
 
 
+@pytest.mark.parametrize(
+    ("word", "field"),
+    [("人脸特征值", "biometric_template"), ("face_template", "biometric_template"),
+     ("指纹模板", "biometric_template"), ("人脸图像", "face_image"), ("人脸图像信息", "face_image")],
+)  # fmt: skip
+def test_a_biometric_template_or_face_image_by_its_usual_names_is_biometric(run, word, field) -> None:
+    """A probe's: a face check storing 人脸特征值, face_template, 人脸图像 or 指纹模板 with the name
+    and ID number, and an app keeping it, raised nothing (only `biometric_template` did). §五(4)
+    names the samples (样本数据: a face image, as 刷脸登录 collects it) beside the templates."""
+    got = run([lc("store", "R1", "C1", 0, categories=["customer_name", "id_document_no", word], purpose="authentication", system="mobile_banking")])  # fmt: skip
+    assert {"card_data_on_client", "biometric_with_identity"} <= set(got)
+    (kept,) = got["card_data_on_client"]
+    assert f"stores {field} on mobile_banking" in kept.summary
+
+
+@pytest.mark.parametrize("system", ["ATM-BJ-0042", "pos_terminal_0231", "Mobile-Banking iOS", "掌上银行家"])
+def test_a_client_device_or_build_is_a_client(run, system) -> None:
+    """A probe's CVN stored on `ATM-BJ-0042`, `pos_terminal_0231`, `mobile_banking_ios` or
+    掌上银行家 passed as no client's: a device or build of a client system is one (its name begins
+    with the id's words); a system that merely holds one's letters is not."""
+    cvn = {"categories": ["payment_account_no", "card_cvn"], "purpose": "payment"}
+    (kept,) = run([lc("store", "R1", "C1", 0, system=system, **cvn)])["card_data_on_client"]
+    assert kept.severity.value == "critical"
+    assert run([lc("store", "R2", "C1", 0, system="atmosphere_card_vault", **cvn)]) == {}
+
+
 def test_a_face_template_is_captured_on_a_terminal_or_app_but_never_kept_there(run) -> None:
     """§五(4) names 个人生物识别信息的样本数据、模板 beside the card secrets: the app that captures a
     face for sign-in sends it (collect: silent), one that stores it fires, and so does a POS

@@ -152,7 +152,15 @@ def test_a_card_security_code_in_a_regulatory_report_is_c3_leaving_the_bank(engi
     assert "sent C3 data to regulator reg_amlmac" in a.summary
 
 
-@pytest.mark.parametrize("word", ["交易密码", "CVV2", "安全码", "Card_CVN", "track2"])
+@pytest.mark.parametrize(
+    "word",
+    [
+        *("交易密码", "CVV2", "安全码", "Card_CVN", "track2"),
+        # an acquirer's and ISO 8583's names (a probe's PIN block and expiry date to a regulator
+        # raised nothing), and a category by its name where a field belongs (鉴别信息)
+        *("PIN block", "PIN Data", "Track 1 Data", "Expiration Date", "exp_date", "validThru", "鉴别信息"),
+    ],
+)
 def test_c3_a_log_names_in_the_catalogs_words_is_c3(engine, word) -> None:
     """A log may name what it sent as the catalog's words for a field (classification.yaml `zh`,
     `also`; traffic.yaml's keys), not its id: 交易密码 is transaction_password, CVV2 the card's CVN.
