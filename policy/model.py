@@ -54,7 +54,24 @@ def iso_country(code: str | None) -> str | None:
     so it still differs from the home country."""
     if not code:
         return None
-    return _code(code) or _named().get(key_form(code), code.strip().upper())
+    return _code(code) or _subdivision(code) or _named().get(key_form(code), code.strip().upper())
+
+
+# ISO 3166-2 lists Hong Kong, Macao and Taiwan under CN (CN-HK, CN-MO, CN-TW); each has its own
+# alpha-2 code, and a transfer there leaves the mainland (PIPL art. 38-39 as the bank applies them)
+_OWN_CODE = {"CN": frozenset({"HK", "MO", "TW"})}
+_SUBDIVISION = re.compile(r"([A-Z]{2})-([A-Z0-9]{1,3})")
+
+
+def _subdivision(code: str) -> str | None:
+    """The country of an ISO 3166-2 subdivision code (`CN-SH` is CN: a probe's SDK posting to its
+    declared host in Shanghai was a critical cross-border alert), or the region's own code where
+    it has one (`CN-HK` is HK)."""
+    found = _SUBDIVISION.fullmatch(code.strip().upper())
+    if found is None:
+        return None
+    country, region = found.groups()
+    return region if region in _OWN_CODE.get(country, ()) else _code(country)
 
 
 def _code(code: str) -> str | None:

@@ -117,11 +117,13 @@ def test_a_foreign_country_in_any_case_is_cross_border(run, country) -> None:
 
 
 @pytest.mark.parametrize(
-    "country", ["China", "中国", "中华人民共和国", "Mainland China", "China (Mainland)", "境内"]
+    "country",
+    ["China", "中国", "中华人民共和国", "Mainland China", "China (Mainland)", "境内", "CN-SH", "cn-gd"],
 )
 def test_an_undeclared_recipient_at_home_in_words_is_not_abroad(run, country) -> None:
     """A probe's undeclared recipient logged in 中华人民共和国 was a critical cross-border incident:
-    the name is the home country's. It is still an undeclared recipient."""
+    the name is the home country's, and so is a province's ISO 3166-2 code (CN-SH, CN-GD; CN-HK is
+    Hong Kong's). It is still an undeclared recipient."""
     ev = transfer("tp_survey_co", "third_party", ["customer_name", "transaction_record"],
                   purpose="fund_distribution", recipient_country=country)  # fmt: skip
     got = run([ev], consents("fund_distribution"))
