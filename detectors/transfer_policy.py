@@ -55,6 +55,7 @@ from policy.model import (
     DetectorSection,
     JrClass,
     Recipient,
+    id_spelling,
     iso_country,
     known_country,
 )
@@ -173,22 +174,30 @@ def _transfer(ev: Any) -> str:
     night's list of 2 000 unnamed customers, nothing either) sends another. Runs under one name with
     the same count and customers are one transfer logged twice, as far as the logs can tell (a
     volume counted per day still counts each day's)."""
-    named = sorted(set(ev.subject_ids)) or ([f"list:{ev.subject_list_id}"] if ev.subject_list_id else [])
-    return _identity(ev, named)
+    return _identity(ev, _whom(ev))
 
 
-def _identity(ev: Any, named: list[str]) -> str:
+def _whom(ev: Any) -> list[str]:
+    """The customers a transfer names, else the list it names."""
+    return sorted(set(ev.subject_ids)) or ([f"list:{ev.subject_list_id}"] if ev.subject_list_id else [])
+
+
+def _identity(ev: Any, named: list[str], tid: str | None = None) -> str:
+    """The id is compared without blanks, width or case (`tid`: as given): an SFTP gateway's copy
+    logged it padded or in lower case, and 120 000 records sent counted 240 000 (a probe's)."""
     whom = hashlib.sha256("\x1f".join(named).encode()).hexdigest()[:16]
-    return f"{ev.transfer_id}/{ev.record_count}/{whom}"
+    tid = id_spelling(ev.transfer_id).casefold() if tid is None else tid
+    return f"{tid}/{ev.record_count}/{whom}"
 
 
 def _former(ev: Any) -> list[str]:
     """What earlier lifemons called the transfer, kept in state until `late_days` forget it: its id
-    alone, and for one naming a list and no customers, the identity without the list (a copy read
-    after an upgrade raises nothing, and counts once toward the volume)."""
-    former = [ev.transfer_id]
+    alone; its identity with the id as written; and for one naming a list and no customers, the
+    identity without the list (a copy read after an upgrade raises nothing, and counts once toward
+    the volume)."""
+    former = [ev.transfer_id, _identity(ev, _whom(ev), ev.transfer_id)]
     if ev.subject_list_id and not ev.subject_ids:
-        former.append(_identity(ev, []))
+        former.append(_identity(ev, [], ev.transfer_id))
     return former
 
 

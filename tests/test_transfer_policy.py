@@ -374,7 +374,7 @@ def test_a_copy_of_a_transfer_an_earlier_lifemon_judged_raises_nothing_more(engi
     assert rules(run(e, listed)) == ["LM-TP-002"]
     store = e.task(0, e.specs[0]).detector.store
     (new,) = [k for k, _ in store.items(RAISED)]
-    store.put(f"{RAISED}{listed.recipient_id}/{_identity(listed, [])}", store.get(new))
+    store.put(f"{RAISED}{listed.recipient_id}/{_identity(listed, [], listed.transfer_id)}", store.get(new))
     store.delete(new)
     assert run(e, listed.model_copy(update={"event_id": "gw", "ts": T0 + 60_000}), offset=1) == {}
     e = engine()
@@ -382,7 +382,7 @@ def test_a_copy_of_a_transfer_an_earlier_lifemon_judged_raises_nothing_more(engi
     assert run(e, daily) == {}
     store = e.task(0, e.specs[0]).detector.store
     (key,) = [k for k, _ in store.items("volume:")]
-    store.get(key).counted = {_identity(daily, [])}
+    store.get(key).counted = {_identity(daily, [], daily.transfer_id)}
     assert run(e, daily.model_copy(update={"event_id": "retry"}), offset=1) == {}  # 6 000 if counted twice
 
 
@@ -488,7 +488,10 @@ def test_declared_ids_in_any_case_width_or_spaces_are_the_declared_ones(engine) 
     assessment logged as "N/A" passed a public disclosure as assessed."""
     ok = consent(purpose="group_risk_management")
     for spelled in ({"recipient_id": "OS_PARENT_GROUP_HK "}, {"assessment_id": "osa-2025-003 "},
-                    {"contract_id": "ｃｔ-os_parent_group_hk"}):  # fmt: skip
+                    {"contract_id": "ｃｔ-os_parent_group_hk"},
+                    # hyphens, underscores and spaces are one separator (a probe's tp-fund-distributor)
+                    {"recipient_id": "os-parent-group-hk"}, {"recipient_id": "OS Parent Group HK"},
+                    {"assessment_id": "OSA_2025_003"}):  # fmt: skip
         assert run(engine(ok), abroad(**spelled)) == {}, spelled
     (a,) = run(engine(ok), abroad(recipient_id="OS_PARENT_GROUP_HK", assessment_id=None)).values()
     assert a.rule_id == "LM-TP-005" and a.actor_id == "os_parent_group_hk"
@@ -602,6 +605,11 @@ def test_a_transfer_logged_twice_counts_once_toward_the_agreed_volume(engine) ->
     assert run(e, first, again) == {}
     (a,) = run(e, fund(T0 + HOUR, 2001, 2), offset=2).values()  # another transfer: 5 001 records
     assert (a.counts["records"], a.counts["transfers"]) == (5001, 2)
+    # an SFTP gateway logs the id padded or in lower case (a probe's 120 000 records counted twice)
+    for i, spelled in enumerate((" t1", "t1 ", "Ｔ1")):
+        e = engine()
+        copy = first.model_copy(update={"event_id": f"gw-{i}", "transfer_id": spelled, "ts": T0 + 60_000})
+        assert run(e, first, copy) == {}, spelled
 
 
 def test_one_record_over_the_agreement_opens_one_alert_that_grows_then_closes(engine) -> None:
