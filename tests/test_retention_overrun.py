@@ -1512,6 +1512,17 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "soft delete, to be shredded",
                 "delete index, overwrite later",
                 "DROP TABLE t PURGE (blocks await overwrite)",
+                # a third probe's: not run, skipped, stopped, awaiting approval, cancelled, off
+                "逻辑删除(覆写未执行)",
+                "删除索引, 跳过覆写",
+                "删除索引(覆写中断)",
+                "删除索引, 覆写待审批",
+                "删除索引, 擦除未完成",
+                "删除, 擦除任务已取消",
+                "删除索引; 覆写: 否",
+                "delete index; overwrite=false",
+                "rm -f, overwrite: no",
+                "truncate; overwrite deferred",
             )
         ),
         # what erases, and words that only hold a term's letters
@@ -1541,6 +1552,9 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "disk removed and physically destroyed",
                 "安全删除",
                 "wiped",
+                # a check after the erase, and a plan carried out: no negation of the erase
+                "删除文件并擦除后未发现残留",
+                "删除索引并按计划覆写完成",
             )
         ),
     ],
@@ -1596,6 +1610,16 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "to-be-shredded",
                 "overwrite-later",
                 "purge-await-overwrite",
+                "overwrite-not-run-zh",
+                "overwrite-skipped-zh",
+                "overwrite-stopped-zh",
+                "overwrite-awaiting-approval-zh",
+                "erase-incomplete-zh",
+                "erase-cancelled-zh",
+                "overwrite-no-zh",
+                "overwrite-false",
+                "overwrite-no",
+                "overwrite-deferred",
             )
         ),
         *(
@@ -1622,6 +1646,8 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "physically-destroyed",
                 "安全删除",
                 "wiped",
+                "checked-after-erase-zh",
+                "overwritten-as-planned-zh",
             )
         ),  # fmt: skip
     ],
