@@ -97,6 +97,44 @@ def test_an_upstream_duplicate_is_counted_once(policy, catalog) -> None:
     assert e.duplicates["access"] == 4
 
 
+def test_a_duplicate_after_a_restart_or_a_rebalance_is_still_one(policy, catalog, monkeypatch) -> None:
+    """A probe's: a shipper sent 1 500 events again after lifemon restarted (or a second instance
+    took the partition over), and each counted twice: the ids seen lived in memory only. The
+    window goes into the checkpoint, in chunks, and comes back with the partition's state."""
+    from streams import engine as engine_module
+
+    def seen_keys(changes) -> list[bytes]:
+        return [k for k, v in changes if k.startswith(b"~engine\x1fseen") and v is not None]
+
+    e = engine(policy, catalog)
+    events = access(n=84, customers=84)
+    e.process("access", "t", 0, fed("access", events))
+    e.process_rekeyed("access", "subject_ids", "rp", 0, fed("access", events, "rp"))
+    saved = e.changes(0)
+    later = engine(policy, catalog)
+    later.restore(0, saved)
+    new = access(n=3, customers=3, first_customer=500, start=9_000_000)
+    later.process("access", "t", 0, fed("access", events[:40] + new, "t", 84))
+    later.process_rekeyed("access", "subject_ids", "rp", 0, fed("access", events[:10], "rp", 84))
+    assert later.duplicates["access"] == 50
+    assert sum(r[8] for r in later.rollup_rows() if r[4] == "access") == 3
+    # chunked, SEEN_CHUNK ids a key; chunks past the window's bound deleted, oldest first
+    monkeypatch.setattr(engine_module, "SEEN_CHUNK", 10)
+    monkeypatch.setattr(engine_module, "DEDUP_IDS_PER_PARTITION", 30)
+    small = engine(policy, catalog)
+    small.process("access", "t", 0, fed("access", events[:25]))
+    log = small.changes(0)
+    assert len(seen_keys(log)) == 3
+    small.process("access", "t", 0, fed("access", events[25:], "t", 25))
+    log += small.changes(0)
+    kept = [k for k, _ in small.store(0).items("~engine\x1fseen")]
+    assert len(kept) == 3 and kept[-1].endswith("000000000005")  # the newest 30 of 84
+    again = engine(policy, catalog)
+    again.restore(0, log)
+    again.process("access", "t", 0, fed("access", events[-30:] + events[:5], "t", 84))
+    assert again.duplicates["access"] == 30
+
+
 def test_an_event_id_another_system_used_too_is_another_event(policy, catalog) -> None:
     """A probe's: core banking and the CRM number their logs from one counter, so the CRM's reads
     repeat core banking's event ids at other times, and were dropped as its duplicates (a harvest
