@@ -41,6 +41,17 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(key)
 
 
+_VERSION_AFTER = re.compile(r"[\s@/:_\-]*v?\d+(?:\.\d+)+\S*$", re.IGNORECASE)
+
+
+def _sdk_form(name: str) -> str:
+    """An SDK's name as compared: `key_form`, without a version after it or the word SDK at its end
+    (a probe's `神策SDK 6.8.0`, `sensors_analytics@6.8.0` and `华为推送` were high undeclared-SDK alerts
+    for the declared 神策SDK and 华为推送SDK)."""
+    form = key_form(_VERSION_AFTER.sub("", name))
+    return form.removesuffix("sdk") or form
+
+
 def host_in(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
     """A host is allowed when it is a listed host or a subdomain of one. Host names are
     case-insensitive and may end in the root's dot (RFC 3986 §3.2.2), and a reported host may carry
@@ -129,8 +140,11 @@ class SdkDeclarations:
         self.c3_or_auth = frozenset(
             f for f, d in self.fields.items() if d.jr_class is JrClass.C3 or d.auth_helper
         )
-        # by name whatever its case, spaces and punctuation (the seed writes 旷视 SDK, sdks.yaml 旷视SDK)
-        self._by_name = {key_form(n): sid for sid, d in sdks.sdks.items() for n in (d.name_zh, *d.names)}
+        # by id or name whatever its case, spaces and punctuation (the seed writes 旷视 SDK, sdks.yaml
+        # 旷视SDK), a version after it and the word SDK aside (`_sdk_form`)
+        self._by_name = {
+            _sdk_form(n): sid for sid, d in sdks.sdks.items() for n in (sid, d.name_zh, *d.names)
+        }
         self._prefixes = sorted(
             ((p, sid) for sid, d in sdks.sdks.items() for p in d.package_prefixes),
             key=lambda x: -len(x[0]),
@@ -163,7 +177,7 @@ class SdkDeclarations:
         """The declared SDK an observation reports, by id, name or package prefix; None: undeclared."""
         if reported in self.sdks:
             return reported
-        if (by_name := self._by_name.get(key_form(reported))) is not None:
+        if (by_name := self._by_name.get(_sdk_form(reported))) is not None:
             return by_name
         return next((sid for p, sid in self._prefixes if reported.startswith(p)), None)
 

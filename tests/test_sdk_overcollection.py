@@ -94,6 +94,10 @@ def test_labels_follow_the_seed_declarations(catalog) -> None:
     assert d.resolve("com.tencent.smtt.sdk.WebView") == "tencent_x5"
     assert d.resolve("小米推送SDK") == "push" and d.resolve("com.example.sdk") is None
     assert d.resolve("旷视 SDK") == d.resolve("旷视SDK") == "megvii_face"  # seed 004 (1) writes a space
+    # a version after the name, the word SDK left out (a probe's were high undeclared-SDK alerts)
+    for name in ("神策SDK 6.8.0", "神策SDK/6.8.0", "sensors_analytics@6.8.0", "神策SDK v6.8.0", "神策"):
+        assert d.resolve(name) == "sensors_analytics", name
+    assert d.resolve("华为推送") == "push" and d.resolve("SDK 2.1.0") is None
     assert d.recognize("com.umeng.analytics", None) == "友盟+统计SDK"
     assert d.recognize("x", "ulogs.umeng.com") == "友盟+统计SDK"
 
@@ -215,6 +219,8 @@ def test_the_privacy_policys_own_words_name_the_fields_it_declares(engine) -> No
             ),
         ),
         obs("sensors_analytics", ("GPS位置", "操作系统类型", "APP版本号"), at=1),
+        # the analytics SDK's own property names (a probe's were unknown fields, a false omission)
+        obs("sensors_analytics", ("$device_id", "$browser", "$os", "$model"), at=4),
         obs("tingyun_apm", ("设备生产厂商", "剩余电量/内存/存储空间", "网络连接类型", "移动网络代码"), at=2),
         obs("tencent_x5", ("操作系统", "CPU类型", "WIFI参数", "应用列表"), at=3),
     ]
@@ -400,7 +406,11 @@ def test_a_permission_the_declaration_neither_names_nor_implies(engine) -> None:
 @pytest.mark.parametrize(
     "permission",
     ["NSMicrophoneUsageDescription", "ohos.permission.MICROPHONE", "麦克风", "麦克风权限", "ohos.permission.READ_CONTACTS",
-     "通讯录权限", "短信", "NSLocationWhenInUseUsageDescription", "ohos.permission.APPROXIMATELY_LOCATION"],
+     "通讯录权限", "短信", "NSLocationWhenInUseUsageDescription", "ohos.permission.APPROXIMATELY_LOCATION",
+     # Android's other names in the groups the policy lists (a probe's passed)
+     "android.permission.WRITE_CALL_LOG", "android.permission.PROCESS_OUTGOING_CALLS",
+     "android.permission.ANSWER_PHONE_CALLS", "android.permission.RECEIVE_MMS", "android.permission.RECEIVE_WAP_PUSH",
+     "android.permission.BODY_SENSORS_BACKGROUND", "android.permission.ACCESS_MEDIA_LOCATION"],
 )  # fmt: skip
 def test_a_permission_as_ios_harmonyos_or_the_policy_writes_it(engine, permission) -> None:
     """A probe's OCR SDK (declared: camera, storage) used the microphone, contacts or SMS as iOS
