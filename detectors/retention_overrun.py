@@ -82,7 +82,7 @@ from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_reco
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, left
 from policy.catalog import Catalog
-from policy.model import CLASS_RANK, DetectorSection, JrClass, spelling
+from policy.model import CLASS_RANK, DetectorSection, JrClass, method_key, method_terms, spelling
 from schemas.models import ConsentStatus
 from schemas.structs import STRICT
 
@@ -134,23 +134,6 @@ def _signed(value: str | None) -> str:
     """A destruction record's entry as written: blank is not signed, and an employee id in another
     case is the same employee."""
     return spelling(value or "")
-
-
-def method_key(method: str) -> str:
-    """A destruction method as the policy's list is matched: case, spaces, hyphens and
-    underscores aside, so `Delete Index`, `delete-index` and `DELETE_INDEX` are one method."""
-    return _SEPARATORS.sub("_", method.strip().casefold())
-
-
-_SEPARATORS = re.compile(r"[\s_\-]+")
-
-
-def _terms(terms: list[str]) -> re.Pattern[str]:
-    """The policy's method terms as one pattern over `method_key`s: a Latin term where a word
-    starts (`drop` in DROP TABLE and dropped, not in a backdrop; `rm` in rm -rf, not in a firmware
-    reset), a Chinese one anywhere (删除 in 标记为已删除)."""
-    keys = sorted(map(method_key, terms), key=len, reverse=True)
-    return re.compile("|".join(f"(?<![a-z0-9]){re.escape(k)}" if k.isascii() else re.escape(k) for k in keys))
 
 
 # an erasing term said not done or yet to come, in a method as `method_key` writes it: a negation and
@@ -260,7 +243,7 @@ class RetentionOverrunDetector:
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
                 list(r.collection_consent),
-                _terms(r.recoverable_methods),
+                method_terms(r.recoverable_methods),
                 frozenset(map(method_key, r.erasing_methods)),
                 _client_matcher(r.client_systems),
                 _with_categories(r.forbidden_foreign_c3, catalog),

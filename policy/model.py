@@ -45,6 +45,23 @@ def _named() -> dict[str, str]:
     return {key_form(name): a2 for a2, name in rows}
 
 
+def method_key(method: str) -> str:
+    """A destruction method as the policy's list is matched: case, spaces, hyphens and
+    underscores aside, so `Delete Index`, `delete-index` and `DELETE_INDEX` are one method."""
+    return _SEPARATORS.sub("_", method.strip().casefold())
+
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def method_terms(terms: list[str]) -> re.Pattern[str]:
+    """The policy's method terms as one pattern over `method_key`s: a Latin term where a word
+    starts (`drop` in DROP TABLE and dropped, not in a backdrop; `rm` in rm -rf, not in a firmware
+    reset), a Chinese one anywhere (删除 in 标记为已删除)."""
+    keys = sorted(map(method_key, terms), key=len, reverse=True)
+    return re.compile("|".join(f"(?<![a-z0-9]){re.escape(k)}" if k.isascii() else re.escape(k) for k in keys))
+
+
 def iso_country(code: str | None) -> str | None:
     """An ISO 3166 alpha-2 code as compared: logs and people write `cn`, ` CN` or `Cn` for CN, and
     systems write CHN or 156 (ISO 3166's alpha-3 and numeric codes for it), or the name: China, 中国,
@@ -495,6 +512,11 @@ class Retention(Strict):
     erasing_methods: list[str] = Field(
         default_factory=list,
         description="terms of methods that erase: a method naming one erases, whatever else it names",
+    )
+    reversible_anonymization: list[str] = Field(
+        default_factory=list,
+        description="terms of an `anonymize` event's method that only pseudonymize (encryption, a hash of "
+        "the id): naming one and no erasing term, the record is still held, as a `store`",
     )
     client_systems: list[str] = Field(
         default_factory=list, description="terminals and client apps: card secrets are never stored on them"

@@ -37,7 +37,7 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
-from policy.model import code_spelling, id_spelling, spelling
+from policy.model import code_spelling, id_spelling, method_key, method_terms, spelling
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, LifecycleStage
 from streams import _door
@@ -660,6 +660,9 @@ class Engine:
         self.specs = list(specs)
         self.catalog: Catalog = catalog
         self._system_spelling = policy_spelling(catalog.system_ids)
+        retention = catalog.policy.retention
+        self._reversible = method_terms(retention.reversible_anonymization or ["\x00"])  # none: nothing
+        self._erasing = frozenset(map(method_key, retention.erasing_methods))
         self._role_spelling = policy_spelling(catalog.role_ids)
         self._purpose_spelling = purpose_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
         organisation = catalog.policy.organisation
@@ -886,12 +889,25 @@ class Engine:
                 fold_lists(events, "approved_audience", self._org_spelling)
             if stream == "access" and any(map(_RECORD_IDS, events)):
                 _rows_named(events)
+            if stream == "lifecycle":
+                self._pseudonymized_only(events)
             if stream == "lifecycle" and self.by_customer:
                 self._tied = self._owners(partition, events)
             self._rollup(stream, topic, partition, decoded, events)
             if stream == "lifecycle" and self.deletions is not None:
                 self.deletions.add(events)
         return events
+
+    def _pseudonymized_only(self, events: Sequence[Any]) -> None:
+        """An `anonymize` whose method only encrypts or hashes (retention.yaml
+        `reversible_anonymization`, and no erasing term: a key destroyed erases) leaves the record
+        held: read as a `store`. A probe's CRM "anonymized" on request with AES-256加密, and the
+        request counted answered, the location trace removed in time."""
+        for ev in events:
+            if ev.stage is LifecycleStage.anonymize and ev.method:
+                key = method_key(ev.method)
+                if self._reversible.search(key) and not any(t in key for t in self._erasing):
+                    ev.stage = LifecycleStage.store
 
     def _owners(self, partition: int, events: Sequence[Any]) -> list[Any]:
         """A lifecycle event that names its record but not the customer gets the customer the

@@ -165,6 +165,25 @@ def test_a_deletion_a_day_after_the_deadline_is_still_an_overrun(run) -> None:
     assert [a.window_end for a in got["retention_expired"]] == [T0 - 9 * DAY - CST]
 
 
+@pytest.mark.parametrize(
+    ("method", "anonymizes"),
+    [("AES-256加密", False), ("encrypted with KMS key", False), ("SHA-256哈希替换客户号", False),
+     ("去标识化", False), ("泛化与抑制 (k-匿名)", True), ("AES加密后销毁密钥", True), ("shared generalization", True)],
+)  # fmt: skip
+def test_an_anonymization_that_only_encrypts_or_hashes_leaves_the_record_held(
+    run, method, anonymizes
+) -> None:
+    """A probe's CRM "anonymized" a location trace on day 19 with AES-256加密: the record counted as
+    gone in time. Encrypted or hashed data is restored with a key or a table of customer numbers:
+    去标识化 at most (seed 002 §六.2(1): 不应仅使用加密技术; PIPL art. 73(4)). A key destroyed with it
+    erases (crypto-shredding), and a method that only shares a word's letters is none of them."""
+    got = run([collect(day=-40, **LOCATION), lc("anonymize", day=-20, method=method), tick(0)])
+    assert (got == {}) is anonymizes, got
+    if not anonymizes:
+        (a,) = got["retention_expired"]
+        assert a.status.value == "open"
+
+
 def test_an_overrun_stays_open_until_the_record_goes_then_closes(run) -> None:
     """The open overruns are the backlog on the lifecycle dashboard: a late deletion closes its alert,
     with the same final content whether the deletion or the deadline's timer was processed first."""
