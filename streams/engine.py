@@ -779,6 +779,15 @@ class Engine:
         return rekey(key, events) + unnamed
 
     # -- input ----------------------------------------------------------------------------------
+    def forget_reference(self, stream: str, keys: Iterable[str]) -> int:
+        """Tombstones on a reference topic: their keys (an employee id; a customer's, pseudonymized
+        here) have no record any more, as a compacted topic read from its start says (a probe's
+        tombstoned employee stayed entitled live, and was unknown after a restart). Returns how
+        many keys the registry held."""
+        respell = self._employee_spelling if stream == "entitlements" else self.pseudonymize
+        registry: AsOfRegistry[Any] = getattr(self.refs, stream)
+        return registry.forget({respell(k) for k in keys})
+
     def apply_reference(self, stream: str, records: Sequence[Any]) -> Applied:
         """The records applied to their as-of registry. Returns, for each one dated before a
         watermark some task has already passed, by how many ms it missed it: what that task judged

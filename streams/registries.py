@@ -82,6 +82,17 @@ class AsOfRegistry(Generic[T]):
         """The first version a prune keeps, given that version `i` is in force at its horizon."""
         return i
 
+    def forget(self, keys: set[Hashable]) -> int:
+        """Every version of these keys (of their first attribute, where a key has several: a
+        subject's consents for every purpose and channel); returns how many keys went."""
+        if len(self.key_attrs) == 1:
+            gone = [k for k in keys if k in self._versions]
+        else:
+            gone = [k for k in self._versions if k[0] in keys]  # type: ignore[index]
+        for k in gone:
+            del self._versions[k]
+        return len(gone)
+
     def __len__(self) -> int:
         return len(self._versions)
 

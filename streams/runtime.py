@@ -534,12 +534,33 @@ class Monitor:
             self._apply_reference(self.ref_consumer.consume(10_000, 0.05))
 
     def _apply_reference(self, msgs: list[Any]) -> None:
-        by_stream: dict[str, list[RawRecord]] = defaultdict(list)
+        """Reference records to their registries, in offset order per stream: a run of records,
+        then the keys a run of tombstones deletes (`Engine.forget_reference`), and so on."""
+        runs: list[tuple[str, list[RawRecord], list[str]]] = []  # (stream, records, then keys deleted)
+        last: dict[str, tuple[str, list[RawRecord], list[str]]] = {}
         for m in msgs:
             if m.error() is None:
                 self.ref_positions[(m.topic(), m.partition())] = m.offset() + 1
-                by_stream[self.stream_of[m.topic()]].append(to_raw(m))
-        for stream, raws in by_stream.items():
+                stream = self.stream_of[m.topic()]
+                run = last.get(stream)
+                if m.value() is None and m.key():
+                    if run is None:
+                        run = last[stream] = (stream, [], [])
+                        runs.append(run)
+                    run[2].append(m.key().decode("utf-8", "replace"))
+                    continue
+                if run is None or run[2]:
+                    run = last[stream] = (stream, [], [])
+                    runs.append(run)
+                run[1].append(to_raw(m))
+        for stream, raws, deleted in runs:
+            self._apply_records(stream, raws)
+            if deleted:
+                self.engine.forget_reference(stream, deleted)
+                self.stats.on_consumed(stream, len(deleted))
+
+    def _apply_records(self, stream: str, raws: list[RawRecord]) -> None:
+        if raws:
             decoded = self._decode(stream, raws)
             missed, alerts = self.engine.apply_reference(stream, [r for _, r in decoded.ok])
             self._emit(alerts)

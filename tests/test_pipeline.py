@@ -548,6 +548,30 @@ def test_reference_data_later_than_what_was_judged_is_counted_and_said(
     assert counts == {"entitlements": 1}
 
 
+def test_a_tombstone_on_a_reference_topic_deletes_its_key_in_offset_order(
+    broker, ch, names, policy, catalog
+) -> None:
+    """A probe's: HR tombstoned an employee's entitlement; the live monitor kept it (117 reads passed),
+    while a restart after compaction read none and judged the same reads an unknown actor's. The
+    tombstone deletes the key as the compacted topic will; a record for the key after it is the
+    key's again."""
+    config = make_config(names, broker, "chdb://unused")
+    m = monitor(config, ch, policy, catalog)
+    t = config.topics
+    send(broker, t.entitlements, [entitlement("e1")], key=b"e1")
+    send(broker, t.entitlements, [entitlement("e2")], key=b"e2")
+    p = Producer({"bootstrap.servers": broker})
+    p.produce(t.entitlements, value=None, key=b"e1")
+    p.produce(t.entitlements, value=None, key=b"e2")
+    assert p.flush(10) == 0
+    send(broker, t.entitlements, [entitlement("e2", ts=T0 - 3_600_000)], key=b"e2")  # HR sends e2 again
+    reads = access("e1", customers=3, every_s=60) + access("e2", customers=3, every_s=60)
+    send(broker, t.access, reads + access("e2", start=3 * 3_600_000))  # the watermark passes them
+    stats = m.run(idle_exit_s=1.5, max_seconds=60)
+    gaps = {a.actor_id for a in stats.alerts.values() if a.counts.get("reason_unknown_actor")}
+    assert gaps == {"e1"}
+
+
 @contextmanager
 def restarting_registry() -> Iterator[tuple[str, list[str]]]:
     """A schema registry that refuses its first two asks (503: restarting), then serves the built-in
