@@ -115,3 +115,19 @@ def test_a_use_reads_a_contact_purposes_separate_grant_on_any_channel(catalog) -
     assert (
         said.consent_to_use("C2", "wealth_advice", T0 + 200).status.value == "granted"
     )  # no channel: its record
+
+
+def test_forgetting_a_key_forgets_every_version_and_a_subjects_every_consent() -> None:
+    """A tombstone's key: an employee's every version; a subject's consents for every purpose and
+    channel (a registry keyed by several attributes forgets by the first); another key stays."""
+    ents = AsOfRegistry("actor_id")
+    for e in refs("entitlements", [entitlement("e1"), entitlement("e1", ts=T0), entitlement("e2")]):
+        ents.put(e)
+    assert ents.forget({"e1", "nobody"}) == 1
+    assert ents.as_of("e1", T0 + 1) is None and ents.as_of("e2", T0) is not None
+    registry = ConsentRegistry()
+    for r in refs("consents", [c(0), c(10, status="withdrawn"), c(0, purpose="marketing", channel="sms")]):
+        registry.put(r)
+    registry.put(refs("consents", [c(0, subject="C2")])[0])
+    assert registry.forget({"C1"}) == 2
+    assert len(registry) == 1 and registry.as_of(("C2", "wealth_advice", None), T0) is not None
