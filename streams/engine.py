@@ -666,7 +666,7 @@ class Engine:
         self._role_spelling = policy_spelling(catalog.role_ids)
         self._purpose_spelling = purpose_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
         organisation = catalog.policy.organisation
-        self._employee_spelling = spelled_as(organisation.employee_id_form)
+        self._employee_spelling = spelled_as(organisation.employee_id_form, within=True)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
         if hasattr(pseudonymize, "spell_ids_as"):  # a plain function (tests, tools) spells nothing
             pseudonymize.spell_ids_as(organisation.customer_id_form)

@@ -46,24 +46,34 @@ def version_of(pseudonym: str) -> int | None:
     return (int(found[1]) if found[1] else 1) if found else None
 
 
-def spelled_as(form: str | None) -> Callable[[str], str]:
+def spelled_as(form: str | None, within: bool = False) -> Callable[[str], str]:
     """An id as its owner's system spells it: `id_spelling`, then, where the bank gives the ids'
     form (organisation.yaml `customer_id_form`, `employee_id_form`), in the case the form takes:
     a CRM's `e300011` is the terminated E300011 of the entitlements feed, `c0000306` the customer
-    C0000306 (a probe's fired employee read as an unknown actor, a low gap, not a high alert). An
-    account as a directory writes it, `BANK\\E300001`, `bank.cn/E300001` or `E300001@bank.com.cn` (SSO
-    logs), is the id it holds where that fits the form (a probe's harvest split between the two
-    spellings lost its art. 5 alert). Without a form case is kept. Memoized: ids repeat."""
+    C0000306 (a probe's fired employee read as an unknown actor, a low gap, not a high alert).
+    `within` (employees): an id of the form inside what a log writes, as a whole token and the only
+    one, is that id: an account as a directory writes it (`BANK\\E300001`, `E300001@bank.com.cn`:
+    a probe's harvest split between two spellings lost its art. 5 alert), a name beside it
+    (`E500001(张伟)`: a destruction supervised by its own operator passed). Without a form case is
+    kept. Memoized: ids repeat."""
     found = re.compile(form) if form else None
+    inside = (
+        re.compile(rf"(?<![A-Za-z0-9])(?:{form})(?![A-Za-z0-9])", re.IGNORECASE) if form and within else None
+    )
 
     @lru_cache(maxsize=100_000)
     def spell(raw: str) -> str:
         plain = id_spelling(raw)
         if found is None or found.fullmatch(plain):
             return plain
-        last = plain.replace("\\", "/").rpartition("/")[2]
-        accounts = dict.fromkeys((plain, last, last.partition("@")[0]))
-        return next((c for a in accounts for c in (a, a.upper(), a.lower()) if found.fullmatch(c)), plain)
+        cased = next((c for c in (plain.upper(), plain.lower()) if found.fullmatch(c)), None)
+        if cased is not None or inside is None:
+            return cased or plain
+        ids = {m.group() for m in inside.finditer(plain)}
+        one = ids.pop() if len(ids) == 1 else None
+        return (
+            next((c for c in (one, one.upper(), one.lower()) if found.fullmatch(c)), plain) if one else plain
+        )
 
     return spell
 

@@ -1480,6 +1480,8 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         ({"supervisor_id": "E1 "}, True),  # the operator's own id in another case
         ({"supervisor_id": "Ｅ１"}, True),  # and typed in full width (a probe's passed)
         ({"operator_id": "E000010", "supervisor_id": "Ｅ０００010"}, True),
+        ({"operator_id": "E000010", "supervisor_id": "E000010(张伟)"}, True),  # the name beside (a probe's)
+        ({"operator_id": "BANK\\E000010", "supervisor_id": "e000010@bank.com.cn"}, True),
         ({"supervisor_id": None}, True),
         ({"supervisor_id": " "}, True),  # a blank is no signature
         ({"method": None}, True),
@@ -1583,6 +1585,8 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
         "self-supervised-other-case",
         "self-supervised-full-width",
         "self-supervised-full-width-digits",
+        "self-supervised-with-a-name",
+        "self-supervised-as-directory-accounts",
         "no-supervisor",
         "blank-supervisor",
         "no-method",
