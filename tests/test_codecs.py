@@ -273,6 +273,41 @@ def test_nothing_is_dated_ahead_of_this_machines_clock() -> None:
     assert clocked.decode("entitlements", [stamped(year_2099, "entitlements", plan)]).dead == []
 
 
+def test_a_producer_clock_behind_is_learned_and_a_record_ahead_of_it_still_refused() -> None:
+    """A probe's shipper clock ran 6 minutes behind the systems it ships for: every access was
+    "360 s ahead of its record's Kafka timestamp", refused, and 23 of 56 alerts lost. A partition's
+    usual skew (the median of a batch of 5 or more stamped records) is allowed for; a record ahead
+    of that by more than `max_ahead_s` is still refused, in a batch of one too; a few records
+    alone teach nothing."""
+    events = access(n=12, every_s=10)
+    slow = 6 * 60_000
+
+    def stamped(evs: list, offset: int = 0, partition: int = 0) -> list[RawRecord]:
+        """Stamped by the slow clock when shipped: the record dated ahead was shipped with its neighbours."""
+        return [
+            RawRecord(
+                "pfi.access",
+                partition,
+                offset + i,
+                e.model_dump_json().encode(),
+                b"e1",
+                None,
+                min(e.ts, events[5].ts) - slow if e.event_id == "poison" else e.ts - slow,
+            )  # fmt: skip
+            for i, e in enumerate(evs)
+        ]
+
+    poison = events[5].model_copy(update={"ts": events[5].ts + 2 * 3_600_000, "event_id": "poison"})
+    d = Decoder(clock=lambda: events[-1].ts / 1000 + 3 * 3600)
+    out = d.decode("access", stamped([*events[:5], poison, *events[5:10]]))
+    assert len(out.ok) == 10 and [x.raw.offset for x in out.dead] == [5]
+    assert "and the 360 s its partition's records usually run ahead of theirs" in out.dead[0].message
+    assert d.decode("access", stamped(events[10:11], 20)).dead == []  # one record, judged by what was learned
+    assert len(d.decode("access", stamped([poison], 21)).dead) == 1
+    fresh = Decoder(clock=lambda: events[-1].ts / 1000 + 3 * 3600)  # another partition, a few records
+    assert len(fresh.decode("access", stamped(events[:3], 0, 1)).dead) == 3
+
+
 @pytest.mark.parametrize("allowance", [2**63, 2**80, 1e18], ids=["2**63", "2**80", "float"])
 def test_an_allowance_past_64_bits_judges_as_python_does(allowance: int | float) -> None:
     """The door's C check doubts what it cannot compare exactly; Python then decides as it always
