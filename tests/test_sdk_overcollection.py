@@ -470,6 +470,16 @@ def test_collection_rate_is_bounded_per_device_hour(engine, count, fires) -> Non
     assert rules(run(engine, events, batch=17)) == ({("amap_location", "too_frequent")} if fires else set())
 
 
+def test_a_buffer_uploaded_again_under_new_event_ids_is_one_collection_each(engine) -> None:
+    """A probe's: the app's offline buffer re-sent 40 location collections under new event ids,
+    the same times: 80 in the hour, over the 60 declared. A device collects once a millisecond."""
+    first = [obs("amap_location", ("location",), at=i * 59_000) for i in range(40)]
+    again = [obs("amap_location", ("location",), at=i * 59_000 + 1) for i in range(40)]  # new ids
+    copies = [e.model_copy(update={"ts": f.ts}) for e, f in zip(again, first, strict=True)]
+    assert rules(run(engine, first + copies, batch=17)) == set()
+    assert rules(run(engine, again, batch=17, offset=100)) == {("amap_location", "too_frequent")}
+
+
 def test_a_shuffled_upload_is_the_same_alert(policy) -> None:
     """A device's buffered upload arrives in any order: 61 collections 55 s apart, in time order or
     shuffled, in one batch, are one alert, the same id and evidence (a probe's shuffled upload gave
