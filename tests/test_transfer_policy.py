@@ -612,6 +612,27 @@ def test_a_transfer_logged_twice_counts_once_toward_the_agreed_volume(engine) ->
         assert run(e, first, copy) == {}, spelled
 
 
+def test_a_nightly_job_under_one_name_counts_each_night_toward_a_months_volume(engine) -> None:
+    """A probe's: the warehouse sends the same de-identified snapshot of 1 000 000 records each
+    night, one job name, one list, to a processor agreed 20 000 000 a month; 25 nights counted once.
+    A run a day counts; its gateway's copy the same night does not."""
+    e = engine()
+
+    def night(day: int, n: int) -> TransferEvent:
+        return transfer(
+            recipient_id="proc_cloud_analytics", recipient_type="processor", contract_id="CT-proc_cloud_analytics",
+            transfer_id="DWH-CLOUD-NIGHTLY", sender_system="dwh", categories=["transaction_record"],
+            record_count=1_000_000, subject_count=1_000_000, subject_ids=[], subject_list_id="ALL-CARDHOLDERS",
+            deidentified=True, legal_basis="contract", purpose="analytics", ts=T0 + day * 24 * HOUR, n=n,
+        )  # fmt: skip
+
+    nights = [night(d, d) for d in range(20)]
+    copies = [n.model_copy(update={"event_id": f"gw-{i}", "ts": n.ts + 60_000}) for i, n in enumerate(nights)]
+    assert run(e, *nights, *copies) == {}  # 20 000 000: the agreement's all
+    (a,) = run(e, night(20, 20), offset=40).values()
+    assert (a.rule_id, a.counts["records"], a.counts["transfers"]) == ("LM-TP-007", 21_000_000, 21)
+
+
 def test_one_record_over_the_agreement_opens_one_alert_that_grows_then_closes(engine) -> None:
     e = engine()
     assert run(e, fund(T0, 5000, 1)) == {}
