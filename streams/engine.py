@@ -871,15 +871,20 @@ class Engine:
     def ingest(
         self, stream: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
     ) -> list[Any]:
-        """What every record of a source topic goes through once, whoever reads it: duplicates
-        dropped, customer ids pseudonymized, counted in the rollups. Returns the events."""
-        decoded = self._first_deliveries(stream, topic, partition, decoded)
+        """What every record of a source topic goes through once, whoever reads it: customer ids
+        pseudonymized, duplicates dropped, counted in the rollups. Returns the events."""
         events = list(map(itemgetter(1), decoded))
         if events:
             newest = max(map(_ts, events))
             if newest > self.source_times.get((topic, partition), 0):
                 self.source_times[(topic, partition)] = newest
             self._pseudonymize(stream, events)
+            # after the seals: the dedupe window goes into the checkpoint, and an event id may hold a
+            # card number or a customer id (the copies of an event are sealed alike)
+            decoded = self._first_deliveries(stream, topic, partition, decoded)
+            events = list(map(itemgetter(1), decoded))
+            if not events:
+                return events
             for attr in EMPLOYEE_ATTRS.get(stream, ()):
                 fold(events, attr, self._employee_spelling)
             if stream in PURPOSE_STREAMS:

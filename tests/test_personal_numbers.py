@@ -349,7 +349,9 @@ def test_a_day_whose_ids_hold_numbers_gives_the_same_alerts_and_keeps_none(polic
     plain, _ = _outcome([p for p in files if p.suffix == ".jsonl"], policy, catalog)
     numbered, text = _outcome(_rewritten(tmp_path / "day", tmp_path / "ids", _with_numbers), policy, catalog)
     assert numbered == plain and len(plain) > 10
-    assert "{bank_card:" in text and "{cn_mobile:" in text
+    # the cards are sealed where they stay; an employee id read out of `E000010-<mobile>` leaves the
+    # mobile behind (`spelled_as` within), so no mobile is kept at all
+    assert "{bank_card:" in text
     for number in (CARD, RIC[:17], CITY_RIC[:17], MOBILE):
         assert number not in text
 
