@@ -68,6 +68,7 @@ from schemas.models import (
     TAKES_OUT,
     Action,
     ConsentStatus,
+    CustomerStatus,
     EmployeeStatus,
     Entitlement,
     Outcome,
@@ -251,6 +252,7 @@ _VERSION = attrgetter("version")
 _FIRST = itemgetter(0)
 DENIED = Outcome.denied.value
 ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
+CLOSED = CustomerStatus.closed
 OWN, BELOW, ALL = 1, 2, 3  # how far an org sees: its own customers, its sub-branches' too, every one
 SEES = {"self": OWN, "self_and_descendants": BELOW, "all": ALL}  # organisation.yaml `org_levels.*.sees`
 Found = list[tuple[str, str, Entitlement | None]]  # (reason, what its offence was about, entitlement)
@@ -389,6 +391,12 @@ def _withdrawn(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
         for ch in (known.channels if known and known.channels else [None])
     ]
     return all(c is not None and c.status is not ConsentStatus.granted for c in words)
+
+
+def _closed(subject: str, ts: int, ctx: Context) -> bool:
+    """The customers feed has the subject's relationship closed as of `ts`."""
+    c = ctx.refs.customers.as_of(subject, ts)
+    return c is not None and c.status is CLOSED
 
 
 def _kind(ev: Any, view: View) -> tuple[Any, ...]:
@@ -543,6 +551,11 @@ class UnauthorizedLookupDetector:
                 customers, map(abs, compress(sight, sight)), map(_ORG, compress(views, sight)), strict=True
             )
         ]
+        contact = ctx.catalog.contact_purposes
+        if not contact.isdisjoint(map(_PURPOSE, events)):  # a former customer's, to the full rules
+            for j, (i, c) in enumerate(zip(screened, customers, strict=True)):
+                if c is not None and c.status is CLOSED and events[i].purpose in contact:
+                    seen[j] = False
         suspects = [
             *compress(range(n), map(not_, sight)),
             *compress(screened, map(not_, seen)),
@@ -927,16 +940,25 @@ class UnauthorizedLookupDetector:
         """Seed 004 流程描述(4)②: once a customer refuses a use (marketing, say), it stops at once
         (应当立即停止利用); ③ the customer may withdraw a consent. A read for a purpose whose consent
         the customer withdrew, for every channel, as of the read. A duty the law sets is no consent's."""
-        if not ev.purpose or ev.purpose not in getattr(ctx.refs.consents, "refused", ()):
+        contact = ev.purpose in ctx.catalog.contact_purposes
+        if not ev.purpose or (not contact and ev.purpose not in getattr(ctx.refs.consents, "refused", ())):
             return []
         purpose = ctx.catalog.purposes.get(ev.purpose)
         if purpose is not None and purpose.legal_obligation:
             return []
+        of = n_of(len(ev.subject_ids), "customer")
+        notes = []
         gone = [cid for cid in ev.subject_ids if _withdrawn(cid, ev.purpose, ev.ts, ctx)]
-        if not gone:
-            return []
-        note = f"read for {ev.purpose}, which {len(gone)} of {n_of(len(ev.subject_ids), 'customer')} withdrew consent to"
-        return [("purpose_refused", note, ent)]
+        if gone:
+            notes.append(f"read for {ev.purpose}, which {len(gone)} of {of} withdrew consent to")
+        # PIPL art. 47 ¶1(2): the product or service ended, what is kept is kept for the law, not to
+        # market to a former customer (a probe's win-back campaign read one's holdings, silent)
+        ended = [cid for cid in ev.subject_ids if contact and _closed(cid, ev.ts, ctx)]
+        if ended:
+            notes.append(
+                f"read for {ev.purpose} of {len(ended)} of {of} whose relationship had ended (closed)"
+            )
+        return [("purpose_refused", "; ".join(notes), ent)] if notes else []
 
     @staticmethod
     def _beyond_purpose(ev: Any, ent: Entitlement, ctx: Context) -> Found:

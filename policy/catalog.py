@@ -61,6 +61,8 @@ class Catalog:
             if cat not in self.collected_for and purposes:
                 self.collected_for[cat] = frozenset().union(*purposes)
         self.purposes = policy.purposes.purposes
+        # the purposes the bank contacts customers for (purposes.yaml `channels`: marketing)
+        self.contact_purposes = frozenset(pid for pid, p in self.purposes.items() if p.channels)
         # fields read only for a purpose they were collected for itself (purposes.yaml
         # `own_purpose_only`): no `also_uses` reaches them
         own = set(policy.purposes.own_purpose_only)

@@ -693,7 +693,7 @@ class Engine:
         self.rollup_block = rollup_block
         self.refs = References(
             entitlements=AsOfRegistry("actor_id"),
-            consents=ConsentRegistry(pid for pid, p in catalog.purposes.items() if p.channels),
+            consents=ConsentRegistry(catalog.contact_purposes),
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()

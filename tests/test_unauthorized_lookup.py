@@ -8,7 +8,7 @@ import pytest
 from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
-from schemas.models import Action, Approval, Consent, Customer, EmployeeStatus
+from schemas.models import Action, Approval, Consent, Customer, CustomerStatus, EmployeeStatus
 from streams.alerts import alert_version
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -478,6 +478,23 @@ def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
     regrant = _consent("C0000005", "marketing", channel="phone").model_copy(update={"ts": T0 + 2 * HOUR})
     (again,) = run(ents, read(5, at=300_000), consents=[granted, by_channel[0], regrant, *by_channel[1:]])
     assert reasons([again]) == {"purpose_refused"}
+
+
+def test_a_read_for_marketing_of_a_former_customer_fires(run) -> None:
+    """A probe's: a head-office marketing manager read a customer's holdings for a win-back campaign
+    a month after her last product closed: silent. What the bank keeps then is kept for the law
+    (PIPL art. 47 ¶1(2)), not to market to her; the same read while she was a customer, or a read
+    of her closed account for a complaint, stays silent."""
+    ents = [entitlement("w1", role="wealth_manager")]
+    holdings = ("customer_name", "mobile_phone", "assets", "account_balance")
+    closed = customer("C0000000").model_copy(update={"ts": T0 - HOUR, "status": CustomerStatus.closed})
+    feed = [customer("C0000000"), closed]
+    (a,) = run(ents, access("w1", fields=holdings, purpose="marketing"), customers=feed)
+    assert reasons([a]) == {"purpose_refused"} and "whose relationship had ended (closed)" in a.summary
+    before = access("w1", fields=holdings, purpose="marketing", start=-2 * HOUR)
+    assert run(ents, before, customers=feed) == []
+    service = access("w1", fields=("customer_name", "account_balance"), purpose="customer_service")
+    assert run(ents, service, customers=feed) == []
 
 
 def test_two_roles_do_not_add_up_to_a_permission_neither_has(run) -> None:
