@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from detectors.base import Context, Store, iso_minute, n_of
 from policy.catalog import Catalog
 from policy.model import code_spelling
-from schemas.models import MAX_TS, Approval, EmployeeStatus, Entitlement
+from schemas.models import MAX_TS, REFERENCE_MIN_TS, Approval, EmployeeStatus, Entitlement
 
 USED = "approval:"  # store key prefix: records an approval has covered so far, and its customers
 # customers a budget remembers; past them, a customer read again spends again. A batch re-run for
@@ -51,6 +51,8 @@ def _standing(approval: Approval, ev: Any, ent: Entitlement) -> str | None:
         # in microseconds, or HR's "never" (9999-12-31): a standing approval is none (a probe's µs
         # expiry covered every later access); refusing the record would lose its status and roles
         return "its expiry is no time in milliseconds before 2100"
+    if approval.expires_ts < REFERENCE_MIN_TS:  # in seconds: a probe's had silently "expired" in 1970
+        return "its expiry is no time in milliseconds after 1970 (seconds?)"
     if ev.ts > approval.expires_ts:
         return f"it had expired at {iso_minute(approval.expires_ts)}"
     return None

@@ -269,10 +269,9 @@ class Approval(Record):
     approval_id: str
     purpose: str
     max_records: int = Field(ge=0)
-    # past MAX_TS (microseconds, HR's 9999-12-31) it is no expiry: the approval covers nothing
-    # (detectors/approvals.py), the rest of the record applies; before 1971 it is seconds: the record
-    # is refused (a probe's week-long approval in seconds had "expired" in 1970, a false alarm)
-    expires_ts: int = Field(ge=REFERENCE_MIN_TS, description="epoch milliseconds")
+    # past MAX_TS (microseconds, HR's 9999-12-31) or before 1971 (seconds) it is no expiry: the
+    # approval covers nothing, and says why (detectors/approvals.py), the rest of the record applies
+    expires_ts: int = Field(ge=0, description="epoch milliseconds")
     approver_id: str | None = Field(default=None, description="who approved; never the requester")
     categories: list[str] = Field(default_factory=list, description="category ids it covers")
     fields: list[str] = Field(default_factory=list, description="field ids it covers besides its categories")

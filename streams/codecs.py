@@ -283,8 +283,6 @@ def _reason(stream: str, exc: Exception) -> tuple[str, str]:
     missing = _MISSING.search(msg)
     if missing:
         return ".".join(p for p in (path, missing.group(1)) if p), msg
-    if path.endswith("_ts") and msg.startswith("Expected `int` >="):  # an approval's expiry in seconds
-        return path, "not epoch milliseconds from 1971 on (seconds?)"
     if msg.startswith("Invalid enum value"):
         allowed = _enum_values(stream, path)
         return path, f"not one of: {', '.join(allowed)}" if allowed else "not an allowed value"

@@ -127,29 +127,6 @@ def test_a_reference_record_dated_in_seconds_is_refused_and_history_and_always_a
     assert "between the years 1971 and 2100 (0: in force always)" in dead.message
 
 
-def test_an_approvals_expiry_in_seconds_is_refused_with_the_reason() -> None:
-    """A probe's: an approval workflow wrote `expires_ts` in seconds; the week-long approval had
-    "expired" in January 1970 and its export was a false high alert, silently. Refused at the door
-    with the reason, as an entitlement's own `ts` in seconds is; one in milliseconds is kept."""
-    approval = {"approval_id": "AP1", "purpose": "audit", "max_records": 10, "approver_id": "E2"}
-    week = T0 + 7 * 86_400_000
-
-    def entitlement(expires: int) -> dict:
-        return {"actor_id": "E1", "ts": T0, "org_id": "HO", "org_path": ["HO"]} | {
-            "approvals": [approval | {"expires_ts": expires}]
-        }
-
-    raws = [
-        RawRecord("pfi.entitlements", 0, i, json.dumps(entitlement(e)).encode(), None, None)
-        for i, e in enumerate([week // 1000, week])
-    ]
-    out = Decoder().decode("entitlements", raws)
-    assert [ev.approvals[0].expires_ts for _, ev in out.ok] == [week]
-    (dead,) = out.dead
-    assert (dead.kind, dead.field, dead.raw.offset) == ("invalid", "approvals.expires_ts", 0)
-    assert dead.message == "not epoch milliseconds from 1971 on (seconds?)"
-
-
 def test_reasons_never_repeat_the_offending_value() -> None:
     """A DLQ reason goes to headers, ClickHouse and logs: it must not carry a card number or PIN."""
     bad = [

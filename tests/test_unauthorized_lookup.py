@@ -287,6 +287,21 @@ def test_an_approval_expiring_past_2100_covers_nothing_and_its_record_applies(ru
     assert "after_termination" in reasons([a]) or "terminated" in a.summary, a.summary
 
 
+def test_an_approval_expiring_in_seconds_covers_nothing_says_why_and_its_record_applies(run) -> None:
+    """A probe's approval workflow wrote `expires_ts` in seconds: the week-long approval had
+    silently "expired" in 1970, and its export was an alert that did not say why. It covers nothing,
+    the alert says why, and the record applies: refused whole, a termination carried with it would
+    be lost (a review's of the first fix, which refused the record)."""
+    far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    requester = entitlement("e1", approvals=[approval(expires_ts=(T0 + 7 * 86_400_000) // 1000)])
+    requester = requester.model_copy(update={"org_path": ORGS["S0101"]})
+    got = run([requester], access("e1", **far))
+    assert got and "its expiry is no time in milliseconds after 1970 (seconds?)" in got[0].summary
+    ended = entitlement("e1", status="terminated", approvals=[approval(expires_ts=T0 // 1000)])
+    (a,) = run([ended], access("e1", customers=1))
+    assert "terminated" in a.summary, a.summary
+
+
 def test_a_regulatory_report_approval_never_covers_c3(run) -> None:
     grant = approval(
         purpose="regulatory_report", categories=["account", "authentication"], systems=["card_system"]
