@@ -82,7 +82,7 @@ from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_reco
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, left
 from policy.catalog import Catalog
-from policy.model import CLASS_RANK, DetectorSection, JrClass, method_key, method_terms, spelling
+from policy.model import CLASS_RANK, NEGATED, DetectorSection, JrClass, method_key, method_terms, spelling
 from schemas.models import ConsentStatus
 from schemas.structs import STRICT
 
@@ -134,22 +134,6 @@ def _signed(value: str | None) -> str:
     """A destruction record's entry as written: blank is not signed, and an employee id in another
     case is the same employee."""
     return spelling(value or "")
-
-
-# an erasing term said not done or yet to come, in a method as `method_key` writes it: a negation and
-# the words after it (未覆写, 待覆盖, 后续由存储自动覆盖, 跳过覆写, no_overwrite, not_yet_wiped,
-# failed_to_overwrite), or a word and what says it failed, stopped, was not run or is planned after it
-# (wipe_skipped, overwrite_scheduled, overwrite_deferred, 覆写失败, 覆写中断, 擦除任务已取消, 覆写未执行,
-# 擦除未完成, 覆写待审批, 覆写计划下月执行, 覆写工具故障; not 擦除后未发现残留), or a switch set off
-# (overwrite=false, 覆写: 否)
-_NEGATED = re.compile(
-    r"(?:未|不|没有|无|待|后续|稍后|拟|跳过|"
-    r"(?<![a-z])(?:not_yet|failed_to|to_be|yet_to|no|not|without|never|awaiting|await|pending|skip|skipped)_)[^\W_]+"
-    r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued|_later|_deferred|_postponed|_aborted"
-    r"|_cancell?ed|_incomplete|失败|计划|故障|中断|取消|未(?:执行|完成|进行|开始|成功|启动)"
-    r"|待(?:审批|执行|处理|确认|进行))"
-    r"|[^\W_]+_?[:：=]_?(?:否|false|no|off|n)(?![a-z])"
-)
 
 
 class Deadline:
@@ -587,7 +571,7 @@ class RetentionOverrunDetector:
         policy = self._retention(catalog)
         if not policy.recoverable_methods.search(method):
             return False
-        done = _NEGATED.sub("", method)
+        done = NEGATED.sub("", method)
         return not any(term in done for term in policy.erasing_methods)
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:

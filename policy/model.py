@@ -62,6 +62,24 @@ def method_terms(terms: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?<![a-z0-9]){re.escape(k)}" if k.isascii() else re.escape(k) for k in keys))
 
 
+# an erasing term said not done or yet to come, in a method as `method_key` writes it: a negation and
+# the words after it (未覆写, 待覆盖, 后续由存储自动覆盖, 跳过覆写, 未销毁密钥, no_overwrite, not_yet_wiped,
+# failed_to_overwrite); a Latin word and what says it failed or is planned after it (wipe_skipped,
+# overwrite_scheduled, overwrite_deferred); an erasing verb and, right after it (its task, its tool
+# between), what says it failed, stopped, was not run or waits (覆写失败, 覆写中断, 擦除任务已取消, 覆写未执行,
+# 擦除未完成, 覆写待审批, 覆写计划下月执行, 覆写工具故障; not 覆写完成待确认, 覆写后取消挂载, 按计划覆写完成);
+# or a switch set off (overwrite=false, 覆写: 否)
+NEGATED = re.compile(
+    r"(?:未|不|没有|无|待|后续|稍后|拟|跳过|"
+    r"(?<![a-z])(?:not_yet|failed_to|to_be|yet_to|no|not|without|never|awaiting|await|pending|skip|skipped)_)[^\W_]+"
+    r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued|_later|_deferred|_postponed|_aborted"
+    r"|_cancell?ed|_incomplete)(?![a-z])"
+    r"|(?:覆写|覆盖|擦除|粉碎|消磁|焚烧|焚毁|销毁|格式化|删除)(?:任务|作业|操作|工具|程序)?已?"
+    r"(?:失败|计划|故障|中断|取消|未(?:执行|完成|进行|开始|成功|启动)|待(?:审批|执行|处理|进行))"
+    r"|[^\W_]+_?[:：=]_?(?:否|false|no|off|n)(?![a-z])"
+)
+
+
 def iso_country(code: str | None) -> str | None:
     """An ISO 3166 alpha-2 code as compared: logs and people write `cn`, ` CN` or `Cn` for CN, and
     systems write CHN or 156 (ISO 3166's alpha-3 and numeric codes for it), or the name: China, 中国,

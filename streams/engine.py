@@ -37,7 +37,7 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
-from policy.model import code_spelling, id_spelling, method_key, method_terms, spelling
+from policy.model import NEGATED, code_spelling, id_spelling, method_key, method_terms, spelling
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, LifecycleStage
 from streams import _door
@@ -920,7 +920,10 @@ class Engine:
         for ev in events:
             if ev.stage is LifecycleStage.anonymize and ev.method:
                 key = method_key(ev.method)
-                if self._reversible.search(key) and not any(t in key for t in self._erasing):
+                done = NEGATED.sub(
+                    "", key
+                )  # a key not destroyed (未销毁密钥, crypto-shred skipped) erases nothing
+                if self._reversible.search(key) and not any(t in done for t in self._erasing):
                     ev.stage = LifecycleStage.store
 
     def _owners(self, partition: int, events: Sequence[Any]) -> list[Any]:

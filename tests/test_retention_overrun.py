@@ -168,7 +168,10 @@ def test_a_deletion_a_day_after_the_deadline_is_still_an_overrun(run) -> None:
 @pytest.mark.parametrize(
     ("method", "anonymizes"),
     [("AES-256加密", False), ("encrypted with KMS key", False), ("SHA-256哈希替换客户号", False),
-     ("去标识化", False), ("泛化与抑制 (k-匿名)", True), ("AES加密后销毁密钥", True), ("shared generalization", True)],
+     ("去标识化", False), ("泛化与抑制 (k-匿名)", True), ("AES加密后销毁密钥", True), ("shared generalization", True),
+     # a key said not destroyed erases nothing (a review's)
+     ("AES-256加密，未销毁密钥", False), ("AES encryption, key destruction pending", False),
+     ("encrypted; crypto-shred skipped", False)],
 )  # fmt: skip
 def test_an_anonymization_that_only_encrypts_or_hashes_leaves_the_record_held(
     run, method, anonymizes
@@ -1573,9 +1576,13 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "disk removed and physically destroyed",
                 "安全删除",
                 "wiped",
-                # a check after the erase, and a plan carried out: no negation of the erase
+                # a check after the erase, and a plan carried out: no negation of the erase; nor what
+                # waits or stops after the erase was done (a review's false alarms)
                 "删除文件并擦除后未发现残留",
                 "删除索引并按计划覆写完成",
+                "删除文件，覆写完成待确认",
+                "删除索引，覆写后取消挂载",
+                "删除索引，覆写完成未启动复核",
             )
         ),
     ],
@@ -1671,6 +1678,9 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "wiped",
                 "checked-after-erase-zh",
                 "overwritten-as-planned-zh",
+                "overwritten-sign-off-pending-zh",
+                "unmounted-after-overwrite-zh",
+                "overwritten-review-not-started-zh",
             )
         ),  # fmt: skip
     ],
