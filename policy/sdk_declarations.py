@@ -140,11 +140,9 @@ class SdkDeclarations:
         self.c3_or_auth = frozenset(
             f for f, d in self.fields.items() if d.jr_class is JrClass.C3 or d.auth_helper
         )
-        # by id or name whatever its case, spaces and punctuation (the seed writes 旷视 SDK, sdks.yaml
+        # by name whatever its case, spaces and punctuation (the seed writes 旷视 SDK, sdks.yaml
         # 旷视SDK), a version after it and the word SDK aside (`_sdk_form`)
-        self._by_name = {
-            _sdk_form(n): sid for sid, d in sdks.sdks.items() for n in (sid, d.name_zh, *d.names)
-        }
+        self._by_name = {_sdk_form(n): sid for sid, d in sdks.sdks.items() for n in (d.name_zh, *d.names)}
         self._prefixes = sorted(
             ((p, sid) for sid, d in sdks.sdks.items() for p in d.package_prefixes),
             key=lambda x: -len(x[0]),
@@ -177,6 +175,10 @@ class SdkDeclarations:
         """The declared SDK an observation reports, by id, name or package prefix; None: undeclared."""
         if reported in self.sdks:
             return reported
+        # an id with its version after it (`sensors_analytics@6.8.0`); the ids are words a vendor
+        # may use (`push`), so only whole, never their forms (a review's `Push SDK` was declared)
+        if (bare := _VERSION_AFTER.sub("", reported)) in self.sdks:
+            return bare
         if (by_name := self._by_name.get(_sdk_form(reported))) is not None:
             return by_name
         return next((sid for p, sid in self._prefixes if reported.startswith(p)), None)

@@ -1430,11 +1430,18 @@ def test_a_biometric_template_or_face_image_by_its_usual_names_is_biometric(run,
 def test_a_client_device_or_build_is_a_client(run, system) -> None:
     """A probe's CVN stored on `ATM-BJ-0042`, `pos_terminal_0231`, `mobile_banking_ios` or
     掌上银行家 passed as no client's: a device or build of a client system is one (its name begins
-    with the id's words); a system that merely holds one's letters is not."""
+    with the id's words, then a platform, site or serial); a system that merely holds one's letters
+    is not, nor a client's servers (a review's)."""
     cvn = {"categories": ["payment_account_no", "card_cvn"], "purpose": "payment"}
     (kept,) = run([lc("store", "R1", "C1", 0, system=system, **cvn)])["card_data_on_client"]
     assert kept.severity.value == "critical"
-    assert run([lc("store", "R2", "C1", 0, system="atmosphere_card_vault", **cvn)]) == {}
+    for server in (
+        "atmosphere_card_vault",
+        "mobile_banking_backend",
+        "atm_switch",
+        "pos_terminal_management",
+    ):
+        assert run([lc("store", "R2", "C1", 0, system=server, **cvn)]) == {}, server
 
 
 def test_a_face_template_is_captured_on_a_terminal_or_app_but_never_kept_there(run) -> None:

@@ -98,6 +98,9 @@ def test_labels_follow_the_seed_declarations(catalog) -> None:
     for name in ("神策SDK 6.8.0", "神策SDK/6.8.0", "sensors_analytics@6.8.0", "神策SDK v6.8.0", "神策"):
         assert d.resolve(name) == "sensors_analytics", name
     assert d.resolve("华为推送") == "push" and d.resolve("SDK 2.1.0") is None
+    # an id is a word a vendor may use: only itself, or with a version after it (a review's)
+    for other in ("Push SDK", "PUSH", "Push 3.2.1", "Device Fingerprint SDK 3.1", "Cloud Certificate"):
+        assert d.resolve(other) is None, other
     assert d.recognize("com.umeng.analytics", None) == "友盟+统计SDK"
     assert d.recognize("x", "ulogs.umeng.com") == "友盟+统计SDK"
 
