@@ -784,9 +784,12 @@ class Engine:
         here) have no record any more, as a compacted topic read from its start says (a probe's
         tombstoned employee stayed entitled live, and was unknown after a restart). Returns how
         many keys the registry held."""
-        respell = self._employee_spelling if stream == "entitlements" else self.pseudonymize
+        if stream == "entitlements":  # sealed, then spelled, as the records' ids are (`apply_reference`)
+            forgotten = {self._employee_spelling(self.names.text(k)) for k in keys}
+        else:
+            forgotten = {self.pseudonymize(k) for k in keys}
         registry: AsOfRegistry[Any] = getattr(self.refs, stream)
-        return registry.forget({respell(k) for k in keys})
+        return registry.forget(forgotten)
 
     def apply_reference(self, stream: str, records: Sequence[Any]) -> Applied:
         """The records applied to their as-of registry. Returns, for each one dated before a

@@ -451,3 +451,18 @@ def test_a_purpose_is_read_by_its_names_and_with_any_separator(catalog) -> None:
     assert [respell(s) for s in ("Privacy Policy", "privacy-policy", "privacy_policy")] == [
         "privacy_policy", "privacy_policy", None,
     ]  # fmt: skip
+
+
+def test_a_tombstones_key_is_read_as_the_records_keys_are(policy, catalog) -> None:
+    """A tombstone deletes the key its record was kept under: an employee id sealed and spelled at
+    the door (a mobile number in it: a review's forgot nothing), a customer's id pseudonymized."""
+    from schemas.models import Consent
+
+    e = engine(policy, catalog)
+    odd = "e1-13812345678"  # an employee id holding a mobile number: sealed at the door
+    e.apply_reference("entitlements", refs("entitlements", [entitlement(odd), entitlement("e2")]))
+    consent = Consent(subject_id=" C1", ts=T0, purpose="marketing", channel="sms", status="granted")
+    e.apply_reference("consents", refs("consents", [consent]))
+    assert len(e.refs.entitlements) == 2 and "13812345678" not in str(e.refs.entitlements._versions)
+    assert e.forget_reference("entitlements", [odd]) == 1 and len(e.refs.entitlements) == 1
+    assert e.forget_reference("consents", ["C1"]) == 1 and len(e.refs.consents) == 0
