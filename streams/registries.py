@@ -16,7 +16,7 @@ the event-time rule's `max_behind` are dead-lettered), keeping the one in force 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
@@ -82,7 +82,7 @@ class AsOfRegistry(Generic[T]):
         """The first version a prune keeps, given that version `i` is in force at its horizon."""
         return i
 
-    def forget(self, keys: set[Hashable]) -> int:
+    def forget(self, keys: Collection[Hashable]) -> int:
         """Every version of these keys (of their first attribute, where a key has several: a
         subject's consents for every purpose and channel); returns how many keys went."""
         if len(self.key_attrs) == 1:
