@@ -41,6 +41,7 @@ volume still apply, and a producer cannot claim the exemption: the policy declar
 from __future__ import annotations
 
 import hashlib
+from bisect import insort
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -118,6 +119,9 @@ class TransferPolicyParams(BaseModel):
 
 # a period's transfers deduplicated by id; a period that holds more counts the rest as they come
 COUNTED_IDS = 10_000
+# a job's runs under one name, count and list: another run the next night, the same one logged
+# again (a retry, a gateway's copy past midnight) within this
+RERUN_MS = 20 * 3_600_000
 
 
 class VolumePeriod:
@@ -145,20 +149,37 @@ class VolumePeriod:
         self.evidence: list[str] = []
         self.first_seen = self.last_seen = 0
         self.closed = False
-        # the transfers counted (`_transfer`, up to COUNTED_IDS): a sender's retry of one transfer,
-        # logged under a new event id, or a transfer both its sender and a gateway log, counts once
-        self.counted: set[str] = set()
+        # the transfers counted (`_transfer`, up to COUNTED_IDS), each with the times of its runs
+        # counted: a sender's retry of one transfer, logged under a new event id, or a transfer both
+        # its sender and a gateway log, counts once; a run RERUN_MS from every counted one counts
+        # again. No time (an earlier lifemon's): every repeat is the one counted
+        self.counted: dict[str, list[int]] = {}
 
     def to_json(self) -> dict[str, Any]:
-        return {s: getattr(self, s) for s in self.__slots__} | {"counted": sorted(self.counted)}
+        return {s: getattr(self, s) for s in self.__slots__}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VolumePeriod:
         p = cls(d["start"], d["end"], d["limit"])
         for s in cls.__slots__:
             setattr(p, s, d.get(s, getattr(p, s)))  # `counted`: absent in an earlier lifemon's state
-        p.counted = set(p.counted)
+        if not isinstance(p.counted, dict):  # an earlier lifemon's: the transfers, no times
+            p.counted = dict.fromkeys(p.counted, [])
         return p
+
+    def counts(self, transfer: str, ts: int, former: list[str]) -> bool:
+        """Whether the transfer at `ts` is a run not counted yet, noting it; one counted under an
+        earlier lifemon's name for it (`former`) never is."""
+        if any(f in self.counted for f in former):
+            return False
+        runs = self.counted.get(transfer)
+        if runs is not None and (not runs or any(abs(ts - t) < RERUN_MS for t in runs)):
+            return False
+        if runs is not None:
+            insort(runs, ts)
+        elif len(self.counted) < COUNTED_IDS:
+            self.counted[transfer] = [ts]
+        return True
 
 
 def _for(purpose: str | None) -> str:
@@ -506,14 +527,10 @@ class TransferPolicyDetector:
             period.first_seen = ev.ts
             self.store.put(key, period)
             ctx.timers.register(key, end)
-        # a run a day: a nightly job sends one name, one count and one list each night (a probe's 25
-        # nights of a 1 000 000-record snapshot counted once against a 20 000 000-a-month contract);
-        # a copy the same day is the transfer logged again
-        transfer = f"{_transfer(ev)}/{ctx.catalog.policy.local_date(ev.ts)}"
-        if transfer in period.counted or not period.counted.isdisjoint(_former(ev)):  # (or as counted before)
+        # a nightly job sends one name, one count and one list each night (a probe's 25 nights of a
+        # 1 000 000-record snapshot counted once against a 20 000 000-a-month contract)
+        if not period.counts(_transfer(ev), ev.ts, _former(ev)):
             return key, None  # the same transfer logged again
-        if len(period.counted) < COUNTED_IDS:
-            period.counted.add(transfer)
         period.records += ev.record_count
         period.transfers += 1
         period.rank = max(period.rank, CLASS_RANK[cls])

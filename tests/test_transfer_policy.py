@@ -363,7 +363,7 @@ def test_a_copy_of_a_transfer_an_earlier_lifemon_judged_raises_nothing_more(engi
     assert run(e, fund(T0, 3000, 1)) == {}
     store = e.task(0, e.specs[0]).detector.store
     (key,) = [k for k, _ in store.items("volume:")]
-    store.get(key).counted = {"T1"}  # an earlier lifemon's: the transfer id
+    store.get(key).counted = {"T1": []}  # an earlier lifemon's: the transfer id, no time
     assert run(e, fund(T0, 3000, 1).model_copy(update={"event_id": "retry"}), offset=1) == {}
     # the last release's identity of a transfer naming a list and no customers: without the list
     # (a review: a gateway's copy after the upgrade raised LM-TP-002 again and counted twice)
@@ -382,7 +382,7 @@ def test_a_copy_of_a_transfer_an_earlier_lifemon_judged_raises_nothing_more(engi
     assert run(e, daily) == {}
     store = e.task(0, e.specs[0]).detector.store
     (key,) = [k for k, _ in store.items("volume:")]
-    store.get(key).counted = {_identity(daily, [], daily.transfer_id)}
+    store.get(key).counted = {_identity(daily, [], daily.transfer_id): []}
     assert run(e, daily.model_copy(update={"event_id": "retry"}), offset=1) == {}  # 6 000 if counted twice
 
 
@@ -631,6 +631,11 @@ def test_a_nightly_job_under_one_name_counts_each_night_toward_a_months_volume(e
     assert run(e, *nights, *copies) == {}  # 20 000 000: the agreement's all
     (a,) = run(e, night(20, 20), offset=40).values()
     assert (a.rule_id, a.counts["records"], a.counts["transfers"]) == ("LM-TP-007", 21_000_000, 21)
+    # a run at 23:58 and its gateway's copy at 00:02 are one (a review's: two, past the agreement)
+    e = engine()
+    late = night(0, 0).model_copy(update={"ts": CST_MIDNIGHT - 120_000, "record_count": 15_000_000})
+    copy = late.model_copy(update={"event_id": "gw", "ts": CST_MIDNIGHT + 120_000})
+    assert run(e, late, copy) == {}
 
 
 def test_one_record_over_the_agreement_opens_one_alert_that_grows_then_closes(engine) -> None:
