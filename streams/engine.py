@@ -731,7 +731,7 @@ class Engine:
         # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
         # (a replay has no table to fill, and would hold every deletion of months of history)
         self.deletions: DeletionLedger | None = None
-        self.seen_ids: dict[tuple[str, int], dict[Any, None]] = defaultdict(dict)
+        self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
         # of each source's ids: how many, from the oldest kept, the store holds; and its chunks'
         # (sequence, ids), oldest first
         self._seen_saved: dict[tuple[str, int], int] = {}
@@ -1101,7 +1101,7 @@ class Engine:
         for key, ids in list(store.items(SEEN)):
             name, _, seq = key.removeprefix(SEEN).rpartition(SEP)
             scope = (name, partition)
-            self.seen_ids[scope].update(dict.fromkeys(tuple(i) if isinstance(i, list) else i for i in ids))
+            self.seen_ids[scope].update(dict.fromkeys(ids))
             self._seen_chunks.setdefault(scope, deque()).append((int(seq), len(ids)))
             self._seen_saved[scope] = len(self.seen_ids[scope])
 

@@ -68,7 +68,7 @@ def ref_count_rollup(
 def ref_first_deliveries(decoded: list, seen: dict, ids: list | None = None) -> tuple[list, int]:
     kept, duplicates = [], 0
     for i, pair in enumerate(decoded):
-        key = (pair[1].event_id, pair[1].ts) if ids is None else ids[i]
+        key = f"{pair[1].event_id}\x1f{pair[1].ts}" if ids is None else ids[i]
         if key in seen:
             duplicates += 1
         else:
@@ -205,7 +205,7 @@ def test_count_rollup_is_the_python_loop(
     event_ids=st.lists(
         st.tuples(st.sampled_from(["a", "b", "c", "d", 1, (2, 3)]), st.sampled_from([1, 2])), max_size=12
     ),
-    seen=st.sets(st.sampled_from([("a", 1), ("c", 2), "x"])),
+    seen=st.sets(st.sampled_from(["a\x1f1", "c\x1f2", "x"])),
     keyed=st.booleans(),
 )
 def test_first_deliveries_is_the_python_loop(event_ids: list, seen: set, keyed: bool) -> None:
@@ -512,7 +512,6 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "fd-a-list-pair": (_fd([[1, _ns(event_id="a", ts=1)]], {}), TypeError),
     "fd-no-event-id": (_fd([(1, _ns(ts=1))], {}), AttributeError),
     "fd-no-ts": (_fd([(1, _ns(event_id="a"))], {}), AttributeError),
-    "fd-id-unhashable": (_fd([(1, _ns(event_id=["a"], ts=1))], {}), TypeError),
     "fd-ids-unhashable": (_fd([(1, 2)], {}, [["a"]]), TypeError),
     # decode_json
     "dj-no-args": (lambda: _door.decode_json(), TypeError),
