@@ -67,6 +67,9 @@ ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <slot>] (Parti
 # then <topic> SEP <sequence>: event ids first delivered there, in order, a chunk a key (Engine._save_seen)
 SEEN = ENGINE + "seen" + SEP
 SEEN_CHUNK = 5_000  # ids a key holds: about 150 kB, well within a changelog message
+# a last chunk smaller than this is written again with the next checkpoint's ids: a quiet partition
+# (an id or two a checkpoint) had made a key of each, up to 200 000 keys (a review's)
+SEEN_SMALL = 500
 NO_TOPIC_ID = ""  # a topic whose incarnation is not known: rows from before topic ids, a replay, a test
 PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
 PSEUDONYM_CHECK_KEY = ENGINE + "pseudonym_key_check"  # `Pseudonymizer.key_check` of that version's key
@@ -1081,9 +1084,13 @@ class Engine:
             saved = self._seen_saved.get(scope, 0)
             if scope[1] != partition or saved >= len(seen):
                 continue
-            new = list(islice(seen, saved, None))
             chunks = self._seen_chunks.setdefault(scope, deque())
-            seq = chunks[-1][0] + 1 if chunks else 0
+            if chunks and chunks[-1][1] < min(SEEN_SMALL, SEEN_CHUNK, saved + 1):  # a quiet one's last grows
+                seq, n = chunks.pop()
+                saved -= n
+            else:
+                seq = chunks[-1][0] + 1 if chunks else 0
+            new = list(islice(seen, saved, None))
             for i in range(0, len(new), SEEN_CHUNK):
                 part = new[i : i + SEEN_CHUNK]
                 store.put(f"{SEEN}{scope[0]}{SEP}{seq:012d}", part)

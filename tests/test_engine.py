@@ -118,6 +118,16 @@ def test_a_duplicate_after_a_restart_or_a_rebalance_is_still_one(policy, catalog
     later.process_rekeyed("access", "subject_ids", "rp", 0, fed("access", events[:10], "rp", 84))
     assert later.duplicates["access"] == 50
     assert sum(r[8] for r in later.rollup_rows() if r[4] == "access") == 3
+    # a quiet partition, an event a checkpoint: one key, written again, not a key a checkpoint
+    quiet, log = engine(policy, catalog), []
+    for i in range(5):
+        quiet.process("access", "t", 0, fed("access", events[i : i + 1], "t", i))
+        log += quiet.changes(0)
+    assert len([k for k, _ in quiet.store(0).items("~engine\x1fseen")]) == 1
+    again = engine(policy, catalog)
+    again.restore(0, log)
+    again.process("access", "t", 0, fed("access", events[:5], "t", 5))
+    assert again.duplicates["access"] == 5
     # chunked, SEEN_CHUNK ids a key; chunks past the window's bound deleted, oldest first
     monkeypatch.setattr(engine_module, "SEEN_CHUNK", 10)
     monkeypatch.setattr(engine_module, "DEDUP_IDS_PER_PARTITION", 30)
