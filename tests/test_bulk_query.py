@@ -34,6 +34,19 @@ FULL_WIDTH = str.maketrans("C0123456789", "Ｃ０１２３４５６７８９")
 SCOPE = {"approver_id": "E000099", "categories": ["property"], "systems": ["core_banking"]}
 
 
+def audit_approval(approval_id: str = "AP7", max_records: int = 30, **scope: Any) -> Any:
+    """An approval for an audit of `max_records` records, a day long, of SCOPE (or `scope`)."""
+    from schemas.models import Approval
+
+    return Approval(
+        approval_id=approval_id,
+        purpose="audit",
+        max_records=max_records,
+        expires_ts=T0 + 86_400_000,
+        **(SCOPE | scope),
+    )
+
+
 def feed(engine, events, batch_size=10_000, offset=0):
     alerts = []
     for i in range(0, len(events), batch_size):
@@ -231,15 +244,7 @@ def test_a_demotion_inside_one_batch_lowers_the_threshold_for_the_reads_after_it
 
 
 def test_denied_and_approved_accesses_do_not_count(engine_factory, policy) -> None:
-    from schemas.models import Approval
-
-    approval = Approval(
-        approval_id="AP9",
-        purpose="audit",
-        max_records=500,
-        expires_ts=T0 + 86_400_000,
-        **SCOPE,
-    )
+    approval = audit_approval("AP9", 500)
     engine = engine_factory(entitlement(approvals=[approval]))
     events = access(customers=60, outcome="denied") + access(
         actor="e1", customers=60, start=1, approval_id="AP9", purpose="audit"
@@ -350,11 +355,7 @@ def test_out_of_order_accesses_keep_the_score_exact(engine_factory) -> None:
 
 
 def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
-    from schemas.models import Approval
-
-    approval = Approval(
-        approval_id="AP7", purpose="audit", max_records=30, expires_ts=T0 + 86_400_000, **SCOPE
-    )
+    approval = audit_approval()
     within = engine_factory(entitlement(approvals=[approval]))
     assert feed(within, access(customers=30, approval_id="AP7", purpose="audit")) + within.drain() == []
     over_budget = engine_factory(entitlement(approvals=[approval]))
@@ -378,15 +379,7 @@ def test_an_approvals_scope_is_read_in_any_case_or_language(engine_factory, scop
     """A probe's: an approval workflow wrote the scope as its form shows it (`Property`, `c2`,
     `ACCOUNT_BALANCE`); it covered nothing, and the approved export was a high art. 5 alert. The
     class, the category (by its id or its name) and the field are the policy's whatever the case."""
-    from schemas.models import Approval
-
-    approval = Approval(
-        approval_id="AP7",
-        purpose="audit",
-        max_records=100,
-        expires_ts=T0 + 86_400_000,
-        **(SCOPE | {"categories": []} | scope),
-    )
+    approval = audit_approval(max_records=100, **({"categories": []} | scope))
     engine = engine_factory(entitlement(approvals=[approval]))
     assert feed(engine, access(customers=60, approval_id="AP7", purpose="audit")) + engine.drain() == []
     unknown = approval.model_copy(update={"categories": ["Proprety"], "fields": []})
@@ -402,11 +395,7 @@ def test_a_batch_run_again_for_the_same_customers_spends_no_more_of_its_approval
     transfer step and was run again 20 minutes later, the same customers and rows: a medium bulk
     alert ("800 needed"), as the budget remembered 50 customers it covered. It remembers up to
     5 000; a run for 150 others is past the budget."""
-    from schemas.models import Approval
-
-    approval = Approval(
-        approval_id="AP7", purpose="audit", max_records=500, expires_ts=T0 + 86_400_000, **SCOPE
-    )
+    approval = audit_approval(max_records=500)
     run = {"customers": 400, "per_event": 400, "action": "export", "approval_id": "AP7", "purpose": "audit"}
     engine = engine_factory(entitlement(approvals=[approval]))
     again = access(**run) + access(start=20 * 60_000, **run)
@@ -445,11 +434,7 @@ def test_an_employee_id_spelled_like_a_state_key_is_just_another_employee(
 ) -> None:
     """Ids come from logs: one spelled like a key the detector keeps for itself reads nothing of
     it (it crashed the monitor on every restart) and takes nothing from anyone else."""
-    from schemas.models import Approval
-
-    approval = Approval(
-        approval_id="AP7", purpose="audit", max_records=30, expires_ts=T0 + 86_400_000, **SCOPE
-    )
+    approval = audit_approval()
     engine = engine_factory(entitlement(approvals=[approval]))
     reads = access(customers=5, approval_id="AP7", purpose="audit") + access(
         customers=3, first_customer=9, start=1000
