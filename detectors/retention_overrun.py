@@ -172,26 +172,28 @@ class RetentionPolicy(NamedTuple):
 _TOKENS = re.compile(r"[^\W_]+")  # runs of letters and digits, CJK included
 
 
-# what names one device or build of a client: a platform, or a short site or serial code
-_PLATFORMS = frozenset({"ios", "android", "harmonyos", "ohos", "iphone", "ipad", "h5", "web", "app"})
-
-
-def _device_word(word: str) -> bool:
-    return word in _PLATFORMS or len(word) <= 3 or any(c.isdigit() for c in word)
+# what names a client's server side, not one of its devices or builds (digits aside: server01)
+_SERVER_WORDS = frozenset(
+    {"backend", "server", "srv", "api", "gw", "gateway", "db", "database", "switch", "host", "proxy",
+     "service", "svc", "admin", "mgmt", "management", "console", "batch", "core", "platform", "cloud"}
+)  # fmt: skip
 
 
 def _client_matcher(ids: Iterable[str]) -> Callable[[str], bool]:
     """Whether a system is one of `client_systems`, or a device or build of one: its name begins
-    with one's words, whatever the case and separators, and goes on only with a platform, a site
-    or a serial (`ATM-BJ-0042`, `pos_terminal_0231`, `mobile_banking_ios`: a probe's CVN stored on
-    each passed as no client's); a client's servers are none (`mobile_banking_backend`, `atm_switch`:
-    a review's)."""
+    with one's words, whatever the case and separators, and names no server after them
+    (`ATM-BJ-0042`, `pos_terminal_0231`, `mobile_banking_ios_beta`: a probe's CVN stored on each
+    passed as no client's; `mobile_banking_backend`, `atm_switch`, `atm_server01` are a client's
+    servers, a review's)."""
     prefixes = [p for p in (tuple(_TOKENS.findall(i.casefold())) for i in ids) if p]
 
     @lru_cache(maxsize=4096)
     def on_client(system: str) -> bool:
         words = tuple(_TOKENS.findall(system.casefold()))
-        return any(words[: len(p)] == p and all(map(_device_word, words[len(p) :])) for p in prefixes)
+        return any(
+            words[: len(p)] == p and _SERVER_WORDS.isdisjoint(w.rstrip("0123456789") for w in words[len(p) :])
+            for p in prefixes
+        )
 
     return on_client
 

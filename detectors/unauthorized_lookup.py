@@ -64,6 +64,7 @@ from detectors.base import DAY_MS, Context, Finding, Store, book_holds, fed, iso
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, Organisation
 from schemas.models import (
     CHANGES,
+    READS,
     SEVERITY_RANK,
     TAKES_OUT,
     Action,
@@ -393,10 +394,20 @@ def _withdrawn(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
     return all(c is not None and c.status is not ConsentStatus.granted for c in words)
 
 
-def _closed(subject: str, ts: int, ctx: Context) -> bool:
-    """The customers feed has the subject's relationship closed as of `ts`."""
+def _former_customer(subject: str, purpose: str, ts: int, ctx: Context) -> bool:
+    """The customers feed has the subject's relationship closed as of `ts`, and the subject granted
+    no consent to the purpose since (a former customer who opted in again chose it: a review's)."""
     c = ctx.refs.customers.as_of(subject, ts)
-    return c is not None and c.status is CLOSED
+    if c is None or c.status is not CLOSED:
+        return False
+    known = ctx.catalog.purposes.get(purpose)
+    channels: list[str | None] = [None, *(known.channels if known and known.channels else [])]
+    return not any(
+        (g := ctx.consent(subject, purpose, ch, ts)) is not None
+        and g.status is ConsentStatus.granted
+        and g.ts >= c.ts
+        for ch in channels
+    )
 
 
 def _kind(ev: Any, view: View) -> tuple[Any, ...]:
@@ -953,7 +964,8 @@ class UnauthorizedLookupDetector:
             notes.append(f"read for {ev.purpose}, which {len(gone)} of {of} withdrew consent to")
         # PIPL art. 47 ¶1(2): the product or service ended, what is kept is kept for the law, not to
         # market to a former customer (a probe's win-back campaign read one's holdings, silent)
-        ended = [cid for cid in ev.subject_ids if contact and _closed(cid, ev.ts, ctx)]
+        used = contact and (ev.action in READS or ev.action in TAKES_OUT)  # an opt-out recorded is no use
+        ended = [cid for cid in ev.subject_ids if used and _former_customer(cid, ev.purpose, ev.ts, ctx)]
         if ended:
             notes.append(
                 f"read for {ev.purpose} of {len(ended)} of {of} whose relationship had ended (closed)"

@@ -68,9 +68,10 @@ def method_terms(terms: list[str]) -> re.Pattern[str]:
 # overwrite_scheduled, overwrite_deferred); an erasing verb and, right after it (its task, its tool
 # between), what says it failed, stopped, was not run or waits (覆写失败, 覆写中断, 擦除任务已取消, 覆写未执行,
 # 擦除未完成, 覆写待审批, 覆写计划下月执行, 覆写工具故障; not 覆写完成待确认, 覆写后取消挂载, 按计划覆写完成);
-# or a switch set off (overwrite=false, 覆写: 否)
+# or a switch set off (overwrite=false, 覆写: 否). 不可恢复, 不可逆, 无法恢复, 无残留 and 无备份 say how
+# well it erased, no negation (a review's 不可逆密钥销毁 read as a key kept)
 NEGATED = re.compile(
-    r"(?:未|不|没有|无|待|后续|稍后|拟|跳过|"
+    r"(?:未|不(?!可恢复|可逆)|没有|无(?!法恢复|残留|备份)|待|后续|稍后|拟|跳过|"
     r"(?<![a-z])(?:not_yet|failed_to|to_be|yet_to|no|not|without|never|awaiting|await|pending|skip|skipped)_)[^\W_]+"
     r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued|_later|_deferred|_postponed|_aborted"
     r"|_cancell?ed|_incomplete)(?![a-z])"

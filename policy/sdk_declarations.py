@@ -143,6 +143,10 @@ class SdkDeclarations:
         # by name whatever its case, spaces and punctuation (the seed writes 旷视 SDK, sdks.yaml
         # 旷视SDK), a version after it and the word SDK aside (`_sdk_form`)
         self._by_name = {_sdk_form(n): sid for sid, d in sdks.sdks.items() for n in (d.name_zh, *d.names)}
+        # an id of two words or more in another case or spelling, a version after it (`amap-location`,
+        # `Sensors_Analytics@6.8.0`); not one word (`push`), which any vendor may use, nor the id with
+        # SDK after it (`Device Fingerprint SDK`: another vendor's, reviews')
+        self._by_id = {key_form(sid): sid for sid in sdks.sdks if "_" in sid}
         self._prefixes = sorted(
             ((p, sid) for sid, d in sdks.sdks.items() for p in d.package_prefixes),
             key=lambda x: -len(x[0]),
@@ -175,10 +179,11 @@ class SdkDeclarations:
         """The declared SDK an observation reports, by id, name or package prefix; None: undeclared."""
         if reported in self.sdks:
             return reported
-        # an id with its version after it (`sensors_analytics@6.8.0`); the ids are words a vendor
-        # may use (`push`), so only whole, never their forms (a review's `Push SDK` was declared)
-        if (bare := _VERSION_AFTER.sub("", reported)) in self.sdks:
+        bare = _VERSION_AFTER.sub("", reported)  # an id with its version after it (`push@3.2.1`)
+        if bare in self.sdks:
             return bare
+        if (by_id := self._by_id.get(key_form(bare))) is not None:
+            return by_id
         if (by_name := self._by_name.get(_sdk_form(reported))) is not None:
             return by_name
         return next((sid for p, sid in self._prefixes if reported.startswith(p)), None)

@@ -171,7 +171,9 @@ def test_a_deletion_a_day_after_the_deadline_is_still_an_overrun(run) -> None:
      ("去标识化", False), ("泛化与抑制 (k-匿名)", True), ("AES加密后销毁密钥", True), ("shared generalization", True),
      # a key said not destroyed erases nothing (a review's)
      ("AES-256加密，未销毁密钥", False), ("AES encryption, key destruction pending", False),
-     ("encrypted; crypto-shred skipped", False)],
+     ("encrypted; crypto-shred skipped", False),
+     # how well a key was destroyed is no negation (a review's)
+     ("AES加密，不可恢复的密钥销毁", True), ("AES加密后不可逆密钥销毁", True), ("AES加密后无备份密钥销毁", True)],
 )  # fmt: skip
 def test_an_anonymization_that_only_encrypts_or_hashes_leaves_the_record_held(
     run, method, anonymizes
@@ -1426,21 +1428,22 @@ def test_a_biometric_template_or_face_image_by_its_usual_names_is_biometric(run,
     assert f"stores {field} on mobile_banking" in kept.summary
 
 
-@pytest.mark.parametrize("system", ["ATM-BJ-0042", "pos_terminal_0231", "Mobile-Banking iOS", "掌上银行家"])
+@pytest.mark.parametrize(
+    "system",
+    ["ATM-BJ-0042", "pos_terminal_0231", "Mobile-Banking iOS", "掌上银行家", "ATM-Shanghai-0042",
+     "mobile_banking_ios_beta", "mobile_banking_android_prod", "pos_terminal_shop_0231"],
+)  # fmt: skip
 def test_a_client_device_or_build_is_a_client(run, system) -> None:
     """A probe's CVN stored on `ATM-BJ-0042`, `pos_terminal_0231`, `mobile_banking_ios` or
     掌上银行家 passed as no client's: a device or build of a client system is one (its name begins
-    with the id's words, then a platform, site or serial); a system that merely holds one's letters
-    is not, nor a client's servers (a review's)."""
+    with the id's words, and names no server after them); a system that merely holds one's letters
+    is not, nor a client's servers (reviews')."""
     cvn = {"categories": ["payment_account_no", "card_cvn"], "purpose": "payment"}
     (kept,) = run([lc("store", "R1", "C1", 0, system=system, **cvn)])["card_data_on_client"]
     assert kept.severity.value == "critical"
-    for server in (
-        "atmosphere_card_vault",
-        "mobile_banking_backend",
-        "atm_switch",
-        "pos_terminal_management",
-    ):
+    servers = ("atmosphere_card_vault", "mobile_banking_backend", "atm_switch", "pos_terminal_management",
+               "mobile_banking_api", "atm_db", "atm_server01", "mobile_banking_backend2")  # fmt: skip
+    for server in servers:
         assert run([lc("store", "R2", "C1", 0, system=server, **cvn)]) == {}, server
 
 

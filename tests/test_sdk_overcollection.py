@@ -98,9 +98,11 @@ def test_labels_follow_the_seed_declarations(catalog) -> None:
     for name in ("神策SDK 6.8.0", "神策SDK/6.8.0", "sensors_analytics@6.8.0", "神策SDK v6.8.0", "神策"):
         assert d.resolve(name) == "sensors_analytics", name
     assert d.resolve("华为推送") == "push" and d.resolve("SDK 2.1.0") is None
-    # an id is a word a vendor may use: only itself, or with a version after it (a review's)
-    for other in ("Push SDK", "PUSH", "Push 3.2.1", "Device Fingerprint SDK 3.1", "Cloud Certificate"):
+    # a one-word id is a word a vendor may use: only itself, or with a version after it (reviews')
+    for other in ("Push SDK", "PUSH", "Push 3.2.1", "Device Fingerprint SDK 3.1"):
         assert d.resolve(other) is None, other
+    for spelled in ("amap-location", "AMAP_LOCATION", "Amap_Location@5.6.1"):  # a two-word id is its own
+        assert d.resolve(spelled) == "amap_location", spelled
     assert d.recognize("com.umeng.analytics", None) == "友盟+统计SDK"
     assert d.recognize("x", "ulogs.umeng.com") == "友盟+统计SDK"
 

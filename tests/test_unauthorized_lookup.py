@@ -498,8 +498,9 @@ def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
 def test_a_read_for_marketing_of_a_former_customer_fires(run) -> None:
     """A probe's: a head-office marketing manager read a customer's holdings for a win-back campaign
     a month after her last product closed: silent. What the bank keeps then is kept for the law
-    (PIPL art. 47 ¶1(2)), not to market to her; the same read while she was a customer, or a read
-    of her closed account for a complaint, stays silent."""
+    (PIPL art. 47 ¶1(2)), not to market to her; the same read while she was a customer, a read of
+    her closed account for a complaint, her opt-out recorded, or a read after she opted in again
+    stay silent (a review's)."""
     ents = [entitlement("w1", role="wealth_manager")]
     holdings = ("customer_name", "mobile_phone", "assets", "account_balance")
     closed = customer("C0000000").model_copy(update={"ts": T0 - HOUR, "status": CustomerStatus.closed})
@@ -510,6 +511,16 @@ def test_a_read_for_marketing_of_a_former_customer_fires(run) -> None:
     assert run(ents, before, customers=feed) == []
     service = access("w1", fields=("customer_name", "account_balance"), purpose="customer_service")
     assert run(ents, service, customers=feed) == []
+    # recording her opt-out, or erasing her profile, uses nothing; one who opted in again chose it
+    for action in ("update", "delete"):
+        got = run(ents, access("w1", fields=holdings, purpose="marketing", action=action), customers=feed)
+        assert not got or "purpose_refused" not in reasons(got), (action, reasons(got))
+    again = Consent(
+        subject_id="C0000000", ts=T0 - 1_800_000, purpose="marketing", channel=None, status="granted"
+    )
+    assert (
+        run(ents, access("w1", fields=holdings, purpose="marketing"), customers=feed, consents=[again]) == []
+    )
 
 
 def test_two_roles_do_not_add_up_to_a_permission_neither_has(run) -> None:
