@@ -82,7 +82,7 @@ from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_reco
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, left
 from policy.catalog import Catalog
-from policy.model import CLASS_RANK, NEGATED, DetectorSection, JrClass, method_key, method_terms, spelling
+from policy.model import CLASS_RANK, DetectorSection, JrClass, erases, method_key, method_terms, spelling
 from schemas.models import ConsentStatus
 from schemas.structs import STRICT
 
@@ -583,8 +583,7 @@ class RetentionOverrunDetector:
         policy = self._retention(catalog)
         if not policy.recoverable_methods.search(method):
             return False
-        done = NEGATED.sub("", method)
-        return not any(term in done for term in policy.erasing_methods)
+        return not erases(method, policy.erasing_methods)
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from calendar import monthrange
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
@@ -46,8 +46,9 @@ def _named() -> dict[str, str]:
 
 
 def method_key(method: str) -> str:
-    """A destruction method as the policy's list is matched: case, spaces, hyphens and
-    underscores aside, so `Delete Index`, `delete-index` and `DELETE_INDEX` are one method."""
+    """A name as the policy's lists are matched: case, spaces, hyphens and underscores aside, so
+    `Delete Index`, `delete-index` and `DELETE_INDEX` are one method (and `tp-fund-distributor`
+    the declared tp_fund_distributor)."""
     return _SEPARATORS.sub("_", method.strip().casefold())
 
 
@@ -79,6 +80,13 @@ NEGATED = re.compile(
     r"(?:失败|计划|故障|中断|取消|未(?:执行|完成|进行|开始|成功|启动)|待(?:审批|执行|处理|进行))"
     r"|[^\W_]+_?[:：=]_?(?:否|false|no|off|n)(?![a-z])"
 )
+
+
+def erases(key: str, erasing: Collection[str]) -> bool:
+    """A method (as `method_key` writes it) names an erasing term, one said not done aside
+    (`NEGATED`): the destruction record's check and the door's reading of an anonymization."""
+    done = NEGATED.sub("", key)
+    return any(term in done for term in erasing)
 
 
 def iso_country(code: str | None) -> str | None:

@@ -37,7 +37,7 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
-from policy.model import NEGATED, code_spelling, id_spelling, method_key, method_terms, spelling
+from policy.model import code_spelling, erases, id_spelling, method_key, method_terms, spelling
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, LifecycleStage
 from streams import _door
@@ -281,7 +281,7 @@ def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Calla
     An id declared as written is itself; another None: kept."""
 
     def form(text: str) -> str:
-        return _ID_SEPARATORS.sub("_", id_spelling(text).casefold())
+        return method_key(id_spelling(text))
 
     exact = frozenset(ids)
     known: dict[str, str] = {}
@@ -289,9 +289,6 @@ def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Calla
         known.setdefault(form(i), i)
         known.setdefault(form(sealed(i)), i)
     return lambda s: None if s in exact else known.get(form(s))
-
-
-_ID_SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 # what a log writes for an id it does not have: `assessment_id: "N/A"` is no assessment (a probe's
@@ -926,10 +923,8 @@ class Engine:
         for ev in events:
             if ev.stage is LifecycleStage.anonymize and ev.method:
                 key = method_key(ev.method)
-                done = NEGATED.sub(
-                    "", key
-                )  # a key not destroyed (未销毁密钥, crypto-shred skipped) erases nothing
-                if self._reversible.search(key) and not any(t in done for t in self._erasing):
+                # a key said not destroyed (未销毁密钥, crypto-shred skipped) erases nothing
+                if self._reversible.search(key) and not erases(key, self._erasing):
                     ev.stage = LifecycleStage.store
 
     def _owners(self, partition: int, events: Sequence[Any]) -> list[Any]:
