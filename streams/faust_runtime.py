@@ -33,15 +33,14 @@ from faust.types import TP
 
 from policy import PolicyError
 from streams.codecs import RawRecord
-from streams.runtime import Monitor
+from streams.runtime import SESSION_TIMEOUT_S, Monitor
 
 log = logging.getLogger(__name__)
 # faust, mode and aiokafka narrate each service's start and each rebalance step at INFO
 LIBRARY_LOGGERS = ("faust", "mode", "aiokafka")
 
 # Tansu (and Kafka's group.initial.rebalance.delay) holds a first JoinGroup for about half the
-# session timeout: faust's 60 s default meant a 30 s start. 6 s is the native runtime's setting.
-SESSION_TIMEOUT_S = 6.0
+# session timeout: faust's 60 s default meant a 30 s start. The native runtime's SESSION_TIMEOUT_S.
 
 
 def faust_credentials(client: dict[str, Any]) -> faust.SASLCredentials | faust.SSLCredentials | None:
