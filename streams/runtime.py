@@ -261,9 +261,8 @@ def _state_disk(where: Any) -> Iterator[None]:
 PRUNE_EVERY_S = 600.0  # reference history is pruned this often (a pass over every key)
 SHUTDOWN_GRACE_S = 10.0  # after SIGTERM, sinks may still flush this long; then they give up
 REKEYED_ACK_WAIT_S = 0.5  # a batch's re-keyed records acknowledged before its timers; longer: still sending
-SESSION_TIMEOUT_S = (
-    6.0  # the group evicts a member silent this long (a quick join, and a dead one found soon)
-)
+# the group evicts a member silent this long: a quick join, and a dead member found soon
+SESSION_TIMEOUT_S = 6.0
 
 
 def _watchdog(abort: threading.Event, grace_s: float) -> None:
@@ -332,6 +331,11 @@ def to_raw(msg: Any) -> RawRecord:
     return RawRecord(
         msg.topic(), msg.partition(), msg.offset(), msg.value(), msg.key(), msg.headers(), msg.timestamp()[1]
     )
+
+
+def _tombstone(msg: Any) -> bool:
+    """A record with a key and no value: on a reference topic, its key deleted."""
+    return msg.value() is None and bool(msg.key())
 
 
 def to_raws(msgs: list[Message]) -> list[RawRecord]:
@@ -539,28 +543,19 @@ class Monitor:
     def _apply_reference(self, msgs: list[Any]) -> None:
         """Reference records to their registries, in offset order per stream: a run of records,
         then the keys a run of tombstones deletes (`Engine.forget_reference`), and so on."""
-        runs: list[tuple[str, list[RawRecord], list[str]]] = []  # (stream, records, then keys deleted)
-        last: dict[str, tuple[str, list[RawRecord], list[str]]] = {}
+        by_stream: dict[str, list[Any]] = defaultdict(list)
         for m in msgs:
             if m.error() is None:
                 self.ref_positions[(m.topic(), m.partition())] = m.offset() + 1
-                stream = self.stream_of[m.topic()]
-                run = last.get(stream)
-                if m.value() is None and m.key():
-                    if run is None:
-                        run = last[stream] = (stream, [], [])
-                        runs.append(run)
-                    run[2].append(m.key().decode("utf-8", "replace"))
-                    continue
-                if run is None or run[2]:
-                    run = last[stream] = (stream, [], [])
-                    runs.append(run)
-                run[1].append(to_raw(m))
-        for stream, raws, deleted in runs:
-            self._apply_records(stream, raws)
-            if deleted:
-                self.engine.forget_reference(stream, deleted)
-                self.stats.on_consumed(stream, len(deleted))
+                by_stream[self.stream_of[m.topic()]].append(m)
+        for stream, stream_msgs in by_stream.items():
+            for tombstones, run in groupby(stream_msgs, key=_tombstone):
+                if tombstones:
+                    keys = [m.key().decode("utf-8", "replace") for m in run]
+                    self.engine.forget_reference(stream, keys)
+                    self.stats.on_consumed(stream, len(keys))
+                else:
+                    self._apply_records(stream, list(map(to_raw, run)))
 
     def _apply_records(self, stream: str, raws: list[RawRecord]) -> None:
         if raws:
