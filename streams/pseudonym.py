@@ -61,19 +61,21 @@ def spelled_as(form: str | None, within: bool = False) -> Callable[[str], str]:
         re.compile(rf"(?<![A-Za-z0-9])(?:{form})(?![A-Za-z0-9])", re.IGNORECASE) if form and within else None
     )
 
+    def cased(text: str) -> str | None:
+        """`text` in the case the form takes, if any does."""
+        assert found is not None
+        return next((c for c in (text, text.upper(), text.lower()) if found.fullmatch(c)), None)
+
     @lru_cache(maxsize=100_000)
     def spell(raw: str) -> str:
         plain = id_spelling(raw)
-        if found is None or found.fullmatch(plain):
+        if found is None:
             return plain
-        cased = next((c for c in (plain.upper(), plain.lower()) if found.fullmatch(c)), None)
-        if cased is not None or inside is None:
-            return cased or plain
-        ids = {m.group() for m in inside.finditer(plain)}
-        one = ids.pop() if len(ids) == 1 else None
-        return (
-            next((c for c in (one, one.upper(), one.lower()) if found.fullmatch(c)), plain) if one else plain
-        )
+        spelled = cased(plain)
+        if spelled is None and inside is not None:
+            ids = {m.group() for m in inside.finditer(plain)}
+            spelled = cased(ids.pop()) if len(ids) == 1 else None
+        return spelled or plain
 
     return spell
 
