@@ -92,9 +92,6 @@ class Catalog:
             *policy.retention.client_systems,
         ]
         self.system_ids = {spelling(s): s for s in named}
-        # every role id, likewise: HR's `Wealth_Manager` is the policy's wealth_manager (a probe's was
-        # a role permitted nothing: an alert on every read of that employee)
-        self.role_ids = {spelling(r): r for r in policy.organisation.roles}
         self.approval_exclusions = {
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }

@@ -369,6 +369,12 @@ class Organisation(Strict):
         description="a regular expression of the whole id of a department (部室) an HR feed places "
         "under its org (HO_RETAIL, 总行零售银行部): read as that org, at its level",
     )
+    head_office: str | None = Field(
+        None,
+        description="the head office's org id, the root of every org_path: a path a feed writes "
+        "without it (`[S0101]`, `[B01]`) is completed from the tree other paths gave "
+        "(streams/org_tree.py), never read as the head office's sight",
+    )
     org_levels: dict[str, OrgLevel]
     roles: dict[str, Role]
     permissions: dict[str, PermissionSet] = Field(default_factory=dict)

@@ -39,6 +39,8 @@ import fastavro
 import msgspec
 from pydantic import SecretStr
 
+import schemas
+import schemas.models
 from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_MIN_TS, REFERENCE_STREAMS
 from schemas.structs import LENIENT, STRICT
 from streams import _door
@@ -103,9 +105,33 @@ class RawRecord(msgspec.Struct, gc=False):
 _BAD_ENUM = re.compile(r"^Invalid enum value '[^']*' - at `\$\.(\w+)`$")
 
 
+def _enum_words() -> dict[str, dict[str, str]]:
+    """schemas/enum_words.yaml: enum name -> word as `_word_key` folds it -> the value."""
+    import yaml
+
+    words: dict[str, dict[str, str]] = {}
+    for name, values in yaml.safe_load(
+        (Path(schemas.__file__).parent / "enum_words.yaml").read_text()
+    ).items():
+        members = {e.value for e in getattr(schemas.models, name)}
+        for value, said in values.items():
+            if value not in members:
+                raise ValueError(f"schemas/enum_words.yaml: {name}.{value} is not one of {sorted(members)}")
+            words.setdefault(name, {}).update(dict.fromkeys(map(_word_key, said), value))
+    return words
+
+
+def _word_key(word: str) -> str:
+    return re.sub(r"[\s\-]+", "_", word.strip().lower())
+
+
+ENUM_WORDS = _enum_words()
+
+
 def _enums_spelled(stream: str, raw: RawRecord, exc: Exception) -> Any | None:
-    """The record, its top-level enum values in the case and spaces the schema writes them (every
-    enum value is lower case): a consent platform's `"channel": "SMS", "status": "WITHDRAWN"` was a
+    """The record, its top-level enum values read as the schema writes them: in lower case, with
+    underscores for spaces and hyphens, or by a word producers write for the value
+    (schemas/enum_words.yaml). A consent platform's `"channel": "SMS", "status": "WITHDRAWN"` was a
     dead letter, and the opt-out it recorded was lost to every push after it (a probe). None when
     that is not what was wrong."""
     found = _BAD_ENUM.match(str(exc))
@@ -117,9 +143,14 @@ def _enums_spelled(stream: str, raw: RawRecord, exc: Exception) -> Any | None:
         return None
     for _ in range(len(data) if isinstance(data, dict) else 0):
         value = data.get(found.group(1))
-        if not isinstance(value, str) or value.strip().lower() == value:
+        if not isinstance(value, str):
             return None
-        data[found.group(1)] = value.strip().lower()
+        key = _word_key(value)
+        enum_type = _enum_type(stream, found.group(1))
+        spelled = ENUM_WORDS.get(enum_type.__name__, {}).get(key, key) if enum_type else key
+        if spelled == value:
+            return None
+        data[found.group(1)] = spelled
         try:
             return msgspec.convert(data, STRICT[stream])
         except msgspec.ValidationError as e:
@@ -292,10 +323,14 @@ def _reason(stream: str, exc: Exception) -> tuple[str, str]:
 
 def _enum_values(stream: str, path: str) -> list[str]:
     """The allowed values of a top-level enum field (`Channel | None` included)."""
+    found = _enum_type(stream, path)
+    return [e.value for e in found] if found else []
+
+
+def _enum_type(stream: str, path: str) -> type[enum.Enum] | None:
     f = EVENT_MODELS[stream].model_fields.get(path)
     candidates = (f.annotation, *typing.get_args(f.annotation)) if f else ()
-    found = next((a for a in candidates if isinstance(a, type) and issubclass(a, enum.Enum)), None)
-    return [e.value for e in found] if found else []
+    return next((a for a in candidates if isinstance(a, type) and issubclass(a, enum.Enum)), None)
 
 
 class Decoder:

@@ -46,6 +46,7 @@ from streams.codecs import RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
+from streams.org_tree import OrgTree
 from streams.personal_numbers import DoorSeals
 from streams.pseudonym import PseudonymKeyChanged, PseudonymKeyMismatch, fingerprint, spelled_as
 from streams.registries import AsOfRegistry, ConsentRegistry
@@ -247,25 +248,27 @@ def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str |
 
 
 def policy_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
-    """A system or a role as the policy names it, whatever case or spaces a log or HR wrote it in
+    """A system as the policy names it, whatever case or spaces a log wrote it in
     (`CRM` is crm, `known` by spelling): a probe's `CRM` was a system the role may not use, and no
     coverage gap said why. A name the policy does not know, or spells so already, is None: kept."""
     return lambda s: found if (found := known.get(spelling(s))) != s else None
 
 
-def purpose_spelling(names: dict[str, Iterable[str]]) -> Callable[[str], str | None]:
-    """A purpose as the policy names it, whatever case or spaces, or by its Chinese or English name
-    (`营销`, `理财与投资顾问服务`: a probe's read for marketing of a customer who refused it was
-    silent, a wealth manager's own customers read for advice a bulk alert). `names`: each id's names.
+def named_spelling(names: dict[str, Iterable[str]], others: bool = True) -> Callable[[str], str | None]:
+    """A purpose or a role as the policy names it, whatever case or spaces, or by its Chinese or
+    English name (`营销`, `理财与投资顾问服务`: a probe's read for marketing of a customer who refused
+    it was silent, a wealth manager's own customers read for advice a bulk alert; an HR feed's
+    `理财经理` held no role, and her ordinary day was an art. 5 alert). `names`: each id's names.
     Spaces and hyphens are underscores, as in the ids (`Privacy Policy`, `privacy-policy`: a probe's
     withdrawal of the privacy policy so written was lost), for a purpose the policy does not name
-    too (a detector's `consent_purpose`). None: kept as it is."""
+    too (a detector's `consent_purpose`), unless `others` is False: a role the policy does not
+    name stays as HR wrote it, and the alert says so. None: kept as it is."""
 
     def form(name: str) -> str:
         return _SEPARATORS.sub("_", spelling(name))
 
     known = {form(n): pid for pid, words in names.items() for n in (pid, *words)}
-    return lambda s: None if (found := known.get(f := form(s), f)) == s else found
+    return lambda s: None if (found := known.get(f := form(s), f if others else s)) == s else found
 
 
 _SEPARATORS = re.compile(r"[\s\-]+")
@@ -663,8 +666,9 @@ class Engine:
         retention = catalog.policy.retention
         self._reversible = method_terms(retention.reversible_anonymization or ["\x00"])  # none: nothing
         self._erasing = frozenset(map(method_key, retention.erasing_methods))
-        self._role_spelling = policy_spelling(catalog.role_ids)
-        self._purpose_spelling = purpose_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
+        roles = catalog.policy.organisation.roles
+        self._role_spelling = named_spelling({k: (r.zh, r.en) for k, r in roles.items()}, others=False)
+        self._named_spelling = named_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form, within=True)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
@@ -697,6 +701,7 @@ class Engine:
             customers=AsOfRegistry("customer_id"),
         )
         self.known_orgs: set[str] = set()
+        self.org_tree = OrgTree(organisation.head_office)
         # the SDK stream's extra rollup cells: one per distinct field, by (sdk, version, host, field)
         self._sdk_cells = (
             ("sdk_id", "app_version", "dest_host", "fields"),
@@ -802,13 +807,13 @@ class Engine:
         registry: AsOfRegistry[Any] = getattr(self.refs, stream)
         self._pseudonymize(stream, records)
         if stream == "consents":
-            fold(records, "purpose", self._purpose_spelling)
+            fold(records, "purpose", self._named_spelling)
         elif stream == "entitlements":
             fold(records, "actor_id", self._employee_spelling)
             fold_lists(records, "roles", self._role_spelling)
             approvals = [a for r in records for a in r.approvals]
             fold(approvals, "approver_id", self._employee_spelling)
-            fold(approvals, "purpose", self._purpose_spelling)
+            fold(approvals, "purpose", self._named_spelling)
             fold_lists(approvals, "categories", self.catalog.scope_spelling)
             fold_lists(approvals, "fields", self.catalog.field_spelling)
             for a in approvals:
@@ -816,6 +821,7 @@ class Engine:
         if stream != "consents":
             fold(records, "org_id", self._org_spelling)
             fold_lists(records, "org_path", self._org_spelling)
+            self.org_tree.place(records)
             for r in records:
                 self.known_orgs.update(r.org_path, (r.org_id,))
         news = self._news(registry, records)
@@ -891,7 +897,7 @@ class Engine:
             for attr in EMPLOYEE_ATTRS.get(stream, ()):
                 fold(events, attr, self._employee_spelling)
             if stream in PURPOSE_STREAMS:
-                fold(events, "purpose", self._purpose_spelling)
+                fold(events, "purpose", self._named_spelling)
             if stream in SYSTEM_ATTR:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
             if stream == "transfer":

@@ -419,3 +419,38 @@ def test_an_enum_value_in_another_case_is_the_schemas() -> None:
     ((_, consent),) = out.ok
     assert (consent.channel.value, consent.status.value) == ("sms", "withdrawn")
     assert [(d.raw.offset, d.kind, d.field) for d in out.dead] == [(1, "invalid", "channel")]
+
+
+def test_an_enum_value_in_a_producers_words_is_the_schemas() -> None:
+    """A probe's HR feed posted a resignation as `离职`: the record was a dead letter, the employee
+    stayed active, and every read after it was silent (seed 004 人员管理(5)). A refusal written
+    `failure`, a read written `SELECT` or `COPY` were dead letters too. schemas/enum_words.yaml
+    reads producers' words for each enum, by the field's enum: `inactive` is a suspended employee
+    and a dormant customer. A word it does not list is still refused."""
+    from streams.codecs import Decoder, RawRecord
+
+    def decoded(stream: str, records: list[str]) -> tuple[list[Any], list[int]]:
+        raws = [RawRecord("t", 0, i, r.encode()) for i, r in enumerate(records)]
+        out = Decoder().decode(stream, raws)
+        return [ev for _, ev in out.ok], [d.raw.offset for d in out.dead]
+
+    ent = '{"actor_id":"E1","ts":0,"org_id":"S1","org_path":["HO","S1"],"status":"%s"}'
+    statuses, dead = decoded("entitlements", [ent % w for w in ("离职", "Resigned", "inactive", "调岗", "T")])
+    assert [e.status.value for e in statuses] == ["terminated", "terminated", "suspended", "transferred"]
+    assert dead == [4]
+    cust = '{"customer_id":"C1","ts":0,"org_id":"S1","org_path":["HO","S1"],"status":"%s"}'
+    customers, _ = decoded("customers", [cust % w for w in ("inactive", "销户")])
+    assert [c.status.value for c in customers] == ["dormant", "closed"]
+    access = (
+        '{"event_id":"e%d","ts":1767225600000,"actor_id":"E1","system":"crm","action":"%s","outcome":"%s",'
+        '"subject_ids":["C1"],"fields":["customer_name"]}'
+    )
+    said = [("SELECT", "failure"), ("COPY", "403"), ("导出", "拒绝"), ("read", "OK"), ("peek", "denied")]
+    events, dead = decoded("access", [access % (i, a, o) for i, (a, o) in enumerate(said)])
+    assert [(e.action.value, e.outcome.value) for e in events] == [
+        ("query", "denied"),
+        ("export", "denied"),
+        ("export", "denied"),
+        ("view", "success"),
+    ]
+    assert dead == [4]

@@ -7,7 +7,7 @@ from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from schemas.models import SdkTelemetryEvent
-from streams.engine import COVERAGE_GAP, ROLLUP, SEP, Engine, PartitionRollup, purpose_spelling
+from streams.engine import COVERAGE_GAP, ROLLUP, SEP, Engine, PartitionRollup, named_spelling
 from streams.pseudonym import Pseudonymizer
 
 
@@ -454,7 +454,7 @@ def test_a_purpose_is_read_by_its_names_and_with_any_separator(catalog) -> None:
     """purposes.yaml's own names (`营销`, `wealth advice`), case and blanks aside; spaces and
     hyphens are the ids' underscores, for a purpose the policy does not name too (sdk_overcollection's
     `privacy_policy`: a probe's withdrawal written `Privacy Policy` was lost). None: kept as written."""
-    respell = purpose_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
+    respell = named_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
     assert [respell(s) for s in ("营销", " Marketing ", "wealth advice", "Wealth-Advice", "marketing")] == [
         "marketing", "marketing", "wealth_advice", "wealth_advice", None,
     ]  # fmt: skip

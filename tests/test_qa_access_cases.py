@@ -409,6 +409,35 @@ def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
     assert run([_ent("w1", " Wealth_Manager", "S0101")], reads[:2]) == []
     (b,) = run([_ent("w1", "Wealth_Managers", "S0101")], reads[:1])
     assert "roles Wealth_Managers" in b.summary
+    # and by its Chinese or English name, as organisation.yaml gives it (a probe's HR feed wrote
+    # 理财经理 and 柜员: a wealth manager's ordinary day was an art. 5 alert)
+    for said in ("理财经理", "Wealth Manager", "wealth-manager"):
+        assert run([_ent("w1", said, "S0101")], reads[:2]) == [], said
+
+
+def test_an_org_path_without_the_head_office_is_not_the_head_offices_sight(run) -> None:
+    """Seed 004 机构设置: a sub-branch sees its own customers, a branch its own and its
+    sub-branches'. A probe's HR feed wrote only the org (`[S0101]`) or the path below the head
+    office (`[B01]`): the org stood at the head office's depth and read another branch's customers
+    unremarked. A path is completed from the tree the other feeds' whole paths give, or put under
+    the head office alone: never more than the org and what lies below it."""
+    far = [read("w1", OPEN, ["F0001"])]
+    for path in (["S0101"], ["B01", "S0101"], ["S0101", "B01", "HO"]):
+        ent = Entitlement(actor_id="w1", ts=0, org_id="S0101", org_path=path, roles=["wealth_manager"])
+        (a,) = run([ent], far)
+        assert reasons(a) == {"out_of_scope"}, path
+        # her own customer stays hers
+        assert run([ent], [read("w1", OPEN, ["A0001"])]) == [], path
+    branch = Entitlement(actor_id="m1", ts=0, org_id="B01", org_path=["B01"], roles=["br_marketing_mgmt"])
+    (b,) = run([branch], [read("m1", OPEN, ["F0001"])])
+    assert reasons(b) == {"out_of_scope"}
+    assert run([branch], [read("m1", OPEN, ["B0001"])]) == []  # S0102 lies below B01
+    # an org no whole path places sees itself at most; a customer so written is below the head office
+    stray = Entitlement(actor_id="w9", ts=0, org_id="S0909", org_path=["S0909"], roles=["wealth_manager"])
+    own = Customer(customer_id="Z0001", ts=0, org_id="S0909", org_path=["S0909"])
+    (c,) = run([stray], [read("w9", OPEN, ["F0001"])])
+    assert reasons(c) == {"out_of_scope"}
+    assert run([stray], [read("w9", OPEN, ["Z0001"])], customers=[*book(), own]) == []
 
 
 def test_a_download_naming_its_records_counts_them_without_a_row_count(run) -> None:

@@ -1,0 +1,46 @@
+"""Org paths read from the head office down, however a feed writes them.
+
+An org sees by its level, its depth on its `org_path` (seed 004 掌上银行家系统机构设置(1)-(4),
+`Organisation.sees_at_depth`). An HR or customers feed that writes only the org (`[S0101]`) or the
+path below the head office (`[B01]`) put the org at the head office's depth, with sight of every
+customer: a probe's sub-branch wealth manager read another branch's customers and nothing was
+said, and a branch manager reading her own branch's customer was out of scope. A path is
+completed from the ancestors full paths gave its first org, or put under the head office alone
+when no full path named them: at most the org and what lies below it, never the whole bank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class OrgTree:
+    """Each org's ancestors, learned from the paths the reference feeds give whole."""
+
+    def __init__(self, head_office: str | None):
+        self.head_office = head_office
+        self._above: dict[str, list[str]] = {}  # org -> its ancestors, head office first
+
+    def place(self, records: Sequence[Any]) -> None:
+        """Every record's `org_path` from the head office down to its org (in place). None named
+        (organisation.yaml has no `head_office`): paths are read as given."""
+        root = self.head_office
+        if root is None:
+            return
+        whole = []
+        for r in records:
+            path = r.org_path
+            if path and path[-1] == root and path[0] != root:
+                path = path[::-1]  # written from the org up
+            if root in path:
+                path = path[path.index(root) :]
+                whole.append(path)
+            r.org_path = path
+        for path in whole:  # before the partial ones: a batch may hold the org's whole path too
+            for depth, org in enumerate(path):
+                self._above[org] = path[:depth]
+        for r in records:
+            if root not in r.org_path:
+                start = r.org_path[0] if r.org_path else r.org_id
+                r.org_path = [*self._above.get(start, [root]), *(r.org_path or [r.org_id])]
