@@ -39,10 +39,10 @@ from detectors.base import UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
 from policy.model import code_spelling, erases, id_spelling, method_key, method_terms, spelling
 from schemas.incident import Incident
-from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, LifecycleStage
+from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, Channel, LifecycleStage
 from streams import _door
 from streams.alerts import actor_kind, build_alert, latest
-from streams.codecs import RawRecord
+from streams.codecs import ENUM_WORDS, RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
@@ -272,6 +272,28 @@ def named_spelling(names: dict[str, Iterable[str]], others: bool = True) -> Call
 
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def channel_in_purpose(
+    respell: Callable[[str], str | None], purposes: Collection[str], channels: dict[str, str]
+) -> Callable[[str], tuple[str, str] | None]:
+    """(purpose, channel) of a purpose that names its channel too, as consent platforms write an
+    opt-out: `marketing_sms` for an SMS "TD" reply, `营销短信` or `短信营销` for an app setting
+    switched off. A probe's opt-outs so written were no purpose the policy names, and every push
+    after them was silent (seed 004 流程描述(4)② 客户明确表示拒绝接受营销的情况下, 应当立即停止利用).
+    `channels`: each word a channel goes by -> the channel. None: no known purpose and channel."""
+    words = sorted(channels, key=len, reverse=True)  # `app_push` before `push`
+
+    def split(purpose: str) -> tuple[str, str] | None:
+        said = _SEPARATORS.sub("_", spelling(purpose)).strip("_:.")
+        for word in words:
+            for rest in (said.removeprefix(word), said.removesuffix(word)):
+                rest = rest.strip("_:.")
+                if rest != said and rest and (found := respell(rest) or rest) in purposes:
+                    return found, channels[word]
+        return None
+
+    return split
 
 
 def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Callable[[str], str | None]:
@@ -668,7 +690,12 @@ class Engine:
         self._erasing = frozenset(map(method_key, retention.erasing_methods))
         roles = catalog.policy.organisation.roles
         self._role_spelling = named_spelling({k: (r.zh, r.en) for k, r in roles.items()}, others=False)
-        self._named_spelling = named_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
+        self._purpose_spelling = named_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
+        self._purpose_channel = channel_in_purpose(
+            self._purpose_spelling,
+            catalog.purposes,
+            {c.value: c.value for c in Channel} | ENUM_WORDS["Channel"],
+        )
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form, within=True)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
@@ -807,13 +834,14 @@ class Engine:
         registry: AsOfRegistry[Any] = getattr(self.refs, stream)
         self._pseudonymize(stream, records)
         if stream == "consents":
-            fold(records, "purpose", self._named_spelling)
+            fold(records, "purpose", self._purpose_spelling)
+            self._channel_from_purpose(records)
         elif stream == "entitlements":
             fold(records, "actor_id", self._employee_spelling)
             fold_lists(records, "roles", self._role_spelling)
             approvals = [a for r in records for a in r.approvals]
             fold(approvals, "approver_id", self._employee_spelling)
-            fold(approvals, "purpose", self._named_spelling)
+            fold(approvals, "purpose", self._purpose_spelling)
             fold_lists(approvals, "categories", self.catalog.scope_spelling)
             fold_lists(approvals, "fields", self.catalog.field_spelling)
             for a in approvals:
@@ -831,6 +859,14 @@ class Engine:
             for labels in self._rollup_labels.values():
                 labels.orgs.clear()  # an org labelled `other` may be known now
         return Applied(missed, self._late_reference(stream, news) if news else [])
+
+    def _channel_from_purpose(self, consents: Sequence[Any]) -> None:
+        """A consent whose purpose names its channel too (`channel_in_purpose`) is for that purpose,
+        on that channel where the record names none."""
+        for c in consents:
+            if c.purpose not in self.catalog.purposes and (split := self._purpose_channel(c.purpose)):
+                c.purpose = split[0]
+                c.channel = c.channel or Channel(split[1])
 
     def _news(self, registry: AsOfRegistry[Any], records: Sequence[Any]) -> list[tuple[Any, Any]]:
         """(record, the version it replaces at its own time or None) of the records a detector may
@@ -897,7 +933,7 @@ class Engine:
             for attr in EMPLOYEE_ATTRS.get(stream, ()):
                 fold(events, attr, self._employee_spelling)
             if stream in PURPOSE_STREAMS:
-                fold(events, "purpose", self._named_spelling)
+                fold(events, "purpose", self._purpose_spelling)
             if stream in SYSTEM_ATTR:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
             if stream == "transfer":

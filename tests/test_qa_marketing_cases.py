@@ -161,6 +161,29 @@ def test_a_wechat_push_a_minute_after_closing_marketing_in_the_app_is_high(run) 
     assert any("立即停止" in r for r in a.regulation)
 
 
+@pytest.mark.parametrize(
+    ("purpose", "channel"),
+    [
+        ("marketing_sms", "sms"),
+        ("SMS-Marketing", "sms"),
+        ("marketing:sms", "sms"),
+        ("营销短信", "sms"),
+        ("短信营销", "sms"),
+        ("marketing_app_push", "app_push"),
+        ("营销推送", "app_push"),
+    ],
+)
+def test_an_opt_out_that_names_its_channel_in_its_purpose_stops_that_channel(run, purpose, channel) -> None:
+    """A consent platform logs an SMS "TD" reply as purpose `marketing_sms`, an app setting switched
+    off as `营销短信`: a probe's pushes after such opt-outs were silent. Seed 004 流程描述(4)使用②
+    应当立即停止利用. The purpose is marketing, on the channel it names; the other channels stay open."""
+    opt_out = consent(0, status="withdrawn").model_copy(update={"purpose": purpose})
+    (a,) = run([push(DAY, channel)], [GRANTED, opt_out])
+    assert rules(a) == {"channel_refused": 1} and a.severity.value == "high"
+    other = "wechat"
+    assert run([push(DAY, other)], [GRANTED, opt_out]) == []
+
+
 def test_a_campaign_that_kept_pushing_for_three_hours_is_one_alert_per_campaign(run) -> None:
     """Hourly pushes of the fund campaign after the opt-out, and a deposit campaign in between."""
     pushes = [push(h * HOUR) for h in (1, 2, 3)] + [push(90 * MIN, campaign_id="CMP-2026-DEP-011")]
