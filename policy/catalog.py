@@ -3,6 +3,7 @@ combination rule of JR/T 0171 §4.2), categories, roles. Detectors call these pe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from functools import cached_property, lru_cache
 from itertools import repeat
@@ -13,6 +14,11 @@ from policy.model import CLASS_RANK, RANK_CLASS, Counter, JrClass, OwnBook, Poli
 from policy.sdk_declarations import SdkDeclarations
 from schemas.models import READS, Action
 
+# a column name's words: between separators, and where camelCase turns (`cardCvv2`)
+_WORDS = re.compile(r"[\s._\-]+|(?<=[a-z])(?=[A-Z])")
+# words after a column's field that say nothing more of it (`cvv2_code`, `pin_block_value`)
+_SAYS_NO_MORE = frozenset({"code", "value", "val", "data", "no", "num"})
+_IDENTITY_DOCUMENT = frozenset({"id", "identity", "cert"})
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
 
@@ -106,6 +112,7 @@ class Catalog:
         # the rank of each SDK field's class: a field without one, or unknown, ranks as C1, the lowest
         self._sdk_rank = {fid: CLASS_RANK[c] for fid, c in self.sdk_field_class.items() if c is not None}
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
+        self._c3_column = lru_cache(maxsize=4096)(self._c3_column_uncached)
         self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
@@ -241,8 +248,32 @@ class Catalog:
         naming 交易密码 was no C3 transfer, and raised nothing (a probe)."""
         if name in self.field_class:
             return None
+        return self._field_named(name) or self._c3_column(name)
+
+    def _field_named(self, name: str) -> str | None:
         fid = self.sdk.field_id(name)
         return fid if fid in self.field_class else self._category_names.get(key_form(name))
+
+    def _c3_column_uncached(self, name: str) -> str | None:
+        """The C3 field a database audit log's column stands for: qualified by its schema or table
+        (`t_card.cvv2`, as pgaudit, MariaDB and Ranger write it), any field; or prefixed with its
+        table (`card_cvv2`, `t_card_pin_block`) or followed by a word that says no more
+        (`cvv2_code`), a C3 field only: a probe's unapproved CVN and PIN reads so named were silent
+        (seed 004 分类(1) C3: 卡片验证码、卡片有效期、银行卡密码). A shorter tail of another class is
+        not taken: `branch_name` is no customer's name."""
+        column = name.rsplit(".", 1)[-1]
+        if column != name and (fid := self._field_named(column)):
+            return fid
+        words = [w for w in _WORDS.split(column) if w]
+        if words and words[-1].casefold() in _SAYS_NO_MORE:
+            words = words[:-1]
+        for start in range(len(words)):
+            if start and words[start - 1].casefold() in _IDENTITY_DOCUMENT:
+                break  # `id_card_exp_dt` is the ID card's expiry, no bank card's (有效期)
+            fid = self._field_named("_".join(words[start:]))
+            if fid is not None and self.field_class[fid] is JrClass.C3:
+                return fid
+        return None
 
     def scope_spelling(self, name: str) -> str | None:
         """The class or category an approval's scope names, whatever case, spaces or language its

@@ -1414,3 +1414,37 @@ def test_a_late_log_before_a_close_still_adds_to_the_days_count_under_its_own_al
         out += e.process("access", "t", 0, fed("access", batch, "t", i * 10)) + e.advance()
     found = {a.alert_id: a for a in latest(out + e.drain()) if a.actor_id == "p1"}
     assert sorted(a.severity.value for a in found.values()) == ["critical", "high"]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "t_card.cvv2",
+        "card_cvv2",
+        "cvv2_code",
+        "cardCvv2",
+        "t_card.pin_block",
+        "tbl_card_pin_block",
+        "CARD_EXP_DT",
+    ],
+)
+def test_a_c3_column_as_a_database_audit_log_names_it_is_c3(run, column) -> None:
+    """Seed 004 分类(1) C3: 卡片验证码(CVN和CVN2)、卡片有效期、银行卡密码; 流程描述(4)⑤. pgaudit, MariaDB
+    and Ranger name a column with its table (`t_card.cvv2`); schemas prefix it with the table's
+    name or follow it with a word (`card_cvv2`, `cvv2_code`): a probe's unapproved CVN and PIN reads
+    so named were silent."""
+    alerts = run(
+        [_ent("w6", "wealth_manager", "S0101")],
+        [read("w6", OPEN, ["A0001"], fields=("card_no", column), system="card_system")],
+    )
+    a = one(alerts, "unauthorized_lookup")
+    assert "c3_without_approval" in reasons(a) and a.severity.value == "high" and a.jr_class == "C3"
+
+
+def test_a_column_whose_tail_names_a_field_of_another_class_is_not_that_field(policy) -> None:
+    """Only a C3 field is found at a column's tail: `branch_name` is no customer's name, and an ID
+    card's expiry (`id_card_exp_dt`, 有效期) no bank card's. A qualified column is its field, any class."""
+    catalog = Catalog(policy)
+    assert catalog.field_spelling("t_cust.customer_name") == "customer_name"
+    for column in ("branch_name", "id_card_exp_dt", "card_pin_retry_count", "exp_dt"):
+        assert catalog.field_spelling(column) is None, column
