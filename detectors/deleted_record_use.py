@@ -187,7 +187,7 @@ class DeletedRecordUseDetector:
             for ev in events:
                 if ev.stage.value in GONE_STAGES:
                     self._removed(ev, ctx)
-                elif ev.stage.value == "collect":
+                elif ev.stage.value == "collect" and not ctx.catalog.restores(ev.method):
                     self._collected(ev)
         else:
             for ev in events:
@@ -199,7 +199,9 @@ class DeletedRecordUseDetector:
         """A record collected again after it left (an id a system reuses for a returning customer):
         its uses since are of the new record. A collection is noted on a record already kept,
         whether its removal is known yet or not (one dated before it may be reported after it);
-        the collections of the others are not tracked (retention_overrun holds them, by customer)."""
+        the collections of the others are not tracked (retention_overrun holds them, by customer).
+        A restore from a backup (retention.yaml `restoring_methods`) is the record that left: its
+        uses stay uses of the deleted record (a probe's restored record read by a report was silent)."""
         kept = self.store.get(ev.record_id)
         seen = [ev.ts, ev.system]
         if kept is not None and seen not in kept.collected:

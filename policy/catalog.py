@@ -10,7 +10,18 @@ from itertools import repeat
 from typing import Any
 
 from policy.contracts import RecipientBook
-from policy.model import CLASS_RANK, RANK_CLASS, Counter, JrClass, OwnBook, Policy, key_form, spelling
+from policy.model import (
+    CLASS_RANK,
+    RANK_CLASS,
+    Counter,
+    JrClass,
+    OwnBook,
+    Policy,
+    key_form,
+    method_key,
+    method_terms,
+    spelling,
+)
 from policy.sdk_declarations import SdkDeclarations
 from schemas.models import READS, Action
 
@@ -113,6 +124,8 @@ class Catalog:
         self._sdk_rank = {fid: CLASS_RANK[c] for fid, c in self.sdk_field_class.items() if c is not None}
         self._classify = lru_cache(maxsize=65536)(self._classify_uncached)
         self._c3_column = lru_cache(maxsize=4096)(self._c3_column_uncached)
+        # a collection's method that brings a record back (retention.yaml `restoring_methods`)
+        self.restoring = method_terms(policy.retention.restoring_methods or ["\x00"])
         self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
@@ -253,6 +266,10 @@ class Catalog:
     def _field_named(self, name: str) -> str | None:
         fid = self.sdk.field_id(name)
         return fid if fid in self.field_class else self._category_names.get(key_form(name))
+
+    def restores(self, method: str | None) -> bool:
+        """Whether a collection's method brings back a record that left (`restoring_methods`)."""
+        return bool(method) and self.restoring.search(method_key(method)) is not None  # type: ignore[arg-type]
 
     def _c3_column_uncached(self, name: str) -> str | None:
         """The C3 field a database audit log's column stands for: qualified by its schema or table

@@ -551,6 +551,11 @@ class Retention(Strict):
         description="terms of an `anonymize` event's method that only pseudonymize (encryption, a hash of "
         "the id): naming one and no erasing term, the record is still held, as a `store`",
     )
+    restoring_methods: list[str] = Field(
+        default_factory=list,
+        description="terms of a `collect` event's method that bring back a record from a backup or a "
+        "recycle bin: the record that left, not a record anew (deleted_record_use)",
+    )
     client_systems: list[str] = Field(
         default_factory=list, description="terminals and client apps: card secrets are never stored on them"
     )

@@ -165,6 +165,8 @@ _GUID = re.compile(r"\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 def _record_spelling(rid: str) -> str:
     rid = id_spelling(rid)
+    if rid.isdigit():
+        return rid.lstrip("0") or "0"
     guid = _GUID.fullmatch(rid)
     return guid.group(1).lower() if guid else rid
 
@@ -174,6 +176,7 @@ def _plain_record_id(rid: str) -> bool:
     return (
         rid.isascii()
         and rid.strip() is rid
+        and rid[:1] != "0"
         and not (len(rid) in (36, 38) and (rid[0] == "{" or not rid.islower()))
     )
 
@@ -184,7 +187,8 @@ def _spell_record_ids(stream: str, records: list[Any]) -> None:
     deletion of `RA002` and a read of ` RA002` are one record (a probe: the read raised nothing).
     Case is kept (an id may be case-sensitive), but a GUID's is none (RFC 4122): the CRM's
     lower-case GUID and the warehouse's upper-case or braced one are one record (a probe's download
-    of a deleted record raised nothing)."""
+    of a deleted record raised nothing). A number is one without its leading zeros: the CRM's
+    `0012345` is the warehouse's BIGINT copy `12345` (a probe's, likewise silent)."""
     if stream == "lifecycle":
         for r in records:
             rid = r.record_id

@@ -146,6 +146,22 @@ def test_a_deleted_record_loaded_again_into_another_system_is_no_new_record(run)
     assert run([lc("delete", day=-3), again, report(day=-0.5), tick(0)]) == []
 
 
+@pytest.mark.parametrize(
+    "method", ["restore", "backup_restore", "Recovered from snapshot", "恢复", "回滚", "FLASHBACK TABLE"]
+)
+def test_a_deleted_record_restored_from_a_backup_is_the_deleted_record(run, method) -> None:
+    """A probe's: the CRM deletes R1, half an hour later a restore job brings it back from backup
+    and its CDC logs a `collect` on the CRM with `method: restore`; the report that read it was
+    silent. A restore (retention.yaml `restoring_methods`) is the record that left, not a record
+    anew (seed 004 定义(11) 不可被检索、访问)."""
+    restored = lc("collect", day=-2.9, categories=["mobile_phone"], method=method)
+    (a,) = run([lc("delete", day=-3), restored, report(day=-0.5), tick(0)])
+    assert a.counts["uses"] == 1
+    # a collection whose method restores nothing is the returning customer's record, as before
+    back = restored.model_copy(update={"method": "counter_form", "event_id": "back-1"})
+    assert run([lc("delete", day=-3), back, report(day=-0.5), tick(0)]) == []
+
+
 def test_collections_kept_by_an_earlier_lifemon_are_of_any_system() -> None:
     """State written before collections kept their system holds times alone: each is judged as
     it was, a collection of the record anew on whatever system."""
@@ -448,6 +464,17 @@ def test_a_record_id_padded_or_in_full_width_is_the_record(run, spelled) -> None
     plain = run([*steps, report(day=-1), tick(0)])
     padded = report(day=-1).model_copy(update={"record_ids": [spelled]})
     assert len(plain) == 1 and [a.summary for a in run([*steps, padded, tick(0)])] == [plain[0].summary]
+
+
+@pytest.mark.parametrize(("removed", "read_as"), [("0012345", "12345"), ("12345", "0012345"), ("000", "0")])
+def test_a_number_with_or_without_its_leading_zeros_is_the_record(run, removed, read_as) -> None:
+    """A probe's: the CRM deletes record `0012345`, the warehouse's BIGINT copy writes `12345`, and
+    the read of the deleted record raised nothing. A number's leading zeros say nothing; an id with
+    a letter keeps them (`R012` is no deletion of `R12`)."""
+    steps = [collect(removed, day=-3), lc("delete", removed, day=-2)]
+    (alert,) = run([*steps, report(read_as, day=-1), tick(0)])
+    assert alert.counts["uses"] == 1
+    assert run([collect("R012", day=-3), lc("delete", "R012", day=-2), report("R12", day=-1), tick(0)]) == []
 
 
 GUID = "3f2a9c4e-8b1d-4e6f-9a2b-7c5d1e0f4a3b"
