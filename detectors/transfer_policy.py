@@ -1,6 +1,6 @@
 """Transfer policy: personal financial information leaving the bank only as seed 002 §四-六 and
 seed 004 流程描述(4) allow. Each transfer on `pfi.transfer` (keyed by recipient) is judged on its own
-against nine rules once the watermark has passed it (it waits in the task's inbox, so a consent
+against ten rules once the watermark has passed it (it waits in the task's inbox, so a consent
 logged seconds late still decides it), and raises each rule once however often it is logged; the
 agreed volume is summed per period:
 
@@ -13,6 +13,9 @@ agreed volume is summed per period:
 - `entrusted_not_deidentified`: a processor entrusted with data that is not de-identified;
   encryption alone does not count (seed 002 §六.4(3), seed 004 流程描述(4)⑪).
 - `unencrypted_public_network`: C2 or C3 data over a public network without encryption (seed 002 §四(3)).
+- `payment_sensitive_unencrypted`: C3 payment-sensitive data (classification.yaml `payment_sensitive`:
+  track data, PIN, CVN, card expiry) sent without encryption over any network (seed 002 §四(3), its
+  second clause); it takes the place of the public-network rule for such a transfer.
 - `cross_border`: data leaving the home country without every subject's separate consent or
   without an outbound security assessment declared for the recipient and valid at the time, or
   to a recipient outside the bank's group (seed 002 §六.5(1)-(3), seed 004 流程描述(4)⑬): a
@@ -87,6 +90,7 @@ class Rules(BaseModel):
     sharing_without_consent: Rule
     entrusted_not_deidentified: Rule
     unencrypted_public_network: Rule
+    payment_sensitive_unencrypted: Rule
     cross_border: Rule
     recipient_not_approved: Rule
     volume_exceeded: Rule
@@ -369,13 +373,8 @@ class TransferPolicyDetector:
                 cls,
                 f"entrusted {ev.recipient_id} with {how} data{why}{claim}",
             )
-        if ev.public_network and not ev.encrypted and cls is not JrClass.C1:
-            yield self._finding(
-                ev,
-                r.unencrypted_public_network,
-                cls,
-                f"sent {cls.value} data to {ev.recipient_id} over a public network unencrypted",
-            )
+        if not ev.encrypted:
+            yield from self._in_the_clear(ev, cls, ctx)
         if cross_border:
             yield from self._cross_border(ev, cls, country, declared, book, ctx)
         sender = ctx.entitlement(ev.actor_id, ev.ts) if ev.actor_id else None
@@ -404,6 +403,28 @@ class TransferPolicyDetector:
                 yield self._finding(
                     ev, r.recipient_not_approved, cls, f"sent data to {ev.recipient_id}: {problem}"
                 )
+
+    def _in_the_clear(self, ev: Any, cls: JrClass, ctx: Context) -> Iterator[Finding]:
+        """Seed 002 §四(3): C2 and C3 data cross a public network encrypted; C3 payment-sensitive data
+        (支付敏感信息: track data, PIN, CVN, expiry) is encrypted on any network, a private line or the
+        bank's own included, whoever receives it (a card scheme clearing it too). One alert for one
+        unencrypted transfer: the payment-sensitive rule, where it applies, is the stricter one."""
+        payment = sorted(set(ev.categories) & ctx.catalog.payment_sensitive)
+        network = "a public network" if ev.public_network else "a private network"
+        if payment:
+            yield self._finding(
+                ev,
+                self.p.rules.payment_sensitive_unencrypted,
+                cls,
+                f"sent payment-sensitive data ({', '.join(payment)}) to {ev.recipient_id} over {network} unencrypted",
+            )
+        elif ev.public_network and cls is not JrClass.C1:
+            yield self._finding(
+                ev,
+                self.p.rules.unencrypted_public_network,
+                cls,
+                f"sent {cls.value} data to {ev.recipient_id} over a public network unencrypted",
+            )
 
     def _without_consent(self, ev: Any, ctx: Context) -> tuple[list[str], int]:
         """(named subjects without a granted, separate consent for the purpose as of the transfer,

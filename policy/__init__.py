@@ -273,7 +273,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
         if name == "incidents" and shipped is not None:
             data = _with_added_classes(path, data, shipped)
         if name == "classification" and shipped is not None:
-            data = _with_sensitive(path, data)
+            data = _with_marks(path, data)
         sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
     _check_purposes(folder, sections["classification"], sections["purposes"])
     _check_contract_categories(folder / "recipients.yaml", texts["recipients"], sections)
@@ -334,25 +334,34 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
     return {**data, "params": params}
 
 
-def _with_sensitive(path: Path, data: Any) -> Any:
-    """A bank's classification.yaml written before categories said which are sensitive (敏感个人信息,
-    seed 004 定义(10)) marks none: its categories of the shipped ids take the shipped mark, said."""
-    theirs = data.get("categories") if isinstance(data, dict) else None
-    if not isinstance(theirs, dict) or any(isinstance(c, dict) and "sensitive" in c for c in theirs.values()):
-        return data
-    ours = read_yaml(DEFAULT_DIR / path.name)[0].get("categories", {})
-    marked = [c for c, cat in theirs.items() if isinstance(cat, dict) and ours.get(c, {}).get("sensitive")]
-    if not marked:
-        return data
-    log.warning(
-        f"{path}: no category says whether it is sensitive (`sensitive`, added to lifemon since the file "
-        f"was written): {', '.join(marked)} are, as lifemon ships them; mark them in the file to review",
-        extra={"file": str(path), "key": "categories", "added": marked},
-    )
-    return {
-        **data,
-        "categories": {c: {**cat, "sensitive": True} if c in marked else cat for c, cat in theirs.items()},
-    }
+# marks lifemon added to classification.yaml since banks began keeping their own: (block, mark,
+# what a warning calls the entries, what the mark says)
+ADDED_MARKS = (
+    ("categories", "sensitive", "category", "is sensitive"),  # 敏感个人信息, seed 004 定义(10)
+    ("fields", "payment_sensitive", "field", "is payment-sensitive"),  # 支付敏感信息, seed 002 §四(3)
+)
+
+
+def _with_marks(path: Path, data: Any) -> Any:
+    """A bank's classification.yaml written before lifemon added a mark (which categories are
+    sensitive, which fields payment-sensitive) marks none: its entries of the shipped ids take the
+    shipped mark, said. Without it the rules the mark drives would pass silently in its folder."""
+    shipped = read_yaml(DEFAULT_DIR / path.name)[0]
+    for block, mark, entry, says in ADDED_MARKS:
+        theirs = data.get(block) if isinstance(data, dict) else None
+        if not isinstance(theirs, dict) or any(isinstance(e, dict) and mark in e for e in theirs.values()):
+            continue
+        ours = shipped.get(block, {})
+        marked = [k for k, e in theirs.items() if isinstance(e, dict) and ours.get(k, {}).get(mark)]
+        if not marked:
+            continue
+        log.warning(
+            f"{path}: no {entry} says whether it {says} (`{mark}`, added to lifemon since the file "
+            f"was written): {', '.join(marked)} are, as lifemon ships them; mark them in the file to review",
+            extra={"file": str(path), "key": block, "added": marked},
+        )
+        data = {**data, block: {k: {**e, mark: True} if k in marked else e for k, e in theirs.items()}}
+    return data
 
 
 def _with_added_classes(path: Path, data: Any, cite_shipped: Callable[[Any], Any]) -> Any:

@@ -40,6 +40,10 @@ class Catalog:
         self.field_class = {fid: f.jr_class for fid, f in fields.items()}
         self.field_category = {fid: f.category for fid, f in fields.items()}
         self.auth_helpers = frozenset(fid for fid, f in fields.items() if f.auth_helper)
+        # 支付敏感信息 (seed 002 §四(3)); a category named where a field belongs is one if any of its
+        # fields is, as it stands for its most sensitive field (below)
+        payment = {fid for fid, f in fields.items() if f.payment_sensitive}
+        self.payment_sensitive = frozenset(payment | {fields[fid].category for fid in payment})
         sensitive = {c for c, cat in policy.classification.categories.items() if cat.sensitive}
         # a field of a sensitive category, or the category named where a field belongs
         self.sensitive = frozenset(fid for fid, f in fields.items() if f.category in sensitive) | sensitive

@@ -161,9 +161,23 @@ class FieldClass(Strict):
     jr_class: JrClass = Field(alias="class", description="one of C3, C2, C1")
     category: str = Field(description="a category id listed under `categories`")
     auth_helper: bool = Field(default=False, description="user authentication helper (OTP, SMS code, ...)")
+    payment_sensitive: bool = Field(
+        default=False,
+        description="支付敏感信息 (seed 002 §五(4): card track data, expiry, CVN, PIN, payment password): "
+        "encrypted in transit on any network (seed 002 §四(3))",
+    )
     also: list[str] = Field(
         default_factory=list, description="other words the seeds and the privacy policy use for it (交易密码)"
     )
+
+    @model_validator(mode="after")
+    def _payment_sensitive_is_c3(self) -> FieldClass:
+        # seed 002 §四(3) speaks of 'C3类别中的支付敏感信息': payment-sensitive data is C3 data
+        if self.payment_sensitive and self.jr_class is not JrClass.C3:
+            raise ValueError(
+                "payment_sensitive fields are C3 (seed 002 §四(3)); set class: C3 or drop the mark"
+            )
+        return self
 
 
 class Category(Strict):

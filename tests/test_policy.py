@@ -57,6 +57,20 @@ def test_wrong_class_names_file_key_line_and_fix(policy_copy: Path) -> None:
     assert "'C3', 'C2' or 'C1'" in str(err) and "Fix:" in str(err)
 
 
+def test_a_payment_sensitive_field_must_be_c3(policy_copy: Path) -> None:
+    """Seed 002 §四(3) speaks of C3类别中的支付敏感信息: a C2 field marked so is a mistake, said where."""
+    f = policy_copy / "classification.yaml"
+    edit(
+        f,
+        "mobile_phone:         {zh: 手机号码, class: C2,",
+        "mobile_phone:         {zh: 手机号码, class: C2, payment_sensitive: true,",
+    )
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert (e.value.file, e.value.key) == (str(f), "fields.mobile_phone"), str(e.value)
+    assert "payment_sensitive fields are C3" in str(e.value) and e.value.line is not None
+
+
 def test_negative_window_is_rejected_with_its_key(policy, policy_copy: Path) -> None:
     edit(policy_copy / "detectors" / "bulk_query.yaml", "window_minutes: 60", "window_minutes: -5")
     with pytest.raises(PolicyError) as e:
@@ -348,7 +362,7 @@ def test_every_rule_cites_the_law_first_and_keeps_its_seed(policy) -> None:
         lists[kind] = section.regulation
         for rule, spec in section.params.get("rules", {}).items():
             lists[f"{kind}.{rule}"] = spec["regulation"]
-    assert len(lists) == 7 + 1 + 10 + 12 + 9 + 9  # every detector and rule: 7 sections, then each rule
+    assert len(lists) == 7 + 1 + 10 + 12 + 9 + 10  # every detector and rule: 7 sections, then each rule
     traced = set()
     for name, clauses in lists.items():
         assert clauses[0].startswith(primary) and not clauses[0].startswith(tuple(sources)), name
@@ -433,6 +447,10 @@ def test_a_folder_written_before_a_setting_was_added_gets_it_as_shipped_and_says
     data["categories"] = {
         c: {k: v for k, v in cat.items() if k != "sensitive"} for c, cat in data["categories"].items()
     }
+    # and before payment-sensitive fields (seed 002 §四(3)): card data in the clear on a private line passed
+    data["fields"] = {
+        f: {k: v for k, v in field.items() if k != "payment_sensitive"} for f, field in data["fields"].items()
+    }
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with caplog.at_level("WARNING", logger="lifemon.policy"):
         older = load_policy(policy_copy)
@@ -440,11 +458,13 @@ def test_a_folder_written_before_a_setting_was_added_gets_it_as_shipped_and_says
         s.kind: s.params for s in load_detectors(policy)
     }
     assert older.classification.categories == policy.classification.categories
+    assert older.classification.fields == policy.classification.fields
     said = {(r.file, r.key): r.added for r in caplog.records}
     assert said == {
         (str(policy_copy / "detectors" / "transfer_policy.yaml"), "params"): ["identifiers"],
         (str(policy_copy / "detectors" / "sdk_overcollection.yaml"), "params"): ["least_severity"],
         (str(path), "categories"): ["account", "biometric", "location"],
+        (str(path), "fields"): ["card_cvn", "card_expiry", "card_pin", "card_track_data", "payment_password"],
     }
 
 

@@ -351,6 +351,57 @@ def test_clearing_data_unencrypted_on_the_internet_still_fires(run) -> None:
     assert set(run([ev])) == {"unencrypted_public_network"}
 
 
+# -- payment-sensitive C3 in transit (seed 002 §四(3), second clause: any network) --------------------
+def test_a_card_authorisation_in_the_clear_on_the_private_clearing_line_fires(run) -> None:
+    """A probe: track data and the PIN block went to UnionPay unencrypted over the private line and
+    nothing fired. Clearing lifts the sharing rules, not §四(3): payment-sensitive data is encrypted
+    on any network."""
+    ev = transfer("clr_unionpay", "third_party", CARD_AUTH, purpose="payment", legal_basis="contract",
+                  public_network=False, encrypted=False)  # fmt: skip
+    got = run([ev])
+    assert severities(got) == {"payment_sensitive_unencrypted": "high"}
+    assert (
+        "payment-sensitive data (card_pin, card_track_data) to clr_unionpay over a private network unencrypted"
+        in (got["payment_sensitive_unencrypted"].summary)
+    )
+    assert got["payment_sensitive_unencrypted"].title_en == "Payment-sensitive C3 data sent unencrypted"
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_card_security_codes_in_the_clear_to_the_warehouse_fire_once_on_any_network(run, public) -> None:
+    """A probe: core banking's CVNs and expiry dates went to the bank's own warehouse unencrypted on the
+    internal network, silently. On the internet the same batch is one alert, not two (the stricter rule)."""
+    ev = transfer("int_data_warehouse", "internal", ["card_cvn", "card_expiry", "payment_account_no"],
+                  public_network=public, encrypted=False, legal_basis="none", sender_system="card_system")  # fmt: skip
+    got = run([ev])
+    assert severities(got) == {"payment_sensitive_unencrypted": "high"}
+    network = "a public network" if public else "a private network"
+    assert f"(card_cvn, card_expiry) to int_data_warehouse over {network} unencrypted" in (
+        got["payment_sensitive_unencrypted"].summary
+    )
+
+
+@pytest.mark.parametrize(
+    ("recipient", "kind", "fields", "encrypted"),
+    [
+        (
+            "int_data_warehouse",
+            "internal",
+            ["card_cvn", "card_expiry", "payment_account_no"],
+            True,
+        ),  # encrypted
+        ("clr_unionpay", "third_party", CARD_AUTH, True),  # the authorisation as the switch sends it
+        ("int_data_warehouse", "internal", ["payment_token", "payment_account_no"], False),  # tokenised
+        # other C3 (a face template) on a private line: §四(3) asks encryption of it on public networks only
+        ("int_risk_mgmt", "internal", ["biometric_template", "customer_name"], False),
+    ],
+)
+def test_near_misses_on_the_private_line_are_silent(run, recipient, kind, fields, encrypted) -> None:
+    ev = transfer(recipient, kind, fields, public_network=False, encrypted=encrypted, purpose="payment",
+                  legal_basis="contract")  # fmt: skip
+    assert run([ev]) == {}
+
+
 def test_a_recipient_not_declared_a_clearing_house_cannot_claim_the_purpose(run) -> None:
     """The policy declares who clears, not the event: a partner sent card data 'for payment' is a share."""
     ev = transfer("tp_fund_distributor", "third_party", CARD_AUTH, purpose="payment", legal_basis="contract")

@@ -136,7 +136,21 @@ def test_c3_kept_inside_the_bank_is_not_a_transfer_violation(engine) -> None:
         record_count=10,
         legal_basis="none",
     )
-    assert run(engine(), ev) == {}
+    assert run(engine(), ev) == {}  # encrypted (the factory's): inside the bank, nothing to say
+
+
+def test_payment_sensitive_data_in_the_clear_inside_the_bank_fires(engine) -> None:
+    """Seed 002 §四(3), second clause: 支付敏感信息 is encrypted in transit on any network, the bank's
+    own too. A log naming the `authentication` category stands for its most sensitive field, a
+    payment-sensitive one; other C3 (a face template) on the private line is held to the first clause."""
+    inside = dict(recipient_id="int_data_warehouse", recipient_type="internal", contract_id=None,
+                  public_network=False, encrypted=False, legal_basis="none")  # fmt: skip
+    (a,) = run(engine(), transfer(categories=["payment_account_no", "card_expiry"], **inside)).values()
+    assert (a.rule_id, a.severity.value) == ("LM-TP-010", "high")
+    assert "payment-sensitive data (card_expiry) to int_data_warehouse over a private network" in a.summary
+    (b,) = run(engine(), transfer(n=1, categories=["authentication"], **inside)).values()
+    assert b.rule_id == "LM-TP-010" and "payment-sensitive data (authentication)" in b.summary
+    assert run(engine(), transfer(n=2, categories=["biometric_template"], **inside)) == {}
 
 
 def test_a_card_security_code_in_a_regulatory_report_is_c3_leaving_the_bank(engine) -> None:
