@@ -7,8 +7,8 @@ agreed volume is summed per period:
 - `c3_shared`: C3 data or an authentication helper shared, transferred, entrusted or disclosed to
   anyone outside the bank (seed 002 §六.1, §六.2(4), §六.3(5), §六.4(2)): critical, a leakage candidate.
 - `sharing_without_consent`: shared or disclosed without each named subject's explicit, separate
-  consent for the transfer's purpose as of the transfer's time (seed 002 §六.2(1), seed 004
-  流程描述(1)⑦ and (4)⑥⑩). A claimed legal basis is not a record; subjects the event does not
+  consent for the transfer's purpose (one that states none: the one purpose its contract agrees) as
+  of the transfer's time (seed 002 §六.2(1), seed 004 流程描述(1)⑦ and (4)⑥⑩). A claimed legal basis is not a record; subjects the event does not
   name cannot be checked and count as without consent. De-identified data is exempt (§六.2(1)).
 - `entrusted_not_deidentified`: a processor entrusted with data that is not de-identified;
   encryption alone does not count (seed 002 §六.4(3), seed 004 流程描述(4)⑪).
@@ -186,9 +186,25 @@ class VolumePeriod:
         return True
 
 
-def _for(purpose: str | None) -> str:
-    """What consent was looked for: a transfer that states no purpose can be covered by none."""
-    return f"for {purpose} " if purpose else "(the transfer states no purpose, so no consent can cover it) "
+def _consent_purpose(ev: Any, term: ContractTerm | None) -> tuple[str | None, str]:
+    """(the purpose each subject's consent is looked for, how the alert says it). A consent names a
+    purpose (seed 004 流程描述(1)⑦: 处理目的…单独同意): the transfer's own, else the one purpose its
+    contract in force agrees, which is then the only one the recipient may get the data for (a probe:
+    two customers' separate insurance_referral consents, a CRM log with no purpose, a false alarm).
+    A contract of several purposes, or of any, leaves the purpose unknown, and no consent covers it."""
+    if ev.purpose:
+        return ev.purpose, f"for {ev.purpose}"
+    if term is None or not term.contract.purposes:
+        return None, "(the transfer states no purpose, so no consent can cover it)"
+    contract, agreed = term.contract.id, term.contract.purposes
+    if len(agreed) == 1:
+        return agreed[
+            0
+        ], f"for {agreed[0]}, the one purpose contract {contract} agrees (the transfer states none)"
+    return None, (
+        f"(the transfer states no purpose, and contract {contract} agrees several, {', '.join(agreed)}: "
+        "no consent can be matched to it)"
+    )
 
 
 def _transfer(ev: Any) -> str:
@@ -307,6 +323,7 @@ class TransferPolicyDetector:
         # clearing through a declared clearing house follows the national clearing rules, not the
         # sharing rules (seed 002 §六.2(5)); the policy declares it, never the event
         clearing = recipients.clears(ev.recipient_id, ev.purpose)
+        purpose, sought = _consent_purpose(ev, term)
         outside = kind in self.p.outside_types and not clearing
         helpers = sorted(set(ev.categories) & ctx.catalog.auth_helpers)
         flagged: set[str] = set()  # fields c3_shared reported: not reported again as uncovered
@@ -342,7 +359,7 @@ class TransferPolicyDetector:
             refuted = claim or (
                 f" (flagged de-identified, yet it sends {', '.join(naming)})" if naming else ""
             )
-            missing, unnamed = self._without_consent(ev, ctx)
+            missing, unnamed = self._without_consent(ev, purpose, ctx)
             if naming and not (missing or unnamed):
                 unnamed = 1  # names sent, their people not counted (a review's `subject_count: 0`)
             if missing or unnamed:
@@ -350,7 +367,7 @@ class TransferPolicyDetector:
                 if missing:
                     verb = "holds" if len(missing) == 1 else "hold"
                     without.append(
-                        f"{n_of(len(missing), 'named subject')} {verb} no separate consent {_for(ev.purpose)}".rstrip()
+                        f"{n_of(len(missing), 'named subject')} {verb} no separate consent {sought}"
                     )
                 if unnamed:
                     without.append(f"{n_of(unnamed, 'subject')} {'is' if unnamed == 1 else 'are'} not named")
@@ -376,7 +393,7 @@ class TransferPolicyDetector:
         if not ev.encrypted:
             yield from self._in_the_clear(ev, cls, ctx)
         if cross_border:
-            yield from self._cross_border(ev, cls, country, declared, book, ctx)
+            yield from self._cross_border(ev, cls, country, declared, book, purpose, ctx)
         sender = ctx.entitlement(ev.actor_id, ev.ts) if ev.actor_id else None
         if sender is not None and sender.status is not EmployeeStatus.active:
             yield self._finding(
@@ -426,14 +443,14 @@ class TransferPolicyDetector:
                 f"sent {cls.value} data to {ev.recipient_id} over a public network unencrypted",
             )
 
-    def _without_consent(self, ev: Any, ctx: Context) -> tuple[list[str], int]:
-        """(named subjects without a granted, separate consent for the purpose as of the transfer,
-        how many subjects are counted but not named): seed 002 §六.2(1), each subject checked on
-        the consents stream, whichever channel the consent was recorded on (`consent_to_use`)."""
+    def _without_consent(self, ev: Any, purpose: str | None, ctx: Context) -> tuple[list[str], int]:
+        """(named subjects without a granted, separate consent for the purpose (`_consent_purpose`) as
+        of the transfer, how many subjects are counted but not named): seed 002 §六.2(1), each subject
+        checked on the consents stream, whichever channel the consent was recorded on (`consent_to_use`)."""
         named = dict.fromkeys(ev.subject_ids)
         missing = []
         for subject in named:
-            consent = ctx.consent_to_use(subject, ev.purpose, ev.ts) if ev.purpose else None
+            consent = ctx.consent_to_use(subject, purpose, ev.ts) if purpose else None
             if (
                 consent is None
                 or consent.status is not ConsentStatus.granted
@@ -457,13 +474,14 @@ class TransferPolicyDetector:
         country: str | None,
         declared: Recipient | None,
         book: RecipientBook,
+        purpose: str | None,
         ctx: Context,
     ) -> Iterator[Finding]:
         """Seed 002 §六.5(1)-(3), seed 004 流程描述(4)⑬: separate consent of every subject, an
         outbound security assessment, declared for the recipient and valid at the time, and a
         recipient of the bank's own group (关联机构, 实施办法 art. 34(三)). A recipient the policy
         does not list is judged by the approval rules; whether it is an affiliate is not known."""
-        missing, unnamed = self._without_consent(ev, ctx)
+        missing, unnamed = self._without_consent(ev, purpose, ctx)
         assessed = book.assessed(ev.recipient_id, ev.assessment_id, ev.ts)
         unaffiliated = declared is not None and not declared.affiliate
         if not (missing or unnamed or not assessed or unaffiliated):

@@ -180,6 +180,24 @@ def test_the_hong_kong_affiliate_with_separate_consent_and_its_assessment(run) -
     assert run([ev], consents("group_aml_review")) == {}
 
 
+def test_a_referral_logged_without_its_purpose_to_the_insurer_of_one_purpose(run) -> None:
+    """A probe: both customers gave separate insurance_referral consents in the app the day before;
+    the CRM logged the share to the insurer with no purpose. Its contract agrees insurance_referral
+    alone, so that is what the share was for, and each consent covers it."""
+    given = [Consent(subject_id=s, ts=cst(4), purpose="insurance_referral", status="granted", separate=True,
+                     channel="app_push") for s in SUBJECTS]  # fmt: skip
+    ev = transfer("tp_insurance_partner", "third_party", ["customer_name", "mobile_phone"],
+                  contract_id="CT-tp_insurance_partner", purpose=None)  # fmt: skip
+    assert run([ev], given) == {}
+    # a consent to another purpose does not cover it, whatever the log leaves out
+    got = run([ev], consents("marketing"))
+    assert set(got) == {"sharing_without_consent"}
+    assert (
+        "no separate consent for insurance_referral, the one purpose"
+        in got["sharing_without_consent"].summary
+    )
+
+
 def test_the_regulatory_report_over_the_private_line_is_silent(run) -> None:
     ev = transfer("reg_amlmac", "regulator", ["customer_name", "id_document_no", "transaction_record"],
                   subject_ids=[], subject_count=40_000, record_count=90_000, public_network=False,

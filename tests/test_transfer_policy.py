@@ -794,14 +794,16 @@ def test_a_public_disclosure_names_its_impact_assessment(engine) -> None:
     }
 
 
-def test_a_share_that_states_no_purpose_says_so(engine) -> None:
-    """The subject holds a separate consent for the partner's purpose; the transfer states none, so
-    none covers it, and the analyst reads that, not that the subject never consented."""
-    (a,) = run(engine(), transfer(purpose=None)).values()  # one defect, one alert: not the contract's too
-    assert a.rule_id == "LM-TP-002"
+def test_a_share_that_states_no_purpose_is_judged_for_the_one_its_contract_agrees(engine) -> None:
+    """A probe: the customers gave separate insurance_referral consents, the CRM's log carried no
+    purpose, and the share to the insurer, whose contract agrees that purpose alone, was "no separate
+    consent" while the contract passed. The one purpose the contract agrees is the one judged."""
+    assert run(engine(), transfer(purpose=None)) == {}
+    (a,) = run(engine(consent(purpose="group_risk_management")), transfer(purpose=None)).values()
+    assert a.rule_id == "LM-TP-002"  # one defect, one alert: not the contract's too
     assert (
-        "1 named subject holds no separate consent (the transfer states no purpose, so no consent can cover it) (claimed"
-        in a.summary
+        "1 named subject holds no separate consent for insurance_referral, the one purpose contract "
+        "CT-tp_insurance_partner agrees (the transfer states none) (claimed" in a.summary
     )
     (b,) = run(engine(consent(purpose="group_risk_management")), transfer()).values()
     assert "although 1 named subject holds no separate consent for insurance_referral (claimed" in b.summary
@@ -811,6 +813,39 @@ def test_a_share_that_states_no_purpose_says_so(engine) -> None:
         "although 2 named subjects hold no separate consent for insurance_referral and 3 subjects are not named"
         in c.summary
     )
+
+
+@pytest.mark.parametrize(
+    ("purposes", "said"),
+    [
+        (
+            "purposes: [insurance_referral, marketing]",
+            "(the transfer states no purpose, and contract CT-tp_insurance_partner agrees several, "
+            "insurance_referral, marketing: no consent can be matched to it)",
+        ),
+        ("purposes: []", "(the transfer states no purpose, so no consent can cover it)"),
+    ],
+)
+def test_a_share_that_states_no_purpose_under_a_contract_of_several_says_so(
+    tmp_path: Path, purposes: str, said: str
+) -> None:
+    """A contract agreeing several purposes (or any) leaves the purpose unknown: the subject's
+    consent to one of them cannot be matched, and the analyst reads why, not that they never consented."""
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "recipients.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "purposes: [insurance_referral]" in text
+    path.write_text(text.replace("purposes: [insurance_referral]", purposes, 1), encoding="utf-8")
+    policy = load_policy(folder)
+    e = Engine([next(s for s in load_detectors(policy) if s.kind == "transfer_policy")], Catalog(policy),
+               pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))  # fmt: skip
+    e.apply_reference("consents", refs("consents", [consent()]))
+    (a,) = run(e, transfer(purpose=None)).values()
+    assert (
+        a.rule_id == "LM-TP-002" and f"1 named subject holds no separate consent {said} (claimed" in a.summary
+    )
+    assert run(e, transfer(n=1), offset=1) == {}  # the same share naming its purpose: consented
 
 
 def test_a_transfer_run_by_an_employee_who_left_fires(spec, catalog) -> None:
