@@ -1,6 +1,6 @@
 """Transfer policy: personal financial information leaving the bank only as seed 002 §四-六 and
 seed 004 流程描述(4) allow. Each transfer on `pfi.transfer` (keyed by recipient) is judged on its own
-against ten rules once the watermark has passed it (it waits in the task's inbox, so a consent
+against eleven rules once the watermark has passed it (it waits in the task's inbox, so a consent
 logged seconds late still decides it), and raises each rule once however often it is logged; the
 agreed volume is summed per period:
 
@@ -29,6 +29,9 @@ agreed volume is summed per period:
 - `sender_not_active`: the employee who ran the transfer (`actor_id`) was terminated, suspended or
   between posts at its time on the entitlements stream (seed 004 人员管理(4)(5): access ends with
   the post); an employee the stream does not know is not judged here.
+- `provided_under_legal_obligation`: a low trace of data provided under a legal obligation to an
+  authority of a class recipients.yaml declares (`authorities`: courts, procuratorates, public
+  security), which is then judged as a regulator, not as a consent-based share (seed 004 流程描述(4)①⑩).
 - `volume_exceeded`: more records than the contract agrees per period, summed per recipient,
   contract and period in the task's store; one alert per period, revised while it grows, closed
   by an event-time timer at the period's end (seed 002 §六.2(2): the scale is agreed and recorded).
@@ -91,6 +94,7 @@ class Rules(BaseModel):
     entrusted_not_deidentified: Rule
     unencrypted_public_network: Rule
     payment_sensitive_unencrypted: Rule
+    provided_under_legal_obligation: Rule
     cross_border: Rule
     recipient_not_approved: Rule
     volume_exceeded: Rule
@@ -320,6 +324,12 @@ class TransferPolicyDetector:
         recipients = ctx.catalog.policy.recipients
         declared = recipients.recipients.get(ev.recipient_id)
         kind = recipients.kind_of(ev.recipient_id, ev.recipient_type)
+        # a provision the law requires to an authority of a declared class (a court's asset inquiry) is
+        # no consent-based share (seed 004 流程描述(4)①⑩: 法律法规…另有规定的除外): judged as a regulator's
+        authority = recipients.authority_of(ev.recipient_id, ev.recipient_type, ev.legal_basis)
+        if authority is not None:
+            kind = RecipientType.regulator
+            yield self._legal_provision(ev, cls, authority, ctx)
         # clearing through a declared clearing house follows the national clearing rules, not the
         # sharing rules (seed 002 §六.2(5)); the policy declares it, never the event
         clearing = recipients.clears(ev.recipient_id, ev.purpose)
@@ -420,6 +430,22 @@ class TransferPolicyDetector:
                 yield self._finding(
                     ev, r.recipient_not_approved, cls, f"sent data to {ev.recipient_id}: {problem}"
                 )
+
+    def _legal_provision(self, ev: Any, cls: JrClass, authority: str, ctx: Context) -> Finding:
+        """The trace of a provision to an authority under a legal obligation: not a breach, but each
+        should match the authority's legal document (协助查询、冻结通知书), which compliance checks."""
+        declared = ctx.catalog.policy.recipients.authorities[authority]
+        how = "encrypted" if ev.encrypted else "unencrypted"
+        network = "a public network" if ev.public_network else "a private network"
+        return self._finding(
+            ev,
+            self.p.rules.provided_under_legal_obligation,
+            cls,
+            f"provided data to {ev.recipient_id} ({declared.name_zh}, {declared.name_en}) under a legal "
+            f"obligation, {how} over {network}: not a consent-based share; match it to the authority's "
+            "legal document",
+            {"encrypted": int(ev.encrypted)},
+        )
 
     def _in_the_clear(self, ev: Any, cls: JrClass, ctx: Context) -> Iterator[Finding]:
         """Seed 002 §四(3): C2 and C3 data cross a public network encrypted; C3 payment-sensitive data

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from policy.incidents import IncidentPolicy
 from policy.storage import Storage
-from schemas.models import Action, Channel, RecipientType
+from schemas.models import Action, Channel, LegalBasis, RecipientType
 
 
 class Strict(BaseModel):
@@ -857,6 +857,20 @@ class Recipient(Strict):
     )
 
 
+class AuthorityClass(Strict):
+    """A class of authorities the law makes the bank answer case by case (有权机关: courts,
+    procuratorates, public security): too many to declare one by one, named by the ids the bank's
+    systems give them (seed 004 流程描述(4)①⑩: 法律法规与行业主管部门另有规定的除外)."""
+
+    name_zh: str
+    name_en: str
+    prefixes: list[str] = Field(
+        min_length=1,
+        description="a recipient id starting with one of these (case, spaces, hyphens and underscores "
+        "aside) is one of the class: court_ for court_bj_chaoyang",
+    )
+
+
 # labels a sending system's log may give that would lift the sharing rules: the bank's own record decides
 _LIFTING_LABELS = (RecipientType.internal, RecipientType.regulator)
 
@@ -865,6 +879,10 @@ class Recipients(Strict):
     timezone: str = Field(description="IANA zone of the bank's calendar: contract days and volume periods")
     home_country: CountryCode = Field(description="data sent elsewhere is cross-border")
     recipients: dict[str, Recipient]
+    authorities: dict[str, AuthorityClass] = Field(
+        default_factory=dict,
+        description="classes of authorities answered under a legal obligation, by their ids' prefixes",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -898,6 +916,26 @@ class Recipients(Strict):
         if known is not None:
             return known.type
         return RecipientType.third_party if logged in _LIFTING_LABELS else logged
+
+    def authority_of(self, recipient_id: str | None, logged: RecipientType, basis: LegalBasis) -> str | None:
+        """The declared class of authorities (`authorities`) a recipient the bank did not declare one
+        by one belongs to, for a provision the law requires of the bank (seed 004 流程描述(4)①, ⑩: 法律
+        法规和监管部门另有规定的除外): its log calls it a regulator and claims a legal obligation, and its id
+        is of the class. A claim alone lifts nothing: a third party the bank declared stays one, and an
+        undeclared recipient of no declared class is judged as a third party (`kind_of`)."""
+        if not recipient_id or recipient_id in self.recipients:
+            return None
+        if logged != RecipientType.regulator or basis != LegalBasis.legal_obligation:
+            return None
+        key = method_key(recipient_id)
+        return next(
+            (
+                cid
+                for cid, c in self.authorities.items()
+                if any(key.startswith(method_key(p)) for p in c.prefixes)
+            ),
+            None,
+        )
 
     def clears(self, recipient_id: str | None, purpose: str | None) -> bool:
         """A transfer to a declared clearing or settlement institution for one of the purposes it

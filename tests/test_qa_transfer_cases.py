@@ -217,6 +217,57 @@ def test_a_regulator_only_the_log_names_is_a_third_party(run) -> None:
     assert "not an approved recipient" in got["recipient_not_approved"].summary
 
 
+# -- provision the law requires (seed 004 流程描述(4)①⑩: 法律法规…另有规定的除外) ---------------------------
+INQUIRY = ["customer_name", "account_balance", "transaction_record"]
+
+
+def court(categories: list[str] = INQUIRY, **kw: Any) -> TransferEvent:
+    """A court's asset inquiry answered by the legal department's system, as the probe sent it."""
+    base = dict(subject_ids=SUBJECTS[:1], subject_count=1, record_count=30, public_network=False,
+                legal_basis="legal_obligation", purpose="judicial_inquiry", sender_system="legal_system")  # fmt: skip
+    return transfer("court_bj_chaoyang", "regulator", categories, **{**base, **kw})
+
+
+def test_a_courts_asset_inquiry_answered_under_the_law_is_only_traced(run) -> None:
+    """A probe: the court (recipients.yaml declares the class, courts, not each court) raised "no
+    separate consent" and "not an approved recipient". The law requires the answer: a low trace."""
+    got = run([court()])
+    assert severities(got) == {"provided_under_legal_obligation": "low"}
+    a = got["provided_under_legal_obligation"]
+    assert (
+        "court_bj_chaoyang (人民法院, people's courts) under a legal obligation, encrypted over a private network"
+        in (a.summary)
+    )
+    assert (a.counts["encrypted"], a.title_en) == (1, "PFI provided to an authority under a legal obligation")
+
+
+def test_what_a_court_still_may_not_get(run) -> None:
+    """The law lifts consent and contract, not the rest: no C3 data goes to any authority, and data
+    crosses a public network encrypted."""
+    got = run([court(["customer_name", "card_cvn"])])
+    assert severities(got) == {"provided_under_legal_obligation": "low", "c3_shared": "critical"}
+    got = run([court(public_network=True, encrypted=False)])
+    assert severities(got) == {"provided_under_legal_obligation": "low", "unencrypted_public_network": "high"}
+
+
+@pytest.mark.parametrize(
+    ("recipient", "kind", "basis"),
+    [
+        ("tp_insurance_partner", "regulator", "legal_obligation"),  # a declared third party claiming the law
+        ("acme_data_bureau", "regulator", "legal_obligation"),  # an undeclared one of no authority class
+        ("court_bj_chaoyang", "regulator", "separate_consent"),  # a court, but no legal obligation claimed
+        ("court_bj_chaoyang", "third_party", "legal_obligation"),  # the log does not call it an authority
+    ],
+)
+def test_a_claimed_legal_obligation_clears_only_an_authority(run, recipient, kind, basis) -> None:
+    ev = transfer(
+        recipient, kind, INQUIRY, legal_basis=basis, purpose="judicial_inquiry", public_network=False
+    )
+    got = run([ev])
+    assert "provided_under_legal_obligation" not in got
+    assert {"sharing_without_consent", "recipient_not_approved"} <= set(got)
+
+
 def test_the_debt_collector_on_the_first_morning_of_its_contract(run) -> None:
     """CT-proc_debt_collection is valid from 2025-03-01: 00:30 that day in Beijing is in force."""
     first_morning = cst(-306, 0.5)  # 2025-03-01 00:30 Beijing
