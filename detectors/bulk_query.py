@@ -677,6 +677,8 @@ class BulkQueryDetector:
         recipients = ctx.catalog.policy.recipients
         if recipients.kind_of(tr.recipient_id, tr.recipient_type) in NOT_TAKEN_OUT:
             return False
+        if recipients.authority_of(tr.recipient_id, tr.recipient_type, tr.legal_basis) is not None:
+            return False  # a court's inquiry answered under the law (seed 004 流程描述(4)⑩): no unlawful provision
         if recipients.clears(tr.recipient_id, tr.purpose):
             return False  # clearing through the card scheme: the bank's business, not information provided
         term = ctx.catalog.recipient_book.in_force(tr.recipient_id, tr.ts, tr.contract_id)

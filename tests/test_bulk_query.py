@@ -529,8 +529,23 @@ def test_de_identified_internal_and_regulator_transfers_do_not_count(engine_fact
             4, 600, recipient_id="clr_unionpay", categories=["transaction_instruction"], purpose="payment"
         )
     ]
+    # a court's asset inquiry answered under the law (recipients.yaml `authorities`: courts by prefix)
+    sent += [
+        transfer(
+            5,
+            60,
+            recipient_id="court_bj_chaoyang",
+            recipient_type="regulator",
+            legal_basis="legal_obligation",
+        )
+    ]
     alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
     assert alerts + engine.drain() == []
+    # the same court claiming no legal obligation is a third party's: it counts
+    engine = engine_factory()
+    claimless = [transfer(5, 60, recipient_id="court_bj_chaoyang", recipient_type="regulator")]
+    alerts = engine.process("transfer", "pfi.transfer", 0, fed("transfer", claimless, "pfi.transfer"))
+    assert final(alerts + engine.drain())
 
 
 def test_sharing_a_contract_in_force_covers_is_no_unlawful_provision(engine_factory) -> None:
