@@ -46,7 +46,7 @@ def version_of(pseudonym: str) -> int | None:
     return (int(found[1]) if found[1] else 1) if found else None
 
 
-def spelled_as(form: str | None, within: bool = False) -> Callable[[str], str]:
+def spelled_as(form: str | None, within: bool = False, bare: bool = False) -> Callable[[str], str]:
     """An id as its owner's system spells it: `id_spelling`, then, where the bank gives the ids'
     form (organisation.yaml `customer_id_form`, `employee_id_form`), in the case the form takes:
     a CRM's `e300011` is the terminated E300011 of the entitlements feed, `c0000306` the customer
@@ -55,8 +55,12 @@ def spelled_as(form: str | None, within: bool = False) -> Callable[[str], str]:
     one, is that id: an account as a directory writes it (`BANK\\E300001`, `E300001@bank.com.cn`:
     a probe's harvest split between two spellings lost its art. 5 alert), a name beside it
     (`E500001(张伟)`: a destruction supervised by its own operator passed). Without a form case is
-    kept. Memoized: ids repeat."""
+    kept. `bare` (customers): a number alone is the form's without its letters, where the form is
+    letters then a fixed count of digits (`0000001` and `1` are C0000001 of `C[0-9]{7}`): a
+    probe's CRM writes its customer numbers so, and a wealth manager's own book, read on two
+    systems, counted twice into an art. 5 alert. Memoized: ids repeat."""
     found = re.compile(form) if form else None
+    number = re.fullmatch(r"([A-Za-z]+)\[0-9\]\{([0-9]+)\}", form) if form and bare else None
     inside = (
         re.compile(rf"(?<![A-Za-z0-9])(?:{form})(?![A-Za-z0-9])", re.IGNORECASE) if form and within else None
     )
@@ -72,6 +76,8 @@ def spelled_as(form: str | None, within: bool = False) -> Callable[[str], str]:
         if found is None:
             return plain
         spelled = cased(plain)
+        if spelled is None and number is not None and plain.isdigit() and len(plain) <= int(number[2]):
+            spelled = number[1] + plain.zfill(int(number[2]))
         if spelled is None and inside is not None:
             ids = {m.group() for m in inside.finditer(plain)}
             spelled = cased(ids.pop()) if len(ids) == 1 else None
@@ -142,7 +148,7 @@ class Pseudonymizer:
     def spell_ids_as(self, customer_id_form: str | None) -> None:
         """Customer ids in the case the bank's form takes (`spelled_as`): the engine and `lifemon
         pseudonym` set it from organisation.yaml before any id is pseudonymized."""
-        self._spell = spelled_as(customer_id_form)
+        self._spell = spelled_as(customer_id_form, bare=True)
         self.cache.clear()
 
     def __call__(self, subject_id: str) -> str:

@@ -1288,6 +1288,18 @@ def test_an_id_in_another_case_or_padded_is_the_same_employee_and_customer(run) 
     lobby = [_ent("E300001", "lobby_manager", "S0101")]
     c = one(run(lobby, [read("E300001", OPEN, ["c0000306"])], customers=far), "unauthorized_lookup")
     assert reasons(c) == {"out_of_scope"} and c.severity.value == "medium"
+    # a CRM that writes the customer number alone, without its letter (`0000306`, `306`): a probe's
+    # wealth manager's own book read on two systems counted twice into an art. 5 alert
+    for bare in ("0000306", "306"):
+        c = one(run(lobby, [read("E300001", OPEN, [bare])], customers=far), "unauthorized_lookup")
+        assert reasons(c) == {"out_of_scope"}, bare
+    own = [customer(f"C{i:07d}", "S0101") for i in range(30)]
+    book_read = spread(
+        "E300002", [f"C{i:07d}" for i in range(30)], OPEN, OPEN + 2 * HOUR, purpose="wealth_advice"
+    )
+    crm_read = spread("E300002", [f"{i:07d}" for i in range(30)], OPEN + 2 * HOUR, OPEN + 4 * HOUR,
+                      purpose="wealth_advice", system="crm", fields=("customer_name", "mobile_phone"))  # fmt: skip
+    assert run([_ent("E300002", "wealth_manager", "S0101")], book_read + crm_read, customers=own) == []
     # an id of no form the bank gave keeps its case: w1 and W1 are two employees
     assert run([_ent("w1", "wealth_manager", "S0101")], [read("W1", OPEN, ["A0001"])])[0].counts.get(
         "reason_unknown_actor"
