@@ -149,6 +149,13 @@ class UnauthorizedLookupParams(BaseModel):
         "(a nightly HR export); 0 keeps none",
     )
     evidence_limit: int = Field(default=50, ge=1)
+    provisioning_skew_seconds: int = Field(
+        default=10,
+        ge=0,
+        description="an access this close before its employee's entitlement, or before the record "
+        "that makes a suspended one active again, is judged by that record: the HR or IAM server's "
+        "clock and the application's are apart",
+    )
     # an alert of coverage gaps alone: accesses not judged, titled so (a review: the rule's title
     # counted them as 越权访问 in a SIEM that tallies by title)
     gap_title_zh: str = "个人金融信息访问无法判定（覆盖缺口）"
@@ -595,7 +602,22 @@ class UnauthorizedLookupDetector:
             found = registry.as_of_many([actors[i] for i in rows], [times[i] for i in rows])
             for i, ent in zip(rows, found, strict=True):
                 views[i] = self._view(ent, ctx)
+        if any(v.ent is None or v.ent.status is not ACTIVE for v in view_of.values()) or changed:
+            self._provisioned_soon(actors, times, views, ctx)
         return views
+
+    def _provisioned_soon(self, actors: list[str], times: list[int], views: list[View], ctx: Context) -> None:
+        """An access judged by no entitlement, or by one not active, whose employee an active record
+        provisions within `provisioning_skew_seconds` after it, is judged by that record: a login
+        cannot precede its own provisioning, so only the two servers' clocks put it first (a
+        probe's IAM record stamped 2 s after the first login was an alert, high after a leave's
+        suspension). An active record that ends within the skew still judges what came before it."""
+        skew, registry = self.p.provisioning_skew_seconds * 1000, ctx.refs.entitlements
+        for i, view in enumerate(views):
+            if skew and (view.ent is None or view.ent.status is not ACTIVE):
+                soon = registry.as_of(actors[i], times[i] + skew)
+                if soon is not None and soon is not view.ent and soon.status is ACTIVE:
+                    views[i] = self._view(soon, ctx)
 
     def _view(self, ent: Entitlement | None, ctx: Context) -> View:
         """The entitlement version's View, kept while the version is in use. The cache holds the

@@ -1460,3 +1460,30 @@ def test_a_column_whose_tail_names_a_field_of_another_class_is_not_that_field(po
     assert catalog.field_spelling("t_cust.customer_name") == "customer_name"
     for column in ("branch_name", "id_card_exp_dt", "card_pin_retry_count", "exp_dt"):
         assert catalog.field_spelling(column) is None, column
+
+
+def test_an_access_seconds_before_its_provisioning_is_the_servers_clocks(run) -> None:
+    """A login cannot precede its own provisioning: an IAM record stamped 2 s after the first read
+    is the IAM server's clock behind the application's (a probe's was a medium alert, and high when
+    the employee came back from a leave's suspension). Within `provisioning_skew_seconds` (10) the
+    record judges the read; a read half a minute before it is still before the entitlement, and a
+    suspended employee's read half a minute before reinstatement still a suspended one's."""
+    SEC = 1000
+    first = read("w1", OPEN, ["A0001"])
+    assert run([_ent("w1", "wealth_manager", "S0101", ts=OPEN + 2 * SEC)], [first]) == []
+    back = [
+        _ent("w1", "wealth_manager", "S0101", status="suspended"),
+        _ent("w1", "wealth_manager", "S0101", ts=OPEN + 2 * SEC),
+    ]
+    assert run(back, [first]) == []
+    (a,) = run([_ent("w1", "wealth_manager", "S0101", ts=OPEN + 30 * SEC)], [first])
+    assert reasons(a) == {"before_entitlement"}
+    back[1] = _ent("w1", "wealth_manager", "S0101", ts=OPEN + 30 * SEC)
+    (b,) = run(back, [first])
+    assert reasons(b) == {"suspended"} and b.severity.value == "high"
+    # an active record ending within the skew still judges what came before it
+    ended = [
+        _ent("w1", "wealth_manager", "S0101"),
+        _ent("w1", None, "S0101", ts=OPEN + 2 * SEC, status="terminated"),
+    ]
+    assert run(ended, [first]) == []
