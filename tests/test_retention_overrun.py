@@ -666,9 +666,42 @@ def test_kyc_data_removed_while_the_relationship_goes_on_fires_and_after_its_min
     # ended 3 700 days ago: kept past its ten years (an overrun, closed now), not removed too early
     long_ago = lc("relationship_ended", rid="A9", day=-3700)
     assert set(run([kyc, long_ago, lc("delete", day=-1)])) == {"retention_expired"}
-    # taken at account opening, not for the AML duty: the bank's to delete
-    opening = collect(day=-3000, cats=("customer_name", "mobile_phone"), purpose="account_service")
-    assert run([opening, lc("deletion_requested", day=-30), lc("delete", day=-20)]) == {}
+    # taken for marketing, a copy for its own use: the bank's to delete on request
+    copy = collect(day=-3000, cats=("customer_name", "mobile_phone"), purpose="marketing")
+    assert run([copy, lc("deletion_requested", day=-30), lc("delete", day=-20), tick(0)]) == {}
+
+
+def test_the_aml_minimum_follows_the_data_not_the_purpose_label(run) -> None:
+    """A probe: core banking took name and ID number at account opening (account_service) and the
+    statement service stored the transaction history (customer_service); the relationship ended,
+    the customer asked for deletion and both were destroyed ten days later: nothing fired, while
+    the same under kyc_aml / payment was removed_before_minimum. The AML Law (art. 34) keeps the
+    customer's identity and transaction records, whatever label a system logs them under."""
+    opening = collect("CB-ID-1", day=-30, cats=("customer_name", "id_document_no"), purpose="account_service", system="core_banking")  # fmt: skip
+    history = collect("STMT-1", day=-30, cats=("transaction_record",), purpose="customer_service", system="statement")  # fmt: skip
+    ended = lc("relationship_ended", rid="REL-1", day=-28)
+    asked = [lc("deletion_requested", rid, day=-27) for rid in ("CB-ID-1", "STMT-1")]
+    gone = [lc("delete", "CB-ID-1", day=-17, system="core_banking"), lc("delete", "STMT-1", day=-17, system="statement")]  # fmt: skip
+    got = run([opening, history, ended, *asked, *gone, tick(0)])
+    assert set(got) == {"removed_before_minimum"}
+    by_record = {a.summary.split()[1]: a for a in got["removed_before_minimum"]}
+    assert "from relationship_ended" in by_record["CB-ID-1"].summary
+    assert "客户身份资料在业务关系结束后至少保存十年" in by_record["CB-ID-1"].summary
+    assert "客户交易信息在交易结束后至少保存十年" in by_record["STMT-1"].summary
+    assert all(a.severity.value == "high" for a in by_record.values())
+    # kept ten years after the end, the opening's identity goes lawfully on its last day
+    long_ago = lc("relationship_ended", rid="REL-1", day=-3653)
+    assert run([collect("CB-ID-1", day=-5000, cats=("customer_name", "id_document_no"), purpose="account_service"), long_ago, lc("delete", "CB-ID-1", day=0.5)]) == {}  # fmt: skip
+    # copies for another use are the bank's to delete on request: a marketing or adviser's copy of
+    # the transactions, marketing's name, the CRM's contact card
+    for cats, purpose in (
+        (("transaction_record",), "marketing"),
+        (("transaction_record",), "wealth_advice"),
+        (("customer_name",), "marketing"),
+        (("customer_name", "mobile_phone"), "customer_service"),
+    ):
+        copy = collect("COPY-1", day=-30, cats=cats, purpose=purpose)
+        assert run([copy, ended, lc("deletion_requested", "COPY-1", day=-27), lc("delete", "COPY-1", day=-17), tick(0)]) == {}, (cats, purpose)  # fmt: skip
 
 
 def test_an_end_reported_after_the_removal_gives_the_same_alert(spec, catalog) -> None:
