@@ -46,10 +46,11 @@ customer's records and every use of them meet in one task. It fires:
   collected, not stored: seed 002 §三(5)(6) names the terminals as where they are collected;
 - `biometric_with_identity`: one stored record holding biometric and identity data together (seed
   002 §五(2): 将个人生物识别信息与个人身份信息分开储存);
-- `destruction_record_incomplete` also when the method named leaves the data recoverable
-  (`recoverable_methods`: a logical delete, an index removed, a plain delete, a recycle bin, an
-  archive) and names nothing that erases it (`erasing_methods`), an overwrite yet to come or failed
-  being none (seed 002 §七(4)).
+- `destruction_record_incomplete` also when the method named names nothing that erases
+  (`erasing_methods`: overwrite, degauss, shred, incinerate, secure erase, ...), an overwrite yet to
+  come or failed being none, whether it names what only hides the data (`recoverable_methods`: a
+  logical delete, an index removed, a recycle bin, an archive) or nothing at all (清空, 服务器报废):
+  seed 004 流程描述(6)③ 应采用不可恢复的方式, seed 002 §七(4).
 
 Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
 (`Policy.period_end`, Civil Code art. 201/203; a period of years to the corresponding day,
@@ -574,16 +575,19 @@ class RetentionOverrunDetector:
                 f"record {ev.record_id} on {ev.system} holds biometric and identity data together ({', '.join(rec.categories)})",
             )
 
-    def _recoverable(self, method: str, catalog: Catalog) -> bool:
-        """A method holding a term that only hides the data (an index removed, a quick format, a
-        recycle bin, an archive) and none that erases it (seed 002 §七(4): 应通过多次覆写等方式安全地擦除),
-        a term said not done or yet to come (未覆写, 待覆盖, awaiting overwrite, 覆写计划下月执行) being
-        none. A method naming neither kind is taken as written: two reviews found every list of what
-        erases, and every reading of a negation beside it, firing on what banks write."""
+    def _unerased(self, method: str, catalog: Catalog) -> str | None:
+        """Why a destruction method leaves the data recoverable, None when it erases: a destroy is
+        complete only when its method names an unrecoverable technique (seed 004 流程描述(6)③
+        应采用不可恢复的方式(如消磁、焚烧、粉碎等)…确保…不可再被恢复; seed 002 §七(4) 多次覆写), a term of
+        `erasing_methods` not said undone or yet to come (未覆写, 待覆盖, awaiting overwrite). One naming
+        a term that only hides the data (`recoverable_methods`: an index removed, a recycle bin) says
+        so; one naming neither (清空, 字段置空, 服务器报废, blkdiscard: a probe's passed) names none."""
         policy = self._retention(catalog)
-        if not policy.recoverable_methods.search(method):
-            return False
-        return not erases(method, policy.erasing_methods)
+        if erases(method, policy.erasing_methods):
+            return None
+        if policy.recoverable_methods.search(method):
+            return "leaves it recoverable"
+        return "names no unrecoverable technique"
 
     def _destruction_record(self, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:
         """Seed 002 §七(3): the record states content, method, time, operator and supervisor; a
@@ -602,8 +606,10 @@ class RetentionOverrunDetector:
         ]
         if operator and operator == supervisor:
             missing.append("a supervisor other than the operator")
-        if _signed(ev.method) and self._recoverable(method_key(ev.method), catalog):
-            missing.append(f"a method that erases it ({ev.method} leaves it recoverable)")
+        # a blank method is reported missing above, not judged again
+        why = self._unerased(method_key(ev.method), catalog) if _signed(ev.method) else None
+        if why:
+            missing.append(f"a method that erases it ({ev.method} {why})")
         if missing:
             yield self._finding(
                 Rule.destruction_record_incomplete,

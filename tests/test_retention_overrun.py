@@ -1601,14 +1601,12 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "NIST 800-88 purge",
                 "sanitized to NIST SP 800-88",
                 "低级格式化",
-                "firmware reset",
                 "firmware wiped",
                 "backdrop shredded",
                 "不可恢复的物理销毁",  # a negation before words that are not the method
                 # a review's: the seed's own 不可恢复的方式, failed drives, and methods banks write
                 "不可恢复覆写",
                 "不可逆擦除",
-                "粉碎故障硬盘",
                 "Scheduled overwrite job completed",
                 "碎纸机销毁",
                 "DoD 5220.22-M",
@@ -1626,6 +1624,49 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "删除文件，覆写完成待确认",
                 "删除索引，覆写后取消挂载",
                 "删除索引，覆写完成未启动复核",
+                # the real names of what erases, as records write them, in zh, en and mixed case
+                # (seed 004 流程描述(6)③ 消磁、焚烧、粉碎; seed 002 §七(4) 多次覆写; NIST SP 800-88)
+                "消磁",
+                "Degaussed",
+                "焚烧",
+                "INCINERATED",
+                "粉碎",
+                "Shredded (cross-cut)",
+                "多次覆写",
+                "3-pass overwrite",
+                "DoD 5220.22-M 7次覆写",
+                "NIST SP 800-88 Purge",
+                "secure erase",
+                "ATA Secure Erase",
+                "SecureErase (NVMe)",
+                "crypto-erase, key destroyed",
+                "CryptoErase：密钥已销毁",
+                "物理销毁",
+                "硬盘消磁后物理粉碎",
+                "Gutmann 35-pass",
+                "disk crusher",
+                "安全擦除",
+                "Blancco 数据擦除",
+                "sanitize (NVMe Sanitize Block Erase)",
+            )
+        ),
+        # a probe's: methods naming no erasing technique (seed 004 流程描述(6)③ 应采用不可恢复的方式)
+        *(
+            ({"method": m}, True)
+            for m in (
+                "清空",
+                "数据清除",
+                "字段置空",
+                "UPDATE cust SET id_no = NULL",
+                "磁盘初始化",
+                "硬盘交厂商回收",
+                "服务器报废",
+                "blkdiscard /dev/sdb",
+                "重置",
+                "firmware reset",
+                "TRUNC",
+                "expunge",
+                "未覆写",  # an erasing term said undone, and nothing else
             )
         ),
     ],
@@ -1703,13 +1744,11 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "nist-purge",
                 "nist-sanitized",
                 "低级格式化",
-                "no-term-firmware",
                 "firmware-wiped",
                 "no-term-backdrop",
                 "negation-before-other-words",
                 "negation-before-the-method-zh",
                 "irreversible-erase-zh",
-                "failed-drive-shredded-zh",
                 "scheduled-job-completed",
                 "paper-shredder-zh",
                 "dod-5220",
@@ -1724,6 +1763,46 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "overwritten-sign-off-pending-zh",
                 "unmounted-after-overwrite-zh",
                 "overwritten-review-not-started-zh",
+                "消磁",
+                "degaussed",
+                "焚烧-seed",
+                "incinerated-upper",
+                "粉碎",
+                "shredded-cross-cut",
+                "多次覆写-seed",
+                "3-pass-overwrite",
+                "dod-7-pass-zh",
+                "nist-purge-sp",
+                "secure-erase",
+                "ata-secure-erase",
+                "secure-erase-camel",
+                "crypto-erase-key-destroyed",
+                "crypto-erase-camel-zh",
+                "物理销毁",
+                "degauss-then-shred-zh",
+                "gutmann",
+                "crusher",
+                "安全擦除",
+                "blancco-zh",
+                "nvme-sanitize",
+            )
+        ),
+        *(
+            f"names-none-{n}"
+            for n in (
+                "清空",
+                "数据清除",
+                "字段置空",
+                "set-null",
+                "磁盘初始化",
+                "交厂商回收",
+                "服务器报废",
+                "blkdiscard",
+                "重置",
+                "firmware-reset",
+                "trunc",
+                "expunge",
+                "未覆写",
             )
         ),  # fmt: skip
     ],
@@ -1733,6 +1812,17 @@ def test_destruction_record(run, kw: dict, fires: bool) -> None:
     assert bool(got.get("destruction_record_incomplete")) is fires and set(got) <= {
         "destruction_record_incomplete"
     }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="policy.model.NEGATED reads a Chinese negation as running to the end of the phrase (不再使用的介质消磁) "
+    "and 故障 after an erasing verb as its failure (粉碎故障硬盘: shred the failed disk); with every destroy "
+    "now needing an erasing term, these fire until NEGATED scopes them (policy/model.py)",
+)
+@pytest.mark.parametrize("method", ["粉碎故障硬盘", "对不再使用的介质消磁", "待报废硬盘消磁"])
+def test_a_chinese_phrase_around_an_erasing_term_negates_nothing(run, method: str) -> None:
+    assert run([lc("destroy", **(SIGNED | {"method": method}))]) == {}
 
 
 def test_an_operators_alert_names_the_operators_org(run, spec, catalog) -> None:
@@ -1763,6 +1853,13 @@ def test_a_recycle_bin_is_no_destruction_and_the_alert_says_why(run) -> None:
     移入回收站 passed as destruction."""
     (binned,) = run([lc("destroy", **(SIGNED | {"method": "移入回收站"}))])["destruction_record_incomplete"]
     assert "a method that erases it (移入回收站 leaves it recoverable)" in binned.summary
+    # one naming no technique at all says so (a probe's 服务器报废 passed as destruction)
+    (scrapped,) = run([lc("destroy", **(SIGNED | {"method": "服务器报废"}))])["destruction_record_incomplete"]
+    assert "a method that erases it (服务器报废 names no unrecoverable technique)" in scrapped.summary
+    assert scrapped.severity.value == "medium"
+    # one naming no method is a record lacking its method, said once
+    (blank,) = run([lc("destroy", **(SIGNED | {"method": None}))])["destruction_record_incomplete"]
+    assert blank.summary.endswith("lacks method")
 
 
 def test_foreign_c3_stored_fires_once_and_foreign_c2_is_allowed(run) -> None:
