@@ -415,7 +415,14 @@ def test_a_permission_the_declaration_neither_names_nor_implies(engine) -> None:
      # Android's other names in the groups the policy lists (a probe's passed)
      "android.permission.WRITE_CALL_LOG", "android.permission.PROCESS_OUTGOING_CALLS",
      "android.permission.ANSWER_PHONE_CALLS", "android.permission.RECEIVE_MMS", "android.permission.RECEIVE_WAP_PUSH",
-     "android.permission.BODY_SENSORS_BACKGROUND", "android.permission.ACCESS_MEDIA_LOCATION"],
+     "android.permission.BODY_SENSORS_BACKGROUND", "android.permission.ACCESS_MEDIA_LOCATION",
+     # current names (a probe's passed): iOS 17's calendar keys, the installed-app list, the
+     # advertising id's tracking prompt, nearby Wi-Fi and Bluetooth, the key before iOS 8
+     "NSCalendarsFullAccessUsageDescription", "NSCalendarsWriteOnlyAccessUsageDescription",
+     "android.permission.QUERY_ALL_PACKAGES", "com.android.permission.GET_INSTALLED_APPS",
+     "NSUserTrackingUsageDescription", "com.google.android.gms.permission.AD_ID",
+     "android.permission.NEARBY_WIFI_DEVICES", "android.permission.BLUETOOTH_SCAN",
+     "NSBluetoothAlwaysUsageDescription", "NSLocationUsageDescription"],
 )  # fmt: skip
 def test_a_permission_as_ios_harmonyos_or_the_policy_writes_it(engine, permission) -> None:
     """A probe's OCR SDK (declared: camera, storage) used the microphone, contacts or SMS as iOS
@@ -427,6 +434,37 @@ def test_a_permission_as_ios_harmonyos_or_the_policy_writes_it(engine, permissio
         run(engine, [obs("tencent_ocr", ("bank_card_image",), at=1, permissions=[permission])])
     ).values()
     assert a.rule_id.endswith(".permission_not_declared"), permission
+
+
+@pytest.mark.parametrize(
+    "permission, judged_as, sdk, declared",
+    [
+        ("NSCalendarsFullAccessUsageDescription", "calendar", None, None),
+        (
+            "android.permission.READ_MEDIA_VISUAL_USER_SELECTED",
+            "storage",
+            "tencent_ocr",
+            ("bank_card_image",),
+        ),
+        # seed 004 §一.(一).6: 应用安装列表 is declared by the push, performance and X5 SDKs
+        ("android.permission.QUERY_ALL_PACKAGES", "installed_apps", "push", ("installed_apps",)),
+        # the IDFA (and Google's advertising ID) the push, Sensors and fingerprint SDKs declare
+        ("NSUserTrackingUsageDescription", "tracking", "push", ("idfa",)),
+        # no location: a position from the scans needs ACCESS_FINE_LOCATION, judged as location
+        ("android.permission.NEARBY_WIFI_DEVICES", "nearby_wifi", "push", ("wifi_state",)),
+        ("android.permission.BLUETOOTH_SCAN", "bluetooth", "device_fingerprint", ("bluetooth_mac",)),
+    ],
+)
+def test_a_current_permission_name_is_judged_as_what_it_reads(engine, permission, judged_as, sdk, declared) -> None:  # fmt: skip
+    """A probe's iOS 17 calendar key, Android 14 partial photo access, installed-app list and ATT
+    prompt passed undeclared (sdks.yaml `sensitive_permissions`). Each is named as what it reads;
+    an SDK whose declaration names that data (or the permission) uses it quietly."""
+    # the face SDK declares the camera alone and none of these fields
+    (a,) = final(run(engine, [obs("tencent_face", ("device_model",), permissions=[permission])])).values()
+    assert a.rule_id.endswith(".permission_not_declared") and a.summary.count("(permission ") == 1
+    assert f"(permission {judged_as})" in a.summary and "location" not in a.summary
+    if sdk is not None:  # declared through the field, or the permission, it is quiet
+        assert run(engine, [obs(sdk, declared, at=1, permissions=[permission])]) == [], sdk
 
 
 def test_hosts_and_countries_outside_the_declaration(engine) -> None:
