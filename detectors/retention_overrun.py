@@ -29,8 +29,8 @@ customer's records and every use of them meet in one task. It fires:
   or supervisor, or with the operator as their own supervisor;
 - `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords;
 - `removed_before_minimum`: a record the law requires kept (retention.yaml `minimums`, AML Law art.
-  19) deleted, anonymized or destroyed before the last day of its minimum, or before its clock even
-  started; a deletion request on such a record is answered by keeping it withheld (PIPL art. 47 ¶2),
+  34, ten years since its 2024 revision) deleted, anonymized or destroyed before the last day of its
+  minimum, or before its clock even started; a deletion request on such a record is answered by keeping it withheld (PIPL art. 47 ¶2),
   so it is not `deletion_request_overdue` while the minimum runs;
 - `collected_after_relationship_ended`: a record collected after the customer's business
   relationship ended (seed 004 流程描述(1)⑫), for no duty of the law, unless a collection for a
