@@ -168,6 +168,9 @@ class RetentionPolicy(NamedTuple):
     # foreign C3, and the card secrets and biometric samples no client stores (seed 002 §五(4))
     foreign_c3_named: frozenset[str]
     never_stored_on_client_named: frozenset[str]
+    # the categories a rule counting from an account's closure covers: a record holding one, collected
+    # for a relationship purpose, is one of the customer's accounts (`Customer.accounts_closed`)
+    account_categories: frozenset[str]
 
 
 _TOKENS = re.compile(r"[^\W_]+")  # runs of letters and digits, CJK included
@@ -245,6 +248,12 @@ class RetentionOverrunDetector:
                 _client_matcher(r.client_systems),
                 _with_categories(r.forbidden_foreign_c3, catalog),
                 _with_categories([*client, *r.never_on_client], catalog),
+                frozenset(
+                    c
+                    for rule in (*r.rules.values(), *r.minimums.values())
+                    if rule.after.value == "account_closed"
+                    for c in rule.categories
+                ),
             )
         return self._policy
 
@@ -334,7 +343,7 @@ class RetentionOverrunDetector:
         ):
             self._pin_anchors(held, moved, catalog)
         # the overruns raised so far, each with its clock: a return to the relationship may stop one
-        raised = self._raised(held, catalog) if resumes and held.ended else {}
+        raised = self._raised(held, catalog) if resumes and held.end else {}
         if rec is None and stage not in CLOCKS:
             rec = held.track(ev.record_id, Record(ev.ts, ev.system, purpose=ev.purpose))
         elif rec is not None and stage == "collect" and 0 < rec.gone < ev.ts:
@@ -384,10 +393,17 @@ class RetentionOverrunDetector:
             held.close_account(ev.record_id, ev.ts)
         elif stage == "relationship_ended":
             held.ended = max(held.ended, ev.ts)
+        # the closure of the customer's last account ends the relationship as its end logged does (a
+        # probe's core banking logged only the closure of the only account): as the records now stand
+        policy = self._retention(catalog)
+        closed_out = held.closed_out
+        held.closed_out = held.accounts_closed(policy.account_categories, policy.relationship_purposes)
         self.store.touch(customer)
         # a relationship begun again, whichever event the monitor heard first (a review: a return
         # reported after the KYC record's deletion left it a late removal, not one before the minimum)
-        reclocked = stage in CLOCKS or (held.ended > 0 and held.resumed != resumed)
+        reclocked = (
+            stage in CLOCKS or held.closed_out != closed_out or (held.end > 0 and held.resumed != resumed)
+        )
         if reclocked and raised:  # a clock the return stopped ends its overrun (a review: left open)
             now = self._raised(held, catalog)
             for (rid, name), (d, start, deadline) in raised.items():
@@ -456,8 +472,8 @@ class RetentionOverrunDetector:
                 rec.unbidden = max(rec.unbidden, ev.ts)
                 if (
                     ev.purpose in self._retention(catalog).relationship_purposes
-                    and ev.ts > held.ended
-                    and (held.resumed <= held.ended or ev.ts < held.resumed)
+                    and ev.ts > held.end
+                    and (held.resumed <= held.end or ev.ts < held.resumed)
                 ):
                     # the earliest return after the latest end: the relationship's later collections
                     # do not move it (a review: each made the one before it "collected after the end")
@@ -847,15 +863,16 @@ class RetentionOverrunDetector:
         if Rule.collected_after_relationship_ended in rec.fired or not held.collected_after_end(rec):
             return
         rec.fired[Rule.collected_after_relationship_ended] = 1
+        ended_by = " (its last account closed)" if held.closed_out > held.ended else ""
         yield self._finding(
             Rule.collected_after_relationship_ended,
             rid,
             customer,
-            held.ended,
+            held.end,
             rec.unbidden,
             rec.jr_class,
             f"record {rid} ({', '.join(rec.categories)}) collected on {rec.system} {self._day(rec.unbidden)}, "
-            f"after the business relationship ended {self._day(held.ended)} (first collected for "
+            f"after the business relationship ended {self._day(held.end)}{ended_by} (first collected for "
             f"{rec.purpose or 'an unstated purpose'})",
             [],
             actor=rec.system,

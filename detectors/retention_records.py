@@ -181,7 +181,7 @@ class Record:
 class Customer:
     """One customer's tracked records, its retention clocks and the recent uses of its records."""
 
-    __slots__ = ("records", "closures", "ended", "uses", "resumed", "stale")
+    __slots__ = ("records", "closures", "ended", "closed_out", "uses", "resumed", "stale")
 
     def __init__(self) -> None:
         self.records: dict[str, Record] = {}
@@ -189,7 +189,10 @@ class Customer:
         # for every record without a closure of its own, since the log does not say which data the
         # account held ("": an earlier lifemon's customer-wide closure)
         self.closures: dict[str, int] = {}
-        self.ended = 0  # latest end of the business relationship; 0: none seen
+        self.ended = 0  # latest end of the business relationship logged; 0: none seen
+        # when the last of the customer's accounts known here closed, every account opened by then
+        # closed by then (`accounts_closed`, kept by the detector as its records change); 0: one open
+        self.closed_out = 0
         self.resumed = (
             0  # latest collection that starts a relationship (retention.yaml relationship_purposes)
         )
@@ -205,6 +208,7 @@ class Customer:
             "r": {rid: rec.to_json() for rid, rec in self.records.items()},
             "c": self.closures,
             "e": self.ended,
+            "o": self.closed_out,
             "u": self.uses,
             "s": self.resumed,
             "j": sorted(self.stale),
@@ -218,6 +222,7 @@ class Customer:
         closed = d["c"]  # an int before closures counted per account
         held.closures = closed if isinstance(closed, dict) else {"": closed} if closed else {}
         held.resumed = d.get("s", 0)
+        held.closed_out = d.get("o", 0)  # stored before a last closure ended the relationship
         held.stale = set(d.get("j", ()))
         return held
 
@@ -234,6 +239,34 @@ class Customer:
             rec.closed = max(rec.closed, ts)
         else:
             self.closures[rid] = max(self.closures.get(rid, 0), ts)
+
+    @property
+    def end(self) -> int:
+        """When the business relationship ended: its end logged, or the closure of the customer's
+        last account (`closed_out`), whichever is later (a core banking that logs only the closure
+        of a customer's only account: a probe's KYC file then had no clock, its lawful destruction
+        ten years on was "before the minimum", and collection after the closure went unseen)."""
+        return max(self.ended, self.closed_out)
+
+    def accounts_closed(self, categories: frozenset[str], purposes: frozenset[str]) -> int:
+        """When the customer's last account known here closed, every account opened by then closed by
+        then and none reopened since its closure; 0 while one is open (or none is known). An account
+        is a record holding one of `categories` (those a rule counting from `account_closed` covers)
+        collected for one of `purposes` (`relationship_purposes`: an account opening); a KYC file's
+        account number (due diligence) or a payment's is a copy, not an account. A closure naming no
+        record tracked here says not which account closed, and ends nothing. Order-free: computed
+        from the records as they stand."""
+        accounts = [
+            r
+            for r in self.records.values()
+            if r.purpose in purposes and not categories.isdisjoint(r.categories)
+        ]
+        last = max((r.closed for r in accounts), default=0)
+        if last and all(
+            r.closed > 0 and not r.closed < r.unbidden <= last for r in accounts if r.first <= last
+        ):
+            return last
+        return 0
 
     def clock(self, after: str, rec: Record) -> int | None:
         """When a rule counting from `after` started for `rec` (never before the record existed; None:
@@ -253,15 +286,16 @@ class Customer:
             )
             # no closure logged, the relationship ended: its last product closed, this account too (a
             # review's KYC account record, ended eleven years before, was both overdue and too early)
-            stage = stage or (self.ended if self.resumed <= self.ended else 0)
+            stage = stage or (self.end if self.resumed <= self.end else 0)
         else:
             # a relationship begun again since it ended runs on (a probe's returning customer's KYC
             # record expired ten years from the first relationship's end, and its deletion then, which
             # the AML Law forbids while the relationship lasts, was taken for a late one)
-            stage = self.ended if self.resumed <= self.ended else 0
+            stage = self.end if self.resumed <= self.end else 0
         return max(stage, rec.first) if stage else None
 
     def collected_after_end(self, rec: Record) -> bool:
         """Collected after the business relationship ended, for no duty of the law, and not for a
         relationship begun again since (a returning customer's account opening, then what follows it)."""
-        return 0 < self.ended < rec.unbidden and not self.ended < self.resumed <= rec.unbidden
+        end = self.end
+        return 0 < end < rec.unbidden and not end < self.resumed <= rec.unbidden

@@ -790,6 +790,50 @@ def test_a_location_collected_after_the_relationship_ended_fires_in_either_order
     assert ids[0] == ids[1]
 
 
+def test_the_closure_of_the_customers_last_account_ends_the_relationship(run, spec, catalog) -> None:
+    """A probe's core banking logged only the closure of the customer's only account, no
+    relationship_ended: the KYC file destroyed properly ten years and a month later was "removed
+    before the minimum" of a relationship never ended, and the app's collection twenty days after
+    the closure went unseen. The closure of the last account the monitor knows ends it."""
+    kyc = collect("KYC-1", day=-4100, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml", system="ecif")
+    acct = {"cats": ("payment_account_no",), "purpose": "account_service", "system": "core_banking"}
+    closed = lc("account_closed", "ACC-1", day=-4070)
+    file = [kyc, collect("ACC-1", day=-4100, **acct), closed]
+    got = run([*file, lc("delete", "KYC-1", day=-4070 + 3683, system="ecif"), tick(0)])
+    # the KYC file was kept a month past its ten years (as with the end logged), not removed too early
+    assert set(got) == {"retention_expired"}
+    late = next(a for a in got["retention_expired"] if "KYC-1" in a.summary)
+    assert "from relationship_ended 2014-11-10" in late.summary and "30 days late" in late.summary
+    assert set(run([*file, lc("delete", "KYC-1", day=-4070 + 3000, system="ecif"), tick(0)])) >= {
+        "removed_before_minimum"
+    }  # seven years after the closure it still is
+    # the app collects a location twenty days after the only account closed, in either order
+    opened, shut = collect("ACC-2", day=-30, **acct), lc("account_closed", "ACC-2", day=-29)
+    later = collect("LOC-1", day=-9, **LOCATION)
+    ids = []
+    for order in ([opened, shut, later], [opened, later, shut], [later, shut, opened]):
+        e = Engine([spec], catalog, pseudonymize=pz)
+        alerts = [
+            a
+            for ev in order
+            for a in e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0))
+        ]
+        (a,) = alerts + e.drain()
+        assert "after the business relationship ended 2025-12-03 (its last account closed)" in a.summary
+        ids.append(a.model_dump())
+    assert ids[0] == ids[1] == ids[2]
+    # a customer with another account open, or one opened again since, is still served
+    other = collect("ACC-3", day=-60, **acct)
+    assert run([opened, other, shut, later, tick(0)]) == {}
+    assert run([opened, shut, collect("ACC-3", day=-20, **acct), later, tick(0)]) == {}
+    # a KYC file's account number (due diligence) or a payment's is no account of its own
+    diligence = collect("KYC-2", day=-30, cats=("payment_account_no", "id_document_no"), purpose="kyc_aml")
+    paid = collect("TX-1", day=-30, cats=("payment_account_no", "transaction_record"), purpose="payment")
+    assert set(run([opened, diligence, paid, shut, later, tick(0)])) == {"collected_after_relationship_ended"}
+    # a closure naming no record tracked here says not which account closed: it ends nothing
+    assert run([opened, lc("account_closed", "ACCT-0001", day=-29), later, tick(0)]) == {}
+
+
 def test_collection_before_the_end_and_a_returning_customers_are_silent(run) -> None:
     before = collect("R2", day=-20, **LOCATION)
     assert "collected_after_relationship_ended" not in run(
