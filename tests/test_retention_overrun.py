@@ -1634,6 +1634,10 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "delete index; overwrite=false",
                 "rm -f, overwrite: no",
                 "truncate; overwrite deferred",
+                # a negation before its verb, with what stands between them
+                "删除, 未对硬盘进行覆写",
+                "删除索引, 无需覆写",
+                "删除, 不做消磁",
             )
         ),
         # what erases, and words that only hold a term's letters
@@ -1778,6 +1782,9 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "overwrite-false",
                 "overwrite-no",
                 "overwrite-deferred",
+                "not-overwritten-disk-zh",
+                "no-need-to-overwrite-zh",
+                "no-degauss-zh",
             )
         ),
         *(
@@ -1858,14 +1865,10 @@ def test_destruction_record(run, kw: dict, fires: bool) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy.model.NEGATED reads a Chinese negation as running to the end of the phrase (不再使用的介质消磁) "
-    "and 故障 after an erasing verb as its failure (粉碎故障硬盘: shred the failed disk); with every destroy "
-    "now needing an erasing term, these fire until NEGATED scopes them (policy/model.py)",
-)
 @pytest.mark.parametrize("method", ["粉碎故障硬盘", "对不再使用的介质消磁", "待报废硬盘消磁"])
 def test_a_chinese_phrase_around_an_erasing_term_negates_nothing(run, method: str) -> None:
+    """A Chinese negation negates the erasing verb it stands before, not every word after it; 故障
+    after a verb is its failure, not a failed disk's (`policy.model.NEGATED`)."""
     assert run([lc("destroy", **(SIGNED | {"method": method}))]) == {}
 
 
