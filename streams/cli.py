@@ -202,11 +202,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         bootstrap = _broker(config, stack)
         monitor = _monitor(config, bootstrap, specs, catalog, args.quiet)
         if config.metrics.port is not None:
-            from streams.metrics import OpsServer
+            from streams.metrics import Known, OpsServer
 
             m = config.metrics
             try:
-                ops = OpsServer(monitor.stats, m.host, m.port, m.stall_after_s)
+                known = Known(
+                    sorted(set(monitor.stream_of.values())),
+                    [s.kind for s in specs],
+                    sorted(catalog.policy.incidents.classes),
+                )
+                ops = OpsServer(monitor.stats, m.host, m.port, m.stall_after_s, known)
             except OSError as e:  # a port in use, a host this machine lacks: a probe's was a traceback
                 raise PolicyError(
                     args.config or "<config and environment>",

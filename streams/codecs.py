@@ -176,10 +176,16 @@ def _name_of(schema: Any) -> str | None:
 HEADERS_KEPT = 100_000  # bytes of a refused record's own headers its dead-letter copy carries
 
 
+# why a record was refused: the dead-letter topic's `error.kind`, and /metrics' `kind` label
+DEAD_LETTER_KINDS = (
+    "malformed", "invalid", "unknown_schema", "oversized", "empty", "event_time", "parser_error", "unparsed"
+)  # fmt: skip
+
+
 @dataclass(slots=True)
 class DeadLetter:
     raw: RawRecord
-    kind: str  # malformed | invalid | unknown_schema | oversized | empty | event_time | parser_error
+    kind: str  # one of DEAD_LETTER_KINDS
     field: str
     message: str
     # when lifemon refused it, what `dead-letters --since` asks of: not its Kafka time, which a

@@ -11,22 +11,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
+from schemas.models import Severity
+from streams.codecs import DEAD_LETTER_KINDS
 from streams.stats import Durations, Stats
 
 log = logging.getLogger(__name__)
 
 
-def _counter(name: str, doc: str, labels: list[str], values: dict[Any, int]) -> CounterMetricFamily:
+def _counter(
+    name: str, doc: str, labels: list[str], values: dict[Any, int], known: Iterable[Any] = ()
+) -> CounterMetricFamily:
+    """`known`: label values whose series is there at 0 before the first count (Prometheus'
+    advice): a series born at 1 has no increase, and a probe's first dead letter and first
+    critical incident after a start paged no one (`rate()` and `increase()` read 0)."""
     family = CounterMetricFamily(name, doc, labels=labels)
-    for key, value in values.items():
+    for key, value in (dict.fromkeys(known, 0) | values).items():
         family.add_metric(list(key) if isinstance(key, tuple) else [key], value)
     return family
 
@@ -44,11 +51,31 @@ def _histogram(
     return family
 
 
+class Known(NamedTuple):
+    """The label values a running instance may count, each series exported at 0 from the start."""
+
+    streams: Sequence[str] = ()
+    detectors: Sequence[str] = ()
+    leakage_classes: Sequence[str] = ()
+
+    def dead_letters(self) -> list[tuple[str, str]]:
+        return [(s, k) for s in self.streams for k in DEAD_LETTER_KINDS]
+
+    def alerts(self) -> list[tuple[str, str]]:
+        return [(d, sev.value) for d in self.detectors for sev in Severity]
+
+    def incidents(self) -> list[tuple[str, str]]:
+        return [(c, sev.value) for c in self.leakage_classes for sev in Severity]
+
+
+NONE_KNOWN = Known()  # tests and tools: only what was counted
+
+
 class StatsCollector:
     """Reads the runtime's Stats at each scrape (copies of its dicts: the runtime keeps writing)."""
 
-    def __init__(self, stats: Stats):
-        self.stats = stats
+    def __init__(self, stats: Stats, known: Known = NONE_KNOWN):
+        self.stats, self.known = stats, known
 
     def collect(self) -> Iterator[Metric]:
         s = self.stats
@@ -70,18 +97,21 @@ class StatsCollector:
             "Records sent to the dead-letter topic, per stream and reason",
             ["stream", "kind"],
             dict(s.dead_kinds),
+            self.known.dead_letters(),
         )
         yield _counter(
             "lifemon_alerts",
             "Alerts this instance raised, by detector and severity when first raised",
             ["detector", "severity"],
             dict(s.opened),
+            self.known.alerts(),
         )
         yield _counter(
             "lifemon_incidents",
             "Leakage incidents this instance raised, by leakage class and severity when first raised",
             ["class", "severity"],
             dict(s.incidents),
+            self.known.incidents(),
         )
         yield _counter(
             "lifemon_alert_revisions",
@@ -151,9 +181,9 @@ class OpsServer:
     - `/readyz`: 200 once reference data is read and the group's partitions are assigned with
       their state restored, 503 before that and during a rebalance: send me no traffic yet."""
 
-    def __init__(self, stats: Stats, host: str, port: int, stall_after_s: float):
+    def __init__(self, stats: Stats, host: str, port: int, stall_after_s: float, known: Known = NONE_KNOWN):
         self.registry = CollectorRegistry()
-        self.registry.register(StatsCollector(stats))
+        self.registry.register(StatsCollector(stats, known))
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, resident memory, open fds
         registry = self.registry
 
