@@ -25,7 +25,7 @@ from streams.codecs import Decoder
 from streams.engine import Engine
 from streams.lifecycle_ledger import DeletionLedger
 from streams.personal_numbers import CustomerIdSeal, NumberSeal, is_card, mask
-from streams.pseudonym import Pseudonymizer
+from streams.pseudonym import Pseudonymizer, fingerprint
 from streams.replay import replay
 from streams.workload import generate, write_files
 
@@ -398,6 +398,8 @@ def test_lifemon_fingerprint_says_how_a_name_holding_a_card_is_kept(monkeypatch,
     ring = Pseudonymizer.from_env(allow_ephemeral=False)
     kept = NumberSeal(ring.digest).text(f"{ring('C0000022')}-REC-{CARD}")
     assert out[1] == f"  kept as {kept}" and kept.startswith("p_") and "-REC-{bank_card:" in kept
+    # the fingerprint a coverage-gap row holds: the kept name's (a probe's was the raw name's)
+    assert out[0] == f"{fingerprint(ring, kept)}  C0000022-REC-{CARD}"
     assert len(out) == 3 and out[2].endswith("  card_no")  # a name without a number: its fingerprint alone
 
 
