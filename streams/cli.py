@@ -444,7 +444,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from streams.demo import claim_embedded
 
         claim_embedded(config, args.clickhouse)
-        _store_replay(args.clickhouse, config.clickhouse.database, engine, final, incidents, dead)
+        _store_replay(
+            args.clickhouse, config.clickhouse.database, engine, final, incidents, dead, args.beside_live
+        )
     print_alerts(final, written=args.alerts_out)
     if not dead:
         return 0
@@ -454,7 +456,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _store_replay(
-    dsn: str, db: str, engine: Any, alerts: list[Any], incidents: list[Any], dead: list[Any]
+    dsn: str,
+    db: str,
+    engine: Any,
+    alerts: list[Any],
+    incidents: list[Any],
+    dead: list[Any],
+    beside_live: bool = False,
 ) -> None:
     """What a live run would have left in ClickHouse: alerts, incidents, dead letters, the event and
     coverage-gap rollups, deletion requests and the policy's contracts, so `lifemon report`,
@@ -465,11 +473,11 @@ def _store_replay(
     client = connect(dsn)
     apply_ddl(client, db)
     tables = Tables.of(client, db, engine.catalog.recipient_book)
+    rollups = engine.rollup_rows()
+    _refuse_live_overlap(client, dsn, db, rollups, beside_live)
     tables.alerts.add(alerts)
     tables.incidents.add(incidents)
     tables.dead_letters.add(dead)  # dated when the replay refused them (`DeadLetter.refused_at`)
-    rollups = engine.rollup_rows()
-    _say_live_overlap(client, db, rollups)
     tables.rollups.add(rollups)
     tables.deletions.add(engine.deletions.drain())
     for sink in (
@@ -483,11 +491,12 @@ def _store_replay(
         sink.flush()
 
 
-def _say_live_overlap(client: Any, db: str, rollups: list[tuple]) -> None:
+def _refuse_live_overlap(client: Any, dsn: str, db: str, rollups: list[tuple], beside_live: bool) -> None:
     """A replay counts its events by file and line, a live run by topic, partition and offset
     block: neither replaces the other's rollups. Where ClickHouse holds a live run's counts of the
-    replay's streams in the replay's minutes, say that the same records would count twice (an
-    operator probe's backfill of a day the monitor had seen doubled every event in the report)."""
+    replay's streams in the replay's minutes, the same records would count twice (an operator
+    probe's backfill of a day the monitor had seen doubled every event in the report): refused,
+    before anything is written, unless `beside_live` (--beside-live) says to count them beside."""
     if not rollups:
         return
     minutes = [r[3] for r in rollups]
@@ -497,14 +506,23 @@ def _say_live_overlap(client: Any, db: str, rollups: list[tuple]) -> None:
         "AND stream IN {streams:Array(String)} AND toUnixTimestamp(minute) BETWEEN {first:Int64} AND {last:Int64}",
         parameters={"streams": streams, "first": first, "last": last},
     ).result_rows[0]
-    if live:
-        log.warning(
-            f"ClickHouse already holds {live:,} events a live run counted in the replay's span "
-            f"({datetime.fromtimestamp(first, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(last, UTC):%Y-%m-%d %H:%M} UTC, "
-            f"{', '.join(streams)}): the replay's events are counted beside them, so records the live "
-            "run read count twice in the report and the dashboards (alerts and incidents replace theirs); "
-            "backfill only what the monitor did not read (docs/operations.md)"
+    if not live:
+        return
+    said = (
+        f"ClickHouse already holds {live:,} events a live run counted in the replay's span "
+        f"({datetime.fromtimestamp(first, UTC):%Y-%m-%d %H:%M} to {datetime.fromtimestamp(last, UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{', '.join(streams)}): the replay's events would count beside them, so records the live "
+        "run read count twice in the report and the dashboards (alerts and incidents replace theirs)"
+    )
+    if not beside_live:
+        raise PolicyError(
+            dsn,
+            f"{db}.event_rollups",
+            said + "; nothing was stored",
+            "backfill only what the monitor did not read, or pass --beside-live to count them beside "
+            "it anyway (docs/operations.md)",
         )
+    log.warning(said + "; counted beside them (--beside-live)")
 
 
 DEAD_LETTERS = 5  # replay's exit status when records were dead-lettered: a test case silently lost
@@ -1599,6 +1617,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also store what a live run would (alerts, incidents, dead letters, event and coverage-gap "
         "rollups, deletion requests, contracts) in this ClickHouse, for `lifemon report`, `incidents` "
         "and `catalog gaps` (default: not stored)",
+    )
+    sp.add_argument(
+        "--beside-live",
+        action="store_true",
+        help="with --clickhouse: store even where a live run counted the replay's streams in its span, "
+        "each record then counted twice (default: refused, nothing stored)",
     )
     sp.set_defaults(func=cmd_replay)
 

@@ -321,9 +321,20 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
         column_names=list(ROLLUP_COLUMNS),
         column_oriented=True,
     )
-    assert main(args) == 0
+
+    def access_events() -> int:
+        q = f"SELECT sum(events) FROM {db}.event_rollups FINAL WHERE stream = 'access'"
+        return ch.query(q).result_rows[0][0]
+
+    before = access_events()
+    # refused before anything is stored (a probe's replay doubled the counts and exited 0)
+    assert main(args) == 2
     said = capsys.readouterr().err
     assert "ClickHouse already holds 7 events a live run counted in the replay's span" in said, said
+    assert "nothing was stored" in said and "--beside-live" in said and access_events() == before
+    assert main([*args, "--beside-live"]) == 0
+    said = capsys.readouterr().err
+    assert "counted beside them (--beside-live)" in said, said
 
 
 def test_a_replays_dead_letters_are_listed_by_when_it_read_them_and_by_line(
