@@ -612,8 +612,8 @@ is_separator(Py_UCS4 c)
 
 /* One group of ASCII digits (an X after them possibly) read as personal_numbers.py `_within` reads
  * a group: a card (scheme prefix and length, Luhn digit) or resident ID (birth date's digits, ISO
- * 7064 check character) that is the group or sits at either end of it, or a mobile number or IMEI
- * that is the group, a mobile behind 86 or 0086 or not. A superset: a resident ID's date is not checked to the day.
+ * 7064 check character) that is the group or sits at either end of it, or a mobile number, IMEI or
+ * first-generation resident ID that is the group, a mobile behind 86 or 0086 or not. A superset: a resident ID's date is not checked to the day.
  * A group none of these can be read in is no name to look at: a snowflake or timestamped id costs
  * no Python (about 6 µs a name there). */
 static int
@@ -684,10 +684,19 @@ imei_at(const char *d, Py_ssize_t n)
     return n == 15 && all_digits(d, n) && luhn(d, n);
 }
 
+/* a first-generation resident ID: 15 digits, a province's code, a birth date's month and day
+ * (personal_numbers.is_old_ric; a superset: the province is a range, the day not checked to the month) */
+static int
+old_ric_at(const char *d, Py_ssize_t n)
+{
+    return n == 15 && all_digits(d, n) && d[0] >= '1' && d[0] <= '8' && memcmp(d + 8, "01", 2) >= 0
+           && memcmp(d + 8, "12", 2) <= 0 && memcmp(d + 10, "01", 2) >= 0 && memcmp(d + 10, "31", 2) <= 0;
+}
+
 static int
 may_hold_number(const char *d, Py_ssize_t n)
 {
-    if (mobile_at(d, n) || checked_at(d, n) || imei_at(d, n))
+    if (mobile_at(d, n) || checked_at(d, n) || imei_at(d, n) || old_ric_at(d, n))
         return 1;
     for (Py_ssize_t w = 19; w >= 16; w--)
         if (w < n && (checked_at(d, w) || checked_at(d + n - w, w)))

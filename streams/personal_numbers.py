@@ -77,6 +77,38 @@ def is_ric(number: str) -> bool:
     return number[17].upper() == ("X" if check == 10 else str(check))
 
 
+# the provinces (GB/T 2260) a resident ID's first two digits name
+_PROVINCES = frozenset(
+    f"{n}"
+    for n in (
+        *range(11, 16),
+        21,
+        22,
+        23,
+        *range(31, 38),
+        *range(41, 47),
+        *range(50, 55),
+        *range(61, 66),
+        71,
+        81,
+        82,
+    )
+)
+
+
+def is_old_ric(number: str) -> bool:
+    """A first-generation resident ID (GB 11643-1989, issued until 2004 and still in old records): 15
+    digits, a province's code first, a real birth date in 19YYMMDD written YYMMDD, no check digit.
+    A probe's record id `ric-110101900307123` reached an alert whole."""
+    if len(number) != 15 or not number.isascii() or not number.isdigit() or number[:2] not in _PROVINCES:
+        return False
+    try:
+        date(1900 + int(number[6:8]), int(number[8:10]), int(number[10:12]))
+    except ValueError:
+        return False
+    return True
+
+
 def _luhn(digits: str) -> bool:
     total = 0
     for i, d in enumerate(reversed(digits)):
@@ -116,6 +148,10 @@ def _whole(digits: str, groups: list[int]) -> tuple[ValueType, str] | None:
     # `dev-490154203237518`, an IMEI the state changelog kept
     if len(digits) == 15 and groups == [15] and _luhn(digits):
         return ValueType.imei, digits
+    # a first-generation resident ID, written whole: without a check digit, digits of other groups
+    # joined (a sensor trace's readings) would read as one
+    if len(digits) == 15 and groups == [15] and is_old_ric(digits):
+        return ValueType.cn_ric, digits
     return None
 
 

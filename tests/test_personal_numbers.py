@@ -59,6 +59,9 @@ SPELLINGS = {
     "mobile, 3-4-4": ("138-1234-5678", "{cn_mobile}"),
     "full-width dashes": ("６２２２－０２０２－００００－１２３４－５６２", "{bank_card}"),
     "a resident ID stdnum's county table lacks": ("11000119900101001X", "{cn_ric}"),
+    # a first-generation resident ID (GB 11643-1989: 15 digits, born 1990-03-07), a probe's record id
+    # that reached an alert whole
+    "an old resident ID": ("ric-110101900307123", "ric-{cn_ric}"),
 }
 
 
@@ -82,6 +85,8 @@ def test_a_number_is_masked_however_it_is_spelled(spelling) -> None:
         "/reports/15/2024/01/01/7",
         "1876543210987654321",  # a snowflake id
         "138..123..456..78",  # a phone is written whole, 3-4-4 or 3-8
+        "ord-202601011230451",  # 15 digits whose birth date is none (month 30)
+        "991010900307123",  # 15 digits, a date in them, no province first
     ],
 )
 def test_numbers_without_such_a_form_stay(text) -> None:
