@@ -229,7 +229,7 @@ class ActorState:
     __slots__ = ("denials", "episode", "keyed", "closed")
 
     def __init__(self, keyed: bool = True) -> None:
-        self.denials: list[list[Any]] = []  # [ts, event_id], in time order
+        self.denials: list[list[Any]] = []  # [ts, event_id, counted (1) or not (0)], in time order
         self.episode: Episode | None = None
         self.keyed = keyed
         # the episode the watermark closed, for a day: an access dated before its end, read after
@@ -713,14 +713,21 @@ class UnauthorizedLookupDetector:
             if not found:
                 continue
             bits[id(ev)] = sum({BIT[reason] for reason, _, _ in found})
-            if st.closed is not None:  # the first finding since the watermark closed the episode
-                if ev.ts <= st.closed.end:  # it would have kept it open, read in time: the same alert
-                    st.episode = st.closed
-                st.closed = None
-            if st.episode is not None and ev.ts > st.episode.end:
-                yield self._close(actor, st)
-            self._record(st, ev, found, ctx)
+            first = self._first_denials(st) if ev.outcome == DENIED else []
+            earlier = [msgspec.structs.replace(ev, ts=t, event_id=e) for t, e in first]
+            for offence in [*earlier, ev]:
+                yield from self._offence(actor, st, offence, found, ctx)
         yield from self._settle(actor, st, ctx)
+
+    def _offence(self, actor: str, st: ActorState, ev: Any, found: Found, ctx: Context) -> Iterator[Finding]:
+        """An unauthorized access (or denial) joins the actor's episode, closing the one it follows."""
+        if st.closed is not None:  # the first finding since the watermark closed the episode
+            if ev.ts <= st.closed.end:  # it would have kept it open, read in time: the same alert
+                st.episode = st.closed
+            st.closed = None
+        if st.episode is not None and ev.ts > st.episode.end:
+            yield self._close(actor, st)
+        self._record(st, ev, found, ctx)
 
     def _settle(self, actor: str, st: ActorState, ctx: Context) -> Iterator[Finding]:
         """Close the episode once the watermark passes its end, else revise it if it grew; then wake
@@ -921,11 +928,24 @@ class UnauthorizedLookupDetector:
     # -- the rules ------------------------------------------------------------------------------
     def _denial(self, st: ActorState, ev: Any) -> Found:
         """Repeated denials are probing (seed 004 流程描述(4)⑤: monitor abnormal operations)."""
-        st.denials = [d for d in st.denials if d[0] > ev.ts - self.denied_ms] + [[ev.ts, ev.event_id]]
+        st.denials = [d for d in st.denials if d[0] > ev.ts - self.denied_ms] + [[ev.ts, ev.event_id, 0]]
         if len(st.denials) < self.p.denied_attempts:
             return []
         note = f"{len(st.denials)} denied in {self.p.denied_window_minutes} min"
         return [("repeated_denials", note, None)]
+
+    @staticmethod
+    def _first_denials(st: ActorState) -> list[tuple[int, str]]:
+        """(time, event id) of the denials before the last that no alert counted yet: those that
+        made the limit with it. A probe's alert of five refusals counted and cited three, and left
+        out when the probing began (seed 004 流程描述(4)⑤ 建立追溯机制). Each is counted once: a
+        denial kept from before this marking (two items) was counted, or is past the limit."""
+        if not st.denials or len(st.denials[-1]) < 3 or st.denials[-1][2]:
+            return []  # no denial just made the limit
+        first = [(d[0], d[1]) for d in st.denials[:-1] if len(d) > 2 and not d[2]]
+        for d in st.denials:
+            d[2:] = [1]
+        return first
 
     def _judge(self, ev: Any, ent: Entitlement | None, ctx: Context, ledger: Any = None) -> Found:
         """The reasons this access was unauthorized as of its time, each with a note on its specifics.

@@ -577,10 +577,17 @@ def test_repeated_denials_fire_a_single_one_is_counted_only(run) -> None:
     assert run(ents, access("e1", n=2, customers=2, first_customer=10, every_s=200, outcome="denied")) == []
     spaced = access("e1", n=3, customers=3, first_customer=10, every_s=301, outcome="denied")  # 10 min 2 s
     assert run(ents, spaced) == []
-    (a,) = run(ents, access("e1", n=3, customers=3, first_customer=10, every_s=299, outcome="denied"))
+    tried = access("e1", n=5, customers=5, first_customer=10, every_s=299, outcome="denied")
+    (a,) = run(ents, tried[:3])
     assert reasons([a]) == {"repeated_denials"} and a.subject_count == 0
+    # every denial that made the limit is counted and cited, the first ones too: when the probing
+    # began (a probe's alert of five refusals counted three)
+    assert a.counts["reason_repeated_denials"] == 3 and a.first_seen == tried[0].ts
+    (b,) = run(ents, tried)
+    assert b.counts["reason_repeated_denials"] == 5 and b.counts["accesses"] == 5
+    assert a.alert_id == b.alert_id
     # refused attempts read nothing: said so, not "0 customers" read as victims counted
-    assert "1 unauthorized access reading no customer's data: repeated denied attempts" in a.summary
+    assert "3 unauthorized accesses reading no customer's data: repeated denied attempts" in a.summary
     assert "次越权访问，未读取客户的个人金融信息" in a.summary and "0名客户" not in a.summary
 
 
