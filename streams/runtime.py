@@ -56,6 +56,7 @@ from streams.engine import Engine, freeze_heap
 from streams.idleness import UNREAD_HOLD_S, LaggedClock
 from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import Pseudonymizer
+from streams.reference_dead_letters import ReferenceDeadLetters
 from streams.sinks import FatalSinkError, Sink, SinkError
 from streams.sinks.kafka import (
     Encoded,
@@ -467,6 +468,7 @@ class Monitor:
                 "fetch.wait.max.ms": 10,  # its view of the reference topics' end stays fresh
             }
         )
+        self.refused_before = ReferenceDeadLetters(base, config.kafka.group_id)
         self.consumer = Consumer(
             {
                 **base,
@@ -515,8 +517,15 @@ class Monitor:
         listed = {
             (tp.topic, tp.partition): self.ref_consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps
         }
+        self.refused_before.load(tps)
         self.ref_consumer.assign(tps)
         self.catch_up_reference(timeout_s, listed)
+        if self.refused_before.again:
+            log.info(
+                f"{self.refused_before.again} reference records refused at an earlier start were not sent "
+                f"to {self.config.topics.dlq} again (`lifemon dead-letters` lists them)",
+                extra={"records": self.refused_before.again},
+            )
 
     def catch_up_reference(
         self, timeout_s: float = 60.0, listed: dict[tuple[str, int], int] | None = None
@@ -1106,6 +1115,10 @@ class Monitor:
             self.stats.misrouted[stream] += wrong
 
     def _dead(self, stream: str, dead: list[Any]) -> None:
+        if (
+            stream in REFERENCE_STREAMS
+        ):  # read again at every start: sent once (streams/reference_dead_letters.py)
+            dead = self.refused_before.fresh(dead)
         if dead:
             if stream in REFERENCE_STREAMS:  # no event stream's: the progress line showed `consents=0`
                 self.stats.on_dead(stream, dead)
@@ -1134,8 +1147,10 @@ class Monitor:
     def checkpoint(self) -> None:
         """Flush every sink and store state (`save`); then commit."""
         began = time.monotonic(), time.process_time()
+        references = dict(self.ref_positions)  # their dead letters are in the sinks `save` flushes
         self.save()
         self._commit()
+        self.refused_before.mark(references)
         self.checkpointed(began)
 
     def checkpointed(self, began: tuple[float, float]) -> None:
@@ -1334,6 +1349,7 @@ class Monitor:
                 self.consumer.close()
         finally:
             self.ref_consumer.close()
+            self.refused_before.close()
             self.producer.flush(5)  # the sinks flushed what matters at the last checkpoint
             # serves its queued log lines too: librdkafka prints the ones still queued when the
             # client is destroyed straight to stderr ("Purging 1 unserved events"), outside our format

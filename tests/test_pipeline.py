@@ -266,6 +266,16 @@ def test_a_refused_reference_record_is_in_dlq_not_in_the_streams_read(
     # caught up, every partition's end reported: 0 behind; before that it is not known, not 0 (a
     # probe's restarted run said lag=0 for 7 s with 200 000 records unread)
     assert line.endswith("lag=0") and Stats().line().endswith("lag=?")
+    # a restart reads the reference topics again, but sends the refused record no second time (a
+    # probe's was on the dead-letter topic once per start); one refused since is sent
+    send(broker, t.consents, [b'{"subject_id": "C0002351", "ts":'])
+    again = monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
+    assert again.dead["consents"] == 1
+    dlq = read_all(broker, t.dlq, expect_at_least=2)
+    assert sorted(m.value() for m in dlq) == [
+        b'{"subject_id": "C0002350", "ts":',
+        b'{"subject_id": "C0002351", "ts":',
+    ]
 
 
 def test_replayed_inserts_are_deduplicated(broker, ch, names, policy, catalog) -> None:
