@@ -755,6 +755,10 @@ class Sdks(Strict):
 class Purpose(Strict):
     zh: str
     en: str
+    also: list[str] = Field(
+        default_factory=list,
+        description="other names consent platforms and logs give it (营销推广, promotion): read as the id",
+    )
     source: str = Field(description="the seed clause that declares the purpose")
     channels: list[Channel] | None = Field(
         default=None, description="contact purposes: the channels the privacy policy names for it"
@@ -771,6 +775,15 @@ class Purpose(Strict):
     )
 
 
+class Agreement(Strict):
+    """A document a consent agrees to (the app's privacy policy), named as purposes are."""
+
+    zh: str
+    en: str
+    also: list[str] = Field(default_factory=list, description="other names it goes by")
+    source: str = Field(description="the seed clause that names it")
+
+
 class Purposes(Strict):
     """What each catalog field was collected for (seed 004 流程描述(1)收集⑧, (4)使用⑩: use only for that purpose)."""
 
@@ -780,6 +793,11 @@ class Purposes(Strict):
         default_factory=list,
         description="field or category ids a use reads only for a purpose they were collected for "
         "themselves, never through another purpose's `also_uses`",
+    )
+    agreements: dict[str, Agreement] = Field(
+        default_factory=dict,
+        description="what a consent may agree to that is no purpose of a use (the privacy policy): "
+        "its names, read as its id on the consents stream",
     )
 
     @model_validator(mode="after")

@@ -269,13 +269,20 @@ def named_spelling(names: dict[str, Iterable[str]], others: bool = True) -> Call
     name stays as HR wrote it, and the alert says so. None: kept as it is."""
 
     def form(name: str) -> str:
-        return _SEPARATORS.sub("_", spelling(name))
+        said = _SEPARATORS.sub("_", spelling(_QUOTES.sub("", name)))
+        return _CONSENTED.sub("", _VERSIONED.sub("", said)) or said
 
     known = {form(n): pid for pid, words in names.items() for n in (pid, *words)}
     return lambda s: None if (found := known.get(f := form(s), f if others else s)) == s else found
 
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+# what dresses a name and says no more of it: title marks and quotes (《隐私政策》), a version after it
+# (privacy_policy_v5.2, marketing_v2), and the consent it is (营销授权, marketing_consent): a probe's
+# withdrawals so labelled stopped nothing
+_QUOTES = re.compile(r"[《》〈〉“”\"'「」『』]")
+_VERSIONED = re.compile(r"_?v?\d+(?:[._]\d+)*版?$")
+_CONSENTED = re.compile(r"_?(?:consent|authori[sz]ation|agreement|opt_?in|opt_?out)$|(?:授权|同意|协议授权)$")
 
 
 def channel_in_purpose(
@@ -694,7 +701,9 @@ class Engine:
         self._erasing = frozenset(map(method_key, retention.erasing_methods))
         roles = catalog.policy.organisation.roles
         self._role_spelling = named_spelling({k: (r.zh, r.en) for k, r in roles.items()}, others=False)
-        self._purpose_spelling = named_spelling({k: (p.zh, p.en) for k, p in catalog.purposes.items()})
+        names: dict[str, Iterable[str]] = {k: (p.zh, p.en, *p.also) for k, p in catalog.purposes.items()}
+        names |= {k: (a.zh, a.en, *a.also) for k, a in catalog.policy.purposes.agreements.items()}
+        self._purpose_spelling = named_spelling(names)
         self._purpose_channel = channel_in_purpose(
             self._purpose_spelling,
             catalog.purposes,

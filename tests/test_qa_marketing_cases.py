@@ -162,6 +162,19 @@ def test_a_wechat_push_a_minute_after_closing_marketing_in_the_app_is_high(run) 
 
 
 @pytest.mark.parametrize(
+    "label",
+    ["营销推广", "营销活动", "营销授权", "marketing_consent", "marketing_v2", "promotion", "ads", "《营销》"],
+)
+def test_an_opt_out_under_a_platforms_label_for_marketing_stops_marketing(run, label) -> None:
+    """Consent platforms label the marketing opt-in their own way (营销推广, promotion, a version after
+    it): a probe's pushes after such opt-outs were silent. Seed 004 流程描述(4)使用② 应当立即停止利用.
+    purposes.yaml `also` names them; a version, title marks and a consent word say no more."""
+    opt_out = consent(0, status="withdrawn").model_copy(update={"purpose": label})
+    (a,) = run([push(HOUR, "sms")], [GRANTED, opt_out])
+    assert rules(a) == {"after_withdrawal": 1} and a.severity.value == "high"
+
+
+@pytest.mark.parametrize(
     ("purpose", "channel"),
     [
         ("marketing_sms", "sms"),

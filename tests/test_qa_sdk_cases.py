@@ -255,3 +255,35 @@ def test_collection_while_the_privacy_policy_agreement_is_withdrawn(policy) -> N
     assert rules(got) == {"before_consent": "high"}
     again = [*in_app, agreed(-MIN // 2, channel="app_push")]
     assert run(policy, [obs("tencent_tmf", ["device_model"], subject_id=CUSTOMER)], consents=again) == []
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "隐私政策",
+        "《隐私政策》",
+        "掌上银行家隐私政策",
+        "个人信息保护政策",
+        "privacy_policy_v5.2",
+        "隐私政策授权",
+    ],
+)
+def test_a_privacy_policy_agreement_by_its_chinese_name_or_version_is_the_agreement(policy, said) -> None:
+    """Seed 004 隐私政策 (三): 关闭授权…我行将不再继续采集. A consent platform logs the agreement by the
+    policy's own name or with its version: a probe's SDK collected unseen after such a withdrawal, and
+    before the first agreement (purposes.yaml `agreements`)."""
+    consents = [agreed(-30 * DAY), agreed(-MIN, "withdrawn").model_copy(update={"purpose": said})]
+    got = run(policy, [obs("tencent_tmf", ["device_model"], subject_id=CUSTOMER)], consents=consents)
+    assert rules(got) == {"before_consent": "high"}
+    first = [agreed(MIN).model_copy(update={"purpose": said})]
+    got = run(policy, [obs("tencent_tmf", ["device_model"], subject_id=CUSTOMER)], consents=first)
+    assert rules(got) == {"before_consent": "high"}
+    # agreed under that name, the SDK collects as declared
+    assert (
+        run(
+            policy,
+            [obs("tencent_tmf", ["device_model"], subject_id=CUSTOMER)],
+            consents=first[:0] + [agreed(-MIN).model_copy(update={"purpose": said})],
+        )
+        == []
+    )
