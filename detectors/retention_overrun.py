@@ -389,6 +389,16 @@ class RetentionOverrunDetector:
                 # deletion's does (a review: it stayed open)
                 rec.fired[Rule.deletion_request_overdue] += 1
                 yield self._request(customer, ev.record_id, rec, catalog)
+        elif stage == "deletion_withdrawn" and rec is not None and 0 < rec.requested <= ev.ts:
+            # the customer withdrew it before its deadline: no request is open, nothing is withheld
+            # (a probe's withdrawal had no stage: a dead letter, and the request overdue for good;
+            # logged as a refusal, every service read after it was `used_while_withheld`). After
+            # the deadline the request was overdue already, and its alert stands
+            if (
+                ev.ts <= catalog.policy.deletion_due(rec.requested)
+                and Rule.deletion_request_overdue not in rec.fired
+            ):
+                rec.requested, rec.request_id = 0, ""
         elif stage == "account_closed":
             held.close_account(ev.record_id, ev.ts)
         elif stage == "relationship_ended":

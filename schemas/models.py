@@ -233,6 +233,9 @@ class LifecycleStage(StrEnum):
     # the request answered with a refusal the law allows (seed 004 流程描述(5): 依据国家法律法规、
     # 行业主管部门有关规定以及与客户的约定予以响应; PIPL art. 47 ¶2): the record is kept, withheld from every use but the law's
     deletion_refused = "deletion_refused"
+    # the customer withdrew the request (PIPL art. 47 is the customer's right to ask, and to stop
+    # asking): it closes the request, and nothing is withheld
+    deletion_withdrawn = "deletion_withdrawn"
 
 
 class LifecycleEvent(Record):

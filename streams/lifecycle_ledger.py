@@ -18,8 +18,9 @@ from schemas.models import LifecycleStage
 # seed 004 流程描述(5): a request, then its execution (the retention_overrun detector's "gone" stages)
 REQUESTED = LifecycleStage.deletion_requested
 EXECUTED = frozenset({LifecycleStage.delete, LifecycleStage.anonymize, LifecycleStage.destroy})
-# a request the law allows the bank to refuse, answered in its 15 days: closes it, executes nothing
-ANSWERED = EXECUTED | {LifecycleStage.deletion_refused}
+# a request the law allows the bank to refuse, answered in its 15 days, or the customer withdrew:
+# closes it, executes nothing
+ANSWERED = EXECUTED | {LifecycleStage.deletion_refused, LifecycleStage.deletion_withdrawn}
 
 DELETION_COLUMNS = ("record_id", "event_id", "stage", "ts", "due", "system")
 CONTRACT_COLUMNS = (

@@ -454,3 +454,8 @@ def test_an_enum_value_in_a_producers_words_is_the_schemas() -> None:
         ("view", "success"),
     ]
     assert dead == [4]
+    life = '{"event_id":"l%d","ts":1767225600000,"record_id":"R1","stage":"%s","system":"crm"}'
+    stages, _ = decoded(
+        "lifecycle", [life % (i, w) for i, w in enumerate(("撤回删除申请", "Request Withdrawn"))]
+    )
+    assert [e.stage.value for e in stages] == ["deletion_withdrawn", "deletion_withdrawn"]

@@ -1081,6 +1081,23 @@ def test_a_deletion_request_refused_in_time_is_answered_and_withholds_the_record
     assert a.status.value == "closed" and "refused 2025-12-12, in time" in a.summary, a.summary
 
 
+def test_a_deletion_request_the_customer_withdrew_is_closed_and_withholds_nothing(run) -> None:
+    """PIPL art. 47: the customer asks for deletion, and may stop asking. A probe's withdrawal had no
+    stage to log it by: a dead letter, and the request overdue for good; logged as a refusal, every
+    service read after it was a high `used_while_withheld`. A withdrawal (`deletion_withdrawn`, or a
+    producer's 撤回删除申请) before the deadline closes the request; one after it leaves the overdue
+    alert, the deadline having passed."""
+    asked = lc("deletion_requested", day=-31)
+    withdrawn = lc("deletion_withdrawn", day=-29)
+    served = read(day=-12, actor="e9", purpose="customer_service")
+    assert run([collect(day=-100), asked, withdrawn, served, tick(0)]) == {}
+    too_late = lc("deletion_withdrawn", day=-10)
+    assert set(run([collect(day=-100), asked, too_late, tick(0)])) == {"deletion_request_overdue"}
+    # a request made again after the withdrawal is a request again
+    again = lc("deletion_requested", day=-25)
+    assert set(run([collect(day=-100), asked, withdrawn, again, tick(0)])) == {"deletion_request_overdue"}
+
+
 def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(run) -> None:
     """PIPL art. 47 ¶2: a transaction record the AML Law keeps ten years is withheld, not deleted,
     when its customer asks for deletion (requested 1 Dec, due 16 Dec in Beijing), and serves nothing
