@@ -70,15 +70,16 @@ def method_terms(terms: list[str]) -> re.Pattern[str]:
 # between), what says it failed, stopped, was not run or waits (覆写失败, 覆写中断, 擦除任务已取消, 覆写未执行,
 # 擦除未完成, 覆写待审批, 覆写计划下月执行, 覆写工具故障; not 覆写完成待确认, 覆写后取消挂载, 按计划覆写完成);
 # or a switch set off (overwrite=false, 覆写: 否). A Chinese negation negates the erasing verb it
-# stands before (its object with 对, a 进行 or 由存储自动 between), not every word after it: 不再使用的
-# 介质消磁 and 待报废硬盘消磁 erase (a probe's were incomplete destructions once every destroy needed an
-# erasing term), as 不可逆密钥销毁 and 无残留 do; 故障 after a verb is its failure, not a failed disk's
-# (粉碎故障硬盘 shreds the failed disk)
+# stands before, with a few words between (未能覆写, 无法擦除, 未彻底擦除, 不需要覆写, 待审批后覆写, its object
+# with 对: 未对硬盘进行覆写), but not across what says whose the verb is (对不再使用的介质消磁: 不 negates 使用;
+# 待报废硬盘消磁: 待 the scrapping; 已 a done step): those erase (a probe's were incomplete destructions
+# once every destroy needed an erasing term, a review's 未能覆写 erased once the negation was scoped
+# too tightly). 不可恢复, 不可逆, 无法恢复, 无残留 and 无备份 say how well it erased (a review's 不可逆密钥销毁
+# read as a key kept); 故障 after a verb is its failure, not a failed disk's (粉碎故障硬盘)
 _ERASING_VERBS = "(?:覆写|覆盖|擦除|粉碎|消磁|焚烧|焚毁|销毁|格式化|删除)"
 NEGATED = re.compile(
-    r"(?:未|不|没有|无|待|后续|稍后|拟|跳过)(?:对[^\W_]{1,8}?)?(?:由存储自动|进行|执行|实施|完成|经|被|再|需|须|做)?"
-    + _ERASING_VERBS
-    + r"[^\W_]*"
+    r"(?:未|不(?!可恢复|可逆)|没有|无(?!法恢复|残留|备份)|待|后续|稍后|拟|跳过)(?:对[^\W_]{1,8}?)?"
+    r"(?:(?!的|已|使用|硬盘|磁盘|介质|设备|服务器|报废)[^\W_]){0,6}?" + _ERASING_VERBS + r"[^\W_]*"
     r"|(?<![a-z])(?:not_yet|failed_to|to_be|yet_to|no|not|without|never|awaiting|await|pending|skip|skipped)_[^\W_]+"
     r"|[^\W_]+(?:_skipped|_failed|_pending|_scheduled|_planned|_queued|_later|_deferred|_postponed|_aborted"
     r"|_cancell?ed|_incomplete)(?![a-z])"

@@ -1655,6 +1655,13 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "删除, 未对硬盘进行覆写",
                 "删除索引, 无需覆写",
                 "删除, 不做消磁",
+                # a review's: a failure or a need written between them (无法, 未能, 未彻底, 不需要, 待…后)
+                "删除, 未能覆写",
+                "删除索引, 不需要覆写",
+                "删除, 待审批后覆写",
+                "删除, 未按要求覆写",
+                "删除, 无法擦除",
+                "删除, 未彻底擦除",
             )
         ),
         # what erases, and words that only hold a term's letters
@@ -1802,6 +1809,12 @@ SIGNED = {"categories": ["customer_name"], "method": "shred", "operator_id": "e1
                 "not-overwritten-disk-zh",
                 "no-need-to-overwrite-zh",
                 "no-degauss-zh",
+                "could-not-overwrite-zh",
+                "no-need-to-overwrite-zh-2",
+                "overwrite-after-approval-zh",
+                "not-overwritten-as-required-zh",
+                "cannot-erase-zh",
+                "not-thoroughly-erased-zh",
             )
         ),
         *(
