@@ -29,7 +29,11 @@ from schemas.models import READS, Action
 _WORDS = re.compile(r"[\s._\-]+|(?<=[a-z])(?=[A-Z])")
 # words after a column's field that say nothing more of it (`cvv2_code`, `pin_block_value`)
 _SAYS_NO_MORE = frozenset({"code", "value", "val", "data", "no", "num"})
-_IDENTITY_DOCUMENT = frozenset({"id", "identity", "cert"})
+# the words a card table's column may start with, before the C3 field it holds (`t_card_pin_block`,
+# `bank_card_cvv2`)
+_CARD_TABLE = frozenset(
+    {"t", "tb", "tbl", "tab", "card", "cards", "bank", "bankcard", "cc", "dc", "credit", "debit"}
+)
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
 
@@ -280,8 +284,10 @@ class Catalog:
         (`t_card.cvv2`, as pgaudit, MariaDB and Ranger write it), any field; or prefixed with its
         table (`card_cvv2`, `t_card_pin_block`) or followed by a word that says no more
         (`cvv2_code`), a C3 field only: a probe's unapproved CVN and PIN reads so named were silent
-        (seed 004 分类(1) C3: 卡片验证码、卡片有效期、银行卡密码). A shorter tail of another class is
-        not taken: `branch_name` is no customer's name."""
+        (seed 004 分类(1) C3: 卡片验证码、卡片有效期、银行卡密码). The words before it must name a card
+        or a table (`_CARD_TABLE`): a contract's, a token's or an ID card's expiry date and a session's
+        PIN are no card's (a review's high alerts on a wealth manager's contract reads). A shorter
+        tail of another class is not taken: `branch_name` is no customer's name."""
         column = name.rsplit(".", 1)[-1]
         if column != name and (fid := self._field_named(column)):
             return fid
@@ -289,8 +295,8 @@ class Catalog:
         if words and words[-1].casefold() in _SAYS_NO_MORE:
             words = words[:-1]
         for start in range(len(words)):
-            if start and words[start - 1].casefold() in _IDENTITY_DOCUMENT:
-                break  # `id_card_exp_dt` is the ID card's expiry, no bank card's (有效期)
+            if start and words[start - 1].casefold() not in _CARD_TABLE:
+                break  # `contract_expiry_date`, `session_pin`, `id_card_exp_dt` are no bank card's (a review's)
             fid = self._field_named("_".join(words[start:]))
             if fid is not None and self.field_class[fid] is JrClass.C3:
                 return fid

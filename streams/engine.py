@@ -292,7 +292,9 @@ def channel_in_purpose(
     opt-out: `marketing_sms` for an SMS "TD" reply, `营销短信` or `短信营销` for an app setting
     switched off. A probe's opt-outs so written were no purpose the policy names, and every push
     after them was silent (seed 004 流程描述(4)② 客户明确表示拒绝接受营销的情况下, 应当立即停止利用).
-    `channels`: each word a channel goes by -> the channel. None: no known purpose and channel."""
+    `purposes`: those a channel may be named with (purposes.yaml `channels`: marketing; a review's
+    `wechat_payment` was payment on WeChat). `channels`: each word a channel goes by -> the
+    channel. None: no such purpose and channel."""
     words = sorted(channels, key=len, reverse=True)  # `app_push` before `push`
 
     def split(purpose: str) -> tuple[str, str] | None:
@@ -706,7 +708,7 @@ class Engine:
         self._purpose_spelling = named_spelling(names)
         self._purpose_channel = channel_in_purpose(
             self._purpose_spelling,
-            catalog.purposes,
+            catalog.contact_purposes,  # what the bank contacts customers for: `wechat_payment` is no channel's
             {c.value: c.value for c in Channel} | ENUM_WORDS["Channel"],
         )
         organisation = catalog.policy.organisation

@@ -55,10 +55,11 @@ def spelled_as(form: str | None, within: bool = False, bare: bool = False) -> Ca
     one, is that id: an account as a directory writes it (`BANK\\E300001`, `E300001@bank.com.cn`:
     a probe's harvest split between two spellings lost its art. 5 alert), a name beside it
     (`E500001(张伟)`: a destruction supervised by its own operator passed). Without a form case is
-    kept. `bare` (customers): a number alone is the form's without its letters, where the form is
-    letters then a fixed count of digits (`0000001` and `1` are C0000001 of `C[0-9]{7}`): a
-    probe's CRM writes its customer numbers so, and a wealth manager's own book, read on two
-    systems, counted twice into an art. 5 alert. Memoized: ids repeat."""
+    kept. `bare` (customers): a number of the form's digits alone is the form's without its
+    letters, where the form is letters then a fixed count of digits (`0000001` is C0000001 of
+    `C[0-9]{7}`): a probe's CRM writes its customer numbers so, and a wealth manager's own book,
+    read on two systems, counted twice into an art. 5 alert. A shorter number (`1`, an app's user
+    id) is no customer number (a review's). Memoized: ids repeat."""
     found = re.compile(form) if form else None
     number = re.fullmatch(r"([A-Za-z]+)\[0-9\]\{([0-9]+)\}", form) if form and bare else None
     inside = (
@@ -76,8 +77,8 @@ def spelled_as(form: str | None, within: bool = False, bare: bool = False) -> Ca
         if found is None:
             return plain
         spelled = cased(plain)
-        if spelled is None and number is not None and plain.isdigit() and len(plain) <= int(number[2]):
-            spelled = number[1] + plain.zfill(int(number[2]))
+        if spelled is None and number is not None and plain.isdigit() and len(plain) == int(number[2]):
+            spelled = number[1] + plain
         if spelled is None and inside is not None:
             ids = {m.group() for m in inside.finditer(plain)}
             spelled = cased(ids.pop()) if len(ids) == 1 else None

@@ -7,7 +7,14 @@ from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from schemas.models import SdkTelemetryEvent
-from streams.engine import COVERAGE_GAP, ROLLUP, SEP, Engine, PartitionRollup, named_spelling
+from streams.engine import (
+    COVERAGE_GAP,
+    ROLLUP,
+    SEP,
+    Engine,
+    PartitionRollup,
+    named_spelling,
+)
 from streams.pseudonym import Pseudonymizer
 
 
@@ -460,6 +467,20 @@ def test_a_purpose_is_read_by_its_names_and_with_any_separator(catalog) -> None:
     ]  # fmt: skip
     assert [respell(s) for s in ("Privacy Policy", "privacy-policy", "privacy_policy")] == [
         "privacy_policy", "privacy_policy", None,
+    ]  # fmt: skip
+
+
+def test_a_channel_is_read_in_a_contact_purposes_name_alone(catalog) -> None:
+    """An opt-out logged as `marketing_sms` or 短信营销 is marketing on SMS; `wechat_payment` is no
+    payment on WeChat (a review's): only a purpose the bank contacts customers for (purposes.yaml
+    `channels`) is named with a channel."""
+    from schemas.models import Consent
+
+    said = ("marketing_sms", "短信营销", "wechat_payment", "marketing")
+    consents = refs("consents", [Consent(subject_id="C1", ts=0, purpose=p, status="withdrawn") for p in said])
+    Engine([], catalog, pseudonymize=Pseudonymizer(b"k" * 32)).apply_reference("consents", consents)
+    assert [(c.purpose, c.channel and c.channel.value) for c in consents] == [
+        ("marketing", "sms"), ("marketing", "sms"), ("wechat_payment", None), ("marketing", None),
     ]  # fmt: skip
 
 

@@ -1290,9 +1290,11 @@ def test_an_id_in_another_case_or_padded_is_the_same_employee_and_customer(run) 
     assert reasons(c) == {"out_of_scope"} and c.severity.value == "medium"
     # a CRM that writes the customer number alone, without its letter (`0000306`, `306`): a probe's
     # wealth manager's own book read on two systems counted twice into an art. 5 alert
-    for bare in ("0000306", "306"):
-        c = one(run(lobby, [read("E300001", OPEN, [bare])], customers=far), "unauthorized_lookup")
-        assert reasons(c) == {"out_of_scope"}, bare
+    c = one(run(lobby, [read("E300001", OPEN, ["0000306"])], customers=far), "unauthorized_lookup")
+    assert reasons(c) == {"out_of_scope"}
+    # a shorter number is no customer number of the form (an app's user id): not this customer
+    c = one(run(lobby, [read("E300001", OPEN, ["306"])], customers=far), "unauthorized_lookup")
+    assert reasons(c) == {"unknown_customer"}
     own = [customer(f"C{i:07d}", "S0101") for i in range(30)]
     book_read = spread(
         "E300002", [f"C{i:07d}" for i in range(30)], OPEN, OPEN + 2 * HOUR, purpose="wealth_advice"
@@ -1454,11 +1456,24 @@ def test_a_c3_column_as_a_database_audit_log_names_it_is_c3(run, column) -> None
 
 
 def test_a_column_whose_tail_names_a_field_of_another_class_is_not_that_field(policy) -> None:
-    """Only a C3 field is found at a column's tail: `branch_name` is no customer's name, and an ID
-    card's expiry (`id_card_exp_dt`, 有效期) no bank card's. A qualified column is its field, any class."""
+    """Only a C3 field is found at a column's tail, after words that name a card or a table:
+    `branch_name` is no customer's name, an ID card's expiry (`id_card_exp_dt`, 有效期) or a
+    contract's no bank card's. A qualified column is its field, any class."""
     catalog = Catalog(policy)
     assert catalog.field_spelling("t_cust.customer_name") == "customer_name"
-    for column in ("branch_name", "id_card_exp_dt", "card_pin_retry_count", "exp_dt"):
+    for column in (
+        "branch_name",
+        "id_card_exp_dt",
+        "card_pin_retry_count",
+        "exp_dt",
+        # a review's: a contract's, a product's, a token's expiry and a session's PIN are no card's
+        "contract_expiry_date",
+        "product_exp_date",
+        "token_expiry_date",
+        "pwd_expiry_date",
+        "session_pin",
+        "user_pin",
+    ):
         assert catalog.field_spelling(column) is None, column
 
 
