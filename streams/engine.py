@@ -847,6 +847,7 @@ class Engine:
         judged = max((t.ctx.watermark for t in self.tasks.values()), default=0)  # 0: nothing yet
         missed = [judged - r.ts for r in records if r.ts <= judged] if judged > 0 else []
         registry: AsOfRegistry[Any] = getattr(self.refs, stream)
+        placed: list[tuple[str, Any, Any]] = []  # records of earlier batches placed in the org tree again
         self._pseudonymize(stream, records)
         if stream == "consents":
             fold(records, "purpose", self._purpose_spelling)
@@ -864,12 +865,16 @@ class Engine:
         if stream != "consents":
             fold(records, "org_id", self._org_spelling)
             fold_lists(records, "org_path", self._org_spelling)
-            self.org_tree.place(records)
+            placed = self.org_tree.place(stream, records)
             for r in records:
                 self.known_orgs.update(r.org_path, (r.org_id,))
         news = self._news(registry, records)
         for r in records:
             registry.put(r)
+        for s, was, now in placed:
+            placed_in: AsOfRegistry[Any] = getattr(self.refs, s)
+            if placed_in.as_of(placed_in.key_of(was), was.ts) is was:  # not since replaced
+                placed_in.put(now)
         if stream != "consents":
             for labels in self._rollup_labels.values():
                 labels.orgs.clear()  # an org labelled `other` may be known now

@@ -6,13 +6,17 @@ path below the head office (`[B01]`) put the org at the head office's depth, wit
 customer: a probe's sub-branch wealth manager read another branch's customers and nothing was
 said, and a branch manager reading her own branch's customer was out of scope. A path is
 completed from the ancestors full paths gave its first org, or put under the head office alone
-when no full path named them: at most the org and what lies below it, never the whole bank.
+when no full path named them yet: at most the org and what lies below it, never the whole bank.
+Such a record is placed again once a whole path names its org, whichever feed is read first (a
+review's replay read the customers before the entitlements that placed them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import msgspec
 
 
 class OrgTree:
@@ -21,13 +25,17 @@ class OrgTree:
     def __init__(self, head_office: str | None):
         self.head_office = head_office
         self._above: dict[str, list[str]] = {}  # org -> its ancestors, head office first
+        # first org of a path no whole path placed yet -> (stream, record, the path as written)
+        self._guessed: dict[str, list[tuple[str, Any, list[str]]]] = {}
 
-    def place(self, records: Sequence[Any]) -> None:
-        """Every record's `org_path` from the head office down to its org (in place). None named
-        (organisation.yaml has no `head_office`): paths are read as given."""
+    def place(self, stream: str, records: Sequence[Any]) -> list[tuple[str, Any, Any]]:
+        """Every record's `org_path` from the head office down to its org (in place). Returns
+        (stream, record, its copy placed again) of records an earlier batch put under the head
+        office alone, whose first org a whole path here names. None named (organisation.yaml has
+        no `head_office`): paths are read as given."""
         root = self.head_office
         if root is None:
-            return
+            return []
         whole = []
         for r in records:
             path = r.org_path
@@ -37,10 +45,20 @@ class OrgTree:
                 path = path[path.index(root) :]
                 whole.append(path)
             r.org_path = path
+        learned = set()
         for path in whole:  # before the partial ones: a batch may hold the org's whole path too
             for depth, org in enumerate(path):
-                self._above[org] = path[:depth]
+                if self._above.get(org) != path[:depth]:
+                    self._above[org] = path[:depth]
+                    learned.add(org)
         for r in records:
             if root not in r.org_path:
-                start = r.org_path[0] if r.org_path else r.org_id
-                r.org_path = [*self._above.get(start, [root]), *(r.org_path or [r.org_id])]
+                written = r.org_path or [r.org_id]
+                if written[0] not in self._above:
+                    self._guessed.setdefault(written[0], []).append((stream, r, written))
+                r.org_path = [*self._above.get(written[0], [root]), *written]
+        return [
+            (s, r, msgspec.structs.replace(r, org_path=[*self._above[org], *written]))
+            for org in learned & self._guessed.keys()
+            for s, r, written in self._guessed.pop(org)
+        ]

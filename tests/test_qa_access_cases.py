@@ -415,7 +415,7 @@ def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
         assert run([_ent("w1", said, "S0101")], reads[:2]) == [], said
 
 
-def test_an_org_path_without_the_head_office_is_not_the_head_offices_sight(run) -> None:
+def test_an_org_path_without_the_head_office_is_not_the_head_offices_sight(run, policy, catalog) -> None:
     """Seed 004 机构设置: a sub-branch sees its own customers, a branch its own and its
     sub-branches'. A probe's HR feed wrote only the org (`[S0101]`) or the path below the head
     office (`[B01]`): the org stood at the head office's depth and read another branch's customers
@@ -432,6 +432,21 @@ def test_an_org_path_without_the_head_office_is_not_the_head_offices_sight(run) 
     (b,) = run([branch], [read("m1", OPEN, ["F0001"])])
     assert reasons(b) == {"out_of_scope"}
     assert run([branch], [read("m1", OPEN, ["B0001"])]) == []  # S0102 lies below B01
+    # whichever feed is read first: a customer placed under the head office alone is placed again
+    # once a whole path names its sub-branch (a review's replay read the customers first, and the
+    # branch's manager reading its own sub-branch's customer was out of scope)
+    partial = [
+        Customer(customer_id=c.customer_id, ts=0, org_id=c.org_id, org_path=[c.org_id]) for c in book(3)
+    ]
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+    e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    e.apply_reference("customers", refs("customers", partial))
+    e.apply_reference("entitlements", refs("entitlements", [_ent("m1", "br_marketing_mgmt", "B01")]))
+    e.apply_reference("entitlements", refs("entitlements", [_ent("w1", "wealth_manager", "S0101")]))
+    reads = [read("m1", OPEN, ["A0001"]), read("m1", OPEN + MINUTE, ["F0001"])]
+    alerts = latest(e.process("access", "t", 0, fed("access", reads, "t")) + e.advance() + e.drain())
+    (d,) = alerts  # the far branch's customer only: S0201's place no whole path gives
+    assert reasons(d) == {"out_of_scope"} and "managed by S0201" in d.summary
     # an org no whole path places sees itself at most; a customer so written is below the head office
     stray = Entitlement(actor_id="w9", ts=0, org_id="S0909", org_path=["S0909"], roles=["wealth_manager"])
     own = Customer(customer_id="Z0001", ts=0, org_id="S0909", org_path=["S0909"])
