@@ -274,6 +274,20 @@ def load_policy(directory: Path | str | None = None) -> Policy:
             data = _with_added_classes(path, data, shipped)
         if name == "classification" and shipped is not None:
             data = _with_marks(path, data)
+        if (
+            name == "organisation"
+            and shipped is not None
+            and isinstance(data, dict)
+            and "head_office" not in data
+        ):
+            # not applied as shipped: the bank's head office is its own id (a review's folder lost
+            # the org-path completion silently)
+            log.warning(
+                f"{path}: no head_office (added to lifemon since the file was written): an org_path a "
+                "feed writes without the head office is read as written, the org at the head office's "
+                f"depth; add `head_office: <your head office's org id>` (see {DEFAULT_DIR / path.name})",
+                extra={"file": str(path), "key": "head_office", "added": ["head_office"]},
+            )
         sections[name] = validate_section(path, model_fields[name].annotation, data, texts[name])  # type: ignore[arg-type]
     _check_purposes(folder, sections["classification"], sections["purposes"])
     _check_contract_categories(folder / "recipients.yaml", texts["recipients"], sections)

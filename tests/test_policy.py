@@ -452,8 +452,12 @@ def test_a_folder_written_before_a_setting_was_added_gets_it_as_shipped_and_says
         f: {k: v for k, v in field.items() if k != "payment_sensitive"} for f, field in data["fields"].items()
     }
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    # and before `head_office` (org paths completed at the door): said, not applied (the bank's own id)
+    org = policy_copy / "organisation.yaml"
+    org.write_text(org.read_text(encoding="utf-8").replace("head_office: HO\n", ""), encoding="utf-8")
     with caplog.at_level("WARNING", logger="lifemon.policy"):
         older = load_policy(policy_copy)
+    assert older.organisation.head_office is None
     assert {s.kind: s.params for s in load_detectors(older, policy_copy)} == {
         s.kind: s.params for s in load_detectors(policy)
     }
@@ -465,6 +469,7 @@ def test_a_folder_written_before_a_setting_was_added_gets_it_as_shipped_and_says
         (str(policy_copy / "detectors" / "sdk_overcollection.yaml"), "params"): ["least_severity"],
         (str(path), "categories"): ["account", "biometric", "location"],
         (str(path), "fields"): ["card_cvn", "card_expiry", "card_pin", "card_track_data", "payment_password"],
+        (str(org), "head_office"): ["head_office"],
     }
 
 
