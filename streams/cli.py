@@ -229,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         stats = monitor.run(idle_exit_s=args.until_idle, max_seconds=args.seconds)
         del monitor  # (with the gc below) its Kafka clients go before an embedded broker does
         gc.collect()  # the monitor and its consumer's callbacks form a cycle
-        _progress(stats.line(), final=True)
+        _progress(stats.line(final=True), final=True)
     log.info("stopped")  # the figures above may be the last periodic line's: say the run ended
     return 0
 
@@ -439,7 +439,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with open(args.incidents_out, "wb") as f:
             for i in incidents:
                 f.write(orjson.dumps(i.model_dump(mode="json")) + b"\n")
-    log.info(stats.line().strip() + f", {n_of(len(incidents), 'incident')}")
+    log.info(stats.line(final=True).strip() + f", {n_of(len(incidents), 'incident')}")
     if args.clickhouse:
         from streams.demo import claim_embedded
 

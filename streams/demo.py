@@ -196,7 +196,7 @@ def run_demo(
         (config.data_dir / "truth.json").write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))
         del monitor  # (with the gc below) its Kafka clients go before the embedded broker does
         gc.collect()  # the monitor and its consumer's callbacks form a cycle
-        _progress(stats.line(), final=True)
+        _progress(stats.line(final=True), final=True)
     elapsed = time.monotonic() - t0
     alerts = sorted(stats.alerts.values(), key=lambda a: a.first_seen)
     print("== lifemon demo ==")

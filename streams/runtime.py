@@ -1173,7 +1173,7 @@ class Monitor:
         self.stats.on_incidents(incidents)
         for sink in self.incident_sinks:
             sink.add(incidents)
-        backoff = 0.5
+        backoff, failing_since = 0.5, 0.0
         while True:
             failures: list[SinkError] = []
             sinks = [
@@ -1205,6 +1205,10 @@ class Monitor:
                 crash_point("after_flush", self.stats.total())
                 self._write_changelog()
                 crash_point("after_state", self.stats.total())
+                if failing_since:  # said once, as the failure was: the operator sees it end
+                    log.info(
+                        f"checkpoint written again after {time.monotonic() - failing_since:.0f}s of retries"
+                    )
                 break
             except FatalSinkError as e:
                 log.error(str(e))
@@ -1213,6 +1217,7 @@ class Monitor:
                 log.warning(
                     f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
                 )
+                failing_since = failing_since or time.monotonic()
                 self._check_sources()  # again: the ends it compares may have come in since
                 if self._wait_paused(backoff):
                     raise
@@ -1243,6 +1248,7 @@ class Monitor:
         try:
             while (left := deadline - time.monotonic()) > 0:
                 self.stats.tick()  # waiting out a destination is no hang
+                self.upkeep(time.monotonic())  # the progress line goes on (a probe's fell silent 41 s)
                 if self.stop_event.is_set():
                     return True
                 # paused: keeps the membership alive

@@ -88,6 +88,8 @@ class Stats:
     _tail_of: float = 0.0  # the `last_data` that tail saved
     window_start: float = field(default_factory=time.monotonic)
     _window: Counter = field(default_factory=Counter)  # stream -> records since window_start
+    _line_at: float = 0.0  # when the last progress line was made, and the records by then
+    _line_total: int = 0
 
     # -- the runtime's calls ------------------------------------------------------------------------
     def begin(self) -> None:
@@ -204,11 +206,21 @@ class Stats:
         (dlq=), not here: every start reads the reference topics again."""
         return sum(self.events.values()) + sum(n for s, n in self.dead.items() if s not in REFERENCE_STREAMS)
 
-    def line(self) -> str:
-        elapsed = time.monotonic() - self.started
+    def line(self, final: bool = False) -> str:
+        """The progress line. Live, the rate since the previous line (or how long it has been idle):
+        a rate averaged from the first record fell tenfold after a pause, as if the monitor had
+        slowed (a probe's); `final`, the rate while data flowed."""
+        now = time.monotonic()
+        total, elapsed = self.total(), now - self.started
         by_stream = " ".join(f"{s}={n}" for s, n in sorted(self.events.items()))
         busy = self.busy()[0]
-        rate = f"{self.total() / busy:,.0f}/s while data flowed" if busy > 0 else f"{elapsed:.0f}s in"
+        if not final and self._line_at and total > self._line_total:
+            rate = f"{(total - self._line_total) / max(now - self._line_at, 1e-3):,.0f}/s now"
+        elif not final and self._line_at and self.last_data:
+            rate = f"idle {now - self.last_data:.0f}s"
+        else:
+            rate = f"{total / busy:,.0f}/s while data flowed" if busy > 0 else f"{elapsed:.0f}s in"
+        self._line_at, self._line_total = now, total
         raw = f"  skipped={sum(self.skipped.values())}  gaps={len(self.gaps)}" if self.skipped else ""
         return (
             f"{self.total():>9} records ({rate})  {by_stream}  "
