@@ -331,13 +331,18 @@ def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Calla
 
 # what a log writes for an id it does not have: `assessment_id: "N/A"` is no assessment (a probe's
 # public disclosure under "none" passed as assessed)
-_NO_ID = frozenset({"", "-", "--", "/", "n/a", "na", "none", "null", "nil", "无", "暂无", "没有"})
+_NO_ID = frozenset(
+    {"", "-", "--", "/", "0", "n/a", "na", "none", "null", "nil", "unknown", "无", "暂无", "没有", "未知"}
+)
+# what a marketing platform writes for an approver when no one approved: a placeholder, or the
+# system that sent it (a probe's branch SMS "approved" by N/A, SYSTEM or auto passed four-eyes)
+_NO_PERSON = _NO_ID | frozenset({"system", "auto", "automatic", "batch", "系统", "自动", "系统自动"})
 
 
-def _no_placeholders(records: Sequence[Any], attrs: Iterable[str]) -> None:
+def _no_placeholders(records: Sequence[Any], attrs: Iterable[str], none: frozenset[str] = _NO_ID) -> None:
     for attr in attrs:
         for r in records:
-            if (v := getattr(r, attr)) is not None and id_spelling(v).casefold() in _NO_ID:
+            if (v := getattr(r, attr)) is not None and id_spelling(v).casefold() in none:
                 setattr(r, attr, None)
 
 
@@ -950,6 +955,8 @@ class Engine:
             events = list(map(itemgetter(1), decoded))
             if not events:
                 return events
+            if stream == "marketing":
+                _no_placeholders(events, ("approver_id",), _NO_PERSON)
             for attr in EMPLOYEE_ATTRS.get(stream, ()):
                 fold(events, attr, self._employee_spelling)
             if stream in PURPOSE_STREAMS:

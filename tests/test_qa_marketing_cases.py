@@ -227,9 +227,11 @@ def test_a_marketing_call_without_a_way_to_refuse_more(run) -> None:
     assert rules(a) == {"no_refusal_offered": 1} and a.severity.value == "medium"
 
 
-def test_a_marketing_sms_whose_approver_field_is_blank_is_not_approved(run) -> None:
-    """The campaign system leaves the approver blank on an SMS nobody reviewed: no 短信审核."""
-    (a,) = run([push(0, "sms", approver_id="")], [GRANTED])
+@pytest.mark.parametrize("approver", ["", "N/A", "none", "null", "-", "无", "0", "SYSTEM", "auto"])
+def test_a_marketing_sms_whose_approver_field_is_blank_is_not_approved(run, approver) -> None:
+    """The campaign system leaves the approver blank on an SMS nobody reviewed, or writes a
+    placeholder or the system that sent it (a probe's N/A and SYSTEM passed): no 短信审核."""
+    (a,) = run([push(0, "sms", approver_id=approver)], [GRANTED])
     assert rules(a) == {"four_eyes": 1} and a.severity.value == "medium"
 
 
