@@ -26,6 +26,8 @@ agreed volume is summed per period:
 - `disclosed_without_assessment`: a public disclosure that names no personal information
   protection impact assessment (or one not declared for the recipient and valid, where it declares
   them): seed 004 基本规定(3)③ assesses every disclosure before it is made (PIPL art. 55).
+- `onward_transfer`: a recipient the bank declared passing data on to another, its contract in force
+  naming no such written authorisation (`may_entrust`; seed 002 §六.4(2)).
 - `sender_not_active`: the employee who ran the transfer (`actor_id`) was terminated, suspended or
   between posts at its time on the entitlements stream (seed 004 人员管理(4)(5): access ends with
   the post); an employee the stream does not know is not judged here.
@@ -97,6 +99,7 @@ class Rules(BaseModel):
     provided_under_legal_obligation: Rule
     cross_border: Rule
     recipient_not_approved: Rule
+    onward_transfer: Rule
     volume_exceeded: Rule
     disclosed_without_assessment: Rule
     sender_not_active: Rule
@@ -430,6 +433,30 @@ class TransferPolicyDetector:
                 yield self._finding(
                     ev, r.recipient_not_approved, cls, f"sent data to {ev.recipient_id}: {problem}"
                 )
+        yield from self._onward(ev, cls, book, ctx)
+
+    def _onward(self, ev: Any, cls: JrClass, book: RecipientBook, ctx: Context) -> Iterator[Finding]:
+        """Seed 002 §六.4(2): 未经书面授权, 受委托者不应将其处理的个人金融信息再次委托给其他机构; a third
+        party's onward provision is the bank's to authorise as well (PIPL art. 21 ¶2, 23). A transfer
+        whose sender is a recipient the bank declared, to anyone but the bank itself, needs the
+        sender's contract in force to name that recipient (recipients.yaml `may_entrust`): a probe's
+        call centre passing contact data on to the debt collector raised nothing."""
+        recipients = ctx.catalog.policy.recipients
+        sender = recipients.recipients.get(ev.sender_system)
+        if sender is None or ev.recipient_id == ev.sender_system:
+            return
+        if recipients.kind_of(ev.recipient_id, ev.recipient_type) is RecipientType.internal:
+            return  # handed back to the bank
+        term = book.in_force(ev.sender_system, ev.ts, None)
+        if term is not None and ev.recipient_id in term.contract.may_entrust:
+            return
+        yield self._finding(
+            ev,
+            self.p.rules.onward_transfer,
+            cls,
+            f"{ev.sender_system}, a {sender.type.value} of the bank, passed data on to {ev.recipient_id} "
+            "with no written authorisation (its contract in force names no such recipient: may_entrust)",
+        )
 
     def _legal_provision(self, ev: Any, cls: JrClass, authority: str, ctx: Context) -> Finding:
         """The trace of a provision to an authority under a legal obligation: not a breach, but each

@@ -845,6 +845,11 @@ class Contract(Strict):
         "none listed: any (seed 002 §六.2(2): 目的; seed 004 流程描述(1)⑦: 处理目的)",
     )
     volume: AgreedVolume | None = None
+    may_entrust: list[str] = Field(
+        default_factory=list,
+        description="recipients (recipients.yaml ids) the contract authorises the recipient in writing to "
+        "pass the data on to (seed 002 §六.4(2): 未经书面授权…不应…再次委托); none: it may not",
+    )
 
     @model_validator(mode="after")
     def _dates(self) -> Contract:
@@ -930,6 +935,12 @@ class Recipients(Strict):
                         "give each contract its own id"
                     )
                 seen[c.id] = rid
+                unknown = [m for m in c.may_entrust if m not in self.recipients]
+                if unknown:
+                    raise ValueError(
+                        f"recipients.{rid}.contracts.{i}.may_entrust names {unknown}, no declared recipient; "
+                        f"use ids of `recipients`: {', '.join(self.recipients)}"
+                    )
         return self
 
     def kind_of(self, recipient_id: str | None, logged: RecipientType) -> RecipientType:

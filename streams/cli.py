@@ -1709,7 +1709,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule",
         metavar="RULE_ID",
         help="only this rule id and the rules under it, by whole parts of the id (LM-TP: LM-TP-001 to "
-        "LM-TP-011; LM-SDK-001: LM-SDK-001.c3_or_auth_helper, ...; LM-RO: LM-RO-001 and LM-RO-002, "
+        "LM-TP-012; LM-SDK-001: LM-SDK-001.c3_or_auth_helper, ...; LM-RO: LM-RO-001 and LM-RO-002, "
         "two detectors), whatever its case (default: all; see `lifemon detectors`)",
     )
     sp.add_argument(

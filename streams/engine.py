@@ -731,8 +731,10 @@ class Engine:
             getattr(pseudonymize, "digest", lambda text: pseudonymize("number:" + text)),
         )
         declared = catalog.policy.recipients.recipients
+        recipient = declared_spelling(declared, self.names.text)
         self._transfer_ids = {
-            "recipient_id": declared_spelling(declared, self.names.text),
+            "recipient_id": recipient,
+            "sender_system": recipient,  # a declared recipient passing data on (transfer_policy `onward_transfer`)
             "contract_id": declared_spelling(
                 (c.id for r in declared.values() for c in r.contracts), self.names.text
             ),

@@ -18,6 +18,7 @@ import pytest
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
+from policy.catalog import Catalog
 from schemas.models import Consent, TransferEvent
 from streams.alerts import latest
 from streams.engine import Engine
@@ -492,3 +493,41 @@ def test_a_processor_logged_as_a_regulator_is_still_entrusted(run) -> None:
     de-identification rule."""
     ev = transfer("proc_call_center", "regulator", ["mobile_phone"], purpose="customer_service")
     assert set(run([ev])) == {"entrusted_not_deidentified"}
+
+
+def test_a_processor_passing_data_on_needs_its_contracts_written_authorisation(run, policy) -> None:
+    """Seed 002 §六.4(2): 未经书面授权, 受委托者不应将其处理的个人金融信息再次委托给其他机构. A probe's
+    call centre (a declared processor) passed contact data on to the debt collector, also declared:
+    nothing was raised. The sender's contract in force must name the recipient (`may_entrust`);
+    handing the data back to the bank is no onward transfer."""
+    relay = deidentified(
+        "proc_debt_collection", "processor", ["mobile_phone"], 100,
+        sender_system="PROC-CALL-CENTER", contract_id="CT-proc_debt_collection",
+    )  # fmt: skip
+    got = run([relay])
+    assert set(got) == {"onward_transfer"} and got["onward_transfer"].severity.value == "high"
+    said = "proc_call_center, a processor of the bank, passed data on to proc_debt_collection"
+    assert said in got["onward_transfer"].summary
+    back = deidentified(
+        "int_data_warehouse", "internal", ["customer_name"], 100, sender_system="proc_call_center"
+    )
+    assert run([back]) == {}
+    assert run([relay.model_copy(update={"sender_system": "crm"})]) == {}  # the bank's own system
+    # authorised in writing: the call centre's contract names the debt collector
+    declared = dict(policy.recipients.recipients)
+    centre = declared["proc_call_center"]
+    term = centre.contracts[0].model_copy(update={"may_entrust": ["proc_debt_collection"]})
+    declared["proc_call_center"] = centre.model_copy(update={"contracts": [term]})
+    authorised = policy.model_copy(
+        update={"recipients": policy.recipients.model_copy(update={"recipients": declared})}
+    )
+    spec = next(s for s in load_detectors(authorised) if s.kind == "transfer_policy")
+    e = Engine([spec], Catalog(authorised), pseudonymize=Pseudonymizer(b"qa-transfer-cases-0123456789"))
+    alerts = e.process("transfer", "pfi.transfer", 0, fed("transfer", [relay], "pfi.transfer"))
+    assert alerts + e.advance() + e.drain() == []
+    # an authorisation naming no declared recipient is a policy error that says so
+    with pytest.raises(ValueError, match="may_entrust names \\['proc_nobody'\\], no declared recipient"):
+        type(policy.recipients).model_validate(
+            policy.recipients.model_dump() | {"recipients": {**policy.recipients.model_dump()["recipients"],
+                "proc_call_center": centre.model_dump() | {"contracts": [term.model_dump() | {"may_entrust": ["proc_nobody"]}]}}}
+        )  # fmt: skip
