@@ -467,7 +467,7 @@ def test_a_folder_written_before_a_setting_was_added_gets_it_as_shipped_and_says
     assert said == {
         (str(policy_copy / "detectors" / "transfer_policy.yaml"), "params"): ["identifiers"],
         (str(policy_copy / "detectors" / "sdk_overcollection.yaml"), "params"): ["least_severity"],
-        (str(path), "categories"): ["account", "biometric", "location"],
+        (str(path), "categories"): ["account", "biometric", "health", "location"],
         (str(path), "fields"): ["card_cvn", "card_expiry", "card_pin", "card_track_data", "payment_password"],
         (str(org), "head_office"): ["head_office"],
     }

@@ -1517,3 +1517,30 @@ def test_an_access_seconds_before_its_provisioning_is_the_servers_clocks(run) ->
         _ent("w1", None, "S0101", ts=OPEN + 2 * SEC, status="terminated"),
     ]
     assert run(ended, [first]) == []
+
+
+@pytest.mark.parametrize(
+    ("said", "line"),
+    [
+        ("通信内容", 50),
+        ("通话录音", 50),
+        ("行踪信息", 50),
+        ("通话记录", 500),
+        ("call_records", 500),
+        ("住宿信息", 500),
+        ("健康信息", 500),
+    ],
+)
+def test_every_tier_of_art_5_counts_the_data_its_words_name(run, said, line) -> None:
+    """解释第五条第一款(三)(四) (seed 001 §五.1): 行踪轨迹、通信内容…50条; 住宿信息、通信记录、健康生理信息、
+    交易信息…500条. A probe's 60 customers' 通信内容 and 600 customers' 通话记录 counted in no tier: the
+    categories had no field. The line fires, one below it is the role window's alone."""
+    head = [_ent("h1", "ho_dept_head", "HO")]
+    customers = [*ids("A", 400), *ids("B", 400), *ids("F", 400)]
+    at_line = spread(
+        "h1", customers[:line], OPEN, OPEN + 10 * HOUR, fields=(said,), purpose="customer_service"
+    )
+    a = one(run(head, at_line), "bulk_query")
+    assert f"reached {line} (" in a.summary and a.severity.value == "high", a.summary
+    below = run(head, at_line[:-1])
+    assert not any(f"reached {line} (" in x.summary for x in below if x.detector == "bulk_query")
