@@ -439,8 +439,8 @@ def test_an_enum_value_in_a_producers_words_is_the_schemas() -> None:
     assert [e.status.value for e in statuses] == ["terminated", "terminated", "suspended", "transferred"]
     assert dead == [4]
     cust = '{"customer_id":"C1","ts":0,"org_id":"S1","org_path":["HO","S1"],"status":"%s"}'
-    customers, _ = decoded("customers", [cust % w for w in ("inactive", "销户")])
-    assert [c.status.value for c in customers] == ["dormant", "closed"]
+    customers, _ = decoded("customers", [cust % w for w in ("inactive", "销户", "transferred", "迁出")])
+    assert [c.status.value for c in customers] == ["dormant", "closed", "active", "active"]
     access = (
         '{"event_id":"e%d","ts":1767225600000,"actor_id":"E1","system":"crm","action":"%s","outcome":"%s",'
         '"subject_ids":["C1"],"fields":["customer_name"]}'
