@@ -78,6 +78,7 @@ INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's s
 _MISSING = object()
 _ts = attrgetter("ts")
 _subject = attrgetter("subject_id")
+_categories = attrgetter("categories")
 
 
 # measured: 700 -> 50 000: decode 6.9 -> 3.1 µs/event, engine 24 -> 19; 50 000 -> 500 000: 15
@@ -110,6 +111,7 @@ ROLLUP_DIMENSIONS: dict[str, tuple[str, str | None, str]] = {
 }
 
 NO_SUBJECT = "lifecycle_without_subject"  # coverage-gap kind: a lifecycle event naming no customer
+NO_CATEGORIES = "transfer_without_categories"  # coverage-gap kind: a transfer naming no data it sent
 SDK_LABEL = "sdk_label"  # rollup stream of SDK fields by PoliCheck label: org = "<sdk>:<field>"
 # An hour per sdk_label row, not a minute: the matrix is read over a range, never as a time series,
 # and per minute an observation's fields were 3 rows each on a replayed day (73 104 of 205 354 rows)
@@ -1403,6 +1405,13 @@ class Engine:
                     # org = a keyed fingerprint of the unknown id (it may be a value typed into the
                     # wrong place, a card number even), outcome = the stream it appeared on
                     counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream)] += 1
+            if stream == "transfer" and not all(map(_categories, span)):
+                # what no category names no contract can be shown to cover (seed 002 §六.2(2): the
+                # contents of each share recorded): a probe's transfer naming none passed the check
+                for ev in span:
+                    if not ev.categories:
+                        minute = ev.ts // 60_000 * 60
+                        counted[(minute, COVERAGE_GAP, NO_CATEGORIES, "(no categories)", stream)] += 1
             if stream == "lifecycle" and not all(map(_subject, span)):
                 # a record's event naming no customer never reaches the detectors keyed by customer
                 # (retention_overrun: a deletion it cannot see leaves the request overdue)

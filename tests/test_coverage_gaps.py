@@ -151,6 +151,25 @@ def test_a_gap_is_counted_however_many_field_sets_with_unknown_ids_came_before(p
     assert gaps_after([["account_balance", "card_no_typed_as_field"]], len(junk)) == 1
 
 
+def test_a_transfer_naming_no_data_is_a_coverage_gap(catalog) -> None:
+    """A transfer whose log names no category cannot be shown to be within its contract (seed 002
+    §六.2(2)): a probe's passed the contract check unseen. `lifemon catalog gaps` says so."""
+    from conftest import T0
+
+    from schemas.models import TransferEvent
+
+    sent = TransferEvent(
+        event_id="t1", ts=T0, transfer_id="T1", sender_system="crm", recipient_id="proc_call_center",
+        recipient_type="processor", categories=["mobile_phone"], record_count=1, subject_count=1,
+        encrypted=True, deidentified=False, public_network=False, legal_basis="contract",
+    )  # fmt: skip
+    blank = sent.model_copy(update={"event_id": "t2", "categories": []})
+    engine = Engine([], catalog, Pseudonymizer(b"e" * 32))
+    engine.process("transfer", "t", 0, fed("transfer", [sent, blank]))
+    gaps = [r[4:9] for r in engine.rollup_rows() if r[4] == COVERAGE_GAP]
+    assert gaps == [(COVERAGE_GAP, "transfer_without_categories", "(no categories)", "transfer", 1)]
+
+
 def test_a_lifecycle_event_naming_no_customer_is_a_coverage_gap(catalog) -> None:
     """retention_overrun is keyed by customer: a deletion whose event names none never reaches it,
     and the customer's request stays overdue. The operator sees why in `lifemon catalog gaps`."""

@@ -22,6 +22,8 @@ GAP_KINDS = {
     "lifecycle_without_subject": "the source's lifecycle events: name the customer (subject_id) on each, "
     "or retention_overrun sees them only for records an earlier event named the customer of "
     "(a deletion unseen leaves its request overdue)",
+    "transfer_without_categories": "the source's transfer log: name the data each transfer sent "
+    "(categories), or no contract can be shown to cover it (seed 002 §六.2(2))",
     "table": "policy/sources.yaml databases.<database>.tables",
     "db_user": "policy/sources.yaml actors.db_users (or applications / service_users)",
     "service_application": "policy/sources.yaml actors.applications; `(none logged)`: the server's "
