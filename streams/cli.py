@@ -1228,7 +1228,9 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     config = _config(args.config, policy_dir=args.policy)
     pseudonymize = _bank_pseudonymizer(config)
     organisation = load_policy(config.policy_dir).organisation
-    seal = DoorSeals(organisation.customer_id_form, pseudonymize, pseudonymize.digest).text
+    seal = DoorSeals(
+        organisation.customer_id_form, pseudonymize, pseudonymize.digest, organisation.employee_id_form
+    ).text
     for name in args.names:
         # a gap row holds the fingerprint of the name as kept: a probe followed the raw name's
         # fingerprint, which matched no row

@@ -731,6 +731,7 @@ class Engine:
             organisation.customer_id_form,
             pseudonymize,
             getattr(pseudonymize, "digest", lambda text: pseudonymize("number:" + text)),
+            organisation.employee_id_form,
         )
         declared = catalog.policy.recipients.recipients
         recipient = declared_spelling(declared, self.names.text)

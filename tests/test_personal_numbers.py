@@ -463,3 +463,33 @@ def test_a_run_of_many_numbers_is_read_in_time_its_length_allows() -> None:
     assert cost(trace) < 50 * cost(plain) + 0.2
     phones = " ".join(["13812345678"] * 1500)
     assert len(numbers_in(phones)) == 1500
+
+
+def test_an_email_address_in_a_name_is_sealed_and_a_staff_address_kept(policy) -> None:
+    """Seed 004 定义(2): 电子邮箱 is personal information. A probe's record ids
+    `alice.wang@example.com` reached alerts whole. An address in a name is sealed, keyed so one
+    record id still joins itself; a staff address of the employee form is the employee (the door
+    reads E300011 from it); an SDK's destination host is the receiver's, left for the host check."""
+    from schemas.models import AccessEvent, SdkTelemetryEvent
+    from schemas.structs import from_model
+    from streams.personal_numbers import DoorSeals
+
+    ring = Pseudonymizer(b"k" * 32)
+    door = DoorSeals("C[0-9]{7}", ring, ring.digest, policy.organisation.employee_id_form)
+    read = AccessEvent(
+        event_id="ev-alice.wang@example.com", ts=0, actor_id="E300011@bank.com.cn", system="crm",
+        action="view", subject_ids=[], fields=["customer_name"], record_ids=["REC-Alice.Wang@Example.com-1"],
+    )  # fmt: skip
+    read = from_model("access", read)
+    door.records("access", [read])
+    assert "alice" not in (read.event_id + read.record_ids[0]).casefold()
+    assert read.event_id.startswith("{email:") and read.record_ids[0].startswith("{email:")
+    assert door.text("REC-alice.wang@example.com-1") == read.record_ids[0]  # one address, one seal
+    assert read.actor_id == "E300011@bank.com.cn"
+    sdk = SdkTelemetryEvent(
+        event_id="s1", ts=0, app_id="a", app_version="1", device_id="d", sdk_id="x",
+        dest_host="collect.example.com:443@evil.io", policy_consented=True,
+    )  # fmt: skip
+    sdk = from_model("sdk", sdk)
+    door.records("sdk", [sdk])
+    assert sdk.dest_host == "collect.example.com:443@evil.io"

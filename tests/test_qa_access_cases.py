@@ -1396,8 +1396,14 @@ def test_downloads_spaced_past_the_window_still_add_up_to_the_laws_count(run, ba
     bulk = sorted((a for a in run(ents, downloads, batch_size=batch_size) if a.detector == "bulk_query"),
                   key=lambda a: a.first_seen)  # fmt: skip
     assert [a.severity.value for a in bulk] == ["medium", "high"] + ["medium"] * 8 + ["critical"]
-    assert "980 transaction/account/authentication/biometric records counted over 24 h" in bulk[1].summary
-    assert "5,390 transaction/account/authentication/biometric records counted over 24 h" in bulk[-1].summary
+    assert (
+        "980 transaction/account/authentication/biometric/communication_records/accommodation/health records counted over 24 h"
+        in bulk[1].summary
+    )
+    assert (
+        "5,390 transaction/account/authentication/biometric/communication_records/accommodation/health records counted over 24 h"
+        in bulk[-1].summary
+    )
     assert bulk[-1].counts["leakage_candidate"] == 1 and len({a.alert_id for a in bulk}) == 11
 
 
@@ -1424,7 +1430,10 @@ def test_a_late_log_before_a_close_still_adds_to_the_days_count_under_its_own_al
     ]  # fmt: skip
     assert sorted(a.severity.value for a in bulk) == ["critical", "high"]
     (critical,) = [a for a in bulk if a.severity.value == "critical"]
-    assert "5,051 transaction/account/authentication/biometric records counted over 24 h" in critical.summary
+    assert (
+        "5,051 transaction/account/authentication/biometric/communication_records/accommodation/health records counted over 24 h"
+        in critical.summary
+    )
 
     # the late log dated at the closed alert's own start: a critical of its own id
     specs = [s for s in load_detectors(policy) if s.kind == "bulk_query"]
