@@ -443,10 +443,15 @@ class TransferPolicyDetector:
         call centre passing contact data on to the debt collector raised nothing."""
         recipients = ctx.catalog.policy.recipients
         sender = recipients.recipients.get(ev.sender_system)
-        if sender is None or ev.recipient_id == ev.sender_system:
-            return
-        if recipients.kind_of(ev.recipient_id, ev.recipient_type) is RecipientType.internal:
-            return  # handed back to the bank
+        if sender is None or sender.type is RecipientType.internal or ev.recipient_id == ev.sender_system:
+            return  # the bank's own system sending (a review's warehouse report to the PBoC was "onward")
+        if recipients.kind_of(ev.recipient_id, ev.recipient_type) in (
+            RecipientType.internal,
+            RecipientType.regulator,
+        ):
+            return  # handed back to the bank, or reported to a regulator
+        if recipients.authority_of(ev.recipient_id, ev.recipient_type, ev.legal_basis) is not None:
+            return  # a provision the law requires of whoever holds the data (a court's inquiry)
         term = book.in_force(ev.sender_system, ev.ts, None)
         if term is not None and ev.recipient_id in term.contract.may_entrust:
             return

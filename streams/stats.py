@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +19,8 @@ from streams.codecs import DeadLetter
 DURATION_BOUNDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # seconds a reference record missed the watermark by: a consent system that ships every few minutes,
 # hourly or nightly lands in its own bucket (docs/operations.md#late-reference-data)
+# the live rate of the progress line: over this many seconds, the log's 10 s line interval
+LIVE_RATE_S = 10.0
 LATE_BOUNDS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
 
 
@@ -88,8 +90,8 @@ class Stats:
     _tail_of: float = 0.0  # the `last_data` that tail saved
     window_start: float = field(default_factory=time.monotonic)
     _window: Counter = field(default_factory=Counter)  # stream -> records since window_start
-    _line_at: float = 0.0  # when the last progress line was made, and the records by then
-    _line_total: int = 0
+    # (when, records by then) of the progress lines of the last LIVE_RATE_S: the live rate's base
+    _line_marks: deque = field(default_factory=deque)
 
     # -- the runtime's calls ------------------------------------------------------------------------
     def begin(self) -> None:
@@ -207,20 +209,24 @@ class Stats:
         return sum(self.events.values()) + sum(n for s, n in self.dead.items() if s not in REFERENCE_STREAMS)
 
     def line(self, final: bool = False) -> str:
-        """The progress line. Live, the rate since the previous line (or how long it has been idle):
+        """The progress line. Live, the rate over the last LIVE_RATE_S (or how long it has been idle):
         a rate averaged from the first record fell tenfold after a pause, as if the monitor had
         slowed (a probe's); `final`, the rate while data flowed."""
         now = time.monotonic()
         total, elapsed = self.total(), now - self.started
         by_stream = " ".join(f"{s}={n}" for s, n in sorted(self.events.items()))
         busy = self.busy()[0]
-        if not final and self._line_at and total > self._line_total:
-            rate = f"{(total - self._line_total) / max(now - self._line_at, 1e-3):,.0f}/s now"
-        elif not final and self._line_at and self.last_data:
+        marks = self._line_marks
+        while marks and marks[0][0] < now - LIVE_RATE_S:
+            marks.popleft()
+        if not final and self.last_data and now - self.last_data >= LIVE_RATE_S:
             rate = f"idle {now - self.last_data:.0f}s"
-        else:
+        elif not final and marks:
+            since, then = marks[0]
+            rate = f"{(total - then) / max(now - since, 1e-3):,.0f}/s now"
+        else:  # the last line, or the first: no earlier one to compare
             rate = f"{total / busy:,.0f}/s while data flowed" if busy > 0 else f"{elapsed:.0f}s in"
-        self._line_at, self._line_total = now, total
+        marks.append((now, total))
         raw = f"  skipped={sum(self.skipped.values())}  gaps={len(self.gaps)}" if self.skipped else ""
         return (
             f"{self.total():>9} records ({rate})  {by_stream}  "

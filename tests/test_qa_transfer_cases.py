@@ -513,6 +513,14 @@ def test_a_processor_passing_data_on_needs_its_contracts_written_authorisation(r
     )
     assert run([back]) == {}
     assert run([relay.model_copy(update={"sender_system": "crm"})]) == {}  # the bank's own system
+    # the bank's own declared system sending on, a regulator's report, a court's inquiry answered
+    # under the law: no onward transfer (a review's warehouse report to the PBoC was one)
+    assert "onward_transfer" not in run([relay.model_copy(update={"sender_system": "int_data_warehouse"})])
+    on = {"sender_system": "proc_call_center"}
+    pboc = deidentified("reg_pbc_credit_reference", "regulator", ["mobile_phone"], 100, **on)
+    assert "onward_transfer" not in run([pboc])
+    court = transfer("court_bj_chaoyang", "regulator", ["mobile_phone"], legal_basis="legal_obligation", **on)
+    assert "onward_transfer" not in run([court])
     # authorised in writing: the call centre's contract names the debt collector
     declared = dict(policy.recipients.recipients)
     centre = declared["proc_call_center"]

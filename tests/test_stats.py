@@ -67,19 +67,24 @@ def test_a_checkpoint_begun_before_the_latest_record_is_not_its_save(clock: Cloc
 
 def test_the_live_line_says_the_rate_now_and_how_long_idle_the_last_the_whole_run(clock: Clock) -> None:
     """A probe's progress line fell from 5,310/s to 579/s after a pause, the rate averaged from the
-    first record as if the monitor had slowed. Live: the rate since the previous line, or how long
-    it has been idle; at the end, the rate while data flowed."""
+    first record as if the monitor had slowed. Live: the rate over the last 10 s (lines are made every
+    second and logged every tenth: a review's steady stream read `idle 1s` between batches), or how
+    long no record has come; at the end, the rate while data flowed."""
     stats = Stats()
     stats.begin()
     clock.spend(1.0, 0.5)
     stats.on_decoded("access", 5000, [])
     assert "5,000/s while data flowed" in stats.line()  # the first line: no earlier one to compare
-    clock.spend(1.0, 0.5)
-    stats.on_decoded("access", 4000, [])
+    for _ in range(4):  # a batch every 2 s, a line every second
+        clock.spend(1.0, 0.5)
+        assert "/s now" in stats.line()
+        clock.spend(1.0, 0.5)
+        stats.on_decoded("access", 8000, [])
+        assert "/s now" in stats.line()
     assert "4,000/s now" in stats.line()
     clock.spend(70.0, 0.0)
     assert "idle 70s" in stats.line()
     clock.spend(1.0, 0.5)
     stats.on_decoded("access", 19, [])
     assert "19/s now" in stats.line()
-    assert f"{9019 / stats.busy()[0]:,.0f}/s while data flowed" in stats.line(final=True)
+    assert f"{37019 / stats.busy()[0]:,.0f}/s while data flowed" in stats.line(final=True)
