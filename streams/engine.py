@@ -271,11 +271,18 @@ def named_spelling(names: dict[str, Iterable[str]], others: bool = True) -> Call
     name stays as HR wrote it, and the alert says so. None: kept as it is."""
 
     def form(name: str) -> str:
-        said = _SEPARATORS.sub("_", spelling(_QUOTES.sub("", name)))
-        return _CONSENTED.sub("", _VERSIONED.sub("", said)) or said
+        return _SEPARATORS.sub("_", spelling(_QUOTES.sub("", name)))
 
     known = {form(n): pid for pid, words in names.items() for n in (pid, *words)}
-    return lambda s: None if (found := known.get(f := form(s), f if others else s)) == s else found
+
+    def respell(s: str) -> str | None:
+        f = form(s)
+        # without a version or a consent word after it, where that is a known name (a review's
+        # `loan_agreement` of a bank's own policy was merged with `loan`)
+        found = known.get(f) or known.get(_CONSENTED.sub("", _VERSIONED.sub("", f))) or (f if others else s)
+        return None if found == s else found
+
+    return respell
 
 
 _SEPARATORS = re.compile(r"[\s\-]+")

@@ -763,7 +763,9 @@ class Monitor:
         )
 
     def upkeep(self, now: float) -> None:
-        """Between batches: prune old reference versions now and then; lag and progress every second."""
+        """Between batches, and while a checkpoint or a decode waits out a destination: prune old
+        reference versions now and then (the instance clock does not move meanwhile); lag and
+        progress every second."""
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._last_prune = now
             self.engine.prune_references(self.config.reference_history_s * 1000)

@@ -468,6 +468,11 @@ def test_a_purpose_is_read_by_its_names_and_with_any_separator(catalog) -> None:
     assert [respell(s) for s in ("Privacy Policy", "privacy-policy", "privacy_policy")] == [
         "privacy_policy", "privacy_policy", None,
     ]  # fmt: skip
+    # a version or a consent word after a known name says no more; after an unknown one it is kept
+    # (a review's `loan_agreement` had become `loan`)
+    assert [respell(s) for s in ("marketing_v2", "营销授权", "loan_agreement", "covid19")] == [
+        "marketing", "marketing", None, None,
+    ]  # fmt: skip
 
 
 def test_a_channel_is_read_in_a_contact_purposes_name_alone(catalog) -> None:

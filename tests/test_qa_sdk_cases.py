@@ -233,8 +233,12 @@ def test_the_ocr_sdk_receiving_an_sms_code_is_critical(policy) -> None:
 
 
 def test_the_browser_kernel_reading_sms_content_is_an_omitted_field(policy) -> None:
+    """SMS content is 通信内容, C2 (art. 5's 50 tier; the catalog's communication_text): high, as the
+    catalog's call_log is, however the telemetry spells it (a review's 短信内容 was C1, 聊天记录 C2)."""
+    for said in ("sms_content", "短信内容", "聊天记录", "call_log"):
+        got = run(policy, [obs("tencent_x5", ["device_model", said])])
+        assert rules(got) == {"omitted_field": "high"} and got[0].jr_class == "C2", said
     got = run(policy, [obs("tencent_x5", ["device_model", "sms_content"])])
-    assert rules(got) == {"omitted_field": "medium"}
     assert "sms_content" in got[0].summary and got[0].counts["label_clear"] == 1
 
 
