@@ -78,6 +78,10 @@ INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's s
 _MISSING = object()
 _ts = attrgetter("ts")
 _subject = attrgetter("subject_id")
+# the lifecycle steps a customer's agent may file: the record's customer is the one they concern
+_ASKED_BY_ANYONE = frozenset(
+    {LifecycleStage.deletion_requested, LifecycleStage.deletion_withdrawn, LifecycleStage.deletion_refused}
+)
 _categories = attrgetter("categories")
 
 
@@ -1030,6 +1034,11 @@ class Engine:
                     ev.subject_id = known
                 elif len(known or ()) < HELD_PER_RECORD:
                     store.put(key, [*(known or ()), msgspec.to_builtins(ev)])
+            elif isinstance(known, str) and ev.stage in _ASKED_BY_ANYONE:
+                # a request is about the record's customer, whoever filed it: an agent's request
+                # logged under the agent's own customer number stayed overdue after the record's
+                # timely deletion (a probe's), and moved the record to the agent
+                ev.subject_id = known
             elif known != ev.subject_id:
                 if isinstance(known, list):
                     tied += [msgspec.convert(h | {"subject_id": ev.subject_id}, type(ev)) for h in known]

@@ -1098,6 +1098,17 @@ def test_a_deletion_request_the_customer_withdrew_is_closed_and_withholds_nothin
     assert set(run([collect(day=-100), asked, withdrawn, again, tick(0)])) == {"deletion_request_overdue"}
 
 
+def test_a_request_an_agent_files_under_their_own_number_is_the_records_customers(run) -> None:
+    """PIPL art. 47: a request is about the record's customer, whoever files it. A probe's agent
+    filed under the agent's own customer number (C9): the record's timely deletion, naming its
+    customer, left the agent's "request" overdue for good."""
+    asked = lc("deletion_requested", subject="C9", day=-31)
+    assert run([collect(day=-100), asked, lc("delete", day=-27), tick(0)]) == {}
+    # not deleted: the customer's request is overdue, named for the record's customer
+    (a,) = run([collect(day=-100), asked, tick(0)])["deletion_request_overdue"]
+    assert a.subjects_sample == [pz("C1")]
+
+
 def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(run) -> None:
     """PIPL art. 47 ¶2: a transaction record the AML Law keeps ten years is withheld, not deleted,
     when its customer asks for deletion (requested 1 Dec, due 16 Dec in Beijing), and serves nothing
