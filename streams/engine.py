@@ -82,7 +82,6 @@ _subject = attrgetter("subject_id")
 _ASKED_BY_ANYONE = frozenset(
     {LifecycleStage.deletion_requested, LifecycleStage.deletion_withdrawn, LifecycleStage.deletion_refused}
 )
-_categories = attrgetter("categories")
 
 
 # measured: 700 -> 50 000: decode 6.9 -> 3.1 µs/event, engine 24 -> 19; 50 000 -> 500 000: 15
@@ -114,8 +113,14 @@ ROLLUP_DIMENSIONS: dict[str, tuple[str, str | None, str]] = {
     "lifecycle": ("categories", None, "stage"),
 }
 
-NO_SUBJECT = "lifecycle_without_subject"  # coverage-gap kind: a lifecycle event naming no customer
-NO_CATEGORIES = "transfer_without_categories"  # coverage-gap kind: a transfer naming no data it sent
+# stream -> (what an event must name, the coverage-gap kind of one that names none, the row's object):
+# a lifecycle event naming no customer never reaches the detectors keyed by customer (retention_overrun:
+# a deletion it cannot see leaves the request overdue); what no category names no contract can be shown
+# to cover (seed 002 §六.2(2): the contents of each share recorded; a probe's transfer passed the check)
+UNNAMED_GAPS: dict[str, tuple[Callable[[Any], Any], str, str]] = {
+    "lifecycle": (_subject, "lifecycle_without_subject", "(no subject_id)"),
+    "transfer": (attrgetter("categories"), "transfer_without_categories", "(no categories)"),
+}
 SDK_LABEL = "sdk_label"  # rollup stream of SDK fields by PoliCheck label: org = "<sdk>:<field>"
 # An hour per sdk_label row, not a minute: the matrix is read over a range, never as a time series,
 # and per minute an observation's fields were 3 rows each on a replayed day (73 104 of 205 354 rows)
@@ -1422,20 +1427,11 @@ class Engine:
                     # org = a keyed fingerprint of the unknown id (it may be a value typed into the
                     # wrong place, a card number even), outcome = the stream it appeared on
                     counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream)] += 1
-            if stream == "transfer" and not all(map(_categories, span)):
-                # what no category names no contract can be shown to cover (seed 002 §六.2(2): the
-                # contents of each share recorded): a probe's transfer naming none passed the check
+            if (unnamed := UNNAMED_GAPS.get(stream)) is not None and not all(map(unnamed[0], span)):
+                named, kind, said = unnamed
                 for ev in span:
-                    if not ev.categories:
-                        minute = ev.ts // 60_000 * 60
-                        counted[(minute, COVERAGE_GAP, NO_CATEGORIES, "(no categories)", stream)] += 1
-            if stream == "lifecycle" and not all(map(_subject, span)):
-                # a record's event naming no customer never reaches the detectors keyed by customer
-                # (retention_overrun: a deletion it cannot see leaves the request overdue)
-                for ev in span:
-                    if not ev.subject_id:
-                        minute = ev.ts // 60_000 * 60
-                        counted[(minute, COVERAGE_GAP, NO_SUBJECT, "(no subject_id)", stream)] += 1
+                    if not named(ev):
+                        counted[(ev.ts // 60_000 * 60, COVERAGE_GAP, kind, said, stream)] += 1
             roll.add(block, counted, end - start)
 
     @staticmethod
