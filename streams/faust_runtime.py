@@ -208,10 +208,8 @@ class FaustMonitor(Monitor):
     async def checkpoint_async(self) -> None:
         """`Monitor.checkpoint` with faust's asynchronous commit: flush and store, then commit."""
         began = time.monotonic(), time.process_time()
-        references = dict(self.ref_positions)
         self.save()
         await self._commit_saved()
-        self.refused_before.mark(references)
         self.checkpointed(began)
 
     async def _commit_saved(self) -> None:

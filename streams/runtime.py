@@ -429,6 +429,7 @@ class Monitor:
         self._unread_since: dict[tuple[str, int], float] = {}
         self._unread_released: set[tuple[str, int]] = set()
         self.ref_positions: dict[tuple[str, int], int] = {}
+        self._saved_references: dict[tuple[str, int], int] = {}  # ref_positions when `save` began
         # topic -> stream, asked per record
         self.stream_of = {t: s for s, t in config.topics.model_dump().items()} | config.raw_sources.streams()
         self.ref_topics = [config.topic_of(s) for s in REFERENCE_STREAMS]
@@ -1117,9 +1118,8 @@ class Monitor:
             self.stats.misrouted[stream] += wrong
 
     def _dead(self, stream: str, dead: list[Any]) -> None:
-        if (
-            stream in REFERENCE_STREAMS
-        ):  # read again at every start: sent once (streams/reference_dead_letters.py)
+        if stream in REFERENCE_STREAMS:
+            # read again at every start: sent once (streams/reference_dead_letters.py)
             dead = self.refused_before.fresh(dead)
         if dead:
             if stream in REFERENCE_STREAMS:  # no event stream's: the progress line showed `consents=0`
@@ -1149,16 +1149,16 @@ class Monitor:
     def checkpoint(self) -> None:
         """Flush every sink and store state (`save`); then commit."""
         began = time.monotonic(), time.process_time()
-        references = dict(self.ref_positions)  # their dead letters are in the sinks `save` flushes
         self.save()
         self._commit()
-        self.refused_before.mark(references)
         self.checkpointed(began)
 
     def checkpointed(self, began: tuple[float, float]) -> None:
-        """After the commit: the crash test's last point, and the checkpoint's time observed.
+        """After the commit: the crash test's last point, the reference dead letters the checkpoint
+        flushed marked sent (streams/reference_dead_letters.py), and the checkpoint's time observed.
         `began`: its start, monotonic and process CPU seconds."""
         crash_point("after_commit", self.stats.total())
+        self.refused_before.mark(self._saved_references)
         self._last_checkpoint = time.monotonic()
         self.stats.checkpoints.observe(self._last_checkpoint - began[0])
         self.stats.on_saved(*began)
@@ -1168,6 +1168,8 @@ class Monitor:
 
         Each sink is flushed on its own, so one destination that is down never holds back the
         others; what a sink acknowledged is never written again."""
+        # the reference records read by now: their dead letters are in the sinks flushed below
+        self._saved_references = dict(self.ref_positions)
         for sink in self.alert_sinks:
             sink.add(self._pending_alerts.values())
         self._pending_alerts = {}
