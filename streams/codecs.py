@@ -41,6 +41,7 @@ from pydantic import SecretStr
 
 import schemas
 import schemas.models
+from policy.model import method_key
 from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_MIN_TS, REFERENCE_STREAMS
 from schemas.structs import LENIENT, STRICT
 from streams import _door
@@ -106,7 +107,7 @@ _BAD_ENUM = re.compile(r"^Invalid enum value '[^']*' - at `\$\.(\w+)`$")
 
 
 def _enum_words() -> dict[str, dict[str, str]]:
-    """schemas/enum_words.yaml: enum name -> word as `_word_key` folds it -> the value."""
+    """schemas/enum_words.yaml: enum name -> word as `method_key` folds it -> the value."""
     import yaml
 
     words: dict[str, dict[str, str]] = {}
@@ -117,12 +118,8 @@ def _enum_words() -> dict[str, dict[str, str]]:
         for value, said in values.items():
             if value not in members:
                 raise ValueError(f"schemas/enum_words.yaml: {name}.{value} is not one of {sorted(members)}")
-            words.setdefault(name, {}).update(dict.fromkeys(map(_word_key, said), value))
+            words.setdefault(name, {}).update(dict.fromkeys(map(method_key, said), value))
     return words
-
-
-def _word_key(word: str) -> str:
-    return re.sub(r"[\s\-]+", "_", word.strip().lower())
 
 
 ENUM_WORDS = _enum_words()
@@ -145,7 +142,7 @@ def _enums_spelled(stream: str, raw: RawRecord, exc: Exception) -> Any | None:
         value = data.get(found.group(1))
         if not isinstance(value, str):
             return None
-        key = _word_key(value)
+        key = method_key(value)
         enum_type = _enum_type(stream, found.group(1))
         spelled = ENUM_WORDS.get(enum_type.__name__, {}).get(key, key) if enum_type else key
         if spelled == value:
