@@ -361,7 +361,8 @@ def test_a_replays_dead_letters_are_listed_by_when_it_read_them_and_by_line(
     assert sum(r["records"] for r in listed) == 3, listed
     assert all(r["first_seen"].timestamp() >= before - 1 for r in listed)
     text = render(listed)
-    assert "line 2" in text and " — " not in text and "0:1" not in text, text
+    # no partition:offset `0:1` (a whole token: the table's times, 10:13, hold those characters)
+    assert "line 2" in text and " — " not in text and not re.search(r"(?<![\d:])0:1(?![\d:])", text), text
 
 
 def test_a_files_byte_order_mark_is_no_record_and_a_records_is_named(tmp_path) -> None:
