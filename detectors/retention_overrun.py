@@ -40,6 +40,11 @@ customer's records and every use of them meet in one task. It fires:
   anything collected for marketing) with no consent of the subject for its purpose granted by then
   (separate, 单独同意, where it says so), judged once the watermark has passed it: seed 004
   流程描述(1)②, (4)②;
+- `minor_collected_without_consent`: a collection of a customer younger than retention.yaml
+  `minors.adult_at` (pfi.customers `birth_date`, the age reached the day after the birthday) with
+  no separate consent for its purpose on record by then, or, younger than `guardian_below`, none
+  the guardian gave (pfi.consents `given_by`): seed 004 流程描述(1)③, PIPL art. 31. Judged as
+  `collected_without_consent` is, and in its place for a minor;
 - `card_data_on_client`: card secrets (the `client_secrets` fields), the bank's own too, or
   biometric samples and templates (`never_on_client`), stored on a terminal or client app
   (`client_systems`): seed 002 §五(4). Taken there to be sent on (a PIN at an ATM), they are
@@ -84,7 +89,7 @@ from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, left
 from policy.catalog import Catalog
 from policy.model import CLASS_RANK, DetectorSection, JrClass, erases, method_key, method_terms, spelling
-from schemas.models import ConsentStatus
+from schemas.models import ConsentGiver, ConsentStatus
 from schemas.structs import STRICT
 
 _TS = itemgetter(0)  # a use's time
@@ -106,6 +111,7 @@ class Rule(StrEnum):
     removed_before_minimum = "removed_before_minimum"
     collected_after_relationship_ended = "collected_after_relationship_ended"
     collected_without_consent = "collected_without_consent"
+    minor_collected_without_consent = "minor_collected_without_consent"
     card_data_on_client = "card_data_on_client"
     biometric_with_identity = "biometric_with_identity"
 
@@ -161,6 +167,7 @@ class RetentionPolicy(NamedTuple):
     minimums: list[Deadline]
     relationship_purposes: frozenset[str]
     collection_consent: list[Any]
+    minors: Any  # policy.model.Minors, or None: no rule for minors
     recoverable_methods: re.Pattern[str]  # `_terms`
     erasing_methods: frozenset[str]
     on_client: Callable[[str], bool]  # `_client_matcher`: a system that is a terminal or client app
@@ -243,6 +250,7 @@ class RetentionOverrunDetector:
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
                 list(r.collection_consent),
+                r.minors,
                 method_terms(r.recoverable_methods),
                 frozenset(map(method_key, r.erasing_methods)),
                 _client_matcher(r.client_systems),
@@ -303,7 +311,9 @@ class RetentionOverrunDetector:
             needing = [  # one naming no customer has no consent to wait for (`_unnamed`)
                 ev
                 for ev in events
-                if ev.subject_id and ev.stage.value == "collect" and self._consent_needs(ev, ctx.catalog)
+                if ev.subject_id
+                and ev.stage.value == "collect"
+                and (self._consent_needs(ev, ctx.catalog) or self._minor_age(ev, ctx) is not None)
             ]
             inbox.hold(self.store, needing, ctx)
             return
@@ -545,7 +555,11 @@ class RetentionOverrunDetector:
     def _without_consent(self, ev: Any, customer: str, rec: Record, ctx: Context) -> Iterator[Finding]:
         """Seed 004 流程描述(1)② and (4)②: biometrics, and anything collected for marketing, only
         with the subject's consent for that purpose on record by then (separate where required).
-        Judged once the watermark has passed the collection, against the consents read by then."""
+        Judged once the watermark has passed the collection, against the consents read by then. A
+        minor's collection is judged by its own rule (`_minor_without_consent`) instead."""
+        if (age := self._minor_age(ev, ctx)) is not None:
+            yield from self._minor_without_consent(ev, customer, rec, ctx, age)
+            return
         needs = self._consent_needs(ev, ctx.catalog)
         separate = any(n.separate for n in needs)
         # a deployment that feeds no consents decides nothing, except where the law asks for a
@@ -575,6 +589,57 @@ class RetentionOverrunDetector:
             rec.jr_class,
             f"record {ev.record_id} ({', '.join(sorted(cats))}) collected on {ev.system} {self._day(ev.ts)}: {why}; "
             + "; ".join(dict.fromkeys(n.source for n in needs)),
+        )
+
+    def _minor_age(self, ev: Any, ctx: Context) -> int | None:
+        """The age of a collection's customer on its day, if a minor; None when of age, or when
+        pfi.customers gives no birth date. A birth date never changes: the latest record is asked."""
+        minors = self._retention(ctx.catalog).minors
+        who = ctx.customer(ev.subject_id, FOREVER) if minors is not None else None
+        born = who.birth_date if who is not None else None
+        if born is None:
+            return None
+        day = self._date(ev.ts)
+        # 周岁: an age is reached the day after its birthday (the birthday itself is still the younger)
+        age = day.year - born.year - ((day.month, day.day) <= (born.month, born.day))
+        return age if age < minors.adult_at else None
+
+    def _minor_without_consent(
+        self, ev: Any, customer: str, rec: Record, ctx: Context, age: int
+    ) -> Iterator[Finding]:
+        """Seed 004 流程描述(1)③: a minor's data is collected only with a separate consent, of the minor
+        or a guardian, and under 14 the guardian's, for the collection's purpose, on record by then.
+        Consents not fed are none: the separate consent is what the bank must be able to show."""
+        minors = self._retention(ctx.catalog).minors
+        child = age < minors.guardian_below
+        consent = ctx.consent_to_use(customer, ev.purpose, ev.ts) if ev.purpose else None
+        if consent is None or consent.status is not ConsentStatus.granted:
+            why = (
+                f"no consent for {ev.purpose} on record by then"
+                if ev.purpose
+                else "the collection states no purpose"
+            )
+        elif consent.separate and (consent.given_by is ConsentGiver.guardian or not child):
+            return
+        elif not consent.separate:
+            why = f"a consent for {ev.purpose}, not a separate one"
+        else:
+            why = f"the separate consent for {ev.purpose} is the minor's own, not a guardian's"
+        need = "a guardian's separate consent (监护人单独同意)" if child else "a separate consent (单独同意)"
+        band = (
+            f"under {minors.guardian_below}"
+            if child
+            else f"aged {minors.guardian_below} to {minors.adult_at - 1}"
+        )
+        cats = ctx.catalog.categories(ev.categories)
+        yield from self._once(
+            Rule.minor_collected_without_consent,
+            rec,
+            ev,
+            customer,
+            rec.jr_class,
+            f"record {ev.record_id} ({', '.join(sorted(cats))}) of a customer {band} collected on {ev.system} "
+            f"{self._day(ev.ts)} without {need}: {why}; {minors.source}",
         )
 
     def _stored_apart(self, rec: Record, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:

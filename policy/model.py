@@ -537,6 +537,25 @@ class CollectionConsent(Strict):
     source: str
 
 
+class Minors(Strict):
+    """Collection of a minor's data (seed 004 流程描述(1)③, PIPL art. 31): below `adult_at` a separate
+    consent of the minor or a guardian, below `guardian_below` the guardian's. Ages are whole years
+    reached the day after the birthday (周岁, counted from the day after it)."""
+
+    guardian_below: int = Field(gt=0, description="below this age only a guardian's separate consent will do")
+    adult_at: int = Field(gt=0, description="the age of majority: below it, a separate consent is needed")
+    source: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Minors:
+        if self.guardian_below > self.adult_at:
+            raise ValueError(
+                f"guardian_below ({self.guardian_below}) is above adult_at ({self.adult_at}): "
+                "set guardian_below to the younger age (14) and adult_at to the age of majority (18)"
+            )
+        return self
+
+
 class Retention(Strict):
     deletion_request_sla_days: int = Field(gt=0, description="days to answer a subject's deletion request")
     removal_grace_hours: int = Field(
@@ -558,6 +577,9 @@ class Retention(Strict):
     )
     collection_consent: list[CollectionConsent] = Field(
         default_factory=list, description="collections that need the subject's consent first"
+    )
+    minors: Minors | None = Field(
+        default=None, description="a minor's collections need a (guardian's) separate consent first"
     )
     recoverable_methods: list[str] = Field(
         default_factory=list,

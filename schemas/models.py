@@ -8,6 +8,7 @@ says *which* data was touched, not what it was, so no C3 value ever enters the m
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import ClassVar
 
@@ -299,6 +300,13 @@ class ConsentStatus(StrEnum):
     withdrawn = "withdrawn"
 
 
+class ConsentGiver(StrEnum):
+    """Who gave a consent: the customer, or for a minor the parent or other guardian (监护人)."""
+
+    subject = "subject"
+    guardian = "guardian"
+
+
 class Consent(Record):
     """A subject's consent for one purpose (and channel) from `ts` on (`pfi.consents`, key subject_id)."""
 
@@ -309,6 +317,10 @@ class Consent(Record):
     channel: Channel | None = None
     status: ConsentStatus
     separate: bool = Field(default=False, description="separate consent (单独同意), PIPL art. 29")
+    given_by: ConsentGiver = Field(
+        default=ConsentGiver.subject,
+        description="the customer, or a minor's guardian (seed 004 流程描述(1)③, PIPL art. 31)",
+    )
 
 
 class CustomerStatus(StrEnum):
@@ -330,6 +342,11 @@ class Customer(Record):
     org_id: str = Field(description="the managing sub-branch")
     org_path: list[str] = Field(description="org ids from head office down to org_id")
     status: CustomerStatus = CustomerStatus.active
+    birth_date: date | None = Field(
+        default=None,
+        description="the customer's date of birth, where core banking knows it: a minor's data is "
+        "collected only with a separate consent, a guardian's under 14 (seed 004 流程描述(1)③)",
+    )
 
 
 class Severity(StrEnum):

@@ -6,6 +6,7 @@ restores and late lifecycle events give the same alerts."""
 
 from __future__ import annotations
 
+import json
 from itertools import permutations
 from typing import Any
 
@@ -123,6 +124,7 @@ RULES = (
     "removed_before_minimum",
     "collected_after_relationship_ended",
     "collected_without_consent",
+    "minor_collected_without_consent",
     "card_data_on_client",
     "biometric_with_identity",
 )
@@ -1463,6 +1465,128 @@ def test_a_consent_recorded_on_a_channel_is_the_customers_consent_to_the_purpose
     assert not fires(in_app, *face)
     assert fires(in_app + said("authentication", (T0 - DAY, "withdrawn", "app_push", False)), *face)
     assert fires(said("authentication", (T0 - DAY, "granted", "app_push", False)), *face)  # not separate
+
+
+# -- a minor's data (seed 004 流程描述(1)③) ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("born", "consents", "fires"),
+    [
+        ("2012-01-02", [], True),  # 13: its 14th birthday is tomorrow
+        ("2012-01-02", [("guardian", True)], False),
+        ("2012-01-02", [("subject", True)], True),  # the child's own separate consent
+        ("2012-01-02", [("guardian", False)], True),  # the guardian's, not a separate one
+        ("2012-01-01", [("subject", True)], True),  # the 14th birthday itself: still under 14
+        ("2011-12-31", [("subject", True)], False),  # 14 since today: the minor's own will do
+        ("2011-12-31", [("guardian", True)], False),
+        ("2011-12-31", [("subject", False)], True),
+        ("2008-01-01", [], True),  # the 18th birthday itself: still a minor
+        ("2007-12-31", [], False),  # of age since today: a phone number for service needs no consent
+        (None, [], False),  # core banking gives no birth date: nothing to judge
+    ],
+    ids=[
+        "13, none",
+        "13, guardian separate",
+        "13, own separate",
+        "13, guardian plain",
+        "14th birthday, own separate",
+        "14, own separate",
+        "14, guardian separate",
+        "14, own plain",
+        "18th birthday, none",
+        "18, none",
+        "no birth date",
+    ],
+)
+def test_a_minors_data_is_collected_only_with_a_separate_consent_a_guardians_under_14(
+    spec, catalog, born, consents, fires
+) -> None:
+    """Seed 004 流程描述(1)③: 收集年满14周岁未成年人的个人信息前, 应征得未成年人或其监护人的单独同意; 不满14
+    周岁的, 应征得其监护人的单独同意. Every collection, not only those retention.yaml `collection_consent`
+    names; an age is reached the day after the birthday (周岁), on the bank's calendar day (T0 is
+    2026-01-01 08:00 in Beijing)."""
+    from schemas.models import Consent, Customer
+
+    e = Engine([spec], catalog, pseudonymize=pz)
+    e.apply_reference(
+        "customers",
+        refs(
+            "customers",
+            [
+                Customer(
+                    customer_id="C1", ts=0, org_id="S0101", org_path=["HO", "B01", "S0101"], birth_date=born
+                )
+            ],
+        ),  # fmt: skip
+    )
+    given = [
+        Consent(subject_id="C1", ts=T0 - DAY, purpose="customer_service", status="granted", separate=sep, given_by=by)
+        for by, sep in consents
+    ]  # fmt: skip
+    e.apply_reference("consents", refs("consents", [*given, Consent(subject_id="C9", ts=0, purpose="marketing", status="granted")]))  # fmt: skip
+    ev = collect(day=0, cats=("mobile_phone",), purpose="customer_service", system="core_banking")
+    alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain()
+    assert [_rule(a) for a in alerts] == (["minor_collected_without_consent"] if fires else [])
+    if fires:
+        (a,) = alerts
+        assert a.severity.value == "high" and a.evidence_event_ids == [ev.event_id]
+        assert ("under 14" if born > "2011-12-31" else "aged 14 to 17") in a.summary
+        assert born not in a.summary  # the age band, never the birth date
+
+
+def test_a_minors_face_without_consent_is_one_alert_of_the_minors_rule(spec, catalog) -> None:
+    """A 10-year-old's face template with no consent breaks both the biometric rule and the minor's:
+    one alert, the minor's, which asks more (the guardian's separate consent)."""
+    from schemas.models import Customer
+
+    e = Engine([spec], catalog, pseudonymize=pz)
+    e.apply_reference(
+        "customers",
+        refs(
+            "customers",
+            [
+                Customer(
+                    customer_id="C1",
+                    ts=0,
+                    org_id="S0101",
+                    org_path=["HO", "B01", "S0101"],
+                    birth_date="2016-05-01",
+                )
+            ],
+        ),  # fmt: skip
+    )
+    ev = collect(day=0, cats=("biometric_template",), purpose="authentication", system="mobile_banker")
+    alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain()
+    assert [_rule(a) for a in alerts] == ["minor_collected_without_consent"]
+    assert (
+        "without a guardian's separate consent (监护人单独同意): no consent for authentication"
+        in alerts[0].summary
+    )
+
+
+def test_a_minor_as_producers_write_them_and_aged_on_the_banks_calendar_day(spec, catalog, tmp_path) -> None:
+    """Core banking's customer record with its birth date, the consent platform's guardian written
+    监护人, read from files as `lifemon replay` does. The collection at 01:00 in Beijing on 1 January
+    2026 is on the day after the 14th birthday there (in UTC it is still the birthday): the
+    customer's own separate consent will do; the 13-year-old's needs the guardian's."""
+    customers = [
+        {"customer_id": cid, "ts": T0 - 400 * DAY, "org_id": "S0101", "org_path": ["HO", "B01", "S0101"],
+         "status": "正常", "birth_date": born}
+        for cid, born in (("C1", "2011-12-31"), ("C2", "2012-06-30"), ("C3", "2012-06-30"))
+    ]  # fmt: skip
+    consents = [
+        {"subject_id": cid, "ts": T0 - 30 * DAY, "purpose": "customer_service", "status": "同意", "separate": True,
+         "given_by": by}
+        for cid, by in (("C1", "本人"), ("C2", "本人"), ("C3", "监护人"))
+    ]  # fmt: skip
+    night = -7 * HOUR / DAY  # 2025-12-31T17:00Z, 01:00 on 1 January in Beijing
+    (tmp_path / "pfi.customers.jsonl").write_text("\n".join(map(json.dumps, customers)), encoding="utf-8")
+    (tmp_path / "pfi.consents.jsonl").write_text("\n".join(map(json.dumps, consents)), encoding="utf-8")
+    _lines(tmp_path / "pfi.lifecycle.jsonl", [collect(f"R{c}", f"C{c}", night) for c in (1, 2, 3)])
+    alerts, dead = replay(Engine([spec], catalog, pseudonymize=pz), Decoder(), sorted(tmp_path.iterdir()))
+    assert dead == []
+    (a,) = latest(alerts)
+    assert _rule(a) == "minor_collected_without_consent" and a.subjects_sample == [pz("C2")]
+    assert "is the minor's own, not a guardian's" in a.summary
 
 
 def test_a_separate_consent_logged_seconds_after_the_collection_it_precedes_covers_it(spec, catalog) -> None:
