@@ -1468,6 +1468,23 @@ def test_a_consent_recorded_on_a_channel_is_the_customers_consent_to_the_purpose
 
 
 # -- a minor's data (seed 004 流程描述(1)③) ---------------------------------------------------------------
+def born_on(spec: Any, catalog: Any, born: str | None, consents: list[Any] = ()) -> Engine:
+    """An engine whose customer C1 core banking says was born on `born`, with C1's `consents` (and
+    another customer's, so the stream is fed)."""
+    from schemas.models import Consent, Customer
+
+    e = Engine([spec], catalog, pseudonymize=pz)
+    c1 = Customer(customer_id="C1", ts=0, org_id="S0101", org_path=["HO", "B01", "S0101"], birth_date=born)
+    e.apply_reference("customers", refs("customers", [c1]))
+    other = Consent(subject_id="C9", ts=0, purpose="marketing", status="granted")
+    e.apply_reference("consents", refs("consents", [*consents, other]))
+    return e
+
+
+def collected(e: Engine, ev: LifecycleEvent) -> list[Any]:
+    return e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain()
+
+
 @pytest.mark.parametrize(
     ("born", "consents", "fires"),
     [
@@ -1504,27 +1521,14 @@ def test_a_minors_data_is_collected_only_with_a_separate_consent_a_guardians_und
     周岁的, 应征得其监护人的单独同意. Every collection, not only those retention.yaml `collection_consent`
     names; an age is reached the day after the birthday (周岁), on the bank's calendar day (T0 is
     2026-01-01 08:00 in Beijing)."""
-    from schemas.models import Consent, Customer
+    from schemas.models import Consent
 
-    e = Engine([spec], catalog, pseudonymize=pz)
-    e.apply_reference(
-        "customers",
-        refs(
-            "customers",
-            [
-                Customer(
-                    customer_id="C1", ts=0, org_id="S0101", org_path=["HO", "B01", "S0101"], birth_date=born
-                )
-            ],
-        ),  # fmt: skip
-    )
     given = [
         Consent(subject_id="C1", ts=T0 - DAY, purpose="customer_service", status="granted", separate=sep, given_by=by)
         for by, sep in consents
     ]  # fmt: skip
-    e.apply_reference("consents", refs("consents", [*given, Consent(subject_id="C9", ts=0, purpose="marketing", status="granted")]))  # fmt: skip
     ev = collect(day=0, cats=("mobile_phone",), purpose="customer_service", system="core_banking")
-    alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain()
+    alerts = collected(born_on(spec, catalog, born, given), ev)
     assert [_rule(a) for a in alerts] == (["minor_collected_without_consent"] if fires else [])
     if fires:
         (a,) = alerts
@@ -1536,26 +1540,8 @@ def test_a_minors_data_is_collected_only_with_a_separate_consent_a_guardians_und
 def test_a_minors_face_without_consent_is_one_alert_of_the_minors_rule(spec, catalog) -> None:
     """A 10-year-old's face template with no consent breaks both the biometric rule and the minor's:
     one alert, the minor's, which asks more (the guardian's separate consent)."""
-    from schemas.models import Customer
-
-    e = Engine([spec], catalog, pseudonymize=pz)
-    e.apply_reference(
-        "customers",
-        refs(
-            "customers",
-            [
-                Customer(
-                    customer_id="C1",
-                    ts=0,
-                    org_id="S0101",
-                    org_path=["HO", "B01", "S0101"],
-                    birth_date="2016-05-01",
-                )
-            ],
-        ),  # fmt: skip
-    )
     ev = collect(day=0, cats=("biometric_template",), purpose="authentication", system="mobile_banker")
-    alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain()
+    alerts = collected(born_on(spec, catalog, "2016-05-01"), ev)
     assert [_rule(a) for a in alerts] == ["minor_collected_without_consent"]
     assert (
         "without a guardian's separate consent (监护人单独同意): no consent for authentication"
