@@ -463,7 +463,30 @@ def test_an_enum_value_in_a_producers_words_is_the_schemas() -> None:
     # a peek, a COPY (an import too) and a failure (a timeout too) say not which: refused
     assert dead == [4, 5]
     life = '{"event_id":"l%d","ts":1767225600000,"record_id":"R1","stage":"%s","system":"crm"}'
-    stages, _ = decoded(
-        "lifecycle", [life % (i, w) for i, w in enumerate(("撤回删除申请", "Request Withdrawn"))]
+    # a CDC feed's past tense and a Chinese core system's verb (a probe's `deleted` and 删除 were dead
+    # letters, and the deleted record's later use went unseen)
+    words = (
+        "撤回删除申请",
+        "Request Withdrawn",
+        "deleted",
+        "删除",
+        "Purged",
+        "销毁",
+        "匿名化",
+        "已收集",
+        "销户",
+        "to be deleted",
     )
-    assert [e.stage.value for e in stages] == ["deletion_withdrawn", "deletion_withdrawn"]
+    stages, dead = decoded("lifecycle", [life % (i, w) for i, w in enumerate(words)])
+    assert [e.stage.value for e in stages] == [
+        "deletion_withdrawn",
+        "deletion_withdrawn",
+        "delete",
+        "delete",
+        "delete",
+        "destroy",
+        "anonymize",
+        "collect",
+        "account_closed",
+    ]
+    assert dead == [9]  # a word it does not list is still refused
