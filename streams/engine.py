@@ -735,7 +735,7 @@ class Engine:
             {c.value: c.value for c in Channel} | ENUM_WORDS["Channel"],
         )
         organisation = catalog.policy.organisation
-        self._employee_spelling = spelled_as(organisation.employee_id_form, within=True)
+        self._employee_spelling = spelled_as(organisation.employee_id_form, within=True, bare=True)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
         if hasattr(pseudonymize, "spell_ids_as"):  # a plain function (tests, tools) spells nothing
             pseudonymize.spell_ids_as(organisation.customer_id_form)

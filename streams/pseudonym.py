@@ -55,11 +55,12 @@ def spelled_as(form: str | None, within: bool = False, bare: bool = False) -> Ca
     one, is that id: an account as a directory writes it (`BANK\\E300001`, `E300001@bank.com.cn`:
     a probe's harvest split between two spellings lost its art. 5 alert), a name beside it
     (`E500001(张伟)`: a destruction supervised by its own operator passed). Without a form case is
-    kept. `bare` (customers): a number of the form's digits alone is the form's without its
-    letters, where the form is letters then a fixed count of digits (`0000001` is C0000001 of
-    `C[0-9]{7}`): a probe's CRM writes its customer numbers so, and a wealth manager's own book,
-    read on two systems, counted twice into an art. 5 alert. A shorter number (`1`, an app's user
-    id) is no customer number (a review's). Memoized: ids repeat."""
+    kept. `bare`: a number of the form's digits alone is the form's without its letters, where the
+    form is letters then a fixed count of digits (`0000001` is C0000001 of `C[0-9]{7}`, `300001`
+    E300001 of `E[0-9]{6}`): a probe's CRM writes its customer numbers so, and a wealth manager's own
+    book, read on two systems, counted twice into an art. 5 alert; core banking logs a teller by
+    the employee number's digits, and a fired teller's reads were an unknown actor's low gap. A
+    shorter number (`1`, an app's user id) is none of the form (a review's). Memoized: ids repeat."""
     found = re.compile(form) if form else None
     number = re.fullmatch(r"([A-Za-z]+)\[0-9\]\{([0-9]+)\}", form) if form and bare else None
     inside = (

@@ -1346,6 +1346,28 @@ def test_an_employee_logged_as_a_directory_account_is_the_employee(run, account)
     assert odd.actor_id == "BANK\\X300011" and odd.counts.get("reason_unknown_actor")
 
 
+def test_a_teller_logged_by_the_employee_numbers_digits_is_the_employee(run) -> None:
+    """A probe's: core banking logs a teller by the digits of the employee number (`300011` for
+    E300011 of `employee_id_form` E[0-9]{6}): a fired teller's reads were an unknown actor's low
+    gap, and a harvest split over the two spellings raised nothing. A number of another length is
+    no employee number of the form."""
+    gone = OPEN + 3 * HOUR
+    fired = [
+        _ent("E300011", "wealth_manager", "S0101"),
+        _ent("E300011", None, "S0101", ts=gone, status="terminated"),
+    ]
+    a = one(run(fired, [read("300011", gone + HOUR, ["A0001"])]), "unauthorized_lookup")
+    assert reasons(a) == {"terminated"} and a.actor_id == "E300011"
+    president = [_ent("E300100", "sb_president", "S0101")]
+    harvest = spread("E300100", ids("A", 35), OPEN, OPEN + 2 * HOUR) + spread(
+        "300100", ids("A", 35, 100), OPEN + 2 * HOUR, OPEN + 4 * HOUR
+    )
+    b = one(run(president, harvest), "bulk_query")
+    assert b.actor_id == "E300100" and b.counts["records"] == 70
+    odd = one(run(fired, [read("0300011", OPEN, ["A0001"])]), "unauthorized_lookup")
+    assert odd.actor_id == "0300011" and odd.counts.get("reason_unknown_actor")
+
+
 def test_a_wealth_manager_prints_her_own_customers_statement_for_her(run) -> None:
     """Seed 004 流程描述(4)④ restricts copying in bulk (原则上限制批量查询、复制): a wealth manager
     printing one of her own customers' holdings for advice, or flows for service, gives that
