@@ -178,11 +178,12 @@ def test_a_declared_sdk_sending_to_hong_kong_is_abroad(policy, country) -> None:
     assert rules(got) == {"country_not_allowed": "critical"} and "HK" in got[0].summary
 
 
-@pytest.mark.parametrize("country", ["cn", "CHN", "156"])
+@pytest.mark.parametrize("country", ["cn", "CHN", "156", "中国境内", "中华人民共和国境内"])
 @pytest.mark.parametrize("sdk", ["tencent_x5", "com.umeng.analytics"])
 def test_a_home_country_written_in_lower_case_is_home(policy, sdk, country) -> None:
     """A monitor that reports `cn`, or ISO 3166's alpha-3 or numeric code: a declared SDK, and an
-    undeclared one held to the home country."""
+    undeclared one held to the home country. Or the seed's own words (seed 004 §二.(一)1: 在中华人民
+    共和国境内收集和产生的个人信息, 将存储在中华人民共和国境内): a probe's 中国境内 was a critical alert."""
     got = run(policy, [obs(sdk, ["device_model"], dest_host="log.tbs.qq.com", dest_country=country)])
     assert "country_not_allowed" not in rules(got)
 
