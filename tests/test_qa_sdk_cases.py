@@ -202,19 +202,23 @@ def test_a_home_country_written_in_lower_case_is_home(policy, sdk, country) -> N
         ("sensors_analytics", "手机号"),
         ("sensors_analytics", "交易账号"),
         ("tencent_x5", "剪切板"),
+        ("megvii_face", "设备加速器"),
+        ("device_fingerprint", "亮度"),
+        ("device_fingerprint", "语言"),
+        ("device_fingerprint", "运营商统一匿名标识"),
+        ("tingyun_apm", "App包名"),
     ],
 )
 def test_a_declared_field_written_as_the_privacy_policy_writes_it_is_that_field(policy, sdk, field) -> None:
     """Seed 004 §一.(一).6 lists each SDK's fields in its own words (推送SDK: AndroidID、Push Token、
-    IP地址…; 神策: 手机号、交易账号; X5: 剪切板): an SDK monitor reporting them so reports declared
-    fields, whatever its case, spaces or punctuation."""
-    assert (
-        run(
-            policy,
-            [obs(sdk, [field], dest_host="datasink.sensorsdata.cn" if sdk == "sensors_analytics" else None)],
-        )
-        == []
-    )
+    IP地址…; 神策: 手机号、交易账号; X5: 剪切板; 旷视: 设备加速器; 设备指纹: 亮度、语言、运营商统一匿名标识;
+    性能监控: App包名): an SDK monitor reporting them so reports declared fields, whatever its case,
+    spaces or punctuation (a probe's 设备加速器, 亮度 and App包名 were unknown fields)."""
+    hosts = {
+        "sensors_analytics": "datasink.sensorsdata.cn",
+        "device_fingerprint": "mbank.bjbank.example/bsfit/",
+    }
+    assert run(policy, [obs(sdk, [field], dest_host=hosts.get(sdk))]) == []
 
 
 def test_a_customers_name_sent_to_an_sdk_is_the_catalogs_c2(policy) -> None:
