@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.base import Context, Finding, Store, n_of
 from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
-from policy.sdk_declarations import Label, SdkDeclarations
+from policy.sdk_declarations import Label, SdkDeclarations, bare_host
 from schemas.models import SEVERITY_RANK, Attribution, ConsentStatus, Severity
 
 HOUR = 3_600_000
@@ -230,7 +230,7 @@ class SdkOvercollectionDetector:
             breaches.append((Rule.before_consent, [], why))
         d = decl.sdks[sid]
         if ev.dest_host and not decl.host_allowed(sid, ev.dest_host):
-            breaches.append((Rule.host_not_allowed, [], f"host {ev.dest_host}"))
+            breaches.append((Rule.host_not_allowed, [], f"host {bare_host(ev.dest_host)}"))  # a URL's host
         country = iso_country(ev.dest_country)
         if country and country not in d.countries:
             breaches.append((Rule.country_not_allowed, [], f"country {country}"))

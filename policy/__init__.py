@@ -239,14 +239,19 @@ def validate_section(
         raise_validation(file, e, text, prefix, model)
 
 
-def _vocabulary(folder: Path, sdks: Any) -> dict[str, tuple[str, ...]]:
-    """traffic.yaml's key names of each SDK field, checked against `sdks`; none where a bank's folder
-    has no traffic.yaml (its SDK fields are then known by id and the privacy policy's words only)."""
+def _traffic(folder: Path, sdks: Any) -> dict[str, Any]:
+    """What `Policy` takes from traffic.yaml: the key names of each SDK field, checked against `sdks`,
+    and the bank's own hosts; none where a bank's folder has no traffic.yaml (its SDK fields are then
+    known by id and the privacy policy's words only)."""
     from policy.traffic import TRAFFIC_FILE, load_traffic
 
     if not (folder / TRAFFIC_FILE).is_file():
         return {}
-    return {fid: tuple(entry.keys) for fid, entry in load_traffic(folder, sdks).fields.items()}
+    traffic = load_traffic(folder, sdks)
+    return {
+        "vocabulary": {fid: tuple(entry.keys) for fid, entry in traffic.fields.items()},
+        "first_party_hosts": tuple(traffic.first_party_hosts),
+    }
 
 
 def load_policy(directory: Path | str | None = None) -> Policy:
@@ -302,7 +307,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     if shipped is not None:
         detectors |= _added_detectors(folder, set(detectors), shipped)
     try:
-        return Policy(**sections, detectors=detectors, vocabulary=_vocabulary(folder, sections["sdks"]))
+        return Policy(**sections, detectors=detectors, **_traffic(folder, sections["sdks"]))
     except ValidationError as e:  # the one cross-file check: organisation.yaml names catalog ids
         raise_validation(folder / "organisation.yaml", e, texts["organisation"])
         raise

@@ -124,7 +124,7 @@ class Catalog:
         # at_counter's and own_book's answers: (permission set, its counter or book) for each
         self._covered: dict[tuple[object, ...], tuple[tuple[str, Any], ...]] = {}
         # declarations by SDK and app version, PoliCheck labels
-        self.sdk = SdkDeclarations(policy.sdks, fields, policy.vocabulary)
+        self.sdk = SdkDeclarations(policy.sdks, fields, policy.vocabulary, policy.first_party_hosts)
         # SDK telemetry names SDK field ids (policy/sdks.yaml) or catalog ids, some PFI with a class
         # keyed as `coverage` looks an observed name up (`spelling`: telemetry writes IMEI for imei)
         self.sdk_field_class = {spelling(fid): f.jr_class for fid, f in self.sdk.fields.items()}

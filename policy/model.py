@@ -1039,6 +1039,9 @@ class Policy(Strict):
     # traffic.yaml's key names of each SDK field (`fields.<id>.keys`: cvv2, 身份证号, 银行卡号): how
     # payloads and telemetry spell it besides its id and the privacy policy's words
     vocabulary: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # traffic.yaml's `first_party_hosts`: the bank's own domains, where a declared SDK deployed on the
+    # bank's servers (TMF, 神策 privately deployed) sends to no third party
+    first_party_hosts: tuple[str, ...] = ()
 
     def period_end(self, start_ms: int, days: int) -> int:
         """The end of a period of `days` days that an event at `start_ms` starts, counted as the law

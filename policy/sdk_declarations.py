@@ -56,11 +56,11 @@ def host_in(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
     """A host is allowed when it is a listed host or a subdomain of one. Host names are
     case-insensitive and may end in the root's dot (RFC 3986 §3.2.2), and a reported host may carry
     its port (an HTTP Host header's `host:443`): an app may report any of these."""
-    host = _bare_host(host)
+    host = bare_host(host)
     return any(host == h or host.endswith("." + h) for h in (a.lower() for a in allowed))
 
 
-def _bare_host(host: str) -> str:
+def bare_host(host: str) -> str:
     """The host name of `host[:port]` or `[ipv6][:port]`, lower case, without the root's dot; of a
     URL, its host (a probe's `https://datasink.sensorsdata.cn/sa?project=…` was a host not allowed)."""
     host = host.strip().lower()
@@ -98,8 +98,10 @@ class SdkDeclarations:
         sdks: Sdks,
         catalog_fields: Mapping[str, FieldClass] | None = None,
         vocabulary: Mapping[str, Sequence[str]] | None = None,
+        first_party_hosts: Sequence[str] = (),
     ):
         self.sdks = sdks.sdks
+        self._first_party = tuple(first_party_hosts)
         # the ids SDK telemetry may name: the SDK vocabulary, and the data catalog's (a card PIN
         # reaching an SDK is named by the catalog's id, and is C3 there), the SDK's own entry first
         catalog = {
@@ -238,9 +240,11 @@ class SdkDeclarations:
         return frozenset(named.union(*(self._needs.get(f, ()) for f in covered)))
 
     def _host_allowed(self, sid: str, host: str) -> bool:
-        """`host` is one of `sid`'s receivers, or `sid` declares none to judge it against."""
+        """`host` is one of `sid`'s receivers, or the bank's own (traffic.yaml `first_party_hosts`: an
+        SDK deployed on the bank's servers, as sdks.yaml says TMF and 神策 often are, gives the data to
+        no third party; a probe's were high alerts), or `sid` declares none to judge it against."""
         allowed = self.allowed_hosts[sid]
-        return not allowed or host_in(host, allowed)
+        return not allowed or host_in(host, allowed) or host_in(host, self._first_party)
 
     def _declared(self, sid: str, app_version: str) -> frozenset[str] | None:
         """The fields `sid` declares for this app version; None when this version does not ship it."""

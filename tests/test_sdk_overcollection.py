@@ -502,6 +502,24 @@ def test_hosts_and_countries_outside_the_declaration(engine) -> None:
     assert not host_in("https://evil.cn\\@apilocate.amap.com/x", allowed)
 
 
+def test_a_declared_sdk_deployed_on_the_banks_own_servers_sends_to_no_third_party(engine) -> None:
+    """sdks.yaml: TMF and 神策 are often deployed on the bank's servers. A probe's declared SDKs
+    posting to the bank's own domain (traffic.yaml `first_party_hosts`: bjbank.example) were high
+    `host_not_allowed`: the data reaches no third party. A look-alike domain is still another's,
+    and an alert names the host it judged, not the whole URL."""
+    own = [
+        obs("tencent_tmf", ("device_brand",), host="tmf.bjbank.example"),
+        obs("sensors_analytics", ("event_login",), host="https://mbank.bjbank.example/sa?project=production"),
+    ]
+    assert run(engine, own) == []
+    (a,) = run(
+        engine,
+        [obs("sensors_analytics", ("event_login",), host="https://bjbank.example.evil.cn/sa?p=1")],
+        offset=5,
+    )
+    assert a.rule_id.endswith("host_not_allowed") and "(host bjbank.example.evil.cn)" in a.summary
+
+
 @pytest.mark.parametrize(("count", "fires"), [(60, False), (61, True)])
 def test_collection_rate_is_bounded_per_device_hour(engine, count, fires) -> None:
     """amap_location declares at most 60 per device-hour: 60 at 59 s apart fit, 61 do not; another
