@@ -50,6 +50,7 @@ from detectors.base import (
 )
 from detectors.legal_tally import Entry, LegalTally, TiersOf, count
 from detectors.window_chunks import Chunks, chunk_key
+from policy.catalog import UNSTATED
 from policy.model import CLASS_RANK, RANK_CLASS, Counter, DetectorSection, JrClass, OwnBook
 from schemas.models import (
     CHANGES,
@@ -727,8 +728,8 @@ class BulkQueryDetector:
         Each as of its own entitlement. None when none is: no access for such a purpose, or no such
         post (most batches)."""
         catalog = ctx.catalog
-        if catalog.duty_purposes.isdisjoint(map(_PURPOSE, evs)):
-            return None  # most batches: no access for a purpose a post's own work serves
+        if catalog.duty_purposes.isdisjoint(map(_PURPOSE, evs)) and all(ev.purpose is not None for ev in evs):
+            return None  # most batches: no access for a purpose a post's own work serves (or none stated)
         last = ctx.entitlement(actor, evs[-1].ts)
         # a batch that spans a transfer judges each read by the post it was made in
         ents = (
@@ -749,10 +750,21 @@ class BulkQueryDetector:
         kinds: dict[tuple[Any, ...], tuple[tuple[str, Counter] | None, tuple[str, OwnBook] | None]] = {}
         duty_purposes = catalog.duty_purposes
         for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
-            if ent is None or len(ev.subject_ids) != 1 or ev.purpose not in duty_purposes:
+            if (
+                ent is None
+                or len(ev.subject_ids) != 1
+                or (ev.purpose is not None and ev.purpose not in duty_purposes)
+            ):
                 flags.append(False)
                 continue
-            kind = (id(ent), ev.action, ev.system, tuple(ev.fields), ev.purpose)
+            # a read stating no purpose is weighed as the post's work, within the post's own bounds
+            kind = (
+                id(ent),
+                ev.action,
+                ev.system,
+                tuple(ev.fields),
+                UNSTATED if ev.purpose is None else ev.purpose,
+            )
             seen = kinds.get(kind)
             if seen is None:
                 roles = tuple(ent.roles)

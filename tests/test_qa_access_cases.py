@@ -581,7 +581,7 @@ def test_a_busy_counter_day_of_postings_is_not_art_5s_count(run) -> None:
     提供): a teller who checks 80 customers' ID cards and posts their deposits (each posting changes
     a balance, property data) obtains no property records; nor does one who, at the counter, reads
     each customer's balance and prints the receipt (seed 004 流程描述(4)④: 完成本职工作时查询). The
-    same 80 balances read for no purpose the counter serves reach the 50 of art. 5 ¶1 (4); and
+    same 80 balances read for a purpose the counter does not serve reach the 50 of art. 5 ¶1 (4); and
     changes still weigh in the role's hourly window: 60 in ten minutes is no counter's pace."""
     posting = ("transaction_instruction", "account_balance")
     day = []
@@ -616,7 +616,12 @@ def test_a_busy_counter_day_of_postings_is_not_art_5s_count(run) -> None:
     ]
     assert run([_ent("k4", "teller", "S0101")], peak) == []
     reads = spread(
-        "k2", ids("A", 80), OPEN, OPEN + 8 * HOUR, fields=("customer_name", "account_balance"), purpose=None
+        "k2",
+        ids("A", 80),
+        OPEN,
+        OPEN + 8 * HOUR,
+        fields=("customer_name", "account_balance"),
+        purpose="marketing",
     )
     a = one(run([_ent("k2", "teller", "S0101")], reads), "bulk_query")
     assert a.counts["records"] == 80 and a.severity.value == "high" and "reached 50" in a.summary
@@ -1366,6 +1371,22 @@ def test_a_teller_logged_by_the_employee_numbers_digits_is_the_employee(run) -> 
     assert b.actor_id == "E300100" and b.counts["records"] == 70
     odd = one(run(fired, [read("0300011", OPEN, ["A0001"])]), "unauthorized_lookup")
     assert odd.actor_id == "0300011" and odd.counts.get("reason_unknown_actor")
+
+
+def test_a_posts_own_work_logged_without_a_purpose_is_judged_as_the_posts_work(run) -> None:
+    """Most core-banking and card audit logs have no purpose column (a probe's teller serving 60
+    counter customers, and a wealth manager serving 60 of her book, were art. 5 alerts). A read
+    naming no purpose is judged as the post's work, within the post's own bounds: past the counter's
+    120 customers a day it counts as any reads, and another sub-branch's customers are no one's
+    book."""
+    teller, manager = [_ent("t1", "teller", "S0101")], [_ent("w1", "wealth_manager", "S0101")]
+    day = (OPEN, OPEN + 8 * HOUR)
+    assert run(teller, spread("t1", ids("A", 60), *day, purpose=None)) == []
+    assert run(manager, spread("w1", ids("A", 60), *day, purpose=None)) == []
+    past = one(run(teller, spread("t1", ids("A", 200), *day, purpose=None)), "bulk_query")
+    assert "past its 120 customers a day" in past.summary
+    far = run(manager, spread("w1", ids("F", 60), *day, purpose=None))
+    assert one(far, "bulk_query").counts["records"] == 60
 
 
 def test_a_wealth_manager_prints_her_own_customers_statement_for_her(run) -> None:
