@@ -10,6 +10,7 @@ import io
 import json
 import os
 import types
+from datetime import date
 import typing
 from typing import Any
 
@@ -52,7 +53,7 @@ def _value(tp: Any) -> Any:
         return valid(tp)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return next(iter(tp)).value
-    return {bool: True, int: T0, str: "id-1"}[tp]
+    return {bool: True, int: T0, str: "id-1", date: "2010-05-01"}[tp]
 
 
 VALID = {s: valid(m) for s, m in EVENT_MODELS.items()}
