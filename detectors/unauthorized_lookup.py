@@ -4,9 +4,11 @@ employment and approvals allow, judged as of the access's event time.
 Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金融消费者权益保护实施办法》
 第60条(5), seed 001 §五.1). Seed 004 sets the bounds:
 - 掌上银行家系统机构设置: head office sees every customer, a branch itself and its sub-branches, a
-  sub-branch only itself (organisation.yaml `org_levels`); 客户管理机构(2): a customer is managed in
-  one sub-branch and other orgs may only query it, so a change elsewhere is never allowed. Neither
-  limits an access the counter's permission set covers by itself (柜员, organisation.yaml
+  sub-branch only itself (organisation.yaml `org_levels`); 客户管理机构(2): on the system that
+  manages customers by org (the mobile banker, organisation.yaml `manages_customers_by_org`) a
+  customer is managed in one sub-branch and other orgs may only query it, so a change elsewhere
+  needs a covering approval; on any other system a change is judged by the org's sight, as a read.
+  Neither limits an access the counter's permission set covers by itself (柜员, organisation.yaml
   `counter`: its systems, its purposes, its grants): the counter serves a customer of any branch;
 - 角色设置: a role is a set of function permissions (organisation.yaml `permissions`);
 - 人员管理(4)(5): a transfer changes and a termination ends access at once;
@@ -14,8 +16,8 @@ Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金�
   C2 data, need an approval that covers them (detectors/approvals.py), approved by someone else;
 - 流程描述(4)⑩, (1)⑧: data read for a stated purpose it was not collected for (purposes.yaml) needs
   each customer's separate consent to that purpose.
-A covering approval also allows a cross-org query and data or systems beyond the role; never a change
-outside the managing sub-branch (bar the counter's own), nor access after a transfer or termination.
+A covering approval also allows a cross-org query or change, and data or systems beyond the role;
+never access after a transfer or termination.
 
 Each access waits until the watermark passes its time, so a transfer, termination, customer move
 or approval that arrives late (within the allowed lateness) still decides it, as a Flink temporal
@@ -118,6 +120,7 @@ WITHDRAWN = "withdrawn"  # a late alert's signature once no access is left in it
 COVERED = frozenset(
     {
         "out_of_scope",
+        "change_outside_managing_org",
         "old_scope_after_transfer",
         "c3_without_approval",
         "c2_takeout_without_approval",
@@ -534,7 +537,7 @@ class UnauthorizedLookupDetector:
         Column by column, without a Python call per access: the entitlements and the customers
         looked up for the whole batch, the policy verdict memoized per kind of access. What passes
         is authorized for certain: one customer, whom the actor's org sees (or manages, for a
-        change), or any known one at the counter (`Catalog.at_counter`), touched by an active
+        change on a system that manages customers by org), or any known one at the counter (`Catalog.at_counter`), touched by an active
         employee whose roles grant the action on the data and the system; or one customer it knows,
         under an approval that covers the access and has the budget for it. Everything else meets
         the full rules (`_judge`)."""
@@ -665,8 +668,9 @@ class UnauthorizedLookupDetector:
 
     def _learn(self, key: tuple[Any, ...], view: View, ctx: Context) -> int:
         """How far the org must see the one customer of an access of this kind for it to be
-        authorized (a change: its own customer only), negative when that is up to the approval it
-        names (which covers any org's reads); 0 if only the full rules can tell."""
+        authorized (a change on a system that manages customers by org: its own customer only),
+        negative when that is up to the approval it names (which covers any org's reads and
+        changes); 0 if only the full rules can tell."""
         roles, (action, system, outcome, purpose), approved, fields, customers = key
         found = self._clean.get(key)
         if found is not None:
@@ -683,8 +687,8 @@ class UnauthorizedLookupDetector:
             and not ctx.catalog.beyond_purpose(purpose, fields)
         ):
             counter = ctx.catalog.at_counter(view.ent.roles, action, system, fields, purpose) is not None
-            if approved:
-                sight = -(OWN if action in CHANGES and not counter else ALL)
+            if approved:  # a covering approval answers the org's sight and the managing org alike
+                sight = -ALL
             elif not self._rules(
                 view.ent,
                 action,
@@ -694,7 +698,8 @@ class UnauthorizedLookupDetector:
                 ctx,
                 _own_copy(counter, action, customers),
             ):
-                sight = ALL if counter else OWN if action in CHANGES else view.mode
+                managed = action in CHANGES and ctx.catalog.manages_by_org(system)
+                sight = ALL if counter else OWN if managed else view.mode
         if len(self._clean) < 100_000:
             self._clean[key] = sight
         return sight
@@ -1073,28 +1078,35 @@ class UnauthorizedLookupDetector:
         ctx: Context,
         refused: str | None = None,
     ) -> Found:
-        """Seed 004 机构设置 and 客户管理机构: the actor's org must see the customer's managing org; a
-        change is made only in the managing sub-branch; neither limits an access the counter's
-        permission set covers by itself (`counter`, `Catalog.at_counter`). Every customer must be
-        known, bar the counter's (it opens accounts before core banking registers the customer). `refused`: why the approval the access names does not open the customer to it."""
+        """Seed 004 机构设置 and 客户管理机构: the actor's org must see the customer's managing org; on
+        a system that manages customers by org (`Catalog.manages_by_org`: the mobile banker, whose
+        rule 客户管理机构 is) a change is made only in the managing sub-branch, elsewhere the org's
+        sight judges it as a read; a covering approval answers either; neither limits an access the
+        counter's permission set covers by itself (`counter`, `Catalog.at_counter`). Every customer
+        must be known, bar the counter's (it opens accounts before core banking registers the
+        customer). `refused`: why the approval the access names does not open the customer to it."""
         if counter:  # nor is a customer new to the registry (an account being opened) a gap here
             return []
         why = f"; {refused}" if refused else ""
         found: dict[str, tuple[str, str, Entitlement | None]] = {}
         unknown, action = 0, ev.action.value
+        managed = action in CHANGES and ctx.catalog.manages_by_org(ev.system)
+        did = "changed" if action in CHANGES else "read"
         view: View | None = None
         previous: Any = False  # the entitlement before this one, looked up on the first customer out of scope
         for cid in ev.subject_ids:
             cust = ctx.customer(cid, ev.ts)
             if cust is None:
                 unknown += 1
-            elif action in CHANGES:
+            elif covered:
+                continue
+            elif managed:
                 if cust.org_id != ent.org_id:
-                    note = f"{ent.org_id} changed a customer of {cust.org_id}"
+                    note = f"{ent.org_id} changed a customer of {cust.org_id} on {ev.system}{why}"
                     found.setdefault(
                         "change_outside_managing_org", ("change_outside_managing_org", note, ent)
                     )
-            elif not covered and not (view := view or View(ent, ctx)).sees(cust.org_id, cust.org_path):
+            elif not (view := view or View(ent, ctx)).sees(cust.org_id, cust.org_path):
                 if previous is False:
                     previous = ctx.entitlement(ev.actor_id, ent.ts - 1)
                 if (
@@ -1102,10 +1114,10 @@ class UnauthorizedLookupDetector:
                     and previous.org_id != ent.org_id
                     and View(previous, ctx).sees(cust.org_id, cust.org_path)
                 ):
-                    note = f"now {ent.org_id}, read a customer of former {previous.org_id}{why}"
+                    note = f"now {ent.org_id}, {did} a customer of former {previous.org_id}{why}"
                     found.setdefault("old_scope_after_transfer", ("old_scope_after_transfer", note, ent))
                 else:
-                    note = f"{ent.org_id} read a customer managed by {cust.org_id}{why}"
+                    note = f"{ent.org_id} {did} a customer managed by {cust.org_id}{why}"
                     found.setdefault("out_of_scope", ("out_of_scope", note, ent))
         if unknown and fed(ctx.refs.customers):
             found["unknown_customer"] = (

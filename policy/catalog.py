@@ -116,6 +116,10 @@ class Catalog:
         self.duty_purposes = self.counter_purposes | frozenset(p for b in books.values() for p in b.purposes)
         # system -> actions it never allows (organisation.yaml `systems`)
         self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
+        # the systems whose customers a sub-branch manages (`manages_customers_by_org`)
+        self._managed_by_org = frozenset(
+            sid for sid, r in policy.organisation.systems.items() if r.manages_customers_by_org
+        )
         # every system id the policy names, by its spelling: a log's `CRM` is the policy's crm
         named = [
             *(s for p in self.permission_sets.values() for s in p.systems),
@@ -191,6 +195,11 @@ class Catalog:
     def never_allows(self, system: str, action: str) -> bool:
         """The system refuses the action whoever asks and whatever approval they hold."""
         return action in self._never_on.get(system, ())
+
+    def manages_by_org(self, system: str) -> bool:
+        """A customer is managed in one sub-branch on the system, and changed only there (seed 004
+        客户管理机构, a rule of the 掌上银行家 system, not of every system that holds the customer)."""
+        return system in self._managed_by_org
 
     def at_counter(
         self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None

@@ -364,9 +364,18 @@ class PermissionSet(Strict):
 
 
 class SystemRule(Strict):
-    """What a system never allows, whoever asks and whatever approval they hold."""
+    """What a system never allows, whoever asks and whatever approval they hold; and whether the
+    bank manages its customers by org there."""
 
-    never: list[Action] = Field(description="actions on its customer data no role or approval opens")
+    never: list[Action] = Field(
+        default_factory=list, description="actions on its customer data no role or approval opens"
+    )
+    manages_customers_by_org: bool = Field(
+        default=False,
+        description="a customer is managed in one sub-branch on this system (seed 004 客户管理机构): "
+        "another org only queries it, and changes it only under a covering approval. Elsewhere "
+        "(core banking's postings) a change is judged by the org's sight, as a read is",
+    )
     source: str = Field(description="the passage the rule rests on, for the policy's reader")
 
 

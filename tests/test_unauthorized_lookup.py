@@ -68,6 +68,11 @@ def reasons(alerts) -> set[str]:
     return {k.removeprefix("reason_") for a in alerts for k in a.counts if k.startswith("reason_")}
 
 
+def on(system: str, events: list) -> list:
+    """The accesses as logged on another system than core banking."""
+    return [e.model_copy(update={"system": system}) for e in events]
+
+
 def test_own_sub_branch_and_branch_queries_are_silent(run) -> None:
     own = access("e1", customers=10, every_s=60, purpose="customer_service")
     branch = access("e2", customers=20, every_s=60, action="query", purpose="marketing")
@@ -89,13 +94,50 @@ def test_a_customer_of_another_sub_branch_fires(run) -> None:
     assert a.window_start == T0 + HOUR and a.actor_org == "S0101"
 
 
-def test_a_branch_may_query_but_never_change_a_sub_branch_customer(run) -> None:
+def test_in_the_mobile_banker_a_branch_may_query_but_never_change_a_sub_branch_customer(run) -> None:
     ents = [entitlement("e2", role="br_marketing_mgmt", org="B01")]
-    assert run(ents, access("e2", customers=3, action="query")) == []
-    (a,) = run(ents, access("e2", customers=1, action="update", fields=("mobile_phone",)))
+    assert run(ents, on("mobile_banker", access("e2", customers=3, action="query"))) == []
+    change = dict(action="update", fields=("mobile_phone",))
+    (a,) = run(ents, on("mobile_banker", access("e2", customers=1, **change)))
     assert "change_outside_managing_org" in reasons([a]) and a.severity.value == "high"
-    own = run([entitlement("e1")], access("e1", customers=1, action="update", fields=("mobile_phone",)))
+    assert "B01 changed a customer of S0101 on mobile_banker" in a.summary
+    own = run([entitlement("e1")], on("mobile_banker", access("e1", customers=1, **change)))
     assert own == []  # the managing sub-branch's own lobby manager
+
+
+def test_a_change_outside_the_managing_org_is_the_mobile_bankers_rule_not_core_bankings(run) -> None:
+    """Seed 004 客户管理机构(2) 客户只能够在支行中进行管理 is the 掌上银行家 system's (its 适用范围; (1) 归属与
+    营销管理). A probe's approved end-of-day interest batch at head office posted to 3 000 customers on
+    core banking, and head office's back office keyed in sub-branches' address changes: high alerts
+    every night that no approval cleared. On core banking a change is judged by the org's sight, as a
+    read is; in the mobile banker a sub-branch changing another sub-branch's customer is the rule's."""
+    batch = [approval(approval_id="AP-EOD", purpose="account_service", max_records=100)]
+    ents = [entitlement("svc", role="ho_product_mgmt", org="HO", approvals=batch)]
+    interest = access(
+        "svc", customers=30, action="update", purpose="account_service", approval_id="AP-EOD", every_s=0.5
+    )
+    assert run(ents, interest) == []
+    back_office = [entitlement("e9", role="wealth_manager", org="HO")]
+    address = dict(action="update", fields=("customer_name", "home_address"), purpose="account_service")
+    assert run(back_office, access("e9", customers=20, first_customer=10, **address)) == []
+    (far,) = run([entitlement("e1")], access("e1", customers=1, first_customer=10, **address))
+    assert reasons([far]) == {"out_of_scope"} and "S0101 changed a customer managed by S0102" in far.summary
+    ents = [entitlement("e1", role="wealth_manager")]
+    (a,) = run(ents, on("mobile_banker", access("e1", customers=1, first_customer=10, **address)))
+    assert reasons([a]) == {"change_outside_managing_org"} and a.severity.value == "high"
+
+
+def test_a_covering_approval_answers_a_change_outside_the_managing_org(run) -> None:
+    """A sub-branch changing another's customer in the mobile banker under an approval by someone else
+    that covers the change (its purpose, data, system) is the approved work; the same change naming
+    an approval for another system is the rule's, and says why."""
+    granted = approval(purpose="customer_service", categories=["contact"], systems=["mobile_banker"])
+    elsewhere = approval(purpose="customer_service", categories=["contact"], systems=["crm"])
+    change = dict(action="update", fields=("mobile_phone",), purpose="customer_service", approval_id="AP1")
+    approved = on("mobile_banker", access("e1", customers=1, first_customer=10, **change))
+    assert run([entitlement("e1", role="wealth_manager", approvals=[granted])], approved) == []
+    (a,) = run([entitlement("e1", role="wealth_manager", approvals=[elsewhere])], approved)
+    assert reasons([a]) == {"change_outside_managing_org"} and "approval AP1:" in a.summary
 
 
 @pytest.mark.parametrize(
