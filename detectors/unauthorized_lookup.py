@@ -11,7 +11,9 @@ Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金�
   Neither limits an access the counter's permission set covers by itself (柜员, organisation.yaml
   `counter`: its systems, its purposes, its grants): the counter serves a customer of any branch;
 - 角色设置: a role is a set of function permissions (organisation.yaml `permissions`);
-- 人员管理(4)(5): a transfer changes and a termination ends access at once;
+- 人员管理(4)(5): a transfer changes and a termination ends access at once (a `transferred` record
+  carrying roles at a new org is the new post, read as active at the door: streams/engine.py
+  `at_new_post`);
 - 流程描述(4)④⑤: graded approval and least privilege; C3 data, and an export, print or download of
   C2 data, need an approval that covers them (detectors/approvals.py), approved by someone else;
 - 流程描述(4)⑩, (1)⑧: data read for a stated purpose it was not collected for (purposes.yaml) needs

@@ -39,7 +39,7 @@ from detectors.base import UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
 from policy.model import code_spelling, erases, id_spelling, method_key, method_terms, spelling
 from schemas.incident import Incident
-from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, Channel, LifecycleStage
+from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, Channel, EmployeeStatus, LifecycleStage
 from streams import _door
 from streams.alerts import actor_kind, build_alert, latest
 from streams.codecs import ENUM_WORDS, RawRecord
@@ -260,6 +260,27 @@ def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str |
             values = getattr(r, attr)
             if not odd.keys().isdisjoint(values):
                 setattr(r, attr, list(dict.fromkeys(odd.get(v, v) for v in values)))
+
+
+def at_new_post(records: Sequence[Any], registry: AsOfRegistry[Any]) -> None:
+    """Entitlement records that HR marks `transferred` (调岗, 调动) but that carry roles at another org
+    than the employee's version before them, read as active there (in place). Seed 004 人员管理(4)
+    has a transfer's rights adjusted at once, and a record with the new org and roles is that
+    adjustment: many HR systems carry the last personnel action as the status, and a probe's
+    wealth manager's every read at her new post was a high `transferred` alert "out of" the org she
+    had moved into. A `transferred` record at the same org, or with no roles, is the move begun
+    with no new post yet, and stays one; so does one with no version before it, which shows no
+    move. Versions before it in the same batch count, in time order."""
+    batch: dict[str, Any] = {}  # employee -> its latest record in the batch so far
+    for r in sorted(records, key=attrgetter("ts")):
+        if r.status is EmployeeStatus.transferred and r.roles:
+            known = [batch.get(r.actor_id), registry.as_of(r.actor_id, r.ts - 1)]
+            before = max(
+                (v for v in known if v is not None and v.ts < r.ts), key=attrgetter("ts"), default=None
+            )
+            if before is not None and before.org_id != r.org_id:
+                r.status = EmployeeStatus.active
+        batch[r.actor_id] = r
 
 
 def policy_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
@@ -894,6 +915,8 @@ class Engine:
             placed = self.org_tree.place(stream, records)
             for r in records:
                 self.known_orgs.update(r.org_path, (r.org_id,))
+        if stream == "entitlements":  # its orgs compared as spelled and placed above
+            at_new_post(records, registry)
         news = self._news(registry, records)
         for r in records:
             registry.put(r)

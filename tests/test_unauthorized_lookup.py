@@ -614,6 +614,42 @@ def test_a_transferred_employee_loses_the_old_scope_at_once(run) -> None:
     assert "former S0101" in a.summary
 
 
+def test_a_transferred_record_carrying_the_new_org_and_roles_is_the_new_post(run) -> None:
+    """Seed 004 人员管理(4): a transfer's rights are adjusted at once, and an HR record with the new
+    org and roles is that adjustment, whatever status it carries (many HR systems write the last
+    personnel action, 调岗). A probe's wealth manager moved S0101 -> S0102 so: each read of her new
+    book was a high `transferred` alert "out of S0102". Her new book is hers; her old one is not
+    (`old_scope_after_transfer`). A `transferred` record that keeps the old org is the move begun,
+    with no new post yet, and one with no version before it shows no move: both stay `transferred`."""
+    moved = entitlement("e1", role="wealth_manager", org="S0102", ts=T0 + HOUR, status="transferred")
+    ents = [entitlement("e1", role="wealth_manager"), moved]
+    new_book = access("e1", customers=5, first_customer=10, start=2 * HOUR, purpose="wealth_advice")
+    assert run(ents, new_book) == []
+    (a,) = run(ents, access("e1", customers=3, start=3 * HOUR, purpose="wealth_advice"))
+    assert reasons([a]) == {"old_scope_after_transfer"} and "former S0101" in a.summary
+    begun = entitlement("e1", role="wealth_manager", ts=T0 + HOUR, status="transferred")
+    (b,) = run([ents[0], begun], access("e1", customers=1, start=2 * HOUR, purpose="wealth_advice"))
+    assert reasons([b]) == {"transferred"} and "transferred out of S0101" in b.summary
+    (c,) = run([moved], new_book)
+    assert reasons([c]) == {"transferred"}
+
+
+def test_a_transferred_record_at_the_new_post_posted_late_judges_again_as_the_new_post(
+    policy, catalog
+) -> None:
+    """The same record posted by HR's nightly export, after the day's reads were judged: the reads
+    of the new book stay silent, the old book's after it are `old_scope_after_transfer`."""
+    e = late_engine(policy, catalog, [entitlement("e1", role="wealth_manager")])
+    new_book = access("e1", customers=4, first_customer=10, start=17 * HOUR + 60_000, every_s=300)
+    old_book = access("e1", customers=2, start=18 * HOUR, every_s=300)
+    flush = access("e2", customers=1, start=26 * HOUR)
+    alerts = judged(e, sorted(new_book + old_book + flush, key=lambda ev: ev.ts))
+    assert reasons(alerts) == {"out_of_scope"}  # judged at S0101 then: S0102's book was out of sight
+    moved = entitlement("e1", role="wealth_manager", org="S0102", ts=T0 + 17 * HOUR, status="transferred")
+    (a,) = e.apply_reference("entitlements", refs("entitlements", [moved])).alerts
+    assert reasons([a]) == {"old_scope_after_transfer"} and a.counts["accesses"] == 2
+
+
 def test_repeated_denials_fire_a_single_one_is_counted_only(run) -> None:
     ents = [entitlement("e1")]
     assert run(ents, access("e1", n=2, customers=2, first_customer=10, every_s=200, outcome="denied")) == []
