@@ -95,6 +95,12 @@ class Consents(AsOf, Protocol):
     def withdrawn_within(self, key: Any, start: int, end: int) -> bool: ...
 
 
+class Orgs(Protocol):
+    """The org tree the reference feeds' whole paths gave (streams/org_tree.py)."""
+
+    def path_of(self, org: str, written: Sequence[str]) -> Sequence[str]: ...
+
+
 class Store(Protocol):
     """A task's keyed state. `get` returns the live object; after changing it in place, `touch`
     it so the next checkpoint writes it (and only what was touched)."""
@@ -132,6 +138,8 @@ class References:
     entitlements: AsOf  # by actor_id
     consents: Consents  # by (subject_id, purpose, channel)
     customers: AsOf  # by customer_id
+    # where an org sits, where a record's own path says less (a level its feed skips); None: the paths alone
+    orgs: Orgs | None = None
 
 
 @dataclass

@@ -289,9 +289,19 @@ class View:
         active = ent is not None and ent.status is ACTIVE
         self.roles = "\x1f".join([*ent.roles, str(self.mode)]) if active else None  # type: ignore[union-attr]
 
-    def sees(self, org_id: str, org_path: list[str]) -> bool:
+    def sees(self, cust: Any, ctx: Context) -> bool:
         """Head office sees every customer, a branch its own and its sub-branches', a sub-branch its own."""
-        return self.mode == ALL or (org_id == self.org if self.mode == OWN else self.org in org_path)
+        return self.mode == ALL or (
+            cust.org_id == self.org if self.mode == OWN else _below(self.org, cust, ctx)
+        )
+
+
+def _below(org: str | None, cust: Any, ctx: Context) -> bool:
+    """The customer's managing org is `org` or under it: on the customer record's own path, or on the
+    org tree's where that knows more (seed 004 机构设置(3): a second-level branch, created by hand in
+    the mobile banker, that the core system's customer export leaves out of the path)."""
+    orgs = ctx.refs.orgs
+    return org in cust.org_path or (orgs is not None and org in orgs.path_of(cust.org_id, cust.org_path))
 
 
 def _org_sees(ent: Entitlement | None, organisation: Organisation) -> int:
@@ -568,12 +578,14 @@ class UnauthorizedLookupDetector:
             list(map(_FIRST, map(_SUBJECTS, compress(events, sight)))), list(compress(times, sight))
         )
         unfed = not fed(ctx.refs.customers)  # a stream the deployment does not feed decides nothing
+        orgs = list(map(_ORG, compress(views, sight)))
         seen = [
             unfed if c is None else m == ALL or (c.org_id == o if m == OWN else o in c.org_path)
-            for c, m, o in zip(
-                customers, map(abs, compress(sight, sight)), map(_ORG, compress(views, sight)), strict=True
-            )
+            for c, m, o in zip(customers, map(abs, compress(sight, sight)), orgs, strict=True)
         ]
+        for j in [j for j, ok in enumerate(seen) if not ok and customers[j] is not None]:
+            # a path that skips a level the org tree knows (`_below`): only where the path missed
+            seen[j] = abs(sight[screened[j]]) == BELOW and _below(orgs[j], customers[j], ctx)
         contact = ctx.catalog.contact_purposes
         if not contact.isdisjoint(map(_PURPOSE, events)):  # a former customer's, to the full rules
             for j, (i, c) in enumerate(zip(screened, customers, strict=True)):
@@ -1108,14 +1120,10 @@ class UnauthorizedLookupDetector:
                     found.setdefault(
                         "change_outside_managing_org", ("change_outside_managing_org", note, ent)
                     )
-            elif not (view := view or View(ent, ctx)).sees(cust.org_id, cust.org_path):
+            elif not (view := view or View(ent, ctx)).sees(cust, ctx):
                 if previous is False:
                     previous = ctx.entitlement(ev.actor_id, ent.ts - 1)
-                if (
-                    previous
-                    and previous.org_id != ent.org_id
-                    and View(previous, ctx).sees(cust.org_id, cust.org_path)
-                ):
+                if previous and previous.org_id != ent.org_id and View(previous, ctx).sees(cust, ctx):
                     note = f"now {ent.org_id}, {did} a customer of former {previous.org_id}{why}"
                     found.setdefault("old_scope_after_transfer", ("old_scope_after_transfer", note, ent))
                 else:

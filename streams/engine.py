@@ -784,13 +784,14 @@ class Engine:
         }
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
+        self.org_tree = OrgTree(organisation.head_office)
         self.refs = References(
             entitlements=AsOfRegistry("actor_id"),
             consents=ConsentRegistry(catalog.contact_purposes),
             customers=AsOfRegistry("customer_id"),
+            orgs=self.org_tree,
         )
         self.known_orgs: set[str] = set()
-        self.org_tree = OrgTree(organisation.head_office)
         # the SDK stream's extra rollup cells: one per distinct field, by (sdk, version, host, field)
         self._sdk_cells = (
             ("sdk_id", "app_version", "dest_host", "fields"),

@@ -9,6 +9,12 @@ completed from the ancestors full paths gave its first org, or put under the hea
 when no full path named them yet: at most the org and what lies below it, never the whole bank.
 Such a record is placed again once a whole path names its org, whichever feed is read first (a
 review's replay read the customers before the entitlements that placed them).
+
+A whole path that skips a level the tree knows (the second-level branch a customers feed leaves out)
+does not make the tree forget that level, and what an org sees is judged on the tree's path where it
+knows more (`OrgTree.path_of`). The record keeps its path as written: read first, it could not be
+placed again without keeping every record. A sub-branch moved out from under a second-level branch
+by a path that only drops that level stays under it in the tree.
 """
 
 from __future__ import annotations
@@ -48,7 +54,8 @@ class OrgTree:
         learned = set()
         for path in whole:  # before the partial ones: a batch may hold the org's whole path too
             for depth, org in enumerate(path):
-                if self._above.get(org) != path[:depth]:
+                known = self._above.get(org)
+                if known != path[:depth] and not (known and _skips(path[:depth], known)):
                     self._above[org] = path[:depth]
                     learned.add(org)
         for r in records:
@@ -62,3 +69,22 @@ class OrgTree:
             for org in learned & self._guessed.keys()
             for s, r, written in self._guessed.pop(org)
         ]
+
+    def path_of(self, org: str, written: Sequence[str]) -> Sequence[str]:
+        """The org's path from the head office as the tree knows it, where that holds every org the
+        written path does and more; else as written. Seed 004 机构设置(3): the mobile banker's
+        administrator creates a second-level branch (二级分行) by hand, so HR places a sub-branch
+        under it (HO/B01/B01A/S0111) while the core system's customer export, by its accounting
+        hierarchy, skips it (HO/B01/S0111): a probe's second-level head reading her own
+        sub-branch's customers was out of scope. Read only where a path missed its reader."""
+        above = self._above.get(org)
+        if above is None:
+            return written
+        known = [*above, org]
+        return known if _skips(written, known) else written
+
+
+def _skips(written: Sequence[str], known: Sequence[str]) -> bool:
+    """`written` is `known` with some of its levels left out, in order, and at least one."""
+    rest = iter(known)
+    return len(written) < len(known) and all(org in rest for org in written)

@@ -155,6 +155,35 @@ def test_an_org_sees_by_its_level_whatever_roles_its_employee_holds_or_in_what_o
     assert run([at_head_office], access("e9", customers=3, first_customer=20, purpose="marketing")) == []
 
 
+def test_a_second_level_branch_sees_its_sub_branches_customers_where_their_feed_skips_it(run) -> None:
+    """Seed 004 机构设置(3): a second-level branch (二级分行), created by hand in the mobile banker, sees
+    itself and the orgs under it. HR places S0111 under B01A; the core system's customer export, by
+    its accounting hierarchy, writes HO/B01/S0111. A probe's B01A head reading S0111's customers was
+    out of scope: the org tree knows more than the customer's own path, and judges. A sibling
+    sub-branch under B01A still sees none of S0111's."""
+    second = ["HO", "B01", "B01A"]
+    ents = [
+        entitlement("e2", role="br_dept_head", org="B01A"),
+        entitlement("e3", role="wealth_manager", org="S0112").model_copy(
+            update={"org_path": [*second, "S0112"]}
+        ),
+        entitlement("e4", role="wealth_manager", org="S0111").model_copy(
+            update={"org_path": [*second, "S0111"]}
+        ),
+    ]
+    skipped = [
+        Customer(customer_id=f"C{i:07d}", ts=0, org_id="S0111", org_path=["HO", "B01", "S0111"])
+        for i in range(6)
+    ]
+    one_by_one = access("e2", customers=4, every_s=60, purpose="customer_service")
+    two_at_once = access(
+        "e2", customers=2, first_customer=4, per_event=2, start=HOUR, purpose="customer_service"
+    )
+    assert run(ents, one_by_one + two_at_once, skipped) == []
+    (a,) = run(ents, access("e3", customers=1, purpose="customer_service"), skipped)
+    assert reasons([a]) == {"out_of_scope"} and "S0112 read a customer managed by S0111" in a.summary
+
+
 def test_a_department_is_its_orgs_own_level(run) -> None:
     """Seed 004 names 总行零售银行部 and 总行财富平台部; 角色设置 has 总行部室负责人 and 分行部室负责人. An HR
     feed that places head-office staff in their department (`[HO, HO_RETAIL]`) put them a level
