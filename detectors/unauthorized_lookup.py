@@ -15,7 +15,9 @@ Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金�
   carrying roles at a new org is the new post, read as active at the door: streams/engine.py
   `at_new_post`);
 - 流程描述(4)④⑤: graded approval and least privilege; C3 data, and an export, print or download of
-  C2 data, need an approval that covers them (detectors/approvals.py), approved by someone else;
+  C2 data, need an approval that covers them (detectors/approvals.py), approved by someone else,
+  whoever asks (an account with no entitlement holds none); the PIN a customer sets at the counter's
+  pad (流程描述(1)⑨) is written, not read;
 - 流程描述(4)⑩, (1)⑧: data read for a stated purpose it was not collected for (purposes.yaml) needs
   each customer's separate consent to that purpose.
 A covering approval also allows a cross-org query or change, and data or systems beyond the role;
@@ -330,9 +332,23 @@ class Spending:
         self.spent[key] = value
 
 
-def _own_copy(counter: bool, action: str, customers: int) -> bool:
-    """The counter prints one customer's statement or receipt for that customer: no takeout."""
-    return counter and action == Action.print and customers == 1
+def _served(counter: bool, action: str, customers: int) -> bool:
+    """The counter works for the one customer at it: prints their statement or receipt, which takes
+    nothing out, or writes what they key in on its pad, the PIN they set, which reads nothing (seed
+    004 流程描述(1)⑨: 引导用户输入(或设置)银行卡密码, shown masked; organisation.yaml grants the
+    counter's update of `card_pin` alone)."""
+    return counter and customers == 1 and action in (Action.print, Action.update)
+
+
+def _class_rules(cls: JrClass, action: str, system: str, refused: str, served: bool) -> list[tuple[str, str]]:
+    """Seed 004 流程描述(4)⑤: C3 data, and a take-out of C2 data (④ 原则上限制批量查询、复制), need an
+    approval by someone else, whoever asks: the class of the data decides, not the role. `served`:
+    the counter, or a post for its own book, works for the one customer it serves (`_served`)."""
+    if cls is JrClass.C3 and not (served and action == Action.update):
+        return [("c3_without_approval", f"{action} on {system}; {refused}")]
+    if cls is JrClass.C2 and action in TAKES_OUT and not served:
+        return [("c2_takeout_without_approval", f"{action} on {system}; {refused}")]
+    return []
 
 
 def _book_copy(ev: Any, ent: Entitlement, ctx: Context) -> bool:
@@ -710,7 +726,7 @@ class UnauthorizedLookupDetector:
                 list(fields),
                 "no approval",
                 ctx,
-                _own_copy(counter, action, customers),
+                _served(counter, action, customers),
             ):
                 managed = action in CHANGES and ctx.catalog.manages_by_org(system)
                 sight = ALL if counter else OWN if managed else view.mode
@@ -972,9 +988,19 @@ class UnauthorizedLookupDetector:
         if ent is None:
             if not fed(ctx.refs.entitlements):
                 return []
+            # an account with no entitlement holds no approval: C3 data or a C2 take-out is
+            # unauthorized whoever it is (a probe's IT account exporting names and ID numbers was
+            # only a low "could not judge"); its org and roles stay a gap
+            cls = ctx.catalog.classify(ev.fields)
+            taken = [
+                (reason, note, None)
+                for reason, note in _class_rules(
+                    cls, ev.action.value, ev.system, "no entitlement, so no approval", False
+                )
+            ]
             if ctx.refs.entitlements.as_of(ev.actor_id, LATEST) is not None:  # granted only later
-                return [("before_entitlement", f"no entitlement yet at {iso_minute(ev.ts)}", None)]
-            return [("unknown_actor", "no entitlement record", None)]
+                return [*taken, ("before_entitlement", f"no entitlement yet at {iso_minute(ev.ts)}", None)]
+            return [*taken, ("unknown_actor", "no entitlement record", None)]
         if ent.status is not ACTIVE:
             if ent.status is TRANSFERRED:
                 return [("transferred", f"transferred out of {ent.org_id} since {iso_minute(ent.ts)}", ent)]
@@ -990,19 +1016,17 @@ class UnauthorizedLookupDetector:
         # why the approval the access names does not cover it: the analyst's first question
         refused = f"approval {approval.approval_id}: {why}" if approval else why if ev.approval_id else None
         counter = ctx.catalog.at_counter(ent.roles, action, ev.system, ev.fields, ev.purpose) is not None
-        own_copy = _own_copy(counter, action, len(ev.subject_ids)) or _book_copy(ev, ent, ctx)
+        served = _served(counter, action, len(ev.subject_ids)) or _book_copy(ev, ent, ctx)
         if not covered:
             if approval is None and not ev.approval_id:
-                key = (tuple(ent.roles), action, ev.system, tuple(ev.fields), own_copy)
+                key = (tuple(ent.roles), action, ev.system, tuple(ev.fields), served)
                 rules = self._unapproved.get(key)
                 if rules is None:
-                    rules = self._rules(ent, action, ev.system, ev.fields, "no approval", ctx, own_copy)
+                    rules = self._rules(ent, action, ev.system, ev.fields, "no approval", ctx, served)
                     if len(self._unapproved) < 100_000:
                         self._unapproved[key] = rules
             else:
-                rules = self._rules(
-                    ent, action, ev.system, ev.fields, refused or "no approval", ctx, own_copy
-                )
+                rules = self._rules(ent, action, ev.system, ev.fields, refused or "no approval", ctx, served)
             found += [(reason, note, ent) for reason, note in rules]
         found += self._beyond_purpose(ev, ent, ctx) + self._refused(ev, ent, ctx)
         return found + self._scope(ev, ent, covered, counter, ctx, refused)
@@ -1060,18 +1084,13 @@ class UnauthorizedLookupDetector:
         fields: list[str],
         refused: str,
         ctx: Context,
-        own_copy: bool = False,
+        served: bool = False,
     ) -> list[tuple[str, str]]:
-        """What the data, the roles and the systems say of an access no approval covers. `own_copy`:
-        the counter, or a post for its own book, prints one customer's data for that customer,
-        which takes nothing out."""
+        """What the data, the roles and the systems say of an access no approval covers. `served`:
+        the counter, or a post for its own book, works for the one customer it serves (`_served`)."""
         catalog = ctx.catalog
         cls = catalog.classify(fields)
-        found = []
-        if cls is JrClass.C3:
-            found.append(("c3_without_approval", f"{action} on {system}; {refused}"))
-        elif cls is JrClass.C2 and action in TAKES_OUT and not own_copy:
-            found.append(("c2_takeout_without_approval", f"{action} on {system}; {refused}"))
+        found = _class_rules(cls, action, system, refused, served)
         system_ok, data_ok = catalog.role_grants(ent.roles, Action(action), system, fields)
         roles = f"for roles {'/'.join(ent.roles)}" if ent.roles else "for an employee holding no role"
         # the approval the access named, and why it did not open it (expired, revoked, spent)

@@ -361,11 +361,15 @@ class Catalog:
         return raised is top or raised.value in ids or fids <= frozenset(named)
 
     def _set_grants(self, pid: str, action: str, field_ids: Sequence[str]) -> bool:
-        """Permission set `pid` grants the action on every one of the fields; memoized."""
+        """Permission set `pid` grants the action on every one of the fields (by class, category, or
+        the field itself); memoized."""
         key = (pid, action, tuple(field_ids))
         ok = self._grants.get(key)
         if ok is None:
-            ok = self.granted(self.permission_sets[pid].grants.get(action, ()), field_ids)  # type: ignore[call-overload]
+            ids = self.permission_sets[pid].grants.get(action, ())  # type: ignore[call-overload]
+            # a field a grant names itself (a category or class id stands for itself as a field)
+            fields = [i for i in ids if self.field_category.get(i, i) != i]
+            ok = self.granted(ids, field_ids, named=fields)
             if len(self._grants) < 100_000:
                 self._grants[key] = ok
         return ok

@@ -350,7 +350,9 @@ class PermissionSet(Strict):
     zh: str
     systems: list[str] = Field(default_factory=list)
     grants: dict[Action, list[str]] = Field(
-        default_factory=dict, description="action -> class or category ids"
+        default_factory=dict,
+        description="action -> class or category ids, or a field id for that field alone (the PIN the "
+        "customer sets at the counter's pad)",
     )
     approves: bool = Field(
         default=False, description="its holders sign graded approvals (分级授权审批) of data access"
@@ -1097,24 +1099,28 @@ class Policy(Strict):
 
     @model_validator(mode="after")
     def _data_refs(self) -> Policy:
-        """Permission grants and approval exclusions (organisation.yaml) name classes or categories."""
+        """Permission grants and approval exclusions (organisation.yaml) name classes or categories; a
+        grant may name a field too, for that field alone."""
         known = {c.value for c in JrClass} | set(self.classification.categories)
         org = self.organisation
-        named = [
-            (f"permissions.{pid}.grants.{action}", ids)
-            for pid, p in org.permissions.items()
-            for action, ids in p.grants.items()
-        ] + [(f"approval_exclusions.{k}", ids) for k, ids in org.approval_exclusions.items()]
+        named = [(f"approval_exclusions.{k}", ids, known) for k, ids in org.approval_exclusions.items()]
         named += [
-            (f"permissions.{pid}.own_book.reads", p.own_book.reads)
+            (f"permissions.{pid}.own_book.reads", p.own_book.reads, known)
             for pid, p in org.permissions.items()
             if p.own_book
         ]
-        for where, ids in named:
-            unknown = sorted(set(ids) - known)
+        fields = known | set(self.classification.fields)
+        named += [
+            (f"permissions.{pid}.grants.{action}", ids, fields)
+            for pid, p in org.permissions.items()
+            for action, ids in p.grants.items()
+        ]
+        for where, ids, allowed in named:
+            unknown = sorted(set(ids) - allowed)
             if unknown:
+                what = "a class, a category nor a field" if allowed is fields else "a class nor a category"
                 raise ValueError(
-                    f"{where} names {unknown}, neither a class nor a category; use C3, C2, C1 or one of "
+                    f"{where} names {unknown}, neither {what}; use C3, C2, C1 or one of "
                     f"{', '.join(sorted(self.classification.categories))}"
                 )
         for pid, p in org.permissions.items():

@@ -698,6 +698,59 @@ def test_repeated_denials_fire_a_single_one_is_counted_only(run) -> None:
     assert "次越权访问，未读取客户的个人金融信息" in a.summary and "0名客户" not in a.summary
 
 
+def test_a_pin_the_customer_sets_at_the_counters_pad_is_no_c3_read(run) -> None:
+    """Seed 004 流程描述(1)⑨: the customer sets the card's PIN on the counter's pad, shown masked to
+    no one. A probe's teller was a high "read C3 authentication data" alert at every PIN reset
+    (密码重置: an update of `card_pin` for the one customer at the counter, account_service). The
+    counter's grant of that update (organisation.yaml) is its own work, for a customer of any
+    branch. Anything more stays C3: two customers at once, a read of the PIN, a card's security
+    code written, a post that is not the counter's; and an update is said to be one, not a read."""
+    reset = dict(
+        action="update", fields=("customer_name", "id_document_no", "card_pin"), purpose="account_service"
+    )
+    tellers = [
+        entitlement("e1", role="teller"),
+        entitlement("e2", role="teller"),
+        entitlement("e3", role="teller"),
+    ]
+    day = access("e1", customers=6, first_customer=10, every_s=2400, **reset)
+    assert run(tellers, day) == []
+    both = access("e1", customers=2, per_event=2, **reset)
+    shown = access("e2", customers=1, **(reset | {"action": "view"}))
+    cvn = access("e3", customers=1, **(reset | {"fields": ("customer_name", "card_cvn")}))
+    found = {a.actor_id: a for a in run(tellers, both + shown + cvn)}
+    assert {actor: reasons([a]) for actor, a in found.items()} == {
+        "e1": {"c3_without_approval"},
+        "e2": {"c3_without_approval"},
+        "e3": {"c3_without_approval"},
+    }
+    assert "accessed C3 authentication data" in found["e3"].summary and "read C3" not in found["e3"].summary
+    assert "(update on core_banking; no approval)" in found["e3"].summary
+    (wm,) = run([entitlement("e1", role="wealth_manager")], access("e1", customers=1, **reset))
+    assert "c3_without_approval" in reasons([wm])
+
+
+def test_an_account_with_no_entitlement_taking_c2_out_is_a_takeout_without_approval(run) -> None:
+    """Seed 004 流程描述(4)④⑤: a take-out of C2 data, and C3 data, need an approval by someone else,
+    whoever asks; an account with no entitlement record holds none. A probe's IT account exporting
+    customers' names and ID numbers was a low "could not judge" gap. Its org and roles stay a gap
+    beside it; its plain reads are the gap alone."""
+    ents = [entitlement("e1")]
+    export = access(
+        "ghost", customers=3, per_event=3, action="export", fields=("customer_name", "id_document_no")
+    )
+    (a,) = run(ents, export)
+    assert reasons([a]) == {"c2_takeout_without_approval", "unknown_actor"} and a.severity.value == "medium"
+    assert (
+        "(export on core_banking; no entitlement, so no approval)" in a.summary
+        and "越权" in a.title_zh + a.summary
+    )
+    (c3,) = run(ents, access("ghost", customers=1, fields=("payment_account_no", "card_cvn")))
+    assert reasons([c3]) == {"c3_without_approval", "unknown_actor"} and c3.severity.value == "high"
+    (read,) = run(ents, access("ghost", customers=3))
+    assert reasons([read]) == {"unknown_actor"} and read.severity.value == "low"
+
+
 def test_unknown_actors_and_customers_are_listed_as_coverage_gaps(run) -> None:
     (a,) = run([entitlement("e1")], access("ghost", customers=2))
     assert reasons([a]) == {"unknown_actor"} and a.severity.value == "low"
