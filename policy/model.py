@@ -1123,6 +1123,16 @@ class Policy(Strict):
                     f"{where} names {unknown}, neither {what}; use C3, C2, C1 or one of "
                     f"{', '.join(sorted(self.classification.categories))}"
                 )
+        # an exclusion meets an approval by the purpose id the door folds its purpose to: keyed by a
+        # word purposes.yaml does not declare, no other spelling reaches it (a probe's 监管报送
+        # approval covered a CVN2 export that `regulatory_report` excluded)
+        for key in org.approval_exclusions:
+            if key not in self.purposes.purposes:
+                raise ValueError(
+                    f"approval_exclusions.{key} is no purpose of purposes.yaml; declare it there (with its "
+                    f"zh and `also` names, which approvals may write) or key it by one of "
+                    f"{', '.join(self.purposes.purposes)}"
+                )
         for pid, p in org.permissions.items():
             for key, block in (("counter", p.counter), ("own_book", p.own_book)):
                 unknown = sorted(set(block.purposes if block else ()) - set(self.purposes.purposes))

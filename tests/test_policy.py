@@ -206,6 +206,27 @@ def test_a_purpose_that_also_uses_an_unknown_purpose_points_at_its_line(policy_c
     assert "account_service, authentication, payment" in e.value.fix
 
 
+def test_an_approval_exclusion_keyed_by_no_declared_purpose_names_file_key_line_and_fix(
+    policy_copy: Path,
+) -> None:
+    """An exclusion keyed by a word purposes.yaml does not declare is met by that literal word alone:
+    a probe's approval saying 监管报送 covered a CVN2 export `regulatory_report` excluded. Refused at
+    load, where the key is, with the fix."""
+    f = policy_copy / "organisation.yaml"
+    edit(f, "  regulatory_report: [C3, authentication]", "  regulatory_reports: [C3, authentication]")
+    with pytest.raises(PolicyError, match="is no purpose of purposes.yaml") as e:
+        load_policy(policy_copy)
+    bad_line = next(
+        i for i, line in enumerate(f.read_text().splitlines(), 1) if "regulatory_reports:" in line
+    )
+    assert (e.value.file, e.value.key, e.value.line) == (
+        str(f),
+        "approval_exclusions.regulatory_reports",
+        bad_line,
+    )
+    assert "declare it there" in e.value.fix and "regulatory_report," in e.value.fix
+
+
 def test_a_retention_period_is_given_in_days_or_in_years_not_both(policy_copy: Path) -> None:
     edit(policy_copy / "retention.yaml", "    keep_days: 30\n", "    keep_days: 30\n    keep_years: 1\n")
     with pytest.raises(PolicyError, match="keep_days and keep_years") as e:

@@ -373,12 +373,14 @@ def test_an_approval_expiring_in_seconds_covers_nothing_says_why_and_its_record_
     assert "terminated" in a.summary, a.summary
 
 
-def test_a_regulatory_report_approval_never_covers_c3(run) -> None:
-    grant = approval(
-        purpose="regulatory_report", categories=["account", "authentication"], systems=["card_system"]
-    )
+@pytest.mark.parametrize("purpose", ["regulatory_report", "监管报送", "监管报告", "Regulatory Report"])
+def test_a_regulatory_report_approval_never_covers_c3_whatever_its_workflow_calls_it(run, purpose) -> None:
+    """A probe's workflow and log wrote the purpose in Chinese (监管报送, 监管报告): the exclusion,
+    keyed by `regulatory_report`, was met by that word alone, and the approval covered a CVN2
+    export. The purpose is declared with its names, so each is the one the exclusion keys."""
+    grant = approval(purpose=purpose, categories=["account", "authentication"], systems=["card_system"])
     ents = [entitlement("e1", approvals=[grant])]
-    kw = dict(system="card_system", approval_id="AP1", purpose="regulatory_report", action=Action.export)
+    kw = dict(system="card_system", approval_id="AP1", purpose=purpose, action=Action.export)
     assert run(ents, [e.model_copy(update=kw) for e in access("e1", fields=("payment_account_no",))]) == []
     c3 = [e.model_copy(update=kw) for e in access("e1", fields=("payment_account_no", "card_cvn"))]
     (a,) = run(ents, c3)
