@@ -16,8 +16,9 @@ procedure. So an approval covers an access only when all of these hold, as of th
 - a named approver who is not the requester (four eyes): a self-granted approval is none;
 - an approver who is active and holds an approving role (organisation.yaml permissions with
   `approves`: 部室负责人, whom seed 004 角色设置 gives 审批; a 支行行长 applies, not approves) in an
-  org at or above the requester's (分级授权), as of the
-  entitlement version that carries the approval. An approver the entitlements stream does not know cannot be judged by role;
+  org at or above the requester's (分级授权), as of the grant: the earliest version of the
+  requester's record that carried the approval (a signature does not lapse when its signer
+  retires). An approver the entitlements stream does not know cannot be judged by role;
   one whose id is not even of the bank's employee id form (organisation.yaml `employee_id_form`:
   SYSTEM, AUTO) approves nothing.
 """
@@ -79,8 +80,11 @@ def _asked(approval: Approval, ev: Any, catalog: Catalog) -> str | None:
 
 def _graded(approval: Approval, ent: Entitlement, ctx: Context) -> str | None:
     """Why the approver cannot grant it: no approving role, or an org not at or above the
-    requester's; None if they can (or are not on the entitlements stream)."""
-    approver = ctx.entitlement(approval.approver_id or "", ent.ts)
+    requester's; None if they can (or are not on the entitlements stream). The approver as of the
+    grant (`_granted`): a signature does not lapse when its signer retires or changes post (a
+    probe's weekly approval was void, "terminated when it was granted", once HR re-sent the
+    requester's record after the signer retired)."""
+    approver = ctx.entitlement(approval.approver_id or "", _granted(approval, ent, ctx))
     if approver is None:
         # an id not even of an employee's form (SYSTEM, AUTO, 00000) is a workflow's or a forged
         # one: no person graded the grant (a probe's SYSTEM-approved CVN read passed)
@@ -95,6 +99,17 @@ def _graded(approval: Approval, ent: Entitlement, ctx: Context) -> str | None:
     if approver.org_id not in ent.org_path:
         return f"its approver {approval.approver_id} ({approver.org_id}) is not over the requester's org {ent.org_id}"
     return None
+
+
+def _granted(approval: Approval, ent: Entitlement, ctx: Context) -> int:
+    """When the approval was granted, as the entitlements stream tells it: the earliest of the
+    requester's versions carrying it since it was last absent, for an HR feed re-sends the whole
+    record (a new approval, a nightly export) and the approval with it. An approval first seen on a
+    record dated after its approver left was granted then."""
+    first = ctx.refs.entitlements.first_of_run(
+        ent.actor_id, ent.ts, lambda e: _held(e, approval.approval_id) is not None
+    )
+    return first.ts if first is not None else ent.ts
 
 
 def _touches(ids: frozenset[str], fields: list[str], catalog: Catalog) -> bool:
@@ -160,12 +175,17 @@ def _named(ev: Any, ent: Entitlement | None) -> Approval | None:
     case or width (a log's AP-10 is HR's ap-10, which keys what it spent)."""
     if ent is None or not ev.approval_id:
         return None
-    named = code_spelling(ev.approval_id) or ev.approval_id
+    return _held(ent, ev.approval_id)
+
+
+def _held(ent: Entitlement, approval_id: str) -> Approval | None:
+    """The approval of this id an entitlement carries, its code in any case or width."""
+    named = code_spelling(approval_id) or approval_id
     return next(
         (
             a
             for a in ent.approvals
-            if a.approval_id == ev.approval_id or (code_spelling(a.approval_id) or a.approval_id) == named
+            if a.approval_id == approval_id or (code_spelling(a.approval_id) or a.approval_id) == named
         ),
         None,
     )

@@ -30,6 +30,20 @@ def test_a_batch_lookup_agrees_with_one_lookup_each() -> None:
     assert sum(v is None for v in found) == 1 + 1 + 5 + len(times)  # before a first version, or unknown
 
 
+def test_the_first_of_a_run_is_where_what_holds_began_without_a_break() -> None:
+    """An approval's grant is the earliest version carrying it since it was last absent: HR's
+    re-sends carry it on, a version without it ends the run."""
+    registry: AsOfRegistry = AsOfRegistry("actor_id")
+    roles = ["wealth_manager", "wealth_manager", "lobby_manager", "wealth_manager", "wealth_manager"]
+    for record in refs("entitlements", [entitlement("e1", role=r, ts=T0 + i) for i, r in enumerate(roles)]):
+        registry.put(record)
+    registry.put(refs("entitlements", [entitlement("once", role="wealth_manager", ts=T0)])[0])
+    manages = lambda e: e.roles == ["wealth_manager"]  # noqa: E731
+    first = lambda key, t: f.ts - T0 if (f := registry.first_of_run(key, T0 + t, manages)) else None  # noqa: E731
+    assert [first("e1", t) for t in range(5)] == [0, 0, None, 3, 3]
+    assert (first("once", 10), first("once", -1), first("nobody", 10)) == (0, None, None)
+
+
 def consents(*records: Consent) -> Any:
     """A Context over these consents (reference records as the engine keeps them)."""
     from detectors.base import Context, References

@@ -8,7 +8,7 @@ import pytest
 from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
-from schemas.models import Action, Approval, Consent, Customer, CustomerStatus, EmployeeStatus
+from schemas.models import Action, Approval, Consent, Customer, CustomerStatus, EmployeeStatus, Entitlement
 from streams.alerts import alert_version
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -327,6 +327,37 @@ def test_an_approval_is_signed_by_an_approving_role_at_or_above_the_requester(ru
         assert reasons(got) == {"out_of_scope"} and "its approver E900001" in got[0].summary
     if approver.roles[0] in ("sb_president", "wealth_manager"):  # the roles that do sign, from the policy
         assert "holds no approving role (分行部室负责人, 总行部室负责人)" in got[0].summary
+
+
+def test_an_approval_stands_when_its_approver_leaves_after_signing_it(run) -> None:
+    """A probe's: a branch head signed AP1 on Monday and retired on Wednesday; HR re-sent the
+    requester's record on Thursday (a second approval beside AP1), and AP1's Thursday reads were
+    void, "its approver was terminated when it was granted". The approver is judged as of the
+    grant: the earliest version of the requester's record that carried AP1 since it was last
+    absent. An approval first on a record dated after its approver left was granted then."""
+    day = 24 * HOUR
+    head = entitlement("E900001", role="br_dept_head", org="B01")
+    retired = head.model_copy(update={"ts": T0 + 2 * day, "status": EmployeeStatus.terminated})
+
+    def requester(ts: int, *ids: str) -> Entitlement:
+        grants = [approval(approval_id=i, expires_ts=T0 + 7 * day) for i in ids]
+        return entitlement("e1", ts=ts, approvals=grants).model_copy(update={"org_path": ORGS["S0101"]})
+
+    far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
+    thursday = access("e1", start=3 * day + HOUR, **far)
+    resent = [requester(0, "AP1"), requester(T0 + 3 * day, "AP1", "AP2")]
+    assert run([*resent, head, retired], thursday) == []
+    signed_after = "its approver E900001 was terminated when it was granted"
+    for history in (
+        [requester(0), requester(T0 + 3 * day, "AP1", "AP2")],  # AP1 first on Thursday's record
+        [
+            requester(0, "AP1"),
+            requester(T0 + day, "AP2"),
+            requester(T0 + 3 * day, "AP1", "AP2"),
+        ],  # revoked, re-granted
+    ):
+        (a,) = run([*history, head, retired], thursday)
+        assert reasons([a]) == {"out_of_scope"} and signed_after in a.summary, a.summary
 
 
 def test_an_approver_whose_id_is_no_employees_approves_nothing(run) -> None:
