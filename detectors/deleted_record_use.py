@@ -97,8 +97,8 @@ class Kept:
         self.uses: list[list[Any]] = []
         self.named: dict[str, int] = {}
         # the latest collections seen while the record is kept, [time, system] by time: one after
-        # it left, on the system it left, makes it a record anew (kept apart from the removal,
-        # which may be reported after it)
+        # it left, on the system it left (or, after a purge job's removal, one it was on), makes
+        # it a record anew (kept apart from the removal, which may be reported after it)
         self.collected: list[list[Any]] = []
         self.revised = 0  # the alert's latest revision raised (0: none)
 
@@ -137,25 +137,35 @@ class Kept:
         """Its latest removal or anonymization known, which it is remembered from."""
         return max(self.gone, self.anon)
 
-    def offends(self, use: list[Any]) -> bool:
+    def offends(self, use: list[Any], systems: frozenset[str]) -> bool:
         """After the removal, or after the anonymization and naming a customer; and not one
         retention_overrun judges (naming the customer, after an event that names it)."""
         after = 0 < self.gone < use[TS] or (0 < self.anon < use[TS] and bool(use[NAMED]))
-        anew = self.since() < self.anew() <= use[TS]  # of the record collected again since
+        anew = self.since() < self.anew(systems) <= use[TS]  # of the record collected again since
         return after and not anew and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
 
     def revision(self) -> int:
         """The alert's revision: it grows with each use counted and each removal known."""
         return self.counted + len(self.removals) - 1
 
-    def anew(self) -> int:
+    def anew(self, systems: frozenset[str]) -> int:
         """The record's first collection after it left, on the system it left (0: none known). One
         on another system is a copy of what left (a warehouse's load from a stale staging copy: a
-        probe's download of the deleted record after it was silent), not an id reused."""
+        probe's download of the deleted record after it was silent), not an id reused. A removal
+        on a system the record is on nowhere known, neither by a collection seen nor by the policy
+        (`systems`: a purge job logging its own name, crm_purge, 数据清理平台), removed every copy, as
+        retention_overrun reads it: then a collection on a system the record was collected on
+        before it left is the id reused; where none was seen (this detector learns of most records
+        from their removal), one on any system the policy names (a probe's returning customer,
+        collected anew on the CRM after the purge job's deletion, was a use after deletion on
+        every read)."""
         since = self.since()
         if not since:
             return 0
-        return next((t for t, system in self.collected if t > since and system in ("", self.system)), 0)
+        homes = {"", self.system}
+        if self.system not in systems and all(s != self.system for _, s in self.collected):
+            homes |= {s for t, s in self.collected if t <= since} or systems
+        return next((t for t, s in self.collected if t > since and s in homes), 0)
 
     def waiting(self) -> list[list[Any]]:
         """Uses not counted: an earlier removal reported late may still make them count."""
@@ -188,14 +198,14 @@ class DeletedRecordUseDetector:
                 if ev.stage.value in GONE_STAGES:
                     self._removed(ev, ctx)
                 elif ev.stage.value == "collect" and not ctx.catalog.restores(ev.method):
-                    self._collected(ev)
+                    self._collected(ev, ctx)
         else:
             for ev in events:
                 if uses_records(stream, ev):
                     self._used(stream, ev, ctx)
         return ()
 
-    def _collected(self, ev: Any) -> None:
+    def _collected(self, ev: Any, ctx: Context) -> None:
         """A record collected again after it left (an id a system reuses for a returning customer):
         its uses since are of the new record. A collection is noted on a record already kept,
         whether its removal is known yet or not (one dated before it may be reported after it);
@@ -207,7 +217,7 @@ class DeletedRecordUseDetector:
         if kept is not None and seen not in kept.collected:
             insort(kept.collected, seen)
             if len(kept.collected) > COLLECTIONS:  # the latest, and the one that made the record anew
-                first = kept.anew()
+                first = kept.anew(ctx.catalog.systems)
                 latest = kept.collected[-(COLLECTIONS - 1) :]
                 kept.collected = [c for c in kept.collected if c in latest or c[0] == first]
             self.store.touch(ev.record_id)
@@ -260,7 +270,7 @@ class DeletedRecordUseDetector:
         """Seed 002 §六.6(1): each new use after the removal, up to the watermark, or a new removal
         revises the record's one alert."""
         for u in kept.uses:
-            if u[TS] <= ctx.watermark and not u[COUNTED] and kept.offends(u):
+            if u[TS] <= ctx.watermark and not u[COUNTED] and kept.offends(u, ctx.catalog.systems):
                 u[COUNTED] = 1
                 kept.counted += 1
         if not kept.counted or kept.revision() <= kept.revised:

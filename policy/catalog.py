@@ -127,6 +127,9 @@ class Catalog:
             *policy.retention.client_systems,
         ]
         self.system_ids = {spelling(s): s for s in named}
+        # the systems records are kept on, as the policy knows them: a removal logged elsewhere is a
+        # purge job's own name, of every copy (deleted_record_use `Kept.anew`)
+        self.systems = frozenset(self.system_ids.values())
         self.approval_exclusions = {
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }

@@ -146,6 +146,31 @@ def test_a_deleted_record_loaded_again_into_another_system_is_no_new_record(run)
     assert run([lc("delete", day=-3), again, report(day=-0.5), tick(0)]) == []
 
 
+@pytest.mark.parametrize("purge_job", ["crm_purge", "数据清理平台"])
+def test_a_record_collected_anew_after_a_purge_job_logged_its_removal_is_a_new_record(run, purge_job) -> None:
+    """A probe's: the nightly purge job deleted a customer's contact record and logged the deletion
+    under its own name; she came back months later and the CRM collected the record anew under the
+    same id, and every read of it fired for five years. A removal on a system the record is on
+    nowhere known removed every copy (as retention_overrun reads it): a collection on a system the
+    record was collected on, or, none seen, on one the policy names, is the id reused. What the
+    removal still decides: a read before the return, a read with no return, and a reload into
+    another system than the one the record was seen collected on (a copy of what left)."""
+    purged = lc("delete", day=-100, system=purge_job)
+    back = lc("collect", day=-7, categories=["mobile_phone"], purpose="customer_service")
+    assert run([purged, back, report(day=-0.5), tick(0)]) == []
+    (between,) = run([purged, report(day=-50), back, report(day=-0.5), tick(0)])
+    assert between.counts["uses"] == 1 and between.last_seen == T0 - 50 * DAY
+    (unreturned,) = run([purged, report(day=-0.5), tick(0)])
+    assert unreturned.counts["uses"] == 1 and f"on {purge_job}, deleted" in unreturned.summary
+    # the record seen collected on the CRM (a read by record, come first, kept it) before the job
+    # removed it: one event a step, as a live consumer reads them
+    seen = [report(day=-120), collect(day=-110)]
+    reload = lc("collect", day=-7, system="data_warehouse", categories=["mobile_phone"])
+    (copy,) = run([*seen, purged, reload, report(day=-0.5, system="data_warehouse"), tick(0)], batch=1)
+    assert copy.counts["uses"] == 1
+    assert run([*seen, purged, back, report(day=-0.5), tick(0)], batch=1) == []
+
+
 @pytest.mark.parametrize(
     "method", ["restore", "backup_restore", "Recovered from snapshot", "恢复", "回滚", "FLASHBACK TABLE"]
 )
@@ -166,7 +191,7 @@ def test_collections_kept_by_an_earlier_lifemon_are_of_any_system() -> None:
     """State written before collections kept their system holds times alone: each is judged as
     it was, a collection of the record anew on whatever system."""
     old = Kept.from_json([3, "delete", "crm", "C1", ["d1"], 0, 0, [], 0, {"C1": 3}, [5, 9], 0])
-    assert old.anew() == 5 and old.collected == [[5, ""], [9, ""]]
+    assert old.anew(frozenset({"crm"})) == 5 and old.collected == [[5, ""], [9, ""]]
 
 
 def test_an_anonymized_record_read_by_its_id_is_analysis_and_its_deletion_counts(run) -> None:
