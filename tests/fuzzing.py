@@ -10,8 +10,8 @@ import io
 import json
 import os
 import types
-from datetime import date
 import typing
+from datetime import date
 from typing import Any
 
 import fastavro
