@@ -366,8 +366,12 @@ class PermissionSet(Strict):
 
 
 class SystemRule(Strict):
-    """What a system never allows, whoever asks and whatever approval they hold; and whether the
-    bank manages its customers by org there."""
+    """A system's names, what it never allows, whoever asks and whatever approval they hold; and
+    whether the bank manages its customers by org there."""
+
+    zh: str | None = Field(default=None, description="its Chinese name, as staff and logs write it")
+    en: str | None = Field(default=None, description="its English name")
+    also: list[str] = Field(default_factory=list, description="other names logs give it")
 
     never: list[Action] = Field(
         default_factory=list, description="actions on its customer data no role or approval opens"
@@ -378,7 +382,9 @@ class SystemRule(Strict):
         "another org only queries it, and changes it only under a covering approval. Elsewhere "
         "(core banking's postings) a change is judged by the org's sight, as a read is",
     )
-    source: str = Field(description="the passage the rule rests on, for the policy's reader")
+    source: str | None = Field(
+        default=None, description="the passage its rules (never, by org) rest on, for the policy's reader"
+    )
 
 
 # ^ or $ outside a character class, \A or \Z: anchors no id inside a longer name can meet

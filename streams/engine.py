@@ -236,7 +236,7 @@ EMPLOYEE_ATTRS = {
 def fold(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]) -> None:
     """Each record's `attr` as the policy spells it, where `respell` gives another spelling (None: keep
     it): a purpose in any case or spaces (`Marketing` is marketing) in the events, the consents and
-    the approvals alike, before any detector compares them; a system likewise (`policy_spelling`).
+    the approvals alike, before any detector compares them; a system likewise (`named_spelling`).
     Most batches hold only the policy's spellings: one pass over their few distinct values."""
     odd = {
         v: s
@@ -283,14 +283,9 @@ def at_new_post(records: Sequence[Any], registry: AsOfRegistry[Any]) -> None:
         batch[r.actor_id] = r
 
 
-def policy_spelling(known: dict[str, str]) -> Callable[[str], str | None]:
-    """A system as the policy names it, whatever case or spaces a log wrote it in
-    (`CRM` is crm, `known` by spelling): a probe's `CRM` was a system the role may not use, and no
-    coverage gap said why. A name the policy does not know, or spells so already, is None: kept."""
-    return lambda s: found if (found := known.get(spelling(s))) != s else None
-
-
-def named_spelling(names: dict[str, Iterable[str]], others: bool = True) -> Callable[[str], str | None]:
+def named_spelling(
+    names: dict[str, Iterable[str]], others: bool = True, dressed: bool = True
+) -> Callable[[str], str | None]:
     """A purpose or a role as the policy names it, whatever case or spaces, or by its Chinese or
     English name (`营销`, `理财与投资顾问服务`: a probe's read for marketing of a customer who refused
     it was silent, a wealth manager's own customers read for advice a bulk alert; an HR feed's
@@ -298,7 +293,8 @@ def named_spelling(names: dict[str, Iterable[str]], others: bool = True) -> Call
     Spaces and hyphens are underscores, as in the ids (`Privacy Policy`, `privacy-policy`: a probe's
     withdrawal of the privacy policy so written was lost), for a purpose the policy does not name
     too (a detector's `consent_purpose`), unless `others` is False: a role the policy does not
-    name stays as HR wrote it, and the alert says so. None: kept as it is."""
+    name stays as HR wrote it, and the alert says so. `dressed`: a name may carry a version or a
+    consent word after it (a purpose's, not a system's: CRM2 is another system). None: kept as it is."""
 
     def form(name: str) -> str:
         return _SEPARATORS.sub("_", spelling(_QUOTES.sub("", name)))
@@ -309,7 +305,11 @@ def named_spelling(names: dict[str, Iterable[str]], others: bool = True) -> Call
         f = form(s)
         # without a version or a consent word after it, where that is a known name (a review's
         # `loan_agreement` of a bank's own policy was merged with `loan`)
-        found = known.get(f) or known.get(_CONSENTED.sub("", _VERSIONED.sub("", f))) or (f if others else s)
+        found = (
+            known.get(f)
+            or (dressed and known.get(_CONSENTED.sub("", _VERSIONED.sub("", f))))
+            or (f if others else s)
+        )
         return None if found == s else found
 
     return respell
@@ -741,7 +741,13 @@ class Engine:
         self.stores: dict[int, KeyedStore] = {}
         self.specs = list(specs)
         self.catalog: Catalog = catalog
-        self._system_spelling = policy_spelling(catalog.system_ids)
+        systems = catalog.policy.organisation.systems
+        self._system_spelling = named_spelling(  # a system's names over another id spelled as one
+            {sid: () for sid in catalog.systems if sid not in systems}
+            | {sid: [n for n in (s.zh, s.en, *s.also) if n] for sid, s in systems.items()},
+            others=False,
+            dressed=False,
+        )
         retention = catalog.policy.retention
         self._reversible = method_terms(retention.reversible_anonymization or ["\x00"])  # none: nothing
         self._erasing = frozenset(map(method_key, retention.erasing_methods))

@@ -404,6 +404,15 @@ def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
     # a system the policy does not know is kept as written, and judged so
     (a,) = run(ents, [read("w1", OPEN, ["A0001"], system="CRM2")])
     assert "CRM2 for roles wealth_manager" in a.summary
+    # by the names organisation.yaml gives it (a probe's 掌上银行家 and "Mobile Banker" were a system
+    # no role may use, and a download from it under an approval naming it so passed its `never`)
+    named = [read("w1", OPEN + i * MINUTE, ["A0001"], system=s, action="view")
+             for i, s in enumerate(("掌上银行家", "Mobile Banker", "mobile-banker", "掌上银行家系统", "核心系统"))]  # fmt: skip
+    assert run(ents, named) == []
+    ap = grant(approval_id="MB1", systems=["掌上银行家"], purpose="customer_service")
+    taken = read("m1", OPEN, ["A0001"], system="Mobile Banker", action="download", approval_id="MB1")
+    (c,) = run([_ent("m1", "sb_president", "S0101", approvals=[ap])], [taken])
+    assert reasons(c) == {"forbidden_on_system"} and "download on mobile_banker" in c.summary
     # a role as HR may case it is the policy's (a probe's `Wealth_Manager` was permitted nothing:
     # every read of hers an alert); one the policy does not know stays as written
     assert run([_ent("w1", " Wealth_Manager", "S0101")], reads[:2]) == []
