@@ -279,11 +279,16 @@ class RetentionOverrunDetector:
                 self._covering[key] = found
         return found
 
+    def _is_account(self, rec: Record, catalog: Catalog) -> bool:
+        policy = self._retention(catalog)
+        return rec.is_account(policy.account_categories, policy.relationship_purposes)
+
     def deadlines(self, held: Customer, rec: Record, catalog: Catalog) -> Iterator[tuple[Deadline, int, int]]:
         """(rule, clock start, deadline) of every rule that covers the record and has started: the
         end of its last day in the bank's calendar (`Policy.period_end`, as for a deletion request)."""
+        account = self._is_account(rec, catalog)
         for d in self._covering_of(rec, catalog)[0]:
-            start = held.clock(d.after, rec)
+            start = held.clock(d.after, rec, account)
             if start is not None:
                 yield d, start, catalog.policy.retention_end(start, d.rule)
 
@@ -293,8 +298,9 @@ class RetentionOverrunDetector:
         """(minimum, clock start or None, when removing the record becomes lawful) of every statutory
         minimum covering it: the start of its period's last day (a record deleted on the day its
         five years end was kept five years), or never while its clock has not started."""
+        account = self._is_account(rec, catalog)
         for m in self._covering_of(rec, catalog)[1]:
-            start = held.clock(m.after, rec)
+            start = held.clock(m.after, rec, account)
             yield (
                 m,
                 start,

@@ -177,6 +177,12 @@ class Record:
         """Deleted, anonymized or destroyed at or before `ts`."""
         return 0 < self.gone <= ts
 
+    def is_account(self, categories: frozenset[str], purposes: frozenset[str]) -> bool:
+        """One of the customer's accounts: it holds one of `categories` (those a rule counting from
+        `account_closed` covers) and was collected for one of `purposes` (`relationship_purposes`:
+        an account opening); a KYC file's account number (due diligence) or a payment's is a copy."""
+        return self.purpose in purposes and not categories.isdisjoint(self.categories)
+
 
 class Customer:
     """One customer's tracked records, its retention clocks and the recent uses of its records."""
@@ -186,8 +192,9 @@ class Customer:
     def __init__(self) -> None:
         self.records: dict[str, Record] = {}
         # account closures that name no record tracked here, by the record id they name: they count
-        # for every record without a closure of its own, since the log does not say which data the
-        # account held ("": an earlier lifemon's customer-wide closure)
+        # for every record without a closure of its own that is no account itself (a KYC file's
+        # account number: the log does not say which account's data it held), never for an account,
+        # which the log would have named ("": an earlier lifemon's customer-wide closure)
         self.closures: dict[str, int] = {}
         self.ended = 0  # latest end of the business relationship logged; 0: none seen
         # when the last of the customer's accounts known here closed, every account opened by then
@@ -251,16 +258,10 @@ class Customer:
     def accounts_closed(self, categories: frozenset[str], purposes: frozenset[str]) -> int:
         """When the customer's last account known here closed, every account opened by then closed by
         then and none reopened since its closure; 0 while one is open (or none is known). An account
-        is a record holding one of `categories` (those a rule counting from `account_closed` covers)
-        collected for one of `purposes` (`relationship_purposes`: an account opening); a KYC file's
-        account number (due diligence) or a payment's is a copy, not an account. A closure naming no
+        is a record `Record.is_account` says is one. A closure naming no
         record tracked here says not which account closed, and ends nothing. Order-free: computed
         from the records as they stand."""
-        accounts = [
-            r
-            for r in self.records.values()
-            if r.purpose in purposes and not categories.isdisjoint(r.categories)
-        ]
+        accounts = [r for r in self.records.values() if r.is_account(categories, purposes)]
         last = max((r.closed for r in accounts), default=0)
         if last and all(
             r.closed > 0 and not r.closed < r.unbidden <= last for r in accounts if r.first <= last
@@ -268,22 +269,25 @@ class Customer:
             return last
         return 0
 
-    def clock(self, after: str, rec: Record) -> int | None:
+    def clock(self, after: str, rec: Record, account: bool = False) -> int | None:
         """When a rule counting from `after` started for `rec` (never before the record existed; None:
         not yet): a closure of the account the record is (the AML Law counts from the account's
-        closure, and a customer closing one of several accounts keeps the others), else one that
-        names no record; the business relationship's end, unless it began again since."""
+        closure, and a customer closing one of several accounts keeps the others), else, for a
+        record that is no `account` itself, one that names no record; the business relationship's
+        end, unless it began again since. An account with no closure of its own is open: the log
+        named the account that closed, and not this one (a probe's card closure, keyed by the card
+        system's own id, started the clock of the customer's current account, and each teller read
+        of it ten years on was a use past its deadline)."""
         if after == "collect":
             return rec.first
         if after == "account_closed":
             # an account collected again after its own closure was reopened: its clock waits for the
             # next closure (a probe's reactivated account expired ten years from the old one); a
             # collection for the law's duty (due diligence on a closed account) reopens nothing
-            stage = (
-                (rec.closed if rec.closed > rec.unbidden else 0)
-                if rec.closed
-                else max(self.closures.values(), default=0)
-            )
+            if rec.closed:
+                stage = rec.closed if rec.closed > rec.unbidden else 0
+            else:  # an account not named by a closure is open: only another record takes an unnamed one
+                stage = 0 if account else max(self.closures.values(), default=0)
             # no closure logged, the relationship ended: its last product closed, this account too (a
             # review's KYC account record, ended eleven years before, was both overdue and too early)
             stage = stage or (self.end if self.resumed <= self.end else 0)

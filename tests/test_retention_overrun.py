@@ -314,10 +314,26 @@ def test_a_closed_account_starts_its_own_clock_and_the_customers_other_accounts_
     assert {r: [x.summary.split()[1] for x in al] for r, al in got.items()} == {
         "retention_expired": ["ACC-A"]
     }
-    # a closure naming no record tracked here (an account number the lifecycle log keys no data by)
-    # counts for every account record without a closure of its own, as before
-    got = run([a, b, lc("account_closed", rid="ACCT-0001", day=-keep - 1), tick(0)])
-    assert sorted(x.summary.split()[1] for x in got["retention_expired"]) == ["ACC-A", "ACC-B"]
+
+
+def test_a_closure_of_an_account_the_log_does_not_track_leaves_the_customers_open_account_open(run) -> None:
+    """A probe: the card system logged the closure of card account CARD-77 under its own id, which no
+    collection names; the customer's current account ACC-2 stayed open, and ten years on it was
+    "kept past its retention" and each teller read of it a high use past its deadline. The log
+    names the account that closed, and it is not ACC-2. What the untracked closure was kept for
+    still holds: a record that is no account (a KYC file's account number, due diligence) cannot
+    say which account's data it held, and counts from it."""
+    keep, acct = 3653, {"cats": ("payment_account_no",), "purpose": "account_service"}
+    opened, card = collect("ACC-2", day=-6000, **acct), lc("account_closed", rid="CARD-77", day=-keep - 1)
+    assert run([opened, card, read("ACC-2", day=-0.5, purpose="account_service"), tick(0)]) == {}
+    diligence = collect("KYC-A", day=-6000, cats=("payment_account_no",), purpose="kyc_aml")
+    got = run([opened, diligence, card, tick(0)])
+    assert [x.summary.split()[1] for x in got["retention_expired"]] == ["KYC-A"]
+    assert "from account_closed" in got["retention_expired"][0].summary
+    # the open account still counts from the end of the relationship, once its last product closed
+    ended = lc("relationship_ended", rid="KYC-A", day=-keep - 1)
+    got = run([opened, card, ended, tick(0)])
+    assert [x.summary.split()[1] for x in got["retention_expired"]] == ["ACC-2"]
 
 
 def test_a_closure_logged_before_its_record_was_tracked_is_that_records() -> None:
