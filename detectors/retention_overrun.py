@@ -24,7 +24,8 @@ customer's records and every use of them meet in one task. It fires:
   end with one alert;
 - `used_while_withheld`: a use, for a purpose the law does not oblige, of a record a statutory
   minimum keeps after its deletion was requested (withheld from the request's due date: PIPL art.
-  47 ¶2 allows storage and the law's own uses alone);
+  47 ¶2 allows storage and the law's own uses alone), other than, while the relationship lasts, a
+  use the customer's contract needs (retention.yaml `contract_purposes`; seed 004 基本规定(4)③);
 - `destruction_record_incomplete`: a destroy event without content (categories), method, operator
   or supervisor, or with the operator as their own supervisor;
 - `foreign_c3_stored`: a record of another institution holding its card data, PIN or passwords;
@@ -166,6 +167,7 @@ class RetentionPolicy(NamedTuple):
     forbidden_foreign_c3: frozenset[str]
     minimums: list[Deadline]
     relationship_purposes: frozenset[str]
+    contract_purposes: frozenset[str]
     collection_consent: list[Any]
     minors: Any  # policy.model.Minors, or None: no rule for minors
     recoverable_methods: re.Pattern[str]  # `_terms`
@@ -249,6 +251,7 @@ class RetentionOverrunDetector:
                 frozenset(r.forbidden_foreign_c3),
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
+                frozenset(r.contract_purposes),
                 list(r.collection_consent),
                 r.minors,
                 method_terms(r.recoverable_methods),
@@ -991,6 +994,7 @@ class RetentionOverrunDetector:
             and u not in after_gone
             and u not in after_due  # a use past a deadline is that alert's alone
             and _for_another_purpose(u, ctx.catalog)
+            and not self._serves_contract(held, rec, u, ctx.catalog)
             # withheld while the minimum runs, or for good once the request was refused
             and (self._kept_by_law(held, rec, ctx.catalog, u[0]) or _refused_by(rec, withheld))
         ]
@@ -1042,6 +1046,19 @@ class RetentionOverrunDetector:
                 anchor=_anchor(rec, rule, since or 0, first),
                 seen=_first_use(rec, rule, offending, None if first else since or 0),
             )
+
+    def _serves_contract(self, held: Customer, rec: Record, use: list[Any], catalog: Catalog) -> bool:
+        """A use the customer's contract needs, while the relationship lasts, reading what was
+        collected for it (its own purpose's data, or a purpose's it `also_uses`): no use the request
+        withholds the record from (seed 004 基本规定(4)③: 处理个人金融信息属于提供产品或者服务所必需的除外;
+        流程描述(1)⑬g: 根据客户要求签订和履行合同所必需的). A probe's customer kept the account after asking
+        for deletion, and every teller and payment read of the opening identity was a high alert,
+        even after a timely refusal. Marketing is no contract's need, and still fires."""
+        purpose = use[5] if len(use) > 5 else ""
+        if purpose not in self._retention(catalog).contract_purposes or not held.ongoing(use[0]):
+            return False
+        reads = catalog.purposes.get(purpose)
+        return rec.purpose == purpose or (reads is not None and rec.purpose in reads.also_uses)
 
     def _due(self, held: Customer, rec: Record, catalog: Catalog) -> int | None:
         """The earliest deadline the record's uses are judged against: a retention rule's, or its

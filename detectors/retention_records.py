@@ -298,6 +298,11 @@ class Customer:
             stage = self.end if self.resumed <= self.end else 0
         return max(stage, rec.first) if stage else None
 
+    def ongoing(self, at: int) -> bool:
+        """The business relationship lasted at `at`: not ended by then, or begun again since."""
+        end = self.end
+        return not 0 < end <= at or end < self.resumed <= at
+
     def collected_after_end(self, rec: Record) -> bool:
         """Collected after the business relationship ended, for no duty of the law, and not for a
         relationship begun again since (a returning customer's account opening, then what follows it)."""

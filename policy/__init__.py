@@ -544,7 +544,10 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
             ("categories", rule.categories, classification.categories),
             ("purposes", rule.purposes, purposes.purposes),
         )
-    ] + [("relationship_purposes", retention.relationship_purposes, purposes.purposes)]
+    ] + [
+        (key, getattr(retention, key), purposes.purposes)
+        for key in ("relationship_purposes", "contract_purposes")
+    ]
     named += [
         (f"collection_consent.{i}.{where}", ids, known)
         for i, need in enumerate(retention.collection_consent)
@@ -557,7 +560,7 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
         unknown = [i for i in ids if i not in known]
         if unknown:
             _, text = read_yaml(path)
-            what = key.rsplit(".", 1)[-1].removeprefix("relationship_")
+            what = key.rsplit(".", 1)[-1].rsplit("_", 1)[-1]  # relationship_purposes: a purpose
             raise PolicyError(
                 path,
                 key,

@@ -592,6 +592,12 @@ class Retention(Strict):
         description="purpose ids whose collection starts a business relationship (again): a returning "
         "customer; a legal_obligation purpose starts none (due diligence goes on after an end)",
     )
+    contract_purposes: list[str] = Field(
+        default_factory=list,
+        description="purpose ids of the uses the customer's contract needs: while the relationship "
+        "lasts, a record withheld after a deletion request still serves them, reading what was "
+        "collected for them (their own or `also_uses`)",
+    )
     collection_consent: list[CollectionConsent] = Field(
         default_factory=list, description="collections that need the subject's consent first"
     )

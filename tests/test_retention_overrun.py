@@ -1155,6 +1155,31 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     assert c.counts == {"records": 1, "uses": 1} and "read by e5" in c.summary
 
 
+def test_a_withheld_record_still_serves_the_customers_contract_while_the_relationship_lasts(run) -> None:
+    """Seed 004 基本规定(4)③ (处理个人金融信息属于提供产品或者服务所必需的除外), 流程描述(1)⑬g: a probe's customer
+    asked for deletion and kept the account; the opening identity, which the AML Law keeps, was
+    withheld, and every teller and payment read of it was a high alert, a timely refusal or not.
+    While the relationship lasts, a use the contract needs (retention.yaml `contract_purposes`)
+    reading what was collected for it is no use the request withholds it from; marketing still is,
+    and once the relationship ended, so is the teller's."""
+    identity = collect("ID-1", day=-2000, cats=("customer_name", "id_document_no"), purpose="account_service")
+    steps = [identity, lc("deletion_requested", "ID-1", day=-31)]
+    for purpose in ("account_service", "payment", "customer_service"):
+        assert run([*steps, read("ID-1", day=-12, purpose=purpose), tick(0)]) == {}, purpose
+    refused = lc("deletion_refused", "ID-1", day=-29)
+    assert run([*steps, refused, read("ID-1", day=-12, purpose="account_service"), tick(0)]) == {}
+    (a,) = run([*steps, read("ID-1", day=-12, actor="e9", purpose="marketing"), tick(0)])[
+        "used_while_withheld"
+    ]
+    assert "used for marketing, read by e9" in a.summary
+    ended = lc("relationship_ended", "ID-1", day=-14)
+    got = run([*steps, ended, read("ID-1", day=-12, purpose="account_service"), tick(0)])
+    assert (
+        set(got) == {"used_while_withheld"}
+        and "used for account_service" in got["used_while_withheld"][0].summary
+    )
+
+
 def test_a_deletion_that_arrives_after_the_read_still_decides_it(run, spec, catalog) -> None:
     """Inputs interleave differently live and in a replay: the read is judged again when the
     deletion that precedes it in event time arrives, even after the read's input was drained."""
