@@ -4,7 +4,8 @@ Seed 004 流程描述(5): "客户要求删除个人金融信息时, 各责任单
 客户的约定予以响应", within the bank's own 15 days (retention.yaml; no seed names a time); seed 002 §五 and seed 004
 流程描述(3)①: past the storage period, delete or anonymize; seed 002 §七(3): a destruction record
 states content, method, time, operator and supervisor. The periods are the bank's
-(policy/retention.yaml: 30 days for a location trace, 1826 after an account closure).
+(policy/retention.yaml: 30 days for a location trace, ten years after an account closure, the AML
+Law's minimum as revised in 2024).
 
 Days are the bank's calendar days (Asia/Shanghai, as policy/recipients.yaml declares for every
 contract date): the 15 days counted as the Civil Code counts a period in days (art. 201: the day of the
@@ -173,14 +174,15 @@ def test_a_trace_read_the_day_after_its_retention_ended_fires_high(spec, catalog
 
 
 def test_account_closed_and_records_destroyed_in_time_is_silent(spec, catalog) -> None:
-    """Five years (the bank's 1826 days) after the closure, the account record is destroyed with a
-    complete destruction record (seed 002 §七(3))."""
+    """On the last day of the ten years after the closure (3 653 days: three 29 Februaries between),
+    the account record is destroyed with a complete destruction record (seed 002 §七(3)): neither
+    kept too long nor removed before the AML Law's minimum."""
     acct = {"categories": ["payment_account_no", "account_open_date"], "purpose": "account_service", "system": "core_banking"}  # fmt: skip
-    closed = cst(-1826, 14)
+    closed = cst(-3653, 14)
     events = [
         collect(cst(-4000, 9), "ACCT-1", **acct),
         lc("account_closed", closed, "ACCT-1", system="core_banking"),
-        lc("destroy", closed + 1826 * DAY - 2 * HOUR, "ACCT-1", system="core_banking", categories=["payment_account_no"],
+        lc("destroy", closed + 3653 * DAY - 2 * HOUR, "ACCT-1", system="core_banking", categories=["payment_account_no"],
            method="degauss", operator_id="E20001", supervisor_id="E20002"),
         tick(cst(10)),
     ]  # fmt: skip

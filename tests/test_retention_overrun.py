@@ -744,8 +744,7 @@ def test_an_end_reported_after_the_removal_gives_the_same_alert(spec, catalog) -
 def test_an_account_number_taken_for_due_diligence_is_kept_ten_years_from_the_accounts_closure(run) -> None:
     """retention.yaml `aml_account_records`: an account number collected for KYC/AML is part of the
     customer's identity file the AML Law keeps (art. 34): deleted seven months after its account
-    closed is too early (a probe's passed), ten years on it is not; one for the account's
-    service alone is the bank's to delete, as before."""
+    closed is too early (a probe's passed), ten years on it is not."""
     acct = collect("A1", day=-5000, cats=("payment_account_no",), purpose="kyc_aml", system="core_banking")
     (a,) = run([acct, lc("account_closed", "A1", day=-210), lc("delete", "A1", day=-1)])[
         "removed_before_minimum"
@@ -761,8 +760,28 @@ def test_an_account_number_taken_for_due_diligence_is_kept_ten_years_from_the_ac
     assert set(run([kyc, lc("relationship_ended", "K1", day=-4000), lc("delete", "K1", day=-1)])) == {
         "retention_expired"
     }
-    service = collect("A1", day=-3000, cats=("payment_account_no",), purpose="account_service")
-    assert run([service, lc("account_closed", "A1", day=-210), lc("delete", "A1", day=-1)]) == {}
+
+
+def test_the_account_record_taken_at_opening_is_kept_ten_years_from_the_accounts_closure(run) -> None:
+    """A probe's core-banking account master record (account number, opening date and branch,
+    account_service) was destroyed 3 days after its closure, the customer's other account open,
+    and nothing fired while the same record labelled kyc_aml did: the opening record is the 开户申请资料
+    the AML Law keeps (art. 34; seed 004 流程描述(3)②), whatever the label. Ten years on it goes."""
+    cats = ("payment_account_no", "account_open_date", "account_open_branch")
+    master = collect("ACC-A", day=-5000, cats=cats, purpose="account_service", system="core_banking")
+    other = collect("ACC-B", day=-5000, cats=("payment_account_no",), purpose="account_service")
+
+    def destroyed(day: float) -> LifecycleEvent:
+        return lc("destroy", "ACC-A", day=day, system="core_banking", categories=list(cats), method="三次覆写", operator_id="E1", supervisor_id="E2")  # fmt: skip
+
+    got = run([master, other, lc("account_closed", "ACC-A", day=-10), destroyed(-7), tick(1)])
+    (a,) = got["removed_before_minimum"]
+    assert (
+        "ACC-A" in a.summary
+        and "inside the 10 years the law requires it kept from account_closed" in a.summary
+    )
+    # closed 1 Jan 2016: its ten years end with 1 Jan 2026, the lawful day to destroy it
+    assert run([master, other, lc("account_closed", "ACC-A", day=-3653), destroyed(0), tick(1)]) == {}
 
 
 def test_a_crm_copy_deleted_on_request_is_not_kept_by_the_aml_minimum(run) -> None:
