@@ -97,6 +97,19 @@ def erases(key: str, erasing: Collection[str]) -> bool:
     return any(term in done for term in erasing)
 
 
+# what says a method did not do what a term after it names (未脱敏, 未经脱敏, 无需掩码, 未对手机号脱敏,
+# 跳过脱敏, no_masking, not_masked, without_masking): the term's match is preceded by it
+_UNDONE_BEFORE = re.compile(
+    r"(?:未|不需?要?|无需|无|没有|跳过)(?:经过?|进行|做|对[^\W_]{1,8}?)?$|(?:^|_)(?:no|not|without|skip|skipped)_$"
+)
+
+
+def affirms(key: str, terms: re.Pattern[str]) -> bool:
+    """A method (as `method_key` writes it) names one of `terms` (`method_terms`) not said undone
+    before it: 未脱敏，直接泛化 generalizes, it does not mask (a review of the masking terms)."""
+    return any(not _UNDONE_BEFORE.search(key[: m.start()]) for m in terms.finditer(key))
+
+
 def iso_country(code: str | None) -> str | None:
     """An ISO 3166 alpha-2 code as compared: logs and people write `cn`, ` CN` or `Cn` for CN, and
     systems write CHN or 156 (ISO 3166's alpha-3 and numeric codes for it), or the name: China, 中国,
@@ -617,6 +630,11 @@ class Retention(Strict):
         default_factory=list,
         description="terms of an `anonymize` event's method that only pseudonymize (encryption, a hash of "
         "the id): naming one and no erasing term, the record is still held, as a `store`",
+    )
+    masking_methods: list[str] = Field(
+        default_factory=list,
+        description="terms of an `anonymize` event's method that only mask (脱敏, 掩码, masking): naming "
+        "one not said undone, the record is still held, as a `store`, whatever erasing term it names",
     )
     restoring_methods: list[str] = Field(
         default_factory=list,

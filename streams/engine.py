@@ -37,7 +37,7 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
-from policy.model import code_spelling, erases, id_spelling, method_key, method_terms, spelling
+from policy.model import affirms, code_spelling, erases, id_spelling, method_key, method_terms, spelling
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, Channel, EmployeeStatus, LifecycleStage
 from streams import _door
@@ -751,6 +751,7 @@ class Engine:
         retention = catalog.policy.retention
         self._reversible = method_terms(retention.reversible_anonymization or ["\x00"])  # none: nothing
         self._erasing = frozenset(map(method_key, retention.erasing_methods))
+        self._masking = method_terms(retention.masking_methods or ["\x00"])
         roles = catalog.policy.organisation.roles
         self._role_spelling = named_spelling({k: (r.zh, r.en) for k, r in roles.items()}, others=False)
         names: dict[str, Iterable[str]] = {k: (p.zh, p.en, *p.also) for k, p in catalog.purposes.items()}
@@ -1039,12 +1040,17 @@ class Engine:
         """An `anonymize` whose method only encrypts or hashes (retention.yaml
         `reversible_anonymization`, and no erasing term: a key destroyed erases) leaves the record
         held: read as a `store`. A probe's CRM "anonymized" on request with AES-256加密, and the
-        request counted answered, the location trace removed in time."""
+        request counted answered, the location trace removed in time. So does one that masks
+        (`masking_methods`, not said undone), whatever erasure it names beside: what the mask
+        leaves still names the customer (seed 004 流程描述(4)⑤: 脱敏 covers 去标识化; a probe's 脱敏处理
+        and 掩码 answered deletion requests)."""
         for ev in events:
             if ev.stage is LifecycleStage.anonymize and ev.method:
                 key = method_key(ev.method)
                 # a key said not destroyed (未销毁密钥, crypto-shred skipped) erases nothing
-                if self._reversible.search(key) and not erases(key, self._erasing):
+                if affirms(key, self._masking) or (
+                    self._reversible.search(key) and not erases(key, self._erasing)
+                ):
                     ev.stage = LifecycleStage.store
 
     def _owners(self, partition: int, events: Sequence[Any]) -> list[Any]:

@@ -191,6 +191,28 @@ def test_an_anonymization_that_only_encrypts_or_hashes_leaves_the_record_held(
         assert a.status.value == "open"
 
 
+@pytest.mark.parametrize(
+    ("method", "anonymizes"),
+    [("脱敏处理", False), ("数据脱敏", False), ("掩码处理(手机号中间四位*)", False), ("masking", False),
+     ("Data-Masking", False), ("部分遮蔽", False), ("字段脱敏后保留客户号", False), ("redacted", False),
+     # an erasing term beside the mask is the mask itself, or the original's: the masked copy stays linked
+     ("掩码覆盖中间四位", False), ("脱敏后三次覆写原始数据", False),
+     # a mask said not made masks nothing: the rest of the method decides
+     ("未脱敏，直接k-匿名泛化", True), ("无需掩码, 泛化与抑制", True), ("no masking; generalization", True),
+     ("泛化与抑制 (k-匿名)", True), ("damask pattern generalization", True)],
+)  # fmt: skip
+def test_an_anonymization_that_only_masks_leaves_a_deletion_request_open(run, method, anonymizes) -> None:
+    """A probe's CRM answered a deletion request with an `anonymize` that masked (脱敏处理, 掩码, masking,
+    部分遮蔽), and the request counted answered: what a mask leaves names the customer, 去标识化 at most
+    (seed 004 流程描述(4)⑤ 匿名化、去标识化等手段…脱敏处理; 定义(1) 不包括匿名化处理后的信息)."""
+    asked = lc("deletion_requested", day=-31)
+    got = run([collect(day=-100), asked, lc("anonymize", day=-28, method=method), tick(0)])
+    assert (got == {}) is anonymizes, got
+    if not anonymizes:
+        (a,) = got["deletion_request_overdue"]
+        assert a.status.value == "open"
+
+
 def test_an_overrun_stays_open_until_the_record_goes_then_closes(run) -> None:
     """The open overruns are the backlog on the lifecycle dashboard: a late deletion closes its alert,
     with the same final content whether the deletion or the deadline's timer was processed first."""
