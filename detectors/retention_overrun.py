@@ -168,6 +168,7 @@ class RetentionPolicy(NamedTuple):
     minimums: list[Deadline]
     relationship_purposes: frozenset[str]
     contract_purposes: frozenset[str]
+    owed_after_end: frozenset[str]  # collected after an end for these: lawful, starting nothing
     collection_consent: list[Any]
     minors: Any  # policy.model.Minors, or None: no rule for minors
     recoverable_methods: re.Pattern[str]  # `_terms`
@@ -252,6 +253,7 @@ class RetentionOverrunDetector:
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
                 frozenset(r.contract_purposes),
+                frozenset(r.owed_after_end),
                 list(r.collection_consent),
                 r.minors,
                 method_terms(r.recoverable_methods),
@@ -501,7 +503,10 @@ class RetentionOverrunDetector:
         if ev.stage.value == "collect":
             rec.last = max(rec.last, ev.ts)
             purpose = catalog.purposes.get(ev.purpose or "")
-            if purpose is None or not purpose.legal_obligation:
+            # what the law, or the bank's duty to a former customer (a complaint answered), asks for
+            # is collected after an end too, and begins nothing
+            owed = ev.purpose in self._retention(catalog).owed_after_end
+            if not owed and (purpose is None or not purpose.legal_obligation):
                 rec.unbidden = max(rec.unbidden, ev.ts)
                 if (
                     ev.purpose in self._retention(catalog).relationship_purposes

@@ -546,7 +546,7 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
         )
     ] + [
         (key, getattr(retention, key), purposes.purposes)
-        for key in ("relationship_purposes", "contract_purposes")
+        for key in ("relationship_purposes", "owed_after_end", "contract_purposes")
     ]
     named += [
         (f"collection_consent.{i}.{where}", ids, known)
@@ -560,11 +560,11 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
         unknown = [i for i in ids if i not in known]
         if unknown:
             _, text = read_yaml(path)
-            what = key.rsplit(".", 1)[-1].rsplit("_", 1)[-1]  # relationship_purposes: a purpose
+            what = "category" if key.endswith("categories") else "purpose"
             raise PolicyError(
                 path,
                 key,
-                f"'{unknown[0]}' is not a known {what[:-1]} id",
+                f"'{unknown[0]}' is not a known {what} id",
                 f"use one of {', '.join(known)}",
                 _line_of(
                     yaml.compose(text, Loader=_UniqueKeyLoader),

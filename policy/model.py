@@ -605,6 +605,11 @@ class Retention(Strict):
         description="purpose ids whose collection starts a business relationship (again): a returning "
         "customer; a legal_obligation purpose starts none (due diligence goes on after an end)",
     )
+    owed_after_end: list[str] = Field(
+        default_factory=list,
+        description="purpose ids of what the bank still owes a former customer (a complaint answered): "
+        "collected after the relationship ended, lawful, and starting nothing",
+    )
     contract_purposes: list[str] = Field(
         default_factory=list,
         description="purpose ids of the uses the customer's contract needs: while the relationship "

@@ -907,11 +907,36 @@ def test_collection_before_the_end_and_a_returning_customers_are_silent(run) -> 
     assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R5"]
 
 
+def test_a_former_customers_new_product_begins_a_relationship_and_a_complaint_is_answered(run) -> None:
+    """Seed 004 流程描述(1)⑫ stops collection once the bank stops serving the customer; a probe's former
+    customer applied for a mortgage, bought a fund at the counter, and called 95526 with a
+    complaint, and each was "collected after the relationship ended". A new product begins a
+    relationship as an account opening does (retention.yaml `relationship_purposes`, ⑬g), and the
+    collections after it are lawful; a complaint is answered (`owed_after_end`: seed 004 投诉处理) and
+    begins nothing: the app's location after it still fires."""
+    ended = lc("relationship_ended", rid="A9", day=-300)
+    mortgage = collect(
+        "LOAN-1", day=-10, cats=("customer_name", "id_document_no", "income"), purpose="credit_review"
+    )
+    fund = collect("WM-1", day=-10, cats=("customer_name", "assets"), purpose="wealth_advice")
+    complaint = collect(
+        "CS-1", day=-10, cats=("mobile_phone", "communication_text"), purpose="customer_service"
+    )
+    app = collect("LOC-1", day=-5, **LOCATION)
+    for product in (mortgage, fund):
+        assert run([ended, product, app, tick(0)]) == {}, product.purpose
+    got = run([ended, complaint, app, tick(0)])
+    assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["LOC-1"]
+    tags = collect("TAG-1", day=-10, cats=("marketing_tags",), purpose="marketing")
+    got = run([ended, tags, tick(0)])
+    assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["TAG-1"]
+
+
 def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run, spec, policy) -> None:
     """A probe's AML case system collected a former customer's identity after the end (lawful: the
     AML Law's duty, seed 004 流程描述(1)⑬a), and the app's location tracking five days later was
     silent: the AML collection had counted as the customer coming back. It is lawful in either
-    order, and starts nothing; the same record collected for service after the end still fires."""
+    order, and starts nothing; the same record collected for marketing after the end still fires."""
     ended = lc("relationship_ended", rid="A9", day=-10)
     aml = collect("R3", day=-8, cats=("customer_name", "id_document_no"), purpose="kyc_aml")
     app = collect("R4", day=-3, **LOCATION)
@@ -926,7 +951,7 @@ def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run, s
     older = Catalog(policy.model_copy(update={"retention": retention}))
     got = run([ended, aml, app], engine=Engine([spec], older, pseudonymize=pz))
     assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R4"]
-    served = collect("R3", day=-6, cats=("customer_name", "id_document_no"), purpose="customer_service")
+    served = collect("R3", day=-6, cats=("customer_name", "id_document_no"), purpose="marketing")
     got = run([ended, aml, served])
     (a,) = got["collected_after_relationship_ended"]
     assert a.summary.startswith(
