@@ -89,7 +89,16 @@ from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_reco
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, left
 from policy.catalog import Catalog
-from policy.model import CLASS_RANK, DetectorSection, JrClass, erases, method_key, method_terms, spelling
+from policy.model import (
+    CLASS_RANK,
+    DetectorSection,
+    JrClass,
+    Period,
+    erases,
+    method_key,
+    method_terms,
+    spelling,
+)
 from schemas.models import ConsentGiver, ConsentStatus
 from schemas.structs import STRICT
 
@@ -298,19 +307,19 @@ class RetentionOverrunDetector:
                 yield d, start, catalog.policy.retention_end(start, d.rule)
 
     def minimums(
-        self, held: Customer, rec: Record, catalog: Catalog
-    ) -> Iterator[tuple[Deadline, int | None, int]]:
-        """(minimum, clock start or None, when removing the record becomes lawful) of every statutory
-        minimum covering it: the start of its period's last day (a record deleted on the day its
-        five years end was kept five years), or never while its clock has not started."""
-        account = self._is_account(rec, catalog)
+        self, held: Customer, rec: Record, catalog: Catalog, at: int
+    ) -> Iterator[tuple[Deadline, int | None, int, Period]]:
+        """(minimum, clock start or None, when removing the record becomes lawful, the period) of
+        every statutory minimum covering it, as the law in force on `at`'s day sets it (a removal
+        is judged by the law of its day: the AML Law's ten years from 2025, its 2006 text's five
+        before; a probe's backfilled 2023 destruction, six years on, was "before the minimum"):
+        the start of its period's last day (a record deleted on the day its five years end was kept
+        five years), or never while its clock has not started."""
+        account, day = self._is_account(rec, catalog), catalog.policy.local_date(at)
         for m in self._covering_of(rec, catalog)[1]:
-            start = held.clock(m.after, rec, account)
-            yield (
-                m,
-                start,
-                FOREVER if start is None else catalog.policy.retention_end(start, m.rule) - DAY_MS,
-            )
+            start, period = held.clock(m.after, rec, account), m.rule.in_force_on(day)
+            lawful = FOREVER if start is None else catalog.policy.retention_end(start, period) - DAY_MS
+            yield m, start, lawful, period
 
     # -- events -----------------------------------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
@@ -913,7 +922,7 @@ class RetentionOverrunDetector:
     def _kept_by_law(self, held: Customer, rec: Record, catalog: Catalog, when: int) -> bool:
         """A statutory minimum still runs at `when`: a deletion request is then answered by keeping
         the record stored and withheld from use, not by deleting it (PIPL art. 47 ¶2)."""
-        return any(lawful > when for _, _, lawful in self.minimums(held, rec, catalog))
+        return any(lawful > when for _, _, lawful, _ in self.minimums(held, rec, catalog, when))
 
     def _premature(
         self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
@@ -922,13 +931,13 @@ class RetentionOverrunDetector:
         the law requires it kept, or before that period's clock started. A deletion request does
         not shorten it (PIPL art. 47 ¶2). No evidence event: the removal or the clock may decide it,
         whichever arrives later, and the alert must not depend on which (replay equals live)."""
-        for m, _, lawful in self.minimums(held, rec, catalog):
+        for m, _, lawful, period in self.minimums(held, rec, catalog, rec.gone):
             tag = f"{Rule.removed_before_minimum}:{m.name}"
             if tag in rec.fired or rec.gone >= lawful:
                 continue
             rec.fired[tag] = 1
             # the same words whether the clock's start was known at the removal or came after it
-            when = f"inside the {m.rule.period} the law requires it kept from {m.after}"
+            when = f"inside the {period.period} the law requires it kept from {m.after}"
             asked = (
                 f"; deletion requested {self._day(rec.requested)}, which the law's minimum outranks "
                 "(PIPL art. 47 ¶2: keep it stored, stop every other use)"
@@ -943,7 +952,7 @@ class RetentionOverrunDetector:
                 rec.gone,
                 rec.jr_class,
                 f"record {rid} on {rec.where()} ({', '.join(rec.categories)}) removed {self._day(rec.gone)} "
-                f"{when}; {m.source}{asked}",
+                f"{when}; {period.source}{asked}",
                 [],
                 actor=rec.system,
                 actor_kind="system",

@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import lru_cache
 from itertools import product
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -525,20 +525,17 @@ class RetentionClock(StrEnum):
     relationship_ended = "relationship_ended"
 
 
-class RetentionRule(Strict):
-    categories: list[str] = Field(min_length=1, description="category ids from classification.yaml")
-    purposes: list[str] = Field(
-        default_factory=list, description="purpose ids from purposes.yaml it covers; none: every purpose"
-    )
+class Period(Strict):
+    """A period of days or years, and the law or the bank's rule that sets it."""
+
     keep_days: int | None = Field(default=None, gt=0, description="a period of calendar days")
     keep_years: int | None = Field(
         default=None, gt=0, description="a period of years, to the corresponding day (Civil Code art. 202)"
     )
-    after: RetentionClock = Field(description="the lifecycle stage the period counts from")
     source: str
 
     @model_validator(mode="after")
-    def _one_period(self) -> RetentionRule:
+    def _one_period(self) -> Self:
         if (self.keep_days is None) == (self.keep_years is None):
             raise ValueError(
                 "keep_days and keep_years are both set, or neither; give the period as one of them: "
@@ -555,6 +552,33 @@ class RetentionRule(Strict):
     def span(self) -> str:
         """The period as an adjective: "5-year", "30-day"."""
         return f"{self.keep_years}-year" if self.keep_years else f"{self.keep_days}-day"
+
+
+class RetentionRule(Period):
+    categories: list[str] = Field(min_length=1, description="category ids from classification.yaml")
+    purposes: list[str] = Field(
+        default_factory=list, description="purpose ids from purposes.yaml it covers; none: every purpose"
+    )
+    after: RetentionClock = Field(description="the lifecycle stage the period counts from")
+    in_force: date | None = Field(
+        default=None, description="a minimum's: the day the law setting this period took effect"
+    )
+    earlier: Period | None = Field(
+        default=None, description="a minimum's: the period the law set before `in_force`, and its source"
+    )
+
+    @model_validator(mode="after")
+    def _since(self) -> RetentionRule:
+        if (self.in_force is None) != (self.earlier is None):
+            raise ValueError(
+                "in_force and earlier go together: the day the law's period took effect, and the period "
+                "before it (in_force: 2025-01-01, earlier: {keep_years: 5, source: ...})"
+            )
+        return self
+
+    def in_force_on(self, day: date) -> Period:
+        """The period the law in force on `day` sets: a removal is judged by the law of its day."""
+        return self.earlier if self.earlier is not None and self.in_force and day < self.in_force else self
 
 
 class CollectionConsent(Strict):
@@ -662,6 +686,16 @@ class Retention(Strict):
     forbidden_foreign_c3: list[str] = Field(
         default_factory=list, description="C3 field ids never to store for other institutions"
     )
+
+    @model_validator(mode="after")
+    def _law_periods_in_minimums(self) -> Retention:
+        dated = [name for name, rule in self.rules.items() if rule.in_force is not None]
+        if dated:
+            raise ValueError(
+                f"rules.{dated[0]} has in_force: a law's period that changed on a day belongs in `minimums`; "
+                "the bank's own periods are judged as the policy now states them"
+            )
+        return self
 
 
 class SdkField(Strict):
@@ -1099,7 +1133,7 @@ class Policy(Strict):
         generator alike."""
         return _midnight_ms(self.recipients.timezone, self.local_date(start_ms).toordinal() + days + 1)
 
-    def retention_end(self, start_ms: int, rule: RetentionRule) -> int:
+    def retention_end(self, start_ms: int, rule: Period) -> int:
         """The end of a retention rule's period from `start_ms`: `period_end` for days; for years, 24:00
         of the corresponding day of the last year, or of its month's last day where it has none
         (Civil Code art. 202: five years from 29 Feb 2020 end with 28 Feb 2025). Five years are 1 826
@@ -1112,7 +1146,7 @@ class Policy(Strict):
         last = date(year, d.month, min(d.day, monthrange(year, d.month)[1]))
         return _midnight_ms(self.recipients.timezone, last.toordinal() + 1)
 
-    def retention_start(self, ts_ms: int, rule: RetentionRule) -> int:
+    def retention_start(self, ts_ms: int, rule: Period) -> int:
         """The same local time a rule's period before `ts_ms`: a period counted from it has its last
         day on `ts_ms`'s day (a 29 February goes back to 28 February). The generator's lines."""
         if rule.keep_years is None:

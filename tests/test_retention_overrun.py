@@ -674,13 +674,13 @@ def test_the_minimum_is_kept_by_a_deletion_on_its_last_day(run) -> None:
 
 
 def test_ten_years_run_to_the_corresponding_day_whatever_the_leap_days(run, policy) -> None:
-    """Civil Code art. 202: a period of years ends on the corresponding day. Stored 10 Jun 2014,
-    the ten years end with 10 Jun 2024: 3 653 days, since three 29 Februaries fall between. Deleted
-    on 9 Jun 2024 it was kept 3 652 days, a day short of what the law asks."""
+    """Civil Code art. 202: a period of years ends on the corresponding day. Stored 10 Jun 2015,
+    the ten years end with 10 Jun 2025: 3 653 days, since three 29 Februaries fall between. Deleted
+    on 9 Jun 2025 it was kept 3 652 days, a day short of what the law then in force asks."""
     beijing = 8 * 3_600_000
     stored_at, june_9 = (
-        1_402_358_400_000 - beijing + 10 * 3_600_000,
-        1_717_891_200_000 - beijing + 10 * 3_600_000,
+        1_433_894_400_000 - beijing + 10 * 3_600_000,
+        1_749_427_200_000 - beijing + 10 * 3_600_000,
     )
     stored = lc(
         "store", ts=stored_at, categories=["payment_account_no", "transaction_record"], purpose="payment"
@@ -806,6 +806,24 @@ def test_the_account_record_taken_at_opening_is_kept_ten_years_from_the_accounts
     assert run([master, other, lc("account_closed", "ACC-A", day=-3653), destroyed(0), tick(1)]) == {}
 
 
+def test_a_removal_is_judged_by_the_aml_law_in_force_on_its_day(run) -> None:
+    """The AML Law's ten years (art. 34, 2024 revision) hold from 1 Jan 2025; the 2006 law's art. 19
+    said five (retention.yaml `in_force`, `earlier`). A probe's backfilled history destroyed a 2017
+    transaction in 2023 and was "removed before the minimum" of a law not yet in force. Before 2025
+    five years decide, from 2025 ten, whenever the clock started; a request then was owed."""
+    stored = collect(day=-3300, **TRANSACTION)  # 28 Dec 2016
+    assert run([stored, lc("delete", day=-1000), tick(0)]) == {}  # Apr 2023, six years on
+    (early,) = run([stored, lc("delete", day=-2000), tick(0)])["removed_before_minimum"]  # Jul 2020
+    assert (
+        "inside the 5 years the law requires it kept" in early.summary
+        and "AML Law (2006) art. 19" in early.summary
+    )
+    (now,) = run([stored, lc("delete", day=-300), tick(0)])["removed_before_minimum"]  # Mar 2025
+    assert "inside the 10 years the law requires it kept" in now.summary and "2024 revision" in now.summary
+    # asked in 2023, six years on: the law kept it no longer, and the request was the bank's to answer
+    assert set(run([stored, lc("deletion_requested", day=-1000), tick(0)])) == {"deletion_request_overdue"}
+
+
 def test_a_crm_copy_deleted_on_request_is_not_kept_by_the_aml_minimum(run) -> None:
     """Only the records kept for the AML duty (their purposes) are: a name in the CRM is not."""
     crm = collect(day=-100, cats=("customer_name", "mobile_phone"))
@@ -863,9 +881,9 @@ def test_the_closure_of_the_customers_last_account_ends_the_relationship(run, sp
     assert set(got) == {"retention_expired"}
     late = next(a for a in got["retention_expired"] if "KYC-1" in a.summary)
     assert "from relationship_ended 2014-11-10" in late.summary and "30 days late" in late.summary
-    assert set(run([*file, lc("delete", "KYC-1", day=-4070 + 3000, system="ecif"), tick(0)])) >= {
+    assert set(run([*file, lc("delete", "KYC-1", day=-4070 + 1500, system="ecif"), tick(0)])) >= {
         "removed_before_minimum"
-    }  # seven years after the closure it still is
+    }  # four years after the closure (in 2019, the 2006 law's five years) it still is
     # the app collects a location twenty days after the only account closed, in either order
     opened, shut = collect("ACC-2", day=-30, **acct), lc("account_closed", "ACC-2", day=-29)
     later = collect("LOC-1", day=-9, **LOCATION)
