@@ -267,6 +267,9 @@ _VERSION = attrgetter("version")
 _FIRST = itemgetter(0)
 DENIED = Outcome.denied.value
 ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
+# the id anchors of `_unjudged`'s notices: a record's time below this, apart from late alerts' (`LateAlerts.anchor`)
+UNJUDGED = -(1 << 61)
+STATUS_ZH = {EmployeeStatus.terminated: "离职", SUSPENDED: "停用", TRANSFERRED: "调动"}
 CLOSED = CustomerStatus.closed
 OWN, BELOW, ALL = 1, 2, 3  # how far an org sees: its own customers, its sub-branches' too, every one
 SEES = {"self": OWN, "self_and_descendants": BELOW, "all": ALL}  # organisation.yaml `org_levels.*.sees`
@@ -799,14 +802,56 @@ class UnauthorizedLookupDetector:
         attr = LATE_KEYS.get(stream)
         if attr is None or not self.keep_ms:
             return ()
+        unjudged = list(self._unjudged(late, ctx)) if stream == "entitlements" else []
         since: dict[str, int] = {}
         for r, replaced in late:
             if stream == "entitlements" or replaced is not None or _decides(stream, r, ctx):
                 key = getattr(r, attr)
                 since[key] = min(since.get(key, r.ts), r.ts)
         if not since:
-            return ()
-        return self._again(since if stream == "entitlements" else self._readers(since, ctx), ctx)
+            return unjudged
+        return [
+            *unjudged,
+            *self._again(since if stream == "entitlements" else self._readers(since, ctx), ctx),
+        ]
+
+    def _unjudged(self, late: Sequence[tuple[Any, Any]], ctx: Context) -> Iterator[Finding]:
+        """A termination, suspension or transfer dated before the kept hours (a Friday's posted after
+        the weekend, a holiday's after the holiday) governs accesses no longer kept: they were judged
+        as the earlier record had them, and cannot be again. Said once per record, medium, with the
+        span to review in the source logs; a probe's weekend termination left Saturday's reads
+        silent, with nothing to tell the SOC (seed 004 人员管理(5): 立即终止并收回其访问权限)."""
+        horizon = ctx.watermark - self.keep_ms
+        for r, _ in late:
+            if r.status is ACTIVE or r.ts >= horizon:
+                continue
+            span = f"{iso_minute(r.ts)} to {iso_minute(horizon)}"
+            span_zh = f"{iso_minute(r.ts)}至{iso_minute(horizon)}"
+            yield Finding(
+                detector=self.kind,
+                rule_id=self.section.rule_id,
+                key=r.actor_id,
+                anchor=UNJUDGED - r.ts,  # below every access's time and every late alert's anchor
+                window_start=r.ts,
+                window_end=horizon,
+                severity=Severity.medium,
+                revision=1,
+                closed=True,
+                summary=f"{r.actor_id}: {r.status.value} since {iso_minute(r.ts)}, a record that reached the "
+                f"monitor after the accesses it governs had left the {self.keep_ms // 3_600_000} h kept to "
+                f"judge again: accesses from {span} were judged as the record before it had them, and not "
+                f"again. Review them in the source logs. | {r.actor_id}：{STATUS_ZH[r.status]}（自{iso_minute(r.ts)}）"
+                f"的人员记录到达时，其所涉访问已超出保留复核时长：{span_zh}的访问按此前记录判断，未再复核，"
+                "请在源日志中复核。",
+                jr_class=JrClass.C1.value,
+                actor_id=r.actor_id,
+                actor_org=r.org_id,
+                counts={"accesses": 0, "customers": 0, "records": 0},
+                first_seen=r.ts,
+                last_seen=horizon,
+                title_en="Accesses judged before a late personnel record, beyond the hours kept to judge them again",
+                title_zh="人员变动记录迟到，超出复核保留时长的访问未再判断",
+            )
 
     def _readers(self, since: dict[str, int], ctx: Context) -> dict[str, int]:
         """The employees whose kept accesses name a customer of `since` at or after its time, each

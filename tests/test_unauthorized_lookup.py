@@ -1049,11 +1049,21 @@ def test_a_restart_before_the_checkpoint_raises_the_same_late_alert(policy, cata
 
 def test_a_late_record_past_the_kept_hours_or_before_any_read_changes_nothing(policy, catalog) -> None:
     """Reads are kept `late_reference_hours` (36 as shipped): a termination posted two days after
-    the reads it governs finds them gone, and one dated after the last read governs none."""
+    the reads it governs finds them gone, and says so (a probe's weekend termination, posted on
+    Monday, left Saturday's reads silent with nothing to tell the SOC): one medium notice naming
+    the span to review in the source logs, once however often the record comes. One dated after
+    the last read governs none."""
     e = late_engine(policy, catalog, NIGHT_SHIFT)
     judged(e, access("e1", customers=3, start=18 * HOUR, every_s=60))
     judged(e, access("e2", customers=1, start=(18 + 48) * HOUR), offset=10)
-    assert e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts == []
+    from detectors.base import iso_minute
+
+    (notice,) = e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
+    assert (notice.actor_id, notice.severity.value, notice.counts["accesses"]) == ("e1", "medium", 0)
+    assert f"accesses from {iso_minute(GONE.ts)} to " in notice.summary and "Review them" in notice.summary
+    assert notice.first_seen == GONE.ts and "离职" in notice.summary
+    again = e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
+    assert [a.alert_id for a in again] in ([], [notice.alert_id])  # the same notice, never another
     e = late_engine(policy, catalog, NIGHT_SHIFT)
     judged(e, a_day_hr_posts_late())
     after_all = entitlement("e1", role="wealth_manager", ts=T0 + 20 * HOUR, status="terminated")
