@@ -728,7 +728,7 @@ class BulkQueryDetector:
         Each as of its own entitlement. None when none is: no access for such a purpose, or no such
         post (most batches)."""
         catalog = ctx.catalog
-        if catalog.duty_purposes.isdisjoint(map(_PURPOSE, evs)) and all(ev.purpose is not None for ev in evs):
+        if catalog.duty_purposes.isdisjoint(map(_PURPOSE, evs)):
             return None  # most batches: no access for a purpose a post's own work serves (or none stated)
         last = ctx.entitlement(actor, evs[-1].ts)
         # a batch that spans a transfer judges each read by the post it was made in
@@ -750,11 +750,7 @@ class BulkQueryDetector:
         kinds: dict[tuple[Any, ...], tuple[tuple[str, Counter] | None, tuple[str, OwnBook] | None]] = {}
         duty_purposes = catalog.duty_purposes
         for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
-            if (
-                ent is None
-                or len(ev.subject_ids) != 1
-                or (ev.purpose is not None and ev.purpose not in duty_purposes)
-            ):
+            if ent is None or len(ev.subject_ids) != 1 or ev.purpose not in duty_purposes:
                 flags.append(False)
                 continue
             # a read stating no purpose is weighed as the post's work, within the post's own bounds

@@ -113,7 +113,10 @@ class Catalog:
         # counter's, what bulk_query asks before it looks further into a batch (its duty reads)
         books = self._holders("own_book")
         self.duty_roles = self.counter_roles | frozenset(books)
-        self.duty_purposes = self.counter_purposes | frozenset(p for b in books.values() for p in b.purposes)
+        # with None: a read whose log states no purpose is weighed as a post's work (bulk_query, `UNSTATED`)
+        self.duty_purposes = (
+            self.counter_purposes | frozenset(p for b in books.values() for p in b.purposes) | {None}
+        )
         # system -> actions it never allows (organisation.yaml `systems`)
         self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
         # the systems whose customers a sub-branch manages (`manages_customers_by_org`)
