@@ -248,7 +248,12 @@ class SchemaRegistryUnavailable(RuntimeError):
 class SchemaRegistry:
     """Schema id -> parsed Avro writer schema: a Confluent registry when configured (through
     confluent_kafka.schema_registry), else the built-in ids (a registry's ids are its own, so the
-    two never mix)."""
+    two never mix).
+
+    A schema the registry holds but lifemon cannot read (Confluent schema references, a type it
+    does not define, a default of the wrong type) is bad data, not an outage: its records are
+    dead-lettered with the reason (`unusable`), and the verdict is kept, since a registry never
+    changes the schema behind an id. A probe's one such record stopped the monitor on every start."""
 
     def __init__(self, url: str | None = None, user_info: SecretStr | None = None):
         self.url = url.rstrip("/") if url else None
@@ -256,6 +261,7 @@ class SchemaRegistry:
         self._readers: dict[str, Any] = {s: fastavro.parse_schema(load_schema(s)) for s in BUILTIN_SCHEMA_IDS}
         builtin = {i: self._readers[s] for s, i in BUILTIN_SCHEMA_IDS.items()}
         self._by_id: dict[int, Any] = {} if self.url else builtin
+        self._unreadable: dict[int, str] = {}  # schema id -> why the registry's schema cannot be read
         self._client: Any = None
         self._compiled: dict[tuple[str, int], Reader | None] = {}
         self._by_stream: dict[str, Reader | None] = {}
@@ -282,10 +288,15 @@ class SchemaRegistry:
         return self._by_stream[stream]
 
     def writer(self, schema_id: int) -> Any | None:
+        """The writer schema, or None: `unusable` says why."""
         schema = self._by_id.get(schema_id)
-        if schema is None and self.url:
+        if schema is None and self.url and schema_id not in self._unreadable:
             schema = self._fetch(schema_id)
         return schema
+
+    def unusable(self, schema_id: int) -> str:
+        """Why `writer(schema_id)` is None, as a dead letter's reason."""
+        return self._unreadable.get(schema_id) or f"schema id {schema_id} is not registered"
 
     def _fetch(self, schema_id: int) -> Any | None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -304,9 +315,32 @@ class SchemaRegistry:
             raise SchemaRegistryUnavailable(f"schema registry {self.url} unreachable: {e}") from e
         if (found.schema_type or "AVRO") != "AVRO":
             return None  # a Protobuf or JSON schema: not an Avro record, reported as unknown
-        parsed = fastavro.parse_schema(json.loads(found.schema_str))
+        try:
+            parsed = fastavro.parse_schema(json.loads(found.schema_str))
+        except Exception as e:  # json's and fastavro's several types, deep nesting's RecursionError
+            self._unreadable[schema_id] = _unreadable(schema_id, found, e)  # the runtime logs each refusal
+            return None
         self._by_id[schema_id] = parsed
         return parsed
+
+
+def _unreadable(schema_id: int, found: Any, error: Exception) -> str:
+    """Why a schema the registry answered with cannot be read, with what to do, in a line (a
+    dead letter's reason is cut at 1000 bytes; fastavro's message may dump a whole schema)."""
+    references = [r.name for r in found.references or () if r.name]
+    if references:
+        why = (
+            f"it references {', '.join(references)}; schema references are not supported "
+            "(register it with the referenced types written inline)"
+        )
+    elif isinstance(error, json.JSONDecodeError):
+        why = f"the registry's schema text is not JSON ({error.msg} at character {error.pos})"
+    elif isinstance(error, fastavro.schema.UnknownType):
+        why = f"it uses type {error.name}, which it does not define and Avro does not have"
+    else:
+        said = str(error).split("\n", 1)[0][:160]
+        why = f"fastavro refuses it ({type(error).__name__}: {said})"
+    return f"schema {schema_id} cannot be read: {why}"
 
 
 def _reason(stream: str, exc: Exception) -> tuple[str, str]:
@@ -606,7 +640,7 @@ class Decoder:
             return
         writer = self.registry.writer(schema_id)
         if writer is None:
-            out.dead.append(DeadLetter(raw, "unknown_schema", "", f"schema id {schema_id} is not registered"))
+            out.dead.append(DeadLetter(raw, "unknown_schema", "", self.registry.unusable(schema_id)))
             return
         data: Any = None
         compiled = self.registry.compiled(stream, schema_id, writer)

@@ -1,11 +1,9 @@
-"""Decoding: JSON and Avro (Confluent wire format, schema id header, a real schema registry over
-HTTP), and a clear reason for every record that cannot be used."""
+"""Decoding: JSON and Avro (Confluent wire format, schema id header; a real schema registry over
+HTTP in test_schema_registry.py), and a clear reason for every record that cannot be used."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import orjson
@@ -20,9 +18,7 @@ from streams.codecs import (
     EventTimeRule,
     RawRecord,
     SchemaRegistry,
-    SchemaRegistryUnavailable,
     encode_avro,
-    load_schema,
 )
 
 
@@ -142,42 +138,6 @@ def test_reasons_never_repeat_the_offending_value() -> None:
     for d in dead:
         assert "123456" not in d.message and "6222" not in d.message
         assert all(b"123456" not in v and b"6222" not in v for k, v in d.headers())
-
-
-def test_unknown_ids_are_fetched_from_a_schema_registry() -> None:
-    """A real HTTP server speaking the Confluent registry's GET /schemas/ids/{id}."""
-    schema = load_schema("access")
-
-    class Registry(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            ok = self.path == "/schemas/ids/4242"
-            body = json.dumps({"schema": json.dumps(schema)} if ok else {"error_code": 40403}).encode()
-            self.send_response(200 if ok else 404)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Registry)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        reg = SchemaRegistry(f"http://127.0.0.1:{server.server_port}")
-        (ev,) = access(n=1)
-        body = encode_avro("access", ev, reg, wire=False)
-        ids = [b"\x00\x00\x00\x10\x92", b"\x00\x00\x00\x10\x93", b"\x00\x00\x00\x00\x01"]
-        out = Decoder(reg).decode("access", [raw(i + body) for i in ids])
-        assert [m for _, m in out.ok] == [from_model("access", ev)]
-        # 4243 is not in the registry; built-in id 1 is not consulted when a registry is configured
-        assert [(d.kind, d.message.split()[2]) for d in out.dead] == [
-            ("unknown_schema", "4243"),
-            ("unknown_schema", "1"),
-        ]
-    finally:
-        server.shutdown()
-        server.server_close()
-    with pytest.raises(SchemaRegistryUnavailable):  # an outage is not bad data: nothing is dead-lettered
-        Decoder(reg).decode("access", [raw(ids[1] + body)])
 
 
 def test_an_unknown_field_is_accepted_and_counted_not_dead_lettered() -> None:
