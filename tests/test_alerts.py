@@ -3,13 +3,15 @@ pseudonymized subjects."""
 
 from __future__ import annotations
 
+import hashlib
+
 import jsonschema
 import pytest
 from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
 from detectors.base import Finding
 from schemas.models import AlertStatus, Severity
-from streams.alerts import OCSF_VERSION, build_alert, latest, to_ocsf
+from streams.alerts import ID_CHARS, OCSF_VERSION, SUMMARY_CHARS, bounded, build_alert, latest, to_ocsf
 from streams.pseudonym import Pseudonymizer
 
 
@@ -143,3 +145,47 @@ def test_a_revision_says_its_content_in_its_uid_and_its_rank_in_a_header(policy)
         < int(dict(encode_alert(closed)[2])["lifemon.version"])
         < int(dict(encode_alert(later)[2])["lifemon.version"])
     )
+
+
+# a shipper that copies a request's whole line into the event id (a probe's: each record under
+# max_record_bytes, and the alert Kafka refused): ids alike up to their last characters
+REQUEST = "GET /api/customer/query?" + "x" * 240_000
+
+
+def test_an_alert_of_50_events_with_240_kb_ids_fits_well_under_a_mebibyte_and_names_each_apart(
+    policy,
+) -> None:
+    ids = [f"acc-7-{REQUEST}-{i}" for i in range(50)]
+    alert = build_alert(finding(evidence_event_ids=ids), policy.detectors["bulk_query"])
+    assert len(alert.model_dump_json()) < 20_000 and len(str(to_ocsf(alert))) < 30_000
+    kept = alert.evidence_event_ids
+    assert len(set(kept)) == 50 and all(len(e) == ID_CHARS for e in kept)
+    # findable: the id's start, then a fingerprint of the whole id
+    assert all(e.startswith("acc-7-GET /api/customer/query?xxx") for e in kept)
+    assert kept[3].endswith("…#" + hashlib.blake2b(ids[3].encode(), digest_size=6).hexdigest())
+    short = build_alert(
+        finding(evidence_event_ids=["acc-7-2087", "x" * ID_CHARS]), policy.detectors["bulk_query"]
+    )
+    assert short.evidence_event_ids == ["acc-7-2087", "x" * ID_CHARS]  # an id of a sane length stays whole
+
+
+def test_an_alert_cuts_an_overlong_name_in_its_summary_and_actor_and_keeps_the_rest(policy) -> None:
+    transfer_id, actor = "T" + "ab" * 120_000, f"svc-{REQUEST}"
+    alert = build_alert(
+        finding(
+            summary=f"Transfer {transfer_id} from core_banking sent C2 data to proc_call_center unencrypted",
+            actor_id=actor,
+            actor_org=f"org-{REQUEST}",
+        ),
+        policy.detectors["bulk_query"],
+    )
+    assert alert.summary == (
+        f"Transfer {bounded(transfer_id)} from core_banking sent C2 data to proc_call_center unencrypted"
+    )
+    assert alert.actor_id == bounded(actor) and len(alert.actor_id) == ID_CHARS
+    assert alert.actor_org is not None and len(alert.actor_org) == ID_CHARS
+    # two actors alike up to their last characters stay two
+    other = build_alert(finding(actor_id=f"{actor}-2"), policy.detectors["bulk_query"])
+    assert other.actor_id != alert.actor_id
+    words = " ".join(["word"] * 10_000)  # a summary of ordinary words, too many of them
+    assert len(build_alert(finding(summary=words), policy.detectors["bulk_query"]).summary) == SUMMARY_CHARS

@@ -432,6 +432,20 @@ def test_two_employees_whose_ids_hold_phone_numbers_keep_their_own_incidents(eng
     assert b"13912345678" not in text and b"13812345678" not in text
 
 
+def test_an_incident_of_events_with_240_kb_ids_fits_its_topic_and_names_them_apart(engine) -> None:
+    """Its evidence and summaries are its alerts', bounded where the alert is built (a probe's
+    240 KB ids made alerts Kafka refused, and would make the incident that copies them larger)."""
+    request = "|GET /api/customer/query?" + "x" * 240_000
+    events = [
+        ev.model_copy(update={"event_id": ev.event_id + request})
+        for ev in access("e1", customers=50, fields=("customer_name", "account_balance"), every_s=30)
+    ]
+    inc = one(run(engine(), "access", events))
+    assert len(orjson.dumps(inc.model_dump())) < 100_000
+    assert len(inc.evidence_event_ids) == len(set(inc.evidence_event_ids)) == 50
+    assert all(e.startswith("e1-0-") and "…#" in e for e in inc.evidence_event_ids)
+
+
 # -- what the incident-response team reads: `lifemon incidents` ---------------------------------------
 def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     engine, ch, capsys, monkeypatch, tmp_path
