@@ -43,6 +43,8 @@ _FIXES = {
     "string_pattern_mismatch": "use one of the allowed values",
     "greater_than": "use a larger number",
     "greater_than_equal": "use a larger number",
+    "less_than": "use a smaller number",
+    "less_than_equal": "use a smaller number",
     "too_short": "add more entries",
     "int_parsing": "write a whole number",
     "int_type": "write a whole number",

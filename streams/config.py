@@ -95,7 +95,9 @@ class KafkaConfig(Strict):
     replication_factor: int = Field(
         default=1, ge=1, description="for topics lifemon creates; 3 in production"
     )
-    batch_size: int = Field(default=5000, ge=1)
+    # librdkafka's consume() takes at most 10**6 records a call (a probe's 2 000 000 passed, then
+    # stopped `lifemon run` with a ValueError at its first poll)
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     poll_timeout_s: float = Field(default=0.5, gt=0)
     reach_timeout_s: float = Field(
         default=10.0,

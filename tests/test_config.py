@@ -138,6 +138,18 @@ def test_topics_shared_or_empty_and_lifemons_own_client_settings_are_config_erro
     assert (e.value.key, e.value.line) == (key, line) and said in str(e.value) and e.value.fix
 
 
+def test_a_batch_size_past_what_librdkafka_consumes_is_a_config_error(tmp_path: Path) -> None:
+    """A probe's 2 000 000 passed, then stopped `lifemon run` at its first poll with librdkafka's
+    ValueError (consume() takes at most 1 000 000 records)."""
+    path = write(tmp_path, "kafka:\n  bootstrap: k:9092\n  batch_size: 2000000\n")
+    with pytest.raises(PolicyError) as e:
+        load_config(path)
+    assert str(e.value) == (
+        f"{path}:3: kafka.batch_size: Input should be less than or equal to 1000000. Fix: use a smaller number."
+    )
+    assert load_config(write(tmp_path, "kafka:\n  batch_size: 1000000\n")).kafka.batch_size == 1_000_000
+
+
 def test_a_setting_librdkafka_does_not_know_is_one_line_naming_it(tmp_path: Path, caplog) -> None:
     from streams.cli import main
 
