@@ -499,6 +499,18 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
                 else "check the --config path",
             )
         data, text = read_yaml(file)
+        if data == {}:  # read_yaml's for no document, and for `false` or `[]`, too
+            data = yaml.safe_load(text)
+        if data is None:
+            # a config management step that rendered nothing (a wrong ConfigMap key) started a
+            # monitor on an embedded in-memory broker, healthy and watching nothing (a probe's)
+            raise PolicyError(
+                file,
+                "",
+                "the file is empty or only comments, so it sets nothing",
+                "write the settings into it (docs/configuration.md), or leave out --config to run on "
+                "the built-in defaults (an embedded in-memory broker when kafka.bootstrap is unset)",
+            )
         if not isinstance(data, dict):
             raise PolicyError(
                 file, "", "the config must be a mapping of keys", "start from docs/configuration.md"

@@ -150,6 +150,29 @@ def test_a_batch_size_past_what_librdkafka_consumes_is_a_config_error(tmp_path: 
     assert load_config(write(tmp_path, "kafka:\n  batch_size: 1000000\n")).kafka.batch_size == 1_000_000
 
 
+@pytest.mark.parametrize("text", ["", "# kafka:\n#   bootstrap: k:9092\n", "\n  \n", "---\n"])
+def test_an_empty_config_file_is_a_config_error_not_an_embedded_broker(
+    tmp_path: Path, text: str, caplog
+) -> None:
+    """A config step that rendered an empty file (a wrong ConfigMap key, a failed template) gave a
+    probe's `lifemon run` an embedded in-memory broker: healthy, exit 0, and watching nothing."""
+    from streams.cli import main
+
+    path = write(tmp_path, text)
+    with pytest.raises(PolicyError) as e:
+        load_config(path)
+    assert (e.value.file, e.value.key) == (str(path), "")
+    assert str(e.value).startswith(
+        f"{path}: (top level): the file is empty or only comments, so it sets nothing."
+    )
+    assert "leave out --config" in e.value.fix
+    assert main(["run", "--config", str(path), "--until-idle", "1"]) == 2
+    assert not any("embedded Tansu" in r.getMessage() for r in caplog.records)
+    assert load_config(write(tmp_path, "{}\n")).kafka.bootstrap is None  # written out: the defaults, meant
+    with pytest.raises(PolicyError, match="must be a mapping"):
+        load_config(write(tmp_path, "[]\n"))
+
+
 def test_a_setting_librdkafka_does_not_know_is_one_line_naming_it(tmp_path: Path, caplog) -> None:
     from streams.cli import main
 
