@@ -42,7 +42,7 @@ from pydantic import SecretStr
 import schemas
 import schemas.models
 from policy.model import method_key
-from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_MIN_TS, REFERENCE_STREAMS
+from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_MIN_TS, REFERENCE_STREAMS, STREAM_KEYS
 from schemas.structs import LENIENT, STRICT
 from streams import _door
 from streams.avro_decode import Reader, Unsupported, compile_reader
@@ -83,6 +83,10 @@ SKEW_SAMPLE = 5  # stamped records a batch needs to tell its partition's usual s
 # the limit of a re-keyed record too, written by lifemon from one accepted at its source
 MESSAGE_MAX_BYTES = 2_000_000
 TOO_DEEP = "JSON nested too deeply to be an event"
+BLANK_KEY = (
+    "blank (empty, or only spaces, full-width ones too): the stream is keyed and judged by it, "
+    "and blank ones would be judged together as one nameless party"
+)
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 _QUOTED = re.compile(r"'[^']*'")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
@@ -351,6 +355,8 @@ def _reason(stream: str, exc: Exception) -> tuple[str, str]:
     missing = _MISSING.search(msg)
     if missing:
         return ".".join(p for p in (path, missing.group(1)) if p), msg
+    if path == STREAM_KEYS[stream] and msg == "Expected `str` of length >= 1":
+        return path, BLANK_KEY  # said as `Decoder._check_keys` says a key of blanks
     if msg.startswith("Invalid enum value"):
         allowed = _enum_values(stream, path)
         return path, f"not one of: {', '.join(allowed)}" if allowed else "not an allowed value"
@@ -453,8 +459,26 @@ class Decoder:
                 except RecursionError:  # msgspec's own depth limit on objects nested thousands deep
                     out.dead.append(DeadLetter(raw, "malformed", "", TOO_DEEP))
         if out.ok and check_time:
+            self._check_keys(stream, out)
             self._check_time(stream, out)
         return out
+
+    def _check_keys(self, stream: str, out: Decoded) -> None:
+        """Refuse the records whose key (`STREAM_KEYS`: the actor, recipient, SDK, subject or record
+        the stream is keyed and judged by) is blank: empty, or blanks only, full-width ones too, as
+        `policy.model.id_spelling` trims them. A probe's `actor_id: " "` (a CHAR column's padding)
+        and `recipient_id: "\u3000"` were judged as one actor named "", every employee whose log
+        line lost its user pooled into one bulk_query. One C pass over the batch when none is."""
+        key = _KEY_OF[stream]
+        if all(map(str.strip, map(key, map(_event, out.ok)))):
+            return
+        kept = []
+        for pair in out.ok:
+            if key(pair[1]).strip():
+                kept.append(pair)
+            else:
+                out.dead.append(DeadLetter(pair[0], "invalid", STREAM_KEYS[stream], BLANK_KEY))
+        out.ok = kept
 
     def _lenient_json(self, stream: str, raw: RawRecord, exc: Exception, out: Decoded) -> None:
         unknown = _UNKNOWN_FIELD.search(str(exc))
@@ -669,6 +693,8 @@ class Decoder:
 
 _value = attrgetter("value")
 _headers = attrgetter("headers")
+_event = itemgetter(1)
+_KEY_OF = {stream: attrgetter(key) for stream, key in STREAM_KEYS.items()}
 
 
 def _schema_id_header(raw: RawRecord) -> int | None:

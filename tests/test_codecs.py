@@ -10,9 +10,10 @@ import orjson
 import pytest
 from conftest import T0, access, entitlement
 
-from schemas.models import Consent
+from schemas.models import STREAM_KEYS, Consent
 from schemas.structs import from_model
 from streams.codecs import (
+    BLANK_KEY,
     BUILTIN_SCHEMA_IDS,
     Decoder,
     EventTimeRule,
@@ -138,6 +139,44 @@ def test_reasons_never_repeat_the_offending_value() -> None:
     for d in dead:
         assert "123456" not in d.message and "6222" not in d.message
         assert all(b"123456" not in v and b"6222" not in v for k, v in d.headers())
+
+
+@pytest.fixture(scope="module")
+def one_of_each(policy) -> dict[str, Any]:
+    """A generated record of each stream, as its producer would write it (JSON)."""
+    from streams.workload import generate
+
+    found: dict[str, Any] = {}
+    for stream, _, record in generate(300, seed=5, policy=policy).records:
+        found.setdefault(stream, orjson.loads(record.model_dump_json()))
+    return found
+
+
+@pytest.mark.parametrize("stream", sorted(STREAM_KEYS))
+def test_a_record_whose_key_is_blank_is_a_dead_letter_naming_the_key(stream: str, one_of_each) -> None:
+    """A probe's `actor_id: " "` (a CHAR column's padding) and `recipient_id: "\u3000"` were judged
+    as one actor or recipient named "": every employee whose log line lost its user pooled into
+    one bulk_query episode."""
+    key, good = STREAM_KEYS[stream], one_of_each[stream]
+    records = [
+        RawRecord(f"pfi.{stream}", 0, i, orjson.dumps({**good, key: blank}), None, None, good["ts"])
+        for i, blank in enumerate(["", " ", "\u3000", " \t\u3000 ", good[key]])
+    ]
+    decoder = Decoder(clock=lambda: good["ts"] / 1000)
+    out = decoder.decode(stream, records)
+    assert [(d.raw.offset, d.kind, d.field) for d in out.dead] == [(i, "invalid", key) for i in range(4)]
+    assert {d.message for d in out.dead} == {BLANK_KEY}
+    assert [getattr(ev, key) for _, ev in out.ok] == [good[key]]  # the others of the batch go on
+    avro = [
+        RawRecord(f"pfi.{stream}", 0, i, encode_avro(stream, {**good, key: k}, decoder.registry), None)
+        for i, k in enumerate(["\u3000", good[key]])
+    ]
+    out = decoder.decode(stream, avro, check_time=False)  # a re-keyed copy: judged at its source
+    assert len(out.ok) == 2
+    out = decoder.decode(stream, avro)
+    assert [(d.raw.offset, d.field, d.message) for d in out.dead] == [(0, key, BLANK_KEY)] and len(
+        out.ok
+    ) == 1
 
 
 def test_an_unknown_field_is_accepted_and_counted_not_dead_lettered() -> None:

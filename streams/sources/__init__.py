@@ -242,8 +242,9 @@ class RawDecoder:
                 self.skipped[f"{type(found).__name__}: nothing the mapping monitors"] += 1
             else:
                 out.ok.append((raw, event))
-        if out.ok:
-            self.inner._check_time(stream, out, _zone_hint)  # the same event-time door as every stream
+        if out.ok:  # the same door as every stream: a blank key, an event time astray
+            self.inner._check_keys(stream, out)
+            self.inner._check_time(stream, out, _zone_hint)
         return out
 
     def _carry(self, topic: str, partition: int) -> dict[str, Any]:
