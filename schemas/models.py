@@ -8,7 +8,6 @@ says *which* data was touched, not what it was, so no C3 value ever enters the m
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import ClassVar
 
@@ -342,10 +341,11 @@ class Customer(Record):
     org_id: str = Field(description="the managing sub-branch")
     org_path: list[str] = Field(description="org ids from head office down to org_id")
     status: CustomerStatus = CustomerStatus.active
-    birth_date: date | None = Field(
+    birth_date: str | None = Field(
         default=None,
-        description="the customer's date of birth, where core banking knows it: a minor's data is "
-        "collected only with a separate consent, a guardian's under 14 (seed 004 流程描述(1)③)",
+        description="the customer's date of birth, where core banking knows it (YYYY-MM-DD, YYYYMMDD or "
+        "YYYY/MM/DD; another form is no date, and the record is kept): a minor's data is collected "
+        "only with a separate consent, a guardian's under 14 (seed 004 流程描述(1)③)",
     )
 
 
