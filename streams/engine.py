@@ -225,12 +225,10 @@ FIELD_LISTS = {
 # the attributes that name an org, read as the reference records' org ids are (`Engine._org_spelling`)
 ORG_ATTRS = {"access": ("actor_org",), "marketing": ("org_id",)}
 # the attributes that name an employee, read as the entitlements feed spells them (`spelled_as`)
-EMPLOYEE_ATTRS = {
-    "access": ("actor_id",),
-    "transfer": ("actor_id",),
-    "lifecycle": ("operator_id", "supervisor_id"),
-    "marketing": ("submitter_id", "approver_id"),
-}
+EMPLOYEE_ATTRS = {"access": ("actor_id",), "transfer": ("actor_id",)}
+# who signs for an event: an employee number's digits alone are no one's there (a workflow's 000000
+# or ticket number became an employee of the form, and the approval it signed covered: a review's)
+SIGNER_ATTRS = {"lifecycle": ("operator_id", "supervisor_id"), "marketing": ("submitter_id", "approver_id")}
 
 
 def fold(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]) -> None:
@@ -764,6 +762,7 @@ class Engine:
         )
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form, within=True, bare=True)
+        self._signer_spelling = spelled_as(organisation.employee_id_form, within=True)
         self._unit_of = organisation.unit_of()  # a department's org: the levels count no departments
         if hasattr(pseudonymize, "spell_ids_as"):  # a plain function (tests, tools) spells nothing
             pseudonymize.spell_ids_as(organisation.customer_id_form)
@@ -911,7 +910,7 @@ class Engine:
             fold(records, "actor_id", self._employee_spelling)
             fold_lists(records, "roles", self._role_spelling)
             approvals = [a for r in records for a in r.approvals]
-            fold(approvals, "approver_id", self._employee_spelling)
+            fold(approvals, "approver_id", self._signer_spelling)
             fold(approvals, "purpose", self._purpose_spelling)
             fold_lists(approvals, "categories", self.catalog.scope_spelling)
             fold_lists(approvals, "fields", self.catalog.field_spelling)
@@ -1011,6 +1010,8 @@ class Engine:
                 _no_placeholders(events, ("approver_id",), _NO_PERSON)
             for attr in EMPLOYEE_ATTRS.get(stream, ()):
                 fold(events, attr, self._employee_spelling)
+            for attr in SIGNER_ATTRS.get(stream, ()):
+                fold(events, attr, self._signer_spelling)
             if stream in PURPOSE_STREAMS:
                 fold(events, "purpose", self._purpose_spelling)
             if stream in SYSTEM_ATTR:

@@ -363,9 +363,12 @@ def test_an_approval_stands_when_its_approver_leaves_after_signing_it(run) -> No
 def test_an_approver_whose_id_is_no_employees_approves_nothing(run) -> None:
     """A probe's CVN read under an approval "approved" by SYSTEM passed: an id not of the bank's
     employee id form (organisation.yaml employee_id_form) is a workflow's or a forged one, no
-    graded approval. A well-formed id HR does not know is not judged by role (documented)."""
+    graded approval. A well-formed id HR does not know is not judged by role (documented). An
+    employee number's digits alone are an actor's, never a signer's (a review's workflow `000000`
+    had become E000000 and covered)."""
     far = dict(customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling")
-    for approver, covered in (("SYSTEM", False), ("auto", False), ("00000", False), ("E999999", True)):
+    cases = (("SYSTEM", False), ("auto", False), ("00000", False), ("000000", False), ("E999999", True))
+    for approver, covered in cases:
         requester = entitlement("e1", approvals=[approval(approver_id=approver)])
         requester = requester.model_copy(update={"org_path": ORGS["S0101"]})
         got = run([requester], access("e1", **far))
