@@ -822,9 +822,12 @@ class UnauthorizedLookupDetector:
         span to review in the source logs; a probe's weekend termination left Saturday's reads
         silent, with nothing to tell the SOC (seed 004 人员管理(5): 立即终止并收回其访问权限)."""
         horizon = ctx.watermark - self.keep_ms
-        for r, _ in late:
+        for r, replaced in late:
             if r.status is ACTIVE or r.ts >= horizon:
                 continue
+            before = replaced or ctx.refs.entitlements.as_of(r.actor_id, r.ts - 1)
+            if before is not None and before.status is r.status:
+                continue  # a correction or a re-send: the reads were judged by this status already
             span = f"{iso_minute(r.ts)} to {iso_minute(horizon)}"
             span_zh = f"{iso_minute(r.ts)}至{iso_minute(horizon)}"
             yield Finding(

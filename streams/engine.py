@@ -966,13 +966,16 @@ class Engine:
         may have been past them before and moved back since (a quiet partition followed the
         instance clock, then its own records came)."""
         alerts: list[Alert] = []
+        said: set[tuple[str, int]] = set()  # a notice about the record itself, which every task gives
         for (partition, _), task in self.tasks.items():
             again = getattr(task.detector, "on_late_reference", None)
             if again is None:
                 continue
             late = [(r, was) for r, was in records if r.ts <= task.stream_time]
             if late:
-                alerts += self._alerts(list(again(stream, late, task.ctx)), partition)
+                found = [f for f in again(stream, late, task.ctx) if (f.alert_id, f.revision) not in said]
+                said.update((f.alert_id, f.revision) for f in found)
+                alerts += self._alerts(found, partition)
         return alerts
 
     def process(

@@ -1073,6 +1073,24 @@ def test_a_late_record_past_the_kept_hours_or_before_any_read_changes_nothing(po
     assert e.apply_reference("entitlements", refs("entitlements", [after_all])).alerts == []
 
 
+def test_the_late_record_notice_is_said_once_and_only_for_a_status_not_known_before(policy, catalog) -> None:
+    """A review's: the notice came from every partition's task (four copies of one id, each counted
+    and staged), and for a re-sent or corrected termination whose reads were judged by a
+    termination already (HR strips the leaver's roles in a later export): nothing to review."""
+    e = late_engine(policy, catalog, [*NIGHT_SHIFT, entitlement("e3", role="wealth_manager")])
+    e.process("access", "t", 0, fed("access", access("e1", customers=3, start=18 * HOUR, every_s=60), "t", 0))
+    for p in (1, 2, 3):
+        e.process(
+            "access", "t", p, fed("access", access("e3", customers=1, start=(18 + 48) * HOUR + p), "t", 0)
+        )
+    e.process("access", "t", 0, fed("access", access("e2", customers=1, start=(18 + 48) * HOUR), "t", 10))
+    e.advance()
+    (notice,) = e.apply_reference("entitlements", refs("entitlements", [GONE])).alerts
+    assert notice.severity.value == "medium" and notice.actor_id == "e1"
+    cleaned = GONE.model_copy(update={"roles": [], "ts": GONE.ts + HOUR})
+    assert e.apply_reference("entitlements", refs("entitlements", [cleaned])).alerts == []
+
+
 def test_a_late_transfer_judges_again_by_the_new_post(policy, catalog) -> None:
     """A transfer out of S0101 posted late: the reads of S0101's customers after it, before the new
     post was granted, are the transferred employee's."""
