@@ -123,16 +123,16 @@ class Catalog:
         self._managed_by_org = frozenset(
             sid for sid, r in policy.organisation.systems.items() if r.manages_customers_by_org
         )
-        # every system id the policy names, by its spelling: a log's `CRM` is the policy's crm
-        named = [
-            *(s for p in self.permission_sets.values() for s in p.systems),
-            *policy.organisation.systems,
-            *policy.retention.client_systems,
-        ]
-        self.system_ids = {spelling(s): s for s in named}
-        # the systems records are kept on, as the policy knows them: a removal logged elsewhere is a
+        # every system id the policy names (the engine reads a log's `CRM` as the policy's crm): the
+        # systems records are kept on, as the policy knows them; a removal logged elsewhere is a
         # purge job's own name, of every copy (deleted_record_use `Kept.anew`)
-        self.systems = frozenset(self.system_ids.values())
+        self.systems = frozenset(
+            [
+                *(s for p in self.permission_sets.values() for s in p.systems),
+                *policy.organisation.systems,
+                *policy.retention.client_systems,
+            ]
+        )
         self.approval_exclusions = {
             k: frozenset(v) for k, v in policy.organisation.approval_exclusions.items()
         }

@@ -216,9 +216,8 @@ class Violations(Bank):
                 )
                 rule = "after_transfer"
                 text = f"{e.id}, transferred from {old} to {new}, viewed {old}'s customer {cid} after the transfer."
-            elif (
-                variant == 3
-            ):  # in the mobile banker a branch may query its sub-branches' customers, never change them
+            # in the mobile banker a branch may query its sub-branches' customers, never change them
+            elif variant == 3:
                 sb = rng.choice([s for s in self.customers if e.org in self.paths[s] and self.customers[s]])
                 cid = rng.choice(self.customers[sb])
                 self._access(t, e, e.org, "mobile_banker", Action.update, [cid], ["mobile_phone"])
