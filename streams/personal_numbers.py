@@ -34,6 +34,7 @@ from typing import Any
 
 from schemas.models import ValueType
 from streams import _door
+from streams.secret_words import STEMS, seal_secrets
 
 # what goes between a number's groups, as typed in either width (NFKC folds the full-width ones)
 _SEPARATORS = (
@@ -169,10 +170,10 @@ def _within(group: str) -> Found | None:
     return None
 
 
-def _first_number(run: str, token: Token) -> tuple[str, str] | None:
-    """(the run up to its first personal number, that number replaced; the rest of the run), or
-    None: the widest span of whole digit groups that is one, from the left (a card written 6222 0202
-    ...), or one inside a single group. A span is at most 19 digits (no card, resident ID or mobile
+def _first_number(run: str, token: Token) -> tuple[str, ValueType, str] | None:
+    """(the run up to its first personal number, that number replaced; its form; the rest of the
+    run), or None: the widest span of whole digit groups that is one, from the left (a card written
+    6222 0202 ...), or one inside a single group. A span is at most 19 digits (no card, resident ID or mobile
     number is longer): a run of a thousand groups was tried whole, each span joined anew, and a
     sensor trace of 1 200 numbers took 54 s (a review)."""
     text = run if run.isascii() else unicodedata.normalize("NFKC", run)
@@ -193,13 +194,20 @@ def _first_number(run: str, token: Token) -> tuple[str, str] | None:
                 continue
             form, number, a, b = found
             head = head_plus * (i == 0 and form is not ValueType.cn_mobile) + "".join(parts[: 2 * i])
-            return head + digits[:a] + token(form, number), digits[b:] + "".join(parts[2 * j - 1 :])
+            return head + digits[:a] + token(form, number), form, digits[b:] + "".join(parts[2 * j - 1 :])
     return None
+
+
+# a card's track data right after its number (track 2 `;PAN=YYMM…?`, track 1 `%BPAN^NAME^YYMM…?`,
+# EMV tag 57 `PANDYYMM…F`): the expiry, service code and discretionary data are card data (C3), and
+# a probe's `;{bank_card:…}=25121010000012300000?` kept them once the number was sealed
+_TRACK = re.compile(r"(=|\^[^^\n]{0,26}\^|D)\d{4,}F?")
 
 
 def _replace_text(text: str, token: Token) -> str:
     """`text` with each personal number in its runs of digits replaced, left to right (a loop, not a
-    recursion per number found: a text of a thousand numbers overflowed the stack)."""
+    recursion per number found: a text of a thousand numbers overflowed the stack), and a card's
+    track data after it `{secret}`."""
     out: list[str] = []
     while text and (m := RUN.search(text)) is not None:
         out.append(text[: m.start()])
@@ -208,8 +216,12 @@ def _replace_text(text: str, token: Token) -> str:
             out.append(m.group())
             text = text[m.end() :]
         else:
-            out.append(first[0])
-            text = first[1] + text[m.end() :]
+            head, form, rest = first
+            out.append(head)
+            text = rest + text[m.end() :]
+            if form is ValueType.bank_card and (track := _TRACK.match(text)) is not None:
+                out.append(track[1][0] + "{secret}")
+                text = text[track.end() :]
     out.append(text)
     return "".join(out)
 
@@ -375,6 +387,25 @@ class CustomerIdSeal(NameSeal):
         return ((i, name) for i in sorted({bisect_right(ends, at) for at in found}) for name in names)
 
 
+class SecretSeal(NameSeal):
+    """A value typed after the word for a secret in a name or a policy word (`pwd=hunter2`,
+    `CVV2=739`, `密码:123456`, `cvn2 739`) becomes `{secret}`, by the rule review notes follow
+    (streams/secret_words.py): C3 is written nowhere, and a probe's producers' ids, purposes and
+    systems carried such values into alerts, incidents, ClickHouse, the changelog, the repartition
+    topics and the report. No fingerprint is kept: a secret names no record to join."""
+
+    words = True
+
+    def text(self, text: str) -> str:
+        plain = half_width(text)  # ＰＷＤ typed in Chinese input mode is the word too
+        sealed = seal_secrets(plain)
+        return sealed if sealed != plain else text
+
+    def _candidates(self, records: list[Any], names: tuple[str, ...]) -> Iterable[tuple[int, str]]:
+        """The names holding a word for a secret, found in C (streams/_door.c `secret_words`)."""
+        return _door.secret_words(records, names, STEMS)
+
+
 class EmailSeal(NameSeal):
     """An email address in a name a producer chose (a record id, an event id, a list id) is sealed
     as a personal number is: a probe's record ids `alice.wang@example.com` reached alerts whole
@@ -428,10 +459,10 @@ def whole_token(form: str) -> str:
 
 
 class DoorSeals:
-    """What the engine's door does to the names a producer chose, in order: a personal number is
-    sealed, then a customer id of the bank's form becomes its pseudonym (the other way round, the
-    seal took the digits of about one pseudonym in 800 for a card), then an email address is
-    sealed. `lifemon fingerprint` says a
+    """What the engine's door does to the names a producer chose, in order: a value typed after the
+    word for a secret is sealed, a personal number is sealed, then a customer id of the bank's
+    form becomes its pseudonym (the other way round, the seal took the digits of about one
+    pseudonym in 800 for a card), then an email address is sealed. `lifemon fingerprint` says a
     name's kept form by the same steps."""
 
     def __init__(
@@ -441,7 +472,7 @@ class DoorSeals:
         digest: Callable[[str], str],
         employee_id_form: str | None = None,
     ):
-        self._seals: list[NameSeal] = [NumberSeal(digest)]
+        self._seals: list[NameSeal] = [SecretSeal(), NumberSeal(digest)]
         if customer_id_form:
             self._seals.append(CustomerIdSeal(customer_id_form, pseudonymize))
         self._seals.append(EmailSeal(digest, employee_id_form))

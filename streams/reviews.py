@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from streams.clickhouse import ddl_statements, tables_present
 from streams.personal_numbers import half_width, mask, whole_token
 from streams.pseudonym import PSEUDONYM
+from streams.secret_words import seal_secrets
 from streams.text_table import aligned
 
 UNREVIEWED = "unreviewed"  # no review, or none since its last events
@@ -106,21 +107,6 @@ _PSEUDONYM = re.compile(r"(?<![A-Za-z0-9])" + PSEUDONYM.pattern.removeprefix(r"\
 # long, and two dates side by side ("2026-01-05 2026-01-06": write "to" between them)
 _TOUCHING = re.compile(r"\d\{|\}\d")  # a digit beside a form mask gave: what is left of one number
 _DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s\-–—]*\d){10,}[Xx]?(?!\d)")  # a +86, an ID's X: its form
-# A value typed after the word for a secret (C3: JR/T 0171 §4.2 C3 a, user-authentication data, and
-# card data) or a passport: a probe's notes kept "pw Passw0rd!" and "CVN 123 exp 12/28". After a
-# `:`, `=` or "is" (是) any value is one; else one holding a digit ("the PIN was reset" keeps "was").
-# After the word, a value may follow glued to it (CVV123), and after `:` it runs to the clause's end
-# ("password: correct horse battery staple"; a review's cases).
-_SECRET_WORDS = (
-    r"passwords?|passwd|passcodes?|pwd|pw|pins?|cvv2?|cvn2?|cvc2?|security\s+codes?|otp|sms\s+codes?"
-    r"|verification\s+codes?|exp(?:iry)?\.?|passports?"
-)
-_SECRET = re.compile(
-    rf"(?i)(?P<word>\b(?:{_SECRET_WORDS})(?![a-z])|密码|口令|验证码|动态码|安全码|校验码|有效期|护照(?:号码?)?)"
-    r"(?:(?P<said>\s*(?:[:=：]|\bis\b|是)\s*)[^;,，；。\n]+|(?P<gap>\s*)[^\s;,，；。]*\d[^;,，；。\n]*?(?=\s+[^\d\s/]|[;,，；。\n]|$))"
-)
-
-
 # an e-mail address: a customer's, typed into a note (a probe's "ouyang.feng@example.com" was kept)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -131,7 +117,7 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
     resident ID, mobile and IMEI numbers their forms (personal_numbers.mask), e-mail addresses
     `{email}`, any other run of eleven
     digits or more `{number}` (a mistyped one still names its customer), a value typed after the
-    word for a secret or a passport `{secret}` (`_SECRET`), and whitespace is folded.
+    word for a secret or a passport `{secret}` (streams/secret_words.py), and whitespace is folded.
     Pseudonyms and ids first: a pseudonym's hex can hold a run of digits `mask` would take. A note
     typed in Chinese input mode writes an id in full width (Ｃ０００００２２): read in ASCII, in
     either case."""
@@ -139,8 +125,7 @@ def redact(text: str, customer_id_form: str | None = None) -> str:
     if customer_id_form:  # a note typed in haste (c0000022) names its customer too
         text = re.sub(whole_token(customer_id_form), "{customer}", text, flags=re.IGNORECASE)
     text = _DIGITS.sub(_number, _PSEUDONYM.sub("{pseudonym}", _EMAIL.sub("{email}", text)))
-    # the word for a secret kept, its value gone: the reason stays readable
-    text = _SECRET.sub(lambda m: f"{m['word']}{m['said'] or m['gap'] or ''}{{secret}}", text)
+    text = seal_secrets(text)  # the word for a secret kept, its value gone
     return " ".join(mask(text).split())
 
 

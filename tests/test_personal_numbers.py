@@ -297,13 +297,20 @@ def test_a_coverage_gap_named_after_a_card_or_a_customer_is_counted_sealed(polic
 
 def _rewritten(folder: Path, out: Path, change: Callable[[dict[str, Any]], None]) -> list[Path]:
     """The day's files with `change` applied to each record, as a careless producer writes them."""
+    return _rewritten_by_stream(folder, out, lambda _, r: change(r))
+
+
+def _rewritten_by_stream(
+    folder: Path, out: Path, change: Callable[[str, dict[str, Any]], None]
+) -> list[Path]:
+    """`_rewritten`, `change` told each record's stream."""
     out.mkdir()
     paths = []
     for path in sorted(folder.glob("pfi.*.jsonl")):
         lines = []
         for line in path.read_bytes().splitlines():
             r = orjson.loads(line)
-            change(r)
+            change(path.name.split(".")[1], r)
             lines.append(orjson.dumps(r))
         paths.append(out / path.name)
         paths[-1].write_bytes(b"\n".join(lines) + b"\n")
@@ -493,3 +500,131 @@ def test_an_email_address_in_a_name_is_sealed_and_a_staff_address_kept(policy) -
     sdk = from_model("sdk", sdk)
     door.records("sdk", [sdk])
     assert sdk.dest_host == "collect.example.com:443@evil.io"
+
+
+SECRETS = ("pwd=hunter2", "CVV2=739", "密码:123456", "cvn2 739")  # a probe's, as producers typed them
+
+
+def _with_secrets(stream: str, r: dict[str, Any]) -> None:
+    """A secret after its word in every name and policy word a record carries (`NAMES`, `WORDS`),
+    and a card's track 2 in its event id."""
+    from streams.personal_numbers import NAMES, WORDS
+
+    for n, name in enumerate(NAMES[stream] + WORDS[stream]):
+        secret = SECRETS[n % len(SECRETS)]
+        if isinstance(r.get(name), str) and r[name]:
+            r[name] += f" {secret}"
+        elif isinstance(r.get(name), list) and r[name]:
+            r[name] = [*r[name], f"x {secret}"]
+    if "event_id" in r:
+        r["event_id"] += f";{CARD}=25121010000012300000?"
+
+
+def test_a_secret_typed_into_a_name_or_a_policy_word_is_kept_nowhere(policy, catalog, tmp_path) -> None:
+    """A probe's producers typed `pwd=hunter2`, `CVV2=739`, `密码:123456` and `cvn2 739` into ids,
+    purposes, systems and org fields, and a card's track 2 after its number: each reached alerts,
+    incidents, ClickHouse, the changelog and the repartition topics. Sealed at the door as review
+    notes are (`{secret}`, the word kept); the day runs without a dead letter."""
+    write_files(generate(3000, seed=5, policy=policy), tmp_path / "day")
+    _, text = _outcome(
+        _rewritten_by_stream(tmp_path / "day", tmp_path / "secrets", _with_secrets), policy, catalog
+    )
+    assert "pwd={secret}" in text and "{secret}" in text
+    for value in ("hunter2", "=739", "cvn2 739", "123456", "2512101"):
+        assert value not in text, value
+
+
+def test_the_door_seals_a_secret_in_the_records_that_hold_one_and_leaves_the_rest() -> None:
+    """One search of the batch's names and words finds the few records with a secret; the others
+    are not rewritten. The word stays, so an analyst sees what was typed there."""
+    from streams.personal_numbers import DoorSeals
+
+    ring = Pseudonymizer(b"k" * 32)
+    events = [from_model("access", ev) for ev in access("e1", customers=50)]
+    events[4].purpose = "marketing 密码:123456"
+    events[9].event_id = "GET /login?user=x&pwd=hunter2"
+    events[20].fields = ["customer_name", "CVV2=739"]
+    events[30].system = "ＰＷＤ＝hunter2"  # typed in Chinese input mode
+    before = [msgspec.to_builtins(ev) for ev in events]
+    DoorSeals("C[0-9]{7}", ring, ring.digest).records("access", events)
+    changed = {i for i, ev in enumerate(events) if msgspec.to_builtins(ev) != before[i]}
+    assert changed == {4, 9, 20, 30}
+    assert (
+        events[4].purpose == "marketing 密码:{secret}"
+        and events[9].event_id == "GET /login?user=x&pwd={secret}"
+    )
+    assert events[20].fields == ["customer_name", "CVV2={secret}"] and "hunter2" not in events[30].system
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (f";{CARD}=25121010000012300000?", ";{bank_card}={secret}?"),  # track 2: expiry, service code
+        (f"%B{CARD}^WANG/LEI^2512101000001230000?", "%B{bank_card}^{secret}?"),  # track 1: the name too
+        (f"57 {CARD}D25121010000012300000F", "57 {bank_card}D{secret}"),  # EMV tag 57
+        (f"card={CARD}&exp=2512", "card={bank_card}&exp={secret}"),  # a query string's words
+        (f"ref 20260101=20260102 {CARD}", "ref 20260101=20260102 {bank_card}"),  # no card before the =
+    ],
+)
+def test_a_cards_track_data_is_cut_after_its_number(text, kept) -> None:
+    from streams.personal_numbers import DoorSeals
+
+    ring = Pseudonymizer(b"k" * 32)
+    assert re.sub(r"\{bank_card:\w+\}", "{bank_card}", DoorSeals(None, ring, ring.digest).text(text)) == kept
+
+
+def test_the_policys_own_words_pass_the_secret_seal_unchanged(policy) -> None:
+    """The door seals the policy's words too, and the catalog reads them after it: `CVV2` (a field
+    as traffic.yaml keys it), `卡片验证码(CVN/CVN2)` (classification.yaml's name for it) are no
+    secrets typed after a word, or a CVV read would no longer be a C3 read."""
+    import yaml
+
+    from streams.secret_words import seal_secrets
+
+    def strings(x: Any) -> Any:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                yield from strings(k)
+                yield from strings(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from strings(v)
+        elif isinstance(x, str):
+            yield x
+
+    root = Path(__file__).parent.parent / "policy"
+    words = {s for path in root.rglob("*.yaml") for s in strings(yaml.safe_load(path.read_text()))}
+    assert {"CVV2", "cvn2", "卡片验证码(CVN/CVN2)"} <= words
+    assert [w for w in words if seal_secrets(w) != w] == []
+
+
+def test_the_door_looks_at_every_name_the_secret_seal_would_change() -> None:
+    """The C search that picks the names to look at (`secret_words`, the rule's words as `STEMS`)
+    misses none the rule changes: random names of the rule's words in any case and width, glued or
+    parted, beside letters, digits and the values they may take."""
+    from streams.personal_numbers import SecretSeal
+    from streams.secret_words import STEMS
+
+    rng = random.Random(11)
+    seal = SecretSeal()
+    fragments = [
+        *STEMS, "PWD", "Pin", "CVV2", "cvn2", "exp.", "expiry", "security code", "sms  codes", "ＰＷＤ", "ｃｖｖ",
+        "=", ":", "：", "＝", " is ", "是", " ", "_", "-", "(", "739", "hunter2", "x", "ab", "12/28", "，", ";",
+    ]  # fmt: skip
+
+    class Named:
+        def __init__(self, name: str):
+            self.name, self.names = name, [name]
+
+    sealed = 0
+    for _ in range(30_000):
+        text = "".join(rng.choice(fragments) for _ in range(rng.randint(1, 8)))
+        if seal.text(text) != text:
+            sealed += 1
+            assert _door.secret_words([Named(text)], ("name", "names"), STEMS) == [
+                (0, "name"),
+                (0, "names"),
+            ], text
+    assert sealed > 5_000
+    assert _door.secret_words([Named("card_expiry export shipping")], ("name",), STEMS) == [(0, "name")]
+    assert _door.secret_words([Named("crm core_banking 客户")], ("name",), STEMS) == []
