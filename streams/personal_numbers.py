@@ -278,8 +278,9 @@ NAMES: dict[str, tuple[str, ...]] = {
 # The values that should hold the policy's words (a purpose, field ids, a country, an org) or an
 # address: a personal number a producer typed there instead (a card in `purpose`, an ID number in
 # `client_ip`) reached the state changelog and the repartition topics in the clear (a probe), so
-# numbers are sealed there too; a customer id of the form is looked for in names only (a search of
-# every field list cost the door a fifth more).
+# numbers are sealed there too, and so is a customer id of the bank's form (a probe's CRM and HR
+# feeds with customer numbers in `org_id`, `roles` or `dest_country` reached alerts and ClickHouse:
+# the promise is "pseudonyms in every output", whatever the door's cost).
 WORDS: dict[str, tuple[str, ...]] = {
     "access": ("actor_org", "client_ip", "purpose", "fields"),
     "transfer": ("purpose", "categories", "recipient_country"),
@@ -354,8 +355,11 @@ class CustomerIdSeal(NameSeal):
     """A customer id of the bank's form (organisation.yaml `customer_id_form`) inside a name a
     producer chose becomes the customer's pseudonym, as in the fields that hold customer ids:
     `C0000022-acct-1` -> `p_…-acct-1`. A record's id still joins across streams, and an alert on it
-    names the pseudonym its subject has. Found as a whole token (no letter or digit touching it), so
-    `REC0000022` or `C00000221` is no customer of the form `C[0-9]{7}`."""
+    names the pseudonym its subject has. In the policy's words too (`WORDS`): an org, role,
+    category or country a producer filled with customer numbers. Found as a whole token (no letter
+    or digit touching it), so `REC0000022` or `C00000221` is no customer of the form `C[0-9]{7}`."""
+
+    words = True
 
     def __init__(self, form: str, pseudonymize: Callable[[str], str]):
         # in any case, as the fields that hold customer ids read them (`pseudonym.spelled_as`): a

@@ -628,3 +628,29 @@ def test_the_door_looks_at_every_name_the_secret_seal_would_change() -> None:
     assert sealed > 5_000
     assert _door.secret_words([Named("card_expiry export shipping")], ("name",), STEMS) == [(0, "name")]
     assert _door.secret_words([Named("crm core_banking 客户")], ("name",), STEMS) == []
+
+
+def test_a_customer_id_typed_where_the_policys_words_go_is_kept_nowhere(policy, catalog, tmp_path) -> None:
+    """A probe's CRM feed with the customer and org columns swapped, an HR or marketing feed that
+    filled `org_id`, `roles` or `approved_audience` with customer numbers: each id reached alerts,
+    ClickHouse, the changelog and the repartition topics. The door gives it its pseudonym in the
+    policy's words (`WORDS`) as in names; the day runs without a dead letter."""
+    from streams.personal_numbers import WORDS
+
+    write_files(generate(3000, seed=5, policy=policy), tmp_path / "day")
+    typed: list[str] = []
+
+    def customer_in_words(stream: str, r: dict[str, Any]) -> None:
+        if len(typed) % 4 == 3:
+            for name in WORDS[stream]:
+                if isinstance(r.get(name), str):
+                    r[name] = f"C09{len(typed):05d}"
+                elif isinstance(r.get(name), list):
+                    r[name] = [*r[name], f"C09{len(typed):05d}"]
+        typed.append(f"C09{len(typed):05d}")
+
+    paths = _rewritten_by_stream(tmp_path / "day", tmp_path / "ids", customer_in_words)
+    _, text = _outcome(paths, policy, catalog)
+    assert re.search(r"C09\d{5}", text) is None
+    ring = Pseudonymizer(b"k" * 32)
+    assert sum(ring(cid) in text for cid in typed[3::4]) > 100  # kept, as the customers' pseudonyms
