@@ -594,7 +594,7 @@ error:
 }
 
 /* Whether `text` holds a run a personal number may hide in (streams/personal_numbers.py `RUN`): at
- * least 11 digits, of any script, with at most two separators between any two of them. It finds
+ * least 11 digits, of any script, with at most three separators between any two of them. It finds
  * every run `RUN` does and a few more (a client's IPv4 address, which `RUN` then passes over):
  * looking at every name of every event, this is the door's widest loop, a code point at a time. */
 static int
@@ -604,6 +604,7 @@ is_separator(Py_UCS4 c)
     case ' ': case '\t': case '.': case '_': case '/': case '\\': case '-':
     case 0xa0: case 0x3000: case 0xff0d: case 0xff0e: case 0xff0f: case 0xff3f:
     case 0x2010: case 0x2011: case 0x2012: case 0x2013: case 0x2014: case 0x2212:
+    case ',': case '|': case ':': case '+': case 0xff0c: case 0xff5c: case 0xff1a: case 0xff0b:
         return 1;
     default:
         return 0;
@@ -612,7 +613,7 @@ is_separator(Py_UCS4 c)
 
 /* One group of ASCII digits (an X after them possibly) read as personal_numbers.py `_within` reads
  * a group: a card (scheme prefix and length, Luhn digit) or resident ID (birth date's digits, ISO
- * 7064 check character) that is the group or sits at either end of it, or a mobile number, IMEI or
+ * 7064 check character) that is the group or sits anywhere in it, or a mobile number, IMEI or
  * first-generation resident ID that is the group, a mobile behind 86 or 0086 or not. A superset: a resident ID's date is not checked to the day.
  * A group none of these can be read in is no name to look at: a snowflake or timestamped id costs
  * no Python (about 6 µs a name there). */
@@ -698,9 +699,13 @@ may_hold_number(const char *d, Py_ssize_t n)
 {
     if (mobile_at(d, n) || checked_at(d, n) || imei_at(d, n) || old_ric_at(d, n))
         return 1;
-    for (Py_ssize_t w = 19; w >= 16; w--)
-        if (w < n && (checked_at(d, w) || checked_at(d + n - w, w)))
-            return 1;
+    for (Py_ssize_t a = 0; a + 16 <= n; a++)
+        for (Py_ssize_t w = 16; w <= 19 && a + w <= n; w++) {
+            /* away from the ends, a resident ID or a UnionPay card only (personal_numbers._within) */
+            int end = a == 0 || a + w == n;
+            if ((end || ric_at(d + a, w) || (d[a] == '6' && d[a + 1] == '2')) && checked_at(d + a, w))
+                return 1;
+        }
     return 0;
 }
 
@@ -731,7 +736,7 @@ holds_long_number(PyObject *text)
             gap = 0;
             continue;
         }
-        if (digits > 0 && gap < 2 && is_separator(c)) {
+        if (digits > 0 && gap < 3 && is_separator(c)) {
             gap++;
             continue;
         }

@@ -36,22 +36,35 @@ from schemas.models import ValueType
 from streams import _door
 from streams.secret_words import STEMS, seal_secrets
 
-# what goes between a number's groups, as typed in either width (NFKC folds the full-width ones)
+# what goes between a number's groups, as typed in either width (NFKC folds the full-width ones);
+# `,` `|` `:` `+` too, and up to three of them (` - `): a probe's `6212|2602|0001|2345|670` and
+# `6212 - 2602 - …` reached alerts whole
 _SEPARATORS = (
-    "[" + re.escape(" \t\u00a0\u3000._/\\-\uff0d\uff0e\uff0f\uff3f\u2010\u2011\u2012\u2013\u2014\u2212") + "]"
+    "["
+    + re.escape(
+        " \t\u00a0\u3000._/\\-\uff0d\uff0e\uff0f\uff3f\u2010\u2011\u2012\u2013\u2014\u2212,|:+\uff0c\uff5c\uff1a\uff0b"
+    )
+    + "]"
 )
 _IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}(?![.\d])"  # a client's address: dotted, never a number of one
 # a run of at least 11 digits (in any width) with at most two separators between any two, and an X
 # (a resident ID's check digit): the only text a personal number can hide in
-RUN = re.compile(rf"(?<!\d)(?!{_IPV4})\+?\d(?:{_SEPARATORS}{{0,2}}\d){{10,}}[Xx]?")
+RUN = re.compile(rf"(?<!\d)(?!{_IPV4})\+?\d(?:{_SEPARATORS}{{0,3}}\d){{10,}}[Xx]?")
+# an IPv6 address (8 groups, or fewer around `::`): with `:` between groups its digits would read as
+# a card's (`2408:8207:2460:1410:…`, a client's address in `client_ip`)
+_IPV6 = re.compile(
+    r"((?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+    r"|(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?)(?![\w:]))"
+)
 _SPLIT = re.compile(f"({_SEPARATORS}+)")
 # UnionPay 16-19 digits; Visa, Mastercard and JCB 16
 _CARD = re.compile(r"62\d{14,17}|4\d{15}|(?:5[1-5]|2[2-7]|35)\d{14}")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 MAX_DIGITS = 19  # the longest number sealed: a UnionPay card
 _MOBILE_GROUPS = ([3, 4, 4], [3, 8])  # how a mobile number is written in parts; others are no phone
-# a card's or resident ID's length: in a longer run of digits, one may sit at either end (a date
-# before it, a sequence number after); a mobile number has no check digit to be found so
+# a card's or resident ID's length: in a longer run of digits, one may sit anywhere (a date before
+# it, a sequence number after, both: `TXN20260101` + a card + `0001`, a probe's); a mobile number,
+# IMEI or first-generation resident ID has no check digit (or a weak one) to be found so
 _LENGTHS = (19, 18, 17, 16)
 
 Token = Callable[[ValueType, str], str]  # (form, canonical number) -> what replaces it
@@ -156,25 +169,48 @@ def _whole(digits: str, groups: list[int]) -> tuple[ValueType, str] | None:
     return None
 
 
-def _within(group: str) -> Found | None:
-    """A personal number that is the whole of one group of digits, or a card or resident ID at one
-    of its ends: (form, canonical number, start, end)."""
+def _within(group: str) -> list[Found]:
+    """The personal numbers in one group of digits: the whole group, or each card or resident ID
+    in a window of it, left to right. Away from the group's ends only a resident ID or a UnionPay
+    card (62, the bank's own cards) is taken: a Visa, Mastercard or JCB prefix is one digit or two
+    a date or a time spells (`2026…`, `…1245…`), and sliding them over every window sealed one
+    timestamped id in nine (`20260101123045` + a sequence); at an end, as before. Windows that overlap are sealed as one span, by the
+    strongest number among them (a resident ID's check, then UnionPay's 62, then the longest): a
+    window that passes by chance beside a card (a date's `26` reads as a Mastercard prefix, and one
+    in ten such windows passes Luhn) would else leave part of the card in the clear."""
     found = _whole(group, [len(group)])
     if found is not None:
-        return (*found, 0, len(group))
-    for n in _LENGTHS:
-        for a in (0, len(group) - n) if n < len(group) else ():
-            form = _checked(group[a : a + n])
-            if form is not None:
-                return form, group[a : a + n].upper(), a, a + n
-    return None
+        return [(*found, 0, len(group))]
+    windows = [
+        (a, a + n, form)
+        for a in range(len(group) - min(_LENGTHS) + 1)
+        for n in _LENGTHS
+        if a + n <= len(group)
+        and (form := _checked(group[a : a + n])) is not None
+        and (a == 0 or a + n == len(group) or form is ValueType.cn_ric or group.startswith("62", a))
+    ]
+    spans: list[Found] = []
+    while windows:
+        start, end, _ = windows[0]
+        overlapping = []
+        for window in windows:
+            if window[0] >= end:
+                break
+            overlapping.append(window)
+            end = max(end, window[1])
+        a, b, form = max(
+            overlapping, key=lambda w: (w[2] is ValueType.cn_ric, group.startswith("62", w[0]), w[1] - w[0])
+        )
+        spans.append((form, group[a:b].upper(), start, end))
+        windows = windows[len(overlapping) :]
+    return spans
 
 
 def _first_number(run: str, token: Token) -> tuple[str, ValueType, str] | None:
-    """(the run up to its first personal number, that number replaced; its form; the rest of the
-    run), or None: the widest span of whole digit groups that is one, from the left (a card written
-    6222 0202 ...), or one inside a single group. A span is at most 19 digits (no card, resident ID or mobile
-    number is longer): a run of a thousand groups was tried whole, each span joined anew, and a
+    """(the run up to its first personal number, that number replaced (and the others in its group);
+    the last one's form; the rest of the run), or None: the widest span of whole digit groups that
+    is one, from the left (a card written 6222 0202 ...), or those inside a single group. A span is
+    at most 19 digits (no card, resident ID or mobile number is longer): a run of a thousand groups was tried whole, each span joined anew, and a
     sensor trace of 1 200 numbers took 54 s (a review)."""
     text = run if run.isascii() else unicodedata.normalize("NFKC", run)
     parts = _SPLIT.split(text.lstrip("+"))  # groups at even places, separators between
@@ -187,14 +223,17 @@ def _first_number(run: str, token: Token) -> tuple[str, ValueType, str] | None:
             digits = "".join(parts[2 * i : 2 * j - 1 : 2])
             if j - i > 1:
                 whole = _whole(digits, [len(g) for g in parts[2 * i : 2 * j - 1 : 2]])
-                found = (*whole, 0, len(digits)) if whole is not None else None
+                found = [(*whole, 0, len(digits))] if whole is not None else []
             else:
                 found = _within(digits)
-            if found is None:
+            if not found:
                 continue
-            form, number, a, b = found
-            head = head_plus * (i == 0 and form is not ValueType.cn_mobile) + "".join(parts[: 2 * i])
-            return head + digits[:a] + token(form, number), form, digits[b:] + "".join(parts[2 * j - 1 :])
+            head = head_plus * (i == 0 and found[0][0] is not ValueType.cn_mobile) + "".join(parts[: 2 * i])
+            sealed, at = [head], 0
+            for form, number, a, b in found:
+                sealed += [digits[at:a], token(form, number)]
+                at = b
+            return "".join(sealed), found[-1][0], digits[at:] + "".join(parts[2 * j - 1 :])
     return None
 
 
@@ -208,6 +247,8 @@ def _replace_text(text: str, token: Token) -> str:
     """`text` with each personal number in its runs of digits replaced, left to right (a loop, not a
     recursion per number found: a text of a thousand numbers overflowed the stack), and a card's
     track data after it `{secret}`."""
+    if ":" in text and len(addressed := _IPV6.split(text)) > 1:  # addresses at odd places
+        return "".join(part if k % 2 else _replace_text(part, token) for k, part in enumerate(addressed))
     out: list[str] = []
     while text and (m := RUN.search(text)) is not None:
         out.append(text[: m.start()])
