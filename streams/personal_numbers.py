@@ -66,6 +66,11 @@ _MOBILE_GROUPS = ([3, 4, 4], [3, 8])  # how a mobile number is written in parts;
 # it, a sequence number after, both: `TXN20260101` + a card + `0001`, a probe's); a mobile number,
 # IMEI or first-generation resident ID has no check digit (or a weak one) to be found so
 _LENGTHS = (19, 18, 17, 16)
+# a digit group longer than this is sealed whole: sliding over a hostile 250 000 digits of `6262…`
+# (a UnionPay prefix at every other place) took two seconds
+MAX_RUN = 256
+_UNIONPAY_AT = re.compile(r"(?=62)")
+_RIC_CENTURY_AT = re.compile(r"(?=1[89]|2[01])")  # a resident ID's birth year, six digits in
 
 Token = Callable[[ValueType, str], str]  # (form, canonical number) -> what replaces it
 Found = tuple[ValueType, str, int, int]  # form, canonical number, where it starts and ends
@@ -181,13 +186,27 @@ def _within(group: str) -> list[Found]:
     found = _whole(group, [len(group)])
     if found is not None:
         return [(*found, 0, len(group))]
+    last = len(group)
+    if last > MAX_RUN:  # no id a log needs is that long, and a card may hide anywhere in it
+        return [(ValueType.number, group.upper(), 0, last)]
+    # away from the ends, only where a UnionPay card or a resident ID (its birth year's century, as
+    # `is_ric` takes it) may start: a hostile run of 250 000 digits took a second window by window
+    starts = sorted(
+        {
+            0,
+            *range(max(0, last - max(_LENGTHS)), last - min(_LENGTHS) + 1),
+            *(m.start() for m in _UNIONPAY_AT.finditer(group)),
+            *(m.start() - 6 for m in _RIC_CENTURY_AT.finditer(group, 6)),
+        }
+    )
     windows = [
         (a, a + n, form)
-        for a in range(len(group) - min(_LENGTHS) + 1)
+        for a in starts
         for n in _LENGTHS
-        if a + n <= len(group)
+        if a + n <= last
+        and (a == 0 or a + n == last or group.startswith("62", a) or n == 18)
         and (form := _checked(group[a : a + n])) is not None
-        and (a == 0 or a + n == len(group) or form is ValueType.cn_ric or group.startswith("62", a))
+        and (a == 0 or a + n == last or form is ValueType.cn_ric or group.startswith("62", a))
     ]
     spans: list[Found] = []
     while windows:

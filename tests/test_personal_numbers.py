@@ -504,6 +504,28 @@ def test_a_run_of_many_numbers_is_read_in_time_its_length_allows() -> None:
     assert len(numbers_in(phones)) == 1500
 
 
+def test_a_digit_run_longer_than_any_id_is_sealed_whole_in_time_its_length_allows() -> None:
+    """A hostile record of 250 000 digits `6262…` (a UnionPay prefix at every other place) took two
+    seconds at the door, window by window: a group longer than any id a log needs is sealed whole,
+    for a card may hide anywhere in it. Timed against a plain text of the same length."""
+    import time
+
+    from streams.personal_numbers import MAX_RUN, NumberSeal
+
+    seal = NumberSeal(lambda text: "fp_" + "ab" * 16)
+
+    def cost(text: str) -> float:
+        t0 = time.process_time()
+        seal.text(text)
+        return time.process_time() - t0
+
+    run = "62" * 125_000
+    assert seal.text(f"id-{run}-x") == "id-{number:vov2xk5lvov2}-x"
+    assert cost(run) < 50 * cost("x" * len(run)) + 0.2
+    inside = "62" * (MAX_RUN // 4) + "6212260200012345670"  # a card at the end of a run within the bound
+    assert "6212260200012345670" not in seal.text(inside)
+
+
 def test_an_email_address_in_a_name_is_sealed_and_a_staff_address_kept(policy) -> None:
     """Seed 004 定义(2): 电子邮箱 is personal information. A probe's record ids
     `alice.wang@example.com` reached alerts whole. An address in a name is sealed, keyed so one
