@@ -195,6 +195,7 @@ class RetentionPolicy(NamedTuple):
     forbidden_foreign_c3: frozenset[str]
     minimums: list[Deadline]
     relationship_purposes: frozenset[str]
+    account_purposes: frozenset[str]  # with `account_categories`: which records are accounts
     contract_purposes: frozenset[str]
     owed_after_end: frozenset[str]  # collected after an end for these: lawful, starting nothing
     collection_consent: list[Any]
@@ -207,7 +208,7 @@ class RetentionPolicy(NamedTuple):
     foreign_c3_named: frozenset[str]
     never_stored_on_client_named: frozenset[str]
     # the categories a rule counting from an account's closure covers: a record holding one, collected
-    # for a relationship purpose, is one of the customer's accounts (`Customer.accounts_closed`)
+    # for an account purpose, is one of the customer's accounts (`Customer.accounts_closed`)
     account_categories: frozenset[str]
 
 
@@ -280,6 +281,7 @@ class RetentionOverrunDetector:
                 frozenset(r.forbidden_foreign_c3),
                 [Deadline(name, rule) for name, rule in r.minimums.items()],
                 frozenset(r.relationship_purposes),
+                frozenset(r.relationship_purposes if r.account_purposes is None else r.account_purposes),
                 frozenset(r.contract_purposes),
                 frozenset(r.owed_after_end),
                 list(r.collection_consent),
@@ -314,7 +316,7 @@ class RetentionOverrunDetector:
 
     def _is_account(self, rec: Record, catalog: Catalog) -> bool:
         policy = self._retention(catalog)
-        return rec.is_account(policy.account_categories, policy.relationship_purposes)
+        return rec.is_account(policy.account_categories, policy.account_purposes)
 
     def deadlines(self, held: Customer, rec: Record, catalog: Catalog) -> Iterator[tuple[Deadline, int, int]]:
         """(rule, clock start, deadline) of every rule that covers the record and has started: the
@@ -460,7 +462,7 @@ class RetentionOverrunDetector:
         closed_out = held.closed_out
         if stage in COLLECTED or stage == "account_closed":
             policy = self._retention(catalog)
-            held.closed_out = held.accounts_closed(policy.account_categories, policy.relationship_purposes)
+            held.closed_out = held.accounts_closed(policy.account_categories, policy.account_purposes)
         self.store.touch(customer)
         # a relationship begun again, whichever event the monitor heard first (a review: a return
         # reported after the KYC record's deletion left it a late removal, not one before the minimum)

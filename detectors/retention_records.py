@@ -179,8 +179,9 @@ class Record:
 
     def is_account(self, categories: frozenset[str], purposes: frozenset[str]) -> bool:
         """One of the customer's accounts: it holds one of `categories` (those a rule counting from
-        `account_closed` covers) and was collected for one of `purposes` (`relationship_purposes`:
-        an account opening); a KYC file's account number (due diligence) or a payment's is a copy."""
+        `account_closed` covers) and was collected for one of `purposes` (`account_purposes`: an
+        account opening); a KYC file's account number (due diligence), a payment's, a loan's or an
+        adviser's is a copy, which no closure names."""
         return self.purpose in purposes and not categories.isdisjoint(self.categories)
 
 

@@ -547,8 +547,8 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
             ("purposes", rule.purposes, purposes.purposes),
         )
     ] + [
-        (key, getattr(retention, key), purposes.purposes)
-        for key in ("relationship_purposes", "owed_after_end", "contract_purposes")
+        (key, getattr(retention, key) or [], purposes.purposes)
+        for key in ("relationship_purposes", "account_purposes", "owed_after_end", "contract_purposes")
     ]
     named += [
         (f"collection_consent.{i}.{where}", ids, known)
@@ -561,18 +561,33 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
     for key, ids, known in named:
         unknown = [i for i in ids if i not in known]
         if unknown:
-            _, text = read_yaml(path)
             what = "category" if key.endswith("categories") else "purpose"
             raise PolicyError(
                 path,
                 key,
                 f"'{unknown[0]}' is not a known {what} id",
                 f"use one of {', '.join(known)}",
-                _line_of(
-                    yaml.compose(text, Loader=_UniqueKeyLoader),
-                    [int(k) if k.isdigit() else k for k in key.split(".")],
-                ),
+                _key_line(path, key),
             )
+    # an account's opening begins the relationship its closure ends: an account purpose beginning
+    # none would make a returning customer's new account "collected after the relationship ended"
+    outside = [p for p in retention.account_purposes or [] if p not in retention.relationship_purposes]
+    if outside:
+        raise PolicyError(
+            path,
+            "account_purposes",
+            f"'{outside[0]}' is not in relationship_purposes, but an account's opening begins a relationship",
+            f"add '{outside[0]}' to relationship_purposes too, or remove it from account_purposes",
+            _key_line(path, "account_purposes"),
+        )
+
+
+def _key_line(path: Path, key: str) -> int | None:
+    """The line of a dotted key (`rules.kyc.purposes`, `collection_consent.0.categories`) in a file."""
+    _, text = read_yaml(path)
+    return _line_of(
+        yaml.compose(text, Loader=_UniqueKeyLoader), [int(k) if k.isdigit() else k for k in key.split(".")]
+    )
 
 
 def detector_file(kind: str, directory: Path | str | None = None) -> Path:

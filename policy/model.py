@@ -629,6 +629,13 @@ class Retention(Strict):
         description="purpose ids whose collection starts a business relationship (again): a returning "
         "customer; a legal_obligation purpose starts none (due diligence goes on after an end)",
     )
+    account_purposes: list[str] | None = Field(
+        default=None,
+        description="purpose ids a customer's account is collected for (an account opening): a record "
+        "holding account data collected for one is an account, whose closure ends the relationship "
+        "once it is the last; a loan's or an adviser's copy of the account number is none. Each is a "
+        "relationship purpose. Unset: the relationship_purposes (a folder from before judges as it did)",
+    )
     owed_after_end: list[str] = Field(
         default_factory=list,
         description="purpose ids of what the bank still owes a former customer (a complaint answered): "

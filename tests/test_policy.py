@@ -227,6 +227,25 @@ def test_an_approval_exclusion_keyed_by_no_declared_purpose_names_file_key_line_
     assert "declare it there" in e.value.fix and "regulatory_report," in e.value.fix
 
 
+@pytest.mark.parametrize(
+    ("now", "said", "fix"),
+    [
+        ("[acount_service]", "'acount_service' is not a known purpose id", "use one of"),
+        # an account opened after the end that begins no relationship would itself fire
+        ("[account_service, payment]", "'payment' is not in relationship_purposes", "add 'payment' to"),
+    ],
+)
+def test_an_account_purpose_is_a_known_purpose_that_begins_a_relationship(
+    policy_copy: Path, now: str, said: str, fix: str
+) -> None:
+    f = policy_copy / "retention.yaml"
+    edit(f, "account_purposes: [account_service]", f"account_purposes: {now}")
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert (e.value.file, e.value.key, e.value.line) == (str(f), "account_purposes", line_with(f, now))
+    assert said in str(e.value) and e.value.fix.startswith(fix), str(e.value)
+
+
 def test_a_retention_period_is_given_in_days_or_in_years_not_both(policy_copy: Path) -> None:
     edit(policy_copy / "retention.yaml", "    keep_days: 30\n", "    keep_days: 30\n    keep_years: 1\n")
     with pytest.raises(PolicyError, match="keep_days and keep_years") as e:

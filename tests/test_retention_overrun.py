@@ -911,6 +911,38 @@ def test_the_closure_of_the_customers_last_account_ends_the_relationship(run, sp
     assert run([opened, lc("account_closed", "ACCT-0001", day=-29), later, tick(0)]) == {}
 
 
+def test_a_loan_or_advisers_copy_of_the_account_number_is_no_account(run, spec, policy) -> None:
+    """A review's: with credit_review and wealth_advice beginning a relationship, an adviser's profile
+    holding the customer's payment account number was one of its accounts, which no closure names:
+    the relationship never ended, the KYC file's lawful destruction ten years and a month after the
+    only account closed was removed_before_minimum, and the location collected after it went
+    unseen. An account is collected for an `account_purposes` purpose (an account opening)."""
+    acct = {"cats": ("payment_account_no",), "purpose": "account_service", "system": "core_banking"}
+    kyc = collect("KYC-1", day=-4100, cats=("id_document_no", "kyc_photo"), purpose="kyc_aml", system="ecif")
+    destroyed = lc("delete", "KYC-1", day=-4070 + 3683, system="ecif")
+    opened, shut = collect("ACC-2", day=-30, **acct), lc("account_closed", "ACC-2", day=-29)
+    later = collect("LOC-1", day=-9, **LOCATION)
+    for purpose in ("wealth_advice", "credit_review"):
+        copy = {"cats": ("customer_name", "payment_account_no", "assets"), "purpose": purpose}
+        old = [kyc, collect("WM-1", day=-4100, **copy), collect("ACC-1", day=-4100, **acct)]
+        got = run([*old, lc("account_closed", "ACC-1", day=-4070), destroyed, tick(0)])
+        assert "removed_before_minimum" not in got, purpose
+        late = next(a for a in got["retention_expired"] if "KYC-1" in a.summary)
+        assert "from relationship_ended 2014-11-10" in late.summary and "30 days late" in late.summary
+        got = run([opened, collect("WM-2", day=-30, **copy), shut, later, tick(0)])
+        (a,) = got["collected_after_relationship_ended"]
+        assert a.summary.startswith("record LOC-1") and "(its last account closed)" in a.summary, purpose
+    # a policy folder from before, without account_purposes, judges as it did: its relationship
+    # purposes collect accounts, the adviser's too
+    from policy.catalog import Catalog
+
+    retention = policy.retention.model_copy(update={"account_purposes": None})
+    older = Catalog(policy.model_copy(update={"retention": retention}))
+    adviser = collect("WM-2", day=-30, cats=("customer_name", "payment_account_no"), purpose="wealth_advice")
+    for held, fired in (([opened], {"collected_after_relationship_ended"}), ([opened, adviser], set())):
+        assert set(run([*held, shut, later, tick(0)], engine=Engine([spec], older, pseudonymize=pz))) == fired
+
+
 def test_collection_before_the_end_and_a_returning_customers_are_silent(run) -> None:
     before = collect("R2", day=-20, **LOCATION)
     assert "collected_after_relationship_ended" not in run(
