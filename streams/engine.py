@@ -49,7 +49,7 @@ from streams.lifecycle_ledger import DeletionLedger
 from streams.org_tree import OrgTree
 from streams.personal_numbers import DoorSeals
 from streams.pseudonym import PseudonymKeyChanged, PseudonymKeyMismatch, fingerprint, spelled_as
-from streams.registries import AsOfRegistry, ConsentRegistry
+from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistry
 
 COVERAGE_GAP = "coverage_gap"
 OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
@@ -260,7 +260,7 @@ def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str |
                 setattr(r, attr, list(dict.fromkeys(odd.get(v, v) for v in values)))
 
 
-def at_new_post(records: Sequence[Any], registry: AsOfRegistry[Any]) -> None:
+def at_new_post(records: Sequence[Any], registry: EntitlementRegistry) -> None:
     """Entitlement records that HR marks `transferred` (调岗, 调动) but that carry roles at another org
     than the employee's version before them, read as active there (in place). Seed 004 人员管理(4)
     has a transfer's rights adjusted at once, and a record with the new org and roles is that
@@ -268,16 +268,26 @@ def at_new_post(records: Sequence[Any], registry: AsOfRegistry[Any]) -> None:
     wealth manager's every read at her new post was a high `transferred` alert "out of" the org she
     had moved into. A `transferred` record at the same org, or with no roles, is the move begun
     with no new post yet, and stays one; so does one with no version before it, which shows no
-    move. Versions before it in the same batch count, in time order."""
+    move. Versions before it in the same batch count, in time order.
+
+    The same post sent again (HR's nightly export, a second personnel action) finds the version
+    before it at its own org, read as the new post: it is that post too, or each re-send would
+    turn it back into a transfer begun (a review's: every read after it was a high alert again).
+    Which versions were so read is kept beside them (`EntitlementRegistry.new_posts`), decided
+    in the order the records arrive, so a restart that reads the topic again decides alike."""
     batch: dict[str, Any] = {}  # employee -> its latest record in the batch so far
     for r in sorted(records, key=attrgetter("ts")):
+        registry.new_posts.discard((r.actor_id, r.ts))  # a record replacing one at its time decides anew
         if r.status is EmployeeStatus.transferred and r.roles:
             known = [batch.get(r.actor_id), registry.as_of(r.actor_id, r.ts - 1)]
             before = max(
                 (v for v in known if v is not None and v.ts < r.ts), key=attrgetter("ts"), default=None
             )
-            if before is not None and before.org_id != r.org_id:
+            if before is not None and (
+                before.org_id != r.org_id or (r.actor_id, before.ts) in registry.new_posts
+            ):
                 r.status = EmployeeStatus.active
+                registry.new_posts.add((r.actor_id, r.ts))
         batch[r.actor_id] = r
 
 
@@ -791,8 +801,9 @@ class Engine:
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
         self.org_tree = OrgTree(organisation.head_office)
+        self.entitlements = EntitlementRegistry()  # the engine's own view: what it decided of versions
         self.refs = References(
-            entitlements=AsOfRegistry("actor_id"),
+            entitlements=self.entitlements,
             consents=ConsentRegistry(catalog.contact_purposes),
             customers=AsOfRegistry("customer_id"),
             orgs=self.org_tree,
@@ -923,7 +934,7 @@ class Engine:
             for r in records:
                 self.known_orgs.update(r.org_path, (r.org_id,))
         if stream == "entitlements":  # its orgs compared as spelled and placed above
-            at_new_post(records, registry)
+            at_new_post(records, self.entitlements)
         news = self._news(registry, records)
         for r in records:
             registry.put(r)

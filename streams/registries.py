@@ -117,6 +117,35 @@ class AsOfRegistry(Generic[T]):
         return key in self._versions
 
 
+class EntitlementRegistry(AsOfRegistry[Any]):
+    """Employees' records by actor, with what the engine made of a version beside it: the versions
+    HR marked `transferred` that were read as the new post (`streams.engine.at_new_post`, which
+    changes their status to `active`). A later re-send of the same post is judged against them, and
+    the record alone no longer says it was a transfer. Kept with the versions they mark: a prune or
+    a tombstone forgets both."""
+
+    def __init__(self) -> None:
+        super().__init__("actor_id")
+        self.new_posts: set[tuple[Hashable, int]] = set()  # (actor, valid-from) of those versions
+
+    def prune(self, horizon: int) -> int:
+        dropped = super().prune(horizon)
+        if dropped and self.new_posts:
+            self.new_posts = {(k, t) for k, t in self.new_posts if self._holds(k, t)}
+        return dropped
+
+    def forget(self, keys: Collection[Hashable]) -> int:
+        gone = super().forget(keys)
+        if gone and self.new_posts:
+            self.new_posts = {(k, t) for k, t in self.new_posts if k in self._versions}
+        return gone
+
+    def _holds(self, key: Hashable, ts: int) -> bool:
+        """A version of `key` valid from `ts` is kept."""
+        found = self.as_of(key, ts)
+        return found is not None and found.ts == ts
+
+
 class ConsentRegistry(AsOfRegistry[Any]):
     """Consents by subject, purpose and channel, kept as received, with what a separate consent
     (单独同意, PIPL art. 29) needs: it stands until the subject withdraws it, so a later grant that

@@ -7,7 +7,7 @@ from typing import Any
 from conftest import T0, entitlement, refs
 
 from schemas.models import Consent
-from streams.registries import AsOfRegistry, ConsentRegistry
+from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistry
 
 
 def test_a_batch_lookup_agrees_with_one_lookup_each() -> None:
@@ -42,6 +42,18 @@ def test_the_first_of_a_run_is_where_what_holds_began_without_a_break() -> None:
     first = lambda key, t: f.ts - T0 if (f := registry.first_of_run(key, T0 + t, manages)) else None  # noqa: E731
     assert [first("e1", t) for t in range(5)] == [0, 0, None, 3, 3]
     assert (first("once", 10), first("once", -1), first("nobody", 10)) == (0, None, None)
+
+
+def test_what_the_engine_made_of_an_entitlement_version_goes_with_it() -> None:
+    """The versions read as the new post (`at_new_post`) are kept while their versions are: a prune
+    keeps the one in force at its horizon, and its mark; a tombstone forgets both."""
+    registry = EntitlementRegistry()
+    for record in refs("entitlements", [entitlement("e1", ts=T0 + i) for i in range(3)]):
+        registry.put(record)
+    registry.new_posts |= {("e1", T0 + 1), ("e1", T0 + 2)}
+    assert registry.prune(T0 + 1) == 1 and registry.new_posts == {("e1", T0 + 1), ("e1", T0 + 2)}
+    assert registry.prune(T0 + 2) == 1 and registry.new_posts == {("e1", T0 + 2)}
+    assert registry.forget(["e1"]) == 1 and registry.new_posts == set()
 
 
 def consents(*records: Consent) -> Any:

@@ -699,6 +699,41 @@ def test_a_transferred_record_carrying_the_new_org_and_roles_is_the_new_post(run
     assert reasons([c]) == {"transferred"}
 
 
+def test_the_new_post_sent_again_stays_the_new_post(policy, catalog) -> None:
+    """A review's: HR's nightly export re-sent the `transferred` record of the new post with a new
+    valid-from, and it found the version before it at its own org (the post read as active): the
+    move begun, and every read of her new book a high alert again. The same post sent again, or a
+    second personnel action there, is the new post, in one batch or record by record, after a prune
+    and after a restart that reads the topic again; a move begun sent again stays one."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+    post = entitlement("e1", role="wealth_manager")
+    moved = entitlement("e1", role="wealth_manager", org="S0102", ts=T0 + HOUR, status="transferred")
+    resent = moved.model_copy(update={"ts": T0 + HOUR + 1_800_000})
+    action = moved.model_copy(update={"ts": T0 + HOUR + 3_600_000, "roles": ["wealth_manager", "teller"]})
+    begun = entitlement("e1", role="wealth_manager", ts=T0 + HOUR, status="transferred")
+    book_then = access("e1", customers=5, first_customer=10, start=2 * HOUR, purpose="wealth_advice")
+
+    def judged_after(batches: list[list], prune: bool = False) -> set[str]:
+        e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        for records in batches:
+            e.apply_reference("entitlements", refs("entitlements", records))
+            if prune:  # each version superseded, only the one in force kept
+                e.entitlements.prune(records[-1].ts)
+        e.apply_reference("customers", refs("customers", book()))
+        return reasons(judged(e, book_then) + e.drain())
+
+    for history in ([post, moved, resent], [post, moved, action], [post, moved, resent, action]):
+        assert judged_after([history]) == set(), history  # a restart reads them in one batch
+        assert judged_after([[r] for r in history]) == set(), history
+        assert judged_after([[r] for r in history], prune=True) == set(), history
+    begun_again = [post, begun, begun.model_copy(update={"ts": T0 + HOUR + 1_800_000})]
+    assert judged_after([begun_again]) == judged_after([[r] for r in begun_again]) == {"transferred"}
+    # HR's correction of the new post at its own time (no roles there yet: the move begun) takes the
+    # verdict back, and the post sent again after it is at the org of the version before it
+    corrected = [post, moved, moved.model_copy(update={"roles": []}), resent]
+    assert judged_after([[r] for r in corrected]) == {"transferred"}
+
+
 def test_a_transferred_record_at_the_new_post_posted_late_judges_again_as_the_new_post(
     policy, catalog
 ) -> None:
