@@ -103,13 +103,11 @@ def _graded(approval: Approval, ent: Entitlement, ctx: Context) -> str | None:
 
 def _granted(approval: Approval, ent: Entitlement, ctx: Context) -> int:
     """When the approval was granted, as the entitlements stream tells it: the earliest of the
-    requester's versions carrying it since it was last absent, for an HR feed re-sends the whole
-    record (a new approval, a nightly export) and the approval with it. An approval first seen on a
-    record dated after its approver left was granted then."""
-    first = ctx.refs.entitlements.first_of_run(
-        ent.actor_id, ent.ts, lambda e: _held(e, approval.approval_id) is not None
-    )
-    return first.ts if first is not None else ent.ts
+    requester's versions carrying it since it was last absent (`EntitlementRegistry.granted`,
+    worked out as each version is put, whatever a prune has forgotten since). An approval first seen
+    on a record dated after its approver left was granted then."""
+    granted = ctx.refs.entitlements.granted(ent.actor_id, ent.ts, approval.approval_id)
+    return ent.ts if granted is None else granted
 
 
 def _touches(ids: frozenset[str], fields: list[str], catalog: Catalog) -> bool:

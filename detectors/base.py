@@ -81,7 +81,12 @@ class AsOf(Protocol):
 
     def as_of(self, key: Any, ts: int) -> Any: ...
     def as_of_many(self, keys: Sequence[Any], times: Sequence[int]) -> list[Any]: ...
-    def first_of_run(self, key: Any, ts: int, holds: Callable[[Any], bool]) -> Any: ...
+
+
+class Entitlements(AsOf, Protocol):
+    """Employees' records as of time, with when each approval they carry was granted (streams.registries)."""
+
+    def granted(self, key: Any, ts: int, approval_id: str) -> int | None: ...
 
 
 class Consents(AsOf, Protocol):
@@ -136,7 +141,7 @@ def fed(registry: Any) -> bool:
 
 @dataclass
 class References:
-    entitlements: AsOf  # by actor_id
+    entitlements: Entitlements  # by actor_id
     consents: Consents  # by (subject_id, purpose, channel)
     customers: AsOf  # by customer_id
     # where an org sits, where a record's own path says less (a level its feed skips); None: the paths alone

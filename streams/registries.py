@@ -10,17 +10,28 @@ once on termination).
 
 Memory stays bounded: most keys have one version, stored as one (ts, record) pair without a list;
 `prune(horizon)` forgets versions that no accepted event can ask about any more (events older than
-the event-time rule's `max_behind` are dead-lettered), keeping the one in force at the horizon.
+the event-time rule's `max_behind` are dead-lettered), keeping the one in force at the horizon, and
+what a kept version stands on (a separate consent's grant; the version an approval's signer had at
+its grant, `EntitlementRegistry`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Generic, TypeVar
 
+from policy.model import code_spelling
 from schemas.models import ConsentStatus
+
+
+def _code(approval_id: str) -> str:
+    """An approval's id as the approvals rule compares it (`code_spelling`: AP-10 is ap-10)."""
+    return code_spelling(approval_id) or approval_id
+
+
+_valid_from = itemgetter(0)  # of a version (ts, record)
 
 T = TypeVar("T")
 Version = tuple[int, Any]
@@ -57,21 +68,10 @@ class AsOfRegistry(Generic[T]):
         i = bisect_right(known, ts, key=lambda v: v[0])
         return known[i - 1][1] if i else None
 
-    def first_of_run(self, key: Hashable, ts: int, holds: Callable[[T], bool]) -> T | None:
-        """The earliest version of the unbroken run, ending with the one in force at `ts`, whose
-        versions all `holds`: an approval's grant where the feed re-sends the record it is on (a
-        version that lacks it ends the run: revoked, then granted anew). None if the one in force
-        does not hold. A prune's horizon is the earliest it can find."""
+    def _history(self, key: Hashable) -> list[Version]:
+        """The key's versions, oldest first."""
         known = self._versions.get(key)
-        if known is None:
-            return None
-        history = known if isinstance(known, list) else [known]
-        i = bisect_right(history, ts, key=lambda v: v[0])
-        found = None
-        while i and holds(history[i - 1][1]):
-            i -= 1
-            found = history[i][1]
-        return found
+        return [] if known is None else known if isinstance(known, list) else [known]
 
     def as_of_many(self, keys: Sequence[Hashable], times: Sequence[int]) -> list[T | None]:
         """`as_of` of each (key, time) pair, for a detector that looks up a whole batch: where a key
@@ -118,26 +118,103 @@ class AsOfRegistry(Generic[T]):
 
 
 class EntitlementRegistry(AsOfRegistry[Any]):
-    """Employees' records by actor, with what the engine made of a version beside it: the versions
-    HR marked `transferred` that were read as the new post (`streams.engine.at_new_post`, which
-    changes their status to `active`). A later re-send of the same post is judged against them, and
-    the record alone no longer says it was a transfer. Kept with the versions they mark: a prune or
-    a tombstone forgets both."""
+    """Employees' records by actor, with what a version means beside it, worked out when it is put
+    and kept with it (a prune or a tombstone forgets both):
+    - the versions HR marked `transferred` that were read as the new post (`streams.engine.at_new_post`,
+      which changes their status to `active`): a later re-send of the same post is judged against
+      them, and the record alone no longer says it was a transfer;
+    - when each approval a version carries was granted (`granted`): the earliest of the versions
+      carrying it since it was last absent, for an HR feed re-sends the whole record (a new
+      approval, a nightly export) and the approval with it. Carried forward from the version before,
+      so a prune of the versions that carried it since its grant forgets nothing (a review's:
+      walked back through the versions kept, a 90-day prune made an annual approval's grant the
+      oldest version left, after its approver retired, and void), and a lookup walks nothing."""
 
     def __init__(self) -> None:
         super().__init__("actor_id")
         self.new_posts: set[tuple[Hashable, int]] = set()  # (actor, valid-from) of those versions
+        # actor -> valid-from of a version carrying approvals -> approval id (`code_spelling`) -> its grant
+        self._grants: dict[Hashable, dict[int, dict[str, int]]] = {}
+        self._signing: dict[Hashable, int] = {}  # `_signers`, while a prune runs
+
+    def put(self, record: Any) -> None:
+        super().put(record)
+        if record.approvals or record.actor_id in self._grants:
+            self._carry(record.actor_id, record.ts)
+
+    def granted(self, key: Hashable, ts: int, approval_id: str) -> int | None:
+        """When the approval of this id (its code in any case or width), carried by the key's version
+        in force at `ts`, was granted; None if that version does not carry it."""
+        version = self.as_of(key, ts)
+        if version is None:
+            return None
+        return self._grants.get(key, {}).get(version.ts, {}).get(_code(approval_id))
+
+    def _carry(self, key: Hashable, start: int) -> None:
+        """The grants of the version valid from `start` and of each after it that they change (a
+        version put late, between two others, may end or join a run)."""
+        history = self._history(key)
+        grants = self._grants.setdefault(key, {})
+        i = bisect_right(history, start, key=_valid_from) - 1
+        for j in range(i, len(history)):
+            ts, record = history[j]
+            if j:
+                before = grants.get(history[j - 1][0], {})
+            else:
+                # the earliest version kept: a grant dated before it, which it (replaced: the org
+                # tree placing it again) or the one after it held, was made in the versions a
+                # prune forgot
+                held = grants.get(ts) or (grants.get(history[1][0]) if len(history) > 1 else None) or {}
+                before = {a: g for a, g in held.items() if g < ts}
+            now = {code: before.get(code, ts) for code in (_code(a.approval_id) for a in record.approvals)}
+            if j > i and grants.get(ts, {}) == now:
+                break
+            if now:
+                grants[ts] = now
+            else:
+                grants.pop(ts, None)
+        if not grants:
+            del self._grants[key]
 
     def prune(self, horizon: int) -> int:
+        self._signing = self._signers(horizon)
         dropped = super().prune(horizon)
+        self._signing = {}
         if dropped and self.new_posts:
             self.new_posts = {(k, t) for k, t in self.new_posts if self._holds(k, t)}
+        if dropped:
+            for key in list(self._grants):
+                kept = {t for t, _ in self._history(key)}
+                self._grants[key] = {t: g for t, g in self._grants[key].items() if t in kept}
+                if not self._grants[key]:
+                    del self._grants[key]
         return dropped
+
+    def _signers(self, horizon: int) -> dict[Hashable, int]:
+        """Approver -> the earliest grant of an approval it signed that a version a prune at `horizon`
+        keeps carries, unexpired by then: the approver is judged as of that grant (detectors/approvals.py
+        `_graded`), so its version in force then is kept too, and a long-running instance judges the
+        signer as a fresh replay does."""
+        signing: dict[Hashable, int] = {}
+        for key, grants in self._grants.items():
+            history = self._history(key)
+            for ts, record in history[max(bisect_right(history, horizon, key=_valid_from) - 1, 0) :]:
+                for a in record.approvals:
+                    granted = grants.get(ts, {}).get(_code(a.approval_id))
+                    if a.approver_id and granted is not None and a.expires_ts >= horizon:
+                        signing[a.approver_id] = min(granted, signing.get(a.approver_id, granted))
+        return signing
+
+    def _keep_from(self, key: Hashable, known: list[Version], i: int) -> int:
+        signed = self._signing.get(key)
+        return i if signed is None else min(i, max(bisect_right(known, signed, key=_valid_from) - 1, 0))
 
     def forget(self, keys: Collection[Hashable]) -> int:
         gone = super().forget(keys)
         if gone and self.new_posts:
             self.new_posts = {(k, t) for k, t in self.new_posts if k in self._versions}
+        for key in [k for k in self._grants if k not in self._versions]:
+            del self._grants[key]
         return gone
 
     def _holds(self, key: Hashable, ts: int) -> bool:
@@ -190,10 +267,6 @@ class ConsentRegistry(AsOfRegistry[Any]):
     def withdrawn_within(self, key: Hashable, start: int, end: int) -> bool:
         """A withdrawal of the key dated after `start`, up to `end`."""
         return any(start < t <= end and r.status is not ConsentStatus.granted for t, r in self._history(key))
-
-    def _history(self, key: Hashable) -> list[Version]:
-        known = self._versions.get(key)
-        return [] if known is None else known if isinstance(known, list) else [known]
 
     @staticmethod
     def _standing(history: list[Version], i: int) -> int | None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from conftest import T0, entitlement, refs
 
-from schemas.models import Consent
+from schemas.models import Approval, Consent
 from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistry
 
 
@@ -30,18 +30,36 @@ def test_a_batch_lookup_agrees_with_one_lookup_each() -> None:
     assert sum(v is None for v in found) == 1 + 1 + 5 + len(times)  # before a first version, or unknown
 
 
-def test_the_first_of_a_run_is_where_what_holds_began_without_a_break() -> None:
+def test_an_approvals_grant_is_where_the_versions_carrying_it_began_without_a_break() -> None:
     """An approval's grant is the earliest version carrying it since it was last absent: HR's
-    re-sends carry it on, a version without it ends the run."""
-    registry: AsOfRegistry = AsOfRegistry("actor_id")
-    roles = ["wealth_manager", "wealth_manager", "lobby_manager", "wealth_manager", "wealth_manager"]
-    for record in refs("entitlements", [entitlement("e1", role=r, ts=T0 + i) for i, r in enumerate(roles)]):
-        registry.put(record)
-    registry.put(refs("entitlements", [entitlement("once", role="wealth_manager", ts=T0)])[0])
-    manages = lambda e: e.roles == ["wealth_manager"]  # noqa: E731
-    first = lambda key, t: f.ts - T0 if (f := registry.first_of_run(key, T0 + t, manages)) else None  # noqa: E731
-    assert [first("e1", t) for t in range(5)] == [0, 0, None, 3, 3]
-    assert (first("once", 10), first("once", -1), first("nobody", 10)) == (0, None, None)
+    re-sends carry it on, a version without it ends the run, a version put late between two others
+    ends or joins one, and neither a prune nor the org tree placing the earliest version kept again
+    moves it."""
+    registry = EntitlementRegistry()
+    carrying = [["AP1"], ["ap1"], [], ["AP1", "AP2"], ["AP1"]]  # its code in any case: one approval
+
+    def version(t: int, ids: list[str]) -> Any:
+        grants = [
+            Approval(approval_id=i, purpose="complaint_handling", max_records=5, expires_ts=T0 + 10**9,
+                     approver_id="E900001", categories=["property"], systems=["core_banking"])
+            for i in ids
+        ]  # fmt: skip
+        return refs("entitlements", [entitlement("e1", ts=T0 + t, approvals=grants)])[0]
+
+    for t, ids in enumerate(carrying):
+        registry.put(version(t, ids))
+    grant = lambda t, ap="AP1": g - T0 if (g := registry.granted("e1", T0 + t, ap)) is not None else None  # noqa: E731
+    assert [grant(t) for t in range(5)] == [0, 0, None, 3, 3]
+    assert [grant(3, "ap2"), grant(4, "AP2"), grant(-1)] == [3, None, None]
+    assert registry.granted("nobody", T0, "AP1") is None
+    registry.put(version(2, ["AP1"]))  # HR's correction: it was never revoked
+    assert [grant(t) for t in range(5)] == [0, 0, 0, 0, 0]
+    registry.put(version(1, []))  # revoked a day after all
+    assert [grant(t) for t in range(5)] == [0, None, 2, 2, 2]
+    assert registry.prune(T0 + 3) == 3  # the versions that carried it since its grant forgotten, it not
+    assert [grant(t) for t in range(2, 5)] == [None, 2, 2]
+    registry.put(version(3, ["AP1", "AP2"]))  # the earliest kept, placed again at its time
+    assert [grant(t) for t in range(3, 5)] == [2, 2] and grant(3, "AP2") == 3
 
 
 def test_what_the_engine_made_of_an_entitlement_version_goes_with_it() -> None:

@@ -360,6 +360,42 @@ def test_an_approval_stands_when_its_approver_leaves_after_signing_it(run) -> No
         assert reasons([a]) == {"out_of_scope"} and signed_after in a.summary, a.summary
 
 
+def test_an_approvals_grant_outlasts_the_prune_of_the_records_that_carried_it(policy, catalog) -> None:
+    """A review's: an annual approval granted on day -200, its approver retired on day -150, HR
+    re-sent the requester's record on days -120, -60 and -1. A fresh replay judged it granted on
+    day -200, by an active head; a long-running instance, once its 90-day prune had dropped the
+    versions that carried it since, took the oldest version left for its grant and judged it void.
+    The grant is carried forward as each version is put, and the prune keeps the approver's
+    version in force at it: pruned or not, the approver is judged as of the grant (one who held no
+    approving role then approves nothing, whatever the role it was given since)."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "unauthorized_lookup")
+    day = 24 * HOUR
+    carried = [approval(approval_id="AP1", expires_ts=T0 + 7 * day)]
+    history = [
+        entitlement("e1", ts=T0 - d * day, approvals=carried).model_copy(update={"org_path": ORGS["S0101"]})
+        for d in (200, 120, 60, 1)
+    ]
+    reads = access(
+        "e1", customers=5, first_customer=10, approval_id="AP1", purpose="complaint_handling", start=HOUR
+    )
+    head = entitlement("E900001", role="br_dept_head", org="B01", ts=T0 - 300 * day)
+    retired = head.model_copy(update={"ts": T0 - 150 * day, "status": EmployeeStatus.terminated})
+    promoted = [
+        entitlement("E900001", role="wealth_manager", org="B01", ts=T0 - 300 * day),
+        head.model_copy(update={"ts": T0 - 150 * day}),  # an approving role only after the grant
+    ]
+    for signer, verdict in (([head, retired], set()), (promoted, {"out_of_scope"})):
+        for prune in (False, True):
+            e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+            e.apply_reference("entitlements", refs("entitlements", [*history, *signer]))
+            e.apply_reference("customers", refs("customers", book()))
+            alerts = judged(e, reads[:1])
+            # the requester's version of day -200 goes, the approver's in force then stays
+            pruned = e.prune_references(90 * day) if prune else 0
+            alerts += judged(e, reads[1:], offset=1) + e.drain()
+            assert (reasons(alerts), pruned) == (verdict, 1 if prune else 0), signer
+
+
 def test_an_approver_whose_id_is_no_employees_approves_nothing(run) -> None:
     """A probe's CVN read under an approval "approved" by SYSTEM passed: an id not of the bank's
     employee id form (organisation.yaml employee_id_form) is a workflow's or a forged one, no
