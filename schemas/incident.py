@@ -2,7 +2,8 @@
 actor, recipient or SDK in one window, with the PIPL art. 57 notice drafted from their evidence
 and the reports that are due. Subjects appear only as keyed HMAC pseudonyms (docs/incidents.md).
 
-`incident_id` is hash(group, key, window start): a replay or restart reproduces it. `revision` is
+`incident_id` is hash(group, key, window start), and the generation after a forgotten incident of
+the same window (`follows`): a replay or restart reproduces it. `revision` is
 the sum of its alerts' revisions (+1 once closed), so the same evidence always gives the same
 revision, whatever the batch boundaries; the newest revision wins everywhere.
 """
@@ -117,3 +118,8 @@ class Incident(Part):
     deadlines: list[DueReport]
     alerts: list[MemberAlert]
     evidence_event_ids: list[str]
+    follows: str | None = Field(
+        default=None,
+        description="the incident of the same key and window that was forgotten (keep_days) before a late "
+        "alert came: this one holds what came after, that one keeps what it reported",
+    )

@@ -1304,7 +1304,7 @@ class Engine:
             for group, timers in stage.timers.items():
                 clocks = [marks[k] for k in self.incident_groups.get(group, ()) if k in marks]
                 for key, deadline in timers.due(min(clocks)) if clocks else ():
-                    self._incident_revisions(stage.on_timer(key, deadline))
+                    self._incident_revisions(stage.on_timer(key, deadline, min(clocks)))
         return alerts
 
     def _held_by(self, sources_behind: Collection[tuple[str, int]]) -> dict[tuple[str, str], int]:

@@ -267,6 +267,13 @@ def render_incident_view(
         f"          {inc['title_zh']} / {inc['title_en']}",
         f"who       {inc['group']} {inc['key']}",
         f"seen      first {_when(inc['first_seen'], zone)}, last {_when(inc['last_seen'], zone)}",
+        *(
+            [
+                f"follows   {inc['follows']} (forgotten before a late alert of its window came; it keeps what it reported)"
+            ]
+            if inc.get("follows")
+            else []
+        ),
         f"counted   {customers(subjects['distinct'], subjects['reported'])}"
         + (f" ({by_class})" if by_class else "")
         + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",

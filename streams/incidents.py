@@ -61,10 +61,15 @@ CLASS_ORDER = ("C3", "C2", "C1")
 # the notice's category for fields neither classification.yaml nor sdks.yaml names (its words:
 # policy/incidents.yaml `undeclared_fields`)
 UNDECLARED = "undeclared_fields"
+# a forgotten incident's state: its generation and id, kept so a late member never reuses the id
+FORGOTTEN = "forgotten"
 
 
-def incident_id(group: str, key: str, window_start: int) -> str:
-    raw = f"incident\x1f{group}\x1f{key}\x1f{window_start}".encode()
+def incident_id(group: str, key: str, window_start: int, generation: int = 0) -> str:
+    """hash(group, key, window start), and the generation past the first: a window's incident that
+    was forgotten and then got a late member is a new incident, never the old id over less."""
+    later = f"\x1f{generation}" if generation else ""
+    raw = f"incident\x1f{group}\x1f{key}\x1f{window_start}{later}".encode()
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
@@ -106,13 +111,14 @@ class IncidentStage:
             # ids hold different mobile numbers would share one incident, and one id
             ikey = f"{group}/{alert.actor_id}/{start}"
             state = self.store.get(INCIDENT + ikey)
-            if state is None:
+            if state is None or FORGOTTEN in state:
                 state = {
                     "group": group,
                     "key": alert.actor_id,
                     "start": start,
                     "closed": False,
                     "members": {},
+                    **_successor(state),
                 }
                 self.store.put(INCIDENT + ikey, state)
                 self.timers[group].register(ikey, start + self.window_ms + self.p.settle_minutes * 60_000)
@@ -131,15 +137,24 @@ class IncidentStage:
         shift = int(offset.total_seconds() * 1000) if offset else 0
         return (ts + shift) // self.window_ms * self.window_ms - shift
 
-    def on_timer(self, ikey: str, deadline_ms: int) -> list[Incident]:
+    def on_timer(self, ikey: str, deadline_ms: int, clock_ms: int | None = None) -> list[Incident]:
         """The window has settled: close the incident, unless an alert's own window still runs
         (an overnight spree joins the day it began: its incident waits for the spree to settle);
         `keep_days` later, forget it."""
         state = self.store.get(INCIDENT + ikey)
         if state is None:
             return []
+        if FORGOTTEN in state:
+            return []
         if state["closed"]:
-            self.store.delete(INCIDENT + ikey)
+            # the members go (keep_days bounds the store), a tombstone stays: a late log for this
+            # window then opens the next generation's incident, which names this one, instead of
+            # reusing its id with only the late member and replacing the stored incident with less
+            # (probe_q4 #1: 101 customers became 1)
+            self.store.put(
+                INCIDENT + ikey,
+                {FORGOTTEN: state.get("generation", 0), "incident_id": self._id(state)},
+            )
             return []
         settled = max((m.get("window_end", 0) for m in state["members"].values()), default=0)
         if settled + self.p.settle_minutes * 60_000 > deadline_ms:
@@ -147,7 +162,10 @@ class IncidentStage:
             return []
         state["closed"] = True
         self.store.touch(INCIDENT + ikey)
-        self.timers[state["group"]].register(ikey, deadline_ms + self.p.keep_days * 24 * HOUR_MS)
+        # keep_days from when the clock closed it: a late log's incident (its window days behind the
+        # clock) would otherwise be forgotten at once, and each further late record open another
+        closed_at = max(deadline_ms, clock_ms or 0)
+        self.timers[state["group"]].register(ikey, closed_at + self.p.keep_days * 24 * HOUR_MS)
         return [self._incident(state)]
 
     def _member(self, finding: Finding, alert: Alert, cid: str) -> dict[str, Any]:
@@ -220,6 +238,10 @@ class IncidentStage:
         return field_id if field_id in self.catalog.policy.sdks.sdk_fields else UNDECLARED
 
     # -- output ---------------------------------------------------------------------------------
+    @staticmethod
+    def _id(state: dict[str, Any]) -> str:
+        return incident_id(state["group"], state["key"], state["start"], state.get("generation", 0))
+
     def _incident(self, state: dict[str, Any]) -> Incident:
         members = [state["members"][a] | {"alert_id": a} for a in sorted(state["members"])]
         classes = sorted({m["class"] for m in members}, key=list(self.p.classes).index)
@@ -249,7 +271,8 @@ class IncidentStage:
         )
         evidence = list(dict.fromkeys(e for m in members for e in m["evidence"]))[:EVIDENCE_LIMIT]
         return Incident(
-            incident_id=incident_id(state["group"], state["key"], state["start"]),
+            incident_id=self._id(state),
+            follows=state.get("follows"),
             revision=revision,
             status=status,
             group=state["group"],
@@ -385,6 +408,14 @@ class IncidentStage:
             if (not d.classes or set(d.classes) & set(classes))
             and SEVERITY_RANK[severity] >= SEVERITY_RANK[d.min_severity]
         ]
+
+
+def _successor(tombstone: dict[str, Any] | None) -> dict[str, Any]:
+    """A new incident's generation: the first, or the one after a forgotten incident of the same
+    key and window, which it names (`follows`)."""
+    if tombstone is None:
+        return {}
+    return {"generation": tombstone[FORGOTTEN] + 1, "follows": tombstone["incident_id"]}
 
 
 def _once_per_evidence(

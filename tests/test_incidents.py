@@ -379,6 +379,35 @@ def test_an_overnight_spree_keeps_its_incident_open_until_the_spree_settles(engi
     assert closed.status.value == "closed" and closed.incident_id == inc.incident_id
 
 
+def forget_the_day(e: Engine) -> dict[str, Incident]:
+    """Clean shares on later days: day 1's incident closes (day 2), then is forgotten (keep_days on)."""
+    return run(e, "transfer", [transfer(90, T0 + 26 * HOUR), transfer(91, T0 + 10 * 24 * HOUR)], batch=1)
+
+
+def test_a_late_log_after_keep_days_opens_a_new_incident_that_names_the_forgotten_one(engine) -> None:
+    """probe_q4 #1: a log shipped late, after day 1's incident was forgotten, rebuilt it under the
+    same id with only the late transfer, and the stored incident of 100 customers became one of 1."""
+    e = engine()
+    first = one(run(e, "transfer", [cvn(1, T0, range(0, 5))]))
+    closed = forget_the_day(e)[first.incident_id]
+    assert (closed.status.value, closed.subjects.distinct) == ("closed", 5)
+    late = one(run(e, "transfer", [cvn(2, T0 + HOUR, range(5, 6))]))
+    assert late.incident_id != first.incident_id and late.follows == first.incident_id
+    assert (late.subjects.distinct, late.window_start) == (1, first.window_start)
+    again = run(e, "transfer", [cvn(3, T0 + 2 * HOUR, range(6, 7))])
+    assert set(again) == {late.incident_id}, "a late member joins the new incident while it is kept"
+
+
+def test_a_forgotten_incidents_tombstone_survives_a_restore(engine) -> None:
+    e = engine()
+    first = one(run(e, "transfer", [cvn(1, T0, range(0, 5))]))
+    forget_the_day(e)
+    restored = engine()
+    restored.restore(0, e.changes(0))
+    late = one(run(restored, "transfer", [cvn(2, T0 + HOUR, range(5, 6))]))
+    assert late.incident_id != first.incident_id and late.follows == first.incident_id
+
+
 # -- replay equals live ----------------------------------------------------------------------------
 def traffic() -> list[TransferEvent]:
     return [
