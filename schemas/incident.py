@@ -44,6 +44,12 @@ class Subjects(Part):
 
     distinct: int = Field(description="distinct pseudonyms named by the incident's alerts")
     reported: int = Field(description="subjects the alerts report, named or not, repeats included")
+    unnamed: int = Field(
+        default=0,
+        ge=0,
+        description="customers the alerts report without naming them (a log's count): beside `distinct`, "
+        "never folded into it, since they may or may not be the named ones",
+    )
     by_class: dict[str, int]
     by_category: dict[str, int]
     pseudonyms: list[str] = Field(description="sorted; at most the policy's subject_list_limit")
@@ -56,6 +62,7 @@ class Category(Part):
     en: str
     jr_class: str
     subjects: int = Field(description="named customers whose data of this category the alerts report")
+    unnamed: int = Field(default=0, ge=0, description="customers reported in this category without names")
     records: int = Field(
         default=0, ge=0, description="records of this category the alerts report, named customers or not"
     )

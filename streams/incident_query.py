@@ -23,7 +23,7 @@ from streams.alert_query import (
     resolve_incident_id,
     select_latest,
 )
-from streams.receivers import counted
+from streams.receivers import counted, unnamed, who
 from streams.reviews import (
     INCIDENTS,
     UNREVIEWED,
@@ -63,8 +63,11 @@ COLUMNS = [
     "key_kind",
     "key",
     "subjects_distinct",
-    # a transfer log may report how many customers it sent without naming them (subjects.reported)
+    # a transfer log may report how many customers it sent without naming them (subjects.unnamed; a
+    # record from before it knew them only where it named nobody: receivers.unnamed)
     "JSONExtractUInt(incident, 'subjects', 'reported') AS subjects_reported",
+    "if(JSONHas(incident, 'subjects', 'unnamed'), JSONExtractUInt(incident, 'subjects', 'unnamed'), "
+    "if(subjects_distinct = 0, subjects_reported, 0)) AS subjects_unnamed",
     "records",
     # an SDK's collections name no customer: its observations and devices (incidents before them: 0)
     "JSONExtractUInt(incident, 'observations') AS observations",
@@ -131,14 +134,12 @@ def owing(client: Any, database: str, since: datetime, limit: int = 10_000) -> l
     return [orjson.loads(r["incident"]) for r in found.rows if r["owed"] and r["incident"]]
 
 
-def customers(distinct: int, reported: int) -> str:
-    """How many customers an incident concerns. Customers reported but none named are said so: a
-    bare 0 read as nobody to notify. The dashboards' incident panel says the same in SQL."""
-    if distinct:
+def customers(distinct: int, unnamed: int) -> str:
+    """How many customers an incident concerns, named and reported without names side by side
+    (`receivers.who`). The dashboards' incident panel says the same in SQL."""
+    if distinct and not unnamed:
         return f"{n_of(distinct, 'customer')} / 客户"
-    if reported:
-        return f"{n_of(reported, 'customer')} reported, none named / 报告{reported:,}名客户,未具名"
-    return "customers not named / 客户未具名"
+    return f"{who(distinct, unnamed)} / {who(distinct, unnamed, zh=True)}"
 
 
 def amounts(records: int, observations: int = 0, devices: int = 0) -> str:
@@ -189,7 +190,7 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
     return (
         f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r.get('review', UNREVIEWED):<14} "
-        f"{r['key_kind']} {r['key']}  {customers(r['subjects_distinct'], r['subjects_reported'])}, "
+        f"{r['key_kind']} {r['key']}  {customers(r['subjects_distinct'], r['subjects_unnamed'])}, "
         f"{amounts(r['records'], r.get('observations', 0), r.get('devices', 0))}  "
         f"{next_report(r['owed'], now)}  [{r['incident_id'][:12]} rev {r['revision']}]"
         f"\n    {r['title_zh']} / {r['title_en']}; {n_of(len(r['alert_ids']), 'alert')}: "
@@ -274,7 +275,7 @@ def render_incident_view(
             if inc.get("follows")
             else []
         ),
-        f"counted   {customers(subjects['distinct'], subjects['reported'])}"
+        f"counted   {customers(subjects['distinct'], unnamed(subjects))}"
         + (f" ({by_class})" if by_class else "")
         + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",
         f"review    {review_line(reviews, current, INCIDENTS)}",

@@ -289,6 +289,7 @@ class IncidentStage:
             subjects=Subjects(
                 distinct=len(named),
                 reported=_once_per_evidence(members, "reported"),
+                unnamed=_once_per_evidence(members, _unnamed()),
                 by_class={c: len(by_class[c]) for c in CLASS_ORDER if c in by_class},
                 by_category={c: len(s) for c, s in sorted(by_category.items())},
                 pseudonyms=listed[: self.p.subject_list_limit],
@@ -337,6 +338,7 @@ class IncidentStage:
                     c,
                     self._sent_class(members, c),
                     len(s),
+                    _once_per_evidence(members, _unnamed(c)),
                     _once_per_evidence(members, _records_of(c)),
                     _once_per_evidence(members, _figure("observations", c)),
                     _once_per_evidence(members, _figure("devices", c)),
@@ -380,11 +382,17 @@ class IncidentStage:
         return sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1"
 
     def _category_entry(
-        self, cid: str, cls: str, subjects: int, records: int, observations: int, devices: int
+        self, cid: str, cls: str, subjects: int, unnamed: int, records: int, observations: int, devices: int
     ) -> Category:
         """The notice's line for category `cid`: its names, the class `cls` of what was sent in it,
         and its figures."""
-        counted = {"subjects": subjects, "records": records, "observations": observations, "devices": devices}
+        counted = {
+            "subjects": subjects,
+            "unnamed": unnamed,
+            "records": records,
+            "observations": observations,
+            "devices": devices,
+        }
         cats = self.catalog.policy.classification.categories
         if cid == UNDECLARED:
             said = self.p.undeclared_fields
@@ -430,6 +438,17 @@ def _once_per_evidence(
         key = tuple(sorted(m["evidence"])) or (m["alert_id"],)  # no evidence: each alert its own
         best[key] = max(best.get(key, 0), of(m))
     return sum(best.values())
+
+
+def _unnamed(category: str | None = None) -> Callable[[dict[str, Any]], int]:
+    """The customers a member reports beyond those it names (a transfer log's `subject_count` for
+    a batch it does not list), of `category` where given. Kept apart from the named: PIPL art. 57
+    wants the people affected, and 5 000 counted are not 0 because one other was named."""
+    return lambda m: (
+        max(0, int(m["reported"]) - len(m["subjects"]))
+        if category is None or category in m["categories"]
+        else 0
+    )
 
 
 def _records_of(category: str) -> Callable[[dict[str, Any]], int]:

@@ -63,17 +63,37 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def unnamed(subjects: dict[str, Any]) -> int:
+    """An incident's customers reported without names; a record from before lifemon kept them
+    apart knew them only where it named nobody (its `reported`)."""
+    if "unnamed" in subjects:
+        return int(subjects["unnamed"])
+    return 0 if subjects.get("distinct") else int(subjects.get("reported", 0))
+
+
+def who(named: int, unnamed: int, zh: bool = False) -> str:
+    """The customers an incident or a notice category concerns: the named and those a log only
+    counted, side by side (a probe's 1 named beside 5 000 counted read `1 customer` everywhere),
+    never a bare 0 (it reads as nobody to notify)."""
+    if named and unnamed:
+        if zh:
+            return f"{named:,} 名客户具名 + {unnamed:,} 名客户报告未具名"
+        return f"{n_of(named, 'customer')} named + {unnamed:,} reported, not named"
+    if unnamed:
+        return f"报告{unnamed:,}名客户,未具名" if zh else f"{n_of(unnamed, 'customer')} reported, none named"
+    if named:
+        return f"{named} 名客户" if zh else n_of(named, "customer")
+    return "客户未具名" if zh else "customers not named"
+
+
 def counted(c: dict[str, Any], zh: bool = False) -> str:
-    """What an incident or a notice category counts: its named customers, records, and an SDK's
-    observations and devices, each only where counted. Customers not named are said so (a bare
-    `0 customers` reads as nobody to notify); nothing counted at all is said so too."""
-    units = (
-        ("名客户", "条记录", "次采集", "台设备") if zh else ("customer", "record", "observation", "device")
-    )
-    figures = [c.get("subjects", 0), c.get("records", 0), c.get("observations", 0), c.get("devices", 0)]
+    """What an incident or a notice category counts: its customers (`who`), records, and an SDK's
+    observations and devices, each only where counted; nothing counted at all is said so."""
+    units = ("条记录", "次采集", "台设备") if zh else ("record", "observation", "device")
+    figures = [c.get("records", 0), c.get("observations", 0), c.get("devices", 0)]
     said = [f"{n} {unit}" if zh else n_of(n, unit) for n, unit in zip(figures, units, strict=True) if n]
-    if not figures[0] and said:
-        said.insert(0, "客户未具名" if zh else "customers not named")
+    if c.get("subjects", 0) or c.get("unnamed", 0) or said:
+        said.insert(0, who(c.get("subjects", 0), c.get("unnamed", 0), zh))
     return ", ".join(said) or ("未计数" if zh else "not counted")
 
 
@@ -81,16 +101,11 @@ def _summary(inc: dict[str, Any]) -> str:
     subjects = inc["subjects"]
     named = [f"{k} {v}" for k, v in subjects["by_class"].items() if v]
     classes = ", ".join(named) or ", ".join(subjects["by_class"])
-    if subjects["distinct"]:
-        who = n_of(subjects["distinct"], "customer")
-    elif subjects.get("reported"):
-        who = f"{n_of(subjects['reported'], 'customer')} reported, none named"
-    else:
-        who = "customers not named"
     figures = [n_of(inc[k], k[:-1]) for k in ("records", "observations", "devices") if inc.get(k)]
     return (
         f"[{inc['severity']}] {inc['title_en']}: {inc['group']} {inc['key']}, "
-        f"{', '.join([who, *figures])}" + (f" ({classes})" if classes else "")
+        f"{', '.join([who(subjects['distinct'], unnamed(subjects)), *figures])}"
+        + (f" ({classes})" if classes else "")
     )
 
 
@@ -245,7 +260,10 @@ def pagerduty_payload(inc: dict[str, Any], routing_key: str) -> dict[str, Any]:
             "class": ",".join(inc["leakage_classes"]),
             "custom_details": {
                 "revision": inc["revision"],
-                "subjects": {k: inc["subjects"][k] for k in ("distinct", "by_class", "by_category")},
+                "subjects": {
+                    **{k: inc["subjects"][k] for k in ("distinct", "reported", "by_class", "by_category")},
+                    "unnamed": unnamed(inc["subjects"]),
+                },
                 "notice": inc["notice"],
                 "deadlines": inc["deadlines"],
                 "alerts": [a["alert_id"] for a in inc["alerts"]],

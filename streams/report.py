@@ -592,7 +592,7 @@ def _incidents(
         f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small></td>"
         f"<td class=t>{_cell(r['first_seen'], zone)}</td>"
         f"<td class=t>{_next_report(r['owed'], zone, now)}</td>"
-        f"<td>{escape(customers(r['subjects_distinct'], r['subjects_reported']))}</td>"
+        f"<td>{escape(customers(r['subjects_distinct'], r['subjects_unnamed']))}</td>"
         # as `lifemon incidents` says it: an SDK names no record, and counts observations and devices
         f"<td>{escape(amounts(r['records'], r.get('observations', 0), r.get('devices', 0)))}</td>"
         f"<td>{escape(', '.join(r['leakage_classes']))}</td></tr>"

@@ -852,8 +852,10 @@ def _incident(
     due: datetime,
     reported: int | None = None,
     assessor: datetime | None = None,
+    unnamed: int | None = None,
 ) -> tuple:
-    """`reported`: the customers its alerts reported, named or not (default: the named ones).
+    """`reported`: the customers its alerts reported, named or not (default: the named ones);
+    `unnamed`: those reported without names (None: a record from before lifemon kept them apart).
     `due`: the regulator's report, which the notice makes; `assessor`: a report it does not."""
     sdk = {"observations": 3, "devices": 2} if incident_id == "i-unnamed" else {}
     reports = [({"zh": "监管部门", "en": "the regulator"}, due, True)]
@@ -864,6 +866,11 @@ def _incident(
     ]
     incident = json.dumps(
         {"subjects": {"distinct": customers, "reported": customers if reported is None else reported}}
+        | (
+            {"subjects": {"distinct": customers, "reported": customers + unnamed, "unnamed": unnamed}}
+            if unnamed
+            else {}
+        )
         | {"deadlines": deadlines}
         | sdk
     )
@@ -1040,7 +1047,8 @@ def _seed(client: Any, db: str) -> None:
     for revision, customers in ((1, 50), (2, 63)):
         late = _incident("i-late", revision, customers, _ts(0), _ts(-30), assessor=_ts(-20))
         _insert(client, db, "incidents", list(INCIDENT_COLUMNS), [late])
-    ahead = _incident("i-ahead", 1, 5, _ts(1), _ts(1) + timedelta(days=1))
+    # 5 customers named, and a log's 1 200 it only counted
+    ahead = _incident("i-ahead", 1, 5, _ts(1), _ts(1) + timedelta(days=1), unnamed=1200)
     # the response team notified i-late as it stands; i-ahead before it counted its fifth customer
     # (a review covering less than the incident is none)
     _insert(
@@ -1167,7 +1175,7 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
     rows = _panel_rows("Leakage incidents", _deploy_chdb, deploy_db)
     assert [(r["incident_id"], r["revision"], r["customers"]) for r in rows] == [
         ("i-late", 2, "63"),
-        ("i-ahead", 1, "5"),
+        ("i-ahead", 1, customers_text(5, 1200)),  # the named beside those a log only counted
         (
             "i-unnamed",
             1,
@@ -1176,6 +1184,10 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
         ("i-done", 1, "2"),  # resolved as it stands: no report owed, last
     ]
     assert rows[2]["customers"] == "142 customers reported, none named / 报告142名客户,未具名"
+    assert (
+        rows[1]["customers"]
+        == "5 customers named + 1,200 reported, not named / 5 名客户具名 + 1,200 名客户报告未具名"
+    )
     # an SDK's incident counts observations and devices, as `lifemon incidents` says them
     assert [(r["sdk_observations"], r["sdk_devices"]) for r in rows] == [(0, 0), (0, 0), (3, 2), (0, 0)]
     # i-late's report to the regulator was due long ago, and was made (lifemon incidents resolve --as

@@ -9,6 +9,7 @@ import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -675,14 +676,38 @@ def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() ->
 
     row = {
         "first_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "high", "status": "open",
-        "key_kind": "recipient", "key": "tp_x", "subjects_distinct": 0, "subjects_reported": 142,
+        "key_kind": "recipient", "key": "tp_x", "subjects_distinct": 0, "subjects_unnamed": 142,
         "records": 142, "title_zh": "泄露", "title_en": "leak", "owed": [(1767312000000, "the regulator", "监管部门")],
         "alert_ids": ["a1"], "revision": 1, "incident_id": "i" * 32,
     }  # fmt: skip
     head = render_incident(row, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]
     assert "142 customers reported, none named / 报告142名客户,未具名, 142 records / 记录" in head
-    head = render_incident({**row, "subjects_reported": 0}, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]
+    head = render_incident({**row, "subjects_unnamed": 0}, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]
     assert "customers not named / 客户未具名, 142 records" in head
+
+
+def test_customers_a_log_only_counted_stand_beside_the_named_in_every_output(engine) -> None:
+    """probe_q4 #2: one customer named and a batch file of 5 000 it did not name read `1 customer`
+    in the list, `show`, the notice, the report, the dashboard and the receivers' summaries."""
+    from streams.incident_query import customers, render_incident_view
+    from streams.receivers import alertmanager_payload, pagerduty_payload
+
+    named = transfer(1, subjects=range(0, 1), recipient_id="broker_x", contract_id=None)
+    batch = transfer(2, T0 + HOUR, range(0), recipient_id="broker_x", contract_id=None, record_count=5000,
+                     subject_count=5000, subject_list_id="LIST-1")  # fmt: skip
+    inc = one(run(engine(), "transfer", [named, batch]))
+    assert (inc.subjects.distinct, inc.subjects.unnamed, inc.records) == (1, 5000, 5001)
+    assert {(c.subjects, c.unnamed) for c in inc.notice.categories} == {(1, 5000)}
+    said = "1 customer named + 5,000 reported, not named / 1 名客户具名 + 5,000 名客户报告未具名"
+    assert customers(inc.subjects.distinct, inc.subjects.unnamed) == said
+    record = orjson.loads(inc.model_dump_json())
+    view = render_incident_view(record, datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo("Asia/Shanghai"))
+    assert f"counted   {said}" in view
+    assert "1 customer named + 5,000 reported, not named, 5,001 records" in view  # the notice's category
+    annotations = alertmanager_payload(record, now_ms=T0)[0]["annotations"]
+    assert "1 customer named + 5,000 reported, not named, 5,001 records" in annotations["summary"]
+    details = pagerduty_payload(record, "rk")["payload"]["custom_details"]["subjects"]
+    assert (details["distinct"], details["unnamed"], details["reported"]) == (1, 5000, 5001)
 
 
 def test_a_replay_in_other_batches_replaces_the_incident_row_a_crash_left(engine, ch) -> None:
