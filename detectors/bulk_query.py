@@ -1377,11 +1377,13 @@ class BulkQueryDetector:
                 f"its {self.p.window_minutes}-minute sliding-window score {ep.score / MILLI:.0f} reached the "
                 f"{which} threshold {ep.threshold / MILLI:.0f}"
             )
-        legal = False
+        legal: tuple[int, int, Escalation] | None = None  # the gravest step reached: rank, its count, it
         for step in self._escalation:
             n = self._records(ep, step)
             if n >= step.min_records:
-                legal = True
+                rank = SEVERITY_RANK[step.severity] * 10**9 + step.min_records
+                if legal is None or rank > legal[0]:
+                    legal = (rank, n, step)
                 tier = ep.legal.get(str(self._tiers.index(frozenset(step.categories))))
                 # the day's cumulative count may hold reads from before the episode, and exceed its
                 # records: say which count it is, or a reader sees more records than were read
@@ -1411,6 +1413,12 @@ class BulkQueryDetector:
         counts["threshold"] = ep.threshold // MILLI
         if legal:  # past an art. 5 threshold: the incident path considers it (issue 14)
             counts[LEAKAGE_CANDIDATE] = 1
+            # the count art. 5 judges (the day's, over legal_horizon_hours), which may hold reads of
+            # earlier episodes: the incident reports it, not this episode's own records (probe_q4 #3:
+            # a critical spree of 5 390 records reported as 980)
+            _, n, step = legal
+            counts["legal_records"], counts["legal_threshold"] = n, step.min_records
+            counts |= {f"legal_category_{c}": n for c in step.categories if c in by_category}
         return Finding(
             detector=self.kind,
             rule_id=self.section.rule_id,

@@ -195,6 +195,14 @@ class IncidentStage:
             # the customers as `lifemon alerts` counts them (unnamed rows are no customers)
             "reported": records_and_customers(alert.subject_count, alert.counts)[1] or 0,
             "records": records,
+            # bulk_query: the count art. 5 judges (the day's) and the step it reached
+            "legal_records": alert.counts.get("legal_records", 0),
+            "legal_threshold": alert.counts.get("legal_threshold", 0),
+            "legal_by_category": {
+                k[len("legal_category_") :]: n
+                for k, n in alert.counts.items()
+                if k.startswith("legal_category_")
+            },
             # an SDK's collections name no customer (docs/incidents.md): it counts these instead
             "observations": alert.counts.get("observations", 0),
             "devices": alert.counts.get("devices", 0),
@@ -295,7 +303,7 @@ class IncidentStage:
                 pseudonyms=listed[: self.p.subject_list_limit],
                 truncated=len(listed) > self.p.subject_list_limit,
             ),
-            records=_once_per_evidence(members, "records"),
+            records=_at_least_legal(_once_per_evidence(members, "records"), members),
             observations=_once_per_evidence(members, _figure("observations")),
             devices=_once_per_evidence(members, _figure("devices")),
             notice=self._notice(members, classes, by_category),
@@ -339,7 +347,7 @@ class IncidentStage:
                     self._sent_class(members, c),
                     len(s),
                     _once_per_evidence(members, _unnamed(c)),
-                    _once_per_evidence(members, _records_of(c)),
+                    _at_least_legal(_once_per_evidence(members, _records_of(c)), members, c),
                     _once_per_evidence(members, _figure("observations", c)),
                     _once_per_evidence(members, _figure("devices", c)),
                 )
@@ -451,6 +459,18 @@ def _unnamed(category: str | None = None) -> Callable[[dict[str, Any]], int]:
     )
 
 
+def _at_least_legal(records: int, members: Sequence[dict[str, Any]], category: str | None = None) -> int:
+    """Records, at least the count art. 5 judged for any member (of `category` where given): the
+    day's count of an employee's spree holds the reads of episodes that reached no legal step
+    (medium ones, no members), and the regulator's report carries the law's count (seed 001 §五.1),
+    not the sum of two episodes (a probe's 5 390 reported as 980)."""
+    legal = (
+        m.get("legal_records", 0) if category is None else m.get("legal_by_category", {}).get(category, 0)
+        for m in members
+    )
+    return max(records, *legal)
+
+
 def _records_of(category: str) -> Callable[[dict[str, Any]], int]:
     """A member's records of `category` (0 for a member stored before they were kept)."""
     return lambda m: int(m.get("records_by_category", {}).get(category, 0))
@@ -474,9 +494,33 @@ def _class_rank(jr_class: str) -> int:
 
 
 def _what_en(members: Sequence[dict[str, Any]]) -> str:
-    """The notice's English cause: the first three alerts' summaries."""
+    """The notice's English cause: the first three alerts' summaries, and the art. 5 tier the
+    gravest reached (the summaries cite it in Chinese only)."""
     more = f"; and {len(members) - 3} more" if len(members) > 3 else ""
-    return "; ".join(m["summary"] for m in members[:3]) + more
+    return "; ".join(m["summary"] for m in members[:3]) + more + _tier(members, zh=False)
+
+
+# the SPC/SPP interpretation's art. 5: its ¶1 counts make a case 情节严重, ten times them (¶2 (三))
+# 情节特别严重; bulk_query's escalation gives the ¶2 steps critical, the ¶1 steps high
+TIERS = {"critical": ("情节特别严重", "especially serious"), "high": ("情节严重", "serious")}
+
+
+def _tier(members: Sequence[dict[str, Any]], zh: bool) -> str:
+    """What art. 5 counted of the gravest member that reached a step: the day's records, the step
+    and the tier (seed 001 §五.1); nothing where no member reached one."""
+    reached = [m for m in members if m.get("legal_threshold")]
+    if not reached:
+        return ""
+    m = max(reached, key=lambda m: (SEVERITY_RANK[Severity(m["severity"])], m["legal_records"]))
+    zh_tier, en_tier = TIERS.get(m["severity"], ("", ""))
+    if zh:
+        return f"；当日累计 {m['legal_records']:,} 条记录，达到第五条 {m['legal_threshold']:,} 条标准" + (
+            f"（{zh_tier}）" if zh_tier else ""
+        )
+    return (
+        f"; {m['legal_records']:,} records over the day reached the art. 5 count of {m['legal_threshold']:,}"
+        + (f" ({en_tier}, {zh_tier})" if en_tier else "")
+    )
 
 
 def _what_zh(members: Sequence[dict[str, Any]]) -> str:
@@ -494,7 +538,7 @@ def _what_zh(members: Sequence[dict[str, Any]]) -> str:
         figures = [f"{n} {unit}" for n, unit in counted if n] or ["数量未报告"]
         said.append(f"{m.get('title_zh') or m['rule_id']}（{'，'.join([m['rule_id'], *figures])}）")
     more = f"；另有 {len(members) - 3} 条告警" if len(members) > 3 else ""
-    return "；".join(said) + more
+    return "；".join(said) + more + _tier(members, zh=True)
 
 
 def _unique(texts: Iterable[Any]) -> list[Text]:

@@ -17,7 +17,7 @@ from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from schemas.incident import Incident
-from schemas.models import Consent, TransferEvent
+from schemas.models import AccessEvent, Consent, TransferEvent
 from streams.cli import main
 from streams.clickhouse import apply_ddl
 from streams.engine import Engine
@@ -182,6 +182,28 @@ def test_the_notices_chinese_cause_is_chinese(engine) -> None:
     assert zh.startswith("员工在未经审批的情况下批量查询或导出个人金融信息")
     assert f"（{alert.rule_id}，60 条记录，30 名客户）" in zh
     assert "records" not in zh and alert.summary not in zh
+
+
+def test_a_critical_spree_reports_the_days_count_art5_judged_and_names_its_tier(engine) -> None:
+    """probe_q4 #3: eleven downloads of 490 unnamed transaction rows, 80 minutes apart in one bank
+    day: art. 5 counts 5 390 (ten times 500, 情节特别严重), but the incident held the high and the
+    critical episode's own 490 each (980): the medium episodes between reached no legal step."""
+    e = engine()
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("p1", "sb_president")]))
+    downloads = [
+        AccessEvent(event_id=f"dl-{k}", ts=T0 + HOUR + k * 80 * 60_000, actor_id="p1", actor_org="S0101",
+                    system="report_portal", action="download", subject_ids=[], fields=["transaction_record"],
+                    row_count=490)
+        for k in range(11)
+    ]  # fmt: skip
+    inc = one(run(e, "access", downloads))
+    assert inc.severity.value == "critical" and inc.records == 5390
+    assert [(c.id, c.records) for c in inc.notice.categories] == [("transaction", 5390)]
+    assert "当日累计 5,390 条记录，达到第五条 5,000 条标准（情节特别严重）" in inc.notice.cause.zh
+    assert (
+        "5,390 records over the day reached the art. 5 count of 5,000 (especially serious"
+        in inc.notice.cause.en
+    )
 
 
 def test_a_bulk_query_just_under_the_art5_threshold_alerts_but_opens_no_incident(engine) -> None:
