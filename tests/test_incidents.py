@@ -777,6 +777,47 @@ def test_an_sdk_sending_abroad_and_a_recipient_without_a_contract_in_force_open_
     assert legacy.title_zh.startswith("个人金融信息违规提供") and "contract" in legacy.notice.cause.en
 
 
+def test_a_processor_passing_data_on_without_written_authorisation_opens_an_incident(engine) -> None:
+    """probe_q4 #6: the call centre passed 2 000 customers' phones and loans to the debt collector
+    without the written authorisation its contract records (LM-TP-012): a party the bank never
+    agreed to holds them, and no incident opened. A sender terminated the day before (LM-TP-009)
+    and an unencrypted transfer over the internet to an entitled processor (LM-TP-004) stay alerts
+    (docs/incidents.md says why)."""
+    e = engine()
+    e.apply_reference(
+        "entitlements", refs("entitlements", [entitlement("e5", ts=T0 - 48 * HOUR, status="terminated")])
+    )
+    onward = transfer(
+        1,
+        T0,
+        range(0),
+        sender_system="proc_call_center",
+        recipient_id="proc_debt_collection",
+        recipient_type="processor",
+        categories=["mobile_phone", "loan_details"],
+        record_count=2000,
+        subject_count=2000,
+        subject_list_id="CC-7",
+        legal_basis="contract",
+        purpose="debt_collection",
+        contract_id="CT-proc_debt_collection",
+    )
+    by_leaver = transfer(2, T0 + HOUR, range(0, 5), actor_id="e5")
+    in_clear = transfer(3, T0 + 2 * HOUR, range(0), recipient_id="proc_card_personalization",
+                        recipient_type="processor", categories=["customer_name", "id_document_no"], record_count=1200,
+                        subject_count=1200, subject_list_id="CB-1", encrypted=False, public_network=True,
+                        legal_basis="contract", purpose="card_issuance", contract_id="CT-proc_card_personalization")  # fmt: skip
+    alerts = e.process(
+        "transfer", "pfi.transfer", 0, fed("transfer", [onward, by_leaver, in_clear], "pfi.transfer")
+    )
+    alerts += e.drain()
+    assert {"LM-TP-012", "LM-TP-009", "LM-TP-004"} <= {a.rule_id for a in alerts}
+    inc = one({i.incident_id: i for i in e.take_incidents()})
+    assert (inc.key, inc.leakage_classes) == ("proc_debt_collection", ["unauthorised_onward_transfer"])
+    assert [a.rule_id for a in inc.alerts] == ["LM-TP-012"] and inc.subjects.unnamed == 2000
+    assert any("第二十一条第二款" in r for r in inc.regulation)
+
+
 def test_an_undeclared_sdk_taking_customers_phone_numbers_opens_an_incident(engine) -> None:
     """Seed 004 §一.(一).6-7 and 应急管理(4): an SDK the privacy policy never named took customers' C2
     data: an unknown third party holds it. The same SDK taking a device id only is an alert for the
