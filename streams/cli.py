@@ -918,7 +918,7 @@ def _incident_of(args: argparse.Namespace, action: str) -> tuple[Any, Any, str, 
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
     """`incidents show ID`: one incident's notice, deadlines and alerts (streams/incident_query.py)."""
-    from streams.incident_query import render_incident_view
+    from streams.incident_query import linked, render_incident_view
     from streams.reviews import INCIDENTS, query_reviews, render_reviews
 
     if (found := _incident_of(args, "show")) is None:
@@ -933,7 +933,8 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
         )
         print("\n".join(render_reviews(reviews)))
         return 0
-    print(render_incident_view(incident, datetime.now(UTC), zone, reviews))
+    others = linked(client, config.clickhouse.database, [incident_id]).get(incident_id, [])
+    print(render_incident_view(incident, datetime.now(UTC), zone, reviews, others))
     return 0
 
 

@@ -108,7 +108,7 @@ def query_incidents(
         # passed, a backfill: a probe's `--since 1h` found none of the alerts a replay had just stored)
         ("inserted_at >= {raised:DateTime64(3, 'UTC')}", "raised", raised_since),
     ]
-    return select_latest(
+    listing = select_latest(
         client,
         reviewed(client, database, INCIDENTS),
         COLUMNS,
@@ -117,6 +117,34 @@ def query_incidents(
         limit,
         final=False,
     )
+    links = linked(client, database, [r["incident_id"] for r in listing.rows])
+    for r in listing.rows:
+        r["linked"] = links.get(r["incident_id"], [])
+    return listing
+
+
+def linked(client: Any, database: str, ids: list[str]) -> dict[str, list[str]]:
+    """Per incident of `ids`, the others that share an evidence event with it ("<id> <key_kind>
+    <key>"): one leak seen from two sides. A file an employee sends to an unapproved broker is the
+    employee's art. 5 count (grouped by actor) and the broker's receipt (by recipient), two
+    incidents of the same customers; the regulator must get one report of them (PIPL art. 57),
+    so each names the other (probe_q4 #4). Read here, not in the engine: the two keys hash to
+    different partitions, whose incident stages never see each other."""
+    if not ids:
+        return {}
+    table = f"{database}.incidents"
+    events = "arrayJoin(JSONExtract(incident, 'evidence_event_ids', 'Array(String)')) AS event"
+    found = client.query(
+        f"SELECT a.incident_id, b.incident_id, any(b.key_kind), any(b.key) "
+        f"FROM (SELECT incident_id, {events} FROM {table} FINAL WHERE incident_id IN {{ids:Array(String)}}) AS a "
+        f"INNER JOIN (SELECT incident_id, key_kind, key, {events} FROM {table} FINAL) AS b ON a.event = b.event "
+        "WHERE a.incident_id != b.incident_id GROUP BY a.incident_id, b.incident_id ORDER BY b.incident_id",
+        parameters={"ids": ids},
+    )
+    links: dict[str, list[str]] = {}
+    for mine, other, kind, key in found.result_rows:
+        links.setdefault(mine, []).append(f"{other} {kind} {key}")
+    return links
 
 
 def owing(client: Any, database: str, since: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -195,6 +223,9 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
         f"{next_report(r['owed'], now)}  [{r['incident_id'][:12]} rev {r['revision']}]"
         f"\n    {r['title_zh']} / {r['title_en']}; {n_of(len(r['alert_ids']), 'alert')}: "
         + ", ".join(a[:12] for a in r["alert_ids"])
+        + "".join(
+            f"\n    {SAME_LEAK}: {other[:12]} {other.split(' ', 1)[1]}" for other in r.get("linked", [])
+        )
     )
 
 
@@ -246,11 +277,16 @@ def _when(ms: int, zone: ZoneInfo) -> str:
     return f"{utc:%Y-%m-%d %H:%M} UTC{local}"
 
 
+# what an incident says of another with which it shares evidence events (`linked`)
+SAME_LEAK = "same events as / 同一事件 (one report to the regulator / 合并报告)"
+
+
 def render_incident_view(
     inc: dict[str, Any],
     now: datetime,
     zone: ZoneInfo,
     reviews: list[dict[str, Any]] | None = None,
+    linked: list[str] | None = None,
 ) -> str:
     """The incident as the response team drafts its reports from it: who and what, the deadlines
     (passed or not, in UTC and the bank's zone), the notice PIPL art. 57 ¶1 asks for in both
@@ -278,6 +314,7 @@ def render_incident_view(
         f"counted   {customers(subjects['distinct'], unnamed(subjects))}"
         + (f" ({by_class})" if by_class else "")
         + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",
+        *(f"linked    {other}: {SAME_LEAK}" for other in linked or []),
         f"review    {review_line(reviews, current, INCIDENTS)}",
         "",
         "reports due / 报告时限 (counted from the first event)",

@@ -25,7 +25,7 @@ from schemas.models import SEVERITY_RANK
 from streams.alert_query import Listing, query_alerts, records_and_customers
 from streams.clickhouse import tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
-from streams.incident_query import amounts, customers, next_owed, query_incidents
+from streams.incident_query import SAME_LEAK, amounts, customers, next_owed, query_incidents
 
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
 SEVERITY_COLOURS = {
@@ -589,7 +589,9 @@ def _incidents(
         f"<tr><td><code class=id>{escape(r['incident_id'][:12])}</code></td>"
         f'<td><b class="sev" style="background:{SEVERITY_COLOURS.get(r["severity"], "#999")}">'
         f"{escape(r['severity'])}</b></td><td>{escape(r['status'])}{_review(r.get('review'))}</td>"
-        f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small></td>"
+        f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small>"
+        + "".join(f"<br><small>{escape(SAME_LEAK)}: {escape(o[:12])}</small>" for o in r.get("linked", []))
+        + "</td>"
         f"<td class=t>{_cell(r['first_seen'], zone)}</td>"
         f"<td class=t>{_next_report(r['owed'], zone, now)}</td>"
         f"<td>{escape(customers(r['subjects_distinct'], r['subjects_unnamed']))}</td>"

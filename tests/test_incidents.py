@@ -938,6 +938,39 @@ def test_lifemon_incidents_counts_an_sdks_observations_and_devices_not_0_records
     assert "0 records" not in head
 
 
+def test_one_file_sent_to_a_broker_is_two_incidents_that_name_each_other(engine, ch) -> None:
+    """probe_q4 #4: an employee's one file of 600 customers to an unapproved broker counts to the
+    employee's art. 5 tally (an incident of the actor) and is the broker's receipt (one of the
+    recipient): two incidents of the same customers, neither naming the other, so the regulator
+    would get two reports. Each names the other, in the list, `show` and the report's table."""
+    from streams.incident_query import linked, query_incidents, render, render_incident_view
+
+    sent = transfer(1, T0, range(600), recipient_id="broker_x", contract_id=None, actor_id="e1",
+                    categories=["customer_name", "id_document_no", "transaction_record"])  # fmt: skip
+    found = run(engine(), "transfer", [sent])
+    assert sorted(i.group for i in found.values()) == ["actor", "recipient"]
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents").write(
+        list(found.values())
+    )
+    by_group = {i.group: i.incident_id for i in found.values()}
+    links = linked(ch, db, list(by_group.values()))
+    assert links == {
+        by_group["actor"]: [f"{by_group['recipient']} recipient broker_x"],
+        by_group["recipient"]: [f"{by_group['actor']} actor e1"],
+    }
+    listed = render(query_incidents(ch, db).rows, datetime.now(UTC))
+    assert f"同一事件 (one report to the regulator / 合并报告): {by_group['actor'][:12]} actor e1" in listed
+    assert (
+        f"同一事件 (one report to the regulator / 合并报告): {by_group['recipient'][:12]} recipient broker_x"
+        in listed
+    )
+    actor = orjson.loads(found[by_group["actor"]].model_dump_json())
+    view = render_incident_view(actor, datetime.now(UTC), ZoneInfo("UTC"), [], links[by_group["actor"]])
+    assert f"linked    {by_group['recipient']} recipient broker_x: same events as" in view
+
+
 def test_what_a_notice_tells_customers_cites_no_source(policy) -> None:
     """A probe's notice to customers read "Require the recipient to … delete … (汉盛《商业银行互联网贷款视角
     …》 §6.2(3))": a law firm's article quoted to the people whose data leaked. The harm, measures,
