@@ -919,7 +919,7 @@ def _incident_of(args: argparse.Namespace, action: str) -> tuple[Any, Any, str, 
 def cmd_incident_show(args: argparse.Namespace) -> int:
     """`incidents show ID`: one incident's notice, deadlines and alerts (streams/incident_query.py)."""
     from streams.incident_query import linked, render_incident_view
-    from streams.reviews import INCIDENTS, query_reviews, render_reviews
+    from streams.reviews import ALERTS, INCIDENTS, query_reviews, render_reviews
 
     if (found := _incident_of(args, "show")) is None:
         return 2
@@ -934,7 +934,11 @@ def cmd_incident_show(args: argparse.Namespace) -> int:
         print("\n".join(render_reviews(reviews)))
         return 0
     others = linked(client, config.clickhouse.database, [incident_id]).get(incident_id, [])
-    print(render_incident_view(incident, datetime.now(UTC), zone, reviews, others))
+    by_alert = {
+        a["alert_id"]: query_reviews(client, config.clickhouse.database, a["alert_id"], ALERTS)
+        for a in incident["alerts"]
+    }
+    print(render_incident_view(incident, datetime.now(UTC), zone, reviews, others, by_alert))
     return 0
 
 

@@ -25,14 +25,17 @@ from streams.alert_query import (
 )
 from streams.receivers import counted, unnamed, who
 from streams.reviews import (
+    FALSE_POSITIVE,
     INCIDENTS,
     UNREVIEWED,
+    alerts_false_positive,
     aware,
     covers,
     render_reviews,
     review_line,
     review_state,
     reviewed,
+    said,
 )
 from streams.terminal import shown
 
@@ -287,6 +290,7 @@ def render_incident_view(
     zone: ZoneInfo,
     reviews: list[dict[str, Any]] | None = None,
     linked: list[str] | None = None,
+    alert_reviews: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
     """The incident as the response team drafts its reports from it: who and what, the deadlines
     (passed or not, in UTC and the bank's zone), the notice PIPL art. 57 ¶1 asks for in both
@@ -294,10 +298,13 @@ def render_incident_view(
     contact), the regulation, the member alerts (`lifemon alerts show` each), and its reviews. A
     `notified` incident has the reports its notice makes (DueReport.notice) no longer due, its
     other reports still are."""
-    inc, reviews = shown(inc), shown(reviews or [])
+    inc, reviews, alert_reviews = shown(inc), shown(reviews or []), shown(alert_reviews or {})
     notice, subjects = inc["notice"], inc["subjects"]
     current = extent(inc)
     state = review_state(reviews, current, INCIDENTS)
+    by_alerts = state == UNREVIEWED and alerts_false_positive(inc, alert_reviews)
+    if by_alerts:  # as `lifemon incidents` and notify's resend judge it (reviews.reviewed)
+        state = FALSE_POSITIVE
     by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items())
     lines = [
         f"incident  {inc['incident_id']}  revision {inc['revision']}, {inc['status']}, {inc['severity']}",
@@ -315,7 +322,13 @@ def render_incident_view(
         + (f" ({by_class})" if by_class else "")
         + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",
         *(f"linked    {other}: {SAME_LEAK}" for other in linked or []),
-        f"review    {review_line(reviews, current, INCIDENTS)}",
+        "review    "
+        + (
+            f"{FALSE_POSITIVE}: the SOC reviewed every alert of it a false positive (below); "
+            "`lifemon incidents resolve` records the team's own verdict"
+            if by_alerts
+            else review_line(reviews, current, INCIDENTS)
+        ),
         "",
         "reports due / 报告时限 (counted from the first event)",
     ]
@@ -352,8 +365,10 @@ def render_incident_view(
         lines += [f"    {line}" for t in texts for line in (*t["zh"].splitlines(), *t["en"].splitlines())]
     lines += ["", "regulation / 依据", *(f"  {r}" for r in inc["regulation"])]
     lines += ["", f"alerts / 告警 ({len(inc['alerts'])}; `lifemon alerts show ID` for each)"]
-    lines += [
-        f"  {a['alert_id'][:12]}  {a['severity']:<8} {a['rule_id']:<28} {a['jr_class']}  {a['summary']}"
-        for a in inc["alerts"]
-    ]
+    for a in inc["alerts"]:
+        lines.append(
+            f"  {a['alert_id'][:12]}  {a['severity']:<8} {a['rule_id']:<28} {a['jr_class']}  {a['summary']}"
+        )
+        if verdicts := alert_reviews.get(a["alert_id"]):  # the SOC's word on it, beside it
+            lines.append(f"      review: {said(verdicts[-1])}")
     return "\n".join(lines + render_reviews(reviews))

@@ -26,6 +26,7 @@ from streams.text_table import aligned
 
 UNREVIEWED = "unreviewed"  # no review, or none since its last events
 ACKNOWLEDGED = "acknowledged"  # an analyst took it: being looked into
+FALSE_POSITIVE = "false_positive"
 
 
 class Reviewed(NamedTuple):
@@ -153,11 +154,48 @@ def reviewed(client: Any, database: str, kind: Reviewed) -> str:
         + " WHERE 0)"
     )
     covered = "".join(f" AND {_covered(c)}" for c in kind.extent)
+    # an incident no review of its own covers follows its alerts: every one judged a false positive
+    otherwise = f"'{UNREVIEWED}'"
+    if kind is INCIDENTS and tables_present(client, database, [ALERTS.table]):
+        # IN, not a second join: with two, ClickHouse names the row's id `s.incident_id`
+        cleared = f"SELECT of_incident FROM {_alerts_false_positive(database)} WHERE all_false_positive"
+        otherwise = f"if(s.incident_id IN ({cleared}), '{FALSE_POSITIVE}', '{UNREVIEWED}')"
     # join_use_nulls 0: no review reads ''
     return (
-        f"(SELECT s.*, if(r.state != '' AND r.covered_until >= s.last_seen{covered}, r.state, '{UNREVIEWED}') "
+        f"(SELECT s.*, if(r.state != '' AND r.covered_until >= s.last_seen{covered}, r.state, {otherwise}) "
         f"AS review FROM {database}.{kind.source} AS s FINAL LEFT JOIN {latest} AS r "
         f"ON r.{kind.id} = s.{kind.id} SETTINGS join_use_nulls = 0)"
+    )
+
+
+def _alerts_false_positive(database: str) -> str:
+    """A subquery: per incident, whether the SOC reviewed every member alert a false positive, each
+    at the revision the incident holds or later (`alerts_false_positive` in Python). A probe's
+    incident whose two alerts the SOC cleared stayed unreviewed, a regulator report due, and was
+    posted to Alertmanager again every few minutes."""
+    newest = "(at, review_id)"
+    return (
+        "(SELECT i.incident_id AS of_incident, "
+        f"min(v.state = '{FALSE_POSITIVE}' AND v.revision >= i.revision) AS all_false_positive "
+        "FROM (SELECT incident_id, m.1 AS alert_id, m.2 AS revision FROM (SELECT incident_id, "
+        "arrayJoin(JSONExtract(incident, 'alerts', 'Array(Tuple(alert_id String, revision UInt32))')) AS m "
+        f"FROM {database}.incidents FINAL)) AS i "
+        f"LEFT JOIN (SELECT alert_id, argMax(state, {newest}) AS state, argMax(alert_revision, {newest}) AS revision "
+        f"FROM {database}.{ALERTS.table} GROUP BY alert_id) AS v ON v.alert_id = i.alert_id "
+        "GROUP BY i.incident_id)"
+    )
+
+
+def alerts_false_positive(inc: dict[str, Any], alert_reviews: dict[str, list[dict[str, Any]]]) -> bool:
+    """Whether the SOC reviewed every alert of `inc` a false positive, each at the revision the
+    incident holds or later (its newest review): then the incident is one too, unless a review of
+    its own says otherwise."""
+    alerts = inc.get("alerts") or []
+    return bool(alerts) and all(
+        (rs := alert_reviews.get(a["alert_id"]))
+        and rs[-1]["state"] == FALSE_POSITIVE
+        and rs[-1]["revision"] >= a["revision"]
+        for a in alerts
     )
 
 

@@ -971,6 +971,48 @@ def test_one_file_sent_to_a_broker_is_two_incidents_that_name_each_other(engine,
     assert f"linked    {by_group['recipient']} recipient broker_x: same events as" in view
 
 
+def test_an_incident_whose_alerts_the_soc_all_cleared_is_a_false_positive_owing_nothing(engine, ch) -> None:
+    """probe_q4 #8: the SOC reviewed both alerts of an incident false positives (the broker was
+    onboarded under another id); the incident stayed unreviewed, a regulator report due, and notify
+    posted it to Alertmanager again every few minutes. It follows its alerts once all are cleared."""
+    from streams.incident_query import owing, query_incidents, render_incident_view
+    from streams.reviews import ALERTS, query_reviews
+
+    inc = one(
+        run(
+            engine(),
+            "transfer",
+            [transfer(1, subjects=range(100, 130), recipient_id="broker_x", contract_id=None)],
+        )
+    )
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents").write([inc])
+
+    def clear(alert: Any) -> None:
+        ch.command(
+            f"INSERT INTO {db}.alert_reviews (alert_id, review_id, state, analyst, note, alert_revision, "
+            f"alert_last_seen, at) VALUES ('{alert.alert_id}', '{uuid.uuid4().hex}', 'false_positive', 'soc1', "
+            f"'onboarded as tp_new', {alert.revision}, now64(3), now64(3))"
+        )
+
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    first, second = inc.alerts
+    clear(first)
+    assert [r["review"] for r in query_incidents(ch, db).rows] == ["unreviewed"]  # one alert still stands
+    assert [i["incident_id"] for i in owing(ch, db, since)] == [inc.incident_id]
+    clear(second)
+    (row,) = query_incidents(ch, db).rows
+    assert (row["review"], row["owed"]) == ("false_positive", [])
+    assert owing(ch, db, since) == []  # notify's resend posts it no more
+    by_alert = {a.alert_id: query_reviews(ch, db, a.alert_id, ALERTS) for a in inc.alerts}
+    view = render_incident_view(
+        orjson.loads(inc.model_dump_json()), datetime.now(UTC), ZoneInfo("UTC"), [], [], by_alert
+    )
+    assert "review    false_positive: the SOC reviewed every alert of it a false positive" in view
+    assert view.count("review: false_positive by soc1 at") == 2 and "passed / 已过" not in view
+
+
 def test_what_a_notice_tells_customers_cites_no_source(policy) -> None:
     """A probe's notice to customers read "Require the recipient to … delete … (汉盛《商业银行互联网贷款视角
     …》 §6.2(3))": a law firm's article quoted to the people whose data leaked. The harm, measures,
