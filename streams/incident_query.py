@@ -298,6 +298,18 @@ def render_incident_view(
     contact), the regulation, the member alerts (`lifemon alerts show` each), and its reviews. A
     `notified` incident has the reports its notice makes (DueReport.notice) no longer due, its
     other reports still are."""
+    # the notice's texts are split into their lines before escaping: a two-class cause is two
+    # lines the team copies into its report, and escaped first it read as one with a literal \n;
+    # split only at the \n the stage joins classes with: any other break in a summary stays escaped
+    texts_of = {
+        key: [
+            shown(line)
+            for t in (v if isinstance(v, list) else [v])
+            for line in (*t["zh"].split("\n"), *t["en"].split("\n"))
+        ]
+        for key, v in inc["notice"].items()
+        if key != "categories"
+    }
     inc, reviews, alert_reviews = shown(inc), shown(reviews or []), shown(alert_reviews or {})
     notice, subjects = inc["notice"], inc["subjects"]
     current = extent(inc)
@@ -305,7 +317,8 @@ def render_incident_view(
     by_alerts = state == UNREVIEWED and alerts_false_positive(inc, alert_reviews)
     if by_alerts:  # as `lifemon incidents` and notify's resend judge it (reviews.reviewed)
         state = FALSE_POSITIVE
-    by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items())
+    # a class none of whose customers is named is no figure: `(C2 0)` read as nobody (probe_q4 #9)
+    by_class = ", ".join(f"{c} {n}" for c, n in subjects["by_class"].items() if n)
     lines = [
         f"incident  {inc['incident_id']}  revision {inc['revision']}, {inc['status']}, {inc['severity']}",
         f"          {inc['title_zh']} / {inc['title_en']}",
@@ -360,9 +373,8 @@ def render_incident_view(
         ("individuals", "what individuals can do / 个人可以采取的减轻危害的措施"),
         ("contact", "contact / 联系方式"),
     ):
-        texts = notice[key] if isinstance(notice[key], list) else [notice[key]]
         lines.append(f"  {heading}")
-        lines += [f"    {line}" for t in texts for line in (*t["zh"].splitlines(), *t["en"].splitlines())]
+        lines += [f"    {line}" for line in texts_of[key]]
     lines += ["", "regulation / 依据", *(f"  {r}" for r in inc["regulation"])]
     lines += ["", f"alerts / 告警 ({len(inc['alerts'])}; `lifemon alerts show ID` for each)"]
     for a in inc["alerts"]:

@@ -1013,6 +1013,25 @@ def test_an_incident_whose_alerts_the_soc_all_cleared_is_a_false_positive_owing_
     assert view.count("review: false_positive by soc1 at") == 2 and "passed / 已过" not in view
 
 
+def test_incidents_show_prints_a_two_class_cause_as_two_lines_and_no_class_of_0(engine) -> None:
+    """probe_q4 #9: a cause of two classes printed as one line with a literal `\\n` (escaped before it
+    was split), and an incident naming no one said `(C2 0)`."""
+    from streams.incident_query import render_incident_view
+
+    unnamed = transfer(1, T0, range(0), recipient_id="broker_x", contract_id=None, record_count=40,
+                       subject_count=40, subject_list_id="L-1")  # fmt: skip
+    inc = one(run(engine(), "transfer", [unnamed]))
+    assert len(inc.leakage_classes) == 2 and "\n" in inc.notice.cause.zh
+    view = render_incident_view(orjson.loads(inc.model_dump_json()), datetime.now(UTC), ZoneInfo("UTC"))
+    assert "\\n" not in view
+    cause = view.split("  cause / 原因\n", 1)[1].split("\n  possible harm", 1)[0].splitlines()
+    assert len(cause) == 4 and all(
+        line.startswith("    ") for line in cause
+    )  # two classes, each in zh and en
+    counted = next(line for line in view.splitlines() if line.startswith("counted"))
+    assert "C2 0" not in counted and "()" not in counted
+
+
 def test_what_a_notice_tells_customers_cites_no_source(policy) -> None:
     """A probe's notice to customers read "Require the recipient to … delete … (汉盛《商业银行互联网贷款视角
     …》 §6.2(3))": a law firm's article quoted to the people whose data leaked. The harm, measures,
