@@ -905,7 +905,7 @@ def test_each_leakage_classs_cause_lists_only_the_alerts_of_that_class(engine) -
     inc = one(found)
     assert inc.leakage_classes == ["c3_to_third_party", "unconsented_sharing"]
     c3_en, consent_en = inc.notice.cause.en.split("\n")
-    assert c3_en.startswith("Authentication data was sent outside the bank: Transfer T2 ")
+    assert c3_en.startswith("Authentication or C3 data was sent outside the bank: Transfer T2 ")
     assert "T1 " not in c3_en and "mobile_phone" not in c3_en
     assert consent_en.startswith("Personal financial information was provided to a third party")
     assert "Transfer T1 " in consent_en and "T2 " not in consent_en and "card_cvn" not in consent_en
@@ -1030,6 +1030,24 @@ def test_incidents_show_prints_a_two_class_cause_as_two_lines_and_no_class_of_0(
     )  # two classes, each in zh and en
     counted = next(line for line in view.splitlines() if line.startswith("counted"))
     assert "C2 0" not in counted and "()" not in counted
+
+
+def test_the_notice_fits_a_contract_not_covering_the_data_and_a_leaked_face_template(engine) -> None:
+    """probe_q4 #7: an approved insurer whose contract in force does not cover loans was titled "not
+    approved or without a contract in force", its harm "without a contract binding it"; a leaked
+    face template's customers were told only of card fraud, to change a password and a card."""
+    loans = transfer(1, T0, range(0, 5), categories=["customer_name", "loan_details"])
+    face = transfer(2, T0 + 48 * HOUR, range(5, 8), categories=["customer_name", "biometric_template"])
+    found = sorted(run(engine(), "transfer", [loans, face]).values(), key=lambda i: i.first_seen)
+    uncovered, leaked = found[0], found[-1]
+    assert "unapproved_recipient" in uncovered.leakage_classes
+    assert "whose contract does not cover the data" in uncovered.title_en
+    assert "合同未覆盖该信息" in uncovered.title_zh
+    harm = " ".join(h.en for h in uncovered.notice.harm)
+    assert "without a contract binding it" not in harm and "does not cover this data" in harm
+    assert "c3_to_third_party" in leaked.leakage_classes
+    assert any("face or fingerprint template" in h.en for h in leaked.notice.harm)
+    assert any("生物识别信息泄露的" in t.zh and "face" in t.en for t in leaked.notice.individuals)
 
 
 def test_what_a_notice_tells_customers_cites_no_source(policy) -> None:

@@ -332,9 +332,9 @@ def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, ca
     notes = alert["annotations"]
     assert "鉴别信息 (C3) 2 名客户, 2 条记录" in notes["categories_zh"]
     assert "authentication data (C3) 2 customers, 2 records" in notes["categories"]
-    assert notes["cause_zh"].startswith("鉴别信息被发送至行外接收方") and notes["contact_zh"].startswith(
-        "客服电话"
-    )
+    assert notes["cause_zh"].startswith("鉴别信息或C3类别信息被发送至行外接收方") and notes[
+        "contact_zh"
+    ].startswith("客服电话")
     regulator = incident["deadlines"][0]
     due = datetime.fromtimestamp(regulator["due"] / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     assert f"监管部门 (人民银行分支机构): {due} 前" in notes["deadlines_zh"]
