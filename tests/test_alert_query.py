@@ -178,7 +178,7 @@ def test_a_producers_control_characters_are_shown_escaped_never_obeyed() -> None
     from streams.incident_query import render as render_incidents
 
     incident = {"first_seen": row["last_seen"], "severity": "critical", "status": "open", "key_kind": "recipient",
-                "key": evil, "subjects_distinct": 1, "subjects_reported": 1, "records": 1, "owed": [],
+                "key": evil, "subjects_distinct": 1, "subjects_reported": 1, "subjects_unnamed": 0, "records": 1, "owed": [],
                 "incident_id": "b" * 32, "revision": 1, "title_zh": "标题", "title_en": "title", "alert_ids": ["a" * 32]}  # fmt: skip
     text = render_incidents([incident], datetime(2026, 1, 2, tzinfo=UTC), color=False)
     assert "\x1b" not in text and "\r" not in text and "evil\\x1b[2K" in text
