@@ -618,6 +618,6 @@ def _subjects(entry: TableEntry, text: str, parameters: list[str], source: str =
             if single or double or number:
                 quoted = single.replace("''", "'") or double.replace('""', '"')
                 out.append(number or (_BACKSLASHED.sub(r"\1", quoted) if source == "mariadb" else quoted))
-            elif param and len(param) <= 6 and int(param) <= len(parameters):  # not $9999...9
-                out.append(parameters[int(param) - 1])
+            elif param and len(param) <= 6 and int(param) <= len(parameters) and parameters[int(param) - 1]:
+                out.append(parameters[int(param) - 1])  # not $9999...9, nor a NULL bound
     return out

@@ -2,10 +2,11 @@
 streams/sources/pg_log.py):
 
     <prefix>LOG:  AUDIT: SESSION|OBJECT,stmt_id,substmt_id,class,command,object_type,object_name,
-                         statement,parameter...,rows
+                         statement,parameters,rows
 
 The statement is CSV-quoted when it holds commas, quotes or newlines; with `pgaudit.log_parameter`
-each parameter is a field of its own; `pgaudit.log_rows` appends the row count. A join logs one
+the bound parameters are one field, itself a CSV line of them (`_parameters`); `pgaudit.log_rows`
+appends the row count. A join logs one
 line per table with the same statement ids: they merge into one statement. A permission-denied
 error (SQLSTATE 42501; in stderr, the message, with its STATEMENT line) is a denied attempt.
 Only READ and WRITE classes are data access; everything else the server logs is skipped noise.
@@ -183,7 +184,7 @@ class PgauditParser:
         if command == "COPY" and not obj_name:
             rows = None
             command = "COPY FROM" if cls == "WRITE" else command
-        params = [p for p in rest if p not in ("<none>", "<not logged>", _ONCE)]
+        params = _parameters(rest[0]) if rest else []
         ts = self._ts(row, line)
         return (stmt_id, sub_id), DbStatement(
             "pgaudit",
@@ -217,6 +218,21 @@ class PgauditParser:
         day = text.split(" ", 1)[0]
         dt = datetime.fromisoformat(f"{day} {stamp}")
         return epoch_ms(dt, _tz_of(tzname, self.tz))
+
+
+def _parameters(field: str) -> list[str]:
+    """The bound parameters, $1 first. pgaudit (1.7, log_audit_event) writes them as ONE field: each
+    value CSV-quoted where it holds a comma, quote or newline, joined by commas, a NULL empty, and
+    the whole CSV-quoted again. Read as one value, a JDBC statement binding (product, customer) named
+    the customer `savings,C000006`, and five bound ids one customer that does not exist (probe_q5
+    #1). `<none>` (no parameters), `<not logged>` (log_parameter off) and `<previously logged>`
+    hold none; a NULL stays in its place as "" so $2 is still the second."""
+    if field in ("<none>", "<not logged>", _ONCE):
+        return []
+    try:
+        return next(csv.reader(io.StringIO(field)), [])
+    except csv.Error:
+        return []
 
 
 def _own_statement(
