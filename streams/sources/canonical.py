@@ -15,6 +15,7 @@ from policy.sources import SourceMapping, TableEntry
 from schemas.models import Action, Outcome
 from schemas.structs import STRICT
 from streams.sources.records import DbStatement, FileHandover
+from streams.sources.sql_literals import plain
 from streams.sources.sql_text import split
 
 # What the logs may name that policy/sources.yaml lacks, and where it goes there (`lifemon catalog gaps`)
@@ -139,6 +140,7 @@ class Canonical:
         # names are read from the code (strings and comments blanked), customers from the text
         # (comments blanked: a query tag after `= $1` hid the customer, one naming another added it)
         code, text = split(st.statement, st.source)
+        said = plain(text, st.source)  # `'C1' = customer_id`, `_utf8mb4'K1'` ... as `customer_id = 'C1'`
         named = st.tables or self._tables_in(st, code) or self._sources_in(st, code)
         if st.partial:  # an object audit's lines name only the audited tables of a join: the text the rest
             named = [*named, *(t for t in self._tables_in(st, code) if t not in named)]
@@ -167,14 +169,9 @@ class Canonical:
                 continue
             _, entry = found
             fields += [f for f in _fields_read(entry, code) if f not in fields]
-            # no WHERE: the customers named elsewhere (a join) are taken as they are
-            where = _top_where(code)
-            if entry.customer_key and (
-                where is None
-                or (where.strip() and not _bounded(where, _key_compared(entry.customer_key), st.source))
-            ):
+            if entry.customer_key and not _names_its_customers(code, entry.customer_key, st.source):
                 continue  # `WHERE customer_id = 'C1' OR 1=1` names a customer and reads every row
-            subjects += [s for s in _subjects(entry, text, st.parameters, st.source) if s not in subjects]
+            subjects += [s for s in _subjects(entry, said, st.parameters, st.source) if s not in subjects]
             subjects = list(dict.fromkeys(subjects))  # `IN ('C1', 'C1')` is one customer
         if not fields and not st.denied and (st.command == "UPDATE" or _ONLY_COUNTS.search(code)):
             # a count, or an update of none of the catalogued columns, reads and writes no customer's
@@ -480,7 +477,7 @@ _LOGIC = {
     "mariadb": re.compile(r"`[^`]*`|[()]|\b(?:OR|AND|XOR)\b|\|\||&&", re.I),
 }
 _CONDITION = re.compile(
-    r"[();]|\b(?:WHERE|GROUP|HAVING|ORDER|LIMIT|WINDOW|OFFSET|FETCH|FOR|RETURNING|UNION|EXCEPT|INTERSECT)\b",
+    r"[();]|\b(?:WHERE|GROUP|HAVING|ORDER|LIMIT|WINDOW|OFFSET|FETCH|FOR|LOCK|RETURNING|UNION|EXCEPT|INTERSECT)\b",
     re.I,
 )
 _QUERY_JOINS = frozenset({"UNION", "EXCEPT", "INTERSECT"})
@@ -511,6 +508,36 @@ def _top_where(code: str) -> str | None:
     return "" if where is None else code[where:]
 
 
+def _names_its_customers(code: str, key: str, dialect: str) -> bool:
+    """Whether the rows a statement reads are the customers it names: no WHERE (the customers a join
+    names elsewhere are taken as they are), a WHERE each OR alternative of which compares the key
+    with values, or a UNION of queries each so bounded (a probe's `... WHERE customer_id = 'C1'
+    UNION ALL ... WHERE customer_id = 'C2'` named neither); EXCEPT and INTERSECT are not read."""
+    compared = _key_compared(key)
+    where = _top_where(code)
+    if where is not None:
+        return not where.strip() or _bounded(plain(where, dialect), compared, dialect)
+    branches = _united(code)
+    return bool(branches) and all(
+        (w := _top_where(b)) and _bounded(plain(w, dialect), compared, dialect) for b in branches
+    )
+
+
+def _united(code: str) -> list[str]:
+    """The queries a top-level UNION joins, or [] when another set operation joins them."""
+    depth, start, found = 0, 0, []
+    for m in _CONDITION.finditer(code):
+        token = m.group().upper()
+        if token in "()":
+            depth = max(depth + (1 if token == "(" else -1), 0)
+        elif depth == 0 and token in _QUERY_JOINS:
+            if token != "UNION":
+                return []
+            found.append(code[start : m.start()])
+            start = m.end()
+    return [*found, code[start:]]
+
+
 def _narrowing(entry: TableEntry) -> Callable[[str], bool]:
     """A term that narrows a table's rows: one comparing a catalogued column (`balance > 0`), or the
     customer key compared with values (`_key_compared`); any other use of the key (`customer_id
@@ -532,9 +559,13 @@ def _key_compared(key: str) -> Callable[[str], bool]:
     followed by more (`= 'C1' IS NOT TRUE`, MariaDB's `= 'K1' = 0`) bound nothing."""
     values = rf"{_CODE_VALUE}(?:\s*+,\s*+{_CODE_VALUE})*+"
     # a list cut short (server_audit's query limit) ends the statement: the customers it holds count
-    listed = rf"IN\s*+\(\s*+{values}\s*+(?:\)|,[^()]*+)?"
+    listed = (
+        rf"IN\s*+\(\s*+{values}\s*+(?:\)|,[^()]*+)?|=\s*+ANY\s*+\(\s*+ARRAY\s*+\[\s*+{values}\s*+\]\s*+\)"
+    )
+    # `db.table.column` (MariaDB) and `schema.table.column` too
+    qualified = r"(?:[\"`]?\w+[\"`]?\s*+\.\s*+){0,2}"
     whole = re.compile(
-        rf"\s*+(?:\w+\s*+\.\s*+)?[\"`]?{re.escape(key)}[\"`]?\s*+(?:=\s*+{_CODE_VALUE}|{listed})\s*+", re.I
+        rf"\s*+{qualified}[\"`]?{re.escape(key)}[\"`]?\s*+(?:(?:<=>|=)\s*+{_CODE_VALUE}|{listed})\s*+", re.I
     )
     return lambda term: whole.fullmatch(term) is not None
 
@@ -610,11 +641,12 @@ def _subjects(entry: TableEntry, text: str, parameters: list[str], source: str =
     literals = _LITERALS.get(source, _LITERAL)
     out: list[str] = []
     for m in re.finditer(
-        rf"\b{key}[\"`]?\s*(?:=\s*({value})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{value})(?:\s*,\s*(?:{value}))*)\s*(?:\)|,\s*(?:'[^']*|\d*)$))",
+        rf"\b{key}[\"`]?\s*(?:(?:<=>|=)\s*({value})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{value})(?:\s*,\s*(?:{value}))*)\s*(?:\)|,\s*(?:'[^']*|\d*)$)"
+        rf"|=\s*ANY\s*\(\s*ARRAY\s*\[\s*((?:{value})(?:\s*,\s*(?:{value}))*)\s*\]\s*\))",
         text,
         re.I,
     ):
-        for single, double, param, number in literals.findall(m.group(1) or m.group(2)):
+        for single, double, param, number in literals.findall(m.group(1) or m.group(2) or m.group(3)):
             if single or double or number:
                 quoted = single.replace("''", "'") or double.replace('""', '"')
                 out.append(number or (_BACKSLASHED.sub(r"\1", quoted) if source == "mariadb" else quoted))
