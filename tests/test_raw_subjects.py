@@ -112,3 +112,29 @@ def test_a_value_that_only_looks_like_a_look_up_names_no_customer() -> None:
     lines.append(union.replace("WHERE customer_id = 'C000006'", "WHERE balance > 0"))
     events, _ = accesses(lines)
     assert [ev.subject_ids for ev in events] == [[], [], []]
+
+
+def test_a_stored_routines_statement_names_the_customer_its_log_carries() -> None:
+    """probe_q5 #7. MariaDB logs a procedure's statement with its variable as `NAME_CONST('p_cust',
+    _utf8mb4'K000002' COLLATE ...)`, the caller on the QUERY line; PL/pgSQL's statement names the
+    variable (`= p_cust`) and pgaudit gives its value among the function's variables
+    (`"C000003,,,,"`). Both named no customer: a wealth manager's out-of-scope CALLs went unjudged,
+    a teller's counter day through `core.get_balance` was a high art. 5 alert."""
+    events, _ = accesses(fixture("mariadb_procedures.log"), "mariadb")
+    assert [(ev.actor_id, ev.subject_ids) for ev in events] == [
+        ("wm_li", ["K000002"]),
+        ("wm_li", ["K000005"]),
+        ("card_ops", ["K000002"]),
+    ]
+    lines = fixture("pgaudit_plpgsql_function.log")
+    events, gaps = accesses(lines)
+    assert sorted(
+        ev.subject_ids for ev in events if ev.fields == ["payment_account_no", "account_balance"]
+    ) == [
+        ["C000003"],
+        ["C000006"],
+    ]
+    # a function whose variables hold two values (a branch beside the customer): which is unknown
+    events, gaps = accesses([lines[0].replace('"C000003,,,,"', '"C000003,S0101,,,"')])
+    assert [ev.subject_ids for ev in events] == [[]]
+    assert gaps["routine_variable corebank.core.accounts"] == 1

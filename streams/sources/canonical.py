@@ -15,7 +15,7 @@ from policy.sources import SourceMapping, TableEntry
 from schemas.models import Action, Outcome
 from schemas.structs import STRICT
 from streams.sources.records import DbStatement, FileHandover
-from streams.sources.sql_literals import plain
+from streams.sources.sql_literals import plain, routine_variable
 from streams.sources.sql_text import split
 
 # What the logs may name that policy/sources.yaml lacks, and where it goes there (`lifemon catalog gaps`)
@@ -40,6 +40,9 @@ GAP_KINDS = {
     "aggregated_rows_unknown": "a visibility finding: the read folds rows into one (string_agg, json_agg, "
     "group_concat, ...), so the log's row count is not the records read (policy/sources.yaml "
     "databases.<database>.tables.<table>.rows counts a fold of all of it)",
+    "routine_variable": "a visibility finding: a stored function's statement compares the customer key with "
+    "its variable, and pgaudit logs the function's variables unnamed, several holding values, so which "
+    "is the customer is unknown (pass the customer as the function's only argument set so far)",
     "query_truncated": "a visibility finding: server_audit cut the statement at server_audit_query_log_limit, "
     "customers named after the cut are not seen (raise the limit, and the source's query_log_limit with it)",
 }
@@ -148,6 +151,8 @@ class Canonical:
         tables = [t for t in named if t.split(".", 1)[0] not in ignored or "." not in t]
         if st.source == "mariadb":  # server_audit names `database.table`; the catalog keys tables by name
             tables = [t.split(".", 1)[1] if t.startswith(f"{st.database}.") else t for t in tables]
+        if st.source == "pgaudit":
+            code, said = self._routine_variables(st, tables, code, said)
         if not tables and not st.denied:
             return None
         # a copy reads its query's tables; the one it fills is written, not read, nor sized (a
@@ -288,6 +293,19 @@ class Canonical:
         declared = re.split(r"[*?\[]", pattern, maxsplit=1)[0].rpartition("/")[0] + "/"
         base = declared if path.startswith(declared) else path.rpartition("/")[0] + "/"
         return base + "/".join(map(self.fingerprint, path[len(base) :].split("/")))
+
+    def _routine_variables(self, st: DbStatement, tables: list[str], code: str, said: str) -> tuple[str, str]:
+        """A PL/pgSQL function's statement compares the customer key with its variable: the customer
+        is the one value the log gives for the function's variables (a probe's teller day through
+        `core.get_balance(p_cust)` named no customer, and was a high art. 5 alert); where several
+        hold a value, which is the customer is unknown, and said as the gap `routine_variable`."""
+        entries = [found[1] for name in tables if (found := self.m.table(st.database, name))]
+        columns = frozenset(c.lower() for e in entries for c in (*e.columns, e.customer_key or ""))
+        for key in dict.fromkeys(e.customer_key for e in entries if e.customer_key):
+            code, said, read = routine_variable(code, said, key, st.parameters, columns)
+            if read is False:
+                self._gap("routine_variable", f"{st.database}.{'+'.join(tables)}")
+        return code, said
 
     def _actor(self, st: DbStatement) -> str:
         a = self.m.actors

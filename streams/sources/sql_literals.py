@@ -75,3 +75,35 @@ def plain(text: str, dialect: str) -> str:
     for pattern, written in _WRAPPING.get(dialect, ()):
         text = pattern.sub(written, text)
     return text
+
+
+# PL/pgSQL runs a function's statement with its variables as parameters: pgaudit logs the text as
+# written (`WHERE a.customer_id = p_cust`) and every variable of the function, unnamed, as the
+# parameters (`"C000003,,,,"`: the argument, then its OUT columns and locals, NULL so far)
+_PLACEHOLDER = re.compile(r"\$\d")
+_NOT_VARIABLES = frozenset(
+    {"null", "true", "false", "default", "any", "all", "some", "user", "current_user", "session_user"}
+)
+
+
+def routine_variable(
+    code: str, text: str, key: str, parameters: list[str], columns: frozenset[str] = frozenset()
+) -> tuple[str, str, bool | None]:
+    """(code, text, read) with `key = variable` written `key = $n` where the variable can only be
+    the one parameter that holds a value: read True; False where several hold one (which is the
+    customer is unknown); None where the statement has placeholders of its own, no parameters, or
+    compares the key with no bare name but `columns` (`customer_id = customer_id` is no variable)."""
+    others = _NOT_VARIABLES | columns | {key.lower()}
+    if not parameters or _PLACEHOLDER.search(code):
+        return code, text, None
+    compared = re.compile(rf"(\b{re.escape(key)}[\"]?\s*+=\s*+)([^\W\d][\w$]*+)(?![\w$.]|\s*+[.(])", re.I)
+    if not any(m.group(2).lower() not in others for m in compared.finditer(code)):
+        return code, text, None
+    held = [i for i, value in enumerate(parameters) if value]
+    if len(held) != 1:
+        return code, text, False
+
+    def bound(m: re.Match[str]) -> str:
+        return m.group(0) if m.group(2).lower() in others else f"{m.group(1)}${held[0] + 1}"
+
+    return compared.sub(bound, code), compared.sub(bound, text), True
