@@ -138,3 +138,18 @@ def test_a_stored_routines_statement_names_the_customer_its_log_carries() -> Non
     events, gaps = accesses([lines[0].replace('"C000003,,,,"', '"C000003,S0101,,,"')])
     assert [ev.subject_ids for ev in events] == [[]]
     assert gaps["routine_variable corebank.core.accounts"] == 1
+
+
+def test_a_customer_bound_where_the_log_carries_no_value_is_a_gap_naming_the_setting() -> None:
+    """probe_q5 #5: pgaudit with log_parameter off (its default) logs `<not logged>`, MariaDB
+    server_audit a server-side prepared statement with its `?`: the customer is unknown, and the
+    only gap was `rows_unknown`, which points the bank to row counts. The gap says the values are
+    not logged; the rows still count (as a report's), and an IN list of five `?` is five records."""
+    events, gaps = accesses(fixture("pgaudit_parameters_not_logged.log"))
+    assert [(ev.subject_ids, ev.row_count) for ev in events] == [([], 1), ([], 2), ([], 1)]
+    assert gaps == {"parameters_not_logged corebank.core.accounts": 3}
+    table, query = fixture("mariadb_server_prepared.log")[:2]
+    listed = query.replace(",911,", ",912,").replace("= ?", "IN (?, ?, ?, ?, ?)")
+    events, gaps = accesses([table, query, table.replace(",911,", ",912,"), listed], "mariadb")
+    assert [(ev.subject_ids, ev.row_count) for ev in events] == [([], 1), ([], 5)]
+    assert gaps == {"parameters_not_logged cards.credit_limits": 2, "db_user wm_li": 2}

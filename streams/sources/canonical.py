@@ -43,6 +43,10 @@ GAP_KINDS = {
     "routine_variable": "a visibility finding: a stored function's statement compares the customer key with "
     "its variable, and pgaudit logs the function's variables unnamed, several holding values, so which "
     "is the customer is unknown (pass the customer as the function's only argument set so far)",
+    "parameters_not_logged": "a visibility finding: the statement compares the customer key with bound values "
+    "the log does not carry, so its customers are not named and its rows count as no one's (pgaudit: set "
+    "pgaudit.log_parameter = on; MariaDB server_audit never logs a server-side prepared statement's values: "
+    "have the client send the executed statement, Connector/J useServerPrepStmts=false)",
     "query_truncated": "a visibility finding: server_audit cut the statement at server_audit_query_log_limit, "
     "customers named after the cut are not seen (raise the limit, and the source's query_log_limit with it)",
 }
@@ -166,6 +170,7 @@ class Canonical:
         copies = bool(read)
         fields: list[str] = []
         subjects: list[str] = []
+        unlogged = 0  # customers compared through placeholders whose values the log does not carry
         for name in tables:
             found = self.m.table(st.database, name)
             if found is None:
@@ -176,7 +181,9 @@ class Canonical:
             fields += [f for f in _fields_read(entry, code) if f not in fields]
             if entry.customer_key and not _names_its_customers(code, entry.customer_key, st.source):
                 continue  # `WHERE customer_id = 'C1' OR 1=1` names a customer and reads every row
-            subjects += [s for s in _subjects(entry, said, st.parameters, st.source) if s not in subjects]
+            named, unseen = _subjects(entry, said, st.parameters, st.source)
+            subjects += [s for s in named if s not in subjects]
+            unlogged += unseen
             subjects = list(dict.fromkeys(subjects))  # `IN ('C1', 'C1')` is one customer
         if not fields and not st.denied and (st.command == "UPDATE" or _ONLY_COUNTS.search(code)):
             # a count, or an update of none of the catalogued columns, reads and writes no customer's
@@ -199,7 +206,7 @@ class Canonical:
                 self._gap("cursor_rows_unknown", f"{st.database}.{'+'.join(tables)}")
             elif st.command.startswith("COPY"):  # nor the rows of COPY <table> TO|FROM
                 self._gap("copy_rows_unknown", f"{st.database}.{'+'.join(tables)}")
-            elif not subjects and not st.denied and reads:
+            elif not subjects and not unlogged and not st.denied and reads:
                 # a read of unknown size: SELECT * FROM cardholders may be one row or all of them
                 self._gap("rows_unknown", f"{st.database}.{'+'.join(tables)}")
         if (rows is None or folded) and not subjects and not st.denied:
@@ -224,8 +231,15 @@ class Canonical:
             and not (where and self._narrowed(st, where, tables))
         ):
             rows = self._capped(st, tables, _limit(code))
+        if unlogged:
+            # the customers are bound values the log does not carry: said so, with the setting that
+            # logs them (a probe's teller day with log_parameter off named no one, and the only gap
+            # was `rows_unknown`); their rows still count, unnamed, as bulk_query counts a report's
+            # (turning log_parameter off must not hide a loop over every customer)
+            self._gap("parameters_not_logged", f"{st.database}.{'+'.join(tables)}")
         if rows is None:
-            rows = len(subjects) or (0 if st.denied else 1)  # counted by query when the log has no count
+            # counted by query when the log has no count: each customer named or bound at least one
+            rows = len(subjects) + unlogged or (0 if st.denied else 1)
         if st.truncated:
             self._gap("query_truncated", f"{st.database}.{'+'.join(tables)}")
         return STRICT["access"](
@@ -482,9 +496,9 @@ def _fields_read(entry: TableEntry, code: str) -> list[str]:
 # of `10042.5` or `1e5`); or a bound parameter. MariaDB also quotes strings with `"` and escapes a
 # quote with a backslash (a probe's `customer_id = "K000060"` named no customer)
 _VALUE = r"'(?:[^']|'')*'(?!')|\$\d+|\d+(?![\w.])"
-_MARIADB_VALUE = r"'(?:[^'\\]|\\.|'')*'(?!')|\"(?:[^\"\\]|\\.|\"\")*\"(?!\")|\d+(?![\w.])"
+_MARIADB_VALUE = r"'(?:[^'\\]|\\.|'')*'(?!')|\"(?:[^\"\\]|\\.|\"\")*\"(?!\")|\d+(?![\w.])|\?"
 _LITERALS = {
-    "mariadb": re.compile(r"'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\"|()(\d+)"),
+    "mariadb": re.compile(r"'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\"|(\?)|(\d+)"),
 }
 _LITERAL = re.compile(r"'((?:[^']|'')*)'|()\$(\d+)|(\d+)")
 _BACKSLASHED = re.compile(r"\\(.)", re.S)
@@ -646,18 +660,23 @@ def _bounded(condition: str, narrows: Callable[[str], bool], dialect: str) -> bo
     return bool(frame[0] and frame[1])
 
 
-def _subjects(entry: TableEntry, text: str, parameters: list[str], source: str = "pgaudit") -> list[str]:
+def _subjects(
+    entry: TableEntry, text: str, parameters: list[str], source: str = "pgaudit"
+) -> tuple[list[str], int]:
     """Customer ids the statement compares its customer-key column with: `= value` (not the start
     of an expression: `'C0000' || $1`) or `IN (values)`, each a literal (quoted, or a number: the
     key may be a bigint) or a bound parameter. A subquery, another column or an expression names no
     customer: its literals are other columns'. A list cut short (server_audit_query_log_limit
-    truncates statements) names the customers it holds, not the one cut in two."""
+    truncates statements) names the customers it holds, not the one cut in two. With them, how many
+    placeholders the key is compared with whose values the log does not carry (pgaudit's `$1` with
+    log_parameter off, `<not logged>`; MariaDB's `?` of a server-side prepared statement)."""
     if not entry.customer_key:
-        return []
+        return [], 0
     key = re.escape(entry.customer_key)
     value = _MARIADB_VALUE if source == "mariadb" else _VALUE
     literals = _LITERALS.get(source, _LITERAL)
     out: list[str] = []
+    unlogged = 0
     for m in re.finditer(
         rf"\b{key}[\"`]?\s*(?:(?:<=>|=)\s*({value})(?!\s*(?:\|\||[-+*/%^]))|IN\s*\(\s*((?:{value})(?:\s*,\s*(?:{value}))*)\s*(?:\)|,\s*(?:'[^']*|\d*)$)"
         rf"|=\s*ANY\s*\(\s*ARRAY\s*\[\s*((?:{value})(?:\s*,\s*(?:{value}))*)\s*\]\s*\))",
@@ -668,6 +687,8 @@ def _subjects(entry: TableEntry, text: str, parameters: list[str], source: str =
             if single or double or number:
                 quoted = single.replace("''", "'") or double.replace('""', '"')
                 out.append(number or (_BACKSLASHED.sub(r"\1", quoted) if source == "mariadb" else quoted))
-            elif param and len(param) <= 6 and int(param) <= len(parameters) and parameters[int(param) - 1]:
+            elif param == "?" or (param and len(param) <= 6 and int(param) > len(parameters)):
+                unlogged += 1
+            elif param and len(param) <= 6 and parameters[int(param) - 1]:
                 out.append(parameters[int(param) - 1])  # not $9999...9, nor a NULL bound
-    return out
+    return out, unlogged
