@@ -153,3 +153,36 @@ def test_a_customer_bound_where_the_log_carries_no_value_is_a_gap_naming_the_set
     events, gaps = accesses([table, query, table.replace(",911,", ",912,"), listed], "mariadb")
     assert [(ev.subject_ids, ev.row_count) for ev in events] == [([], 1), ([], 5)]
     assert gaps == {"parameters_not_logged cards.credit_limits": 2, "db_user wm_li": 2}
+
+
+def test_a_query_naming_one_customer_but_joining_everyones_rows_names_none() -> None:
+    """probe_q5 #2: `accounts a1 JOIN accounts a2 ON a2.product = a1.product WHERE a1.customer_id =
+    'C000003'` returned 1 000 balances of every branch, booked as C000003's: the counter's 2 000
+    rows per customer passed them. Its rows are no one customer's, counted as the rows they are;
+    a join on the customer key, or a key compared on each table, is still the customer's."""
+    events, _ = accesses(fixture("pgaudit_one_named_many_joined.log"))
+    assert sorted((ev.subject_ids, ev.row_count) for ev in events) == [([], 499), ([], 1000)]
+    events, gaps = accesses(fixture("mariadb_one_named_many_joined.log"), "mariadb")
+    assert [ev.subject_ids for ev in events] == [[]]
+    assert (
+        [gap for gap in gaps if gap.startswith("rows_unknown")]
+        == [
+            "rows_unknown cards.cardholders+cardholders+credit_limits"  # server_audit names a self-join's table twice
+        ]
+    )
+    pg = fixture("pgaudit_one_named_many_joined.log")[0]
+    own = [
+        "core.accounts a1 JOIN core.customers c ON c.customer_id = a1.customer_id",
+        "core.accounts a1 JOIN core.customers c USING (customer_id)",
+        "core.accounts a1, core.customers c WHERE c.customer_id = a1.customer_id AND",
+        "core.accounts a1 JOIN core.accounts a2 ON a2.product = a1.product AND a2.customer_id = 'C000003'",
+    ]
+    lines = [
+        pg.replace(
+            "core.accounts a1 JOIN core.accounts a2 ON a2.product = a1.product WHERE",
+            form + ("" if form.endswith("AND") else " WHERE"),
+        ).replace("[14053]", f"[{9200 + i}]")
+        for i, form in enumerate(own)
+    ]
+    events, _ = accesses(lines)
+    assert [ev.subject_ids for ev in events] == [["C000003"]] * len(own)

@@ -185,6 +185,11 @@ class Canonical:
             subjects += [s for s in named if s not in subjects]
             unlogged += unseen
             subjects = list(dict.fromkeys(subjects))  # `IN ('C1', 'C1')` is one customer
+        if subjects and self._others_joined(st, code):
+            # a probe's teller read 1 000 balances of every branch "of the same product as C000003":
+            # booked as that customer's, the counter's 2 000 rows per customer passed them; read as
+            # no one's, they count as the rows they are
+            subjects = []
         if not fields and not st.denied and (st.command == "UPDATE" or _ONLY_COUNTS.search(code)):
             # a count, or an update of none of the catalogued columns, reads and writes no customer's
             # data (a probe's DBA `SELECT count(*)` and `UPDATE accounts SET org_id` were counted as
@@ -321,6 +326,57 @@ class Canonical:
                 self._gap("routine_variable", f"{st.database}.{'+'.join(tables)}")
         return code, said
 
+    def _others_joined(self, st: DbStatement, code: str) -> bool:
+        """Whether the query joins a customer table's rows the customers it names do not bound: each
+        catalogued table with a customer key that its outer query reads (by alias) must be one the
+        WHERE compares the key of with values, or joined to one by the key (`ON a.customer_id =
+        c.customer_id`, `USING (customer_id)`). `accounts a1 JOIN accounts a2 ON a2.product =
+        a1.product WHERE a1.customer_id = 'C1'` returns every holder of C1's product. Each query
+        of a UNION on its own."""
+        return any(self._joins_others(st, query) for query in _united(code) or [code])
+
+    def _joins_others(self, st: DbStatement, code: str) -> bool:
+        refs: list[tuple[str, str]] = []  # (alias, customer key) of each customer table read
+        joined: list[tuple[str, str]] = []  # aliases joined by a customer key
+        depth = _depths(code)
+        for m in _REFERENCE.finditer(code):
+            if depth[m.start()]:
+                continue  # a subquery's table: its rows are not the statement's
+            found = self.m.table(st.database, _name(m["table"]))
+            if found is None or not found[1].customer_key:
+                continue
+            alias = _name(m["alias"] or m["table"]).rsplit(".", 1)[-1]
+            key = found[1].customer_key.lower()
+            if m["using"] and key in {_name(c) for c in m["using"].split(",")}:
+                joined += [(alias, other) for other, _ in refs]
+            refs.append((alias, key))
+        if len(refs) < 2:
+            return False
+        keys = {key for _, key in refs}
+        for a, ka, b, kb in _KEYS_EQUAL.findall(code):
+            if _name(ka) in keys and _name(kb) in keys:
+                joined.append((_name(a).rsplit(".", 1)[-1], _name(b).rsplit(".", 1)[-1]))
+        # the WHERE's terms, and a join's ON without an OR (`ON a2.product = a1.product AND
+        # a2.customer_id = 'C1'` bounds a2)
+        ons = [on for on in _ON.findall(code) if not _OR.search(on)]
+        where = plain(" ".join([_top_where(code) or "", *ons]), st.source)
+        bounded = {
+            _name(alias).rsplit(".", 1)[-1] for alias, key in _KEY_VALUED.findall(where) if _name(key) in keys
+        }
+        if any(not alias for alias, key in _KEY_VALUED.findall(where) if _name(key) in keys):
+            return False  # an unqualified key: USING's, or the one table's that has it
+        linked: dict[str, set[str]] = {}
+        for a, b in joined:
+            linked.setdefault(a, set()).add(b)
+            linked.setdefault(b, set()).add(a)
+        reached, todo = set(bounded), list(bounded)
+        while todo:  # each alias once: a chain of thousands of joins is read in its length
+            for other in linked.get(todo.pop(), ()):
+                if other not in reached:
+                    reached.add(other)
+                    todo.append(other)
+        return any(alias not in reached for alias, _ in refs)
+
     def _actor(self, st: DbStatement) -> str:
         a = self.m.actors
         if st.user in a.service_users and st.application in a.applications:
@@ -403,6 +459,35 @@ class Canonical:
                 continue
             found.append(name)
         return found
+
+
+# a table a query reads and its alias: `FROM core.accounts a1`, `JOIN core.accounts AS a2 ... USING
+# (customer_id)`, an item of a FROM list
+_REFERENCE = re.compile(
+    rf"(?:\bFROM|\bJOIN|,)\s*+(?P<table>{_QUALIFIED})(?:\s++(?:AS\s++)?(?!{_CLAUSE}|FROM\b)(?P<alias>{_NAME}))?"
+    rf"(?:\s*+\bUSING\s*+\((?P<using>[^()]*+)\))?",
+    re.I,
+)
+_ON = re.compile(
+    r"\bON\b(.*?)(?=\b(?:JOIN|WHERE|GROUP|ORDER|LIMIT|UNION|INNER|LEFT|RIGHT|FULL|CROSS|NATURAL)\b|$)",
+    re.I | re.S,
+)
+_OR = re.compile(r"\bOR\b|\|\||\bXOR\b", re.I)
+_KEYS_EQUAL = re.compile(rf"({_NAME})\s*+\.\s*+({_NAME})\s*+=\s*+({_NAME})\s*+\.\s*+({_NAME})")
+_KEY_VALUED = re.compile(
+    rf"(?:({_NAME})\s*+\.\s*+)?({_NAME})\s*+(?:<=>|=|\bIN\b)\s*+(?:\(\s*+|ANY\s*+\(\s*+ARRAY\s*+\[\s*+)?(?:''|\"\"|\$\d|\?|\d)",
+    re.I,
+)
+
+
+def _depths(code: str) -> list[int]:
+    """The parentheses open at each place of `code`."""
+    out, depth = [], 0
+    for c in code:
+        depth += c == "("
+        depth -= c == ")" and depth > 0
+        out.append(depth)
+    return out
 
 
 def _from_items(text: str) -> Iterator[tuple[str, str]]:
