@@ -5,7 +5,7 @@ wrapped (`E'C1'`, `_utf8mb4'K1'`, `N'K1'`, `BINARY 'K1'`, `'K1' COLLATE utf8mb4_
 ...)` (how a stored procedure's variable is logged), or before the column (`'C1' = customer_id`).
 
 `plain(text, dialect)` rewrites each such form as the plain literal `customer_id = 'C1'`, so the
-one reading of `= value` / `IN (values)` (canonical._subjects, _key_compared) serves them all. It
+one reading of `= value` / `IN (values)` (sql_where._subjects, _key_compared) serves them all. It
 works on a statement's text (comments blanked, literals kept) and on its code (strings blanked
 to `''`) alike. A cast changes no customer id's characters; a collation changes only how it
 compares."""
