@@ -326,6 +326,8 @@ class Canonical:
         is the one value the log gives for the function's variables (a probe's teller day through
         `core.get_balance(p_cust)` named no customer, and was a high art. 5 alert); where several
         hold a value, which is the customer is unknown, and said as the gap `routine_variable`."""
+        if not st.parameters or _PLACEHOLDER.search(code):
+            return code, said  # a client's own statement (placeholders, or no parameters): no variable
         entries = [found[1] for name in tables if (found := self.m.table(st.database, name))]
         columns = frozenset(c.lower() for e in entries for c in (*e.columns, e.customer_key or ""))
         for key in dict.fromkeys(e.customer_key for e in entries if e.customer_key):
@@ -341,18 +343,19 @@ class Canonical:
         c.customer_id`, `USING (customer_id)`). `accounts a1 JOIN accounts a2 ON a2.product =
         a1.product WHERE a1.customer_id = 'C1'` returns every holder of C1's product. Each query
         of a UNION on its own."""
+        if not _JOINED.search(code):
+            return False  # one relation read: most statements
         return any(self._joins_others(st, query) for query in _united(code) or [code])
 
     def _joins_others(self, st: DbStatement, code: str) -> bool:
         refs: list[tuple[str, str]] = []  # (alias, customer key) of each customer table read
         joined: list[tuple[str, str]] = []  # aliases joined by a customer key
-        depth = _depths(code)
         for m in _REFERENCE.finditer(code):
-            if depth[m.start()]:
-                continue  # a subquery's table: its rows are not the statement's
             found = self.m.table(st.database, _name(m["table"]))
             if found is None or not found[1].customer_key:
                 continue
+            if code.count("(", 0, m.start()) > code.count(")", 0, m.start()):
+                continue  # a subquery's table: its rows are not the statement's
             alias = _name(m["alias"] or m["table"]).rsplit(".", 1)[-1]
             key = found[1].customer_key.lower()
             if m["using"] and key in {_name(c) for c in m["using"].split(",")}:
@@ -476,6 +479,9 @@ _REFERENCE = re.compile(
     rf"(?:\s*+\bUSING\s*+\((?P<using>[^()]*+)\))?",
     re.I,
 )
+# a query reading more than one relation: a JOIN, or a FROM list (`FROM a x, b`)
+_PLACEHOLDER = re.compile(r"\$\d")  # a client's bound value: `$1`
+_JOINED = re.compile(r"\bJOIN\b|\bFROM\s++[^\s,()]++(?:\s++(?:AS\s++)?[^\s,()]++)?\s*+,", re.I)
 _ON = re.compile(
     r"\bON\b(.*?)(?=\b(?:JOIN|WHERE|GROUP|ORDER|LIMIT|UNION|INNER|LEFT|RIGHT|FULL|CROSS|NATURAL)\b|$)",
     re.I | re.S,
@@ -486,16 +492,6 @@ _KEY_VALUED = re.compile(
     rf"(?:({_NAME})\s*+\.\s*+)?({_NAME})\s*+(?:<=>|=|\bIN\b)\s*+(?:\(\s*+|ANY\s*+\(\s*+ARRAY\s*+\[\s*+)?(?:''|\"\"|\$\d|\?|\d)",
     re.I,
 )
-
-
-def _depths(code: str) -> list[int]:
-    """The parentheses open at each place of `code`."""
-    out, depth = [], 0
-    for c in code:
-        depth += c == "("
-        depth -= c == ")" and depth > 0
-        out.append(depth)
-    return out
 
 
 def _from_items(text: str) -> Iterator[tuple[str, str]]:
