@@ -51,6 +51,29 @@ def test_the_demo_table_is_what_the_demo_injects_and_finds() -> None:
     assert alerts == injected
 
 
+def test_the_demo_severity_line_is_what_its_detectors_raise(tmp_path: Path) -> None:
+    """The severity line as the demo's day gives it, replayed (a replay equals the live run): it said
+    sdk_overcollection/high 4, medium 2 a stop after a call log became C2 and one alert high."""
+    from detectors import load_detectors
+    from policy import load_policy
+    from policy.catalog import Catalog
+    from streams.alerts import latest
+    from streams.codecs import Decoder
+    from streams.engine import Engine
+    from streams.pseudonym import Pseudonymizer
+    from streams.replay import replay
+    from streams.workload import write_files
+
+    policy = load_policy()
+    write_files(demo_day(), tmp_path)
+    engine = Engine(load_detectors(policy), Catalog(policy), Pseudonymizer(b"readme-key-0123456789"))
+    alerts, _ = replay(engine, Decoder(), sorted(tmp_path.glob("*.jsonl")))
+    raised = Counter(f"{a.detector}/{a.severity.value}" for a in latest(alerts))
+    line = re.search(r"^alerts by detector and severity: (.*)$", demo_block(), re.M)
+    assert line
+    assert dict(raised) == {k: int(n) for k, n in re.findall(r"(\w+/\w+) (\d+)", line[1])}
+
+
 def test_the_demo_events_by_stream_are_what_it_produces() -> None:
     from schemas.models import REFERENCE_STREAMS
 
