@@ -187,6 +187,8 @@ def _within(group: str) -> list[Found]:
     if found is not None:
         return [(*found, 0, len(group))]
     last = len(group)
+    if last < min(_LENGTHS):  # a group of a sensor trace's few digits: no window to read
+        return []
     if last > MAX_RUN:  # no id a log needs is that long, and a card may hide anywhere in it
         return [(ValueType.number, group.upper(), 0, last)]
     # away from the ends, only where a UnionPay card or a resident ID (its birth year's century, as

@@ -499,7 +499,7 @@ def test_a_run_of_many_numbers_is_read_in_time_its_length_allows() -> None:
 
     trace = " ".join(["0.12", "9.81", "0.03"] * 800)
     plain = "x" * len(trace)
-    assert cost(trace) < 50 * cost(plain) + 0.2
+    assert cost(trace) < 50 * cost(plain) + 1.0  # the blow-up took 54 s; a loaded CI runner 0.25
     phones = " ".join(["13812345678"] * 1500)
     assert len(numbers_in(phones)) == 1500
 
@@ -521,7 +521,7 @@ def test_a_digit_run_longer_than_any_id_is_sealed_whole_in_time_its_length_allow
 
     run = "62" * 125_000
     assert seal.text(f"id-{run}-x") == "id-{number:vov2xk5lvov2}-x"
-    assert cost(run) < 50 * cost("x" * len(run)) + 0.2
+    assert cost(run) < 50 * cost("x" * len(run)) + 0.5  # it took two seconds
     inside = "62" * (MAX_RUN // 4) + "6212260200012345670"  # a card at the end of a run within the bound
     assert "6212260200012345670" not in seal.text(inside)
 
