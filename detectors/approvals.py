@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from detectors.base import Context, Store, iso_minute, n_of
 from policy.catalog import Catalog
-from policy.model import code_spelling
+from policy.model import code_form
 from schemas.models import MAX_TS, REFERENCE_MIN_TS, Approval, EmployeeStatus, Entitlement
 
 USED = "approval:"  # store key prefix: records an approval has covered so far, and its customers
@@ -178,13 +178,9 @@ def _named(ev: Any, ent: Entitlement | None) -> Approval | None:
 
 def _held(ent: Entitlement, approval_id: str) -> Approval | None:
     """The approval of this id an entitlement carries, its code in any case or width."""
-    named = code_spelling(approval_id) or approval_id
+    named = code_form(approval_id)
     return next(
-        (
-            a
-            for a in ent.approvals
-            if a.approval_id == approval_id or (code_spelling(a.approval_id) or a.approval_id) == named
-        ),
+        (a for a in ent.approvals if a.approval_id == approval_id or code_form(a.approval_id) == named),
         None,
     )
 

@@ -777,12 +777,11 @@ def id_spelling(subject_id: str) -> str:
     return (subject_id if subject_id.isascii() else unicodedata.normalize("NFKC", subject_id)).strip()
 
 
-def code_spelling(code: str) -> str | None:
-    """An org's or an approval's code as every feed's is compared: `id_spelling` in upper case
-    (None: already so). HR's `ho/b01/s0101` is the customers feed's S0101 (a probe's wealth
-    manager "s0101 read a customer managed by S0101"), a log's approval AP-10 is HR's ap-10."""
-    spelled = id_spelling(code).upper()
-    return spelled if spelled != code else None
+def code_form(code: str) -> str:
+    """An org's or an approval's code as every feed's is compared: `id_spelling` in upper case. HR's
+    `ho/b01/s0101` is the customers feed's S0101 (a probe's wealth manager "s0101 read a customer
+    managed by S0101"), a log's approval AP-10 is HR's ap-10."""
+    return id_spelling(code).upper()
 
 
 def spelling(name: str) -> str:

@@ -37,7 +37,15 @@ import msgspec
 from detectors import DetectorSpec
 from detectors.base import UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
-from policy.model import affirms, code_spelling, erases, id_spelling, method_key, method_terms, spelling
+from policy.model import (
+    affirms,
+    code_form,
+    erases,
+    id_spelling,
+    method_key,
+    method_terms,
+    spelling,
+)
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, Channel, EmployeeStatus, LifecycleStage
 from streams import _door
@@ -1173,12 +1181,12 @@ class Engine:
         return self.pseudonymize("")
 
     def _org_spelling(self, org: str) -> str | None:
-        """An org id as every feed's is compared (`code_spelling`: HR's `s0101` is the customers feed's
+        """An org id as every feed's is compared (`code_form`: HR's `s0101` is the customers feed's
         S0101), a department as its org (organisation.yaml `department_form`: HO_RETAIL is HO, at the
         head office's level: a probe's head-office advisor in 总行零售银行部 saw as a branch, and its
         department head's approvals covered no sub-branch); None: already so. In a path, a
         department's org takes its place, and is listed once."""
-        spelled = code_spelling(org) or org
+        spelled = code_form(org)
         if self._unit_of is not None:
             spelled = self._unit_of(spelled)
         return spelled if spelled != org else None

@@ -22,14 +22,8 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any, Generic, TypeVar
 
-from policy.model import code_spelling
+from policy.model import code_form
 from schemas.models import ConsentStatus
-
-
-def _code(approval_id: str) -> str:
-    """An approval's id as the approvals rule compares it (`code_spelling`: AP-10 is ap-10)."""
-    return code_spelling(approval_id) or approval_id
-
 
 _valid_from = itemgetter(0)  # of a version (ts, record)
 
@@ -133,7 +127,7 @@ class EntitlementRegistry(AsOfRegistry[Any]):
     def __init__(self) -> None:
         super().__init__("actor_id")
         self.new_posts: set[tuple[Hashable, int]] = set()  # (actor, valid-from) of those versions
-        # actor -> valid-from of a version carrying approvals -> approval id (`code_spelling`) -> its grant
+        # actor -> valid-from of a version carrying approvals -> approval id (`code_form`) -> its grant
         self._grants: dict[Hashable, dict[int, dict[str, int]]] = {}
         self._signing: dict[Hashable, int] = {}  # `_signers`, while a prune runs
 
@@ -148,7 +142,7 @@ class EntitlementRegistry(AsOfRegistry[Any]):
         version = self.as_of(key, ts)
         if version is None:
             return None
-        return self._grants.get(key, {}).get(version.ts, {}).get(_code(approval_id))
+        return self._grants.get(key, {}).get(version.ts, {}).get(code_form(approval_id))
 
     def _carry(self, key: Hashable, start: int) -> None:
         """The grants of the version valid from `start` and of each after it that they change (a
@@ -166,7 +160,9 @@ class EntitlementRegistry(AsOfRegistry[Any]):
                 # prune forgot
                 held = grants.get(ts) or (grants.get(history[1][0]) if len(history) > 1 else None) or {}
                 before = {a: g for a, g in held.items() if g < ts}
-            now = {code: before.get(code, ts) for code in (_code(a.approval_id) for a in record.approvals)}
+            now = {
+                code: before.get(code, ts) for code in (code_form(a.approval_id) for a in record.approvals)
+            }
             if j > i and grants.get(ts, {}) == now:
                 break
             if now:
@@ -200,7 +196,7 @@ class EntitlementRegistry(AsOfRegistry[Any]):
             history = self._history(key)
             for ts, record in history[max(bisect_right(history, horizon, key=_valid_from) - 1, 0) :]:
                 for a in record.approvals:
-                    granted = grants.get(ts, {}).get(_code(a.approval_id))
+                    granted = grants.get(ts, {}).get(code_form(a.approval_id))
                     if a.approver_id and granted is not None and a.expires_ts >= horizon:
                         signing[a.approver_id] = min(granted, signing.get(a.approver_id, granted))
         return signing
