@@ -188,3 +188,14 @@ def test_a_batch_of_ids_gets_the_pseudonym_of_each_id(policy, catalog) -> None:
     batch = fed("access", events)
     e.process("access", "t", 0, batch)
     assert [ev.subject_ids for _, ev in batch] == [[alone(c) for c in ev.subject_ids] for ev in events]
+
+
+def test_a_full_pseudonym_cache_keeps_the_latest_ids(monkeypatch) -> None:
+    """Past `CACHE_IDS` ids the oldest go and new ones are still cached: a bank with more customers
+    than the cache holds keeps its busy ones looked up in C, not hashed again on every read."""
+    monkeypatch.setattr(Pseudonymizer, "CACHE_IDS", 80)
+    pz, alone = Pseudonymizer(b"p" * 32), Pseudonymizer(b"p" * 32)
+    for i in range(200):
+        assert pz(f"C{i}") == alone(f"C{i}")
+    assert len(pz.cache) <= 80 and "C199" in pz.cache and "C0" not in pz.cache
+    assert all(pz.cache[c] == alone(c) for c in pz.cache)
