@@ -364,14 +364,18 @@ def channel_in_purpose(
     return split
 
 
-def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Callable[[str], str | None]:
+def declared_spelling(
+    ids: Iterable[str], sealed: Callable[[str], str], names: Iterable[tuple[str, str]] = ()
+) -> Callable[[str], str | None]:
     """An id the policy declares (a recipient, a contract, an assessment), whatever case, width or
     spaces a log wrote it in: a probe's `HK-FX-PARTNER` was no declared recipient, and a cross-border
     transfer to it missed its critical alert; `OSA-2025-003 ` was no declared assessment, and a
     covered one raised it. Also as the door sealed it (`sealed`: a contract `HT-202501150012345`
     holds an IMEI's form, a review's). Hyphens, underscores and spaces are one separator (a probe's
     `proc-debt-collection` for the declared proc_debt_collection was a high alert on every transfer).
-    An id declared as written is itself; another None: kept."""
+    Also by the (name, id) pairs `names` gives, a name two ids share naming neither (a reporting
+    gateway writes the AML centre as 中国反洗钱监测分析中心, and a probe's daily filing so named was an
+    art. 5 provision to a third party). An id declared as written is itself; another None: kept."""
 
     def form(text: str) -> str:
         return method_key(id_spelling(text))
@@ -381,6 +385,12 @@ def declared_spelling(ids: Iterable[str], sealed: Callable[[str], str]) -> Calla
     for i in sorted(exact):
         known.setdefault(form(i), i)
         known.setdefault(form(sealed(i)), i)
+    named: dict[str, set[str]] = {}
+    for name, i in names:
+        named.setdefault(form(name), set()).add(i)
+    for key, owners in named.items():
+        if len(owners) == 1:
+            known.setdefault(key, owners.pop())
     return lambda s: None if s in exact else known.get(form(s))
 
 
@@ -797,8 +807,15 @@ class Engine:
         declared = catalog.policy.recipients.recipients
         recipient = declared_spelling(declared, self.names.text)
         self._transfer_ids = {
-            "recipient_id": recipient,
-            "sender_system": recipient,  # a declared recipient passing data on (transfer_policy `onward_transfer`)
+            "recipient_id": declared_spelling(
+                declared,
+                self.names.text,
+                ((n, i) for i, r in declared.items() for n in (r.name_zh, r.name_en)),
+            ),
+            # a declared recipient passing data on (transfer_policy `onward_transfer`), by its id only:
+            # a sending system written by the name an internal recipient shares with it (CRM) is the
+            # bank's own system
+            "sender_system": recipient,
             "contract_id": declared_spelling(
                 (c.id for r in declared.values() for c in r.contracts), self.names.text
             ),

@@ -17,7 +17,7 @@ from policy import DEFAULT_DIR, PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Consent, TransferEvent
 from streams.alerts import latest, to_ocsf
-from streams.engine import Engine
+from streams.engine import Engine, declared_spelling
 from streams.pseudonym import Pseudonymizer
 
 HOUR = 3_600_000
@@ -505,7 +505,10 @@ def test_declared_ids_in_any_case_width_or_spaces_are_the_declared_ones(engine) 
                     {"contract_id": "ｃｔ-os_parent_group_hk"},
                     # hyphens, underscores and spaces are one separator (a probe's tp-fund-distributor)
                     {"recipient_id": "os-parent-group-hk"}, {"recipient_id": "OS Parent Group HK"},
-                    {"assessment_id": "OSA_2025_003"}):  # fmt: skip
+                    {"assessment_id": "OSA_2025_003"},
+                    # by the names recipients.yaml declares (a reporting gateway writes the AML
+                    # centre as 中国反洗钱监测分析中心: a probe's daily filing was a provision)
+                    {"recipient_id": "境外关联机构（香港）"}, {"recipient_id": "Affiliated Institution, Hong Kong"}):  # fmt: skip
         assert run(engine(ok), abroad(**spelled)) == {}, spelled
     (a,) = run(engine(ok), abroad(recipient_id="OS_PARENT_GROUP_HK", assessment_id=None)).values()
     assert a.rule_id == "LM-TP-005" and a.actor_id == "os_parent_group_hk"
@@ -517,6 +520,14 @@ def test_declared_ids_in_any_case_width_or_spaces_are_the_declared_ones(engine) 
             categories=["customer_name", "loan_details"], purpose="loan_default_notice",
         )  # fmt: skip
         assert "LM-TP-008" in rules(run(engine(public), disclosed)), none
+
+
+def test_a_name_two_recipients_share_names_neither() -> None:
+    """`declared_spelling`: a name is an id's only where no other declared id has it too."""
+    spell = declared_spelling(
+        ["a_one", "b_two"], str, [("Shared Co", "a_one"), ("Shared Co", "b_two"), ("Bee", "b_two")]
+    )
+    assert spell("shared co") is None and spell("BEE") == "b_two" and spell("A-ONE") == "a_one"
 
 
 def test_abroad_only_an_affiliate_the_business_needs_may_receive(policy) -> None:
