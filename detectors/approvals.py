@@ -4,7 +4,9 @@ Seed 004 流程描述(4)④⑤ asks for graded approval and least privilege; see
 (《金融消费者权益保护实施办法》第60条(5)) fine PFI used without a strictly applied approval
 procedure. So an approval covers an access only when all of these hold, as of the access's time:
 - the employee is active and the approval, in their entitlement, has not expired;
-- the access states the approval's purpose (an access that states none matches none);
+- the access states the approval's purpose, or states none: the approval it names says what the
+  work is for (most core-banking and card audit logs have no purpose column, and a probe's approved
+  credit review logged so was a high art. 5 alert);
 - its records keep the approval within its budget (`max_records`, counted across accesses); an
   access naming only customers the approval already covered reads their records again and spends
   nothing (a complaint handler opens the one customer's file five times under an approval for 3);
@@ -62,9 +64,7 @@ def _standing(approval: Approval, ev: Any, ent: Entitlement) -> str | None:
 def _asked(approval: Approval, ev: Any, catalog: Catalog) -> str | None:
     """Why `approval` does not cover what the access asks of it (purpose, requester, system, data);
     None if it does. Not the time: the same for every access of one kind."""
-    if ev.purpose is None:
-        return "the access states no purpose"
-    if ev.purpose != approval.purpose:
+    if ev.purpose is not None and ev.purpose != approval.purpose:
         return f"it is for {approval.purpose}, not {ev.purpose}"
     if not approval.approver_id or approval.approver_id == ev.actor_id:
         return "it names no approver other than the requester"

@@ -364,6 +364,11 @@ def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
     other_purpose = engine_factory(entitlement(approvals=[approval]))
     alerts = feed(other_purpose, access(customers=60, approval_id="AP7", purpose="marketing"))
     assert len(final(alerts + other_purpose.drain())) == 1
+    # a log with no purpose column, naming the approval: the approval says what the work is for (a
+    # probe's approved credit review so logged was a high art. 5 alert)
+    big = audit_approval(max_records=90)
+    unstated = engine_factory(entitlement(approvals=[big]))
+    assert feed(unstated, access(customers=90, approval_id="AP7", purpose=None)) + unstated.drain() == []
 
 
 @pytest.mark.parametrize(
