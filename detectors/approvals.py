@@ -185,14 +185,14 @@ def _held(ent: Entitlement, approval_id: str) -> Approval | None:
     )
 
 
-def uncovered(ev: Any, ctx: Context, store: Store) -> tuple[Approval | None, int | None]:
+def uncovered(ev: Any, ctx: Context, store: Store) -> tuple[Approval | None, int | None, str | None]:
     """bulk_query's question: (the approval the access names, how many of its records that
-    approval leaves uncovered): 0 when it covers them all; the records past its budget when it
-    covers the rest, what was left of the budget spent on them (one row over an approved export of
-    20 000 is one unapproved record, not 20 000: a probe's was a critical alert); None when it
-    covers none. Spends the budget, so call once per access."""
+    approval leaves uncovered, why it covers none): 0 when it covers them all; the records past its
+    budget when it covers the rest, what was left of the budget spent on them (one row over an
+    approved export of 20 000 is one unapproved record, not 20 000: a probe's was a critical
+    alert); None when it covers none, and the reason. Spends the budget, so call once per access."""
     approval, why, left = _spend(ev, ctx.entitlement(ev.actor_id, ev.ts), ctx, store, partial=True)
-    return approval, (left if why is None else None)
+    return approval, (left if why is None else None), why
 
 
 def _spend(

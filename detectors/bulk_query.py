@@ -568,7 +568,7 @@ class BulkQueryDetector:
                 continue  # a denied access returned no data
             elif ev.approval_id:
                 # seed 004 流程描述(4)④: graded approval covers this access, or its records up to its budget
-                approval, left = approvals.uncovered(ev, ctx, self.store)
+                approval, left, why = approvals.uncovered(ev, ctx, self.store)
                 if left == 0:
                     continue
                 if approval is not None and left is not None:
@@ -576,7 +576,9 @@ class BulkQueryDetector:
                     said = (
                         f"records past approval {approval.approval_id}'s budget of {approval.max_records:,}"
                     )
-                    past_budget.setdefault(ev.actor_id, {})[said] = ev.ts
+                else:  # the analyst's first question: the approval the log names, and why it did not count
+                    said = f"under approval {ev.approval_id}, which covers none of them ({why})"
+                past_budget.setdefault(ev.actor_id, {})[said] = ev.ts
             by_actor.setdefault(ev.actor_id, []).append(ev)
         for actor, evs in by_actor.items():
             win = self._window(actor)
