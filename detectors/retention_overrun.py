@@ -336,11 +336,28 @@ class RetentionOverrunDetector:
         before; a probe's backfilled 2023 destruction, six years on, was "before the minimum"):
         the start of its period's last day (a record deleted on the day its five years end was kept
         five years), or never while its clock has not started."""
-        account, day = self._is_account(rec, catalog), catalog.policy.local_date(at)
+        account = self._is_account(rec, catalog)
         for m in self._covering_of(rec, catalog)[1]:
-            start, period = held.clock(m.after, rec, account), m.rule.in_force_on(day)
-            lawful = FOREVER if start is None else catalog.policy.retention_end(start, period) - DAY_MS
-            yield m, start, lawful, period
+            yield (m, *self._minimum(held, rec, catalog, m, at, account))
+
+    def _minimum(
+        self, held: Customer, rec: Record, catalog: Catalog, m: Deadline, at: int, account: bool
+    ) -> tuple[int | None, int, Period]:
+        """(clock start or None, when removing becomes lawful, the period) of one minimum (`minimums`)."""
+        start, period = held.clock(m.after, rec, account), m.rule.in_force_on(catalog.policy.local_date(at))
+        lawful = FOREVER if start is None else catalog.policy.retention_end(start, period) - DAY_MS
+        return start, lawful, period
+
+    def _parts(self, rec: Record, catalog: Catalog) -> dict[tuple[str, ...], tuple[int, str]]:
+        """When each part of the record a retention rule, a minimum or its deletion request covers
+        left (`Record.part_left`): a removal naming categories may take one part and leave another
+        (the phone of a card deleted on request, its address kept), and what it decided is revised
+        for the parts it moved alone (`_left`)."""
+        rules, minimums = self._covering_of(rec, catalog)
+        parts = {_part(rec, d) for d in (*rules, *minimums)}
+        if rec.requested:
+            parts.add(tuple(rec.request_part()))
+        return {p: rec.part_left(p) for p in parts}
 
     # -- events -----------------------------------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
@@ -408,16 +425,20 @@ class RetentionOverrunDetector:
                 # removal answered (a deletion request, a deadline) is open again (a probe's restore
                 # after an honoured request raised nothing)
                 rec.restored = ev.ts  # and `_left` finds it held again
+        before = self._parts(rec, catalog) if rec is not None else {}
         if rec is not None and (stage in COLLECTED or stage in GONE_STAGES):
-            rec.log(stage, ev.system, ev.ts)  # each system's copy: the record is gone when all are
+            # each system's copy: the record is gone when all are; a removal naming categories takes
+            # those alone (a probe's delete of a record's phone left its location kept past 30 days)
+            named = catalog.profile(ev.categories)[1] if stage in GONE_STAGES else ()
+            rec.log(stage, ev.system, ev.ts, named)
         if stage in COLLECTED and rec is not None:
             self._collected(held, rec, ev, catalog)
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
             yield from self._stored_apart(rec, ev, customer, catalog)
             yield from self._after_end(customer, held, ev.record_id, rec)
-            yield from self._left(customer, held, ev.record_id, rec, ctx)  # a copy reported late
-            if rec.gone:  # a removal heard of before this collection: what it held is known now
+            yield from self._left(customer, held, ev.record_id, rec, ctx, before)  # a copy reported late
+            if rec.removed_any():  # a removal heard of before this collection: what it held is known now
                 yield from self._premature(customer, held, ev.record_id, rec, catalog)
         elif (
             stage in GONE_STAGES and rec is not None and rec.copies[ev.system][SINCE] > ev.ts and not rec.gone
@@ -426,8 +447,15 @@ class RetentionOverrunDetector:
                 rec.restored = rec.stored  # by a revision of what it left open (`_closed`: as the state is)
                 yield from self._closed(customer, held, ev.record_id, rec, catalog)
         elif stage in GONE_STAGES and rec is not None:
-            yield from self._left(customer, held, ev.record_id, rec, ctx)
+            yield from self._left(customer, held, ev.record_id, rec, ctx, before)
         elif stage == "deletion_requested" and rec is not None:
+            # what the customer asks deleted: the categories a request names, the whole record once
+            # one names none (decided as `Record.request_part` reads it)
+            asked = catalog.profile(ev.categories)[1]
+            if not rec.requested:
+                rec.asked = list(asked)
+            elif rec.asked:
+                rec.asked = sorted({*rec.asked, *asked}) if asked else []
             if not rec.requested or ev.ts < rec.requested:
                 rec.request_id = ev.event_id
             rec.requested = min(rec.requested or ev.ts, ev.ts)
@@ -449,7 +477,7 @@ class RetentionOverrunDetector:
                 ev.ts <= catalog.policy.deletion_due(rec.requested)
                 and Rule.deletion_request_overdue not in rec.fired
             ):
-                rec.requested, rec.request_id = 0, ""
+                rec.requested, rec.request_id, rec.asked = 0, "", []
         elif stage == "account_closed":
             held.close_account(ev.record_id, ev.ts)
         elif stage == "relationship_ended":
@@ -480,7 +508,7 @@ class RetentionOverrunDetector:
         for rid in touched:
             if reclocked:  # what the record's collection or removal was, judged again by the new clock
                 yield from self._after_end(customer, held, rid, held.records[rid])
-                if held.records[rid].gone:
+                if held.records[rid].removed_any():
                     yield from self._premature(customer, held, rid, held.records[rid], catalog)
             for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
                 ctx.timers.register(customer, deadline + self._retention(catalog).grace_ms)
@@ -488,23 +516,34 @@ class RetentionOverrunDetector:
                 held.stale.add(rid)
                 ctx.timers.register(JUDGE + customer, ev.ts)
 
-    def _left(self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context) -> Iterator[Finding]:
+    def _left(
+        self,
+        customer: str,
+        held: Customer,
+        rid: str,
+        rec: Record,
+        ctx: Context,
+        before: dict[tuple[str, ...], tuple[int, str]],
+    ) -> Iterator[Finding]:
         """When the record left, as its copies now say (`left`): gone when its last copy went (a
         deletion on the CRM leaves the warehouse's copy held: a probe's request answered on one copy
         of two, and a location the app deleted and the warehouse kept, raised nothing), whichever
-        order its copies' events came in. What it closed or opened is revised."""
-        gone, stage = left(rec.copies)
-        if gone == rec.gone:
+        order its copies' events came in; and when each part a rule, a minimum or its request
+        covers went (`_parts`, against `before` the event). What it closed or opened is revised."""
+        gone, stage = left(rec.copies, rec.categories)
+        now = self._parts(rec, ctx.catalog)
+        moved = {p for p, at in now.items() if before.get(p, (0, "")) != at}
+        if gone == rec.gone and not moved:
             return
-        rec.gone, rec.gone_stage = gone, stage
-        if gone:
+        if gone != rec.gone and gone:
             ctx.timers.register(customer, gone + self.forget_ms)  # then the record is forgotten
+        rec.gone, rec.gone_stage = gone, stage
         if rec.requested:
             # its request is judged again: its timer may have fired while the record seemed gone, or
             # gone sooner (a copy's store reported after a purge: a probe's late deletion went unseen)
             ctx.timers.register(customer, ctx.catalog.policy.deletion_due(rec.requested))
-        yield from self._closed(customer, held, rid, rec, ctx.catalog)
-        if gone:
+        yield from self._closed(customer, held, rid, rec, ctx.catalog, moved)
+        if rec.removed_any():
             yield from self._premature(customer, held, rid, rec, ctx.catalog)
 
     def _unnamed(self, ev: Any, catalog: Catalog) -> Iterator[Finding]:
@@ -832,12 +871,13 @@ class RetentionOverrunDetector:
         wm, grace = ctx.watermark, self._retention(ctx.catalog).grace_ms
         for d, start, deadline in self.deadlines(held, rec, ctx.catalog):
             tag = f"{Rule.retention_expired}:{d.name}"
-            if tag in rec.fired or rec.gone_by(deadline + grace):
+            gone = rec.part_left(d.categories)[0]  # the part it covers: a delete of another leaves it
+            if tag in rec.fired or 0 < gone <= deadline + grace:
                 continue
             if deadline + grace <= wm:
                 rec.fired[tag] = 1
                 yield self._overrun(customer, rid, rec, d, start, deadline)
-            elif not rec.gone:  # its timer is already there, unless restored from old state
+            elif not gone:  # its timer is already there, unless restored from old state
                 ctx.timers.register(customer, deadline + grace)
 
     def _request_overdue(
@@ -848,30 +888,41 @@ class RetentionOverrunDetector:
             return
         catalog = ctx.catalog
         overdue = catalog.policy.deletion_due(rec.requested)
-        if rec.gone_by(overdue) or Rule.deletion_request_overdue in rec.fired:
+        # answered when what it asks deleted is gone: a delete of the phone alone leaves the address
+        gone = rec.part_left(rec.request_part())[0]
+        if 0 < gone <= overdue or Rule.deletion_request_overdue in rec.fired:
             return
         if self._withheld_by(held, rec, catalog, overdue):
             return
         if overdue > ctx.watermark:
-            if not rec.gone:
+            if not gone:
                 ctx.timers.register(customer, overdue)  # as for a retention deadline
             return
         rec.fired[Rule.deletion_request_overdue] = 1
         yield self._request(customer, rid, rec, catalog)
 
     def _closed(
-        self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
+        self,
+        customer: str,
+        held: Customer,
+        rid: str,
+        rec: Record,
+        catalog: Catalog,
+        moved: set[tuple[str, ...]] | None = None,
     ) -> Iterator[Finding]:
-        """The record went (deleted, anonymized, destroyed) after an overrun or an overdue request
-        fired: the alert's next revision closes it, so only the records still kept stay open (or, for
-        a removal a restore undid, says so). Its content follows from the state alone, whether the
-        timer or the deletion came first."""
+        """The record, or the part a rule or the request covers, went (deleted, anonymized,
+        destroyed) after an overrun or an overdue request fired: the alert's next revision closes
+        it, so only what is still kept stays open (or, for a removal a restore undid, says so).
+        `moved`: the parts whose removal changed (`_parts`); None: every alert. Its content follows
+        from the state alone, whether the timer or the deletion came first."""
         for d, start, deadline in self.deadlines(held, rec, catalog):
             tag = f"{Rule.retention_expired}:{d.name}"
-            if tag in rec.fired:
+            if tag in rec.fired and (moved is None or _part(rec, d) in moved):
                 rec.fired[tag] += 1
                 yield self._overrun(customer, rid, rec, d, start, deadline)
-        if Rule.deletion_request_overdue in rec.fired:
+        if Rule.deletion_request_overdue in rec.fired and (
+            moved is None or tuple(rec.request_part()) in moved
+        ):
             rec.fired[Rule.deletion_request_overdue] += 1
             yield self._request(customer, rid, rec, catalog)
 
@@ -897,7 +948,8 @@ class RetentionOverrunDetector:
     ) -> Finding:
         """`begun_again`: when a return to the relationship stopped the clock the overrun counted
         from, which ends the alert (the record is kept while the relationship lasts)."""
-        tag = f"{Rule.retention_expired}:{d.name}"
+        tag, part = f"{Rule.retention_expired}:{d.name}", _part(rec, d)
+        gone = rec.part_left(part)
         return self._finding(
             Rule.retention_expired,
             f"{rid}:{d.name}",
@@ -905,24 +957,27 @@ class RetentionOverrunDetector:
             start,
             deadline,
             rec.jr_class,
-            f"record {rid} on {rec.where(deadline)} ({', '.join(rec.categories)}) kept past its "
+            f"record {rid} on {rec.where(deadline, part)} ({', '.join(rec.categories)}) kept past its "
             f"{d.rule.span} retention ({d.name}: from {d.after} {self._day(start)}, "
-            f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline)}"
+            f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline, gone)}"
             + (
                 f"; the relationship began again {self._day(begun_again)}: kept while it lasts"
                 if begun_again
                 else ""
             ),
             [rec.first_id] if rec.first_id else [],
-            actor=rec.holders(deadline)[0],  # the system that kept it (the backlog panel counts by it)
+            actor=rec.holders(deadline, part)[0],  # the system that kept it (the backlog panel counts by it)
             actor_kind="system",
             revision=rec.fired[tag],
-            closed=rec.gone > 0 or bool(begun_again),
+            closed=gone[0] > 0 or bool(begun_again),
             anchor=_anchor(rec, tag, start, rec.fired[tag] == 1),
         )
 
     def _request(self, customer: str, rid: str, rec: Record, catalog: Catalog) -> Finding:
-        overdue = catalog.policy.deletion_due(rec.requested)
+        overdue, part = catalog.policy.deletion_due(rec.requested), rec.request_part()
+        gone = rec.part_left(part)
+        # a request answered in part names what it left (a probe's CRM deleted the phone alone)
+        kept = [c for c in part if not rec.part_left([c])[0]] if not gone[0] and rec.removed_any() else []
         return self._finding(
             Rule.deletion_request_overdue,
             rid,
@@ -930,18 +985,20 @@ class RetentionOverrunDetector:
             rec.requested,
             overdue,
             rec.jr_class,
-            f"deletion of record {rid} on {rec.where(overdue)}, requested {self._day(rec.requested)}, "
-            f"not executed within {self._retention(catalog).sla_days} days{self._late(rec, overdue)}"
+            f"deletion of record {rid} on {rec.where(overdue, part)}, requested {self._day(rec.requested)}, "
+            f"not executed within {self._retention(catalog).sla_days} days"
+            + (f" ({', '.join(kept)} still held)" if 0 < len(kept) < len(part) else "")
+            + self._late(rec, overdue, gone)
             + (
                 f"; refused {self._day(rec.refused)}, in time (the refusal was reported after the deadline)"
                 if _refused_by(rec, overdue)
                 else ""
             ),
             [rec.request_id] if rec.request_id else [],
-            actor=rec.holders(overdue)[0],
+            actor=rec.holders(overdue, part)[0],
             actor_kind="system",
             revision=rec.fired[Rule.deletion_request_overdue],
-            closed=rec.gone > 0 or _refused_by(rec, overdue),
+            closed=gone[0] > 0 or _refused_by(rec, overdue),
             anchor=_anchor(
                 rec,
                 Rule.deletion_request_overdue,
@@ -952,8 +1009,14 @@ class RetentionOverrunDetector:
 
     def _kept_by_law(self, held: Customer, rec: Record, catalog: Catalog, when: int) -> bool:
         """A statutory minimum still runs at `when`: a deletion request is then answered by keeping
-        the record stored and withheld from use, not by deleting it (PIPL art. 47 ¶2)."""
-        return any(lawful > when for _, _, lawful, _ in self.minimums(held, rec, catalog, when))
+        the record stored and withheld from use, not by deleting it (PIPL art. 47 ¶2). A request
+        naming categories no minimum covers (a KYC file's phone) is owed its deletion."""
+        asked = rec.request_part()
+        return any(
+            lawful > when
+            for m, _, lawful, _ in self.minimums(held, rec, catalog, when)
+            if not m.categories.isdisjoint(asked)
+        )
 
     def _premature(
         self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
@@ -962,9 +1025,15 @@ class RetentionOverrunDetector:
         the law requires it kept, or before that period's clock started. A deletion request does
         not shorten it (PIPL art. 47 ¶2). No evidence event: the removal or the clock may decide it,
         whichever arrives later, and the alert must not depend on which (replay equals live)."""
-        for m, _, lawful, period in self.minimums(held, rec, catalog, rec.gone):
+        account = self._is_account(rec, catalog)
+        for m in self._covering_of(rec, catalog)[1]:
             tag = f"{Rule.removed_before_minimum}:{m.name}"
-            if tag in rec.fired or rec.gone >= lawful:
+            # the part the minimum keeps: a delete of another part (a KYC file's phone) leaves it
+            gone = rec.part_left(m.categories)[0]
+            if tag in rec.fired or not gone:
+                continue
+            _, lawful, period = self._minimum(held, rec, catalog, m, gone, account)
+            if gone >= lawful:
                 continue
             rec.fired[tag] = 1
             # the same words whether the clock's start was known at the removal or came after it
@@ -980,14 +1049,14 @@ class RetentionOverrunDetector:
                 f"{rid}:{m.name}",
                 customer,
                 rec.first,  # not the clock's start: a clock reported later must not change the id
-                rec.gone,
+                gone,
                 rec.jr_class,
-                f"record {rid} on {rec.where()} ({', '.join(rec.categories)}) removed {self._day(rec.gone)} "
+                f"record {rid} on {rec.where()} ({', '.join(rec.categories)}) removed {self._day(gone)} "
                 f"{when}; {period.source}{asked}",
                 [],
                 actor=rec.system,
                 actor_kind="system",
-                seen=rec.gone,  # when removed (a probe's was dated by the record's store, years before)
+                seen=gone,  # when removed (a probe's was dated by the record's store, years before)
             )
 
     def _after_end(self, customer: str, held: Customer, rid: str, rec: Record) -> Iterator[Finding]:
@@ -1028,8 +1097,10 @@ class RetentionOverrunDetector:
         # what uses that follows is not of the removed one
         anew = rec.last if rec.last > rec.gone else None
         after_gone = [u for u in uses if rec.gone and u[0] > rec.gone and (anew is None or u[0] < anew)]
-        due = self._due(held, rec, ctx.catalog)
-        after_due = [u for u in uses if due is not None and u[0] > due and u not in after_gone]
+        spans = self._overdue(held, rec, ctx.catalog)
+        after_due = [u for u in uses if u not in after_gone and any(dl < u[0] <= to for dl, to in spans)]
+        # the deadline the first offending use passed (a location's, deleted since, is not a phone's)
+        due = min((dl for dl, to in spans if any(dl < u[0] <= to for u in after_due)), default=None)
         withheld = self._withheld(held, rec, ctx.catalog)
         for_other = [
             u
@@ -1105,6 +1176,19 @@ class RetentionOverrunDetector:
         reads = catalog.purposes.get(purpose)
         return rec.purpose == purpose or (reads is not None and rec.purpose in reads.also_uses)
 
+    def _overdue(self, held: Customer, rec: Record, catalog: Catalog) -> list[tuple[int, int]]:
+        """(deadline, until) of each deadline (`_due`'s) a use of the record is past while the part
+        it covers is held: until that part left (FOREVER while held). A location deleted in time and
+        a phone kept: a read of the phone after the location's 30 days is no use past a deadline."""
+        spans = [
+            (dl, rec.part_left(d.categories)[0] or FOREVER) for d, _, dl in self.deadlines(held, rec, catalog)
+        ]
+        if rec.requested:
+            requested = catalog.policy.deletion_due(rec.requested)
+            if not self._withheld_by(held, rec, catalog, requested):
+                spans.append((requested, rec.part_left(rec.request_part())[0] or FOREVER))
+        return [(dl, to) for dl, to in spans if to > dl]
+
     def _due(self, held: Customer, rec: Record, catalog: Catalog) -> int | None:
         """The earliest deadline the record's uses are judged against: a retention rule's, or its
         deletion request's 15 days (the bank's SLA, retention.yaml) unless a statutory minimum keeps it then."""
@@ -1165,17 +1249,18 @@ class RetentionOverrunDetector:
         the day a record is due by, not the next day's 00:00."""
         return self._day(deadline - 1)
 
-    def _late(self, rec: Record, due: int) -> str:
-        """How a closed alert ended: when the record was deleted, anonymized or destroyed, and how
-        many calendar days after its last day (a deadline is 24:00 of that day, so any hour of the
-        next is 1 day late), or in time, when the deletion reached the monitor only after the
-        deadline had passed."""
-        if not rec.gone:
+    def _late(self, rec: Record, due: int, gone: tuple[int, str]) -> str:
+        """How a closed alert ended: when the record, or the part the alert covers (`gone`), was
+        deleted, anonymized or destroyed, and how many calendar days after its last day (a deadline
+        is 24:00 of that day, so any hour of the next is 1 day late), or in time, when the deletion
+        reached the monitor only after the deadline had passed."""
+        at = gone[0]
+        if not at:
             return f"; restored {self._day(rec.restored)} after its removal" if rec.restored else ""
-        if rec.gone <= due:
-            return f"; removed {self._day(rec.gone)}, in time (the deletion was reported after the deadline)"
-        days = (self._date(rec.gone) - self._date(due - 1)).days
-        return f"; removed {self._day(rec.gone)}, {n_of(days, 'day')} late"
+        if at <= due:
+            return f"; removed {self._day(at)}, in time (the deletion was reported after the deadline)"
+        days = (self._date(at) - self._date(due - 1)).days
+        return f"; removed {self._day(at)}, {n_of(days, 'day')} late"
 
     def _finding(
         self,
@@ -1236,6 +1321,11 @@ REVISED = (
     Rule.used_after_deletion,
     Rule.used_after_deadline,
 )
+
+
+def _part(rec: Record, d: Deadline) -> tuple[str, ...]:
+    """The categories of the record a rule or minimum covers: its part of it."""
+    return tuple(c for c in rec.categories if c in d.categories)
 
 
 def _refused_by(rec: Record, due: int) -> bool:

@@ -8,45 +8,70 @@ last few per record, so a lifecycle event that arrives after a use still judges 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 # the stages a record leaves by, and how an alert says it
 GONE_STAGES = {"delete": "deleted", "anonymize": "anonymized", "destroy": "destroyed"}
-SINCE, REMOVALS = 0, 1  # a copy: [its latest collection or store (0: none), its removals [[ts, stage]]]
-REMOVALS_KEPT = 8  # removals kept per copy: the earliest two, and the latest
+# a copy: [its latest collection or store (0: none), its removals [[ts, stage] or, for one that
+# names what it removed, [ts, stage, [category ids]]]]
+SINCE, REMOVALS, PART = 0, 1, 2
+REMOVALS_KEPT = 8  # removals kept per copy and what they name: the earliest two, and the latest
 
 
-def left(copies: dict[str, list[Any]]) -> tuple[int, str]:
-    """(when, by which stage) a record left every copy it has: each copy (a system it was collected
-    or stored on) by its earliest removal since its latest store, and the record when the last copy
+def removed(removals: Iterable[Sequence[Any]], since: int, categories: Iterable[str] = ()) -> tuple[int, str]:
+    """(when, by which stage) `removals` at or after `since` took the last of `categories`: a
+    removal naming categories takes those alone (a delete of a card's phone leaves its address),
+    one naming none the whole; no categories asked (what the record holds unknown): its earliest
+    removal. (0, "") while one of them is held. Order-free: the removals in time order."""
+    left_over = set(categories)
+    for r in sorted(tuple(r[:2]) + (tuple(r[PART]) if len(r) > PART else None,) for r in removals):
+        if r[0] < since:
+            continue
+        if r[PART] is None or not left_over:
+            return r[0], r[1]
+        left_over.difference_update(r[PART])
+        if not left_over:
+            return r[0], r[1]
+    return 0, ""
+
+
+def left(copies: dict[str, list[Any]], categories: Iterable[str] = ()) -> tuple[int, str]:
+    """(when, by which stage) `categories` (the record's, or those a rule or a request covers) left
+    every copy the record has: each copy (a system it was collected or stored on) by the removals
+    since its latest store that took the last of them (`removed`), and the record when the last copy
     went; (0, "") while one is held. A removal on a system no copy is known on (a purge job that
-    logs its own name, the data's system unsaid) removes every copy stored before it. Order-free:
-    the same events in any order leave the same answer."""
+    logs its own name, the data's system unsaid) removes from every copy stored before it.
+    Order-free: the same events in any order leave the same answer."""
+    categories = tuple(categories)
     stored = [c for c in copies.values() if c[SINCE]]
     anywhere = _unplaced(copies)
     if not stored:
-        return min(map(tuple, anywhere), default=(0, ""))  # type: ignore[return-value]
+        return removed(anywhere, 0, categories)
     last: tuple[int, str] = (0, "")
     for since, removals in stored:
-        gone = min((tuple(r) for r in (*removals, *anywhere) if r[0] >= since), default=None)
-        if gone is None:
+        gone = removed((*removals, *anywhere), since, categories)
+        if not gone[0]:
             return (0, "")
-        last = max(last, gone)  # type: ignore[arg-type]
+        last = max(last, gone)
     return last
 
 
 def _unplaced(copies: dict[str, list[Any]]) -> list[list[Any]]:
-    """The removals logged on a system no copy is known on: each removes every copy stored before it."""
+    """The removals logged on a system no copy is known on: each removes from every copy stored before it."""
     return [r for c in copies.values() if not c[SINCE] for r in c[REMOVALS]]
 
 
-def holding(copies: dict[str, list[Any]], at: int) -> list[str]:
-    """The systems whose copy was held at `at` (collected or stored by then, not removed since)."""
-    anywhere = [r[0] for r in _unplaced(copies)]
+def holding(copies: dict[str, list[Any]], at: int, categories: Iterable[str] = ()) -> list[str]:
+    """The systems whose copy held (one of) `categories` at `at` (collected or stored by then, not
+    removed since)."""
+    categories = tuple(categories)
+    by_then = [r for r in _unplaced(copies) if r[0] <= at]
     return sorted(
         s
         for s, (since, removals) in copies.items()
-        if 0 < since <= at and not any(since <= t <= at for t in (*(r[0] for r in removals), *anywhere))
+        if 0 < since <= at
+        and not removed([*(r for r in removals if r[0] <= at), *by_then], since, categories)[0]
     )
 
 
@@ -75,6 +100,7 @@ class Record:
         "stored",
         "restored",
         "copies",
+        "asked",
     )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
@@ -94,6 +120,8 @@ class Record:
         # system -> [latest collection or store there, its removals there]: the record is gone when
         # every copy is (`left`); a deletion on the CRM leaves the warehouse's copy held
         self.copies: dict[str, list[Any]] = {}
+        # the category ids its deletion requests name; none: the whole record (what it holds then)
+        self.asked: list[str] = []
         self.fired: dict[str, int] = {}
         # the events a deadline alert points the analyst to: the first collection, the earliest request
         self.first_id, self.request_id = "", ""
@@ -120,6 +148,8 @@ class Record:
             # most records are one copy, on the system they were first seen on: said by the fields
             # above (`one_copy`), not again (33 bytes a record, 330 MB at 10 M records)
             0 if self.copies == self.one_copy() else self.copies,
+            # a request naming what it asks deleted, rare: said only then
+            *([self.asked] if self.asked else []),
         ]
 
     @classmethod
@@ -137,6 +167,7 @@ class Record:
         rec.stored, rec.restored = row[15:17] if len(row) > 16 else (0, 0)
         # stored when one removal anywhere removed the record: one copy, on its first system
         rec.copies = row[17] if len(row) > 17 and row[17] != 0 else rec.one_copy()
+        rec.asked = row[18] if len(row) > 18 else []  # a request named nothing, or none was made
         return rec
 
     def one_copy(self) -> dict[str, list[Any]]:
@@ -145,33 +176,62 @@ class Record:
         since = max(self.first, self.last, self.stored)
         return {self.system: [since, [[self.gone, self.gone_stage or "delete"]] if self.gone else []]}
 
-    def log(self, stage: str, system: str, ts: int) -> None:
-        """A collection, store or removal on `system`: its copy's part (`left`)."""
+    def log(self, stage: str, system: str, ts: int, categories: Sequence[str] = ()) -> None:
+        """A collection, store or removal on `system`: its copy's part (`left`). A removal naming
+        `categories` (category ids) removes those alone; a collection or store holds the whole
+        record again on its system."""
         copy = self.copies.setdefault(system, [0, []])
         if stage in GONE_STAGES:
-            if [ts, stage] not in copy[REMOVALS]:
-                copy[REMOVALS].append([ts, stage])
+            removal = [ts, stage, sorted(categories)] if categories else [ts, stage]
+            if removal not in copy[REMOVALS]:
+                copy[REMOVALS].append(removal)
         else:
             copy[SINCE] = max(copy[SINCE], ts)
         # a removal before the copy's latest store never counts again; of a removal job that runs
-        # every night, the first and the latest few (a restore between them makes the next one count)
-        kept = sorted(r for r in copy[REMOVALS] if r[0] >= copy[SINCE])
-        copy[REMOVALS] = kept if len(kept) <= REMOVALS_KEPT else kept[:2] + kept[2 - REMOVALS_KEPT :]
+        # every night, the first and the latest few (a restore between them makes the next one
+        # count), of each set of categories removed (a phone's deletion kept beside the address's)
+        by_part: dict[tuple[str, ...] | None, list[list[Any]]] = {}
+        for r in sorted(r for r in copy[REMOVALS] if r[0] >= copy[SINCE]):
+            by_part.setdefault(tuple(r[PART]) if len(r) > PART else None, []).append(r)
+        copy[REMOVALS] = sorted(
+            r
+            for rs in by_part.values()
+            for r in (rs if len(rs) <= REMOVALS_KEPT else rs[:2] + rs[2 - REMOVALS_KEPT :])
+        )
 
-    def holders(self, at: int | None = None) -> list[str]:
-        """The systems an alert names: those holding a copy at `at`; else those holding one now (a
-        request overdue, then answered, the record restored to one system later: that one); else
-        every system it was kept on; else the one it was first seen on."""
-        now = [s for s, (since, removals) in sorted(self.copies.items()) if since and not removals]
+    def part_left(self, categories: Iterable[str]) -> tuple[int, str]:
+        """(when, by which stage) the categories of `categories` the record holds left every copy
+        (`left`): a rule's or a request's part of it; (0, "") while one is held."""
+        return left(self.copies, [c for c in categories if c in self.categories] or self.categories)
+
+    def removed_any(self) -> bool:
+        """Some removal logged on one of its copies, of all of it or of a part."""
+        return any(c[REMOVALS] for c in self.copies.values())
+
+    def request_part(self) -> list[str]:
+        """What its deletion requests ask deleted: the categories they name that it holds, else
+        everything it holds (a request naming none, or naming none it holds)."""
+        return [c for c in self.asked if c in self.categories] or self.categories
+
+    def holders(self, at: int | None = None, categories: Sequence[str] | None = None) -> list[str]:
+        """The systems an alert names: those holding (`categories` of) a copy at `at`; else those
+        holding it now (a request overdue, then answered, the record restored to one system later:
+        that one); else every system it was kept on; else the one it was first seen on."""
+        part = self.categories if categories is None else categories
+        now = [
+            s
+            for s, (since, removals) in sorted(self.copies.items())
+            if since and not removed(removals, since, part)[0]
+        ]
         return (
-            (holding(self.copies, at) if at is not None else [])
+            (holding(self.copies, at, part) if at is not None else [])
             or now
             or sorted(s for s, c in self.copies.items() if c[SINCE])
             or [self.system]
         )
 
-    def where(self, at: int | None = None) -> str:
-        return ", ".join(self.holders(at))
+    def where(self, at: int | None = None, categories: Sequence[str] | None = None) -> str:
+        return ", ".join(self.holders(at, categories))
 
     def gone_by(self, ts: int) -> bool:
         """Deleted, anonymized or destroyed at or before `ts`."""

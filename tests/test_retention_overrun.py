@@ -644,6 +644,101 @@ def test_a_deletion_read_before_the_events_naming_its_customer_answers_the_reque
     assert alerts() == [] and alerts(restore_after=0) == []
 
 
+# -- a removal naming categories takes those alone -----------------------------------------------------
+# A probe: a record holding a location trace and a phone, whose delete named the phone alone, kept
+# its location past 30 days with no alert; a deletion request answered by deleting a CRM card's phone
+# alone, its address kept, counted as answered (seed 004 流程描述(3)① and (5), PIPL art. 47).
+TRACE_AND_PHONE: dict[str, Any] = {**LOCATION, "cats": ("location_trace", "mobile_phone")}
+
+
+def test_a_delete_naming_the_phone_leaves_the_location_to_its_deadline(run) -> None:
+    """Collected 1 Dec 08:00 (day -31): its 30 days end with 31 Dec. The app deleted the phone on
+    day -20 and kept the location: the day after the deadline fires, the deadline's last hours do
+    not. A delete naming the location, both, or nothing (the whole record, as purge logs write it)
+    is silent; the location's own late delete closes its alert, the phone still held."""
+    steps = [collect(day=-31, **TRACE_AND_PHONE), lc("delete", day=-20, system="mobile_banker", categories=["mobile_phone"])]  # fmt: skip
+    assert run([*steps, tick(-0.5)]) == {}  # 20:00 on 31 Dec in Beijing: inside its last day
+    (a,) = run([*steps, tick(0)])["retention_expired"]
+    assert a.status.value == "open" and a.window_end == T0 - CST
+    assert a.summary.startswith(
+        "record R1 on mobile_banker (contact, location) kept past its 30-day retention"
+    )
+    for named in (["location_trace"], ["location_trace", "mobile_phone"], ["行踪轨迹"], []):
+        gone = lc("delete", day=-20, system="mobile_banker", categories=named)
+        assert run([collect(day=-31, **TRACE_AND_PHONE), gone, tick(0)]) == {}, named
+    # collected on day -40, due by the end of day -10: the location deleted on day -9, the phone kept
+    late = [collect(day=-40, **TRACE_AND_PHONE), lc("delete", day=-9, system="mobile_banker", categories=["location_trace"])]  # fmt: skip
+    (b,) = run([*late, tick(0)])["retention_expired"]
+    assert b.status.value == "closed" and b.summary.endswith("removed 2025-12-23, 1 day late")
+
+
+def test_a_deletion_request_answered_in_part_stays_overdue(run) -> None:
+    """Requested day -20 (due by the end of day -5): the CRM deleted the phone on day -17 and kept
+    the address. Overdue, naming what is still held; the address deleted on day -6 answers it in
+    time; a request naming the phone alone is answered by deleting the phone."""
+    card = collect(day=-100, cats=("mobile_phone", "home_address"))
+    steps = [card, lc("deletion_requested", day=-20), lc("delete", day=-17, categories=["mobile_phone"])]
+    (a,) = run([*steps, tick(0)])["deletion_request_overdue"]
+    assert a.status.value == "open" and a.summary.startswith("deletion of record R1 on crm, requested")
+    assert "not executed within 15 days (identity still held)" in a.summary
+    assert run([*steps, lc("delete", day=-6, categories=["home_address"]), tick(0)]) == {}
+    (late,) = run([*steps, lc("delete", day=-4, categories=["home_address"]), tick(0)])[
+        "deletion_request_overdue"
+    ]
+    assert (
+        late.alert_id == a.alert_id and late.status.value == "closed" and late.summary.endswith("1 day late")
+    )
+    phone_only = lc("deletion_requested", day=-20, categories=["mobile_phone"])
+    assert run([card, phone_only, lc("delete", day=-17, categories=["mobile_phone"]), tick(0)]) == {}
+    (c,) = run([card, phone_only, lc("delete", day=-17, categories=["home_address"]), tick(0)])[
+        "deletion_request_overdue"
+    ]
+    assert c.status.value == "open"
+
+
+def test_a_read_of_what_a_partial_delete_left_is_judged_by_its_own_deadline(run) -> None:
+    """The location deleted in its 30 days, the phone kept: a read of the record after the
+    location's deadline is no use past a deadline, nor after a deletion; the location kept and read
+    after its deadline is."""
+    steps = [collect(day=-60, **TRACE_AND_PHONE)]
+    gone = lc("delete", day=-40, system="mobile_banker", categories=["location_trace"])
+    assert run([*steps, gone, read(day=-10), tick(0)]) == {}
+    kept = lc("delete", day=-40, system="mobile_banker", categories=["mobile_phone"])
+    got = run([*steps, kept, read(day=-10), tick(0)])
+    assert set(got) == {"retention_expired", "used_after_deadline"}
+
+
+def test_a_minimum_keeps_the_part_it_covers(run) -> None:
+    """A KYC file (ID number and phone) while the relationship goes on: the phone deleted on request
+    is no removal before the AML minimum, and the request naming it is not withheld by the
+    minimum; the ID number's deletion is."""
+    kyc = collect(day=-600, cats=("id_document_no", "mobile_phone"), purpose="kyc_aml", system="core_banking")
+    phone = lc("delete", day=-10, system="core_banking", categories=["mobile_phone"])
+    assert run([kyc, phone, tick(0)]) == {}
+    (a,) = run([kyc, lc("delete", day=-10, system="core_banking", categories=["id_document_no"]), tick(0)])[
+        "removed_before_minimum"
+    ]
+    assert "removed 2025-12-22" in a.summary
+    asked = lc("deletion_requested", day=-40, categories=["mobile_phone"])
+    assert set(run([kyc, asked, tick(0)])) == {"deletion_request_overdue"}
+    assert (
+        run([kyc, asked, lc("delete", day=-30, system="core_banking", categories=["mobile_phone"]), tick(0)])
+        == {}
+    )
+
+
+def test_partial_removals_give_one_answer_whatever_order_their_events_come_in(spec, catalog) -> None:
+    """The location's late delete, the phone's early one and the collection, in every order: one
+    alert, the same, closed 10 days late."""
+    events = [
+        collect("L1", day=-60, **TRACE_AND_PHONE),
+        lc("delete", "L1", day=-50, system="mobile_banker", categories=["mobile_phone"]),
+        lc("delete", "L1", day=-20, system="mobile_banker", categories=["location_trace"]),
+    ]
+    ((_, status, summary, _),) = in_every_order(spec, catalog, events)
+    assert status == "closed" and "kept past its 30-day" in summary and "10 days late" in summary
+
+
 # -- what the law requires kept (AML Law art. 34, 2024; art. 19 of 2006): removed too early ----------------
 TRANSACTION = {"cats": ("transaction_record",), "purpose": "payment", "system": "core_banking"}
 
@@ -1033,6 +1128,17 @@ def test_state_stored_before_these_rules_still_loads() -> None:
     one.log("store", "dwh", 2)
     assert Record.from_json(one.to_json()).copies == {"crm": [1, []], "dwh": [2, []]}
     assert Record.from_json(Record(1, "crm").to_json()).copies == {}  # named by a request alone: none
+    # a removal with no categories is the whole record (the rows above); one naming some, and a
+    # request naming some, are kept as written
+    part = Record(1, "crm")
+    part.categories = ["contact", "location"]
+    part.log("collect", "crm", 1)
+    part.log("delete", "crm", 5, ["contact"])
+    part.asked = ["contact"]
+    back = Record.from_json(part.to_json())
+    assert back.copies == {"crm": [1, [[5, "delete", ["contact"]]]]} and back.asked == ["contact"]
+    assert left(back.copies, back.categories) == (0, "") and back.part_left(["contact"]) == (5, "delete")
+    assert len(one.to_json()) == 18 and Record.from_json(one.to_json()).asked == []  # said only when asked
 
 
 # -- uses after the deadline or the deletion (accesses and transfers re-keyed by customer) ---------------
