@@ -12,7 +12,7 @@ never alert on the same use.
 
 One rule, `used_after_deletion` (seed 002 §六.6(1): deletion leaves the data 不可被检索和访问;
 seed 004 定义(11)): a successful access or a transfer, dated after the record's earliest delete or
-destroy event. A refused access read nothing, and one that deletes a copy purges it (`uses_records`). An anonymized record is no longer personal financial
+destroy event; or after one that names categories (it removed those alone) and reading one of them. A refused access read nothing, and one that deletes a copy purges it (`uses_records`). An anonymized record is no longer personal financial
 information (seed 004 定义(1): 不包括匿名化处理后的信息), and the bank's rules anonymize as they delete
 (流程描述(3)①: 删除或匿名化处理; the employees' app's privacy policy (二)5 says it analyses such data): a
 use after its anonymization that names no customer is that analysis. One that names a customer links the anonymized data to a person (seed
@@ -45,8 +45,9 @@ from policy.model import CLASS_RANK, DetectorSection, JrClass
 
 RULE = "used_after_deletion"
 # a use: [ts, event_id, stream, reader or recipient, system it came from, class, customers named,
-# counted (1: a use after the removal, in the alert)]
-TS, EVENT, STREAM, WHO, VIA, CLASS, NAMED, COUNTED = range(8)
+# counted (1: a use after the removal, in the alert), the category ids it read (absent: kept by an
+# earlier lifemon)]
+TS, EVENT, STREAM, WHO, VIA, CLASS, NAMED, COUNTED, READ = range(9)
 COLLECTIONS = 8  # the latest collections kept per record
 
 
@@ -88,6 +89,7 @@ class Kept:
         "named",
         "collected",
         "revised",
+        "parts",
     )
 
     def __init__(self) -> None:
@@ -101,9 +103,12 @@ class Kept:
         # it a record anew (kept apart from the removal, which may be reported after it)
         self.collected: list[list[Any]] = []
         self.revised = 0  # the alert's latest revision raised (0: none)
+        # the removals that name categories, [time, stage, category ids] by time: each takes those
+        # alone, and a use reading another reads data still held (gone, anon: the whole record's)
+        self.parts: list[list[Any]] = []
 
     def to_json(self) -> list[Any]:
-        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.collected, self.revised]  # fmt: skip
+        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.collected, self.revised, *([self.parts] if self.parts else [])]  # fmt: skip
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Kept:
@@ -117,6 +122,7 @@ class Kept:
         kept.collected = [c if isinstance(c, list) else [c, ""] for c in collected]
         # an earlier lifemon raised a revision whenever a fact came: the latest is the count's
         kept.revised = row[11] if len(row) > 11 else kept.revision() if kept.counted else 0
+        kept.parts = row[12] if len(row) > 12 else []  # every removal an earlier lifemon kept was whole
         if len(row) < 10:  # kept by a lifemon that counted an anonymization as a removal
             kept.named = {subject: kept.gone} if subject else {}
             if kept.stage == "anonymize" and len(kept.removals) == 1:  # else a later delete's time is lost
@@ -130,17 +136,24 @@ class Kept:
         return min(self.named, key=self.named.__getitem__, default="")
 
     def since(self) -> int:
-        """When the record left its identifiable form: its earliest removal or anonymization."""
-        return min((t for t in (self.gone, self.anon) if t), default=0)
+        """When the record, or a part of it, left its identifiable form: its earliest removal or
+        anonymization."""
+        return min((t for t in (self.gone, self.anon, *(p[0] for p in self.parts)) if t), default=0)
 
     def latest(self) -> int:
         """Its latest removal or anonymization known, which it is remembered from."""
-        return max(self.gone, self.anon)
+        return max(self.gone, self.anon, *(p[0] for p in self.parts))
 
     def offends(self, use: list[Any], systems: frozenset[str]) -> bool:
         """After the removal, or after the anonymization and naming a customer; and not one
         retention_overrun judges (naming the customer, after an event that names it)."""
         after = 0 < self.gone < use[TS] or (0 < self.anon < use[TS] and bool(use[NAMED]))
+        # of a part removed: a use reading it (a use that says not what it read is not judged by it)
+        read = use[READ] if len(use) > READ else ()
+        after = after or any(
+            t < use[TS] and not set(cats).isdisjoint(read) and (stage != "anonymize" or bool(use[NAMED]))
+            for t, stage, cats in self.parts
+        )
         anew = self.since() < self.anew(systems) <= use[TS]  # of the record collected again since
         return after and not anew and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
 
@@ -230,7 +243,13 @@ class DeletedRecordUseDetector:
         latest = kept.latest()
         if ev.subject_id:
             kept.named[ev.subject_id] = min(kept.named.get(ev.subject_id, ev.ts), ev.ts)
-        if ev.stage.value == "anonymize":
+        # a removal naming categories takes those alone (retention_overrun reads it so): a use of
+        # another is of data still held (a report of a card's address after its phone's deletion)
+        part = ctx.catalog.profile(ev.categories)[1]
+        if part:
+            insort(kept.parts, [ev.ts, ev.stage.value, list(part)])
+            kept.system = kept.system or ev.system
+        elif ev.stage.value == "anonymize":
             kept.anon = min(kept.anon or ev.ts, ev.ts)
             kept.system = kept.system or ev.system
         elif not kept.gone or ev.ts < kept.gone:  # the earliest removal is the one a use is judged by
@@ -249,8 +268,10 @@ class DeletedRecordUseDetector:
             fields, who, via = ev.fields, ev.actor_id, ev.system
         else:
             fields, who, via = ev.categories, ev.recipient_id, ev.sender_system
-        cls = ctx.catalog.profile(fields)[0].value
-        kept.uses.append([ev.ts, ev.event_id, stream, who, via, cls, list(ev.subject_ids), 0])
+        cls, cats = ctx.catalog.profile(fields)
+        kept.uses.append(
+            [ev.ts, ev.event_id, stream, who, via, cls.value, list(ev.subject_ids), 0, list(cats)]
+        )
         kept.uses.sort()
         self.store.touch(rid)
         self._wait(rid, kept, ctx)
@@ -281,8 +302,14 @@ class DeletedRecordUseDetector:
         spec = self.p.rules[RULE]
         verb = f"read by {last[WHO]} on" if last[STREAM] == "access" else f"sent to {last[WHO]} from"
         left = ", ".join(
-            f"{GONE_STAGES[stage]} {ctx.catalog.policy.local_date(t)}"
-            for t, stage in sorted([(kept.anon, "anonymize"), (kept.gone, kept.stage)])
+            f"{what}{GONE_STAGES[stage]} {ctx.catalog.policy.local_date(t)}"
+            for t, stage, what in sorted(
+                [
+                    (kept.anon, "anonymize", ""),
+                    (kept.gone, kept.stage, ""),
+                    *((t, s, f"{', '.join(c)} ") for t, s, c in kept.parts),
+                ]
+            )
             if t
         )
         named = n_of(len(last[NAMED]), "customer") if last[NAMED] else "no customer"

@@ -238,6 +238,33 @@ def test_an_anonymized_record_read_with_a_customer_named_is_judged_by_exactly_on
     assert [a.rule_id for a in run([*steps, tick(0)], kinds=both)] == ["LM-RO-001.used_after_deletion"]
 
 
+def test_a_delete_naming_categories_removes_those_alone(specs, catalog, run) -> None:
+    """A CRM card's phone deleted (the delete names it), its address kept: a report reading the
+    address reads data still held and is silent; one reading the phone fires, naming what went; one
+    that says not what it read is not judged by the part. A delete naming nothing is the whole
+    record's, as before; state of an earlier lifemon (every removal whole, uses without what they
+    read) loads as it was."""
+    phone = lc("delete", subject=None, day=-2, categories=["mobile_phone"])
+    assert run([phone, report(day=-1, fields=["home_address"]), tick(0)]) == []
+    assert run([phone, report(day=-1, fields=[]), tick(0)]) == []
+    (a,) = run([phone, report(day=-1, fields=["mobile_phone", "home_address"]), tick(0)])
+    assert "record R1 on crm, contact deleted 2025-12-30, read by e1" in a.summary
+    assert (
+        len(run([lc("delete", subject=None, day=-2), report(day=-1, fields=["home_address"]), tick(0)])) == 1
+    )
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    run([phone, report(day=-1, fields=["mobile_phone"])], engine=e)
+    kept = e.tasks[(0, "deleted_record_use")].keys.get("R1")
+    assert (
+        kept.parts == [[T0 - 2 * DAY, "delete", ["contact"]]]
+        and Kept.from_json(kept.to_json()).parts == kept.parts
+    )
+    old = Kept.from_json(
+        [3, "delete", "crm", "", ["d1"], 0, 0, [[5, "u1", "access", "e1", "crm", "C2", [], 0]], 0, {}, [], 0]
+    )
+    assert old.parts == [] and old.offends(old.uses[0], frozenset())
+
+
 def test_a_record_is_remembered_from_its_latest_removal(run) -> None:
     """Anonymized 450 days ago, deleted 100 days ago: a report of it yesterday fires, event by event
     as in one batch (remembered `forget_deleted_days` from the deletion, not the anonymization)."""
