@@ -1,4 +1,5 @@
-# Two commands on a fresh machine (Python 3.11 + make): `make demo` and `make test`.
+# Two commands on a fresh machine (Python 3.11 with its headers and venv, a C compiler, make; Debian:
+# gcc, python3-dev, python3-venv): `make demo` and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin

@@ -1099,7 +1099,15 @@ def in_bank_zone(args: argparse.Namespace, config: Any) -> bool:
     if given:
         zone = ZoneInfo(load_policy(config.policy_dir).recipients.timezone)
         for a in given:
+            wall = getattr(args, a).wall
             setattr(args, a, getattr(args, a).instant(zone))
+            if wall is not None and zone.key != "UTC":
+                # the lists print UTC: a time copied from one without its Z is 8 hours off in Beijing
+                # (a new user's `--since 2026-01-01T10:00` listed 36 alerts, not the 4 after 10:00 UTC)
+                log.info(
+                    f"--{a.replace('_', '-')} {wall:%Y-%m-%d %H:%M} is the bank's time ({zone.key}): "
+                    f"{getattr(args, a):%Y-%m-%d %H:%M} UTC (add Z for UTC)"
+                )
     since, until = getattr(args, "since", None), getattr(args, "until", None)
     if since and until and until <= since:
         log.error(f"--until ({until:%Y-%m-%d %H:%M} UTC) is not after --since ({since:%Y-%m-%d %H:%M} UTC)")
@@ -1694,7 +1702,8 @@ def build_parser() -> argparse.ArgumentParser:
         "alert; `alerts ack ID`, `alerts resolve ID`: record a review",
         usage="%(prog)s [--detector DETECTOR] [--actor ACTOR] [--rule RULE_ID] [--subject PSEUDONYM]\n"
         "                      [--severity SEVERITY] [--status STATUS] [--review REVIEW]\n"
-        "                      [--since WHEN] [--until WHEN] [--limit N] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
+        "                      [--since WHEN] [--until WHEN] [--raised-since WHEN] [--limit N] [--config CONFIG]\n"
+        "                      [--clickhouse CLICKHOUSE]\n"
         "       %(prog)s show ALERT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]\n"
         "       %(prog)s ack ALERT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
         "                      [--policy POLICY]\n"
@@ -1766,6 +1775,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser(
         "incidents",
         help="list leakage incidents from ClickHouse, the earliest report due first (docs/incidents.md)",
+        # spelled out as the alerts' is: argparse's own showed the sub-command as required
+        usage="%(prog)s [--severity SEVERITY] [--status STATUS] [--review REVIEW]\n"
+        "                         [--since WHEN] [--until WHEN] [--raised-since WHEN] [--limit N] [--config CONFIG]\n"
+        "                         [--clickhouse CLICKHOUSE]\n"
+        "       %(prog)s show INCIDENT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]\n"
+        "       %(prog)s subjects INCIDENT_ID [--customers FILE] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
+        "       %(prog)s ack INCIDENT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
+        "       %(prog)s resolve INCIDENT_ID --as {notified,resolved,false_positive} [--note TEXT] [--by ANALYST]\n"
+        "                         [--config CONFIG] [--clickhouse CLICKHOUSE]",
     )
     _listing_options(sp, "incidents", "first seen", "the earliest report due first")
     sp.set_defaults(func=cmd_incidents)

@@ -150,11 +150,15 @@ class Stats:
             self.alerts[a.alert_id] = a
 
     def on_incidents(self, incidents: list[Incident]) -> None:
-        """Incident revisions a checkpoint writes: each incident counted once, as first raised here."""
+        """Incident revisions a checkpoint writes: each incident counted once, as first raised here,
+        under the first of its classes in policy order, the class Alertmanager's `leakage_class` label
+        gives it: a series of every class, exported at 0 from the start (`Known.incidents`), so a
+        rule's `increase()` sees the first incident (a probe's CVN sent out without consent, the
+        `c3_to_third_party+unconsented_sharing` series born at 1, paged no one)."""
         for i in incidents:
             if i.incident_id not in self._incident_ids:
                 self._incident_ids.add(i.incident_id)
-                self.incidents[("+".join(i.leakage_classes), i.severity.value)] += 1
+                self.incidents[(i.leakage_classes[0], i.severity.value)] += 1
 
     def on_lag(self, lags: dict[tuple[str, str, int], Lag], known: bool = True) -> None:
         """`known`: every assigned partition's end was reported (else the line says `lag=?`)."""

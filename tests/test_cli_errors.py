@@ -405,6 +405,20 @@ def test_until_before_since_is_refused(capsys: pytest.CaptureFixture[str], root_
     assert "is not after --since" in capsys.readouterr().err
 
 
+def test_a_time_in_no_zone_says_the_instant_it_means(
+    capsys: pytest.CaptureFixture[str], root_logging: None, tmp_path: Path
+) -> None:
+    """The lists print UTC; a time typed without a zone is the bank's, and the command says which
+    instant it took (a new user copied 10:00 from a list and got 02:00 UTC)."""
+    main(["alerts", "--since", "2026-01-01T10:00", "--clickhouse", f"chdb://{tmp_path / 'none'}"])
+    assert (
+        "--since 2026-01-01 10:00 is the bank's time (Asia/Shanghai): 2026-01-01 02:00 UTC"
+        in capsys.readouterr().err
+    )
+    main(["alerts", "--since", "2026-01-01T10:00Z", "--clickhouse", f"chdb://{tmp_path / 'none'}"])
+    assert "bank's time" not in capsys.readouterr().err
+
+
 def test_times_take_iso_names_and_ages() -> None:
     """Today, yesterday and a time in no zone are the bank's (Asia/Shanghai as shipped): at 07:00
     in Beijing (23:00 UTC the day before), today began at 16:00 UTC that day, not 00:00 (a probe's
@@ -797,3 +811,16 @@ def test_what_lifemon_writes_is_its_owners_alone(tmp_path: Path) -> None:
     files = [p for p in day.iterdir() if p.is_file()]
     assert files and day.stat().st_mode & 0o777 == 0o700
     assert {p.stat().st_mode & 0o777 for p in files} == {0o600}
+
+
+@pytest.mark.parametrize("command", ["alerts", "incidents"])
+def test_a_spelled_out_usage_names_every_option_of_the_list(command: str) -> None:
+    """`alerts` and `incidents` write their usage by hand (argparse's showed the sub-command as
+    required): every option of the list is in it (a new user found `--raised-since` missing)."""
+    from streams.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    listing = sub.choices[command]
+    usage = listing.format_usage()
+    options = [o for a in listing._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+    assert options and [o for o in options if o not in usage] == []

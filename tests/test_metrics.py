@@ -203,3 +203,21 @@ def test_the_compose_healthcheck_asks_the_port_lifemon_serves() -> None:
     service = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]["lifemon"]
     assert f"http://127.0.0.1:{config.metrics.port}/healthz" in " ".join(service["healthcheck"]["test"])
     assert "ports" not in service  # scraped on the compose network, never published
+
+
+def test_an_incident_of_two_classes_counts_in_a_series_exported_from_the_start(policy) -> None:
+    """`lifemon_incidents_total` counts an incident under its first class in policy order, the
+    class Alertmanager's `leakage_class` label gives it: a series `Known.incidents` exports at 0, so
+    `increase()` sees the first one (a probe's `c3_to_third_party+unconsented_sharing` series was
+    born at 1, and a CVN sent out without consent paged no one)."""
+    from types import SimpleNamespace
+
+    from schemas.models import Severity
+    from streams.metrics import Known
+
+    classes = list(policy.incidents.classes)
+    stats = Stats()
+    two = SimpleNamespace(incident_id="i1", leakage_classes=classes[:2], severity=Severity.critical)
+    stats.on_incidents([two, two])
+    assert dict(stats.incidents) == {(classes[0], "critical"): 1}
+    assert set(stats.incidents) <= set(Known(leakage_classes=classes).incidents())

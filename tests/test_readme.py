@@ -85,19 +85,32 @@ def test_the_demo_events_by_stream_are_what_it_produces() -> None:
 
 
 def test_the_alerts_examples_find_the_demos_day() -> None:
-    """A `--since` after the demo's last event lists nothing on the demo's data."""
+    """A `--since` after the demo's last event lists nothing on the demo's data; and an example's
+    comment says the time it means in UTC, as `lifemon alerts` reads it (a new user's "from 10:00
+    UTC" was read as the bank's 10:00, 02:00 UTC: 36 alerts, not 4)."""
     events = [r.ts for s, _, r in demo_day().records if s == "access"]
     first, last = (datetime.fromtimestamp(t / 1000, UTC) for t in (min(events), max(events)))
-    examples = re.findall(r"lifemon alerts[^`\n#]*--since ([0-9T:-]+)", README)
+    examples = re.findall(r"lifemon alerts[^`\n#]*--since ([0-9T:Z+-]+)[^\n]*", README)
     assert examples
     for since in examples:
-        assert first.date() <= datetime.fromisoformat(since).date() and _utc(since) <= last, since
+        assert first.date() <= _utc(since).date() and _utc(since) <= last, since
+    said = re.findall(r"lifemon alerts[^`\n#]*--since ([0-9T:Z+-]+) *#[^\n]*from (\d\d:\d\d) UTC", README)
+    assert said
+    for since, hhmm in said:
+        assert f"{_utc(since):%H:%M}" == hhmm, since
 
 
 def _utc(text: str) -> datetime:
-    """As `lifemon alerts` reads --since: UTC when no zone is given."""
-    when = datetime.fromisoformat(text)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    """As `lifemon alerts` reads --since: in the bank's zone when no zone is given."""
+    from zoneinfo import ZoneInfo
+
+    from policy import load_policy
+    from streams.cli import BankTime, when
+
+    found = when(text)
+    return (
+        found.instant(ZoneInfo(load_policy().recipients.timezone)) if isinstance(found, BankTime) else found
+    )
 
 
 def test_every_ship_example_names_its_broker() -> None:
