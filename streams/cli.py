@@ -1186,6 +1186,14 @@ def cmd_policy(args: argparse.Namespace) -> int:
         f"{len(policy.organisation.roles)} roles, {len(policy.sdks.sdks)} SDK declarations, "
         f"{len(specs)} detector(s)" + ("" if tables is None else f", {tables} raw-source tables mapped")
     )
+    # what loads but leaves a control off: the bank fills it in (a probe's 云证书SDK, no host declared,
+    # sent to any host in China unjudged, and the check had said nothing)
+    for sdk_id, sdk in policy.sdks.sdks.items():
+        if not sdk.hosts:
+            print(
+                f"  NOTE  sdks.yaml {sdk_id} ({sdk.name_zh}) declares no hosts: where it sends is not judged "
+                "(sdk_overcollection host_not_allowed); fill in `hosts`"
+            )
     failed = 0
     for r in run_all(specs, catalog):
         failed += not r.passed
