@@ -67,6 +67,13 @@ class Catalog:
         self.combinations = [
             (ids, c.jr_class) for c in policy.classification.combinations for ids in c.sets()
         ]
+        # a field by its id in another form, its `zh` or another of its words (`also`), before the SDK
+        # vocabulary's: the words a log writes for the data it read (sdks.yaml's 短信内容 is an SDK
+        # field, and an access log's was an unknown C1 field, not the catalog's communication_text).
+        # No word names two fields (Classification._one_field_a_word)
+        self._field_words = {
+            key_form(word): fid for fid, f in fields.items() for word in (fid, f.zh, *f.also)
+        }
         # a category a log names by its name where a field belongs (鉴别信息, 借贷信息: a probe's
         # other bank's 鉴别信息 stored by the acquiring system raised nothing)
         self._category_names = {
@@ -294,8 +301,11 @@ class Catalog:
         return self._field_named(name) or self._c3_column(name)
 
     def _field_named(self, name: str) -> str | None:
-        fid = self.sdk.field_id(name)
-        return fid if fid in self.field_class else self._category_names.get(key_form(name))
+        form = key_form(name)
+        if (fid := self._field_words.get(form)) is not None:
+            return fid
+        fid = self.sdk.field_id(name)  # the keys payloads give it (traffic.yaml: CVV2, 银行卡号)
+        return fid if fid in self.field_class else self._category_names.get(form)
 
     def restores(self, method: str | None) -> bool:
         """Whether a collection's method brings back a record that left (`restoring_methods`)."""

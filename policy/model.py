@@ -188,7 +188,9 @@ class FieldClass(Strict):
         "encrypted in transit on any network (seed 002 §四(3))",
     )
     also: list[str] = Field(
-        default_factory=list, description="other words the seeds and the privacy policy use for it (交易密码)"
+        default_factory=list,
+        description="other words the seeds, the privacy policy and logs use for it (交易密码, 存款余额, ACCT_BAL); "
+        "a word names one field only",
     )
 
     @model_validator(mode="after")
@@ -266,6 +268,30 @@ class Classification(Strict):
                 raise ValueError(
                     f"combinations[{i}].fields names unknown field ids {unknown}; declare them under `fields`"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _one_field_a_word(self) -> Classification:
+        # a log's word is read as one field (Catalog.field_spelling): a word two fields gave, or a field
+        # gave a category's name, would be read as whichever came first, in a tier or grant not meant
+        owner: dict[str, str] = {}
+        for fid, f in self.fields.items():
+            for key, words in (("", [fid]), (".zh", [f.zh]), (".also", f.also)):
+                for word in words:
+                    form = key_form(word)
+                    if owner.setdefault(form, fid) != fid:
+                        raise ValueError(
+                            f"fields.{fid}{key} {word!r} already names the field {owner[form]}; a word "
+                            "names one field only: drop it from one of them"
+                        )
+        for cid, cat in self.categories.items():
+            for name in (cid, cat.zh, cat.en):
+                named = owner.get(key_form(name))
+                if named is not None and self.fields[named].category != cid:
+                    raise ValueError(
+                        f"fields.{named} names the category {cid} ({name!r}); a log's word for a category "
+                        f"stands for all of it: drop it from fields.{named}"
+                    )
         return self
 
 

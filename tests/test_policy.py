@@ -155,6 +155,50 @@ def test_a_department_form_that_cannot_be_one_names_its_key(policy_copy: Path, f
     assert "(HO|B[0-9]+)_[A-Z]+" in e.value.fix
 
 
+def test_every_word_a_field_gives_is_read_as_that_field(policy, catalog) -> None:
+    """Each field's id in upper case, its `zh` and each `also` word is that field wherever a log names
+    data, none shadowed by an SDK's word or a traffic key (sdks.yaml's 短信内容 was an SDK field,
+    and an access log's an unknown C1 field), nor by a category's name."""
+    misread = {
+        (fid, word): catalog.field_spelling(word)
+        for fid, f in policy.classification.fields.items()
+        for word in (fid.upper(), f.zh, *f.also)
+        if catalog.field_spelling(word) != fid
+    }
+    assert misread == {}
+
+
+@pytest.mark.parametrize(
+    ("also", "word", "key", "said"),
+    [
+        (
+            "also: [交易记录",
+            "余额",
+            "fields.transaction_record.also",
+            "'余额' already names the field account_balance",
+        ),
+        (
+            "also: [交易记录",
+            "Account-Balance",
+            "fields.transaction_record.also",
+            "'Account-Balance' already names the field account_balance",
+        ),
+        ("also: [行踪信息", "征信信息", "fields.location_trace", "names the category credit ('征信信息')"),
+    ],
+)
+def test_a_word_for_two_fields_is_refused_with_key_line_and_fix(
+    policy_copy: Path, also, word, key, said
+) -> None:
+    """A log's word is read as one field: given to two, or a category's name to another category's
+    field, it would be read as whichever came first, so the load says where and how to fix it."""
+    f = policy_copy / "classification.yaml"
+    edit(f, also, also.replace("[", f"[{word}, "))
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert (e.value.file, e.value.key) == (str(f), key) and e.value.line is not None, str(e.value)
+    assert said in e.value.message and "drop it from" in e.value.fix
+
+
 def test_unknown_category_reference(policy_copy: Path) -> None:
     edit(policy_copy / "classification.yaml", "category: credit}", "category: credits}")
     with pytest.raises(PolicyError, match=r"'credits' is not a known category") as e:
