@@ -25,6 +25,43 @@ from streams.codecs import RawRecord  # noqa: E402
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
+# The words core-banking, card and data-warehouse logs write for the data they read, and the field
+# each is (classification.yaml `also`), in the spellings a column takes (upper case, full width,
+# hyphens): a probe's 50 customers' 存款余额, 征信 or 贷款余额 were unknown C1 fields, counted in no
+# art. 5 tier and refused to no role
+LOG_WORDS = {
+    "存款余额": "account_balance",
+    "可用余额": "account_balance",
+    "balance": "account_balance",
+    "deposit_balance": "account_balance",
+    "ACCT_BAL": "account_balance",
+    "ＡＣＣＴ＿ＢＡＬ": "account_balance",
+    "资产": "assets",
+    "金融资产": "assets",
+    "AUM": "assets",
+    "持仓": "assets",
+    "理财持仓": "assets",
+    "基金持仓": "assets",
+    "收入": "income",
+    "月收入": "income",
+    "工资收入": "income",
+    "房产信息": "real_estate",
+    "征信": "credit_report",
+    "人行征信报告": "credit_report",
+    "个人信用报告": "credit_report",
+    "信用报告": "credit_report",
+    "Credit-Score": "credit_report",
+    "还款记录": "repayment_history",
+    "逾期记录": "repayment_history",
+    "贷款信息": "loan_details",
+    "贷款余额": "loan_details",
+    "授信额度": "loan_details",
+    "担保信息": "loan_details",
+    "LOAN_BALANCE": "loan_details",
+    "定位信息": "location",  # sdks.yaml's word for location: the category, which stands for its field
+    "短信内容": "communication_text",  # sdks.yaml's SDK field too: an access log's is the catalog's
+}
+
 
 @pytest.fixture(scope="session")
 def policy() -> Any:

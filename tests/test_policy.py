@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import LOG_WORDS
 
 from detectors import load_detectors
 from policy import DEFAULT_DIR, PolicyError, load_policy
@@ -166,6 +167,7 @@ def test_every_word_a_field_gives_is_read_as_that_field(policy, catalog) -> None
         if catalog.field_spelling(word) != fid
     }
     assert misread == {}
+    assert {w: catalog.field_spelling(w) for w in LOG_WORDS} == LOG_WORDS
 
 
 @pytest.mark.parametrize(
@@ -200,7 +202,7 @@ def test_a_word_for_two_fields_is_refused_with_key_line_and_fix(
 
 
 def test_unknown_category_reference(policy_copy: Path) -> None:
-    edit(policy_copy / "classification.yaml", "category: credit}", "category: credits}")
+    edit(policy_copy / "classification.yaml", "category: credit,", "category: credits,")
     with pytest.raises(PolicyError, match=r"'credits' is not a known category") as e:
         load_policy(policy_copy)
     assert e.value.key == "fields.credit_report.category" and "use one of" in e.value.fix
