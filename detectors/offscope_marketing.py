@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
 from detectors.base import Context, Finding, Store, fed, n_of
+from detectors.minors import consent_gap, minor_at
 from policy.model import DetectorSection
 from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, Severity
 from schemas.structs import STRICT
@@ -53,6 +54,7 @@ class Rule(StrEnum):
     channel_not_covered = "channel_not_covered"
     channel_not_declared = "channel_not_declared"
     off_purpose = "off_purpose"
+    minor_marketed_without_consent = "minor_marketed_without_consent"
     personalized_without_choice = "personalized_without_choice"
     no_refusal_offered = "no_refusal_offered"
     four_eyes = "four_eyes"
@@ -372,6 +374,15 @@ class OffscopeMarketingDetector:
         off, sensitive = self._off_purpose(subject, p, ctx, consent, marketing)
         if off or sensitive:
             out[Rule.off_purpose] = (off, sensitive)
+        # a minor's data is sensitive whatever the push is targeted with (seed 004 定义(10)): marketing
+        # to them asks a separate consent, under 14 the guardian's (基本规定(4)①, 流程描述(1)③), not the
+        # child's own tap on the app's marketing switch; with none at all, both rules are broken
+        if (minor := minor_at(subject, p.ts, ctx)) is not None and (
+            why := consent_gap(minor, consent, marketing)
+        ):
+            out[Rule.minor_marketed_without_consent] = (
+                f"to a customer {minor.band} without {minor.need}: {why}"
+            )
         if not p.opt_out_offered:
             targeted = self._targeted(p, ctx)
             if (p.personalized or targeted) and not p.non_personalized_option:
@@ -512,7 +523,7 @@ class OffscopeMarketingDetector:
                 ep.sms.append(detail)
             elif rule is Rule.personalized_without_choice and detail:
                 self._note(ep, f"flagged non-personalized but targeted with {', '.join(detail)}")
-            elif rule is Rule.audience_outside_approval and detail:
+            elif rule in (Rule.audience_outside_approval, Rule.minor_marketed_without_consent) and detail:
                 self._note(ep, detail)
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(p.event_id)

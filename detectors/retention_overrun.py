@@ -86,6 +86,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
 from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_records
+from detectors.minors import Minor, consent_gap, minor_at
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, left
 from policy.catalog import Catalog
@@ -99,7 +100,7 @@ from policy.model import (
     method_terms,
     spelling,
 )
-from schemas.models import ConsentGiver, ConsentStatus
+from schemas.models import ConsentStatus
 from schemas.structs import STRICT
 
 _TS = itemgetter(0)  # a use's time
@@ -145,25 +146,6 @@ class RetentionOverrunParams(BaseModel):
 def _with_categories(fields: Iterable[str], catalog: Catalog) -> frozenset[str]:
     """The field ids and the categories they belong to: a log may name either."""
     return frozenset(fields) | {catalog.field_category[f] for f in fields if f in catalog.field_category}
-
-
-# core banking's forms of a date: 2012-06-30, 20120630, 2012/06/30 (2012-6-30 too)
-_DAY = re.compile(r"\s*(\d{4})(?:[-/.](\d{1,2})[-/.](\d{1,2})|(\d{2})(\d{2}))\s*")
-
-
-@lru_cache(maxsize=65_536)
-def birth_day(text: str) -> date | None:
-    """A birth date as core banking writes it; None for any other text (a blank, 0000-00-00, a
-    typo): the customer is then judged as one of no known age, and the record is kept (a review's
-    `19900101` had dead-lettered the whole customer, its org and status with it)."""
-    found = _DAY.fullmatch(text)
-    if found is None:
-        return None
-    year, month, day = (int(g) for g in found.groups() if g is not None)
-    try:
-        return date(year, month, day)
-    except ValueError:
-        return None
 
 
 def _signed(value: str | None) -> str:
@@ -640,8 +622,8 @@ class RetentionOverrunDetector:
         with the subject's consent for that purpose on record by then (separate where required).
         Judged once the watermark has passed the collection, against the consents read by then. A
         minor's collection is judged by its own rule (`_minor_without_consent`) instead."""
-        if (age := self._minor_age(ev, ctx)) is not None:
-            yield from self._minor_without_consent(ev, customer, rec, ctx, age)
+        if (minor := self._minor_age(ev, ctx)) is not None:
+            yield from self._minor_without_consent(ev, customer, rec, ctx, minor)
             return
         needs = self._consent_needs(ev, ctx.catalog)
         separate = any(n.separate for n in needs)
@@ -684,46 +666,22 @@ class RetentionOverrunDetector:
             return True
         return self._minor_age(ev, ctx) is not None
 
-    def _minor_age(self, ev: Any, ctx: Context) -> int | None:
-        """The age of a collection's customer on its day, if a minor; None when of age, or when
-        pfi.customers gives no birth date. A birth date never changes: the latest record is asked."""
-        minors = self._retention(ctx.catalog).minors
-        who = ctx.customer(ev.subject_id, FOREVER) if minors is not None else None
-        born = birth_day(who.birth_date) if who is not None and who.birth_date else None
-        if born is None:
-            return None
-        day = self._date(ev.ts)
-        # 周岁: an age is reached the day after its birthday (the birthday itself is still the younger)
-        age = day.year - born.year - ((day.month, day.day) <= (born.month, born.day))
-        return age if age < minors.adult_at else None
+    def _minor_age(self, ev: Any, ctx: Context) -> Minor | None:
+        """The collection's customer on its day, if a minor (detectors/minors.py, which the
+        detectors judging a minor's push, share and SDK upload ask too)."""
+        return minor_at(ev.subject_id, ev.ts, ctx)
 
     def _minor_without_consent(
-        self, ev: Any, customer: str, rec: Record, ctx: Context, age: int
+        self, ev: Any, customer: str, rec: Record, ctx: Context, minor: Minor
     ) -> Iterator[Finding]:
         """Seed 004 流程描述(1)③: a minor's data is collected only with a separate consent, of the minor
-        or a guardian, and under 14 the guardian's, for the collection's purpose, on record by then.
-        Consents not fed are none: the separate consent is what the bank must be able to show."""
-        minors = self._retention(ctx.catalog).minors
-        child = age < minors.guardian_below
-        consent = ctx.consent_to_use(customer, ev.purpose, ev.ts) if ev.purpose else None
-        if consent is None or consent.status is not ConsentStatus.granted:
-            why = (
-                f"no consent for {ev.purpose} on record by then"
-                if ev.purpose
-                else "the collection states no purpose"
-            )
-        elif consent.separate and (consent.given_by is ConsentGiver.guardian or not child):
-            return
-        elif not consent.separate:
-            why = f"a consent for {ev.purpose}, not a separate one"
+        or a guardian, and under 14 the guardian's, for the collection's purpose, on record by then."""
+        if ev.purpose:
+            why = consent_gap(minor, ctx.consent_to_use(customer, ev.purpose, ev.ts), ev.purpose)
+            if why is None:
+                return
         else:
-            why = f"the separate consent for {ev.purpose} is the minor's own, not a guardian's"
-        need = "a guardian's separate consent (监护人单独同意)" if child else "a separate consent (单独同意)"
-        band = (
-            f"under {minors.guardian_below}"
-            if child
-            else f"aged {minors.guardian_below} to {minors.adult_at - 1}"
-        )
+            why = "the collection states no purpose"
         cats = ctx.catalog.categories(ev.categories)
         yield from self._once(
             Rule.minor_collected_without_consent,
@@ -731,8 +689,8 @@ class RetentionOverrunDetector:
             ev,
             customer,
             rec.jr_class,
-            f"record {ev.record_id} ({', '.join(sorted(cats))}) of a customer {band} collected on {ev.system} "
-            f"{self._day(ev.ts)} without {need}: {why}; {minors.source}",
+            f"record {ev.record_id} ({', '.join(sorted(cats))}) of a customer {minor.band} collected on {ev.system} "
+            f"{self._day(ev.ts)} without {minor.need}: {why}; {minor.source}",
         )
 
     def _stored_apart(self, rec: Record, ev: Any, customer: str, catalog: Catalog) -> Iterator[Finding]:

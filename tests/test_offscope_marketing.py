@@ -696,3 +696,60 @@ def test_a_delay_under_a_second_is_said_in_milliseconds() -> None:
     assert [_duration(ms) for ms in (500, 0, 1_500, 61_000, 5 * 3_600_000)] == [
         "500 ms", "0 ms", "1 s", "1 min", "5 h 0 min",
     ]  # fmt: skip
+
+
+# -- a minor (seed 004 定义(10), 基本规定(4)①, 流程描述(1)③; retention.yaml `minors`) ------------------------
+@pytest.mark.parametrize(
+    ("born", "given", "expected"),
+    [
+        ("2013-06-01", ("subject", False), {"minor_marketed_without_consent"}),  # 12, the child's own tap
+        ("2013-06-01", ("subject", True), {"minor_marketed_without_consent"}),  # own, though separate
+        ("2013-06-01", ("guardian", True), set()),
+        ("2013-06-01", ("guardian", False), {"minor_marketed_without_consent"}),
+        ("2013-06-01", None, {"no_consent", "minor_marketed_without_consent"}),
+        ("2012-01-01", ("subject", True), {"minor_marketed_without_consent"}),  # the 14th birthday: 13
+        ("2011-12-31", ("subject", True), set()),  # 14 since today: the minor's own separate will do
+        ("2011-12-31", ("subject", False), {"minor_marketed_without_consent"}),
+        ("2008-01-02", ("subject", True), set()),  # 17
+        ("2007-12-31", ("subject", False), set()),  # 18 since today: a bundled consent, as any adult's
+        (None, ("subject", False), set()),  # core banking gives no birth date
+        ("unknown", ("subject", False), set()),  # the customers stream does not know the subject
+    ],
+    ids=[
+        "12 own bundled",
+        "12 own separate",
+        "12 guardian separate",
+        "12 guardian bundled",
+        "12 none",
+        "14th birthday own separate",
+        "14 own separate",
+        "14 own bundled",
+        "17 own separate",
+        "18 own bundled",
+        "no birth date",
+        "not on customers",
+    ],
+)
+def test_a_push_to_a_minor_needs_a_separate_consent_a_guardians_under_14(
+    engine, born, given, expected
+) -> None:
+    """A probe's 12-year-old got an app push on their own marketing consent and nothing fired. A
+    minor's data is sensitive (seed 004 定义(10)): marketing with it asks a separate consent, under 14
+    the guardian's, aged on the bank's calendar day the day after the birthday (T0 is 08:00 on
+    1 January 2026 in Beijing); an adult's bundled consent is judged as before."""
+    steps: list[Any] = []
+    if born != "unknown":
+        c1 = customer().model_copy(update={"birth_date": born})
+        steps.append(c1)
+    if given is not None:
+        by, separate = given
+        steps.append(consent(separate=separate, given_by=by))
+    alerts = run(engine, *steps, [push(at=0)], [push("C9", at=2 * MIN)])
+    assert rules(alerts) == expected
+    if "minor_marketed_without_consent" in expected:
+        (a,) = final(alerts).values()
+        band = "under 14" if born > "2011-12-31" else "aged 14 to 17"
+        assert a.severity.value == "high" and f"to a customer {band} without" in a.summary
+        assert born not in a.summary  # the age band, never the birth date
+        assert any(r.startswith("《个人信息保护法》第三十一条") for r in a.regulation)
+        assert "Marketing push to a minor without separate consent" in a.title_en

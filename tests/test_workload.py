@@ -261,8 +261,9 @@ def offscope_exactly(policy: Policy, wl: Workload) -> None:
     assert alerted == truth_of(wl, "offscope_marketing")
     rules = {v["rule"] for v in wl.truth if v["detector"] == "offscope_marketing"}
     # every rule injected, but channel_not_declared: the generated bank markets on the channels its
-    # privacy policy names only (no email campaign); the unit tests and the policy's examples prove it
-    assert rules == {r.value for r in Rule} - {"channel_not_declared"}
+    # privacy policy names only (no email campaign); nor minor_marketed_without_consent: its customers
+    # carry no birth date. The unit tests and the policy's examples prove them
+    assert rules == {r.value for r in Rule} - {"channel_not_declared", "minor_marketed_without_consent"}
     newest = {a.subjects_sample[0]: a for a in sorted(alerts, key=lambda a: a.revision)}
     for v in wl.truth:
         if v["detector"] == "offscope_marketing":  # each injection breaks its own rule and no other
