@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.base import Context, Finding, Store, n_of
+from detectors.minors import consent_gap, minor_at
 from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
 from policy.sdk_declarations import Label, SdkDeclarations, bare_host
 from schemas.models import SEVERITY_RANK, Attribution, ConsentStatus, Severity
@@ -54,11 +55,18 @@ class Rule(StrEnum):
     country_not_allowed = "country_not_allowed"
     too_frequent = "too_frequent"
     permission_not_declared = "permission_not_declared"
+    minor_collected_without_consent = "minor_collected_without_consent"
 
 
 # rules whose observations are the fault, whatever fields they carried
 _CARRIED_IS_THE_FAULT = frozenset(
-    {Rule.undeclared_sdk, Rule.before_consent, Rule.host_not_allowed, Rule.country_not_allowed}
+    {
+        Rule.undeclared_sdk,
+        Rule.before_consent,
+        Rule.host_not_allowed,
+        Rule.country_not_allowed,
+        Rule.minor_collected_without_consent,
+    }
 )
 
 
@@ -214,8 +222,7 @@ class SdkOvercollectionDetector:
             breaches.append((Rule.undeclared_sdk, [], note))  # seed 004 §一.(一).6-7
             # consent first and China's border bind every SDK, declared or not (seed 004 序言,
             # §二.(一)1): one the policy never named is held to its home country
-            if why := self._without_consent(ev, ctx):
-                breaches.append((Rule.before_consent, [], why))
+            breaches += self._consent_breaches(ev, ctx)
             home = decl.sdks[sid].countries if sid else [ctx.catalog.policy.recipients.home_country]
             country = iso_country(ev.dest_country)
             if country and country not in home:
@@ -226,8 +233,7 @@ class SdkOvercollectionDetector:
             hit = [f for f in fields if labels[f] is label and f not in decl.c3_or_auth]
             if hit:
                 breaches.append((rule, hit, None))
-        if why := self._without_consent(ev, ctx):
-            breaches.append((Rule.before_consent, [], why))
+        breaches += self._consent_breaches(ev, ctx)
         d = decl.sdks[sid]
         if ev.dest_host and not decl.host_allowed(sid, ev.dest_host):
             breaches.append((Rule.host_not_allowed, [], f"host {bare_host(ev.dest_host)}"))  # a URL's host
@@ -239,6 +245,29 @@ class SdkOvercollectionDetector:
         if d.max_per_device_hour and self._too_often(sid, ev, d.max_per_device_hour, ctx):
             breaches.append((Rule.too_frequent, [], f"more than {d.max_per_device_hour} per device-hour"))
         return labels, breaches
+
+    def _consent_breaches(self, ev: Any, ctx: Context) -> list[tuple[str, list[str], str | None]]:
+        """No agreement to the privacy policy behind the collection; else, for a logged-in minor,
+        an agreement that is not the one the law asks of a minor's data."""
+        if why := self._without_consent(ev, ctx):
+            return [(Rule.before_consent, [], why)]
+        if why := self._minor_without_consent(ev, ctx):
+            return [(Rule.minor_collected_without_consent, [], why)]
+        return []
+
+    def _minor_without_consent(self, ev: Any, ctx: Context) -> str | None:
+        """Why a logged-in customer's collection lacks the consent a minor's needs, or None: a
+        minor's data is sensitive (seed 004 定义(10)), collected only with a separate consent, under
+        14 the guardian's (流程描述(1)③; retention.yaml `minors`, detectors/minors.py), so a child's
+        own tap on "agree" to the privacy policy lets no SDK collect from them (a probe's 12-year-old's
+        location and phone number reached the analytics SDK unseen). Only an observation that names
+        its customer (`subject_id`) can be aged."""
+        minor = minor_at(ev.subject_id, ev.ts, ctx)
+        if minor is None:
+            return None
+        purpose = self.p.consent_purpose
+        why = consent_gap(minor, ctx.consent_to_use(ev.subject_id, purpose, ev.ts), purpose)
+        return None if why is None else f"a logged-in customer {minor.band} without {minor.need}: {why}"
 
     def _without_consent(self, ev: Any, ctx: Context) -> str | None:
         """Why the collection had no agreement to the policy behind it, or None. Seed 004 preamble

@@ -643,3 +643,71 @@ def test_a_policy_section_without_every_rule_names_the_fix(policy, tmp_path) -> 
     )
     with pytest.raises(PolicyError, match="sdk_overcollection.yaml.*params.rules"):
         load_detectors(load_policy(tmp_path / "p"), tmp_path / "p")
+
+
+# -- a logged-in minor (seed 004 定义(10), 流程描述(1)③; retention.yaml `minors`) ------------------------
+@pytest.mark.parametrize(
+    ("born", "given", "fires"),
+    [
+        ("2013-06-01", ("subject", False), True),  # 12: the child tapped "agree" themself
+        ("2013-06-01", ("subject", True), True),  # the child's own, though separate
+        ("2013-06-01", ("guardian", True), False),
+        ("2013-06-01", ("guardian", False), True),
+        ("2013-06-01", None, True),  # no agreement on record: the app's flag says nothing of whose
+        ("2012-01-01", ("subject", True), True),  # the 14th birthday: still 13
+        ("2011-12-31", ("subject", True), False),  # 14 since today
+        ("2011-12-31", ("subject", False), True),
+        ("2008-01-02", ("subject", True), False),  # 17, a separate agreement of their own
+        ("2007-12-31", ("subject", False), False),  # 18 since today: judged as any adult
+        (None, ("subject", False), False),  # no birth date
+        ("unknown", ("subject", False), False),  # not on the customers stream
+    ],
+    ids=[
+        "12 own bundled",
+        "12 own separate",
+        "12 guardian separate",
+        "12 guardian bundled",
+        "12 none",
+        "14th birthday own separate",
+        "14 own separate",
+        "14 own bundled",
+        "17 own separate",
+        "18 own bundled",
+        "no birth date",
+        "not on customers",
+    ],
+)
+def test_an_sdk_collecting_from_a_logged_in_minor_needs_a_separate_agreement_a_guardians_under_14(
+    policy, born, given, fires
+) -> None:
+    """A probe's logged-in 12-year-old agreed to the privacy policy themself, and the push SDK's
+    collection was silent. A minor's data is sensitive (seed 004 定义(10)): an SDK collects it only
+    on a separate agreement, under 14 the guardian's, aged the day after the birthday on the bank's
+    calendar day (T0: 08:00 on 1 January 2026 in Beijing). Everything else about the collection is
+    as declared."""
+    from schemas.models import ConsentStatus, Customer
+
+    consents = [Consent(subject_id="C9", ts=0, purpose="privacy_policy", status=ConsentStatus.granted)]
+    if given is not None:
+        by, separate = given
+        consents.append(
+            Consent(subject_id="C1", ts=T0 - HOUR, purpose="privacy_policy", status=ConsentStatus.granted,
+                    separate=separate, given_by=by)
+        )  # fmt: skip
+    e = make_engine(policy, consents)
+    if born != "unknown":
+        c1 = Customer(
+            customer_id="C1", ts=0, org_id="S0101", org_path=["HO", "B01", "S0101"], birth_date=born
+        )
+        e.apply_reference("customers", refs("customers", [c1]))
+    ev = obs("push", ("imei", "oaid"), host="api.xmpush.xiaomi.com", subject_id="C1")
+    alerts = final(run(e, [ev, obs("push", ("imei",), host="api.xmpush.xiaomi.com", device="D2")]))
+    assert {a.rule_id.rsplit(".", 1)[1] for a in alerts.values()} == (
+        {"minor_collected_without_consent"} if fires else set()
+    )
+    if fires:
+        (a,) = alerts.values()
+        band = "under 14" if born > "2011-12-31" else "aged 14 to 17"
+        assert a.severity.value == "high" and f"a logged-in customer {band} without" in a.summary
+        assert a.subject_count == 1 and a.counts["observations"] == 1 and born not in a.summary
+        assert a.regulation[0].startswith("《个人信息保护法》第三十一条")
