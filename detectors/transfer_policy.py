@@ -57,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors import inbox
 from detectors.base import DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
+from detectors.minors import consent_gap, minor_at
 from policy.contracts import ContractTerm, RecipientBook
 from policy.model import (
     CLASS_RANK,
@@ -103,6 +104,7 @@ class Rules(BaseModel):
     volume_exceeded: Rule
     disclosed_without_assessment: Rule
     sender_not_active: Rule
+    minor_shared_without_consent: Rule
 
 
 class TransferPolicyParams(BaseModel):
@@ -393,6 +395,8 @@ class TransferPolicyDetector:
                     {"subjects_without_consent": len(missing), "subjects_unnamed": unnamed},
                     affected=missing,
                 )
+        if cross_border or (kind in self.p.consent_types and not anonymous and not clearing):
+            yield from self._minors(ev, cls, kind, purpose, sought, ctx)
         if kind in self.p.entrusted_types and not deidentified:
             how = "encrypted but identifiable" if ev.encrypted else "identifiable"
             # the sender who flagged the batch de-identified relied on no encryption: its claim is the point
@@ -506,16 +510,53 @@ class TransferPolicyDetector:
         of the transfer, how many subjects are counted but not named): seed 002 §六.2(1), each subject
         checked on the consents stream, whichever channel the consent was recorded on (`consent_to_use`)."""
         named = dict.fromkeys(ev.subject_ids)
-        missing = []
-        for subject in named:
-            consent = ctx.consent_to_use(subject, purpose, ev.ts) if purpose else None
-            if (
-                consent is None
-                or consent.status is not ConsentStatus.granted
-                or (self.p.separate_consent and not consent.separate)
-            ):
-                missing.append(subject)
+        missing = [s for s in named if not self._consents(s, purpose, ev.ts, ctx)]
         return missing, max(ev.subject_count - len(named), 0)
+
+    def _consents(self, subject: str, purpose: str | None, ts: int, ctx: Context) -> Any:
+        """The subject's consent to the share as any subject's must be (granted, and separate where
+        `separate_consent`), or None."""
+        consent = ctx.consent_to_use(subject, purpose, ts) if purpose else None
+        if (
+            consent is None
+            or consent.status is not ConsentStatus.granted
+            or (self.p.separate_consent and not consent.separate)
+        ):
+            return None
+        return consent
+
+    def _minors(
+        self, ev: Any, cls: JrClass, kind: RecipientType, purpose: str | None, sought: str, ctx: Context
+    ) -> Iterator[Finding]:
+        """A minor's data is sensitive (seed 004 定义(10)): shared only on a separate consent, under 14
+        the guardian's (流程描述(1)③, PIPL art. 31; retention.yaml `minors`, detectors/minors.py). A
+        probe's 12-year-old's name and phone went to the insurer on the child's own separate consent
+        unseen. Judged for the named subjects whose consent would do for an adult: one with none is
+        the consent rule's (`sharing_without_consent`, `cross_border`) already, and a list the
+        transfer only names (`subject_list_id`) cannot be aged."""
+        if not purpose:
+            return  # no consent can cover a share of no purpose: the consent rule's
+        affected: list[str] = []
+        whys: dict[str, None] = {}
+        for subject in dict.fromkeys(ev.subject_ids):
+            minor = minor_at(subject, ev.ts, ctx)
+            consent = self._consents(subject, purpose, ev.ts, ctx) if minor is not None else None
+            if minor is None or consent is None:
+                continue
+            if (why := consent_gap(minor, consent, purpose)) is not None:
+                affected.append(subject)
+                whys.setdefault(f"{minor.band} without {minor.need}: {why}")
+        if affected:
+            yield self._finding(
+                ev,
+                self.p.rules.minor_shared_without_consent,
+                cls,
+                f"sent the data of {n_of(len(affected), 'minor')} to {kind.value} {ev.recipient_id} {sought}, "
+                f"{'; '.join(whys)}",
+                {"minors_without_consent": len(affected)},
+                affected=affected,
+                unnamed=False,
+            )
 
     @staticmethod
     def _assessed(ev: Any, book: RecipientBook) -> bool:
@@ -705,10 +746,12 @@ class TransferPolicyDetector:
         what: str,
         extra: dict[str, int] | None = None,
         affected: list[str] | None = None,
+        unnamed: bool = True,
     ) -> Finding:
         """The alert of one rule a transfer broke. `affected`: the named subjects the rule concerns,
         where it is not all of them (those without consent, for whom alone the share was unlawful:
-        the incident notifies them, not the customers who consented), with the unnamed ones; their
+        the incident notifies them, not the customers who consented), with the unnamed ones (unless
+        `unnamed` is False: the rule concerns named subjects alone, a minor's age); their
         records are the transfer's in proportion (a transfer does not say whose record is which)."""
         by = f" by {ev.actor_id}" if ev.actor_id else ""
         named = list(dict.fromkeys(ev.subject_ids))
@@ -716,7 +759,7 @@ class TransferPolicyDetector:
         sent = f"{n_of(ev.record_count, 'record')} of {n_of(ev.subject_count, 'subject')}"
         if affected is not None:
             everyone = max(ev.subject_count, len(named))  # a log may name more than it counts
-            subjects = len(affected) + max(ev.subject_count - len(named), 0)
+            subjects = len(affected) + (max(ev.subject_count - len(named), 0) if unnamed else 0)
             records = (
                 min(-(-ev.record_count * subjects // everyone), ev.record_count) if everyone else records
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -904,3 +905,82 @@ def test_a_declared_contract_id_holding_a_numbers_form_still_matches(tmp_path: P
     e.apply_reference("consents", refs("consents", [consent()]))
     assert run(e, transfer(contract_id="HT-490154203237518")) == {}
     assert rules(run(e, transfer(contract_id="HT-490154203237519", n=1), offset=1)) == ["LM-TP-006"]
+
+
+# -- a minor's data (seed 004 定义(10), 流程描述(1)③; retention.yaml `minors`) --------------------------
+def minors_engine(engine: Any, born: Mapping[str, str | None], *consents: Consent) -> Engine:
+    """An engine whose customers were born on `born` (customer id -> birth date)."""
+    from schemas.models import Customer
+
+    e = engine(*consents)
+    known = [
+        Customer(customer_id=c, ts=0, org_id="S0101", org_path=["HO", "B01", "S0101"], birth_date=b)
+        for c, b in born.items()
+    ]
+    e.apply_reference("customers", refs("customers", known))
+    return e
+
+
+@pytest.mark.parametrize(
+    ("born", "given", "expected"),
+    [
+        ("2013-06-01", ("subject", True), ["LM-TP-013"]),  # 12, the child's own separate consent
+        ("2013-06-01", ("guardian", True), []),
+        ("2013-06-01", ("subject", False), ["LM-TP-002"]),  # no separate consent: the consent rule's
+        ("2013-06-01", None, ["LM-TP-002"]),
+        ("2012-01-01", ("subject", True), ["LM-TP-013"]),  # the 14th birthday: still 13
+        ("2011-12-31", ("subject", True), []),  # 14 since today: the minor's own separate will do
+        ("2008-01-02", ("subject", True), []),  # 17
+        ("2007-12-31", ("subject", True), []),  # 18
+        (None, ("subject", True), []),  # no birth date
+    ],
+    ids=[
+        "12 own",
+        "12 guardian",
+        "12 own bundled",
+        "12 none",
+        "14th birthday own",
+        "14 own",
+        "17 own",
+        "18 own",
+        "no birth date",
+    ],  # fmt: skip
+)
+def test_a_minors_data_is_shared_only_on_a_separate_consent_a_guardians_under_14(
+    engine, born, given, expected
+) -> None:
+    """A probe's 12-year-old's name and phone went to the insurer on the child's own separate consent,
+    unseen. Under 14 only the guardian's separate consent will do, aged the day after the birthday on
+    the bank's calendar day (T0: 08:00 on 1 January 2026 in Beijing); a minor with no separate
+    consent at all is LM-TP-002's already (one alert a subject, not two)."""
+    consents = [consent("C9")]
+    if given is not None:
+        by, separate = given
+        consents.append(consent("C1", separate=separate, given_by=by))
+    alerts = run(minors_engine(engine, {"C1": born}, *consents), transfer(subject_ids=["C1"]))
+    assert rules(alerts) == expected
+    if expected == ["LM-TP-013"]:
+        (a,) = alerts.values()
+        assert a.severity.value == "high" and a.regulation[0].startswith("《个人信息保护法》第三十一条")
+        assert "under 14 without a guardian's separate consent (监护人单独同意)" in a.summary
+        assert "is the minor's own, not a guardian's" in a.summary and born not in a.summary
+
+
+def test_a_share_names_the_minors_it_concerns_abroad_too_and_a_list_cannot_be_aged(engine) -> None:
+    """One transfer of a child's and an adult's data, each on their own separate consent, and a third
+    customer's it only counts: the minor's alert concerns the child alone (the subjects an incident notifies). Abroad the minor's rule applies
+    as at home; a transfer naming only its list (`subject_list_id`) names no one to age."""
+    born = {"C1": "2013-06-01", "C2": "1990-01-01"}
+    pz = Pseudonymizer(b"unit-test-key-0123456789")
+    e = minors_engine(engine, born, consent("C1"), consent("C2"))
+    # a third customer counted, not named: LM-TP-002's, no minor of the child's alert
+    got = run(e, transfer(subject_ids=["C1", "C2"], subject_count=3, record_count=3))
+    assert rules(got) == ["LM-TP-002", "LM-TP-013"]
+    a = next(a for a in got.values() if a.rule_id == "LM-TP-013")
+    assert a.subjects_sample == [pz("C1")] and a.subject_count == 1
+    assert a.counts["minors_without_consent"] == 1 and "the data of 1 minor" in a.summary
+    ok = [consent(s, purpose="group_risk_management") for s in born]
+    assert rules(run(minors_engine(engine, born, *ok), abroad(subject_ids=["C1", "C2"]))) == ["LM-TP-013"]
+    # its unnamed customers are LM-TP-002's, as any list's
+    listed = transfer(subject_ids=[], subject_list_id="SL-1", subject_count=2)
+    assert rules(run(minors_engine(engine, born, consent("C1")), listed)) == ["LM-TP-002"]
