@@ -489,3 +489,52 @@ def test_an_enum_value_in_a_producers_words_is_the_schemas() -> None:
         "account_closed",
     ]
     assert dead == [9]  # a word it does not list is still refused
+
+
+@pytest.mark.parametrize(
+    ("stream", "record", "field", "words", "values"),
+    [
+        # an MFT or API-gateway transfer log's class of counterparty (seed 001 §三(5), §四; seed 004)
+        ("transfer", "transfer", "recipient_type",
+         ["境外", "境外机构", "跨境", "Cross-Border", "foreign", "第三方", "Vendor", "外包", "委托处理", "外包服务商", "监管机构"],
+         ["overseas"] * 5 + ["third_party"] * 2 + ["processor"] * 3 + ["regulator"]),
+        # the basis it claims (seed 004 隐私政策 (三); PIPL art. 13 ¶1)
+        ("transfer", "transfer", "legal_basis",
+         ["单独同意", "法定义务", "法律义务", "合同", "contract_necessity", "无", "N/A"],
+         ["separate_consent", "legal_obligation", "legal_obligation", "contract", "contract", "none", "none"]),
+        # an SMS platform's, the app's, WeChat's and a call centre's send logs
+        ("marketing", "push", "channel",
+         ["手机短信", "APP推送", "站内信", "手机银行APP", "微信公众号", "企业微信", "WeChat Work", "外呼", "电销", "智能外呼"],
+         ["sms"] + ["app_push"] * 3 + ["wechat"] * 3 + ["phone"] * 3),
+        # an app's toggle, an SMS gateway's unsubscribe (seed 004 隐私政策: 开启, 关闭"信息推送")
+        ("consents", "consent", "status",
+         ["关闭", "已关闭", "不同意", "取消授权", "退订成功", "TD", "OFF", "disabled", "开启", "已开启", "ON", "enabled"],
+         ["withdrawn"] * 8 + ["granted"] * 4),
+    ],
+)  # fmt: skip
+def test_transfer_push_and_consent_words_are_the_schemas(stream, record, field, words, values) -> None:
+    """A probe's transfer to an undeclared vendor in Singapore classed 境外 was a dead letter and no
+    cross-border alert; its pushes on 手机短信 and its opt-outs written 退订成功 were dead letters too
+    (schemas/enum_words.yaml RecipientType, LegalBasis, Channel, ConsentStatus). A word of two
+    meanings (Y, 0, true; 5G消息, which an SMS consent may or may not cover) is still refused."""
+    from streams.codecs import Decoder, RawRecord
+
+    base = {
+        "transfer": {"event_id": "t", "ts": 1767225600000, "transfer_id": "T", "sender_system": "core", "recipient_id": "x",
+                     "recipient_type": "third_party", "recipient_country": "SG", "categories": ["customer_name"],
+                     "record_count": 1, "subject_count": 1, "subject_ids": ["C1"], "encrypted": True,
+                     "deidentified": False, "public_network": False},
+        "push": {"event_id": "m", "ts": 1767225600000, "subject_id": "C1", "channel": "sms", "campaign_id": "CMP",
+                 "purpose": "marketing", "personalized": False, "opt_out_offered": True,
+                 "non_personalized_option": False, "submitter_id": "E1", "approver_id": "E2", "org_id": "HO"},
+        "consent": {"subject_id": "C1", "ts": 0, "purpose": "marketing", "status": "granted"},
+    }[record]  # fmt: skip
+    ambiguous = {"transfer": "Y", "push": "5G消息", "consent": "0"}[record]
+    raws = [
+        RawRecord("t", 0, i, json.dumps({**base, field: w}, ensure_ascii=False).encode())
+        for i, w in enumerate([*words, ambiguous])
+    ]
+    out = Decoder().decode(stream, raws)
+    assert [getattr(ev, field).value for _, ev in out.ok] == values
+    assert [(d.raw.offset, d.kind, d.field) for d in out.dead] == [(len(words), "invalid", field)]
+    assert out.dead[0].message.startswith("not one of: ")

@@ -441,6 +441,90 @@ def test_a_push_an_earlier_lifemon_kept_under_its_subject_is_still_judged(policy
     assert a.subjects_sample == [subject]
 
 
+# -- a producer's words, through the decoder ------------------------------------------------------------
+def replayed(
+    tmp_path: Any, policy: Any, catalog: Any, **streams: list[dict[str, Any]]
+) -> tuple[list[Alert], list[Any]]:
+    """The streams' records as producers write them (JSON, their own words for the enums), read by
+    the real decoder into the engine: the latest revision of each alert, and the dead letters."""
+    from streams.codecs import Decoder
+    from streams.replay import replay
+
+    for stream, records in streams.items():
+        text = "\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+        (tmp_path / f"pfi.{stream}.jsonl").write_text(text, encoding="utf-8")
+    spec = next(s for s in load_detectors(policy) if s.kind == "offscope_marketing")
+    e = Engine([spec], catalog, pseudonymize=Pseudonymizer(KEY), allowed_lateness_ms=60_000)
+    alerts, dead = replay(e, Decoder(), sorted(tmp_path.glob("pfi.*.jsonl")))
+    return list(final(alerts).values()), dead
+
+
+def said(record: Any, **words: Any) -> dict[str, Any]:
+    """The record as JSON, its fields in `words` as the producer writes them."""
+    return {**record.model_dump(mode="json"), **words}
+
+
+OPTED_OUT = ["退订成功", "TD", "关闭", "已关闭", "不同意", "取消授权", "取消", "OFF", "disabled"]
+GRANTED = ["开启", "已开启", "ON", "enabled"]
+
+
+def test_an_opt_out_and_a_push_in_the_platforms_own_words_are_judged(tmp_path, policy, catalog) -> None:
+    """An SMS gateway logs an unsubscribe as the reply (TD) or its result (退订成功), an app's settings
+    a toggle as 关闭 or OFF, and a send log its channel as 手机短信, 企业微信, 智能外呼 (seed 004 隐私政策:
+    关闭"信息推送"; schemas/enum_words.yaml): a probe's opt-outs so written were dead letters, and the
+    pushes after them silent (seed 004 流程描述(4)使用② 应当立即停止利用); its grants so written too, and
+    each push after them a false no-consent alert."""
+    consents, pushes = [], []
+    for i, word in enumerate(OPTED_OUT):
+        cid = f"C{i:02d}"
+        consents += [said(consent(cid), status="开启", channel="手机短信"),
+                     said(consent(cid, at=-HOUR), status=word, channel="短信")]  # fmt: skip
+        pushes.append(said(push(cid), channel="手机短信"))
+    for i, word in enumerate(GRANTED):
+        consents.append(said(consent(f"G{i:02d}", channel=None), status=word))
+        pushes.append(said(push(f"G{i:02d}"), channel="手机短信"))
+    never = [
+        "APP推送",
+        "站内信",
+        "手机银行APP",
+        "微信公众号",
+        "企业微信",
+        "WeChat Work",
+        "电销",
+        "智能外呼",
+        "IVR",
+    ]
+    pushes += [said(push(f"N{i:02d}"), channel=ch) for i, ch in enumerate(never)]
+    alerts, dead = replayed(tmp_path, policy, catalog, consents=consents, marketing=pushes)
+    assert dead == []
+    by_subject = {a.subjects_sample[0]: set(a.counts) for a in alerts}
+    assert [
+        w
+        for i, w in enumerate(OPTED_OUT)
+        if "rule_after_withdrawal" not in by_subject.get(P(f"C{i:02d}"), ())
+    ] == []
+    assert not any(P(f"G{i:02d}") in by_subject for i in range(len(GRANTED)))  # consented: silent
+    assert [
+        c for i, c in enumerate(never) if "rule_no_consent" not in by_subject.get(P(f"N{i:02d}"), ())
+    ] == []
+
+
+def test_a_status_or_channel_of_two_meanings_is_still_a_dead_letter(tmp_path, policy, catalog) -> None:
+    """Y/N, 1/0, true/false: a status code of 0 or N is as often 正常 (in force) as 否, and a flag does
+    not say which question it answers; 5G消息 is a channel the privacy policy never names, which an SMS
+    consent may or may not cover. Refused, each with the values to use, for the producer to say which:
+    the grant so written is no consent, and the push after it is one without."""
+    consents = [
+        said(consent(channel=None), status=w, ts=T0 - 24 * HOUR + i) for i, w in enumerate(["Y", "1", "true"])
+    ]
+    pushes = [said(push(at=0)), said(push("C2", at=0), channel="5G消息")]
+    alerts, dead = replayed(tmp_path, policy, catalog, consents=consents, marketing=pushes)
+    assert sorted((d.kind, d.field) for d in dead) == [("invalid", "channel")] + [("invalid", "status")] * 3
+    assert "not one of: granted, withdrawn" in next(d for d in dead if d.field == "status").message
+    ((subject, counts),) = [(a.subjects_sample[0], set(a.counts)) for a in alerts]
+    assert subject == P("C1") and "rule_no_consent" in counts
+
+
 # -- policy -------------------------------------------------------------------------------------------
 def _policy_copy(tmp_path: Any) -> Any:
     import shutil

@@ -18,8 +18,10 @@ from policy import DEFAULT_DIR, PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Consent, TransferEvent
 from streams.alerts import latest, to_ocsf
+from streams.codecs import Decoder
 from streams.engine import Engine, declared_spelling
 from streams.pseudonym import Pseudonymizer
+from streams.replay import replay
 
 HOUR = 3_600_000
 CST_MIDNIGHT = T0 + 16 * HOUR  # 2026-01-02 00:00 in the bank's calendar (Asia/Shanghai)
@@ -984,3 +986,84 @@ def test_a_share_names_the_minors_it_concerns_abroad_too_and_a_list_cannot_be_ag
     # its unnamed customers are LM-TP-002's, as any list's
     listed = transfer(subject_ids=[], subject_list_id="SL-1", subject_count=2)
     assert rules(run(minors_engine(engine, born, consent("C1")), listed)) == ["LM-TP-002"]
+
+
+# -- a producer's words, through the decoder ---------------------------------------------------------
+def replayed(
+    tmp_path: Path, spec: Any, catalog: Any, **streams: list[Any]
+) -> tuple[dict[str, Any], list[Any]]:
+    """The streams' records as a producer writes them (JSON, its own words for the enums), read by
+    the real decoder into the engine: the latest revision per alert, and the dead letters."""
+    for stream, records in streams.items():
+        lines = (
+            json.dumps(r.model_dump(mode="json") if hasattr(r, "model_dump") else r, ensure_ascii=False)
+            for r in records
+        )
+        (tmp_path / f"pfi.{stream}.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    alerts, dead = replay(e, Decoder(), sorted(tmp_path.glob("pfi.*.jsonl")))
+    return {a.alert_id: a for a in latest(sorted(alerts, key=lambda a: a.revision))}, dead
+
+
+def said(record: Any, **words: str) -> dict[str, Any]:
+    """The record as JSON, its fields in `words` as the producer writes them."""
+    return {**record.model_dump(mode="json"), **words}
+
+
+@pytest.mark.parametrize("kind", ["境外", "境外机构", "跨境", "cross-border", "Foreign", "第三方", "vendor"])
+def test_a_transfer_abroad_its_log_classes_in_its_own_words_is_cross_border(
+    tmp_path, spec, catalog, kind
+) -> None:
+    """A probe's MFT log sent an undeclared vendor in Singapore customers' names and phones, its
+    counterparty classed 境外, 跨境, foreign, 第三方 or vendor (schemas/enum_words.yaml RecipientType):
+    each a dead letter, and no alert at all where `overseas` raised a critical cross-border one
+    (seed 002 §六.5; PIPL art. 38, 39)."""
+    sent = transfer(recipient_id="sg_vendor_x", recipient_country="SG", contract_id=None, legal_basis="none")
+    alerts, dead = replayed(tmp_path, spec, catalog, transfer=[said(sent, recipient_type=kind)])
+    assert dead == [] and rules(alerts) == ["LM-TP-005", "LM-TP-006"]
+    assert {a.rule_id: a.severity.value for a in alerts.values()}["LM-TP-005"] == "critical"
+
+
+def test_entrusted_processing_and_legal_bases_in_a_logs_own_words_are_the_schemas(
+    tmp_path, spec, catalog
+) -> None:
+    """外包 and 委托处理 are entrusted processing (seed 004 流程描述: 委托处理): an outsourcer abroad
+    handed identifiable data is judged as the processor it is. A basis written 单独同意, 合同, 法定义务
+    or 无 is the schema's (seed 004 隐私政策 (三); PIPL art. 13 ¶1): a probe's lost the whole share. A
+    court's inquiry a log classes 监管机构 under 法定义务 is the authority's under the law it claims."""
+    out = transfer(recipient_id="sg_vendor_x", recipient_country="SG", contract_id=None, legal_basis="none")
+    share = transfer()
+    inquiry = transfer(recipient_id="court_bj_chaoyang", contract_id=None, public_network=False, purpose=None)
+    records = [
+        said(out, recipient_type="外包", event_id="t-1", transfer_id="T-1"),
+        said(out, recipient_type="委托处理", event_id="t-2", transfer_id="T-2"),
+        *(
+            said(share, legal_basis=basis, event_id=f"b-{i}", transfer_id=f"B-{i}")
+            for i, basis in enumerate(["单独同意", "合同", "Contract Necessity", "法定义务", "无", "N/A"])
+        ),
+        said(inquiry, recipient_type="监管机构", legal_basis="法定义务", event_id="c-1", transfer_id="C-1"),
+    ]
+    alerts, dead = replayed(tmp_path, spec, catalog, transfer=records, consents=[consent()])
+    assert dead == []
+    by_recipient = {(a.actor_id, a.rule_id) for a in alerts.values()}
+    assert by_recipient - {("sg_vendor_x", r) for r in ("LM-TP-003", "LM-TP-005", "LM-TP-006")} == {
+        ("court_bj_chaoyang", "LM-TP-011")  # the law's trace, low
+    }, by_recipient  # the insurer's shares, consented: silent whatever basis they claim
+    assert "entrusted sg_vendor_x" in next(a for a in alerts.values() if a.rule_id == "LM-TP-003").summary
+
+
+@pytest.mark.parametrize("word", ["Y", "1", "true"])
+def test_a_recipient_type_or_basis_of_two_meanings_is_still_a_dead_letter(
+    tmp_path, spec, catalog, word
+) -> None:
+    """A flag says nothing of which class or which basis: refused, with the values to use."""
+    sent = transfer(n=1)
+    alerts, dead = replayed(
+        tmp_path,
+        spec,
+        catalog,
+        transfer=[said(sent, recipient_type=word), said(transfer(n=2), legal_basis=word)],
+    )
+    assert alerts == {}
+    assert [(d.kind, d.field) for d in dead] == [("invalid", "recipient_type"), ("invalid", "legal_basis")]
+    assert "not one of: internal, processor, third_party, overseas" in dead[0].message
