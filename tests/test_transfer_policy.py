@@ -1067,3 +1067,27 @@ def test_a_recipient_type_or_basis_of_two_meanings_is_still_a_dead_letter(
     assert alerts == {}
     assert [(d.kind, d.field) for d in dead] == [("invalid", "recipient_type"), ("invalid", "legal_basis")]
     assert "not one of: internal, processor, third_party, overseas" in dead[0].message
+
+
+def test_a_separate_consent_logged_under_the_purposes_chinese_name_is_to_it(tmp_path, spec, catalog) -> None:
+    """A probe's consent platform logged the separate consent to the insurer's share as 保险推荐:
+    no consent to insurance_referral, and the share its contract agrees was a false LM-TP-002.
+    purposes.yaml names the recipients' contract purposes as it names the bank's own; a transfer log
+    that names the purpose so is the contract's too. Without the consent the share still fires."""
+    consented = [consent(purpose="保险推荐"), consent("C0000002", purpose="基金代销", separate=True)]
+    fund = transfer(
+        n=1, recipient_id="tp_fund_distributor", contract_id="CT-tp_fund_distributor",
+        categories=["customer_name", "payment_account_no"], subject_ids=["C0000002"], purpose="基金代销",
+    )  # fmt: skip
+    alerts, dead = replayed(
+        tmp_path,
+        spec,
+        catalog,
+        transfer=[transfer(), said(transfer(n=2), purpose="保险推荐"), fund],
+        consents=consented,
+    )
+    assert (alerts, dead) == ({}, [])
+    alerts, _ = replayed(
+        tmp_path, spec, catalog, transfer=[said(transfer(), purpose="保险推荐")], consents=[]
+    )
+    assert rules(alerts) == ["LM-TP-002"] and "for insurance_referral" in next(iter(alerts.values())).summary

@@ -566,6 +566,23 @@ def test_data_read_beyond_its_collection_purpose_needs_each_customers_separate_c
     assert run(ents, quiet) == []
 
 
+def test_a_read_for_a_partners_contract_purpose_needs_the_customers_separate_consent(run) -> None:
+    """purposes.yaml names the partners' contract purposes (insurance_referral, 保险推荐): nothing is
+    collected for them, so a wealth manager's read for an insurance referral reads beyond what the
+    data was collected for (seed 004 流程描述(1)⑧), unless the customer consented to that share,
+    separately, as transfer_policy asks of the share itself (a consent platform's 保险推荐 is it)."""
+    ents = [entitlement("w1", role="wealth_manager")]
+
+    def read(cid: int) -> list:
+        return access("w1", first_customer=cid, start=cid * 60_000, fields=("customer_name", "mobile_phone"),
+                      purpose="保险推荐")  # fmt: skip
+
+    found = run(ents, read(0))
+    assert reasons(found) == {"beyond_collection_purpose"}, found
+    assert "customer_name, mobile_phone for insurance_referral" in found[0].summary
+    assert run(ents, read(1), consents=[_consent("C0000001", "保险推荐")]) == []
+
+
 def test_a_purpose_is_its_id_whatever_case_a_log_writes_it_in(run) -> None:
     """The engine folds every purpose at the door (events, consents, approvals): `Marketing` reading a
     credit report is a marketing read, and a consent to ` MARKETING` is a consent to marketing."""
