@@ -178,12 +178,13 @@ def test_a_declared_sdk_sending_to_hong_kong_is_abroad(policy, country) -> None:
     assert rules(got) == {"country_not_allowed": "critical"} and "HK" in got[0].summary
 
 
-@pytest.mark.parametrize("country", ["cn", "CHN", "156", "中国境内", "中华人民共和国境内"])
+@pytest.mark.parametrize("country", ["cn", "CHN", "156", "中国境内", "中华人民共和国境内", "Mainland"])
 @pytest.mark.parametrize("sdk", ["tencent_x5", "com.umeng.analytics"])
 def test_a_home_country_written_in_lower_case_is_home(policy, sdk, country) -> None:
     """A monitor that reports `cn`, or ISO 3166's alpha-3 or numeric code: a declared SDK, and an
     undeclared one held to the home country. Or the seed's own words (seed 004 §二.(一)1: 在中华人民
-    共和国境内收集和产生的个人信息, 将存储在中华人民共和国境内): a probe's 中国境内 was a critical alert."""
+    共和国境内收集和产生的个人信息, 将存储在中华人民共和国境内): a probe's 中国境内 was a critical alert,
+    and its `Mainland` (mainland China, as 大陆 is) too."""
     got = run(policy, [obs(sdk, ["device_model"], dest_host="log.tbs.qq.com", dest_country=country)])
     assert "country_not_allowed" not in rules(got)
 
@@ -202,6 +203,7 @@ def test_a_home_country_written_in_lower_case_is_home(policy, sdk, country) -> N
         ("sensors_analytics", "手机号"),
         ("sensors_analytics", "交易账号"),
         ("tencent_x5", "剪切板"),
+        ("tencent_x5", "剪切板内容"),
         ("megvii_face", "设备加速器"),
         ("device_fingerprint", "亮度"),
         ("device_fingerprint", "语言"),
@@ -245,6 +247,15 @@ def test_the_browser_kernel_reading_sms_content_is_an_omitted_field(policy) -> N
         assert rules(got) == {"omitted_field": "high"} and got[0].jr_class == "C2", said
     got = run(policy, [obs("tencent_x5", ["device_model", "sms_content"])])
     assert "sms_content" in got[0].summary and got[0].counts["label_clear"] == 1
+
+
+def test_clipboard_content_on_an_sdk_that_declares_none_is_named_as_the_clipboard(policy) -> None:
+    """Seed 004 §一.(一).6 declares X5's 剪切板, TMF's not: TMF reporting 剪切板内容 (the clipboard's
+    content, as monitors write it) collects a field it omits, and the alert names the field, not
+    "(unknown field)" (a probe's)."""
+    (a,) = run(policy, [obs("tencent_tmf", ["device_model", "剪切板内容"], dest_host="tmf.qq.com")])
+    assert a.rule_id.endswith("omitted_field") and "clipboard" in a.summary, a.summary
+    assert "(unknown field)" not in a.summary
 
 
 def test_the_apm_sdk_receiving_the_customer_name_contradicts_the_policy(policy) -> None:
