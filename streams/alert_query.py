@@ -135,6 +135,20 @@ def select_latest(
     )
 
 
+def stored(client: Any, database: str, table: str, seen: str) -> str:
+    """What `table` holds, in one line for a listing its filters emptied: how many (the newest
+    revision of each) and the span of their `seen` times in UTC; "" for an empty table. A new
+    user's `--since 24h` on the demo's day printed "no alerts match" with no hint that all of
+    them were of 2026-01-01 (probe_s3 #6)."""
+    ((count, first, last),) = client.query(
+        f"SELECT count(), min({seen}), max({seen}) FROM {database}.{table} FINAL"
+    ).result_rows
+    if not count:
+        return ""
+    word = seen.replace("_", " ")
+    return f"({n_of(count, table[:-1])} stored, {word} {first:%Y-%m-%d %H:%M} … {last:%Y-%m-%d %H:%M} UTC)"
+
+
 def at_least(severity: Severity | None) -> list[str] | None:
     """The severities at or above `severity` (None: no filter)."""
     if severity is None:

@@ -655,13 +655,17 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
 
 
-def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only: Any) -> int:
-    """`lifemon alerts` and `lifemon incidents`: what their filters select, as a terminal shows it."""
+def _list(args: argparse.Namespace, table: str, query: Any, render: Any, seen: str, **only: Any) -> int:
+    """`lifemon alerts` and `lifemon incidents`: what their filters select, as a terminal shows it;
+    `seen`: the time column --since and --until filter on."""
+    from streams.alert_query import stored
+
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
     if not in_bank_zone(args, config):
         return 2
+    client = _read_client(config, table)
     listing = query(
-        _read_client(config, table),
+        client,
         config.clickhouse.database,
         min_severity=Severity(args.severity) if args.severity else None,
         status=args.status,
@@ -679,6 +683,8 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, **only:
         )
     elif listing.rows:  # the whole selection: its size said, so nobody counts lines
         print(n_of(listing.total, table[:-1]))
+    elif held := stored(client, config.clickhouse.database, table, seen):
+        print(held)  # why nothing matched: what is there, and when (the demo's day is not today's)
     return 0
 
 
@@ -706,7 +712,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         "rule": args.rule,
         "subject": args.subject,
     }
-    return _list(args, "alerts", query_alerts, render, **only)
+    return _list(args, "alerts", query_alerts, render, "last_seen", **only)
 
 
 def _policy_has_rule(args: argparse.Namespace) -> bool:
@@ -894,7 +900,7 @@ def _tell_receivers(config: Any, client: Any, database: str, review: Any) -> Non
 def cmd_incidents(args: argparse.Namespace) -> int:
     from streams.incident_query import query_incidents, render
 
-    return _list(args, "incidents", query_incidents, render)
+    return _list(args, "incidents", query_incidents, render, "first_seen")
 
 
 def _incident_of(args: argparse.Namespace, action: str) -> tuple[Any, Any, str, dict[str, Any] | None] | None:

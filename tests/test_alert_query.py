@@ -108,16 +108,23 @@ def test_the_cli_prints_one_line_and_the_summary_per_alert(ch, db, capsys, monke
     assert len(out) == 7 and out[-1] == "3 of 4 alerts shown; --limit 4 shows them all"
     assert main(["alerts", "--config", str(config), "--limit", "4"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 9
+    # a filter that matched nothing says what is stored, and when: the demo's day is not today's
+    # (probe_s3 #6: `--since 24h` after `make demo` printed only "no alerts match")
     assert main(["alerts", "--config", str(config), "--since", "7d"]) == 0
-    assert capsys.readouterr().out.strip() == "no alerts match"
+    assert capsys.readouterr().out.splitlines() == [
+        "no alerts match",
+        "(4 alerts stored, last seen 2026-01-01 00:02 … 2026-01-01 00:05 UTC)",
+    ]
     assert render([]) == "no alerts match"
     # what was stored lately, whatever its events' time: those 2026-01-01 alerts, stored by this test
     # (a probe's `--since 1h` found none of what a replay had just stored)
     assert main(["alerts", "--config", str(config), "--raised-since", "1h"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "4 alerts"
     assert main(["alerts", "--config", str(config), "--raised-since", "2099-01-01T00:00Z"]) == 0
-    assert capsys.readouterr().out.strip() == "no alerts match"
+    assert capsys.readouterr().out.splitlines()[0] == "no alerts match"
+    # an empty table has nothing to say more
     assert main(["incidents", "--config", str(config), "--raised-since", "1h"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["no incidents match"]
 
 
 def test_records_and_customers_are_labelled_and_times_say_utc(ch, policy, catalog) -> None:

@@ -538,6 +538,12 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert "critical" in head and "tp_insurance_partner" in head and total == "1 incident"
     assert main(["incidents", "--config", str(config), "--limit", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[2:] == ["1 of 2 incidents shown; --limit 2 shows them all"]
+    # none in the last week: what is stored, and of when (probe_s3 #6)
+    assert main(["incidents", "--config", str(config), "--since", "7d"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "no incidents match",
+        "(2 incidents stored, first seen 2026-01-01 00:00 … 2026-01-01 02:00 UTC)",
+    ]
 
     # `incidents show`: what the response team drafts its reports from, by a prefix of the id
     cvn_incident = next(i for i in found.values() if i.key == "tp_insurance_partner")
