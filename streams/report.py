@@ -404,17 +404,23 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
             f" — {total - charted:,} events outside the chart (earliest {earliest:%Y-%m-%d}) / "
             f"{total - charted:,} 条事件在图外"
         )
-    charts = _bars(
-        f"{title[per]} ({zone.key}){outside}", hours, streams, stream_colours, volume, unit=f"{per}s"
-    )
-    present = [c for c in CLASS_COLOURS if any(c in v for v in classes.values())]
-    class_chart = _bars(
-        "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)", sorted(classes.items()), present, CLASS_COLOURS
-    )
-    charts += f'<div class="beside">{class_chart}{_class_counts(classes)}</div>'
     window = data.get("window")
     bounded = period.since or period.until
     empty = "no events in the period / 期内无事件" if bounded else "no events yet / 尚无事件"
+    if total or classes:
+        charts = _bars(
+            f"{title[per]} ({zone.key}){outside}", hours, streams, stream_colours, volume, unit=f"{per}s"
+        )
+        present = [c for c in CLASS_COLOURS if any(c in v for v in classes.values())]
+        class_chart = _bars(
+            "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)",
+            sorted(classes.items()),
+            present,
+            CLASS_COLOURS,
+        )
+        charts += f'<div class="beside">{class_chart}{_class_counts(classes)}</div>'
+    else:  # two empty charts drew an axis of 0 to 1 events with a tick at 0.5 (probe_s3 #10)
+        charts = f'<p class="nocharts">{empty}: no chart of events / 无事件图表</p>'
     covered = _range(window[0], window[1], zone) if window else empty
     first_bar = f"{_local(window[0], zone):%Y-%m-%d %H:00}" if window else ""
     if window and hours and hours[0][0] > first_bar[: len(hours[0][0])]:

@@ -12,7 +12,7 @@ from detectors import load_detectors
 from streams.clickhouse import apply_ddl
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
-from streams.report import busiest_hours, gather, render
+from streams.report import Period, busiest_hours, gather, render
 from streams.sinks.clickhouse import (
     ALERT_COLUMNS,
     INCIDENT_COLUMNS,
@@ -262,8 +262,18 @@ def test_the_report_states_its_data_window_and_never_hides_c3(ch, names, policy,
     assert re.search(r"<tr><th>total / 合计</th><td class=\"n c3\">3</td>", counts[0])
 
 
-def test_a_report_without_events_says_so_instead_of_a_window(ch, names) -> None:
+def test_a_report_without_events_says_so_instead_of_a_window(ch, names, policy, catalog) -> None:
+    """And instead of its charts: two empty ones drew an axis of 0 to 1 events with a tick at 0.5
+    (probe_s3 #10, a `--since 30d` report of the demo's store)."""
     db = names["database"]
     apply_ddl(ch, db)
     html = render(gather(ch, db))
-    assert "no events yet / 尚无事件" in html and '<td class="n">0</td>' in html
+    assert "no events yet / 尚无事件" in html and "<b>0</b><span>events monitored" in html
+    assert "<svg" not in html and '<p class="nocharts">no events yet / 尚无事件: no chart' in html
+    # a period after the store's day: none of its events are in it
+    store_day(ch, db, policy, catalog, access("e1", customers=3, n=3))
+    assert "<svg" in render(gather(ch, db))
+    later = Period(since=datetime.fromtimestamp(T0 / 1000, UTC) + timedelta(days=30))
+    html = render(gather(ch, db, later))
+    assert "<svg" not in html and "0.5" not in html
+    assert '<p class="nocharts">no events in the period / 期内无事件: no chart' in html
