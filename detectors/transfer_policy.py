@@ -75,6 +75,9 @@ from schemas.structs import STRICT
 VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
 FORGOTTEN = "forgotten:"  # + {recipient}/{contract}: the end of its latest period forgotten
 RAISED = "raised:"  # + {recipient}/{transfer}: the rule ids its alerts raised, space-separated
+# LM-TP-006's count of the condition that failed: no approval, no contract in force, a contract
+# that does not cover what was sent
+NOT_APPROVED, NO_CONTRACT, NOT_COVERED = "not_approved", "no_contract_in_force", "contract_not_covering"
 TRANSFER_STRUCT: Any = STRICT["transfer"]  # a stored block's transfers come back as the decoder's structs
 
 
@@ -432,10 +435,16 @@ class TransferPolicyDetector:
                 f"disclosed data to {kind.value} {ev.recipient_id} with {named}",
             )
         if kind in self.p.approval_types:
-            problem = self._approval_problem(ev, term, book, ctx, flagged)
+            problem, failed = self._approval_problem(ev, term, book, ctx, flagged)
             if problem:
+                # which of the rule's three conditions failed, for the incident's notice to say in
+                # words (policy/incidents.yaml `conditions`): the summary is for the SOC
                 yield self._finding(
-                    ev, r.recipient_not_approved, cls, f"sent data to {ev.recipient_id}: {problem}"
+                    ev,
+                    r.recipient_not_approved,
+                    cls,
+                    f"sent data to {ev.recipient_id}: {problem}",
+                    {failed: 1},
                 )
         yield from self._onward(ev, cls, book, ctx)
 
@@ -627,14 +636,15 @@ class TransferPolicyDetector:
 
     def _approval_problem(
         self, ev: Any, term: ContractTerm | None, book: RecipientBook, ctx: Context, flagged: set[str]
-    ) -> str:
-        """Seed 002 §六.2(2), §六.4(5): a listed recipient, a contract in force, covering what is sent."""
+    ) -> tuple[str, str]:
+        """Seed 002 §六.2(2), §六.4(5): a listed recipient, a contract in force, covering what is sent.
+        (what is wrong, "" for nothing; the count key of the condition that failed)."""
         if ev.recipient_id not in book.recipients:
-            return "not an approved recipient (policy/recipients.yaml)"
+            return "not an approved recipient (policy/recipients.yaml)", NOT_APPROVED
         if term is None:
             if ev.contract_id and book.contract_of.get(ev.contract_id) not in (None, ev.recipient_id):
-                return f"contract {ev.contract_id} belongs to another recipient"
-            return self._not_in_force(ev, book)
+                return f"contract {ev.contract_id} belongs to another recipient", NO_CONTRACT
+            return self._not_in_force(ev, book), NO_CONTRACT
         sent = ctx.catalog.categories(f for f in ev.categories if f not in flagged)
         uncovered = sorted(sent - term.categories)
         # an id the catalog does not know may be a value typed into the wrong place: counted, never shown
@@ -648,8 +658,8 @@ class TransferPolicyDetector:
         if purposes and ev.purpose is not None and ev.purpose not in purposes:  # none: the consent rule's
             uncovered.append(f"the purpose {ev.purpose} (it agrees {', '.join(purposes)})")
         if uncovered:
-            return f"contract {term.contract.id} does not cover {', '.join(uncovered)}"
-        return ""
+            return f"contract {term.contract.id} does not cover {', '.join(uncovered)}", NOT_COVERED
+        return "", ""
 
     # -- agreed volume --------------------------------------------------------------------------
     def _count(

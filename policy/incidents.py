@@ -40,11 +40,38 @@ class Match(Strict):
     min_class: ClassId = "C1"
 
 
+class Condition(Strict):
+    """One condition of a rule whose title names several (LM-TP-005: consent, an assessment, an
+    affiliate), which the alert's counts say failed: the notice's cause says it in words a
+    customer reads, where the alert's summary says it for the SOC, in ids (probe_s3 #4)."""
+
+    counts: list[str] = Field(min_length=1, description="the alert's count keys that say it")
+    failed_when: Literal["positive", "zero"] = Field(
+        default="positive",
+        description="positive: failed where any of the counts is above 0; zero: where one is 0 "
+        "(a count of 1 says the condition held)",
+    )
+    rule_ids: list[str] = Field(default_factory=list, description="empty: any rule of the class")
+    zh: str
+    en: str
+
+    def failed(self, rule_id: str, counts: dict[str, int]) -> bool:
+        if self.rule_ids and rule_id not in self.rule_ids:
+            return False
+        if self.failed_when == "zero":
+            return any(counts.get(k) == 0 for k in self.counts)
+        return any(counts.get(k, 0) > 0 for k in self.counts)
+
+
 class LeakageClass(Strict):
     title: Bilingual
     regulation: list[str] = Field(min_length=1, description="the clauses that make it a leakage")
     match: list[Match] = Field(min_length=1)
     cause: Bilingual = Field(description="the cause, as the notice states it; {what} is filled from evidence")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="what {what} says failed, where an alert's counts tell which of its rule's conditions",
+    )
     harm: Bilingual = Field(description="the harm it may cause (PIPL art. 57 ¶1 (一))")
     measures: list[Bilingual] = Field(min_length=1, description="remedial measures (PIPL art. 57 ¶1 (二))")
     individuals: list[Bilingual] = Field(min_length=1, description="what individuals can do to reduce harm")

@@ -280,6 +280,14 @@ def _when(ms: int, zone: ZoneInfo) -> str:
     return f"{utc:%Y-%m-%d %H:%M} UTC{local}"
 
 
+# the notice's measures are the policy's (incidents.yaml `measures`), drafted when the incident is
+# raised: taken once the team recorded it notified or resolved (reviews.INCIDENTS), before that
+# only planned (probe_s3 #10: an incident nobody reviewed read "measures taken: suspend the
+# employee's access")
+MEASURES_TAKEN = "measures taken / 采取的补救措施"
+MEASURES_TO_TAKE = "measures to take (draft until reviewed notified or resolved) / 拟采取的补救措施（草稿）"
+MEASURES_TAKEN_ONCE = ("notified", "resolved")
+
 # what an incident says of another with which it shares evidence events (`linked`)
 SAME_LEAK = "same events as / 同一事件 (one report to the regulator / 合并报告)"
 
@@ -369,7 +377,7 @@ def render_incident_view(
     for key, heading in (
         ("cause", "cause / 原因"),
         ("harm", "possible harm / 可能造成的危害"),
-        ("measures", "measures taken / 采取的补救措施"),
+        ("measures", MEASURES_TAKEN if state in MEASURES_TAKEN_ONCE else MEASURES_TO_TAKE),
         ("individuals", "what individuals can do / 个人可以采取的减轻危害的措施"),
         ("contact", "contact / 联系方式"),
     ):

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from detectors.base import LEAKAGE_CANDIDATE, Finding
+from detectors.base import LEAKAGE_CANDIDATE, Finding, n_of
 from policy.catalog import UNKNOWN_FIELD_CLASS, Catalog
 from policy.incidents import IncidentPolicy, LeakageClass
 from schemas.incident import (
@@ -82,6 +82,7 @@ class IncidentStage:
         self.timers = {g: store.timers(f"t{g}:") for g in sorted(set(policy.group_by.values()))}
         self.window_ms = policy.window_hours * HOUR_MS
         self.tz = ZoneInfo(catalog.policy.recipients.timezone)
+        self.checked = {k for c in policy.classes.values() for cond in c.conditions for k in cond.counts}
 
     # -- input ----------------------------------------------------------------------------------
     def leakage_class(self, alert: Alert) -> str | None:
@@ -184,6 +185,9 @@ class IncidentStage:
             "jr_class": alert.jr_class,
             "summary": alert.summary,
             "title_zh": alert.title_zh,
+            "title_en": alert.title_en,
+            # the counts that say which of its rule's conditions failed (`LeakageClass.conditions`)
+            "checks": {k: n for k, n in alert.counts.items() if k in self.checked},
             "categories": every,
             # a category's records where the alert counts them, else every record holds each category
             "records_by_category": {c: alert.counts.get(f"category_{c}", records) for c in every},
@@ -334,10 +338,12 @@ class IncidentStage:
         of_class = [[m for m in members if m["class"] == c] for c in classes]
         cause = Text(
             zh="\n".join(
-                p.cause.zh.format(what=_what_zh(ms)) for p, ms in zip(policies, of_class, strict=True)
+                p.cause.zh.format(what=_what(ms, p, zh=True))
+                for p, ms in zip(policies, of_class, strict=True)
             ),
             en="\n".join(
-                p.cause.en.format(what=_what_en(ms)) for p, ms in zip(policies, of_class, strict=True)
+                p.cause.en.format(what=_what(ms, p, zh=False))
+                for p, ms in zip(policies, of_class, strict=True)
             ),
         )
         return Notice(
@@ -493,13 +499,6 @@ def _class_rank(jr_class: str) -> int:
     return 3 - CLASS_ORDER.index(jr_class) if jr_class in CLASS_ORDER else 0
 
 
-def _what_en(members: Sequence[dict[str, Any]]) -> str:
-    """The notice's English cause: the first three alerts' summaries, and the art. 5 tier the
-    gravest reached (the summaries cite it in Chinese only)."""
-    more = f"; and {len(members) - 3} more" if len(members) > 3 else ""
-    return "; ".join(m["summary"] for m in members[:3]) + more + _tier(members, zh=False)
-
-
 # the SPC/SPP interpretation's art. 5: its ¶1 counts make a case 情节严重, ten times them (¶2 (三))
 # 情节特别严重; bulk_query's escalation gives the ¶2 steps critical, the ¶1 steps high
 TIERS = {"critical": ("情节特别严重", "especially serious"), "high": ("情节严重", "serious")}
@@ -523,22 +522,43 @@ def _tier(members: Sequence[dict[str, Any]], zh: bool) -> str:
     )
 
 
-def _what_zh(members: Sequence[dict[str, Any]]) -> str:
-    """The notice's Chinese cause names its alerts by their Chinese titles and figures: the
-    alerts' summaries are English. A member stored before titles were kept shows its rule. What
-    an alert did not count is left out (an SDK's collections name no record: never `0 条记录`)."""
+def _what(members: Sequence[dict[str, Any]], cls: LeakageClass, zh: bool) -> str:
+    """What a class's first three alerts say happened, the same in both languages, in words a
+    customer and a regulator read (PIPL art. 57 ¶1: 原因): each alert's title, the conditions of
+    its rule that its counts say failed (`cls.conditions`), what it counted, and the art. 5 tier the
+    gravest reached. No rule id, transfer or field id, employee id, score or threshold of a
+    detector: those are the member alerts' (their summaries), which the regulator's report lists
+    (probe_s3 #4: the English cause carried a bulk_query's "sliding-window score 218"). A member
+    stored before titles or counts were kept shows its rule id, and no conditions."""
     said = []
     for m in members[:3]:
-        counted = (
-            (m["records"], "条记录"),
-            (m["reported"], "名客户"),
-            (m.get("observations", 0), "次采集"),
-            (m.get("devices", 0), "台设备"),
-        )
-        figures = [f"{n} {unit}" for n, unit in counted if n] or ["数量未报告"]
-        said.append(f"{m.get('title_zh') or m['rule_id']}（{'，'.join([m['rule_id'], *figures])}）")
-    more = f"；另有 {len(members) - 3} 条告警" if len(members) > 3 else ""
-    return "；".join(said) + more + _tier(members, zh=True)
+        title = m.get("title_zh" if zh else "title_en") or m["rule_id"]
+        failed = [c.zh if zh else c.en for c in cls.conditions if c.failed(m["rule_id"], m.get("checks", {}))]
+        figures = _figures(m, zh)
+        if zh:
+            said.append(f"{title}" + (f"：{'、'.join(failed)}" if failed else "") + f"（{figures}）")
+        else:
+            said.append(f"{title}" + (f": {'; '.join(failed)}" if failed else "") + f" ({figures})")
+    more = len(members) - 3
+    if zh:
+        return "；".join(said) + (f"；另有 {more} 条告警" if more > 0 else "") + _tier(members, zh=True)
+    return (
+        "; ".join(said) + (f"; and {n_of(more, 'more alert')}" if more > 0 else "") + _tier(members, zh=False)
+    )
+
+
+def _figures(m: dict[str, Any], zh: bool) -> str:
+    """What an alert counted, as the notice says it; what it did not count is left out (an SDK's
+    collections name no record: never `0 条记录`)."""
+    counted = (
+        (m["records"], "条记录", "record"),
+        (m["reported"], "名客户", "customer"),
+        (m.get("observations", 0), "次采集", "collection"),
+        (m.get("devices", 0), "台设备", "device"),
+    )
+    if zh:
+        return "，".join(f"{n} {unit}" for n, unit, _ in counted if n) or "数量未报告"
+    return ", ".join(n_of(n, noun) for n, _, noun in counted if n) or "figures not reported"
 
 
 def _unique(texts: Iterable[Any]) -> list[Text]:

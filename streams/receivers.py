@@ -210,8 +210,10 @@ def alertmanager_payload(
                 ),
                 "cause": notice["cause"]["en"],
                 "cause_zh": notice["cause"]["zh"],
-                # PIPL art. 57 ¶1 (一)(二): the possible harm, the remedial measures taken and what
-                # individuals can do to lessen it, as the webhook's and PagerDuty's notice carry them
+                # PIPL art. 57 ¶1 (一)(二): the possible harm, the remedial measures and what
+                # individuals can do to lessen it, as the webhook's and PagerDuty's notice carry them;
+                # the measures are the policy's plan, to take: a revision delivered firing is one no
+                # review closed out (`lifemon incidents show` says them taken once notified or resolved)
                 **_texts(notice, "harm", "measures", "individuals"),
                 "contact": notice["contact"]["en"],
                 "contact_zh": notice["contact"]["zh"],
