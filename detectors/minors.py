@@ -23,14 +23,21 @@ from schemas.models import ConsentGiver, ConsentStatus
 LATEST = 2**63 - 1
 
 # core banking's forms of a date: 2012-06-30, 20120630, 2012/06/30 (2012-6-30 too)
-_DAY = re.compile(r"\s*(\d{4})(?:[-/.](\d{1,2})[-/.](\d{1,2})|(\d{2})(\d{2}))\s*")
+_DAY = re.compile(
+    r"\s*(\d{4})(?:[-/.](\d{1,2})[-/.](\d{1,2})|(\d{2})(\d{2})|年(\d{1,2})月(\d{1,2})日?)"
+    # a DATE exported as a DATETIME (Oracle, DB2, JDBC's JSON): its midnight, any zone, says no more
+    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\s*"
+)
 
 
 @lru_cache(maxsize=65_536)
 def birth_day(text: str) -> date | None:
-    """A birth date as core banking writes it; None for any other text (a blank, 0000-00-00, a
-    typo): the customer is then judged as one of no known age, and the record is kept (a review's
-    `19900101` had dead-lettered the whole customer, its org and status with it)."""
+    """A birth date as core banking writes it (2012-09-05, 20120905, 2012/9/5, 2012年9月5日, and a
+    DATE exported as a DATETIME, `2012-09-05 00:00:00` or ISO's `2012-09-05T00:00:00+08:00`: a
+    probe's such exports silently switched the minors' rules off); None for any other text (a
+    blank, 0000-00-00, a typo, 05/09/2012, which may be May or September): the customer is then
+    judged as one of no known age, and the record is kept (a review's `19900101` had dead-lettered
+    the whole customer, its org and status with it)."""
     found = _DAY.fullmatch(text)
     if found is None:
         return None

@@ -343,8 +343,9 @@ class Customer(Record):
     status: CustomerStatus = CustomerStatus.active
     birth_date: str | None = Field(
         default=None,
-        description="the customer's date of birth, where core banking knows it (YYYY-MM-DD, YYYYMMDD or "
-        "YYYY/MM/DD; another form is no date, and the record is kept): a minor's data is collected "
+        description="the customer's date of birth, where core banking knows it (YYYY-MM-DD, YYYYMMDD, "
+        "YYYY/MM/DD, YYYY年M月D日, or a DATETIME at its midnight, `2012-09-05 00:00:00`; another form, "
+        "05/09/2012 among them, is no date, and the record is kept): a minor's data is collected "
         "only with a separate consent, a guardian's under 14 (seed 004 流程描述(1)③)",
     )
 

@@ -1815,7 +1815,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="One incident from ClickHouse, its newest revision, as `lifemon notify` delivers it: "
         "who and what, the reports due (UTC and the bank's zone, whether passed), the notice PIPL art. 57 "
         "asks for in Chinese and English (categories and what each counts, cause, possible harm, measures "
-        "taken, what individuals can do, contact), the regulation, and its alerts.",
+        "to take, what individuals can do, contact), the regulation, and its alerts.",
     )
     show.add_argument(
         "incident_id",

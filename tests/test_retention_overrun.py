@@ -7,6 +7,7 @@ restores and late lifecycle events give the same alerts."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from itertools import permutations
 from typing import Any
 
@@ -2457,3 +2458,26 @@ def test_what_an_event_decides_needs_no_customer(run, spec, catalog) -> None:
     later = final_alerts(e, [blank, marketing, tick(4)], 10)
     (b,) = [x for x in later if _rule(x) == "foreign_c3_stored"]
     assert b.subject_count == 0 and b.subjects_sample == []
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2012-09-05", date(2012, 9, 5)),
+        ("20120905", date(2012, 9, 5)),
+        ("2012/9/5", date(2012, 9, 5)),
+        ("2012年9月5日", date(2012, 9, 5)),
+        # a DATE exported as a DATETIME: a probe's switched the minors' rules off, silently
+        ("2012-09-05 00:00:00", date(2012, 9, 5)),
+        ("2012-09-05T00:00:00", date(2012, 9, 5)),
+        ("2012-09-05T00:00:00+08:00", date(2012, 9, 5)),
+        ("2012-09-05 00:00:00.000", date(2012, 9, 5)),
+        ("05/09/2012", None),  # May or September: no date
+        ("2012-13-01", None),
+        ("0000-00-00", None),
+    ],
+)
+def test_a_birth_date_in_the_forms_core_banking_exports(text: str, day: date | None) -> None:
+    from detectors.minors import birth_day
+
+    assert birth_day(text) == day
