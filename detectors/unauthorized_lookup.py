@@ -1014,7 +1014,13 @@ class UnauthorizedLookupDetector:
         st.denials = [d for d in st.denials if d[0] > ev.ts - self.denied_ms] + [[ev.ts, ev.event_id, 0]]
         if len(st.denials) < self.p.denied_attempts:
             return []
-        note = f"{len(st.denials)} denied in {self.p.denied_window_minutes} min"
+        # what was tried, which the trace (流程描述(4)⑤ 建立追溯机制) asks first: a probe's note said
+        # only "3 denied", the three being queries of another branch's customers' balances
+        fields = ", ".join(ev.fields[:3]) + (", …" if len(ev.fields) > 3 else "")
+        asked = f"{ev.action.value} of {fields or 'no field named'} on {ev.system}"
+        if ev.subject_ids:
+            asked += f", {n_of(len(ev.subject_ids), 'customer')} named"
+        note = f"{len(st.denials)} denied in {self.p.denied_window_minutes} min; the last: {asked}"
         return [("repeated_denials", note, None)]
 
     @staticmethod

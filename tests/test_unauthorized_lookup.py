@@ -831,6 +831,12 @@ def test_repeated_denials_fire_a_single_one_is_counted_only(run) -> None:
     # refused attempts read nothing: said so, not "0 customers" read as victims counted
     assert "3 unauthorized accesses reading no customer's data: repeated denied attempts" in a.summary
     assert "次越权访问，未读取客户的个人金融信息" in a.summary and "0名客户" not in a.summary
+    # and what was tried, the trace's first question (a probe's said only "3 denied")
+    last = tried[2]
+    assert (
+        f"3 denied in 10 min; the last: {last.action.value} of {', '.join(last.fields)} on {last.system}"
+        in a.summary
+    )
 
 
 def test_a_pin_the_customer_sets_at_the_counters_pad_is_no_c3_read(run) -> None:
