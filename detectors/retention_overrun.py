@@ -33,6 +33,8 @@ customer's records and every use of them meet in one task. It fires:
   34, ten years since its 2024 revision) deleted, anonymized or destroyed before the last day of its
   minimum, or before its clock even started; a deletion request on such a record is answered by keeping it withheld (PIPL art. 47 ¶2),
   so it is not `deletion_request_overdue` while the minimum runs;
+- `deletion_request_unanswered`: such a request with no refusal logged (the answer, saying why) by
+  its due date: seed 004 隐私政策 (四) promises an answer in 15 days, PIPL art. 50 a refusal's reason;
 - `collected_after_relationship_ended`: a record collected after the customer's business
   relationship ended (seed 004 流程描述(1)⑫), for no duty of the law, unless a collection for a
   `relationship_purposes` purpose (an account opening) began a relationship again before it.
@@ -114,6 +116,7 @@ LIFECYCLE_STRUCT: Any = STRICT["lifecycle"]  # a stored block's collections come
 class Rule(StrEnum):
     retention_expired = "retention_expired"
     deletion_request_overdue = "deletion_request_overdue"
+    deletion_request_unanswered = "deletion_request_unanswered"
     used_after_deadline = "used_after_deadline"
     used_while_withheld = "used_while_withheld"
     used_after_deletion = "used_after_deletion"
@@ -450,6 +453,9 @@ class RetentionOverrunDetector:
                 # deletion's does (a review: it stayed open)
                 rec.fired[Rule.deletion_request_overdue] += 1
                 yield self._request(customer, ev.record_id, rec, catalog)
+            if rec.fired.get(Rule.deletion_request_unanswered) == 1:  # answered at last: closed, said late
+                rec.fired[Rule.deletion_request_unanswered] += 1
+                yield self._unanswered(customer, ev.record_id, rec, catalog)
         elif stage == "deletion_withdrawn" and rec is not None and 0 < rec.requested <= ev.ts:
             # the customer withdrew it before its deadline: no request is open, nothing is withheld
             # (a probe's withdrawal had no stage: a dead letter, and the request overdue for good;
@@ -850,14 +856,24 @@ class RetentionOverrunDetector:
         gone = rec.part_left(rec.request_part())[0]
         if 0 < gone <= overdue or Rule.deletion_request_overdue in rec.fired:
             return
-        if self._withheld_by(held, rec, catalog, overdue):
+        if _refused_by(rec, overdue):
+            return
+        # kept by the law's minimum, the record is withheld, not deleted; the customer is still owed
+        # the answer, a refusal saying why, in the 15 days the privacy policy promises
+        kept = self._kept_by_law(held, rec, catalog, overdue)
+        if kept and Rule.deletion_request_unanswered in rec.fired:
             return
         if overdue > ctx.watermark:
             if not gone:
                 ctx.timers.register(customer, overdue)  # as for a retention deadline
             return
-        rec.fired[Rule.deletion_request_overdue] = 1
-        yield self._request(customer, rid, rec, catalog)
+        rule = Rule.deletion_request_unanswered if kept else Rule.deletion_request_overdue
+        rec.fired[rule] = 1
+        yield (
+            self._unanswered(customer, rid, rec, catalog)
+            if kept
+            else self._request(customer, rid, rec, catalog)
+        )
 
     def _closed(
         self,
@@ -963,6 +979,36 @@ class RetentionOverrunDetector:
                 rec.requested,
                 rec.fired[Rule.deletion_request_overdue] == 1,
             ),
+        )
+
+    def _unanswered(self, customer: str, rid: str, rec: Record, catalog: Catalog) -> Finding:
+        """A deletion request the law's minimum answers by keeping the record, with no answer to the
+        customer (`deletion_refused`, the reason said) by its due date: seed 004 隐私政策 (四) promises
+        one within 15 days, and PIPL art. 50 asks a refusal's reason (a probe's request went
+        unanswered for good, and a refusal 35 days late passed). Closed once the answer is logged."""
+        overdue, part = catalog.policy.deletion_due(rec.requested), rec.request_part()
+        days = self._retention(catalog).sla_days
+        answered = (
+            f"; answered (refused) {self._day(rec.refused)}, {(rec.refused - overdue) // DAY_MS + 1} days late"
+            if rec.refused > overdue
+            else ""
+        )
+        return self._finding(
+            Rule.deletion_request_unanswered,
+            rid,
+            customer,
+            rec.requested,
+            overdue,
+            rec.jr_class,
+            f"deletion of record {rid} on {rec.where(overdue, part)}, requested {self._day(rec.requested)}: "
+            f"the law keeps it, and no answer to the customer (a refusal saying why) was logged within "
+            f"{days} days" + answered,
+            [rec.request_id] if rec.request_id else [],
+            actor=rec.holders(overdue, part)[0],
+            actor_kind="system",
+            revision=rec.fired[Rule.deletion_request_unanswered],
+            closed=rec.refused > 0 or rec.part_left(part)[0] > 0,
+            anchor=_anchor(rec, Rule.deletion_request_unanswered, rec.requested, True),
         )
 
     def _kept_by_law(self, held: Customer, rec: Record, catalog: Catalog, when: int) -> bool:

@@ -117,6 +117,7 @@ def _rule(alert: Any) -> str:
 RULES = (
     "retention_expired",
     "deletion_request_overdue",
+    "deletion_request_unanswered",
     "used_after_deadline",
     "used_while_withheld",
     "used_after_deletion",
@@ -928,9 +929,21 @@ def test_a_crm_copy_deleted_on_request_is_not_kept_by_the_aml_minimum(run) -> No
 
 def test_a_deletion_request_does_not_shorten_the_minimum(run) -> None:
     """PIPL art. 47 ¶2: a request on a record the law requires kept is answered by keeping it
-    stored and withheld, so it is not overdue; deleting it anyway is premature, and says why."""
+    stored and withheld, so it is not overdue; deleting it anyway is premature, and says why. The
+    customer is still owed an answer, a refusal saying why, in the 15 days (seed 004 隐私政策 (四),
+    PIPL art. 50): a probe's went unanswered for good, and a refusal 35 days late passed."""
     stored = collect(day=-100, **TRANSACTION)
-    assert run([stored, lc("deletion_requested", day=-40), tick(0)]) == {}
+    asked = lc("deletion_requested", day=-40)  # 2025-11-22 in Beijing: due by the end of 7 Dec
+    assert run([stored, asked, lc("deletion_refused", day=-25), tick(0)]) == {}  # the 15th day
+    (silent,) = run([stored, asked, tick(0)])["deletion_request_unanswered"]
+    assert silent.status == "open" and silent.severity.value == "medium"
+    assert (
+        "the law keeps it, and no answer to the customer (a refusal saying why) was logged within 15 days"
+        in silent.summary
+    )
+    (late,) = run([stored, asked, lc("deletion_refused", day=-24), tick(0)])["deletion_request_unanswered"]
+    assert late.status == "closed" and "answered (refused) 2025-12-08, 1 days late" in late.summary
+    assert late.alert_id == silent.alert_id
     got = run([stored, lc("deletion_requested", day=-40), lc("delete", day=-30), tick(0)])
     assert set(got) == {"removed_before_minimum"}
     assert (
@@ -1274,7 +1287,8 @@ def test_a_read_after_a_deletion_requests_15_days_is_a_use_past_its_deadline(run
     (b,) = again["used_after_deadline"]
     assert (b.revision, b.first_seen, b.last_seen) == (25, T0 - 12 * DAY, uses[-1].ts)
     assert set(got) == {"used_after_deadline", "deletion_request_overdue"}
-    assert run([collect(day=-100, **TRANSACTION), asked, read(day=-12), tick(0)]) == {}
+    refused = lc("deletion_refused", day=-30)
+    assert run([collect(day=-100, **TRANSACTION), asked, refused, read(day=-12), tick(0)]) == {}
 
 
 def test_a_use_alert_raised_before_first_uses_were_kept_keeps_the_first_seen_it_showed(
@@ -1356,7 +1370,7 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     but storage and the law from then: a read for marketing on day 19 fires, naming its reader; one
     for AML, one stating no purpose, and one for marketing within the request's 15 days do not."""
     asked = lc("deletion_requested", day=-31)
-    steps = [collect(day=-100, **TRANSACTION), asked]
+    steps = [collect(day=-100, **TRANSACTION), asked, lc("deletion_refused", day=-30)]  # answered in time
     got = run([*steps, read(day=-22, actor="e7", purpose="marketing"), read(day=-12, actor="e9", purpose="marketing"), tick(0)])  # fmt: skip
     (a,) = got["used_while_withheld"]
     assert (
@@ -1368,7 +1382,11 @@ def test_a_record_the_law_keeps_after_a_deletion_request_serves_the_law_alone(ru
     assert "from 2025-12-17" in a.summary and "used for marketing" in a.summary
     assert run([*steps, read(day=-12, purpose="kyc_aml"), read(day=-11, actor="e8"), tick(0)]) == {}
     # withheld while the minimum runs: collected 7 Aug 2015, kept to 7 Aug 2025; asked 15 Jun
-    old = [collect(day=-3800, **TRANSACTION), lc("deletion_requested", day=-200)]
+    old = [
+        collect(day=-3800, **TRANSACTION),
+        lc("deletion_requested", day=-200),
+        lc("deletion_refused", day=-199),
+    ]
     during, after = read(day=-180, purpose="marketing"), read(day=-100, actor="e5", purpose="marketing")
     got = run([*old, during, after, tick(0)])
     (b,) = got["used_while_withheld"]
@@ -1386,11 +1404,13 @@ def test_a_withheld_record_still_serves_the_customers_contract_while_the_relatio
     reading what was collected for it is no use the request withholds it from; marketing still is,
     and once the relationship ended, so is the teller's."""
     identity = collect("ID-1", day=-2000, cats=("customer_name", "id_document_no"), purpose="account_service")
-    steps = [identity, lc("deletion_requested", "ID-1", day=-31)]
+    asked, refused = lc("deletion_requested", "ID-1", day=-31), lc("deletion_refused", "ID-1", day=-29)
+    steps = [identity, asked, refused]
     for purpose in ("account_service", "payment", "customer_service"):
         assert run([*steps, read("ID-1", day=-12, purpose=purpose), tick(0)]) == {}, purpose
-    refused = lc("deletion_refused", "ID-1", day=-29)
-    assert run([*steps, refused, read("ID-1", day=-12, purpose="account_service"), tick(0)]) == {}
+    # unanswered, the request is that rule's alone: the reads are still the contract's
+    got = run([identity, asked, read("ID-1", day=-12, purpose="account_service"), tick(0)])
+    assert set(got) == {"deletion_request_unanswered"}
     (a,) = run([*steps, read("ID-1", day=-12, actor="e9", purpose="marketing"), tick(0)])[
         "used_while_withheld"
     ]
