@@ -148,10 +148,14 @@ class Kept:
         """After the removal, or after the anonymization and naming a customer; and not one
         retention_overrun judges (naming the customer, after an event that names it)."""
         after = 0 < self.gone < use[TS] or (0 < self.anon < use[TS] and bool(use[NAMED]))
-        # of a part removed: a use reading it (a use that says not what it read is not judged by it)
+        # of a part removed: a use reading it, or one that says not what it read (no field list, words
+        # the catalog does not know): the detector never learns what a record holds, so a destruction
+        # record listing all of it is a part too, and a use after it must still be seen (a review's)
         read = use[READ] if len(use) > READ else ()
         after = after or any(
-            t < use[TS] and not set(cats).isdisjoint(read) and (stage != "anonymize" or bool(use[NAMED]))
+            t < use[TS]
+            and (not read or not set(cats).isdisjoint(read))
+            and (stage != "anonymize" or bool(use[NAMED]))
             for t, stage, cats in self.parts
         )
         anew = self.since() < self.anew(systems) <= use[TS]  # of the record collected again since

@@ -25,7 +25,13 @@ def removed(removals: Iterable[Sequence[Any]], since: int, categories: Iterable[
     one naming none the whole; no categories asked (what the record holds unknown): its earliest
     removal. (0, "") while one of them is held. Order-free: the removals in time order."""
     left_over = set(categories)
-    for r in sorted(tuple(r[:2]) + (tuple(r[PART]) if len(r) > PART else None,) for r in removals):
+    # sorted on what never compares None with a tuple: a whole removal and one of a part at one instant
+    # (a purge job's and the CRM's phone delete in the same second) had raised TypeError (a review's)
+    parts = sorted(
+        (tuple(r[:2]) + (tuple(r[PART]) if len(r) > PART else None,) for r in removals),
+        key=lambda r: (r[0], r[1], r[PART] is not None, r[PART] or ()),
+    )
+    for r in parts:
         if r[0] < since:
             continue
         if r[PART] is None or not left_over:

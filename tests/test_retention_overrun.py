@@ -2501,3 +2501,15 @@ def test_a_birth_date_in_the_forms_core_banking_exports(text: str, day: date | N
     from detectors.minors import birth_day
 
     assert birth_day(text) == day
+
+
+def test_a_whole_and_a_partial_removal_at_one_instant_give_one_answer(run) -> None:
+    """A purge job's delete of the record and the CRM's delete of its phone in the same second (or an
+    unplaced purge beside a partial delete): sorted together, None met a tuple and the task raised
+    TypeError on every later event of the record (a review's)."""
+    ts = T0 - 20 * DAY
+    phone = lc("delete", system="mobile_banker", categories=["mobile_phone"], ts=ts)
+    purge = lc("delete", system="mobile_banker", ts=ts).model_copy(update={"event_id": "purge-1"})
+    unplaced = lc("delete", system="purge_job", ts=ts).model_copy(update={"event_id": "purge-2"})
+    for removals in ([phone, purge], [purge, phone], [phone, unplaced]):
+        assert run([collect(day=-31, **TRACE_AND_PHONE), *removals, tick(0)]) == {}
