@@ -168,6 +168,13 @@ def decides(ev: Any, ent: Entitlement | None, ctx: Context) -> bool:
     )
 
 
+def lent_purpose(ev: Any, ent: Entitlement | None) -> str | None:
+    """The purpose of the approval an access names where the access states none: the work is for
+    what the approval was granted for (most audit logs have no purpose column)."""
+    approval = _named(ev, ent) if ev.purpose is None else None
+    return approval.purpose if approval is not None else None
+
+
 def _named(ev: Any, ent: Entitlement | None) -> Approval | None:
     """The approval the access names, as the entitlement in force at it carries it: its code in any
     case or width (a log's AP-10 is HR's ap-10, which keys what it spent)."""

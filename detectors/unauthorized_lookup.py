@@ -574,6 +574,13 @@ class UnauthorizedLookupDetector:
         the full rules (`_judge`)."""
         n, actors, times = len(events), list(map(_ACTOR, events)), list(map(_TS, events))
         views = self._entitlements(actors, times, ctx)
+        # an access stating no purpose is for the purpose of the approval it names, and so judged:
+        # the approval covers it (approvals.py), and the purpose rules ask that purpose's consent (a
+        # review's marketing approval covered credit reads of a customer who had withdrawn it)
+        for i in [i for i, ev in enumerate(events) if ev.purpose is None and ev.approval_id]:
+            lent = approvals.lent_purpose(events[i], views[i].ent)
+            if lent is not None:
+                events[i] = msgspec.structs.replace(events[i], purpose=lent)
         # per access: how far the org must see its one customer (negative: and an approval must
         # cover it), or 0: to the full rules. The keys are never held in a list: tens of thousands
         # of live tuples wake the garbage collector

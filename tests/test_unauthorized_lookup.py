@@ -1740,3 +1740,28 @@ def test_an_uncatalogued_table_is_a_coverage_gap_not_a_permission_a_role_lacks(r
     assert run(ents, access("e1", fields=("customer_name", *view), purpose="customer_service")) == []
     (a,) = run(ents, access("e1", fields=("credit_report", *view), purpose="customer_service"))
     assert "role_not_permitted" in reasons([a]) and "query of credit for roles teller" in a.summary
+
+
+def test_an_access_stating_no_purpose_is_judged_under_the_purpose_of_the_approval_it_names(run) -> None:
+    """The approval covers it, and its purpose is the access's for the purpose rules too: a review's
+    marketing approval covered a wealth manager's credit reads, logged with no purpose, of a customer
+    who had withdrawn marketing consent, silently (stated, they fired)."""
+    mk = approval(approval_id="AP-M", purpose="marketing", categories=["credit", "identity"], max_records=50)
+    ents = [entitlement("w1", role="wealth_manager", approvals=[mk])]
+    withdrawn = [_consent("C0000010", "marketing", status="withdrawn")]
+    base = dict(customers=1, first_customer=10, fields=("customer_name", "credit_report"), approval_id="AP-M")
+    stated = reasons(run(ents, access("w1", purpose="marketing", **base), consents=withdrawn))
+    assert {"purpose_refused", "beyond_collection_purpose"} <= stated
+    assert reasons(run(ents, access("w1", purpose=None, **base), consents=withdrawn)) == stated
+
+
+def test_a_card_limit_query_is_the_card_hotlines_own_work(run) -> None:
+    """A credit card's limit (信用卡额度, credit_limit) is its own field, property data the card hotline
+    and counter are granted, not loan data they are not: a review's limit query, the core of an
+    额度查询 call, was role_not_permitted once the words were read as loan details."""
+    ents = [entitlement("h1", role="hotline_agent", org="HO")]
+    for word in ("信用卡额度", "信用额度", "credit_limit"):
+        reads = access("h1", fields=("customer_name", word), purpose="customer_service")
+        assert run(ents, [e.model_copy(update={"system": "card_system"}) for e in reads]) == [], word
+    tellers = [entitlement("t1", role="teller")]
+    assert run(tellers, access("t1", fields=("customer_name", "信用额度"), purpose="account_service")) == []
