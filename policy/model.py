@@ -1005,6 +1005,12 @@ class Recipient(Strict):
 
     name_zh: str
     name_en: str
+    also: list[str] = Field(
+        default_factory=list,
+        description="the recipient's own names a log may write for it, its legal name say (中国反洗钱监测分析中心): "
+        "read as its id; `name_zh` and `name_en` describe, and an undeclared vendor of the kind they "
+        "describe is no declared recipient",
+    )
     type: RecipientType
     country: CountryCode = Field(description="ISO 3166 alpha-2 country code")
     contracts: list[Contract] = Field(default_factory=list)

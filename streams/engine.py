@@ -810,7 +810,7 @@ class Engine:
             "recipient_id": declared_spelling(
                 declared,
                 self.names.text,
-                ((n, i) for i, r in declared.items() for n in (r.name_zh, r.name_en)),
+                ((n, i) for i, r in declared.items() for n in r.also),  # its own names, not descriptions
             ),
             # a declared recipient passing data on (transfer_policy `onward_transfer`), by its id only:
             # a sending system written by the name an internal recipient shares with it (CRM) is the

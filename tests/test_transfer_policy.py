@@ -508,10 +508,7 @@ def test_declared_ids_in_any_case_width_or_spaces_are_the_declared_ones(engine) 
                     {"contract_id": "ｃｔ-os_parent_group_hk"},
                     # hyphens, underscores and spaces are one separator (a probe's tp-fund-distributor)
                     {"recipient_id": "os-parent-group-hk"}, {"recipient_id": "OS Parent Group HK"},
-                    {"assessment_id": "OSA_2025_003"},
-                    # by the names recipients.yaml declares (a reporting gateway writes the AML
-                    # centre as 中国反洗钱监测分析中心: a probe's daily filing was a provision)
-                    {"recipient_id": "境外关联机构（香港）"}, {"recipient_id": "Affiliated Institution, Hong Kong"}):  # fmt: skip
+                    {"assessment_id": "OSA_2025_003"}):  # fmt: skip
         assert run(engine(ok), abroad(**spelled)) == {}, spelled
     (a,) = run(engine(ok), abroad(recipient_id="OS_PARENT_GROUP_HK", assessment_id=None)).values()
     assert a.rule_id == "LM-TP-005" and a.actor_id == "os_parent_group_hk"
@@ -1091,3 +1088,22 @@ def test_a_separate_consent_logged_under_the_purposes_chinese_name_is_to_it(tmp_
         tmp_path, spec, catalog, transfer=[said(transfer(), purpose="保险推荐")], consents=[]
     )
     assert rules(alerts) == ["LM-TP-002"] and "for insurance_referral" in next(iter(alerts.values())).summary
+
+
+def test_a_recipient_is_read_by_its_own_names_not_by_what_describes_it(engine) -> None:
+    """A reporting gateway writes the AML centre by its legal name (recipients.yaml `also`): a
+    probe's daily filing to 中国反洗钱监测分析中心 was a provision to a third party. The names that
+    describe a recipient are no spelling of it: a review's undeclared vendor logged 云数据分析服务商, the
+    declared processor's description, passed as contracted."""
+    filing = dict(
+        recipient_type="regulator", legal_basis="legal_obligation", purpose="kyc_aml",
+        categories=["transaction_record"], contract_id=None,
+    )  # fmt: skip
+    by_id = rules(run(engine(), transfer(recipient_id="reg_amlmac", **filing)))
+    for name in ("中国反洗钱监测分析中心", "China AML Monitoring and Analysis Center", "camlmac"):
+        assert rules(run(engine(), transfer(recipient_id=name, **filing))) == by_id, name
+    assert "LM-TP-006" not in by_id
+    vendor = transfer(
+        recipient_id="云数据分析服务商", recipient_type="processor", categories=["transaction_record"]
+    )
+    assert "LM-TP-006" in rules(run(engine(), vendor))
