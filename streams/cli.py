@@ -31,7 +31,7 @@ from streams.credentials import SecretUnreadable
 from streams.kafka_reach import KafkaSettingRefused, KafkaUnavailable
 from streams.pseudonym import PseudonymKeyError, PseudonymKeyMismatch
 from streams.sealed import SealError
-from streams.sinks import FatalSinkError
+from streams.sinks import FatalSinkError, StoppedInOutage
 
 EPILOG = """examples:
   lifemon demo                         generate a bank's day with violations, run the monitor, score it
@@ -1977,6 +1977,9 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaUnavailable as e:  # one line, instead of librdkafka's every 50 ms and a traceback
         log.error(str(e))
         return 4
+    except StoppedInOutage as e:  # a stop asked for while starting (the schema registry down)
+        log.warning(str(e))
+        return 0
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `lifemon ... | head`: the reader left, nothing more to say

@@ -270,5 +270,15 @@ class FaustMonitor(Monitor):
     def _wait_paused(self, seconds: float) -> bool:
         """A failed checkpoint waits here, holding faust's loop, so that no batch or rebalance
         handler runs halfway through it. Faust's consumer thread keeps the group membership
-        (heartbeats) meanwhile, up to `broker_max_poll_interval` (1000 s). True when asked to stop."""
-        return self.stop_event.wait(seconds)
+        (heartbeats) meanwhile, up to `broker_max_poll_interval` (1000 s). True when asked to stop.
+
+        It ticks as the native runtime's wait does: `_serve`'s tick cannot run while this holds the
+        loop, and a probe's /healthz went 503 a stall period into a ClickHouse outage (a liveness
+        probe would have restarted the pod into a start that exits while ClickHouse is down)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.stats.tick()
+            self.upkeep(time.monotonic())  # the progress line goes on too
+            if self.stop_event.wait(min(left, 0.2)):
+                return True
+        return self.stop_event.is_set()

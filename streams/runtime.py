@@ -57,7 +57,7 @@ from streams.idleness import UNREAD_HOLD_S, LaggedClock
 from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import Pseudonymizer
 from streams.reference_dead_letters import ReferenceDeadLetters
-from streams.sinks import FatalSinkError, Sink, SinkError
+from streams.sinks import FatalSinkError, Sink, SinkError, StoppedInOutage
 from streams.sinks.kafka import (
     Encoded,
     KafkaTopicSink,
@@ -697,6 +697,9 @@ class Monitor:
         self.prepare()
         try:
             self.consume(idle_exit_s, max_seconds)
+        except StoppedInOutage as e:
+            self._failed = True  # as below, but the stop was asked for: said, not raised
+            log.warning(str(e))
         except BaseException:
             self._failed = True  # resume from the last checkpoint instead: the replay is harmless
             raise
@@ -1224,7 +1227,7 @@ class Monitor:
                 failing_since = failing_since or time.monotonic()
                 self._check_sources()  # again: the ends it compares may have come in since
                 if self._wait_paused(backoff):
-                    raise
+                    raise StoppedInOutage("the last checkpoint could not be written", e) from e
                 backoff = min(backoff * 2, 30.0)
 
     def _decode(self, stream: str, raws: list[RawRecord], check_time: bool = True) -> Any:
@@ -1238,7 +1241,7 @@ class Monitor:
             except SchemaRegistryUnavailable as e:
                 log.warning(f"{e}; decoding {stream} again in {backoff:.1f}s", extra={"retry_in_s": backoff})
                 if self._wait_paused(backoff):
-                    raise
+                    raise StoppedInOutage(f"{stream} records could not be decoded", e) from e
                 backoff = min(backoff * 2, 30.0)
 
     def _wait_paused(self, seconds: float) -> bool:

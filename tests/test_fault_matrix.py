@@ -36,6 +36,7 @@ from fault_matrix import (
 from receivers import Receiver
 from s3_server import S3Server
 from tcp_proxy import CuttableProxy
+from test_metrics import get
 from test_pipeline import committed_offsets, make_config, write_config
 from test_replay import incident_content
 
@@ -217,6 +218,49 @@ def test_clickhouse_unwritable_pauses_then_catches_up(
     survived(
         "clickhouse_unwritable",
         "chDB directory read-only for 12 s mid-run (max.poll.interval.ms 10 s)",
+        untouched,
+        got,
+        started,
+    )
+
+
+@pytest.mark.skipif(not can_mount(), reason=MOUNT_SKIP)
+@pytest.mark.parametrize("runtime", ["native", "faust"])
+def test_a_clickhouse_outage_keeps_healthz_and_a_stop_during_it_is_clean(
+    untouched, broker, names, policy, runtime: str, tmp_path: Path
+) -> None:
+    """During a ClickHouse outage /healthz stays 200 past `stall_after_s` (a probe's faust pod went
+    503 and a liveness probe would have restarted it); SIGTERM then stops cleanly: one line, exit
+    0, nothing committed (a probe's: exit 1 and the driver's traceback). The next start catches up."""
+    started = time.monotonic()
+    first, second = halves(bank_day(policy))
+    chdb_dir = tmp_path / "chdb"
+    chdb_dir.mkdir()
+    config = fault_config(names, broker, f"chdb://{chdb_dir}")
+    config.runtime, config.metrics.port, config.metrics.stall_after_s = runtime, free_port(), 1.5
+    path = prepare(config, tmp_path / "lifemon.yaml", first)
+    run = Running.run(path, until_idle=60)
+    wait_committed(broker, names["group"], config.topics.access, run)
+    with read_only(chdb_dir):
+        produce(broker, config, second)
+        run.wait_for("checkpoint failed, retrying")
+        held = committed_offsets(broker, names["group"], config.topics.access)
+        healthz = f"http://127.0.0.1:{config.metrics.port}/healthz"
+        statuses = []
+        for _ in range(8):  # 4 s: over twice stall_after_s
+            statuses.append(get(healthz)[0])
+            time.sleep(0.5)
+        assert statuses == [200] * 8, run.output
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.wait(30) == 0, run.output
+    assert run.count("stopped during an outage: the last checkpoint could not be written") == 1, run.output
+    assert "Traceback" not in run.output, run.output
+    assert committed_offsets(broker, names["group"], config.topics.access) == held
+    Running.run(path, until_idle=3).finish()
+    got = outcome(broker, config, [f"chdb://{chdb_dir}"])
+    survived(
+        f"clickhouse_outage_stop_{runtime}",
+        f"{runtime}: chDB read-only, /healthz polled past stall_after_s, SIGTERM, restart once writable",
         untouched,
         got,
         started,
