@@ -180,7 +180,6 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
         from streams.faust_runtime import FaustMonitor
 
         runtime = FaustMonitor
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(bootstrap, config, config.kafka_settings(), catalog.policy.storage)
     client = connect(config.clickhouse_dsn())
     # a one-off key only with the embedded broker: elsewhere pseudonyms must survive a restart
@@ -190,6 +189,21 @@ def _monitor(config: Any, bootstrap: str, specs: list[Any], catalog: Catalog, qu
     )
 
 
+def _data_dir(config: Any, where: str | None) -> None:
+    """data_dir made, or one line naming it and the fix: a read-only root filesystem with no volume
+    mounted there (Kubernetes' readOnlyRootFilesystem) was a probe's traceback."""
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PolicyError(
+            where or "<config and environment>",
+            "data_dir",
+            f"cannot create {config.data_dir} ({e.strerror})",
+            "give a folder lifemon may write (data_dir or LIFEMON_DATA_DIR): in a container with a "
+            "read-only root filesystem, mount a volume there",
+        ) from None
+
+
 # -- commands -----------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from streams.demo import claim_embedded
@@ -197,6 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config, _, specs, catalog = _setup(args)
     # the embedded database, however named (unset, or its chdb:// path given): the demo's to drop
     # no longer (a review's run given the path left the demo's mark, and the next dropped its data)
+    _data_dir(config, args.config)
     claim_embedded(config, config.clickhouse.dsn)
     with ExitStack() as stack:
         bootstrap = _broker(config, stack)
@@ -1009,7 +1024,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     _reach(config)
     try:
         shown = watch(
-            client_config(config.kafka.bootstrap, config.kafka_settings()),
+            client_config(config.kafka.bootstrap, config.consumer_settings()),
             config.topics.alerts,
             lambda text: print(text, flush=True),
             from_beginning=args.from_beginning,

@@ -85,6 +85,12 @@ OWN_CLIENT_SETTINGS = {  # librdkafka's aliases too: each names the same setting
 }
 
 
+# the group's session timeout, unless kafka.client sets session.timeout.ms: a member killed is replaced
+# within it, and Tansu holds a new group's first JoinGroup for half of it (a start). Its bounds are a
+# Kafka broker's defaults (group.min/max.session.timeout.ms): a value outside them fails every join.
+SESSION_TIMEOUT_MS, SESSION_TIMEOUT_BOUNDS_MS = 6000, (6000, 1_800_000)
+
+
 class KafkaConfig(Strict):
     bootstrap: str | None = Field(
         default=None, description="host:port list; empty starts the embedded Tansu broker"
@@ -111,7 +117,29 @@ class KafkaConfig(Strict):
         for key, why in OWN_CLIENT_SETTINGS.items():
             if key in client:
                 raise ValueError(f"{key} is lifemon's own setting ({why}); remove it from kafka.client")
+        low, high = SESSION_TIMEOUT_BOUNDS_MS
+        session = client.get("session.timeout.ms", SESSION_TIMEOUT_MS)
+        if not isinstance(session, int) or not low <= session <= high:
+            raise ValueError(
+                f"session.timeout.ms {session!r} is not a whole number of milliseconds from {low} to {high} "
+                "(a Kafka broker refuses a group member's session outside them); give one within them, "
+                f"or remove it for lifemon's default, {SESSION_TIMEOUT_MS}"
+            )
+        # librdkafka refuses a consumer whose poll interval is below its session timeout (a probe's
+        # max.poll.interval.ms: 10000 alone was a traceback: its reference consumer had 45 s)
+        poll = client.get("max.poll.interval.ms")
+        if poll is not None and (not isinstance(poll, int) or poll < session):
+            whose = "" if "session.timeout.ms" in client else ", lifemon's default"
+            raise ValueError(
+                f"max.poll.interval.ms {poll!r} is below session.timeout.ms ({session}{whose}), and "
+                "librdkafka refuses a consumer so set; give max.poll.interval.ms at least the session timeout"
+            )
         return client
+
+    @property
+    def session_timeout_s(self) -> float:
+        """The consumer group's session timeout (kafka.client's session.timeout.ms, else 6 s)."""
+        return float(self.client.get("session.timeout.ms", SESSION_TIMEOUT_MS)) / 1000
 
 
 class Topics(Strict):
@@ -389,6 +417,11 @@ class Config(Strict):
         settings = {**self.kafka.client, **self._secrets.kafka_settings()}
         self._check_sasl_login(settings)
         return settings
+
+    def consumer_settings(self) -> dict[str, Any]:
+        """`kafka_settings` with the group's session timeout, for every consumer lifemon makes:
+        librdkafka's own (45 s) would refuse a max.poll.interval.ms the group's takes."""
+        return {"session.timeout.ms": int(self.kafka.session_timeout_s * 1000), **self.kafka_settings()}
 
     def _check_sasl_login(self, settings: dict[str, Any]) -> None:
         """A SASL login short of its user name or password, said with what to set. librdkafka

@@ -33,14 +33,15 @@ from faust.types import TP
 
 from policy import PolicyError
 from streams.codecs import RawRecord
-from streams.runtime import SESSION_TIMEOUT_S, Monitor
+from streams.runtime import SESSION_TIMEOUT_S, Monitor  # noqa: F401 - benchmarks/ import it here
 
 log = logging.getLogger(__name__)
 # faust, mode and aiokafka narrate each service's start and each rebalance step at INFO
 LIBRARY_LOGGERS = ("faust", "mode", "aiokafka")
 
 # Tansu (and Kafka's group.initial.rebalance.delay) holds a first JoinGroup for about half the
-# session timeout: faust's 60 s default meant a 30 s start. The native runtime's SESSION_TIMEOUT_S.
+# session timeout: faust's 60 s default meant a 30 s start. The native runtime's (6 s, or
+# kafka.client's session.timeout.ms).
 
 
 def faust_credentials(client: dict[str, Any]) -> faust.SASLCredentials | faust.SSLCredentials | None:
@@ -125,8 +126,8 @@ class FaustMonitor(Monitor):
             topic_disable_leader=True,  # no timers run "on leader" here; no extra topic on the broker
             consumer_auto_offset_reset="earliest",
             stream_wait_empty=False,  # a rebalance waits for the revoke handler's checkpoint instead
-            broker_session_timeout=SESSION_TIMEOUT_S,
-            broker_heartbeat_interval=SESSION_TIMEOUT_S / 6,
+            broker_session_timeout=k.session_timeout_s,
+            broker_heartbeat_interval=k.session_timeout_s / 6,
         )
         inputs = app.topic(*self.event_topics, acks=False, key_serializer="raw", value_serializer="raw")
 

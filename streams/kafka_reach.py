@@ -13,9 +13,11 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from streams.logs import KAFKA
@@ -39,6 +41,28 @@ class KafkaUnavailable(RuntimeError):
 
 class KafkaSettingRefused(ValueError):
     """A kafka.client setting librdkafka does not know, or a value it does not take."""
+
+
+@contextmanager
+def _settings_said() -> Iterator[None]:
+    """A client librdkafka refuses to make for a setting's sake: KafkaSettingRefused, in one line."""
+    try:
+        yield
+    except KafkaException as e:
+        if e.args[0].code() != KafkaError._INVALID_ARG:
+            raise
+        raise KafkaSettingRefused(
+            f"librdkafka refuses a setting: {e.args[0].str()}. Fix or remove it under kafka.client in "
+            "the config (docs/configuration.md; every setting: librdkafka's CONFIGURATION.md)"
+        ) from None
+
+
+def consumer(conf: dict[str, Any]) -> Consumer:
+    """A consumer, its settings checked as `reach` checks the admin client's: a consumer takes
+    settings an admin client ignores (a probe's max.poll.interval.ms passed `reach`, then was a
+    traceback)."""
+    with _settings_said():
+        return Consumer(conf)
 
 
 class Tally:
@@ -98,15 +122,8 @@ def reach(
     tally = Tally()
     conf: dict[str, Any] = {"bootstrap.servers": bootstrap, **(settings or {})}
     conf.update(logger=tally, error_cb=tally.error)
-    try:
+    with _settings_said():  # every Kafka command reaches the broker first: said here, once
         admin = AdminClient(conf)
-    except KafkaException as e:  # every Kafka command reaches the broker first: said here, once
-        if e.args[0].code() != KafkaError._INVALID_ARG:
-            raise
-        raise KafkaSettingRefused(
-            f"librdkafka refuses a setting: {e.args[0].str()}. Fix or remove it under kafka.client in "
-            "the config (docs/configuration.md; every setting: librdkafka's CONFIGURATION.md)"
-        ) from None
     started = time.monotonic()
     deadline = started + timeout_s
     last: KafkaException | None = None

@@ -150,8 +150,7 @@ class Notifier:
                     "group.id": config.notify.group_id,
                     "enable.auto.commit": False,
                     "auto.offset.reset": "earliest",
-                    "session.timeout.ms": 6000,
-                    **config.kafka_settings(),
+                    **config.consumer_settings(),
                 },
             )
         )

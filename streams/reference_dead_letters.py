@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
+
+from streams.kafka_reach import consumer
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 class ReferenceDeadLetters:
     def __init__(self, consumer_conf: dict[str, Any], group_id: str):
         self.group = f"{group_id}-reference-dead-letters"
-        self._client = Consumer({**consumer_conf, "group.id": self.group, "enable.auto.commit": False})
+        self._client = consumer({**consumer_conf, "group.id": self.group, "enable.auto.commit": False})
         self.marks: dict[tuple[str, int], int] = {}  # (topic, partition) -> first offset not yet sent
         self.again = 0  # refused records not sent again, this start
 

@@ -51,9 +51,10 @@ from streams.alerts import latest
 from streams.changelog import Changelog
 from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord, SchemaRegistryUnavailable
-from streams.config import Config
+from streams.config import SESSION_TIMEOUT_MS, Config
 from streams.engine import Engine, freeze_heap
 from streams.idleness import UNREAD_HOLD_S, LaggedClock
+from streams.kafka_reach import consumer
 from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import Pseudonymizer
 from streams.reference_dead_letters import ReferenceDeadLetters
@@ -263,7 +264,7 @@ PRUNE_EVERY_S = 600.0  # reference history is pruned this often (a pass over eve
 SHUTDOWN_GRACE_S = 10.0  # after SIGTERM, sinks may still flush this long; then they give up
 REKEYED_ACK_WAIT_S = 0.5  # a batch's re-keyed records acknowledged before its timers; longer: still sending
 # the group evicts a member silent this long: a quick join, and a dead member found soon
-SESSION_TIMEOUT_S = 6.0
+SESSION_TIMEOUT_S = SESSION_TIMEOUT_MS / 1000  # kafka.client's session.timeout.ms changes it
 
 
 def _watchdog(abort: threading.Event, grace_s: float) -> None:
@@ -460,9 +461,9 @@ class Monitor:
             )
             for topic, (s, key) in self.repartition.items()
         }
-        self.consumer_conf = client_config(bootstrap, client_extra)
+        self.consumer_conf = client_config(bootstrap, config.consumer_settings())
         base = {**self.consumer_conf, "enable.auto.commit": False, "auto.offset.reset": "earliest"}
-        self.ref_consumer = Consumer(
+        self.ref_consumer = consumer(
             {
                 **base,
                 "group.id": f"{config.kafka.group_id}-reference-{uuid.uuid4().hex[:8]}",
@@ -470,11 +471,10 @@ class Monitor:
             }
         )
         self.refused_before = ReferenceDeadLetters(base, config.kafka.group_id)
-        self.consumer = Consumer(
+        self.consumer = consumer(
             {
                 **base,
                 "group.id": config.kafka.group_id,
-                "session.timeout.ms": int(SESSION_TIMEOUT_S * 1000),
                 "partition.assignment.strategy": "range",
             }
         )
@@ -1043,7 +1043,7 @@ class Monitor:
         a batch run given only what was left had ended idle with them unread (a probe's: 19 of 56
         alerts missing after kill -9, exit 0)."""
         whole = len(self._owned) >= len(self.event_topics) * self.partition_count
-        return whole or now - self._assigned_at >= SESSION_TIMEOUT_S
+        return whole or now - self._assigned_at >= self.config.kafka.session_timeout_s
 
     def _assignment(self) -> list[tuple[str, int]]:
         """The input partitions this instance owns now."""

@@ -241,7 +241,7 @@ class Shipper:
                     "enable.auto.commit": False,
                     "enable.partition.eof": True,
                     "fetch.wait.max.ms": 10,  # the end of the topic is what it looks for
-                    **self.client,
+                    **self.config.consumer_settings(),
                 },
             )
         )

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from fault_injection import MOUNT_SKIP, can_mount, read_only
 
 from detectors import REGISTRY
 from policy import DEFAULT_DIR, load_policy
@@ -123,6 +124,41 @@ def test_an_unreachable_clickhouse_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stderr
     [line] = done.stderr.splitlines()
     assert "is unreachable (connection refused)" in line
+
+
+def test_a_setting_only_a_consumer_refuses_is_one_line_naming_the_config(
+    broker: str, names: dict[str, str], tmp_path: Path
+) -> None:
+    """librdkafka checks some settings only when a consumer is made: the admin client's check at the
+    start passed them, and the monitor's consumer then stopped `run` with a traceback (a probe's
+    max.poll.interval.ms; the config refuses that one itself now)."""
+    from test_pipeline import make_config, write_config
+
+    config = make_config(
+        names, broker, f"chdb://{tmp_path / 'chdb'}", kafka__client={"fetch.max.bytes": 1000}
+    )
+    path = write_config(config, tmp_path / "lifemon.yaml")
+    done = lifemon("run", "--config", str(path), "--quiet", "--seconds", "5", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if "level=error" in ln]
+    assert f"{path}: librdkafka refuses a setting: " in line and "under kafka.client" in line
+    assert "`fetch.max.bytes` must be >= `message.max.bytes`" in line
+
+
+@pytest.mark.skipif(not can_mount(), reason=MOUNT_SKIP)
+def test_a_data_dir_on_a_read_only_filesystem_is_one_line_naming_it(tmp_path: Path) -> None:
+    """Kubernetes' readOnlyRootFilesystem with no volume mounted at data_dir was a probe's traceback."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (tmp_path / "lifemon.yaml").write_text(f"data_dir: {ro / 'data'}\n")
+    with read_only(ro):
+        done = lifemon(
+            "run", "--config", str(tmp_path / "lifemon.yaml"), "--quiet", "--seconds", "5", cwd=tmp_path
+        )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.splitlines()
+    assert f"lifemon.yaml: data_dir: cannot create {ro / 'data'} (Read-only file system)" in line
+    assert "mount a volume there" in line
 
 
 def test_a_command_waits_10_s_for_the_broker_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:

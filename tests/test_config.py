@@ -122,10 +122,18 @@ def test_broken_yaml_and_wrong_values(tmp_path: Path) -> None:
          "is no IANA time zone"),
         ("raw_sources:\n  sftp:\n    timezone: UTC+8\n", "raw_sources.sftp.timezone", 3, "is no IANA time zone"),
         ("schema_registry_url: notaurl\n", "schema_registry_url", 1, "is not an http(s) URL"),
+        # a probe's: 30 000 was silently overridden then (honoured now); below a broker's minimum,
+        # every join would fail
+        ("kafka:\n  client:\n    session.timeout.ms: 3000\n", "kafka.client.session.timeout.ms", 3,
+         ": 3000 is not a whole number of milliseconds from 6000 to 1800000"),
+        # a probe's max.poll.interval.ms 10 000 was a traceback; one under the session timeout
+        # librdkafka refuses to take at all
+        ("kafka:\n  client:\n    max.poll.interval.ms: 5000\n", "kafka.client.max.poll.interval.ms", 3,
+         ": 5000 is below session.timeout.ms (6000, lifemon's default)"),
     ],
     ids=[
         "two-on-one-topic", "empty-topic", "raw-on-a-stream-topic", "acks", "bootstrap", "empty-group",
-        "zone", "zone-offset", "registry-url",
+        "zone", "zone-offset", "registry-url", "session-timeout", "poll-interval",
     ],
 )  # fmt: skip
 def test_topics_shared_or_empty_and_lifemons_own_client_settings_are_config_errors(

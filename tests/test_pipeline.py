@@ -127,9 +127,9 @@ def latest_alerts(msgs: list[Any]) -> dict[str, dict]:
     return best
 
 
-def monitor(config: Config, ch: Any, policy: Any, catalog: Any) -> Monitor:
+def monitor(config: Config, ch: Any, policy: Any, catalog: Any, runtime: type[Monitor] = Monitor) -> Monitor:
     ensure_topics(config.kafka.bootstrap, config)
-    return Monitor(
+    return runtime(
         config,
         config.kafka.bootstrap,
         ch,
@@ -582,24 +582,37 @@ def test_a_tombstone_on_a_reference_topic_deletes_its_key_in_offset_order(
     assert gaps == {"e1"}
 
 
+@pytest.mark.parametrize(
+    ("client", "session_s"),
+    [({"max.poll.interval.ms": 10_000}, 6.0), ({"session.timeout.ms": 30_000}, 30.0)],
+    ids=["default", "configured"],
+)
 def test_a_batch_run_holding_part_of_the_inputs_ends_idle_only_once_the_group_settled(
-    broker, ch, names, policy, catalog
+    broker, ch, names, policy, catalog, client: dict[str, int], session_s: float
 ) -> None:
     """A probe's: after kill -9, `lifemon run --until-idle 2` was given the partitions the dead
     member did not hold, ended idle before the group evicted it (6 s), and exited 0 with 19 of 56
     alerts missing. Holding every input partition, an idle end may come at once; holding part,
-    only a session timeout after the last assignment, when a dead member's are given over."""
-    from streams.runtime import SESSION_TIMEOUT_S
+    only a session timeout after the last assignment, when a dead member's are given over.
 
-    m = monitor(make_config(names, broker, "chdb://unused"), ch, policy, catalog)
+    The session timeout is kafka.client's session.timeout.ms when set (a probe's 30 000 was
+    silently overridden); a max.poll.interval.ms under librdkafka's own 45 s session timeout is
+    taken by every consumer the monitor makes (a probe's 10 000 was a traceback)."""
+    from streams.faust_runtime import FaustMonitor
+
+    config = make_config(names, broker, "chdb://unused", kafka__client=client)
+    m = monitor(
+        config, ch, policy, catalog, FaustMonitor
+    )  # the native runtime's consumers, and faust's group
+    assert isinstance(m, FaustMonitor) and m.build_app().conf.broker_session_timeout == session_s
     m.partition_count = 3
     every = {(topic, p) for topic in m.event_topics for p in range(3)}
     m._assigned_at = now = 1000.0
     m._owned = set(every)
     assert m._whole_or_settled(now)
     m._owned = {x for x in every if x[1] != 1}  # another member, perhaps a dead one, holds partition 1
-    assert not m._whole_or_settled(now + SESSION_TIMEOUT_S - 0.1)
-    assert m._whole_or_settled(now + SESSION_TIMEOUT_S)
+    assert not m._whole_or_settled(now + session_s - 0.1)
+    assert m._whole_or_settled(now + session_s)
 
 
 @contextmanager
