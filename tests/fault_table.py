@@ -19,6 +19,8 @@ ORDER = [
     "broker_restart",
     "broker_back_empty",
     "clickhouse_unwritable",
+    "clickhouse_outage_stop_native",
+    "clickhouse_outage_stop_faust",
     "rebalance_kill_9",
     "receiver_outage",
     "disk_full",
