@@ -25,23 +25,31 @@ LATEST = 2**63 - 1
 # core banking's forms of a date: 2012-06-30, 20120630, 2012/06/30 (2012-6-30 too)
 _DAY = re.compile(
     r"\s*(\d{4})(?:[-/.](\d{1,2})[-/.](\d{1,2})|(\d{2})(\d{2})|年(\d{1,2})月(\d{1,2})日?)"
-    # a DATE exported as a DATETIME (Oracle, DB2, JDBC's JSON): its midnight, any zone, says no more
-    r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\s*"
+    # a DATE exported as a DATETIME (Oracle, DB2, JDBC's JSON) at its midnight, in the zone it names
+    r"(?:[ T]0?0:00(?::00(?:\.0+)?)?(Z|[+-]\d{2}:?\d{2})?)?\s*"
 )
 
 
 @lru_cache(maxsize=65_536)
 def birth_day(text: str) -> date | None:
     """A birth date as core banking writes it (2012-09-05, 20120905, 2012/9/5, 2012年9月5日, and a
-    DATE exported as a DATETIME, `2012-09-05 00:00:00` or ISO's `2012-09-05T00:00:00+08:00`: a
-    probe's such exports silently switched the minors' rules off); None for any other text (a
-    blank, 0000-00-00, a typo, 05/09/2012, which may be May or September): the customer is then
+    DATE exported as a DATETIME at its midnight, `2012-09-05 00:00:00` or ISO's
+    `2012-09-05T00:00:00+08:00`: a probe's such exports silently switched the minors' rules off);
+    None for any other text (a blank, 0000-00-00, a typo, 05/09/2012, which may be May or
+    September, a time not midnight or a midnight in another zone, which is no date of the bank's):
+    the customer is then
     judged as one of no known age, and the record is kept (a review's `19900101` had dead-lettered
     the whole customer, its org and status with it)."""
     found = _DAY.fullmatch(text)
     if found is None:
         return None
-    year, month, day = (int(g) for g in found.groups() if g is not None)
+    zone = found.groups()[-1]
+    if zone is not None and zone not in ("+08:00", "+0800"):
+        # a midnight elsewhere is another day at the bank (Asia/Shanghai, the forms core banking in
+        # China writes): JDBC's instant of the DATE 2012-09-05 is 2012-09-04T16:00:00Z, which a
+        # review read as the 4th; no date rather than the wrong one
+        return None
+    year, month, day = (int(g) for g in found.groups()[:-1] if g is not None)
     try:
         return date(year, month, day)
     except ValueError:

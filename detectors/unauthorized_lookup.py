@@ -754,7 +754,7 @@ class UnauthorizedLookupDetector:
             st = ActorState()
             self.store.put(ACTOR + actor, st)
         for ev, ent in accesses:
-            found = self._denial(st, ev) if ev.outcome == DENIED else self._judge(ev, ent, ctx)
+            found = self._denial(st, ev, ctx) if ev.outcome == DENIED else self._judge(ev, ent, ctx)
             if not found:
                 continue
             bits[id(ev)] = sum({BIT[reason] for reason, _, _ in found})
@@ -1016,14 +1016,20 @@ class UnauthorizedLookupDetector:
         )
 
     # -- the rules ------------------------------------------------------------------------------
-    def _denial(self, st: ActorState, ev: Any) -> Found:
+    def _denial(self, st: ActorState, ev: Any, ctx: Context) -> Found:
         """Repeated denials are probing (seed 004 流程描述(4)⑤: monitor abnormal operations)."""
         st.denials = [d for d in st.denials if d[0] > ev.ts - self.denied_ms] + [[ev.ts, ev.event_id, 0]]
         if len(st.denials) < self.p.denied_attempts:
             return []
         # what was tried, which the trace (流程描述(4)⑤ 建立追溯机制) asks first: a probe's note said
         # only "3 denied", the three being queries of another branch's customers' balances
-        fields = ", ".join(ev.fields[:3]) + (", …" if len(ev.fields) > 3 else "")
+        # the catalog's field ids only: a word it does not know may be a value typed into the wrong
+        # place, counted, never shown (as transfer_policy's gaps; a review's `Abc@12345` was shown)
+        known = [f for f in ev.fields if f in ctx.catalog.field_category]
+        unknown = len(ev.fields) - len(known)
+        fields = ", ".join(known[:3]) + (", …" if len(known) > 3 else "")
+        if unknown:
+            fields += f"{', ' if fields else ''}{n_of(unknown, 'field')} the catalog does not know"
         asked = f"{ev.action.value} of {fields or 'no field named'} on {ev.system}"
         if ev.subject_ids:
             asked += f", {n_of(len(ev.subject_ids), 'customer')} named"

@@ -318,6 +318,21 @@ def test_a_share_after_the_customers_withdrew_their_consent_opens_an_incident(en
     assert [a.rule_id for a in inc.alerts] == ["LM-TP-002"]
 
 
+def test_a_childs_data_shared_on_the_childs_own_consent_opens_an_incident(engine) -> None:
+    """LM-TP-013 is `unconsented_sharing` as LM-TP-002 is: the guardian's separate consent is the one
+    the law asks (PIPL art. 31), and an adult's share with none opened an incident where a
+    12-year-old's on their own opened none (a review's)."""
+    from schemas.models import Customer
+
+    e = engine()
+    child = Customer(
+        customer_id="C0000000", ts=0, org_id="S0101", org_path=["HO", "B01", "S0101"], birth_date="2013-06-01"
+    )
+    e.apply_reference("customers", refs("customers", [child]))
+    inc = one(run(e, "transfer", [transfer(1, subjects=range(1))]))
+    assert inc.leakage_classes == ["unconsented_sharing"] and [a.rule_id for a in inc.alerts] == ["LM-TP-013"]
+
+
 # -- grouping and windows --------------------------------------------------------------------------
 def test_a_window_is_a_day_of_the_banks_calendar(engine) -> None:
     """07:00 and 09:00 in Beijing are one working day: one incident (a UTC day splits them at 08:00);

@@ -2493,6 +2493,9 @@ def test_what_an_event_decides_needs_no_customer(run, spec, catalog) -> None:
         ("2012-09-05T00:00:00+08:00", date(2012, 9, 5)),
         ("2012-09-05 00:00:00.000", date(2012, 9, 5)),
         ("05/09/2012", None),  # May or September: no date
+        ("2012-09-04T16:00:00Z", None),  # JDBC's instant of that DATE: no date rather than the 4th
+        ("2012-09-05T00:00:00Z", None),  # 08:00 in Beijing
+        ("2012-09-05 13:45:00", None),  # no DATE
         ("2012-13-01", None),
         ("0000-00-00", None),
     ],

@@ -1765,3 +1765,13 @@ def test_a_card_limit_query_is_the_card_hotlines_own_work(run) -> None:
         assert run(ents, [e.model_copy(update={"system": "card_system"}) for e in reads]) == [], word
     tellers = [entitlement("t1", role="teller")]
     assert run(tellers, access("t1", fields=("customer_name", "信用额度"), purpose="account_service")) == []
+
+
+def test_a_repeated_denials_note_shows_only_the_catalogs_field_ids(run) -> None:
+    """A word the catalog does not know in `fields` may be a value typed into the wrong place: the
+    note counts it, never shows it (a review's `Abc@12345` reached the summary)."""
+    tried = access("e1", n=3, customers=1, first_customer=10, every_s=60, outcome="denied",
+                   fields=("customer_name", "Abc@12345"))  # fmt: skip
+    (a,) = run([entitlement("e1")], tried)
+    assert "Abc@12345" not in a.summary
+    assert "the last: query of customer_name, 1 field the catalog does not know on" in a.summary
