@@ -837,3 +837,12 @@ def test_a_push_to_a_minor_needs_a_separate_consent_a_guardians_under_14(
         assert born not in a.summary  # the age band, never the birth date
         assert any(r.startswith("《个人信息保护法》第三十一条") for r in a.regulation)
         assert "Marketing push to a minor without separate consent" in a.title_en
+
+
+@pytest.mark.parametrize("word", ["AUM", "日均资产", "月收入", "征信评分", "贷款余额", "信用卡额度", "房产"])
+def test_a_push_targeted_by_the_words_a_marketing_platform_writes_is_off_purpose(engine, word) -> None:
+    """A tagging platform names its features as it likes (AUM, 日均资产 for wealth tiers, 贷款余额 for
+    loan campaigns): each is the catalog's field, collected for no marketing (a probe's 21 such pushes
+    were silent as unknown fields)."""
+    alerts = run(engine, consent("C1", channel=None), [push("C1", data_used=["customer_segment", word])])
+    assert rules(alerts + engine.drain()) == {"off_purpose"}, word
