@@ -149,3 +149,20 @@ def refs(stream: str, records: list[Record]) -> list[Any]:
 def fed(stream: str, records: list[Record], topic: str = "t", offset: int = 0) -> list[tuple[RawRecord, Any]]:
     """Events as the engine receives them from the decoder: (raw record, struct), offsets from `offset`."""
     return [(RawRecord(topic, 0, offset + i, None), from_model(stream, r)) for i, r in enumerate(records)]
+
+
+# the minors' cases the marketing and SDK rules are each driven through, in their parameters' order
+MINOR_CASES = [
+    "12 own bundled",
+    "12 own separate",
+    "12 guardian separate",
+    "12 guardian bundled",
+    "12 none",
+    "14th birthday own separate",
+    "14 own separate",
+    "14 own bundled",
+    "17 own separate",
+    "18 own bundled",
+    "no birth date",
+    "not on customers",
+]

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import T0, fed, refs
+from conftest import MINOR_CASES, T0, fed, refs
 
 from detectors import load_detectors
 from schemas.models import Alert, Consent, Customer, Entitlement, MarketingPushEvent
@@ -799,20 +799,7 @@ def test_a_delay_under_a_second_is_said_in_milliseconds() -> None:
         (None, ("subject", False), set()),  # core banking gives no birth date
         ("unknown", ("subject", False), set()),  # the customers stream does not know the subject
     ],
-    ids=[
-        "12 own bundled",
-        "12 own separate",
-        "12 guardian separate",
-        "12 guardian bundled",
-        "12 none",
-        "14th birthday own separate",
-        "14 own separate",
-        "14 own bundled",
-        "17 own separate",
-        "18 own bundled",
-        "no birth date",
-        "not on customers",
-    ],
+    ids=MINOR_CASES,
 )
 def test_a_push_to_a_minor_needs_a_separate_consent_a_guardians_under_14(
     engine, born, given, expected

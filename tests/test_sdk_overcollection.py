@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import T0, fed, refs
+from conftest import MINOR_CASES, T0, fed, refs
 
 from detectors import load_detectors
 from policy.catalog import Catalog
@@ -662,20 +662,7 @@ def test_a_policy_section_without_every_rule_names_the_fix(policy, tmp_path) -> 
         (None, ("subject", False), False),  # no birth date
         ("unknown", ("subject", False), False),  # not on the customers stream
     ],
-    ids=[
-        "12 own bundled",
-        "12 own separate",
-        "12 guardian separate",
-        "12 guardian bundled",
-        "12 none",
-        "14th birthday own separate",
-        "14 own separate",
-        "14 own bundled",
-        "17 own separate",
-        "18 own bundled",
-        "no birth date",
-        "not on customers",
-    ],
+    ids=MINOR_CASES,
 )
 def test_an_sdk_collecting_from_a_logged_in_minor_needs_a_separate_agreement_a_guardians_under_14(
     policy, born, given, fires
