@@ -73,6 +73,19 @@ OUT_OF_RANGE = (BASE - timedelta(days=30), BASE - timedelta(days=2))
 EPOCH = datetime.fromtimestamp(0, UTC)
 
 
+# alert_reviews as the panels' SQL reads them (streams/reviews.py writes them so)
+REVIEW_COLUMNS = [
+    "alert_id",
+    "review_id",
+    "state",
+    "analyst",
+    "note",
+    "alert_revision",
+    "alert_last_seen",
+    "at",
+]
+
+
 def _load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
@@ -955,16 +968,7 @@ def _seed(client: Any, db: str) -> None:
     # analysts' reviews (streams/reviews.py): a2 resolved while its episode is still open, r2
     # closed out as a false positive, m1 acknowledged only, a3 resolved before its last events
     # (minute 4), and a1, closed by its detector, reviewed by nobody
-    review_columns = [
-        "alert_id",
-        "review_id",
-        "state",
-        "analyst",
-        "note",
-        "alert_revision",
-        "alert_last_seen",
-        "at",
-    ]
+    review_columns = REVIEW_COLUMNS
     _insert(
         client,
         db,
@@ -1365,16 +1369,7 @@ def test_top_actors_leave_out_the_alerts_reviewed_a_false_positive(_deploy_chdb:
             _alert("f4", 1, "open", "bulk_query", "medium", "e3", 4),  # cleared: e3 has none left
         ]
         _insert(_deploy_chdb, db, "alerts", ALERT_COLUMNS, alerts)
-        columns = [
-            "alert_id",
-            "review_id",
-            "state",
-            "analyst",
-            "note",
-            "alert_revision",
-            "alert_last_seen",
-            "at",
-        ]
+        columns = REVIEW_COLUMNS
         _insert(
             _deploy_chdb,
             db,
