@@ -22,7 +22,7 @@ from schemas.models import ConsentGiver, ConsentStatus
 # before the nightly customer export that brings it)
 LATEST = 2**63 - 1
 
-# core banking's forms of a date: 2012-06-30, 20120630, 2012/06/30 (2012-6-30 too)
+# core banking's forms of a date: 2012-06-30, 20120630, 2012/06/30 (2012-6-30 too), 2012年6月30日
 _DAY = re.compile(
     r"\s*(\d{4})(?:[-/.](\d{1,2})[-/.](\d{1,2})|(\d{2})(\d{2})|年(\d{1,2})月(\d{1,2})日?)"
     # a DATE exported as a DATETIME (Oracle, DB2, JDBC's JSON) at its midnight, in the zone it names
@@ -37,9 +37,8 @@ def birth_day(text: str) -> date | None:
     `2012-09-05T00:00:00+08:00`: a probe's such exports silently switched the minors' rules off);
     None for any other text (a blank, 0000-00-00, a typo, 05/09/2012, which may be May or
     September, a time not midnight or a midnight in another zone, which is no date of the bank's):
-    the customer is then
-    judged as one of no known age, and the record is kept (a review's `19900101` had dead-lettered
-    the whole customer, its org and status with it)."""
+    the customer is then judged as one of no known age, and the record is kept (a review's
+    `19900101` had dead-lettered the whole customer, its org and status with it)."""
     found = _DAY.fullmatch(text)
     if found is None:
         return None

@@ -812,9 +812,8 @@ class Engine:
                 self.names.text,
                 ((n, i) for i, r in declared.items() for n in r.also),  # its own names, not descriptions
             ),
-            # a declared recipient passing data on (transfer_policy `onward_transfer`), by its id only:
-            # a sending system written by the name an internal recipient shares with it (CRM) is the
-            # bank's own system
+            # a declared recipient passing data on (transfer_policy `onward_transfer`), by its id: a
+            # sending system's name is the bank's own system's
             "sender_system": recipient,
             "contract_id": declared_spelling(
                 (c.id for r in declared.values() for c in r.contracts), self.names.text
