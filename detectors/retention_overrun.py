@@ -924,6 +924,15 @@ class RetentionOverrunDetector:
         from, which ends the alert (the record is kept while the relationship lasts)."""
         tag, part = f"{Rule.retention_expired}:{d.name}", _part(rec, d)
         gone = rec.part_left(part)
+        # what is past is the rule's part alone: a payment's GPS in a transaction the law keeps ten
+        # years is removed by a delete naming the location, the transaction kept (a probe's alert
+        # told the bank to delete a record it must keep)
+        others = [c for c in rec.categories if c not in part]
+        alone = (
+            f"; only its {', '.join(part)} is past this rule: a delete naming it removes it alone"
+            if others and part
+            else ""
+        )
         return self._finding(
             Rule.retention_expired,
             f"{rid}:{d.name}",
@@ -934,6 +943,7 @@ class RetentionOverrunDetector:
             f"record {rid} on {rec.where(deadline, part)} ({', '.join(rec.categories)}) kept past its "
             f"{d.rule.span} retention ({d.name}: from {d.after} {self._day(start)}, "
             f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline, gone)}"
+            + (alone if not gone[0] else "")
             + (
                 f"; the relationship began again {self._day(begun_again)}: kept while it lasts"
                 if begun_again

@@ -2516,3 +2516,17 @@ def test_a_whole_and_a_partial_removal_at_one_instant_give_one_answer(run) -> No
     unplaced = lc("delete", system="purge_job", ts=ts).model_copy(update={"event_id": "purge-2"})
     for removals in ([phone, purge], [purge, phone], [phone, unplaced]):
         assert run([collect(day=-31, **TRACE_AND_PHONE), *removals, tick(0)]) == {}
+
+
+def test_a_payments_location_past_its_30_days_is_removed_alone_and_the_transaction_kept(run) -> None:
+    """A mobile payment's risk-control GPS stored with the payment: the location is past its 30 days,
+    the transaction within the ten years the AML Law keeps it. The alert says the location alone is
+    past, and a delete naming it removes it alone, silently (a probe's alert told the bank to delete
+    a record it must keep, and destroying it was removed_before_minimum)."""
+    tx = collect(
+        day=-55, cats=("transaction_record", "location_trace"), purpose="payment", system="core_banking"
+    )
+    (a,) = run([tx, tick(0)])["retention_expired"]
+    assert "only its location is past this rule: a delete naming it removes it alone" in a.summary
+    stripped = lc("delete", day=-26, system="core_banking", categories=["location_trace"])
+    assert run([tx, stripped, tick(0)]) == {}
