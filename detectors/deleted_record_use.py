@@ -11,8 +11,9 @@ retention_overrun, which judges it with the customer's whole lifecycle (deadline
 never alert on the same use.
 
 One rule, `used_after_deletion` (seed 002 §六.6(1): deletion leaves the data 不可被检索和访问;
-seed 004 定义(11)): a successful access or a transfer, dated after the record's earliest delete or
-destroy event; or after one that names categories (it removed those alone) and reading one of them. A refused access read nothing, and one that deletes a copy purges it (`uses_records`). An anonymized record is no longer personal financial
+seed 004 定义(11)): a successful access or a transfer, dated after a delete or
+destroy event of the record with no collection of it anew between (a record deleted, collected anew
+and deleted again is deleted again); or after one that names categories (it removed those alone) and reading one of them. A refused access read nothing, and one that deletes a copy purges it (`uses_records`). An anonymized record is no longer personal financial
 information (seed 004 定义(1): 不包括匿名化处理后的信息), and the bank's rules anonymize as they delete
 (流程描述(3)①: 删除或匿名化处理; the employees' app's privacy policy (二)5 says it analyses such data): a
 use after its anonymization that names no customer is that analysis. One that names a customer links the anonymized data to a person (seed
@@ -71,7 +72,7 @@ class DeletedRecordUseParams(BaseModel):
 
 class Kept:
     """One record: its earliest removal (0: none known) with its stage and system; its earliest
-    anonymization (0: none); its customer (a pseudonym) as the earliest removal or anonymization
+    anonymization (0: none); every whole removal and anonymization; its customer (a pseudonym) as the earliest removal or anonymization
     naming one names it; the removal and anonymization events known; the uses counted against it;
     the deadline of its waiting timer (0: none); its latest uses, by time; and each customer a
     removal or anonymization names, with the earliest such event's time: from then on
@@ -90,6 +91,7 @@ class Kept:
         "collected",
         "revised",
         "parts",
+        "outs",
     )
 
     def __init__(self) -> None:
@@ -106,9 +108,12 @@ class Kept:
         # the removals that name categories, [time, stage, category ids] by time: each takes those
         # alone, and a use reading another reads data still held (gone, anon: the whole record's)
         self.parts: list[list[Any]] = []
+        # every whole removal and anonymization, [time, stage] by time: a record deleted, collected
+        # anew and deleted again is judged by the removal before each use, not by its first alone
+        self.outs: list[list[Any]] = []
 
     def to_json(self) -> list[Any]:
-        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.collected, self.revised, *([self.parts] if self.parts else [])]  # fmt: skip
+        return [self.gone, self.stage, self.system, self.subject, self.removals, self.counted, self.wait, self.uses, self.anon, self.named, self.collected, self.revised, *([self.parts, self.outs] if self.outs else [self.parts] if self.parts else [])]  # fmt: skip
 
     @classmethod
     def from_json(cls, row: list[Any]) -> Kept:
@@ -127,6 +132,8 @@ class Kept:
             kept.named = {subject: kept.gone} if subject else {}
             if kept.stage == "anonymize" and len(kept.removals) == 1:  # else a later delete's time is lost
                 kept.anon, kept.gone, kept.stage = kept.gone, 0, ""
+        # an earlier lifemon kept the earliest removal and anonymization alone
+        kept.outs = row[13] if len(row) > 13 else [[t, s] for t, s in sorted([(kept.gone, kept.stage), (kept.anon, "anonymize")]) if t]  # fmt: skip
         return kept
 
     @property
@@ -135,38 +142,43 @@ class Kept:
         (kept in the row's fourth place, where an earlier lifemon reads it)."""
         return min(self.named, key=self.named.__getitem__, default="")
 
+    def left_at(self) -> list[int]:
+        """The time of each removal and anonymization known."""
+        return [o[0] for o in self.outs] + [p[0] for p in self.parts]
+
     def since(self) -> int:
         """When the record, or a part of it, left its identifiable form: its earliest removal or
         anonymization."""
-        return min((t for t in (self.gone, self.anon, *(p[0] for p in self.parts)) if t), default=0)
+        return min((t for t in (self.gone, self.anon, *self.left_at()) if t), default=0)
 
     def latest(self) -> int:
         """Its latest removal or anonymization known, which it is remembered from."""
-        return max(self.gone, self.anon, *(p[0] for p in self.parts))
+        return max(self.gone, self.anon, *self.left_at())
 
     def offends(self, use: list[Any], systems: frozenset[str]) -> bool:
-        """After the removal, or after the anonymization and naming a customer; and not one
-        retention_overrun judges (naming the customer, after an event that names it)."""
-        after = 0 < self.gone < use[TS] or (0 < self.anon < use[TS] and bool(use[NAMED]))
+        """After a removal, or after an anonymization and naming a customer, with no collection of
+        the record anew between them; and not one retention_overrun judges (naming the customer,
+        after an event that names it)."""
+        named = bool(use[NAMED])
         # of a part removed: a use reading it, or one that says not what it read (no field list, words
         # the catalog does not know): the detector never learns what a record holds, so a destruction
         # record listing all of it is a part too, and a use after it must still be seen (a review's)
         read = use[READ] if len(use) > READ else ()
-        after = after or any(
-            t < use[TS]
-            and (not read or not set(cats).isdisjoint(read))
-            and (stage != "anonymize" or bool(use[NAMED]))
+        left = [t for t, stage in self.outs if stage != "anonymize" or named] + [
+            t
             for t, stage, cats in self.parts
-        )
-        anew = self.since() < self.anew(systems) <= use[TS]  # of the record collected again since
-        return after and not anew and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
+            if (not read or not set(cats).isdisjoint(read)) and (stage != "anonymize" or named)
+        ]
+        after = any(t < use[TS] and not 0 < self.anew(systems, t) <= use[TS] for t in left)
+        return after and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
 
     def revision(self) -> int:
         """The alert's revision: it grows with each use counted and each removal known."""
         return self.counted + len(self.removals) - 1
 
-    def anew(self, systems: frozenset[str]) -> int:
-        """The record's first collection after it left, on the system it left (0: none known). One
+    def anew(self, systems: frozenset[str], since: int = 0) -> int:
+        """The record's first collection after it left (`since`: its earliest removal or
+        anonymization unless given), on the system it left (0: none known). One
         on another system is a copy of what left (a warehouse's load from a stale staging copy: a
         probe's download of the deleted record after it was silent), not an id reused. A removal
         on a system the record is on nowhere known, neither by a collection seen nor by the policy
@@ -176,7 +188,7 @@ class Kept:
         from their removal), one on any system the policy names (a probe's returning customer,
         collected anew on the CRM after the purge job's deletion, was a use after deletion on
         every read)."""
-        since = self.since()
+        since = since or self.since()
         if not since:
             return 0
         homes = {"", self.system}
@@ -233,10 +245,11 @@ class DeletedRecordUseDetector:
         seen = [ev.ts, ev.system]
         if kept is not None and seen not in kept.collected:
             insort(kept.collected, seen)
-            if len(kept.collected) > COLLECTIONS:  # the latest, and the one that made the record anew
-                first = kept.anew(ctx.catalog.systems)
+            if len(kept.collected) > COLLECTIONS:  # the latest, and those that made the record anew
+                systems = ctx.catalog.systems
+                firsts = {kept.anew(systems, t) for t in kept.left_at()}
                 latest = kept.collected[-(COLLECTIONS - 1) :]
-                kept.collected = [c for c in kept.collected if c in latest or c[0] == first]
+                kept.collected = [c for c in kept.collected if c in latest or c[0] in firsts]
             self.store.touch(ev.record_id)
 
     def _removed(self, ev: Any, ctx: Context) -> None:
@@ -253,11 +266,13 @@ class DeletedRecordUseDetector:
         if part:
             insort(kept.parts, [ev.ts, ev.stage.value, list(part)])
             kept.system = kept.system or ev.system
-        elif ev.stage.value == "anonymize":
-            kept.anon = min(kept.anon or ev.ts, ev.ts)
-            kept.system = kept.system or ev.system
-        elif not kept.gone or ev.ts < kept.gone:  # the earliest removal is the one a use is judged by
-            kept.gone, kept.stage, kept.system = ev.ts, ev.stage.value, ev.system
+        else:
+            insort(kept.outs, [ev.ts, ev.stage.value])
+            if ev.stage.value == "anonymize":
+                kept.anon = min(kept.anon or ev.ts, ev.ts)
+                kept.system = kept.system or ev.system
+            elif not kept.gone or ev.ts < kept.gone:  # the earliest: the alert's, and where it left
+                kept.gone, kept.stage, kept.system = ev.ts, ev.stage.value, ev.system
         if kept.latest() != latest:
             ctx.timers.register(ev.record_id, kept.latest() + self.forget_ms)  # then it is forgotten
         self.store.touch(ev.record_id)
@@ -308,13 +323,8 @@ class DeletedRecordUseDetector:
         left = ", ".join(
             f"{what}{GONE_STAGES[stage]} {ctx.catalog.policy.local_date(t)}"
             for t, stage, what in sorted(
-                [
-                    (kept.anon, "anonymize", ""),
-                    (kept.gone, kept.stage, ""),
-                    *((t, s, f"{', '.join(c)} ") for t, s, c in kept.parts),
-                ]
+                [*((t, s, "") for t, s in kept.outs), *((t, s, f"{', '.join(c)} ") for t, s, c in kept.parts)]
             )
-            if t
         )
         named = n_of(len(last[NAMED]), "customer") if last[NAMED] else "no customer"
         yield Finding(

@@ -133,6 +133,23 @@ def test_a_record_collected_anew_under_its_id_is_a_new_record(run) -> None:
     assert run(steps, kinds=both) == []
 
 
+def test_a_record_deleted_again_after_it_was_collected_anew_is_deleted_again(specs, catalog, run) -> None:
+    """The returning customer asks again: deleted, collected anew, deleted again, and a report of
+    the record after the second deletion read deleted data (judged by its first removal alone, the
+    return after it had kept it silent). Between the return and the second deletion it is the new
+    record's; the state an earlier lifemon kept, the first removal alone, restores as it was."""
+    back = lc("collect", day=-5, categories=["mobile_phone"], purpose="customer_service")
+    steps = [lc("delete", day=-8), back, report(day=-4), lc("delete", day=-3)]
+    (a,) = run([*steps, report(day=-1), tick(0)])
+    assert (a.counts["uses"], a.last_seen, a.window_start) == (1, T0 - DAY, T0 - 8 * DAY)
+    assert "deleted 2025-12-24, deleted 2025-12-29, read by" in a.summary
+    assert run([*steps, tick(0)]) == []
+    e = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    run([lc("delete", day=-8)], engine=e)
+    row = e.tasks[(0, "deleted_record_use")].keys.get("R1").to_json()
+    assert Kept.from_json(row[:12]).outs == Kept.from_json(row).outs == [[T0 - 8 * DAY, "delete"]]
+
+
 def test_a_deleted_record_loaded_again_into_another_system_is_no_new_record(run) -> None:
     """A probe's: the CRM deletes a contact record on the customer's request; that night the
     warehouse's ETL loads it again from a stale staging copy, a `collect` on data_warehouse under the
