@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from policy import DEFAULT_DIR, read_yaml, validate_section
-from policy.model import Sdks, Strict, key_form
+from policy.model import JrClass, Sdks, Strict, key_form
 from schemas.models import ValueType
 
 TRAFFIC_FILE = "traffic.yaml"
@@ -59,6 +59,10 @@ class VocabularyEntry(Strict):
     keys: list[str] = Field(default_factory=list, description="key names besides the field's zh name")
     values: list[ValueType] = Field(
         default_factory=list, description="value types the field carries itself (not reported separately)"
+    )
+    ends: list[str] = Field(
+        default_factory=list,
+        description="a key ending in one of these names the field too (a secret's: payPin, userPwd)",
     )
 
 
@@ -110,6 +114,12 @@ class Traffic(Strict):
             if fid not in sdks.sdk_fields:
                 raise ValueError(
                     f"fields.{fid} is not an SDK field id; add it to sdks.yaml sdk_fields or fix its spelling"
+                )
+            secret = sdks.sdk_fields[fid]
+            if entry.ends and secret.jr_class is not JrClass.C3 and not secret.auth_helper:
+                raise ValueError(
+                    f"fields.{fid}.ends: only a C3 field or an authentication helper is read by a key's "
+                    "end (a miss there is the costliest; elsewhere an end names too much): list whole keys"
                 )
             for key in entry.keys:
                 form = key_form(key)

@@ -33,6 +33,8 @@ RIC, RIC_BAD = "11010519491231002X", "110105194912310021"  # the second has a wr
 CARD, CARD_BAD = "6222021234567894", "6222021234567890"
 PHONE = "13812345678"
 KEY = b"har-unit-test-key-0123456789"
+AMAP = "https://restsdk.amap.com/v3/log"
+TINGYUN = "https://wkrd.tingyun.com/data"
 
 
 def entry(url: str, method: str = "GET", at: int = 0, **kw: Any) -> dict[str, Any]:
@@ -429,6 +431,57 @@ def test_a_request_carrying_several_phone_numbers_carries_a_contact_book(convert
     )
 
 
+def test_a_contact_book_or_a_phone_in_text_that_is_no_one_token_is_read(converter) -> None:
+    """A probe's map SDK received a contact book as CSV, as vCards, a phone in `k:v;k:v`, a phone
+    inside protobuf's bytes and a JSON body in hex: each was no field, since only a text with a
+    space was searched. A single token (an id, base64, a URL) is still no text."""
+    numbers = [f"1391234567{i}" for i in range(3)]
+    csv = "name,phone\n" + "".join(f"A{i},{n}\n" for i, n in enumerate(numbers))
+    vcards = "".join(f"BEGIN:VCARD\nTEL;TYPE=CELL:{n}\nEND:VCARD\n" for n in numbers)
+    for book in (csv, vcards):
+        assert {"contacts", "mobile_phone"} <= set(fields_of(converter, entry(AMAP, "POST", text=book)))
+    hexed = json.dumps({"mobile": PHONE}).encode().hex()
+    for body in (f"ver:2;tel:{PHONE};model:Pixel8", f"\n\x0b{PHONE}\x12\x06Pixel8", hexed):
+        assert "mobile_phone" in fields_of(converter, entry(AMAP, "POST", text=body)), body
+    assert fields_of(converter, entry(AMAP, "POST", text="dGhpcyBpcyBubyBwaG9uZSBudW1iZXI-x_y")) == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("密码", "Tr0ub4dor&3", "login_password"),
+        ("userPwd", "abc12345", "login_password"),
+        ("安全码", "847", "card_cvn"),
+        ("cardCvv2", "847", "card_cvn"),
+        ("payPin", "902614", "payment_password"),
+        ("cardExpiry", "1229", "card_expiry"),
+        ("isSetPwd", True, None),
+        ("needPwd", 1, None),
+        ("pwd", "******", None),
+        ("tokenExpiry", "3600", None),
+    ],
+)
+def test_a_secret_under_the_keys_apps_give_it_is_c3_and_a_flag_or_mask_is_none(
+    converter, key: str, value: Any, field: str | None
+) -> None:
+    """A probe's 密码, 安全码, payPin, userPwd and cardExpiry reached an APM SDK with no alert: a
+    secret's key is read by its end too (traffic.yaml `ends`: userPwd, cardCvv2) and by the data
+    catalog's words (安全码); a flag or a mask in its place sent no secret, and an end names only a
+    secret (a token's expiry is none)."""
+    found = fields_of(converter, entry(TINGYUN, "POST", json={key: value}))
+    assert ({field} if field else set()) == set(found) - {"os_version"}
+
+
+def test_a_secret_named_in_free_text_is_read_when_its_value_holds_a_digit(converter) -> None:
+    """A probe's crash text `submit failed cvv2=847 password=Tr0ub4dor&3` found nothing: a name of
+    a secret in free text is the secret when its value holds a digit; `password: incorrect` or
+    `pwd=null` in a login error's text is none."""
+    crash = "java.lang.RuntimeException: submit failed cvv2=847 password=Tr0ub4dor&3\n\tat a.b(C.java)"
+    assert {"card_cvn", "login_password"} <= set(fields_of(converter, entry(TINGYUN, "POST", text=crash)))
+    error = "login failed, password: incorrect, pwd=null, retry later"
+    assert fields_of(converter, entry(TINGYUN, "POST", text=error)) == {}
+
+
 def test_a_url_an_sdk_reports_is_read_for_its_query(converter) -> None:
     """A probe's Tingyun APM trace held the bank's own request, `.../api/acct?mobile=138...&cardNo=
     6222...`, as a JSON value: only device_model was found, the phone and card sent to a third
@@ -591,6 +644,7 @@ def test_consent_by_the_capture_timeline(converter) -> None:
     [
         (lambda d: d["fields"]["oaid"]["keys"].append("imei1"), "fields.oaid.keys", "already names imei"),
         (lambda d: d["fields"].update({"no_such": {"keys": ["x"]}}), "fields.no_such", "not an SDK field id"),
+        (lambda d: d["fields"]["oaid"].update({"ends": ["id"]}), "fields.oaid.ends", "only a C3 field"),
         (lambda d: d["host_countries"].update({"x.cn": "China"}), "host_countries", "ISO 3166"),
         (lambda d: d["value_types"].update({"text": "imei"}), "value_types", "not a recognized form"),
         (

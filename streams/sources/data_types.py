@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 from stdnum import luhn
 
-from policy.model import SdkField, key_form
+from policy.model import JrClass, SdkField, key_form
 from policy.traffic import Traffic
 from schemas.models import FoundIn, ValueType
 from streams.personal_numbers import RUN, is_card, is_ric, numbers_in
@@ -181,6 +181,14 @@ class Recognizer:
         # each field's zh name and other words (`also`) are keys; traffic.yaml adds the names SDKs use
         self.by_key = {key_form(word): fid for fid, f in sdk_fields.items() for word in (f.zh, *f.also)}
         self.by_key |= {key_form(k): fid for fid, e in traffic.fields.items() for k in e.keys}
+        # a secret's key ends in its name (payPin, userPwd, 旧密码): longest end first
+        self.ends = sorted(
+            ((key_form(end), fid) for fid, e in traffic.fields.items() for end in e.ends),
+            key=lambda x: -len(x[0]),
+        )
+        self.secrets = frozenset(
+            fid for fid, f in sdk_fields.items() if f.jr_class is JrClass.C3 or f.auth_helper
+        )
         self.carries = {fid: frozenset(e.values) for fid, e in traffic.fields.items()}
         self.value_field = dict(traffic.value_types)
         self.fingerprint = fingerprint
@@ -191,7 +199,10 @@ class Recognizer:
         """The field a key names; memoized, since a capture repeats a few hundred key names."""
         if key in self._keys:
             return self._keys[key]
-        fid = self.by_key.get(key_form(key))
+        form = key_form(key)
+        fid = self.by_key.get(form)
+        if fid is None:
+            fid = next((f for end, f in self.ends if form.endswith(end)), None)
         if len(self._keys) < 100_000:
             self._keys[key] = fid
         return fid
@@ -292,14 +303,20 @@ class _Walk:
                 routed = parts.fragment.partition("?")[2]
                 for name, inner in parse_qsl(f"{parts.query}&{routed}", keep_blank_values=True):
                     self.value(FoundIn.query, name, inner, depth + 1)
-            elif len(value) > 16 and (" " in value.strip() or not value.isascii()):
-                # free text (a crash message, a log line): the personal numbers in it, and the names
-                # it gives them (`idNo=1101...X`: a probe's was no field); a name whose value is no
-                # such number says nothing (`mobile=true`, `tel:95526`, `gps: disabled` were false
-                # fields, a review found); the first FREE_TEXT characters
+            elif len(value) > 16 and (not value.isascii() or not _TOKEN.fullmatch(value)):
+                # free text (a crash message, a log line, a CSV or vCard file, `k:v;k:v`, a binary
+                # body's strings: any value that is no one token; a probe's contact book as CSV was
+                # read only once spaces parted its numbers): the personal numbers in it, and the
+                # names it gives them (`idNo=1101...X`: a probe's was no field); a name whose value
+                # is no such number says nothing (`mobile=true`, `tel:95526`, `gps: disabled` were
+                # false fields, a review found), unless it names a secret and the value holds a
+                # digit (`cvv2=847`, `password=Tr0ub4dor`; `password: incorrect` is none); the
+                # first FREE_TEXT characters
                 said = value[:FREE_TEXT]
                 for name, inner in _SAID.findall(said):
-                    if recognize(inner) is not None:
+                    if recognize(inner) is not None or (
+                        self.r.field_of(name) in self.r.secrets and _DIGIT.search(inner)
+                    ):
                         self.value(FoundIn.json, name, inner, depth + 1)
                 for found in numbers_in(said):
                     self._own_field(where, found)
@@ -329,6 +346,8 @@ class _Walk:
         if found is None and isinstance(value, str) and len(text) > 8 and (m := _SMS.search(text)):
             found = (ValueType.sms_code, m.group(1))
         carried = self.r.carries.get(fid, frozenset()) if fid else frozenset()
+        if fid in self.r.secrets and _NO_SECRET.fullmatch(text.strip()):
+            fid = None  # a flag or a mask (`hasPwd: true`, `pwd: ******`): the secret was not sent
         if fid is not None:
             if found is None and ValueType.sms_code in carried and _CODE.fullmatch(text):
                 found = (ValueType.sms_code, text)
@@ -349,7 +368,12 @@ class _Walk:
 
 
 _URL = re.compile(r"\s*(?:https?|wss?)://[^\s?]+\?[^\s]*\s*$", re.I)  # a whole URL with a query, nothing else
-_SAID = re.compile(r"([A-Za-z_][\w.-]{1,40})\s*[=:]\s*([^\s&,;，；]{4,64})")  # `idNo=1101...` inside a text
+_SAID = re.compile(r"([A-Za-z_][\w.-]{1,40})\s*[=:]\s*([^\s&,;，；]{3,64})")  # `idNo=1101...` inside a text
+_DIGIT = re.compile(r"\d")
+# one token, as an id, a version, a URL, base64 or a MAC is: no free text
+_TOKEN = re.compile(r"[\w+/=.:@#%-]*")
+# what stands in a secret's place when the secret is not sent: a flag, or a mask
+_NO_SECRET = re.compile(r"true|false|yes|no|[01yn]|[*•·xX#]+", re.IGNORECASE)
 
 
 def _decode_nested(text: str) -> Any | None:
@@ -368,6 +392,15 @@ def _decode_nested(text: str) -> Any | None:
         t = "".join(t.split())
     if len(t) < 8 or not _BASE64.fullmatch(t):
         return None
+    if len(t) >= 16 and t[:2].lower() in _HEX_HEADS and _HEX.fullmatch(t):
+        # hex of JSON or of gzip (`7b226d6f...`: a probe's phone number to a map SDK went unread)
+        raw = bytes.fromhex(t)
+        if raw[:2] != b"\x1f\x8b":
+            return _read_decoded(raw, inflated=False)
+        try:
+            return _read_decoded(zlib.decompressobj(wbits=31).decompress(raw, MAX_INFLATED), inflated=True)
+        except zlib.error:
+            return None
     standard = t.translate(_URLSAFE)
     if t.startswith("H4sI") and len(t) >= 20:  # base64 of a gzip header
         try:
@@ -384,6 +417,8 @@ def _decode_nested(text: str) -> Any | None:
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_HEX_HEADS = ("7b", "5b", "1f")  # `{`, `[`, gzip's first byte
 _URLSAFE = str.maketrans("-_", "+/")
 _QUERY = re.compile(r"[A-Za-z_][\w.-]*=[^&=]*(?:&[A-Za-z_][\w.-]*=[^&=]*)+")
 
