@@ -458,7 +458,9 @@ plan_add(Window *w, PyObject *entries, PyObject *tiers, PyObject *events, long l
             return 0;
         if (ts <= w->last_ts - horizon_ms)
             continue;
-        if (ts < tail)
+        /* a read older than the actor's newest (a read naming no customer may have moved last_ts past
+           both deques' tails) is late: Python notes it in win.late for _open_late */
+        if (ts < tail || ts < w->last_ts)
             return 0;
         tail = ts;
         if (ts > w->last_ts)

@@ -766,12 +766,15 @@ names_holding(PyObject *records, PyObject *attrs, int (*holds)(PyObject *, const
     if (found == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
-        PyObject *record = PyList_GET_ITEM(records, i);
+        /* held: a getter written in Python may drop it from the list */
+        PyObject *record = Py_NewRef(PyList_GET_ITEM(records, i));
         for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs); a++) {
             PyObject *attr = PyTuple_GET_ITEM(attrs, a);
             PyObject *value = PyObject_GetAttr(record, attr);
-            if (value == NULL)
+            if (value == NULL) {
+                Py_DECREF(record);
                 goto error;
+            }
             int hit = 0;
             if (PyUnicode_Check(value))
                 hit = holds(value, what);
@@ -781,17 +784,21 @@ names_holding(PyObject *records, PyObject *attrs, int (*holds)(PyObject *, const
                     hit = PyUnicode_Check(item) ? holds(item, what) : 0;
                 }
             Py_DECREF(value);
-            if (hit < 0)
+            if (hit < 0) {
+                Py_DECREF(record);
                 goto error;
+            }
             if (hit) {
                 PyObject *pair = Py_BuildValue("(nO)", i, attr);
                 if (pair == NULL || PyList_Append(found, pair) < 0) {
                     Py_XDECREF(pair);
+                    Py_DECREF(record);
                     goto error;
                 }
                 Py_DECREF(pair);
             }
         }
+        Py_DECREF(record);
     }
     return found;
 error:
@@ -836,8 +843,17 @@ typedef struct {
 static Py_UCS4
 folded(Py_UCS4 c)
 {
-    if (c >= 0xff01 && c <= 0xff5e)
+    /* half_width's ranges (letters and digits): full-width punctuation stays itself, as in the rule,
+       where `＿` is no word character and a word may start after it */
+    if ((c >= 0xff10 && c <= 0xff19) || (c >= 0xff21 && c <= 0xff3a) || (c >= 0xff41 && c <= 0xff5a))
         c -= 0xfee0;
+    /* the non-ASCII letters Python's (?i) takes for an ASCII one */
+    else if (c == 0x17f)
+        c = 's';
+    else if (c == 0x130 || c == 0x131)
+        c = 'i';
+    else if (c == 0x212a)
+        c = 'k';
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
@@ -905,28 +921,34 @@ door_secret_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "secret_words(records: list, attrs: tuple, words: tuple)");
         return NULL;
     }
-    static Words words; /* its 6 kB off the stack; the GIL is held throughout */
-    memset(&words, 0, sizeof words);
-    words.count = PyTuple_GET_SIZE(args[2]);
-    if (words.count > MOST_WORDS) {
+    if (PyTuple_GET_SIZE(args[2]) > MOST_WORDS) {
         PyErr_SetString(PyExc_ValueError, "secret_words: at most 64 words");
         return NULL;
     }
-    for (Py_ssize_t w = 0; w < words.count; w++) {
+    /* one per call, off the stack (6 kB): a getter run by the scan may call this again */
+    Words *words = PyMem_Calloc(1, sizeof *words);
+    if (words == NULL)
+        return PyErr_NoMemory();
+    PyObject *found = NULL;
+    words->count = PyTuple_GET_SIZE(args[2]);
+    for (Py_ssize_t w = 0; w < words->count; w++) {
         PyObject *word = PyTuple_GET_ITEM(args[2], w);
         if (!PyUnicode_Check(word) || PyUnicode_READY(word) < 0 || PyUnicode_GET_LENGTH(word) == 0
             || PyUnicode_GET_LENGTH(word) > LONGEST_WORD) {
             PyErr_SetString(PyExc_ValueError, "secret_words: each word is a str of 1 to 24 characters");
-            return NULL;
+            goto done;
         }
-        words.len[w] = PyUnicode_GET_LENGTH(word);
-        for (Py_ssize_t k = 0; k < words.len[w]; k++)
-            words.word[w][k] = PyUnicode_READ_CHAR(word, k);
-        Py_UCS4 c = words.word[w][0];
+        words->len[w] = PyUnicode_GET_LENGTH(word);
+        for (Py_ssize_t k = 0; k < words->len[w]; k++)
+            words->word[w][k] = PyUnicode_READ_CHAR(word, k);
+        Py_UCS4 c = words->word[w][0];
         if (c < 128)
-            words.first[c] = words.first[c >= 'a' && c <= 'z' ? c - 32 : c] = 1;
+            words->first[c] = words->first[c >= 'a' && c <= 'z' ? c - 32 : c] = 1;
     }
-    return names_holding(args[0], args[1], holds_word, &words);
+    found = names_holding(args[0], args[1], holds_word, words);
+done:
+    PyMem_Free(words);
+    return found;
 }
 
 PyDoc_STRVAR(names_text_doc,
@@ -947,12 +969,15 @@ door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (parts == NULL || end == NULL)
         goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
-        PyObject *record = PyList_GET_ITEM(records, i);
-        for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs); a++) {
+        /* held: a getter written in Python may drop it from the list */
+        PyObject *record = Py_NewRef(PyList_GET_ITEM(records, i));
+        int failed = 0;
+        for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs) && !failed; a++) {
             PyObject *value = PyObject_GetAttr(record, PyTuple_GET_ITEM(attrs, a));
-            if (value == NULL)
-                goto done;
-            int failed = 0;
+            if (value == NULL) {
+                failed = 1;
+                break;
+            }
             if (PyUnicode_Check(value))
                 failed = PyList_Append(parts, value) < 0;
             else if (PyList_Check(value))
@@ -961,10 +986,9 @@ door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                     failed = PyUnicode_Check(item) && PyList_Append(parts, item) < 0;
                 }
             Py_DECREF(value);
-            if (failed)
-                goto done;
         }
-        if (PyList_Append(parts, end) < 0)
+        Py_DECREF(record);
+        if (failed || PyList_Append(parts, end) < 0)
             goto done;
     }
     PyObject *separator = PyUnicode_FromString("\x1f");

@@ -165,7 +165,7 @@ def _whole(digits: str, groups: list[int]) -> tuple[ValueType, str] | None:
     # mobile number dialled `0086` (as long, and its digits may pass Luhn too); not digits of other
     # groups joined (a date beside a phone number). A probe's SDK telemetry named devices
     # `dev-490154203237518`, an IMEI the state changelog kept
-    if len(digits) == 15 and groups == [15] and _luhn(digits):
+    if len(digits) == 15 and groups == [15] and digits.isdigit() and _luhn(digits):  # no X: a RIC's
         return ValueType.imei, digits
     # a first-generation resident ID, written whole: without a check digit, digits of other groups
     # joined (a sensor trace's readings) would read as one

@@ -696,6 +696,47 @@ MUTATING: dict[str, tuple[str, str]] = {
         """,
         "[]",
     ),
+    # a review's: a name's property drops the record from the batch while its names are read
+    "names_text-record": (
+        """
+        class Rec:
+            @property
+            def a(self):
+                recs.clear(); gc.collect(); [Rec() for _ in range(50)]
+                return "x"
+            b = "y"
+        recs = [Rec()]
+        print(repr(_door.names_text(recs, ("a", "b"))))
+        """,
+        "'x\\x1fy\\x1f\\x1e'",
+    ),
+    "secret_words-record": (
+        """
+        class Rec:
+            @property
+            def a(self):
+                recs.clear(); gc.collect(); [Rec() for _ in range(50)]
+                return "x"
+            b = "pwd=hunter2"
+        recs = [Rec()]
+        print(_door.secret_words(recs, ("a", "b"), ("pwd",)))
+        """,
+        "[(0, 'b')]",
+    ),
+    # a review's: a name's property calls the search again, with other words, mid-scan
+    "secret_words-reentered": (
+        """
+        class Rec:
+            @property
+            def a(self):
+                _door.secret_words([], ("a",), ("zzz",))
+                return "x"
+        class Plain:
+            a = "pwd=hunter2"
+        print(_door.secret_words([Rec(), Plain()], ("a",), ("pwd",)))
+        """,
+        "[(1, 'a')]",
+    ),
 }
 
 

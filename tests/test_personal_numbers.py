@@ -49,6 +49,8 @@ SPELLINGS = {
     # failing Luhn are no IMEI
     "an IMEI": ("dev-490154203237518", "dev-{imei}"),
     "15 digits, no IMEI": ("dev-490154203237519", "dev-490154203237519"),
+    # a review's: Luhn over an `X` (a resident ID's check character) passed one in ten
+    "14 digits and an X, no IMEI": ("rec-55000055555555X9", "rec-55000055555555X9"),
     "a sequence after": (CARD + "0001", "{bank_card}0001"),
     "a date before": ("20260101" + CARD, "20260101{bank_card}"),
     "resident ID": (RIC, "{cn_ric}"),
@@ -664,6 +666,7 @@ def test_the_door_looks_at_every_name_the_secret_seal_would_change() -> None:
     fragments = [
         *STEMS, "PWD", "Pin", "CVV2", "cvn2", "exp.", "expiry", "security code", "sms  codes", "ＰＷＤ", "ｃｖｖ",
         "=", ":", "：", "＝", " is ", "是", " ", "_", "-", "(", "739", "hunter2", "x", "ab", "12/28", "，", ";",
+        "ſ", "İ", "ı", "\u212a", "＿", "crm＿",  # what Python's (?i) takes for s, i, k; a full-width `_`
     ]  # fmt: skip
 
     class Named:
@@ -682,6 +685,11 @@ def test_the_door_looks_at_every_name_the_secret_seal_would_change() -> None:
     assert sealed > 5_000
     assert _door.secret_words([Named("card_expiry export shipping")], ("name",), STEMS) == [(0, "name")]
     assert _door.secret_words([Named("crm core_banking 客户")], ("name",), STEMS) == []
+    # a review's: the rule reads these as a password, a PIN and a card code; the C search did not
+    for text in ("paſsword=hunter2", "PİN=1234", "crm＿cvv2=739"):
+        assert seal.text(text) != text and _door.secret_words([Named(text)], ("name",), STEMS) == [
+            (0, "name")
+        ]
 
 
 def test_a_customer_id_typed_where_the_policys_words_go_is_kept_nowhere(policy, catalog, tmp_path) -> None:

@@ -89,6 +89,7 @@ def state(win: ActorWindow) -> str:
             (c.sealed, c.skip, c.live, c.stale, c.next, c.broken),
             win.episode.to_json() if win.episode else None,
             win.legal_since,
+            win.late,
         )
     )
 
@@ -223,7 +224,7 @@ def joins_in_order(win: ActorWindow, entries: list, horizon_ms: int) -> bool:
     for e in entries:
         if e[0] <= last - horizon_ms:
             continue
-        if tail is not None and e[0] < tail:
+        if (tail is not None and e[0] < tail) or e[0] < last:
             return False
         tail, last = e[0], max(last, e[0])
     return True
