@@ -625,13 +625,21 @@ def test_catalog_look_ups_and_a_prepare_are_no_reads() -> None:
     assert stats.gaps == {"rows_unknown cards.cardholders": 4, "parameters_not_logged cards.cardholders": 1}
 
 
-def test_mariadb_server_audit_through_syslog_gives_the_same_accesses() -> None:
+@pytest.mark.parametrize(
+    "header",
+    [
+        rb"\1-\2-\3T\4+00:00 vm mysql-server_auditing:  ",
+        # RFC 5424, as rsyslog forwards it (RSYSLOG_SyslogProtocol23Format)
+        rb"<38>1 \1-\2-\3T\4.000Z vm mysql-server_auditing - - -  ",
+    ],
+)
+def test_mariadb_server_audit_through_syslog_gives_the_same_accesses(header: bytes) -> None:
     """`server_audit_output_type=syslog`: the time is the syslog header's, the fields follow."""
     as_file = decode_all(
         decoder()[0], "access", records(TOPICS["mariadb"], physical_lines("mariadb_audit.log"))
     )
     stamped = re.compile(rb"(\d{4})(\d\d)(\d\d) (\d\d:\d\d:\d\d),")
-    lines = [stamped.sub(rb"\1-\2-\3T\4+00:00 vm mysql-server_auditing:  ", x, count=1) for x in physical_lines("mariadb_audit.log")]  # fmt: skip
+    lines = [stamped.sub(header, x, count=1) for x in physical_lines("mariadb_audit.log")]
     assert lines != physical_lines("mariadb_audit.log")
     as_syslog = decode_all(decoder()[0], "access", records(TOPICS["mariadb"], lines))
     assert as_syslog.dead == [] and len(as_syslog.ok) == len(as_file.ok) == 5
@@ -881,6 +889,83 @@ def test_a_file_name_with_quotes_cannot_hide_or_shrink_an_upload() -> None:
         dec, "transfer", records(TOPICS["sftp"], [opened, quoted, crafted], stamp=1_796_143_500_000)
     )
     assert out.dead == [] and [ev.record_count for _, ev in out.ok] == [80, 80]  # 200 bytes a record
+
+
+def test_sftp_lines_in_rfc5424_and_journal_short_precise_are_read() -> None:
+    """A probe's uploads abroad in RFC 5424 (rsyslog's RSYSLOG_SyslogProtocol23Format, with and
+    without fractional seconds) and in journalctl `-o short-precise` were "not an sftp syslog
+    line": no alert, no dead letter. RFC 5424's time carries its zone; a traditional time's
+    fraction is kept to the millisecond."""
+    dec, stats = decoder()
+    opened = "session opened for local user hk_fx from [10.0.0.9]"
+    lines = [
+        f"<38>1 2026-12-01T16:40:00.123Z gw1 internal-sftp 7 - - {opened}",
+        '<38>1 2026-12-01T16:40:01.250Z gw1 internal-sftp 7 - - close "/upload/a.csv" bytes read 0 written 16000',
+        # rsyslog keeps the space after the tag's colon in MSG; structured data may be there
+        f'<38>1 2026-12-02T00:40:02+08:00 gw1 internal-sftp 8 - [origin ip="10.0.0.1" x="a\\]b"]  {opened}',
+        '<38>1 2026-12-02T00:40:03+08:00 gw1 internal-sftp 8 - [origin ip="10.0.0.1"]  close "/upload/b.csv" bytes read 0 written 16000',
+        f"Dec 01 16:40:04.123456 gw1 internal-sftp[9]: {opened}",
+        'Dec 01 16:40:05.5 gw1 internal-sftp[9]: close "/upload/c.csv" bytes read 0 written 16000',
+    ]
+    out = decode_all(
+        dec, "transfer", records(TOPICS["sftp"], [x.encode() for x in lines], stamp=1_796_143_500_000)
+    )
+    assert out.dead == []
+    t = 1_796_143_200_000  # 2026-12-01 16:40:00 UTC
+    assert [(ev.recipient_id, ev.record_count, ev.ts) for _, ev in out.ok] == [
+        ("hk-fx-partner", 80, t + 1250),
+        ("hk-fx-partner", 80, t + 3000),
+        ("hk-fx-partner", 80, t + 5500),
+    ]
+    assert stats.skipped["sftp: session opened"] == 3
+
+
+def test_rfc5424_nil_fields_take_the_records_host_and_time() -> None:
+    """`-` is a field the sender did not know: no host keeps the shipper's, no time (a sender
+    without a clock, RFC 5424 6.2.3) is the record's."""
+    dec, _ = decoder()
+    lines = [
+        b"<38>1 - - internal-sftp 7 - - session opened for local user hk_fx from [10.0.0.9]",
+        b'<38>1 - - internal-sftp 7 - - close "/upload/a.csv" bytes read 0 written 16000',
+    ]
+    out = decode_all(dec, "transfer", records(TOPICS["sftp"], lines, stamp=1_796_143_500_000))
+    assert out.dead == [] and [ev.ts for _, ev in out.ok] == [1_796_143_500_000]
+
+
+def test_an_sftp_line_that_is_not_read_is_a_dead_letter_not_noise() -> None:
+    """A line naming the sftp server whose header lifemon does not read, a close or rename cut
+    short by a relay, a close without the pid its session is found by: each may be an upload
+    abroad, so each is a dead letter whose reason names the form expected (and never echoes the
+    line). sshd's own lines and cron's stay noise."""
+    dec, stats = decoder()
+    opened = b"Dec  1 16:40:00 gw1 internal-sftp[7]: session opened for local user hk_fx from [10.0.0.9]"
+    unplaced = [
+        b'2026-12-01 16:40:01 gw1 internal-sftp[7]: close "/upload/C000042.csv" bytes read 0 written 16000',
+        b'Dec  1 16:40:01 gw1 internal-sftp[7]: close "/upload/C000042.csv" bytes read 0 writ',
+        b'Dec  1 16:40:01 gw1 internal-sftp[7]: forced close "/upload/C000042.csv" bytes rea',
+        b'Dec  1 16:40:01 gw1 internal-sftp[7]: posix-rename old "/staging/C000042.tmp" new "/upl',
+        b'Dec  1 16:40:01 gw1 internal-sftp: close "/upload/C000042.csv" bytes read 0 written 16000',
+        b'<38>1 2026-12-01T16:40:01Z gw1 internal-sftp - - - close "/upload/C000042.csv" bytes read 0 written 16000',
+    ]
+    noise = [
+        b"Dec  1 16:40:01 gw1 sshd[6]: Accepted publickey for hk_fx from 10.0.0.9 port 40974 ssh2",
+        b"Dec  1 16:40:01 gw1 sshd[6]: error: subsystem: cannot stat /usr/lib/openssh/sftp-server",
+        b"Dec  1 16:40:01 gw1 CRON[5]: (root) CMD (/usr/lib/openssh/sftp-server -h)",
+        b"Disconnected from user hk_fx 10.0.0.9 port 40974",  # what `sshd -E` writes
+        b'Dec  1 16:40:01 gw1 internal-sftp[7]: open "/upload/a.csv" flags WRITE,CREATE,TRUNCATE mode 0644',
+        b'Dec  1 16:40:01 gw1 internal-sftp[7]: closedir "/upload"',
+    ]
+    out = decode_all(
+        dec, "transfer", records(TOPICS["sftp"], [opened, *unplaced, *noise], stamp=1_796_143_500_000)
+    )
+    assert out.ok == []
+    assert [(d.kind, d.field) for d in out.dead] == [("unparsed", "header")] + [
+        ("unparsed", "message")
+    ] * 3 + [("unparsed", "pid")] * 2
+    assert "RFC 5424" in out.dead[0].message and "bytes read N written M" in out.dead[1].message
+    assert not any("C000042" in d.message or "gw1" in d.message for d in out.dead)
+    assert stats.skipped["sftp: not an sftp syslog line"] == 2  # cron's, `sshd -E`'s
+    assert stats.skipped["sftp: other sftp message"] == 4  # sshd's own two, open, closedir
 
 
 def test_syslog_year_comes_from_the_record_time() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -81,21 +82,63 @@ def epoch_ms(dt: datetime, tz: tzinfo) -> int:
 
 
 # A syslog line as rsyslog or syslog-ng writes it: RFC 3339 time (or the traditional month-day time,
-# which has no year), host, then `program[pid]: message` (pid optional)
-SYSLOG = re.compile(
-    r"(?:<\d{1,3}>)?(?:(?P<iso>\d{4}-\d\d-\d\dT\S+)|(?P<bsd>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d))\s+"
+# which has no year; journalctl's `-o short-precise` adds microseconds to it), host, then
+# `program[pid]: message` (pid optional)
+_BSD = re.compile(
+    r"(?:<\d{1,3}>)?(?:(?P<iso>\d{4}-\d\d-\d\dT\S+)|(?P<bsd>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)"
+    r"(?:\.(?P<frac>\d{1,9}))?)\s+"
     r"(?:(?P<host>[^\s\[]+)\s+)?(?P<prog>[\w./-]+)(?:\[(?P<pid>\d+)\])?:\s+(?P<msg>.*)",
     re.S,
 )
+# RFC 5424, what rsyslog (RSYSLOG_SyslogProtocol23Format) and syslog-ng forward to Kafka or a SIEM
+# when told to: `<PRI>1 TIME HOST APP PROCID MSGID [SD] MSG`, `-` for a field the sender did not
+# know. rsyslog's MSG keeps the space after the traditional tag's colon, hence `\s+`.
+_RFC5424 = re.compile(
+    r"(?:<\d{1,3}>)?1 (?P<iso>-|\d{4}-\d\d-\d\dT\S+) (?P<host>\S+) (?P<prog>\S+) (?P<pid>\S+) \S+ "
+    r'(?:-|(?:\[(?:[^\]"\\]|"(?:[^"\\]|\\.)*")*\])+)(?:\s+\ufeff?(?P<msg>.*))?',
+    re.S,
+)
+# how a reason names the headers lifemon reads (a line it cannot place is a dead letter saying so)
+SYSLOG_FORMS = (
+    "`[<PRI>]Mmm dd hh:mm:ss[.ffffff] [host ]prog[pid]: msg`, an ISO 8601 time in place of Mmm dd, "
+    "or RFC 5424 `<PRI>1 TIME HOST APP PROCID MSGID SD MSG`"
+)
 
 
-def syslog_ms(m: re.Match[str], line: Line, raw: RawRecord, tz: tzinfo) -> int:
-    """The epoch milliseconds of a SYSLOG match's time: a traditional time takes its year from the
-    shipper's or Kafka's time of the record (`year_for`)."""
-    if m.group("iso"):
-        return epoch_ms(datetime.fromisoformat(m.group("iso").replace("Z", "+00:00")), tz)
+@dataclass(frozen=True, slots=True)
+class Syslog:
+    """A syslog line's header, whichever form it came in; None where the line leaves it out."""
+
+    iso: str | None
+    bsd: str | None
+    frac: str | None
+    host: str | None
+    prog: str | None
+    pid: str | None
+    msg: str
+
+
+def syslog(text: str) -> Syslog | None:
+    if m := _RFC5424.match(text):
+        iso, host, prog, pid = (None if v == "-" else v for v in m.group("iso", "host", "prog", "pid"))
+        return Syslog(iso, None, None, host, prog, pid, m.group("msg") or "")
+    if m := _BSD.match(text):
+        return Syslog(*m.group("iso", "bsd", "frac", "host", "prog", "pid", "msg"))
+    return None
+
+
+def syslog_ms(h: Syslog, line: Line, raw: RawRecord, tz: tzinfo) -> int:
+    """The epoch milliseconds of a syslog header's time: a traditional time takes its year from the
+    shipper's or Kafka's time of the record (`year_for`). RFC 5424's `-` (a sender without a
+    clock, RFC 5424 6.2.3) is the time the record was shipped: the nearest one there is."""
     reference = line.ts_ms or raw.timestamp or int(datetime.now().timestamp() * 1000)
-    bsd = datetime.strptime("2000 " + " ".join(m.group("bsd").split()), "%Y %b %d %H:%M:%S")
+    if h.iso:
+        return epoch_ms(datetime.fromisoformat(h.iso.replace("Z", "+00:00")), tz)
+    if not h.bsd:
+        return reference
+    bsd = datetime.strptime("2000 " + " ".join(h.bsd.split()), "%Y %b %d %H:%M:%S")
+    # to the millisecond, as an ISO time's fraction is kept
+    bsd = bsd.replace(microsecond=int((h.frac or "0")[:3].ljust(3, "0")) * 1000)
     return epoch_ms(year_for(bsd, reference, tz), tz)
 
 

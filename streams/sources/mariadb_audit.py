@@ -27,7 +27,7 @@ from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import SYSLOG, Unreadable, epoch_ms, readable_time, syslog_ms, zone
+from streams.sources.lines import Syslog, Unreadable, epoch_ms, readable_time, syslog, syslog_ms, zone
 from streams.sources.records import DbStatement, Parsed
 
 # ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR (on a query: the FILE privilege an INTO OUTFILE
@@ -93,8 +93,8 @@ class MariadbAuditParser:
         for raw, line in items:
             m = _LINE.match(line.text)
             header = None
-            if m is None and (header := SYSLOG.match(line.text)) is not None:
-                m = _SYSLOG_BODY.match(header.group("msg"))
+            if m is None and (header := syslog(line.text)) is not None:
+                m = _SYSLOG_BODY.match(header.msg)
             if m is None:
                 if line.text.count(",") >= 9:
                     out.dead.append(
@@ -160,7 +160,7 @@ class MariadbAuditParser:
     def _statement(
         self,
         g: dict[str, str],
-        header: re.Match[str] | None,
+        header: Syslog | None,
         line: Line,
         raw: RawRecord,
         text: str,

@@ -1,6 +1,7 @@
 """OpenSSH internal-sftp (or sftp-server) at INFO level, as syslog carries it:
 
     [<PRI>]Mmm dd hh:mm:ss [host ]internal-sftp[pid]: session opened for local user U from [IP]
+    (or any header `streams.sources.lines.syslog` reads: ISO 8601 time, RFC 5424)
     ... open "PATH" flags WRITE,CREATE,TRUNCATE mode 0644
     ... close "PATH" bytes read N written M   (`forced close` when the session was cut)
     ... posix-rename old "PATH" new "PATH2"   (or `rename`: an upload staged, then moved)
@@ -19,7 +20,16 @@ from typing import Any
 
 from streams.codecs import DeadLetter, RawRecord
 from streams.sources.envelope import Line
-from streams.sources.lines import SYSLOG, Unreadable, count, readable_time, syslog_ms, zone
+from streams.sources.lines import (
+    SYSLOG_FORMS,
+    Syslog,
+    Unreadable,
+    count,
+    readable_time,
+    syslog,
+    syslog_ms,
+    zone,
+)
 from streams.sources.records import FileHandover, Parsed
 
 _PROGRAMS = frozenset({"internal-sftp", "sftp-server", "sshd"})
@@ -36,6 +46,23 @@ _CLOSE = re.compile(
 # `/staging/leads.tmp` -> `/upload/leads.csv` was no transfer): the file's close is remembered per
 # session, a few, so its rename hands the same bytes over at the new path
 _RENAME = re.compile(r'(?:posix-)?rename old "(?P<old>.*)" new "(?P<new>.*)"\s*$', re.S)
+# A line lifemon cannot place must not pass as noise when it may hold a transfer: one naming the sftp
+# server whose header is in a form not read (a probe's RFC 5424 and journalctl short-precise lines,
+# uploads abroad among them, were "not an sftp syslog line"), and a close or rename the patterns
+# above do not read (a relay cut `... bytes read 0 writ`: "other sftp message")
+_NAMES_SFTP = re.compile(r"internal-sftp|sftp-server")
+_HANDS_OVER = re.compile(r'(?:forced )?close "|(?:posix-)?rename ')
+UNREAD_HEADER = (
+    f"a line naming internal-sftp or sftp-server whose syslog header is not read: expected {SYSLOG_FORMS}"
+)
+NO_PID = (
+    "an sftp close or rename without the server's process id (`internal-sftp[pid]:`, RFC 5424's "
+    "PROCID): the session, and so the account, it belongs to cannot be found"
+)
+UNREAD_MESSAGE = (
+    'an sftp close or rename that is not read (cut short by a relay?): expected `[forced ]close "PATH" '
+    'bytes read N written M` or `[posix-]rename old "PATH" new "PATH2"`'
+)
 CLOSES_PER_SESSION = 32
 MAX_SESSIONS = 100_000  # open sessions remembered per partition; the oldest are forgotten first
 
@@ -51,13 +78,16 @@ class SftpParser:
         of each open session (insertion order: oldest first)."""
         out = Parsed()
         for raw, line in items:
-            m = SYSLOG.match(line.text)
-            if m is None or m.group("prog") not in _PROGRAMS or m.group("pid") is None:
-                out.skipped["sftp: not an sftp syslog line"] += 1
+            h = syslog(line.text)
+            if h is None or h.prog not in _PROGRAMS or h.pid is None:
+                if (why := _unplaced(h, line.text)) is None:
+                    out.skipped["sftp: not an sftp syslog line"] += 1
+                else:
+                    out.dead.append(DeadLetter(raw, "unparsed", *why))
                 continue
-            host = m.group("host") or line.host or "-"
-            session = f"{host}:{m.group('pid')}"
-            msg = m.group("msg")
+            host = h.host or line.host or "-"
+            session = f"{host}:{h.pid}"
+            msg = h.msg
             if opened := _OPENED.match(msg):
                 carry.pop(session, None)  # a reused pid: the newest session is last
                 carry[session] = [opened.group("user"), opened.group("ip"), {}]
@@ -89,8 +119,8 @@ class SftpParser:
                 if len(who) < 3:  # a session carried by a lifemon from before renames counted
                     who.append({})
                 try:
-                    ts = readable_time("time", lambda: syslog_ms(m, line, raw, self.tz))  # noqa: B023 - called here
-                    handover = _handover(found, who, f"sftp:{host}:{m.group('pid')}:{ts}", ts, host)
+                    ts = readable_time("time", lambda: syslog_ms(h, line, raw, self.tz))  # noqa: B023 - called here
+                    handover = _handover(found, who, f"sftp:{host}:{h.pid}:{ts}", ts, host)
                 except Unreadable as e:
                     out.dead.append(DeadLetter(raw, "unparsed", e.field, e.message))
                     continue
@@ -98,9 +128,21 @@ class SftpParser:
                     out.skipped["sftp: rename of a file not closed in the session"] += 1
                 else:
                     out.found.append((raw, handover))
+            elif _HANDS_OVER.match(msg):
+                out.dead.append(DeadLetter(raw, "unparsed", "message", UNREAD_MESSAGE))
             else:
                 out.skipped["sftp: other sftp message"] += 1
         return out
+
+
+def _unplaced(h: Syslog | None, text: str) -> tuple[str, str] | None:
+    """Why a line that is no readable sftp line is a dead letter (the field and reason), or None
+    when it is noise (sshd's own lines, cron's)."""
+    if h is None or h.prog is None:
+        return ("header", UNREAD_HEADER) if _NAMES_SFTP.search(text) else None
+    if h.prog in _PROGRAMS and _HANDS_OVER.match(h.msg):  # the sftp server's, without its pid
+        return ("pid", NO_PID)
+    return None
 
 
 def _handover(found: re.Match[str], who: list[Any], prefix: str, ts: int, host: str) -> FileHandover | None:
