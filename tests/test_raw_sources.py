@@ -717,6 +717,43 @@ def test_a_log_read_in_the_wrong_time_zone_is_refused_with_the_hint() -> None:
     assert right.dead == [] and len(right.ok) == 1
 
 
+def test_a_log_read_steadily_hours_behind_warns_once_and_a_replay_does_not(caplog) -> None:
+    """A UTC server read as Asia/Shanghai: each upload lands 8 h early, accepted (late lines are
+    legal), and nothing said so. A lag of the same whole hours that holds for an hour of Kafka time
+    is a zone; a replay of old logs ships hours of them in minutes, its lag never steady."""
+    config = load_config(None, raw_sources={"sftp": {"enabled": True, "timezone": "Asia/Shanghai"}})
+    start = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+
+    def session(i: int, stamp_ms: int) -> list[RawRecord]:
+        at = start.timestamp() + i * 600  # a session every ten minutes, in the server's UTC
+        hhmmss = datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S")
+        lines = [
+            f"Dec  1 {hhmmss} gw1 internal-sftp[{i}]: session opened for local user hk_fx from [10.0.0.9]",
+            f'Dec  1 {hhmmss} gw1 internal-sftp[{i}]: close "/upload/{i}.csv" bytes read 0 written 200',
+        ]
+        return [
+            RawRecord(TOPICS["sftp"], 0, 2 * i + k, x.encode(), timestamp=stamp_ms)
+            for k, x in enumerate(lines)
+        ]
+
+    def warned(stamps: list[int]) -> list[str]:
+        dec = RawDecoder.for_config(Decoder(), config, Stats())
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="streams.sources"):
+            for i, stamp in enumerate(stamps):
+                assert len(decode_all(dec, "transfer", session(i, stamp)).ok) == 1
+        return [r.getMessage() for r in caplog.records if "behind their Kafka" in r.getMessage()]
+
+    live = [int(start.timestamp() * 1000) + i * 600_000 + 2000 for i in range(8)]  # shipped as written
+    (said,) = warned(live)  # once, 70 minutes in
+    assert "about 8 h behind" in said and "raw_sources.<source>.timezone" in said
+    assert warned(live[:6]) == []  # 50 minutes: not yet
+    # the same log replayed in a minute once written: its lag runs from 9 h 10 min down to 8 h
+    assert warned([live[-1] + i * 5000 for i in range(8)]) == []
+    # two old sessions ten minutes apart, shipped an hour apart: 8 h, then 9 h behind
+    assert warned([live[0], live[0] + 3_600_000]) == []
+
+
 def test_a_shared_login_without_its_application_names_that_gap() -> None:
     """app_core is a shared login whose application decides the actor: logged without one (a
     log_line_prefix with no %a), the gap says so instead of asking to map the known login."""

@@ -68,16 +68,28 @@ def parsers_for(config: Config) -> dict[str, Parser]:
     return found
 
 
-def _zone_hint(offset_ms: int) -> str:
-    """A raw log's time off by about a whole number of hours is a log read in the wrong zone."""
+def _zone_hours(offset_ms: int) -> int | None:
+    """The whole hours (1 to 14, within a quarter hour) an offset is, a time zone's worth; else None."""
     seconds = abs(offset_ms) // 1000
     hours = round(seconds / 3600)
-    if 1 <= hours <= 14 and abs(seconds - hours * 3600) <= 900:
+    return hours if 1 <= hours <= 14 and abs(seconds - hours * 3600) <= 900 else None
+
+
+def _zone_hint(offset_ms: int) -> str:
+    """A raw log's time off by about a whole number of hours is a log read in the wrong zone."""
+    if hours := _zone_hours(offset_ms):
         return (
             f"; about {hours} h off, a time zone's worth: is the source's `timezone` "
             "(raw_sources.<source>.timezone) the server's?"
         )
     return ""
+
+
+# A raw partition's records behind their Kafka timestamps by the same whole hours for this long
+# of Kafka time: a log read in the wrong zone (a UTC server read as Asia/Shanghai lands 8 h early,
+# accepted, since late lines are legal). One batch cannot tell that from a replay of old logs; a
+# replay's lag is not steady for an hour, as it ships hours of log in minutes
+STEADY_BEHIND_MS = 3_600_000
 
 
 def unread_raw_topics(config: Config, existing: set[str] | dict[str, Any]) -> list[str]:
@@ -128,6 +140,10 @@ class RawDecoder:
         self.skipped: Counter = stats.skipped  # reason -> lines that are no data access
         self.canonical = Canonical(mapping, stats.gaps, fingerprint)
         self._carried: dict[tuple[str, int], dict[str, Any]] = {}
+        # (topic, partition) -> (whole hours, Kafka time since when) its records have run that far
+        # behind, while they do; and those warned of
+        self._behind: dict[tuple[str, int], tuple[int, int]] = {}
+        self._warned_behind: set[tuple[str, int]] = set()
 
     @classmethod
     def for_config(
@@ -245,7 +261,37 @@ class RawDecoder:
         if out.ok:  # the same door as every stream: a blank key, an event time astray
             self.inner._check_keys(stream, out)
             self.inner._check_time(stream, out, _zone_hint)
+            self._steadily_behind(out.ok)
         return out
+
+    def _steadily_behind(self, pairs: list[tuple[RawRecord, Any]]) -> None:
+        """Warn once per partition whose accepted records have run the same whole hours behind
+        their Kafka timestamps for `STEADY_BEHIND_MS`: the event-time rule refuses a log hours
+        ahead with a hint, and only this says it of one hours behind."""
+        stamped: dict[tuple[str, int], list[tuple[int, int | None]]] = {}
+        for raw, ev in pairs:
+            if raw.timestamp > 0:
+                lag = raw.timestamp - ev.ts
+                stamped.setdefault((raw.topic, raw.partition), []).append(
+                    (raw.timestamp, _zone_hours(lag) if lag > 0 else None)
+                )
+        for tp, found in stamped.items():
+            hours = {h for _, h in found}
+            if len(hours) != 1 or (h := hours.pop()) is None:
+                self._behind.pop(tp, None)
+                continue
+            run = self._behind.get(tp)
+            since = run[1] if run is not None and run[0] == h else min(t for t, _ in found)
+            self._behind[tp] = (h, since)
+            if max(t for t, _ in found) - since >= STEADY_BEHIND_MS and tp not in self._warned_behind:
+                self._warned_behind.add(tp)
+                log.warning(
+                    f"records on {tp[0]} partition {tp[1]} have been dated about {h} h behind their "
+                    f"Kafka timestamps for {STEADY_BEHIND_MS // 60_000} minutes: is the source's "
+                    "`timezone` (raw_sources.<source>.timezone) the server's? (a UTC log read as "
+                    "Asia/Shanghai lands 8 h early, and every time it holds with it)",
+                    extra={"topic": tp[0], "partition": tp[1], "behind_h": h},
+                )
 
     def _carry(self, topic: str, partition: int) -> dict[str, Any]:
         if self.state is None:
