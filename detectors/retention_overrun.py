@@ -40,9 +40,10 @@ customer's records and every use of them meet in one task. It fires:
   `relationship_purposes` purpose (an account opening) began a relationship again before it.
   Judged when the collection or the end arrives, whichever is later;
 - `collected_without_consent`: a collection retention.yaml `collection_consent` names (biometrics;
-  anything collected for marketing) with no consent of the subject for its purpose granted by then
+  a location trace or health data, unless for a contract's need or a duty of the law; anything
+  collected for marketing) with no consent of the subject for its purpose granted by then
   (separate, 单独同意, where it says so), judged once the watermark has passed it: seed 004
-  流程描述(1)②, (4)②;
+  流程描述(1)②, (4)②, 基本规定(4)①;
 - `minor_collected_without_consent`: a collection of a customer younger than retention.yaml
   `minors.adult_at` (pfi.customers `birth_date`, the age reached the day after the birthday) with
   no separate consent for its purpose on record by then, or, younger than `guardian_below`, none
@@ -615,30 +616,41 @@ class RetentionOverrunDetector:
             )
 
     def _consent_needs(self, ev: Any, catalog: Catalog) -> list[Any]:
-        """The `collection_consent` entries a collection falls under (its categories or purpose)."""
+        """The `collection_consent` entries a collection falls under (its categories or purpose),
+        but for those a no-consent case of seed 004 流程描述(1)⑬ it lists (`unless`) answers: a
+        location trace asks the customer's separate consent, an account's opening or KYC none."""
         cats = catalog.categories(ev.categories)
+        policy = self._retention(catalog)
+        purpose = catalog.purposes.get(ev.purpose or "")
+        answered = {
+            "contract": ev.purpose in policy.contract_purposes,
+            "legal_obligation": purpose is not None and purpose.legal_obligation,
+        }
         return [
             n
-            for n in self._retention(catalog).collection_consent
-            if not cats.isdisjoint(n.categories) or ev.purpose in n.purposes
+            for n in policy.collection_consent
+            if (not cats.isdisjoint(n.categories) or ev.purpose in n.purposes)
+            and not any(answered[case] for case in n.unless)
         ]
 
     def _without_consent(self, ev: Any, customer: str, rec: Record, ctx: Context) -> Iterator[Finding]:
-        """Seed 004 流程描述(1)② and (4)②: biometrics, and anything collected for marketing, only
-        with the subject's consent for that purpose on record by then (separate where required).
+        """Seed 004 流程描述(1)② and (4)②, 基本规定(4)①: biometrics, other sensitive data (a location
+        trace, health data) and anything collected for marketing, only with the subject's consent for
+        that purpose on record by then (separate where required).
         Judged once the watermark has passed the collection, against the consents read by then. A
         minor's collection is judged by its own rule (`_minor_without_consent`) instead."""
         if (minor := self._minor_age(ev, ctx)) is not None:
             yield from self._minor_without_consent(ev, customer, rec, ctx, minor)
             return
-        needs = self._consent_needs(ev, ctx.catalog)
-        separate = any(n.separate for n in needs)
+        unfed = not fed(ctx.refs.consents)
         # a deployment that feeds no consents decides nothing, except where the law asks for a
         # separate consent before the collection (biometrics, PIPL art. 29): none on record is the
-        # offence the bank must be able to disprove
-        unfed = not fed(ctx.refs.consents)
-        if not needs or (unfed and not separate):
+        # offence the bank must be able to disprove. A location trace, collected at each session of
+        # the app, is no such rare event (`fires_unfed: false`)
+        needs = [n for n in self._consent_needs(ev, ctx.catalog) if not unfed or n.judged_unfed]
+        if not needs:
             return
+        separate = any(n.separate for n in needs)
         cats = ctx.catalog.categories(ev.categories)
         consent = ctx.consent_to_use(customer, ev.purpose, ev.ts) if ev.purpose else None
         granted = consent is not None and consent.status is ConsentStatus.granted

@@ -614,7 +614,23 @@ class CollectionConsent(Strict):
     categories: list[str] = Field(default_factory=list, description="category ids: collecting any needs it")
     purposes: list[str] = Field(default_factory=list, description="purpose ids: collecting for any needs it")
     separate: bool = False
+    unless: list[Literal["contract", "legal_obligation"]] = Field(
+        default_factory=list,
+        description="the no-consent cases of seed 004 流程描述(1)⑬ that answer it: `contract` a collection "
+        "for one of `contract_purposes` (⑬g, ⑬i), `legal_obligation` one for a purposes.yaml "
+        "legal_obligation purpose (⑬a); biometrics list none (流程描述(1)② asks consent before any)",
+    )
+    fires_unfed: bool | None = Field(
+        default=None,
+        description="where no consents are fed at all, a collection fires (none on record is the "
+        "offence the bank must disprove) or decides nothing; unset, as `separate` says",
+    )
     source: str
+
+    @property
+    def judged_unfed(self) -> bool:
+        """A collection it names is judged where the deployment feeds no consents."""
+        return self.separate if self.fires_unfed is None else self.fires_unfed
 
 
 class Minors(Strict):

@@ -1680,6 +1680,14 @@ def test_an_input_that_never_reached_the_task_holds_nothing_back(spec, catalog) 
         (("marketing_tags",), "marketing", [], True),
         (("marketing_tags",), "marketing", [False], False),
         (("mobile_phone",), "customer_service", [], False),  # nothing the policy asks consent for
+        # sensitive (seed 004 基本规定(4)①), unless a no-consent case of 流程描述(1)⑬ answers
+        (("location_trace",), "branch_service", [], True),
+        (("location_trace",), "branch_service", [False], True),
+        (("location_trace",), "branch_service", [True], False),
+        (("health_data",), "insurance_referral", [], True),
+        (("health_data",), "credit_review", [], False),  # a loan the customer asked for (⑬g)
+        (("location_trace",), "kyc_aml", [], False),  # a duty of the law (⑬a)
+        (("payment_account_no", "id_document_no"), "account_service", [], False),  # an account's opening
     ],
     ids=[
         "face, no consent",
@@ -1688,6 +1696,13 @@ def test_an_input_that_never_reached_the_task_holds_nothing_back(spec, catalog) 
         "tags, no consent",
         "tags, consent",
         "phone for service",
+        "location, no consent",
+        "location, plain consent",
+        "location, separate consent",
+        "health for a referral, no consent",
+        "health for a loan",
+        "location for KYC",
+        "account opened",
     ],
 )
 def test_collection_that_needs_the_customers_consent(
@@ -1707,6 +1722,32 @@ def test_collection_that_needs_the_customers_consent(
     assert [a.rule_id.rsplit(".", 1)[1] for a in alerts] == (["collected_without_consent"] if fires else [])
     if fires:
         assert alerts[0].severity.value == "high" and alerts[0].evidence_event_ids == [ev.event_id]
+
+
+def test_a_location_trace_after_the_customer_turned_location_off_fires_and_unfed_decides_nothing(
+    spec, catalog
+) -> None:
+    """A probe's: the app collected a location trace after the customer withdrew the separate
+    consent to it (the privacy policy: 关闭后我行将不再继续采集), silently. Where no consents are fed at
+    all, a location trace decides nothing (`fires_unfed: false`), while a face template still fires."""
+    from schemas.models import Consent
+
+    def alerts(consents: list[Consent], cats: tuple[str, ...], purpose: str) -> list[str]:
+        e = Engine([spec], catalog, pseudonymize=pz)
+        e.apply_reference("consents", refs("consents", consents))
+        ev = collect(day=0, cats=cats, purpose=purpose, system="mobile_banker")
+        got = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain()
+        return [a.summary for a in got]
+
+    turned = [
+        Consent(subject_id="C1", ts=T0 - days * DAY, purpose="branch_service", status=status, separate=True)
+        for days, status in ((9, "granted"), (1, "withdrawn"))
+    ]
+    (summary,) = alerts(turned, ("location_trace",), "branch_service")
+    assert "no separate consent (单独同意) of the customer for branch_service" in summary
+    assert summary.endswith("基本规定(4)①")
+    assert alerts([], ("location_trace",), "branch_service") == []
+    assert len(alerts([], ("biometric_template",), "authentication")) == 1
 
 
 def test_a_consent_recorded_on_a_channel_is_the_customers_consent_to_the_purpose(spec, catalog) -> None:

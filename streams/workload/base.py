@@ -197,6 +197,7 @@ class Base:
         self.former: set[str] = set()  # customers whose relationship ended: nothing is collected of them
         self.consent: dict[str, Channel] = {}  # subject -> channel of granted marketing consent
         self.withdrawn: dict[str, int] = {}  # subject -> ts of withdrawal
+        self.located: dict[str, int] = {}  # subject -> ts of the separate consent to the app's location
         self.campaigns: list[Campaign] = []
         self.approvals: list[tuple[Employee, dict[str, Any]]] = []  # HO holders of a graded approval
         self.agents: list[Employee] = []  # hotline agents, under approvals (bank.py)
@@ -343,6 +344,21 @@ class Base:
     def _consent(self, cid: str, ts: int, channel: Channel, status: ConsentStatus) -> None:
         self.out["consents"].append(
             {"subject_id": cid, "ts": ts, "purpose": "marketing", "channel": channel, "status": status}
+        )
+
+    def _purpose_consent(
+        self, cid: str, ts: int, purpose: str, status: ConsentStatus, separate: bool = True
+    ) -> None:
+        """A consent to a purpose given on no channel: separate unless said (单独同意)."""
+        self.out["consents"].append(
+            {
+                "subject_id": cid,
+                "ts": ts,
+                "purpose": purpose,
+                "channel": None,
+                "status": status,
+                "separate": separate,
+            }
         )
 
     def _withdraw(self, cid: str, ts: int) -> None:

@@ -11,7 +11,7 @@ near miss stays a day (or an hour) inside it.
 from __future__ import annotations
 
 from policy.model import RetentionRule
-from schemas.models import Action, LifecycleStage
+from schemas.models import Action, ConsentStatus, LifecycleStage
 from streams.workload.base import DAY, HOUR, MINUTE, SYSADMINS, Base, Employee
 
 L = LifecycleStage
@@ -19,6 +19,9 @@ DETECTOR = "retention_overrun"
 ACCOUNT = ["customer_name", "id_document_no", "mobile_phone", "payment_account_no", "kyc_photo"]
 KYC = ["customer_name", "id_document_no", "kyc_photo"]
 LOCATION = ["location_trace"]
+# before a customer's first location trace, the customer turned location on: before the end of a
+# relationship the trace of a former customer follows (a month at most: the injected case's)
+LOCATION_ON_BEFORE = 60 * DAY
 READ = ("crm", ["customer_name", "mobile_phone"])  # what a use of a stored contact record reads
 VARIANTS = 9
 
@@ -26,6 +29,15 @@ VARIANTS = 9
 class Lifecycle(Base):
     def _rule(self, name: str) -> RetentionRule:
         return self.policy.retention.rules[name]
+
+    def _collect_location(self, ts: int, rid: str, cid: str) -> None:
+        """The app's location trace for the nearby-branch service, of a customer who turned location
+        on (the privacy policy's 您可开启定位服务) weeks before: a separate consent (seed 004 基本规定
+        (4)①, a location trace is sensitive), once, before the customer's earliest collection."""
+        if ts <= self.located.get(cid, ts):
+            self.located[cid] = ts - LOCATION_ON_BEFORE
+            self._purpose_consent(cid, ts - LOCATION_ON_BEFORE, "branch_service", ConsentStatus.granted)
+        self._lifecycle(ts, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
 
     def _due(self, start: int, rule: RetentionRule) -> int:
         """The end of the rule's period counted from the day after `start`."""
@@ -46,7 +58,7 @@ class Lifecycle(Base):
             rid, cid, variant = self._record_id(), rng.choice(customers), i % VARIANTS
             if variant == 0:  # a location trace kept a day or more past its 30 days
                 ts = self._past(location, rng.randint(1, 60)) - rng.randrange(DAY)
-                self._lifecycle(ts, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
+                self._collect_location(ts, rid, cid)
                 self._truth(
                     "retention_expired",
                     rid,
@@ -139,7 +151,7 @@ class Lifecycle(Base):
                 ended = collected - rng.randint(1, 30) * DAY
                 self._lifecycle(ended - rng.randint(365, 3000) * DAY, self._record_id(), cid, L.collect, "core_banking", KYC, "kyc_aml")  # fmt: skip
                 self._lifecycle(ended, rid, cid, L.relationship_ended, "core_banking", [], None)
-                self._lifecycle(collected, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
+                self._collect_location(collected, rid, cid)
                 self._truth(
                     "collected_after_relationship_ended",
                     rid,
@@ -204,7 +216,7 @@ class Lifecycle(Base):
             elif story == "transaction":
                 self._lifecycle(t, rid, cid, L.store, "core_banking", ["payment_account_no", "transaction_record"], "payment")  # fmt: skip
             elif story == "location":  # deleted or anonymized inside the 30 days, inside the workload
-                self._lifecycle(t, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
+                self._collect_location(t, rid, cid)
                 done = t + rng.randrange(max(1, min(self._due(t, location), self.end) - t))
                 self._lifecycle(done, rid, cid, rng.choice((L.delete, L.anonymize)), "mobile_banker", LOCATION, None)  # fmt: skip
             elif story == "near":  # deleted on the last of its 30 days, later in the day than collected
@@ -212,7 +224,7 @@ class Lifecycle(Base):
                     self.policy.retention_start(t, location) - HOUR
                 )  # 30 x 24 h would call it an hour late
                 t = min(t, self._due(collected, location) - HOUR)  # an hour before that day ends
-                self._lifecycle(collected, rid, cid, L.collect, "mobile_banker", LOCATION, "branch_service")
+                self._collect_location(collected, rid, cid)
                 self._lifecycle(t, rid, cid, L.delete, "mobile_banker", LOCATION, None)
             elif story == "erasure":  # inside the bank's 15 days: executed by day 14 at the latest
                 asked = t - rng.randint(0, sla - DAY)  # a day inside the SLA at the latest

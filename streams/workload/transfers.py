@@ -65,27 +65,13 @@ class Transfers(Traffic):
         for purpose in sorted({p for _, p in [*PARTNERS.values(), *OVERSEAS.values()]}):
             chosen = self.sharers[purpose] = {}
             for cid in rng.sample(customers, max(20, len(customers) // 10)):
-                self._share_consent(
+                self._purpose_consent(
                     cid, self.start - rng.randint(1, 300) * DAY, purpose, ConsentStatus.granted
                 )
                 chosen[cid] = self.end + DAY
                 if rng.random() < 0.1:
                     chosen[cid] = self._ts(0.1, 0.9)
-                    self._share_consent(cid, chosen[cid], purpose, ConsentStatus.withdrawn)
-
-    def _share_consent(
-        self, cid: str, ts: int, purpose: str, status: ConsentStatus, separate: bool = True
-    ) -> None:
-        self.out["consents"].append(
-            {
-                "subject_id": cid,
-                "ts": ts,
-                "purpose": purpose,
-                "channel": None,
-                "status": status,
-                "separate": separate,
-            }
-        )
+                    self._purpose_consent(cid, chosen[cid], purpose, ConsentStatus.withdrawn)
 
     def _consenting(self, purpose: str, ts: int, k: int) -> list[str]:
         """k subjects whose separate consent to `purpose` is in force at ts."""
@@ -347,7 +333,7 @@ class Transfers(Traffic):
                 f"Sent {len(subjects)} customers' data to {rid} without an assessment.",
             )
         bundled = self.rng.choice([c for c in sorted(self.customer_org) if c not in self.sharers[purpose]])
-        self._share_consent(bundled, self.start - 30 * DAY, purpose, ConsentStatus.granted, separate=False)
+        self._purpose_consent(bundled, self.start - 30 * DAY, purpose, ConsentStatus.granted, separate=False)
         self._consented_share(ts, rid, [*subjects, bundled], assessment=self._assessment(rid, ts))
         return (
             rid,
