@@ -11,6 +11,8 @@ Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金�
   Neither limits an access the counter's permission set covers by itself (柜员, organisation.yaml
   `counter`: its systems, its purposes, its grants): the counter serves a customer of any branch;
 - 角色设置: a role is a set of function permissions (organisation.yaml `permissions`);
+- 人员管理(6): no employee holds development, testing and operations posts together (organisation.yaml
+  `incompatible_roles`): one alert per employee and entitlement version, at its first access (`_clashes`);
 - 人员管理(4)(5): a transfer changes and a termination ends access at once (a `transferred` record
   carrying roles at a new org is the new post, read as active at the door: streams/engine.py
   `at_new_post`);
@@ -118,6 +120,7 @@ LATEST = 2**62  # as of this, a registry returns a key's newest version
 # the reference streams whose late records judge kept accesses again, by what their records name
 LATE_KEYS = {"entitlements": "actor_id", "customers": "customer_id", "consents": "subject_id"}
 RAISED = "~raised:"  # + employee id: the alerts judging again raised (`LateAlerts`)
+CLASHED = "~clash:"  # + employee id, version: the incompatible posts found of it (`_clashes`)
 WITHDRAWN = "withdrawn"  # a late alert's signature once no access is left in it
 # what an approval covering the access decides: judged again, an access its approval would cover
 # but for the budget keeps what it was found then (the budget stands as later accesses left it)
@@ -142,6 +145,16 @@ class Reason(BaseModel):
     source: str = Field(description="the seed clause the reason enforces")
 
 
+class RoleClash(BaseModel):
+    """An employee holding two roles organisation.yaml `incompatible_roles` keeps apart."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    severity: Severity = Severity.medium
+    title_zh: str = "员工兼任不相容岗位"
+    title_en: str = "An employee holds incompatible posts"
+    regulation: list[str] = Field(default_factory=list, description="empty: the rule's own")
+
+
 class UnauthorizedLookupParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     episode_gap_minutes: int = Field(gt=0, description="an episode closes this long after its last offence")
@@ -162,6 +175,11 @@ class UnauthorizedLookupParams(BaseModel):
         description="an access this close before its employee's entitlement, or before the record "
         "that makes a suspended one active again, is judged by that record: the HR or IAM server's "
         "clock and the application's are apart",
+    )
+    incompatible_roles: RoleClash = Field(
+        default_factory=RoleClash,
+        description="seed 004 人员管理(6): an active entitlement version holding two roles of an "
+        "organisation.yaml `incompatible_roles` set, found at the first access it judges",
     )
     # an alert of coverage gaps alone: accesses not judged, titled so (a review: the rule's title
     # counted them as 越权访问 in a SIEM that tallies by title)
@@ -263,7 +281,7 @@ _TS, _ACTOR, _SUBJECTS = attrgetter("ts"), attrgetter("actor_id"), attrgetter("s
 _FIELDS, _APPROVAL = attrgetter("fields"), attrgetter("approval_id")
 _KIND = attrgetter("action._value_", "system", "outcome._value_", "purpose")
 _ROLES, _ORG, _PURPOSE = attrgetter("roles"), attrgetter("org"), attrgetter("purpose")
-_VERSION = attrgetter("version")
+_VERSION, _CLASH = attrgetter("version"), attrgetter("clash")
 _FIRST = itemgetter(0)
 DENIED = Outcome.denied.value
 ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
@@ -282,7 +300,7 @@ class View:
     organisation.yaml `org_levels`). `roles` is None for an entitlement the screen leaves to the
     full rules (none, or an employee who is not active)."""
 
-    __slots__ = ("ent", "roles", "org", "mode", "version")
+    __slots__ = ("ent", "roles", "org", "mode", "version", "clash")
 
     def __init__(self, ent: Entitlement | None, ctx: Context):
         self.ent = ent
@@ -293,6 +311,9 @@ class View:
         # "every customer", and a sub-branch holder of the same roles passed on it (a review)
         active = ent is not None and ent.status is ACTIVE
         self.roles = "\x1f".join([*ent.roles, str(self.mode)]) if active else None  # type: ignore[union-attr]
+        # seed 004 人员管理(6): the roles an active employee holds that must not go together
+        organisation = ctx.catalog.policy.organisation
+        self.clash = organisation.clashing_roles(ent.roles) if active else []  # type: ignore[union-attr]
 
     def sees(self, cust: Any, ctx: Context) -> bool:
         """Head office sees every customer, a branch its own and its sub-branches', a sub-branch its own."""
@@ -546,6 +567,7 @@ class UnauthorizedLookupDetector:
             judged.expire(self.store, ctx.watermark - self.keep_ms if self.keep_ms else LATEST)
             return
         suspects, views = self._screen(ready, ctx)
+        yield from self._clashes(ready, views, ctx)
         by_actor: dict[str, list[tuple[Any, Entitlement | None]]] = {}
         for ev, ent in suspects:
             by_actor.setdefault(ev.actor_id, []).append((ev, ent))
@@ -558,6 +580,58 @@ class UnauthorizedLookupDetector:
             judged.keep(self.store, ready, versions, bits, ctx.watermark - self.keep_ms, _ENCODE)
         else:  # kept before `late_reference_hours` was set to 0
             judged.expire(self.store, LATEST)
+
+    def _clashes(self, events: list[Any], views: list[View], ctx: Context) -> Iterator[Finding]:
+        """Seed 004 人员管理(6) 系统开发人员、系统测试人员与运维人员之间不应相互兼岗: an employee whose
+        active entitlement version holds two roles of an `incompatible_roles` set, found at the
+        first access judged by that version, once per employee and version (the store remembers
+        it; the alert's id is the version's time, so a replay or a restart raises the same one).
+        An employee's roles are what HR grants, not what an access does: one alert, however many
+        accesses follow."""
+        first: dict[tuple[str, int], tuple[Any, View]] = {}  # (employee, version) -> earliest access here
+        for i in compress(range(len(views)), map(_CLASH, views)):
+            ev, key = events[i], (events[i].actor_id, views[i].version)
+            if key not in first or ev.ts < first[key][0].ts:
+                first[key] = (ev, views[i])
+        for (actor, version), (ev, view) in first.items():
+            seen = f"{CLASHED}{actor}\x1f{version}"
+            if self.store.get(seen) is None:
+                self.store.put(seen, 1)
+                yield self._clash(ev, view, ctx)
+
+    def _clash(self, ev: Any, view: View, ctx: Context) -> Finding:
+        ent, rule = view.ent, self.p.incompatible_roles
+        assert ent is not None
+        roles = ctx.catalog.policy.organisation.roles
+        en = "; ".join(f"{' + '.join(held)} [{source}]" for held, source in view.clash)
+        zh = "；".join("、".join(roles[r].zh for r in held) for held, _ in view.clash)
+        summary = (
+            f"{ev.actor_id} holds incompatible posts together: {en}; entitlement as of {iso_minute(ent.ts)} "
+            f"(org {ent.org_id}), found at its first access judged, {ev.event_id} on {ev.system} at "
+            f"{iso_minute(ev.ts)} | {ev.actor_id}：兼任不相容岗位（{zh}），不应相互兼岗。"
+        )
+        return Finding(
+            detector=self.kind,
+            rule_id=f"{self.section.rule_id}.incompatible_roles",
+            key=ev.actor_id,
+            window_start=ent.ts,
+            window_end=ev.ts,
+            severity=rule.severity,
+            revision=1,
+            closed=False,
+            summary=summary,
+            jr_class=ctx.catalog.classify(ev.fields).value,
+            actor_id=ev.actor_id,
+            actor_org=ent.org_id,
+            counts={"roles": sum(len(held) for held, _ in view.clash)},
+            evidence_event_ids=[ev.event_id],
+            event_count=1,
+            first_seen=ent.ts,
+            last_seen=ev.ts,
+            title_zh=rule.title_zh,
+            title_en=rule.title_en,
+            regulation=rule.regulation,
+        )
 
     def _screen(
         self, events: list[Any], ctx: Context

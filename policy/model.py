@@ -311,6 +311,21 @@ class Role(Strict):
     level: str = Field(description="an org level id from `org_levels`")
     marketing_sms: str | None = Field(default=None, pattern="^(submit|approve)$")
     permissions: str | None = Field(default=None, description="a permission set id from `permissions`")
+    also: list[str] = Field(
+        default_factory=list, description="other words an HR or IAM feed writes for the role (运维, ops)"
+    )
+
+
+class IncompatibleRoles(Strict):
+    """Roles no employee holds two of (不相容职责, seed 004 人员管理(6))."""
+
+    roles: list[str] = Field(min_length=2, description="role ids of `roles`: any two held together clash")
+    source: str
+
+    def held(self, roles: Collection[str]) -> list[str]:
+        """The roles of this set `roles` hold, in the set's order, where they are two or more."""
+        clash = [r for r in self.roles if r in roles]
+        return clash if len(clash) > 1 else []
 
 
 class Counter(Strict):
@@ -461,6 +476,10 @@ class Organisation(Strict):
         default_factory=dict,
         description="approval purpose -> class or category ids an approval for it never covers",
     )
+    incompatible_roles: list[IncompatibleRoles] = Field(
+        default_factory=list,
+        description="sets of roles no one employee may hold two of (seed 004 人员管理(6): 开发、测试、运维)",
+    )
 
     @field_validator("customer_id_form", "employee_id_form")
     @classmethod
@@ -540,7 +559,20 @@ class Organisation(Strict):
                     f"roles.{rid}.permissions '{role.permissions}' is not a permission set; "
                     f"use one of {', '.join(self.permissions)}"
                 )
+        for i, clash in enumerate(self.incompatible_roles):
+            unknown = [r for r in clash.roles if r not in self.roles]
+            if unknown:
+                raise ValueError(
+                    f"incompatible_roles.{i}.roles '{unknown[0]}' is not a role; use one of {', '.join(self.roles)}"
+                )
+            if len(set(clash.roles)) < 2:
+                raise ValueError(f"incompatible_roles.{i}.roles names one role; a clash needs two or more")
         return self
+
+    def clashing_roles(self, roles: Collection[str]) -> list[tuple[list[str], str]]:
+        """(the roles held that clash, the clause) for each `incompatible_roles` set `roles` hold
+        two or more of."""
+        return [(held, c.source) for c in self.incompatible_roles if (held := c.held(roles))]
 
 
 class RetentionClock(StrEnum):

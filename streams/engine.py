@@ -779,7 +779,9 @@ class Engine:
         self._erasing = frozenset(map(method_key, retention.erasing_methods))
         self._masking = method_terms(retention.masking_methods or ["\x00"])
         roles = catalog.policy.organisation.roles
-        self._role_spelling = named_spelling({k: (r.zh, r.en) for k, r in roles.items()}, others=False)
+        self._role_spelling = named_spelling(
+            {k: (r.zh, r.en, *r.also) for k, r in roles.items()}, others=False
+        )
         names: dict[str, Iterable[str]] = {k: (p.zh, p.en, *p.also) for k, p in catalog.purposes.items()}
         names |= {k: (a.zh, a.en, *a.also) for k, a in catalog.policy.purposes.agreements.items()}
         self._purpose_spelling = named_spelling(names)

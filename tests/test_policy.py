@@ -223,8 +223,14 @@ def test_unknown_category_reference(policy_copy: Path) -> None:
             "permissions.counter_service.counter.purposes",
             "account_service, authentication",
         ),
+        (
+            "roles: [it_developer, it_tester,",
+            "roles: [it_developer, it_testr,",
+            "incompatible_roles.0.roles",
+            "it_developer, it_tester, it_operations",
+        ),
     ],
-    ids=["a role's level", "a counter's purpose"],
+    ids=["a role's level", "a counter's purpose", "an incompatible role"],
 )
 def test_cross_reference_error_points_at_the_bad_line(
     policy_copy: Path, old: str, typo: str, key: str, fix: str

@@ -1775,3 +1775,35 @@ def test_a_repeated_denials_note_shows_only_the_catalogs_field_ids(run) -> None:
     (a,) = run([entitlement("e1")], tried)
     assert "Abc@12345" not in a.summary
     assert "the last: query of customer_name, 1 field the catalog does not know on" in a.summary
+
+
+def test_development_testing_and_operations_held_together_is_one_alert_per_entitlement_version(run) -> None:
+    """Seed 004 人员管理(6) 系统开发人员、系统测试人员与运维人员之间不应相互兼岗: a probe's employee whose
+    IAM record held 系统开发 and 运维 read data as one holding 运维 alone did. An ops engineer alone is
+    silent; one holding development too is one medium alert at the first access that version
+    judges, however many follow and in however many batches; a later version holding developer,
+    tester and operations (IAM's English words) is another."""
+    reads = access("e5", customers=6, every_s=60)
+
+    def clashes(ents: list[Entitlement]) -> list:
+        return [a for a in run(ents, reads, batch_size=2) if a.rule_id.endswith(".incompatible_roles")]
+
+    ops = entitlement("e5", role="运维", org="HO")
+    assert clashes([ops]) == []
+    both = ops.model_copy(update={"roles": ["系统开发", "运维"]})
+    (clash,) = clashes([both])
+    assert (clash.severity.value, clash.status, clash.window_start, clash.event_count) == (
+        "medium",
+        "open",
+        0,
+        1,
+    )
+    assert clash.title_en == "Employee holds incompatible posts (system development, testing and operations)"
+    assert clash.title_zh.startswith("员工兼任不相容岗位")
+    assert "it_developer + it_operations" in clash.summary and "人员管理(6)" in clash.summary
+    assert clash.evidence_event_ids == [reads[0].event_id]
+    later = both.model_copy(update={"ts": T0 + 3 * 60_000, "roles": ["developer", "tester", "operations"]})
+    first, second = sorted(clashes([both, later]), key=lambda a: a.window_start)
+    assert (first.alert_id, first.evidence_event_ids) == (clash.alert_id, [reads[0].event_id])
+    assert second.window_start == later.ts and second.evidence_event_ids == [reads[3].event_id]
+    assert "it_developer + it_tester + it_operations" in second.summary
