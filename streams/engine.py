@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from detectors import DetectorSpec
-from detectors.base import UNNAMED, Context, Detector, Finding, References
+from detectors.base import DAY_MS, UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
 from policy.model import (
     affirms,
@@ -70,6 +70,10 @@ CHANNELS = "channels"  # a task input's marks from each source partition (Task.m
 # then <record id>: the customer (pseudonym) the record's lifecycle events named or, until one does,
 # the events read before (Engine._owners)
 OWNERS = ENGINE + "owner" + SEP
+# then <record id>: when a deleted or anonymized record's entry ends (its latest removal's), and a
+# timer there (Engine._owners)
+OWNERS_DUE = ENGINE + "owner-due" + SEP
+OWNERS_TIMERS = ENGINE + "owner-timer" + SEP
 HELD_PER_RECORD = 16  # a record's life has a few steps: more unnamed ones than this are a gap each
 SOURCE_TIME = ENGINE + "source" + SEP  # then <topic>: the latest event time read from it (Engine._held_by)
 ROLLUP = ENGINE + "rollup" + SEP  # then <topic> SEP <block> [SEP <slot>] (PartitionRollup.save)
@@ -87,6 +91,7 @@ _MISSING = object()
 _ts = attrgetter("ts")
 _subject = attrgetter("subject_id")
 # the lifecycle steps a customer's agent may file: the record's customer is the one they concern
+_REMOVED = frozenset({LifecycleStage.delete, LifecycleStage.anonymize})
 _ASKED_BY_ANYONE = frozenset(
     {LifecycleStage.deletion_requested, LifecycleStage.deletion_withdrawn, LifecycleStage.deletion_refused}
 )
@@ -895,6 +900,16 @@ class Engine:
         # a detector reads the lifecycle by customer: a record's events that name none are given
         # the customer its other events named (`_owners`)
         self.by_customer = ("lifecycle", "subject_id") in self.readers
+        # how long a deleted or anonymized record's entry is kept: as long as its readers remember
+        # the record (`forget_deleted_days`); none of them says: until its destruction
+        self.owners_kept_ms = DAY_MS * max(
+            (
+                getattr(s.params, "forget_deleted_days", 0)
+                for s in self.readers.get(("lifecycle", "subject_id"), ())
+            ),
+            default=0,
+        )
+        self.owner_timers: dict[int, TimerService] = {}
         self._tied: list[Any] = []  # held lifecycle events the batch's named ones tied (`_owners`)
 
     def _needs(self, at: tuple[str, str]) -> tuple[str, ...]:
@@ -1100,7 +1115,11 @@ class Engine:
         otherwise never reach the detectors keyed by customer, and the customer's request stayed
         overdue (a probe's timely purge was an open high alert). The lifecycle topic is keyed by
         record, so a record's events share a partition and its index entry travels with the
-        partition's state; one key per record, on disk. An entry ends with its record's destruction.
+        partition's state; one key per record, on disk. An entry ends with its record's destruction,
+        or `forget_deleted_days` after its deletion or anonymization, when its readers have
+        forgotten the record (a soak's entries of deleted records grew a quarter of the records a
+        day, for ever); a record collected anew under its id is tied again by its next event
+        naming the customer.
         An event read before any that names its customer (a replay reads separate files side by
         side; a late backfill) is held, and returned, its customer named, once one is: the customer
         side then gets it as any late lifecycle event, so the order of arrival does not decide."""
@@ -1127,7 +1146,27 @@ class Engine:
                 store.put(key, ev.subject_id)
             if ev.stage is LifecycleStage.destroy and ev.subject_id:
                 store.delete(key)
+                store.delete(OWNERS_DUE + rid)
+            elif ev.stage in _REMOVED and ev.subject_id and self.owners_kept_ms:
+                due = ev.ts + self.owners_kept_ms
+                if due > (store.get(OWNERS_DUE + rid) or 0):  # a later removal keeps it longer
+                    store.put(OWNERS_DUE + rid, due)
+                    self._owner_timers(partition).register(rid, due)
         return tied
+
+    def _owner_timers(self, partition: int) -> TimerService:
+        found = self.owner_timers.get(partition)
+        if found is None:
+            found = self.owner_timers[partition] = TimerService(self.store(partition), OWNERS_TIMERS)
+        return found
+
+    def _forget_owners(self, partition: int, watermark: int) -> None:
+        """The entries of records removed `forget_deleted_days` before the watermark end (`_owners`)."""
+        store = self.store(partition)
+        for rid, deadline in self._owner_timers(partition).due(watermark):
+            if (store.get(OWNERS_DUE + rid) or 0) <= deadline:
+                store.delete(OWNERS + rid)
+                store.delete(OWNERS_DUE + rid)
 
     def process_rekeyed(
         self, stream: str, key: str, topic: str, partition: int, decoded: Sequence[tuple[RawRecord, Any]]
@@ -1323,6 +1362,11 @@ class Engine:
             for key, deadline in task.timers.due(wm):
                 findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
         alerts = [a for p, found in findings.items() for a in self._alerts(found, p)]
+        lifecycle = {s.kind for s in self.readers.get(("lifecycle", "subject_id"), ())}
+        for p, marks in watermarks.items():
+            clocks = [wm for kind, wm in marks.items() if kind in lifecycle]
+            if clocks and self.owners_kept_ms:
+                self._forget_owners(p, min(clocks))
         # an incident closes on the clock of the detectors whose alerts it groups, the slowest of
         # them on the partition: their own timers have closed those alerts by then
         for p, marks in watermarks.items():
@@ -1675,6 +1719,7 @@ class Engine:
         for task in [k for k in self.tasks if k[0] == partition]:
             del self.tasks[task]
         self.incident_stages.pop(partition, None)
+        self.owner_timers.pop(partition, None)
         for source in [k for k in self.rollups if k[1] == partition]:
             del self.rollups[source]
         for source in [k for k in self.seen_ids if k[1] == partition]:

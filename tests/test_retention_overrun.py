@@ -620,6 +620,29 @@ def test_a_deletion_logged_without_the_customer_answers_the_request(run, spec, c
     assert run(after, engine=restored) == {}
 
 
+def test_a_removed_records_customer_is_forgotten_when_its_readers_forget_the_record(
+    run, spec, catalog
+) -> None:
+    """The engine's record -> customer entry (what ties a deletion logged by record id alone) ended
+    only with a destruction: a soak's deleted and anonymized records left theirs for ever, a
+    quarter of the day's records each day. It ends `forget_deleted_days` after the record's latest
+    removal; a record deleted again later keeps it until then."""
+    from streams.engine import OWNERS
+
+    days = spec.params.forget_deleted_days
+    e = Engine([spec], catalog, pseudonymize=pz)
+    steps = [
+        collect("R1", day=-days - 300), lc("delete", "R1", day=-days - 200),
+        collect("R2", day=-days - 300), lc("anonymize", "R2", day=-days - 250),
+        collect("R3", day=-days - 300), lc("delete", "R3", day=-days - 200),
+        collect("R3", day=-days - 150), lc("delete", "R3", day=-100),
+        collect("R4", day=-300), lc("delete", "R4", day=-200),
+    ]  # fmt: skip
+    run([*steps, tick(0)], engine=e)
+    held = {rid for rid in ("R1", "R2", "R3", "R4") if e.store(0).get(OWNERS + rid) is not None}
+    assert held == {"R3", "R4"}
+
+
 def test_a_deletion_read_before_the_events_naming_its_customer_answers_the_request(spec, catalog) -> None:
     """The reviewer's replay of two lifecycle files side by side (the purge job's, the CRM's) read
     the deletion, logged by record id alone, before the collection and the request that name the
