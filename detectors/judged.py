@@ -11,8 +11,9 @@ not found before).
 Each drain's accesses are one *segment* (`~judged:<n>`), packed at once (JSON, lz4) and written
 once: a live run drains a few accesses each poll, and a block that filled over many polls was
 written again at every checkpoint it grew in. The list under `~judged` covers the segments by
-*pages* of `PAGE_SIZE` consecutive ones, [first number, last number, earliest, latest time,
-accesses] each, so that it stays a few hundred bytes through a day and a half of polls (a list
+*pages* of at most `PAGE_SIZE` consecutive ones spanning at most `PAGE_SPAN_MS`, [first number,
+last number, earliest, latest time, accesses] each, so that it stays a few hundred bytes through a
+day and a half of polls (a list
 entry per segment was 2.3 MB of every checkpoint, a review measured). A segment's versions and bits
 stay as judged first: judging again rewrites none (the detector keeps what it raised apart).
 """
@@ -29,7 +30,10 @@ import lz4.frame
 from detectors.base import Store
 
 KEPT, SEGMENT = "~judged", "~judged:"
-PAGE_SIZE = 1000  # consecutive segments a page of the list covers
+PAGE_SIZE = 1000  # consecutive segments a page of the list covers, at most
+# and the time its accesses span, at most: a page goes only once all of it is past the kept hours,
+# so a page of a thousand drains of a quiet partition or a replay kept days (a soak's 174 MB)
+PAGE_SPAN_MS = 3_600_000
 NO_VERSION = -1  # judged with no entitlement version in force
 _TS = attrgetter("ts")
 
@@ -102,7 +106,7 @@ def keep(
     store.put(f"{SEGMENT}{n}", Segment(lz4.frame.compress(encode(events)), first, last, versions, found))
     kept.next += 1
     page = kept.pages[-1] if kept.pages else None
-    if page is None or page[1] - page[0] + 1 >= PAGE_SIZE:
+    if page is None or page[1] - page[0] + 1 >= PAGE_SIZE or last - page[2] > PAGE_SPAN_MS:
         kept.pages.append([n, n, first, last, len(times)])
     else:
         page[1], page[2], page[3], page[4] = n, min(page[2], first), max(page[3], last), page[4] + len(times)
