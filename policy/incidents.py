@@ -91,6 +91,22 @@ class Deadline(Strict):
         "(`lifemon incidents resolve --as notified`) no longer has it due; the others stay due until "
         "it is resolved otherwise",
     )
+    waiver: str = Field(
+        default="",
+        description="the clause under which the bank may forgo this notice (seed 004 应急管理(4): its "
+        "measures avoided the harm): a `notice` report the team may record waived (`lifemon incidents "
+        "resolve --as notice_waived --note ...`) instead of made; empty: never waived",
+    )
+
+    @model_validator(mode="after")
+    def _waived_notice_only(self) -> Deadline:
+        # a waiver stands in for the notice; a report the notice does not make (an assessor's) is
+        # no notice to waive, and would be owed whatever the team recorded
+        if self.waiver and not self.notice:
+            raise ValueError(
+                f"a waiver needs notice: true (the report to {self.to.en} is no notice to waive)"
+            )
+        return self
 
 
 class IncidentPolicy(Strict):

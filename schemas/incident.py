@@ -98,6 +98,11 @@ class DueReport(Part):
         description="a report the PIPL art. 57 notice makes (policy/incidents.yaml `notice`): no longer due "
         "once the incident is reviewed as notified",
     )
+    waiver: str = Field(
+        default="",
+        description="the clause under which the notice may be forgone (policy/incidents.yaml `waiver`): "
+        "reviewed as notice_waived, it is recorded waived, not made; empty: never waived",
+    )
 
 
 class Incident(Part):

@@ -832,15 +832,17 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     from streams.alert_query import AlertNotFound, resolve_alert_id, resolve_incident_id
     from streams.clickhouse import location
-    from streams.reviews import ACKNOWLEDGED, ALERTS, INCIDENTS, record_review
+    from streams.incident_query import query_incident, waivable
+    from streams.reviews import ACKNOWLEDGED, ALERTS, INCIDENTS, NOTE_NEEDED, NOTICE_WAIVED, record_review
 
     kind = args.kind
     action = getattr(args, f"{kind.source}_action")
     if not _one_id_only(args, kind.source, action):
         return 2
     state = ACKNOWLEDGED if action == "ack" else args.verdict
-    if state == "false_positive" and not (args.note or "").strip():
-        log.error(f"a false positive needs --note: why it was none (for {kind.source} to come)")
+    if state in NOTE_NEEDED and not (args.note or "").strip():
+        why = NOTE_NEEDED[state].format(source=kind.source)
+        log.error(f"{'a false positive' if state == 'false_positive' else state} needs --note: {why}")
         return 2
     try:
         analyst = (args.by or os.environ.get(ANALYST_ENV) or getpass.getuser()).strip()
@@ -859,6 +861,15 @@ def cmd_review(args: argparse.Namespace) -> int:
     try:
         resolve = resolve_alert_id if kind is ALERTS else resolve_incident_id
         reviewed_id = resolve(client, database, given)
+        # an incident raised before the policy said which notice may be waived, or under one that
+        # says none, has nothing to waive: its record is the one the team reports from
+        inc = query_incident(client, database, reviewed_id)[1] if state == NOTICE_WAIVED else None
+        if inc is not None and not waivable(inc):
+            log.error(
+                f"incident {reviewed_id[:12]} has no notice that may be waived (policy/incidents.yaml "
+                "deadlines `waiver`, as the incident was raised): record notified, or resolved --note"
+            )
+            return 2
         review = record_review(
             client,
             database,
@@ -1342,8 +1353,9 @@ def _review_parsers(actions: Any, kind: Any) -> None:
         "incident": (
             "the response team is handling it",
             "notified (the report to the authorities and the individuals' notice made, PIPL art. "
-            "57: the list then shows it so, not as a deadline passed), resolved (handled otherwise: "
-            "--note says how)",
+            "57: the list then shows it so, not as a deadline passed), notice_waived (the report made, "
+            "the individuals' notice waived as seed 004 应急管理(4) allows: --note names the measures "
+            "that avoided the harm), resolved (handled otherwise: --note says how)",
         ),
     }[noun]
     ack = actions.add_parser(
@@ -1811,8 +1823,8 @@ def build_parser() -> argparse.ArgumentParser:
         "       %(prog)s show INCIDENT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]\n"
         "       %(prog)s subjects INCIDENT_ID [--customers FILE] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
         "       %(prog)s ack INCIDENT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
-        "       %(prog)s resolve INCIDENT_ID --as {notified,resolved,false_positive} [--note TEXT] [--by ANALYST]\n"
-        "                         [--config CONFIG] [--clickhouse CLICKHOUSE]",
+        "       %(prog)s resolve INCIDENT_ID --as {notified,notice_waived,resolved,false_positive} [--note TEXT]\n"
+        "                         [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]",
     )
     _listing_options(sp, "incidents", "first seen", "the earliest report due first")
     sp.set_defaults(func=cmd_incidents)

@@ -27,6 +27,9 @@ from streams.receivers import counted, unnamed, who
 from streams.reviews import (
     FALSE_POSITIVE,
     INCIDENTS,
+    NOTICE_GIVEN,
+    NOTICE_WAIVED,
+    NOTIFIED,
     UNREVIEWED,
     alerts_false_positive,
     aware,
@@ -40,7 +43,8 @@ from streams.reviews import (
 from streams.terminal import shown
 
 # the review states that close an incident out: its deadlines are no longer the team's to meet,
-# but `notified` (the report was made) closes only those the notice makes (DueReport.notice)
+# but `notified` and `notice_waived` (the report was made; the individuals' notice too, or waived)
+# close only those the notice makes (DueReport.notice)
 DONE = frozenset(INCIDENTS.resolving)
 
 
@@ -55,7 +59,8 @@ OWED = (
     "[(toUnixTimestamp64Milli(first_due), 'the first report', '首次报告')]), "
     "arraySort(arrayMap(d -> (JSONExtractInt(d, 'due'), JSONExtractString(d, 'to', 'en'), "
     "JSONExtractString(d, 'to', 'zh')), arrayFilter(d -> "
-    f"review NOT IN ({_sql(DONE - {'notified'})}) AND NOT (review = 'notified' AND JSONExtractBool(d, 'notice')), "
+    f"review NOT IN ({_sql(DONE - set(NOTICE_GIVEN))}) AND NOT (review IN ({_sql(frozenset(NOTICE_GIVEN))}) "
+    "AND JSONExtractBool(d, 'notice')), "
     "JSONExtractArrayRaw(incident, 'deadlines'))))) AS owed"
 )
 
@@ -186,10 +191,18 @@ def amounts(records: int, observations: int = 0, devices: int = 0) -> str:
 
 def owed(deadlines: list[dict[str, Any]], review: str) -> list[dict[str, Any]]:
     """The reports (an incident's `deadlines`) still the team's to make in review state `review`,
-    as `OWED` says in SQL: none once closed out; `notified` leaves those the notice does not make."""
+    as `OWED` says in SQL: none once closed out; `notified` and `notice_waived` leave those the
+    notice does not make."""
     if review not in DONE:
         return deadlines
-    return [d for d in deadlines if review == "notified" and not d.get("notice", False)]
+    return [d for d in deadlines if review in NOTICE_GIVEN and not d.get("notice", False)]
+
+
+def waivable(inc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reports of `inc` its policy let the team record waived (`notice_waived`): the individuals'
+    notice, where the measures avoided the harm (policy/incidents.yaml `waiver`); none on a record
+    raised before the policy said so."""
+    return [d for d in inc["deadlines"] if d.get("notice", False) and d.get("waiver")]
 
 
 def extent(inc: dict[str, Any]) -> dict[str, Any]:
@@ -286,7 +299,8 @@ def _when(ms: int, zone: ZoneInfo) -> str:
 # employee's access")
 MEASURES_TAKEN = "measures taken / 采取的补救措施"
 MEASURES_TO_TAKE = "measures to take (draft until reviewed notified or resolved) / 拟采取的补救措施（草稿）"
-MEASURES_TAKEN_ONCE = ("notified", "resolved")
+# a waived notice rests on the measures taken (seed 004 应急管理(4))
+MEASURES_TAKEN_ONCE = (*NOTICE_GIVEN, "resolved")
 
 # what an incident says of another with which it shares evidence events (`linked`)
 SAME_LEAK = "same events as / 同一事件 (one report to the regulator / 合并报告)"
@@ -354,23 +368,25 @@ def render_incident_view(
         "reports due / 报告时限 (counted from the first event)",
     ]
     owing = owed(inc["deadlines"], state)
-    # when the team recorded the notice of the incident as it stands (a notice of fewer customers
-    # is no notice of these: a review's): a report made is said in time or late, never silently met
-    # (a new user's notice recorded eleven months on read as on track)
-    notified = next(
-        (aware(r["at"]) for r in reviews if r["state"] == "notified" and covers(r, current, INCIDENTS)), None
-    )
+    waived_lines: list[str] = []
     for d in inc["deadlines"]:
         if d in owing:
             passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 else ""
-        elif notified is not None and state == "notified" and d.get("notice", False):
-            late = (
-                "notified late / 逾期告知" if notified.timestamp() * 1000 > d["due"] else "notified / 已告知"
-            )
-            passed = f"  {late} {_when(int(notified.timestamp() * 1000), zone)}"
+        elif state in NOTICE_GIVEN and d.get("notice", False):
+            waived = state == NOTICE_WAIVED and bool(d.get("waiver"))
+            passed = _notice_made(d, reviews, current, waived, zone)
+            if waived:
+                waived_lines.append(f"    {d['waiver']}")
         else:
             passed = ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
+    if waived_lines:
+        lines += [
+            *waived_lines,
+            "    the measures that avoided the harm: the review's note below; the regulator may still ask "
+            "for the notice (make it, then `lifemon incidents resolve --as notified`) / 监管部门要求通知个人的, "
+            "通知后记录为 notified",
+        ]
     lines += ["", "notice / 告知内容 (PIPL art. 57 ¶1)", "  categories / 信息种类"]
     for c in notice["categories"]:
         lines.append(f"    {c['zh']} / {c['en']} ({c['jr_class']}): {counted(c, zh=True)}; {counted(c)}")
@@ -392,3 +408,25 @@ def render_incident_view(
         if verdicts := alert_reviews.get(a["alert_id"]):  # the SOC's word on it, beside it
             lines.append(f"      review: {said(verdicts[-1])}")
     return "\n".join(lines + render_reviews(reviews))
+
+
+def _notice_made(
+    d: dict[str, Any], reviews: list[dict[str, Any]], current: dict[str, Any], waived: bool, zone: ZoneInfo
+) -> str:
+    """What a deadline of the notice (`d`) says once reviewed so: made, or waived, when the team
+    first recorded it of the incident as it stands (a notice of fewer customers is no notice of
+    these), in time or late, never silently met (a new user's notice recorded eleven months on read
+    as on track). The regulator's report was made by either verdict; the individuals' notice by
+    `notified` only, its waiver by `notice_waived`."""
+    made_by = (NOTICE_WAIVED,) if waived else (NOTIFIED,) if d.get("waiver") else NOTICE_GIVEN
+    at = next(
+        (aware(r["at"]) for r in reviews if r["state"] in made_by and covers(r, current, INCIDENTS)), None
+    )
+    if at is None:
+        return ""
+    late = at.timestamp() * 1000 > d["due"]
+    if waived:
+        said = "waived after its deadline / 逾期决定不通知个人" if late else "waived / 不通知个人"
+    else:
+        said = "notified late / 逾期告知" if late else "notified / 已告知"
+    return f"  {said} {_when(int(at.timestamp() * 1000), zone)}"

@@ -425,6 +425,7 @@ class IncidentStage:
                 within_hours=d.within_hours,
                 regulation=d.regulation,
                 notice=d.notice,
+                waiver=d.waiver,
             )
             for d in self.p.deadlines
             if (not d.classes or set(d.classes) & set(classes))

@@ -27,6 +27,16 @@ from streams.text_table import aligned
 UNREVIEWED = "unreviewed"  # no review, or none since its last events
 ACKNOWLEDGED = "acknowledged"  # an analyst took it: being looked into
 FALSE_POSITIVE = "false_positive"
+NOTIFIED = "notified"  # the reports the notice makes were made: the regulator's and the individuals'
+# the regulator's report made, the individuals' notice waived: seed 004 应急管理(4) lets the bank
+# forgo it where its measures avoided the harm (policy/incidents.yaml `waiver`)
+NOTICE_WAIVED = "notice_waived"
+NOTICE_GIVEN = (NOTIFIED, NOTICE_WAIVED)  # the verdicts that leave no notice owed
+# the verdicts that say nothing without a reason: what `--note` must then say
+NOTE_NEEDED = {
+    FALSE_POSITIVE: "why it was none (for {source} to come)",
+    NOTICE_WAIVED: "which measures avoided the harm (seed 004 应急管理(4)), the regulator's report being made",
+}
 
 
 class Reviewed(NamedTuple):
@@ -72,14 +82,17 @@ ALERTS = Reviewed(
     "resolved: a real finding, handled; false_positive: the detector was wrong (needs --note)",
 )
 # the response team's: the notice given (PIPL art. 57: the authorities and the individuals told),
-# handled otherwise, or no leakage at all
+# the authorities told and the individuals' notice lawfully waived, handled otherwise, or no
+# leakage at all
 INCIDENTS = Reviewed(
     "incident",
     "incidents",
     "incident_reviews",
-    ("notified", "resolved", "false_positive"),
-    "notified: the report and the individuals' notice were made (PIPL art. 57); resolved: handled "
-    "otherwise (--note says how); false_positive: no leakage (needs --note)",
+    (NOTIFIED, NOTICE_WAIVED, "resolved", FALSE_POSITIVE),
+    "notified: the report and the individuals' notice were made (PIPL art. 57); notice_waived: the "
+    "report was made and the individuals' notice waived, the measures having avoided the harm (seed "
+    "004 应急管理(4); needs --note naming them; `notified` once the regulator asks for it after all); "
+    "resolved: handled otherwise (--note says how); false_positive: no leakage (needs --note)",
     ("subjects_distinct", "records", "alert_ids"),
 )
 

@@ -1211,6 +1211,38 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
     assert [r["incident_id"] for r in outside] == ["i-late", "i-ahead", "i-unnamed"]
 
 
+def test_the_incident_panel_reads_a_waived_notice_as_lifemon_incidents_does(_deploy_chdb: Any) -> None:
+    """probe_t2 M2: `notice_waived` (the regulator told, the individuals' notice waived under seed 004
+    应急管理(4)) leaves only the reports the notice does not make, as `notified` does: the panel
+    showed the waived incident's notice deadline as owed, and passed."""
+    db = f"deploy_{uuid.uuid4().hex[:8]}"
+    apply_ddl(_deploy_chdb, db)
+    try:
+        rows = [
+            _incident("i-waived", 1, 3, _ts(0), _ts(-30), assessor=_ts(-20)),
+            _incident("i-waived-plain", 1, 3, _ts(1), _ts(-30)),
+        ]
+        _insert(_deploy_chdb, db, "incidents", list(INCIDENT_COLUMNS), rows)
+        columns = ["incident_id", "review_id", "state", "analyst", "note", "incident_revision"]
+        columns += ["incident_last_seen", "at", "incident_subjects_distinct", "incident_records"]
+        reviews = [
+            (i, f"w{n}", "notice_waived", "e900003", "card reissued", 1, first, _ts(12), 3, 3, ["a1"])
+            for n, (i, first) in enumerate((("i-waived", _ts(0)), ("i-waived-plain", _ts(1))))
+        ]
+        _insert(_deploy_chdb, db, "incident_reviews", [*columns, "incident_alert_ids"], reviews)
+        found = {r["incident_id"]: r for r in _panel_rows("Leakage incidents", _deploy_chdb, db)}
+        assert {i: (r["review"], r["report_to"], r["due"]) for i, r in found.items()} == {
+            "i-waived": (
+                "notice_waived",
+                "外部安全评估机构 / an external security assessor",
+                "已过 / passed",
+            ),
+            "i-waived-plain": ("notice_waived", "无待报 / none", ""),
+        }
+    finally:
+        _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
+
+
 def test_the_alert_trend_and_org_panels_count_each_alert_once(_deploy_chdb: Any, deploy_db: str) -> None:
     """A manager's two questions: are alerts growing, and where. a1's two revisions are one alert;
     alerts on systems, recipients or SDKs name no org and are left out of the org panel."""

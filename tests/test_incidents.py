@@ -1197,3 +1197,105 @@ def test_a_notice_is_in_time_or_late_by_the_review_of_the_incident_as_it_stands(
     late = first + timedelta(days=20)
     lines = said([notified(in_time, fewer), notified(late, seen)])
     assert lines and all(f"notified late / 逾期告知 {late:%Y-%m-%d %H:%M}" in line for line in lines), lines
+
+
+def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing(
+    engine, ch, capsys, monkeypatch, tmp_path
+) -> None:
+    """probe_t2 M2: seed 004 应急管理(4) lets the bank forgo the individuals' notice where its measures
+    avoided the harm (可以不通知个人), the regulator told all the same. A team that did so could only
+    record `notified` (a notice never sent) or `resolved` (the regulator's report lost), and left
+    unreviewed the incident kept its individuals' deadline passed and was posted to Alertmanager
+    again. `notice_waived` records both: the regulator's report made, the notice waived under the
+    clause the policy names, the measures in its note; the regulator asking for the notice after
+    all is `notified`."""
+    from streams.incident_query import owing
+
+    unapproved = transfer(1, subjects=range(100, 130), recipient_id="broker_x", contract_id=None)
+    inc = one(run(engine(), "transfer", [unapproved]))
+    assert inc.severity != "critical"  # the notice's reports only: no assessor's (seed 001 §四.5)
+    card = one(run(engine(), "transfer", [cvn(2, T0 + HOUR)]))  # critical: an assessor's report too
+    (individuals,) = [d for d in inc.deadlines if d.waiver]
+    assert individuals.to.en == "the individuals affected" and "可以不通知个人" in individuals.waiver
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    sink = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
+    # the same leak raised by a lifemon from before `waiver`: its record names no notice to waive
+    older = inc.model_copy(
+        update={
+            "incident_id": "0" * 32,
+            "deadlines": [d.model_copy(update={"waiver": ""}) for d in inc.deadlines],
+        }
+    )
+    sink.write([inc, older, card])
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
+    review = ["--config", str(config), "--by", "e900001"]
+    iid = inc.incident_id
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    assert len(owing(ch, db, since)) == 3
+
+    # a waiver says which measures avoided the harm, or is refused
+    assert main(["incidents", "resolve", iid[:8], "--as", "notice_waived", *review]) == 2
+    assert "notice_waived needs --note: which measures avoided the harm" in capsys.readouterr().err
+    assert main(["incidents", "resolve", "0" * 12, "--as", "notice_waived", "--note", "x", *review]) == 2
+    assert "has no notice that may be waived" in capsys.readouterr().err
+    note = "PBoC Shanghai told 10:40; broker_x deleted the file under supervision, logs checked, nothing passed on"
+    assert main(["incidents", "resolve", iid[:8], "--as", "notice_waived", "--note", note, *review]) == 0
+    assert capsys.readouterr().out.startswith(f"notice_waived {iid[:12]} by e900001")
+
+    # it owes no report: listed so, and no longer posted again to Alertmanager; a waiver leaves a
+    # critical incident's assessor's report owed, which is no notice (seed 001 §四.5)
+    waived = ["--as", "notice_waived", "--note", "CVN cards reissued before any use", *review]
+    assert main(["incidents", "resolve", card.incident_id[:8], *waived]) == 0
+    assert sorted(i["incident_id"] for i in owing(ch, db, since)) == sorted(
+        [older.incident_id, card.incident_id]
+    )
+    assert main(["incidents", "--config", str(config)]) == 0
+    (critical,) = [
+        line for line in capsys.readouterr().out.splitlines() if f"[{card.incident_id[:12]}" in line
+    ]
+    assert " notice_waived " in critical and "(passed / 已过) to an external security assessor" in critical
+    assert main(["incidents", "--config", str(config), "--review", "notice_waived"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    heads = [line for line in listed if line.startswith("20")]
+    assert len(heads) == 2 and listed[-1] == "2 incidents", listed
+    (head,) = [line for line in heads if f"[{iid[:12]}" in line]
+    assert " notice_waived " in head and "no report due / 无待报" in head, head
+    assert main(["incidents", "show", iid[:8], "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    due = {
+        line.split(" / ", 1)[1].split(":", 1)[0]: line
+        for line in shown.splitlines()
+        if line.startswith("  ") and "UTC (" in line and " / " in line
+    }
+    # the regulator's report made, the individuals' notice waived, each after its bank's deadline
+    assert "notified late / 逾期告知 20" in due["the regulator (PBOC branch)"], due
+    assert "waived after its deadline / 逾期决定不通知个人 20" in due["the individuals affected"], due
+    assert not any("passed / 已过" in line for line in due.values()), due
+    assert "可以不通知个人" in shown and "resolve --as notified" in shown  # the clause, and how to undo it
+    assert "  measures taken / 采取的补救措施\n" in shown and "broker_x deleted the file" in shown
+
+    # the regulator asks for the notice after all: made, recorded notified, the waiver kept in the trail
+    asked = "PBoC asked for the notice on 01-09; SMS sent to all 30"
+    assert main(["incidents", "resolve", iid[:8], "--as", "notified", "--note", asked, *review]) == 0
+    assert main(["incidents", "show", iid[:8], "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    individuals_line = next(line for line in shown.splitlines() if "个人 / the individuals affected" in line)
+    assert "notified late / 逾期告知 20" in individuals_line and "waived" not in individuals_line
+    assert "notice_waived" in shown and "SMS sent to all 30" in shown  # both reviews, the trail append-only
+    assert sorted(i["incident_id"] for i in owing(ch, db, since)) == sorted(
+        [older.incident_id, card.incident_id]
+    )
+
+
+def test_only_a_notice_may_be_waived() -> None:
+    """A `waiver` stands in for the notice (seed 004 应急管理(4)); on a report the notice does not
+    make (an assessor's) it would waive nothing and read as though it did."""
+    from policy.incidents import Deadline
+
+    to = {"zh": "外部安全评估机构", "en": "an external security assessor"}
+    with pytest.raises(ValueError, match="a waiver needs notice: true"):
+        Deadline(to=to, within_hours=168, regulation="seed 001 §四.5", waiver="seed 004 应急管理(4)")
+    assert Deadline(to=to, within_hours=72, regulation="r", notice=True, waiver="seed 004 应急管理(4)").waiver
