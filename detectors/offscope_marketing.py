@@ -374,9 +374,10 @@ class OffscopeMarketingDetector:
         off, sensitive = self._off_purpose(subject, p, ctx, consent, marketing)
         if off or sensitive:
             out[Rule.off_purpose] = (off, sensitive)
-        # a minor's data is sensitive whatever the push is targeted with (seed 004 定义(10)): marketing
-        # to them asks a separate consent, under 14 the guardian's (基本规定(4)①, 流程描述(1)③), not the
-        # child's own tap on the app's marketing switch; with none at all, both rules are broken
+        # whatever the push is targeted with, marketing to a minor asks a separate consent, under 14
+        # the guardian's, not the child's own tap on the app's marketing switch: under 14 the data is
+        # sensitive (seed 004 定义(10), 基本规定(4)①); from 14 it is 流程描述(1)③'s consent for
+        # collection, which the bank reads as holding for marketing; with none at all, both rules break
         if (minor := minor_at(subject, p.ts, ctx)) is not None and (
             why := consent_gap(minor, consent, marketing)
         ):

@@ -257,8 +257,9 @@ class SdkOvercollectionDetector:
 
     def _minor_without_consent(self, ev: Any, ctx: Context) -> str | None:
         """Why a logged-in customer's collection lacks the consent a minor's needs, or None: a
-        minor's data is sensitive (seed 004 定义(10)), collected only with a separate consent, under
-        14 the guardian's (流程描述(1)③; retention.yaml `minors`, detectors/minors.py), so a child's
+        minor's data is collected only with a separate consent, under 14 the guardian's (seed 004
+        流程描述(1)③; under 14 it is sensitive too, 定义(10); retention.yaml `minors`,
+        detectors/minors.py), so a child's
         own tap on "agree" to the privacy policy lets no SDK collect from them (a probe's 12-year-old's
         location and phone number reached the analytics SDK unseen). Only an observation that names
         its customer (`subject_id`) can be aged."""

@@ -537,8 +537,9 @@ class TransferPolicyDetector:
     def _minors(
         self, ev: Any, cls: JrClass, kind: RecipientType, purpose: str | None, sought: str, ctx: Context
     ) -> Iterator[Finding]:
-        """A minor's data is sensitive (seed 004 定义(10)): shared only on a separate consent, under 14
-        the guardian's (流程描述(1)③, PIPL art. 31; retention.yaml `minors`, detectors/minors.py). A
+        """A minor's data is shared only on a separate consent, under 14 the guardian's: under 14 it is
+        sensitive (seed 004 定义(10), PIPL art. 31); from 14 the bank reads 流程描述(1)③'s consent
+        for collection as holding for sharing (retention.yaml `minors`, detectors/minors.py). A
         probe's 12-year-old's name and phone went to the insurer on the child's own separate consent
         unseen. Judged for the named subjects whose consent would do for an adult: one with none is
         the consent rule's (`sharing_without_consent`, `cross_border`) already, and a list the

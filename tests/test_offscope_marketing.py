@@ -805,9 +805,10 @@ def test_a_push_to_a_minor_needs_a_separate_consent_a_guardians_under_14(
     engine, born, given, expected
 ) -> None:
     """A probe's 12-year-old got an app push on their own marketing consent and nothing fired. A
-    minor's data is sensitive (seed 004 定义(10)): marketing with it asks a separate consent, under 14
-    the guardian's, aged on the bank's calendar day the day after the birthday (T0 is 08:00 on
-    1 January 2026 in Beijing); an adult's bundled consent is judged as before."""
+    minor's data (under 14 sensitive, seed 004 定义(10); from 14 the bank's reading of 流程描述(1)③):
+    marketing with it asks a separate consent, under 14 the guardian's, aged on the bank's calendar
+    day the day after the birthday (T0 is 08:00 on 1 January 2026 in Beijing); an adult's bundled
+    consent is judged as before."""
     steps: list[Any] = []
     if born != "unknown":
         c1 = customer().model_copy(update={"birth_date": born})

@@ -668,8 +668,8 @@ def test_an_sdk_collecting_from_a_logged_in_minor_needs_a_separate_agreement_a_g
     policy, born, given, fires
 ) -> None:
     """A probe's logged-in 12-year-old agreed to the privacy policy themself, and the push SDK's
-    collection was silent. A minor's data is sensitive (seed 004 定义(10)): an SDK collects it only
-    on a separate agreement, under 14 the guardian's, aged the day after the birthday on the bank's
+    collection was silent. A minor's data (seed 004 流程描述(1)③; under 14 sensitive too, 定义(10)):
+    an SDK collects it only on a separate agreement, under 14 the guardian's, aged the day after the birthday on the bank's
     calendar day (T0: 08:00 on 1 January 2026 in Beijing). Everything else about the collection is
     as declared."""
     from schemas.models import ConsentStatus, Customer
