@@ -1354,7 +1354,7 @@ def _review_parsers(actions: Any, kind: Any) -> None:
             "the response team is handling it",
             "notified (the report to the authorities and the individuals' notice made, PIPL art. "
             "57: the list then shows it so, not as a deadline passed), notice_waived (the report made, "
-            "the individuals' notice waived as seed 004 应急管理(4) allows: --note names the measures "
+            "the individuals' notice waived as 《个人金融信息保护管理规定》 应急管理(4) allows: --note names the measures "
             "that avoided the harm), resolved (handled otherwise: --note says how)",
         ),
     }[noun]

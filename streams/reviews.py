@@ -35,7 +35,8 @@ NOTICE_GIVEN = (NOTIFIED, NOTICE_WAIVED)  # the verdicts that leave no notice ow
 # the verdicts that say nothing without a reason: what `--note` must then say
 NOTE_NEEDED = {
     FALSE_POSITIVE: "why it was none (for {source} to come)",
-    NOTICE_WAIVED: "which measures avoided the harm (seed 004 应急管理(4)), the regulator's report being made",
+    NOTICE_WAIVED: "which measures avoided the harm (《个人金融信息保护管理规定》 应急管理(4)), the regulator's "
+    "report being made",
 }
 
 
@@ -90,8 +91,9 @@ INCIDENTS = Reviewed(
     "incident_reviews",
     (NOTIFIED, NOTICE_WAIVED, "resolved", FALSE_POSITIVE),
     "notified: the report and the individuals' notice were made (PIPL art. 57); notice_waived: the "
-    "report was made and the individuals' notice waived, the measures having avoided the harm (seed "
-    "004 应急管理(4); needs --note naming them; `notified` once the regulator asks for it after all); "
+    "report was made and the individuals' notice waived, the measures having avoided the harm "
+    "(《个人金融信息保护管理规定》 应急管理(4), PIPL art. 57 ¶2; needs --note naming them; `notified` "
+    "once the regulator asks for it after all); "
     "resolved: handled otherwise (--note says how); false_positive: no leakage (needs --note)",
     ("subjects_distinct", "records", "alert_ids"),
 )
