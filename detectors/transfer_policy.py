@@ -1,6 +1,6 @@
 """Transfer policy: personal financial information leaving the bank only as seed 002 §四-六 and
 seed 004 流程描述(4) allow. Each transfer on `pfi.transfer` (keyed by recipient) is judged on its own
-against eleven rules once the watermark has passed it (it waits in the task's inbox, so a consent
+against its rules once the watermark has passed it (it waits in the task's inbox, so a consent
 logged seconds late still decides it), and raises each rule once however often it is logged; the
 agreed volume is summed per period:
 
@@ -28,6 +28,9 @@ agreed volume is summed per period:
   them): seed 004 基本规定(3)③ assesses every disclosure before it is made (PIPL art. 55).
 - `onward_transfer`: a recipient the bank declared passing data on to another, its contract in force
   naming no such written authorisation (`may_entrust`; seed 002 §六.4(2)).
+- `provided_from_closed_system`: customer data sent from a system whose rules forbid providing it
+  (organisation.yaml `never_provide_to`: the mobile banker, seed 004 掌上银行家 系统使用要求⑥) to a
+  recipient of such a type, whatever the consent or contract; only what the law requires leaves it.
 - `sender_not_active`: the employee who ran the transfer (`actor_id`) was terminated, suspended or
   between posts at its time on the entitlements stream (seed 004 人员管理(4)(5): access ends with
   the post); an employee the stream does not know is not judged here.
@@ -69,7 +72,7 @@ from policy.model import (
     iso_country,
     known_country,
 )
-from schemas.models import ConsentStatus, EmployeeStatus, RecipientType, Severity
+from schemas.models import ConsentStatus, EmployeeStatus, LegalBasis, RecipientType, Severity
 from schemas.structs import STRICT
 
 VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
@@ -108,6 +111,7 @@ class Rules(BaseModel):
     disclosed_without_assessment: Rule
     sender_not_active: Rule
     minor_shared_without_consent: Rule
+    provided_from_closed_system: Rule
 
 
 class TransferPolicyParams(BaseModel):
@@ -414,6 +418,7 @@ class TransferPolicyDetector:
             yield from self._in_the_clear(ev, cls, ctx)
         if cross_border:
             yield from self._cross_border(ev, cls, country, declared, book, purpose, ctx)
+        yield from self._closed_system(ev, cls, kind, ctx)
         sender = ctx.entitlement(ev.actor_id, ev.ts) if ev.actor_id else None
         if sender is not None and sender.status is not EmployeeStatus.active:
             yield self._finding(
@@ -474,6 +479,29 @@ class TransferPolicyDetector:
             cls,
             f"{ev.sender_system}, a {sender.type.value} of the bank, passed data on to {ev.recipient_id} "
             "with no written authorisation (its contract in force names no such recipient: may_entrust)",
+        )
+
+    def _closed_system(self, ev: Any, cls: JrClass, kind: RecipientType, ctx: Context) -> Iterator[Finding]:
+        """Seed 004 掌上银行家 系统使用要求⑥: 不得向任何第三方单位提供此系统内任何客户信息…, 法律法规另有
+        规定的除外. A system whose rules say so (organisation.yaml `never_provide_to`) sends to none of
+        those recipients, whatever the customers consented to or the contract says (a probe's share
+        from 掌上银行家 to the fund distributor, consented and under contract, raised nothing). What the
+        law requires is the exception: a legal obligation to a regulator, declared one by one or of a
+        declared class of authorities (`kind` is then regulator); a claimed obligation to anyone else
+        lifts nothing."""
+        if kind is RecipientType.regulator and ev.legal_basis == LegalBasis.legal_obligation:
+            return
+        if not ctx.catalog.never_provides(ev.sender_system, kind):
+            return
+        system = ctx.catalog.policy.organisation.systems[ev.sender_system]
+        named = f" ({system.zh})" if system.zh else ""
+        yield self._finding(
+            ev,
+            self.p.rules.provided_from_closed_system,
+            cls,
+            f"provided its customer data to {kind.value} {ev.recipient_id}, although {ev.sender_system}{named} "
+            f"provides none to a {kind.value} whatever the consent or contract, only what the law requires "
+            f"(organisation.yaml never_provide_to; claimed basis: {ev.legal_basis.value})",
         )
 
     def _legal_provision(self, ev: Any, cls: JrClass, authority: str, ctx: Context) -> Finding:

@@ -23,7 +23,7 @@ from policy.model import (
     spelling,
 )
 from policy.sdk_declarations import SdkDeclarations
-from schemas.models import READS, Action
+from schemas.models import READS, Action, RecipientType
 
 # a column name's words: between separators, and where camelCase turns (`cardCvv2`)
 _WORDS = re.compile(r"[\s._\-]+|(?<=[a-z])(?=[A-Z])")
@@ -126,6 +126,10 @@ class Catalog:
         )
         # system -> actions it never allows (organisation.yaml `systems`)
         self._never_on = {sid: frozenset(r.never) for sid, r in policy.organisation.systems.items()}
+        # system -> recipient types its data never goes to (`never_provide_to`)
+        self._never_to = {
+            sid: frozenset(r.never_provide_to) for sid, r in policy.organisation.systems.items()
+        }
         # the systems whose customers a sub-branch manages (`manages_customers_by_org`)
         self._managed_by_org = frozenset(
             sid for sid, r in policy.organisation.systems.items() if r.manages_customers_by_org
@@ -208,6 +212,11 @@ class Catalog:
     def never_allows(self, system: str, action: str) -> bool:
         """The system refuses the action whoever asks and whatever approval they hold."""
         return action in self._never_on.get(system, ())
+
+    def never_provides(self, system: str, kind: RecipientType) -> bool:
+        """The system's customer data never goes to a recipient of this kind, whatever the consent or
+        contract (the law's provisions are the caller's to set aside)."""
+        return kind in self._never_to.get(system, ())
 
     def manages_by_org(self, system: str) -> bool:
         """A customer is managed in one sub-branch on the system, and changed only there (seed 004

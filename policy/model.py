@@ -430,6 +430,12 @@ class SystemRule(Strict):
     never: list[Action] = Field(
         default_factory=list, description="actions on its customer data no role or approval opens"
     )
+    never_provide_to: list[RecipientType] = Field(
+        default_factory=list,
+        description="recipient types its customer data is never provided to, whatever the consent or "
+        "contract (seed 004 掌上银行家 系统使用要求⑥: 不得向任何第三方单位提供): only what the law requires "
+        "leaves it, a legal obligation to a regulator or a declared authority (法律法规另有规定的除外)",
+    )
     manages_customers_by_org: bool = Field(
         default=False,
         description="a customer is managed in one sub-branch on this system (seed 004 客户管理机构): "
@@ -439,6 +445,18 @@ class SystemRule(Strict):
     source: str | None = Field(
         default=None, description="the passage its rules (never, by org) rest on, for the policy's reader"
     )
+
+    @field_validator("never_provide_to")
+    @classmethod
+    def _outside(cls, kinds: list[RecipientType]) -> list[RecipientType]:
+        # the bank's own systems are no 第三方单位: a system that could not hand data to another of
+        # the bank's would stop its own reports
+        if RecipientType.internal in kinds:
+            raise ValueError(
+                "internal is the bank's own systems, not a recipient outside it: list only "
+                "processor, third_party, overseas, public or regulator"
+            )
+        return kinds
 
 
 # ^ or $ outside a character class, \A or \Z: anchors no id inside a longer name can meet

@@ -805,8 +805,9 @@ def test_an_sdk_sending_abroad_and_a_recipient_without_a_contract_in_force_open_
 def test_a_processor_passing_data_on_without_written_authorisation_opens_an_incident(engine) -> None:
     """probe_q4 #6: the call centre passed 2 000 customers' phones and loans to the debt collector
     without the written authorisation its contract records (LM-TP-012): a party the bank never
-    agreed to holds them, and no incident opened. A sender terminated the day before (LM-TP-009)
-    and an unencrypted transfer over the internet to an entitled processor (LM-TP-004) stay alerts
+    agreed to holds them, and no incident opened. A sender terminated the day before (LM-TP-009),
+    an unencrypted transfer over the internet to an entitled processor (LM-TP-004) and a consented,
+    contracted share from the mobile banker, whose rules forbid it (LM-TP-014), stay alerts
     (docs/incidents.md says why)."""
     e = engine()
     e.apply_reference(
@@ -832,11 +833,15 @@ def test_a_processor_passing_data_on_without_written_authorisation_opens_an_inci
                         recipient_type="processor", categories=["customer_name", "id_document_no"], record_count=1200,
                         subject_count=1200, subject_list_id="CB-1", encrypted=False, public_network=True,
                         legal_basis="contract", purpose="card_issuance", contract_id="CT-proc_card_personalization")  # fmt: skip
+    from_app = transfer(4, T0 + 3 * HOUR, range(5, 8), sender_system="mobile_banker")
     alerts = e.process(
-        "transfer", "pfi.transfer", 0, fed("transfer", [onward, by_leaver, in_clear], "pfi.transfer")
+        "transfer",
+        "pfi.transfer",
+        0,
+        fed("transfer", [onward, by_leaver, in_clear, from_app], "pfi.transfer"),
     )
     alerts += e.drain()
-    assert {"LM-TP-012", "LM-TP-009", "LM-TP-004"} <= {a.rule_id for a in alerts}
+    assert {"LM-TP-012", "LM-TP-009", "LM-TP-004", "LM-TP-014"} <= {a.rule_id for a in alerts}
     inc = one({i.incident_id: i for i in e.take_incidents()})
     assert (inc.key, inc.leakage_classes) == ("proc_debt_collection", ["unauthorised_onward_transfer"])
     assert [a.rule_id for a in inc.alerts] == ["LM-TP-012"] and inc.subjects.unnamed == 2000

@@ -1107,3 +1107,53 @@ def test_a_recipient_is_read_by_its_own_names_not_by_what_describes_it(engine) -
         recipient_id="云数据分析服务商", recipient_type="processor", categories=["transaction_record"]
     )
     assert "LM-TP-006" in rules(run(engine(), vendor))
+
+
+# -- a system whose data never leaves the bank (organisation.yaml `never_provide_to`) ------------------
+def test_the_mobile_bankers_customer_data_goes_to_no_third_party_but_what_the_law_requires(engine) -> None:
+    """Seed 004 掌上银行家 系统使用要求⑥: 不得向任何第三方单位提供此系统内任何客户信息…, 法律法规另有规定的
+    除外. A probe's share from 掌上银行家 to the fund distributor, the customer consenting and the
+    contract in force, raised nothing: the same share from core banking is lawful, from the employees'
+    app it is not. The AML centre's filing and a court's inquiry, which the law requires, leave it."""
+    e = engine(consent(purpose="fund_distribution"))
+    share = dict(
+        recipient_id="tp_fund_distributor", contract_id="CT-tp_fund_distributor", purpose="fund_distribution",
+        categories=["customer_name", "assets"], actor_id="E100001",
+    )  # fmt: skip
+    assert run(e, transfer(n=1, sender_system="core_banking", **share)) == {}
+    for n, sender in enumerate(("mobile_banker", "掌上银行家"), 2):  # the log's name for it too
+        (a,) = run(e, transfer(n=n, sender_system=sender, **share), offset=n).values()
+        assert (a.rule_id, a.severity.value) == ("LM-TP-014", "high")
+        assert a.title_en == "Customer data provided outside the bank from a system that never provides it"
+        assert (
+            "from mobile_banker by E100001 provided its customer data to third_party tp_fund_distributor, "
+            "although mobile_banker (掌上银行家) provides none to a third_party" in a.summary
+        ), a.summary
+        assert any("系统使用要求⑥" in r for r in a.regulation)
+    filing = dict(
+        sender_system="mobile_banker", recipient_id="reg_amlmac", recipient_type="regulator", contract_id=None,
+        legal_basis="legal_obligation", purpose="kyc_aml", categories=["customer_name", "transaction_record"],
+    )  # fmt: skip
+    assert run(e, transfer(n=4, **filing), offset=4) == {}
+    court = {**filing, "recipient_id": "court_bj_chaoyang", "purpose": "judicial_inquiry"}
+    assert rules(run(e, transfer(n=5, **court), offset=5)) == ["LM-TP-011"]  # its trace alone
+    # a claimed obligation lifts nothing for a partner
+    claimed = transfer(n=6, sender_system="mobile_banker", **{**share, "legal_basis": "legal_obligation"})
+    assert rules(run(e, claimed, offset=6)) == ["LM-TP-014"]
+
+
+def test_a_system_may_not_refuse_the_banks_own_systems(tmp_path: Path) -> None:
+    """`never_provide_to` lists recipients outside the bank: the bank's own systems are no 第三方单位."""
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "organisation.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = "never_provide_to: [processor, third_party, overseas, public]"
+    assert old in text
+    path.write_text(text.replace(old, "never_provide_to: [internal, third_party]"), encoding="utf-8")
+    with pytest.raises(PolicyError) as e:
+        load_policy(folder)
+    assert (
+        e.value.file.endswith("organisation.yaml") and e.value.key == "systems.mobile_banker.never_provide_to"
+    )
+    assert "internal is the bank's own systems" in str(e.value) and e.value.line is not None
