@@ -26,6 +26,9 @@ agreed volume is summed per period:
 - `disclosed_without_assessment`: a public disclosure that names no personal information
   protection impact assessment (or one not declared for the recipient and valid, where it declares
   them): seed 004 基本规定(3)③ assesses every disclosure before it is made (PIPL art. 55).
+- `provided_without_assessment`: entrusting or providing (a processor, a third party) under a
+  contract in force while recipients.yaml records no impact assessment of the arrangement valid at
+  the time, or the transfer names one it does not (seed 004 基本规定(3)③, seed 002 §六.4(4)).
 - `onward_transfer`: a recipient the bank declared passing data on to another, its contract in force
   naming no such written authorisation (`may_entrust`; seed 002 §六.4(2)).
 - `provided_from_closed_system`: customer data sent from a system whose rules forbid providing it
@@ -54,9 +57,9 @@ from __future__ import annotations
 import hashlib
 from bisect import insort
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
 from detectors.base import DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
@@ -112,6 +115,7 @@ class Rules(BaseModel):
     sender_not_active: Rule
     minor_shared_without_consent: Rule
     provided_from_closed_system: Rule
+    provided_without_assessment: Rule
 
 
 class TransferPolicyParams(BaseModel):
@@ -122,6 +126,11 @@ class TransferPolicyParams(BaseModel):
     approval_types: list[RecipientType] = Field(description="types that must be approved recipients")
     assessment_types: list[RecipientType] = Field(
         default_factory=list, description="types each transfer to which names its own impact assessment"
+    )
+    arrangement_types: list[RecipientType] = Field(
+        default_factory=list,
+        description="types whose arrangement (a contract in force) is assessed once, before transfers to "
+        "it: one of the recipient's assessments in recipients.yaml valid at the transfer's time",
     )
     separate_consent: bool = Field(description="consent must be separate (单独同意), not bundled")
     identifiers: list[str] = Field(
@@ -135,6 +144,16 @@ class TransferPolicyParams(BaseModel):
     sample_size: int = Field(default=10, ge=0)
     evidence_limit: int = Field(default=50, ge=1)
     rules: Rules
+
+    @model_validator(mode="after")
+    def _assessed_one_way(self) -> Self:
+        both = sorted(set(self.assessment_types) & set(self.arrangement_types))
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} in both assessment_types and arrangement_types: a transfer to it names "
+                "its own assessment or stands on its arrangement's, not both; keep it in one list"
+            )
+        return self
 
 
 # a period's transfers deduplicated by id; a period that holds more counts the rest as they come
@@ -427,18 +446,7 @@ class TransferPolicyDetector:
                 cls,
                 f"sent to {ev.recipient_id}, its sender {sender.status.value} by then",
             )
-        if kind in self.p.assessment_types and not self._assessed(ev, book):
-            named = (
-                f"assessment '{ev.assessment_id}', not one declared for it and valid"
-                if ev.assessment_id
-                else "no impact assessment"
-            )
-            yield self._finding(
-                ev,
-                r.disclosed_without_assessment,
-                cls,
-                f"disclosed data to {kind.value} {ev.recipient_id} with {named}",
-            )
+        yield from self._unassessed(ev, cls, kind, term, book)
         if kind in self.p.approval_types:
             problem, failed = self._approval_problem(ev, term, book, ctx, flagged)
             if problem:
@@ -596,13 +604,50 @@ class TransferPolicyDetector:
                 unnamed=False,
             )
 
+    def _unassessed(
+        self, ev: Any, cls: JrClass, kind: RecipientType, term: ContractTerm | None, book: RecipientBook
+    ) -> Iterator[Finding]:
+        """Seed 004 基本规定(3)③: 委托处理…、向合作机构提供…、公开个人金融信息…应当事前进行个人金融信息保护影响
+        评估 (seed 002 §六.4(4): the entrusting too; PIPL art. 55(3)). A disclosure (`assessment_types`)
+        is assessed each time and names its assessment. Entrusting and providing (`arrangement_types`)
+        are assessed once for the arrangement, which recipients.yaml records (`assessments`): a
+        transfer under a contract in force stands on one valid at its time, or on the one it names if
+        that is declared and valid (a probe's entrusting to the cloud analytics provider, its
+        assessment expired, raised nothing). One with no contract in force, or to a recipient the
+        policy does not list, has no arrangement to assess: `recipient_not_approved` says so."""
+        arrangement = kind in self.p.arrangement_types and term is not None
+        if kind in self.p.assessment_types:
+            rule, verb = self.p.rules.disclosed_without_assessment, "disclosed data to"
+        elif arrangement:
+            rule = self.p.rules.provided_without_assessment
+            verb = "entrusted data to" if kind in self.p.entrusted_types else "provided data to"
+        else:
+            return
+        named = (ev.assessment_id or "").strip()
+        if named:
+            # one declared for the recipient and valid; a disclosure to a recipient the policy does
+            # not list (the bank's website) names its own, which only the transfer records
+            if book.assessed(ev.recipient_id, ev.assessment_id, ev.ts) or not (
+                arrangement or ev.recipient_id in book.assessments
+            ):
+                return
+            gap = f"assessment '{ev.assessment_id}', not one declared for it and valid"
+        elif arrangement:
+            if book.assessment_at(ev.recipient_id, ev.ts) is not None:
+                return
+            gap = self._no_assessment(ev, book)
+        else:
+            gap = "no impact assessment"
+        yield self._finding(ev, rule, cls, f"{verb} {kind.value} {ev.recipient_id} with {gap}")
+
     @staticmethod
-    def _assessed(ev: Any, book: RecipientBook) -> bool:
-        """The transfer names an impact assessment: one declared for the recipient and valid at the
-        time where recipients.yaml declares its assessments, else any it names."""
-        if ev.recipient_id in book.assessments:
-            return book.assessed(ev.recipient_id, ev.assessment_id, ev.ts)
-        return bool((ev.assessment_id or "").strip())
+    def _no_assessment(ev: Any, book: RecipientBook) -> str:
+        """What recipients.yaml records of the recipient's assessments, none valid at the transfer."""
+        declared = book.recipients[ev.recipient_id].assessments
+        if not declared:
+            return "no impact assessment (recipients.yaml declares none for it)"
+        spans = ", ".join(f"{a.id} valid {a.valid_from} to {a.valid_to}" for a in declared)
+        return f"no impact assessment valid at the time ({spans})"
 
     def _cross_border(
         self,

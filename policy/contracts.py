@@ -64,6 +64,12 @@ class RecipientBook:
             for a, start, end in self.assessments.get(recipient_id, ())
         )
 
+    def assessment_at(self, recipient_id: str, ts: int) -> str | None:
+        """An assessment declared for this recipient and valid at `ts` (the first declared), or None."""
+        return next(
+            (a for a, start, end in self.assessments.get(recipient_id, ()) if start <= ts < end), None
+        )
+
     def period(self, term: ContractTerm, ts: int) -> tuple[int, int]:
         """[start, end) in epoch ms of the agreed-volume period `ts` falls in."""
         volume = term.contract.volume

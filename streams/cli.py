@@ -1226,6 +1226,18 @@ def cmd_policy(args: argparse.Namespace) -> int:
                 f"  NOTE  sdks.yaml {sdk_id} ({sdk.name_zh}) declares no hosts: where it sends is not judged "
                 "(sdk_overcollection host_not_allowed); fill in `hosts`"
             )
+    # an arrangement with no impact assessment on record: every transfer under its contract fires
+    # (transfer_policy provided_without_assessment), which is the point, but a bank upgrading its own
+    # recipients.yaml should hear it here first, not from a day of alerts
+    transfers = next((s for s in specs if s.kind == "transfer_policy"), None)
+    arranged = transfers.params.arrangement_types if transfers is not None else []
+    for rid, r in policy.recipients.recipients.items():
+        if r.type in arranged and r.contracts and not r.assessments:
+            print(
+                f"  NOTE  recipients.yaml {rid} ({r.name_zh}) declares no assessments: each transfer to it under "
+                "its contract fires provided_without_assessment (seed 004 基本规定(3)③: 事前进行个人金融信息保护"
+                "影响评估); record its arrangement's impact assessment under `assessments`"
+            )
     failed = 0
     for r in run_all(specs, catalog):
         failed += not r.passed
@@ -1766,7 +1778,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule",
         metavar="RULE_ID",
         help="only this rule id and the rules under it, by whole parts of the id (LM-TP: LM-TP-001 to "
-        "LM-TP-012; LM-SDK-001: LM-SDK-001.c3_or_auth_helper, ...; LM-RO: LM-RO-001 and LM-RO-002, "
+        "LM-TP-015; LM-SDK-001: LM-SDK-001.c3_or_auth_helper, ...; LM-RO: LM-RO-001 and LM-RO-002, "
         "two detectors), whatever its case (default: all; see `lifemon detectors`)",
     )
     sp.add_argument(

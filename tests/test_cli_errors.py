@@ -608,10 +608,22 @@ def test_policy_check_names_the_folder_it_checked(
     assert (
         "NOTE  sdks.yaml cloud_certificate (云证书SDK) declares no hosts: where it sends is not judged" in out
     )
+    assert "declares no assessments" not in out  # every shipped arrangement records its own
     good = policy_copy(tmp_path / "pol", broken=False)
     monkeypatch.setenv("LIFEMON_POLICY_DIR", str(good))
     assert main(["policy", "check"]) == 0
     assert capsys.readouterr().out.startswith(f"policy OK ({good}): ")
+    # a bank's recipients.yaml from before the arrangements' assessments were watched
+    recipients = good / "recipients.yaml"
+    text = recipients.read_text()
+    old = "    assessments:\n      - {id: PIA-2025-004, valid_from: 2025-02-10, valid_to: 2027-02-28}\n"
+    assert old in text
+    recipients.write_text(text.replace(old, ""))
+    assert main(["policy", "check"]) == 0
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if "declares no assessments" in line]
+    assert note.startswith(
+        "  NOTE  recipients.yaml proc_debt_collection (委外催收机构) declares no assessments: each"
+    )
     # the raw sources' mapping is checked too, not first at a run that enables them
     sources = good / "sources.yaml"
     sources.write_text(sources.read_text().replace("teller-desk: customer_service", "teller-desk: counter"))

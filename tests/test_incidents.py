@@ -807,8 +807,9 @@ def test_a_processor_passing_data_on_without_written_authorisation_opens_an_inci
     without the written authorisation its contract records (LM-TP-012): a party the bank never
     agreed to holds them, and no incident opened. A sender terminated the day before (LM-TP-009),
     an unencrypted transfer over the internet to an entitled processor (LM-TP-004) and a consented,
-    contracted share from the mobile banker, whose rules forbid it (LM-TP-014), stay alerts
-    (docs/incidents.md says why)."""
+    contracted share from the mobile banker, whose rules forbid it (LM-TP-014), and an entrusting
+    under an assessment recipients.yaml does not declare (LM-TP-015) stay alerts (docs/incidents.md
+    says why)."""
     e = engine()
     e.apply_reference(
         "entitlements", refs("entitlements", [entitlement("e5", ts=T0 - 48 * HOUR, status="terminated")])
@@ -834,14 +835,14 @@ def test_a_processor_passing_data_on_without_written_authorisation_opens_an_inci
                         subject_count=1200, subject_list_id="CB-1", encrypted=False, public_network=True,
                         legal_basis="contract", purpose="card_issuance", contract_id="CT-proc_card_personalization")  # fmt: skip
     from_app = transfer(4, T0 + 3 * HOUR, range(5, 8), sender_system="mobile_banker")
-    alerts = e.process(
-        "transfer",
-        "pfi.transfer",
-        0,
-        fed("transfer", [onward, by_leaver, in_clear, from_app], "pfi.transfer"),
-    )
+    unassessed = transfer(5, T0 + 4 * HOUR, range(0), recipient_id="proc_cloud_analytics", recipient_type="processor",
+                          categories=["transaction_record"], record_count=500, subject_count=500, deidentified=True,
+                          legal_basis="contract", purpose="entrusted_processing", contract_id="CT-proc_cloud_analytics",
+                          assessment_id="PIA-2023-999")  # fmt: skip
+    sent = [onward, by_leaver, in_clear, from_app, unassessed]
+    alerts = e.process("transfer", "pfi.transfer", 0, fed("transfer", sent, "pfi.transfer"))
     alerts += e.drain()
-    assert {"LM-TP-012", "LM-TP-009", "LM-TP-004", "LM-TP-014"} <= {a.rule_id for a in alerts}
+    assert {"LM-TP-012", "LM-TP-009", "LM-TP-004", "LM-TP-014", "LM-TP-015"} <= {a.rule_id for a in alerts}
     inc = one({i.incident_id: i for i in e.take_incidents()})
     assert (inc.key, inc.leakage_classes) == ("proc_debt_collection", ["unauthorised_onward_transfer"])
     assert [a.rule_id for a in inc.alerts] == ["LM-TP-012"] and inc.subjects.unnamed == 2000

@@ -1157,3 +1157,80 @@ def test_a_system_may_not_refuse_the_banks_own_systems(tmp_path: Path) -> None:
         e.value.file.endswith("organisation.yaml") and e.value.key == "systems.mobile_banker.never_provide_to"
     )
     assert "internal is the bank's own systems" in str(e.value) and e.value.line is not None
+
+
+# -- the arrangement's impact assessment (seed 004 基本规定(3)③, seed 002 §六.4(4)) -------------------
+def engine_of(folder: Path, *consents: Consent) -> Engine:
+    policy = load_policy(folder)
+    e = Engine([next(s for s in load_detectors(policy) if s.kind == "transfer_policy")], Catalog(policy),
+               pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))  # fmt: skip
+    e.apply_reference("consents", refs("consents", list(consents or [consent()])))
+    return e
+
+
+def test_entrusting_and_providing_stand_on_the_arrangements_assessment_valid_then(
+    engine, tmp_path: Path
+) -> None:
+    """Seed 004 基本规定(3)③: 委托处理…、向合作机构提供…应当事前进行个人金融信息保护影响评估. A probe's entrusting
+    to the cloud analytics provider raised nothing with no assessment declared, naming one nobody
+    declared, or its declared one expired. The shipped recipients.yaml records each arrangement's:
+    its transfers are silent, one naming another is not."""
+    cloud = processor(recipient_id="proc_cloud_analytics", contract_id="CT-proc_cloud_analytics",
+                      categories=["transaction_record"], deidentified=True)  # fmt: skip
+    assert run(engine(), cloud) == {}
+    assert run(engine(), processor(n=1, recipient_id="proc_cloud_analytics", contract_id="CT-proc_cloud_analytics",
+                                   categories=["transaction_record"], deidentified=True,
+                                   assessment_id="PIA-2024-025")) == {}  # fmt: skip
+    (a,) = run(engine(), processor(n=2, recipient_id="proc_cloud_analytics", contract_id="CT-proc_cloud_analytics",
+                                   categories=["transaction_record"], deidentified=True,
+                                   assessment_id="PIA-NOPE")).values()  # fmt: skip
+    assert (a.rule_id, a.severity.value) == ("LM-TP-015", "high")
+    assert (
+        "entrusted data to processor proc_cloud_analytics with assessment 'PIA-NOPE', not one declared"
+        in a.summary
+    )
+    assert a.title_en == "PFI entrusted or provided to a partner without a valid impact assessment"
+    assert a.regulation[0].startswith("《个人信息保护法》第五十五条") and any(
+        "基本规定(3)③" in r for r in a.regulation
+    )
+    # the bank's folder: the cloud provider's assessment ran out a year before its contract, the
+    # insurer's arrangement has none on record
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "recipients.yaml"
+    text = path.read_text(encoding="utf-8")
+    for old, new in (("{id: PIA-2024-025, valid_from: 2024-12-15, valid_to: 2026-12-31}",
+                      "{id: PIA-2024-025, valid_from: 2024-12-15, valid_to: 2025-12-31}"),
+                     ("    assessments:\n      - {id: PIA-2025-016, valid_from: 2025-06-10, valid_to: 2026-06-30}\n", "")):  # fmt: skip
+        assert old in text
+        text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    e = engine_of(folder)
+    (b,) = run(e, cloud).values()  # 2026-01-01, its contract in force to 2026-12-31
+    assert b.rule_id == "LM-TP-015" and (
+        "with no impact assessment valid at the time (PIA-2024-025 valid 2024-12-15 to 2025-12-31)"
+        in b.summary
+    ), b.summary
+    (c,) = run(e, transfer(n=3), offset=1).values()  # the insurer's consented share
+    assert c.rule_id == "LM-TP-015" and (
+        "provided data to third_party tp_insurance_partner with no impact assessment (recipients.yaml declares "
+        "none for it)" in c.summary
+    ), c.summary
+    # no arrangement to assess: a contract ended, a recipient nobody approved (LM-TP-006 says so)
+    ended = transfer(n=4, recipient_id="tp_legacy_partner", contract_id="CT-tp_legacy_partner",
+                     categories=["occupation"], deidentified=True, subject_ids=[], subject_count=5)  # fmt: skip
+    assert rules(run(engine(), ended)) == ["LM-TP-006"]
+
+
+def test_a_type_is_assessed_per_transfer_or_per_arrangement_not_both(tmp_path: Path) -> None:
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "detectors" / "transfer_policy.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "  assessment_types: [public]\n" in text
+    path.write_text(
+        text.replace("  assessment_types: [public]\n", "  assessment_types: [public, processor]\n")
+    )
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(folder))
+    assert "processor in both assessment_types and arrangement_types" in str(e.value)

@@ -152,9 +152,6 @@ class Transfers(Traffic):
         used = self.sent[(term.contract.id, self.book.period(term, ts)[0])]
         return int(term.contract.volume.max_records * cap) - used
 
-    def _assessment(self, rid: str, ts: int) -> str | None:
-        return next((a for a, s, e in self.book.assessments.get(rid, ()) if s <= ts < e), None)
-
     # -- normal day -----------------------------------------------------------------------------
     def _normal_transfer(self) -> None:
         rng = self.rng
@@ -243,7 +240,7 @@ class Transfers(Traffic):
         rid = next(iter(OVERSEAS))
         _, purpose = OVERSEAS[rid]
         subjects = self._consenting(purpose, ts, self.rng.randint(1, 10))
-        assessment = self._assessment(rid, ts)
+        assessment = self.book.assessment_at(rid, ts)
         if not subjects or assessment is None or len(subjects) > self._room(rid, ts):
             return False
         self._consented_share(ts, rid, subjects, assessment=assessment)
@@ -334,7 +331,7 @@ class Transfers(Traffic):
             )
         bundled = self.rng.choice([c for c in sorted(self.customer_org) if c not in self.sharers[purpose]])
         self._purpose_consent(bundled, self.start - 30 * DAY, purpose, ConsentStatus.granted, separate=False)
-        self._consented_share(ts, rid, [*subjects, bundled], assessment=self._assessment(rid, ts))
+        self._consented_share(ts, rid, [*subjects, bundled], assessment=self.book.assessment_at(rid, ts))
         return (
             rid,
             "cross_border",
