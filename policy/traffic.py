@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from policy import DEFAULT_DIR, read_yaml, validate_section
 from policy.model import JrClass, Sdks, Strict, key_form
@@ -38,11 +38,17 @@ def _host(value: str) -> str:
 
 
 class ConsentEndpoint(Strict):
-    """A first-party call that records the user's agreement to the privacy policy."""
+    """A first-party call that records the user's agreement to the privacy policy, or its withdrawal."""
 
     method: str = "POST"
     host: str
-    path: str = Field(pattern=r"^/", description="the URL path, exactly (no query)")
+    path: str = Field(
+        pattern=r"^/", description="the URL path (no query), matched in any case and however many slashes"
+    )
+
+    def key(self) -> tuple[str, str, str]:
+        """The call as a request to it is matched: a client writes `/API//privacy/agree/` too."""
+        return self.method, self.host, endpoint_path(self.path)
 
     @field_validator("host")
     @classmethod
@@ -53,6 +59,14 @@ class ConsentEndpoint(Strict):
     @classmethod
     def _upper(cls, method: str) -> str:
         return method.upper()
+
+
+def endpoint_path(path: str) -> str:
+    """A URL path as endpoints compare it: lower case, repeated and trailing slashes dropped."""
+    return _SLASHES.sub("/", path).lower().rstrip("/") or "/"
+
+
+_SLASHES = re.compile(r"/{2,}")
 
 
 class VocabularyEntry(Strict):
@@ -69,6 +83,9 @@ class VocabularyEntry(Strict):
 class Traffic(Strict):
     first_party_hosts: list[str] = Field(default_factory=list)
     consent_endpoints: list[ConsentEndpoint] = Field(default_factory=list)
+    withdrawal_endpoints: list[ConsentEndpoint] = Field(
+        default_factory=list, description="the app's calls that withdraw the agreement (关闭授权)"
+    )
     host_countries: dict[str, str] = Field(
         default_factory=dict, description="host or parent domain -> ISO code"
     )
@@ -89,6 +106,21 @@ class Traffic(Strict):
             if not re.fullmatch(r"[A-Z]{2}", code):
                 raise ValueError(f"host_countries.{host} '{code}' is no ISO 3166 code; write e.g. CN, SG, US")
         return {_host(h): c for h, c in table.items()}
+
+    @field_validator("withdrawal_endpoints")
+    @classmethod
+    def _withdrawal_is_no_agreement(
+        cls, withdrawals: list[ConsentEndpoint], info: ValidationInfo
+    ) -> list[ConsentEndpoint]:
+        agreements = {e.key() for e in info.data.get("consent_endpoints", [])}
+        for e in withdrawals:
+            if e.key() in agreements:
+                raise ValueError(
+                    f"{e.method} {e.host}{e.path} is a consent endpoint too; a call either records the "
+                    "agreement or withdraws it: list it in one of the two (a declining call to a "
+                    "consent endpoint withdraws already)"
+                )
+        return withdrawals
 
     @model_validator(mode="after")
     def _recognizable(self) -> Traffic:

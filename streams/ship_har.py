@@ -61,6 +61,12 @@ def ship_har(args: argparse.Namespace) -> int:
                     f"{path}: no privacy-policy agreement in the capture: every SDK request is judged as "
                     "collection before consent (pass --consented-at start if the user agreed earlier)"
                 )
+            if capture.withdrawals:
+                # said, so a tester sees why collection after the agreement is judged as without it
+                _say(
+                    f"{path}: the user withdrew the agreement {capture.withdrawals} time(s) in the capture: "
+                    "SDK requests after a withdrawal, until a new agreement, are collection without consent"
+                )
             skipped.update(capture.skipped)
             for ev in capture.events:
                 key, value, ts = record_of(ev)

@@ -638,6 +638,108 @@ def test_consent_by_the_capture_timeline(converter) -> None:
         assert after[0].policy_consented is True, call
 
 
+AGREE = "https://mbank.bjbank.example/api/privacy/agree"
+
+
+def consented(converter: HarConverter, *calls: dict[str, Any], consented_at: int | None = None) -> list[bool]:
+    """Whether an SDK request after each of `calls` (at 0, 1000, ...) counts as consented; a call
+    `at` its place in the list."""
+    sdk = [entry(f"https://tmf.qq.com/{i}", at=i * 1_000 + 500) for i in range(len(calls))]
+    timed = [
+        {**c, "startedDateTime": entry(AGREE, at=i * 1_000)["startedDateTime"]} for i, c in enumerate(calls)
+    ]
+    events = convert(
+        converter, *reversed(timed), *sdk, consented_at=consented_at
+    )  # any order: the timeline sorts
+    return [e.policy_consented for e in events]
+
+
+def test_a_declined_agreement_inside_the_apps_envelope_is_no_agreement(converter) -> None:
+    """probe_t1 F9: `{"data": {"agree": false}, "sign": ...}`, a bank app's signed envelope, counted
+    as agreement, and the collection after it was silent."""
+    declined = [
+        {"data": {"agree": False, "version": "2024-06"}, "sign": "ab12"},
+        {"req": {"body": {"isAgree": "N"}}, "sign": "ab12"},
+        {"data": json.dumps({"agree": False}), "sign": "ab12"},  # the envelope's data as a JSON string
+        {"data": base64.b64encode(b'{"consent": "0"}').decode()},  # or as base64 of it
+        {"agree": False, "data": {"accepted": True}},  # the outermost answer decides
+    ]
+    for body in declined:
+        assert consented(converter, entry(AGREE, "POST", json=body)) == [False], body
+    form = entry(AGREE, "POST", form={"data": json.dumps({"agree": "false"}), "sign": "ab12"})
+    assert consented(converter, form) == [False]
+    # an envelope that agrees is an agreement; so is a list of documents agreed one by one, the
+    # optional one declined
+    agreed = [
+        {"data": {"agree": True, "version": "2024-06"}, "sign": "ab12"},
+        {"agreements": [{"code": "privacy", "agree": 1}, {"code": "marketing", "agree": 0}]},
+        {"data": {"version": "2024-06", "marketing": {"accepted": False}}, "agree": "1"},
+    ]
+    for body in agreed:
+        assert consented(converter, entry(AGREE, "POST", json=body)) == [True], body
+
+
+def test_a_withdrawal_closes_the_consented_span(converter) -> None:
+    """probe_t1 F4: after the user agreed, a call declining it, or one to a withdrawal endpoint
+    (traffic.yaml `withdrawal_endpoints`), and the SDK collection after it was still consented
+    (seed 004 §五.(三): after 关闭授权 collection stops). A new agreement opens a new span."""
+    revoke = "https://mbank.bjbank.example/api/privacy/revoke"
+    calls = [
+        entry(AGREE, "POST", json={"agree": True}),
+        entry(AGREE, "POST", json={"data": {"agree": False}, "sign": "ab12"}),  # declines: withdraws
+        entry(AGREE, "POST", json={"agree": True}),
+        {**entry(revoke, "POST"), "response": {"status": 500}},  # the user's, whatever the server said
+        entry(revoke, "GET"),  # not the declared method: nothing
+        entry(AGREE, "POST", json={"agree": True}),
+        {**entry(AGREE, "POST", json={"agree": True}), "response": {"status": 500}},  # a failed re-agreement
+    ]
+    assert consented(converter, *calls) == [True, False, True, False, False, True, True]
+    # agreed before the capture (`--consented-at start`, the raw topic's consented_before_capture)
+    assert consented(converter, entry(revoke, "POST"), consented_at=0) == [False]
+    # the very millisecond of a withdrawal still counts as consented, whatever order the capture wrote
+    same_ms = [
+        entry(AGREE, "POST", at=0, json={"agree": True}),
+        entry("https://tmf.qq.com/same-ms", at=1_000),
+        entry(revoke, "POST", at=1_000),
+        entry("https://tmf.qq.com/after", at=1_001),
+    ]
+    for order in (same_ms, same_ms[::-1]):
+        assert [e.policy_consented for e in convert(converter, *order, consented_at=None)] == [True, False]
+
+
+def test_consent_calls_are_matched_as_sdk_endpoints_are(converter) -> None:
+    """probe_t1 F9b: `/api/privacy/agree/` (Retrofit's trailing slash) and `MBANK.BJBANK.EXAMPLE.`
+    were no agreement, every later request judged before consent; and an SDK endpoint on the bank's
+    host with the root's dot was skipped as first-party."""
+    for url in (
+        AGREE + "/",
+        "https://MBANK.BJBANK.EXAMPLE./api/privacy/agree",
+        "https://mbank.bjbank.example//API/Privacy//agree",
+    ):
+        assert consented(converter, entry(url, "post", json={"agree": True})) == [True], url
+    withdrawn = entry("https://MBANK.bjbank.example./api/privacy/revoke/", "POST")
+    assert consented(converter, withdrawn, consented_at=0) == [False]
+    (ev,) = convert(
+        converter, entry("https://MBANK.BJBANK.EXAMPLE./bsfit/collect", "POST", json={"imei": IMEI})
+    )
+    assert (ev.sdk_id, ev.dest_host) == ("device_fingerprint", "mbank.bjbank.example")
+
+
+def test_collection_after_a_withdrawal_is_before_consent_through_the_engine(converter, policy) -> None:
+    events = convert(
+        converter,
+        entry(AGREE, "POST", at=0, json={"agree": True}),
+        entry("https://datasink.sensorsdata.cn/sa", "POST", at=1_000, json={"model": "Pixel 8"}),
+        entry(AGREE, "POST", at=2_000, json={"data": {"agree": False}, "sign": "ab12"}),
+        entry("https://apilocate.amap.com/r", "POST", at=3_000, form={"lat": "39.9"}),
+        consented_at=None,
+    )
+    found = rules(
+        run(make_engine(policy), [SdkTelemetryEvent.model_validate(msgspec.to_builtins(e)) for e in events])
+    )
+    assert found == {("amap_location", "before_consent")}
+
+
 # -- the policy file ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("edit", "key", "why"),
@@ -651,6 +753,18 @@ def test_consent_by_the_capture_timeline(converter) -> None:
             lambda d: d.update({"first_party_hosts": ["https://bank.cn/"]}),
             "first_party_hosts",
             "not a host name",
+        ),
+        (
+            lambda d: d["withdrawal_endpoints"].append(
+                {"method": "post", "host": "MBANK.bjbank.example", "path": "/api/privacy/agree/"}
+            ),
+            "withdrawal_endpoints",
+            "is a consent endpoint too",
+        ),
+        (
+            lambda d: d["withdrawal_endpoints"].append({"host": "bjbank.example"}),
+            "withdrawal_endpoints",
+            "path",
         ),
     ],
 )

@@ -59,7 +59,8 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None
 def app_traffic(proxy: str, ca: Path) -> None:
     """What a banking app and its SDKs send, in order: one SDK call before the user agrees to the
     privacy policy, the agreement, then declared and undeclared fields, an SMS code, an undeclared
-    SDK, a tracker named by a signature, a declared SDK abroad, and first-party calls."""
+    SDK, a tracker named by a signature, a declared SDK abroad, first-party calls, and collection
+    after the user withdrew the agreement."""
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({"http": proxy, "https": proxy}),
         urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(ca))),
@@ -103,6 +104,12 @@ def app_traffic(proxy: str, ca: Path) -> None:
         {"advertiserId": "6D92078A-8246-4BA4-AE5B-76104861E7DC"},
     )
     send("http://api.xmpush.global.xiaomi.com/v1/reg", form={"regId": "r-1"})  # push, abroad
+    # the user turns authorization off, in the app's signed envelope, Retrofit's trailing slash
+    # (probe_t1 F9, F9b): what the location SDK sends after it is collection without consent (F4)
+    send(
+        f"https://{BANK}/api/privacy/agree/", {"data": {"agree": False, "version": "2024-06"}, "sign": "ab12"}
+    )
+    send("https://apilocate.amap.com/mobile/binary", form={"gps": "116.397128,39.916527"})
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +145,7 @@ EXPECTED = {  # (actor, rule) -> (severity, fields, labels)
     ("AppsFlyer", "undeclared_sdk"): ("High", [], {"label_omitted": 1}),
     # an SDK the policy never named is held to the bank's home country: AppsFlyer sends to the US
     ("AppsFlyer", "country_not_allowed"): ("Critical", [], {"label_omitted": 1}),
+    ("amap_location", "before_consent"): ("High", [], {"label_clear": 1}),
 }
 
 
@@ -154,7 +162,7 @@ def findings(alerts: dict[str, dict]) -> dict[tuple[str, str], tuple[str, list[s
 
 def test_mitmproxy_capture_shipped_and_judged(capture, broker, ch, names, policy, catalog) -> None:
     entries = json.loads(capture.read_text())["log"]["entries"]
-    assert len(entries) == 14 and {e["request"]["url"].split(":")[0] for e in entries} == {"http", "https"}
+    assert len(entries) == 16 and {e["request"]["url"].split(":")[0] for e in entries} == {"http", "https"}
     config = make_config(names, broker, "chdb://unused")
     m = monitor(config, ch, policy, catalog)  # creates the topics
     shipped = subprocess.run(
@@ -163,7 +171,8 @@ def test_mitmproxy_capture_shipped_and_judged(capture, broker, ch, names, policy
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert shipped.returncode == 0, shipped.stderr
-    assert "shipped 12 SDK request(s)" in shipped.stderr and "2 first-party request" in shipped.stderr
+    assert "shipped 13 SDK request(s)" in shipped.stderr and "3 first-party request" in shipped.stderr
+    assert "withdrew the agreement 1 time(s)" in shipped.stderr
     m.run(idle_exit_s=1.5, max_seconds=60)
 
     alerts = latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=len(EXPECTED)))
@@ -211,7 +220,7 @@ def test_the_har_raw_topic_gives_the_same_alerts(capture, broker, ch, names, pol
     assert p.flush(10) == 0
     stats = m.run(idle_exit_s=1.5, max_seconds=60)
 
-    assert stats.events["sdk"] == 12 and stats.skipped["har: first-party request"] == 2
+    assert stats.events["sdk"] == 13 and stats.skipped["har: first-party request"] == 3
     alerts = latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=len(EXPECTED)))
     assert findings(alerts) == EXPECTED
     dead = read_all(broker, config.topics.dlq)

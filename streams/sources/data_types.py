@@ -265,7 +265,7 @@ class _Walk:
     def body(self, text: str, mime: str) -> None:
         kind, _, rest = mime.partition(";")
         kind = kind.strip().lower()
-        if text.lstrip()[:1] in ("{", "[") and (decoded := _decode_nested(text)) is not None:
+        if text.lstrip()[:1] in ("{", "[") and (decoded := decode_nested(text)) is not None:
             # JSON whatever the content type says: parsed as a form, it was cut at a base64 pad's
             # `=` (mitmproxy splits only urlencoded bodies: a review)
             self._read(FoundIn.json, None, decoded, 0)
@@ -278,7 +278,7 @@ class _Walk:
 
     def form(self, pairs: list[tuple[str, str]]) -> None:
         for name, value in pairs:
-            if not value and (decoded := _decode_nested(name)) is not None:
+            if not value and (decoded := decode_nested(name)) is not None:
                 # a JSON body sent as a form: the capture parsed it into one name without a value
                 self._read(FoundIn.json, None, decoded, 0)
             else:
@@ -292,7 +292,7 @@ class _Walk:
         if self.nodes > MAX_NODES or depth > MAX_DEPTH:
             return
         if isinstance(value, str):
-            nested = _decode_nested(value)
+            nested = decode_nested(value)
             if nested is not None:
                 value, where = nested, FoundIn.json
             elif "?" in value and "=" in value and _URL.match(value):
@@ -376,7 +376,7 @@ _TOKEN = re.compile(r"[\w+/=.:@#%-]*")
 _NO_SECRET = re.compile(r"true|false|yes|no|[01yn]|[*•·xX#]+", re.IGNORECASE)
 
 
-def _decode_nested(text: str) -> Any | None:
+def decode_nested(text: str) -> Any | None:
     """JSON in a string (`data={"imei": ...}`), or base64 of it, or gzip+base64 of it, the way
     analytics SDKs post their batches (`data_list=H4sI...`), in either base64 alphabet; a query string
     in base64 as its pairs; None when the string is a plain value. A probe hid an ID number in each of
@@ -460,4 +460,4 @@ def _multipart(text: str, boundary: str) -> list[tuple[str, str]]:
     return out
 
 
-__all__ = ["CapturedRequest", "Recognizer", "Sighting", "recognize", "redact_path"]
+__all__ = ["CapturedRequest", "Recognizer", "Sighting", "decode_nested", "recognize", "redact_path"]

@@ -5,7 +5,8 @@ Each captured request becomes one SdkTelemetryEvent on the SDK stream: the app, 
 headers and cookies (`data_types`), each as a sighting with where it was, its form and a keyed
 fingerprint: the values themselves are never kept, nor the query string. The capture's timeline
 judges consent: requests before the app's privacy-policy agreement call (traffic.yaml
-`consent_endpoints`) are collection before consent. The bank's own (first-party) requests are no
+`consent_endpoints`), or after its withdrawal (`withdrawal_endpoints`, or a declining agreement
+call) until a new agreement, are collection without consent. The bank's own (first-party) requests are no
 SDK's and are skipped, counted.
 
 `ship_capture` and `record_of` are what `lifemon ship --format har` sends; `HarParser` is the
@@ -18,10 +19,12 @@ import hashlib
 import json
 import re
 import typing
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -36,7 +39,14 @@ from schemas.structs import STRICT
 from streams.codecs import DeadLetter, RawRecord
 from streams.config import Config
 from streams.personal_numbers import NumberSeal
-from streams.sources.data_types import MAX_NODES, CapturedRequest, Recognizer, redact_path
+from streams.sources.data_types import (
+    MAX_DEPTH,
+    MAX_NODES,
+    CapturedRequest,
+    Recognizer,
+    decode_nested,
+    redact_path,
+)
 from streams.sources.envelope import EnvelopeError, Line
 from streams.sources.records import Parsed
 from streams.sources.sdk_attribution import Attributor, Tracker, load_signatures
@@ -63,7 +73,27 @@ class CaptureContext:
 class HarCapture:
     events: list[Any] = field(default_factory=list)  # SDK stream structs, in timeline order
     skipped: Counter = field(default_factory=Counter)  # reason -> requests
-    consent_ts: int | None = None
+    consent_ts: int | None = None  # the first agreement
+    withdrawals: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentTimeline:
+    """When the user agreed to the privacy policy and when they withdrew (sorted times). A request
+    in the very millisecond of either counts as consented: which of two requests of one millisecond
+    came first, a capture's order cannot say, and the verdict must not depend on how it was written."""
+
+    agreed: list[int]
+    withdrawn: list[int]
+
+    def consented(self, ts: int) -> bool:
+        """An agreement at or before ts, and no withdrawal from it until before ts (seed 004 §五.(三):
+        after 关闭授权 collection stops; a later agreement opens a new span)."""
+        i = bisect_right(self.agreed, ts)
+        if i == 0:
+            return False
+        j = bisect_left(self.withdrawn, self.agreed[i - 1])
+        return j == len(self.withdrawn) or self.withdrawn[j] >= ts
 
 
 def har_entries(doc: Any) -> list[dict[str, Any]]:
@@ -111,7 +141,9 @@ def captured_request(entry: Any) -> CapturedRequest:
     return CapturedRequest(
         ts_ms=ts,
         method=str(req.get("method") or "GET").upper(),
-        host=host.lower(),
+        # without the root's dot (`MBANK.BJBANK.EXAMPLE.`, RFC 3986 §3.2.2): an SDK endpoint on the
+        # bank's host was skipped as first-party, the agreement call was none (probe_t1 F9b)
+        host=host.lower().rstrip("."),
         path=unquote(parts.path) or "/",
         query=_pairs(req.get("queryString")) or parse_qsl(parts.query, keep_blank_values=True),
         headers=_pairs(req.get("headers")),
@@ -132,24 +164,55 @@ _ASKED = frozenset(
 _DECLINED = frozenset(
     {"false", "0", "no", "n", "reject", "rejected", "decline", "declined", "disagree", "拒绝", "不同意"}
 )
+_AFFIRMED = frozenset({"true", "1", "yes", "y", "agree", "agreed", "accept", "accepted", "同意", "是"})
+
+
+def declined(req: CapturedRequest) -> bool:
+    """A call to the agreement endpoint says the user declined: a field `agree` (`isAgree`, 同意, ...)
+    saying no, wherever the app put it. Apps sign their calls in an envelope (`{"data": {"agree":
+    false}, "sign": ...}`, a probe's counted as agreement), sometimes as a JSON string. The outermost
+    answers decide, and one saying yes among them outweighs one saying no: a list of documents
+    agreed one by one (`[{"code": "privacy", "agree": 1}, {"code": "marketing", "agree": 0}]`)
+    agrees to the privacy policy."""
+    answers: list[tuple[int, str]] = []
+    for depth, key, value in islice(_fields_said(req), MAX_NODES):
+        if key in _ASKED:
+            answers.append((depth, str(value).strip().lower()))
+    if not answers:
+        return False
+    top = min(depth for depth, _ in answers)
+    said = {value for depth, value in answers if depth == top}
+    return bool(said & _DECLINED) and not said & _AFFIRMED
 
 
 def agreed(req: CapturedRequest) -> bool:
     """The privacy-policy agreement call agreed: the server did not refuse it (a status of 400 or
     more: a probe's 500 counted as consent; 0, a cached response, and a redirect are no refusal)
-    and it says no `agree: false` (a probe's declined agreement counted)."""
-    if req.status is not None and req.status >= 400:
-        return False
-    said: list[tuple[Any, Any]] = list(req.form or []) + list(req.query)
-    try:
-        body = orjson.loads(req.body) if req.body and req.body.lstrip()[:1] == "{" else None
-    except orjson.JSONDecodeError:
-        body = None
-    if isinstance(body, dict):
-        said += list(body.items())
-    return not any(
-        key_form(str(key)) in _ASKED and str(value).strip().lower() in _DECLINED for key, value in said
-    )
+    and the user did not decline it (a probe's declined agreement counted)."""
+    return not (req.status is not None and req.status >= 400) and not declined(req)
+
+
+def _fields_said(req: CapturedRequest) -> Iterator[tuple[int, str, Any]]:
+    """(depth, key form, value) of each field of a request's form, query and body, nested ones too."""
+    yield from _walk_fields([*(req.form or []), *req.query], 0)
+    body = decode_nested(req.body) if req.body else None
+    if isinstance(body, dict | list):
+        yield from _walk_fields(_items(body), 0)
+
+
+def _walk_fields(items: Iterable[tuple[Any, Any]], depth: int) -> Iterator[tuple[int, str, Any]]:
+    if depth > MAX_DEPTH:
+        return
+    for key, value in items:
+        if key is not None:
+            yield depth, key_form(str(key)), value
+        inner = decode_nested(value) if isinstance(value, str) else value
+        if isinstance(inner, dict | list):
+            yield from _walk_fields(_items(inner), depth + 1)
+
+
+def _items(value: dict[Any, Any] | list[Any]) -> Iterable[tuple[Any, Any]]:
+    return value.items() if isinstance(value, dict) else ((None, v) for v in value)
 
 
 def _cookies(listed: list[tuple[str, str]], headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -221,14 +284,10 @@ class HarConverter:
             except HarError as e:
                 out.skipped[f"unreadable entry: {e}"] += 1
         requests.sort(key=lambda r: r.ts_ms)  # the capture's timeline, whatever order it was written in
-        out.consent_ts = ctx.consented_at
+        timeline = self._timeline(requests, ctx)
+        out.consent_ts = timeline.agreed[0] if timeline.agreed else None
+        out.withdrawals = len(timeline.withdrawn)
         for req in requests:
-            if (
-                out.consent_ts is None
-                and self.attributor.is_consent(req.method, req.host, req.path)
-                and agreed(req)
-            ):
-                out.consent_ts = req.ts_ms
             owner = self.attributor.owner(req.host, req.path)
             if owner is None:
                 out.skipped["first-party request"] += 1
@@ -250,7 +309,7 @@ class HarConverter:
                     sdk_id=self.seal(owner.sdk_id),
                     fields=sorted({s.field for s in sightings}),
                     dest_host=self.seal(req.host),
-                    policy_consented=out.consent_ts is not None and req.ts_ms >= out.consent_ts,
+                    policy_consented=timeline.consented(req.ts_ms),
                     dest_country=self.attributor.country(req.host),
                     method=req.method,
                     dest_path=redact_path(req.path)[:256],
@@ -267,6 +326,22 @@ class HarConverter:
                 )
             )
         return out
+
+    def _timeline(self, requests: list[CapturedRequest], ctx: CaptureContext) -> ConsentTimeline:
+        """The agreements and withdrawals of a capture. A withdrawal is the user's: a call to a
+        withdrawal endpoint, or one to the agreement endpoint that declines, counts whatever the
+        server answered (a failure to record it leaves no consent to collect under)."""
+        agreements = [] if ctx.consented_at is None else [ctx.consented_at]
+        withdrawals = []
+        for req in requests:
+            if self.attributor.is_withdrawal(req.method, req.host, req.path):
+                withdrawals.append(req.ts_ms)
+            elif self.attributor.is_consent(req.method, req.host, req.path):
+                if declined(req):
+                    withdrawals.append(req.ts_ms)
+                elif agreed(req):
+                    agreements.append(req.ts_ms)
+        return ConsentTimeline(sorted(agreements), withdrawals)
 
     def _event_id(self, req: CapturedRequest, ctx: CaptureContext) -> str:
         """Deterministic (a re-shipped capture is the same events) and keyed: the request's text

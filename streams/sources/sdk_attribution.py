@@ -22,7 +22,7 @@ import orjson
 
 from policy import PolicyError
 from policy.sdk_declarations import SdkDeclarations, host_in
-from policy.traffic import Traffic
+from policy.traffic import Traffic, endpoint_path
 from schemas.models import Attribution
 
 
@@ -86,9 +86,6 @@ def _endpoint(text: str) -> tuple[str, str]:
     return host.lower(), "/" + path.strip("/").lower() + "/" if path.strip("/") else "/"
 
 
-_SLASHES = re.compile(r"/{2,}")
-
-
 def _signed(network: re.Pattern[str], host: str) -> bool:
     """A network signature names whole labels of the host: `xmpush\\.xiaomi\\.com` matches
     api.xmpush.xiaomi.com, never the look-alike evil-xmpush.xiaomi.com.example."""
@@ -126,12 +123,14 @@ class Attributor:
         }
         self._by_host: dict[str, Owner | None] = {}
         self._countries = sorted(traffic.host_countries.items(), key=lambda hc: -len(hc[0]))
+        self._agreements = frozenset(e.key() for e in traffic.consent_endpoints)
+        self._withdrawals = frozenset(e.key() for e in traffic.withdrawal_endpoints)
 
     def owner(self, host: str, path: str) -> Owner | None:
         """The SDK a request to host+path belongs to; None: the bank's own (first-party) traffic."""
         # whatever the case and however many slashes a client wrote (a probe's `//bsfit/collect` and
         # `/BSFIT/collect` reached the SDK and were skipped as the bank's own)
-        said = _SLASHES.sub("/", path).lower().rstrip("/") + "/"
+        said = endpoint_path(path).rstrip("/") + "/"
         for ehost, prefix, sid in self.endpoints:
             if host == ehost and said.startswith(prefix):
                 return Owner(sid, Attribution.declared)
@@ -160,8 +159,10 @@ class Attributor:
         return next((c for h, c in self._countries if host_in(host, (h,))), None)
 
     def is_consent(self, method: str, host: str, path: str) -> bool:
-        """The app's call that records the privacy-policy agreement (seed 004 序言)."""
-        return any(
-            e.method == method.upper() and e.host == host and e.path == path
-            for e in self.traffic.consent_endpoints
-        )
+        """The app's call that records the privacy-policy agreement (seed 004 序言), matched as an
+        SDK endpoint is (a probe's `/api/privacy/agree/` was no agreement)."""
+        return (method.upper(), host, endpoint_path(path)) in self._agreements
+
+    def is_withdrawal(self, method: str, host: str, path: str) -> bool:
+        """The app's call that withdraws it (seed 004 §五.(三), 关闭授权)."""
+        return (method.upper(), host, endpoint_path(path)) in self._withdrawals
