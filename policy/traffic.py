@@ -86,6 +86,10 @@ class Traffic(Strict):
     withdrawal_endpoints: list[ConsentEndpoint] = Field(
         default_factory=list, description="the app's calls that withdraw the agreement (关闭授权)"
     )
+    shared_domains: list[str] = Field(
+        default_factory=list,
+        description="cloud and CDN domains whose hosts belong to many companies: no vendor's domain",
+    )
     host_countries: dict[str, str] = Field(
         default_factory=dict, description="host or parent domain -> ISO code"
     )
@@ -94,7 +98,7 @@ class Traffic(Strict):
     )
     fields: dict[str, VocabularyEntry] = Field(default_factory=dict)
 
-    @field_validator("first_party_hosts")
+    @field_validator("first_party_hosts", "shared_domains")
     @classmethod
     def _hosts(cls, hosts: list[str]) -> list[str]:
         return [_host(h) for h in hosts]

@@ -160,7 +160,7 @@ class FieldSighting(Record):
 class Attribution(StrEnum):
     """How a captured request was told to belong to an SDK (docs/har.md)."""
 
-    declared = "declared"  # a declared SDK's host or endpoint (sdks.yaml)
+    declared = "declared"  # a declared SDK's host or endpoint (sdks.yaml), or a host of its vendor's domain
     known = "known"  # an SDK the bank recognizes but never declared (sdks.yaml known_sdks)
     signature = "signature"  # a tracker signature file (Exodus Privacy format)
     unknown = "unknown"  # a third-party host nothing names

@@ -19,11 +19,13 @@ from test_sdk_overcollection import make_engine, rules, run
 
 from policy import PolicyError
 from policy.catalog import Catalog
+from policy.model import KnownSdk
+from policy.sdk_declarations import SdkDeclarations
 from policy.traffic import load_traffic
 from schemas.models import Attribution, FoundIn, SdkTelemetryEvent, ValueType
 from streams.pseudonym import Pseudonymizer
 from streams.sources.har import CaptureContext, HarConverter, HarError, captured_request, har_entries
-from streams.sources.sdk_attribution import Attributor, load_signatures
+from streams.sources.sdk_attribution import Attributor, Owner, load_signatures
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "har"
 SIGNATURES = FIXTURES / "exodus_trackers.json"
@@ -162,6 +164,15 @@ def test_unreadable_entries_and_first_party_requests_are_counted_not_sent(conver
         ("t.appsflyer.com", "/", ("AppsFlyer", Attribution.signature)),
         ("collect.adtrack.example", "/", ("collect.adtrack.example", Attribution.unknown)),
         ("evil-xmpush.xiaomi.com.example", "/", ("evil-xmpush.xiaomi.com.example", Attribution.unknown)),
+        # probe_t1 F6: a declared SDK's other host, under its hosts' registrable domain, is its own
+        ("aps.amap.com", "/", ("amap_location", Attribution.declared)),
+        ("m.api-push.vivo.com.cn", "/", ("push", Attribution.declared)),  # three labels under com.cn
+        ("www.com.cn", "/", ("www.com.cn", Attribution.unknown)),
+        ("amap.com.evil.example", "/", ("amap.com.evil.example", Attribution.unknown)),
+        ("evil-amap.com", "/", ("evil-amap.com", Attribution.unknown)),
+        ("e.qq.com", "/", ("e.qq.com", Attribution.unknown)),  # qq.com: TMF's, X5's and Bugly's (known)
+        ("iai.tencentcloudapi.com", "/", ("iai.tencentcloudapi.com", Attribution.unknown)),  # two SDKs'
+        ("203.0.113.7", "/", ("203.0.113.7", Attribution.unknown)),
     ],
 )
 def test_attribution_order(converter, host: str, path: str, owner: tuple | None) -> None:
@@ -172,7 +183,25 @@ def test_attribution_order(converter, host: str, path: str, owner: tuple | None)
 def test_no_signature_file_leaves_unknown_third_parties(policy) -> None:
     plain = Attributor(Catalog(policy).sdk, load_traffic(None, policy.sdks))
     assert plain.owner("t.appsflyer.com", "/").how is Attribution.unknown  # type: ignore[union-attr]
-    assert plain.owner("api.xmpush.global.xiaomi.com", "/").sdk_id == "api.xmpush.global.xiaomi.com"  # type: ignore[union-attr]
+    # Xiaomi's global push host is push's by its vendor domain, xiaomi.com, no signature needed
+    assert plain.owner("api.xmpush.global.xiaomi.com", "/") == Owner("push", Attribution.declared)
+
+
+def test_a_shared_cloud_domain_is_no_vendors(policy) -> None:
+    """A domain of many companies' hosts (traffic.yaml `shared_domains`: a cloud's storage, a CDN)
+    names no SDK whichever one declares a host there."""
+    traffic = load_traffic(None, policy.sdks)
+    assert "aliyuncs.com" in traffic.shared_domains
+    shared = Attributor(Catalog(policy).sdk, traffic.model_copy(update={"shared_domains": ["amap.com"]}))
+    assert shared.owner("aps.amap.com", "/") == Owner("aps.amap.com", Attribution.unknown)
+    assert shared.owner("restsdk.amap.com", "/") == Owner("amap_location", Attribution.declared)
+    # a vendor's second product the bank recognizes (known_sdks) makes the domain two products':
+    # its other hosts name neither
+    known = {**policy.sdks.known_sdks, "amap_ads": KnownSdk(name="高德广告", hosts=["ads.amap.com"])}
+    sdks = policy.sdks.model_copy(update={"known_sdks": known})
+    two = Attributor(SdkDeclarations(sdks, policy.classification.fields, policy.vocabulary), traffic)
+    assert two.owner("aps.amap.com", "/") == Owner("aps.amap.com", Attribution.unknown)
+    assert two.owner("x.ads.amap.com", "/") == Owner("amap_ads", Attribution.known)
 
 
 def test_host_countries_by_most_specific_domain(converter) -> None:
@@ -796,6 +825,7 @@ def test_capture_events_through_the_engine(converter, policy) -> None:
         entry("https://api.xmpush.xiaomi.com/r", "POST", at=4_000, form={"smsCode": "382916"}),
         entry("https://api.xmpush.global.xiaomi.com/r", "POST", at=5_000, form={"regId": "r1"}),
         entry("https://collect.adtrack.example/r", at=6_000),
+        entry("https://aps.amap.com/APS/r", at=7_000),  # amap_location's other host
         consented_at=0,
     )
     found = rules(
@@ -808,6 +838,7 @@ def test_capture_events_through_the_engine(converter, policy) -> None:
         ("push", "host_not_allowed"),
         ("push", "country_not_allowed"),
         ("collect.adtrack.example", "undeclared_sdk"),
+        ("amap_location", "host_not_allowed"),  # not "unknown third party at aps.amap.com" (probe_t1 F6)
     }
 
 

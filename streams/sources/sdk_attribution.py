@@ -7,7 +7,9 @@
 4. a tracker signature file in the Exodus Privacy format, when the user supplies one: a tracker
    whose code signature matches a declared SDK's package prefix is that SDK (talking to a host its
    declaration does not list), any other is an undeclared SDK under the tracker's name;
-5. otherwise an unknown third party, named by its host: a finding in itself (seed 004 §一.(一).6-7:
+5. a host under the registrable domain of exactly one SDK's hosts (declared or known; traffic.yaml
+   `shared_domains` aside) is that SDK's: a declared SDK's other host is its host not declared;
+6. otherwise an unknown third party, named by its host: a finding in itself (seed 004 §一.(一).6-7:
    every third party that collects is declared).
 """
 
@@ -97,6 +99,20 @@ def _signed(network: re.Pattern[str], host: str) -> bool:
     return False
 
 
+# second-level labels under a country code that registries sell names beneath (example.com.cn)
+_SECOND_LEVEL = frozenset({"com", "net", "gov", "org", "edu", "ac", "co"})
+
+
+def vendor_domain(host: str) -> str | None:
+    """The registrable domain of a host, by the public-suffix idea taken narrowly: its last two
+    labels, three under a country code's com/net/gov/org/edu/ac/co; None for an IP address."""
+    labels = host.rstrip(".").split(".")
+    if ":" in host or labels[-1].isdigit():
+        return None
+    n = 3 if len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-n:]) if len(labels) >= n else None
+
+
 @dataclass(frozen=True, slots=True)
 class Owner:
     sdk_id: str
@@ -123,6 +139,7 @@ class Attributor:
         }
         self._by_host: dict[str, Owner | None] = {}
         self._countries = sorted(traffic.host_countries.items(), key=lambda hc: -len(hc[0]))
+        self._vendors = self._vendor_domains()
         self._agreements = frozenset(e.key() for e in traffic.consent_endpoints)
         self._withdrawals = frozenset(e.key() for e in traffic.withdrawal_endpoints)
 
@@ -152,7 +169,26 @@ class Attributor:
         for t in self.trackers:
             if t.network is not None and _signed(t.network, host):
                 return Owner(self.tracker_sdk.get(t.id) or t.name, Attribution.signature)
+        vendor = self._vendors.get(vendor_domain(host) or "")
+        if vendor is not None:
+            return Owner(vendor, Attribution.declared)
         return Owner(host, Attribution.unknown)
+
+    def _vendor_domains(self) -> dict[str, str]:
+        """Registrable domain -> the declared SDK that alone has hosts under it. A domain a known SDK
+        also has a host under is two products of one vendor (qq.com: TMF, X5 and Bugly), and a
+        shared domain (a cloud's storage, a CDN) many companies': neither names an SDK."""
+        owners: dict[str, set[tuple[bool, str]]] = {}
+        for declared, table in ((True, self.decl.sdks), (False, self.decl.known)):
+            for sid, d in table.items():
+                for h in d.hosts:
+                    if (domain := vendor_domain(h.lower())) is not None:
+                        owners.setdefault(domain, set()).add((declared, sid))
+        return {
+            domain: sid
+            for domain, ((declared, sid),) in ((d, tuple(o)) for d, o in owners.items() if len(o) == 1)
+            if declared and not host_in(domain, self.traffic.shared_domains)
+        }
 
     def country(self, host: str) -> str | None:
         """Where the host is, when the bank's table (traffic.yaml `host_countries`) says."""
