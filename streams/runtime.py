@@ -64,12 +64,12 @@ from streams.sinks.kafka import (
     KafkaTopicSink,
     client_config,
     encode_alert,
-    encode_dead_letter,
     encode_incident,
     producer_config,
+    withholding_dead_letters,
 )
 from streams.sinks.tables import Tables
-from streams.sources import RawDecoder, unread_raw_topics, zones_by_default
+from streams.sources import RawDecoder, unread_raw_topics, withheld_topics, zones_by_default
 from streams.stats import Stats
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
@@ -411,7 +411,13 @@ class Monitor:
             tables.incidents,
         ]
         self.dead_sinks: list[Sink] = [
-            KafkaTopicSink(self.producer, t.dlq, encode_dead_letter, "dlq→kafka", stop=self.abort_event),
+            KafkaTopicSink(
+                self.producer,
+                t.dlq,
+                withholding_dead_letters(withheld_topics(config), pseudonymize.digest),
+                "dlq→kafka",
+                stop=self.abort_event,
+            ),
             tables.dead_letters,
         ]
         self.rollup_sink, self.deletion_sink, self.contract_sink = (

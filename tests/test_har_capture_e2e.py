@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -217,6 +218,8 @@ def test_the_har_raw_topic_gives_the_same_alerts(capture, broker, ch, names, pol
     stamp = round(datetime.fromisoformat(last).timestamp() * 1000) + 1000
     p.produce(topic, value=document, key=b"capture", timestamp=stamp)
     p.produce(topic, value=b'{"log": {"entries": "none"}}', key=b"capture", timestamp=stamp)
+    # a capture cut short (a shipper's size limit): its login request holds the card and the phone
+    p.produce(topic, value=document[:-200], key=b"cut", timestamp=stamp)
     assert p.flush(10) == 0
     stats = m.run(idle_exit_s=1.5, max_seconds=60)
 
@@ -224,5 +227,15 @@ def test_the_har_raw_topic_gives_the_same_alerts(capture, broker, ch, names, pol
     alerts = latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=len(EXPECTED)))
     assert findings(alerts) == EXPECTED
     dead = read_all(broker, config.topics.dlq)
-    assert [dict(d.headers())["error.kind"] for d in dead] == [b"unparsed"]
+    assert [dict(d.headers())["error.kind"] for d in dead] == [b"unparsed", b"malformed"]
     assert b"log.entries" in dict(dead[0].headers())["error.message"]
+    # probe_t1 F8: a HAR's dead letter keeps no byte of it, only what finds and tells it
+    cut = dict(dead[1].headers())
+    assert dead[1].value() is None and dead[1].key() == b"cut" and b"not JSON" in cut["error.message"]
+    assert cut["error.value_bytes"] == str(len(document) - 200).encode()
+    assert (
+        cut["error.value_digest"].startswith(b"fp_") and {"source.partition", "source.offset"} <= cut.keys()
+    )
+    assert re.fullmatch(rb"HAR 1\.2 by mitmproxy 11\.[\d.]+", cut["error.value_creator"])
+    kept = b"".join((d.value() or b"") + b"".join(v for _, v in d.headers()) for d in dead)
+    assert not [v for v in (IMEI, RIC, CARD, PHONE, "382916") if v.encode() in kept]

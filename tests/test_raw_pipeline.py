@@ -80,6 +80,9 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
     dead = read_all(broker, config.topics.dlq)
     assert [dict(d.headers())["error.kind"] for d in dead] == [b"unparsed"]
     assert dict(dead[0].headers())["source.topic"] == raw["pgaudit"]["topic"].encode()
+    assert (
+        dead[0].value() == garbled
+    )  # a log line's dead letter is its bytes (a HAR's is not: test_har_capture_e2e)
     db = names["database"]
     rows = ch.query(
         f"SELECT rule_id, actor_id, severity FROM {db}.alerts FINAL ORDER BY rule_id, actor_id"

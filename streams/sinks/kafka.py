@@ -8,6 +8,7 @@ How a Kafka sink fails, and what the runtime sees (docs/kafka-sink-faults.md has
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -292,6 +293,41 @@ def encode_dead_letter(dead: DeadLetter) -> Encoded:
         headers.append(("error.value_dropped", f"{len(value)} bytes, read it at the source offset".encode()))
         value = None
     return dead.raw.key, value, headers
+
+
+# a HAR document's first bytes name the tool that wrote it, before any request (`{"log":
+# {"version": "1.2", "creator": {"name": "mitmproxy", "version": "11.0.2"`): a name and a version
+# hold no body
+_HAR_CREATOR = re.compile(
+    rb'\A\s*\{\s*"log"\s*:\s*\{\s*"version"\s*:\s*"([0-9.]{1,8})"\s*,\s*"creator"\s*:\s*\{\s*'
+    rb'"name"\s*:\s*"([\w .-]{1,40})"\s*,\s*"version"\s*:\s*"([\w .+-]{0,24})"'
+)
+
+
+def withholding_dead_letters(
+    topics: frozenset[str], digest: Callable[[str], str]
+) -> Callable[[DeadLetter], Encoded]:
+    """The dead-letter encoder that keeps no byte of a record from `topics` (the HAR raw topic,
+    docs/har.md): a capture holds every request the app made, its login password among them (a
+    probe's cut capture reached pfi.dlq whole, the password three times), and no C3 value is kept
+    anywhere. Its dead letter says why (the usual headers), how large it was, a keyed digest (two
+    dead letters of one capture match; a guessable capture cannot be tried against it) and the tool
+    that wrote it; the record itself stays at its source offset. Other topics' are unchanged."""
+
+    def encode(dead: DeadLetter) -> Encoded:
+        value = dead.raw.value
+        if dead.raw.topic not in topics or value is None:
+            return encode_dead_letter(dead)
+        said = [
+            ("error.value_withheld", b"a HAR capture carries passwords: read it at the source offset"),
+            ("error.value_bytes", str(len(value)).encode()),
+            ("error.value_digest", digest(value.decode("latin-1")).encode()),
+        ]
+        if m := _HAR_CREATOR.match(value[:512]):
+            said.append(("error.value_creator", b"HAR %s by %s %s" % m.groups()))
+        return dead.raw.key, None, [*dead.headers(), *said]
+
+    return encode
 
 
 def client_config(bootstrap: str, extra: dict[str, Any]) -> dict[str, Any]:

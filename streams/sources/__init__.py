@@ -92,6 +92,13 @@ def _zone_hint(offset_ms: int) -> str:
 STEADY_BEHIND_MS = 3_600_000
 
 
+def withheld_topics(config: Config) -> frozenset[str]:
+    """Raw topics whose dead letters keep no byte of the record (streams/sinks/kafka.py
+    `withholding_dead_letters`): a HAR capture holds the app's login passwords."""
+    har = config.raw_sources.har
+    return frozenset({har.topic}) if har.enabled else frozenset()
+
+
 def unread_raw_topics(config: Config, existing: set[str] | dict[str, Any]) -> list[str]:
     """Warnings for raw topics on the broker whose source this config leaves off: `lifemon run`
     does not read them, so what a shipper (`lifemon ship`, Filebeat) put there is not monitored."""
@@ -322,4 +329,4 @@ class RawDecoder:
         return getattr(self.inner, name)
 
 
-__all__ = ["RawDecoder", "parsers_for", "unread_raw_topics"]
+__all__ = ["RawDecoder", "parsers_for", "unread_raw_topics", "withheld_topics"]
