@@ -175,3 +175,25 @@ def test_forgetting_a_key_forgets_every_version_and_a_subjects_every_consent() -
     registry.put(refs("consents", [c(0, subject="C2")])[0])
     assert registry.forget({"C1"}) == 2
     assert len(registry) == 1 and registry.as_of(("C2", "wealth_advice", None), T0) is not None
+
+
+def test_a_customer_list_re_sent_unchanged_each_night_is_one_version() -> None:
+    """A soak's customer export, every customer stamped with the night's date, held a copy of the
+    list a night until the prune (91 copies, 240 MB by day 39): a re-send that says what the
+    latest version says is none, and the version in force stands from its own time. A change, or
+    a re-send of an older version after it, is a version as before."""
+    from schemas.models import Customer
+
+    def cust(ts: int, org: str = "S0101") -> Customer:
+        return Customer(
+            customer_id="C1", ts=ts, org_id=org, org_path=["H", "B01", org], birth_date="1990-01-01"
+        )
+
+    registry: AsOfRegistry = AsOfRegistry("customer_id")
+    for night in range(30):
+        registry.put(cust(T0 + night * 86_400_000))
+    assert registry._history("C1") == [(T0, cust(T0))]
+    registry.put(cust(T0 + 40 * 86_400_000, org="S0102"))
+    registry.put(cust(T0 + 41 * 86_400_000))  # moved back: a version again
+    assert [r.org_id for _, r in registry._history("C1")] == ["S0101", "S0102", "S0101"]
+    assert registry.as_of("C1", T0 + 20 * 86_400_000).ts == T0
