@@ -61,7 +61,7 @@ from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistr
 
 COVERAGE_GAP = "coverage_gap"
 OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
-DEDUP_IDS_PER_PARTITION = 200_000
+DEDUP_IDS_PER_TOPIC_PARTITION = 200_000
 # a drain's passes at most: each fires what the last one registered already due (a chain is short)
 DRAIN_PASSES = 8
 SEP = "\x1f"  # between a namespace and a key in a partition's store
@@ -1272,12 +1272,12 @@ class Engine:
         kept, dropped = _door.first_deliveries(list(decoded), seen, ids)  # one C loop (streams/_door.c)
         if dropped:
             self.duplicates[stream] += dropped
-        if len(seen) > DEDUP_IDS_PER_PARTITION * 5 // 4:
+        if len(seen) > DEDUP_IDS_PER_TOPIC_PARTITION * 5 // 4:
             # the newest ids stay (dicts keep insertion order); trimmed in one rebuild, since
             # deleting a dict's first key one at a time rescans the deleted slots each time
-            self.seen_ids[scope] = dict.fromkeys(list(seen)[-DEDUP_IDS_PER_PARTITION:])
+            self.seen_ids[scope] = dict.fromkeys(list(seen)[-DEDUP_IDS_PER_TOPIC_PARTITION:])
             if scope in self._seen_saved:
-                trimmed = len(seen) - DEDUP_IDS_PER_PARTITION
+                trimmed = len(seen) - DEDUP_IDS_PER_TOPIC_PARTITION
                 self._seen_saved[scope] = max(self._seen_saved[scope] - trimmed, 0)
         return kept
 
@@ -1285,7 +1285,7 @@ class Engine:
         """The ids first delivered since the last checkpoint, to the partition's state: after a
         restart or a rebalance, a retry of an event read before is still a duplicate (a probe's
         1 500 events sent again after a restart counted twice: 7 of 56 alerts changed). Chunks
-        past the window's bound (DEDUP_IDS_PER_PARTITION) are deleted, oldest first."""
+        past the window's bound (DEDUP_IDS_PER_TOPIC_PARTITION) are deleted, oldest first."""
         for scope, seen in self.seen_ids.items():
             saved = self._seen_saved.get(scope, 0)
             if scope[1] != partition or saved >= len(seen):
@@ -1304,7 +1304,7 @@ class Engine:
                 seq += 1
             self._seen_saved[scope] = len(seen)
             total = sum(n for _, n in chunks)
-            while total - chunks[0][1] >= DEDUP_IDS_PER_PARTITION:
+            while total - chunks[0][1] >= DEDUP_IDS_PER_TOPIC_PARTITION:
                 old, n = chunks.popleft()
                 total -= n
                 store.delete(f"{SEEN}{scope[0]}{SEP}{old:012d}")

@@ -137,7 +137,7 @@ def test_a_duplicate_after_a_restart_or_a_rebalance_is_still_one(policy, catalog
     assert again.duplicates["access"] == 5
     # chunked, SEEN_CHUNK ids a key; chunks past the window's bound deleted, oldest first
     monkeypatch.setattr(engine_module, "SEEN_CHUNK", 10)
-    monkeypatch.setattr(engine_module, "DEDUP_IDS_PER_PARTITION", 30)
+    monkeypatch.setattr(engine_module, "DEDUP_IDS_PER_TOPIC_PARTITION", 30)
     small = engine(policy, catalog)
     small.process("access", "t", 0, fed("access", events[:25]))
     log = small.changes(0)
