@@ -692,6 +692,8 @@ def test_a_declined_agreement_inside_the_apps_envelope_is_no_agreement(converter
         {"data": json.dumps({"agree": False}), "sign": "ab12"},  # the envelope's data as a JSON string
         {"data": base64.b64encode(b'{"consent": "0"}').decode()},  # or as base64 of it
         {"agree": False, "data": {"accepted": True}},  # the outermost answer decides
+        {"data": {"agreeStatus": 0}, "sign": "ab12"},  # a status or flag says it too (a probe's)
+        {"是否同意": "否"},
     ]
     for body in declined:
         assert consented(converter, entry(AGREE, "POST", json=body)) == [False], body

@@ -157,12 +157,17 @@ def captured_request(entry: Any) -> CapturedRequest:
 
 
 # the field of an agreement call that says whether the user agreed, by its key form (`isAgree`); a
-# field that only names a version or an optional extra (`agreeVersion`, `acceptMarketing`) is none
+# field that only names a version or an optional extra (`agreeVersion`, `acceptMarketing`) is none;
+# a status or flag of the agreement says it too (`agreeStatus: 0`, a probe's counted as agreement)
 _ASKED = frozenset(
-    {"agree", "agreed", "isagree", "consent", "consented", "isconsent", "accept", "accepted", "同意"}
-)
+    {
+        "agree", "agreed", "isagree", "isagreed", "consent", "consented", "isconsent", "accept", "accepted",
+        "isaccept", "agreestatus", "agreeflag", "consentstatus", "consentflag", "acceptstatus", "同意",
+        "同意状态", "是否同意",
+    }
+)  # fmt: skip
 _DECLINED = frozenset(
-    {"false", "0", "no", "n", "reject", "rejected", "decline", "declined", "disagree", "拒绝", "不同意"}
+    {"false", "0", "no", "n", "reject", "rejected", "decline", "declined", "disagree", "拒绝", "不同意", "否"}
 )
 _AFFIRMED = frozenset({"true", "1", "yes", "y", "agree", "agreed", "accept", "accepted", "同意", "是"})
 
