@@ -446,7 +446,8 @@ class TransferPolicyDetector:
                 cls,
                 f"sent to {ev.recipient_id}, its sender {sender.status.value} by then",
             )
-        yield from self._unassessed(ev, cls, kind, term, book)
+        if not clearing:  # a clearing house's clearing is the national scheme's, not an arrangement's
+            yield from self._unassessed(ev, cls, kind, term, book)
         if kind in self.p.approval_types:
             problem, failed = self._approval_problem(ev, term, book, ctx, flagged)
             if problem:
@@ -615,7 +616,7 @@ class TransferPolicyDetector:
         that is declared and valid (a probe's entrusting to the cloud analytics provider, its
         assessment expired, raised nothing). One with no contract in force, or to a recipient the
         policy does not list, has no arrangement to assess: `recipient_not_approved` says so."""
-        arrangement = kind in self.p.arrangement_types and term is not None
+        arrangement = kind in self.p.arrangement_types and term is not None and self._tracks_assessments(book)
         if kind in self.p.assessment_types:
             rule, verb = self.p.rules.disclosed_without_assessment, "disclosed data to"
         elif arrangement:
@@ -639,6 +640,13 @@ class TransferPolicyDetector:
         else:
             gap = "no impact assessment"
         yield self._finding(ev, rule, cls, f"{verb} {kind.value} {ev.recipient_id} with {gap}")
+
+    def _tracks_assessments(self, book: RecipientBook) -> bool:
+        """The bank records its arrangements' assessments: some recipient of an arranged type has one
+        in recipients.yaml. A folder that records none (a bank's own, upgrading) has no rule yet:
+        a review's upgrade raised a high alert for every card authorisation to the clearing house
+        and every file to a processor; `lifemon policy check` names the recipients to fill in."""
+        return any(r.assessments for r in book.recipients.values() if r.type in self.p.arrangement_types)
 
     @staticmethod
     def _no_assessment(ev: Any, book: RecipientBook) -> str:

@@ -1234,7 +1234,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
     for rid, r in policy.recipients.recipients.items():
         if r.type in arranged and r.contracts and not r.assessments:
             print(
-                f"  NOTE  recipients.yaml {rid} ({r.name_zh}) declares no assessments: each transfer to it under "
+                f"  NOTE  recipients.yaml {rid} ({r.name_zh}) declares no assessments: once any arrangement's is recorded, each transfer to it under "
                 "its contract fires provided_without_assessment (seed 004 基本规定(3)③: 事前进行个人金融信息保护"
                 "影响评估); record its arrangement's impact assessment under `assessments`"
             )

@@ -5,6 +5,7 @@ volume is counted per recipient, contract and period, survives a restore and clo
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -1220,6 +1221,34 @@ def test_entrusting_and_providing_stand_on_the_arrangements_assessment_valid_the
     ended = transfer(n=4, recipient_id="tp_legacy_partner", contract_id="CT-tp_legacy_partner",
                      categories=["occupation"], deidentified=True, subject_ids=[], subject_count=5)  # fmt: skip
     assert rules(run(engine(), ended)) == ["LM-TP-006"]
+
+
+def test_a_folder_recording_no_arrangements_assessment_has_no_such_rule_yet_and_clearing_needs_none(
+    tmp_path: Path,
+) -> None:
+    """A review's upgrade: a bank's own recipients.yaml, written before `assessments` were read,
+    raised a high alert for every file to a processor and every card authorisation to the clearing
+    house. Until the folder records some arrangement's assessment the rule waits (`lifemon policy
+    check` names the recipients to fill in); once it does, a clearing house's clearing (the national
+    scheme's, not an arrangement's) still needs none, and its other transfers do."""
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "recipients.yaml"
+    text = path.read_text(encoding="utf-8")
+    cloud = processor(recipient_id="proc_cloud_analytics", contract_id="CT-proc_cloud_analytics",
+                      categories=["transaction_record"], deidentified=True)  # fmt: skip
+    path.write_text(re.sub(r"    assessments:\n(      - [^\n]*\n)+", "", text), encoding="utf-8")
+    assert "LM-TP-015" not in rules(run(engine_of(folder), cloud))
+    unionpay = text.index("  clr_unionpay:")
+    path.write_text(
+        text[:unionpay] + re.sub(r"    assessments:\n      - [^\n]*\n", "", text[unionpay:], count=1),
+        encoding="utf-8",
+    )
+    clearing = transfer(n=5, recipient_id="clr_unionpay", recipient_type="third_party", contract_id="CT-clr_unionpay",
+                        purpose="payment", legal_basis="contract", categories=["card_number"])  # fmt: skip
+    assert "LM-TP-015" not in rules(run(engine_of(folder), clearing))
+    other = clearing.model_copy(update={"purpose": "risk_control", "event_id": "tr-6", "transfer_id": "T6"})
+    assert "LM-TP-015" in rules(run(engine_of(folder), other))
 
 
 def test_a_type_is_assessed_per_transfer_or_per_arrangement_not_both(tmp_path: Path) -> None:
