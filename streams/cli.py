@@ -1231,12 +1231,15 @@ def cmd_policy(args: argparse.Namespace) -> int:
     # recipients.yaml should hear it here first, not from a day of alerts
     transfers = next((s for s in specs if s.kind == "transfer_policy"), None)
     arranged = transfers.params.arrangement_types if transfers is not None else []
+    recipients = policy.recipients.recipients.values()
+    tracked = any(r.assessments for r in recipients if r.type in arranged)  # else the rule waits
     for rid, r in policy.recipients.recipients.items():
         if r.type in arranged and r.contracts and not r.assessments:
+            fires = "each transfer to it under its contract fires" if tracked else "once one recipient records its own, each transfer to it under its contract fires"  # fmt: skip
             print(
-                f"  NOTE  recipients.yaml {rid} ({r.name_zh}) declares no assessments: once any arrangement's is recorded, each transfer to it under "
-                "its contract fires provided_without_assessment (seed 004 基本规定(3)③: 事前进行个人金融信息保护"
-                "影响评估); record its arrangement's impact assessment under `assessments`"
+                f"  NOTE  recipients.yaml {rid} ({r.name_zh}) declares no assessments: {fires} "
+                "provided_without_assessment (seed 004 基本规定(3)③: 事前进行个人金融信息保护影响评估); record its "
+                "arrangement's impact assessment under `assessments`"
             )
     failed = 0
     for r in run_all(specs, catalog):
