@@ -1118,8 +1118,8 @@ class Engine:
         partition's state; one key per record, on disk. An entry ends with its record's destruction,
         or `forget_deleted_days` after its deletion or anonymization, when its readers have
         forgotten the record (a soak's entries of deleted records grew a quarter of the records a
-        day, for ever); a record collected anew under its id is tied again by its next event
-        naming the customer.
+        day, for ever); a record collected anew under its id after its removal keeps it until its
+        next removal.
         An event read before any that names its customer (a replay reads separate files side by
         side; a late backfill) is held, and returned, its customer named, once one is: the customer
         side then gets it as any late lifecycle event, so the order of arrival does not decide."""
@@ -1152,6 +1152,8 @@ class Engine:
                 if due > (store.get(OWNERS_DUE + rid) or 0):  # a later removal keeps it longer
                     store.put(OWNERS_DUE + rid, due)
                     self._owner_timers(partition).register(rid, due)
+            elif ev.stage is LifecycleStage.collect and store.get(OWNERS_DUE + rid) is not None:
+                store.delete(OWNERS_DUE + rid)  # collected anew: held again, until its next removal
         return tied
 
     def _owner_timers(self, partition: int) -> TimerService:
@@ -1164,7 +1166,8 @@ class Engine:
         """The entries of records removed `forget_deleted_days` before the watermark end (`_owners`)."""
         store = self.store(partition)
         for rid, deadline in self._owner_timers(partition).due(watermark):
-            if (store.get(OWNERS_DUE + rid) or 0) <= deadline:
+            due = store.get(OWNERS_DUE + rid)
+            if due is not None and due <= deadline:  # none: destroyed, or collected anew since
                 store.delete(OWNERS + rid)
                 store.delete(OWNERS_DUE + rid)
 
