@@ -12,7 +12,7 @@ Unapproved queries of PFI are the most-fined violation (seed 001 §一; 《金�
   `counter`: its systems, its purposes, its grants): the counter serves a customer of any branch;
 - 角色设置: a role is a set of function permissions (organisation.yaml `permissions`);
 - 人员管理(6): no employee holds development, testing and operations posts together (organisation.yaml
-  `incompatible_roles`): one alert per employee and entitlement version, at its first access (`_clashes`);
+  `incompatible_roles`): one alert per employee and posts held together, at the first access (`_clashes`);
 - 人员管理(4)(5): a transfer changes and a termination ends access at once (a `transferred` record
   carrying roles at a new org is the new post, read as active at the door: streams/engine.py
   `at_new_post`);
@@ -120,7 +120,7 @@ LATEST = 2**62  # as of this, a registry returns a key's newest version
 # the reference streams whose late records judge kept accesses again, by what their records name
 LATE_KEYS = {"entitlements": "actor_id", "customers": "customer_id", "consents": "subject_id"}
 RAISED = "~raised:"  # + employee id: the alerts judging again raised (`LateAlerts`)
-CLASHED = "~clash:"  # + employee id, version: the incompatible posts found of it (`_clashes`)
+CLASHED = "~clash:"  # + employee id, the posts held together: found and raised (`_clashes`)
 WITHDRAWN = "withdrawn"  # a late alert's signature once no access is left in it
 # what an approval covering the access decides: judged again, an access its approval would cover
 # but for the budget keeps what it was found then (the budget stands as later accesses left it)
@@ -282,6 +282,13 @@ _FIELDS, _APPROVAL = attrgetter("fields"), attrgetter("approval_id")
 _KIND = attrgetter("action._value_", "system", "outcome._value_", "purpose")
 _ROLES, _ORG, _PURPOSE = attrgetter("roles"), attrgetter("org"), attrgetter("purpose")
 _VERSION, _CLASH = attrgetter("version"), attrgetter("clash")
+
+
+def _posts(view: View) -> str:
+    """The incompatible posts a version holds together, as one key."""
+    return "+".join(sorted({role for held, _ in view.clash for role in held}))
+
+
 _FIRST = itemgetter(0)
 DENIED = Outcome.denied.value
 ACTIVE, TRANSFERRED, SUSPENDED = EmployeeStatus.active, EmployeeStatus.transferred, EmployeeStatus.suspended
@@ -584,17 +591,18 @@ class UnauthorizedLookupDetector:
     def _clashes(self, events: list[Any], views: list[View], ctx: Context) -> Iterator[Finding]:
         """Seed 004 人员管理(6) 系统开发人员、系统测试人员与运维人员之间不应相互兼岗: an employee whose
         active entitlement version holds two roles of an `incompatible_roles` set, found at the
-        first access judged by that version, once per employee and version (the store remembers
-        it; the alert's id is the version's time, so a replay or a restart raises the same one).
-        An employee's roles are what HR grants, not what an access does: one alert, however many
-        accesses follow."""
-        first: dict[tuple[str, int], tuple[Any, View]] = {}  # (employee, version) -> earliest access here
+        first access judged by a version holding them, once per employee and posts held together
+        (the store remembers it; the alert's id is the employee's and the posts', so a replay or a
+        restart raises the same one, and a nightly IAM export re-sending the same roles no new one:
+        a review's raised one a night). An employee's roles are what HR grants, not what an access
+        does: one alert, however many accesses follow."""
+        first: dict[tuple[str, str], tuple[Any, View]] = {}  # (employee, posts) -> earliest access here
         for i in compress(range(len(views)), map(_CLASH, views)):
-            ev, key = events[i], (events[i].actor_id, views[i].version)
+            ev, key = events[i], (events[i].actor_id, _posts(views[i]))
             if key not in first or ev.ts < first[key][0].ts:
                 first[key] = (ev, views[i])
-        for (actor, version), (ev, view) in first.items():
-            seen = f"{CLASHED}{actor}\x1f{version}"
+        for (actor, posts), (ev, view) in first.items():
+            seen = f"{CLASHED}{actor}\x1f{posts}"
             if self.store.get(seen) is None:
                 self.store.put(seen, 1)
                 yield self._clash(ev, view, ctx)
@@ -613,7 +621,8 @@ class UnauthorizedLookupDetector:
         return Finding(
             detector=self.kind,
             rule_id=f"{self.section.rule_id}.incompatible_roles",
-            key=ev.actor_id,
+            key=f"{ev.actor_id}/{_posts(view)}",
+            anchor=0,  # one alert per employee and posts, whichever version showed them first
             window_start=ent.ts,
             window_end=ev.ts,
             severity=rule.severity,

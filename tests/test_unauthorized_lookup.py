@@ -1777,12 +1777,13 @@ def test_a_repeated_denials_note_shows_only_the_catalogs_field_ids(run) -> None:
     assert "the last: query of customer_name, 1 field the catalog does not know on" in a.summary
 
 
-def test_development_testing_and_operations_held_together_is_one_alert_per_entitlement_version(run) -> None:
+def test_development_testing_and_operations_held_together_is_one_alert_per_employee_and_posts(run) -> None:
     """Seed 004 人员管理(6) 系统开发人员、系统测试人员与运维人员之间不应相互兼岗: a probe's employee whose
     IAM record held 系统开发 and 运维 read data as one holding 运维 alone did. An ops engineer alone is
     silent; one holding development too is one medium alert at the first access that version
-    judges, however many follow and in however many batches; a later version holding developer,
-    tester and operations (IAM's English words) is another."""
+    judges, however many follow and in however many batches; a nightly export re-sending the same
+    posts is no other (a review's raised one a night); a later version holding developer, tester
+    and operations (IAM's English words) is another."""
     reads = access("e5", customers=6, every_s=60)
 
     def clashes(ents: list[Entitlement]) -> list:
@@ -1807,3 +1808,7 @@ def test_development_testing_and_operations_held_together_is_one_alert_per_entit
     assert (first.alert_id, first.evidence_event_ids) == (clash.alert_id, [reads[0].event_id])
     assert second.window_start == later.ts and second.evidence_event_ids == [reads[3].event_id]
     assert "it_developer + it_tester + it_operations" in second.summary
+    resent = both.model_copy(update={"ts": T0 + 3 * 60_000})
+    assert [(a.alert_id, a.evidence_event_ids) for a in clashes([both, resent])] == [
+        (clash.alert_id, [reads[0].event_id])
+    ]
