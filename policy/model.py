@@ -577,6 +577,17 @@ class Organisation(Strict):
                     f"roles.{rid}.permissions '{role.permissions}' is not a permission set; "
                     f"use one of {', '.join(self.permissions)}"
                 )
+        # a word names one role: an HR feed's 理财经理 read as the teller whose `also` listed it too
+        # would take every wealth manager's grants (a review's)
+        named: dict[str, str] = {}
+        for rid, role in self.roles.items():
+            words = [("id", rid), ("zh", role.zh), ("en", role.en), *(("also", w) for w in role.also)]
+            for where, word in words:
+                other = named.setdefault(key_form(word), rid)
+                if other != rid:
+                    raise ValueError(
+                        f"roles.{rid}.{where} '{word}' already names role {other}; a word may name one role only"
+                    )
         for i, clash in enumerate(self.incompatible_roles):
             unknown = [r for r in clash.roles if r not in self.roles]
             if unknown:

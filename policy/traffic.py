@@ -154,8 +154,8 @@ class Traffic(Strict):
             secret = sdks.sdk_fields[fid]
             if entry.ends and secret.jr_class is not JrClass.C3 and not secret.auth_helper:
                 raise ValueError(
-                    f"fields.{fid}.ends: only a C3 field or an authentication helper is read by a key's "
-                    "end (a miss there is the costliest; elsewhere an end names too much): list whole keys"
+                    f"fields.{fid}.ends only a C3 field or an authentication helper is read by a key's end "
+                    "(a secret, where a miss costs most); list whole keys under `keys` instead"
                 )
             for key in entry.keys:
                 form = key_form(key)

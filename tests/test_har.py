@@ -777,7 +777,11 @@ def test_collection_after_a_withdrawal_is_before_consent_through_the_engine(conv
     [
         (lambda d: d["fields"]["oaid"]["keys"].append("imei1"), "fields.oaid.keys", "already names imei"),
         (lambda d: d["fields"].update({"no_such": {"keys": ["x"]}}), "fields.no_such", "not an SDK field id"),
-        (lambda d: d["fields"]["oaid"].update({"ends": ["id"]}), "fields.oaid.ends", "only a C3 field"),
+        (
+            lambda d: d["fields"]["oaid"].update({"ends": ["id"]}),
+            "fields.oaid.ends",
+            "only a C3 field or an authentication helper",
+        ),
         (lambda d: d["host_countries"].update({"x.cn": "China"}), "host_countries", "ISO 3166"),
         (lambda d: d["value_types"].update({"text": "imei"}), "value_types", "not a recognized form"),
         (

@@ -229,8 +229,14 @@ def test_unknown_category_reference(policy_copy: Path) -> None:
             "incompatible_roles.0.roles",
             "it_developer, it_tester, it_operations",
         ),
+        (  # a review's: every wealth manager on the HR feed was read as a teller
+            "{zh: 柜员, en: counter teller,",
+            "{zh: 柜员, en: counter teller, also: [理财经理],",
+            "roles.teller.also",
+            "a word may name one role only",
+        ),
     ],
-    ids=["a role's level", "a counter's purpose", "an incompatible role"],
+    ids=["a role's level", "a counter's purpose", "an incompatible role", "a word of two roles"],
 )
 def test_cross_reference_error_points_at_the_bad_line(
     policy_copy: Path, old: str, typo: str, key: str, fix: str
