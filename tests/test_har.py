@@ -486,6 +486,8 @@ def test_a_contact_book_or_a_phone_in_text_that_is_no_one_token_is_read(converte
         ("cardExpiry", "1229", "card_expiry"),
         ("isSetPwd", True, None),
         ("needPwd", 1, None),
+        ("forgetPwd", 2, None),  # a review's: a page's state, no password
+        ("rememberPwd", "on", None),
         ("pwd", "******", None),
         ("tokenExpiry", "3600", None),
     ],

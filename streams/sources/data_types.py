@@ -372,8 +372,9 @@ _SAID = re.compile(r"([A-Za-z_][\w.-]{1,40})\s*[=:]\s*([^\s&,;，；]{3,64})")  
 _DIGIT = re.compile(r"\d")
 # one token, as an id, a version, a URL, base64 or a MAC is: no free text
 _TOKEN = re.compile(r"[\w+/=.:@#%-]*")
-# what stands in a secret's place when the secret is not sent: a flag, or a mask
-_NO_SECRET = re.compile(r"true|false|yes|no|[01yn]|[*•·xX#]+", re.IGNORECASE)
+# what stands in a secret's place when the secret is not sent: a flag, a count or a state of one or
+# two digits (`forgetPwd: 2`; no card code or PIN is that short), or a mask
+_NO_SECRET = re.compile(r"true|false|yes|no|on|off|[yn]|[0-9]{1,2}|[*•·xX#]+", re.IGNORECASE)
 
 
 def decode_nested(text: str) -> Any | None:
