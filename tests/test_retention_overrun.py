@@ -1715,6 +1715,7 @@ def test_an_input_that_never_reached_the_task_holds_nothing_back(spec, catalog) 
         (("health_data",), "insurance_referral", [], True),
         (("health_data",), "credit_review", [], False),  # a loan the customer asked for (⑬g)
         (("location_trace",), "kyc_aml", [], False),  # a duty of the law (⑬a)
+        (("location_trace",), "反欺诈", [], False),  # fraud spotted and stopped (⑬i): a probe's fired
         (("payment_account_no", "id_document_no"), "account_service", [], False),  # an account's opening
     ],
     ids=[
@@ -1730,6 +1731,7 @@ def test_an_input_that_never_reached_the_task_holds_nothing_back(spec, catalog) 
         "health for a referral, no consent",
         "health for a loan",
         "location for KYC",
+        "location for fraud",
         "account opened",
     ],
 )

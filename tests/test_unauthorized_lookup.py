@@ -1777,6 +1777,22 @@ def test_a_repeated_denials_note_shows_only_the_catalogs_field_ids(run) -> None:
     assert "the last: query of customer_name, 1 field the catalog does not know on" in a.summary
 
 
+@pytest.mark.parametrize(
+    "roles",
+    [["系统开发岗", "运维岗"], ["开发人员", "DBA"], ["测试工程师", "运维工程师"], ["ROLE_DEV", "ROLE_OPS"]],
+)
+def test_it_posts_in_iams_words_clash_and_read_no_customer_data(run, roles: list[str]) -> None:
+    """A probe's: an engineer whose only post was 运维 read ID numbers and balances on core banking
+    silently once the IT posts were declared (a role with no permission set was not judged); before,
+    an undeclared role had been role_not_permitted. The posts grant no customer data. And the words
+    IAMs write for them (系统开发岗, 开发人员, DBA, 测试工程师, ROLE_OPS) are the posts, so holding two clashes."""
+    reads = access("e5", customers=1, fields=("id_number", "account_balance"))
+    (alone,) = run([entitlement("e5", role=roles[1], org="HO")], reads)
+    assert alone.rule_id.endswith("role_not_permitted") or "role_not_permitted" in reasons([alone])
+    both = run([entitlement("e5", role=roles[0], org="HO").model_copy(update={"roles": roles})], reads)
+    assert any(a.rule_id.endswith(".incompatible_roles") for a in both)
+
+
 def test_development_testing_and_operations_held_together_is_one_alert_per_employee_and_posts(run) -> None:
     """Seed 004 人员管理(6) 系统开发人员、系统测试人员与运维人员之间不应相互兼岗: a probe's employee whose
     IAM record held 系统开发 and 运维 read data as one holding 运维 alone did. An ops engineer alone is
