@@ -488,6 +488,15 @@ def test_a_contact_book_or_a_phone_in_text_that_is_no_one_token_is_read(converte
         ("needPwd", 1, None),
         ("forgetPwd", 2, None),  # a review's: a page's state, no password
         ("rememberPwd", "on", None),
+        # a probe's seventeen false leakage incidents: states, algorithms, pages, placeholders, masks
+        ("showPwd", "visible", None),
+        ("payPwd", "SET", None),
+        ("encryptPwd", "SM2", None),
+        ("resetPwd", "/user/resetPwd.html", None),
+        ("changePwd", "https://m.bjbank.example/h5/#/changePwd?from=1", None),
+        ("pwd", "[REDACTED]", None),
+        ("pwd", "<hidden>", None),
+        ("oldPwd", "●●●●●●", None),
         ("pwd", "******", None),
         ("tokenExpiry", "3600", None),
     ],
@@ -511,6 +520,9 @@ def test_a_secret_named_in_free_text_is_read_when_its_value_holds_a_digit(conver
     assert {"card_cvn", "login_password"} <= set(fields_of(converter, entry(TINGYUN, "POST", text=crash)))
     error = "login failed, password: incorrect, pwd=null, retry later"
     assert fields_of(converter, entry(TINGYUN, "POST", text=error)) == {}
+    # placeholders an error prints in the value's place hold digits too (a probe's)
+    sql = "SQL error: update t set password={1} where u.password=?2) args password=%1$s password=***(len=8)"
+    assert fields_of(converter, entry(TINGYUN, "POST", text=sql)) == {}
 
 
 def test_a_url_an_sdk_reports_is_read_for_its_query(converter) -> None:
@@ -696,6 +708,11 @@ def test_a_declined_agreement_inside_the_apps_envelope_is_no_agreement(converter
         {"agree": False, "data": {"accepted": True}},  # the outermost answer decides
         {"data": {"agreeStatus": 0}, "sign": "ab12"},  # a status or flag says it too (a probe's)
         {"是否同意": "否"},
+        {"agree": "refuse"},
+        {"agree": -1},
+        # the privacy policy's own answer decides, whatever an optional document's says (a probe's)
+        {"agreements": [{"type": "privacy", "agree": False}, {"type": "personalized_ads", "agree": True}]},
+        {"consent": {"privacy": False, "ads": True}},
     ]
     for body in declined:
         assert consented(converter, entry(AGREE, "POST", json=body)) == [False], body

@@ -315,7 +315,9 @@ class _Walk:
                 said = value[:FREE_TEXT]
                 for name, inner in _SAID.findall(said):
                     if recognize(inner) is not None or (
-                        self.r.field_of(name) in self.r.secrets and _DIGIT.search(inner)
+                        self.r.field_of(name) in self.r.secrets
+                        and _DIGIT.search(inner)
+                        and not no_secret(inner)
                     ):
                         self.value(FoundIn.json, name, inner, depth + 1)
                 for found in numbers_in(said):
@@ -346,7 +348,7 @@ class _Walk:
         if found is None and isinstance(value, str) and len(text) > 8 and (m := _SMS.search(text)):
             found = (ValueType.sms_code, m.group(1))
         carried = self.r.carries.get(fid, frozenset()) if fid else frozenset()
-        if fid in self.r.secrets and _NO_SECRET.fullmatch(text.strip()):
+        if fid in self.r.secrets and no_secret(text):
             fid = None  # a flag or a mask (`hasPwd: true`, `pwd: ******`): the secret was not sent
         if fid is not None:
             if found is None and ValueType.sms_code in carried and _CODE.fullmatch(text):
@@ -372,9 +374,28 @@ _SAID = re.compile(r"([A-Za-z_][\w.-]{1,40})\s*[=:]\s*([^\s&,;，；]{3,64})")  
 _DIGIT = re.compile(r"\d")
 # one token, as an id, a version, a URL, base64 or a MAC is: no free text
 _TOKEN = re.compile(r"[\w+/=.:@#%-]*")
-# what stands in a secret's place when the secret is not sent: a flag, a count or a state of one or
-# two digits (`forgetPwd: 2`; no card code or PIN is that short), or a mask
-_NO_SECRET = re.compile(r"true|false|yes|no|on|off|[yn]|[0-9]{1,2}|[*•·xX#]+", re.IGNORECASE)
+# what stands in a secret's place when the secret is not sent (a critical alert opens a leakage
+# incident, so each of these was a false one, a probe's): a flag or a state (`showPwd: visible`,
+# `payPwd: SET`, 已设置), a count of one or two digits (`forgetPwd: 2`: no card code or PIN is that
+# short), a mask (`******`, `●●●●●●`, `***(len=8)`), a placeholder (`[REDACTED]`, `<hidden>`, `{1}`,
+# `?2`, `%1$s`, `${pwd}`), a page's URL or path (`resetPwd: /user/resetPwd.html`), an algorithm's
+# name (`encryptPwd: SM2`)
+_NO_SECRET = re.compile(
+    r"true|false|yes|no|on|off|[yn]|n/?a|null|none|nil|set|unset|not_?set|enabled|disabled|visible|hidden|"
+    r"encrypted|masked|required|optional|已设置|未设置|已加密|已隐藏|隐藏|显示|"
+    r"[0-9]{1,2}|[*•●○·xX#]+(?:\s*\(len(?:gth)?[=:]\s*\d+\))?|"
+    r"\[[^\]]*\]|<[^>]*>|\$?\{[^}]*\}|\?\d*|%(?:\d+\$)?[sd]|"
+    r"(?:https?://|/|#/)\S*|\S+\.html?(?:[?#]\S*)?|"
+    r"(?:rsa|sm[234]|aes|3?des|md5|sha|bcrypt|pbkdf2)[-_]?\d*",
+    re.IGNORECASE,
+)
+
+
+def no_secret(text: str) -> bool:
+    """What stands in a secret's place is no secret (`_NO_SECRET`), its quotes and the punctuation a
+    text closes it with aside (`u.password=?2)`)."""
+    said = text.strip().strip("'\"")
+    return bool(_NO_SECRET.fullmatch(said) or _NO_SECRET.fullmatch(said.rstrip(").,;:")))
 
 
 def decode_nested(text: str) -> Any | None:

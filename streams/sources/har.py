@@ -167,7 +167,23 @@ _ASKED = frozenset(
     }
 )  # fmt: skip
 _DECLINED = frozenset(
-    {"false", "0", "no", "n", "reject", "rejected", "decline", "declined", "disagree", "拒绝", "不同意", "否"}
+    {
+        "false",
+        "0",
+        "-1",
+        "no",
+        "n",
+        "reject",
+        "rejected",
+        "refuse",
+        "refused",
+        "decline",
+        "declined",
+        "disagree",
+        "拒绝",
+        "不同意",
+        "否",
+    }
 )
 _AFFIRMED = frozenset({"true", "1", "yes", "y", "agree", "agreed", "accept", "accepted", "同意", "是"})
 
@@ -178,7 +194,11 @@ def declined(req: CapturedRequest) -> bool:
     false}, "sign": ...}`, a probe's counted as agreement), sometimes as a JSON string. The outermost
     answers decide, and one saying yes among them outweighs one saying no: a list of documents
     agreed one by one (`[{"code": "privacy", "agree": 1}, {"code": "marketing", "agree": 0}]`)
-    agrees to the privacy policy."""
+    agrees to the privacy policy; where an answer names the privacy policy itself, it alone decides
+    (a probe's privacy "no" beside a personalized ads "yes" counted as agreement)."""
+    own = [str(v).strip().lower() for v in _privacy_answers(req)]
+    if own:
+        return bool(set(own) & _DECLINED) and not set(own) & _AFFIRMED
     answers: list[tuple[int, str]] = []
     for depth, key, value in islice(_fields_said(req), MAX_NODES):
         if key in _ASKED:
@@ -188,6 +208,39 @@ def declined(req: CapturedRequest) -> bool:
     top = min(depth for depth, _ in answers)
     said = {value for depth, value in answers if depth == top}
     return bool(said & _DECLINED) and not said & _AFFIRMED
+
+
+_PRIVACY = ("privacy", "隐私")  # what names the privacy policy among an agreement's documents
+
+
+def _privacy_answers(req: CapturedRequest) -> list[Any]:
+    """The answers that name the privacy policy: an agreement field beside a value naming it
+    (`{"type": "privacy", "agree": false}`), or a field naming it inside an agreement field
+    (`{"consent": {"privacy": false, "ads": true}}`)."""
+    body = decode_nested(req.body) if req.body else None
+    found: list[Any] = []
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > MAX_DEPTH or len(found) > 16:
+            return
+        if isinstance(node, list):
+            for item in node:
+                walk(item, depth + 1)
+            return
+        if not isinstance(node, dict):
+            return
+        asked = [k for k in node if key_form(str(k)) in _ASKED]
+        names = [v for k, v in node.items() if k not in asked and isinstance(v, str)]
+        if asked and any(p in n.lower() for n in names for p in _PRIVACY):
+            found.extend(node[k] for k in asked if not isinstance(node[k], dict | list))
+        for k in asked:
+            if isinstance(node[k], dict):
+                found.extend(v for n, v in node[k].items() if any(p in str(n).lower() for p in _PRIVACY))
+        for value in node.values():
+            walk(decode_nested(value) if isinstance(value, str) else value, depth + 1)
+
+    walk(body, 0)
+    return [a for a in found if not isinstance(a, dict | list)]
 
 
 def agreed(req: CapturedRequest) -> bool:
