@@ -632,6 +632,14 @@ class TransferPolicyDetector:
                 arrangement or ev.recipient_id in book.assessments
             ):
                 return
+            # a nightly job still naming the assessment its renewal replaced: the arrangement stands
+            # on the one valid now (a probe's renewed contract raised a high alert a night)
+            if (
+                arrangement
+                and book.declared(ev.recipient_id, named)
+                and book.assessment_at(ev.recipient_id, ev.ts)
+            ):
+                return
             gap = f"assessment '{ev.assessment_id}', not one declared for it and valid"
         elif arrangement:
             if book.assessment_at(ev.recipient_id, ev.ts) is not None:

@@ -64,6 +64,10 @@ class RecipientBook:
             for a, start, end in self.assessments.get(recipient_id, ())
         )
 
+    def declared(self, recipient_id: str, assessment_id: str) -> bool:
+        """The assessment is one recipients.yaml declares for this recipient, at any time."""
+        return any(a == assessment_id for a, _, _ in self.assessments.get(recipient_id, ()))
+
     def assessment_at(self, recipient_id: str, ts: int) -> str | None:
         """An assessment declared for this recipient and valid at `ts` (the first declared), or None."""
         return next(

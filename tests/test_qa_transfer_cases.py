@@ -409,6 +409,18 @@ def test_a_card_authorisation_to_the_card_scheme_is_clearing_not_sharing(run) ->
     assert run([ev]) == {}
 
 
+@pytest.mark.parametrize(
+    ("recipient", "purpose"), [("中国银联", "清算"), ("UnionPay", "settlement"), ("网联", "资金清算")]
+)
+def test_a_clearing_file_in_the_card_systems_words_is_clearing(run, recipient: str, purpose: str) -> None:
+    """A probe's card system wrote the scheme as 中国银联 and the purpose as 清算: a share without
+    consent to an unlisted recipient, two highs a file. The recipients' own names and the purpose's
+    words (recipients.yaml and purposes.yaml `also`) are the clearing they say."""
+    ev = transfer(recipient, "third_party", ["payment_account_no", "transaction_instruction"], purpose=purpose,
+                  legal_basis="contract")  # fmt: skip
+    assert run([ev]) == {}
+
+
 def test_the_card_scheme_for_another_purpose_is_judged_as_sharing(run) -> None:
     """The exemption is for clearing: the same recipient sent C3 data for marketing is a share."""
     ev = transfer("clr_unionpay", "third_party", CARD_AUTH, purpose="marketing", legal_basis="contract")

@@ -1251,6 +1251,28 @@ def test_a_folder_recording_no_arrangements_assessment_has_no_such_rule_yet_and_
     assert "LM-TP-015" in rules(run(engine_of(folder), other))
 
 
+def test_a_transfer_naming_the_assessment_its_renewal_replaced_stands_on_the_renewal(tmp_path: Path) -> None:
+    """A probe's nightly job kept naming the assessment the contract's renewal replaced: a high
+    alert a night, as if none existed. An id the recipient declared, with another valid then, is the
+    arrangement assessed; an id never declared still fires."""
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "recipients.yaml"
+    old = "      - {id: PIA-2024-025, valid_from: 2024-12-15, valid_to: 2026-12-31}\n"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, "      - {id: PIA-2024-025, valid_from: 2024-12-15, valid_to: 2025-12-31}\n"
+                                      "      - {id: PIA-2026-003, valid_from: 2026-01-01, valid_to: 2026-12-31}\n"),
+                    encoding="utf-8")  # fmt: skip
+
+    def cloud(n: int, named: str) -> TransferEvent:
+        return processor(n=n, recipient_id="proc_cloud_analytics", contract_id="CT-proc_cloud_analytics",
+                         categories=["transaction_record"], deidentified=True, assessment_id=named)  # fmt: skip
+
+    assert "LM-TP-015" not in rules(run(engine_of(folder), cloud(1, "PIA-2024-025")))
+    assert "LM-TP-015" in rules(run(engine_of(folder), cloud(2, "PIA-NOPE")))
+
+
 def test_a_type_is_assessed_per_transfer_or_per_arrangement_not_both(tmp_path: Path) -> None:
     folder = tmp_path / "policy"
     shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
