@@ -88,6 +88,8 @@ class Entitlements(AsOf, Protocol):
 
     def granted(self, key: Any, ts: int, approval_id: str) -> int | None: ...
 
+    def history(self, key: Any) -> list[tuple[int, Any]]: ...
+
 
 class Consents(AsOf, Protocol):
     """Consents as of time, where a separate consent stands until withdrawn (streams.registries)."""

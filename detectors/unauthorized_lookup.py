@@ -284,6 +284,19 @@ _ROLES, _ORG, _PURPOSE = attrgetter("roles"), attrgetter("org"), attrgetter("pur
 _VERSION, _CLASH = attrgetter("version"), attrgetter("clash")
 
 
+def _holding(ctx: Context, actor: str, posts: set[str], ts: int) -> tuple[int, bool]:
+    """When the employee's uninterrupted holding of `posts` in force at `ts` began, as far as the
+    kept versions reach, and whether a version without them comes before it (a holding anew)."""
+    since = ts
+    for at, ent in reversed(ctx.refs.entitlements.history(actor)):
+        if at > ts:
+            continue
+        if ent.status is not EmployeeStatus.active or not posts <= set(ent.roles):
+            return since, True
+        since = at
+    return since, False
+
+
 def _posts(view: View) -> str:
     """The incompatible posts a version holds together, as one key."""
     return "+".join(sorted({role for held, _ in view.clash for role in held}))
@@ -591,11 +604,13 @@ class UnauthorizedLookupDetector:
     def _clashes(self, events: list[Any], views: list[View], ctx: Context) -> Iterator[Finding]:
         """Seed 004 人员管理(6) 系统开发人员、系统测试人员与运维人员之间不应相互兼岗: an employee whose
         active entitlement version holds two roles of an `incompatible_roles` set, found at the
-        first access judged by a version holding them, once per employee and posts held together
-        (the store remembers it; the alert's id is the employee's and the posts', so a replay or a
-        restart raises the same one, and a nightly IAM export re-sending the same roles no new one:
-        a review's raised one a night). An employee's roles are what HR grants, not what an access
-        does: one alert, however many accesses follow."""
+        first access judged by a version holding them, once per employee, posts held together and
+        holding (the store remembers when the holding alerted began; the first alert's id is the
+        employee's and the posts', so a replay or a restart raises the same one, and a nightly IAM
+        export re-sending the same roles no new one: a review's raised one a night). The same posts
+        held again after a version without them are a holding anew, and another alert (a probe's
+        re-grant after the bank's remediation was silent). An employee's roles are what HR grants,
+        not what an access does: one alert a holding, however many accesses follow."""
         first: dict[tuple[str, str], tuple[Any, View]] = {}  # (employee, posts) -> earliest access here
         for i in compress(range(len(views)), map(_CLASH, views)):
             ev, key = events[i], (events[i].actor_id, _posts(views[i]))
@@ -603,11 +618,13 @@ class UnauthorizedLookupDetector:
                 first[key] = (ev, views[i])
         for (actor, posts), (ev, view) in first.items():
             seen = f"{CLASHED}{actor}\x1f{posts}"
-            if self.store.get(seen) is None:
-                self.store.put(seen, 1)
-                yield self._clash(ev, view, ctx)
+            alerted = self.store.get(seen)
+            since, anew = _holding(ctx, actor, set(posts.split("+")), ev.ts)
+            if alerted is None or (anew and since > alerted):
+                self.store.put(seen, since)
+                yield self._clash(ev, view, ctx, anchor=0 if alerted is None else since)
 
-    def _clash(self, ev: Any, view: View, ctx: Context) -> Finding:
+    def _clash(self, ev: Any, view: View, ctx: Context, anchor: int) -> Finding:
         ent, rule = view.ent, self.p.incompatible_roles
         assert ent is not None
         roles = ctx.catalog.policy.organisation.roles
@@ -622,7 +639,7 @@ class UnauthorizedLookupDetector:
             detector=self.kind,
             rule_id=f"{self.section.rule_id}.incompatible_roles",
             key=f"{ev.actor_id}/{_posts(view)}",
-            anchor=0,  # one alert per employee and posts, whichever version showed them first
+            anchor=anchor,  # 0 for the first holding, whichever version showed it; then its start
             window_start=ent.ts,
             window_end=ev.ts,
             severity=rule.severity,

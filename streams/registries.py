@@ -70,6 +70,10 @@ class AsOfRegistry(Generic[T]):
         i = bisect_right(known, ts, key=lambda v: v[0])
         return known[i - 1][1] if i else None
 
+    def history(self, key: Hashable) -> list[Version]:
+        """The key's versions kept, oldest first: (valid-from, record)."""
+        return self._history(key)
+
     def _history(self, key: Hashable) -> list[Version]:
         """The key's versions, oldest first."""
         known = self._versions.get(key)

@@ -1798,8 +1798,9 @@ def test_development_testing_and_operations_held_together_is_one_alert_per_emplo
     IAM record held 系统开发 and 运维 read data as one holding 运维 alone did. An ops engineer alone is
     silent; one holding development too is one medium alert at the first access that version
     judges, however many follow and in however many batches; a nightly export re-sending the same
-    posts is no other (a review's raised one a night); a later version holding developer, tester
-    and operations (IAM's English words) is another."""
+    posts is no other (a review's raised one a night), the same posts granted again after a version
+    without them are (a probe's); a later version holding developer, tester and operations (IAM's
+    English words) is another."""
     reads = access("e5", customers=6, every_s=60)
 
     def clashes(ents: list[Entitlement]) -> list:
@@ -1828,3 +1829,9 @@ def test_development_testing_and_operations_held_together_is_one_alert_per_emplo
     assert [(a.alert_id, a.evidence_event_ids) for a in clashes([both, resent])] == [
         (clash.alert_id, [reads[0].event_id])
     ]
+    # removed by the bank's remediation, then granted again: a holding anew, another alert (a probe's)
+    removed = both.model_copy(update={"ts": T0 + 2 * 60_000, "roles": ["系统开发"]})
+    again = both.model_copy(update={"ts": T0 + 3 * 60_000})
+    first, second = sorted(clashes([both, removed, again]), key=lambda a: a.last_seen)
+    assert first.alert_id == clash.alert_id and second.alert_id != clash.alert_id
+    assert second.evidence_event_ids == [reads[3].event_id]
