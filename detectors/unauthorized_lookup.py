@@ -629,7 +629,7 @@ class UnauthorizedLookupDetector:
         assert ent is not None
         roles = ctx.catalog.policy.organisation.roles
         en = "; ".join(f"{' + '.join(held)} [{source}]" for held, source in view.clash)
-        zh = "；".join("、".join(roles[r].zh for r in held) for held, _ in view.clash)
+        zh = "；".join("、".join(roles[r].zh if r in roles else r for r in held) for held, _ in view.clash)
         summary = (
             f"{ev.actor_id} holds incompatible posts together: {en}; entitlement as of {iso_minute(ent.ts)} "
             f"(org {ent.org_id}), found at its first access judged, {ev.event_id} on {ev.system} at "

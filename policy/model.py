@@ -320,12 +320,20 @@ class IncompatibleRoles(Strict):
     """Roles no employee holds two of (不相容职责, seed 004 人员管理(6))."""
 
     roles: list[str] = Field(min_length=2, description="role ids of `roles`: any two held together clash")
+    posts: list[str] = Field(
+        default_factory=list,
+        description="single posts that are two of these by their name (DevOps: development and operations)",
+    )
     source: str
 
     def held(self, roles: Collection[str]) -> list[str]:
-        """The roles of this set `roles` hold, in the set's order, where they are two or more."""
+        """The roles of this set `roles` hold, in the set's order, where they are two or more; or a
+        post that is two of them by name, as the feed wrote it."""
         clash = [r for r in self.roles if r in roles]
-        return clash if len(clash) > 1 else []
+        if len(clash) > 1:
+            return clash
+        combined = {key_form(p) for p in self.posts}
+        return [r for r in roles if key_form(r) in combined][:1] if combined else []
 
 
 class Counter(Strict):

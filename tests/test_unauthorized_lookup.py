@@ -1793,6 +1793,17 @@ def test_it_posts_in_iams_words_clash_and_read_no_customer_data(run, roles: list
     assert any(a.rule_id.endswith(".incompatible_roles") for a in both)
 
 
+@pytest.mark.parametrize("post", ["DevOps", "DevOps工程师"])
+def test_a_devops_post_holds_development_and_operations_alone(run, post: str) -> None:
+    """A probe's: one post named DevOps is development and operations held by one person, and was
+    silent (organisation.yaml `incompatible_roles` `posts`)."""
+    reads = access("e5", customers=1)
+    (clash,) = [
+        a for a in run([entitlement("e5", role=post, org="HO")], reads) if "incompatible" in a.rule_id
+    ]
+    assert post in clash.summary and "人员管理(6)" in clash.summary
+
+
 def test_development_testing_and_operations_held_together_is_one_alert_per_employee_and_posts(run) -> None:
     """Seed 004 人员管理(6) 系统开发人员、系统测试人员与运维人员之间不应相互兼岗: a probe's employee whose
     IAM record held 系统开发 and 运维 read data as one holding 运维 alone did. An ops engineer alone is
