@@ -284,14 +284,17 @@ _ROLES, _ORG, _PURPOSE = attrgetter("roles"), attrgetter("org"), attrgetter("pur
 _VERSION, _CLASH = attrgetter("version"), attrgetter("clash")
 
 
-def _holding(ctx: Context, actor: str, posts: set[str], ts: int) -> tuple[int, bool]:
+def _holding(ctx: Context, organisation: Any, actor: str, posts: set[str], ts: int) -> tuple[int, bool]:
     """When the employee's uninterrupted holding of `posts` in force at `ts` began, as far as the
-    kept versions reach, and whether a version without them comes before it (a holding anew)."""
+    kept versions reach, and whether a version without them comes before it (a holding anew). A
+    version's posts are read as its clash is (a DevOps post as the policy spells it, whatever the
+    case HR wrote it in: a review's DEVOPS after DevOps was a holding anew)."""
     since = ts
     for at, ent in reversed(ctx.refs.entitlements.history(actor)):
         if at > ts:
             continue
-        if ent.status is not EmployeeStatus.active or not posts <= set(ent.roles):
+        held = {r for roles, _ in organisation.clashing_roles(ent.roles) for r in roles}
+        if ent.status is not EmployeeStatus.active or not posts <= held:
             return since, True
         since = at
     return since, False
@@ -611,15 +614,19 @@ class UnauthorizedLookupDetector:
         held again after a version without them are a holding anew, and another alert (a probe's
         re-grant after the bank's remediation was silent). An employee's roles are what HR grants,
         not what an access does: one alert a holding, however many accesses follow."""
-        first: dict[tuple[str, str], tuple[Any, View]] = {}  # (employee, posts) -> earliest access here
+        # (employee, posts, the holding's start) -> the earliest access here: a batch may hold a
+        # holding and the one granted anew after it (a review's were one alert in a batch, two apart)
+        first: dict[tuple[str, str, int], tuple[Any, View, bool]] = {}
+        organisation = ctx.catalog.policy.organisation
         for i in compress(range(len(views)), map(_CLASH, views)):
-            ev, key = events[i], (events[i].actor_id, _posts(views[i]))
+            ev, posts = events[i], _posts(views[i])
+            since, anew = _holding(ctx, organisation, ev.actor_id, set(posts.split("+")), ev.ts)
+            key = (ev.actor_id, posts, since)
             if key not in first or ev.ts < first[key][0].ts:
-                first[key] = (ev, views[i])
-        for (actor, posts), (ev, view) in first.items():
+                first[key] = (ev, views[i], anew)
+        for (actor, posts, since), (ev, view, anew) in sorted(first.items(), key=lambda kv: kv[0][2]):
             seen = f"{CLASHED}{actor}\x1f{posts}"
             alerted = self.store.get(seen)
-            since, anew = _holding(ctx, actor, set(posts.split("+")), ev.ts)
             if alerted is None or (anew and since > alerted):
                 self.store.put(seen, since)
                 yield self._clash(ev, view, ctx, anchor=0 if alerted is None else since)

@@ -332,8 +332,9 @@ class IncompatibleRoles(Strict):
         clash = [r for r in self.roles if r in roles]
         if len(clash) > 1:
             return clash
-        combined = {key_form(p) for p in self.posts}
-        return [r for r in roles if key_form(r) in combined][:1] if combined else []
+        # as the policy spells the post, whatever case or punctuation HR wrote it in (`Dev+Ops`)
+        combined = {key_form(p): p for p in self.posts}
+        return [combined[f] for r in roles if (f := key_form(r)) in combined][:1]
 
 
 class Counter(Strict):

@@ -497,6 +497,11 @@ def test_a_contact_book_or_a_phone_in_text_that_is_no_one_token_is_read(converte
         ("pwd", "[REDACTED]", None),
         ("pwd", "<hidden>", None),
         ("oldPwd", "●●●●●●", None),
+        # a review's: what only looks like one is the secret (an algorithm with digits, a path, braces)
+        ("pwd", "sm2024", "login_password"),
+        ("pwd", "des123456", "login_password"),
+        ("pwd", "/Abc123!", "login_password"),
+        ("pwd", "{ab12cd}", "login_password"),
         ("pwd", "******", None),
         ("tokenExpiry", "3600", None),
     ],

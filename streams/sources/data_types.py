@@ -384,9 +384,11 @@ _NO_SECRET = re.compile(
     r"true|false|yes|no|on|off|[yn]|n/?a|null|none|nil|set|unset|not_?set|enabled|disabled|visible|hidden|"
     r"encrypted|masked|required|optional|已设置|未设置|已加密|已隐藏|隐藏|显示|"
     r"[0-9]{1,2}|[*•●○·xX#]+(?:\s*\(len(?:gth)?[=:]\s*\d+\))?|"
-    r"\[[^\]]*\]|<[^>]*>|\$?\{[^}]*\}|\?\d*|%(?:\d+\$)?[sd]|"
-    r"(?:https?://|/|#/)\S*|\S+\.html?(?:[?#]\S*)?|"
-    r"(?:rsa|sm[234]|aes|3?des|md5|sha|bcrypt|pbkdf2)[-_]?\d*",
+    r"\[[A-Za-z][\w -]*\]|<[A-Za-z][\w:. -]*>|\{\d+\}|\$\{[A-Za-z_][\w.]*\}|\?\d*|%(?:\d+\$)?[sd]|"
+    r"(?:https?://|#/)\S*|/[^/\s]+/\S*|\S+\.html?(?:[?#]\S*)?|"
+    # an algorithm's name, alone or with its key size or mode: `sm2024` or `des123456` is a password
+    r"rsa(?:[-_]?(?:1024|2048|3072|4096))?|sm[234]|aes(?:[-_]?(?:128|192|256))?(?:[-_]?(?:gcm|cbc|ecb))?|"
+    r"3?des|md5|sha(?:[-_]?(?:1|224|256|384|512))?|bcrypt|pbkdf2",
     re.IGNORECASE,
 )
 
