@@ -1754,6 +1754,18 @@ def test_collection_that_needs_the_customers_consent(
         assert alerts[0].severity.value == "high" and alerts[0].evidence_event_ids == [ev.event_id]
 
 
+def test_a_location_consent_logged_by_the_features_name_is_the_branch_services(spec, catalog) -> None:
+    """A probe's consent platform logged the app's location switch as 定位服务: no consent to the
+    nearby-branch service, and the branch check-in was a high alert (purposes.yaml `also`)."""
+    from schemas.models import Consent
+
+    e = Engine([spec], catalog, pseudonymize=pz)
+    given = Consent(subject_id="C1", ts=T0 - DAY, purpose="定位服务", status="granted", separate=True)
+    e.apply_reference("consents", refs("consents", [given]))
+    ev = collect(day=0, cats=("location_trace",), purpose="branch_service", system="mobile_banker")
+    assert e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [ev], "lifecycle", 0)) + e.drain() == []
+
+
 def test_a_location_trace_after_the_customer_turned_location_off_fires_and_unfed_decides_nothing(
     spec, catalog
 ) -> None:
