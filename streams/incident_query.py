@@ -368,26 +368,27 @@ def render_incident_view(
         "reports due / 报告时限 (counted from the first event)",
     ]
     owing = owed(inc["deadlines"], state)
-    waived_lines: list[str] = []
+    waived_any = False
     for d in inc["deadlines"]:
+        waived = False
         if d in owing:
             passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 else ""
         elif state in NOTICE_GIVEN and d.get("notice", False):
             waived = state == NOTICE_WAIVED and bool(d.get("waiver"))
             passed = _notice_made(d, reviews, current, waived, zone)
-            if waived:
-                waived_lines.append(f"    {d['waiver']}")
         else:
             passed = ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
-    if waived_lines:
-        lines += [
-            *waived_lines,
-            "    the measures that avoided the harm: the review's note below; the regulator may still ask "
-            "for the notice (make it, then `lifemon incidents resolve --as notified`) / 监管部门要求通知个人的, "
-            "通知后记录为 notified",
-        ]
-    lines += ["", "notice / 告知内容 (PIPL art. 57 ¶1)", "  categories / 信息种类"]
+        if waived:  # under the line it waives (a probe read it under the assessor's, as if that were)
+            waived_any = True
+            lines += [
+                f"    {d['waiver']}",
+                "    the measures that avoided the harm: the review's note below; the regulator may still ask "
+                "for the notice (make it, then `lifemon incidents resolve --as notified`) / 监管部门要求通知个人的, "
+                "通知后记录为 notified",
+            ]
+    drafted = " (drafted, not sent: waived / 草稿，未发送：不通知个人)" if waived_any else ""
+    lines += ["", f"notice / 告知内容 (PIPL art. 57 ¶1){drafted}", "  categories / 信息种类"]
     for c in notice["categories"]:
         lines.append(f"    {c['zh']} / {c['en']} ({c['jr_class']}): {counted(c, zh=True)}; {counted(c)}")
     for key, heading in (

@@ -1281,6 +1281,14 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     assert "waived after its deadline / 逾期决定不通知个人 20" in due["the individuals affected"], due
     assert not any("passed / 已过" in line for line in due.values()), due
     assert "可以不通知个人" in shown and "resolve --as notified" in shown  # the clause, and how to undo it
+    # under the line it waives, not the last report's (a probe read it as the assessor's waived), and
+    # the notice a draft not sent
+    lines = shown.splitlines()
+    at = next(i for i, line in enumerate(lines) if "the individuals affected" in line and "UTC (" in line)
+    assert "可以不通知个人" in lines[at + 1], lines[at : at + 3]
+    assert (
+        "notice / 告知内容 (PIPL art. 57 ¶1) (drafted, not sent: waived / 草稿，未发送：不通知个人)" in shown
+    )
     assert "  measures taken / 采取的补救措施\n" in shown and "broker_x deleted the file" in shown
 
     # the regulator asks for the notice after all: made, recorded notified, the waiver kept in the trail
@@ -1288,6 +1296,7 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     assert main(["incidents", "resolve", iid[:8], "--as", "notified", "--note", asked, *review]) == 0
     assert main(["incidents", "show", iid[:8], "--config", str(config)]) == 0
     shown = capsys.readouterr().out
+    assert "(drafted, not sent" not in shown
     individuals_line = next(line for line in shown.splitlines() if "个人 / the individuals affected" in line)
     assert "notified late / 逾期告知 20" in individuals_line and "waived" not in individuals_line
     assert "notice_waived" in shown and "SMS sent to all 30" in shown  # both reviews, the trail append-only
