@@ -616,7 +616,14 @@ class TransferPolicyDetector:
         that is declared and valid (a probe's entrusting to the cloud analytics provider, its
         assessment expired, raised nothing). One with no contract in force, or to a recipient the
         policy does not list, has no arrangement to assess: `recipient_not_approved` says so."""
-        arrangement = kind in self.p.arrangement_types and term is not None and self._tracks_assessments(book)
+        # the rule waits until the bank records its arrangements' assessments (a review's upgrade of a
+        # bank's own recipients.yaml raised a high alert for every card authorisation and every file
+        # to a processor; `lifemon policy check` names the recipients to fill in)
+        arrangement = (
+            kind in self.p.arrangement_types
+            and term is not None
+            and book.records_assessments(self.p.arrangement_types)
+        )
         if kind in self.p.assessment_types:
             rule, verb = self.p.rules.disclosed_without_assessment, "disclosed data to"
         elif arrangement:
@@ -626,18 +633,17 @@ class TransferPolicyDetector:
             return
         named = (ev.assessment_id or "").strip()
         if named:
+            if arrangement:
+                # one the recipient declared, and one valid now: a nightly job still naming the
+                # assessment its renewal replaced stands on the renewal (a probe's raised a high
+                # alert a night)
+                if book.declared(ev.recipient_id, named) and book.assessment_at(ev.recipient_id, ev.ts):
+                    return
             # one declared for the recipient and valid; a disclosure to a recipient the policy does
             # not list (the bank's website) names its own, which only the transfer records
-            if book.assessed(ev.recipient_id, ev.assessment_id, ev.ts) or not (
-                arrangement or ev.recipient_id in book.assessments
-            ):
-                return
-            # a nightly job still naming the assessment its renewal replaced: the arrangement stands
-            # on the one valid now (a probe's renewed contract raised a high alert a night)
-            if (
-                arrangement
-                and book.declared(ev.recipient_id, named)
-                and book.assessment_at(ev.recipient_id, ev.ts)
+            elif (
+                book.assessed(ev.recipient_id, ev.assessment_id, ev.ts)
+                or ev.recipient_id not in book.assessments
             ):
                 return
             gap = f"assessment '{ev.assessment_id}', not one declared for it and valid"
@@ -648,13 +654,6 @@ class TransferPolicyDetector:
         else:
             gap = "no impact assessment"
         yield self._finding(ev, rule, cls, f"{verb} {kind.value} {ev.recipient_id} with {gap}")
-
-    def _tracks_assessments(self, book: RecipientBook) -> bool:
-        """The bank records its arrangements' assessments: some recipient of an arranged type has one
-        in recipients.yaml. A folder that records none (a bank's own, upgrading) has no rule yet:
-        a review's upgrade raised a high alert for every card authorisation to the clearing house
-        and every file to a processor; `lifemon policy check` names the recipients to fill in."""
-        return any(r.assessments for r in book.recipients.values() if r.type in self.p.arrangement_types)
 
     @staticmethod
     def _no_assessment(ev: Any, book: RecipientBook) -> str:

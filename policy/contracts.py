@@ -6,11 +6,13 @@ calendar (its `timezone`); a contract is in force from the start of `valid_from`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from policy.model import Contract, Recipient, Recipients, VolumePeriod
+from schemas.models import RecipientType
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class RecipientBook:
             ]
             for rid, r in self.recipients.items()
         }
+        self._assessed_types = frozenset(r.type for r in self.recipients.values() if r.assessments)
 
     def day_start(self, day: date) -> int:
         return int(datetime.combine(day, time(), self.tz).timestamp() * 1000)
@@ -63,6 +66,10 @@ class RecipientBook:
             a == assessment_id and start <= ts < end
             for a, start, end in self.assessments.get(recipient_id, ())
         )
+
+    def records_assessments(self, types: Iterable[RecipientType]) -> bool:
+        """Some recipient of these types has an assessment on record: the bank keeps them here."""
+        return not self._assessed_types.isdisjoint(types)
 
     def declared(self, recipient_id: str, assessment_id: str) -> bool:
         """The assessment is one recipients.yaml declares for this recipient, at any time."""

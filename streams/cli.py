@@ -1226,13 +1226,12 @@ def cmd_policy(args: argparse.Namespace) -> int:
                 f"  NOTE  sdks.yaml {sdk_id} ({sdk.name_zh}) declares no hosts: where it sends is not judged "
                 "(sdk_overcollection host_not_allowed); fill in `hosts`"
             )
-    # an arrangement with no impact assessment on record: every transfer under its contract fires
-    # (transfer_policy provided_without_assessment), which is the point, but a bank upgrading its own
-    # recipients.yaml should hear it here first, not from a day of alerts
+    # an arrangement with no impact assessment on record: once the bank records any, every transfer
+    # under its contract fires (transfer_policy provided_without_assessment), which is the point, but
+    # a bank upgrading its own recipients.yaml should hear it here first, not from a day of alerts
     transfers = next((s for s in specs if s.kind == "transfer_policy"), None)
     arranged = transfers.params.arrangement_types if transfers is not None else []
-    recipients = policy.recipients.recipients.values()
-    tracked = any(r.assessments for r in recipients if r.type in arranged)  # else the rule waits
+    tracked = catalog.recipient_book.records_assessments(arranged)  # else the rule waits
     for rid, r in policy.recipients.recipients.items():
         if r.type in arranged and r.contracts and not r.assessments:
             fires = "each transfer to it under its contract fires" if tracked else "once one recipient records its own, each transfer to it under its contract fires"  # fmt: skip
