@@ -196,11 +196,12 @@ def declined(req: CapturedRequest) -> bool:
     agreed one by one (`[{"code": "privacy", "agree": 1}, {"code": "marketing", "agree": 0}]`)
     agrees to the privacy policy; where an answer names the privacy policy itself, it alone decides
     (a probe's privacy "no" beside a personalized ads "yes" counted as agreement)."""
-    own = [str(v).strip().lower() for v in _privacy_answers(req)]
+    body = decode_nested(req.body) if req.body else None
+    own = [str(v).strip().lower() for v in _privacy_answers(body)]
     if own:
         return bool(set(own) & _DECLINED) and not set(own) & _AFFIRMED
     answers: list[tuple[int, str]] = []
-    for depth, key, value in islice(_fields_said(req), MAX_NODES):
+    for depth, key, value in islice(_fields_said(req, body), MAX_NODES):
         if key in _ASKED:
             answers.append((depth, str(value).strip().lower()))
     if not answers:
@@ -213,11 +214,10 @@ def declined(req: CapturedRequest) -> bool:
 _PRIVACY = ("privacy", "隐私")  # what names the privacy policy among an agreement's documents
 
 
-def _privacy_answers(req: CapturedRequest) -> list[Any]:
-    """The answers that name the privacy policy: an agreement field beside a value naming it
-    (`{"type": "privacy", "agree": false}`), or a field naming it inside an agreement field
-    (`{"consent": {"privacy": false, "ads": true}}`)."""
-    body = decode_nested(req.body) if req.body else None
+def _privacy_answers(body: Any) -> list[Any]:
+    """The answers that name the privacy policy in a request's decoded body: an agreement field
+    beside a value naming it (`{"type": "privacy", "agree": false}`), or a field naming it inside an
+    agreement field (`{"consent": {"privacy": false, "ads": true}}`)."""
     found: list[Any] = []
 
     def walk(node: Any, depth: int) -> None:
@@ -243,17 +243,10 @@ def _privacy_answers(req: CapturedRequest) -> list[Any]:
     return [a for a in found if not isinstance(a, dict | list)]
 
 
-def agreed(req: CapturedRequest) -> bool:
-    """The privacy-policy agreement call agreed: the server did not refuse it (a status of 400 or
-    more: a probe's 500 counted as consent; 0, a cached response, and a redirect are no refusal)
-    and the user did not decline it (a probe's declined agreement counted)."""
-    return not (req.status is not None and req.status >= 400) and not declined(req)
-
-
-def _fields_said(req: CapturedRequest) -> Iterator[tuple[int, str, Any]]:
-    """(depth, key form, value) of each field of a request's form, query and body, nested ones too."""
+def _fields_said(req: CapturedRequest, body: Any) -> Iterator[tuple[int, str, Any]]:
+    """(depth, key form, value) of each field of a request's form, query and decoded body, nested
+    ones too."""
     yield from _walk_fields([*(req.form or []), *req.query], 0)
-    body = decode_nested(req.body) if req.body else None
     if isinstance(body, dict | list):
         yield from _walk_fields(_items(body), 0)
 
@@ -397,7 +390,9 @@ class HarConverter:
             elif self.attributor.is_consent(req.method, req.host, req.path):
                 if declined(req):
                     withdrawals.append(req.ts_ms)
-                elif agreed(req):
+                # an agreement the server refused (a status of 400 or more: a probe's 500 counted as
+                # consent) is none; 0, a cached response, and a redirect are no refusal
+                elif req.status is None or req.status < 400:
                     agreements.append(req.ts_ms)
         return ConsentTimeline(sorted(agreements), withdrawals)
 
