@@ -148,12 +148,12 @@ class Kept:
 
     def since(self) -> int:
         """When the record, or a part of it, left its identifiable form: its earliest removal or
-        anonymization."""
-        return min((t for t in (self.gone, self.anon, *self.left_at()) if t), default=0)
+        anonymization (0: none known; the earliest whole ones, `gone` and `anon`, are among `outs`)."""
+        return min(self.left_at(), default=0)
 
     def latest(self) -> int:
         """Its latest removal or anonymization known, which it is remembered from."""
-        return max(self.gone, self.anon, *self.left_at())
+        return max(self.left_at(), default=0)
 
     def offends(self, use: list[Any], systems: frozenset[str]) -> bool:
         """After a removal, or after an anonymization and naming a customer, with no collection of
