@@ -614,16 +614,20 @@ class UnauthorizedLookupDetector:
         held again after a version without them are a holding anew, and another alert (a probe's
         re-grant after the bank's remediation was silent). An employee's roles are what HR grants,
         not what an access does: one alert a holding, however many accesses follow."""
-        # (employee, posts, the holding's start) -> the earliest access here: a batch may hold a
-        # holding and the one granted anew after it (a review's were one alert in a batch, two apart)
-        first: dict[tuple[str, str, int], tuple[Any, View, bool]] = {}
-        organisation = ctx.catalog.policy.organisation
+        # (employee, posts, version) -> the earliest access it judged here; then by the holding's
+        # start, which the version decides: a batch may hold a holding and the one granted anew after
+        # it (a review's were one alert in a batch, two apart)
+        by_version: dict[tuple[str, str, int], tuple[Any, View]] = {}
         for i in compress(range(len(views)), map(_CLASH, views)):
-            ev, posts = events[i], _posts(views[i])
-            since, anew = _holding(ctx, organisation, ev.actor_id, set(posts.split("+")), ev.ts)
-            key = (ev.actor_id, posts, since)
-            if key not in first or ev.ts < first[key][0].ts:
-                first[key] = (ev, views[i], anew)
+            ev, key = events[i], (events[i].actor_id, _posts(views[i]), views[i].version)
+            if key not in by_version or ev.ts < by_version[key][0].ts:
+                by_version[key] = (ev, views[i])
+        organisation = ctx.catalog.policy.organisation
+        first: dict[tuple[str, str, int], tuple[Any, View, bool]] = {}
+        for (actor, posts, _), (ev, view) in by_version.items():
+            since, anew = _holding(ctx, organisation, actor, set(posts.split("+")), ev.ts)
+            if (actor, posts, since) not in first or ev.ts < first[(actor, posts, since)][0].ts:
+                first[(actor, posts, since)] = (ev, view, anew)
         for (actor, posts, since), (ev, view, anew) in sorted(first.items(), key=lambda kv: kv[0][2]):
             seen = f"{CLASHED}{actor}\x1f{posts}"
             alerted = self.store.get(seen)

@@ -910,6 +910,8 @@ class Engine:
             default=0,
         )
         self.owner_timers: dict[int, TimerService] = {}
+        # the detectors whose clock ends those entries
+        self.owner_readers = frozenset(s.kind for s in self.readers.get(("lifecycle", "subject_id"), ()))
         self._tied: list[Any] = []  # held lifecycle events the batch's named ones tied (`_owners`)
 
     def _needs(self, at: tuple[str, str]) -> tuple[str, ...]:
@@ -1365,9 +1367,8 @@ class Engine:
             for key, deadline in task.timers.due(wm):
                 findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
         alerts = [a for p, found in findings.items() for a in self._alerts(found, p)]
-        lifecycle = {s.kind for s in self.readers.get(("lifecycle", "subject_id"), ())}
         for p, marks in watermarks.items():
-            clocks = [wm for kind, wm in marks.items() if kind in lifecycle]
+            clocks = [wm for kind, wm in marks.items() if kind in self.owner_readers]
             if clocks and self.owners_kept_ms:
                 self._forget_owners(p, min(clocks))
         # an incident closes on the clock of the detectors whose alerts it groups, the slowest of

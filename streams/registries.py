@@ -72,10 +72,6 @@ class AsOfRegistry(Generic[T]):
 
     def history(self, key: Hashable) -> list[Version]:
         """The key's versions kept, oldest first: (valid-from, record)."""
-        return self._history(key)
-
-    def _history(self, key: Hashable) -> list[Version]:
-        """The key's versions, oldest first."""
         known = self._versions.get(key)
         return [] if known is None else known if isinstance(known, list) else [known]
 
@@ -169,7 +165,7 @@ class EntitlementRegistry(AsOfRegistry[Any]):
     def _carry(self, key: Hashable, start: int) -> None:
         """The grants of the version valid from `start` and of each after it that they change (a
         version put late, between two others, may end or join a run)."""
-        history = self._history(key)
+        history = self.history(key)
         grants = self._grants.setdefault(key, {})
         i = bisect_right(history, start, key=_valid_from) - 1
         for j in range(i, len(history)):
@@ -202,7 +198,7 @@ class EntitlementRegistry(AsOfRegistry[Any]):
             self.new_posts = {(k, t) for k, t in self.new_posts if self._holds(k, t)}
         if dropped:
             for key in list(self._grants):
-                kept = {t for t, _ in self._history(key)}
+                kept = {t for t, _ in self.history(key)}
                 self._grants[key] = {t: g for t, g in self._grants[key].items() if t in kept}
                 if not self._grants[key]:
                     del self._grants[key]
@@ -215,7 +211,7 @@ class EntitlementRegistry(AsOfRegistry[Any]):
         signer as a fresh replay does."""
         signing: dict[Hashable, int] = {}
         for key, grants in self._grants.items():
-            history = self._history(key)
+            history = self.history(key)
             for ts, record in history[max(bisect_right(history, horizon, key=_valid_from) - 1, 0) :]:
                 for a in record.approvals:
                     granted = grants.get(ts, {}).get(code_form(a.approval_id))
@@ -280,13 +276,13 @@ class ConsentRegistry(AsOfRegistry[Any]):
         (itself, or one before it with only grants between); None if none stands."""
         if key not in self.ever_separate:
             return None
-        history = self._history(key)
+        history = self.history(key)
         j = self._standing(history, bisect_right(history, ts, key=lambda v: v[0]) - 1)
         return history[j][0] if j is not None else None
 
     def withdrawn_within(self, key: Hashable, start: int, end: int) -> bool:
         """A withdrawal of the key dated after `start`, up to `end`."""
-        return any(start < t <= end and r.status is not ConsentStatus.granted for t, r in self._history(key))
+        return any(start < t <= end and r.status is not ConsentStatus.granted for t, r in self.history(key))
 
     @staticmethod
     def _standing(history: list[Version], i: int) -> int | None:

@@ -192,8 +192,8 @@ def test_a_customer_list_re_sent_unchanged_each_night_is_one_version() -> None:
     registry: AsOfRegistry = AsOfRegistry("customer_id")
     for night in range(30):
         registry.put(cust(T0 + night * 86_400_000))
-    assert registry._history("C1") == [(T0, cust(T0))]
+    assert registry.history("C1") == [(T0, cust(T0))]
     registry.put(cust(T0 + 40 * 86_400_000, org="S0102"))
     registry.put(cust(T0 + 41 * 86_400_000))  # moved back: a version again
-    assert [r.org_id for _, r in registry._history("C1")] == ["S0101", "S0102", "S0101"]
+    assert [r.org_id for _, r in registry.history("C1")] == ["S0101", "S0102", "S0101"]
     assert registry.as_of("C1", T0 + 20 * 86_400_000).ts == T0
