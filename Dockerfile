@@ -10,8 +10,9 @@ WORKDIR /app
 COPY . /app
 
 # Installed as root, editable: the DDL (clickhouse/*.sql) and the policy catalog are read from /app.
-# The engine's door, the Avro reader and bulk_query's quiet path are C (streams/_door.c,
-# streams/_avro.c, detectors/_window.c): the compiler is installed for the build, then removed.
+# The engine's door, its duplicates window, the Avro reader and bulk_query's quiet path are C
+# (streams/_door.c, streams/_ids.c, streams/_avro.c, detectors/_window.c): the compiler is
+# installed for the build, then removed.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && pip install --no-cache-dir -e . \

@@ -81,6 +81,6 @@ wheel-check: install  ## a plain wheel install (no repo beside it) still carries
 	n=$$($(BIN)/python -c 'from detectors import REGISTRY; print(len(REGISTRY))'); \
 	  cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/lifemon policy check | grep "$$n detector(s)" > /dev/null
 	cd /tmp && $(CURDIR)/build/wheel-check/venv/bin/python -c \
-	  "from streams import _avro, _door; from detectors import _window; from streams.clickhouse import ddl_statements; from streams.codecs import load_schema; \
+	  "from streams import _avro, _door, _ids; from detectors import _window; from streams.clickhouse import ddl_statements; from streams.codecs import load_schema; \
 	   assert len(ddl_statements('x')) >= 5 and load_schema('access')['name'] == 'AccessEvent'"
 	@echo "wheel-check: OK"

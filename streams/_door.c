@@ -332,86 +332,6 @@ error:
     return NULL;
 }
 
-PyDoc_STRVAR(first_deliveries_doc,
-"first_deliveries(decoded, seen, ids=None)\n--\n\n"
-"The (raw, event) pairs whose id is not in `seen` yet (the first of a batch's repeats included),\n"
-"each id added to `seen`; and how many were left out. The id is the event's `event_id` and `ts`\n"
-"joined by \\x1f, or\n"
-"`ids[i]` for the i-th pair when `ids` is given.");
-
-/* "<event_id>\x1f<ts>": a retry repeats both; two systems numbering their events from one counter
- * repeat the id alone (a probe's CRM harvest dropped as core banking's duplicates). One string, not
- * a tuple: a window of 200 000 ids per partition cost twice the memory so (a review's) */
-static PyObject *
-event_key(PyObject *ev, PyObject *id_name, PyObject *ts_name)
-{
-    PyObject *id = PyObject_GetAttr(ev, id_name);
-    if (id == NULL)
-        return NULL;
-    PyObject *ts = PyObject_GetAttr(ev, ts_name);
-    if (ts == NULL) {
-        Py_DECREF(id);
-        return NULL;
-    }
-    PyObject *key = PyUnicode_FromFormat("%S\x1f%S", id, ts);
-    Py_DECREF(id);
-    Py_DECREF(ts);
-    return key;
-}
-
-static PyObject *
-door_first_deliveries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *ids = nargs == 3 ? args[2] : Py_None;
-    if (nargs < 2 || nargs > 3 || !PyList_Check(args[0]) || !PyDict_Check(args[1])
-        || (ids != Py_None && (!PyList_Check(ids) || PyList_GET_SIZE(ids) != PyList_GET_SIZE(args[0])))) {
-        PyErr_SetString(PyExc_TypeError, "first_deliveries(decoded: list, seen: dict, ids: list | None)");
-        return NULL;
-    }
-    PyObject *decoded = args[0], *seen = args[1];
-    PyObject *kept = PyList_New(0), *name = PyUnicode_InternFromString("event_id"),
-             *ts_name = PyUnicode_InternFromString("ts");
-    Py_ssize_t duplicates = 0;
-    if (kept == NULL || name == NULL || ts_name == NULL)
-        goto error;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(decoded); i++) {
-        /* the sizes checked on entry may not hold: an event_id property or an id's __hash__ or
-         * __eq__ (Python) may change either list, and ids[i] past its end is a wild read */
-        if (ids != Py_None && PyList_GET_SIZE(ids) != PyList_GET_SIZE(decoded)) {
-            PyErr_SetString(PyExc_RuntimeError, "first_deliveries: decoded or ids changed size during the loop");
-            goto error;
-        }
-        /* held, not borrowed: the same callbacks may take it out of `decoded` before it is kept */
-        PyObject *pair = Py_NewRef(PyList_GET_ITEM(decoded, i));
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-            Py_DECREF(pair);
-            PyErr_SetString(PyExc_TypeError, "first_deliveries: decoded must hold (raw, event) pairs");
-            goto error;
-        }
-        PyObject *id = ids == Py_None ? event_key(PyTuple_GET_ITEM(pair, 1), name, ts_name)
-                                      : Py_NewRef(PyList_GET_ITEM(ids, i));
-        if (id == NULL) {
-            Py_DECREF(pair);
-            goto error;
-        }
-        int known = PyDict_Contains(seen, id);
-        int failed = known < 0 || (!known && (PyDict_SetItem(seen, id, Py_None) < 0 || PyList_Append(kept, pair) < 0));
-        Py_DECREF(id);
-        Py_DECREF(pair);
-        if (failed)
-            goto error;
-        duplicates += known;
-    }
-    Py_DECREF(name);
-    Py_DECREF(ts_name);
-    return Py_BuildValue("(Nn)", kept, duplicates);
-error:
-    Py_XDECREF(kept);
-    Py_XDECREF(name);
-    Py_XDECREF(ts_name);
-    return NULL;
-}
-
 /* Append (raw, decode(raw.value)) to `ok`: 0. 1 when the record is for the caller to decode (see
  * decode_json), -1 on an error. */
 static int
@@ -1005,8 +925,6 @@ done:
 static PyMethodDef door_methods[] = {
     {"pseudonymize", (PyCFunction)(void (*)(void))door_pseudonymize, METH_FASTCALL, pseudonymize_doc},
     {"count_rollup", (PyCFunction)(void (*)(void))door_count_rollup, METH_FASTCALL, count_rollup_doc},
-    {"first_deliveries", (PyCFunction)(void (*)(void))door_first_deliveries, METH_FASTCALL,
-     first_deliveries_doc},
     {"decode_json", (PyCFunction)(void (*)(void))door_decode_json, METH_FASTCALL, decode_json_doc},
     {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
     {"long_numbers", (PyCFunction)(void (*)(void))door_long_numbers, METH_FASTCALL, long_numbers_doc},
@@ -1017,7 +935,7 @@ static PyMethodDef door_methods[] = {
 
 static struct PyModuleDef door_module = {
     PyModuleDef_HEAD_INIT, "streams._door",
-    "The engine's door in C: decoding, event-time checks, duplicates, pseudonyms, long numbers and\n"
+    "The engine's door in C: decoding, event-time checks, pseudonyms, long numbers and\n"
     "words for secrets in names, and rollup counts of a batch (streams/codecs.py, streams/engine.py).", -1,
     door_methods,
 };

@@ -18,9 +18,6 @@ def count_rollup(
     counted: dict[tuple[Any, ...], int],
     extra: tuple[tuple[str, ...], Mapping[tuple[Any, ...], tuple[Any, ...]], int] | None = None,
 ) -> list[tuple[int, tuple[str, ...]]]: ...
-def first_deliveries(
-    decoded: list[tuple[Any, Any]], seen: dict[str, None], ids: list[str] | None = None
-) -> tuple[list[tuple[Any, Any]], int]: ...
 def decode_json(
     raws: list[Any], decode: Callable[[bytes], Any], max_bytes: int
 ) -> tuple[list[tuple[Any, Any]], int]: ...

@@ -20,6 +20,7 @@ Event time (docs/architecture.md#event-time):
 from __future__ import annotations
 
 import gc
+import os
 import re
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ import weakref
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import cached_property
-from itertools import chain, compress, groupby, islice, repeat
+from itertools import chain, compress, groupby, repeat
 from operator import attrgetter, floordiv, itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,6 +50,7 @@ from policy.model import (
 from schemas.incident import Incident
 from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, Channel, EmployeeStatus, LifecycleStage
 from streams import _door
+from streams._ids import IdWindow
 from streams.alerts import actor_kind, build_alert, latest
 from streams.codecs import ENUM_WORDS, RawRecord
 from streams.incidents import IncidentStage
@@ -874,11 +876,13 @@ class Engine:
         # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
         # (a replay has no table to fill, and would hold every deletion of months of history)
         self.deletions: DeletionLedger | None = None
-        self.seen_ids: dict[tuple[str, int], dict[str, None]] = defaultdict(dict)
-        # of each source's ids: how many, from the oldest kept, the store holds; and its chunks'
-        # (sequence, ids), oldest first
-        self._seen_saved: dict[tuple[str, int], int] = {}
+        # (topic, partition) -> its newest event ids, as digests under a key of this process's
+        self.seen_ids: dict[tuple[str, int], IdWindow] = {}
+        self._dedupe_key = os.urandom(16)
+        # of each source's ids in the store: its chunks' (sequence, ids), oldest first; and the last
+        # chunk's ids while it is small (written again with the next checkpoint's)
         self._seen_chunks: dict[tuple[str, int], deque[tuple[int, int]]] = {}
+        self._seen_tail: dict[tuple[str, int], list[str]] = {}
         # topic -> the name its duplicates are looked for under: a replay's files of one stream are
         # one stream's exports, which overlap (`lifemon replay`); a live topic is its own
         self.dedupe_as: dict[str, str] = {}
@@ -1268,46 +1272,45 @@ class Engine:
         recent ids per partition catches it. On a repartition topic the id is the event's with its
         key (an event fanned out to several customers is one per key)."""
         scope = (self.dedupe_as.get(topic, topic), partition)
-        seen = self.seen_ids[scope]
         ids = (
             None
             if key is None
             else [f"{ev.event_id}{SEP}{ev.ts}{SEP}{_one(getattr(ev, key))}" for _, ev in decoded]
         )
-        kept, dropped = _door.first_deliveries(list(decoded), seen, ids)  # one C loop (streams/_door.c)
+        kept, dropped = self._window(scope).first(list(decoded), ids)  # one C loop (streams/_ids.c)
         if dropped:
             self.duplicates[stream] += dropped
-        if len(seen) > DEDUP_IDS_PER_TOPIC_PARTITION * 5 // 4:
-            # the newest ids stay (dicts keep insertion order); trimmed in one rebuild, since
-            # deleting a dict's first key one at a time rescans the deleted slots each time
-            self.seen_ids[scope] = dict.fromkeys(list(seen)[-DEDUP_IDS_PER_TOPIC_PARTITION:])
-            if scope in self._seen_saved:
-                trimmed = len(seen) - DEDUP_IDS_PER_TOPIC_PARTITION
-                self._seen_saved[scope] = max(self._seen_saved[scope] - trimmed, 0)
         return kept
+
+    def _window(self, scope: tuple[str, int]) -> IdWindow:
+        window = self.seen_ids.get(scope)
+        if window is None:
+            window = self.seen_ids[scope] = IdWindow(DEDUP_IDS_PER_TOPIC_PARTITION, self._dedupe_key)
+        return window
 
     def _save_seen(self, partition: int, store: KeyedStore) -> None:
         """The ids first delivered since the last checkpoint, to the partition's state: after a
         restart or a rebalance, a retry of an event read before is still a duplicate (a probe's
         1 500 events sent again after a restart counted twice: 7 of 56 alerts changed). Chunks
         past the window's bound (DEDUP_IDS_PER_TOPIC_PARTITION) are deleted, oldest first."""
-        for scope, seen in self.seen_ids.items():
-            saved = self._seen_saved.get(scope, 0)
-            if scope[1] != partition or saved >= len(seen):
+        small = min(SEEN_SMALL, SEEN_CHUNK)
+        for scope, window in self.seen_ids.items():
+            if scope[1] != partition or not (new := window.take_fresh()):
                 continue
             chunks = self._seen_chunks.setdefault(scope, deque())
-            if chunks and chunks[-1][1] < min(SEEN_SMALL, SEEN_CHUNK, saved + 1):  # a quiet one's last grows
-                seq, n = chunks.pop()
-                saved -= n
+            tail = self._seen_tail.pop(scope, None)
+            if tail:  # a quiet one's last chunk grows (what the window no longer holds left out)
+                seq, _ = chunks.pop()
+                new = (tail + new)[-DEDUP_IDS_PER_TOPIC_PARTITION:]
             else:
                 seq = chunks[-1][0] + 1 if chunks else 0
-            new = list(islice(seen, saved, None))
             for i in range(0, len(new), SEEN_CHUNK):
                 part = new[i : i + SEEN_CHUNK]
                 store.put(f"{SEEN}{scope[0]}{SEP}{seq:012d}", part)
                 chunks.append((seq, len(part)))
                 seq += 1
-            self._seen_saved[scope] = len(seen)
+            if len(part) < small:
+                self._seen_tail[scope] = part
             total = sum(n for _, n in chunks)
             while total - chunks[0][1] >= DEDUP_IDS_PER_TOPIC_PARTITION:
                 old, n = chunks.popleft()
@@ -1316,12 +1319,16 @@ class Engine:
 
     def _load_seen(self, partition: int, store: KeyedStore) -> None:
         """The dedupe window as the last checkpoint left it (`_save_seen`), in the order first seen."""
+        last: dict[tuple[str, int], list[str]] = {}
         for key, ids in list(store.items(SEEN)):
             name, _, seq = key.removeprefix(SEEN).rpartition(SEP)
             scope = (name, partition)
-            self.seen_ids[scope].update(dict.fromkeys(ids))
+            self._window(scope).add_saved(ids)
             self._seen_chunks.setdefault(scope, deque()).append((int(seq), len(ids)))
-            self._seen_saved[scope] = len(self.seen_ids[scope])
+            last[scope] = ids
+        for scope, ids in last.items():
+            if len(ids) < min(SEEN_SMALL, SEEN_CHUNK):
+                self._seen_tail[scope] = list(ids)
 
     # -- time -----------------------------------------------------------------------------------
     def clock(self) -> int:
@@ -1728,8 +1735,8 @@ class Engine:
             del self.rollups[source]
         for source in [k for k in self.seen_ids if k[1] == partition]:
             del self.seen_ids[source]
-            self._seen_saved.pop(source, None)
             self._seen_chunks.pop(source, None)
+            self._seen_tail.pop(source, None)
         for source in [k for k in self.source_times if k[1] == partition]:
             del self.source_times[source]
             self._saved_source_times.pop(source, None)

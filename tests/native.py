@@ -1,5 +1,5 @@
-"""Shared pieces of the tests of lifemon's C modules (streams/_door.c, streams/_avro.c,
-detectors/_window.c): hypothesis settings, a fresh interpreter with the debug allocator for
+"""Shared pieces of the tests of lifemon's C modules (streams/_door.c, streams/_ids.c,
+streams/_avro.c, detectors/_window.c): hypothesis settings, a fresh interpreter with the debug allocator for
 callbacks that change what a C loop walks, and a leak measure."""
 
 from __future__ import annotations

@@ -65,18 +65,6 @@ def ref_count_rollup(
     return gaps
 
 
-def ref_first_deliveries(decoded: list, seen: dict, ids: list | None = None) -> tuple[list, int]:
-    kept, duplicates = [], 0
-    for i, pair in enumerate(decoded):
-        key = f"{pair[1].event_id}\x1f{pair[1].ts}" if ids is None else ids[i]
-        if key in seen:
-            duplicates += 1
-        else:
-            seen[key] = None
-            kept.append(pair)
-    return kept, duplicates
-
-
 def ref_decode_json(raws: list, decode: Any, max_bytes: int) -> tuple[list, int]:
     ok = []
     for i, raw in enumerate(raws):
@@ -198,25 +186,6 @@ def test_count_rollup_is_the_python_loop(
     cells = sorted(run(ref_count_rollup, {})[1], key=repr)
     seeded = {c: data.draw(COUNTS) for c in cells if data.draw(st.booleans())}
     assert run(_door.count_rollup, Counter(seeded)) == run(ref_count_rollup, Counter(seeded))
-
-
-@PROPERTY
-@given(
-    event_ids=st.lists(
-        st.tuples(st.sampled_from(["a", "b", "c", "d", 1, (2, 3)]), st.sampled_from([1, 2])), max_size=12
-    ),
-    seen=st.sets(st.sampled_from(["a\x1f1", "c\x1f2", "x"])),
-    keyed=st.booleans(),
-)
-def test_first_deliveries_is_the_python_loop(event_ids: list, seen: set, keyed: bool) -> None:
-    def run(fn: Any) -> tuple:
-        decoded = [(n, SimpleNamespace(event_id=e, ts=t)) for n, (e, t) in enumerate(event_ids)]
-        known = dict.fromkeys(seen)
-        ids = [f"{e}|k" for e in event_ids] if keyed else None
-        kept, dropped = fn(decoded, known, ids)
-        return [n for n, _ in kept], dropped, list(known)
-
-    assert run(_door.first_deliveries) == run(ref_first_deliveries)
 
 
 class Raw(msgspec.Struct):  # as streams.codecs.RawRecord: the attributes the door reads
@@ -351,12 +320,6 @@ def test_msgspec_structs_as_the_engine_reads_them() -> None:
     _door.pseudonymize(events, "subject_ids", {"C1": "p1"}, lambda i: "p-" + i)
     _door.pseudonymize(events, "subject", {}, lambda i: "p-" + i)
     assert [(e.subject_ids, e.subject) for e in events] == [(["p1", None], "p-C2"), ([], None)]
-    # one event id at two times is two events; at one time, a redelivery
-    assert _door.first_deliveries([(0, events[0]), (1, events[1])], {}) == (
-        [(0, events[0]), (1, events[1])],
-        0,
-    )
-    assert _door.first_deliveries([(0, events[0]), (1, events[0])], {}) == ([(0, events[0])], 1)
     with pytest.raises(AttributeError):
         _door.pseudonymize([Frozen("C1")], "subject", {}, lambda i: "p-" + i)
 
@@ -413,10 +376,6 @@ def _rollup(events: Any = None, **kw: Any) -> Any:
 def _pz(records: Any, attr: Any = "x", cache: Any = None, compute: Any = str.upper) -> Any:
     given = (records, attr, {} if cache is None else cache, compute)
     return lambda: _door.pseudonymize(*copy.deepcopy(given))
-
-
-def _fd(*given: Any) -> Any:
-    return lambda: _door.first_deliveries(*copy.deepcopy(given))
 
 
 def _dj(raws: Any, max_bytes: Any = 100) -> Any:
@@ -500,19 +459,6 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "cr-extra-bucket-part-minute": (_rollup(extra=(("sdk", "fields"), {}, 90)), ValueError),
     "cr-extra-bucket-zero": (_rollup(extra=(("sdk", "fields"), {}, 0)), ValueError),
     "cr-extra-bucket-negative": (_rollup(extra=(("sdk", "fields"), {}, -3600)), ValueError),
-    # first_deliveries
-    "fd-no-args": (lambda: _door.first_deliveries(), TypeError),
-    "fd-one-arg": (_fd([]), TypeError),
-    "fd-four-args": (_fd([], {}, None, None), TypeError),
-    "fd-decoded-tuple": (_fd((), {}), TypeError),
-    "fd-seen-set": (_fd([], set()), TypeError),
-    "fd-ids-short": (_fd([(1, 2)], {}, []), TypeError),
-    "fd-ids-tuple": (_fd([(1, 2)], {}, ("a",)), TypeError),
-    "fd-not-a-pair": (_fd([(1, 2, 3)], {}), TypeError),
-    "fd-a-list-pair": (_fd([[1, _ns(event_id="a", ts=1)]], {}), TypeError),
-    "fd-no-event-id": (_fd([(1, _ns(ts=1))], {}), AttributeError),
-    "fd-no-ts": (_fd([(1, _ns(event_id="a"))], {}), AttributeError),
-    "fd-ids-unhashable": (_fd([(1, 2)], {}, [["a"]]), TypeError),
     # decode_json
     "dj-no-args": (lambda: _door.decode_json(), TypeError),
     "dj-raws-tuple": (_dj((Raw(b'{"ts": 1}'),)), TypeError),
@@ -626,47 +572,6 @@ MUTATING: dict[str, tuple[str, str]] = {
         """,
         "[]\n[((60, 'h0'), 1), ((60, 'h1'), 1), ((60, 'h2'), 1), ((60, 's', 'c', 'O', 'X'), 1)]",
     ),
-    # an event_id property empties the batch before its pair is kept
-    "first_deliveries-pair": (
-        """
-        class Ev:
-            ts = 1
-            @property
-            def event_id(self):
-                decoded.clear(); gc.collect()
-                return "e1"
-        decoded = [("raw", Ev())]
-        kept, dropped = _door.first_deliveries(decoded, {})
-        print([raw for raw, _ in kept], dropped)
-        """,
-        "['raw'] 0",
-    ),
-    # an id's __hash__ empties `ids`: ids[1] read past its end
-    "first_deliveries-ids-shrink": (
-        """
-        class Id:
-            def __hash__(self): ids.clear(); return 1
-        ids = [Id(), Id()]
-        try:
-            _door.first_deliveries([(1, 2), (3, 4)], {}, ids)
-        except RuntimeError as e:
-            print(type(e).__name__)
-        """,
-        "RuntimeError",
-    ),
-    # an id's __hash__ grows `decoded` past `ids`
-    "first_deliveries-ids-grow": (
-        """
-        class Id:
-            def __hash__(self): decoded.extend([(5, 6)] * 100); return 1
-        decoded = [(1, 2)]
-        try:
-            _door.first_deliveries(decoded, {}, [Id()])
-        except RuntimeError as e:
-            print(type(e).__name__)
-        """,
-        "RuntimeError",
-    ),
     # a Python decode empties the batch while its record is decoded
     "decode_json-raw": (
         """
@@ -764,7 +669,6 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
     gc.collect()
     refs = [sys.getrefcount(o) for o in shared]
     counted: Counter = Counter()
-    seen: dict = {}
     n = [0]
 
     def step() -> None:
@@ -778,11 +682,6 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
         )
         assert gaps[0][1] is unknown
         counted.clear()  # the counts are fresh objects kept by design: not what is measured
-        kept, _ = _door.first_deliveries([(n[0], ev), (n[0], ev)], seen, [f"k{n[0]}", f"k{n[0]}"])
-        assert len(kept) == 1
-        seen.clear()
-        _door.first_deliveries([(n[0], ev)], seen)
-        seen.clear()
         raws = [Raw(b'{"ts": %d}' % n[0]), Raw(b"{"), Raw(b"{}")]
         ok, stop = _door.decode_json(raws, POINT.decode, 100)
         assert (len(ok), stop) == (1, 1)
