@@ -348,11 +348,30 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulated(config: Any, policy: Any) -> None:
+    """The generator's bank is the shipped one: a policy folder lacking its names cannot run it."""
+    from streams.workload import unsimulated
+
+    missing = unsimulated(policy)
+    if missing:
+        raise PolicyError(
+            config.policy_dir or DEFAULT_DIR,
+            "policy_dir",
+            "the generated workload simulates the shipped bank, and this folder lacks its "
+            + "; ".join(missing),
+            "run `generate` and `demo` with the shipped policy (no --policy, LIFEMON_POLICY_DIR or "
+            "policy_dir), or keep the shipped ids in the folder (a copy of policy/ with other "
+            "thresholds or periods runs them)",
+        )
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from streams.workload import generate, write_files
 
     config = _config(args.config, kafka__bootstrap=args.bootstrap, policy_dir=args.policy)
-    workload = generate(args.events, seed=args.seed, policy=load_policy(config.policy_dir))
+    policy = load_policy(config.policy_dir)
+    _simulated(config, policy)
+    workload = generate(args.events, seed=args.seed, policy=policy)
     if args.out:
         paths = write_files(workload, Path(args.out), args.format)
         log.info(
@@ -569,6 +588,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
     config, policy, specs, catalog = _setup(args)
+    _simulated(config, policy)
     # always the embedded default: synthetic violations must never reach a real broker or database
     config.kafka.bootstrap = None
     config.clickhouse.dsn = None
@@ -1642,7 +1662,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument(
         "--policy",
-        help=POLICY_HELP,
+        help=POLICY_HELP + "; the generated bank is the shipped one, so the folder must keep its ids",
     )
     sp.add_argument(
         "--bootstrap",

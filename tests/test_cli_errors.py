@@ -598,6 +598,34 @@ def test_every_command_that_reads_the_policy_reads_the_configured_folder(
     assert f"{broken}/recipients.yaml:{line}: recipients.proc_call_center.type: Input should be" in err
 
 
+@pytest.mark.parametrize(
+    "command", [["generate", "-n", "200", "--out", "gen"], ["demo", "-n", "200"]], ids=lambda c: c[0]
+)
+def test_the_generator_refuses_a_bank_folder_lacking_the_simulated_banks_names(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+    command: list[str],
+) -> None:
+    """A probe's second bank pointed `generate` and `demo` at its own folder: a KeyError's
+    traceback. The generator simulates the shipped bank; a folder without its names is refused in
+    one line, and a copy with other thresholds runs it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LIFEMON_DATA_DIR", str(tmp_path / "data"))
+    bank = policy_copy(tmp_path / "bank", broken=False)
+    for path in bank.rglob("*.yaml"):
+        path.write_text(path.read_text().replace("ho_marketing_mgmt", "hq_marketing"))
+    assert main([*command, "--policy", str(bank)]) == 2
+    err = capsys.readouterr().err
+    assert "this folder lacks its roles ho_marketing_mgmt" in err and "Traceback" not in err
+    tuned = policy_copy(tmp_path / "tuned", broken=False)
+    thresholds = tuned / "detectors" / "bulk_query.yaml"
+    thresholds.write_text(thresholds.read_text().replace("default_threshold: 30", "default_threshold: 31"))
+    if command[0] == "generate":  # the demo's run is the demo's tests'
+        assert main([*command, "--policy", str(tuned)]) == 0
+
+
 def test_policy_check_names_the_folder_it_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
 ) -> None:

@@ -33,7 +33,7 @@ from streams.codecs import load_schema
 from streams.workload.base import EVENT_STREAMS, ID_PREFIX
 from streams.workload.record_uses import RecordUses
 
-__all__ = ["Workload", "generate", "write_files", "read_truth"]
+__all__ = ["Workload", "generate", "write_files", "read_truth", "unsimulated"]
 
 
 @dataclass
@@ -43,6 +43,32 @@ class Workload:
     ]  # (stream, key, record): reference streams first, then events by ts
     truth: list[dict]  # injected violations
     bank: dict  # summary counts, plus the org tree and each customer's managing sub-branch
+
+
+# what the simulated bank names, by the part of the policy that declares it
+_NAMED = {
+    "roles": lambda p: p.organisation.roles,
+    "permission sets": lambda p: p.organisation.permissions,
+    "systems": lambda p: p.organisation.systems,
+    "purposes": lambda p: p.purposes.purposes,
+    "fields": lambda p: p.classification.fields,
+    "recipients": lambda p: p.recipients.recipients,
+    "SDKs": lambda p: p.sdks.sdks,
+}
+
+
+def unsimulated(policy: Policy) -> list[str]:
+    """What the generator's bank names that `policy` does not declare, by kind ("roles a, b"). The
+    generator simulates the shipped bank (its roles, systems, purposes, fields, recipients and
+    SDKs, throughout streams/workload): a copy of the shipped policy with other thresholds or
+    periods runs it, another bank's folder cannot (a probe's second bank's was a KeyError)."""
+    shipped = load_policy()
+    missing = []
+    for kind, named in _NAMED.items():
+        lacking = sorted(set(named(shipped)) - set(named(policy)))
+        if lacking:
+            missing.append(f"{kind} {', '.join(lacking[:4])}{', …' if len(lacking) > 4 else ''}")
+    return missing
 
 
 def generate(
