@@ -189,6 +189,28 @@ class Catalog:
         return found
 
     @cached_property
+    def role_names(self) -> dict[str, tuple[str, ...]]:
+        """Each role's names besides its id (zh, en, `also`): how an HR feed may write it."""
+        return {k: (r.zh, r.en, *r.also) for k, r in self.roles.items()}
+
+    @cached_property
+    def purpose_names(self) -> dict[str, tuple[str, ...]]:
+        """Each purpose's and agreement's names besides its id: how a log or a consent may write it."""
+        agreements = self.policy.purposes.agreements
+        return {k: (p.zh, p.en, *p.also) for k, p in self.purposes.items()} | {
+            k: (a.zh, a.en, *a.also) for k, a in agreements.items()
+        }
+
+    @cached_property
+    def system_names(self) -> dict[str, tuple[str, ...]]:
+        """Each system's names besides its id; a system the permission sets name but
+        organisation.yaml does not declare has none."""
+        systems = self.policy.organisation.systems
+        return {sid: () for sid in self.systems if sid not in systems} | {
+            sid: tuple(n for n in (s.zh, s.en, *s.also) if n) for sid, s in systems.items()
+        }
+
+    @cached_property
     def approving_roles(self) -> frozenset[str]:
         """Roles whose permission set signs graded approvals (organisation.yaml `approves`)."""
         sets = self.permission_sets

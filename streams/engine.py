@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import weakref
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from itertools import chain, compress, groupby, repeat
 from operator import attrgetter, floordiv, itemgetter
@@ -307,7 +307,7 @@ def at_new_post(records: Sequence[Any], registry: EntitlementRegistry) -> None:
 
 
 def named_spelling(
-    names: dict[str, Iterable[str]], others: bool = True, dressed: bool = True
+    names: Mapping[str, Iterable[str]], others: bool = True, dressed: bool = True
 ) -> Callable[[str], str | None]:
     """A purpose or a role as the policy names it, whatever case or spaces, or by its Chinese or
     English name (`营销`, `理财与投资顾问服务`: a probe's read for marketing of a customer who refused
@@ -774,24 +774,15 @@ class Engine:
         self.stores: dict[int, KeyedStore] = {}
         self.specs = list(specs)
         self.catalog: Catalog = catalog
-        systems = catalog.policy.organisation.systems
         self._system_spelling = named_spelling(  # a system's names over another id spelled as one
-            {sid: () for sid in catalog.systems if sid not in systems}
-            | {sid: [n for n in (s.zh, s.en, *s.also) if n] for sid, s in systems.items()},
-            others=False,
-            dressed=False,
+            catalog.system_names, others=False, dressed=False
         )
         retention = catalog.policy.retention
         self._reversible = method_terms(retention.reversible_anonymization or ["\x00"])  # none: nothing
         self._erasing = frozenset(map(method_key, retention.erasing_methods))
         self._masking = method_terms(retention.masking_methods or ["\x00"])
-        roles = catalog.policy.organisation.roles
-        self._role_spelling = named_spelling(
-            {k: (r.zh, r.en, *r.also) for k, r in roles.items()}, others=False
-        )
-        names: dict[str, Iterable[str]] = {k: (p.zh, p.en, *p.also) for k, p in catalog.purposes.items()}
-        names |= {k: (a.zh, a.en, *a.also) for k, a in catalog.policy.purposes.agreements.items()}
-        self._purpose_spelling = named_spelling(names)
+        self._role_spelling = named_spelling(catalog.role_names, others=False)
+        self._purpose_spelling = named_spelling(catalog.purpose_names)
         self._purpose_channel = channel_in_purpose(
             self._purpose_spelling,
             catalog.contact_purposes,  # what the bank contacts customers for: `wechat_payment` is no channel's

@@ -626,6 +626,35 @@ def test_the_generator_refuses_a_bank_folder_lacking_the_simulated_banks_names(
         assert main([*command, "--policy", str(tuned)]) == 0
 
 
+def test_policy_check_does_not_run_an_example_naming_what_the_policy_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """A probe's second bank copied the shipped detector files: 54 of their 92 examples failed,
+    many passed for the wrong reason, and the check failed for good. An example naming a role,
+    system or field the policy does not declare is not run, said so, and fails nothing."""
+    bank = policy_copy(tmp_path / "bank", broken=False)
+    lookups = bank / "detectors" / "unauthorized_lookup.yaml"
+    lookups.write_text(
+        lookups.read_text()
+        + """  - name: another bank's teller reads a far customer's balance
+    fires: true
+    entitlements:
+      - {actor_id: e9, ts: 0, org_id: S0101, org_path: [HO, B01, S0101], roles: [teller_integrated]}
+    access:
+      - {event: {actor_id: e9, system: ncbs, action: query, fields: [land_contract, account_balance], subject_ids: [c-far]}}
+"""
+    )
+    assert main(["policy", "check", "--policy", str(bank)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "  SKIP  unauthorized_lookup: another bank's teller reads a far customer's balance  (names role "
+        "'teller_integrated', which organisation.yaml roles lacks; system 'ncbs', which organisation.yaml "
+        "systems lacks; field 'land_contract', which classification.yaml fields lacks)" in out
+    )
+    assert "NOTE  1 example(s) not run" in out and "FAIL" not in out
+    assert out.count("  PASS  ") == 92
+
+
 def test_policy_check_names_the_folder_it_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None
 ) -> None:
