@@ -1246,6 +1246,16 @@ def cmd_policy(args: argparse.Namespace) -> int:
                 f"  NOTE  sdks.yaml {sdk_id} ({sdk.name_zh}) declares no hosts: where it sends is not judged "
                 "(sdk_overcollection host_not_allowed); fill in `hosts`"
             )
+    # a citation references.yaml does not resolve reaches alerts as the short form, which names no
+    # document an analyst can open (a probe's second bank's alerts said `seed 004`)
+    uncited = sorted(
+        set(re.findall(r"\bseed \d{3}\b", orjson.dumps(policy.model_dump(mode="json")).decode()))
+    )
+    if uncited:
+        print(
+            f"  NOTE  the policy cites {', '.join(uncited)}, which references.yaml does not name: alerts "
+            "would say so, not which document; add a `seed NNN: 《…》` line for each"
+        )
     # an arrangement with no impact assessment on record: once the bank records any, every transfer
     # under its contract fires (transfer_policy provided_without_assessment), which is the point, but
     # a bank upgrading its own recipients.yaml should hear it here first, not from a day of alerts

@@ -653,6 +653,14 @@ def test_policy_check_does_not_run_an_example_naming_what_the_policy_lacks(
     )
     assert "NOTE  1 example(s) not run" in out and "FAIL" not in out
     assert out.count("  PASS  ") == 92
+    # its citations' documents not named: alerts would cite `seed 004`, no document one can open
+    assert "NOTE  the policy cites" not in out
+    (bank / "references.yaml").unlink()
+    assert main(["policy", "check", "--policy", str(bank)]) == 0
+    assert (
+        "NOTE  the policy cites seed 000, seed 001, seed 002, seed 003, seed 004, which references.yaml"
+        in (capsys.readouterr().out)
+    )
 
 
 def test_policy_check_names_the_folder_it_checked(
