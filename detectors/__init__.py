@@ -3,6 +3,7 @@ so `lifemon detectors` can list them and policy sections can be checked against 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from detectors.retention_overrun import RetentionOverrunDetector
 from detectors.sdk_overcollection import SdkOvercollectionDetector
 from detectors.transfer_policy import TransferPolicyDetector
 from detectors.unauthorized_lookup import UnauthorizedLookupDetector
-from policy import PolicyError, detector_file, line_of, validate_section
-from policy.model import DetectorSection, Policy
+from policy import DEFAULT_DIR, PolicyError, detector_file, line_of, validate_section
+from policy.model import DetectorSection, Policy, key_form
 
 REGISTRY: dict[str, Any] = {
     cls.kind: cls
@@ -32,6 +33,8 @@ REGISTRY: dict[str, Any] = {
         UnauthorizedLookupDetector,
     )
 }
+
+log = logging.getLogger("lifemon.policy")
 
 __all__ = ["REGISTRY", "Context", "Detector", "Finding", "DetectorSpec", "load_detectors"]
 
@@ -97,6 +100,7 @@ def load_detectors(
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
         params = validate_section(path, cls.Params, section.params, text, prefix=("params",))
         _check_refs(path, text, policy, params)
+        params = _with_agreement(path, text, policy, params)
         specs.append(DetectorSpec(cls, section, params))
     return specs
 
@@ -143,3 +147,42 @@ def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> Non
                 "use a field id (customer_name, mobile_phone, ...) or a category id from classification.yaml",
                 line_of(text, ("params", "identifiers", i)),
             )
+
+
+def _with_agreement(path: Path, text: str, policy: Policy, params: BaseModel) -> BaseModel:
+    """`consent_purpose` as the id of the agreement purposes.yaml declares, which the door records
+    the privacy policy's consents under: an id it does not know looks up consents no one records
+    (a probe's bank, agreement `app_privacy`, kept the shipped `privacy_policy` and lost every
+    before_consent and minors alert, `policy check` OK). Unset: the one agreement declared."""
+    if "consent_purpose" not in type(params).model_fields:
+        return params
+    written = getattr(params, "consent_purpose", "") or None
+    agreements = policy.purposes.agreements
+    names = {key_form(name): aid for aid, a in agreements.items() for name in (aid, a.zh, a.en, *a.also)}
+    if written is not None and not agreements:
+        # a folder from before purposes.yaml named agreements judges as it did: by the id written
+        log.warning(
+            f"{path}: params.consent_purpose '{written}' is checked against no agreement: purposes.yaml "
+            "declares none, so only consents written with that id count; declare the privacy policy "
+            f"under `agreements` with its names (see {DEFAULT_DIR / 'purposes.yaml'})",
+            extra={"file": str(path), "key": "params.consent_purpose"},
+        )
+        return params
+    found = names.get(key_form(written)) if written is not None else None
+    if found is None and written is None and len(agreements) == 1:
+        found = next(iter(agreements))
+    if found is None:
+        said = f"unknown agreement '{written}'" if written is not None else "no agreement chosen"
+        raise PolicyError(
+            path,
+            "params.consent_purpose",
+            f"{said}: the privacy policy's consents are recorded under the id of its agreement in purposes.yaml",
+            (
+                f"use one of {', '.join(sorted(agreements))}, by id or name"
+                + (" (or remove the key: the one agreement declared is used)" if len(agreements) == 1 else "")
+                if agreements
+                else "declare the privacy policy under purposes.yaml `agreements` (its id, zh, en and `also` names)"
+            ),
+            line_of(text, ("params", "consent_purpose")),
+        )
+    return params if found == written else params.model_copy(update={"consent_purpose": found})

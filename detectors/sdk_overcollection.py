@@ -82,7 +82,11 @@ class SdkOvercollectionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     rules: dict[Rule, RuleSpec]
     quiet_hours: float = Field(gt=0, description="an episode closes after this long without a repeat")
-    consent_purpose: str = Field(description="the consents-stream purpose of agreeing to the privacy policy")
+    consent_purpose: str = Field(
+        default="",
+        description="the agreement (purposes.yaml `agreements`, by its id or a name) whose consents let "
+        "the app's SDKs collect: the privacy policy's; unset, the one agreement purposes.yaml declares",
+    )
     sample_size: int = Field(default=10, ge=0)
     evidence_limit: int = Field(default=50, ge=1)
     distinct_cap: int = Field(default=10_000, ge=1, description="distinct devices / subjects counted exactly")

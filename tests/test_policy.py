@@ -605,3 +605,53 @@ def test_a_detector_file_written_before_a_rule_was_added_loads_with_it_and_says_
         UnauthorizedLookupParams.model_validate(
             {**own, "reasons": {k: v for k, v in own["reasons"].items() if k != "old_scope_after_transfer"}}
         )
+
+
+# -- a second bank's folder (probe_u2): what loaded silently wrong --------------------------------------
+def _rename_agreement(folder: Path, new: str) -> None:
+    edit(folder / "purposes.yaml", "agreements:\n  privacy_policy:", f"agreements:\n  {new}:")
+
+
+@pytest.mark.parametrize("written", ["app_privcy", "marketing"])
+def test_a_consent_purpose_no_agreement_declares_is_refused_with_the_ids_available(
+    policy_copy: Path, written: str
+) -> None:
+    """probe_u2 H1: a bank whose agreement is `app_privacy` kept the shipped `privacy_policy`, which
+    none of its names gave (or mistyped its own, or named a purpose): `policy check` said OK, and
+    the SDKs' consent, withdrawal and minors rules looked up consents no one records."""
+    _rename_agreement(policy_copy, "app_privacy")
+    path = policy_copy / "detectors" / "sdk_overcollection.yaml"
+    edit(path, "  quiet_hours: 24\n", f"  quiet_hours: 24\n  consent_purpose: {written}\n")
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert (e.value.file, e.value.key) == (str(path), "params.consent_purpose"), str(e.value)
+    assert e.value.line == line_with(path, f"consent_purpose: {written}")
+    assert f"unknown agreement '{written}'" in e.value.message and "app_privacy" in e.value.fix
+
+
+@pytest.mark.parametrize(("written", "read"), [(None, "app_privacy"), ("个人信息保护政策", "app_privacy")])
+def test_a_consent_purpose_is_the_only_agreement_unset_and_its_id_by_any_name(
+    policy_copy: Path, written: str | None, read: str
+) -> None:
+    _rename_agreement(policy_copy, "app_privacy")
+    if written:
+        path = policy_copy / "detectors" / "sdk_overcollection.yaml"
+        edit(path, "  quiet_hours: 24\n", f"  quiet_hours: 24\n  consent_purpose: {written}\n")
+    specs = load_detectors(load_policy(policy_copy), policy_copy)
+    assert next(s for s in specs if s.kind == "sdk_overcollection").params.consent_purpose == read
+
+
+def test_two_agreements_and_no_consent_purpose_is_refused(policy_copy: Path) -> None:
+    edit(
+        policy_copy / "purposes.yaml",
+        "agreements:\n",
+        "agreements:\n  card_terms: {zh: 信用卡领用合约, en: card terms, source: seed 004}\n",
+    )
+    with pytest.raises(PolicyError, match="no agreement chosen") as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert e.value.key == "params.consent_purpose" and "card_terms, privacy_policy" in e.value.fix
+
+
+def test_the_shipped_policy_loads_with_its_one_agreement(policy) -> None:
+    specs = load_detectors(policy)
+    assert next(s for s in specs if s.kind == "sdk_overcollection").params.consent_purpose == "privacy_policy"

@@ -698,3 +698,31 @@ def test_an_sdk_collecting_from_a_logged_in_minor_needs_a_separate_agreement_a_g
         assert a.severity.value == "high" and f"a logged-in customer {band} without" in a.summary
         assert a.subject_count == 1 and a.counts["observations"] == 1 and born not in a.summary
         assert a.regulation[0].startswith("《个人信息保护法》第三十一条")
+
+
+def test_a_banks_own_agreement_id_keeps_the_withdrawal_rule(tmp_path) -> None:
+    """probe_u2 H1: a second bank's privacy policy is `app_privacy`; its detector file sets no
+    `consent_purpose` and reads the one agreement purposes.yaml declares, so a withdrawal its
+    consent platform writes 个人信息保护政策 stops the SDKs (the shipped `privacy_policy` looked up
+    consents no one records: no alert)."""
+    import shutil
+
+    from policy import DEFAULT_DIR, load_policy
+
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    purposes = folder / "purposes.yaml"
+    text = purposes.read_text(encoding="utf-8")
+    purposes.write_text(
+        text.replace("agreements:\n  privacy_policy:", "agreements:\n  app_privacy:"), "utf-8"
+    )
+    policy = load_policy(folder)
+    consents = [
+        Consent(subject_id="CUST-3", ts=T0 - HOUR, purpose="个人信息保护政策", status="granted"),
+        Consent(subject_id="CUST-3", ts=T0 - MIN, purpose="个人信息保护政策", status="withdrawn"),
+    ]
+    spec = next(s for s in load_detectors(policy, folder) if s.kind == "sdk_overcollection")
+    e = Engine([spec], Catalog(policy), Pseudonymizer(b"unit-test-key-0123456789"), rollup_block=1000)
+    e.apply_reference("consents", refs("consents", consents))
+    (a,) = final(run(e, [obs("tencent_tmf", ("device_model",), subject_id="CUST-3", device="D3")])).values()
+    assert a.rule_id.endswith(".before_consent") and "after the user withdrew consent" in a.summary
