@@ -535,8 +535,8 @@ def _check_contract_categories(path: Path, text: str, sections: dict[str, Any]) 
 
 
 def _check_retention(folder: Path, retention: Any, classification: Any, purposes: Any) -> None:
-    """Retention rules and minimums name the catalog's category and purpose ids (a typo would
-    leave data unruled)."""
+    """Retention rules and minimums name the catalog's category and purpose ids, the client and
+    foreign C3 lists its field ids (a typo would leave data unruled)."""
     path = folder / "retention.yaml"
     named = [
         (f"{section}.{rid}.{where}", ids, known)
@@ -569,6 +569,24 @@ def _check_retention(folder: Path, retention: Any, classification: Any, purposes
                 f"use one of {', '.join(known)}",
                 _key_line(path, key),
             )
+    # the card secrets and biometrics a client never stores, and the C3 never kept for another
+    # institution, are the catalog's field ids: the shipped card_track_data in a bank's folder
+    # whose catalog says track_data matched nothing, and the critical rules went silent (probe_u2)
+    c3 = [fid for fid, f in classification.fields.items() if f.jr_class == "C3"]
+    wrong = [
+        PolicyError(
+            path,
+            key,
+            f"names {unknown}, not field ids of classification.yaml",
+            f"use field ids of classification.yaml; its C3 fields are {', '.join(c3) or 'none'}",
+            _key_line(path, key),
+        )
+        for key in ("client_secrets", "never_on_client", "forbidden_foreign_c3")
+        if (unknown := [i for i in getattr(retention, key) or [] if i not in classification.fields])
+    ]
+    if wrong:  # all three at once: a copied file has them all wrong
+        first = wrong[0]
+        raise PolicyError(first.file, first.key, first.message, first.fix, first.line, wrong[1:])
     # an account's opening begins the relationship its closure ends: an account purpose beginning
     # none would make a returning customer's new account "collected after the relationship ended"
     outside = [p for p in retention.account_purposes or [] if p not in retention.relationship_purposes]

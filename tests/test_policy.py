@@ -655,3 +655,32 @@ def test_two_agreements_and_no_consent_purpose_is_refused(policy_copy: Path) -> 
 def test_the_shipped_policy_loads_with_its_one_agreement(policy) -> None:
     specs = load_detectors(policy)
     assert next(s for s in specs if s.kind == "sdk_overcollection").params.consent_purpose == "privacy_policy"
+
+
+@pytest.mark.parametrize(
+    ("key", "old", "new"),
+    [
+        ("client_secrets", "client_secrets: [card_track_data,", "client_secrets: [track_data,"),
+        ("never_on_client", "never_on_client: [biometric_template,", "never_on_client: [face_template,"),
+        (
+            "forbidden_foreign_c3",
+            "forbidden_foreign_c3: [card_track_data,",
+            "forbidden_foreign_c3: [track_data,",
+        ),
+    ],
+)
+def test_the_client_and_foreign_c3_lists_name_catalog_fields(
+    policy_copy: Path, key: str, old: str, new: str
+) -> None:
+    """probe_u2 H2: a bank's retention.yaml copied with the shipped field names (card_track_data
+    where its catalog says track_data) loaded, and the critical card-data rules matched nothing."""
+    path = policy_copy / "retention.yaml"
+    edit(path, old, new)
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert (e.value.file, e.value.key, e.value.line) == (str(path), key, line_with(path, new)), str(e.value)
+    assert new.split("[")[1].rstrip(",") in e.value.message
+    # the fix names the folder's own C3 fields, the ones these lists hold
+    assert (
+        "card_track_data" in e.value.fix and "card_cvn" in e.value.fix and "mobile_phone" not in e.value.fix
+    )
