@@ -19,7 +19,7 @@ from detectors.sdk_overcollection import SdkOvercollectionDetector
 from detectors.transfer_policy import TransferPolicyDetector
 from detectors.unauthorized_lookup import UnauthorizedLookupDetector
 from policy import DEFAULT_DIR, PolicyError, detector_file, line_of, validate_section
-from policy.model import DetectorSection, Policy, key_form
+from policy.model import DetectorSection, Policy
 
 REGISTRY: dict[str, Any] = {
     cls.kind: cls
@@ -158,7 +158,6 @@ def _with_agreement(path: Path, text: str, policy: Policy, params: BaseModel) ->
         return params
     written = getattr(params, "consent_purpose", "") or None
     agreements = policy.purposes.agreements
-    names = {key_form(name): aid for aid, a in agreements.items() for name in (aid, a.zh, a.en, *a.also)}
     if written is not None and not agreements:
         # a folder from before purposes.yaml named agreements judges as it did: by the id written
         log.warning(
@@ -168,9 +167,7 @@ def _with_agreement(path: Path, text: str, policy: Policy, params: BaseModel) ->
             extra={"file": str(path), "key": "params.consent_purpose"},
         )
         return params
-    found = names.get(key_form(written)) if written is not None else None
-    if found is None and written is None and len(agreements) == 1:
-        found = next(iter(agreements))
+    found = policy.purposes.agreement(written)
     if found is None:
         said = f"unknown agreement '{written}'" if written is not None else "no agreement chosen"
         raise PolicyError(

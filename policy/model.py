@@ -1021,6 +1021,20 @@ class Purposes(Strict):
         "its names, read as its id on the consents stream",
     )
 
+    def agreement(self, written: str | None) -> str | None:
+        """The id of the agreement `agreements` declares under `written`, its id or any of its
+        names in any case and spacing; unset, the one agreement declared. None: no such agreement
+        (or several, none chosen)."""
+        if written is None:
+            return next(iter(self.agreements)) if len(self.agreements) == 1 else None
+        names = {key_form(n): aid for aid, a in self.agreements.items() for n in (aid, a.zh, a.en, *a.also)}
+        return names.get(key_form(written))
+
+    def agreement_names(self, aid: str | None) -> list[str]:
+        """An agreement's id and names (every agreement's where `aid` is None)."""
+        chosen = [aid] if aid is not None else list(self.agreements)
+        return [n for i in chosen if (a := self.agreements.get(i)) for n in (i, a.zh, a.en, *a.also)]
+
     @model_validator(mode="after")
     def _refs(self) -> Purposes:
         named = [(f"collected_for.{fid}", ids) for fid, ids in self.collected_for.items()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ import msgspec
 import pytest
 from test_sdk_overcollection import make_engine, rules, run
 
-from policy import PolicyError
+from detectors import load_detectors
+from policy import DEFAULT_DIR, PolicyError, load_policy
 from policy.catalog import Catalog
 from policy.model import KnownSdk
 from policy.sdk_declarations import SdkDeclarations
 from policy.traffic import load_traffic
 from schemas.models import Attribution, FoundIn, SdkTelemetryEvent, ValueType
+from streams.config import load_config
+from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 from streams.sources.har import CaptureContext, HarConverter, HarError, captured_request, har_entries
 from streams.sources.sdk_attribution import Attributor, Owner, load_signatures
@@ -793,6 +797,53 @@ def test_collection_after_a_withdrawal_is_before_consent_through_the_engine(conv
         run(make_engine(policy), [SdkTelemetryEvent.model_validate(msgspec.to_builtins(e)) for e in events])
     )
     assert found == {("amap_location", "before_consent")}
+
+
+def test_the_privacy_policy_is_known_by_the_policys_agreement_names(tmp_path, monkeypatch) -> None:
+    """probe_u2 H3: which answer of an agreement call is the privacy policy's was `privacy` or 隐私
+    in the code, so a declined 个人信息保护政策 (a name purposes.yaml gives the agreement) beside an
+    accepted marketing item counted as agreement, and an SDK's IMEI after it was silent. The words
+    are the policy's agreement's id and names, as the converter every source builds reads them; a
+    second bank's agreement `pipp` is known by its id too. Through the converter and the engine."""
+    monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", KEY.decode())
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    purposes = folder / "purposes.yaml"
+    purposes.write_text(
+        purposes.read_text(encoding="utf-8").replace(
+            "agreements:\n  privacy_policy:", "agreements:\n  pipp:"
+        ),
+        encoding="utf-8",
+    )
+    bodies = [
+        [{"code": "个人信息保护政策", "agree": 0}, {"code": "营销", "agree": 1}],
+        [{"code": "pipp", "agree": 0}, {"code": "mkt", "name": "营销推送", "agree": 1}],
+        [
+            {"code": "privacy", "agree": 0},
+            {"code": "child_privacy", "agree": 1},
+        ],  # a child's rules are another
+    ]
+    policy = load_policy(folder)
+    converter = HarConverter.for_config(load_config(None, policy_dir=folder), None)
+    for body in bodies:
+        events = convert(
+            converter,
+            entry(AGREE, "POST", at=0, json={"agree": True}),
+            entry(AGREE, "POST", at=1_000, json=body),
+            entry("https://tmf.qq.com/report", "POST", at=2_000, form={"model": "Pixel 8", "k1": IMEI}),
+            consented_at=None,
+        )
+        assert [e.policy_consented for e in events] == [False], body
+        spec = next(s for s in load_detectors(policy, folder) if s.kind == "sdk_overcollection")
+        engine = Engine([spec], Catalog(policy), Pseudonymizer(KEY), rollup_block=1000)
+        got = rules(run(engine, [SdkTelemetryEvent.model_validate(msgspec.to_builtins(e)) for e in events]))
+        assert ("tencent_tmf", "before_consent") in got, body
+    # a child's document declined beside the privacy policy agreed is no withdrawal of it
+    agreed = [
+        {"code": "child_privacy", "name": "儿童个人信息保护规则", "agree": 0},
+        {"code": "pipp", "agree": 1},
+    ]
+    assert consented(converter, entry(AGREE, "POST", json=agreed)) == [True]
 
 
 # -- the policy file ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import msgspec
 import orjson
 
-from policy.model import key_form
+from policy.model import Policy, key_form
 from policy.sdk_declarations import SdkDeclarations
 from policy.traffic import Traffic
 from schemas.structs import STRICT
@@ -188,16 +188,17 @@ _DECLINED = frozenset(
 _AFFIRMED = frozenset({"true", "1", "yes", "y", "agree", "agreed", "accept", "accepted", "同意", "是"})
 
 
-def declined(req: CapturedRequest) -> bool:
+def declined(req: CapturedRequest, privacy: PrivacyWords | None = None) -> bool:
     """A call to the agreement endpoint says the user declined: a field `agree` (`isAgree`, 同意, ...)
     saying no, wherever the app put it. Apps sign their calls in an envelope (`{"data": {"agree":
     false}, "sign": ...}`, a probe's counted as agreement), sometimes as a JSON string. The outermost
     answers decide, and one saying yes among them outweighs one saying no: a list of documents
     agreed one by one (`[{"code": "privacy", "agree": 1}, {"code": "marketing", "agree": 0}]`)
     agrees to the privacy policy; where an answer names the privacy policy itself, it alone decides
-    (a probe's privacy "no" beside a personalized ads "yes" counted as agreement)."""
+    (a probe's privacy "no" beside a personalized ads "yes" counted as agreement). `privacy`: the
+    words naming it, the policy's agreement's names among them (`PrivacyWords`)."""
     body = decode_nested(req.body) if req.body else None
-    own = [str(v).strip().lower() for v in _privacy_answers(body)]
+    own = [str(v).strip().lower() for v in _privacy_answers(body, privacy or PrivacyWords())]
     if own:
         return bool(set(own) & _DECLINED) and not set(own) & _AFFIRMED
     answers: list[tuple[int, str]] = []
@@ -211,10 +212,27 @@ def declined(req: CapturedRequest) -> bool:
     return bool(said & _DECLINED) and not said & _AFFIRMED
 
 
-_PRIVACY = ("privacy", "隐私")  # what names the privacy policy among an agreement's documents
+# a document of a child's or a minor's privacy (儿童个人信息保护规则, `child_privacy`: PIPL art. 31
+# has its own) is another document than the privacy policy, whatever privacy word it holds: an
+# adult's "yes" to it answered nothing of the privacy policy's "no" beside it
+_ANOTHER_SUBJECT = re.compile(r"child|kid|minor|teen|juvenile|儿童|未成年|青少年|少儿")
 
 
-def _privacy_answers(body: Any) -> list[Any]:
+class PrivacyWords:
+    """What names the privacy policy among an agreement call's documents: `privacy` and 隐私 and
+    the policy's agreement's id and names (purposes.yaml `agreements`: a bank's 个人信息保护政策 or
+    `pipp`, a probe's declined one beside an accepted marketing item counted as agreement), inside
+    a name in any case and spacing; a child's or a minor's document is none."""
+
+    def __init__(self, names: Iterable[str] = ()):
+        self.words = tuple(dict.fromkeys(w for w in map(key_form, ("privacy", "隐私", *names)) if w))
+
+    def __call__(self, name: Any) -> bool:
+        said = key_form(str(name))
+        return any(w in said for w in self.words) and not _ANOTHER_SUBJECT.search(said)
+
+
+def _privacy_answers(body: Any, privacy: PrivacyWords) -> list[Any]:
     """The answers that name the privacy policy in a request's decoded body: an agreement field
     beside a value naming it (`{"type": "privacy", "agree": false}`), or a field naming it inside an
     agreement field (`{"consent": {"privacy": false, "ads": true}}`)."""
@@ -231,11 +249,11 @@ def _privacy_answers(body: Any) -> list[Any]:
             return
         asked = [k for k in node if key_form(str(k)) in _ASKED]
         names = [v for k, v in node.items() if k not in asked and isinstance(v, str)]
-        if asked and any(p in n.lower() for n in names for p in _PRIVACY):
+        if asked and any(map(privacy, names)):
             found.extend(node[k] for k in asked if not isinstance(node[k], dict | list))
         for k in asked:
             if isinstance(node[k], dict):
-                found.extend(v for n, v in node[k].items() if any(p in str(n).lower() for p in _PRIVACY))
+                found.extend(v for n, v in node[k].items() if privacy(n))
         for value in node.values():
             walk(decode_nested(value) if isinstance(value, str) else value, depth + 1)
 
@@ -293,6 +311,16 @@ def _pairs(items: Any) -> list[tuple[str, str]]:
     ]
 
 
+def privacy_words(policy: Policy) -> PrivacyWords:
+    """The privacy policy's words for a policy: its agreement's names, the one sdk_overcollection
+    reads (`consent_purpose`, unset the one agreement declared), or every agreement's where none
+    is chosen."""
+    section = policy.detectors.get("sdk_overcollection")
+    written = section.params.get("consent_purpose") if section else None
+    purposes = policy.purposes
+    return PrivacyWords(purposes.agreement_names(purposes.agreement(str(written) if written else None)))
+
+
 class HarConverter:
     """Captured requests -> SDK telemetry, against the policy and an optional tracker signature file."""
 
@@ -302,8 +330,10 @@ class HarConverter:
         traffic: Traffic,
         fingerprint: Callable[[str], str],
         trackers: list[Tracker] | None = None,
+        privacy: PrivacyWords | None = None,
     ):
         self.attributor = Attributor(decl, traffic, trackers)
+        self.privacy = privacy or PrivacyWords()
         self.recognizer = Recognizer(traffic, decl.fields, fingerprint)
         self.fingerprint = fingerprint
         # an unknown host names its SDK: one built from a card or phone number keeps it sealed
@@ -324,6 +354,7 @@ class HarConverter:
             load_traffic(config.policy_dir, sdks),
             Pseudonymizer.from_env(allow_ephemeral=ephemeral_key).digest,
             load_signatures(signatures) if signatures else None,
+            privacy_words(policy),
         )
 
     def convert(self, entries: list[Any], ctx: CaptureContext) -> HarCapture:
@@ -388,7 +419,7 @@ class HarConverter:
             if self.attributor.is_withdrawal(req.method, req.host, req.path):
                 withdrawals.append(req.ts_ms)
             elif self.attributor.is_consent(req.method, req.host, req.path):
-                if declined(req):
+                if declined(req, self.privacy):
                     withdrawals.append(req.ts_ms)
                 # an agreement the server refused (a status of 400 or more: a probe's 500 counted as
                 # consent) is none; 0, a cached response, and a redirect are no refusal
