@@ -82,12 +82,59 @@ class PolicyError(ValueError):
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# list punctuation a Chinese input method types: YAML's flow list splits on `,` only, so
+# `[loan_sys，ncbs]` is one item, and an id list silently names a system no one uses (probe_u2)
+# (between two words: a section's 七、 ends its number)
+_FULL_WIDTH_LIST = re.compile(r"(?<=[^\s，、；])[，、；](?=[^\s，、；])")
+
+
+class _Refused(yaml.constructor.ConstructorError):
+    """A value the loader refuses, with the message and fix its PolicyError says at its key."""
+
+    def __init__(self, node: yaml.Node, message: str, fix: str):
+        super().__init__(None, None, message, node.start_mark)
+        self.node, self.message, self.fix = node, message, fix
+
+
+def _one_item(node: yaml.Node, what: str) -> None:
+    """Refuses a plain (unquoted) scalar holding full-width list punctuation where it reads as
+    items run together: a quoted one is written so on purpose."""
+    found = (
+        _FULL_WIDTH_LIST.search(node.value) if isinstance(node, yaml.ScalarNode) and not node.style else None
+    )
+    if found:
+        raise _Refused(
+            node,
+            f"{what} '{node.value}' holds a full-width {found[0]} (a Chinese input method's), which YAML "
+            "reads as part of one item",
+            "write `,` (ASCII) between items",
+        )
+
+
+def _date(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """A date YAML reads, or the refusal of one no calendar has (2027-02-30: a traceback before)."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)  # type: ignore[no-untyped-call]
+    except ValueError as e:
+        raise _Refused(
+            node, f"'{node.value}' is no real date ({e})", "write a real date YYYY-MM-DD"
+        ) from None
+
+
 class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]
-    """Rejects a key given twice in one mapping: YAML would silently keep only the last one."""
+    """Rejects a key given twice in one mapping: YAML would silently keep only the last one; and
+    items run together by a full-width comma."""
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
+        if node.flow_style:
+            for item in node.value:
+                _one_item(item, "the list item")
+        return super().construct_sequence(node, deep=deep)  # type: ignore[no-any-return]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            _one_item(key_node, "the key")
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if not isinstance(key, Hashable):  # `? [a, b]`: YAML allows it, a mapping cannot hold it
                 raise yaml.constructor.ConstructorError(
@@ -99,6 +146,32 @@ class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _date)
+
+
+def _path_to(node: yaml.Node | None, target: yaml.Node) -> list[str | int] | None:
+    """The key path of `target` (a node of a composed tree, found by its place in the text)."""
+    at = target.start_mark.index
+    if node is None:
+        return None
+    if node.start_mark.index == at and type(node) is type(target):
+        return []
+    pairs: list[tuple[str | int, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.start_mark.index == at:
+                return [k.value]
+            pairs.append((k.value, v))
+    elif isinstance(node, yaml.SequenceNode):
+        pairs = list(enumerate(node.value))
+    for key, child in pairs:
+        if child.start_mark.index <= at <= child.end_mark.index:
+            found = _path_to(child, target)
+            if found is not None:
+                return [key, *found]
+    return None
 
 
 def line_of(text: str, path: Sequence[str | int]) -> int | None:
@@ -212,6 +285,10 @@ def read_yaml(path: Path) -> tuple[Any, str]:
         return yaml.load(text, Loader=_UniqueKeyLoader) or {}, text  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         raise PolicyError(path, "", "nested too deeply", "flatten the YAML") from None
+    except _Refused as e:
+        where = _path_to(yaml.compose(text, Loader=_UniqueKeyLoader), e.node) or []
+        line = e.node.start_mark.line + 1
+        raise PolicyError(path, ".".join(map(str, where)), e.message, e.fix, line) from None
     except yaml.YAMLError as e:
         raise PolicyError(path, "", *_yaml_problem(e)) from None
 

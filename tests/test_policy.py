@@ -684,3 +684,55 @@ def test_the_client_and_foreign_c3_lists_name_catalog_fields(
     assert (
         "card_track_data" in e.value.fix and "card_cvn" in e.value.fix and "mobile_phone" not in e.value.fix
     )
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "key"),
+    [
+        (
+            "organisation.yaml",
+            "    systems: [core_banking, card_system]",
+            "    systems: [core_banking，card_system]",
+            "permissions.counter_service.systems.0",
+        ),
+        (
+            "organisation.yaml",
+            "also: [系统测试, 系统测试岗,",
+            "also: [系统测试、系统测试岗,",
+            "roles.it_tester.also.0",
+        ),
+        (
+            "detectors/transfer_policy.yaml",
+            "identifiers: [",
+            "identifiers: [customer_name；",
+            "params.identifiers.0",
+        ),
+    ],
+)
+def test_items_run_together_by_a_full_width_comma_are_refused(
+    policy_copy: Path, file: str, old: str, new: str, key: str
+) -> None:
+    """probe_u2 M3: `[loan_sys，ncbs]` typed in a Chinese input mode is one item to YAML: a system
+    no role uses (every read flagged), a role's two names one word no feed writes, or an error that
+    told the engineer to declare the pasted string."""
+    path = policy_copy / file
+    edit(path, old, new)
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert (e.value.file, e.value.key, e.value.line) == (str(path), key, line_with(path, new.strip())), str(
+        e.value
+    )
+    assert e.value.fix == "write `,` (ASCII) between items" and "full-width" in e.value.message
+
+
+def test_a_date_no_calendar_has_is_refused_with_its_key(policy_copy: Path) -> None:
+    """probe_u2 M4: `valid_to: 2027-02-30` crashed the loader with a traceback (exit 1)."""
+    path = policy_copy / "recipients.yaml"
+    edit(
+        path, "valid_from: 2025-01-01, valid_to: 2027-12-31,", "valid_from: 2025-01-01, valid_to: 2027-02-30,"
+    )
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert (e.value.file, e.value.key) == (str(path), "recipients.proc_call_center.contracts.0.valid_to")
+    assert e.value.line == line_with(path, "valid_to: 2027-02-30") and "2027-02-30" in e.value.message
+    assert e.value.fix == "write a real date YYYY-MM-DD"
