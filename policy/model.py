@@ -597,6 +597,23 @@ class Organisation(Strict):
                     raise ValueError(
                         f"roles.{rid}.{where} '{word}' already names role {other}; a word may name one role only"
                     )
+        # a set's systems are compared with the id a log's system name is folded to: a typo there, or
+        # a name not folded, is a system no one of the set may use, and each of their reads on the
+        # real one system_not_permitted (a probe's loan_system for loan_sys)
+        names = self.system_names()
+        for pid, p in self.permissions.items():
+            for i, sid in enumerate(p.systems):
+                if names and sid not in self.systems:
+                    own = names.get(key_form(sid))
+                    raise ValueError(
+                        f"permissions.{pid}.systems.{i} '{sid}' is "
+                        + (
+                            f"a name of system {own}; write its id, {own}"
+                            if own
+                            else "not a system of `systems`; "
+                        )
+                        + ("" if own else f"use one of {', '.join(self.systems)}")
+                    )
         for i, clash in enumerate(self.incompatible_roles):
             unknown = [r for r in clash.roles if r not in self.roles]
             if unknown:
@@ -606,6 +623,10 @@ class Organisation(Strict):
             if len(set(clash.roles)) < 2:
                 raise ValueError(f"incompatible_roles.{i}.roles names one role; a clash needs two or more")
         return self
+
+    def system_names(self) -> dict[str, str]:
+        """Each declared system's id and names (`key_form`) -> its id; empty where `systems` declares none."""
+        return {key_form(n): sid for sid, s in self.systems.items() for n in (sid, s.zh, s.en, *s.also) if n}
 
     def clashing_roles(self, roles: Collection[str]) -> list[tuple[list[str], str]]:
         """(the roles held that clash, the clause) for each `incompatible_roles` set `roles` hold

@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from policy import DEFAULT_DIR, read_yaml, validate_section
-from policy.model import Classification, Strict
+from policy.model import Classification, Organisation, Strict, key_form
 from schemas.models import LegalBasis, RecipientType
 
 SOURCES_FILE = "sources.yaml"
@@ -138,10 +138,19 @@ class SourceMapping(Strict):
 class _Checked(SourceMapping):
     classification: Classification
     purpose_ids: list[str] | None = None
+    system_names: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _refs(self) -> _Checked:
         self.check_fields(self.classification)
+        # every access of a database is on its system: one organisation.yaml does not declare (the
+        # shipped core_banking in a bank's folder) is a system no role may use, each read flagged
+        for name, db in self.databases.items():
+            if self.system_names and key_form(db.system) not in self.system_names:
+                raise ValueError(
+                    f"databases.{name}.system '{db.system}' is not a system of organisation.yaml; use one "
+                    f"of {', '.join(dict.fromkeys(self.system_names.values()))} (or a name it gives one)"
+                )
         for app, purpose in self.actors.purposes.items():
             if self.purpose_ids is not None and purpose not in self.purpose_ids:
                 raise ValueError(
@@ -155,15 +164,21 @@ def load_sources(
     directory: Path | str | None = None,
     classification: Classification | None = None,
     purposes: Iterable[str] | None = None,
+    organisation: Organisation | None = None,
 ) -> SourceMapping:
     """Load `sources.yaml` from a policy folder; field ids are checked against the classification,
-    and purpose ids against `purposes` (purposes.yaml's) where given."""
+    purpose ids against `purposes` (purposes.yaml's) and systems against `organisation`'s
+    declared systems where given."""
     path = (Path(directory) if directory else DEFAULT_DIR) / SOURCES_FILE
     data, text = read_yaml(path)
     mapping: SourceMapping = validate_section(path, SourceMapping, data, text)
     if classification is not None:
         known = None if purposes is None else list(purposes)
+        systems = organisation.system_names() if organisation is not None else None
         validate_section(
-            path, _Checked, {**(data or {}), "classification": classification, "purpose_ids": known}, text
+            path,
+            _Checked,
+            {**(data or {}), "classification": classification, "purpose_ids": known, "system_names": systems},
+            text,
         )
     return mapping

@@ -1227,7 +1227,12 @@ def cmd_policy(args: argparse.Namespace) -> int:
     folder = config.policy_dir or DEFAULT_DIR
     # the raw sources' mapping is policy too: checked here, not first at a run that enables them
     tables = (
-        sum(len(db.tables) for db in load_sources(folder, c, policy.purposes.purposes).databases.values())
+        sum(
+            len(db.tables)
+            for db in load_sources(
+                folder, c, policy.purposes.purposes, policy.organisation
+            ).databases.values()
+        )
         if (Path(folder) / SOURCES_FILE).is_file()
         else None
     )

@@ -736,3 +736,38 @@ def test_a_date_no_calendar_has_is_refused_with_its_key(policy_copy: Path) -> No
     assert (e.value.file, e.value.key) == (str(path), "recipients.proc_call_center.contracts.0.valid_to")
     assert e.value.line == line_with(path, "valid_to: 2027-02-30") and "2027-02-30" in e.value.message
     assert e.value.fix == "write a real date YYYY-MM-DD"
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [("core_bankng", "not a system of `systems`"), ("核心系统", "a name of system core_banking")],
+)
+def test_a_permission_sets_system_is_a_declared_systems_id(
+    policy_copy: Path, written: str, said: str
+) -> None:
+    """probe_u2 M2: `systems: [loan_system, ncbs]` for the bank's loan_sys loaded, and every loan
+    officer's read on loan_sys was system_not_permitted. A set's systems are compared with the id a
+    log's name is folded to, so a name (not folded there) is refused with the id to write."""
+    path = policy_copy / "organisation.yaml"
+    new = f"    systems: [{written}, card_system]"
+    edit(path, "    systems: [core_banking, card_system]", new)
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert (e.value.file, e.value.key) == (str(path), "permissions.counter_service.systems.0"), str(e.value)
+    assert e.value.line == line_with(path, new) and said in e.value.message and "core_banking" in e.value.fix
+
+
+def test_a_databases_system_is_a_declared_system(policy_copy: Path) -> None:
+    """probe_u2 M2: sources.yaml's system is every pgaudit access's: one organisation.yaml does not
+    declare is a system no role may use. A name organisation.yaml gives one is folded, as logs' are."""
+    from policy.sources import load_sources
+
+    path = policy_copy / "sources.yaml"
+    edit(path, "    system: core_banking", "    system: 核心业务系统")  # a name of core_banking: folded
+    policy = load_policy(policy_copy)
+    load_sources(policy_copy, policy.classification, policy.purposes.purposes, policy.organisation)
+    edit(path, "    system: 核心业务系统", "    system: core_bankng")
+    with pytest.raises(PolicyError) as e:
+        load_sources(policy_copy, policy.classification, policy.purposes.purposes, policy.organisation)
+    assert e.value.file == str(path) and e.value.key.endswith(".system") and "core_bankng" in e.value.message
+    assert e.value.line == line_with(path, "system: core_bankng") and "core_banking" in e.value.fix

@@ -168,7 +168,9 @@ class RawDecoder:
             return inner
         policy_dir = config.policy_dir
         policy = load_policy(policy_dir)
-        mapping = load_sources(policy_dir, policy.classification, policy.purposes.purposes)
+        mapping = load_sources(
+            policy_dir, policy.classification, policy.purposes.purposes, policy.organisation
+        )
         return cls(inner, parsers, mapping, stats, state, sealer, fingerprint)
 
     @property
