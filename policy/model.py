@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from policy.incidents import IncidentPolicy
 from policy.storage import Storage
@@ -468,6 +476,13 @@ class SystemRule(Strict):
         return kinds
 
 
+# a regular expression's escaped characters, its character classes, and a brace outside both that is
+# no quantifier ({7}, {6,8}, {,8}, {6,}: what is left once they are taken out)
+_ESCAPED = re.compile(r"\\.")
+_CLASSES = re.compile(r"\[\^?\]?[^\]]*\]")
+_QUANTIFIER = re.compile(r"\{(?:\d+(?:,\d*)?|,\d+)\}")
+_STRAY_BRACE = re.compile(r"[{}]")
+
 # ^ or $ outside a character class, \A or \Z: anchors no id inside a longer name can meet
 _ANCHOR = re.compile(r"\\[AZ]|(?<!\\)\$|(?<![\\\[])\^")
 
@@ -483,6 +498,16 @@ class Organisation(Strict):
         None,
         description="a regular expression of the bank's employee ids (the entitlements feed's): an "
         "actor id a log writes in another case (e300011) is read in the case the form takes (E300011)",
+    )
+    customer_id_example: str | None = Field(
+        None,
+        description="one customer id as the core system writes it: `customer_id_form` must match all of "
+        "it, or the policy is refused (a form wrong but valid, 8[0-9]{11 for 8[0-9]{11}, matched no id, "
+        "and customer numbers reached alerts in the clear)",
+    )
+    employee_id_example: str | None = Field(
+        None,
+        description="one employee id as the entitlements feed writes it: `employee_id_form` must match all of it",
     )
     department_form: str | None = Field(
         None,
@@ -527,12 +552,32 @@ class Organisation(Strict):
             raise ValueError(
                 f"'{form}' matches an empty name; write the customer id's form, e.g. C[0-9]{{7}}"
             )
+        stray = _STRAY_BRACE.search(_QUANTIFIER.sub("", _CLASSES.sub("", _ESCAPED.sub("", form))))
+        if stray:
+            # Python reads a brace that is no quantifier as itself: 8[0-9]{11 is 8, a digit and the
+            # text "{11", an id no one has, so no customer number in a name was ever pseudonymized
+            raise ValueError(
+                f"'{form}' has a {stray[0]} that is no count of repeats (Python reads it as the letter); "
+                "pair them as in C[0-9]{7} or C[0-9]{6,8}, or write \\{ for a brace of the id"
+            )
         if _ANCHOR.search(form):
             raise ValueError(
                 f"'{form}' is anchored, but an id is found inside a longer name; drop ^, $, \\A and \\Z "
                 "as in C[0-9]{7}: it is found only where no letter or digit touches it"
             )
         return form
+
+    @field_validator("customer_id_example", "employee_id_example")
+    @classmethod
+    def _example(cls, example: str | None, info: ValidationInfo) -> str | None:
+        form_key = info.field_name.replace("_example", "_form") if info.field_name else ""
+        form = info.data.get(form_key)
+        if example is not None and form is not None and re.fullmatch(form, example, re.I) is None:
+            raise ValueError(
+                f"'{example}' is not all matched by {form_key} '{form}'; correct the form (or the example) "
+                "so that it matches an id as the bank writes it"
+            )
+        return example
 
     @field_validator("department_form")
     @classmethod

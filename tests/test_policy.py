@@ -771,3 +771,39 @@ def test_a_databases_system_is_a_declared_system(policy_copy: Path) -> None:
         load_sources(policy_copy, policy.classification, policy.purposes.purposes, policy.organisation)
     assert e.value.file == str(path) and e.value.key.endswith(".system") and "core_bankng" in e.value.message
     assert e.value.line == line_with(path, "system: core_bankng") and "core_banking" in e.value.fix
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "said"),
+    [
+        (
+            "customer_id_form: 'C[0-9]{7}'",
+            "customer_id_form: 'C[0-9]{7'",
+            "customer_id_form",
+            "no count of repeats",
+        ),
+        (
+            "customer_id_example: C0000022",
+            "customer_id_example: C00000022",
+            "customer_id_example",
+            "not all matched",
+        ),
+        (
+            "employee_id_example: E300011",
+            "employee_id_example: e-300011",
+            "employee_id_example",
+            "not all matched",
+        ),
+    ],
+)
+def test_an_id_form_valid_but_wrong_is_refused(
+    policy_copy: Path, old: str, new: str, key: str, said: str
+) -> None:
+    """probe_u2 M8: `8[0-9]{11` (its `}` missing) is a valid regular expression that matches no
+    customer number, so numbers in record ids reached alerts in the clear. A brace that is no
+    quantifier is refused, and a form must match all of the example id the folder gives."""
+    path = policy_copy / "organisation.yaml"
+    edit(path, old, new)
+    with pytest.raises(PolicyError, match=said) as e:
+        load_policy(policy_copy)
+    assert (e.value.file, e.value.key, e.value.line) == (str(path), key, line_with(path, new)), str(e.value)
