@@ -84,6 +84,7 @@ typedef struct {
     uint32_t *table;      /* ring index + 1, or 0 for an empty slot; linear probing */
     size_t mask;          /* table size - 1 (a power of two, at least twice the ids held) */
     PyObject *fresh;      /* the strings of the ids first seen since `take_fresh`, oldest first */
+    int keeps_fresh;      /* 0: no checkpoint takes them (a replay, which never restores) */
 } IdWindow;
 
 static Py_ssize_t
@@ -218,7 +219,16 @@ add(IdWindow *w, PyObject *text)
 static int
 remember(IdWindow *w, PyObject *text)
 {
-    if (PyList_Append(w->fresh, text) < 0)
+    if (!w->keeps_fresh)
+        return 0;
+    /* a plain str, never a subclass: it holds no reference back (no cycle the collector, which
+     * does not track the window, would have to find) and runs no __del__ when trimmed */
+    PyObject *plain = PyUnicode_FromObject(text);
+    if (plain == NULL)
+        return -1;
+    int failed = PyList_Append(w->fresh, plain);
+    Py_DECREF(plain);
+    if (failed < 0)
         return -1;
     Py_ssize_t n = PyList_GET_SIZE(w->fresh);
     if (n > w->capacity + w->capacity / 4)
@@ -229,10 +239,11 @@ remember(IdWindow *w, PyObject *text)
 static PyObject *
 IdWindow_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"capacity", "key", NULL};
+    static char *names[] = {"capacity", "key", "keeps_fresh", NULL};
     Py_ssize_t capacity;
     Py_buffer key;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ny*:IdWindow", names, &capacity, &key))
+    int keeps_fresh = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ny*|p:IdWindow", names, &capacity, &key, &keeps_fresh))
         return NULL;
     if (capacity < 1 || capacity > (1 << 30) || key.len != 16) {
         PyBuffer_Release(&key);
@@ -247,6 +258,7 @@ IdWindow_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     memcpy(w->key, key.buf, 16);
     PyBuffer_Release(&key);
     w->capacity = capacity;
+    w->keeps_fresh = keeps_fresh;
     w->fresh = PyList_New(0);
     if (w->fresh == NULL || rebuild(w, 2048) < 0) {
         Py_DECREF(w);
@@ -323,9 +335,13 @@ IdWindow_first(IdWindow *w, PyObject *const *args, Py_ssize_t nargs)
     if (kept == NULL || name == NULL || ts_name == NULL)
         goto error;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(decoded); i++) {
-        /* with `ids` no Python code runs in the loop (an id is a str, its digest reads its
-         * characters), so both lists keep the sizes checked on entry; without, an event_id property
-         * may change `decoded`, whose size the loop reads each time */
+        /* the sizes checked on entry may not hold: an event_id property, or the __del__ of a str
+         * subclass's id freed as `fresh` is trimmed (a review's), runs Python that may change
+         * either list, and ids[i] past its end is a wild read */
+        if (ids != Py_None && PyList_GET_SIZE(ids) != PyList_GET_SIZE(decoded)) {
+            PyErr_SetString(PyExc_RuntimeError, "first: decoded or ids changed size during the loop");
+            goto error;
+        }
         /* held, not borrowed: the same callbacks may take it out of `decoded` before it is kept */
         PyObject *pair = Py_NewRef(PyList_GET_ITEM(decoded, i));
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
@@ -385,16 +401,18 @@ PyDoc_STRVAR(take_fresh_doc,
 static PyObject *
 IdWindow_take_fresh(IdWindow *w, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *empty = PyList_New(0);
-    if (empty == NULL)
+    /* what is returned is made before `fresh` is emptied: a MemoryError leaves every id for the
+     * next call, none lost to the checkpoint (a review's) */
+    Py_ssize_t n = PyList_GET_SIZE(w->fresh);
+    PyObject *newest = n > w->capacity ? PyList_GetSlice(w->fresh, n - w->capacity, n) : Py_NewRef(w->fresh);
+    if (newest == NULL)
         return NULL;
-    PyObject *taken = w->fresh;
-    w->fresh = empty;
-    Py_ssize_t n = PyList_GET_SIZE(taken);
-    if (n <= w->capacity)
-        return taken;
-    PyObject *newest = PyList_GetSlice(taken, n - w->capacity, n);
-    Py_DECREF(taken);
+    PyObject *empty = PyList_New(0);
+    if (empty == NULL) {
+        Py_DECREF(newest);
+        return NULL;
+    }
+    Py_SETREF(w->fresh, empty);
     return newest;
 }
 
@@ -417,9 +435,10 @@ static PyTypeObject IdWindowType = {
     .tp_dealloc = (destructor)IdWindow_dealloc,
     .tp_as_sequence = &IdWindow_as_sequence,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = PyDoc_STR("IdWindow(capacity, key)\n--\n\n"
+    .tp_doc = PyDoc_STR("IdWindow(capacity, key, keeps_fresh=True)\n--\n\n"
                         "The newest `capacity` event ids of one topic partition, as keyed digests\n"
-                        "(`key`: 16 bytes, drawn at random per process)."),
+                        "(`key`: 16 bytes, drawn at random per process); `keeps_fresh`: the ids first\n"
+                        "seen are kept as strings for `take_fresh` (a checkpoint's)."),
     .tp_methods = IdWindow_methods,
     .tp_new = IdWindow_new,
 };

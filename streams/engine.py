@@ -870,6 +870,9 @@ class Engine:
         # (topic, partition) -> its newest event ids, as digests under a key of this process's
         self.seen_ids: dict[tuple[str, int], IdWindow] = {}
         self._dedupe_key = os.urandom(16)
+        # whether a checkpoint saves the window's ids for a restore: a replay, which never
+        # restores, keeps none (up to 250 000 strings a window between its checkpoints, a review's)
+        self.saves_seen = True
         # of each source's ids in the store: its chunks' (sequence, ids), oldest first; and the last
         # chunk's ids while it is small (written again with the next checkpoint's)
         self._seen_chunks: dict[tuple[str, int], deque[tuple[int, int]]] = {}
@@ -1276,7 +1279,9 @@ class Engine:
     def _window(self, scope: tuple[str, int]) -> IdWindow:
         window = self.seen_ids.get(scope)
         if window is None:
-            window = self.seen_ids[scope] = IdWindow(DEDUP_IDS_PER_TOPIC_PARTITION, self._dedupe_key)
+            window = self.seen_ids[scope] = IdWindow(
+                DEDUP_IDS_PER_TOPIC_PARTITION, self._dedupe_key, keeps_fresh=self.saves_seen
+            )
         return window
 
     def _save_seen(self, partition: int, store: KeyedStore) -> None:
@@ -1297,7 +1302,7 @@ class Engine:
                 seq = chunks[-1][0] + 1 if chunks else 0
             for i in range(0, len(new), SEEN_CHUNK):
                 part = new[i : i + SEEN_CHUNK]
-                store.put(f"{SEEN}{scope[0]}{SEP}{seq:012d}", part)
+                store.put_cold(f"{SEEN}{scope[0]}{SEP}{seq:012d}", part)
                 chunks.append((seq, len(part)))
                 seq += 1
             if len(part) < small:

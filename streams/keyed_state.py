@@ -144,6 +144,14 @@ class KeyedStore:
         self._pending.pop(key, None)
         self._evict()
 
+    def put_cold(self, key: str, value: Any) -> None:
+        """`put` a value written once and seldom read (a duplicates window's chunk of ids): encoded
+        now and held only until the next checkpoint writes it, never as a live object in the cache,
+        where 100 000 keys of them outlived their use (a review measured 25 MB a window so)."""
+        self._cache.pop(key, None)
+        self._dirty.discard(key)
+        self._pending[key] = self.encode(value)
+
     def adopt(self, key: str, value: Any) -> None:
         """Replace the cached decoding of `key` by a live object built from it (a detector's
         class from its JSON): not a change, so nothing is written at the next checkpoint."""

@@ -129,6 +129,7 @@ def replay(
     # a stream's files are its exports, and exports overlap: an event in two of them is one (a
     # probe's two denials, in both of two overlapping exports, were "3 denied in 10 min")
     engine.dedupe_as.update({topics[p]: f"{streams[p]}\x1ffiles" for p in ordered})
+    engine.saves_seen = False  # a replay never restores: its duplicates window needs no saving
     readers = {p: read_raw(p, topics[p]) for p in ordered}
     for p in ordered:
         if streams[p] in REFERENCE_STREAMS:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from types import SimpleNamespace
+
 import msgspec
 from conftest import T0, access, entitlement, fed, refs
 
@@ -151,6 +154,30 @@ def test_a_duplicate_after_a_restart_or_a_rebalance_is_still_one(policy, catalog
     again.restore(0, log)
     again.process("access", "t", 0, fed("access", events[-30:] + events[:5], "t", 84))
     assert again.duplicates["access"] == 30
+
+
+def test_a_checkpointed_duplicates_window_holds_its_digests_not_its_strings(policy, catalog) -> None:
+    """A review's: the chunks of ids a checkpoint wrote stayed in the store's cache of live values
+    (up to 100 000 keys), the strings' only owner once the window kept digests: a full window,
+    checkpointed every 2 500 events as a live run does, held 25.5 MB, what the dict of strings had."""
+    e = engine(policy, catalog)
+    store = e.store(0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for at in range(0, 200_000, 2_500):
+            ids = [f"{i:08x}-2c6e-4f0b-9d1e-5a7b3c9e1f20" for i in range(at, at + 2_500)]
+            pairs = [(None, SimpleNamespace(event_id=i, ts=1_767_225_600_000)) for i in ids]
+            assert len(e._first_deliveries("access", "t", 0, pairs)) == 2_500
+            del ids, pairs
+            e.changes(0)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 8 << 20, f"{held / 2**20:.1f} MB"
+    # and the store still gives them back to a restore
+    saved = [ids for key, ids in store.items("~engine\x1fseen")]
+    assert sum(map(len, saved)) == 200_000
 
 
 def test_an_event_id_another_system_used_too_is_another_event(policy, catalog) -> None:

@@ -258,6 +258,34 @@ def test_any_str_is_an_id_and_equal_bytes_of_two_widths_are_two() -> None:
     assert ([i for i, _ in kept], dropped) == ([0, 1, 2, 3], 1)
 
 
+def test_an_id_whose_del_changes_the_batch_is_no_crash() -> None:
+    """A review's: the window kept a str subclass's id itself, and trimming its fresh ids ran the
+    id's __del__ mid-loop, which emptied `ids` while the loop read past its end. The window keeps
+    plain copies, and checks the lists' sizes at each id."""
+    no_crash(
+        "from streams._ids import IdWindow\n",
+        """
+        decoded, ids = [], []
+        class Id(str):
+            def __del__(self):
+                ids.clear()
+        w = IdWindow(4, bytes(16))
+        w.first([(i, None) for i in range(5)], [Id(f"old{i}") for i in range(5)])
+        decoded = [(i, None) for i in range(8)]
+        ids = [f"new{i}" for i in range(8)]
+        kept, dropped = w.first(decoded, ids)
+        print(len(kept), dropped, [type(t).__name__ for t in w.take_fresh()])
+        """,
+        "8 0 ['str', 'str', 'str', 'str']",
+    )
+
+
+def test_a_window_that_keeps_nothing_fresh_takes_nothing() -> None:
+    window = IdWindow(4, KEY, keeps_fresh=False)
+    assert window.first(events([("a", 1), ("a", 1), ("b", 1)]))[1] == 1
+    assert window.take_fresh() == [] and "b\x1f1" in window
+
+
 def test_a_long_run_and_the_error_paths_leak_nothing() -> None:
     window = IdWindow(50, KEY)
     n = [0]

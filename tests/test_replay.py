@@ -214,6 +214,12 @@ def test_a_replay_checkpoints_its_state_as_it_goes_and_alerts_the_same(
         held.append(engine.dirty_count())
     assert finals[0] == finals[1] and len(finals[0]) > 10
     assert held[0] < 300 + 1_000 < held[1]  # the bound, and at most a round's changes over it
+    # a replay never restores: its duplicates windows keep no id strings for a checkpoint (up to
+    # 250 000 a window between its checkpoints, a review's), and its store no chunk of them
+    assert engine.seen_ids and not any(window.take_fresh() for window in engine.seen_ids.values())
+    assert not any(
+        key.startswith("~engine\x1fseen") for p in engine.stores for key, _ in engine.store(p).items()
+    )
 
 
 def test_one_access_dated_ten_years_ahead_does_not_hide_a_burst(policy, catalog, tmp_path) -> None:
