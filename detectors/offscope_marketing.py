@@ -188,10 +188,6 @@ class SubjectState:
         return st
 
 
-# what addresses a message (its recipient's name, phone, e-mail): no targeting by features
-_ADDRESSING = frozenset({"customer_name", "contact"})
-
-
 def _known_paths(subject: str, p: Push, ctx: Context) -> list[list[str]]:
     """The org paths the reference data gives about this push as of its time: the subject's managing
     org's (pfi.customers), the submitter's and the approver's (pfi.entitlements). Every path runs
@@ -261,6 +257,16 @@ def _sms_duty_gap_of(
     if held:
         return f"{title} {who} ({ent.org_id}) holds no SMS role of the campaign's org {p.org_id}"
     return f"{title} {who} holds no SMS {title} role (短信{'管理' if duty == 'submit' else '审核'})"
+
+
+def _targeting(p: Push, ctx: Context) -> list[str]:
+    """What the push names in `data_used` but what addresses it (classification.yaml `addresses`:
+    the customer's name and number): those reach the customer chosen, and choose no one by their
+    features (seed 004 流程描述(4)使用③: 针对其个人特征). A bank's own name field so marked is read as
+    the shipped `customer_name` (a second bank's `cust_name` made a name-only greeting a targeted
+    push, and its `mobile_no` an off-purpose one)."""
+    addressing = ctx.catalog.addressing
+    return [f for f in p.data_used if f not in addressing]
 
 
 def _placed(p: Push, ctx: Context) -> Push:
@@ -402,16 +408,9 @@ class OffscopeMarketingDetector:
     def _targeted(p: Push, ctx: Context) -> list[str]:
         """The personal data (catalog fields) the push was targeted with: a push that names any was
         chosen by the subject's own features, personalized whatever its `personalized` flag claims
-        (as transfer_policy reads its `deidentified` flag against the subjects a batch names). The
-        name and contact data that address a message choose no one by their features."""
-        collected, category = ctx.catalog.collected_for, ctx.catalog.field_category
-        return sorted(
-            {
-                f
-                for f in p.data_used
-                if f in collected and f not in _ADDRESSING and category.get(f) not in _ADDRESSING
-            }
-        )
+        (as transfer_policy reads its `deidentified` flag against the subjects a batch names)."""
+        collected = ctx.catalog.collected_for
+        return sorted({f for f in _targeting(p, ctx) if f in collected})
 
     @staticmethod
     def _sms_duty_gap(subject: str, p: Push, ctx: Context) -> str | None:
@@ -466,9 +465,9 @@ class OffscopeMarketingDetector:
         Sensitive (classification.yaml `sensitive`: 行踪轨迹, 金融账户), even where collected for it:
         基本规定(4)① (a probe's push targeted by location under a bundled consent passed). Fields the
         catalog does not know are a coverage gap, counted by the engine, not judged."""
-        collected = ctx.catalog.collected_for
-        off = sorted({f for f in p.data_used if f in collected and marketing not in collected[f]})
-        sensitive = sorted({f for f in p.data_used if f in ctx.catalog.sensitive} - set(off))
+        collected, used = ctx.catalog.collected_for, _targeting(p, ctx)
+        off = sorted({f for f in used if f in collected and marketing not in collected[f]})
+        sensitive = sorted({f for f in used if f in ctx.catalog.sensitive} - set(off))
         if not off and not sensitive:
             return [], []
         general = ctx.consent(subject, marketing, None, p.ts)

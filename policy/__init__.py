@@ -433,25 +433,44 @@ def _with_added_rules(path: Path, data: Any, cite_shipped: Callable[[Any], Any])
 
 
 # marks lifemon added to classification.yaml since banks began keeping their own: (block, mark,
-# what a warning calls the entries, what the mark says)
+# what a warning calls the entries, what the mark says, what a folder whose own ids take no shipped
+# mark loses, where that is worth a warning)
 ADDED_MARKS = (
-    ("categories", "sensitive", "category", "is sensitive"),  # 敏感个人信息, seed 004 定义(10)
-    ("fields", "payment_sensitive", "field", "is payment-sensitive"),  # 支付敏感信息, seed 002 §四(3)
+    ("categories", "sensitive", "category", "is sensitive", None),  # 敏感个人信息, seed 004 定义(10)
+    ("fields", "payment_sensitive", "field", "is payment-sensitive", None),  # 支付敏感信息, seed 002 §四(3)
+    # what a message is addressed with (offscope_marketing: a push naming it was not targeted by it);
+    # a second bank names its name and number fields its own way, and its name-only greetings became
+    # personalized pushes
+    (
+        "fields",
+        "addresses",
+        "field",
+        "addresses a message",
+        "a marketing push naming the customer's name or number is read as targeted by it; mark your "
+        "name and number fields `addresses: true`",
+    ),
 )
 
 
 def _with_marks(path: Path, data: Any) -> Any:
     """A bank's classification.yaml written before lifemon added a mark (which categories are
-    sensitive, which fields payment-sensitive) marks none: its entries of the shipped ids take the
-    shipped mark, said. Without it the rules the mark drives would pass silently in its folder."""
+    sensitive, which fields payment-sensitive or address a message) marks none: its entries of the
+    shipped ids take the shipped mark, said. Without it the rules the mark drives would pass
+    silently in its folder (or, for what addresses a message, their verdicts change unsaid)."""
     shipped = read_yaml(DEFAULT_DIR / path.name)[0]
-    for block, mark, entry, says in ADDED_MARKS:
+    for block, mark, entry, says, loses in ADDED_MARKS:
         theirs = data.get(block) if isinstance(data, dict) else None
         if not isinstance(theirs, dict) or any(isinstance(e, dict) and mark in e for e in theirs.values()):
             continue
         ours = shipped.get(block, {})
         marked = [k for k, e in theirs.items() if isinstance(e, dict) and ours.get(k, {}).get(mark)]
         if not marked:
+            if loses:
+                log.warning(
+                    f"{path}: no {entry} {says} (`{mark}`, added to lifemon since the file was "
+                    f"written): {loses}",
+                    extra={"file": str(path), "key": block, "added": []},
+                )
             continue
         log.warning(
             f"{path}: no {entry} says whether it {says} (`{mark}`, added to lifemon since the file "

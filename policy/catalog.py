@@ -64,6 +64,15 @@ class Catalog:
             if members and cat not in self.field_class:
                 self.field_class[cat] = max(members, key=CLASS_RANK.__getitem__)
                 self.field_category[cat] = cat
+        # what addresses a message (classification.yaml `addresses`); a category named where a field
+        # belongs only if every field of it does, as it may stand for any of them
+        addressing = {fid for fid, f in fields.items() if f.addresses}
+        of_category: dict[str, set[str]] = {}
+        for fid, f in fields.items():
+            of_category.setdefault(f.category, set()).add(fid)
+        self.addressing = frozenset(
+            addressing | {c for c, ids in of_category.items() if c not in fields and ids <= addressing}
+        )
         self.combinations = [
             (ids, c.jr_class) for c in policy.classification.combinations for ids in c.sets()
         ]

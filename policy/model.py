@@ -200,6 +200,11 @@ class FieldClass(Strict):
         description="other words the seeds, the privacy policy and logs use for it (交易密码, 存款余额, ACCT_BAL); "
         "a word names one field only",
     )
+    addresses: bool = Field(
+        default=False,
+        description="what addresses a message to the customer (姓名, 手机号码): a push that names it in "
+        "`data_used` was not chosen by it (offscope_marketing reads a push's targeting without it)",
+    )
 
     @model_validator(mode="after")
     def _payment_sensitive_is_c3(self) -> FieldClass:
@@ -275,6 +280,30 @@ class Classification(Strict):
             if unknown:
                 raise ValueError(
                     f"combinations[{i}].fields names unknown field ids {unknown}; declare them under `fields`"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _addresses_only_contact_data(self) -> Classification:
+        # a field marked `addresses` leaves a push's targeting unjudged, its off-purpose and
+        # separate-consent checks too: a secret or sensitive data (金融账户, 行踪轨迹) so marked would
+        # target pushes unseen, and addresses no message anyway
+        for fid, f in self.fields.items():
+            if not f.addresses:
+                continue
+            why = (
+                "C3"
+                if f.jr_class is JrClass.C3
+                else "an authentication helper"
+                if f.auth_helper
+                else f"of the sensitive category {f.category}"
+                if self.categories[f.category].sensitive
+                else None
+            )
+            if why is not None:
+                raise ValueError(
+                    f"fields.{fid}.addresses: the field is {why}, which addresses no message; mark only "
+                    "what a message is addressed with (姓名, 手机号码, 电子邮箱)"
                 )
         return self
 

@@ -141,6 +141,18 @@ def access(
     return out
 
 
+def renamed_ids(folder: Path, renames: dict[str, str]) -> None:
+    """A copied policy folder as a bank with its own ids writes it (`cust_name` for customer_name):
+    every YAML file spelling each id anew, as a whole word."""
+    import re
+
+    for f in [*folder.glob("*.yaml"), *folder.glob("detectors/*.yaml")]:
+        text = f.read_text(encoding="utf-8")
+        for old, new in renames.items():
+            text = re.sub(rf"\b{re.escape(old)}\b", new, text)
+        f.write_text(text, encoding="utf-8")
+
+
 def refs(stream: str, records: list[Record]) -> list[Any]:
     """Reference records as the engine receives them from the decoder (structs)."""
     return [from_model(stream, r) for r in records]

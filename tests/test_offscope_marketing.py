@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import MINOR_CASES, T0, fed, refs
+from conftest import MINOR_CASES, T0, fed, refs, renamed_ids
 
 from detectors import load_detectors
 from schemas.models import Alert, Consent, Customer, Entitlement, MarketingPushEvent
@@ -747,6 +747,82 @@ def test_a_push_targeted_with_personal_data_is_personalized_whatever_its_flag_sa
         "flagged non-personalized but targeted with customer_segment, marketing_tags, transaction_record"
         in (c1.summary)
     )
+
+
+def _renamed_bank(tmp_path: Any, name_addresses: bool = True) -> Any:
+    """The shipped folder as a second bank writes it: its name field `cust_name`, its number
+    `mobile_no`, not collected for marketing, every file spelling them so."""
+    from policy import load_policy
+
+    folder = _policy_copy(tmp_path)
+    renamed_ids(folder, {"customer_name": "cust_name", "mobile_phone": "mobile_no"})
+    purposes = folder / "purposes.yaml"
+    text = purposes.read_text(encoding="utf-8")
+    old = "  mobile_no:         [account_service, authentication, customer_service, marketing]\n"
+    assert old in text
+    purposes.write_text(
+        text.replace(old, "  mobile_no: [account_service, authentication, customer_service]\n"),
+        encoding="utf-8",
+    )
+    if not name_addresses:
+        classification = folder / "classification.yaml"
+        text = classification.read_text(encoding="utf-8")
+        old = "category: identity, addresses: true}"
+        assert text.count(old) == 1
+        classification.write_text(text.replace(old, "category: identity}"), encoding="utf-8")
+    return load_policy(folder)
+
+
+def test_what_addresses_a_push_is_the_policys_mark_not_the_shipped_field_id(tmp_path) -> None:
+    """classification.yaml `addresses`: a second bank's `cust_name` greets the customer as the shipped
+    `customer_name` does, and its `mobile_no` sends the SMS: neither targets the push, nor is either
+    off-purpose where the bank did not list the number as collected for marketing (a probe's bank
+    got `personalized_without_choice`, "targeted with cust_name", and "targeted with mobile_no, not
+    collected for marketing"). Without the mark, the name is targeting as any other field."""
+    from policy import load_policy
+    from policy.catalog import Catalog
+
+    plain = {"personalized": False, "opt_out_offered": False}
+    shipped = [
+        push("C1", data_used=["customer_name"], **plain),
+        push("C2", data_used=["mobile_phone"], **plain),
+    ]
+    renamed = [push("C1", data_used=["cust_name"], **plain), push("C2", data_used=["mobile_no"], **plain)]
+    got = {}
+    for name, bank, pushes in (
+        ("shipped", load_policy(), shipped),
+        ("renamed", _renamed_bank(tmp_path / "a"), renamed),
+        ("unmarked", _renamed_bank(tmp_path / "b", name_addresses=False), renamed),
+    ):
+        e = _engine(bank, Catalog(bank))
+        alerts = run(e, consent("C1"), consent("C2"), pushes) + e.drain()
+        got[name] = {
+            a.subjects_sample[0]: (set(a.counts) - {"pushes"}, a.summary) for a in final(alerts).values()
+        }
+    assert {s: r for s, (r, _) in got["shipped"].items()} == {
+        P("C1"): {"rule_no_refusal_offered"},
+        P("C2"): {"rule_no_refusal_offered"},
+    }
+    assert {s: r for s, (r, _) in got["renamed"].items()} == {s: r for s, (r, _) in got["shipped"].items()}
+    assert not any("targeted with" in summary for _, summary in got["renamed"].values())
+    rules_c1, summary_c1 = got["unmarked"][P("C1")]
+    assert rules_c1 == {"rule_personalized_without_choice"}
+    assert "flagged non-personalized but targeted with cust_name" in summary_c1
+
+
+def test_only_what_addresses_a_message_may_be_marked_so(tmp_path) -> None:
+    """A mark that lets a field through a push's targeting unjudged is refused on data that addresses
+    no message: an account number (金融账户, sensitive) so marked would target pushes unseen."""
+    from policy import PolicyError, load_policy
+
+    folder = _policy_copy(tmp_path)
+    f = folder / "classification.yaml"
+    old = "  payment_account_no:   {zh: 支付账号, class: C2, category: account}"
+    text = f.read_text(encoding="utf-8")
+    assert old in text
+    f.write_text(text.replace(old, old[:-1] + ", addresses: true}"), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"sensitive category account, which addresses no message"):
+        load_policy(folder)
 
 
 def test_every_rule_cites_seed_004_by_the_clauses_that_hold_its_text(policy) -> None:

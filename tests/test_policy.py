@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import LOG_WORDS
+from conftest import LOG_WORDS, renamed_ids
 
 from detectors import load_detectors
 from policy import DEFAULT_DIR, PolicyError, load_policy
@@ -565,6 +565,31 @@ def test_a_folder_written_before_a_setting_was_added_gets_it_as_shipped_and_says
         (str(path), "fields"): ["card_cvn", "card_expiry", "card_pin", "card_track_data", "payment_password"],
         (str(org), "head_office"): ["head_office"],
     }
+
+
+def test_a_classification_written_before_the_addressing_mark_gets_it_as_shipped_or_is_told(
+    policy, policy_copy: Path, caplog
+) -> None:
+    """classification.yaml's `addresses` (what a message is addressed with: offscope_marketing reads
+    a push's targeting without it). A folder that kept the shipped ids takes the shipped mark, said;
+    one whose name and number are its own ids (a second bank's `cust_name`) is told to mark them:
+    unmarked, its name-only greetings are personalized pushes."""
+    path = policy_copy / "classification.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(", addresses: true}", "}"), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        older = load_policy(policy_copy)
+    assert older.classification.fields == policy.classification.fields
+    assert {(r.file, r.key): r.added for r in caplog.records} == {
+        (str(path), "fields"): ["customer_name", "mobile_phone"]
+    }
+    caplog.clear()
+    renamed_ids(policy_copy, {"customer_name": "cust_name", "mobile_phone": "mobile_no"})
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        own = load_policy(policy_copy)
+    assert not any(f.addresses for f in own.classification.fields.values())
+    (said,) = [r for r in caplog.records if r.key == "fields"]
+    assert "no field addresses a message (`addresses`" in said.getMessage()
+    assert "mark your name and number fields `addresses: true`" in said.getMessage()
 
 
 def test_a_detector_file_written_before_a_rule_was_added_loads_with_it_and_says_so(
