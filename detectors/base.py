@@ -202,7 +202,9 @@ class Context:
         abroad, an SDK's collection under the privacy policy) as of `ts`, whichever channel it was
         recorded on. For a contact purpose (purposes.yaml `channels`: marketing) a consent's
         channel is where the customer may be contacted, so a grant standing on any channel is
-        consent to the purpose, and an opt-out of one channel leaves the others'. For any other
+        consent to the purpose, and an opt-out of one channel leaves the others' (a withdrawal of the
+        purpose itself, logged on a channel, was recorded on every channel at the door where the
+        purpose's `withdrawal_scope` says all_channels: streams.engine). For any other
         purpose a channel can only say where the customer said it (a separate consent captured in
         the app: `app_push`), so the newest word decides, and a withdrawal made there ends it
         (seed 004 基本规定(4)③: 客户有权撤回其同意, wherever the customer says it)."""

@@ -1068,6 +1068,13 @@ class Sdks(Strict):
         return self
 
 
+class WithdrawalScope(StrEnum):
+    """What a contact purpose's withdrawal on one channel ends, where its purpose names no channel."""
+
+    all_channels = "all_channels"  # the customer refused the purpose; the channel is where they said it
+    channel = "channel"  # that channel alone, as its own purpose (`marketing_sms`) says always
+
+
 class Purpose(Strict):
     zh: str
     en: str
@@ -1089,6 +1096,23 @@ class Purpose(Strict):
         description="a use the law requires (PIPL art. 13 ¶1(3)) reads what the duty needs, whatever it "
         "was collected for",
     )
+    withdrawal_scope: WithdrawalScope = Field(
+        default=WithdrawalScope.all_channels,
+        description="contact purposes: what a withdrawal recorded on one channel ends, where the consent's "
+        "purpose does not name that channel too (`marketing_sms` ends SMS alone, whatever this says): "
+        "every channel (all_channels), or that channel (channel)",
+    )
+
+    @model_validator(mode="after")
+    def _scope_of_a_contact_purpose(self) -> Purpose:
+        # a purpose without channels has no channel's word to widen: a scope there says nothing, and a
+        # bank reading it would think its refusals scoped
+        if "withdrawal_scope" in self.model_fields_set and not self.channels:
+            raise ValueError(
+                "withdrawal_scope is for a purpose the bank contacts customers for: declare its `channels`, "
+                "or drop the key"
+            )
+        return self
 
 
 class Agreement(Strict):

@@ -39,6 +39,7 @@ from detectors import DetectorSpec
 from detectors.base import DAY_MS, UNNAMED, Context, Detector, Finding, References
 from policy.catalog import Catalog
 from policy.model import (
+    WithdrawalScope,
     affirms,
     code_form,
     erases,
@@ -48,7 +49,15 @@ from policy.model import (
     spelling,
 )
 from schemas.incident import Incident
-from schemas.models import STREAM_KEYS, SUBJECT_FIELDS, Alert, Channel, EmployeeStatus, LifecycleStage
+from schemas.models import (
+    STREAM_KEYS,
+    SUBJECT_FIELDS,
+    Alert,
+    Channel,
+    ConsentStatus,
+    EmployeeStatus,
+    LifecycleStage,
+)
 from streams import _door
 from streams._ids import IdWindow
 from streams.alerts import actor_kind, build_alert, latest
@@ -788,6 +797,11 @@ class Engine:
             catalog.contact_purposes,  # what the bank contacts customers for: `wechat_payment` is no channel's
             {c.value: c.value for c in Channel} | ENUM_WORDS["Channel"],
         )
+        self._refused_on_every_channel = frozenset(
+            pid
+            for pid in catalog.contact_purposes
+            if catalog.purposes[pid].withdrawal_scope is WithdrawalScope.all_channels
+        )
         organisation = catalog.policy.organisation
         self._employee_spelling = spelled_as(organisation.employee_id_form, within=True, bare=True)
         self._signer_spelling = spelled_as(organisation.employee_id_form, within=True)
@@ -957,7 +971,7 @@ class Engine:
         self._pseudonymize(stream, records)
         if stream == "consents":
             fold(records, "purpose", self._purpose_spelling)
-            self._channel_from_purpose(records)
+            records = self._channels_of_consents(records)
         elif stream == "entitlements":
             fold(records, "actor_id", self._employee_spelling)
             fold_lists(records, "roles", self._role_spelling)
@@ -988,13 +1002,28 @@ class Engine:
                 labels.orgs.clear()  # an org labelled `other` may be known now
         return Applied(missed, self._late_reference(stream, news) if news else [])
 
-    def _channel_from_purpose(self, consents: Sequence[Any]) -> None:
-        """A consent whose purpose names its channel too (`channel_in_purpose`) is for that purpose,
-        on that channel where the record names none."""
+    def _channels_of_consents(self, consents: Sequence[Any]) -> list[Any]:
+        """The consents with the channels they speak for. One whose purpose names its channel too
+        (`channel_in_purpose`) is for that purpose, on that channel where the record names none: the
+        platform scoped it so. A withdrawal whose purpose names none, logged on a channel, is the
+        customer's refusal of the purpose where its `withdrawal_scope` is `all_channels`: a refusal
+        on every channel, each its own record, so an opt-in on one channel later reopens that one
+        alone and a bundled re-acceptance none (seed 004 流程描述(4)②: 在客户明确表示拒绝接受营销的
+        情况下, 应当立即停止利用; a probe's customers who refused by SMS, by calling 95526 or in the
+        app were marketed to on WeChat and by phone unseen). The records said on each channel come
+        after those derived, so one at the same time is the channel's word."""
+        derived: list[Any] = []
         for c in consents:
             if c.purpose not in self.catalog.purposes and (split := self._purpose_channel(c.purpose)):
                 c.purpose = split[0]
                 c.channel = c.channel or Channel(split[1])
+            elif (
+                c.channel is not None
+                and c.status is not ConsentStatus.granted
+                and c.purpose in self._refused_on_every_channel
+            ):
+                derived += [msgspec.structs.replace(c, channel=ch) for ch in Channel if ch != c.channel]
+        return [*derived, *consents]
 
     def _news(self, registry: AsOfRegistry[Any], records: Sequence[Any]) -> list[tuple[Any, Any]]:
         """(record, the version it replaces at its own time or None) of the records a detector may

@@ -197,16 +197,17 @@ def test_an_event_id_another_system_used_too_is_another_event(policy, catalog) -
 
 
 def test_consents_are_looked_up_by_subject_purpose_and_channel(policy, catalog) -> None:
-    """A later grant for another purpose must not hide an earlier withdrawal."""
+    """A later grant for another purpose must not hide an earlier withdrawal. The withdrawals are
+    of one channel's marketing each (`marketing_sms`, as the platforms scope an opt-out)."""
     from schemas.models import Consent
 
     e = engine(policy, catalog)
     consents = [
         Consent(subject_id="C1", ts=T0, purpose="marketing", channel="sms", status="granted"),
-        Consent(subject_id="C1", ts=T0 + 10, purpose="marketing", channel="sms", status="withdrawn"),
+        Consent(subject_id="C1", ts=T0 + 10, purpose="marketing_sms", status="withdrawn"),
         Consent(subject_id="C1", ts=T0 + 20, purpose="credit_assessment", status="granted"),
         Consent(subject_id="C1", ts=T0 + 30, purpose="marketing", status="granted"),
-        Consent(subject_id="C1", ts=T0 + 40, purpose="marketing", channel="app_push", status="withdrawn"),
+        Consent(subject_id="C1", ts=T0 + 40, purpose="marketing:app_push", status="withdrawn"),
     ]
     e.apply_reference("consents", refs("consents", consents))
     ctx = e.task(0, e.specs[0]).ctx

@@ -50,9 +50,13 @@ def push(subject: str = "C1", at: int = 0, n: int = 0, **kw: Any) -> MarketingPu
 
 
 def consent(subject: str = "C1", at: int = -24 * HOUR, channel: str | None = "sms", **kw: Any) -> Consent:
-    return Consent(
-        subject_id=subject, ts=T0 + at, purpose="marketing", channel=channel, **{"status": "granted", **kw}
-    )
+    fields = {"purpose": "marketing", "status": "granted", **kw}
+    return Consent(subject_id=subject, ts=T0 + at, channel=channel, **fields)
+
+
+def opt_out(subject: str = "C1", at: int = -HOUR, channel: str = "sms") -> Consent:
+    """An opt-out of one channel's marketing, as the platforms log it: its purpose names the channel."""
+    return consent(subject, at, None, purpose=f"marketing_{channel}", status="withdrawn")
 
 
 def customer(cid: str = "C1", path: tuple[str, ...] = ("HO", "B01", "S0101")) -> Customer:
@@ -186,7 +190,7 @@ def test_no_consent_versus_a_consent_for_another_channel(engine) -> None:
 
 
 def test_a_refused_channel_while_marketing_consent_stands(engine) -> None:
-    steps = [consent(channel=None), consent(at=-HOUR, status="withdrawn")]
+    steps = [consent(channel=None), opt_out()]
     alerts = run(engine, *steps, [push(at=0), push(at=MIN, channel="app_push")])
     alerts += engine.drain()
     (a,) = final(alerts).values()
@@ -576,7 +580,7 @@ def test_a_refusal_of_marketing_stops_pushes_that_name_another_purpose(engine) -
     ]
     steps += [consent(s, channel=None) for s in ("C1", "C2", "C3")]
     steps += [consent("C1", at=-HOUR, channel=None, status="withdrawn")]
-    steps += [consent("C2", at=-HOUR, channel="sms", status="withdrawn")]
+    steps += [opt_out("C2")]
     steps += [consent("C3", at=HOUR, channel=None, status="withdrawn")]
     # C4 refused marketing, then agreed to the wealth-advice service: still no marketing
     steps += [consent("C4", at=-2 * HOUR, channel=None, status="withdrawn")]
@@ -591,6 +595,79 @@ def test_a_refusal_of_marketing_stops_pushes_that_name_another_purpose(engine) -
     assert by_subject[P("C1")].counts["opt_out_delay_s"] == 3600
     c2 = by_subject[P("C2")].counts
     assert c2["pushes"] == 1 and c2["rule_channel_refused"] == 1  # the SMS only
+
+
+def _refusers(e: Engine) -> dict[str, set[str]]:
+    """Subjects who refused marketing on one channel each, then a campaign on WeChat and by phone
+    (a probe's: customers who replied TD, called 95526 or switched the app's 信息推送 off, marketed to
+    two weeks later on the other channels). The rules of each subject's alert."""
+    day = 24 * HOUR
+    steps: list[Any] = [consent(s, at=-200 * day, channel=None) for s in ("C1", "C2", "C3", "C4", "C5", "C6")]
+    steps += [consent("C1", at=-14 * day, channel="sms", status="withdrawn")]  # TD
+    steps += [consent("C2", at=-14 * day, channel="phone", status="withdrawn")]  # 95526
+    steps += [consent("C3", at=-14 * day, channel="app_push", status="withdrawn")]  # 信息推送 off
+    steps += [opt_out("C4", at=-14 * day)]  # the SMS platform's own opt-out: SMS marketing alone
+    # refused by phone, then opted in on WeChat (C5), or the privacy policy accepted again, bundled (C6)
+    steps += [consent(s, at=-14 * day, channel="phone", status="withdrawn") for s in ("C5", "C6")]
+    steps += [consent("C5", at=-day, channel="wechat"), consent("C6", at=-day, channel=None)]
+    sent = [(s, ch) for s in ("C1", "C2", "C3", "C4", "C5", "C6", "C7") for ch in ("wechat", "phone")]
+    pushes = [push(s, at=k, channel=ch) for k, (s, ch) in enumerate([*sent, ("C4", "sms")])]
+    alerts = run(e, consent("C7", at=-200 * day, channel=None), *steps, pushes) + e.drain()
+    return {a.subjects_sample[0]: set(a.counts) for a in final(alerts).values()}
+
+
+def test_a_refusal_of_marketing_said_on_one_channel_ends_every_channel(policy, catalog, tmp_path) -> None:
+    """purposes.yaml `withdrawal_scope: all_channels` (seed 004 流程描述(4)②: 在客户明确表示拒绝接受营销的
+    情况下, 应当立即停止利用: the customer refuses marketing, not a channel). A withdrawal of `marketing`
+    logged on the channel it was said on ends every channel; one whose purpose names its channel
+    (`marketing_sms`) ends that channel alone; an opt-in on a channel since reopens that one, a
+    bundled re-acceptance none; a consenting customer stays silent. With `channel`, each refusal
+    ends its own channel, as before."""
+    wide = _refusers(_engine(policy, catalog))
+    assert set(wide) == {P(s) for s in ("C1", "C2", "C3", "C4", "C5", "C6")}
+    for s in ("C1", "C2", "C3", "C6"):
+        assert wide[P(s)] == {"pushes", "rule_after_withdrawal", "opt_out_delay_s"}, s
+    # C4: its SMS opt-out stops the SMS alone
+    assert wide[P("C4")] == {"pushes", "rule_channel_refused", "opt_out_delay_s"}
+    # C5: the WeChat push on its own opt-in is compliant; the phone one still refused
+    assert wide[P("C5")] == {"pushes", "rule_channel_refused", "opt_out_delay_s"}
+
+    from policy import load_policy
+    from policy.catalog import Catalog
+
+    folder = _policy_copy(tmp_path)
+    f = folder / "purposes.yaml"
+    text = f.read_text(encoding="utf-8")
+    assert text.count("withdrawal_scope: all_channels") == 1
+    f.write_text(
+        text.replace("withdrawal_scope: all_channels", "withdrawal_scope: channel"), encoding="utf-8"
+    )
+    narrow_policy = load_policy(folder)
+    narrow = _refusers(_engine(narrow_policy, Catalog(narrow_policy)))
+    # only those phoned on the channel they refused: the probe's 100 of 600
+    assert narrow == {
+        P(s): {"pushes", "rule_channel_refused", "opt_out_delay_s"} for s in ("C2", "C4", "C5", "C6")
+    }
+
+
+def test_a_withdrawal_scope_on_a_purpose_the_bank_contacts_no_one_for_is_refused(tmp_path) -> None:
+    from policy import PolicyError, load_policy
+
+    folder = _policy_copy(tmp_path)
+    f = folder / "purposes.yaml"
+    old = "    legal_obligation: true\n  # spotting and stopping fraud"
+    text = f.read_text(encoding="utf-8")
+    assert old in text
+    f.write_text(
+        text.replace(
+            old, "    legal_obligation: true\n    withdrawal_scope: channel\n  # spotting and stopping fraud"
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        PolicyError, match=r"withdrawal_scope is for a purpose the bank contacts customers for"
+    ):
+        load_policy(folder)
 
 
 # -- four eyes across branches, a branch's audience, the personalized flag, the clauses -------------

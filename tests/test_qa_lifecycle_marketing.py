@@ -2,7 +2,9 @@
 
 Seed 004 流程描述(4)使用②: "客户明确表示拒绝接受营销的, 应当立即停止利用"; the bank markets by phone,
 SMS, the app, WeChat and app push (purposes.yaml, its own list), with an opt-out per channel; seed 004 基本规定(4)③ a withdrawal does not undo what was done before it. Consent
-is per purpose and channel: a withdrawal for SMS leaves the app channel the customer still consents to.
+is per purpose and channel: a withdrawal of SMS marketing (`marketing_sms`, as an SMS platform logs
+its opt-out) leaves the app channel the customer still consents to; a refusal of marketing logged on
+the SMS channel refuses every channel (purposes.yaml `withdrawal_scope`).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ def engine(policy: Any, catalog: Any, *consents: Consent) -> Engine:
     return e
 
 
-def consent(at: int, channel: str | None, status: str = "granted", subject: str = CUSTOMER) -> Consent:
-    return Consent(subject_id=subject, ts=T0 + at, purpose="marketing", channel=channel, status=status)
+def consent(
+    at: int, channel: str | None, status: str = "granted", subject: str = CUSTOMER, purpose: str = "marketing"
+) -> Consent:
+    return Consent(subject_id=subject, ts=T0 + at, purpose=purpose, channel=channel, status=status)
 
 
 def push(at: int, channel: str, n: int = 0, subject: str = CUSTOMER, **kw: Any) -> MarketingPushEvent:
@@ -75,12 +79,22 @@ def clean(alerts: list[Any]) -> None:
 
 
 def test_sms_withdrawn_but_app_push_still_consented_is_silent(policy, catalog) -> None:
-    e = engine(policy, catalog, consent(-30 * 24 * HOUR, None), consent(-2 * HOUR, "sms", "withdrawn"))
+    sms_off = consent(-2 * HOUR, None, "withdrawn", purpose="marketing_sms")
+    e = engine(policy, catalog, consent(-30 * 24 * HOUR, None), sms_off)
     assert run(e, [push(0, "app_push")]) == []
 
 
+def test_a_refusal_of_marketing_said_by_sms_stops_the_app_push_too(policy, catalog) -> None:
+    """The same reply logged as a refusal of `marketing` on the SMS channel: the customer refused
+    marketing (seed 004 流程描述(4)②), and the app push after it fires."""
+    e = engine(policy, catalog, consent(-30 * 24 * HOUR, None), consent(-2 * HOUR, "sms", "withdrawn"))
+    (a,) = run(e, [push(0, "app_push")])
+    assert rules(a) == {"after_withdrawal"} and a.severity.value == "high"
+
+
 def test_an_sms_a_minute_after_the_sms_withdrawal_fires_high(policy, catalog) -> None:
-    e = engine(policy, catalog, consent(-30 * 24 * HOUR, None), consent(-MIN, "sms", "withdrawn"))
+    sms_off = consent(-MIN, None, "withdrawn", purpose="marketing_sms")
+    e = engine(policy, catalog, consent(-30 * 24 * HOUR, None), sms_off)
     (a,) = run(e, [push(0, "sms")])
     assert rules(a) == {"channel_refused"} and a.severity.value == "high"
     assert a.counts["opt_out_delay_s"] == 60 and "1 min after the opt-out" in a.summary

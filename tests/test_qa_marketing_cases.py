@@ -339,8 +339,10 @@ def test_a_branch_campaign_to_a_customer_who_moved_away_before_the_push(run) -> 
 
 
 def test_a_self_approved_sms_on_the_refused_channel_is_high_and_names_both_rules(run) -> None:
-    """The customer turned SMS marketing off (app pushes still on); the submitter approved their own SMS."""
-    (a,) = run([push(10 * MIN, "sms", approver_id="E51001")], [GRANTED, consent(0, "sms", "withdrawn")])
+    """The customer turned SMS marketing off (营销短信, app pushes still on); the submitter approved
+    their own SMS."""
+    sms_off = Consent(subject_id=CUSTOMER, ts=T0, purpose="营销短信", channel=None, status="withdrawn")
+    (a,) = run([push(10 * MIN, "sms", approver_id="E51001")], [GRANTED, sms_off])
     assert rules(a) == {"channel_refused": 1, "four_eyes": 1} and a.severity.value == "high"
     assert a.title_zh == "通过客户已拒绝的渠道推送、营销短信未经本层级短信管理岗提交并由他人审核"
     assert "refused" in a.title_en and "two people" in a.title_en

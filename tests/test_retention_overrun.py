@@ -1818,16 +1818,23 @@ def test_a_consent_recorded_on_a_channel_is_the_customers_consent_to_the_purpose
     opted_in = said(
         "marketing", (T0 - 3 * DAY, "granted", "sms", False), (T0 - 3 * DAY, "granted", "app_push", False)
     )
+
+    # an opt-out of the app's marketing alone (its purpose names the channel) leaves the SMS opt-in;
+    # a withdrawal of marketing itself, for no channel or logged on the app, ends both
+    # (purposes.yaml `withdrawal_scope: all_channels`)
+    def off(*channels: str) -> list[Consent]:
+        return [c for ch in channels for c in said(f"marketing_{ch}", (T0 - DAY, "withdrawn", None, False))]
+
     assert not fires(opted_in, *tags)
-    assert not fires(opted_in + said("marketing", (T0 - DAY, "withdrawn", "app_push", False)), *tags)
+    assert not fires(opted_in + off("app_push"), *tags)
     assert fires(opted_in + said("marketing", (T0 - DAY, "withdrawn", None, False)), *tags)
+    assert fires(opted_in + said("marketing", (T0 - DAY, "withdrawn", "app_push", False)), *tags)
     assert fires(said("marketing", (T0 - DAY, "withdrawn", "sms", False)), *tags)
-    # a grant for no channel, then a withdrawal on each channel the bank markets on: it stands on
+    # a grant for no channel, then an opt-out of each channel the bank markets on: it stands on
     # none (a probe's customer who refused phone, SMS, app and WeChat one by one still "consented")
     general = said("marketing", (T0 - 3 * DAY, "granted", None, False))
-    each = [(T0 - DAY, "withdrawn", ch, False) for ch in ("phone", "sms", "app_push", "wechat")]
-    assert fires(general + said("marketing", *each), *tags)
-    assert not fires(general + said("marketing", *each[1:]), *tags)
+    assert fires(general + off("phone", "sms", "app_push", "wechat"), *tags)
+    assert not fires(general + off("sms", "app_push", "wechat"), *tags)
     in_app = said("authentication", (T0 - 3 * DAY, "granted", "app_push", True))
     assert not fires(in_app, *face)
     assert fires(in_app + said("authentication", (T0 - DAY, "withdrawn", "app_push", False)), *face)

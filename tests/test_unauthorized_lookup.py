@@ -632,8 +632,10 @@ def test_a_location_or_kyc_media_is_read_only_for_its_own_purposes(run, field, p
 def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
     """Seed 004 流程描述(4)②: 在客户明确表示拒绝接受营销的情况下, 应当立即停止利用. A wealth manager
     reads holdings for marketing (what marketing may read): fine for a customer who never refused,
-    not for one who withdrew marketing consent for every channel before the read. A channel's own
-    refusal (no texts) is offscope_marketing's; a duty the law sets (kyc_aml) no customer refuses."""
+    not for one who withdrew marketing consent for every channel before the read, or refused
+    marketing on one channel (purposes.yaml `withdrawal_scope: all_channels`). An opt-out of one
+    channel's marketing (no texts: `marketing_sms`) is offscope_marketing's; a duty the law sets
+    (kyc_aml) no customer refuses."""
     ents = [entitlement("w1", role="wealth_manager")]
     holdings = ("customer_name", "mobile_phone", "assets", "account_balance")
 
@@ -642,12 +644,13 @@ def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
 
     refusals = [
         _consent("C0000001", "marketing", status="withdrawn"),
-        _consent("C0000002", "marketing", status="withdrawn", channel="sms"),
+        _consent("C0000002", "marketing_sms", status="withdrawn"),
         _consent("C0000003", "kyc_aml", status="withdrawn"),
         _consent("C0000004", "marketing", status="withdrawn").model_copy(update={"ts": T0 + HOUR}),
+        _consent("C0000006", "marketing", status="withdrawn", channel="sms"),
     ]
-    found = run(ents, read(0) + read(1, at=60_000), consents=refusals)
-    assert reasons(found) == {"purpose_refused"} and found[0].event_count == 1
+    found = run(ents, read(0) + read(1, at=60_000) + read(6, at=90_000), consents=refusals)
+    assert reasons(found) == {"purpose_refused"} and found[0].event_count == 2
     assert "read for marketing, which 1 of 1 customer withdrew consent to" in found[0].summary
     quiet = read(2, at=120_000) + read(3, "kyc_aml", at=180_000) + read(4, at=240_000)  # C4: refused later
     assert run(ents, quiet, consents=refusals) == []
@@ -655,7 +658,7 @@ def test_a_read_for_a_purpose_the_customer_refused_fires(run) -> None:
     # after a grant for none: refused too (a probe's customer was marketed to); three of four are not
     every = ["phone", "sms", "app_push", "wechat"]
     granted = _consent("C0000005", "marketing").model_copy(update={"ts": T0 - HOUR})
-    by_channel = [_consent("C0000005", "marketing", status="withdrawn", channel=ch) for ch in every]
+    by_channel = [_consent("C0000005", f"marketing_{ch}", status="withdrawn") for ch in every]
     (one_by_one,) = run(ents, read(5, at=300_000), consents=[granted, *by_channel[::-1]])
     assert reasons([one_by_one]) == {"purpose_refused"}
     assert run(ents, read(5, at=300_000), consents=[granted, *by_channel[1:]]) == []

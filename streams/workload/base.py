@@ -341,9 +341,11 @@ class Base:
             }
         )
 
-    def _consent(self, cid: str, ts: int, channel: Channel, status: ConsentStatus) -> None:
+    def _consent(
+        self, cid: str, ts: int, channel: Channel, status: ConsentStatus, purpose: str = "marketing"
+    ) -> None:
         self.out["consents"].append(
-            {"subject_id": cid, "ts": ts, "purpose": "marketing", "channel": channel, "status": status}
+            {"subject_id": cid, "ts": ts, "purpose": purpose, "channel": channel, "status": status}
         )
 
     def _purpose_consent(
@@ -361,9 +363,9 @@ class Base:
             }
         )
 
-    def _withdraw(self, cid: str, ts: int) -> None:
+    def _withdraw(self, cid: str, ts: int, purpose: str = "marketing") -> None:
         self.withdrawn[cid] = ts
-        self._consent(cid, ts, self.consent[cid], ConsentStatus.withdrawn)
+        self._consent(cid, ts, self.consent[cid], ConsentStatus.withdrawn, purpose)
 
     def _push(
         self,

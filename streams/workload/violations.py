@@ -520,7 +520,9 @@ class Violations(Bank):
                 other = Channel.app_push if c.channel is Channel.sms else Channel.sms
                 t_w = c.t0 - rng.randint(HOUR, 6 * HOUR)
                 self._consent(subject, t_w - DAY, other, ConsentStatus.granted)
-                self._withdraw(subject, t_w)
+                # an opt-out of this channel alone names it in its purpose, as an SMS "TD" platform
+                # logs it; one of `marketing` refuses every channel (purposes.yaml `withdrawal_scope`)
+                self._withdraw(subject, t_w, f"marketing_{c.channel.value}")
                 self._push(c, subject, ts)
                 rule = "channel_refused"
                 text = (
