@@ -126,6 +126,7 @@ class Episode:
         "start",
         "last",
         "actor",
+        "approver",
         "org",
         "pushes",
         "rules",
@@ -139,9 +140,10 @@ class Episode:
         "notes",
     )
 
-    def __init__(self, start: int, actor: str, org: str | None):
+    def __init__(self, start: int, actor: str, org: str | None, approver: str | None = None):
         self.start = self.last = start
         self.actor, self.org = actor, org
+        self.approver = approver  # the campaign's, as its first offending push names it
         self.pushes = 0
         self.rules: dict[str, int] = {}  # rule -> offending pushes
         self.evidence: list[str] = []
@@ -160,7 +162,7 @@ class Episode:
     def from_json(cls, d: dict[str, Any]) -> Episode:
         ep = cls(d["start"], d["actor"], d["org"])
         for k in cls.__slots__:
-            if k in d:  # `sms` and `notes` came later: an older episode has none to show
+            if k in d:  # `sms`, `notes` and `approver` came later: an older episode has none to show
                 setattr(ep, k, d[k])
         return ep
 
@@ -335,7 +337,9 @@ class OffscopeMarketingDetector:
                 changed.discard(push.campaign_id)
                 ep = None
             if ep is None:
-                ep = st.episodes[push.campaign_id] = Episode(push.ts, push.submitter_id, push.org_id)
+                ep = st.episodes[push.campaign_id] = Episode(
+                    push.ts, push.submitter_id, push.org_id, push.approver_id
+                )
             self._add(ep, push, breaches)
             changed.add(push.campaign_id)
         if st is None:
@@ -554,7 +558,7 @@ class OffscopeMarketingDetector:
             parts.append(f"SMS {'; '.join(ep.sms)}")
         parts += ep.notes
         summary = (
-            f"{n_of(pushes, 'push', 'pushes')} of campaign {campaign} to subject {subject}: "
+            f"{n_of(pushes, 'push', 'pushes')} of campaign {campaign}{_people(ep)} to subject {subject}: "
             + "; ".join(parts)
         )
         regulation = list(dict.fromkeys(ref for s in specs for ref in s.regulation))
@@ -582,6 +586,17 @@ class OffscopeMarketingDetector:
             title_en="; ".join(s.title_en for s in specs),
             regulation=regulation,
         )
+
+
+def _people(ep: Episode) -> str:
+    """Who sent the campaign, for the summary line: the analyst's one action on a campaign to many
+    refusers (stop it, ask its submitter) arrives as one alert per subject, each of which must name
+    them (a probe's 100 alerts of one campaign named its submitter nowhere but the actor field)."""
+    submitter, approver = ep.actor.strip(), (ep.approver or "").strip()
+    said = [f"submitted by {submitter}"] if submitter else []
+    if approver:
+        said.append(f"approved by {approver}")
+    return f" ({', '.join(said)})" if said else ""
 
 
 def _duration(ms: int) -> str:

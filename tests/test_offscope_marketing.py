@@ -10,6 +10,7 @@ import pytest
 from conftest import MINOR_CASES, T0, fed, refs, renamed_ids
 
 from detectors import load_detectors
+from detectors.offscope_marketing import Episode
 from schemas.models import Alert, Consent, Customer, Entitlement, MarketingPushEvent
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -424,6 +425,39 @@ def test_waiting_pushes_cost_a_checkpoint_keys_per_batch_not_per_push(engine) ->
     run(engine, [push("C9", at=10 * MIN)])  # the watermark passes them: all compliant
     kept = [k for k, v in engine.changes(0) if k.startswith(ns) and v is not None]
     assert not [k for k in kept for c in subjects if P(c).encode() in k]
+
+
+def test_each_alert_of_a_campaign_names_who_submitted_and_approved_it(policy, catalog, engine) -> None:
+    """One campaign to many refusers is one alert per subject (an episode is a subject's), and the
+    analyst's action is one: stop the campaign, ask who sent it. Each summary names its submitter and
+    approver (a probe's 100 alerts of one campaign named neither). An app push with no approver names
+    its submitter alone; an episode an older lifemon kept, without its approver, still closes."""
+    refusers = ("C1", "C2", "C3")
+    steps = [c for s in refusers for c in (consent(s), consent(s, at=-HOUR, status="withdrawn"))]
+    app = {"channel": "app_push", "approver_id": None, "campaign_id": "CMP-APP"}
+    pushes = [push(s, at=k, approver_id="E2") for k, s in enumerate(refusers)] + [push("C1", at=5, **app)]
+    alerts = final(run(engine, *steps, pushes) + engine.drain())
+    sms = [a.summary for a in alerts.values() if "CMP-1" in a.summary]
+    assert len(sms) == 3
+    assert all(
+        t.startswith("1 push of campaign CMP-1 (submitted by E1, approved by E2) to subject p_") for t in sms
+    )
+    (in_app,) = [a.summary for a in alerts.values() if "CMP-APP" in a.summary]
+    assert in_app.startswith("1 push of campaign CMP-APP (submitted by E1) to subject p_")
+    e = _engine(policy, catalog)
+    subject, ns = P("C1"), "offscope_marketing\x1f"
+    older = {k: v for k, v in Episode(T0, "E1", "HO").to_json().items() if k != "approver"}
+    older |= {"pushes": 1, "rules": {"no_consent": 1}, "evidence": ["m-old"], "revision": 1}
+    state = {"pending": [], "episodes": {"CMP-1": older}}
+    e.restore(
+        0,
+        [
+            ((ns + subject).encode(), json.dumps(state).encode()),
+            ((ns + f"t:{T0 + 24 * HOUR:016x}:{subject}").encode(), b"1"),
+        ],
+    )
+    (closed,) = final(run(e, [push("C9", at=25 * HOUR)])).values()
+    assert closed.summary.startswith("1 push of campaign CMP-1 (submitted by E1) to subject")
 
 
 def test_a_push_an_earlier_lifemon_kept_under_its_subject_is_still_judged(policy, catalog) -> None:
