@@ -652,7 +652,7 @@ def test_policy_check_does_not_run_an_example_naming_what_the_policy_lacks(
         "systems lacks; field 'land_contract', which classification.yaml fields lacks)" in out
     )
     assert "NOTE  1 example(s) not run" in out and "FAIL" not in out
-    assert out.count("  PASS  ") == 92
+    assert out.count("  PASS  ") == sum(len(d.tests) for d in load_policy().detectors.values())
     # its citations' documents not named: alerts would cite `seed 004`, no document one can open
     assert "NOTE  the policy cites" not in out
     (bank / "references.yaml").unlink()
