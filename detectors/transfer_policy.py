@@ -11,7 +11,10 @@ agreed volume is summed per period:
   of the transfer's time (seed 002 §六.2(1), seed 004 流程描述(1)⑦ and (4)⑥⑩). A claimed legal basis is not a record; subjects the event does not
   name cannot be checked and count as without consent. De-identified data is exempt (§六.2(1)).
 - `entrusted_not_deidentified`: a processor entrusted with data that is not de-identified;
-  encryption alone does not count (seed 002 §六.4(3), seed 004 流程描述(4)⑪).
+  encryption alone does not count, nor a flag on a file that names its subjects or sends what names a
+  person beyond what the processor's contract lets it receive in clear (recipients.yaml
+  `identifiable`), which a file within it is silent on, flagged either way (seed 002 §六.4(3), seed
+  004 流程描述(4)⑪).
 - `unencrypted_public_network`: C2 or C3 data over a public network without encryption (seed 002 §四(3)).
 - `payment_sensitive_unencrypted`: C3 payment-sensitive data (classification.yaml `payment_sensitive`:
   track data, PIN, CVN, card expiry) sent without encryption over any network (seed 002 §四(3), its
@@ -288,6 +291,7 @@ class TransferPolicyDetector:
     def __init__(self, section: DetectorSection, params: TransferPolicyParams, store: Store):
         self.section, self.p, self.store = section, params, store
         self._known_fields: dict[str, str] = {}
+        self._identifiers = frozenset(params.identifiers)
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -423,16 +427,8 @@ class TransferPolicyDetector:
                 )
         if cross_border or (kind in self.p.consent_types and not anonymous and not clearing):
             yield from self._minors(ev, cls, kind, purpose, sought, ctx)
-        if kind in self.p.entrusted_types and not deidentified:
-            how = "encrypted but identifiable" if ev.encrypted else "identifiable"
-            # the sender who flagged the batch de-identified relied on no encryption: its claim is the point
-            why = "" if claim else " (encryption alone is not de-identification)" if ev.encrypted else ""
-            yield self._finding(
-                ev,
-                r.entrusted_not_deidentified,
-                cls,
-                f"entrusted {ev.recipient_id} with {how} data{why}{claim}",
-            )
+        if kind in self.p.entrusted_types:
+            yield from self._entrusted(ev, cls, term, book, deidentified, ctx)
         if not ev.encrypted:
             yield from self._in_the_clear(ev, cls, ctx)
         if cross_border:
@@ -461,6 +457,66 @@ class TransferPolicyDetector:
                     {failed: 1},
                 )
         yield from self._onward(ev, cls, book, ctx)
+
+    def _entrusted(
+        self,
+        ev: Any,
+        cls: JrClass,
+        term: ContractTerm | None,
+        book: RecipientBook,
+        deidentified: bool,
+        ctx: Context,
+    ) -> Iterator[Finding]:
+        """Seed 002 §六.4(3), seed 004 流程描述(4)⑪: entrusted data is de-identified (脱敏处理), and
+        encryption alone is not that. A sender's flag is a claim: a file naming its subjects, or
+        sending what names a person (`identifiers`) beyond what the processor's contract lets it
+        receive in clear (recipients.yaml `identifiable`), is not de-identified (a probe's 3 000
+        customers' phone numbers to the call centre, and names, ID and card numbers to the card
+        bureau, flagged de-identified under a list id, raised nothing). What the contract declares is
+        what the bank agreed to entrust identifiable: a file within it is silent, flagged either way
+        (the honest call list, flagged not de-identified, was a high alert a day: why senders set
+        the flag). A file flagged not de-identified that sends none of it identifies by something
+        else (a customer number), which no contract declares."""
+        allowed = self._in_clear(ev, term, book)
+        category = ctx.catalog.field_category
+        sent = [f for f in dict.fromkeys(ev.categories) if f in self._identifiers]
+        beyond = [f for f in sent if f not in allowed and category.get(f) not in allowed]
+        if not beyond and (deidentified or sent):
+            return
+        refuted = (
+            [f"it names {n_of(len(ev.subject_ids), 'subject')}"] if ev.deidentified and ev.subject_ids else []
+        )
+        if ev.deidentified and beyond:
+            refuted.append(f"sends {', '.join(beyond)}")
+        # the sender who flagged the batch de-identified relied on no encryption: its claim is the point
+        why = f" (flagged de-identified, yet {' and '.join(refuted)})" if refuted else ""
+        if not ev.deidentified and ev.encrypted:
+            why = " (encryption alone is not de-identification)"
+        if beyond:
+            sends = "" if ev.deidentified else f" it sends {', '.join(beyond)}, and"
+            lets = f"only {', '.join(allowed)}" if allowed else "nothing"
+            whose = f"contract {term.contract.id} lets" if term else "its contracts let"
+            why += f";{sends} {whose} it receive {lets} in clear"
+        how = "encrypted but identifiable" if ev.encrypted else "identifiable"
+        yield self._finding(
+            ev,
+            self.p.rules.entrusted_not_deidentified,
+            cls,
+            f"entrusted {ev.recipient_id} with {how} data{why}",
+            {"identifiers_beyond_contract": len(beyond)},
+        )
+
+    @staticmethod
+    def _in_clear(ev: Any, term: ContractTerm | None, book: RecipientBook) -> list[str]:
+        """What the processor's contract lets it receive in clear: the one in force; with none in
+        force, the one the transfer names, or any of the recipient's (a contract starting tomorrow is
+        LM-TP-006's to say, not a reason to read the call list it covers as a masking failure too)."""
+        if term is not None:
+            return term.contract.identifiable
+        named = [
+            t.contract for t in book.terms.get(ev.recipient_id, ()) if ev.contract_id in (None, t.contract.id)
+        ]
+        return sorted({data for contract in named for data in contract.identifiable})
 
     def _onward(self, ev: Any, cls: JrClass, book: RecipientBook, ctx: Context) -> Iterator[Finding]:
         """Seed 002 §六.4(2): 未经书面授权, 受委托者不应将其处理的个人金融信息再次委托给其他机构; a third

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -607,25 +607,38 @@ def _check_purposes(folder: Path, classification: Any, purposes: Any) -> None:
 
 def _check_contract_categories(path: Path, text: str, sections: dict[str, Any]) -> None:
     """A contract covers data categories of the catalog, and a clearing house clears purposes of
-    purposes.yaml: an unknown id would cover nothing."""
-    categories = ("category", "classification.yaml", sections["classification"].categories)
-    purposes = ("purpose", "purposes.yaml", sections["purposes"].purposes)
+    purposes.yaml: an unknown id would cover nothing. What a processor may get in clear
+    (`identifiable`) is data its contract covers: one of its categories, or a field of one (the card
+    bureau's name and card number, not every identity and account field)."""
+    classification = sections["classification"]
+    categories = ("unknown category", "a category id from classification.yaml", classification.categories)
+    purposes = ("unknown purpose", "a purpose id from purposes.yaml", sections["purposes"].purposes)
     for rid, recipient in sections["recipients"].recipients.items():
-        named: list[tuple[list[str | int], str, tuple[str, str, dict[str, Any]]]] = [
+        named: list[tuple[list[str | int], str, tuple[str, str, Collection[str]]]] = [
             (["contracts", i, "categories"], cat, categories)
             for i, contract in enumerate(recipient.contracts)
             for cat in contract.categories
         ]
         named += [(["clearing_purposes"], purpose, purposes) for purpose in recipient.clearing_purposes]
-        for where, value, (what, source, known) in named:
+        for i, contract in enumerate(recipient.contracts):
+            covered = set(contract.categories) | {
+                fid for fid, f in classification.fields.items() if f.category in contract.categories
+            }
+            what = (
+                f"neither a category of contract {contract.id} nor a field of one",
+                "a category it lists or a field of classification.yaml in one",
+                covered,
+            )
+            named += [(["contracts", i, "identifiable"], data, what) for data in contract.identifiable]
+        for where, value, (problem, fix, known) in named:
             if value not in known:
                 key = ["recipients", rid, *where]
                 root = yaml.compose(text, Loader=_UniqueKeyLoader)
                 raise PolicyError(
                     path,
                     ".".join(map(str, key)),
-                    f"unknown {what} '{value}'",
-                    f"use a {what} id from {source}: {', '.join(sorted(known))}",
+                    f"{problem} '{value}'" if problem.startswith("unknown") else f"'{value}' is {problem}",
+                    f"use {fix}: {', '.join(sorted(known))}",
                     _line_of(root, key),
                 )
 

@@ -1203,6 +1203,14 @@ class Contract(Strict):
         description="recipients (recipients.yaml ids) the contract authorises the recipient in writing to "
         "pass the data on to (seed 002 §六.4(2): 未经书面授权…不应…再次委托); none: it may not",
     )
+    identifiable: list[str] = Field(
+        default_factory=list,
+        description="a processor's contract: the data that names a person (category or field ids of "
+        "classification.yaml, within `categories`) its task cannot do without in clear, a call centre's "
+        "phone number to dial, a card bureau's name and card number to emboss (seed 004 流程描述(4)⑪: "
+        "脱敏处理, 接收方…在约定的…个人信息的种类范围内处理); anything else that names a person, sent to it, "
+        "refutes a de-identified flag (transfer_policy LM-TP-003); none: nothing in clear",
+    )
 
     @model_validator(mode="after")
     def _dates(self) -> Contract:
@@ -1245,6 +1253,17 @@ class Recipient(Strict):
         "(转接清算、登记结算, seed 002 §六.2(5)): such transfers follow the national rules for "
         "clearing, not the consent and C3 sharing rules",
     )
+
+    @model_validator(mode="after")
+    def _identifiable_entrusted(self) -> Self:
+        named = [c.id for c in self.contracts if c.identifiable]
+        if named and self.type is not RecipientType.processor:
+            raise ValueError(
+                f"contract {named[0]} of a {self.type.value} lists `identifiable`, which only an entrusted "
+                "processor's contract declares: a partner or a recipient abroad gets identifiable data on "
+                "each customer's separate consent, whatever its contract says; remove the key"
+            )
+        return self
 
 
 class AuthorityClass(Strict):

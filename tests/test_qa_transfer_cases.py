@@ -149,8 +149,8 @@ def test_a_batch_flagged_de_identified_that_names_its_customers_is_not(run) -> N
     got = run([ev])
     assert set(got) == {"sharing_without_consent"}
     assert "flagged de-identified, yet it names 2 subjects" in got["sharing_without_consent"].summary
-    processor = transfer("proc_call_center", "processor", ["mobile_phone"], deidentified=True,
-                         purpose="customer_service")  # fmt: skip
+    processor = transfer("proc_cloud_analytics", "processor", ["transaction_record"], deidentified=True,
+                         purpose="data_analysis")  # fmt: skip
     got = run([processor])
     assert set(got) == {"entrusted_not_deidentified"}
     # the sender relied on its flag, not on encryption: the alert says what refutes the flag
@@ -366,10 +366,13 @@ def test_account_number_with_card_expiry_is_c3_whatever_the_consent(run) -> None
 
 
 def test_names_to_the_call_centre_whose_contract_covers_contact_data_only(run) -> None:
+    """Its contract covers contact data, the phone numbers in clear: names are outside it, and a
+    file of them flagged de-identified is not (seed 004 流程描述(4)⑪: 脱敏处理)."""
     ev = deidentified("proc_call_center", "processor", ["customer_name", "mobile_phone"], 500)
     got = run([ev])
-    assert severities(got) == {"recipient_not_approved": "high"}
+    assert severities(got) == {"recipient_not_approved": "high", "entrusted_not_deidentified": "high"}
     assert "does not cover identity" in got["recipient_not_approved"].summary
+    assert "flagged de-identified, yet sends customer_name)" in got["entrusted_not_deidentified"].summary
 
 
 def test_the_debt_collector_the_evening_before_its_contract(run) -> None:
@@ -502,8 +505,8 @@ def test_an_overseas_partner_labelled_domestic_by_the_sending_system_is_still_cr
 
 def test_a_processor_logged_as_a_regulator_is_still_entrusted(run) -> None:
     """The call centre is a declared processor: a log that calls it a regulator does not lift the
-    de-identification rule."""
-    ev = transfer("proc_call_center", "regulator", ["mobile_phone"], purpose="customer_service")
+    de-identification rule (its customers' segments, which the file says identify them)."""
+    ev = transfer("proc_call_center", "regulator", ["customer_segment"], purpose="customer_service")
     assert set(run([ev])) == {"entrusted_not_deidentified"}
 
 

@@ -451,7 +451,10 @@ def processor(**kw: Any) -> TransferEvent:
 
 
 def test_encryption_is_not_de_identification(engine) -> None:
-    (a,) = run(engine(), processor(deidentified=False, encrypted=True)).values()
+    """A file its sender says is identifiable (by a customer number, say: nothing the call centre's
+    contract lets it have in clear) is not made de-identified by encryption."""
+    segments = processor(categories=["customer_segment"], deidentified=False, encrypted=True)
+    (a,) = run(engine(), segments).values()
     assert a.rule_id == "LM-TP-003" and "encrypted but identifiable" in a.summary
     assert run(engine(), processor(deidentified=True, encrypted=True)) == {}
 
@@ -462,6 +465,69 @@ def test_c2_over_a_public_network_must_be_encrypted(engine) -> None:
     assert run(engine(), c1) == {}
     private = processor(deidentified=True, encrypted=False, public_network=False)
     assert run(engine(), private) == {}
+
+
+def with_clear(policy: Any, recipient: str, identifiable: list[str]) -> Engine:
+    """The engine over the shipped policy, the recipient's contracts letting it receive `identifiable`
+    in clear."""
+    book = policy.recipients
+    declared = book.recipients[recipient]
+    contracts = [c.model_copy(update={"identifiable": identifiable}) for c in declared.contracts]
+    changed = {**book.recipients, recipient: declared.model_copy(update={"contracts": contracts})}
+    ours = policy.model_copy(update={"recipients": book.model_copy(update={"recipients": changed})})
+    spec = next(s for s in load_detectors(ours) if s.kind == "transfer_policy")
+    return Engine([spec], Catalog(ours), pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+
+
+def test_a_processor_gets_in_clear_only_what_its_contract_lets_it_whatever_the_flag(engine, policy) -> None:
+    """Seed 004 流程描述(4)⑪: 对委托处理的信息应进行脱敏处理. A probe's 3 000 customers' phone numbers to
+    the call centre, and names, ID and card numbers to the card bureau, flagged de-identified under
+    a list id, raised nothing, while the call centre's honest list, flagged not de-identified, was a
+    high alert every day. The fields decide: what names a person beyond what the contract lets the
+    processor receive in clear (recipients.yaml `identifiable`) refutes the flag; within it, the file
+    is what the bank agreed to entrust, flagged either way."""
+    calls = processor(categories=["mobile_phone", "customer_segment"], subject_count=3000, record_count=3000,
+                      subject_list_id="L1", purpose="customer_service")  # fmt: skip
+    named = calls.model_copy(
+        update={"subject_ids": [f"C{i:07d}" for i in range(3000)], "subject_list_id": None}
+    )
+    for n, flagged in enumerate((True, False)):  # the call centre dials the numbers: contact in clear
+        for ev in (calls, named):
+            assert (
+                run(engine(), ev.model_copy(update={"deidentified": flagged, "transfer_id": f"K{n}"})) == {}
+            )
+    cards = processor(recipient_id="proc_card_personalization", contract_id="CT-proc_card_personalization",
+                      categories=["customer_name", "payment_account_no"], deidentified=True,
+                      subject_count=3000, record_count=3000, subject_list_id="L2", purpose="account_service")  # fmt: skip
+    assert run(engine(), cards) == {}  # the name and the number its cards carry
+    with_id = cards.model_copy(
+        update={"categories": ["customer_name", "id_document_no", "payment_account_no"]}
+    )
+    (a,) = run(engine(), with_id).values()
+    assert (a.rule_id, a.severity.value, a.counts["identifiers_beyond_contract"]) == ("LM-TP-003", "high", 1)
+    assert (
+        "entrusted proc_card_personalization with encrypted but identifiable data (flagged de-identified, yet "
+        "sends id_document_no); contract CT-proc_card_personalization lets it receive only customer_name, "
+        "payment_account_no in clear" in a.summary
+    )
+    # a contract that lets the call centre have nothing in clear (a bank calling through 隐号外呼)
+    masked = with_clear(policy, "proc_call_center", [])
+    masked.apply_reference("consents", refs("consents", [consent()]))
+    (b,) = run(masked, calls.model_copy(update={"deidentified": True})).values()
+    assert b.rule_id == "LM-TP-003" and (
+        "(flagged de-identified, yet sends mobile_phone); contract CT-proc_call_center lets it receive "
+        "nothing in clear" in b.summary
+    )
+    (c,) = run(masked, calls.model_copy(update={"transfer_id": "K9", "event_id": "tr-9"}), offset=1).values()
+    assert c.rule_id == "LM-TP-003" and (
+        "(encryption alone is not de-identification); it sends mobile_phone, and contract "
+        "CT-proc_call_center lets it receive nothing in clear" in c.summary
+    )
+    # no contract in force (the debt collector's starts 2025-03-01): LM-TP-006 says so; what the
+    # contract lets it have in clear is still its
+    early = processor(recipient_id="proc_debt_collection", contract_id="CT-proc_debt_collection",
+                      categories=["mobile_phone", "loan_details"], deidentified=True, ts=1_740_700_800_000)  # fmt: skip
+    assert rules(run(engine(), early)) == ["LM-TP-006"]
 
 
 # -- cross-border ------------------------------------------------------------------------------------
@@ -724,7 +790,8 @@ def test_the_volume_count_survives_a_restore(engine) -> None:
 
 
 def test_alerts_are_the_same_whatever_the_batches(engine) -> None:
-    events = [fund(T0 + i * 60_000, 700, i) for i in range(10)] + [processor(n=99, ts=T0 + 30_000)]
+    entrusted = processor(n=99, ts=T0 + 30_000, categories=["customer_segment"])  # flagged identifiable
+    events = [fund(T0 + i * 60_000, 700, i) for i in range(10)] + [entrusted]
     events.sort(key=lambda e: e.ts)
     whole = engine()
     one = run(whole, *events)

@@ -18,7 +18,8 @@ from streams.workload.base import DAY, HOUR, MINUTE
 from streams.workload.traffic import Traffic
 
 # The bank's outgoing flows: recipient -> fields sent (catalog ids). Processors get de-identified,
-# encrypted data under contract; regulators what the law requires; internal systems stay inside;
+# encrypted data under contract, but for what their contracts let them have in clear (recipients.yaml
+# `identifiable`: the phone numbers a call centre dials); regulators what the law requires; internal systems stay inside;
 # partners and the overseas affiliate what each subject separately agreed to, for one purpose.
 PROCESSORS = {
     "proc_call_center": ["mobile_phone", "customer_segment"],
@@ -289,9 +290,22 @@ class Transfers(Traffic):
         )
 
     def _entrust_identifiable(self, k: int) -> tuple[str, str, int, str]:
-        """Seed 002 §六.4(3): entrusted data is de-identified; encryption alone does not count."""
-        rid, ts = self.rng.choice(sorted(PROCESSORS)), self._ts(0.05, 0.95)
-        n = self.rng.randint(10, 5000)
+        """Seed 002 §六.4(3): entrusted data is de-identified; encryption alone does not count, nor a
+        flag on a file naming a person beyond what the processor's contract lets it receive in clear
+        (recipients.yaml `identifiable`). The call centre's and the collector's own flows are what
+        their contracts let them have in clear (the phone numbers), flagged either way: no violation."""
+        ts, n = self._ts(0.05, 0.95), self.rng.randint(10, 5000)
+        if k % 2 == 0:
+            rid = "proc_card_personalization"  # its cards carry the name and number, never the ID number
+            fields = [*PROCESSORS[rid], "id_document_no"]
+            self._send(ts, rid, RecipientType.processor, fields, records=n, listed=n, deidentified=True)
+            return (
+                rid,
+                "entrusted_not_deidentified",
+                ts,
+                f"Sent {rid} ID numbers in a file flagged de-identified.",
+            )
+        rid = "proc_cloud_analytics"  # it gets nothing in clear; the file says it is identifiable
         self._send(ts, rid, RecipientType.processor, PROCESSORS[rid], records=n, listed=n)
         return rid, "entrusted_not_deidentified", ts, f"Entrusted {rid} with encrypted but identifiable data."
 
