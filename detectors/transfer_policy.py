@@ -40,9 +40,11 @@ agreed volume is summed per period:
 - `sender_not_active`: the employee who ran the transfer (`actor_id`) was terminated, suspended or
   between posts at its time on the entitlements stream (seed 004 人员管理(4)(5): access ends with
   the post); an employee the stream does not know is not judged here.
-- `provided_under_legal_obligation`: a low trace of data provided under a legal obligation to an
+- `provided_under_legal_obligation`: a trace of data provided under a legal obligation to an
   authority of a class recipients.yaml declares (`authorities`: courts, procuratorates, public
-  security), which is then judged as a regulator, not as a consent-based share (seed 004 流程描述(4)①⑩).
+  security), which is then judged as a regulator, not as a consent-based share (seed 004 流程描述(4)①⑩);
+  low, rising with the subjects of the provision or of the authority's day, a provision naming none
+  of them, or an employee running it (`authority_provision`): an inquiry names a case's few people.
 - `volume_exceeded`: more records than the contract agrees per period, summed per recipient,
   contract and period in the task's store; one alert per period, revised while it grows, closed
   by an event-time timer at the period's end (seed 002 §六.2(2): the scale is agreed and recorded).
@@ -60,6 +62,7 @@ from __future__ import annotations
 import hashlib
 from bisect import insort
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -78,12 +81,20 @@ from policy.model import (
     iso_country,
     known_country,
 )
-from schemas.models import ConsentStatus, EmployeeStatus, LegalBasis, RecipientType, Severity
+from schemas.models import (
+    SEVERITY_RANK,
+    ConsentStatus,
+    EmployeeStatus,
+    LegalBasis,
+    RecipientType,
+    Severity,
+)
 from schemas.structs import STRICT
 
 VOLUME = "volume:"  # store key prefix: volume:{recipient}/{contract}/{period start}
 FORGOTTEN = "forgotten:"  # + {recipient}/{contract}: the end of its latest period forgotten
 RAISED = "raised:"  # + {recipient}/{transfer}: the rule ids its alerts raised, space-separated
+AUTHORITY = "authority:"  # + {recipient}/{day start}: the subjects provided to an authority that day
 # LM-TP-006's count of the condition that failed: no approval, no contract in force, a contract
 # that does not cover what was sent
 NOT_APPROVED, NO_CONTRACT, NOT_COVERED = "not_approved", "no_contract_in_force", "contract_not_covering"
@@ -121,6 +132,48 @@ class Rules(BaseModel):
     provided_without_assessment: Rule
 
 
+class ProvisionStep(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    subjects: int = Field(gt=0, description="subjects reached, in one provision or to one authority in a day")
+    severity: Severity
+    regulation: str = Field(
+        default="", description="the count of the law the step stands on, for the summary"
+    )
+
+
+class AuthorityProvision(BaseModel):
+    """How LM-TP-011's trace grows with what a provision to an authority sends: an inquiry (查询,
+    查控) names a case's few people, so a provision of many, or of people it does not name, or one an
+    employee ran by hand, is no routine answer to be matched at leisure."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    steps: list[ProvisionStep] = Field(
+        default_factory=list,
+        description="subjects reached -> severity, ascending; in one provision, or to one authority "
+        "over a day of the bank's calendar",
+    )
+    unnamed: Severity | None = Field(
+        default=None, description="a provision that names none of its subjects (a list id, a count)"
+    )
+    by_employee: Severity | None = Field(
+        default=None, description="the least for a provision an employee ran (`actor_id` set)"
+    )
+
+    @model_validator(mode="after")
+    def _ascending(self) -> Self:
+        pairs = [(s.subjects, SEVERITY_RANK[s.severity]) for s in self.steps]
+        if pairs != sorted(pairs) or len({n for n, _ in pairs}) != len(pairs):
+            raise ValueError(
+                "authority_provision.steps: list them by subjects ascending, each once, severities not "
+                "falling (a step of more subjects is no milder)"
+            )
+        return self
+
+    def step(self, subjects: int) -> ProvisionStep | None:
+        """The highest step `subjects` reached."""
+        return next((s for s in reversed(self.steps) if subjects >= s.subjects), None)
+
+
 class TransferPolicyParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     outside_types: list[RecipientType] = Field(description="recipient types outside the bank")
@@ -140,6 +193,10 @@ class TransferPolicyParams(BaseModel):
         default_factory=list,
         description="field ids that name a person, and category ids as a log may name them instead: a "
         "batch sending any is shared with its consent, whatever its de-identified flag",
+    )
+    authority_provision: AuthorityProvision = Field(
+        default_factory=AuthorityProvision,
+        description="LM-TP-011's severity by the subjects of a provision to an authority (none: low)",
     )
     late_days: int = Field(
         default=7, gt=0, description="days a closed volume period still absorbs late transfers"
@@ -364,7 +421,7 @@ class TransferPolicyDetector:
         authority = recipients.authority_of(ev.recipient_id, ev.recipient_type, ev.legal_basis)
         if authority is not None:
             kind = RecipientType.regulator
-            yield self._legal_provision(ev, cls, authority, ctx)
+            yield self._legal_provision(ev, cls, authority, book, ctx)
         # clearing through a declared clearing house follows the national clearing rules, not the
         # sharing rules (seed 002 §六.2(5)); the policy declares it, never the event
         clearing = recipients.clears(ev.recipient_id, ev.purpose)
@@ -569,21 +626,82 @@ class TransferPolicyDetector:
             f"(organisation.yaml never_provide_to; claimed basis: {ev.legal_basis.value})",
         )
 
-    def _legal_provision(self, ev: Any, cls: JrClass, authority: str, ctx: Context) -> Finding:
+    def _legal_provision(
+        self, ev: Any, cls: JrClass, authority: str, book: RecipientBook, ctx: Context
+    ) -> Finding:
         """The trace of a provision to an authority under a legal obligation: not a breach, but each
-        should match the authority's legal document (协助查询、冻结通知书), which compliance checks."""
+        should match the authority's legal document (协助查询、冻结通知书), which compliance checks. An
+        inquiry names a case's few people: the trace grows with the subjects of the provision, or of
+        the authority's provisions that day, with a provision naming none of them, and with an
+        employee running it by hand (seed 004 流程描述(4)⑤: 依法合规对外提供…应执行内部授权审批手续; a
+        probe's 30 000 customers' names, IDs, phones and holdings sent to `court_haidian` by an
+        employee through the SFTP gateway were one low trace, as were 3)."""
         declared = ctx.catalog.policy.recipients.authorities[authority]
         how = "encrypted" if ev.encrypted else "unencrypted"
         network = "a public network" if ev.public_network else "a private network"
+        rule, steps = self.p.rules.provided_under_legal_obligation, self.p.authority_provision
+        named = len(set(ev.subject_ids))
+        subjects = max(ev.subject_count, named)
+        day = self._authority_day(ev, subjects, book, ctx)
+        severity, why = rule.severity, []
+
+        def at_least(floor: Severity | None, reason: str) -> None:
+            nonlocal severity
+            if floor is not None and SEVERITY_RANK[floor] >= SEVERITY_RANK[severity]:
+                severity = floor
+                why.append(reason)
+
+        def reached(step: ProvisionStep) -> str:
+            return f"reached {step.subjects:,}" + (f", {step.regulation}" if step.regulation else "")
+
+        if (step := steps.step(subjects)) is not None:
+            at_least(
+                step.severity,
+                f"{n_of(subjects, 'subject')} in one provision ({reached(step)}): an authority's inquiry "
+                "names a case's few people",
+            )
+        if day.transfers > 1 and (step := steps.step(day.records)) is not None:
+            at_least(
+                step.severity,
+                f"{n_of(day.records, 'subject')} to {ev.recipient_id} in {n_of(day.transfers, 'provision')} "
+                f"that day ({reached(step)})",
+            )
+        if subjects and not named:
+            at_least(steps.unnamed, "it names none of its subjects, where an inquiry names each person")
+        if ev.actor_id:
+            at_least(
+                steps.by_employee,
+                f"run by {ev.actor_id} by hand, not by the bank's inquiry system: check its internal "
+                "approval (内部授权审批手续)",
+            )
         return self._finding(
             ev,
-            self.p.rules.provided_under_legal_obligation,
+            rule,
             cls,
             f"provided data to {ev.recipient_id} ({declared.name_zh}, {declared.name_en}) under a legal "
             f"obligation, {how} over {network}: not a consent-based share; match it to the authority's "
-            "legal document",
-            {"encrypted": int(ev.encrypted)},
+            "legal document" + "".join(f"; {w}" for w in why),
+            {"encrypted": int(ev.encrypted), "day_subjects": day.records, "day_provisions": day.transfers},
+            severity=severity,
         )
+
+    def _authority_day(self, ev: Any, subjects: int, book: RecipientBook, ctx: Context) -> VolumePeriod:
+        """The subjects provided to this authority in the bank's calendar day of `ev`, the provision
+        counted once however often it is logged (as a contract's volume counts it). Kept `late_days`
+        after the day, for a copy logged late."""
+        local = datetime.fromtimestamp(ev.ts / 1000, book.tz).date()
+        start = book.day_start(local)
+        key = f"{AUTHORITY}{ev.recipient_id}/{start}"
+        day = self.store.get(key)
+        if day is None:
+            day = VolumePeriod(start, book.day_start(local + timedelta(days=1)), 0)
+            self.store.put(key, day)
+            ctx.timers.register(key, day.end + self.p.late_days * DAY_MS)
+        if day.counts(_transfer(ev), ev.ts, _former(ev)):
+            day.records += subjects
+            day.transfers += 1
+            self.store.touch(key)
+        return day
 
     def _in_the_clear(self, ev: Any, cls: JrClass, ctx: Context) -> Iterator[Finding]:
         """Seed 002 §四(3): C2 and C3 data cross a public network encrypted; C3 payment-sensitive data
@@ -837,7 +955,7 @@ class TransferPolicyDetector:
         end close its alert if it fired; forget the period `late_days` later, and what a transfer
         raised then too."""
         yield from self._released(inbox.release(self.store, ctx), ctx)
-        if key.startswith(RAISED):
+        if key.startswith((RAISED, AUTHORITY)):
             self.store.delete(key)
             return
         period = self.store.get(key) if key.startswith(VOLUME) else None
@@ -902,12 +1020,14 @@ class TransferPolicyDetector:
         extra: dict[str, int] | None = None,
         affected: list[str] | None = None,
         unnamed: bool = True,
+        severity: Severity | None = None,
     ) -> Finding:
         """The alert of one rule a transfer broke. `affected`: the named subjects the rule concerns,
         where it is not all of them (those without consent, for whom alone the share was unlawful:
         the incident notifies them, not the customers who consented), with the unnamed ones (unless
         `unnamed` is False: the rule concerns named subjects alone, a minor's age); their
-        records are the transfer's in proportion (a transfer does not say whose record is which)."""
+        records are the transfer's in proportion (a transfer does not say whose record is which).
+        `severity`: the alert's where the rule's grows with what was sent (LM-TP-011)."""
         by = f" by {ev.actor_id}" if ev.actor_id else ""
         named = list(dict.fromkeys(ev.subject_ids))
         subjects, records = ev.subject_count, ev.record_count
@@ -933,7 +1053,7 @@ class TransferPolicyDetector:
             key=f"{ev.recipient_id}/{ev.transfer_id}",
             window_start=ev.ts,
             window_end=ev.ts,
-            severity=rule.severity,
+            severity=severity or rule.severity,
             revision=1,
             closed=False,
             summary=(

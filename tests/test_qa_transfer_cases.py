@@ -223,8 +223,9 @@ INQUIRY = ["customer_name", "account_balance", "transaction_record"]
 
 
 def court(categories: list[str] = INQUIRY, **kw: Any) -> TransferEvent:
-    """A court's asset inquiry answered by the legal department's system, as the probe sent it."""
-    base = dict(subject_ids=SUBJECTS[:1], subject_count=1, record_count=30, public_network=False,
+    """A court's asset inquiry answered by the legal department's system, as the probe sent it (no
+    employee ran it: one who does is checked harder, tests/test_transfer_policy.py)."""
+    base = dict(subject_ids=SUBJECTS[:1], subject_count=1, record_count=30, public_network=False, actor_id=None,
                 legal_basis="legal_obligation", purpose="judicial_inquiry", sender_system="legal_system")  # fmt: skip
     return transfer("court_bj_chaoyang", "regulator", categories, **{**base, **kw})
 

@@ -1089,6 +1089,73 @@ def test_a_transfer_abroad_its_log_classes_in_its_own_words_is_cross_border(
     assert {a.rule_id: a.severity.value for a in alerts.values()}["LM-TP-005"] == "critical"
 
 
+# -- provision to an authority (有权机关) ----------------------------------------------------------------
+def inquiry(subjects: int, n: int = 0, named: bool = True, **kw: Any) -> TransferEvent:
+    """A court's asset inquiry answered by the legal department's system (no employee ran it)."""
+    base = dict(recipient_id="court_bj_haidian", recipient_type="regulator", contract_id=None, public_network=False,
+                categories=["customer_name", "account_balance", "transaction_record"], legal_basis="legal_obligation",
+                purpose="judicial_inquiry", sender_system="legal_system", record_count=subjects,
+                subject_ids=[f"C{n:03d}{i:05d}" for i in range(subjects)] if named else [], subject_count=subjects)  # fmt: skip
+    return transfer(n=n, **{**base, **kw})
+
+
+def severity_of(e: Engine, ev: TransferEvent, offset: int = 0) -> tuple[str, str]:
+    (a,) = run(e, ev, offset=offset).values()
+    assert a.rule_id == "LM-TP-011"
+    return a.severity.value, a.summary
+
+
+def test_a_provision_to_an_authority_grows_with_the_people_it_sends(engine) -> None:
+    """An inquiry (查询, 查控) names a case's few people. A probe's 30 000 customers' names, IDs, phones
+    and holdings sent to `court_haidian` by an employee were one low trace, as were 3. The steps are
+    transfer_policy.yaml's `authority_provision`: 50 and 500 subjects (解释第五条, seed 001 §五.1), a
+    provision naming none of its subjects, an employee running it."""
+    assert severity_of(engine(), inquiry(3))[0] == "low"
+    assert severity_of(engine(), inquiry(49))[0] == "low"
+    level, said = severity_of(engine(), inquiry(50))
+    assert level == "medium" and (
+        "; 50 subjects in one provision (reached 50, 解释第五条第一款(三): 财产信息50条): an authority's "
+        "inquiry names a case's few people" in said
+    )
+    assert severity_of(engine(), inquiry(300))[0] == "medium"
+    level, said = severity_of(engine(), inquiry(500))
+    assert level == "high" and "500 subjects in one provision (reached 500, 解释第五条第一款(四)" in said
+    listed = inquiry(30_000, named=False, subject_list_id="CASE-2026-001")
+    level, said = severity_of(engine(), listed)
+    assert level == "high" and "it names none of its subjects, where an inquiry names each person" in said
+    level, said = severity_of(engine(), inquiry(1, named=False))
+    assert level == "high" and "names none of its subjects" in said  # the notice names its one person
+    # by hand: an employee sent it through the file gateway, not the bank's inquiry system
+    level, said = severity_of(engine(), inquiry(3, actor_id="E200001", sender_system="sftp_gateway"))
+    assert level == "medium" and (
+        "run by E200001 by hand, not by the bank's inquiry system: check its internal approval" in said
+    )
+    assert severity_of(engine(), inquiry(3000, actor_id="E200001"))[0] == "high"
+
+
+def test_an_authoritys_provisions_add_up_over_the_banks_day(engine) -> None:
+    """Ten inquiries of five people each to one court in a day are fifty people: the tenth says so.
+    A provision logged twice counts once; another court, or the next day, starts again; the day's
+    count survives a restore."""
+    e = engine()
+    for n in range(9):
+        assert severity_of(e, inquiry(5, n=n, ts=T0 + n * 60_000), offset=n)[0] == "low"
+    level, said = severity_of(e, inquiry(5, n=9, ts=T0 + 9 * 60_000), offset=9)
+    assert (
+        level == "medium"
+        and "; 50 subjects to court_bj_haidian in 10 provisions that day (reached 50" in said
+    )
+    again = inquiry(5, n=0, ts=T0 + 10 * 60_000).model_copy(update={"event_id": "copy-0"})
+    assert run(e, again, offset=10) == {}  # the gateway's copy of the first: nothing, and not counted
+    later = engine()
+    later.restore(0, e.changes(0))
+    level, said = severity_of(later, inquiry(5, n=11, ts=T0 + 11 * 60_000), offset=11)
+    assert level == "medium" and "55 subjects to court_bj_haidian in 11 provisions that day" in said
+    other = inquiry(5, n=12, ts=T0 + 12 * 60_000, recipient_id="court_bj_chaoyang")
+    assert severity_of(later, other, offset=12)[0] == "low"
+    assert severity_of(later, inquiry(5, n=13, ts=CST_MIDNIGHT + HOUR), offset=13)[0] == "low"
+
+
 def test_entrusted_processing_and_legal_bases_in_a_logs_own_words_are_the_schemas(
     tmp_path, spec, catalog
 ) -> None:
