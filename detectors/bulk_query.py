@@ -68,8 +68,9 @@ MILLI = 1000  # scores and weights in thousandths, as integers
 WINDOW = "w:"  # store key prefix of an actor's window (BulkQueryDetector._window)
 WindowEntry = Entry  # ts, customer, weight, records, categories, class rank
 WindowEvent = tuple[int, str, bool, bool]  # ts, event id, a read (not a transfer), in a legal tier
-# an access's window entries, its class, its records, the legal tiers its categories fall in
-Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...]]
+# an access's window entries, its class, its records, the legal tiers its categories fall in, and
+# what its alert says of a take-out naming no data (`Catalog.access_class`)
+Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...], str | None]
 
 
 _PURPOSE = attrgetter("purpose")
@@ -130,6 +131,7 @@ class Episode:
         "took",
         "sent",
         "past",
+        "unnamed",
         "_counted",
     )
 
@@ -157,15 +159,21 @@ class Episode:
         # the measures of a post's own work its reads went past, and so were counted
         # (`BulkQueryDetector._duty`): the analyst's answer to "they are my customers"
         self.past: dict[str, None] = {}
+        # take-outs naming no data, judged at a class of their own (`Catalog.access_class`): said,
+        # or an analyst reads the class as the log's own
+        self.unnamed: dict[str, None] = {}
         # records() per category set since the last add: every batch asks each escalation step's
         # count of an open episode, and an episode of a long spree holds thousands of customers
         self._counted: dict[frozenset[str] | None, int] = {}
 
-    def took_out(self, action: str, cls: JrClass) -> None:
-        """An access joined: an export, download or print is said so, and C3 taken out makes it high."""
+    def took_out(self, action: str, cls: JrClass, unnamed: str | None = None) -> None:
+        """An access joined: an export, download or print is said so, and C3 taken out makes it high;
+        one naming no data says the class it was judged at."""
         if action in TAKES_OUT:
             self.took = True
             self.c3_export |= cls is JrClass.C3
+            if unnamed is not None:
+                self.unnamed[unnamed] = None
 
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
         self._counted.clear()
@@ -215,6 +223,7 @@ class Episode:
             "took": self.took,
             "sent": self.sent,
             "past": self.past,
+            "unnamed": list(self.unnamed),
         }
 
     @classmethod
@@ -237,6 +246,7 @@ class Episode:
         ep.legal, ep.c3_export = d.get("legal", {}), d.get("c3_export", False)
         ep.sent, ep.took = d.get("sent", False), d.get("took", False)
         ep.past = d.get("past", {})
+        ep.unnamed = dict.fromkeys(d.get("unnamed", ()))  # none before take-outs naming no data were said
         return ep
 
 
@@ -819,9 +829,15 @@ class BulkQueryDetector:
         the bounds need of it. `duty`: the post's own work for the one customer it names (`_duty`:
         the counter serving the customer before it, or the employee's own book)."""
         key = (tuple(ev.fields), ev.action, True) if duty else (tuple(ev.fields), ev.action)
+        # a take-out naming no data is weighed at the class it is judged at (`Catalog.access_class`)
+        unnamed = (
+            None if duty or ev.action not in TAKES_OUT else ctx.catalog.access_class(ev.fields, ev.action)
+        )
         profile = self._profiles.get(key)
         if profile is None:
             cls, cats = ctx.catalog.profile(ev.fields)
+            if unnamed is not None:
+                cls = unnamed[0]
             action = ev.action
             if action in CHANGES or duty:
                 # art. 5 counts what was unlawfully obtained, sold or provided (非法获取、出售或者提供): a
@@ -837,10 +853,11 @@ class BulkQueryDetector:
             if len(self._profiles) < 100_000:  # events repeat a few field sets; junk must not grow it
                 self._profiles[key] = profile
         cls, cats, rank, w, tiers = profile
+        said = unnamed[1] if unnamed else None
         ids = ev.subject_ids
         if len(ids) == 1:  # the common case
             n = max(ev.row_count, 1)
-            return [(ev.ts, ids[0], w, n, cats, rank)], cls, n, tiers
+            return [(ev.ts, ids[0], w, n, cats, rank)], cls, n, tiers, said
         if ids:  # a named customer scores once however many rows it returned; its rows are its records
             ids = list(dict.fromkeys(ids))
             n = max(ev.row_count, len(ids))
@@ -850,11 +867,12 @@ class BulkQueryDetector:
                 cls,
                 n,
                 tiers,
+                said,
             )
         if ev.row_count > 0:  # rows the log counts but does not name: each is a record (条)
             n = ev.row_count
-            return [(ev.ts, _unnamed_rows(ev), w * n, n, cats, rank)], cls, n, tiers
-        return [], cls, 0, tiers
+            return [(ev.ts, _unnamed_rows(ev), w * n, n, cats, rank)], cls, n, tiers, said
+        return [], cls, 0, tiers, said
 
     def _add_if_quiet(
         self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context, duty: list[bool] | None = None
@@ -883,7 +901,7 @@ class BulkQueryDetector:
         customer's heaviest weight (repeated reads of a customer score once), the records per tier."""
         weight, added = 0, [0] * len(self._tiers)
         heaviest: dict[str, int] = {}
-        for entries, _, n, tiers in reads:
+        for entries, _, n, tiers, _ in reads:
             for e in entries:
                 weight += e[2]
                 if e[2] > heaviest.get(e[1], 0):
@@ -954,7 +972,7 @@ class BulkQueryDetector:
             win.weights = None
 
     def _add(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
-        entries, cls, _, tiers = read
+        entries, cls, _, tiers, unnamed = read
         if ev.ts <= win.last_ts - self.window_ms:
             # older than the actor's current window (a log that arrives late): it can no longer
             # change the score, but art. 5 counts the day's records whichever log came first
@@ -977,7 +995,7 @@ class BulkQueryDetector:
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
         elif reached := self._legal_reached(win):
             ep = self._open_legal(ev, win, reached, ctx)
-            ep.took_out(ev.action, cls)
+            ep.took_out(ev.action, cls, unnamed)
             self._note(ep, ev)
             return
         if ep is None:
@@ -1002,12 +1020,12 @@ class BulkQueryDetector:
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
         ep.score = max(ep.score, win.exact())
-        ep.took_out(ev.action, cls)
+        ep.took_out(ev.action, cls, unnamed)
         self._note(ep, ev)
 
     def _add_late(self, win: ActorWindow, ev: Any, read: Read, ctx: Context) -> None:
         """A read older than the role window: the law's count only, like a transfer's records."""
-        entries, cls, _, tiers = read
+        entries, cls, _, tiers, unnamed = read
         self._keep(win, entries, ev, read=True)
         win.evict_role(win.last_ts - self.window_ms)  # it may have landed at the window's edge
         win.late.append((ev.ts, ev.action, cls))
@@ -1021,7 +1039,7 @@ class BulkQueryDetector:
                 ep.add(e[1], e[3], e[4], e[5])
         else:  # no episode, or one that does not count it: a closed episode reported that time
             return
-        ep.took_out(ev.action, cls)
+        ep.took_out(ev.action, cls, unnamed)
         self._note(ep, ev)
 
     def _open_late(self, actor: str, win: ActorWindow, ctx: Context) -> Iterable[Finding]:
@@ -1404,6 +1422,8 @@ class BulkQueryDetector:
                 parts.append(
                     f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation})"
                 )
+        if ep.unnamed:  # the class counted above is the one judged, not the log's
+            parts.append("; ".join(ep.unnamed))
         if ep.past:  # "they are my customers": the measure their reads went past (not how many)
             parts.append("counted as anyone's: reads " + ", reads ".join(ep.past))
         summary = "; ".join(parts)

@@ -387,14 +387,19 @@ def _served(counter: bool, action: str, customers: int) -> bool:
     return counter and customers == 1 and action in (Action.print, Action.update)
 
 
-def _class_rules(cls: JrClass, action: str, system: str, refused: str, served: bool) -> list[tuple[str, str]]:
+def _class_rules(
+    judged_as: tuple[JrClass, str | None], action: str, system: str, refused: str, served: bool
+) -> list[tuple[str, str]]:
     """Seed 004 流程描述(4)⑤: C3 data, and a take-out of C2 data (④ 原则上限制批量查询、复制), need an
     approval by someone else, whoever asks: the class of the data decides, not the role. `served`:
-    the counter, or a post for its own book, works for the one customer it serves (`_served`)."""
+    the counter, or a post for its own book, works for the one customer it serves (`_served`).
+    `judged_as`: `Catalog.access_class`, the class and what a take-out naming no data says of it."""
+    cls, unnamed = judged_as
+    note = f"{action} on {system}; {refused}" + (f"; {unnamed}" if unnamed else "")
     if cls is JrClass.C3 and not (served and action == Action.update):
-        return [("c3_without_approval", f"{action} on {system}; {refused}")]
+        return [("c3_without_approval", note)]
     if cls is JrClass.C2 and action in TAKES_OUT and not served:
-        return [("c2_takeout_without_approval", f"{action} on {system}; {refused}")]
+        return [("c2_takeout_without_approval", note)]
     return []
 
 
@@ -1169,11 +1174,11 @@ class UnauthorizedLookupDetector:
             # an account with no entitlement holds no approval: C3 data or a C2 take-out is
             # unauthorized whoever it is (a probe's IT account exporting names and ID numbers was
             # only a low "could not judge"); its org and roles stay a gap
-            cls = ctx.catalog.classify(ev.fields)
+            judged_as = ctx.catalog.access_class(ev.fields, ev.action)
             taken = [
                 (reason, note, None)
                 for reason, note in _class_rules(
-                    cls, ev.action.value, ev.system, "no entitlement, so no approval", False
+                    judged_as, ev.action.value, ev.system, "no entitlement, so no approval", False
                 )
             ]
             if ctx.refs.entitlements.as_of(ev.actor_id, LATEST) is not None:  # granted only later
@@ -1267,8 +1272,9 @@ class UnauthorizedLookupDetector:
         """What the data, the roles and the systems say of an access no approval covers. `served`:
         the counter, or a post for its own book, works for the one customer it serves (`_served`)."""
         catalog = ctx.catalog
-        cls = catalog.classify(fields)
-        found = _class_rules(cls, action, system, refused, served)
+        judged_as = catalog.access_class(fields, action)
+        cls = judged_as[0]
+        found = _class_rules(judged_as, action, system, refused, served)
         system_ok, data_ok = catalog.role_grants(ent.roles, Action(action), system, fields)
         roles = f"for roles {'/'.join(ent.roles)}" if ent.roles else "for an employee holding no role"
         # the approval the access named, and why it did not open it (expired, revoked, spent)
@@ -1351,7 +1357,7 @@ class UnauthorizedLookupDetector:
             # rows past the customers named stay counted: they may be those customers' (a 12-row
             # statement) or anyone's (`OR 1=1`); the log cannot tell, so the summary says neither
             ep.unnamed += max(0, ev.row_count - len(ev.subject_ids))
-            ep.rank = max(ep.rank, CLASS_RANK[ctx.catalog.classify(ev.fields)])
+            ep.rank = max(ep.rank, CLASS_RANK[ctx.catalog.access_class(ev.fields, ev.action)[0]])
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)
 

@@ -23,7 +23,7 @@ from policy.model import (
     spelling,
 )
 from policy.sdk_declarations import SdkDeclarations
-from schemas.models import READS, Action, RecipientType
+from schemas.models import READS, TAKES_OUT, Action, RecipientType
 
 # a column name's words: between separators, and where camelCase turns (`cardCvv2`)
 _WORDS = re.compile(r"[\s._\-]+|(?<=[a-z])(?=[A-Z])")
@@ -35,6 +35,12 @@ _CARD_TABLE = frozenset(
     {"t", "tb", "tbl", "tab", "card", "cards", "bank", "bankcard", "cc", "dc", "credit", "debit"}
 )
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
+
+
+def _wildcard(name: str) -> bool:
+    """Every column of a table: `*`, `t.*`."""
+    name = name.strip()
+    return name == "*" or name.endswith(".*")
 
 
 # The purpose a log that states none is asked with where a post's own work is weighed for art. 5
@@ -171,6 +177,9 @@ class Catalog:
         # a collection's method that brings a record back (retention.yaml `restoring_methods`)
         self.restoring = method_terms(policy.retention.restoring_methods or ["\x00"])
         self._profiles: dict[tuple[str, ...], tuple[JrClass, tuple[str, ...]]] = {}
+        # a take-out's field list that names no data: judged at this class (`access_class`)
+        self.unnamed_class = policy.classification.unnamed_takeout_class
+        self._taken: dict[tuple[str, ...], tuple[JrClass, str | None]] = {}
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
         """Highest class among the fields and the combinations they complete."""
@@ -196,6 +205,41 @@ class Catalog:
             if len(self._profiles) < 100_000:
                 self._profiles[key] = found
         return found
+
+    def access_class(self, field_ids: Sequence[str], action: str) -> tuple[JrClass, str | None]:
+        """The class an access's data is judged at and, where a take-out (export, download, print)
+        names no data the catalog knows (none listed, a wildcard, or only words it does not know: a
+        SQL text), what its alert says of that: judged at `unnamed_takeout_class`
+        (classification.yaml) where that is higher. A probe's 3 000 customers' names, ID numbers
+        and mobiles exported as `*` were C1. The words are never said: a field list may hold a
+        value typed in the wrong place. Memoized: take-outs repeat a few field lists."""
+        if action not in TAKES_OUT:
+            return self.classify(field_ids), None
+        key = tuple(field_ids)
+        found = self._taken.get(key)
+        if found is None:
+            cls, how = self.classify(key), self._unnamed(key)
+            if how is None or CLASS_RANK[self.unnamed_class] <= CLASS_RANK[cls]:
+                found = (cls, None)
+            else:
+                found = (
+                    self.unnamed_class,
+                    f"fields not named ({how}): judged as {self.unnamed_class.value}",
+                )
+            if len(self._taken) < 100_000:
+                self._taken[key] = found
+        return found
+
+    def _unnamed(self, field_ids: Sequence[str]) -> str | None:
+        """How a field list names no data the catalog knows, or None when it names some."""
+        if not field_ids:
+            return "none listed"
+        if any(map(_wildcard, field_ids)):
+            return "`*`"
+        if any(f in self.field_class for f in field_ids):
+            return None
+        n = len(set(field_ids))
+        return f"{n} {'field' if n == 1 else 'fields'} the catalog does not know"
 
     @cached_property
     def role_names(self) -> dict[str, tuple[str, ...]]:
@@ -360,8 +404,13 @@ class Catalog:
         or a table (`_CARD_TABLE`): a contract's, a token's or an ID card's expiry date and a session's
         PIN are no card's (a review's high alerts on a wealth manager's contract reads). A shorter
         tail of another class is not taken: `branch_name` is no customer's name."""
-        column = name.rsplit(".", 1)[-1]
-        if column != name and (fid := self._field_named(column)):
+        table, _, column = name.rpartition(".")
+        if any(c.isspace() for c in table):
+            # a statement's text (`SELECT * FROM crm.customer_segment`): what follows its last dot
+            # names a table or a condition, not the data read (it was read as customer_segment, and
+            # the export of every column as C1)
+            return None
+        if table and (fid := self._field_named(column)):
             return fid
         words = [w for w in _WORDS.split(column) if w]
         if words and words[-1].casefold() in _SAYS_NO_MORE:

@@ -266,6 +266,13 @@ class Classification(Strict):
     categories: dict[str, Category]
     fields: dict[str, FieldClass]
     combinations: list[Combination] = Field(default_factory=list)
+    unnamed_takeout_class: JrClass = Field(
+        default=JrClass.C2,
+        description="the class an export, download or print is judged at when its field list names "
+        "no data the catalog knows (none, a wildcard `*`, or only words it does not know, a SQL "
+        "text among them): C1 is what C2 and C3 do not include (seed 004 分类(3)③), which such a "
+        "list does not show; C1 judges them as any unknown field, as before",
+    )
 
     @model_validator(mode="after")
     def _refs(self) -> Classification:

@@ -712,7 +712,8 @@ def test_the_counter_covers_only_what_its_own_set_grants_for_its_purposes(run) -
         "k10": {
             "out_of_scope"
         },  # a change on core banking is judged by sight (客户管理机构 is the mobile banker's)
-        "k11": {"out_of_scope"},
+        # an export naming no data is judged as C2 (classification.yaml `unnamed_takeout_class`)
+        "k11": {"out_of_scope", "c2_takeout_without_approval"},
         "k12": {"out_of_scope"},
     }
     own = [read("k8", OPEN, ["A0008"], purpose=None), read("k8", OPEN, ["A0009"], purpose="marketing")]
@@ -1553,6 +1554,53 @@ def test_a_column_whose_tail_names_a_field_of_another_class_is_not_that_field(po
         "user_pin",
     ):
         assert catalog.field_spelling(column) is None, column
+
+
+def test_a_statement_text_in_a_field_list_is_no_column_and_a_read_of_it_stays_a_gap(policy) -> None:
+    """A DWH tool logs its SQL text where the fields belong. What follows its last dot is a table or
+    a condition, not the data read: `SELECT * FROM crm.customer_segment` was read as
+    customer_segment, a C1 export of every column. A qualified column is still its field; a read
+    (query) of a list naming no data stays an unknown C1 field, a coverage gap."""
+    catalog = Catalog(policy)
+    for text in ("SELECT * FROM crm.customer_segment", "SELECT * FROM t WHERE t.mobile_phone"):
+        assert catalog.field_spelling(text) is None, text
+    assert catalog.field_spelling("t_card.cvv2") == "card_cvn"
+    assert catalog.access_class(["*"], "query") == (JrClass.C1, None)
+    assert catalog.access_class(["customer_segment"], "export") == (JrClass.C1, None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "how"),
+    [
+        ([], "none listed"),
+        (["*"], "`*`"),
+        (["dw.*"], "`*`"),
+        (
+            ["SELECT cust_name, cert_no, mobile_no, aum_bal FROM dw.cust_360"],
+            "1 field the catalog does not know",
+        ),
+        (["SELECT * FROM crm.customer_segment"], "1 field the catalog does not know"),
+    ],
+)
+def test_an_export_whose_fields_name_no_data_is_judged_as_c2_and_says_so(run, fields, how) -> None:
+    """Seed 004 分类(3): C1 is what C2 and C3 do not include, which a field list naming nothing does
+    not show; 流程描述(4)④ 原则上限制批量查询、复制. A probe's head-office marketing manager exported
+    1 000 customers' names, ID numbers, mobiles and assets logged as `*`, `[]` or a SQL text: one
+    medium "C1 1,000" bulk alert, no take-out rule, and nothing said of the fields. Judged as C2
+    (classification.yaml `unnamed_takeout_class`), both detectors say so; a colleague's export of
+    200 customers' segments and tags, named C1 fields, stays silent beside it."""
+    customers = ids("A", 400) + ids("B", 400) + ids("F", 200)
+    ents = [_ent("m1", "ho_marketing_mgmt", "HO"), _ent("m2", "ho_marketing_mgmt", "HO")]
+    kw: dict[str, Any] = {"system": "data_warehouse", "action": "export", "purpose": "marketing"}
+    tags = read("m2", OPEN, ids("A", 200), fields=("customer_segment", "marketing_tags"), **kw)
+    alerts = run(ents, [tags, read("m1", OPEN + HOUR, customers, fields=fields, **kw)])
+    said = f"fields not named ({how}): judged as C2"
+    bq, ul = one(alerts, "bulk_query"), one(alerts, "unauthorized_lookup")
+    assert bq.actor_id == ul.actor_id == "m1" and bq.jr_class == ul.jr_class == "C2"
+    assert bq.counts["class_C2"] == 1000 and bq.counts["class_C1"] == 0 and said in bq.summary
+    assert reasons(ul) == {"c2_takeout_without_approval"} and ul.severity.value == "medium"
+    assert f"(export on data_warehouse; no approval; {said})" in ul.summary
+    assert "SELECT" not in bq.summary + ul.summary  # the words themselves are never said
 
 
 def test_an_access_seconds_before_its_provisioning_is_the_servers_clocks(run) -> None:
