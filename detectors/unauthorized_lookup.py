@@ -155,6 +155,24 @@ class RoleClash(BaseModel):
     regulation: list[str] = Field(default_factory=list, description="empty: the rule's own")
 
 
+class UnknownAccountTakeout(BaseModel):
+    """C2 or C3 data taken out without approval by an account HR does not know (no entitlement
+    record, ever): a batch or service account's password, or one nobody owns, used to stay off
+    one's own record (a probe's 3 000 customers' ID numbers exported so were two medium alerts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    customers: int = Field(
+        default=100,
+        gt=0,
+        description="customers (and rows naming none) such an account took out in one episode from "
+        "which its alert is at least `severity` and leads with `en`",
+    )
+    severity: Severity = Severity.high
+    en: str = "account unknown to HR"
+    zh: str = "人力资源未登记的账户"
+    source: str = "seed 004 流程描述(4)④: 其岗位准入及相关系统用户权限应遵循相关业务管理规定…严禁共用账户"
+
+
 class UnauthorizedLookupParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     episode_gap_minutes: int = Field(gt=0, description="an episode closes this long after its last offence")
@@ -181,6 +199,7 @@ class UnauthorizedLookupParams(BaseModel):
         description="seed 004 人员管理(6): an active entitlement version holding two roles of an "
         "organisation.yaml `incompatible_roles` set, found at the first access it judges",
     )
+    unknown_account_takeout: UnknownAccountTakeout = Field(default_factory=UnknownAccountTakeout)
     # an alert of coverage gaps alone: accesses not judged, titled so (a review: the rule's title
     # counted them as 越权访问 in a SIEM that tallies by title)
     gap_title_zh: str = "个人金融信息访问无法判定（覆盖缺口）"
@@ -215,6 +234,8 @@ class Episode:
         "emitted",
         "org",
         "accesses",
+        "taken",
+        "taken_rows",
     )
 
     def __init__(self, start: int, gap_ms: int, context: str, org: str | None):
@@ -231,20 +252,32 @@ class Episode:
         self.emitted: dict[str, int] = {}  # reasons as last emitted: a revision only when they grew
         self.org = org  # the actor's org at the first offence
         self.accesses = 0  # offending accesses (and denials past the limit)
+        # what an account HR does not know took out without approval (`UnknownAccountTakeout`): the
+        # customers named, and the rows past them
+        self.taken: set[str] = set()
+        self.taken_rows = 0
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__} | {
             "customers": sorted(self.customers),
             "severity": self.severity.value,
+            "taken": sorted(self.taken),
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Episode:
         ep = cls.__new__(cls)
         for k in cls.__slots__:
-            setattr(ep, k, d[k])
+            setattr(ep, k, d[k] if k in d else _SINCE[k])
         ep.customers, ep.severity = set(d["customers"]), Severity(d["severity"])
+        ep.taken = set(ep.taken)
         return ep
+
+
+# the slots an earlier lifemon's episodes lack, as a new episode starts them
+_SINCE: dict[str, Any] = {"taken": (), "taken_rows": 0}
+# the reasons a take-out without approval is found for (`_class_rules`)
+TAKEOUT_REASONS = frozenset({"c3_without_approval", "c2_takeout_without_approval"})
 
 
 class ActorState:
@@ -1356,8 +1389,17 @@ class UnauthorizedLookupDetector:
             ep.customers.update(ev.subject_ids)
             # rows past the customers named stay counted: they may be those customers' (a 12-row
             # statement) or anyone's (`OR 1=1`); the log cannot tell, so the summary says neither
-            ep.unnamed += max(0, ev.row_count - len(ev.subject_ids))
+            rows = max(0, ev.row_count - len(ev.subject_ids))
+            ep.unnamed += rows
             ep.rank = max(ep.rank, CLASS_RANK[ctx.catalog.access_class(ev.fields, ev.action)[0]])
+            reasons = {reason for reason, _, _ in found}
+            if (
+                "unknown_actor" in reasons
+                and ev.action in TAKES_OUT
+                and not TAKEOUT_REASONS.isdisjoint(reasons)
+            ):
+                ep.taken.update(ev.subject_ids)
+                ep.taken_rows += rows
         if len(ep.evidence) < self.p.evidence_limit:
             ep.evidence.append(ev.event_id)
 
@@ -1394,6 +1436,21 @@ class UnauthorizedLookupDetector:
         sev = max((spec[r].severity for r in reasons), key=SEVERITY_RANK.__getitem__)
         if RANK_CLASS[ep.rank] is JrClass.C3 and SEVERITY_RANK[sev] < SEVERITY_RANK[Severity.high]:
             sev = Severity.high  # C3 authentication data: at least high
+        unknown = self.p.unknown_account_takeout
+        taken = len(ep.taken) + ep.taken_rows
+        lead = lead_zh = ""
+        if taken >= unknown.customers:  # an identity nobody owns: the analyst's first chase
+            if SEVERITY_RANK[unknown.severity] > SEVERITY_RANK[sev]:
+                sev = unknown.severity
+            of = n_of(len(ep.taken), "customer") + (
+                f" and {ep.taken_rows} rows naming none" if ep.taken_rows else ""
+            )
+            lead = f"{unknown.en}, took out the data of {of} without approval, {unknown.customers:,} or more [{unknown.source}]; "
+            lead_zh = (
+                f"{unknown.zh}未经审批导出{len(ep.taken)}名客户"
+                + (f"及{ep.taken_rows}条未具名记录" if ep.taken_rows else "")
+                + f"的个人金融信息（达{unknown.customers}名）；"
+            )
         ep.severity = sev if SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity] else ep.severity
         rows = len(ep.customers) + ep.unnamed
         en = "; ".join(f"{spec[r].en} x{ep.reasons[r]} ({ep.notes[r]}) [{spec[r].source}]" for r in reasons)
@@ -1416,7 +1473,10 @@ class UnauthorizedLookupDetector:
             if GAPS.issuperset(reasons)
             else (n_of(ep.accesses, "unauthorized access", "unauthorized accesses"), "次越权访问")
         )
-        summary = f"{actor}: {what} {touching}: {en}. {ep.context}. | {actor}：{ep.accesses}{what_zh}，{touching_zh}：{zh}。"
+        summary = (
+            f"{actor}: {lead}{what} {touching}: {en}. {ep.context}. | "
+            f"{actor}：{lead_zh}{ep.accesses}{what_zh}，{touching_zh}：{zh}。"
+        )
         counts = {f"reason_{r}": ep.reasons[r] for r in reasons}
         # customers are the named ones: an OCSF consumer reading subject_count gets no rows in it
         counts |= {"accesses": ep.accesses, "customers": len(ep.customers), "customers_unnamed": ep.unnamed}

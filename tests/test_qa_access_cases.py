@@ -1603,6 +1603,33 @@ def test_an_export_whose_fields_name_no_data_is_judged_as_c2_and_says_so(run, fi
     assert "SELECT" not in bq.summary + ul.summary  # the words themselves are never said
 
 
+def test_an_account_hr_does_not_know_taking_out_many_customers_is_high_and_said_first(run) -> None:
+    """Seed 004 流程描述(4)④: 岗位准入及相关系统用户权限应遵循相关业务管理规定…严禁共用账户. A probe's
+    svc_dw_etl, SVC_CRM_BATCH and E000000, none known to HR, each exported 3 000 customers' names,
+    ID numbers and mobiles at 02:00: two medium alerts each. Past 100 customers in one episode
+    (unauthorized_lookup.yaml `unknown_account_takeout`), in one export or several, the alert is high
+    and leads with the account unknown to HR. One customer's export stays the medium take-out, and
+    an employee HR knows exporting as many stays that too."""
+    night = T0 - 7 * HOUR  # 02:00 Beijing
+    kw: dict[str, Any] = {"fields": ("customer_name", "id_document_no", "mobile_phone"),
+                          "system": "data_warehouse", "action": "export", "purpose": None}  # fmt: skip
+    ents = [_ent("m1", "ho_marketing_mgmt", "HO")]
+    for actor in ("svc_dw_etl", "E000000"):
+        ul = one(run(ents, [read(actor, night, ids("A", 150), **kw)]), "unauthorized_lookup")
+        assert ul.severity.value == "high" and ul.summary.startswith(
+            f"{actor}: account unknown to HR, took out the data of 150 customers without approval, 100 or more ["
+        )
+        assert f"{actor}：人力资源未登记的账户未经审批导出150名客户的个人金融信息（达100名）；" in ul.summary
+    split = [read("svc_dw_etl", night + k * 10 * MINUTE, ids("A", 60, 60 * k), **kw) for k in range(2)]
+    ul = one(run(ents, split), "unauthorized_lookup")
+    assert ul.severity.value == "high" and "took out the data of 120 customers" in ul.summary
+    (single,) = run(ents, [read("svc_dw_etl", night, ids("A", 1), **kw)])
+    assert single.severity.value == "medium" and "unknown to HR" not in single.summary
+    assert reasons(single) == {"c2_takeout_without_approval", "unknown_actor"}
+    known = one(run(ents, [read("m1", night, ids("A", 150), **kw)]), "unauthorized_lookup")
+    assert known.severity.value == "medium" and "unknown to HR" not in known.summary
+
+
 def test_an_access_seconds_before_its_provisioning_is_the_servers_clocks(run) -> None:
     """A login cannot precede its own provisioning: an IAM record stamped 2 s after the first read
     is the IAM server's clock behind the application's (a probe's was a medium alert, and high when

@@ -895,6 +895,18 @@ def test_an_account_with_no_entitlement_taking_c2_out_is_a_takeout_without_appro
     assert reasons([read]) == {"unknown_actor"} and read.severity.value == "low"
 
 
+def test_an_episode_an_earlier_lifemon_kept_restores_without_what_an_unknown_account_took(run) -> None:
+    """An episode stored before `unknown_account_takeout` has no take-outs counted: it restores
+    with none, and counts them from then on."""
+    from detectors.unauthorized_lookup import Episode
+
+    old = {k: v for k, v in Episode(T0, HOUR, "", None).to_json().items() if k not in ("taken", "taken_rows")}
+    ep = Episode.from_json(old)
+    assert ep.taken == set() and ep.taken_rows == 0
+    ep.taken.add("p_1")
+    assert Episode.from_json(ep.to_json()).taken == {"p_1"}
+
+
 def test_unknown_actors_and_customers_are_listed_as_coverage_gaps(run) -> None:
     (a,) = run([entitlement("e1")], access("ghost", customers=2))
     assert reasons([a]) == {"unknown_actor"} and a.severity.value == "low"
