@@ -108,15 +108,16 @@ def load_detectors(
 def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> None:
     """Role, purpose, field and category ids in a detector's params must exist in the catalog."""
     roles = policy.organisation.roles
-    for role in getattr(params, "role_thresholds", {}) or {}:
-        if role not in roles:
-            raise PolicyError(
-                path,
-                f"params.role_thresholds.{role}",
-                f"unknown role '{role}'",
-                f"use a role id from organisation.yaml ({', '.join(sorted(roles)[:6])}, ...)",
-                line_of(text, ("params", "role_thresholds", role)),
-            )
+    for key in ("role_thresholds", "role_daily_customers"):
+        for role in getattr(params, key, {}) or {}:
+            if role not in roles:
+                raise PolicyError(
+                    path,
+                    f"params.{key}.{role}",
+                    f"unknown role '{role}'",
+                    f"use a role id from organisation.yaml ({', '.join(sorted(roles)[:6])}, ...)",
+                    line_of(text, ("params", key, role)),
+                )
     purpose = getattr(params, "marketing_purpose", None)
     if purpose is not None and purpose not in policy.purposes.purposes:
         raise PolicyError(

@@ -5,7 +5,7 @@ on personal-information crimes, art. 5, makes 50 records of credit/property data
 transaction data a criminal matter (seed 001 §五.1). Access follows role, least privilege and
 graded approval (seed 004, 流程描述(4)④⑤).
 
-Two ways in, one episode per spree:
+Three ways in, one episode per spree:
 - **Role window.** Per actor, a sliding window of `window_minutes` scores each *distinct* customer
   once, by the heaviest access to it: class weight (C3 > C2 > C1) x action weight (export /
   download / print > view). When the score reaches the actor's role threshold an episode opens.
@@ -14,6 +14,9 @@ Two ways in, one episode per spree:
   of what was read, taken out or sent (a change obtains nothing).
   Reaching a tier opens an episode by itself, spanning the records counted; 12 customers an hour
   never reach a role threshold, but the fifth hour passes 50.
+- **The role's day.** The distinct customers whose C2/C3 data an actor read outside the post's own
+  work over a rolling day, against its role's day measure (seed 004 流程描述(4)④: 原则上限制批量查询):
+  120 an hour under a role's hourly 150 is 960 a day.
 Accesses under an approval that covers them (detectors/approvals.py) do not count. An episode is
 one alert, id = hash(actor, episode start): it grows while the actor keeps reading (revisions,
 never new alerts) and closes when a whole window passes without reading, so a spree is never split.
@@ -74,6 +77,7 @@ Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...], str | None]
 
 
 _PURPOSE = attrgetter("purpose")
+_C2 = CLASS_RANK[JrClass.C2]
 _TS = itemgetter(0)
 
 
@@ -99,6 +103,10 @@ class BulkQueryParams(BaseModel):
     role_thresholds: dict[str, Threshold] = Field(
         default_factory=dict, description="role id -> weighted score"
     )
+    # the customers whose C2 or C3 data an employee may read in a day (rolling 24 h) beyond the
+    # post's own work (a book's, a counter's `customers_per_day`); None: no day measure
+    default_daily_customers: int | None = Field(default=100, gt=0)
+    role_daily_customers: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
     base_severity: Severity = Severity.medium
     escalation: list[Escalation] = Field(default_factory=list)
     legal_horizon_hours: int = Field(
@@ -132,6 +140,7 @@ class Episode:
         "sent",
         "past",
         "unnamed",
+        "day",
         "_counted",
     )
 
@@ -162,6 +171,9 @@ class Episode:
         # take-outs naming no data, judged at a class of their own (`Catalog.access_class`): said,
         # or an analyst reads the class as the log's own
         self.unnamed: dict[str, None] = {}
+        # [customers, the actor's day measure, first read, last read]: the most distinct customers
+        # over a day it saw, once they reached the measure (`BulkQueryDetector._note_day`)
+        self.day: list[int] | None = None
         # records() per category set since the last add: every batch asks each escalation step's
         # count of an open episode, and an episode of a long spree holds thousands of customers
         self._counted: dict[frozenset[str] | None, int] = {}
@@ -224,6 +236,7 @@ class Episode:
             "sent": self.sent,
             "past": self.past,
             "unnamed": list(self.unnamed),
+            "day": self.day,
         }
 
     @classmethod
@@ -247,6 +260,7 @@ class Episode:
         ep.sent, ep.took = d.get("sent", False), d.get("took", False)
         ep.past = d.get("past", {})
         ep.unnamed = dict.fromkeys(d.get("unnamed", ()))  # none before take-outs naming no data were said
+        ep.day = d.get("day")  # none before the day measure
         return ep
 
 
@@ -287,6 +301,9 @@ class ActorWindow:
         "past",
         "closed",
         "late",
+        "day",
+        "day_known",
+        "late_day",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -323,6 +340,16 @@ class ActorWindow:
         # have opened an episode: their time, action and class, for `BulkQueryDetector._open_late`;
         # never stored
         self.late: list[tuple[int, str, JrClass]] = []
+        # the customers the day measure counts (`BulkQueryDetector._counts_today`) -> their last
+        # such read, built when a batch may reach the measure and kept up to date by `_keep` for the
+        # rest of that batch; never stored
+        self.day: dict[str, int] | None = None
+        # the last exact count of them, and the entries quiet batches added since: it grows by no
+        # more (`BulkQueryDetector._day_bound`); None after any other batch; never stored
+        self.day_known: tuple[int, int] | None = None
+        # the read of this batch that reached the day measure while it held reads out of time order:
+        # the role window is judged on them first (`BulkQueryDetector._open_day_late`); never stored
+        self.late_day: tuple[Any, JrClass] | None = None
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -518,6 +545,16 @@ def _unnamed_rows(ev: Any) -> str:
     return "#" + hashlib.blake2b("\x1f".join(sorted(set(ev.record_ids))).encode(), digest_size=12).hexdigest()
 
 
+def _of_role(ent: Any, by_role: dict[str, Any], default: Any) -> Any:
+    """A role's measure for an employee: its most reading role's, else the default. An employee not
+    active (transferred away, suspended, terminated) keeps no role allowance: seed 004 人员管理(4)(5),
+    permissions change at once."""
+    if ent is None or ent.status is not EmployeeStatus.active:
+        return default
+    known = [by_role[r] for r in ent.roles if r in by_role]
+    return max(known) if known else default
+
+
 def _entries(stored: Iterable[Any]) -> Iterable[WindowEntry]:
     return ((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in stored)
 
@@ -555,6 +592,10 @@ class BulkQueryDetector:
         # duty read's (`_entries`)
         self._profiles: dict[tuple[Any, ...], tuple[JrClass, tuple[str, ...], int, int, tuple[int, ...]]] = {}
         self.horizon_ms = params.legal_horizon_hours * 3_600_000
+        # the day measure counts over the reads the window keeps: a day, or a shorter legal horizon
+        self._day_ms = min(DAY_MS, self.horizon_ms)
+        daily = [params.default_daily_customers, *params.role_daily_customers.values()]
+        self._lowest_daily = min((d for d in daily if d is not None), default=None)
         # (class rank, weight) -> whether only a take-out gives a read of that class that weight
         # (`_took_out_late`): a window keeps each read's weight, not its action
         by_weight: dict[tuple[int, int], set[bool]] = {}
@@ -595,6 +636,7 @@ class BulkQueryDetector:
             if win is None:
                 win = ActorWindow(LegalTally(len(self._tiers)))
                 ctx.timers.register(actor, evs[0].ts + self.window_ms)
+            win.day, win.late_day = None, None  # a batch's own: the quiet path adds without keeping it
             if win.closed is not None:
                 evs = self._rejoin(actor, win, evs, ctx)
             win.past.update(past_budget.get(actor, {}))
@@ -604,15 +646,20 @@ class BulkQueryDetector:
                     self._add_transfer(win, ev, ctx)
             else:
                 reads = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, win, evs, ctx))
+                if reads is not None:  # added one by one, past the last exact count's bound
+                    win.day_known = None
                 for ev, read in zip(evs, reads or (), strict=reads is not None):
                     yield from self._close_passed(actor, win, ev.ts)
                     self._add(win, ev, read, ctx)
                 if win.late:
                     yield from self._open_late(actor, win, ctx)
+                if win.late_day is not None:
+                    self._open_day_late(win, ctx)
             if win.past:
                 self._note_past(win)
             if win.episode is not None:  # the day's figures as they stand after the batch
                 win.episode.legal.update(self._legal_reached(win))
+                self._note_day(actor, win, win.episode, ctx)
             ep = win.episode
             finding = None
             if ep is not None and (
@@ -884,15 +931,21 @@ class BulkQueryDetector:
         fast = _window.reads(evs, self._profiles, len(self._tiers), duty) if win.episode is None else None
         if fast is not None:
             entries, tiers, weight, fresh, added = fast
-            if self._quiet(actor, win, evs, weight, fresh, added, ctx):
+            if self._quiet(actor, win, evs, weight, fresh, added, ctx, len(entries)):
                 if not _window.add_quietly(
                     win, evs, entries, tiers, self.window_ms, self.horizon_ms, self._tier_sets, self._tiers_of
                 ):  # the window keeps its exact score, or a read came out of time order
                     self._add_quietly(win, evs, [[e] for e in entries], tiers)
+                win.day = None
                 return None
         reads = [self._entries(ev, ctx, at) for ev, at in zip(evs, duty or [False] * len(evs), strict=True)]
-        if fast is None and win.episode is None and self._quiet(actor, win, evs, *self._sums(reads), ctx):
+        if (
+            fast is None
+            and win.episode is None
+            and self._quiet(actor, win, evs, *self._sums(reads), ctx, sum(len(r[0]) for r in reads))
+        ):
             self._add_quietly(win, evs, [r[0] for r in reads], [r[3] for r in reads])
+            win.day = None
             return None
         return reads
 
@@ -920,12 +973,15 @@ class BulkQueryDetector:
         fresh: int,
         added: list[int],
         ctx: Context,
+        entries: int,
     ) -> bool:
-        """True when the batch's reads (`_sums`) cannot open an episode whatever their order: the
+        """True when the batch's reads (`_sums`, and the `entries` they add) cannot open an episode
+        whatever their order: the
         window's score with every new customer added at its heaviest read stays below the actor's
-        role threshold (the lowest of any role if it changes during the batch), and each tier's
-        count with all the records added stays below the tier's lowest legal threshold. Most
-        actors, most batches."""
+        role threshold (the lowest of any role if it changes during the batch), each tier's
+        count with all the records added stays below the tier's lowest legal threshold, and the
+        day's customers with every entry in a tier a new one stay below the actor's day measure.
+        Most actors, most batches."""
         score = win.score if win.weights is not None else win.total  # exact if kept, else a bound
         if score + weight >= self._lowest_threshold:
             first, last = ctx.entitlement(actor, evs[0].ts), ctx.entitlement(actor, evs[-1].ts)
@@ -943,7 +999,33 @@ class BulkQueryDetector:
                 and tally.recount(i, win.entries, since, self._tiers_of)[0] + a >= floor
             ) or ((step := self._next_step(win, i)) is not None and self._step_bound(win, i) + a >= step):
                 return False
+        # each entry in a tier holds a record or more: a batch of the post's own work adds none
+        if (lowest := self._lowest_daily) is not None and (new := min(sum(added), entries)):
+            if len(win.entries) + new >= lowest:
+                return self._day_quiet(actor, win, evs, new, lowest, ctx)
+            win.day_known = None  # so few entries bound it better
         return True
+
+    def _day_quiet(
+        self, actor: str, win: ActorWindow, evs: list[Any], new: int, lowest: int, ctx: Context
+    ) -> bool:
+        """`_quiet`'s day measure for a batch adding `new` entries in a tier at most: its bound,
+        past the lowest measure the actor's (the lowest if its role changes during the batch), then
+        the exact count, once a batch (kept for `_day_reached`). A quiet batch's entries are added
+        to the last exact count's bound (`ActorWindow.day_known`)."""
+        bound = self._day_bound(win) + new
+        measure: int | None = lowest
+        if bound >= lowest:
+            first, last = ctx.entitlement(actor, evs[0].ts), ctx.entitlement(actor, evs[-1].ts)
+            measure = self._daily(first) if first is last else lowest
+            if measure is not None and bound >= measure:
+                day = win.day = self._day_customers(win, self._day_since(win))[0]
+                win.day_known = (len(day), 0)
+                bound = len(day) + new
+        quiet = measure is None or bound < measure
+        if quiet and win.day_known is not None:
+            win.day_known = (win.day_known[0], win.day_known[1] + new)
+        return quiet
 
     def _add_quietly(
         self, win: ActorWindow, evs: list[Any], entries: list[list[WindowEntry]], tiers: list[tuple[int, ...]]
@@ -993,8 +1075,7 @@ class BulkQueryDetector:
                 # only once the role's window counts it, as `_open_legal` leaves it out
                 return
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
-        elif reached := self._legal_reached(win):
-            ep = self._open_legal(ev, win, reached, ctx)
+        elif (ep := self._open_counted(ev, cls, win, ctx)) is not None:
             ep.took_out(ev.action, cls, unnamed)
             self._note(ep, ev)
             return
@@ -1030,14 +1111,16 @@ class BulkQueryDetector:
         win.evict_role(win.last_ts - self.window_ms)  # it may have landed at the window's edge
         win.late.append((ev.ts, ev.action, cls))
         ep = win.episode
-        if ep is None and (reached := self._legal_reached(win)):
-            ep = self._open_legal(ev, win, reached, ctx)
-        elif ep is not None and ev.ts > win.legal_since and tiers:
+        if ep is None:
+            ep = self._open_counted(ev, cls, win, ctx)
+            if ep is None:
+                return
+        elif ev.ts > win.legal_since and tiers:
             if ep.start <= ev.ts < ep.end:  # inside its spree (a late log's next batch): it goes on
                 ep.end = max(ep.end, ev.ts + self.window_ms)
             for e in entries:
                 ep.add(e[1], e[3], e[4], e[5])
-        else:  # no episode, or one that does not count it: a closed episode reported that time
+        else:  # one that does not count it: a closed episode reported that time
             return
         ep.took_out(ev.action, cls, unnamed)
         self._note(ep, ev)
@@ -1152,6 +1235,11 @@ class BulkQueryDetector:
             win.tally = LegalTally.of(len(self._tiers), win.entries, self._tiers_of)
         win.add(entries, self._tiers_of(entries[0][4]), ev.event_id, read)
         win.evict_legal(ev.ts - self.horizon_ms, self._tiers_of)
+        if win.day is not None:  # the batch may reach the day measure: `_day_reached` counts on it
+            day = win.day
+            for e in entries:
+                if self._counts_today(e) and e[0] > day.get(e[1], 0):
+                    day[e[1]] = e[0]
 
     def _legal_reached(self, win: ActorWindow) -> dict[str, list[int]]:
         """Tier -> [records, customers, first ts, last ts] of the tiers whose count reached a legal
@@ -1213,16 +1301,20 @@ class BulkQueryDetector:
         episode reported."""
         return max(win.last_ts - self.horizon_ms, win.legal_since)
 
-    def _open_legal(self, ev: Any, win: ActorWindow, reached: dict[str, list[int]], ctx: Context) -> Episode:
+    def _open_legal(
+        self, ev: Any, win: ActorWindow, reached: dict[str, list[int]], ctx: Context, since: int = 0
+    ) -> Episode:
         """Art. 5 counts records, not windows: a tier reached opens the episode by itself, whatever
         the role, spanning the records counted since a closed episode reported (those before it
-        are its figures, `reached`, not its records: an episode of its own, under its own id)."""
-        after = [e[0] for e in win.entries if e[0] > win.legal_since and self._tiers_of(e[4])]
+        are its figures, `reached`, not its records: an episode of its own, under its own id), and
+        after `since` (the day measure's, `_open_counted`: no tier reached)."""
+        since = max(since, win.legal_since)
+        after = [e[0] for e in win.entries if e[0] > since and self._tiers_of(e[4])]
         # a late log dated before the close opens it from its own records (a review: an episode of
         # none, its records left out), under an id of its own: its window starts after the close
         # (one starting where the closed one did took its id, and the newer revision hid the critical)
         late = not after
-        first = ev.ts if late else max(min(r[2] for r in reached.values()), min(after))
+        first = ev.ts if late else max(min((r[2] for r in reached.values()), default=0), min(after))
 
         def counted_in(ts: int) -> bool:
             return ts == ev.ts if late else ts >= first
@@ -1256,12 +1348,12 @@ class BulkQueryDetector:
             ep.evidence.append(ev.event_id)
 
     def _threshold(self, ent: Any) -> int:
-        """Milli-units. An employee not active (transferred away, suspended, terminated) keeps no role
-        allowance: seed 004 人员管理(4)(5), permissions change at once."""
-        if ent is None or ent.status is not EmployeeStatus.active:
-            return round(self.p.default_threshold * MILLI)
-        known = [self.p.role_thresholds[r] for r in ent.roles if r in self.p.role_thresholds]
-        return round((max(known) if known else self.p.default_threshold) * MILLI)  # the most reading role
+        """Milli-units."""
+        return round(_of_role(ent, self.p.role_thresholds, self.p.default_threshold) * MILLI)
+
+    def _daily(self, ent: Any) -> int | None:
+        """The actor's day measure, in customers (None: none)."""
+        return _of_role(ent, self.p.role_daily_customers, self.p.default_daily_customers)
 
     def _refresh_severity(self, ep: Episode) -> bool:
         """Set the episode's severity from its counts (the episode's own, or the day's legal count,
@@ -1284,6 +1376,106 @@ class BulkQueryDetector:
     def _records(self, ep: Episode, step: Escalation) -> int:
         tier = str(self._tiers.index(frozenset(step.categories)))
         return max(ep.records(step.categories), ep.legal.get(tier, [0])[0])
+
+    # -- the day measure ---------------------------------------------------------------------------
+    def _counts_today(self, e: WindowEntry) -> bool:
+        """An entry the day measure counts: a named customer's C2 or C3 data read, in a legal tier
+        (the post's own work, a change, a transfer and rows naming no customer are not)."""
+        return e[2] > 0 and e[5] >= _C2 and e[1][:1] != "#" and bool(self._tiers_of(e[4]))
+
+    def _day_since(self, win: ActorWindow) -> int:
+        """The day measure opens on the customers after this: a day back, or what a closed episode
+        reported (as the law's count, `_legal_since`)."""
+        return max(win.last_ts - self._day_ms, win.legal_since)
+
+    def _day_customers(self, win: ActorWindow, since: int) -> tuple[dict[str, int], int]:
+        """The customers the day measure counts after `since` -> their last such read, and the
+        first such read (the window's entries are in time order: read back from the newest)."""
+        day: dict[str, int] = {}
+        first = 0
+        tiers_of = self._tiers_of
+        for ts, cid, w, _, cats, rank in reversed(win.entries):  # `_counts_today`, inline: a day of reads
+            if ts <= since:
+                break
+            if w and rank >= _C2 and cats and cid[:1] != "#" and tiers_of(cats):
+                day.setdefault(cid, ts)
+                first = ts
+        return day, first
+
+    def _day_bound(self, win: ActorWindow) -> int:
+        """At least the day's customers: each is an entry, in a tier, of a record or more; or the
+        last exact count and every entry quiet batches added since."""
+        bound = min(len(win.entries), sum(win.tally.totals))
+        return bound if win.day_known is None else min(bound, sum(win.day_known))
+
+    def _day_reached(self, win: ActorWindow, ev: Any, ctx: Context) -> int | None:
+        """The actor's day measure when the customers it counts since `_day_since` reached it: past
+        the post's own work (a book's, a counter's `customers_per_day`), seed 004 流程描述(4)④
+        原则上限制批量查询 and the least-necessary principle of 掌上银行家 基本原则(1). Kept per
+        batch in `ActorWindow.day` (a branch product manager read 960 customers' name, ID number
+        and mobile a day, 120 an hour under the role's 150, and raised nothing)."""
+        if self._lowest_daily is None:
+            return None
+        since = self._day_since(win)
+        day = win.day
+        if day is None:
+            day = win.day = self._day_customers(win, since)[0]
+        if len(day) < self._lowest_daily:
+            return None
+        for gone in [c for c, ts in day.items() if ts <= since]:
+            del day[gone]
+        measure = self._daily(ctx.entitlement(ev.actor_id, ev.ts)) if len(day) >= self._lowest_daily else None
+        return measure if measure is not None and len(day) >= measure else None
+
+    def _open_counted(self, ev: Any, cls: JrClass, win: ActorWindow, ctx: Context) -> Episode | None:
+        """The episode the law's count or, short of it, the day measure opens on the read just
+        kept; None when neither is reached. In a batch out of time order the role window is
+        judged first (`_open_late`, as `_add` leaves it), then the day measure: the same reads in
+        batches of another size opened a role-window episode or a day's, with other customers."""
+        if reached := self._legal_reached(win):
+            return self._open_legal(ev, win, reached, ctx)
+        if win.late and win.late_day is not None:
+            return None
+        measure = self._day_reached(win, ev, ctx)
+        if measure is None:
+            return None
+        if win.late:
+            win.late_day = (ev, cls)
+            return None
+        ep = self._open_legal(ev, win, {}, ctx, since=win.last_ts - self._day_ms)
+        ep.day = self._day_figures(win, measure)
+        return ep
+
+    def _open_day_late(self, win: ActorWindow, ctx: Context) -> None:
+        """The day measure a read of a batch out of time order reached, once `_open_late` judged
+        the role window: an episode it opened holds those customers, one it closed at once moved
+        the count's start past them (`_day_since`)."""
+        assert win.late_day is not None
+        (ev, cls), win.late_day = win.late_day, None
+        if win.episode is None and (ep := self._open_counted(ev, cls, win, ctx)) is not None:
+            ep.took_out(ev.action, cls)
+            self._note(ep, ev)
+
+    def _day_figures(self, win: ActorWindow, measure: int) -> list[int]:
+        """[customers over the day, the measure, first read, last read]: the whole day's, what
+        closed episodes reported too, as the law's count says the day's records."""
+        day, first = self._day_customers(win, win.last_ts - self._day_ms)
+        return [len(day), measure, first, max(day.values(), default=0)]
+
+    def _note_day(self, actor: str, win: ActorWindow, ep: Episode, ctx: Context | None) -> None:
+        """The episode's day figures as they stand: the most customers over a day it saw, once
+        they reached the actor's day measure (an episode the role window opened says so too).
+        Without `ctx` (a close), only an episode that reached it is brought up to date."""
+        measure = ep.day[1] if ep.day is not None else None
+        if measure is None:
+            if ctx is None or self._lowest_daily is None or self._day_bound(win) < self._lowest_daily:
+                return
+            measure = self._daily(ctx.entitlement(actor, win.last_ts))
+            if measure is None:
+                return
+        figures = self._day_figures(win, measure)
+        if figures[0] >= measure and (ep.day is None or figures[0] >= ep.day[0]):
+            ep.day = figures
 
     # -- time -----------------------------------------------------------------------------------
     def on_timer(self, actor: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
@@ -1330,6 +1522,7 @@ class BulkQueryDetector:
             return evs
         # nothing was added or evicted since the close (these are the actor's first events since)
         win.episode, win.role, win.legal_since = ep, role, legal_since
+        win.day_known = None  # an earlier `legal_since`: the day's count may be larger than the last
         win.weights = None
         win._derive()  # the role window's total and exact score, as before the close
         ctx.timers.register(actor, ep.end)
@@ -1354,6 +1547,7 @@ class BulkQueryDetector:
             kept = win.reported[i][0] if self._reported_within(win, i) else 0
             total = count(i, win.entries, since, self._tiers_of)[0]
             win.reported[i] = [max(done, kept), win.last_ts, total, win.tally.added[i]]
+        self._note_day(actor, win, ep, None)  # the day's customers at its last read, as the law's above
         self._refresh_severity(ep)
         return self._finding(actor, ep, closed=True)
 
@@ -1397,6 +1591,15 @@ class BulkQueryDetector:
                 f"its {self.p.window_minutes}-minute sliding-window score {ep.score / MILLI:.0f} reached the "
                 f"{which} threshold {ep.threshold / MILLI:.0f}"
             )
+        if ep.day is not None:
+            n, measure, first, last = ep.day
+            which = "default" if measure == self.p.default_daily_customers else "role"
+            parts.append(
+                f"{n_of(n, 'customer')} read outside the post's own work over {self._day_ms // 3_600_000} h "
+                f"({iso_minute(first)} to {iso_minute(last)}) reached the {which} day measure of "
+                f"{measure:,} "
+                "(seed 004 流程描述(4)④: 原则上限制批量查询、复制个人金融信息)"
+            )
         legal: tuple[int, int, Escalation] | None = None  # the gravest step reached: rank, its count, it
         for step in self._escalation:
             n = self._records(ep, step)
@@ -1433,6 +1636,8 @@ class BulkQueryDetector:
         counts["records"], counts["customers"] = total, len(named)
         counts["weighted_score"] = ep.score // MILLI
         counts["threshold"] = ep.threshold // MILLI
+        if ep.day is not None:
+            counts["day_customers"], counts["day_measure"] = ep.day[:2]
         if legal:  # past an art. 5 threshold: the incident path considers it (issue 14)
             counts[LEAKAGE_CANDIDATE] = 1
             # the count art. 5 judges (the day's, over legal_horizon_hours), which may hold reads of

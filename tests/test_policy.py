@@ -104,6 +104,19 @@ def test_unknown_role_in_thresholds(policy_copy: Path) -> None:
     assert e.value.line == line_with(policy_copy / "detectors" / "bulk_query.yaml", "    lobby_manger: 40")
 
 
+def test_unknown_role_in_the_day_measures(policy_copy: Path) -> None:
+    path = policy_copy / "detectors" / "bulk_query.yaml"
+    edit(
+        path,
+        "  role_daily_customers:\n    sb_president: 120",
+        "  role_daily_customers:\n    sb_presdent: 120",
+    )
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert e.value.key == "params.role_daily_customers.sb_presdent" and "organisation.yaml" in e.value.fix
+    assert e.value.line == line_with(path, "    sb_presdent: 120")
+
+
 def test_unknown_category_in_an_escalation_tier_names_its_line(policy_copy: Path) -> None:
     """A probe's misspelt category said its key but not its line, as every other policy error does."""
     path = policy_copy / "detectors" / "bulk_query.yaml"

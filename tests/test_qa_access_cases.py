@@ -380,6 +380,61 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
     assert back.own_read("own", "p9", OPEN + 24 * HOUR + 3, 3)  # the first read a day before has left
 
 
+def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_day_measure(run) -> None:
+    """Seed 004 流程描述(4)④: 仅可在完成本职工作时查询…原则上限制批量查询. A probe's branch product
+    manager read 960 customers' name, ID number and mobile in a day, 120 an hour under the role's
+    hourly 150 and under art. 5's 5 000, and nothing fired. The role's day measure (bulk_query.yaml
+    `role_daily_customers`, 150 for branch product management) counts the customers read outside
+    the post's own work over 24 hours: 149 a day for a week stay silent, the 150th opens an alert,
+    whatever the batches; the post's own book does not count toward it."""
+    crm = {
+        "fields": ("customer_name", "id_document_no", "mobile_phone"),
+        "system": "crm",
+        "purpose": "marketing",
+    }
+    pm = _ent("p1", "br_product_mgmt", "B01")
+
+    def day_of(n: int, d: int = 0, first: int = 0) -> list[Any]:
+        return spread("p1", ids("A", n, first), OPEN + d * 24 * HOUR, OPEN + d * 24 * HOUR + 8 * HOUR, **crm)
+
+    for batch in (7, 10_000):
+        (a,) = run([pm], day_of(960), customers=book(2000), batch_size=batch)
+        assert a.detector == "bulk_query" and a.severity.value == "medium", a.summary
+        assert (
+            "960 customers read outside the post's own work over 24 h (2026-01-01T01:00Z to "
+            "2026-01-01T08:59Z) reached the role day measure of 150 (seed 004 流程描述(4)④"
+        ) in a.summary, a.summary
+        assert (
+            a.subject_count == 960 and a.counts["day_customers"] == 960 and "sliding-window" not in a.summary
+        )
+    week = [ev for d in range(7) for ev in day_of(149, d, 149 * d)]
+    assert run([pm], week, customers=book(2000)) == []
+    (a,) = run([pm], day_of(150), customers=book(2000))
+    assert a.counts["day_customers"] == 150
+    # a wealth manager's 120 own customers served for advice are her book's day, not this measure:
+    # 99 more read for a campaign stay silent, the 100th is the default day measure
+    wm = _ent("w1", "wealth_manager", "S0101")
+    own = spread(
+        "w1",
+        ids("A", 120),
+        OPEN,
+        OPEN + 8 * HOUR,
+        fields=("customer_name", "assets"),
+        purpose="wealth_advice",
+    )
+
+    def campaign(n: int) -> list[Any]:
+        return spread(
+            "w1", ids("A", n, 1000), OPEN + MINUTE, OPEN + 8 * HOUR, fields=crm["fields"], purpose="marketing"
+        )
+
+    assert [
+        a for a in run([wm], own + campaign(99), customers=book(2000)) if a.detector == "bulk_query"
+    ] == []
+    a = one(run([wm], own + campaign(100), customers=book(2000)), "bulk_query")
+    assert "reached the default day measure of 100" in a.summary and a.counts["day_customers"] == 100
+
+
 def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
     """A probe's wealth manager read her own customer on `"system": "CRM"`: a medium alert said the
     role may not use the system (CRM), and `catalog gaps` said nothing. A log's case and spaces
