@@ -21,7 +21,8 @@ Accesses under an approval that covers them (detectors/approvals.py) do not coun
 one alert, id = hash(actor, episode start): it grows while the actor keeps reading (revisions,
 never new alerts) and closes when a whole window passes without reading, so a spree is never split.
 Rows a log counts without naming customers are records: "N records of M customers". Severity
-escalates at the legal thresholds; an export of C3 data is at least high.
+escalates at the legal thresholds and at multiples of the role's measures; an export of C3 data is
+at least high. Each alert names the actor's earlier episodes of the last days.
 Each actor has one event-time timer: at its episode's end, or when its window and its day's count
 can no longer matter, and its state is forgotten.
 """
@@ -78,6 +79,9 @@ Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...], str | None]
 
 _PURPOSE = attrgetter("purpose")
 _C2 = CLASS_RANK[JrClass.C2]
+# the most entries an actor's history of episodes keeps (`BulkQueryDetector._remember`): 64 of five
+# integers, the two oldest added up into one past it
+HISTORY_LIMIT = 64
 _TS = itemgetter(0)
 
 
@@ -91,6 +95,15 @@ class Escalation(BaseModel):
     min_records: int = Field(gt=0)
     categories: list[str] = Field(min_length=1, description="category ids whose distinct records are counted")
     regulation: str
+
+
+class MeasureStep(BaseModel):
+    """A severity a role's measure (the window's threshold, the day's customers) reaches at
+    `multiple` times itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    severity: Severity
+    multiple: float = Field(gt=1, allow_inf_nan=False)
 
 
 class BulkQueryParams(BaseModel):
@@ -109,6 +122,10 @@ class BulkQueryParams(BaseModel):
     role_daily_customers: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
     base_severity: Severity = Severity.medium
     escalation: list[Escalation] = Field(default_factory=list)
+    measure_escalation: list[MeasureStep] = Field(default_factory=list)
+    history_days: int = Field(
+        default=7, gt=0, description="how far back an alert names the employee's earlier episodes"
+    )
     legal_horizon_hours: int = Field(
         default=24, gt=0, description="how far back the legal record thresholds are counted, cumulatively"
     )
@@ -304,6 +321,7 @@ class ActorWindow:
         "day",
         "day_known",
         "late_day",
+        "history",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -350,6 +368,9 @@ class ActorWindow:
         # the read of this batch that reached the day measure while it held reads out of time order:
         # the role window is judged on them first (`BulkQueryDetector._open_day_late`); never stored
         self.late_day: tuple[Any, JrClass] | None = None
+        # the closed episodes of the last `history_days`: [first read, last read, episodes,
+        # customers, records], oldest first; the alerts after them name them
+        self.history: list[list[int]] = []
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -481,6 +502,7 @@ class ActorWindow:
             "books": self.books,
             "past": self.past,
             "closed": None if self.closed is None else [self.closed[0].to_json(), *self.closed[1:]],
+            "history": self.history,
         }
 
     @classmethod
@@ -507,6 +529,7 @@ class ActorWindow:
         win.past = d.get("past", {})  # none before an episode's note took earlier batches' reads
         closed = d.get("closed")  # none before a closed episode could rejoin
         win.closed = None if closed is None else (Episode.from_json(closed[0]), closed[1], closed[2])
+        win.history = d.get("history", [])  # none before alerts named the earlier episodes
         win.pending = bool(win.chunks.sealed)
         win.legacy = "chunks" not in d
         if not win.pending:
@@ -543,6 +566,12 @@ def _unnamed_rows(ev: Any) -> str:
     if not ev.record_ids:
         return f"#{ev.event_id}"
     return "#" + hashlib.blake2b("\x1f".join(sorted(set(ev.record_ids))).encode(), digest_size=12).hexdigest()
+
+
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st."""
+    last = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{last}"
 
 
 def _of_role(ent: Any, by_role: dict[str, Any], default: Any) -> Any:
@@ -596,6 +625,8 @@ class BulkQueryDetector:
         self._day_ms = min(DAY_MS, self.horizon_ms)
         daily = [params.default_daily_customers, *params.role_daily_customers.values()]
         self._lowest_daily = min((d for d in daily if d is not None), default=None)
+        self._measure_steps = sorted(params.measure_escalation, key=attrgetter("multiple"))
+        self._history_ms = params.history_days * DAY_MS
         # (class rank, weight) -> whether only a take-out gives a read of that class that weight
         # (`_took_out_late`): a window keeps each read's weight, not its action
         by_weight: dict[tuple[int, int], set[bool]] = {}
@@ -667,7 +698,7 @@ class BulkQueryDetector:
                 or ep.records() > ep.emitted_records
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
-                finding = self._finding(actor, ep, closed=False)
+                finding = self._finding(actor, ep, closed=False, earlier=self._earlier(win, ep))
                 # closed when its own end passes: the window's first timer may have fired before it
                 # opened, and waits a day since (one timer: registering the same end is a no-op)
                 ctx.timers.register(actor, ep.end)
@@ -1357,7 +1388,8 @@ class BulkQueryDetector:
 
     def _refresh_severity(self, ep: Episode) -> bool:
         """Set the episode's severity from its counts (the episode's own, or the day's legal count,
-        whichever is larger); True when the alert must be (re)emitted. An export of C3 data is
+        whichever is larger) and the multiple of its role's measures it reached
+        (`measure_escalation`); True when the alert must be (re)emitted. An export of C3 data is
         at least high."""
         sev = self.p.base_severity
         if ep.c3_export and SEVERITY_RANK[Severity.high] > SEVERITY_RANK[sev]:
@@ -1368,6 +1400,10 @@ class BulkQueryDetector:
                 and SEVERITY_RANK[step.severity] > SEVERITY_RANK[sev]
             ):
                 sev = step.severity
+        if (grave := self._measure_step(self._multiple(ep))) is not None and SEVERITY_RANK[
+            grave.severity
+        ] > SEVERITY_RANK[sev]:
+            sev = grave.severity
         if ep.revision == 0 or SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity]:
             ep.severity = sev
             return True
@@ -1377,7 +1413,7 @@ class BulkQueryDetector:
         tier = str(self._tiers.index(frozenset(step.categories)))
         return max(ep.records(step.categories), ep.legal.get(tier, [0])[0])
 
-    # -- the day measure ---------------------------------------------------------------------------
+    # -- the day measure and the earlier episodes -------------------------------------------------
     def _counts_today(self, e: WindowEntry) -> bool:
         """An entry the day measure counts: a named customer's C2 or C3 data read, in a legal tier
         (the post's own work, a change, a transfer and rows naming no customer are not)."""
@@ -1477,6 +1513,46 @@ class BulkQueryDetector:
         if figures[0] >= measure and (ep.day is None or figures[0] >= ep.day[0]):
             ep.day = figures
 
+    def _measure_step(self, multiple: float) -> MeasureStep | None:
+        """The highest `measure_escalation` step a multiple of a role's measure reached."""
+        return next((s for s in reversed(self._measure_steps) if multiple >= s.multiple), None)
+
+    def _times(self, n: float, measure: float) -> str:
+        """How far past a measure the reading went, from twice it on (", 12.3 times it"), and the
+        step that reached (a probe's 4 900 customers a day at 12 times the role's 400 was one
+        medium alert a day)."""
+        if n < 2 * measure:
+            return ""
+        step = self._measure_step(n / measure)
+        reached = f": {step.multiple:g} times is {step.severity.value}" if step is not None else ""
+        return f", {n / measure:.1f} times it{reached}"
+
+    def _multiple(self, ep: Episode) -> float:
+        """How many times its role's measures the episode reached: the window's score its threshold,
+        the day's customers its day measure (0 when it reached neither)."""
+        window = ep.score / ep.threshold if ep.score >= ep.threshold else 0.0
+        return max(window, ep.day[0] / ep.day[1] if ep.day is not None else 0.0)
+
+    def _remember(self, win: ActorWindow, ep: Episode) -> None:
+        """A closed episode joins the actor's history; those past `history_days` leave it, and past
+        HISTORY_LIMIT the two oldest are added up into one (the state stays bounded)."""
+        kept = [h for h in win.history if h[1] > ep.last_seen - self._history_ms]
+        kept.append(
+            [ep.first_seen, ep.last_seen, 1, sum(1 for c in ep.customers if c[:1] != "#"), ep.records()]
+        )
+        if len(kept) > HISTORY_LIMIT:
+            a, b = kept.pop(0), kept[0]
+            kept[0] = [a[0], b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4]]
+        win.history = kept
+
+    def _earlier(self, win: ActorWindow, ep: Episode) -> list[int] | None:
+        """[episodes, customers, records, first read] of the actor's closed episodes of the last
+        `history_days` before this one, or None."""
+        recent = [h for h in win.history if h[1] > ep.last_seen - self._history_ms and h[0] < ep.first_seen]
+        if not recent:
+            return None
+        return [sum(h[2] for h in recent), sum(h[3] for h in recent), sum(h[4] for h in recent), recent[0][0]]
+
     # -- time -----------------------------------------------------------------------------------
     def on_timer(self, actor: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
         """Close a due episode; forget an actor whose window emptied; else wait for what is next;
@@ -1495,6 +1571,14 @@ class BulkQueryDetector:
         due = win.episode.end if win.episode is not None else win.last_ts + kept
         if win.episode is None and due <= ctx.watermark:
             self._forget(actor, win)
+            # its earlier episodes are kept for the alerts of the next `history_days`, in a window
+            # of nothing else (what forgetting leaves, with them)
+            until = max((h[1] for h in win.history), default=0) + self._history_ms
+            if until > ctx.watermark:
+                left = ActorWindow(LegalTally(len(self._tiers)))
+                left.history = win.history
+                self._save(actor, left)
+                ctx.timers.register(actor, until)
         else:
             ctx.timers.register(actor, due)
 
@@ -1523,6 +1607,8 @@ class BulkQueryDetector:
         # nothing was added or evicted since the close (these are the actor's first events since)
         win.episode, win.role, win.legal_since = ep, role, legal_since
         win.day_known = None  # an earlier `legal_since`: the day's count may be larger than the last
+        if win.history and win.history[-1][0] == ep.first_seen and win.history[-1][2] == 1:
+            win.history.pop()  # the close it took back
         win.weights = None
         win._derive()  # the role window's total and exact score, as before the close
         ctx.timers.register(actor, ep.end)
@@ -1549,10 +1635,12 @@ class BulkQueryDetector:
             win.reported[i] = [max(done, kept), win.last_ts, total, win.tally.added[i]]
         self._note_day(actor, win, ep, None)  # the day's customers at its last read, as the law's above
         self._refresh_severity(ep)
-        return self._finding(actor, ep, closed=True)
+        closed = self._finding(actor, ep, closed=True, earlier=self._earlier(win, ep))
+        self._remember(win, ep)
+        return closed
 
     # -- output ---------------------------------------------------------------------------------
-    def _finding(self, actor: str, ep: Episode, closed: bool) -> Finding:
+    def _finding(self, actor: str, ep: Episode, closed: bool, earlier: list[int] | None = None) -> Finding:
         ep.revision += 1
         ep.emitted_records, ep.emitted_last_seen = ep.records(), ep.last_seen
         by_class = {"C3": 0, "C2": 0, "C1": 0}
@@ -1589,7 +1677,7 @@ class BulkQueryDetector:
             which = "default" if ep.threshold == round(self.p.default_threshold * MILLI) else "role"
             parts.append(
                 f"its {self.p.window_minutes}-minute sliding-window score {ep.score / MILLI:.0f} reached the "
-                f"{which} threshold {ep.threshold / MILLI:.0f}"
+                f"{which} threshold {ep.threshold / MILLI:.0f}{self._times(ep.score, ep.threshold)}"
             )
         if ep.day is not None:
             n, measure, first, last = ep.day
@@ -1597,7 +1685,7 @@ class BulkQueryDetector:
             parts.append(
                 f"{n_of(n, 'customer')} read outside the post's own work over {self._day_ms // 3_600_000} h "
                 f"({iso_minute(first)} to {iso_minute(last)}) reached the {which} day measure of "
-                f"{measure:,} "
+                f"{measure:,}{self._times(n, measure)} "
                 "(seed 004 流程描述(4)④: 原则上限制批量查询、复制个人金融信息)"
             )
         legal: tuple[int, int, Escalation] | None = None  # the gravest step reached: rank, its count, it
@@ -1629,6 +1717,13 @@ class BulkQueryDetector:
             parts.append("; ".join(ep.unnamed))
         if ep.past:  # "they are my customers": the measure their reads went past (not how many)
             parts.append("counted as anyone's: reads " + ", reads ".join(ep.past))
+        if earlier is not None:  # days add up: the spree of yesterday and today is one employee's
+            k, customers, records, first = earlier
+            parts.append(
+                f"the employee's {_ordinal(k + 1)} episode in {self.p.history_days} days (the first from "
+                f"{iso_minute(first)}): {n_of(records + total, 'record')} of "
+                f"{n_of(customers + len(named), 'customer')} in them, each episode's own added up"
+            )
         summary = "; ".join(parts)
         counts = {f"class_{k}": v for k, v in by_class.items()} | {
             f"category_{k}": v for k, v in sorted(by_category.items())
@@ -1638,6 +1733,12 @@ class BulkQueryDetector:
         counts["threshold"] = ep.threshold // MILLI
         if ep.day is not None:
             counts["day_customers"], counts["day_measure"] = ep.day[:2]
+        if earlier is not None:  # this episode included
+            counts["history_episodes"] = earlier[0] + 1
+            counts["history_customers"], counts["history_records"] = (
+                earlier[1] + len(named),
+                earlier[2] + total,
+            )
         if legal:  # past an art. 5 threshold: the incident path considers it (issue 14)
             counts[LEAKAGE_CANDIDATE] = 1
             # the count art. 5 judges (the day's, over legal_horizon_hours), which may hold reads of

@@ -656,14 +656,21 @@ def test_a_checkpoint_of_a_busy_window_writes_what_changed(engine_factory) -> No
 
 
 def test_a_forgotten_window_leaves_no_chunk_behind(engine_factory) -> None:
+    """A window is forgotten a day after its last read; one whose reads were an alert (60 customers
+    an hour) keeps only its history of episodes, for `history_days` (7): a few integers, no read
+    and no chunk."""
     engine = engine_factory()
-    feed(engine, access(customers=300, every_s=60, fields=("mobile_phone",)))
+    assert feed(engine, access(customers=90, n=300, every_s=60, fields=("mobile_phone",)))
     keys = engine.tasks[(0, "bulk_query")].keys
     assert any(k.startswith("c:") for k, _ in keys.items())
     feed(engine, access("e2", start=3 * 86_400_000), offset=1000)  # days later: e1's window is due
     engine.advance(final=True)
-    assert window_of(engine) is None
+    left = window_of(engine)
     assert not [k for k, _ in keys.items() if k.startswith("c:")]
+    assert not left.entries and not left.events and left.episode is None and len(left.history) == 1
+    feed(engine, access("e2", start=8 * 86_400_000), offset=2000)  # a week after the episode
+    engine.advance(final=True)
+    assert window_of(engine) is None
 
 
 def test_a_window_with_more_chunks_than_the_store_caches(engine_factory, monkeypatch) -> None:

@@ -402,7 +402,7 @@ def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_da
         assert a.detector == "bulk_query" and a.severity.value == "medium", a.summary
         assert (
             "960 customers read outside the post's own work over 24 h (2026-01-01T01:00Z to "
-            "2026-01-01T08:59Z) reached the role day measure of 150 (seed 004 流程描述(4)④"
+            "2026-01-01T08:59Z) reached the role day measure of 150, 6.4 times it (seed 004 流程描述(4)④"
         ) in a.summary, a.summary
         assert (
             a.subject_count == 960 and a.counts["day_customers"] == 960 and "sliding-window" not in a.summary
@@ -410,7 +410,7 @@ def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_da
     week = [ev for d in range(7) for ev in day_of(149, d, 149 * d)]
     assert run([pm], week, customers=book(2000)) == []
     (a,) = run([pm], day_of(150), customers=book(2000))
-    assert a.counts["day_customers"] == 150
+    assert a.counts["day_customers"] == 150 and "times it" not in a.summary
     # a wealth manager's 120 own customers served for advice are her book's day, not this measure:
     # 99 more read for a campaign stay silent, the 100th is the default day measure
     wm = _ent("w1", "wealth_manager", "S0101")
@@ -433,6 +433,53 @@ def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_da
     ] == []
     a = one(run([wm], own + campaign(100), customers=book(2000)), "bulk_query")
     assert "reached the default day measure of 100" in a.summary and a.counts["day_customers"] == 100
+
+
+@pytest.mark.parametrize("batch_size", [1, 10_000])
+def test_a_role_measure_passed_many_times_over_is_high_and_the_days_add_up(run, batch_size) -> None:
+    """Seed 004 流程描述(4)⑤: 实现异常操作行为的有效监控和干预…建立追溯机制. A probe's head-office
+    marketing manager ran one data-warehouse query a day of 4 900 customers' name, ID number and
+    mobile (12 times the role's hourly 400, 100 records under art. 5's 5 000): three days were three
+    medium alerts, none saying the others. 10 times a role's measure is high
+    (`measure_escalation`), and each alert names the employee's episodes of the last 7 days
+    (`history_days`), also across the day the window itself is forgotten; a week later they
+    have left."""
+    hm, colleague = _ent("h1", "ho_marketing_mgmt", "HO"), _ent("h2", "ho_marketing_mgmt", "HO")
+    dwh = {"system": "data_warehouse", "purpose": "marketing"}
+
+    def query(hours: float, rows: int) -> Any:
+        return read("h1", OPEN + int(hours * HOUR), [], fields=("customer_name", "id_document_no", "mobile_phone"),
+                    row_count=rows, **dwh)  # fmt: skip
+
+    # the colleague's segment queries move the clock between them: the timers close and forget
+    segments = [
+        read("h2", OPEN + h * HOUR, [], fields=("customer_segment", "marketing_tags"), row_count=300, **dwh)
+        for h in (30, 66)
+    ]
+    alerts = sorted(
+        run(
+            [hm, colleague],
+            [query(0, 4900), query(36, 4900), query(72, 4900), *segments],
+            batch_size=batch_size,
+        ),
+        key=lambda a: a.first_seen,
+    )
+    assert [(a.actor_id, a.severity.value) for a in alerts] == [("h1", "high")] * 3, [
+        a.summary for a in alerts
+    ]
+    assert "score 4900 reached the role threshold 400, 12.2 times it: 10 times is high" in alerts[0].summary
+    assert "episode in 7 days" not in alerts[0].summary and "history_episodes" not in alerts[0].counts
+    assert (
+        "the employee's 3rd episode in 7 days (the first from 2026-01-01T01:00Z): 14,700 records of 0 "
+        "customers in them, each episode's own added up"
+    ) in alerts[2].summary, alerts[2].summary
+    assert (alerts[2].counts["history_episodes"], alerts[2].counts["history_records"]) == (3, 14_700)
+    # 9.9 times stays at the base severity, and says how far it went
+    (a,) = run([hm], [query(0, 3960)])
+    assert a.severity.value == "medium" and "9.9 times it" in a.summary and "times is" not in a.summary
+    # eight days on, the first episode has left the history
+    later = run([hm, colleague], [query(0, 4900), *segments, query(8 * 24, 4900)], batch_size=batch_size)
+    assert len(later) == 2 and all("episode in 7 days" not in a.summary for a in later)
 
 
 def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
@@ -1076,7 +1123,7 @@ def test_an_authentication_helper_alone_stays_c2(policy) -> None:
 @pytest.mark.parametrize(
     ("fields", "severity", "tier"),
     [
-        (("customer_name", "mobile_phone"), "medium", None),
+        (("customer_name", "mobile_phone"), "high", None),
         (("customer_name", "payment_account_no"), "high", "解释第五条第一款(四)"),
     ],  # fmt: skip
     ids=["names and phone numbers", "account numbers"],
@@ -1084,11 +1131,13 @@ def test_an_authentication_helper_alone_stays_c2(policy) -> None:
 def test_600_rows_reach_the_tier_art_5_puts_their_data_in(run, fields, severity, tier) -> None:
     """Art. 5 ¶1: 500 records for data that may endanger a person's property (四: transactions,
     accounts), 5 000 for any other (五): a phone number is no call record (通信记录). A list of 600
-    names and phone numbers passes the role threshold only; 600 account numbers reach (四)."""
+    names and phone numbers passes the role threshold only, if 15 times over (high by
+    `measure_escalation`, no art. 5 count); 600 account numbers reach (四)."""
     report = read("p1", OPEN, [], fields=fields, system="report_portal", action="download", row_count=600)
     b = one(run([_ent("p1", "sb_president", "S0101")], [report]), "bulk_query")
     assert b.severity.value == severity and ("leakage_candidate" in b.counts) == (tier is not None)
     assert tier is None or tier in b.summary
+    assert "reached the role threshold 120, 15.0 times it: 10 times is high" in b.summary
 
 
 def test_a_report_of_50_unnamed_credit_rows(run) -> None:
@@ -1258,8 +1307,9 @@ def test_a_batch_job_past_its_approval(run) -> None:
     u = one(alerts, "unauthorized_lookup")
     assert reasons(u) == {"c2_takeout_without_approval", "system_not_permitted", "role_not_permitted"}
     assert u.counts["accesses"] == 1 and u.subject_count == 100
-    b = one(alerts, "bulk_query")  # 100 customers exported: weight 300 against the default 30
-    assert b.counts["records"] == 100 and b.severity.value == "medium"
+    b = one(alerts, "bulk_query")  # 100 customers exported: weight 300, 10 times the default 30
+    assert b.counts["records"] == 100 and b.severity.value == "high"
+    assert "reached the default threshold 30, 10.0 times it: 10 times is high" in b.summary
 
 
 def test_a_search_that_returns_one_customer_of_another_branch(run) -> None:
@@ -1495,8 +1545,9 @@ def test_downloads_spaced_past_the_window_still_add_up_to_the_laws_count(run, ba
     """A probe: a sub-branch president downloads eleven transaction reports of 490 unnamed rows, one
     every 90 minutes, 5 390 records in 15 hours: eleven medium alerts of 490, never art. 5's 500
     nor its 5 000. The law counts the day's records, not an alert's: the second download crosses
-    500 on the day's count (high), the eleventh 5 000 (critical); those between are the role's
-    medium alerts, a step once reported reported once, whatever the batches."""
+    500 on the day's count, the eleventh 5 000 (critical); those between are the role's alerts, a
+    step once reported reported once, whatever the batches. Each is high by the role's measure
+    besides: 490 rows downloaded weigh 12 times the president's hourly 120 (`measure_escalation`)."""
     ents = [_ent("p1", "sb_president", "S0101")]
     downloads = [
         read("p1", OPEN + k * 90 * MINUTE, [], fields=("transaction_record",), system="report_portal",
@@ -1505,7 +1556,9 @@ def test_downloads_spaced_past_the_window_still_add_up_to_the_laws_count(run, ba
     ]  # fmt: skip
     bulk = sorted((a for a in run(ents, downloads, batch_size=batch_size) if a.detector == "bulk_query"),
                   key=lambda a: a.first_seen)  # fmt: skip
-    assert [a.severity.value for a in bulk] == ["medium", "high"] + ["medium"] * 8 + ["critical"]
+    assert [a.severity.value for a in bulk] == ["high"] * 10 + ["critical"]
+    assert [a.counts.get("leakage_candidate", 0) for a in bulk] == [0, 1] + [0] * 8 + [1]
+    assert "reached the role threshold 120, 12.2 times it: 10 times is high" in bulk[0].summary
     assert (
         "980 transaction/account/authentication/biometric/communication_records/accommodation/health records counted over 24 h"
         in bulk[1].summary
