@@ -367,7 +367,7 @@ class ActorWindow:
         self.day_known: tuple[int, int] | None = None
         # the read of this batch that reached the day measure while it held reads out of time order:
         # the role window is judged on them first (`BulkQueryDetector._open_day_late`); never stored
-        self.late_day: tuple[Any, JrClass] | None = None
+        self.late_day: tuple[Any, JrClass, str | None] | None = None
         # the closed episodes of the last `history_days`: [first read, last read, episodes,
         # customers, records], oldest first; the alerts after them name them
         self.history: list[list[int]] = []
@@ -1106,7 +1106,7 @@ class BulkQueryDetector:
                 # only once the role's window counts it, as `_open_legal` leaves it out
                 return
             ep.end = max(ep.end, ev.ts + self.window_ms)  # one spree, one alert: it ends when reading stops
-        elif (ep := self._open_counted(ev, cls, win, ctx)) is not None:
+        elif (ep := self._open_counted(ev, cls, win, ctx, unnamed)) is not None:
             ep.took_out(ev.action, cls, unnamed)
             self._note(ep, ev)
             return
@@ -1463,7 +1463,9 @@ class BulkQueryDetector:
         measure = self._daily(ctx.entitlement(ev.actor_id, ev.ts)) if len(day) >= self._lowest_daily else None
         return measure if measure is not None and len(day) >= measure else None
 
-    def _open_counted(self, ev: Any, cls: JrClass, win: ActorWindow, ctx: Context) -> Episode | None:
+    def _open_counted(
+        self, ev: Any, cls: JrClass, win: ActorWindow, ctx: Context, unnamed: str | None = None
+    ) -> Episode | None:
         """The episode the law's count or, short of it, the day measure opens on the read just
         kept; None when neither is reached. In a batch out of time order the role window is
         judged first (`_open_late`, as `_add` leaves it), then the day measure: the same reads in
@@ -1476,7 +1478,7 @@ class BulkQueryDetector:
         if measure is None:
             return None
         if win.late:
-            win.late_day = (ev, cls)
+            win.late_day = (ev, cls, unnamed)
             return None
         ep = self._open_legal(ev, win, {}, ctx, since=win.last_ts - self._day_ms)
         ep.day = self._day_figures(win, measure)
@@ -1487,9 +1489,9 @@ class BulkQueryDetector:
         the role window: an episode it opened holds those customers, one it closed at once moved
         the count's start past them (`_day_since`)."""
         assert win.late_day is not None
-        (ev, cls), win.late_day = win.late_day, None
-        if win.episode is None and (ep := self._open_counted(ev, cls, win, ctx)) is not None:
-            ep.took_out(ev.action, cls)
+        (ev, cls, unnamed), win.late_day = win.late_day, None
+        if win.episode is None and (ep := self._open_counted(ev, cls, win, ctx, unnamed)) is not None:
+            ep.took_out(ev.action, cls, unnamed)
             self._note(ep, ev)
 
     def _day_figures(self, win: ActorWindow, measure: int) -> list[int]:
