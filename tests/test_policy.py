@@ -605,6 +605,30 @@ def test_a_folder_written_before_a_setting_was_added_gets_it_as_shipped_and_says
     }
 
 
+def test_a_role_keyed_setting_added_since_keeps_only_the_folders_roles(
+    policy, policy_copy: Path, caplog
+) -> None:
+    """bulk_query's `role_daily_customers`, added since, applies as shipped to a folder without it:
+    the shipped bank's roles. A second bank's folder, whose roles are its own, was refused at start
+    for them (monitoring stopped by an upgrade); its own file naming an unknown role still is."""
+    import yaml
+
+    path = policy_copy / "detectors" / "bulk_query.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del data["params"]["role_daily_customers"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    renamed_ids(policy_copy, {"ho_marketing_mgmt": "hq_marketing"})
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        older = load_policy(policy_copy)
+    (bulk,) = [s for s in load_detectors(older, policy_copy) if s.kind == "bulk_query"]
+    shipped = next(s for s in load_detectors(policy) if s.kind == "bulk_query").params.role_daily_customers
+    assert bulk.params.role_daily_customers == {r: n for r, n in shipped.items() if r != "ho_marketing_mgmt"}
+    data["params"]["role_daily_customers"] = {"ho_marketing_mgmt": 400}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PolicyError, match="unknown role 'ho_marketing_mgmt'"):
+        load_detectors(load_policy(policy_copy), policy_copy)
+
+
 def test_a_classification_written_before_the_addressing_mark_gets_it_as_shipped_or_is_told(
     policy, policy_copy: Path, caplog
 ) -> None:
