@@ -415,22 +415,24 @@ def test_missing_file(policy_copy: Path) -> None:
 
 def test_what_a_processor_may_get_in_clear_is_data_its_contract_covers(policy_copy: Path) -> None:
     """recipients.yaml `identifiable`: category or field ids of classification.yaml within the
-    contract's categories (the call centre's contract covers contact and internal data: an ID number
-    in clear is none of it), and only a processor's contract lists it."""
+    contract's categories (the call centre's contract covers identity, contact and internal data: a
+    card number in clear is none of it), and only a processor's contract lists it."""
     f = policy_copy / "recipients.yaml"
-    edit(f, "categories: [contact, internal], identifiable: [contact]",
-         "categories: [contact, internal], identifiable: [contact, id_document_no]")  # fmt: skip
+    edit(f, "internal], identifiable: [customer_name, mobile_phone],",
+         "internal], identifiable: [customer_name, mobile_phone, payment_account_no],")  # fmt: skip
     with pytest.raises(PolicyError) as e:
         load_policy(policy_copy)
     assert (e.value.key, e.value.line) == (
         "recipients.proc_call_center.contracts.0.identifiable",
-        line_with(f, "identifiable: [contact, id_document_no]"),
+        line_with(f, "identifiable: [customer_name, mobile_phone, payment_account_no]"),
     )
-    assert "'id_document_no' is neither a category of contract CT-proc_call_center nor a field of one" in str(
-        e.value
+    assert (
+        "'payment_account_no' is neither a category of contract CT-proc_call_center nor a field of one"
+        in str(e.value)
     )
-    assert "mobile_phone" in e.value.fix and "customer_name" not in e.value.fix
-    edit(f, "identifiable: [contact, id_document_no]", "identifiable: [contact]")
+    assert "mobile_phone" in e.value.fix and "payment_account_no" not in e.value.fix
+    edit(f, "identifiable: [customer_name, mobile_phone, payment_account_no],",
+         "identifiable: [customer_name, mobile_phone],")  # fmt: skip
     edit(f, "categories: [identity, contact], purposes: [insurance_referral],",
          "categories: [identity, contact], purposes: [insurance_referral], identifiable: [contact],")  # fmt: skip
     with pytest.raises(PolicyError, match="only an entrusted processor's contract declares") as e:

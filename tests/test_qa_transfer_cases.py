@@ -366,14 +366,16 @@ def test_account_number_with_card_expiry_is_c3_whatever_the_consent(run) -> None
     assert got["c3_shared"].counts["leakage_candidate"] == 1 and got["c3_shared"].jr_class == "C3"
 
 
-def test_names_to_the_call_centre_whose_contract_covers_contact_data_only(run) -> None:
-    """Its contract covers contact data, the phone numbers in clear: names are outside it, and a
-    file of them flagged de-identified is not (seed 004 流程描述(4)⑪: 脱敏处理)."""
-    ev = deidentified("proc_call_center", "processor", ["customer_name", "mobile_phone"], 500)
+def test_id_numbers_to_the_call_centre_whose_contract_lets_it_have_names_and_phones(run) -> None:
+    """Its contract covers identity and contact data, the name and phone number in clear (it greets
+    the customer it dials): an ID number is beyond them, and a file of them flagged de-identified
+    is not (seed 004 流程描述(4)⑪: 脱敏处理); one alert, the contract covering the category."""
+    ev = deidentified(
+        "proc_call_center", "processor", ["customer_name", "mobile_phone", "id_document_no"], 500
+    )
     got = run([ev])
-    assert severities(got) == {"recipient_not_approved": "high", "entrusted_not_deidentified": "high"}
-    assert "does not cover identity" in got["recipient_not_approved"].summary
-    assert "flagged de-identified, yet sends customer_name)" in got["entrusted_not_deidentified"].summary
+    assert severities(got) == {"entrusted_not_deidentified": "high"}
+    assert "flagged de-identified, yet sends id_document_no)" in got["entrusted_not_deidentified"].summary
 
 
 def test_the_debt_collector_the_evening_before_its_contract(run) -> None:

@@ -66,14 +66,14 @@ def test_raw_topics_to_alerts_dlq_and_clickhouse(broker, ch, names, policy, cata
     found = sorted(
         (a["finding_info"]["analytic"]["uid"], actor_of(a), a["severity"]) for a in alerts.values()
     )
-    # the SFTP uploads (issue 15): identifiable data to a processor, a third party with neither
-    # consent nor contract, an overseas partner with no assessment; and the batch account that sent
+    # the SFTP uploads (issue 15): a third party with neither consent nor contract, an overseas
+    # partner with no assessment; the collector's file, the name and phone number its contract lets
+    # it have in clear, is silent (probe U3-6); and the batch account that sent
     # them passed the law's record count with what it sent (bulk_query reads transfers by sender)
     assert found == [
         ("LM-BQ-001", "E1002", "Critical"),
         ("LM-BQ-001", "svc-batch-export", "High"),
         ("LM-TP-002", "sunrise-insurance", "High"),
-        ("LM-TP-003", "acme-collections", "High"),
         ("LM-TP-005", "hk-fx-partner", "Critical"),
         ("LM-TP-006", "sunrise-insurance", "High"),
     ]
@@ -128,7 +128,6 @@ def test_files_shipped_by_lifemon_ship_to_alerts_with_small_batches(
         ("LM-BQ-001", "E1002", "Critical"),
         ("LM-BQ-001", "svc-batch-export", "High"),
         ("LM-TP-002", "sunrise-insurance", "High"),
-        ("LM-TP-003", "acme-collections", "High"),
         ("LM-TP-005", "hk-fx-partner", "Critical"),
         ("LM-TP-006", "sunrise-insurance", "High"),
     ]

@@ -508,7 +508,7 @@ def test_a_processor_gets_in_clear_only_what_its_contract_lets_it_whatever_the_f
     assert (
         "entrusted proc_card_personalization with encrypted but identifiable data (flagged de-identified, yet "
         "sends id_document_no); contract CT-proc_card_personalization lets it receive only customer_name, "
-        "payment_account_no in clear" in a.summary
+        "payment_account_no, home_address, mobile_phone in clear" in a.summary
     )
     # a contract that lets the call centre have nothing in clear (a bank calling through 隐号外呼)
     masked = with_clear(policy, "proc_call_center", [])
@@ -528,6 +528,34 @@ def test_a_processor_gets_in_clear_only_what_its_contract_lets_it_whatever_the_f
     early = processor(recipient_id="proc_debt_collection", contract_id="CT-proc_debt_collection",
                       categories=["mobile_phone", "loan_details"], deidentified=True, ts=1_740_700_800_000)  # fmt: skip
     assert rules(run(engine(), early)) == ["LM-TP-006"]
+
+
+@pytest.mark.parametrize(
+    ("recipient", "contract", "fields"),
+    [  # each processor's daily file as its task needs it (probe U3-6: two highs a file, every day)
+        ("proc_call_center", "CT-proc_call_center", ["customer_name", "mobile_phone", "customer_segment"]),
+        ("proc_debt_collection", "CT-proc_debt_collection",
+         ["customer_name", "mobile_phone", "loan_details", "repayment_history"]),
+        ("acme-collections", "CT-2026-017", ["customer_name", "mobile_phone", "loan_details"]),
+        ("proc_card_personalization", "CT-proc_card_personalization",
+         ["customer_name", "payment_account_no", "home_address", "mobile_phone"]),
+    ],
+)  # fmt: skip
+def test_a_shipped_processors_daily_file_of_what_its_task_needs_is_silent(
+    engine, recipient, contract, fields
+) -> None:
+    """The call centre greets the customer it dials by name, the collectors ask the borrower by name,
+    the card bureau mails the card to the holder's address: recipients.yaml's contracts cover those
+    categories and let each have those fields in clear (seed 004 流程描述(4)⑪: the agreed kinds,
+    masked beyond them). The file is silent, flagged de-identified or not; an ID number in it, which
+    none of these tasks needs, is one LM-TP-003, not LM-TP-006 beside it."""
+    daily = processor(recipient_id=recipient, contract_id=contract, categories=fields, subject_count=1200,
+                      record_count=1200, subject_list_id="LIST-1", sender_system="crm")  # fmt: skip
+    for n, flagged in enumerate((False, True)):
+        assert run(engine(), daily.model_copy(update={"deidentified": flagged, "transfer_id": f"D{n}"})) == {}
+    with_id = daily.model_copy(update={"categories": [*fields, "id_document_no"], "transfer_id": "D9"})
+    (a,) = run(engine(), with_id).values()
+    assert a.rule_id == "LM-TP-003" and "id_document_no" in a.summary
 
 
 # -- cross-border ------------------------------------------------------------------------------------
@@ -810,14 +838,14 @@ def test_alerts_are_the_same_whatever_the_batches(engine) -> None:
     ("old", "new", "key", "fix"),
     [
         (
-            "categories: [contact, internal]",
-            "categories: [contact, internals]",
+            "categories: [identity, contact, internal]",
+            "categories: [identity, contact, internals]",
             "recipients.proc_call_center.contracts.0.categories",
             "category id from classification.yaml",
         ),
         (
-            "valid_to: 2027-12-31,\n         categories: [contact, internal]",
-            "valid_to: 2024-12-31,\n         categories: [contact, internal]",
+            "valid_to: 2027-12-31,\n         categories: [identity, contact, internal]",
+            "valid_to: 2024-12-31,\n         categories: [identity, contact, internal]",
             "recipients.proc_call_center.contracts.0",
             "later date in valid_to",
         ),
