@@ -43,8 +43,10 @@ agreed volume is summed per period:
 - `provided_under_legal_obligation`: a trace of data provided under a legal obligation to an
   authority of a class recipients.yaml declares (`authorities`: courts, procuratorates, public
   security), which is then judged as a regulator, not as a consent-based share (seed 004 流程描述(4)①⑩);
-  low, rising with the subjects of the provision or of the authority's day, a provision naming none
-  of them, or an employee running it (`authority_provision`): an inquiry names a case's few people.
+  low, rising with the subjects of the provision, one neither naming nor counting them, or an
+  employee running it under no internal approval that covers it (`authority_provision`,
+  `approval_id`): an inquiry names a case's few people. What employees sent one authority in a day
+  is one alert of its own, revised as the day reaches each step.
 - `volume_exceeded`: more records than the contract agrees per period, summed per recipient,
   contract and period in the task's store; one alert per period, revised while it grows, closed
   by an event-time timer at the period's end (seed 002 §六.2(2): the scale is agreed and recorded).
@@ -67,7 +69,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detectors import inbox
+from detectors import approvals, inbox
 from detectors.base import DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
 from detectors.minors import consent_gap, minor_at
 from policy.contracts import ContractTerm, RecipientBook
@@ -156,7 +158,14 @@ class AuthorityProvision(BaseModel):
         default=None, description="a provision that names none of its subjects (a list id, a count)"
     )
     by_employee: Severity | None = Field(
-        default=None, description="the least for a provision an employee ran (`actor_id` set)"
+        default=None,
+        description="the least for a provision an employee ran (`actor_id` set) under no internal "
+        "approval that covers it (`approval_id`)",
+    )
+    day_includes_system: bool = Field(
+        default=False,
+        description="whether the day steps count the inquiry system's provisions (`actor_id` none) "
+        "too, not only those employees ran",
     )
 
     @model_validator(mode="after")
@@ -281,6 +290,27 @@ class VolumePeriod:
         return True
 
 
+def _reached(step: ProvisionStep) -> str:
+    return f"reached {step.subjects:,}" + (f", {step.regulation}" if step.regulation else "")
+
+
+class _Provision:
+    """A provision as the approval rule reads an access (detectors/approvals.py): the sending
+    system is the system used, the fields sent the fields read, its records the rows."""
+
+    __slots__ = ("approval_id", "actor_id", "purpose", "system", "fields", "ts", "row_count", "subject_ids")
+
+    def __init__(self, ev: Any) -> None:
+        self.approval_id, self.actor_id, self.purpose, self.ts = (
+            ev.approval_id,
+            ev.actor_id,
+            ev.purpose,
+            ev.ts,
+        )
+        self.system, self.fields, self.row_count = ev.sender_system, list(ev.categories), ev.record_count
+        self.subject_ids = list(ev.subject_ids)
+
+
 def _consent_purpose(ev: Any, term: ContractTerm | None) -> tuple[str | None, str]:
     """(the purpose each subject's consent is looked for, how the alert says it). A consent names a
     purpose (seed 004 流程描述(1)⑦: 处理目的…单独同意): the transfer's own, else the one purpose its
@@ -375,7 +405,9 @@ class TransferPolicyDetector:
         for ev in events:
             cls, _ = ctx.catalog.profile(ev.categories)
             term = book.in_force(ev.recipient_id, ev.ts, ev.contract_id)
-            yield from self._once(ev, list(self._judge(ev, cls, term, book, ctx)), ctx)
+            day: list[Finding] = []  # an authority's day, its own alert: not the transfer's to raise once
+            yield from self._once(ev, list(self._judge(ev, cls, term, book, ctx, day)), ctx)
+            yield from day
             if term is not None and term.contract.volume is not None:
                 key, period = self._count(ev, cls, term, book, ctx)
                 if period is not None:
@@ -408,7 +440,13 @@ class TransferPolicyDetector:
         yield from new
 
     def _judge(
-        self, ev: Any, cls: JrClass, term: ContractTerm | None, book: RecipientBook, ctx: Context
+        self,
+        ev: Any,
+        cls: JrClass,
+        term: ContractTerm | None,
+        book: RecipientBook,
+        ctx: Context,
+        day: list[Finding],
     ) -> Iterator[Finding]:
         r = self.p.rules
         # what a declared recipient is, and where, is the bank's record (recipients.yaml), not what
@@ -421,7 +459,7 @@ class TransferPolicyDetector:
         authority = recipients.authority_of(ev.recipient_id, ev.recipient_type, ev.legal_basis)
         if authority is not None:
             kind = RecipientType.regulator
-            yield self._legal_provision(ev, cls, authority, book, ctx)
+            yield self._legal_provision(ev, cls, authority, book, ctx, day)
         # clearing through a declared clearing house follows the national clearing rules, not the
         # sharing rules (seed 002 §六.2(5)); the policy declares it, never the event
         clearing = recipients.clears(ev.recipient_id, ev.purpose)
@@ -627,22 +665,24 @@ class TransferPolicyDetector:
         )
 
     def _legal_provision(
-        self, ev: Any, cls: JrClass, authority: str, book: RecipientBook, ctx: Context
+        self, ev: Any, cls: JrClass, authority: str, book: RecipientBook, ctx: Context, day: list[Finding]
     ) -> Finding:
         """The trace of a provision to an authority under a legal obligation: not a breach, but each
         should match the authority's legal document (协助查询、冻结通知书), which compliance checks. An
-        inquiry names a case's few people: the trace grows with the subjects of the provision, or of
-        the authority's provisions that day, with a provision naming none of them, and with an
-        employee running it by hand (seed 004 流程描述(4)⑤: 依法合规对外提供…应执行内部授权审批手续; a
-        probe's 30 000 customers' names, IDs, phones and holdings sent to `court_haidian` by an
-        employee through the SFTP gateway were one low trace, as were 3)."""
+        inquiry names a case's few people: the trace grows with the subjects of the provision (a
+        batch answer that logs its batch number is judged by the count it gives), with one neither
+        naming nor counting them, and with an employee running it by hand under no internal approval
+        that covers it (seed 004 流程描述(4)⑤: 依法合规对外提供…应执行内部授权审批手续; a probe's 30 000
+        customers' names, IDs, phones and holdings sent to `court_haidian` by an employee through the
+        SFTP gateway were one low trace, as were 3). What the day adds up is the day's own alert
+        (`_authority_day`), not each later provision's: a probe's 300 ordinary court inquiries of 1-3
+        people were 231 medium and 46 high alerts."""
         declared = ctx.catalog.policy.recipients.authorities[authority]
         how = "encrypted" if ev.encrypted else "unencrypted"
         network = "a public network" if ev.public_network else "a private network"
         rule, steps = self.p.rules.provided_under_legal_obligation, self.p.authority_provision
         named = len(set(ev.subject_ids))
         subjects = max(ev.subject_count, named)
-        day = self._authority_day(ev, subjects, book, ctx)
         severity, why = rule.severity, []
 
         def at_least(floor: Severity | None, reason: str) -> None:
@@ -651,29 +691,29 @@ class TransferPolicyDetector:
                 severity = floor
                 why.append(reason)
 
-        def reached(step: ProvisionStep) -> str:
-            return f"reached {step.subjects:,}" + (f", {step.regulation}" if step.regulation else "")
-
         if (step := steps.step(subjects)) is not None:
             at_least(
                 step.severity,
-                f"{n_of(subjects, 'subject')} in one provision ({reached(step)}): an authority's inquiry "
+                f"{n_of(subjects, 'subject')} in one provision ({_reached(step)}): an authority's inquiry "
                 "names a case's few people",
             )
-        if day.transfers > 1 and (step := steps.step(day.records)) is not None:
+        if not subjects and ev.record_count:
             at_least(
-                step.severity,
-                f"{n_of(day.records, 'subject')} to {ev.recipient_id} in {n_of(day.transfers, 'provision')} "
-                f"that day ({reached(step)})",
+                steps.unnamed,
+                "it neither names nor counts its subjects, where an inquiry names each person",
             )
-        if subjects and not named:
-            at_least(steps.unnamed, "it names none of its subjects, where an inquiry names each person")
+        approval, refused = self._approved(ev, ctx) if ev.actor_id else (None, "")
+        if ev.actor_id or steps.day_includes_system:
+            day.extend(self._authority_day(ev, cls, declared, book, ctx, covered=refused is None))
         if ev.actor_id:
-            at_least(
-                steps.by_employee,
-                f"run by {ev.actor_id} by hand, not by the bank's inquiry system: check its internal "
-                "approval (内部授权审批手续)",
-            )
+            if refused is None:
+                why.append(f"run by {ev.actor_id} under approval {approval} (内部授权审批手续)")
+            else:
+                at_least(
+                    steps.by_employee,
+                    f"run by {ev.actor_id} by hand, not by the bank's inquiry system, {refused}: check its "
+                    "internal approval (内部授权审批手续)",
+                )
         return self._finding(
             ev,
             rule,
@@ -681,14 +721,36 @@ class TransferPolicyDetector:
             f"provided data to {ev.recipient_id} ({declared.name_zh}, {declared.name_en}) under a legal "
             f"obligation, {how} over {network}: not a consent-based share; match it to the authority's "
             "legal document" + "".join(f"; {w}" for w in why),
-            {"encrypted": int(ev.encrypted), "day_subjects": day.records, "day_provisions": day.transfers},
+            {"encrypted": int(ev.encrypted)},
             severity=severity,
         )
 
-    def _authority_day(self, ev: Any, subjects: int, book: RecipientBook, ctx: Context) -> VolumePeriod:
-        """The subjects provided to this authority in the bank's calendar day of `ev`, the provision
-        counted once however often it is logged (as a contract's volume counts it). Kept `late_days`
+    def _approved(self, ev: Any, ctx: Context) -> tuple[str | None, str | None]:
+        """(the approval an employee's provision names, why it does not cover it or None when it
+        does), by the rule every access detector applies (detectors/approvals.py): held in the
+        sender's entitlement and standing at the time, approved by another, for the sending system
+        and the fields sent, within its budget of records."""
+        if not ev.approval_id:
+            return None, "naming no approval"
+        approval, refused = approvals.judge(
+            _Provision(ev), ctx.entitlement(ev.actor_id, ev.ts), ctx, self.store
+        )
+        return ev.approval_id, None if refused is None else f"approval {ev.approval_id}: {refused}"
+
+    def _authority_day(
+        self, ev: Any, cls: JrClass, declared: Any, book: RecipientBook, ctx: Context, covered: bool
+    ) -> Iterator[Finding]:
+        """The subjects provided to this authority in the bank's calendar day of `ev` (each
+        provision counted once however often it is logged, as a contract's volume counts it): one
+        alert for the authority and day, revised as the day reaches each higher step. The caller
+        counts what employees ran, and the inquiry system's provisions only with
+        `day_includes_system`: its volume is the authorities' own inquiries, each answered by its
+        legal document, and seed 001 §五.1's counts are of unlawful provision. A provision its
+        approval covers (`covered`) is counted by that approval's budget instead. Kept `late_days`
         after the day, for a copy logged late."""
+        steps = self.p.authority_provision
+        if covered or not steps.steps:
+            return
         local = datetime.fromtimestamp(ev.ts / 1000, book.tz).date()
         start = book.day_start(local)
         key = f"{AUTHORITY}{ev.recipient_id}/{start}"
@@ -697,11 +759,57 @@ class TransferPolicyDetector:
             day = VolumePeriod(start, book.day_start(local + timedelta(days=1)), 0)
             self.store.put(key, day)
             ctx.timers.register(key, day.end + self.p.late_days * DAY_MS)
-        if day.counts(_transfer(ev), ev.ts, _former(ev)):
-            day.records += subjects
-            day.transfers += 1
-            self.store.touch(key)
-        return day
+        if not day.counts(_transfer(ev), ev.ts, _former(ev)):
+            return
+        day.records += max(ev.subject_count, len(set(ev.subject_ids)))
+        day.transfers += 1
+        day.rank = max(day.rank, CLASS_RANK[cls])
+        # a day an earlier lifemon kept has no first time (0)
+        day.first_seen, day.last_seen = min(day.first_seen or ev.ts, ev.ts), max(day.last_seen, ev.ts)
+        if len(day.evidence) < self.p.evidence_limit:
+            day.evidence.append(ev.event_id)
+        self.store.touch(key)
+        step = steps.step(day.records)
+        # `emitted`: the subjects of the step last alerted. One provision past a step alone is its
+        # own alert's already
+        if day.transfers > 1 and step is not None and step.subjects > day.emitted:
+            day.emitted = step.subjects
+            yield self._day_finding(ev.recipient_id, key, day, step, declared)
+
+    def _day_finding(
+        self, recipient: str, key: str, day: VolumePeriod, step: ProvisionStep, declared: Any
+    ) -> Finding:
+        rule = self.p.rules.provided_under_legal_obligation
+        named = f" ({declared.name_zh}, {declared.name_en})"
+        whose = "" if self.p.authority_provision.day_includes_system else " run by employees"
+        day.revision += 1
+        return Finding(
+            detector=self.kind,
+            rule_id=rule.rule_id,
+            key=key,
+            window_start=day.start,
+            window_end=day.end,
+            severity=step.severity,
+            revision=day.revision,
+            closed=False,
+            summary=(
+                f"{recipient}{named} was provided {n_of(day.records, 'subject')} in "
+                f"{n_of(day.transfers, 'provision')}{whose} that day ({_reached(step)}): an authority's "
+                "inquiry names a case's few people; match each provision to its legal document and its "
+                "internal approval (内部授权审批手续)"
+            ),
+            jr_class=RANK_CLASS[max(day.rank, 1)].value,
+            actor_id=recipient,
+            subject_count=day.records,
+            counts={"day_subjects": day.records, "day_provisions": day.transfers},
+            evidence_event_ids=list(day.evidence),
+            event_count=day.transfers,
+            first_seen=day.first_seen,
+            last_seen=day.last_seen,
+            title_zh=rule.title_zh,
+            title_en=rule.title_en,
+            regulation=rule.regulation,
+        )
 
     def _in_the_clear(self, ev: Any, cls: JrClass, ctx: Context) -> Iterator[Finding]:
         """Seed 002 §四(3): C2 and C3 data cross a public network encrypted; C3 payment-sensitive data
@@ -955,6 +1063,7 @@ class TransferPolicyDetector:
         end close its alert if it fired; forget the period `late_days` later, and what a transfer
         raised then too."""
         yield from self._released(inbox.release(self.store, ctx), ctx)
+        approvals.forget_expired(self.store, key, ctx.watermark)
         if key.startswith((RAISED, AUTHORITY)):
             self.store.delete(key)
             return

@@ -115,6 +115,11 @@ class TransferEvent(Record):
     legal_basis: LegalBasis = LegalBasis.none
     assessment_id: str | None = None
     purpose: str | None = None
+    approval_id: str | None = Field(
+        default=None,
+        description="the internal approval (内部授权审批) an employee's provision runs under, as the "
+        "entitlements stream carries it",
+    )
 
 
 class FoundIn(StrEnum):

@@ -1101,7 +1101,7 @@ class Engine:
             if stream in SYSTEM_ATTR:
                 fold(events, SYSTEM_ATTR[stream], self._system_spelling)
             if stream == "transfer":
-                _no_placeholders(events, ("contract_id", "assessment_id"))
+                _no_placeholders(events, ("contract_id", "assessment_id", "approval_id"))
                 for attr, respell in self._transfer_ids.items():
                     fold(events, attr, respell)
             if stream in FIELD_LISTS:

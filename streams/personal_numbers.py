@@ -329,6 +329,7 @@ NAMES: dict[str, tuple[str, ...]] = {
         "record_ids",
         "contract_id",
         "assessment_id",
+        "approval_id",
     ),
     "sdk": ("event_id", "device_id", "sdk_id", "dest_host", "dest_path"),
     "marketing": ("event_id", "campaign_id", "submitter_id", "approver_id", "approval_id"),

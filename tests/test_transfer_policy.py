@@ -17,7 +17,7 @@ from conftest import T0, fed, refs
 from detectors import load_detectors
 from policy import DEFAULT_DIR, PolicyError, load_policy
 from policy.catalog import Catalog
-from schemas.models import Consent, TransferEvent
+from schemas.models import Approval, Consent, TransferEvent
 from streams.alerts import latest, to_ocsf
 from streams.codecs import Decoder
 from streams.engine import Engine, declared_spelling
@@ -1137,7 +1137,9 @@ def test_a_provision_to_an_authority_grows_with_the_people_it_sends(engine) -> N
     """An inquiry (查询, 查控) names a case's few people. A probe's 30 000 customers' names, IDs, phones
     and holdings sent to `court_haidian` by an employee were one low trace, as were 3. The steps are
     transfer_policy.yaml's `authority_provision`: 50 and 500 subjects (解释第五条, seed 001 §五.1), a
-    provision naming none of its subjects, an employee running it."""
+    provision neither naming nor counting its subjects, an employee running it under no approval. A
+    batch answer that logs its batch number is judged by the count it gives (probe U3-7: 40 people
+    under `ZDZ-…` were high)."""
     assert severity_of(engine(), inquiry(3))[0] == "low"
     assert severity_of(engine(), inquiry(49))[0] == "low"
     level, said = severity_of(engine(), inquiry(50))
@@ -1148,40 +1150,127 @@ def test_a_provision_to_an_authority_grows_with_the_people_it_sends(engine) -> N
     assert severity_of(engine(), inquiry(300))[0] == "medium"
     level, said = severity_of(engine(), inquiry(500))
     assert level == "high" and "500 subjects in one provision (reached 500, 解释第五条第一款(四)" in said
+    batch = inquiry(40, named=False, subject_list_id="ZDZ-20260302-000123")
+    level, said = severity_of(engine(), batch)
+    assert level == "low" and "names" not in said.split("legal document")[1]  # the batch's own reference
     listed = inquiry(30_000, named=False, subject_list_id="CASE-2026-001")
-    level, said = severity_of(engine(), listed)
-    assert level == "high" and "it names none of its subjects, where an inquiry names each person" in said
-    level, said = severity_of(engine(), inquiry(1, named=False))
-    assert level == "high" and "names none of its subjects" in said  # the notice names its one person
+    assert severity_of(engine(), listed)[0] == "high"  # by its count
+    level, said = severity_of(engine(), inquiry(5, named=False, subject_count=0))
+    assert level == "high" and "it neither names nor counts its subjects" in said
     # by hand: an employee sent it through the file gateway, not the bank's inquiry system
     level, said = severity_of(engine(), inquiry(3, actor_id="E200001", sender_system="sftp_gateway"))
     assert level == "medium" and (
-        "run by E200001 by hand, not by the bank's inquiry system: check its internal approval" in said
+        "run by E200001 by hand, not by the bank's inquiry system, naming no approval: check its internal "
+        "approval (内部授权审批手续)" in said
     )
     assert severity_of(engine(), inquiry(3000, actor_id="E200001"))[0] == "high"
 
 
-def test_an_authoritys_provisions_add_up_over_the_banks_day(engine) -> None:
-    """Ten inquiries of five people each to one court in a day are fifty people: the tenth says so.
-    A provision logged twice counts once; another court, or the next day, starts again; the day's
-    count survives a restore."""
+def day_alerts(alerts: dict[str, Any]) -> list[Any]:
+    """The authority's day alert: LM-TP-011 keyed by the day, not by a transfer."""
+    return [a for a in alerts.values() if a.rule_id == "LM-TP-011" and a.event_count > 1]
+
+
+def test_an_employees_provisions_to_an_authority_add_up_over_the_banks_day(engine) -> None:
+    """Eleven hand provisions of 45 people each to one court are 495 people: each its own medium
+    (no approval), and one day alert for the court, raised at the second provision (90, past 50)
+    and revised, the same alert, when the twelfth takes the day past 500. A provision logged twice
+    counts once; the day survives a restore; another court, or the next day, starts again."""
     e = engine()
-    for n in range(9):
-        assert severity_of(e, inquiry(5, n=n, ts=T0 + n * 60_000), offset=n)[0] == "low"
-    level, said = severity_of(e, inquiry(5, n=9, ts=T0 + 9 * 60_000), offset=9)
-    assert (
-        level == "medium"
-        and "; 50 subjects to court_bj_haidian in 10 provisions that day (reached 50" in said
+    by_hand = {"actor_id": "E200001"}
+    got = run(e, *(inquiry(45, n=n, ts=T0 + n * 60_000, **by_hand) for n in range(11)))
+    assert sorted(a.severity.value for a in got.values() if a.event_count == 1) == ["medium"] * 11
+    (day,) = day_alerts(got)
+    assert (day.severity.value, day.revision, day.counts) == (
+        "medium",
+        1,
+        {"day_subjects": 90, "day_provisions": 2},
     )
-    again = inquiry(5, n=0, ts=T0 + 10 * 60_000).model_copy(update={"event_id": "copy-0"})
-    assert run(e, again, offset=10) == {}  # the gateway's copy of the first: nothing, and not counted
+    assert (
+        "court_bj_haidian (人民法院, people's courts) was provided 90 subjects in 2 provisions run by "
+        "employees that day (reached 50, 解释第五条第一款(三): 财产信息50条)" in day.summary
+    )
+    again = inquiry(45, n=0, ts=T0 + 11 * 60_000, **by_hand).model_copy(update={"event_id": "copy-0"})
+    assert run(e, again, offset=11) == {}  # the gateway's copy of the first: nothing, and not counted
     later = engine()
     later.restore(0, e.changes(0))
-    level, said = severity_of(later, inquiry(5, n=11, ts=T0 + 11 * 60_000), offset=11)
-    assert level == "medium" and "55 subjects to court_bj_haidian in 11 provisions that day" in said
-    other = inquiry(5, n=12, ts=T0 + 12 * 60_000, recipient_id="court_bj_chaoyang")
-    assert severity_of(later, other, offset=12)[0] == "low"
-    assert severity_of(later, inquiry(5, n=13, ts=CST_MIDNIGHT + HOUR), offset=13)[0] == "low"
+    got = run(later, inquiry(45, n=12, ts=T0 + 12 * 60_000, **by_hand), offset=12)
+    (risen,) = day_alerts(got)
+    assert (risen.alert_id, risen.severity.value, risen.revision) == (day.alert_id, "high", 2)
+    assert "540 subjects in 12 provisions" in risen.summary and risen.evidence_event_ids[0] == "tr-0-" + str(
+        T0
+    )
+    other = inquiry(45, n=13, ts=T0 + 13 * 60_000, recipient_id="court_bj_chaoyang", **by_hand)
+    assert day_alerts(run(later, other, offset=13)) == []
+    assert day_alerts(run(later, inquiry(45, n=14, ts=CST_MIDNIGHT + HOUR, **by_hand), offset=14)) == []
+
+
+def test_an_inquiry_systems_ordinary_day_is_no_day_alert_and_each_answer_stays_low(engine, policy) -> None:
+    """Probe U3-1: the bank's inquiry system answered 300 court inquiries of 1-3 people over a day,
+    all to the 总对总 network's one id: 231 medium and 46 high alerts, each one answer, where the
+    same answers spelled per court stayed low. The inquiry system's volume is the courts' own
+    inquiries (解释第五条 counts unlawful provision): every answer stays its own low trace and the
+    day raises nothing. A bank that sets `day_includes_system` gets one day alert for the authority,
+    revised as the day crosses each step, never an escalated answer."""
+    sizes = [1 + n % 3 for n in range(300)]  # 600 people
+    answers = [
+        inquiry(k, n=n, ts=T0 + n * 120_000, recipient_id="court_spc_zongduizong")
+        for n, k in enumerate(sizes)
+    ]
+    got = run(engine(), *answers)
+    assert len(got) == 300 and {a.severity.value for a in got.values()} == {"low"}
+    counted = policy.model_copy(deep=True)
+    section = counted.detectors["transfer_policy"]
+    params = section.params | {
+        "authority_provision": {**section.params["authority_provision"], "day_includes_system": True}
+    }
+    counted.detectors["transfer_policy"] = section.model_copy(update={"params": params})
+    spec = next(s for s in load_detectors(counted) if s.kind == "transfer_policy")
+    e = Engine([spec], Catalog(counted), pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    alerts = []
+    for first, last in ((0, 100), (100, 300)):  # two batches: 200 people by the first, 600 by the second
+        part = fed("transfer", answers[first:last], "pfi.transfer", first)
+        alerts += e.process("transfer", "pfi.transfer", 0, part) + e.drain()
+    per_answer = [a for a in alerts if a.event_count == 1]
+    assert len(per_answer) == 300 and {a.severity.value for a in per_answer} == {"low"}
+    days = [a for a in alerts if a.event_count > 1]
+    assert len({a.alert_id for a in days}) == 1
+    assert [(a.severity.value, a.revision) for a in days] == [("medium", 1), ("high", 2)]
+    assert (
+        "provisions that day (reached 500" in days[-1].summary and "run by employees" not in days[-1].summary
+    )
+
+
+def test_a_legal_department_provision_under_its_approval_stays_low(engine) -> None:
+    """Probe U3-7: a legal-department employee answering a court's paper 协助查询通知书 for one person was
+    medium, asking for the internal approval (seed 004 流程描述(4)⑤: 依法合规对外提供…应执行内部授权审批手续)
+    no field could record. The provision names it (`approval_id`); held in the employee's entitlement,
+    approved by a department head, for the system and the data sent, it covers the provision, which
+    stays the low trace and says so. Named but not held, or expired, it is medium and says why."""
+    from conftest import entitlement
+
+    legal = Approval(approval_id="AP-LEGAL-2026", purpose="judicial_inquiry", max_records=200,
+                     expires_ts=T0 + 30 * 86_400_000, approver_id="E900001",
+                     categories=["identity", "property", "transaction"], systems=["core_banking"])  # fmt: skip
+    people = [
+        entitlement("E900001", role="ho_dept_head", org="HO"),
+        entitlement("E300021", role="aml_analyst", org="HO", approvals=[legal]),
+    ]
+
+    def answered(**kw: Any) -> tuple[str, str]:
+        e = engine()
+        e.apply_reference("entitlements", refs("entitlements", people))
+        paper = inquiry(1, actor_id="E300021", sender_system="core_banking", recipient_id="court_bj_chaoyang")
+        return severity_of(e, paper.model_copy(update=kw))
+
+    level, said = answered(approval_id="AP-LEGAL-2026")
+    assert level == "low" and "run by E300021 under approval AP-LEGAL-2026 (内部授权审批手续)" in said
+    level, said = answered(approval_id="AP-OTHER")
+    assert level == "medium" and "approval AP-OTHER is not in the employee's entitlement" in said
+    level, said = answered(approval_id="AP-LEGAL-2026", ts=T0 + 31 * 86_400_000)
+    assert level == "medium" and "approval AP-LEGAL-2026: it had expired" in said
+    level, said = answered(approval_id="AP-LEGAL-2026", sender_system="sftp_gateway")
+    assert level == "medium" and "it does not cover system sftp_gateway" in said
 
 
 def test_entrusted_processing_and_legal_bases_in_a_logs_own_words_are_the_schemas(
