@@ -914,8 +914,10 @@ class BulkQueryDetector:
         profile = self._profiles.get(key)
         if profile is None:
             cls, cats = ctx.catalog.profile(ev.fields)
-            if unnamed is not None:
-                cls = unnamed[0]
+            if unnamed is not None and unnamed[1] is not None:
+                # and its records count toward art. 5 as the categories it is taken as: a `*` export
+                # of 20 000 customers was two mediums, the same naming name and ID number high
+                cls, cats = unnamed[0], tuple(sorted({*cats, *ctx.catalog.unnamed_categories}))
             action = ev.action
             if action in CHANGES or duty:
                 # art. 5 counts what was unlawfully obtained, sold or provided (非法获取、出售或者提供): a
@@ -932,6 +934,8 @@ class BulkQueryDetector:
                 self._profiles[key] = profile
         cls, cats, rank, w, tiers = profile
         said = unnamed[1] if unnamed else None
+        if said is not None and cats:
+            said += f", its records counted as {'/'.join(cats)} data"
         ids = ev.subject_ids
         if len(ids) == 1:  # the common case
             n = max(ev.row_count, 1)

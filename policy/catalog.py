@@ -180,6 +180,8 @@ class Catalog:
         # a take-out's field list that names no data: judged at this class (`access_class`)
         self.unnamed_class = policy.classification.unnamed_takeout_class
         self._taken: dict[tuple[str, ...], tuple[JrClass, str | None]] = {}
+        # ... and the categories art. 5's counts take its records as (`unnamed_takeout_categories`)
+        self.unnamed_categories = tuple(sorted(policy.classification.unnamed_takeout_categories))
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
         """Highest class among the fields and the combinations they complete."""

@@ -273,6 +273,12 @@ class Classification(Strict):
         "text among them): C1 is what C2 and C3 do not include (seed 004 分类(3)③), which such a "
         "list does not show; C1 judges them as any unknown field, as before",
     )
+    unnamed_takeout_categories: list[str] = Field(
+        default_factory=lambda: ["identity"],
+        description="the categories art. 5's counts (bulk_query `legal_thresholds`) take the records "
+        "of such a take-out as, where `unnamed_takeout_class` judges it above the catalog's class: "
+        "an export of every column of customer data holds at least whom it is about",
+    )
 
     @model_validator(mode="after")
     def _refs(self) -> Classification:
@@ -288,6 +294,11 @@ class Classification(Strict):
                 raise ValueError(
                     f"combinations[{i}].fields names unknown field ids {unknown}; declare them under `fields`"
                 )
+        unknown = [c for c in self.unnamed_takeout_categories if c not in self.categories]
+        if unknown:
+            raise ValueError(
+                f"unnamed_takeout_categories names unknown categories {unknown}; use categories of `categories`"
+            )
         return self
 
     @model_validator(mode="after")

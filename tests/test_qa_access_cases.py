@@ -146,15 +146,17 @@ def run(policy, catalog):
     """Both access detectors in one engine; the newest revision of each alert."""
     specs = [s for s in load_detectors(policy) if s.kind in ("bulk_query", "unauthorized_lookup")]
 
-    def go(ents, events, customers=None, batch_size=10_000, arrival=None, bulk_query=None):
-        """`bulk_query`: parameters of its policy section to change, as a bank's policy would."""
+    def go(ents, events, customers=None, batch_size=10_000, arrival=None, bulk_query=None, folder=None):
+        """`bulk_query`: parameters of its policy section to change, as a bank's policy would;
+        `folder`: the policy's sections to change, likewise."""
         tuned = [
             replace(s, params=s.params.model_copy(update=bulk_query))
             if bulk_query and s.kind == "bulk_query"
             else s
             for s in specs
         ]
-        e = Engine(tuned, catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+        cat = Catalog(policy.model_copy(update=folder)) if folder else catalog
+        e = Engine(tuned, cat, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
         e.apply_reference("entitlements", refs("entitlements", list(ents)))
         e.apply_reference("customers", refs("customers", book() if customers is None else customers))
         events = list(events) if arrival == "as given" else sorted(events, key=lambda ev: ev.ts)
@@ -1790,3 +1792,30 @@ def test_every_tier_of_art_5_counts_the_data_its_words_name(run, said, line) -> 
     assert f"reached {line} (" in a.summary and a.severity.value == "high", a.summary
     below = run(head, at_line[:-1])
     assert not any(f"reached {line} (" in x.summary for x in below if x.detector == "bulk_query")
+
+
+NIGHT = T0 - 6 * HOUR  # 02:00 Beijing (T0 is 08:00)
+
+
+def etl_export(actor: str, rows: int, fields=("*",), **kw: Any) -> AccessEvent:
+    """A nightly ETL job's export of every column of a customer table, naming no customer."""
+    kw = {"system": "data_warehouse", "action": "export", "purpose": None, "row_count": rows} | kw
+    return read(actor, NIGHT, [], fields=fields, **kw)
+
+
+def test_an_unnamed_takeout_counts_toward_art5_as_identity_data(run, policy) -> None:
+    """probe_u3 U3-4: a product manager's `*` export of 20 000 rows was two mediums, the same export
+    naming name and ID number high (解释第五条第一款(五): 其他公民个人信息5000条), so a dump was rated
+    below a named one. Its records count as classification.yaml `unnamed_takeout_categories`
+    (identity): an export of every column of customer data holds at least whom it is about. A bank
+    may count them as property data, the 50-record tier, instead."""
+    ents = [_ent("p1", "ho_product_mgmt", "HO")]
+    dump = etl_export("p1", 20_000, system="crm", purpose="marketing")
+    bq = one(run(ents, [dump]), "bulk_query")
+    assert bq.severity.value == "high" and "解释第五条第一款(五)" in bq.summary
+    assert "fields not named (`*`): judged as C2, its records counted as identity data" in bq.summary
+    below = one(run(ents, [dump.model_copy(update={"row_count": 4_999})]), "bulk_query")
+    assert below.severity.value == "medium" and "解释第五条" not in below.summary
+    as_property = policy.classification.model_copy(update={"unnamed_takeout_categories": ["property"]})
+    bq = one(run(ents, [dump], folder={"classification": as_property}), "bulk_query")
+    assert bq.severity.value == "critical" and "counted as property data" in bq.summary
