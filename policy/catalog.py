@@ -182,6 +182,10 @@ class Catalog:
         self._taken: dict[tuple[str, ...], tuple[JrClass, str | None]] = {}
         # ... and the categories art. 5's counts take its records as (`unnamed_takeout_categories`)
         self.unnamed_categories = tuple(sorted(policy.classification.unnamed_takeout_categories))
+        # the class ids a grant or an approval covers such a take-out with (`unnamed_granted`)
+        self._unnamed_classes = frozenset(
+            c.value for c in JrClass if CLASS_RANK[c] >= CLASS_RANK[self.unnamed_class]
+        )
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
         """Highest class among the fields and the combinations they complete."""
@@ -231,6 +235,22 @@ class Catalog:
             if len(self._taken) < 100_000:
                 self._taken[key] = found
         return found
+
+    def unnamed_granted(self, ids: Collection[str], fields: Collection[str] = ()) -> bool:
+        """A grant's or an approval's classes and categories (`fields`: the fields it names) cover a
+        take-out naming no data, taken as what it is judged and counted as: `unnamed_takeout_class`
+        (or a higher class), or every one of `unnamed_takeout_categories`; or it names `*`. An
+        approval could cover no `*` export, and the counter's print grant no statement whose print
+        log lists no fields (probe_u3: a medium per teller per day)."""
+        return (
+            not self._unnamed_classes.isdisjoint(ids)
+            or all(c in ids for c in self.unnamed_categories)
+            or any(map(_wildcard, fields))
+        )
+
+    def names_no_data(self, field_ids: Sequence[str]) -> bool:
+        """The field list names no data the catalog knows (`access_class`)."""
+        return self._unnamed(field_ids) is not None
 
     def _unnamed(self, field_ids: Sequence[str]) -> str | None:
         """How a field list names no data the catalog knows, or None when it names some."""
@@ -308,7 +328,10 @@ class Catalog:
         action on the data it names; None when none does. Then neither the org's sight nor the customer's
         managing org limits it. Memoized: bulk_query asks it of every access of a teller's batch,
         the screen once per kind."""
-        return next(iter(self._covering("counter", roles, action, system, field_ids, purpose)), None)
+        return next(
+            iter(self._covering("counter", roles, action, system, field_ids, purpose, action in TAKES_OUT)),
+            None,
+        )
 
     def own_book(
         self, roles: Iterable[str], action: str, system: str, field_ids: Sequence[str], purpose: str | None
@@ -320,11 +343,12 @@ class Catalog:
         for anything but a view, a query or a print (any other takeout leaves the book). A print is
         asked of one customer, by both access detectors: that customer's copy, judged as a view of
         the same data. Memoized as `at_counter`."""
-        if action == Action.print:
+        printed = action == Action.print
+        if printed:
             action = Action.view
         if action not in READS:
             return None
-        books = self._covering("own_book", roles, action, system, field_ids, purpose)
+        books = self._covering("own_book", roles, action, system, field_ids, purpose, printed)
         if len(books) < 2:  # nearly always: one role with a book
             return books[0] if books else None
         return max(books, key=lambda b: b[1].scope == "sight")
@@ -337,24 +361,35 @@ class Catalog:
         system: str,
         field_ids: Sequence[str],
         purpose: str | None,
+        taken: bool = False,
     ) -> tuple[tuple[str, Any], ...]:
         """(permission set, its `block`) of the roles' sets with a `block` (counter, own_book) that
         cover the access by themselves: their system, a purpose the block lists (any, for `UNSTATED`),
-        their grant of the action."""
-        key = (block, tuple(roles), action, system, tuple(field_ids), purpose)
+        their grant of the action. `taken`: the access prints or takes out; naming no data, it is
+        judged as such a take-out is (`unnamed_granted`): a print log listing no fields is still the
+        customer's statement. A read naming no data is nobody's to vouch for."""
+        key = (block, tuple(roles), action, system, tuple(field_ids), purpose, taken)
         found = self._covered.get(key)
         if found is None:
+            unnamed = taken and self.names_no_data(field_ids)
             found = tuple(
                 (role.permissions, b)
                 for r in key[1]
                 if (role := self.roles.get(r)) is not None
                 and role.permissions is not None
                 and (b := getattr(self.permission_sets[role.permissions], block)) is not None
-                and field_ids  # an access naming no data is nobody's to vouch for
+                and (field_ids or unnamed)
                 and system in self.permission_sets[role.permissions].systems
                 and (purpose is UNSTATED or purpose in b.purposes)
-                and self._set_grants(role.permissions, action, field_ids)
-                and (b.reads is None or self.granted(b.reads, field_ids))
+                and (
+                    self.unnamed_granted(self.permission_sets[role.permissions].grants.get(action, ()))  # type: ignore[call-overload]
+                    if unnamed
+                    else self._set_grants(role.permissions, action, field_ids)
+                )
+                and (
+                    b.reads is None
+                    or (self.unnamed_granted(b.reads) if unnamed else self.granted(b.reads, field_ids))
+                )
             )
             if len(self._covered) < 100_000:
                 self._covered[key] = found

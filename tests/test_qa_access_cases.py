@@ -1819,3 +1819,48 @@ def test_an_unnamed_takeout_counts_toward_art5_as_identity_data(run, policy) -> 
     as_property = policy.classification.model_copy(update={"unnamed_takeout_categories": ["property"]})
     bq = one(run(ents, [dump], folder={"classification": as_property}), "bulk_query")
     assert bq.severity.value == "critical" and "counted as property data" in bq.summary
+
+
+def test_an_approval_for_the_data_an_unnamed_takeout_is_judged_as_covers_it(run) -> None:
+    """probe_u3 U3-2: the ETL account the IAM feed lists, under a standing approval for identity,
+    contact, account, property and transaction data on the warehouse, exporting `*`: two mediums,
+    "it does not cover the fields read", since no approval could cover fields not named. Such a
+    take-out is judged as C2 identity data (classification.yaml `unnamed_takeout_class`,
+    `unnamed_takeout_categories`): an approval covering that covers it; one for transactions alone
+    does not."""
+
+    def nightly(categories: list[str]) -> Any:
+        ap = grant(approval_id="AP-ETL", purpose="regulatory_report", max_records=1_000_000,
+                   categories=categories, systems=["data_warehouse"], approver_id="h1")  # fmt: skip
+        return [_ent("svc_dw_nightly", None, "HO", approvals=[ap]), _ent("h1", "ho_dept_head", "HO")]
+
+    export = etl_export("svc_dw_nightly", 250_000, approval_id="AP-ETL", purpose="regulatory_report")
+    assert run(nightly(["identity", "contact", "account", "property", "transaction"]), [export]) == []
+    assert run(nightly(["C2"]), [export]) == []
+    narrow = run(nightly(["transaction"]), [export])
+    ul = one(narrow, "unauthorized_lookup")
+    assert "AP-ETL: it does not cover the fields read" in ul.summary
+    assert "covers none of them (it does not cover the fields read)" in one(narrow, "bulk_query").summary
+
+
+def test_a_counter_print_naming_no_fields_is_the_counters_own_print(run) -> None:
+    """probe_u3 U3-3: a teller printing customers' statements at the counter, the print log listing
+    no fields, was a medium c2_takeout_without_approval per teller and day. The counter's print grant
+    (organisation.yaml counter_service: one customer's statement, identity/account/property/transaction)
+    covers such a print of one customer as it covers a named one; a wealth manager's print for her
+    own customer likewise (`own_book`). A post with no print grant, or a print of two customers at
+    once, is still a take-out without approval."""
+    kw: dict[str, Any] = {"action": "print", "row_count": 40}
+    statements = [
+        read("k1", OPEN + i * 10 * MINUTE, [f"A{i:04d}"], fields=(() if i % 2 else ("*",)), **kw)
+        for i in range(20)
+    ]
+    assert run([_ent("k1", "teller", "S0101")], statements) == []
+    own = [read("w1", OPEN + i * 10 * MINUTE, [f"A{i:04d}"], fields=(), **kw) for i in range(5)]
+    assert run([_ent("w1", "wealth_manager", "S0101")], own) == []
+    other = [s.model_copy(update={"actor_id": "g1"}) for s in statements]
+    ul = one(run([_ent("g1", "sb_general_user", "S0101")], other), "unauthorized_lookup")
+    assert "c2_takeout_without_approval" in reasons(ul) and ul.severity.value == "medium"
+    two = read("k1", OPEN, ["A0001", "A0002"], fields=(), **kw)
+    ul = one(run([_ent("k1", "teller", "S0101")], [two]), "unauthorized_lookup")
+    assert reasons(ul) == {"c2_takeout_without_approval"}
