@@ -642,12 +642,15 @@ class BulkQueryDetector:
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         by_actor: dict[str, list[Any]] = {}
         past_budget: dict[str, dict[str, int]] = {}  # actor -> what an approval left uncovered -> when
+        catalog = ctx.catalog
         for ev in events:  # in offset order: an approval's record budget is spent in that order
             if stream == "transfer":
                 if not self._counts_as_taken(ev, ctx):
                     continue
             elif ev.outcome is not Outcome.success:
                 continue  # a denied access returned no data
+            elif catalog.service_accounts and catalog.scheduled(ev) is not None:
+                continue  # a declared service account's scheduled run: the standing approval it records
             elif ev.approval_id:
                 # seed 004 流程描述(4)④: graded approval covers this access, or its records up to its budget
                 approval, left, why = approvals.uncovered(ev, ctx, self.store)

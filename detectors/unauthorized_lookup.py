@@ -1201,6 +1201,8 @@ class UnauthorizedLookupDetector:
     def _judge(self, ev: Any, ent: Entitlement | None, ctx: Context, ledger: Any = None) -> Found:
         """The reasons this access was unauthorized as of its time, each with a note on its specifics.
         `ledger`: where an approval's budget is spent (the store, unless judged again)."""
+        if ctx.catalog.scheduled(ev) is not None:  # a declared service account's run: its standing approval
+            return []
         if ent is None:
             if not fed(ctx.refs.entitlements):
                 return []
@@ -1397,6 +1399,8 @@ class UnauthorizedLookupDetector:
                 "unknown_actor" in reasons
                 and ev.action in TAKES_OUT
                 and not TAKEOUT_REASONS.isdisjoint(reasons)
+                # a batch job's or an application's account sources.yaml declares is known, if not to HR
+                and ev.actor_id not in ctx.catalog.service_accounts
             ):
                 ep.taken.update(ev.subject_ids)
                 ep.taken_rows += rows

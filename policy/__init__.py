@@ -333,6 +333,19 @@ def _traffic(folder: Path, sdks: Any) -> dict[str, Any]:
     }
 
 
+def _sources(folder: Path, sections: dict[str, Any]) -> dict[str, Any]:
+    """What `Policy` takes from sources.yaml: its service accounts; none where a bank's folder has no
+    sources.yaml."""
+    from policy.sources import SOURCES_FILE, load_sources
+
+    if not (folder / SOURCES_FILE).is_file():
+        return {}
+    mapping = load_sources(
+        folder, sections["classification"], sections["purposes"].purposes, sections["organisation"]
+    )
+    return {"service_accounts": mapping.service_accounts()}
+
+
 def load_policy(directory: Path | str | None = None) -> Policy:
     """Load `classification/organisation/retention/sdks/purposes.yaml` and `detectors/*.yaml` from a folder."""
     folder = Path(directory) if directory else DEFAULT_DIR
@@ -386,7 +399,12 @@ def load_policy(directory: Path | str | None = None) -> Policy:
     if shipped is not None:
         detectors |= _added_detectors(folder, set(detectors), shipped)
     try:
-        return Policy(**sections, detectors=detectors, **_traffic(folder, sections["sdks"]))
+        return Policy(
+            **sections,
+            detectors=detectors,
+            **_traffic(folder, sections["sdks"]),
+            **_sources(folder, sections),
+        )
     except ValidationError as e:  # the one cross-file check: organisation.yaml names catalog ids
         raise_validation(folder / "organisation.yaml", e, texts["organisation"])
         raise

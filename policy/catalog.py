@@ -17,6 +17,7 @@ from policy.model import (
     JrClass,
     OwnBook,
     Policy,
+    ServiceAccount,
     key_form,
     method_key,
     method_terms,
@@ -186,6 +187,8 @@ class Catalog:
         self._unnamed_classes = frozenset(
             c.value for c in JrClass if CLASS_RANK[c] >= CLASS_RANK[self.unnamed_class]
         )
+        # sources.yaml's service accounts (`ServiceAccount`): batch jobs' and applications' accounts
+        self.service_accounts = policy.service_accounts
 
     def classify(self, field_ids: Iterable[str]) -> JrClass:
         """Highest class among the fields and the combinations they complete."""
@@ -251,6 +254,22 @@ class Catalog:
     def names_no_data(self, field_ids: Sequence[str]) -> bool:
         """The field list names no data the catalog knows (`access_class`)."""
         return self._unnamed(field_ids) is not None
+
+    def scheduled(self, ev: Any) -> ServiceAccount | None:
+        """The declared service account whose scheduled run the access is (sources.yaml
+        `actors.service_accounts`): a take-out on one of its systems, by one of its actions, of at
+        most its `max_records` records, of no C3 data (seed 004 流程描述(4)⑤ asks an approval of each
+        C3 use). None for anything else: it is judged as any account's."""
+        account = self.service_accounts.get(ev.actor_id) if self.service_accounts else None
+        if (
+            account is None
+            or ev.system not in account.systems
+            or ev.action not in account.actions
+            or max(ev.row_count, len(ev.subject_ids)) > account.max_records
+            or self.access_class(ev.fields, ev.action)[0] is JrClass.C3
+        ):
+            return None
+        return account
 
     def _unnamed(self, field_ids: Sequence[str]) -> str | None:
         """How a field list names no data the catalog knows, or None when it names some."""

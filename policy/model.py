@@ -1400,6 +1400,25 @@ def _midnight_ms(zone: str, ordinal: int) -> int:
     return int(datetime.combine(date.fromordinal(ordinal), time(), ZoneInfo(zone)).timestamp() * 1000)
 
 
+class ServiceAccount(Strict):
+    """A batch job's or an application's account the bank declares (sources.yaml
+    `actors.service_accounts`): no employee, so no HR record, but no account nobody knows either.
+    Its scheduled take-out (on one of `systems`, one of `actions`, at most `max_records` records) is
+    the standing approval its declaration records: an ETL export of every column at 02:00 was a
+    high "account unknown to HR" every night, which no record could quiet."""
+
+    systems: list[str] = Field(
+        default_factory=list, description="where its scheduled take-outs run; none: no job declared"
+    )
+    actions: list[Action] = Field(
+        default_factory=lambda: [Action.export, Action.download],
+        description="the take-outs its job makes",
+    )
+    max_records: int = Field(
+        default=1, ge=1, description="the most records one run takes out; more is no scheduled run"
+    )
+
+
 class Policy(Strict):
     classification: Classification
     organisation: Organisation
@@ -1416,6 +1435,9 @@ class Policy(Strict):
     # traffic.yaml's `first_party_hosts`: the bank's own domains, where a declared SDK deployed on the
     # bank's servers (TMF, 神策 privately deployed) sends to no third party
     first_party_hosts: tuple[str, ...] = ()
+    # sources.yaml's service accounts: those `actors.service_accounts` declares, and the accounts its
+    # applications and SFTP logins are attributed to (declared with no job)
+    service_accounts: dict[str, ServiceAccount] = Field(default_factory=dict)
 
     def period_end(self, start_ms: int, days: int) -> int:
         """The end of a period of `days` days that an event at `start_ms` starts, counted as the law

@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from policy import DEFAULT_DIR, read_yaml, validate_section
-from policy.model import Classification, Organisation, Strict, key_form
+from policy.model import Classification, Organisation, ServiceAccount, Strict, key_form
 from schemas.models import LegalBasis, RecipientType
 
 SOURCES_FILE = "sources.yaml"
@@ -65,6 +65,11 @@ class Actors(Strict):
         "desk's are customer_service, so the counter's and the own book's measures apply to them; "
         "a log states no purpose, and an access without one is judged as anyone's",
     )
+    service_accounts: dict[str, ServiceAccount] = Field(
+        default_factory=dict,
+        description="actor id -> the batch job or application account the bank runs, and its "
+        "scheduled take-outs: no account unknown to HR (unauthorized_lookup), its runs covered",
+    )
 
 
 class SftpDirectory(Strict):
@@ -112,6 +117,18 @@ class SourceMapping(Strict):
         found = [(q, t) for q, t in db.tables.items() if q.rsplit(".", 1)[-1] == name]
         return found[0] if len(found) == 1 else None
 
+    def service_accounts(self) -> dict[str, ServiceAccount]:
+        """Every service account this file knows: those `actors.service_accounts` declares, then those
+        an application or an SFTP login is attributed to, with no job declared."""
+        found = dict(self.actors.service_accounts)
+        named = [
+            *self.actors.applications.values(),
+            *(a.actor for a in self.sftp_accounts.values() if a.actor),
+        ]
+        for actor in named:
+            found.setdefault(actor, ServiceAccount())
+        return found
+
     def directory(self, account: SftpAccount, path: str) -> SftpDirectory | None:
         return next((d for d in account.directories if fnmatch.fnmatchcase(path, d.pattern)), None)
 
@@ -151,6 +168,13 @@ class _Checked(SourceMapping):
                     f"databases.{name}.system '{db.system}' is not a system of organisation.yaml; use one "
                     f"of {', '.join(dict.fromkeys(self.system_names.values()))} (or a name it gives one)"
                 )
+        for actor, account in self.actors.service_accounts.items():
+            for system in account.systems:
+                if self.system_names and key_form(system) not in self.system_names:
+                    raise ValueError(
+                        f"actors.service_accounts.{actor}.systems names '{system}', not a system of "
+                        f"organisation.yaml; use one of {', '.join(dict.fromkeys(self.system_names.values()))}"
+                    )
         for app, purpose in self.actors.purposes.items():
             if self.purpose_ids is not None and purpose not in self.purpose_ids:
                 raise ValueError(

@@ -21,7 +21,7 @@ from conftest import T0, fed, refs
 
 from detectors import load_detectors
 from policy.catalog import Catalog
-from policy.model import JrClass
+from policy.model import JrClass, ServiceAccount
 from schemas.models import AccessEvent, Approval, Customer, Entitlement
 from streams.alerts import latest
 from streams.engine import Engine
@@ -1864,3 +1864,32 @@ def test_a_counter_print_naming_no_fields_is_the_counters_own_print(run) -> None
     two = read("k1", OPEN, ["A0001", "A0002"], fields=(), **kw)
     ul = one(run([_ent("k1", "teller", "S0101")], [two]), "unauthorized_lookup")
     assert reasons(ul) == {"c2_takeout_without_approval"}
+
+
+def test_a_declared_service_accounts_scheduled_run_is_no_account_unknown_to_hr(run) -> None:
+    """Seed 004 流程描述(4)④ 严禁共用账户 is about shared and unmanaged accounts, not a registered batch
+    job. probe_u3 U3-2: every nightly ETL or BI export by a service account was a high "account
+    unknown to HR", sources.yaml's own "monitored service account" svc-bi-report's too, and nothing
+    could quiet it. A run sources.yaml `actors.service_accounts` declares (its system, action and
+    size) is the standing approval the declaration records: silent. Past its size it is judged,
+    but the account is known; an account nobody declares is still unknown to HR (probe_u1 U1-9)."""
+    hr = [_ent("m1", "ho_marketing_mgmt", "HO")]  # the entitlements stream is fed
+    nightly = etl_export("svc_dw_etl", 250_000)
+    alone = run(hr, [nightly])
+    ul, bq = one(alone, "unauthorized_lookup"), one(alone, "bulk_query")
+    assert ul.severity.value == "high" and "account unknown to HR" in ul.summary
+    assert bq.severity.value == "critical"
+    job = ServiceAccount(systems=["data_warehouse"], actions=["export"], max_records=300_000)
+    declared = {"service_accounts": {"svc_dw_etl": job}}
+    assert run(hr, [nightly], folder=declared) == []
+    larger = run(hr, [etl_export("svc_dw_etl", 400_000)], folder=declared)
+    ul = one(larger, "unauthorized_lookup")
+    assert "c2_takeout_without_approval" in reasons(ul) and "unknown to HR" not in ul.summary
+    assert ul.severity.value == "medium"
+    # shipped: the BI scheduler's report download, its log listing no fields
+    report = etl_export("svc-bi-report", 3_000, fields=(), system="report_portal", action="download")
+    assert run(hr, [report]) == []
+    # an SFTP login's account (sources.yaml `sftp_accounts`), declared with no job: known, not approved
+    sftp = run(hr, [etl_export("svc-batch-export", 150, fields=("customer_name", "id_document_no"))])
+    ul = one(sftp, "unauthorized_lookup")
+    assert ul.severity.value == "medium" and "unknown to HR" not in ul.summary
