@@ -1893,3 +1893,24 @@ def test_a_declared_service_accounts_scheduled_run_is_no_account_unknown_to_hr(r
     sftp = run(hr, [etl_export("svc-batch-export", 150, fields=("customer_name", "id_document_no"))])
     ul = one(sftp, "unauthorized_lookup")
     assert ul.severity.value == "medium" and "unknown to HR" not in ul.summary
+
+
+def test_an_unknown_accounts_takeouts_count_over_a_day_not_an_episode(run) -> None:
+    """probe_u3 U3-8: an account HR does not know took out 150 customers in three exports of 50,
+    61 minutes apart (unauthorized_lookup's `episode_gap_minutes` is 60): three mediums, where one
+    export of 150 is high. What such an account took out counts over a day from its first take-out
+    (`unknown_account_takeout`); the alert that reaches 100 says since when. A day later it starts anew."""
+    hr = [_ent("m1", "ho_marketing_mgmt", "HO")]
+    kw: dict[str, Any] = {"fields": ("c.*",), "system": "crm", "action": "export", "purpose": None}
+    split = [read("svc_tmp_job", NIGHT + k * 61 * MINUTE, ids("A", 50, 50 * k), **kw) for k in range(3)]
+    alerts = sorted(
+        (a for a in run(hr, split) if a.detector == "unauthorized_lookup"), key=lambda a: a.first_seen
+    )
+    assert [a.severity.value for a in alerts] == ["medium", "high", "high"]
+    assert (
+        "took out the data of 100 customers without approval since 2025-12-31T18:00Z, 100 or more"
+        in alerts[1].summary
+    )
+    assert "took out the data of 150 customers" in alerts[2].summary
+    apart = [split[0], split[1].model_copy(update={"ts": NIGHT + 25 * HOUR})]
+    assert {a.severity.value for a in run(hr, apart) if a.detector == "unauthorized_lookup"} == {"medium"}
