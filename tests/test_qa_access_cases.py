@@ -414,7 +414,7 @@ def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_da
     (a,) = run([pm], day_of(150), customers=book(2000))
     assert a.counts["day_customers"] == 150 and "times it" not in a.summary
     # a wealth manager's 120 own customers served for advice are her book's day, not this measure:
-    # 99 more read for a campaign stay silent, the 100th is the default day measure
+    # 199 more read for a campaign stay silent, the 200th is her role's day measure
     wm = _ent("w1", "wealth_manager", "S0101")
     own = spread(
         "w1",
@@ -431,10 +431,55 @@ def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_da
         )
 
     assert [
-        a for a in run([wm], own + campaign(99), customers=book(2000)) if a.detector == "bulk_query"
+        a for a in run([wm], own + campaign(199), customers=book(2000)) if a.detector == "bulk_query"
     ] == []
-    a = one(run([wm], own + campaign(100), customers=book(2000)), "bulk_query")
-    assert "reached the default day measure of 100" in a.summary and a.counts["day_customers"] == 100
+    a = one(run([wm], own + campaign(200), customers=book(2000)), "bulk_query")
+    assert "reached the role day measure of 200" in a.summary and a.counts["day_customers"] == 200
+
+
+def test_a_campaign_list_and_watch_list_hits_are_a_working_week_not_a_harvest(run) -> None:
+    """Seed 004 角色设置: 营销管理 创建名单式客户营销活动, the sub-branch's 理财经理 and 外拓营销 call
+    the list (促活长尾客群); 基本规定(4)②: 在不影响履行反洗钱等法定义务的前提下 设置访问权限. A probe's
+    wealth manager calling 130 list customers a day, and an AML analyst clearing 230 watch-list
+    hits a day (or 150 beside 20 cases of 200 flows each), raised an alert every working day, the
+    analyst's a high art. 5 one. Their roles' day measure, hourly threshold and the AML book's
+    day are sized to that work (bulk_query.yaml, organisation.yaml); a list of 300 a day, or a
+    sweep of 3 000 customers' flows, still fires."""
+    wm, aml = _ent("w1", "wealth_manager", "S0101"), _ent("m1", "aml_analyst", "HO")
+    contact = {"fields": ("customer_name", "mobile_phone", "customer_segment"), "system": "mobile_banker"}
+    hit = {"fields": ("customer_name", "id_document_no", "address", "occupation"), "purpose": "kyc_aml"}
+
+    def day(d: int) -> int:
+        return OPEN + d * 24 * HOUR
+
+    def calls(n: int, d: int, first: int) -> list[Any]:
+        return spread("w1", ids("A", n, first), day(d), day(d) + 8 * HOUR, purpose="marketing", **contact)
+
+    def screening(actor: str, n: int, d: int, first: int, cases: int = 0) -> list[Any]:
+        flows = [
+            read(actor, day(d) + 4 * HOUR + i * 10 * MINUTE, [c], fields=("customer_name", "transaction_record"),
+                 purpose="kyc_aml", row_count=200)
+            for i, c in enumerate(ids("F", cases, 3000 + 20 * d))
+        ]  # fmt: skip
+        return spread(actor, ids("B", n, first), day(d), day(d) + 8 * HOUR + 30 * MINUTE, **hit) + flows
+
+    week = [
+        ev
+        for d in range(5)
+        for ev in (
+            *calls(130, d, 130 * d),
+            *screening("m1", 230, d, 230 * d),
+            *screening("m2", 150, d, 2000 + 150 * d, 20),
+        )
+    ]
+    found = run([wm, aml, _ent("m2", "aml_analyst", "HO")], week, customers=book(4000))
+    assert found == [], [(a.actor_id, a.summary) for a in found]
+    a = one(run([wm], calls(300, 0, 0), customers=book(4000)), "bulk_query")
+    assert "reached the role day measure of 200" in a.summary and a.severity.value == "medium"
+    sweep = spread("m1", ids("F", 3000), day(0), day(0) + 8 * HOUR, fields=("transaction_record",),
+                   purpose="kyc_aml", row_count=30)  # fmt: skip
+    a = one(run([aml], sweep, customers=book(4000)), "bulk_query")
+    assert a.severity.value == "critical" and "past the book's 300 a day" in a.summary, a.summary
 
 
 @pytest.mark.parametrize("batch_size", [1, 10_000])
