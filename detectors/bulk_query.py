@@ -104,6 +104,9 @@ class MeasureStep(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     severity: Severity
     multiple: float = Field(gt=1, allow_inf_nan=False)
+    # against a default measure (an account of no listed role, or not active), the episode's records
+    # must reach this too: 10 times the small default threshold is a nightly export of 100 customers
+    default_min_records: int = Field(default=0, ge=0)
 
 
 class BulkQueryParams(BaseModel):
@@ -1407,10 +1410,11 @@ class BulkQueryDetector:
                 and SEVERITY_RANK[step.severity] > SEVERITY_RANK[sev]
             ):
                 sev = step.severity
-        if (grave := self._measure_step(self._multiple(ep))) is not None and SEVERITY_RANK[
-            grave.severity
-        ] > SEVERITY_RANK[sev]:
-            sev = grave.severity
+        for _, n, measure, default in self._passed(ep):
+            if (grave := self._measure_step(ep, n / measure, default)) is not None and SEVERITY_RANK[
+                grave.severity
+            ] > SEVERITY_RANK[sev]:
+                sev = grave.severity
         if ep.revision == 0 or SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity]:
             ep.severity = sev
             return True
@@ -1522,25 +1526,42 @@ class BulkQueryDetector:
         if figures[0] >= measure and (ep.day is None or figures[0] >= ep.day[0]):
             ep.day = figures
 
-    def _measure_step(self, multiple: float) -> MeasureStep | None:
-        """The highest `measure_escalation` step a multiple of a role's measure reached."""
-        return next((s for s in reversed(self._measure_steps) if multiple >= s.multiple), None)
+    def _measure_step(self, ep: Episode, multiple: float, default: bool) -> MeasureStep | None:
+        """The highest `measure_escalation` step a multiple of a measure reached; against a default
+        measure, only one whose `default_min_records` the episode's records reached (a probe's
+        unapproved nightly export of 120 customers' names by an account of no role was 12 times the
+        default 30, and high every night)."""
+        return next(
+            (
+                s
+                for s in reversed(self._measure_steps)
+                if multiple >= s.multiple and (not default or ep.records() >= s.default_min_records)
+            ),
+            None,
+        )
 
-    def _times(self, n: float, measure: float) -> str:
+    def _times(self, ep: Episode, n: float, measure: float, default: bool) -> str:
         """How far past a measure the reading went, from twice it on (", 12.3 times it"), and the
         step that reached (a probe's 4 900 customers a day at 12 times the role's 400 was one
         medium alert a day)."""
         if n < 2 * measure:
             return ""
-        step = self._measure_step(n / measure)
+        step = self._measure_step(ep, n / measure, default)
         reached = f": {step.multiple:g} times is {step.severity.value}" if step is not None else ""
         return f", {n / measure:.1f} times it{reached}"
 
-    def _multiple(self, ep: Episode) -> float:
-        """How many times its role's measures the episode reached: the window's score its threshold,
-        the day's customers its day measure (0 when it reached neither)."""
-        window = ep.score / ep.threshold if ep.score >= ep.threshold else 0.0
-        return max(window, ep.day[0] / ep.day[1] if ep.day is not None else 0.0)
+    def _passed(self, ep: Episode) -> list[tuple[bool, int, int, bool]]:
+        """The measures the episode reached, each (the day's?, how far, the measure, whether it is
+        the default one): the window's score its threshold, the day's customers its day measure. An
+        employee not active, or of no listed role, has the default allowance, not a role's."""
+        passed = []
+        if ep.score >= ep.threshold:
+            passed.append(
+                (False, ep.score, ep.threshold, ep.threshold == round(self.p.default_threshold * MILLI))
+            )
+        if ep.day is not None:
+            passed.append((True, ep.day[0], ep.day[1], ep.day[1] == self.p.default_daily_customers))
+        return passed
 
     def _remember(self, win: ActorWindow, ep: Episode) -> None:
         """A closed episode joins the actor's history; those past `history_days` leave it, and past
@@ -1681,22 +1702,21 @@ class BulkQueryDetector:
             f"{actor} {did} {read} "
             f"(C3 {by_class['C3']:,}, C2 {by_class['C2']:,}, C1 {by_class['C1']:,}), none under an approval that covers it"
         ]
-        if ep.score >= ep.threshold:
-            # an employee not active, or of no listed role, has the default allowance, not a role's
-            which = "default" if ep.threshold == round(self.p.default_threshold * MILLI) else "role"
-            parts.append(
-                f"its {self.p.window_minutes}-minute sliding-window score {ep.score / MILLI:.0f} reached the "
-                f"{which} threshold {ep.threshold / MILLI:.0f}{self._times(ep.score, ep.threshold)}"
-            )
-        if ep.day is not None:
-            n, measure, first, last = ep.day
-            which = "default" if measure == self.p.default_daily_customers else "role"
-            parts.append(
-                f"{n_of(n, 'customer')} read outside the post's own work over {self._day_ms // 3_600_000} h "
-                f"({iso_minute(first)} to {iso_minute(last)}) reached the {which} day measure of "
-                f"{measure:,}{self._times(n, measure)} "
-                "(seed 004 流程描述(4)④: 原则上限制批量查询、复制个人金融信息)"
-            )
+        for day, n, measure, default in self._passed(ep):
+            which = "default" if default else "role"
+            if not day:
+                parts.append(
+                    f"its {self.p.window_minutes}-minute sliding-window score {n / MILLI:.0f} reached the "
+                    f"{which} threshold {measure / MILLI:.0f}{self._times(ep, n, measure, default)}"
+                )
+            else:
+                first, last = ep.day[2:]  # type: ignore[index]
+                parts.append(
+                    f"{n_of(n, 'customer')} read outside the post's own work over {self._day_ms // 3_600_000} h "
+                    f"({iso_minute(first)} to {iso_minute(last)}) reached the {which} day measure of "
+                    f"{measure:,}{self._times(ep, n, measure, default)} "
+                    "(seed 004 流程描述(4)④: 原则上限制批量查询、复制个人金融信息)"
+                )
         legal: tuple[int, int, Escalation] | None = None  # the gravest step reached: rank, its count, it
         for step in self._escalation:
             n = self._records(ep, step)

@@ -1355,8 +1355,24 @@ def test_a_batch_job_past_its_approval(run) -> None:
     assert reasons(u) == {"c2_takeout_without_approval", "system_not_permitted", "role_not_permitted"}
     assert u.counts["accesses"] == 1 and u.subject_count == 100
     b = one(alerts, "bulk_query")  # 100 customers exported: weight 300, 10 times the default 30
-    assert b.counts["records"] == 100 and b.severity.value == "high"
-    assert "reached the default threshold 30, 10.0 times it: 10 times is high" in b.summary
+    assert b.counts["records"] == 100 and b.severity.value == "medium"
+    assert "reached the default threshold 30, 10.0 times it" in b.summary and "times is" not in b.summary
+
+
+@pytest.mark.parametrize(("customers", "severity"), [(120, "medium"), (999, "medium"), (1000, "high")])
+def test_ten_times_the_default_measure_is_high_only_for_a_job_of_a_thousand_records(
+    run, customers, severity
+) -> None:
+    """probe_u4 M2: an account of no role exporting 120 customers' names and addresses each night,
+    never approved, was 12 times the default threshold 30 and high every night, 1/40 of art. 5's
+    5 000. Against the defaults the 10-times step needs 1 000 records too (bulk_query.yaml
+    `measure_escalation` `default_min_records`); a role's own measure needs none."""
+    export = read(
+        "SVC-CARD-01", NIGHT, ids("A", customers), fields=("customer_name", "home_address"), action="export"
+    )
+    b = one(run([_ent("SVC-CARD-01", None, "HO")], [export], customers=book(1000)), "bulk_query")
+    assert b.severity.value == severity and b.counts["records"] == customers, b.summary
+    assert ("times is high" in b.summary) is (severity == "high"), b.summary
 
 
 def test_a_search_that_returns_one_customer_of_another_branch(run) -> None:
