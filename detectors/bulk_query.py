@@ -679,14 +679,14 @@ class BulkQueryDetector:
             win.past.update(past_budget.get(actor, {}))
             if stream == "transfer":
                 for ev in evs:
-                    yield from self._close_passed(actor, win, ev.ts)
+                    yield from self._close_passed(actor, win, ev.ts, ctx)
                     self._add_transfer(win, ev, ctx)
             else:
                 reads = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, win, evs, ctx))
                 if reads is not None:  # added one by one, past the last exact count's bound
                     win.day_known = None
                 for ev, read in zip(evs, reads or (), strict=reads is not None):
-                    yield from self._close_passed(actor, win, ev.ts)
+                    yield from self._close_passed(actor, win, ev.ts, ctx)
                     self._add(win, ev, read, ctx)
                 if win.late:
                     yield from self._open_late(actor, win, ctx)
@@ -756,10 +756,10 @@ class BulkQueryDetector:
         for seq in win.chunks.all_keys():
             self.store.delete(chunk_key(actor, seq))
 
-    def _close_passed(self, actor: str, win: ActorWindow, ts: int) -> Iterable[Finding]:
+    def _close_passed(self, actor: str, win: ActorWindow, ts: int, ctx: Context) -> Iterable[Finding]:
         """The actor's own clock passed its episode: close it before a new one can open."""
         if win.episode is not None and ts >= win.episode.end:
-            yield self._close(actor, win)
+            yield self._close(actor, win, ctx)
 
     @staticmethod
     def _counts_as_taken(tr: Any, ctx: Context) -> bool:
@@ -1180,7 +1180,7 @@ class BulkQueryDetector:
         while win.episode is None and (ep := self._late_episode(actor, win, late, ctx)) is not None:
             win.episode = ep
             if ep.end <= win.last_ts:
-                yield self._close_rejoinable(actor, win)
+                yield self._close_rejoinable(actor, win, ctx)
 
     def _late_episode(
         self, actor: str, win: ActorWindow, late: list[tuple[int, str, JrClass]], ctx: Context
@@ -1329,12 +1329,15 @@ class BulkQueryDetector:
         """The last close's figures of the tier still count: its records are not all past the horizon."""
         return win.reported[tier][1] > win.last_ts - self.horizon_ms
 
-    def _note_past(self, win: ActorWindow) -> None:
+    def _note_past(self, win: ActorWindow, until: int | None = None) -> None:
         """The open episode takes the measures that reads in its count went past (in this batch or
-        an earlier one, before it opened); those the law's horizon has left are forgotten."""
+        an earlier one, before it opened; closing, those up to `until`); those the law's horizon
+        has left are forgotten."""
         since = self._legal_since(win)
         if win.episode is not None:
-            win.episode.past.update((p, None) for p, ts in win.past.items() if ts > since)
+            win.episode.past.update(
+                (p, None) for p, ts in win.past.items() if ts > since and (until is None or ts <= until)
+            )
         win.past = {p: ts for p, ts in win.past.items() if ts > win.last_ts - self.horizon_ms}
 
     def _legal_since(self, win: ActorWindow) -> int:
@@ -1511,13 +1514,12 @@ class BulkQueryDetector:
         day, first = self._day_customers(win, win.last_ts - self._day_ms)
         return [len(day), measure, first, max(day.values(), default=0)]
 
-    def _note_day(self, actor: str, win: ActorWindow, ep: Episode, ctx: Context | None) -> None:
+    def _note_day(self, actor: str, win: ActorWindow, ep: Episode, ctx: Context) -> None:
         """The episode's day figures as they stand: the most customers over a day it saw, once
-        they reached the actor's day measure (an episode the role window opened says so too).
-        Without `ctx` (a close), only an episode that reached it is brought up to date."""
+        they reached the actor's day measure (an episode the role window opened says so too)."""
         measure = ep.day[1] if ep.day is not None else None
         if measure is None:
-            if ctx is None or self._lowest_daily is None or self._day_bound(win) < self._lowest_daily:
+            if self._lowest_daily is None or self._day_bound(win) < self._lowest_daily:
                 return
             measure = self._daily(ctx.entitlement(actor, win.last_ts))
             if measure is None:
@@ -1594,7 +1596,7 @@ class BulkQueryDetector:
         if win.episode is not None and ctx.watermark >= win.episode.end:
             # the watermark, not the actor's own reads, said the spree stopped: a read dated
             # before its end may yet come (`_rejoin`)
-            yield self._close_rejoinable(actor, win)
+            yield self._close_rejoinable(actor, win, ctx)
             self._save(actor, win)
         # an actor is forgotten once neither its window, its legal count nor its books' day can matter
         kept = max(self.window_ms, self.horizon_ms, DAY_MS if win.books else 0)
@@ -1612,11 +1614,11 @@ class BulkQueryDetector:
         else:
             ctx.timers.register(actor, due)
 
-    def _close_rejoinable(self, actor: str, win: ActorWindow) -> Finding:
+    def _close_rejoinable(self, actor: str, win: ActorWindow, ctx: Context) -> Finding:
         """`_close`, keeping what `_rejoin` restores should a read dated before the episode's end
         come after: the episode, and the role window's start and `legal_since` before the close."""
         ep, role, legal_since = win.episode, win.role, win.legal_since
-        closed = self._close(actor, win)
+        closed = self._close(actor, win, ctx)
         win.closed = (ep, role, legal_since)  # type: ignore[assignment]
         return closed
 
@@ -1644,10 +1646,12 @@ class BulkQueryDetector:
         ctx.timers.register(actor, ep.end)
         return sorted(evs, key=attrgetter("ts"))
 
-    def _close(self, actor: str, win: ActorWindow) -> Finding:
+    def _close(self, actor: str, win: ActorWindow, ctx: Context) -> Finding:
         ep = win.episode
         assert ep is not None
         win.closed = None
+        if win.past:  # closed within a batch, before the batch's notes (a probe's closed alert lost them)
+            self._note_past(win, until=ep.last_seen)
         # the day's figures as they stand at its last access, wherever a batch happened to end
         ep.legal.update(self._legal_reached(win))
         win.episode = None
@@ -1663,7 +1667,10 @@ class BulkQueryDetector:
             kept = win.reported[i][0] if self._reported_within(win, i) else 0
             total = count(i, win.entries, since, self._tiers_of)[0]
             win.reported[i] = [max(done, kept), win.last_ts, total, win.tally.added[i]]
-        self._note_day(actor, win, ep, None)  # the day's customers at its last read, as the law's above
+        # the day's customers at its last read, as the law's above: an episode the role window opened
+        # and a batch closed reached the day measure after the batch's last note (a probe's closed
+        # alert lost the day's 200 customers its open revision had said)
+        self._note_day(actor, win, ep, ctx)
         self._refresh_severity(ep)
         closed = self._finding(actor, ep, closed=True, earlier=self._earlier(win, ep))
         self._remember(win, ep)

@@ -1976,3 +1976,23 @@ def test_an_unknown_accounts_takeouts_count_over_a_day_not_an_episode(run) -> No
     assert "took out the data of 150 customers" in alerts[2].summary
     apart = [split[0], split[1].model_copy(update={"ts": NIGHT + 25 * HOUR})]
     assert {a.severity.value for a in run(hr, apart) if a.detector == "unauthorized_lookup"} == {"medium"}
+
+
+@pytest.mark.parametrize("batch_size", [1, 10_000])
+def test_the_closed_alert_keeps_the_day_measure_a_window_episode_reached(run, batch_size) -> None:
+    """probe_u4 M3: an episode the role window opened, that reached the day measure later, and
+    that the employee's next day's read closed within one batch: the closed revision, the one the
+    SOC keeps, said only the window's score, without the day's customers, their counts, or that
+    reads of her own customers past the book's day were counted as anyone's. It says them, in
+    batches of any size."""
+    wm = _ent("w1", "wealth_manager", "S0101")
+    day1 = spread("w1", ids("A", 330), OPEN, OPEN + int(3.6 * HOUR), fields=("customer_name", "mobile_phone"))
+    day2 = [read("w1", OPEN + 24 * HOUR, ["A0000"], fields=("customer_name", "mobile_phone"))]
+    found = run([wm], day1 + day2, customers=book(2000), batch_size=batch_size)
+    a = one(found, "bulk_query")
+    assert a.status.value == "closed", a.summary
+    assert "sliding-window score" in a.summary and "reached the role day measure of 200" in a.summary, (
+        a.summary
+    )
+    assert a.counts["day_customers"] == 210 and a.counts["day_measure"] == 200, a.counts
+    assert "counted as anyone's: reads of its own customers past the book's 120 a day" in a.summary
