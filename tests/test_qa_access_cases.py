@@ -1996,3 +1996,35 @@ def test_the_closed_alert_keeps_the_day_measure_a_window_episode_reached(run, ba
     )
     assert a.counts["day_customers"] == 210 and a.counts["day_measure"] == 200, a.counts
     assert "counted as anyone's: reads of its own customers past the book's 120 a day" in a.summary
+
+
+def test_a_back_office_clerk_reviews_the_branchs_account_openings(run) -> None:
+    """probe_u4 H2: a branch's centralised-operations clerks (集中运营) review the account openings
+    and card files the sub-branches' counters send (seed 004 流程描述② 开户申请资料), 150 to 220 a day;
+    held as tellers, each was an alert a day, past the counter's walk-ins. The post's own book is
+    every customer its branch sees, 300 a day (organisation.yaml `back_office`): a week of 220 a day
+    is silent, 400 in a day reaches the day measure, and another branch's customer is out of its
+    sight."""
+    clerks = [_ent("o1", "ops_back_office", "B01"), _ent("o2", "ops_back_office", "B01")]
+    opening = {"fields": ("customer_name", "id_document_no", "home_address", "mobile_phone", "kyc_photo"),
+               "purpose": "account_service", "action": "view"}  # fmt: skip
+    card = {"fields": ("customer_name", "home_address", "mobile_phone"), "purpose": "account_service",
+            "system": "card_system", "action": "view"}  # fmt: skip
+    branch = [c for pair in zip(ids("A", 2000), ids("B", 2000), strict=True) for c in pair]
+
+    def day(actor: str, n: int, d: int, first: int, kind: dict[str, Any]) -> list[Any]:
+        start = OPEN + d * 24 * HOUR
+        return spread(actor, branch[first : first + n], start, start + int(8.5 * HOUR), **kind)
+
+    week = [
+        ev
+        for d in range(5)
+        for ev in (*day("o1", 220, d, 220 * d, opening), *day("o2", 220, d, 1100 + 220 * d, card))
+    ]
+    assert run(clerks, week, customers=book(2000)) == []
+    a = one(run(clerks, day("o1", 400, 0, 0, opening), customers=book(2000)), "bulk_query")
+    assert "reached the default day measure of 100" in a.summary and a.counts["day_customers"] == 100, (
+        a.summary
+    )
+    far = run(clerks, [read("o1", OPEN, ["F0001"], **opening)], customers=book(2000))
+    assert reasons(one(far, "unauthorized_lookup")) == {"out_of_scope"}
