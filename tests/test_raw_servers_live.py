@@ -23,7 +23,7 @@ EXPECTED_ALERTS = [  # (rule, actor, severity): the same traffic as the committe
     ("LM-BQ-001", "E1002", "Critical"),  # the analyst's 600 balances (pgaudit's row count)
     ("LM-BQ-001", "svc-batch-export", "High"),  # what the batch account sent over SFTP
     ("LM-TP-002", "sunrise-insurance", "High"),  # a third party with neither consent nor contract
-    ("LM-TP-003", "acme-collections", "High"),  # identifiable data to a processor
+    # (the collector's file, the name and phone its contract lets it have in clear, is silent)
     ("LM-TP-005", "hk-fx-partner", "Critical"),  # overseas with no assessment
     ("LM-TP-006", "sunrise-insurance", "High"),
 ]
