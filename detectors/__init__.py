@@ -152,7 +152,9 @@ def _check_refs(path: Path, text: str, policy: Policy, params: BaseModel) -> Non
                 path,
                 f"params.identifiers.{i}",
                 f"unknown field or category '{ident}'",
-                "use a field id (customer_name, mobile_phone, ...) or a category id from classification.yaml",
+                # the folder's own ids: a second bank's fields are not the shipped ones (a probe's)
+                f"use a field id ({', '.join(sorted(policy.classification.fields)[:4])}, ...) or a "
+                "category id from classification.yaml",
                 line_of(text, ("params", "identifiers", i)),
             )
 

@@ -631,6 +631,23 @@ def test_a_role_keyed_setting_added_since_keeps_only_the_folders_roles(
         load_detectors(load_policy(policy_copy), policy_copy)
 
 
+def test_an_unknown_identifier_is_told_with_the_folders_own_field_ids(policy_copy: Path) -> None:
+    """A probe's second bank was told to use `customer_name, mobile_phone`, the shipped bank's ids."""
+    import yaml
+
+    renamed_ids(policy_copy, {"account_balance": "acct_bal", "account_status": "acct_status"})
+    path = policy_copy / "detectors" / "transfer_policy.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["params"]["identifiers"].append("customer_nam")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    folder = load_policy(policy_copy)
+    with pytest.raises(PolicyError) as e:
+        load_detectors(folder, policy_copy)
+    own = ", ".join(sorted(folder.classification.fields)[:4])
+    assert "unknown field or category 'customer_nam'" in str(e.value)
+    assert f"use a field id ({own}, ...)" in str(e.value) and "acct_bal" in own
+
+
 def test_a_classification_written_before_the_addressing_mark_gets_it_as_shipped_or_is_told(
     policy, policy_copy: Path, caplog
 ) -> None:
