@@ -779,36 +779,19 @@ class TransferPolicyDetector:
     def _day_finding(
         self, recipient: str, key: str, day: VolumePeriod, step: ProvisionStep, declared: Any
     ) -> Finding:
-        rule = self.p.rules.provided_under_legal_obligation
-        named = f" ({declared.name_zh}, {declared.name_en})"
         whose = "" if self.p.authority_provision.day_includes_system else " run by employees"
-        day.revision += 1
-        return Finding(
-            detector=self.kind,
-            rule_id=rule.rule_id,
-            key=key,
-            window_start=day.start,
-            window_end=day.end,
-            severity=step.severity,
-            revision=day.revision,
-            closed=False,
-            summary=(
-                f"{recipient}{named} was provided {n_of(day.records, 'subject')} in "
-                f"{n_of(day.transfers, 'provision')}{whose} that day ({_reached(step)}): an authority's "
-                "inquiry names a case's few people; match each provision to its legal document and its "
-                "internal approval (内部授权审批手续)"
-            ),
-            jr_class=RANK_CLASS[max(day.rank, 1)].value,
-            actor_id=recipient,
-            subject_count=day.records,
-            counts={"day_subjects": day.records, "day_provisions": day.transfers},
-            evidence_event_ids=list(day.evidence),
-            event_count=day.transfers,
-            first_seen=day.first_seen,
-            last_seen=day.last_seen,
-            title_zh=rule.title_zh,
-            title_en=rule.title_en,
-            regulation=rule.regulation,
+        return self._period_finding(
+            self.p.rules.provided_under_legal_obligation,
+            key,
+            day,
+            recipient,
+            step.severity,
+            f"{recipient} ({declared.name_zh}, {declared.name_en}) was provided {n_of(day.records, 'subject')} "
+            f"in {n_of(day.transfers, 'provision')}{whose} that day ({_reached(step)}): an authority's "
+            "inquiry names a case's few people; match each provision to its legal document and its "
+            "internal approval (内部授权审批手续)",
+            {"day_subjects": day.records, "day_provisions": day.transfers},
+            subjects=day.records,
         )
 
     def _in_the_clear(self, ev: Any, cls: JrClass, ctx: Context) -> Iterator[Finding]:
@@ -1085,25 +1068,47 @@ class TransferPolicyDetector:
     def _volume_finding(self, key: str, period: VolumePeriod, closed: bool = False) -> Finding:
         rule = self.p.rules.volume_exceeded
         recipient, contract, _ = key[len(VOLUME) :].rsplit("/", 2)
-        period.revision += 1
         period.emitted = period.records
-        cls = RANK_CLASS[max(period.rank, 1)]
+        return self._period_finding(
+            rule,
+            key,
+            period,
+            recipient,
+            rule.severity,
+            f"{recipient} received {n_of(period.records, 'record')} in {n_of(period.transfers, 'transfer')} under "
+            f"{contract}, over the {period.limit:,} agreed for the period",
+            {"records": period.records, "agreed_records": period.limit, "transfers": period.transfers},
+            closed=closed,
+        )
+
+    def _period_finding(
+        self,
+        rule: Rule,
+        key: str,
+        period: VolumePeriod,
+        recipient: str,
+        severity: Severity,
+        summary: str,
+        counts: dict[str, int],
+        closed: bool = False,
+        subjects: int = 0,
+    ) -> Finding:
+        """The next revision of the alert a period adds up (a contract's volume, an authority's day)."""
+        period.revision += 1
         return Finding(
             detector=self.kind,
             rule_id=rule.rule_id,
             key=key,
             window_start=period.start,
             window_end=period.end,
-            severity=rule.severity,
+            severity=severity,
             revision=period.revision,
             closed=closed,
-            summary=(
-                f"{recipient} received {n_of(period.records, 'record')} in {n_of(period.transfers, 'transfer')} under "
-                f"{contract}, over the {period.limit:,} agreed for the period"
-            ),
-            jr_class=cls.value,
+            summary=summary,
+            jr_class=RANK_CLASS[max(period.rank, 1)].value,
             actor_id=recipient,
-            counts={"records": period.records, "agreed_records": period.limit, "transfers": period.transfers},
+            subject_count=subjects,
+            counts=counts,
             evidence_event_ids=list(period.evidence),
             event_count=period.transfers,
             first_seen=period.first_seen,
