@@ -37,6 +37,8 @@ le64(const uint8_t *p)
     return v;
 }
 
+enum { C_ROUNDS = 2, D_ROUNDS = 4 }; /* SipHash-2-4 */
+
 static void
 siphash128(const uint8_t *in, size_t len, const uint8_t key[16], uint64_t out[2])
 {
@@ -47,28 +49,24 @@ siphash128(const uint8_t *in, size_t len, const uint8_t key[16], uint64_t out[2]
     for (; in != end; in += 8) {
         uint64_t m = le64(in);
         v3 ^= m;
-        SIPROUND;
-        SIPROUND;
+        for (int r = 0; r < C_ROUNDS; r++)
+            SIPROUND;
         v0 ^= m;
     }
     uint64_t b = ((uint64_t)len) << 56;
     for (int i = (int)(len & 7) - 1; i >= 0; i--)
         b |= ((uint64_t)in[i]) << (8 * i);
     v3 ^= b;
-    SIPROUND;
-    SIPROUND;
+    for (int r = 0; r < C_ROUNDS; r++)
+        SIPROUND;
     v0 ^= b;
     v2 ^= 0xee;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
+    for (int r = 0; r < D_ROUNDS; r++)
+        SIPROUND;
     out[0] = v0 ^ v1 ^ v2 ^ v3;
     v1 ^= 0xdd;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
+    for (int r = 0; r < D_ROUNDS; r++)
+        SIPROUND;
     out[1] = v0 ^ v1 ^ v2 ^ v3;
 }
 
