@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, ClassVar, Protocol
+from zoneinfo import ZoneInfo
 
 import msgspec
 from pydantic import BaseModel
@@ -59,6 +61,17 @@ def iso_minute(ms: int) -> str:
     if not 0 <= ms <= MAX_TS:
         return f"{ms} (no time in milliseconds)"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def bank_day(ts: int, timezone: str) -> date:
+    """The calendar day of epoch ms `ts` in the bank's `timezone` (policy/recipients.yaml): what a
+    compliance officer in Beijing dates it."""
+    return datetime.fromtimestamp(ts / 1000, _zone(timezone)).date()
 
 
 def n_of(n: int, noun: str, plural: str = "") -> str:

@@ -47,6 +47,7 @@ from detectors.base import (
     Context,
     Finding,
     Store,
+    bank_day,
     book_holds,
     fed,
     iso_minute,
@@ -109,6 +110,15 @@ class MeasureStep(BaseModel):
     default_min_records: int = Field(default=0, ge=0)
 
 
+class RepeatStep(BaseModel):
+    """A severity an employee's episodes reach by recurring: begun on `days` different calendar days
+    of the bank within `history_days`, this one's included."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    severity: Severity
+    days: int = Field(ge=2)
+
+
 class BulkQueryParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     window_minutes: int = Field(gt=0, description="sliding event-time window length")
@@ -126,6 +136,7 @@ class BulkQueryParams(BaseModel):
     base_severity: Severity = Severity.medium
     escalation: list[Escalation] = Field(default_factory=list)
     measure_escalation: list[MeasureStep] = Field(default_factory=list)
+    repeat_escalation: list[RepeatStep] = Field(default_factory=list)
     history_days: int = Field(
         default=7, gt=0, description="how far back an alert names the employee's earlier episodes"
     )
@@ -630,6 +641,7 @@ class BulkQueryDetector:
         self._lowest_daily = min((d for d in daily if d is not None), default=None)
         self._measure_steps = sorted(params.measure_escalation, key=attrgetter("multiple"))
         self._history_ms = params.history_days * DAY_MS
+        self._repeat_steps = sorted(params.repeat_escalation, key=attrgetter("days"))
         # (class rank, weight) -> whether only a take-out gives a read of that class that weight
         # (`_took_out_late`): a window keeps each read's weight, not its action
         by_weight: dict[tuple[int, int], set[bool]] = {}
@@ -700,11 +712,13 @@ class BulkQueryDetector:
             ep = win.episode
             finding = None
             if ep is not None and (
-                self._refresh_severity(ep)
+                self._refresh_severity(ep, self._repeated(win, ep, ctx))
                 or ep.records() > ep.emitted_records
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
-                finding = self._finding(actor, ep, closed=False, earlier=self._earlier(win, ep))
+                finding = self._finding(
+                    actor, ep, False, self._earlier(win, ep), self._repeated(win, ep, ctx)
+                )
                 # closed when its own end passes: the window's first timer may have fired before it
                 # opened, and waits a day since (one timer: registering the same end is a no-op)
                 ctx.timers.register(actor, ep.end)
@@ -1399,14 +1413,16 @@ class BulkQueryDetector:
         """The actor's day measure, in customers (None: none)."""
         return _of_role(ent, self.p.role_daily_customers, self.p.default_daily_customers)
 
-    def _refresh_severity(self, ep: Episode) -> bool:
+    def _refresh_severity(self, ep: Episode, repeated: tuple[int, RepeatStep | None] = (1, None)) -> bool:
         """Set the episode's severity from its counts (the episode's own, or the day's legal count,
-        whichever is larger) and the multiple of its role's measures it reached
-        (`measure_escalation`); True when the alert must be (re)emitted. An export of C3 data is
-        at least high."""
+        whichever is larger), the multiple of its role's measures it reached (`measure_escalation`)
+        and the days the employee's episodes recurred on (`repeated`, `repeat_escalation`); True
+        when the alert must be (re)emitted. An export of C3 data is at least high."""
         sev = self.p.base_severity
         if ep.c3_export and SEVERITY_RANK[Severity.high] > SEVERITY_RANK[sev]:
             sev = Severity.high
+        if (again := repeated[1]) is not None and SEVERITY_RANK[again.severity] > SEVERITY_RANK[sev]:
+            sev = again.severity
         for step in self._escalation:
             if (
                 self._records(ep, step) >= step.min_records
@@ -1577,6 +1593,21 @@ class BulkQueryDetector:
             kept[0] = [a[0], b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4]]
         win.history = kept
 
+    def _repeated(self, win: ActorWindow, ep: Episode, ctx: Context) -> tuple[int, RepeatStep | None]:
+        """On how many of the bank's calendar days the employee's episodes of the last
+        `history_days` began, this one's included, and the gravest `repeat_escalation` step that
+        reached. A harvest kept under the measures' escalation, day after day, is one employee's
+        (a probe's branch product manager took 4 800 customers' names, ID numbers and mobiles in a
+        week as ten mediums). Episodes the history added up (past HISTORY_LIMIT) count one day."""
+        if not self._repeat_steps:
+            return 1, None
+        zone = ctx.catalog.policy.recipients.timezone
+        starts = [
+            h[0] for h in win.history if h[1] > ep.last_seen - self._history_ms and h[0] < ep.first_seen
+        ]
+        days = len({bank_day(t, zone) for t in (*starts, ep.first_seen)})
+        return days, next((s for s in reversed(self._repeat_steps) if days >= s.days), None)
+
     def _earlier(self, win: ActorWindow, ep: Episode) -> list[int] | None:
         """[episodes, customers, records, first read] of the actor's closed episodes of the last
         `history_days` before this one, or None."""
@@ -1671,13 +1702,21 @@ class BulkQueryDetector:
         # and a batch closed reached the day measure after the batch's last note (a probe's closed
         # alert lost the day's 200 customers its open revision had said)
         self._note_day(actor, win, ep, ctx)
-        self._refresh_severity(ep)
-        closed = self._finding(actor, ep, closed=True, earlier=self._earlier(win, ep))
+        repeated = self._repeated(win, ep, ctx)
+        self._refresh_severity(ep, repeated)
+        closed = self._finding(actor, ep, True, self._earlier(win, ep), repeated)
         self._remember(win, ep)
         return closed
 
     # -- output ---------------------------------------------------------------------------------
-    def _finding(self, actor: str, ep: Episode, closed: bool, earlier: list[int] | None = None) -> Finding:
+    def _finding(
+        self,
+        actor: str,
+        ep: Episode,
+        closed: bool,
+        earlier: list[int] | None = None,
+        repeated: tuple[int, RepeatStep | None] = (1, None),
+    ) -> Finding:
         ep.revision += 1
         ep.emitted_records, ep.emitted_last_seen = ep.records(), ep.last_seen
         by_class = {"C3": 0, "C2": 0, "C1": 0}
@@ -1755,10 +1794,12 @@ class BulkQueryDetector:
             parts.append("counted as anyone's: reads " + ", reads ".join(ep.past))
         if earlier is not None:  # days add up: the spree of yesterday and today is one employee's
             k, customers, records, first = earlier
+            days, again = repeated
+            recurred = f", begun on {days} days: {again.days} days is {again.severity.value}" if again else ""
             parts.append(
                 f"the employee's {_ordinal(k + 1)} episode in {self.p.history_days} days (the first from "
                 f"{iso_minute(first)}): {n_of(records + total, 'record')} of "
-                f"{n_of(customers + len(named), 'customer')} in them, each episode's own added up"
+                f"{n_of(customers + len(named), 'customer')} in them, each episode's own added up{recurred}"
             )
         summary = "; ".join(parts)
         counts = {f"class_{k}": v for k, v in by_class.items()} | {

@@ -11,11 +11,11 @@ policy/retention.yaml `minors` (`guardian_below`, `adult_at`); no `minors` secti
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
+from detectors.base import bank_day
 from schemas.models import ConsentGiver, ConsentStatus
 
 # a birth date never changes: the customer's latest record is asked (an account opening is logged
@@ -55,11 +55,6 @@ def birth_day(text: str) -> date | None:
         return None
 
 
-@lru_cache(maxsize=8)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
 def age_on(born: date, day: date) -> int:
     """周岁: an age is reached the day after its birthday (the birthday itself is still the younger)."""
     return day.year - born.year - ((day.month, day.day) <= (born.month, born.day))
@@ -87,7 +82,7 @@ def minor_at(subject_id: str | None, ts: int, ctx: Any) -> Minor | None:
     born = birth_day(who.birth_date) if who is not None and who.birth_date else None
     if born is None:
         return None
-    age = age_on(born, datetime.fromtimestamp(ts / 1000, _zone(policy.recipients.timezone)).date())
+    age = age_on(born, bank_day(ts, policy.recipients.timezone))
     if age >= minors.adult_at:
         return None
     child = age < minors.guardian_below

@@ -529,6 +529,45 @@ def test_a_role_measure_passed_many_times_over_is_high_and_the_days_add_up(run, 
     assert len(later) == 2 and all("episode in 7 days" not in a.summary for a in later)
 
 
+@pytest.mark.parametrize("batch_size", [7, 10_000])
+def test_a_harvest_repeated_on_three_days_is_high(run, batch_size) -> None:
+    """Seed 004 流程描述(4)⑤: 实现异常操作行为的有效监控和干预…建立追溯机制. A probe's branch product
+    manager read 960 customers' name, ID number and mobile a day, under the role's hourly 150 and
+    art. 5's 5 000: ten mediums in a week, never high. Episodes begun on 3 of the bank's calendar
+    days within `history_days` are high (`repeat_escalation`); two of one day count one day."""
+    pm, hm = _ent("p1", "br_product_mgmt", "B01"), _ent("h1", "ho_marketing_mgmt", "HO")
+    crm = {
+        "fields": ("customer_name", "id_document_no", "mobile_phone"),
+        "system": "crm",
+        "purpose": "marketing",
+    }
+    days = [
+        ev
+        for d in range(3)
+        for ev in spread(
+            "p1", ids("A", 960, 960 * d), OPEN + d * 24 * HOUR, OPEN + d * 24 * HOUR + 8 * HOUR, **crm
+        )
+    ]
+    alerts = sorted(run([pm], days, customers=book(3000), batch_size=batch_size), key=lambda a: a.first_seen)
+    assert [a.severity.value for a in alerts] == ["medium", "medium", "high"], [a.summary for a in alerts]
+    assert "the employee's 3rd episode in 7 days" in alerts[2].summary
+    assert alerts[2].summary.endswith("begun on 3 days: 3 days is high"), alerts[2].summary
+    assert "begun on" not in alerts[1].summary
+
+    def query(hours: float) -> Any:
+        return read("h1", OPEN + int(hours * HOUR), [], fields=("customer_name", "id_document_no", "mobile_phone"),
+                    row_count=1000, system="data_warehouse", purpose="marketing")  # fmt: skip
+
+    # 09:00 and 12:00 of one Beijing day, then the next morning: three episodes, two days
+    two_days = run([hm], [query(0), query(3), query(24)], batch_size=batch_size)
+    assert [a.severity.value for a in two_days] == ["medium"] * 3, [a.summary for a in two_days]
+    third = max(
+        run([hm], [query(0), query(3), query(24), query(48)], batch_size=batch_size),
+        key=lambda a: a.first_seen,
+    )
+    assert third.severity.value == "high" and "4th episode" in third.summary, third.summary
+
+
 def test_a_system_is_the_policys_whatever_case_a_log_writes_it_in(run) -> None:
     """A probe's wealth manager read her own customer on `"system": "CRM"`: a medium alert said the
     role may not use the system (CRM), and `catalog gaps` said nothing. A log's case and spaces
