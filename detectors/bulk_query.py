@@ -112,11 +112,12 @@ class MeasureStep(BaseModel):
 
 class RepeatStep(BaseModel):
     """A severity an employee's episodes reach by recurring: begun on `days` different calendar days
-    of the bank within `history_days`, this one's included."""
+    of the bank within `history_days`, this one's included, their records adding up to `min_records`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     severity: Severity
     days: int = Field(ge=2)
+    min_records: int = Field(default=0, ge=0)
 
 
 class BulkQueryParams(BaseModel):
@@ -711,14 +712,13 @@ class BulkQueryDetector:
                 self._note_day(actor, win, win.episode, ctx)
             ep = win.episode
             finding = None
+            repeated = self._repeated(win, ep, ctx) if ep is not None else (1, None)
             if ep is not None and (
-                self._refresh_severity(ep, self._repeated(win, ep, ctx))
+                self._refresh_severity(ep, repeated)
                 or ep.records() > ep.emitted_records
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
-                finding = self._finding(
-                    actor, ep, False, self._earlier(win, ep), self._repeated(win, ep, ctx)
-                )
+                finding = self._finding(actor, ep, False, self._earlier(win, ep), repeated)
                 # closed when its own end passes: the window's first timer may have fired before it
                 # opened, and waits a day since (one timer: registering the same end is a no-op)
                 ctx.timers.register(actor, ep.end)
@@ -1595,18 +1595,22 @@ class BulkQueryDetector:
 
     def _repeated(self, win: ActorWindow, ep: Episode, ctx: Context) -> tuple[int, RepeatStep | None]:
         """On how many of the bank's calendar days the employee's episodes of the last
-        `history_days` began, this one's included, and the gravest `repeat_escalation` step that
-        reached. A harvest kept under the measures' escalation, day after day, is one employee's
-        (a probe's branch product manager took 4 800 customers' names, ID numbers and mobiles in a
-        week as ten mediums). Episodes the history added up (past HISTORY_LIMIT) count one day."""
+        `history_days` began, this one's included, and the gravest `repeat_escalation` step their
+        days and records reached. A harvest kept under the measures' escalation, day after day, is
+        one employee's (a probe's branch product manager took 4 800 customers' names, ID numbers and
+        mobiles in a week as ten mediums); a campaign's list caller past the day measure by a few
+        dozen a day is not (its week stays under the step's records). Episodes the history added up
+        (past HISTORY_LIMIT) count one day."""
         if not self._repeat_steps:
             return 1, None
         zone = ctx.catalog.policy.recipients.timezone
-        starts = [
-            h[0] for h in win.history if h[1] > ep.last_seen - self._history_ms and h[0] < ep.first_seen
-        ]
-        days = len({bank_day(t, zone) for t in (*starts, ep.first_seen)})
-        return days, next((s for s in reversed(self._repeat_steps) if days >= s.days), None)
+        recent = [h for h in win.history if h[1] > ep.last_seen - self._history_ms and h[0] < ep.first_seen]
+        days = len({bank_day(t, zone) for t in (*(h[0] for h in recent), ep.first_seen)})
+        records = ep.records() + sum(h[4] for h in recent)
+        step = next(
+            (s for s in reversed(self._repeat_steps) if days >= s.days and records >= s.min_records), None
+        )
+        return days, step
 
     def _earlier(self, win: ActorWindow, ep: Episode) -> list[int] | None:
         """[episodes, customers, records, first read] of the actor's closed episodes of the last

@@ -553,6 +553,23 @@ def test_a_harvest_repeated_on_three_days_is_high(run, batch_size) -> None:
     assert "the employee's 3rd episode in 7 days" in alerts[2].summary
     assert alerts[2].summary.endswith("begun on 3 days: 3 days is high"), alerts[2].summary
     assert "begun on" not in alerts[1].summary
+    # a campaign's list caller a few dozen past her day measure of 200, every day of a week: 1 470
+    # records, under the step's 2 000, each day medium
+    wm = _ent("w1", "wealth_manager", "S0101")
+    contact = {"fields": ("customer_name", "mobile_phone", "customer_segment"), "system": "mobile_banker"}
+    week = [
+        ev
+        for d in range(7)
+        for ev in spread(
+            "w1", ids("L", 210, 210 * d), OPEN + d * 24 * HOUR, OPEN + d * 24 * HOUR + 8 * HOUR,
+            purpose="marketing", **contact,
+        )
+    ]  # fmt: skip
+    calls = [
+        a for a in run([wm], week, customers=book(3000), batch_size=batch_size) if a.detector == "bulk_query"
+    ]
+    assert [(a.severity.value, a.counts.get("history_records")) for a in calls][-1] == ("medium", 1470)
+    assert {a.severity.value for a in calls} == {"medium"} and len(calls) == 7
 
     def query(hours: float) -> Any:
         return read("h1", OPEN + int(hours * HOUR), [], fields=("customer_name", "id_document_no", "mobile_phone"),
