@@ -38,6 +38,20 @@ _CARD_TABLE = frozenset(
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
 
 
+def _outside(account: ServiceAccount, ev: Any) -> list[str]:
+    """The parts of a service account's declaration an access is outside: its systems, its actions,
+    its records a run (`max_records`, one access being one run)."""
+    return [
+        part
+        for part, off in (
+            ("system", ev.system not in account.systems),
+            ("action", ev.action not in account.actions),
+            ("max_records", max(ev.row_count, len(ev.subject_ids)) > account.max_records),
+        )
+        if off
+    ]
+
+
 def _wildcard(name: str) -> bool:
     """Every column of a table: `*`, `t.*`."""
     name = name.strip()
@@ -263,13 +277,21 @@ class Catalog:
         account = self.service_accounts.get(ev.actor_id) if self.service_accounts else None
         if (
             account is None
-            or ev.system not in account.systems
-            or ev.action not in account.actions
-            or max(ev.row_count, len(ev.subject_ids)) > account.max_records
+            or _outside(account, ev)
             or self.access_class(ev.fields, ev.action)[0] is JrClass.C3
         ):
             return None
         return account
+
+    def outside_declaration(self, ev: Any) -> tuple[ServiceAccount, list[str]] | None:
+        """The declared service account whose declaration the access broke, and which parts of it
+        (`system`, `action`, `max_records`): a job declared (its `systems`; an account declared with
+        none, an application's or an SFTP login's, declares nothing to break). None inside it, or for
+        any other account: a stolen job's password used for an export of core banking was judged
+        as the job's own."""
+        account = self.service_accounts.get(ev.actor_id) if self.service_accounts else None
+        broken = _outside(account, ev) if account is not None and account.systems else []
+        return (account, broken) if account is not None and broken else None
 
     def _unnamed(self, field_ids: Sequence[str]) -> str | None:
         """How a field list names no data the catalog knows, or None when it names some."""

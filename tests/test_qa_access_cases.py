@@ -1989,8 +1989,9 @@ def test_a_declared_service_accounts_scheduled_run_is_no_account_unknown_to_hr(r
     job. probe_u3 U3-2: every nightly ETL or BI export by a service account was a high "account
     unknown to HR", sources.yaml's own "monitored service account" svc-bi-report's too, and nothing
     could quiet it. A run sources.yaml `actors.service_accounts` declares (its system, action and
-    size) is the standing approval the declaration records: silent. Past its size it is judged,
-    but the account is known; an account nobody declares is still unknown to HR (probe_u1 U1-9)."""
+    size) is the standing approval the declaration records: silent. Past its size the declaration
+    vouches for nothing (`test_a_service_account_outside_its_declaration_is_an_account_unknown_to_hr`);
+    an account nobody declares is still unknown to HR (probe_u1 U1-9)."""
     hr = [_ent("m1", "ho_marketing_mgmt", "HO")]  # the entitlements stream is fed
     nightly = etl_export("svc_dw_etl", 250_000)
     alone = run(hr, [nightly])
@@ -2002,8 +2003,13 @@ def test_a_declared_service_accounts_scheduled_run_is_no_account_unknown_to_hr(r
     assert run(hr, [nightly], folder=declared) == []
     larger = run(hr, [etl_export("svc_dw_etl", 400_000)], folder=declared)
     ul = one(larger, "unauthorized_lookup")
-    assert "c2_takeout_without_approval" in reasons(ul) and "unknown to HR" not in ul.summary
-    assert ul.severity.value == "medium"
+    assert reasons(ul) == {"c2_takeout_without_approval", "outside_declaration"}
+    assert ul.summary.startswith("svc_dw_etl: account unknown to HR, took out the data of 0 customers")
+    assert (
+        "outside its declared max_records: svc_dw_etl did export on data_warehouse, 400,000 records; "
+        "declared: export on data_warehouse, at most 300,000 records a run" in ul.summary
+    )
+    assert ul.severity.value == "high"
     # shipped: the BI scheduler's report download, its log listing no fields
     report = etl_export("svc-bi-report", 3_000, fields=(), system="report_portal", action="download")
     assert run(hr, [report]) == []
@@ -2011,6 +2017,64 @@ def test_a_declared_service_accounts_scheduled_run_is_no_account_unknown_to_hr(r
     sftp = run(hr, [etl_export("svc-batch-export", 150, fields=("customer_name", "id_document_no"))])
     ul = one(sftp, "unauthorized_lookup")
     assert ul.severity.value == "medium" and "unknown to HR" not in ul.summary
+
+
+# sources.yaml's svc-bi-report: {systems: [report_portal], actions: [download], max_records: 10000}
+REPORT: dict[str, Any] = {"system": "report_portal", "action": "download", "fields": ()}
+DECLARED = "declared: download on report_portal, at most 10,000 records a run"
+
+
+@pytest.mark.parametrize(
+    ("breach", "update", "broke"),
+    [
+        ("action", {"action": "export"}, "action: svc-bi-report did export on report_portal, 50 records"),
+        (
+            "system",
+            {"system": "data_warehouse"},
+            "system: svc-bi-report did download on data_warehouse, 50 records",
+        ),
+        (
+            "max_records",
+            {"row_count": 10_001},
+            "max_records: svc-bi-report did download on report_portal, 10,001 records",
+        ),
+        (
+            "a C2 query of core banking",
+            {"action": "query", "system": "core_banking", "fields": ("customer_name", "id_document_no")},
+            "system and action: svc-bi-report did query on core_banking, 50 records",
+        ),
+    ],
+)
+def test_a_service_account_outside_its_declaration_is_an_account_unknown_to_hr(
+    run, breach, update, broke
+) -> None:
+    """The brief fix_b4: a declared service account's `systems`, `actions` and `max_records` were a
+    standing approval of that run, yet anything else it did was judged as the known job's: the
+    shipped svc-bi-report exporting, reading core banking or taking out more than a run's records
+    was one medium take-out, or a low "could not judge" for a query. A job's password is exactly what
+    a DBA or an intruder uses to stay off their own record (seed 004 流程描述(4)⑤ 异常操作行为的有效
+    监控). Outside its declaration the account is judged as one unknown to HR: with C2 or C3 data at
+    least high (`unknown_account_takeout.severity`), its alert naming the declaration it broke."""
+    hr = [_ent("m1", "ho_marketing_mgmt", "HO")]  # the entitlements stream is fed
+    inside = etl_export("svc-bi-report", 10_000, **REPORT)  # a run of its declared size
+    assert run(hr, [inside]) == []
+    kw = REPORT | update
+    outside = etl_export("svc-bi-report", kw.pop("row_count", 50), **kw)
+    ul = one(run(hr, [outside]), "unauthorized_lookup")
+    assert "outside_declaration" in reasons(ul) and ul.severity.value == "high", ul.summary
+    assert f"(outside its declared {broke}; {DECLARED})" in ul.summary
+    assert "服务账户超出登记的系统、操作或单次记录数" in ul.summary
+    assert "could not judge" not in ul.summary  # judged, not a coverage gap
+
+
+def test_a_service_accounts_c1_read_outside_its_declaration_is_medium(run) -> None:
+    """Outside its declaration with C1 data only (a customer's segment, JR/T 0171 §4.2 C1: internal
+    use) the breach is the reason's own severity, medium: still said, no longer a low gap, a job's
+    password used elsewhere being what the analyst chases first."""
+    hr = [_ent("m1", "ho_marketing_mgmt", "HO")]
+    c1 = read("svc-bi-report", NIGHT, ids("A", 5), fields=("customer_segment",), system="crm", purpose=None)
+    ul = one(run(hr, [c1]), "unauthorized_lookup")
+    assert reasons(ul) == {"outside_declaration"} and ul.severity.value == "medium", ul.summary
 
 
 def test_an_unknown_accounts_takeouts_count_over_a_day_not_an_episode(run) -> None:
