@@ -1405,7 +1405,10 @@ class ServiceAccount(Strict):
     `actors.service_accounts`): no employee, so no HR record, but no account nobody knows either.
     Its scheduled take-out (on one of `systems`, one of `actions`, at most `max_records` records) is
     the standing approval its declaration records: an ETL export of every column at 02:00 was a
-    high "account unknown to HR" every night, which no record could quiet."""
+    high "account unknown to HR" every night, which no record could quiet. Outside it (another
+    system, another action, more records in one access) the declaration vouches for nothing: the
+    account is judged as one unknown to HR (unauthorized_lookup `outside_declaration`), a job's
+    password used elsewhere being a DBA's or an intruder's."""
 
     systems: list[str] = Field(
         default_factory=list, description="where its scheduled take-outs run; none: no job declared"
@@ -1415,7 +1418,10 @@ class ServiceAccount(Strict):
         description="the take-outs its job makes",
     )
     max_records: int = Field(
-        default=1, ge=1, description="the most records one run takes out; more is no scheduled run"
+        default=1,
+        ge=1,
+        description="the most records one run (one access) takes out; more is no scheduled run, and "
+        "outside the declaration",
     )
 
 

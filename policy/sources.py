@@ -68,7 +68,8 @@ class Actors(Strict):
     service_accounts: dict[str, ServiceAccount] = Field(
         default_factory=dict,
         description="actor id -> the batch job or application account the bank runs, and its "
-        "scheduled take-outs: no account unknown to HR (unauthorized_lookup), its runs covered",
+        "scheduled take-outs: no account unknown to HR (unauthorized_lookup), its runs covered; "
+        "outside its declaration, judged as an account unknown to HR (`outside_declaration`)",
     )
 
 
