@@ -184,6 +184,7 @@ class RetentionPolicy(NamedTuple):
     account_purposes: frozenset[str]  # with `account_categories`: which records are accounts
     contract_purposes: frozenset[str]
     owed_after_end: frozenset[str]  # collected after an end for these: lawful, starting nothing
+    closing_grace_ms: int  # `closing_grace_hours`: a contract's collection this soon after an end settles it
     collection_consent: list[Any]
     minors: Any  # policy.model.Minors, or None: no rule for minors
     recoverable_methods: re.Pattern[str]  # `_terms`
@@ -270,6 +271,7 @@ class RetentionOverrunDetector:
                 frozenset(r.relationship_purposes if r.account_purposes is None else r.account_purposes),
                 frozenset(r.contract_purposes),
                 frozenset(r.owed_after_end),
+                r.closing_grace_hours * 3_600_000,
                 list(r.collection_consent),
                 r.minors,
                 method_terms(r.recoverable_methods),
@@ -422,7 +424,7 @@ class RetentionOverrunDetector:
             if not ev.own_institution:
                 yield from self._foreign_c3(rec, ev, customer, catalog)
             yield from self._stored_apart(rec, ev, customer, catalog)
-            yield from self._after_end(customer, held, ev.record_id, rec)
+            yield from self._after_end(customer, held, ev.record_id, rec, catalog)
             yield from self._left(customer, held, ev.record_id, rec, ctx, before)  # a copy reported late
             if rec.removed_any():  # a removal heard of before this collection: what it held is known now
                 yield from self._premature(customer, held, ev.record_id, rec, catalog)
@@ -496,7 +498,7 @@ class RetentionOverrunDetector:
         touched = held.records if reclocked else [ev.record_id] if rec is not None else []
         for rid in touched:
             if reclocked:  # what the record's collection or removal was, judged again by the new clock
-                yield from self._after_end(customer, held, rid, held.records[rid])
+                yield from self._after_end(customer, held, rid, held.records[rid], catalog)
                 if held.records[rid].removed_any():
                     yield from self._premature(customer, held, rid, held.records[rid], catalog)
             for _, _, deadline in self.deadlines(held, held.records[rid], catalog):
@@ -566,6 +568,8 @@ class RetentionOverrunDetector:
             owed = ev.purpose in self._retention(catalog).owed_after_end
             if not owed and (purpose is None or not purpose.legal_obligation):
                 rec.unbidden = max(rec.unbidden, ev.ts)
+                if ev.purpose not in self._retention(catalog).contract_purposes:
+                    rec.uncontracted = max(rec.uncontracted, ev.ts)
                 if (
                     ev.purpose in self._retention(catalog).relationship_purposes
                     and ev.ts > held.end
@@ -1085,10 +1089,18 @@ class RetentionOverrunDetector:
                 seen=gone,  # when removed (a probe's was dated by the record's store, years before)
             )
 
-    def _after_end(self, customer: str, held: Customer, rid: str, rec: Record) -> Iterator[Finding]:
+    def _after_end(
+        self, customer: str, held: Customer, rid: str, rec: Record, catalog: Catalog
+    ) -> Iterator[Finding]:
         """Seed 004 流程描述(1)⑫: once the bank stops serving a customer, it stops collecting. No
-        evidence event, as for `_premature`: the collection or the end decides it, in either order."""
-        if Rule.collected_after_relationship_ended in rec.fired or not held.collected_after_end(rec):
+        evidence event, as for `_premature`: the collection or the end decides it, in either order.
+        The closure's own settlement, a contract's collection within `closing_grace_hours` of the
+        end, is none (a probe's dormant-account batch posted the closing interest two seconds after
+        each closure: 500 mediums)."""
+        if Rule.collected_after_relationship_ended in rec.fired:
+            return
+        at = held.collected_after_end(rec, self._retention(catalog).closing_grace_ms)
+        if not at:
             return
         rec.fired[Rule.collected_after_relationship_ended] = 1
         ended_by = " (its last account closed)" if held.closed_out > held.ended else ""
@@ -1097,15 +1109,15 @@ class RetentionOverrunDetector:
             rid,
             customer,
             held.end,
-            rec.unbidden,
+            at,
             rec.jr_class,
-            f"record {rid} ({', '.join(rec.categories)}) collected on {rec.system} {self._day(rec.unbidden)}, "
+            f"record {rid} ({', '.join(rec.categories)}) collected on {rec.system} {self._day(at)}, "
             f"after the business relationship ended {self._day(held.end)}{ended_by} (first collected for "
             f"{rec.purpose or 'an unstated purpose'})",
             [],
             actor=rec.system,
             actor_kind="system",
-            seen=rec.unbidden,  # when collected, not when the relationship ended (a probe's)
+            seen=at,  # when collected, not when the relationship ended (a probe's)
         )
 
     def _judge_uses(self, customer: str, held: Customer, rid: str, ctx: Context) -> Iterator[Finding]:

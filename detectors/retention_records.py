@@ -107,6 +107,7 @@ class Record:
         "restored",
         "copies",
         "asked",
+        "uncontracted",
     )
 
     def __init__(self, first: int, system: str, jr_class: str = "C1", purpose: str | None = None):
@@ -115,6 +116,9 @@ class Record:
         # latest collection not for a duty the law puts on the bank (purposes.yaml `legal_obligation`:
         # due diligence goes on after an end, seed 004 流程描述(1)⑬a): what an end stops
         self.unbidden = 0
+        # latest such collection not for a contract_purposes purpose: the closure's own settlement
+        # (closing interest) shortly after an end is the contract's, and collects nothing new
+        self.uncontracted = 0
         self.closed = 0  # latest closure of the account this record is; 0: none seen
         self.categories: list[str] = []  # category ids (classification.yaml), sorted
         self.gone = 0  # earliest delete / anonymize / destroy time; 0: still held
@@ -154,8 +158,15 @@ class Record:
             # most records are one copy, on the system they were first seen on: said by the fields
             # above (`one_copy`), not again (33 bytes a record, 330 MB at 10 M records)
             0 if self.copies == self.one_copy() else self.copies,
-            # a request naming what it asks deleted, rare: said only then
-            *([self.asked] if self.asked else []),
+            # a request naming what it asks deleted, rare: said only then; then, when it differs
+            # from the latest collection, the latest not for a contract (`uncontracted`)
+            *(
+                [self.asked, self.uncontracted]
+                if self.uncontracted != self.unbidden
+                else [self.asked]
+                if self.asked
+                else []
+            ),
         ]
 
     @classmethod
@@ -174,6 +185,8 @@ class Record:
         # stored when one removal anywhere removed the record: one copy, on its first system
         rec.copies = row[17] if len(row) > 17 and row[17] != 0 else rec.one_copy()
         rec.asked = row[18] if len(row) > 18 else []  # a request named nothing, or none was made
+        # stored before contracts' collections were told apart, or the latest was none: as unbidden
+        rec.uncontracted = row[19] if len(row) > 19 else rec.unbidden
         return rec
 
     def one_copy(self) -> dict[str, list[Any]]:
@@ -370,8 +383,11 @@ class Customer:
         end = self.end
         return not 0 < end <= at or end < self.resumed <= at
 
-    def collected_after_end(self, rec: Record) -> bool:
-        """Collected after the business relationship ended, for no duty of the law, and not for a
-        relationship begun again since (a returning customer's account opening, then what follows it)."""
+    def collected_after_end(self, rec: Record, grace_ms: int = 0) -> int:
+        """When it was collected after the business relationship ended, for no duty of the law, and
+        not for a relationship begun again since (a returning customer's account opening, then what
+        follows it); 0: it was not. A collection for a contract within `grace_ms` of the end is the
+        closure's settlement, not one after it."""
         end = self.end
-        return 0 < end < rec.unbidden and not end < self.resumed <= rec.unbidden
+        latest = rec.unbidden if rec.unbidden > end + grace_ms else rec.uncontracted
+        return latest if 0 < end < latest and not end < self.resumed <= latest else 0

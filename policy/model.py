@@ -872,6 +872,13 @@ class Retention(Strict):
         "lasts, a record withheld after a deletion request still serves them, reading what was "
         "collected for them (their own or `also_uses`)",
     )
+    closing_grace_hours: int = Field(
+        default=0,
+        ge=0,
+        description="a collection for a contract_purposes purpose this long after the relationship "
+        "ended is the closure's own settlement (closing interest posted, the balance swept), not a "
+        "collection after the end; 0: none is",
+    )
     collection_consent: list[CollectionConsent] = Field(
         default_factory=list, description="collections that need the subject's consent first"
     )

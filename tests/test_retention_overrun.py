@@ -16,6 +16,7 @@ from conftest import T0, entitlement, fed, refs
 
 from detectors import load_detectors
 from detectors.base import Finding
+from detectors.retention_records import Customer, Record, left
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
 from streams.alert_query import records_and_customers
 from streams.alerts import latest, to_ocsf
@@ -361,7 +362,6 @@ def test_a_closure_of_an_account_the_log_does_not_track_leaves_the_customers_ope
 
 
 def test_a_closure_logged_before_its_record_was_tracked_is_that_records() -> None:
-    from detectors.retention_records import Customer, Record
 
     held = Customer()
     held.close_account("ACC-A", 5)  # the closure delivered before the account's collection
@@ -1119,6 +1119,43 @@ def test_a_former_customers_new_product_begins_a_relationship_and_a_complaint_is
     assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["TAG-1"]
 
 
+def test_the_closures_own_settlement_is_no_collection_after_the_end(run) -> None:
+    """Seed 004 流程描述(1)⑫ 在停止提供…服务时 stops collection; ⑬g 履行合同所必需. A probe's batch
+    closing 500 dormant accounts posted each one's closing interest (a `payment` collection of its
+    transactions) two seconds after the closure: 500 "collected after the relationship ended"
+    mediums. A contract's collection within retention.yaml `closing_grace_hours` (24) of the end is
+    the closure's settlement, in either order; two days on it is one after the end, and a marketing
+    tag within the grace still is one, dated as collected, whatever the settlement after it."""
+    account = collect("A1", day=-400, cats=("customer_name", "payment_account_no"), purpose="account_service",
+                      system="core_banking")  # fmt: skip
+    closed = lc("account_closed", rid="A1", day=-30, system="core_banking")
+
+    def interest(day: float) -> Any:
+        return collect(
+            "TX-1", day=day, cats=("transaction_record",), purpose="payment", system="core_banking"
+        )
+
+    settled = interest(-30 + 2 / 86_400)
+    assert run([account, closed, settled, tick(0)]) == {}
+    assert run([account, settled, closed, tick(0)]) == {}  # the core's two logs, either order
+    got = run([account, closed, interest(-28), tick(0)])
+    assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["TX-1"]
+    tag = collect(
+        "TX-1", day=-30 + 1 / 24, cats=("marketing_tags",), purpose="marketing", system="core_banking"
+    )
+    (a,) = run([account, closed, tag, settled, interest(-30 + 3 / 24), tick(0)])[
+        "collected_after_relationship_ended"
+    ]
+    assert a.first_seen == tag.ts, a.summary
+    # kept in the state only when it differs from the latest collection (stored before: the same)
+    rec = Record(1, "core_banking")
+    rec.unbidden, rec.uncontracted = 5, 3
+    back = Record.from_json(rec.to_json())
+    assert (back.unbidden, back.uncontracted, back.asked) == (5, 3, [])
+    rec.uncontracted = 5
+    assert len(rec.to_json()) == 18 and Record.from_json(rec.to_json()[:14]).uncontracted == 5
+
+
 def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run, spec, policy) -> None:
     """A probe's AML case system collected a former customer's identity after the end (lawful: the
     AML Law's duty, seed 004 流程描述(1)⑬a), and the app's location tracking five days later was
@@ -1147,7 +1184,6 @@ def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run, s
 
 
 def test_state_stored_before_these_rules_still_loads() -> None:
-    from detectors.retention_records import Customer, Record, left
 
     held = Customer.from_json(
         {"r": {"R1": [1, "crm", "C2", ["contact"], "customer_service", 0, 0, {}]}, "c": 0, "e": 5, "u": {}}
