@@ -9,6 +9,7 @@ prometheus-client. Names follow Prometheus conventions: the `lifemon_` prefix, b
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -172,6 +173,20 @@ class StatsCollector:
         )
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """The ops server, its errors in the process's log. socketserver prints a request's failure as a
+    raw traceback on stderr, a line that is no JSON object: a scraper that timed out and hung up
+    mid-answer (a loaded host: CI under load printed a BrokenPipeError's) is no error of ours."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset, ...Aborted
+            log.debug("a client hung up before its answer was sent", extra={"client": client_address[0]})
+        else:
+            log.exception("the ops server failed to answer a request", extra={"client": client_address[0]})
+
+
 class OpsServer:
     """The operator's HTTP endpoints on a thread of their own, for as long as the `with` lasts.
 
@@ -217,8 +232,7 @@ class OpsServer:
             def log_message(self, *_: Any) -> None:  # a scrape every few seconds is no news
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = _QuietServer((host, port), Handler)
         self.host, self.port = host, self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="lifemon-ops", daemon=True)
 

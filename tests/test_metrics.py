@@ -5,6 +5,7 @@ structured."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 import urllib.error
@@ -194,6 +195,26 @@ def test_healthz_fails_when_the_loop_stalls_and_readyz_until_partitions_are_assi
         status, body = get(url + "/healthz")
         assert status == 503 and body.startswith("stalled: the main loop has not moved for 31s")
         assert get(url + "/nothing")[0] == 404
+
+
+def test_a_scraper_hanging_up_prints_no_traceback(capsys, caplog) -> None:
+    """CI under load: Prometheus timed out a scrape and hung up mid-answer, and socketserver printed
+    the BrokenPipeError's traceback on stderr, lines of the process's output that are no JSON
+    object. A client's hang-up is no error of lifemon's; any other failure goes to the log."""
+    with OpsServer(Stats(), "127.0.0.1", 0, stall_after_s=30) as ops:
+        for error in (
+            BrokenPipeError(32, "Broken pipe"),
+            ConnectionResetError(104, "reset"),
+            ValueError("a bug"),
+        ):
+            try:
+                raise error
+            except Exception:
+                with caplog.at_level(logging.DEBUG, "streams.metrics"):
+                    ops.server.handle_error(None, ("127.0.0.1", 5555))
+    assert capsys.readouterr().err == ""
+    (failed,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failed.exc_info is not None and failed.exc_info[0] is ValueError
 
 
 def test_the_compose_healthcheck_asks_the_port_lifemon_serves() -> None:
