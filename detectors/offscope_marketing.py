@@ -37,7 +37,7 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
-from detectors.base import Context, Finding, Store, fed, n_of
+from detectors.base import Context, Finding, Store, fed, iso_minute, n_of
 from detectors.minors import consent_gap, minor_at
 from policy.model import DetectorSection
 from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, Severity
@@ -135,6 +135,8 @@ class Episode:
         "used",
         "off",
         "opt_out",
+        "opt_out_on",
+        "opt_out_wide",
         "ignored_to",
         "sms",
         "notes",
@@ -151,6 +153,9 @@ class Episode:
         self.used: list[str] = []  # fields the offending pushes targeted with
         self.off: list[str] = []  # of which, used outside their collected purpose
         self.opt_out: int | None = None  # the withdrawal or refusal the pushes ignored
+        # the channel the customer said it on ("": for no channel; None: an older episode's, not kept)
+        self.opt_out_on: str | None = None
+        self.opt_out_wide = False  # said on that channel, recorded on every one (withdrawal_scope)
         self.ignored_to = 0  # the last push that ignored it
         self.sms: list[str] = []  # why its SMS were not submitted and approved as their level needs
         self.notes: list[str] = []  # what else the analyst needs: a claim the data contradicts, a scope
@@ -162,7 +167,7 @@ class Episode:
     def from_json(cls, d: dict[str, Any]) -> Episode:
         ep = cls(d["start"], d["actor"], d["org"])
         for k in cls.__slots__:
-            if k in d:  # `sms`, `notes` and `approver` came later: an older episode has none to show
+            if k in d:  # `sms`, `notes`, `approver`, `opt_out_on` came later: an older episode has none
                 setattr(ep, k, d[k])
         return ep
 
@@ -373,7 +378,7 @@ class OffscopeMarketingDetector:
             out[Rule.channel_not_covered if elsewhere else Rule.no_consent] = None
         elif consent.status is ConsentStatus.withdrawn:
             # 使用②: 客户明确表示拒绝接受营销的, 应当立即停止利用
-            out[self._refusal_rule(subject, p, ctx, consent)] = consent.ts
+            out[self._refusal_rule(subject, p, ctx, consent)] = _refusal(consent)
         elif (
             consent.channel is None
             and declared is not None
@@ -513,7 +518,11 @@ class OffscopeMarketingDetector:
         for rule, detail in breaches.items():
             ep.rules[rule.value] = ep.rules.get(rule.value, 0) + 1
             if rule in (Rule.after_withdrawal, Rule.channel_refused):
-                ep.opt_out = detail if ep.opt_out is None else min(ep.opt_out, detail)
+                ts, said_on, wide = detail
+                if ep.opt_out is None or ts < ep.opt_out or ep.opt_out_on is None:
+                    ep.opt_out, ep.opt_out_on, ep.opt_out_wide = ts, said_on, wide
+                elif ts == ep.opt_out and said_on == ep.opt_out_on:
+                    ep.opt_out_wide |= wide  # one refusal, met on its own channel and on another
                 ep.ignored_to = max(ep.ignored_to, p.ts)
             elif rule is Rule.off_purpose:
                 off, sensitive = detail
@@ -551,7 +560,12 @@ class OffscopeMarketingDetector:
         if ep.opt_out is not None:
             delay = ep.ignored_to - ep.opt_out
             counts["opt_out_delay_s"] = delay // 1000
-            parts.append(f"the last push came {_duration(delay)} after the opt-out")
+            counts["opt_out_ts"] = ep.opt_out
+            if ep.opt_out_on:
+                counts[f"opt_out_on_{ep.opt_out_on}"] = 1
+            if ep.opt_out_wide:
+                counts["opt_out_all_channels"] = 1
+            parts.append(f"the last push came {_duration(delay)} after the opt-out{_said(ep)}")
         if ep.off:
             parts.append(f"targeted with {', '.join(ep.off)}, not collected for marketing")
         if ep.sms:
@@ -597,6 +611,24 @@ def _people(ep: Episode) -> str:
     if approver:
         said.append(f"approved by {approver}")
     return f" ({', '.join(said)})" if said else ""
+
+
+def _refusal(consent: Any) -> tuple[int, str, bool]:
+    """(when, the channel it was said on or "" for none, whether it was recorded on every channel
+    from there): what an alert about a push after it must say, for the analyst reads the push's
+    own channel's record, which a refusal said on another one leaves "granted" (probe_u3 U3-5)."""
+    said_on = getattr(consent, "said_on", None)  # streams.registries.said_elsewhere
+    channel = said_on or consent.channel
+    return consent.ts, channel.value if channel is not None else "", said_on is not None
+
+
+def _said(ep: Episode) -> str:
+    """Where and when the customer refused, for the summary line."""
+    if ep.opt_out is None or ep.opt_out_on is None:
+        return ""
+    where = f"on {ep.opt_out_on}" if ep.opt_out_on else "for every channel"
+    wide = " and applied to every channel (withdrawal_scope all_channels)" if ep.opt_out_wide else ""
+    return f", said {where} at {iso_minute(ep.opt_out)}{wide}"
 
 
 def _duration(ms: int) -> str:

@@ -68,7 +68,7 @@ from streams.lifecycle_ledger import DeletionLedger
 from streams.org_tree import OrgTree
 from streams.personal_numbers import DoorSeals
 from streams.pseudonym import PseudonymKeyChanged, PseudonymKeyMismatch, fingerprint, spelled_as
-from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistry
+from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistry, said_elsewhere
 
 COVERAGE_GAP = "coverage_gap"
 OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
@@ -1010,8 +1010,9 @@ class Engine:
         on every channel, each its own record, so an opt-in on one channel later reopens that one
         alone and a bundled re-acceptance none (seed 004 流程描述(4)②: 在客户明确表示拒绝接受营销的
         情况下, 应当立即停止利用; a probe's customers who refused by SMS, by calling 95526 or in the
-        app were marketed to on WeChat and by phone unseen). The records said on each channel come
-        after those derived, so one at the same time is the channel's word."""
+        app were marketed to on WeChat and by phone unseen). Each derived record names the channel
+        the refusal was said on (`said_elsewhere`), for the alert. The records said on each channel
+        come after those derived, so one at the same time is the channel's word."""
         derived: list[Any] = []
         for c in consents:
             if c.purpose not in self.catalog.purposes and (split := self._purpose_channel(c.purpose)):
@@ -1022,7 +1023,7 @@ class Engine:
                 and c.status is not ConsentStatus.granted
                 and c.purpose in self._refused_on_every_channel
             ):
-                derived += [msgspec.structs.replace(c, channel=ch) for ch in Channel if ch != c.channel]
+                derived += [said_elsewhere(c, ch) for ch in Channel if ch != c.channel]
         return [*derived, *consents]
 
     def _news(self, registry: AsOfRegistry[Any], records: Sequence[Any]) -> list[tuple[Any, Any]]:

@@ -22,8 +22,10 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from policy.model import code_form
-from schemas.models import ConsentStatus
+from schemas.models import Channel, ConsentStatus
 
 _valid_from = itemgetter(0)  # of a version (ts, record)
 
@@ -235,6 +237,23 @@ class EntitlementRegistry(AsOfRegistry[Any]):
         """A version of `key` valid from `ts` is kept."""
         found = self.as_of(key, ts)
         return found is not None and found.ts == ts
+
+
+def said_elsewhere(consent: Any, channel: Channel) -> Any:
+    """`consent` recorded for `channel`, naming the channel the customer said it on (`said_on`):
+    a refusal of a purpose said on one channel ends every channel (purposes.yaml `withdrawal_scope:
+    all_channels`), and an alert about a push on another must say where and when the customer
+    refused, for that channel's own record still reads "granted" (probe_u3 U3-5)."""
+    struct = type(consent)  # the strict or the lenient decoder's: each has its own with `said_on`
+    said = _SAID_ELSEWHERE.get(struct)
+    if said is None:
+        said = _SAID_ELSEWHERE[struct] = msgspec.defstruct(
+            struct.__name__, [("said_on", Channel | None, None)], bases=(struct,), kw_only=True, gc=False
+        )
+    return said(**msgspec.structs.asdict(consent) | {"channel": channel, "said_on": consent.channel})
+
+
+_SAID_ELSEWHERE: dict[type, type] = {}
 
 
 class ConsentRegistry(AsOfRegistry[Any]):

@@ -16,6 +16,7 @@ from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
 HOUR, MIN = 3_600_000, 60_000
+REFUSAL_COUNTS = ("opt_out_delay_s", "opt_out_ts")  # every alert about a push after a refusal has them
 KEY = b"offscope-test-key-0123456789"
 P = Pseudonymizer(KEY)
 
@@ -195,7 +196,8 @@ def test_a_refused_channel_while_marketing_consent_stands(engine) -> None:
     alerts = run(engine, *steps, [push(at=0), push(at=MIN, channel="app_push")])
     alerts += engine.drain()
     (a,) = final(alerts).values()
-    assert set(a.counts) == {"pushes", "rule_channel_refused", "opt_out_delay_s"} and a.counts["pushes"] == 1
+    assert set(a.counts) == {"pushes", "rule_channel_refused", *REFUSAL_COUNTS, "opt_out_on_sms"}
+    assert a.counts["pushes"] == 1
 
 
 def test_the_privacy_policy_accepted_again_does_not_undo_an_sms_opt_out(engine) -> None:
@@ -659,12 +661,19 @@ def test_a_refusal_of_marketing_said_on_one_channel_ends_every_channel(policy, c
     ends its own channel, as before."""
     wide = _refusers(_engine(policy, catalog))
     assert set(wide) == {P(s) for s in ("C1", "C2", "C3", "C4", "C5", "C6")}
-    for s in ("C1", "C2", "C3", "C6"):
-        assert wide[P(s)] == {"pushes", "rule_after_withdrawal", "opt_out_delay_s"}, s
+    for s, said in (("C1", "sms"), ("C2", "phone"), ("C3", "app_push"), ("C6", "phone")):
+        every = {
+            "pushes",
+            "rule_after_withdrawal",
+            *REFUSAL_COUNTS,
+            f"opt_out_on_{said}",
+            "opt_out_all_channels",
+        }
+        assert wide[P(s)] == every, s
     # C4: its SMS opt-out stops the SMS alone
-    assert wide[P("C4")] == {"pushes", "rule_channel_refused", "opt_out_delay_s"}
-    # C5: the WeChat push on its own opt-in is compliant; the phone one still refused
-    assert wide[P("C5")] == {"pushes", "rule_channel_refused", "opt_out_delay_s"}
+    assert wide[P("C4")] == {"pushes", "rule_channel_refused", *REFUSAL_COUNTS, "opt_out_on_sms"}
+    # C5: the WeChat push on its own opt-in is compliant; the phone one still refused, on its own channel
+    assert wide[P("C5")] == {"pushes", "rule_channel_refused", *REFUSAL_COUNTS, "opt_out_on_phone"}
 
     from policy import load_policy
     from policy.catalog import Catalog
@@ -680,8 +689,51 @@ def test_a_refusal_of_marketing_said_on_one_channel_ends_every_channel(policy, c
     narrow = _refusers(_engine(narrow_policy, Catalog(narrow_policy)))
     # only those phoned on the channel they refused: the probe's 100 of 600
     assert narrow == {
-        P(s): {"pushes", "rule_channel_refused", "opt_out_delay_s"} for s in ("C2", "C4", "C5", "C6")
+        P(s): {"pushes", "rule_channel_refused", *REFUSAL_COUNTS, f"opt_out_on_{said}"}
+        for s, said in (("C2", "phone"), ("C4", "sms"), ("C5", "phone"), ("C6", "phone"))
     }
+
+
+def test_an_after_withdrawal_alert_names_the_channel_the_refusal_was_said_on(policy, catalog) -> None:
+    """probe_u3 U3-5: customer C1 granted marketing on SMS and in the app, replied TD to an SMS (the
+    gateway logs `marketing` on sms), and the app campaign reached them 25 h later. The analyst who
+    checks C1's app_push consent finds "granted": the alert says where and when the refusal was said
+    and that withdrawal_scope all_channels applied it to every channel. C2 refused in the app and C3
+    for every channel, each pushed in the app: theirs say so, with nothing applied from elsewhere. C4's
+    campaign reached them by SMS, then in the app: one refusal, met on its own channel and another.
+    What fires is unchanged: each is the one after-withdrawal alert it was."""
+    day = 24 * HOUR
+    steps: list[Any] = [
+        consent(s, at=-60 * day, channel=ch) for s in ("C1", "C2", "C3", "C4") for ch in ("sms", "app_push")
+    ]
+    steps += [consent(s, at=-day, channel="sms", status="withdrawn") for s in ("C1", "C4")]
+    steps += [consent("C2", at=-day, channel="app_push", status="withdrawn")]
+    steps += [consent("C3", at=-day, channel=None, status="withdrawn")]
+    app = {"channel": "app_push", "campaign_id": "CMP-APP"}
+    pushes = [push(s, at=HOUR, **app) for s in ("C1", "C2", "C3")]
+    pushes += [push("C4", at=HOUR, campaign_id="CMP-APP"), push("C4", at=2 * HOUR, **app)]
+    e = _engine(policy, catalog)
+    alerts = final(run(e, *steps, pushes) + e.drain())
+    by_subject = {a.subjects_sample[0]: a for a in alerts.values()}
+    assert sorted(by_subject) == sorted(P(s) for s in ("C1", "C2", "C3", "C4"))
+    refused_at = T0 - day
+    said = "2025-12-31T00:00Z"  # T0 - 1 day, as summaries write a time
+    c1 = by_subject[P("C1")]
+    assert c1.severity.value == "high" and c1.counts["rule_after_withdrawal"] == 1
+    assert (
+        f"the last push came 25 h 0 min after the opt-out, said on sms at {said} and applied to every "
+        "channel (withdrawal_scope all_channels)" in c1.summary
+    ), c1.summary
+    assert c1.counts["opt_out_ts"] == refused_at
+    assert c1.counts["opt_out_on_sms"] == 1 and c1.counts["opt_out_all_channels"] == 1
+    c2, c3 = by_subject[P("C2")], by_subject[P("C3")]
+    assert c2.summary.endswith(f"after the opt-out, said on app_push at {said}"), c2.summary
+    assert c2.counts["opt_out_on_app_push"] == 1 and "opt_out_all_channels" not in c2.counts
+    assert c3.summary.endswith(f"after the opt-out, said for every channel at {said}"), c3.summary
+    assert not {k for k in c3.counts if k.startswith("opt_out_on_") or k == "opt_out_all_channels"}
+    c4 = by_subject[P("C4")]
+    assert c4.counts["pushes"] == 2 and c4.counts["opt_out_on_sms"] == 1
+    assert c4.counts["opt_out_all_channels"] == 1 and "applied to every channel" in c4.summary
 
 
 def test_a_withdrawal_scope_on_a_purpose_the_bank_contacts_no_one_for_is_refused(tmp_path) -> None:
