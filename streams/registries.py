@@ -140,7 +140,9 @@ class EntitlementRegistry(AsOfRegistry[Any]):
       approval, a nightly export) and the approval with it. Carried forward from the version before,
       so a prune of the versions that carried it since its grant forgets nothing (a review's:
       walked back through the versions kept, a 90-day prune made an annual approval's grant the
-      oldest version left, after its approver retired, and void), and a lookup walks nothing."""
+      oldest version left, after its approver retired, and void), and a lookup walks nothing;
+    - who signed each approval (`signed`): an approver reads what the approval they signed covers
+      under it (detectors/approvals.py), though the approval is in the requester's record."""
 
     drops_resends = False  # a re-sent post decides the new-post and grant readings below
 
@@ -150,11 +152,31 @@ class EntitlementRegistry(AsOfRegistry[Any]):
         # actor -> valid-from of a version carrying approvals -> approval id (`code_form`) -> its grant
         self._grants: dict[Hashable, dict[int, dict[str, int]]] = {}
         self._signing: dict[Hashable, int] = {}  # `_signers`, while a prune runs
+        # approver -> approval id (`code_form`) -> the actors whose records ever carried it so signed
+        self._signed: dict[str, dict[str, set[Hashable]]] = {}
 
     def put(self, record: Any) -> None:
         super().put(record)
         if record.approvals or record.actor_id in self._grants:
             self._carry(record.actor_id, record.ts)
+        self._sign(record)
+
+    def _sign(self, record: Any) -> None:
+        for a in record.approvals:
+            if a.approver_id:
+                by_code = self._signed.setdefault(a.approver_id, {})
+                by_code.setdefault(code_form(a.approval_id), set()).add(record.actor_id)
+
+    def signed(self, approver: str, approval_id: str, ts: int) -> tuple[Any, Any] | None:
+        """(the record in force at `ts` that carries the approval of this id, its code in any case
+        or width, signed by `approver`; that approval), or None."""
+        code = code_form(approval_id)
+        for holder in sorted(self._signed.get(approver, {}).get(code, ()), key=str):
+            record = self.as_of(holder, ts)
+            for a in record.approvals if record is not None else ():
+                if a.approver_id == approver and code_form(a.approval_id) == code:
+                    return record, a
+        return None
 
     def granted(self, key: Hashable, ts: int, approval_id: str) -> int | None:
         """When the approval of this id (its code in any case or width), carried by the key's version
@@ -204,7 +226,15 @@ class EntitlementRegistry(AsOfRegistry[Any]):
                 self._grants[key] = {t: g for t, g in self._grants[key].items() if t in kept}
                 if not self._grants[key]:
                     del self._grants[key]
+            self._resign()
         return dropped
+
+    def _resign(self) -> None:
+        """Who signed what, from the versions kept (a prune or a tombstone forgot some)."""
+        self._signed = {}
+        for key in self._versions:
+            for _, record in self.history(key):
+                self._sign(record)
 
     def _signers(self, horizon: int) -> dict[Hashable, int]:
         """Approver -> the earliest grant of an approval it signed that a version a prune at `horizon`
@@ -231,6 +261,8 @@ class EntitlementRegistry(AsOfRegistry[Any]):
             self.new_posts = {(k, t) for k, t in self.new_posts if k in self._versions}
         for key in [k for k in self._grants if k not in self._versions]:
             del self._grants[key]
+        if gone:
+            self._resign()
         return gone
 
     def _holds(self, key: Hashable, ts: int) -> bool:

@@ -62,6 +62,34 @@ def test_an_approvals_grant_is_where_the_versions_carrying_it_began_without_a_br
     assert [grant(t) for t in range(3, 5)] == [2, 2] and grant(3, "AP2") == 3
 
 
+def test_who_signed_an_approval_is_found_as_of_the_time_and_after_a_prune_or_tombstone() -> None:
+    """`signed`: the record carrying the approval its approver signed, its code in any case, as of
+    the time asked (not before it was carried, nor after a version without it); a prune keeps what
+    the kept versions carry, a tombstone of the holder forgets it."""
+    registry = EntitlementRegistry()
+
+    def version(actor: str, t: int, ids: list[str], approver: str = "E900001") -> Any:
+        grants = [
+            Approval(approval_id=i, purpose="marketing", max_records=5, expires_ts=T0 + 10**9,
+                     approver_id=approver, categories=["contact"], systems=["crm"])
+            for i in ids
+        ]  # fmt: skip
+        return refs("entitlements", [entitlement(actor, ts=T0 + t, approvals=grants)])[0]
+
+    for record in (version("e1", 0, []), version("e1", 1, ["MK-1"]), version("e1", 3, [])):
+        registry.put(record)
+    registry.put(version("e2", 1, ["MK-2"], approver="E900002"))
+    holder = lambda who, t, ap="mk-1": (f := registry.signed(who, ap, T0 + t)) and f[0].actor_id  # noqa: E731
+    assert [holder("E900001", t) for t in range(4)] == [None, "e1", "e1", None]
+    assert registry.signed("E900001", "MK-1", T0 + 1)[1].approval_id == "MK-1"  # type: ignore[index]
+    assert [holder("E900002", 1), holder("E900001", 1, "MK-2"), holder("e1", 1)] == [None, None, None]
+    assert holder("E900002", 1, "MK-2") == "e2"
+    assert registry.prune(T0 + 3) == 2 and holder("E900001", 3) is None  # its carrying versions pruned
+    assert holder("E900002", 1, "MK-2") == "e2"
+    assert registry.forget(["e2"]) == 1 and holder("E900002", 1, "MK-2") is None
+    assert registry._signed == {}  # nothing left that a kept version carries
+
+
 def test_what_the_engine_made_of_an_entitlement_version_goes_with_it() -> None:
     """The versions read as the new post (`at_new_post`) are kept while their versions are: a prune
     keeps the one in force at its horizon, and its mark; a tombstone forgets both."""
