@@ -17,6 +17,11 @@ procedure. So an approval covers an access only when all of these hold, as of th
 - its purpose's exclusions (organisation.yaml `approval_exclusions`) do not reach the data: a
   regulatory report never carries C3 authentication data (CVN, PIN, passwords);
 - a named approver who is not the requester (four eyes): a self-granted approval is none;
+- the employee who reads is its holder, or its approver reading (view, query) what it covers: the
+  部室负责人 reads the campaign list they sign (seed 004 角色设置: 审批), within its scope, time and
+  budget, which their reads spend; a take-out or change stays its holder's (a dept head exporting
+  under a subordinate's approval would approve their own export), and probe_u4 M1's reads of a list
+  before any approval of it exists still count;
 - an approver who is active and holds an approving role (organisation.yaml permissions with
   `approves`: 部室负责人, whom seed 004 角色设置 gives 审批; a 支行行长 applies, not approves) in an
   org at or above the requester's (分级授权), as of the grant: the earliest version of the
@@ -33,7 +38,7 @@ from typing import Any, Protocol
 from detectors.base import Context, Store, iso_minute, n_of
 from policy.catalog import Catalog
 from policy.model import code_form
-from schemas.models import MAX_TS, REFERENCE_MIN_TS, Approval, EmployeeStatus, Entitlement
+from schemas.models import MAX_TS, READS, REFERENCE_MIN_TS, Approval, EmployeeStatus, Entitlement
 
 USED = "approval:"  # store key prefix: records an approval has covered so far, and its customers
 # customers a budget remembers; past them, a customer read again spends again. A batch re-run for
@@ -48,9 +53,10 @@ def records(ev: Any) -> int:
 
 
 def _standing(approval: Approval, ev: Any, ent: Entitlement) -> str | None:
-    """Why `approval` no longer stands at the access's time: the employee or the approval."""
+    """Why `approval` no longer stands at the access's time: its holder or the approval."""
     if ent.status is not EmployeeStatus.active:
-        return f"the employee is {ent.status.value}"
+        holder = "the employee" if ent.actor_id == ev.actor_id else f"its holder {ent.actor_id}"
+        return f"{holder} is {ent.status.value}"
     if approval.expires_ts > MAX_TS:
         # in microseconds, or HR's "never" (9999-12-31): a standing approval is none (a probe's µs
         # expiry covered every later access); refusing the record would lose its status and roles
@@ -62,12 +68,12 @@ def _standing(approval: Approval, ev: Any, ent: Entitlement) -> str | None:
     return None
 
 
-def _asked(approval: Approval, ev: Any, catalog: Catalog) -> str | None:
-    """Why `approval` does not cover what the access asks of it (purpose, requester, system, data);
-    None if it does. Not the time: the same for every access of one kind."""
+def _asked(approval: Approval, ev: Any, requester: str, catalog: Catalog) -> str | None:
+    """Why `approval`, held by `requester`, does not cover what the access asks of it (purpose,
+    requester, system, data); None if it does. Not the time: the same for every access of one kind."""
     if ev.purpose is not None and ev.purpose != approval.purpose:
         return f"it is for {approval.purpose}, not {ev.purpose}"
-    if not approval.approver_id or approval.approver_id == ev.actor_id:
+    if not approval.approver_id or approval.approver_id == requester:
         return "it names no approver other than the requester"
     if ev.system not in approval.systems:
         return f"it does not cover system {ev.system}"
@@ -168,20 +174,21 @@ def judge(
 def decides(ev: Any, ent: Entitlement | None, ctx: Context) -> bool:
     """The approval the access names would cover it but for its budget: held, standing, asked for
     what it grants (judging again, what the budget said then stands)."""
-    approval = _named(ev, ent)
-    if approval is None or ent is None or not ev.approval_id:
+    held = _held_for(ev, ent, ctx)
+    if held is None:
         return False
+    approval, holder = held
     return (
-        _standing(approval, ev, ent) is None
-        and (_asked(approval, ev, ctx.catalog) or _graded(approval, ent, ctx)) is None
+        _standing(approval, ev, holder) is None
+        and (_asked(approval, ev, holder.actor_id, ctx.catalog) or _graded(approval, holder, ctx)) is None
     )
 
 
-def lent_purpose(ev: Any, ent: Entitlement | None) -> str | None:
+def lent_purpose(ev: Any, ent: Entitlement | None, ctx: Context) -> str | None:
     """The purpose of the approval an access names where the access states none: the work is for
     what the approval was granted for (most audit logs have no purpose column)."""
-    approval = _named(ev, ent) if ev.purpose is None else None
-    return approval.purpose if approval is not None else None
+    held = _held_for(ev, ent, ctx) if ev.purpose is None else None
+    return held[0].purpose if held is not None else None
 
 
 def _named(ev: Any, ent: Entitlement | None) -> Approval | None:
@@ -190,6 +197,24 @@ def _named(ev: Any, ent: Entitlement | None) -> Approval | None:
     if ent is None or not ev.approval_id:
         return None
     return _held(ent, ev.approval_id)
+
+
+def _held_for(ev: Any, ent: Entitlement | None, ctx: Context) -> tuple[Approval, Entitlement] | None:
+    """(the approval the access names, the entitlement that carries it): the employee's own, or,
+    for a read by an active employee who signed it, its holder's as of the access (`_signed`)."""
+    approval = _named(ev, ent)
+    if approval is not None and ent is not None:
+        return approval, ent
+    return _signed(ev, ent, ctx) if getattr(ev, "action", None) in READS else None
+
+
+def _signed(ev: Any, ent: Entitlement | None, ctx: Context) -> tuple[Approval, Entitlement] | None:
+    """The approval the access names that its actor, active, signed for another employee, and that
+    employee's entitlement as of the access, which carries it; None if there is none."""
+    if ent is None or not ev.approval_id or ent.status is not EmployeeStatus.active:
+        return None
+    found = ctx.refs.entitlements.signed(ev.actor_id, ev.approval_id, ev.ts)
+    return None if found is None else (found[1], found[0])
 
 
 def _held(ent: Entitlement, approval_id: str) -> Approval | None:
@@ -223,23 +248,32 @@ def _spend(
     part spends what is left of it, and is covered up to there)."""
     if not ev.approval_id:
         return None, "the access names no approval", 0
-    approval = _named(ev, ent)
-    if approval is None or ent is None:
+    held = _held_for(ev, ent, ctx)
+    if held is None:
         # revoked, or never granted: the entitlement as of the access does not carry it
+        signer = None if getattr(ev, "action", None) in READS else _signed(ev, ent, ctx)
+        if signer is not None:  # an approver's take-out or change under it: the holder's to do
+            return (
+                None,
+                f"approval {ev.approval_id} is {signer[1].actor_id}'s: its approver may read what it covers, "
+                "not take it out or change it (four eyes)",
+                0,
+            )
         return (
             None,
             f"approval {ev.approval_id} is not in the employee's entitlement at the access (revoked, not yet "
             "granted, or never)",
             0,
         )
+    approval, ent = held
     catalog = ctx.catalog
     why = _standing(approval, ev, ent)
     if why is None and asked is None:
-        why = _asked(approval, ev, catalog) or _graded(approval, ent, ctx)
+        why = _asked(approval, ev, ent.actor_id, catalog) or _graded(approval, ent, ctx)
     elif why is None and asked is not None:
         kind = (id(approval), ev.actor_id, ev.purpose, ev.system, tuple(ev.fields))
         if kind not in asked:
-            asked[kind] = _asked(approval, ev, catalog) or _graded(approval, ent, ctx)
+            asked[kind] = _asked(approval, ev, ent.actor_id, catalog) or _graded(approval, ent, ctx)
         why = asked[kind]
     if why is not None:
         return approval, why, 0

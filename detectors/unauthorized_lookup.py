@@ -745,7 +745,7 @@ class UnauthorizedLookupDetector:
         # the approval covers it (approvals.py), and the purpose rules ask that purpose's consent (a
         # review's marketing approval covered credit reads of a customer who had withdrawn it)
         for i in [i for i, ev in enumerate(events) if ev.purpose is None and ev.approval_id]:
-            lent = approvals.lent_purpose(events[i], views[i].ent)
+            lent = approvals.lent_purpose(events[i], views[i].ent, ctx)
             if lent is not None:
                 events[i] = msgspec.structs.replace(events[i], purpose=lent)
         # per access: how far the org must see its one customer (negative: and an approval must

@@ -429,6 +429,66 @@ def test_a_batch_run_again_for_the_same_customers_spends_no_more_of_its_approval
     assert len(final(feed(engine, others) + engine.drain())) == 1
 
 
+def test_an_approver_reading_the_list_of_an_approval_they_signed_is_covered(engine_factory) -> None:
+    """probe_u4 M1: the branch dept head (分行部室负责人, whom seed 004 角色设置 gives 审批) reads, page by
+    page, the 260-customer campaign list of approval MK-1 they signed for branch marketing management,
+    the log naming MK-1: a medium every day, now covered, within MK-1's scope, time and budget (which
+    the reads spend). Still alerts: the same reads naming no approval; a peer naming it; the list
+    previewed before any approval of it exists (the probe's variant C); the approver exporting it
+    under MK-1 (four eyes: the holder's to do); reads past its budget or after it expired."""
+    from schemas.models import Approval
+
+    day = 86_400_000
+    mk1 = Approval(
+        approval_id="MK-1",
+        purpose="marketing",
+        max_records=9_000,
+        expires_ts=T0 + 30 * day,
+        approver_id="E600009",
+        categories=["identity", "contact"],
+        fields=["customer_segment"],
+        systems=["crm"],
+    )
+
+    def people(approval: Approval | None = mk1) -> list[Any]:
+        return [
+            entitlement("E600009", "br_dept_head", "B01"),
+            entitlement("E600001", "br_marketing_mgmt", "B01", approvals=[approval] if approval else []),
+            entitlement("E600002", "br_marketing_mgmt", "B01"),
+        ]
+
+    def pages(actor: str = "E600009", start: int = 0, **kw: Any) -> list[Any]:
+        """The list, 20 names with mobile and segment a page, a page every 36 min on the CRM."""
+        read = {"fields": ("customer_name", "mobile_phone", "customer_segment"), "action": "view"}
+        read |= {"purpose": "marketing", "approval_id": "MK-1"}
+        listed = access(actor, customers=260, per_event=20, every_s=36 * 60, start=start, **(read | kw))
+        return [e.model_copy(update={"system": "crm"}) for e in listed]
+
+    def alerts(events: list[Any], approval: Approval | None = mk1) -> list[Any]:
+        engine = engine_factory(*people(approval))
+        return list(final(feed(engine, events) + engine.drain()).values())
+
+    assert alerts(pages()) == []
+    assert alerts(pages(start=29 * day)) == []  # its last day
+    (unnamed,) = alerts(pages(approval_id=None))
+    assert unnamed.actor_id == "E600009" and unnamed.severity.value == "medium"
+    (peer,) = alerts(pages("E600002"))
+    assert (
+        "under approval MK-1, which covers none of them (approval MK-1 is not in the employee's"
+        in peer.summary
+    )
+    (preview,) = alerts(pages("E600001", approval_id=None), approval=None)
+    assert preview.actor_id == "E600001"
+    (taken,) = alerts(pages(action="export"))
+    assert (
+        "approval MK-1 is E600001's: its approver may read what it covers, not take it out" in taken.summary
+    )
+    (past,) = alerts(pages(), approval=mk1.model_copy(update={"max_records": 20}))
+    assert "its budget of 20 records was spent" in past.summary and "240 customers" in past.summary
+    (expired,) = alerts(pages(start=31 * day))
+    assert "(it had expired at" in expired.summary
+
+
 def test_a_terminated_employee_keeps_no_role_allowance(engine_factory) -> None:
     """A wealth manager (threshold 80) reading 50 customers' phone numbers is fine; after
     termination it is not."""

@@ -329,6 +329,25 @@ def test_an_approval_is_signed_by_an_approving_role_at_or_above_the_requester(ru
         assert "holds no approving role (分行部室负责人, 总行部室负责人)" in got[0].summary
 
 
+def test_its_approver_reads_what_an_approval_covers_but_takes_nothing_out_under_it(run) -> None:
+    """probe_u4 M1, as detectors/approvals.py rules it for every access detector: the branch head who
+    signed e1's AP1 reads what it covers under it (another branch's customers, which their role does
+    not see), naming it, within its budget; a branch head who did not sign it may not, and the
+    signer's export under it is a take-out without approval, saying why (four eyes)."""
+    requester = entitlement("e1", approvals=[approval()]).model_copy(update={"org_path": ORGS["S0101"]})
+    signer = entitlement("E900001", role="br_dept_head", org="B01")
+    other = entitlement("E900002", role="br_dept_head", org="B01")
+    far = dict(customers=5, first_customer=20, approval_id="AP1", purpose="complaint_handling")
+    assert run([requester, signer, other], access("E900001", **far)) == []
+    assert reasons(run([requester, signer, other], access("E900002", **far))) == {"out_of_scope"}
+    assert reasons(run([requester, signer], access("E900001", **(far | {"customers": 6})))) == {
+        "out_of_scope"
+    }
+    (taken,) = run([requester, signer], access("E900001", action="export", customers=1, approval_id="AP1"))
+    assert reasons([taken]) == {"c2_takeout_without_approval"}
+    assert "approval AP1 is e1's: its approver may read what it covers, not take it out" in taken.summary
+
+
 def test_an_approval_stands_when_its_approver_leaves_after_signing_it(run) -> None:
     """A probe's: a branch head signed AP1 on Monday and retired on Wednesday; HR re-sent the
     requester's record on Thursday (a second approval beside AP1), and AP1's Thursday reads were
