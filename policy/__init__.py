@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from policy.model import Policy
+from policy.model import Policy, key_form
 
 log = logging.getLogger("lifemon.policy")
 
@@ -334,16 +334,20 @@ def _traffic(folder: Path, sdks: Any) -> dict[str, Any]:
 
 
 def _sources(folder: Path, sections: dict[str, Any]) -> dict[str, Any]:
-    """What `Policy` takes from sources.yaml: its service accounts; none where a bank's folder has no
-    sources.yaml."""
+    """What `Policy` takes from sources.yaml: its service accounts, its databases' column maps by
+    system; none where a bank's folder has no sources.yaml."""
     from policy.sources import SOURCES_FILE, load_sources
 
     if not (folder / SOURCES_FILE).is_file():
         return {}
-    mapping = load_sources(
-        folder, sections["classification"], sections["purposes"].purposes, sections["organisation"]
-    )
-    return {"service_accounts": mapping.service_accounts()}
+    organisation = sections["organisation"]
+    mapping = load_sources(folder, sections["classification"], sections["purposes"].purposes, organisation)
+    systems = organisation.system_names()
+    tables: dict[str, dict[str, dict[str, str]]] = {}
+    for db in mapping.databases.values():
+        on = tables.setdefault(systems.get(key_form(db.system), db.system), {})
+        on.update({name: t.columns for name, t in db.tables.items() if t.columns})
+    return {"service_accounts": mapping.service_accounts(), "table_columns": tables}
 
 
 def load_policy(directory: Path | str | None = None) -> Policy:

@@ -36,6 +36,14 @@ _CARD_TABLE = frozenset(
     {"t", "tb", "tbl", "tab", "card", "cards", "bank", "bankcard", "cc", "dc", "credit", "debit"}
 )
 UNKNOWN_FIELD_CLASS = JrClass.C1  # JR/T 0171 §4.2 C1 c): PFI not listed under C2/C3 is C1
+# what a column of a field list's SQL text that no field stands for becomes in the list, its name
+# after the mark (streams/sources/canonical.py `StatementFields`): the part of the take-out it
+# names no data of, judged as a list naming none is (`Catalog.access_class`)
+UNREAD_COLUMN = "sql:"
+# the unknown columns an alert names, at most: a statement may select hundreds; and only a name of
+# a column's form (a producer may write the mark itself before any value)
+_COLUMNS_SAID = 5
+_COLUMN_NAME = re.compile(r"[^\W\d][\w$]{0,63}")
 
 
 def _outside(account: ServiceAccount, ev: Any) -> list[str]:
@@ -294,11 +302,23 @@ class Catalog:
         return (account, broken) if account is not None and broken else None
 
     def _unnamed(self, field_ids: Sequence[str]) -> str | None:
-        """How a field list names no data the catalog knows, or None when it names some."""
+        """How a field list names no data the catalog knows, or None when it names some. A `*`, or
+        a statement's column no field stands for (`UNREAD_COLUMN`), is a part naming none beside
+        the fields named: the list is judged at the higher of the two (`access_class`)."""
         if not field_ids:
             return "none listed"
-        if any(map(_wildcard, field_ids)):
-            return "`*`"
+        parts = ["`*`"] if any(map(_wildcard, field_ids)) else []
+        unread = [f[len(UNREAD_COLUMN) :] for f in field_ids if f.startswith(UNREAD_COLUMN)]
+        if unread:
+            said = [c for c in unread if _COLUMN_NAME.fullmatch(c)][:_COLUMNS_SAID]
+            more = len(unread) - len(said)
+            if said:
+                named = ", ".join(said) + (f" and {more} more" if more else "")
+                parts.append(f"{'column' if len(unread) == 1 else 'columns'} {named} not recognised")
+            else:
+                parts.append(f"{more} {'column' if more == 1 else 'columns'} not recognised")
+        if parts:
+            return ", ".join(parts)
         if any(f in self.field_class for f in field_ids):
             return None
         n = len(set(field_ids))

@@ -1451,6 +1451,10 @@ class Policy(Strict):
     # sources.yaml's service accounts: those `actors.service_accounts` declares, and the accounts its
     # applications and SFTP logins are attributed to (declared with no job)
     service_accounts: dict[str, ServiceAccount] = Field(default_factory=dict)
+    # sources.yaml's catalogued tables by the system their database is (organisation.yaml's id):
+    # table -> column -> field id, what a field list's SQL text is read by (streams/sources/canonical.py
+    # `StatementFields`), as the raw sources read a statement
+    table_columns: dict[str, dict[str, dict[str, str]]] = Field(default_factory=dict)
 
     def period_end(self, start_ms: int, days: int) -> int:
         """The end of a period of `days` days that an event at `start_ms` starts, counted as the law

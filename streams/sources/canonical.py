@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
+from itertools import chain, repeat
 from typing import Any
 
+from policy.catalog import UNREAD_COLUMN, Catalog
 from policy.sources import SourceMapping, TableEntry
 from schemas.models import Action, Outcome
 from schemas.structs import STRICT
@@ -407,10 +410,7 @@ class Canonical:
         """Catalogued tables a statement names in its text (a denied query, a cursor), outside its
         strings and comments (`code`)."""
         db = self.m.databases.get(st.database)
-        if db is None:
-            return []
-        words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(code)}
-        return [q for q in db.tables if q.lower() in words or q.rsplit(".", 1)[-1].lower() in words]
+        return [] if db is None else _named_tables(db.tables, code)
 
     def _whole_table(self, st: DbStatement, code: str, tables: list[str], reads: bool) -> int:
         """The rows sources.yaml says the largest of `tables` holds, if the statement reads or
@@ -571,6 +571,12 @@ def _closing(text: str) -> dict[int, int]:
     return found
 
 
+def _named_tables(tables: Iterable[str], code: str) -> list[str]:
+    """Of `tables` (`schema.table` or `table`), those `code` names, qualified or not."""
+    words = {(f"{a}.{b}" if b else a).lower() for a, b in _WORD.findall(code)}
+    return [q for q in tables if q.lower() in words or q.rsplit(".", 1)[-1].lower() in words]
+
+
 def _fields_read(entry: TableEntry, code: str) -> list[str]:
     """The catalogued columns a statement's `code` names, or all of them for a select list's `*` (a
     rough but honest reading: SQL is not parsed, so a column named anywhere counts as read; a
@@ -579,3 +585,193 @@ def _fields_read(entry: TableEntry, code: str) -> list[str]:
         return list(dict.fromkeys(entry.columns.values()))
     words = {w.lower() for pair in _WORD.findall(code) for w in pair if w}
     return list(dict.fromkeys(f for col, f in entry.columns.items() if col.lower() in words))
+
+
+# -- an access's field list that is a SQL text -------------------------------------------------
+# A DWH or BI tool may log the statement it ran where an access's fields belong (a probe's
+# `["SELECT cust_name, cert_no, mobile_no, aum_bal FROM dw.cust_360"]`, judged as naming no data).
+# Its outer select list says what was read or taken out; nothing else of the text is kept (its
+# WHERE may compare an ID number). Read as the raw sources read a statement: strings and comments
+# blanked (`split`), names folded as the server folds them (`_name`), tables found as `_tables_in`.
+_STATEMENT = re.compile(r"\s*+(?:\(\s*+)*+(?:SELECT|WITH)\s", re.I)
+# a sealed value (streams/personal_numbers.py: `{resident_id:…}`) is a literal, no column
+_SEALED = re.compile(r"\{[^{}]*+\}")
+# what opens, nests, splits and ends a select list
+_LIST_TOKENS = re.compile(
+    r"[(),]|\b(?:SELECT|FROM|INTO|WHERE|GROUP|HAVING|ORDER|LIMIT|UNION|EXCEPT|INTERSECT|WINDOW|FETCH|OFFSET)\b",
+    re.I,
+)
+_MODIFIERS = re.compile(
+    r"\s*+(?:(?:DISTINCT\s++ON\s*+\([^()]*+\)|DISTINCT|ALL|UNIQUE|TOP\s++\d++|SQL_\w++|STRAIGHT_JOIN|HIGH_PRIORITY)\s*+)*+",
+    re.I,
+)
+_STAR_ITEM = re.compile(rf"\s*+(?:{_QUALIFIED}\s*+\.\s*+)?\*\s*+")
+# an item's tokens: a name (qualified or not), a number, a `::` cast, any other character
+_TOKEN = re.compile(rf"({_QUALIFIED})|\d[\w.]*+|(::)|(\S)")
+# the words of an expression that name no column: SQL's own, a date part, a type after a cast
+# fmt: off
+_NOT_COLUMNS = frozenset({
+    "SELECT", "FROM", "AS", "CASE", "WHEN", "THEN", "ELSE", "END", "NULL", "TRUE", "FALSE", "UNKNOWN",
+    "AND", "OR", "NOT", "XOR", "IS", "IN", "LIKE", "ILIKE", "RLIKE", "REGEXP", "SIMILAR", "BETWEEN",
+    "DISTINCT", "ALL", "ANY", "SOME", "EXISTS", "CAST", "INTERVAL", "OVER", "PARTITION", "BY", "ORDER",
+    "ASC", "DESC", "NULLS", "FIRST", "LAST", "ROWS", "ROW", "RANGE", "UNBOUNDED", "PRECEDING",
+    "FOLLOWING", "CURRENT", "FILTER", "WITHIN", "GROUP", "ESCAPE", "COLLATE", "AT", "TIME", "ZONE",
+    "LOCAL", "DATE", "TIMESTAMP", "YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND", "EPOCH", "WEEK",
+    "QUARTER", "DOW", "DOY", "BOTH", "LEADING", "TRAILING", "FOR", "SEPARATOR", "USING", "PRECISION",
+    "VARYING", "DIV", "MOD", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP", "CURRENT_USER",
+    "SESSION_USER", "SYSDATE", "SYSTIMESTAMP", "ROWNUM", "LEVEL", "LOCALTIME", "LOCALTIMESTAMP"
+})
+# fmt: on
+
+
+def is_statement(entry: str) -> bool:
+    """A field list's entry is a SELECT statement's text."""
+    return _STATEMENT.match(entry) is not None
+
+
+def _select_items(code: str) -> tuple[list[str], list[str]]:
+    """The items of the select lists of `code`, split at their commas: (the outer ones, the least
+    nested SELECTs': each query a UNION joins; the rest: a CTE's, a FROM's or a condition's
+    subquery, whose columns the outer list may rename)."""
+    depth, least, starts = 0, None, []
+    for m in _LIST_TOKENS.finditer(code):
+        token = m.group()
+        depth += (token == "(") - (token == ")")
+        if token.upper() == "SELECT":
+            least = depth if least is None else min(least, depth)
+            starts.append((depth, m.end()))
+    outer: list[str] = []
+    inner: list[str] = []
+    for d, at in starts:
+        (outer if d == least else inner).extend(_list_at(code, _MODIFIERS.match(code, at).end()))  # type: ignore[union-attr]
+    return outer, inner
+
+
+def _list_at(code: str, at: int) -> list[str]:
+    """The items of the select list that begins at `at`: to its FROM (INTO, WHERE ...) or the
+    parenthesis closing its query."""
+    items, depth, start, end = [], 0, at, len(code)
+    for m in _LIST_TOKENS.finditer(code, at):
+        token = m.group()
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if depth < 0:
+                end = m.start()
+                break
+        elif depth:
+            continue
+        elif token == ",":
+            items.append(code[start : m.start()])
+            start = m.end()
+        else:
+            end = m.start()
+            break
+    items.append(code[start:end])
+    return items
+
+
+def _select_columns(code: str) -> Iterator[tuple[str, str, bool, bool]]:
+    """(qualifier, column, quoted, outer) of each column a select list names, (qualifier, "*")
+    for every column: through functions, casts and CASE, an alias passed over, a scalar subquery
+    read by its own select list. `quoted`: the column's name is in double quotes; `outer`: the
+    statement's own list's (`_select_items`)."""
+    outer, inner = _select_items(code)
+    for item, own in chain(zip(outer, repeat(True)), zip(inner, repeat(False))):
+        yield from ((q, c, quoted, own) for q, c, quoted in _item_columns(item))
+
+
+def _item_columns(item: str) -> Iterator[tuple[str, str, bool]]:
+    """(qualifier, column, quoted) of each column one select list item names (`_select_columns`)."""
+    if _STAR_ITEM.fullmatch(item) is not None:
+        yield (_name(item.rsplit(".", 1)[0]) if "." in item else ""), "*", False
+        return
+    tokens = list(_TOKEN.finditer(item))
+    if len(tokens) > 1 and _alias(tokens[-1], tokens[-2]):
+        tokens.pop()
+    closing: dict[int, int] | None = None
+    past = -1  # where a scalar subquery read as a whole ends
+    for i, t in enumerate(tokens):
+        if t.start() < past:
+            continue
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        if t.group() == "(" and after is not None and (after[1] or "").upper() in ("SELECT", "WITH"):
+            closing = _closing(item) if closing is None else closing
+            past = closing.get(t.start(), len(item))
+            yield from ((q, c, x) for q, c, x, own in _select_columns(item[t.end() : past - 1]) if own)
+            continue
+        name = t[1]
+        if name is None or ("." not in name and name.upper() in _NOT_COLUMNS):
+            continue
+        before = tokens[i - 1].group() if i else ""
+        if (after is not None and after.group() == "(") or before == "::" or before.upper() == "AS":
+            continue  # a function's name, a cast's type
+        qualifier, _, column = _name(name).rpartition(".")
+        yield qualifier, column, name.endswith('"')
+
+
+def _alias(last: re.Match[str], before: re.Match[str]) -> bool:
+    """The item's last token is its alias: a name after AS, or after a name, a literal or a `)`."""
+    if last[1] is None or "." in last[1] or last[1].upper() in _NOT_COLUMNS:
+        return False
+    prev = before.group()
+    if prev.upper() == "AS":
+        return True
+    return (
+        (before[1] is not None and prev.upper() not in _NOT_COLUMNS)
+        or prev in (")", "'", '"')
+        or prev[0].isdigit()
+    )
+
+
+class StatementFields:
+    """The catalog field ids a field list's SQL text (`is_statement`) stands for on a system: each
+    column of its select list as the system's catalogued tables the statement names map it
+    (sources.yaml `databases.<db>.tables.<t>.columns`, as a raw source reads it), else as the
+    catalog spells it (`Catalog.field_spelling`: cert_no, t_card.cvv2); a `*` over those tables
+    is all of their columns. A column neither knows is `UNREAD_COLUMN` + its name, and a `*` over
+    a table the system does not catalogue stays `*`: parts naming no data, judged as such beside
+    the fields named (`Catalog.access_class`). Memoized: a tool's statements repeat."""
+
+    def __init__(self, catalog: Catalog, tables: Mapping[str, Mapping[str, Mapping[str, str]]]):
+        self.catalog, self.tables = catalog, tables
+        self.read = lru_cache(maxsize=4096)(self._read)
+
+    def _read(self, text: str, system: str) -> tuple[str, ...]:
+        # a backtick quotes a MySQL name, and there `"` a string; elsewhere `"` quotes a name
+        dialect = "mariadb" if "`" in text else "pgaudit"
+        code = split(_SEALED.sub("''", text), dialect)[0].replace("`", '"')
+        tables = self.tables.get(system, {})
+        named = _named_tables(tables, code)
+        columns = {c.lower(): f for t in named for c, f in tables[t].items()}
+        found: list[str] = []
+        for qualifier, column, quoted, outer in _select_columns(code):
+            if column == "*":
+                found += [f for t in named for f in tables[t].values()]
+                if outer and not (named and self._catalogued(code, tables)):
+                    found.append("*")
+                continue
+            fid = columns.get(column.lower()) or self._field(qualifier, column)
+            if fid is not None:
+                found.append(fid)
+            elif outer:  # a subquery's column the outer list renames: only if known
+                # a name in double quotes may be MySQL's or Hive's string, a value: not said
+                found.append(UNREAD_COLUMN + (f'"{len(found)}' if quoted else column[:64]))
+        return tuple(dict.fromkeys(found))
+
+    def _field(self, qualifier: str, column: str) -> str | None:
+        """The field the catalog spells the column as: itself, or by its words (qualified, a C3
+        field: `t_card.cvv2`)."""
+        catalog = self.catalog
+        if column in catalog.field_class:
+            return column
+        return catalog.field_spelling(column) or (
+            catalog.field_spelling(f"{qualifier}.{column}") if qualifier else None
+        )
+
+    @staticmethod
+    def _catalogued(code: str, tables: Mapping[str, Any]) -> bool:
+        """Every relation the statement reads (`_from_items`, a JOIN) is one of `tables`."""
+        relations = [raw for raw, _ in _from_items(code)] + [raw for raw, _ in _NAMED.findall(code)]
+        return all(_named_tables(tables, _name(raw)) for raw in relations)
