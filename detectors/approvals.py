@@ -80,12 +80,17 @@ def _asked(approval: Approval, ev: Any, requester: str, catalog: Catalog) -> str
     excluded = catalog.approval_exclusions.get(approval.purpose)
     if excluded and _touches(excluded, ev.fields, catalog):
         return f"a {approval.purpose} approval never covers {'/'.join(sorted(excluded))} data"
+    named = catalog.unread_part(ev.fields)
     if not (
         catalog.granted(approval.categories, ev.fields, approval.fields)
         # a take-out naming no data, judged as `unnamed_takeout_class` data: an approval for that
-        # covers it (`Catalog.unnamed_granted`); a nightly `*` export under one was a medium twice
+        # covers it (`Catalog.unnamed_granted`); a nightly `*` export under one was a medium twice.
+        # Beside named fields (a statement's column nothing knows), it covers them too
         or (
-            catalog.access_class(ev.fields, ev.action)[1] is not None
+            (
+                catalog.access_class(ev.fields, ev.action)[1] is not None
+                or (named is not None and catalog.granted(approval.categories, named, approval.fields))
+            )
             and catalog.unnamed_granted(approval.categories, approval.fields)
         )
     ):

@@ -273,6 +273,12 @@ class Catalog:
             or any(map(_wildcard, fields))
         )
 
+    def unread_part(self, field_ids: Sequence[str]) -> list[str] | None:
+        """The fields a list names beside a part naming no data (a `*`, a statement's column no
+        field stands for: `UNREAD_COLUMN`), or None when it holds no such part."""
+        unread = [f for f in field_ids if _wildcard(f) or f.startswith(UNREAD_COLUMN)]
+        return [f for f in field_ids if f not in unread] if unread else None
+
     def names_no_data(self, field_ids: Sequence[str]) -> bool:
         """The field list names no data the catalog knows (`access_class`)."""
         return self._unnamed(field_ids) is not None

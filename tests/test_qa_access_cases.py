@@ -1895,6 +1895,23 @@ def test_a_statement_column_the_catalog_does_not_know_is_judged_as_naming_no_dat
         assert "SELECT" not in ul.summary and "dw." not in ul.summary
 
 
+def test_an_approval_covers_a_statement_by_its_named_columns_and_the_part_naming_none(run) -> None:
+    """An approval covers a statement's export where it covers the fields its select list names
+    and the part naming none (a column nothing knows, judged as `unnamed_takeout_class` and
+    `unnamed_takeout_categories` data: `Catalog.unnamed_granted`). An approved list of 80 customers'
+    names and mobiles with their `branch_code` stays silent; the same export with `cvv2` is not
+    covered by it."""
+    ap = grant(approval_id="ML1", purpose="marketing", max_records=100, categories=["identity", "contact"],
+               systems=["data_warehouse"])  # fmt: skip
+    ents = [_ent("m1", "ho_marketing_mgmt", "HO", approvals=[ap])]
+    kw = EXPORT | {"approval_id": "ML1"}
+    listed = "SELECT cust_name, mobile_no, branch_code FROM dw.cust_360"
+    assert run(ents, [read("m1", OPEN, ids("A", 80), fields=[listed], **kw)]) == []
+    carded = "SELECT cust_name, cvv2, branch_code FROM dw.cust_360"
+    ul = one(run(ents, [read("m1", OPEN, ids("A", 80), fields=[carded], **kw)]), "unauthorized_lookup")
+    assert "c3_without_approval" in reasons(ul)
+
+
 def test_a_statement_in_a_field_list_is_kept_nowhere(policy, catalog, caplog) -> None:
     """A statement's WHERE may compare an ID number, a passport number or a name: only the field ids
     its select list names are kept. Neither its text nor a literal of it reaches an alert, the
