@@ -1361,6 +1361,63 @@ def test_a_recipient_is_read_by_its_own_names_not_by_what_describes_it(engine) -
     assert "LM-TP-006" in rules(run(engine(), vendor))
 
 
+EAST = [
+    "customer_name",
+    "id_document_no",
+    "mobile_phone",
+    "payment_account_no",
+    "account_balance",
+    "transaction_record",
+]
+
+
+def report(recipient_id: str, categories: list[str] = EAST, n: int = 2_400_000, **kw: Any) -> TransferEvent:
+    """A regulatory report from the warehouse as a reporting gateway logs it: under a legal
+    obligation, encrypted over the private line, its customers by a list and a count."""
+    base = dict(
+        sender_system="data_warehouse", recipient_id=recipient_id, recipient_type="regulator", categories=categories,
+        record_count=n, subject_count=n, subject_ids=[], subject_list_id="EAST-2026Q1" if n else None,
+        contract_id=None, public_network=False, legal_basis="legal_obligation", purpose="regulatory_report",
+    )  # fmt: skip
+    return transfer(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    ("recipient", "categories", "n"),
+    [
+        ("reg_nfra", EAST, 2_400_000),  # the quarterly EAST file
+        ("国家金融监督管理总局", EAST, 2_400_000),  # as the gateway names it
+        ("银保监会", EAST, 2_400_000),  # a gateway built under its predecessor
+        ("reg_nfra", ["account_balance", "loan_details"], 0),  # the 1104 statements: sums naming no one
+        ("中国人民银行", ["customer_name", "id_document_no", "loan_details", "account_balance"], 300_000),
+        ("国家外汇管理局", ["customer_name", "payment_account_no", "transaction_record"], 1_200),
+    ],
+)
+def test_the_banks_reports_to_its_declared_regulators_are_the_laws_not_shares(
+    engine, recipient, categories, n
+) -> None:
+    """Seed 004 隐私政策 (二)2: 根据法律法规、监管要求或国家有权机关要求向相关部门进行报告. A probe's EAST file to the
+    NFRA, which recipients.yaml did not declare, was LM-TP-002 and LM-TP-006 high and a leakage
+    incident every quarter; the 1104 aggregate, LM-TP-006 and an incident of 0 subjects. The NFRA,
+    the PBoC and SAFE are declared regulators now, by their ids and the names gateways write."""
+    assert run(engine(), report(recipient, categories, n)) == {}
+
+
+def test_a_regulator_the_bank_never_declared_is_still_a_third_party_and_c3_goes_to_none(engine) -> None:
+    """The cover an exfiltration would use: a look-alike regulator id, or the real one's name with a
+    suffix. And a declared regulator's report carrying a card's security code is C3 leaving the bank."""
+    for n, fake in enumerate(
+        ("reg_nfra_data_centre", "国家金融监督管理总局数据中心", "reg_fin_stats_bureau")
+    ):
+        assert rules(run(engine(), report(fake, n=50_000, transfer_id=f"T{n}"))) == [
+            "LM-TP-002",
+            "LM-TP-006",
+        ], fake
+    (a,) = run(engine(), report("reg_nfra", [*EAST, "card_cvn"], transfer_id="T9")).values()
+    assert (a.rule_id, a.severity.value) == ("LM-TP-001", "critical")
+    assert "sent C3 data to regulator reg_nfra" in a.summary
+
+
 # -- a system whose data never leaves the bank (organisation.yaml `never_provide_to`) ------------------
 def test_the_mobile_bankers_customer_data_goes_to_no_third_party_but_what_the_law_requires(engine) -> None:
     """Seed 004 掌上银行家 系统使用要求⑥: 不得向任何第三方单位提供此系统内任何客户信息…, 法律法规另有规定的
