@@ -83,6 +83,10 @@ def n_of(n: int, noun: str, plural: str = "") -> str:
 # A finding's counts key set to 1 when the incident path must consider it (issue 14: C3 reaching a
 # third party, unauthorized cross-border transfers); the alert's OCSF labels carry it too.
 LEAKAGE_CANDIDATE = "leakage_candidate"
+# A finding's counts key set to 1 when the data it concerns names, counts and lists no one (an
+# aggregate statistical report: the 1104 statements): no one's personal information (PIPL art. 4),
+# so no notice to draft; the alert stays, and the incident stage passes it by.
+AGGREGATE = "aggregate"
 DAY_MS = 86_400_000  # a day of event time: the policy's "days" and "per day" measures
 # the key a lifecycle event by customer that names none goes under (`Engine.rekeyed_events`): no
 # pseudonym's form, and not empty, which a producer's partitioner would scatter at random

@@ -70,7 +70,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals, inbox
-from detectors.base import DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
+from detectors.base import AGGREGATE, DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
 from detectors.minors import consent_gap, minor_at
 from policy.contracts import ContractTerm, RecipientBook
 from policy.model import (
@@ -378,6 +378,7 @@ class TransferPolicyDetector:
     def __init__(self, section: DetectorSection, params: TransferPolicyParams, store: Store):
         self.section, self.p, self.store = section, params, store
         self._known_fields: dict[str, str] = {}
+        self._helpers: frozenset[str] = frozenset()
         self._identifiers = frozenset(params.identifiers)
 
     @staticmethod
@@ -389,6 +390,7 @@ class TransferPolicyDetector:
 
     def book(self, ctx: Context) -> RecipientBook:
         self._known_fields = ctx.catalog.field_category
+        self._helpers = ctx.catalog.auth_helpers
         return ctx.catalog.recipient_book
 
     # -- events: wait for the watermark ---------------------------------------------------------
@@ -1125,6 +1127,21 @@ class TransferPolicyDetector:
         unknown = len(ev.categories) - len(known)
         return ", ".join(known + ([f"{unknown} unknown"] if unknown else [])) or "none"
 
+    def _aggregate(self, ev: Any, cls: JrClass) -> bool:
+        """A statistical report (a 1104 statement's sums of balances and loans): no record, no
+        subject, no list of them, nothing that names a person, no C3 data nor authentication helper.
+        A probe's 1104 report to an undeclared recipient opened an incident of 0 subjects whose art.
+        57 notice told "0 subjects" of loans. A count of 0 beside a name, an ID number or a card's
+        code is a sender's miscount or a cover, and stays a leak."""
+        return (
+            ev.record_count == 0
+            and ev.subject_count == 0
+            and not (ev.subject_ids or ev.subject_list_id or ev.record_ids)
+            and cls is not JrClass.C3
+            and self._identifiers.isdisjoint(ev.categories)
+            and self._helpers.isdisjoint(ev.categories)
+        )
+
     def _finding(
         self,
         ev: Any,
@@ -1161,6 +1178,9 @@ class TransferPolicyDetector:
         counts = {"records": records, "subjects": subjects, **(extra or {})}
         if rule.leakage_candidate:
             counts[LEAKAGE_CANDIDATE] = 1
+        if self._aggregate(ev, cls):
+            counts[AGGREGATE] = 1
+            sent += " (an aggregate naming, counting and listing no one: no leakage incident)"
         return Finding(
             detector=self.kind,
             rule_id=rule.rule_id,

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from detectors.base import LEAKAGE_CANDIDATE, Finding, n_of
+from detectors.base import AGGREGATE, LEAKAGE_CANDIDATE, Finding, n_of
 from policy.catalog import UNKNOWN_FIELD_CLASS, Catalog
 from policy.incidents import IncidentPolicy, LeakageClass
 from schemas.incident import (
@@ -104,7 +104,8 @@ class IncidentStage:
         changed: dict[str, dict[str, Any]] = {}
         for finding, alert in pairs:
             cid = self.leakage_class(alert)
-            if cid is None or not alert.actor_id:
+            # an aggregate report names no one: nothing of anyone's leaked, no one to notify
+            if cid is None or not alert.actor_id or alert.counts.get(AGGREGATE):
                 continue
             group = self.p.group_by[alert.detector]
             start = self._window_of(alert.window_start)

@@ -215,6 +215,37 @@ def test_a_bulk_query_just_under_the_art5_threshold_alerts_but_opens_no_incident
     assert e.take_incidents() == []
 
 
+def test_an_aggregate_report_to_an_unapproved_recipient_alerts_but_opens_no_incident(engine) -> None:
+    """probe_v2 F12: a 1104-style statistical report (sums of balances and loans: no record, no
+    subject, no list) to a recipient the bank never declared opened an incident of 0 subjects and an
+    art. 57 notice telling "0 subjects" of loans. It names no one: its LM-TP-006 stays, the incident
+    does not. A count of 0 beside a name, a list, or a card's code is no aggregate, and leaks."""
+    stats = dict(recipient_id="reg_stats_bureau", recipient_type="regulator", contract_id=None, subject_ids=[],
+                 record_count=0, subject_count=0, legal_basis="legal_obligation", purpose="regulatory_report")  # fmt: skip
+    e = engine()
+    sums = transfer(1, categories=["account_balance", "loan_details"], **stats)
+    alerts = e.process("transfer", "pfi.transfer", 0, fed("transfer", [sums], "pfi.transfer"))
+    alerts += e.drain()
+    (a,) = {a.alert_id: a for a in alerts}.values()
+    assert (a.rule_id, a.severity.value, a.counts.get("aggregate")) == ("LM-TP-006", "high", 1)
+    assert (
+        "0 records of 0 subjects (an aggregate naming, counting and listing no one: no leakage incident)"
+        in a.summary
+    )
+    assert e.take_incidents() == []
+    for n, leak in enumerate(
+        (
+            {"categories": ["customer_name", "loan_details"]},
+            {"categories": ["loan_details", "card_cvn"]},
+            {"categories": ["account_balance", "loan_details"], "subject_list_id": "L-2026-04"},
+        ),
+        2,
+    ):
+        inc = one(run(engine(), "transfer", [transfer(n, **{**stats, **leak})]))
+        assert "LM-TP-006" in [m.rule_id for m in inc.alerts], leak
+        assert not any("an aggregate" in m.summary for m in inc.alerts), leak
+
+
 def test_c3_to_a_third_party_and_cross_border_open_incidents_a_consented_share_does_not(engine) -> None:
     e = engine()
     found = run(
