@@ -12,14 +12,20 @@ once), 流程描述(4)④⑤ (least privilege, graded approval)."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import textwrap
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import yaml
 from conftest import T0, fed, refs
 
 from detectors import load_detectors
+from policy import DEFAULT_DIR, load_policy
 from policy.catalog import Catalog
 from policy.model import JrClass, ServiceAccount
 from schemas.models import AccessEvent, Approval, Customer, Entitlement
@@ -2133,6 +2139,45 @@ def test_a_declared_service_accounts_scheduled_run_is_no_account_unknown_to_hr(r
     sftp = run(hr, [etl_export("svc-batch-export", 150, fields=("customer_name", "id_document_no"))])
     ul = one(sftp, "unauthorized_lookup")
     assert ul.severity.value == "medium" and "unknown to HR" not in ul.summary
+
+
+def test_the_go_live_example_declares_the_month_end_jobs_and_nothing_more(run, tmp_path) -> None:
+    """probe_v2 F2: the month-end statement run (svc_stmt_batch exporting names, addresses, accounts
+    and transactions) and the quarter's interest settlement (svc_interest updating every balance)
+    were a bulk_query alert each run until sources.yaml declared the jobs' accounts. The block
+    docs/policy-folder.md gives a bank to copy before go-live, loaded as a bank's folder, quiets
+    both; the statement job's account reading ID numbers on the card system is no run of it."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "policy-folder.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```yaml\n(.*?)```", page, re.S)
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    sources = yaml.safe_load((folder / "sources.yaml").read_text(encoding="utf-8"))
+    sources["actors"] |= yaml.safe_load(textwrap.dedent(block))["actors"]
+    (folder / "sources.yaml").write_text(yaml.safe_dump(sources, allow_unicode=True), encoding="utf-8")
+    declared = {"service_accounts": load_policy(folder).service_accounts}
+    hr = [_ent("m1", "ho_marketing_mgmt", "HO")]
+    statement = ("customer_name", "home_address", "payment_account_no", "transaction_record")
+    month_end = [
+        etl_export("svc_stmt_batch", 20_000, fields=statement, system="core_banking"),
+        etl_export(
+            "svc_interest", 20_000, fields=("account_balance",), system="core_banking", action="update"
+        ),
+    ]
+    shipped = run(hr, month_end)
+    assert {(a.actor_id, a.detector) for a in shipped} >= {
+        ("svc_stmt_batch", "bulk_query"),
+        ("svc_interest", "bulk_query"),
+    }
+    assert run(hr, month_end, folder=declared) == []
+    ids = etl_export(
+        "svc_stmt_batch",
+        500,
+        fields=("customer_name", "id_document_no"),
+        system="card_system",
+        action="query",
+    )
+    ul = one(run(hr, [ids], folder=declared), "unauthorized_lookup")
+    assert "outside_declaration" in reasons(ul), ul.summary
 
 
 # sources.yaml's svc-bi-report: {systems: [report_portal], actions: [download], max_records: 10000}
