@@ -301,6 +301,17 @@ class Episode:
 OWN, COUNTER, WALK_IN = "own:", "counter:", "walk_in:"
 
 
+def _peak_book(peak: str) -> str:
+    """A peak day's customers are a book of their own: counted against the peak's measure, and not
+    carried into the next ordinary morning's (Catalog.day_measure)."""
+    return f"@{peak}" if peak else ""
+
+
+def _on_peak(ctx: Context, peak: str) -> str:
+    """The peak day a measure passed was, for the alert's reader; "" on an ordinary day."""
+    return f" on {ctx.catalog.policy.organisation.peak_days[peak].zh} ({peak})" if peak else ""
+
+
 class ActorWindow:
     """One actor's accesses over the law's horizon, in event-time order, and its role window: the
     entries from `role` on, those of the last `window_minutes`. One deque serves both counts.
@@ -853,8 +864,8 @@ class BulkQueryDetector:
             return None
         flags: list[bool] = []
         # the reads whose customer decides: (index, the book, the most a day, the book's scope, the
-        # employee's org)
-        asks: list[tuple[int, str, int, str, str]] = []
+        # employee's org, the peak day that set the most)
+        asks: list[tuple[int, str, int, str, str, str]] = []
         # a batch repeats a few kinds of access: each kind's counter, and the book it reads, with
         # their permission sets
         kinds: dict[tuple[Any, ...], tuple[tuple[str, Counter] | None, tuple[str, OwnBook] | None]] = {}
@@ -885,24 +896,25 @@ class BulkQueryDetector:
                 continue
             if desk is not None:  # the counter's day, then (by the customer's org) its walk-ins
                 perms, counter = desk
-                served = win.own_read(
-                    f"{COUNTER}{perms}", ev.subject_ids[0], ev.ts, counter.customers_per_day
-                )
+                most, peak = catalog.day_measure(perms, counter, ev.ts)
+                served = win.own_read(f"{COUNTER}{perms}{_peak_book(peak)}", ev.subject_ids[0], ev.ts, most)
                 flags.append(served)
                 if not served:
-                    win.past[f"at the counter past its {counter.customers_per_day} customers a day"] = ev.ts
+                    win.past[f"at the counter past its {most} customers a day{_on_peak(ctx, peak)}"] = ev.ts
                 elif counter.walk_ins_per_day is not None:
-                    asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id))
+                    asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id, ""))
                 continue
             flags.append(False)
             if mine is not None and ev.row_count <= self._most_rows(mine[1]):
                 perms, own_book = mine
-                asks.append((i, f"{OWN}{perms}", own_book.customers_per_day, own_book.scope, ent.org_id))
+                most, peak = catalog.day_measure(perms, own_book, ev.ts)
+                book = f"{OWN}{perms}{_peak_book(peak)}"
+                asks.append((i, book, most, own_book.scope, ent.org_id, peak))
         if asks and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
             customers = ctx.refs.customers.as_of_many(
                 [evs[a[0]].subject_ids[0] for a in asks], [evs[a[0]].ts for a in asks]
             )
-            for (i, book, most, scope, org), c in zip(asks, customers, strict=True):
+            for (i, book, most, scope, org, peak), c in zip(asks, customers, strict=True):
                 cid, ts = evs[i].subject_ids[0], evs[i].ts
                 if book.startswith(WALK_IN):  # the counter serves anyone: a few other orgs' customers a day
                     if c is not None and c.org_id != org:
@@ -914,7 +926,9 @@ class BulkQueryDetector:
                     in_book = book_holds(scope, c, org)
                     flags[i] = in_book and win.own_read(book, cid, ts, most)
                     if in_book and not flags[i]:
-                        win.past[f"of its own customers past the book's {most} a day"] = ts
+                        win.past[
+                            f"of its own customers past the book's {most} a day{_on_peak(ctx, peak)}"
+                        ] = ts
         return flags if any(flags) else None
 
     def _most_rows(self, block: Counter | OwnBook) -> int:

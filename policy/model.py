@@ -461,6 +461,62 @@ class OwnBook(Strict):
     )
 
 
+class PeakDays(Strict):
+    """Days of the bank's calendar (recipients.yaml `timezone`) on which a post's day measure is
+    another: on pension day (养老金发放日) a county sub-branch's teller serves 180 customers, after a
+    mass notice a hotline agent takes 200 callers, and the ordinary day's `customers_per_day`
+    counted the rest as a harvest, a high alert and a leakage incident a teller a month (probe_v2
+    F9). A cap raised for every day would let an ordinary day's harvest hide under it; the peak's
+    measure holds on its days alone, and the reads of its days count apart from the ordinary
+    days' (no peak's customers carried into the next morning's measure)."""
+
+    zh: str
+    en: str
+    dates: list[date] = Field(
+        default_factory=list,
+        description="declared days, each the first of the peak: a mass notice's send day, a KYC-refresh wave's start",
+    )
+    monthly: list[int] = Field(
+        default_factory=list,
+        description="days of every month, each the first of the peak: 1 to 31, or from the month's end, -1 "
+        "its last day; a day a month has not (31 in April) begins none that month",
+    )
+    days: int = Field(
+        default=1, ge=1, le=31, description="how many days each listed day begins, itself the first"
+    )
+    customers_per_day: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        min_length=1,
+        description="permission set id (one with a `counter` or an `own_book`) -> the most customers one "
+        "holder serves a day on the peak's days, above the set's ordinary `customers_per_day`",
+    )
+    source: str = Field(description="why the day is busy: the bank's calendar or notice it follows")
+
+    @model_validator(mode="after")
+    def _some_day(self) -> PeakDays:
+        if not self.dates and not self.monthly:
+            raise ValueError(
+                "has no day: `dates` and `monthly` are both empty; list the peak's days in `dates` (2026-11-11) or "
+                "`monthly` (10, or -1 for the month's last day)"
+            )
+        wrong = [d for d in self.monthly if d == 0 or not -31 <= d <= 31]
+        if wrong:
+            raise ValueError(
+                f"monthly {wrong} is no day of a month; write 1 to 31, or -1 to -31 counted from the month's end"
+            )
+        return self
+
+    def covers(self, day: date) -> bool:
+        """Whether `day` is one of the peak's: a listed day, or one of the `days` it begins."""
+        for back in range(self.days):
+            first = date.fromordinal(day.toordinal() - back)
+            if first in self.dates:
+                return True
+            last = monthrange(first.year, first.month)[1]
+            if first.day in self.monthly or first.day - last - 1 in self.monthly:
+                return True
+        return False
+
+
 class PermissionSet(Strict):
     """Seed 004 角色设置(1): a role is a set of function permissions. The systems it may use and,
     per action, the classes (C3, C2, C1) or category ids whose fields it may touch."""
@@ -578,6 +634,11 @@ class Organisation(Strict):
     incompatible_roles: list[IncompatibleRoles] = Field(
         default_factory=list,
         description="sets of roles no one employee may hold two of (seed 004 人员管理(6): 开发、测试、运维)",
+    )
+    peak_days: dict[str, PeakDays] = Field(
+        default_factory=dict,
+        description="days of the bank's calendar on which a counter's or a book's day measure is higher "
+        "(养老金发放日, a mass notice's surge): on them alone",
     )
 
     @field_validator("customer_id_form", "employee_id_form")
@@ -714,6 +775,26 @@ class Organisation(Strict):
                 )
             if len(set(clash.roles)) < 2:
                 raise ValueError(f"incompatible_roles.{i}.roles names one role; a clash needs two or more")
+        measured = [pid for pid, p in self.permissions.items() if p.counter or p.own_book]
+        for name, peak in self.peak_days.items():
+            for pid, most in peak.customers_per_day.items():
+                held = self.permissions.get(pid)
+                block = None if held is None else held.counter or held.own_book
+                if block is None:
+                    what = (
+                        "no permission set"
+                        if held is None
+                        else "a set with no counter nor own_book, so no day measure"
+                    )
+                    raise ValueError(
+                        f"peak_days.{name}.customers_per_day.{pid} is {what}; use one of {', '.join(measured)}"
+                    )
+                # a peak at or below the ordinary day would lower it on the busiest days: a typo
+                if most <= block.customers_per_day:
+                    raise ValueError(
+                        f"peak_days.{name}.customers_per_day.{pid} {most} is not above the set's ordinary "
+                        f"{block.customers_per_day} a day; raise it, or drop {pid} from the peak"
+                    )
         return self
 
     def system_names(self) -> dict[str, str]:

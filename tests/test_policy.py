@@ -263,6 +263,56 @@ def test_cross_reference_error_points_at_the_bad_line(
     assert fix in e.value.fix
 
 
+@pytest.mark.parametrize(
+    ("old", "typo", "key", "said", "fix"),
+    [
+        (
+            "{counter_service: 240}",
+            "{counter_servce: 240}",
+            "peak_days.pension_day.customers_per_day.counter_servce",
+            "is no permission set",
+            "counter_service, credit_review, aml_monitoring, back_office, hotline_service",
+        ),
+        (
+            "{counter_service: 240}",
+            "{system_admin: 240}",
+            "peak_days.pension_day.customers_per_day.system_admin",
+            "no day measure",
+            "use one of customer_management, counter_service",
+        ),
+        (  # a peak below the ordinary day would lower the busiest days' measure
+            "{counter_service: 240}",
+            "{counter_service: 100}",
+            "peak_days.pension_day.customers_per_day.counter_service",
+            "100 is not above the set's ordinary 120 a day",
+            "raise it, or drop counter_service",
+        ),
+        ("monthly: [10]", "monthly: []", "peak_days.pension_day", "has no day", "`monthly` (10"),
+        (
+            "monthly: [10]",
+            "monthly: [0, 32]",
+            "peak_days.pension_day",
+            "[0, 32] is no day of a month",
+            "-1 to -31",
+        ),
+    ],
+    ids=["an unknown set", "a set with no day measure", "a peak below the day", "no day", "no such day"],
+)
+def test_a_peak_day_that_cannot_raise_a_measure_is_refused_where_it_is(
+    policy_copy: Path, old: str, typo: str, key: str, said: str, fix: str
+) -> None:
+    """probe_v2 F9: a peak day (organisation.yaml `peak_days`) raises a counter's or a book's day
+    measure on its days alone; one naming no such set, no day, or a measure below the ordinary
+    day's would quietly do nothing, or lower the busiest days', so the load says where and how."""
+    f = policy_copy / "organisation.yaml"
+    edit(f, old, typo)
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if typo in line)
+    assert e.value.key == key and said in e.value.message and fix in e.value.fix, str(e.value)
+    assert e.value.line is not None and e.value.line <= bad_line, str(e.value)
+
+
 def test_a_purpose_that_also_uses_an_unknown_purpose_points_at_its_line(policy_copy: Path) -> None:
     f = policy_copy / "purposes.yaml"
     edit(f, "also_uses: [payment, credit_review, kyc_aml", "also_uses: [payments, credit_review, kyc_aml")

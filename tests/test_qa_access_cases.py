@@ -27,7 +27,7 @@ from conftest import T0, fed, refs
 from detectors import load_detectors
 from policy import DEFAULT_DIR, load_policy
 from policy.catalog import Catalog
-from policy.model import JrClass, ServiceAccount
+from policy.model import JrClass, PeakDays, ServiceAccount
 from schemas.models import AccessEvent, Approval, Customer, Entitlement
 from streams.alerts import latest
 from streams.engine import Engine
@@ -2309,3 +2309,98 @@ def test_a_back_office_clerk_reviews_the_branchs_account_openings(run) -> None:
     )
     far = run(clerks, [read("o1", OPEN, ["F0001"], **opening)], customers=book(2000))
     assert reasons(one(far, "unauthorized_lookup")) == {"out_of_scope"}
+
+
+# -- peak days (organisation.yaml `peak_days`) ------------------------------------------------------
+DAY = 24 * HOUR
+
+
+def counter_day(actor: str, customers: list[str], start: int) -> list[AccessEvent]:
+    """A teller's day at the counter, 09:00 to 17:00 from `start`: each customer identified (name,
+    ID number, balance), the deposit or withdrawal posted, the passbook printed."""
+    day = []
+    for ev in spread(actor, customers, start, start + 8 * HOUR, fields=("customer_name", "id_document_no", "account_balance"), action="view"):  # fmt: skip
+        cid = ev.subject_ids
+        day += [
+            ev,
+            read(actor, ev.ts + MINUTE, cid, fields=("transaction_record", "account_balance"), action="update", purpose="payment"),
+            read(actor, ev.ts + 2 * MINUTE, cid, fields=("customer_name", "payment_account_no", "transaction_record"), action="print", purpose="account_service"),
+        ]  # fmt: skip
+    return day
+
+
+def test_a_teller_serves_pension_day_and_a_harvest_inside_it_is_still_caught(run) -> None:
+    """probe_v2 F9: on pension day (养老金发放日, organisation.yaml `peak_days.pension_day`, the 10th)
+    a county sub-branch's teller serves 160 of its customers and 20 walk-ins: past the counter's
+    ordinary 120 a day, a high art. 5 alert and a leakage incident a teller a month. The peak's 240
+    hold on its day alone: the same counter day on the 11th is still past the 120; the day after
+    the peak counts its customers afresh (pension day's 240 carried into the 11th's rolling day
+    were 60 balances as anyone's by 13:00, a high art. 5 alert); and the probe's P7, 60 other customers' balances looked up in 20
+    minutes with no posting inside pension day, is the role window's medium of its own."""
+    teller = [_ent("k1", "teller", "S0101")]
+    served = [*ids("A", 160), *ids("B", 20)]
+    pension_day = OPEN + 9 * DAY  # 2026-01-10 09:00 Beijing
+    assert run(teller, counter_day("k1", served, pension_day)) == []
+    ordinary = one(run(teller, counter_day("k1", served, pension_day + DAY)), "bulk_query")
+    assert (
+        ordinary.severity.value == "high"
+        and "at the counter past its 120 customers a day" in ordinary.summary
+    )
+    # a pension day at the peak's full 240, then an ordinary day's 120: the day after counts its own
+    busiest = counter_day("k1", [*ids("A", 220), *ids("B", 20)], pension_day)
+    assert run(teller, [*busiest, *counter_day("k1", ids("A", 120, first=250), pension_day + DAY)]) == []
+    look = [
+        read("k1", pension_day + 3 * HOUR + i * 20_000, [cid], fields=("customer_name", "account_balance"), action="view")
+        for i, cid in enumerate(ids("A", 60, first=300))
+    ]  # fmt: skip
+    p7 = one(run(teller, [*counter_day("k1", served, pension_day), *look]), "bulk_query")
+    assert p7.severity.value == "medium" and "reached the role threshold 40" in p7.summary, p7.summary
+    # past the peak's own measure, its reads count as anyone's, the alert naming the day
+    crowd = one(run(teller, counter_day("k1", ids("A", 260), pension_day), customers=book(400)), "bulk_query")
+    assert "at the counter past its 240 customers a day on 养老金发放日 (pension_day)" in crowd.summary, (
+        crowd.summary
+    )
+
+
+def test_a_declared_notice_surge_and_the_month_end_raise_their_posts_days_alone(run, policy) -> None:
+    """probe_v2 F9, F10: the day after a mass fraud-warning SMS a hotline agent takes 200 callers
+    (the line's ordinary 150 a day), and at month-end an AML analyst reviews 450 customers' flows for
+    the month's reports (the book's ordinary 300). A notice's surge is the bank's own date, declared
+    as a peak of three days; the month-end is shipped (`peak_days.month_end`, -1). Past the peak,
+    the ordinary day's measure holds again."""
+    surge = PeakDays(
+        zh="反诈预警短信群发后",
+        en="after the mass fraud-warning SMS",
+        dates=["2026-01-05"],
+        days=3,
+        customers_per_day={"hotline_service": 300},
+        source="the fraud-warning SMS to all customers of 2026-01-05",
+    )
+    org = policy.organisation.model_copy(
+        update={"peak_days": {**policy.organisation.peak_days, "sms_surge": surge}}
+    )
+    agent = [_ent("h1", "hotline_agent", "HO")]
+    kw = {"fields": ("customer_name", "account_balance"), "purpose": "customer_service"}
+    callers = [*ids("A", 70), *ids("B", 70), *ids("F", 60)]
+
+    def shift(day: int) -> list[AccessEvent]:
+        return spread("h1", callers, OPEN + day * DAY, OPEN + day * DAY + 9 * HOUR, **kw)
+
+    assert run(agent, shift(6), folder={"organisation": org}) == []  # 7 January, the third day
+    late = one(run(agent, shift(7), folder={"organisation": org}), "bulk_query")
+    assert "at the counter past its 150 customers a day" in late.summary, late.summary
+    analyst = [_ent("m1", "aml_analyst", "HO")]
+    flows = {
+        "fields": ("customer_name", "transaction_record"),
+        "purpose": "kyc_aml",
+        "system": "data_warehouse",
+    }
+    cases = ids("F", 450)
+    month_end = OPEN + 30 * DAY  # 31 January
+    assert (
+        run(analyst, spread("m1", cases, month_end, month_end + 9 * HOUR, **flows), customers=book(450)) == []
+    )
+    before = run(
+        analyst, spread("m1", cases, month_end - DAY, month_end - 15 * HOUR, **flows), customers=book(450)
+    )
+    assert "of its own customers past the book's 300 a day" in one(before, "bulk_query").summary
