@@ -379,8 +379,12 @@ def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
     other_purpose = engine_factory(entitlement(approvals=[approval]))
     alerts = feed(other_purpose, access(customers=60, approval_id="AP7", purpose="marketing"))
     (a,) = final(alerts + other_purpose.drain()).values()
-    # the approval the log names, and why it did not count: the analyst's first question
-    assert "reads under approval AP7, which covers none of them (it is for audit, not marketing)" in a.summary
+    # the approval the log names, and why it did not count: the analyst's first question; its
+    # purpose by the id purposes.yaml gives `audit` (internal_audit)
+    assert (
+        "reads under approval AP7, which covers none of them (it is for internal_audit, not marketing)"
+        in a.summary
+    )
     # a log with no purpose column, naming the approval: the approval says what the work is for (a
     # probe's approved credit review so logged was a high art. 5 alert)
     big = audit_approval(max_records=90)

@@ -44,6 +44,7 @@ ORGS = {
     "S0201": ["HO", "B02", "S0201"],
     "B0103": ["HO", "B01", "B0103"],  # a second-level branch (二级分行) under B01
     "S010301": ["HO", "B01", "B0103", "S010301"],
+    "HO_AUDIT": ["HO", "HO_AUDIT"],  # the head office's 审计部, a department read as HO
 }
 
 
@@ -2404,3 +2405,115 @@ def test_a_declared_notice_surge_and_the_month_end_raise_their_posts_days_alone(
         analyst, spread("m1", cases, month_end - DAY, month_end - 15 * HOUR, **flows), customers=book(450)
     )
     assert "of its own customers past the book's 300 a day" in one(before, "bulk_query").summary
+
+
+# -- internal audit (organisation.yaml `internal_auditor`, `inspection`; purposes.yaml internal_audit)
+def test_an_approved_internal_audit_is_silent_and_a_harvest_beside_it_is_not(run) -> None:
+    """probe_v2 F3: three auditors of the head office's 审计部 read 150 loan files a day each for an
+    audit; logged as 内审 under an approval its workflow wrote as 内部审计, or with no role for the
+    post, each auditor-day was a high bulk alert, a medium unauthorized lookup and a leakage
+    incident. The post is named (内部审计岗, seed 004 抄送 审计部; 检查监督) and reads under its
+    project's approval, signed by the department's head: silent. The probe's P1, an auditor
+    downloading 300 credit reports from the report portal the approval does not list, still is
+    both alerts; an audit with no approval is any employee's reads; and an audit approval never
+    covers a card's security code."""
+    audit = grant(
+        approval_id="AUD-2026-01",
+        purpose="内部审计",
+        max_records=2000,
+        categories=["identity", "loan", "credit", "property"],
+        systems=["credit_system"],
+        approver_id="E900001",
+    )
+    head = _ent("E900001", "ho_dept_head", "HO_AUDIT")
+    auditors = [_ent(a, "internal_auditor", "HO_AUDIT", approvals=[audit]) for a in ("u1", "u2", "u3")]
+    loan_file = (
+        "customer_name",
+        "id_document_no",
+        "loan_details",
+        "repayment_history",
+        "credit_report",
+        "income",
+    )
+    everyone = [c for trio in zip(ids("A", 400), ids("B", 400), ids("F", 400), strict=True) for c in trio]
+
+    def week(actor: str, first: int, **kw: Any) -> list[AccessEvent]:
+        files = everyone[first : first + 450]
+        return [
+            ev
+            for d in range(3)
+            for ev in spread(actor, files[d * 150 : (d + 1) * 150], OPEN + d * DAY, OPEN + d * DAY + 8 * HOUR,
+                             fields=loan_file, system="credit_system", action="view", **kw)
+        ]  # fmt: skip
+
+    fieldwork = [
+        ev
+        for i, a in enumerate(("u1", "u2", "u3"))
+        for ev in week(a, 0, purpose="内审", approval_id="AUD-2026-01")
+    ]
+    assert run([head, *auditors], fieldwork) == []
+    harvest = [
+        read("u2", OPEN + DAY + 10 * HOUR + i * 20_000, [cid], fields=("customer_name", "id_document_no", "mobile_phone", "credit_report"),
+             system="report_portal", action="download", purpose="内审", approval_id="AUD-2026-01")
+        for i, cid in enumerate(everyone[900:1200])
+    ]  # fmt: skip
+    found = run([head, *auditors], [*fieldwork, *harvest])
+    assert kinds(found) == ["bulk_query", "unauthorized_lookup"] and {a.actor_id for a in found} == {"u2"}
+    assert one(found, "bulk_query").severity.value == "high"
+    assert "it does not cover system report_portal" in one(found, "unauthorized_lookup").summary
+    # HR writes the post as 稽核人员: the auditor's, whose reads without a project's approval are
+    # any employee's, a day's of each
+    unapproved = run([head, _ent("u1", "稽核人员", "HO_AUDIT")], week("u1", 0, purpose="内审"))
+    assert kinds(unapproved) == ["bulk_query"] * 3 + ["unauthorized_lookup"] * 3
+    lookups = [a for a in unapproved if a.detector == "unauthorized_lookup"]
+    assert all("role_not_permitted" in reasons(a) and "roles internal_auditor" in a.summary for a in lookups)
+    # an approval written for every class still covers no security code (`approval_exclusions`)
+    every_class = grant(approval_id="AUD-ALL", purpose="内部审计", max_records=10, categories=["C3", "C2", "C1"],
+                        systems=["credit_system"], approver_id="E900001")  # fmt: skip
+    cvn = read(
+        "u1",
+        OPEN,
+        ["A0001"],
+        fields=("card_cvn",),
+        system="credit_system",
+        action="view",
+        purpose="内审",
+        approval_id="AUD-ALL",
+    )
+    c3 = one(
+        run([head, _ent("u1", "internal_auditor", "HO_AUDIT", approvals=[every_class])], [cvn]),
+        "unauthorized_lookup",
+    )
+    assert "never covers" in c3.summary and "c3_without_approval" in reasons(c3), c3.summary
+
+
+def test_a_regulators_examiners_read_under_the_examinations_approval(run) -> None:
+    """probe_v2 F3: a regulator's on-site examiners (现场检查) on temporary accounts HR does not
+    know were a high bulk alert and an incident per examiner-day. Provisioned as the bank's
+    operations guide says, each a named account in the entitlements feed under the examination's
+    approval (purpose regulatory_report, whose names now include 现场检查 and 监管检查, as an
+    examination's log writes it), signed by a head-office department head: silent, the approval
+    never covering C3."""
+    exam = grant(
+        approval_id="NFRA-2026-01",
+        purpose="regulatory_report",
+        max_records=1000,
+        categories=["identity", "loan", "credit", "property"],
+        systems=["credit_system"],
+        approver_id="E900001",
+    )
+    ents = [
+        _ent("E900001", "ho_dept_head", "HO"),
+        *(_ent(x, None, "HO", approvals=[exam]) for x in ("NFRA01", "NFRA02")),
+    ]
+    loan_file = ("customer_name", "id_document_no", "loan_details", "credit_report")
+    files = [*ids("A", 200), *ids("F", 200)]
+    days = [
+        ev
+        for i, x in enumerate(("NFRA01", "NFRA02"))
+        for ev in spread(x, files[i * 200 : (i + 1) * 200], OPEN, OPEN + 8 * HOUR, fields=loan_file,
+                         system="credit_system", action="view", purpose="现场检查", approval_id="NFRA-2026-01")
+    ]  # fmt: skip
+    assert run(ents, days) == []
+    unprovisioned = run(ents[:1], days)
+    assert kinds(unprovisioned).count("bulk_query") == 2
