@@ -125,6 +125,7 @@ class _Generator(RecordUses):
         self._build_bank()
         self._inject_bulk_query()  # first: it needs particular roles from the cast
         self._inject_slow_reading()
+        self._inject_day_harvest()
         self._staff_changes()
         self._inject_unauthorized_lookup()
         self._consents()

@@ -10,7 +10,19 @@ from schemas.models import (
     ConsentStatus,
     EmployeeStatus,
 )
-from streams.workload.base import DAY, HOUR, MINUTE, ROLE_WEIGHTS, SHARES, Base, Campaign, Employee
+from streams.workload.base import (
+    AML_CASES,
+    AML_HITS,
+    BACK_OFFICE_FILES,
+    DAY,
+    HOUR,
+    MINUTE,
+    ROLE_WEIGHTS,
+    SHARES,
+    Base,
+    Campaign,
+    Employee,
+)
 
 
 class Bank(Base):
@@ -44,15 +56,19 @@ class Bank(Base):
         n_emp = max(60, self.events // 250)
         per_variant = math.ceil(self._count(4) / 4)
         n_approvals = max(2, self.events // 200_000)
-        # roles the violations and the four-eyes / destruction records need, before random staffing
+        aml_day = (AML_CASES[0] + AML_HITS[0], AML_CASES[1] + AML_HITS[1])
+        # roles the violations, the four-eyes / destruction records and the ordinary jobs
+        # (`_ordinary_jobs`) need, before random staffing
         required = {
             "head_office": ["ho_marketing_mgmt"] * (per_variant + n_approvals)
-            + ["ho_sms_submitter", "ho_sms_approver", "ho_sysadmin", "ho_sysadmin", "ho_dept_head"],
-            "branch": [],
-            "sub_branch": ["lobby_manager", "wealth_manager", "sb_president"] * per_variant,
+            + ["ho_sms_submitter", "ho_sms_approver", "ho_sysadmin", "ho_sysadmin", "ho_dept_head"]
+            + ["aml_analyst"] * self._holders("aml_screening", aml_day),
+            "branch": ["ops_back_office"] * self._holders("back_office", BACK_OFFICE_FILES),
+            "sub_branch": ["lobby_manager", "wealth_manager", "sb_president"] * per_variant
+            + ["sb_product_mgmt"] * self._count(1),
         }
         n_ho = max(10, n_emp // 25, len(required["head_office"]))
-        n_br = max(4 * n_branches, n_emp // 12)
+        n_br = max(4 * n_branches, n_emp // 12, len(required["branch"]))
         extra_sb_staff = max(0, n_emp - n_ho - n_br - len(sbs))  # one per sub-branch, the rest by customers
         placement = {
             "head_office": ["HO"] * n_ho,

@@ -4,6 +4,7 @@ record at a time into the rows each stream gets (ids, timestamps, validation com
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -22,6 +23,7 @@ from schemas.models import (
 )
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+DIGIT_RUN = re.compile(r"[0-9]{11}")
 EVENT_STREAMS = ("access", "sdk", "marketing", "lifecycle", "transfer")
 SHARES = {"access": 0.70, "sdk": 0.12, "marketing": 0.08, "lifecycle": 0.07, "transfer": 0.03}
 ID_PREFIX = {"access": "acc", "sdk": "sdk", "marketing": "mkt", "lifecycle": "lcy", "transfer": "trf"}
@@ -125,6 +127,37 @@ COUNTER_WORK = (
 )
 WALK_INS = 0.2
 
+# Ordinary jobs that read many customers a day by their nature (probe_u4): each holder works the
+# job's day at its pace through OFFICE_HOURS from 09:00 Beijing time, and the job's share of all
+# accesses (JOB_SHARES) sets how many hold it, as a tenth sets the hotline's calls. Sized from the
+# work, never from a detector's settings: that the day measure lets them be is what is judged.
+OFFICE_HOURS = 8 * HOUR + 30 * MINUTE
+JOB_SHARES = {"list_calls": 0.05, "aml_screening": 0.02, "back_office": 0.03}
+# 名单式客户营销活动 (seed 004 角色设置(3)③(4)③: 总行/分行营销管理 create the list, the sub-branch carries
+# it out): a customer manager calls its share of the list, a call every three to five minutes of the
+# office day, the name and mobile of customers of its own sub-branch who agreed to marketing
+LIST_CALLERS = ("wealth_manager", "lobby_manager", "outreach_marketing")
+LIST_CALLS = (100, 150)
+LIST_READ = ["customer_name", "mobile_phone", "customer_segment"]
+# 反洗钱监测分析 (seed 004 流程描述(1)⑬a, the duty the AML Law sets): a day's suspicious-transaction
+# cases, each customer's flows of months (the rows of a year at most), and the name-screening hits
+# cleared beside them (is this customer the listed person?), any branch's customers
+AML_CASES = (10, 20)
+AML_CASE_ROWS = (100, 400)
+AML_CASE_READ = ["customer_name", "id_document_no", "transaction_record"]
+AML_HITS = (150, 230)
+AML_HIT_READ = ["customer_name", "id_document_no", "home_address", "occupation"]
+# 集中运营: the account openings (the applicant's identity, contact and ID photo) or the card files
+# (the mailer's name, address and mobile) the branch's sub-branches send, a file every two to three
+# minutes of the office day
+BACK_OFFICE_FILES = (150, 220)
+BACK_OFFICE_WORK = (
+    ("core_banking", ["customer_name", "id_document_no", "home_address", "mobile_phone", "kyc_photo"]),
+    ("card_system", ["customer_name", "home_address", "mobile_phone"]),
+)
+# What a post that calls no list takes when it reads a list caller's day (the injected day harvest)
+HARVEST_READ = ["customer_name", "id_document_no", "mobile_phone"]
+
 SDK_WEIGHTS = {
     "push": 25,
     "sensors_analytics": 25,
@@ -202,7 +235,8 @@ class Base:
         self.approvals: list[tuple[Employee, dict[str, Any]]] = []  # HO holders of a graded approval
         self.agents: list[Employee] = []  # hotline agents, under approvals (bank.py)
         self.services: list[Employee] = []  # batch service accounts, under approvals
-        self.quiet: set[str] = set()  # employees whose whole day is an injected case or a near miss
+        # employees whose whole day is an injected case, a near miss or an ordinary job (`_ordinary_jobs`)
+        self.quiet: set[str] = set()
         self._books: dict[str, list[str]] = {}
         self.record_ids: set[str] = set()
 
@@ -211,9 +245,33 @@ class Base:
 
     def _hour_weight(self, ts: int) -> float:
         """How busy the bank is in the clock hour of `ts` (Beijing time, weekdays, lunch)."""
-        local_h = ts // HOUR + LOCAL_OFFSET_H
-        busy = WORKDAY[local_h % 24]
-        return busy * WEEKEND if (local_h // 24 + 3) % 7 >= 5 else busy  # 1970-01-01 was a Thursday
+        busy = WORKDAY[(ts // HOUR + LOCAL_OFFSET_H) % 24]
+        return busy * WEEKEND if self._weekend(ts) else busy
+
+    @staticmethod
+    def _weekend(ts: int) -> bool:
+        """`ts` falls on a Saturday or Sunday, Beijing time."""
+        return ((ts // HOUR + LOCAL_OFFSET_H) // 24 + 3) % 7 >= 5  # 1970-01-01 was a Thursday
+
+    def _office_days(self) -> list[int]:
+        """09:00 Beijing time of each weekday whose office hours (OFFICE_HOURS) meet the workload."""
+        nine = self._work_day(self.start) - DAY
+        days = []
+        while nine < self.end:
+            if nine + OFFICE_HOURS > self.start and not self._weekend(nine):
+                days.append(nine)
+            nine += DAY
+        return days
+
+    def _holders(self, job: str, per_day: tuple[int, int]) -> int:
+        """How many hold an ordinary job: its share of all accesses (JOB_SHARES) over what one
+        holder reads in the workload's office hours at the job's mean pace; one at least."""
+        office = sum(
+            min(nine + OFFICE_HOURS, self.end) - max(nine, self.start) for nine in self._office_days()
+        )
+        one = (per_day[0] + per_day[1]) / 2 * office / OFFICE_HOURS
+        share = self.events * SHARES["access"] * JOB_SHARES[job]
+        return max(1, round(share / one)) if one else 1
 
     def _work_day(self, ts: int) -> int:
         """9:00 Beijing time on the day of `ts` (or the next day's when past it)."""
@@ -229,8 +287,10 @@ class Base:
         return max(variants, self.per_detector)
 
     def _record_id(self) -> str:
-        """A new random stored-record id: injected records are made first, and a sequence would tell."""
-        while (rid := f"R{self.rng.getrandbits(48):012x}") in self.record_ids:
+        """A new random stored-record id: injected records are made first, and a sequence would tell.
+        None holds eleven digits in a row: the door reads such a run as a personal number and seals
+        it (streams/personal_numbers.py), and R14459476613c was a phone number to it."""
+        while (rid := f"R{self.rng.getrandbits(48):012x}") in self.record_ids or DIGIT_RUN.search(rid):
             pass
         self.record_ids.add(rid)
         return rid

@@ -30,7 +30,7 @@ from streams.workload.base import (
     WALK_INS,
     Employee,
 )
-from streams.workload.violations import Violations
+from streams.workload.jobs import Jobs
 
 # what a hotline agent looks up after identifying the caller (seed 004's 95526 service line)
 HOTLINE_READS = (
@@ -40,13 +40,15 @@ HOTLINE_READS = (
 )
 
 
-class Traffic(Violations):
+class Traffic(Jobs):
     def _normal_access(self) -> None:
         """Staff serve their own scope's customers a few at a time, in working hours (see
         HOURLY_CUSTOMERS, CASELOAD); hotline agents, batch jobs and HO approval holders read many
-        customers under their approvals (`_approved_traffic`)."""
+        customers under their approvals (`_approved_traffic`), and the ordinary jobs of a bank's
+        day read many by their nature (`_ordinary_jobs`): each a share of the accesses."""
         rng = self.rng
         self._approved_traffic()
+        self._ordinary_jobs()
         apart = self.quiet | {e.id for e in self.agents}
         staff = [e for e in self.employees if not set(e.roles) <= set(SYSADMINS) and e.id not in apart]
         counts = Counter(

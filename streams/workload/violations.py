@@ -15,8 +15,10 @@ from schemas.models import (
 from streams.workload.bank import Bank
 from streams.workload.base import (
     DAY,
+    HARVEST_READ,
     HOUR,
     LAW_SENSITIVE_RECORDS,
+    LIST_CALLS,
     LOAN_APPLICATION_DATA,
     MINUTE,
     ROLE_WEIGHTS,
@@ -147,11 +149,7 @@ class Violations(Bank):
                 if case
                 else LAW_SENSITIVE_RECORDS - 1
             )
-            t0 = self._work_day(self._ts(0.0, 0.3))
-            if t0 + 10 * HOUR > self.end:  # a short workload: its first hours
-                t0 = self.start + self.span // 20
-            gap = min(rng.randint(5, 12) * MINUTE, (self.end - t0) * 9 // 10 // n)  # a few an hour
-            times = [t0 + j * gap + rng.randrange(gap // 2) for j in range(n)]
+            times = self._through_a_day(n, (5, 12))  # a few an hour
             for ts, cid in zip(times, rng.sample(self._ensure_book(e.org, n), n), strict=True):
                 system, fields = rng.choice(reads)
                 self._access(ts, e, e.org, system, Action.view, [cid], fields)
@@ -166,6 +164,44 @@ class Violations(Bank):
                     f"or loan data in {(times[-1] - times[0]) // HOUR + 1} h, a few an hour: past the judicial "
                     f"interpretation's {LAW_SENSITIVE_RECORDS} records over a day.",
                 )
+
+    def _through_a_day(self, n: int, minutes: tuple[int, int]) -> list[int]:
+        """`n` times, `minutes` apart (drawn once) with a little jitter, from 09:00 of a day early in
+        the workload, or through its first hours in a short one (closer together then, all of
+        them inside it)."""
+        rng = self.rng
+        t0 = self._work_day(self._ts(0.0, 0.3))
+        if t0 + 10 * HOUR > self.end:  # a short workload: its first hours
+            t0 = self.start + self.span // 20
+        gap = min(rng.randint(*minutes) * MINUTE, (self.end - t0) * 9 // 10 // n)
+        return [t0 + j * gap + rng.randrange(gap // 2) for j in range(n)]
+
+    def _inject_day_harvest(self) -> None:
+        """Seed 004 流程描述(4)④ (仅可在完成本职工作时查询, 原则上限制批量查询) and 掌上银行家 基本原则(1)
+        (最小必要): a sub-branch product manager, whose post handles materials and sales requests and
+        calls no list (organisation.yaml `product_management`), reads a list caller's day of its
+        sub-branch's customers (LIST_CALLS: names, ID numbers, mobiles) at a caller's pace, a few
+        minutes apart all day. No hour holds many and no count is art. 5's (5 000 such records):
+        the same day is a list caller's work and no work of this post's, so what tells them apart
+        is the day's customers read by whom, not how many. Their whole day is this reading."""
+        rng = self.rng
+        for _ in range(self._count(1)):
+            e = self._take(["sb_product_mgmt"])
+            self.quiet.add(e.id)
+            n = rng.randint(*LIST_CALLS)
+            times = self._through_a_day(n, (3, 5))
+            for ts, cid in zip(times, rng.sample(self._ensure_book(e.org, n), n), strict=True):
+                self._access(ts, e, e.org, "crm", Action.view, [cid], HARVEST_READ)
+            self._violation(
+                "bulk_query",
+                "day_harvest",
+                e.id,
+                times[0],
+                times[-1],
+                f"Sub-branch product manager {e.id} ({e.org}) read {n} customers' names, ID numbers and "
+                f"mobiles in {(times[-1] - times[0]) // HOUR + 1} h, a few minutes apart: a list caller's "
+                "day of customers, by a post that calls no list.",
+            )
 
     def _inject_unauthorized_lookup(self) -> None:
         """Seed 004 机构设置, 客户管理机构, 角色设置, 人员管理(4)(5), 流程描述(4)④⑤ and seed 001 §一: one
