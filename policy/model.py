@@ -392,6 +392,23 @@ class IncompatibleRoles(Strict):
         return [combined[f] for r in roles if (f := key_form(r)) in combined][:1]
 
 
+class OrgChange(Strict):
+    """An outlet merged into another (网点撤并): from `effective` on, its customers and staff are the
+    other's, whichever feed says so first (seed 004 客户管理机构(1)(2): customers are managed in one
+    sub-branch; 机构设置: the merged one is no longer one). HR moves the staff the day of the
+    merger and the core system's batch re-homes the customers a day or two later: without the
+    declaration every employee of the outlet read "a customer of the former org" each day."""
+
+    from_: str = Field(alias="from", min_length=1, description="the org merged away (S0105)")
+    into: str = Field(min_length=1, description="the org that takes its customers and staff (S0101)")
+    effective: date = Field(description="the bank's calendar day the merger takes effect, from 00:00")
+
+    @field_validator("from_", "into")
+    @classmethod
+    def _code(cls, org: str) -> str:
+        return code_form(org)  # as every feed's org ids are compared
+
+
 class Counter(Strict):
     """The counter (柜面) serves whoever comes to it, a customer of any org. What an org sees and
     where a customer is managed do not limit an access its permission set covers by itself: on
@@ -640,6 +657,11 @@ class Organisation(Strict):
         description="days of the bank's calendar on which a counter's or a book's day measure is higher "
         "(养老金发放日, a mass notice's surge): on them alone",
     )
+    org_changes: list[OrgChange] = Field(
+        default_factory=list,
+        description="outlets merged into others (网点撤并): from its `effective` day on, an org path "
+        "through `from` is read as through `into`, for customers, employees and campaign audiences",
+    )
 
     @field_validator("customer_id_form", "employee_id_form")
     @classmethod
@@ -795,7 +817,51 @@ class Organisation(Strict):
                         f"peak_days.{name}.customers_per_day.{pid} {most} is not above the set's ordinary "
                         f"{block.customers_per_day} a day; raise it, or drop {pid} from the peak"
                     )
+        self._check_org_changes()
         return self
+
+    def _check_org_changes(self) -> None:
+        """Each org merged once, into a real org that is not itself gone by then, with no way back to it."""
+        unit_of = self.unit_of()
+        into: dict[str, OrgChange] = {}
+        for i, c in enumerate(self.org_changes):
+            where = f"org_changes.{i}"
+            for key, org in (("from", c.from_), ("into", c.into)):
+                if unit_of is not None and unit_of(org) != org:
+                    raise ValueError(
+                        f"{where}.{key} '{org}' is a department (department_form), read as its org "
+                        f"{unit_of(org)}; an org change names the org itself"
+                    )
+            if c.from_ == self.head_office:
+                raise ValueError(
+                    f"{where}.from '{c.from_}' is the head office, the root of every org path; name the outlet merged away"
+                )
+            if c.from_ == c.into:
+                raise ValueError(
+                    f"{where}.into '{c.into}' is the org merged away; name the org that takes it over"
+                )
+            if c.from_ in into:
+                was = into[c.from_]
+                raise ValueError(
+                    f"{where}.from '{c.from_}' already merges into {was.into} on {was.effective}; an org merges once"
+                )
+            into[c.from_] = c
+        for i, c in enumerate(self.org_changes):
+            chain, org = [c.from_], c.into
+            while org in into:
+                if org in chain:
+                    loop = " -> ".join([*chain[chain.index(org) :], org])
+                    raise ValueError(
+                        f"org_changes.{i}.into '{c.into}' leads back round ({loop}); drop or correct one of them"
+                    )
+                chain.append(org)
+                org = into[org].into
+            gone = into.get(c.into)
+            if gone is not None and gone.effective <= c.effective:
+                raise ValueError(
+                    f"org_changes.{i}.into '{c.into}' merged into {gone.into} on {gone.effective}, before "
+                    f"'{c.from_}' merges into it on {c.effective}; name {gone.into} as its `into`"
+                )
 
     def system_names(self) -> dict[str, str]:
         """Each declared system's id and names (`key_form`) -> its id; empty where `systems` declares none."""
@@ -1569,6 +1635,15 @@ class Policy(Strict):
         year = local.year - rule.keep_years
         earlier = local.replace(year=year, day=min(local.day, monthrange(year, local.month)[1]))
         return int(earlier.timestamp() * 1000)
+
+    def org_changes_at(self) -> list[tuple[str, str, int]]:
+        """(from, into, when it takes effect) of each `organisation.org_changes`: 00:00 of its day in
+        the bank's calendar, as the bank announces a merger for a day, not an instant."""
+        zone = self.recipients.timezone
+        return [
+            (c.from_, c.into, _midnight_ms(zone, c.effective.toordinal()))
+            for c in self.organisation.org_changes
+        ]
 
     def local_date(self, ts_ms: int) -> date:
         """The bank's calendar day of `ts_ms`: what a compliance officer in Beijing dates it."""

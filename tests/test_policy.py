@@ -963,3 +963,48 @@ def test_an_id_form_valid_but_wrong_is_refused(
     with pytest.raises(PolicyError, match=said) as e:
         load_policy(policy_copy)
     assert (e.value.file, e.value.key, e.value.line) == (str(path), key, line_with(path, new)), str(e.value)
+
+
+# -- org_changes (organisation.yaml) --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("declaration", "said_"),
+    [
+        (
+            "  - {from: S0105, into: s0105, effective: 2026-01-05}\n",
+            "org_changes.0.into: 'S0105' is the org merged away. Fix: name the org that takes it over",
+        ),
+        ("  - {from: HO, into: B01, effective: 2026-01-05}\n", "org_changes.0.from: 'HO' is the head office"),
+        (
+            "  - {from: B01_RISK, into: B01, effective: 2026-01-05}\n",
+            "org_changes.0.from: 'B01_RISK' is a department (department_form), read as its org B01",
+        ),
+        (
+            "  - {from: S0105, into: S0101, effective: 2026-01-05}\n  - {from: S0105, into: S0102, effective: 2026-02-01}\n",
+            "org_changes.1.from: 'S0105' already merges into S0101 on 2026-01-05. Fix: an org merges once",
+        ),
+        (
+            "  - {from: S0105, into: S0101, effective: 2026-01-05}\n  - {from: S0101, into: S0105, effective: 2026-02-01}\n",
+            "org_changes.0.into: 'S0101' leads back round (S0105 -> S0101 -> S0105)",
+        ),
+        (
+            "  - {from: S0105, into: S0101, effective: 2026-02-01}\n  - {from: S0101, into: S0102, effective: 2026-01-05}\n",
+            "org_changes.0.into: 'S0101' merged into S0102 on 2026-01-05, before 'S0105' merges into it on 2026-02-01. Fix: name S0102",
+        ),
+        (
+            "  - {from: S0105, into: S0101, effective: 5 Jan}\n",
+            "org_changes.0.effective: Input should be a valid date",
+        ),
+        ("  - {from: S0105, effective: 2026-01-05}\n", "org_changes.0.into: Field required"),
+    ],
+)
+def test_a_wrong_org_change_is_refused_naming_its_line_and_what_to_write(
+    policy_copy: Path, declaration: str, said_: str
+) -> None:
+    """A branch merger (网点撤并) names two real orgs once each, with no way back (probe_v2 F7)."""
+    f = policy_copy / "organisation.yaml"
+    edit(f, "org_changes: []\n", "org_changes:\n" + declaration)
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert e.value.file == str(f) and said_ in str(e.value), str(e.value)
+    entry = int(said_.split(".")[1])  # the line of the declaration it names
+    assert f.read_text(encoding="utf-8").splitlines()[e.value.line - 1] == declaration.splitlines()[entry]
