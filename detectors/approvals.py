@@ -98,13 +98,14 @@ def _asked(approval: Approval, ev: Any, requester: str, catalog: Catalog) -> str
     return None
 
 
-def _graded(approval: Approval, ent: Entitlement, ctx: Context) -> str | None:
+def _graded(approval: Approval, ent: Entitlement, ctx: Context, ts: int) -> str | None:
     """Why the approver cannot grant it: no approving role, or an org not at or above the
     requester's; None if they can (or are not on the entitlements stream). The approver as of the
     grant (`_granted`): a signature does not lapse when its signer retires or changes post (a
     probe's weekly approval was void, "terminated when it was granted", once HR re-sent the
-    requester's record after the signer retired)."""
-    approver = ctx.entitlement(approval.approver_id or "", _granted(approval, ent, ctx))
+    requester's record after the signer retired). Its org as it is at the access (`ts`): a
+    branch department head's grant before the branch merged into another covers its staff after."""
+    approver = ctx.as_read_at(ctx.entitlement(approval.approver_id or "", _granted(approval, ent, ctx)), ts)
     if approver is None:
         # an id not even of an employee's form (SYSTEM, AUTO, 00000) is a workflow's or a forged
         # one: no person graded the grant (a probe's SYSTEM-approved CVN read passed)
@@ -185,7 +186,7 @@ def decides(ev: Any, ent: Entitlement | None, ctx: Context) -> bool:
     approval, holder = held
     return (
         _standing(approval, ev, holder) is None
-        and (_asked(approval, ev, holder.actor_id, ctx.catalog) or _graded(approval, holder, ctx)) is None
+        and (_asked(approval, ev, holder.actor_id, ctx.catalog) or _graded(approval, holder, ctx, ev.ts)) is None
     )
 
 
@@ -274,11 +275,11 @@ def _spend(
     catalog = ctx.catalog
     why = _standing(approval, ev, ent)
     if why is None and asked is None:
-        why = _asked(approval, ev, ent.actor_id, catalog) or _graded(approval, ent, ctx)
+        why = _asked(approval, ev, ent.actor_id, catalog) or _graded(approval, ent, ctx, ev.ts)
     elif why is None and asked is not None:
         kind = (id(approval), ev.actor_id, ev.purpose, ev.system, tuple(ev.fields))
         if kind not in asked:
-            asked[kind] = _asked(approval, ev, ent.actor_id, catalog) or _graded(approval, ent, ctx)
+            asked[kind] = _asked(approval, ev, ent.actor_id, catalog) or _graded(approval, ent, ctx, ev.ts)
         why = asked[kind]
     if why is not None:
         return approval, why, 0

@@ -125,6 +125,7 @@ class Orgs(Protocol):
     """The org tree the reference feeds' whole paths gave (streams/org_tree.py)."""
 
     def path_of(self, org: str, written: Sequence[str]) -> Sequence[str]: ...
+    def as_read(self, record: Any, ts: int) -> Any: ...
 
 
 class Store(Protocol):
@@ -180,6 +181,13 @@ class Context:
 
     def entitlement(self, actor_id: str, ts: int) -> Entitlement | None:
         return self.refs.entitlements.as_of(actor_id, ts)
+
+    def as_read_at(self, record: Any, ts: int) -> Any:
+        """A customer's or employee's record looked up for another time, with its orgs as they are
+        at `ts` (an outlet merged since, organisation.yaml `org_changes`): two records compared
+        read one org tree."""
+        orgs = self.refs.orgs
+        return record if orgs is None else orgs.as_read(record, ts)
 
     def org_of(self, actor_id: str, ts: int) -> str | None:
         """The employee's org as of `ts`, as the entitlements stream has it; None if not known."""

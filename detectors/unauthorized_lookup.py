@@ -1387,7 +1387,8 @@ class UnauthorizedLookupDetector:
                     )
             elif not (view := view or View(ent, ctx)).sees(cust, ctx):
                 if previous is False:
-                    previous = ctx.entitlement(ev.actor_id, ent.ts - 1)
+                    # its org as at the access: an outlet merged since is the one it merged into
+                    previous = ctx.as_read_at(ctx.entitlement(ev.actor_id, ent.ts - 1), ev.ts)
                 if previous and previous.org_id != ent.org_id and View(previous, ctx).sees(cust, ctx):
                     note = f"now {ent.org_id}, {did} a customer of former {previous.org_id}{why}"
                     found.setdefault("old_scope_after_transfer", ("old_scope_after_transfer", note, ent))

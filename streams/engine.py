@@ -65,7 +65,7 @@ from streams.codecs import ENUM_WORDS, RawRecord
 from streams.incidents import IncidentStage
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
-from streams.org_tree import OrgTree
+from streams.org_tree import MergedOrgs, OrgTree
 from streams.personal_numbers import DoorSeals
 from streams.pseudonym import PseudonymKeyChanged, PseudonymKeyMismatch, fingerprint, spelled_as
 from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistry, said_elsewhere
@@ -249,6 +249,7 @@ FIELD_LISTS = {
 }
 # the attributes that name an org, read as the reference records' org ids are (`Engine._org_spelling`)
 ORG_ATTRS = {"access": ("actor_org",), "marketing": ("org_id",)}
+ORG_LISTS = {"marketing": ("approved_audience",)}
 # the attributes that name an employee, read as the entitlements feed spells them (`spelled_as`)
 EMPLOYEE_ATTRS = {"access": ("actor_id",), "transfer": ("actor_id",)}
 # who signs for an event: an employee number's digits alone are no one's there (a workflow's 000000
@@ -856,7 +857,7 @@ class Engine:
         }
         self.lateness = allowed_lateness_ms
         self.rollup_block = rollup_block
-        self.org_tree = OrgTree(organisation.head_office)
+        self.org_tree = OrgTree(organisation.head_office, catalog.policy.org_changes_at())
         self.entitlements = EntitlementRegistry()  # the engine's own view: what it decided of versions
         self.refs = References(
             entitlements=self.entitlements,
@@ -864,6 +865,15 @@ class Engine:
             customers=AsOfRegistry("customer_id"),
             orgs=self.org_tree,
         )
+        # what the detectors read: the same, with a merged outlet's orgs read as merged from its day
+        self.judged_refs = self.refs
+        if self.org_tree.merged:
+            self.judged_refs = References(
+                entitlements=MergedOrgs(self.entitlements, self.org_tree),
+                consents=self.refs.consents,
+                customers=MergedOrgs(self.refs.customers, self.org_tree),
+                orgs=self.org_tree,
+            )
         self.known_orgs: set[str] = set()
         # the SDK stream's extra rollup cells: one per distinct field, by (sdk, version, host, field)
         self._sdk_cells = (
@@ -1129,8 +1139,10 @@ class Engine:
                 fold_lists(events, FIELD_LISTS[stream], self.catalog.field_spelling)
             for attr in ORG_ATTRS.get(stream, ()):
                 fold(events, attr, self._org_spelling)
-            if stream == "marketing":
-                fold_lists(events, "approved_audience", self._org_spelling)
+            for attr in ORG_LISTS.get(stream, ()):
+                fold_lists(events, attr, self._org_spelling)
+            if stream in ORG_ATTRS:  # after the spelling: a merged outlet's id as the policy writes it
+                self.org_tree.merge_events(events, ORG_ATTRS[stream], ORG_LISTS.get(stream, ()))
             if stream == "access" and any(map(_RECORD_IDS, events)):
                 _rows_named(events)
             if stream == "lifecycle":
@@ -1488,7 +1500,7 @@ class Engine:
         found = self.tasks.get((partition, spec.kind))
         if found is None:
             found = self.tasks[(partition, spec.kind)] = Task(
-                spec, self.store(partition), self.catalog, self.refs
+                spec, self.store(partition), self.catalog, self.judged_refs
             )
             found.expected = {
                 s: self.repartition_sources[(s, key)]
@@ -1518,7 +1530,7 @@ class Engine:
         finding was last seen, where its detector did not (a probe's destruction record signed by
         E000022 named no org, and the overview's panel of orgs missed its alert)."""
         if finding.actor_org is None and finding.actor_id and actor_kind(finding) == "employee":
-            ent = self.refs.entitlements.as_of(finding.actor_id, finding.last_seen)
+            ent = self.judged_refs.entitlements.as_of(finding.actor_id, finding.last_seen)
             finding.actor_org = ent.org_id if ent is not None else None
         return finding
 
