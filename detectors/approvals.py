@@ -186,7 +186,8 @@ def decides(ev: Any, ent: Entitlement | None, ctx: Context) -> bool:
     approval, holder = held
     return (
         _standing(approval, ev, holder) is None
-        and (_asked(approval, ev, holder.actor_id, ctx.catalog) or _graded(approval, holder, ctx, ev.ts)) is None
+        and (_asked(approval, ev, holder.actor_id, ctx.catalog) or _graded(approval, holder, ctx, ev.ts))
+        is None
     )
 
 
