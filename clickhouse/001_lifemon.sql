@@ -16,6 +16,12 @@ CREATE DATABASE IF NOT EXISTS {db};
 -- alert's last event or, if later, when the row was stored (an alert on a deadline years past, a
 -- replay of an old day: counted from last_seen they were emptied at once), and the rest of the row
 -- stays as the audit trail (streams/clickhouse.py applies a changed TTL at start).
+-- `raised_at` is when lifemon first stored the alert (wall time, not its events'): where the SOC's
+-- time to acknowledge and to resolve it start (`lifemon report`, the overview's "Alert handling").
+-- `inserted_at` cannot say it: it is the newest row's, and older revisions go at the next merge. So
+-- the sink carries it into every revision (streams/sinks/clickhouse.py `AlertSink`). A row stored
+-- before the column reads its own `inserted_at` if it is a first revision (exact), else NULL: when
+-- a revised alert was first raised is lost, and it is counted but not timed.
 CREATE TABLE IF NOT EXISTS {db}.alerts
 (
     alert_id            String,
@@ -44,7 +50,8 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     ocsf                String CODEC(ZSTD(3)) TTL toDateTime(kept_from) + INTERVAL {pseudonym_ttl_days} DAY,
     version             UInt64,
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3),
-    kept_from           DateTime64(3, 'UTC') DEFAULT greatest(last_seen, inserted_at)
+    kept_from           DateTime64(3, 'UTC') DEFAULT greatest(last_seen, inserted_at),
+    raised_at           Nullable(DateTime64(3, 'UTC')) DEFAULT if(revision <= 1, inserted_at, NULL)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY alert_id

@@ -25,7 +25,7 @@ from policy.storage import Storage  # noqa: E402
 from schemas.models import Alert  # noqa: E402
 from streams.clickhouse import apply_ddl, error_code  # noqa: E402
 from streams.reviews import record_review  # noqa: E402
-from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row  # noqa: E402
+from streams.sinks.clickhouse import AlertSink  # noqa: E402
 
 
 def users_xml(path: Path, grants: list[str], readonly: bool = False, admin: bool = False) -> Path:
@@ -67,9 +67,7 @@ def run_step(client: Any, step: dict[str, Any]) -> dict[str, Any]:
         elif "write_review" in step:  # `lifemon alerts ack`: one review row of an alert
             record_review(client, "lifemon", step["write_review"], "acknowledged", "e900001", "on it")
         elif "write_alert" in step:  # lifemon's alert sink: insert, then read the row back
-            sink = ClickHouseTableSink(
-                client, "lifemon.alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"
-            )
+            sink = AlertSink(client, "lifemon.alerts", "alerts→clickhouse")
             sink.add([_alert(step["write_alert"])])
             sink.flush()
         else:

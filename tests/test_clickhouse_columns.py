@@ -47,6 +47,7 @@ def test_an_alerts_table_from_before_event_count_gains_it_in_place(ch: Any, db: 
         *ALERT_COLUMNS,
         "inserted_at",
         "kept_from",
+        "raised_at",
     ]  # in place, after the evidence
     apply_ddl(ch, db)  # and again: nothing left to add
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -187,21 +188,26 @@ class ClickHouseTableSink(Sink[Any]):
         if probe.metadata_file is not None and not probe.metadata_file.exists():
             raise self._gone(f"chDB's file {probe.metadata_file} has vanished (data directory deleted?)")
         where = " AND ".join(f"`{col}` = {{k{i}:{typ}}}" for i, (_, col, typ) in enumerate(probe.key))
-        try:
-            found = self.client.query(
-                f"SELECT count() FROM {self.table} WHERE {where or '1'}",
-                parameters={f"k{i}": row[idx] for i, (idx, _, _) in enumerate(probe.key)},
-            ).result_rows[0][0]
-        except Exception as e:  # the driver raises many types; classify sorts them
-            if classify(e) == "gone":
-                raise self._gone(_one_line(e)) from e
-            raise self._outage("read-back from", e) from e
+        found = self._read(
+            "read-back from",
+            f"SELECT count() FROM {self.table} WHERE {where or '1'}",
+            {f"k{i}": row[idx] for i, (idx, _, _) in enumerate(probe.key)},
+        )[0][0]
         if not found:
             cols = ", ".join(col for _, col, _ in probe.key) or "any row"
             raise SinkError(
                 f"{self.name}: {self.table} acknowledged the insert but its last row ({cols}) "
                 "cannot be read back; the batch is kept and sent again"
             )
+
+    def _read(self, action: str, sql: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """A query's rows; its failure as the sink's: the table gone, or an outage to wait out."""
+        try:
+            return self.client.query(sql, parameters=parameters).result_rows
+        except Exception as e:  # the driver raises many types; classify sorts them
+            if classify(e) == "gone":
+                raise self._gone(_one_line(e)) from e
+            raise self._outage(action, e) from e
 
     def _load_probe(self, action: str) -> _Probe:
         """The table's column types and read-back key, asked once; `action` names the step that
@@ -313,6 +319,51 @@ def alert_row(a: Alert) -> tuple:
         orjson.dumps(to_ocsf(a)).decode(),
         alert_version(a),
     )
+
+
+RAISED_LOOKUP = 2000  # alert ids asked at once: 2 000 of 64 characters, 130 kB of a URL
+
+
+class AlertSink(ClickHouseTableSink):
+    """The alerts table's sink: ALERT_COLUMNS and `raised_at`, when lifemon first stored the alert
+    (clickhouse/001_lifemon.sql), where the SOC's times to acknowledge and resolve it start.
+
+    The table keeps an alert's newest row only, so the time is carried forward here: each write
+    reads it from the rows stored of its alerts (the first revision's while unmerged, then the
+    newest's, which carries it), and gives an alert none is stored of this write's time (`clock`),
+    every revision of it in the batch alike. A revised alert stored before the column carries its
+    NULL (unknown) on. A batch sent again after an outage reads what its first try stored, builds
+    the same rows, and their token drops the repeat; a replay into a database that holds its
+    alerts keeps their first time."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        name: str,
+        on_reject: Callable[[list[Rejected]], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__(client, table, (*ALERT_COLUMNS, "raised_at"), self._row, name, on_reject)
+        self.clock = clock
+        self._raised: dict[str, int | None] = {}
+
+    def write(self, items: list[Alert]) -> None:
+        ids = list(dict.fromkeys(a.alert_id for a in items))
+        self._raised = dict.fromkeys(ids, int(self.clock() * 1000))
+        # in slices: a server takes the ids in the request's URL, which it caps (1 MiB by default)
+        for start in range(0, len(ids), RAISED_LOOKUP):
+            stored = self._read(
+                "read raised_at from",
+                f"SELECT alert_id, toUnixTimestamp64Milli(min(raised_at)) FROM {self.table} "
+                "WHERE alert_id IN {ids:Array(String)} GROUP BY alert_id",
+                {"ids": ids[start : start + RAISED_LOOKUP]},
+            )
+            self._raised.update((alert_id, at) for alert_id, at in stored)
+        super().write(items)
+
+    def _row(self, a: Alert) -> tuple:
+        return (*alert_row(a), self._raised[a.alert_id])
 
 
 INCIDENT_COLUMNS = (

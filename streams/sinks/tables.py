@@ -11,13 +11,12 @@ from typing import Any
 from policy.contracts import RecipientBook
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS, contract_rows
 from streams.sinks.clickhouse import (
-    ALERT_COLUMNS,
     DEAD_LETTER_COLUMNS,
     INCIDENT_COLUMNS,
     ROLLUP_COLUMNS,
     STATS_COLUMNS,
+    AlertSink,
     ClickHouseTableSink,
-    alert_row,
     dead_letter_row,
     identity_row,
     incident_row,
@@ -43,7 +42,7 @@ class Tables:
             return ClickHouseTableSink(client, f"{db}.{name}", columns, row, label)
 
         tables = cls(
-            table("alerts", ALERT_COLUMNS, alert_row, "alerts→clickhouse"),
+            AlertSink(client, f"{db}.alerts", "alerts→clickhouse"),
             table("incidents", INCIDENT_COLUMNS, incident_row, "incidents→clickhouse"),
             table("dead_letters", DEAD_LETTER_COLUMNS, dead_letter_row, "dlq→clickhouse"),
             table("event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"),
