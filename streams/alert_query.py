@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from detectors.base import n_of
 from schemas.models import SEVERITY_RANK, Severity
+from streams.clickhouse import column_default, has_column
 from streams.reviews import ALERTS, query_reviews, render_reviews, review_line, reviewed
 from streams.sinks.clickhouse import ALERT_COLUMNS
 from streams.terminal import shown
@@ -76,8 +77,136 @@ def query_alerts(
     ALERTS.reviews. `actor` and `rule` match whatever their case (`e000003` finds E000003's
     alerts), `rule` each rule under it too (LM-TP finds LM-TP-005's); `subject` is a customer's pseudonym, found in each alert's kept sample of its
     subjects only."""
+    filters = alert_filters(
+        detector=detector,
+        min_severity=min_severity,
+        actor=actor,
+        rule=rule,
+        subject=subject,
+        status=status,
+        review=review,
+        since=since,
+        until=until,
+        raised_since=raised_since,
+    )
+    columns = [*COLUMNS, "summary", "review"]
+    return select_latest(
+        client, reviewed(client, database, ALERTS), columns, filters, ORDERS[order], limit, final=False
+    )
+
+
+class Handling(NamedTuple):
+    """How the SOC handled the alerts of one severity ("" for all of them): how many, each review
+    state's now (`reviews.reviewed`: a review events came after is none), and the seconds from when
+    lifemon first stored each (`raised_at`) to its first review of any verdict (to acknowledge)
+    and to its first that closed it out (to resolve: resolved or a false positive), as the median
+    and the 90th percentile of the alerts so timed (None where none is)."""
+
+    severity: str
+    alerts: int
+    acknowledged: int
+    resolved: int
+    false_positive: int
+    unreviewed: int
+    acknowledge_timed: int
+    acknowledge_median_s: float | None
+    acknowledge_p90_s: float | None
+    resolve_timed: int
+    resolve_median_s: float | None
+    resolve_p90_s: float | None
+
+
+def _seconds_to(at: str, raised: str) -> str:
+    """SQL: the seconds from `raised` to `at`; NULL where there is no such review (1970), when the
+    alert was first stored is unknown (revised before raised_at was kept), or the review is older
+    than that (its alerts table rebuilt by a replay since): none of them is a time the SOC took."""
+    return f"if({at} >= {raised}, (toUnixTimestamp64Milli({at}) - toUnixTimestamp64Milli({raised})) / 1000, NULL)"
+
+
+def handling(client: Any, database: str, **selection: Any) -> list[Handling]:
+    """How the SOC handled the alerts `query_alerts` selects with the same filters (`selection`,
+    its keywords): by severity, most severe first, then all of them. Read as the overview
+    dashboard's "Alert handling" panel reads it (tests/test_deploy.py holds the two alike). A
+    database no `lifemon run` gave `raised_at` yet reads what the column's DEFAULT would."""
+    raised = (
+        "raised_at"
+        if has_column(client, database, "alerts", "raised_at")
+        else f"({column_default('alerts', 'raised_at')})"
+    )
+    where, params = where_clause(alert_filters(**selection))
+    timed = (
+        f"SELECT severity, review, {_seconds_to('acknowledged_at', raised)} AS ack, "
+        f"{_seconds_to('resolved_at', raised)} AS res FROM {reviewed(client, database, ALERTS)}{where}"
+    )
+    rows = client.query(
+        "SELECT severity, count(), countIf(review = 'acknowledged'), countIf(review = 'resolved'), "
+        "countIf(review = 'false_positive'), countIf(review = 'unreviewed'), count(ack), "
+        "quantileExactInclusive(0.5)(ack), quantileExactInclusive(0.9)(ack), count(res), "
+        "quantileExactInclusive(0.5)(res), quantileExactInclusive(0.9)(res) "
+        f"FROM ({timed}) GROUP BY ROLLUP(severity)",
+        parameters=params,
+    ).result_rows
+    found = [Handling(*row) for row in rows if row[1]]  # a quantile of no time is NULL: None
+    rank = {s.value: SEVERITY_RANK[s] for s in Severity}
+    return sorted(found, key=lambda h: (h.severity == "", -rank.get(h.severity, -1), h.severity))
+
+
+def took(seconds: float | None) -> str:
+    """A time the SOC took, as a reader says it (`2 h 05 min`, `3 d 4 h`); "—" where none is timed."""
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def render_handling(h: Handling) -> str:
+    """`lifemon alerts --review`'s footer: how the alerts listed were handled, and how fast."""
+    states = (
+        f"acknowledged / 已确认 {h.acknowledged:,}, resolved / 已处置 {h.resolved:,}, "
+        f"false positive / 误报 {h.false_positive:,}, unreviewed / 未复核 {h.unreviewed:,}"
+    )
+    times = "; ".join(
+        f"{what} median / 中位数 {took(median)}, p90 {took(p90)} ({n_of(n, 'alert')} timed)"
+        for what, n, median, p90 in (
+            (
+                "time to acknowledge / 确认用时",
+                h.acknowledge_timed,
+                h.acknowledge_median_s,
+                h.acknowledge_p90_s,
+            ),
+            ("time to resolve / 处置用时", h.resolve_timed, h.resolve_median_s, h.resolve_p90_s),
+        )
+    )
+    return (
+        f"handling / 处置 ({n_of(h.alerts, 'alert')}, timed from when lifemon first stored each): "
+        f"{states}\n{times}"
+    )
+
+
+def alert_filters(
+    *,
+    detector: str | None = None,
+    min_severity: Severity | None = None,
+    actor: str | None = None,
+    rule: str | None = None,
+    subject: str | None = None,
+    status: str | None = None,
+    review: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    raised_since: datetime | None = None,
+) -> list[tuple[str, str, Any]]:
+    """`query_alerts`' filters as (condition, parameter name, value), over `reviews.reviewed`'s
+    subquery: `handling` times the alerts the list selects."""
     severities = at_least(min_severity)
-    filters = [  # (condition, parameter name, value): a filter applies when its value is given
+    return [  # (condition, parameter name, value): a filter applies when its value is given
         ("detector = {detector:String}", "detector", detector),
         ("severity IN {severities:Array(String)}", "severities", severities),
         ("lowerUTF8(actor_id) = lowerUTF8({actor:String})", "actor", actor),
@@ -99,10 +228,6 @@ def query_alerts(
         # passed, a backfill: a probe's `--since 1h` found none of the alerts a replay had just stored)
         ("inserted_at >= {raised:DateTime64(3, 'UTC')}", "raised", raised_since),
     ]
-    columns = [*COLUMNS, "summary", "review"]
-    return select_latest(
-        client, reviewed(client, database, ALERTS), columns, filters, ORDERS[order], limit, final=False
-    )
 
 
 def select_latest(
@@ -119,10 +244,8 @@ def select_latest(
     `filters`: (condition, parameter name, value), applied where a value is given, bound, never
     spliced. One row past the limit says whether it cut; only then are the matches counted, in a
     second query."""
-    # each condition whole: one of ORs (a rule and the rules under it) once escaped the others
-    where = [f"({condition})" for condition, _, value in filters if value]
-    params: dict[str, Any] = {name: value for _, name, value in filters if value}
-    matching = f"FROM {table}{' FINAL' if final else ''}" + (f" WHERE {' AND '.join(where)}" if where else "")
+    where, params = where_clause(filters)
+    matching = f"FROM {table}{' FINAL' if final else ''}{where}"
     result = client.query(
         f"SELECT {', '.join(columns)} {matching} ORDER BY {order_by} LIMIT {{limit:UInt32}}",
         parameters={**params, "limit": limit + 1},
@@ -133,6 +256,14 @@ def select_latest(
     return Listing(
         rows[:limit], client.query(f"SELECT count() {matching}", parameters=params).result_rows[0][0]
     )
+
+
+def where_clause(filters: list[tuple[str, str, Any]]) -> tuple[str, dict[str, Any]]:
+    """` WHERE` the filters given a value (or nothing), and their bound parameters."""
+    # each condition whole: one of ORs (a rule and the rules under it) once escaped the others
+    where = [f"({condition})" for condition, _, value in filters if value]
+    params: dict[str, Any] = {name: value for _, name, value in filters if value}
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
 def stored(client: Any, database: str, table: str, seen: str) -> str:

@@ -690,27 +690,34 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
 
 
-def _list(args: argparse.Namespace, table: str, query: Any, render: Any, seen: str, **only: Any) -> int:
+def _list(
+    args: argparse.Namespace,
+    table: str,
+    query: Any,
+    render: Any,
+    seen: str,
+    footer: Any = None,
+    **only: Any,
+) -> int:
     """`lifemon alerts` and `lifemon incidents`: what their filters select, as a terminal shows it;
-    `seen`: the time column --since and --until filter on."""
+    `seen`: the time column --since and --until filter on; `footer(client, database, **filters)`:
+    lines said under a selection that is not empty."""
     from streams.alert_query import stored
 
     config = _config(args.config, clickhouse__dsn=args.clickhouse)
     if not in_bank_zone(args, config):
         return 2
     client = _read_client(config, table)
-    listing = query(
-        client,
-        config.clickhouse.database,
-        min_severity=Severity(args.severity) if args.severity else None,
-        status=args.status,
-        review=args.review,
-        since=args.since,
-        until=args.until,
-        raised_since=args.raised_since,
-        limit=args.limit,
+    filters = {
+        "min_severity": Severity(args.severity) if args.severity else None,
+        "status": args.status,
+        "review": args.review,
+        "since": args.since,
+        "until": args.until,
+        "raised_since": args.raised_since,
         **only,
-    )
+    }
+    listing = query(client, config.clickhouse.database, limit=args.limit, **filters)
     print(render(listing.rows, color=sys.stdout.isatty()))
     if listing.total > len(listing.rows):
         print(
@@ -720,6 +727,8 @@ def _list(args: argparse.Namespace, table: str, query: Any, render: Any, seen: s
         print(n_of(listing.total, table[:-1]))
     elif held := stored(client, config.clickhouse.database, table, seen):
         print(held)  # why nothing matched: what is there, and when (the demo's day is not today's)
+    if footer and listing.rows:
+        print(footer(client, config.clickhouse.database, **filters))
     return 0
 
 
@@ -747,7 +756,15 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         "rule": args.rule,
         "subject": args.subject,
     }
-    return _list(args, "alerts", query_alerts, render, "last_seen", **only)
+    # a review queue, or what was resolved, says how fast the SOC handled what it lists (probe_v3 H2)
+    footer = _handling_footer if args.review else None
+    return _list(args, "alerts", query_alerts, render, "last_seen", footer, **only)
+
+
+def _handling_footer(client: Any, database: str, **filters: Any) -> str:
+    from streams.alert_query import handling, render_handling
+
+    return "\n".join(render_handling(h) for h in handling(client, database, **filters) if h.severity == "")
 
 
 def _policy_has_rule(args: argparse.Namespace) -> bool:

@@ -287,6 +287,28 @@ def pseudonym_columns() -> dict[str, dict[str, str]]:
     return found
 
 
+def column_default(table: str, column: str) -> str:
+    """The DEFAULT expression the DDL gives `table`.`column`: what a row stored before the column
+    reads, for a read command to say the same of a table no `lifemon run` has upgraded yet."""
+    for statement in _statements():
+        if re.match(rf"CREATE TABLE IF NOT EXISTS \{{db\}}\.{table}\b", statement):
+            for name, definition in _COLUMN.findall(statement):
+                default = re.search(r"\bDEFAULT (.+)$", definition)
+                if name == column and default:
+                    return default[1]
+    raise LookupError(f"clickhouse/*.sql gives {table}.{column} no DEFAULT")
+
+
+def has_column(client: Any, database: str, table: str, column: str) -> bool:
+    return bool(
+        client.query(
+            "SELECT count() FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+            "AND name = {c:String}",
+            parameters={"db": database, "t": table, "c": column},
+        ).result_rows[0][0]
+    )
+
+
 def apply_ddl(client: Any, database: str, storage: Storage | None = None) -> None:
     """Create what is missing, then give the pseudonym columns policy/storage.yaml's TTL if a
     table was made under another one (an ALTER only when they differ)."""

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from detectors.base import n_of
 from schemas.models import SEVERITY_RANK
-from streams.alert_query import Listing, query_alerts, records_and_customers
+from streams.alert_query import Handling, Listing, handling, query_alerts, records_and_customers, took
 from streams.clickhouse import tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
 from streams.incident_query import SAME_LEAK, amounts, customers, next_owed, query_incidents
@@ -267,6 +267,8 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         "window": window,
         "gaps": gaps,
         "lifecycle": lifecycle(client, db, period),
+        # the same alerts (last event in the period), as `lifemon alerts --review` times them
+        "handling": handling(client, db, since=period.since, until=period.until),
     }
 
 
@@ -452,6 +454,7 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 {_lifecycle(data.get("lifecycle"), zone)}
 {_gaps(data.get("gaps", []))}
 {_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
+{_handling(data.get("handling") or [], period)}
 {_alerts(data["alerts"], alerts_total, period, data.get("alerts_before", 0))}
 </body></html>"""
 
@@ -514,9 +517,13 @@ def _iso(t: datetime, zone: ZoneInfo) -> str:
 
 def _listing_command(command: str, period: Period, total: int) -> str:
     """The CLI command that lists the same rows as the report's table, to cross-check it."""
+    return f"lifemon {command}{_period_args(period)} --limit {max(total, 1)}"
+
+
+def _period_args(period: Period) -> str:
+    """` --since … --until …`: the period as `lifemon alerts` takes it."""
     ends = [(f"--{n}", t) for n, t in (("since", period.since), ("until", period.until)) if t]
-    args = "".join(f" {flag} {_iso(t, period.zone)}" for flag, t in ends)
-    return f"lifemon {command}{args} --limit {max(total, 1)}"
+    return "".join(f" {flag} {_iso(t, period.zone)}" for flag, t in ends)
 
 
 def _cut(shown: int, total: int, what: str, kept: str, note: str = "") -> str:
@@ -579,6 +586,42 @@ no such thing or identified no customer; times in {escape(zone.key)}, UTC beneat
 <table class=alerts><tr><th>severity</th><th>alert id</th><th>status / 状态</th><th>detector / 检测器</th>
 <th>rule / 规则</th><th>actor / 人员</th><th class=n>records / 记录</th><th class=n>customers / 客户</th><th>class</th>
 <th>last event / 末次事件</th><th>summary</th></tr>{rows or "<tr><td colspan=11>no alerts in the period / 期内无告警</td></tr>"}</table>"""
+
+
+def _handling(rows: list[Handling], period: Period) -> str:
+    """How the SOC handled the period's alerts, by severity: each review state's count now, and how
+    long it took to acknowledge and to resolve them (the overview dashboard's "Alert handling")."""
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{escape(h.severity or 'all / 合计')}</td>"
+        + "".join(
+            f"<td class=n>{n:,}</td>"
+            for n in (h.alerts, h.acknowledged, h.resolved, h.false_positive, h.unreviewed)
+        )
+        + "".join(
+            f"<td class=n>{took(median)}</td><td class=n>{took(p90)}</td><td class=n>{n:,}</td>"
+            for n, median, p90 in (
+                (h.acknowledge_timed, h.acknowledge_median_s, h.acknowledge_p90_s),
+                (h.resolve_timed, h.resolve_median_s, h.resolve_p90_s),
+            )
+        )
+        + "</tr>"
+        for h in rows
+    )
+    times = "<th class=n>median / 中位数</th><th class=n>p90</th><th class=n>timed / 计时</th>"
+    return f"""<h2>Alert handling / 告警处置时效</h2><p class=sub>the period's alerts (as the table below
+chooses them) by severity: their review now, as <code>lifemon alerts --review STATE{escape(_period_args(period))}</code>
+lists them (acknowledged: taken, not closed out; a review that events came after counts as
+none), and the time from when lifemon first stored each alert to its first review of any kind (to
+acknowledge) and to its first <code>lifemon alerts resolve</code>, as resolved or a false positive (to
+resolve). timed: the alerts so reviewed whose first storage is known (one revised before this
+release kept it is counted, not timed)</p>
+<table class=handling><tr><th rowspan=2>severity / 严重程度</th><th class=n rowspan=2>alerts / 告警</th>
+<th class=n rowspan=2>acknowledged / 已确认</th><th class=n rowspan=2>resolved / 已处置</th>
+<th class=n rowspan=2>false positive / 误报</th><th class=n rowspan=2>unreviewed / 未复核</th>
+<th colspan=3>time to acknowledge / 确认用时</th><th colspan=3>time to resolve / 处置用时</th></tr>
+<tr>{times}{times}</tr>{body}</table>"""
 
 
 def _incidents(

@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from streams.clickhouse import ddl_statements, tables_present
+from streams.clickhouse import ddl_statements, has_column, tables_present
 from streams.personal_numbers import half_width, mask, whole_token
 from streams.pseudonym import PSEUDONYM
 from streams.secret_words import seal_secrets
@@ -156,17 +156,24 @@ def _number(run: re.Match[str]) -> str:
 
 def reviewed(client: Any, database: str, kind: Reviewed) -> str:
     """A subquery: each alert's or incident's newest revision (its table FINAL), with `review`, the
-    state it is in (`review_state`)."""
+    state it is in (`review_state`), `acknowledged_at`, its first review of any verdict (someone
+    took it), and `resolved_at`, its first that closed it out (`lifemon alerts resolve`, resolved or
+    a false positive): the ends of the times to acknowledge and to resolve (`alert_query.handling`);
+    1970 where there is none."""
     newest = "(at, review_id)"
     extent = "".join(f", argMax({kind.noun}_{c}, {newest}) AS seen_{c}" for c in kind.extent)
+    never = "toDateTime64(0, 3, 'UTC')"
+    closing = ", ".join(f"'{state}'" for state in kind.resolving)
     latest = (
         f"(SELECT {kind.id}, argMax(state, {newest}) AS state, argMax({kind.noun}_last_seen, {newest}) "
-        f"AS covered_until{extent} FROM {database}.{kind.table} GROUP BY {kind.id})"
+        # `v.state`: the row's, not the newest's that `state` names here
+        f"AS covered_until{extent}, min(at) AS first_at, minIf(at, v.state IN ({closing})) "
+        f"AS closed_at FROM {database}.{kind.table} AS v GROUP BY {kind.id})"
         if tables_present(client, database, [kind.table])
         # a database from before the table: no reviews
-        else f"(SELECT '' AS {kind.id}, '' AS state, toDateTime64(0, 3, 'UTC') AS covered_until"
+        else f"(SELECT '' AS {kind.id}, '' AS state, {never} AS covered_until"
         + "".join(f", {'CAST([] AS Array(String))' if _members(c) else 0} AS seen_{c}" for c in kind.extent)
-        + " WHERE 0)"
+        + f", {never} AS first_at, {never} AS closed_at WHERE 0)"
     )
     covered = "".join(f" AND {_covered(c)}" for c in kind.extent)
     # an incident no review of its own covers follows its alerts: every one judged a false positive
@@ -178,7 +185,8 @@ def reviewed(client: Any, database: str, kind: Reviewed) -> str:
     # join_use_nulls 0: no review reads ''
     return (
         f"(SELECT s.*, if(r.state != '' AND r.covered_until >= s.last_seen{covered}, r.state, {otherwise}) "
-        f"AS review FROM {database}.{kind.source} AS s FINAL LEFT JOIN {latest} AS r "
+        "AS review, r.first_at AS acknowledged_at, r.closed_at AS resolved_at "
+        f"FROM {database}.{kind.source} AS s FINAL LEFT JOIN {latest} AS r "
         f"ON r.{kind.id} = s.{kind.id} SETTINGS join_use_nulls = 0)"
     )
 
@@ -326,11 +334,7 @@ def query_reviews(
     if not tables_present(client, database, [kind.table]):
         return []
     # the server's account column, '' where the table predates it and no `lifemon run` added it yet
-    has_account = client.query(
-        "SELECT count() FROM system.columns WHERE database = {db:String} AND table = {t:String} "
-        "AND name = 'account'",
-        parameters={"db": database, "t": kind.table},
-    ).result_rows[0][0]
+    has_account = has_column(client, database, kind.table, "account")
     columns = ["at", "state", "analyst", "account" if has_account else "'' AS account", "note"]
     columns += [f"{kind.noun}_revision AS revision", f"{kind.noun}_last_seen AS last_seen"]
     columns += [f"{kind.noun}_{c} AS {c}" for c in kind.extent]
