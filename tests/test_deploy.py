@@ -1334,6 +1334,68 @@ def test_the_review_queue_panel_takes_a_review_covering_later_events_as_the_cli_
     assert panel == expected
 
 
+def test_the_alert_handling_panel_times_the_reviews_as_lifemon_report_does(_deploy_chdb: Any) -> None:
+    """probe_v3 H2: how many alerts the SOC acknowledged and resolved, and how fast, from when
+    lifemon first stored each (`raised_at`, carried by the sink). The panel's figures are
+    `alert_query.handling`'s, which `lifemon report` and `lifemon alerts --review` print."""
+    from test_alert_query import alert
+
+    from streams.alert_query import handling
+    from streams.reviews import record_review
+    from streams.sinks.clickhouse import AlertSink, alert_row
+
+    db = f"deploy_{uuid.uuid4().hex[:8]}"
+    apply_ddl(_deploy_chdb, db)
+    try:
+        raised = BASE - timedelta(minutes=30)
+        clock = [raised]
+        sink = AlertSink(_deploy_chdb, f"{db}.alerts", "alerts", clock=lambda: clock[0].timestamp())
+        at_base = {"last_seen": int(BASE.timestamp() * 1000), "first_seen": int(BASE.timestamp() * 1000)}
+
+        def made(uid: str, severity: str, revision: int = 1) -> Any:
+            return alert(uid, "bulk_query", severity, "e1", 0, revision=revision).model_copy(update=at_base)
+
+        sink.write([made("c1", "critical"), made("h1", "high"), made("m1", "medium")])
+        clock[0] += timedelta(minutes=5)
+        sink.write([made("h2", "high")])
+        # stored before raised_at was kept, at its second revision: when it was raised is lost
+        _insert(_deploy_chdb, db, "alerts", list(ALERT_COLUMNS), [alert_row(made("h3", "high", 2))])
+        for alert_id, state, after in (
+            ("c1", "acknowledged", timedelta(minutes=10)),
+            ("c1", "resolved", timedelta(hours=1)),
+            ("h1", "acknowledged", timedelta(minutes=2)),
+            ("h2", "false_positive", timedelta(minutes=25)),  # 20 minutes after it was raised
+            ("h3", "acknowledged", timedelta(minutes=3)),
+        ):
+            record_review(_deploy_chdb, db, alert_id, state, "e900001", "a note", at=raised + after)
+        panel = _panel_rows("Alert handling", _deploy_chdb, db)
+        assert [r["severity"] for r in panel] == ["critical", "high", "medium", "all / 合计"]
+        total = panel[-1]
+        assert (total["alerts"], total["acknowledged"], total["resolved"]) == (5, 2, 1)
+        assert (total["false_positive"], total["unreviewed"]) == (1, 1)
+        # acknowledged after 10 min, 2 min and 20 min (h3 not timed); resolved after 1 h and 20 min
+        assert (total["acknowledge_timed"], total["acknowledge_median_s"], total["acknowledge_p90_s"]) == (
+            3,
+            600,
+            1080,
+        )
+        assert (total["resolve_timed"], total["resolve_median_s"], total["resolve_p90_s"]) == (2, 2400, 3360)
+        high = panel[1]
+        assert (high["acknowledge_timed"], high["acknowledge_median_s"], high["acknowledge_p90_s"]) == (
+            2,
+            660,
+            1092,
+        )
+        # the report's and the CLI's figures, row for row
+        span = {"since": IN_RANGE[0], "until": IN_RANGE[1]}
+        assert [tuple(r.values())[1:] for r in panel] == [
+            tuple(h)[1:] for h in handling(_deploy_chdb, db, **span)
+        ]
+        assert _panel_rows("Alert handling", _deploy_chdb, db, OUT_OF_RANGE) == []
+    finally:
+        _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
+
+
 def test_alert_panels_count_records_and_customers_as_lifemon_alerts_does(_deploy_chdb: Any) -> None:
     """subject_count is not one measure: bulk_query's older alerts hold records there, a volume alert 0, an
     unauthorized lookup its customers and unnamed rows. The panels show records and customers as
