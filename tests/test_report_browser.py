@@ -97,6 +97,7 @@ def test_the_report_renders_in_chromium_without_console_errors(ch, names, policy
             "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)",
             "Lifecycle / 生命周期",
             "Leakage incidents / 泄露事件",
+            "Alert handling / 告警处置时效",
             "Alerts / 告警",
         ]
         rows = page.evaluate(  # the alerts table, the report's last
