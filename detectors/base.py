@@ -260,6 +260,21 @@ class Context:
         return self.refs.customers.as_of(customer_id, ts)
 
 
+@dataclass(frozen=True)
+class LegalCount:
+    """An art. 5 tier (SPC/SPP interpretation, seed 001 §五.1) a finding's count reached: art. 5
+    counts a tier's categories together (交易信息等…500条), so its count is no category's own records
+    (probe_v3 H3: a notice told 1 account record as the tier's 1 107)."""
+
+    tier: tuple[str, ...]  # the tier's categories, as the policy's step lists them
+    read: tuple[str, ...]  # those of them the finding read
+    records: int
+    threshold: int  # the gravest step of the tier reached, its severity and its regulation
+    severity: Severity
+    regulation: str
+    horizon_hours: int  # the count's span; 0: the episode's own records, more than the horizon's
+
+
 @dataclass
 class Finding:
     """A detector's verdict on one key and window. The engine turns it into an Alert.
@@ -303,6 +318,8 @@ class Finding:
     # concerns every category of the finding, and its class (a transfer sends the same of each)
     subjects_by_category: Mapping[str, Sequence[str]] = field(default_factory=dict)
     subjects_by_class: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # the art. 5 tiers the finding's counts reached, each once (bulk_query): the incident's notice says them
+    legal: Sequence[LegalCount] = ()
     # what the alert id hashes in place of window_start, for a finding whose start may move back
     # when an earlier event arrives later (deleted_record_use: an earlier removal reported late)
     anchor: int | None = None

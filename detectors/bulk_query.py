@@ -46,6 +46,7 @@ from detectors.base import (
     LEAKAGE_CANDIDATE,
     Context,
     Finding,
+    LegalCount,
     Store,
     bank_day,
     book_holds,
@@ -1782,13 +1783,15 @@ class BulkQueryDetector:
                     "(seed 004 流程描述(4)④: 原则上限制批量查询、复制个人金融信息)"
                 )
         legal: tuple[int, int, Escalation] | None = None  # the gravest step reached: rank, its count, it
+        tiers: dict[int, LegalCount] = {}  # each tier reached, at its gravest step
         for step in self._escalation:
             n = self._records(ep, step)
             if n >= step.min_records:
                 rank = SEVERITY_RANK[step.severity] * 10**9 + step.min_records
                 if legal is None or rank > legal[0]:
                     legal = (rank, n, step)
-                tier = ep.legal.get(str(self._tiers.index(frozenset(step.categories))))
+                index = self._tiers.index(frozenset(step.categories))
+                tier = ep.legal.get(str(index))
                 # the day's cumulative count may hold reads from before the episode, and exceed its
                 # records: say which count it is, or a reader sees more records than were read
                 span = (
@@ -1806,6 +1809,17 @@ class BulkQueryDetector:
                 parts.append(
                     f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation})"
                 )
+                known = tiers.get(index)
+                if known is None or rank > SEVERITY_RANK[known.severity] * 10**9 + known.threshold:
+                    tiers[index] = LegalCount(
+                        tier=tuple(step.categories),
+                        read=tuple(c for c in step.categories if c in by_category),
+                        records=n,
+                        threshold=step.min_records,
+                        severity=step.severity,
+                        regulation=step.regulation,
+                        horizon_hours=self.p.legal_horizon_hours if tier and tier[0] == n else 0,
+                    )
         if ep.unnamed:  # the class counted above is the one judged, not the log's
             parts.append("; ".join(ep.unnamed))
         if ep.past:  # "they are my customers": the measure their reads went past (not how many)
@@ -1838,10 +1852,10 @@ class BulkQueryDetector:
             counts[LEAKAGE_CANDIDATE] = 1
             # the count art. 5 judges (the day's, over legal_horizon_hours), which may hold reads of
             # earlier episodes: the incident reports it, not this episode's own records (probe_q4 #3:
-            # a critical spree of 5 390 records reported as 980)
+            # a critical spree of 5 390 records reported as 980). A tier's count is no category's:
+            # each tier's goes to the incident in `Finding.legal`, the categories keep their own
             _, n, step = legal
             counts["legal_records"], counts["legal_threshold"] = n, step.min_records
-            counts |= {f"legal_category_{c}": n for c in step.categories if c in by_category}
         return Finding(
             detector=self.kind,
             rule_id=self.section.rule_id,
@@ -1860,6 +1874,7 @@ class BulkQueryDetector:
             subjects=named,
             subjects_by_category=subjects_by_category,
             subjects_by_class=subjects_by_class,
+            legal=list(tiers.values()),
             counts=counts,
             evidence_event_ids=list(ep.evidence),
             event_count=ep.events,

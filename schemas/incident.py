@@ -77,10 +77,32 @@ class Text(Part):
     en: str
 
 
+class LegalTier(Part):
+    """An art. 5 tier (SPC/SPP interpretation, seed 001 §五.1) the incident's alerts reached. Art. 5
+    counts a tier's categories together, so its count is said once here, never as a category's."""
+
+    regulation: str = Field(description="the gravest step of the tier reached (bulk_query.yaml `escalation`)")
+    categories: list[str] = Field(description="the tier's categories the alerts read")
+    records: int = Field(
+        ge=0, description="the tier's count that reached the step, the largest of the alerts'"
+    )
+    threshold: int = Field(ge=0, description="the step's count")
+    severity: Severity
+    horizon_hours: int | None = Field(
+        description="the hours the count spans (bulk_query `legal_horizon_hours`); 0: one episode's own "
+        "records; None: not known (an alert stored before it was kept)"
+    )
+    said: Text = Field(description="the notice's line for it, as the cause says it too")
+
+
 class Notice(Part):
     """What PIPL art. 57 ¶1 requires the notice to state, drafted from the evidence."""
 
     categories: list[Category]
+    legal_tiers: list[LegalTier] = Field(
+        default_factory=list,
+        description="the art. 5 tiers reached, each once (none: no bulk_query alert did)",
+    )
     cause: Text
     harm: list[Text]
     measures: list[Text]

@@ -23,7 +23,7 @@ from streams.alert_query import (
     resolve_incident_id,
     select_latest,
 )
-from streams.receivers import counted, unnamed, who
+from streams.receivers import counted, text_of, unnamed, who
 from streams.reviews import (
     FALSE_POSITIVE,
     INCIDENTS,
@@ -302,6 +302,9 @@ MEASURES_TO_TAKE = "measures to take (draft until reviewed notified or resolved)
 # a waived notice rests on the measures taken (seed 004 应急管理(4))
 MEASURES_TAKEN_ONCE = (*NOTICE_GIVEN, "resolved")
 
+# the heading of the notice's art. 5 tiers (Notice.legal_tiers)
+LEGAL_TIERS = "art. 5 counts reached / 达到解释第五条标准的数量"
+
 # what an incident says of another with which it shares evidence events (`linked`)
 SAME_LEAK = "same events as / 同一事件 (one report to the regulator / 合并报告)"
 
@@ -326,8 +329,9 @@ def render_incident_view(
     texts_of = {
         key: [
             shown(line)
+            # an art. 5 tier is its figures and the line that says them
             for t in (v if isinstance(v, list) else [v])
-            for line in (*t["zh"].split("\n"), *t["en"].split("\n"))
+            for line in (*text_of(t)["zh"].split("\n"), *text_of(t)["en"].split("\n"))
         ]
         for key, v in inc["notice"].items()
         if key != "categories"
@@ -391,6 +395,9 @@ def render_incident_view(
     lines += ["", f"notice / 告知内容 (PIPL art. 57 ¶1){drafted}", "  categories / 信息种类"]
     for c in notice["categories"]:
         lines.append(f"    {c['zh']} / {c['en']} ({c['jr_class']}): {counted(c, zh=True)}; {counted(c)}")
+    if texts_of.get("legal_tiers"):  # once per tier, never as a category's records (probe_v3 H3)
+        lines.append(f"  {LEGAL_TIERS}")
+        lines += [f"    {line}" for line in texts_of["legal_tiers"]]
     for key, heading in (
         ("cause", "cause / 原因"),
         ("harm", "possible harm / 可能造成的危害"),

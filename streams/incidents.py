@@ -42,6 +42,7 @@ from schemas.incident import (
     DueReport,
     Incident,
     IncidentStatus,
+    LegalTier,
     MemberAlert,
     Notice,
     Subjects,
@@ -200,14 +201,21 @@ class IncidentStage:
             # the customers as `lifemon alerts` counts them (unnamed rows are no customers)
             "reported": records_and_customers(alert.subject_count, alert.counts)[1] or 0,
             "records": records,
-            # bulk_query: the count art. 5 judges (the day's) and the step it reached
+            # bulk_query: the count art. 5 judges (the day's) and the step it reached, and each tier's
             "legal_records": alert.counts.get("legal_records", 0),
             "legal_threshold": alert.counts.get("legal_threshold", 0),
-            "legal_by_category": {
-                k[len("legal_category_") :]: n
-                for k, n in alert.counts.items()
-                if k.startswith("legal_category_")
-            },
+            "legal_tiers": [
+                {
+                    "tier": list(t.tier),
+                    "read": list(t.read),
+                    "records": t.records,
+                    "threshold": t.threshold,
+                    "severity": t.severity.value,
+                    "regulation": t.regulation,
+                    "horizon_hours": t.horizon_hours,
+                }
+                for t in finding.legal
+            ],
             # an SDK's collections name no customer (docs/incidents.md): it counts these instead
             "observations": alert.counts.get("observations", 0),
             "devices": alert.counts.get("devices", 0),
@@ -337,34 +345,90 @@ class IncidentStage:
         Each class's cause cites the alerts of that class only (a CVN sent is no consent missing)."""
         policies: list[LeakageClass] = [self.p.classes[c] for c in classes]
         of_class = [[m for m in members if m["class"] == c] for c in classes]
+        tiers = [self._legal_tiers(ms) for ms in of_class]
         cause = Text(
             zh="\n".join(
-                p.cause.zh.format(what=_what(ms, p, zh=True))
-                for p, ms in zip(policies, of_class, strict=True)
+                p.cause.zh.format(what=_what(ms, p, ts, zh=True))
+                for p, ms, ts in zip(policies, of_class, tiers, strict=True)
             ),
             en="\n".join(
-                p.cause.en.format(what=_what(ms, p, zh=False))
-                for p, ms in zip(policies, of_class, strict=True)
+                p.cause.en.format(what=_what(ms, p, ts, zh=False))
+                for p, ms, ts in zip(policies, of_class, tiers, strict=True)
             ),
         )
+        # a category the alerts read of no named customer (a download's unnamed rows) is still read
+        read = sorted(set(by_category).union(*(m["categories"] for m in members)))
         return Notice(
             categories=[
                 self._category_entry(
                     c,
                     self._sent_class(members, c),
-                    len(s),
+                    len(by_category.get(c, ())),
                     _once_per_evidence(members, _unnamed(c)),
-                    _at_least_legal(_once_per_evidence(members, _records_of(c)), members, c),
+                    # its own records: the art. 5 count is its tier's (`legal_tiers`), not each category's
+                    _once_per_evidence(members, _records_of(c)),
                     _once_per_evidence(members, _figure("observations", c)),
                     _once_per_evidence(members, _figure("devices", c)),
                 )
-                for c, s in sorted(by_category.items())
+                for c in read
             ],
+            legal_tiers=self._legal_tiers(members),
             cause=cause,
             harm=[Text(zh=c.harm.zh, en=c.harm.en) for c in policies],
             measures=_unique(t for c in policies for t in c.measures),
             individuals=_unique(t for c in policies for t in c.individuals),
             contact=Text(zh=self.p.contact.zh, en=self.p.contact.en),
+        )
+
+    def _legal_tiers(self, members: Sequence[dict[str, Any]]) -> list[LegalTier]:
+        """Each art. 5 tier the members reached, once: its largest count (each alert's is the day's
+        up to it, a later one's holds the earlier's) and the gravest step reached, the gravest
+        tier first. A member stored before tiers were kept gives its gravest step's, span unknown."""
+        found: dict[tuple[str, ...], dict[str, Any]] = {}
+        read: dict[tuple[str, ...], set[str]] = {}
+        for m in members:
+            for t in m.get("legal_tiers", _stored_tier(m)):
+                key = tuple(sorted(t["tier"]))  # a tier's steps may list its categories in other orders
+                read.setdefault(key, set()).update(t["read"])
+                known = found.get(key)
+                if known is None or _step_rank(t) > _step_rank(known):
+                    found[key] = t | {"records": max(t["records"], known["records"] if known else 0)}
+                elif t["records"] > known["records"]:
+                    known.update(records=t["records"], horizon_hours=t["horizon_hours"])
+        return [
+            self._legal_tier(t, sorted(read[key], key=t["tier"].index))
+            for key, t in sorted(found.items(), key=lambda kt: _step_rank(kt[1]), reverse=True)
+        ]
+
+    def _legal_tier(self, t: dict[str, Any], read: list[str]) -> LegalTier:
+        """A tier's line, `交易信息、账户信息（解释第五条第一款(四)）24 小时内累计 1,107 条记录，达到 500 条标准（情节严重）`:
+        the clause of its regulation, not its words (the categories say what was read)."""
+        cats = self.catalog.policy.classification.categories
+        zh_names = "、".join(cats[c].zh if c in cats else c for c in read)
+        en_names = ", ".join(cats[c].en if c in cats else c for c in read)
+        clause = t["regulation"].split(":")[0].strip() or "解释第五条"
+        zh_tier, en_tier = TIERS.get(t["severity"], ("", ""))
+        hours = t["horizon_hours"]
+        zh_span, en_span = (
+            ("本次批量查询", "in one episode")
+            if hours == 0
+            else ("累计", "counted")
+            if hours is None
+            else (f"{hours} 小时内累计", f"over {hours} h")
+        )
+        return LegalTier(
+            regulation=t["regulation"],
+            categories=read,
+            records=t["records"],
+            threshold=t["threshold"],
+            severity=Severity(t["severity"]),
+            horizon_hours=hours,
+            said=Text(
+                zh=f"{zh_names}（{clause}）{zh_span} {t['records']:,} 条记录，达到 {t['threshold']:,} 条标准"
+                + (f"（{zh_tier}）" if zh_tier else ""),
+                en=f"{en_names} ({clause}): {t['records']:,} records {en_span} reached {t['threshold']:,}"
+                + (f" ({en_tier}, {zh_tier})" if en_tier else ""),
+            ),
         )
 
     def _sent_class(self, members: Sequence[dict[str, Any]], category: str) -> str:
@@ -467,16 +531,35 @@ def _unnamed(category: str | None = None) -> Callable[[dict[str, Any]], int]:
     )
 
 
-def _at_least_legal(records: int, members: Sequence[dict[str, Any]], category: str | None = None) -> int:
-    """Records, at least the count art. 5 judged for any member (of `category` where given): the
-    day's count of an employee's spree holds the reads of episodes that reached no legal step
-    (medium ones, no members), and the regulator's report carries the law's count (seed 001 §五.1),
-    not the sum of two episodes (a probe's 5 390 reported as 980)."""
-    legal = (
-        m.get("legal_records", 0) if category is None else m.get("legal_by_category", {}).get(category, 0)
-        for m in members
-    )
-    return max(records, *legal)
+def _at_least_legal(records: int, members: Sequence[dict[str, Any]]) -> int:
+    """Records, at least the count art. 5 judged for any member: the day's count of an employee's
+    spree holds the reads of episodes that reached no legal step (medium ones, no members), and the
+    regulator's report carries the law's count (seed 001 §五.1), not the sum of two episodes (a
+    probe's 5 390 reported as 980). A tier's count: the categories keep their own records."""
+    return max(records, *(m.get("legal_records", 0) for m in members))
+
+
+def _step_rank(t: dict[str, Any]) -> tuple[int, int]:
+    return SEVERITY_RANK[Severity(t["severity"])], t["threshold"]
+
+
+def _stored_tier(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tier of a member an earlier lifemon stored (within `keep_days` of an upgrade): its gravest
+    step's count, over the categories of that tier it read, the span and regulation not kept."""
+    if not m.get("legal_threshold"):
+        return []
+    read = sorted(m.get("legal_by_category", {}))
+    return [
+        {
+            "tier": read,
+            "read": read,
+            "records": m["legal_records"],
+            "threshold": m["legal_threshold"],
+            "severity": m["severity"],
+            "regulation": "",
+            "horizon_hours": None,
+        }
+    ]
 
 
 def _records_of(category: str) -> Callable[[dict[str, Any]], int]:
@@ -506,29 +589,11 @@ def _class_rank(jr_class: str) -> int:
 TIERS = {"critical": ("情节特别严重", "especially serious"), "high": ("情节严重", "serious")}
 
 
-def _tier(members: Sequence[dict[str, Any]], zh: bool) -> str:
-    """What art. 5 counted of the gravest member that reached a step: the day's records, the step
-    and the tier (seed 001 §五.1); nothing where no member reached one."""
-    reached = [m for m in members if m.get("legal_threshold")]
-    if not reached:
-        return ""
-    m = max(reached, key=lambda m: (SEVERITY_RANK[Severity(m["severity"])], m["legal_records"]))
-    zh_tier, en_tier = TIERS.get(m["severity"], ("", ""))
-    if zh:
-        return f"；当日累计 {m['legal_records']:,} 条记录，达到第五条 {m['legal_threshold']:,} 条标准" + (
-            f"（{zh_tier}）" if zh_tier else ""
-        )
-    return (
-        f"; {m['legal_records']:,} records over the day reached the art. 5 count of {m['legal_threshold']:,}"
-        + (f" ({en_tier}, {zh_tier})" if en_tier else "")
-    )
-
-
-def _what(members: Sequence[dict[str, Any]], cls: LeakageClass, zh: bool) -> str:
+def _what(members: Sequence[dict[str, Any]], cls: LeakageClass, tiers: Sequence[LegalTier], zh: bool) -> str:
     """What a class's first three alerts say happened, the same in both languages, in words a
     customer and a regulator read (PIPL art. 57 ¶1: 原因): each alert's title, the conditions of
-    its rule that its counts say failed (`cls.conditions`), what it counted, and the art. 5 tier the
-    gravest reached. No rule id, transfer or field id, employee id, score or threshold of a
+    its rule that its counts say failed (`cls.conditions`), what it counted, and each art. 5 tier
+    the alerts reached (`tiers`, the notice's lines). No rule id, transfer or field id, employee id, score or threshold of a
     detector: those are the member alerts' (their summaries), which the regulator's report lists
     (probe_s3 #4: the English cause carried a bulk_query's "sliding-window score 218"). A member
     stored before titles or counts were kept shows its rule id, and no conditions."""
@@ -543,9 +608,9 @@ def _what(members: Sequence[dict[str, Any]], cls: LeakageClass, zh: bool) -> str
             said.append(f"{title}" + (f": {'; '.join(failed)}" if failed else "") + f" ({figures})")
     more = len(members) - 3
     if zh:
-        return "；".join(said) + (f"；另有 {more} 条告警" if more > 0 else "") + _tier(members, zh=True)
-    return (
-        "; ".join(said) + (f"; and {n_of(more, 'more alert')}" if more > 0 else "") + _tier(members, zh=False)
+        return "；".join([*said, *([f"另有 {more} 条告警"] if more > 0 else []), *(t.said.zh for t in tiers)])
+    return "; ".join(
+        [*said, *([f"and {n_of(more, 'more alert')}"] if more > 0 else []), *(t.said.en for t in tiers)]
     )
 
 

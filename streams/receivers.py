@@ -208,6 +208,9 @@ def alertmanager_payload(
                 "categories_zh": "; ".join(
                     f"{c['zh']} ({c['jr_class']}) {counted(c, zh=True)}" for c in notice["categories"]
                 ),
+                # art. 5 counts a tier's categories together: its count once, never as a category's
+                # records (probe_v3 H3); none where no bulk_query alert reached a tier
+                **(_texts(notice, "legal_tiers") if notice.get("legal_tiers") else {}),
                 "cause": notice["cause"]["en"],
                 "cause_zh": notice["cause"]["zh"],
                 # PIPL art. 57 ¶1 (一)(二): the possible harm, the remedial measures and what
@@ -237,11 +240,16 @@ def _local(ms: int, zone: ZoneInfo) -> str:
     return f" ({datetime.fromtimestamp(ms / 1000, zone):%Y-%m-%d %H:%M} {zone.key})"
 
 
+def text_of(part: dict[str, Any]) -> dict[str, str]:
+    """A notice part's text (`zh`, `en`): the part itself, or an art. 5 tier's line (`said`)."""
+    return part.get("said", part)
+
+
 def _texts(notice: dict[str, Any], *keys: str) -> dict[str, str]:
     """The notice's lists of texts as annotations, one line each, in English and (`_zh`) Chinese."""
     out = {}
     for key in keys:
-        items = notice[key] if isinstance(notice[key], list) else [notice[key]]
+        items = [text_of(t) for t in (notice[key] if isinstance(notice[key], list) else [notice[key]])]
         out[key] = "\n".join(t["en"] for t in items)
         out[f"{key}_zh"] = "\n".join(t["zh"] for t in items)
     return out

@@ -198,12 +198,80 @@ def test_a_critical_spree_reports_the_days_count_art5_judged_and_names_its_tier(
     ]  # fmt: skip
     inc = one(run(e, "access", downloads))
     assert inc.severity.value == "critical" and inc.records == 5390
-    assert [(c.id, c.records) for c in inc.notice.categories] == [("transaction", 5390)]
-    assert "当日累计 5,390 条记录，达到第五条 5,000 条标准（情节特别严重）" in inc.notice.cause.zh
+    # the category: what its alerts read; art. 5's count of the day, theirs and the medium
+    # episodes', is the tier's line (probe_v3 H3: a tier's count is no category's)
+    assert [(c.id, c.records) for c in inc.notice.categories] == [("transaction", 980)]
+    assert [(t.records, t.threshold, t.horizon_hours) for t in inc.notice.legal_tiers] == [(5390, 5000, 24)]
+    said = inc.notice.legal_tiers[0].said
     assert (
-        "5,390 records over the day reached the art. 5 count of 5,000 (especially serious"
-        in inc.notice.cause.en
+        said.zh
+        == "金融交易信息（解释第五条第二款(三)）24 小时内累计 5,390 条记录，达到 5,000 条标准（情节特别严重）"
     )
+    assert said.en == (
+        "transaction data (解释第五条第二款(三)): 5,390 records over 24 h reached 5,000 (especially serious, 情节特别严重)"
+    )
+    assert said.zh in inc.notice.cause.zh and said.en in inc.notice.cause.en
+
+
+def test_the_notice_says_each_categorys_own_records_and_the_art5_tiers_count_once(engine) -> None:
+    """probe_v3 H3: the notice told "账户信息 1 名客户, 1107 条记录" where the alert counted 1 account
+    record: art. 5 ¶1 (四) counts transaction and account data together (交易信息等…500条), so the
+    tier's count was copied onto each of its categories. An employee's download of 600 transaction
+    rows naming no one and 2 customers' account numbers: account 2 records, transaction 600 (read of
+    no named customer, and still a category of the notice), and the tier's 602 said once."""
+    e = engine()
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("p1", "sb_president")]))
+    rows = AccessEvent(
+        event_id="dl",
+        ts=T0 + HOUR,
+        actor_id="p1",
+        actor_org="S0101",
+        system="report_portal",
+        action="download",
+        subject_ids=[],
+        fields=["transaction_record"],
+        row_count=600,
+    )
+    accounts = [
+        AccessEvent(event_id=f"acct-{k}", ts=T0 + HOUR + (k + 1) * 60_000, actor_id="p1", actor_org="S0101",
+                    system="core_banking", action="query", subject_ids=[f"C{k:07d}"], fields=["payment_account_no"])
+        for k in range(2)
+    ]  # fmt: skip
+    inc = one(run(e, "access", [rows, *accounts]))
+    assert [(c.id, c.subjects, c.unnamed, c.records) for c in inc.notice.categories] == [
+        ("account", 2, 0, 2),
+        ("transaction", 0, 0, 600),
+    ]
+    assert inc.records == 602  # the incident's: the tier's count, at least its records
+    (tier,) = inc.notice.legal_tiers
+    assert (tier.categories, tier.records, tier.threshold, tier.severity.value) == (
+        ["transaction", "account"],
+        602,
+        500,
+        "high",
+    )
+    assert (
+        tier.said.zh
+        == "金融交易信息、账户信息（解释第五条第一款(四)）24 小时内累计 602 条记录，达到 500 条标准（情节严重）"
+    )
+    assert tier.said.en == (
+        "transaction data, account data (解释第五条第一款(四)): 602 records over 24 h reached 500 (serious, 情节严重)"
+    )
+    # said once in the cause, after what the alert counted
+    assert inc.notice.cause.zh.count("条标准") == 1 and tier.said.zh in inc.notice.cause.zh
+    assert inc.notice.cause.en.count("reached 500") == 1 and tier.said.en in inc.notice.cause.en
+    # as `lifemon incidents show` and Alertmanager deliver the notice (the webhook and PagerDuty carry it whole)
+    from streams.incident_query import render_incident_view
+    from streams.receivers import alertmanager_payload
+
+    record = orjson.loads(inc.model_dump_json())
+    view = render_incident_view(record, datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo("Asia/Shanghai"))
+    assert "账户信息 / account data (C2): 2 名客户, 2 条记录; 2 customers, 2 records" in view
+    assert "金融交易信息 / transaction data (C2): 客户未具名, 600 条记录" in view
+    assert f"达到解释第五条标准的数量\n    {tier.said.zh}\n    {tier.said.en}\n" in view
+    notes = alertmanager_payload(record, now_ms=T0)[0]["annotations"]
+    assert "account data (C2) 2 customers, 2 records" in notes["categories"]
+    assert (notes["legal_tiers"], notes["legal_tiers_zh"]) == (tier.said.en, tier.said.zh)
 
 
 def test_a_bulk_query_just_under_the_art5_threshold_alerts_but_opens_no_incident(engine) -> None:
@@ -322,6 +390,20 @@ def test_a_bulk_querys_notice_classes_no_category_above_its_alert(engine) -> Non
     new = {"categories": ["authentication"], "jr_class": "C2", "class_by_category": {"authentication": "C2"}}
     assert stage._sent_class([old, new], "authentication") == "C3"
     assert stage._sent_class([dict(old, jr_class="C2"), new], "authentication") == "C2"
+
+
+def test_a_member_stored_before_tiers_were_kept_says_its_tier_once_not_per_category(engine) -> None:
+    """A bulk_query member an earlier lifemon stored (within keep_days of an upgrade) kept its tier's
+    count per category (`legal_by_category`, probe_v3 H3): it gives one tier line, span unknown."""
+    stage = engine().incident_stage(0)
+    old = {"legal_records": 1107, "legal_threshold": 500, "severity": "high",
+           "legal_by_category": {"account": 1107, "transaction": 1107}}  # fmt: skip
+    (tier,) = stage._legal_tiers([old])
+    assert (tier.categories, tier.records, tier.horizon_hours) == (["account", "transaction"], 1107, None)
+    assert (
+        tier.said.zh == "账户信息、金融交易信息（解释第五条）累计 1,107 条记录，达到 500 条标准（情节严重）"
+    )
+    assert stage._legal_tiers([{"legal_threshold": 0, "severity": "high"}]) == []  # reached none
 
 
 def test_a_share_after_the_customers_withdrew_their_consent_opens_an_incident(engine) -> None:
@@ -1028,10 +1110,11 @@ def test_the_notices_cause_says_what_failed_alike_in_both_languages_and_no_detec
     for text in (bulk.notice.cause.zh, bulk.notice.cause.en):
         assert "e1" not in text and "score" not in text and "LM-BQ" not in text
     assert bulk.notice.cause.en.endswith(
-        "(50 records, 50 customers); 50 records over the day reached the art. 5 count of 50 (serious, 情节严重)"
+        "(50 records, 50 customers); property data (解释第五条第一款(三)): 50 records over 24 h reached 50 "
+        "(serious, 情节严重)"
     )
     assert bulk.notice.cause.zh.endswith(
-        "（50 条记录，50 名客户）；当日累计 50 条记录，达到第五条 50 条标准（情节严重）"
+        "（50 条记录，50 名客户）；财产信息（解释第五条第一款(三)）24 小时内累计 50 条记录，达到 50 条标准（情节严重）"
     )
 
 
