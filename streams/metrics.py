@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from schemas.models import Severity
+from schemas.models import SEVERITY_RANK, Severity
 from streams.codecs import DEAD_LETTER_KINDS
 from streams.stats import Durations, Stats
 
@@ -65,6 +65,14 @@ class Known(NamedTuple):
     def alerts(self) -> list[tuple[str, str]]:
         return [(d, sev.value) for d in self.detectors for sev in Severity]
 
+    def escalations(self) -> list[tuple[str, str, str]]:
+        """An alert's change to a graver severity, the change a rule pages on (a lowering is
+        counted when it happens: nothing pages on it)."""
+        graver = [
+            (a.value, b.value) for a in Severity for b in Severity if SEVERITY_RANK[b] > SEVERITY_RANK[a]
+        ]
+        return [(d, a, b) for d in self.detectors for a, b in graver]
+
     def incidents(self) -> list[tuple[str, str]]:
         return [(c, sev.value) for c in self.leakage_classes for sev in Severity]
 
@@ -102,10 +110,20 @@ class StatsCollector:
         )
         yield _counter(
             "lifemon_alerts",
-            "Alerts this instance raised, by detector and severity when first raised",
+            "Alerts this instance raised, by detector and severity when first raised (a later change of "
+            "severity: lifemon_alert_severity_changes_total)",
             ["detector", "severity"],
             dict(s.opened),
             self.known.alerts(),
+        )
+        yield _counter(
+            "lifemon_alert_severity_changes",
+            "Alerts counted in lifemon_alerts_total whose newer revision changed their severity, by detector, "
+            "the severity they had and the one they took: lifemon_alerts_total plus the changes to a "
+            "severity minus those from it is the alerts at their newest severity",
+            ["detector", "from", "to"],
+            dict(s.severity_changes),
+            self.known.escalations(),
         )
         yield _counter(
             "lifemon_incidents",

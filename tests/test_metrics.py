@@ -6,6 +6,7 @@ structured."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 import urllib.error
@@ -79,6 +80,15 @@ def prometheus(target: str, folder: Path) -> Iterator[str]:
         yield url
 
 
+def newest_severity() -> str:
+    """The alerts by their newest severity, as docs/operations.md gives it to operators (raised, plus
+    changes to the severity, minus changes from it): the test runs the documented expression."""
+    text = (Path(__file__).resolve().parent.parent / "docs/operations.md").read_text(encoding="utf-8")
+    found = re.search(r"#### Alerts by their newest severity\n.*?```promql\n(.*?)```", text, re.S)
+    assert found, "docs/operations.md lost its PromQL of alerts by their newest severity"
+    return found.group(1)
+
+
 def query(prom: str, expr: str) -> dict[str, float]:
     """An instant query: {'label=value,...': value} of each series."""
     status, body = get(f"{prom}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
@@ -150,6 +160,24 @@ def test_prometheus_scrapes_a_running_lifemon(broker, names, tmp_path) -> None:
             assert query(prom, 'lifemon_alert_revisions_total{status="open"}') == {
                 "detector=bulk_query,status=open": 1
             }
+            # probe_v3 L4: e2's 60 reads of names and mobiles open a medium alert, 1 100 more make it
+            # high; it stays counted where it was raised and the change is counted, so the shipped
+            # doc's expression gives each severity as ClickHouse's newest revisions do
+            changed = 'lifemon_alert_severity_changes_total{detector="bulk_query",from="medium",to="high"}'
+            assert query(prom, changed) == {"detector=bulk_query,from=medium,to=high": 0}  # from the start
+            send(broker, t.entitlements, [entitlement("e2")], key=b"e2")
+            entitlements = processed.replace("access", "entitlements")
+            wait_for(lambda: query(prom, entitlements) == {"stream=entitlements": 2}, "e2's entitlement")
+            names = ("customer_name", "mobile_phone")
+            send(broker, t.access, access("e2", customers=60, fields=names, every_s=5), key=b"e2")
+            medium = 'lifemon_alerts_total{detector="bulk_query",severity="medium"}'
+            wait_for(lambda: query(prom, medium) == {"detector=bulk_query,severity=medium": 1}, "e2's medium")
+            more = access("e2", customers=1100, fields=names, every_s=1, start=600_000, first_customer=100)
+            send(broker, t.access, more, key=b"e2")
+            wait_for(lambda: query(prom, changed + " > 0"), "e2's alert escalated")
+            newest = query(prom, newest_severity())
+            assert {k: v for k, v in newest.items() if v} == {"detector=bulk_query,severity=high": 2}
+            assert newest["detector=bulk_query,severity=medium"] == 0
             # caught up: a series per assigned partition, all at zero, in messages and in seconds
             # (a scrape can still hold the lag of a batch before the last one: wait for it to settle)
             lag_query = f'lifemon_consumer_lag_messages{{topic="{t.access}"}}'
@@ -242,3 +270,64 @@ def test_an_incident_of_two_classes_counts_in_a_series_exported_from_the_start(p
     stats.on_incidents([two, two])
     assert dict(stats.incidents) == {(classes[0], "critical"): 1}
     assert set(stats.incidents) <= set(Known(leakage_classes=classes).incidents())
+
+
+def test_an_alert_escalated_counts_once_raised_and_once_changed_as_the_stored_severity_says(policy) -> None:
+    """probe_v3 L4: an employee's 60 reads opened a medium alert, 1 100 more made it high: ClickHouse,
+    the report and Grafana count it high (its newest revision), `/metrics` counted it medium, the
+    severity it was first raised with. A counter never goes down: it stays counted where it was
+    raised, and the change is counted, so raised + changes in - changes out is the stored figure."""
+    from conftest import fed, refs
+
+    from detectors import load_detectors
+    from policy.catalog import Catalog
+    from streams.engine import Engine
+    from streams.metrics import Known
+    from streams.pseudonym import Pseudonymizer
+
+    engine = Engine(
+        load_detectors(policy), Catalog(policy), pseudonymize=Pseudonymizer(b"unit-test-key-0123456789")
+    )
+    engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1")]))
+    names = ("customer_name", "mobile_phone")  # no art. 5 tier reached early: the role's threshold opens it
+    reads = access("e1", customers=60, fields=names, every_s=5)
+    more = access("e1", customers=1100, fields=names, every_s=1, start=600_000, first_customer=100)
+    stats, newest = Stats(), {}
+    with OpsServer(stats, "127.0.0.1", 0, 30, Known(detectors=["bulk_query"])) as server:
+        for offset, batch in ((0, reads), (len(reads), more)):
+            alerts = engine.process("access", "pfi.access", 0, fed("access", batch, "pfi.access", offset))
+            alerts += engine.advance()
+            stats.on_alerts(alerts)  # as the runtime does after each batch
+            newest |= {a.alert_id: a.severity.value for a in alerts}
+        assert list(newest.values()) == ["high"]  # one alert, raised medium (below)
+        _, text = get(f"http://127.0.0.1:{server.port}/metrics")
+    series = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(("lifemon_alerts_total", "lifemon_alert_severity_changes_total"))
+    }
+    assert series['lifemon_alerts_total{detector="bulk_query",severity="medium"}'] == 1
+    assert series['lifemon_alerts_total{detector="bulk_query",severity="high"}'] == 0
+    changed = 'lifemon_alert_severity_changes_total{detector="bulk_query",from="medium",to="high"}'
+    assert series[changed] == 1
+    # every change to a graver severity is there at 0 from the start: a rule's increase() sees the first
+    assert (
+        series['lifemon_alert_severity_changes_total{detector="bulk_query",from="high",to="critical"}'] == 0
+    )
+    assert sum(1 for k in series if k.startswith("lifemon_alert_severity_changes_total")) == 10
+
+    # raised + changes in - changes out: the alerts by their newest severity, as ClickHouse counts them
+    def scraped(name: str, label: str, sev: str) -> float:
+        return sum(n for k, n in series.items() if k.startswith(name) and f'{label}="{sev}"' in k)
+
+    stored = {
+        sev: scraped("lifemon_alerts_total", "severity", sev)
+        + scraped("lifemon_alert_severity_changes_total", "to", sev)
+        - scraped("lifemon_alert_severity_changes_total", "from", sev)
+        for sev in ("medium", "high")
+    }
+    assert (
+        stored
+        == {sev: list(newest.values()).count(sev) for sev in ("medium", "high")}
+        == {"medium": 0, "high": 1}
+    )
