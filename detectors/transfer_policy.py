@@ -490,7 +490,11 @@ class TransferPolicyDetector:
         # the recipient cannot tell who: a batch sending what names a person (a probe's 1 500 leads'
         # names and phone numbers flagged de-identified passed) is no such batch
         deidentified = ev.deidentified and not ev.subject_ids
-        naming = sorted(set(ev.categories).intersection(self.p.identifiers)) if deidentified else []
+        sends = sorted(set(ev.categories).intersection(self.p.identifiers))
+        naming = sends if deidentified else []
+        # what names a person, sent to no one named or counted: the sender's log left the people out
+        # (fix_e4: names and mobiles to the insurer, counts 0, no flag, passed the consent check)
+        uncounted = sends if not ev.subject_ids and not ev.subject_count and not deidentified else []
         anonymous = deidentified and not naming  # what sharing without consent may send
         claim = (
             f" (flagged de-identified, yet it names {n_of(len(ev.subject_ids), 'subject')})"
@@ -499,10 +503,14 @@ class TransferPolicyDetector:
         )
         if kind in self.p.consent_types and not anonymous and not cross_border and not clearing:
             refuted = claim or (
-                f" (flagged de-identified, yet it sends {', '.join(naming)})" if naming else ""
+                f" (flagged de-identified, yet it sends {', '.join(naming)})"
+                if naming
+                else f" (it sends {', '.join(uncounted)} and names and counts no one)"
+                if uncounted
+                else ""
             )
             missing, unnamed = self._without_consent(ev, purpose, ctx)
-            if naming and not (missing or unnamed):
+            if (naming or uncounted) and not (missing or unnamed):
                 unnamed = 1  # names sent, their people not counted (a review's `subject_count: 0`)
             if missing or unnamed:
                 without = []

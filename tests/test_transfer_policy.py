@@ -421,6 +421,12 @@ def test_unnamed_subjects_cannot_be_shown_to_consent_unless_de_identified(engine
     uncounted = listed.model_copy(update={"deidentified": True, "subject_count": 0})  # a review's bypass
     (c,) = run(engine(), uncounted).values()
     assert c.rule_id == "LM-TP-002" and "yet it sends customer_name, mobile_phone" in c.summary
+    # not flagged at all, naming and counting no one (fix_e4: the insurer's names and mobiles passed)
+    for logged in ({"subject_count": 0, "record_count": 0}, {"subject_count": 0, "subject_list_id": None}):
+        (d,) = run(engine(), listed.model_copy(update=logged)).values()
+        assert d.rule_id == "LM-TP-002" and d.counts["subjects_unnamed"] == 1, d.summary
+        assert "(it sends customer_name, mobile_phone and names and counts no one)" in d.summary
+    assert run(engine(), demographics.model_copy(update={"deidentified": False, "subject_count": 0})) == {}
 
 
 def test_a_recipient_a_log_calls_internal_is_the_banks_own_only_if_declared(engine) -> None:
