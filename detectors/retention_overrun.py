@@ -80,7 +80,7 @@ from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
@@ -91,7 +91,7 @@ from detectors import inbox
 from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_records
 from detectors.minors import Minor, consent_gap, minor_at
 from detectors.offscope_marketing import RuleSpec
-from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, left
+from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, Today, left
 from policy.catalog import Catalog
 from policy.model import (
     CLASS_RANK,
@@ -197,6 +197,9 @@ class RetentionPolicy(NamedTuple):
     # the categories a rule counting from an account's closure covers: a record holding one, collected
     # for an account purpose, is one of the customer's accounts (`Customer.accounts_closed`)
     account_categories: frozenset[str]
+    # a purpose id a record or a use kept, as today's policy names it (`Catalog.current`): a purpose
+    # renamed since, its old id among the new one's `also`, is the new one's (probe_v1 F3)
+    today: Today
 
 
 _TOKENS = re.compile(r"[^\W_]+")  # runs of letters and digits, CJK included
@@ -285,15 +288,17 @@ class RetentionOverrunDetector:
                     if rule.after.value == "account_closed"
                     for c in rule.categories
                 ),
+                partial(catalog.current, "purpose"),
             )
         return self._policy
 
     def _covering_of(self, rec: Record, catalog: Catalog) -> tuple[list[Deadline], list[Deadline]]:
         """(retention rules, statutory minimums) that cover the record."""
-        key = (tuple(rec.categories), rec.purpose)
+        r = self._retention(catalog)
+        key = (tuple(rec.categories), r.today(rec.purpose))
         found = self._covering.get(key)
         if found is None:
-            r, cats, purpose = self._retention(catalog), rec.categories, rec.purpose
+            cats, purpose = key
             found = (
                 [d for d in r.rules if d.covers(cats, purpose)],
                 [m for m in r.minimums if m.covers(cats, purpose)],
@@ -304,7 +309,7 @@ class RetentionOverrunDetector:
 
     def _is_account(self, rec: Record, catalog: Catalog) -> bool:
         policy = self._retention(catalog)
-        return rec.is_account(policy.account_categories, policy.account_purposes)
+        return rec.is_account(policy.account_categories, policy.account_purposes, policy.today)
 
     def deadlines(self, held: Customer, rec: Record, catalog: Catalog) -> Iterator[tuple[Deadline, int, int]]:
         """(rule, clock start, deadline) of every rule that covers the record and has started: the
@@ -418,6 +423,8 @@ class RetentionOverrunDetector:
             # each system's copy: the record is gone when all are; a removal naming categories takes
             # those alone (a probe's delete of a record's phone left its location kept past 30 days)
             named = catalog.profile(ev.categories)[1] if stage in GONE_STAGES else ()
+            if ev.system not in rec.copies:  # a system renamed since its copy was kept is that copy
+                rec.systems_as(partial(catalog.current, "system"))
             rec.log(stage, ev.system, ev.ts, named)
         if stage in COLLECTED and rec is not None:
             self._collected(held, rec, ev, catalog)
@@ -481,7 +488,9 @@ class RetentionOverrunDetector:
         closed_out = held.closed_out
         if stage in COLLECTED or stage == "account_closed":
             policy = self._retention(catalog)
-            held.closed_out = held.accounts_closed(policy.account_categories, policy.account_purposes)
+            held.closed_out = held.accounts_closed(
+                policy.account_categories, policy.account_purposes, policy.today
+            )
         self.store.touch(customer)
         # a relationship begun again, whichever event the monitor heard first (a review: a return
         # reported after the KYC record's deletion left it a late removal, not one before the minimum)
@@ -1208,11 +1217,12 @@ class RetentionOverrunDetector:
         流程描述(1)⑬g: 根据客户要求签订和履行合同所必需的). A probe's customer kept the account after asking
         for deletion, and every teller and payment read of the opening identity was a high alert,
         even after a timely refusal. Marketing is no contract's need, and still fires."""
-        purpose = use[5] if len(use) > 5 else ""
-        if purpose not in self._retention(catalog).contract_purposes or not held.ongoing(use[0]):
+        r = self._retention(catalog)
+        purpose = r.today(use[5]) if len(use) > 5 else ""
+        if purpose not in r.contract_purposes or not held.ongoing(use[0]):
             return False
-        reads = catalog.purposes.get(purpose)
-        return rec.purpose == purpose or (reads is not None and rec.purpose in reads.also_uses)
+        reads, collected = catalog.purposes.get(purpose or ""), r.today(rec.purpose)
+        return collected == purpose or (reads is not None and collected in reads.also_uses)
 
     def _overdue(self, held: Customer, rec: Record, catalog: Catalog) -> list[tuple[int, int]]:
         """(deadline, until) of each deadline (`_due`'s) a use of the record is past while the part
@@ -1400,7 +1410,7 @@ def _for_another_purpose(use: list[Any], catalog: Catalog) -> bool:
     """A use stating a purpose the policy knows and the law does not oblige (purposes.yaml
     `legal_obligation`): what a withheld record may no longer serve. One stating none, or one the
     policy does not know, cannot be told from the law's (a regulatory report) and is not judged."""
-    purpose = catalog.purposes.get(use[5]) if len(use) > 5 else None
+    purpose = catalog.purposes.get(catalog.current("purpose", use[5]) or "") if len(use) > 5 else None
     return purpose is not None and not purpose.legal_obligation
 
 

@@ -8,8 +8,16 @@ last few per record, so a lifecycle event that arrives after a use still judges 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+# a purpose id state kept, as today's policy names it (`Catalog.current`)
+Today = Callable[[str | None], str | None]
+
+
+def _same(held: str | None) -> str | None:
+    return held
+
 
 # the stages a record leaves by, and how an alert says it
 GONE_STAGES = {"delete": "deleted", "anonymize": "anonymized", "destroy": "destroyed"}
@@ -40,6 +48,10 @@ def removed(removals: Iterable[Sequence[Any]], since: int, categories: Iterable[
         if not left_over:
             return r[0], r[1]
     return 0, ""
+
+
+def _frozen(item: Any) -> Any:
+    return tuple(item) if isinstance(item, list) else item
 
 
 def left(copies: dict[str, list[Any]], categories: Iterable[str] = ()) -> tuple[int, str]:
@@ -218,6 +230,19 @@ class Record:
             for r in (rs if len(rs) <= REMOVALS_KEPT else rs[:2] + rs[2 - REMOVALS_KEPT :])
         )
 
+    def systems_as(self, today: Today) -> None:
+        """Its copies under the ids today's policy names their systems by (`Catalog.current`): a copy
+        kept under a system's earlier id and one logged under its new id are one copy, or a
+        collection logged under the new id after a rename left the old copy held for ever."""
+        for old in [s for s in self.copies if today(s) != s]:
+            since, removals = self.copies.pop(old)
+            copy = self.copies.setdefault(today(old) or old, [0, []])
+            copy[SINCE] = max(copy[SINCE], since)
+            copy[REMOVALS] = sorted(
+                {tuple(map(_frozen, r)): r for r in (*copy[REMOVALS], *removals)}.values()
+            )
+        self.system = today(self.system) or self.system
+
     def part_left(self, categories: Iterable[str]) -> tuple[int, str]:
         """(when, by which stage) the categories of `categories` the record holds left every copy
         (`left`): a rule's or a request's part of it; (0, "") while one is held."""
@@ -256,12 +281,13 @@ class Record:
         """Deleted, anonymized or destroyed at or before `ts`."""
         return 0 < self.gone <= ts
 
-    def is_account(self, categories: frozenset[str], purposes: frozenset[str]) -> bool:
+    def is_account(self, categories: frozenset[str], purposes: frozenset[str], today: Today = _same) -> bool:
         """One of the customer's accounts: it holds one of `categories` (those a rule counting from
         `account_closed` covers) and was collected for one of `purposes` (`account_purposes`: an
-        account opening); a KYC file's account number (due diligence), a payment's, a loan's or an
-        adviser's is a copy, which no closure names."""
-        return self.purpose in purposes and not categories.isdisjoint(self.categories)
+        account opening), its purpose read as today's policy names it (`today`); a KYC file's
+        account number (due diligence), a payment's, a loan's or an adviser's is a copy, which no
+        closure names."""
+        return today(self.purpose) in purposes and not categories.isdisjoint(self.categories)
 
 
 class Customer:
@@ -335,13 +361,15 @@ class Customer:
         ten years on was "before the minimum", and collection after the closure went unseen)."""
         return max(self.ended, self.closed_out)
 
-    def accounts_closed(self, categories: frozenset[str], purposes: frozenset[str]) -> int:
+    def accounts_closed(
+        self, categories: frozenset[str], purposes: frozenset[str], today: Today = _same
+    ) -> int:
         """When the customer's last account known here closed, every account opened by then closed by
         then and none reopened since its closure; 0 while one is open (or none is known). An account
         is a record `Record.is_account` says is one. A closure naming no
         record tracked here says not which account closed, and ends nothing. Order-free: computed
         from the records as they stand."""
-        accounts = [r for r in self.records.values() if r.is_account(categories, purposes)]
+        accounts = [r for r in self.records.values() if r.is_account(categories, purposes, today)]
         last = max((r.closed for r in accounts), default=0)
         if last and all(
             r.closed > 0 and not r.closed < r.unbidden <= last for r in accounts if r.first <= last

@@ -360,6 +360,32 @@ class Catalog:
         }
 
     @cached_property
+    def _earlier_ids(self) -> dict[str, tuple[Collection[str], dict[str, str]]]:
+        """kind -> (today's ids, each of their names in `key_form` -> its id): what `current` reads."""
+        return {
+            kind: (ids, {key_form(n): i for i, words in names.items() for n in words if n})
+            for kind, ids, names in (
+                ("purpose", self.purpose_names.keys(), self.purpose_names),
+                ("system", self.system_names.keys(), self.system_names),
+                ("role", self.roles.keys(), self.role_names),
+            )
+        }
+
+    def current(self, kind: str, held: str | None) -> str | None:
+        """The id today's policy names a purpose, system or role (`kind`) by, for an id that state
+        kept under an earlier policy: an id renamed as docs/operations.md "Changing policy" says
+        (the new id, the old one among its `also`) is the new one. State holds the id of its day
+        for years (a record's purpose, a copy's system): a probe's renamed marketing purpose left
+        every profile collected before the restart with no retention deadline, silently (probe_v1
+        F3). An id today's policy declares, or names nowhere, is kept as it is."""
+        if held is None:
+            return None
+        ids, names = self._earlier_ids[kind]
+        if held in ids:
+            return held  # nearly always: one lookup
+        return names.get(key_form(held), held)
+
+    @cached_property
     def approving_roles(self) -> frozenset[str]:
         """Roles whose permission set signs graded approvals (organisation.yaml `approves`)."""
         sets = self.permission_sets

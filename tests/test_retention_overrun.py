@@ -7,16 +7,21 @@ restores and late lifecycle events give the same alerts."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from datetime import date
 from itertools import permutations
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import T0, entitlement, fed, refs
 
+import policy as policy_module
 from detectors import load_detectors
 from detectors.base import Finding
 from detectors.retention_records import Customer, Record, left
+from policy.catalog import Catalog
 from schemas.models import AccessEvent, LifecycleEvent, TransferEvent
 from streams.alert_query import records_and_customers
 from streams.alerts import latest, to_ocsf
@@ -305,7 +310,6 @@ def test_a_nightly_purge_within_the_banks_grace_is_in_time(policy, catalog) -> N
     """A probe: location traces purged at 02:00 the day after their 30 days were one "1 day late"
     alert each. A bank whose purge job runs after midnight sets `removal_grace_hours`; the shipped
     policy keeps the last day the last day."""
-    from policy.catalog import Catalog
 
     graced = policy.model_copy(
         update={"retention": policy.retention.model_copy(update={"removal_grace_hours": 24})}
@@ -431,6 +435,88 @@ def test_a_rule_with_purposes_covers_only_them(run) -> None:
     tags = {"cats": ("marketing_tags",), "system": "crm"}
     got = run([collect(day=-366, purpose="marketing", **tags), collect("R2", day=-900, purpose="account_service", **tags), tick(0)])  # fmt: skip
     assert [a.summary.split()[1] for a in got["retention_expired"]] == ["R1"]
+
+
+def _folder(tmp_path: Path, edits: dict[str, list[tuple[str, str]]]) -> Any:
+    """The shipped policy folder copied, each file's lines (not its comments) edited by (pattern,
+    replacement): a bank's change to it, loaded."""
+    folder = tmp_path / "policy"
+    shutil.copytree(Path(policy_module.__file__).parent, folder)
+    for name, subs in edits.items():
+        lines = (folder / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        for pattern, new in subs:
+            lines = [ln if ln.lstrip().startswith("#") else re.sub(pattern, new, ln) for ln in lines]
+        (folder / name).write_text("".join(lines), encoding="utf-8")
+    return policy_module.load_policy(folder)
+
+
+def _restarted(before: Engine, policy: Any) -> Engine:
+    """`before`'s state restored by an engine running `policy`: `lifemon run` restarted on a changed
+    folder."""
+    kind = next(s for s in load_detectors(policy) if s.kind == "retention_overrun")
+    after = Engine([kind], Catalog(policy), pseudonymize=pz)
+    after.restore(0, before.changes(0))
+    return after
+
+
+# the purpose marketing renamed marketing_promo as docs/operations.md "Changing policy" says: the old
+# id among the new one's names, every id pointing at it renamed
+MARKETING_RENAMED = {
+    "purposes.yaml": [
+        (r"^  marketing:$", "  marketing_promo:"),
+        (r"(?<=[\[ ,])marketing(?=[\],])", "marketing_promo"),
+        (r"also: \[营销推广", "also: [marketing, 营销推广"),
+    ],
+    "retention.yaml": [(r"\[marketing\]", "[marketing_promo]")],
+    "detectors/offscope_marketing.yaml": [
+        (r"marketing_purpose: marketing$", "marketing_purpose: marketing_promo")
+    ],
+}
+
+
+def test_a_purpose_renamed_at_a_restart_keeps_the_deadlines_of_the_records_held_under_its_old_id(
+    run, spec, catalog, tmp_path
+) -> None:
+    """probe_v1 F3: marketing renamed marketing_promo at a restart, its old id kept among its names
+    (docs/operations.md "Changing policy"): each profile collected for marketing before the restart
+    is still kept 365 days (retention.yaml marketing_profile). Its deadline was dropped, silently:
+    the record's purpose, kept as the id of its day, was compared raw with the rule's."""
+    renamed = _folder(tmp_path, MARKETING_RENAMED)
+    assert "marketing_promo" in renamed.purposes.purposes and "marketing" not in renamed.purposes.purposes
+    tags = {"cats": ("marketing_tags",), "system": "crm"}
+    first = Engine([spec], catalog, pseudonymize=pz)
+    assert "retention_expired" not in run(
+        [collect(day=-370, purpose="marketing", **tags), tick(-300)], engine=first
+    )
+    (a,) = run([tick(0)], engine=_restarted(first, renamed))["retention_expired"]
+    assert a.summary.startswith("record R1 on crm") and "365-day retention (marketing_profile" in a.summary
+
+
+def test_a_copy_kept_under_a_systems_old_id_is_the_copy_its_new_id_removes(
+    run, spec, catalog, tmp_path
+) -> None:
+    """crm renamed crm_core at a restart, crm kept among its names: a location trace collected on crm
+    before it, collected again and deleted on crm_core within its 30 days after it, is gone. The
+    copy kept as crm stayed held for ever, and the trace was an overrun (probe_v1 F3, systems)."""
+    renamed = _folder(
+        tmp_path,
+        {
+            "organisation.yaml": [
+                (r"(?<=[\[ ,])crm(?=[\],])", "crm_core"),
+                (r"^  crm: \{zh: 客户关系管理系统, en: customer relationship management, also: \[",
+                 "  crm_core: {zh: 客户关系管理系统, en: customer relationship management, also: [crm, "),
+            ]
+        },
+    )  # fmt: skip
+    assert renamed.organisation.systems["crm_core"].also == ["crm", "客户关系管理"]
+    trace = {**LOCATION, "system": "crm"}
+    first = Engine([spec], catalog, pseudonymize=pz)
+    assert run([collect("L1", day=-40, **trace), tick(-39)], engine=first) == {}
+    after = [
+        collect("L1", day=-20, **{**trace, "system": "crm_core"}),
+        lc("delete", "L1", day=-19, system="crm_core"),
+    ]
+    assert "retention_expired" not in run([*after, tick(0)], engine=_restarted(first, renamed))
 
 
 # -- deletion requests --------------------------------------------------------------------------------
@@ -1071,7 +1157,6 @@ def test_a_loan_or_advisers_copy_of_the_account_number_is_no_account(run, spec, 
         assert a.summary.startswith("record LOC-1") and "(its last account closed)" in a.summary, purpose
     # a policy folder from before, without account_purposes, judges as it did: its relationship
     # purposes collect accounts, the adviser's too
-    from policy.catalog import Catalog
 
     retention = policy.retention.model_copy(update={"account_purposes": None})
     older = Catalog(policy.model_copy(update={"retention": retention}))
@@ -1169,7 +1254,6 @@ def test_due_diligence_after_the_end_is_lawful_and_starts_no_relationship(run, s
         assert [a.summary.split()[1] for a in got["collected_after_relationship_ended"]] == ["R4"], order
     assert run([ended, aml]) == {} and run([aml, ended]) == {}
     # a policy folder from before, that still lists kyc_aml as starting a relationship
-    from policy.catalog import Catalog
 
     retention = policy.retention.model_copy(update={"relationship_purposes": ["account_service", "kyc_aml"]})
     older = Catalog(policy.model_copy(update={"retention": retention}))
