@@ -32,7 +32,8 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from itertools import islice, takewhile
 from operator import attrgetter, itemgetter
 from typing import Annotated, Any, ClassVar
@@ -174,11 +175,17 @@ class Episode:
         "past",
         "unnamed",
         "day",
+        "role",
+        "opened",
         "_counted",
     )
 
-    def __init__(self, start: int, end: int, threshold: int):
+    def __init__(self, start: int, end: int, threshold: int, role: str | None = None):
         self.start, self.end, self.threshold = start, end, threshold
+        # the role whose threshold it is ("": the default), read again from the policy at each
+        # revision (`BulkQueryDetector._today`); None: kept by a lifemon that did not say
+        self.role = role
+        self.opened = 0  # the threshold it opened with, where the policy changed it since (0: it did not)
         # cid -> [records, {category: records}, class rank]: a customer's records once, at the most
         # rows one access returned for it, overall and per category (a statement's 40 transaction
         # rows are not 40 property records because its balance was also read once)
@@ -270,6 +277,8 @@ class Episode:
             "past": self.past,
             "unnamed": list(self.unnamed),
             "day": self.day,
+            **({"role": self.role} if self.role is not None else {}),
+            **({"opened": self.opened} if self.opened else {}),
         }
 
     @classmethod
@@ -294,6 +303,7 @@ class Episode:
         ep.past = d.get("past", {})
         ep.unnamed = dict.fromkeys(d.get("unnamed", ()))  # none before take-outs naming no data were said
         ep.day = d.get("day")  # none before the day measure
+        ep.role, ep.opened = d.get("role"), d.get("opened", 0)  # none before thresholds were read again
         return ep
 
 
@@ -605,10 +615,17 @@ def _of_role(ent: Any, by_role: dict[str, Any], default: Any) -> Any:
     """A role's measure for an employee: its most reading role's, else the default. An employee not
     active (transferred away, suspended, terminated) keeps no role allowance: seed 004 人员管理(4)(5),
     permissions change at once."""
+    role = _measured_by(ent, by_role)
+    return by_role[role] if role else default
+
+
+def _measured_by(ent: Any, by_role: dict[str, Any], today: Callable[[str], str | None] | None = None) -> str:
+    """The role whose measure `_of_role` takes ("": the default); `today` reads the roles as today's
+    policy names them (an entitlement kept under a role's old id)."""
     if ent is None or ent.status is not EmployeeStatus.active:
-        return default
-    known = [by_role[r] for r in ent.roles if r in by_role]
-    return max(known) if known else default
+        return ""
+    roles = [r for r in (map(today, ent.roles) if today else ent.roles) if r in by_role]
+    return max(roles, key=by_role.__getitem__, default="")
 
 
 def _entries(stored: Iterable[Any]) -> Iterable[WindowEntry]:
@@ -725,6 +742,8 @@ class BulkQueryDetector:
             ep = win.episode
             finding = None
             repeated = self._repeated(win, ep, ctx) if ep is not None else (1, None)
+            if ep is not None:
+                self._today(actor, ep, ctx)
             if ep is not None and (
                 self._refresh_severity(ep, repeated)
                 or ep.records() > ep.emitted_records
@@ -1160,7 +1179,7 @@ class BulkQueryDetector:
             threshold = self._threshold(ent)
             if win.score < threshold:
                 return
-            ep = win.episode = Episode(ev.ts - self.window_ms, ev.ts + self.window_ms, threshold)
+            ep = win.episode = self._episode(ev.ts - self.window_ms, ev.ts + self.window_ms, ent)
             reads = [e for e in win.in_role() if e[2]]  # not the transfers in it: they weigh nothing
             for _, cid, _, n, ecats, erank in reads:
                 ep.add(cid, n, ecats, erank)
@@ -1252,7 +1271,7 @@ class BulkQueryDetector:
                 ent = ctx.entitlement(actor, e[0])
                 if window.score < self._threshold(ent):
                     continue
-                ep = Episode(e[0] - w, e[0] + w, self._threshold(ent))
+                ep = self._episode(e[0] - w, e[0] + w, ent)
                 ep.first_seen = reads[first][0]
                 for _, cid, _, n, cats, rank in reads[first : i + 1]:
                     ep.add(cid, n, cats, rank)
@@ -1394,7 +1413,7 @@ class BulkQueryDetector:
 
         ent = ctx.entitlement(ev.actor_id, win.last_ts)
         start = max(first, win.legal_since + 1) if late else first
-        ep = win.episode = Episode(start, win.last_ts + self.window_ms, self._threshold(ent))
+        ep = win.episode = self._episode(start, win.last_ts + self.window_ms, ent)
         for ts, cid, _, n, cats, rank in win.entries:
             if counted_in(ts) and self._tiers_of(cats):
                 ep.add(cid, n, cats, rank)
@@ -1423,6 +1442,28 @@ class BulkQueryDetector:
     def _threshold(self, ent: Any) -> int:
         """Milli-units."""
         return round(_of_role(ent, self.p.role_thresholds, self.p.default_threshold) * MILLI)
+
+    def _episode(self, start: int, end: int, ent: Any) -> Episode:
+        """An episode opened under the actor's role threshold, the role kept to read it again."""
+        return Episode(start, end, self._threshold(ent), _measured_by(ent, self.p.role_thresholds))
+
+    def _today(self, actor: str, ep: Episode, ctx: Context) -> None:
+        """The episode's threshold as today's policy sets it for the role it opened under, before each
+        revision: a threshold changed at a restart reaches an episode open across it (the role's
+        threshold lowered from 40 to 25 left a lobby manager's spree judged, and never escalated,
+        against 40: probe_v1 F2). A role renamed since is read through today's names. State of a
+        lifemon that kept no role: the role the entitlements give at the episode's first read."""
+        if ep.role is None:
+            ep.role = _measured_by(
+                ctx.entitlement(actor, ep.first_seen),
+                self.p.role_thresholds,
+                partial(ctx.catalog.current, "role"),
+            )
+        role = ctx.catalog.current("role", ep.role) if ep.role else None
+        now = round(self.p.role_thresholds.get(role or "", self.p.default_threshold) * MILLI)
+        if now != ep.threshold:
+            opened = ep.opened or ep.threshold
+            ep.threshold, ep.opened = now, 0 if opened == now else opened
 
     def _daily(self, ent: Any) -> int | None:
         """The actor's day measure, in customers (None: none)."""
@@ -1722,6 +1763,7 @@ class BulkQueryDetector:
         # alert lost the day's 200 customers its open revision had said)
         self._note_day(actor, win, ep, ctx)
         repeated = self._repeated(win, ep, ctx)
+        self._today(actor, ep, ctx)
         self._refresh_severity(ep, repeated)
         closed = self._finding(actor, ep, True, self._earlier(win, ep), repeated)
         self._remember(win, ep)
@@ -1770,9 +1812,14 @@ class BulkQueryDetector:
         for day, n, measure, default in self._passed(ep):
             which = "default" if default else "role"
             if not day:
+                since = (
+                    f" ({ep.opened / MILLI:.0f} when it opened, before the policy changed)"
+                    if ep.opened
+                    else ""
+                )
                 parts.append(
                     f"its {self.p.window_minutes}-minute sliding-window score {n / MILLI:.0f} reached the "
-                    f"{which} threshold {measure / MILLI:.0f}{self._times(ep, n, measure, default)}"
+                    f"{which} threshold {measure / MILLI:.0f}{since}{self._times(ep, n, measure, default)}"
                 )
             else:
                 first, last = ep.day[2:]  # type: ignore[index]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -319,6 +320,33 @@ def test_state_survives_a_restart_40_before_20_after(engine_factory) -> None:
     assert len(alerts) == 1 and next(iter(alerts.values())).subject_count == 60  # opened at 50, then grew
     cold = engine_factory(ent)  # without the snapshot the 20 alone stay silent
     assert feed(cold, access(customers=20, first_customer=40, start=400_000, every_s=10)) == []
+
+
+def test_an_episode_open_across_a_threshold_change_is_judged_by_the_new_one(
+    policy, catalog, engine_factory
+) -> None:
+    """probe_v1 F2: a lobby manager's spree open at a restart that lowered the role's threshold from
+    40 to 4. Its next revision, the same alert, reads the threshold of today's policy, says the one
+    it opened with, and escalates by it (50 customers, 12.5 times 4: high); it kept 40 and stayed
+    medium."""
+    ent = entitlement(role="lobby_manager")
+    first = engine_factory(ent)
+    (a,) = final(feed(first, access(customers=45, every_s=5, fields=("mobile_phone",)))).values()
+    assert a.summary.endswith("reached the role threshold 40") and a.severity.value == "medium"
+    spec = next(s for s in load_detectors(policy) if s.kind == "bulk_query")
+    thresholds = spec.params.role_thresholds | {"lobby_manager": 4}
+    lowered = replace(spec, params=spec.params.model_copy(update={"role_thresholds": thresholds}))
+    second = Engine([lowered], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
+    second.apply_reference("entitlements", refs("entitlements", [ent]))
+    second.restore(0, first.changes(0))
+    more = access(customers=5, first_customer=45, start=45 * 5_000, every_s=5, fields=("mobile_phone",))
+    (b,) = final(feed(second, more, offset=45)).values()
+    assert b.alert_id == a.alert_id and b.severity.value == "high", b.summary
+    assert (
+        "reached the role threshold 4 (40 when it opened, before the policy changed), 12.5 times it"
+        in b.summary
+    )
+    assert b.counts["threshold"] == 4
 
 
 def test_a_report_download_counts_its_unnamed_rows(engine_factory) -> None:
