@@ -75,6 +75,9 @@ replay ends at its last event time: a record still inside its retention then doe
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import re
 from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -107,6 +110,10 @@ from schemas.models import ConsentStatus
 from schemas.structs import STRICT
 
 _TS = itemgetter(0)  # a use's time
+# the digest of the retention rules the state's timers were set by (a pseudonym never starts so)
+RULES_KEY = "\x00rules"
+SWEEP_BLOCK = 10_000  # customers read per pass of the sweep (`resumed`): their timers set before the next
+log = logging.getLogger("lifemon.retention_overrun")
 JUDGE = "u:"  # + customer: the timer that judges its records' stale uses (a pseudonym never starts so)
 FOREVER = 2**63 - 1  # a minimum whose clock has not started (the relationship going on) never ends yet
 COLLECTED = frozenset({"collect", "store"})
@@ -351,6 +358,65 @@ class RetentionOverrunDetector:
         if rec.requested:
             parts.add(tuple(rec.request_part()))
         return {p: rec.part_left(p) for p in parts}
+
+    def resumed(self, ctx: Context) -> None:
+        """After a restore: where the retention rules (their periods, categories, purposes, clocks,
+        the grace, the bank's timezone) differ from those the state's timers were set by, one sweep
+        sets each held record's deadlines under today's rules. A timer is set at collection with the
+        rule of its day, so a period shortened at a restart (365 to 180 days) reached the records
+        already held only at their old deadline, half a year late, and the alert named the new due
+        date (probe_v1 F6); a lengthened one was right (the old timer finds nothing due and sets
+        the new one). A deadline already passed fires at the next advance. State of a lifemon that
+        kept no digest is swept once. Bounded: one read of the namespace, `SWEEP_BLOCK` customers
+        at a time; logged."""
+        r = ctx.catalog.policy.retention
+        digest = hashlib.sha256(
+            json.dumps(
+                [
+                    r.model_dump(mode="json", include={"rules", "removal_grace_hours"}),
+                    ctx.catalog.policy.recipients.timezone,
+                ],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:16]
+        saved = self.store.get(RULES_KEY)
+        if saved == digest:
+            return
+        customers = records = 0
+        start: str | None = ""
+        while start is not None:
+            block: list[tuple[str, Customer]] = []
+            for key, held in self.store.items(start=start):
+                if len(block) == SWEEP_BLOCK:
+                    start = key
+                    break
+                if isinstance(held, Customer):
+                    block.append((key, held))
+            else:
+                start = None
+            for key, held in block:
+                due = self._deadlines_due(held, ctx)
+                customers, records = customers + bool(due), records + len(due)
+                for at in set(due):
+                    ctx.timers.register(key, at)
+        self.store.put(RULES_KEY, digest)
+        if saved is not None or customers:
+            log.info(
+                "retention rules changed since the state was saved: deadlines of %d records of %d customers set again",
+                records,
+                customers,
+            )
+
+    def _deadlines_due(self, held: Customer, ctx: Context) -> list[int]:
+        """The timer of each retention deadline of the customer's held records not raised yet."""
+        grace = self._retention(ctx.catalog).grace_ms
+        return [
+            deadline + grace
+            for rec in held.records.values()
+            if not rec.gone
+            for d, _, deadline in self.deadlines(held, rec, ctx.catalog)
+            if f"{Rule.retention_expired}:{d.name}" not in rec.fired
+        ]
 
     # -- events -----------------------------------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:

@@ -1733,7 +1733,10 @@ class Engine:
         store = self.store(partition)
         self._check_pseudonym_version(partition, store)
         for spec in self.specs:
-            self.task(partition, spec)
+            task = self.task(partition, spec)
+            # a detector that judges its state again under the policy it restarted with
+            if (resumed := getattr(task.detector, "resumed", None)) is not None:
+                resumed(task.ctx)
         for key, t in store.items(SOURCE_TIME):
             self.source_times[(key.removeprefix(SOURCE_TIME), partition)] = t
             self._saved_source_times[(key.removeprefix(SOURCE_TIME), partition)] = t

@@ -519,6 +519,28 @@ def test_a_copy_kept_under_a_systems_old_id_is_the_copy_its_new_id_removes(
     assert "retention_expired" not in run([*after, tick(0)], engine=_restarted(first, renamed))
 
 
+def test_a_period_shortened_at_a_restart_reaches_the_records_already_held_at_the_new_deadline(
+    run, spec, catalog, tmp_path, caplog
+) -> None:
+    """probe_v1 F6: marketing_profile's 365 days shortened to 180 at a restart. A profile collected
+    250 days before is past the new deadline: it fires at once, due on its 180th day. Its timer
+    was set at collection for the 365th day, and it fired only then, half a year late. A restart
+    on the same rules sets nothing again."""
+    shorter = _folder(tmp_path, {"retention.yaml": [(r"keep_days: 365 ", "keep_days: 180 ")]})
+    assert shorter.retention.rules["marketing_profile"].keep_days == 180
+    tags = {"cats": ("marketing_tags",), "system": "crm", "purpose": "marketing"}
+    first = Engine([spec], catalog, pseudonymize=pz)
+    assert "retention_expired" not in run([collect(day=-250, **tags), tick(-240)], engine=first)
+    with caplog.at_level("INFO", logger="lifemon.retention_overrun"):
+        (a,) = run([tick(-5)], engine=(after := _restarted(first, shorter)))["retention_expired"]
+    assert "180-day retention (marketing_profile" in a.summary and a.window_end < T0 - 60 * DAY
+    assert "deadlines of 1 records of 1 customers set again" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="lifemon.retention_overrun"):
+        assert run([tick(0)], engine=_restarted(after, shorter)) == {}
+    assert "set again" not in caplog.text
+
+
 # -- deletion requests --------------------------------------------------------------------------------
 def test_deletion_request_overdue_after_15_days(run) -> None:
     got = run([collect(day=-100), lc("deletion_requested", day=-15.5), tick(0)])
