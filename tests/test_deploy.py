@@ -8,7 +8,8 @@ Plugin facts used below (grafana/clickhouse-datasource v4):
   `queryType` is 'timeseries' / 'table' (src/data/utils.ts mapQueryTypeToGrafanaFormat,
   src/types/queryBuilder.ts QueryType); `editorType` 'sql' is the raw SQL editor (src/types/sql.ts).
 - macro expansions (docs/sources/query-editor.md, "Macros"): $__timeFilter(c) ->
-  `c >= toDateTime(from_s) AND c <= toDateTime(to_s)`, $__timeInterval(c) ->
+  `c >= toDateTime(from_s) AND c <= toDateTime(to_s)` (end included: the panels write the range
+  half-open with $__fromTime_ms / $__toTime_ms instead), $__timeInterval(c) ->
   `toStartOfInterval(toDateTime(c), INTERVAL n second)`, $__fromTime -> toDateTime(from_s), ...
 - datasource settings (pkg/plugin/settings.go): jsonData host/port/protocol/username/
   defaultDatabase, secureJsonData password.
@@ -1136,17 +1137,18 @@ def test_panel_sql_runs_on_the_real_schema(
             assert result.column_names[0] == "time" and "DateTime" in result.column_types[0].name, pid
             times = [row[0] for row in result.result_rows]
             assert times == sorted(times), f"{pid}: rows must be ordered by time"
-        if "$__timeFilter" in target["rawSql"] and panel["title"] not in OWED_WHATEVER_THE_RANGE:
+        if "$__fromTime_ms AND" in target["rawSql"] and panel["title"] not in OWED_WHATEVER_THE_RANGE:
             outside = _run(_deploy_chdb, target["rawSql"], deploy_db, OUT_OF_RANGE)
             assert not outside.result_rows, f"{pid}: the time filter does not restrict the rows"
 
 
 # the incidents list: one still owing a report stays whatever the range (its deadlines run on);
 # test_the_incidents_panel_lists_the_latest_revision_earliest_report_first checks the range
+# and the contracts: each listed whatever the range, its transfers in the range beside it
 OWED_WHATEVER_THE_RANGE = {
     p["title"]
     for _, p in QUERY_PANELS
-    if p["title"].endswith("Leakage incidents (earliest report owed first)")
+    if p["title"].endswith(("Leakage incidents (earliest report owed first)", "contracts by expiry horizon"))
 }
 
 
@@ -1156,6 +1158,24 @@ def _panel_rows(
     ((_, panel),) = [(pid, p) for pid, p in QUERY_PANELS if title_part in p["title"]]
     result = _run(client, panel["targets"][0]["rawSql"], db, span)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def test_a_row_at_a_ranges_end_is_in_the_next_range_alone(_deploy_chdb: Any, deploy_db: str) -> None:
+    """probe_v3 M1: the plugin's `$__timeFilter(c)` includes the range's end, so a retention deadline
+    alert, dated the bank's midnight by construction, counted in both days on Grafana and in one in
+    the report (whose period includes its start, not its end). Every panel filters half-open,
+    `c >= $__fromTime_ms AND c < $__toTime_ms`, as the report does."""
+    for pid, panel in QUERY_PANELS:
+        for target in panel["targets"]:
+            sql = target["rawSql"]
+            assert "$__timeFilter" not in sql and "<= $__toTime" not in sql, (pid, panel["title"])
+    seen = {r["alert_id"]: r["last_seen"] for r in _panel_rows("Latest alerts", _deploy_chdb, deploy_db)}
+    at = datetime.fromisoformat(str(seen["a1"])) if not isinstance(seen["a1"], datetime) else seen["a1"]
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    assert at.microsecond == 0, at  # the cut below falls on it exactly
+    before = _panel_rows("Latest alerts", _deploy_chdb, deploy_db, (IN_RANGE[0], at))
+    after = _panel_rows("Latest alerts", _deploy_chdb, deploy_db, (at, IN_RANGE[1]))
+    assert "a1" not in {r["alert_id"] for r in before} and "a1" in {r["alert_id"] for r in after}
 
 
 def test_consent_and_sdk_panels_count_what_management_asks(_deploy_chdb: Any, deploy_db: str) -> None:
