@@ -29,16 +29,62 @@ log = logging.getLogger(__name__)
 
 MARKER_KEY = b"\x00offsets"  # a reserved key: compaction keeps the latest marker, as restore needs
 
+# The shapes of the state this code stores: bump it in any release that changes a stored shape (a
+# detector's value layout, its keys, the timers, the parts or the marker), so that an older release
+# refuses the changelog (StateTooNew) instead of misreading it or crashing on it batch after batch.
+# Upgrades need no bump: a release reads every earlier format itself. Markers of the releases before
+# the number existed carry none and read as 1.
+STATE_FORMAT = 1
+# beside the offsets in the marker's JSON; '#' is not allowed in a topic name, so no input's key
+# meets it, and releases before it only look up their topics' keys, so they ignore it
+FORMAT_KEY = "#state_format"
+
 
 class RestoreError(RuntimeError):
     """A changelog partition could not be read to its end; the task must not start without it."""
 
 
+class StateTooNew(RuntimeError):
+    """The changelog holds state a later release wrote (a rollback): its shapes are unknown here,
+    and reading them would misjudge events or crash on every start. `group` names the consumer
+    group once the caller knows it."""
+
+    def __init__(self, topic: str, partition: int, found: int, group: str | None = None):
+        self.topic, self.partition, self.found, self.group = topic, partition, found, group
+        whose = f"consumer group {group}'s state" if group else "the state"
+        super().__init__(
+            f"{whose} (changelog {topic}[{partition}]) is in state format {found}, written by a later "
+            f"release; this release knows formats up to {STATE_FORMAT} and stops rather than misread it. "
+            "Roll forward to the release that wrote it, or run this one with a new kafka.group_id and "
+            "replay the inputs into it (docs/operations.md#rolling-back)"
+        )
+
+    def of_group(self, group: str) -> StateTooNew:
+        return StateTooNew(self.topic, self.partition, self.found, group)
+
+
+def marker(offsets: dict[str, int]) -> bytes:
+    """A commit marker's value: the task's input offsets, and the state format they go with."""
+    return orjson.dumps({**offsets, FORMAT_KEY: STATE_FORMAT})
+
+
+def marked_offsets(topic: str, partition: int, value: bytes) -> dict[str, int]:
+    """The input offsets of a marker of `topic`[`partition`]; StateTooNew if a later release wrote
+    it. Any earlier format restores as it is: each release reads the state its predecessors kept."""
+    offsets: dict[str, int] = orjson.loads(value)
+    found = offsets.pop(FORMAT_KEY, 1)
+    if found > STATE_FORMAT:
+        raise StateTooNew(topic, partition, found)
+    return offsets
+
+
 class Changelog:
     """Writes a task's changes to partition `p` of a changelog topic, then a commit marker (key
-    MARKER_KEY, value the JSON of the task's input offsets {topic: next_offset}). Restore replays
-    the partition and applies only changes followed by a marker, so a crash between changes and
-    marker leaves no half checkpoint, and the offsets to resume from always match the state.
+    MARKER_KEY, value the JSON of the task's input offsets {topic: next_offset} and of
+    FORMAT_KEY: STATE_FORMAT). Restore replays the partition and applies only changes followed by a
+    marker, so a crash between changes and marker leaves no half checkpoint, and the offsets to
+    resume from always match the state. A marker of a format newer than STATE_FORMAT stops the
+    restore (StateTooNew).
 
     A value over `part_bytes` travels as parts and a head record (streams/changelog_parts.py).
     A record the broker refuses for good (too large, not authorized, invalid) raises
@@ -71,7 +117,7 @@ class Changelog:
         for p, (changes, _) in writes.items():
             records[p], named[p] = split(changes, self.heads.setdefault(p, {}), self.part_bytes)
         self._send(records)
-        self._send({p: [(MARKER_KEY, orjson.dumps(offsets), None)] for p, (_, offsets) in writes.items()})
+        self._send({p: [(MARKER_KEY, marker(offsets), None)] for p, (_, offsets) in writes.items()})
         for p, keys in named.items():
             heads = self.heads[p]
             for key, parts in keys.items():
@@ -228,9 +274,11 @@ class Changelog:
                     if err is None:
                         key, value = msg.key() or b"", msg.value()
                         if key == MARKER_KEY:
+                            # checked before its changes are applied: none of a later release's
+                            # shapes reaches the store
+                            offsets[p] = marked_offsets(topic, p, value or b"{}")
                             stores[p].apply(Changelog._committed(parts[p], uncommitted[p]))
                             uncommitted[p] = []
-                            offsets[p] = orjson.loads(value)  # type: ignore[arg-type]
                         else:
                             parts[p].note(key, value)
                             uncommitted[p].append((key, value, is_head(msg.headers())))

@@ -25,6 +25,7 @@ from policy import DEFAULT_DIR, PolicyError, load_policy
 from policy.catalog import Catalog
 from schemas.models import Severity
 from streams import logs
+from streams.changelog import StateTooNew
 from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
 from streams.config import POLICY_HELP
 from streams.credentials import SecretUnreadable
@@ -70,8 +71,9 @@ secrets, only from the environment (docs/security.md):
   LIFEMON_KAFKA_SASL_PASSWORD, LIFEMON_KAFKA_SSL_KEY_PASSWORD, LIFEMON_KAFKA_OAUTHBEARER_CLIENT_SECRET,
   LIFEMON_CLICKHOUSE_PASSWORD, LIFEMON_SCHEMA_REGISTRY_USER_INFO, LIFEMON_PAGERDUTY_ROUTING_KEY (notify)
 
-exit status: 0 done; 1 failed; 2 a usage, config, policy or secret error; 3 ClickHouse unreachable,
-             in use or without a lifemon database, or a sink failed; 4 Kafka unreachable; 5 replay
+exit status: 0 done; 1 failed; 2 a usage, config, policy or secret error, or state a later release
+             wrote (a rollback); 3 ClickHouse unreachable, in use or without a lifemon database, or a
+             sink failed; 4 Kafka unreachable; 5 replay
              dead-lettered records (without --allow-dead-letters); 130 Ctrl-C (run, watch and ship
              --follow stop cleanly on it: 0)
 """
@@ -2063,7 +2065,7 @@ def main(argv: list[str] | None = None) -> int:
     _early_logging()
     try:
         return args.func(args)
-    except (PolicyError, PseudonymKeyError, SecretUnreadable) as e:
+    except (PolicyError, PseudonymKeyError, SecretUnreadable, StateTooNew) as e:
         log.error(str(e))
         return 2
     except KafkaSettingRefused as e:

@@ -48,7 +48,7 @@ from policy.catalog import Catalog
 from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
-from streams.changelog import Changelog
+from streams.changelog import Changelog, StateTooNew
 from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord, SchemaRegistryUnavailable
 from streams.config import SESSION_TIMEOUT_MS, Config
@@ -611,7 +611,10 @@ class Monitor:
         self.engine.topic_ids.update(self.topic_ids({t for t, _ in partitions if t not in self.repartition}))
         with _state_disk(self.engine.state_dir):
             stores = {p: self.engine.open_partition(p) for p in numbers}
-        offsets = self.changelog.recover(self.consumer_conf, stores)
+        try:
+            offsets = self.changelog.recover(self.consumer_conf, stores)
+        except StateTooNew as e:  # a rollback: say which group's state, so the way out is clear
+            raise e.of_group(self.config.kafka.group_id) from None
         for p in numbers:
             self.engine.resume(p)
         resume: dict[tuple[str, int], int] = {}

@@ -145,6 +145,42 @@ def test_a_setting_only_a_consumer_refuses_is_one_line_naming_the_config(
     assert "`fetch.max.bytes` must be >= `message.max.bytes`" in line
 
 
+def test_a_rollback_onto_a_later_releases_state_stops_in_one_line_before_any_batch(
+    broker: str, names: dict[str, str], tmp_path: Path
+) -> None:
+    """probe_v1 F1: a release of three stops ago restored HEAD's changelog without a word and died
+    with a traceback in its first batch, at every start (a crash loop). State a later format wrote is
+    refused at restore: exit 2, one line naming the group, the format and the ways out; nothing read."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from conftest import access, entitlement
+    from test_pipeline import make_config, send, write_config
+
+    from streams.changelog import FORMAT_KEY, MARKER_KEY, STATE_FORMAT
+    from streams.runtime import changelog_topic, ensure_topics
+
+    config = make_config(names, broker, f"chdb://{tmp_path / 'chdb'}")
+    ensure_topics(broker, config)
+    later = orjson.dumps({config.topics.access: 0, FORMAT_KEY: STATE_FORMAT + 1})
+    p = Producer({"bootstrap.servers": broker})
+    p.produce(changelog_topic(config), key=b"anything", value=b'{"a later": "shape"}', partition=1)
+    p.produce(changelog_topic(config), key=MARKER_KEY, value=later, partition=1)
+    assert p.flush(10) == 0
+    send(broker, config.topics.entitlements, [entitlement("e1")])
+    send(broker, config.topics.access, access("e1", customers=5))
+
+    path = write_config(config, tmp_path / "lifemon.yaml")
+    done = lifemon("run", "--config", str(path), "--quiet", "--seconds", "20", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if "level=error" in ln]
+    assert f"consumer group {names['group']}'s state" in line
+    assert f"state format {STATE_FORMAT + 1}, written by a later release" in line
+    assert "Roll forward" in line and "new kafka.group_id and replay" in line
+    c = Consumer({"bootstrap.servers": broker, "group.id": names["group"]})
+    committed = c.committed([TopicPartition(config.topics.access, q) for q in range(3)], timeout=10)
+    c.close()
+    assert all(tp.offset < 0 for tp in committed)  # no batch was judged, nothing committed
+
+
 @pytest.mark.skipif(not can_mount(), reason=MOUNT_SKIP)
 def test_a_data_dir_on_a_read_only_filesystem_is_one_line_naming_it(tmp_path: Path) -> None:
     """Kubernetes' readOnlyRootFilesystem with no volume mounted at data_dir was a probe's traceback."""

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.changelog import MARKER_KEY, Changelog
+from streams.changelog import FORMAT_KEY, MARKER_KEY, STATE_FORMAT, Changelog, StateTooNew
 from streams.keyed_state import KeyedStore, TimerService
 from streams.sinks.kafka import producer_config
 
@@ -50,6 +50,20 @@ def restored(broker: str, topic: str, partition: int, path: Path) -> tuple[Keyed
     fresh = KeyedStore(path, cache_size=4)
     offsets = Changelog.restore({"bootstrap.servers": broker}, topic, partition, fresh)
     return fresh, offsets
+
+
+def last_marker(broker: str, topic: str) -> bytes:
+    """The value of partition 0's last commit marker, as the broker holds it."""
+    c = Consumer({"bootstrap.servers": broker, "group.id": "raw", "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    found = b""
+    try:
+        while (msg := c.poll(10)) is not None and msg.error() is None:
+            if msg.key() == MARKER_KEY:
+                found = msg.value() or b""
+    finally:
+        c.close()
+    return found
 
 
 # -- the store ----------------------------------------------------------------------------------
@@ -340,6 +354,48 @@ def test_restore_reads_to_the_real_end_of_a_batched_partition(broker: str, tmp_p
     assert sum(1 for _ in r.items()) == 10_000
     assert r.get("C09999") == retention(9999)
     r.destroy()
+
+
+def test_a_marker_of_a_later_state_format_is_refused_before_its_changes_reach_the_store(
+    broker: str, tmp_path: Path
+) -> None:
+    """A rollback (probe_v1 F1): an older release restored a later one's changelog without a word,
+    then crashed on its first batch on a shape it did not know, at every start. The marker names
+    the state format; one newer than this code's stops the restore, its changes unapplied."""
+    topic = changelog_topic(broker, partitions=1)
+    log = Changelog(Producer(producer_config(broker, {})), topic)
+    log.write(0, [(b"C1", b"[1]")], {"pfi.access": 10})
+    later = orjson.dumps({"pfi.access": 20, FORMAT_KEY: STATE_FORMAT + 1})
+    log._send({0: [(b"C1", b'{"a later": "shape"}', None), (MARKER_KEY, later, None)]})
+
+    fresh = KeyedStore(tmp_path / "r", cache_size=4)
+    with pytest.raises(StateTooNew) as refused:
+        Changelog.restore({"bootstrap.servers": broker}, topic, 0, fresh)
+    assert refused.value.found == STATE_FORMAT + 1
+    assert f"state format {STATE_FORMAT + 1}, written by a later release" in str(refused.value)
+    assert list(fresh.items()) == [("C1", [1])]  # the later release's change never applied
+    fresh.destroy()
+
+
+def test_a_marker_without_a_format_from_an_earlier_release_restores_as_before(
+    broker: str, tmp_path: Path
+) -> None:
+    """Releases before the format number wrote markers of offsets alone: they restore, and this
+    release's markers carry the number beside offsets that restore unchanged."""
+    topic = changelog_topic(broker, partitions=1)
+    producer = Producer(producer_config(broker, {}))
+    producer.produce(topic, key=b"C1", value=b"[1]", partition=0)
+    producer.produce(topic, key=MARKER_KEY, value=b'{"pfi.access":10}', partition=0)
+    assert producer.flush(10) == 0
+    r, offsets = restored(broker, topic, 0, tmp_path / "old")
+    assert (list(r.items()), offsets) == ([("C1", [1])], {"pfi.access": 10})
+
+    Changelog(producer, topic).write(0, r.changes() + [(b"C2", b"[2]")], {"pfi.access": 12})
+    again, offsets = restored(broker, topic, 0, tmp_path / "new")
+    assert (list(again.items()), offsets) == ([("C1", [1]), ("C2", [2])], {"pfi.access": 12})
+    assert orjson.loads(last_marker(broker, topic)) == {"pfi.access": 12, FORMAT_KEY: STATE_FORMAT}
+    r.destroy()
+    again.destroy()
 
 
 # -- scale --------------------------------------------------------------------------------------
