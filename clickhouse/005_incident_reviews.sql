@@ -6,7 +6,8 @@
 -- to date, and is back in the queue. `notified` records that the report to the authorities and the
 -- individuals' notice were made (PIPL art. 57), which lifemon cannot see for itself; `notice_waived`
 -- that the report was made and the individuals' notice waived (seed 004 应急管理(4)), `note` the
--- measures that avoided the harm. A verdict is a string: a new one needs no migration. The same
+-- measures that avoided the harm. A verdict is a string: a new one needs no migration, and a
+-- release that does not know it reads it as reviewed, owing no report (streams/reviews.py OPEN). The same
 -- redaction as alert_reviews' (no customer id, pseudonym or number in `note` or `analyst`), so no TTL.
 CREATE TABLE IF NOT EXISTS {db}.incident_reviews
 (

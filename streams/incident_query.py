@@ -30,6 +30,7 @@ from streams.reviews import (
     NOTICE_GIVEN,
     NOTICE_WAIVED,
     NOTIFIED,
+    OPEN,
     UNREVIEWED,
     alerts_false_positive,
     aware,
@@ -54,13 +55,15 @@ def _sql(states: frozenset[str]) -> str:
 
 # The reports still the team's to make, the earliest first: (due, UTC epoch ms; to whom, in English
 # and Chinese). An incident whose record the TTL emptied (pseudonym_ttl_days) owes its first one.
+# Owed by the states that owe (OPEN), not by those that close out: a verdict a later release
+# added closes out too (reviews.OPEN).
 OWED = (
-    f"if(incident = '', if(review IN ({_sql(DONE)}), [], "
-    "[(toUnixTimestamp64Milli(first_due), 'the first report', '首次报告')]), "
+    f"if(incident = '', if(review IN ({_sql(frozenset(OPEN))}), "
+    "[(toUnixTimestamp64Milli(first_due), 'the first report', '首次报告')], []), "
     "arraySort(arrayMap(d -> (JSONExtractInt(d, 'due'), JSONExtractString(d, 'to', 'en'), "
     "JSONExtractString(d, 'to', 'zh')), arrayFilter(d -> "
-    f"review NOT IN ({_sql(DONE - set(NOTICE_GIVEN))}) AND NOT (review IN ({_sql(frozenset(NOTICE_GIVEN))}) "
-    "AND JSONExtractBool(d, 'notice')), "
+    f"review IN ({_sql(frozenset(OPEN))}) OR (review IN ({_sql(frozenset(NOTICE_GIVEN))}) "
+    "AND NOT JSONExtractBool(d, 'notice')), "
     "JSONExtractArrayRaw(incident, 'deadlines'))))) AS owed"
 )
 
@@ -193,7 +196,7 @@ def owed(deadlines: list[dict[str, Any]], review: str) -> list[dict[str, Any]]:
     """The reports (an incident's `deadlines`) still the team's to make in review state `review`,
     as `OWED` says in SQL: none once closed out; `notified` and `notice_waived` leave those the
     notice does not make."""
-    if review not in DONE:
+    if review in OPEN:
         return deadlines
     return [d for d in deadlines if review in NOTICE_GIVEN and not d.get("notice", False)]
 
@@ -221,7 +224,7 @@ def closed_out_by(inc: dict[str, Any], reviews: list[dict[str, Any]]) -> dict[st
     covers this revision and leaves no report to make. None while the incident still needs the
     team (never reviewed, grown since, or a report still owed)."""
     state = review_state(reviews, extent(inc), INCIDENTS)
-    return reviews[-1] if state in DONE and not owed(inc["deadlines"], state) else None
+    return reviews[-1] if state not in OPEN and not owed(inc["deadlines"], state) else None
 
 
 def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:

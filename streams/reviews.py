@@ -13,6 +13,7 @@ each row (`account`)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from streams.pseudonym import PSEUDONYM
 from streams.secret_words import seal_secrets
 from streams.text_table import aligned
 
+log = logging.getLogger(__name__)
+
 UNREVIEWED = "unreviewed"  # no review, or none since its last events
 ACKNOWLEDGED = "acknowledged"  # an analyst took it: being looked into
 FALSE_POSITIVE = "false_positive"
@@ -32,6 +35,11 @@ NOTIFIED = "notified"  # the reports the notice makes were made: the regulator's
 # forgo it where its measures avoided the harm (policy/incidents.yaml `waiver`)
 NOTICE_WAIVED = "notice_waived"
 NOTICE_GIVEN = (NOTIFIED, NOTICE_WAIVED)  # the verdicts that leave no notice owed
+# the states that leave every report still to make: none, or the case only taken on. Any other
+# verdict is a review that closed it out, a later release's too: rolled back onto its reviews, a
+# release that owed the reports of a verdict it did not know paged the team for reports made
+# (probe_v1 F4); it reads as reviewed, owing nothing, and is warned about (`unknown_verdict`)
+OPEN = (UNREVIEWED, ACKNOWLEDGED)
 # the verdicts that say nothing without a reason: what `--note` must then say
 NOTE_NEEDED = {
     FALSE_POSITIVE: "why it was none (for {source} to come)",
@@ -175,6 +183,10 @@ def reviewed(client: Any, database: str, kind: Reviewed) -> str:
         + "".join(f", {'CAST([] AS Array(String))' if _members(c) else 0} AS seen_{c}" for c in kind.extent)
         + f", {never} AS first_at, {never} AS closed_at WHERE 0)"
     )
+    if tables_present(client, database, [kind.table]):
+        stored = client.query(f"SELECT DISTINCT state FROM {database}.{kind.table}").result_rows
+        for (state,) in stored:
+            unknown_verdict(state, kind)
     covered = "".join(f" AND {_covered(c)}" for c in kind.extent)
     # an incident no review of its own covers follows its alerts: every one judged a false positive
     otherwise = f"'{UNREVIEWED}'"
@@ -228,7 +240,28 @@ def review_state(reviews: list[dict[str, Any]], current: dict[str, Any], kind: R
     zone) and all it counts."""
     if not reviews:
         return UNREVIEWED
-    return reviews[-1]["state"] if covers(reviews[-1], current, kind) else UNREVIEWED
+    if not covers(reviews[-1], current, kind):
+        return UNREVIEWED
+    unknown_verdict(reviews[-1]["state"], kind)
+    return str(reviews[-1]["state"])
+
+
+_warned: set[tuple[str, str]] = set()  # (table, verdict): said once a process (notify reads them every pass)
+
+
+def unknown_verdict(state: str, kind: Reviewed) -> bool:
+    """Whether `state` is a verdict this release does not know (a later release's, read after a
+    rollback): it counts as reviewed, owing nothing (`OPEN`), and is warned about once."""
+    if state in (UNREVIEWED, *kind.states):
+        return False
+    if (kind.table, state) not in _warned:
+        _warned.add((kind.table, state))
+        log.warning(
+            f"{kind.table} holds the verdict {state!r}, which this release does not know (a later "
+            f"release's? docs/operations.md#rolling-back): its {kind.source} read as reviewed, no "
+            "report owed; roll forward to the release that wrote it to read what it means"
+        )
+    return True
 
 
 def covers(review: dict[str, Any], current: dict[str, Any], kind: Reviewed = ALERTS) -> bool:
@@ -360,6 +393,8 @@ def review_line(reviews: list[dict[str, Any]], current: dict[str, Any], kind: Re
     if review_state(reviews, current, kind) == UNREVIEWED:
         what = "it grew after its last review" if kind.extent else "events after its last review"
         return f"{UNREVIEWED}: {what} ({by}, which saw its events to {_utc(newest['last_seen'])})"
+    if unknown_verdict(newest["state"], kind):
+        return f"{by} (reviewed; a verdict unknown to this release, read as owing nothing)"
     return by
 
 

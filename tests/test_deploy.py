@@ -1234,20 +1234,28 @@ def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
 def test_the_incident_panel_reads_a_waived_notice_as_lifemon_incidents_does(_deploy_chdb: Any) -> None:
     """probe_t2 M2: `notice_waived` (the regulator told, the individuals' notice waived under seed 004
     应急管理(4)) leaves only the reports the notice does not make, as `notified` does: the panel
-    showed the waived incident's notice deadline as owed, and passed."""
+    showed the waived incident's notice deadline as owed, and passed. A verdict a later release adds
+    (read after a rollback) owes nothing, as in `lifemon incidents` (probe_v1 F4)."""
     db = f"deploy_{uuid.uuid4().hex[:8]}"
     apply_ddl(_deploy_chdb, db)
     try:
         rows = [
             _incident("i-waived", 1, 3, _ts(0), _ts(-30), assessor=_ts(-20)),
             _incident("i-waived-plain", 1, 3, _ts(1), _ts(-30)),
+            _incident("i-later-verdict", 1, 3, _ts(2), _ts(-30), assessor=_ts(-20)),
         ]
         _insert(_deploy_chdb, db, "incidents", list(INCIDENT_COLUMNS), rows)
         columns = ["incident_id", "review_id", "state", "analyst", "note", "incident_revision"]
         columns += ["incident_last_seen", "at", "incident_subjects_distinct", "incident_records"]
         reviews = [
-            (i, f"w{n}", "notice_waived", "e900003", "card reissued", 1, first, _ts(12), 3, 3, ["a1"])
-            for n, (i, first) in enumerate((("i-waived", _ts(0)), ("i-waived-plain", _ts(1))))
+            (i, f"w{n}", verdict, "e900003", "card reissued", 1, first, _ts(12), 3, 3, ["a1"])
+            for n, (i, first, verdict) in enumerate(
+                (
+                    ("i-waived", _ts(0), "notice_waived"),
+                    ("i-waived-plain", _ts(1), "notice_waived"),
+                    ("i-later-verdict", _ts(2), "referred_to_court"),
+                )
+            )
         ]
         _insert(_deploy_chdb, db, "incident_reviews", [*columns, "incident_alert_ids"], reviews)
         found = {r["incident_id"]: r for r in _panel_rows("Leakage incidents", _deploy_chdb, db)}
@@ -1258,6 +1266,7 @@ def test_the_incident_panel_reads_a_waived_notice_as_lifemon_incidents_does(_dep
                 "已过 / passed",
             ),
             "i-waived-plain": ("notice_waived", "无待报 / none", ""),
+            "i-later-verdict": ("referred_to_court", "无待报 / none", ""),
         }
     finally:
         _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")

@@ -1419,6 +1419,49 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     )
 
 
+def test_a_verdict_a_later_release_added_reads_as_reviewed_owing_nothing_with_one_warning(
+    engine, ch, capsys, monkeypatch, tmp_path
+) -> None:
+    """probe_v1 F4: rolled back onto the reviews of a later release, an earlier one read its new
+    verdict (`notice_waived`) as no verdict: the reports it recorded made were listed owed and
+    passed, and `lifemon notify` would page the team for them. A verdict this release does not know
+    is a review that closed the incident out: listed by its name, owing nothing, said once."""
+    from streams import reviews
+    from streams.incident_query import closed_out_by, owing, query_incident
+    from streams.reviews import INCIDENTS, query_reviews, record_review
+
+    monkeypatch.setattr(reviews, "_warned", set())
+    inc = one(run(engine(), "transfer", [cvn(2, T0 + HOUR)]))  # critical: three reports, all passed
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents").write([inc])
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
+    iid, since = inc.incident_id, datetime(2000, 1, 1, tzinfo=UTC)
+    assert [i["incident_id"] for i in owing(ch, db, since)] == [iid]
+    later = INCIDENTS._replace(resolving=(*INCIDENTS.resolving, "referred_to_court"))
+    record_review(ch, db, iid, "referred_to_court", "e900001", "a later release's verdict", kind=later)
+
+    assert main(["incidents", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    (head,) = [line for line in out.splitlines() if f"[{iid[:12]}" in line]
+    assert " referred_to_court " in head and "no report due / 无待报" in head, head
+    (warning,) = [line for line in err.splitlines() if "referred_to_court" in line]
+    assert "this release does not know" in warning and "read as reviewed, no report owed" in warning
+    assert main(["incidents", "--config", str(config), "--review", "unresolved"]) == 0
+    assert f"[{iid[:12]}" not in capsys.readouterr().out  # not back in the team's queue
+    assert main(["incidents", "show", iid[:8], "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    assert "referred_to_court by e900001" in shown and "a verdict unknown to this release" in shown
+    assert "passed / 已过" not in shown
+    # `lifemon notify`: nothing to post again, and the incident's revision ends at the receivers
+    assert owing(ch, db, since) == []
+    _, record = query_incident(ch, db, iid)
+    assert record is not None
+    assert closed_out_by(record, query_reviews(ch, db, iid, INCIDENTS))["state"] == "referred_to_court"
+
+
 def test_only_a_notice_may_be_waived() -> None:
     """A `waiver` stands in for the notice (seed 004 应急管理(4)); on a report the notice does not
     make (an assessor's) it would waive nothing and read as though it did."""
