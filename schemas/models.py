@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class Record(BaseModel):
@@ -408,6 +408,21 @@ class Alert(Record):
     window_end: int
     first_seen: int
     last_seen: int
+    # revision 1 was folded into this later one within one checkpoint (streams.alerts.latest), so
+    # this is the first revision of the alert that leaves lifemon. Not a field: no record holds it,
+    # and after a restart the detector's state numbers the next revision past 1.
+    _folds_first: bool = PrivateAttr(default=False)
+
+    @property
+    def first_sent(self) -> bool:
+        """Whether this revision is the first of its alert that lifemon sends: OCSF's Create."""
+        return self.revision == 1 or self._folds_first
+
+    def folding_first(self) -> Alert:
+        """This revision, marked as carrying its folded-in revision 1 (`first_sent`)."""
+        folded = self.model_copy()
+        folded._folds_first = True
+        return folded
 
 
 EVENT_MODELS: dict[str, type[Record]] = {

@@ -5,6 +5,7 @@ status and names are the ones the schema defines for what lifemon means."""
 from __future__ import annotations
 
 import jsonschema
+import orjson
 import pytest
 from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
@@ -164,3 +165,51 @@ def test_jr_class_goes_where_ocsf_puts_a_data_classification(policy, validate) -
         validate({**leak, "data_security": {**ds, "confidentiality_id": 7}})
     with pytest.raises(jsonschema.ValidationError):  # nor a classification without its profile
         validate({**read, "metadata": {**read["metadata"], "profiles": []}})
+
+
+def test_the_first_revision_sent_creates_the_finding_whatever_its_number(policy, validate) -> None:
+    """probe_v1 F7: a checkpoint sends each alert's newest revision, so one opened and revised
+    within it went out as revision 2, an Update of a finding the SIEM never had (7 of 59 alerts).
+    The first revision sent creates it; a later checkpoint's updates it."""
+    from streams.alerts import latest
+
+    first, second, third = (
+        alert(policy, "bulk_query", AlertStatus.open).model_copy(update={"revision": n}) for n in (1, 2, 3)
+    )
+    (folded,) = latest([first, second])
+    (again,) = latest([folded, third])  # the runtime folds the engine's batches until its checkpoint
+    for sent in (folded, again):
+        doc = to_ocsf(sent)
+        validate(doc)
+        assert (doc["activity_id"], doc["activity_name"], doc["type_uid"]) == (1, "Create", 200401)
+    (later,) = latest([second, third])  # revision 1 went out in an earlier checkpoint
+    assert (to_ocsf(later)["activity_id"], to_ocsf(later)["type_uid"]) == (2, 200402)
+    assert folded.model_dump() == second.model_dump()  # nothing of it in the record itself
+
+
+@pytest.mark.integration
+def test_an_alert_opened_and_revised_in_one_checkpoint_reaches_the_topic_as_a_create(
+    broker, ch, names, policy, catalog
+) -> None:
+    """Through the runtime on Tansu: a spree opened and revised within one checkpoint is one record
+    on pfi.alerts, a Create; after a restart (its revision number restored from the changelog) the
+    next revision is an Update, never a second Create."""
+    from conftest import access, entitlement
+    from test_pipeline import make_config, monitor, read_all, send
+
+    config = make_config(names, broker, "chdb://unused", checkpoint_interval_s=3600)
+    # batches of 20 between checkpoints: the spree opens in one batch and grows in the next ones
+    config = config.model_copy(update={"kafka": config.kafka.model_copy(update={"batch_size": 20})})
+    t = config.topics
+    first = monitor(config, ch, policy, catalog)
+    send(broker, t.entitlements, [entitlement("e1")])
+    send(broker, t.access, access("e1", customers=70, every_s=5))
+    first.run(idle_exit_s=1.5, max_seconds=60)
+    sent = [orjson.loads(m.value()) for m in read_all(broker, t.alerts)]
+    assert [(d["unmapped"]["revision"] > 1, d["activity_name"]) for d in sent] == [(True, "Create")]
+
+    send(broker, t.access, access("e1", customers=10, first_customer=70, start=350_000, every_s=5))
+    monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=60)
+    sent = [orjson.loads(m.value()) for m in read_all(broker, t.alerts, expect_at_least=2)]
+    assert [d["activity_name"] for d in sent] == ["Create", "Update"], sent
+    assert sent[1]["unmapped"]["revision"] > sent[0]["unmapped"]["revision"]
