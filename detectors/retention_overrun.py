@@ -64,7 +64,8 @@ customer's records and every use of them meet in one task. It fires:
 Every deadline is a period of calendar days in the bank's calendar, ending at 24:00 of its last day
 (`Policy.period_end`, Civil Code art. 201/203; a period of years to the corresponding day,
 `Policy.retention_end`, art. 202): a retention rule's `keep_days` or `keep_years` from its clock's start
-as a deletion request's 15 days (`Policy.deletion_due`).
+as a deletion request's 15 days (`Policy.deletion_due`). A last day on a weekend or public holiday
+(policy/calendar.yaml) moves to the day after them (art. 203 ¶1), a statutory minimum's excepted.
 
 Timers are (customer, deadline): one per distinct deadline of a customer, in RocksDB, so 10 M
 records cost disk, not memory. A timer recomputes deadlines from the state when it fires, so a
@@ -98,9 +99,11 @@ from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, To
 from policy.catalog import Catalog
 from policy.model import (
     CLASS_RANK,
+    WEEKEND,
     DetectorSection,
     JrClass,
     Period,
+    Policy,
     erases,
     method_key,
     method_terms,
@@ -254,6 +257,7 @@ class RetentionOverrunDetector:
         self.forget_ms = params.forget_deleted_days * DAY_MS
         self._policy: RetentionPolicy | None = None
         self._tz = ZoneInfo("UTC")  # the bank's calendar, once the policy is read
+        self._dates: Policy | None = None  # its periods' counting, once read, for the summaries
         self._covering: dict[tuple[tuple[str, ...], str | None], tuple[list[Deadline], list[Deadline]]] = {}
 
     @staticmethod
@@ -271,6 +275,7 @@ class RetentionOverrunDetector:
             r = catalog.policy.retention
             client = r.forbidden_foreign_c3 if r.client_secrets is None else r.client_secrets
             self._tz = ZoneInfo(catalog.policy.recipients.timezone)
+            self._dates = catalog.policy
             self._policy = RetentionPolicy(
                 [Deadline(name, rule) for name, rule in r.rules.items()],
                 r.deletion_request_sla_days,
@@ -345,7 +350,12 @@ class RetentionOverrunDetector:
     ) -> tuple[int | None, int, Period]:
         """(clock start or None, when removing becomes lawful, the period) of one minimum (`minimums`)."""
         start, period = held.clock(m.after, rec, account), m.rule.in_force_on(catalog.policy.local_date(at))
-        lawful = FOREVER if start is None else catalog.policy.retention_end(start, period) - DAY_MS
+        # a minimum's last day is not moved past rest days (`Policy.retention_end`): it asks nothing done
+        lawful = (
+            FOREVER
+            if start is None
+            else catalog.policy.retention_end(start, period, rest_days=False) - DAY_MS
+        )
         return start, lawful, period
 
     def _parts(self, rec: Record, catalog: Catalog) -> dict[tuple[str, ...], tuple[int, str]]:
@@ -1033,7 +1043,8 @@ class RetentionOverrunDetector:
             rec.jr_class,
             f"record {rid} on {rec.where(deadline, part)} ({', '.join(rec.categories)}) kept past its "
             f"{d.rule.span} retention ({d.name}: from {d.after} {self._day(start)}, "
-            f"due {self._last_day(deadline)}; {d.source}){self._late(rec, deadline, gone)}"
+            f"due {self._last_day(deadline, self._counted(start, d.rule))}; {d.source})"
+            f"{self._late(rec, deadline, gone)}"
             + (alone if not gone[0] else "")
             + (
                 f"; the relationship began again {self._day(begun_again)}: kept while it lasts"
@@ -1061,7 +1072,7 @@ class RetentionOverrunDetector:
             overdue,
             rec.jr_class,
             f"deletion of record {rid} on {rec.where(overdue, part)}, requested {self._day(rec.requested)}, "
-            f"not executed within {self._retention(catalog).sla_days} days"
+            f"not executed within {self._retention(catalog).sla_days} days{self._moved(rec, catalog)}"
             + (f" ({', '.join(kept)} still held)" if 0 < len(kept) < len(part) else "")
             + self._late(rec, overdue, gone)
             + (
@@ -1103,7 +1114,7 @@ class RetentionOverrunDetector:
             rec.jr_class,
             f"deletion of record {rid} on {rec.where(overdue, part)}, requested {self._day(rec.requested)}: "
             f"the law keeps it, and no answer to the customer (a refusal saying why) was logged within "
-            f"{days} days" + answered,
+            f"{days} days{self._moved(rec, catalog)}" + answered,
             [rec.request_id] if rec.request_id else [],
             actor=rec.holders(overdue, part)[0],
             actor_kind="system",
@@ -1358,10 +1369,28 @@ class RetentionOverrunDetector:
     def _day(self, ts: int) -> str:
         return self._date(ts).isoformat()
 
-    def _last_day(self, deadline: int) -> str:
+    def _last_day(self, deadline: int, counted: int | None = None) -> str:
         """The last day of a period that ends at `deadline` (24:00 of that day, `Policy.period_end`):
-        the day a record is due by, not the next day's 00:00."""
-        return self._day(deadline - 1)
+        the day a record is due by, not the next day's 00:00; and the day `counted` (the period's
+        end before rest days moved it, Civil Code art. 203 ¶1) where they moved it: "due 2026-10-08"
+        alone reads as three days' grace on 15 days from 20 Sep."""
+        last = self._day(deadline - 1)
+        if counted is None or counted == deadline or self._dates is None:
+            return last
+        day = self._date(counted - 1)
+        rest = self._dates.calendar.rest_day(day.toordinal())
+        fell = "on a weekend" if rest == WEEKEND else f"in {rest}"
+        return f"{last}: its last day, {day}, fell {fell}, Civil Code art. 203"
+
+    def _counted(self, start: int, rule: Period) -> int | None:
+        """A retention period's end as counted, before rest days move it (`_last_day`)."""
+        return self._dates.retention_end(start, rule, rest_days=False) if self._dates else None
+
+    def _moved(self, rec: Record, catalog: Catalog) -> str:
+        """A deletion request's due date where rest days moved it (`_last_day`), said after "within
+        15 days"; nothing where they did not."""
+        due, counted = (catalog.policy.deletion_due(rec.requested, rest) for rest in (True, False))
+        return "" if due == counted else f" (due {self._last_day(due, counted)})"
 
     def _late(self, rec: Record, due: int, gone: tuple[int, str]) -> str:
         """How a closed alert ended: when the record, or the part the alert covers (`gone`), was

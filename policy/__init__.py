@@ -10,8 +10,10 @@ import difflib
 import logging
 import re
 from collections.abc import Callable, Collection, Hashable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -350,6 +352,38 @@ def _sources(folder: Path, sections: dict[str, Any]) -> dict[str, Any]:
     return {"service_accounts": mapping.service_accounts(), "table_columns": tables}
 
 
+CALENDAR_FILE = "calendar.yaml"
+
+
+def _calendar(folder: Path, zone: str) -> dict[str, Any]:
+    """What `Policy` takes from calendar.yaml: the rest days a deadline's last day moves past (Civil
+    Code art. 203 ¶1). A folder without it (written before lifemon read it) moves none, as before,
+    said; one whose years stop before this one's moves no holiday of this year, said too: the
+    State Council announces each year's in November of the year before, and the bank copies it."""
+    from policy.model import Calendar
+
+    path = folder / CALENDAR_FILE
+    if not path.is_file():
+        log.warning(
+            f"{path} is missing (added to lifemon since the folder was written): no deadline moves past "
+            "a weekend or a public holiday its last day falls on (Civil Code art. 203 ¶1), and deletion "
+            f"requests due in a holiday are overdue in it; copy {DEFAULT_DIR / CALENDAR_FILE} there and "
+            "add each year's State Council holiday notice",
+            extra={"file": str(path), "key": "", "added": ["calendar"]},
+        )
+        return {}
+    data, text = read_yaml(path)
+    calendar: Calendar = validate_section(path, Calendar, data, text)
+    year = datetime.now(ZoneInfo(zone)).year  # the bank's year: in Beijing 2027 begins at 16:00 UTC
+    if not calendar.announces(year):
+        log.warning(
+            f"{path}: years lists no {year}: no deadline moves past a {year} public holiday (Civil Code "
+            f"art. 203 ¶1); add {year} from the State Council's holiday notice",
+            extra={"file": str(path), "key": "years", "added": []},
+        )
+    return {"calendar": calendar}
+
+
 def load_policy(directory: Path | str | None = None) -> Policy:
     """Load `classification/organisation/retention/sdks/purposes.yaml` and `detectors/*.yaml` from a folder."""
     folder = Path(directory) if directory else DEFAULT_DIR
@@ -408,6 +442,7 @@ def load_policy(directory: Path | str | None = None) -> Policy:
             detectors=detectors,
             **_traffic(folder, sections["sdks"]),
             **_sources(folder, sections),
+            **_calendar(folder, sections["recipients"].timezone),
         )
     except ValidationError as e:  # the one cross-file check: organisation.yaml names catalog ids
         raise_validation(folder / "organisation.yaml", e, texts["organisation"])

@@ -11,7 +11,7 @@ from calendar import monthrange
 from collections.abc import Callable, Collection
 from datetime import date, datetime, time
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import product
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -1547,6 +1547,152 @@ class DetectorSection(Strict):
     )
 
 
+class Weekday(StrEnum):
+    """A day of the week, as `date.weekday()` numbers them from Monday."""
+
+    monday = "monday"
+    tuesday = "tuesday"
+    wednesday = "wednesday"
+    thursday = "thursday"
+    friday = "friday"
+    saturday = "saturday"
+    sunday = "sunday"
+
+
+# what `Calendar.rest_day` says of a weekly rest day no holiday covers
+WEEKEND = "weekend"
+# a State Council holiday runs 9 days at most (Spring Festival with its weekends); a longer range is
+# a year or month mistyped, which would make weeks of deadlines move
+LONGEST_HOLIDAY_DAYS = 15
+
+
+class Holiday(Strict):
+    """One holiday of the State Council's annual notice (放假): the whole range it announces, the
+    weekend days it swaps in (放假调休) included."""
+
+    name: str = Field(min_length=1, description="as the notice names it: 国庆节, 春节")
+    first: date = Field(description="its first day off")
+    last: date = Field(description="its last day off (inclusive)")
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.last < self.first:
+            raise ValueError(f"last {self.last} is before first {self.first}; put the later date in last")
+        if (self.last - self.first).days + 1 > LONGEST_HOLIDAY_DAYS:
+            raise ValueError(
+                f"runs {(self.last - self.first).days + 1} days ({self.first} to {self.last}), longer than "
+                f"any State Council holiday ({LONGEST_HOLIDAY_DAYS} days); check the year and month of "
+                "first and last against the notice"
+            )
+        return self
+
+    def ordinals(self) -> range:
+        return range(self.first.toordinal(), self.last.toordinal() + 1)
+
+
+class HolidayYear(Strict):
+    """One year's 放假安排 as the State Council's notice announces it (published each November for
+    the next year)."""
+
+    notice: str = Field(min_length=1, description="the notice the year is copied from, and its date")
+    holidays: list[Holiday] = Field(min_length=1)
+    working_days: list[date] = Field(
+        default_factory=list,
+        description="weekend days the notice makes working days (调休上班): no rest day",
+    )
+
+
+class Calendar(Strict):
+    """The bank's rest days (calendar.yaml), for Civil Code art. 203 ¶1: 期间的最后一日是法定休假日
+    的, 以法定休假日结束的次日为期间的最后一日. None declared (a folder without the file): no
+    deadline moves."""
+
+    weekly_rest_days: list[Weekday] = Field(
+        default_factory=list, description="the weekly rest days (休息日) the law counts among its 法定休假日"
+    )
+    years: dict[int, HolidayYear] = Field(
+        default_factory=dict, description="year -> its holidays as the State Council announced them"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        seen: dict[int, str] = {}
+        for year, announced in self.years.items():
+            for i, h in enumerate(announced.holidays):
+                where = f"years.{year}.holidays.{i}"
+                # a notice may begin its New Year holiday in the December before (2023's 元旦 ran
+                # 31 Dec 2022 - 2 Jan 2023), so a holiday is its year's by its last day
+                if h.last.year != year:
+                    raise ValueError(
+                        f"{where} ({h.name}, {h.first} to {h.last}) is not in {year}; write the dates of "
+                        f"{year}'s notice, or move the holiday under its own year"
+                    )
+                for o in h.ordinals():
+                    if o in seen:
+                        raise ValueError(
+                            f"{where} ({h.name}) overlaps {seen[o]} on {date.fromordinal(o)}; copy both "
+                            "ranges from the State Council's notice (a holiday joined to another, as "
+                            "国庆节 and 中秋节 in 2025, is one range)"
+                        )
+                    seen[o] = f"years.{year}.holidays.{i} ({h.name})"
+        rest = {list(Weekday).index(d) for d in self.weekly_rest_days}
+        for year, announced in self.years.items():
+            for i, day in enumerate(announced.working_days):
+                where = f"years.{year}.working_days.{i}"
+                # 2019's notice made Saturday 29 Dec 2018 a working day for its 元旦
+                if not (day.year == year or (day.year == year - 1 and day.month == 12)):
+                    raise ValueError(
+                        f"{where} {day} is not in {year}; write the dates of {year}'s notice, or move "
+                        "the day under its own year"
+                    )
+                if day.toordinal() in seen:
+                    raise ValueError(
+                        f"{where} {day} is inside {seen[day.toordinal()]}; a 调休 working day is outside "
+                        "the holiday range: check the notice"
+                    )
+                # a bank counting no weekend keeps the notice's days as copied: they change nothing
+                if rest and day.weekday() not in rest:
+                    raise ValueError(
+                        f"{where} {day} is a {list(Weekday)[day.weekday()].value}, no weekly rest "
+                        "day, so working it changes nothing; list only the weekend days the notice "
+                        "makes working days (调休上班), or add the weekend to weekly_rest_days"
+                    )
+                if announced.working_days.index(day) != i:
+                    raise ValueError(f"{where} {day} is listed twice; remove one")
+        return self
+
+    @cached_property
+    def _holidays(self) -> dict[int, str]:
+        """Each holiday's days (ordinals) -> its name."""
+        return {o: h.name for y in self.years.values() for h in y.holidays for o in h.ordinals()}
+
+    @cached_property
+    def _working(self) -> frozenset[int]:
+        return frozenset(d.toordinal() for y in self.years.values() for d in y.working_days)
+
+    @cached_property
+    def _weekly(self) -> frozenset[int]:
+        return frozenset(list(Weekday).index(d) for d in self.weekly_rest_days)
+
+    def rest_day(self, ordinal: int) -> str | None:
+        """What makes a day (`date.toordinal()`) a rest day: its holiday's name, or `WEEKEND`; None
+        on a working day (a 调休 working weekend day is one)."""
+        if ordinal in self._holidays:
+            return self._holidays[ordinal]
+        if ordinal in self._working or date.fromordinal(ordinal).weekday() not in self._weekly:
+            return None
+        return WEEKEND
+
+    def last_day(self, ordinal: int) -> int:
+        """Art. 203 ¶1: a period whose last day is a rest day ends on the day after the rest days."""
+        while self.rest_day(ordinal):
+            ordinal += 1
+        return ordinal
+
+    def announces(self, year: int) -> bool:
+        return year in self.years
+
+
 @lru_cache(maxsize=65_536)
 def _midnight_ms(zone: str, ordinal: int) -> int:
     """00:00 of a calendar day in `zone`, epoch ms: cached, a local time's UTC instant costs
@@ -1602,29 +1748,40 @@ class Policy(Strict):
     # table -> column -> field id, what a field list's SQL text is read by (streams/sources/canonical.py
     # `StatementFields`), as the raw sources read a statement
     table_columns: dict[str, dict[str, dict[str, str]]] = Field(default_factory=dict)
+    # calendar.yaml's rest days: a deadline's last day falling on one moves past them (art. 203 ¶1)
+    calendar: Calendar = Field(default_factory=Calendar)
 
-    def period_end(self, start_ms: int, days: int) -> int:
+    def period_end(self, start_ms: int, days: int, rest_days: bool = True) -> int:
         """The end of a period of `days` days that an event at `start_ms` starts, counted as the law
         counts a period of days (Civil Code art. 201: from the day after the event; art. 203: to
-        24:00 of the last day) in the bank's calendar (recipients.yaml `timezone`): 15 days from
-        1 Jan at any hour end with 16 Jan, 30 days from 1 Jan with 31 Jan. Every deadline in days
-        is this one figure: a deletion request's (`deletion_due`), a retention period's
-        (retention.yaml `keep_days`, `retention_end`), for the detector, the dashboard and the
-        generator alike."""
-        return _midnight_ms(self.recipients.timezone, self.local_date(start_ms).toordinal() + days + 1)
+        24:00 of the last day, and a last day that is a rest day, calendar.yaml's, moves to the day
+        after the rest days) in the bank's calendar (recipients.yaml `timezone`): 15 days from 1 Jan
+        at any hour end with 16 Jan, 15 days from 20 Sep 2026 with 8 Oct (5 Oct in the National
+        Day holiday). Every deadline in days is this one figure: a deletion request's
+        (`deletion_due`), a retention period's (retention.yaml `keep_days`, `retention_end`), for the
+        detector, the dashboard and the generator alike. `rest_days=False`: the day counted, unmoved."""
+        return self._end_of(self.local_date(start_ms).toordinal() + days, rest_days)
 
-    def retention_end(self, start_ms: int, rule: Period) -> int:
+    def retention_end(self, start_ms: int, rule: Period, rest_days: bool = True) -> int:
         """The end of a retention rule's period from `start_ms`: `period_end` for days; for years, 24:00
         of the corresponding day of the last year, or of its month's last day where it has none
-        (Civil Code art. 202: five years from 29 Feb 2020 end with 28 Feb 2025). Five years are 1 826
-        or 1 827 days, as the leap days between fall: a year count in days is short by one when two
-        29 Februaries fall inside it."""
+        (Civil Code art. 202: five years from 29 Feb 2020 end with 28 Feb 2025), moved past rest days
+        as `period_end`'s. Five years are 1 826 or 1 827 days, as the leap days between fall: a year
+        count in days is short by one when two 29 Februaries fall inside it. A statutory minimum
+        passes `rest_days=False`: art. 203 ¶1 gives whoever must act by a last day until the next
+        working day, and a minimum asks nothing done; moved, a removal on the holiday after the
+        ten years would be "before the minimum"."""
         if rule.keep_years is None:
-            return self.period_end(start_ms, rule.keep_days or 0)
+            return self.period_end(start_ms, rule.keep_days or 0, rest_days)
         d = self.local_date(start_ms)
         year = d.year + rule.keep_years
         last = date(year, d.month, min(d.day, monthrange(year, d.month)[1]))
-        return _midnight_ms(self.recipients.timezone, last.toordinal() + 1)
+        return self._end_of(last.toordinal(), rest_days)
+
+    def _end_of(self, last: int, rest_days: bool) -> int:
+        """24:00 of a period's last day (an ordinal), moved past the rest days it falls on."""
+        moved = self.calendar.last_day(last) if rest_days else last
+        return _midnight_ms(self.recipients.timezone, moved + 1)
 
     def retention_start(self, ts_ms: int, rule: Period) -> int:
         """The same local time a rule's period before `ts_ms`: a period counted from it has its last
@@ -1650,10 +1807,10 @@ class Policy(Strict):
         zone = ZoneInfo(self.recipients.timezone)  # cached by name: no file read per call
         return datetime.fromtimestamp(ts_ms / 1000, zone).date()
 
-    def deletion_due(self, requested_ms: int) -> int:
+    def deletion_due(self, requested_ms: int, rest_days: bool = True) -> int:
         """When a deletion request is due (the bank's `deletion_request_sla_days`, 15): requested 1 Jan at any hour,
-        due by the end of 16 Jan. The detector's deadline and the lifecycle dashboard's `due`."""
-        return self.period_end(requested_ms, self.retention.deletion_request_sla_days)
+        due by the end of 16 Jan (`period_end`). The detector's deadline and the lifecycle dashboard's `due`."""
+        return self.period_end(requested_ms, self.retention.deletion_request_sla_days, rest_days)
 
     @model_validator(mode="after")
     def _data_refs(self) -> Policy:

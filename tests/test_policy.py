@@ -1008,3 +1008,71 @@ def test_a_wrong_org_change_is_refused_naming_its_line_and_what_to_write(
     assert e.value.file == str(f) and said_ in str(e.value), str(e.value)
     entry = int(said_.split(".")[1])  # the line of the declaration it names
     assert f.read_text(encoding="utf-8").splitlines()[e.value.line - 1] == declaration.splitlines()[entry]
+
+
+NATIONAL_DAY = "{name: 国庆节, first: 2026-10-01, last: 2026-10-07}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "said", "fix"),
+    [
+        # two ranges sharing a day: one copied wrong from the notice
+        (
+            "{name: 中秋节, first: 2026-09-25, last: 2026-09-27}",
+            "{name: 中秋节, first: 2026-09-25, last: 2026-10-01}",
+            "years.2026.holidays.6",
+            "(国庆节) overlaps years.2026.holidays.5 (中秋节) on 2026-10-01",
+            "copy both ranges from the State Council's notice",
+        ),
+        (
+            NATIONAL_DAY,
+            "{name: 国庆节, first: 2026-10-07, last: 2026-10-01}",
+            "years.2026.holidays.6",
+            "last 2026-10-01 is before first 2026-10-07",
+            "put the later date in last",
+        ),
+        # a year mistyped: a year of deadlines would move
+        (
+            NATIONAL_DAY,
+            "{name: 国庆节, first: 2026-10-01, last: 2027-10-07}",
+            "years.2026.holidays.6",
+            "runs 372 days (2026-10-01 to 2027-10-07)",
+            "check the year and month of first and last against the notice",
+        ),
+        (
+            NATIONAL_DAY,
+            "{name: 国庆节, first: 2025-10-01, last: 2025-10-07}",
+            "years.2026.holidays.6",
+            "(国庆节, 2025-10-01 to 2025-10-07) is not in 2026",
+            "write the dates of 2026's notice, or move the holiday under its own year",
+        ),
+        # a 调休 working day is a weekend day: a weekday listed is a typo
+        (
+            "2026-10-10]",
+            "2026-10-09]",
+            "years.2026.working_days.5",
+            "2026-10-09 is a friday, no weekly rest day",
+            "list only the weekend days the notice makes working days",
+        ),
+        (
+            "2026-10-10]",
+            "2026-02-30]",
+            "years.2026.working_days.5",
+            "'2026-02-30' is no real date",
+            "real date",
+        ),
+    ],
+)
+def test_a_wrong_holiday_calendar_names_file_key_line_and_fix(
+    policy_copy: Path, old, new, key, said, fix
+) -> None:
+    """calendar.yaml moves deadlines past the State Council's holidays (Civil Code art. 203 ¶1): a
+    range copied wrong would move, or fail to move, every deadline in it, so it is refused at start-up."""
+    f = policy_copy / "calendar.yaml"
+    edit(f, old, new)
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    err = e.value
+    assert err.file == str(f) and err.key == key and said in err.message and fix in err.fix, str(err)
+    line = f.read_text(encoding="utf-8").splitlines()[err.line - 1]
+    assert ("国庆节" if ".holidays." in key else "working_days") in line, (err.line, line)

@@ -9,8 +9,9 @@ Law's minimum as revised in 2024).
 
 Days are the bank's calendar days (Asia/Shanghai, as policy/recipients.yaml declares for every
 contract date): the 15 days counted as the Civil Code counts a period in days (art. 201: the day of the
-request is not counted; art. 203: the last day ends at 24:00). 2026-01-01T00:00Z (T0) is 08:00 in
-Beijing.
+request is not counted; art. 203: the last day ends at 24:00, and a last day that is a weekend day or
+a public holiday, policy/calendar.yaml's, moves to the next working day). 2026-01-01T00:00Z (T0) is
+08:00 in Beijing.
 """
 
 from __future__ import annotations
@@ -164,7 +165,9 @@ def test_a_nearby_branch_trace_deleted_on_its_30th_day_is_in_time(spec, catalog)
 
 
 def test_a_trace_read_the_day_after_its_retention_ended_fires_high(spec, catalog) -> None:
-    events = [collect(cst(0, 10), "LOC-1", **LOCATION), read(cst(32, 11), "LOC-1"), tick(cst(33))]
+    """Collected 1 Jan: its 30th day, 31 Jan 2026, is a Saturday, so it is due by the end of Monday
+    2 Feb (Civil Code art. 203 ¶1, policy/calendar.yaml); read on 3 Feb."""
+    events = [collect(cst(0, 10), "LOC-1", **LOCATION), read(cst(33, 11), "LOC-1"), tick(cst(34))]
     got = {rule(a): a for a in run(spec, catalog, events)}
     assert set(got) == {"used_after_deadline", "retention_expired"}
     used = got["used_after_deadline"]
@@ -206,10 +209,11 @@ def test_account_record_destroyed_a_day_after_its_ten_years_fires_and_closes(spe
 
 
 def test_a_deletion_logged_late_but_done_in_time_does_not_read_as_late(spec, catalog) -> None:
-    """The purge ran on day 29, but its lifecycle event reached the monitor after day 30 had
-    passed: the alert raised meanwhile closes, and must not say the record was removed late."""
+    """The purge ran on day 29, but its lifecycle event reached the monitor after its last day
+    (Monday 2 Feb: day 30 is a Saturday) had passed: the alert raised meanwhile closes, and must
+    not say the record was removed late."""
     e = Engine([spec], catalog, pseudonymize=pz)
-    alerts = e.process("lifecycle", "l", 0, fed("lifecycle", [collect(cst(0, 10), "LOC-1", **LOCATION), tick(cst(33))], "l"))  # fmt: skip
+    alerts = e.process("lifecycle", "l", 0, fed("lifecycle", [collect(cst(0, 10), "LOC-1", **LOCATION), tick(cst(35))], "l"))  # fmt: skip
     alerts += e.advance()
     late = lc("delete", cst(29, 3), "LOC-1", method="purge", system="mobile_banker")
     alerts += e.process("lifecycle", "l", 0, fed("lifecycle", [late], "l", 2))
@@ -230,7 +234,7 @@ def test_the_summary_dates_are_the_banks_calendar_days(spec, catalog) -> None:
 def test_every_alert_field_is_free_of_the_customer_number(spec, catalog) -> None:
     events = [
         collect(cst(0, 10), "LOC-1", **LOCATION),
-        read(cst(31, 11), "LOC-1"),
+        read(cst(33, 11), "LOC-1"),  # past its last day, Monday 2 Feb (day 30 is a Saturday)
         lc("deletion_requested", cst(1, 9), "REC-9"),
         lc("destroy", cst(2, 9), "REC-9", categories=["mobile_phone"], method="shred", operator_id="E1", supervisor_id="E1"),
         tick(cst(40)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from datetime import date
+from datetime import date, datetime
 from itertools import permutations
 from pathlib import Path
 from typing import Any
@@ -297,13 +297,13 @@ def test_an_alert_raised_before_anchors_keeps_its_id_when_its_start_moves(run, s
 
 
 def test_a_record_inside_its_retention_at_the_end_of_the_input_does_not_fire(run, spec, catalog) -> None:
-    """Collected 2 Dec 10:24 (Beijing): due by 24:00 on 1 Jan, not at 10:24 (30 x 24 h)."""
+    """Collected 1 Dec 10:24 (Beijing): due by 24:00 on Wed 31 Dec, not at 10:24 (30 x 24 h)."""
     engine = Engine([spec], catalog, pseudonymize=pz)
-    assert run([collect(day=-29.9, **LOCATION), tick(0)], engine=engine) == {}
+    assert run([collect(day=-30.9, **LOCATION), tick(-1)], engine=engine) == {}
     # the live run goes on: on its last day, still silent; once event time passes it, it fires
-    assert run([tick(0.2)], engine=engine) == {}
-    got = run([tick(0.7)], engine=engine)
-    assert [a.window_end for a in got["retention_expired"]] == [T0 + DAY - CST]
+    assert run([tick(-0.8)], engine=engine) == {}
+    got = run([tick(-0.3)], engine=engine)
+    assert [a.window_end for a in got["retention_expired"]] == [T0 - CST]
 
 
 def test_a_nightly_purge_within_the_banks_grace_is_in_time(policy, catalog) -> None:
@@ -558,16 +558,120 @@ def test_deletion_request_executed_on_day_14_is_silent(run) -> None:
 
 
 def test_deletion_request_executed_on_day_16_fires(run) -> None:
-    got = run([lc("deletion_requested", day=-20), lc("delete", day=-4), tick(0)])
+    # requested Mon 15 Dec: its 15th day is Tue 30 Dec
+    got = run([lc("deletion_requested", day=-17), lc("delete", day=-1), tick(0)])
     (a,) = got["deletion_request_overdue"]
-    assert a.status.value == "closed" and a.summary.endswith("removed 2025-12-28, 1 day late")
-    (still,) = run([lc("deletion_requested", day=-20), tick(0)])["deletion_request_overdue"]
+    assert a.status.value == "closed" and a.summary.endswith("removed 2025-12-31, 1 day late")
+    (still,) = run([lc("deletion_requested", day=-17), tick(0)])["deletion_request_overdue"]
     assert still.status.value == "open" and still.alert_id == a.alert_id
 
 
+# -- a last day on a rest day (Civil Code art. 203 ¶1, policy/calendar.yaml) -------------------------
+def bj(when: str) -> int:
+    """Epoch ms of a Beijing wall-clock time, '2026-10-08 09:30'."""
+    return int(datetime.fromisoformat(f"{when}+08:00").timestamp() * 1000)
+
+
+def at(stage: str, when: str, rid: str = "R1", **kw: Any) -> LifecycleEvent:
+    return lc(stage, rid, ts=bj(when), **kw)
+
+
+def later(when: str) -> LifecycleEvent:
+    """Another customer's record, to move event time on to `when` (Beijing)."""
+    return collect(f"tick-{when}", "C-other", ts=bj(when), purpose="account_service")
+
+
+def test_a_deletion_request_due_in_a_holiday_is_due_the_day_after_it(run, spec, catalog, policy) -> None:
+    """A probe's: 50 requests of 20 Sep 2026 executed on Thu 8 Oct, the first working day after the
+    National Day holiday (1-7 Oct), were 50 high "3 days late". Their 15th day, 5 Oct, is in the
+    holiday: the period ends on the day after it (art. 203 ¶1), 8 Oct, and a request executed then
+    is in time; one still open is not overdue in the holiday, and is from 9 Oct on."""
+    asked = [collect(day=-300), at("deletion_requested", "2026-09-20 10:00")]
+    assert run([*asked, at("delete", "2026-10-08 09:30"), later("2026-11-01 10:00")]) == {}
+    e = Engine([spec], catalog, pseudonymize=pz)
+    assert run([*asked, later("2026-10-05 23:00"), later("2026-10-08 23:59")], engine=e) == {}
+    (a,) = run([later("2026-10-09 00:01")], engine=e)["deletion_request_overdue"]
+    assert a.status.value == "open" and a.window_end == bj("2026-10-09 00:00")
+    # the day counted and why it moved, or "due 2026-10-08" would read as three days' grace
+    assert (
+        "within 15 days (due 2026-10-08: its last day, 2026-10-05, fell in 国庆节, Civil Code art. 203)"
+        in (a.summary)
+    )
+    (late,) = run([at("delete", "2026-10-09 09:30")], engine=e)["deletion_request_overdue"]
+    assert late.alert_id == a.alert_id and late.summary.endswith("removed 2026-10-09, 1 day late")
+    # the lifecycle dashboard dates it due as the detector does
+    assert policy.deletion_due(bj("2026-09-20 10:00")) == bj("2026-10-09 00:00")
+
+
+def test_a_last_day_on_a_weekend_moves_to_monday_and_a_working_saturday_does_not(run) -> None:
+    """Weekends are rest days (法定休假日 include the weekly 休息日), but not a weekend day the
+    State Council makes a working day (调休上班): Sat 10 Oct 2026 is one."""
+    # requested 2 Oct, in the holiday (art. 201 counts from the next day all the same): the 15th day
+    # is Sat 17 Oct, so due by the end of Mon 19 Oct
+    weekend = [collect(day=-300), at("deletion_requested", "2026-10-02 10:00")]
+    assert run([*weekend, at("delete", "2026-10-19 18:00"), later("2026-11-01 10:00")]) == {}
+    (a,) = run([*weekend, at("delete", "2026-10-20 09:00"), later("2026-11-01 10:00")])["deletion_request_overdue"]  # fmt: skip
+    assert "its last day, 2026-10-17, fell on a weekend" in a.summary and a.summary.endswith("1 day late")
+    # requested 25 Sep: the 15th day is Sat 10 Oct, a working day: due by its end, not Monday's
+    working = [collect(day=-300), at("deletion_requested", "2026-09-25 10:00")]
+    (b,) = run([*working, at("delete", "2026-10-11 09:00"), later("2026-11-01 10:00")])["deletion_request_overdue"]  # fmt: skip
+    assert "(due" not in b.summary and b.summary.endswith("removed 2026-10-11, 1 day late")
+
+
+def test_a_retention_period_ending_in_a_holiday_moves_and_a_minimum_does_not(run) -> None:
+    """A location trace's 30 days from 3 Sep 2026 end on 3 Oct, in the holiday: due by the end of
+    8 Oct. A statutory minimum does not move (`Policy.retention_end`): a transaction record's ten
+    years from 5 Oct 2016 end with 5 Oct 2026, and its removal on 6 Oct, in the holiday, is lawful,
+    not "before the minimum" (and inside its retention rule's ten years, moved to 8 Oct)."""
+    trace = at("collect", "2026-09-03 10:00", categories=["location_trace"],
+               purpose="branch_service", system="mobile_banker")  # fmt: skip
+    gone = {"system": "mobile_banker"}
+    assert run([trace, at("delete", "2026-10-08 20:00", **gone), later("2026-11-01 10:00")]) == {}
+    (a,) = run([trace, at("delete", "2026-10-09 08:00", **gone), later("2026-11-01 10:00")])[
+        "retention_expired"
+    ]
+    assert "due 2026-10-08: its last day, 2026-10-03, fell in 国庆节, Civil Code art. 203" in a.summary
+    assert a.summary.endswith("removed 2026-10-09, 1 day late")
+    stored = at("store", "2016-10-05 10:00", categories=["transaction_record"], purpose="payment", system="core_banking")  # fmt: skip
+    assert (
+        run([stored, at("delete", "2026-10-06 10:00", system="core_banking"), later("2026-11-01 10:00")])
+        == {}
+    )
+    # the day before its last: early, as before
+    got = run([stored, at("delete", "2026-10-04 10:00", system="core_banking"), later("2026-11-01 10:00")])
+    assert set(got) == {"removed_before_minimum"}
+
+
+def test_a_policy_folder_without_a_calendar_moves_no_deadline_and_says_so(
+    tmp_path, spec, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bank's folder written before lifemon read calendar.yaml: deadlines as before (the probe's
+    request executed on 8 Oct is late), and a start-up warning names the file and the fix."""
+    import shutil
+
+    from policy import DEFAULT_DIR, load_policy
+    from policy.catalog import Catalog
+
+    folder = tmp_path / "policy"
+    shutil.copytree(
+        DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__", "calendar.yaml")
+    )
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        older = load_policy(folder)
+    (said,) = [r.getMessage() for r in caplog.records if "calendar.yaml" in r.getMessage()]
+    assert str(folder / "calendar.yaml") in said and "Civil Code art. 203" in said and "copy " in said
+    (spec_older,) = [s for s in load_detectors(older) if s.kind == "retention_overrun"]
+    events = [collect(day=-300), at("deletion_requested", "2026-09-20 10:00"), at("delete", "2026-10-08 09:30"),
+              later("2026-11-01 10:00")]  # fmt: skip
+    alerts = final_alerts(Engine([spec_older], Catalog(older), pseudonymize=pz), events, 10_000)
+    (a,) = [a for a in alerts if a.title_en == RULE_TITLES["deletion_request_overdue"]]
+    assert a.summary.endswith("removed 2026-10-08, 3 days late") and "(due" not in a.summary
+
+
 # -- a record held on several systems: gone when its last copy goes ----------------------------------
-def copies(request: float = -40) -> list[Any]:
-    """R1 collected on the CRM, copied to the warehouse the next night; a deletion request."""
+def copies(request: float = -39) -> list[Any]:
+    """R1 collected on the CRM, copied to the warehouse the next night; a deletion request (Sun 23
+    Nov: due by the end of Mon 8 Dec)."""
     return [collect(day=-100), lc("store", day=-99, system="dwh", categories=["mobile_phone"]),
             lc("deletion_requested", day=request)]  # fmt: skip
 
@@ -579,11 +683,11 @@ def test_a_request_answered_on_one_copy_of_two_is_overdue_and_names_the_copy_kep
     assert a.status.value == "open" and a.summary.startswith("deletion of record R1 on dwh, requested")
     # the warehouse's copy deleted too, on day 14: in time, silent; on day 16: late, closed
     assert run([*copies(), lc("delete", day=-37), lc("delete", day=-27, system="dwh"), tick(0)]) == {}
-    (late,) = run([*copies(), lc("delete", day=-37), lc("delete", day=-23, system="dwh"), tick(0)])[
+    (late,) = run([*copies(), lc("delete", day=-37), lc("delete", day=-22, system="dwh"), tick(0)])[
         "deletion_request_overdue"
     ]
     assert late.alert_id == a.alert_id and late.status.value == "closed"
-    assert late.summary.endswith("removed 2025-12-09, 2 days late")
+    assert late.summary.endswith("removed 2025-12-10, 2 days late")
     # a purge job that logs its own name, not the data's system: it removes every copy, as before
     assert run([*copies(), lc("delete", day=-37, system="purge_job"), tick(0)]) == {}
     # every copy deleted in time, the CRM's restored from a backup: the alert names the copy back
@@ -689,7 +793,7 @@ def test_a_copy_reported_after_the_removal_of_the_other_reopens_what_it_closed(s
     store, gone = lc("store", day=-99, system="dwh", categories=["mobile_phone"]), lc("delete", day=-37)
     in_order = final_alerts(Engine([spec], catalog, pseudonymize=pz), [*copies(), gone, tick(0)], 100)
     e = Engine([spec], catalog, pseudonymize=pz)
-    final_alerts(e, [collect(day=-100), lc("deletion_requested", day=-40), gone, tick(-1)], 100)
+    final_alerts(e, [collect(day=-100), lc("deletion_requested", day=-39), gone, tick(-1)], 100)
     late = final_alerts(e, [store, tick(0)], 100)
     ((a,), (b,)) = (in_order, [x for x in late if x.title_en == RULE_TITLES["deletion_request_overdue"]])
     assert (b.alert_id, b.status.value, b.summary) == (a.alert_id, "open", a.summary)
@@ -811,24 +915,24 @@ def test_a_delete_naming_the_phone_leaves_the_location_to_its_deadline(run) -> N
 
 
 def test_a_deletion_request_answered_in_part_stays_overdue(run) -> None:
-    """Requested day -20 (due by the end of day -5): the CRM deleted the phone on day -17 and kept
-    the address. Overdue, naming what is still held; the address deleted on day -6 answers it in
-    time; a request naming the phone alone is answered by deleting the phone."""
+    """Requested day -17 (Mon 15 Dec, due by the end of day -2): the CRM deleted the phone on day
+    -14 and kept the address. Overdue, naming what is still held; the address deleted on day -3
+    answers it in time; a request naming the phone alone is answered by deleting the phone."""
     card = collect(day=-100, cats=("mobile_phone", "home_address"))
-    steps = [card, lc("deletion_requested", day=-20), lc("delete", day=-17, categories=["mobile_phone"])]
+    steps = [card, lc("deletion_requested", day=-17), lc("delete", day=-14, categories=["mobile_phone"])]
     (a,) = run([*steps, tick(0)])["deletion_request_overdue"]
     assert a.status.value == "open" and a.summary.startswith("deletion of record R1 on crm, requested")
     assert "not executed within 15 days (identity still held)" in a.summary
-    assert run([*steps, lc("delete", day=-6, categories=["home_address"]), tick(0)]) == {}
-    (late,) = run([*steps, lc("delete", day=-4, categories=["home_address"]), tick(0)])[
+    assert run([*steps, lc("delete", day=-3, categories=["home_address"]), tick(0)]) == {}
+    (late,) = run([*steps, lc("delete", day=-1, categories=["home_address"]), tick(0)])[
         "deletion_request_overdue"
     ]
     assert (
         late.alert_id == a.alert_id and late.status.value == "closed" and late.summary.endswith("1 day late")
     )
-    phone_only = lc("deletion_requested", day=-20, categories=["mobile_phone"])
-    assert run([card, phone_only, lc("delete", day=-17, categories=["mobile_phone"]), tick(0)]) == {}
-    (c,) = run([card, phone_only, lc("delete", day=-17, categories=["home_address"]), tick(0)])[
+    phone_only = lc("deletion_requested", day=-17, categories=["mobile_phone"])
+    assert run([card, phone_only, lc("delete", day=-14, categories=["mobile_phone"]), tick(0)]) == {}
+    (c,) = run([card, phone_only, lc("delete", day=-14, categories=["home_address"]), tick(0)])[
         "deletion_request_overdue"
     ]
     assert c.status.value == "open"
@@ -1069,21 +1173,21 @@ def test_a_deletion_request_does_not_shorten_the_minimum(run) -> None:
     customer is still owed an answer, a refusal saying why, in the 15 days (seed 004 隐私政策 (四),
     PIPL art. 50): a probe's went unanswered for good, and a refusal 35 days late passed."""
     stored = collect(day=-100, **TRANSACTION)
-    asked = lc("deletion_requested", day=-40)  # 2025-11-22 in Beijing: due by the end of 7 Dec
-    assert run([stored, asked, lc("deletion_refused", day=-25), tick(0)]) == {}  # the 15th day
+    asked = lc("deletion_requested", day=-39)  # Sun 2025-11-23 in Beijing: due by the end of Mon 8 Dec
+    assert run([stored, asked, lc("deletion_refused", day=-24), tick(0)]) == {}  # the 15th day
     (silent,) = run([stored, asked, tick(0)])["deletion_request_unanswered"]
     assert silent.status == "open" and silent.severity.value == "medium"
     assert (
         "the law keeps it, and no answer to the customer (a refusal saying why) was logged within 15 days"
         in silent.summary
     )
-    (late,) = run([stored, asked, lc("deletion_refused", day=-24), tick(0)])["deletion_request_unanswered"]
-    assert late.status == "closed" and "answered (refused) 2025-12-08, 1 days late" in late.summary
+    (late,) = run([stored, asked, lc("deletion_refused", day=-23), tick(0)])["deletion_request_unanswered"]
+    assert late.status == "closed" and "answered (refused) 2025-12-09, 1 days late" in late.summary
     assert late.alert_id == silent.alert_id
-    got = run([stored, lc("deletion_requested", day=-40), lc("delete", day=-30), tick(0)])
+    got = run([stored, lc("deletion_requested", day=-39), lc("delete", day=-30), tick(0)])
     assert set(got) == {"removed_before_minimum"}
     assert (
-        "deletion requested 2025-11-22, which the law's minimum outranks (PIPL art. 47"
+        "deletion requested 2025-11-23, which the law's minimum outranks (PIPL art. 47"
         in got["removed_before_minimum"][0].summary
     )
 
@@ -1125,7 +1229,8 @@ def test_the_closure_of_the_customers_last_account_ends_the_relationship(run, sp
     # the KYC file was kept a month past its ten years (as with the end logged), not removed too early
     assert set(got) == {"retention_expired"}
     late = next(a for a in got["retention_expired"] if "KYC-1" in a.summary)
-    assert "from relationship_ended 2014-11-10" in late.summary and "30 days late" in late.summary
+    # its ten years' last day, Sun 10 Nov 2024, moves to Mon 11 Nov (Civil Code art. 203 ¶1)
+    assert "from relationship_ended 2014-11-10" in late.summary and "29 days late" in late.summary
     assert set(run([*file, lc("delete", "KYC-1", day=-4070 + 1500, system="ecif"), tick(0)])) >= {
         "removed_before_minimum"
     }  # four years after the closure (in 2019, the 2006 law's five years) it still is
@@ -1173,7 +1278,7 @@ def test_a_loan_or_advisers_copy_of_the_account_number_is_no_account(run, spec, 
         got = run([*old, lc("account_closed", "ACC-1", day=-4070), destroyed, tick(0)])
         assert "removed_before_minimum" not in got, purpose
         late = next(a for a in got["retention_expired"] if "KYC-1" in a.summary)
-        assert "from relationship_ended 2014-11-10" in late.summary and "30 days late" in late.summary
+        assert "from relationship_ended 2014-11-10" in late.summary and "29 days late" in late.summary
         got = run([opened, collect("WM-2", day=-30, **copy), shut, later, tick(0)])
         (a,) = got["collected_after_relationship_ended"]
         assert a.summary.startswith("record LOC-1") and "(its last account closed)" in a.summary, purpose
@@ -2661,17 +2766,17 @@ def test_a_timer_restored_from_an_older_version_still_reaches_the_deadline(run, 
     as they were (deadlines are recomputed from them, never stored), but its timer is the number
     that version stored, collect + 30 x 24 h, hours before the deadline counted now. It fires,
     finds nothing due yet and sets the timer again at the deadline, which then fires."""
-    collected = collect(day=-29.9, **LOCATION)  # 2 Dec 10:24 (Beijing): due by 24:00 on 1 Jan
+    collected = collect(day=-30.9, **LOCATION)  # 1 Dec 10:24 (Beijing): due by 24:00 on Wed 31 Dec
     old = Engine([spec], catalog, pseudonymize=pz)
     assert run([collected], engine=old) == {}
     timers = old.tasks[(0, "retention_overrun")].timers
-    timers.cancel(pz("C1"), T0 + DAY - CST)
+    timers.cancel(pz("C1"), T0 - CST)
     timers.register(pz("C1"), collected.ts + 30 * DAY)  # what the older version registered
     restored = Engine([spec], catalog, pseudonymize=pz)
     restored.restore(0, old.changes(0))
-    assert run([tick(0.2)], engine=restored) == {}  # the old timer's time has passed: on its last day
-    got = run([tick(0.7)], engine=restored)
-    assert [a.window_end for a in got["retention_expired"]] == [T0 + DAY - CST]
+    assert run([tick(-0.8)], engine=restored) == {}  # the old timer's time has passed: on its last day
+    got = run([tick(-0.3)], engine=restored)
+    assert [a.window_end for a in got["retention_expired"]] == [T0 - CST]
 
 
 def test_a_deleted_record_is_forgotten_after_forget_deleted_days(spec, catalog) -> None:
