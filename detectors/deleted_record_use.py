@@ -33,7 +33,7 @@ and a timer at each use's time, which judges it once the watermark has passed it
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, ClassVar
 
@@ -155,7 +155,7 @@ class Kept:
         """Its latest removal or anonymization known, which it is remembered from."""
         return max(self.left_at(), default=0)
 
-    def offends(self, use: list[Any], systems: frozenset[str]) -> bool:
+    def offends(self, use: list[Any], systems: frozenset[str], now: Callable[[str], str] = str) -> bool:
         """After a removal, or after an anonymization and naming a customer, with no collection of
         the record anew between them; and not one retention_overrun judges (naming the customer,
         after an event that names it)."""
@@ -169,14 +169,14 @@ class Kept:
             for t, stage, cats in self.parts
             if (not read or not set(cats).isdisjoint(read)) and (stage != "anonymize" or named)
         ]
-        after = any(t < use[TS] and not 0 < self.anew(systems, t) <= use[TS] for t in left)
+        after = any(t < use[TS] and not 0 < self.anew(systems, t, now) <= use[TS] for t in left)
         return after and not any(0 < self.named.get(c, 0) < use[TS] for c in use[NAMED])
 
     def revision(self) -> int:
         """The alert's revision: it grows with each use counted and each removal known."""
         return self.counted + len(self.removals) - 1
 
-    def anew(self, systems: frozenset[str], since: int = 0) -> int:
+    def anew(self, systems: frozenset[str], since: int = 0, now: Callable[[str], str] = str) -> int:
         """The record's first collection after it left (`since`: its earliest removal or
         anonymization unless given), on the system it left (0: none known). One
         on another system is a copy of what left (a warehouse's load from a stale staging copy: a
@@ -187,18 +187,26 @@ class Kept:
         before it left is the id reused; where none was seen (this detector learns of most records
         from their removal), one on any system the policy names (a probe's returning customer,
         collected anew on the CRM after the purge job's deletion, was a use after deletion on
-        every read)."""
+        every read). `now`: a system id kept in state as today's policy names it (`Catalog.current`:
+        a collection on crm_core after crm was renamed so is on the system the record left)."""
         since = since or self.since()
         if not since:
             return 0
-        homes = {"", self.system}
-        if self.system not in systems and all(s != self.system for _, s in self.collected):
-            homes |= {s for t, s in self.collected if t <= since} or systems
-        return next((t for t, s in self.collected if t > since and s in homes), 0)
+        system, collected = now(self.system), [(t, now(s)) for t, s in self.collected]
+        homes = {"", system}
+        if system not in systems and all(s != system for _, s in collected):
+            homes |= {s for t, s in collected if t <= since} or systems
+        return next((t for t, s in collected if t > since and s in homes), 0)
 
     def waiting(self) -> list[list[Any]]:
         """Uses not counted: an earlier removal reported late may still make them count."""
         return [u for u in self.uses if not u[COUNTED]]
+
+
+def _today(ctx: Context) -> Callable[[str], str]:
+    """A system id kept in state, as today's policy names it (a rename keeps the old id in `also`)."""
+    current = ctx.catalog.current
+    return lambda system: current("system", system) or system
 
 
 class DeletedRecordUseDetector:
@@ -246,8 +254,8 @@ class DeletedRecordUseDetector:
         if kept is not None and seen not in kept.collected:
             insort(kept.collected, seen)
             if len(kept.collected) > COLLECTIONS:  # the latest, and those that made the record anew
-                systems = ctx.catalog.systems
-                firsts = {kept.anew(systems, t) for t in kept.left_at()}
+                systems, now = ctx.catalog.systems, _today(ctx)
+                firsts = {kept.anew(systems, t, now) for t in kept.left_at()}
                 latest = kept.collected[-(COLLECTIONS - 1) :]
                 kept.collected = [c for c in kept.collected if c in latest or c[0] in firsts]
             self.store.touch(ev.record_id)
@@ -310,7 +318,11 @@ class DeletedRecordUseDetector:
         """Seed 002 §六.6(1): each new use after the removal, up to the watermark, or a new removal
         revises the record's one alert."""
         for u in kept.uses:
-            if u[TS] <= ctx.watermark and not u[COUNTED] and kept.offends(u, ctx.catalog.systems):
+            if (
+                u[TS] <= ctx.watermark
+                and not u[COUNTED]
+                and kept.offends(u, ctx.catalog.systems, _today(ctx))
+            ):
                 u[COUNTED] = 1
                 kept.counted += 1
         if not kept.counted or kept.revision() <= kept.revised:

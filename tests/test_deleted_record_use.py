@@ -13,10 +13,11 @@ import orjson
 import pytest
 from conftest import T0, entitlement, fed, refs
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
-from test_retention_overrun import DAY, collect, final_alerts, lc, pz, read, sent, tick
+from test_retention_overrun import DAY, _folder, collect, final_alerts, lc, pz, read, sent, tick
 
 from detectors import load_detectors
 from detectors.deleted_record_use import Kept
+from policy.catalog import Catalog
 from streams.alerts import actor_of, latest, to_ocsf
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -131,6 +132,38 @@ def test_a_record_collected_anew_under_its_id_is_a_new_record(run) -> None:
     both = ("deleted_record_use", "retention_overrun")
     steps = [collect(day=-30), lc("delete", day=-3), back, read(day=-0.5), report(day=-0.4), tick(0)]
     assert run(steps, kinds=both) == []
+
+
+def test_a_record_collected_anew_on_its_systems_new_id_after_a_rename_is_a_new_record(
+    specs, catalog, run, tmp_path
+) -> None:
+    """crm renamed crm_core at a restart, crm kept among its names (docs/operations.md "Changing
+    policy"): a record deleted on crm before the restart and collected anew on crm_core after it is
+    the returning customer's record, and a report reading it is no use after deletion. The kept
+    system, compared raw, made every such read one (fix_k4's left item)."""
+    renamed = _folder(
+        tmp_path,
+        {
+            "organisation.yaml": [
+                (r"(?<=[\[ ,])crm(?=[\],])", "crm_core"),
+                (r"^  crm: \{zh: 客户关系管理系统, en: customer relationship management, also: \[",
+                 "  crm_core: {zh: 客户关系管理系统, en: customer relationship management, also: [crm, "),
+            ]
+        },
+    )  # fmt: skip
+    first = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
+    contact = {"categories": ["mobile_phone"], "purpose": "customer_service"}
+    # deleted, collected anew and deleted again, all on crm: the record's collections are kept
+    before = [lc("delete", day=-10), lc("collect", day=-8, **contact), lc("delete", day=-5), tick(-4)]
+    assert run(before, engine=first) == []
+    back = lc("collect", day=-1, system="crm_core", **contact)
+    after = Engine(
+        [s for s in load_detectors(renamed) if s.kind == "deleted_record_use"],
+        Catalog(renamed),
+        pseudonymize=pz,
+    )
+    after.restore(0, first.changes(0))
+    assert run([back, report(day=-0.5), tick(0)], engine=after) == []
 
 
 def test_a_record_deleted_again_after_it_was_collected_anew_is_deleted_again(specs, catalog, run) -> None:
