@@ -536,7 +536,7 @@ def render_alert_view(
         rows.extend((en if i == 0 else "", zh if i == 0 else "", line) for i, line in enumerate(lines))
 
     field("title", "标题", f"{a['title_zh']} / {a['title_en']}")
-    field("severity", "级别", a["severity"])
+    field("severity", "告警级别", a["severity"])
     field("status", "状态", f"{a['status']} (revision {a['revision']}): the detector's episode, not a review")
     field("review", "复核", review_line(view.reviews, a))
     changed = (

@@ -1160,6 +1160,16 @@ def _panel_rows(
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
+def test_panel_titles_say_class_and_severity_in_the_standards_words() -> None:
+    """probe_v3 M4: 级别 titled both the JR/T 0171 class and the alert's severity on one dashboard.
+    JR/T 0171-2020 §4.2 (seed 001 §二.2) says C3类别; a severity is 告警级别."""
+    for pid, panel in QUERY_PANELS:
+        title = panel["title"]
+        assert "级别" not in title.replace("告警级别", ""), (pid, title)
+        if "class" in title.split(" / ", 1)[-1]:
+            assert "类别" in title, (pid, title)
+
+
 def test_a_row_at_a_ranges_end_is_in_the_next_range_alone(_deploy_chdb: Any, deploy_db: str) -> None:
     """probe_v3 M1: the plugin's `$__timeFilter(c)` includes the range's end, so a retention deadline
     alert, dated the bank's midnight by construction, counted in both days on Grafana and in one in
