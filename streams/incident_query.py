@@ -105,11 +105,19 @@ def query_incidents(
     since: datetime | None = None,
     until: datetime | None = None,
     raised_since: datetime | None = None,
+    subject: str | None = None,
     limit: int = 50,
 ) -> Listing:
     """Incidents as dicts of COLUMNS, the earliest report still owed first (the order they must be
-    handled in), those owing none last; `status` a key of STATUSES, `review` of INCIDENTS.reviews."""
+    handled in), those owing none last; `status` a key of STATUSES, `review` of INCIDENTS.reviews;
+    `subject` a customer's pseudonym, among every one the incident names (an alert keeps a sample:
+    a probe's examiner found no alert about a customer two alerts and an incident were about)."""
     filters = [
+        (
+            "has(JSONExtract(incident, 'subjects', 'pseudonyms', 'Array(String)'), {subject:String})",
+            "subject",
+            subject,
+        ),
         ("severity IN {severities:Array(String)}", "severities", at_least(min_severity)),
         ("status IN {statuses:Array(String)}", "statuses", STATUSES.get(status or "")),
         ("review IN {reviews:Array(String)}", "reviews", INCIDENTS.reviews.get(review or "")),

@@ -706,6 +706,17 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", KEY.decode())
     assert main(["incidents", "subjects", bulk.incident_id, "--customers", str(customers), "--config", str(config)]) == 0  # fmt: skip
     assert capsys.readouterr().out.split() == [f"C{i:07d}" for i in range(40, 50)]
+    # `incidents --subject`: every incident about one customer, by any of the pseudonyms it names,
+    # where its alert keeps a sample of 10 (probe_v3 M3: an examiner's "every alert about this
+    # customer" found none); a customer id is refused, as by `alerts --subject`
+    last = bulk.subjects.pseudonyms[-1]  # the 50th of 50 customers: past an alert's sample of 10
+    assert main(["incidents", "--config", str(config), "--subject", last.upper()]) == 0
+    (head, _, total) = capsys.readouterr().out.splitlines()
+    assert "actor e1" in head and total == "1 incident"
+    assert main(["incidents", "--config", str(config), "--subject", "p_zzz"]) == 0
+    assert capsys.readouterr().out.startswith("no incidents match")
+    assert main(["incidents", "--config", str(config), "--subject", "C0000041"]) == 2
+    assert "C0000041" not in capsys.readouterr().err
     # an unknown or too short id, or a list filter beside an id, says so and exits 2
     assert main(["incidents", "show", "ffffffff", "--config", str(config)]) == 2
     assert (
