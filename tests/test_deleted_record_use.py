@@ -13,7 +13,7 @@ import orjson
 import pytest
 from conftest import T0, entitlement, fed, refs
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
-from test_retention_overrun import DAY, _folder, collect, final_alerts, lc, pz, read, sent, tick
+from test_retention_overrun import CRM_RENAMED, DAY, _folder, collect, final_alerts, lc, pz, read, sent, tick
 
 from detectors import load_detectors
 from detectors.deleted_record_use import Kept
@@ -141,16 +141,7 @@ def test_a_record_collected_anew_on_its_systems_new_id_after_a_rename_is_a_new_r
     policy"): a record deleted on crm before the restart and collected anew on crm_core after it is
     the returning customer's record, and a report reading it is no use after deletion. The kept
     system, compared raw, made every such read one (fix_k4's left item)."""
-    renamed = _folder(
-        tmp_path,
-        {
-            "organisation.yaml": [
-                (r"(?<=[\[ ,])crm(?=[\],])", "crm_core"),
-                (r"^  crm: \{zh: 客户关系管理系统, en: customer relationship management, also: \[",
-                 "  crm_core: {zh: 客户关系管理系统, en: customer relationship management, also: [crm, "),
-            ]
-        },
-    )  # fmt: skip
+    renamed = _folder(tmp_path, CRM_RENAMED)
     first = Engine([specs["deleted_record_use"]], catalog, pseudonymize=pz)
     contact = {"categories": ["mobile_phone"], "purpose": "customer_service"}
     # deleted, collected anew and deleted again, all on crm: the record's collections are kept

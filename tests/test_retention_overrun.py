@@ -492,22 +492,23 @@ def test_a_purpose_renamed_at_a_restart_keeps_the_deadlines_of_the_records_held_
     assert a.summary.startswith("record R1 on crm") and "365-day retention (marketing_profile" in a.summary
 
 
+# the system crm renamed crm_core, crm kept among its names, every id pointing at it renamed
+CRM_RENAMED = {
+    "organisation.yaml": [
+        (r"(?<=[\[ ,])crm(?=[\],])", "crm_core"),
+        (r"^  crm: \{zh: 客户关系管理系统, en: customer relationship management, also: \[",
+         "  crm_core: {zh: 客户关系管理系统, en: customer relationship management, also: [crm, "),
+    ]
+}  # fmt: skip
+
+
 def test_a_copy_kept_under_a_systems_old_id_is_the_copy_its_new_id_removes(
     run, spec, catalog, tmp_path
 ) -> None:
     """crm renamed crm_core at a restart, crm kept among its names: a location trace collected on crm
     before it, collected again and deleted on crm_core within its 30 days after it, is gone. The
     copy kept as crm stayed held for ever, and the trace was an overrun (probe_v1 F3, systems)."""
-    renamed = _folder(
-        tmp_path,
-        {
-            "organisation.yaml": [
-                (r"(?<=[\[ ,])crm(?=[\],])", "crm_core"),
-                (r"^  crm: \{zh: 客户关系管理系统, en: customer relationship management, also: \[",
-                 "  crm_core: {zh: 客户关系管理系统, en: customer relationship management, also: [crm, "),
-            ]
-        },
-    )  # fmt: skip
+    renamed = _folder(tmp_path, CRM_RENAMED)
     assert renamed.organisation.systems["crm_core"].also == ["crm", "客户关系管理"]
     trace = {**LOCATION, "system": "crm"}
     first = Engine([spec], catalog, pseudonymize=pz)
