@@ -371,8 +371,8 @@ class RetentionOverrunDetector:
 
     def resumed(self, ctx: Context) -> None:
         """After a restore: where the retention rules (their periods, categories, purposes, clocks,
-        the grace, the bank's timezone) differ from those the state's timers were set by, one sweep
-        sets each held record's deadlines under today's rules. A timer is set at collection with the
+        the grace, the bank's timezone and calendar) differ from those the state's timers were set
+        by, one sweep sets each held record's deadlines under today's rules. A timer is set at collection with the
         rule of its day, so a period shortened at a restart (365 to 180 days) reached the records
         already held only at their old deadline, half a year late, and the alert named the new due
         date (probe_v1 F6); a lengthened one was right (the old timer finds nothing due and sets
@@ -385,6 +385,8 @@ class RetentionOverrunDetector:
                 [
                     r.model_dump(mode="json", include={"rules", "removal_grace_hours"}),
                     ctx.catalog.policy.recipients.timezone,
+                    # the rest days a deadline's last day moves past (calendar.yaml, art. 203)
+                    ctx.catalog.policy.calendar.model_dump(mode="json"),
                 ],
                 sort_keys=True,
             ).encode()

@@ -453,9 +453,14 @@ def _folder(tmp_path: Path, edits: dict[str, list[tuple[str, str]]]) -> Any:
 def _restarted(before: Engine, policy: Any) -> Engine:
     """`before`'s state restored by an engine running `policy`: `lifemon run` restarted on a changed
     folder."""
+    return _restarted_with(policy, before.changes(0))
+
+
+def _restarted_with(policy: Any, changes: list[Any]) -> Engine:
+    """An engine running `policy` restored from a changelog's `changes`."""
     kind = next(s for s in load_detectors(policy) if s.kind == "retention_overrun")
     after = Engine([kind], Catalog(policy), pseudonymize=pz)
-    after.restore(0, before.changes(0))
+    after.restore(0, changes)
     return after
 
 
@@ -540,6 +545,20 @@ def test_a_period_shortened_at_a_restart_reaches_the_records_already_held_at_the
     with caplog.at_level("INFO", logger="lifemon.retention_overrun"):
         assert run([tick(0)], engine=_restarted(after, shorter)) == {}
     assert "set again" not in caplog.text
+    # the bank's calendar moves deadlines too (calendar.yaml, Civil Code art. 203): a change is swept
+    edits = {"retention.yaml": [(r"keep_days: 365 ", "keep_days: 180 ")],
+             "calendar.yaml": [(r"first: 2025-05-01, last: 2025-05-05", "first: 2025-05-01, last: 2025-05-04")]}  # fmt: skip
+    shorter_may = _folder(tmp_path / "may", edits)
+    assert shorter_may.calendar != shorter.calendar
+    held = Engine([spec], catalog, pseudonymize=pz)
+    run([collect(day=-250, **tags), tick(-240)], engine=held)
+    saved = held.changes(0)
+    saved += _restarted_with(shorter, saved).changes(0)  # the digest of `shorter`'s rules kept
+    for folder, swept in ((shorter, False), (shorter_may, True)):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="lifemon.retention_overrun"):
+            _restarted_with(folder, saved)
+        assert ("set again" in caplog.text) is swept, folder.calendar
 
 
 # -- deletion requests --------------------------------------------------------------------------------
