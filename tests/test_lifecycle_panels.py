@@ -23,6 +23,7 @@ from test_pipeline import make_config, monitor
 
 from policy.contracts import RecipientBook
 from schemas.models import REFERENCE_STREAMS, LifecycleStage, RecipientType, TransferEvent
+from streams.clickhouse import apply_ddl
 from streams.produce import produce
 from streams.report import Period, gather, lifecycle, render
 from streams.workload import Workload, generate
@@ -209,9 +210,9 @@ def test_a_replay_counts_nothing_twice(dashboard) -> None:
     assert replayed == live and all(live.values())
 
 
-def test_the_report_says_what_the_panels_show(day, dashboard, ch) -> None:
+def test_the_report_says_what_the_panels_show(day, span, dashboard, ch) -> None:
     panels, _, db = dashboard
-    fig = lifecycle(ch, db)
+    fig = lifecycle(ch, db, Period(since=span[0]))  # the panels' range: deletions executed in it
     last = max(r.ts for s, _, r in day.records if s not in REFERENCE_STREAMS)
     (deletions,) = panels["Deletion requests"]
     contracts = Counter(r["horizon"] for r in panels["contracts by expiry"])
@@ -221,9 +222,13 @@ def test_the_report_says_what_the_panels_show(day, dashboard, ch) -> None:
         "oldest_days": fig["oldest_days"],
         "requests": deletions["open_requests"],
         "overdue": deletions["open_past_15_days"],
+        "executed": deletions["executed"],
+        "executed_late": deletions["executed_late"],
+        "longest_days": fig["longest_days"],
         "ended": contracts["expired"],
         "ending": contracts["< 30 d"] + contracts["30-90 d"],
     }
+    assert round(fig["longest_days"], 1) == deletions["max_days_to_execute"]
     deadlines = [t["ts_end"] for t in day.truth if t["rule"] == "retention_expired"]
     assert fig["oldest_days"] == (int(fig["as_of"].timestamp() * 1000) - min(deadlines)) // DAY
     html = render(gather(ch, db))
@@ -253,3 +258,46 @@ def test_the_report_of_an_earlier_period_says_what_the_panels_show_then(day, spa
         ), datetime.fromtimestamp(cut / 1000, UTC)
         seen.add(figures)
     assert len(seen) > 1  # the cuts tell the periods apart
+
+
+def test_the_report_says_a_deletion_executed_late_as_the_panel_does(ch) -> None:
+    """probe_v3 M2: three requests of December 2025, executed after 19 days, after 5 days, and never.
+    The panel said 2 executed, 1 late, the longest 19 days; `lifemon report --month 2025-12` said only
+    "1 open, 1 past 15 days", and the late one was nowhere in it (seed 004 §五.(四): 15日内答复)."""
+    db = f"lc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    t0 = datetime(2025, 12, 1, 2, tzinfo=UTC)
+    rows = []
+    for rid, done_after in (("R-late", 19), ("R-ok", 5), ("R-open", None)):
+        asked = t0.timestamp() * 1000
+        rows.append((rid, f"{rid}-q", "deletion_requested", asked, asked + 15.5 * DAY, "crm"))
+        if done_after is not None:
+            rows.append((rid, f"{rid}-d", "delete", asked + done_after * DAY, 0, "crm"))
+    ch.insert(
+        f"{db}.deletion_events",
+        [[r[0], r[1], r[2], datetime.fromtimestamp(r[3] / 1000, UTC), datetime.fromtimestamp(r[4] / 1000, UTC), r[5]] for r in rows],
+        column_names=["record_id", "event_id", "stage", "ts", "due", "system"],
+    )  # fmt: skip
+    ch.insert(
+        f"{db}.event_rollups",
+        [["lifecycle", datetime(2025, 12, 30, tzinfo=UTC), 1]],
+        column_names=["stream", "minute", "events"],
+    )
+    month = Period(since=datetime(2025, 11, 30, 16, tzinfo=UTC), until=datetime(2025, 12, 31, 16, tzinfo=UTC))
+    fig = lifecycle(ch, db, month)
+    assert fig is not None
+    (panel,) = read_panels(ch, db, (month.since, fig["as_of"]))["Deletion requests"]  # type: ignore[arg-type]
+    assert (
+        (fig["requests"], fig["overdue"], fig["executed"], fig["executed_late"])
+        == (
+            panel["open_requests"],
+            panel["open_past_15_days"],
+            panel["executed"],
+            panel["executed_late"],
+        )
+        == (1, 1, 2, 1)
+    )
+    assert round(fig["longest_days"], 1) == panel["max_days_to_execute"] == 19.0
+    html = render(gather(ch, db, month))
+    assert "期内执行的删除请求</td><td class=n>2</td><td>1 after their 15 days, the longest 19.0 days" in html
+    assert "超期留存积压</td><td class=n>0</td><td>none" in html
