@@ -59,36 +59,17 @@ def query_alerts(
     client: Any,
     database: str,
     *,
-    detector: str | None = None,
-    min_severity: Severity | None = None,
-    actor: str | None = None,
-    rule: str | None = None,
-    subject: str | None = None,
-    status: str | None = None,
-    review: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    raised_since: datetime | None = None,
     limit: int = 50,
     order: str = "newest",  # a key of ORDERS: which rows a cut keeps, in what order
+    **selection: Any,
 ) -> Listing:
     """Alerts as dicts of COLUMNS plus `summary` and `review` (the analyst's review state,
-    reviews.review_state), newest first; `status` a key of STATUSES, `review` one of
-    ALERTS.reviews. `actor` and `rule` match whatever their case (`e000003` finds E000003's
-    alerts), `rule` each rule under it too (LM-TP finds LM-TP-005's); `subject` is a customer's pseudonym, found in each alert's kept sample of its
+    reviews.review_state), newest first, selected by `alert_filters`' keywords (`selection`):
+    `status` a key of STATUSES, `review` one of ALERTS.reviews. `actor` and `rule` match whatever
+    their case (`e000003` finds E000003's alerts), `rule` each rule under it too (LM-TP finds
+    LM-TP-005's); `subject` is a customer's pseudonym, found in each alert's kept sample of its
     subjects only."""
-    filters = alert_filters(
-        detector=detector,
-        min_severity=min_severity,
-        actor=actor,
-        rule=rule,
-        subject=subject,
-        status=status,
-        review=review,
-        since=since,
-        until=until,
-        raised_since=raised_since,
-    )
+    filters = alert_filters(**selection)
     columns = [*COLUMNS, "summary", "review"]
     return select_latest(
         client, reviewed(client, database, ALERTS), columns, filters, ORDERS[order], limit, final=False
