@@ -677,77 +677,6 @@ holds_long_number(PyObject *text)
     return 0;
 }
 
-/* (index, attr) of each record's `attrs` (a str, a list of str, or None) where `holds` finds what
- * it looks for: the door's searches of a batch that look at every name in place, none joined */
-static PyObject *
-names_holding(PyObject *records, PyObject *attrs, int (*holds)(PyObject *, const void *), const void *what)
-{
-    PyObject *found = PyList_New(0);
-    if (found == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
-        /* held: a getter written in Python may drop it from the list */
-        PyObject *record = Py_NewRef(PyList_GET_ITEM(records, i));
-        for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs); a++) {
-            PyObject *attr = PyTuple_GET_ITEM(attrs, a);
-            PyObject *value = PyObject_GetAttr(record, attr);
-            if (value == NULL) {
-                Py_DECREF(record);
-                goto error;
-            }
-            int hit = 0;
-            if (PyUnicode_Check(value))
-                hit = holds(value, what);
-            else if (PyList_Check(value))
-                for (Py_ssize_t j = 0; j < PyList_GET_SIZE(value) && !hit; j++) {
-                    PyObject *item = PyList_GET_ITEM(value, j);
-                    hit = PyUnicode_Check(item) ? holds(item, what) : 0;
-                }
-            Py_DECREF(value);
-            if (hit < 0) {
-                Py_DECREF(record);
-                goto error;
-            }
-            if (hit) {
-                PyObject *pair = Py_BuildValue("(nO)", i, attr);
-                if (pair == NULL || PyList_Append(found, pair) < 0) {
-                    Py_XDECREF(pair);
-                    Py_DECREF(record);
-                    goto error;
-                }
-                Py_DECREF(pair);
-            }
-        }
-        Py_DECREF(record);
-    }
-    return found;
-error:
-    Py_DECREF(found);
-    return NULL;
-}
-
-static int
-holds_long_number_in(PyObject *text, const void *unused)
-{
-    return holds_long_number(text);
-}
-
-PyDoc_STRVAR(long_numbers_doc,
-"long_numbers(records, attrs)\n--\n\n"
-"(index, attr) of each record's `attrs` (a str, a list of str, or None) holding a run of 11 digits\n"
-"or more where a card, resident ID, mobile number or IMEI may hide: the few names to look at closely.\n"
-"A run that is one group of ASCII digits is one only if such a number can be read in it.");
-
-static PyObject *
-door_long_numbers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "long_numbers(records: list, attrs: tuple)");
-        return NULL;
-    }
-    return names_holding(args[0], args[1], holds_long_number_in, NULL);
-}
-
 /* The words for a secret (streams/secret_words.py `STEMS`), as its rule reads them: a character
  * typed in full width (Chinese input mode) as its ASCII one, ASCII letters in any case. The rule
  * is a regular expression, about 130 ns a character over a batch's names and words joined (3 s of
@@ -828,35 +757,31 @@ holds_word(PyObject *text, const void *what)
     return 0;
 }
 
-PyDoc_STRVAR(secret_words_doc,
-"secret_words(records, attrs, words)\n--\n\n"
-"(index, attr) of each record's `attrs` (a str, a list of str, or None) holding one of `words`\n"
-"(at most 64 str of 1 to 24 characters, ASCII letters in lower case): an ASCII one in any case or width where a word\n"
-"starts, another anywhere. The few names the secret seal looks at closely.");
-
-static PyObject *
-door_secret_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* A name found holding what a seal looks for: (index, attr) appended to `found` */
+static int
+found_at(PyObject *found, Py_ssize_t i, PyObject *attr)
 {
-    if (nargs != 3 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "secret_words(records: list, attrs: tuple, words: tuple)");
-        return NULL;
+    PyObject *pair = Py_BuildValue("(nO)", i, attr);
+    int failed = pair == NULL || PyList_Append(found, pair) < 0;
+    Py_XDECREF(pair);
+    return failed ? -1 : 0;
+}
+
+/* The words for a secret read from `words` (a tuple of lower-case ASCII str), or -1 with an error */
+static int
+read_words(Words *words, PyObject *tuple)
+{
+    if (PyTuple_GET_SIZE(tuple) > MOST_WORDS) {
+        PyErr_SetString(PyExc_ValueError, "names_scan: at most 64 words");
+        return -1;
     }
-    if (PyTuple_GET_SIZE(args[2]) > MOST_WORDS) {
-        PyErr_SetString(PyExc_ValueError, "secret_words: at most 64 words");
-        return NULL;
-    }
-    /* one per call, off the stack (6 kB): a getter run by the scan may call this again */
-    Words *words = PyMem_Calloc(1, sizeof *words);
-    if (words == NULL)
-        return PyErr_NoMemory();
-    PyObject *found = NULL;
-    words->count = PyTuple_GET_SIZE(args[2]);
+    words->count = PyTuple_GET_SIZE(tuple);
     for (Py_ssize_t w = 0; w < words->count; w++) {
-        PyObject *word = PyTuple_GET_ITEM(args[2], w);
+        PyObject *word = PyTuple_GET_ITEM(tuple, w);
         if (!PyUnicode_Check(word) || PyUnicode_READY(word) < 0 || PyUnicode_GET_LENGTH(word) == 0
             || PyUnicode_GET_LENGTH(word) > LONGEST_WORD) {
-            PyErr_SetString(PyExc_ValueError, "secret_words: each word is a str of 1 to 24 characters");
-            goto done;
+            PyErr_SetString(PyExc_ValueError, "names_scan: each word is a str of 1 to 24 characters");
+            return -1;
         }
         words->len[w] = PyUnicode_GET_LENGTH(word);
         for (Py_ssize_t k = 0; k < words->len[w]; k++)
@@ -865,61 +790,102 @@ door_secret_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (c < 128)
             words->first[c] = words->first[c >= 'a' && c <= 'z' ? c - 32 : c] = 1;
     }
-    found = names_holding(args[0], args[1], holds_word, words);
-done:
-    PyMem_Free(words);
-    return found;
+    return 0;
 }
 
-PyDoc_STRVAR(names_text_doc,
-"names_text(records, attrs)\n--\n\n"
-"The records' `attrs` (a str, a list of str, or None) in one str, joined by \\x1f, each record's\n"
-"ended by \\x1e: one search of it tells whether any name of the batch holds a form (a customer\n"
-"id's, say), and where it found one tells which record holds it, unless a name holds \\x1e.");
-
-static PyObject *
-door_names_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* One name's strings (a str, or a list's str items) into `parts`, and whether one of them holds a
+ * long number (`*number`) or a word for a secret (`*secret`); -1 with an error */
+static int
+scan_value(PyObject *value, PyObject *parts, const Words *words, int *number, int *secret)
 {
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "names_text(records: list, attrs: tuple)");
-        return NULL;
+    Py_ssize_t n = PyList_Check(value) ? PyList_GET_SIZE(value) : 1;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *item = PyList_Check(value) ? PyList_GET_ITEM(value, j) : value;
+        if (!PyUnicode_Check(item))
+            continue;
+        if (PyList_Append(parts, item) < 0)
+            return -1;
+        int hit = *number ? 1 : holds_long_number(item);
+        if (hit < 0)
+            return -1;
+        *number = hit;
+        hit = *secret ? 1 : holds_word(item, words);
+        if (hit < 0)
+            return -1;
+        *secret = hit;
     }
-    PyObject *records = args[0], *attrs = args[1];
-    PyObject *parts = PyList_New(0), *end = PyUnicode_FromString("\x1e"), *text = NULL;
-    if (parts == NULL || end == NULL)
-        goto done;
+    return 0;
+}
+
+/* names_scan's loop: `parts` gets every string, then each record's end mark */
+static int
+scan_records(PyObject *records, PyObject *attrs, const Words *words, PyObject *parts, PyObject *end,
+             PyObject *numbers, PyObject *secrets)
+{
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         /* held: a getter written in Python may drop it from the list */
         PyObject *record = Py_NewRef(PyList_GET_ITEM(records, i));
         int failed = 0;
         for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs) && !failed; a++) {
-            PyObject *value = PyObject_GetAttr(record, PyTuple_GET_ITEM(attrs, a));
+            PyObject *attr = PyTuple_GET_ITEM(attrs, a);
+            PyObject *value = PyObject_GetAttr(record, attr);
             if (value == NULL) {
                 failed = 1;
                 break;
             }
-            if (PyUnicode_Check(value))
-                failed = PyList_Append(parts, value) < 0;
-            else if (PyList_Check(value))
-                for (Py_ssize_t j = 0; j < PyList_GET_SIZE(value) && !failed; j++) {
-                    PyObject *item = PyList_GET_ITEM(value, j);
-                    failed = PyUnicode_Check(item) && PyList_Append(parts, item) < 0;
-                }
+            int number = 0, secret = 0;
+            failed = scan_value(value, parts, words, &number, &secret) < 0
+                     || (number && found_at(numbers, i, attr) < 0) || (secret && found_at(secrets, i, attr) < 0);
             Py_DECREF(value);
         }
         Py_DECREF(record);
         if (failed || PyList_Append(parts, end) < 0)
-            goto done;
+            return -1;
     }
-    PyObject *separator = PyUnicode_FromString("\x1f");
-    if (separator != NULL) {
-        text = PyUnicode_Join(separator, parts);
-        Py_DECREF(separator);
+    return 0;
+}
+
+PyDoc_STRVAR(names_scan_doc,
+"names_scan(records, attrs, words)\n--\n\n"
+"One pass over the records' `attrs` (a str, a list of str, or None) for the door's seals: (text,\n"
+"numbers, secrets). `text` is every name in one str, joined by \\x1f, each record's ended by \\x1e:\n"
+"one search of it tells whether any name of the batch holds a form (a customer id's, say), and where\n"
+"it found one tells which record holds it, unless a name holds \\x1e. `numbers` is the (index, attr)\n"
+"of each name holding a run of 11 digits or more where a card, resident ID, mobile number or IMEI\n"
+"may hide (a run that is one group of ASCII digits is one only if such a number can be read in it);\n"
+"`secrets` of each holding one of `words` (at most 64 str of 1 to 24 characters, ASCII letters in\n"
+"lower case): an ASCII one in any case or width where a word starts, another anywhere.");
+
+static PyObject *
+door_names_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "names_scan(records: list, attrs: tuple, words: tuple)");
+        return NULL;
     }
+    /* one per call, off the stack (6 kB): a getter run by the scan may call this again */
+    Words *words = PyMem_Calloc(1, sizeof *words);
+    if (words == NULL)
+        return PyErr_NoMemory();
+    PyObject *result = NULL, *separator = NULL, *text = NULL;
+    PyObject *parts = PyList_New(0), *end = PyUnicode_FromString("\x1e");
+    PyObject *numbers = PyList_New(0), *secrets = PyList_New(0);
+    if (parts == NULL || end == NULL || numbers == NULL || secrets == NULL || read_words(words, args[2]) < 0
+        || scan_records(args[0], args[1], words, parts, end, numbers, secrets) < 0)
+        goto done;
+    separator = PyUnicode_FromString("\x1f");
+    text = separator == NULL ? NULL : PyUnicode_Join(separator, parts);
+    if (text != NULL)
+        result = PyTuple_Pack(3, text, numbers, secrets);
 done:
+    PyMem_Free(words);
     Py_XDECREF(parts);
     Py_XDECREF(end);
-    return text;
+    Py_XDECREF(numbers);
+    Py_XDECREF(secrets);
+    Py_XDECREF(separator);
+    Py_XDECREF(text);
+    return result;
 }
 
 static PyMethodDef door_methods[] = {
@@ -927,9 +893,7 @@ static PyMethodDef door_methods[] = {
     {"count_rollup", (PyCFunction)(void (*)(void))door_count_rollup, METH_FASTCALL, count_rollup_doc},
     {"decode_json", (PyCFunction)(void (*)(void))door_decode_json, METH_FASTCALL, decode_json_doc},
     {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
-    {"long_numbers", (PyCFunction)(void (*)(void))door_long_numbers, METH_FASTCALL, long_numbers_doc},
-    {"names_text", (PyCFunction)(void (*)(void))door_names_text, METH_FASTCALL, names_text_doc},
-    {"secret_words", (PyCFunction)(void (*)(void))door_secret_words, METH_FASTCALL, secret_words_doc},
+    {"names_scan", (PyCFunction)(void (*)(void))door_names_scan, METH_FASTCALL, names_scan_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -602,7 +602,7 @@ MUTATING: dict[str, tuple[str, str]] = {
         "[]",
     ),
     # a review's: a name's property drops the record from the batch while its names are read
-    "names_text-record": (
+    "names_scan-text-record": (
         """
         class Rec:
             @property
@@ -611,11 +611,11 @@ MUTATING: dict[str, tuple[str, str]] = {
                 return "x"
             b = "y"
         recs = [Rec()]
-        print(repr(_door.names_text(recs, ("a", "b"))))
+        print(repr(_door.names_scan(recs, ("a", "b"), ())[0]))
         """,
         "'x\\x1fy\\x1f\\x1e'",
     ),
-    "secret_words-record": (
+    "names_scan-secrets-record": (
         """
         class Rec:
             @property
@@ -624,21 +624,21 @@ MUTATING: dict[str, tuple[str, str]] = {
                 return "x"
             b = "pwd=hunter2"
         recs = [Rec()]
-        print(_door.secret_words(recs, ("a", "b"), ("pwd",)))
+        print(_door.names_scan(recs, ("a", "b"), ("pwd",))[2])
         """,
         "[(0, 'b')]",
     ),
     # a review's: a name's property calls the search again, with other words, mid-scan
-    "secret_words-reentered": (
+    "names_scan-reentered": (
         """
         class Rec:
             @property
             def a(self):
-                _door.secret_words([], ("a",), ("zzz",))
+                _door.names_scan([], ("a",), ("zzz",))[2]
                 return "x"
         class Plain:
             a = "pwd=hunter2"
-        print(_door.secret_words([Rec(), Plain()], ("a",), ("pwd",)))
+        print(_door.names_scan([Rec(), Plain()], ("a",), ("pwd",))[2])
         """,
         "[(1, 'a')]",
     ),

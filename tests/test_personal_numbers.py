@@ -24,7 +24,7 @@ from streams.alerts import latest
 from streams.codecs import Decoder
 from streams.engine import Engine
 from streams.lifecycle_ledger import DeletionLedger
-from streams.personal_numbers import CustomerIdSeal, NumberSeal, is_card, mask
+from streams.personal_numbers import CustomerIdSeal, DoorSeals, NumberSeal, is_card, mask
 from streams.pseudonym import Pseudonymizer, fingerprint
 from streams.replay import replay
 from streams.workload import generate, write_files
@@ -128,7 +128,7 @@ def _card(prefix: str) -> str:
 
 
 def test_the_door_looks_at_every_name_the_seal_would_change() -> None:
-    """The C search that picks the names to look at (`long_numbers`) misses none the seal changes:
+    """The C search that picks the names to look at (`names_scan`) misses none the seal changes:
     random names of every shape, and long digit runs with real cards, resident IDs and mobile
     numbers in them, at either end or whole, beside ids that hold none (snowflakes, timestamps)."""
     rng = random.Random(7)
@@ -167,7 +167,7 @@ def test_the_door_looks_at_every_name_the_seal_would_change() -> None:
         )
     sealed = 0
     for text in names:
-        hits = _door.long_numbers([Named(text)], ("name", "names"))
+        hits = _door.names_scan([Named(text)], ("name", "names"), ())[1]
         if seal.text(text) != text:
             sealed += 1
             assert hits == [(0, "name"), (0, "names")], repr(text)
@@ -183,9 +183,9 @@ def test_a_long_number_that_holds_no_personal_number_is_left_to_c() -> None:
             self.name = name
 
     ids = ["1876543210987654321", "EV-1734567890123456789", "evt_1733000000000", "20260101123456789012"]
-    assert _door.long_numbers([Named(x) for x in ids], ("name",)) == []
+    assert _door.names_scan([Named(x) for x in ids], ("name",), ())[1] == []
     kept = [f"EV-{CARD}", f"{MOBILE}", f"ID{RIC}", "1" + CARD]
-    assert [i for i, _ in _door.long_numbers([Named(x) for x in kept], ("name",))] == [0, 1, 2, 3]
+    assert [i for i, _ in _door.names_scan([Named(x) for x in kept], ("name",), ())[1]] == [0, 1, 2, 3]
 
 
 def test_sealed_names_are_keyed_and_keep_one_number_one_name() -> None:
@@ -217,7 +217,6 @@ def test_a_customers_pseudonym_in_a_name_is_the_one_its_fields_get() -> None:
     """Numbers are sealed before customer ids are replaced: the other way round, the number seal took
     a card in the digits of about one pseudonym in 800 (a review found 231 of 200 000). An id typed
     in full width is the same customer's."""
-    from streams.personal_numbers import DoorSeals
 
     ring = Pseudonymizer(b"k" * 32)
     door = DoorSeals("C[0-9]{7}", ring, ring.digest)
@@ -236,7 +235,6 @@ def test_a_batch_rewrites_the_records_whose_names_hold_a_customer_id_and_no_othe
     """The batch's names are searched once: the records a customer id was found in, wherever in the
     batch and in whichever of their names (a list of record ids, full width), are rewritten; the
     rest are left as they came (every record of the batch was rewritten before)."""
-    from streams.personal_numbers import DoorSeals
 
     ring = Pseudonymizer(b"k" * 32)
     events = [from_model("access", ev) for ev in access("e1", customers=200)]
@@ -265,6 +263,49 @@ def test_a_batch_rewrites_the_records_whose_names_hold_a_customer_id_and_no_othe
         assert batch[-1].event_id == f"x-{p}" and batch[0].event_id == "x\x1ey"
 
 
+def test_a_batch_seals_each_name_as_the_seals_in_turn_seal_it_alone() -> None:
+    """The door scans a batch's names once, as they came (streams/_door.c `names_scan`), and each
+    seal in turn takes its candidates from that scan: random names holding secrets, cards, customer
+    ids (any case, full width), addresses and staff addresses, often several in one name, come out
+    as `DoorSeals.text` gives each name alone (no address seal in the policy's words, `WORDS`)."""
+    from streams.personal_numbers import NAMES, WORDS
+
+    rng = random.Random(11)
+    ring = Pseudonymizer(b"k" * 32)
+    door = DoorSeals("C[0-9]{7}", ring, ring.digest, "E[0-9]{6}")
+    fragments = [
+        "crm", "R-9", "export", "-", "/", " ", "pwd=hunter2", "cvv2 739", CARD, MOBILE, RIC, "C0000022",
+        "c0000306", "Ｃ０００００２２", "REC0000022", "alice.wang@example.com", "E300011@bank.com.cn", "客户",
+        f"{CARD}C0000022", "2026-01-01",
+    ]  # fmt: skip
+
+    def words_alone(text: str) -> str:  # every seal but the address seal, the last
+        for seal in door._seals[:-1]:
+            text = seal.text(text)
+        return text
+
+    def name() -> str:
+        return "".join(rng.choice(fragments) for _ in range(rng.randint(0, 4))) or "n"
+
+    for _ in range(40):
+        events = [from_model("access", ev) for ev in access("e1", customers=50)]
+        for ev in events:
+            for attr in ("event_id", "system", "approval_id", "actor_org", "purpose", "client_ip"):
+                if rng.random() < 0.3:
+                    setattr(ev, attr, name())
+            if rng.random() < 0.3:
+                ev.record_ids = [name() for _ in range(rng.randint(1, 3))]
+                ev.fields = [name() for _ in range(rng.randint(1, 3))]
+        before = [msgspec.structs.replace(ev) for ev in events]
+        door.records("access", events)
+        for was, ev in zip(before, events, strict=True):
+            for attr in NAMES["access"] + WORDS["access"]:
+                alone = door.text if attr in NAMES["access"] else words_alone
+                value = getattr(was, attr)
+                expected = alone(value) if isinstance(value, str) else value and [alone(v) for v in value]
+                assert getattr(ev, attr) == expected, (attr, value)
+
+
 def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
     """Only names a producer chooses are sealed: an app version, a system or a purpose is compared
     with the policy, and a sealed one would match no declaration (false SDK alerts)."""
@@ -276,7 +317,7 @@ def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
         policy_consented=True,
     )  # fmt: skip
     (ev,) = [e for _, e in fed("sdk", [ev])]  # as the decoder gives it to the engine
-    NumberSeal(Pseudonymizer(b"k" * 32).digest).records("sdk", [ev])
+    DoorSeals(None, str, Pseudonymizer(b"k" * 32).digest).records("sdk", [ev])
     assert ev.app_version == "1.3.8.12345678" and ev.app_id == "cn.bank.mobilebanking"
     assert ev.event_id.startswith("sdk-{bank_card:") and ev.sdk_id.startswith("{cn_mobile:")
 
@@ -475,7 +516,6 @@ def test_numbers_typed_where_the_policys_words_go_are_kept_nowhere(policy, catal
     for number in (CARD, RIC[:17], CITY_RIC[:17], MOBILE):
         assert number not in text, number
     # the reference streams' words too (a review: a marketing approval's audience kept a card)
-    from streams.personal_numbers import DoorSeals
 
     ring = Pseudonymizer(b"k" * 32)
     consent = msgspec.convert(
@@ -535,7 +575,6 @@ def test_an_email_address_in_a_name_is_sealed_and_a_staff_address_kept(policy) -
     reads E300011 from it); an SDK's destination host is the receiver's, left for the host check."""
     from schemas.models import AccessEvent, SdkTelemetryEvent
     from schemas.structs import from_model
-    from streams.personal_numbers import DoorSeals
 
     ring = Pseudonymizer(b"k" * 32)
     door = DoorSeals("C[0-9]{7}", ring, ring.digest, policy.organisation.employee_id_form)
@@ -593,7 +632,6 @@ def test_a_secret_typed_into_a_name_or_a_policy_word_is_kept_nowhere(policy, cat
 def test_the_door_seals_a_secret_in_the_records_that_hold_one_and_leaves_the_rest() -> None:
     """One search of the batch's names and words finds the few records with a secret; the others
     are not rewritten. The word stays, so an analyst sees what was typed there."""
-    from streams.personal_numbers import DoorSeals
 
     ring = Pseudonymizer(b"k" * 32)
     events = [from_model("access", ev) for ev in access("e1", customers=50)]
@@ -623,7 +661,6 @@ def test_the_door_seals_a_secret_in_the_records_that_hold_one_and_leaves_the_res
     ],
 )
 def test_a_cards_track_data_is_cut_after_its_number(text, kept) -> None:
-    from streams.personal_numbers import DoorSeals
 
     ring = Pseudonymizer(b"k" * 32)
     assert re.sub(r"\{bank_card:\w+\}", "{bank_card}", DoorSeals(None, ring, ring.digest).text(text)) == kept
@@ -678,16 +715,16 @@ def test_the_door_looks_at_every_name_the_secret_seal_would_change() -> None:
         text = "".join(rng.choice(fragments) for _ in range(rng.randint(1, 8)))
         if seal.text(text) != text:
             sealed += 1
-            assert _door.secret_words([Named(text)], ("name", "names"), STEMS) == [
+            assert _door.names_scan([Named(text)], ("name", "names"), STEMS)[2] == [
                 (0, "name"),
                 (0, "names"),
             ], text
     assert sealed > 5_000
-    assert _door.secret_words([Named("card_expiry export shipping")], ("name",), STEMS) == [(0, "name")]
-    assert _door.secret_words([Named("crm core_banking 客户")], ("name",), STEMS) == []
+    assert _door.names_scan([Named("card_expiry export shipping")], ("name",), STEMS)[2] == [(0, "name")]
+    assert _door.names_scan([Named("crm core_banking 客户")], ("name",), STEMS)[2] == []
     # a review's: the rule reads these as a password, a PIN and a card code; the C search did not
     for text in ("paſsword=hunter2", "PİN=1234", "crm＿cvv2=739"):
-        assert seal.text(text) != text and _door.secret_words([Named(text)], ("name",), STEMS) == [
+        assert seal.text(text) != text and _door.names_scan([Named(text)], ("name",), STEMS)[2] == [
             (0, "name")
         ]
 
