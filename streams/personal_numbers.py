@@ -431,11 +431,7 @@ class CustomerIdSeal(NameSeal):
         # in any case, as the fields that hold customer ids read them (`pseudonym.spelled_as`): a
         # review's `acct-c0000306-1` kept the id a lower-case `c0000306` field was pseudonymized from
         self._anywhere = re.compile(form, re.IGNORECASE)  # a batch's one search: no lookbehind to slow it
-        # the same search where a batch's names are all ASCII, as they nearly always are: ASCII case
-        # folding takes a quarter off it; unless the form holds a letter only Unicode folds to ASCII
-        self._anywhere_ascii = (
-            re.compile(form, re.IGNORECASE | re.ASCII) if form.isascii() else self._anywhere
-        )
+        self._anywhere_ascii = _ascii_search(form) or self._anywhere
         self._whole = re.compile(whole_token(form), re.IGNORECASE)
         self._pseudonym = lambda found: pseudonymize(found.group())
 
@@ -467,14 +463,9 @@ class CustomerIdSeal(NameSeal):
 
 def _ascii_search(form: str) -> re.Pattern[str] | None:
     """The form's search where a batch's names are all ASCII, as they nearly always are: ASCII case
-    folding takes a quarter off it. None where it could differ: a form holding a letter Unicode
-    folds to an ASCII one (ſ, K), or one that asks for Unicode itself (`(?u)`)."""
-    if not form.isascii():
-        return None
-    try:
-        return re.compile(form, re.IGNORECASE | re.ASCII)
-    except (re.error, ValueError):  # ValueError: "ASCII and UNICODE flags are incompatible"
-        return None
+    folding takes a quarter off it. None where it could find less: a form holding a letter Unicode
+    folds to an ASCII one (ſ is s)."""
+    return re.compile(form, re.IGNORECASE | re.ASCII) if form.isascii() else None
 
 
 class SecretSeal(NameSeal):
