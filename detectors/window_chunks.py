@@ -19,7 +19,12 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-CHUNK = 32  # items per sealed chunk (measured: 64 wrote 1 998 bytes per event, 32 1 141, 16 704)
+# items per sealed chunk: the window's own value holds up to CHUNK - 1 of each deque, written at every
+# checkpoint the employee read anything, and one [seq, entries, events] per chunk. Measured (benchmarks/
+# checkpoint_bytes.py, a checkpoint every 100 events): 64 wrote 1 998 bytes per event, 32 1 141, 16 704;
+# again at the forty-third stop, with the books and day measures since added: 32 1 357, 16 1 016, 8 851
+# (8 doubles the chunk list a busy employee's value carries for a sixth less)
+CHUNK = 16
 
 
 def chunk_key(actor: str, seq: int) -> str:

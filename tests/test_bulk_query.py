@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import LOG_WORDS, T0, access, entitlement, fed, refs
 
-from detectors import load_detectors
+from detectors import load_detectors, window_chunks
 from detectors.bulk_query import WINDOW, Episode
 from streams.alerts import latest
 from streams.engine import Engine
@@ -567,9 +567,10 @@ def test_an_employee_id_spelled_like_a_state_key_is_just_another_employee(
     assert keys.get(WINDOW + "e1").entries == before  # e1's window is e1's
 
 
-def test_a_window_kept_under_the_bare_employee_id_moves_to_its_key(engine_factory) -> None:
+def test_a_window_kept_under_the_bare_employee_id_moves_to_its_key(engine_factory, monkeypatch) -> None:
     """State from a lifemon that kept windows under the bare id (and without chunks) is read, and
     moved, on first use; employee `w:e1`'s old window, whose key is e1's new one, stays its own."""
+    monkeypatch.setattr(window_chunks, "CHUNK", 64)  # a window of 30 kept whole, as before chunks
     engine = engine_factory(entitlement(), entitlement("w:e1"))
     feed(engine, access(customers=30) + access("w:e1", customers=5))
     changes = []
