@@ -732,6 +732,28 @@ def test_a_busy_window_restores_whole_from_its_sealed_chunks(engine_factory) -> 
     assert window_of(engine).entries[0][0] > reads[0].ts, "nothing left the law's horizon"
 
 
+def test_a_window_sealed_in_chunks_of_another_size_restores_and_goes_on(engine_factory, monkeypatch) -> None:
+    """A window an earlier lifemon sealed in chunks of 32 restores as it was and goes on sealing in
+    today's size: its contents and alerts are those of a window never interrupted."""
+    reads = access(customers=300, every_s=60, fields=("mobile_phone",))
+    earlier, uninterrupted = engine_factory(), engine_factory()
+    monkeypatch.setattr(window_chunks, "CHUNK", 32)
+    before = feed(earlier, reads[:150])
+    assert {c[1] for c in window_of(earlier).chunks.sealed} == {32}
+    monkeypatch.setattr(window_chunks, "CHUNK", 16)
+    restored = engine_factory()
+    changelog = earlier.changes(0)
+    restored.restore(0, changelog)
+    alerts = feed(restored, reads[150:], offset=150)
+    changed = restored.changes(0)
+    whole = feed(uninterrupted, reads[:150]) + feed(uninterrupted, reads[150:], offset=150)
+    assert final(before + alerts + restored.drain()) == final(whole + uninterrupted.drain())
+    again = engine_factory()
+    again.restore(0, changelog + changed)  # as a compacted topic keeps them
+    assert contents(window_of(again)) == contents(window_of(restored)) == contents(window_of(uninterrupted))
+    assert {c[1] for c in window_of(restored).chunks.sealed} == {32, 16}
+
+
 def test_a_checkpoint_of_a_busy_window_writes_what_changed(engine_factory) -> None:
     """After 400 reads in the day (of 90 customers: under every threshold), one more read
     checkpoints a few kB, not the day: the day itself is about 50 kB."""
