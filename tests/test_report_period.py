@@ -263,3 +263,32 @@ def test_a_month_is_charted_by_the_banks_days_not_its_last_two_weeks_of_hours() 
         {"period": Period(timezone=BEIJING), "by_hour": rows, "by_class": [], "alerts": [], "dead": []}
     )
     assert "Events per day by stream / 各数据流每日事件数 (Asia/Shanghai)" in html
+
+
+def test_the_report_charts_the_periods_alerts_by_day_and_severity(
+    days, ch, tmp_path, capsys, monkeypatch
+) -> None:
+    """probe_v3 M5: management would rather look at a chart of the alerts than read their table.
+    January's, by the bank's day of their last event and severity: every day of the month drawn,
+    the bars the alerts `lifemon alerts` lists for the month, by the day in Beijing of the time it
+    prints in UTC; a day-long period, by the hour."""
+    html = report(["--month", "2026-01"], days, tmp_path, capsys, monkeypatch, ch)
+    chart = re.search(r"<figcaption>Alerts per day / 每日告警数.*?</figure>", html, re.S)
+    assert chart, "no chart of alerts"
+    drawn = {(d, s): int(n) for d, s, n in re.findall(r"<title>(\S+) (\w+): (\d+)</title>", chart[0])}
+    axis = re.findall(r"<tspan[^>]*>(\d{4}-\d\d-\d\d)</tspan>", chart[0])
+    assert axis[0] == "2026-01-01" and axis[-1] == "2026-01-31"  # the whole month, not its alerts' days
+    listed = cli(
+        ["alerts", "--since", "2026-01-01T00:00+08:00", "--until", "2026-02-01T00:00+08:00", "--limit", "99"],
+        days, tmp_path, capsys, monkeypatch, ch,
+    )  # fmt: skip
+    by_day: dict[tuple[str, str], int] = {}
+    for when, severity in re.findall(r"^(\S+ \S+) UTC  (\w+)", listed, re.M):
+        day = f"{datetime.fromisoformat(when).replace(tzinfo=UTC) + timedelta(hours=8):%Y-%m-%d}"
+        by_day[(day, severity)] = by_day.get((day, severity), 0) + 1
+    assert drawn == by_day and sum(drawn.values()) == 4  # e0's two, e1's and e2's
+    assert f"<b>{sum(drawn.values())}</b><span>alerts / 告警" in html
+    hours = render(gather(ch, days, Period(since=utc(T0), until=utc(T0 + 24 * HOUR), timezone=BEIJING)))
+    assert "<figcaption>Alerts per hour / 每小时告警数, by severity" in hours
+    none = render(gather(ch, days, Period(since=utc(T0 + 48 * HOUR), timezone=BEIJING)))
+    assert "no alerts in the period / 期内无告警: no chart of alerts" in none
