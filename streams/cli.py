@@ -770,6 +770,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     only = {
         "detector": args.detector,
         "actor": args.actor,
+        "org": args.org,
         "rule": args.rule,
         "subject": args.subject,
     }
@@ -815,6 +816,7 @@ def _policy_has_rule(args: argparse.Namespace) -> bool:
 LIST_ONLY = (
     "detector",
     "actor",
+    "org",
     "rule",
     "subject",
     "severity",
@@ -824,7 +826,7 @@ LIST_ONLY = (
     "until",
     "raised_since",
 )
-INCIDENT_FILTERS = LIST_ONLY[3:]  # `lifemon incidents` filters by these alone
+INCIDENT_FILTERS = LIST_ONLY[LIST_ONLY.index("subject") :]  # `lifemon incidents` filters by these alone
 
 
 def _refuses_list_filters(parser: argparse.ArgumentParser, source: str) -> None:
@@ -1841,7 +1843,7 @@ def build_parser() -> argparse.ArgumentParser:
         "alerts",
         help="list alerts from ClickHouse, filtered (newest revision of each); `alerts show ID`: one "
         "alert; `alerts ack ID`, `alerts resolve ID`: record a review",
-        usage="%(prog)s [--detector DETECTOR] [--actor ACTOR] [--rule RULE_ID] [--subject PSEUDONYM]\n"
+        usage="%(prog)s [--detector DETECTOR] [--actor ACTOR] [--org ORG] [--rule RULE_ID] [--subject PSEUDONYM]\n"
         "                      [--severity SEVERITY] [--status STATUS] [--review REVIEW]\n"
         "                      [--since WHEN] [--until WHEN] [--raised-since WHEN] [--limit N] [--config CONFIG]\n"
         "                      [--clickhouse CLICKHOUSE]\n"
@@ -1861,6 +1863,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument(
         "--actor", help="only this employee id (or recipient, SDK), whatever its case (default: all)"
+    )
+    sp.add_argument(
+        "--org",
+        help="only the alerts of this org id (the employee's, as the entitlements feed has it), whatever "
+        f"its case; `{alert_query.NO_ORG_WORD}`: those no org is known for (a recipient's, an SDK's, a system's, an "
+        "account HR does not know), counted as 未知机构 / no org known in the report and on Grafana "
+        "(default: all)",
     )
     sp.add_argument(
         "--rule",

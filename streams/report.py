@@ -22,7 +22,16 @@ from zoneinfo import ZoneInfo
 
 from detectors.base import n_of
 from schemas.models import SEVERITY_RANK
-from streams.alert_query import Handling, Listing, handling, query_alerts, records_and_customers, took
+from streams.alert_query import (
+    NO_ORG,
+    NO_ORG_WORD,
+    Handling,
+    Listing,
+    handling,
+    query_alerts,
+    records_and_customers,
+    took,
+)
 from streams.clickhouse import tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
 from streams.incident_query import SAME_LEAK, amounts, customers, next_owed, query_incidents
@@ -192,6 +201,14 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
     alert_severities: dict[str, int] = {}
     for _, severity, n in alerts_by_hour:
         alert_severities[severity] = alert_severities.get(severity, 0) + n
+    # and by org, those of none in one named bucket: the overview's org panel's rows, its query's
+    # order (the most critical and high first)
+    by_org = q(
+        f"SELECT if(actor_org = '', {{none:String}}, actor_org) AS org, countIf(severity = 'critical') AS c, "
+        f"countIf(severity = 'high') AS h, count() - c - h AS o FROM {db}.alerts FINAL WHERE 1{in_last} "
+        "GROUP BY org ORDER BY c + h DESC, c + h + o DESC, org",
+        parameters={**last_params, "none": NO_ORG},
+    ).result_rows
     # alerts whose last event precedes the period: a record overdue since an earlier month that
     # the monitor first saw in this one (a new user's January report had 60 of the demo's 64)
     before = (
@@ -268,6 +285,7 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         "alerts_total": sum(alert_severities.values()),
         "alert_severities": alert_severities,
         "alerts_by_hour": alerts_by_hour,
+        "alerts_by_org": by_org,
         "alerts_before": before,
         "incidents": incidents.total,
         "incident_rows": incidents.rows,
@@ -469,7 +487,7 @@ table{{border-collapse:collapse;width:100%;font-size:13px}} td,th{{border-bottom
 .n{{text-align:right}} .sev{{color:#fff;padding:2px 6px;border-radius:4px;font-size:11px}}
 .window{{margin:8px 0 0;font-size:15px}} .beside{{display:flex;gap:18px;align-items:center}}
 .beside figure{{flex:1 1 auto}} .beside table{{width:auto;flex:none}} .c3{{color:#c0392b;font-weight:700}}
-code{{font-size:12px}} small{{color:#555}} td.t{{white-space:nowrap}}
+code{{font-size:12px}} small{{color:#555}} td.t{{white-space:nowrap}} table.orgs{{width:auto;min-width:50%}}
 .passed{{color:#c0392b;font-weight:600}} td.rule{{min-width:180px}} td.summary{{min-width:220px;overflow-wrap:anywhere}}
 </style></head><body>
 <h1>lifemon — 个人金融信息生命周期监测报告 / PFI lifecycle report</h1>
@@ -484,6 +502,7 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 {_gaps(data.get("gaps", []))}
 {_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
 {_handling(data.get("handling") or [], period)}
+{_orgs(data.get("alerts_by_org") or [], period)}
 {_alerts(data["alerts"], alerts_total, period, data.get("alerts_before", 0))}
 </body></html>"""
 
@@ -630,7 +649,7 @@ def _alerts(alerts: list[dict[str, Any]], total: int, period: Period, before: in
         f"{escape(a['severity'])}</b></td><td><code class=id>{escape(a['alert_id'][:12])}</code></td>"
         f"<td>{escape(a['status'])}{_review(a.get('review'))}</td><td>{escape(a['detector'])}</td>"
         f"<td class=rule>{escape(a['title_zh'])}<br><small>{escape(a['title_en'])}</small></td>"
-        f"<td>{escape(a['actor_id'])}<br><small>{escape(a['actor_org'])}</small></td>"
+        f"<td>{escape(a['actor_id'])}<br><small>{escape(a['actor_org'] or NO_ORG)}</small></td>"
         f"{_counted(*records_and_customers(a['subject_count'], a['counts'] or {}))}<td>{escape(a['jr_class'])}</td>"
         f"<td class=t>{_cell(a['last_seen'], zone, _first(a['first_seen'], a['last_seen'], zone))}</td>"
         f"<td class=summary><small>{escape(a['summary'])}</small></td></tr>"
@@ -683,6 +702,28 @@ release kept it is counted, not timed)</p>
 <th class=n rowspan=2>false positive / 误报</th><th class=n rowspan=2>unreviewed / 未复核</th>
 <th colspan=3>time to acknowledge / 确认用时</th><th colspan=3>time to resolve / 处置用时</th></tr>
 <tr>{times}{times}</tr>{body}</table>"""
+
+
+def _orgs(rows: list[tuple[str, int, int, int]], period: Period) -> str:
+    """The period's alerts by the org of the employee each is about, by severity, the alerts no org
+    is known for in one named row, so the rows add up to every alert of the period (probe_v3 M6)."""
+    if not rows:
+        return ""
+    counts = [(c, h, o, c + h + o) for _, c, h, o in rows]
+    body = "".join(
+        f"<tr><td>{escape(org)}</td>" + "".join(f"<td class=n>{n:,}</td>" for n in ns) + "</tr>"
+        for (org, *_), ns in zip(rows, counts, strict=True)
+    )
+    total = "".join(f"<th class=n>{sum(column):,}</th>" for column in zip(*counts, strict=True))
+    return f"""<h2>Alerts by organisation / 各机构告警</h2><p class=sub>the period's alerts (as the table below
+chooses them) by the org of the employee each is about, as the entitlements feed had it; <b>{escape(NO_ORG)}</b>:
+the alerts no org is known for (a recipient's, an SDK's, a system's that keeps the records, an account the
+feed does not know), counted so the rows add up to every alert of the period. The overview dashboard's
+"Organisations with the most alerts" counts them alike (its 19 with the most, this row, the rest as
+其他机构 / other orgs); <code>lifemon alerts --org ORG{escape(_period_args(period))}</code> lists an org's
+(<code>--org {NO_ORG_WORD}</code>: those of no org known)</p>
+<table class=orgs><tr><th>org / 机构</th><th class=n>critical / 严重</th><th class=n>high / 高</th>
+<th class=n>other / 其他</th><th class=n>alerts / 告警</th></tr>{body}<tr><th>total / 合计</th>{total}</tr></table>"""
 
 
 def _incidents(

@@ -1283,8 +1283,8 @@ def test_the_incident_panel_reads_a_waived_notice_as_lifemon_incidents_does(_dep
 
 
 def test_the_alert_trend_and_org_panels_count_each_alert_once(_deploy_chdb: Any, deploy_db: str) -> None:
-    """A manager's two questions: are alerts growing, and where. a1's two revisions are one alert;
-    alerts on systems, recipients or SDKs name no org and are left out of the org panel."""
+    """A manager's two questions: are alerts growing, and where. a1's two revisions are one alert
+    (the alerts of no org known, a bucket of their own, are checked below)."""
     trend = _panel_rows("New alerts over time", _deploy_chdb, deploy_db)
     by_detector: dict[str, int] = {}
     for r in trend:
@@ -1292,6 +1292,41 @@ def test_the_alert_trend_and_org_panels_count_each_alert_once(_deploy_chdb: Any,
     assert by_detector["bulk_query"] == 2 and by_detector["offscope_marketing"] == 1
     (org,) = _panel_rows("Organisations with the most alerts", _deploy_chdb, deploy_db)
     assert (org["org"], org["critical"], org["high"]) == ("S0101", 1, 2)
+
+
+def test_the_org_panel_counts_every_alert_of_the_range_as_the_report_does(_deploy_chdb: Any) -> None:
+    """probe_v3 M6: 22 orgs' alerts and 3 of no org known. The panel shows the 19 orgs with the most,
+    the named bucket of no org known, and the rest as 其他机构 / other orgs: its rows add up to
+    every alert of the range, the total of `lifemon report`'s "Alerts by organisation"."""
+    from streams.alert_query import NO_ORG
+    from streams.report import Period, gather
+
+    db = f"deploy_{uuid.uuid4().hex[:8]}"
+    apply_ddl(_deploy_chdb, db)
+    try:
+
+        def of(org: str, uid: str, severity: str) -> tuple:
+            made = _alert(uid, 1, "open", "bulk_query", severity, "e1", 1)
+            return (*made[:13], org, *made[14:])  # actor_org
+
+        # S0000 to S0021 with 1, 2 or 3 alerts each (43), 3 alerts of no org (an SDK's, say)
+        rows = [
+            of(f"S{i:04d}", f"o{i}-{k}", "high" if k else "critical")
+            for i in range(22)
+            for k in range(1 + i % 3)
+        ]
+        rows += [of("", f"x{k}", "low") for k in range(3)]
+        _insert(_deploy_chdb, db, "alerts", ALERT_COLUMNS, rows)
+        panel = _panel_rows("Organisations with the most alerts", _deploy_chdb, db)
+        assert len(panel) == 21 and panel[-1]["org"] == "其他机构 / other orgs"
+        assert {r["org"]: r["other"] for r in panel}[NO_ORG] == 3
+        report = gather(_deploy_chdb, db, Period(*IN_RANGE))
+        assert len(report["alerts_by_org"]) == 23
+        counted = [sum(r[1:]) for r in report["alerts_by_org"]]
+        assert sum(r["critical"] + r["high"] + r["other"] for r in panel) == sum(counted) == 43 + 3
+        assert [tuple(r.values()) for r in panel[:19]] == report["alerts_by_org"][:19]  # the same order
+    finally:
+        _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
 
 
 def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db: str) -> None:

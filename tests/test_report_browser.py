@@ -100,6 +100,7 @@ def test_the_report_renders_in_chromium_without_console_errors(ch, names, policy
             "Lifecycle / 生命周期",
             "Leakage incidents / 泄露事件",
             "Alert handling / 告警处置时效",
+            "Alerts by organisation / 各机构告警",
             "Alerts / 告警",
         ]
         rows = page.evaluate(  # the alerts table, the report's last
