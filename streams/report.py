@@ -300,33 +300,40 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
 
 
 def lifecycle(client: Any, db: str, period: Period | None = None) -> dict[str, Any] | None:
-    """The lifecycle dashboard's figures in one line each, as of the last event seen in the period
-    (a demo or a replayed day is judged at its own end, not by the wall clock): the retention backlog,
-    deletion requests made by then and open then, and those open past their deadline, contracts
-    ended or ending within 90 days. The backlog is the retention alerts whose deadline had passed by
-    then and that are not closed now (an alert keeps its newest status only): the lifecycle panels'
-    figures at the same instant (a probe's `--month 2025-10` counted requests made in December, and
-    records stored by then, not due)."""
+    """The lifecycle dashboard's figures in one line each, as of the period's end, or of the last
+    event seen when none came after it (a demo or a replayed day is judged at its own end, not by the
+    wall clock): the retention backlog, deletion requests made by then and open then, and those open
+    past their deadline, contracts ended or ending within 90 days. The backlog is a state: the
+    retention alerts whose deadline had passed by then and that are not closed now (an alert keeps
+    its newest status only), a record overdue across a month end in both months'; `overdue_since`,
+    those of them whose deadline passed in the period, counts each record in one period alone. The
+    lifecycle panels' figures at the same instant (a probe's `--month 2025-10` counted requests made
+    in December, and records stored by then, not due; probe_v3 M7: a deadline passed after a month's
+    last event was in its alerts and in the next month's backlog only)."""
     q = client.query
-    in_minutes, params = (period or Period()).where("minute")
-    as_of = q(
-        f"SELECT if(count() = 0, 0, toUnixTimestamp(max(minute) + 60) * 1000) FROM {db}.event_rollups FINAL "
-        f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}'){in_minutes}",
+    period = period or Period()
+    in_minutes, params = period.where("minute")
+    seen, last, latest = q(
+        f"SELECT countIf(1{in_minutes}), toUnixTimestamp(maxIf(minute, 1{in_minutes}) + 60) * 1000, "
+        f"toUnixTimestamp(max(minute) + 60) * 1000 FROM {db}.event_rollups FINAL "
+        f"WHERE stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}')",
         parameters=params,
-    ).result_rows[0][0]
-    if not as_of:
+    ).result_rows[0]
+    if not seen:
         return None  # no event yet: nothing to judge against
-    backlog, oldest = q(
-        f"SELECT count(), intDiv({as_of} - toUnixTimestamp64Milli(min(window_end)), 86400000) "
-        f"FROM {db}.alerts FINAL WHERE detector = 'retention_overrun' "
-        f"AND endsWith(rule_id, '.retention_expired') AND status != 'closed' "
-        f"AND toUnixTimestamp64Milli(window_end) <= {as_of}"
+    # the period's end where later events say the monitor's clock passed it (each deadline before it
+    # has fired), to the second as Grafana's $__toTime; else the minute after its last event
+    as_of = min(int(period.until.timestamp()) * 1000, latest) if period.until else last
+    start = int((period.since or datetime.fromtimestamp(0, UTC)).timestamp() * 1000)
+    # due strictly before then, as the backlog panel (`window_end < $__toTime_ms`): a deadline at a
+    # period's end is the next period's, as an alert's time is
+    backlog, since, oldest = q(
+        f"SELECT count(), countIf(due >= {start}), intDiv({as_of} - min(due), 86400000) FROM (SELECT "
+        f"toUnixTimestamp64Milli(window_end) AS due FROM {db}.alerts FINAL WHERE detector = 'retention_overrun' "
+        f"AND endsWith(rule_id, '.retention_expired') AND status != 'closed') WHERE due < {as_of}"
     ).result_rows[0]
     # executed in the period, as the lifecycle panel counts them: those past their 15 days too (a
     # probe's examiner found a request executed 4 days late in the panel, and nowhere in the report)
-    start = int(
-        (period.since if period and period.since else datetime.fromtimestamp(0, UTC)).timestamp() * 1000
-    )
     executed = f"executed >= {start} AND executed <= {as_of}"
     requests, overdue, done, late, longest = q(
         f"SELECT countIf(requested <= {as_of} AND (done = 0 OR done > {as_of})), "
@@ -349,6 +356,7 @@ def lifecycle(client: Any, db: str, period: Period | None = None) -> dict[str, A
     return {
         "as_of": datetime.fromtimestamp(as_of / 1000, UTC),
         "backlog": backlog,
+        "overdue_since": since,
         "oldest_days": oldest if backlog else 0,
         "requests": requests,
         "overdue": overdue,
@@ -797,9 +805,17 @@ def _lifecycle(fig: dict[str, Any] | None, zone: ZoneInfo | None = None) -> str:
         return ""
     rows = [
         (
-            "retention backlog / 超期留存积压",
+            "retention backlog at the period's end / 期末超期留存积压",
             fig["backlog"],
-            f"oldest {fig['oldest_days']:,} days overdue" if fig["backlog"] else "none",
+            f"oldest {fig['oldest_days']:,} days overdue; a state: a record stays in each period's "
+            "backlog until it goes / 期末状态，未删除前逐期计入"
+            if fig["backlog"]
+            else "none",
+        ),
+        (
+            "of them overdue since the period began / 其中本期新增超期",
+            fig["overdue_since"],
+            "each record counted in the period its deadline passed alone / 每条记录仅计入到期所在期",
         ),
         ("deletion requests open / 未执行的删除请求", fig["requests"], f"{fig['overdue']:,} past 15 days"),
         (
@@ -816,8 +832,9 @@ def _lifecycle(fig: dict[str, Any] | None, zone: ZoneInfo | None = None) -> str:
         for name, n, note in rows
     )
     return (
-        f"<h2>Lifecycle / 生命周期</h2><p class=sub>as of the last event seen in the period, "
-        f"{_when(fig['as_of'], zone or ZoneInfo('UTC'))}</p>"
+        f"<h2>Lifecycle / 生命周期</h2><p class=sub>as of the period's end, or of the last event seen when "
+        f"none came after it: {_when(fig['as_of'], zone or ZoneInfo('UTC'))}; the lifecycle dashboard "
+        "shows the same figures with its range ending then</p>"
         f"<table>{body}</table>"
     )
 

@@ -1570,6 +1570,9 @@ def test_lifecycle_panels_read_the_newest_state(_deploy_chdb: Any, deploy_db: st
     generated bank day through the whole pipeline."""
     (backlog,) = _panel_rows("Retention backlog", _deploy_chdb, deploy_db)
     assert backlog == {"system_class": "crm · C3", "< 30 d": 0, "30-90 d": 1, "90 d-1 y": 0, ">= 1 y": 0}
+    # r1 overdue since 40 days before BASE: in the backlog at the range's end, not new in the range
+    (overdue,) = _panel_rows("Overdue records", _deploy_chdb, deploy_db)
+    assert overdue == {"backlog_at_range_end": 1, "overdue_since_range_start": 0, "oldest_days_overdue": 41}
     (deletions,) = _panel_rows("Deletion requests", _deploy_chdb, deploy_db)
     assert deletions == {
         "open_requests": 1,

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from test_deploy import QUERY_PANELS, expand_macros
@@ -30,7 +31,7 @@ from streams.workload import Workload, generate
 
 pytestmark = pytest.mark.integration
 DAY = 86_400_000
-PANELS = ("Retention backlog", "Deletion requests", "contracts by expiry")
+PANELS = ("Retention backlog", "Overdue records", "Deletion requests", "contracts by expiry")
 EXECUTED = {LifecycleStage.delete, LifecycleStage.anonymize, LifecycleStage.destroy}
 AGE_LIMITS, AGE_BUCKETS = (30, 90, 365), ("< 30 d", "30-90 d", "90 d-1 y", ">= 1 y")  # days overdue
 
@@ -219,6 +220,7 @@ def test_the_report_says_what_the_panels_show(day, span, dashboard, ch) -> None:
     assert fig == {
         "as_of": datetime.fromtimestamp((last // 60_000 + 1) * 60, UTC),  # the minute after the last event's
         "backlog": sum(sum(r[k] for k in AGE_BUCKETS) for r in panels["Retention backlog"]),
+        "overdue_since": panels["Overdue records"][0]["overdue_since_range_start"],
         "oldest_days": fig["oldest_days"],
         "requests": deletions["open_requests"],
         "overdue": deletions["open_past_15_days"],
@@ -232,7 +234,10 @@ def test_the_report_says_what_the_panels_show(day, span, dashboard, ch) -> None:
     deadlines = [t["ts_end"] for t in day.truth if t["rule"] == "retention_expired"]
     assert fig["oldest_days"] == (int(fig["as_of"].timestamp() * 1000) - min(deadlines)) // DAY
     html = render(gather(ch, db))
-    assert f"<td>retention backlog / 超期留存积压</td><td class=n>{fig['backlog']}</td>" in html
+    assert (
+        f"<td>retention backlog at the period&#x27;s end / 期末超期留存积压</td><td class=n>{fig['backlog']}</td>"
+        in html
+    )
 
 
 def test_the_report_of_an_earlier_period_says_what_the_panels_show_then(day, span, dashboard, ch) -> None:
@@ -300,4 +305,61 @@ def test_the_report_says_a_deletion_executed_late_as_the_panel_does(ch) -> None:
     assert round(fig["longest_days"], 1) == panel["max_days_to_execute"] == 19.0
     html = render(gather(ch, db, month))
     assert "期内执行的删除请求</td><td class=n>2</td><td>1 after their 15 days, the longest 19.0 days" in html
-    assert "超期留存积压</td><td class=n>0</td><td>none" in html
+    assert "期末超期留存积压</td><td class=n>0</td><td>none" in html
+
+
+def test_a_record_overdue_across_a_month_end_is_in_each_backlog_and_new_in_one_month(ch) -> None:
+    """probe_v3 M7: a record overdue on 20 January and still kept was in January's backlog and in
+    February's, and nothing said it was one record. The backlog is a state at the period's end (the
+    record is in both), named so; "overdue since the period began" counts it in January alone, so
+    the months add up. A deadline passed at 23:30 on 31 January, after January's last event, is
+    January's (its alerts table lists it there) and in January's backlog, judged at the month's
+    end now that February's events show the monitor's clock passed it. The report and the panels,
+    set to each month, agree."""
+    from test_deploy import _overrun
+
+    from streams.report import month_period
+    from streams.sinks.clickhouse import ALERT_COLUMNS
+
+    db = f"lc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    beijing = ZoneInfo("Asia/Shanghai")
+
+    def at(*when: int) -> datetime:
+        return datetime(*when, tzinfo=beijing).astimezone(UTC)
+
+    ch.insert(
+        f"{db}.alerts",
+        [
+            _overrun("jan", 1, "open", at(2026, 1, 20)),
+            _overrun("jan-end", 1, "open", at(2026, 1, 31, 23, 30)),
+            _overrun("jan-deleted", 2, "closed", at(2026, 1, 25)),  # deleted late: out of the backlog
+            _overrun("feb", 1, "open", at(2026, 2, 10)),
+        ],
+        column_names=list(ALERT_COLUMNS),
+    )
+    ch.insert(
+        f"{db}.event_rollups",
+        [["access", at(2026, 1, 31, 20), 1], ["access", at(2026, 2, 27), 1]],
+        column_names=["stream", "minute", "events"],
+    )
+    figures = {}
+    for month in ("2026-01", "2026-02"):
+        period = month_period(month, "Asia/Shanghai")
+        fig = lifecycle(ch, db, period)
+        assert fig is not None
+        (panel,) = read_panels(ch, db, (period.since, fig["as_of"]))["Overdue records"]  # type: ignore[arg-type]
+        backlog = read_panels(ch, db, (period.since, fig["as_of"]))["Retention backlog"]  # type: ignore[arg-type]
+        assert (fig["backlog"], fig["overdue_since"], fig["oldest_days"]) == (
+            panel["backlog_at_range_end"],
+            panel["overdue_since_range_start"],
+            panel["oldest_days_overdue"],
+        )
+        assert fig["backlog"] == sum(sum(r[k] for k in AGE_BUCKETS) for r in backlog)
+        figures[month] = (fig["backlog"], fig["overdue_since"], fig["as_of"])
+        html = render(gather(ch, db, period))
+        assert f"期末超期留存积压</td><td class=n>{fig['backlog']}</td>" in html
+        assert f"其中本期新增超期</td><td class=n>{fig['overdue_since']}</td>" in html
+    assert figures["2026-01"] == (2, 2, month_period("2026-02", "Asia/Shanghai").since)  # at January's end
+    assert figures["2026-02"][:2] == (3, 1)  # jan and jan-end carried over, feb new
+    assert figures["2026-01"][1] + figures["2026-02"][1] == 3  # each kept record once
