@@ -156,21 +156,36 @@ def month_period(month: str, timezone: str) -> Period:
     return Period(start.astimezone(UTC), end.astimezone(UTC), timezone, month)
 
 
+def _hourly(
+    client: Any, column: str, counted: str, table: str, where: str, params: dict[str, Any], period: Period
+) -> list[tuple[datetime, str, int]]:
+    """(the bank's hour of `column`, a label, its count) for `counted` ("label, count") of `table`
+    where `where`: hours of the bank's zone (one of a half-hour offset starts at :30 UTC)."""
+    return [
+        (datetime.fromtimestamp(h, UTC), label, n)
+        for h, label, n in client.query(
+            f"SELECT toUnixTimestamp(toStartOfHour({column}, {{zone:String}})), {counted} FROM {table} "
+            f"WHERE {where} GROUP BY 1, 2 ORDER BY 1",
+            parameters={**params, "zone": period.zone.key},
+        ).result_rows
+    ]
+
+
 def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]:
     """What the page shows, within `period` (default: everything stored, in UTC)."""
     period = period or Period()
     q = client.query
     events = f"stream NOT IN ('{COVERAGE_GAP}', '{SDK_LABEL}')"
     in_minutes, params = period.where("minute")
-    by_hour = [
-        (datetime.fromtimestamp(h, UTC), stream, n)
-        for h, stream, n in q(
-            # hours of the bank's zone (one of a half-hour offset starts at :30 UTC)
-            "SELECT toUnixTimestamp(toStartOfHour(minute, {zone:String})), stream, sum(events) "
-            f"FROM {db}.event_rollups FINAL WHERE {events}{in_minutes} GROUP BY 1, 2 ORDER BY 1",
-            parameters={**params, "zone": period.zone.key},
-        ).result_rows
-    ]
+    by_hour = _hourly(
+        client,
+        "minute",
+        "stream, sum(events)",
+        f"{db}.event_rollups FINAL",
+        f"{events}{in_minutes}",
+        params,
+        period,
+    )
     by_class = q(
         f"SELECT stream, jr_class, sum(events) FROM {db}.event_rollups FINAL "
         f"WHERE {events}{in_minutes} GROUP BY 1, 2 ORDER BY 1",
@@ -190,14 +205,9 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
     # every alert of the period (the same filter), not the rows shown, by the bank's hour of its last
     # event and severity: the alerts chart, and the severity figures summed from it
     in_last, last_params = period.where("last_seen")
-    alerts_by_hour = [
-        (datetime.fromtimestamp(h, UTC), severity, n)
-        for h, severity, n in q(
-            "SELECT toUnixTimestamp(toStartOfHour(last_seen, {zone:String})), severity, count() "
-            f"FROM {db}.alerts FINAL WHERE 1{in_last} GROUP BY 1, 2 ORDER BY 1",
-            parameters={**last_params, "zone": period.zone.key},
-        ).result_rows
-    ]
+    alerts_by_hour = _hourly(
+        client, "last_seen", "severity, count()", f"{db}.alerts FINAL", f"1{in_last}", last_params, period
+    )
     alert_severities: dict[str, int] = {}
     for _, severity, n in alerts_by_hour:
         alert_severities[severity] = alert_severities.get(severity, 0) + n
