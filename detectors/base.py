@@ -178,6 +178,9 @@ class Context:
     refs: References
     timers: Timers
     watermark: int = 0
+    # the task's partition number: what a finding over keys of several partitions (retention_overrun's
+    # batches, one system's records of many customers) names, so two tasks never raise one alert id
+    partition: int = 0
 
     def entitlement(self, actor_id: str, ts: int) -> Entitlement | None:
         return self.refs.entitlements.as_of(actor_id, ts)

@@ -95,7 +95,7 @@ from detectors import inbox
 from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_records
 from detectors.minors import Minor, consent_gap, minor_at
 from detectors.offscope_marketing import RuleSpec
-from detectors.retention_records import GONE_STAGES, SINCE, Customer, Record, Today, left
+from detectors.retention_records import BATCH, GONE_STAGES, SINCE, Batch, Customer, Record, Today, left
 from policy.catalog import Catalog
 from policy.model import (
     CLASS_RANK,
@@ -148,6 +148,12 @@ class RetentionOverrunParams(BaseModel):
         gt=0, description="how long a deleted record is remembered, so a later use of it is seen"
     )
     evidence_limit: int = Field(default=20, ge=1)
+    rollup_records: int = Field(
+        default=20,
+        ge=2,
+        description="this many records of one system, rule and class due on one bank day are one "
+        "retention_expired alert, not one each (a yearly destruction job's backlog)",
+    )
 
     @model_validator(mode="after")
     def _every_rule(self) -> RetentionOverrunParams:
@@ -265,7 +271,9 @@ class RetentionOverrunDetector:
         waiting = inbox.load_value(data, LIFECYCLE_STRUCT)
         if waiting is not None:
             return waiting
-        return Customer.from_json(data) if isinstance(data, dict) else data
+        if isinstance(data, dict):
+            return Batch.from_json(data) if "batch" in data else Customer.from_json(data)
+        return data
 
     # -- policy ---------------------------------------------------------------------------------
     def _retention(self, catalog: Catalog) -> RetentionPolicy:
@@ -518,7 +526,7 @@ class RetentionOverrunDetector:
         ):
             if rec.restored < rec.stored:  # removed, then stored there again: a restore undid it, said
                 rec.restored = rec.stored  # by a revision of what it left open (`_closed`: as the state is)
-                yield from self._closed(customer, held, ev.record_id, rec, catalog)
+                yield from self._closed(customer, held, ev.record_id, rec, ctx)
         elif stage in GONE_STAGES and rec is not None:
             yield from self._left(customer, held, ev.record_id, rec, ctx, before)
         elif stage == "deletion_requested" and rec is not None:
@@ -579,9 +587,9 @@ class RetentionOverrunDetector:
             now = self._raised(held, catalog)
             for (rid, name), (d, start, deadline) in raised.items():
                 if (rid, name) not in now:
-                    r = held.records[rid]
-                    r.fired[f"{Rule.retention_expired}:{name}"] += 1
-                    yield self._overrun(customer, rid, r, d, start, deadline, begun_again=held.resumed)
+                    yield from self._revised(
+                        customer, rid, held.records[rid], d, start, deadline, ctx, held.resumed
+                    )
         touched = held.records if reclocked else [ev.record_id] if rec is not None else []
         for rid in touched:
             if reclocked:  # what the record's collection or removal was, judged again by the new clock
@@ -620,7 +628,7 @@ class RetentionOverrunDetector:
             # its request is judged again: its timer may have fired while the record seemed gone, or
             # gone sooner (a copy's store reported after a purge: a probe's late deletion went unseen)
             ctx.timers.register(customer, ctx.catalog.policy.deletion_due(rec.requested))
-        yield from self._closed(customer, held, rid, rec, ctx.catalog, moved)
+        yield from self._closed(customer, held, rid, rec, ctx, moved)
         if rec.removed_any():
             yield from self._premature(customer, held, rid, rec, ctx.catalog)
 
@@ -890,12 +898,15 @@ class RetentionOverrunDetector:
         if key.startswith(JUDGE):
             yield from self._judge_stale(key[len(JUDGE) :], ctx)
             return
+        if key.startswith(BATCH):
+            self._forget_batch(key, ctx)
+            return
         held = None if key == inbox.INBOX else self.store.get(key)
         if held is None:
             return
-        wm = ctx.watermark
+        wm, joined = ctx.watermark, set[str]()
         for rid, rec in list(held.records.items()):
-            yield from self._expired(key, held, rid, rec, ctx)
+            yield from self._expired(key, held, rid, rec, ctx, joined)
             yield from self._request_overdue(key, held, rid, rec, ctx)
             if rec.gone and rec.gone + self.forget_ms <= wm:
                 del held.records[rid]  # long gone: forgotten, state stays bounded
@@ -929,7 +940,7 @@ class RetentionOverrunDetector:
         self.store.touch(customer)
 
     def _expired(
-        self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context
+        self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context, joined: set[str]
     ) -> Iterator[Finding]:
         """Seed 002 §五, seed 004 流程描述(3)①: past a rule's deadline, not deleted, anonymized or
         destroyed by then (a deletion after the deadline is still an overrun, closed at once).
@@ -943,7 +954,7 @@ class RetentionOverrunDetector:
                 continue
             if deadline + grace <= wm:
                 rec.fired[tag] = 1
-                yield self._overrun(customer, rid, rec, d, start, deadline)
+                yield from self._overran(customer, rid, rec, d, start, deadline, joined, ctx)
             elif not gone:  # its timer is already there, unless restored from old state
                 ctx.timers.register(customer, deadline + grace)
 
@@ -984,7 +995,7 @@ class RetentionOverrunDetector:
         held: Customer,
         rid: str,
         rec: Record,
-        catalog: Catalog,
+        ctx: Context,
         moved: set[tuple[str, ...]] | None = None,
     ) -> Iterator[Finding]:
         """The record, or the part a rule or the request covers, went (deleted, anonymized,
@@ -992,11 +1003,11 @@ class RetentionOverrunDetector:
         it, so only what is still kept stays open (or, for a removal a restore undid, says so).
         `moved`: the parts whose removal changed (`_parts`); None: every alert. Its content follows
         from the state alone, whether the timer or the deletion came first."""
+        catalog = ctx.catalog
         for d, start, deadline in self.deadlines(held, rec, catalog):
             tag = f"{Rule.retention_expired}:{d.name}"
             if tag in rec.fired and (moved is None or _part(rec, d) in moved):
-                rec.fired[tag] += 1
-                yield self._overrun(customer, rid, rec, d, start, deadline)
+                yield from self._revised(customer, rid, rec, d, start, deadline, ctx)
         if Rule.deletion_request_overdue in rec.fired and (
             moved is None or tuple(rec.request_part()) in moved
         ):
@@ -1022,9 +1033,11 @@ class RetentionOverrunDetector:
         start: int,
         deadline: int,
         begun_again: int = 0,
+        into: str = "",
     ) -> Finding:
         """`begun_again`: when a return to the relationship stopped the clock the overrun counted
-        from, which ends the alert (the record is kept while the relationship lasts)."""
+        from, which ends the alert (the record is kept while the relationship lasts). `into`: the
+        alert of the batch that now counts it (`_overran`), which ends this one."""
         tag, part = f"{Rule.retention_expired}:{d.name}", _part(rec, d)
         gone = rec.part_left(part)
         # what is past is the rule's part alone: a payment's GPS in a transaction the law keeps ten
@@ -1052,14 +1065,166 @@ class RetentionOverrunDetector:
                 f"; the relationship began again {self._day(begun_again)}: kept while it lasts"
                 if begun_again
                 else ""
+            )
+            + (
+                f"; one of {self.p.rollup_records:,} or more due that day there, counted in their alert {into}"
+                if into
+                else ""
             ),
             [rec.first_id] if rec.first_id else [],
             actor=rec.holders(deadline, part)[0],  # the system that kept it (the backlog panel counts by it)
             actor_kind="system",
             revision=rec.fired[tag],
-            closed=gone[0] > 0 or bool(begun_again),
+            closed=gone[0] > 0 or bool(begun_again) or bool(into),
             anchor=_anchor(rec, tag, start, rec.fired[tag] == 1),
         )
+
+    # -- batches: a purge job's backlog is one alert (probe_v2 F6) -------------------------------
+    def _overran(
+        self,
+        customer: str,
+        rid: str,
+        rec: Record,
+        d: Deadline,
+        start: int,
+        deadline: int,
+        joined: set[str],
+        ctx: Context,
+    ) -> Iterator[Finding]:
+        """A record's overrun, raised: a member of its batch (`Batch`: its system, rule, class and
+        due day), alone while the batch has fewer than `rollup_records` members; the member that
+        reaches it raises the batch's alert and closes those raised alone into it, and later ones
+        revise it. `joined`: the batches the customer's records joined at this timer already."""
+        tag, part = f"{Rule.retention_expired}:{d.name}", _part(rec, d)
+        system = rec.holders(deadline, part)[0]
+        named = f"{system}\x1f{d.name}\x1f{rec.jr_class}\x1f{deadline}".encode()
+        gid = int(hashlib.sha256(named).hexdigest()[:15], 16)
+        key = f"{BATCH}{gid:015x}"
+        batch = self.store.get(key) or Batch(system, d.name, rec.jr_class, deadline, ctx.partition)
+        batch.join(customer, rid, rec, start, key not in joined, self.p.evidence_limit)
+        joined.add(key)
+        rec.fired[tag + IN_BATCH] = gid
+        _anchor(rec, tag, start, first=True)  # its alert's id, whichever revision is said first
+        self._recount(key, batch, rec, tag, part, ctx)
+        self.store.put(key, batch)
+        if batch.revision:
+            batch.revision += 1
+            yield self._batched(batch, d)
+        elif batch.records < self.p.rollup_records:
+            batch.alone.append([customer, rid])
+            yield self._overrun(customer, rid, rec, d, start, deadline)
+        else:
+            # the members raised alone are closed into it: at one timer pass (a purge job's backlog
+            # due one day), the sinks see those alerts only closed (`streams.alerts.latest`)
+            batch.revision = 1
+            rolled = self._batched(batch, d)
+            yield from self._closed_into(batch, rolled.alert_id, ctx.catalog)
+            yield rolled
+
+    def _closed_into(self, batch: Batch, into: str, catalog: Catalog) -> Iterator[Finding]:
+        """The alerts of the batch's members raised alone, closed `into` the batch's."""
+        tag = f"{Rule.retention_expired}:{batch.rule}"
+        for customer, rid in batch.alone:
+            held = self.store.get(customer)
+            rec = held.records.get(rid) if isinstance(held, Customer) else None
+            if rec is None or tag not in rec.fired:  # forgotten since, or its clock began again
+                continue
+            for rule, start, deadline in self.deadlines(held, rec, catalog):
+                if rule.name == batch.rule:
+                    rec.fired[tag] += 1
+                    yield self._overrun(customer, rid, rec, rule, start, deadline, into=into)
+            self.store.touch(customer)
+        batch.alone = []
+
+    def _forget_batch(self, key: str, ctx: Context) -> None:
+        """A batch none of whose members is kept is forgotten as its records are."""
+        batch = self.store.get(key)
+        forgotten = isinstance(batch, Batch) and not batch.kept
+        if forgotten and max(batch.removed, batch.deadline) + self.forget_ms <= ctx.watermark:
+            self.store.delete(key)
+
+    def _revised(
+        self,
+        customer: str,
+        rid: str,
+        rec: Record,
+        d: Deadline,
+        start: int,
+        deadline: int,
+        ctx: Context,
+        begun_again: int = 0,
+    ) -> Iterator[Finding]:
+        """A raised overrun's record changed (removed, restored, its clock stopped): the revision of
+        its batch's alert where the batch has one, else of its own."""
+        tag = f"{Rule.retention_expired}:{d.name}"
+        rec.fired[tag] += 1
+        gid = rec.fired.get(tag + IN_BATCH)
+        key = f"{BATCH}{gid:015x}" if gid else ""
+        batch = self.store.get(key) if key else None
+        if isinstance(batch, Batch):
+            self._recount(key, batch, rec, tag, _part(rec, d), ctx, begun_again)
+            self.store.touch(key)
+            if batch.revision:
+                batch.revision += 1
+                yield self._batched(batch, d)
+                return
+        yield self._overrun(customer, rid, rec, d, start, deadline, begun_again=begun_again)
+
+    def _recount(
+        self,
+        key: str,
+        batch: Batch,
+        rec: Record,
+        tag: str,
+        part: Sequence[str],
+        ctx: Context,
+        begun_again: int = 0,
+    ) -> None:
+        """The member counted kept, or not, as it now stands; a batch with none kept is forgotten
+        `forget_deleted_days` after its latest removal, as its records are."""
+        gone = rec.part_left(part)[0]
+        kept = int(not gone and not begun_again)
+        batch.kept += kept - rec.fired.get(tag + KEPT, 0)
+        rec.fired[tag + KEPT] = kept
+        batch.removed = max(batch.removed, gone)
+        if not batch.kept:
+            ctx.timers.register(key, max(batch.removed, batch.deadline) + self.forget_ms)
+
+    def _batched(self, batch: Batch, d: Deadline) -> Finding:
+        """The batch's alert: one per system, rule, class and due day, its id hashing them, so a
+        replay or restart gives the same one; open while a member is kept."""
+        late = ""
+        if batch.removed > batch.deadline:
+            days = (self._date(batch.removed) - self._date(batch.deadline - 1)).days
+            late = f"; the latest removed {self._day(batch.removed)}, {n_of(days, 'day')} late"
+        more = batch.records - len(batch.rids)
+        found = self._finding(
+            Rule.retention_expired,
+            f"{batch.system}:{batch.rule}:{batch.jr_class}:{self._day(batch.deadline - 1)}:p{batch.partition}",
+            "",
+            batch.deadline,
+            batch.deadline,
+            batch.jr_class,
+            f"{n_of(batch.records, 'record')} of {n_of(batch.customers, 'customer')} on {batch.system} "
+            f"({', '.join(batch.categories)}) kept past their {d.rule.span} retention ({d.name}: due "
+            f"{self._last_day(batch.deadline)}, the earliest kept since {self._day(batch.start)}; "
+            f"{d.source}): {batch.kept:,} still kept{late}; one purge schedule too slow for the rule, "
+            f"one alert: records {', '.join(batch.rids)}" + (f" and {more:,} more" if more else ""),
+            batch.evidence,
+            actor=batch.system,
+            actor_kind="system",
+            revision=batch.revision,
+            counts={"records": batch.records, "kept": batch.kept},
+            closed=not batch.kept,
+            seen=batch.start,
+        )
+        found.subject_count, found.subject_sample, found.subjects = (
+            batch.customers,
+            batch.subjects,
+            batch.subjects,
+        )
+        found.event_count = batch.records
+        return found
 
     def _request(self, customer: str, rid: str, rec: Record, catalog: Catalog) -> Finding:
         overdue, part = catalog.policy.deletion_due(rec.requested), rec.request_part()
@@ -1348,7 +1513,9 @@ class RetentionOverrunDetector:
         legacy = [
             t
             for t in fired
-            if t.startswith(REVISED) and not t.endswith((ANCHOR, FIRST)) and t + ANCHOR not in fired
+            if t.startswith(REVISED)
+            and not t.endswith((ANCHOR, FIRST, IN_BATCH, KEPT))
+            and t + ANCHOR not in fired
         ]
         if not legacy:
             return
@@ -1459,6 +1626,10 @@ class RetentionOverrunDetector:
 
 
 ANCHOR = "@"  # `Record.fired[f"{tag}@"]`: what the alert id of a rule (or rule:deadline) hashes
+IN_BATCH = (
+    "#"  # `Record.fired[f"{tag}#"]`: the hash of the overrun's batch (`Batch`), none before lifemon kept them
+)
+KEPT = "~"  # `Record.fired[f"{tag}~"]`: 1 while its batch counts it kept
 # the rules whose alerts are revised, so an alert an earlier lifemon raised needs its anchor pinned
 REVISED = (
     Rule.retention_expired,

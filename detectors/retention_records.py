@@ -419,3 +419,58 @@ class Customer:
         end = self.end
         latest = rec.unbidden if rec.unbidden > end + grace_ms else rec.uncontracted
         return latest if 0 < end < latest and not end < self.resumed <= latest else 0
+
+
+BATCH = "~b:"  # + the batch's hash: a rolled-up overrun's store key (a pseudonym never starts so)
+
+
+class Batch:
+    """The `retention_expired` overruns of one system's records under one rule and class, due on one
+    bank day: the alert a yearly destruction job's backlog is, in place of one per record (probe_v2
+    F6). Counts and bounded samples only, never the records: a few hundred bytes whatever their
+    number; each member record carries its batch's hash (`Record.fired`)."""
+
+    __slots__ = (
+        "system", "rule", "jr_class", "deadline", "partition", "start", "records", "kept", "customers", "categories",
+        "rids", "subjects", "evidence", "alone", "revision", "removed",
+    )  # fmt: skip
+
+    def __init__(self, system: str, rule: str, jr_class: str, deadline: int, partition: int):
+        self.system, self.rule, self.jr_class, self.deadline = system, rule, jr_class, deadline
+        # its task's: the customers of one system's day are spread over the partitions of the input
+        # keyed by customer, each task rolls up its own, and the alert's key names which
+        self.partition = partition
+        self.start = 0  # the earliest clock start among its records: kept longest
+        self.records = self.kept = self.customers = 0  # members; those still kept; their customers
+        self.categories: list[str] = []
+        self.rids: list[str] = []  # samples, as the door keeps the ids: the first `limit` members'
+        self.subjects: list[str] = []
+        self.evidence: list[str] = []
+        # the members raised alone, while fewer than the threshold: [customer, record id]; emptied
+        # when the threshold is reached, their alerts closed into the batch's
+        self.alone: list[list[str]] = []
+        self.revision = 0  # the batch's alert's; 0: not raised, its members are alone
+        self.removed = 0  # the latest removal of a member
+
+    def join(self, customer: str, rid: str, rec: Any, start: int, new_customer: bool, limit: int) -> None:
+        self.records += 1  # and kept, as `RetentionOverrunDetector._recount` finds it
+        self.customers += new_customer
+        self.start = min(self.start or start, start)
+        if not set(rec.categories) <= set(self.categories):
+            self.categories = sorted({*self.categories, *rec.categories})
+        if len(self.rids) < limit:
+            self.rids.append(rid)
+            if rec.first_id:
+                self.evidence.append(rec.first_id)
+        if new_customer and customer and len(self.subjects) < limit:
+            self.subjects.append(customer)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"batch": [getattr(self, s) for s in self.__slots__]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Batch:
+        batch = cls.__new__(cls)
+        for slot, value in zip(cls.__slots__, d["batch"], strict=True):
+            setattr(batch, slot, value)
+        return batch

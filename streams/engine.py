@@ -690,12 +690,14 @@ class Namespace:
 class Task:
     """One detector kind on one partition number: its instance, keys, timers and clock."""
 
-    def __init__(self, spec: DetectorSpec, store: KeyedStore, catalog: Catalog, refs: References):
+    def __init__(
+        self, spec: DetectorSpec, store: KeyedStore, catalog: Catalog, refs: References, partition: int = 0
+    ):
         self.spec, self.store = spec, store
         self.keys = Namespace(store, spec.kind, spec.cls.load_value)
         self.timers = self.keys.timers()
         self.detector: Detector = spec.new(self.keys)
-        self.ctx = Context(catalog, refs, self.timers)
+        self.ctx = Context(catalog, refs, self.timers, partition=partition)
         self.stream_time = store.get(self._clock_key(), 0)
         # per input: the latest event time accepted from it (the aligned watermark's inputs)
         self.input_times: dict[str, int] = {s: store.get(self._clock_key(s), 0) for s in spec.inputs}
@@ -1500,7 +1502,7 @@ class Engine:
         found = self.tasks.get((partition, spec.kind))
         if found is None:
             found = self.tasks[(partition, spec.kind)] = Task(
-                spec, self.store(partition), self.catalog, self.judged_refs
+                spec, self.store(partition), self.catalog, self.judged_refs, partition
             )
             found.expected = {
                 s: self.repartition_sources[(s, key)]

@@ -1,0 +1,138 @@
+"""A purge job's backlog is one alert (probe_v2 F6): many banks destroy what is past its retention
+in one yearly or quarterly batch, so the records of one system due on one day are all late together,
+and the action is one (the schedule is too slow for the rule). `rollup_records` or more records of
+one system, rule and class due on one bank day are one retention_expired alert; fewer stay one each,
+as before. Through the Engine, as the detector's other tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import fed
+from test_retention_overrun import LOCATION, _restarted_with, collect, final_alerts, lc, pz, tick
+
+from detectors import load_detectors
+from detectors.retention_records import BATCH
+from streams.alerts import latest
+from streams.engine import Engine
+
+EXPIRED = "LM-RO-001.retention_expired"
+# 60 location traces of 45 customers on the mobile banker, collected 22 Nov (Beijing): due by 24:00 on
+# 22 Dec, 30 days on; the year's destruction job shreds them 23 Dec 08:00, a day late
+TRACES = [
+    collect(
+        f"L{i:03d}",
+        f"CUST{i % 45:03d}",
+        -40,
+        cats=LOCATION["cats"],
+        purpose=LOCATION["purpose"],
+        system=LOCATION["system"],
+    )  # fmt: skip
+    for i in range(60)
+]
+SIGNED = {"method": "shred", "operator_id": "E1", "supervisor_id": "E2", "system": "mobile_banker"}
+
+
+def destroyed(rids: list[str], day: float = -9) -> list[Any]:
+    return [lc("destroy", ev.record_id, ev.subject_id, day, categories=["location_trace"], **SIGNED) for ev in TRACES if ev.record_id in rids]  # fmt: skip
+
+
+def expired(alerts: list[Any]) -> list[Any]:
+    return [a for a in alerts if a.rule_id == EXPIRED]
+
+
+@pytest.fixture
+def engine(spec: Any, catalog: Any) -> Any:
+    return lambda: Engine([spec], catalog, pseudonymize=pz)
+
+
+@pytest.fixture
+def spec(policy: Any) -> Any:
+    return next(s for s in load_detectors(policy) if s.kind == "retention_overrun")
+
+
+def test_sixty_records_due_one_day_on_one_system_are_one_alert(engine: Any) -> None:
+    """Before: 60 alerts. Now one, open, counting them; the 19 raised alone before the 20th joined are
+    closed into it at the same timer pass (the sinks see them closed only)."""
+    got = expired(final_alerts(engine(), [*TRACES, tick(0)], 10_000))
+    (batch,) = [a for a in got if a.status.value != "closed"]
+    assert batch.counts == {"records": 60, "kept": 60}
+    assert batch.subject_count == 45 and len(batch.subjects_sample) == 20
+    assert set(batch.subjects_sample) <= {pz(f"CUST{i:03d}") for i in range(45)}
+    assert "CUST0" not in batch.summary and batch.actor_id == "mobile_banker" and batch.jr_class == "C2"
+    assert batch.summary.startswith("60 records of 45 customers on mobile_banker (location) kept past")
+    assert "due 2025-12-22" in batch.summary and "60 still kept" in batch.summary
+    sample = batch.summary.split(": records ")[1].removesuffix(" and 40 more").split(", ")
+    assert len(sample) == 20 and set(sample) < {ev.record_id for ev in TRACES}
+    alone = [a for a in got if a.status.value == "closed"]
+    assert len(alone) == 19 and all(f"counted in their alert {batch.alert_id}" in a.summary for a in alone)
+
+
+def test_fewer_than_the_threshold_stay_one_alert_each(engine: Any) -> None:
+    got = expired(final_alerts(engine(), [*TRACES[:19], tick(0)], 10_000))
+    assert len(got) == 19 and all(a.status.value != "closed" and a.counts == {"records": 1} for a in got)
+    assert {a.subjects_sample[0] for a in got} == {pz(ev.subject_id) for ev in TRACES[:19]}
+
+
+@pytest.mark.parametrize("batch", [10_000, 7, 1])
+def test_the_late_destruction_job_closes_the_batchs_alert_whatever_the_batches(
+    engine: Any, batch: int
+) -> None:
+    """Event time passes the deadline at 02:00 on 23 Dec, the job shreds at 08:00: one alert, closed
+    by the destruction, the same however the inputs were batched (a replay, a live run)."""
+    events = [*TRACES, tick(-9.25), *destroyed([ev.record_id for ev in TRACES]), tick(0)]
+    got = expired(final_alerts(engine(), events, batch))
+    (rolled,) = [a for a in got if a.counts.get("records") == 60]
+    assert rolled.status.value == "closed" and rolled.counts["kept"] == 0
+    assert "0 still kept; the latest removed 2025-12-23, 1 day late" in rolled.summary
+    assert all(a.status.value == "closed" for a in got)
+
+
+def test_a_restart_between_the_deadline_and_the_destruction_revises_the_same_alert(
+    engine: Any, policy: Any
+) -> None:
+    """The state restored from the changelog: the job's destruction of 50 of the 60 revises the batch's
+    alert (its id hashes system, rule, class and due day), which stays open for the 10 still kept."""
+    before = engine()
+    first = final_alerts(before, [*TRACES, tick(-9.25)], 10_000)
+    (opened,) = [a for a in expired(first) if a.status.value != "closed"]
+    after = _restarted_with(policy, before.changes(0))
+    got = expired(final_alerts(after, [*destroyed([ev.record_id for ev in TRACES[:50]]), tick(0)], 10_000))
+    (revised,) = got
+    assert revised.alert_id == opened.alert_id and revised.revision > opened.revision
+    assert revised.status.value != "closed" and revised.counts == {"records": 60, "kept": 10}
+    # and a day's batch on another system is its own
+    other = collect("X1", "CUST900", -40, cats=LOCATION["cats"], purpose=LOCATION["purpose"], system="crm")
+    assert {a.actor_id for a in expired(final_alerts(engine(), [*TRACES, other, tick(0)], 10_000))} == {
+        "mobile_banker",
+        "crm",
+    }
+
+
+def test_the_batch_keeps_counts_and_samples_not_its_records(engine: Any) -> None:
+    """The roll-up's state is one small entry a batch, whatever its size (10 M records tracked): its
+    counts, the first 20 record ids and pseudonyms, and the 19 raised alone, emptied at the 20th."""
+    e = engine()
+    final_alerts(e, [*TRACES, tick(0)], 10_000)
+    store = e.tasks[(0, "retention_overrun")].detector.store
+    ((_, batch),) = list(store.items(prefix=BATCH))
+    assert (batch.records, batch.kept, len(batch.rids), batch.alone) == (60, 60, 20, [])
+    assert len(json.dumps(batch.to_json())) < 3_000
+
+
+def test_each_partition_rolls_up_its_own_customers_under_its_own_id(engine: Any) -> None:
+    """The input keyed by customer spreads one system's day over its partitions: each task rolls up
+    its own, under an id of its own (one id from two tasks would have each overwrite the other's
+    count in the sinks). Three partitions: up to three alerts for a day, not 60."""
+    e = engine()
+    alerts = []
+    for partition, half in enumerate((TRACES[:30], TRACES[30:])):
+        alerts += e.process(
+            "lifecycle", "lifecycle", partition, fed("lifecycle", [*half, tick(0)], "lifecycle")
+        )
+    got = latest(expired(alerts + e.advance() + e.drain()))
+    rolled = [a for a in got if "records" in a.counts and a.counts["records"] > 1]
+    assert sorted(a.counts["records"] for a in rolled) == [30, 30]
+    assert len({a.alert_id for a in rolled}) == 2
