@@ -12,7 +12,8 @@ The detector is keyed by customer: lifecycle events by `subject_id`, accesses an
 their `subject_ids`, re-keyed by the engine (a repartition topic, or locally in a replay), so a
 customer's records and every use of them meet in one task. It fires:
 - `retention_expired`: an event-time timer at a rule's deadline finds the record not deleted,
-  anonymized or destroyed by then;
+  anonymized or destroyed by then; `rollup_records` or more of one system, rule and class due on
+  one bank day are one alert (`Batch`: a yearly purge job's backlog is one action, probe_v2 F6);
 - `deletion_request_overdue`: a deletion request not executed within the policy's SLA;
   both are closed (a revision with status closed, the late deletion in its summary) once the
   record is deleted, anonymized or destroyed after all, so the open ones are the backlog management

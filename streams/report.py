@@ -336,10 +336,12 @@ def lifecycle(client: Any, db: str, period: Period | None = None) -> dict[str, A
     as_of = min(int(period.until.timestamp()) * 1000, latest) if period.until else last
     start = int((period.since or datetime.fromtimestamp(0, UTC)).timestamp() * 1000)
     # due strictly before then, as the backlog panel (`window_end < $__toTime_ms`): a deadline at a
-    # period's end is the next period's, as an alert's time is
+    # period's end is the next period's, as an alert's time is. Records, not alerts: a batch's alert
+    # counts those it still keeps (retention_overrun `Batch`)
     backlog, since, oldest = q(
-        f"SELECT count(), countIf(due >= {start}), intDiv({as_of} - min(due), 86400000) FROM (SELECT "
-        f"toUnixTimestamp64Milli(window_end) AS due FROM {db}.alerts FINAL WHERE detector = 'retention_overrun' "
+        f"SELECT sum(records), sumIf(records, due >= {start}), intDiv({as_of} - min(due), 86400000) FROM (SELECT "
+        f"toUnixTimestamp64Milli(window_end) AS due, if(mapContains(counts, 'kept'), counts['kept'], 1) AS records "
+        f"FROM {db}.alerts FINAL WHERE detector = 'retention_overrun' "
         f"AND endsWith(rule_id, '.retention_expired') AND status != 'closed') WHERE due < {as_of}"
     ).result_rows[0]
     # executed in the period, as the lifecycle panel counts them: those past their 15 days too (a

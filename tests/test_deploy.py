@@ -45,6 +45,7 @@ from streams.incident_query import customers as customers_text
 from streams.lifecycle_ledger import CONTRACT_COLUMNS, DELETION_COLUMNS
 from streams.pseudonym import ENV_KEY
 from streams.receivers import ALERTNAME
+from streams.report import lifecycle
 from streams.sinks.clickhouse import ALERT_COLUMNS, INCIDENT_COLUMNS, ROLLUP_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -848,10 +849,15 @@ def _alert(
     )
 
 
-def _overrun(alert_id: str, revision: int, status: str, deadline: datetime) -> tuple:
-    """A retention_expired alert on a crm record, its window ending at the record's deadline."""
+def _overrun(
+    alert_id: str, revision: int, status: str, deadline: datetime, counts: dict[str, int] | None = None
+) -> tuple:
+    """A retention_expired alert on a crm record, its window ending at the record's deadline; or,
+    with `counts`, a batch's (records due that day, those still kept)."""
     row = list(_alert(alert_id, revision, status, "retention_overrun", "medium", "crm", 0))
     row[ALERT_COLUMNS.index("rule_id")] = "LM-RO-001.retention_expired"
+    if counts is not None:
+        row[ALERT_COLUMNS.index("counts")] = counts
     row[ALERT_COLUMNS.index("window_start")] = deadline - timedelta(days=30)
     for col in ("window_end", "first_seen", "last_seen"):
         row[ALERT_COLUMNS.index(col)] = deadline
@@ -1561,6 +1567,29 @@ def test_top_actors_leave_out_the_alerts_reviewed_a_false_positive(_deploy_chdb:
             "f3": "unreviewed",
             "f4": "false_positive",
         }
+    finally:
+        _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
+
+
+def test_the_retention_backlog_counts_a_batchs_alert_as_the_records_it_keeps(_deploy_chdb: Any) -> None:
+    """A purge job's backlog is one alert (retention_overrun `Batch`, probe_v2 F6): the panel and
+    `lifemon report` count the records it still keeps, not one."""
+    db = f"deploy_{uuid.uuid4().hex[:8]}"
+    apply_ddl(_deploy_chdb, db)
+    try:
+        day = timedelta(days=1)
+        rows = [
+            _overrun("r1", 1, "open", BASE - 40 * day),
+            _overrun("b1", 36, "updated", BASE - 100 * day, {"records": 60, "kept": 25}),
+            _overrun("b2", 61, "closed", BASE - 100 * day, {"records": 60, "kept": 0}),
+        ]
+        _insert(_deploy_chdb, db, "alerts", ALERT_COLUMNS, rows)
+        (backlog,) = _panel_rows("Retention backlog", _deploy_chdb, db)
+        assert backlog == {"system_class": "crm · C3", "< 30 d": 0, "30-90 d": 1, "90 d-1 y": 25, ">= 1 y": 0}
+        seen = ("pfi.lifecycle", 0, 0, _ts(0), "lifecycle", "C2", "S0101", "ok", 1, 1, "A")
+        _insert(_deploy_chdb, db, "event_rollups", ROLLUP_COLUMNS, [seen])  # as of BASE
+        figures = lifecycle(_deploy_chdb, db)
+        assert figures is not None and figures["backlog"] == 26
     finally:
         _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
 
