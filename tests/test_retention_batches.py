@@ -7,14 +7,16 @@ as before. Through the Engine, as the detector's other tests."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import fed
-from test_retention_overrun import LOCATION, _restarted_with, collect, final_alerts, lc, pz, tick
+from test_retention_overrun import LOCATION, _folder, _restarted_with, collect, final_alerts, lc, pz, tick
 
 from detectors import load_detectors
-from detectors.retention_records import BATCH
+from detectors.retention_records import BATCH, Customer
+from policy.catalog import Catalog
 from streams.alerts import latest
 from streams.engine import Engine
 
@@ -136,3 +138,47 @@ def test_each_partition_rolls_up_its_own_customers_under_its_own_id(engine: Any)
     rolled = [a for a in got if "records" in a.counts and a.counts["records"] > 1]
     assert sorted(a.counts["records"] for a in rolled) == [30, 30]
     assert len({a.alert_id for a in rolled}) == 2
+
+
+def test_overruns_raised_before_the_upgrade_close_one_by_one_and_later_days_roll_up(
+    policy: Any, tmp_path: Path
+) -> None:
+    """State from before batches: one alert per record, and its records carry no batch. The job's
+    destruction closes each of those alerts as before, under the ids they have; the next due day's
+    overruns are one alert."""
+    old = _folder(
+        tmp_path, {"detectors/retention_overrun.yaml": [(r"rollup_records: 20", "rollup_records: 999999")]}
+    )
+    before = Engine(
+        [next(s for s in load_detectors(old) if s.kind == "retention_overrun")], Catalog(old), pseudonymize=pz
+    )
+    first = expired(final_alerts(before, [*TRACES, tick(-9.25)], 10_000))
+    assert len(first) == 60  # what fired before: one per record
+    store = before.tasks[(0, "retention_overrun")].detector.store
+    for key, held in list(store.items()):
+        if key.startswith(BATCH):
+            store.delete(key)
+        elif isinstance(held, Customer):  # as an earlier lifemon kept it: every alert its record's own
+            for rec in held.records.values():
+                rec.fired = {t: n for t, n in rec.fired.items() if not t.endswith(("#", "~"))}
+            store.touch(key)
+    after = _restarted_with(policy, before.changes(0))
+    later = [  # collected a day after the first 60: due 23 Dec
+        collect(
+            f"N{i:03d}",
+            f"NEW{i:03d}",
+            -39,
+            cats=LOCATION["cats"],
+            purpose=LOCATION["purpose"],
+            system=LOCATION["system"],
+        )  # fmt: skip
+        for i in range(25)
+    ]
+    got = expired(final_alerts(after, [*later, *destroyed([ev.record_id for ev in TRACES]), tick(0)], 10_000))
+    ids = {a.alert_id for a in first}
+    closing = [a for a in got if a.alert_id in ids]
+    assert len(closing) == 60 and all(
+        a.status.value == "closed" and a.counts == {"records": 1} for a in closing
+    )
+    (rolled,) = [a for a in got if a.alert_id not in ids and a.status.value != "closed"]
+    assert rolled.counts == {"records": 25, "kept": 25}
