@@ -189,6 +189,9 @@ class Deadline:
         return not self.categories.isdisjoint(categories) and (not self.purposes or purpose in self.purposes)
 
 
+Due = tuple[Deadline, int, int]  # a rule that covers a record, its clock's start and its deadline
+
+
 class RetentionPolicy(NamedTuple):
     """policy/retention.yaml, ready to apply."""
 
@@ -332,7 +335,7 @@ class RetentionOverrunDetector:
         policy = self._retention(catalog)
         return rec.is_account(policy.account_categories, policy.account_purposes, policy.today)
 
-    def deadlines(self, held: Customer, rec: Record, catalog: Catalog) -> Iterator[tuple[Deadline, int, int]]:
+    def deadlines(self, held: Customer, rec: Record, catalog: Catalog) -> Iterator[Due]:
         """(rule, clock start, deadline) of every rule that covers the record and has started: the
         end of its last day in the bank's calendar (`Policy.period_end`, as for a deletion request)."""
         account = self._is_account(rec, catalog)
@@ -586,11 +589,9 @@ class RetentionOverrunDetector:
         )
         if reclocked and raised:  # a clock the return stopped ends its overrun (a review: left open)
             now = self._raised(held, catalog)
-            for (rid, name), (d, start, deadline) in raised.items():
+            for (rid, name), due in raised.items():
                 if (rid, name) not in now:
-                    yield from self._revised(
-                        customer, rid, held.records[rid], d, start, deadline, ctx, held.resumed
-                    )
+                    yield from self._revised(customer, rid, held.records[rid], due, ctx, held.resumed)
         touched = held.records if reclocked else [ev.record_id] if rec is not None else []
         for rid in touched:
             if reclocked:  # what the record's collection or removal was, judged again by the new clock
@@ -900,7 +901,7 @@ class RetentionOverrunDetector:
             yield from self._judge_stale(key[len(JUDGE) :], ctx)
             return
         if key.startswith(BATCH):
-            self._forget_batch(key, ctx)
+            yield from self._on_batch(key, ctx)
             return
         held = None if key == inbox.INBOX else self.store.get(key)
         if held is None:
@@ -955,7 +956,7 @@ class RetentionOverrunDetector:
                 continue
             if deadline + grace <= wm:
                 rec.fired[tag] = 1
-                yield from self._overran(customer, rid, rec, d, start, deadline, joined, ctx)
+                yield from self._overran(customer, rid, rec, (d, start, deadline), joined, ctx)
             elif not gone:  # its timer is already there, unless restored from old state
                 ctx.timers.register(customer, deadline + grace)
 
@@ -1008,14 +1009,14 @@ class RetentionOverrunDetector:
         for d, start, deadline in self.deadlines(held, rec, catalog):
             tag = f"{Rule.retention_expired}:{d.name}"
             if tag in rec.fired and (moved is None or _part(rec, d) in moved):
-                yield from self._revised(customer, rid, rec, d, start, deadline, ctx)
+                yield from self._revised(customer, rid, rec, (d, start, deadline), ctx)
         if Rule.deletion_request_overdue in rec.fired and (
             moved is None or tuple(rec.request_part()) in moved
         ):
             rec.fired[Rule.deletion_request_overdue] += 1
             yield self._request(customer, rid, rec, catalog)
 
-    def _raised(self, held: Customer, catalog: Catalog) -> dict[tuple[str, str], tuple[Deadline, int, int]]:
+    def _raised(self, held: Customer, catalog: Catalog) -> dict[tuple[str, str], Due]:
         """(record, rule) -> (rule, clock start, deadline) of every overrun raised and still counted."""
         return {
             (rid, d.name): (d, start, deadline)
@@ -1082,20 +1083,14 @@ class RetentionOverrunDetector:
 
     # -- batches: a purge job's backlog is one alert (probe_v2 F6) -------------------------------
     def _overran(
-        self,
-        customer: str,
-        rid: str,
-        rec: Record,
-        d: Deadline,
-        start: int,
-        deadline: int,
-        joined: set[str],
-        ctx: Context,
+        self, customer: str, rid: str, rec: Record, due: Due, joined: set[str], ctx: Context
     ) -> Iterator[Finding]:
         """A record's overrun, raised: a member of its batch (`Batch`: its system, rule, class and
         due day), alone while the batch has fewer than `rollup_records` members; the member that
         reaches it raises the batch's alert and closes those raised alone into it, and later ones
-        revise it. `joined`: the batches the customer's records joined at this timer already."""
+        revise it (said at the batch's timer: once a pass, `_on_batch`). `joined`: the batches the
+        customer's records joined at this timer already."""
+        d, start, deadline = due
         tag, part = f"{Rule.retention_expired}:{d.name}", _part(rec, d)
         system = rec.holders(deadline, part)[0]
         named = f"{system}\x1f{d.name}\x1f{rec.jr_class}\x1f{deadline}".encode()
@@ -1108,19 +1103,17 @@ class RetentionOverrunDetector:
         _anchor(rec, tag, start, first=True)  # its alert's id, whichever revision is said first
         self._recount(key, batch, rec, tag, part, ctx)
         self.store.put(key, batch)
-        if batch.revision:
-            batch.revision += 1
-            yield self._batched(batch, d)
+        if batch.rolled:
+            self._changed(key, batch, ctx)
         elif batch.records < self.p.rollup_records:
             batch.alone.append([customer, rid])
             yield self._overrun(customer, rid, rec, d, start, deadline)
         else:
             # the members raised alone are closed into it: at one timer pass (a purge job's backlog
             # due one day), the sinks see those alerts only closed (`streams.alerts.latest`)
-            batch.revision = 1
-            rolled = self._batched(batch, d)
-            yield from self._closed_into(batch, rolled.alert_id, ctx.catalog)
-            yield rolled
+            batch.rolled = 1
+            yield from self._closed_into(batch, self._batched(batch, d).alert_id, ctx.catalog)
+            self._changed(key, batch, ctx)
 
     def _closed_into(self, batch: Batch, into: str, catalog: Catalog) -> Iterator[Finding]:
         """The alerts of the batch's members raised alone, closed `into` the batch's."""
@@ -1137,26 +1130,35 @@ class RetentionOverrunDetector:
             self.store.touch(customer)
         batch.alone = []
 
-    def _forget_batch(self, key: str, ctx: Context) -> None:
-        """A batch none of whose members is kept is forgotten as its records are."""
+    def _changed(self, key: str, batch: Batch, ctx: Context) -> None:
+        """The batch's alert is said again at its timer, once the watermark is where it is now: at
+        the next pass, after every change this one makes."""
+        if not batch.changed:
+            batch.changed = 1
+            ctx.timers.register(key, ctx.watermark)
+
+    def _on_batch(self, key: str, ctx: Context) -> Iterator[Finding]:
+        """A batch's timer: its alert's next revision, if it changed; a batch none of whose members
+        is kept is forgotten as its records are."""
         batch = self.store.get(key)
-        forgotten = isinstance(batch, Batch) and not batch.kept
-        if forgotten and max(batch.removed, batch.deadline) + self.forget_ms <= ctx.watermark:
+        if not isinstance(batch, Batch):
+            return
+        rule = next((r for r in self._retention(ctx.catalog).rules if r.name == batch.rule), None)
+        if batch.changed:
+            batch.changed = 0
+            self.store.touch(key)
+            if rule is not None:  # a rule dropped from policy since says nothing more
+                batch.revision += 1
+                yield self._batched(batch, rule)
+        if not batch.kept and max(batch.removed, batch.deadline) + self.forget_ms <= ctx.watermark:
             self.store.delete(key)
 
     def _revised(
-        self,
-        customer: str,
-        rid: str,
-        rec: Record,
-        d: Deadline,
-        start: int,
-        deadline: int,
-        ctx: Context,
-        begun_again: int = 0,
+        self, customer: str, rid: str, rec: Record, due: Due, ctx: Context, begun_again: int = 0
     ) -> Iterator[Finding]:
         """A raised overrun's record changed (removed, restored, its clock stopped): the revision of
         its batch's alert where the batch has one, else of its own."""
+        d, start, deadline = due
         tag = f"{Rule.retention_expired}:{d.name}"
         rec.fired[tag] += 1
         gid = rec.fired.get(tag + IN_BATCH)
@@ -1165,9 +1167,8 @@ class RetentionOverrunDetector:
         if isinstance(batch, Batch):
             self._recount(key, batch, rec, tag, _part(rec, d), ctx, begun_again)
             self.store.touch(key)
-            if batch.revision:
-                batch.revision += 1
-                yield self._batched(batch, d)
+            if batch.rolled:
+                self._changed(key, batch, ctx)
                 return
         yield self._overrun(customer, rid, rec, d, start, deadline, begun_again=begun_again)
 
@@ -1627,9 +1628,8 @@ class RetentionOverrunDetector:
 
 
 ANCHOR = "@"  # `Record.fired[f"{tag}@"]`: what the alert id of a rule (or rule:deadline) hashes
-IN_BATCH = (
-    "#"  # `Record.fired[f"{tag}#"]`: the hash of the overrun's batch (`Batch`), none before lifemon kept them
-)
+# `Record.fired[f"{tag}#"]`: the hash of the overrun's batch (`Batch`); none before lifemon kept batches
+IN_BATCH = "#"
 KEPT = "~"  # `Record.fired[f"{tag}~"]`: 1 while its batch counts it kept
 # the rules whose alerts are revised, so an alert an earlier lifemon raised needs its anchor pinned
 REVISED = (

@@ -432,7 +432,7 @@ class Batch:
 
     __slots__ = (
         "system", "rule", "jr_class", "deadline", "partition", "start", "records", "kept", "customers", "categories",
-        "rids", "subjects", "evidence", "alone", "revision", "removed",
+        "rids", "subjects", "evidence", "alone", "rolled", "revision", "changed", "removed",
     )  # fmt: skip
 
     def __init__(self, system: str, rule: str, jr_class: str, deadline: int, partition: int):
@@ -449,7 +449,10 @@ class Batch:
         # the members raised alone, while fewer than the threshold: [customer, record id]; emptied
         # when the threshold is reached, their alerts closed into the batch's
         self.alone: list[list[str]] = []
-        self.revision = 0  # the batch's alert's; 0: not raised, its members are alone
+        self.rolled = 0  # 1: the threshold reached, the batch's alert counts its members
+        # the batch's alert's revisions said, and whether it changed since the last (said once a
+        # timer pass: a day's thousands of members joining or leaving it are one revision)
+        self.revision = self.changed = 0
         self.removed = 0  # the latest removal of a member
 
     def join(self, customer: str, rid: str, rec: Any, start: int, new_customer: bool, limit: int) -> None:

@@ -21,19 +21,17 @@ from streams.alerts import latest
 from streams.engine import Engine
 
 EXPIRED = "LM-RO-001.retention_expired"
+
+
+def traces(n: int, day: float, record: str, customer: str, customers: int) -> list[Any]:
+    """`n` location traces on the mobile banker collected `day` days from T0, of `customers` customers."""
+    where = {"cats": LOCATION["cats"], "purpose": LOCATION["purpose"], "system": LOCATION["system"]}
+    return [collect(f"{record}{i:03d}", f"{customer}{i % customers:03d}", day, **where) for i in range(n)]
+
+
 # 60 location traces of 45 customers on the mobile banker, collected 22 Nov (Beijing): due by 24:00 on
 # 22 Dec, 30 days on; the year's destruction job shreds them 23 Dec 08:00, a day late
-TRACES = [
-    collect(
-        f"L{i:03d}",
-        f"CUST{i % 45:03d}",
-        -40,
-        cats=LOCATION["cats"],
-        purpose=LOCATION["purpose"],
-        system=LOCATION["system"],
-    )  # fmt: skip
-    for i in range(60)
-]
+TRACES = traces(60, -40, "L", "CUST", 45)
 SIGNED = {"method": "shred", "operator_id": "E1", "supervisor_id": "E2", "system": "mobile_banker"}
 
 
@@ -61,6 +59,7 @@ def test_sixty_records_due_one_day_on_one_system_are_one_alert(engine: Any) -> N
     got = expired(final_alerts(engine(), [*TRACES, tick(0)], 10_000))
     (batch,) = [a for a in got if a.status.value != "closed"]
     assert batch.counts == {"records": 60, "kept": 60}
+    assert batch.revision == 1  # said once a timer pass, not once a member joining it
     assert batch.subject_count == 45 and len(batch.subjects_sample) == 20
     assert set(batch.subjects_sample) <= {pz(f"CUST{i:03d}") for i in range(45)}
     assert "CUST0" not in batch.summary and batch.actor_id == "mobile_banker" and batch.jr_class == "C2"
@@ -163,17 +162,7 @@ def test_overruns_raised_before_the_upgrade_close_one_by_one_and_later_days_roll
                 rec.fired = {t: n for t, n in rec.fired.items() if not t.endswith(("#", "~"))}
             store.touch(key)
     after = _restarted_with(policy, before.changes(0))
-    later = [  # collected a day after the first 60: due 23 Dec
-        collect(
-            f"N{i:03d}",
-            f"NEW{i:03d}",
-            -39,
-            cats=LOCATION["cats"],
-            purpose=LOCATION["purpose"],
-            system=LOCATION["system"],
-        )  # fmt: skip
-        for i in range(25)
-    ]
+    later = traces(25, -39, "N", "NEW", 25)  # collected a day after the first 60: due 23 Dec
     got = expired(final_alerts(after, [*later, *destroyed([ev.record_id for ev in TRACES]), tick(0)], 10_000))
     ids = {a.alert_id for a in first}
     closing = [a for a in got if a.alert_id in ids]
