@@ -434,6 +434,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from streams.pseudonym import Pseudonymizer
     from streams.replay import ReplayFileError, replay, replay_files, stream_of_file, topics_of
     from streams.stats import Stats
+    from streams.transfer_ledger import TransferLedger
 
     config, _, specs, catalog = _setup(args)
     try:
@@ -464,6 +465,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     engine = Engine(specs, catalog, pseudonymize, allowed_lateness_ms=config.allowed_lateness_s * 1000)
     engine.deletions = DeletionLedger(catalog.policy)  # the lifecycle panels' deletion requests
+    engine.transfers = TransferLedger(catalog.policy)  # and the transfer ledger
     stats = Stats()
     try:
         alerts, dead = replay(
@@ -523,6 +525,7 @@ def _store_replay(
     tables.dead_letters.add(dead)  # dated when the replay refused them (`DeadLetter.refused_at`)
     tables.rollups.add(rollups)
     tables.deletions.add(engine.deletions.drain())
+    tables.transfers.add(engine.transfers.drain())
     for sink in (
         tables.alerts,
         tables.incidents,
@@ -530,6 +533,7 @@ def _store_replay(
         tables.rollups,
         tables.deletions,
         tables.contracts,
+        tables.transfers,
     ):
         sink.flush()
 

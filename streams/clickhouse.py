@@ -42,8 +42,11 @@ for _noisy in ("clickhouse_connect.driver._backend.http_sync", "clickhouse_conne
 # Server error codes (ClickHouse src/Common/ErrorCodes.cpp) that mean "the destination is gone".
 GONE_CODES = frozenset({60, 81})  # UNKNOWN_TABLE, UNKNOWN_DATABASE
 ACCESS_DENIED = 497
-# a column that holds pseudonyms: its TTL counts policy/storage.yaml's days from a time column
-_PSEUDONYM_TTL = re.compile(r"(\w+)\s[^,\n]*?TTL toDateTime\((\w+)\) \+ INTERVAL \{pseudonym_ttl_days\} DAY")
+# a column that holds pseudonyms: its TTL counts policy/storage.yaml's days from a time column (a line
+# of its own: an aggregate state's type has commas)
+_PSEUDONYM_TTL = re.compile(
+    r"^[ \t]+(\w+)\s[^\n]*?TTL toDateTime\((\w+)\) \+ INTERVAL \{pseudonym_ttl_days\} DAY", re.M
+)
 # Codes that mean "these values are refused", whatever the server's state: retrying cannot help.
 DATA_CODES = frozenset(
     {

@@ -70,6 +70,7 @@ from streams.personal_numbers import DoorSeals
 from streams.pseudonym import PseudonymKeyChanged, PseudonymKeyMismatch, fingerprint, spelled_as
 from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistry, said_elsewhere
 from streams.sources.canonical import StatementFields, is_statement
+from streams.transfer_ledger import TransferLedger
 
 COVERAGE_GAP = "coverage_gap"
 OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
@@ -911,6 +912,7 @@ class Engine:
         # rows for the lifecycle dashboard, collected only where a runtime writes them at its checkpoint
         # (a replay has no table to fill, and would hold every deletion of months of history)
         self.deletions: DeletionLedger | None = None
+        self.transfers: TransferLedger | None = None  # the transfer ledger's rows, likewise
         # (topic, partition) -> its newest event ids, as digests under a key of this process's
         self.seen_ids: dict[tuple[str, int], IdWindow] = {}
         self._dedupe_key = os.urandom(16)
@@ -1154,6 +1156,9 @@ class Engine:
             self._rollup(stream, topic, partition, decoded, events)
             if stream == "lifecycle" and self.deletions is not None:
                 self.deletions.add(events)
+            if stream == "transfer" and self.transfers is not None:
+                classes = self._labels(stream, ROLLUP_DIMENSIONS[stream][1]).coverage
+                self.transfers.add(events, lambda fields: classes[fields][0])
         return events
 
     def _pseudonymized_only(self, events: Sequence[Any]) -> None:

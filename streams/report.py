@@ -35,6 +35,8 @@ from streams.alert_query import (
 from streams.clickhouse import tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
 from streams.incident_query import SAME_LEAK, amounts, customers, next_owed, query_incidents
+from streams.transfer_ledger import LEDGER, provided
+from streams.transfer_ledger import render as render_provided
 
 SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低", "info": "提示"}
 SEVERITY_COLOURS = {
@@ -304,6 +306,7 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         "window": window,
         "gaps": gaps,
         "lifecycle": lifecycle(client, db, period),
+        "provided": provided(client, db, *period.where("ts")) if tables_present(client, db, [LEDGER]) else [],
         # the same alerts (last event in the period), as `lifemon alerts --review` times them
         "handling": handling(client, db, since=period.since, until=period.until),
     }
@@ -519,6 +522,7 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 {charts}
 {_alert_chart(data.get("alerts_by_hour"), period)}
 {_lifecycle(data.get("lifecycle"), zone)}
+{render_provided(data.get("provided") or [])}
 {_gaps(data.get("gaps", []))}
 {_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
 {_handling(data.get("handling") or [], period)}

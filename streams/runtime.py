@@ -71,6 +71,7 @@ from streams.sinks.kafka import (
 from streams.sinks.tables import Tables
 from streams.sources import RawDecoder, unread_raw_topics, withheld_topics, zones_by_default
 from streams.stats import Stats
+from streams.transfer_ledger import TransferLedger
 
 EVENT_STREAMS = [s for s in EVENT_MODELS if s not in REFERENCE_STREAMS]
 log = logging.getLogger(__name__)
@@ -420,10 +421,11 @@ class Monitor:
             ),
             tables.dead_letters,
         ]
-        self.rollup_sink, self.deletion_sink, self.contract_sink = (
+        self.rollup_sink, self.deletion_sink, self.contract_sink, self.transfer_sink = (
             tables.rollups,
             tables.deletions,
             tables.contracts,
+            tables.transfers,
         )
         self.stats_sink = tables.stats
         # its own producer: a changelog write waits for its records only (Changelog.write flushes)
@@ -446,6 +448,7 @@ class Monitor:
         # topic (keyed by its shipper) sends even the stream's own key there
         self.engine.rekey_locally = False
         self.deletions = self.engine.deletions = DeletionLedger(catalog.policy)
+        self.transfers = self.engine.transfers = TransferLedger(catalog.policy)
         needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
         self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
@@ -1215,7 +1218,8 @@ class Monitor:
                     raise failures[0]
                 self.rollup_sink.add(self.engine.rollup_rows())
                 self.deletion_sink.add(self.deletions.drain())
-                for table in (self.rollup_sink, self.deletion_sink, self.contract_sink):
+                self.transfer_sink.add(self.transfers.drain())
+                for table in (self.rollup_sink, self.deletion_sink, self.contract_sink, self.transfer_sink):
                     table.flush()
                 self._write_stats()
                 crash_point("after_flush", self.stats.total())

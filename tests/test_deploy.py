@@ -47,6 +47,7 @@ from streams.pseudonym import ENV_KEY
 from streams.receivers import ALERTNAME
 from streams.report import lifecycle
 from streams.sinks.clickhouse import ALERT_COLUMNS, INCIDENT_COLUMNS, ROLLUP_COLUMNS
+from streams.transfer_ledger import LEDGER_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -1022,6 +1023,21 @@ def _seed(client: Any, db: str) -> None:
             ("R5", "e8", "deletion_refused", BASE - day / 8, EPOCH, "crm"),
         ],
     )
+    entrusted = ("p1", "外包 / outsourcer", "processor", "contract", "C2")
+    ledger = list(LEDGER_COLUMNS)
+    _insert(  # two files to the outsourcer, customer pb in both; one to the bank's own warehouse
+        client,
+        db,
+        "transfer_ledger",
+        ledger,
+        [
+            ("t1", _ts(0), *entrusted, 3, 3, 3, ["pa", "pb", "pc"]),
+            ("t2", _ts(1), *entrusted, 2, 2, 2, ["pb", "pd"]),
+            ("t3", _ts(2), "int_dw", "数据仓库 / data warehouse", "internal", "none", "C2", 9, 9, 1, ["pa"]),
+        ],
+    )
+    # t2 written again by a replay, in a part of its own: counted once
+    _insert(client, db, "transfer_ledger", ledger, [("t2", _ts(1), *entrusted, 2, 2, 2, ["pb", "pd"])])
     contract = ("p1", "CT-1", "processor", "CN", "外包", "outsourcer", ["contact"], BASE.date())
     old_policy = [
         (*contract, BASE - 400 * day, BASE + 10 * day, 0, "", 1),
@@ -1615,3 +1631,16 @@ def test_lifecycle_panels_read_the_newest_state(_deploy_chdb: Any, deploy_db: st
     }
     (contract,) = _panel_rows("contracts", _deploy_chdb, deploy_db)  # p0 left the newest policy
     assert (contract["recipient"], contract["days_left"], contract["horizon"]) == ("p1", 39, "30-90 d")
+    (provided,) = _panel_rows("provided to others", _deploy_chdb, deploy_db)  # the warehouse is the bank's
+    assert provided == {
+        "recipient_id": "p1",
+        "recipient": "外包 / outsourcer",
+        "direction": "processor",
+        "legal_basis": "contract",
+        "jr_class": "C2",
+        "customers": 4,
+        "unnamed": 0,
+        "records": 5,
+        "transfers": 2,
+        "expired": False,
+    }

@@ -26,12 +26,14 @@ from policy.contracts import RecipientBook
 from schemas.models import REFERENCE_STREAMS, LifecycleStage, RecipientType, TransferEvent
 from streams.clickhouse import apply_ddl
 from streams.produce import produce
+from streams.pseudonym import Pseudonymizer
 from streams.report import Period, gather, lifecycle, render
+from streams.transfer_ledger import provided
 from streams.workload import Workload, generate
 
 pytestmark = pytest.mark.integration
 DAY = 86_400_000
-PANELS = ("Retention backlog", "Overdue records", "Deletion requests", "contracts by expiry")
+PANELS = ("Retention backlog", "Overdue records", "Deletion requests", "contracts by expiry", "provided to others")
 EXECUTED = {LifecycleStage.delete, LifecycleStage.anonymize, LifecycleStage.destroy}
 AGE_LIMITS, AGE_BUCKETS = (30, 90, 365), ("< 30 d", "30-90 d", "90 d-1 y", ">= 1 y")  # days overdue
 
@@ -204,6 +206,74 @@ def test_contracts_by_expiry_with_the_transfers_sent_after_it(day, span, dashboa
     assert (
         rows["tp_insurance_partner"]["horizon"] == ">= 180 d"
     )  # valid to 2026-06-30: 180 days and some hours
+
+
+def test_the_ledger_says_what_went_to_whom_under_which_basis(day, span, dashboard, policy, catalog) -> None:
+    """probe_v3 H1: an examiner asks how many customers' information went to each recipient, under
+    which legal basis, of which class (PIPL art. 55-56). Each line against the generator's transfers:
+    the customers they named (distinct), those they only counted, records and transfers; the bank's
+    own systems left out, an undeclared recipient never by its free-text id."""
+    start, end = (int(t.timestamp() * 1000) for t in span)
+    book = policy.recipients
+    expected: dict[tuple, dict[str, Any]] = {}
+    sent = [*events(day, "transfer"), *(e for _, _, e in legacy_transfers(day))]
+    for ev in (e for e in sent if start <= e.ts < end):
+        if book.kind_of(ev.recipient_id, ev.recipient_type) is RecipientType.internal:
+            continue
+        rid = ev.recipient_id if ev.recipient_id in book.recipients else "undeclared_recipient"
+        line = expected.setdefault(
+            (rid, ev.legal_basis.value, catalog.profile(ev.categories)[0].value),
+            {"customers": set(), "unnamed": 0, "records": 0, "transfers": 0},
+        )
+        line["customers"] |= set(ev.subject_ids)
+        line["unnamed"] += 0 if ev.subject_ids else ev.subject_count
+        line["records"] += ev.record_count
+        line["transfers"] += 1
+    rows = dashboard[0]["provided to others"]
+    got = {(r["recipient_id"], r["legal_basis"], r["jr_class"]): r for r in rows}
+    assert {k: {**v, "customers": len(v["customers"])} for k, v in expected.items()} == {
+        k: {c: r[c] for c in ("customers", "unnamed", "records", "transfers")} for k, r in got.items()
+    }
+    directions = {r["recipient_id"]: r["direction"] for r in rows}
+    assert {rid: directions[rid] for rid in ("os_parent_group_hk", "proc_call_center", "reg_amlmac")} == {
+        "os_parent_group_hk": "cross_border",
+        "proc_call_center": "processor",
+        "reg_amlmac": "regulator",
+    }
+    assert directions["undeclared_recipient"] == "third_party" and "internal" not in directions.values()
+    assert {r["recipient"] for r in rows if r["recipient_id"] == "reg_amlmac"} == {
+        "中国反洗钱监测分析中心 / China AML Monitoring and Analysis Center"
+    }
+    assert sum(r["customers"] for r in rows) > 0 and sum(r["unnamed"] for r in rows) > 10_000
+
+
+def test_the_ledger_keeps_no_customer_id_and_no_pseudonym(day, dashboard, ch) -> None:
+    """Once merged, the table holds only the uniqExact state of the pseudonyms (`subjects` expires
+    at the first merge), never a customer id."""
+    named = {i for ev in events(day, "transfer") for i in ev.subject_ids}
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+    ch.command(f"OPTIMIZE TABLE {dashboard[2]}.transfer_ledger FINAL")  # as the first merge does
+    sql = f"SELECT * EXCEPT customers, hex(customers) FROM {dashboard[2]}.transfer_ledger"
+    stored = repr(ch.query(sql).result_rows)
+    spelled = {i for raw in named for i in (raw, pseudonymize(raw))}
+    assert named and not [i for i in spelled if i in stored or i.encode().hex().upper() in stored]
+
+
+def test_the_report_lists_what_the_ledger_panel_shows(day, span, dashboard, ch) -> None:
+    """The report's section "对外提供个人金融信息" and the panel, over the same half-open range."""
+    _, _, db = dashboard
+    data = gather(ch, db, Period(since=span[0], until=span[1]))
+    assert [vars(p) for p in data["provided"]] == dashboard[0]["provided to others"]
+    html = render(data)
+    assert "对外提供个人金融信息 / Personal information provided to others" in html
+    top = data["provided"][0]
+    assert f"<td class=n>{top.records:,}</td><td class=n>{top.transfers:,}</td></tr>" in html
+    # a range ending at a transfer's instant leaves it to the next range, in both
+    last = max(e.ts for e in events(day, "transfer"))
+    cut = (span[0], datetime.fromtimestamp(last / 1000, UTC))
+    before = provided(ch, db, *Period(since=cut[0], until=cut[1]).where("ts"))
+    assert [vars(p) for p in before] == read_panels(ch, db, cut)["provided to others"]
+    assert sum(p.transfers for p in before) == sum(p.transfers for p in data["provided"]) - 1
 
 
 def test_a_replay_counts_nothing_twice(dashboard) -> None:

@@ -21,6 +21,8 @@ from test_pipeline import (
 )
 
 from detectors import REGISTRY, load_detectors
+from policy import load_policy
+from schemas.models import RecipientType
 from streams.alerts import actor_of, latest
 from streams.codecs import Decoder
 from streams.demo import rule_names, score
@@ -314,6 +316,18 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     ).result_rows[0][0]
     assert deletions == sum(
         1 for s, _, r in workload.records if s == "lifecycle" and r.stage == "deletion_requested"
+    )
+    # the transfer ledger too: every transfer to others (not the bank's own systems) once
+    book = load_policy().recipients
+    assert (
+        sum(p.transfers for p in data["provided"])
+        == sum(
+            1
+            for s, _, r in workload.records
+            if s == "transfer"
+            and book.kind_of(r.recipient_id, r.recipient_type) is not RecipientType.internal
+        )
+        > 0
     )
     assert "a live run counted" not in printed.err
     # a live run's counts in the replay's minutes: the same records would count twice, and the

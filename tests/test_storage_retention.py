@@ -24,6 +24,7 @@ from streams.pseudonym import PSEUDONYM, Pseudonymizer
 from streams.replay import replay, replay_files
 from streams.runtime import ensure_topics
 from streams.sinks.clickhouse import ALERT_COLUMNS, INCIDENT_COLUMNS, ROLLUP_COLUMNS, alert_row, incident_row
+from streams.transfer_ledger import LEDGER_COLUMNS, TransferLedger, provided, render
 from streams.workload import generate, write_files
 
 SHORT = Storage(pseudonym_ttl_days=30, dead_letter_retention_days=3)
@@ -56,6 +57,7 @@ def test_every_column_a_real_day_fills_with_pseudonyms_expires(
     DDL gives the pseudonym TTL."""
     files = write_files(generate(3000, seed=5, policy=policy), tmp_path)
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"retention-test-key-0123456789"))
+    engine.transfers = TransferLedger(policy)
     alerts, _ = replay(engine, Decoder(), replay_files(files))
     assert {a.detector for a in alerts} >= {"bulk_query", "offscope_marketing", "retention_overrun"}
     apply_ddl(ch, db, LONG)  # the generated day may lie further back than SHORT: kept till the scan
@@ -66,11 +68,21 @@ def test_every_column_a_real_day_fills_with_pseudonyms_expires(
     ch.insert(
         "incidents", list(map(incident_row, incidents)), database=db, column_names=list(INCIDENT_COLUMNS)
     )
+    ledger = engine.transfers.drain()
+    ch.insert("transfer_ledger", ledger, database=db, column_names=list(LEDGER_COLUMNS))
+    # its pseudonyms expire as they are written: emptied by the first merge, their state kept
+    ch.command(f"OPTIMIZE TABLE {db}.transfer_ledger FINAL")
     holding = set()
     for table, column, kind in ch.query(
         f"SELECT table, name, type FROM system.columns WHERE database = '{db}'"
     ).result_rows:
-        if "String" in kind:
+        if kind.startswith("AggregateFunction"):  # a state of pseudonyms (transfer_ledger.customers)
+            (n,) = ch.query(
+                f"SELECT countIf(finalizeAggregation({column}) > 0) FROM {db}.{table}"
+            ).result_rows[0]
+            if n:
+                holding.add((table, column))
+        elif "String" in kind:
             (n,) = ch.query(
                 f"SELECT countIf(match(toString({column}), {{p:String}})) FROM {db}.{table}",
                 parameters={"p": PSEUDONYM.pattern},
@@ -79,7 +91,7 @@ def test_every_column_a_real_day_fills_with_pseudonyms_expires(
                 holding.add((table, column))
     declared = {(table, c) for table, columns in pseudonym_columns().items() for c in columns}
     assert holding == declared
-    assert set(pseudonym_columns()) == {"alerts", "incidents"}
+    assert set(pseudonym_columns()) == {"alerts", "incidents", "transfer_ledger"}
     assert set(ttl_days(ch, db).values()) == {"toDateTime(kept_from) + toIntervalDay(3650)"}
 
 
@@ -119,6 +131,28 @@ def test_expired_pseudonyms_are_emptied_and_the_audit_row_stays(ch: Any, db: str
     assert rows["old"] == ("", [], "", "offscope_marketing", "high", "E1", {"pushes": 1}, 1)
     assert rows["recent"][1] == ["p_0123456789abcdef01234567"]
     assert rows["late"][0].startswith("1 push") and rows["late"][1] == ["p_0123456789abcdef01234567"]
+
+
+def test_the_ledger_forgets_its_customers_after_the_pseudonym_days_and_keeps_the_rest(
+    ch: Any, db: str
+) -> None:
+    """A transfer older than storage.yaml's days keeps its recipient, basis, class, records and count;
+    its customers' state is emptied, and the report says so rather than 0 customers."""
+    apply_ddl(ch, db, SHORT)
+    now = datetime.now(UTC)
+    sent = ("r1", "外包 / outsourcer", "processor", "contract", "C2", 2, 2, 2, ["p_a", "p_b"])
+    ch.insert(
+        "transfer_ledger",
+        [("old", now - timedelta(days=31), *sent), ("recent", now - timedelta(days=29), *sent)],
+        database=db,
+        column_names=list(LEDGER_COLUMNS),
+    )
+    ch.command(f"OPTIMIZE TABLE {db}.transfer_ledger FINAL")
+    old, recent = (provided(ch, db, f" AND event_id = '{event}'")[0] for event in ("old", "recent"))
+    assert (old.customers, old.expired, old.records, old.transfers) == (0, True, 2, 1)
+    assert (recent.customers, recent.expired) == (2, False)
+    assert ch.query(f"SELECT DISTINCT subjects FROM {db}.transfer_ledger").result_rows == [([],)]
+    assert "expired / 已过保存期" in render([old])
 
 
 def test_a_table_whose_ttl_counted_from_last_seen_counts_from_kept_from_after_an_upgrade(

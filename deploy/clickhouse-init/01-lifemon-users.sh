@@ -62,6 +62,7 @@ GRANT SELECT ON ${db}.pipeline_stats TO grafana_ro;
 GRANT SELECT ON ${db}.dead_letters TO grafana_ro;
 GRANT SELECT ON ${db}.deletion_events TO grafana_ro;
 GRANT SELECT ON ${db}.recipient_contracts TO grafana_ro;
+GRANT SELECT ON ${db}.transfer_ledger TO grafana_ro;
 GRANT SELECT ON ${db}.incidents TO grafana_ro;
 SQL
     echo "lifemon: created ClickHouse users lifemon (writer on ${db}.*) and grafana_ro (read-only on the dashboard tables), and the role lifemon_analyst (reads, adds reviews)"

@@ -21,6 +21,7 @@ from streams.sinks.clickhouse import (
     identity_row,
     incident_row,
 )
+from streams.transfer_ledger import LEDGER, LEDGER_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Tables:
     # the lifecycle dashboard's: deletion requests as they come, the policy's contracts at start
     deletions: ClickHouseTableSink
     contracts: ClickHouseTableSink
+    transfers: ClickHouseTableSink  # the transfer ledger: one row per transfer (streams/transfer_ledger.py)
     stats: ClickHouseTableSink
 
     @classmethod
@@ -48,6 +50,7 @@ class Tables:
             table("event_rollups", ROLLUP_COLUMNS, identity_row, "rollups"),
             table("deletion_events", DELETION_COLUMNS, identity_row, "deletions"),
             table("recipient_contracts", CONTRACT_COLUMNS, identity_row, "contracts"),
+            table(LEDGER, LEDGER_COLUMNS, identity_row, "transfer ledger"),
             table("pipeline_stats", STATS_COLUMNS, identity_row, "stats"),
         )
         tables.contracts.add(contract_rows(book, int(time.time() * 1000)))

@@ -1,0 +1,163 @@
+"""The transfer ledger (clickhouse/006_transfer_ledger.sql): to whom the bank provided personal
+information, under which legal basis, which classes, and how many customers, records and transfers.
+
+An examiner asks it per period (PIPL art. 55-56; seed 002 §六.2(2): the scale, purpose and recipient
+of every share recorded). The rollups count transfer events; they cannot say how many distinct
+customers went to one recipient. Here each transfer is one row keyed by its event id, so a replay or a
+restart rewrites the same rows, whatever its batches (a row per batch would change with the batch
+boundaries after a crash, and count twice). Its customers' pseudonyms are emptied at the table's first
+merge; what stays is their `uniqExact` state, which the table computes on insert and keeps for
+policy/storage.yaml's pseudonym days, like every pseudonym lifemon keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from policy.model import Policy, Recipients
+from schemas.models import RecipientType
+
+LEDGER = "transfer_ledger"
+LEDGER_COLUMNS = (
+    "event_id",
+    "ts",
+    "recipient_id",
+    "recipient_name",
+    "direction",
+    "legal_basis",
+    "jr_class",
+    "records",
+    "subject_count",
+    "named",
+    "subjects",
+)
+UNDECLARED = "undeclared_recipient"  # the rollups' label: an undeclared id is free text, kept out
+UNDECLARED_NAME = "未声明的接收方 / undeclared recipients (transfer_policy alerts name them)"
+# PIPL art. 38-39: provision abroad is its own kind, whatever the recipient's type
+CROSS_BORDER = "cross_border"
+
+
+class TransferLedger:
+    """Transfers seen since the last `drain`, as `transfer_ledger` rows. `cls` gives a transfer's
+    JR/T 0171 class from its categories (the rollups' label, combinations included)."""
+
+    def __init__(self, policy: Policy):
+        self.recipients = policy.recipients
+        self.rows: list[tuple] = []
+
+    def add(self, events: Iterable[Any], cls: Callable[[tuple[str, ...]], str]) -> None:
+        recipient = self._recipient
+        for ev in events:
+            rid, name, direction = recipient(ev)
+            ids = ev.subject_ids
+            self.rows.append(
+                (
+                    ev.event_id,
+                    ev.ts,
+                    rid,
+                    name,
+                    direction,
+                    ev.legal_basis.value,
+                    cls(tuple(ev.categories)),
+                    ev.record_count,
+                    ev.subject_count,
+                    len(ids),
+                    ids,  # pseudonyms already (Engine.ingest): the table keeps their uniqExact state
+                )
+            )
+
+    def _recipient(self, ev: Any) -> tuple[str, str, str]:
+        """(recipient as a known id, its declared name, direction). Only ids the policy declares reach
+        the table: a declared recipient, else the declared class of authorities it belongs to (a
+        court), else `undeclared_recipient`. The direction is the declared type (`kind_of`: a log's
+        `internal` or `regulator` lifts nothing), or cross_border when it goes to another country."""
+        book: Recipients = self.recipients
+        declared = book.recipients.get(ev.recipient_id)
+        kind = book.kind_of(ev.recipient_id, ev.recipient_type)
+        country = declared.country if declared is not None else ev.recipient_country
+        abroad = kind is RecipientType.overseas or (country is not None and country != book.home_country)
+        direction = CROSS_BORDER if abroad else kind.value
+        if declared is not None:
+            return ev.recipient_id, f"{declared.name_zh} / {declared.name_en}", direction
+        authority = book.authority_of(ev.recipient_id, ev.recipient_type, ev.legal_basis)
+        if authority is not None:
+            found = book.authorities[authority]
+            return authority, f"{found.name_zh} / {found.name_en}", RecipientType.regulator.value
+        return UNDECLARED, UNDECLARED_NAME, direction
+
+    def drain(self) -> list[tuple]:
+        out, self.rows = self.rows, []
+        return out
+
+
+# What the report and the lifecycle dashboard's panel read: provision to others, the bank's own
+# systems left out (seed 002 §六: 共享、转让、委托处理、公开披露、境外提供). FINAL: a transfer written twice
+# (a crash between the write and the offset commit) is one row. `{where}` bounds `ts` half-open.
+PROVIDED_SQL = """SELECT recipient_id, any(recipient_name) AS recipient, direction, legal_basis, jr_class,
+    uniqExactMerge(customers) AS customers, sumIf(subject_count, named = 0) AS unnamed,
+    sum(records) AS records, count() AS transfers, sum(named) > 0 AND customers = 0 AS expired
+FROM {db}.transfer_ledger FINAL
+WHERE direction != 'internal'{where}
+GROUP BY recipient_id, direction, legal_basis, jr_class
+ORDER BY customers + unnamed DESC, records DESC, recipient_id, legal_basis, jr_class"""
+
+
+@dataclass(frozen=True)
+class Provided:
+    """One line of the section: a recipient, direction, legal basis and class in the period."""
+
+    recipient_id: str
+    recipient: str
+    direction: str
+    legal_basis: str
+    jr_class: str
+    customers: int  # distinct named customers (their pseudonyms' uniqExact)
+    unnamed: int  # customers of transfers naming none, as their senders counted them: not de-duplicated
+    records: int
+    transfers: int
+    expired: bool  # its customers' state outlived policy/storage.yaml's pseudonym days: not counted
+
+
+def provided(
+    client: Any, db: str, where: str = "", parameters: dict[str, Any] | None = None
+) -> list[Provided]:
+    """The ledger's lines, `where` an ` AND ...` on `ts` (Period.where)."""
+    sql = PROVIDED_SQL.replace("{db}", db).replace("{where}", where)
+    return [Provided(*row) for row in client.query(sql, parameters=parameters or {}).result_rows]
+
+
+DIRECTION_NAMES = {
+    "processor": "委托处理 / entrusted processing",
+    "third_party": "共享、转让 / provided to a third party",
+    CROSS_BORDER: "境外提供 / cross-border",
+    "regulator": "依法报送 / reported by law",
+    "public": "公开披露 / public disclosure",
+}
+
+
+def render(lines: list[Provided]) -> str:
+    """The report's section "对外提供个人金融信息 / Personal information provided to others"."""
+    head = (
+        "<h2>对外提供个人金融信息 / Personal information provided to others</h2>"
+        "<p class=sub>per recipient, legal basis and JR/T 0171 class in the period (PIPL art. 55-56, "
+        "seed 002 §六.2(2)); customers are distinct pseudonyms, those of transfers naming none are "
+        "counted as sent; the bank's own systems are left out</p>"
+    )
+    if not lines:
+        return head + "<p>none in the period / 期内无对外提供</p>"
+    rows = "".join(
+        f"<tr><td>{escape(p.recipient)}<br><small><code>{escape(p.recipient_id)}</code></small></td>"
+        f"<td>{escape(DIRECTION_NAMES.get(p.direction, p.direction))}</td><td>{escape(p.legal_basis)}</td>"
+        f"<td{' class=c3' if p.jr_class == 'C3' else ''}>{escape(p.jr_class)}</td>"
+        f"<td class=n>{'expired / 已过保存期' if p.expired else f'{p.customers:,}'}</td>"
+        f"<td class=n>{p.unnamed:,}</td><td class=n>{p.records:,}</td><td class=n>{p.transfers:,}</td></tr>"
+        for p in lines
+    )
+    return (
+        f"{head}<table><tr><th>recipient / 接收方</th><th>direction / 方式</th><th>legal basis / 合法性基础</th>"
+        "<th>class / 类别</th><th class=n>customers / 客户数</th><th class=n>not named / 未列名客户</th>"
+        f"<th class=n>records / 记录数</th><th class=n>transfers / 传输次数</th></tr>{rows}</table>"
+    )
