@@ -27,6 +27,7 @@ from streams.lifecycle_ledger import DeletionLedger
 from streams.personal_numbers import CustomerIdSeal, DoorSeals, NumberSeal, is_card, mask
 from streams.pseudonym import Pseudonymizer, fingerprint
 from streams.replay import replay
+from streams.transfer_ledger import TransferLedger
 from streams.workload import generate, write_files
 
 CARD, RIC, MOBILE = "6222020200001234562", "11010519491231002X", "13812345678"  # valid check digits
@@ -428,6 +429,7 @@ def _outcome(paths: list[Path], policy: Any, catalog: Any) -> tuple[Counter, str
     alerts, the incidents, the deletion rows and the detectors' state."""
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"k" * 32))
     engine.deletions = DeletionLedger(catalog.policy)
+    engine.transfers = TransferLedger(catalog.policy)
     alerts, dead = replay(engine, Decoder(), paths)
     assert dead == []
     final = latest(alerts)
@@ -435,6 +437,7 @@ def _outcome(paths: list[Path], policy: Any, catalog: Any) -> tuple[Counter, str
         *(a.model_dump_json() for a in final),
         *(i.model_dump_json() for i in engine.take_incidents()),
         repr(engine.deletions.drain()),
+        repr(engine.transfers.drain()),
         repr(engine.changes(0)),
     ]
     return Counter((a.detector, a.rule_id, a.severity, a.subject_count) for a in final), "\n".join(kept)
@@ -443,7 +446,7 @@ def _outcome(paths: list[Path], policy: Any, catalog: Any) -> tuple[Counter, str
 def test_a_day_whose_ids_hold_numbers_gives_the_same_alerts_and_keeps_none(policy, catalog, tmp_path) -> None:
     """Sealed at the door, ids still join (a record's deletion and its later use, an employee and
     their entitlement): the same alerts as the day without the numbers, and no number in the
-    alerts, the incidents, the deletion rows or the detectors' state."""
+    alerts, the incidents, the deletion and transfer ledger rows or the detectors' state."""
     files = write_files(generate(3000, seed=5, policy=policy), tmp_path / "day")
     plain, _ = _outcome([p for p in files if p.suffix == ".jsonl"], policy, catalog)
     numbered, text = _outcome(_rewritten(tmp_path / "day", tmp_path / "ids", _with_numbers), policy, catalog)

@@ -219,12 +219,14 @@ def test_the_example_alert_and_incident_lines_are_the_demos(
     from streams.lifecycle_ledger import DeletionLedger
     from streams.pseudonym import Pseudonymizer
     from streams.replay import replay
+    from streams.transfer_ledger import TransferLedger
     from streams.workload import write_files
 
     policy = load_policy()
     files = [p for p in write_files(demo_day(), tmp_path) if p.suffix == ".jsonl"]
     engine = Engine(load_detectors(policy), Catalog(policy), Pseudonymizer(b"readme-example-key-0123456789"))
     engine.deletions = DeletionLedger(policy)  # as `lifemon replay` does
+    engine.transfers = TransferLedger(policy)
     alerts, dead = replay(engine, Decoder(), files)
     latest = {a.alert_id: a for a in sorted(alerts, key=lambda a: a.revision)}
     monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)  # one chDB per process
