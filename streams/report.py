@@ -306,7 +306,10 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         "window": window,
         "gaps": gaps,
         "lifecycle": lifecycle(client, db, period),
-        "provided": provided(client, db, *period.where("ts")) if tables_present(client, db, [LEDGER]) else [],
+        # a database no lifemon with the ledger has started on yet has no table: no section, not "none"
+        "provided": provided(client, db, *period.where("ts"))
+        if tables_present(client, db, [LEDGER])
+        else None,
         # the same alerts (last event in the period), as `lifemon alerts --review` times them
         "handling": handling(client, db, since=period.since, until=period.until),
     }
@@ -522,7 +525,7 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 {charts}
 {_alert_chart(data.get("alerts_by_hour"), period)}
 {_lifecycle(data.get("lifecycle"), zone)}
-{render_provided(data.get("provided") or [])}
+{render_provided(data.get("provided"))}
 {_gaps(data.get("gaps", []))}
 {_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
 {_handling(data.get("handling") or [], period)}

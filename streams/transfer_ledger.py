@@ -148,8 +148,11 @@ DIRECTION_NAMES = {
 }
 
 
-def render(lines: list[Provided]) -> str:
-    """The report's section "对外提供个人金融信息 / Personal information provided to others"."""
+def render(lines: list[Provided] | None) -> str:
+    """The report's section "对外提供个人金融信息 / Personal information provided to others"; nothing
+    where the ledger has no table (None)."""
+    if lines is None:
+        return ""
     head = (
         "<h2>对外提供个人金融信息 / Personal information provided to others</h2>"
         "<p class=sub>per recipient, legal basis and JR/T 0171 class in the period (PIPL art. 55-56, "

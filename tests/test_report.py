@@ -277,3 +277,14 @@ def test_a_report_without_events_says_so_instead_of_a_window(ch, names, policy, 
     html = render(gather(ch, db, later))
     assert "<svg" not in html and "0.5" not in html
     assert '<p class="nocharts">no events in the period / 期内无事件: no chart' in html
+    assert "none in the period / 期内无对外提供" in html  # the transfer ledger's section, empty
+
+
+def test_a_store_from_before_the_transfer_ledger_has_no_section_rather_than_none(ch, names) -> None:
+    """`lifemon report` never creates tables: over a database an earlier lifemon wrote, the section
+    would say "none" of transfers it never recorded."""
+    db = names["database"]
+    apply_ddl(ch, db)
+    ch.command(f"DROP TABLE {db}.transfer_ledger")
+    data = gather(ch, db)
+    assert data["provided"] is None and "Personal information provided to others" not in render(data)
