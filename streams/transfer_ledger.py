@@ -105,8 +105,9 @@ class TransferLedger:
 
 # What the report and the lifecycle dashboard's panel read: provision to others, the bank's own
 # systems left out (seed 002 §六: 共享、转让、委托处理、公开披露、境外提供). FINAL: a transfer written twice
-# (a crash between the write and the offset commit) is one row. `{where}` bounds `ts` half-open.
-PROVIDED_SQL = """SELECT recipient_id, any(recipient_name) AS recipient, direction, legal_basis, jr_class,
+# (a crash between the write and the offset commit) is one row. `{where}` bounds `ts` half-open. A
+# recipient renamed in the policy reads by its newest transfer's name.
+PROVIDED_SQL = """SELECT recipient_id, argMax(recipient_name, ts) AS recipient, direction, legal_basis, jr_class,
     uniqExactMerge(customers) AS customers, sumIf(subject_count, named = 0) AS unnamed,
     sum(records) AS records, count() AS transfers, sum(named) > 0 AND customers = 0 AS expired
 FROM {db}.transfer_ledger FINAL

@@ -47,7 +47,7 @@ from streams.pseudonym import ENV_KEY
 from streams.receivers import ALERTNAME
 from streams.report import lifecycle
 from streams.sinks.clickhouse import ALERT_COLUMNS, INCIDENT_COLUMNS, ROLLUP_COLUMNS
-from streams.transfer_ledger import LEDGER_COLUMNS
+from streams.transfer_ledger import LEDGER_COLUMNS, PROVIDED_SQL
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -1031,7 +1031,8 @@ def _seed(client: Any, db: str) -> None:
         "transfer_ledger",
         ledger,
         [
-            ("t1", _ts(0), *entrusted, 3, 3, 3, ["pa", "pb", "pc"]),
+            # under the name the policy gave the outsourcer before: the newest transfer's name is read
+            ("t1", _ts(0), "p1", "旧名 / old name", *entrusted[2:], 3, 3, 3, ["pa", "pb", "pc"]),
             ("t2", _ts(1), *entrusted, 2, 2, 2, ["pb", "pd"]),
             ("t3", _ts(2), "int_dw", "数据仓库 / data warehouse", "internal", "none", "C2", 9, 9, 1, ["pa"]),
         ],
@@ -1631,6 +1632,11 @@ def test_lifecycle_panels_read_the_newest_state(_deploy_chdb: Any, deploy_db: st
     }
     (contract,) = _panel_rows("contracts", _deploy_chdb, deploy_db)  # p0 left the newest policy
     assert (contract["recipient"], contract["days_left"], contract["horizon"]) == ("p1", 39, "30-90 d")
+    # the report's query over Grafana's range, so the two never drift apart
+    ((_, panel),) = [(pid, p) for pid, p in QUERY_PANELS if "provided to others" in p["title"]]
+    assert panel["targets"][0]["rawSql"] == PROVIDED_SQL.replace("{db}", "lifemon").replace(
+        "{where}", " AND ts >= $__fromTime_ms AND ts < $__toTime_ms"
+    )
     (provided,) = _panel_rows("provided to others", _deploy_chdb, deploy_db)  # the warehouse is the bank's
     assert provided == {
         "recipient_id": "p1",
