@@ -40,7 +40,8 @@ from streams.clickhouse import connect
 c = connect({dsn!r})
 alerts = c.query("SELECT alert_id, subject_count FROM {db}.alerts FINAL ORDER BY alert_id").result_rows
 rollups = c.query("SELECT stream, sum(events) FROM {db}.event_rollups FINAL GROUP BY stream").result_rows
-print(json.dumps({{"alerts": alerts, "rollups": dict(rollups)}}))
+ledger = c.query("SELECT count(), sum(records) FROM {db}.transfer_ledger FINAL").result_rows[0]
+print(json.dumps({{"alerts": alerts, "rollups": dict(rollups), "ledger": ledger}}))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=120, check=True)
     return json.loads(out.stdout.decode().strip().splitlines()[-1])
@@ -77,3 +78,5 @@ def crash_then_restart(path, crash_at: str, config, day, broker, policy, catalog
         if stream not in REFERENCE_STREAMS:
             produced[stream] = produced.get(stream, 0) + 1
     assert {s: n for s, n in totals["rollups"].items() if s in produced} == produced  # counted once
+    transfers = [r for s, _, r in day.records if s == "transfer"]
+    assert totals["ledger"] == [len(transfers), sum(r.record_count for r in transfers)]  # each transfer once
