@@ -66,6 +66,9 @@ SETTINGS non_replicated_deduplication_window = 1000;
 -- column have '' (as do brokers that give no topic id). It is last in the key: ClickHouse lets an
 -- existing table's key grow only by a column added in the same ALTER, at its end, with no DEFAULT
 -- clause (streams/clickhouse.py `_add_missing_columns`).
+-- `action` is an access event's action (view, query, export, download, print, update, delete): a
+-- take-out and a screen read of the same class count apart (probe_v3 H4). '' on the other streams,
+-- and on access rows written before the column: their action is unknown. Last in the key, as topic_id.
 CREATE TABLE IF NOT EXISTS {db}.event_rollups
 (
     topic       LowCardinality(String),
@@ -77,11 +80,12 @@ CREATE TABLE IF NOT EXISTS {db}.event_rollups
     jr_class    LowCardinality(String),
     org         LowCardinality(String),
     outcome     LowCardinality(String),
+    action      LowCardinality(String),
     events      UInt64,
     version     UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY (topic, partition, block, minute, stream, jr_class, org, outcome, topic_id)
+ORDER BY (topic, partition, block, minute, stream, jr_class, org, outcome, topic_id, action)
 SETTINGS non_replicated_deduplication_window = 1000;
 
 -- Pipeline health, one row per checkpoint of each instance.

@@ -205,11 +205,12 @@ out:
 }
 
 PyDoc_STRVAR(count_rollup_doc,
-"count_rollup(events, stream, fields_attr, org_attr, outcome_attr, coverage, orgs, outcomes, counted,\n"
-"             extra=None)\n--\n\n"
-"Count each event in `counted` under its cell (minute in s, stream, class, org, outcome):\n"
+"count_rollup(events, stream, fields_attr, org_attr, outcome_attr, action_attr, coverage, orgs, outcomes,\n"
+"             counted, extra=None)\n--\n\n"
+"Count each event in `counted` under its cell (minute in s, stream, class, org, outcome, action):\n"
 "the minute of `ts`; the class from `coverage[tuple(fields)]`, a (class, unknown field ids) pair;\n"
-"`orgs[org]` ('' when org_attr is None); `outcomes[outcome]`. Returns [(minute, unknown ids)]\n"
+"`orgs[org]` ('' when org_attr is None); `outcomes[outcome]`, `outcomes[action]` ('' when its attr\n"
+"is None). Returns [(minute, unknown ids)]\n"
 "of the events whose fields the catalog does not all know, in order. `extra`, (attrs, labels,\n"
 "bucket): each event also counts, for each distinct item of its last attr's value (a list or a\n"
 "tuple), the cell `labels[(its other attrs' values..., item)]` under (start of its `bucket` of\n"
@@ -218,11 +219,11 @@ PyDoc_STRVAR(count_rollup_doc,
 static PyObject *
 door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 9 && nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "count_rollup takes 9 or 10 arguments");
+    if (nargs != 10 && nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "count_rollup takes 10 or 11 arguments");
         return NULL;
     }
-    PyObject *extra = nargs == 10 ? args[9] : Py_None, *extra_attrs = NULL, *extra_labels = NULL;
+    PyObject *extra = nargs == 11 ? args[10] : Py_None, *extra_attrs = NULL, *extra_labels = NULL;
     long long extra_bucket = 0; /* seconds */
     if (extra != Py_None) {
         if (!PyTuple_Check(extra) || PyTuple_GET_SIZE(extra) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(extra, 0))) {
@@ -240,8 +241,8 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     PyObject *events = args[0], *stream = args[1], *fields_attr = args[2], *org_attr = args[3];
-    PyObject *outcome_attr = args[4], *coverage = args[5], *orgs = args[6], *outcomes = args[7];
-    PyObject *counted = args[8];
+    PyObject *outcome_attr = args[4], *action_attr = args[5], *coverage = args[6], *orgs = args[7];
+    PyObject *outcomes = args[8], *counted = args[9];
     if (!PyList_Check(events) || !PyDict_Check(counted)) {
         PyErr_SetString(PyExc_TypeError, "count_rollup: events must be a list, counted a dict");
         return NULL;
@@ -254,7 +255,7 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         /* held, not borrowed: a label's __missing__ (Python) may change `events` while ev is used */
         PyObject *ev = Py_NewRef(PyList_GET_ITEM(events, i));
         PyObject *ts = NULL, *minute = NULL, *fields = NULL, *key = NULL, *cover = NULL;
-        PyObject *org = NULL, *outcome = NULL, *cell = NULL;
+        PyObject *org = NULL, *outcome = NULL, *action = NULL, *cell = NULL;
         int ok = 0;
         ts = PyObject_GetAttr(ev, ts_name);
         if (ts == NULL)
@@ -283,9 +284,10 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         org = label_of(ev, org_attr, orgs, empty);
         outcome = org == NULL ? NULL : label_of(ev, outcome_attr, outcomes, empty);
-        if (outcome == NULL)
+        action = outcome == NULL ? NULL : label_of(ev, action_attr, outcomes, empty);
+        if (action == NULL)
             goto next;
-        cell = PyTuple_Pack(5, minute, stream, PyTuple_GET_ITEM(cover, 0), org, outcome);
+        cell = PyTuple_Pack(6, minute, stream, PyTuple_GET_ITEM(cover, 0), org, outcome, action);
         if (cell == NULL || count_cell(counted, cell) < 0)
             goto next;
         if (extra_attrs != NULL) {
@@ -318,6 +320,7 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(cover);
         Py_XDECREF(org);
         Py_XDECREF(outcome);
+        Py_XDECREF(action);
         Py_XDECREF(cell);
         if (!ok)
             goto error;

@@ -12,6 +12,7 @@ def count_rollup(
     fields_attr: str,
     org_attr: str | None,
     outcome_attr: str,
+    action_attr: str | None,
     coverage: Mapping[tuple[str, ...], tuple[str, tuple[str, ...]]],
     orgs: Mapping[Any, str],
     outcomes: Mapping[Any, str],

@@ -334,7 +334,9 @@ def _add_missing_columns(
     """A table made by an earlier release gains the columns added to its CREATE since, in their
     place (CREATE ... IF NOT EXISTS leaves an existing table as it is). A column the CREATE's
     sorting key names joins the key in the same ALTER: ClickHouse lets a key grow only so, by
-    columns at its end without a DEFAULT clause (event_rollups' topic_id)."""
+    columns at its end without a DEFAULT clause (event_rollups' topic_id, then action). The key
+    each ALTER gives names only the columns there by then: a table from before both gains them
+    one ALTER at a time."""
     have = {
         name
         for (name,) in client.query(
@@ -348,7 +350,9 @@ def _add_missing_columns(
             place = f"AFTER {previous}" if previous else "FIRST"
             alter = f"ALTER TABLE {database}.{table} ADD COLUMN IF NOT EXISTS {name} {definition} {place}"
             if order_by and re.search(rf"\b{name}\b", order_by):
-                alter += f", MODIFY ORDER BY {order_by}"
+                have.add(name)
+                key = [k for k in re.findall(r"\w+", order_by) if k in have]
+                alter += f", MODIFY ORDER BY ({', '.join(key)})"
             try:
                 client.command(alter)
             except Error as e:

@@ -128,15 +128,17 @@ def freeze_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-# stream -> (attribute with catalog field ids, org-like attribute or None, outcome-like attribute),
-# for rollups. Only known ids and enum values may reach a table (an org id seen in the reference
-# streams, a declared SDK); free text from an event never does (`Engine._org_label`).
-ROLLUP_DIMENSIONS: dict[str, tuple[str, str | None, str]] = {
-    "access": ("fields", "actor_org", "outcome"),
-    "transfer": ("categories", "recipient_id", "recipient_type"),
-    "sdk": ("fields", "sdk_id", "policy_consented"),
-    "marketing": ("data_used", "org_id", "channel"),
-    "lifecycle": ("categories", None, "stage"),
+# stream -> (attribute with catalog field ids, org-like attribute or None, outcome-like attribute,
+# action attribute or None), for rollups. Only known ids and enum values may reach a table (an org
+# id seen in the reference streams, a declared SDK); free text from an event never does
+# (`Engine._org_label`). An access event's action tells a take-out (export, download, print) from a
+# screen read: what compliance asks of each branch's C3 and C2 data (probe_v3 H4).
+ROLLUP_DIMENSIONS: dict[str, tuple[str, str | None, str, str | None]] = {
+    "access": ("fields", "actor_org", "outcome", "action"),
+    "transfer": ("categories", "recipient_id", "recipient_type", None),
+    "sdk": ("fields", "sdk_id", "policy_consented", None),
+    "marketing": ("data_used", "org_id", "channel", None),
+    "lifecycle": ("categories", None, "stage", None),
 }
 
 # stream -> (what an event must name, the coverage-gap kind of one that names none, the row's object):
@@ -147,6 +149,7 @@ UNNAMED_GAPS: dict[str, tuple[Callable[[Any], Any], str, str]] = {
     "lifecycle": (_subject, "lifecycle_without_subject", "(no subject_id)"),
     "transfer": (attrgetter("categories"), "transfer_without_categories", "(no categories)"),
 }
+NO_ACTION = ""  # the action of a rollup cell of another stream, and of rows stored before actions
 SDK_LABEL = "sdk_label"  # rollup stream of SDK fields by PoliCheck label: org = "<sdk>:<field>"
 # An hour per sdk_label row, not a minute: the matrix is read over a range, never as a time series,
 # and per minute an observation's fields were 3 rows each on a replayed day (73 104 of 205 354 rows)
@@ -636,9 +639,13 @@ def _coverage_label(cls: Any, unknown: tuple[str, ...]) -> tuple[str, tuple[str,
     return str(cls.value), unknown
 
 
+CELL_WIDTH = 6  # minute, stream, class, org, outcome, action
+
+
 def _cells(stored: list[list[Any]]) -> dict[tuple, int]:
-    """{cell: count} from the stored rows `[*cell, count]` (PartitionRollup.save writes them)."""
-    return {tuple(c[:-1]): c[-1] for c in stored}
+    """{cell: count} from the stored rows `[*cell, count]` (PartitionRollup.save writes them). A
+    cell saved before actions lacks one: it counted under none, as its row in ClickHouse reads."""
+    return {tuple(c[:-1]) + (NO_ACTION,) * (CELL_WIDTH + 1 - len(c)): c[-1] for c in stored}
 
 
 class Namespace:
@@ -1574,7 +1581,9 @@ class Engine:
         by_block: dict[int, Counter] = defaultdict(Counter)
         for offset, ts, kind, name in gaps:
             name = self.names.text(name)  # a folder or table named after a card is still the log's
-            by_block[offset // roll.block_size][(ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream)] += 1
+            by_block[offset // roll.block_size][
+                (ts // 60_000 * 60, COVERAGE_GAP, kind, name, stream, NO_ACTION)
+            ] += 1
         for block, counted in by_block.items():
             roll.add(block, counted, counted.total())
 
@@ -1597,7 +1606,7 @@ class Engine:
         dims = ROLLUP_DIMENSIONS.get(stream)
         if dims is None:
             return  # a repartition topic: its records were counted on their source topic
-        fields_attr, org_attr, outcome_attr = dims
+        fields_attr, org_attr, outcome_attr, action_attr = dims
         roll = self._partition_rollup(topic, partition)
         labels = self._labels(stream, org_attr)
         for block, start, end in self._block_spans(roll.block_size, decoded):
@@ -1612,6 +1621,7 @@ class Engine:
                 fields_attr,
                 org_attr,
                 outcome_attr,
+                action_attr,
                 labels.coverage,
                 labels.orgs,
                 labels.outcomes,
@@ -1623,12 +1633,12 @@ class Engine:
                     # a coverage gap rides the same replay-safe rollups: stream `coverage_gap`,
                     # org = a keyed fingerprint of the unknown id (it may be a value typed into the
                     # wrong place, a card number even), outcome = the stream it appeared on
-                    counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream)] += 1
+                    counted[(minute, COVERAGE_GAP, "", self.fingerprint(field), stream, NO_ACTION)] += 1
             if (unnamed := UNNAMED_GAPS.get(stream)) is not None and not all(map(unnamed[0], span)):
                 named, kind, said = unnamed
                 for ev in span:
                     if not named(ev):
-                        counted[(ev.ts // 60_000 * 60, COVERAGE_GAP, kind, said, stream)] += 1
+                        counted[(ev.ts // 60_000 * 60, COVERAGE_GAP, kind, said, stream, NO_ACTION)] += 1
             roll.add(block, counted, end - start)
 
     @staticmethod
@@ -1665,8 +1675,8 @@ class Engine:
             return value if value in self.catalog.policy.recipients.recipients else "undeclared_recipient"
         return value if value in self.known_orgs else OTHER
 
-    def _sdk_field_cell(self, key: tuple[str, str, str | None, str]) -> tuple[str, str, str, str]:
-        """(stream, class, "<sdk>:<field>", label): one field's cell as an SDK build (sdk, version,
+    def _sdk_field_cell(self, key: tuple[str, str, str | None, str]) -> tuple[str, str, str, str, str]:
+        """(stream, class, "<sdk>:<field>", label, no action): one field's cell as an SDK build (sdk, version,
         host) reports it, the SDK x field x label matrix against the declarations. The C counts
         one per distinct field of an observation, each looked up by its build and field
         (`_sdk_cells`): an app's field sets vary (18 497 sets in 24 000 observations of the
@@ -1680,7 +1690,7 @@ class Engine:
         known = decl.fields.get(fid) if fid else None
         label = decl.label(sid, version, fid or field).value if org != "undeclared_sdk" else "omitted"
         cls = (known.jr_class.value if known.jr_class else "C1") if known else "C1"
-        return (SDK_LABEL, cls, f"{org}:{fid or self.fingerprint(field)}", label)
+        return (SDK_LABEL, cls, f"{org}:{fid or self.fingerprint(field)}", label, NO_ACTION)
 
     def fingerprint(self, field_id: str) -> str:
         """streams.pseudonym.fingerprint with this engine's key; `lifemon fingerprint NAME` tells an
@@ -1688,8 +1698,8 @@ class Engine:
         return fingerprint(self.pseudonymize, field_id)
 
     def rollup_rows(self) -> list[tuple]:
-        """(topic, partition, block, minute_s, stream, jr_class, org, outcome, events, version,
-        topic_id): ROLLUP_COLUMNS of streams/sinks/clickhouse.py."""
+        """(topic, partition, block, minute_s, stream, jr_class, org, outcome, action, events,
+        version, topic_id): ROLLUP_COLUMNS of streams/sinks/clickhouse.py."""
         return [row for (t, p), roll in self.rollups.items() for row in roll.drain(t, p)]
 
     # -- checkpoint -----------------------------------------------------------------------------

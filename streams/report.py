@@ -17,11 +17,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from detectors.base import n_of
-from schemas.models import SEVERITY_RANK
+from schemas.models import READS, SEVERITY_RANK, Action
 from streams.alert_query import (
     NO_ORG,
     NO_ORG_WORD,
@@ -32,7 +32,7 @@ from streams.alert_query import (
     records_and_customers,
     took,
 )
-from streams.clickhouse import tables_present
+from streams.clickhouse import has_column, tables_present
 from streams.engine import COVERAGE_GAP, SDK_LABEL
 from streams.incident_query import SAME_LEAK, amounts, customers, next_owed, query_incidents
 from streams.transfer_ledger import LEDGER, provided
@@ -112,6 +112,48 @@ def _bars(
         for s in series
     )
     return f'<figure><figcaption>{escape(title)}</figcaption>{"".join(parts)}</svg><div class="legend">{legend}</div></figure>'
+
+
+# The take-outs as the detectors tell them (schemas.models TAKES_OUT, tests/test_report.py holds the
+# two together), each a column of the section and of the overview dashboard's panel; a read is a
+# view or a query (READS)
+TAKEN_OUT = {
+    Action.export: "exported / 导出",
+    Action.download: "downloaded / 下载",
+    Action.print: "printed / 打印",
+}
+
+
+class TakeOuts(NamedTuple):
+    """One org's access events of one JR/T 0171 class in the period, by what they did with the data:
+    each take-out action, read (view or query), and unknown (counted before the rollups kept the
+    action). The overview dashboard's panel "Data taken out by org and class" counts the same."""
+
+    org: str
+    jr_class: str
+    taken_out: tuple[int, ...]  # in TAKEN_OUT's order
+    read: int
+    unknown: int
+
+
+def take_outs(client: Any, db: str, period: Period) -> list[TakeOuts]:
+    """Per org and class, the access events that took data out against those that only read it
+    (probe_v3 H4); the orgs that took out the most C3 data first, then the most C2. A table no `lifemon run`
+    has upgraded yet has no action column: all of its events are unknown."""
+    action = "action" if has_column(client, db, "event_rollups", "action") else "''"
+    reads = ", ".join(f"'{a.value}'" for a in Action if a in READS)
+    columns = "".join(f"sumIf(events, {action} = '{a.value}'), " for a in TAKEN_OUT)
+    in_minutes, params = period.where("minute")
+    rows = client.query(
+        f"SELECT org, jr_class, [{columns.rstrip(', ')}] AS taken_out, "
+        f"sumIf(events, {action} IN ({reads})) AS read, sumIf(events, {action} = '') AS unknown "
+        f"FROM {db}.event_rollups FINAL WHERE stream = 'access'{in_minutes} GROUP BY org, jr_class "
+        "HAVING arraySum(taken_out) + read + unknown > 0 "
+        "ORDER BY sum(if(jr_class = 'C3', arraySum(taken_out), 0)) OVER (PARTITION BY org) DESC, "
+        "sum(if(jr_class = 'C2', arraySum(taken_out), 0)) OVER (PARTITION BY org) DESC, org, jr_class DESC",
+        parameters=params,
+    ).result_rows
+    return [TakeOuts(org, cls, tuple(out), read, unknown) for org, cls, out, read, unknown in rows]
 
 
 # at most this many alerts and incidents in a report's tables; a longer list says how many it cut
@@ -305,6 +347,7 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         "dead": dead,
         "window": window,
         "gaps": gaps,
+        "take_outs": take_outs(client, db, period),
         "lifecycle": lifecycle(client, db, period),
         # a database no lifemon with the ledger has started on yet has no table: no section, not "none"
         "provided": provided(client, db, *period.where("ts"))
@@ -524,6 +567,7 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 <div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
 {charts}
 {_alert_chart(data.get("alerts_by_hour"), period)}
+{_take_outs(data.get("take_outs") or [], bool(total))}
 {_lifecycle(data.get("lifecycle"), zone)}
 {render_provided(data.get("provided"))}
 {_gaps(data.get("gaps", []))}
@@ -815,6 +859,34 @@ def _class_counts(classes: dict[str, dict[str, int]]) -> str:
     return (
         f'<table class="classes"><tr><th>stream / 数据流</th>{head}</tr>{body}'
         f"<tr><th>total / 合计</th>{cells(total)}</tr></table>"
+    )
+
+
+def _take_outs(rows: list[TakeOuts], counted: bool) -> str:
+    """Who took how much C3 and C2 data out of the bank's systems, against what they only read."""
+    if not counted:
+        return ""
+    head = "".join(f"<th class=n>{escape(label)}</th>" for label in TAKEN_OUT.values())
+    body = "".join(
+        f"<tr><td>{escape(r.org)}</td><td{' class=c3' if r.jr_class == 'C3' and any(r.taken_out) else ''}>"
+        f"{escape(r.jr_class)}</td>{''.join(f'<td class=n>{n:,}</td>' for n in r.taken_out)}"
+        f"<td class=n>{r.read:,}</td><td class=n>{r.unknown:,}</td></tr>"
+        for r in rows
+    )
+    unknown = (
+        "<p class=sub>unknown: access events counted before lifemon kept their action "
+        "(docs/operations.md, the forty-third stop) / 未知：升级前计数、未记录操作类型的访问事件</p>"
+        if any(r.unknown for r in rows)
+        else ""
+    )
+    return (
+        "<h2>按机构和类别的数据导出 / Data taken out by org and class</h2>"
+        "<p class=sub>access events by the org of who acted and the highest JR/T 0171 class of the fields "
+        "they touched: exports, downloads and prints take data out of the bank's systems, views and "
+        "queries only read it; the orgs that took out the most C3 data first, then the most C2 / 按操作人"
+        "所属机构和所涉字段的最高类别统计访问事件：导出、下载、打印为数据取出，查看、查询为只读；C3、C2 取出最多的机构在前</p>"
+        f"{unknown}<table><tr><th>org / 机构</th><th>class / 类别</th>{head}<th class=n>read / 查看</th>"
+        f"<th class=n>unknown / 未知</th></tr>{body or f'<tr><td colspan={len(TAKEN_OUT) + 4}>none / 无</td></tr>'}</table>"
     )
 
 

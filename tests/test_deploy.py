@@ -920,6 +920,7 @@ def _seed(client: Any, db: str) -> None:
                 "C3",
                 "S0101",
                 "ok",
+                "",
                 3,
                 3,
                 "A",
@@ -932,14 +933,28 @@ def _seed(client: Any, db: str) -> None:
         "event_rollups",
         ROLLUP_COLUMNS,
         [
-            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 5, 5, "A"),
-            ("pfi.access", 0, 0, _ts(1), "access", "C2", "S0101", "ok", 7, 7, "A"),
-            ("pfi.access", 1, 0, _ts(0), "access", "C3", "S0102", "denied", 4, 4, "A"),
-            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", 2, 2, "B"),  # the re-created topic
-            ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "acme-collections", "processor", 2, 2, ""),
-            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:imei", "vague", 3, 3, "S"),
-            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:contacts", "omitted", 1, 3, "S"),
-            ("pfi.marketing", 0, 0, _ts(0), "marketing", "C1", "S0101", "sms", 8, 8, "M"),
+            # topic A's block 0 was counted before the rollups kept the action: its rows read ''
+            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", "", 5, 5, "A"),
+            ("pfi.access", 0, 0, _ts(1), "access", "C2", "S0101", "ok", "view", 7, 7, "A"),
+            ("pfi.access", 1, 0, _ts(0), "access", "C3", "S0102", "denied", "print", 4, 4, "A"),
+            (
+                "pfi.access",
+                0,
+                0,
+                _ts(0),
+                "access",
+                "C3",
+                "S0101",
+                "ok",
+                "export",
+                2,
+                2,
+                "B",
+            ),  # the re-created topic
+            ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "acme-collections", "processor", "", 2, 2, ""),
+            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:imei", "vague", "", 3, 3, "S"),
+            ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:contacts", "omitted", "", 1, 3, "S"),
+            ("pfi.marketing", 0, 0, _ts(0), "marketing", "C1", "S0101", "sms", "", 8, 8, "M"),
         ],
     )
     _insert(
@@ -1350,6 +1365,39 @@ def test_the_org_panel_counts_every_alert_of_the_range_as_the_report_does(_deplo
         assert [tuple(r.values()) for r in panel[:19]] == report["alerts_by_org"][:19]  # the same order
     finally:
         _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")
+
+
+def test_the_take_out_panel_counts_each_org_and_class_as_lifemon_report_does(
+    _deploy_chdb: Any, deploy_db: str
+) -> None:
+    """probe_v3 H4: how much C3 and C2 data each org took out (exported, downloaded, printed)
+    against what it only read. The org that took out the most C3 data first; rows counted before
+    the rollups kept the action are unknown; the figures are `lifemon report`'s, row for row."""
+    from streams.report import Period, take_outs
+
+    panel = _panel_rows("Data taken out by org and class", _deploy_chdb, deploy_db)
+    got = [tuple(r.values()) for r in panel]
+    assert got == [
+        ("S0102", "C3", 0, 0, 4, 0, 0),
+        ("S0101", "C3", 2, 0, 0, 0, 5),  # the re-created topic's export, the first one's 5 unknown
+        ("S0101", "C2", 0, 0, 0, 7, 0),
+    ]
+    report = take_outs(_deploy_chdb, deploy_db, Period(*IN_RANGE))
+    assert got == [(r.org, r.jr_class, *r.taken_out, r.read, r.unknown) for r in report]
+
+
+def test_the_take_out_panel_names_the_actions_the_detectors_call_take_outs_and_reads() -> None:
+    """The panel's columns are the report's (streams/report.py TAKEN_OUT), whose actions are the
+    ones the detectors call a take-out (schemas.models TAKES_OUT); a read is a view or a query."""
+    from schemas.models import READS, TAKES_OUT
+    from streams.report import TAKEN_OUT
+
+    ((_, panel),) = [(pid, p) for pid, p in QUERY_PANELS if "Data taken out by org" in p["title"]]
+    sql = panel["targets"][0]["rawSql"]
+    taken = re.findall(r"sumIf\(events, action = '(\w+)'\) AS (\w+)", sql)
+    assert [a for a, _ in taken if a] == [a.value for a in TAKEN_OUT] and set(TAKEN_OUT) == TAKES_OUT
+    (reads,) = re.findall(r"action IN \(([^)]*)\)\) AS read", sql)
+    assert set(re.findall(r"'(\w+)'", reads)) == {a.value for a in READS}
 
 
 def test_panels_read_the_latest_version_of_each_row(_deploy_chdb: Any, deploy_db: str) -> None:

@@ -44,7 +44,17 @@ def ref_pseudonymize(records: list, attr: str, cache: dict, compute: Any) -> Non
 
 
 def ref_count_rollup(
-    events, stream, fields_attr, org_attr, outcome_attr, coverage, orgs, outcomes, counted, extra=None
+    events,
+    stream,
+    fields_attr,
+    org_attr,
+    outcome_attr,
+    action_attr,
+    coverage,
+    orgs,
+    outcomes,
+    counted,
+    extra=None,
 ) -> list:
     gaps = []
     for ev in events:
@@ -52,7 +62,8 @@ def ref_count_rollup(
         cls, unknown = coverage[tuple(getattr(ev, fields_attr))]
         org = "" if org_attr is None else orgs[getattr(ev, org_attr)]
         outcome = "" if outcome_attr is None else outcomes[getattr(ev, outcome_attr)]
-        cell = (minute, stream, cls, org, outcome)
+        action = "" if action_attr is None else outcomes[getattr(ev, action_attr)]
+        cell = (minute, stream, cls, org, outcome, action)
         counted[cell] = counted[cell] + 1 if cell in counted else 1
         if extra is not None:
             attrs, labels, bucket = extra
@@ -129,9 +140,18 @@ def test_pseudonymize_is_the_python_loop(rows: list, cached: dict, caching: bool
 
 
 class Ev:
-    def __init__(self, ts: Any, fields: Any, org: Any, outcome: Any, sdk: Any = "s", hosts: Any = ()):
+    def __init__(
+        self,
+        ts: Any,
+        fields: Any,
+        org: Any,
+        outcome: Any,
+        sdk: Any = "s",
+        hosts: Any = (),
+        action: Any = "view",
+    ):
         self.ts, self.fields, self.org, self.outcome = ts, fields, org, outcome
-        self.sdk, self.hosts, self.event_id = sdk, list(hosts), f"e{ts}"
+        self.sdk, self.hosts, self.event_id, self.action = sdk, list(hosts), f"e{ts}", action
 
 
 def labels_of(limit: int) -> tuple[Labels, Labels, Labels, Labels]:
@@ -158,6 +178,7 @@ EVENTS = st.lists(
         outcome=st.sampled_from(["ok", "denied", 0]),
         sdk=st.sampled_from(["s1", "s2"]),
         hosts=st.lists(st.sampled_from(["h1", "h2", "h3"]), max_size=3),
+        action=st.sampled_from(["view", "export", 0]),
     ),
     max_size=12,
 )
@@ -168,18 +189,27 @@ EVENTS = st.lists(
     events=EVENTS,
     limit=st.integers(min_value=1, max_value=4),
     org_attr=st.sampled_from(["org", None]),
+    action_attr=st.sampled_from(["action", None]),
     with_extra=st.booleans(),
     bucket=st.sampled_from([60, 120, 3600, 86_400]),
     data=st.data(),
 )
 def test_count_rollup_is_the_python_loop(
-    events: list, limit: int, org_attr: str | None, with_extra: bool, bucket: int, data: st.DataObject
+    events: list,
+    limit: int,
+    org_attr: str | None,
+    action_attr: str | None,
+    with_extra: bool,
+    bucket: int,
+    data: st.DataObject,
 ) -> None:
     def run(fn: Any, counted: dict) -> tuple[list, dict]:
         coverage, orgs, outcomes, extra = labels_of(limit)
         span = copy.deepcopy(events)
         ex = (("sdk", "hosts"), extra, bucket) if with_extra else None
-        gaps = fn(span, "access", "fields", org_attr, "outcome", coverage, orgs, outcomes, counted, ex)
+        gaps = fn(
+            span, "access", "fields", org_attr, "outcome", action_attr, coverage, orgs, outcomes, counted, ex
+        )
         return gaps, dict(counted)
 
     # counts already there, some past a C long: counted[cell] += 1 whatever the count
@@ -289,18 +319,18 @@ def test_minutes_floor_like_python_at_the_int64_ends() -> None:
     for ts in (-(2**63), -60_001, -60_000, -1, 0, 59_999, 60_000, 2**63 - 1):
         counted: dict = {}
         _door.count_rollup(
-            [Ev(ts, [], "o1", "ok")], "s", "fields", None, None, {(): ("c", ())}, {}, {}, counted
+            [Ev(ts, [], "o1", "ok")], "s", "fields", None, None, None, {(): ("c", ())}, {}, {}, counted
         )
-        assert list(counted) == [(ts // 60_000 * 60, "s", "c", "", "")]
+        assert list(counted) == [(ts // 60_000 * 60, "s", "c", "", "", "")]
 
 
 def test_a_count_past_a_c_long_goes_on_counting() -> None:
     """n + 1 on a C long at its maximum is undefined behaviour (in practice a negative count)."""
-    cell = (0, "s", "c", "", "")
+    cell = (0, "s", "c", "", "", "")
     for before, after in ((sys.maxsize, sys.maxsize + 1), (2**64, 2**64 + 1), (True, 2), (1.5, 2.5)):
         counted = {cell: before}
         _door.count_rollup(
-            [Ev(0, [], "o", "ok")], "s", "fields", None, None, {(): ("c", ())}, {}, {}, counted
+            [Ev(0, [], "o", "ok")], "s", "fields", None, None, None, {(): ("c", ())}, {}, {}, counted
         )
         assert counted == {cell: after} and type(counted[cell]) is type(after)
 
@@ -361,9 +391,10 @@ def _rollup(events: Any = None, **kw: Any) -> Any:
         fields_attr="fields",
         org_attr="org",
         outcome_attr="outcome",
+        action_attr="action",
         coverage={("a",): ("c", ())},
         orgs={"o": "o"},
-        outcomes={"ok": "ok"},
+        outcomes={"ok": "ok", "view": "view"},
         counted={},
     )
     args.update(kw)
@@ -438,6 +469,9 @@ ODD: dict[str, tuple[Any, type[BaseException]]] = {
     "cr-org-raises": (_rollup(orgs=Labels(_raise)), Boom),
     "cr-outcome-missing": (_rollup([_ev(outcome="no")]), KeyError),
     "cr-no-org-attr": (_rollup([_ev(org=_MISSING)]), AttributeError),
+    "cr-action-missing": (_rollup([_ev(action="no")]), KeyError),
+    "cr-no-action-attr": (_rollup([_ev(action=_MISSING)]), AttributeError),
+    "cr-action-unhashable": (_rollup([_ev(action=["view"])]), TypeError),
     "cr-cell-unhashable": (_rollup(orgs={"o": ["o"]}), TypeError),
     "cr-unknown-bool-raises": (_rollup(coverage={("a",): ("c", Unbool())}), Boom),
     "cr-extra-no-attrs": (_rollup(extra=((), {}, 60)), TypeError),
@@ -491,10 +525,10 @@ def test_extra_cells_one_per_distinct_item_keyed_with_the_other_attrs() -> None:
     extra = Labels(lambda key: (key[1], key[0]))
     for hosts in ([], ["h", "i", "h"]):
         events = [Ev(0, ["a"], "o", "ok", "s1", hosts)]
-        args = ("s", "fields", "org", "outcome", {("a",): ("c", ())}, {"o": "o"}, {"ok": "ok"}, counted)
+        args = ("s", "fields", "org", "outcome", None, {("a",): ("c", ())}, {"o": "o"}, {"ok": "ok"}, counted)
         assert _door.count_rollup(events, *args, (("sdk", "hosts"), extra, 60)) == []
     assert extra == {("s1", "h"): ("h", "s1"), ("s1", "i"): ("i", "s1")}
-    assert counted == {(0, "s", "c", "o", "ok"): 2, (0, "h", "s1"): 1, (0, "i", "s1"): 1}
+    assert counted == {(0, "s", "c", "o", "ok", ""): 2, (0, "h", "s1"): 1, (0, "i", "s1"): 1}
 
 
 # -- callbacks that change what the loop walks: in a child, whose freed memory is poisoned -----------
@@ -548,10 +582,10 @@ MUTATING: dict[str, tuple[str, str]] = {
                 events.clear(); gc.collect(); [Ev() for _ in range(50)]
                 return ("c", ())
         counted = {}
-        print(_door.count_rollup(events, "s", "fields", "org", "out", Cov(), {"o": "O"}, {"x": "X"}, counted))
+        print(_door.count_rollup(events, "s", "fields", "org", "out", None, Cov(), {"o": "O"}, {"x": "X"}, counted))
         print(counted)
         """,
-        "[]\n{(60, 's', 'c', 'O', 'X'): 1}",
+        "[]\n{(60, 's', 'c', 'O', 'X', ''): 1}",
     ),
     # an extra label's __missing__ empties the items list being walked, and the batch
     "count_rollup-extra-items": (
@@ -567,10 +601,10 @@ MUTATING: dict[str, tuple[str, str]] = {
                 return (k[1],)
         counted = {}
         extra = (("sdk", "hosts"), Cells(), 60)
-        print(_door.count_rollup(events, "s", "fields", "org", "out", {("f",): ("c", ())}, {"o": "O"}, {"x": "X"}, counted, extra))
+        print(_door.count_rollup(events, "s", "fields", "org", "out", None, {("f",): ("c", ())}, {"o": "O"}, {"x": "X"}, counted, extra))
         print(sorted(counted.items()))
         """,
-        "[]\n[((60, 'h0'), 1), ((60, 'h1'), 1), ((60, 'h2'), 1), ((60, 's', 'c', 'O', 'X'), 1)]",
+        "[]\n[((60, 'h0'), 1), ((60, 'h1'), 1), ((60, 'h2'), 1), ((60, 's', 'c', 'O', 'X', ''), 1)]",
     ),
     # a Python decode empties the batch while its record is decoded
     "decode_json-raw": (
@@ -658,14 +692,16 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
         return "".join(["<", text, ">"])
 
     stream, cls, org, outcome, unknown = own("access"), own("c"), own("o"), own("ok"), (own("u1"),)
-    cover, org_value, outcome_value = (cls, unknown), own("org"), own("outcome")
-    coverage, orgs, outcomes = {("a", "b"): cover}, {org_value: org}, {outcome_value: outcome}
+    cover, org_value, outcome_value, action_value = (cls, unknown), own("org"), own("outcome"), own("view")
+    action = own("v")
+    coverage, orgs = {("a", "b"): cover}, {org_value: org}
+    outcomes = {outcome_value: outcome, action_value: action}
     extra_cell = (own("x"), own("y"))
     extra = (("sdk", "hosts"), {("s", "h"): extra_cell}, 60)
     pseudonym = own("p-C1")
     cache = {"C1": pseudonym}
     shared = [stream, cover, org, outcome, unknown, extra_cell, pseudonym, cache, coverage, org_value]
-    shared += [outcome_value, cls]
+    shared += [outcome_value, cls, action_value, action]
     gc.collect()
     refs = [sys.getrefcount(o) for o in shared]
     counted: Counter = Counter()
@@ -673,12 +709,12 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
 
     def step() -> None:
         n[0] += 1
-        ev = Ev(n[0] * 1000, ["a", "b"], org_value, outcome_value, "s", ["h"])
+        ev = Ev(n[0] * 1000, ["a", "b"], org_value, outcome_value, "s", ["h"], action_value)
         rec = SimpleNamespace(ids=["C1", f"N{n[0]}", None], one="C1")
         _door.pseudonymize([rec], "ids", cache, str.lower)
         _door.pseudonymize([rec], "one", cache, str.lower)
         gaps = _door.count_rollup(
-            [ev], stream, "fields", "org", "outcome", coverage, orgs, outcomes, counted, extra
+            [ev], stream, "fields", "org", "outcome", "action", coverage, orgs, outcomes, counted, extra
         )
         assert gaps[0][1] is unknown
         counted.clear()  # the counts are fresh objects kept by design: not what is measured

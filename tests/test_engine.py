@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections import Counter
 from types import SimpleNamespace
 
 import msgspec
@@ -26,7 +27,7 @@ def engine(policy, catalog) -> Engine:
 
 
 def rows_of(e: Engine) -> dict[tuple, tuple[int, int]]:
-    return {tuple(r[3:8]): (r[8], r[9]) for r in e.rollup_rows()}
+    return {tuple(r[3:9]): (r[9], r[10]) for r in e.rollup_rows()}
 
 
 def test_unknown_field_ids_are_coverage_gaps_not_silence(policy, catalog) -> None:
@@ -36,8 +37,8 @@ def test_unknown_field_ids_are_coverage_gaps_not_silence(policy, catalog) -> Non
     e.process("access", "t", 0, fed("access", events))
     rows = rows_of(e)
     minute = T0 // 1000
-    assert rows[(minute, "access", "C2", "S0101", "success")] == (3, 3)
-    assert rows[(minute, COVERAGE_GAP, "", e.fingerprint("frobnicate"), "access")] == (3, 3)
+    assert rows[(minute, "access", "C2", "S0101", "success", "query")] == (3, 3)
+    assert rows[(minute, COVERAGE_GAP, "", e.fingerprint("frobnicate"), "access", "")] == (3, 3)
 
 
 def test_no_value_from_an_event_reaches_a_table_unless_it_is_a_known_id(policy, catalog) -> None:
@@ -51,7 +52,7 @@ def test_no_value_from_an_event_reaches_a_table_unless_it_is_a_known_id(policy, 
     e.process("access", "t", 0, fed("access", events))
     rows = e.rollup_rows()
     assert card not in str(rows) and "Zhang" not in str(rows)
-    cells = {tuple(r[4:8]): r[8] for r in rows}
+    cells = {tuple(r[4:8]): r[9] for r in rows}
     assert cells[("access", "C2", "other", "success")] == 2
     assert cells[(COVERAGE_GAP, "", e.fingerprint(card), "access")] == 2
 
@@ -82,7 +83,7 @@ def test_transfers_are_counted_by_declared_recipient_only(policy, catalog) -> No
     # a regulator's report is the regulator's on the dashboards, not an undeclared recipient's
     reports = [sent(0, declared), sent(1, "Li Si's USB stick"), sent(2, "reg_pbc_credit_reference")]
     e.process("transfer", "t", 0, fed("transfer", reports, "t"))
-    cells = {tuple(r[4:8]): r[8] for r in e.rollup_rows()}
+    cells = {tuple(r[4:8]): r[9] for r in e.rollup_rows()}
     assert cells[("transfer", "C2", declared, "third_party")] == 1
     assert cells[("transfer", "C2", "reg_pbc_credit_reference", "third_party")] == 1
     assert cells[("transfer", "C2", "undeclared_recipient", "third_party")] == 1
@@ -103,7 +104,7 @@ def test_an_upstream_duplicate_is_counted_once(policy, catalog) -> None:
     e = engine(policy, catalog)
     events = access(n=84, customers=84)
     e.process("access", "t", 0, fed("access", events + events[:4]))
-    assert sum(r[8] for r in e.rollup_rows() if r[4] == "access") == 84
+    assert sum(r[9] for r in e.rollup_rows() if r[4] == "access") == 84
     assert e.duplicates["access"] == 4
 
 
@@ -127,7 +128,7 @@ def test_a_duplicate_after_a_restart_or_a_rebalance_is_still_one(policy, catalog
     later.process("access", "t", 0, fed("access", events[:40] + new, "t", 84))
     later.process_rekeyed("access", "subject_ids", "rp", 0, fed("access", events[:10], "rp", 84))
     assert later.duplicates["access"] == 50
-    assert sum(r[8] for r in later.rollup_rows() if r[4] == "access") == 3
+    assert sum(r[9] for r in later.rollup_rows() if r[4] == "access") == 3
     # a quiet partition, an event a checkpoint: one key, written again, not a key a checkpoint
     quiet, log = engine(policy, catalog), []
     for i in range(5):
@@ -192,7 +193,7 @@ def test_an_event_id_another_system_used_too_is_another_event(policy, catalog) -
     ]
     assert {ev.event_id for ev in crm} > {ev.event_id for ev in core}
     e.process("access", "t", 0, fed("access", core + crm + crm[:3]))
-    assert sum(r[8] for r in e.rollup_rows() if r[4] == "access") == 100
+    assert sum(r[9] for r in e.rollup_rows() if r[4] == "access") == 100
     assert e.duplicates["access"] == 3
 
 
@@ -256,7 +257,7 @@ def final(*drains: list[tuple]) -> dict[tuple, int]:
     the topic id), the count of the row with the highest version (ReplacingMergeTree(version))."""
     newest: dict[tuple, tuple[int, int]] = {}
     for row in (r for rows in drains for r in rows):
-        key, count, version = (*row[:8], row[10]), row[8], row[9]
+        key, count, version = (*row[:9], row[11]), row[9], row[10]
         if key not in newest or version > newest[key][1]:
             newest[key] = (count, version)
     return {k: v[0] for k, v in newest.items()}
@@ -407,7 +408,7 @@ def by_cell(counts: dict[tuple, int]) -> dict[tuple, int]:
     """`final`'s counts summed over topic ids: what a dashboard's `sum(events)` shows per cell."""
     out: dict[tuple, int] = {}
     for key, n in counts.items():
-        out[key[:8]] = out.get(key[:8], 0) + n
+        out[key[:-1]] = out.get(key[:-1], 0) + n
     return out
 
 
@@ -479,11 +480,38 @@ def test_rollups_saved_before_topic_ids_keep_counting_their_block_without_one(po
     assert {k[2]: k[-1] for k in counts} == {0: "", 1: "A"}
 
 
+def test_rollups_saved_before_actions_keep_their_counts_under_none(policy, catalog) -> None:
+    """An upgrade: the open block's cells were saved without an action, and their rows are in the
+    table with action ''. They restore under '' and keep their counts (rows under an action would
+    add to those rows); what the block counts after the upgrade has its action (probe_v3 H4)."""
+    raws = fed("access", access(n=30, customers=30, every_s=60, action="export"))
+    expected, earlier = whole_and_part(policy, catalog, raws, 25)
+    sent = [(*r[:8], "", *r[9:]) for r in earlier.rollup_rows()]  # the column read '' before it was added
+    changes = [
+        (k, msgspec.json.encode([[*c[:5], c[6]] for c in msgspec.json.decode(v)]))
+        if k.count(SEP.encode()) == 2 and k.startswith(ROLLUP.encode())  # a slot's cells, five wide then
+        else (k, v)
+        for k, v in earlier.changes(0)
+    ]
+    later = engine(policy, catalog)
+    later.restore(0, changes)
+    later.process("access", "t", 0, raws[25:])
+    counts = final(sent, later.rollup_rows())
+    without_action = Counter[tuple]()
+    for key, n in counts.items():
+        without_action[(*key[:8], key[9])] += n
+    assert without_action == Counter({(*k[:8], k[9]): n for k, n in expected.items()})
+    by_action = Counter[str]()
+    for key, n in counts.items():
+        by_action[key[8]] += n
+    assert by_action == {"": 25, "export": 5}
+
+
 def test_a_broker_without_topic_ids_keeps_the_ids_a_block_was_restored_with(policy, catalog) -> None:
     roll = PartitionRollup(100, "A")
-    roll.add(0, {(60, "access", "C2", "S0101", "success"): 3}, 3)
+    roll.add(0, {(60, "access", "C2", "S0101", "success", "view"): 3}, 3)
     roll.incarnation("")  # no id now: not a sign of another topic
-    assert roll.drain("t", 0) == [("t", 0, 0, 60, "access", "C2", "S0101", "success", 3, 3, "A")]
+    assert roll.drain("t", 0) == [("t", 0, 0, 60, "access", "C2", "S0101", "success", "view", 3, 3, "A")]
 
 
 def test_a_purpose_is_read_by_its_names_and_with_any_separator(catalog) -> None:

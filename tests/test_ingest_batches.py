@@ -129,27 +129,27 @@ def test_an_org_learnt_from_reference_data_is_counted_by_its_id_from_then_on(pol
     e.apply_reference("entitlements", refs("entitlements", [entitlement("e9", org="S0199")]))
     later = [ev.model_copy(update={"actor_org": "S0199"}) for ev in access("e2", n=2, start=60_000)]
     e.process("access", "t", 0, fed("access", later, offset=3))
-    cells = {(r[3], r[6]): r[8] for r in e.rollup_rows()}
+    cells = {(r[3], r[6]): r[9] for r in e.rollup_rows()}
     assert cells == {(T0 // 1000, "other"): 3, (T0 // 1000 + 60, "S0199"): 2}
 
 
 def test_rollups_count_each_record_under_its_labels(policy, catalog) -> None:
     """Counted from first principles, record by record: class of the field set, a known org or
-    `other`, the outcome's name, the minute in seconds."""
+    `other`, the outcome's and the action's names, the minute in seconds."""
     e = Engine([], catalog, Pseudonymizer(b"e" * 32), rollup_block=7)
     e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", org="S0101")]))
     events = []
-    for i, (fields, org, result) in enumerate(
+    for i, (fields, org, result, action) in enumerate(
         [
-            (("account_balance",), "S0101", "success"),
-            (("customer_name",), "S0101", "denied"),
-            (("customer_name", "id_document_no"), None, "success"),
-            (("account_balance", "frobnicate"), "elsewhere", "success"),
-            (("customer_name", "biometric_template"), "HO", "denied"),
+            (("account_balance",), "S0101", "success", "view"),
+            (("customer_name",), "S0101", "denied", "export"),
+            (("customer_name", "id_document_no"), None, "success", "print"),
+            (("account_balance", "frobnicate"), "elsewhere", "success", "download"),
+            (("customer_name", "biometric_template"), "HO", "denied", "query"),
         ]
         * 5
     ):
-        (ev,) = access("e1", n=1, start=i * 17_000, fields=fields, outcome=result)
+        (ev,) = access("e1", n=1, start=i * 17_000, fields=fields, outcome=result, action=action)
         events.append(ev.model_copy(update={"actor_org": org}))
     e.process("access", "t", 0, fed("access", events))
     known = e.known_orgs
@@ -160,14 +160,16 @@ def test_rollups_count_each_record_under_its_labels(policy, catalog) -> None:
             catalog.coverage("access", ev.fields)[0].value,
             ev.actor_org if ev.actor_org in known else "other",
             ev.outcome.value,
+            ev.action.value,
         )
         for ev in events
     )
     got: Counter = Counter()
     for r in e.rollup_rows():
         if r[4] == "access":
-            got[tuple(r[3:8])] += r[8]
-    assert got == expected and len({c for _, _, c, _, _ in expected}) > 1
+            got[tuple(r[3:9])] += r[9]
+    assert got == expected and len({c for _, _, c, _, _, _ in expected}) > 1
+    assert len({a for *_, a in expected}) == 5
 
 
 def test_a_batch_of_ids_gets_the_pseudonym_of_each_id(policy, catalog) -> None:

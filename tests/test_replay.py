@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -271,6 +274,29 @@ def test_an_event_in_two_overlapping_exports_is_one(policy, catalog, tmp_path) -
     assert len(found[1]) == 1 and found[1][0].event_count == 55
 
 
+def report_and_panel_agree(ch: Any, db: str, workload: Any) -> None:
+    """The report's take-outs by org and class are the overview panel's, row for row, over the whole
+    day and over its second half (both half-open); together they count each access event of the
+    day once, under its action (probe_v3 H4)."""
+    from test_deploy import _panel_rows
+
+    from streams.report import Period, take_outs
+
+    times = [r.ts for s, _, r in workload.records if s == "access"]
+    start, end = (datetime.fromtimestamp(t // 60_000 * 60, UTC) for t in (min(times), max(times) + 60_000))
+    halves = []
+    for since in (start, (start + (end - start) / 2).replace(second=0, microsecond=0)):
+        panel = [
+            tuple(r.values()) for r in _panel_rows("Data taken out by org and class", ch, db, (since, end))
+        ]
+        report = take_outs(ch, db, Period(since, end))
+        assert panel == [(r.org, r.jr_class, *r.taken_out, r.read, r.unknown) for r in report] != []
+        halves.append([sum(column) for column in zip(*(row[2:] for row in panel), strict=True)])
+    actions = Counter(r.action.value for s, _, r in workload.records if s == "access")
+    day = [actions["export"], actions["download"], actions["print"], actions["view"] + actions["query"], 0]
+    assert halves[0] == day and 0 < sum(halves[1]) < sum(day)
+
+
 def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     workload, tmp_path: Path, ch, names, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -311,6 +337,7 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     assert len(data["alerts"]) == len(alerts_out.read_bytes().splitlines()) > 0
     assert data["incidents"] > 0
     assert any(kind == "field" for kind, *_ in data["gaps"])
+    report_and_panel_agree(ch, db, workload)
     deletions = ch.query(
         f"SELECT countIf(stage = 'deletion_requested') FROM {db}.deletion_events"
     ).result_rows[0][0]
@@ -333,7 +360,7 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     # a live run's counts in the replay's minutes: the same records would count twice, and the
     # replay says so (an operator probe's backfill doubled every event in the report unseen)
     (minute,) = ch.query(f"SELECT min(minute) FROM {db}.event_rollups WHERE stream = 'access'").result_rows[0]
-    row = ("pfi.access", 0, 0, minute, "access", "C2", "S0101", "ok", 7, 1, "A")
+    row = ("pfi.access", 0, 0, minute, "access", "C2", "S0101", "ok", "view", 7, 1, "A")
     ch.insert(
         "event_rollups",
         [list(c) for c in zip(row)],

@@ -615,7 +615,7 @@ def test_labels_reach_the_rollups_as_known_ids_only(engine) -> None:
         obs("amap_location", ("IMEI", "Contacts")),  # a field's id whatever its case
     ]
     run(engine, events)
-    rows = {tuple(r[4:8]): r[8] for r in engine.rollup_rows() if r[4] == SDK_LABEL}
+    rows = {tuple(r[4:8]): r[9] for r in engine.rollup_rows() if r[4] == SDK_LABEL}
     card = engine.fingerprint("6222020200001234567")
     assert rows == {
         (SDK_LABEL, "C1", "amap_location:imei", "vague"): 2,

@@ -420,6 +420,7 @@ ROLLUP_COLUMNS = (
     "jr_class",
     "org",
     "outcome",
+    "action",  # an access event's (view, export, ...); '' on other streams and rows from before it
     "events",
     "version",
     "topic_id",  # the incarnation of the topic the block was read from (clickhouse/001_lifemon.sql)
