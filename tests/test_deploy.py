@@ -911,20 +911,8 @@ def _seed(client: Any, db: str) -> None:
         "event_rollups",
         ROLLUP_COLUMNS,
         [
-            (
-                "pfi.access",
-                0,
-                0,
-                _ts(0),
-                "access",
-                "C3",
-                "S0101",
-                "ok",
-                "",
-                3,
-                3,
-                "A",
-            ),  # partial block, superseded
+            # a partial block, superseded
+            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", "", 3, 3, "A"),
         ],
     )
     _insert(
@@ -937,20 +925,8 @@ def _seed(client: Any, db: str) -> None:
             ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", "", 5, 5, "A"),
             ("pfi.access", 0, 0, _ts(1), "access", "C2", "S0101", "ok", "view", 7, 7, "A"),
             ("pfi.access", 1, 0, _ts(0), "access", "C3", "S0102", "denied", "print", 4, 4, "A"),
-            (
-                "pfi.access",
-                0,
-                0,
-                _ts(0),
-                "access",
-                "C3",
-                "S0101",
-                "ok",
-                "export",
-                2,
-                2,
-                "B",
-            ),  # the re-created topic
+            # the re-created topic
+            ("pfi.access", 0, 0, _ts(0), "access", "C3", "S0101", "ok", "export", 2, 2, "B"),
             ("pfi.transfer", 0, 0, _ts(0), "transfer", "C1", "acme-collections", "processor", "", 2, 2, ""),
             ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:imei", "vague", "", 3, 3, "S"),
             ("pfi.sdk", 0, 0, _ts(0), "sdk_label", "C2", "amap_location:contacts", "omitted", "", 1, 3, "S"),
