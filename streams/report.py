@@ -880,7 +880,7 @@ def _take_outs(rows: list[TakeOuts], counted: bool) -> str:
         else ""
     )
     return (
-        "<h2>按机构和类别的数据导出 / Data taken out by org and class</h2>"
+        "<h2>Data taken out by org and class / 按机构和类别的数据导出</h2>"
         "<p class=sub>access events by the org of who acted and the highest JR/T 0171 class of the fields "
         "they touched: exports, downloads and prints take data out of the bank's systems, views and "
         "queries only read it; the orgs that took out the most C3 data first, then the most C2 / 按操作人"

@@ -150,12 +150,12 @@ DIRECTION_NAMES = {
 
 
 def render(lines: list[Provided] | None) -> str:
-    """The report's section "对外提供个人金融信息 / Personal information provided to others"; nothing
+    """The report's section "Personal information provided to others / 对外提供个人金融信息"; nothing
     where the ledger has no table (None)."""
     if lines is None:
         return ""
     head = (
-        "<h2>对外提供个人金融信息 / Personal information provided to others</h2>"
+        "<h2>Personal information provided to others / 对外提供个人金融信息</h2>"
         "<p class=sub>per recipient, legal basis and JR/T 0171 class in the period (PIPL art. 55-56, "
         "seed 002 §六.2(2)); customers are distinct pseudonyms, those of transfers naming none are "
         "counted as sent; the bank's own systems are left out</p>"

@@ -1627,7 +1627,7 @@ def test_the_retention_backlog_counts_a_batchs_alert_as_the_records_it_keeps(_de
         _insert(_deploy_chdb, db, "alerts", ALERT_COLUMNS, rows)
         (backlog,) = _panel_rows("Retention backlog", _deploy_chdb, db)
         assert backlog == {"system_class": "crm · C3", "< 30 d": 0, "30-90 d": 1, "90 d-1 y": 25, ">= 1 y": 0}
-        seen = ("pfi.lifecycle", 0, 0, _ts(0), "lifecycle", "C2", "S0101", "ok", 1, 1, "A")
+        seen = ("pfi.lifecycle", 0, 0, _ts(0), "lifecycle", "C2", "S0101", "ok", "", 1, 1, "A")
         _insert(_deploy_chdb, db, "event_rollups", ROLLUP_COLUMNS, [seen])  # as of BASE
         figures = lifecycle(_deploy_chdb, db)
         assert figures is not None and figures["backlog"] == 26

@@ -33,7 +33,13 @@ from streams.workload import Workload, generate
 
 pytestmark = pytest.mark.integration
 DAY = 86_400_000
-PANELS = ("Retention backlog", "Overdue records", "Deletion requests", "contracts by expiry", "provided to others")
+PANELS = (
+    "Retention backlog",
+    "Overdue records",
+    "Deletion requests",
+    "contracts by expiry",
+    "provided to others",
+)
 EXECUTED = {LifecycleStage.delete, LifecycleStage.anonymize, LifecycleStage.destroy}
 AGE_LIMITS, AGE_BUCKETS = (30, 90, 365), ("< 30 d", "30-90 d", "90 d-1 y", ">= 1 y")  # days overdue
 
@@ -265,7 +271,7 @@ def test_the_report_lists_what_the_ledger_panel_shows(day, span, dashboard, ch) 
     data = gather(ch, db, Period(since=span[0], until=span[1]))
     assert [vars(p) for p in data["provided"]] == dashboard[0]["provided to others"]
     html = render(data)
-    assert "对外提供个人金融信息 / Personal information provided to others" in html
+    assert "Personal information provided to others / 对外提供个人金融信息" in html
     top = data["provided"][0]
     assert f"<td class=n>{top.records:,}</td><td class=n>{top.transfers:,}</td></tr>" in html
     # a range ending at a transfer's instant leaves it to the next range, in both

@@ -97,8 +97,9 @@ def test_the_report_renders_in_chromium_without_console_errors(ch, names, policy
             "Events by JR/T 0171 class / 按敏感类别 (C3/C2/C1)",
             "Alerts per hour / 每小时告警数, by severity / 按严重程度 (Asia/Shanghai; by last event, as the "
             "alerts table / 按末次事件时间, 同告警表)",
-            "按机构和类别的数据导出 / Data taken out by org and class",
+            "Data taken out by org and class / 按机构和类别的数据导出",
             "Lifecycle / 生命周期",
+            "Personal information provided to others / 对外提供个人金融信息",
             "Leakage incidents / 泄露事件",
             "Alert handling / 告警处置时效",
             "Alerts by organisation / 各机构告警",
