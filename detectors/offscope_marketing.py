@@ -1,7 +1,10 @@
 """Off-scope marketing: a push to a subject that their consent, the data's purpose or the campaign's
 approval does not cover.
 
-Every push on the stream is marketing, whatever purpose it names: it needs the subject's choice
+Every push on the stream is marketing, whatever purpose it names, unless its platform sent it as a
+notice (`kind: notice`: a rate change, a privacy-policy change customers must be told of, seed 004
+流程描述(1)⑥) that names no marketing purpose, is not personalized and was chosen by nothing but what
+addresses it; a notice is judged by no rule here. Marketing needs the subject's choice
 about marketing, stored, and stops at once when they refuse (seed 004 流程描述(4)使用②; a refusal
 withdraws a consent, 基本规定(4)③); automated personalized pushes offer a non-personalized option or
 an easy refusal (使用③, seed 000 (5)), and a push targeted with personal data is personalized
@@ -40,7 +43,7 @@ from detectors import inbox
 from detectors.base import Context, Finding, Store, fed, iso_minute, n_of
 from detectors.minors import consent_gap, minor_at
 from policy.model import DetectorSection
-from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, Severity
+from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, PushKind, Severity
 from schemas.structs import STRICT
 
 HOUR = 3_600_000
@@ -107,6 +110,7 @@ class Push(NamedTuple):
     approver_id: str | None
     org_id: str | None
     approved_audience: list[str]
+    kind: str = PushKind.marketing.value  # a push an earlier lifemon kept pending has none: marketing
 
     @classmethod
     def of(cls, ev: Any) -> Push:
@@ -115,7 +119,7 @@ class Push(NamedTuple):
 
 # a push's fields in one C call, its channel as the string it is stored as (0.6 µs a push, where a
 # getattr each and a _replace took 4)
-_PUSH_OF = attrgetter(*("channel._value_" if f == "channel" else f for f in Push._fields))
+_PUSH_OF = attrgetter(*(f"{f}._value_" if f in ("channel", "kind") else f for f in Push._fields))
 _ORDER = attrgetter("ts", "event_id")  # pushes are judged in time order, then by id
 
 
@@ -140,6 +144,7 @@ class Episode:
         "ignored_to",
         "sms",
         "notes",
+        "as_notice",
     )
 
     def __init__(self, start: int, actor: str, org: str | None, approver: str | None = None):
@@ -159,6 +164,7 @@ class Episode:
         self.ignored_to = 0  # the last push that ignored it
         self.sms: list[str] = []  # why its SMS were not submitted and approved as their level needs
         self.notes: list[str] = []  # what else the analyst needs: a claim the data contradicts, a scope
+        self.as_notice = 0  # offending pushes their platform sent as notices (`kind: notice`)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -167,7 +173,9 @@ class Episode:
     def from_json(cls, d: dict[str, Any]) -> Episode:
         ep = cls(d["start"], d["actor"], d["org"])
         for k in cls.__slots__:
-            if k in d:  # `sms`, `notes`, `approver`, `opt_out_on` came later: an older episode has none
+            if (
+                k in d
+            ):  # `sms`, `notes`, `approver`, `opt_out_on`, `as_notice` came later: an older episode has none
                 setattr(ep, k, d[k])
         return ep
 
@@ -331,6 +339,9 @@ class OffscopeMarketingDetector:
         pushes.sort(key=_ORDER)
         changed: set[str] = set()
         for push in map(partial(_placed, ctx=ctx), pushes):
+            carried = self._carried(push, ctx) if push.kind == PushKind.notice else None
+            if carried == []:
+                continue  # a notice: no rule of marketing's judges it
             breaches = self.breaches(subject, push, ctx)
             if not breaches:
                 continue
@@ -346,6 +357,9 @@ class OffscopeMarketingDetector:
                     push.ts, push.submitter_id, push.org_id, push.approver_id
                 )
             self._add(ep, push, breaches)
+            if carried:
+                ep.as_notice += 1
+                self._note(ep, f"sent as a notice but {'; '.join(carried)}: marketing all the same")
             changed.add(push.campaign_id)
         if st is None:
             return
@@ -363,6 +377,21 @@ class OffscopeMarketingDetector:
             ctx.timers.register(subject, ep.last + self.gap)
 
     # -- the rules ------------------------------------------------------------------------------
+    def _carried(self, p: Push, ctx: Context) -> list[str]:
+        """What makes a push its platform sent as a notice marketing all the same; empty: a notice.
+        A notice tells every customer it concerns the same thing (seed 004 流程描述(1)⑥: 所列事项发生
+        变更的, 应当将变更部分告知个人), needs no choice about marketing and offers no refusal of it;
+        so one that names the marketing purpose, is personalized, or was chosen by anything but
+        what addresses it (针对其个人特征, 使用③) markets, and is judged as marketing (使用②)."""
+        why = []
+        if p.purpose == self._marketing(ctx):
+            why.append(f"names the purpose {p.purpose}")
+        if p.personalized:
+            why.append("personalized")
+        if used := _targeting(p, ctx):
+            why.append(f"targeted with {', '.join(used)}")
+        return why
+
     def breaches(self, subject: str, p: Push, ctx: Context) -> dict[Rule, Any]:
         """Rule -> detail for every rule the push breaks, judged with reference data as of its time.
         Every push is marketing (seed 004 流程描述(4)使用②): the purpose it names changes nothing."""
@@ -557,6 +586,8 @@ class OffscopeMarketingDetector:
             f"{s.title_en} ({ep.rules[r.value]} of the pushes)" for r, s in zip(rules, specs, strict=True)
         ]
         counts = {"pushes": pushes} | {f"rule_{r.value}": ep.rules[r.value] for r in rules}
+        if ep.as_notice:
+            counts["sent_as_notice"] = ep.as_notice
         if ep.opt_out is not None:
             delay = ep.ignored_to - ep.opt_out
             counts["opt_out_delay_s"] = delay // 1000

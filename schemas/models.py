@@ -202,8 +202,17 @@ class Channel(StrEnum):
     wechat = "wechat"
 
 
+class PushKind(StrEnum):
+    """What the sending platform says a push is: the bank's one SMS/app-push platform sends its
+    notices (a rate change, a privacy-policy change, a fraud warning) on the marketing log too."""
+
+    marketing = "marketing"
+    notice = "notice"
+
+
 class MarketingPushEvent(Record):
-    """A marketing push to one subject (`pfi.marketing`, key subject_id)."""
+    """A push to one subject on the marketing platform's log (`pfi.marketing`, key subject_id):
+    marketing, or a notice where `kind` says so."""
 
     avro_name: ClassVar[str] = "MarketingPushEvent"
     event_id: str = Field(min_length=1)
@@ -223,6 +232,11 @@ class MarketingPushEvent(Record):
     approved_audience: list[str] = Field(
         default_factory=list,
         description="org ids whose customers the campaign approval covers; empty: the campaign's org_id",
+    )
+    kind: PushKind = Field(
+        default=PushKind.marketing,
+        description="notice: a message every customer concerned must be told, not marketing; "
+        "absent (older producers): marketing",
     )
 
 

@@ -67,13 +67,18 @@ BUILTIN_SCHEMA_IDS = {
     "access": 1,
     "transfer": 2,
     "sdk": 3,
-    "marketing": 4,
     "lifecycle": 5,
     "entitlements": 6,
     "consents": 7,
     "alerts": 8,
     "customers": 9,
+    "marketing": 10,  # with `kind`; 4 is the schema before it (RETIRED_SCHEMA_IDS)
 }
+# A built-in id whose stream's schema has since grown a field: the bodies written under it are read
+# with the schema they were written with (schemas/retired/<file>.<id>.avsc), resolved to the
+# stream's own, so a producer still on the older schema decodes with the new field's default (a
+# body short of a field it never wrote was malformed under the grown schema).
+RETIRED_SCHEMA_IDS = {4: "marketing_push_event"}
 SCHEMA_ID_HEADERS = ("schema.id", "value.schema.id", "lifemon.schema.id")
 
 MIN_TS = 946_684_800_000  # 2000-01-01: below it a `ts` is seconds, not milliseconds
@@ -245,6 +250,10 @@ def load_schema(stream: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / f"{SCHEMA_FILES[stream]}.avsc").read_text(encoding="utf-8"))
 
 
+def _retired(schema_id: int, name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / "retired" / f"{name}.{schema_id}.avsc").read_text(encoding="utf-8"))
+
+
 class SchemaRegistryUnavailable(RuntimeError):
     """The registry could not be asked: an outage, not bad data, so no record is dead-lettered."""
 
@@ -264,6 +273,7 @@ class SchemaRegistry:
         self._user_info = user_info  # basic auth, from LIFEMON_SCHEMA_REGISTRY_USER_INFO
         self._readers: dict[str, Any] = {s: fastavro.parse_schema(load_schema(s)) for s in BUILTIN_SCHEMA_IDS}
         builtin = {i: self._readers[s] for s, i in BUILTIN_SCHEMA_IDS.items()}
+        builtin |= {i: fastavro.parse_schema(_retired(i, name)) for i, name in RETIRED_SCHEMA_IDS.items()}
         self._by_id: dict[int, Any] = {} if self.url else builtin
         self._unreadable: dict[int, str] = {}  # schema id -> why the registry's schema cannot be read
         self._client: Any = None

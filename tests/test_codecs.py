@@ -3,9 +3,12 @@ HTTP in test_schema_registry.py), and a clear reason for every record that canno
 
 from __future__ import annotations
 
+import io
 import json
+import struct
 from typing import Any
 
+import fastavro
 import orjson
 import pytest
 from conftest import T0, access, entitlement
@@ -15,6 +18,7 @@ from schemas.structs import from_model
 from streams.codecs import (
     BLANK_KEY,
     BUILTIN_SCHEMA_IDS,
+    RETIRED_SCHEMA_IDS,
     Decoder,
     EventTimeRule,
     RawRecord,
@@ -357,13 +361,39 @@ def test_builtin_schema_ids_never_change() -> None:
         "access": 1,
         "transfer": 2,
         "sdk": 3,
-        "marketing": 4,
         "lifecycle": 5,
         "entitlements": 6,
         "consents": 7,
         "alerts": 8,
         "customers": 9,
+        "marketing": 10,
     }
+    assert RETIRED_SCHEMA_IDS == {4: "marketing_push_event"}
+
+
+def test_a_push_written_under_the_retired_id_reads_with_the_new_fields_default() -> None:
+    """A marketing producer still on schema 4 (before `kind`) decodes, its pushes marketing as before;
+    one on 10 says its notices. Under one grown schema the older body was malformed (EOF)."""
+    from schemas.models import MarketingPushEvent
+    from streams.codecs import _retired
+
+    ev = MarketingPushEvent(
+        event_id="m1", ts=1_767_225_600_000, subject_id="C1", channel="sms", campaign_id="NTC-1",
+        purpose="account_service", personalized=False, opt_out_offered=False,
+        non_personalized_option=False, submitter_id="E1", kind="notice",
+    )  # fmt: skip
+    older = io.BytesIO()
+    fastavro.schemaless_writer(
+        older, fastavro.parse_schema(_retired(4, "marketing_push_event")), ev.model_dump(mode="json")
+    )
+    out = Decoder().decode(
+        "marketing",
+        [
+            RawRecord("pfi.marketing", 0, 0, b"\x00" + struct.pack(">I", 4) + older.getvalue()),
+            RawRecord("pfi.marketing", 0, 1, encode_avro("marketing", ev, SchemaRegistry())),
+        ],
+    )
+    assert out.dead == [] and [m.kind.value for _, m in out.ok] == ["marketing", "notice"]
 
 
 def test_an_avro_body_with_bytes_after_its_value_is_malformed() -> None:

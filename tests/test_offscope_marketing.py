@@ -240,6 +240,36 @@ def test_a_general_consent_covers_only_the_channels_the_bank_tells_customers_it_
     )
 
 
+def test_a_mass_notice_is_no_marketing_and_a_notice_that_markets_is(engine) -> None:
+    """The platform sends its notices on the marketing log (probe_v2 F4: a rate-change notice to
+    customers who had refused marketing raised one alert each). A push sent as a notice (`kind`, in
+    the platform's own words) needs no marketing consent, refusal or SMS approval (seed 004 流程描述(1)⑥:
+    所列事项发生变更的, 应当将变更部分告知个人); addressed by name and number it stays one. Sent as a
+    notice but personalized, targeted by anything else or naming marketing, it markets (使用②③)."""
+    refusers = ("C1", "C2", "C3", "C4")
+    steps = [c for s in refusers for c in (consent(s), consent(s, at=-HOUR, status="withdrawn"))]
+    notice = {"kind": "notice", "purpose": "account_service", "opt_out_offered": False, "approver_id": None}
+    addressed = {"data_used": ["customer_name", "mobile_phone"]}
+    pushes = [
+        push("C1", campaign_id="NTC-RATE", **notice, **addressed),
+        push("C5", campaign_id="NTC-RATE", **notice),  # no marketing consent at all
+        push("C2", campaign_id="NTC-TAGS", **{**notice, "data_used": ["marketing_tags"]}),
+        push("C3", campaign_id="NTC-MKT", **{**notice, "purpose": "营销推广"}),
+        push("C4", campaign_id="NTC-PERS", **{**notice, "personalized": True}),
+    ]
+    alerts = final(run(engine, *steps, pushes) + engine.drain())
+    by_campaign = {a.summary.split()[4]: a for a in alerts.values()}
+    assert len(alerts) == 3 and set(by_campaign) == {"NTC-TAGS", "NTC-MKT", "NTC-PERS"}
+    for campaign, why in (
+        ("NTC-TAGS", "targeted with marketing_tags"),
+        ("NTC-MKT", "names the purpose marketing"),
+        ("NTC-PERS", "personalized"),
+    ):
+        a = by_campaign[campaign]
+        assert f"sent as a notice but {why}: marketing all the same" in a.summary, a.summary
+        assert a.counts["sent_as_notice"] == 1 and a.counts["rule_after_withdrawal"] == 1
+
+
 # -- purpose, choice, four eyes, audience ------------------------------------------------------------
 def test_loan_data_for_marketing_is_off_purpose_unless_separately_consented(engine) -> None:
     data = ["loan_details", "customer_segment"]
