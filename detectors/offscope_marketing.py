@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
-from functools import partial
 from operator import attrgetter
 from typing import Any, ClassVar, NamedTuple
 
@@ -47,6 +46,7 @@ from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus
 from schemas.structs import STRICT
 
 HOUR = 3_600_000
+ROLLUP = "campaign:"  # + rule + ":" + campaign id: a campaign's roll-up of one rule (no pseudonym starts so)
 MARKETING_STRUCT: Any = STRICT["marketing"]  # a stored block's pushes come back as the decoder's structs
 
 
@@ -79,6 +79,13 @@ class OffscopeMarketingParams(BaseModel):
         gt=0, description="offending pushes of one campaign to one subject this close form one alert"
     )
     evidence_limit: int = Field(default=50, ge=1)
+    campaign_rollup_subjects: int | None = Field(
+        default=None,
+        ge=2,
+        description="from the subject this is of those one campaign's pushes offend by one rule, the "
+        "rest are one alert for the campaign and rule; unset: one alert per subject however many",
+    )
+    sample_size: int = Field(default=10, ge=1, description="subjects a campaign's roll-up alert names")
     marketing_purpose: str | None = Field(
         default=None,
         description="the purpose id (purposes.yaml) a subject's consent to marketing, and its refusal, "
@@ -121,6 +128,21 @@ class Push(NamedTuple):
 # getattr each and a _replace took 4)
 _PUSH_OF = attrgetter(*(f"{f}._value_" if f in ("channel", "kind") else f for f in Push._fields))
 _ORDER = attrgetter("ts", "event_id")  # pushes are judged in time order, then by id
+
+
+def _in_order(pushed: tuple[Push, str]) -> tuple[int, str]:
+    return _ORDER(pushed[0])
+
+
+def _kept(states: dict[str, Any], ctx: Context) -> list[tuple[Push, str]]:
+    """The pushes an earlier lifemon kept under their subject (`pending`, each with a timer) that
+    the watermark has passed, taken out of their state: judged with the rest."""
+    out: list[tuple[Push, str]] = []
+    for subject, st in states.items():
+        if st is not None and st.pending:
+            out += [(p, subject) for p in st.pending if p.ts <= ctx.watermark]
+            st.pending = [p for p in st.pending if p.ts > ctx.watermark]
+    return out
 
 
 class Episode:
@@ -178,6 +200,69 @@ class Episode:
             ):  # `sms`, `notes`, `approver`, `opt_out_on`, `as_notice` came later: an older episode has none
                 setattr(ep, k, d[k])
         return ep
+
+
+class Rollup:
+    """One campaign's offences of one rule while they go on (offending pushes, to any subject, no
+    more than `episode_gap_hours` apart): the first subjects, each alerted alone, then one alert
+    for every subject after them."""
+
+    __slots__ = (
+        "last",
+        "alone",
+        "start",
+        "subjects",
+        "pushes",
+        "evidence",
+        "revision",
+        "as_notice",
+        "used",
+        "actor",
+        "approver",
+        "org",
+        "_seen",
+    )
+
+    def __init__(self, last: int):
+        self.last = last  # the campaign's last push offending the rule, alone or rolled up
+        self.alone: list[str] = []  # the subjects alerted one by one, in the order they were offended
+        self.start: int | None = None  # the first rolled-up push: the roll-up alert's window and id
+        self.subjects: list[str] = []  # every subject rolled up, each once
+        self.pushes = 0
+        self.evidence: list[str] = []
+        self.revision = 0
+        self.as_notice = 0
+        self.used: list[str] = []
+        # who sent the campaign, as its first rolled-up push names them
+        self.actor = ""
+        self.approver: str | None = None
+        self.org: str | None = None
+        self._seen: set[str] | None = None  # `subjects` as a set, built at the first push a load meets
+
+    def add(self, subject: str, p: Push, as_notice: bool, evidence_limit: int) -> None:
+        if self.start is None:
+            self.start, self.actor, self.approver, self.org = p.ts, p.submitter_id, p.approver_id, p.org_id
+        if self._seen is None:
+            self._seen = set(self.subjects)
+        if subject not in self._seen:
+            self._seen.add(subject)
+            self.subjects.append(subject)
+        self.pushes += 1
+        self.as_notice += as_notice
+        if not set(p.data_used).issubset(self.used):
+            self.used = sorted(set(self.used) | set(p.data_used))
+        if len(self.evidence) < evidence_limit:
+            self.evidence.append(p.event_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_seen"}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Rollup:
+        ru = cls(d["last"])
+        for k, v in d.items():
+            setattr(ru, k, v)
+        return ru
 
 
 class SubjectState:
@@ -297,7 +382,8 @@ def _placed(p: Push, ctx: Context) -> Push:
 
 class OffscopeMarketingDetector:
     kind: ClassVar[str] = "offscope_marketing"
-    inputs: ClassVar[dict[str, str]] = {"marketing": "subject_id"}
+    # by campaign: its roll-up counts the subjects its pushes offend, wherever their partitions
+    inputs: ClassVar[dict[str, str]] = {"marketing": "campaign_id"}
     Params: ClassVar[type[BaseModel]] = OffscopeMarketingParams
 
     def __init__(self, section: DetectorSection, params: OffscopeMarketingParams, store: Store):
@@ -309,7 +395,9 @@ class OffscopeMarketingDetector:
         waiting = inbox.load_value(data, MARKETING_STRUCT)
         if waiting is not None:
             return waiting
-        return SubjectState.from_json(data) if isinstance(data, dict) else data
+        if isinstance(data, dict):
+            return Rollup.from_json(data) if "alone" in data else SubjectState.from_json(data)
+        return data
 
     # -- events: wait for the watermark ---------------------------------------------------------
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
@@ -319,48 +407,104 @@ class OffscopeMarketingDetector:
 
     # -- time: judge, then close ----------------------------------------------------------------
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        # every push the watermark has passed is judged before any episode is closed
-        by_subject: dict[str, list[Push]] = {}
-        for ev in inbox.release(self.store, ctx):
-            by_subject.setdefault(ev.subject_id, []).append(Push.of(ev))
-        if key != inbox.INBOX:
-            by_subject.setdefault(key, [])  # the end of its episodes
-        for subject, pushes in by_subject.items():
-            yield from self._judge(subject, pushes, ctx)
+        """Every push the watermark has passed is judged, in time order whatever its subject (the
+        order a campaign's roll-up meets its subjects in, so a replay in other batches rolls up the
+        same ones), before any episode or roll-up is closed."""
+        released = [(Push.of(ev), ev.subject_id) for ev in inbox.release(self.store, ctx)]
+        states = {s: self.store.get(s) for s in dict.fromkeys(s for _, s in released)}
+        rollups = {key} if key.startswith(ROLLUP) else set()
+        if key != inbox.INBOX and not rollups:
+            states.setdefault(key, self.store.get(key))  # the end of its episodes
+        released += _kept(states, ctx)
+        released.sort(key=_in_order)
+        changed: dict[str, set[str]] = {}  # subject -> campaigns whose episode a push revised
+        revised: set[str] = set()  # roll-ups a push revised
+        for push, subject in released:
+            yield from self._judge(subject, _placed(push, ctx), states, changed, rollups, revised, ctx)
+        for subject, st in states.items():
+            yield from self._settle(subject, st, changed.get(subject, set()), ctx)
+        for rollup in rollups:
+            yield from self._settle_rollup(rollup, rollup in revised, ctx)
 
-    def _judge(self, subject: str, pushes: list[Push], ctx: Context) -> Iterator[Finding]:
-        """The subject's pushes the watermark has passed, in time order; then its episodes that
-        many hours quiet are closed. Only a subject with an open episode has a key."""
-        st = self.store.get(subject)
-        # pushes an earlier lifemon kept under their subject, each with a timer: judged with the rest
-        if st is not None and st.pending:
-            pushes += [p for p in st.pending if p.ts <= ctx.watermark]
-            st.pending = [p for p in st.pending if p.ts > ctx.watermark]
-        pushes.sort(key=_ORDER)
-        changed: set[str] = set()
-        for push in map(partial(_placed, ctx=ctx), pushes):
-            carried = self._carried(push, ctx) if push.kind == PushKind.notice else None
-            if carried == []:
-                continue  # a notice: no rule of marketing's judges it
-            breaches = self.breaches(subject, push, ctx)
-            if not breaches:
+    def _judge(
+        self,
+        subject: str,
+        push: Push,
+        states: dict[str, SubjectState | None],
+        changed: dict[str, set[str]],
+        rollups: set[str],
+        revised: set[str],
+        ctx: Context,
+    ) -> Iterator[Finding]:
+        """One push: its breaches, those of rules its campaign rolls up to the roll-ups, the rest to
+        the subject's episode of the campaign (a push past the episode's gap closes it first)."""
+        carried = self._carried(push, ctx) if push.kind == PushKind.notice else None
+        if carried == []:
+            return  # a notice: no rule of marketing's judges it
+        breaches = self.breaches(subject, push, ctx)
+        if breaches and self.p.campaign_rollup_subjects:
+            yield from self._roll_up(subject, push, breaches, bool(carried), rollups, revised, ctx)
+        if not breaches:
+            return
+        st = states.get(subject) or SubjectState()
+        states[subject] = st
+        ep = st.episodes.get(push.campaign_id)
+        if ep is not None and push.ts > ep.last + self.gap:
+            yield self._finding(subject, push.campaign_id, ep, ctx, closed=True)
+            changed.get(subject, set()).discard(push.campaign_id)
+            ep = None
+        if ep is None:
+            ep = st.episodes[push.campaign_id] = Episode(
+                push.ts, push.submitter_id, push.org_id, push.approver_id
+            )
+        self._add(ep, push, breaches)
+        if carried:
+            ep.as_notice += 1
+            self._note(ep, f"sent as a notice but {'; '.join(carried)}: marketing all the same")
+        changed.setdefault(subject, set()).add(push.campaign_id)
+
+    def _roll_up(
+        self,
+        subject: str,
+        p: Push,
+        breaches: dict[Rule, Any],
+        as_notice: bool,
+        rollups: set[str],
+        revised: set[str],
+        ctx: Context,
+    ) -> Iterator[Finding]:
+        """Takes out of `breaches` each rule whose campaign has offended `campaign_rollup_subjects`
+        - 1 other subjects alone since its offences began, into the campaign's roll-up of the rule. A
+        subject alerted alone stays alone: the roll-up counts the subjects after them, never one twice
+        (its own alert stands, as every alert does). A push past the roll-up's gap closes it first."""
+        alone_up_to = (self.p.campaign_rollup_subjects or 0) - 1
+        for rule in list(breaches):
+            key = f"{ROLLUP}{rule.value}:{p.campaign_id}"
+            ru = self.store.get(key)
+            if ru is not None and p.ts > ru.last + self.gap:
+                if ru.start is not None:
+                    yield self._rollup_finding(key, ru, ctx, closed=True)
+                revised.discard(key)
+                ru = None
+            if ru is None:
+                ru = Rollup(p.ts)
+                self.store.put(key, ru)
+            rollups.add(key)
+            ru.last = max(ru.last, p.ts)
+            if subject in ru.alone:
                 continue
-            if st is None:
-                st = SubjectState()
-            ep = st.episodes.get(push.campaign_id)
-            if ep is not None and push.ts > ep.last + self.gap:
-                yield self._finding(subject, push.campaign_id, ep, ctx, closed=True)
-                changed.discard(push.campaign_id)
-                ep = None
-            if ep is None:
-                ep = st.episodes[push.campaign_id] = Episode(
-                    push.ts, push.submitter_id, push.org_id, push.approver_id
-                )
-            self._add(ep, push, breaches)
-            if carried:
-                ep.as_notice += 1
-                self._note(ep, f"sent as a notice but {'; '.join(carried)}: marketing all the same")
-            changed.add(push.campaign_id)
+            if len(ru.alone) < alone_up_to:
+                ru.alone.append(subject)
+                continue
+            ru.add(subject, p, as_notice, self.p.evidence_limit)
+            del breaches[rule]
+            revised.add(key)
+
+    def _settle(
+        self, subject: str, st: SubjectState | None, changed: set[str], ctx: Context
+    ) -> Iterator[Finding]:
+        """The subject's episodes that many hours quiet are closed, the others revised where a push
+        changed them. Only a subject with an open episode has a key."""
         if st is None:
             return
         for campaign, ep in list(st.episodes.items()):
@@ -375,6 +519,23 @@ class OffscopeMarketingDetector:
         self.store.put(subject, st)
         for ep in st.episodes.values():
             ctx.timers.register(subject, ep.last + self.gap)
+
+    def _settle_rollup(self, key: str, revised: bool, ctx: Context) -> Iterator[Finding]:
+        """A roll-up whose campaign has not offended its rule for `episode_gap_hours` is closed, and
+        its campaign's next offence starts again from the first subject alone; else revised where
+        a push changed it."""
+        ru = self.store.get(key)
+        if ru is None:
+            return
+        if ru.last + self.gap <= ctx.watermark:
+            if ru.start is not None:
+                yield self._rollup_finding(key, ru, ctx, closed=True)
+            self.store.delete(key)
+            return
+        self.store.put(key, ru)
+        ctx.timers.register(key, ru.last + self.gap)
+        if revised:
+            yield self._rollup_finding(key, ru, ctx, closed=False)
 
     # -- the rules ------------------------------------------------------------------------------
     def _carried(self, p: Push, ctx: Context) -> list[str]:
@@ -607,33 +768,83 @@ class OffscopeMarketingDetector:
             + "; ".join(parts)
         )
         regulation = list(dict.fromkeys(ref for s in specs for ref in s.regulation))
-        return Finding(
-            detector=self.kind,
-            rule_id=self.section.rule_id,
-            key=f"{subject}/{campaign}",
-            window_start=ep.start,
-            window_end=ep.last + self.gap,
+        return self._alert(
+            f"{subject}/{campaign}",
+            ep,
+            ep.start,
+            ctx,
             severity=severity,
-            revision=ep.revision,
             closed=closed,
             summary=summary,
-            jr_class=ctx.catalog.classify(ep.used).value,
-            actor_id=ep.actor,
-            actor_org=ep.org,
             subject_count=1,
             subject_sample=[subject],
             counts=counts,
-            evidence_event_ids=list(ep.evidence),
-            event_count=ep.pushes,
-            first_seen=ep.start,
-            last_seen=ep.last,
             title_zh="、".join(s.title_zh for s in specs),
             title_en="; ".join(s.title_en for s in specs),
             regulation=regulation,
         )
 
+    def _alert(self, key: str, of: Episode | Rollup, start: int, ctx: Context, **said: Any) -> Finding:
+        """What an episode's and a roll-up's alerts share: their window from `start` to a gap past
+        the last offending push, the campaign's people, the data used and the evidence."""
+        return Finding(
+            detector=self.kind,
+            rule_id=self.section.rule_id,
+            key=key,
+            window_start=start,
+            window_end=of.last + self.gap,
+            revision=of.revision,
+            jr_class=ctx.catalog.classify(of.used).value,
+            actor_id=of.actor,
+            actor_org=of.org,
+            evidence_event_ids=list(of.evidence),
+            event_count=of.pushes,
+            first_seen=start,
+            last_seen=of.last,
+            **said,
+        )
 
-def _people(ep: Episode) -> str:
+    def _rollup_finding(self, key: str, ru: Rollup, ctx: Context, closed: bool) -> Finding:
+        """One alert for a campaign's subjects after the first ones alerted alone: the count, the
+        pushes, a sample of their pseudonyms (every one in `subjects`, for the engine)."""
+        ru.revision += 1
+        rule_name, campaign = key.removeprefix(ROLLUP).split(":", 1)
+        rule = Rule(rule_name)
+        spec, n = self.p.rules[rule], len(ru.subjects)
+        counts = {
+            "subjects": n,
+            "pushes": ru.pushes,
+            f"rule_{rule.value}": ru.pushes,
+            "alerted_alone": len(ru.alone),
+        }
+        if ru.as_notice:
+            counts["sent_as_notice"] = ru.as_notice
+        was, are = ("was", "is") if len(ru.alone) == 1 else ("were", "are")
+        summary = (
+            f"{n_of(n, 'subject')} reached by campaign {campaign}{_people(ru)} in "
+            f"{n_of(ru.pushes, 'push', 'pushes')}: {spec.title_en}. One alert for the campaign: the "
+            f"{n_of(len(ru.alone), 'subject')} it offended first {was} alerted alone "
+            f"(campaign_rollup_subjects {self.p.campaign_rollup_subjects}), and {are} not counted here"
+        )
+        return self._alert(
+            f"campaign:{campaign}/{rule.value}",
+            ru,
+            ru.start or ru.last,
+            ctx,
+            severity=spec.severity,
+            closed=closed,
+            summary=summary,
+            subject_count=n,
+            subject_sample=ru.subjects[: self.p.sample_size],
+            subjects=list(ru.subjects),
+            counts=counts,
+            title_zh=spec.title_zh,
+            title_en=spec.title_en,
+            regulation=spec.regulation,
+        )
+
+
+def _people(ep: Episode | Rollup) -> str:
     """Who sent the campaign, for the summary line: the analyst's one action on a campaign to many
     refusers (stop it, ask its submitter) arrives as one alert per subject, each of which must name
     them (a probe's 100 alerts of one campaign named its submitter nowhere but the actor field)."""

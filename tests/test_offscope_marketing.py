@@ -270,6 +270,66 @@ def test_a_mass_notice_is_no_marketing_and_a_notice_that_markets_is(engine) -> N
         assert a.counts["sent_as_notice"] == 1 and a.counts["rule_after_withdrawal"] == 1
 
 
+def test_a_campaign_offending_many_subjects_is_one_alert_past_the_threshold(policy, catalog) -> None:
+    """probe_v2 F4: a campaign that reached a few hundred refusers raised an alert each, where the
+    analyst's one action is on the campaign. The first `campaign_rollup_subjects` - 1 subjects it
+    offends by a rule are alerted alone; the rest are one alert for the campaign and rule (their
+    count, a sample, every pseudonym for the engine), not counting those again. The subjects are
+    counted in time order whatever the batches: a replay in other batches gives the same alerts,
+    and its consenting customers stay silent."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "offscope_marketing")
+    alone = spec.params.campaign_rollup_subjects - 1
+    refusers = [f"R{i:02d}" for i in range(alone + 31)]
+    steps = [c for s in refusers for c in (consent(s), consent(s, at=-HOUR, status="withdrawn"))]
+    steps += [consent(f"K{i:02d}") for i in range(20)]
+    mass = {"campaign_id": "CMP-MASS"}
+    pushes = [push(s, at=i * 10_000, **mass) for i, s in enumerate(refusers)]
+    pushes += [push(f"K{i:02d}", at=i * 10_000 + 5000, **mass) for i in range(20)]
+    pushes.sort(key=lambda p: p.ts)  # ten minutes of sending, the consenting customers among the rest
+    again = [push(refusers[0], at=HOUR, **mass), push(refusers[-1], at=HOUR + 1, **mass)]
+
+    def replay(batch: int, order: list[Any]) -> dict[str, Alert]:
+        e = _engine(policy, catalog)
+        run(e, *steps)
+        ordered = [order[i : i + batch] for i in range(0, len(order), batch)]
+        # a compliant push a day later moves the watermark past the campaign's gap: it closes
+        return final(run(e, *ordered, again, [push("C9", at=26 * HOUR)]))
+
+    alerts = replay(7, pushes)
+    # one batch, the latest first: the roll-up still starts at the same subject (ten minutes, the
+    # sending's span, are within nothing's lateness here: all wait for the next batch's watermark)
+    assert {k: (a.counts, a.window_start, a.status) for k, a in alerts.items()} == {
+        k: (a.counts, a.window_start, a.status) for k, a in replay(len(pushes), pushes[::-1]).items()
+    }
+    # a restart between two batches, the roll-up's state from the changelog: the same alerts
+    first = _engine(policy, catalog)
+    before = run(first, *steps, pushes[:40])  # the first 30 or so judged, the roll-up open
+    restarted = _engine(policy, catalog)
+    restarted.restore(0, first.changes(0))
+    after = run(restarted, *steps, pushes[40:], again, [push("C9", at=26 * HOUR)])
+    assert {k: (a.counts, a.window_start, a.status) for k, a in final(before + after).items()} == {
+        k: (a.counts, a.window_start, a.status) for k, a in alerts.items()
+    }
+    single = [a for a in alerts.values() if a.subject_count == 1]
+    (rolled,) = [a for a in alerts.values() if a.subject_count > 1]
+    assert sorted(a.subjects_sample[0] for a in single) == sorted(P(s) for s in refusers[:alone])
+    assert rolled.subject_count == 31 and rolled.subjects_sample == [P(s) for s in refusers[alone:][:10]]
+    assert rolled.counts == {
+        "subjects": 31,
+        "pushes": 32,
+        "rule_after_withdrawal": 32,
+        "alerted_alone": alone,
+    }
+    assert rolled.severity.value == "high" and rolled.title_en == "Marketing push after the subject opted out"
+    assert rolled.summary.startswith(
+        "31 subjects reached by campaign CMP-MASS (submitted by E1, approved by E2)"
+    )
+    assert rolled.status.value == "closed" and rolled.actor_id == "E1"
+    # the first subject's second push is its own alert's, not the roll-up's
+    (first,) = [a for a in single if a.subjects_sample == [P(refusers[0])]]
+    assert first.counts["pushes"] == 2
+
+
 # -- purpose, choice, four eyes, audience ------------------------------------------------------------
 def test_loan_data_for_marketing_is_off_purpose_unless_separately_consented(engine) -> None:
     data = ["loan_details", "customer_segment"]
