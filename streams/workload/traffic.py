@@ -256,6 +256,32 @@ class Traffic(Jobs):
             perms = rng.sample(d.permissions, rng.randint(0, len(d.permissions)))
             self._sdk(ts, sid, fields, perms, rng.choice(d.hosts) if d.hosts else None, True)
 
+    def _mass_notice(self) -> None:
+        """A rate-change notice the bank sends through its marketing platform, written to its one
+        log as a notice (seed 004 流程描述(1)⑥): to every customer who had refused marketing by
+        then and to one in forty of the rest, addressed by name and number, with no opt-out. It
+        raises nothing (probe_v2 F4: one alert per refuser)."""
+        c = self.campaigns[0]  # head office's SMS team sends it
+        ts = self.start + self.span * 9 // 10
+        told = sorted({*(s for s, at in self.withdrawn.items() if at < ts), *list(self.customer_org)[::40]})
+        for k, subject in enumerate(told):
+            self.out["marketing"].append(
+                {
+                    "ts": ts + k * 1000,
+                    "subject_id": subject,
+                    "channel": c.channel,
+                    "campaign_id": f"NTC-{self.seed}-RATE",
+                    "purpose": "account_service",
+                    "data_used": ["customer_name", "mobile_phone"],
+                    "personalized": False,
+                    "opt_out_offered": False,
+                    "non_personalized_option": False,
+                    "submitter_id": c.submitter,
+                    "org_id": c.org,
+                    "kind": "notice",
+                }
+            )
+
     def _normal_marketing(self) -> None:
         """Pushes within an hour of their campaign, only while the subject's consent stands."""
         rng = self.rng
@@ -268,6 +294,7 @@ class Traffic(Jobs):
                 ts = c.t0 + rng.randrange(HOUR)
                 self._withdraw(subject, ts + rng.randint(1, 10) * MINUTE)
                 pushes.append((ts, c.id, subject, c))
+        self._mass_notice()
         todo = self._target("marketing")
         while len(pushes) < todo:
             c = rng.choice(self.campaigns)
