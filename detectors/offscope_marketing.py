@@ -47,6 +47,7 @@ from schemas.structs import STRICT
 
 HOUR = 3_600_000
 ROLLUP = "campaign:"  # + rule + ":" + campaign id: a campaign's roll-up of one rule (no pseudonym starts so)
+MEMBER = "rolled:"  # a subject counted in a roll-up (`member_key`)
 MARKETING_STRUCT: Any = STRICT["marketing"]  # a stored block's pushes come back as the decoder's structs
 
 
@@ -205,13 +206,16 @@ class Episode:
 class Rollup:
     """One campaign's offences of one rule while they go on (offending pushes, to any subject, no
     more than `episode_gap_hours` apart): the first subjects, each alerted alone, then one alert
-    for every subject after them."""
+    for every subject after them. The subjects rolled up are counted, and each kept as a key of its
+    own (`member_key`), written once: a storm's value stays the size of its sample, so a checkpoint
+    writes the subjects the batch added, not every one so far."""
 
     __slots__ = (
         "last",
         "alone",
         "start",
-        "subjects",
+        "count",
+        "sample",
         "pushes",
         "evidence",
         "revision",
@@ -220,14 +224,14 @@ class Rollup:
         "actor",
         "approver",
         "org",
-        "_seen",
     )
 
     def __init__(self, last: int):
         self.last = last  # the campaign's last push offending the rule, alone or rolled up
         self.alone: list[str] = []  # the subjects alerted one by one, in the order they were offended
         self.start: int | None = None  # the first rolled-up push: the roll-up alert's window and id
-        self.subjects: list[str] = []  # every subject rolled up, each once
+        self.count = 0  # the subjects rolled up, each once
+        self.sample: list[str] = []  # the first of them, as the alert names them
         self.pushes = 0
         self.evidence: list[str] = []
         self.revision = 0
@@ -237,25 +241,25 @@ class Rollup:
         self.actor = ""
         self.approver: str | None = None
         self.org: str | None = None
-        self._seen: set[str] | None = None  # `subjects` as a set, built at the first push a load meets
 
-    def add(self, subject: str, p: Push, as_notice: bool, evidence_limit: int) -> None:
+    def add(self, new: str | None, p: Push, as_notice: bool, limits: tuple[int, int]) -> None:
+        """A rolled-up push; `new`, its subject when first rolled up. `limits`: the evidence
+        limit and the sample size."""
         if self.start is None:
             self.start, self.actor, self.approver, self.org = p.ts, p.submitter_id, p.approver_id, p.org_id
-        if self._seen is None:
-            self._seen = set(self.subjects)
-        if subject not in self._seen:
-            self._seen.add(subject)
-            self.subjects.append(subject)
+        if new is not None:
+            self.count += 1
+            if len(self.sample) < limits[1]:
+                self.sample.append(new)
         self.pushes += 1
         self.as_notice += as_notice
         if not set(p.data_used).issubset(self.used):
             self.used = sorted(set(self.used) | set(p.data_used))
-        if len(self.evidence) < evidence_limit:
+        if len(self.evidence) < limits[0]:
             self.evidence.append(p.event_id)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "_seen"}
+        return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Rollup:
@@ -263,6 +267,17 @@ class Rollup:
         for k, v in d.items():
             setattr(ru, k, v)
         return ru
+
+
+def member_key(rollup: str, subject: str) -> str:
+    """The key saying `subject` is counted in the roll-up under key `rollup`: the roll-up's key's
+    length first, so no campaign id, whatever it holds, makes one roll-up's prefix another's."""
+    return f"{MEMBER}{len(rollup)}:{rollup}{subject}"
+
+
+def members(rollup: str) -> str:
+    """The prefix of the roll-up's member keys (`member_key`)."""
+    return f"{MEMBER}{len(rollup)}:{rollup}"
 
 
 class SubjectState:
@@ -484,6 +499,7 @@ class OffscopeMarketingDetector:
             if ru is not None and p.ts > ru.last + self.gap:
                 if ru.start is not None:
                     yield self._rollup_finding(key, ru, ctx, closed=True)
+                self._forget_members(key)
                 revised.discard(key)
                 ru = None
             if ru is None:
@@ -496,7 +512,11 @@ class OffscopeMarketingDetector:
             if len(ru.alone) < alone_up_to:
                 ru.alone.append(subject)
                 continue
-            ru.add(subject, p, as_notice, self.p.evidence_limit)
+            counted = member_key(key, subject)
+            new = self.store.get(counted) is None
+            if new:
+                self.store.put(counted, 1)
+            ru.add(subject if new else None, p, as_notice, (self.p.evidence_limit, self.p.sample_size))
             del breaches[rule]
             revised.add(key)
 
@@ -531,11 +551,17 @@ class OffscopeMarketingDetector:
             if ru.start is not None:
                 yield self._rollup_finding(key, ru, ctx, closed=True)
             self.store.delete(key)
+            self._forget_members(key)
             return
         self.store.put(key, ru)
         ctx.timers.register(key, ru.last + self.gap)
         if revised:
             yield self._rollup_finding(key, ru, ctx, closed=False)
+
+    def _forget_members(self, key: str) -> None:
+        """A closed roll-up's member keys: its campaign's next offence counts from the first again."""
+        for member, _ in list(self.store.items(members(key))):
+            self.store.delete(member)
 
     # -- the rules ------------------------------------------------------------------------------
     def _carried(self, p: Push, ctx: Context) -> list[str]:
@@ -806,11 +832,11 @@ class OffscopeMarketingDetector:
 
     def _rollup_finding(self, key: str, ru: Rollup, ctx: Context, closed: bool) -> Finding:
         """One alert for a campaign's subjects after the first ones alerted alone: the count, the
-        pushes, a sample of their pseudonyms (every one in `subjects`, for the engine)."""
+        pushes, a sample of their pseudonyms."""
         ru.revision += 1
         rule_name, campaign = key.removeprefix(ROLLUP).split(":", 1)
         rule = Rule(rule_name)
-        spec, n = self.p.rules[rule], len(ru.subjects)
+        spec, n = self.p.rules[rule], ru.count
         counts = {
             "subjects": n,
             "pushes": ru.pushes,
@@ -835,8 +861,8 @@ class OffscopeMarketingDetector:
             closed=closed,
             summary=summary,
             subject_count=n,
-            subject_sample=ru.subjects[: self.p.sample_size],
-            subjects=list(ru.subjects),
+            subject_sample=ru.sample,
+            subjects=ru.sample,  # counted, not listed: a storm's every pseudonym is in its member keys
             counts=counts,
             title_zh=spec.title_zh,
             title_en=spec.title_en,

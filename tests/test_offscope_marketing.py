@@ -274,7 +274,7 @@ def test_a_campaign_offending_many_subjects_is_one_alert_past_the_threshold(poli
     """probe_v2 F4: a campaign that reached a few hundred refusers raised an alert each, where the
     analyst's one action is on the campaign. The first `campaign_rollup_subjects` - 1 subjects it
     offends by a rule are alerted alone; the rest are one alert for the campaign and rule (their
-    count, a sample, every pseudonym for the engine), not counting those again. The subjects are
+    count and a sample), not counting those again. The subjects are
     counted in time order whatever the batches: a replay in other batches gives the same alerts,
     and its consenting customers stay silent."""
     spec = next(s for s in load_detectors(policy) if s.kind == "offscope_marketing")
@@ -328,6 +328,33 @@ def test_a_campaign_offending_many_subjects_is_one_alert_past_the_threshold(poli
     # the first subject's second push is its own alert's, not the roll-up's
     (first,) = [a for a in single if a.subjects_sample == [P(refusers[0])]]
     assert first.counts["pushes"] == 2
+
+
+def test_a_campaigns_roll_up_checkpoints_what_a_batch_added_and_leaves_nothing_when_closed(
+    policy, catalog
+) -> None:
+    """A storm's roll-up keeps its count and a sample in its value and each subject as a key written
+    once: a checkpoint after 400 subjects writes a batch's few, not the 400 (the value was every
+    pseudonym so far, rewritten at each checkpoint), and the closed roll-up leaves no key behind."""
+    spec = next(s for s in load_detectors(policy) if s.kind == "offscope_marketing")
+    refusers = [f"R{i:04d}" for i in range(spec.params.campaign_rollup_subjects + 400)]
+    steps = [c for s in refusers for c in (consent(s), consent(s, at=-HOUR, status="withdrawn"))]
+    pushes = [push(s, at=i * 1000, campaign_id="CMP-MASS") for i, s in enumerate(refusers)]
+    e = _engine(policy, catalog)
+    run(e, *steps, pushes[:-5], [push("C9", at=len(refusers) * 1000 + 10 * MIN)])
+    kept = dict(e.changes(0))
+    ns = b"offscope_marketing\x1f"
+    assert len([k for k in kept if k.startswith(ns + b"rolled:")]) > 400 - 5
+    run(e, pushes[-5:], [push("C9", at=len(refusers) * 1000 + 20 * MIN)])
+    written = {k: v for k, v in e.changes(0) if k.startswith(ns)}
+    assert len([k for k in written if k.startswith(ns + b"rolled:")]) == 5
+    assert sum(len(v or b"") for v in written.values()) < 4_000, written
+    kept.update(written)
+    run(e, [push("C9", at=30 * HOUR)])  # past the campaign's gap: the roll-up closes
+    kept.update(e.changes(0))
+    assert not [
+        k for k, v in kept.items() if v is not None and k.startswith((ns + b"rolled:", ns + b"campaign:"))
+    ]
 
 
 # -- purpose, choice, four eyes, audience ------------------------------------------------------------
