@@ -70,7 +70,7 @@ from streams.personal_numbers import DoorSeals
 from streams.pseudonym import PseudonymKeyChanged, PseudonymKeyMismatch, fingerprint, spelled_as
 from streams.registries import AsOfRegistry, ConsentRegistry, EntitlementRegistry, said_elsewhere
 from streams.sources.canonical import StatementFields, is_statement
-from streams.transfer_ledger import TransferLedger
+from streams.transfer_ledger import UNDECLARED, TransferLedger
 
 COVERAGE_GAP = "coverage_gap"
 OTHER = "other"  # a dimension value that is not a known id never reaches a table: it is counted here
@@ -1672,7 +1672,7 @@ class Engine:
         if attr == "sdk_id":  # a declared SDK by any of its names
             return self.catalog.sdk.resolve(value) or "undeclared_sdk"
         if attr == "recipient_id":
-            return value if value in self.catalog.policy.recipients.recipients else "undeclared_recipient"
+            return value if value in self.catalog.policy.recipients.recipients else UNDECLARED
         return value if value in self.known_orgs else OTHER
 
     def _sdk_field_cell(self, key: tuple[str, str, str | None, str]) -> tuple[str, str, str, str, str]:

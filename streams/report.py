@@ -178,6 +178,12 @@ class Period:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def ms(self) -> tuple[int | None, int | None]:
+        """(since, until) in ms since the epoch; None where open."""
+        since, until = (None if t is None else int(t.timestamp() * 1000) for t in (self.since, self.until))
+        return since, until
+
     def where(self, column: str) -> tuple[str, dict[str, Any]]:
         """` AND column` within the period (bound parameters), and the parameters."""
         sql, params = "", {}
@@ -569,7 +575,7 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 {_alert_chart(data.get("alerts_by_hour"), period)}
 {_take_outs(data.get("take_outs") or [], bool(total))}
 {_lifecycle(data.get("lifecycle"), zone)}
-{render_provided(data.get("provided"))}
+{render_provided(data.get("provided"), *period.ms, zone)}
 {_gaps(data.get("gaps", []))}
 {_incidents(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
 {_handling(data.get("handling") or [], period)}

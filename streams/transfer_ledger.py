@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 from policy.model import Policy, Recipients
 from schemas.models import RecipientType
@@ -95,7 +96,8 @@ class TransferLedger:
         authority = book.authority_of(ev.recipient_id, ev.recipient_type, ev.legal_basis)
         if authority is not None:
             found = book.authorities[authority]
-            return authority, f"{found.name_zh} / {found.name_en}", RecipientType.regulator.value
+            # a foreign court's or regulator's request is provision abroad all the same (PIPL art. 41)
+            return authority, f"{found.name_zh} / {found.name_en}", CROSS_BORDER if abroad else "regulator"
         return UNDECLARED, UNDECLARED_NAME, direction
 
     def drain(self) -> list[tuple]:
@@ -109,7 +111,7 @@ class TransferLedger:
 # recipient renamed in the policy reads by its newest transfer's name.
 PROVIDED_SQL = """SELECT recipient_id, argMax(recipient_name, ts) AS recipient, direction, legal_basis, jr_class,
     uniqExactMerge(customers) AS customers, sumIf(subject_count, named = 0) AS unnamed,
-    sum(records) AS records, count() AS transfers, sum(named) > 0 AND customers = 0 AS expired
+    sum(records) AS records, count() AS transfers, countIf(named > 0 AND finalizeAggregation(transfer_ledger.customers) = 0) > 0 AS expired
 FROM {db}.transfer_ledger FINAL
 WHERE direction != 'internal'{where}
 GROUP BY recipient_id, direction, legal_basis, jr_class
@@ -129,15 +131,26 @@ class Provided:
     unnamed: int  # customers of transfers naming none, as their senders counted them: not de-duplicated
     records: int
     transfers: int
-    expired: bool  # its customers' state outlived policy/storage.yaml's pseudonym days: not counted
+    # some of its transfers' customers outlived policy/storage.yaml's pseudonym days (a row that named
+    # some holds an empty state): `customers` counts the rest only (none left: every one expired)
+    expired: bool
 
 
-def provided(
-    client: Any, db: str, where: str = "", parameters: dict[str, Any] | None = None
-) -> list[Provided]:
-    """The ledger's lines, `where` an ` AND ...` on `ts` (Period.where)."""
+class Ledger(NamedTuple):
+    """The section's lines, and the first transfer the ledger holds (ms; None: none yet)."""
+
+    lines: list[Provided]
+    since: int | None
+
+
+def provided(client: Any, db: str, where: str = "", parameters: dict[str, Any] | None = None) -> Ledger:
+    """The ledger's lines, `where` an ` AND ...` on `ts` (Period.where), and when it began."""
     sql = PROVIDED_SQL.replace("{db}", db).replace("{where}", where)
-    return [Provided(*row) for row in client.query(sql, parameters=parameters or {}).result_rows]
+    lines = [Provided(*row) for row in client.query(sql, parameters=parameters or {}).result_rows]
+    (first,) = client.query(
+        f"SELECT if(count() = 0, NULL, toUnixTimestamp64Milli(min(ts))) FROM {db}.transfer_ledger"
+    ).result_rows[0]
+    return Ledger(lines, first)
 
 
 DIRECTION_NAMES = {
@@ -149,16 +162,25 @@ DIRECTION_NAMES = {
 }
 
 
-def render(lines: list[Provided] | None) -> str:
-    """The report's section "Personal information provided to others / 对外提供个人金融信息"; nothing
-    where the ledger has no table (None)."""
-    if lines is None:
+def render(ledger: Ledger | None, since: int | None, until: int | None, zone: tzinfo) -> str:
+    """The report's section "Personal information provided to others / 对外提供个人金融信息" for the
+    period [since, until) (ms; None: open); nothing where the ledger has no table (None) or began
+    after the period, which it cannot speak for: a month before the upgrade is not "none"."""
+    if ledger is None or (until is not None and (ledger.since is None or ledger.since >= until)):
         return ""
+    lines = ledger.lines
+    partly = ledger.since is not None and (since is None or since < ledger.since)
     head = (
         "<h2>Personal information provided to others / 对外提供个人金融信息</h2>"
         "<p class=sub>per recipient, legal basis and JR/T 0171 class in the period (PIPL art. 55-56, "
         "seed 002 §六.2(2)); customers are distinct pseudonyms, those of transfers naming none are "
-        "counted as sent; the bank's own systems are left out</p>"
+        "counted as sent; the bank's own systems are left out"
+        + (
+            f"; recorded from {_day(ledger.since, zone)} only, when the ledger began / 自{_day(ledger.since, zone)}起记录"
+            if partly and ledger.since is not None
+            else ""
+        )
+        + "</p>"
     )
     if not lines:
         return head + "<p>none in the period / 期内无对外提供</p>"
@@ -166,7 +188,7 @@ def render(lines: list[Provided] | None) -> str:
         f"<tr><td>{escape(p.recipient)}<br><small><code>{escape(p.recipient_id)}</code></small></td>"
         f"<td>{escape(DIRECTION_NAMES.get(p.direction, p.direction))}</td><td>{escape(p.legal_basis)}</td>"
         f"<td{' class=c3' if p.jr_class == 'C3' else ''}>{escape(p.jr_class)}</td>"
-        f"<td class=n>{'expired / 已过保存期' if p.expired else f'{p.customers:,}'}</td>"
+        f"<td class=n>{_customers(p)}</td>"
         f"<td class=n>{p.unnamed:,}</td><td class=n>{p.records:,}</td><td class=n>{p.transfers:,}</td></tr>"
         for p in lines
     )
@@ -175,3 +197,15 @@ def render(lines: list[Provided] | None) -> str:
         "<th>class / 类别</th><th class=n>customers / 客户数</th><th class=n>not named / 未列名客户</th>"
         f"<th class=n>records / 记录数</th><th class=n>transfers / 传输次数</th></tr>{rows}</table>"
     )
+
+
+def _customers(p: Provided) -> str:
+    if not p.expired:
+        return f"{p.customers:,}"
+    if not p.customers:
+        return "expired / 已过保存期"
+    return f"{p.customers:,} (partly expired / 部分已过保存期)"
+
+
+def _day(ms: int, zone: tzinfo) -> str:
+    return datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d")

@@ -143,7 +143,7 @@ from streams.clickhouse import connect
 c = connect({dsn!r})
 ids = [r[0] for r in c.query("SELECT alert_id FROM {database}.alerts FINAL").result_rows]
 rollups = c.query(
-    "SELECT topic, partition, block, toString(minute), stream, jr_class, org, outcome, version, events "
+    "SELECT topic, partition, block, toString(minute), stream, jr_class, org, outcome, action, version, events "
     "FROM {database}.event_rollups FINAL"
 ).result_rows
 print(json.dumps({{"ids": ids, "rollups": rollups}}))

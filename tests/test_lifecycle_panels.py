@@ -269,17 +269,17 @@ def test_the_report_lists_what_the_ledger_panel_shows(day, span, dashboard, ch) 
     """The report's section "对外提供个人金融信息" and the panel, over the same half-open range."""
     _, _, db = dashboard
     data = gather(ch, db, Period(since=span[0], until=span[1]))
-    assert [vars(p) for p in data["provided"]] == dashboard[0]["provided to others"]
+    assert [vars(p) for p in data["provided"].lines] == dashboard[0]["provided to others"]
     html = render(data)
     assert "Personal information provided to others / 对外提供个人金融信息" in html
-    top = data["provided"][0]
+    top = data["provided"].lines[0]
     assert f"<td class=n>{top.records:,}</td><td class=n>{top.transfers:,}</td></tr>" in html
     # a range ending at a transfer's instant leaves it to the next range, in both
     last = max(e.ts for e in events(day, "transfer"))
     cut = (span[0], datetime.fromtimestamp(last / 1000, UTC))
-    before = provided(ch, db, *Period(since=cut[0], until=cut[1]).where("ts"))
+    before = provided(ch, db, *Period(since=cut[0], until=cut[1]).where("ts")).lines
     assert [vars(p) for p in before] == read_panels(ch, db, cut)["provided to others"]
-    assert sum(p.transfers for p in before) == sum(p.transfers for p in data["provided"]) - 1
+    assert sum(p.transfers for p in before) == sum(p.transfers for p in data["provided"].lines) - 1
 
 
 def test_a_replay_counts_nothing_twice(dashboard) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -148,11 +149,34 @@ def test_the_ledger_forgets_its_customers_after_the_pseudonym_days_and_keeps_the
         column_names=list(LEDGER_COLUMNS),
     )
     ch.command(f"OPTIMIZE TABLE {db}.transfer_ledger FINAL")
-    old, recent = (provided(ch, db, f" AND event_id = '{event}'")[0] for event in ("old", "recent"))
+    ledger = {event: provided(ch, db, f" AND event_id = '{event}'") for event in ("old", "recent")}
+    (old,), (recent,) = ledger["old"].lines, ledger["recent"].lines
     assert (old.customers, old.expired, old.records, old.transfers) == (0, True, 2, 1)
     assert (recent.customers, recent.expired) == (2, False)
     assert ch.query(f"SELECT DISTINCT subjects FROM {db}.transfer_ledger").result_rows == [([],)]
-    assert "expired / 已过保存期" in render([old])
+    assert "expired / 已过保存期" in render(ledger["old"], None, None, UTC)
+    # a period reaching past the days: the customers counted are the recent ones, and it says so
+    (both,) = provided(ch, db).lines
+    assert (both.customers, both.expired, both.transfers) == (2, True, 2)
+    assert "2 (partly expired / 部分已过保存期)" in render(provided(ch, db), None, None, UTC)
+
+
+def test_the_ledger_speaks_only_for_the_time_since_it_began(ch: Any, db: str) -> None:
+    """A period before the ledger's first transfer is not "none provided": the release before kept no
+    ledger, so the report leaves the section out; a period the ledger began in says from when."""
+    apply_ddl(ch, db, SHORT)
+    began = datetime(2026, 3, 10, 4, tzinfo=UTC)
+    sent = ("r1", "外包 / outsourcer", "processor", "contract", "C2", 2, 2, 2, ["p_a", "p_b"])
+    ch.insert("transfer_ledger", [("e1", began, *sent)], database=db, column_names=list(LEDGER_COLUMNS))
+    ms = int(began.timestamp() * 1000)
+    zone = ZoneInfo("Asia/Shanghai")
+    february = provided(
+        ch, db, " AND ts < {until:DateTime64(3, 'UTC')}", {"until": began - timedelta(days=9)}
+    )
+    assert february.lines == [] and render(february, ms - 40 * DAY_MS, ms - 9 * DAY_MS, zone) == ""
+    march = render(provided(ch, db), ms - 9 * DAY_MS, ms + 21 * DAY_MS, zone)
+    assert "recorded from 2026-03-10 only" in march and "外包 / outsourcer" in march
+    assert "recorded from" not in render(provided(ch, db), ms, ms + DAY_MS, zone)
 
 
 def test_a_table_whose_ttl_counted_from_last_seen_counts_from_kept_from_after_an_upgrade(

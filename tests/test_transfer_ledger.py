@@ -35,6 +35,12 @@ def labels(policy: Any, **kw: Any) -> tuple:
             {"recipient_id": "court_bj_chaoyang", "recipient_type": "regulator", "legal_basis": "legal_obligation"},
             ("court", "regulator"),
         ),
+        # a foreign court's request is provision abroad all the same (PIPL art. 41)
+        (
+            {"recipient_id": "court_hk_high", "recipient_type": "regulator", "legal_basis": "legal_obligation",
+             "recipient_country": "HK"},
+            ("court", "cross_border"),
+        ),
     ],
 )  # fmt: skip
 def test_a_recipient_reaches_the_table_as_the_policy_declares_it(policy, sent, expected) -> None:
