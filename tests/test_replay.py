@@ -347,7 +347,7 @@ def test_a_replay_stored_in_clickhouse_reads_as_a_live_run(
     # the transfer ledger too: every transfer to others (not the bank's own systems) once
     book = load_policy().recipients
     assert (
-        sum(p.transfers for p in data["provided"])
+        sum(p.transfers for p in data["provided"].lines)
         == sum(
             1
             for s, _, r in workload.records
