@@ -1095,7 +1095,7 @@ class RetentionOverrunDetector:
         system = rec.holders(deadline, part)[0]
         named = f"{system}\x1f{d.name}\x1f{rec.jr_class}\x1f{deadline}".encode()
         gid = int(hashlib.sha256(named).hexdigest()[:15], 16)
-        key = f"{BATCH}{gid:015x}"
+        key = _batch_key(gid)
         batch = self.store.get(key) or Batch(system, d.name, rec.jr_class, deadline, ctx.partition)
         batch.join(customer, rid, rec, start, key not in joined, self.p.evidence_limit)
         joined.add(key)
@@ -1162,7 +1162,7 @@ class RetentionOverrunDetector:
         tag = f"{Rule.retention_expired}:{d.name}"
         rec.fired[tag] += 1
         gid = rec.fired.get(tag + IN_BATCH)
-        key = f"{BATCH}{gid:015x}" if gid else ""
+        key = _batch_key(gid) if gid else ""
         batch = self.store.get(key) if key else None
         if isinstance(batch, Batch):
             self._recount(key, batch, rec, tag, _part(rec, d), ctx, begun_again)
@@ -1698,3 +1698,8 @@ def _count(rule: Rule, offending: list[list[Any]], fired: dict[str, int]) -> int
     if new:
         fired[rule] = fired.get(rule, 0) + new
     return new
+
+
+def _batch_key(gid: int) -> str:
+    """The key of the batch whose id hashes its system, rule, class and due day (`_overran`)."""
+    return f"{BATCH}{gid:015x}"

@@ -389,7 +389,7 @@ def lifecycle(client: Any, db: str, period: Period | None = None) -> dict[str, A
     # the period's end where later events say the monitor's clock passed it (each deadline before it
     # has fired), to the second as Grafana's $__toTime; else the minute after its last event
     as_of = min(int(period.until.timestamp()) * 1000, latest) if period.until else last
-    start = int((period.since or datetime.fromtimestamp(0, UTC)).timestamp() * 1000)
+    start = period.ms[0] or 0
     # due strictly before then, as the backlog panel (`window_end < $__toTime_ms`): a deadline at a
     # period's end is the next period's, as an alert's time is. Records, not alerts: a batch's alert
     # counts those it still keeps (retention_overrun `Batch`)
@@ -572,7 +572,7 @@ code{{font-size:12px}} small{{color:#555}} td.t{{white-space:nowrap}} table.orgs
 them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 <div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
 {charts}
-{_alert_chart(data.get("alerts_by_hour"), period)}
+{_alert_chart(data.get("alerts_by_hour"), data.get("alert_severities") or {}, period)}
 {_take_outs(data.get("take_outs") or [], bool(total))}
 {_lifecycle(data.get("lifecycle"), zone)}
 {render_provided(data.get("provided"), *period.ms, zone)}
@@ -584,7 +584,9 @@ them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 </body></html>"""
 
 
-def _alert_chart(by_hour: list[tuple[datetime, str, int]] | None, period: Period) -> str:
+def _alert_chart(
+    by_hour: list[tuple[datetime, str, int]] | None, whole: dict[str, int], period: Period
+) -> str:
     """The period's alerts by the day of their last event (by the hour, when they fall in two days
     or fewer) and severity, as the alerts table selects them: management looks at it before it reads
     the table (probe_v3 M5). A bounded period draws each of its days, an alert-free one too."""
@@ -601,9 +603,6 @@ def _alert_chart(by_hour: list[tuple[datetime, str, int]] | None, period: Period
     rows, per = busiest_days(by_hour, zone, floor=0, max_days=CHART_DAYS, within=within), "day"
     if len(rows) <= 2:
         rows, per = busiest_hours(by_hour, floor=0, max_hours=CHART_HOURS, zone=zone), "hour"
-    whole: dict[str, int] = {}
-    for _, severity, n in by_hour:
-        whole[severity] = whole.get(severity, 0) + n
     series = [s for s in SEVERITY_COLOURS if s in whole]
     title = {"day": "Alerts per day / 每日告警数", "hour": "Alerts per hour / 每小时告警数"}[per]
     return _bars(
