@@ -55,6 +55,7 @@ from detectors.base import (
     iso_minute,
     n_of,
 )
+from detectors.books import Book, book_key, buckets_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf, count
 from detectors.window_chunks import Chunks, chunk_key
 from policy.catalog import UNSTATED
@@ -352,6 +353,7 @@ class ActorWindow:
         "pending",
         "legacy",
         "books",
+        "unread_books",
         "past",
         "closed",
         "late",
@@ -381,9 +383,11 @@ class ActorWindow:
         self.chunks = Chunks()  # the older items, sealed in keys of their own (window_chunks.py)
         self.pending = False  # loaded without its sealed items yet (`fill`)
         self.legacy = False  # stored by a lifemon that kept windows under the bare employee id
-        # book (OWN, COUNTER or WALK_IN and a permission set) -> customer -> its last such read
-        # (`own_read`)
-        self.books: dict[str, dict[str, int]] = {}
+        # book (OWN, COUNTER or WALK_IN and a permission set) -> its customers (`own_read`), each
+        # stored in buckets of its own (detectors/books.py)
+        self.books: dict[str, Book] = {}
+        # loaded without them yet: book -> its stored buckets, or (an earlier lifemon's) the book
+        self.unread_books: dict[str, int | dict[str, int]] = {}
         # the measures of own work its reads went past -> the last such read: an episode opened
         # later, on the count those reads are in, says so too
         self.past: dict[str, int] = {}
@@ -514,14 +518,10 @@ class ActorWindow:
         at the counter) is still the post's own work: the customer is one of the `most` distinct
         customers it read there over the last day (rolling 24 h of event time, whatever the law's
         horizon is). Those beyond read the book as a harvest, and count as any reads."""
-        book = self.books.setdefault(book_id, {})
-        if cid not in book and len(book) >= most:
-            for gone in [c for c, t in book.items() if t <= ts - DAY_MS]:
-                del book[gone]
-            if len(book) >= most:
-                return False
-        book[cid] = max(ts, book.get(cid, ts))
-        return True
+        book = self.books.get(book_id)
+        if book is None:
+            book = self.books[book_id] = Book()
+        return book.read(cid, ts, most)
 
     def to_json(self) -> dict[str, Any]:
         entries, events = self.chunks.tails((self.entries, self.events))
@@ -536,7 +536,7 @@ class ActorWindow:
             "added": self.tally.added,
             "legal_since": self.legal_since,
             "reported": self.reported,
-            "books": self.books,
+            "books": {book_id: book.stored for book_id, book in self.books.items()},
             "past": self.past,
             "closed": None if self.closed is None else [self.closed[0].to_json(), *self.closed[1:]],
             "history": self.history,
@@ -562,7 +562,7 @@ class ActorWindow:
                 zip(d.get("reported") or [[0, 0]] * len(tally.totals), tally.totals, strict=False)
             )
         ]
-        win.books = d.get("books", {})  # none before the own book's daily limit
+        win.unread_books = d.get("books", {})  # none before the own book's daily limit
         win.past = d.get("past", {})  # none before an episode's note took earlier batches' reads
         closed = d.get("closed")  # none before a closed episode could rejoin
         win.closed = None if closed is None else (Episode.from_json(closed[0]), closed[1], closed[2])
@@ -773,12 +773,25 @@ class BulkQueryDetector:
                 return None
             self._move(actor, WINDOW + actor, old)
             win = old
-        if win.pending:
-            parts = [self.store.get(chunk_key(actor, seq)) for seq, *_ in win.chunks.sealed]
-            if any(p is None for p in parts):
-                raise RuntimeError(f"bulk_query: state of {actor!r} names a chunk its store does not hold")
-            win.fill(parts)
-            self.store.put(WINDOW + actor, win)  # reading its chunks may have pushed it out of the cache
+        if win.pending or win.unread_books:
+            if win.pending:
+                parts = [self.store.get(chunk_key(actor, seq)) for seq, *_ in win.chunks.sealed]
+                if any(p is None for p in parts):
+                    raise RuntimeError(
+                        f"bulk_query: state of {actor!r} names a chunk its store does not hold"
+                    )
+                win.fill(parts)
+            for book_id, mask in win.unread_books.items():
+                if isinstance(mask, dict):  # a lifemon before the buckets kept the book in the value
+                    win.books[book_id] = Book.whole(mask)
+                    continue
+                buckets = [self.store.get(book_key(actor, book_id, b)) for b in buckets_of(mask)]
+                if any(b is None for b in buckets):
+                    raise RuntimeError(f"bulk_query: state of {actor!r} names a book its store does not hold")
+                win.books[book_id] = Book.stored_as(mask, buckets)
+            win.unread_books = {}
+            self._write_books(actor, win)  # an earlier lifemon's, in buckets from now on
+            self.store.put(WINDOW + actor, win)  # reading its parts may have pushed it out of the cache
         return win
 
     def _move(self, old_key: str, new_key: str, win: ActorWindow) -> None:
@@ -794,12 +807,26 @@ class BulkQueryDetector:
             self.store.put(chunk_key(actor, seq), value)
         for seq in deletes:
             self.store.delete(chunk_key(actor, seq))
+        self._write_books(actor, win)
         self.store.put(WINDOW + actor, win)
+
+    def _write_books(self, actor: str, win: ActorWindow) -> None:
+        """The buckets of its books that changed (detectors/books.py)."""
+        for book_id, book in win.books.items():
+            if book.touched:
+                changed, emptied = book.seal()
+                for b, value in changed:
+                    self.store.put(book_key(actor, book_id, b), value)
+                for b in emptied:
+                    self.store.delete(book_key(actor, book_id, b))
 
     def _forget(self, actor: str, win: ActorWindow) -> None:
         self.store.delete(WINDOW + actor)
         for seq in win.chunks.all_keys():
             self.store.delete(chunk_key(actor, seq))
+        for book_id, book in win.books.items():
+            for b in book.stored_buckets():
+                self.store.delete(book_key(actor, book_id, b))
 
     def _close_passed(self, actor: str, win: ActorWindow, ts: int, ctx: Context) -> Iterable[Finding]:
         """The actor's own clock passed its episode: close it before a new one can open."""

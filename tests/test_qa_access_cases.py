@@ -375,7 +375,7 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
             bulk_query={"legal_horizon_hours": 8},
         )
         assert [a for a in short if "reached 50 (" in a.summary], batch
-    # the customers counted, and the measures passed, travel with the window's state
+    # the measures passed travel with the window's state (its books, in buckets: tests/test_books.py)
     from detectors.bulk_query import ActorWindow
     from detectors.legal_tally import LegalTally
 
@@ -384,9 +384,9 @@ def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
     win.past["of its own customers past the book's 3 a day"] = OPEN + 2
     back = ActorWindow.from_json(orjson.loads(orjson.dumps(win.to_json())))
     assert back.past == win.past  # an episode opened after a restart still says so
-    assert not back.own_read("own", "p9", OPEN + 10, 3)
-    assert back.own_read("own", "p0", OPEN + 11, 3) and back.own_read("walk_in", "p9", OPEN, 3)
-    assert back.own_read("own", "p9", OPEN + 24 * HOUR + 3, 3)  # the first read a day before has left
+    assert not win.own_read("own", "p9", OPEN + 10, 3)
+    assert win.own_read("own", "p0", OPEN + 11, 3) and win.own_read("walk_in", "p9", OPEN, 3)
+    assert win.own_read("own", "p9", OPEN + 24 * HOUR + 3, 3)  # the first read a day before has left
 
 
 def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_day_measure(run) -> None:
