@@ -609,7 +609,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """`report`: the HTML page for management (streams/report.py), for a period: `--month` (the
+    """`report`: the HTML page for management (streams/report/), for a period: `--month` (the
     bank's calendar month, recipients.yaml `timezone`) or `--since` / `--until` (as `lifemon alerts`)."""
     from streams.report import Period, gather, month_period, render
 

@@ -1363,7 +1363,7 @@ def test_the_take_out_panel_counts_each_org_and_class_as_lifemon_report_does(
 
 
 def test_the_take_out_panel_names_the_actions_the_detectors_call_take_outs_and_reads() -> None:
-    """The panel's columns are the report's (streams/report.py TAKEN_OUT), whose actions are the
+    """The panel's columns are the report's (streams/report/take_outs.py TAKEN_OUT), whose actions are the
     ones the detectors call a take-out (schemas.models TAKES_OUT); a read is a view or a query."""
     from schemas.models import READS, TAKES_OUT
     from streams.report import TAKEN_OUT

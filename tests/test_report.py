@@ -143,9 +143,9 @@ def test_busiest_hours_ignore_back_dated_stragglers() -> None:
         "2026-01-01 03:00",
     ]  # the gap filled, 2023 dropped
     # the legend counts the charted hours and says what lies outside them (the demo's summary counts all)
-    from streams.report import _bars
+    from streams.report.charts import bars
 
-    chart = _bars(
+    chart = bars(
         "t",
         busiest_hours(rows),
         ["access", "lifecycle"],
@@ -155,13 +155,13 @@ def test_busiest_hours_ignore_back_dated_stragglers() -> None:
     assert "access 3,000</span>" in chart and "lifecycle 0 (+3 outside these hours)</span>" in chart
     # a new user read ticks at 5,877 and 2,938, and could not see 15 C3 events of 50 000: round
     # ticks, and a segment of a few events drawn 2 px high
-    few = _bars("t", [("h1", {"C2": 5877, "C3": 3})], ["C2", "C3"], {"C2": "#1", "C3": "#2"})
+    few = bars("t", [("h1", {"C2": 5877, "C3": 3})], ["C2", "C3"], {"C2": "#1", "C3": "#2"})
     ticks = re.findall(r'class="axis" text-anchor="end">([^<]*)</text>', few)
     assert ticks == ["3,000", "6,000"]
     (c3,) = re.findall(r'height="([0-9.]+)" fill="#2"', few)
     assert float(c3) == 2.0
     # a peak of 25 has its half at 12.5, not "12"
-    halves = _bars("t", [("h", {"C2": 25})], ["C2"], {"C2": "#1"})
+    halves = bars("t", [("h", {"C2": 25})], ["C2"], {"C2": "#1"})
     assert re.findall(r'text-anchor="end">([^<]*)</text>', halves) == ["12.5", "25"]
 
 

@@ -235,10 +235,10 @@ def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_
     assert cells[6] == "70 customers / 客户" and cells[8] == ", ".join(incident["leakage_classes"]) != ""
     assert cells[7] == f"{incident['records']:,} records / 记录"
     # an SDK's incident counts observations and devices, as `lifemon incidents` says: not "0" records
-    from streams.report import _incidents
+    from streams.report.incidents import incidents_table
 
     sdk = dict(incident, records=0, observations=2, devices=1)
-    page = _incidents([sdk], 1, data["period"], datetime.now(UTC))
+    page = incidents_table([sdk], 1, data["period"], datetime.now(UTC))
     assert "2 observations / 次采集, 1 device / 台设备" in page and ">0<" not in page
 
 
