@@ -158,6 +158,25 @@ def refs(stream: str, records: list[Record]) -> list[Any]:
     return [from_model(stream, r) for r in records]
 
 
+def stored_text(changes: list[tuple[bytes, bytes | None]]) -> str:
+    """What a checkpoint's changes hold, as text, packed values (inbox blocks, judged segments:
+    lz4) unpacked: a check that no raw id is stored must read inside them."""
+    import base64
+
+    import lz4.frame
+    import orjson
+
+    out = []
+    for key, value in changes:
+        out.append(key.decode(errors="replace"))
+        if value is None:
+            continue
+        data = orjson.loads(value)
+        packed = data.get("block") or data.get("packed") if isinstance(data, dict) else None
+        out.append(lz4.frame.decompress(base64.b64decode(packed)).decode() if packed else value.decode())
+    return "\n".join(out)
+
+
 def fed(stream: str, records: list[Record], topic: str = "t", offset: int = 0) -> list[tuple[RawRecord, Any]]:
     """Events as the engine receives them from the decoder: (raw record, struct), offsets from `offset`."""
     return [(RawRecord(topic, 0, offset + i, None), from_model(stream, r)) for i, r in enumerate(records)]

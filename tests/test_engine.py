@@ -7,7 +7,7 @@ from collections import Counter
 from types import SimpleNamespace
 
 import msgspec
-from conftest import T0, access, entitlement, fed, refs
+from conftest import T0, access, entitlement, fed, refs, stored_text
 
 from detectors import load_detectors
 from schemas.models import SdkTelemetryEvent
@@ -95,7 +95,7 @@ def test_detectors_and_their_state_see_only_pseudonyms(policy, catalog) -> None:
     e = engine(policy, catalog)
     e.apply_reference("entitlements", refs("entitlements", [entitlement("e1")]))
     e.process("access", "t", 0, fed("access", access("e1", customers=45)))
-    state = str(e.changes(0))
+    state = stored_text(e.changes(0))
     assert "C00000" not in state and Pseudonymizer(b"e" * 32)("C0000001") in state
 
 
@@ -322,7 +322,7 @@ def test_a_batch_is_counted_as_its_records_one_by_one(policy, catalog) -> None:
         one_by_one.process("access", "t", 0, fed("access", [r], offset=i))
     rows = rows_of(whole)
     assert rows == rows_of(one_by_one) and len({k[0] for k in rows}) > 1  # the batch spans blocks
-    state, pz = str(whole.changes(0)), Pseudonymizer(b"e" * 32)  # every id replaced, each by its own
+    state, pz = stored_text(whole.changes(0)), Pseudonymizer(b"e" * 32)  # every id replaced, each by its own
     assert "C00000" not in state and all(pz(c) in state for r in records for c in r.subject_ids)
 
 

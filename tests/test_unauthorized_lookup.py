@@ -9,7 +9,7 @@ from conftest import LOG_WORDS, T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
 from schemas.models import Action, Approval, Consent, Customer, CustomerStatus, EmployeeStatus, Entitlement
-from streams.alerts import alert_version
+from streams.alerts import alert_version, latest
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 
@@ -1899,3 +1899,41 @@ def test_development_testing_and_operations_held_together_is_one_alert_per_emplo
         first, second = sorted(found, key=lambda a: a.last_seen)
         assert first.alert_id == clash.alert_id and second.alert_id != clash.alert_id
         assert second.evidence_event_ids == [reads[3].event_id]
+
+
+def test_a_block_released_in_part_is_written_once_and_restores_what_still_waits(policy, catalog) -> None:
+    """Six out-of-scope reads 10:00:00-10:00:50 wait as one block (the allowed lateness is a
+    minute); a read at 10:01:25 moves the watermark to 10:00:25 and releases the first three. The
+    checkpoint after it writes the inbox's entry, not the block again; restored from the changelog,
+    the task judges the last three once, as the uninterrupted one does: one alert of six accesses.
+    So does a restore of the block as an earlier lifemon wrote it (a JSON list, unpacked)."""
+    import base64
+
+    import lz4.frame
+
+    reads = access("e1", customers=6, first_customer=20, start=10 * HOUR, every_s=10)
+    nudge = access("e2", customers=1, start=10 * HOUR + 85_000)
+    end = access("e2", customers=1, start=14 * HOUR)
+    ends = []
+    for restart in (None, "packed", "unpacked"):
+        e = late_engine(policy, catalog, NIGHT_SHIFT)
+        found = judged(e, reads)
+        first = e.changes(0)
+        assert found == [] and any(k.endswith(b"~inbox:0") for k, _ in first)
+        found += judged(e, nudge, offset=10)
+        assert [a.counts["accesses"] for a in latest(found)] == [3]  # the block released in part
+        second = e.changes(0)
+        assert not any(k.endswith(b"~inbox:0") for k, _ in second), "the block was written again"
+        if restart == "unpacked":
+            first = [
+                (k, lz4.frame.decompress(base64.b64decode(orjson.loads(v)["block"])))
+                if k.endswith(b"~inbox:0")
+                else (k, v)
+                for k, v in first
+            ]
+        if restart:
+            e = late_engine(policy, catalog, NIGHT_SHIFT)
+            e.restore(0, first + second)
+        found += judged(e, end, offset=20) + e.drain()
+        ends.append({a.alert_id: (a.status.value, a.counts["accesses"]) for a in latest(found)})
+    assert ends[0] == ends[1] == ends[2] and list(ends[0].values()) == [("closed", 6)], ends
