@@ -64,6 +64,28 @@ CLASS_ORDER = ("C3", "C2", "C1")
 UNDECLARED = "undeclared_fields"
 # a forgotten incident's state: its generation and id, kept so a late member never reuses the id
 FORGOTTEN = "forgotten"
+MEMBERS = "member_ids"  # the stored incident's: its members are keys of their own (`member_key`)
+
+
+def member_key(ikey: str, alert_id: str) -> str:
+    """Unique per (incident, alert): an incident's key ends in its window's start, after a '/'."""
+    return f"{INCIDENT}{ikey}\x1f{alert_id}"
+
+
+class Stored:
+    """An incident's state in the store: its members as keys of their own, so a checkpoint writes
+    the member a revision changed, not the incident (a day's spree and its transfers, 32 kB, were
+    rewritten at every checkpoint one of them was revised in)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.state.items() if k != "members"} | {
+            MEMBERS: sorted(self.state["members"])
+        }
 
 
 def incident_id(group: str, key: str, window_start: int, generation: int = 0) -> str:
@@ -113,7 +135,7 @@ class IncidentStage:
             # grouped by the actor as named, not by the incident's masked key: two employees whose
             # ids hold different mobile numbers would share one incident, and one id
             ikey = f"{group}/{alert.actor_id}/{start}"
-            state = self.store.get(INCIDENT + ikey)
+            state = self._state(ikey)
             if state is None or FORGOTTEN in state:
                 state = {
                     "group": group,
@@ -123,15 +145,41 @@ class IncidentStage:
                     "members": {},
                     **_successor(state),
                 }
-                self.store.put(INCIDENT + ikey, state)
+                self.store.put(INCIDENT + ikey, Stored(state))
                 self.timers[group].register(ikey, start + self.window_ms + self.p.settle_minutes * 60_000)
             known = state["members"].get(alert.alert_id)
             if known is not None and known["revision"] >= alert.revision:
                 continue  # a revision already counted (a replay of the same output)
-            state["members"][alert.alert_id] = self._member(finding, alert, cid)
-            self.store.touch(INCIDENT + ikey)
+            state["members"][alert.alert_id] = member = self._member(finding, alert, cid)
+            self.store.put(member_key(ikey, alert.alert_id), member)
+            if known is None:  # the stored incident lists its members; put, not touch: the
+                # member's put may have pushed it out of the cache
+                self.store.put(INCIDENT + ikey, Stored(state))
             changed[ikey] = state
         return [self._incident(state) for state in changed.values()]
+
+    def _state(self, ikey: str) -> dict[str, Any] | None:
+        """The incident's state with its members, a tombstone, or None. Read from the store, its
+        members are read from their keys; stored whole by a lifemon before the forty-fourth stop,
+        its members go to their keys now."""
+        value = self.store.get(INCIDENT + ikey)
+        if isinstance(value, Stored):
+            return value.state
+        if value is None or FORGOTTEN in value:
+            return value
+        if MEMBERS in value:
+            ids = value.pop(MEMBERS)
+            members = {a: self.store.get(member_key(ikey, a)) for a in ids}
+            if any(m is None for m in members.values()):
+                raise RuntimeError(f"incidents: state of {ikey!r} names a member its store does not hold")
+            value["members"] = members
+        else:
+            for alert_id, member in value["members"].items():
+                self.store.put(member_key(ikey, alert_id), member)
+        # put again: reading its members may have pushed it out of the cache, and a live object
+        # must be cached for `touch`
+        self.store.put(INCIDENT + ikey, Stored(value))
+        return value
 
     def _window_of(self, ts: int) -> int:
         """The start of the window holding `ts`, windows counted from midnight in the bank's
@@ -144,7 +192,7 @@ class IncidentStage:
         """The window has settled: close the incident, unless an alert's own window still runs
         (an overnight spree joins the day it began: its incident waits for the spree to settle);
         `keep_days` later, forget it."""
-        state = self.store.get(INCIDENT + ikey)
+        state = self._state(ikey)
         if state is None:
             return []
         if FORGOTTEN in state:
@@ -154,6 +202,8 @@ class IncidentStage:
             # window then opens the next generation's incident, which names this one, instead of
             # reusing its id with only the late member and replacing the stored incident with less
             # (probe_q4 #1: 101 customers became 1)
+            for alert_id in state["members"]:
+                self.store.delete(member_key(ikey, alert_id))
             self.store.put(
                 INCIDENT + ikey,
                 {FORGOTTEN: state.get("generation", 0), "incident_id": self._id(state)},
@@ -164,7 +214,7 @@ class IncidentStage:
             self.timers[state["group"]].register(ikey, settled + self.p.settle_minutes * 60_000)
             return []
         state["closed"] = True
-        self.store.touch(INCIDENT + ikey)
+        self.store.put(INCIDENT + ikey, Stored(state))
         # keep_days from when the clock closed it: a late log's incident (its window days behind the
         # clock) would otherwise be forgotten at once, and each further late record open another
         closed_at = max(deadline_ms, clock_ms or 0)

@@ -20,7 +20,7 @@ from schemas.incident import Incident
 from schemas.models import AccessEvent, Consent, TransferEvent
 from streams.cli import main
 from streams.clickhouse import apply_ddl
-from streams.engine import Engine
+from streams.engine import SEP, Engine
 from streams.pseudonym import Pseudonymizer
 from streams.sinks.clickhouse import INCIDENT_COLUMNS, ClickHouseTableSink, incident_row
 
@@ -1482,3 +1482,51 @@ def test_only_a_notice_may_be_waived() -> None:
     with pytest.raises(ValueError, match="a waiver needs notice: true"):
         Deadline(to=to, within_hours=168, regulation="seed 001 §四.5", waiver="seed 004 应急管理(4)")
     assert Deadline(to=to, within_hours=72, regulation="r", notice=True, waiver="seed 004 应急管理(4)").waiver
+
+
+def _incident_changes(changes) -> dict[str, Any]:
+    ns = b"~incidents" + SEP.encode()
+    return {k[len(ns) :].decode(): v and orjson.loads(v) for k, v in changes if k.startswith(ns + b"i:")}
+
+
+def test_a_checkpoint_writes_the_incident_members_a_batch_changed_not_the_incident(engine) -> None:
+    """An incident's members are keys of their own: after its first 20 transfers, the next one's
+    checkpoint writes the member it added or revised and the incident's list of members, not every
+    member again (a day's spree and its transfers were 32 kB, rewritten at every revision)."""
+    events = traffic()
+    e = engine()
+    run(e, "transfer", events[:20], final=False)
+    first = _incident_changes(e.changes(0))
+    assert len([v for v in first.values() if v is not None and "member_ids" not in v]) >= 6, sorted(first)
+    run(e, "transfer", events[20:21], final=False)
+    second = _incident_changes(e.changes(0))
+    incidents = [v for v in second.values() if v is not None and "member_ids" in v]
+    assert incidents and not [v for v in incidents if "members" in v]
+    assert 0 < len(second) - len(incidents) <= 2, sorted(second)  # the member it added or revised
+
+
+def test_an_incident_an_earlier_lifemon_stored_whole_restores_and_goes_on(engine) -> None:
+    """Stored before members had keys of their own (the members inside the incident's value): it
+    restores, its members move to their keys when it is next read, and the run goes on, through a
+    restore after that, to the uninterrupted run's incidents."""
+    events = traffic()
+    e = engine()
+    run(e, "transfer", events[:20], final=False)
+    changes = e.changes(0)
+    stored = _incident_changes(changes)
+    ns = b"~incidents" + SEP.encode()
+    whole = []
+    for k, v in changes:
+        name = k[len(ns) :].decode() if k.startswith(ns + b"i:") else None
+        if name is None or stored[name] is None:
+            whole.append((k, v))
+        elif "member_ids" in stored[name]:  # the incident, its members inside
+            state = dict(stored[name])
+            state["members"] = {a: stored[f"{name}{SEP}{a}"] for a in state.pop("member_ids")}
+            whole.append((k, orjson.dumps(state)))
+    restored = engine()
+    restored.restore(0, whole)
+    run(restored, "transfer", events[20:21], final=False)  # an incident read moves its members to keys
+    again = engine()
+    again.restore(0, whole + restored.changes(0))
+    assert run(again, "transfer", events[21:]) == run(engine(), "transfer", events)
