@@ -17,6 +17,7 @@ from detectors.deleted_record_use import DeletedRecordUseDetector
 from detectors.offscope_marketing import OffscopeMarketingDetector
 from detectors.retention_overrun import RetentionOverrunDetector
 from detectors.sdk_overcollection import SdkOvercollectionDetector
+from detectors.shared_account import SharedAccountDetector, SharedWorkstationDetector
 from detectors.transfer_policy import TransferPolicyDetector
 from detectors.unauthorized_lookup import UnauthorizedLookupDetector
 from policy import DEFAULT_DIR, PolicyError, detector_file, line_of, validate_section
@@ -30,6 +31,8 @@ REGISTRY: dict[str, Any] = {
         OffscopeMarketingDetector,
         RetentionOverrunDetector,
         SdkOvercollectionDetector,
+        SharedAccountDetector,
+        SharedWorkstationDetector,
         TransferPolicyDetector,
         UnauthorizedLookupDetector,
     )

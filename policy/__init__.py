@@ -557,7 +557,7 @@ def _with_added_classes(path: Path, data: Any, cite_shipped: Callable[[Any], Any
 
 # detectors lifemon added after banks began keeping their own policy folders: a folder without one
 # was written before it. Any other detector file missing is a folder damaged, and refused.
-ADDED_DETECTORS = ("deleted_record_use",)
+ADDED_DETECTORS = ("deleted_record_use", "shared_account", "shared_workstation")
 
 
 def _added_detectors(folder: Path, present: set[str], cite_shipped: Callable[[Any], Any]) -> dict[str, Any]:

@@ -546,7 +546,9 @@ def test_every_rule_cites_the_law_first_and_keeps_its_seed(policy) -> None:
         lists[kind] = section.regulation
         for rule, spec in section.params.get("rules", {}).items():
             lists[f"{kind}.{rule}"] = spec["regulation"]
-    assert len(lists) == 7 + 1 + 11 + 15 + 10 + 14  # every detector and rule: 7 sections, then each rule
+    assert (
+        len(lists) == 9 + 1 + 11 + 15 + 10 + 14 + 1 + 1
+    )  # every detector and rule: 9 sections, then each rule
     traced = set()
     for name, clauses in lists.items():
         assert clauses[0].startswith(primary) and not clauses[0].startswith(tuple(sources)), name

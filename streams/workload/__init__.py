@@ -126,6 +126,8 @@ class _Generator(RecordUses):
         self._inject_bulk_query()  # first: it needs particular roles from the cast
         self._inject_slow_reading()
         self._inject_day_harvest()
+        self._inject_shared_accounts()  # before the lookups, which take the rest of the desks
+        self._shared_near_misses()
         self._staff_changes()
         self._inject_unauthorized_lookup()
         self._consents()

@@ -92,7 +92,9 @@ class Bank(Base):
                     e.roles.append(rng.choice([r for r in weights if r != role]))
                 e.segments = [(self.start, self.end, org)]
                 self.employees.append(e)
-        self.cast = [e for e in self.employees if len(e.roles) == 1]
+        pairs = self._teller_pairs(sbs)
+        self._counters(sbs)
+        self.cast = [e for e in self.employees if len(e.roles) == 1 and e not in pairs]
         rng.shuffle(self.cast)
 
         # graded approvals (分级授权, seed 004 流程描述(4)④) for a few head-office managers
@@ -115,6 +117,30 @@ class Bank(Base):
                 self.approvals.append((e, grant[0]))
             self._entitlement(e, self.start - DAY, e.org, EmployeeStatus.active, e.roles, grant)
         self._hotline_and_batch_staff()
+
+    def _teller_pairs(self, sbs: list[str]) -> list[Employee]:
+        """Two tellers of one sub-branch for each shared-account case and near miss (`Sharing`), on
+        top of the staff the day's traffic and the other cases draw from: the rest of the bank is
+        staffed as without them. Sub-branches in turn, no random draw."""
+        for k in range(2 * self._count(2) + 2 * self._count(1)):
+            sb = sbs[k % len(sbs)]
+            for _ in range(2):
+                n = len(self.employees)
+                e = Employee(f"E{n:06d}", sb, ["teller"], f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
+                e.segments = [(self.start, self.end, sb)]
+                self.employees.append(e)
+            self.teller_pairs.append((self.employees[-2], self.employees[-1]))
+        return [e for pair in self.teller_pairs for e in pair]
+
+    def _counters(self, sbs: list[str]) -> None:
+        """Each sub-branch's counter PCs, one a teller: its tellers take them in turn, a PC passing
+        to the next teller at the shift change (`_address`), as a counter is staffed. No sub-branch
+        PC is a desk's (10.240-247: counters, 10.249: spare PCs, `_spare_pc`)."""
+        for i, sb in enumerate(sbs):
+            tellers = [e for e in self.employees if e.org == sb and "teller" in e.roles]
+            pcs = [f"10.{240 + (i >> 8 & 7)}.{i & 255}.{k + 1}" for k in range(len(tellers))]
+            for seat, e in enumerate(tellers):
+                e.counter, e.seat, e.ips = pcs, seat, []
 
     def _other_ips(self, n: int) -> list[str]:
         """Besides the desk PC: the VPN pool from home, and for some the mobile-banker tablet."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -109,6 +110,11 @@ LAW_SENSITIVE_RECORDS = 50
 WORKDAY = (0.01,) * 7 + (0.05, 0.3, 1.0, 1.0, 0.9, 0.25, 0.5, 1.0, 1.0, 0.9, 0.5, 0.15, 0.06) + (0.02,) * 4
 WEEKEND = 0.12
 LOCAL_OFFSET_H = 8
+# where staff work from (`Base._address`): a place is kept for a stretch of the day; a VPN session
+# lasts at most so long before the pool gives the next address; counter PCs change hands at 13:00
+PLACE_STRETCH = 2 * HOUR
+VPN_SESSION = 40 * MINUTE
+SHIFT_CHANGE_H = 13
 
 # Normal staff serve customers one at a time, a quarter of an hour each at the least: at most 4 new
 # customers per clock hour, now and then one export of 1-2 of them, and a desk's day is at most
@@ -192,6 +198,9 @@ class Employee:
     ip: str  # the desk PC
     segments: list[tuple[int, int, str]] = field(default_factory=list)  # (from, to, org) while employed
     ips: list[str] = field(default_factory=list)  # other addresses: VPN, the mobile-banker tablet
+    # a teller's: the counter PCs of its sub-branch, and its seat among them (`_address`)
+    counter: list[str] = field(default_factory=list)
+    seat: int = 0
 
 
 @dataclass
@@ -237,6 +246,8 @@ class Base:
         self.services: list[Employee] = []  # batch service accounts, under approvals
         # employees whose whole day is an injected case, a near miss or an ordinary job (`_ordinary_jobs`)
         self.quiet: set[str] = set()
+        self.spare_pcs: list[str] = []  # PCs no one sits at by default (`Sharing._spare_pc`)
+        self.teller_pairs: list[tuple[Employee, Employee]] = []  # `Sharing`'s, one a case
         self._books: dict[str, list[str]] = {}
         self.record_ids: set[str] = set()
 
@@ -286,11 +297,18 @@ class Base:
     def _count(self, variants: int) -> int:
         return max(variants, self.per_detector)
 
+    def _random_id(self, prefix: str) -> str:
+        """A random id (a record's, a transfer's): injected ones are made first, and a sequence would
+        tell. None holds eleven digits in a row: the door reads such a run as a personal number and
+        seals it (streams/personal_numbers.py), and R14459476613c, Te13121962375 were phone numbers
+        to it."""
+        while DIGIT_RUN.search(rid := f"{prefix}{self.rng.getrandbits(48):012x}"):
+            pass
+        return rid
+
     def _record_id(self) -> str:
-        """A new random stored-record id: injected records are made first, and a sequence would tell.
-        None holds eleven digits in a row: the door reads such a run as a personal number and seals
-        it (streams/personal_numbers.py), and R14459476613c was a phone number to it."""
-        while (rid := f"R{self.rng.getrandbits(48):012x}") in self.record_ids or DIGIT_RUN.search(rid):
+        """A new stored-record id, unused."""
+        while (rid := self._random_id("R")) in self.record_ids:
             pass
         self.record_ids.add(rid)
         return rid
@@ -382,6 +400,7 @@ class Base:
         purpose: str | None = None,
         outcome: Outcome = Outcome.success,
         record_ids: Sequence[str] = (),
+        client_ip: str | None = None,
     ) -> None:
         self.out["access"].append(
             {
@@ -396,10 +415,30 @@ class Base:
                 "purpose": purpose or PURPOSE.get(system, "report"),
                 "approval_id": approval_id,
                 "outcome": outcome,
-                "client_ip": e.ip if not e.ips or self.rng.random() < 0.75 else self.rng.choice(e.ips),
+                "client_ip": client_ip or self._address(e, ts),
                 "record_ids": list(record_ids),
             }
         )
+
+    def _address(self, e: Employee, ts: int) -> str:
+        """Where the employee works from at `ts`, one place at a time, as one person does: a teller
+        at a counter PC of its sub-branch, the PCs passed round at the shift change; anyone else at
+        the desk PC, and for a stretch of some days at its tablet or through the VPN, whose pool
+        gives each session a new address. Each change is a switch to stay, never back and forth
+        within minutes (shared_account's near misses). Drawn from the employee and the time, not
+        the generator's random stream, so adding accesses moves no one else's place."""
+        local = ts + LOCAL_OFFSET_H * HOUR
+        if e.counter:
+            shift = local // DAY * 2 + (local % DAY >= SHIFT_CHANGE_H * HOUR)
+            return e.counter[(e.seat + shift) % len(e.counter)]
+        pick = zlib.crc32(f"{self.seed}/{e.id}/{local // PLACE_STRETCH}".encode())
+        if not e.ips or pick % 4:
+            return e.ip
+        away = e.ips[pick // 4 % len(e.ips)]
+        if away != e.ips[0]:
+            return away
+        pool, _, host = away.rpartition(".")  # the VPN: a session of `VPN_SESSION`, then a new address
+        return f"{pool}.{(int(host) + local // VPN_SESSION) % 254 + 1}"
 
     def _consent(
         self, cid: str, ts: int, channel: Channel, status: ConsentStatus, purpose: str = "marketing"

@@ -20,10 +20,10 @@ from streams.workload.base import (
     OFFICE_HOURS,
     Employee,
 )
-from streams.workload.violations import Violations
+from streams.workload.sharing import Sharing
 
 
-class Jobs(Violations):
+class Jobs(Sharing):
     def _ordinary_jobs(self) -> None:
         """Each job's day at its pace (`_paced`), by the staff who hold it: the AML analysts and
         back-office clerks staffed for it (`_build_bank`), whose whole day it is, and customer

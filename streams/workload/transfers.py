@@ -105,7 +105,7 @@ class Transfers(Traffic):
         self.out["transfer"].append(
             {
                 "ts": ts,
-                "transfer_id": f"T{self.rng.getrandbits(48):012x}",  # random, like record ids
+                "transfer_id": self._random_id("T"),
                 "sender_system": self.rng.choice(("core_banking", "data_warehouse", "crm", "credit_system")),
                 "actor_id": None,
                 "recipient_id": rid,

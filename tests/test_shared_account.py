@@ -1,0 +1,190 @@
+"""Shared accounts (seed 004 流程描述(4)④ 严禁共用账户), both sides: one account back and forth between
+two workstations within minutes fires, and so does one workstation back and forth between two
+accounts; one person's succession (desk to laptop and back once, a VPN session's new addresses,
+a counter PC handed over with one customer finished after it) stays silent, as do accesses that
+name no client address and addresses of a pool. One alert per episode, whatever the batching or a
+redelivery; it closes when the window passes, and a later bout is another. End to end: the
+workstation's accesses reach its task through the repartition topic by client_ip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from conftest import T0, entitlement, fed, refs
+from test_pipeline import latest_alerts, make_config, monitor, read_all, send
+
+from detectors import load_detectors
+from schemas.models import AccessEvent
+from streams.alerts import latest
+from streams.engine import Engine
+from streams.runtime import repartition_topic
+
+MIN = 60_000
+DESK, PC, LAPTOP = "10.0.1.7", "10.0.2.9", "10.130.0.7"
+
+
+def turns(*steps: tuple[str, str, float]) -> list[AccessEvent]:
+    """(account, client address, minutes from T0) each: a read of one customer's balance."""
+    return [
+        AccessEvent(
+            event_id=f"{actor}@{ip or '-'}+{at}",
+            ts=T0 + int(at * MIN),
+            actor_id=actor,
+            system="core_banking",
+            action="view",
+            subject_ids=[f"C{i:07d}"],
+            fields=["customer_name", "account_balance"],
+            client_ip=ip,
+        )
+        for i, (actor, ip, at) in enumerate(steps)
+    ]
+
+
+def by_turns(
+    who: list[str], where: list[str], n: int = 0, start: float = 0, gap: float = 2
+) -> list[AccessEvent]:
+    """`n` reads (else as many as the longer list), one every `gap` minutes, `who` and `where`
+    taken in turn."""
+    n = n or max(len(who), len(where))
+    return turns(*((who[i % len(who)], where[i % len(where)], start + i * gap) for i in range(n)))
+
+
+@pytest.fixture
+def specs(policy):
+    return {s.kind: s for s in load_detectors(policy) if s.kind.startswith("shared_")}
+
+
+@pytest.fixture
+def run(specs, catalog):
+    """The final alerts (latest revision each) of the accesses fed `batch` at a time, the clock
+    advanced after each, then drained."""
+
+    def go(events: list[AccessEvent], kind: str = "shared_account", batch: int = 1000) -> list[Any]:
+        engine = Engine([specs[kind]], catalog, pseudonymize=lambda s: f"p_{s}")
+        engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
+        alerts = []
+        for i in range(0, len(events), batch):
+            alerts += engine.process("access", "access", 0, fed("access", events[i : i + batch], offset=i))
+            alerts += engine.advance()
+        return latest(alerts + engine.drain())
+
+    return go
+
+
+def test_one_account_back_and_forth_between_two_workstations_fires(run) -> None:
+    """Desk, PC, desk, PC, desk two minutes apart: three returns, the policy's `min_returns`."""
+    (a,) = run(by_turns(["e1"], [DESK, PC], 5))
+    assert a.rule_id == "LM-SA-001.used_from_two_workstations" and a.severity == "high"
+    assert a.actor_id == "e1" and a.actor_kind == "employee" and a.actor_org == "S0101"
+    assert a.counts == {"returns": 3, "workstations": 2} and a.event_count == 5
+    assert (a.window_start, a.window_end) == (T0, T0 + 8 * MIN)
+    assert f"account e1 used from 2 workstations at once ({DESK}, {PC})" in a.summary
+    assert "3 times back to one it had left 10 minutes or less before" in a.summary
+    assert a.title_zh == "共用账户: 同一账户同时在两台以上终端交替使用"
+    assert (
+        a.regulation[-1].startswith("本行《个人金融信息保护管理规定》 流程描述(4)④")
+        and "严禁共用账户" in a.regulation[-1]
+    )
+    assert a.jr_class == "C2"
+
+
+def test_one_persons_succession_of_places_is_silent(run) -> None:
+    """Near misses: two returns (desk, PC, desk, PC); desk to laptop and back once; a VPN session
+    reconnecting under new addresses; two short bouts of back and forth a quarter hour apart,
+    four returns in all but never three within the window of each other; and the alert's very
+    back and forth where one read of it names no client address."""
+    assert run(by_turns(["e1"], [DESK, PC, DESK, PC])) == []
+    assert run(by_turns(["e1"], [DESK] * 3 + [LAPTOP] * 2 + [DESK] * 3)) == []
+    assert run(by_turns(["e1"], ["10.250.3.1", "10.250.3.2", "10.250.3.3", "10.250.3.4"], gap=1)) == []
+    bouts = by_turns(["e1"], [DESK, PC, DESK, PC]) + by_turns(["e1"], [PC, DESK, PC], start=22)
+    assert run(bouts) == []
+    unsaid = by_turns(["e1"], [DESK, PC, DESK, "", DESK])
+    assert run([ev.model_copy(update={"client_ip": ev.client_ip or None}) for ev in unsaid]) == []
+
+
+def test_one_alert_per_episode_whatever_the_batches_and_a_redelivery(run) -> None:
+    """The same back and forth fed whole, one access a batch, and with every access delivered
+    twice: one alert id, its revisions growing with the returns, the same last revision."""
+    events = by_turns(["e1"], [DESK, PC], 7, gap=1.5)  # five returns
+    whole, one_by_one, twice = (
+        [a.model_dump() for a in run(evs, batch=n)]
+        for evs, n in ((events, 1000), (events, 1), ([ev for ev in events for _ in (0, 1)], 3))
+    )
+    assert len(whole) == 1 and whole == one_by_one == twice
+    assert whole[0]["counts"]["returns"] == 5 and whole[0]["revision"] == 3
+
+
+def test_the_episode_closes_when_its_window_passes_and_a_later_bout_is_another(run) -> None:
+    first = by_turns(["e1"], [DESK, PC], 5)
+    later = by_turns(["e1"], [PC, DESK], 5, start=60)
+    ahead = turns(("e2", "10.0.9.9", 200))  # moves the watermark past both
+    alerts = run(first + later + ahead)
+    assert len(alerts) == 2 and len({a.alert_id for a in alerts}) == 2
+    assert [a.status.value for a in alerts] == ["closed", "closed"]
+    assert sorted(a.window_start for a in alerts) == [T0, T0 + 60 * MIN]
+
+
+def test_one_workstation_driving_two_accounts_by_turns_fires(run) -> None:
+    (a,) = run(by_turns(["e1", "e2"], [PC], 5), kind="shared_workstation")
+    assert a.rule_id == "LM-SA-002.several_accounts_at_one_workstation" and a.severity == "high"
+    assert a.actor_id == PC and a.actor_kind == "system" and a.counts == {"returns": 3, "accounts": 2}
+    assert f"workstation {PC} drove 2 accounts at once (e1, e2)" in a.summary
+    assert a.title_en == "Shared account: one workstation driving several accounts at once"
+
+
+def test_a_counter_pc_handed_over_or_a_pool_address_is_no_shared_workstation(run) -> None:
+    """The shift change with the outgoing teller finishing one customer after the next teller's
+    first read (two returns); and two accounts by turns through the VPN pool's address, which
+    stands for many machines (`pooled_networks`)."""
+    handover = by_turns(["e1"] * 3 + ["e2", "e1"] + ["e2"] * 3, [PC])
+    assert run(handover, kind="shared_workstation") == []
+    assert run(by_turns(["e1", "e2"], ["10.250.0.9"], 5), kind="shared_workstation") == []
+    # the same handover with one more turn back is three returns: accounts taking turns
+    assert len(run(by_turns(["e1"] * 3 + ["e2", "e1", "e2", "e1"], [PC]), kind="shared_workstation")) == 1
+
+
+@pytest.mark.integration
+def test_both_sides_through_tansu_and_chdb(broker, ch, names, policy, catalog) -> None:
+    """Accesses on pfi.access keyed by account: the account's back and forth is judged on the
+    topic's own partitions, the workstation's after the repartition topic by client_ip; both
+    alerts reach the alerts topic and chDB. Accesses without a client address stay out of the
+    repartition topic."""
+    config = make_config(names, broker, "chdb://unused")
+    m = monitor(config, ch, policy, catalog)
+    events = by_turns(["e1"], [DESK, PC], 5) + by_turns(["e3", "e4"], ["10.0.3.3"], 5, start=30)
+    events += turns(("e5", None, 40), ("e5", None, 41), ("e6", "10.0.9.9", 200))  # the last: the clock
+    for ev in events:
+        send(broker, config.topics.access, [ev], key=ev.actor_id.encode())
+    m.run(idle_exit_s=1.5, max_seconds=90)
+
+    alerts = latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=2))
+    got = sorted(
+        (o["finding_info"]["analytic"]["uid"], o["unmapped"]["counts"]["returns"]) for o in alerts.values()
+    )
+    assert got == [
+        ("LM-SA-001.used_from_two_workstations", 3),
+        ("LM-SA-002.several_accounts_at_one_workstation", 3),
+    ]
+    rekeyed = read_all(broker, repartition_topic(config, "access", "client_ip"), timeout_s=5)
+    carried = [orjson.loads(m.value())["event_id"] for m in rekeyed if not m.headers()]  # not the marks
+    assert sorted(carried) == sorted(ev.event_id for ev in events if ev.client_ip)  # none of e5's
+    db = names["database"]
+    rows = ch.query(
+        f"SELECT rule_id, severity, actor_id, title_zh FROM {db}.alerts FINAL ORDER BY rule_id"
+    ).result_rows
+    assert rows == [
+        (
+            "LM-SA-001.used_from_two_workstations",
+            "high",
+            "e1",
+            "共用账户: 同一账户同时在两台以上终端交替使用",
+        ),
+        (
+            "LM-SA-002.several_accounts_at_one_workstation",
+            "high",
+            "10.0.3.3",
+            "共用账户: 同一终端同时交替使用多个员工账户",
+        ),
+    ]
