@@ -120,21 +120,19 @@ class _Interleaving:
 
     def _judge(self, key: str, seen: list[list[Any]], ctx: Context) -> list[Finding]:
         """Add a key's accesses of the batch, find its returns, and grow, close or open its episode."""
-        # [accesses kept, open episode or None, timer deadline (0: none), last closed episode's end]
-        state = self.store.setdefault(key, lambda: [[], None, 0, 0])
-        recent, episode, done = state[0], state[1], state[3]
-        known = {a[EVENT] for a in recent}
-        for access in seen:
-            if access[EVENT] not in known:  # a redelivered access is no second return
-                insort(recent, access)
-                known.add(access[EVENT])
+        # [accesses kept, open episode or None, timer deadline (0: none)]
+        state = self.store.setdefault(key, lambda: [[], None, 0])
+        recent, episode = state[0], state[1]
+        for access in seen:  # a redelivered access sorts beside itself: no return, no second one
+            insort(recent, access)
         found = []
+        # a closed episode's returns are not among them: the next one's first return is more than a
+        # window after its last, so the window kept starts after it
         for ts, first, event in self._returns(recent):
-            if ts <= done or (episode is not None and event in episode[RETURNS]):
+            if episode is not None and event in episode[RETURNS]:
                 continue
             if episode is not None and ts > episode[LAST] + self.window_ms:
                 found += self._raised(key, episode, ctx, closed=True)
-                done = episode[LAST]
                 episode = None
             if episode is None:
                 episode = [first, first, ts, [], [], [], CLASS_RANK[JrClass.C1], 0]
@@ -144,7 +142,7 @@ class _Interleaving:
             self._take_in(episode, recent)
             found += self._raised(key, episode, ctx, closed=False)
         latest = recent[-1][TS]
-        state[:] = [[a for a in recent if a[TS] >= latest - self.window_ms], episode, state[2], done]
+        state[:] = [[a for a in recent if a[TS] >= latest - self.window_ms], episode, state[2]]
         self._arm(key, state, ctx)
         self.store.touch(key)
         return found

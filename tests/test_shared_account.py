@@ -100,7 +100,7 @@ def test_one_persons_succession_of_places_is_silent(run) -> None:
     assert run(by_turns(["e1"], ["10.250.3.1", "10.250.3.2", "10.250.3.3", "10.250.3.4"], gap=1)) == []
     bouts = by_turns(["e1"], [DESK, PC, DESK, PC]) + by_turns(["e1"], [PC, DESK, PC], start=22)
     assert run(bouts) == []
-    unsaid = by_turns(["e1"], [DESK, PC, DESK, "", DESK])
+    unsaid = by_turns(["e1"], [DESK, "", DESK, "", DESK])  # reads between the desk's that name none
     assert run([ev.model_copy(update={"client_ip": ev.client_ip or None}) for ev in unsaid]) == []
 
 
