@@ -19,8 +19,8 @@ evidence of either: the account detector passes it by, the workstation detector 
 it never crosses Kafka again. A workstation address in `pooled_networks` (a VPN pool, a terminal
 server, a NAT gateway) stands for many machines and is no workstation.
 
-State per key: its accesses of the last `window_minutes` ([time, other, event id, class rank]),
-the open episode, and the deadline of its one timer. A batch costs one store read and one
+State per key (`Kept`): its accesses of the last `window_minutes`, the open episode (`Episode`: its
+counts, and ids only while the window holds them) and the deadline of its one timer. A batch costs one store read and one
 recomputation over those few accesses per key it touches, not per access.
 """
 
@@ -40,10 +40,58 @@ from detectors.offscope_marketing import RuleSpec
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass
 
 MINUTE_MS = 60_000
-# an access kept: [ts, other, event id, class rank]; an episode: [anchor, first, last return,
-# returns' event ids, its accesses' event ids, others seen, highest class rank, revision raised]
-TS, OTHER, EVENT, RANK = range(4)
-ANCHOR, FIRST, LAST, RETURNS, EVENTS, OTHERS, TOP, RAISED = range(8)
+TS, OTHER, EVENT, RANK = range(4)  # an access kept: [time, other, event id, class rank]
+NAMED = 5  # the others a summary names; the rest it counts
+
+
+class Episode:
+    """Returns `window_minutes` apart or closer. Only what falls in the key's window is kept by id
+    (its returns and accesses counted), so a long episode (a terminal server left out of
+    `pooled_networks`) costs what a short one does."""
+
+    __slots__ = ("anchor", "first", "last", "returns", "accesses", "recent", "taken", "evidence", "others", "top", "raised")  # fmt: skip
+
+    def __init__(self, first: int, last: int) -> None:
+        self.anchor = self.first = first  # the use first returned to: the alert id's, fixed
+        self.last = last  # its latest return
+        self.returns = self.accesses = 0
+        self.recent: list[str] = []  # the ids of its returns still in the key's window
+        self.taken: list[str] = []  # the ids of its accesses still in the key's window
+        self.evidence: list[str] = []  # the first `evidence_limit` accesses' ids
+        self.others: list[str] = []
+        self.top = CLASS_RANK[JrClass.C1]
+        self.raised = 0  # the alert's latest revision (0: none yet)
+
+    def to_json(self) -> list[Any]:
+        return [getattr(self, a) for a in self.__slots__]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> Episode:
+        ep = cls.__new__(cls)
+        for attr, value in zip(cls.__slots__, row, strict=True):
+            setattr(ep, attr, value)
+        return ep
+
+
+class Kept:
+    """One key: its accesses of the last `window_minutes`, the open episode, its timer's deadline."""
+
+    __slots__ = ("recent", "episode", "due")
+
+    def __init__(self) -> None:
+        self.recent: list[list[Any]] = []
+        self.episode: Episode | None = None
+        self.due = 0  # the deadline of its one timer (0: none)
+
+    def to_json(self) -> list[Any]:
+        return [self.recent, self.episode.to_json() if self.episode else None, self.due]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> Kept:
+        kept = cls()
+        kept.recent, episode, kept.due = row
+        kept.episode = Episode.from_json(episode) if episode else None
+        return kept
 
 
 class SharedAccountParams(BaseModel):
@@ -99,7 +147,7 @@ class _Interleaving:
 
     @staticmethod
     def load_value(data: Any) -> Any:
-        return data
+        return Kept.from_json(data)
 
     def evidence(self, ev: Any) -> bool:
         """Whether the access says where it came from."""
@@ -108,10 +156,10 @@ class _Interleaving:
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         key_attr = self.inputs[stream]
         batch: dict[str, list[list[Any]]] = defaultdict(list)
-        classify = ctx.catalog.classify
+        profile = ctx.catalog.profile  # memoized by field list: events repeat a few
         for ev in events:
             if self.evidence(ev):
-                rank = CLASS_RANK[classify(ev.fields)]
+                rank = CLASS_RANK[profile(ev.fields)[0]]
                 batch[getattr(ev, key_attr)].append([ev.ts, getattr(ev, self.other_of), ev.event_id, rank])
         found: list[Finding] = []
         for key, seen in batch.items():
@@ -120,30 +168,37 @@ class _Interleaving:
 
     def _judge(self, key: str, seen: list[list[Any]], ctx: Context) -> list[Finding]:
         """Add a key's accesses of the batch, find its returns, and grow, close or open its episode."""
-        # [accesses kept, open episode or None, timer deadline (0: none)]
-        state = self.store.setdefault(key, lambda: [[], None, 0])
-        recent, episode = state[0], state[1]
+        kept = self.store.setdefault(key, Kept)
         for access in seen:  # a redelivered access sorts beside itself: no return, no second one
-            insort(recent, access)
-        found = []
+            insort(kept.recent, access)
+        found, episode = [], kept.episode
         # a closed episode's returns are not among them: the next one's first return is more than a
         # window after its last, so the window kept starts after it
-        for ts, first, event in self._returns(recent):
-            if episode is not None and event in episode[RETURNS]:
+        for ts, first, event in self._returns(kept.recent):
+            if episode is not None and event in episode.recent:
                 continue
-            if episode is not None and ts > episode[LAST] + self.window_ms:
+            if episode is not None and ts > episode.last + self.window_ms:
+                self._take_in(episode, kept.recent)
                 found += self._raised(key, episode, ctx, closed=True)
                 episode = None
             if episode is None:
-                episode = [first, first, ts, [], [], [], CLASS_RANK[JrClass.C1], 0]
-            episode[FIRST], episode[LAST] = min(episode[FIRST], first), max(episode[LAST], ts)
-            episode[RETURNS].append(event)
+                episode = Episode(first, ts)
+            episode.first, episode.last = min(episode.first, first), max(episode.last, ts)
+            episode.returns += 1
+            episode.recent.append(event)
+        cutoff = kept.recent[-1][TS] - self.window_ms
         if episode is not None:
-            self._take_in(episode, recent)
+            self._take_in(episode, kept.recent)
             found += self._raised(key, episode, ctx, closed=False)
-        latest = recent[-1][TS]
-        state[:] = [[a for a in recent if a[TS] >= latest - self.window_ms], episode, state[2]]
-        self._arm(key, state, ctx)
+        kept.recent = [a for a in kept.recent if a[TS] >= cutoff]
+        if episode is not None:  # ids the window no longer holds can never come back: counted only
+            held = {a[EVENT] for a in kept.recent}
+            episode.recent = [e for e in episode.recent if e in held]
+            episode.taken = [e for e in episode.taken if e in held]
+        kept.episode = episode
+        if kept.due == 0:
+            kept.due = self._due(kept)
+            ctx.timers.register(key, kept.due)
         self.store.touch(key)
         return found
 
@@ -157,72 +212,73 @@ class _Interleaving:
                 yield ts, last[other], event
             last[other], before = ts, other
 
-    def _take_in(self, episode: list[Any], recent: list[list[Any]]) -> None:
-        """The episode's accesses: the key's accesses from its first to its latest return."""
+    def _take_in(self, episode: Episode, recent: list[list[Any]]) -> None:
+        """The episode's accesses not yet counted, from its first to its latest return."""
+        taken = set(episode.taken)
         for ts, other, event, rank in recent:
-            if episode[FIRST] <= ts <= episode[LAST] and event not in episode[EVENTS]:
-                if len(episode[EVENTS]) < self.p.evidence_limit:
-                    episode[EVENTS].append(event)
-                if other not in episode[OTHERS]:
-                    episode[OTHERS].append(other)
-                episode[TOP] = max(episode[TOP], rank)
+            if episode.first <= ts <= episode.last and event not in taken:
+                taken.add(event)
+                episode.taken.append(event)
+                episode.accesses += 1
+                if len(episode.evidence) < self.p.evidence_limit:
+                    episode.evidence.append(event)
+                if other not in episode.others:
+                    episode.others.append(other)
+                episode.top = max(episode.top, rank)
 
-    def _due(self, state: list[Any]) -> int:
+    def _due(self, kept: Kept) -> int:
         """When nothing kept can make or extend an episode any more."""
-        recent, episode = state[0], state[1]
-        return max(recent[-1][TS] if recent else 0, episode[LAST] if episode else 0) + self.window_ms
-
-    def _arm(self, key: str, state: list[Any], ctx: Context) -> None:
-        """One timer per key: it closes the episode and forgets the key once its window passed."""
-        if state[2] == 0:
-            state[2] = self._due(state)
-            ctx.timers.register(key, state[2])
+        latest = kept.recent[-1][TS] if kept.recent else 0
+        return max(latest, kept.episode.last if kept.episode else 0) + self.window_ms
 
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        state = self.store.get(key)
-        if state is None:
+        """Close the key's episode and forget it once its window passed; accesses that came since
+        the timer was set move it on."""
+        kept = self.store.get(key)
+        if kept is None:
             return []
-        due = self._due(state)
-        if due > deadline_ms:  # accesses came since it was set: wait for their window to pass
-            state[2] = due
+        due = self._due(kept)
+        if due > deadline_ms:
+            kept.due = due
             ctx.timers.register(key, due)
             self.store.touch(key)
             return []
         self.store.delete(key)
-        return self._raised(key, state[1], ctx, closed=True) if state[1] is not None else []
+        return self._raised(key, kept.episode, ctx, closed=True) if kept.episode is not None else []
 
-    def _raised(self, key: str, episode: list[Any], ctx: Context, closed: bool) -> list[Finding]:
+    def _raised(self, key: str, episode: Episode, ctx: Context, closed: bool) -> list[Finding]:
         """The episode's alert, once it holds `min_returns` returns: a revision per return added
         (the first is 1), and one more when it closes."""
-        returns = len(episode[RETURNS])
-        revision = returns - self.p.min_returns + 1 + closed
-        if returns < self.p.min_returns or revision <= episode[RAISED]:
+        revision = episode.returns - self.p.min_returns + 1 + closed
+        if episode.returns < self.p.min_returns or revision <= episode.raised:
             return []
-        episode[RAISED] = revision
+        episode.raised = revision
         spec = self.p.rules[self.rule]
-        others = episode[OTHERS]
-        singular, plural = self.other_noun
+        others, (singular, plural) = episode.others, self.other_noun
+        named = ", ".join(others[:NAMED]) + (
+            f" and {len(others) - NAMED} more" if len(others) > NAMED else ""
+        )
         return [
             Finding(
                 detector=self.kind,
                 rule_id=f"{self.section.rule_id}.{self.rule}",
                 key=key,
-                anchor=episode[ANCHOR],
-                window_start=episode[FIRST],
-                window_end=episode[LAST],
+                anchor=episode.anchor,
+                window_start=episode.first,
+                window_end=episode.last,
                 severity=spec.severity,
                 revision=revision,
                 closed=closed,
                 summary=f"{self.says.format(key)} {n_of(len(others), singular, plural)} at once "
-                f"({', '.join(others)}) from {iso_minute(episode[FIRST])} to {iso_minute(episode[LAST])}: "
-                f"{n_of(returns, 'time')} back to one it had left {self.p.window_minutes} minutes or "
-                "less before (a move from one to another and staying is a switch, not this)",
-                jr_class=RANK_CLASS[episode[TOP]].value,
-                counts={"returns": returns, plural: len(others)},
-                evidence_event_ids=list(episode[EVENTS]),
-                event_count=len(episode[EVENTS]),
-                first_seen=episode[FIRST],
-                last_seen=episode[LAST],
+                f"({named}) from {iso_minute(episode.first)} to {iso_minute(episode.last)}: "
+                f"{n_of(episode.returns, 'time')} back to one it had left {self.p.window_minutes} "
+                "minutes or less before (a move from one to another and staying is a switch, not this)",
+                jr_class=RANK_CLASS[episode.top].value,
+                counts={"returns": episode.returns, plural: len(others)},
+                evidence_event_ids=list(episode.evidence),
+                event_count=episode.accesses,
+                first_seen=episode.first,
+                last_seen=episode.last,
                 title_zh=spec.title_zh,
                 title_en=spec.title_en,
                 regulation=spec.regulation,
@@ -230,7 +286,7 @@ class _Interleaving:
             )
         ]
 
-    def actor(self, key: str, episode: list[Any], ctx: Context) -> dict[str, Any]:
+    def actor(self, key: str, episode: Episode, ctx: Context) -> dict[str, Any]:
         return {"actor_id": key}
 
 
@@ -249,8 +305,8 @@ class SharedAccountDetector(_Interleaving):
     other_noun: ClassVar[tuple[str, str]] = ("workstation", "workstations")
     says: ClassVar[str] = "account {} used from"
 
-    def actor(self, key: str, episode: list[Any], ctx: Context) -> dict[str, Any]:
-        return {"actor_id": key, "actor_org": ctx.org_of(key, episode[FIRST])}
+    def actor(self, key: str, episode: Episode, ctx: Context) -> dict[str, Any]:
+        return {"actor_id": key, "actor_org": ctx.org_of(key, episode.first)}
 
 
 class SharedWorkstationDetector(_Interleaving):

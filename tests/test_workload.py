@@ -262,13 +262,14 @@ def test_unauthorized_lookup_finds_every_injected_case_and_nothing_else(policy: 
 
 @pytest.mark.parametrize("kind", ["shared_account", "shared_workstation"])
 def test_shared_accounts_are_found_and_one_persons_places_stay_silent(
-    policy: Policy, wl: Workload, kind: str
+    policy: Policy, sized: tuple[int, Workload], kind: str
 ) -> None:
     """Scored as `lifemon demo` scores it: every account used at two PCs by turns and every PC
     driving two accounts by turns found, nothing else, beside normal traffic full of near misses:
     staff switching to the tablet or the VPN for a stretch, VPN sessions re-addressed, counter PCs
     passed to the next teller at the shift change, a trip to the tablet and back, a handover with
     a customer finished after it."""
+    events, wl = sized
     alerts = access_alerts(policy, wl, kind)
     scored = score(alerts, wl.truth, [kind])[kind]
     assert scored["missed"] == 0 and scored["false_alarms"] == 0, scored
@@ -281,7 +282,8 @@ def test_shared_accounts_are_found_and_one_persons_places_stay_silent(
             users[a.client_ip].add(a.actor_id)
     switches = sum(p != q for seen in places.values() for (_, p), (_, q) in pairwise(seen))
     assert switches > len(places)  # staff move between places, more than once each on average
-    assert any(len(tellers) > 1 for tellers in users.values())  # a counter PC changes hands
+    if events >= 50_000:  # sub-branches with two tellers or more: a counter PC changes hands
+        assert any(len(tellers) > 1 for tellers in users.values())
     vpn = {ip for seen in places.values() for _, ip in seen if ip.startswith("10.250.")}
     assert len(vpn) > 1
 

@@ -248,6 +248,8 @@ class Base:
         self.quiet: set[str] = set()
         self.spare_pcs: list[str] = []  # PCs no one sits at by default (`Sharing._spare_pc`)
         self.teller_pairs: list[tuple[Employee, Employee]] = []  # `Sharing`'s, one a case
+        # `Sharing`'s draws, apart: its cases move nothing the other streams draw
+        self.own_rng = random.Random(f"{seed}/sharing")
         self._books: dict[str, list[str]] = {}
         self.record_ids: set[str] = set()
 

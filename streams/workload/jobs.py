@@ -36,8 +36,9 @@ class Jobs(Sharing):
                 self._access(
                     ts, e, "HO", "core_banking", Action.query, [cid], AML_CASE_READ, rows, purpose="kyc_aml"
                 )
-            for ts in self._paced(AML_HITS):  # a hit: is this customer the listed person?
-                cid = rng.choice(self._book("HO"))
+            # a hit: is this customer the listed person? each hit of the day another customer
+            hits = self._paced(AML_HITS)
+            for ts, cid in zip(hits, rng.sample(self._book("HO"), len(hits)), strict=True):
                 self._access(ts, e, "HO", "core_banking", Action.view, [cid], AML_HIT_READ, purpose="kyc_aml")
         for e in self._holding("ops_back_office"):
             system, fields = rng.choice(BACK_OFFICE_WORK)  # a clerk's desk: openings, or card files

@@ -57,15 +57,15 @@ class Sharing(Violations):
         customer after the next teller's first (two returns). Not violations."""
         for _ in range(self._count(1)):
             e, _ = self._pair()
-            n = self.rng.randint(2, 4)
-            times = self._turns(2 * n + self.rng.randint(1, 2))
+            n = self.own_rng.randint(2, 4)
+            times = self._turns(2 * n + self.own_rng.randint(1, 2))
             counter, away = self._address(e, times[0]), self._spare_pc()
             places = [counter] * n + [away] * (len(times) - 2 * n) + [counter] * n
             for ts, place in zip(times, places, strict=True):
                 self._desk_read(ts, e, place)
         for _ in range(self._count(1)):
             out, nxt = self._pair()
-            n = self.rng.randint(2, 4)
+            n = self.own_rng.randint(2, 4)
             hands = [out] * n + [nxt, out] + [nxt] * n
             pc = self._spare_pc()
             for ts, who in zip(self._turns(len(hands)), hands, strict=True):
@@ -87,18 +87,18 @@ class Sharing(Violations):
     def _turns(self, n: int | None = None) -> list[int]:
         """The times of `n` (5 to 7) reads a minute or three apart, in the first office day the
         workload holds (anywhere in it, if it holds none), all inside it."""
-        n = n or self.rng.randint(5, 7)
+        n = n or self.own_rng.randint(5, 7)
         nine = self._work_day(self.start)
         lo, hi = (nine, min(self.end, nine + 8 * HOUR)) if nine + HOUR < self.end else (self.start, self.end)
-        t = self.rng.randrange(lo, hi - n * 3 * MINUTE)
+        t = self.own_rng.randrange(lo, hi - n * 3 * MINUTE)
         times = []
         for _ in range(n):
             times.append(t)
-            t += self.rng.randint(60, 180) * 1000
+            t += self.own_rng.randint(60, 180) * 1000
         return times
 
     def _desk_read(self, ts: int, e: Employee, place: str) -> None:
         """A read of one of the employee's sub-branch's customers from `place`."""
         system, fields = DESK_READ
-        cid = self.rng.choice(self._ensure_book(e.org, 1))
+        cid = self.own_rng.choice(self._ensure_book(e.org, 1))
         self._access(ts, e, e.org, system, Action.view, [cid], fields, client_ip=place)
