@@ -429,6 +429,20 @@ def test_a_folder_written_before_a_detector_was_added_runs_it_as_shipped_and_say
     assert "deleted_record_use" not in {s.kind for s in load_detectors(load_policy(policy_copy), policy_copy)}
 
 
+def test_a_folder_from_before_the_shared_account_detectors_runs_both_as_shipped(
+    policy, policy_copy: Path, caplog
+) -> None:
+    """A bank's folder written before shared_account and shared_workstation came: both run from
+    their shipped files (the VPN pool the demo bank has in `pooled_networks` too), one warning each."""
+    for kind in ("shared_account", "shared_workstation"):
+        (policy_copy / "detectors" / f"{kind}.yaml").unlink()
+    with caplog.at_level("WARNING", logger="lifemon.policy"):
+        older = load_policy(policy_copy)
+    specs = {s.kind: s.params for s in load_detectors(older, policy_copy)}
+    assert specs == {s.kind: s.params for s in load_detectors(policy)}
+    assert sorted(r.added[0] for r in caplog.records) == ["shared_account", "shared_workstation"]
+
+
 def test_typo_key_and_yaml_syntax(policy_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
     # a detector's misspelt key is both missing and extra to pydantic: one typo, said once (a probe
     # read it twice); and no setting "added since" the file was written (a probe's first line)
