@@ -19,9 +19,12 @@ evidence of either: the account detector passes it by, the workstation detector 
 it never crosses Kafka again. A workstation address in `pooled_networks` (a VPN pool, a terminal
 server, a NAT gateway) stands for many machines and is no workstation.
 
-State per key (`Kept`): its accesses of the last `window_minutes`, the open episode (`Episode`: its
-counts, and ids only while the window holds them) and the deadline of its one timer. A batch costs one store read and one
-recomputation over those few accesses per key it touches, not per access.
+State per key (`Kept`): its accesses of the last `window_minutes` behind the watermark, the open
+episode (`Episode`: its counts, and ids only while the window holds them) and the deadline of its
+one timer. Returns are judged once the watermark passes them (`on_timer`), so an access re-keyed
+from another partition, arriving after a later one, still counts where it belongs. A batch costs
+one sorted insert per access and one store read per key it touches; each timer, one pass over the
+few accesses the key keeps. No round trip per access.
 """
 
 from __future__ import annotations
@@ -161,20 +164,26 @@ class _Interleaving:
             if self.evidence(ev):
                 rank = CLASS_RANK[profile(ev.fields)[0]]
                 batch[getattr(ev, key_attr)].append([ev.ts, getattr(ev, self.other_of), ev.event_id, rank])
-        found: list[Finding] = []
         for key, seen in batch.items():
-            found += self._judge(key, seen, ctx)
-        return found
+            kept = self.store.setdefault(key, Kept)
+            for access in seen:  # a redelivered access sorts beside itself: no return, no second one
+                insort(kept.recent, access)
+            if kept.due == 0:  # judged once the watermark passes them (`on_timer`)
+                kept.due = kept.recent[-1][TS]
+                ctx.timers.register(key, kept.due)
+            self.store.touch(key)
+        return ()
 
-    def _judge(self, key: str, seen: list[list[Any]], ctx: Context) -> list[Finding]:
-        """Add a key's accesses of the batch, find its returns, and grow, close or open its episode."""
-        kept = self.store.setdefault(key, Kept)
-        for access in seen:  # a redelivered access sorts beside itself: no return, no second one
-            insort(kept.recent, access)
-        found, episode = [], kept.episode
+    def _judge(self, key: str, kept: Kept, ctx: Context) -> list[Finding]:
+        """The returns the watermark has passed, in time order: every access dated before them has
+        come, whichever partition it was re-keyed from and however the batches fell, so the
+        episode (and its alert id) is the same live, after a restart and in a replay."""
+        found, episode, wm = [], kept.episode, ctx.watermark
         # a closed episode's returns are not among them: the next one's first return is more than a
         # window after its last, so the window kept starts after it
         for ts, first, event in self._returns(kept.recent):
+            if ts > wm:
+                break
             if episode is not None and event in episode.recent:
                 continue
             if episode is not None and ts > episode.last + self.window_ms:
@@ -186,20 +195,17 @@ class _Interleaving:
             episode.first, episode.last = min(episode.first, first), max(episode.last, ts)
             episode.returns += 1
             episode.recent.append(event)
-        cutoff = kept.recent[-1][TS] - self.window_ms
         if episode is not None:
             self._take_in(episode, kept.recent)
             found += self._raised(key, episode, ctx, closed=False)
+        # kept while a later access (up to the watermark's) may still come back to them
+        cutoff = min(kept.recent[-1][TS], wm) - self.window_ms
         kept.recent = [a for a in kept.recent if a[TS] >= cutoff]
         if episode is not None:  # ids the window no longer holds can never come back: counted only
             held = {a[EVENT] for a in kept.recent}
             episode.recent = [e for e in episode.recent if e in held]
             episode.taken = [e for e in episode.taken if e in held]
         kept.episode = episode
-        if kept.due == 0:
-            kept.due = self._due(kept)
-            ctx.timers.register(key, kept.due)
-        self.store.touch(key)
         return found
 
     def _returns(self, recent: list[list[Any]]) -> Iterable[tuple[int, int, str]]:
@@ -226,25 +232,23 @@ class _Interleaving:
                     episode.others.append(other)
                 episode.top = max(episode.top, rank)
 
-    def _due(self, kept: Kept) -> int:
-        """When nothing kept can make or extend an episode any more."""
-        latest = kept.recent[-1][TS] if kept.recent else 0
-        return max(latest, kept.episode.last if kept.episode else 0) + self.window_ms
-
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
-        """Close the key's episode and forget it once its window passed; accesses that came since
-        the timer was set move it on."""
+        """Judge what the watermark passed; then wait for the next access ahead of it, or for the
+        window after the latest to pass, which closes the episode and forgets the key."""
         kept = self.store.get(key)
         if kept is None:
             return []
-        due = self._due(kept)
-        if due > deadline_ms:
+        found = self._judge(key, kept, ctx)
+        latest = kept.recent[-1][TS] if kept.recent else 0
+        end = max(latest, kept.episode.last if kept.episode else 0) + self.window_ms
+        due = latest if latest > ctx.watermark else end
+        if due > ctx.watermark:
             kept.due = due
             ctx.timers.register(key, due)
             self.store.touch(key)
-            return []
+            return found
         self.store.delete(key)
-        return self._raised(key, kept.episode, ctx, closed=True) if kept.episode is not None else []
+        return found + (self._raised(key, kept.episode, ctx, closed=True) if kept.episode else [])
 
     def _raised(self, key: str, episode: Episode, ctx: Context, closed: bool) -> list[Finding]:
         """The episode's alert, once it holds `min_returns` returns: a revision per return added

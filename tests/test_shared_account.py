@@ -116,6 +116,19 @@ def test_one_alert_per_episode_whatever_the_batches_and_a_redelivery(run) -> Non
     assert whole[0]["counts"]["returns"] == 5 and whole[0]["revision"] == 3
 
 
+def test_one_accounts_reads_arriving_after_the_others_make_the_same_alert(run) -> None:
+    """Re-keyed by workstation, two accounts' reads come from two partitions: one account's whole
+    bout may arrive before the other's first read. Judged behind the watermark, the episode starts
+    at the same first access, so the alert is the one an in-order run raises (a crash test's
+    restart had made its own)."""
+    reads = by_turns(["e1", "e2"], [PC], 7, gap=1.9)  # e1 first and last, over 11 minutes
+    in_order = [a.model_dump() for a in run(reads, kind="shared_workstation")]
+    e2_first = sorted(reads, key=lambda ev: ev.actor_id != "e2")
+    late = [a.model_dump() for a in run(e2_first, kind="shared_workstation", batch=3)]
+    assert len(in_order) == 1 and late == in_order
+    assert in_order[0]["window_start"] == T0 and in_order[0]["counts"]["returns"] == 5
+
+
 def test_the_episode_closes_when_its_window_passes_and_a_later_bout_is_another(run) -> None:
     first = by_turns(["e1"], [DESK, PC], 5)
     later = by_turns(["e1"], [PC, DESK], 5, start=60)
