@@ -1132,10 +1132,12 @@ class RetentionOverrunDetector:
 
     def _changed(self, key: str, batch: Batch, ctx: Context) -> None:
         """The batch's alert is said again at its timer, once the watermark is where it is now: at
-        the next pass, after every change this one makes."""
+        the next pass, after every change this one makes. A watermark below 0 (a re-keyed input not
+        marked by every source partition yet, after a start) waits for the first pass that may fire:
+        registered there, the live run died on its late destruction job after a restart."""
         if not batch.changed:
             batch.changed = 1
-            ctx.timers.register(key, ctx.watermark)
+            ctx.timers.register(key, max(ctx.watermark, 0))
 
     def _on_batch(self, key: str, ctx: Context) -> Iterator[Finding]:
         """A batch's timer: its alert's next revision, if it changed; a batch none of whose members
