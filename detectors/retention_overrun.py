@@ -1061,8 +1061,10 @@ class RetentionOverrunDetector:
             f"record {rid} on {rec.where(deadline, part)} ({', '.join(rec.categories)}) kept past its "
             f"{d.rule.span} retention ({d.name}: from {d.after} {self._day(start)}, "
             f"due {self._last_day(deadline, self._counted(start, d.rule))}; {d.source})"
-            f"{self._late(rec, deadline, gone)}"
-            + (alone if not gone[0] else "")
+            # closed into its batch, it is not revised again: its removal, known or not yet when the
+            # batch rolled up (one instance or two pacing it otherwise), is the batch's to say
+            f"{'' if into else self._late(rec, deadline, gone)}"
+            + (alone if not gone[0] and not into else "")
             + (
                 f"; the relationship began again {self._day(begun_again)}: kept while it lasts"
                 if begun_again
@@ -1214,7 +1216,7 @@ class RetentionOverrunDetector:
             f"{self._last_day(batch.deadline)}, the earliest kept since {self._day(batch.start)}; "
             f"{d.source}): {batch.kept:,} still kept{late}; one purge schedule too slow for the rule, "
             f"one alert: records {', '.join(batch.rids)}" + (f" and {more:,} more" if more else ""),
-            batch.evidence,
+            [e for e in batch.evidence if e],
             actor=batch.system,
             actor_kind="system",
             revision=batch.revision,

@@ -9,6 +9,7 @@ last few per record, so a lifecycle event that arrives after a use still judges 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from itertools import zip_longest
 from typing import Any
 
 # a purpose id state kept, as today's policy names it (`Catalog.current`)
@@ -443,9 +444,9 @@ class Batch:
         self.start = 0  # the earliest clock start among its records: kept longest
         self.records = self.kept = self.customers = 0  # members; those still kept; their customers
         self.categories: list[str] = []
-        self.rids: list[str] = []  # samples, as the door keeps the ids: the first `limit` members'
+        self.rids: list[str] = []  # samples, as the door keeps the ids: the least `limit` members'
         self.subjects: list[str] = []
-        self.evidence: list[str] = []
+        self.evidence: list[str] = []  # each sampled record's first collection ('' none), as `rids`
         # the members raised alone, while fewer than the threshold: [customer, record id]; emptied
         # when the threshold is reached, their alerts closed into the batch's
         self.alone: list[list[str]] = []
@@ -461,12 +462,13 @@ class Batch:
         self.start = min(self.start or start, start)
         if not set(rec.categories) <= set(self.categories):
             self.categories = sorted({*self.categories, *rec.categories})
-        if len(self.rids) < limit:
-            self.rids.append(rid)
-            if rec.first_id:
-                self.evidence.append(rec.first_id)
-        if new_customer and customer and len(self.subjects) < limit:
-            self.subjects.append(customer)
+        # the least `limit` record ids and pseudonyms, not the first to join: the same samples in
+        # whatever order the members come (two instances named other records than one did)
+        if len(self.rids) < limit or rid < max(self.rids):
+            sampled = sorted([*zip_longest(self.rids, self.evidence, fillvalue=""), (rid, rec.first_id)])
+            self.rids, self.evidence = map(list, zip(*sampled[:limit], strict=True))
+        if new_customer and customer and customer not in self.subjects:
+            self.subjects = sorted([*self.subjects, customer])[:limit]
 
     def to_json(self) -> dict[str, Any]:
         return {"batch": [getattr(self, s) for s in self.__slots__]}

@@ -39,16 +39,19 @@ def job(kept: int) -> list[Any]:
 DUE = [*TRACES, tick(-9.25)]  # read to 23 Dec 02:00: the deadline passed, the job not run yet
 
 
-def expired(alerts: dict[str, dict]) -> dict[str, tuple[dict, str, str]]:
-    """Each retention_expired alert's final counts, status and summary, by id."""
+def expired(alerts: dict[str, dict]) -> dict[str, tuple[dict, bool, str]]:
+    """Each retention_expired alert's final counts, whether closed, and summary, by id (not its
+    revision, nor so whether it is `open` or `updated`: how often it was said is the run's pacing)."""
     return {
-        uid: (o["unmapped"]["counts"], o["unmapped"]["lifemon_status"], o["message"])
+        uid: (o["unmapped"]["counts"], o["unmapped"]["lifemon_status"] == "closed", o["message"])
         for uid, o in alerts.items()
         if o["finding_info"]["analytic"]["uid"] == EXPIRED
     }
 
 
-def replayed(events: list[Any], policy: Any, catalog: Any, tmp_path: Any) -> dict[str, tuple[dict, str, str]]:
+def replayed(
+    events: list[Any], policy: Any, catalog: Any, tmp_path: Any
+) -> dict[str, tuple[dict, bool, str]]:
     path = tmp_path / "pfi.lifecycle.jsonl"
     path.write_text("".join(ev.model_dump_json() + "\n" for ev in events))
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer.from_env(allow_ephemeral=False))
@@ -57,15 +60,15 @@ def replayed(events: list[Any], policy: Any, catalog: Any, tmp_path: Any) -> dic
     return expired({a.alert_id: to_ocsf(a) for a in latest(alerts)})
 
 
-def records_counted(got: dict[str, tuple[dict, str, str]]) -> tuple[int, int]:
+def records_counted(got: dict[str, tuple[dict, bool, str]]) -> tuple[int, int]:
     """(records, still kept) the alerts count: a batch's its counts, a record's own alert one, unless
     closed into its batch's (which counts it)."""
     records = kept = 0
-    for counts, status, summary in got.values():
+    for counts, closed, summary in got.values():
         if "counted in their alert" in summary:
             continue
         records += counts["records"]
-        kept += counts.get("kept", int(status != "closed"))
+        kept += counts.get("kept", int(not closed))
     return records, kept
 
 
