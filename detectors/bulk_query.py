@@ -536,7 +536,8 @@ class ActorWindow:
             "added": self.tally.added,
             "legal_since": self.legal_since,
             "reported": self.reported,
-            "books": {book_id: book.stored for book_id, book in self.books.items()},
+            # a book not read yet is stored as it was read (`_window` moves a window without reading it)
+            "books": self.unread_books | {book_id: book.stored for book_id, book in self.books.items()},
             "past": self.past,
             "closed": None if self.closed is None else [self.closed[0].to_json(), *self.closed[1:]],
             "history": self.history,
@@ -774,6 +775,7 @@ class BulkQueryDetector:
             self._move(actor, WINDOW + actor, old)
             win = old
         if win.pending or win.unread_books:
+            moved = False  # an earlier lifemon's book in the value
             if win.pending:
                 parts = [self.store.get(chunk_key(actor, seq)) for seq, *_ in win.chunks.sealed]
                 if any(p is None for p in parts):
@@ -784,14 +786,18 @@ class BulkQueryDetector:
             for book_id, mask in win.unread_books.items():
                 if isinstance(mask, dict):  # a lifemon before the buckets kept the book in the value
                     win.books[book_id] = Book.whole(mask)
+                    moved = True
                     continue
                 buckets = [self.store.get(book_key(actor, book_id, b)) for b in buckets_of(mask)]
                 if any(b is None for b in buckets):
                     raise RuntimeError(f"bulk_query: state of {actor!r} names a book its store does not hold")
                 win.books[book_id] = Book.stored_as(mask, buckets)
             win.unread_books = {}
-            self._write_books(actor, win)  # an earlier lifemon's, in buckets from now on
-            self.store.put(WINDOW + actor, win)  # reading its parts may have pushed it out of the cache
+            # read whole, the window is no change to write (a timer that only waited again rewrote
+            # it); an earlier lifemon's book goes to its buckets
+            if moved:
+                self._write_books(actor, win)
+                self.store.put(WINDOW + actor, win)
         return win
 
     def _move(self, old_key: str, new_key: str, win: ActorWindow) -> None:

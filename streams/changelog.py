@@ -33,8 +33,9 @@ MARKER_KEY = b"\x00offsets"  # a reserved key: compaction keeps the latest marke
 # detector's value layout, its keys, the timers, the parts or the marker), so that an older release
 # refuses the changelog (StateTooNew) instead of misreading it or crashing on it batch after batch.
 # Upgrades need no bump: a release reads every earlier format itself. Markers of the releases before
-# the number existed carry none and read as 1.
-STATE_FORMAT = 1
+# the number existed carry none and read as 1. 2: the forty-fourth stop's books in buckets, packed
+# inbox blocks with a released mark, incident members as keys of their own.
+STATE_FORMAT = 2
 # beside the offsets in the marker's JSON; '#' is not allowed in a topic name, so no input's key
 # meets it, and releases before it only look up their topics' keys, so they ignore it
 FORMAT_KEY = "#state_format"

@@ -681,6 +681,11 @@ class Namespace:
     def touch(self, key: str) -> None:
         self.store.touch(self.prefix + key)
 
+    def adopt(self, key: str, value: Any) -> None:
+        """`value` is the live object of the key's stored value, read from parts of its own (a
+        window's books, an incident's members): cached, not a change to write."""
+        self.store.adopt(self.prefix + key, value)
+
     def delete(self, key: str) -> None:
         self.store.delete(self.prefix + key)
 

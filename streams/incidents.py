@@ -173,12 +173,11 @@ class IncidentStage:
             if any(m is None for m in members.values()):
                 raise RuntimeError(f"incidents: state of {ikey!r} names a member its store does not hold")
             value["members"] = members
+            self.store.adopt(INCIDENT + ikey, Stored(value))  # the same value, live: nothing to write
         else:
             for alert_id, member in value["members"].items():
                 self.store.put(member_key(ikey, alert_id), member)
-        # put again: reading its members may have pushed it out of the cache, and a live object
-        # must be cached for `touch`
-        self.store.put(INCIDENT + ikey, Stored(value))
+            self.store.put(INCIDENT + ikey, Stored(value))
         return value
 
     def _window_of(self, ts: int) -> int:

@@ -95,3 +95,14 @@ def test_a_forgotten_window_leaves_no_bucket_behind(policy, catalog) -> None:
     feed(e, spread("w2", ids("A", 1, 900), OPEN + 3 * 24 * HOUR, OPEN + 3 * 24 * HOUR, **DAY), 100)
     e.advance(final=True)
     assert not [k for k, _ in keys.items() if k.startswith("k:")]
+
+
+def test_a_window_read_back_with_its_book_is_no_change_to_write(policy, catalog) -> None:
+    """Restored, a window read (its book's buckets with it) and not changed writes nothing at the
+    next checkpoint: a timer that only waits again must not rewrite the employee's state."""
+    e = engine(policy, catalog)
+    feed(e, spread("w1", ids("A", 60), OPEN, OPEN + 4 * HOUR, **DAY), 0)
+    restored = engine(policy, catalog)
+    restored.restore(0, e.changes(0))
+    assert len(next(iter(books_of(restored).values()))) == 60  # read whole, from its buckets
+    assert [k for k, _ in restored.changes(0) if k.startswith(b"bulk_query")] == []
