@@ -17,10 +17,12 @@ from streams.pseudonym import Pseudonymizer
 DAY = {"fields": ("customer_name", "assets"), "purpose": "wealth_advice"}
 
 
-def engine(policy, catalog) -> Engine:
+def engine(policy, catalog, *actors: str) -> Engine:
+    """bulk_query, its wealth managers (`actors`, or w1) of sub-branch S0101 and its customers."""
     spec = next(s for s in load_detectors(policy) if s.kind == "bulk_query")
     e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
-    e.apply_reference("entitlements", refs("entitlements", [_ent("w1", "wealth_manager", "S0101")]))
+    ents = [_ent(a, "wealth_manager", "S0101") for a in actors or ("w1",)]
+    e.apply_reference("entitlements", refs("entitlements", ents))
     e.apply_reference("customers", refs("customers", book(2000)))
     return e
 

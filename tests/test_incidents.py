@@ -28,25 +28,27 @@ HOUR = 3_600_000
 KEY = b"unit-test-key-0123456789"
 
 
+def incident_engine(policy: Any, catalog: Any) -> Engine:
+    """Every detector, employee e1 and 20 customers' separate consents to the two sharing purposes."""
+    e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
+    e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", "lobby_manager")]))
+    e.apply_reference(
+        "consents",
+        refs(
+            "consents",
+            [
+                Consent(subject_id=f"C{i:07d}", ts=0, purpose=p, status="granted", separate=True)
+                for i in range(20)
+                for p in ("insurance_referral", "group_risk_management")
+            ],
+        ),
+    )
+    return e
+
+
 @pytest.fixture
 def engine(policy, catalog):
-    def make() -> Engine:
-        e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
-        e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", "lobby_manager")]))
-        e.apply_reference(
-            "consents",
-            refs(
-                "consents",
-                [
-                    Consent(subject_id=f"C{i:07d}", ts=0, purpose=p, status="granted", separate=True)
-                    for i in range(20)
-                    for p in ("insurance_referral", "group_risk_management")
-                ],
-            ),
-        )
-        return e
-
-    return make
+    return lambda: incident_engine(policy, catalog)
 
 
 def transfer(n: int, ts: int = T0, subjects: range = range(1), **kw: Any) -> TransferEvent:

@@ -6,27 +6,16 @@ nothing left behind (a reviewer's probes)."""
 from __future__ import annotations
 
 import orjson
-from conftest import fed, refs
-from test_books import DAY, feed
-from test_qa_access_cases import HOUR, OPEN, _ent, book, ids, spread
+from conftest import fed
+from test_books import DAY, engine, feed
+from test_qa_access_cases import HOUR, OPEN, ids, spread
 
-from detectors import load_detectors
 from streams.engine import Engine
 from streams.keyed_state import state_encode
-from streams.pseudonym import Pseudonymizer
 
 
 def engine2(policy, catalog) -> Engine:
-    spec = next(s for s in load_detectors(policy) if s.kind == "bulk_query")
-    e = Engine([spec], catalog, pseudonymize=Pseudonymizer(b"unit-test-key-0123456789"))
-    e.apply_reference(
-        "entitlements",
-        refs(
-            "entitlements", [_ent("w:w1", "wealth_manager", "S0101"), _ent("w1", "wealth_manager", "S0101")]
-        ),
-    )
-    e.apply_reference("customers", refs("customers", book(2000)))
-    return e
+    return engine(policy, catalog, "w:w1", "w1")
 
 
 def books_of(e: Engine, actor: str) -> dict:
@@ -64,26 +53,11 @@ def test_a_legacy_window_of_employee_w_colon_moved_aside_keeps_its_book(policy, 
 def test_incidents_restore_after_every_event_with_a_tiny_cache_and_forget_leaves_no_member(
     policy, catalog
 ) -> None:
-    from conftest import entitlement
     from test_incidents import HOUR as IH
-    from test_incidents import KEY, T0, traffic, transfer
-
-    from schemas.models import Consent
+    from test_incidents import T0, incident_engine, traffic, transfer
 
     def make(cache: int | None) -> Engine:
-        e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
-        e.apply_reference("entitlements", refs("entitlements", [entitlement("e1", "lobby_manager")]))
-        e.apply_reference(
-            "consents",
-            refs(
-                "consents",
-                [
-                    Consent(subject_id=f"C{i:07d}", ts=0, purpose=p, status="granted", separate=True)
-                    for i in range(20)
-                    for p in ("insurance_referral", "group_risk_management")
-                ],
-            ),
-        )
+        e = incident_engine(policy, catalog)
         if cache:
             e.store(0).cache_size = cache
         return e
@@ -174,7 +148,6 @@ def test_inbox_restore_after_every_batch_with_a_tiny_cache(policy, catalog) -> N
 
 
 def test_books_restore_after_every_batch_with_a_tiny_cache(policy, catalog) -> None:
-    from test_books import engine
 
     from streams.alerts import latest
 
