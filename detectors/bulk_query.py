@@ -679,6 +679,10 @@ class BulkQueryDetector:
         for (cls, action), weight in self._weight.items():
             by_weight.setdefault((CLASS_RANK[cls], weight), set()).add(action in TAKES_OUT)
         self._taken_by_weight = {k: v == {True} for k, v in by_weight.items()}
+        # (entitlement version's id, action, system, fields, purpose) -> (the version, its counter, its
+        # book), for every batch (`_duty`): a batch of a teller repeats the kinds of the last one
+        self._kinds: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+        self._kinds_of: Any = None  # the catalog they were asked of
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -919,9 +923,7 @@ class BulkQueryDetector:
         # the reads whose customer decides: (index, the book, the most a day, the book's scope, the
         # employee's org, the peak day that set the most)
         asks: list[tuple[int, str, int, str, str, str]] = []
-        # a batch repeats a few kinds of access: each kind's counter, and the book it reads, with
-        # their permission sets
-        kinds: dict[tuple[Any, ...], tuple[tuple[str, Counter] | None, tuple[str, OwnBook] | None]] = {}
+        kinds = self._kinds_asked(catalog)
         duty_purposes = catalog.duty_purposes
         for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
             if ent is None or len(ev.subject_ids) != 1 or ev.purpose not in duty_purposes:
@@ -936,14 +938,13 @@ class BulkQueryDetector:
                 UNSTATED if ev.purpose is None else ev.purpose,
             )
             seen = kinds.get(kind)
-            if seen is None:
+            if seen is None or seen[0] is not ent:  # not asked, or asked of a version since collected
                 roles = tuple(ent.roles)
                 desk = catalog.at_counter(roles, *kind[1:])
                 own = desk is None and ent.status is EmployeeStatus.active
                 # a print of the book's one customer is that customer's copy (`Catalog.own_book`)
-                seen = (desk, catalog.own_book(roles, *kind[1:]) if own else None)
-                kinds[kind] = seen
-            desk, mine = seen
+                seen = kinds[kind] = (ent, desk, catalog.own_book(roles, *kind[1:]) if own else None)
+            _, desk, mine = seen
             if desk is not None and ev.row_count > self._most_rows(desk[1]):
                 flags.append(False)  # one customer named, others' rows returned: no counter's business
                 continue
@@ -983,6 +984,14 @@ class BulkQueryDetector:
                             f"of its own customers past the book's {most} a day{_on_peak(ctx, peak)}"
                         ] = ts
         return flags if any(flags) else None
+
+    def _kinds_asked(self, catalog: Any) -> dict[tuple[Any, ...], tuple[Any, Any, Any]]:
+        """The kinds of access `_duty` asked the catalog of, its counter and book each; forgotten
+        when the policy changes, and at 100 000 (a version's id may be another's once it is collected:
+        each kind keeps the version it was asked of)."""
+        if catalog is not self._kinds_of or len(self._kinds) >= 100_000:
+            self._kinds, self._kinds_of = {}, catalog
+        return self._kinds
 
     def _most_rows(self, block: Counter | OwnBook) -> int:
         """The most rows one customer's read returns as the post's own work: its block's

@@ -388,8 +388,12 @@ class IncompatibleRoles(Strict):
         if len(clash) > 1:
             return clash
         # as the policy spells the post, whatever case or punctuation HR wrote it in (`Dev+Ops`)
-        combined = {key_form(p): p for p in self.posts}
-        return [combined[f] for r in roles if (f := key_form(r)) in combined][:1]
+        combined = self._combined
+        return [combined[f] for r in roles if (f := key_form(r)) in combined][:1] if combined else []
+
+    @cached_property
+    def _combined(self) -> dict[str, str]:
+        return {key_form(p): p for p in self.posts}
 
 
 class OrgChange(Strict):
@@ -1169,6 +1173,7 @@ def spelling(name: str) -> str:
     return name.strip().casefold()
 
 
+@lru_cache(maxsize=65_536)  # asked of each role of each entitlement version judged, of each SDK key
 def key_form(name: str) -> str:
     """A key as the vocabulary compares it: case-folded, letters and digits only (CJK included), so
     `$os_version`, `osVersion`, `X-OS-Version` minus its `x` prefix and `os-version` are one key.
