@@ -17,7 +17,9 @@ one core: `shared_account` reads accesses by `actor_id` (the topic's own key, no
 `shared_workstation` by `client_ip` (a repartition topic). An access without a client_ip is no
 evidence of either: the account detector passes it by, the workstation detector `needs` one, so
 it never crosses Kafka again. A workstation address in `pooled_networks` (a VPN pool, a terminal
-server, a NAT gateway) stands for many machines and is no workstation.
+server, a NAT gateway) stands for many machines and is no workstation; an account's address in
+`per_request_networks` (a proxy or load balancer that hands one machine a new address per request)
+is no place, or every employee behind it goes back and forth all day.
 
 State per key (`Kept`): its accesses of the last `window_minutes` behind the watermark, the open
 episode (`Episode`: its counts, and ids only while the window holds them) and the deadline of its
@@ -31,12 +33,12 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from detectors.base import Context, Finding, Store, iso_minute, n_of
 from detectors.offscope_marketing import RuleSpec
@@ -97,7 +99,18 @@ class Kept:
         return kept
 
 
-class SharedAccountParams(BaseModel):
+def _networks(value: Any) -> list[Any]:
+    """The networks as written in the YAML: host bits may be set (10.250.3.1/16 is 10.250.0.0/16)."""
+    try:
+        return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value or ()]
+    except ValueError as e:
+        raise ValueError(f"{e}; write each as an address and a prefix length, e.g. 10.251.0.0/24") from None
+
+
+Networks = Annotated[list[IPv4Network | IPv6Network], BeforeValidator(_networks)]
+
+
+class InterleavingParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     rules: dict[str, RuleSpec] = Field(
         description="the detector's one rule (its severity, titles and regulation)"
@@ -119,17 +132,20 @@ class SharedAccountParams(BaseModel):
             raise ValueError("rules: give exactly one rule (its severity, titles and regulation)")
 
 
-class SharedWorkstationParams(SharedAccountParams):
-    pooled_networks: list[IPv4Network | IPv6Network] = Field(
+class SharedAccountParams(InterleavingParams):
+    per_request_networks: Networks = Field(
+        default_factory=list,
+        description="addresses a proxy, load balancer or VPN gateway hands out per request or per "
+        "connection, so that one machine shows under several: no place the account was",
+    )
+
+
+class SharedWorkstationParams(InterleavingParams):
+    pooled_networks: Networks = Field(
         default_factory=list,
         description="addresses that stand for many machines (a VPN pool, a terminal server, a NAT "
         "gateway): no workstation, whatever accounts come through them",
     )
-
-    @field_validator("pooled_networks", mode="before")
-    @classmethod
-    def _networks(cls, value: Any) -> Any:
-        return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value or ()]
 
 
 class _Interleaving:
@@ -138,15 +154,17 @@ class _Interleaving:
 
     kind: ClassVar[str]
     inputs: ClassVar[dict[str, str]]
-    Params: ClassVar[type[BaseModel]] = SharedAccountParams
+    Params: ClassVar[type[BaseModel]]
     other_of: ClassVar[str]  # the attribute whose values interleave
+    placeless_in: ClassVar[str]  # the params' networks whose addresses are no place of this side's
     other_noun: ClassVar[tuple[str, str]]  # how the summary names it: singular, plural
     says: ClassVar[str]  # the summary's opening, the key in its braces
 
-    def __init__(self, section: DetectorSection, params: SharedAccountParams, store: Store):
+    def __init__(self, section: DetectorSection, params: InterleavingParams, store: Store):
         self.section, self.p, self.store = section, params, store
         self.window_ms = params.window_minutes * MINUTE_MS
         self.rule = next(iter(params.rules))
+        self.placeless = _member_of(getattr(params, self.placeless_in))
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -154,7 +172,7 @@ class _Interleaving:
 
     def evidence(self, ev: Any) -> bool:
         """Whether the access says where it came from."""
-        return bool(ev.client_ip)
+        return bool(ev.client_ip) and not self.placeless(ev.client_ip)
 
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         key_attr = self.inputs[stream]
@@ -302,11 +320,23 @@ def _in_networks(ip: str, networks: Sequence[IPv4Network | IPv6Network]) -> bool
     return any(address in n for n in networks)
 
 
+def _member_of(networks: Sequence[IPv4Network | IPv6Network]) -> Callable[[str], bool]:
+    """Whether an address is in `networks`: parsed once per address, not per access (a workstation
+    sends many); none to look in (the shipped account side) costs a call."""
+    if not networks:
+        return lambda ip: False
+    return lru_cache(maxsize=65_536)(lambda ip: _in_networks(ip, networks))
+
+
 class SharedAccountDetector(_Interleaving):
     kind: ClassVar[str] = "shared_account"
     inputs: ClassVar[dict[str, str]] = {"access": "actor_id"}
     other_of: ClassVar[str] = "client_ip"
     other_noun: ClassVar[tuple[str, str]] = ("workstation", "workstations")
+    Params: ClassVar[type[BaseModel]] = SharedAccountParams
+    # a proxy's address for one request says no more than none; a VPN session's is where the
+    # account was, so a pooled one counts here
+    placeless_in: ClassVar[str] = "per_request_networks"
     says: ClassVar[str] = "account {} used from"
 
     def actor(self, key: str, episode: Episode, ctx: Context) -> dict[str, Any]:
@@ -321,16 +351,7 @@ class SharedWorkstationDetector(_Interleaving):
     other_noun: ClassVar[tuple[str, str]] = ("account", "accounts")
     says: ClassVar[str] = "workstation {} drove"
     Params: ClassVar[type[BaseModel]] = SharedWorkstationParams
+    # a pooled address is many machines (a proxy's per-request addresses among them)
+    placeless_in: ClassVar[str] = "pooled_networks"
     # the workstation is the actor: a machine, which OCSF's user types name as a System
     actor_is: ClassVar[str] = "system"
-
-    def __init__(self, section: DetectorSection, params: SharedWorkstationParams, store: Store):
-        super().__init__(section, params, store)
-        networks = params.pooled_networks
-        # an address parsed once, not per access (a workstation sends many)
-        self.pooled = lru_cache(maxsize=65_536)(lambda ip: bool(networks) and _in_networks(ip, networks))
-
-    def evidence(self, ev: Any) -> bool:
-        """From a workstation: a pooled address is many machines (an account's VPN address is still
-        where that account was, so the account detector reads it)."""
-        return bool(ev.client_ip) and not self.pooled(ev.client_ip)

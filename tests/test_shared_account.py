@@ -8,6 +8,10 @@ workstation's accesses reach its task through the repartition topic by client_ip
 
 from __future__ import annotations
 
+import random
+import shutil
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +20,7 @@ from conftest import T0, entitlement, fed, refs
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
 
 from detectors import load_detectors
+from policy import DEFAULT_DIR, PolicyError, load_policy
 from schemas.models import AccessEvent
 from streams.alerts import latest
 from streams.engine import Engine
@@ -61,8 +66,15 @@ def run(specs, catalog):
     """The final alerts (latest revision each) of the accesses fed `batch` at a time, the clock
     advanced after each, then drained."""
 
-    def go(events: list[AccessEvent], kind: str = "shared_account", batch: int = 1000) -> list[Any]:
-        engine = Engine([specs[kind]], catalog, pseudonymize=lambda s: f"p_{s}")
+    def go(
+        events: list[AccessEvent], kind: str = "shared_account", batch: int = 1000, **params: Any
+    ) -> list[Any]:
+        spec = specs[kind]
+        if params:  # validated as the YAML's would be
+            spec = replace(
+                spec, params=spec.cls.Params.model_validate({**spec.params.model_dump(), **params})
+            )
+        engine = Engine([spec], catalog, pseudonymize=lambda s: f"p_{s}")
         engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
         alerts = []
         for i in range(0, len(events), batch):
@@ -156,6 +168,51 @@ def test_a_counter_pc_handed_over_or_a_pool_address_is_no_shared_workstation(run
     assert run(by_turns(["e1", "e2"], ["10.250.0.9"], 5), kind="shared_workstation") == []
     # the same handover with one more turn back is three returns: accounts taking turns
     assert len(run(by_turns(["e1"] * 3 + ["e2", "e1", "e2", "e1"], [PC]), kind="shared_workstation")) == 1
+
+
+def proxied_day(accounts: int, seed: int) -> list[AccessEvent]:
+    """`accounts` employees reading every one to three minutes for four hours, each request through
+    a proxy that gives it one of its four addresses (10.251.0.1 to .4) at random."""
+    rng = random.Random(seed)
+    steps = []
+    for n in range(accounts):
+        at = rng.uniform(0, 3)
+        while at < 240:
+            steps.append((f"p{n:03d}", f"10.251.0.{rng.randint(1, 4)}", round(at, 2)))
+            at += rng.uniform(1, 3)
+    return turns(*steps)
+
+
+def test_per_request_addresses_are_no_place_and_two_people_at_once_still_alert(run) -> None:
+    """Addresses a proxy hands out per request make every employee's day a string of returns: 40
+    employees, at least one alert each. Listed under `per_request_networks`, they are no place: none
+    of those alerts, while e1's account at two workstations by turns on the same day still fires."""
+    proxied = proxied_day(40, seed=4)
+    flooded = run(proxied)
+    assert len({a.actor_id for a in flooded}) == 40 and len(flooded) >= 40
+    shared = by_turns(["e1"], [DESK, PC], 5, start=60)
+    day = sorted(proxied + shared, key=lambda ev: ev.ts)
+    (a,) = run(day, per_request_networks=["10.251.0.0/29"])
+    assert a.actor_id == "e1" and a.counts == {"returns": 3, "workstations": 2}
+    # the workstation side reads them under its own list: a proxy's address is many machines
+    assert run(proxied, kind="shared_workstation", pooled_networks=["10.251.0.0/29"]) == []
+
+
+def test_a_per_request_network_that_is_none_names_the_file_and_key(tmp_path: Path) -> None:
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = folder / "detectors" / "shared_account.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "per_request_networks: []", "per_request_networks: [10.251.0.0/33]"
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(folder), folder)
+    assert e.value.file.endswith("shared_account.yaml") and "per_request_networks" in e.value.key, str(
+        e.value
+    )
 
 
 @pytest.mark.integration
