@@ -21,9 +21,10 @@ server, a NAT gateway) stands for many machines and is no workstation; an accoun
 `per_request_networks` (a proxy or load balancer that hands one machine a new address per request)
 is no place, or every employee behind it goes back and forth all day.
 
-State per key (`Kept`): its accesses of the last `window_minutes` behind the watermark, the open
-episode (`Episode`: its counts, and ids only while the window holds them) and the deadline of its
-one timer. Returns are judged once the watermark passes them (`on_timer`), so an access re-keyed
+State per key (`Kept`): the accesses the watermark has not passed, and of those it has, within
+`window_minutes`, only what a later one may need (`_needed`: from each other's last use on, and
+what the open episode has not taken in); the open episode (`Episode`: its counts, and ids only
+while the window holds them) and the deadline of its one timer. Returns are judged once the watermark passes them (`on_timer`), so an access re-keyed
 from another partition, arriving after a later one, still counts where it belongs. A batch costs
 one sorted insert per access and one store read per key it touches; each timer, one pass over the
 few accesses the key keeps. No round trip per access.
@@ -31,7 +32,7 @@ few accesses the key keeps. No round trip per access.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
@@ -216,15 +217,32 @@ class _Interleaving:
         if episode is not None:
             self._take_in(episode, kept.recent)
             found += self._raised(key, episode, ctx, closed=False)
-        # kept while a later access (up to the watermark's) may still come back to them
-        cutoff = min(kept.recent[-1][TS], wm) - self.window_ms
-        kept.recent = [a for a in kept.recent if a[TS] >= cutoff]
+        kept.recent = self._needed(kept.recent, episode, wm)
         if episode is not None:  # ids the window no longer holds can never come back: counted only
             held = {a[EVENT] for a in kept.recent}
             episode.recent = [e for e in episode.recent if e in held]
             episode.taken = [e for e in episode.taken if e in held]
         kept.episode = episode
         return found
+
+    def _needed(self, recent: list[list[Any]], episode: Episode | None, wm: int) -> list[list[Any]]:
+        """What a later access may still need of the key's accesses, once those up to the
+        watermark are judged. An access comes back to an other's last use within the window (up
+        to the watermark's), and an episode takes in what follows that use: so of the judged, only
+        those from the earliest other's last use on, and those after the open episode's latest
+        return, not taken in yet. An account at its desk all morning keeps its one last access
+        there, not its window's hundreds."""
+        cutoff = min(recent[-1][TS], wm) - self.window_ms
+        last: dict[str, int] = {}  # each other's last judged use in the window
+        for ts, other, _, _ in recent:
+            if ts > wm:
+                break
+            if ts >= cutoff:
+                last[other] = ts
+        start = min(last.values(), default=cutoff)
+        if episode is not None:
+            start = min(start, episode.last)
+        return recent[bisect_left(recent, [max(start, cutoff)]) :]
 
     def _returns(self, recent: list[list[Any]]) -> Iterable[tuple[int, int, str]]:
         """(time, time of the use returned to, event id) of each access that comes back to an

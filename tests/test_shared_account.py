@@ -64,7 +64,7 @@ def specs(policy):
 @pytest.fixture
 def run(specs, catalog):
     """The final alerts (latest revision each) of the accesses fed `batch` at a time, the clock
-    advanced after each, then drained."""
+    advanced after each, then drained; the engine stays as `run.engine`, for its state."""
 
     def go(
         events: list[AccessEvent], kind: str = "shared_account", batch: int = 1000, **params: Any
@@ -74,7 +74,7 @@ def run(specs, catalog):
             spec = replace(
                 spec, params=spec.cls.Params.model_validate({**spec.params.model_dump(), **params})
             )
-        engine = Engine([spec], catalog, pseudonymize=lambda s: f"p_{s}")
+        engine = go.engine = Engine([spec], catalog, pseudonymize=lambda s: f"p_{s}")
         engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
         alerts = []
         for i in range(0, len(events), batch):
@@ -149,6 +149,29 @@ def test_the_episode_closes_when_its_window_passes_and_a_later_bout_is_another(r
     assert len(alerts) == 2 and len({a.alert_id for a in alerts}) == 2
     assert [a.status.value for a in alerts] == ["closed", "closed"]
     assert sorted(a.window_start for a in alerts) == [T0, T0 + 60 * MIN]
+
+
+def test_a_morning_at_one_desk_keeps_its_last_access_not_its_window(run) -> None:
+    """Twice a second for nine minutes at the desk: once judged, the account keeps the one access a
+    return could come back to, not the window's 1 080 (a service account's thousands)."""
+    morning = turns(*(("e1", DESK, round(i / 120, 4)) for i in range(1080)))
+    assert run(morning, batch=100) == []
+    kept = run.engine.tasks[(0, "shared_account")].detector.store.get("e1")
+    assert [event for _, _, event, _ in kept.recent] == [morning[-1].event_id]
+
+
+def test_what_an_open_episode_has_not_taken_in_is_kept_for_its_next_return(run) -> None:
+    """Three returns, two more reads at the desk, nine at the laptop, then back to the desk and to
+    the laptop, the desk's read arriving after the laptop's (re-keyed from another partition).
+    Judged read by read, the desk's two reads after the episode's latest return are older than
+    every place's last use once the PC leaves the window, yet the episode's next return takes them
+    in: the alert judged all at once, 18 accesses from the first to the last return."""
+    reads = by_turns(["e1"], [DESK, PC], 5, gap=1) + turns(("e1", DESK, 4.3), ("e1", DESK, 4.6))
+    reads += by_turns(["e1"], [LAPTOP], 9, start=5, gap=1) + turns(("e1", LAPTOP, 14.2), ("e1", DESK, 13.9))
+    one_by_one, whole = (run(reads, batch=n) for n in (1, 1000))
+    assert [a.model_dump() for a in one_by_one] == [a.model_dump() for a in whole]
+    (a,) = whole
+    assert a.event_count == 18 and a.counts == {"returns": 5, "workstations": 3}
 
 
 def test_one_workstation_driving_two_accounts_by_turns_fires(run) -> None:
