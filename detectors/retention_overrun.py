@@ -90,13 +90,25 @@ from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import inbox
 from detectors.base import DAY_MS, Context, Finding, Store, fed, n_of, uses_records
 from detectors.minors import Minor, consent_gap, minor_at
 from detectors.offscope_marketing import RuleSpec
-from detectors.retention_records import BATCH, GONE_STAGES, SINCE, Batch, Customer, Record, Today, left
+from detectors.retention_records import (
+    BATCH,
+    GONE_STAGES,
+    SINCE,
+    TOTAL,
+    Batch,
+    Customer,
+    Record,
+    Today,
+    Total,
+    left,
+)
 from policy.catalog import Catalog
 from policy.model import (
     CLASS_RANK,
@@ -261,6 +273,9 @@ class RetentionOverrunDetector:
     # a use is tied to a stored record only by the records it names: the others never reach the detector
     needs: ClassVar[dict[str, str]] = {"access": "record_ids", "transfer": "record_ids"}
     Params: ClassVar[type[BaseModel]] = RetentionOverrunParams
+    # its batches' partials travel by system to its second stage (`partials`, `on_partials`): one
+    # system's day is spread over the tasks keyed by customer (docs/architecture.md#roll-ups-across-partitions)
+    stage: ClassVar[tuple[str, str]] = ("retention-batch", "system")
 
     def __init__(self, section: DetectorSection, params: RetentionOverrunParams, store: Store):
         self.section, self.p, self.store = section, params, store
@@ -269,6 +284,9 @@ class RetentionOverrunDetector:
         self._tz = ZoneInfo("UTC")  # the bank's calendar, once the policy is read
         self._dates: Policy | None = None  # its periods' counting, once read, for the summaries
         self._covering: dict[tuple[tuple[str, ...], str | None], tuple[list[Deadline], list[Deadline]]] = {}
+        # batch key -> record id -> its member's alerts: the shares this pass changed, handed to the
+        # stage once at its end (`partials`), whatever number of members joined or left them
+        self._handed: dict[str, dict[str, list[Any]]] = {}
 
     @staticmethod
     def load_value(data: Any) -> Any:
@@ -276,7 +294,9 @@ class RetentionOverrunDetector:
         if waiting is not None:
             return waiting
         if isinstance(data, dict):
-            return Batch.from_json(data) if "batch" in data else Customer.from_json(data)
+            if "batch" in data:
+                return Batch.from_json(data)
+            return Total.from_json(data) if "total" in data else Customer.from_json(data)
         return data
 
     # -- policy ---------------------------------------------------------------------------------
@@ -903,12 +923,15 @@ class RetentionOverrunDetector:
         if key.startswith(BATCH):
             yield from self._on_batch(key, ctx)
             return
+        if key.startswith(TOTAL):
+            yield from self._settle(key, ctx)
+            return
         held = None if key == inbox.INBOX else self.store.get(key)
         if held is None:
             return
         wm, joined = ctx.watermark, set[str]()
         for rid, rec in list(held.records.items()):
-            yield from self._expired(key, held, rid, rec, ctx, joined)
+            self._expired(key, held, rid, rec, ctx, joined)
             yield from self._request_overdue(key, held, rid, rec, ctx)
             if rec.gone and rec.gone + self.forget_ms <= wm:
                 del held.records[rid]  # long gone: forgotten, state stays bounded
@@ -943,7 +966,7 @@ class RetentionOverrunDetector:
 
     def _expired(
         self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context, joined: set[str]
-    ) -> Iterator[Finding]:
+    ) -> None:
         """Seed 002 §五, seed 004 流程描述(3)①: past a rule's deadline, not deleted, anonymized or
         destroyed by then (a deletion after the deadline is still an overrun, closed at once).
         A deadline still ahead gets its timer again: one restored from an older version's state
@@ -956,7 +979,7 @@ class RetentionOverrunDetector:
                 continue
             if deadline + grace <= wm:
                 rec.fired[tag] = 1
-                yield from self._overran(customer, rid, rec, (d, start, deadline), joined, ctx)
+                self._overran(customer, rid, rec, (d, start, deadline), joined, ctx)
             elif not gone:  # its timer is already there, unless restored from old state
                 ctx.timers.register(customer, deadline + grace)
 
@@ -1086,12 +1109,13 @@ class RetentionOverrunDetector:
     # -- batches: a purge job's backlog is one alert (probe_v2 F6) -------------------------------
     def _overran(
         self, customer: str, rid: str, rec: Record, due: Due, joined: set[str], ctx: Context
-    ) -> Iterator[Finding]:
-        """A record's overrun, raised: a member of its batch (`Batch`: its system, rule, class and
-        due day), alone while the batch has fewer than `rollup_records` members; the member that
-        reaches it raises the batch's alert and closes those raised alone into it, and later ones
-        revise it (said at the batch's timer: once a pass, `_on_batch`). `joined`: the batches the
-        customer's records joined at this timer already."""
+    ) -> None:
+        """A record's overrun, raised: a member of its task's share of its batch (`Batch`: its
+        system, rule, class and due day), handed to the stage with the batch's partial (`partials`),
+        which decides once every task has passed the due time whether the day is one alert or one
+        a member (`_settle`); the member's own alert goes with it while the share has fewer than
+        `rollup_records` members. `joined`: the batches the customer's records joined at this
+        timer already."""
         d, start, deadline = due
         tag, part = f"{Rule.retention_expired}:{d.name}", _part(rec, d)
         system = rec.holders(deadline, part)[0]
@@ -1105,32 +1129,27 @@ class RetentionOverrunDetector:
         _anchor(rec, tag, start, first=True)  # its alert's id, whichever revision is said first
         self._recount(key, batch, rec, tag, part, ctx)
         self.store.put(key, batch)
-        if batch.rolled:
+        if batch.rolled:  # its task's own alert, raised before partials: revised under its id
             self._changed(key, batch, ctx)
-        elif batch.records < self.p.rollup_records:
+            return
+        members = self._handed.setdefault(key, {})
+        if batch.records < self.p.rollup_records:
             batch.alone.append([customer, rid])
-            yield self._overrun(customer, rid, rec, d, start, deadline)
-        else:
-            # the members raised alone are closed into it: at one timer pass (a purge job's backlog
-            # due one day), the sinks see those alerts only closed (`streams.alerts.latest`)
-            batch.rolled = 1
-            yield from self._closed_into(batch, self._batched(batch, d).alert_id, ctx.catalog)
-            self._changed(key, batch, ctx)
+            members[rid] = self._member_alerts(customer, rid, rec, due, batch)
+        else:  # the share alone reaches it: the day is one alert, whatever the other tasks hold
+            batch.alone = []
+            members.clear()
 
-    def _closed_into(self, batch: Batch, into: str, catalog: Catalog) -> Iterator[Finding]:
-        """The alerts of the batch's members raised alone, closed `into` the batch's."""
-        tag = f"{Rule.retention_expired}:{batch.rule}"
-        for customer, rid in batch.alone:
-            held = self.store.get(customer)
-            rec = held.records.get(rid) if isinstance(held, Customer) else None
-            if rec is None or tag not in rec.fired:  # forgotten since, or its clock began again
-                continue
-            for rule, start, deadline in self.deadlines(held, rec, catalog):
-                if rule.name == batch.rule:
-                    rec.fired[tag] += 1
-                    yield self._overrun(customer, rid, rec, rule, start, deadline, into=into)
-            self.store.touch(customer)
-        batch.alone = []
+    def _member_alerts(
+        self, customer: str, rid: str, rec: Record, due: Due, batch: Batch, begun_again: int = 0
+    ) -> list[Any]:
+        """[its own alert, that alert closed into the batch's]: what the stage says of a member of a
+        day of fewer than `rollup_records`, and once the day reaches them (`_settle`)."""
+        d, start, deadline = due
+        alone = self._overrun(customer, rid, rec, d, start, deadline, begun_again=begun_again)
+        into = self._overrun(customer, rid, rec, d, start, deadline, into=self._batched(batch, d).alert_id)
+        into.revision += 1
+        return [alone.alert_id, msgspec.to_builtins(alone), msgspec.to_builtins(into)]
 
     def _changed(self, key: str, batch: Batch, ctx: Context) -> None:
         """The batch's alert is said again at its timer, once the watermark is where it is now: at
@@ -1142,12 +1161,12 @@ class RetentionOverrunDetector:
             ctx.timers.register(key, max(ctx.watermark, 0))
 
     def _on_batch(self, key: str, ctx: Context) -> Iterator[Finding]:
-        """A batch's timer: its alert's next revision, if it changed; a batch none of whose members
-        is kept is forgotten as its records are."""
+        """A batch's timer: the next revision of an alert its task raised (before partials), if it
+        changed; a batch none of whose members is kept is forgotten as its records are."""
         batch = self.store.get(key)
         if not isinstance(batch, Batch):
             return
-        rule = next((r for r in self._retention(ctx.catalog).rules if r.name == batch.rule), None)
+        rule = self._rule(batch.rule, ctx.catalog)
         if batch.changed:
             batch.changed = 0
             self.store.touch(key)
@@ -1157,24 +1176,103 @@ class RetentionOverrunDetector:
         if not batch.kept and max(batch.removed, batch.deadline) + self.forget_ms <= ctx.watermark:
             self.store.delete(key)
 
+    def _rule(self, name: str, catalog: Catalog) -> Deadline | None:
+        return next((r for r in self._retention(catalog).rules if r.name == name), None)
+
+    # -- the stage: one system's day from every task's share -----------------------------------
+    def partials(self, ctx: Context) -> list[tuple[str, Any]]:
+        """The shares this pass changed, as they stand, keyed by system for the stage: counts and
+        samples, and the alerts of the members that changed while the share has fewer than
+        `rollup_records`. One message a share and pass, under 3 KB but for those alerts."""
+        handed, self._handed = self._handed, {}
+        due = self._retention(ctx.catalog).grace_ms
+        out = []
+        for key, members in handed.items():
+            batch = self.store.get(key)
+            if isinstance(batch, Batch):
+                share = {"key": key, "partition": ctx.partition, "due": batch.deadline + due}
+                out.append((batch.system, share | batch.to_json() | {"members": list(members.values())}))
+        return out
+
+    def on_partials(self, partials: Sequence[Any], ctx: Context) -> None:
+        """Shares of one system's day from the tasks (`partials`), each replacing its task's last: the
+        day is settled once every task has passed its due time (`_settle`), and again at the next
+        pass after a later share."""
+        for share in partials:
+            key = TOTAL + share["key"].removeprefix(BATCH)
+            total = self.store.get(key) or Total()
+            total.parts[str(share["partition"])] = share["batch"]
+            if not total.rolled:
+                for alert_id, alone, into in share["members"]:
+                    said = total.members.get(alert_id, [None, None, 0])[2]
+                    total.members[alert_id] = [alone, into, said]
+            total.changed = 1
+            self.store.put(key, total)
+            ctx.timers.register(key, max(ctx.watermark, 0) if total.decided else share["due"])
+
+    def _settle(self, key: str, ctx: Context) -> Iterator[Finding]:
+        """A system's day, once every task has passed its due time: `rollup_records` or more members
+        in all the shares are one alert, its id naming no partition, and the members said alone
+        before are closed into it; fewer, each member's own alert. The same however the day was
+        spread over tasks (a replay's one, a live run's three): what is decided waits for all."""
+        total = self.store.get(key)
+        if not isinstance(total, Total):
+            return
+        batch = Batch.merged(
+            [Batch.from_json({"batch": part}) for _, part in sorted(total.parts.items())],
+            self.p.evidence_limit,
+        )
+        rule = self._rule(batch.rule, ctx.catalog)
+        total.decided = 1
+        if rule is not None and batch.records >= self.p.rollup_records:
+            if not total.rolled:
+                total.rolled = 1
+                for _, into, said in total.members.values():
+                    if said:  # said alone before the day reached the threshold: counted in it now
+                        yield msgspec.convert(into | {"revision": max(into["revision"], said + 1)}, Finding)
+                total.members = {}
+            if total.changed:
+                total.revision += 1
+                found = self._batched(batch, rule)
+                found.revision = total.revision
+                yield found
+        elif rule is not None:
+            for member in total.members.values():
+                if member[0]["revision"] > member[2]:
+                    member[2] = member[0]["revision"]
+                    yield msgspec.convert(member[0], Finding)
+        total.changed = 0
+        self.store.touch(key)
+        if not batch.kept:  # forgotten as its shares are
+            forget = max(batch.removed, batch.deadline) + self.forget_ms
+            if forget <= ctx.watermark:
+                self.store.delete(key)
+            else:
+                ctx.timers.register(key, forget)
+
     def _revised(
         self, customer: str, rid: str, rec: Record, due: Due, ctx: Context, begun_again: int = 0
     ) -> Iterator[Finding]:
-        """A raised overrun's record changed (removed, restored, its clock stopped): the revision of
-        its batch's alert where the batch has one, else of its own."""
+        """A raised overrun's record changed (removed, restored, its clock stopped): its batch's
+        share counts it again, and hands the stage its member's alert where the share carries it;
+        an overrun raised before batches revises its own alert."""
         d, start, deadline = due
         tag = f"{Rule.retention_expired}:{d.name}"
         rec.fired[tag] += 1
         gid = rec.fired.get(tag + IN_BATCH)
         key = _batch_key(gid) if gid else ""
         batch = self.store.get(key) if key else None
-        if isinstance(batch, Batch):
-            self._recount(key, batch, rec, tag, _part(rec, d), ctx, begun_again)
-            self.store.touch(key)
-            if batch.rolled:
-                self._changed(key, batch, ctx)
-                return
-        yield self._overrun(customer, rid, rec, d, start, deadline, begun_again=begun_again)
+        if not isinstance(batch, Batch):
+            yield self._overrun(customer, rid, rec, d, start, deadline, begun_again=begun_again)
+            return
+        self._recount(key, batch, rec, tag, _part(rec, d), ctx, begun_again)
+        self.store.touch(key)
+        if batch.rolled:
+            self._changed(key, batch, ctx)
+            return
+        members = self._handed.setdefault(key, {})
+        if [customer, rid] in batch.alone:
+            members[rid] = self._member_alerts(customer, rid, rec, due, batch, begun_again)
 
     def _recount(
         self,
@@ -1206,7 +1304,9 @@ class RetentionOverrunDetector:
         more = batch.records - len(batch.rids)
         found = self._finding(
             Rule.retention_expired,
-            f"{batch.system}:{batch.rule}:{batch.jr_class}:{self._day(batch.deadline - 1)}:p{batch.partition}",
+            # its task's alert, raised before partials, names the partition; the stage's, one system's day
+            f"{batch.system}:{batch.rule}:{batch.jr_class}:{self._day(batch.deadline - 1)}"
+            + (f":p{batch.partition}" if batch.rolled else ""),
             "",
             batch.deadline,
             batch.deadline,

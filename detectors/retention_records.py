@@ -439,7 +439,8 @@ class Batch:
     def __init__(self, system: str, rule: str, jr_class: str, deadline: int, partition: int):
         self.system, self.rule, self.jr_class, self.deadline = system, rule, jr_class, deadline
         # its task's: the customers of one system's day are spread over the partitions of the input
-        # keyed by customer, each task rolls up its own, and the alert's key names which
+        # keyed by customer, each task holds its share (the stage sums them: `Total`); an alert its
+        # task raised itself, before the stage (`rolled`), names it
         self.partition = partition
         self.start = 0  # the earliest clock start among its records: kept longest
         self.records = self.kept = self.customers = 0  # members; those still kept; their customers
@@ -450,7 +451,8 @@ class Batch:
         # the members raised alone, while fewer than the threshold: [customer, record id]; emptied
         # when the threshold is reached, their alerts closed into the batch's
         self.alone: list[list[str]] = []
-        self.rolled = 0  # 1: the threshold reached, the batch's alert counts its members
+        # 1: its task raised the batch's alert itself (a lifemon before the stage), revised as then
+        self.rolled = 0
         # the batch's alert's revisions said, and whether it changed since the last (said once a
         # timer pass: a day's thousands of members joining or leaving it are one revision)
         self.revision = self.changed = 0
@@ -470,6 +472,25 @@ class Batch:
         if new_customer and customer and customer not in self.subjects:
             self.subjects = sorted([*self.subjects, customer])[:limit]
 
+    @classmethod
+    def merged(cls, shares: Sequence[Batch], limit: int) -> Batch:
+        """One system's day from its tasks' shares: counts summed (a customer's records are all in one
+        task's), the samples the least `limit` of theirs, as one task holding them all keeps them."""
+        first = shares[0]
+        whole = cls(first.system, first.rule, first.jr_class, first.deadline, first.partition)
+        whole.records, whole.kept, whole.customers = (
+            sum(s.records for s in shares),
+            sum(s.kept for s in shares),
+            sum(s.customers for s in shares),
+        )
+        whole.start = min((s.start for s in shares if s.start), default=0)
+        whole.removed = max(s.removed for s in shares)
+        whole.categories = sorted({c for s in shares for c in s.categories})
+        sampled = sorted({pair for s in shares for pair in zip(s.rids, s.evidence, strict=True)})[:limit]
+        whole.rids, whole.evidence = [r for r, _ in sampled], [e for _, e in sampled]
+        whole.subjects = sorted({c for s in shares for c in s.subjects})[:limit]
+        return whole
+
     def to_json(self) -> dict[str, Any]:
         return {"batch": [getattr(self, s) for s in self.__slots__]}
 
@@ -479,3 +500,33 @@ class Batch:
         for slot, value in zip(cls.__slots__, d["batch"], strict=True):
             setattr(batch, slot, value)
         return batch
+
+
+TOTAL = "~t:"  # + the batch's hash: the stage's sum of a system's day (a pseudonym never starts so)
+
+
+class Total:
+    """What the stage holds of one system's day (`RetentionOverrunDetector._settle`): each task's
+    latest share (`Batch`, counts and samples), and the alerts of the members of shares of fewer
+    than the threshold while the day has not reached it (alert id -> [its own alert, closed into
+    the day's, the revision said]), never the members of a day rolled up."""
+
+    __slots__ = ("parts", "members", "decided", "rolled", "revision", "changed")
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[Any]] = {}  # the task's partition -> its share, as `Batch.to_json`
+        self.members: dict[str, list[Any]] = {}
+        self.decided = 0  # 1: every task passed the due time, and the day was said
+        self.rolled = 0  # 1: the day reached the threshold: one alert
+        self.revision = 0  # the day's alert's revisions said
+        self.changed = 0  # 1: a share came since the day was last said
+
+    def to_json(self) -> dict[str, Any]:
+        return {"total": [getattr(self, s) for s in self.__slots__]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Total:
+        total = cls.__new__(cls)
+        for slot, value in zip(cls.__slots__, d["total"], strict=True):
+            setattr(total, slot, value)
+        return total

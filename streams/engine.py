@@ -27,6 +27,7 @@ import tempfile
 import weakref
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain, compress, groupby, repeat
 from operator import attrgetter, floordiv, itemgetter
@@ -100,6 +101,7 @@ NO_TOPIC_ID = ""  # a topic whose incarnation is not known: rows from before top
 PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of the state's pseudonyms
 PSEUDONYM_CHECK_KEY = ENGINE + "pseudonym_key_check"  # `Pseudonymizer.key_check` of that version's key
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
+STAGE = "~stage"  # + a detector's kind: its second stage's namespace and task (`StageSpec`)
 _MISSING = object()
 _ts = attrgetter("ts")
 _subject = attrgetter("subject_id")
@@ -797,6 +799,22 @@ class Applied(NamedTuple):
     alerts: list[Alert]  # what the detectors found judging again what those records changed
 
 
+@dataclass(frozen=True)
+class StageSpec(DetectorSpec):
+    """A detector's second stage (`stage`: the stream and key its partials travel by): a task of
+    its own on the partition its partials' key lands on, its namespace and timers apart from the
+    detector's, its watermark the least of every task's of the detector (`Engine._stage_watermark`)."""
+
+    @property
+    def kind(self) -> str:
+        return self.cls.kind + STAGE
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        stream, key = self.cls.stage
+        return {stream: key}
+
+
 class Engine:
     def __init__(
         self,
@@ -969,6 +987,13 @@ class Engine:
         # the detectors whose clock ends those entries
         self.owner_readers = frozenset(s.kind for s in self.readers.get(("lifecycle", "subject_id"), ()))
         self._tied: list[Any] = []  # held lifecycle events the batch's named ones tied (`_owners`)
+        # a detector whose findings span partitions hands partials to a second stage keyed otherwise
+        # (retention's batches, by system: docs/architecture.md#roll-ups-across-partitions); what
+        # its tasks handed on, for the runtime to send to the stage's repartition topic, in order
+        self.stages = {
+            s.kind: StageSpec(s.cls, s.section, s.params) for s in self.specs if hasattr(s.cls, "stage")
+        }
+        self.partials: list[tuple[str, Sequence[tuple[str, Any]]]] = []  # (kind, its (key, partial)s)
 
     def _needs(self, at: tuple[str, str]) -> tuple[str, ...]:
         """The attributes of which a record of re-keyed input `at` must carry one for some reader to
@@ -1283,7 +1308,45 @@ class Engine:
                 self._held_at(task, task.aligned(self._behind.get(partition, ()))) - self.lateness
             )
             findings.extend(task.detector.process(stream, events, task.ctx))
+            self._hand_on(task)
         return self._alerts(findings, partition)
+
+    # -- second stages ----------------------------------------------------------------------------
+    def _hand_on(self, task: Task) -> None:
+        """What a task's detector hands its second stage after a pass (`partials`): for the runtime
+        to send through the stage's repartition topic, once it has told the stage's sources (the
+        tasks that mark it), or else, in one process, to the stage in place (all on partition 0:
+        one process holds every task of the detector)."""
+        stage = self.stages.get(task.spec.kind)
+        handed = task.detector.partials(task.ctx) if stage is not None else None  # type: ignore[attr-defined]
+        if handed and stage.cls.stage in self.repartition_sources:  # type: ignore[union-attr]
+            self.partials.append((task.spec.kind, handed))
+        elif handed:
+            self.process_partials(task.spec.kind, 0, [value for _, value in handed])
+
+    def process_partials(
+        self, kind: str, partition: int, partials: Sequence[Any], marks: Iterable[tuple[str, int, int]] = ()
+    ) -> None:
+        """Partials of detector `kind` and the marks of its tasks (source kind, source partition,
+        watermark), as its stage's repartition topic's `partition` carries them, to that stage."""
+        stage = self.task(partition, self.stages[kind])
+        if partials:
+            stage.detector.on_partials(partials, stage.ctx)  # type: ignore[attr-defined]
+        (stream,) = stage.spec.inputs
+        for source, p, time in marks:
+            stage.mark(stream, (source, p), time)
+
+    def _stage_watermark(self, stage: Task) -> int | None:
+        """How far every task of the stage's detector has come, and handed on what it found by then:
+        the least of their marks once each has marked (live), or of their watermarks (one process).
+        None: not known yet, nothing is settled."""
+        (stream,) = stage.spec.inputs
+        expected = stage.expected.get(stream)
+        if expected:
+            return stage._least_mark(stream, expected)
+        return min(
+            (t.ctx.watermark for (_, k), t in self.tasks.items() if k == stage.spec.cls.kind), default=None
+        )
 
     def _pseudonymize(self, stream: str, records: Sequence[Any]) -> None:
         """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them,
@@ -1440,7 +1503,9 @@ class Engine:
         self._held = self._held_by(sources_behind)
         findings: dict[int, list[Finding]] = defaultdict(list)
         watermarks: dict[int, dict[str, int]] = defaultdict(dict)  # partition -> detector -> watermark
-        for (p, kind), task in self.tasks.items():
+        for (p, kind), task in list(self.tasks.items()):  # a task's partials may open its stage's
+            if isinstance(task.spec, StageSpec):
+                continue  # after every task of its detector, whose partials it settles
             if final:
                 wm = clock
             elif all((s, p) in caught_up for s in task.spec.inputs):
@@ -1450,6 +1515,12 @@ class Engine:
             task.ctx.watermark = watermarks[p][kind] = wm
             for key, deadline in task.timers.due(wm):
                 findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
+            self._hand_on(task)
+        for (p, _), task in list(self.tasks.items()):
+            if isinstance(task.spec, StageSpec) and (settled := self._stage_watermark(task)) is not None:
+                task.ctx.watermark = settled
+                for key, deadline in task.timers.due(settled):
+                    findings[p].extend(task.detector.on_timer(key, deadline, task.ctx))
         alerts = [a for p, found in findings.items() for a in self._alerts(found, p)]
         for p, marks in watermarks.items():
             clocks = [wm for kind, wm in marks.items() if kind in self.owner_readers]
@@ -1754,7 +1825,7 @@ class Engine:
         """After the partition's store was restored: rebuild its tasks and rollups from it."""
         store = self.store(partition)
         self._check_pseudonym_version(partition, store)
-        for spec in self.specs:
+        for spec in [*self.specs, *self.stages.values()]:
             task = self.task(partition, spec)
             # a detector that judges its state again under the policy it restarted with
             if (resumed := getattr(task.detector, "resumed", None)) is not None:

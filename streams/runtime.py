@@ -327,6 +327,21 @@ def _split_marks(
 
 
 _decode_mark = msgspec.json.Decoder(tuple[str, int, int]).decode
+_decode_partial = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _decode_partials(raws: list[RawRecord]) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
+    """A stage's repartition topic's partials (lifemon's own JSON); what is none, a dead letter."""
+    partials: list[dict[str, Any]] = []
+    dead: list[DeadLetter] = []
+    for r in raws:
+        try:
+            partials.append(_decode_partial(r.value or b""))
+        except msgspec.DecodeError as e:
+            dead.append(DeadLetter(r, "malformed", "", f"not a partial: {e}"))
+    return partials, dead
+
+
 MARK_EVERY_S = 0.5  # per source partition: a later mark only makes a task wait longer, never wrong
 
 
@@ -450,7 +465,15 @@ class Monitor:
         self.deletions = self.engine.deletions = DeletionLedger(catalog.policy)
         self.transfers = self.engine.transfers = TransferLedger(catalog.policy)
         needed = {k for k in self.engine.readers if k[1] != STREAM_KEYS[k[0]] or self._raw_fed(k[0])}
-        self.repartition = {repartition_topic(config, s, key): (s, key) for s, key in sorted(needed)}
+        # a detector's partials travel to its second stage as re-keyed events do (`Engine.stages`)
+        staged = {spec.cls.stage: kind for kind, spec in self.engine.stages.items()}
+        self.repartition = {
+            repartition_topic(config, s, key): (s, key) for s, key in sorted(needed | set(staged))
+        }
+        self.stage_of = {topic: staged[at] for topic, at in self.repartition.items() if at in staged}
+        self._stage_marked: dict[
+            tuple[str, int], tuple[int, float]
+        ] = {}  # (kind, task) -> last mark, when sent
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
         self.rekeyed_by = {  # source topic -> the keys its events are re-keyed by
             topic: [
@@ -813,7 +836,8 @@ class Monitor:
             and self._whole_or_settled(now)
         ):
             self._emit(self.engine.drain())
-            return True
+            # the stages' partials and marks this drain sent: read back and settled before the end
+            return not self._hand_on(final=True)
         return max_seconds is not None and now - started >= max_seconds
 
     def _raw_fed(self, stream: str) -> bool:
@@ -844,19 +868,24 @@ class Monitor:
             stream = self.stream_of[topic]
             rekeyed = self.repartition.get(topic)
             events, marks, bad_marks = _split_marks(raws) if rekeyed is not None else (raws, [], [])
-            decoded = self._decode(stream, events, check_time=rekeyed is None)
-            if (topic, partition) in self._taken_while_waiting:
-                continue  # a rebalance took it while the registry was waited out: the new owner's now
-            self._dead(stream, [*decoded.dead, *bad_marks])
-            if decoded.gaps:  # a raw log named what the source mapping lacks
-                self.engine.count_gaps(stream, topic, partition, decoded.gaps)
-            if rekeyed is not None:  # counted once, at their source
-                alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
-                self.engine.mark(stream, rekeyed[1], partition, marks)
+            if topic in self.stage_of:  # a detector's partials and its tasks' marks, to its stage
+                partials, bad = _decode_partials(events)
+                self._dead(stream, [*bad, *bad_marks])
+                self.engine.process_partials(self.stage_of[topic], partition, partials, marks)
             else:
-                self.stats.on_consumed(stream, len(raws))
-                alerts += self._process_source(stream, topic, partition, decoded.ok)
-                self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
+                decoded = self._decode(stream, events, check_time=rekeyed is None)
+                if (topic, partition) in self._taken_while_waiting:
+                    continue  # a rebalance took it while the registry was waited out: the new owner's now
+                self._dead(stream, [*decoded.dead, *bad_marks])
+                if decoded.gaps:  # a raw log named what the source mapping lacks
+                    self.engine.count_gaps(stream, topic, partition, decoded.gaps)
+                if rekeyed is not None:  # counted once, at their source
+                    alerts += self.engine.process_rekeyed(stream, rekeyed[1], topic, partition, decoded.ok)
+                    self.engine.mark(stream, rekeyed[1], partition, marks)
+                else:
+                    self.stats.on_consumed(stream, len(raws))
+                    alerts += self._process_source(stream, topic, partition, decoded.ok)
+                    self.stats.on_decoded(stream, len(decoded.ok), [], sum(decoded.unknown_fields.values()))
             if raws[0].offset < self._saved.get((topic, partition), 0):  # never, unless the broker reset it
                 raise SourceReset(
                     topic, partition, f"offset {raws[0].offset} came again", self._saved[(topic, partition)]
@@ -966,13 +995,37 @@ class Monitor:
         if clock:
             self._mark_idle(clock, sources_behind)
         owned = [(t, p) for t, p in self._assignment() if t not in self.repartition]
-        return self.engine.advance(
+        alerts = self.engine.advance(
             caught_up,
             clock=clock,
             behind=behind,
             sources_behind=self._holding(sources_behind),
             sources_owned=owned,
         )
+        self._hand_on()
+        return alerts
+
+    def _hand_on(self, final: bool = False) -> bool:
+        """What the detectors' tasks handed their stages (`Engine.partials`), to each stage's
+        repartition topic keyed as it reads them; then each task's mark to every partition of it,
+        behind those partials: its watermark, up to which it has handed on all it found (at most
+        every MARK_EVERY_S a task, or at once at the `final` drain). True: something was sent."""
+        for kind, handed in self.engine.partials:
+            self.repartition_sinks[self.engine.stages[kind].cls.stage].send(list(handed))
+        sent, self.engine.partials = bool(self.engine.partials), []
+        now = time.monotonic()
+        for kind, stage in self.engine.stages.items():
+            spec = next(s for s in self.engine.specs if s.kind == kind)
+            for p in sorted({p for _, p in self._assignment()}):
+                wm = self.engine.task(p, spec).ctx.watermark
+                last, at = self._stage_marked.get((kind, p), (0, 0.0))
+                if wm <= last or (not final and now - at < MARK_EVERY_S):
+                    continue
+                marks = [(None, (kind, p, wm, q)) for q in range(self.partition_count)]
+                self.repartition_sinks[stage.cls.stage].send(marks)
+                self._stage_marked[(kind, p)] = (wm, now)
+                sent = True
+        return sent
 
     def _holding(self, sources_behind: set[tuple[str, int]]) -> set[tuple[str, int]]:
         """The source partitions behind that hold the re-keyed inputs they feed (Engine._held_by):
@@ -1086,6 +1139,11 @@ class Monitor:
             )
             for rekeyed in self.repartition.values()
         }
+        # a stage's sources: every task of its detector, on every partition, marks it (`_hand_on`)
+        for kind, stage in self.engine.stages.items():
+            self.engine.repartition_sources[stage.cls.stage] = frozenset(
+                (kind, p) for p in range(self.partition_count)
+            )
 
     def _sources_of(self, rekeyed: tuple[str, str]) -> list[str]:
         """The source topics that send events to the repartition topic of (stream, key)."""

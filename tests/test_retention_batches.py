@@ -54,22 +54,20 @@ def spec(policy: Any) -> Any:
 
 
 def test_sixty_records_due_one_day_on_one_system_are_one_alert(engine: Any) -> None:
-    """Before: 60 alerts. Now one, open, counting them; the 19 raised alone before the 20th joined are
-    closed into it at the same timer pass (the sinks see them closed only)."""
-    got = expired(final_alerts(engine(), [*TRACES, tick(0)], 10_000))
-    (batch,) = [a for a in got if a.status.value != "closed"]
-    assert batch.counts == {"records": 60, "kept": 60}
+    """Before: 60 alerts. Now one, open, counting them: the day is decided once every task has
+    passed its due time, so no member is said alone first (the stage: `_settle`)."""
+    (batch,) = got = expired(final_alerts(engine(), [*TRACES, tick(0)], 10_000))
+    assert batch.status.value != "closed" and batch.counts == {"records": 60, "kept": 60}
     assert batch.revision == 1  # said once a timer pass, not once a member joining it
     assert batch.subject_count == 45 and len(batch.subjects_sample) == 20
-    # the least 20, whatever order the members joined in (`Batch.join`)
+    # the least 20, whatever order the members joined in (`Batch.join`, `Batch.merged`)
     assert batch.subjects_sample == sorted(pz(f"CUST{i:03d}") for i in range(45))[:20]
     assert "CUST0" not in batch.summary and batch.actor_id == "mobile_banker" and batch.jr_class == "C2"
     assert batch.summary.startswith("60 records of 45 customers on mobile_banker (location) kept past")
     assert "due 2025-12-22" in batch.summary and "60 still kept" in batch.summary
     sample = batch.summary.split(": records ")[1].removesuffix(" and 40 more").split(", ")
     assert sample == [f"L{i:03d}" for i in range(20)]
-    alone = [a for a in got if a.status.value == "closed"]
-    assert len(alone) == 19 and all(f"counted in their alert {batch.alert_id}" in a.summary for a in alone)
+    assert ":p" not in got[0].summary
 
 
 def test_fewer_than_the_threshold_stay_one_alert_each(engine: Any) -> None:
@@ -92,17 +90,36 @@ def test_the_late_destruction_job_closes_the_batchs_alert_whatever_the_batches(
     assert all(a.status.value == "closed" for a in got)
 
 
-def test_the_alerts_closed_into_the_batch_say_the_same_whenever_the_job_came(engine: Any) -> None:
-    """The destruction read before the deadline's timer (one batch of input) or after it (the deadline
-    passed at 02:00, the job at 08:00): the 19 alerts closed into the batch's end the same, naming no
-    removal (the batch's to say), as two instances and one, pacing their timers otherwise, must."""
-    events = [*TRACES, tick(-9.25), *destroyed([ev.record_id for ev in TRACES]), tick(0)]
-    closed = [
-        {a.alert_id: a.summary for a in expired(final_alerts(engine(), events, batch)) if "counted in their alert" in a.summary}
-        for batch in (10_000, len(TRACES) + 1)
-    ]  # fmt: skip
-    assert len(closed[0]) == 19 and closed[0] == closed[1]
-    assert not any("removed" in summary for summary in closed[0].values())
+def backfilled(e: Engine, late_on: int) -> list[Any]:
+    """19 traces past their day, said one alert each; then the 20th of that day, collected then and
+    reported late (a backfill), its customer's partition `late_on`, and the destruction of them all."""
+    alerts = e.process(
+        "lifecycle", "lifecycle", 0, fed("lifecycle", [*TRACES[:19], tick(-9.25)], "lifecycle")
+    )
+    alerts += e.advance()
+    assert len(latest(expired(alerts))) == 19
+    for p, events in (
+        (0, destroyed([ev.record_id for ev in TRACES[:19]])),
+        (late_on, [TRACES[19], *destroyed(["L019"])]),
+    ):
+        alerts += e.process(
+            "lifecycle", "lifecycle", p, fed("lifecycle", [*events, tick(0)], "lifecycle", 100 * (1 + p))
+        )
+    return latest(expired(alerts + e.advance() + e.drain()))
+
+
+@pytest.mark.parametrize("late_on", [0, 1])
+def test_a_backfilled_member_closes_those_said_alone_into_the_days_alert(engine: Any, late_on: int) -> None:
+    """A day of 19 was said one alert a record; the 20th, reported after, makes it one alert, and the
+    19 are closed into it, naming no removal (the batch's to say). The same alerts whichever task the
+    20th came to: the stage sums every task's share."""
+    got = backfilled(engine(), late_on)
+    (rolled,) = [a for a in got if a.counts.get("records") == 20]
+    closed = {a.alert_id: a.summary for a in got if "counted in their alert" in a.summary}
+    assert len(closed) == 19 and all(rolled.alert_id in summary for summary in closed.values())
+    assert not any("removed" in summary for summary in closed.values())
+    assert len(got) == 20 and all(a.status.value == "closed" for a in got)
+    assert {a.alert_id: a.summary for a in got} == {a.alert_id: a.summary for a in backfilled(engine(), 0)}
 
 
 def test_a_restart_between_the_deadline_and_the_destruction_revises_the_same_alert(
@@ -137,20 +154,20 @@ def test_the_batch_keeps_counts_and_samples_not_its_records(engine: Any) -> None
     assert len(json.dumps(batch.to_json())) < 3_000
 
 
-def test_each_partition_rolls_up_its_own_customers_under_its_own_id(engine: Any) -> None:
-    """The input keyed by customer spreads one system's day over its partitions: each task rolls up
-    its own, under an id of its own (one id from two tasks would have each overwrite the other's
-    count in the sinks). Three partitions: up to three alerts for a day, not 60."""
+def test_a_systems_day_over_two_partitions_is_the_one_alert_of_one_partition(engine: Any) -> None:
+    """The input keyed by customer spreads one system's day over its partitions: each task hands its
+    share to the stage, which says the day once, under the id and with the summary one task holding
+    it all says (docs/architecture.md#roll-ups-across-partitions)."""
     e = engine()
     alerts = []
-    for partition, half in enumerate((TRACES[:30], TRACES[30:])):
+    for partition in (0, 1):  # by customer, as the re-keyed input places them
+        half = [ev for ev in TRACES if int(ev.subject_id[-3:]) % 2 == partition]
         alerts += e.process(
             "lifecycle", "lifecycle", partition, fed("lifecycle", [*half, tick(0)], "lifecycle")
         )
-    got = latest(expired(alerts + e.advance() + e.drain()))
-    rolled = [a for a in got if "records" in a.counts and a.counts["records"] > 1]
-    assert sorted(a.counts["records"] for a in rolled) == [30, 30]
-    assert len({a.alert_id for a in rolled}) == 2
+    (got,) = latest(expired(alerts + e.advance() + e.drain()))
+    (whole,) = expired(final_alerts(engine(), [*TRACES, tick(0)], 10_000))
+    assert (got.alert_id, got.summary, got.counts) == (whole.alert_id, whole.summary, whole.counts)
 
 
 def test_overruns_raised_before_the_upgrade_close_one_by_one_and_later_days_roll_up(
