@@ -13,7 +13,8 @@ their `subject_ids`, re-keyed by the engine (a repartition topic, or locally in 
 customer's records and every use of them meet in one task. It fires:
 - `retention_expired`: an event-time timer at a rule's deadline finds the record not deleted,
   anonymized or destroyed by then; `rollup_records` or more of one system, rule and class due on
-  one bank day are one alert (`Batch`: a yearly purge job's backlog is one action, probe_v2 F6);
+  one bank day are one alert (`Batch`: a yearly purge job's backlog is one action, probe_v2 F6),
+  each task's share summed by the detector's stage keyed by system (`partials`, `_settle`);
 - `deletion_request_overdue`: a deletion request not executed within the policy's SLA;
   both are closed (a revision with status closed, the late deletion in its summary) once the
   record is deleted, anonymized or destroyed after all, so the open ones are the backlog management
@@ -931,7 +932,7 @@ class RetentionOverrunDetector:
             return
         wm, joined = ctx.watermark, set[str]()
         for rid, rec in list(held.records.items()):
-            self._expired(key, held, rid, rec, ctx, joined)
+            yield from self._expired(key, held, rid, rec, ctx, joined)
             yield from self._request_overdue(key, held, rid, rec, ctx)
             if rec.gone and rec.gone + self.forget_ms <= wm:
                 del held.records[rid]  # long gone: forgotten, state stays bounded
@@ -966,7 +967,7 @@ class RetentionOverrunDetector:
 
     def _expired(
         self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context, joined: set[str]
-    ) -> None:
+    ) -> Iterator[Finding]:
         """Seed 002 §五, seed 004 流程描述(3)①: past a rule's deadline, not deleted, anonymized or
         destroyed by then (a deletion after the deadline is still an overrun, closed at once).
         A deadline still ahead gets its timer again: one restored from an older version's state
@@ -979,7 +980,10 @@ class RetentionOverrunDetector:
                 continue
             if deadline + grace <= wm:
                 rec.fired[tag] = 1
-                self._overran(customer, rid, rec, (d, start, deadline), joined, ctx)
+                if (
+                    alone := self._overran(customer, rid, rec, (d, start, deadline), joined, ctx)
+                ) is not None:
+                    yield alone
             elif not gone:  # its timer is already there, unless restored from old state
                 ctx.timers.register(customer, deadline + grace)
 
@@ -1109,13 +1113,14 @@ class RetentionOverrunDetector:
     # -- batches: a purge job's backlog is one alert (probe_v2 F6) -------------------------------
     def _overran(
         self, customer: str, rid: str, rec: Record, due: Due, joined: set[str], ctx: Context
-    ) -> None:
+    ) -> Finding | None:
         """A record's overrun, raised: a member of its task's share of its batch (`Batch`: its
         system, rule, class and due day), handed to the stage with the batch's partial (`partials`),
         which decides once every task has passed the due time whether the day is one alert or one
         a member (`_settle`); the member's own alert goes with it while the share has fewer than
         `rollup_records` members. `joined`: the batches the customer's records joined at this
-        timer already."""
+        timer already. Returns the member's own alert where its task says it (a day begun before
+        the stage)."""
         d, start, deadline = due
         tag, part = f"{Rule.retention_expired}:{d.name}", _part(rec, d)
         system = rec.holders(deadline, part)[0]
@@ -1129,9 +1134,11 @@ class RetentionOverrunDetector:
         _anchor(rec, tag, start, first=True)  # its alert's id, whichever revision is said first
         self._recount(key, batch, rec, tag, part, ctx)
         self.store.put(key, batch)
-        if batch.rolled:  # its task's own alert, raised before partials: revised under its id
+        if batch.rolled:  # its task's own alert, raised before the stage: revised under its id
             self._changed(key, batch, ctx)
-            return
+            return None
+        if not batch.staged:  # a day its task said one alert a record before the stage: as then
+            return self._overrun(customer, rid, rec, d, start, deadline)
         members = self._handed.setdefault(key, {})
         if batch.records < self.p.rollup_records:
             batch.alone.append([customer, rid])
@@ -1139,17 +1146,20 @@ class RetentionOverrunDetector:
         else:  # the share alone reaches it: the day is one alert, whatever the other tasks hold
             batch.alone = []
             members.clear()
+        return None
 
     def _member_alerts(
         self, customer: str, rid: str, rec: Record, due: Due, batch: Batch, begun_again: int = 0
     ) -> list[Any]:
-        """[its own alert, that alert closed into the batch's]: what the stage says of a member of a
-        day of fewer than `rollup_records`, and once the day reaches them (`_settle`)."""
+        """[its alert's id, its own alert, the summary of it closed into the batch's]: what the stage
+        says of a member of a day of fewer than `rollup_records`, and once the day reaches them
+        (`_settle`)."""
         d, start, deadline = due
         alone = self._overrun(customer, rid, rec, d, start, deadline, begun_again=begun_again)
         into = self._overrun(customer, rid, rec, d, start, deadline, into=self._batched(batch, d).alert_id)
-        into.revision += 1
-        return [alone.alert_id, msgspec.to_builtins(alone), msgspec.to_builtins(into)]
+        # the rule's titles and regulation the stage has (`_said`): 1.5 KB of a member's 2.5 KB
+        said = {k: v for k, v in msgspec.to_builtins(alone).items() if k not in RULE_WORDS}
+        return [alone.alert_id, said, into.summary]
 
     def _changed(self, key: str, batch: Batch, ctx: Context) -> None:
         """The batch's alert is said again at its timer, once the watermark is where it is now: at
@@ -1227,9 +1237,10 @@ class RetentionOverrunDetector:
         if rule is not None and batch.records >= self.p.rollup_records:
             if not total.rolled:
                 total.rolled = 1
-                for _, into, said in total.members.values():
+                for alone, into, said in total.members.values():
                     if said:  # said alone before the day reached the threshold: counted in it now
-                        yield msgspec.convert(into | {"revision": max(into["revision"], said + 1)}, Finding)
+                        revision = max(alone["revision"], said) + 1
+                        yield self._said(alone, summary=into, closed=True, revision=revision)
                 total.members = {}
             if total.changed:
                 total.revision += 1
@@ -1240,7 +1251,7 @@ class RetentionOverrunDetector:
             for member in total.members.values():
                 if member[0]["revision"] > member[2]:
                     member[2] = member[0]["revision"]
-                    yield msgspec.convert(member[0], Finding)
+                    yield self._said(member[0])
         total.changed = 0
         self.store.touch(key)
         if not batch.kept:  # forgotten as its shares are
@@ -1250,25 +1261,32 @@ class RetentionOverrunDetector:
             else:
                 ctx.timers.register(key, forget)
 
+    def _said(self, alone: dict[str, Any], **changed: Any) -> Finding:
+        """A member's alert as its task built it (`_member_alerts`), with the rule's words again."""
+        spec = self.p.rules[Rule.retention_expired]
+        words = {"title_zh": spec.title_zh, "title_en": spec.title_en, "regulation": spec.regulation}
+        return msgspec.convert(alone | changed | words, Finding)
+
     def _revised(
         self, customer: str, rid: str, rec: Record, due: Due, ctx: Context, begun_again: int = 0
     ) -> Iterator[Finding]:
         """A raised overrun's record changed (removed, restored, its clock stopped): its batch's
         share counts it again, and hands the stage its member's alert where the share carries it;
-        an overrun raised before batches revises its own alert."""
+        an overrun its task said alone (before batches, or before the stage) revises its own alert."""
         d, start, deadline = due
         tag = f"{Rule.retention_expired}:{d.name}"
         rec.fired[tag] += 1
         gid = rec.fired.get(tag + IN_BATCH)
         key = _batch_key(gid) if gid else ""
         batch = self.store.get(key) if key else None
-        if not isinstance(batch, Batch):
-            yield self._overrun(customer, rid, rec, d, start, deadline, begun_again=begun_again)
-            return
-        self._recount(key, batch, rec, tag, _part(rec, d), ctx, begun_again)
-        self.store.touch(key)
-        if batch.rolled:
+        if isinstance(batch, Batch):
+            self._recount(key, batch, rec, tag, _part(rec, d), ctx, begun_again)
+            self.store.touch(key)
+        if isinstance(batch, Batch) and batch.rolled:
             self._changed(key, batch, ctx)
+            return
+        if not isinstance(batch, Batch) or not batch.staged:  # raised before batches, or the stage
+            yield self._overrun(customer, rid, rec, d, start, deadline, begun_again=begun_again)
             return
         members = self._handed.setdefault(key, {})
         if [customer, rid] in batch.alone:
@@ -1734,6 +1752,7 @@ class RetentionOverrunDetector:
 ANCHOR = "@"  # `Record.fired[f"{tag}@"]`: what the alert id of a rule (or rule:deadline) hashes
 # `Record.fired[f"{tag}#"]`: the hash of the overrun's batch (`Batch`); none before lifemon kept batches
 IN_BATCH = "#"
+RULE_WORDS = frozenset({"title_zh", "title_en", "regulation"})  # a finding's, from its rule's spec
 KEPT = "~"  # `Record.fired[f"{tag}~"]`: 1 while its batch counts it kept
 # the rules whose alerts are revised, so an alert an earlier lifemon raised needs its anchor pinned
 REVISED = (

@@ -433,7 +433,7 @@ class Batch:
 
     __slots__ = (
         "system", "rule", "jr_class", "deadline", "partition", "start", "records", "kept", "customers", "categories",
-        "rids", "subjects", "evidence", "alone", "rolled", "revision", "changed", "removed",
+        "rids", "subjects", "evidence", "alone", "rolled", "revision", "changed", "removed", "staged",
     )  # fmt: skip
 
     def __init__(self, system: str, rule: str, jr_class: str, deadline: int, partition: int):
@@ -457,6 +457,8 @@ class Batch:
         # timer pass: a day's thousands of members joining or leaving it are one revision)
         self.revision = self.changed = 0
         self.removed = 0  # the latest removal of a member
+        # 1: its share goes to the stage; 0 (kept before the stage): its task says its alerts as then
+        self.staged = 1
 
     def join(self, customer: str, rid: str, rec: Any, start: int, new_customer: bool, limit: int) -> None:
         self.records += 1  # and kept, as `RetentionOverrunDetector._recount` finds it
@@ -497,7 +499,8 @@ class Batch:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Batch:
         batch = cls.__new__(cls)
-        for slot, value in zip(cls.__slots__, d["batch"], strict=True):
+        batch.staged = 0  # stored before the stage
+        for slot, value in zip(cls.__slots__, d["batch"], strict=False):
             setattr(batch, slot, value)
         return batch
 
@@ -508,8 +511,8 @@ TOTAL = "~t:"  # + the batch's hash: the stage's sum of a system's day (a pseudo
 class Total:
     """What the stage holds of one system's day (`RetentionOverrunDetector._settle`): each task's
     latest share (`Batch`, counts and samples), and the alerts of the members of shares of fewer
-    than the threshold while the day has not reached it (alert id -> [its own alert, closed into
-    the day's, the revision said]), never the members of a day rolled up."""
+    than the threshold while the day has not reached it (alert id -> [its own alert, the summary
+    of it closed into the day's, the revision said]), never the members of a day rolled up."""
 
     __slots__ = ("parts", "members", "decided", "rolled", "revision", "changed")
 

@@ -1318,8 +1318,10 @@ class Engine:
         tasks that mark it), or else, in one process, to the stage in place (all on partition 0:
         one process holds every task of the detector)."""
         stage = self.stages.get(task.spec.kind)
-        handed = task.detector.partials(task.ctx) if stage is not None else None  # type: ignore[attr-defined]
-        if handed and stage.cls.stage in self.repartition_sources:  # type: ignore[union-attr]
+        if stage is None:
+            return
+        handed = task.detector.partials(task.ctx)  # type: ignore[attr-defined]
+        if handed and stage.cls.stage in self.repartition_sources:
             self.partials.append((task.spec.kind, handed))
         elif handed:
             self.process_partials(task.spec.kind, 0, [value for _, value in handed])

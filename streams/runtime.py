@@ -471,9 +471,8 @@ class Monitor:
             repartition_topic(config, s, key): (s, key) for s, key in sorted(needed | set(staged))
         }
         self.stage_of = {topic: staged[at] for topic, at in self.repartition.items() if at in staged}
-        self._stage_marked: dict[
-            tuple[str, int], tuple[int, float]
-        ] = {}  # (kind, task) -> last mark, when sent
+        # (detector, its task's partition) -> the last mark sent to its stage, and when
+        self._stage_marked: dict[tuple[str, int], tuple[int, float]] = {}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
         self.rekeyed_by = {  # source topic -> the keys its events are re-keyed by
             topic: [

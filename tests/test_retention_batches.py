@@ -15,7 +15,7 @@ from conftest import fed
 from test_retention_overrun import LOCATION, _folder, _restarted_with, collect, final_alerts, lc, pz, tick
 
 from detectors import load_detectors
-from detectors.retention_records import BATCH, Customer
+from detectors.retention_records import BATCH, Batch, Customer
 from policy.catalog import Catalog
 from streams.alerts import latest
 from streams.engine import Engine
@@ -202,3 +202,25 @@ def test_overruns_raised_before_the_upgrade_close_one_by_one_and_later_days_roll
     )
     (rolled,) = [a for a in got if a.alert_id not in ids and a.status.value != "closed"]
     assert rolled.counts == {"records": 25, "kept": 25}
+
+
+def test_a_day_said_one_alert_a_record_before_the_stage_closes_them_one_by_one(policy: Any) -> None:
+    """A share of 19 its task said one alert a record, as lifemon did before the stage (its batch
+    kept without `staged`, no stage state): after the upgrade its task goes on saying them, so the
+    destruction job closes each, and a 20th member reported late is one more alert a record, not a
+    day's alert under which the 19 would stay open."""
+    before = _restarted_with(policy, [])
+    first = expired(final_alerts(before, [*TRACES[:19], tick(-9.25)], 10_000))
+    assert len(first) == 19 and all(a.status.value == "open" for a in first)
+    task, stage = (
+        before.tasks[(0, kind)].detector.store for kind in ("retention_overrun", "retention_overrun~stage")
+    )
+    for key, held in list(task.items(prefix=BATCH)):  # as an earlier lifemon kept it
+        task.put(key, Batch.from_json({"batch": held.to_json()["batch"][:-1]}))
+    for key, _ in list(stage.items()):
+        stage.delete(key)
+    after = _restarted_with(policy, before.changes(0))
+    late = [TRACES[19], *destroyed([ev.record_id for ev in TRACES[:20]]), tick(0)]
+    got = {a.alert_id: a for a in expired(after.process("lifecycle", "lifecycle", 0, fed("lifecycle", late, "lifecycle", 100)) + after.advance() + after.drain())}  # fmt: skip
+    assert {a.alert_id for a in first} < set(got) and len(got) == 20
+    assert all(a.status.value == "closed" and a.counts == {"records": 1} for a in got.values())
