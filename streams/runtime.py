@@ -227,6 +227,21 @@ class TopicIdUnavailable(FatalSinkError):
         )
 
 
+class GroupNeverAssigned(FatalSinkError):
+    """The consumer group did not give this batch run an assignment within a rebalance's bound:
+    the broker's group is stuck, and waiting on would end the run having read nothing (at
+    --seconds, exit 0) or never (docs/operations.md#a-group-that-never-assigns)."""
+
+    def __init__(self, group: str, waited_s: float):
+        super().__init__(
+            f"consumer group {group} gave this instance no assignment in {waited_s:.0f} s, past the "
+            "rebalance timeout (max.poll.interval.ms) and a session timeout: the broker's group is stuck "
+            "(Tansu 0.6 keeps a member that left during a rebalance as the group's leader, and then "
+            "assigns no one again). lifemon stops with nothing read since its last checkpoint; see "
+            "docs/operations.md#a-group-that-never-assigns"
+        )
+
+
 TOPIC_ID_TRIES = 3  # a describe that timed out is asked again; then lifemon stops (TopicIdUnavailable)
 
 
@@ -266,6 +281,9 @@ SHUTDOWN_GRACE_S = 10.0  # after SIGTERM, sinks may still flush this long; then 
 REKEYED_ACK_WAIT_S = 0.5  # a batch's re-keyed records acknowledged before its timers; longer: still sending
 # the group evicts a member silent this long: a quick join, and a dead member found soon
 SESSION_TIMEOUT_S = SESSION_TIMEOUT_MS / 1000  # kafka.client's session.timeout.ms changes it
+# librdkafka's max.poll.interval.ms, which it sends as the rebalance timeout: a coordinator ends a
+# rebalance within it, evicting a member that did not rejoin (kafka.client's setting changes it)
+REBALANCE_TIMEOUT_MS = 300_000
 
 
 def _watchdog(abort: threading.Event, grace_s: float) -> None:
@@ -531,6 +549,10 @@ class Monitor:
         self._last_progress = 0.0
         self._idle_clock = LaggedClock()  # what quiet partitions follow (streams/idleness.py)
         self._assigned_at = time.monotonic()  # the last assignment: `--until-idle` counts from it
+        # since when the group owes this instance an assignment (subscribed, or revoked), None once
+        # a rebalance gave it one, partitions or none (`_check_group`)
+        self._unassigned_since: float | None = time.monotonic()
+        self._said_unassigned = False
         self._stamps: dict[tuple[str, int], int] = {}  # Kafka timestamp (ms) of the last record processed
         self._without_id: set[str] = set()  # topics the broker gives no id, said once each
 
@@ -621,6 +643,7 @@ class Monitor:
         """The inputs resume from the offsets of the changelog's last commit marker, not from the
         group's."""
         self._assigned_at = time.monotonic()
+        self._unassigned_since, self._said_unassigned = None, False
         resume = self.restore([(tp.topic, tp.partition) for tp in partitions])
         for tp in partitions:
             if (tp.topic, tp.partition) in resume:
@@ -700,6 +723,7 @@ class Monitor:
         # during a checkpoint's retry nothing new can be saved: the next owner replays from the
         # last marker, which is exactly where this instance's saved state ends
         self.stats.on_revoked()
+        self._unassigned_since = time.monotonic()
         if not self._failed and not self._retrying:
             self.checkpoint()
         self._drop([(tp.topic, tp.partition) for tp in partitions])
@@ -708,6 +732,7 @@ class Monitor:
         """The group moved on without us (session timeout): another instance owns these partitions
         now and resumes from their last snapshot, so drop them without committing anything."""
         self.stats.on_revoked()
+        self._unassigned_since = time.monotonic()
         self._drop([(tp.topic, tp.partition) for tp in partitions])
 
     def _drop(self, partitions: list[tuple[str, int]]) -> None:
@@ -764,7 +789,7 @@ class Monitor:
         self.consumer.subscribe(
             self.event_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
-        started = last_data = self._assigned_at = time.monotonic()
+        started = last_data = self._assigned_at = self._unassigned_since = time.monotonic()
         while not self.stop_event.is_set():
             self.stats.tick()
             msgs = self._held or self.consumer.consume(
@@ -784,12 +809,29 @@ class Monitor:
                 self._check_sources()
                 self.checkpoint()
             self.upkeep(now)
+            self._check_group(now, batch=idle_exit_s is not None)
             # idle is counted from the later of the last data and the last assignment: a group that
             # waits out dead members assigns late, and a run idle since its start ended 0.7 s after
             # (a probe's, with a checkpoint's timers unraised)
             if self.finished(now, started, max(last_data, self._assigned_at), idle_exit_s, max_seconds):
                 break
         self.checkpoint()
+
+    def _check_group(self, now: float, batch: bool) -> None:
+        """A group owes an assignment at most a rebalance timeout and a session timeout after it was
+        asked: a batch run not given one by then stops (GroupNeverAssigned) rather than end having
+        read nothing; a service says so once per wait and waits on (the broker may be mended)."""
+        if self._unassigned_since is None or self._said_unassigned:
+            return
+        waited = now - self._unassigned_since
+        bound = self.consumer_conf.get("max.poll.interval.ms", REBALANCE_TIMEOUT_MS) / 1000
+        if waited <= bound + self.config.kafka.session_timeout_s:
+            return
+        stuck = GroupNeverAssigned(self.config.kafka.group_id, waited)
+        if batch:
+            raise stuck
+        self._said_unassigned = True
+        log.error(f"{stuck}; waiting on", extra={"waited_s": round(waited)})
 
     def checkpoint_due(self, now: float) -> bool:
         """Every `checkpoint_interval_s`, or sooner when that many state keys changed: what a
@@ -1402,8 +1444,13 @@ class Monitor:
         self.stats.on_lag(lags, known)
 
     def _caught_up(self) -> bool:
+        """Every assigned input read to its end; with none assigned, a rebalance having given this
+        instance nothing (more instances than partitions, or the others took them): it has nothing
+        to read, and a batch run beside another ends idle, not never."""
         inputs = {(self.stream_of[topic], p) for topic, p in self._assignment()}
-        return bool(inputs) and self._input_progress()[0] == inputs
+        if not inputs:
+            return self._unassigned_since is None
+        return self._input_progress()[0] == inputs
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():

@@ -147,18 +147,37 @@ def run_instances(broker, names, tmp_path, instances: int, ch, catalog) -> dict[
     # alone, idle as this file's other single runs (an idle end waits for every input, the
     # repartition topic's too, to be caught up); two must outlast the second's join and the
     # rebalance, or the first ends before it and nothing moves
-    idle_exit_s = 3 if instances == 1 else 6
-    threads = []
-    for m in monitors:
-        threads.append(
-            threading.Thread(target=m.run, kwargs={"idle_exit_s": idle_exit_s, "max_seconds": 120})
-        )
-        threads[-1].start()
-        time.sleep(1.5)  # the second joins while the first is at work: a rebalance moves partitions
-    for t in threads:
-        t.join(timeout=180)
-        assert not t.is_alive()
+    run_together(monitors, [3 if instances == 1 else 6] * instances)
     return latest_alerts(read_all(broker, monitors[0].config.topics.alerts, timeout_s=5))
+
+
+def run_together(
+    monitors: list[Monitor], idle_exit_s: Sequence[float], max_seconds: float = 120
+) -> list[float]:
+    """Each monitor's batch run in a thread of its own, each started 1.5 s after the one before (it
+    joins while that one is at work: a rebalance moves partitions). Returns each run's seconds; an
+    instance that died fails the test (a thread's exception is otherwise only printed)."""
+    took: list[float] = [0.0] * len(monitors)
+    died: list[BaseException] = []
+
+    def run(i: int) -> None:
+        began = time.monotonic()
+        try:
+            monitors[i].run(idle_exit_s=idle_exit_s[i], max_seconds=max_seconds)
+        except BaseException as e:
+            died.append(e)
+        took[i] = time.monotonic() - began
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(monitors))]
+    for t in threads:
+        t.start()
+        time.sleep(1.5)
+    for t in threads:
+        t.join(timeout=max_seconds + 60)
+        assert not t.is_alive()
+    if died:
+        raise died[0]
+    return took
 
 
 def test_two_instances_give_the_alerts_of_one(broker, ch, catalog, names, tmp_path) -> None:
