@@ -232,13 +232,12 @@ class GroupNeverAssigned(FatalSinkError):
     the broker's group is stuck, and waiting on would end the run having read nothing (at
     --seconds, exit 0) or never (docs/operations.md#a-group-that-never-assigns)."""
 
-    def __init__(self, group: str, waited_s: float):
+    def __init__(self, group: str, waited_s: float, then: str):
         super().__init__(
             f"consumer group {group} gave this instance no assignment in {waited_s:.0f} s, past the "
             "rebalance timeout (max.poll.interval.ms) and a session timeout: the broker's group is stuck "
             "(Tansu 0.6 keeps a member that left during a rebalance as the group's leader, and then "
-            "assigns no one again). lifemon stops with nothing read since its last checkpoint; see "
-            "docs/operations.md#a-group-that-never-assigns"
+            f"assigns no one again); {then} (docs/operations.md#a-group-that-never-assigns)"
         )
 
 
@@ -827,11 +826,13 @@ class Monitor:
         bound = self.consumer_conf.get("max.poll.interval.ms", REBALANCE_TIMEOUT_MS) / 1000
         if waited <= bound + self.config.kafka.session_timeout_s:
             return
-        stuck = GroupNeverAssigned(self.config.kafka.group_id, waited)
+        group = self.config.kafka.group_id
         if batch:
-            raise stuck
+            raise GroupNeverAssigned(group, waited, "lifemon stops, its last checkpoint stands")
         self._said_unassigned = True
-        log.error(f"{stuck}; waiting on", extra={"waited_s": round(waited)})
+        log.error(
+            str(GroupNeverAssigned(group, waited, "lifemon waits on")), extra={"waited_s": round(waited)}
+        )
 
     def checkpoint_due(self, now: float) -> bool:
         """Every `checkpoint_interval_s`, or sooner when that many state keys changed: what a
