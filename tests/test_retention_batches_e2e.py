@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
+from test_repartition import run_together
 from test_retention_batches import SIGNED, TRACES
 from test_retention_overrun import lc, tick
 
@@ -21,6 +22,7 @@ from streams.codecs import Decoder
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 from streams.replay import replay
+from streams.runtime import Monitor, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +106,45 @@ def test_a_systems_day_is_one_alert_live_as_in_a_replay(broker, ch, names, polic
         "WHERE endsWith(rule_id, '.retention_expired') AND status != 'closed'"
     ).result_rows
     assert backlog == [(10,)]
+
+
+def instances(
+    n: int, run: dict[str, str], broker: str, ch: Any, policy: Any, catalog: Any, tmp_path: Any
+) -> None:
+    """`n` monitors in one consumer group (test_repartition's `run_together`), each with its own
+    ClickHouse database, until idle. Two end 3 s apart: ending together, they left the group within
+    a moment of each other, and when the one that joined last left first, Tansu 0.6 kept the other,
+    gone a moment later, as the group's leader and assigned no one again (the next day's run read
+    nothing in 3 of 5). A group stuck so fails the run in 21 s (GroupNeverAssigned), not silently."""
+    monitors = []
+    for i in range(n):
+        config = make_config(
+            {**run, "database": f"{run['database']}_{i}"}, broker, "chdb://unused", checkpoint_interval_s=0.3
+        )
+        config.data_dir = tmp_path / f"i{i}"
+        config.kafka.client = {"max.poll.interval.ms": 15_000}
+        pz = Pseudonymizer.from_env(allow_ephemeral=False)
+        monitors.append(Monitor(config, broker, ch, load_detectors(policy), catalog, pz))
+    run_together(monitors, [3.0] if n == 1 else [6.0, 9.0])
+
+
+def test_two_instances_roll_up_a_systems_day_as_one_does(
+    broker, ch, names, policy, catalog, tmp_path
+) -> None:
+    """The same day and the same job, a day apart (each a restart), through one instance and through
+    two sharing a consumer group: each partition's batch travels with its partition, and its samples
+    are the least of its members', so the two give the one's alerts (ids, counts, closed or not,
+    summaries)."""
+    results = []
+    for n in (1, 2):
+        run = {**names, "group": f"{names['group']}-{n}", "tag": f"{names['tag']}{n}"}
+        config = make_config(run, broker, "chdb://unused")
+        ensure_topics(broker, config)
+        for day, part in enumerate((DUE, job(kept=10))):
+            for ev in part:
+                send(broker, config.topics.lifecycle, [ev], key=ev.record_id.encode())
+            instances(n, run, broker, ch, policy, catalog, tmp_path / f"{n}-{day}")
+        results.append(expired(latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=20))))
+    one, two = results
+    assert len(one) > 20 and two == one
+    assert records_counted(two) == (60, 10)
