@@ -41,6 +41,9 @@ class Bucket:
     def to_json(self) -> list[Any]:
         return [x for item in self.customers.items() for x in item]
 
+    def __eq__(self, other: object) -> bool:  # a value, as the flat list it stood for was
+        return isinstance(other, Bucket) and other.customers == self.customers
+
 
 class Book:
     """One book's customers in `BUCKETS` dicts; `touched`: the buckets changed since the last
