@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from enum import StrEnum
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -120,6 +121,7 @@ class Episode:
         "subjects",
         "evidence",
         "notes",
+        "peak",
         "revision",
         "emitted",
         "sent",
@@ -134,6 +136,7 @@ class Episode:
         self.subjects: list[str] = []
         self.evidence: list[str] = []
         self.notes: list[str] = []  # hosts, countries, a recognized name: what the summary cites
+        self.peak: list[int] | None = None  # the rate rule's fullest device-hour: count, bound, first, last
         self.revision = 0
         self.emitted = 0  # observations in the last emitted revision
         self.sent: list[str] = []  # catalog fields its observations carried: what left, whatever the rule
@@ -156,6 +159,39 @@ def _how_told(ev: Any) -> str | None:
     said = how.get(ev.attribution)
     where = " ".join(x for x in (ev.dest_host, ev.dest_country) if x)
     return f"{said} at {where}" if said and where else said
+
+
+class RateHour(NamedTuple):
+    """A device-hour past an SDK's declared rate: how many collections, the bound, its first and
+    last collection (epoch ms) and their event ids (those a store from before they were kept lacks)."""
+
+    collections: int
+    limit: int
+    first: int
+    last: int
+    event_ids: list[str]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.collections} collections by one device from {_utc(self.first)} to {_utc(self.last)}, "
+            f"within an hour, over the {self.limit} a device-hour declared"
+        )
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _peak(kept: list[int]) -> tuple[int, int, int, int, list[str]]:
+    """An episode's kept fullest hour as a RateHour's fields, its ids in the evidence."""
+    collections, limit, first, last = kept
+    return collections, limit, first, last, []
+
+
+def _timed(kept: Any) -> tuple[int, str]:
+    """A device's kept collection as (time, event id); a store written before ids were kept holds
+    the time alone."""
+    return (kept[0], kept[1]) if isinstance(kept, list) else (kept, "")
 
 
 class SdkOvercollectionDetector:
@@ -205,13 +241,13 @@ class SdkOvercollectionDetector:
 
     def _judge(
         self, decl: SdkDeclarations, ev: Any, ctx: Context
-    ) -> tuple[dict[str, Label], list[tuple[str, list[str], str | None]]]:
+    ) -> tuple[dict[str, Label], list[tuple[str, list[str], str | RateHour | None]]]:
         """The PoliCheck label of each field, and the (rule, field set, note) breaches of the event."""
         sid, declared = decl.observed(ev.sdk_id, ev.app_version, ev.dest_host)
         # an id the catalog does not know may be a value typed into the wrong place (a card number):
         # it is judged, never copied into an alert (the rollups count its keyed fingerprint)
         fields = sorted({decl.field_id(f) or UNKNOWN_FIELD for f in ev.fields})
-        breaches: list[tuple[str, list[str], str | None]] = []
+        breaches: list[tuple[str, list[str], str | RateHour | None]] = []
         secret = [f for f in fields if f in decl.c3_or_auth]
         if secret:  # seed 004 流程描述(4)⑪: never to a third party, declared or not
             breaches.append((Rule.c3_or_auth_helper, secret, None))
@@ -246,8 +282,8 @@ class SdkOvercollectionDetector:
             breaches.append((Rule.country_not_allowed, [], f"country {country}"))
         if ev.permissions and (extra := decl.undeclared_permissions(sid, ev.app_version, ev.permissions)):
             breaches.append((Rule.permission_not_declared, [], f"permission {', '.join(extra)}"))
-        if d.max_per_device_hour and self._too_often(sid, ev, d.max_per_device_hour, ctx):
-            breaches.append((Rule.too_frequent, [], f"more than {d.max_per_device_hour} per device-hour"))
+        if d.max_per_device_hour and (hour := self._too_often(sid, ev, d.max_per_device_hour, ctx)):
+            breaches.append((Rule.too_frequent, [], hour))
         return labels, breaches
 
     def _consent_breaches(self, ev: Any, ctx: Context) -> list[tuple[str, list[str], str | None]]:
@@ -290,26 +326,36 @@ class SdkOvercollectionDetector:
             return "before the user agreed to the privacy policy"
         return None
 
-    def _too_often(self, sid: str, ev: Any, limit: int, ctx: Context) -> bool:
-        """A sliding hour holding this collection holds more of the device's collections than the
-        declared bound. A device's buffered upload arrives late: its hours are those around its own
-        time, not the hour before the newest collection seen (later ones are not in its hour). A
-        device collects once in a millisecond: an upload again of the same time under a new event
-        id is a copy (a probe's buffer re-sent 40 collections: 80 in the hour, a false alarm)."""
+    def _too_often(self, sid: str, ev: Any, limit: int, ctx: Context) -> RateHour | None:
+        """The fullest sliding hour holding this collection when it holds more of the device's
+        collections than the declared bound, else None. A device's buffered upload arrives late: its
+        hours are those around its own time, not the hour before the newest collection seen (later
+        ones are not in its hour). A device collects once in a millisecond: an upload again of the
+        same time under a new event id is a copy (a probe's buffer re-sent 40 collections: 80 in
+        the hour, a false alarm). The hour keeps its event ids: an analyst checks the rate on them."""
         key = DEVICE + sid + "|" + ev.device_id
-        times = sorted({*self.store.get(key, []), ev.ts})
-        over = any(
-            bisect_right(times, end) - bisect_right(times, end - HOUR) > limit
-            for end in times
-            if ev.ts <= end < ev.ts + HOUR
+        seen = dict(map(_timed, self.store.get(key, [])))
+        seen.setdefault(ev.ts, ev.event_id)
+        times = sorted(seen)
+        fullest = max(
+            (
+                (bisect_right(times, end) - bisect_right(times, end - HOUR), end)
+                for end in times
+                if ev.ts <= end < ev.ts + HOUR
+            ),
+            default=(0, 0),
         )
         # the bound plus one in the newest hour is all a verdict needs
         recent = [t for t in times if t > times[-1] - HOUR][-(limit + 1) :]
-        self.store.put(key, recent)
+        self.store.put(key, [[t, seen[t]] for t in recent])
         ctx.timers.register(key, recent[-1] + HOUR)
-        return over
+        count, end = fullest
+        if count <= limit:
+            return None
+        hour = times[bisect_right(times, end - HOUR) : bisect_right(times, end)]
+        return RateHour(count, limit, hour[0], end, [seen[t] for t in hour if seen[t]])
 
-    def _note(self, ep: Episode, ev: Any, labels: dict[str, Label], note: str | None) -> None:
+    def _note(self, ep: Episode, ev: Any, labels: dict[str, Label], note: str | RateHour | None) -> None:
         ep.observations += 1
         ep.last_seen = max(ep.last_seen, ev.ts)
         ep.first = min(ep.first, ev.ts)  # a device's buffered upload may be older than the start
@@ -320,13 +366,26 @@ class SdkOvercollectionDetector:
             ep.devices.append(ev.device_id)
         if ev.subject_id is not None and len(ep.subjects) < cap and ev.subject_id not in ep.subjects:
             ep.subjects.append(ev.subject_id)
-        if len(ep.evidence) < self.p.evidence_limit:
-            ep.evidence.append(ev.event_id)
-        if note and note not in ep.notes and len(ep.notes) < 5:
+        if isinstance(note, RateHour):
+            self._note_rate(ep, note)
+        elif note and note not in ep.notes and len(ep.notes) < 5:
             ep.notes.append(note)
+        if len(ep.evidence) < self.p.evidence_limit and ev.event_id not in ep.evidence:
+            ep.evidence.append(ev.event_id)
         new = [f for f in labels if f != UNKNOWN_FIELD and f not in ep.sent]
         if new and len(ep.sent) < self.p.distinct_cap:
             ep.sent = sorted([*ep.sent, *new])
+
+    def _note_rate(self, ep: Episode, hour: RateHour) -> None:
+        """The fullest device-hour is what the alert states, and its collections are the evidence
+        that makes it, past `evidence_limit` if need be: the bound plus two ids at most, as a
+        device's state keeps the bound plus one (the episode's later collections stay within
+        `evidence_limit`)."""
+        if ep.peak is None or hour.collections > ep.peak[0]:
+            ep.peak = [hour.collections, hour.limit, hour.first, hour.last]
+        kept = set(ep.evidence)
+        room = max(self.p.evidence_limit, len(hour.event_ids)) - len(ep.evidence)
+        ep.evidence += [i for i in hour.event_ids if i not in kept][: max(room, 0)]
 
     # -- time -----------------------------------------------------------------------------------
     def on_timer(self, key: str, deadline_ms: int, ctx: Context) -> Iterable[Finding]:
@@ -335,7 +394,7 @@ class SdkOvercollectionDetector:
         if value is None:
             return
         if key.startswith(DEVICE):
-            if value[-1] + HOUR <= ctx.watermark:
+            if _timed(value[-1])[0] + HOUR <= ctx.watermark:
                 self.store.delete(key)
             return
         due = value.last_seen + self.quiet_ms
@@ -368,13 +427,16 @@ class SdkOvercollectionDetector:
         what = f": {', '.join(ep.fields)}" if ep.fields else ""
         # a rule that names no fields (host, country, an undeclared SDK) says what its observations carried
         carried_part = f"; carried {', '.join(ep.sent)}" if ep.sent and not ep.fields else ""
-        notes = f" ({'; '.join(ep.notes)})" if ep.notes else ""
+        said = ep.notes + ([str(RateHour(*_peak(ep.peak)))] if ep.peak else [])
+        notes = f" ({'; '.join(said)})" if said else ""
         labels = ", ".join(f"{k} {v}" for k, v in sorted(ep.labels.items()))
         summary = (
             f"SDK {ep.sdk}, app version {ep.version}. {spec.title_en}{what}{notes}{carried_part}; "
             f"{n_of(ep.observations, 'observation')} from {n_of(len(ep.devices), 'device')}; field labels: {labels or 'none'}"
         )
         counts = {"observations": ep.observations, "devices": len(ep.devices)}
+        if ep.peak:
+            counts |= {"device_hour_collections": ep.peak[0], "device_hour_declared": ep.peak[1]}
         counts |= {f"label_{k}": v for k, v in sorted(ep.labels.items())}
         counts |= {f"field_{f}": ep.observations for f in ep.fields}
         return Finding(
@@ -398,7 +460,8 @@ class SdkOvercollectionDetector:
             fields=list(ep.fields or ep.sent),
             counts=counts,
             evidence_event_ids=list(ep.evidence),
-            event_count=ep.observations,
+            # the rate rule's evidence is the hour's collections, all of them events the alert weighs
+            event_count=max(ep.observations, len(ep.evidence)),
             first_seen=ep.first,
             last_seen=ep.last_seen,
             title_zh=spec.title_zh,

@@ -531,6 +531,20 @@ def test_collection_rate_is_bounded_per_device_hour(engine, count, fires) -> Non
     assert rules(run(engine, events, batch=17)) == ({("amap_location", "too_frequent")} if fires else set())
 
 
+def test_a_too_frequent_alert_states_the_rate_and_keeps_the_collections_that_make_it(engine) -> None:
+    """A new user's finding: the demo's alert said "more than 60 per device-hour", "1 observation"
+    and kept 1 event id, leaving the analyst no number to check. It states how many collections in
+    which device-hour, and keeps each of their ids, past the 50 ids evidence_limit keeps otherwise."""
+    events = [obs("amap_location", ("location",), at=i * 55_000) for i in range(62)]
+    (a,) = final(run(engine, events, batch=17)).values()
+    # the 62nd is 56 min 50 s after the first's hour: the fullest hour holds all 62
+    said = "62 collections by one device from 2026-01-01T00:00:00Z to 2026-01-01T00:55:55Z, within an hour, over the 60"
+    assert said in a.summary
+    assert a.evidence_event_ids == [e.event_id for e in events]
+    assert (a.counts["device_hour_collections"], a.counts["device_hour_declared"]) == (62, 60)
+    assert a.event_count == 62
+
+
 def test_a_buffer_uploaded_again_under_new_event_ids_is_one_collection_each(engine) -> None:
     """A probe's: the app's offline buffer re-sent 40 location collections under new event ids,
     the same times: 80 in the hour, over the 60 declared. A device collects once a millisecond."""
