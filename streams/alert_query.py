@@ -312,10 +312,35 @@ def records_and_customers(subject_count: int, counts: dict[str, int]) -> tuple[i
     return records, customers or None
 
 
-def _count(n: int | None, noun: str, width: int) -> str:
+class Tally(NamedTuple):
+    """What a detector counts first: its `counts` key and the key's noun."""
+
+    key: str
+    noun: str
+    plural: str
+
+
+RECORDS = Tally("records", "record", "records")
+# the list's first count is what each detector counts: records, unless it counts something else
+# (a new user read an unauthorized_lookup alert's 36 records beside its summary's 12 accesses)
+TALLIES = {
+    "unauthorized_lookup": Tally("accesses", "access", "accesses"),
+    "sdk_overcollection": Tally("observations", "observation", "observations"),
+    "offscope_marketing": Tally("pushes", "push", "pushes"),
+    "shared_account": Tally("workstations", "workstation", "workstations"),
+    "shared_workstation": Tally("accounts", "account", "accounts"),
+}
+_TALLY_UNIT = max(len(t.plural) for t in (RECORDS, *TALLIES.values()))
+
+
+def tally(detector: str) -> Tally:
+    return TALLIES.get(detector, RECORDS)
+
+
+def _count(n: int | None, noun: str, width: int, plural: str = "", unit_width: int = 0) -> str:
     """A column of counts: the noun's plural unless one, padded so the next column still aligns."""
-    unit = noun if n == 1 else f"{noun}s"
-    return f"{'—' if n is None else f'{n:,}':>{width}} {unit:<{len(noun) + 1}}"
+    unit = noun if n == 1 else plural or f"{noun}s"
+    return f"{'—' if n is None else f'{n:,}':>{width}} {unit:<{max(unit_width, len(noun) + 1)}}"
 
 
 def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) -> str:
@@ -328,11 +353,14 @@ def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) 
     severity = f"{r['severity']:<8}"
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
-    records, customers = records_and_customers(r["subject_count"], r.get("counts") or {})
+    counts = r.get("counts") or {}
+    customers = records_and_customers(r["subject_count"], counts)[1]
+    counted = tally(r["detector"])
+    first = _count(counts.get(counted.key), counted.noun, 6, counted.plural, _TALLY_UNIT + 1)
     review = f"{r['review']:<14} " if "review" in r else ""
     return (
         f"{r['last_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review}{r['detector']:<20} "
-        f"{r['actor_id']:<{actor_width}} {_count(records, 'record', 6)} {_count(customers, 'customer', 6)}  "
+        f"{r['actor_id']:<{actor_width}} {first} {_count(customers, 'customer', 6)}  "
         f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
         f"\n    {r['summary']}"
     )
@@ -486,6 +514,17 @@ def _when(t: datetime, zone: ZoneInfo | None) -> str:
     return f"{text}  ({utc.astimezone(zone):%Y-%m-%d %H:%M:%S} {zone.key})"
 
 
+def _counted(name: str, value: int, zone: ZoneInfo | None) -> str:
+    """One of an alert's counts as a reader takes it in: a time a detector kept (`_ts`, epoch ms)
+    as a time, in the bank's zone too (an opt-out's read 1,767,236,516,353), a duration (`_s`) also
+    as hours and minutes."""
+    if name.endswith("_ts"):
+        return f"{name} {_when(datetime.fromtimestamp(value / 1000, UTC), zone)}"
+    if name.endswith("_s"):
+        return f"{name} {value:,} ({took(value)})"
+    return f"{name} {value:,}"
+
+
 WRAP = 92  # terminal columns of a field's value
 
 
@@ -547,12 +586,14 @@ def render_alert_view(
     field("seen", "发生时间", f"first {_when(a['first_seen'], zone)}", f"last  {_when(a['last_seen'], zone)}")
     if (a["window_start"], a["window_end"]) != (a["first_seen"], a["last_seen"]):
         field("window", "窗口", f"{_when(a['window_start'], zone)} to", _when(a["window_end"], zone))
+    counted = tally(a["detector"])
+    tallied = [] if counted is RECORDS else [(a["counts"].get(counted.key), counted.noun, counted.plural)]
     field(
         "counted",
         "数量",
         ", ".join(
-            f"— {noun}s" if n is None else n_of(n, noun)
-            for n, noun in ((records, "record"), (customers, "customer"))
+            f"— {plural or noun + 's'}" if n is None else n_of(n, noun, plural)
+            for n, noun, plural in (*tallied, (records, "record", ""), (customers, "customer", ""))
         ),
     )
     sample = a["subjects_sample"]
@@ -566,7 +607,7 @@ def render_alert_view(
         ),
     )
     if a["counts"]:
-        field("counts", "计数", *_packed([f"{k} {v:,}" for k, v in a["counts"].items()]))
+        field("counts", "计数", *_packed([_counted(k, v, zone) for k, v in a["counts"].items()]))
     field("summary", "摘要", *_wrapped(a["summary"] or "— (emptied after pseudonym_ttl_days)"))
     # the clauses the alert's rule cites, then the detector's basis for all its rules apart: a
     # domestic contract's expiry once read as if PIPL art. 38's cross-border conditions were its own

@@ -141,13 +141,19 @@ def test_records_and_customers_are_labelled_and_times_say_utc(ch, policy, catalo
     alerts = counted_alerts(policy, catalog)
     ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts").write(alerts)
     listed = {r["detector"]: render_alert(r).splitlines()[0] for r in query_alerts(ch, name).rows}
-    assert "    210 records     70 customers  " in listed["bulk_query"]
-    assert "  5,001 records      — customers  " in listed["transfer_policy"]
+    assert "    210 records           70 customers  " in listed["bulk_query"]
+    assert "  5,001 records            — customers  " in listed["transfer_policy"]
     # one is singular, and the columns after it stay where the plural's are
     one = dict(query_alerts(ch, name).rows[0], subject_count=1, counts={"records": 1, "customers": 1})
     line = render_alert(one).splitlines()[0]
-    assert "      1 record       1 customer   " in line
+    assert "      1 record             1 customer   " in line
     assert line.index(one["title_zh"]) == listed[one["detector"]].index(one["title_zh"])
+    # a new user's finding: an unauthorized_lookup alert listed 36 records where its summary counts
+    # 12 accesses; the column counts what each detector counts, and stays aligned
+    counts = {"accesses": 12, "records": 36, "customers": 36}
+    lookup = render_alert(dict(one, detector="unauthorized_lookup", counts=counts)).splitlines()[0]
+    assert "     12 accesses          36 customers  " in lookup
+    assert lookup.index(one["title_zh"]) == line.index(one["title_zh"])
     assert all(line.startswith("2026-01-01 ") and line[16:20] == " UTC" for line in listed.values())
     # a live revision carries no review: the list's column beside its status is all that differs
     live = {
@@ -194,6 +200,7 @@ def test_a_producers_control_characters_are_shown_escaped_never_obeyed() -> None
 # -- `lifemon alerts show ID`: one alert for triage ------------------------------------------------
 BULK = "cc91f269f62a087aa24c9e8917a53515"  # two ids sharing their first 7 characters, as hashes may
 TWIN = "cc91f26aa0b1c2d3e4f5061728394a5b"
+MARKETING = "5e1f0a7c3b2d4e6f8091a2b3c4d5e6f7"
 
 
 @pytest.fixture
@@ -277,6 +284,26 @@ def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
     runbook = flat(out.split("处置步骤", 1)[1].split("revisions stored", 1)[0])
     assert section.runbook.strip() and flat(section.runbook) in runbook
     assert runbook.endswith("policy/detectors/bulk_query.yaml")
+
+
+def test_show_gives_a_kept_time_as_a_time_and_a_delay_in_hours(
+    ch, shown, capsys, monkeypatch, root_logging
+) -> None:
+    """A new user's finding: `alerts show` printed an opt-out's time as `opt_out_ts 1,767,236,516,353`,
+    an epoch in milliseconds with thousands separators. It is a time, in UTC and the bank's zone."""
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    name, config = shown
+    sink = ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+    opted_out = T0 + 21 * 3_600_000 + 10 * 60_000 + 16_353  # 2026-01-01T21:10:16.353Z
+    counts = {"pushes": 1, "opt_out_ts": opted_out, "opt_out_delay_s": 16_260}
+    sink.write([alert(MARKETING, "offscope_marketing", "high", "E000009", 1, counts=counts)])
+    status, out, _ = show(capsys, config, MARKETING)
+    assert status == 0
+    said = flat(out.split("计数", 1)[1].split("  summary", 1)[0])
+    assert said == (
+        "pushes 1, opt_out_ts 2026-01-01 21:10:16 UTC (2026-01-02 05:10:16 Asia/Shanghai), "
+        "opt_out_delay_s 16,260 (4 h 31 min)"
+    )
 
 
 def test_show_lists_the_revisions_the_table_holds_in_order(
