@@ -373,3 +373,21 @@ class SharedWorkstationDetector(_Interleaving):
     placeless_in: ClassVar[str] = "pooled_networks"
     # the workstation is the actor: a machine, which OCSF's user types name as a System
     actor_is: ClassVar[str] = "system"
+
+    def actor(self, key: str, episode: Episode, ctx: Context) -> dict[str, Any]:
+        """The workstation, and the org its accounts share as of the episode's first access: the
+        SOC routes an alert by org, and a machine's own org is nowhere in the logs (a new user
+        read 未知机构 / no org known beside two employees whose orgs HR records)."""
+        known = [ent for other in episode.others if (ent := ctx.entitlement(other, episode.first))]
+        return {"actor_id": key, "actor_org": shared_org([e.org_path or [e.org_id] for e in known])}
+
+
+def shared_org(paths: Sequence[Sequence[str]]) -> str | None:
+    """The deepest org on every path (head office down to an org): the accounts' one org, else
+    the branch or head office above all of them; None for no path, or paths apart from the root."""
+    common = None
+    for level in zip(*paths, strict=False):
+        if len(set(level)) > 1:
+            break
+        common = level[0]
+    return common

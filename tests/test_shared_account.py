@@ -67,7 +67,11 @@ def run(specs, catalog):
     advanced after each, then drained; the engine stays as `run.engine`, for its state."""
 
     def go(
-        events: list[AccessEvent], kind: str = "shared_account", batch: int = 1000, **params: Any
+        events: list[AccessEvent],
+        kind: str = "shared_account",
+        batch: int = 1000,
+        staff: tuple[Any, ...] = (entitlement("e1"), entitlement("e2")),
+        **params: Any,
     ) -> list[Any]:
         spec = specs[kind]
         if params:  # validated as the YAML's would be
@@ -75,7 +79,7 @@ def run(specs, catalog):
                 spec, params=spec.cls.Params.model_validate({**spec.params.model_dump(), **params})
             )
         engine = go.engine = Engine([spec], catalog, pseudonymize=lambda s: f"p_{s}")
-        engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
+        engine.apply_reference("entitlements", refs("entitlements", list(staff)))
         alerts = []
         for i in range(0, len(events), batch):
             alerts += engine.process("access", "access", 0, fed("access", events[i : i + batch], offset=i))
@@ -180,6 +184,26 @@ def test_one_workstation_driving_two_accounts_by_turns_fires(run) -> None:
     assert a.actor_id == PC and a.actor_kind == "system" and a.counts == {"returns": 3, "accounts": 2}
     assert f"workstation {PC} drove 2 accounts at once (e1, e2)" in a.summary
     assert a.title_en == "Shared account: one workstation driving several accounts at once"
+
+
+def test_a_shared_workstation_alert_names_the_org_its_accounts_share(run) -> None:
+    """A new user's finding: every shared_workstation alert said 未知机构 / no org known beside
+    employees whose orgs HR records. Its org is its accounts' as of the episode: their one org,
+    the branch above two of its sub-branches, none for an account HR does not know alone."""
+    (a,) = run(by_turns(["e1", "e2"], [PC], 5), kind="shared_workstation")
+    assert a.actor_org == "S0101"
+    apart = (entitlement("e1"), entitlement("e2", org="S0102"))
+    (a,) = run(by_turns(["e1", "e2"], [PC], 5), kind="shared_workstation", staff=apart)
+    assert a.actor_org == "S01"  # the branch above both
+    later = (entitlement("e1"), entitlement("e2"), entitlement("e2", org="S0102", ts=T0 + 60 * MIN))
+    (a,) = run(by_turns(["e1", "e2"], [PC], 5), kind="shared_workstation", staff=later)
+    assert a.actor_org == "S0101"  # as of the episode: e2 moved an hour after it
+    (a,) = run(
+        by_turns(["e1", "e3"], [PC], 5), kind="shared_workstation", staff=(entitlement("e3", org="S0102"),)
+    )
+    assert a.actor_org == "S0102"  # e1 unknown to HR: the org of the one it knows
+    (a,) = run(by_turns(["e8", "e9"], [PC], 5), kind="shared_workstation")
+    assert a.actor_org is None
 
 
 def test_a_counter_pc_handed_over_or_a_pool_address_is_no_shared_workstation(run) -> None:
