@@ -146,6 +146,11 @@ class Reason(BaseModel):
     en: str = Field(description="what failed, in words an analyst can act on")
     zh: str
     source: str = Field(description="the seed clause the reason enforces")
+    regulation: list[str] = Field(
+        default_factory=list,
+        description="the law's clauses this reason breaks beyond the rule's own `regulation` (which "
+        "every reason breaks): an alert cites the rule's, then each of its reasons' and sources",
+    )
 
 
 class RoleClash(BaseModel):
@@ -1557,4 +1562,13 @@ class UnauthorizedLookupDetector:
             # the rule's own title otherwise (`build_alert`)
             title_zh=self.p.gap_title_zh if GAPS.issuperset(reasons) else "",
             title_en=self.p.gap_title_en if GAPS.issuperset(reasons) else "",
+            regulation=self._cited(reasons),
         )
+
+    def _cited(self, reasons: list[str]) -> list[str]:
+        """The rule's clauses, then those of the reasons the alert holds, each once: an alert of C3
+        data read without approval cited the consent articles (PIPL arts. 14, 15) of the purpose
+        reasons it did not hold."""
+        spec = self.p.reasons
+        own = [clause for r in reasons for clause in (*spec[r].regulation, spec[r].source)]
+        return list(dict.fromkeys([*self.section.regulation, *own]))

@@ -477,6 +477,21 @@ def test_a_regulatory_report_approval_never_covers_c3_whatever_its_workflow_call
     assert "never covers" in a.summary
 
 
+def test_an_alert_cites_the_clauses_of_its_own_reasons_only(run, policy) -> None:
+    """A new user's finding: an alert of C3 data read without approval cited PIPL arts. 14 and 15
+    (consent), the clauses of the purpose reasons it did not hold. It cites the rule's clauses,
+    then those of its reasons and their sources."""
+    section = policy.detectors["unauthorized_lookup"]
+    spec = section.params["reasons"]
+    kw = dict(system="card_system", action=Action.export)
+    (a,) = run([entitlement("e1")], [e.model_copy(update=kw) for e in access("e1", fields=("card_cvn",))])
+    assert reasons([a]) == {"c3_without_approval"}
+    c3 = spec["c3_without_approval"]
+    assert a.regulation == [*section.regulation, *c3["regulation"], c3["source"]]
+    assert not any("第十四条" in c or "第十五条" in c for c in a.regulation)
+    assert any("第六十条第(五)项" in c for c in a.regulation)
+
+
 def test_a_read_before_the_first_entitlement_is_unauthorized_and_an_unknown_actor_a_gap(run) -> None:
     """Seed 004 流程描述(4)④: rights come from authorization. e1's account takes effect an hour after
     T0; its read half an hour before is unauthorized (medium). e9, whom the entitlements stream
@@ -570,7 +585,12 @@ def test_data_read_beyond_its_collection_purpose_needs_each_customers_separate_c
         _consent("C0000001", "marketing", status="withdrawn").model_copy(update={"ts": T0}),
     ]
     assert reasons(run(ents, read(1), consents=not_separate)) == {"beyond_collection_purpose"}
-    assert reasons(run(ents, read(1), consents=withdrawn)) == {"beyond_collection_purpose", "purpose_refused"}
+    assert reasons(found := run(ents, read(1), consents=withdrawn)) == {
+        "beyond_collection_purpose",
+        "purpose_refused",
+    }
+    cited = found[0].regulation  # a purpose's reasons cite the consent articles they break
+    assert any("第十四条第二款" in c for c in cited) and any("第十五条" in c for c in cited)
     # what the purpose may read (advice and marketing weigh holdings), a duty the law sets, a purpose
     # the policy does not name or none stated: nothing to judge
     quiet = [
