@@ -1839,11 +1839,14 @@ class BulkQueryDetector:
             subjects_by_class.setdefault(RANK_CLASS[rank].value, []).append(cid)
             for c in cats:
                 subjects_by_category.setdefault(c, []).append(cid)
+        # the episode's span: the day's and the law's counts below have their own, and may hold
+        # reads before it (a new user read "1,014 records of 927 customers" beside "929 customers"
+        # of a day, and nothing said the counts were of different spans)
         read = (
             f"{n_of(total, 'record')} of {n_of(len(named), 'customer')}"
             if named
-            else f"{n_of(total, 'record')}, customers not identified"
-        )
+            else f"{n_of(total, 'record')}, customers not identified,"
+        ) + f" {_span(ep.first_seen, ep.last_seen)}"
         # what was done with them, as the actions were: an export is no read (a probe's "read 51")
         verbs = ["read", *(["took out"] if ep.took else []), *(["sent"] if ep.sent else [])]
         did = " or ".join([", ".join(verbs[:-1]), verbs[-1]] if len(verbs) > 1 else verbs)
@@ -1867,7 +1870,7 @@ class BulkQueryDetector:
                 first, last = ep.day[2:]  # type: ignore[index]
                 parts.append(
                     f"{n_of(n, 'customer')} read outside the post's own work over {self._day_ms // 3_600_000} h "
-                    f"({iso_minute(first)} to {iso_minute(last)}) reached the {which} day measure of "
+                    f"({iso_minute(first)} to {iso_minute(last)}{_before(first, ep)}) reached the {which} day measure of "
                     f"{measure:,}{self._times(ep, n, measure, default)} "
                     "(seed 004 流程描述(4)④: 原则上限制批量查询、复制个人金融信息)"
                 )
@@ -1891,7 +1894,7 @@ class BulkQueryDetector:
                     else ""
                 )
                 where = (
-                    f"counted over {self.p.legal_horizon_hours} h ({span})"
+                    f"counted over {self.p.legal_horizon_hours} h ({span}{_before(tier[2], ep)})"
                     if tier and tier[0] == n
                     else "in this episode"
                 )
@@ -1970,3 +1973,22 @@ class BulkQueryDetector:
             first_seen=ep.first_seen,
             last_seen=ep.last_seen,
         )
+
+
+def _span(first: int, last: int) -> str:
+    """When an episode's reads were: "at" one minute, else "from" its first "to" its last."""
+    return (
+        f"at {iso_minute(first)}"
+        if iso_minute(first) == iso_minute(last)
+        else f"from {iso_minute(first)} to {iso_minute(last)}"
+    )
+
+
+def _before(first: int, ep: Episode) -> str:
+    """Said of a count over a day that began before the episode: it holds reads the episode's own
+    records and customers do not."""
+    return (
+        f"; reads before this episode's first at {iso_minute(ep.first_seen)} included"
+        if first < ep.first_seen
+        else ""
+    )

@@ -444,6 +444,31 @@ def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_da
     assert "reached the role day measure of 200" in a.summary and a.counts["day_customers"] == 200
 
 
+def test_a_bulk_alerts_counts_each_say_their_span(run) -> None:
+    """A new user's finding: "1,014 records of 927 customers" and, in the same summary, "929
+    customers read outside the post's own work" counted different spans (the episode from 01:56,
+    the day from 00:14), and nothing said so. The episode's count says its span, and the day's,
+    begun before the episode, says it holds earlier reads: 60 customers read in the morning, then
+    120 exported in ten minutes, past the role's window (150) before the day measure (150)."""
+    crm = {
+        "fields": ("customer_name", "id_document_no", "mobile_phone"),
+        "system": "crm",
+        "purpose": "marketing",
+    }
+    morning = spread("p1", ids("A", 60), OPEN, OPEN + 3 * HOUR, **crm)
+    later = OPEN + 5 * HOUR
+    burst = spread("p1", ids("A", 120, 60), later, later + 10 * MINUTE, **{**crm, "action": "export"})
+    a = one(run([_ent("p1", "br_product_mgmt", "B01")], morning + burst, customers=book(2000)), "bulk_query")
+    assert (
+        "took out 120 records of 120 customers from 2026-01-01T06:00Z to 2026-01-01T06:09Z (C3 0" in a.summary
+    )
+    assert (
+        "180 customers read outside the post's own work over 24 h (2026-01-01T01:00Z to 2026-01-01T06:09Z; "
+        "reads before this episode's first at 2026-01-01T06:00Z included) reached the role day measure of 150"
+    ) in a.summary, a.summary
+    assert (a.counts["customers"], a.counts["day_customers"]) == (120, 180)
+
+
 def test_a_campaign_list_and_watch_list_hits_are_a_working_week_not_a_harvest(run) -> None:
     """Seed 004 角色设置: 营销管理 创建名单式客户营销活动, the sub-branch's 理财经理 and 外拓营销 call
     the list (促活长尾客群); 基本规定(4)②: 在不影响履行反洗钱等法定义务的前提下 设置访问权限. A probe's
