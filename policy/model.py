@@ -1536,6 +1536,25 @@ class Recipients(Strict):
         return known is not None and purpose is not None and purpose in known.clearing_purposes
 
 
+class Runbook(Strict):
+    """What an analyst does with a detector's alert, in Chinese and English: the SOC reads one,
+    the regulator and the bank's compliance office the other (a new user's `alerts show` gave the
+    regulation in Chinese only and the runbook in English only)."""
+
+    zh: str = Field(min_length=1, description="处置步骤, in Chinese")
+    en: str = Field(min_length=1, description="the same steps, in English")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _both(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            raise ValueError(
+                "holds one text, not a zh and an en; give it in both languages, `runbook: {zh: 处置步骤…, en: the steps…}` "
+                "(each a block under `zh: >` and `en: >`)"
+            )
+        return data
+
+
 class DetectorSection(Strict):
     """A detector's policy section: metadata as in panther-analysis rules, params, and example cases."""
 
@@ -1545,7 +1564,7 @@ class DetectorSection(Strict):
     title_zh: str
     title_en: str
     regulation: list[str] = Field(min_length=1, description="the clauses the rule enforces")
-    runbook: str = ""
+    runbook: Runbook | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     tests: list[dict[str, Any]] = Field(
         default_factory=list, description="example cases: must fire / must not fire"

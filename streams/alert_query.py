@@ -7,12 +7,14 @@ bound parameters, never spliced into SQL."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from detectors.base import n_of
+from policy.model import Runbook
 from schemas.models import SEVERITY_RANK, Severity
 from streams.clickhouse import column_default, has_column
 from streams.reviews import ALERTS, query_reviews, render_reviews, review_line, reviewed
@@ -533,6 +535,26 @@ def _wrapped(text: str) -> list[str]:
     return _packed(text.split(), " ")
 
 
+# a run of anything but spaces and CJK characters (a word, "(4)⑤:"), or one CJK character
+_ZH_TOKEN = re.compile(r"[^\s\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]+|\S")
+
+
+def _wrapped_zh(text: str) -> list[str]:
+    """Chinese prose in lines of at most WRAP columns: it has no spaces to break at, so a line
+    breaks between any two CJK characters, or at a space, never inside a Latin word."""
+    lines = [""]
+    for word in re.split(r"(\s+)", text.strip()):
+        if word.isspace():
+            lines[-1] += " "
+            continue
+        for token in _ZH_TOKEN.findall(word):
+            if lines[-1].strip() and display_width(lines[-1] + token) > WRAP:
+                lines[-1] = lines[-1].rstrip()
+                lines.append("")
+            lines[-1] += token
+    return [line.rstrip() for line in lines]
+
+
 def _packed(items: Sequence[str], sep: str = ", ") -> list[str]:
     """`items` joined by `sep` in lines of at most WRAP columns, never breaking an item (an id,
     a pseudonym, a count and its name)."""
@@ -551,7 +573,7 @@ def render_alert_view(
     view: AlertView,
     *,
     regulation: Sequence[str] = (),
-    runbook: str = "",
+    runbook: Runbook | None = None,
     rule_file: str = "",
     policy_rule_version: int | None = None,
     timezone: str | None = None,
@@ -629,8 +651,8 @@ def render_alert_view(
         "runbook",
         "处置步骤",
         *(
-            _wrapped(runbook) + ([f"from {rule_file}"] if rule_file else [])
-            if runbook.strip()
+            _wrapped_zh(runbook.zh) + _wrapped(runbook.en) + ([f"from {rule_file}"] if rule_file else [])
+            if runbook
             else [f"none{where}"]
         ),
     )

@@ -882,7 +882,7 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
         render_alert_view(
             view,
             regulation=section.regulation if section else (),
-            runbook=section.runbook if section else "",
+            runbook=section.runbook if section else None,
             rule_file=str(detector_file(detector, config.policy_dir)),
             policy_rule_version=now,
             timezone=policy.recipients.timezone,

@@ -11,10 +11,11 @@ import pytest
 from conftest import T0
 
 from schemas.models import Alert, AlertStatus, Severity
-from streams.alert_query import query_alerts, render, render_alert, resolve_alert_id
+from streams.alert_query import WRAP, query_alerts, render, render_alert, resolve_alert_id
 from streams.cli import main
 from streams.clickhouse import apply_ddl
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
+from streams.text_table import display_width
 
 
 def alert(uid: str, detector: str, severity: str, actor: str, minute: int, revision: int = 1, **kw) -> Alert:
@@ -282,7 +283,11 @@ def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
     assert "75 events aggregated; 4 event ids kept:" in fields["evidence"]
     assert "acc-1, acc-2, acc-3, acc-4" in out
     runbook = flat(out.split("处置步骤", 1)[1].split("revisions stored", 1)[0])
-    assert section.runbook.strip() and flat(section.runbook) in runbook
+    # both languages: the Chinese wrapped between any two characters, so compared without spaces
+    assert "".join(section.runbook.zh.split()) in "".join(runbook.split())
+    assert flat(section.runbook.en) in runbook
+    said = out.split("处置步骤", 1)[1].split("revisions stored", 1)[0].splitlines()
+    assert max(display_width(line.strip()) for line in said[:-2]) <= WRAP, said  # the file's path aside
     assert runbook.endswith("policy/detectors/bulk_query.yaml")
 
 

@@ -77,6 +77,26 @@ def test_negative_window_is_rejected_with_its_key(policy, policy_copy: Path) -> 
 
 
 @pytest.mark.parametrize(
+    ("was", "now", "key", "said"),
+    [
+        ("runbook:\n  zh: >\n", "runbook: >\n  zh: >\n", "runbook", "both languages"),  # one text
+        ("  en: >\n    Confirm with", "  fr: >\n    Confirm with", "runbook.en", "required"),
+    ],
+)
+def test_a_runbook_in_one_language_names_its_file_key_and_fix(
+    policy_copy: Path, was: str, now: str, key: str, said: str
+) -> None:
+    """A new user's finding: `alerts show` gave the runbook (处置步骤) in English only. A runbook is
+    the policy's, in zh and en; one without either is a config error naming the file and key."""
+    path = policy_copy / "detectors" / "bulk_query.yaml"
+    edit(path, was, now)
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy_copy)
+    assert (e.value.file, e.value.key) == (str(path), key), str(e.value)
+    assert said in str(e.value) and "Fix:" in str(e.value)
+
+
+@pytest.mark.parametrize(
     ("was", "now", "key"),
     [
         ("C1: 0.2}", "C1: -0.2}", "params.class_weights.C1"),
