@@ -112,7 +112,7 @@ class Notice(Part):
 
 class DueReport(Part):
     to: Text
-    due: int = Field(description="UTC epoch ms: first alert's event time + within_hours")
+    due: int = Field(description="UTC epoch ms: detected_at (first_seen before it was kept) + within_hours")
     within_hours: float
     regulation: str
     notice: bool = Field(
@@ -135,7 +135,13 @@ class Incident(Part):
     key: str
     window_start: int
     window_end: int
-    first_seen: int
+    first_seen: int = Field(description="UTC epoch ms: the first event of its alerts, when the leak began")
+    detected_at: int | None = Field(
+        default=None,
+        description="UTC epoch ms: the event time of the first alert revision that made it an incident, "
+        "when lifemon detected it (发现); its deadlines count from it. None: a record from before it was "
+        "kept, whose deadlines count from first_seen",
+    )
     last_seen: int
     severity: Severity
     leakage_classes: list[str]

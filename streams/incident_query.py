@@ -69,6 +69,8 @@ OWED = (
 
 COLUMNS = [
     "first_seen",
+    # when lifemon detected it (发现), its deadlines' start; NULL for a record from before it was kept
+    "JSONExtract(incident, 'detected_at', 'Nullable(Int64)') AS detected_at",
     "severity",
     "status",
     "key_kind",
@@ -360,7 +362,7 @@ def render_incident_view(
         f"incident  {inc['incident_id']}  revision {inc['revision']}, {inc['status']}, {inc['severity']}",
         f"          {inc['title_zh']} / {inc['title_en']}",
         f"who       {inc['group']} {inc['key']}",
-        f"seen      first {_when(inc['first_seen'], zone)}, last {_when(inc['last_seen'], zone)}",
+        *_began_and_detected(inc, zone),
         *(
             [
                 f"follows   {inc['follows']} (forgotten before a late alert of its window came; it keeps what it reported)"
@@ -371,6 +373,8 @@ def render_incident_view(
         f"counted   {customers(subjects['distinct'], unnamed(subjects))}"
         + (f" ({by_class})" if by_class else "")
         + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",
+        # the individuals' notice needs every customer, not a count (a new user never found the list)
+        f"          whom to notify / 通知对象: `lifemon incidents subjects {inc['incident_id'][:12]} --customers FILE`",
         *(f"linked    {other}: {SAME_LEAK}" for other in linked or []),
         "review    "
         + (
@@ -380,7 +384,12 @@ def render_incident_view(
             else review_line(reviews, current, INCIDENTS)
         ),
         "",
-        "reports due / 报告时限 (counted from the first event)",
+        "reports due / 报告时限 ("
+        + (
+            "counted from detection / 自发现起算)"
+            if inc.get("detected_at")
+            else "counted from the first event / 自首个事件起算)"
+        ),
     ]
     owing = owed(inc["deadlines"], state)
     waived_any = False
@@ -427,6 +436,21 @@ def render_incident_view(
         if verdicts := alert_reviews.get(a["alert_id"]):  # the SOC's word on it, beside it
             lines.append(f"      review: {said(verdicts[-1])}")
     return "\n".join(lines + render_reviews(reviews))
+
+
+def _began_and_detected(inc: dict[str, Any], zone: ZoneInfo) -> list[str]:
+    """When the leak began (its first event) and when lifemon detected it (发现: the event time of
+    the alert revision that made it an incident), apart: a spree that reached art. 5's count at
+    17:08 began at 09:56, and the regulators' clocks run from discovery. A record from before
+    detections were kept says so, its reports counted from the first event."""
+    detected = inc.get("detected_at")
+    return [
+        f"began     {_when(inc['first_seen'], zone)} (first event / 首个事件), "
+        f"last event {_when(inc['last_seen'], zone)}",
+        f"detected  {_when(detected, zone)} (发现: the alert that made it an incident; reports count from it)"
+        if detected
+        else "detected  not kept (opened before lifemon kept it / 未记录); reports count from the first event",
+    ]
 
 
 def _notice_made(

@@ -16,7 +16,9 @@ What makes replay equal live:
   ID or mobile number in it sealed at the engine's door, streams/personal_numbers.py, and masked by
   form where the incident shows it: streams/alerts.py `mask_personal`);
 - the incident is a function of its alerts' newest revisions, and its revision is the sum of
-  theirs (+1 once closed): however batches fall, the same alerts give the same record;
+  theirs (+1 once closed): however batches fall, the same alerts give the same record, but for
+  `detected_at`, the event time of the first leakage-class revision the stage was given: an alert
+  gets one revision per batch, so a bigger batch can place it later within that batch;
 - it closes on an event-time timer `settle_minutes` after its window (or after the latest of its
   alerts' own windows, if that ends later), and is forgotten
   `keep_days` after that, on the clock of the detectors that feed its group (the slowest of them
@@ -150,7 +152,11 @@ class IncidentStage:
             known = state["members"].get(alert.alert_id)
             if known is not None and known["revision"] >= alert.revision:
                 continue  # a revision already counted (a replay of the same output)
-            state["members"][alert.alert_id] = member = self._member(finding, alert, cid)
+            member = self._member(finding, alert, cid)
+            # detected (发现): the event time of the first revision of it that was leakage-class, kept
+            # as later revisions move last_seen on; a member stored before it was kept has none
+            member["detected"] = known.get("detected") if known is not None else alert.last_seen
+            state["members"][alert.alert_id] = member
             self.store.put(member_key(ikey, alert.alert_id), member)
             if known is None:  # the stored incident lists its members; put, not touch: the
                 # member's put may have pushed it out of the cache
@@ -318,6 +324,7 @@ class IncidentStage:
         policies = [self.p.classes[c] for c in classes]
         severity = max((Severity(m["severity"]) for m in members), key=SEVERITY_RANK.__getitem__)
         first = min(m["first_seen"] for m in members)
+        detected = _detected(members)
         named: set[str] = set()
         by_class: dict[str, set[str]] = {}
         by_category: dict[str, set[str]] = {}
@@ -350,6 +357,7 @@ class IncidentStage:
             window_start=state["start"],
             window_end=state["start"] + self.window_ms,
             first_seen=first,
+            detected_at=detected,
             last_seen=max(m["last_seen"] for m in members),
             severity=severity,
             leakage_classes=classes,
@@ -369,7 +377,7 @@ class IncidentStage:
             observations=_once_per_evidence(members, _figure("observations")),
             devices=_once_per_evidence(members, _figure("devices")),
             notice=self._notice(members, classes, by_category),
-            deadlines=self._deadlines(classes, severity, first),
+            deadlines=self._deadlines(classes, severity, detected if detected is not None else first),
             alerts=[
                 MemberAlert(
                     alert_id=m["alert_id"],
@@ -531,11 +539,13 @@ class IncidentStage:
         zh, en = (sdk_field.zh, sdk_field.en or cid) if sdk_field else (cid, cid)
         return Category(id=cid, zh=zh, en=en, jr_class=cls, **counted)
 
-    def _deadlines(self, classes: Sequence[str], severity: Severity, first_seen: int) -> list[DueReport]:
+    def _deadlines(self, classes: Sequence[str], severity: Severity, since: int) -> list[DueReport]:
+        """The reports owed, each `within_hours` of `since`: the regulators' clocks run from
+        discovery (发现, PIPL art. 57 立即; seed 004 应急管理(4)), not from the leak's first event."""
         return [
             DueReport(
                 to=Text(zh=d.to.zh, en=d.to.en),
-                due=first_seen + int(d.within_hours * HOUR_MS),
+                due=since + int(d.within_hours * HOUR_MS),
                 within_hours=d.within_hours,
                 regulation=d.regulation,
                 notice=d.notice,
@@ -553,6 +563,14 @@ def _successor(tombstone: dict[str, Any] | None) -> dict[str, Any]:
     if tombstone is None:
         return {}
     return {"generation": tombstone[FORGOTTEN] + 1, "follows": tombstone["incident_id"]}
+
+
+def _detected(members: Sequence[dict[str, Any]]) -> int | None:
+    """When lifemon detected the incident: the earliest of its members' detections. None where a
+    member was stored before detections were kept (an incident open across the upgrade): when its
+    alert became leakage-class is not known, and its deadlines count from its first event as before."""
+    found = [m.get("detected") for m in members]
+    return None if None in found else min(d for d in found if d is not None)
 
 
 def _once_per_evidence(

@@ -172,7 +172,7 @@ def alertmanager_payload(
         f"{d['to']['zh']}: {_iso(d['due'])} 前{_local(d['due'], zone)}" for d in inc["deadlines"]
     )
     # an incident found after a deadline (a late log, a backfill) says so when it is delivered: the
-    # deadlines count from its first event, and only the delivery knows the time
+    # deadlines count from its detection's event time, and only the delivery knows the time
     passed = [d for d in inc["deadlines"] if d["due"] <= now_ms]
     superseded = [
         {
@@ -220,6 +220,8 @@ def alertmanager_payload(
                 **_texts(notice, "harm", "measures", "individuals"),
                 "contact": notice["contact"]["en"],
                 "contact_zh": notice["contact"]["zh"],
+                # when the leak began and when lifemon detected it (发现), the deadlines' start
+                **_began_and_detected(inc, zone),
                 "deadlines": due,
                 "deadlines_zh": due_zh,
                 "deadlines_passed": "; ".join(d["to"]["en"] for d in passed) or "none",
@@ -231,6 +233,21 @@ def alertmanager_payload(
         },
         *superseded,
     ]
+
+
+def _began_and_detected(inc: dict[str, Any], zone: ZoneInfo) -> dict[str, str]:
+    """The leak's first event and lifemon's detection (发现), from which the deadlines count; a
+    record from before detections were kept counts from its first event, and says so."""
+    detected = inc.get("detected_at")
+    return {
+        "began": f"{_iso(inc['first_seen'])}{_local(inc['first_seen'], zone)}",
+        "detected": f"{_iso(detected)}{_local(detected, zone)}"
+        if detected
+        else "not kept: the deadlines count from the first event",
+        "detected_zh": f"发现于 {_iso(detected)}{_local(detected, zone)}，报告时限自此起算"
+        if detected
+        else "未记录发现时间，报告时限自首个事件起算",
+    }
 
 
 def _local(ms: int, zone: ZoneInfo) -> str:
@@ -270,6 +287,7 @@ def pagerduty_payload(inc: dict[str, Any], routing_key: str) -> dict[str, Any]:
             "class": ",".join(inc["leakage_classes"]),
             "custom_details": {
                 "revision": inc["revision"],
+                "detected_at": _iso(inc["detected_at"]) if inc.get("detected_at") else None,
                 "subjects": {
                     **{k: inc["subjects"][k] for k in ("distinct", "reported", "by_class", "by_category")},
                     "unnamed": unnamed(inc["subjects"]),

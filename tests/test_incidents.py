@@ -128,13 +128,16 @@ def test_a_bulk_query_past_the_art5_threshold_opens_an_incident_with_its_notice(
     assert "Bulk query of personal financial information (50 records, 50 customers)" in inc.notice.cause.en
     assert inc.notice.contact.zh.startswith("客服电话 95526")
     assert inc.notice.harm and inc.notice.measures and inc.notice.individuals
+    # the leak began at the first read; lifemon knew it at the 50th, where art. 5 counts it: the
+    # regulators' clocks run from discovery (发现), so 24 h from the 50th read
+    assert inc.detected_at == inc.first_seen + 49 * 30_000
     regulator = inc.deadlines[0]
-    assert regulator.to.en.startswith("the regulator") and regulator.due == inc.first_seen + 24 * HOUR
+    assert regulator.to.en.startswith("the regulator") and regulator.due == inc.detected_at + 24 * HOUR
     assert len(inc.deadlines) == 2  # the external assessment is due for critical incidents only
     # the individuals' notice: its 72 h the bank's own, its content the bank's rule for customers
     # (not the employees' app's privacy policy)
     individuals = inc.deadlines[1]
-    assert individuals.due == inc.first_seen + 72 * HOUR
+    assert individuals.due == inc.detected_at + 72 * HOUR
     assert "本行《个人金融信息保护管理规定》 应急管理(4): 通知应当包括下列事项" in individuals.regulation
     assert "掌上银行家" not in individuals.regulation
     # pseudonyms only: no customer id reaches the record
@@ -701,6 +704,20 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     # `incidents subjects`: whom its notice (PIPL art. 57) goes to: its pseudonyms, or, given the
     # bank's customer ids, those it names, as given (a probe's responder had only SQL on the JSON)
     bulk = next(i for i in found.values() if i.key == "e1")
+    # it began at the first read, lifemon detected it at the 50th (发现), and shows both; its
+    # reports count from detection, and it points to the list of whom to notify
+    assert main(["incidents", "show", bulk.incident_id[:8], "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    began = datetime.fromtimestamp(bulk.first_seen / 1000, UTC)
+    detected = datetime.fromtimestamp(bulk.detected_at / 1000, UTC)
+    assert detected > began
+    for text in [
+        f"began     {began:%Y-%m-%d %H:%M} UTC (",
+        f"detected  {detected:%Y-%m-%d %H:%M} UTC (",
+        "reports due / 报告时限 (counted from detection / 自发现起算)",
+        f"whom to notify / 通知对象: `lifemon incidents subjects {bulk.incident_id[:12]} --customers FILE`",
+    ]:
+        assert text in shown, text
     assert main(["incidents", "subjects", bulk.incident_id[:8], "--config", str(config)]) == 0
     assert capsys.readouterr().out.split() == bulk.subjects.pseudonyms and len(bulk.subjects.pseudonyms) == 50
     customers = tmp_path / "customers.txt"

@@ -351,6 +351,19 @@ def test_alertmanager_annotations_carry_the_regulations_chinese_terms(policy, ca
     (local,) = alertmanager_payload(incident, now_ms=0, zone=ZoneInfo("Asia/Shanghai"))
     beijing = datetime.fromtimestamp(regulator["due"] / 1000, ZoneInfo("Asia/Shanghai"))
     assert f"{due} 前 ({beijing:%Y-%m-%d %H:%M} Asia/Shanghai)" in local["annotations"]["deadlines_zh"]
+    # the leak's first event and lifemon's detection (发现), from which the deadlines count
+    detected = datetime.fromtimestamp(incident["detected_at"] / 1000, UTC).isoformat()[:19]
+    assert (
+        local["annotations"]["detected"].startswith(detected)
+        and "Asia/Shanghai" in local["annotations"]["detected"]
+    )
+    assert (
+        local["annotations"]["detected_zh"].startswith(f"发现于 {detected}")
+        and "报告时限自此起算" in local["annotations"]["detected_zh"]
+    )
+    assert regulator["due"] == incident["detected_at"] + 24 * HOUR
+    older = alertmanager_payload({k: v for k, v in incident.items() if k != "detected_at"}, now_ms=0)[0]
+    assert older["annotations"]["detected"] == "not kept: the deadlines count from the first event"
     # delivered a week after its first event: every deadline has passed, and the annotation says whose
     (late,) = alertmanager_payload(incident, now_ms=incident["first_seen"] + 7 * 24 * HOUR + 1)
     assert late["annotations"]["deadlines_passed_zh"].startswith("监管部门")

@@ -18,6 +18,7 @@ from test_report import store_day
 
 from streams.cli import main
 from streams.report import Period, busiest_days, gather, month_period, render
+from streams.report.incidents import incidents_table
 
 HOUR = 3_600_000
 BEIJING = "Asia/Shanghai"  # policy/recipients.yaml `timezone`, the built-in policy's
@@ -214,7 +215,8 @@ def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_
         "severity",
         "status / 状态",
         "what / 事件",
-        "opened / 发现",
+        "began / 开始",
+        "detected / 发现",
         "next report due / 待报时限",
         "customers affected / 涉及客户",
         "counted / 数量",
@@ -222,21 +224,24 @@ def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_
     ]
     (incident,) = data["incident_rows"]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", incidents.split("</tr>", 1)[1], re.S)
-    opened, due = (incident[k].replace(tzinfo=UTC) for k in ("first_seen", "first_due"))
+    began, due = (incident[k].replace(tzinfo=UTC) for k in ("first_seen", "first_due"))
+    detected = datetime.fromtimestamp(incident["detected_at"] / 1000, UTC)
     assert cells[0] == f"<code class=id>{incident['incident_id'][:12]}</code>"
     assert cells[2] == incident["status"] and "actor e1" in cells[3]
-    assert (
-        cells[4]
-        == f"{opened + timedelta(hours=8):%Y-%m-%d %H:%M}<br><small>{opened:%Y-%m-%d %H:%M} UTC</small>"
+    for at, shown in ((began, cells[4]), (detected, cells[5])):
+        assert shown == f"{at + timedelta(hours=8):%Y-%m-%d %H:%M}<br><small>{at:%Y-%m-%d %H:%M} UTC</small>"
+    # the leak began at its first read; the regulator's 24 h run from when lifemon knew it
+    assert detected > began and due == detected + timedelta(hours=24)
+    assert cells[6].startswith(f"{due + timedelta(hours=8):%Y-%m-%d %H:%M}<br>")
+    assert "passed / 已过" in cells[6]  # due a day after 2026-01-01, long before the page was made
+    assert cells[6].endswith("<small>监管部门 (人民银行分支机构) / the regulator (PBOC branch)</small>")
+    assert cells[7] == "70 customers / 客户" and cells[9] == ", ".join(incident["leakage_classes"]) != ""
+    assert cells[8] == f"{incident['records']:,} records / 记录"
+    # a record stored before detections were kept says so, not a time
+    assert "not kept / 未记录" in incidents_table(
+        [dict(incident, detected_at=None)], 1, data["period"], datetime.now(UTC)
     )
-    assert cells[5].startswith(f"{due + timedelta(hours=8):%Y-%m-%d %H:%M}<br>")
-    assert "passed / 已过" in cells[5]  # due a day after 2026-01-01, long before the page was made
-    assert cells[5].endswith("<small>监管部门 (人民银行分支机构) / the regulator (PBOC branch)</small>")
-    assert cells[6] == "70 customers / 客户" and cells[8] == ", ".join(incident["leakage_classes"]) != ""
-    assert cells[7] == f"{incident['records']:,} records / 记录"
     # an SDK's incident counts observations and devices, as `lifemon incidents` says: not "0" records
-    from streams.report.incidents import incidents_table
-
     sdk = dict(incident, records=0, observations=2, devices=1)
     page = incidents_table([sdk], 1, data["period"], datetime.now(UTC))
     assert "2 observations / 次采集, 1 device / 台设备" in page and ">0<" not in page

@@ -3,7 +3,7 @@ deadlines, for management."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,7 +31,7 @@ def incidents_table(
         f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small>"
         + "".join(f"<br><small>{escape(SAME_LEAK)}: {escape(o[:12])}</small>" for o in r.get("linked", []))
         + "</td>"
-        f"<td class=t>{cell(r['first_seen'], zone)}</td>"
+        f"<td class=t>{cell(r['first_seen'], zone)}</td><td class=t>{_detected(r, zone)}</td>"
         f"<td class=t>{_next_report(r['owed'], zone, now)}</td>"
         f"<td>{escape(customers(r['subjects_distinct'], r['subjects_unnamed']))}</td>"
         # as `lifemon incidents` says it: an SDK names no record, and counts observations and devices
@@ -42,12 +42,21 @@ def incidents_table(
     return f"""<h2>Leakage incidents / 泄露事件</h2><p class=sub>incidents <b>first seen</b> in the period, the
 earliest report owed first, as <code>{escape(listing_command("incidents", period, total))}</code> lists
 them (docs/incidents.md); status: the incident's, beneath it the response team's review where there is one
-(<code>lifemon incidents ack / resolve</code>); deadline: the next report still owed (none once a review closed the incident
+(<code>lifemon incidents ack / resolve</code>); began: the leak's first event; detected: when lifemon knew it (the
+alert that made it an incident), from which the regulators' deadlines count; deadline: the next report still owed (none once a review closed the incident
 out; a notified one still owes an assessor's), passed as of this report's generation; times in
 {escape(zone.key)}, UTC beneath</p>{cut(len(rows), total, "incidents", "with the earliest report owed", f"; of all {total:,} in the period: {by_severity(severities or {})}")}
 <table class=incidents><tr><th>incident id</th><th>severity</th><th>status / 状态</th><th>what / 事件</th>
-<th>opened / 发现</th><th>next report due / 待报时限</th><th>customers affected / 涉及客户</th>
-<th>counted / 数量</th><th>classes / 泄露类别</th></tr>{body or "<tr><td colspan=9>no incidents in the period / 期内无泄露事件</td></tr>"}</table>"""
+<th>began / 开始</th><th>detected / 发现</th><th>next report due / 待报时限</th><th>customers affected / 涉及客户</th>
+<th>counted / 数量</th><th>classes / 泄露类别</th></tr>{body or "<tr><td colspan=10>no incidents in the period / 期内无泄露事件</td></tr>"}</table>"""
+
+
+def _detected(r: dict[str, Any], zone: ZoneInfo) -> str:
+    """When lifemon detected the incident, or that a record from before it was kept does not say
+    (its deadlines count from its first event)."""
+    if r.get("detected_at") is None:
+        return "not kept / 未记录"
+    return cell(datetime.fromtimestamp(r["detected_at"] / 1000, UTC), zone)
 
 
 def _next_report(owed: list[tuple[int, str, str]], zone: ZoneInfo, now: datetime) -> str:
