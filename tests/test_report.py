@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -154,15 +155,37 @@ def test_busiest_hours_ignore_back_dated_stragglers() -> None:
     )
     assert "access 3,000</span>" in chart and "lifecycle 0 (+3 outside these hours)</span>" in chart
     # a new user read ticks at 5,877 and 2,938, and could not see 15 C3 events of 50 000: round
-    # ticks, and a segment of a few events drawn 2 px high
+    # ticks, and a segment of a few events drawn 4 px high (a one-alert bar beside 75 was a 2 px hairline)
     few = bars("t", [("h1", {"C2": 5877, "C3": 3})], ["C2", "C3"], {"C2": "#1", "C3": "#2"})
     ticks = re.findall(r'class="axis" text-anchor="end">([^<]*)</text>', few)
     assert ticks == ["3,000", "6,000"]
     (c3,) = re.findall(r'height="([0-9.]+)" fill="#2"', few)
-    assert float(c3) == 2.0
+    assert float(c3) == 4.0
     # a peak of 25 has its half at 12.5, not "12"
     halves = bars("t", [("h", {"C2": 25})], ["C2"], {"C2": "#1"})
     assert re.findall(r'text-anchor="end">([^<]*)</text>', halves) == ["12.5", "25"]
+
+
+def test_a_charts_first_last_and_tallest_bars_carry_their_dates() -> None:
+    """A new user's "Alerts per day" ran 2025-11-28 … 2025-12-30 on its axis, and its last bar,
+    2026-01-01 with 75 of the 79 alerts, had no date: every 4th bar was labelled from the first."""
+    from streams.report.charts import bars
+
+    days = [f"2025-12-{d:02d}" for d in range(1, 32)] + ["2026-01-01"]
+    rows = [(d, {"high": 75 if d == "2026-01-01" else 1 if d.endswith(("05", "17")) else 0}) for d in days]
+    chart = bars("t", rows, ["high"], {"high": "#1"}, unit="days")
+    dated = re.findall(r"<tspan[^>]*>([0-9-]+)</tspan>", chart)
+    assert {"2025-12-01", "2026-01-01"} <= set(dated) and 5 <= len(dated) <= 10
+    middle = [(d, {"high": 75 if d == "2025-12-15" else 1}) for d in days]
+    assert "2025-12-15" in re.findall(
+        r"<tspan[^>]*>([0-9-]+)</tspan>", bars("t", middle, ["high"], {"high": "#1"})
+    )
+    # no two labels closer than two bars: their dates would overprint
+    placed = sorted(
+        float(x)
+        for x in re.findall(r'<text x="([0-9.]+)" y="[0-9.]+" class="axis" text-anchor="middle"', chart)
+    )
+    assert min(b - a for a, b in itertools.pairwise(placed)) >= 2 * (760 - 50 - 30) / len(days) - 1
 
 
 def test_a_rerun_with_fewer_revisions_still_replaces_the_old_rows(ch, names, policy) -> None:
