@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import textwrap
 import time
 import uuid
 from collections import Counter
@@ -1229,6 +1230,16 @@ def seconds(text: str) -> float:
     return value
 
 
+def _listed(name: str, said: str, width: int = 80) -> str:
+    """An epilog's `name  what` line wrapped to `width` under a hanging indent, a name too long for
+    its column on a line of its own (catalog --help printed lines of 389 characters)."""
+    indent = " " * 24
+    head = f"  {name:<20}  " if len(name) <= 20 else f"  {name}\n{indent}"
+    return textwrap.fill(said, width, initial_indent=indent, subsequent_indent=indent).replace(
+        indent, head, 1
+    )
+
+
 def positive(text: str) -> int:
     """A count of at least 1 (argparse's type)."""
     try:
@@ -2022,11 +2033,11 @@ def build_parser() -> argparse.ArgumentParser:
         "catalog",
         help="coverage gaps: fields, tables, logins and SFTP accounts seen that the policy lacks",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="List what the streams and raw logs named that the policy does not know, read\n"
-        "from ClickHouse (the coverage_gaps view): one line per kind, object and stream, with\n"
-        "how often and when it was seen. Unknown field ids are shown as keyed fingerprints.",
-        epilog="kinds, and where to add them:\n"
-        + "\n".join(f"  {k:<20} {w}" for k, w in WHERE_TO_ADD.items()),
+        description="List what the streams and raw logs named that the policy does not know,\n"
+        "read from ClickHouse (the coverage_gaps view): one line per kind, object and\n"
+        "stream, with how often and when it was seen. Unknown field ids are shown as\n"
+        "keyed fingerprints.",
+        epilog="kinds, and where to add them:\n" + "\n".join(_listed(k, w) for k, w in WHERE_TO_ADD.items()),
     )
     sp.add_argument(
         "action",
@@ -2036,7 +2047,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="gaps",
         help="gaps: list the coverage gaps (default: gaps; `lifemon catalog` alone lists them too)",
     )
-    sp.add_argument("--kind", choices=list(WHERE_TO_ADD), help="only this kind of gap (default: all)")
+    sp.add_argument(
+        "--kind",
+        choices=list(WHERE_TO_ADD),
+        metavar="KIND",
+        help="only this kind of gap (default: all; the kinds are below)",
+    )
     sp.add_argument("--limit", type=positive, default=200, help="at most this many lines (default 200)")
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)

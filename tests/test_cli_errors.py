@@ -435,6 +435,23 @@ def test_each_subcommands_help_says_what_it_does(capsys: pytest.CaptureFixture[s
         assert does in capsys.readouterr().out.split("options:")[0], command
 
 
+def test_catalog_help_wraps_its_kinds_to_the_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new user's `lifemon catalog --help` printed each kind's advice on one line of up to 389
+    characters; each kind is still there, its advice under it."""
+    from streams.catalog_gaps import WHERE_TO_ADD
+
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        main(["catalog", "--help"])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    flat = " ".join(out.split())
+    for kind, said in WHERE_TO_ADD.items():
+        assert f" {kind} {' '.join(said.split())}" in flat, kind
+
+
 @pytest.mark.integration
 def test_a_clickhouse_without_lifemons_database_says_so(
     ch: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root_logging: None

@@ -114,6 +114,16 @@ def one(found: dict[str, Incident]) -> Incident:
 
 
 # -- which alerts are leakage ----------------------------------------------------------------------
+def test_the_causes_figures_are_the_alerts_in_the_format_of_the_tiers_line() -> None:
+    """A new user read "（1014 条记录，927 名客户）" over the tier's "24 小时内累计 1,002 条记录": two
+    formats, and nothing said which count was which (the alert's episode, art. 5's 24 h)."""
+    from streams.incidents import _figures
+
+    member = {"records": 1014, "reported": 927}
+    assert _figures(member, zh=True) == "本告警计 1,014 条记录，927 名客户"
+    assert _figures(member, zh=False) == "this alert: 1,014 records, 927 customers"
+
+
 def test_a_bulk_query_past_the_art5_threshold_opens_an_incident_with_its_notice(engine) -> None:
     # 50 customers' balances (property): art. 5 ¶1 (4) counts 50 records of property data
     e = engine()
@@ -125,7 +135,10 @@ def test_a_bulk_query_past_the_art5_threshold_opens_an_incident_with_its_notice(
     assert inc.subjects.by_category == {"identity": 50, "property": 50}
     assert [c.id for c in inc.notice.categories] == ["identity", "property"]
     assert inc.notice.categories[1].zh == "财产信息" and inc.notice.categories[1].jr_class == "C2"
-    assert "Bulk query of personal financial information (50 records, 50 customers)" in inc.notice.cause.en
+    assert (
+        "Bulk query of personal financial information (this alert: 50 records, 50 customers)"
+        in inc.notice.cause.en
+    )
     assert inc.notice.contact.zh.startswith("客服电话 95526")
     assert inc.notice.harm and inc.notice.measures and inc.notice.individuals
     # the leak began at the first read; lifemon knew it at the 50th, where art. 5 counts it: the
@@ -150,7 +163,7 @@ def test_a_bulk_querys_incident_reports_customers_not_records(engine) -> None:
     e = engine()
     events = access("e1", customers=30, fields=("customer_name", "account_balance"), every_s=30, row_count=2)
     inc = one(run(e, "access", events))
-    assert "(60 records, 30 customers)" in inc.notice.cause.en
+    assert "(this alert: 60 records, 30 customers)" in inc.notice.cause.en
     assert (inc.records, inc.subjects.distinct, inc.subjects.reported) == (60, 30, 30)
 
 
@@ -185,7 +198,7 @@ def test_the_notices_chinese_cause_is_chinese(engine) -> None:
     alert = inc.alerts[0]
     zh = inc.notice.cause.zh
     assert zh.startswith("员工在未经审批的情况下批量查询或导出个人金融信息")
-    assert "批量查询个人金融信息（60 条记录，30 名客户）" in zh
+    assert "批量查询个人金融信息（本告警计 60 条记录，30 名客户）" in zh
     assert "records" not in zh and alert.summary not in zh and alert.rule_id not in zh
 
 
@@ -1013,7 +1026,7 @@ def test_an_undeclared_sdk_taking_customers_phone_numbers_opens_an_incident(engi
     assert {"android_id", "contact"} <= {c.id for c in inc.notice.categories}
     assert (
         "android_id" not in inc.notice.cause.en
-        and "(1 customer, 1 collection, 1 device)" in inc.notice.cause.en
+        and "(this alert: 1 customer, 1 collection, 1 device)" in inc.notice.cause.en
     )
     # the customer named is one, yet the SDK counted an observation, not a record of them
     assert (inc.subjects.distinct, inc.records, inc.observations) == (1, 0, 1)
@@ -1065,8 +1078,11 @@ def test_an_sdk_incident_names_what_the_sdk_sent_and_counts_its_devices_never_a_
     assert categories["contact"][2:] == ("C2", 1, 1), categories
     assert (inc.observations, inc.devices, inc.subjects.distinct, inc.records) == (1, 1, 0, 0)
     zh = inc.notice.cause.zh
-    assert "（1 次采集，1 台设备）" in zh and "0 条记录" not in zh and "LM-SDK" not in zh
-    assert "(1 collection, 1 device)" in inc.notice.cause.en and "0 records" not in inc.notice.cause.en
+    assert "（本告警计 1 次采集，1 台设备）" in zh and "0 条记录" not in zh and "LM-SDK" not in zh
+    assert (
+        "(this alert: 1 collection, 1 device)" in inc.notice.cause.en
+        and "0 records" not in inc.notice.cause.en
+    )
     # fields the policy does not know: the notice says so, never an empty list of categories
     assert run(engine(), "sdk", [sdk_seen(2, ["zz_custom_blob"])]) == {}  # no C2 datum known: an alert
     unknown = one(
@@ -1088,14 +1104,23 @@ def test_each_leakage_classs_cause_lists_only_the_alerts_of_that_class(engine) -
     c3_en, consent_en = inc.notice.cause.en.split("\n")
     assert c3_en == (
         "Authentication or C3 data was sent outside the bank: "
-        "C3 or authentication-helper data sent to a third party (2 records, 2 customers)"
+        "C3 or authentication-helper data sent to a third party (this alert: 2 records, 2 customers)"
     )
     assert consent_en.startswith("Personal financial information was provided to a third party")
-    assert "PFI shared without each subject's separate consent (3 records, 3 customers)" in consent_en
+    assert (
+        "PFI shared without each subject's separate consent (this alert: 3 records, 3 customers)"
+        in consent_en
+    )
     assert "C3 or authentication" not in consent_en
     c3_zh, consent_zh = inc.notice.cause.zh.split("\n")
-    assert "C3类别信息或用户鉴别辅助信息对外提供（2 条记录，2 名客户）" in c3_zh and "单独同意" not in c3_zh
-    assert "共享个人金融信息未取得单独同意（3 条记录，3 名客户）" in consent_zh and "C3类别" not in consent_zh
+    assert (
+        "C3类别信息或用户鉴别辅助信息对外提供（本告警计 2 条记录，2 名客户）" in c3_zh
+        and "单独同意" not in c3_zh
+    )
+    assert (
+        "共享个人金融信息未取得单独同意（本告警计 3 条记录，3 名客户）" in consent_zh
+        and "C3类别" not in consent_zh
+    )
 
 
 def test_the_notices_cause_says_what_failed_alike_in_both_languages_and_no_detectors_words(engine) -> None:
@@ -1107,10 +1132,10 @@ def test_the_notices_cause_says_what_failed_alike_in_both_languages_and_no_detec
     hk = one(run(engine(), "transfer", [abroad(3, T0 + HOUR)]))
     assert hk.leakage_classes == ["cross_border"]
     zh, en = hk.notice.cause.zh, hk.notice.cause.en
-    assert "：未经有效的出境安全评估、境外接收方不是本行的关联机构（1 条记录，1 名客户）" in zh, zh
+    assert "：未经有效的出境安全评估、境外接收方不是本行的关联机构（本告警计 1 条记录，1 名客户）" in zh, zh
     assert (
         ": no valid outbound security assessment covered it; the overseas recipient is not an "
-        "affiliate of the bank (1 record, 1 customer)" in en
+        "affiliate of the bank (this alert: 1 record, 1 customer)" in en
     ), en
     # the condition it met (its customer's separate consent) is not said to have failed
     assert "客户未单独同意" not in zh and "consented" not in en
@@ -1123,7 +1148,7 @@ def test_the_notices_cause_says_what_failed_alike_in_both_languages_and_no_detec
         i for i in run(engine(), "transfer", [loans]).values() if "unapproved_recipient" in i.leakage_classes
     ]
     cause = uncovered.notice.cause
-    assert "：与接收方的合同未约定所提供的信息或用途（5 条记录，5 名客户）" in cause.zh
+    assert "：与接收方的合同未约定所提供的信息或用途（本告警计 5 条记录，5 名客户）" in cause.zh
     assert "没有有效的合同" not in cause.zh and "未获我行批准" not in cause.zh
     assert "the recipient's contract does not cover the data or the purpose" in cause.en
     assert "no contract with the recipient was in force" not in cause.en
@@ -1140,11 +1165,11 @@ def test_the_notices_cause_says_what_failed_alike_in_both_languages_and_no_detec
     for text in (bulk.notice.cause.zh, bulk.notice.cause.en):
         assert "e1" not in text and "score" not in text and "LM-BQ" not in text
     assert bulk.notice.cause.en.endswith(
-        "(50 records, 50 customers); property data (解释第五条第一款(三)): 50 records over 24 h reached 50 "
+        "(this alert: 50 records, 50 customers); property data (解释第五条第一款(三)): 50 records over 24 h reached 50 "
         "(serious, 情节严重)"
     )
     assert bulk.notice.cause.zh.endswith(
-        "（50 条记录，50 名客户）；财产信息（解释第五条第一款(三)）24 小时内累计 50 条记录，达到 50 条标准（情节严重）"
+        "（本告警计 50 条记录，50 名客户）；财产信息（解释第五条第一款(三)）24 小时内累计 50 条记录，达到 50 条标准（情节严重）"
     )
 
 

@@ -500,7 +500,10 @@ def test_an_sdk_incidents_alert_names_what_it_sent_and_counts_devices_not_a_bare
     assert notes["summary"].endswith(
         "sdk sensors_analytics, customers not named, 1 observation, 1 device (C2)"
     )
-    assert "（1 次采集，1 台设备）" in notes["cause_zh"] and "(1 collection, 1 device)" in notes["cause"]
+    assert (
+        "（本告警计 1 次采集，1 台设备）" in notes["cause_zh"]
+        and "(this alert: 1 collection, 1 device)" in notes["cause"]
+    )
     assert "0 条记录" not in notes["cause_zh"] and "0 subjects" not in notes["summary"]
     assert (alert["labels"]["severity"], alert["labels"]["leakage_class"]) == ("critical", "cross_border")
 
