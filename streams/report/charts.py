@@ -3,6 +3,7 @@ hours or days of the bank's calendar they draw; the severity palette the charts 
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from html import escape
@@ -28,17 +29,22 @@ def _round_up(n: int) -> int:
 MIN_SEGMENT_PX = 4.0
 
 
-def labelled(totals: list[int], most: int = 8) -> set[int]:
+# a bar's date label in the chart's units: "2026-01-01" in the 10 px axis font, and a gap
+LABEL_WIDTH = 64
+
+
+def labelled(totals: list[int], bar_w: float, most: int = 8) -> set[int]:
     """Which bars get a label: all of a dozen or fewer; of more, the first, the last and the tallest,
     which a reader looks for (a month's 2026-01-01 bar, 75 of its 79 alerts, had no date), and
-    about `most` evenly spaced between them, none so close to another that their labels overlap."""
+    about `most` evenly spaced between them, none within a label's width of another (`bar_w`: a
+    bar's width), whose dates would overprint."""
     n = len(totals)
     if n <= 12:
         return set(range(n))
-    step = max(n // most, 1)
+    apart = math.ceil(LABEL_WIDTH / bar_w)
+    step = max(n // most, apart)
     needed = {0, n - 1, max(range(n), key=totals.__getitem__)}
-    gap = max(step // 2, 2)  # a label is ~ 2 bars wide at 31 bars and up
-    return needed | {i for i in range(0, n, step) if all(abs(i - j) >= gap for j in needed)}
+    return needed | {i for i in range(0, n, step) if all(abs(i - j) >= apart for j in needed)}
 
 
 def bars(
@@ -58,7 +64,7 @@ def bars(
     bar_w = (width - left - 30) / max(len(rows), 1)
     parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
     totals_per_bar = [sum(v.values()) for _, v in rows]
-    shown = labelled(totals_per_bar)
+    shown = labelled(totals_per_bar, bar_w)
     for frac in (0.5, 1.0):
         y = height - bottom - frac * (height - bottom - 10)
         parts.append(
