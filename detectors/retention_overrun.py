@@ -105,6 +105,7 @@ from detectors.retention_records import (
     TOTAL,
     Batch,
     Customer,
+    Partial,
     Record,
     Today,
     Total,
@@ -277,6 +278,7 @@ class RetentionOverrunDetector:
     # its batches' partials travel by system to its second stage (`partials`, `on_partials`): one
     # system's day is spread over the tasks keyed by customer (docs/architecture.md#roll-ups-across-partitions)
     stage: ClassVar[tuple[str, str]] = ("retention-batch", "system")
+    partial: ClassVar[type] = Partial  # what the stage reads of them, checked at its door
 
     def __init__(self, section: DetectorSection, params: RetentionOverrunParams, store: Store):
         self.section, self.p, self.store = section, params, store

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from itertools import zip_longest
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+from detectors.base import Finding
 
 # a purpose id state kept, as today's policy names it (`Catalog.current`)
 Today = Callable[[str | None], str | None]
@@ -423,6 +427,14 @@ class Customer:
 
 
 BATCH = "~b:"  # + the batch's hash: a rolled-up overrun's store key (a pseudonym never starts so)
+# `Batch`'s slots as stored and handed to the stage, typed: a share read from the stage's topic is
+# checked against them at the door (`Partial`), not when the stage settles the day
+BATCH_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("system", str), ("rule", str), ("jr_class", str), ("deadline", int), ("partition", int), ("start", int),
+    ("records", int), ("kept", int), ("customers", int), ("categories", list[str]), ("rids", list[str]),
+    ("subjects", list[str]), ("evidence", list[str]), ("alone", list[list[str]]), ("rolled", int),
+    ("revision", int), ("changed", int), ("removed", int), ("staged", int),
+)  # fmt: skip
 
 
 class Batch:
@@ -431,10 +443,7 @@ class Batch:
     F6). Counts and bounded samples only, never the records: a few hundred bytes whatever their
     number; each member record carries its batch's hash (`Record.fired`)."""
 
-    __slots__ = (
-        "system", "rule", "jr_class", "deadline", "partition", "start", "records", "kept", "customers", "categories",
-        "rids", "subjects", "evidence", "alone", "rolled", "revision", "changed", "removed", "staged",
-    )  # fmt: skip
+    __slots__ = tuple(name for name, _ in BATCH_FIELDS)
 
     def __init__(self, system: str, rule: str, jr_class: str, deadline: int, partition: int):
         self.system, self.rule, self.jr_class, self.deadline = system, rule, jr_class, deadline
@@ -533,3 +542,23 @@ class Total:
         for slot, value in zip(cls.__slots__, d["total"], strict=True):
             setattr(total, slot, value)
         return total
+
+
+Share = msgspec.defstruct("Share", BATCH_FIELDS, array_like=True)  # `Batch.to_json`'s list, typed
+
+
+class Partial(msgspec.Struct, forbid_unknown_fields=True):
+    """A task's share of one system's day as the stage's topic carries it
+    (`RetentionOverrunDetector.partials`). Typed, so that a record that is not one (another writer, a
+    corrupted copy) is a dead letter when it is read, not a stage that dies settling the day at
+    every restart: the share is stored and judged only at the due time."""
+
+    key: str
+    partition: Annotated[int, msgspec.Meta(ge=0)]
+    due: Annotated[int, msgspec.Meta(ge=0)]  # a timer's deadline: epoch milliseconds
+    batch: Share  # type: ignore[valid-type]
+    members: list[tuple[str, dict[str, Any], str]]  # [alert id, its alert but the rule's words, summary]
+
+    def __post_init__(self) -> None:
+        for _, alone, _ in self.members:
+            msgspec.convert(alone, Finding)  # what `_settle` says of it, checked now

@@ -344,16 +344,18 @@ def _split_marks(
 
 
 _decode_mark = msgspec.json.Decoder(tuple[str, int, int]).decode
-_decode_partial = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-def _decode_partials(raws: list[RawRecord]) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
-    """A stage's repartition topic's partials (lifemon's own JSON); what is none, a dead letter."""
+def _decode_partials(
+    raws: list[RawRecord], decoder: msgspec.json.Decoder
+) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
+    """A stage's repartition topic's partials (lifemon's own JSON), checked against the detector's
+    type of them (`partial`) before its stage keeps any; what is none, a dead letter."""
     partials: list[dict[str, Any]] = []
     dead: list[DeadLetter] = []
     for r in raws:
         try:
-            partials.append(_decode_partial(r.value or b""))
+            partials.append(msgspec.to_builtins(decoder.decode(r.value or b"")))
         except msgspec.DecodeError as e:
             dead.append(DeadLetter(r, "malformed", "", f"not a partial: {e}"))
     return partials, dead
@@ -488,6 +490,10 @@ class Monitor:
             repartition_topic(config, s, key): (s, key) for s, key in sorted(needed | set(staged))
         }
         self.stage_of = {topic: staged[at] for topic, at in self.repartition.items() if at in staged}
+        self._partial_decoders = {
+            topic: msgspec.json.Decoder(self.engine.stages[kind].cls.partial)
+            for topic, kind in self.stage_of.items()
+        }
         # (detector, its task's partition) -> the last mark sent to its stage, and when
         self._stage_marked: dict[tuple[str, int], tuple[int, float]] = {}
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
@@ -911,7 +917,7 @@ class Monitor:
             rekeyed = self.repartition.get(topic)
             events, marks, bad_marks = _split_marks(raws) if rekeyed is not None else (raws, [], [])
             if topic in self.stage_of:  # a detector's partials and its tasks' marks, to its stage
-                partials, bad = _decode_partials(events)
+                partials, bad = _decode_partials(events, self._partial_decoders[topic])
                 self._dead(stream, [*bad, *bad_marks])
                 self.engine.process_partials(self.stage_of[topic], partition, partials, marks)
             else:

@@ -10,6 +10,7 @@ import zlib
 from collections import Counter
 from typing import Any
 
+import orjson
 import pytest
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
 from test_repartition import run_together
@@ -22,7 +23,7 @@ from streams.codecs import Decoder
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
 from streams.replay import replay
-from streams.runtime import Monitor, ensure_topics
+from streams.runtime import REPARTITION_SETTINGS, Monitor, create_missing, ensure_topics, repartition_topic
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +149,43 @@ def test_two_instances_roll_up_a_systems_day_as_one_does(
     one, two = results
     assert len(one) == 1 and two == one
     assert records_counted(two) == (60, 10)
+
+
+SHARE = ["mobile_banker", "location_trace", "C3", 0, 0, 0, 25, 25, 25, [], [], [], [], [], 0, 0, 0, 0, 1]
+NOT_PARTIALS = [
+    b"not json",
+    b'["a list"]',
+    b'{"key": "~b:1", "partition": 0}',  # fields missing
+    orjson.dumps({"key": "~b:1", "partition": 0, "due": 0, "batch": "25 records", "members": []}),
+    orjson.dumps({"key": "~b:1", "partition": 0, "due": 0, "batch": SHARE[:-3], "members": []}),
+    orjson.dumps(
+        {"key": "~b:1", "partition": 0, "due": 0, "batch": SHARE, "members": [["a", {"revision": 1}, ""]]}
+    ),
+]
+
+
+def test_what_is_no_partial_on_the_stages_topic_is_a_dead_letter(broker, ch, names, policy, catalog) -> None:
+    """Records on the stage's topic that are not a task's share (another writer, a corrupted copy)
+    go to the dead-letter topic, each with its reason, and the day is said as without them. Before,
+    a JSON object without a share's fields stopped the monitor as it was read, and a share's fields
+    of the wrong shape were kept and stopped it at the day's due time: at every restart again."""
+    config = make_config(names, broker, "chdb://unused")
+    ensure_topics(broker, config)
+    stage = repartition_topic(config, "retention-batch", "system")
+    create_missing(broker, config, {stage: REPARTITION_SETTINGS})
+    send(broker, stage, NOT_PARTIALS, key=b"mobile_banker")
+    for ev in DUE:
+        send(broker, config.topics.lifecycle, [ev], key=ev.record_id.encode())
+    monitor(config, ch, policy, catalog).run(idle_exit_s=1.5, max_seconds=120)
+
+    ((counts, closed, _),) = expired(
+        latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=1))
+    ).values()
+    assert counts == {"records": 60, "kept": 60} and not closed
+    dead = [
+        m
+        for m in read_all(broker, config.topics.dlq, expect_at_least=len(NOT_PARTIALS))
+        if m.topic() == config.topics.dlq
+    ]
+    from_stage = [m for m in dead if dict(m.headers()).get("source.topic") == stage.encode()]
+    assert len(from_stage) == len(NOT_PARTIALS)
