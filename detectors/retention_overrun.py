@@ -100,6 +100,7 @@ from detectors.minors import Minor, consent_gap, minor_at
 from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import (
     BATCH,
+    CHANGES,
     GONE_STAGES,
     SINCE,
     TOTAL,
@@ -1213,6 +1214,9 @@ class RetentionOverrunDetector:
         for share in partials:
             key = TOTAL + share["key"].removeprefix(BATCH)
             total = self.store.get(key) or Total()
+            held = total.parts.get(str(share["partition"]))
+            if held is not None and _changes(held) > _changes(share["batch"]):
+                continue  # an older share, handed again by its task's replay after a crash: stale
             total.parts[str(share["partition"])] = share["batch"]
             if not total.rolled:
                 for alert_id, alone, into in share["members"]:
@@ -1311,6 +1315,7 @@ class RetentionOverrunDetector:
         batch.kept += kept - rec.fired.get(tag + KEPT, 0)
         rec.fired[tag + KEPT] = kept
         batch.removed = max(batch.removed, gone)
+        batch.changes += 1
         if not batch.kept:
             ctx.timers.register(key, max(batch.removed, batch.deadline) + self.forget_ms)
 
@@ -1823,6 +1828,11 @@ def _count(rule: Rule, offending: list[list[Any]], fired: dict[str, int]) -> int
     if new:
         fired[rule] = fired.get(rule, 0) + new
     return new
+
+
+def _changes(share: list[Any]) -> int:
+    """How many changes of its members a share counts (`Batch.changes`; 0 before they were counted)."""
+    return share[CHANGES] if len(share) > CHANGES else 0
 
 
 def _batch_key(gid: int) -> str:

@@ -429,12 +429,13 @@ class Customer:
 BATCH = "~b:"  # + the batch's hash: a rolled-up overrun's store key (a pseudonym never starts so)
 # `Batch`'s slots as stored and handed to the stage, typed: a share read from the stage's topic is
 # checked against them at the door (`Partial`), not when the stage settles the day
-BATCH_FIELDS: tuple[tuple[str, Any], ...] = (
+BATCH_FIELDS: tuple[tuple[Any, ...], ...] = (  # (slot, type[, default: a slot added later])
     ("system", str), ("rule", str), ("jr_class", str), ("deadline", int), ("partition", int), ("start", int),
     ("records", int), ("kept", int), ("customers", int), ("categories", list[str]), ("rids", list[str]),
     ("subjects", list[str]), ("evidence", list[str]), ("alone", list[list[str]]), ("rolled", int),
-    ("revision", int), ("changed", int), ("removed", int), ("staged", int),
+    ("revision", int), ("changed", int), ("removed", int), ("staged", int), ("changes", int, 0),
 )  # fmt: skip
+CHANGES = [name for name, *_ in BATCH_FIELDS].index("changes")  # its place in a share's list
 
 
 class Batch:
@@ -443,7 +444,7 @@ class Batch:
     F6). Counts and bounded samples only, never the records: a few hundred bytes whatever their
     number; each member record carries its batch's hash (`Record.fired`)."""
 
-    __slots__ = tuple(name for name, _ in BATCH_FIELDS)
+    __slots__ = tuple(name for name, *_ in BATCH_FIELDS)
 
     def __init__(self, system: str, rule: str, jr_class: str, deadline: int, partition: int):
         self.system, self.rule, self.jr_class, self.deadline = system, rule, jr_class, deadline
@@ -468,6 +469,9 @@ class Batch:
         self.removed = 0  # the latest removal of a member
         # 1: its share goes to the stage; 0 (kept before the stage): its task says its alerts as then
         self.staged = 1
+        # its members' changes counted (joins, removals, restorations): which of two of its partials
+        # is the later, whatever passes a run grouped them in (`RetentionOverrunDetector.on_partials`)
+        self.changes = 0
 
     def join(self, customer: str, rid: str, rec: Any, start: int, new_customer: bool, limit: int) -> None:
         self.records += 1  # and kept, as `RetentionOverrunDetector._recount` finds it
@@ -508,7 +512,7 @@ class Batch:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Batch:
         batch = cls.__new__(cls)
-        batch.staged = 0  # stored before the stage
+        batch.staged = batch.changes = 0  # stored before the stage, or before its changes were counted
         for slot, value in zip(cls.__slots__, d["batch"], strict=False):
             setattr(batch, slot, value)
         return batch
