@@ -430,11 +430,14 @@ class SdkOvercollectionDetector:
         said = ep.notes + ([str(RateHour(*_peak(ep.peak)))] if ep.peak else [])
         notes = f" ({'; '.join(said)})" if said else ""
         labels = ", ".join(f"{k} {v}" for k, v in sorted(ep.labels.items()))
+        # the rate rule's observations are the collections of its fullest hour, all kept as evidence,
+        # not only those past the bound (a new user read "1 observation" beside a rate of 61)
+        seen = max(ep.observations, len(ep.evidence))
         summary = (
             f"SDK {ep.sdk}, app version {ep.version}. {spec.title_en}{what}{notes}{carried_part}; "
-            f"{n_of(ep.observations, 'observation')} from {n_of(len(ep.devices), 'device')}; field labels: {labels or 'none'}"
+            f"{n_of(seen, 'observation')} from {n_of(len(ep.devices), 'device')}; field labels: {labels or 'none'}"
         )
-        counts = {"observations": ep.observations, "devices": len(ep.devices)}
+        counts = {"observations": seen, "devices": len(ep.devices)}
         if ep.peak:
             counts |= {"device_hour_collections": ep.peak[0], "device_hour_declared": ep.peak[1]}
         counts |= {f"label_{k}": v for k, v in sorted(ep.labels.items())}
@@ -460,8 +463,7 @@ class SdkOvercollectionDetector:
             fields=list(ep.fields or ep.sent),
             counts=counts,
             evidence_event_ids=list(ep.evidence),
-            # the rate rule's evidence is the hour's collections, all of them events the alert weighs
-            event_count=max(ep.observations, len(ep.evidence)),
+            event_count=seen,
             first_seen=ep.first,
             last_seen=ep.last_seen,
             title_zh=spec.title_zh,
