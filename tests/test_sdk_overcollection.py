@@ -545,6 +545,17 @@ def test_a_too_frequent_alert_states_the_rate_and_keeps_the_collections_that_mak
     assert a.event_count == a.counts["observations"] == 62 and "; 62 observations from 1 device" in a.summary
 
 
+def test_a_device_hour_an_earlier_lifemon_kept_as_times_still_counts(engine) -> None:
+    """An earlier lifemon kept a device's collection times without their event ids: restored, they
+    count toward the hour, and the evidence lists the ids it has."""
+    times = [T0 + i * 55_000 for i in range(60)]
+    engine.restore(0, [(b"sdk_overcollection\x1fdev:amap_location|D1", json.dumps(times).encode())])
+    last = obs("amap_location", ("location",), at=60 * 55_000)
+    (a,) = final(run(engine, [last])).values()
+    assert "61 collections by one device from 2026-01-01T00:00:00Z to 2026-01-01T00:55:00Z" in a.summary
+    assert a.evidence_event_ids == [last.event_id] and a.counts["device_hour_collections"] == 61
+
+
 def test_a_buffer_uploaded_again_under_new_event_ids_is_one_collection_each(engine) -> None:
     """A probe's: the app's offline buffer re-sent 40 location collections under new event ids,
     the same times: 80 in the hour, over the 60 declared. A device collects once a millisecond."""
