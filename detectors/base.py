@@ -307,6 +307,10 @@ class Finding:
     event_count: int = 0
     first_seen: int = 0
     last_seen: int = 0
+    # when the detector could first know what the finding says, in event time, where that is later
+    # than its first event and not a batch's end (bulk_query: the read that reached art. 5's step);
+    # None: its first event (streams/incidents.py counts an incident's deadlines from it)
+    detected_at: int | None = None
     # a detector with several rules names the one that fired; empty: the policy section's
     title_zh: str = ""
     title_en: str = ""

@@ -56,7 +56,7 @@ from detectors.base import (
     n_of,
 )
 from detectors.books import Book, book_key, buckets_of
-from detectors.legal_tally import Entry, LegalTally, TiersOf, count
+from detectors.legal_tally import Entry, LegalTally, TiersOf, count, reached_at
 from detectors.window_chunks import Chunks, chunk_key
 from policy.catalog import UNSTATED
 from policy.model import CLASS_RANK, RANK_CLASS, Counter, DetectorSection, JrClass, OwnBook
@@ -178,6 +178,7 @@ class Episode:
         "day",
         "role",
         "opened",
+        "detected",
         "_counted",
     )
 
@@ -187,6 +188,9 @@ class Episode:
         # revision (`BulkQueryDetector._today`); None: kept by a lifemon that did not say
         self.role = role
         self.opened = 0  # the threshold it opened with, where the policy changed it since (0: it did not)
+        # when its records first reached an art. 5 step, the read's time (`BulkQueryDetector._detect`):
+        # when lifemon could know of the leak (发现), which the incident's deadlines count from
+        self.detected: int | None = None
         # cid -> [records, {category: records}, class rank]: a customer's records once, at the most
         # rows one access returned for it, overall and per category (a statement's 40 transaction
         # rows are not 40 property records because its balance was also read once)
@@ -280,6 +284,7 @@ class Episode:
             "day": self.day,
             **({"role": self.role} if self.role is not None else {}),
             **({"opened": self.opened} if self.opened else {}),
+            **({"detected": self.detected} if self.detected is not None else {}),
         }
 
     @classmethod
@@ -305,6 +310,7 @@ class Episode:
         ep.unnamed = dict.fromkeys(d.get("unnamed", ()))  # none before take-outs naming no data were said
         ep.day = d.get("day")  # none before the day measure
         ep.role, ep.opened = d.get("role"), d.get("opened", 0)  # none before thresholds were read again
+        ep.detected = d.get("detected")  # none before detections were kept: the incident's first read counts
         return ep
 
 
@@ -754,6 +760,7 @@ class BulkQueryDetector:
                 or ep.records() > ep.emitted_records
                 or ep.last_seen > ep.emitted_last_seen
             ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
+                self._detect(win, ep)
                 finding = self._finding(actor, ep, False, self._earlier(win, ep), repeated)
                 # closed when its own end passes: the window's first timer may have fired before it
                 # opened, and waits a day since (one timer: registering the same end is a no-op)
@@ -1430,6 +1437,28 @@ class BulkQueryDetector:
             )
         win.past = {p: ts for p, ts in win.past.items() if ts > win.last_ts - self.horizon_ms}
 
+    def _detect(self, win: ActorWindow, ep: Episode) -> None:
+        """Once its records reach an art. 5 step: the time of the read at which the first step it
+        reached was reached, over the law's count (`reached_at`). A revision comes a batch at a
+        time, so its last read is later the bigger the batch: a replay and a live run would date the
+        same leak apart. None where the reads that reached it left the window (a late log's): the
+        incident then counts from its first read, as before."""
+        if ep.detected is not None:
+            return
+        since = self._legal_since(win)
+        found = [
+            reached_at(
+                self._tiers.index(frozenset(step.categories)),
+                step.min_records,
+                win.entries,
+                since,
+                self._tiers_of,
+            )
+            for step in self._escalation
+            if self._records(ep, step) >= step.min_records
+        ]
+        ep.detected = min((t for t in found if t is not None), default=None)
+
     def _legal_since(self, win: ActorWindow) -> int:
         """The law's count is of records after this: the horizon's start, or what a closed
         episode reported."""
@@ -1807,6 +1836,7 @@ class BulkQueryDetector:
         repeated = self._repeated(win, ep, ctx)
         self._today(actor, ep, ctx)
         self._refresh_severity(ep, repeated)
+        self._detect(win, ep)
         closed = self._finding(actor, ep, True, self._earlier(win, ep), repeated)
         self._remember(win, ep)
         return closed
@@ -1972,6 +2002,7 @@ class BulkQueryDetector:
             event_count=ep.events,
             first_seen=ep.first_seen,
             last_seen=ep.last_seen,
+            detected_at=ep.detected if legal else None,
         )
 
 

@@ -15,6 +15,7 @@ lowest threshold.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 
 # ts, customer (or #event), weight, records, categories, class rank
 Entry = tuple[int, str, int, int, tuple[str, ...], int]
@@ -86,3 +87,18 @@ def count(tier: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf) ->
             first = ts if not first else min(first, ts)
             last = max(last, ts)
     return sum(most.values()), sum(1 for c in most if not c.startswith("#")), first, last
+
+
+def reached_at(tier: int, floor: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf) -> int | None:
+    """The time of the entry at which the tier's count after `since` (see `count`) first reached
+    `floor`, in event time (ties in arrival order); None if it has not. The same entries give the
+    same time whatever batches brought them: what the count was at a revision does not."""
+    most: dict[str, int] = {}
+    total = 0
+    for ts, cid, _, n, cats, _ in sorted(entries, key=itemgetter(0)):
+        if ts > since and tier in tiers_of(cats) and n > most.get(cid, 0):
+            total += n - most.get(cid, 0)
+            most[cid] = n
+            if total >= floor:
+                return ts
+    return None

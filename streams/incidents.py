@@ -16,9 +16,9 @@ What makes replay equal live:
   ID or mobile number in it sealed at the engine's door, streams/personal_numbers.py, and masked by
   form where the incident shows it: streams/alerts.py `mask_personal`);
 - the incident is a function of its alerts' newest revisions, and its revision is the sum of
-  theirs (+1 once closed): however batches fall, the same alerts give the same record, but for
-  `detected_at`, the event time of the first leakage-class revision the stage was given: an alert
-  gets one revision per batch, so a bigger batch can place it later within that batch;
+  theirs (+1 once closed): however batches fall, the same alerts give the same record (its
+  `detected_at` too: the time its detector could first know, `Finding.detected_at`, not a
+  revision's last event, which a bigger batch places later);
 - it closes on an event-time timer `settle_minutes` after its window (or after the latest of its
   alerts' own windows, if that ends later), and is forgotten
   `keep_days` after that, on the clock of the detectors that feed its group (the slowest of them
@@ -153,9 +153,16 @@ class IncidentStage:
             if known is not None and known["revision"] >= alert.revision:
                 continue  # a revision already counted (a replay of the same output)
             member = self._member(finding, alert, cid)
-            # detected (发现): the event time of the first revision of it that was leakage-class, kept
-            # as later revisions move last_seen on; a member stored before it was kept has none
-            member["detected"] = known.get("detected") if known is not None else alert.last_seen
+            # detected (发现): when its detector could first know it, as its first leakage-class
+            # revision said (`Finding.detected_at`, else its first event), kept as later revisions
+            # move on; a member stored before it was kept has none
+            member["detected"] = (
+                known.get("detected")
+                if known is not None
+                else finding.detected_at
+                if finding.detected_at is not None
+                else alert.first_seen
+            )
             state["members"][alert.alert_id] = member
             self.store.put(member_key(ikey, alert.alert_id), member)
             if known is None:  # the stored incident lists its members; put, not touch: the

@@ -594,6 +594,18 @@ def test_the_same_events_give_the_same_incidents_whatever_the_batches(engine) ->
     assert {i.status.value for i in whole.values()} == {"closed"}
 
 
+def test_an_incident_is_detected_at_the_read_that_crossed_in_batches_of_any_size(engine) -> None:
+    """Art. 5 counts 50 records of property data: the 50th balance read of 60 is when lifemon
+    could know, whatever batches brought the reads. Dated by the last read of the batch that crossed
+    (the revision's), a replay in one batch said the 60th and its deadlines ten minutes later than a
+    live run reading them one by one."""
+    events = access("e1", customers=60, fields=("customer_name", "account_balance"), every_s=30)
+    found = [one(run(engine(), "access", events, batch=size)) for size in (1, 7, 10_000)]
+    crossed = events[49].ts
+    assert [(i.detected_at, i.deadlines[0].due) for i in found] == [(crossed, crossed + 24 * HOUR)] * 3
+    assert found[0].first_seen == events[0].ts < crossed
+
+
 def test_an_incident_survives_a_restore_and_keeps_its_id_and_revisions(engine) -> None:
     events = traffic()
     e = engine()
