@@ -138,9 +138,10 @@ class Incident(Part):
     first_seen: int = Field(description="UTC epoch ms: the first event of its alerts, when the leak began")
     detected_at: int | None = Field(
         default=None,
-        description="UTC epoch ms: the event time of the first alert revision that made it an incident, "
-        "when lifemon detected it (发现); its deadlines count from it. None: a record from before it was "
-        "kept, whose deadlines count from first_seen",
+        description="UTC epoch ms: when lifemon detected it (发现), the earliest time one of its alerts' "
+        "detectors could first know it (bulk_query: the read that reached an art. 5 step; an alert of one "
+        "event: that event); its deadlines count from it. None: a record from before it was kept, whose "
+        "deadlines count from first_seen",
     )
     last_seen: int
     severity: Severity

@@ -439,9 +439,9 @@ def render_incident_view(
 
 
 def _began_and_detected(inc: dict[str, Any], zone: ZoneInfo) -> list[str]:
-    """When the leak began (its first event) and when lifemon detected it (发现: the event time of
-    the alert revision that made it an incident), apart: a spree that reached art. 5's count at
-    17:08 began at 09:56, and the regulators' clocks run from discovery. A record from before
+    """When the leak began (its first event) and when lifemon detected it (发现: when a detector
+    could first know it, `Finding.detected_at`), apart: a spree that began at 09:56 reached art. 5's
+    count hours later, and the regulators' clocks run from discovery. A record from before
     detections were kept says so, its reports counted from the first event."""
     detected = inc.get("detected_at")
     return [
