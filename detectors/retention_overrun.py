@@ -933,9 +933,9 @@ class RetentionOverrunDetector:
         held = None if key == inbox.INBOX else self.store.get(key)
         if held is None:
             return
-        wm, joined = ctx.watermark, set[str]()
+        wm = ctx.watermark
         for rid, rec in list(held.records.items()):
-            yield from self._expired(key, held, rid, rec, ctx, joined)
+            yield from self._expired(key, held, rid, rec, ctx)
             yield from self._request_overdue(key, held, rid, rec, ctx)
             if rec.gone and rec.gone + self.forget_ms <= wm:
                 del held.records[rid]  # long gone: forgotten, state stays bounded
@@ -969,7 +969,7 @@ class RetentionOverrunDetector:
         self.store.touch(customer)
 
     def _expired(
-        self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context, joined: set[str]
+        self, customer: str, held: Customer, rid: str, rec: Record, ctx: Context
     ) -> Iterator[Finding]:
         """Seed 002 §五, seed 004 流程描述(3)①: past a rule's deadline, not deleted, anonymized or
         destroyed by then (a deletion after the deadline is still an overrun, closed at once).
@@ -983,9 +983,7 @@ class RetentionOverrunDetector:
                 continue
             if deadline + grace <= wm:
                 rec.fired[tag] = 1
-                if (
-                    alone := self._overran(customer, rid, rec, (d, start, deadline), joined, ctx)
-                ) is not None:
+                if (alone := self._overran(customer, held, rid, rec, (d, start, deadline), ctx)) is not None:
                     yield alone
             elif not gone:  # its timer is already there, unless restored from old state
                 ctx.timers.register(customer, deadline + grace)
@@ -1115,15 +1113,16 @@ class RetentionOverrunDetector:
 
     # -- batches: a purge job's backlog is one alert (probe_v2 F6) -------------------------------
     def _overran(
-        self, customer: str, rid: str, rec: Record, due: Due, joined: set[str], ctx: Context
+        self, customer: str, held: Customer, rid: str, rec: Record, due: Due, ctx: Context
     ) -> Finding | None:
         """A record's overrun, raised: a member of its task's share of its batch (`Batch`: its
         system, rule, class and due day), handed to the stage with the batch's partial (`partials`),
         which decides once every task has passed the due time whether the day is one alert or one
         a member (`_settle`); the member's own alert goes with it while the share has fewer than
-        `rollup_records` members. `joined`: the batches the customer's records joined at this
-        timer already. Returns the member's own alert where its task says it (a day begun before
-        the stage)."""
+        `rollup_records` members. Its customer is new to the batch unless another of its records is
+        a member: counted once at each timer pass that brought one, the same day's customers were 45
+        through one instance and 47 through two, whose passes fell otherwise. Returns the member's
+        own alert where its task says it (a day begun before the stage)."""
         d, start, deadline = due
         tag, part = f"{Rule.retention_expired}:{d.name}", _part(rec, d)
         system = rec.holders(deadline, part)[0]
@@ -1131,9 +1130,10 @@ class RetentionOverrunDetector:
         gid = int(hashlib.sha256(named).hexdigest()[:15], 16)
         key = _batch_key(gid)
         batch = self.store.get(key) or Batch(system, d.name, rec.jr_class, deadline, ctx.partition)
-        batch.join(customer, rid, rec, start, key not in joined, self.p.evidence_limit)
-        joined.add(key)
-        rec.fired[tag + IN_BATCH] = gid
+        member = tag + IN_BATCH
+        known = any(r.fired.get(member) == gid for other, r in held.records.items() if other != rid)
+        batch.join(customer, rid, rec, start, not known, self.p.evidence_limit)
+        rec.fired[member] = gid
         _anchor(rec, tag, start, first=True)  # its alert's id, whichever revision is said first
         self._recount(key, batch, rec, tag, part, ctx)
         self.store.put(key, batch)

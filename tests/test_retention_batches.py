@@ -108,6 +108,19 @@ def backfilled(e: Engine, late_on: int) -> list[Any]:
     return latest(expired(alerts + e.advance() + e.drain()))
 
 
+def test_a_customers_record_reported_after_its_day_was_passed_counts_the_customer_once(engine: Any) -> None:
+    """CUST000's other trace of the day, reported after the day's timer pass: 61 records of the same
+    45 customers. Counted once a pass, the customer was new to the batch again (46): one instance
+    and two, whose passes fell otherwise, said 45 and 47 customers of one day."""
+    e = engine()
+    alerts = e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [*TRACES, tick(-9.25)], "lifecycle"))
+    alerts += e.advance()
+    late = traces(1, -40, "LATE", "CUST", 1)  # LATE000, of CUST000, collected the same day
+    alerts += e.process("lifecycle", "lifecycle", 0, fed("lifecycle", [*late, tick(0)], "lifecycle", 100))
+    (batch,) = [a for a in latest(expired(alerts + e.advance() + e.drain())) if a.counts.get("records") == 61]
+    assert batch.subject_count == 45 and batch.summary.startswith("61 records of 45 customers")
+
+
 @pytest.mark.parametrize("late_on", [0, 1])
 def test_a_backfilled_member_closes_those_said_alone_into_the_days_alert(engine: Any, late_on: int) -> None:
     """A day of 19 was said one alert a record; the 20th, reported after, makes it one alert, and the
