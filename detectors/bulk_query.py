@@ -314,6 +314,8 @@ class Episode:
         return ep
 
 
+NOT_DATED = -1  # `Episode.detected`: its step's reads have left the window (a late log's)
+
 # the books a post reads as its own work (`ActorWindow.own_read`), then its permission set's name:
 # its own book, the counter's customers, and among them other orgs' (walk-ins)
 OWN, COUNTER, WALK_IN = "own:", "counter:", "walk_in:"
@@ -1441,8 +1443,8 @@ class BulkQueryDetector:
         """Once its records reach an art. 5 step: the time of the read at which the first step it
         reached was reached, over the law's count (`reached_at`). A revision comes a batch at a
         time, so its last read is later the bigger the batch: a replay and a live run would date the
-        same leak apart. None where the reads that reached it left the window (a late log's): the
-        incident then counts from its first read, as before."""
+        same leak apart. `NOT_DATED` where the reads that reached it left the window (a late log's):
+        the incident then counts from its first read, as before."""
         if ep.detected is not None:
             return
         since = self._legal_since(win)
@@ -1457,7 +1459,8 @@ class BulkQueryDetector:
             for step in self._escalation
             if self._records(ep, step) >= step.min_records
         ]
-        ep.detected = min((t for t in found if t is not None), default=None)
+        # looked for once: a long episode must not scan its window at every revision
+        ep.detected = min((t for t in found if t is not None), default=NOT_DATED if found else None)
 
     def _legal_since(self, win: ActorWindow) -> int:
         """The law's count is of records after this: the horizon's start, or what a closed
@@ -2002,7 +2005,7 @@ class BulkQueryDetector:
             event_count=ep.events,
             first_seen=ep.first_seen,
             last_seen=ep.last_seen,
-            detected_at=ep.detected if legal else None,
+            detected_at=ep.detected if legal and ep.detected != NOT_DATED else None,
         )
 
 
