@@ -25,14 +25,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from enum import StrEnum
 from operator import attrgetter
 from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from detectors.base import Context, Finding, Store, n_of
+from detectors.base import Context, Finding, Store, iso_second, n_of
 from detectors.minors import consent_gap, minor_at
 from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
 from policy.sdk_declarations import Label, SdkDeclarations, bare_host
@@ -173,13 +172,9 @@ class RateHour(NamedTuple):
 
     def __str__(self) -> str:
         return (
-            f"{self.collections} collections by one device from {_utc(self.first)} to {_utc(self.last)}, "
+            f"{self.collections} collections by one device from {iso_second(self.first)} to {iso_second(self.last)}, "
             f"within an hour, over the {self.limit} a device-hour declared"
         )
-
-
-def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _peak(kept: list[int]) -> tuple[int, int, int, int, list[str]]:
