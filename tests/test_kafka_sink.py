@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.embedded import EmbeddedBroker
@@ -287,9 +287,123 @@ def test_a_fatal_producer_error_in_a_delivery_report_stops_the_sink(broker: str)
     and confluent-kafka hands the report over without the fatal flag: the sink stops (the producer
     must be recreated) instead of re-producing into it for ever. The report is the one a real
     delivery would give: the sink's own item, in flight through a real producer."""
-    sink = sink_for(producer(broker, 5000), create_topic(broker), flush_timeout_s=5)
+    topic = create_topic(broker)
+    sink = sink_for(producer(broker, 5000), topic, flush_timeout_s=5)
     sink.send(["a1"])
-    (seq,) = sink._in_flight  # the report below answers this message
-    sink._on_delivery(seq, KafkaError(KafkaError._PURGE_QUEUE, "Purged in queue"), None)
+    assert sink.in_flight == 1  # the report below answers this message, as librdkafka gives it
+    sink._on_delivery(
+        KafkaError(KafkaError._PURGE_QUEUE, "Purged in queue"),
+        Message(topic=topic, partition=0, key=b"a1", value=b"a1"),
+    )
     with pytest.raises(FatalSinkError, match="failed for good"):
         sink.flush()
+
+
+@pytest.fixture
+def behind_proxy() -> Iterator[tuple[str, Any]]:
+    """A broker of this test's own that every client reaches through a proxy the test can cut: what
+    is queued while it is cut is never sent, and times out in the producer."""
+    from tcp_proxy import CuttableProxy
+
+    from streams.embedded import free_port
+
+    proxy_port = free_port()
+    broker = EmbeddedBroker(advertised_port=proxy_port).start()
+    proxy = CuttableProxy(proxy_port, broker.port).start()
+    yield f"127.0.0.1:{proxy_port}", proxy
+    proxy.cut()
+    crash(broker)
+
+
+def test_a_failed_delivery_is_produced_again_once_in_its_place(behind_proxy: tuple[str, Any]) -> None:
+    """Messages that time out while nobody reaches the broker come back in their delivery reports:
+    the next flush produces exactly those again, each to the partition its key went to, in add order
+    within it and ahead of what was added after them, and the topic holds every item once."""
+    bootstrap, proxy = behind_proxy
+    topic = create_topic(bootstrap)
+    # not idempotent: Tansu fences an idempotent producer once its messages time out (the next test)
+    p = producer(bootstrap, message_timeout_ms=1500, **{"enable.idempotence": False})
+    sink = sink_for(p, topic, flush_timeout_s=3.0)
+    sink.add(items("first", 6))
+    settle(sink, 6)
+
+    proxy.cut()
+    sink.add(items("second", 6))
+    with pytest.raises(SinkError) as failed:
+        sink.flush()  # queued, never sent: they time out within the wait
+    assert "0 message(s) in flight, 6 failed or unsent" in str(failed.value)
+    sink.add(items("third", 3))  # added after the failures: produced after them
+    proxy.restore()
+    deadline = time.monotonic() + 20
+    while sink.in_flight or sink.unsent:
+        assert time.monotonic() < deadline, f"never delivered: {sink._pending()} ({sink._last_error})"
+        with contextlib.suppress(SinkError):
+            sink.flush()
+
+    on_topic = partitions_on(bootstrap, topic, 15)
+    assert Counter(v for vs in on_topic.values() for v in vs) == Counter(
+        items("first", 6) + items("second", 6) + items("third", 3)
+    )
+    # the same partitions, and in each the same order, as if none had failed
+    assert on_topic == partitions_on(bootstrap, unsent_copy(bootstrap), 15)
+
+
+def test_a_fenced_producer_stops_the_sink_instead_of_retrying_for_ever(behind_proxy: tuple[str, Any]) -> None:
+    """lifemon's producer is idempotent: when its messages time out, librdkafka bumps the producer's
+    epoch, and Tansu answers every later message with PRODUCER_FENCED. Re-producing them kept the
+    monitor retrying for ever; the sink stops instead (the runtime exits, a restart resumes from the
+    last checkpoint with a new producer)."""
+    bootstrap, proxy = behind_proxy
+    topic = create_topic(bootstrap)
+    sink = sink_for(producer(bootstrap, message_timeout_ms=1500), topic, flush_timeout_s=3.0)
+    sink.add(items("first", 3))
+    settle(sink, 3)
+    proxy.cut()
+    sink.add(items("second", 3))
+    with pytest.raises(SinkError):
+        sink.flush()
+    proxy.restore()
+    deadline = time.monotonic() + 30
+    while True:
+        assert time.monotonic() < deadline, f"still retrying: {sink._pending()} ({sink._last_error})"
+        try:
+            sink.flush()
+        except FatalSinkError as e:
+            assert "failed for good and must be recreated" in str(e) and "PRODUCER_FENCED" in str(e)
+            break
+        except SinkError:
+            continue
+        pytest.fail("delivered: Tansu no longer fences a producer whose messages timed out")
+
+
+def unsent_copy(bootstrap: str) -> str:
+    """A topic of as many partitions with the same items, sent once without a failure."""
+    copy = create_topic(bootstrap)
+    sink = sink_for(producer(bootstrap, message_timeout_ms=20_000), copy, flush_timeout_s=5.0)
+    sink.add(items("first", 6) + items("second", 6) + items("third", 3))
+    settle(sink, 15)
+    return copy
+
+
+def partitions_on(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> dict[int, list[str]]:
+    """Each partition's values in offset order."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"order-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([topic])
+    seen: dict[int, list[str]] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and sum(map(len, seen.values())) < expected:
+            for m in c.consume(100, 0.2):
+                if m.error() is None:
+                    seen.setdefault(m.partition(), []).append(m.value().decode())
+    finally:
+        c.close()
+    return seen
