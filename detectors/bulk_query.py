@@ -56,6 +56,7 @@ from detectors.base import (
     n_of,
 )
 from detectors.books import Book, book_key, buckets_of
+from detectors.episode_parts import PARTS, customers_of, part_key, part_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf, count, reached_at
 from detectors.window_chunks import Chunks, chunk_key
 from policy.catalog import UNSTATED
@@ -179,6 +180,8 @@ class Episode:
         "role",
         "opened",
         "detected",
+        "parts",
+        "fresh",
         "_counted",
     )
 
@@ -195,6 +198,10 @@ class Episode:
         # rows one access returned for it, overall and per category (a statement's 40 transaction
         # rows are not 40 property records because its balance was also read once)
         self.customers: dict[str, list] = {}
+        # stored in parts of their own (detectors/episode_parts.py): those parts' seqs, oldest first,
+        # and the customers changed since the last part (in the episode's own value until then)
+        self.parts: list[int] = []
+        self.fresh: dict[str, None] = {}
         self.evidence: list[str] = []
         self.events = 0  # accesses and transfers aggregated (the alert's OCSF count)
         self.severity = Severity.info
@@ -237,13 +244,30 @@ class Episode:
         known = self.customers.get(cid)
         if known is None:
             self.customers[cid] = [n, dict.fromkeys(cats, n), rank]
-        else:  # a customer's records once: the most rows one access returned for it
-            known[0] = max(known[0], n)
-            rows = known[1]
-            for c in cats:
-                if n > rows.get(c, 0):
-                    rows[c] = n
-            known[2] = max(known[2], rank)
+            self.fresh[cid] = None
+            return
+        # a customer's records once: the most rows one access returned for it
+        changed = n > known[0] or rank > known[2]
+        known[0] = max(known[0], n)
+        rows = known[1]
+        for c in cats:
+            if n > rows.get(c, 0):
+                rows[c] = n
+                changed = True
+        known[2] = max(known[2], rank)
+        if changed:
+            self.fresh[cid] = None
+
+    def seal(self, seq: int) -> list[Any]:
+        """The part `seq` to store: the customers changed since the last part, or all of them once
+        the episode has `PARTS` parts (their seqs leave `parts`, and so the store)."""
+        if len(self.parts) >= PARTS:
+            self.parts, cids = [], list(self.customers)
+        else:
+            cids = list(self.fresh)
+        self.parts.append(seq)
+        self.fresh = {}
+        return part_of(self.customers, cids)
 
     def records(self, categories: Iterable[str] | None = None) -> int:
         wanted = None if categories is None else frozenset(categories)
@@ -265,7 +289,9 @@ class Episode:
             "end": self.end,
             "threshold": self.threshold,
             "score": self.score,
-            "customers": {k: [v[0], dict(sorted(v[1].items())), v[2]] for k, v in self.customers.items()},
+            # those not in a part yet: none after the detector's `_save`
+            "customers": {k: _figures(self.customers[k]) for k in self.fresh},
+            **({"parts": self.parts} if self.parts else {}),
             "evidence": self.evidence,
             "events": self.events,
             "severity": self.severity.value,
@@ -295,6 +321,9 @@ class Episode:
             k: [v[0], v[1] if isinstance(v[1], dict) else dict.fromkeys(v[1], v[0]), v[2]]
             for k, v in d["customers"].items()
         }
+        # an earlier lifemon kept them all in the value: each goes to the episode's first part
+        ep.fresh = dict.fromkeys(ep.customers)
+        ep.parts = d.get("parts", [])  # their customers read by `fill_parts`, the value's newer
         ep.evidence, ep.severity, ep.revision = d["evidence"], Severity(d["severity"]), d["revision"]
         ep.events = d.get("events", len(ep.evidence))  # older snapshots kept only the evidence
         ep.first_seen, ep.last_seen, ep.actor_org, ep.score = (
@@ -312,6 +341,11 @@ class Episode:
         ep.role, ep.opened = d.get("role"), d.get("opened", 0)  # none before thresholds were read again
         ep.detected = d.get("detected")  # none before detections were kept: the incident's first read counts
         return ep
+
+
+def _figures(known: list[Any]) -> list[Any]:
+    """A customer's [records, {category: records}, rank] as stored: the categories in order."""
+    return [known[0], dict(sorted(known[1].items())), known[2]]
 
 
 NOT_DATED = -1  # `Episode.detected`: its step's reads have left the window (a late log's)
@@ -362,6 +396,9 @@ class ActorWindow:
         "legacy",
         "books",
         "unread_books",
+        "parts",
+        "next_part",
+        "unread_parts",
         "past",
         "closed",
         "late",
@@ -396,6 +433,11 @@ class ActorWindow:
         self.books: dict[str, Book] = {}
         # loaded without them yet: book -> its stored buckets, or (an earlier lifemon's) the book
         self.unread_books: dict[str, int | dict[str, int]] = {}
+        # the seqs of its episodes' parts in the store (detectors/episode_parts.py), the next seq,
+        # and whether it was loaded without their customers yet (`fill_parts`)
+        self.parts: list[int] = []
+        self.next_part = 0
+        self.unread_parts = False
         # the measures of own work its reads went past -> the last such read: an episode opened
         # later, on the count those reads are in, says so too
         self.past: dict[str, int] = {}
@@ -546,6 +588,7 @@ class ActorWindow:
             "reported": self.reported,
             # a book not read yet is stored as it was read (`_window` moves a window without reading it)
             "books": self.unread_books | {book_id: book.stored for book_id, book in self.books.items()},
+            **({"parts": self.parts, "next_part": self.next_part} if self.next_part else {}),
             "past": self.past,
             "closed": None if self.closed is None else [self.closed[0].to_json(), *self.closed[1:]],
             "history": self.history,
@@ -572,6 +615,8 @@ class ActorWindow:
             )
         ]
         win.unread_books = d.get("books", {})  # none before the own book's daily limit
+        win.parts, win.next_part = d.get("parts", []), d.get("next_part", 0)  # none before episode parts
+        win.unread_parts = bool(win.parts)
         win.past = d.get("past", {})  # none before an episode's note took earlier batches' reads
         closed = d.get("closed")  # none before a closed episode could rejoin
         win.closed = None if closed is None else (Episode.from_json(closed[0]), closed[1], closed[2])
@@ -581,6 +626,30 @@ class ActorWindow:
         if not win.pending:
             win._derive()
         return win
+
+    def episodes(self) -> list[Episode]:
+        """Its open episode and the one its timer closed, as far as it has them."""
+        return [ep for ep in (self.episode, self.closed[0] if self.closed else None) if ep is not None]
+
+    def fill_parts(self, values: dict[int, list[Any]]) -> None:
+        """Its episodes' customers from their parts' values (by seq) and what each value kept."""
+        for ep in self.episodes():
+            ep.customers = customers_of(values[seq] for seq in ep.parts) | ep.customers
+        self.unread_parts = False
+
+    def seal_parts(self) -> tuple[list[tuple[int, list[Any]]], list[int]]:
+        """(parts to put: [(seq, value)], seqs to delete): a part of each episode's customers changed
+        since its last one, and the parts no episode it keeps names any more (an episode closed, or
+        written whole again)."""
+        puts = []
+        for ep in self.episodes():
+            if ep.fresh:
+                puts.append((self.next_part, ep.seal(self.next_part)))
+                self.next_part += 1
+        named = {seq for ep in self.episodes() for seq in ep.parts}
+        deletes = [seq for seq in self.parts if seq not in named]
+        self.parts = sorted(named)
+        return puts, deletes
 
     def fill(self, parts: list[Any]) -> None:
         """The sealed chunks' values ([entries, events] each, oldest first) of a window just loaded."""
@@ -787,6 +856,13 @@ class BulkQueryDetector:
                 return None
             self._move(actor, WINDOW + actor, old)
             win = old
+        if win.unread_parts:
+            values = {seq: self.store.get(part_key(actor, seq)) for seq in win.parts}
+            if any(v is None for v in values.values()):
+                raise RuntimeError(
+                    f"bulk_query: state of {actor!r} names an episode part its store does not hold"
+                )
+            win.fill_parts(values)
         if win.pending or win.unread_books:
             moved = False  # an earlier lifemon's book in the value
             if win.pending:
@@ -819,13 +895,17 @@ class BulkQueryDetector:
         self.store.delete(old_key)
 
     def _save(self, actor: str, win: ActorWindow) -> None:
-        """The window changed: seal what filled a chunk, delete the chunks it no longer needs, and
-        put it last (writing chunks may push older keys out of the cache, never the newest)."""
-        puts, deletes = win.chunks.seal((win.entries, win.events))
-        for seq, value in puts:
-            self.store.put(chunk_key(actor, seq), value)
-        for seq in deletes:
-            self.store.delete(chunk_key(actor, seq))
+        """The window changed: seal what filled a chunk and its episodes' changed customers, delete
+        the chunks and parts it no longer needs, and put it last (writing them may push older keys
+        out of the cache, never the newest)."""
+        for key, (puts, deletes) in (
+            (chunk_key, win.chunks.seal((win.entries, win.events))),
+            (part_key, win.seal_parts()),
+        ):
+            for seq, value in puts:
+                self.store.put(key(actor, seq), value)
+            for seq in deletes:
+                self.store.delete(key(actor, seq))
         self._write_books(actor, win)
         self.store.put(WINDOW + actor, win)
 
@@ -843,6 +923,8 @@ class BulkQueryDetector:
         self.store.delete(WINDOW + actor)
         for seq in win.chunks.all_keys():
             self.store.delete(chunk_key(actor, seq))
+        for seq in win.parts:
+            self.store.delete(part_key(actor, seq))
         for book_id, book in win.books.items():
             for b in book.stored_buckets():
                 self.store.delete(book_key(actor, book_id, b))

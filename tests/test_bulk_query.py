@@ -1109,3 +1109,114 @@ def test_a_live_read_first_in_the_batch_that_continues_a_late_log_keeps_one_aler
     alerts += feed(engine, again + harvest[split:], offset=500) + engine.drain()
     (a,) = final(alerts).values()
     assert a.subject_count == 280 and a.event_count == 280
+
+
+def episode_of(engine, actor="e1"):
+    return window_of(engine, actor).episode
+
+
+def spree_customers(engine) -> dict | None:
+    ep = episode_of(engine)
+    return None if ep is None else ep.customers
+
+
+def test_a_long_spree_restores_from_its_episode_parts_at_every_checkpoint(engine_factory) -> None:
+    """A spree of 200 customers in batches of 10: restored from the changelog at every third
+    checkpoint (all changes so far, as a compacted topic keeps them), the open episode has the same
+    customers and figures, its parts written whole again along the way, and the alerts are the same."""
+    spree = access(customers=200, every_s=5, per_event=1)
+    spree = [e.model_copy(update={"row_count": 1 + i % 3}) for i, e in enumerate(spree)]
+    spree += access(
+        customers=40, every_s=5, start=1_000_000, row_count=4
+    )  # the first 40 read again, more rows
+    engine, changelog, alerts = engine_factory(), [], []
+    rewrote = False
+    for i in range(0, len(spree), 10):
+        alerts += feed(engine, spree[i : i + 10], offset=i)
+        changes = engine.changes(0)
+        rewrote |= any(v is None and b"\x1fe:" in k for k, v in changes)
+        changelog += changes
+        if i % 30 == 0 or i + 10 >= len(spree):
+            restored = engine_factory()
+            restored.restore(0, changelog)
+            assert spree_customers(restored) == spree_customers(engine), f"after {i + 10} reads"
+    assert rewrote, "the episode's parts were never written whole again"
+    assert sorted(v[0] for v in episode_of(engine).customers.values())[-40:] == [4] * 40
+    whole = engine_factory()
+    assert final(alerts + engine.drain()) == final(feed(whole, spree, batch_size=10) + whole.drain())
+
+
+def test_a_checkpoint_of_a_long_spree_writes_its_new_customers_not_the_episode(engine_factory) -> None:
+    """An episode of 600 customers; then 16 checkpoints of one new customer each write about two
+    copies of the episode at most (each PARTS checkpoints it is written whole once), not 16."""
+    engine = engine_factory()
+    assert feed(engine, access(customers=600, every_s=2), batch_size=50)
+    engine.changes(0)
+    whole = len(json.dumps([[c, *v] for c, v in episode_of(engine).customers.items()]))
+    written = 0
+    for i in range(16):
+        feed(
+            engine, access(customers=1, first_customer=5000 + i, start=1_200_000 + i * 1000), offset=5000 + i
+        )
+        for key, value in engine.changes(0):
+            if b"\x1fe:" in key:  # its parts
+                written += len(value or b"")
+            elif key.endswith(b"\x1f" + WINDOW.encode() + b"e1"):  # and the customers its value holds
+                written += len(json.dumps(json.loads(value)["episode"]["customers"]))
+    assert len(episode_of(engine).customers) == 616
+    assert written < 2.5 * whole, (written, whole)
+
+
+def as_before_episode_parts(changelog: list) -> list:
+    """The changelog as a lifemon before episode parts wrote it: an episode's customers in the
+    window's value, no part keys."""
+    from detectors.episode_parts import customers_of
+
+    latest = dict(changelog)
+    parts = {k: json.loads(v) for k, v in latest.items() if b"\x1fe:" in k and v is not None}
+    old = []
+    for key, value in latest.items():
+        if b"\x1fe:" in key:
+            continue
+        if value is not None and key.endswith(b"\x1f" + WINDOW.encode() + b"e1"):
+            win = json.loads(value)
+            actor_parts = {int(k.rsplit(b"#", 1)[1]): v for k, v in parts.items()}
+            ep = win["episode"]
+            ep["customers"] = customers_of(actor_parts[s] for s in ep.pop("parts", ())) | ep["customers"]
+            win.pop("parts", None), win.pop("next_part", None)
+            value = json.dumps(win).encode()
+        old.append((key, value))
+    return old
+
+
+def test_a_spree_an_earlier_lifemon_stored_in_the_window_goes_on_in_parts(engine_factory) -> None:
+    """Restored from a changelog with the episode's customers in the window's value (before parts),
+    the spree goes on as if never stopped, and its next checkpoint moves them to a part."""
+    spree = access(customers=150, every_s=5)
+    whole = engine_factory()
+    expected = final(feed(whole, spree, batch_size=10) + whole.drain())
+    first = engine_factory()
+    alerts = feed(first, spree[:100], batch_size=10)
+    old = as_before_episode_parts(first.changes(0))
+    assert not any(b"\x1fe:" in k for k, _ in old) and len(spree_customers(first)) == 100
+    restored = engine_factory()
+    restored.restore(0, old)
+    assert spree_customers(restored) == spree_customers(first)
+    alerts += feed(restored, spree[100:], batch_size=10, offset=100)
+    changed = restored.changes(0)
+    assert any(b"\x1fe:" in k for k, _ in changed)
+    again = engine_factory()
+    again.restore(0, old + changed)  # as a compacted topic keeps them
+    assert spree_customers(again) == spree_customers(restored) and len(spree_customers(again)) == 150
+    assert final(alerts + restored.drain()) == expected
+
+
+def test_a_closed_spree_leaves_no_episode_part_behind(engine_factory) -> None:
+    """Its parts go with the episode: once the window is forgotten, none is left in the store."""
+    engine = engine_factory()
+    assert feed(engine, access(customers=90, n=90, every_s=20), batch_size=10)
+    keys = engine.tasks[(0, "bulk_query")].keys
+    assert any(k.startswith("e:") for k, _ in keys.items())
+    feed(engine, access("e2", start=3 * 86_400_000), offset=1000)  # days later: e1's window is due
+    engine.advance(final=True)
+    assert not [k for k, _ in keys.items() if k.startswith("e:")]
