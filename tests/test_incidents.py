@@ -21,6 +21,7 @@ from schemas.models import AccessEvent, Consent, TransferEvent
 from streams.cli import main
 from streams.clickhouse import apply_ddl
 from streams.engine import SEP, Engine
+from streams.incidents import GROWING
 from streams.pseudonym import Pseudonymizer
 from streams.sinks.clickhouse import INCIDENT_COLUMNS, ClickHouseTableSink, incident_row
 
@@ -1561,6 +1562,17 @@ def test_a_checkpoint_writes_the_incident_members_a_batch_changed_not_the_incide
     assert 0 < len(second) - len(incidents) <= 2, sorted(second)  # the member it added or revised
 
 
+def whole_member(stored: dict[str, Any], key: str) -> dict[str, Any]:
+    """A member as a lifemon before member parts stored it: its lists in its value."""
+    from streams.incidents import _joined
+
+    value = stored[key]
+    if "parts" not in value:
+        return value
+    bare = {k: v for k, v in value.items() if k not in ("parts", "next_part")}
+    return _joined(bare, [stored[f"{key}#{seq}"] for seq in value["parts"]])
+
+
 def test_an_incident_an_earlier_lifemon_stored_whole_restores_and_goes_on(engine) -> None:
     """Stored before members had keys of their own (the members inside the incident's value): it
     restores, its members move to their keys when it is next read, and the run goes on, through a
@@ -1578,7 +1590,7 @@ def test_an_incident_an_earlier_lifemon_stored_whole_restores_and_goes_on(engine
             whole.append((k, v))
         elif "member_ids" in stored[name]:  # the incident, its members inside
             state = dict(stored[name])
-            state["members"] = {a: stored[f"{name}{SEP}{a}"] for a in state.pop("member_ids")}
+            state["members"] = {a: whole_member(stored, f"{name}{SEP}{a}") for a in state.pop("member_ids")}
             whole.append((k, orjson.dumps(state)))
     restored = engine()
     restored.restore(0, whole)
@@ -1586,3 +1598,62 @@ def test_an_incident_an_earlier_lifemon_stored_whole_restores_and_goes_on(engine
     again = engine()
     again.restore(0, whole + restored.changes(0))
     assert run(again, "transfer", events[21:]) == run(engine(), "transfer", events)
+
+
+def _member_of(e: Engine) -> dict[str, Any]:
+    """The one member of the one incident the engine holds, as its stage reads it."""
+    stage = e.incident_stage(0)
+    ((ikey, _),) = [(k[2:], v) for k, v in stage.store.items() if k.startswith("i:") and "\x1f" not in k]
+    return next(iter(stage._state(ikey)["members"].values()))
+
+
+def test_a_spree_member_restores_from_its_parts_at_every_checkpoint(engine) -> None:
+    """A spree of 300 customers, a revision of its alert at each batch of 10: restored from the
+    changelog (all changes so far, as a compacted topic keeps them) at every third checkpoint, its
+    incident's member has the same customers, written whole again along the way, and the incidents
+    are those of the run never stopped."""
+    spree = access("e1", customers=300, fields=("customer_name", "account_balance"), every_s=5)
+    e, changelog, rewrote = engine(), [], False
+    for i in range(0, len(spree) - 10, 10):
+        run(e, "access", spree[i : i + 10], final=False)
+        changes = e.changes(0)
+        rewrote |= any(v is None and b"#" in k for k, v in changes if b"~incidents" in k)
+        changelog += changes
+        if i >= 50 and i % 30 == 0:
+            restored = engine()
+            restored.restore(0, changelog)
+            member, live = _member_of(restored), _member_of(e)
+            assert [member[n] for n in GROWING] == [live[n] for n in GROWING], f"after {i + 10} reads"
+    assert rewrote, "the member was never written whole again"
+    assert len(_member_of(e)["subjects"]) == 290
+    restored = engine()
+    restored.restore(0, changelog)
+    assert run(restored, "access", spree[-10:]) == run(engine(), "access", spree, batch=10)
+
+
+def _customer_bytes(change: tuple[bytes, bytes | None]) -> int:
+    """What a change writes of an incident member's customers: a part, or the lists in a value."""
+    key, value = change
+    if not key.startswith(b"~incidents" + SEP.encode() + b"i:") or value is None:
+        return 0
+    if b"#" in key:
+        return len(value)
+    stored = orjson.loads(value)
+    return len(orjson.dumps({n: stored[n] for n in GROWING if n in stored}))
+
+
+def test_a_spree_members_revisions_write_what_they_add(engine) -> None:
+    """16 revisions of a 300-customer spree's member, a customer more each, write about two copies
+    of its customers at most (every PART_LIMIT revisions it is written whole once), not 16."""
+    fields = ("customer_name", "account_balance")
+    e = engine()
+    run(e, "access", access("e1", customers=300, fields=fields, every_s=5), final=False)
+    e.changes(0)
+    whole = len(orjson.dumps({n: _member_of(e)[n] for n in GROWING}))
+    written = 0
+    for i in range(16):
+        read = access("e1", customers=1, first_customer=300 + i, fields=fields, start=1_500_000 + i * 1000)
+        run(e, "access", read, final=False)
+        written += sum(map(_customer_bytes, e.changes(0)))
+    assert len(_member_of(e)["subjects"]) == 316
+    assert written < 2.5 * whole, (written, whole)
