@@ -102,6 +102,9 @@ PSEUDONYM_VERSION_KEY = ENGINE + "pseudonym_key_version"  # the key version of t
 PSEUDONYM_CHECK_KEY = ENGINE + "pseudonym_key_check"  # `Pseudonymizer.key_check` of that version's key
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 STAGE = "~stage"  # + a detector's kind: its second stage's namespace and task (`StageSpec`)
+# a task's mark to its stage that says it has had no input at all and has none left to read: it holds
+# the stage nowhere until it marks a time (no watermark is 0: a task marks once its stream time moved)
+IDLE_MARK = 0
 _MISSING = object()
 _ts = attrgetter("ts")
 _subject = attrgetter("subject_id")
@@ -799,6 +802,42 @@ class Applied(NamedTuple):
     alerts: list[Alert]  # what the detectors found judging again what those records changed
 
 
+class StageProgress(NamedTuple):
+    """How far the tasks of a detector have marked one partition of its stage (`Engine.stage_progress`)."""
+
+    kind: str  # the detector
+    partition: int  # the stage's
+    waiting: tuple[int, ...]  # the partitions of the tasks that never marked it: it settles nothing
+    slowest: tuple[int, ...]  # else those of the tasks with input at the least mark, the stage's watermark
+    least: int | None  # that mark (None while some never marked, or none had input)
+    lag_ms: int  # event time from the least mark of the tasks with input to their newest
+
+
+def stage_mark(marks: dict[tuple[str, int], int], sources: frozenset[tuple[str, int]]) -> int | None:
+    """The least mark of the tasks with input (`IDLE_MARK` is none's), once every task of `sources`
+    has marked; None before, or while none has had input. A task that has had none is idle, as a
+    Flink source is: it holds no one back, and rejoins the least with its first mark of a time."""
+    if not sources <= marks.keys():
+        return None
+    return min((marks[s] for s in sources if marks[s] != IDLE_MARK), default=None)
+
+
+def _progress(
+    kind: str, partition: int, marks: dict[tuple[str, int], int], sources: frozenset
+) -> StageProgress:
+    waiting = tuple(sorted(p for s, p in sources - marks.keys()))
+    times = {p: marks[(s, p)] for s, p in sources & marks.keys() if marks[(s, p)] != IDLE_MARK}
+    if not times:
+        return StageProgress(kind, partition, waiting, (), None, 0)
+    least = min(times.values())
+    lag = max(times.values()) - least
+    if waiting:
+        return StageProgress(kind, partition, waiting, (), None, lag)
+    return StageProgress(
+        kind, partition, (), tuple(sorted(p for p, t in times.items() if t == least)), least, lag
+    )
+
+
 @dataclass(frozen=True)
 class StageSpec(DetectorSpec):
     """A detector's second stage (`stage`: the stream and key its partials travel by): a task of
@@ -1336,19 +1375,34 @@ class Engine:
             stage.detector.on_partials(partials, stage.ctx)  # type: ignore[attr-defined]
         (stream,) = stage.spec.inputs
         for source, p, time in marks:
-            stage.mark(stream, (source, p), time)
+            if time == IDLE_MARK:  # its task never had input: what it marked before followed a clock
+                stage.channels[stream][(source, p)] = IDLE_MARK
+            else:
+                stage.mark(stream, (source, p), time)
 
     def _stage_watermark(self, stage: Task) -> int | None:
         """How far every task of the stage's detector has come, and handed on what it found by then:
-        the least of their marks once each has marked (live), or of their watermarks (one process).
-        None: not known yet, nothing is settled."""
+        the least of their marks once each has marked, a task that never had input holding nothing
+        (live: `stage_mark`), or of their watermarks (one process). None: not known yet, nothing is
+        settled."""
         (stream,) = stage.spec.inputs
         expected = stage.expected.get(stream)
         if expected:
-            return stage._least_mark(stream, expected)
+            return stage_mark(stage.channels[stream], expected)
         return min(
             (t.ctx.watermark for (_, k), t in self.tasks.items() if k == stage.spec.cls.kind), default=None
         )
+
+    def stage_progress(self) -> list[StageProgress]:
+        """Each stage partition here whose sources a runtime told: which of its detector's tasks
+        hold it back, and by how much event time (`Monitor._watch_stages` says so)."""
+        found = []
+        for (partition, _), stage in sorted(self.tasks.items()):
+            if isinstance(stage.spec, StageSpec):
+                (stream,) = stage.spec.inputs
+                if expected := stage.expected.get(stream):
+                    found.append(_progress(stage.spec.cls.kind, partition, stage.channels[stream], expected))
+        return found
 
     def _pseudonymize(self, stream: str, records: Sequence[Any]) -> None:
         """Customer ids become keyed HMAC pseudonyms before any detector or registry sees them,

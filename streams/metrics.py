@@ -22,6 +22,7 @@ from prometheus_client.exposition import choose_encoder
 
 from schemas.models import SEVERITY_RANK, Severity
 from streams.codecs import DEAD_LETTER_KINDS
+from streams.engine import StageProgress
 from streams.stats import Durations, Stats
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,28 @@ def _histogram(
         snapshot = Durations(d.bounds, counts, d.total)
         family.add_metric([value] if label else [], snapshot.cumulative(), sum_value=snapshot.total)
     return family
+
+
+def _stage_gauges(stages: Sequence[StageProgress]) -> Iterator[Metric]:
+    """How far each stage partition here waits on its detector's tasks (`Engine.stage_progress`)."""
+    labels = ["detector", "partition"]
+    waiting = GaugeMetricFamily(
+        "lifemon_stage_waiting_tasks",
+        "Tasks of a detector that never marked this partition of its second stage (retention's roll-up "
+        "by system): above 0 for long, the stage settles nothing (docs/operations.md#a-stage-that-waits)",
+        labels=labels,
+    )
+    lag = GaugeMetricFamily(
+        "lifemon_stage_lag_seconds",
+        "Event time from the least mark of a second stage's tasks, where it stands, to their newest: "
+        "growing, its slowest task holds its days back",
+        labels=labels,
+    )
+    for p in stages:
+        waiting.add_metric([p.kind, str(p.partition)], len(p.waiting))
+        lag.add_metric([p.kind, str(p.partition)], p.lag_ms / 1000)
+    yield waiting
+    yield lag
 
 
 class Known(NamedTuple):
@@ -161,6 +184,7 @@ class StatsCollector:
             seconds.add_metric([stream, topic, str(partition)], age)
         yield messages
         yield seconds
+        yield from _stage_gauges(s.stages)
         yield _histogram(
             "lifemon_batch_duration_seconds",
             "Time to decode a consumed batch, run the detectors on it and queue its outputs",

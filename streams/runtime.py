@@ -52,8 +52,8 @@ from streams.changelog import Changelog, StateTooNew
 from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord, SchemaRegistryUnavailable
 from streams.config import SESSION_TIMEOUT_MS, Config
-from streams.engine import Engine, freeze_heap
-from streams.idleness import UNREAD_HOLD_S, LaggedClock
+from streams.engine import IDLE_MARK, Engine, freeze_heap
+from streams.idleness import IDLE_AFTER_S, UNREAD_HOLD_S, LaggedClock
 from streams.kafka_reach import consumer
 from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import Pseudonymizer
@@ -70,6 +70,7 @@ from streams.sinks.kafka import (
 )
 from streams.sinks.tables import Tables
 from streams.sources import RawDecoder, unread_raw_topics, withheld_topics, zones_by_default
+from streams.stage_watch import StageWatch
 from streams.stats import Stats
 from streams.transfer_ledger import TransferLedger
 
@@ -496,6 +497,10 @@ class Monitor:
         }
         # (detector, its task's partition) -> the last mark sent to its stage, and when
         self._stage_marked: dict[tuple[str, int], tuple[int, float]] = {}
+        # partition number -> when every input partition of that number here was first found read to
+        # its end (marks arriving after keep it behind a moment, again and again: not counted)
+        self._read_since: dict[int, float] = {}
+        self._stage_watch = StageWatch(config.kafka.group_id)
         self.stream_of |= {topic: s for topic, (s, _) in self.repartition.items()}
         self.rekeyed_by = {  # source topic -> the keys its events are re-keyed by
             topic: [
@@ -859,6 +864,9 @@ class Monitor:
         if now - self._last_progress >= 1.0:
             self._last_progress = now
             self._measure_lag()
+            stages = self.engine.stage_progress()
+            self.stats.on_stages(stages)
+            self._stage_watch.observe(stages, time.time())
             if self.progress:
                 self.progress(self.stats.line())
 
@@ -1040,6 +1048,7 @@ class Monitor:
             # rather than every partition waiting on it
             self.producer.flush(REKEYED_ACK_WAIT_S)
         caught_up, behind, sources_behind = self._input_progress()
+        self._first_read(behind)
         if clock:
             self._mark_idle(clock, sources_behind)
         owned = [(t, p) for t, p in self._assignment() if t not in self.repartition]
@@ -1057,7 +1066,8 @@ class Monitor:
         """What the detectors' tasks handed their stages (`Engine.partials`), to each stage's
         repartition topic keyed as it reads them; then each task's mark to every partition of it,
         behind those partials: its watermark, up to which it has handed on all it found (at most
-        every MARK_EVERY_S a task, or at once at the `final` drain). True: something was sent."""
+        every MARK_EVERY_S a task, or at once at the `final` drain), or that it is idle
+        (`_stage_mark`). True: something was sent."""
         for kind, handed in self.engine.partials:
             self.repartition_sinks[self.engine.stages[kind].cls.stage].send(list(handed))
         sent, self.engine.partials = bool(self.engine.partials), []
@@ -1065,15 +1075,33 @@ class Monitor:
         for kind, stage in self.engine.stages.items():
             spec = next(s for s in self.engine.specs if s.kind == kind)
             for p in sorted({p for _, p in self._assignment()}):
-                wm = self.engine.task(p, spec).ctx.watermark
-                last, at = self._stage_marked.get((kind, p), (0, 0.0))
-                if wm <= last or (not final and now - at < MARK_EVERY_S):
+                wm = self._stage_mark(self.engine.task(p, spec), now, final)
+                last, at = self._stage_marked.get((kind, p), (IDLE_MARK - 1, 0.0))
+                if wm is None or wm <= last or (not final and now - at < MARK_EVERY_S):
                     continue
                 marks = [(None, (kind, p, wm, q)) for q in range(self.partition_count)]
                 self.repartition_sinks[stage.cls.stage].send(marks)
                 self._stage_marked[(kind, p)] = (wm, now)
                 sent = True
         return sent
+
+    def _stage_mark(self, task: Any, now: float, final: bool) -> int | None:
+        """What a detector's task marks its stage with: its watermark once it has had input; if it
+        has had none, `IDLE_MARK` IDLE_AFTER_S after every input partition of its number here was
+        first read to its end (at once at the final drain), as a quiet task follows the clock
+        only after that long; else nothing yet. An idle task holds the stage nowhere: an instance
+        none of whose tasks ever saw an event had held every day for ever, its clock never moving
+        (docs/architecture.md#roll-ups-across-partitions)."""
+        if task.stream_time:
+            return task.ctx.watermark if task.ctx.watermark > IDLE_MARK else None
+        read = self._read_since.get(task.ctx.partition)
+        return IDLE_MARK if final or (read is not None and now - read >= IDLE_AFTER_S) else None
+
+    def _first_read(self, behind: set[tuple[str, int]]) -> None:
+        """Since when each partition number here had every input read to its end (`_read_since`)."""
+        now, owned, busy = time.monotonic(), {p for _, p in self._assignment()}, {p for _, p in behind}
+        read = {p: self._read_since.get(p, now) for p in owned - busy}
+        self._read_since = {p: since for p, since in (self._read_since | read).items() if p in owned}
 
     def _holding(self, sources_behind: set[tuple[str, int]]) -> set[tuple[str, int]]:
         """The source partitions behind that hold the re-keyed inputs they feed (Engine._held_by):

@@ -9,11 +9,15 @@ from bisect import bisect_left
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from schemas.incident import Incident
 from schemas.models import REFERENCE_STREAMS, Alert
 from streams.alerts import latest
 from streams.codecs import DeadLetter
+
+if TYPE_CHECKING:
+    from streams.engine import StageProgress
 
 # seconds; a batch of a few thousand events takes milliseconds, a checkpoint waits on its sinks
 DURATION_BOUNDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -77,6 +81,7 @@ class Stats:
     revisions: Counter = field(default_factory=Counter)  # (detector, status) -> alert revisions emitted
     lags: dict[tuple[str, str, int], Lag] = field(default_factory=dict)  # (stream, topic, partition) -> lag
     lag_known: bool = False  # every assigned partition's end reported (`on_lag`)
+    stages: list[StageProgress] = field(default_factory=list)  # the stage partitions here (`on_stages`)
     batches: Durations = field(default_factory=Durations)
     checkpoints: Durations = field(default_factory=Durations)
     assigned: int | None = None  # partitions of the last assignment; None: not assigned (or revoked)
@@ -173,6 +178,9 @@ class Stats:
     def on_lag(self, lags: dict[tuple[str, str, int], Lag], known: bool = True) -> None:
         """`known`: every assigned partition's end was reported (else the line says `lag=?`)."""
         self.lags, self.lag_known = lags, known
+
+    def on_stages(self, stages: list[StageProgress]) -> None:
+        self.stages = stages  # replaced whole: the ops server's thread reads it
 
     def on_assigned(self, partitions: int) -> None:
         """Partitions assigned and their state restored: the instance is doing its share."""

@@ -7,18 +7,32 @@ as before. Through the Engine, as the detector's other tests."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import fed
-from test_retention_overrun import LOCATION, _folder, _restarted_with, collect, final_alerts, lc, pz, tick
+from test_retention_overrun import (
+    DAY,
+    LOCATION,
+    _folder,
+    _restarted_with,
+    collect,
+    final_alerts,
+    lc,
+    pz,
+    tick,
+)
 
 from detectors import load_detectors
 from detectors.retention_records import BATCH, Batch, Customer
 from policy.catalog import Catalog
 from streams.alerts import latest
-from streams.engine import Engine
+from streams.engine import IDLE_MARK, Engine
+from streams.metrics import StatsCollector
+from streams.stage_watch import StageWatch
+from streams.stats import Stats
 
 EXPIRED = "LM-RO-001.retention_expired"
 
@@ -266,3 +280,51 @@ def test_a_share_read_again_after_a_newer_one_does_not_take_the_day_back(spec: A
     assert day.counts == {"records": 60, "kept": 10}
     stage.process_partials(kind, 0, [due], past)  # the replay's, behind the marks
     assert [a.counts for a in expired(stage.advance())] in ([], [{"records": 60, "kept": 10}])
+
+
+def test_a_task_that_never_had_input_holds_the_stage_nowhere_once_idle(
+    spec: Any, catalog: Any, caplog: Any
+) -> None:
+    """Three retention tasks mark the stage; the day's share is the first's. While the third has
+    never marked, nothing is settled, and the stage says, once it has waited `warn_after_s`, which
+    task it waits for and since when (metric: `lifemon_stage_waiting_tasks`). The third, which never
+    had input, marks itself idle (`IDLE_MARK`), after a time its former owner's clock gave it: it
+    then holds nothing, that older time neither, and the day is said; the stage says it moves again."""
+    kind, stage_topic = "retention_overrun", spec.cls.stage
+    task, stage = (Engine([spec], catalog, pseudonymize=pz) for _ in range(2))
+    for e in (task, stage):  # as the runtime tells them: three tasks mark the stage, partials travel
+        e.repartition_sources[stage_topic] = frozenset((kind, p) for p in range(3))
+    task.process("lifecycle", "lifecycle", 0, fed("lifecycle", [*TRACES, tick(0)], "lifecycle"))
+    task.advance()
+    shares = [json.loads(json.dumps(share)) for _, handed in task.partials for _, share in handed]
+    assert shares
+    past = task.tasks[(0, kind)].ctx.watermark
+    watch = StageWatch("g1", warn_after_s=60)
+
+    stage.process_partials(kind, 0, shares, [(kind, 0, past), (kind, 1, past)])
+    assert expired(stage.advance()) == []
+    (progress,) = stage.stage_progress()
+    assert (progress.waiting, progress.least) == ((2,), None)
+    stats = Stats()
+    stats.on_stages([progress])
+    (family,) = [f for f in StatsCollector(stats).collect() if f.name == "lifemon_stage_waiting_tasks"]
+    assert [(s.labels, s.value) for s in family.samples] == [({"detector": kind, "partition": "0"}, 1)]
+    with caplog.at_level(logging.INFO, logger="streams.stage_watch"):
+        watch.observe([progress], 1_000.0)
+        watch.observe([progress], 1_059.0)
+        assert not caplog.records
+        watch.observe([progress], 1_060.0)
+        watch.observe([progress], 1_090.0)
+        (said,) = caplog.records
+        assert said.levelno == logging.WARNING and "partitions 2 never marked it" in said.getMessage()
+        assert "since 1970-01-01T00:16:40+00:00" in said.getMessage() and "group g1" in said.getMessage()
+
+        stage.process_partials(kind, 0, [], [(kind, 2, past - DAY * 30)])  # its former owner's clock
+        assert expired(stage.advance()) == []
+        stage.process_partials(kind, 0, [], [(kind, 2, IDLE_MARK)])
+        (day,) = expired(stage.advance())
+        assert day.counts == {"records": 60, "kept": 60}
+        (progress,) = stage.stage_progress()
+        assert (progress.waiting, progress.slowest, progress.lag_ms) == ((), (0, 1), 0)
+        watch.observe([progress], 1_091.0)
+        assert "moves again" in caplog.records[-1].getMessage()

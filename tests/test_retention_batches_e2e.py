@@ -6,8 +6,11 @@ replay`'s engine (one task) over the same records: the same alerts."""
 
 from __future__ import annotations
 
+import threading
+import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,7 +18,7 @@ import pytest
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
 from test_repartition import run_together
 from test_retention_batches import SIGNED, TRACES
-from test_retention_overrun import lc, tick
+from test_retention_overrun import LOCATION, collect, lc, tick
 
 from detectors import load_detectors
 from streams.alerts import latest, to_ocsf
@@ -149,6 +152,79 @@ def test_two_instances_roll_up_a_systems_day_as_one_does(
     one, two = results
     assert len(one) == 1 and two == one
     assert records_counted(two) == (60, 10)
+
+
+def on_first_partition(key: str) -> bool:
+    return zlib.crc32(key.encode()) % PARTITIONS == 0  # librdkafka's partitioner, as above
+
+
+def first_partitions_day(count: int) -> list[Any]:
+    """`count` location traces due 22 Dec, and the day after, all on partition 0 of the lifecycle
+    topic (by record id) and of its copy by customer (by pseudonym): the other partitions get nothing."""
+    pz = Pseudonymizer.from_env(allow_ephemeral=False)
+    customers = [c for c in (f"QUIET{i:03d}" for i in range(300)) if on_first_partition(pz(c))]
+    rids = [r for r in (f"Q{i:04d}" for i in range(300)) if on_first_partition(r)]
+    where = {"cats": LOCATION["cats"], "purpose": LOCATION["purpose"], "system": LOCATION["system"]}
+    traces = [collect(rid, customers[i % 10], -40, **where) for i, rid in enumerate(rids[:count])]
+    return [*traces, collect(rids[count], customers[10], -9.25, purpose="account_service")]
+
+
+def test_an_instance_none_of_whose_tasks_saw_an_event_holds_no_day(
+    broker, ch, names, policy, catalog, tmp_path
+) -> None:
+    """Two instances in one group, every record on partition 0: the one without it never sees an
+    event, its clock never moves, and its retention tasks had never marked the stage, which waited
+    for them for ever (no alert, and nothing said). A task that has had no input and has read its
+    inputs to their end marks itself idle, as a Flink source does, and holds the stage nowhere: the
+    day is said while both run, and every stage partition waits on no task."""
+    config = make_config(names, broker, "chdb://unused", checkpoint_interval_s=0.3)
+    ensure_topics(broker, config)
+    monitors = []
+    for i in range(2):
+        config = make_config(
+            {**names, "database": f"{names['database']}_{i}"},
+            broker,
+            "chdb://unused",
+            checkpoint_interval_s=0.3,
+        )
+        config.data_dir = tmp_path / f"i{i}"
+        pz = Pseudonymizer.from_env(allow_ephemeral=False)
+        monitors.append(Monitor(config, broker, ch, load_detectors(policy), catalog, pz))
+    threads = [threading.Thread(target=m.run, kwargs={"max_seconds": 90}) for m in monitors]
+    for t in threads:
+        t.start()
+        time.sleep(1.5)
+    try:
+        until(lambda: all(m.stats.assigned for m in monitors), 30)  # the group settled: none idle
+        for ev in first_partitions_day(25):
+            send(broker, config.topics.lifecycle, [ev], key=ev.record_id.encode())
+
+        def said() -> dict[str, tuple[dict, bool, str]]:
+            return expired(
+                latest_alerts(read_all(broker, config.topics.alerts, expect_at_least=0, timeout_s=2))
+            )
+
+        got = until(said, 40)
+        quiet = [m for m in monitors if not m.engine.clock()]
+        assert len(quiet) == 1 and all(t.is_alive() for t in threads)  # no rebalance gave it the records
+        ((counts, closed, _),) = got.values()
+        assert counts == {"records": 25, "kept": 25} and not closed
+        stages = [p for m in monitors for p in m.stats.stages]
+        assert stages and all(p.waiting == () for p in stages)
+    finally:
+        for m in monitors:
+            m.stop_event.set()
+        for t in threads:
+            t.join(timeout=60)
+
+
+def until(found: Callable[[], Any], timeout_s: float) -> Any:
+    """`found()` once it is something, within `timeout_s` (an error after)."""
+    end = time.monotonic() + timeout_s
+    while not (got := found()):
+        assert time.monotonic() < end, "not within the time"
+        time.sleep(0.5)
+    return got
 
 
 SHARE = ["mobile_banker", "location_trace", "C3", 0, 0, 0, 25, 25, 25, [], [], [], [], [], 0, 0, 0, 0, 1]
