@@ -82,6 +82,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
@@ -101,6 +102,7 @@ from detectors.offscope_marketing import RuleSpec
 from detectors.retention_records import (
     BATCH,
     CHANGES,
+    GENERATION,
     GONE_STAGES,
     SINCE,
     TOTAL,
@@ -1129,7 +1131,9 @@ class RetentionOverrunDetector:
         named = f"{system}\x1f{d.name}\x1f{rec.jr_class}\x1f{deadline}".encode()
         gid = int(hashlib.sha256(named).hexdigest()[:15], 16)
         key = _batch_key(gid)
-        batch = self.store.get(key) or Batch(system, d.name, rec.jr_class, deadline, ctx.partition)
+        batch = self.store.get(key) or Batch(
+            system, d.name, rec.jr_class, deadline, ctx.partition, self._generation()
+        )
         member = tag + IN_BATCH
         known = any(r.fired.get(member) == gid for other, r in held.records.items() if other != rid)
         batch.join(customer, rid, rec, start, not known, self.p.evidence_limit)
@@ -1193,6 +1197,17 @@ class RetentionOverrunDetector:
         return next((r for r in self._retention(catalog).rules if r.name == name), None)
 
     # -- the stage: one system's day from every task's share -----------------------------------
+    def _generation(self) -> int:
+        """The generation of this task's state: the wall time (ms) it was first asked for, kept in
+        the state, so a restart from the changelog (a crash's replay) keeps it, and a task starting
+        without its state takes a later one than it had (`_later`). Time, not a count: the count
+        goes with the state it would be kept in."""
+        generation = self.store.get(GENERATION_KEY)
+        if generation is None:
+            generation = time.time_ns() // 1_000_000
+            self.store.put(GENERATION_KEY, generation)
+        return int(generation)
+
     def partials(self, ctx: Context) -> list[tuple[str, Any]]:
         """The shares this pass changed, as they stand, keyed by system for the stage: counts and
         samples, and the alerts of the members that changed while the share has fewer than
@@ -1215,7 +1230,7 @@ class RetentionOverrunDetector:
             key = TOTAL + share["key"].removeprefix(BATCH)
             total = self.store.get(key) or Total()
             held = total.parts.get(str(share["partition"]))
-            if held is not None and _changes(held) > _changes(share["batch"]):
+            if held is not None and _later(held) > _later(share["batch"]):
                 continue  # an older share, handed again by its task's replay after a crash: stale
             total.parts[str(share["partition"])] = share["batch"]
             if not total.rolled:
@@ -1761,6 +1776,7 @@ ANCHOR = "@"  # `Record.fired[f"{tag}@"]`: what the alert id of a rule (or rule:
 IN_BATCH = "#"
 RULE_WORDS = frozenset({"title_zh", "title_en", "regulation"})  # a finding's, from its rule's spec
 KEPT = "~"  # `Record.fired[f"{tag}~"]`: 1 while its batch counts it kept
+GENERATION_KEY = "~g"  # the task's state's generation (`_generation`; a pseudonym never starts so)
 # the rules whose alerts are revised, so an alert an earlier lifemon raised needs its anchor pinned
 REVISED = (
     Rule.retention_expired,
@@ -1830,9 +1846,15 @@ def _count(rule: Rule, offending: list[list[Any]], fired: dict[str, int]) -> int
     return new
 
 
-def _changes(share: list[Any]) -> int:
-    """How many changes of its members a share counts (`Batch.changes`; 0 before they were counted)."""
-    return share[CHANGES] if len(share) > CHANGES else 0
+def _later(share: list[Any]) -> tuple[int, int]:
+    """What orders two shares of one task's day: the generation of its task's state, then how many
+    changes of its members it counts (`Batch.generation`, `Batch.changes`; 0 where a share from
+    before them has none). A share of a task that started again without its state (lost, or a store
+    the changelog could not rebuild) counts from 0, and is the later by its generation."""
+    return (
+        share[GENERATION] if len(share) > GENERATION else 0,
+        share[CHANGES] if len(share) > CHANGES else 0,
+    )
 
 
 def _batch_key(gid: int) -> str:

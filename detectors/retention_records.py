@@ -434,8 +434,10 @@ BATCH_FIELDS: tuple[tuple[Any, ...], ...] = (  # (slot, type[, default: a slot a
     ("records", int), ("kept", int), ("customers", int), ("categories", list[str]), ("rids", list[str]),
     ("subjects", list[str]), ("evidence", list[str]), ("alone", list[list[str]]), ("rolled", int),
     ("revision", int), ("changed", int), ("removed", int), ("staged", int), ("changes", int, 0),
+    ("generation", int, 0),
 )  # fmt: skip
 CHANGES = [name for name, *_ in BATCH_FIELDS].index("changes")  # its place in a share's list
+GENERATION = [name for name, *_ in BATCH_FIELDS].index("generation")
 
 
 class Batch:
@@ -446,7 +448,9 @@ class Batch:
 
     __slots__ = tuple(name for name, *_ in BATCH_FIELDS)
 
-    def __init__(self, system: str, rule: str, jr_class: str, deadline: int, partition: int):
+    def __init__(
+        self, system: str, rule: str, jr_class: str, deadline: int, partition: int, generation: int = 0
+    ):
         self.system, self.rule, self.jr_class, self.deadline = system, rule, jr_class, deadline
         # its task's: the customers of one system's day are spread over the partitions of the input
         # keyed by customer, each task holds its share (the stage sums them: `Total`); an alert its
@@ -472,6 +476,9 @@ class Batch:
         # its members' changes counted (joins, removals, restorations): which of two of its partials
         # is the later, whatever passes a run grouped them in (`RetentionOverrunDetector.on_partials`)
         self.changes = 0
+        # its task's state's (`RetentionOverrunDetector._generation`): a share of a task that started
+        # again without its state counts its changes from 0, and is the later all the same
+        self.generation = generation
 
     def join(self, customer: str, rid: str, rec: Any, start: int, new_customer: bool, limit: int) -> None:
         self.records += 1  # and kept, as `RetentionOverrunDetector._recount` finds it
@@ -512,7 +519,8 @@ class Batch:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Batch:
         batch = cls.__new__(cls)
-        batch.staged = batch.changes = 0  # stored before the stage, or before its changes were counted
+        # stored before the stage, before its changes were counted, or before generations
+        batch.staged = batch.changes = batch.generation = 0
         for slot, value in zip(cls.__slots__, d["batch"], strict=False):
             setattr(batch, slot, value)
         return batch

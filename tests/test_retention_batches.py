@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,43 @@ def test_a_task_that_never_had_input_holds_the_stage_nowhere_once_idle(
         assert (progress.waiting, progress.slowest, progress.lag_ms) == ((), (0, 1), 0)
         watch.observe([progress], 1_091.0)
         assert "moves again" in caplog.records[-1].getMessage()
+
+
+def test_a_task_that_starts_again_without_its_state_has_its_new_count_taken(spec: Any, catalog: Any) -> None:
+    """A task's state lost (a store the changelog could not rebuild): it starts again and reads on
+    from where its input stood, 40 of the day's 60 records left in it. Its share counts its changes
+    from 0, fewer than its former self's, and the stage kept the former's for ever (review_stage's
+    rule, "the share that counts more"). The share carries the generation of its task's state, a
+    later one for a task that started without it, and the stage takes it: the day is said again
+    with 40. A share from before generations (its list one shorter, as the topic carried it) is
+    read as generation 0: the newer one replaces it."""
+    kind, stage_topic = "retention_overrun", spec.cls.stage
+
+    def live() -> Engine:
+        e = Engine([spec], catalog, pseudonymize=pz)
+        e.repartition_sources[stage_topic] = frozenset({(kind, 0)})
+        return e
+
+    def share_of(task: Engine, events: list[Any]) -> dict[str, Any]:
+        task.process("lifecycle", "lifecycle", 0, fed("lifecycle", events, "lifecycle"))
+        task.advance()
+        *_, (_, ((_, share),)) = task.partials
+        task.partials = []
+        return json.loads(json.dumps(share))
+
+    stage = live()
+    former = share_of(live(), [*TRACES, tick(0)])
+    time.sleep(0.002)  # a start again comes later than the first: its generation is a later time
+    again = live()
+    lost = share_of(again, [*TRACES[20:], tick(0)])
+    assert lost["batch"][-2] < former["batch"][-2] and lost["batch"][-1] > former["batch"][-1]
+    past = [(kind, 0, again.tasks[(0, kind)].ctx.watermark)]
+    before_generations = former | {"batch": former["batch"][:-1]}
+    stage.process_partials(kind, 0, [before_generations], past)
+    assert [a.counts for a in expired(stage.advance())] == [{"records": 60, "kept": 60}]
+    stage.process_partials(kind, 0, [former], past)
+    stage.advance()
+    stage.process_partials(kind, 0, [lost], past)
+    assert [a.counts for a in expired(stage.advance())] == [{"records": 40, "kept": 40}]
+    stage.process_partials(kind, 0, [former], past)  # the former self's, read again: stale
+    assert [a.counts for a in expired(stage.advance())] in ([], [{"records": 40, "kept": 40}])
