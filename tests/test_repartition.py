@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import orjson
@@ -23,6 +23,7 @@ from detectors.base import Context, Finding, Store
 from policy.model import DetectorSection
 from schemas.models import Severity
 from streams.codecs import RawRecord
+from streams.config import Config
 from streams.engine import Engine, rekey
 from streams.pseudonym import Pseudonymizer
 from streams.runtime import REPARTITION_SETTINGS, Monitor, create_missing, ensure_topics, repartition_topic
@@ -131,11 +132,13 @@ def test_a_repartition_topic_delivers_each_key_once(catalog) -> None:
     assert sum(engine.duplicates.values()) == 2
 
 
-def run_instances(broker, names, tmp_path, instances: int, ch, catalog) -> dict[str, Any]:
-    """`instances` monitors in one consumer group (threads), each with its own ClickHouse
-    database; returns the final alerts from the alerts topic."""
+def group(
+    n: int, names: dict[str, str], broker: str, tmp_path: Any, monitor: Callable[[Config], Monitor]
+) -> list[Monitor]:
+    """`n` monitors of one consumer group (`monitor` of each one's configuration), each with its own
+    ClickHouse database and state folder, checkpointing every 0.3 s."""
     monitors = []
-    for i in range(instances):
+    for i in range(n):
         config = make_config(
             {**names, "database": f"{names['database']}_{i}"},
             broker,
@@ -143,7 +146,20 @@ def run_instances(broker, names, tmp_path, instances: int, ch, catalog) -> dict[
             checkpoint_interval_s=0.3,
         )
         config.data_dir = tmp_path / f"i{i}"
-        monitors.append(Monitor(config, broker, ch, [SPEC], catalog, Pseudonymizer(KEY)))
+        monitors.append(monitor(config))
+    return monitors
+
+
+def run_instances(broker, names, tmp_path, instances: int, ch, catalog) -> dict[str, Any]:
+    """`instances` monitors in one consumer group (threads), each with its own ClickHouse
+    database; returns the final alerts from the alerts topic."""
+    monitors = group(
+        instances,
+        names,
+        broker,
+        tmp_path,
+        lambda config: Monitor(config, broker, ch, [SPEC], catalog, Pseudonymizer(KEY)),
+    )
     # alone, idle as this file's other single runs (an idle end waits for every input, the
     # repartition topic's too, to be caught up); two must outlast the second's join and the
     # rebalance, or the first ends before it and nothing moves

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from test_pipeline import latest_alerts, make_config, monitor, read_all, send
-from test_repartition import run_together
+from test_repartition import group, run_together
 from test_retention_batches import SIGNED, TRACES
 from test_retention_overrun import LOCATION, collect, lc, tick
 
@@ -120,16 +120,20 @@ def instances(
     a moment of each other, and when the one that joined last left first, Tansu 0.6 kept the other,
     gone a moment later, as the group's leader and assigned no one again (the next day's run read
     nothing in 3 of 5). A group stuck so fails the run in 21 s (GroupNeverAssigned), not silently."""
-    monitors = []
-    for i in range(n):
-        config = make_config(
-            {**run, "database": f"{run['database']}_{i}"}, broker, "chdb://unused", checkpoint_interval_s=0.3
-        )
-        config.data_dir = tmp_path / f"i{i}"
+    run_together(group_of(n, run, broker, ch, policy, catalog, tmp_path), [3.0] if n == 1 else [6.0, 9.0])
+
+
+def group_of(
+    n: int, run: dict[str, str], broker: str, ch: Any, policy: Any, catalog: Any, tmp_path: Any
+) -> list[Monitor]:
+    """`n` monitors of one consumer group with every detector (test_repartition's `group`)."""
+
+    def monitor(config: Any) -> Monitor:
         config.kafka.client = {"max.poll.interval.ms": 15_000}
         pz = Pseudonymizer.from_env(allow_ephemeral=False)
-        monitors.append(Monitor(config, broker, ch, load_detectors(policy), catalog, pz))
-    run_together(monitors, [3.0] if n == 1 else [6.0, 9.0])
+        return Monitor(config, broker, ch, load_detectors(policy), catalog, pz)
+
+    return group(n, run, broker, tmp_path, monitor)
 
 
 def test_two_instances_roll_up_a_systems_day_as_one_does(
@@ -177,19 +181,9 @@ def test_an_instance_none_of_whose_tasks_saw_an_event_holds_no_day(
     for them for ever (no alert, and nothing said). A task that has had no input and has read its
     inputs to their end marks itself idle, as a Flink source does, and holds the stage nowhere: the
     day is said while both run, and every stage partition waits on no task."""
-    config = make_config(names, broker, "chdb://unused", checkpoint_interval_s=0.3)
+    config = make_config(names, broker, "chdb://unused")
     ensure_topics(broker, config)
-    monitors = []
-    for i in range(2):
-        config = make_config(
-            {**names, "database": f"{names['database']}_{i}"},
-            broker,
-            "chdb://unused",
-            checkpoint_interval_s=0.3,
-        )
-        config.data_dir = tmp_path / f"i{i}"
-        pz = Pseudonymizer.from_env(allow_ephemeral=False)
-        monitors.append(Monitor(config, broker, ch, load_detectors(policy), catalog, pz))
+    monitors = group_of(2, names, broker, ch, policy, catalog, tmp_path)
     threads = [threading.Thread(target=m.run, kwargs={"max_seconds": 90}) for m in monitors]
     for t in threads:
         t.start()
