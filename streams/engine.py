@@ -823,8 +823,9 @@ def stage_mark(marks: dict[tuple[str, int], int], sources: frozenset[tuple[str, 
 
 
 def _progress(
-    kind: str, partition: int, marks: dict[tuple[str, int], int], sources: frozenset
+    kind: str, partition: int, marks: dict[tuple[str, int], int], sources: frozenset[tuple[str, int]]
 ) -> StageProgress:
+    """`StageProgress` of one stage partition from the marks it holds of its `sources`."""
     waiting = tuple(sorted(p for s, p in sources - marks.keys()))
     times = {p: marks[(s, p)] for s, p in sources & marks.keys() if marks[(s, p)] != IDLE_MARK}
     if not times:
@@ -1395,7 +1396,7 @@ class Engine:
 
     def stage_progress(self) -> list[StageProgress]:
         """Each stage partition here whose sources a runtime told: which of its detector's tasks
-        hold it back, and by how much event time (`Monitor._watch_stages` says so)."""
+        hold it back, and by how much event time (the runtime says so: streams/stage_watch.py)."""
         found = []
         for (partition, _), stage in sorted(self.tasks.items()):
             if isinstance(stage.spec, StageSpec):

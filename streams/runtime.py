@@ -52,7 +52,7 @@ from streams.changelog import Changelog, StateTooNew
 from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord, SchemaRegistryUnavailable
 from streams.config import SESSION_TIMEOUT_MS, Config
-from streams.engine import IDLE_MARK, Engine, freeze_heap
+from streams.engine import IDLE_MARK, Engine, Task, freeze_heap
 from streams.idleness import IDLE_AFTER_S, UNREAD_HOLD_S, LaggedClock
 from streams.kafka_reach import consumer
 from streams.lifecycle_ledger import DeletionLedger
@@ -1076,7 +1076,7 @@ class Monitor:
             spec = next(s for s in self.engine.specs if s.kind == kind)
             for p in sorted({p for _, p in self._assignment()}):
                 wm = self._stage_mark(self.engine.task(p, spec), now, final)
-                last, at = self._stage_marked.get((kind, p), (IDLE_MARK - 1, 0.0))
+                last, at = self._stage_marked.get((kind, p), (IDLE_MARK - 1, 0.0))  # none sent yet
                 if wm is None or wm <= last or (not final and now - at < MARK_EVERY_S):
                     continue
                 marks = [(None, (kind, p, wm, q)) for q in range(self.partition_count)]
@@ -1085,7 +1085,7 @@ class Monitor:
                 sent = True
         return sent
 
-    def _stage_mark(self, task: Any, now: float, final: bool) -> int | None:
+    def _stage_mark(self, task: Task, now: float, final: bool) -> int | None:
         """What a detector's task marks its stage with: its watermark once it has had input; if it
         has had none, `IDLE_MARK` IDLE_AFTER_S after every input partition of its number here was
         first read to its end (at once at the final drain), as a quiet task follows the clock

@@ -330,6 +330,14 @@ def test_a_task_that_never_had_input_holds_the_stage_nowhere_once_idle(
         watch.observe([progress], 1_091.0)
         assert "moves again" in caplog.records[-1].getMessage()
 
+        # a task that marks, its clock standing two hours behind the others': said so, once
+        behind = progress._replace(slowest=(1,), least=past - 2 * 3_600_000, lag_ms=2 * 3_600_000)
+        for now in (2_000.0, 2_060.0, 2_070.0):
+            watch.observe([behind], now)
+        said = caplog.records[-1].getMessage()
+        assert "7200 s of event time behind" in said and "tasks of partitions 1, whose clock" in said
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
 
 def test_a_task_that_starts_again_without_its_state_has_its_new_count_taken(spec: Any, catalog: Any) -> None:
     """A task's state lost (a store the changelog could not rebuild): it starts again and reads on
