@@ -185,12 +185,13 @@ class Notifier:
                     if max_seconds is not None and now - started >= max_seconds:
                         break
                     continue
-                last = now
                 tp: tuple[str, int] = (msg.topic(), msg.partition())  # type: ignore[assignment]
-                if msg.offset() < self._next.get(tp, -1):  # type: ignore[operator]
-                    continue  # already delivered (a redelivery after a rebalance)
-                if self._deliver(msg):
+                # below `_next`: already delivered (a redelivery after a rebalance)
+                if msg.offset() >= self._next.get(tp, -1) and self._deliver(msg):  # type: ignore[operator]
                     self._commit(msg)
+                # idle counts from the end of a delivery, not the record's arrival: a receiver down for
+                # longer than `--until-idle` ended the run 0 with the incidents behind it undelivered
+                last = time.monotonic()
         finally:
             self.consumer.close()
         return self.delivered

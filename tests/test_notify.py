@@ -557,27 +557,36 @@ def test_an_incident_whose_severity_rises_stays_one_alert_routed_by_its_severity
     hook.close()
 
 
-def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[str, int]]:
-    """Every revision of a day's incidents (the engine's output, batch by batch) on pfi.incidents."""
+def day_incidents(policy: Any, catalog: Any) -> list[tuple[bytes, bytes, list]]:
+    """Every revision of a day's incidents (the engine's output, batch by batch), encoded for pfi.incidents."""
     e = Engine(load_detectors(policy), catalog, pseudonymize=Pseudonymizer(KEY))
-    revisions = []
+    encoded = []
     events = traffic() + [
         cvn(200, 0 + traffic()[0].ts + 30 * HOUR),
         transfer(201, traffic()[0].ts + 60 * HOUR),
     ]
-    p = Producer({"bootstrap.servers": config.kafka.bootstrap})
     for i in range(0, len(events) + 5, 5):  # and after the last batch, the input's end
         if i < len(events):
             e.process("transfer", "t", 0, fed("transfer", events[i : i + 5], "t", i))
             e.advance()
         else:
             e.drain()
-        for inc in e.take_incidents():
-            key, value, headers = encode_incident(inc)
-            p.produce(config.topics.incidents, value=value, key=key, headers=headers)
-            revisions.append((inc.incident_id, inc.revision))
+        encoded += map(encode_incident, e.take_incidents())
+    return encoded
+
+
+def put(config: Config, encoded: list[tuple[bytes, bytes, list]]) -> list[tuple[str, int]]:
+    """Encoded incident revisions on pfi.incidents, in order; their (incident id, revision)."""
+    p = Producer({"bootstrap.servers": config.kafka.bootstrap})
+    for key, value, headers in encoded:
+        p.produce(config.topics.incidents, value=value, key=key, headers=headers)
     assert p.flush(10) == 0
-    return revisions
+    return [(key.decode(), int(dict(headers)["lifemon.revision"])) for key, _, headers in encoded]
+
+
+def produce_incidents(config: Config, policy: Any, catalog: Any) -> list[tuple[str, int]]:
+    """Every revision of a day's incidents on pfi.incidents."""
+    return put(config, day_incidents(policy, catalog))
 
 
 def notify_config(names: dict[str, str], broker: str, receivers: list[dict], **notify: Any) -> Config:
@@ -665,6 +674,41 @@ def test_a_receiver_down_for_a_while_loses_nothing_and_gets_no_duplicate(
         f"{i}:{r}" for i, r in got
     ]
     hook.close()
+
+
+def test_a_receiver_down_for_longer_than_until_idle_still_gets_every_incident(
+    broker, names, policy, catalog
+) -> None:
+    """`--until-idle` counts from the end of a delivery: it counted from the record's arrival, so
+    once a receiver had been down for longer, the run ended 0 at the first poll that found nothing
+    after the receiver took the incident, and the incidents that came next went undelivered (a
+    fault-matrix case that failed under load)."""
+    hook = Receiver()
+    hook.failing = True
+    config = notify_config(
+        names,
+        broker,
+        [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
+        backoff_initial_s=0.1,
+        backoff_max_s=0.2,
+    )
+    ensure_topics(broker, config)
+    first, *rest = day_incidents(policy, catalog)
+    sent = put(config, [first])
+    notifier = Notifier(config, broker)
+    runner = threading.Thread(target=notifier.run, kwargs={"idle_exit_s": 4, "max_seconds": 90})
+    runner.start()
+    # 25 refusals are 24 backoffs apart (0.1 s, then 0.2 s): the receiver is down for over 4.7 s
+    wait_for(lambda: hook.refused >= 25, 60, what="refusals for longer than the idle time")
+    hook.failing = False
+    wait_for(lambda: hook.bodies("/hook"), 60, what="the first incident taken")
+    time.sleep(1)  # the next incidents come a second later: past a poll, well within the idle time
+    sent += put(config, rest)
+    runner.join(120)
+    hook.close()
+    assert not runner.is_alive() and notifier.undelivered is None
+    assert notifier.delivered == {"hook": len(sent)}
+    assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == len(sent)
 
 
 def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undelivered(
