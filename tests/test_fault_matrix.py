@@ -306,9 +306,9 @@ def test_a_receiver_down_gets_every_incident_once_it_returns(
     untouched, broker, names, tmp_path: Path
 ) -> None:
     """`lifemon notify` delivers the untouched run's incidents to a webhook whose server is down
-    (connection refused) for 4 s: it retries without committing, and once the server is back on
-    its address every incident revision arrives, once, and the newest of each says what the
-    untouched run's incident says."""
+    (connection refused) for longer than `--until-idle`: it retries without committing, and once
+    the server is back on its address every incident revision arrives, once, and the newest of
+    each says what the untouched run's incident says."""
     started = time.monotonic()
     port = free_port()
     config = make_config(
@@ -330,8 +330,9 @@ def test_a_receiver_down_gets_every_incident_once_it_returns(
         )
     assert producer.flush(10) == 0
     notify = Running.notify(write_config(config, tmp_path / "lifemon.yaml"), until_idle=5)
-    notify.wait_for("retry in")
-    time.sleep(4)
+    # down until the 14th refusal, 13 backoffs (0.1, 0.2, 0.4, then 0.5 s) and over 5.7 s after the
+    # first: longer than --until-idle, however loaded the machine (a sleep made that a matter of load)
+    notify.wait_for("retry in", times=14)
     assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 0
     hook = Receiver(port=port)
     try:
@@ -349,7 +350,7 @@ def test_a_receiver_down_gets_every_incident_once_it_returns(
     )
     record(
         "receiver_outage",
-        "incident webhook refusing connections for 4 s",
+        "incident webhook refusing connections for longer than --until-idle (5 s)",
         "survived: every incident revision delivered once",
         counts,
         started,
