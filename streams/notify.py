@@ -186,8 +186,12 @@ class Notifier:
                         break
                     continue
                 tp: tuple[str, int] = (msg.topic(), msg.partition())  # type: ignore[assignment]
-                # below `_next`: already delivered (a redelivery after a rebalance)
-                if msg.offset() >= self._next.get(tp, -1) and self._deliver(msg):  # type: ignore[operator]
+                # below `_next`: delivered already (a redelivery after a rebalance)
+                if msg.offset() >= self._next.get(tp, -1):  # type: ignore[operator]
+                    if not self._deliver(msg):
+                        # out of time, a receiver still refusing it: a record tried after it and taken
+                        # would commit past it, and the stop would name the last one tried
+                        break
                     self._commit(msg)
                 # idle counts from the end of a delivery, not the record's arrival: a receiver down for
                 # longer than `--until-idle` ended the run 0 with the incidents behind it undelivered

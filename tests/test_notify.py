@@ -747,6 +747,41 @@ def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undeliv
     hook.close()
 
 
+def test_runs_out_of_time_with_a_receiver_down_each_name_the_incident_and_try_nothing_after(
+    broker, names, policy, catalog, caplog
+) -> None:
+    """Once `max_seconds` was up during a receiver's backoff, notify went on polling: a consumer that
+    refetches at once after its pause (a small fetch.wait.max.ms) tried incidents behind it, named the
+    last one tried as where the next run resumes, and a receiver back in that moment would have taken
+    a later incident and had its offset committed past the one it never got. Three runs, as a cron
+    job's while the receiver stays down: each tries one incident and names it (whether a refetch
+    beats the poll after the pause varies, hence three)."""
+    hook = Receiver()
+    hook.failing = True
+    config = notify_config(
+        names,
+        broker,
+        [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
+        backoff_initial_s=0.5,
+        backoff_max_s=60,
+    )
+    config.kafka.client = {"fetch.wait.max.ms": 10}
+    ensure_topics(broker, config)
+    produce_incidents(config, policy, catalog)
+    for _ in range(3):
+        caplog.clear()
+        notifier = Notifier(config, broker)
+        with caplog.at_level(logging.WARNING, logger="streams.notify"):
+            notifier.run(max_seconds=8)  # its group join included
+        assert notifier.undelivered is not None
+        incident, revision, _ = notifier.undelivered
+        tried = {r.getMessage().split(":")[0] for r in caplog.records if "retry in" in r.getMessage()}
+        assert tried == {f"incident {incident} rev {revision}"}
+    hook.close()
+    assert hook.accepted == []
+    assert committed_offsets(broker, config.notify.group_id, config.topics.incidents) == 0
+
+
 def test_a_receiver_url_with_a_password_is_refused(tmp_path: Path) -> None:
     from policy import PolicyError
     from streams.config import load_config
