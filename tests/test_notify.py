@@ -612,6 +612,17 @@ def notify_command(config: Config, tmp_path: Path, *options: str) -> list[str]:
     ]
 
 
+def refusing_hook(names: dict[str, str], broker: str, **backoff: float) -> tuple[Receiver, Config]:
+    """A webhook refusing (503) until told otherwise, and a config delivering to it alone, its topics made."""
+    hook = Receiver()
+    hook.failing = True
+    config = notify_config(
+        names, broker, [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}], **backoff
+    )
+    ensure_topics(broker, config)
+    return hook, config
+
+
 def in_order(revisions: list[tuple[str, int]]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for incident, revision in revisions:
@@ -683,16 +694,7 @@ def test_a_receiver_down_for_longer_than_until_idle_still_gets_every_incident(
     once a receiver had been down for longer, the run ended 0 at the first poll that found nothing
     after the receiver took the incident, and the incidents that came next went undelivered (a
     fault-matrix case that failed under load)."""
-    hook = Receiver()
-    hook.failing = True
-    config = notify_config(
-        names,
-        broker,
-        [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
-        backoff_initial_s=0.1,
-        backoff_max_s=0.2,
-    )
-    ensure_topics(broker, config)
+    hook, config = refusing_hook(names, broker, backoff_initial_s=0.1, backoff_max_s=0.2)
     first, *rest = day_incidents(policy, catalog)
     sent = put(config, [first])
     notifier = Notifier(config, broker)
@@ -716,16 +718,7 @@ def test_notify_stops_on_time_with_a_receiver_down_and_says_what_it_left_undeliv
 ) -> None:
     """`--seconds` once bound only the wait for new incidents: with a receiver down the backoff
     went on until a signal, and the run then ended 0 with "delivered: nothing"."""
-    hook = Receiver()
-    hook.failing = True
-    config = notify_config(
-        names,
-        broker,
-        [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
-        backoff_initial_s=0.5,
-        backoff_max_s=60,
-    )
-    ensure_topics(broker, config)
+    hook, config = refusing_hook(names, broker, backoff_initial_s=0.5, backoff_max_s=60)
     produce_incidents(config, policy, catalog)
     started = time.monotonic()
     proc = subprocess.run(
@@ -756,17 +749,8 @@ def test_runs_out_of_time_with_a_receiver_down_each_name_the_incident_and_try_no
     a later incident and had its offset committed past the one it never got. Three runs, as a cron
     job's while the receiver stays down: each tries one incident and names it (whether a refetch
     beats the poll after the pause varies, hence three)."""
-    hook = Receiver()
-    hook.failing = True
-    config = notify_config(
-        names,
-        broker,
-        [{"name": "hook", "kind": "webhook", "url": hook.url + "/hook"}],
-        backoff_initial_s=0.5,
-        backoff_max_s=60,
-    )
+    hook, config = refusing_hook(names, broker, backoff_initial_s=0.5, backoff_max_s=60)
     config.kafka.client = {"fetch.wait.max.ms": 10}
-    ensure_topics(broker, config)
     produce_incidents(config, policy, catalog)
     for _ in range(3):
         caplog.clear()
