@@ -1227,10 +1227,12 @@ class Monitor:
             t for t, keys in self.rekeyed_by.items() if rekeyed[1] in keys and self.stream_of[t] == rekeyed[0]
         ]
 
-    def _check_sources(self) -> None:
+    def _check_sources(self, ask_broker: bool = False) -> None:
         """A broker that restarted empty gives the consumer no error, only an assignment that never
         comes back, or (topics re-created) partitions that end before what was read: ask for the
-        topic list (one metadata request per checkpoint), compare the ends, and say so."""
+        topic list (one metadata request per checkpoint), compare the ends, and say so.
+        `ask_broker` (a failing checkpoint): the fetched ends are those from before the restart,
+        the partitions being paused, so the broker is asked whether a topic read is empty now."""
         try:
             existing = self.consumer.list_topics(timeout=5).topics
         except KafkaException:
@@ -1240,10 +1242,29 @@ class Monitor:
             raise SourceGone(missing[0])
         # a topic re-created empty ends before what was read (the end fetches report: a position
         # just restored from a snapshot is judged once a record of it was read, against a fresh end)
-        for (topic, partition), position in self.positions.items():
+        read = {tp: at for tp, at in self.positions.items() if tp not in self._restored}
+        for (topic, partition), position in read.items():
             end = self._end_offset(topic, partition)
-            if 0 <= end < position and (topic, partition) not in self._restored:
+            if 0 <= end < position:
                 raise SourceReset(topic, partition, f"it ends at offset {end}", position)
+        if ask_broker:
+            self._check_emptied(read)
+
+    def _check_emptied(self, read: dict[tuple[str, int], int]) -> None:
+        """Each topic's furthest-read partition, as the broker answers ListOffsets now: empty is a
+        topic re-created (a topic is re-created whole). Only empty counts: Tansu answers ListOffsets
+        with the base offset of the last batch + 1, short of the end of any topic with records."""
+        furthest: dict[str, tuple[int, int]] = {}
+        for (topic, partition), position in read.items():
+            if position > furthest.get(topic, (0, 0))[1]:
+                furthest[topic] = (partition, position)
+        for topic, (partition, position) in sorted(furthest.items()):
+            try:
+                _, end = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), 2.0, False)
+            except KafkaException:
+                return  # no answer is no loss: the next retry asks again
+            if end == 0:
+                raise SourceReset(topic, partition, "the broker says it is empty", position)
 
     def _check_keys(self, stream: str, topic: str, decoded: list[tuple[RawRecord, Any]]) -> None:
         """Records keyed by something else than their stream's key, or by nothing (a producer's
@@ -1339,13 +1360,15 @@ class Monitor:
                 try:
                     sink.flush()
                 except FatalSinkError as e:
+                    # a producer a broker back empty forgot fails for good: say the root cause
+                    self._check_sources(ask_broker=True)
                     log.error(str(e))
                     raise  # flushing the other sinks first would only delay saying so
                 except SinkError as e:
                     if not failures:
                         # a broker back empty leaves nothing worth retrying for: asked after the
                         # first failure, not after every Kafka sink waited out its flush timeout
-                        self._check_sources()
+                        self._check_sources(ask_broker=True)
                     failures.append(e)
             try:
                 if failures:
@@ -1372,7 +1395,7 @@ class Monitor:
                     f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
                 )
                 failing_since = failing_since or time.monotonic()
-                self._check_sources()  # again: the ends it compares may have come in since
+                self._check_sources(ask_broker=True)  # again: the broker may be back since
                 if self._wait_paused(backoff):
                     raise StoppedInOutage("the last checkpoint could not be written", e) from e
                 backoff = min(backoff * 2, 30.0)

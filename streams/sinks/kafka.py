@@ -116,7 +116,7 @@ class KafkaTopicSink(Sink[Any]):
         self.add(items)
         self._raise_if_fatal()
         self._produce_unsent(time.monotonic(), self.stop)
-        self.producer.poll(0)
+        self._poll(0)
 
     def write(self, items: list[Any]) -> None:
         """One batch, start to acknowledgement (the base class contract)."""
@@ -145,7 +145,7 @@ class KafkaTopicSink(Sink[Any]):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self.producer.poll(min(POLL_SLICE_S, remaining))
+            self._poll(min(POLL_SLICE_S, remaining))
         self._raise_if_fatal()
         if not self.unsent and not self._in_flight:
             return self._acked - acked_before
@@ -192,7 +192,7 @@ class KafkaTopicSink(Sink[Any]):
             except BufferError:  # producer queue full: let deliveries drain it
                 if _stopped(stop) or time.monotonic() >= deadline:
                     return False
-                self.producer.poll(POLL_SLICE_S)
+                self._poll(POLL_SLICE_S)
             except KafkaException as e:
                 err = e.args[0]
                 if err.code() in TOPIC_GONE:
@@ -200,6 +200,17 @@ class KafkaTopicSink(Sink[Any]):
                 if no_retry_helps(err):  # e.g. over message.max.bytes, refused locally
                     raise FatalSinkError(f"{self.name}: cannot produce to {self.topic}: {err}") from e
                 raise SinkError(f"{self.name}: {err}") from e
+
+    def _poll(self, timeout_s: float) -> None:
+        """`producer.poll`, which raises the producer's fatal error (an idempotent producer whose id
+        a broker back empty forgot: UNKNOWN_PRODUCER_ID) where a delivery report would carry it."""
+        try:
+            self.producer.poll(timeout_s)
+        except KafkaException as e:
+            err = e.args[0]
+            if failed_for_good(err):
+                raise FatalSinkError(self._failed_for_good(err)) from e
+            raise SinkError(f"{self.name}: {err}") from e
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         """Runs inside `producer.poll`, possibly while another sink sharing the producer flushes."""
@@ -220,7 +231,7 @@ class KafkaTopicSink(Sink[Any]):
         elif err.code() in REFUSED:
             self._fatal = f"{self.name}: the broker refuses messages for {self.topic} for good: {err}"
         elif failed_for_good(err):
-            self._fatal = f"{self.name}: the producer failed for good and must be recreated: {err}"
+            self._fatal = self._failed_for_good(err)
 
     def _check_topic(self, timeout_s: float) -> None:
         """FatalSinkError if the topic is missing or was re-created since this sink first saw it.
@@ -255,6 +266,9 @@ class KafkaTopicSink(Sink[Any]):
                 "lifemon stops rather than retry forever"
             )
         self._partitions = count
+
+    def _failed_for_good(self, err: KafkaError) -> str:
+        return f"{self.name}: the producer failed for good and must be recreated: {err}"
 
     def _vanished(self) -> str:
         return (
