@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -327,18 +327,9 @@ def test_a_failed_delivery_is_produced_again_once_in_its_place(behind_proxy: tup
     sink.add(items("first", 6))
     settle(sink, 6)
 
-    proxy.cut()
-    sink.add(items("second", 6))
-    with pytest.raises(SinkError) as failed:
-        sink.flush()  # queued, never sent: they time out within the wait
-    assert "0 message(s) in flight, 6 failed or unsent" in str(failed.value)
-    sink.add(items("third", 3))  # added after the failures: produced after them
-    proxy.restore()
-    deadline = time.monotonic() + 20
-    while sink.in_flight or sink.unsent:
-        assert time.monotonic() < deadline, f"never delivered: {sink._pending()} ({sink._last_error})"
-        with contextlib.suppress(SinkError):
-            sink.flush()
+    # the third added after the failures: produced after them
+    failed = fail_then_deliver(sink, proxy, items("second", 6), items("third", 3))
+    assert "0 message(s) in flight, 6 failed or unsent" in str(failed)
 
     on_topic = partitions_on(bootstrap, topic, 15)
     assert Counter(v for vs in on_topic.values() for v in vs) == Counter(
@@ -385,8 +376,14 @@ def unsent_copy(bootstrap: str) -> str:
     return copy
 
 
-def partitions_on(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> dict[int, list[str]]:
-    """Each partition's values in offset order."""
+def partitions_on(
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout_s: float = 20.0,
+    read: Callable[[Message], Any] = lambda m: m.value().decode(),
+) -> dict[int, list[Any]]:
+    """Each partition's values (or what `read` takes of its messages) in offset order."""
     c = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -397,13 +394,61 @@ def partitions_on(bootstrap: str, topic: str, expected: int, timeout_s: float = 
         }
     )
     c.subscribe([topic])
-    seen: dict[int, list[str]] = {}
+    seen: dict[int, list[Any]] = {}
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and sum(map(len, seen.values())) < expected:
             for m in c.consume(100, 0.2):
                 if m.error() is None:
-                    seen.setdefault(m.partition(), []).append(m.value().decode())
+                    seen.setdefault(m.partition(), []).append(read(m))
     finally:
         c.close()
     return seen
+
+
+def test_a_dead_letter_produced_again_after_a_failed_delivery_keeps_its_headers(
+    behind_proxy: tuple[str, Any],
+) -> None:
+    """A dead letter's reason and source offset travel in its headers (an alert's version too): one
+    that timed out while nobody reached the broker is produced again with all of them, not as bare
+    bytes no one can trace back to its record."""
+    from streams.codecs import DeadLetter, RawRecord
+    from streams.sinks.kafka import encode_dead_letter
+
+    bootstrap, proxy = behind_proxy
+    topic = create_topic(bootstrap)
+    p = producer(bootstrap, message_timeout_ms=1500, **{"enable.idempotence": False})
+    sink = KafkaTopicSink(
+        p, topic, encode_dead_letter, "dlq→kafka", flush_timeout_s=3.0, metadata_timeout_s=1.0
+    )
+    dead = [
+        DeadLetter(RawRecord("pfi.access", 0, offset, b"{", b"k%d" % offset), "schema", "ts", "missing")
+        for offset in range(3)
+    ]
+    sink.add(dead[:1])
+    settle(sink, 1)
+    fail_then_deliver(sink, proxy, dead[1:])
+    on_topic = partitions_on(bootstrap, topic, 3, read=lambda m: (m.key(), dict(m.headers() or ())))
+    assert dict(kh for khs in on_topic.values() for kh in khs) == {
+        d.raw.key: dict(encode_dead_letter(d)[2]) for d in dead
+    }
+
+
+def fail_then_deliver(
+    sink: KafkaTopicSink, proxy: Any, failing: list[Any], after: Iterable[Any] = ()
+) -> SinkError:
+    """`failing` added while nobody reaches the broker: queued, never sent, they time out within the
+    flush's wait; then `after` added, the broker reached again, and flushes until all is delivered.
+    Returns what the failed flush raised."""
+    proxy.cut()
+    sink.add(failing)
+    with pytest.raises(SinkError) as failed:
+        sink.flush()
+    sink.add(after)
+    proxy.restore()
+    deadline = time.monotonic() + 20
+    while sink.in_flight or sink.unsent:
+        assert time.monotonic() < deadline, f"never delivered: {sink._pending()} ({sink._last_error})"
+        with contextlib.suppress(SinkError):
+            sink.flush()
+    return failed.value

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -69,8 +70,10 @@ class KafkaTopicSink(Sink[Any]):
     Every message is in exactly one place: `_unsent` (added, encoded, not yet produced), in flight
     (in the producer queue: librdkafka owns it until its delivery report, only counted here), or
     `_failed` (its delivery failed: its bytes, from the report). Delivered messages are dropped and
-    never produced again. One bound method takes every report, not a closure a message: the
-    message itself carries what a retry needs (a re-keyed event's send cost a third less)."""
+    never produced again. One bound method takes every report of a message without headers, not a
+    closure a message: the message itself carries what a retry needs (a re-keyed event's send cost
+    a third less). A report carries no headers, so a message with them (an alert's version, a dead
+    letter's reason and source offset, a mark) has them bound to its report."""
 
     def __init__(
         self,
@@ -177,15 +180,17 @@ class KafkaTopicSink(Sink[Any]):
     def _produce(self, encoded: Encoded, deadline: float, stop: threading.Event | None) -> bool:
         """Into the producer queue; False when it stayed full past the deadline or a stop."""
         partition = encoded[3] if len(encoded) > 3 else ANY_PARTITION
+        headers = encoded[2]
+        report = self._on_delivery if headers is None else partial(self._on_delivery, headers=headers)
         while True:
             try:
                 self.producer.produce(
                     self.topic,
                     value=encoded[1],
                     key=encoded[0],
-                    headers=encoded[2],
+                    headers=headers,
                     partition=partition,
-                    on_delivery=self._on_delivery,
+                    on_delivery=report,
                 )
                 self._in_flight += 1
                 return True
@@ -212,8 +217,9 @@ class KafkaTopicSink(Sink[Any]):
                 raise FatalSinkError(self._failed_for_good(err)) from e
             raise SinkError(f"{self.name}: {err}") from e
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        """Runs inside `producer.poll`, possibly while another sink sharing the producer flushes."""
+    def _on_delivery(self, err: KafkaError | None, msg: Message, headers: Any = None) -> None:
+        """Runs inside `producer.poll`, possibly while another sink sharing the producer flushes.
+        `headers`: the message's, which librdkafka's report leaves out (`msg.headers()` is None)."""
         self._in_flight -= 1
         partition = msg.partition()
         if err is None:
@@ -224,7 +230,7 @@ class KafkaTopicSink(Sink[Any]):
             return
         # re-produced by the next flush, to the partition its key went to (the same partitioner)
         where = ANY_PARTITION if partition is None or partition < 0 else partition
-        self._failed.append((msg.key(), msg.value(), msg.headers(), where))
+        self._failed.append((msg.key(), msg.value(), headers, where))
         self._last_error = err
         if err.code() in TOPIC_GONE:
             self._fatal = self._vanished()
