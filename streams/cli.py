@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import re
+import shutil
 import sys
 import textwrap
 import time
@@ -674,6 +675,7 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
         "--review",
         type=str.lower,
         choices=list(kind.reviews),
+        metavar="REVIEW",  # its states are told below; listed here, the line ran to 94 columns
         help=f"only {what} in this review state: unreviewed (no review, or events after the newest "
         f"one: the queue), acknowledged (`lifemon {what} ack`), {' or '.join(kind.resolving)} "
         f"(`lifemon {what} resolve`), or unresolved (unreviewed or acknowledged"
@@ -1240,6 +1242,29 @@ def _listed(name: str, said: str, width: int = 80) -> str:
     )
 
 
+# a word of a usage form: an option and its value in brackets stay on one line
+_USAGE_WORD = re.compile(r"\[[^\]]*\]|\S+")
+
+
+def _usage(prog: str, *forms: str) -> str:
+    """The usage of a command with sub-commands, spelled out (argparse's own showed the
+    sub-command as required): each form on a line of its own, wrapped under the first option to
+    the width argparse wraps the rest of the help to, the terminal's less 2 (alerts --help and
+    incidents --help ran to 113 columns)."""
+    width = shutil.get_terminal_size().columns - 2
+    hang = " " * len(f"usage: {prog}")
+    lines: list[str] = []
+    for form in forms:
+        line = f"{'usage: ' if not lines else ' ' * len('usage: ')}{prog}"
+        for word in _USAGE_WORD.findall(form):
+            if len(line) > len(hang) and len(line) + 1 + len(word) > width:
+                lines.append(line)
+                line = hang
+            line += f" {word}"
+        lines.append(line)
+    return "\n".join(lines).removeprefix("usage: ")
+
+
 def positive(text: str) -> int:
     """A count of at least 1 (argparse's type)."""
     try:
@@ -1497,6 +1522,7 @@ def _review_parsers(actions: Any, kind: Any) -> None:
         required=True,
         type=str.lower,
         choices=list(kind.resolving),
+        metavar="VERDICT",  # each is told in its help; listed in the usage, a line ran past 80 columns
         help=kind.resolving_help,
     )
     for sp in (ack, resolve):
@@ -1858,20 +1884,21 @@ def build_parser() -> argparse.ArgumentParser:
         "alerts",
         help="list alerts from ClickHouse, filtered (newest revision of each); `alerts show ID`: one "
         "alert; `alerts ack ID`, `alerts resolve ID`: record a review",
-        usage="%(prog)s [--detector DETECTOR] [--actor ACTOR] [--org ORG] [--rule RULE_ID] [--subject PSEUDONYM]\n"
-        "                      [--severity SEVERITY] [--status STATUS] [--review REVIEW]\n"
-        "                      [--since WHEN] [--until WHEN] [--raised-since WHEN] [--limit N] [--config CONFIG]\n"
-        "                      [--clickhouse CLICKHOUSE]\n"
-        "       %(prog)s show ALERT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]\n"
-        "       %(prog)s ack ALERT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
-        "                      [--policy POLICY]\n"
-        "       %(prog)s resolve ALERT_ID --as {resolved,false_positive} [--note TEXT] [--by ANALYST]\n"
-        "                      [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]",
         description="The detectors' alerts, newest revision of each. Two states per alert: its status "
         "is the detector's episode (open, updated while it grows, closed when its window passed, "
         "not a review); its review is the analyst's (unreviewed until `ack` or `resolve` "
         "records one, and again when events come after the newest review). The analyst's queue: "
         "`lifemon alerts --review unreviewed --severity high`.",
+    )
+    sp.usage = _usage(
+        sp.prog,
+        "[--detector DETECTOR] [--actor ACTOR] [--org ORG] [--rule RULE_ID] [--subject PSEUDONYM] "
+        "[--severity SEVERITY] [--status STATUS] [--review REVIEW] [--since WHEN] [--until WHEN] "
+        "[--raised-since WHEN] [--limit N] [--config CONFIG] [--clickhouse CLICKHOUSE]",
+        "show ALERT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]",
+        "ack ALERT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]",
+        "resolve ALERT_ID --as VERDICT [--note TEXT] [--by ANALYST] [--config CONFIG] "
+        "[--clickhouse CLICKHOUSE] [--policy POLICY]",
     )
     sp.add_argument(
         "--detector", type=detector_kind, help="only this detector (default: all; see `lifemon detectors`)"
@@ -1940,15 +1967,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser(
         "incidents",
         help="list leakage incidents from ClickHouse, the earliest report due first (docs/incidents.md)",
-        # spelled out as the alerts' is: argparse's own showed the sub-command as required
-        usage="%(prog)s [--subject PSEUDONYM] [--severity SEVERITY] [--status STATUS] [--review REVIEW]\n"
-        "                         [--since WHEN] [--until WHEN] [--raised-since WHEN] [--limit N] [--config CONFIG]\n"
-        "                         [--clickhouse CLICKHOUSE]\n"
-        "       %(prog)s show INCIDENT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]\n"
-        "       %(prog)s subjects INCIDENT_ID [--customers FILE] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
-        "       %(prog)s ack INCIDENT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]\n"
-        "       %(prog)s resolve INCIDENT_ID --as {notified,notice_waived,resolved,false_positive} [--note TEXT]\n"
-        "                         [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]",
+    )
+    sp.usage = _usage(
+        sp.prog,
+        "[--subject PSEUDONYM] [--severity SEVERITY] [--status STATUS] [--review REVIEW] [--since WHEN] "
+        "[--until WHEN] [--raised-since WHEN] [--limit N] [--config CONFIG] [--clickhouse CLICKHOUSE]",
+        "show INCIDENT_ID [--config CONFIG] [--clickhouse CLICKHOUSE] [--policy POLICY]",
+        "subjects INCIDENT_ID [--customers FILE] [--config CONFIG] [--clickhouse CLICKHOUSE]",
+        "ack INCIDENT_ID [--note TEXT] [--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]",
+        "resolve INCIDENT_ID --as VERDICT [--note TEXT] "
+        "[--by ANALYST] [--config CONFIG] [--clickhouse CLICKHOUSE]",
     )
     sp.add_argument(
         "--subject",

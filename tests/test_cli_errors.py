@@ -1011,3 +1011,24 @@ def test_a_spelled_out_usage_names_every_option_of_the_list(command: str) -> Non
     usage = listing.format_usage()
     options = [o for a in listing._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
     assert options and [o for o in options if o not in usage] == []
+
+
+@pytest.mark.parametrize("columns", [60, 80, 140])
+@pytest.mark.parametrize(
+    "command", [["alerts"], ["incidents"], ["alerts", "resolve"], ["incidents", "resolve"]]
+)
+def test_the_listings_help_fits_the_terminal(
+    command: list[str], columns: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lifemon alerts --help` and `incidents --help` ran to 113 columns (their usage, spelled out by
+    hand, was not wrapped; the review states and verdicts were listed in a line of their own): each
+    line is within the width argparse wraps the rest to, the terminal's less 2, and each form of
+    the usage keeps its words in order."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= columns - 2
+    usage = " ".join(out.split("\n\n")[0].split())
+    if len(command) == 1:
+        assert f"lifemon {command[0]} show " in usage and "[--clickhouse CLICKHOUSE]" in usage
