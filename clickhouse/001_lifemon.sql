@@ -22,6 +22,8 @@ CREATE DATABASE IF NOT EXISTS {db};
 -- the sink carries it into every revision (streams/sinks/clickhouse.py `AlertSink`). A row stored
 -- before the column reads its own `inserted_at` if it is a first revision (exact), else NULL: when
 -- a revised alert was first raised is lost, and it is counted but not timed.
+-- `regulation_en` holds the English of each clause of `regulation`, in its order: a row stored before
+-- the column reads [] and its clauses as quoted, in Chinese (`lifemon alerts show` says so).
 CREATE TABLE IF NOT EXISTS {db}.alerts
 (
     alert_id            String,
@@ -35,6 +37,7 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     title_en            String,
     summary             String TTL toDateTime(kept_from) + INTERVAL {pseudonym_ttl_days} DAY,
     regulation          Array(String),
+    regulation_en       Array(String) DEFAULT [],
     jr_class            LowCardinality(String),
     actor_id            String,
     actor_org           String,

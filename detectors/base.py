@@ -30,6 +30,7 @@ import msgspec
 from pydantic import BaseModel
 
 from policy.catalog import Catalog
+from policy.clause import Clause
 from policy.model import DetectorSection
 from schemas.models import (
     MAX_TS,
@@ -284,7 +285,7 @@ class LegalCount:
     records: int
     threshold: int  # the gravest step of the tier reached, its severity and its regulation
     severity: Severity
-    regulation: str
+    regulation: Clause
     horizon_hours: int  # the count's span; 0: the episode's own records, more than the horizon's
 
 
@@ -324,7 +325,7 @@ class Finding:
     # a detector with several rules names the one that fired; empty: the policy section's
     title_zh: str = ""
     title_en: str = ""
-    regulation: Sequence[str] = ()
+    regulation: Sequence[Clause] = ()
     # every pseudonym the finding concerns (`subject_sample` is its head) and the catalog field ids
     # involved: the incident stage counts affected subjects by class and category from them
     # (streams/incidents.py); they stay in the engine, an alert carries only the sample

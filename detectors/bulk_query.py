@@ -60,6 +60,7 @@ from detectors.episode_parts import PARTS, customers_of, part_key, part_of
 from detectors.legal_tally import Entry, LegalTally, TiersOf, count, reached_at
 from detectors.window_chunks import Chunks, chunk_key
 from policy.catalog import UNSTATED
+from policy.clause import Clause
 from policy.model import CLASS_RANK, RANK_CLASS, Counter, DetectorSection, JrClass, OwnBook
 from schemas.models import (
     CHANGES,
@@ -99,7 +100,7 @@ class Escalation(BaseModel):
     severity: Severity
     min_records: int = Field(gt=0)
     categories: list[str] = Field(min_length=1, description="category ids whose distinct records are counted")
-    regulation: str
+    regulation: Clause
 
 
 class MeasureStep(BaseModel):
@@ -2014,7 +2015,7 @@ class BulkQueryDetector:
                     else "in this episode"
                 )
                 parts.append(
-                    f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation})"
+                    f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation.zh})"
                 )
                 known = tiers.get(index)
                 if known is None or rank > SEVERITY_RANK[known.severity] * 10**9 + known.threshold:

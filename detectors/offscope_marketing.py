@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from detectors import inbox
 from detectors.base import Context, Finding, Store, fed, iso_minute, n_of
 from detectors.minors import consent_gap, minor_at
+from policy.clause import Clause
 from policy.model import DetectorSection
 from schemas.models import SEVERITY_RANK, Channel, ConsentStatus, EmployeeStatus, PushKind, Severity
 from schemas.structs import STRICT
@@ -70,7 +71,9 @@ class RuleSpec(BaseModel):
     severity: Severity
     title_zh: str
     title_en: str
-    regulation: list[str] = Field(min_length=1, description="the clauses this rule enforces, with their seed")
+    regulation: list[Clause] = Field(
+        min_length=1, description="the clauses this rule enforces, with their seed"
+    )
 
 
 class OffscopeMarketingParams(BaseModel):

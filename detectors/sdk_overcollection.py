@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.base import Context, Finding, Store, iso_second, n_of
 from detectors.minors import consent_gap, minor_at
+from policy.clause import Clause
 from policy.model import CLASS_RANK, DetectorSection, JrClass, iso_country
 from policy.sdk_declarations import Label, SdkDeclarations, bare_host
 from schemas.models import SEVERITY_RANK, Attribution, ConsentStatus, Severity
@@ -75,7 +76,7 @@ class RuleSpec(BaseModel):
     severity: Severity
     title_zh: str
     title_en: str
-    regulation: list[str] = Field(min_length=1, description="the clauses, each naming its seed")
+    regulation: list[Clause] = Field(min_length=1, description="the clauses, each naming its seed")
 
 
 class SdkOvercollectionParams(BaseModel):

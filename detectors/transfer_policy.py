@@ -72,6 +72,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from detectors import approvals, inbox
 from detectors.base import AGGREGATE, DAY_MS, LEAKAGE_CANDIDATE, Context, Finding, Store, n_of
 from detectors.minors import consent_gap, minor_at
+from policy.clause import Clause
 from policy.contracts import ContractTerm, RecipientBook
 from policy.model import (
     CLASS_RANK,
@@ -111,7 +112,7 @@ class Rule(BaseModel):
     severity: Severity
     title_zh: str
     title_en: str
-    regulation: list[str] = Field(min_length=1)
+    regulation: list[Clause] = Field(min_length=1)
     leakage_candidate: bool = False
 
 
@@ -138,8 +139,8 @@ class ProvisionStep(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     subjects: int = Field(gt=0, description="subjects reached, in one provision or to one authority in a day")
     severity: Severity
-    regulation: str = Field(
-        default="", description="the count of the law the step stands on, for the summary"
+    regulation: Clause | None = Field(
+        default=None, description="the count of the law the step stands on, for the summary"
     )
 
 
@@ -291,7 +292,7 @@ class VolumePeriod:
 
 
 def _reached(step: ProvisionStep) -> str:
-    return f"reached {step.subjects:,}" + (f", {step.regulation}" if step.regulation else "")
+    return f"reached {step.subjects:,}" + (f", {step.regulation.zh}" if step.regulation else "")
 
 
 class _Provision:

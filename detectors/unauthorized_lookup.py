@@ -69,6 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors import approvals, inbox, judged
 from detectors.base import DAY_MS, Context, Finding, Store, book_holds, fed, iso_minute, n_of
+from policy.clause import Clause
 from policy.model import CLASS_RANK, RANK_CLASS, DetectorSection, JrClass, Organisation, ServiceAccount
 from schemas.models import (
     CHANGES,
@@ -145,8 +146,8 @@ class Reason(BaseModel):
     severity: Severity
     en: str = Field(description="what failed, in words an analyst can act on")
     zh: str
-    source: str = Field(description="the seed clause the reason enforces")
-    regulation: list[str] = Field(
+    source: Clause = Field(description="the seed clause the reason enforces")
+    regulation: list[Clause] = Field(
         default_factory=list,
         description="the law's clauses this reason breaks beyond the rule's own `regulation` (which "
         "every reason breaks): an alert cites the rule's, then each of its reasons' and sources",
@@ -160,7 +161,7 @@ class RoleClash(BaseModel):
     severity: Severity = Severity.medium
     title_zh: str = "员工兼任不相容岗位"
     title_en: str = "An employee holds incompatible posts"
-    regulation: list[str] = Field(default_factory=list, description="empty: the rule's own")
+    regulation: list[Clause] = Field(default_factory=list, description="empty: the rule's own")
 
 
 class UnknownAccountTakeout(BaseModel):
@@ -179,7 +180,11 @@ class UnknownAccountTakeout(BaseModel):
     severity: Severity = Severity.high
     en: str = "account unknown to HR"
     zh: str = "人力资源未登记的账户"
-    source: str = "seed 004 流程描述(4)④: 其岗位准入及相关系统用户权限应遵循相关业务管理规定…严禁共用账户"
+    source: Clause = Clause(
+        zh="seed 004 流程描述(4)④: 其岗位准入及相关系统用户权限应遵循相关业务管理规定…严禁共用账户",
+        en="seed 004 流程描述(4)④: post access and system user permissions shall follow the business "
+        "management rules…; shared accounts are strictly forbidden",
+    )
 
 
 class UnauthorizedLookupParams(BaseModel):
@@ -1501,7 +1506,7 @@ class UnauthorizedLookupDetector:
             # reads as this alert's own
             since = ep.taken_since if ep.taken_since is not None and ep.taken_since < ep.start else None
             at = "" if since is None else f" since {iso_minute(since)}"
-            lead = f"{unknown.en}, took out the data of {of} without approval{at}, {unknown.customers:,} or more [{unknown.source}]; "
+            lead = f"{unknown.en}, took out the data of {of} without approval{at}, {unknown.customers:,} or more [{unknown.source.zh}]; "
             lead_zh = (
                 f"{unknown.zh}"
                 + ("" if since is None else f"自{iso_minute(since)}起")
@@ -1511,7 +1516,9 @@ class UnauthorizedLookupDetector:
             )
         ep.severity = sev if SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity] else ep.severity
         rows = len(ep.customers) + ep.unnamed
-        en = "; ".join(f"{spec[r].en} x{ep.reasons[r]} ({ep.notes[r]}) [{spec[r].source}]" for r in reasons)
+        en = "; ".join(
+            f"{spec[r].en} x{ep.reasons[r]} ({ep.notes[r]}) [{spec[r].source.zh}]" for r in reasons
+        )
         zh = "；".join(f"{spec[r].zh} {ep.reasons[r]}次" for r in reasons)
         # rows a log counted without naming their customers are records, not known customers
         touched, touched_zh = n_of(len(ep.customers), "customer"), f"{len(ep.customers)}名客户"
@@ -1565,7 +1572,7 @@ class UnauthorizedLookupDetector:
             regulation=self._cited(reasons),
         )
 
-    def _cited(self, reasons: list[str]) -> list[str]:
+    def _cited(self, reasons: list[str]) -> list[Clause]:
         """The rule's clauses, then those of the reasons the alert holds, each once: an alert of C3
         data read without approval cited the consent articles (PIPL arts. 14, 15) of the purpose
         reasons it did not hold."""

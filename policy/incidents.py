@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from policy.clause import Clause
 from schemas.models import Severity
 
 ClassId = Literal["C3", "C2", "C1"]  # JR/T 0171 classes (policy.model.JrClass; that module imports this one)
@@ -65,7 +66,7 @@ class Condition(Strict):
 
 class LeakageClass(Strict):
     title: Bilingual
-    regulation: list[str] = Field(min_length=1, description="the clauses that make it a leakage")
+    regulation: list[Clause] = Field(min_length=1, description="the clauses that make it a leakage")
     match: list[Match] = Field(min_length=1)
     cause: Bilingual = Field(description="the cause, as the notice states it; {what} is filled from evidence")
     conditions: list[Condition] = Field(
@@ -82,7 +83,7 @@ class Deadline(Strict):
 
     to: Bilingual
     within_hours: float = Field(gt=0)
-    regulation: str
+    regulation: Clause
     classes: list[str] = Field(default_factory=list, description="leakage classes it applies to; empty: all")
     min_severity: Severity = Severity.info
     notice: bool = Field(
@@ -91,11 +92,11 @@ class Deadline(Strict):
         "(`lifemon incidents resolve --as notified`) no longer has it due; the others stay due until "
         "it is resolved otherwise",
     )
-    waiver: str = Field(
-        default="",
+    waiver: Clause | None = Field(
+        default=None,
         description="the clause under which the bank may forgo this notice (seed 004 应急管理(4): its "
         "measures avoided the harm): a `notice` report the team may record waived (`lifemon incidents "
-        "resolve --as notice_waived --note ...`) instead of made; empty: never waived",
+        "resolve --as notice_waived --note ...`) instead of made; none: never waived",
     )
 
     @model_validator(mode="after")

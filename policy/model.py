@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from policy.clause import Clause
 from policy.incidents import IncidentPolicy
 from policy.storage import Storage
 from schemas.models import Action, Channel, LegalBasis, RecipientType
@@ -1563,7 +1564,7 @@ class DetectorSection(Strict):
     rule_version: int = Field(ge=1)
     title_zh: str
     title_en: str
-    regulation: list[str] = Field(min_length=1, description="the clauses the rule enforces")
+    regulation: list[Clause] = Field(min_length=1, description="the clauses the rule enforces")
     runbook: Runbook | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     tests: list[dict[str, Any]] = Field(

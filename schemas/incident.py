@@ -82,6 +82,9 @@ class LegalTier(Part):
     counts a tier's categories together, so its count is said once here, never as a category's."""
 
     regulation: str = Field(description="the gravest step of the tier reached (bulk_query.yaml `escalation`)")
+    regulation_en: str = Field(
+        default="", description="its English; empty on a record stored before it was kept"
+    )
     categories: list[str] = Field(description="the tier's categories the alerts read")
     records: int = Field(
         ge=0, description="the tier's count that reached the step, the largest of the alerts'"
@@ -115,6 +118,9 @@ class DueReport(Part):
     due: int = Field(description="UTC epoch ms: detected_at (first_seen before it was kept) + within_hours")
     within_hours: float
     regulation: str
+    regulation_en: str = Field(
+        default="", description="its English; empty on a record stored before it was kept"
+    )
     notice: bool = Field(
         default=False,
         description="a report the PIPL art. 57 notice makes (policy/incidents.yaml `notice`): no longer due "
@@ -125,6 +131,7 @@ class DueReport(Part):
         description="the clause under which the notice may be forgone (policy/incidents.yaml `waiver`): "
         "reviewed as notice_waived, it is recorded waived, not made; empty: never waived",
     )
+    waiver_en: str = Field(default="", description="its English; empty on a record stored before it was kept")
 
 
 class Incident(Part):
@@ -149,6 +156,11 @@ class Incident(Part):
     title_zh: str
     title_en: str
     regulation: list[str]
+    regulation_en: list[str] = Field(
+        default_factory=list,
+        description="the English of each clause of `regulation`, in its order; empty on a record stored "
+        "before it was kept",
+    )
     subjects: Subjects
     records: int
     observations: int = Field(

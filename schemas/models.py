@@ -404,7 +404,12 @@ class Alert(Record):
     title_zh: str
     title_en: str
     summary: str
-    regulation: list[str]
+    regulation: list[str] = Field(description="the clauses the alert cites, as quoted (zh)")
+    regulation_en: list[str] = Field(
+        default_factory=list,
+        description="their English renderings, in the same order; empty on an alert stored before lifemon "
+        "kept them",
+    )
     jr_class: str
     actor_id: str | None = None
     actor_org: str | None = None

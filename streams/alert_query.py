@@ -8,12 +8,15 @@ bound parameters, never spliced into SQL."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import zip_longest
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from detectors.base import n_of
+from policy.clause import Clause
 from policy.model import Runbook
 from schemas.models import SEVERITY_RANK, Severity
 from streams.clickhouse import column_default, has_column
@@ -485,8 +488,15 @@ def query_alert(client: Any, database: str, alert_id: str) -> AlertView:
     only the newest revision it holds, so the list may start late or skip numbers."""
     table = f"{database}.alerts"
     params = {"alert_id": alert_id}
+    # a database no `lifemon run` gave the English clauses yet reads what the column's DEFAULT would
+    columns = [
+        f"{column_default('alerts', c)} AS {c}"
+        if c == "regulation_en" and not has_column(client, database, "alerts", c)
+        else c
+        for c in SHOWN
+    ]
     newest = client.query(
-        f"SELECT {', '.join(SHOWN)} FROM {table} FINAL WHERE alert_id = {{alert_id:String}}",
+        f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE alert_id = {{alert_id:String}}",
         parameters=params,
     )
     if not newest.result_rows:
@@ -527,20 +537,29 @@ def _counted(name: str, value: int, zone: ZoneInfo | None) -> str:
     return f"{name} {value:,}"
 
 
-WRAP = 92  # terminal columns of a field's value
+# the columns before a field's value: two spaces, its English label (10 at most), two, its
+# Chinese one (5 characters, 10 columns), two
+LABELS = 26
 
 
-def _wrapped(text: str) -> list[str]:
-    """Prose (a summary, a runbook) in lines of at most WRAP columns, a CJK character two."""
-    return _packed(text.split(), " ")
+def value_width(before: int = LABELS) -> int:
+    """The columns a value may take after `before` columns: the terminal's (100 when not a
+    terminal) less them, 40 at least (a regulation clause of 130 columns ran past the terminal)."""
+    return max(40, shutil.get_terminal_size((100, 24)).columns - before)
 
 
-# a run of anything but spaces and CJK characters (a word, "(4)⑤:"), or one CJK character
-_ZH_TOKEN = re.compile(r"[^\s\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]+|\S")
+def _wrapped(text: str, width: int) -> list[str]:
+    """Prose (a summary, a runbook) in lines of at most `width` columns, a CJK character two."""
+    return _packed(text.split(), width, " ")
 
 
-def _wrapped_zh(text: str) -> list[str]:
-    """Chinese prose in lines of at most WRAP columns: it has no spaces to break at, so a line
+# a run of anything but spaces and CJK characters (a word, "(4)⑤:"), or one CJK character with
+# the punctuation after it, which never begins a line (a clause's line began ": (一)制定…")
+_ZH_TOKEN = re.compile(r"[^\s\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]+|\S[:;,.!?)、，。：；！？）]*")
+
+
+def _wrapped_zh(text: str, width: int) -> list[str]:
+    """Chinese prose in lines of at most `width` columns: it has no spaces to break at, so a line
     breaks between any two CJK characters, or at a space, never inside a Latin word."""
     lines = [""]
     for word in re.split(r"(\s+)", text.strip()):
@@ -548,19 +567,19 @@ def _wrapped_zh(text: str) -> list[str]:
             lines[-1] += " "
             continue
         for token in _ZH_TOKEN.findall(word):
-            if lines[-1].strip() and display_width(lines[-1] + token) > WRAP:
+            if lines[-1].strip() and display_width(lines[-1] + token) > width:
                 lines[-1] = lines[-1].rstrip()
                 lines.append("")
             lines[-1] += token
     return [line.rstrip() for line in lines]
 
 
-def _packed(items: Sequence[str], sep: str = ", ") -> list[str]:
-    """`items` joined by `sep` in lines of at most WRAP columns, never breaking an item (an id,
+def _packed(items: Sequence[str], width: int, sep: str = ", ") -> list[str]:
+    """`items` joined by `sep` in lines of at most `width` columns, never breaking an item (an id,
     a pseudonym, a count and its name)."""
     lines: list[str] = []
     for item in items:
-        if lines and display_width(lines[-1] + sep + item) <= WRAP:
+        if lines and display_width(lines[-1] + sep + item) <= width:
             lines[-1] += sep + item
         else:
             if lines:
@@ -569,10 +588,23 @@ def _packed(items: Sequence[str], sep: str = ", ") -> list[str]:
     return lines or [""]
 
 
+def clause_lines(zh: Sequence[str], en: Sequence[str], width: int) -> list[str]:
+    """Clauses as quoted, each with its English under it, wrapped to `width`; a record stored
+    before lifemon kept the English (`en` empty) says so under its clauses."""
+    lines = [
+        line
+        for quoted, english in zip_longest(zh, en, fillvalue="")
+        for line in _wrapped_zh(quoted, width) + (_wrapped(english, width) if english else [])
+    ]
+    if zh and not en:
+        lines.append("(stored before lifemon kept the clauses in English / 存储时未含英文译文)")
+    return lines
+
+
 def render_alert_view(
     view: AlertView,
     *,
-    regulation: Sequence[str] = (),
+    regulation: Sequence[Clause] = (),
     runbook: Runbook | None = None,
     rule_file: str = "",
     policy_rule_version: int | None = None,
@@ -585,6 +617,7 @@ def render_alert_view(
     Times in UTC, and in `timezone` (the bank's, recipients.yaml) beside them."""
     view = AlertView(*shown(tuple(view)))
     a = view.alert
+    width = value_width()
     zone = ZoneInfo(timezone) if timezone else None
     records, customers = records_and_customers(a["subject_count"], a["counts"] or {})
     rows: list[tuple[str, str, str]] = []
@@ -623,35 +656,42 @@ def render_alert_view(
         "subjects",
         "客户样本",
         *(
-            [f"{n_of(len(sample), 'pseudonym')} kept, a sample:", *_packed(sample)]
+            [f"{n_of(len(sample), 'pseudonym')} kept, a sample:", *_packed(sample, width)]
             if sample
             else ["none kept (the detector named none, or pseudonym_ttl_days emptied them)"]
         ),
     )
     if a["counts"]:
-        field("counts", "计数", *_packed([_counted(k, v, zone) for k, v in a["counts"].items()]))
-    field("summary", "摘要", *_wrapped(a["summary"] or "— (emptied after pseudonym_ttl_days)"))
+        field("counts", "计数", *_packed([_counted(k, v, zone) for k, v in a["counts"].items()], width))
+    field("summary", "摘要", *_wrapped(a["summary"] or "— (emptied after pseudonym_ttl_days)", width))
     # the clauses the alert's rule cites, then the detector's basis for all its rules apart: a
     # domestic contract's expiry once read as if PIPL art. 38's cross-border conditions were its own
-    own = list(dict.fromkeys(a["regulation"]))
-    field("regulation", "法规依据", *(own or ["—"]))
-    rest = [c for c in dict.fromkeys(regulation) if c not in own]
+    own = a["regulation"]
+    field("regulation", "法规依据", *(clause_lines(own, a["regulation_en"], width) or ["—"]))
+    rest = [c for c in dict.fromkeys(regulation) if c.zh not in own]
     if rest:
-        field("basis", "检测器依据", "the detector's, for all its rules / 该检测器全部规则的依据:", *rest)
+        field(
+            "basis",
+            "检测器依据",
+            "the detector's, for all its rules / 该检测器全部规则的依据:",
+            *clause_lines([c.zh for c in rest], [c.en for c in rest], width),
+        )
     evidence = a["evidence_event_ids"]
     aggregated = f"{n_of(a['event_count'], 'event')} aggregated; " if a["event_count"] else ""
     field(
         "evidence",
         "证据",
         f"{aggregated}{n_of(len(evidence), 'event id')} kept{':' if evidence else ''}",
-        *(_packed(evidence) if evidence else []),
+        *(_packed(evidence, width) if evidence else []),
     )
     where = f" ({rule_file})" if rule_file else ""
     field(
         "runbook",
         "处置步骤",
         *(
-            _wrapped_zh(runbook.zh) + _wrapped(runbook.en) + ([f"from {rule_file}"] if rule_file else [])
+            _wrapped_zh(runbook.zh, width)
+            + _wrapped(runbook.en, width)
+            + ([f"from {rule_file}"] if rule_file else [])
             if runbook
             else [f"none{where}"]
         ),

@@ -20,6 +20,7 @@ from typing import Any
 
 from detectors import REGISTRY
 from detectors.base import LEAKAGE_CANDIDATE, Finding
+from policy.clause import stored
 from policy.model import DetectorSection
 from schemas.incident import Incident, IncidentStatus
 from schemas.models import Alert, AlertStatus, Severity
@@ -80,7 +81,7 @@ def build_alert(finding: Finding, section: DetectorSection) -> Alert:
         title_zh=finding.title_zh or section.title_zh,
         title_en=finding.title_en or section.title_en,
         summary=_summary(finding.summary),
-        regulation=list(finding.regulation or section.regulation),
+        **stored(finding.regulation or section.regulation),
         jr_class=finding.jr_class,
         actor_id=finding.actor_id and _copied(finding.actor_id),
         actor_org=finding.actor_org and _copied(finding.actor_org),
@@ -239,6 +240,7 @@ def to_ocsf(alert: Alert) -> dict:
             "window_start": alert.window_start,
             "window_end": alert.window_end,
             "regulation": alert.regulation,
+            "regulation_en": alert.regulation_en,
             "jr_class": alert.jr_class,
             "actor_org": alert.actor_org,
             "subject_count": alert.subject_count,

@@ -1383,6 +1383,7 @@ def cmd_detectors(args: argparse.Namespace) -> int:
     reads (and by which key), the regulation it enforces, its examples, and the file that holds it."""
     from detectors import REGISTRY
     from policy import detector_file
+    from streams.alert_query import clause_lines, value_width
 
     config, policy, _, _ = _setup(args)
     enabled = sum(1 for kind in REGISTRY if kind in policy.detectors and policy.detectors[kind].enabled)
@@ -1404,8 +1405,10 @@ def cmd_detectors(args: argparse.Namespace) -> int:
         )
         print(f"    title      {s.title_zh} / {s.title_en}")
         print(f"    reads      {reads}")
-        for i, clause in enumerate(s.regulation):
-            print(f"    {'basis' if i == 0 else '':<10} {clause}")
+        # each clause as quoted, its English under it, wrapped past the label's 15 columns
+        basis = clause_lines([c.zh for c in s.regulation], [c.en for c in s.regulation], value_width(15))
+        for i, line in enumerate(basis):
+            print(f"    {'basis' if i == 0 else '':<10} {line}")
         print(f"    examples   {len(s.tests)} (lifemon policy check runs them)")
         print(f"    rule file  {detector_file(kind, config.policy_dir)} (params, runbook)")
     return 0

@@ -227,6 +227,7 @@ def run_demo(
         print(f"  {o['finding_info']['title']}  severity={o['severity']}  uid={o['finding_info']['uid']}")
         print(f"  {a.summary}")
         print(f"  regulation: {'; '.join(a.regulation)}")
+        print(f"              {'; '.join(a.regulation_en)}")
         print(f"  subjects (HMAC pseudonyms): {', '.join(a.subjects_sample[:3])} ...")
     from streams.report import Period, gather, render
 

@@ -20,8 +20,10 @@ from streams.alert_query import (
     STATUSES,
     Listing,
     at_least,
+    clause_lines,
     resolve_incident_id,
     select_latest,
+    value_width,
 )
 from streams.receivers import counted, text_of, unnamed, who
 from streams.reviews import (
@@ -406,7 +408,10 @@ def render_incident_view(
         if waived:  # under the line it waives (a probe read it under the assessor's, as if that were)
             waived_any = True
             lines += [
-                f"    {d['waiver']}",
+                *(
+                    f"    {line}"
+                    for line in clause_lines([d["waiver"]], [d.get("waiver_en", "")], value_width(4))
+                ),
                 "    the measures that avoided the harm: the review's note below; the regulator may still ask "
                 "for the notice (make it, then `lifemon incidents resolve --as notified`) / 监管部门要求通知个人的, "
                 "通知后记录为 notified",
@@ -427,7 +432,8 @@ def render_incident_view(
     ):
         lines.append(f"  {heading}")
         lines += [f"    {line}" for line in texts_of[key]]
-    lines += ["", "regulation / 依据", *(f"  {r}" for r in inc["regulation"])]
+    cited = clause_lines(inc["regulation"], inc.get("regulation_en", []), value_width(2))
+    lines += ["", "regulation / 依据", *(f"  {line}" for line in cited)]
     lines += ["", f"alerts / 告警 ({len(inc['alerts'])}; `lifemon alerts show ID` for each)"]
     for a in inc["alerts"]:
         lines.append(

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from detectors.base import AGGREGATE, LEAKAGE_CANDIDATE, Finding, n_of
 from policy.catalog import UNKNOWN_FIELD_CLASS, Catalog
+from policy.clause import stored
 from policy.incidents import IncidentPolicy, LeakageClass
 from schemas.incident import (
     Category,
@@ -380,7 +381,8 @@ class IncidentStage:
                     "records": t.records,
                     "threshold": t.threshold,
                     "severity": t.severity.value,
-                    "regulation": t.regulation,
+                    "regulation": t.regulation.zh,
+                    "regulation_en": t.regulation.en,
                     "horizon_hours": t.horizon_hours,
                 }
                 for t in finding.legal
@@ -477,7 +479,7 @@ class IncidentStage:
             leakage_classes=classes,
             title_zh="; ".join(c.title.zh for c in policies),
             title_en="; ".join(c.title.en for c in policies),
-            regulation=list(dict.fromkeys(r for c in policies for r in c.regulation)),
+            **stored(list(dict.fromkeys(r for c in policies for r in c.regulation))),
             subjects=Subjects(
                 distinct=len(named),
                 reported=_once_per_evidence(members, "reported"),
@@ -577,7 +579,9 @@ class IncidentStage:
         cats = self.catalog.policy.classification.categories
         zh_names = "、".join(cats[c].zh if c in cats else c for c in read)
         en_names = ", ".join(cats[c].en if c in cats else c for c in read)
-        clause = t["regulation"].split(":")[0].strip() or "解释第五条"
+        clause = _article(t["regulation"]) or "解释第五条"
+        # a member stored before the English was kept names it in Chinese in both lines
+        clause_en = _article(t.get("regulation_en", "")) or clause
         zh_tier, en_tier = TIERS.get(t["severity"], ("", ""))
         hours = t["horizon_hours"]
         zh_span, en_span = (
@@ -589,6 +593,7 @@ class IncidentStage:
         )
         return LegalTier(
             regulation=t["regulation"],
+            regulation_en=t.get("regulation_en", ""),
             categories=read,
             records=t["records"],
             threshold=t["threshold"],
@@ -597,7 +602,7 @@ class IncidentStage:
             said=Text(
                 zh=f"{zh_names}（{clause}）{zh_span} {t['records']:,} 条记录，达到 {t['threshold']:,} 条标准"
                 + (f"（{zh_tier}）" if zh_tier else ""),
-                en=f"{en_names} ({clause}): {t['records']:,} records {en_span} reached {t['threshold']:,}"
+                en=f"{en_names} ({clause_en}): {t['records']:,} records {en_span} reached {t['threshold']:,}"
                 + (f" ({en_tier}, {zh_tier})" if en_tier else ""),
             ),
         )
@@ -661,9 +666,11 @@ class IncidentStage:
                 to=Text(zh=d.to.zh, en=d.to.en),
                 due=since + int(d.within_hours * HOUR_MS),
                 within_hours=d.within_hours,
-                regulation=d.regulation,
+                regulation=d.regulation.zh,
+                regulation_en=d.regulation.en,
                 notice=d.notice,
-                waiver=d.waiver,
+                waiver=d.waiver.zh if d.waiver else "",
+                waiver_en=d.waiver.en if d.waiver else "",
             )
             for d in self.p.deadlines
             if (not d.classes or set(d.classes) & set(classes))
@@ -718,6 +725,11 @@ def _at_least_legal(records: int, members: Sequence[dict[str, Any]]) -> int:
     regulator's report carries the law's count (seed 001 §五.1), not the sum of two episodes (a
     probe's 5 390 reported as 980). A tier's count: the categories keep their own records."""
     return max(records, *(m.get("legal_records", 0) for m in members))
+
+
+def _article(clause: str) -> str:
+    """The article a clause cites, its words left out: `解释第五条第一款(三)`, `Interpretation art. 5 ¶1 (3)`."""
+    return clause.split(":")[0].strip()
 
 
 def _step_rank(t: dict[str, Any]) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import pytest
 from conftest import T0
 
 from schemas.models import Alert, AlertStatus, Severity
-from streams.alert_query import WRAP, query_alerts, render, render_alert, resolve_alert_id
+from streams.alert_query import query_alerts, render, render_alert, resolve_alert_id
 from streams.cli import main
 from streams.clickhouse import apply_ddl
 from streams.sinks.clickhouse import ALERT_COLUMNS, ClickHouseTableSink, alert_row
@@ -233,6 +233,7 @@ def shown(ch, policy, tmp_path):
                 alert(
                     BULK, "bulk_query", "high", "E000003", minute, revision, status=status,
                     rule_id=section.rule_id, regulation=["解释第五条第一款(四): 交易信息等500条"],
+                    regulation_en=["Interpretation art. 5 ¶1 (4): 500 records of transaction information"],
                     subjects_sample=["p_aaa", "p_bbb"], counts={"records": 65 + minute, "customers": 33},
                     evidence_event_ids=[f"acc-{i}" for i in range(1, revision + 2)], event_count=events,
                 )
@@ -260,6 +261,7 @@ def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
     """The probe: an alert did not tell its rule, its regulation, its evidence or what to do. The
     runbook and the detector's basis come from the policy; the rest is the newest row's."""
     monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    monkeypatch.setenv("COLUMNS", "100")
     _, config = shown
     status, out, _ = show(capsys, config, BULK[:12])  # the 12 characters the list shows
     assert status == 0
@@ -274,12 +276,21 @@ def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
     assert "last  2026-01-01 01:35:00 UTC  (2026-01-01 09:35:00 Asia/Shanghai)" in out
     assert "160 records, 33 customers" in fields["counted"]
     assert "2 pseudonyms kept, a sample:" in fields["subjects"] and "p_aaa, p_bbb" in out
-    # the clause this alert cites, then apart the detector's basis for all its rules, each clause once
+    # the clause this alert cites, as quoted and in English, then apart the detector's basis for
+    # all its rules, each clause once, each wrapped to the terminal with its English under it
     own = out.split("法规依据", 1)[1].split("  basis", 1)[0]
-    assert [line.strip() for line in own.splitlines()] == ["解释第五条第一款(四): 交易信息等500条"]
+    assert [line.strip() for line in own.splitlines()] == [
+        "解释第五条第一款(四): 交易信息等500条",
+        "Interpretation art. 5 ¶1 (4): 500 records of transaction information",
+    ]
     basis = out.split("检测器依据", 1)[1].split("  evidence", 1)[0]
-    clauses = [line.strip() for line in basis.splitlines()]
-    assert clauses == ["the detector's, for all its rules / 该检测器全部规则的依据:", *section.regulation]
+    head, *clauses = [line.strip() for line in basis.splitlines()]
+    assert head == "the detector's, for all its rules / 该检测器全部规则的依据:"
+    # compared without spaces: the Chinese breaks between any two characters, the English at spaces
+    assert "".join(clauses).replace(" ", "") == "".join(c.zh + c.en for c in section.regulation).replace(
+        " ", ""
+    )
+    assert max(display_width(line) for line in out.splitlines() if "policy/detectors" not in line) <= 100
     assert "75 events aggregated; 4 event ids kept:" in fields["evidence"]
     assert "acc-1, acc-2, acc-3, acc-4" in out
     runbook = flat(out.split("处置步骤", 1)[1].split("revisions stored", 1)[0])
@@ -287,7 +298,7 @@ def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
     assert "".join(section.runbook.zh.split()) in "".join(runbook.split())
     assert flat(section.runbook.en) in runbook
     said = out.split("处置步骤", 1)[1].split("revisions stored", 1)[0].splitlines()
-    assert max(display_width(line.strip()) for line in said[:-2]) <= WRAP, said  # the file's path aside
+    assert max(display_width(line) for line in said[:-2]) <= 100, said  # the file's path aside
     assert runbook.endswith("policy/detectors/bulk_query.yaml")
 
 
@@ -448,3 +459,34 @@ def test_the_cli_list_filters_by_rule_subject_and_actor_in_any_case(
     assert "no rule of the policy is LM-RO-001.retention_expird" in capsys.readouterr().err
     assert main(["alerts", "--config", config, "--rule", " LM-BQ-001 "]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "1 alert"
+
+
+def test_an_alert_stored_before_the_english_clauses_reads_before_and_after_the_upgrade(
+    ch, capsys, monkeypatch, root_logging, tmp_path
+) -> None:
+    """An alert a lifemon stored before it kept the clauses in English (fix_regulation #1): `alerts
+    show` reads it from a table no `lifemon run` upgraded yet, and after the start that adds the
+    column, the row as it was, its clauses as quoted and a line saying the English was not kept."""
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    name = f"aq_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, name)
+    ch.command(f"ALTER TABLE {name}.alerts DROP COLUMN regulation_en")  # the table as it was
+    old = [c for c in ALERT_COLUMNS if c != "regulation_en"]
+    row = dict(zip(ALERT_COLUMNS, alert_row(alert(BULK, "bulk_query", "high", "E000003", 10)), strict=True))
+    row["regulation"] = ["解释第五条第一款(四): 交易信息等500条"]
+    ch.insert("alerts", [[row[c] for c in old]], database=name, column_names=old)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {name}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
+    for upgraded in (False, True):
+        if upgraded:
+            apply_ddl(ch, name)  # what the next `lifemon run` does: the column added, the row kept
+            assert ch.query(f"SELECT regulation, regulation_en FROM {name}.alerts").result_rows == [
+                (row["regulation"], [])
+            ]
+        status, out, _ = show(capsys, str(config), BULK)
+        assert status == 0, out
+        own = out.split("法规依据", 1)[1].split("  basis", 1)[0]
+        assert [line.strip() for line in own.splitlines()] == [
+            "解释第五条第一款(四): 交易信息等500条",
+            "(stored before lifemon kept the clauses in English / 存储时未含英文译文)",
+        ], upgraded

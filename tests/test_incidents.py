@@ -227,7 +227,7 @@ def test_a_critical_spree_reports_the_days_count_art5_judged_and_names_its_tier(
         == "金融交易信息（解释第五条第二款(三)）24 小时内累计 5,390 条记录，达到 5,000 条标准（情节特别严重）"
     )
     assert said.en == (
-        "transaction data (解释第五条第二款(三)): 5,390 records over 24 h reached 5,000 (especially serious, 情节特别严重)"
+        "transaction data (Interpretation art. 5 ¶2 (3)): 5,390 records over 24 h reached 5,000 (especially serious, 情节特别严重)"
     )
     assert said.zh in inc.notice.cause.zh and said.en in inc.notice.cause.en
 
@@ -274,7 +274,7 @@ def test_the_notice_says_each_categorys_own_records_and_the_art5_tiers_count_onc
         == "金融交易信息、账户信息（解释第五条第一款(四)）24 小时内累计 602 条记录，达到 500 条标准（情节严重）"
     )
     assert tier.said.en == (
-        "transaction data, account data (解释第五条第一款(四)): 602 records over 24 h reached 500 (serious, 情节严重)"
+        "transaction data, account data (Interpretation art. 5 ¶1 (4)): 602 records over 24 h reached 500 (serious, 情节严重)"
     )
     # said once in the cause, after what the alert counted
     assert inc.notice.cause.zh.count("条标准") == 1 and tier.said.zh in inc.notice.cause.zh
@@ -727,6 +727,13 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
         assert text in shown, text
     assert "measures taken" not in shown
     assert "鉴别信息 / authentication data (C3): 1 名客户, 1 条记录; 1 customer, 1 record" in shown
+    # each clause as quoted, its English under it, wrapped (fix_regulation #1)
+    cited = shown.split("regulation / 依据\n", 1)[1].split("\n\n", 1)[0]
+    assert "".join(cited.split()) == "".join(
+        "".join(zh.split()) + "".join(en.split())
+        for zh, en in zip(cvn_incident.regulation, cvn_incident.regulation_en, strict=True)
+    )
+    assert cvn_incident.regulation_en[0].startswith("PIPL art. 57: ")
     # `incidents subjects`: whom its notice (PIPL art. 57) goes to: its pseudonyms, or, given the
     # bank's customer ids, those it names, as given (a probe's responder had only SQL on the JSON)
     bulk = next(i for i in found.values() if i.key == "e1")
@@ -1178,7 +1185,7 @@ def test_the_notices_cause_says_what_failed_alike_in_both_languages_and_no_detec
     for text in (bulk.notice.cause.zh, bulk.notice.cause.en):
         assert "e1" not in text and "score" not in text and "LM-BQ" not in text
     assert bulk.notice.cause.en.endswith(
-        "(this alert: 50 records, 50 customers); property data (解释第五条第一款(三)): 50 records over 24 h reached 50 "
+        "(this alert: 50 records, 50 customers); property data (Interpretation art. 5 ¶1 (3)): 50 records over 24 h reached 50 "
         "(serious, 情节严重)"
     )
     assert bulk.notice.cause.zh.endswith(
@@ -1467,7 +1474,10 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     # the notice a draft not sent
     lines = shown.splitlines()
     at = next(i for i, line in enumerate(lines) if "the individuals affected" in line and "UTC (" in line)
-    assert "可以不通知个人" in lines[at + 1], lines[at : at + 3]
+    # the clause wrapped under it, as quoted and in English
+    waiver = "".join(line.strip() for line in lines[at + 1 : at + 6])
+    assert waiver.startswith("本行") and "可以不通知个人" in waiver, lines[at : at + 6]
+    assert "individuals need not be notified" in " ".join(" ".join(lines[at + 1 : at + 8]).split())
     assert (
         "notice / 告知内容 (PIPL art. 57 ¶1) (drafted, not sent: waived / 草稿，未发送：不通知个人)" in shown
     )
@@ -1536,9 +1546,10 @@ def test_only_a_notice_may_be_waived() -> None:
     from policy.incidents import Deadline
 
     to = {"zh": "外部安全评估机构", "en": "an external security assessor"}
+    clause = {"zh": "seed 004 应急管理(4)", "en": "seed 004 应急管理(4) (emergency management)"}
     with pytest.raises(ValueError, match="a waiver needs notice: true"):
-        Deadline(to=to, within_hours=168, regulation="seed 001 §四.5", waiver="seed 004 应急管理(4)")
-    assert Deadline(to=to, within_hours=72, regulation="r", notice=True, waiver="seed 004 应急管理(4)").waiver
+        Deadline(to=to, within_hours=168, regulation=clause, waiver=clause)
+    assert Deadline(to=to, within_hours=72, regulation=clause, notice=True, waiver=clause).waiver
 
 
 def _incident_changes(changes) -> dict[str, Any]:

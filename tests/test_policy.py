@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import LOG_WORDS, renamed_ids
@@ -577,9 +579,9 @@ def test_every_rule_cites_the_law_first_and_keeps_its_seed(policy) -> None:
                "最高法、最高检《关于办理侵犯公民个人信息刑事案件适用法律若干问题的解释》")  # fmt: skip
     lists = {}
     for kind, section in policy.detectors.items():
-        lists[kind] = section.regulation
+        lists[kind] = [c.zh for c in section.regulation]
         for rule, spec in section.params.get("rules", {}).items():
-            lists[f"{kind}.{rule}"] = spec["regulation"]
+            lists[f"{kind}.{rule}"] = [c["zh"] for c in spec["regulation"]]
     assert (
         len(lists) == 9 + 1 + 11 + 15 + 10 + 14 + 1 + 1
     )  # every detector and rule: 9 sections, then each rule
@@ -602,8 +604,8 @@ def test_every_leakage_class_cites_the_notification_duty_first(policy) -> None:
     """An incident is a leakage the bank must remedy and report (PIPL art. 57): each class opens with
     it, then the law its alerts broke; provision abroad names art. 38 and 39."""
     for name, leak in policy.incidents.classes.items():
-        assert leak.regulation[0].startswith("《个人信息保护法》第五十七条"), name
-    cross_border = policy.incidents.classes["cross_border"].regulation
+        assert leak.regulation[0].zh.startswith("《个人信息保护法》第五十七条"), name
+    cross_border = [c.zh for c in policy.incidents.classes["cross_border"].regulation]
     assert any(c.startswith("《个人信息保护法》第三十八条") for c in cross_border)
     assert any(c.startswith("《个人信息保护法》第三十九条") for c in cross_border)
 
@@ -1112,3 +1114,87 @@ def test_a_wrong_holiday_calendar_names_file_key_line_and_fix(
     assert err.file == str(f) and err.key == key and said in err.message and fix in err.fix, str(err)
     line = f.read_text(encoding="utf-8").splitlines()[err.line - 1]
     assert ("国庆节" if ".holidays." in key else "working_days") in line, (err.line, line)
+
+
+def _clauses(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """Every clause a policy file holds (a `regulation`, `source` or `waiver`), with its key."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            at = f"{key}.{k}" if key else str(k)
+            if k in ("regulation", "source", "waiver"):
+                yield from ((f"{at}.{i}", c) for i, c in enumerate(v)) if isinstance(v, list) else [(at, v)]
+            else:
+                yield from _clauses(v, at)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _clauses(v, f"{key}.{i}")
+
+
+# 《个人信息保护法》第五十一条 -> PIPL art. 51: the Chinese numeral of an article, and its digits
+_NUMERALS = {c: i for i, c in enumerate("零一二三四五六七八九")}
+
+
+def _article(numeral: str) -> int:
+    tens, _, units = numeral.rpartition("十")
+    if "十" not in numeral:
+        return _NUMERALS[numeral]
+    return (_NUMERALS[tens] if tens else 1) * 10 + (_NUMERALS[units] if units else 0)
+
+
+def test_every_clause_is_quoted_and_rendered_in_english_with_its_article() -> None:
+    """An English-reading analyst or auditor saw the policy's clauses in Chinese only (fix_regulation
+    #1). Each clause of the shipped policy holds the text as quoted and an English rendering, and the
+    English names the same PIPL articles as the Chinese, in the same order."""
+    import re
+
+    import yaml
+
+    files = sorted((DEFAULT_DIR / "detectors").glob("*.yaml")) + [DEFAULT_DIR / "incidents.yaml"]
+    seen = 0
+    for path in files:
+        for key, clause in _clauses(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            assert isinstance(clause, dict) and set(clause) == {"zh", "en"}, (path.name, key)
+            assert clause["en"] != clause["zh"] or clause["zh"].isascii(), (path.name, key)
+            articles = [
+                _article(n)
+                for n in re.findall(
+                    r"(?:《个人信息保护法》|PIPL )第([零一二三四五六七八九十]+)条", clause["zh"]
+                )
+            ]
+            rendered = [int(n) for n in re.findall(r"PIPL arts?\. (\d+)", clause["en"])]
+            assert rendered == articles, (path.name, key, clause["en"])
+            seen += 1
+    assert seen == 328  # every regulation, source and waiver of the shipped files
+
+
+# a clause as it was written before, one string: the first `regulation: {zh: …, en: …}` on one line
+_ONE_STRING = (r'regulation: \{zh: (".*?"), en: ".*?"\}', r"regulation: \1")
+# the English of the first clause of a rule's own list left out
+_NO_EN = (r'\n    en: "PIPL art\. 51: take measures[^\n]*', "")
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "key", "said"),
+    [
+        ("detectors/bulk_query.yaml", _NO_EN, "regulation.0", "has no en"),
+        ("incidents.yaml", _ONE_STRING, "deadlines.0.regulation", "in one language"),
+        ("detectors/bulk_query.yaml", _ONE_STRING, "params.escalation.0.regulation", "in one language"),
+    ],
+)
+def test_a_clause_in_one_language_is_a_config_error_naming_file_and_key(
+    policy_copy: Path, file: str, change: tuple[str, str], key: str, said: str
+) -> None:
+    """A bank's own policy file whose clause lacks its English fails to load, saying the file, the
+    key, the line and the form to write (fix_regulation #1): a rule's list, an incident report's
+    clause, and a clause inside a detector's params, checked where the detector loads."""
+    import re
+
+    path = policy_copy / file
+    text = path.read_text(encoding="utf-8")
+    changed = re.sub(*change, text, count=1)
+    assert changed != text, "test setup: nothing to change"
+    path.write_text(changed, encoding="utf-8")
+    with pytest.raises(PolicyError) as e:
+        load_detectors(load_policy(policy_copy), policy_copy)
+    assert (e.value.file, e.value.key) == (str(path), key), str(e.value)
+    assert said in str(e.value) and "en:" in str(e.value) and e.value.line is not None

@@ -424,3 +424,44 @@ def test_a_files_byte_order_mark_is_no_record_and_a_records_is_named(tmp_path) -
     assert [r.value for r in read_raw(path)] == [line, line]
     (dead,) = Decoder().decode("access", [RawRecord("pfi.access", 0, 0, b"\xef\xbb\xbf" + line)]).dead
     assert dead.message == "starts with a UTF-8 byte-order mark: send the JSON without it"
+
+
+def test_the_clauses_english_changes_no_alert_or_incident_id(workload, policy, tmp_path) -> None:
+    """An alert's id is hash(detector, rule, key, window) and an incident's its key and window: the
+    clauses an alert cites, now in two languages (fix_regulation #1), enter neither. A replay of the
+    demo's generator under a policy whose every clause reads otherwise gives the same ids, the
+    English of the clauses in its alerts and incidents changed with the policy."""
+    import shutil
+
+    from policy import DEFAULT_DIR
+    from policy.catalog import Catalog
+
+    folder = tmp_path / "policy"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    for path in [*folder.glob("detectors/*.yaml"), folder / "incidents.yaml"]:
+        path.write_text(
+            re.sub(r'\ben: "', 'en: "(reworded) ', path.read_text(encoding="utf-8")), encoding="utf-8"
+        )
+    events = [p for p in write_files(workload, tmp_path / "day", "jsonl") if p.suffix == ".jsonl"]
+    said = []
+    for chosen in (policy, load_policy(folder)):
+        engine = Engine(
+            load_detectors(chosen), Catalog(chosen), Pseudonymizer.from_env(allow_ephemeral=False)
+        )
+        alerts, _ = replay(engine, Decoder(), events, 1000)
+        said.append(
+            (
+                {a.alert_id: a.regulation_en for a in latest(alerts)},
+                {i.incident_id: i.regulation_en for i in engine.take_incidents()},
+            )
+        )
+    (alerts_as_shipped, incidents_as_shipped), (alerts_reworded, incidents_reworded) = said
+    assert len(alerts_as_shipped) > 10 and incidents_as_shipped
+    assert alerts_as_shipped.keys() == alerts_reworded.keys()
+    assert incidents_as_shipped.keys() == incidents_reworded.keys()
+    for shipped, reworded in (
+        (alerts_as_shipped, alerts_reworded),
+        (incidents_as_shipped, incidents_reworded),
+    ):
+        for uid, english in shipped.items():
+            assert english and reworded[uid] == [f"(reworded) {en}" for en in english], uid
