@@ -1,6 +1,6 @@
 """A clause the policy cites (a rule's `regulation`, an art. 5 step's, a reason's `source`, an
 incident report's): the text as quoted, in Chinese, and its English rendering. An English-reading
-analyst or auditor saw 161 clauses in Chinese only, where titles and runbooks were bilingual."""
+analyst or auditor saw every clause in Chinese only, where titles and runbooks were bilingual."""
 
 from __future__ import annotations
 

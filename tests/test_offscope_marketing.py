@@ -1111,8 +1111,12 @@ def test_every_rule_cites_seed_004_by_the_clauses_that_hold_its_text(policy) -> 
     the collected purpose ⑩, beyond the original authorisation 流程描述(1)收集⑧, withdrawal
     基本规定(4)③. Each rule's first clause stays the primary law."""
     section = policy.detectors["offscope_marketing"]
-    specs = section.params["rules"]
-    cited = [r for spec in specs.values() for r in spec["regulation"]] + list(section.regulation)
+    # each rule's clauses as quoted (their English beside them: test_policy.py checks it)
+    specs = {
+        rule: {"regulation": [c["zh"] for c in spec["regulation"]]}
+        for rule, spec in section.params["rules"].items()
+    }
+    cited = [r for spec in specs.values() for r in spec["regulation"]] + [c.zh for c in section.regulation]
     assert not [r for r in cited if "(三)" in r]
     assert all(
         spec["regulation"][0].startswith(("《个人信息保护法》", "《广告法》")) for spec in specs.values()

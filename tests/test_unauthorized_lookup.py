@@ -8,6 +8,7 @@ import pytest
 from conftest import LOG_WORDS, T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
+from policy.clause import Clause
 from schemas.models import Action, Approval, Consent, Customer, CustomerStatus, EmployeeStatus, Entitlement
 from streams.alerts import alert_version, latest
 from streams.engine import Engine
@@ -487,7 +488,8 @@ def test_an_alert_cites_the_clauses_of_its_own_reasons_only(run, policy) -> None
     (a,) = run([entitlement("e1")], [e.model_copy(update=kw) for e in access("e1", fields=("card_cvn",))])
     assert reasons([a]) == {"c3_without_approval"}
     c3 = spec["c3_without_approval"]
-    assert a.regulation == [*section.regulation, *c3["regulation"], c3["source"]]
+    cited = [*section.regulation, *(Clause(**c) for c in c3["regulation"]), Clause(**c3["source"])]
+    assert (a.regulation, a.regulation_en) == ([c.zh for c in cited], [c.en for c in cited])
     assert not any("第十四条" in c or "第十五条" in c for c in a.regulation)
     assert any("第六十条第(五)项" in c for c in a.regulation)
 
