@@ -11,7 +11,16 @@ from pydantic import ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 
 # what a clause written in one language is told to become
-FORM = '`{zh: "《个人信息保护法》第…条: …", en: "PIPL art. …: …"}`'
+FORM = '`{zh: "《个人信息保护法》第…条: …", en: "PIPL art. …: …"}`: zh the text as quoted, en its English'
+
+
+def in_both(data: Any, form: str) -> Any:
+    """A bilingual value as given (a clause, a runbook), refused when it is one text where a zh and
+    an en belong: `form` says what to write. A zh without its en is pydantic's `required` error,
+    at the key `…en` itself."""
+    if isinstance(data, str):
+        raise ValueError(f"holds one text, not a zh and an en; give it in both languages, {form}")
+    return data
 
 
 # a dataclass, not a model: a finding carries its clauses, and a detector's state writes findings
@@ -24,16 +33,7 @@ class Clause:
     @model_validator(mode="before")
     @classmethod
     def _both(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            raise ValueError(
-                f"holds the clause in one language; give it in both, {FORM}: zh the text as quoted, "
-                "en its English rendering"
-            )
-        if isinstance(data, dict) and "zh" in data and not data.get("en"):
-            raise ValueError(
-                f"has no en; add `en:` beside its zh, the clause in English with its article numbers, {FORM}"
-            )
-        return data
+        return in_both(data, FORM)
 
 
 def stored(clauses: Iterable[Clause]) -> dict[str, list[str]]:

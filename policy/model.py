@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from policy.clause import Clause
+from policy.clause import Clause, in_both
 from policy.incidents import IncidentPolicy
 from policy.storage import Storage
 from schemas.models import Action, Channel, LegalBasis, RecipientType
@@ -1548,12 +1548,9 @@ class Runbook(Strict):
     @model_validator(mode="before")
     @classmethod
     def _both(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            raise ValueError(
-                "holds one text, not a zh and an en; give it in both languages, `runbook: {zh: 处置步骤…, en: the steps…}` "
-                "(each a block under `zh: >` and `en: >`)"
-            )
-        return data
+        return in_both(
+            data, "`runbook: {zh: 处置步骤…, en: the steps…}` (each a block under `zh: >` and `en: >`)"
+        )
 
 
 class DetectorSection(Strict):
