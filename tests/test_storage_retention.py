@@ -105,7 +105,7 @@ def test_expired_pseudonyms_are_emptied_and_the_audit_row_stays(ch: Any, db: str
 
     def row(alert_id: str, last_seen: datetime, stored: datetime) -> list[Any]:
         return [alert_id, 1, "open", "offscope_marketing", "LM-OM-001", 1, "high", "营销", "Marketing",
-                "1 push of campaign c1 to subject p_0123456789abcdef01234567", ["seed 004"], "C2",
+                "1 push of campaign c1 to subject p_0123456789abcdef01234567", ["seed 004"], ["seed 004 (in English)"], "C2",
                 "E1", "S0101", 1, ["p_0123456789abcdef01234567"], {"pushes": 1}, ["ev-1"], 1,
                 last_seen, last_seen, last_seen, last_seen, '{"subjects_sample": ["p_0123456789abcdef01234567"]}', 1,
                 stored]  # fmt: skip
