@@ -425,6 +425,33 @@ def test_a_member_stored_before_tiers_were_kept_says_its_tier_once_not_per_categ
     assert stage._legal_tiers([{"legal_threshold": 0, "severity": "high"}]) == []  # reached none
 
 
+def test_an_incident_recorded_before_the_english_clauses_still_reads_and_shows(engine) -> None:
+    """An incident a lifemon wrote (to the incidents topic `lifemon notify` reads, and to ClickHouse's
+    `incident` JSON) before it kept the clauses in English (fix_regulation #1): it reads, its
+    clauses as quoted and its English empty, and `incidents show` says the English was not kept."""
+    from streams.incident_query import render_incident_view
+
+    inc = one(
+        run(
+            engine(),
+            "access",
+            access("e1", customers=50, fields=("customer_name", "account_balance"), every_s=30),
+        )
+    )
+    assert inc.regulation_en and inc.deadlines[0].regulation_en and inc.notice.legal_tiers[0].regulation_en
+    record = inc.model_dump(mode="json")
+    del record["regulation_en"], record["notice"]["legal_tiers"][0]["regulation_en"]
+    for d in record["deadlines"]:
+        del d["regulation_en"], d["waiver_en"]
+    old = Incident.model_validate_json(orjson.dumps(record))
+    assert (old.regulation, old.regulation_en) == (inc.regulation, [])
+    assert old.deadlines[0].regulation == inc.deadlines[0].regulation and old.deadlines[0].regulation_en == ""
+    shown = render_incident_view(record, datetime.now(UTC), ZoneInfo("Asia/Shanghai"))
+    cited = shown.split("regulation / 依据\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert cited[-1].strip() == "(stored before lifemon kept the clauses in English / 存储时未含英文译文)"
+    assert "".join("".join(cited[:-1]).split()) == "".join("".join(inc.regulation).split())
+
+
 def test_a_share_after_the_customers_withdrew_their_consent_opens_an_incident(engine) -> None:
     """Seed 001 §五.1 (第六十条(6)): 非法向他人提供消费者金融信息; seed 004 应急管理(4) reports it. A
     high sharing_without_consent alert opened none: the response team never heard of it."""
