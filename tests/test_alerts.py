@@ -189,3 +189,24 @@ def test_an_alert_cuts_an_overlong_name_in_its_summary_and_actor_and_keeps_the_r
     assert other.actor_id != alert.actor_id
     words = " ".join(["word"] * 10_000)  # a summary of ordinary words, too many of them
     assert len(build_alert(finding(summary=words), policy.detectors["bulk_query"]).summary) == SUMMARY_CHARS
+
+
+def test_an_alert_carries_its_clauses_as_quoted_and_in_english_and_an_older_record_still_reads(
+    policy,
+) -> None:
+    """An alert keeps the clauses its rule cites as quoted (`regulation`, the legal text) and their
+    English in the same order (`regulation_en`), in ClickHouse's columns and OCSF's `unmapped`
+    alike; a record a lifemon wrote before it kept the English reads with it empty
+    (fix_regulation #1)."""
+    from schemas.models import Alert
+
+    section = policy.detectors["bulk_query"]
+    alert = build_alert(finding(), section)
+    assert alert.regulation == [c.zh for c in section.regulation]
+    assert alert.regulation_en == [c.en for c in section.regulation]
+    assert alert.regulation_en[0].startswith("PIPL art. 51: ")
+    unmapped = to_ocsf(alert)["unmapped"]
+    assert (unmapped["regulation"], unmapped["regulation_en"]) == (alert.regulation, alert.regulation_en)
+    older = alert.model_dump(mode="json")
+    del older["regulation_en"]
+    assert Alert.model_validate(older).regulation_en == []
