@@ -833,6 +833,7 @@ def _alert(
         "Bulk customer lookup",
         f"{actor} looked up 120 customers",
         ["JR/T 0171-2020 7.1.3"],
+        ["JR/T 0171-2020 7.1.3 (in English)"],
         "C3",
         actor,
         "S0101",
@@ -951,9 +952,11 @@ def _seed(client: Any, db: str) -> None:
         [
             _alert("a1", 2, "closed", "bulk_query", "critical", "e1", 3),
             _alert("a3", 2, "updated", "bulk_query", "medium", "e1", 4),
-            _alert("m1", 1, "open", "offscope_marketing", "high", "e3", 5)[:16]
+            _alert("m1", 1, "open", "offscope_marketing", "high", "e3", 5)[: ALERT_COLUMNS.index("counts")]
             + ({"rule_after_withdrawal": 1, "pushes": 2, "opt_out_delay_s": 600},)
-            + _alert("m1", 1, "open", "offscope_marketing", "high", "e3", 5)[17:],
+            + _alert("m1", 1, "open", "offscope_marketing", "high", "e3", 5)[
+                ALERT_COLUMNS.index("counts") + 1 :
+            ],
         ],
     )
     day = timedelta(days=1)
@@ -1321,7 +1324,8 @@ def test_the_org_panel_counts_every_alert_of_the_range_as_the_report_does(_deplo
 
         def of(org: str, uid: str, severity: str) -> tuple:
             made = _alert(uid, 1, "open", "bulk_query", severity, "e1", 1)
-            return (*made[:13], org, *made[14:])  # actor_org
+            at = ALERT_COLUMNS.index("actor_org")
+            return (*made[:at], org, *made[at + 1 :])
 
         # S0000 to S0021 with 1, 2 or 3 alerts each (43), 3 alerts of no org (an SDK's, say)
         rows = [
