@@ -366,9 +366,17 @@ def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) 
     return (
         f"{r['last_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review}{r['detector']:<20} "
         f"{r['actor_id']:<{actor_width}} {first} {_count(customers, 'customer', 6)}  "
-        f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]"
+        f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]{_in_incidents(r.get('incidents', []))}"
         f"\n    {r['summary']}"
     )
+
+
+def _in_incidents(incidents: Sequence[dict[str, Any]]) -> str:
+    """The list's marker of the incidents an alert opened or joined (`incident_query.incidents_of`)."""
+    if not incidents:
+        return ""
+    noun = "incident" if len(incidents) == 1 else "incidents"
+    return f"  {noun} / 事件 {', '.join(i['incident_id'][:12] for i in incidents)}"
 
 
 def alert_row(alert: Any) -> dict[str, Any]:
@@ -541,6 +549,9 @@ def _counted(name: str, value: int, zone: ZoneInfo | None) -> str:
 # Chinese one (5 characters, 10 columns), two
 LABELS = 26
 
+# under a runbook that says to open a leakage assessment, where lifemon opened it already
+OPENED = "lifemon opened the leakage assessment: the incident above / 泄露事件已立项, 见上"
+
 
 def value_width(before: int = LABELS) -> int:
     """The columns a value may take after `before` columns: the terminal's (100 when not a
@@ -609,12 +620,14 @@ def render_alert_view(
     rule_file: str = "",
     policy_rule_version: int | None = None,
     timezone: str | None = None,
+    incidents: Sequence[str] = (),
 ) -> str:
     """One alert for triage, labelled in zh and en: why it fired (detector, rule, the clauses it
     cites; apart, the detector's basis for all its rules from the policy, what it does not repeat), whom and what it
     counted, the events behind it, the detector's runbook (`rule_file`'s, the policy read now:
     `policy_rule_version` says when that rule changed since the alert), and its revisions.
-    Times in UTC, and in `timezone` (the bank's, recipients.yaml) beside them."""
+    Times in UTC, and in `timezone` (the bank's, recipients.yaml) beside them. `incidents`: the
+    lines of the leakage incidents it opened or joined (`incident_query.render_incidents_of`)."""
     view = AlertView(*shown(tuple(view)))
     a = view.alert
     width = value_width()
@@ -629,6 +642,8 @@ def render_alert_view(
     field("severity", "告警级别", a["severity"])
     field("status", "状态", f"{a['status']} (revision {a['revision']}): the detector's episode, not a review")
     field("review", "复核", review_line(view.reviews, a))
+    if incidents:
+        field("incident", "泄露事件", *incidents)
     changed = (
         f"; the policy now has v{policy_rule_version}"
         if policy_rule_version and policy_rule_version != a["rule_version"]
@@ -692,6 +707,7 @@ def render_alert_view(
             _wrapped_zh(runbook.zh, width)
             + _wrapped(runbook.en, width)
             + ([f"from {rule_file}"] if rule_file else [])
+            + ([OPENED] if incidents else [])
             if runbook
             else [f"none{where}"]
         ),

@@ -765,8 +765,20 @@ def _pseudonym_given(args: argparse.Namespace, table: str) -> bool:
     return True
 
 
+def _alerts_and_incidents(client: Any, database: str, **selection: Any) -> Any:
+    """`query_alerts`, each row with the incidents its alert opened or joined (`incidents`)."""
+    from streams.alert_query import query_alerts
+    from streams.incident_query import incidents_of
+
+    listing = query_alerts(client, database, **selection)
+    found = incidents_of(client, database, [r["alert_id"] for r in listing.rows])
+    for r in listing.rows:
+        r["incidents"] = found.get(r["alert_id"], [])
+    return listing
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from streams.alert_query import query_alerts, render
+    from streams.alert_query import render
 
     if not _pseudonym_given(args, "alerts"):
         return 2
@@ -783,7 +795,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     }
     # a review queue, or what was resolved, says how fast the SOC handled what it lists (probe_v3 H2)
     footer = _handling_footer if args.review else None
-    status = _list(args, "alerts", query_alerts, render, "last_seen", footer, **only)
+    status = _list(args, "alerts", _alerts_and_incidents, render, "last_seen", footer, **only)
     if args.subject:
         # an alert keeps a sample of the customers it counts: the examiner's "every alert about this
         # customer" read "no alerts match" for one two alerts were about (probe_v3 M3)
@@ -865,6 +877,7 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
     from policy import detector_file
     from streams.alert_query import AlertNotFound, query_alert, render_alert_view, resolve_alert_id
     from streams.clickhouse import location
+    from streams.incident_query import incidents_of, render_incidents_of
 
     if not _one_id_only(args, "alerts", args.alerts_action):
         return 2
@@ -881,6 +894,8 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
     section = policy.detectors.get(detector)
     # the rule's version now, to say it changed since the alert (a sub-rule's id has no version)
     now = section.rule_version if section and section.rule_id == view.alert["rule_id"] else None
+    alert_id = view.alert["alert_id"]
+    incidents = incidents_of(client, database, [alert_id]).get(alert_id, [])
     print(
         render_alert_view(
             view,
@@ -889,6 +904,7 @@ def cmd_alert_show(args: argparse.Namespace) -> int:
             rule_file=str(detector_file(detector, config.policy_dir)),
             policy_rule_version=now,
             timezone=policy.recipients.timezone,
+            incidents=render_incidents_of(incidents, datetime.now(UTC)),
         )
     )
     return 0

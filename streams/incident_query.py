@@ -25,6 +25,7 @@ from streams.alert_query import (
     select_latest,
     value_width,
 )
+from streams.clickhouse import tables_present
 from streams.receivers import counted, text_of, unnamed, who
 from streams.reviews import (
     FALSE_POSITIVE,
@@ -168,6 +169,40 @@ def linked(client: Any, database: str, ids: list[str]) -> dict[str, list[str]]:
     for mine, other, kind, key in found.result_rows:
         links.setdefault(mine, []).append(f"{other} {kind} {key}")
     return links
+
+
+def incidents_of(client: Any, database: str, alert_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per alert of `alert_ids`, the incidents it opened or joined (the newest revision of each:
+    `incident_id`, `status`, `review` and the reports it still `owed`), the earliest report first.
+    A new user's `alerts show` said `leakage_candidate 1` and, in its runbook, "open a leakage
+    assessment": nothing of the incident lifemon had opened, its regulator's report due in 72 h.
+    None before a lifemon that stored incidents."""
+    if not alert_ids or not tables_present(client, database, ["incidents"]):
+        return {}
+    found = client.query(
+        f"SELECT incident_id, status, review, {OWED}, arrayJoin(arrayIntersect(alert_ids, "
+        f"{{ids:Array(String)}})) AS alert_id FROM {reviewed(client, database, INCIDENTS)} "
+        "WHERE hasAny(alert_ids, {ids:Array(String)}) ORDER BY empty(owed), owed[1].1, incident_id",
+        parameters={"ids": alert_ids},
+    )
+    by_alert: dict[str, list[dict[str, Any]]] = {}
+    for row in found.result_rows:
+        incident = dict(zip(found.column_names, row, strict=True))
+        by_alert.setdefault(incident.pop("alert_id"), []).append(incident)
+    return by_alert
+
+
+def render_incidents_of(incidents: list[dict[str, Any]], now: datetime) -> list[str]:
+    """`alerts show`'s lines of the incidents an alert opened or joined (`incidents_of`): each id,
+    its status and review, the command that shows it, then its next report still owed."""
+    return [
+        line
+        for i in incidents
+        for line in (
+            f"{i['incident_id'][:12]} ({i['status']}, {i['review']}): `lifemon incidents show {i['incident_id'][:12]}`",
+            f"  {next_report(i['owed'], now)}",
+        )
+    ]
 
 
 def owing(client: Any, database: str, since: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
