@@ -440,6 +440,7 @@ def render_incident_view(
         else:
             passed = ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
+        lines += [f"    {line}" for line in deadline_basis(d, waivable_now=not waived and state in OPEN)]
         if waived:  # under the line it waives (a probe read it under the assessor's, as if that were)
             waived_any = True
             lines += [
@@ -477,6 +478,22 @@ def render_incident_view(
         if verdicts := alert_reviews.get(a["alert_id"]):  # the SOC's word on it, beside it
             lines.append(f"      review: {said(verdicts[-1])}")
     return "\n".join(lines + render_reviews(reviews))
+
+
+def deadline_basis(d: dict[str, Any], waivable_now: bool = True) -> list[str]:
+    """Under a report due (one of an incident's `deadlines`, as the webhook's payload carries them):
+    its period and the clause that sets it, and, for a notice policy/incidents.yaml lets the team
+    waive, the clause that allows it (`waivable_now`: while the team has not recorded its verdict).
+    A new user's `incidents show` gave deadlines with no basis and never said the individuals'
+    notice may be waived, which the same incident's webhook said."""
+    hours = f"{d['within_hours']:g}"
+    width = value_width(6)
+    lines = [f"within {hours} h / {hours} 小时内; basis / 依据:"]
+    lines += [f"  {line}" for line in clause_lines([d["regulation"]], [d.get("regulation_en", "")], width)]
+    if d.get("waiver") and waivable_now:
+        lines.append("may be waived / 可不通知 (`lifemon incidents resolve --as notice_waived --note`):")
+        lines += [f"  {line}" for line in clause_lines([d["waiver"]], [d.get("waiver_en", "")], width)]
+    return lines
 
 
 def _began_and_detected(inc: dict[str, Any], zone: ZoneInfo) -> list[str]:

@@ -1501,10 +1501,10 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     # the notice a draft not sent
     lines = shown.splitlines()
     at = next(i for i, line in enumerate(lines) if "the individuals affected" in line and "UTC (" in line)
-    # the clause wrapped under it, as quoted and in English
-    waiver = "".join(line.strip() for line in lines[at + 1 : at + 6])
-    assert waiver.startswith("本行") and "可以不通知个人" in waiver, lines[at : at + 6]
-    assert "individuals need not be notified" in " ".join(" ".join(lines[at + 1 : at + 8]).split())
+    # its basis, then the clause that waived it, each as quoted and in English
+    assert "basis / 依据" in lines[at + 1], lines[at : at + 3]
+    below = " ".join(" ".join(line.strip() for line in lines[at + 1 : at + 16]).split())
+    assert "可以不通知个人" in below and "individuals need not be notified" in below, lines[at : at + 16]
     assert (
         "notice / 告知内容 (PIPL art. 57 ¶1) (drafted, not sent: waived / 草稿，未发送：不通知个人)" in shown
     )
@@ -1522,6 +1522,41 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     assert sorted(i["incident_id"] for i in owing(ch, db, since)) == sorted(
         [older.incident_id, card.incident_id]
     )
+
+
+def test_incidents_show_gives_each_report_its_basis_and_the_waiver_as_the_webhook_does(engine) -> None:
+    """A new user's `incidents show` printed the reports due with no basis and never said the
+    individuals' notice may be waived; the webhook's payload of the same incident carried both
+    (`deadlines[].regulation`, `waiver`). Both come from the record's deadlines: under each report
+    its period and clause, and under the notice the clause that waives it, until the team records
+    its verdict."""
+    from streams.incident_query import extent, render_incident_view
+    from streams.receivers import webhook_payload
+
+    record = orjson.loads(one(run(engine(), "transfer", [cvn(1)])).model_dump_json())
+    deadlines = webhook_payload(record)["incident"]["deadlines"]
+    assert [d["within_hours"] for d in deadlines] == [24, 72, 168]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    lines = render_incident_view(record, now, ZoneInfo("UTC")).splitlines()
+    starts = [
+        next(i for i, line in enumerate(lines) if line.startswith(f"  {d['to']['zh']} / {d['to']['en']}: "))
+        for d in deadlines
+    ]
+    for d, at, end in zip(deadlines, starts, [*starts[1:], starts[-1] + 30], strict=True):
+        hours = f"{d['within_hours']:g}"
+        assert lines[at + 1] == f"    within {hours} h / {hours} 小时内; basis / 依据:"
+        block = [line.strip() for line in lines[at + 2 : end] if line.startswith("      ")]
+        said = "".join(block).replace(" ", "")
+        assert d["regulation"].replace(" ", "") in said and d["regulation_en"].split()[0] in said, block
+        waivable = [line for line in lines[at + 2 : end] if "may be waived" in line]
+        assert len(waivable) == bool(d["waiver"]), lines[at:end]
+        if d["waiver"]:
+            assert d["waiver"].replace(" ", "") in said and "notice_waived" in waivable[0]
+    assert sum(bool(d["waiver"]) for d in deadlines) == 1
+    # the notice made: nothing left to waive
+    review = {"state": "notified", "at": now, "analyst": "r", "account": "", "note": "", "revision": 1}
+    view = render_incident_view(record, now, ZoneInfo("UTC"), [review | extent(record)])
+    assert "basis / 依据" in view and "may be waived" not in view
 
 
 def test_a_verdict_a_later_release_added_reads_as_reviewed_owing_nothing_with_one_warning(
