@@ -336,6 +336,9 @@ class Finding:
     # concerns every category of the finding, and its class (a transfer sends the same of each)
     subjects_by_category: Mapping[str, Sequence[str]] = field(default_factory=dict)
     subjects_by_class: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # the log that counted customers it did not name ("transfer T1 from crm, list L-7"): who holds
+    # their list, which the individuals' notice needs and lifemon never had (streams/incidents.py)
+    origin: str = ""
     # the art. 5 tiers the finding's counts reached, each once (bulk_query): the incident's notice says them
     legal: Sequence[LegalCount] = ()
     # what the alert id hashes in place of window_start, for a finding whose start may move back

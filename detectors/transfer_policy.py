@@ -349,6 +349,14 @@ def _whom(ev: Any) -> list[str]:
     return sorted(set(ev.subject_ids)) or ([f"list:{ev.subject_list_id}"] if ev.subject_list_id else [])
 
 
+def _origin(ev: Any) -> str:
+    """Who holds the list of the customers a transfer counts without naming them: its sender's
+    owner, by the transfer id (and the list's, where it names one). PIPL art. 57's notice goes to
+    each of them; lifemon saw a count only."""
+    listed = f", list {ev.subject_list_id}" if ev.subject_list_id else ""
+    return f"transfer {ev.transfer_id} from {ev.sender_system}{listed}"
+
+
 def _identity(ev: Any, named: list[str], tid: str | None = None) -> str:
     """The id is compared without blanks, width or case (`tid`: as given): an SFTP gateway's copy
     logged it padded or in lower case, and 120 000 records sent counted 240 000 (a probe's)."""
@@ -1216,4 +1224,5 @@ class TransferPolicyDetector:
             title_zh=rule.title_zh,
             title_en=rule.title_en,
             regulation=rule.regulation,
+            origin=_origin(ev),
         )

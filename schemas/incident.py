@@ -38,6 +38,14 @@ class MemberAlert(Part):
     summary: str
 
 
+class Unnamed(Part):
+    """Customers a log counted without naming them, and that log (a transfer's id, its sender
+    system, its list's id): whom the bank asks for their list, for the individuals' notice."""
+
+    origin: str = Field(description='the log that counted them: "transfer T1 from crm, list L-7"')
+    customers: int = Field(ge=0)
+
+
 class Subjects(Part):
     """Distinct affected subjects (pseudonyms), by class and category: under those of what was read
     of it where its alert knows (bulk_query), else under its alert's class and every category."""
@@ -49,6 +57,11 @@ class Subjects(Part):
         ge=0,
         description="customers the alerts report without naming them (a log's count): beside `distinct`, "
         "never folded into it, since they may or may not be the named ones",
+    )
+    unnamed_from: list[Unnamed] = Field(
+        default_factory=list,
+        description="where the `unnamed` are listed: each log that counted customers without naming them, "
+        "and how many (empty on a record from before it was kept)",
     )
     by_class: dict[str, int]
     by_category: dict[str, int]

@@ -1069,6 +1069,8 @@ def cmd_incident_subjects(args: argparse.Namespace) -> int:
     pseudonyms only; given the bank's customer ids (`--customers FILE`, `-` for standard input),
     the ones the incident names, as given, else its pseudonyms. A probe's responder found no way to
     the 930 customers of an incident but SQL on its JSON and hashing the customer base by hand."""
+    from streams.incident_query import not_named, whom_to_notify
+
     if (one := _incident_of(args, "subjects")) is None:
         return 2
     config, _, incident_id, incident = one
@@ -1079,6 +1081,9 @@ def cmd_incident_subjects(args: argparse.Namespace) -> int:
         return 2
     subjects = incident["subjects"]
     named = set(subjects["pseudonyms"])
+    if not named:  # no list to print or match: where it is kept, on stdout, not an empty output
+        print("\n".join(whom_to_notify(incident)))
+        return 0
     if args.customers is None:
         print("\n".join(subjects["pseudonyms"]))
         found = f"{n_of(len(named), 'pseudonym')}; --customers FILE turns them into the bank's customer ids"
@@ -1109,6 +1114,7 @@ def cmd_incident_subjects(args: argparse.Namespace) -> int:
             if reported > distinct
             else ""
         )
+        + "".join(f"; {line}" for line in not_named(subjects))
     )
     return 0
 

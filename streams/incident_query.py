@@ -411,7 +411,7 @@ def render_incident_view(
         + (f" ({by_class})" if by_class else "")
         + f", {amounts(inc['records'], inc.get('observations', 0), inc.get('devices', 0))}",
         # the individuals' notice needs every customer, not a count (a new user never found the list)
-        f"          whom to notify / 通知对象: `lifemon incidents subjects {inc['incident_id'][:12]} --customers FILE`",
+        *(f"          {line}" for line in whom_to_notify(inc)),
         *(f"linked    {other}: {SAME_LEAK}" for other in linked or []),
         "review    "
         + (
@@ -478,6 +478,40 @@ def render_incident_view(
         if verdicts := alert_reviews.get(a["alert_id"]):  # the SOC's word on it, beside it
             lines.append(f"      review: {said(verdicts[-1])}")
     return "\n".join(lines + render_reviews(reviews))
+
+
+def whom_to_notify(inc: dict[str, Any]) -> list[str]:
+    """Where the individuals' notice finds its customers: `incidents subjects` for those the
+    incident names; for those a log counted without naming them, that log (`subjects.unnamed_from`),
+    whose owner holds their list. A new user's incident of 99 customers a transfer named none of
+    pointed to `incidents subjects`, which printed nothing."""
+    subjects = inc["subjects"]
+    lines = (
+        [
+            f"whom to notify / 通知对象: `lifemon incidents subjects {inc['incident_id'][:12]} --customers FILE`"
+        ]
+        if subjects["distinct"]
+        else ["whom to notify / 通知对象: no customer named in the logs / 日志未列明客户"]
+    )
+    return lines + [f"  {line}" for line in not_named(subjects)]
+
+
+def not_named(subjects: dict[str, Any]) -> list[str]:
+    """Each log that counted customers without naming them, and how many: ask its owner for the
+    list. A record from before the logs were kept (`unnamed_from`) says its alerts name them."""
+    sources = subjects.get("unnamed_from", [])
+    lines = [
+        f"{u['origin']}: {n_of(u['customers'], 'customer')} not named in the log: ask its owner for the list "
+        f"/ 日志未列明的 {u['customers']:,} 名客户: 向其负责人索取名单"
+        for u in sources
+    ]
+    left = unnamed(subjects) - sum(u["customers"] for u in sources)
+    if left > 0:
+        lines.append(
+            f"{n_of(left, 'customer')} not named in the logs: `lifemon alerts show ID` of its alerts names each "
+            "transfer; ask its owner for the list / 日志未列明客户: 见各告警所列传输, 向其负责人索取名单"
+        )
+    return lines
 
 
 def deadline_basis(d: dict[str, Any], waivable_now: bool = True) -> list[str]:

@@ -50,6 +50,7 @@ from schemas.incident import (
     Notice,
     Subjects,
     Text,
+    Unnamed,
 )
 from schemas.models import SEVERITY_RANK, Alert, Severity
 from streams.alert_query import records_and_customers
@@ -391,6 +392,7 @@ class IncidentStage:
             "observations": alert.counts.get("observations", 0),
             "devices": alert.counts.get("devices", 0),
             "evidence": list(alert.evidence_event_ids),
+            "origin": mask_personal(finding.origin),
             "first_seen": alert.first_seen,
             "last_seen": alert.last_seen,
             "window_end": alert.window_end,
@@ -484,6 +486,7 @@ class IncidentStage:
                 distinct=len(named),
                 reported=_once_per_evidence(members, "reported"),
                 unnamed=_once_per_evidence(members, _unnamed()),
+                unnamed_from=_unnamed_from(members),
                 by_class={c: len(by_class[c]) for c in CLASS_ORDER if c in by_class},
                 by_category={c: len(s) for c, s in sorted(by_category.items())},
                 pseudonyms=listed[: self.p.subject_list_limit],
@@ -717,6 +720,16 @@ def _unnamed(category: str | None = None) -> Callable[[dict[str, Any]], int]:
         if category is None or category in m["categories"]
         else 0
     )
+
+
+def _unnamed_from(members: Sequence[dict[str, Any]]) -> list[Unnamed]:
+    """Each log whose customers members count without naming them, and how many: two rules broken
+    by one transfer count its customers once. A member stored before origins were kept has none."""
+    counted: dict[str, int] = {}
+    for m in members:
+        if (origin := m.get("origin")) and (n := _unnamed()(m)):
+            counted[origin] = max(counted.get(origin, 0), n)
+    return [Unnamed(origin=o, customers=n) for o, n in sorted(counted.items())]
 
 
 def _at_least_legal(records: int, members: Sequence[dict[str, Any]]) -> int:

@@ -960,6 +960,60 @@ def test_customers_a_log_only_counted_stand_beside_the_named_in_every_output(eng
     assert (details["distinct"], details["unnamed"], details["reported"]) == (1, 5000, 5001)
 
 
+def test_an_incident_says_which_log_counted_the_customers_it_does_not_name(
+    engine, ch, capsys, monkeypatch, tmp_path
+) -> None:
+    """A new user's incident of 99 customers a transfer counted and named none of pointed to
+    `incidents subjects --customers FILE`, which printed nothing. It names the transfer, its sender
+    and list, whose owner holds the list; two rules broken by one transfer count it once."""
+    from streams.incident_query import render_incident_view
+
+    listed = transfer(1, T0, range(0), recipient_id="broker_x", contract_id=None, record_count=40,
+                      subject_count=40, subject_list_id="L-1")  # fmt: skip
+    named = transfer(2, T0 + HOUR, range(3), recipient_id="broker_x", contract_id=None, sender_system="crm")
+    inc = one(run(engine(), "transfer", [listed]))
+    assert len(inc.alerts) == 2  # LM-TP-006 and -002: one transfer, its customers once
+    assert [u.model_dump() for u in inc.subjects.unnamed_from] == [
+        {"origin": "transfer T1 from crm, list L-1", "customers": 40}
+    ]
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    both = one(run(engine(), "transfer", [listed, named]))
+    assert (both.subjects.distinct, both.subjects.unnamed) == (3, 40)
+    ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents").write(
+        [inc.model_copy(update={"incident_id": "a" * 32}), both.model_copy(update={"incident_id": "b" * 32})]
+    )
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
+    where = (
+        "transfer T1 from crm, list L-1: 40 customers not named in the log: ask its owner for the list "
+        "/ 日志未列明的 40 名客户: 向其负责人索取名单"
+    )
+    # none named: `show` says where the list is, in place of a command that finds nobody
+    view = render_incident_view(orjson.loads(inc.model_dump_json()), datetime.now(UTC), ZoneInfo("UTC"))
+    assert "          whom to notify / 通知对象: no customer named in the logs / 日志未列明客户\n" in view
+    assert f"\n            {where}\n" in view and "incidents subjects" not in view
+    # and so does `incidents subjects`, on standard output, with or without the bank's customer ids
+    customers = tmp_path / "ids.txt"
+    customers.write_text("C0000001\n")
+    for extra in ([], ["--customers", str(customers)]):
+        assert main(["incidents", "subjects", "a" * 12, "--config", str(config), *extra]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            "whom to notify / 通知对象: no customer named in the logs / 日志未列明客户",
+            f"  {where}",
+        ]
+    # some named: their pseudonyms on standard output, as before; the log of the others beside the list
+    view = render_incident_view(orjson.loads(both.model_dump_json()), datetime.now(UTC), ZoneInfo("UTC"))
+    assert (
+        f"`lifemon incidents subjects {both.incident_id[:12]} --customers FILE`\n            {where}\n"
+        in view
+    )
+    assert main(["incidents", "subjects", "b" * 12, "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == both.subjects.pseudonyms and where in err
+
+
 def test_a_replay_in_other_batches_replaces_the_incident_row_a_crash_left(engine, ch) -> None:
     """A checkpoint writes the incidents table before the changelog and the offsets: a crash
     between them replays the same reads, in other batches. bulk_query revises an alert at most
