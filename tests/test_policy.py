@@ -29,6 +29,29 @@ def test_default_policy_is_derived_from_the_seeds(policy) -> None:
     assert [f for f, v in policy.sdks.sdk_fields.items() if not v.en] == []
 
 
+def _texts(value: object) -> list[str]:
+    """Every string a loaded policy holds, however deep (titles, runbooks, notices, clauses)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [t for v in value for t in _texts(v)]
+    fields = getattr(type(value), "model_fields", None)
+    return [t for name in fields for t in _texts(getattr(value, name))] if fields else []
+
+
+def test_no_text_the_policy_shows_a_bank_cites_lifemons_own_issues(policy) -> None:
+    """A new user's transfer_policy runbook ended "(issue 14)" in both languages: an issue of
+    lifemon's own tracker, meaningless to a bank's analyst. Its references stay in comments."""
+    import re
+
+    internal = re.compile(r"\bissue \d+|\bprobe_\w+|\btry_newuser\b", re.I)
+    texts = _texts(policy)
+    assert len(texts) > 1_000 and any("启动信息泄露评估" in t for t in texts)
+    assert [t for t in texts if internal.search(t)] == []
+
+
 @pytest.fixture
 def policy_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "policy"
