@@ -366,7 +366,8 @@ def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) 
     return (
         f"{r['last_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {review}{r['detector']:<20} "
         f"{r['actor_id']:<{actor_width}} {first} {_count(customers, 'customer', 6)}  "
-        f"{r['title_zh']} / {r['title_en']}  [{r['alert_id'][:12]}]{_in_incidents(r.get('incidents', []))}"
+        # the id last, where a line's reader (and a script) finds it
+        f"{r['title_zh']} / {r['title_en']}{_in_incidents(r.get('incidents', []))}  [{r['alert_id'][:12]}]"
         f"\n    {r['summary']}"
     )
 

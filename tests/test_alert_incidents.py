@@ -91,5 +91,5 @@ def test_an_alert_names_its_incident_its_review_and_next_report_and_the_list_mar
 
     assert main(["alerts", "--config", str(config)]) == 0
     heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith("20")]
-    marked = {line.split("[", 1)[1][:12]: line.endswith(f"  incident / 事件 {inc}") for line in heads}
+    marked = {line.rsplit("[", 1)[1][:12]: f"  incident / 事件 {inc}  [" in line for line in heads}
     assert marked == {a.alert_id[:12]: a is leaked for a in alerts.values()}, heads
