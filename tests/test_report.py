@@ -10,6 +10,7 @@ from typing import Any
 from conftest import T0, access, entitlement, fed, refs
 
 from detectors import load_detectors
+from schemas.models import LifecycleEvent
 from streams.clickhouse import apply_ddl
 from streams.engine import Engine
 from streams.pseudonym import Pseudonymizer
@@ -25,12 +26,18 @@ from streams.sinks.clickhouse import (
 )
 
 
-def store_day(ch, db: str, policy, catalog, events: list) -> None:
-    """The alerts and rollups of e1's and e2's accesses in ClickHouse, as the runtime stores them."""
+def store_day(ch, db: str, policy, catalog, events: list, lifecycle: list | None = None) -> None:
+    """The alerts and rollups of e1's and e2's accesses (and of `lifecycle` events, read first) in
+    ClickHouse, as the runtime stores them."""
     apply_ddl(ch, db)
     engine = Engine(load_detectors(policy), catalog, Pseudonymizer(b"r" * 32))
     engine.apply_reference("entitlements", refs("entitlements", [entitlement("e1"), entitlement("e2")]))
-    alerts = engine.process("access", "pfi.access", 0, fed("access", events, "pfi.access"))
+    alerts = (
+        engine.process("lifecycle", "pfi.lifecycle", 0, fed("lifecycle", lifecycle, "pfi.lifecycle"))
+        if lifecycle
+        else []
+    )
+    alerts += engine.process("access", "pfi.access", 0, fed("access", events, "pfi.access"))
     alerts += engine.drain()
     sink = ClickHouseTableSink(ch, f"{db}.alerts", ALERT_COLUMNS, alert_row, "alerts")
     sink.add(alerts)
@@ -284,6 +291,50 @@ def test_the_report_states_its_data_window_and_never_hides_c3(ch, names, policy,
     counts = re.search(r'<table class="classes">.*?</table>', html, re.S)
     assert counts and re.search(r"<tr><td>access</td><td class=\"n c3\">3</td>", counts[0]), counts
     assert re.search(r"<tr><th>total / 合计</th><td class=\"n c3\">3</td>", counts[0])
+
+
+def test_records_collected_years_ago_neither_start_the_data_window_nor_bury_the_incidents(
+    ch, names, policy, catalog
+) -> None:
+    """A new user's one-day demo report read "data window 2007-10-18 16:19 – 2026-01-01": a record
+    still held is logged with the day it was collected, and that lifecycle event's time started the
+    window. It starts at the first event of the other streams, the record-dated ones before it said
+    apart; and the leakage incidents, what management must act on, came ~4,500 px down the page,
+    after the tables: they come right after the key figures."""
+    db = names["database"]
+    collected = [
+        LifecycleEvent(
+            event_id=f"col-{i}",
+            ts=T0 - (5 + i) * 365 * 86_400_000,
+            record_id=f"R{i}",
+            subject_id=f"C{i:07d}",
+            stage="collect",
+            system="crm",
+            categories=["mobile_phone"],
+            purpose="customer_service",
+        )  # fmt: skip
+        for i in range(3)
+    ]
+    store_day(ch, db, policy, catalog, access("e1", customers=70, every_s=20, start=3_600_000), collected)
+    data = gather(ch, db)
+    start = datetime.fromtimestamp((T0 + 3_600_000) / 1000, UTC)
+    assert data["window"][0] == start and data["back_dated"].events == 3
+    earliest = datetime.fromtimestamp(collected[-1].ts / 1000, UTC)
+    assert data["back_dated"].earliest == earliest.replace(second=0, microsecond=0)
+    html = render(data)
+    assert f"<b>{start:%Y-%m-%d %H:%M} – " in html and f"{earliest:%Y}-" not in html.split("</b>", 2)[1]
+    assert f"3 lifecycle events dated before it, back to {earliest:%Y-%m-%d}" in html
+    assert "Events per hour by stream" in html and "3 events outside the chart" in html
+    assert data["incidents"] == 1
+    order = [
+        html.index(h) for h in ("<h2>Leakage incidents", "Events per hour", "<h2>Lifecycle", "<h2>Alerts /")
+    ]
+    assert order == sorted(order), order
+    # with no event of another stream, the record-dated ones are the window
+    other = names["database"] + "_l"
+    store_day(ch, other, policy, catalog, [], collected)
+    data = gather(ch, other)
+    assert data["window"][0] == earliest.replace(second=0, microsecond=0) and data["back_dated"] is None
 
 
 def test_a_report_without_events_says_so_instead_of_a_window(ch, names, policy, catalog) -> None:

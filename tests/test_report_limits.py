@@ -87,7 +87,9 @@ def test_everything_stored_charts_the_last_weeks_and_says_what_lies_outside(
     ch, names, policy, catalog
 ) -> None:
     """Everything stored, with 5 retention records dated three years before the day's 70 reads
-    (above 1 % of the busiest hour): the chart ran from 2023 in 1 097 daily bars."""
+    (above 1 % of the busiest hour): the chart ran from 2023 in 1 097 daily bars. Record-dated
+    lifecycle events before the other streams' first start neither the window nor the chart: the
+    day's hours, the 5 said outside it."""
     db = names["database"]
     store_day(ch, db, policy, catalog, access("e1", customers=70, every_s=20))
     ch.command(
@@ -103,5 +105,5 @@ def test_everything_stored_charts_the_last_weeks_and_says_what_lies_outside(
     assert dates[-1] == f"{start:%Y-%m-%d}"
     caption = re.search(r"<figcaption>(.*?)</figcaption>", chart)
     assert caption and "5 events outside the chart" in caption[1] and "earliest 2023-01-01" in caption[1]
-    assert "lifecycle 0 (+5 outside these days)</span>" in chart
+    assert "lifecycle 0 (+5 outside these hours)</span>" in chart
     assert "70</span>" in chart  # the day's reads, all charted

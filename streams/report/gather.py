@@ -4,7 +4,7 @@ that dates them (see streams/report/__init__.py), through the CLI's own queries 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.models import SEVERITY_RANK
 from streams.alert_query import NO_ORG, Listing, handling, query_alerts
@@ -33,6 +33,51 @@ def _hourly(
             parameters={**params, "zone": period.zone.key},
         ).result_rows
     ]
+
+
+# the stream whose event time may be a record's own date, not when lifemon saw it: a record still
+# held is logged with its collection (a demo's from 2007); the days it was collected are history
+# (the retention detector's), not the data window
+RECORD_DATED = "lifecycle"
+
+
+class BackDated(NamedTuple):
+    """The record-dated events before the data window: how many, and the earliest's minute."""
+
+    events: int
+    earliest: datetime
+
+
+def _window(
+    client: Any, db: str, where: str, params: dict[str, Any]
+) -> tuple[tuple[datetime, datetime] | None, BackDated | None]:
+    """The minutes of the first and the last event the page counts, the period its figures cover,
+    and the record-dated events before it. The window starts at the first event of the other
+    streams where they have any: a new user's one-day demo read "data window 2007-10-18 16:19 –
+    2026-01-01", its start a record's collection date."""
+    spans = {
+        dated: (first, last)
+        for dated, first, last in client.query(
+            f"SELECT stream = '{RECORD_DATED}' AS dated, toUnixTimestamp(min(minute)), "
+            f"toUnixTimestamp(max(minute)) FROM {db}.event_rollups FINAL WHERE {where} "
+            "GROUP BY dated HAVING sum(events) > 0",
+            parameters=params,
+        ).result_rows
+    }
+    if not spans:
+        return None, None
+    first = (spans.get(False) or spans[True])[0]
+    last = max(end for _, end in spans.values())
+    window = (datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC))
+    dated = spans.get(True)
+    if dated is None or dated[0] >= first:
+        return window, None
+    n, earliest = client.query(
+        f"SELECT sum(events), toUnixTimestamp(min(minute)) FROM {db}.event_rollups FINAL WHERE {where} "
+        f"AND stream = '{RECORD_DATED}' AND minute < toDateTime({{first:UInt32}}, 'UTC')",
+        parameters={**params, "first": first},
+    ).result_rows[0]
+    return window, BackDated(n, datetime.fromtimestamp(earliest, UTC))
 
 
 def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]:
@@ -124,13 +169,7 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         f"SELECT kind, count() FROM {db}.dead_letters FINAL WHERE 1{in_seen} GROUP BY kind ORDER BY 2 DESC",
         parameters=seen_params,
     ).result_rows
-    # the minutes of the first and the last event the page counts: the period its figures cover
-    first, last, total = q(
-        f"SELECT toUnixTimestamp(min(minute)), toUnixTimestamp(max(minute)), sum(events) "
-        f"FROM {db}.event_rollups FINAL WHERE {events}{in_minutes}",
-        parameters=params,
-    ).result_rows[0]
-    window = (datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC)) if total else None
+    window, back_dated = _window(client, db, f"{events}{in_minutes}", params)
     # a database a lifemon before the incidents table wrote has none yet (the next run creates it);
     # incidents first seen in the period, as `lifemon incidents --since --until` lists them
     # (earliest deadline first, so a cut keeps the earliest: its caption counts every severity)
@@ -166,6 +205,7 @@ def gather(client: Any, db: str, period: Period | None = None) -> dict[str, Any]
         "incident_severities": incident_severities,
         "dead": dead,
         "window": window,
+        "back_dated": back_dated,
         "gaps": gaps,
         "take_outs": take_outs(client, db, period),
         "lifecycle": lifecycle(client, db, period),

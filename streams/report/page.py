@@ -3,13 +3,14 @@ them (each section's module renders it)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
 from streams.report.alerts import alert_chart, alerts_table, handling_table, orgs_table
 from streams.report.charts import SEVERITY_COLOURS
 from streams.report.events import chart_rows, events_charts, gaps_table, no_events
+from streams.report.gather import BackDated
 from streams.report.incidents import incidents_table
 from streams.report.lifecycle_figures import lifecycle_table
 from streams.report.period import Period, in_zone, time_range, when
@@ -22,7 +23,12 @@ SEVERITY_ZH = {"critical": "严重", "high": "高", "medium": "中", "low": "低
 def render(data: dict[str, Any], generated: datetime | None = None) -> str:
     period: Period = data.get("period") or Period()
     zone = period.zone
-    hours, per = chart_rows(data["by_hour"], zone)
+    window = data.get("window")
+    back: BackDated | None = data.get("back_dated")
+    # the chart spans the data window; the events before it are said in its caption
+    start = window[0] if window and back else None
+    charted = [r for r in data["by_hour"] if start is None or r[0] + timedelta(hours=1) > start]
+    hours, per = chart_rows(charted, zone)
     total = sum(n for _, _, n in data["by_hour"])
     severities: dict[str, int] = data.get("alert_severities") or {}
     if "alert_severities" not in data:  # a page built from a list of alerts alone (no gather)
@@ -36,8 +42,15 @@ def render(data: dict[str, Any], generated: datetime | None = None) -> str:
     kpis.insert(1, ("C3 events / C3 类事件", f"{c3:,}"))
     kpis.append(("leakage incidents / 泄露事件", f"{data.get('incidents', 0):,}"))
     kpis.append(("dead letters / 死信", f"{sum(n for _, n in data['dead']):,}"))
-    window = data.get("window")
     covered = time_range(window[0], window[1], zone) if window else no_events(period)
+    dated = ""
+    if back:
+        dated = (
+            f" <small>· {back.events:,} lifecycle events dated before it, back to "
+            f"{in_zone(back.earliest, zone):%Y-%m-%d}: dated by their records' own history (collected, "
+            f"stored), not when lifemon saw them / {back.events:,} 条生命周期事件按记录自身的采集、存储日期早于此, "
+            f"最早 {in_zone(back.earliest, zone):%Y-%m-%d}</small>"
+        )
     first_bar = f"{in_zone(window[0], zone):%Y-%m-%d %H:00}" if window else ""
     if window and hours and hours[0][0] > first_bar[: len(hours[0][0])]:
         # back-dated lifecycle history starts the window years early; the chart skips it
@@ -60,17 +73,17 @@ code{{font-size:12px}} small{{color:#555}} td.t{{white-space:nowrap}} table.orgs
 </style></head><body>
 <h1>lifemon — 个人金融信息生命周期监测报告 / PFI lifecycle report</h1>
 <p class="period">report period / 报告期: <b>{_period(period)}</b></p>
-<p class="window">data window / 数据时间范围: <b>{covered}</b> <small>(first and last event in the period, to the minute / 期内首末事件时间)</small></p>
+<p class="window">data window / 数据时间范围: <b>{covered}</b> <small>(first and last event in the period, to the minute / 期内首末事件时间)</small>{dated}</p>
 <p class="sub">generated {when(generated or datetime.now(UTC), zone)} · times in {escape(zone.key)}, UTC beside
 them · customer ids are HMAC pseudonyms · JR/T 0171-2020, PIPL</p>
 <div class="kpis">{"".join(f'<div class="kpi"><b>{v}</b><span>{escape(k)}</span></div>' for k, v in kpis)}</div>
+{incidents_table(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
 {events_charts(data["by_hour"], data["by_class"], hours, per, period)}
 {alert_chart(data.get("alerts_by_hour"), data.get("alert_severities") or {}, period)}
 {take_outs_table(data.get("take_outs") or [], bool(total))}
 {lifecycle_table(data.get("lifecycle"), zone)}
 {render_provided(data.get("provided"), *period.ms, zone)}
 {gaps_table(data.get("gaps", []))}
-{incidents_table(data.get("incident_rows", []), data.get("incidents", 0), period, generated or datetime.now(UTC), data.get("incident_severities") or {})}
 {handling_table(data.get("handling") or [], period)}
 {orgs_table(data.get("alerts_by_org") or [], period)}
 {alerts_table(data["alerts"], alerts_total, period, data.get("alerts_before", 0))}
