@@ -15,6 +15,7 @@ from itertools import zip_longest
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from detectors import REGISTRY
 from detectors.base import n_of
 from policy.clause import Clause
 from policy.model import Runbook
@@ -51,6 +52,21 @@ STATUSES = {"active": ["open", "updated"], "open": ["open"], "updated": ["update
 # (probe_v3 M6). Org ids are upper case (`Engine._org_spelling`): NONE is no org of the policy.
 NO_ORG = "未知机构 / no org known"
 NO_ORG_WORD = "none"
+# an alert's actor that is no employee has no org: said so, where "no org known" read as data
+# missing (a new user's recipient); an employee no entitlement names stays NO_ORG
+NOT_EMPLOYEE = {"recipient": "接收方 / a recipient", "sdk": "第三方SDK / an SDK", "system": "系统 / a system"}
+
+
+def org_of(actor_org: str, detector: str) -> str:
+    """Whose an alert's actor is: `org S0101`; for a detector whose actors are no employees
+    (`actor_is`: recipients, SDKs, systems), what it is and that it has no org; else NO_ORG."""
+    if actor_org:
+        return f"org {actor_org}"
+    kind = str(getattr(REGISTRY.get(detector), "actor_is", "employee"))
+    if kind in NOT_EMPLOYEE:
+        return f"{NOT_EMPLOYEE[kind]}, not an employee: no org / 非本行员工, 无所属机构"
+    return f"org {NO_ORG}"
+
 
 # `query_alerts(order=...)`: the rows a cut listing keeps, in this order. "newest" is the CLI's;
 # "severity" the most severe, then the biggest (records or customers counted, as the report sorts)
@@ -535,6 +551,19 @@ def _when(t: datetime, zone: ZoneInfo | None) -> str:
     return f"{text}  ({utc.astimezone(zone):%Y-%m-%d %H:%M:%S} {zone.key})"
 
 
+def _window_note(a: dict[str, Any]) -> list[str]:
+    """Why the detector's window is not the span of the alert's events: a new user read a window
+    that began eight minutes before the first event, unexplained."""
+    said = []
+    if a["window_start"] < a["first_seen"]:
+        said.append(
+            "it starts before the first event: the detector's window reaches back over earlier events it counts"
+        )
+    if a["window_end"] > a["last_seen"]:
+        said.append("it ends after the last: the episode stays open while another event could join it")
+    return _wrapped(f"({'; '.join(said)} / 检测窗口, 非事件起止)") if said else []
+
+
 def _counted(name: str, value: int, zone: ZoneInfo | None) -> str:
     """One of an alert's counts as a reader takes it in: a time a detector kept (`_ts`, epoch ms)
     as a time, in the bank's zone too (an opt-out's read 1,767,236,516,353), a duration (`_s`) also
@@ -653,10 +682,16 @@ def render_alert_view(
     field("rule", "规则", f"{a['rule_id']} v{a['rule_version']} of {a['detector']}{changed}")
     field("class", "分级", f"JR/T 0171-2020 {a['jr_class']}")
     actor = a["actor_id"] or "—"
-    field("actor", "行为方", f"{actor}, org {a['actor_org'] or NO_ORG}")
+    field("actor", "行为方", f"{actor}, {org_of(a['actor_org'], a['detector'])}")
     field("seen", "发生时间", f"first {_when(a['first_seen'], zone)}", f"last  {_when(a['last_seen'], zone)}")
     if (a["window_start"], a["window_end"]) != (a["first_seen"], a["last_seen"]):
-        field("window", "窗口", f"{_when(a['window_start'], zone)} to", _when(a["window_end"], zone))
+        field(
+            "window",
+            "窗口",
+            f"{_when(a['window_start'], zone)} to",
+            _when(a["window_end"], zone),
+            *_window_note(a),
+        )
     counted = tally(a["detector"])
     tallied = [] if counted is RECORDS else [(a["counts"].get(counted.key), counted.noun, counted.plural)]
     field(

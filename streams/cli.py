@@ -1899,7 +1899,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--until", type=when, metavar="WHEN", help="before WHEN, as --since (default: any time)")
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--clickhouse", help=CLICKHOUSE_READ_HELP)
-    sp.add_argument("--policy", help=POLICY_HELP + " (the bank's timezone)")
+    sp.add_argument("--policy", help=POLICY_HELP + "; its recipients.yaml gives the bank's timezone")
     sp.set_defaults(func=cmd_report)
 
     from streams import alert_query
@@ -1991,7 +1991,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser(
         "incidents",
-        help="list leakage incidents from ClickHouse, the earliest report due first (docs/incidents.md)",
+        help="list leakage incidents from ClickHouse, the earliest report due first; `incidents show "
+        "ID`: one incident, its notice and reports due; `incidents subjects ID`: whom to notify; "
+        "`incidents ack ID`, `incidents resolve ID`: record the team's review (docs/incidents.md)",
     )
     sp.usage = _usage(
         sp.prog,

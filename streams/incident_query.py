@@ -453,7 +453,7 @@ def render_incident_view(
                 "通知后记录为 notified",
             ]
     drafted = " (drafted, not sent: waived / 草稿，未发送：不通知个人)" if waived_any else ""
-    lines += ["", f"notice / 告知内容 (PIPL art. 57 ¶1){drafted}", "  categories / 信息种类"]
+    lines += ["", f"notice / 告知内容 (PIPL art. 57 ¶1){drafted}", f"  categories / 信息种类{_overlap(inc)}"]
     for c in notice["categories"]:
         lines.append(f"    {c['zh']} / {c['en']} ({c['jr_class']}): {counted(c, zh=True)}; {counted(c)}")
     if texts_of.get("legal_tiers"):  # once per tier, never as a category's records (probe_v3 H3)
@@ -528,6 +528,18 @@ def deadline_basis(d: dict[str, Any], waivable_now: bool = True) -> list[str]:
         lines.append("may be waived / 可不通知 (`lifemon incidents resolve --as notice_waived --note`):")
         lines += [f"  {line}" for line in clause_lines([d["waiver"]], [d.get("waiver_en", "")], width)]
     return lines
+
+
+def _overlap(inc: dict[str, Any]) -> str:
+    """Said beside the categories where their records add up to more than the incident's: a record
+    counts in each category it holds (a new user's three categories of 3 records each, of 3 records)."""
+    listed = sum(c.get("records", 0) for c in inc["notice"]["categories"])
+    if listed <= inc["records"]:
+        return ""
+    return (
+        f" (a record counts in each category it holds: together {listed:,}, of {n_of(inc['records'], 'record')} "
+        f"/ 一条记录含多类信息的, 各类分别计数)"
+    )
 
 
 def _began_and_detected(inc: dict[str, Any], zone: ZoneInfo) -> list[str]:

@@ -302,6 +302,46 @@ def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
     assert runbook.endswith("policy/detectors/bulk_query.yaml")
 
 
+def test_show_says_a_recipient_is_no_employee_and_why_the_window_is_wider_than_the_events(
+    ch, shown, capsys, monkeypatch, root_logging
+) -> None:
+    """A new user read a recipient's alert as `org 未知机构 / no org known`, data missing rather than
+    no employee, and a bulk query's window that began eight minutes before its first event, with
+    no word why. An employee whom no entitlement names still has no org known."""
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    name, config = shown
+    sink = ClickHouseTableSink(ch, f"{name}.alerts", ALERT_COLUMNS, alert_row, "alerts")
+    wide = "a1" * 16
+    sink.write(
+        [
+            alert("b1" * 16, "transfer_policy", "high", "tp_unlisted_broker", 30, actor_org=None),
+            alert("b2" * 16, "bulk_query", "high", "e9", 31, actor_org=None),
+            alert(wide, "bulk_query", "high", "e8", 40).model_copy(
+                update={"window_start": T0 + 32 * 60_000, "window_end": T0 + 100 * 60_000}
+            ),
+        ]
+    )  # fmt: skip
+
+    def fields(out: str) -> dict[str, str]:
+        return {
+            line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line[2] != " "
+        }
+
+    out = show(capsys, config, "b1" * 6)[1]
+    assert fields(out)["actor"].split("行为方")[1].strip() == (
+        "tp_unlisted_broker, 接收方 / a recipient, not an employee: no org / 非本行员工, 无所属机构"
+    )
+    assert "未知机构" not in out and "window" not in fields(out)  # its window is its one event
+    out = show(capsys, config, "b2" * 6)[1]
+    assert fields(out)["actor"].endswith("e9, org 未知机构 / no org known")
+    out = show(capsys, config, wide[:12])[1]
+    window = flat(out.split("窗口", 1)[1].split("  counted", 1)[0])
+    assert (
+        "(it starts before the first event: the detector's window reaches back over earlier events" in window
+    )
+    assert "it ends after the last: the episode stays open while another event could join it" in window
+
+
 def test_show_gives_a_kept_time_as_a_time_and_a_delay_in_hours(
     ch, shown, capsys, monkeypatch, root_logging
 ) -> None:

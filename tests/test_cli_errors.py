@@ -435,6 +435,25 @@ def test_each_subcommands_help_says_what_it_does(capsys: pytest.CaptureFixture[s
         assert does in capsys.readouterr().out.split("options:")[0], command
 
 
+def test_lifemon_help_lists_the_incidents_subcommands_as_the_alerts_and_report_help_reads_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A new user's `lifemon --help` listed `alerts show`, `ack` and `resolve` but none of
+    `incidents show`, `subjects`, `ack` or `resolve`; `report -h` ended `--policy`'s default with a
+    stray "(the bank's timezone)" after its own parenthesis."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = " ".join(capsys.readouterr().out.split())
+    assert all(f"`incidents {sub} ID`" in top for sub in ("show", "subjects", "ack", "resolve")), top
+    assert all(f"`alerts {sub} ID`" in top for sub in ("show", "ack", "resolve")), top
+    with pytest.raises(SystemExit):
+        main(["report", "-h"])
+    policy = " ".join(capsys.readouterr().out.split("--policy POLICY", 2)[2].split("\n  -", 1)[0].split())
+    assert policy.endswith("else the built- in policy/); its recipients.yaml gives the bank's timezone"), (
+        policy
+    )
+
+
 def test_catalog_help_wraps_its_kinds_to_the_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

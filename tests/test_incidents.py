@@ -1392,6 +1392,27 @@ def test_incidents_show_prints_a_two_class_cause_as_two_lines_and_no_class_of_0(
     assert "C2 0" not in counted and "()" not in counted
 
 
+def test_incidents_show_says_a_record_counts_in_each_category_it_holds(engine) -> None:
+    """A new user added up the categories of 3 records each of an incident of 3 records: 9. Where
+    the categories add up to more than the records, the heading says why; where not, nothing."""
+    from streams.incident_query import render_incident_view
+
+    def heading(inc: Incident) -> str:
+        view = render_incident_view(orjson.loads(inc.model_dump_json()), datetime.now(UTC), ZoneInfo("UTC"))
+        return next(line for line in view.splitlines() if line.startswith("  categories / 信息种类"))
+
+    abroad_ = one(run(engine(), "transfer", [abroad(1, subjects=range(3))]))
+    assert len(abroad_.notice.categories) == 2 and abroad_.records == 3
+    assert heading(abroad_) == (
+        "  categories / 信息种类 (a record counts in each category it holds: together 6, of 3 records "
+        "/ 一条记录含多类信息的, 各类分别计数)"
+    )
+    single = one(
+        run(engine(), "transfer", [cvn(2, subjects=range(3)).model_copy(update={"categories": ["card_cvn"]})])
+    )
+    assert len(single.notice.categories) == 1 and heading(single) == "  categories / 信息种类"
+
+
 def test_the_notice_fits_a_contract_not_covering_the_data_and_a_leaked_face_template(engine) -> None:
     """probe_q4 #7: an approved insurer whose contract in force does not cover loans was titled "not
     approved or without a contract in force", its harm "without a contract binding it"; a leaked

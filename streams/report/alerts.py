@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.base import n_of
-from streams.alert_query import NO_ORG, NO_ORG_WORD, Handling, records_and_customers, took
+from streams.alert_query import NO_ORG, NO_ORG_WORD, Handling, org_of, records_and_customers, took
 from streams.report.charts import CHART_DAYS, CHART_HOURS, SEVERITY_COLOURS, bars, busiest_days, busiest_hours
 from streams.report.listing import cut, iso, listing_command, period_args, review_mark
 from streams.report.period import Period, cell, in_zone
@@ -68,7 +68,7 @@ def alerts_table(alerts: list[dict[str, Any]], total: int, period: Period, befor
         f"{escape(a['severity'])}</b></td><td><code class=id>{escape(a['alert_id'][:12])}</code></td>"
         f"<td>{escape(a['status'])}{review_mark(a.get('review'))}</td><td>{escape(a['detector'])}</td>"
         f"<td class=rule>{escape(a['title_zh'])}<br><small>{escape(a['title_en'])}</small></td>"
-        f"<td>{escape(a['actor_id'])}<br><small>{escape(a['actor_org'] or NO_ORG)}</small></td>"
+        f"<td>{escape(a['actor_id'])}<br><small>{escape(org_of(a['actor_org'], a['detector']))}</small></td>"
         f"{_counted(*records_and_customers(a['subject_count'], a['counts'] or {}))}<td>{escape(a['jr_class'])}</td>"
         f"<td class=t>{cell(a['last_seen'], zone, _first(a['first_seen'], a['last_seen'], zone))}</td>"
         f"<td class=summary><small>{escape(a['summary'])}</small></td></tr>"
