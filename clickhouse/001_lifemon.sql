@@ -91,7 +91,10 @@ ENGINE = ReplacingMergeTree(version)
 ORDER BY (topic, partition, block, minute, stream, jr_class, org, outcome, topic_id, action)
 SETTINGS non_replicated_deduplication_window = 1000;
 
--- Pipeline health, one row per checkpoint of each instance.
+-- Pipeline health, one row per checkpoint of each instance. `customers`: the customers the
+-- customers reference stream names, as the instance holds them (the same on each of its rows, as
+-- `alerts`; every instance reads the stream whole): the report bounds a count of customers it
+-- cannot de-duplicate by it. 0: no such stream read, or a row from before the column.
 CREATE TABLE IF NOT EXISTS {db}.pipeline_stats
 (
     ts              DateTime64(3, 'UTC'),
@@ -101,7 +104,8 @@ CREATE TABLE IF NOT EXISTS {db}.pipeline_stats
     dead_letters    UInt64,
     alerts          UInt64,
     lag             Int64,
-    events_per_s    Float64
+    events_per_s    Float64,
+    customers       UInt64 DEFAULT 0
 )
 ENGINE = MergeTree
 ORDER BY (instance, stream, ts)

@@ -932,10 +932,13 @@ class Engine:
         self.rollup_block = rollup_block
         self.org_tree = OrgTree(organisation.head_office, catalog.policy.org_changes_at())
         self.entitlements = EntitlementRegistry()  # the engine's own view: what it decided of versions
+        # the customers stream's registry: how many customers it names bounds any count of the
+        # bank's customers (`customers_named`)
+        self.customers: AsOfRegistry[Any] = AsOfRegistry("customer_id")
         self.refs = References(
             entitlements=self.entitlements,
             consents=ConsentRegistry(catalog.contact_purposes),
-            customers=AsOfRegistry("customer_id"),
+            customers=self.customers,
             orgs=self.org_tree,
         )
         # what the detectors read: the same, with a merged outlet's orgs read as merged from its day

@@ -1481,7 +1481,10 @@ class Monitor:
 
     def _write_stats(self) -> None:
         self._measure_lag()
-        self.stats_sink.add(self.stats.pipeline_rows(datetime.now(UTC), self.config.instance))
+        customers = len(self.engine.customers)  # every instance reads the customers stream whole
+        self.stats_sink.add(
+            self.stats.pipeline_rows(datetime.now(UTC), self.config.instance, customers=customers)
+        )
         self.stats_sink.flush()
 
     def _measure_lag(self) -> None:

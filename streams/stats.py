@@ -211,17 +211,30 @@ class Stats:
         self.window_start, self._window = now, Counter()
         return out
 
-    def pipeline_rows(self, ts: datetime, instance: str, now: float | None = None) -> list[tuple]:
+    def pipeline_rows(
+        self, ts: datetime, instance: str, now: float | None = None, customers: int = 0
+    ) -> list[tuple]:
         """This checkpoint's pipeline_stats rows: one per stream, each with that stream's own figures
         (records, dead letters, rate, lag), so the panels may add streams and instances up. `alerts`
-        is the instance's count: the same on each of its rows."""
+        is the instance's count, and `customers` those the customers reference stream names: the
+        same on each of its rows."""
         rates = self.rates(now)
         lag: Counter = Counter()
         for (stream, _, _), (n, _) in self.lags.items():
             lag[stream] += n
         streams = sorted(set(self.events) | set(self.dead) | set(lag) | set(rates))
         return [
-            (ts, instance, s, self.events[s], self.dead[s], len(self.alerts), lag[s], rates.get(s, 0.0))
+            (
+                ts,
+                instance,
+                s,
+                self.events[s],
+                self.dead[s],
+                len(self.alerts),
+                lag[s],
+                rates.get(s, 0.0),
+                customers,
+            )
             for s in streams
         ]
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from policy.model import Policy, Recipients
 from schemas.models import RecipientType
+from streams.clickhouse import has_column
 
 LEDGER = "transfer_ledger"
 LEDGER_COLUMNS = (
@@ -143,20 +144,29 @@ class Provided:
 
 
 class Ledger(NamedTuple):
-    """The section's lines, and the first transfer the ledger holds (ms; None: none yet)."""
+    """The section's lines, the first transfer the ledger holds (ms; None: none yet), and the
+    customers the bank's customers reference stream names (0: not known)."""
 
     lines: list[Provided]
     since: int | None
+    customers: int = 0
 
 
 def provided(client: Any, db: str, where: str = "", parameters: dict[str, Any] | None = None) -> Ledger:
-    """The ledger's lines, `where` an ` AND ...` on `ts` (Period.where), and when it began."""
+    """The ledger's lines, `where` an ` AND ...` on `ts` (Period.where), when it began, and the
+    most customers a monitor's customers stream named at any checkpoint still kept (pipeline_stats,
+    90 days): no count of the bank's customers can be more."""
     sql = PROVIDED_SQL.replace("{db}", db).replace("{where}", where)
     lines = [Provided(*row) for row in client.query(sql, parameters=parameters or {}).result_rows]
     (first,) = client.query(
         f"SELECT if(count() = 0, NULL, toUnixTimestamp64Milli(min(ts))) FROM {db}.transfer_ledger"
     ).result_rows[0]
-    return Ledger(lines, first)
+    known = (
+        client.query(f"SELECT max(customers) FROM {db}.pipeline_stats").result_rows[0][0]
+        if has_column(client, db, "pipeline_stats", "customers")
+        else 0
+    )
+    return Ledger(lines, first, known)
 
 
 DIRECTION_NAMES = {
@@ -199,7 +209,7 @@ def render(ledger: Ledger | None, since: int | None, until: int | None, zone: tz
         f"<td>{escape(DIRECTION_NAMES.get(p.direction, p.direction))}</td><td>{_basis(p)}</td>"
         f"<td{' class=c3' if p.jr_class == 'C3' else ''}>{escape(p.jr_class)}</td>"
         f"<td class=n>{_customers(p)}</td>"
-        f"<td class=n>{_unnamed(p)}</td><td class=n>{p.records:,}</td><td class=n>{p.transfers:,}</td></tr>"
+        f"<td class=n>{_unnamed(p, ledger.customers)}</td><td class=n>{p.records:,}</td><td class=n>{p.transfers:,}</td></tr>"
         for p in lines
     )
     return (
@@ -210,15 +220,38 @@ def render(ledger: Ledger | None, since: int | None, until: int | None, zone: tz
     )
 
 
-def _unnamed(p: Provided) -> str:
+def _unnamed(p: Provided, bank: int = 0) -> str:
     """The customers of the transfers that named none: one transfer's count as sent, several as the
     range the distinct number lies in (the counts added up were 865 046 customers to the AML centre
-    in a day, of a bank of 10 000)."""
+    in a day, of a bank of 10 000): at most their sum, and at most the `bank`'s customers, which the
+    customers reference stream names (0: not known, said; a new user read "4,986 – 865,046")."""
     if p.unnamed_transfers <= 1 or p.unnamed_at_least == p.unnamed_at_most:
         return f"{p.unnamed_at_most:,}"
+    most = p.unnamed_at_most
+    if not bank:
+        bound = (
+            "at most their sum, which no customers stream bounds: lifemon has read none, so it does not "
+            "know how many customers the bank has / 至多为各次之和（未读取客户参考流，本行客户总数未知）"
+        )
+    elif p.unnamed_at_least > bank:  # no bound holds a count above it: the sender's to check
+        bound = (
+            f"the largest alone is more than the bank's {bank:,} customers (its customers stream): a sender's "
+            f"count to check / 单次计数已超过本行客户数 {bank:,}，请核对发送方计数"
+        )
+    elif most > bank:
+        most, bound = (
+            bank,
+            (
+                f"at most the bank's {bank:,} customers (its customers stream), not their sum "
+                f"{p.unnamed_at_most:,} / 至多为本行客户数 {bank:,}（客户参考流）"
+            ),
+        )
+    else:
+        bound = "at most their sum / 至多为各次之和"
+    span = f"{p.unnamed_at_least:,} – {most:,}" if most > p.unnamed_at_least else f"{most:,}"
     return (
-        f"{p.unnamed_at_least:,} – {p.unnamed_at_most:,}<br><small>{p.unnamed_transfers:,} transfers: "
-        f"at least the largest, at most their sum / {p.unnamed_transfers:,} 次传输：至少为单次最大值，至多为各次之和</small>"
+        f"{span}<br><small>{p.unnamed_transfers:,} transfers: "
+        f"at least the largest / {p.unnamed_transfers:,} 次传输：至少为单次最大值; {bound}</small>"
     )
 
 

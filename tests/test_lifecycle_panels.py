@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 import statistics
 import uuid
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -294,7 +296,7 @@ def test_the_report_lists_what_the_ledger_panel_shows(day, span, dashboard, ch) 
 
 
 def test_the_report_never_adds_up_unnamed_customers_as_if_distinct_nor_holds_a_claimed_basis(
-    span, dashboard, ch
+    day, span, dashboard, ch
 ) -> None:
     """A new user's report read 865 046 customers sent to the AML centre in a day, of a bank of
     10 000: the counts of transfers naming none, added up. Several such transfers give the range
@@ -304,9 +306,19 @@ def test_the_report_never_adds_up_unnamed_customers_as_if_distinct_nor_holds_a_c
     html = render(data)
     aml = next(p for p in data["provided"].lines if p.recipient_id == "reg_amlmac")
     assert aml.unnamed_transfers > 1 and aml.unnamed_at_least < aml.unnamed_at_most
-    assert (
-        f"<td class=n>{aml.unnamed_at_least:,} – {aml.unnamed_at_most:,}<br><small>{aml.unnamed_transfers:,} "
-        "transfers: at least the largest, at most their sum" in html
+    # the bank's customers, as the live run's customers stream named them, bound the range's top
+    bank = data["provided"].customers
+    assert bank == len({r.customer_id for s, _, r in day.records if s == "customers"}) > 0
+    cell = re.search(
+        rf"<td class=n>{aml.unnamed_at_least:,} – {aml.unnamed_at_most:,}<br><small>{aml.unnamed_transfers:,} "
+        r"transfers: at least the largest / [^;]*; ([^/]*)/",
+        html,
+    )
+    # this generated bank's AML counts are its whole base each, more than its customers stream names
+    assert cell and aml.unnamed_at_least > bank, (bank, aml)
+    assert cell[1] == (
+        f"the largest alone is more than the bank's {bank:,} customers (its customers stream): a sender's "
+        "count to check "
     )
     assert "customers not named, not de-duplicated / 未列名客户（无法去重）" in html
     assert f"<td class=n>{aml.unnamed_at_most:,}</td><td class=n>{aml.records:,}</td>" not in html
@@ -317,6 +329,42 @@ def test_the_report_never_adds_up_unnamed_customers_as_if_distinct_nor_holds_a_c
     )
     declared = next(p for p in data["provided"].lines if p.recipient_id == "proc_call_center")
     assert f"<td>{declared.legal_basis}</td>" in html
+
+
+def test_unnamed_customers_are_at_most_the_banks_or_said_unbounded() -> None:
+    """A new user's report read "4,986 – 865,046" customers for a bank of 10,000: the top of the range
+    is at most the customers the bank's customers stream names; where lifemon read none, it says so."""
+    from streams.transfer_ledger import Ledger, Provided
+    from streams.transfer_ledger import render as render_provided
+
+    aml = Provided(
+        "reg_amlmac",
+        "AML",
+        "regulator",
+        "legal_obligation",
+        "C2",
+        0,
+        4_986,
+        865_046,
+        348,
+        865_046,
+        348,
+        False,
+    )
+    every = replace(aml, unnamed_at_least=10_000)
+    page = lambda lines, bank: render_provided(Ledger(lines, 0, bank), None, None, UTC)  # noqa: E731
+    assert "<td class=n>4,986 – 10,000<br><small>348 transfers: at least the largest" in page([aml], 10_000)
+    assert "at most the bank's 10,000 customers (its customers stream), not their sum 865,046" in page(
+        [aml], 10_000
+    )
+    assert "<td class=n>10,000<br><small>" in page([every], 10_000)  # one figure, not "10,000 – 10,000"
+    unknown = page([aml], 0)
+    assert "<td class=n>4,986 – 865,046<br>" in unknown
+    assert "lifemon has read none, so it does not know how many customers the bank has" in unknown
+    assert "at most their sum / 至多为各次之和</small>" in page([aml], 1_000_000)
+    assert "<td class=n>4,986 – 865,046<br>" in page([aml], 1_000) and "a sender's count to check" in page(
+        [aml], 1_000
+    )
 
 
 def test_a_replay_counts_nothing_twice(dashboard) -> None:

@@ -428,7 +428,17 @@ ROLLUP_COLUMNS = (
     "topic_id",  # the incarnation of the topic the block was read from (clickhouse/001_lifemon.sql)
 )
 DEAD_LETTER_COLUMNS = ("topic", "partition", "offset", "kind", "field", "message", "seen_at")
-STATS_COLUMNS = ("ts", "instance", "stream", "events", "dead_letters", "alerts", "lag", "events_per_s")
+STATS_COLUMNS = (
+    "ts",
+    "instance",
+    "stream",
+    "events",
+    "dead_letters",
+    "alerts",
+    "lag",
+    "events_per_s",
+    "customers",
+)
 
 
 def dead_letter_row(d: DeadLetter) -> tuple:
