@@ -58,14 +58,14 @@ NOT_EMPLOYEE = {"recipient": "接收方 / a recipient", "sdk": "第三方SDK / a
 
 
 def org_of(actor_org: str, detector: str) -> str:
-    """Whose an alert's actor is: `org S0101`; for a detector whose actors are no employees
-    (`actor_is`: recipients, SDKs, systems), what it is and that it has no org; else NO_ORG."""
+    """An alert's actor's org: its id; for a detector whose actors are no employees (`actor_is`:
+    recipients, SDKs, systems), what the actor is and that it has no org; else NO_ORG."""
     if actor_org:
-        return f"org {actor_org}"
+        return actor_org
     kind = str(getattr(REGISTRY.get(detector), "actor_is", "employee"))
     if kind in NOT_EMPLOYEE:
         return f"{NOT_EMPLOYEE[kind]}, not an employee: no org / 非本行员工, 无所属机构"
-    return f"org {NO_ORG}"
+    return NO_ORG
 
 
 # `query_alerts(order=...)`: the rows a cut listing keeps, in this order. "newest" is the CLI's;
@@ -682,7 +682,8 @@ def render_alert_view(
     field("rule", "规则", f"{a['rule_id']} v{a['rule_version']} of {a['detector']}{changed}")
     field("class", "分级", f"JR/T 0171-2020 {a['jr_class']}")
     actor = a["actor_id"] or "—"
-    field("actor", "行为方", f"{actor}, {org_of(a['actor_org'], a['detector'])}")
+    org = org_of(a["actor_org"], a["detector"])
+    field("actor", "行为方", f"{actor}, {'org ' if org in (a['actor_org'], NO_ORG) else ''}{org}")
     field("seen", "发生时间", f"first {_when(a['first_seen'], zone)}", f"last  {_when(a['last_seen'], zone)}")
     if (a["window_start"], a["window_end"]) != (a["first_seen"], a["last_seen"]):
         field(

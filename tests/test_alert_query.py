@@ -334,6 +334,22 @@ def test_show_says_a_recipient_is_no_employee_and_why_the_window_is_wider_than_t
     assert "未知机构" not in out and "window" not in fields(out)  # its window is its one event
     out = show(capsys, config, "b2" * 6)[1]
     assert fields(out)["actor"].endswith("e9, org 未知机构 / no org known")
+    # the report's alerts table says the same beneath each actor
+    from streams.report import Period
+    from streams.report.alerts import alerts_table
+
+    rows = [
+        {c: r[c] for c in ("severity", "alert_id", "status", "detector", "title_zh", "title_en", "actor_id",
+                           "actor_org", "subject_count", "counts", "jr_class", "last_seen", "first_seen", "summary")}
+        for r in ch.query(f"SELECT * FROM {name}.alerts FINAL WHERE alert_id IN ('{'b1' * 16}', '{'b2' * 16}') "
+                          "ORDER BY alert_id").named_results()
+    ]  # fmt: skip
+    page = alerts_table(rows, 2, Period())
+    assert (
+        "<td>tp_unlisted_broker<br><small>接收方 / a recipient, not an employee: no org / 非本行员工, 无所属机构</small>"
+        in page
+    )
+    assert "<td>e9<br><small>未知机构 / no org known</small>" in page
     out = show(capsys, config, wide[:12])[1]
     window = flat(out.split("窗口", 1)[1].split("  counted", 1)[0])
     assert (
