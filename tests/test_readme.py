@@ -211,8 +211,8 @@ def test_the_example_alert_and_incident_lines_are_the_demos(
     from detectors import load_detectors
     from policy import load_policy
     from policy.catalog import Catalog
-    from streams.alert_query import query_alerts, render_alert
-    from streams.cli import _store_replay
+    from streams.alert_query import render_alert
+    from streams.cli import _alerts_and_incidents, _store_replay
     from streams.codecs import Decoder
     from streams.engine import Engine
     from streams.incident_query import query_incidents, render_incident
@@ -232,7 +232,8 @@ def test_the_example_alert_and_incident_lines_are_the_demos(
     monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)  # one chDB per process
     db = names["database"]
     _store_replay("chdb://unused", db, engine, list(latest.values()), engine.take_incidents(), dead)
-    shown_alerts = {r["alert_id"][:12]: r for r in query_alerts(ch, db, limit=1000).rows}
+    # as `lifemon alerts` lists them: each with the incident it opened or joined
+    shown_alerts = {r["alert_id"][:12]: r for r in _alerts_and_incidents(ch, db, limit=1000).rows}
     shown_incidents = {r["incident_id"][:12]: r for r in query_incidents(ch, db, limit=1000).rows}
     examples = re.findall(r"^(20\d\d-.*\[([0-9a-f]{12})(?: rev \d+)?\]\n    .*)$", README, re.M)
     assert len(examples) >= 3
