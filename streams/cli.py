@@ -1578,7 +1578,7 @@ def _review_parsers(actions: Any, kind: Any) -> None:
         sp.add_argument(
             "--policy",
             default=argparse.SUPPRESS,
-            help=POLICY_HELP + " (the customer id form masked in --note and --by)",
+            help=POLICY_HELP + "; it gives the customer id form masked in --note and --by",
         )
         sp.set_defaults(func=cmd_review, kind=kind)
 
@@ -1984,7 +1984,9 @@ def build_parser() -> argparse.ArgumentParser:
     # SUPPRESS: given before `show` (`alerts --config c.yaml show ID`), the value still counts
     show.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
-    show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the runbook and basis)")
+    show.add_argument(
+        "--policy", default=argparse.SUPPRESS, help=POLICY_HELP + "; it gives the runbook and basis"
+    )
     _refuses_list_filters(show, "alerts")
     show.set_defaults(func=cmd_alert_show)
     _review_parsers(actions, ALERTS)
@@ -2039,7 +2041,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     show.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
-    show.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the bank's timezone)")
+    show.add_argument(
+        "--policy",
+        default=argparse.SUPPRESS,
+        help=POLICY_HELP + "; its recipients.yaml gives the bank's timezone",
+    )
     _refuses_list_filters(show, "incidents")
     show.set_defaults(func=cmd_incident_show)
     who = actions.add_parser(
@@ -2059,7 +2065,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     who.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     who.add_argument("--clickhouse", default=argparse.SUPPRESS, help=CLICKHOUSE_READ_HELP)
-    who.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP + " (the customer id form)")
+    who.add_argument(
+        "--policy", default=argparse.SUPPRESS, help=POLICY_HELP + "; it gives the customer id form"
+    )
     _refuses_list_filters(who, "incidents")
     who.set_defaults(func=cmd_incident_subjects)
     _review_parsers(actions, INCIDENTS)

@@ -452,6 +452,11 @@ def test_lifemon_help_lists_the_incidents_subcommands_as_the_alerts_and_report_h
     assert policy.endswith("else the built- in policy/); its recipients.yaml gives the bank's timezone"), (
         policy
     )
+    for command in (["alerts", "show"], ["incidents", "show"], ["incidents", "subjects"], ["alerts", "ack"]):
+        with pytest.raises(SystemExit):
+            main([*command, "-h"])
+        said = " ".join(capsys.readouterr().out.split())
+        assert "policy/) (" not in said and "policy/);" in said, (command, said)
 
 
 def test_catalog_help_wraps_its_kinds_to_the_terminal(
