@@ -551,7 +551,7 @@ def _when(t: datetime, zone: ZoneInfo | None) -> str:
     return f"{text}  ({utc.astimezone(zone):%Y-%m-%d %H:%M:%S} {zone.key})"
 
 
-def _window_note(a: dict[str, Any]) -> list[str]:
+def _window_note(a: dict[str, Any], width: int) -> list[str]:
     """Why the detector's window is not the span of the alert's events: a new user read a window
     that began eight minutes before the first event, unexplained."""
     said = []
@@ -561,7 +561,7 @@ def _window_note(a: dict[str, Any]) -> list[str]:
         )
     if a["window_end"] > a["last_seen"]:
         said.append("it ends after the last: the episode stays open while another event could join it")
-    return _wrapped(f"({'; '.join(said)} / 检测窗口, 非事件起止)") if said else []
+    return _wrapped(f"({'; '.join(said)} / 检测窗口, 非事件起止)", width) if said else []
 
 
 def _counted(name: str, value: int, zone: ZoneInfo | None) -> str:
@@ -691,7 +691,7 @@ def render_alert_view(
             "窗口",
             f"{_when(a['window_start'], zone)} to",
             _when(a["window_end"], zone),
-            *_window_note(a),
+            *_window_note(a, width),
         )
     counted = tally(a["detector"])
     tallied = [] if counted is RECORDS else [(a["counts"].get(counted.key), counted.noun, counted.plural)]

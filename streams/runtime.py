@@ -1260,7 +1260,7 @@ class Monitor:
                 furthest[topic] = (partition, position)
         for topic, (partition, position) in sorted(furthest.items()):
             try:
-                _, end = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), 2.0, False)
+                _, end = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), 1.0, False)
             except KafkaException:
                 return  # no answer is no loss: the next retry asks again
             if end == 0:
@@ -1350,6 +1350,9 @@ class Monitor:
         backoff, failing_since = 0.5, 0.0
         while True:
             failures: list[SinkError] = []
+            # Kafka's own sinks failing: the broker may be back empty, worth asking (not during a
+            # ClickHouse outage, whose retries the loop must not slow: /healthz watches it)
+            kafka_failing = False
             sinks = [
                 *self.repartition_sinks.values(),
                 *self.alert_sinks,
@@ -1361,14 +1364,17 @@ class Monitor:
                     sink.flush()
                 except FatalSinkError as e:
                     # a producer a broker back empty forgot fails for good: say the root cause
-                    self._check_sources(ask_broker=True)
+                    self._check_sources(ask_broker=isinstance(sink, KafkaTopicSink))
                     log.error(str(e))
                     raise  # flushing the other sinks first would only delay saying so
                 except SinkError as e:
-                    if not failures:
+                    if isinstance(sink, KafkaTopicSink) and not kafka_failing:
                         # a broker back empty leaves nothing worth retrying for: asked after the
                         # first failure, not after every Kafka sink waited out its flush timeout
                         self._check_sources(ask_broker=True)
+                        kafka_failing = True
+                    elif not failures:
+                        self._check_sources()
                     failures.append(e)
             try:
                 if failures:
@@ -1395,7 +1401,7 @@ class Monitor:
                     f"checkpoint failed, retrying in {backoff:.1f}s: {e}", extra={"retry_in_s": backoff}
                 )
                 failing_since = failing_since or time.monotonic()
-                self._check_sources(ask_broker=True)  # again: the broker may be back since
+                self._check_sources(ask_broker=kafka_failing)  # again: the ends may have come in since
                 if self._wait_paused(backoff):
                     raise StoppedInOutage("the last checkpoint could not be written", e) from e
                 backoff = min(backoff * 2, 30.0)
