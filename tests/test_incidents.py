@@ -752,7 +752,7 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
         cvn_incident.alerts[0].alert_id[:12],
     ]:
         assert text in shown, text
-    assert "measures taken" not in shown
+    assert "measures taken / 采取的补救措施" not in shown  # the heading; a clause's English may say it
     assert "鉴别信息 / authentication data (C3): 1 名客户, 1 条记录; 1 customer, 1 record" in shown
     # each clause as quoted, its English under it, wrapped (fix_regulation #1)
     cited = shown.split("regulation / 依据\n", 1)[1].split("\n\n", 1)[0]
@@ -886,7 +886,9 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert main(["incidents", "show", cvn[:8], "--config", str(config)]) == 0
     shown = capsys.readouterr().out
     assert "review    unreviewed: it grew after its last review (notified by e900001" in shown
-    assert "measures taken" not in shown and "拟采取的补救措施（草稿）" in shown  # its notice is due again
+    assert (
+        "measures taken / 采取的补救措施" not in shown and "拟采取的补救措施（草稿）" in shown
+    )  # its notice is due again
     # notified again as it stands, then an alert of the same size replaces one it saw (a replay
     # batched otherwise): other customers, the same counts, back in the queue too
     assert (

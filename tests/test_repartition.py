@@ -82,7 +82,11 @@ class SharedCustomer:
 SPEC = DetectorSpec(
     SharedCustomer,
     DetectorSection(
-        rule_id="TEST-SC-1", rule_version=1, title_zh="测试", title_en="test", regulation=["test"]
+        rule_id="TEST-SC-1",
+        rule_version=1,
+        title_zh="测试",
+        title_en="test",
+        regulation=[{"zh": "测试", "en": "test"}],
     ),
     NoParams(),
 )
