@@ -13,6 +13,7 @@ from conftest import LOG_WORDS, renamed_ids
 
 from detectors import load_detectors
 from policy import DEFAULT_DIR, PolicyError, load_policy
+from policy.clause import Clause
 
 
 def test_default_policy_is_derived_from_the_seeds(policy) -> None:
@@ -29,16 +30,25 @@ def test_default_policy_is_derived_from_the_seeds(policy) -> None:
     assert [f for f, v in policy.sdks.sdk_fields.items() if not v.en] == []
 
 
+def _leaves(value: object) -> Iterator[object]:
+    """Every value a loaded policy holds, however deep (titles, runbooks, notices, clauses): the
+    strings, and the clauses whole."""
+    if isinstance(value, (str, Clause)):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from (*_leaves(k), *_leaves(v))
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            yield from _leaves(v)
+    elif fields := getattr(type(value), "model_fields", None):
+        for name in fields:
+            yield from _leaves(getattr(value, name))
+
+
 def _texts(value: object) -> list[str]:
-    """Every string a loaded policy holds, however deep (titles, runbooks, notices, clauses)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [t for v in value for t in _texts(v)]
-    fields = getattr(type(value), "model_fields", None)
-    return [t for name in fields for t in _texts(getattr(value, name))] if fields else []
+    """Every string a loaded policy holds, a clause's both."""
+    return [t for v in _leaves(value) for t in ((v.zh, v.en) if isinstance(v, Clause) else (v,))]
 
 
 def test_no_text_the_policy_shows_a_bank_cites_lifemons_own_issues(policy) -> None:
@@ -50,6 +60,23 @@ def test_no_text_the_policy_shows_a_bank_cites_lifemons_own_issues(policy) -> No
     texts = _texts(policy)
     assert len(texts) > 1_000 and any("启动信息泄露评估" in t for t in texts)
     assert [t for t in texts if internal.search(t)] == []
+
+
+def test_a_law_cited_in_chinese_has_one_english_name(policy) -> None:
+    """The English an auditor reads names each law one way: the Implementing Measures were "for
+    Financial Consumer Protection" in eleven clauses and "of the PBoC for the Protection of
+    Financial Consumers' Rights and Interests" in bulk_query's, one law read as two."""
+    import re
+
+    names: dict[str, set[str]] = {}
+    clauses = {v for v in _leaves([policy, load_detectors(policy)]) if isinstance(v, Clause)}
+    for c in clauses:
+        law, article = re.match(r"^[^《:]*《([^》]+)》第", c.zh), re.match(r"^(.+?),? arts?\. ", c.en)
+        if law:
+            assert article, f"{c.en!r} does not name the law and article {c.zh!r} quotes"
+            names.setdefault(law[1], set()).add(article[1])
+    assert len(names) >= 4 and names["个人信息保护法"] == {"PIPL"}
+    assert {law: n for law, n in names.items() if len(n) > 1} == {}
 
 
 @pytest.fixture
