@@ -139,6 +139,10 @@ class BulkQueryParams(BaseModel):
     # post's own work (a book's, a counter's `customers_per_day`); None: no day measure
     default_daily_customers: int | None = Field(default=100, gt=0)
     role_daily_customers: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
+    day_measure_regulation: Clause | None = Field(
+        default=None,
+        description="the bank's rule a day measure reached stands on, for the summary; none: cites none",
+    )
     base_severity: Severity = Severity.medium
     escalation: list[Escalation] = Field(default_factory=list)
     measure_escalation: list[MeasureStep] = Field(default_factory=list)
@@ -1984,11 +1988,12 @@ class BulkQueryDetector:
                 )
             else:
                 first, last = ep.day[2:]  # type: ignore[index]
+                basis = self.p.day_measure_regulation
                 parts.append(
                     f"{n_of(n, 'customer')} read outside the post's own work over {self._day_ms // 3_600_000} h "
                     f"({iso_minute(first)} to {iso_minute(last)}{_before(first, ep)}) reached the {which} day measure of "
-                    f"{measure:,}{self._times(ep, n, measure, default)} "
-                    "(seed 004 流程描述(4)④: 原则上限制批量查询、复制个人金融信息)"
+                    f"{measure:,}{self._times(ep, n, measure, default)}"
+                    + (f" ({basis.cited})" if basis else "")
                 )
         legal: tuple[int, int, Escalation] | None = None  # the gravest step reached: rank, its count, it
         tiers: dict[int, LegalCount] = {}  # each tier reached, at its gravest step
@@ -2015,7 +2020,7 @@ class BulkQueryDetector:
                     else "in this episode"
                 )
                 parts.append(
-                    f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation.zh})"
+                    f"{n:,} {'/'.join(step.categories)} records {where} reached {step.min_records:,} ({step.regulation.cited})"
                 )
                 known = tiers.get(index)
                 if known is None or rank > SEVERITY_RANK[known.severity] * 10**9 + known.threshold:

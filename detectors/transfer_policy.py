@@ -292,7 +292,7 @@ class VolumePeriod:
 
 
 def _reached(step: ProvisionStep) -> str:
-    return f"reached {step.subjects:,}" + (f", {step.regulation.zh}" if step.regulation else "")
+    return f"reached {step.subjects:,}" + (f", {step.regulation.cited}" if step.regulation else "")
 
 
 class _Provision:

@@ -1506,7 +1506,7 @@ class UnauthorizedLookupDetector:
             # reads as this alert's own
             since = ep.taken_since if ep.taken_since is not None and ep.taken_since < ep.start else None
             at = "" if since is None else f" since {iso_minute(since)}"
-            lead = f"{unknown.en}, took out the data of {of} without approval{at}, {unknown.customers:,} or more [{unknown.source.zh}]; "
+            lead = f"{unknown.en}, took out the data of {of} without approval{at}, {unknown.customers:,} or more [{unknown.source.cited}]; "
             lead_zh = (
                 f"{unknown.zh}"
                 + ("" if since is None else f"自{iso_minute(since)}起")
@@ -1517,7 +1517,7 @@ class UnauthorizedLookupDetector:
         ep.severity = sev if SEVERITY_RANK[sev] > SEVERITY_RANK[ep.severity] else ep.severity
         rows = len(ep.customers) + ep.unnamed
         en = "; ".join(
-            f"{spec[r].en} x{ep.reasons[r]} ({ep.notes[r]}) [{spec[r].source.zh}]" for r in reasons
+            f"{spec[r].en} x{ep.reasons[r]} ({ep.notes[r]}) [{spec[r].source.cited}]" for r in reasons
         )
         zh = "；".join(f"{spec[r].zh} {ep.reasons[r]}次" for r in reasons)
         # rows a log counted without naming their customers are records, not known customers

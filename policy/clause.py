@@ -35,6 +35,12 @@ class Clause:
     def _both(cls, data: Any) -> Any:
         return in_both(data, FORM)
 
+    @property
+    def cited(self) -> str:
+        """The clause as an alert's prose cites it (a summary's art. 5 tier, a reason's source): as
+        quoted, the legal text, then its English, as an alert's title reads `zh / en`."""
+        return f"{self.zh} / {self.en}"
+
 
 def stored(clauses: Iterable[Clause]) -> dict[str, list[str]]:
     """Clauses as an alert or an incident record keeps them: `regulation` as quoted and

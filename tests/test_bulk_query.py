@@ -166,7 +166,9 @@ def test_low_and_slow_reading_reaches_the_legal_count_by_itself(engine_factory) 
     (a,) = final(feed(engine, slow_property_reads(12, 5), batch_size=5) + engine.drain()).values()
     assert a.severity.value == "high" and a.counts["records"] == 60 and a.counts["customers"] == 60
     assert (
-        "reached 50 (解释第五条第一款(三): 行踪轨迹、通信内容、征信信息、财产信息50条)" in a.summary
+        "reached 50 (解释第五条第一款(三): 行踪轨迹、通信内容、征信信息、财产信息50条 / Interpretation art. 5 "
+        "¶1 (3): 50 records of whereabouts, communication content, credit information or property information)"
+        in a.summary
         and "counted over 24 h" in a.summary
     )
     assert "role threshold" not in a.summary  # the role window never opened it

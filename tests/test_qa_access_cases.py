@@ -411,7 +411,9 @@ def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_da
         assert a.detector == "bulk_query" and a.severity.value == "medium", a.summary
         assert (
             "960 customers read outside the post's own work over 24 h (2026-01-01T01:00Z to "
-            "2026-01-01T08:59Z) reached the role day measure of 150, 6.4 times it (seed 004 流程描述(4)④"
+            "2026-01-01T08:59Z) reached the role day measure of 150, 6.4 times it (本行《个人金融信息保护管理规定》 "
+            "流程描述(4)④: 原则上限制批量查询、复制个人金融信息 / 本行《个人金融信息保护管理规定》 流程描述(4)④: "
+            "querying and copying personal financial information in bulk is restricted in principle)"
         ) in a.summary, a.summary
         assert (
             a.subject_count == 960 and a.counts["day_customers"] == 960 and "sliding-window" not in a.summary
@@ -1131,7 +1133,9 @@ def test_ten_times_a_tier_is_art_5_para_2_item_3(run) -> None:
     a = one(run([_ent("w2", "wealth_manager", "S0101")], reports), "bulk_query")
     assert (
         a.severity.value == "critical"
-        and "(解释第五条第二款(三): 数量达到第一款第三项至第八项标准十倍以上)" in a.summary
+        and "(解释第五条第二款(三): 数量达到第一款第三项至第八项标准十倍以上 / Interpretation art. 5 ¶2 (3): a "
+        "quantity ten times or more the thresholds of ¶1 items (3) to (8))"
+        in a.summary
     )
 
 
@@ -1154,7 +1158,10 @@ def test_the_50th_credit_record_in_24_hours_spread_thin(run, data) -> None:
     assert a.actor_id == "w2" and a.actor_org == "S0101" and a.severity.value == "high"
     assert a.counts["records"] == 50 and a.counts["customers"] == 50
     assert "50 credit/property/loan/location/communication_content records counted over 24 h (" in a.summary
-    assert "reached 50 (解释第五条第一款(三): 行踪轨迹、通信内容、征信信息、财产信息50条)" in a.summary
+    assert (
+        "reached 50 (解释第五条第一款(三): 行踪轨迹、通信内容、征信信息、财产信息50条 / Interpretation art. 5 "
+        "¶1 (3): 50 records of whereabouts, communication content, credit information or property information)"
+    ) in a.summary
     assert (a.title_zh, a.title_en) == (
         "批量查询个人金融信息",
         "Bulk query of personal financial information",

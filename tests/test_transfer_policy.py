@@ -1150,7 +1150,8 @@ def test_a_provision_to_an_authority_grows_with_the_people_it_sends(engine) -> N
     assert severity_of(engine(), inquiry(49))[0] == "low"
     level, said = severity_of(engine(), inquiry(50))
     assert level == "medium" and (
-        "; 50 subjects in one provision (reached 50, 解释第五条第一款(三): 财产信息50条): an authority's "
+        "; 50 subjects in one provision (reached 50, 解释第五条第一款(三): 财产信息50条 / Interpretation art. 5 "
+        "¶1 (3): 50 records of property information): an authority's "
         "inquiry names a case's few people" in said
     )
     assert severity_of(engine(), inquiry(300))[0] == "medium"
@@ -1194,7 +1195,8 @@ def test_an_employees_provisions_to_an_authority_add_up_over_the_banks_day(engin
     )
     assert (
         "court_bj_haidian (人民法院, people's courts) was provided 90 subjects in 2 provisions run by "
-        "employees that day (reached 50, 解释第五条第一款(三): 财产信息50条)" in day.summary
+        "employees that day (reached 50, 解释第五条第一款(三): 财产信息50条 / Interpretation art. 5 ¶1 (3): 50 "
+        "records of property information)" in day.summary
     )
     again = inquiry(45, n=0, ts=T0 + 11 * 60_000, **by_hand).model_copy(update={"event_id": "copy-0"})
     assert run(e, again, offset=11) == {}  # the gateway's copy of the first: nothing, and not counted
