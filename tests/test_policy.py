@@ -79,6 +79,34 @@ def test_a_law_cited_in_chinese_has_one_english_name(policy) -> None:
     assert {law: n for law, n in names.items() if len(n) > 1} == {}
 
 
+def test_a_runbooks_english_gives_the_english_of_the_words_it_quotes(policy) -> None:
+    """An English-reading analyst read "suspend the account's PFI access (seed 004 流程描述(4)⑤:
+    实现异常操作行为的有效监控和干预)": the seed's words, quoted, stay (they are the rule), with their
+    English after them, `zh / en`, as a summary cites a clause. Documents, their sections and a
+    term glossed beside its English, `(短信审核)`, are names, not quotes."""
+    import re
+
+    cjk = "\u4e00-\u9fff"
+    names = [
+        re.compile(rf"[{cjk}]*《[^》]*》"),  # a document, its publisher before it
+        re.compile(rf"§[{cjk}]+|[{cjk}]+(?=[(.\d\u2460-\u2473])"),  # a section: §六, 流程描述(4), 使用②
+        re.compile(rf"\([{cjk}]+\)"),  # a term's own words beside its English
+    ]
+    quoted = re.compile(rf"[{cjk}][^()/;]*[{cjk}]|[{cjk}]")
+    untranslated = {}
+    for kind, section in policy.detectors.items():
+        text = " ".join(section.runbook.en.split())
+        for name in names:
+            text = name.sub("", text)
+        untranslated[kind] = [
+            q.group() for q in quoted.finditer(text) if not text[q.end() :].startswith(" / ")
+        ]
+    assert "实现异常操作行为的有效监控和干预 / effective monitoring" in " ".join(
+        policy.detectors["bulk_query"].runbook.en.split()
+    )
+    assert untranslated == dict.fromkeys(policy.detectors, [])
+
+
 @pytest.fixture
 def policy_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "policy"
