@@ -109,15 +109,23 @@ class TransferLedger:
 # What the report and the lifecycle dashboard's panel read: provision to others, the bank's own
 # systems left out (seed 002 §六: 共享、转让、委托处理、公开披露、境外提供). FINAL: a transfer written twice
 # (a crash between the write and the offset commit) is one row. `{where}` bounds `ts` half-open. A
-# recipient renamed in the policy reads by its newest transfer's name.
-PROVIDED_SQL = """SELECT recipient_id, argMax(recipient_name, ts) AS recipient, direction, legal_basis, jr_class,
+# recipient renamed in the policy reads by its newest transfer's name. `{bank}`: the customers the
+# bank's customers stream names (BANK_SQL; 0: not known), the most the customers of transfers naming
+# none can be, however many transfers counted them: their sum is `unnamed_sum`, `unnamed_at_most`
+# that capped, unless one transfer alone counted more than the bank has (a sender's count to check).
+PROVIDED_SQL = """WITH {bank} AS bank
+SELECT recipient_id, argMax(recipient_name, ts) AS recipient, direction, legal_basis, jr_class,
     uniqExactMerge(customers) AS customers, maxIf(subject_count, named = 0) AS unnamed_at_least,
-    sumIf(subject_count, named = 0) AS unnamed_at_most, countIf(named = 0 AND subject_count > 0) AS unnamed_transfers,
-    sum(records) AS records, count() AS transfers, countIf(named > 0 AND finalizeAggregation(transfer_ledger.customers) = 0) > 0 AS expired
+    if(bank > 0 AND unnamed_at_least <= bank, least(unnamed_sum, bank), unnamed_sum) AS unnamed_at_most,
+    countIf(named = 0 AND subject_count > 0) AS unnamed_transfers,
+    sum(records) AS records, count() AS transfers, countIf(named > 0 AND finalizeAggregation(transfer_ledger.customers) = 0) > 0 AS expired,
+    sumIf(subject_count, named = 0) AS unnamed_sum
 FROM {db}.transfer_ledger FINAL
 WHERE direction != 'internal'{where}
 GROUP BY recipient_id, direction, legal_basis, jr_class
 ORDER BY customers + unnamed_at_least DESC, records DESC, recipient_id, legal_basis, jr_class"""
+# the most customers a monitor's customers stream named at any checkpoint still kept (90 days)
+BANK_SQL = "(SELECT max(customers) FROM {db}.pipeline_stats)"
 
 
 @dataclass(frozen=True)
@@ -134,13 +142,14 @@ class Provided:
     # them (a daily report to the AML centre counts the same customers every day), so the distinct
     # number lies between the largest transfer's count and the counts added up
     unnamed_at_least: int
-    unnamed_at_most: int
+    unnamed_at_most: int  # their sum, at most the bank's customers (PROVIDED_SQL)
     unnamed_transfers: int
     records: int
     transfers: int
     # some of its transfers' customers outlived policy/storage.yaml's pseudonym days (a row that named
     # some holds an empty state): `customers` counts the rest only (none left: every one expired)
     expired: bool
+    unnamed_sum: int  # the counts of the transfers naming none, added up
 
 
 class Ledger(NamedTuple):
@@ -156,16 +165,13 @@ def provided(client: Any, db: str, where: str = "", parameters: dict[str, Any] |
     """The ledger's lines, `where` an ` AND ...` on `ts` (Period.where), when it began, and the
     most customers a monitor's customers stream named at any checkpoint still kept (pipeline_stats,
     90 days): no count of the bank's customers can be more."""
-    sql = PROVIDED_SQL.replace("{db}", db).replace("{where}", where)
+    bank = BANK_SQL if has_column(client, db, "pipeline_stats", "customers") else "0"
+    sql = PROVIDED_SQL.replace("{bank}", bank).replace("{db}", db).replace("{where}", where)
     lines = [Provided(*row) for row in client.query(sql, parameters=parameters or {}).result_rows]
     (first,) = client.query(
         f"SELECT if(count() = 0, NULL, toUnixTimestamp64Milli(min(ts))) FROM {db}.transfer_ledger"
     ).result_rows[0]
-    known = (
-        client.query(f"SELECT max(customers) FROM {db}.pipeline_stats").result_rows[0][0]
-        if has_column(client, db, "pipeline_stats", "customers")
-        else 0
-    )
+    (known,) = client.query(f"SELECT {bank.replace('{db}', db)}").result_rows[0]
     return Ledger(lines, first, known)
 
 
@@ -224,8 +230,9 @@ def _unnamed(p: Provided, bank: int = 0) -> str:
     """The customers of the transfers that named none: one transfer's count as sent, several as the
     range the distinct number lies in (the counts added up were 865 046 customers to the AML centre
     in a day, of a bank of 10 000): at most their sum, and at most the `bank`'s customers, which the
-    customers reference stream names (0: not known, said; a new user read "4,986 – 865,046")."""
-    if p.unnamed_transfers <= 1 or p.unnamed_at_least == p.unnamed_at_most:
+    customers reference stream names (0: not known, said; a new user read "4,986 – 865,046"). The
+    figures are the query's (PROVIDED_SQL, the dashboard's panel too); this says which bound holds."""
+    if p.unnamed_transfers <= 1 or p.unnamed_at_least == p.unnamed_sum:
         return f"{p.unnamed_at_most:,}"
     most = p.unnamed_at_most
     if not bank:
@@ -238,13 +245,10 @@ def _unnamed(p: Provided, bank: int = 0) -> str:
             f"the largest alone is more than the bank's {bank:,} customers (its customers stream): a sender's "
             f"count to check / 单次计数已超过本行客户数 {bank:,}，请核对发送方计数"
         )
-    elif most > bank:
-        most, bound = (
-            bank,
-            (
-                f"at most the bank's {bank:,} customers (its customers stream), not their sum "
-                f"{p.unnamed_at_most:,} / 至多为本行客户数 {bank:,}（客户参考流）"
-            ),
+    elif p.unnamed_sum > most:
+        bound = (
+            f"at most the bank's {bank:,} customers (its customers stream), not their sum "
+            f"{p.unnamed_sum:,} / 至多为本行客户数 {bank:,}（客户参考流）"
         )
     else:
         bound = "at most their sum / 至多为各次之和"

@@ -16,7 +16,7 @@ from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,7 @@ from streams.clickhouse import apply_ddl
 from streams.produce import produce
 from streams.pseudonym import Pseudonymizer
 from streams.report import Period, gather, lifecycle, render
-from streams.transfer_ledger import provided
+from streams.transfer_ledger import LEDGER_COLUMNS, provided
 from streams.workload import Workload, generate
 
 pytestmark = pytest.mark.integration
@@ -248,10 +248,18 @@ def test_the_ledger_says_what_went_to_whom_under_which_basis(day, span, dashboar
         line["unnamed_transfers"] += unnamed > 0
         line["records"] += ev.record_count
         line["transfers"] += 1
+    # their sum stops at the bank's customers, as the customers stream names them, unless one
+    # transfer alone counted more
+    bank = len({r.customer_id for s, _, r in day.records if s == "customers"})
+    for line in expected.values():
+        line["unnamed_sum"] = line["unnamed_at_most"]
+        if line["unnamed_at_least"] <= bank:
+            line["unnamed_at_most"] = min(line["unnamed_sum"], bank)
     rows = dashboard[0]["provided to others"]
     got = {(r["recipient_id"], r["legal_basis"], r["jr_class"]): r for r in rows}
     assert {k: {**v, "customers": len(v["customers"])} for k, v in expected.items()} == {
-        k: {c: r[c] for c in ("customers", *UNNAMED, "records", "transfers")} for k, r in got.items()
+        k: {c: r[c] for c in ("customers", *UNNAMED, "unnamed_sum", "records", "transfers")}
+        for k, r in got.items()
     }
     directions = {r["recipient_id"]: r["direction"] for r in rows}
     assert {rid: directions[rid] for rid in ("os_parent_group_hk", "proc_call_center", "reg_amlmac")} == {
@@ -263,7 +271,7 @@ def test_the_ledger_says_what_went_to_whom_under_which_basis(day, span, dashboar
     assert {r["recipient"] for r in rows if r["recipient_id"] == "reg_amlmac"} == {
         "中国反洗钱监测分析中心 / China AML Monitoring and Analysis Center"
     }
-    assert sum(r["customers"] for r in rows) > 0 and sum(r["unnamed_at_most"] for r in rows) > 10_000
+    assert sum(r["customers"] for r in rows) > 0 and sum(r["unnamed_sum"] for r in rows) > 10_000
 
 
 def test_the_ledger_keeps_no_customer_id_and_no_pseudonym(day, dashboard, ch) -> None:
@@ -333,24 +341,15 @@ def test_the_report_never_adds_up_unnamed_customers_as_if_distinct_nor_holds_a_c
 
 def test_unnamed_customers_are_at_most_the_banks_or_said_unbounded() -> None:
     """A new user's report read "4,986 – 865,046" customers for a bank of 10,000: the top of the range
-    is at most the customers the bank's customers stream names; where lifemon read none, it says so."""
+    is at most the customers the bank's customers stream names; where lifemon read none, it says so.
+    The figures are the query's (the test below); the page says which bound holds."""
     from streams.transfer_ledger import Ledger, Provided
     from streams.transfer_ledger import render as render_provided
 
-    aml = Provided(
-        "reg_amlmac",
-        "AML",
-        "regulator",
-        "legal_obligation",
-        "C2",
-        0,
-        4_986,
-        865_046,
-        348,
-        865_046,
-        348,
-        False,
-    )
+    # 348 transfers to the AML centre naming none, 865 046 customers added up, as PROVIDED_SQL gives
+    # them for a bank of 10 000: their sum stopped at the bank's
+    aml = Provided("reg_amlmac", "AML", "regulator", "legal_obligation", "C2", 0, 4_986, 10_000, 348, 865_046, 348, False, 865_046)  # fmt: skip
+    unbounded = replace(aml, unnamed_at_most=865_046)  # for no bank known, one of a million, or 1 000
     every = replace(aml, unnamed_at_least=10_000)
     page = lambda lines, bank: render_provided(Ledger(lines, 0, bank), None, None, UTC)  # noqa: E731
     assert "<td class=n>4,986 – 10,000<br><small>348 transfers: at least the largest" in page([aml], 10_000)
@@ -358,13 +357,66 @@ def test_unnamed_customers_are_at_most_the_banks_or_said_unbounded() -> None:
         [aml], 10_000
     )
     assert "<td class=n>10,000<br><small>" in page([every], 10_000)  # one figure, not "10,000 – 10,000"
-    unknown = page([aml], 0)
+    unknown = page([unbounded], 0)
     assert "<td class=n>4,986 – 865,046<br>" in unknown
     assert "lifemon has read none, so it does not know how many customers the bank has" in unknown
-    assert "at most their sum / 至多为各次之和</small>" in page([aml], 1_000_000)
-    assert "<td class=n>4,986 – 865,046<br>" in page([aml], 1_000) and "a sender's count to check" in page(
-        [aml], 1_000
-    )
+    assert "at most their sum / 至多为各次之和</small>" in page([unbounded], 1_000_000)
+    below = page([unbounded], 1_000)
+    assert "<td class=n>4,986 – 865,046<br>" in below and "a sender's count to check" in below
+
+
+def test_the_panels_unnamed_customers_stop_at_the_banks_as_the_reports_do(ch) -> None:
+    """The panel added up the counts of the transfers naming none (865 046 customers to the AML centre
+    in a day, of a bank of 10 000) where the report stopped at the bank's customers. Both read
+    PROVIDED_SQL now: the range's top is at most the most customers any checkpoint's customers stream
+    named (pipeline_stats, any instance), unless one transfer alone counted more (a sender's count to
+    check, left as sent); with no customers stream read, it is their sum."""
+    db = f"t_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    span = (now - timedelta(hours=1), now + timedelta(hours=1))
+    counts = {"reg_a": (400, 300, 500), "reg_b": (1_500, 100), "reg_c": (100, 200)}
+    rows = [
+        (f"{rid}-{i}", now, rid, rid, "regulator", "legal_obligation", "C2", n, n, 0, [])
+        for rid, sent in counts.items()
+        for i, n in enumerate(sent)
+    ]
+    ch.insert("transfer_ledger", rows, database=db, column_names=list(LEDGER_COLUMNS))
+
+    def bounds() -> dict[str, tuple[int, int, int]]:
+        (panel,) = [p for _, p in QUERY_PANELS if "provided to others" in p["title"]]
+        sql = expand_macros(panel["targets"][0]["rawSql"], *span).replace("lifemon.", f"{db}.")
+        got = ch.query(sql)
+        lines = [dict(zip(got.column_names, row, strict=True)) for row in got.result_rows]
+        report = provided(ch, db, *Period(since=span[0], until=span[1]).where("ts")).lines
+        assert [vars(p) for p in report] == lines  # the report's figures, whatever the bank
+        return {
+            r["recipient_id"]: (r["unnamed_at_least"], r["unnamed_at_most"], r["unnamed_sum"]) for r in lines
+        }
+
+    try:
+        unbounded = {"reg_a": (500, 1_200, 1_200), "reg_b": (1_500, 1_600, 1_600), "reg_c": (200, 300, 300)}
+        assert bounds() == unbounded  # no customers stream read: their sum
+        stats = [(now, i, "customers", 0, 0, 0, 0, 0.0, c) for i, c in (("i1", 900), ("i2", 1_000))]
+        columns = [
+            "ts",
+            "instance",
+            "stream",
+            "events",
+            "dead_letters",
+            "alerts",
+            "lag",
+            "events_per_s",
+            "customers",
+        ]
+        ch.insert("pipeline_stats", stats, database=db, column_names=columns)
+        assert bounds() == {
+            "reg_a": (500, 1_000, 1_200),
+            "reg_b": (1_500, 1_600, 1_600),
+            "reg_c": (200, 300, 300),
+        }
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS {db}")
 
 
 def test_a_replay_counts_nothing_twice(dashboard) -> None:
