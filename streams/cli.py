@@ -680,6 +680,7 @@ def _listing_options(sp: argparse.ArgumentParser, what: str, seen: str, order: s
         f"one: the queue), acknowledged (`lifemon {what} ack`), {' or '.join(kind.resolving)} "
         f"(`lifemon {what} resolve`), or unresolved (unreviewed or acknowledged"
         + (', as Grafana\'s "Alerts awaiting review" counts' if kind is ALERTS else "")
+        + "".join(f", or {state}: a report still owed" for state in kind.partial)
         + ") (default: all)",
     )
     sp.add_argument(
@@ -921,7 +922,15 @@ def cmd_review(args: argparse.Namespace) -> int:
     from streams.alert_query import AlertNotFound, resolve_alert_id, resolve_incident_id
     from streams.clickhouse import location
     from streams.incident_query import query_incident, waivable
-    from streams.reviews import ACKNOWLEDGED, ALERTS, INCIDENTS, NOTE_NEEDED, NOTICE_WAIVED, record_review
+    from streams.reviews import (
+        ACKNOWLEDGED,
+        ALERTS,
+        INCIDENTS,
+        NOTE_NEEDED,
+        NOTICE_WAIVED,
+        REGULATOR_NOTIFIED,
+        record_review,
+    )
 
     kind = args.kind
     action = getattr(args, f"{kind.source}_action")
@@ -950,12 +959,15 @@ def cmd_review(args: argparse.Namespace) -> int:
         resolve = resolve_alert_id if kind is ALERTS else resolve_incident_id
         reviewed_id = resolve(client, database, given)
         # an incident raised before the policy said which notice may be waived, or under one that
-        # says none, has nothing to waive: its record is the one the team reports from
-        inc = query_incident(client, database, reviewed_id)[1] if state == NOTICE_WAIVED else None
+        # says none, has nothing to waive, and no individuals' notice to leave pending apart from
+        # the regulator's report: its record is the one the team reports from
+        splits = state in (NOTICE_WAIVED, REGULATOR_NOTIFIED)
+        inc = query_incident(client, database, reviewed_id)[1] if splits else None
         if inc is not None and not waivable(inc):
             log.error(
                 f"incident {reviewed_id[:12]} has no notice that may be waived (policy/incidents.yaml "
-                "deadlines `waiver`, as the incident was raised): record notified, or resolved --note"
+                "deadlines `waiver`, as the incident was raised), so none to tell apart from the "
+                "regulator's report: record notified, ack --note, or resolved --note"
             )
             return 2
         review = record_review(
@@ -1520,7 +1532,9 @@ def _review_parsers(actions: Any, kind: Any) -> None:
         "incident": (
             "the response team is handling it",
             "notified (the report to the authorities and the individuals' notice made, PIPL art. "
-            "57: the list then shows it so, not as a deadline passed), notice_waived (the report made, "
+            "57: the list then shows it so, not as a deadline passed), regulator_notified (the report "
+            "to the authorities made, the individuals' notice still pending: it stays owed), "
+            "notice_waived (the report made, "
             "the individuals' notice waived as 《个人金融信息保护管理规定》 应急管理(4) allows: --note names the measures "
             "that avoided the harm), resolved (handled otherwise: --note says how)",
         ),

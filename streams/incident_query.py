@@ -30,10 +30,11 @@ from streams.receivers import counted, text_of, unnamed, who
 from streams.reviews import (
     FALSE_POSITIVE,
     INCIDENTS,
-    NOTICE_GIVEN,
     NOTICE_WAIVED,
     NOTIFIED,
     OPEN,
+    REGULATOR_NOTIFIED,
+    REGULATOR_TOLD,
     UNREVIEWED,
     alerts_false_positive,
     aware,
@@ -48,7 +49,7 @@ from streams.terminal import shown
 
 # the review states that close an incident out: its deadlines are no longer the team's to meet,
 # but `notified` and `notice_waived` (the report was made; the individuals' notice too, or waived)
-# close only those the notice makes (DueReport.notice)
+# close only those the notice makes (DueReport.notice), `regulator_notified` only the regulator's
 DONE = frozenset(INCIDENTS.resolving)
 
 
@@ -59,14 +60,17 @@ def _sql(states: frozenset[str]) -> str:
 # The reports still the team's to make, the earliest first: (due, UTC epoch ms; to whom, in English
 # and Chinese). An incident whose record the TTL emptied (pseudonym_ttl_days) owes its first one.
 # Owed by the states that owe (OPEN), not by those that close out: a verdict a later release
-# added closes out too (reviews.OPEN).
+# added closes out too (reviews.OPEN). A report the notice does not make stays owed by the verdicts
+# that made the regulator's, and the individuals' notice (the one that may be waived) by
+# `regulator_notified`, as `owed` says.
 OWED = (
     f"if(incident = '', if(review IN ({_sql(frozenset(OPEN))}), "
     "[(toUnixTimestamp64Milli(first_due), 'the first report', '首次报告')], []), "
     "arraySort(arrayMap(d -> (JSONExtractInt(d, 'due'), JSONExtractString(d, 'to', 'en'), "
     "JSONExtractString(d, 'to', 'zh')), arrayFilter(d -> "
-    f"review IN ({_sql(frozenset(OPEN))}) OR (review IN ({_sql(frozenset(NOTICE_GIVEN))}) "
-    "AND NOT JSONExtractBool(d, 'notice')), "
+    f"review IN ({_sql(frozenset(OPEN))}) OR (review IN ({_sql(frozenset(REGULATOR_TOLD))}) "
+    "AND NOT JSONExtractBool(d, 'notice')) "
+    f"OR (review = '{REGULATOR_NOTIFIED}' AND JSONExtractString(d, 'waiver') != ''), "
     "JSONExtractArrayRaw(incident, 'deadlines'))))) AS owed"
 )
 
@@ -242,16 +246,23 @@ def amounts(records: int, observations: int = 0, devices: int = 0) -> str:
 def owed(deadlines: list[dict[str, Any]], review: str) -> list[dict[str, Any]]:
     """The reports (an incident's `deadlines`) still the team's to make in review state `review`,
     as `OWED` says in SQL: none once closed out; `notified` and `notice_waived` leave those the
-    notice does not make."""
+    notice does not make, `regulator_notified` those and the individuals' notice (the one the
+    policy lets the team waive: it is theirs to decide yet)."""
     if review in OPEN:
         return deadlines
-    return [d for d in deadlines if review in NOTICE_GIVEN and not d.get("notice", False)]
+    return [
+        d
+        for d in deadlines
+        if review in REGULATOR_TOLD
+        and (not d.get("notice", False) or (review == REGULATOR_NOTIFIED and bool(d.get("waiver"))))
+    ]
 
 
 def waivable(inc: dict[str, Any]) -> list[dict[str, Any]]:
     """The reports of `inc` its policy let the team record waived (`notice_waived`): the individuals'
     notice, where the measures avoided the harm (policy/incidents.yaml `waiver`); none on a record
-    raised before the policy said so."""
+    raised before the policy said so. What `regulator_notified` leaves owed of the notice, too: on
+    such a record nothing tells the individuals' notice from the regulator's report."""
     return [d for d in inc["deadlines"] if d.get("notice", False) and d.get("waiver")]
 
 
@@ -344,13 +355,14 @@ def _when(ms: int, zone: ZoneInfo) -> str:
 
 
 # the notice's measures are the policy's (incidents.yaml `measures`), drafted when the incident is
-# raised: taken once the team recorded it notified or resolved (reviews.INCIDENTS), before that
+# raised: taken once the team recorded it notified or resolved (reviews.INCIDENTS), or told the
+# regulator (seed 004 应急管理(4): remedial measures at once, reported at the same time), before that
 # only planned (probe_s3 #10: an incident nobody reviewed read "measures taken: suspend the
 # employee's access")
 MEASURES_TAKEN = "measures taken / 采取的补救措施"
 MEASURES_TO_TAKE = "measures to take (draft until reviewed notified or resolved) / 拟采取的补救措施（草稿）"
 # a waived notice rests on the measures taken (seed 004 应急管理(4))
-MEASURES_TAKEN_ONCE = (*NOTICE_GIVEN, "resolved")
+MEASURES_TAKEN_ONCE = (*REGULATOR_TOLD, "resolved")
 
 # the heading of the notice's art. 5 tiers (Notice.legal_tiers)
 LEGAL_TIERS = "art. 5 counts reached / 达到解释第五条标准的数量"
@@ -434,13 +446,13 @@ def render_incident_view(
         waived = False
         if d in owing:
             passed = "  passed / 已过" if d["due"] <= now.timestamp() * 1000 else ""
-        elif state in NOTICE_GIVEN and d.get("notice", False):
+        elif state in REGULATOR_TOLD and d.get("notice", False):
             waived = state == NOTICE_WAIVED and bool(d.get("waiver"))
             passed = _notice_made(d, reviews, current, waived, zone)
         else:
             passed = ""
         lines.append(f"  {d['to']['zh']} / {d['to']['en']}: {_when(d['due'], zone)}{passed}")
-        lines += [f"    {line}" for line in deadline_basis(d, waivable_now=not waived and state in OPEN)]
+        lines += [f"    {line}" for line in deadline_basis(d, waivable_now=d in owing)]
         if waived:  # under the line it waives (a probe read it under the assessor's, as if that were)
             waived_any = True
             lines += [
@@ -563,9 +575,9 @@ def _notice_made(
     """What a deadline of the notice (`d`) says once reviewed so: made, or waived, when the team
     first recorded it of the incident as it stands (a notice of fewer customers is no notice of
     these), in time or late, never silently met (a new user's notice recorded eleven months on read
-    as on track). The regulator's report was made by either verdict; the individuals' notice by
-    `notified` only, its waiver by `notice_waived`."""
-    made_by = (NOTICE_WAIVED,) if waived else (NOTIFIED,) if d.get("waiver") else NOTICE_GIVEN
+    as on track). The regulator's report was made by any of the three verdicts; the individuals'
+    notice by `notified` only, its waiver by `notice_waived`."""
+    made_by = (NOTICE_WAIVED,) if waived else (NOTIFIED,) if d.get("waiver") else REGULATOR_TOLD
     at = next(
         (aware(r["at"]) for r in reviews if r["state"] in made_by and covers(r, current, INCIDENTS)), None
     )

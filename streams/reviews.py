@@ -35,6 +35,12 @@ NOTIFIED = "notified"  # the reports the notice makes were made: the regulator's
 # forgo it where its measures avoided the harm (policy/incidents.yaml `waiver`)
 NOTICE_WAIVED = "notice_waived"
 NOTICE_GIVEN = (NOTIFIED, NOTICE_WAIVED)  # the verdicts that leave no notice owed
+# the report to the authorities made, the individuals' notice (or its waiver) still to come: PIPL
+# art. 57 and seed 004 应急管理(4) ask the regulator told at once, the individuals within days, and the
+# team tells the PBoC branch in hours while it weighs the waiver. Only a notice that may be waived
+# (`waiver`) is the individuals': it stays owed, as the reports the notice does not make do
+REGULATOR_NOTIFIED = "regulator_notified"
+REGULATOR_TOLD = (*NOTICE_GIVEN, REGULATOR_NOTIFIED)  # the verdicts that made the regulator's report
 # the states that leave every report still to make: none, or the case only taken on. Any other
 # verdict is a review that closed it out, a later release's too: rolled back onto its reviews, a
 # release that owed the reports of a verdict it did not know paged the team for reports made
@@ -61,6 +67,8 @@ class Reviewed(NamedTuple):
     resolving: tuple[str, ...]
     resolving_help: str
     extent: tuple[str, ...] = ()
+    # verdicts that record part of what is owed: the case stays in the `unresolved` queue
+    partial: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -78,7 +86,7 @@ class Reviewed(NamedTuple):
         return {
             UNREVIEWED: [UNREVIEWED],
             ACKNOWLEDGED: [ACKNOWLEDGED],
-            "unresolved": [UNREVIEWED, ACKNOWLEDGED],
+            "unresolved": [UNREVIEWED, ACKNOWLEDGED, *self.partial],
             **{state: [state] for state in self.resolving},
         }
 
@@ -91,19 +99,22 @@ ALERTS = Reviewed(
     "resolved: a real finding, handled; false_positive: the detector was wrong (needs --note)",
 )
 # the response team's: the notice given (PIPL art. 57: the authorities and the individuals told),
-# the authorities told and the individuals' notice lawfully waived, handled otherwise, or no
-# leakage at all
+# the authorities told and the individuals' notice lawfully waived, the authorities told and the
+# individuals' notice pending, handled otherwise, or no leakage at all
 INCIDENTS = Reviewed(
     "incident",
     "incidents",
     "incident_reviews",
-    (NOTIFIED, NOTICE_WAIVED, "resolved", FALSE_POSITIVE),
-    "notified: the report and the individuals' notice were made (PIPL art. 57); notice_waived: the "
+    (NOTIFIED, NOTICE_WAIVED, REGULATOR_NOTIFIED, "resolved", FALSE_POSITIVE),
+    "notified: the report and the individuals' notice were made (PIPL art. 57); regulator_notified: "
+    "the report to the authorities was made, the individuals' notice still pending (`notified` or "
+    "`notice_waived` once decided); notice_waived: the "
     "report was made and the individuals' notice waived, the measures having avoided the harm "
     "(《个人金融信息保护管理规定》 应急管理(4), PIPL art. 57 ¶2; needs --note naming them; `notified` "
     "once the regulator asks for it after all); "
     "resolved: handled otherwise (--note says how); false_positive: no leakage (needs --note)",
     ("subjects_distinct", "records", "alert_ids"),
+    (REGULATOR_NOTIFIED,),
 )
 
 

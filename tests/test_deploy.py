@@ -875,16 +875,25 @@ def _incident(
     reported: int | None = None,
     assessor: datetime | None = None,
     unnamed: int | None = None,
+    individuals: datetime | None = None,
 ) -> tuple:
     """`reported`: the customers its alerts reported, named or not (default: the named ones);
     `unnamed`: those reported without names (None: a record from before lifemon kept them apart).
-    `due`: the regulator's report, which the notice makes; `assessor`: a report it does not."""
+    `due`: the regulator's report, which the notice makes; `assessor`: a report it does not;
+    `individuals`: the individuals' notice, which the notice makes and its `waiver` may forgo."""
     sdk = {"observations": 3, "devices": 2} if incident_id == "i-unnamed" else {}
-    reports = [({"zh": "监管部门", "en": "the regulator"}, due, True)]
+    reports = [({"zh": "监管部门", "en": "the regulator"}, due, True, "")]
+    if individuals:
+        reports.append(
+            ({"zh": "受影响的个人", "en": "the individuals affected"}, individuals, True, "PIPL 57 ¶2")
+        )
     if assessor:
-        reports.append(({"zh": "外部安全评估机构", "en": "an external security assessor"}, assessor, False))
+        reports.append(
+            ({"zh": "外部安全评估机构", "en": "an external security assessor"}, assessor, False, "")
+        )
     deadlines = [
-        {"to": to, "due": int(at.timestamp() * 1000), "notice": notice} for to, at, notice in reports
+        {"to": to, "due": int(at.timestamp() * 1000), "notice": notice, "waiver": waiver}
+        for to, at, notice, waiver in reports
     ]
     incident = json.dumps(
         {"subjects": {"distinct": customers, "reported": customers if reported is None else reported}}
@@ -1262,7 +1271,9 @@ def test_the_incident_panel_reads_a_waived_notice_as_lifemon_incidents_does(_dep
     """probe_t2 M2: `notice_waived` (the regulator told, the individuals' notice waived under seed 004
     应急管理(4)) leaves only the reports the notice does not make, as `notified` does: the panel
     showed the waived incident's notice deadline as owed, and passed. A verdict a later release adds
-    (read after a rollback) owes nothing, as in `lifemon incidents` (probe_v1 F4)."""
+    (read after a rollback) owes nothing, as in `lifemon incidents` (probe_v1 F4). `regulator_notified`
+    (the regulator told, the individuals' decision pending) leaves their notice owed too, until a
+    later `notice_waived` or `notified`."""
     db = f"deploy_{uuid.uuid4().hex[:8]}"
     apply_ddl(_deploy_chdb, db)
     try:
@@ -1270,6 +1281,9 @@ def test_the_incident_panel_reads_a_waived_notice_as_lifemon_incidents_does(_dep
             _incident("i-waived", 1, 3, _ts(0), _ts(-30), assessor=_ts(-20)),
             _incident("i-waived-plain", 1, 3, _ts(1), _ts(-30)),
             _incident("i-later-verdict", 1, 3, _ts(2), _ts(-30), assessor=_ts(-20)),
+            # the regulator told, the individuals' decision pending: their notice owed, passed, first
+            _incident("i-told", 1, 3, _ts(3), _ts(-30), assessor=_ts(-20), individuals=_ts(-25)),
+            _incident("i-told-waived", 1, 3, _ts(4), _ts(-30), individuals=_ts(-25)),
         ]
         _insert(_deploy_chdb, db, "incidents", list(INCIDENT_COLUMNS), rows)
         columns = ["incident_id", "review_id", "state", "analyst", "note", "incident_revision"]
@@ -1281,9 +1295,26 @@ def test_the_incident_panel_reads_a_waived_notice_as_lifemon_incidents_does(_dep
                     ("i-waived", _ts(0), "notice_waived"),
                     ("i-waived-plain", _ts(1), "notice_waived"),
                     ("i-later-verdict", _ts(2), "referred_to_court"),
+                    ("i-told", _ts(3), "regulator_notified"),
+                    ("i-told-waived", _ts(4), "regulator_notified"),
                 )
             )
         ]
+        # the decision made later: waived (the newest review counts)
+        later = (
+            "i-told-waived",
+            "w9",
+            "notice_waived",
+            "e900003",
+            "file deleted",
+            1,
+            _ts(4),
+            _ts(13),
+            3,
+            3,
+            ["a1"],
+        )
+        reviews.append(later)
         _insert(_deploy_chdb, db, "incident_reviews", [*columns, "incident_alert_ids"], reviews)
         found = {r["incident_id"]: r for r in _panel_rows("Leakage incidents", _deploy_chdb, db)}
         assert {i: (r["review"], r["report_to"], r["due"]) for i, r in found.items()} == {
@@ -1294,6 +1325,8 @@ def test_the_incident_panel_reads_a_waived_notice_as_lifemon_incidents_does(_dep
             ),
             "i-waived-plain": ("notice_waived", "无待报 / none", ""),
             "i-later-verdict": ("referred_to_court", "无待报 / none", ""),
+            "i-told": ("regulator_notified", "受影响的个人 / the individuals affected", "已过 / passed"),
+            "i-told-waived": ("notice_waived", "无待报 / none", ""),
         }
     finally:
         _deploy_chdb.command(f"DROP DATABASE IF EXISTS {db}")

@@ -1601,6 +1601,99 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     )
 
 
+def test_the_regulator_told_while_the_individuals_notice_is_pending_still_owes_that_notice(
+    engine, ch, capsys, monkeypatch, tmp_path
+) -> None:
+    """A bank's team reports a leakage to the PBoC branch within hours and decides on the
+    individuals' notice later (notice it, or waive it under seed 004 应急管理(4), PIPL art. 57 ¶2).
+    With `notified` or `notice_waived` only, the regulator's report made stayed owed and passed, and
+    notify posted it again. `regulator_notified` records that report made, as `notified` judges it;
+    the individuals' notice stays owed with its own deadline, a critical incident's assessor's too,
+    and a later `notified` or `notice_waived` completes it, the trail kept."""
+    from streams.incident_query import owing
+
+    unapproved = transfer(1, subjects=range(100, 130), recipient_id="broker_x", contract_id=None)
+    inc = one(run(engine(), "transfer", [unapproved]))
+    card = one(run(engine(), "transfer", [cvn(2, T0 + HOUR)]))  # critical: an assessor's report too
+    assert inc.severity != "critical" and card.severity == "critical"
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    sink = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
+    # raised before `waiver`: nothing in its record tells the individuals' notice from the regulator's
+    older = inc.model_copy(
+        update={
+            "incident_id": "0" * 32,
+            "deadlines": [d.model_copy(update={"waiver": ""}) for d in inc.deadlines],
+        }
+    )
+    sink.write([inc, older, card])
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
+    review = ["--config", str(config), "--by", "e900001"]
+    iid, since = inc.incident_id, datetime(2000, 1, 1, tzinfo=UTC)
+
+    told = ["--as", "regulator_notified", "--note", "PBoC Shanghai told 10:40, letter sent", *review]
+    assert main(["incidents", "resolve", "0" * 12, *told]) == 2
+    assert "none to tell apart from the regulator's report" in capsys.readouterr().err
+    assert main(["incidents", "resolve", iid[:8], *told]) == 0
+    assert capsys.readouterr().out.startswith(f"regulator_notified {iid[:12]} by e900001")
+    assert main(["incidents", "resolve", card.incident_id[:8], *told]) == 0
+    capsys.readouterr()
+
+    # both still owe the individuals' notice: notify posts them again, the queue keeps them
+    assert sorted(i["incident_id"] for i in owing(ch, db, since)) == sorted(
+        [iid, older.incident_id, card.incident_id]
+    )
+    assert main(["incidents", "--config", str(config), "--review", "unresolved"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("20")]
+    assert len(listed) == 3, listed
+    for line in listed:  # the individuals' 72 h before the assessor's 168 h
+        if "regulator_notified" in line:
+            assert "(passed / 已过) to the individuals affected" in line, line
+    assert main(["incidents", "--config", str(config), "--review", "regulator_notified"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 incidents"
+
+    def due(incident_id: str) -> dict[str, str]:
+        assert main(["incidents", "show", incident_id[:8], "--config", str(config)]) == 0
+        shown = capsys.readouterr().out
+        return {
+            line.split(" / ", 1)[1].split(":", 1)[0]: line
+            for line in shown.splitlines()
+            if line.startswith("  ") and "UTC (" in line and " / " in line
+        } | {"": shown}
+
+    lines = due(card.incident_id)
+    assert "notified late / 逾期告知 20" in lines["the regulator (PBOC branch)"], lines
+    assert "passed / 已过" not in lines["the regulator (PBOC branch)"]
+    for owed_still in (
+        "the individuals affected",
+        "an external security assessor (results to the sector regulator)",
+    ):
+        assert lines[owed_still].endswith("passed / 已过") and "告知" not in lines[owed_still], lines
+    # the individuals' notice may still be waived, and its draft is not said to be waived or sent
+    assert "may be waived" in lines[""] and "(drafted, not sent" not in lines[""]
+    assert "  measures taken / 采取的补救措施\n" in lines[""]
+
+    # the decision made: waived on one, notified on the other; the regulator's report keeps its time
+    waive = ["--as", "notice_waived", "--note", "broker_x deleted the file under supervision", *review]
+    assert main(["incidents", "resolve", iid[:8], *waive]) == 0
+    sms = ["--as", "notified", "--note", "SMS sent to every card holder", *review]
+    assert main(["incidents", "resolve", card.incident_id[:8], *sms]) == 0
+    capsys.readouterr()
+    assert sorted(i["incident_id"] for i in owing(ch, db, since)) == sorted(
+        [older.incident_id, card.incident_id]
+    )
+    lines = due(iid)
+    assert "waived after its deadline / 逾期决定不通知个人 20" in lines["the individuals affected"], lines
+    assert "notified late / 逾期告知 20" in lines["the regulator (PBOC branch)"], lines
+    lines = due(card.incident_id)
+    assert "notified late / 逾期告知 20" in lines["the individuals affected"], lines
+    assert lines["an external security assessor (results to the sector regulator)"].endswith("passed / 已过")
+    trail = [line.split()[3] for line in lines[""].split("reviews / 复核记录", 1)[1].splitlines()[2:]]
+    assert trail == ["regulator_notified", "notified"], trail  # the newest counts, the first kept
+
+
 def test_incidents_show_gives_each_report_its_basis_and_the_waiver_as_the_webhook_does(engine) -> None:
     """A new user's `incidents show` printed the reports due with no basis and never said the
     individuals' notice may be waived; the webhook's payload of the same incident carried both

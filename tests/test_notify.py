@@ -154,6 +154,18 @@ def test_an_incident_the_team_closes_out_ends_at_alertmanager(
             "--clickhouse", f"chdb://{os.environ['LIFEMON_TEST_CHDB']}",
         ]  # fmt: skip
         iid = incident["incident_id"]
+        # the regulator told, the individuals' notice pending: still owed, so firing, and posted again
+        told = ["--as", "regulator_notified", "--note", "PBoC told", *cli]
+        assert main(["incidents", "resolve", iid[:12], *told]) == 0
+        out = capsys.readouterr().out
+        assert (
+            "left firing at the receivers: the incident still owes the individuals affected, an external "
+            "security assessor (results to the sector regulator)"
+        ) in out, out
+        assert len(held()) == 1 and hook.bodies("/soar") == delivered
+        reviews = TeamReviews(config, client=ch)
+        assert reviews.closed_out(incident) is None
+        assert [i["incident_id"] for i in reviews.owing(since_days=3650) or []] == [iid]
         assert main(["incidents", "resolve", iid[:12], "--as", "notified", "--note", "PBoC told", *cli]) == 0
         out = capsys.readouterr().out
         assert "left firing at the receivers: the incident still owes an external security assessor" in out, (

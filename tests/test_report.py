@@ -79,6 +79,14 @@ def test_report_from_clickhouse(ch, names, policy, catalog) -> None:
         "<small class=review>false positive / 误报</small>" in alerts
         and "(1 of those shown / 误报1条)" in alerts
     )
+    # the incident's regulator told, the individuals' decision pending: marked so, their notice next due
+    from streams.reviews import INCIDENTS
+
+    (incident_id,) = [r[0] for r in ch.query(f"SELECT incident_id FROM {db}.incidents FINAL").result_rows]
+    record_review(ch, db, incident_id, "regulator_notified", "e900001", "PBoC told", kind=INCIDENTS)
+    incidents = render(gather(ch, db)).split("<h2>Leakage incidents / 泄露事件</h2>", 1)[1]
+    assert "<small class=review>regulator notified / 已报告监管</small>" in incidents
+    assert "受影响的个人 / the individuals affected</small>" in incidents
 
 
 def counted_alerts(policy, catalog) -> list[Any]:

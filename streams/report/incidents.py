@@ -44,7 +44,7 @@ earliest report owed first, as <code>{escape(listing_command("incidents", period
 them (docs/incidents.md); status: the incident's, beneath it the response team's review where there is one
 (<code>lifemon incidents ack / resolve</code>); began: the leak's first event; detected: when lifemon knew it (the
 alert that made it an incident), from which the regulators' deadlines count; deadline: the next report still owed (none once a review closed the incident
-out; a notified one still owes an assessor's), passed as of this report's generation; times in
+out; a notified one still owes an assessor's, one whose regulator alone was told the individuals' notice too), passed as of this report's generation; times in
 {escape(zone.key)}, UTC beneath</p>{cut(len(rows), total, "incidents", "with the earliest report owed", f"; of all {total:,} in the period: {by_severity(severities or {})}")}
 <table class=incidents><tr><th>incident id</th><th>severity</th><th>status / 状态</th><th>what / 事件</th>
 <th>began / 开始</th><th>detected / 发现</th><th>next report due / 待报时限</th><th>customers affected / 涉及客户</th>

@@ -40,9 +40,17 @@ def by_severity(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[s]:,} {s}" for s in order if counts[s])
 
 
+# the verdicts whose name alone a manager would misread: `regulator_notified` is not the notice
+# given to the individuals, which it leaves owed
+REVIEW_LABELS = {
+    "false_positive": "false positive / 误报",
+    "regulator_notified": "regulator notified / 已报告监管",
+}
+
+
 def review_mark(review: str | None) -> str:
     """An alert's or incident's review under its status; nothing for one not reviewed (most)."""
     if not review or review == "unreviewed":
         return ""
-    shown = "false positive / 误报" if review == "false_positive" else review
+    shown = REVIEW_LABELS.get(review, review)
     return f"<br><small class=review>{escape(shown)}</small>"
