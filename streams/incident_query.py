@@ -285,6 +285,10 @@ def closed_out_by(inc: dict[str, Any], reviews: list[dict[str, Any]]) -> dict[st
     return reviews[-1] if state not in OPEN and not owed(inc["deadlines"], state) else None
 
 
+# the list's review column: as wide as the longest verdict, so every row's key starts in one column
+REVIEW_WIDTH = max(map(len, (*OPEN, *INCIDENTS.resolving)))
+
+
 def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:
     """Two lines: what the team must see first (severity, who, how many customers, the next report
     still owed, to whom and whether its deadline has passed), then the leakage classes and the
@@ -294,7 +298,7 @@ def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> st
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
     return (
-        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r.get('review', UNREVIEWED):<14} "
+        f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r.get('review', UNREVIEWED):<{REVIEW_WIDTH}} "
         f"{r['key_kind']} {r['key']}  {customers(r['subjects_distinct'], r['subjects_unnamed'])}, "
         f"{amounts(r['records'], r.get('observations', 0), r.get('devices', 0))}  "
         f"{next_report(r['owed'], now)}  [{r['incident_id'][:12]} rev {r['revision']}]"
@@ -360,7 +364,9 @@ def _when(ms: int, zone: ZoneInfo) -> str:
 # only planned (probe_s3 #10: an incident nobody reviewed read "measures taken: suspend the
 # employee's access")
 MEASURES_TAKEN = "measures taken / 采取的补救措施"
-MEASURES_TO_TAKE = "measures to take (draft until reviewed notified or resolved) / 拟采取的补救措施（草稿）"
+MEASURES_TO_TAKE = (
+    "measures to take (draft until the regulator is told or the incident resolved) / 拟采取的补救措施（草稿）"
+)
 # a waived notice rests on the measures taken (seed 004 应急管理(4))
 MEASURES_TAKEN_ONCE = (*REGULATOR_TOLD, "resolved")
 

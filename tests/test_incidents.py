@@ -745,7 +745,7 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
         notice.measures[0].zh,
         notice.individuals[0].en,
         # the policy's measures, planned, not yet taken: nobody reviewed it (probe_s3 #10)
-        "  measures to take (draft until reviewed notified or resolved) / 拟采取的补救措施（草稿）",
+        "  measures to take (draft until the regulator is told or the incident resolved) / 拟采取的补救措施（草稿）",
         notice.contact.zh,
         "passed / 已过",
         "Asia/Shanghai",
@@ -1648,6 +1648,8 @@ def test_the_regulator_told_while_the_individuals_notice_is_pending_still_owes_t
     assert main(["incidents", "--config", str(config), "--review", "unresolved"]) == 0
     listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("20")]
     assert len(listed) == 3, listed
+    # who each is starts in one column, past the longest verdict's (it stood 4 out of line)
+    assert len({len(line) - len(line.split(None, 6)[6]) for line in listed}) == 1, listed
     for line in listed:  # the individuals' 72 h before the assessor's 168 h
         if "regulator_notified" in line:
             assert "(passed / 已过) to the individuals affected" in line, line
