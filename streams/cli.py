@@ -1000,12 +1000,12 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def _tell_receivers(config: Any, client: Any, database: str, review: Any) -> None:
-    """A review that leaves an incident no report to make (`incident_query.owed`) ends it at the
+    """A review that leaves an incident no report to make (`reviews.owed`) ends it at the
     receivers `lifemon notify` delivers to (Alertmanager's alert would fire, and repeat, until its
     last deadline); one that leaves a report says which keeps it firing."""
-    from streams.incident_query import DONE, owed, query_incident
+    from streams.incident_query import DONE, query_incident
     from streams.notify import tell_closed_out
-    from streams.reviews import said
+    from streams.reviews import owed, said
 
     _, inc = query_incident(client, database, review.id)
     if inc is None or review.state not in DONE:

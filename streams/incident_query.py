@@ -8,7 +8,7 @@ cannot see for itself)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -39,6 +39,7 @@ from streams.reviews import (
     alerts_false_positive,
     aware,
     covers,
+    owed,
     render_reviews,
     review_line,
     review_state,
@@ -243,21 +244,6 @@ def amounts(records: int, observations: int = 0, devices: int = 0) -> str:
     return ", ".join(said)
 
 
-def owed(deadlines: list[dict[str, Any]], review: str) -> list[dict[str, Any]]:
-    """The reports (an incident's `deadlines`) still the team's to make in review state `review`,
-    as `OWED` says in SQL: none once closed out; `notified` and `notice_waived` leave those the
-    notice does not make, `regulator_notified` those and the individuals' notice (the one the
-    policy lets the team waive: it is theirs to decide yet)."""
-    if review in OPEN:
-        return deadlines
-    return [
-        d
-        for d in deadlines
-        if review in REGULATOR_TOLD
-        and (not d.get("notice", False) or (review == REGULATOR_NOTIFIED and bool(d.get("waiver"))))
-    ]
-
-
 def waivable(inc: dict[str, Any]) -> list[dict[str, Any]]:
     """The reports of `inc` its policy let the team record waived (`notice_waived`): the individuals'
     notice, where the measures avoided the harm (policy/incidents.yaml `waiver`); none on a record
@@ -277,12 +263,24 @@ def extent(inc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def closed_out_by(inc: dict[str, Any], reviews: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The review (of `reviews`, oldest first) that closed the incident out as `inc` stands: it
-    covers this revision and leaves no report to make. None while the incident still needs the
-    team (never reviewed, grown since, or a report still owed)."""
+class Standing(NamedTuple):
+    """Where the team's reviews leave an incident as it stands."""
+
+    state: str  # its review state (`review_state`): unreviewed, acknowledged or a verdict
+    review: dict[str, Any] | None  # the review that covers it; None while none does
+    closed: bool  # that review left no report to make: its alert ends at the receivers
+
+
+UNJUDGED = Standing(UNREVIEWED, None, False)  # reviews unread: the incident fires as it is
+
+
+def standing(inc: dict[str, Any], reviews: list[dict[str, Any]]) -> Standing:
+    """Where `reviews` (oldest first) leave the incident as `inc` stands: a review covers this
+    revision, or the incident grew since (unreviewed); closed out once it leaves no report to make."""
     state = review_state(reviews, extent(inc), INCIDENTS)
-    return reviews[-1] if state not in OPEN and not owed(inc["deadlines"], state) else None
+    if state == UNREVIEWED:
+        return UNJUDGED
+    return Standing(state, reviews[-1], state not in OPEN and not owed(inc["deadlines"], state))
 
 
 # the list's review column: as wide as the longest verdict, so every row's key starts in one column

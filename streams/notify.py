@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from policy import load_policy
 from streams.clickhouse import ClickHouseUnavailable, connect
 from streams.config import Config
-from streams.incident_query import closed_out_by, owing
+from streams.incident_query import UNJUDGED, Standing, owing, standing
 from streams.receivers import DeliveryError, HttpReceiver
 from streams.reviews import INCIDENTS, query_reviews, said
 from streams.sinks.kafka import client_config
@@ -76,10 +76,11 @@ class TeamReviews:
         # must not wait out a connection timeout per incident
         self._retry_at: float | None = None
 
-    def closed_out(self, incident: dict[str, Any]) -> str | None:
-        """The review that closed `incident` out as it stands, in one line (`said`); else None."""
+    def standing(self, incident: dict[str, Any]) -> Standing:
+        """Where the team's reviews leave `incident` as it stands (`incident_query.standing`):
+        closed out, a report still owed, or unreviewed; unjudged while they cannot be read."""
         if self.dsn is None or (self._retry_at is not None and time.monotonic() < self._retry_at):
-            return None
+            return UNJUDGED
         try:
             if self._client is None:
                 self._client = connect(self.dsn, REVIEWS_CONNECT_S, REVIEWS_ANSWER_S)
@@ -92,18 +93,17 @@ class TeamReviews:
                     extra={"error": str(e)},
                 )
             self._retry_at, self._client = time.monotonic() + REVIEWS_RETRY_S, None
-            return None
+            return UNJUDGED
         if self._retry_at is not None:
             log.info("incident reviews readable again")
             self._retry_at = None
         try:
-            review = closed_out_by(incident, reviews)
+            return standing(incident, reviews)
         except (KeyError, TypeError) as e:  # a record from another producer: fired as it is
             log.warning(
                 f"incident {incident['incident_id']} lacks {e} to judge its reviews by; delivered firing"
             )
-            return None
-        return None if review is None else said(review)
+            return UNJUDGED
 
     def owing(self, since_days: int) -> list[dict[str, Any]] | None:
         """The incidents still owing a report (`incident_query.owing`); None when unreadable."""
@@ -219,7 +219,9 @@ class Notifier:
                 extra={"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()},
             )
             return True
-        closed = self.reviews.closed_out(incident)
+        judged = self.reviews.standing(incident)
+        told = None if judged.review is None else said(judged.review)
+        closed = told if judged.closed else None
         pending = list(self.receivers)
         backoff = self.config.notify.backoff_initial_s
         while pending:
@@ -227,7 +229,7 @@ class Notifier:
             for receiver in pending:
                 try:
                     if closed is None:
-                        receiver.send(incident)
+                        receiver.send(incident, judged.state, told)
                     else:
                         receiver.resolve(incident, closed)
                     self.delivered[receiver.name] += 1
@@ -265,11 +267,13 @@ class Notifier:
         for inc in incidents or ():
             if not managers or self._stopping():
                 break
-            if self.reviews.closed_out(inc) is not None:  # closed out since the list was read
+            judged = self.reviews.standing(inc)
+            if judged.closed:  # closed out since the list was read
                 continue
             for receiver in list(managers):
                 try:
-                    receiver.send(inc)  # never over a later revision it holds (`HttpReceiver.request`)
+                    # never over a later revision it holds (`HttpReceiver.request`)
+                    receiver.send(inc, judged.state, None if judged.review is None else said(judged.review))
                 except DeliveryError as e:  # down: not asked again this pass; the topic's incidents wait less
                     managers.remove(receiver)
                     log.warning(

@@ -38,6 +38,7 @@ import orjson
 
 from detectors.base import n_of
 from streams.config import Receiver
+from streams.reviews import UNREVIEWED, owed
 
 log = logging.getLogger(__name__)
 
@@ -154,17 +155,21 @@ def alertmanager_payload(
     now_ms: int | None = None,
     held: list[dict[str, Any]] | None = None,
     zone: ZoneInfo | None = None,
+    review: str = UNREVIEWED,
+    said: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The incident as one Alertmanager alert, firing until its last report is due (at least
+    """The incident as one Alertmanager alert, firing until its last report owed is due (at least
     `FIRING_AT_LEAST_MS` after `now_ms`, the delivery time). `held`: the alerts Alertmanager holds
     (`GET /api/v2/alerts`); those of this incident whose labels this revision no longer carries (an
     earlier revision's severity or class) are resolved as of `now_ms` in the same request, so one
     incident stays one firing alert. `zone`: the bank's (recipients.yaml `timezone`), in which each
-    deadline is also given, as the report and the CLI give it."""
+    deadline is also given, as the report and the CLI give it. `review`: the state the team's reviews
+    leave it in, `said` the review in one line: a report the team recorded made is no deadline passed."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     zone = zone or ZoneInfo("UTC")
     labels = alertmanager_labels(inc)
-    ends = max([d["due"] for d in inc["deadlines"]] + [now_ms + FIRING_AT_LEAST_MS])
+    owing = owed(inc["deadlines"], review)
+    ends = max([d["due"] for d in owing] + [now_ms + FIRING_AT_LEAST_MS])
     notice = inc["notice"]
     due = "; ".join(f"{d['to']['en']} by {_iso(d['due'])}{_local(d['due'], zone)}" for d in inc["deadlines"])
     # the regulation's own terms (监管部门, 鉴别信息, ...) for the notice and the report to the regulator
@@ -173,7 +178,8 @@ def alertmanager_payload(
     )
     # an incident found after a deadline (a late log, a backfill) says so when it is delivered: the
     # deadlines count from its detection's event time, and only the delivery knows the time
-    passed = [d for d in inc["deadlines"] if d["due"] <= now_ms]
+    # the reports still owed: the regulator's, once the team recorded it told, is no page's business
+    passed = [d for d in owing if d["due"] <= now_ms]
     superseded = [
         {
             "labels": h["labels"],
@@ -226,6 +232,8 @@ def alertmanager_payload(
                 "deadlines_zh": due_zh,
                 "deadlines_passed": "; ".join(d["to"]["en"] for d in passed) or "none",
                 "deadlines_passed_zh": "; ".join(d["to"]["zh"] for d in passed) or "无",
+                # what the team recorded of it so far: the on-call reads who told the regulator when
+                **({"review": said} if said else {}),
             },
             "startsAt": _iso(inc["first_seen"]),
             "endsAt": _iso(ends),
@@ -318,9 +326,12 @@ class HttpReceiver:
             if not self._routing_key:
                 raise ValueError(f"receiver {spec.name}: set {env} to the PagerDuty integration key")
 
-    def request(self, inc: dict[str, Any]) -> tuple[str, Any]:
+    def request(
+        self, inc: dict[str, Any], review: str = UNREVIEWED, said: str | None = None
+    ) -> tuple[str, Any]:
         """(url, JSON body) for this receiver. Alertmanager is asked first which alerts of the
-        incident it holds: those an earlier revision labelled otherwise are resolved in the body."""
+        incident it holds: those an earlier revision labelled otherwise are resolved in the body.
+        `review`, `said`: where the team's reviews leave it (`alertmanager_payload`)."""
         if self.spec.kind == "alertmanager":
             url = self.spec.url.rstrip("/") + "/api/v2/alerts"
             held = self._held(url, inc["incident_id"])
@@ -328,7 +339,7 @@ class HttpReceiver:
                 # Alertmanager holds a later revision (ClickHouse behind the topic, or a backlog
                 # behind a re-post): an older one would supersede it and page the team twice
                 return url, None
-            return url, alertmanager_payload(inc, held=held, zone=self.zone)
+            return url, alertmanager_payload(inc, held=held, zone=self.zone, review=review, said=said)
         if self.spec.kind == "pagerduty":
             assert self._routing_key is not None
             return self.spec.url, pagerduty_payload(inc, self._routing_key)
@@ -362,8 +373,8 @@ class HttpReceiver:
         except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as e:
             raise DeliveryError(f"{self.name}: {url} unreachable: {e}") from e
 
-    def send(self, inc: dict[str, Any]) -> None:
-        url, body = self.request(inc)
+    def send(self, inc: dict[str, Any], review: str = UNREVIEWED, said: str | None = None) -> None:
+        url, body = self.request(inc, review, said)
         if body is not None:
             self._post(url, body, idempotency_key(inc))
 

@@ -54,6 +54,21 @@ NOTE_NEEDED = {
 }
 
 
+def owed(deadlines: list[dict[str, Any]], review: str) -> list[dict[str, Any]]:
+    """The reports (an incident's `deadlines`) still the team's to make in review state `review`,
+    as `OWED` says in SQL: none once closed out; `notified` and `notice_waived` leave those the
+    notice does not make, `regulator_notified` those and the individuals' notice (the one the
+    policy lets the team waive: it is theirs to decide yet)."""
+    if review in OPEN:
+        return deadlines
+    return [
+        d
+        for d in deadlines
+        if review in REGULATOR_TOLD
+        and (not d.get("notice", False) or (review == REGULATOR_NOTIFIED and bool(d.get("waiver"))))
+    ]
+
+
 class Reviewed(NamedTuple):
     """What is reviewed: its table (`source`), where its reviews are kept (`table`, columns
     `{noun}_id`, `{noun}_revision`, `{noun}_last_seen` and `{noun}_{c}` of each `extent` column),

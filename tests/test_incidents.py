@@ -1739,7 +1739,7 @@ def test_a_verdict_a_later_release_added_reads_as_reviewed_owing_nothing_with_on
     passed, and `lifemon notify` would page the team for them. A verdict this release does not know
     is a review that closed the incident out: listed by its name, owing nothing, said once."""
     from streams import reviews
-    from streams.incident_query import closed_out_by, owing, query_incident
+    from streams.incident_query import owing, query_incident, standing
     from streams.reviews import INCIDENTS, query_reviews, record_review
 
     monkeypatch.setattr(reviews, "_warned", set())
@@ -1771,7 +1771,8 @@ def test_a_verdict_a_later_release_added_reads_as_reviewed_owing_nothing_with_on
     assert owing(ch, db, since) == []
     _, record = query_incident(ch, db, iid)
     assert record is not None
-    assert closed_out_by(record, query_reviews(ch, db, iid, INCIDENTS))["state"] == "referred_to_court"
+    judged = standing(record, query_reviews(ch, db, iid, INCIDENTS))
+    assert judged.closed and judged.review is not None and judged.review["state"] == "referred_to_court"
 
 
 def test_only_a_notice_may_be_waived() -> None:

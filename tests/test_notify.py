@@ -31,6 +31,7 @@ from streams.cli import main
 from streams.config import Config
 from streams.config import Receiver as ReceiverSpec
 from streams.engine import Engine
+from streams.incident_query import UNJUDGED
 from streams.notify import Notifier, TeamReviews
 from streams.pseudonym import Pseudonymizer
 from streams.receivers import HttpReceiver, alertmanager_payload, idempotency_key, scale
@@ -164,8 +165,17 @@ def test_an_incident_the_team_closes_out_ends_at_alertmanager(
         ) in out, out
         assert len(held()) == 1 and hook.bodies("/soar") == delivered
         reviews = TeamReviews(config, client=ch)
-        assert reviews.closed_out(incident) is None
+        assert not reviews.standing(incident).closed
         assert [i["incident_id"] for i in reviews.owing(since_days=3650) or []] == [iid]
+        # posted again, it no longer pages for the report made, and says who recorded it when
+        regulator = next(d["to"]["en"] for d in incident["deadlines"] if not d.get("waiver"))
+        assert regulator in held()[0]["annotations"]["deadlines_passed"]
+        config.notify.resend_days = 3650  # the incident's events are the test's, months ago
+        assert Notifier(config, broker, reviews=reviews).keep_firing() == 1
+        (again,) = held()
+        assert regulator not in again["annotations"]["deadlines_passed"]
+        assert "the individuals affected" in again["annotations"]["deadlines_passed"]
+        assert again["annotations"]["review"].startswith("regulator_notified by e900001 at ")
         assert main(["incidents", "resolve", iid[:12], "--as", "notified", "--note", "PBoC told", *cli]) == 0
         out = capsys.readouterr().out
         assert "left firing at the receivers: the incident still owes an external security assessor" in out, (
@@ -247,9 +257,9 @@ def test_reviews_clickhouse_cannot_give_hold_back_no_incident(names, broker, cap
     inc = {"incident_id": "i1", "revision": 1}
     asked: list[tuple] = []
     with caplog.at_level(logging.WARNING, logger="streams.notify"):
-        assert reviews.closed_out(inc) is None
+        assert reviews.standing(inc) == UNJUDGED
         monkeypatch.setattr("streams.notify.connect", lambda *a: asked.append(a))
-        assert all(reviews.closed_out(inc) is None for _ in range(20))
+        assert all(reviews.standing(inc) == UNJUDGED for _ in range(20))
     (said,) = [r.getMessage() for r in caplog.records if r.name == "streams.notify"]
     assert said.startswith("incident reviews unreadable (") and "delivered firing" in said
     assert asked == []  # a backlog of 20 during the outage asked nothing more, waited out no timeout
