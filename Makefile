@@ -48,8 +48,9 @@ demo: install  ## generate a bank's day with violations, run the monitor on the 
 # matrix alone (`make faults`) keeps one a core: its cases time outages against session timeouts.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) * 3 )))
 
+# the slowest tests named at the end of each run: the suite must stay under 15 minutes on 2 cores
 test: install test-deps  ## the suite: unit, Tansu + chDB integration, end to end, one fault case of each kind
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow" --durations=15
 
 test-all: install test-deps  ## the suite and the slow fault cases (docs/faults.md)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
