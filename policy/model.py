@@ -1191,16 +1191,20 @@ class SensitivePermission(Strict):
         default_factory=list,
         description="how apps report it: Android and HarmonyOS permission names, iOS Info.plist usage keys",
     )
+    also: list[str] = Field(
+        default_factory=list,
+        description="the privacy policy's other words for it (摄像头, 访问相机, 电话状态), each with 权限 after it too",
+    )
     fields: list[str] = Field(
         default_factory=list, description="SDK field ids whose collection needs it: declaring one declares it"
     )
 
     def spellings(self, pid: str) -> set[str]:
         """Every way an app may report it: its id, its names and their last parts
-        (`android.permission.CAMERA`, `CAMERA`), its `zh` as a privacy policy or a permission
-        dialog writes it (麦克风, 麦克风权限), as `spelling` compares them."""
+        (`android.permission.CAMERA`, `CAMERA`), its `zh` and other words as a privacy policy or a
+        permission dialog writes them (麦克风, 麦克风权限, 摄像头权限), as `spelling` compares them."""
         words = {s for n in (pid, *self.names) for s in (n, n.rsplit(".", 1)[-1])}
-        return {spelling(s) for s in (*words, self.zh, self.zh + "权限")}
+        return {spelling(s) for s in (*words, *(w + t for w in (self.zh, *self.also) for t in ("", "权限")))}
 
 
 class Sdks(Strict):

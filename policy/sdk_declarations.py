@@ -52,6 +52,14 @@ def _sdk_form(name: str) -> str:
     return form.removesuffix("sdk") or form
 
 
+def in_package(reported: str, prefix: str) -> bool:
+    """`reported` names code under the package `prefix` (`com.amap.api.location.` with its dot, so
+    that `com.amap.api.locationx` is another's), the package itself too: an app's SDK monitor
+    reports an SDK by its root package (`com.amap.api.location`), which a probe's 高德定位SDK and
+    华为推送SDK were undeclared SDKs under, high alerts on the fields the policy declares for them."""
+    return reported.startswith(prefix) or reported == prefix.rstrip(".")
+
+
 def host_in(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
     """A host is allowed when it is a listed host or a subdomain of one. Host names are
     case-insensitive and may end in the root's dot (RFC 3986 §3.2.2), and a reported host may carry
@@ -188,12 +196,12 @@ class SdkDeclarations:
             return by_id
         if (by_name := self._by_name.get(_sdk_form(reported))) is not None:
             return by_name
-        return next((sid for p, sid in self._prefixes if reported.startswith(p)), None)
+        return next((sid for p, sid in self._prefixes if in_package(reported, p)), None)
 
     def recognize(self, reported: str, host: str | None) -> str | None:
         """The name of a known but undeclared SDK matching the id, name, package prefix or host."""
         for kid, k in self.known.items():
-            if reported in (kid, k.name) or any(reported.startswith(p) for p in k.package_prefixes):
+            if reported in (kid, k.name) or any(in_package(reported, p) for p in k.package_prefixes):
                 return k.name
             if host and host_in(host, k.hosts):
                 return k.name
