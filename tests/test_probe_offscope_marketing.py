@@ -47,12 +47,10 @@ def consent(at: int, status: str = "granted", channel: str | None = None, **kw: 
     }
 
 
-def born(years_before_t0: int, days: int = 0) -> list[dict[str, Any]]:
-    """The customer's record at a sub-branch, born that many years (and days) before 2026-01-01."""
-    y = 2026 - years_before_t0
-    day = f"{y}-01-01" if not days else f"{y - 1}-12-{32 - days:02d}"
+def born(years_before_t0: int) -> list[dict[str, Any]]:
+    """The customer's record at a sub-branch, born on 1 January that many years before 2026-01-01."""
     return [{"customer_id": WHO, "ts": T0 - 400 * DAY, "org_id": "S0101", "org_path": ["HO", "B01", "S0101"],
-             "birth_date": day}]  # fmt: skip
+             "birth_date": f"{2026 - years_before_t0}-01-01"}]  # fmt: skip
 
 
 OK = consent(-90 * DAY)  # agreed to marketing when the account was opened
@@ -89,6 +87,8 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], list[dict[str
      "角色设置④⑤: a different reviewer (entitlements unknown: two people are enough)"),
     ("payment_records_in_seed_words", [push(HOUR, data_used=["支付记录", "交易金额"])], [OK], [], set(),
      "定义(6) 支付记录、交易金额 are transaction data, which §一.(二).3 lists for marketing"),
+    ("twelve_guardian_separate_in_words", [push(HOUR)], [consent(0, "同意", separate=True, given_by="监护人")], born(12), set(),
+     "流程描述(1)③: under 14, the guardian's separate consent, as the platform logs who gave it"),
     # -- violations that barely cross: the rules the seed gives -----------------------------------------
     ("at_the_withdrawal_ms", [push(0, "wechat")], [OK, consent(0, "withdrawn", "wechat")], [], {"after_withdrawal"},
      "使用②: 应当立即停止利用, from the withdrawal on"),
@@ -124,6 +124,8 @@ CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], list[dict[str
      "定义(3): 公积金缴存金额 is property data, collected for loans, not marketing (使用⑩)"),
     ("tax_paid_targeting", [push(HOUR, data_used=["纳税额"])], [OK], [], {"off_purpose"},
      "定义(3): 纳税额 is property data, collected for loans, not marketing (使用⑩)"),
+    ("twelve_guardian_bundled", [push(HOUR)], [consent(0, given_by="父母")], born(12), {"minor_marketed_without_consent"},
+     "流程描述(1)③: the guardian's consent must be a separate one (单独同意)"),
 ]  # fmt: skip
 
 
