@@ -1498,6 +1498,26 @@ def test_a_notice_is_in_time_or_late_by_the_review_of_the_incident_as_it_stands(
     assert lines and all(f"notified late / 逾期告知 {late:%Y-%m-%d %H:%M}" in line for line in lines), lines
 
 
+def _stored_beside_an_older(ch, monkeypatch, tmp_path, inc, card) -> tuple[str, Any, list[str]]:
+    """`inc` and `card` stored in a database of their own, with `inc` as a lifemon from before
+    `waiver` raised it (its record names no notice to waive: nothing tells the individuals' notice
+    from the regulator's); (database, that older incident, the CLI's review arguments)."""
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    sink = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
+    older = inc.model_copy(
+        update={
+            "incident_id": "0" * 32,
+            "deadlines": [d.model_copy(update={"waiver": ""}) for d in inc.deadlines],
+        }
+    )
+    sink.write([inc, older, card])
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
+    return db, older, ["--config", str(config), "--by", "e900001"]
+
+
 def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing(
     engine, ch, capsys, monkeypatch, tmp_path
 ) -> None:
@@ -1516,21 +1536,8 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     card = one(run(engine(), "transfer", [cvn(2, T0 + HOUR)]))  # critical: an assessor's report too
     (individuals,) = [d for d in inc.deadlines if d.waiver]
     assert individuals.to.en == "the individuals affected" and "可以不通知个人" in individuals.waiver
-    db = f"inc_{uuid.uuid4().hex[:8]}"
-    apply_ddl(ch, db)
-    sink = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
-    # the same leak raised by a lifemon from before `waiver`: its record names no notice to waive
-    older = inc.model_copy(
-        update={
-            "incident_id": "0" * 32,
-            "deadlines": [d.model_copy(update={"waiver": ""}) for d in inc.deadlines],
-        }
-    )
-    sink.write([inc, older, card])
-    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
-    config = tmp_path / "lifemon.yaml"
-    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
-    review = ["--config", str(config), "--by", "e900001"]
+    db, older, review = _stored_beside_an_older(ch, monkeypatch, tmp_path, inc, card)
+    config = review[1]  # the --config file
     iid = inc.incident_id
     since = datetime(2000, 1, 1, tzinfo=UTC)
     assert len(owing(ch, db, since)) == 3
@@ -1616,21 +1623,8 @@ def test_the_regulator_told_while_the_individuals_notice_is_pending_still_owes_t
     inc = one(run(engine(), "transfer", [unapproved]))
     card = one(run(engine(), "transfer", [cvn(2, T0 + HOUR)]))  # critical: an assessor's report too
     assert inc.severity != "critical" and card.severity == "critical"
-    db = f"inc_{uuid.uuid4().hex[:8]}"
-    apply_ddl(ch, db)
-    sink = ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents")
-    # raised before `waiver`: nothing in its record tells the individuals' notice from the regulator's
-    older = inc.model_copy(
-        update={
-            "incident_id": "0" * 32,
-            "deadlines": [d.model_copy(update={"waiver": ""}) for d in inc.deadlines],
-        }
-    )
-    sink.write([inc, older, card])
-    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
-    config = tmp_path / "lifemon.yaml"
-    config.write_text(f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n")
-    review = ["--config", str(config), "--by", "e900001"]
+    db, older, review = _stored_beside_an_older(ch, monkeypatch, tmp_path, inc, card)
+    config = review[1]  # the --config file
     iid, since = inc.incident_id, datetime(2000, 1, 1, tzinfo=UTC)
 
     told = ["--as", "regulator_notified", "--note", "PBoC Shanghai told 10:40, letter sent", *review]

@@ -30,6 +30,7 @@ from streams.clickhouse import apply_ddl
 from streams.produce import produce
 from streams.pseudonym import Pseudonymizer
 from streams.report import Period, gather, lifecycle, render
+from streams.sinks.clickhouse import STATS_COLUMNS
 from streams.transfer_ledger import LEDGER_COLUMNS, provided
 from streams.workload import Workload, generate
 
@@ -398,18 +399,7 @@ def test_the_panels_unnamed_customers_stop_at_the_banks_as_the_reports_do(ch) ->
         unbounded = {"reg_a": (500, 1_200, 1_200), "reg_b": (1_500, 1_600, 1_600), "reg_c": (200, 300, 300)}
         assert bounds() == unbounded  # no customers stream read: their sum
         stats = [(now, i, "customers", 0, 0, 0, 0, 0.0, c) for i, c in (("i1", 900), ("i2", 1_000))]
-        columns = [
-            "ts",
-            "instance",
-            "stream",
-            "events",
-            "dead_letters",
-            "alerts",
-            "lag",
-            "events_per_s",
-            "customers",
-        ]
-        ch.insert("pipeline_stats", stats, database=db, column_names=columns)
+        ch.insert("pipeline_stats", stats, database=db, column_names=STATS_COLUMNS)
         assert bounds() == {
             "reg_a": (500, 1_000, 1_200),
             "reg_b": (1_500, 1_600, 1_600),
