@@ -1232,7 +1232,12 @@ def test_every_clause_is_quoted_and_rendered_in_english_with_its_article() -> No
     for path in files:
         for key, clause in _clauses(yaml.safe_load(path.read_text(encoding="utf-8"))):
             assert isinstance(clause, dict) and set(clause) == {"zh", "en"}, (path.name, key)
-            assert clause["en"] != clause["zh"] or clause["zh"].isascii(), (path.name, key)
+            # a clause from an English source (seed 000) is quoted in Chinese too: `lifemon
+            # detectors` printed its English twice, in the Chinese reader's line and the English
+            assert re.search(r"[\u4e00-\u9fff]", clause["zh"]) and clause["en"] != clause["zh"], (
+                path.name,
+                key,
+            )
             articles = [
                 _article(n)
                 for n in re.findall(
